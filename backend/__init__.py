@@ -1,0 +1,1 @@
+"""Task API: a multi-user task (todo) REST API."""

@@ -1,0 +1,1 @@
+"""HTTP layer: routers only. See `routes/`."""

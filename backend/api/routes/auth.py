@@ -1,0 +1,94 @@
+"""`/api/auth`: the built-in issuer, for running standalone, Swagger's Authorize and curl."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import ValidationError
+
+from backend.api.responses import errors
+from backend.config import Settings
+from backend.deps import CurrentUser, SettingsDep, UserServiceDep
+from backend.errors import Unauthorized
+from backend.models import AuthSession, DataEnvelope, User, UserLogin, UserPublic, UserRegister
+from backend.security import issue_token
+from backend.services.users import INVALID_CREDENTIALS
+
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=errors(422, 503))
+
+
+def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:
+    return DataEnvelope[AuthSession](
+        data=AuthSession(
+            user=UserPublic.model_validate(user),
+            access_token=issue_token(user.id, settings),
+            expires_in=settings.access_token_expire_minutes * 60,
+        )
+    )
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DataEnvelope[AuthSession],
+    summary="Create an account and get a token",
+    responses=errors(409),
+)
+def register(
+    data: UserRegister, users: UserServiceDep, settings: SettingsDep
+) -> DataEnvelope[AuthSession]:
+    return _session(users.register(data), settings)
+
+
+@router.post(
+    "/login",
+    response_model=DataEnvelope[AuthSession],
+    summary="Sign in with email and password (JSON)",
+    responses=errors(401),
+)
+def login(data: UserLogin, users: UserServiceDep, settings: SettingsDep) -> DataEnvelope[AuthSession]:
+    return _session(users.authenticate(data), settings)
+
+
+@router.post(
+    "/token",
+    summary="OAuth2 password flow (form): what Swagger's Authorize button calls",
+    description="`username` is the account's email. Answers the bare OAuth2 token response "
+    "(no `data` envelope), as OAuth2 clients expect.",
+    responses=errors(401),
+)
+def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    users: UserServiceDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    try:
+        credentials = UserLogin(email=form.username, password=form.password)
+    except ValidationError:
+        # A malformed email or an over-long password cannot be valid credentials.
+        raise Unauthorized(INVALID_CREDENTIALS) from None
+    user = users.authenticate(credentials)
+    return {
+        "access_token": issue_token(user.id, settings),
+        "token_type": "bearer",
+        "expires_in": settings.access_token_expire_minutes * 60,
+    }
+
+
+@router.get("/me", response_model=DataEnvelope[UserPublic], summary="The signed-in account",
+            responses=errors(401))
+def me(user: CurrentUser) -> DataEnvelope[UserPublic]:
+    return DataEnvelope[UserPublic](data=UserPublic.model_validate(user))
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete the account and all its tasks",
+    responses=errors(401),
+)
+def delete_me(user: CurrentUser, users: UserServiceDep) -> Response:
+    users.delete(user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,44 @@
+"""Liveness and readiness probes (no auth)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from backend.errors import error_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="The process is alive")
+async def health() -> dict[str, Any]:
+    return {"data": {"status": "ok"}}
+
+
+@router.get(
+    "/health/ready",
+    summary="The database is reachable and its migrations are current",
+    responses={503: {"description": "Not ready: `SERVICE_UNAVAILABLE` with the reason."}},
+)
+def ready(request: Request) -> JSONResponse:
+    expected: frozenset[str] = request.app.state.migration_ids
+    try:
+        with Session(request.app.state.engine) as session:
+            session.execute(text("SELECT 1"))
+            applied = set(session.scalars(text("SELECT migration_id FROM _yoyo_migration")))
+    except SQLAlchemyError:
+        return error_response(503, "SERVICE_UNAVAILABLE", "Database unreachable",
+                              headers={"Retry-After": "1"})
+    pending = sorted(expected - applied)
+    if pending:
+        return error_response(
+            503, "SERVICE_UNAVAILABLE", "Database migrations are pending",
+            details=[{"field": None, "message": f"pending: {m}", "type": "migration"}
+                     for m in pending],
+        )
+    return JSONResponse({"data": {"status": "ready", "database": "ok", "migrations": "current"}})

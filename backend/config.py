@@ -1,0 +1,138 @@
+"""Settings: one class, read from the environment and an optional `.env` file.
+
+Unsafe combinations fail at start-up with one clear message (see `Settings._check_safety`):
+a production process never runs with a placeholder secret, a short secret, or a wildcard
+CORS origin.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values from docs and examples that must never sign real tokens.
+_PLACEHOLDER_SECRETS = {
+    "change-me",
+    "changeme",
+    "secret",
+    "your-secret-key",
+    "replace-with-at-least-32-random-bytes-000",
+}
+MIN_SECRET_BYTES = 32
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Environment = Environment.production
+
+    # Database. Unset: an embedded PostgreSQL in `embedded_pg_dir` (development and test only).
+    database_url: SecretStr | None = None
+    # Direct (non-pooled) URL for migrations; Neon's `-pooler` host is for the app only.
+    database_migration_url: SecretStr | None = None
+    embedded_pg_dir: Path = Path(".data/postgres")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Below Neon's 5-minute idle suspend, so no pooled connection outlives its compute.
+    db_pool_recycle_seconds: int = Field(default=240, ge=10)
+    db_connect_timeout_seconds: int = Field(default=10, ge=1, le=120)
+    # Apply pending migrations when the app starts (default: on outside production).
+    auto_migrate: bool | None = None
+
+    # Tokens. BETTER_AUTH_SECRET is accepted so a Better Auth front end and this API can share one.
+    jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("jwt_secret", "better_auth_secret")
+    )
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+
+    # CORS: explicit origins, comma-separated or a JSON list.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_safety(self) -> Settings:
+        if "*" in self.cors_origins:
+            raise ValueError(
+                "CORS_ORIGINS must list explicit origins: '*' cannot be combined with "
+                "credentialed requests"
+            )
+        if self.jwt_secret is not None:
+            raw = self.jwt_secret.get_secret_value()
+            if len(raw.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+            if self.is_production and raw.strip().lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError("JWT_SECRET is a placeholder value; set a random secret")
+        elif self.is_production:
+            raise ValueError("JWT_SECRET (or BETTER_AUTH_SECRET) is required in production")
+        if self.is_production and self.database_url is None:
+            raise ValueError(
+                "DATABASE_URL is required in production (the embedded database is for "
+                "development and tests)"
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.auto_migrate if self.auto_migrate is not None else not self.is_production
+
+    def signing_secret(self) -> str:
+        """The HS256 secret; outside production a random one is kept in the data folder."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return _development_secret(self.embedded_pg_dir.parent / "dev-jwt-secret")
+
+
+@lru_cache
+def _development_secret(path: Path) -> str:
+    # Persisted so that tokens survive restarts and every worker process agrees on it.
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

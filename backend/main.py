@@ -1,0 +1,94 @@
+"""Application factory. `backend.main:app` is what uvicorn serves."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from backend.api.routes import api_router
+from backend.config import Settings, get_settings
+from backend.db import create_db_engine, resolve_database_url
+from backend.errors import UnhandledErrorMiddleware, install_error_handlers
+from backend.middleware import TrailingSlashMiddleware
+from backend.migrations import migrate_up, migration_ids
+
+DESCRIPTION = """
+A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
+each user sees and changes only their own tasks.
+
+**Try it here:** register with `POST /api/auth/register`, then press **Authorize** and sign in
+with the password flow (username = your email).
+
+Success bodies are `{"data": ...}` (lists add `"meta"`); errors are
+`{"error": {"code", "message", "details"}}`. Every response carries `X-Request-ID`.
+"""
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _accept_request_id(value: str) -> bool:
+    # Echo a caller's id only if it is short and plain; otherwise a fresh one is generated.
+    return bool(_REQUEST_ID.match(value))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Blocking work (starting the embedded server, migrating) runs off the event loop.
+        url = await anyio.to_thread.run_sync(resolve_database_url, settings)
+        if settings.should_auto_migrate:
+            await anyio.to_thread.run_sync(migrate_up, url)
+        engine = create_db_engine(url, settings)
+        # Sync endpoints run in this thread pool; more threads than pooled connections would
+        # only queue inside the pool, so size the two together.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPIOffline(
+        title="Task API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        max_body_size=settings.max_body_bytes,
+        swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
+    )
+    app.state.settings = settings
+    app.state.migration_ids = migration_ids()
+    install_error_handlers(app)
+    app.include_router(api_router)
+
+    # Added innermost first: errors -> trailing slash -> CORS -> request id (outermost), so
+    # even a 500 or a refused preflight carries X-Request-ID.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Location"],
+        max_age=600,
+    )
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name="X-Request-ID", validator=_accept_request_id
+    )
+    return app
+
+
+app = create_app()

@@ -1,0 +1,40 @@
+"""SQLModel tables and the request/response schemas built around them.
+
+Importing this package registers every table on `SQLModel.metadata` (used by the
+migrations-vs-models test, never to create tables).
+"""
+
+from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
+from backend.models.task import (
+    Task,
+    TaskCompletion,
+    TaskCreate,
+    TaskPublic,
+    TaskReplace,
+    TaskSort,
+    TaskStatus,
+    TaskUpdate,
+    SortOrder,
+)
+from backend.models.user import AuthSession, User, UserLogin, UserPublic, UserRegister
+
+__all__ = [
+    "AuthSession",
+    "DataEnvelope",
+    "ErrorEnvelope",
+    "ListEnvelope",
+    "ListMeta",
+    "SortOrder",
+    "Task",
+    "TaskCompletion",
+    "TaskCreate",
+    "TaskPublic",
+    "TaskReplace",
+    "TaskSort",
+    "TaskStatus",
+    "TaskUpdate",
+    "User",
+    "UserLogin",
+    "UserPublic",
+    "UserRegister",
+]

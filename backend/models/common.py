@@ -1,0 +1,79 @@
+"""Shared pieces: the naming convention, safe string types and the response envelopes."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, Field
+from sqlmodel import SQLModel
+
+# Constraint names follow one convention, the same one the SQL migrations use.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def storable_text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates: reject both
+    here (422) instead of letting the driver fail on them (500)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+# Use as `Annotated[str, StringConstraints(...), StorableText]` on every client-supplied string.
+StorableText = AfterValidator(storable_text)
+
+T = TypeVar("T")
+
+
+class ErrorDetail(BaseModel):
+    field: str | None = Field(
+        default=None, description="Where the problem is, e.g. `body.title`.", examples=["body.title"]
+    )
+    message: str = Field(examples=["String should have at least 1 character"])
+    type: str | None = Field(default=None, examples=["string_too_short"])
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(
+        description="Stable machine-readable code.",
+        examples=["VALIDATION_ERROR", "NOT_FOUND", "UNAUTHORIZED"],
+    )
+    message: str = Field(description="Human-readable summary.", examples=["Task not found"])
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorInfo
+
+
+class DataEnvelope(BaseModel, Generic[T]):
+    """Every single-object success response has this shape."""
+
+    data: T
+
+
+class ListMeta(BaseModel):
+    count: int = Field(description="Number of items in `data`.", examples=[2])
+    limit: int = Field(description="The page size that was applied.", examples=[100])
+    has_more: bool = Field(
+        description="True when more items matched than `limit` allowed.", examples=[False]
+    )
+
+
+class ListEnvelope(BaseModel, Generic[T]):
+    """Every list response has this shape."""
+
+    data: list[T]
+    meta: ListMeta

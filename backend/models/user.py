@@ -1,0 +1,85 @@
+"""The `users` table and the account schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from sqlalchemy import Column, DateTime, Text, func
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.common import StorableText
+
+USER_ID_MAX_LENGTH = 255
+EMAIL_MAX_LENGTH = 320
+NAME_MAX_LENGTH = 100
+PASSWORD_MIN_LENGTH = 8
+# Bounded so that hashing cost cannot be driven up by a huge password.
+PASSWORD_MAX_LENGTH = 128
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: str = SQLField(sa_column=Column(Text, primary_key=True))
+    email: str | None = SQLField(default=None, sa_column=Column(Text, unique=True))
+    name: str | None = SQLField(default=None, sa_column=Column(Text))
+    password_hash: str | None = SQLField(default=None, sa_column=Column(Text))
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+Email = Annotated[EmailStr, StringConstraints(max_length=EMAIL_MAX_LENGTH), StorableText]
+Password = Annotated[
+    str,
+    StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH),
+    StorableText,
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
+    StorableText,
+]
+
+
+class _Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email = Field(examples=["ada@example.com"])
+    password: Password = Field(examples=["correct horse battery staple"])
+
+    @field_validator("email")
+    @classmethod
+    def _lowercase(cls, value: str) -> str:
+        return value.lower()
+
+
+class UserRegister(_Credentials):
+    """Sign-up: email, a password of 8-128 characters, an optional display name."""
+
+    name: Name | None = Field(default=None, examples=["Ada Lovelace"])
+
+
+class UserLogin(_Credentials):
+    """Sign-in with email and password."""
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"])
+    email: str | None = Field(examples=["ada@example.com"])
+    name: str | None = Field(examples=["Ada Lovelace"])
+    created_at: datetime
+
+
+class AuthSession(BaseModel):
+    """What sign-up and sign-in return: the account and a bearer token for it."""
+
+    user: UserPublic
+    access_token: str = Field(description="Send as `Authorization: Bearer <token>`.")
+    token_type: str = Field(default="bearer", examples=["bearer"])
+    expires_in: int = Field(description="Seconds until the token expires.", examples=[3600])

@@ -1,0 +1,130 @@
+"""Tokens and passwords.
+
+Verification is strict by construction: one explicit algorithm list, `exp` and `sub` required,
+`iss`/`aud` required and checked when configured, and every failure (including the ones
+python-jose raises outside its own exception family) becomes `InvalidToken`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jose import jwt
+from jose.exceptions import JOSEError
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from backend.config import Settings
+from backend.models.common import storable_text
+
+ALGORITHMS = ["HS256"]
+# Tokens the built-in issuer mints carry this claim: their account must already exist, so a
+# token that outlives its deleted account cannot re-create it.
+LOCAL_ISSUER_CLAIM = "task_api"
+MAX_TOKEN_LENGTH = 8 * 1024
+MAX_SUBJECT_LENGTH = 255
+
+_password_hash = PasswordHash((Argon2Hasher(),))
+# Verified against when an email is unknown, so a failed sign-in costs the same either way.
+_DUMMY_HASH = _password_hash.hash(uuid.uuid4().hex)
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged, expired or not for this API."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    local: bool
+    email: str | None = None
+    name: str | None = None
+
+
+def hash_password(password: str) -> str:
+    return _password_hash.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    if password_hash is None:
+        _password_hash.verify(password, _DUMMY_HASH)
+        return False
+    return _password_hash.verify(password, password_hash)
+
+
+def issue_token(
+    user_id: str, settings: Settings, *, expires_in: int | None = None, local: bool = True
+) -> str:
+    """Sign an HS256 token for `user_id`. `local=False` mints one that behaves like an external
+    issuer's (its account is provisioned on first use): what the CLI hands out for curl."""
+    now = int(time.time())
+    lifetime = expires_in if expires_in is not None else settings.access_token_expire_minutes * 60
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    if local:
+        claims[LOCAL_ISSUER_CLAIM] = True
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, settings.signing_secret(), algorithm=ALGORITHMS[0])
+
+
+def decode_token(token: str, settings: Settings) -> TokenClaims:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("token missing or too long")
+    options = {
+        "require_exp": True,
+        "require_sub": True,
+        "require_iss": bool(settings.jwt_issuer),
+        "require_aud": bool(settings.jwt_audience),
+        # Without a configured audience the claim is not ours to judge.
+        "verify_aud": bool(settings.jwt_audience),
+        "leeway": settings.jwt_leeway_seconds,
+    }
+    try:
+        claims = jwt.decode(
+            token,
+            settings.signing_secret(),
+            algorithms=ALGORITHMS,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            options=options,
+        )
+    # python-jose raises JWKError (not a JWTError) and bare TypeError/ValueError for some
+    # malformed tokens; all of them are the client's fault.
+    except (JOSEError, TypeError, ValueError, KeyError) as exc:
+        raise InvalidToken(str(exc)) from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_LENGTH:
+        raise InvalidToken("sub must be a non-empty string of at most 255 characters")
+    if not _storable(subject):
+        raise InvalidToken("sub must be valid text")
+    return TokenClaims(
+        subject=subject,
+        local=claims.get(LOCAL_ISSUER_CLAIM) is True,
+        email=_optional_claim(claims, "email", 320),
+        name=_optional_claim(claims, "name", 100),
+    )
+
+
+def _optional_claim(claims: dict[str, Any], key: str, max_length: int) -> str | None:
+    value = claims.get(key)
+    if isinstance(value, str) and value and len(value) <= max_length and _storable(value):
+        return value
+    return None
+
+
+def _storable(value: str) -> bool:
+    try:
+        storable_text(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,80 @@
+"""Accounts: sign-up, sign-in, provisioning of external identities, deletion."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import Session
+
+from backend.errors import Conflict, Unauthorized
+from backend.models import User, UserLogin, UserRegister
+from backend.security import TokenClaims, hash_password, verify_password
+
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+class UserService:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, user_id: str) -> User | None:
+        return self.session.get(User, user_id)
+
+    def register(self, data: UserRegister) -> User:
+        user_id = str(uuid.uuid4())
+        row = self.session.scalars(
+            insert(User)
+            .values(
+                id=user_id,
+                email=data.email,
+                name=data.name,
+                password_hash=hash_password(data.password),
+            )
+            .on_conflict_do_nothing()
+            .returning(User)
+        ).one_or_none()
+        if row is None:
+            raise Conflict("An account with this email already exists")
+        return row
+
+    def authenticate(self, data: UserLogin) -> User:
+        user = self.session.scalars(select(User).where(User.email == data.email)).one_or_none()
+        # A hash is verified either way, so timing does not tell which part was wrong.
+        valid = verify_password(data.password, user.password_hash if user else None)
+        if user is None or not valid:
+            raise Unauthorized(INVALID_CREDENTIALS)
+        return user
+
+    def resolve(self, claims: TokenClaims) -> User:
+        """The account a verified token speaks for.
+
+        Tokens from an external issuer sharing the secret provision their account on first
+        use. Built-in tokens never do: their account was deleted, so they are refused.
+        """
+        user = self.get(claims.subject)
+        if user is not None:
+            return user
+        if claims.local:
+            raise Unauthorized("The account for this token no longer exists")
+        return self._provision(claims)
+
+    def _provision(self, claims: TokenClaims) -> User:
+        email = claims.email.lower() if claims.email else None
+        for candidate_email in (email, None) if email else (None,):
+            # ON CONFLICT covers a concurrent first request for the same id, and an email
+            # already used by another account (then the row is created without the email).
+            self.session.execute(
+                insert(User)
+                .values(id=claims.subject, email=candidate_email, name=claims.name)
+                .on_conflict_do_nothing()
+            )
+            user = self.get(claims.subject)
+            if user is not None:
+                return user
+        raise Conflict("Could not provision an account for this token")
+
+    def delete(self, user_id: str) -> None:
+        """Delete the account; its tasks go with it (ON DELETE CASCADE)."""
+        self.session.execute(delete(User).where(User.id == user_id))
