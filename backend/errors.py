@@ -57,12 +57,6 @@ class Conflict(AppError):
     message = "The request conflicts with existing data"
 
 
-class ValidationFailed(AppError):
-    status_code = 422
-    code = "VALIDATION_ERROR"
-    message = "Request validation failed"
-
-
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"

@@ -16,7 +16,7 @@ from backend.api.routes import api_router
 from backend.config import Settings, get_settings
 from backend.db import create_db_engine, resolve_database_url
 from backend.errors import UnhandledErrorMiddleware, install_error_handlers
-from backend.middleware import TrailingSlashMiddleware
+from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.migrations import migrate_up, migration_ids
 
 DESCRIPTION = """
@@ -64,7 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
-        max_body_size=settings.max_body_bytes,
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
@@ -72,10 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
 
-    # Added innermost first: errors -> trailing slash -> CORS -> request id (outermost), so
+    # Added innermost first: errors -> trailing slash -> body size -> CORS -> request id (outermost), so
     # even a 500 or a refused preflight carries X-Request-ID.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

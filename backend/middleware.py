@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.errors import error_response
 
 
 class TrailingSlashMiddleware:
@@ -24,3 +28,40 @@ class TrailingSlashMiddleware:
                 if isinstance(raw, bytes):
                     scope["raw_path"] = raw.rstrip(b"/") or b"/"
         await self.app(scope, receive, send)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over the limit with the 413 envelope.
+
+    A declared Content-Length over the limit is refused before anything is read; a streamed
+    (chunked) body is counted as it arrives and refused once it crosses the limit. (FastAPI's
+    own `max_body_size` answers in plain text from outside every middleware, so it is not used.)
+    """
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"Request body is larger than {self.max_body_size} bytes"
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+            await error_response(413, "PAYLOAD_TOO_LARGE", message)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_size:
+                    # An HTTPException, because FastAPI turns any other error raised while
+                    # reading the body into a 400; the handler gives it the envelope.
+                    raise HTTPException(413, detail=message)
+            return message
+
+        await self.app(scope, counting_receive, send)

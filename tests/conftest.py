@@ -1,0 +1,218 @@
+"""Test fixtures: a real PostgreSQL (embedded, or TEST_DATABASE_URL), schema built by the
+migrations, tables truncated after every test, and helpers for real users and real tokens."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg2
+import pytest
+
+TEST_SECRET = secrets.token_urlsafe(48)
+# The app module builds a default app at import; give it a test configuration.
+os.environ["ENVIRONMENT"] = "test"
+os.environ["JWT_SECRET"] = TEST_SECRET
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("BETTER_AUTH_SECRET", None)
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from jose import jwt  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from backend.config import Settings  # noqa: E402
+from backend.db import create_db_engine, libpq_url, start_embedded_postgres  # noqa: E402
+from backend.main import create_app  # noqa: E402
+from backend.migrations import migrate_up  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DB_NAME = "task_api_test"
+
+
+def _fresh_database(server_url: str) -> str:
+    """Create an empty database on the server and return its URL."""
+    admin = psycopg2.connect(libpq_url(server_url))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {TEST_DB_NAME} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {TEST_DB_NAME}")
+    admin.close()
+    url = make_url(libpq_url(server_url)).set(database=TEST_DB_NAME)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        server_url = external
+    else:
+        data_dir = Path(tempfile.mkdtemp(prefix="task-api-test-")) / "pg"
+        server_url = start_embedded_postgres(data_dir)
+    url = _fresh_database(server_url)
+    migrate_up(url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        jwt_secret=TEST_SECRET,
+        cors_origins=["http://localhost:3000"],
+        auto_migrate=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str, settings: Settings) -> Iterator[Engine]:
+    engine = create_db_engine(database_url, settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def _client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def client(_client: TestClient) -> TestClient:
+    return _client
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "database_url" in request.fixturenames:
+        engine = request.getfixturevalue("db_engine")
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE users, tasks RESTART IDENTITY CASCADE"))
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    token: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture
+def register(client: TestClient) -> Callable[..., Account]:
+    counter = iter(range(1_000_000))
+
+    def _register(email: str | None = None, password: str = "password-123") -> Account:
+        email = email or f"user{next(counter)}@example.com"
+        response = client.post("/api/auth/register", json={"email": email, "password": password})
+        assert response.status_code == 201, response.text
+        body = response.json()["data"]
+        token = body["access_token"]
+        return Account(
+            id=body["user"]["id"],
+            email=email,
+            password=password,
+            token=token,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    return _register
+
+
+@pytest.fixture
+def alice(register: Callable[..., Account]) -> Account:
+    return register("alice@example.com")
+
+
+@pytest.fixture
+def bob(register: Callable[..., Account]) -> Account:
+    return register("bob@example.com")
+
+
+def make_token(
+    claims: dict[str, Any] | None = None,
+    *,
+    secret: str = TEST_SECRET,
+    algorithm: str = "HS256",
+    lifetime: int = 600,
+    **overrides: Any,
+) -> str:
+    """A token signed like an external issuer sharing the secret would sign it."""
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": "external-user-1", "iat": now, "exp": now + lifetime}
+    payload.update(claims or {})
+    payload.update(overrides)
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def count_rows(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The real `serve` command (uvicorn, separate process) on a loopback port."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": TEST_SECRET,
+        "LOG_LEVEL": "WARNING",
+    }
+    log = tempfile.NamedTemporaryFile(prefix="task-api-live-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"live server did not start:\n{Path(log.name).read_text()}")
+        time.sleep(0.2)
+    yield base_url
+    process.terminate()
+    process.wait(timeout=20)
