@@ -1,9 +1,9 @@
 """Command line: `python -m backend <command>` (or the `task-api` script).
 
-  serve     run the API (embedded PostgreSQL when DATABASE_URL is unset)
-  migrate   apply (up), roll back (down) or list (status) schema migrations
-  token     mint a bearer token for a user id, for curl
-  openapi   print the OpenAPI document (specs/openapi.json is this output)
+serve     run the API (embedded PostgreSQL when DATABASE_URL is unset)
+migrate   apply (up), roll back (down) or list (status) schema migrations
+token     mint a bearer token for a user id, for curl
+openapi   print the OpenAPI document (specs/openapi.json is this output)
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -57,6 +58,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if applied:
             print(f"applied migrations: {', '.join(applied)}", file=sys.stderr)
     settings.signing_secret()  # create the development secret once, before workers start
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
+    # runs atexit, which stops the embedded PostgreSQL this process started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "backend.main:app",
         host=args.host,
@@ -91,34 +95,51 @@ def cmd_token(args: argparse.Namespace) -> int:
     from backend.security import issue_token
 
     settings = _settings(args.dev)
-    print(issue_token(args.user_id, settings, expires_in=args.minutes * 60, local=False))
+    minutes = args.minutes or settings.access_token_expire_minutes
+    print(issue_token(args.user_id, settings, expires_in=minutes * 60, local=False))
     return 0
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
+    settings = _settings(dev=True)  # before the import: backend.main builds an app from env
     from backend.main import create_app
 
-    document = create_app(_settings(dev=True)).openapi()
+    document = create_app(settings).openapi()
     print(json.dumps(document, indent=2, sort_keys=True))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="task-api", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="task-api", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     dev_help = "development mode: embedded database, auto-migrate, generated secret"
 
     serve = sub.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"),
-                       help="interface to bind (default 127.0.0.1; env HOST)")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
-                       help="port (default 8000; env PORT)")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
-                       help="worker processes (default 1; env WEB_CONCURRENCY)")
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("HOST", "127.0.0.1"),
+        help="interface to bind (default 127.0.0.1; env HOST)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "8000")),
+        help="port (default 8000; env PORT)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="worker processes (default 1; env WEB_CONCURRENCY)",
+    )
     serve.add_argument("--reload", action="store_true", help="reload on code changes")
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                       help="proxies whose X-Forwarded-* headers are trusted")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies whose X-Forwarded-* headers are trusted",
+    )
     serve.add_argument("--dev", action="store_true", help=dev_help)
     serve.set_defaults(func=cmd_serve)
 
@@ -130,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="mint a bearer token for a user id")
     token.add_argument("user_id", help="the token's `sub`")
-    token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
+    token.add_argument(
+        "--minutes", type=int, default=None, help="lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES)"
+    )
     token.add_argument("--dev", action="store_true", help=dev_help)
     token.set_defaults(func=cmd_token)
 

@@ -97,8 +97,11 @@ class Settings(BaseSettings):
                 )
             if self.is_production and raw.strip().lower() in _PLACEHOLDER_SECRETS:
                 raise ValueError("JWT_SECRET is a placeholder value; set a random secret")
-        elif self.is_production:
-            raise ValueError("JWT_SECRET (or BETTER_AUTH_SECRET) is required in production")
+        elif self.environment is not Environment.development:
+            # Only explicit development mode may fall back to a generated secret.
+            raise ValueError(
+                f"JWT_SECRET (or BETTER_AUTH_SECRET) is required in {self.environment} mode"
+            )
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "
@@ -115,7 +118,8 @@ class Settings(BaseSettings):
         return self.auto_migrate if self.auto_migrate is not None else not self.is_production
 
     def signing_secret(self) -> str:
-        """The HS256 secret; outside production a random one is kept in the data folder."""
+        """The HS256 secret; in development mode without one, a random one kept in the data
+        folder (the validator refuses a missing secret in every other mode)."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         return _development_secret(self.embedded_pg_dir.parent / "dev-jwt-secret")

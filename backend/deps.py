@@ -16,7 +16,7 @@ from backend.models import User
 from backend.security import InvalidToken, TokenClaims, decode_token
 from backend.services import TaskService, UserService
 
-TOKEN_URL = "/api/auth/token"
+TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
@@ -28,7 +28,7 @@ class AppError(Exception):
     status_code = 500
     code = "INTERNAL_ERROR"
     message = "Internal server error"
-    headers: Mapping[str, str] | None = None
+    headers: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(
         self, message: str | None = None, *, details: Sequence[Mapping[str, Any]] = ()
@@ -42,7 +42,7 @@ class Unauthorized(AppError):
     status_code = 401
     code = "UNAUTHORIZED"
     message = "Missing or invalid bearer token"
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: ClassVar[Mapping[str, str] | None] = {"WWW-Authenticate": "Bearer"}
 
 
 class NotFound(AppError):
@@ -61,7 +61,7 @@ class ServiceUnavailable(AppError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"
     message = "The service is temporarily unavailable; retry shortly"
-    headers = {"Retry-After": "1"}
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
 
 
 # Status codes the framework itself produces, and the code each gets in the envelope.
@@ -106,12 +106,12 @@ def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+    exc = cast(AppError, exc)
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     code = _HTTP_CODES.get(exc.status_code, "ERROR" if exc.status_code < 500 else "INTERNAL_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").capitalize()
     if exc.status_code == 404:
@@ -120,7 +120,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    exc = cast(RequestValidationError, exc)
     return error_response(
         422, "VALIDATION_ERROR", "Request validation failed", _validation_details(exc.errors())
     )
@@ -139,8 +139,9 @@ async def _data_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     logger.error("database unavailable: %s", type(exc).__name__)
-    return error_response(503, ServiceUnavailable.code, ServiceUnavailable.message,
-                          headers=ServiceUnavailable.headers)
+    return error_response(
+        503, ServiceUnavailable.code, ServiceUnavailable.message, headers=ServiceUnavailable.headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

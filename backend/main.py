@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Blocking work (starting the embedded server, migrating) runs off the event loop.
         url = await anyio.to_thread.run_sync(resolve_database_url, settings)
         if settings.should_auto_migrate:
-            await anyio.to_thread.run_sync(migrate_up, url)
+            # Neon: migrations take the direct URL; the pooled one is for requests.
+            direct = settings.database_migration_url
+            await anyio.to_thread.run_sync(migrate_up, direct.get_secret_value() if direct else url)
         engine = create_db_engine(url, settings)
         # Sync endpoints run in this thread pool; more threads than pooled connections would
         # only queue inside the pool, so size the two together.
@@ -71,8 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
 
-    # Added innermost first: errors -> trailing slash -> body size -> CORS -> request id (outermost), so
-    # even a 500 or a refused preflight carries X-Request-ID.
+    # Added innermost first: errors, trailing slash, body size, CORS, request id (outermost),
+    # so even a 500 or a refused preflight carries X-Request-ID.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_bytes)

@@ -46,10 +46,10 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"Request body is larger than {self.max_body_size} bytes"
+        too_large = f"Request body is larger than {self.max_body_size} bytes"
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
-            await error_response(413, "PAYLOAD_TOO_LARGE", message)(scope, receive, send)
+            await error_response(413, "PAYLOAD_TOO_LARGE", too_large)(scope, receive, send)
             return
         received = 0
 
@@ -61,7 +61,7 @@ class BodySizeLimitMiddleware:
                 if received > self.max_body_size:
                     # An HTTPException, because FastAPI turns any other error raised while
                     # reading the body into a 400; the handler gives it the envelope.
-                    raise HTTPException(413, detail=message)
+                    raise HTTPException(413, detail=too_large)
             return message
 
         await self.app(scope, counting_receive, send)

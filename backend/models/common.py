@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, PlainSerializer
 from sqlmodel import SQLModel
 
 # Constraint names follow one convention, the same one the SQL migrations use.
@@ -32,12 +33,20 @@ def storable_text(value: str) -> str:
 # Use as `Annotated[str, StringConstraints(...), StorableText]` on every client-supplied string.
 StorableText = AfterValidator(storable_text)
 
+# Responses always speak UTC, whatever time zone the database session uses.
+UtcDatetime = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.astimezone(UTC).isoformat().replace("+00:00", "Z")),
+]
+
 T = TypeVar("T")
 
 
 class ErrorDetail(BaseModel):
     field: str | None = Field(
-        default=None, description="Where the problem is, e.g. `body.title`.", examples=["body.title"]
+        default=None,
+        description="Where the problem is, e.g. `body.title`.",
+        examples=["body.title"],
     )
     message: str = Field(examples=["String should have at least 1 character"])
     type: str | None = Field(default=None, examples=["string_too_short"])

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import StorableText
+from backend.models.common import StorableText, UtcDatetime
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
@@ -132,9 +132,9 @@ class TaskPublic(BaseModel):
     title: str = Field(examples=["Buy milk"])
     description: str | None = Field(examples=["2 litres, semi-skimmed"])
     completed: bool = Field(examples=[False])
-    completed_at: datetime | None = Field(examples=[None])
-    created_at: datetime = Field(examples=["2026-11-22T17:00:00Z"])
-    updated_at: datetime = Field(examples=["2026-11-22T17:00:00Z"])
+    completed_at: UtcDatetime | None = Field(examples=[None])
+    created_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
+    updated_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
 
 
 class TaskStatus(StrEnum):
@@ -145,7 +145,7 @@ class TaskStatus(StrEnum):
 
 class TaskSort(StrEnum):
     created = "created"
-    title = "title"
+    title = "title"  # type: ignore[assignment]  # shadows str.title; the API value is "title"
 
 
 class SortOrder(StrEnum):

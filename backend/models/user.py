@@ -10,7 +10,7 @@ from sqlalchemy import Column, DateTime, Text, func
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import StorableText
+from backend.models.common import StorableText, UtcDatetime
 
 USER_ID_MAX_LENGTH = 255
 EMAIL_MAX_LENGTH = 320
@@ -40,7 +40,8 @@ Password = Annotated[
     StorableText,
 ]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
     StorableText,
 ]
 
@@ -73,7 +74,7 @@ class UserPublic(BaseModel):
     id: str = Field(examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"])
     email: str | None = Field(examples=["ada@example.com"])
     name: str | None = Field(examples=["Ada Lovelace"])
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class AuthSession(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Delete, Select, Update, case, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from backend.errors import NotFound
 from backend.models import (
@@ -36,7 +36,7 @@ def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
     `completed` is a value, or an expression over the stored row (a toggle). An
     already-completed task keeps its original completion time.
     """
-    stamp = func.coalesce(Task.completed_at, func.now())
+    stamp = func.coalesce(col(Task.completed_at), func.now())
     if isinstance(completed, bool):
         completed_at: Any = stamp if completed else None
     else:
@@ -51,7 +51,7 @@ class TaskService:
 
     def _owned(self, statement: Stmt) -> Stmt:
         """The single place that scopes a statement to the caller's tasks."""
-        return statement.where(Task.user_id == self.user_id)
+        return statement.where(col(Task.user_id) == self.user_id)
 
     def list(
         self,
@@ -64,10 +64,10 @@ class TaskService:
         """Up to `limit` tasks and whether more matched."""
         statement = self._owned(select(Task))
         if status is not TaskStatus.all:
-            statement = statement.where(Task.completed.is_(status is TaskStatus.completed))
-        key = Task.created_at if sort is TaskSort.created else func.lower(Task.title)
+            statement = statement.where(col(Task.completed).is_(status is TaskStatus.completed))
+        key = col(Task.created_at) if sort is TaskSort.created else func.lower(Task.title)
         direction = order or DEFAULT_ORDER[sort]
-        columns = (key, Task.id)
+        columns = (key, col(Task.id))
         statement = statement.order_by(
             *(c.desc() if direction is SortOrder.desc else c.asc() for c in columns)
         ).limit(limit + 1)
@@ -75,7 +75,8 @@ class TaskService:
         return rows[:limit], len(rows) > limit
 
     def get(self, task_id: int) -> Task:
-        task = self.session.scalars(self._owned(select(Task).where(Task.id == task_id))).first()
+        statement = self._owned(select(Task).where(col(Task.id) == task_id))
+        task: Task | None = self.session.scalars(statement).first()
         if task is None:
             raise NotFound("Task not found")
         return task
@@ -109,22 +110,25 @@ class TaskService:
         One UPDATE computes the new state from the stored one, so concurrent toggles
         never lose an update.
         """
-        target: ColumnElement[bool] | bool = ~Task.completed if completed is None else completed
+        target: ColumnElement[bool] | bool = (
+            ~col(Task.completed) if completed is None else completed
+        )
         return self._update(task_id, _completion(target))
 
     def delete(self, task_id: int) -> None:
         deleted = self.session.execute(
-            self._owned(delete(Task).where(Task.id == task_id)).returning(Task.id)
+            self._owned(delete(Task).where(col(Task.id) == task_id)).returning(col(Task.id))
         ).first()
         if deleted is None:
             raise NotFound("Task not found")
 
     def _update(self, task_id: int, values: dict[str, Any]) -> Task:
         statement = (
-            self._owned(update(Task).where(Task.id == task_id))
+            self._owned(update(Task).where(col(Task.id) == task_id))
             .values(**values, updated_at=func.now())
             .returning(Task)
-            .execution_options(synchronize_session=False)
+            # Refresh a Task already in this session from the returned row, not the stale copy.
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         task = self.session.scalars(statement).one_or_none()
         if task is None:

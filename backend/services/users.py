@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from backend.errors import Conflict, Unauthorized
 from backend.models import User, UserLogin, UserRegister
@@ -40,7 +40,7 @@ class UserService:
         return row
 
     def authenticate(self, data: UserLogin) -> User:
-        user = self.session.scalars(select(User).where(User.email == data.email)).one_or_none()
+        user = self.session.scalars(select(User).where(col(User.email) == data.email)).one_or_none()
         # A hash is verified either way, so timing does not tell which part was wrong.
         valid = verify_password(data.password, user.password_hash if user else None)
         if user is None or not valid:
@@ -61,7 +61,7 @@ class UserService:
         return self._provision(claims)
 
     def _provision(self, claims: TokenClaims) -> User:
-        email = claims.email.lower() if claims.email else None
+        email = claims.email
         for candidate_email in (email, None) if email else (None,):
             # ON CONFLICT covers a concurrent first request for the same id, and an email
             # already used by another account (then the row is created without the email).
@@ -77,4 +77,4 @@ class UserService:
 
     def delete(self, user_id: str) -> None:
         """Delete the account; its tasks go with it (ON DELETE CASCADE)."""
-        self.session.execute(delete(User).where(User.id == user_id))
+        self.session.execute(delete(User).where(col(User.id) == user_id))

@@ -98,9 +98,7 @@ def test_delete_account_cascades_to_tasks_and_kills_its_tokens(
     assert client.get("/api/tasks", headers=survivor.headers).json()["meta"]["count"] == 1
 
 
-def test_external_token_provisions_user_on_first_use(
-    client: TestClient, db_engine: Engine
-) -> None:
+def test_external_token_provisions_user_on_first_use(client: TestClient, db_engine: Engine) -> None:
     token = make_token(sub="ext-42", email="Ext@Example.com", name="Ext User")
     first = client.post("/api/tasks", json={"title": "from outside"}, headers=bearer(token))
     assert first.status_code == 201

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
@@ -67,7 +68,8 @@ def test_cors_refuses_unlisted_origin(client: TestClient) -> None:
 
 def test_cors_headers_on_actual_responses(client: TestClient, alice: Account) -> None:
     response = client.post(
-        "/api/tasks", json={"title": "x"},
+        "/api/tasks",
+        json={"title": "x"},
         headers={**alice.headers, "Origin": "http://localhost:3000"},
     )
     assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
@@ -90,7 +92,8 @@ def test_streamed_body_over_the_limit_is_413(client: TestClient, alice: Account)
         yield b'"}'
 
     response = client.post(
-        "/api/tasks", content=chunks(),
+        "/api/tasks",
+        content=chunks(),
         headers={**alice.headers, "Content-Type": "application/json"},
     )
     assert response.status_code == 413
@@ -123,8 +126,10 @@ def test_unexpected_error_is_a_generic_500_without_internals(crashing_app: FastA
 
 def test_unreachable_database_is_503_not_500(settings: Settings) -> None:
     broken = settings.model_copy(
-        update={"database_url": SecretStr("postgresql://nobody@127.0.0.1:1/none"),
-                "db_connect_timeout_seconds": 2}
+        update={
+            "database_url": SecretStr("postgresql://nobody@127.0.0.1:1/none"),
+            "db_connect_timeout_seconds": 2,
+        }
     )
     with TestClient(create_app(broken), raise_server_exceptions=False) as client:
         response = client.get("/api/tasks", headers=bearer(make_token()))
@@ -134,3 +139,24 @@ def test_unreachable_database_is_503_not_500(settings: Settings) -> None:
     assert "127.0.0.1" not in response.text and "nobody" not in response.text
     assert response.headers["retry-after"] == "1"
     assert ready.status_code == 503
+
+
+def test_timestamps_are_utc_whatever_the_database_time_zone(
+    app: FastAPI, client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    database = db_engine.url.database
+    with db_engine.begin() as conn:
+        conn.execute(text(f"ALTER DATABASE {database} SET timezone = 'Asia/Kolkata'"))
+    app.state.engine.dispose()  # new connections pick up the database's time zone
+    try:
+        task = client.post(
+            "/api/tasks", json={"title": "tz", "completed": True}, headers=alice.headers
+        ).json()["data"]
+        for key in ("created_at", "updated_at", "completed_at"):
+            assert task[key].endswith("Z"), task[key]
+        me = client.get("/api/auth/me", headers=alice.headers).json()["data"]
+        assert me["created_at"].endswith("Z")
+    finally:
+        with db_engine.begin() as conn:
+            conn.execute(text(f"ALTER DATABASE {database} RESET timezone"))
+        app.state.engine.dispose()

@@ -47,8 +47,14 @@ def test_list_never_shows_other_users_tasks(
     client.post("/api/tasks", json={"title": "alice 1"}, headers=alice.headers)
     client.post("/api/tasks", json={"title": "alice 2", "completed": True}, headers=alice.headers)
     bobs = client.post("/api/tasks", json={"title": "bob 1"}, headers=bob.headers).json()["data"]
-    for query in ("", "?status=completed", "?status=pending", "?sort=title",
-                  f"?user_id={alice.id}", f"?owner={alice.id}"):
+    for query in (
+        "",
+        "?status=completed",
+        "?status=pending",
+        "?sort=title",
+        f"?user_id={alice.id}",
+        f"?owner={alice.id}",
+    ):
         data = client.get(f"/api/tasks{query}", headers=bob.headers).json()["data"]
         assert all(t["user_id"] == bob.id for t in data), query
     assert [t["id"] for t in client.get("/api/tasks", headers=bob.headers).json()["data"]] == [

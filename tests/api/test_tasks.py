@@ -85,7 +85,7 @@ def test_list_empty(client: TestClient, alice: Account) -> None:
 def test_list_status_filter(client: TestClient, alice: Account) -> None:
     open_task = create(client, alice, title="open")
     done_task = create(client, alice, title="done", completed=True)
-    ids = lambda status: [  # noqa: E731
+    ids = lambda status: [
         t["id"]
         for t in client.get(f"/api/tasks?status={status}", headers=alice.headers).json()["data"]
     ]
@@ -239,4 +239,3 @@ def test_trailing_slash_is_served_without_redirect(
         method = "GET" if not url.endswith("complete/") else "PATCH"
         response = client.request(method, url, headers=alice.headers, follow_redirects=False)
         assert response.status_code == 200, url
-

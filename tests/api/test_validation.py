@@ -83,18 +83,23 @@ def test_malformed_bodies_are_4xx(
 
 @pytest.mark.parametrize(
     "body",
-    [{"title": ""}, {"title": "x" * 201}, {"description": "a\u0000"}, {"completed": "no"},
-     {"bogus": 1}],
+    [
+        {"title": ""},
+        {"title": "x" * 201},
+        {"description": "a\u0000"},
+        {"completed": "no"},
+        {"bogus": 1},
+    ],
 )
-def test_bad_update_bodies_change_nothing(
-    client: TestClient, alice: Account, body: dict
-) -> None:
-    task = client.post("/api/tasks", json={"title": "keep", "description": "d"},
-                       headers=alice.headers).json()["data"]
+def test_bad_update_bodies_change_nothing(client: TestClient, alice: Account, body: dict) -> None:
+    task = client.post(
+        "/api/tasks", json={"title": "keep", "description": "d"}, headers=alice.headers
+    ).json()["data"]
     for method in ("PUT", "PATCH"):
         full = {"title": "t", **body} if method == "PUT" and "title" not in body else body
-        response = client.request(method, f"/api/tasks/{task['id']}", json=full,
-                                  headers=alice.headers)
+        response = client.request(
+            method, f"/api/tasks/{task['id']}", json=full, headers=alice.headers
+        )
         assert response.status_code == 422, (method, response.text)
     assert client.get(f"/api/tasks/{task['id']}", headers=alice.headers).json()["data"] == task
 
@@ -118,8 +123,17 @@ def test_largest_valid_id_is_a_plain_404(client: TestClient, alice: Account) -> 
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=-1", "limit=501", "limit=9223372036854775808", "limit=abc",
-     "status=done", "sort=priority", "order=sideways", "limit=1%00"],
+    [
+        "limit=0",
+        "limit=-1",
+        "limit=501",
+        "limit=9223372036854775808",
+        "limit=abc",
+        "status=done",
+        "sort=priority",
+        "order=sideways",
+        "limit=1%00",
+    ],
 )
 def test_bad_list_parameters_are_422(client: TestClient, alice: Account, query: str) -> None:
     response = client.get(f"/api/tasks?{query}", headers=alice.headers)

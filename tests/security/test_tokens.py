@@ -118,7 +118,10 @@ def test_token_in_query_string_is_ignored(client: TestClient) -> None:
 
 
 def test_valid_external_token_is_accepted(client: TestClient) -> None:
-    assert client.get("/api/tasks", headers={"Authorization": f"Bearer {make_token()}"}).status_code == 200
+    assert (
+        client.get("/api/tasks", headers={"Authorization": f"Bearer {make_token()}"}).status_code
+        == 200
+    )
 
 
 def test_leeway_accepts_a_token_that_just_expired(client: TestClient) -> None:
@@ -129,8 +132,9 @@ def test_leeway_accepts_a_token_that_just_expired(client: TestClient) -> None:
 @pytest.fixture(scope="module")
 def strict_client(settings: Settings) -> Iterator[TestClient]:
     """An app that requires a specific issuer and audience."""
-    strict = settings.model_copy(update={"jwt_issuer": "https://auth.example.com",
-                                         "jwt_audience": "task-api"})
+    strict = settings.model_copy(
+        update={"jwt_issuer": "https://auth.example.com", "jwt_audience": "task-api"}
+    )
     with TestClient(create_app(strict), raise_server_exceptions=False) as client:
         yield client
 

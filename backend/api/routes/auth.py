@@ -16,7 +16,7 @@ from backend.models import AuthSession, DataEnvelope, User, UserLogin, UserPubli
 from backend.security import issue_token
 from backend.services.users import INVALID_CREDENTIALS
 
-router = APIRouter(prefix="/api/auth", tags=["auth"], responses=errors(422, 503))
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=errors(413, 422, 503))
 
 
 def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:
@@ -48,7 +48,9 @@ def register(
     summary="Sign in with email and password (JSON)",
     responses=errors(401),
 )
-def login(data: UserLogin, users: UserServiceDep, settings: SettingsDep) -> DataEnvelope[AuthSession]:
+def login(
+    data: UserLogin, users: UserServiceDep, settings: SettingsDep
+) -> DataEnvelope[AuthSession]:
     return _session(users.authenticate(data), settings)
 
 
@@ -77,8 +79,12 @@ def token(
     }
 
 
-@router.get("/me", response_model=DataEnvelope[UserPublic], summary="The signed-in account",
-            responses=errors(401))
+@router.get(
+    "/me",
+    response_model=DataEnvelope[UserPublic],
+    summary="The signed-in account",
+    responses=errors(401),
+)
 def me(user: CurrentUser) -> DataEnvelope[UserPublic]:
     return DataEnvelope[UserPublic](data=UserPublic.model_validate(user))
 

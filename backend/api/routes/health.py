@@ -27,18 +27,28 @@ async def health() -> dict[str, Any]:
 )
 def ready(request: Request) -> JSONResponse:
     expected: frozenset[str] = request.app.state.migration_ids
+    retry = {"Retry-After": "5"}
     try:
         with Session(request.app.state.engine) as session:
             session.execute(text("SELECT 1"))
-            applied = set(session.scalars(text("SELECT migration_id FROM _yoyo_migration")))
+            # to_regclass: a database never migrated has no bookkeeping table yet.
+            table = session.scalar(text("SELECT to_regclass('_yoyo_migration')::text"))
+            applied = (
+                set(session.scalars(text("SELECT migration_id FROM _yoyo_migration")))
+                if table
+                else set()
+            )
     except SQLAlchemyError:
-        return error_response(503, "SERVICE_UNAVAILABLE", "Database unreachable",
-                              headers={"Retry-After": "1"})
+        return error_response(503, "SERVICE_UNAVAILABLE", "Database unreachable", headers=retry)
     pending = sorted(expected - applied)
     if pending:
         return error_response(
-            503, "SERVICE_UNAVAILABLE", "Database migrations are pending",
-            details=[{"field": None, "message": f"pending: {m}", "type": "migration"}
-                     for m in pending],
+            503,
+            "SERVICE_UNAVAILABLE",
+            "Database migrations are pending",
+            details=[
+                {"field": None, "message": f"pending: {m}", "type": "migration"} for m in pending
+            ],
+            headers=retry,
         )
     return JSONResponse({"data": {"status": "ready", "database": "ok", "migrations": "current"}})

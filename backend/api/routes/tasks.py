@@ -26,9 +26,7 @@ from backend.models.task import TASK_ID_MAX
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
-router = APIRouter(
-    prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503)
-)
+router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503))
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 Envelope = DataEnvelope[TaskPublic]
@@ -46,8 +44,10 @@ def list_tasks(
     ] = TaskStatus.all,
     sort: Annotated[
         TaskSort,
-        Query(description="`created` (default order: newest first) or `title` (A to Z, "
-              "case-insensitive). Ties are broken by id."),
+        Query(
+            description="`created` (default order: newest first) or `title` (A to Z, "
+            "case-insensitive). Ties are broken by id."
+        ),
     ] = TaskSort.created,
     order: Annotated[
         SortOrder | None, Query(description="Overrides the sort key's default direction.")
@@ -68,7 +68,7 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=Envelope,
     summary="Create a task",
-    responses={201: {"description": "Created; `Location` points at the new task."}},
+    responses={201: {"description": "Created; `Location` points at the new task."}, **errors(413)},
 )
 def create_task(
     tasks: TaskServiceDep, data: TaskCreate, request: Request, response: Response
@@ -78,20 +78,27 @@ def create_task(
     return _one(task)
 
 
-@router.get("/{task_id}", response_model=Envelope, summary="Get a task",
-            responses=errors(404))
+@router.get("/{task_id}", response_model=Envelope, summary="Get a task", responses=errors(404))
 def get_task(tasks: TaskServiceDep, task_id: TaskId) -> Envelope:
     return _one(tasks.get(task_id))
 
 
-@router.put("/{task_id}", response_model=Envelope, summary="Replace a task's editable fields",
-            responses=errors(404))
+@router.put(
+    "/{task_id}",
+    response_model=Envelope,
+    summary="Replace a task's editable fields",
+    responses=errors(404, 413),
+)
 def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> Envelope:
     return _one(tasks.replace(task_id, data))
 
 
-@router.patch("/{task_id}", response_model=Envelope, summary="Change some fields of a task",
-              responses=errors(404))
+@router.patch(
+    "/{task_id}",
+    response_model=Envelope,
+    summary="Change some fields of a task",
+    responses=errors(404, 413),
+)
 def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Envelope:
     return _one(tasks.update(task_id, data))
 
@@ -100,8 +107,8 @@ def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Env
     "/{task_id}/complete",
     response_model=Envelope,
     summary="Toggle or set completion",
-    description="With no body, toggles `completed`. With `{\"completed\": true|false}`, sets it.",
-    responses=errors(404),
+    description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
+    responses=errors(404, 413),
 )
 def complete_task(
     tasks: TaskServiceDep,
@@ -111,8 +118,12 @@ def complete_task(
     return _one(tasks.set_completed(task_id, None if data is None else data.completed))
 
 
-@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a task",
-               responses=errors(404))
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a task",
+    responses=errors(404),
+)
 def delete_task(tasks: TaskServiceDep, task_id: TaskId) -> Response:
     tasks.delete(task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

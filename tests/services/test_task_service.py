@@ -1,0 +1,96 @@
+"""TaskService against the real database, below the HTTP layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from backend.db import session_scope
+from backend.errors import NotFound
+from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate, User
+from backend.services import TaskService
+
+
+@pytest.fixture
+def session(db_engine: Engine) -> Iterator[Session]:
+    with Session(db_engine, expire_on_commit=False) as session:
+        session.add_all([User(id="owner"), User(id="intruder")])
+        session.commit()
+        yield session
+
+
+def test_create_and_get(session: Session) -> None:
+    service = TaskService(session, "owner")
+    task = service.create(TaskCreate(title="write tests"))
+    assert task.id is not None and task.user_id == "owner"
+    assert service.get(task.id).title == "write tests"
+
+
+def test_other_users_service_sees_nothing(session: Session) -> None:
+    task = TaskService(session, "owner").create(TaskCreate(title="private"))
+    assert task.id is not None
+    intruder = TaskService(session, "intruder")
+    assert intruder.list()[0] == []
+    for attempt in (
+        lambda: intruder.get(task.id),  # type: ignore[arg-type]
+        lambda: intruder.update(task.id, TaskUpdate(title="x")),  # type: ignore[arg-type]
+        lambda: intruder.set_completed(task.id, None),  # type: ignore[arg-type]
+        lambda: intruder.delete(task.id),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(NotFound):
+            attempt()
+    session.expire_all()
+    unchanged = TaskService(session, "owner").get(task.id)
+    assert unchanged.title == "private" and unchanged.completed is False
+
+
+def test_update_with_nothing_set_changes_only_updated_at(session: Session) -> None:
+    service = TaskService(session, "owner")
+    task = service.create(TaskCreate(title="same", description="d"))
+    session.commit()
+    assert task.id is not None
+    before = task.updated_at
+    after = service.update(task.id, TaskUpdate())
+    assert (after.title, after.description, after.completed) == ("same", "d", False)
+    assert after.updated_at is not None and before is not None
+    assert after.updated_at > before
+
+
+def test_list_orders_and_filters(session: Session) -> None:
+    service = TaskService(session, "owner")
+    b = service.create(TaskCreate(title="b"))
+    a = service.create(TaskCreate(title="A", completed=True))
+    items, has_more = service.list(sort=TaskSort.title)
+    assert [t.id for t in items] == [a.id, b.id] and has_more is False
+    items, _ = service.list(sort=TaskSort.title, order=SortOrder.desc, status=TaskStatus.pending)
+    assert [t.id for t in items] == [b.id]
+    items, has_more = service.list(limit=1)
+    assert len(items) == 1 and has_more is True
+
+
+def test_concurrent_toggles_lose_no_update(db_engine: Engine) -> None:
+    """N toggles racing on one task leave it completed exactly when N is odd."""
+    with Session(db_engine) as session:
+        session.add(User(id="racer"))
+        session.commit()
+    with Session(db_engine, expire_on_commit=False) as session:
+        task = TaskService(session, "racer").create(TaskCreate(title="race"))
+        session.commit()
+    task_id = task.id
+    assert task_id is not None
+
+    def toggle(_: int) -> None:
+        for session in session_scope(db_engine):
+            TaskService(session, "racer").set_completed(task_id, None)
+
+    toggles = 25
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(toggle, range(toggles)))
+    with Session(db_engine) as session:
+        final = TaskService(session, "racer").get(task_id)
+    assert final.completed is (toggles % 2 == 1)
+    assert (final.completed_at is not None) is final.completed

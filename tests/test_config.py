@@ -1,0 +1,114 @@
+"""Settings refuse unsafe production configurations and accept what Neon's console prints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from backend.config import Settings
+from backend.db import libpq_url, normalize_url
+from tests.conftest import ROOT
+
+GOOD_SECRET = "k" * 16 + "Q" * 16 + "z" * 8
+NEON = (
+    "postgresql://app:pw@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb"
+    "?sslmode=require&channel_binding=require"
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("JWT_SECRET", "BETTER_AUTH_SECRET", "ENVIRONMENT", "DATABASE_URL", "CORS_ORIGINS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_only_development_mode_may_run_without_a_secret() -> None:
+    for environment in ("test", "production"):
+        with pytest.raises(ValidationError, match="JWT_SECRET"):
+            make(environment=environment, database_url=NEON)
+    assert make(environment="development").jwt_secret is None
+
+
+def test_production_requires_a_secret_and_a_database() -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        make(environment="production", database_url=NEON)
+    with pytest.raises(ValidationError, match="DATABASE_URL is required"):
+        make(environment="production", jwt_secret=GOOD_SECRET)
+    assert make(environment="production", jwt_secret=GOOD_SECRET, database_url=NEON)
+
+
+@pytest.mark.parametrize("secret", ["short", "x" * 31])
+def test_short_secrets_are_refused_in_every_environment(secret: str) -> None:
+    for environment in ("development", "test", "production"):
+        with pytest.raises(ValidationError, match="at least 32 bytes"):
+            make(environment=environment, jwt_secret=secret, database_url=NEON)
+
+
+def test_placeholder_secret_is_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="placeholder"):
+        make(
+            environment="production",
+            database_url=NEON,
+            jwt_secret="replace-with-at-least-32-random-bytes-000",
+        )
+
+
+def test_better_auth_secret_is_read_as_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BETTER_AUTH_SECRET", GOOD_SECRET)
+    assert make(environment="test").signing_secret() == GOOD_SECRET
+
+
+def test_wildcard_cors_is_refused() -> None:
+    with pytest.raises(ValidationError, match="explicit origins"):
+        make(environment="test", jwt_secret=GOOD_SECRET, cors_origins="*")
+
+
+def test_cors_origins_from_comma_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "http://localhost:3000, https://app.example.com/")
+    assert make(environment="test", jwt_secret=GOOD_SECRET).cors_origins == [
+        "http://localhost:3000",
+        "https://app.example.com",
+    ]
+    monkeypatch.setenv("CORS_ORIGINS", '["http://a.test"]')
+    assert make(environment="test", jwt_secret=GOOD_SECRET).cors_origins == ["http://a.test"]
+
+
+def test_development_secret_is_generated_once_and_kept(tmp_path: object) -> None:
+    from pathlib import Path
+
+    data = Path(str(tmp_path)) / "pg"
+    first = make(environment="development", embedded_pg_dir=data).signing_secret()
+    second = make(environment="development", embedded_pg_dir=data).signing_secret()
+    assert first == second and len(first) >= 32
+    assert (data.parent / "dev-jwt-secret").stat().st_mode & 0o077 == 0
+
+
+def test_neon_url_is_accepted_as_pasted() -> None:
+    assert normalize_url(NEON).startswith("postgresql+psycopg2://app:pw@ep-cool-name")
+    assert normalize_url(NEON).endswith("?sslmode=require&channel_binding=require")
+    assert normalize_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert libpq_url(NEON) == NEON
+    with pytest.raises(ValueError, match="postgresql://"):
+        normalize_url("mysql://u@h/db")
+
+
+def test_cli_reports_configuration_errors_in_one_line_without_traceback() -> None:
+    env = {"PATH": "/usr/bin:/bin", "ENVIRONMENT": "production", "JWT_SECRET": "short"}
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "migrate", "status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "configuration error" in result.stderr and "32 bytes" in result.stderr

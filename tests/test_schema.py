@@ -1,0 +1,101 @@
+"""The migrated database and the SQLModel models describe the same schema; migrations roll
+back and forward cleanly."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+import backend.models  # noqa: F401  (registers the tables)
+from backend.db import libpq_url, normalize_url
+from backend.migrations import migrate_down, migrate_up, migration_status
+
+
+def _ignore_bookkeeping(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    # yoyo keeps its bookkeeping in _yoyo_* tables and yoyo_lock.
+    return not (type_ == "table" and name is not None and "yoyo" in name)
+
+
+def test_migrated_schema_matches_models(db_engine: Engine) -> None:
+    with db_engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={"compare_type": True, "include_object": _ignore_bookkeeping},
+        )
+        diff = compare_metadata(context, SQLModel.metadata)
+    assert diff == []
+
+
+def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
+    inspector = inspect(db_engine)
+    indexes = {ix["name"] for ix in inspector.get_indexes("tasks")}
+    assert indexes == {
+        "ix_tasks_user_id_created_at_id",
+        "ix_tasks_user_id_completed_created_at_id",
+        "ix_tasks_user_id_lower_title_id",
+    }
+    checks = {c["name"] for c in inspector.get_check_constraints("tasks")}
+    assert {
+        "ck_tasks_title_length",
+        "ck_tasks_title_trimmed",
+        "ck_tasks_description_length",
+        "ck_tasks_completed_at_matches",
+    } <= checks
+    fk = inspector.get_foreign_keys("tasks")[0]
+    assert fk["name"] == "fk_tasks_user_id_users"
+    assert fk["options"]["ondelete"] == "CASCADE"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO tasks (user_id, title) VALUES ('u1', '')",
+        "INSERT INTO tasks (user_id, title) VALUES ('u1', ' padded ')",
+        "INSERT INTO tasks (user_id, title) VALUES ('u1', repeat('x', 201))",
+        "INSERT INTO tasks (user_id, title, description) VALUES ('u1', 'ok', repeat('x', 2001))",
+        "INSERT INTO tasks (user_id, title, completed) VALUES ('u1', 'ok', true)",
+        "INSERT INTO tasks (user_id, title, completed_at) VALUES ('u1', 'ok', now())",
+        "INSERT INTO tasks (id, user_id, title) VALUES (5, 'u1', 'ok')",
+        "INSERT INTO tasks (user_id, title) VALUES ('no-such-user', 'ok')",
+        "INSERT INTO users (id, email) VALUES ('u2', 'Upper@Example.com')",
+    ],
+)
+def test_database_constraints_back_up_the_api_limits(db_engine: Engine, statement: str) -> None:
+    with db_engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+    with pytest.raises(Exception, match=r"violates|cannot insert"), db_engine.begin() as conn:
+        conn.execute(text(statement))
+
+
+def test_migrations_roll_back_and_reapply(database_url: str) -> None:
+    """On a scratch database: up, down all the way, up again."""
+    url = make_url(libpq_url(database_url))
+    admin = psycopg2.connect(libpq_url(database_url))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")
+        cur.execute("CREATE DATABASE task_api_migrations")
+    scratch = url.set(database="task_api_migrations").render_as_string(hide_password=False)
+    try:
+        assert migrate_up(scratch) == ["0001_users", "0002_tasks"]
+        assert migrate_up(scratch) == []
+        assert migration_status(scratch).pending == []
+        assert migrate_down(scratch, steps=2) == ["0002_tasks", "0001_users"]
+        engine = create_engine(normalize_url(scratch))
+        with engine.connect() as conn:
+            assert not inspect(conn).has_table("tasks")
+            assert not inspect(conn).has_table("users")
+        engine.dispose()
+        assert migration_status(scratch).pending == ["0001_users", "0002_tasks"]
+        assert migrate_up(scratch) == ["0001_users", "0002_tasks"]
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")
+        admin.close()
