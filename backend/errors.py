@@ -57,6 +57,14 @@ class Conflict(AppError):
     message = "The request conflicts with existing data"
 
 
+class InvalidRequest(AppError):
+    """Well-formed input that the current state of the data does not allow."""
+
+    status_code = 422
+    code = "VALIDATION_ERROR"
+    message = "Request validation failed"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"

@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers the tables)
 from backend.db import libpq_url, normalize_url
-from backend.migrations import migrate_down, migrate_up, migration_status
+from backend.migrations import migrate_down, migrate_up, migration_ids, migration_status
 
 
 def _ignore_bookkeeping(
@@ -40,6 +40,11 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "ix_tasks_user_id_created_at_id",
         "ix_tasks_user_id_completed_created_at_id",
         "ix_tasks_user_id_lower_title_id",
+        "ix_tasks_user_id_updated_at_id",
+        "ix_tasks_user_id_priority_id",
+        "ix_tasks_user_id_due_date_asc_id",
+        "ix_tasks_user_id_due_date_desc_id",
+        "ix_tasks_user_id_tags",
     }
     checks = {c["name"] for c in inspector.get_check_constraints("tasks")}
     assert {
@@ -65,12 +70,19 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "INSERT INTO tasks (id, user_id, title) VALUES (5, 'u1', 'ok')",
         "INSERT INTO tasks (user_id, title) VALUES ('no-such-user', 'ok')",
         "INSERT INTO users (id, email) VALUES ('u2', 'Upper@Example.com')",
+        "INSERT INTO tasks (user_id, title, priority) VALUES ('u1', 'ok', 'urgent')",
+        "INSERT INTO tasks (user_id, title, tags) "
+        "VALUES ('u1', 'ok', array_fill('t'::text, ARRAY[21]))",
+        "INSERT INTO tasks (user_id, title, tags) VALUES ('u1', 'ok', ARRAY[NULL]::text[])",
     ],
 )
 def test_database_constraints_back_up_the_api_limits(db_engine: Engine, statement: str) -> None:
     with db_engine.begin() as conn:
         conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
-    with pytest.raises(Exception, match=r"violates|cannot insert"), db_engine.begin() as conn:
+    with (
+        pytest.raises(Exception, match=r"violates|cannot insert|invalid input value"),
+        db_engine.begin() as conn,
+    ):
         conn.execute(text(statement))
 
 
@@ -84,17 +96,18 @@ def test_migrations_roll_back_and_reapply(database_url: str) -> None:
         cur.execute("CREATE DATABASE task_api_migrations")
     scratch = url.set(database="task_api_migrations").render_as_string(hide_password=False)
     try:
-        assert migrate_up(scratch) == ["0001_users", "0002_tasks"]
+        shipped = sorted(migration_ids())
+        assert migrate_up(scratch) == shipped
         assert migrate_up(scratch) == []
         assert migration_status(scratch).pending == []
-        assert migrate_down(scratch, steps=2) == ["0002_tasks", "0001_users"]
+        assert migrate_down(scratch, steps=len(shipped)) == shipped[::-1]
         engine = create_engine(normalize_url(scratch))
         with engine.connect() as conn:
             assert not inspect(conn).has_table("tasks")
             assert not inspect(conn).has_table("users")
         engine.dispose()
-        assert migration_status(scratch).pending == ["0001_users", "0002_tasks"]
-        assert migrate_up(scratch) == ["0001_users", "0002_tasks"]
+        assert migration_status(scratch).pending == shipped
+        assert migrate_up(scratch) == shipped
     finally:
         with admin.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")

@@ -6,6 +6,7 @@ migrations-vs-models test, never to create tables).
 
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
 from backend.models.task import (
+    Priority,
     SortOrder,
     Task,
     TaskCompletion,
@@ -24,6 +25,7 @@ __all__ = [
     "ErrorEnvelope",
     "ListEnvelope",
     "ListMeta",
+    "Priority",
     "SortOrder",
     "Task",
     "TaskCompletion",

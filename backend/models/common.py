@@ -79,6 +79,16 @@ class ListMeta(BaseModel):
     has_more: bool = Field(
         description="True when more items matched than `limit` allowed.", examples=[False]
     )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` to get the next page; null on the last page.",
+        examples=[None],
+    )
+    total: int | None = Field(
+        default=None,
+        description="Number of matching items; only computed with `include_total=true`.",
+        examples=[None],
+    )
 
 
 class ListEnvelope(BaseModel, Generic[T]):

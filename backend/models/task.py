@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -16,9 +26,12 @@ from sqlalchemy import (
     Identity,
     Index,
     Text,
+    column,
     func,
     text,
 )
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -28,6 +41,19 @@ TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
 # Task ids are BIGINT identities; anything outside this range cannot exist.
 TASK_ID_MAX = 2**63 - 1
+TAG_MAX_LENGTH = 32
+TAGS_MAX_COUNT = 20
+# Instants outside these years are refused: they cannot round-trip through every client.
+INSTANT_MIN_YEAR, INSTANT_MAX_YEAR = 1900, 9998
+
+
+class Priority(StrEnum):
+    """Declared in ascending importance; the database enum sorts the same way."""
+
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
 
 
 class Task(SQLModel, table=True):
@@ -38,6 +64,21 @@ class Task(SQLModel, table=True):
             "ix_tasks_user_id_completed_created_at_id", "user_id", "completed", "created_at", "id"
         ),
         Index("ix_tasks_user_id_lower_title_id", "user_id", func.lower(text("title")), "id"),
+        Index("ix_tasks_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        Index("ix_tasks_user_id_priority_id", "user_id", "priority", "id"),
+        Index(
+            "ix_tasks_user_id_due_date_asc_id",
+            "user_id",
+            column("due_date").asc().nulls_last(),
+            column("id").asc(),
+        ),
+        Index(
+            "ix_tasks_user_id_due_date_desc_id",
+            "user_id",
+            column("due_date").desc().nulls_last(),
+            column("id").desc(),
+        ),
+        Index("ix_tasks_user_id_tags", "user_id", "tags", postgresql_using="gin"),
     )
 
     id: int | None = SQLField(
@@ -53,6 +94,24 @@ class Task(SQLModel, table=True):
     )
     completed_at: datetime | None = SQLField(
         default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    priority: Priority = SQLField(
+        default=Priority.none,
+        sa_column=Column(
+            SAEnum(
+                Priority,
+                name="task_priority",
+                create_type=False,
+                values_callable=lambda members: [m.value for m in members],
+            ),
+            nullable=False,
+            server_default="none",
+        ),
+    )
+    due_date: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
+    tags: list[str] = SQLField(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
     )
     created_at: datetime | None = SQLField(
         default=None,
@@ -70,6 +129,42 @@ Title = Annotated[
     StorableText,
 ]
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), StorableText]
+
+
+def to_instant(value: datetime | date) -> datetime:
+    """An aware datetime in UTC; a plain date means midnight UTC."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0), tzinfo=UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range") from None
+    if not INSTANT_MIN_YEAR <= value.year <= INSTANT_MAX_YEAR:
+        raise ValueError(f"year must be between {INSTANT_MIN_YEAR} and {INSTANT_MAX_YEAR}")
+    return value
+
+
+# ISO 8601 with an offset, or a plain date (midnight UTC). Naive datetimes are refused.
+# Always a UTC datetime once validated, which is what type checkers are told.
+if TYPE_CHECKING:
+    Instant = datetime
+else:
+    Instant = Annotated[AwareDatetime | date, AfterValidator(to_instant)]
+Tag = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX_LENGTH
+    ),
+    StorableText,
+]
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    # Tags are compared case-insensitively; the first spelling (lower-cased) wins.
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX_COUNT), AfterValidator(_unique_tags)]
 
 # Server-owned fields. Frontends often send a task object back whole, so these are accepted
 # and dropped; any other unknown field is a 422.
@@ -95,6 +190,18 @@ class TaskCreate(_TaskInput):
         default=None, description="Up to 2000 characters.", examples=["2 litres, semi-skimmed"]
     )
     completed: StrictBool = Field(default=False, examples=[False])
+    priority: Priority = Field(default=Priority.none, examples=["high"])
+    due_date: Instant | None = Field(
+        default=None,
+        description="ISO 8601 with an offset, or a plain date meaning midnight UTC.",
+        examples=["2026-12-01T17:00:00+01:00", "2026-12-01"],
+    )
+    tags: Tags = Field(
+        default_factory=list,
+        description=f"Up to {TAGS_MAX_COUNT} tags of 1-{TAG_MAX_LENGTH} characters; trimmed, "
+        "lower-cased and de-duplicated.",
+        examples=[["errands", "home"]],
+    )
 
 
 class TaskReplace(TaskCreate):
@@ -107,10 +214,15 @@ class TaskUpdate(_TaskInput):
     title: Title | None = Field(default=None, examples=["Buy oat milk"])
     description: Description | None = Field(default=None, examples=[None])
     completed: StrictBool | None = Field(default=None, examples=[True])
+    priority: Priority | None = Field(default=None, examples=["medium"])
+    due_date: Instant | None = Field(
+        default=None, description="`null` clears it.", examples=["2026-12-01"]
+    )
+    tags: Tags | None = Field(default=None, description="Replaces the whole list.")
 
     @model_validator(mode="after")
     def _not_null(self) -> TaskUpdate:
-        for name in ("title", "completed"):
+        for name in ("title", "completed", "priority", "tags"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -133,8 +245,19 @@ class TaskPublic(BaseModel):
     description: str | None = Field(examples=["2 litres, semi-skimmed"])
     completed: bool = Field(examples=[False])
     completed_at: UtcDatetime | None = Field(examples=[None])
+    priority: Priority = Field(examples=["high"])
+    due_date: UtcDatetime | None = Field(examples=["2026-12-01T16:00:00Z"])
+    tags: list[str] = Field(examples=[["errands"]])
     created_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
     updated_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def is_overdue(self) -> bool:
+        """Not completed and past its due date."""
+        return (
+            not self.completed and self.due_date is not None and self.due_date < datetime.now(UTC)
+        )
 
 
 class TaskStatus(StrEnum):
@@ -145,7 +268,10 @@ class TaskStatus(StrEnum):
 
 class TaskSort(StrEnum):
     created = "created"
+    updated = "updated"
     title = "title"  # type: ignore[assignment]  # shadows str.title; the API value is "title"
+    due_date = "due_date"
+    priority = "priority"
 
 
 class SortOrder(StrEnum):

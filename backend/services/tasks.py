@@ -7,27 +7,68 @@ belongs to someone else is therefore indistinguishable from one that does not ex
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, Self, TypeVar
 
-from sqlalchemy import Delete, Select, Update, case, delete, func, insert, select, update
+from sqlalchemy import (
+    Select,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from backend.errors import NotFound
-from backend.models import (
-    SortOrder,
-    Task,
-    TaskCreate,
-    TaskReplace,
-    TaskSort,
-    TaskStatus,
-    TaskUpdate,
+from backend.errors import InvalidRequest, NotFound
+from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskUpdate
+from backend.models.task import TAGS_MAX_COUNT
+from backend.models.task_ops import (
+    AddTagOp,
+    BulkOperation,
+    CompleteOp,
+    DeleteOp,
+    RemoveTagOp,
+    ReopenOp,
+    SetPriorityOp,
+)
+from backend.services.task_listing import (
+    Keyset,
+    TaskListQuery,
+    after_keyset,
+    filter_conditions,
+    order_by,
+    sort_key,
 )
 
-Stmt = TypeVar("Stmt", Select[Any], Update, Delete)
 
-# Default direction per sort key: newest first; titles A to Z.
-DEFAULT_ORDER = {TaskSort.created: SortOrder.desc, TaskSort.title: SortOrder.asc}
+class _Filterable(Protocol):
+    def where(self, *whereclause: Any) -> Self: ...
+
+
+Stmt = TypeVar("Stmt", bound=_Filterable)
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    items: Sequence[Task]
+    next: Keyset | None
+    total: int | None
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    total: int
+    pending: int
+    completed: int
+    overdue: int
+    by_priority: dict[str, int]
 
 
 def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
@@ -53,26 +94,44 @@ class TaskService:
         """The single place that scopes a statement to the caller's tasks."""
         return statement.where(col(Task.user_id) == self.user_id)
 
-    def list(
-        self,
-        *,
-        status: TaskStatus = TaskStatus.all,
-        sort: TaskSort = TaskSort.created,
-        order: SortOrder | None = None,
-        limit: int = 100,
-    ) -> tuple[Sequence[Task], bool]:
-        """Up to `limit` tasks and whether more matched."""
-        statement = self._owned(select(Task))
-        if status is not TaskStatus.all:
-            statement = statement.where(col(Task.completed).is_(status is TaskStatus.completed))
-        key = col(Task.created_at) if sort is TaskSort.created else func.lower(Task.title)
-        direction = order or DEFAULT_ORDER[sort]
-        columns = (key, col(Task.id))
-        statement = statement.order_by(
-            *(c.desc() if direction is SortOrder.desc else c.asc() for c in columns)
-        ).limit(limit + 1)
-        rows = self.session.scalars(statement).all()
-        return rows[:limit], len(rows) > limit
+    def list_statement(self, query: TaskListQuery) -> Select[Task, Any]:
+        """The page query: the task and its sort key (read back to build the next cursor)."""
+        statement = self._owned(select(Task, sort_key(query.sort).label("sort_key")))
+        statement = statement.where(*filter_conditions(query.filters))
+        if query.after is not None:
+            statement = statement.where(after_keyset(query.sort, query.direction, query.after))
+        return statement.order_by(*order_by(query.sort, query.direction)).limit(query.limit + 1)
+
+    def list_page(self, query: TaskListQuery) -> TaskPage:
+        rows = self.session.execute(self.list_statement(query)).all()
+        page = rows[: query.limit]
+        next_keyset = None
+        if len(rows) > query.limit:
+            last_task, last_key = page[-1]
+            next_keyset = Keyset(key=last_key, id=int(last_task.id or 0))
+        total = None
+        if query.include_total:
+            count = self._owned(select(func.count()).select_from(Task))
+            total = self.session.scalar(count.where(*filter_conditions(query.filters)))
+        return TaskPage(items=[task for task, _ in page], next=next_keyset, total=total)
+
+    def stats(self) -> TaskStats:
+        completed, due, priority = col(Task.completed), col(Task.due_date), col(Task.priority)
+        counts = [
+            func.count(),
+            func.count().filter(completed == true()),
+            func.count().filter(completed == false(), due < func.now()),
+            *(func.count().filter(priority == p) for p in Priority),
+        ]
+        row = self.session.execute(self._owned(select(*counts).select_from(Task))).one()
+        total, done, overdue, *by_priority = row
+        return TaskStats(
+            total=total,
+            pending=total - done,
+            completed=done,
+            overdue=overdue,
+            by_priority=dict(zip((p.value for p in Priority), by_priority, strict=True)),
+        )
 
     def get(self, task_id: int) -> Task:
         statement = self._owned(select(Task).where(col(Task.id) == task_id))
@@ -88,13 +147,19 @@ class TaskService:
             "description": data.description,
             "completed": data.completed,
             "completed_at": func.now() if data.completed else None,
+            "priority": data.priority,
+            "due_date": data.due_date,
+            "tags": data.tags,
         }
         return self.session.scalars(insert(Task).values(**values).returning(Task)).one()
 
     def replace(self, task_id: int, data: TaskReplace) -> Task:
         return self._update(
             task_id,
-            {"title": data.title, "description": data.description, **_completion(data.completed)},
+            {
+                **data.model_dump(include={"title", "description", "priority", "due_date", "tags"}),
+                **_completion(data.completed),
+            },
         )
 
     def update(self, task_id: int, data: TaskUpdate) -> Task:
@@ -122,15 +187,88 @@ class TaskService:
         if deleted is None:
             raise NotFound("Task not found")
 
+    def set_priority(self, task_id: int, priority: Priority) -> Task:
+        return self._update(task_id, {"priority": priority})
+
+    def add_tag(self, task_id: int, tag: str) -> Task:
+        """Add one (normalized) tag; adding a tag the task has changes nothing but updated_at."""
+        tags = col(Task.tags)
+        has_tag = literal(tag).op("=")(func.any(tags))
+        task = self._update_where(
+            task_id,
+            {"tags": case((has_tag, tags), else_=func.array_append(tags, tag))},
+            # The count bound is part of the statement, so a concurrent add cannot exceed it.
+            or_(has_tag, func.cardinality(tags) < TAGS_MAX_COUNT),
+        )
+        if task is None:
+            self.get(task_id)  # 404 if it is not the caller's task
+            raise InvalidRequest(f"A task has at most {TAGS_MAX_COUNT} tags")
+        return task
+
+    def remove_tag(self, task_id: int, tag: str) -> Task:
+        return self._update(task_id, {"tags": func.array_remove(col(Task.tags), tag)})
+
+    def apply(self, operations: Sequence[BulkOperation]) -> list[Task | None]:
+        """Apply operations in order; the first failure aborts the batch (the request's
+        transaction rolls back, so nothing is changed) and names the failing operation."""
+        results: list[Task | None] = []
+        for index, operation in enumerate(operations):
+            try:
+                task = self._apply_one(operation)
+                if task is not None:
+                    # Detached, it stays a snapshot: a later operation on the same task loads
+                    # a new object instead of rewriting this result.
+                    self.session.expunge(task)
+                results.append(task)
+            except (NotFound, InvalidRequest) as exc:
+                detail = {
+                    "field": f"body.operations.{index}",
+                    "message": exc.message,
+                    "type": exc.code.lower(),
+                }
+                raise type(exc)(exc.message, details=[detail]) from None
+        return results
+
+    def _apply_one(self, operation: BulkOperation) -> Task | None:
+        match operation:
+            case CompleteOp(id=task_id):
+                return self.set_completed(task_id, True)
+            case ReopenOp(id=task_id):
+                return self.set_completed(task_id, False)
+            case DeleteOp(id=task_id):
+                self.delete(task_id)
+                return None
+            case SetPriorityOp(id=task_id, priority=priority):
+                return self.set_priority(task_id, priority)
+            case AddTagOp(id=task_id, tag=tag):
+                return self.add_tag(task_id, tag)
+            case RemoveTagOp(id=task_id, tag=tag):
+                return self.remove_tag(task_id, tag)
+        raise AssertionError(f"unhandled operation {operation!r}")  # pragma: no cover
+
+    def delete_completed(self) -> int:
+        """Delete the caller's completed tasks; return how many."""
+        result = self.session.execute(
+            self._owned(delete(Task).where(col(Task.completed) == true())).returning(col(Task.id))
+        )
+        return len(result.all())
+
     def _update(self, task_id: int, values: dict[str, Any]) -> Task:
+        task = self._update_where(task_id, values)
+        if task is None:
+            raise NotFound("Task not found")
+        return task
+
+    def _update_where(
+        self, task_id: int, values: dict[str, Any], *conditions: ColumnElement[bool]
+    ) -> Task | None:
+        """One UPDATE ... RETURNING of the caller's task; None when no row matched."""
         statement = (
-            self._owned(update(Task).where(col(Task.id) == task_id))
+            self._owned(update(Task).where(col(Task.id) == task_id, *conditions))
             .values(**values, updated_at=func.now())
             .returning(Task)
             # Refresh a Task already in this session from the returned row, not the stale copy.
             .execution_options(synchronize_session=False, populate_existing=True)
         )
-        task = self.session.scalars(statement).one_or_none()
-        if task is None:
-            raise NotFound("Task not found")
+        task: Task | None = self.session.scalars(statement).one_or_none()
         return task

@@ -74,12 +74,25 @@ def test_list_returns_envelope_with_meta(client: TestClient, alice: Account) -> 
     assert response.status_code == 200
     body = response.json()
     assert [t["id"] for t in body["data"]] == [second["id"], first["id"]]  # newest first
-    assert body["meta"] == {"count": 2, "limit": 100, "has_more": False}
+    assert body["meta"] == {
+        "count": 2,
+        "limit": 100,
+        "has_more": False,
+        "next_cursor": None,
+        "total": None,
+    }
 
 
 def test_list_empty(client: TestClient, alice: Account) -> None:
     body = client.get("/api/tasks", headers=alice.headers).json()
-    assert body == {"data": [], "meta": {"count": 0, "limit": 100, "has_more": False}}
+    assert body["data"] == []
+    assert body["meta"] == {
+        "count": 0,
+        "limit": 100,
+        "has_more": False,
+        "next_cursor": None,
+        "total": None,
+    }
 
 
 def test_list_status_filter(client: TestClient, alice: Account) -> None:
@@ -116,9 +129,11 @@ def test_list_limit_bounds_the_page(client: TestClient, alice: Account) -> None:
     for i in range(3):
         create(client, alice, title=f"t{i}")
     body = client.get("/api/tasks?limit=2", headers=alice.headers).json()
-    assert body["meta"] == {"count": 2, "limit": 2, "has_more": True}
+    assert body["meta"]["count"] == 2 and body["meta"]["has_more"] is True
+    assert body["meta"]["next_cursor"]
     body = client.get("/api/tasks?limit=3", headers=alice.headers).json()
-    assert body["meta"] == {"count": 3, "limit": 3, "has_more": False}
+    assert body["meta"]["count"] == 3 and body["meta"]["has_more"] is False
+    assert body["meta"]["next_cursor"] is None
 
 
 def test_put_replaces_editable_fields_and_defaults_omitted_ones(

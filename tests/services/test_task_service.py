@@ -13,6 +13,7 @@ from backend.db import session_scope
 from backend.errors import NotFound
 from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate, User
 from backend.services import TaskService
+from backend.services.task_listing import TaskFilters, TaskListQuery
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_other_users_service_sees_nothing(session: Session) -> None:
     task = TaskService(session, "owner").create(TaskCreate(title="private"))
     assert task.id is not None
     intruder = TaskService(session, "intruder")
-    assert intruder.list()[0] == []
+    assert intruder.list_page(TaskListQuery()).items == []
     for attempt in (
         lambda: intruder.get(task.id),  # type: ignore[arg-type]
         lambda: intruder.update(task.id, TaskUpdate(title="x")),  # type: ignore[arg-type]
@@ -64,12 +65,15 @@ def test_list_orders_and_filters(session: Session) -> None:
     service = TaskService(session, "owner")
     b = service.create(TaskCreate(title="b"))
     a = service.create(TaskCreate(title="A", completed=True))
-    items, has_more = service.list(sort=TaskSort.title)
-    assert [t.id for t in items] == [a.id, b.id] and has_more is False
-    items, _ = service.list(sort=TaskSort.title, order=SortOrder.desc, status=TaskStatus.pending)
-    assert [t.id for t in items] == [b.id]
-    items, has_more = service.list(limit=1)
-    assert len(items) == 1 and has_more is True
+    page = service.list_page(TaskListQuery(sort=TaskSort.title))
+    assert [t.id for t in page.items] == [a.id, b.id] and page.next is None
+    pending = TaskFilters(status=TaskStatus.pending)
+    page = service.list_page(
+        TaskListQuery(filters=pending, sort=TaskSort.title, order=SortOrder.desc)
+    )
+    assert [t.id for t in page.items] == [b.id]
+    page = service.list_page(TaskListQuery(limit=1))
+    assert len(page.items) == 1 and page.next is not None
 
 
 def test_concurrent_toggles_lose_no_update(db_engine: Engine) -> None:

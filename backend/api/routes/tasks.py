@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+from pydantic import StringConstraints
 
 from backend.api.responses import errors
-from backend.deps import TaskServiceDep
+from backend.deps import CurrentUserId, SettingsDep, TaskServiceDep
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
     ListMeta,
+    Priority,
     SortOrder,
     TaskCompletion,
     TaskCreate,
@@ -21,32 +23,72 @@ from backend.models import (
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.task import TASK_ID_MAX
+from backend.models.common import StorableText
+from backend.models.task import TASK_ID_MAX, Instant, Tag
+from backend.models.task_ops import (
+    BulkRequest,
+    BulkResponse,
+    BulkResult,
+    ClearedCompleted,
+    TaskStatsPublic,
+)
+from backend.pagination import decode_cursor, encode_cursor
+from backend.services.task_listing import TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+MAX_FILTER_VALUES = 10
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503))
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 Envelope = DataEnvelope[TaskPublic]
+SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
 
 
 def _one(task: object) -> Envelope:
     return Envelope(data=TaskPublic.model_validate(task))
 
 
-@router.get("", response_model=ListEnvelope[TaskPublic], summary="List your tasks")
-def list_tasks(
-    tasks: TaskServiceDep,
+def list_query(
     status_: Annotated[
         TaskStatus, Query(alias="status", description="Filter by completion state.")
     ] = TaskStatus.all,
+    priority: Annotated[
+        list[Priority],
+        Query(max_length=MAX_FILTER_VALUES, description="Any of these priorities (repeatable)."),
+    ] = [],  # noqa: B006  (FastAPI copies query defaults)
+    tag: Annotated[
+        list[Tag],
+        Query(max_length=MAX_FILTER_VALUES, description="Has all of these tags (repeatable)."),
+    ] = [],  # noqa: B006
+    due_before: Annotated[
+        Instant | None, Query(description="Due strictly before this instant or date.")
+    ] = None,
+    due_after: Annotated[
+        Instant | None, Query(description="Due at or after this instant or date.")
+    ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="`true`: pending and past due. `false`: everything else."),
+    ] = None,
+    q: Annotated[
+        SearchTerm | None,
+        Query(
+            description="Case-insensitive substring of title or description; "
+            "`%`, `_` and `\\` match literally."
+        ),
+    ] = None,
+    updated_since: Annotated[
+        Instant | None,
+        Query(description="Changed at or after this instant (inclusive), for polling clients."),
+    ] = None,
     sort: Annotated[
         TaskSort,
         Query(
-            description="`created` (default order: newest first) or `title` (A to Z, "
-            "case-insensitive). Ties are broken by id."
+            description="`created` (default newest first), `updated` (newest first), "
+            "`title` (A to Z, case-insensitive), `due_date` (soonest first; no due date "
+            "last in both orders), `priority` (high first). Ties are broken by id."
         ),
     ] = TaskSort.created,
     order: Annotated[
@@ -55,11 +97,62 @@ def list_tasks(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}.")
     ] = DEFAULT_LIMIT,
+    include_total: Annotated[
+        bool, Query(description="Also count every matching task into `meta.total`.")
+    ] = False,
+) -> TaskListQuery:
+    filters = TaskFilters(
+        status=status_,
+        priorities=tuple(dict.fromkeys(priority)),
+        tags=tuple(dict.fromkeys(tag)),
+        due_before=due_before,
+        due_after=due_after,
+        overdue=overdue,
+        q=q or None,
+        updated_since=updated_since,
+    )
+    return TaskListQuery(
+        filters=filters, sort=sort, order=order, limit=limit, include_total=include_total
+    )
+
+
+@router.get(
+    "",
+    response_model=ListEnvelope[TaskPublic],
+    summary="List your tasks",
+    description="Filters combine with AND. Pages are keyset-based: follow `meta.next_cursor` "
+    '(or the `Link: rel="next"` header) until it is null; tasks added or deleted meanwhile '
+    "never make an unchanged task repeat or go missing.",
+)
+def list_tasks(
+    tasks: TaskServiceDep,
+    user_id: CurrentUserId,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+    query: Annotated[TaskListQuery, Depends(list_query)],
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="`meta.next_cursor` of the previous page.")
+    ] = None,
 ) -> ListEnvelope[TaskPublic]:
-    items, has_more = tasks.list(status=status_, sort=sort, order=order, limit=limit)
+    secret = settings.signing_secret()
+    if cursor:
+        after = decode_cursor(secret, user_id, query, cursor)
+        query = TaskListQuery(**{**query.__dict__, "after": after})
+    page = tasks.list_page(query)
+    next_cursor = encode_cursor(secret, user_id, query, page.next) if page.next else None
+    if next_cursor:
+        next_url = request.url.include_query_params(cursor=next_cursor)
+        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     return ListEnvelope[TaskPublic](
-        data=[TaskPublic.model_validate(t) for t in items],
-        meta=ListMeta(count=len(items), limit=limit, has_more=has_more),
+        data=[TaskPublic.model_validate(t) for t in page.items],
+        meta=ListMeta(
+            count=len(page.items),
+            limit=query.limit,
+            has_more=page.next is not None,
+            next_cursor=next_cursor,
+            total=page.total,
+        ),
     )
 
 
@@ -76,6 +169,44 @@ def create_task(
     task = tasks.create(data)
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
     return _one(task)
+
+
+# Fixed paths come before /{task_id}, which would otherwise claim them.
+@router.get("/stats", response_model=DataEnvelope[TaskStatsPublic], summary="Counts of your tasks")
+def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
+    stats = tasks.stats()
+    return DataEnvelope[TaskStatsPublic](data=TaskStatsPublic.model_validate(stats.__dict__))
+
+
+@router.post(
+    "/bulk",
+    response_model=DataEnvelope[BulkResponse],
+    summary="Apply several operations, all or nothing",
+    description="Operations run in order in one transaction. If any fails (a task that is not "
+    "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
+    responses=errors(404, 413),
+)
+def bulk(tasks: TaskServiceDep, data: BulkRequest) -> DataEnvelope[BulkResponse]:
+    outcomes = tasks.apply(data.operations)
+    results = [
+        BulkResult(
+            index=index,
+            op=operation.op,
+            id=operation.id,
+            task=TaskPublic.model_validate(task) if task is not None else None,
+        )
+        for index, (operation, task) in enumerate(zip(data.operations, outcomes, strict=True))
+    ]
+    return DataEnvelope[BulkResponse](data=BulkResponse(results=results))
+
+
+@router.delete(
+    "/completed",
+    response_model=DataEnvelope[ClearedCompleted],
+    summary="Delete all your completed tasks",
+)
+def clear_completed(tasks: TaskServiceDep) -> DataEnvelope[ClearedCompleted]:
+    return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=tasks.delete_completed()))
 
 
 @router.get("/{task_id}", response_model=Envelope, summary="Get a task", responses=errors(404))
