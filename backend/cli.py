@@ -233,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true", help="reload on code changes")
     serve.add_argument(
         "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="proxies whose X-Forwarded-* headers are trusted",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        help="comma-separated proxy IPs (or '*') whose X-Forwarded-For/-Proto headers are "
+        "trusted (default 127.0.0.1; env FORWARDED_ALLOW_IPS)",
     )
     serve.add_argument("--dev", action="store_true", help=dev_help)
     serve.set_defaults(func=cmd_serve)
@@ -299,8 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    # check and seed print their own findings; library chatter would bury them.
+    quiet = args.command in {"check", "seed", "token", "openapi"}
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     result: int = args.func(args)
     return result
 
