@@ -212,7 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     dev_help = "development mode: embedded database, auto-migrate, generated secret"
 
-    serve = sub.add_parser("serve", help="run the API server")
+    serve = sub.add_parser(
+        "serve",
+        help="run the API server",
+        description="Run the API with uvicorn. Without DATABASE_URL (development and tests) "
+        "it starts an embedded PostgreSQL. Before starting it checks that the database answers "
+        "and its migrations are applied (applying them when auto-migrate is on), and exits "
+        "with one line saying what to fix if not. Swagger UI is at /docs.",
+    )
     serve.add_argument(
         "--host",
         default=os.environ.get("HOST", "127.0.0.1"),
@@ -240,13 +247,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dev", action="store_true", help=dev_help)
     serve.set_defaults(func=cmd_serve)
 
-    migrate = sub.add_parser("migrate", help="apply or roll back schema migrations")
-    migrate.add_argument("action", choices=["up", "down", "status"], nargs="?", default="up")
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply or roll back schema migrations",
+        description="Apply, roll back or list the SQL migrations in migrations/. Uses "
+        "DATABASE_MIGRATION_URL when set (Neon's direct host), else DATABASE_URL.",
+    )
+    migrate.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        nargs="?",
+        default="up",
+        help="up: apply pending (default); down: roll back the newest --steps; "
+        "status: print applied and pending as JSON",
+    )
     migrate.add_argument("--steps", type=int, default=1, help="how many to roll back (down)")
     migrate.add_argument("--dev", action="store_true", help=dev_help)
     migrate.set_defaults(func=cmd_migrate)
 
-    token = sub.add_parser("token", help="mint a bearer token for a user id")
+    token = sub.add_parser(
+        "token",
+        help="mint a bearer token for a user id",
+        description="Print an HS256 bearer token for USER_ID, signed with JWT_SECRET, for curl "
+        "and scripts: export TOKEN=$(python -m backend token alice --dev). The account is "
+        "created on the token's first use.",
+    )
     token.add_argument("user_id", help="the token's `sub`")
     token.add_argument(
         "--minutes", type=int, default=None, help="lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES)"
@@ -294,7 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dev", action="store_true", help=dev_help)
     check.set_defaults(func=cmd_check)
 
-    openapi = sub.add_parser("openapi", help="print the OpenAPI document as JSON")
+    openapi = sub.add_parser(
+        "openapi",
+        help="print the OpenAPI document as JSON",
+        description="Print the OpenAPI document without starting the server or touching a "
+        "database: python -m backend openapi > specs/openapi.json",
+    )
     openapi.set_defaults(func=cmd_openapi)
     return parser
 

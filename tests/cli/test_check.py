@@ -120,6 +120,9 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert out.startswith(f"usage: task-api {command}")
     assert "-h, --help" in out
+    # A description paragraph between the usage line and the options.
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 12, out
 
 
 def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
