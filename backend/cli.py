@@ -3,7 +3,12 @@
 serve     run the API (embedded PostgreSQL when DATABASE_URL is unset)
 migrate   apply (up), roll back (down) or list (status) schema migrations
 token     mint a bearer token for a user id, for curl
+seed      fill a user's account with demo tasks
+check     check the configuration, the database connection and the migrations
 openapi   print the OpenAPI document (specs/openapi.json is this output)
+
+Every command reads its settings from the environment and `.env` (see README.md).
+Add --help after a command for its options, e.g. `python -m backend seed --help`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -46,17 +52,12 @@ def _database_url(settings: Settings, *, for_migrations: bool = False) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from backend.migrations import migrate_up
-
     settings = _settings(args.dev)
     url = _database_url(settings)
     if settings.database_url is None:
         # Workers inherit the server this process started (and stops on exit).
         os.environ["TASK_API_EMBEDDED_URL"] = url
-    if settings.should_auto_migrate:
-        applied = migrate_up(_database_url(settings, for_migrations=True))
-        if applied:
-            print(f"applied migrations: {', '.join(applied)}", file=sys.stderr)
+    _ready_database(settings, url)
     settings.signing_secret()  # create the development secret once, before workers start
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
     # runs atexit, which stops the embedded PostgreSQL this process started.
@@ -72,6 +73,101 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=20,
         log_level=settings.log_level.lower(),
     )
+    return 0
+
+
+def _first_line(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return str(exc).splitlines()[0]
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _ready_database(settings: Settings, url: str) -> None:
+    """Refuse to start on a database that cannot serve: one line saying what to fix, exit 1.
+
+    Reachable within the connect timeout; migrations applied (applying them first when
+    auto-migrate is on, otherwise refusing while any is pending).
+    """
+    import psycopg2
+
+    from backend import preflight
+    from backend.migrations import migrate_up, migration_status
+
+    timeout = float(settings.db_connect_timeout_seconds)
+    migration_url = _database_url(settings, for_migrations=True)
+    names = ["DATABASE_URL"]
+    if migration_url != url:
+        names.append("DATABASE_MIGRATION_URL")
+    for name, candidate in zip(names, (url, migration_url), strict=False):
+        finding = preflight.probe(name, candidate, timeout)
+        if finding.level is preflight.Level.error:
+            _fail(finding.message)
+    if settings.should_auto_migrate:
+        try:
+            applied = migrate_up(migration_url)
+        except psycopg2.Error as exc:
+            _fail(f"applying migrations failed: {' '.join(str(exc).split())}")
+        if applied:
+            print(f"applied migrations: {', '.join(applied)}", file=sys.stderr)
+        return
+    pending = migration_status(migration_url).pending
+    if pending:
+        _fail(preflight.pending_message(pending) + " or set AUTO_MIGRATE=true")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from backend import preflight
+
+    settings = _settings(args.dev)
+    print(f"ok    configuration: {settings.environment.value} mode, settings valid")
+    findings: list[preflight.Finding] = []
+    migration_url: str | None = None
+    if settings.database_url is None:
+        print("ok    DATABASE_URL unset: using the embedded PostgreSQL (development and tests)")
+        url = _database_url(settings)
+    else:
+        url = settings.database_url.get_secret_value()
+        direct = settings.database_migration_url
+        migration_url = direct.get_secret_value() if direct is not None else None
+        findings += preflight.lint_urls(url, migration_url)
+    findings.append(preflight.probe("DATABASE_URL", url, args.timeout))
+    if migration_url is not None:
+        findings.append(preflight.probe("DATABASE_MIGRATION_URL", migration_url, args.timeout))
+    if not any(f.level is preflight.Level.error for f in findings):
+        findings.append(
+            preflight.migrations_finding(
+                migration_url or url, auto_migrate=settings.should_auto_migrate
+            )
+        )
+    for finding in findings:
+        print(
+            finding.line(), file=sys.stdout if finding.level is preflight.Level.ok else sys.stderr
+        )
+    errors = sum(f.level is preflight.Level.error for f in findings)
+    print("check failed" if errors else "check passed", file=sys.stderr if errors else sys.stdout)
+    return 1 if errors else 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from backend.seed import seed_tasks
+
+    settings = _settings(args.dev)
+    url = _database_url(settings)
+    _ready_database(settings, url)
+    try:
+        result = seed_tasks(url, settings, user=args.user, count=args.count, password=args.password)
+    except ValueError as exc:  # pydantic's ValidationError included: a bad email or password
+        _fail(f"seed: {_first_line(exc)}")
+    print(result.summary())
     return 0
 
 
@@ -116,7 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     dev_help = "development mode: embedded database, auto-migrate, generated secret"
 
-    serve = sub.add_parser("serve", help="run the API server")
+    serve = sub.add_parser(
+        "serve",
+        help="run the API server",
+        description="Run the API with uvicorn. Without DATABASE_URL (development and tests) "
+        "it starts an embedded PostgreSQL. Before starting it checks that the database answers "
+        "and its migrations are applied (applying them when auto-migrate is on), and exits "
+        "with one line saying what to fix if not. Swagger UI is at /docs.",
+    )
     serve.add_argument(
         "--host",
         default=os.environ.get("HOST", "127.0.0.1"),
@@ -137,19 +240,38 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true", help="reload on code changes")
     serve.add_argument(
         "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="proxies whose X-Forwarded-* headers are trusted",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        help="comma-separated proxy IPs (or '*') whose X-Forwarded-For/-Proto headers are "
+        "trusted (default 127.0.0.1; env FORWARDED_ALLOW_IPS)",
     )
     serve.add_argument("--dev", action="store_true", help=dev_help)
     serve.set_defaults(func=cmd_serve)
 
-    migrate = sub.add_parser("migrate", help="apply or roll back schema migrations")
-    migrate.add_argument("action", choices=["up", "down", "status"], nargs="?", default="up")
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply or roll back schema migrations",
+        description="Apply, roll back or list the SQL migrations in migrations/. Uses "
+        "DATABASE_MIGRATION_URL when set (Neon's direct host), else DATABASE_URL.",
+    )
+    migrate.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        nargs="?",
+        default="up",
+        help="up: apply pending (default); down: roll back the newest --steps; "
+        "status: print applied and pending as JSON",
+    )
     migrate.add_argument("--steps", type=int, default=1, help="how many to roll back (down)")
     migrate.add_argument("--dev", action="store_true", help=dev_help)
     migrate.set_defaults(func=cmd_migrate)
 
-    token = sub.add_parser("token", help="mint a bearer token for a user id")
+    token = sub.add_parser(
+        "token",
+        help="mint a bearer token for a user id",
+        description="Print an HS256 bearer token for USER_ID, signed with JWT_SECRET, for curl "
+        "and scripts: export TOKEN=$(python -m backend token alice --dev). The account is "
+        "created on the token's first use.",
+    )
     token.add_argument("user_id", help="the token's `sub`")
     token.add_argument(
         "--minutes", type=int, default=None, help="lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES)"
@@ -157,14 +279,64 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--dev", action="store_true", help=dev_help)
     token.set_defaults(func=cmd_token)
 
-    openapi = sub.add_parser("openapi", help="print the OpenAPI document as JSON")
+    seed = sub.add_parser(
+        "seed",
+        help="fill a user's account with demo tasks",
+        description="Create demo tasks for one user, through the same service the API uses "
+        "(so every validation rule holds), with a progress bar. USER is an account's email "
+        "or id; an unknown email is registered with --password, an unknown id is created "
+        "like a token's first use (sign in with `python -m backend token ID`).",
+    )
+    seed.add_argument(
+        "user",
+        nargs="?",
+        default="demo@example.com",
+        help="email or user id to seed (default demo@example.com)",
+    )
+    seed.add_argument("--count", type=int, default=25, help="tasks to create (1-1000, default 25)")
+    seed.add_argument(
+        "--password",
+        default="demo-password",
+        help="password for a newly registered email account (default demo-password)",
+    )
+    seed.add_argument("--dev", action="store_true", help=dev_help)
+    seed.set_defaults(func=cmd_seed)
+
+    check = sub.add_parser(
+        "check",
+        help="check configuration, database reachability and migrations",
+        description="Validate the settings, lint DATABASE_URL / DATABASE_MIGRATION_URL for the "
+        "usual Neon mistakes (missing sslmode, pooled host for migrations, direct host for "
+        "the app), connect to each with a bounded timeout, and verify that every migration is "
+        "applied. Prints one line per finding; exits 1 if any is an error.",
+    )
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for each database connection (default 5)",
+    )
+    check.add_argument("--dev", action="store_true", help=dev_help)
+    check.set_defaults(func=cmd_check)
+
+    openapi = sub.add_parser(
+        "openapi",
+        help="print the OpenAPI document as JSON",
+        description="Print the OpenAPI document without starting the server or touching a "
+        "database: python -m backend openapi > specs/openapi.json",
+    )
     openapi.set_defaults(func=cmd_openapi)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    # check and seed print their own findings; library chatter would bury them.
+    quiet = args.command in {"check", "seed", "token", "openapi"}
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     result: int = args.func(args)
     return result
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# One curl command per Task API route.
+#
+#   scripts/api.sh COMMAND [ARGS...]
+#
+# Environment:
+#   BASE_URL   API root (default http://127.0.0.1:8000)
+#   TOKEN      bearer token, sent when set (get one with `login`, `register` or
+#              `python -m backend token USER_ID --dev`)
+#
+# Prints the response body to stdout (indented when stdout is a terminal) and
+# "HTTP <status> <METHOD> <path>" to stderr. Exits 0 on a 2xx/3xx answer, 1 on an HTTP error
+# (4xx/5xx; the error envelope is still printed), 2 on a usage error, and curl's own code
+# when the server cannot be reached. Needs curl and python3.
+#
+# Bodies: create, replace, update and bulk take a JSON object; create also takes a bare title.
+#
+# Example:
+#   export TOKEN=$(scripts/api.sh login ada@example.com 'correct horse battery staple' \
+#     | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])')
+#   scripts/api.sh create 'Buy milk'
+#   scripts/api.sh list 'status=pending&sort=title'
+#
+# The route table (tests/scripts/test_api_script.py checks that every route the API serves
+# is listed here, and runs each command against a live server):
+#
+# route: GET    /health                         health
+# route: GET    /health/ready                   ready
+# route: POST   /api/auth/register              register EMAIL PASSWORD [NAME]
+# route: POST   /api/auth/login                 login EMAIL PASSWORD
+# route: POST   /api/auth/token                 oauth-token EMAIL PASSWORD
+# route: GET    /api/auth/me                    me
+# route: DELETE /api/auth/me                    delete-me
+# route: GET    /api/tasks                      list [QUERY]
+# route: POST   /api/tasks                      create TITLE|JSON
+# route: GET    /api/tasks/stats                stats
+# route: POST   /api/tasks/bulk                 bulk JSON
+# route: DELETE /api/tasks/completed            clear-completed
+# route: GET    /api/tasks/{task_id}            get ID
+# route: PUT    /api/tasks/{task_id}            replace ID JSON
+# route: PATCH  /api/tasks/{task_id}            update ID JSON
+# route: DELETE /api/tasks/{task_id}            delete ID
+# route: PATCH  /api/tasks/{task_id}/complete   complete ID [true|false]
+#
+# Any other request: scripts/api.sh call METHOD PATH [JSON]
+set -euo pipefail
+
+BASE_URL="${BASE_URL:-http://127.0.0.1:8000}"
+BASE_URL="${BASE_URL%/}"
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+need() {  # need COUNT "$@": at least COUNT arguments after the command
+  local count=$1
+  shift
+  if (($# < count)); then
+    usage
+  fi
+}
+
+json_string() {  # a shell string as a JSON string literal
+  python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"
+}
+
+# request METHOD PATH [JSON_BODY | --form ARGS...]
+request() {
+  local method=$1 path=$2
+  shift 2
+  BODY_FILE=$(mktemp)
+  trap 'rm -f "$BODY_FILE"' EXIT
+  local body_file=$BODY_FILE
+  local args=(-sS -o "$body_file" -w '%{http_code}' -X "$method" "$BASE_URL$path")
+  if [[ -n "${TOKEN:-}" ]]; then
+    args+=(-H "Authorization: Bearer $TOKEN")
+  fi
+  if [[ "${1:-}" == --form ]]; then
+    shift
+    for field in "$@"; do
+      args+=(--data-urlencode "$field")
+    done
+  elif [[ $# -gt 0 ]]; then
+    args+=(-H 'Content-Type: application/json' --data-binary "$1")
+  fi
+  local status
+  status=$(curl "${args[@]}")
+  echo "HTTP $status $method $path" >&2
+  if [[ -s "$body_file" ]]; then
+    if [[ -t 1 ]] && python3 -m json.tool "$body_file" >/dev/null 2>&1; then
+      python3 -m json.tool "$body_file"
+    else
+      cat "$body_file"
+      echo
+    fi
+  fi
+  if ((status >= 400)); then
+    exit 1
+  fi
+}
+
+command=${1:-}
+if [[ -z "$command" || "$command" == -h || "$command" == --help || "$command" == help ]]; then
+  usage
+fi
+shift
+
+case "$command" in
+  health) request GET /health ;;
+  ready) request GET /health/ready ;;
+  register)
+    need 2 "$@"
+    body="{\"email\": $(json_string "$1"), \"password\": $(json_string "$2")"
+    if [[ -n "${3:-}" ]]; then
+      body+=", \"name\": $(json_string "$3")"
+    fi
+    request POST /api/auth/register "$body}"
+    ;;
+  login)
+    need 2 "$@"
+    request POST /api/auth/login "{\"email\": $(json_string "$1"), \"password\": $(json_string "$2")}"
+    ;;
+  oauth-token)
+    need 2 "$@"
+    request POST /api/auth/token --form grant_type=password "username=$1" "password=$2"
+    ;;
+  me) request GET /api/auth/me ;;
+  delete-me) request DELETE /api/auth/me ;;
+  list) request GET "/api/tasks${1:+?$1}" ;;
+  create)
+    need 1 "$@"
+    if [[ "$1" == \{* ]]; then
+      request POST /api/tasks "$1"
+    else
+      request POST /api/tasks "{\"title\": $(json_string "$1")}"
+    fi
+    ;;
+  stats) request GET /api/tasks/stats ;;
+  bulk)
+    need 1 "$@"
+    request POST /api/tasks/bulk "$1"
+    ;;
+  clear-completed) request DELETE /api/tasks/completed ;;
+  get)
+    need 1 "$@"
+    request GET "/api/tasks/$1"
+    ;;
+  replace)
+    need 2 "$@"
+    request PUT "/api/tasks/$1" "$2"
+    ;;
+  update)
+    need 2 "$@"
+    request PATCH "/api/tasks/$1" "$2"
+    ;;
+  delete)
+    need 1 "$@"
+    request DELETE "/api/tasks/$1"
+    ;;
+  complete)
+    need 1 "$@"
+    case "${2:-}" in
+      "") request PATCH "/api/tasks/$1/complete" ;;
+      true | false) request PATCH "/api/tasks/$1/complete" "{\"completed\": $2}" ;;
+      *) usage ;;
+    esac
+    ;;
+  call)
+    need 2 "$@"
+    request "$1" "$2" "${@:3}"
+    ;;
+  *)
+    echo "unknown command: $command (scripts/api.sh --help lists them)" >&2
+    exit 2
+    ;;
+esac

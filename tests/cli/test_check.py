@@ -1,0 +1,135 @@
+"""`check`: settings, the Neon URL rules, reachability with a bounded timeout, migrations."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from backend.preflight import Level, lint_urls
+from tests.cli.helpers import closed_port, run_cli, silent_listener
+
+POOLED = "postgresql://app:pw@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb"
+DIRECT = "postgresql://app:pw@ep-cool-name-123456.eu-central-1.aws.neon.tech/neondb"
+SSL = "?sslmode=require&channel_binding=require"
+
+
+def levels(app: str, migrations: str | None) -> list[tuple[Level, str]]:
+    return [(f.level, f.message) for f in lint_urls(app, migrations)]
+
+
+def test_neon_urls_as_pasted_from_the_console_pass() -> None:
+    assert levels(POOLED + SSL, DIRECT + SSL) == []
+
+
+def test_missing_sslmode_on_neon_is_an_error_naming_the_fix() -> None:
+    [(level, message)] = levels(POOLED, DIRECT + SSL)
+    assert level is Level.error
+    assert message.startswith("DATABASE_URL has no sslmode")
+    assert "add ?sslmode=require" in message
+    [(level, message)] = levels(POOLED + "?sslmode=disable", DIRECT + SSL)
+    assert "sslmode=disable" in message
+
+
+def test_pooled_host_for_migrations_is_an_error() -> None:
+    [(level, message)] = levels(POOLED + SSL, POOLED + SSL)
+    assert level is Level.error
+    assert "DATABASE_MIGRATION_URL uses Neon's pooled '-pooler' host" in message
+
+
+def test_direct_host_for_the_app_and_no_migration_url_are_warnings() -> None:
+    [(level, message)] = levels(DIRECT + SSL, DIRECT + SSL)
+    assert (level, message.split(";")[0]) == (Level.warn, "DATABASE_URL uses Neon's direct host")
+    [(level, message)] = levels(POOLED + SSL, None)
+    assert level is Level.warn and "DATABASE_MIGRATION_URL is unset" in message
+
+
+def test_remote_non_neon_host_without_ssl_is_a_warning_local_is_not() -> None:
+    [(level, _)] = levels("postgresql://u:p@db.example.com/app", None)
+    assert level is Level.warn
+    assert levels("postgresql://u:p@localhost/app", None) == []
+
+
+def test_malformed_urls_are_one_line_errors() -> None:
+    [(level, message)] = levels("mysql://u:p@host/db", None)
+    assert level is Level.error and "DATABASE_URL is not a valid PostgreSQL URL" in message
+    [(level, message)] = levels("postgresql://u:p@host:port/db", None)
+    assert message.startswith("DATABASE_URL is not a valid PostgreSQL URL; expected postgresql://")
+
+
+def test_check_passes_on_a_migrated_database(database_url: str) -> None:
+    result = run_cli("check", DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "ok    DATABASE_URL: connected to" in result.stdout
+    assert "ok    migrations: all 2 applied" in result.stdout
+    assert result.stdout.strip().endswith("check passed")
+
+
+def test_check_reports_every_neon_mistake_and_an_unreachable_host() -> None:
+    # hostaddr= makes libpq skip name resolution: the Neon-looking hosts resolve to loopback.
+    port = closed_port()
+    app = f"{DIRECT}?hostaddr=127.0.0.1&port={port}"
+    migrations = f"{POOLED}{SSL}&hostaddr=127.0.0.1&port={port}"
+    result = run_cli("check", DATABASE_URL=app, DATABASE_MIGRATION_URL=migrations)
+    assert result.returncode == 1
+    errors = result.stderr.splitlines()
+    assert any(line.startswith("error DATABASE_URL has no sslmode") for line in errors)
+    assert any(line.startswith("warn  DATABASE_URL uses Neon's direct host") for line in errors)
+    assert any("DATABASE_MIGRATION_URL uses Neon's pooled '-pooler' host" in e for e in errors)
+    assert any("DATABASE_URL: nothing is listening at" in line for line in errors)
+    assert errors[-1] == "check failed"
+    assert "Traceback" not in result.stderr
+
+
+def test_check_gives_up_on_a_silent_host_within_its_timeout() -> None:
+    with silent_listener() as port:
+        started = time.monotonic()
+        result = run_cli(
+            "check", "--timeout", "2", DATABASE_URL=f"postgresql://u:p@127.0.0.1:{port}/db"
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} did not answer within 2 s" in result.stderr
+    assert elapsed < 15, elapsed
+    assert "Traceback" not in result.stderr
+
+
+def test_check_flags_pending_migrations(unmigrated_database_url: str) -> None:
+    result = run_cli("check", DATABASE_URL=unmigrated_database_url, ENVIRONMENT="production")
+    assert result.returncode == 1
+    assert "unapplied migration(s) (0001_users, 0002_tasks)" in result.stderr
+    assert "python -m backend migrate up" in result.stderr
+
+
+def test_check_reports_configuration_errors_in_one_line() -> None:
+    result = run_cli("check", JWT_SECRET="short")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: JWT_SECRET must be at least 32 bytes; generate one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+    ]
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate", "token", "seed", "check", "openapi"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from backend.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: task-api {command}")
+    assert "-h, --help" in out
+    # A description paragraph between the usage line and the options.
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 12, out
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from backend.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    for command in ("serve", "migrate", "token", "seed", "check", "openapi"):
+        assert f"    {command}" in out

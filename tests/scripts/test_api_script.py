@@ -1,0 +1,145 @@
+"""`scripts/api.sh`: one curl command per route, each run for real against `serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import ROOT
+
+SCRIPT = ROOT / "scripts" / "api.sh"
+ROUTE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(\S+)", re.MULTILINE)
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+
+def script_routes() -> dict[tuple[str, str], str]:
+    """(method, path) -> command, from the script's own route table."""
+    return {(m, p): c for m, p, c in ROUTE_LINE.findall(SCRIPT.read_text())}
+
+
+def served_routes(app: FastAPI) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+
+
+@dataclass
+class Api:
+    base_url: str
+    token: str | None = None
+    ran: set[str] = field(default_factory=set)
+
+    def run(self, *args: str, expect_ok: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "BASE_URL": self.base_url}
+        env.pop("TOKEN", None)
+        if self.token:
+            env["TOKEN"] = self.token
+        result = subprocess.run(
+            ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        self.ran.add(args[0])
+        assert (result.returncode == 0) == expect_ok, (args, result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args).stdout)
+
+
+def status_of(result: subprocess.CompletedProcess[str]) -> int:
+    return int(result.stderr.split()[1])
+
+
+def test_every_served_route_has_a_command(app: FastAPI) -> None:
+    missing = served_routes(app) - set(script_routes())
+    assert not missing, f"add these routes to scripts/api.sh: {sorted(missing)}"
+
+
+def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> None:
+    api = Api(live_server)
+    assert api.json("health") == {"data": {"status": "ok"}}
+    assert api.json("ready")["data"]["migrations"] == "current"
+
+    registered = api.json("register", "ada@example.com", "pass-word-1", "Ada")["data"]
+    assert registered["user"]["name"] == "Ada"
+    assert api.run("register", "ada@example.com", "pass-word-1", expect_ok=False).stdout.startswith(
+        '{"error":{"code":"CONFLICT"'
+    )
+    assert api.json("oauth-token", "ada@example.com", "pass-word-1")["token_type"] == "bearer"
+    api.token = api.json("login", "ada@example.com", "pass-word-1")["data"]["access_token"]
+    assert api.json("me")["data"]["email"] == "ada@example.com"
+
+    created = api.run("create", 'Buy "milk"')
+    assert status_of(created) == 201
+    task = json.loads(created.stdout)["data"]
+    assert task["title"] == 'Buy "milk"'
+    tid = str(task["id"])
+    api.run("create", '{"title": "Walk the dog", "description": "twice"}')
+    listed = api.json("list", "status=pending&sort=title")
+    assert [t["title"] for t in listed["data"]] == ['Buy "milk"', "Walk the dog"]
+    assert api.json("get", tid)["data"]["id"] == task["id"]
+    assert api.json("update", tid, '{"description": "oat"}')["data"]["description"] == "oat"
+    replaced = api.json("replace", tid, '{"title": "Buy bread"}')["data"]
+    assert (replaced["title"], replaced["description"]) == ("Buy bread", None)
+    assert api.json("complete", tid)["data"]["completed"] is True
+    assert api.json("complete", tid, "false")["data"]["completed"] is False
+    api.json("complete", tid, "true")
+    deleted = api.run("delete", tid)
+    assert status_of(deleted) == 204 and deleted.stdout == ""
+    gone = api.run("get", tid, expect_ok=False)
+    assert status_of(gone) == 404
+    assert json.loads(gone.stdout)["error"]["code"] == "NOT_FOUND"
+    assert api.run("call", "GET", "/api/tasks?limit=1").returncode == 0
+
+    # Routes the task-features work adds; exercised wherever this build serves them.
+    routes = served_routes(app)
+    done = str(api.json("create", '{"title": "Done soon"}')["data"]["id"])
+    if ("POST", "/api/tasks/bulk") in routes:
+        bulk = api.json("bulk", f'{{"operations": [{{"op": "complete", "id": {done}}}]}}')
+        assert bulk["data"]["results"][0]["task"]["completed"] is True
+    else:
+        api.run("complete", done, "true")
+    if ("GET", "/api/tasks/stats") in routes:
+        assert "data" in api.json("stats")
+    if ("DELETE", "/api/tasks/completed") in routes:
+        assert status_of(api.run("clear-completed")) == 200
+        assert status_of(api.run("get", done, expect_ok=False)) == 404
+
+    assert status_of(api.run("delete-me")) == 204
+    assert status_of(api.run("me", expect_ok=False)) == 401
+
+    commands_for_served = {c for r, c in script_routes().items() if r in served_routes(app)}
+    assert commands_for_served <= api.ran, commands_for_served - api.ran
+
+
+def test_http_errors_exit_non_zero_and_print_the_envelope(live_server: str) -> None:
+    api = Api(live_server, token="forged")
+    result = api.run("list", expect_ok=False)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "UNAUTHORIZED"
+    assert result.stderr.strip() == "HTTP 401 GET /api/tasks"
+
+
+def test_usage_errors_exit_2(live_server: str) -> None:
+    api = Api(live_server)
+    assert api.run("get", expect_ok=False).returncode == 2
+    unknown = api.run("nope", expect_ok=False)
+    assert unknown.returncode == 2 and "unknown command: nope" in unknown.stderr
+    assert "route: GET    /health" not in api.run("--help", expect_ok=False).stdout
+
+
+def test_unreachable_server_exits_with_curls_code() -> None:
+    from tests.cli.helpers import closed_port
+
+    api = Api(f"http://127.0.0.1:{closed_port()}")
+    assert api.run("health", expect_ok=False).returncode == 7  # curl: could not connect
