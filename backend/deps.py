@@ -11,9 +11,10 @@ from sqlmodel import Session
 
 from backend.config import Settings
 from backend.db import session_scope
-from backend.errors import Unauthorized
+from backend.errors import ServiceUnavailable, Unauthorized
+from backend.jwks import JwksCache
 from backend.models import User
-from backend.security import InvalidToken, TokenClaims, decode_token
+from backend.security import InvalidToken, JwksUnavailable, TokenClaims, decode_token
 from backend.services import TaskService, UserService
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
@@ -39,17 +40,27 @@ _oauth2 = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 _bearer = HTTPBearer(auto_error=False, description="A JWT from this API or a trusted issuer.")
 
 
+def get_jwks(request: Request) -> JwksCache | None:
+    jwks: JwksCache | None = request.app.state.jwks
+    return jwks
+
+
 def get_token_claims(
     settings: SettingsDep,
+    jwks: Annotated[JwksCache | None, Depends(get_jwks)],
     token: Annotated[str | None, Depends(_oauth2)],
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenClaims:
     if token is None:
         raise Unauthorized("Missing bearer token")
     try:
-        return decode_token(token, settings)
+        return decode_token(token, settings, jwks)
     except InvalidToken:
         raise Unauthorized("Invalid or expired token") from None
+    except JwksUnavailable:
+        raise ServiceUnavailable(
+            "The token issuer's keys cannot be fetched; retry shortly"
+        ) from None
 
 
 TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]

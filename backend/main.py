@@ -16,6 +16,7 @@ from backend.api.routes import api_router
 from backend.config import Settings, get_settings
 from backend.db import create_db_engine, resolve_database_url
 from backend.errors import UnhandledErrorMiddleware, install_error_handlers
+from backend.jwks import JwksCache
 from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.migrations import migrate_up, migration_ids
 
@@ -36,6 +37,18 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def _accept_request_id(value: str) -> bool:
     # Echo a caller's id only if it is short and plain; otherwise a fresh one is generated.
     return bool(_REQUEST_ID.match(value))
+
+
+def jwks_cache(settings: Settings) -> JwksCache | None:
+    """One key cache per app (per process); None when no JWKS URL is configured."""
+    if settings.jwt_jwks_url is None:
+        return None
+    return JwksCache(
+        str(settings.jwt_jwks_url),
+        cache_seconds=settings.jwt_jwks_cache_seconds,
+        min_refetch_seconds=settings.jwt_jwks_min_refetch_seconds,
+        timeout_seconds=settings.jwt_jwks_timeout_seconds,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -69,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
+    app.state.jwks = jwks_cache(settings)
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)

@@ -12,7 +12,8 @@ _DESCRIPTIONS = {
     409: "Conflicts with existing data (`CONFLICT`).",
     413: "Request body larger than the configured limit (`PAYLOAD_TOO_LARGE`).",
     422: "Invalid input (`VALIDATION_ERROR`); `details` lists each field.",
-    503: "The database is unreachable (`SERVICE_UNAVAILABLE`); retry after `Retry-After`.",
+    503: "The database is unreachable, or the token issuer's keys (JWKS) have never been "
+    "fetched (`SERVICE_UNAVAILABLE`); retry after `Retry-After`.",
 }
 
 
