@@ -34,6 +34,8 @@ ALGORITHMS = [HS256]
 # Tokens the built-in issuer mints carry this claim: their account must already exist, so a
 # token that outlives its deleted account cannot re-create it.
 LOCAL_ISSUER_CLAIM = "task_api"
+# The account's token version when a built-in token was issued; revocation bumps the row's.
+TOKEN_VERSION_CLAIM = "ver"  # noqa: S105 (a claim name, not a secret)
 MAX_TOKEN_LENGTH = 8 * 1024
 MAX_SUBJECT_LENGTH = 255
 
@@ -53,6 +55,8 @@ __all__ = ["InvalidToken", "JwksUnavailable", "TokenClaims", "decode_token", "is
 class TokenClaims:
     subject: str
     local: bool
+    # Built-in tokens only: must equal the account's current token version.
+    token_version: int | None = None
     email: str | None = None
     name: str | None = None
 
@@ -69,10 +73,16 @@ def verify_password(password: str, password_hash: str | None) -> bool:
 
 
 def issue_token(
-    user_id: str, settings: Settings, *, expires_in: int | None = None, local: bool = True
+    user_id: str,
+    settings: Settings,
+    *,
+    expires_in: int | None = None,
+    local: bool = True,
+    token_version: int = 0,
 ) -> str:
-    """Sign an HS256 token for `user_id`. `local=False` mints one that behaves like an external
-    issuer's (its account is provisioned on first use): what the CLI hands out for curl."""
+    """Sign an HS256 token for `user_id`. Built-in (`local`) tokens carry the account's
+    `token_version` and die when it is bumped. `local=False` mints one that behaves like an
+    external issuer's (its account is provisioned on first use): what the CLI hands out."""
     now = int(time.time())
     lifetime = expires_in if expires_in is not None else settings.access_token_expire_minutes * 60
     claims: dict[str, Any] = {
@@ -83,6 +93,7 @@ def issue_token(
     }
     if local:
         claims[LOCAL_ISSUER_CLAIM] = True
+        claims[TOKEN_VERSION_CLAIM] = token_version
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
     if settings.jwt_audience:
@@ -114,10 +125,15 @@ def decode_token(token: str, settings: Settings, jwks: JwksCache | None = None) 
         raise InvalidToken("sub must be a non-empty string of at most 255 characters")
     if not _storable(subject):
         raise InvalidToken("sub must be valid text")
+    # Only the built-in issuer (HS256, our secret) mints local tokens.
+    local = algorithm == HS256 and claims.get(LOCAL_ISSUER_CLAIM) is True
+    version = claims.get(TOKEN_VERSION_CLAIM)
+    if local and (isinstance(version, bool) or not isinstance(version, int)):
+        raise InvalidToken("built-in token without a token version")
     return TokenClaims(
         subject=subject,
-        # Only the built-in issuer (HS256, our secret) mints local tokens.
-        local=algorithm == HS256 and claims.get(LOCAL_ISSUER_CLAIM) is True,
+        local=local,
+        token_version=version if local else None,
         email=_email_claim(claims),
         name=_optional_claim(claims, "name", 100),
     )

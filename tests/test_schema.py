@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers the tables)
 from backend.db import libpq_url, normalize_url
-from backend.migrations import migrate_down, migrate_up, migration_status
+from backend.migrations import migrate_down, migrate_up, migration_ids, migration_status
 
 
 def _ignore_bookkeeping(
@@ -83,18 +83,19 @@ def test_migrations_roll_back_and_reapply(database_url: str) -> None:
         cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")
         cur.execute("CREATE DATABASE task_api_migrations")
     scratch = url.set(database="task_api_migrations").render_as_string(hide_password=False)
+    every = sorted(migration_ids())
     try:
-        assert migrate_up(scratch) == ["0001_users", "0002_tasks"]
+        assert migrate_up(scratch) == every
         assert migrate_up(scratch) == []
         assert migration_status(scratch).pending == []
-        assert migrate_down(scratch, steps=2) == ["0002_tasks", "0001_users"]
+        assert migrate_down(scratch, steps=len(every)) == every[::-1]
         engine = create_engine(normalize_url(scratch))
         with engine.connect() as conn:
             assert not inspect(conn).has_table("tasks")
             assert not inspect(conn).has_table("users")
         engine.dispose()
-        assert migration_status(scratch).pending == ["0001_users", "0002_tasks"]
-        assert migrate_up(scratch) == ["0001_users", "0002_tasks"]
+        assert migration_status(scratch).pending == every
+        assert migrate_up(scratch) == every
     finally:
         with admin.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")

@@ -23,7 +23,7 @@ def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:
     return DataEnvelope[AuthSession](
         data=AuthSession(
             user=UserPublic.model_validate(user),
-            access_token=issue_token(user.id, settings),
+            access_token=issue_token(user.id, settings, token_version=user.token_version),
             expires_in=settings.access_token_expire_minutes * 60,
         )
     )
@@ -73,7 +73,7 @@ def token(
         raise Unauthorized(INVALID_CREDENTIALS) from None
     user = users.authenticate(credentials)
     return {
-        "access_token": issue_token(user.id, settings),
+        "access_token": issue_token(user.id, settings, token_version=user.token_version),
         "token_type": "bearer",
         "expires_in": settings.access_token_expire_minutes * 60,
     }
@@ -87,6 +87,20 @@ def token(
 )
 def me(user: CurrentUser) -> DataEnvelope[UserPublic]:
     return DataEnvelope[UserPublic](data=UserPublic.model_validate(user))
+
+
+@router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Sign out everywhere: revoke every token this API issued for the account",
+    description="Every built-in token issued so far (including the one sending this request) "
+    "stops working immediately; sign in again for a new one. Tokens from an external issuer "
+    "(Better Auth, JWKS) are revoked at that issuer.",
+    responses=errors(401),
+)
+def logout_all(user: CurrentUser, users: UserServiceDep) -> Response:
+    users.revoke_tokens(user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete(
