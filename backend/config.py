@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     # CORS: explicit origins, comma-separated or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Rate limits, counted in PostgreSQL (shared by every worker and replica). A limit of 0
+    # turns that one policy off; RATE_LIMIT_ENABLED=false turns them all off.
+    rate_limit_enabled: bool = True
+    rate_limit_auth_window_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+    rate_limit_sign_in_per_ip: int = Field(default=30, ge=0)
+    rate_limit_sign_in_per_account: int = Field(default=10, ge=0)
+    rate_limit_sign_up_per_ip: int = Field(default=10, ge=0)
+    rate_limit_sign_up_per_account: int = Field(default=5, ge=0)
+    rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+    rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
 

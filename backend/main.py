@@ -19,6 +19,7 @@ from backend.errors import UnhandledErrorMiddleware, install_error_handlers
 from backend.jwks import JwksCache
 from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.migrations import migrate_up, migration_ids
+from backend.ratelimit import RateLimiter
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
         app.state.engine = engine
+        app.state.rate_limiter = RateLimiter(engine, enabled=settings.rate_limit_enabled)
         try:
             yield
         finally:
@@ -98,7 +100,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Location"],
+        expose_headers=[
+            "X-Request-ID",
+            "Location",
+            "Retry-After",
+            "RateLimit",
+            "RateLimit-Policy",
+        ],
         max_age=600,
     )
     app.add_middleware(

@@ -5,6 +5,7 @@ migrations-vs-models test, never to create tables).
 """
 
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
+from backend.models.rate_limit import RateLimit
 from backend.models.task import (
     SortOrder,
     Task,
@@ -24,6 +25,7 @@ __all__ = [
     "ErrorEnvelope",
     "ListEnvelope",
     "ListMeta",
+    "RateLimit",
     "SortOrder",
     "Task",
     "TaskCompletion",

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 
 from backend.api.responses import errors
-from backend.deps import TaskServiceDep
+from backend.deps import TaskServiceDep, TaskWriteLimit
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -27,6 +27,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503))
+# Writes (POST, PUT, PATCH, DELETE) are rate-limited per user: 429 with Retry-After.
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 Envelope = DataEnvelope[TaskPublic]
@@ -68,7 +69,11 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=Envelope,
     summary="Create a task",
-    responses={201: {"description": "Created; `Location` points at the new task."}, **errors(413)},
+    dependencies=[TaskWriteLimit],
+    responses={
+        201: {"description": "Created; `Location` points at the new task."},
+        **errors(413, 429),
+    },
 )
 def create_task(
     tasks: TaskServiceDep, data: TaskCreate, request: Request, response: Response
@@ -87,7 +92,8 @@ def get_task(tasks: TaskServiceDep, task_id: TaskId) -> Envelope:
     "/{task_id}",
     response_model=Envelope,
     summary="Replace a task's editable fields",
-    responses=errors(404, 413),
+    dependencies=[TaskWriteLimit],
+    responses=errors(404, 413, 429),
 )
 def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> Envelope:
     return _one(tasks.replace(task_id, data))
@@ -97,7 +103,8 @@ def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> E
     "/{task_id}",
     response_model=Envelope,
     summary="Change some fields of a task",
-    responses=errors(404, 413),
+    dependencies=[TaskWriteLimit],
+    responses=errors(404, 413, 429),
 )
 def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Envelope:
     return _one(tasks.update(task_id, data))
@@ -107,8 +114,9 @@ def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Env
     "/{task_id}/complete",
     response_model=Envelope,
     summary="Toggle or set completion",
+    dependencies=[TaskWriteLimit],
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
-    responses=errors(404, 413),
+    responses=errors(404, 413, 429),
 )
 def complete_task(
     tasks: TaskServiceDep,
@@ -122,8 +130,10 @@ def complete_task(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    responses=errors(404),
+    dependencies=[TaskWriteLimit],
+    responses=errors(404, 429),
 )
-def delete_task(tasks: TaskServiceDep, task_id: TaskId) -> Response:
+def delete_task(tasks: TaskServiceDep, task_id: TaskId) -> None:
+    # Returns nothing (not a Response) so the rate-limit headers set on the request's
+    # response reach the 204.
     tasks.delete(task_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
