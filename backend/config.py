@@ -157,6 +157,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"JWT_SECRET (or BETTER_AUTH_SECRET) is required in {self.environment} mode"
             )
+        url = self.jwt_jwks_url
+        # Keys fetched over plain HTTP could be swapped by anyone on the path.
+        if (
+            self.is_production
+            and url is not None
+            and url.scheme != "https"
+            and url.host not in {"localhost", "127.0.0.1", "[::1]", "::1"}
+        ):
+            raise ValueError(
+                "JWT_JWKS_URL must use https in production (plain http only for an "
+                "issuer on the same host)"
+            )
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "

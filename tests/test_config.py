@@ -147,3 +147,11 @@ def test_rate_limits_are_on_by_default_and_configurable() -> None:
     assert off.rate_limit_enabled is False
     with pytest.raises(ValidationError):
         make(environment="test", jwt_secret=GOOD_SECRET, rate_limit_sign_in_per_ip=-1)
+
+
+def test_production_jwks_url_must_be_https_unless_loopback() -> None:
+    base = {"environment": "production", "jwt_secret": GOOD_SECRET, "database_url": NEON}
+    with pytest.raises(ValidationError, match="JWT_JWKS_URL must use https"):
+        make(**base, jwt_jwks_url="http://auth.example.com/api/auth/jwks")
+    assert make(**base, jwt_jwks_url="https://auth.example.com/api/auth/jwks")
+    assert make(**base, jwt_jwks_url="http://localhost:3000/api/auth/jwks")
