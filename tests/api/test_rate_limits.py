@@ -12,10 +12,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -197,8 +199,25 @@ def test_disabled_limits_send_no_headers(client: TestClient) -> None:
     assert "ratelimit" not in response.headers
 
 
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    baseline: dict[int, int]
+
+    def socket_counts(self) -> dict[int, int]:
+        """Open sockets per child process of `serve` (the workers)."""
+        counts = {}
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                counts[child.pid] = len(child.net_connections(kind="all"))
+            except psutil.Error:
+                continue
+        return counts
+
+
 @pytest.fixture
-def two_workers(database_url: str) -> Iterator[str]:
+def two_workers(database_url: str) -> Iterator[Server]:
     """`python -m backend serve --workers 2` with rate limits on, against the test database."""
     port = _free_port()
     env = {
@@ -206,7 +225,7 @@ def two_workers(database_url: str) -> Iterator[str]:
         "ENVIRONMENT": "test",
         "DATABASE_URL": database_url,
         "JWT_SECRET": TEST_SECRET,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # to see each worker's "Application startup complete."
         "RATE_LIMIT_ENABLED": "true",
         "RATE_LIMIT_SIGN_IN_PER_ACCOUNT": "5",
         "RATE_LIMIT_SIGN_IN_PER_IP": "1000",
@@ -223,16 +242,22 @@ def two_workers(database_url: str) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
+        # Both workers up (their start-up migration check done), then the server answers.
         while True:
+            started = Path(log.name).read_text().count("Application startup complete")
             try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
+                healthy = httpx.get(f"{base_url}/health", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
+                healthy = False
+            if started >= 2 and healthy:
+                break
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"server did not start:\n{Path(log.name).read_text()}")
             time.sleep(0.2)
-        yield base_url
+        server = Server(base_url, process, {})
+        # /health touches no database: nothing but the workers' own sockets so far.
+        server.baseline = server.socket_counts()
+        yield server
     finally:
         process.terminate()
         try:
@@ -251,11 +276,12 @@ def _fresh_connection(
         )
 
 
-def test_limits_hold_across_two_worker_processes(two_workers: str) -> None:
+def test_limits_hold_across_two_worker_processes(two_workers: Server) -> None:
+    base = two_workers.url
     email = "workers@example.com"
     registered = _fresh_connection(
         "POST",
-        f"{two_workers}/api/auth/register",
+        f"{base}/api/auth/register",
         json={"email": email, "password": "password-123"},
     )
     assert registered.status_code == 201, registered.text
@@ -264,7 +290,7 @@ def test_limits_hold_across_two_worker_processes(two_workers: str) -> None:
     def attempt(_: int) -> int:
         return _fresh_connection(
             "POST",
-            f"{two_workers}/api/auth/login",
+            f"{base}/api/auth/login",
             json={"email": email, "password": "wrong-password"},
         ).status_code
 
@@ -275,9 +301,13 @@ def test_limits_hold_across_two_worker_processes(two_workers: str) -> None:
 
     def write(i: int) -> int:
         return _fresh_connection(
-            "POST", f"{two_workers}/api/tasks", json={"title": f"t{i}"}, headers=bearer(token)
+            "POST", f"{base}/api/tasks", json={"title": f"t{i}"}, headers=bearer(token)
         ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         writes = list(pool.map(write, range(16)))
     assert writes.count(201) == 7 and writes.count(429) == 9, writes
+    # Both workers took part: each now holds pooled database connections it did not before.
+    after = two_workers.socket_counts()
+    grown = [pid for pid, n in after.items() if n > two_workers.baseline.get(pid, n)]
+    assert len(grown) == 2, (two_workers.baseline, after)
