@@ -367,3 +367,35 @@ def test_jwks_document_with_junk_is_tolerated(
         forged = _hs256_with(b"secret", claims(), kid="sym")
         _assert_401(_get(client, forged))
         _assert_401(_get(client, SigningKey("EdDSA", key.private, kid="short").sign(claims())))
+
+
+def _raw_token(header: Any, payload: dict[str, Any]) -> str:
+    def b64(data: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{b64(header)}.{b64(payload)}.{b64('sig')}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": ["EdDSA"], "kid": "k"},
+        {"alg": "EdDSA", "kid": 7},
+        {"alg": "EdDSA", "kid": {"$ne": ""}},
+        {"alg": "EdDSA", "kid": ""},
+        {"alg": "EdDSA", "kid": "x" * 5000},
+        {"alg": "Ed25519", "kid": "k"},
+        {"alg": "RS384", "kid": "k"},
+        {"alg": "PS256", "kid": "k"},
+        {"alg": "HS512", "kid": "k"},
+        {"kid": "k"},
+        ["EdDSA"],
+        "EdDSA",
+    ],
+)
+def test_malformed_jwks_headers_are_401(
+    jwks_app: AppFactory, jwks_server: JwksServer, header: Any
+) -> None:
+    jwks_server.publish(SigningKey.generate("EdDSA", kid="k"))
+    with jwks_app() as client:
+        _assert_401(_get(client, _raw_token(header, claims())))
