@@ -13,7 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values from docs and examples that must never sign real tokens.
@@ -25,6 +32,8 @@ _PLACEHOLDER_SECRETS = {
     "replace-with-at-least-32-random-bytes-000",
 }
 MIN_SECRET_BYTES = 32
+# Asymmetric algorithms a JWKS token may use. HS256 is only ever checked with the secret.
+JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
 class Environment(StrEnum):
@@ -61,10 +70,36 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    # Asymmetric tokens from a trusted issuer's JSON Web Key Set (Better Auth: its
+    # `<BASE_URL>/api/auth/jwks`). Works alongside the HS256 secret.
+    jwt_jwks_url: HttpUrl | None = None
+    # Accepted algorithms for JWKS tokens: an explicit list, from RS256, ES256, EdDSA.
+    jwt_jwks_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256", "EdDSA"]
+    )
+    # Required `iss` / `aud` of JWKS tokens; unset means JWT_ISSUER / JWT_AUDIENCE.
+    jwt_jwks_issuer: str | None = None
+    jwt_jwks_audience: str | None = None
+    jwt_jwks_cache_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+    # At most one refetch per this many seconds for an unknown `kid` or after a failed fetch.
+    jwt_jwks_min_refetch_seconds: int = Field(default=30, ge=0, le=3600)
+    jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
 
     # CORS: explicit origins, comma-separated or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Rate limits, counted in PostgreSQL (shared by every worker and replica). A limit of 0
+    # turns that one policy off; RATE_LIMIT_ENABLED=false turns them all off.
+    rate_limit_enabled: bool = True
+    rate_limit_auth_window_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+    rate_limit_sign_in_per_ip: int = Field(default=30, ge=0)
+    rate_limit_sign_in_per_account: int = Field(default=10, ge=0)
+    rate_limit_sign_up_per_ip: int = Field(default=10, ge=0)
+    rate_limit_sign_up_per_account: int = Field(default=5, ge=0)
+    rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+    rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
@@ -79,6 +114,26 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("jwt_jwks_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("jwt_jwks_algorithms")
+    @classmethod
+    def _known_algorithms(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(JWKS_ALGORITHMS))
+        if unknown:
+            raise ValueError(
+                f"JWT_JWKS_ALGORITHMS: unsupported {', '.join(unknown)}; "
+                f"choose from {', '.join(JWKS_ALGORITHMS)}"
+            )
+        if not value:
+            raise ValueError("JWT_JWKS_ALGORITHMS must name at least one algorithm")
         return value
 
     @model_validator(mode="after")
@@ -102,6 +157,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"JWT_SECRET (or BETTER_AUTH_SECRET) is required in {self.environment} mode"
             )
+        url = self.jwt_jwks_url
+        # Keys fetched over plain HTTP could be swapped by anyone on the path.
+        if (
+            self.is_production
+            and url is not None
+            and url.scheme != "https"
+            and url.host not in {"localhost", "127.0.0.1", "[::1]", "::1"}
+        ):
+            raise ValueError(
+                "JWT_JWKS_URL must use https in production (plain http only for an "
+                "issuer on the same host)"
+            )
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "
@@ -116,6 +183,14 @@ class Settings(BaseSettings):
     @property
     def should_auto_migrate(self) -> bool:
         return self.auto_migrate if self.auto_migrate is not None else not self.is_production
+
+    @property
+    def jwks_issuer(self) -> str | None:
+        return self.jwt_jwks_issuer or self.jwt_issuer
+
+    @property
+    def jwks_audience(self) -> str | None:
+        return self.jwt_jwks_audience or self.jwt_audience
 
     def signing_secret(self) -> str:
         """The HS256 secret; in development mode without one, a random one kept in the data

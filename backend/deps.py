@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlmodel import Session
 
 from backend.config import Settings
 from backend.db import session_scope
-from backend.errors import Unauthorized
+from backend.errors import RateLimited, ServiceUnavailable, Unauthorized
+from backend.jwks import JwksCache
 from backend.models import User
-from backend.security import InvalidToken, TokenClaims, decode_token
+from backend.ratelimit import Policy, RateLimiter
+from backend.security import InvalidToken, JwksUnavailable, TokenClaims, decode_token
 from backend.services import TaskService, UserService
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
@@ -39,17 +41,27 @@ _oauth2 = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 _bearer = HTTPBearer(auto_error=False, description="A JWT from this API or a trusted issuer.")
 
 
+def get_jwks(request: Request) -> JwksCache | None:
+    jwks: JwksCache | None = request.app.state.jwks
+    return jwks
+
+
 def get_token_claims(
     settings: SettingsDep,
+    jwks: Annotated[JwksCache | None, Depends(get_jwks)],
     token: Annotated[str | None, Depends(_oauth2)],
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenClaims:
     if token is None:
         raise Unauthorized("Missing bearer token")
     try:
-        return decode_token(token, settings)
+        return decode_token(token, settings, jwks)
     except InvalidToken:
         raise Unauthorized("Invalid or expired token") from None
+    except JwksUnavailable:
+        raise ServiceUnavailable(
+            "The token issuer's keys cannot be fetched; retry shortly"
+        ) from None
 
 
 TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]
@@ -81,3 +93,70 @@ def get_user_service(session: SessionDep) -> UserService:
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+
+
+class RateLimits:
+    """The rate-limit policies, bound to this request's client and response.
+
+    Every checked request gets `RateLimit` / `RateLimit-Policy` headers; one over a limit
+    gets 429 `RATE_LIMITED` with `Retry-After`.
+    """
+
+    def __init__(
+        self, limiter: RateLimiter, settings: Settings, client_ip: str, response: Response
+    ) -> None:
+        self.limiter = limiter
+        self.settings = settings
+        self.client_ip = client_ip
+        self.response = response
+
+    def sign_in(self, email: str) -> None:
+        s = self.settings
+        window = s.rate_limit_auth_window_seconds
+        self._enforce(
+            (Policy("sign-in-ip", s.rate_limit_sign_in_per_ip, window), self.client_ip),
+            (Policy("sign-in-account", s.rate_limit_sign_in_per_account, window), _norm(email)),
+        )
+
+    def sign_up(self, email: str) -> None:
+        s = self.settings
+        window = s.rate_limit_auth_window_seconds
+        self._enforce(
+            (Policy("sign-up-ip", s.rate_limit_sign_up_per_ip, window), self.client_ip),
+            (Policy("sign-up-account", s.rate_limit_sign_up_per_account, window), _norm(email)),
+        )
+
+    def task_write(self, user_id: str) -> None:
+        s = self.settings
+        policy = Policy(
+            "task-writes", s.rate_limit_task_writes_per_user, s.rate_limit_task_window_seconds
+        )
+        self._enforce((policy, user_id))
+
+    def _enforce(self, *checks: tuple[Policy, str]) -> None:
+        outcome = self.limiter.hit(checks)
+        headers = outcome.headers()
+        if not outcome.allowed:
+            raise RateLimited(extra_headers=headers)
+        self.response.headers.update(headers)
+
+
+def _norm(email: str) -> str:
+    return email.strip().lower()
+
+
+def get_rate_limits(request: Request, response: Response, settings: SettingsDep) -> RateLimits:
+    # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
+    client_ip = request.client.host if request.client else "unknown"
+    return RateLimits(request.app.state.rate_limiter, settings, client_ip, response)
+
+
+RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
+
+
+def limit_task_writes(limits: RateLimitsDep, user_id: CurrentUserId) -> None:
+    limits.task_write(user_id)
+
+
+# For task routes that write: `dependencies=[TaskWriteLimit]`.
+TaskWriteLimit = Depends(limit_task_writes)

@@ -31,11 +31,17 @@ class AppError(Exception):
     headers: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(
-        self, message: str | None = None, *, details: Sequence[Mapping[str, Any]] = ()
+        self,
+        message: str | None = None,
+        *,
+        details: Sequence[Mapping[str, Any]] = (),
+        extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = list(details)
+        # Per-response headers on top of the class's own (e.g. rate-limit state).
+        self.extra_headers = dict(extra_headers or {})
 
 
 class Unauthorized(AppError):
@@ -63,6 +69,14 @@ class InvalidRequest(AppError):
     status_code = 422
     code = "VALIDATION_ERROR"
     message = "Request validation failed"
+
+
+class RateLimited(AppError):
+    """Too many requests; `extra_headers` carries Retry-After and the RateLimit headers."""
+
+    status_code = 429
+    code = "RATE_LIMITED"
+    message = "Too many requests; retry after the time in Retry-After"
 
 
 class ServiceUnavailable(AppError):
@@ -115,7 +129,8 @@ def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     exc = cast(AppError, exc)
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+    headers = {**(exc.headers or {}), **exc.extra_headers}
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -16,8 +16,10 @@ from backend.api.routes import api_router
 from backend.config import Settings, get_settings
 from backend.db import create_db_engine, resolve_database_url
 from backend.errors import UnhandledErrorMiddleware, install_error_handlers
+from backend.jwks import JwksCache
 from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.migrations import migrate_up, migration_ids
+from backend.ratelimit import RateLimiter
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -38,6 +40,18 @@ def _accept_request_id(value: str) -> bool:
     return bool(_REQUEST_ID.match(value))
 
 
+def jwks_cache(settings: Settings) -> JwksCache | None:
+    """One key cache per app (per process); None when no JWKS URL is configured."""
+    if settings.jwt_jwks_url is None:
+        return None
+    return JwksCache(
+        str(settings.jwt_jwks_url),
+        cache_seconds=settings.jwt_jwks_cache_seconds,
+        min_refetch_seconds=settings.jwt_jwks_min_refetch_seconds,
+        timeout_seconds=settings.jwt_jwks_timeout_seconds,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -55,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
         app.state.engine = engine
+        app.state.rate_limiter = RateLimiter(engine, enabled=settings.rate_limit_enabled)
         try:
             yield
         finally:
@@ -69,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
+    app.state.jwks = jwks_cache(settings)
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)
@@ -84,7 +100,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Location"],
+        expose_headers=[
+            "X-Request-ID",
+            "Location",
+            "Retry-After",
+            "RateLimit",
+            "RateLimit-Policy",
+        ],
         max_age=600,
     )
     app.add_middleware(

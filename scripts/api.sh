@@ -31,6 +31,7 @@
 # route: POST   /api/auth/token                 oauth-token EMAIL PASSWORD
 # route: GET    /api/auth/me                    me
 # route: DELETE /api/auth/me                    delete-me
+# route: POST   /api/auth/logout-all            logout-all
 # route: GET    /api/tasks                      list [QUERY]
 # route: POST   /api/tasks                      create TITLE|JSON
 # route: GET    /api/tasks/stats                stats
@@ -127,6 +128,7 @@ case "$command" in
     ;;
   me) request GET /api/auth/me ;;
   delete-me) request DELETE /api/auth/me ;;
+  logout-all) request POST /api/auth/logout-all ;;
   list) request GET "/api/tasks${1:+?$1}" ;;
   create)
     need 1 "$@"

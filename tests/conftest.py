@@ -26,6 +26,8 @@ os.environ["ENVIRONMENT"] = "test"
 os.environ["JWT_SECRET"] = TEST_SECRET
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("BETTER_AUTH_SECRET", None)
+# Rate limits are off unless a test turns them on (tests/api/test_rate_limits.py).
+os.environ["RATE_LIMIT_ENABLED"] = "false"
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
@@ -82,6 +84,7 @@ def settings(database_url: str) -> Settings:
         jwt_secret=TEST_SECRET,
         cors_origins=["http://localhost:3000"],
         auto_migrate=False,
+        rate_limit_enabled=False,
     )
 
 
@@ -114,7 +117,7 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "database_url" in request.fixturenames:
         engine = request.getfixturevalue("db_engine")
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE users, tasks RESTART IDENTITY CASCADE"))
+            conn.execute(text("TRUNCATE users, tasks, rate_limits RESTART IDENTITY CASCADE"))
 
 
 @dataclass

@@ -21,7 +21,14 @@ NEON = (
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("JWT_SECRET", "BETTER_AUTH_SECRET", "ENVIRONMENT", "DATABASE_URL", "CORS_ORIGINS"):
+    for name in (
+        "JWT_SECRET",
+        "BETTER_AUTH_SECRET",
+        "ENVIRONMENT",
+        "DATABASE_URL",
+        "CORS_ORIGINS",
+        "RATE_LIMIT_ENABLED",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -112,3 +119,39 @@ def test_cli_reports_configuration_errors_in_one_line_without_traceback() -> Non
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "configuration error" in result.stderr and "32 bytes" in result.stderr
+
+
+def test_jwks_settings_parse_and_refuse_unknown_algorithms() -> None:
+    settings = make(
+        environment="test",
+        jwt_secret=GOOD_SECRET,
+        jwt_jwks_url="http://localhost:3000/api/auth/jwks",
+        jwt_jwks_algorithms="EdDSA, RS256",
+        jwt_issuer="http://localhost:3000",
+    )
+    assert settings.jwt_jwks_algorithms == ["EdDSA", "RS256"]
+    assert str(settings.jwt_jwks_url) == "http://localhost:3000/api/auth/jwks"
+    # JWKS issuer/audience fall back to JWT_ISSUER / JWT_AUDIENCE.
+    assert settings.jwks_issuer == "http://localhost:3000" and settings.jwks_audience is None
+    for bad in ("HS256", "none", "RS256,PS256", ""):
+        with pytest.raises(ValidationError, match="JWT_JWKS_ALGORITHMS"):
+            make(environment="test", jwt_secret=GOOD_SECRET, jwt_jwks_algorithms=bad)
+    with pytest.raises(ValidationError):
+        make(environment="test", jwt_secret=GOOD_SECRET, jwt_jwks_url="not a url")
+
+
+def test_rate_limits_are_on_by_default_and_configurable() -> None:
+    settings = make(environment="test", jwt_secret=GOOD_SECRET)
+    assert settings.rate_limit_enabled is True
+    off = make(environment="test", jwt_secret=GOOD_SECRET, rate_limit_enabled="false")
+    assert off.rate_limit_enabled is False
+    with pytest.raises(ValidationError):
+        make(environment="test", jwt_secret=GOOD_SECRET, rate_limit_sign_in_per_ip=-1)
+
+
+def test_production_jwks_url_must_be_https_unless_loopback() -> None:
+    base = {"environment": "production", "jwt_secret": GOOD_SECRET, "database_url": NEON}
+    with pytest.raises(ValidationError, match="JWT_JWKS_URL must use https"):
+        make(**base, jwt_jwks_url="http://auth.example.com/api/auth/jwks")
+    assert make(**base, jwt_jwks_url="https://auth.example.com/api/auth/jwks")
+    assert make(**base, jwt_jwks_url="http://localhost:3000/api/auth/jwks")

@@ -11,8 +11,11 @@ _DESCRIPTIONS = {
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
     409: "Conflicts with existing data (`CONFLICT`).",
     413: "Request body larger than the configured limit (`PAYLOAD_TOO_LARGE`).",
+    429: "Too many requests (`RATE_LIMITED`); retry after `Retry-After` seconds. "
+    "`RateLimit` / `RateLimit-Policy` describe the limits.",
     422: "Invalid input (`VALIDATION_ERROR`); `details` lists each field.",
-    503: "The database is unreachable (`SERVICE_UNAVAILABLE`); retry after `Retry-After`.",
+    503: "The database is unreachable, or the token issuer's keys (JWKS) have never been "
+    "fetched (`SERVICE_UNAVAILABLE`); retry after `Retry-After`.",
 }
 
 

@@ -5,6 +5,7 @@ migrations-vs-models test, never to create tables).
 """
 
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
+from backend.models.rate_limit import RateLimit
 from backend.models.task import (
     Priority,
     SortOrder,
@@ -26,6 +27,7 @@ __all__ = [
     "ListEnvelope",
     "ListMeta",
     "Priority",
+    "RateLimit",
     "SortOrder",
     "Task",
     "TaskCompletion",

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
-from sqlalchemy import Column, DateTime, Text, func
+from sqlalchemy import Column, DateTime, Integer, Text, func, text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -27,6 +27,11 @@ class User(SQLModel, table=True):
     email: str | None = SQLField(default=None, sa_column=Column(Text, unique=True))
     name: str | None = SQLField(default=None, sa_column=Column(Text))
     password_hash: str | None = SQLField(default=None, sa_column=Column(Text))
+    # Built-in tokens carry it as `ver`; "sign out everywhere" increments it (migration 0004).
+    token_version: int = SQLField(
+        default=0,
+        sa_column=Column(Integer, nullable=False, server_default=text("0")),
+    )
     created_at: datetime | None = SQLField(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col
 
@@ -54,10 +54,15 @@ class UserService:
         use. Built-in tokens never do: their account was deleted, so they are refused.
         """
         user = self.get(claims.subject)
+        if claims.local:
+            if user is None:
+                raise Unauthorized("The account for this token no longer exists")
+            # The row is read anyway, so revocation costs no extra query and no write.
+            if claims.token_version != user.token_version:
+                raise Unauthorized("This token was revoked")
+            return user
         if user is not None:
             return user
-        if claims.local:
-            raise Unauthorized("The account for this token no longer exists")
         return self._provision(claims)
 
     def _provision(self, claims: TokenClaims) -> User:
@@ -74,6 +79,14 @@ class UserService:
             if user is not None:
                 return user
         raise Conflict("Could not provision an account for this token")
+
+    def revoke_tokens(self, user_id: str) -> None:
+        """Sign out everywhere: every built-in token issued so far stops working."""
+        self.session.execute(
+            update(User)
+            .where(col(User.id) == user_id)
+            .values(token_version=col(User.token_version) + 1)
+        )
 
     def delete(self, user_id: str) -> None:
         """Delete the account; its tasks go with it (ON DELETE CASCADE)."""

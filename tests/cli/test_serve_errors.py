@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from backend.migrations import migration_ids
 from tests.cli.helpers import closed_port, run_cli
 
 
@@ -72,9 +73,10 @@ def test_wildcard_cors_origin(database_url: str) -> None:
 
 def test_unapplied_migrations_in_production(unmigrated_database_url: str) -> None:
     result = serve(DATABASE_URL=unmigrated_database_url, ENVIRONMENT="production")
+    shipped = sorted(migration_ids())
     assert one_line(result) == (
-        "error: the database has 2 unapplied migration(s) (0001_users, 0002_tasks); run "
-        "`python -m backend migrate up` (it uses DATABASE_MIGRATION_URL when set) or set "
+        f"error: the database has {len(shipped)} unapplied migration(s) ({', '.join(shipped)}); "
+        "run `python -m backend migrate up` (it uses DATABASE_MIGRATION_URL when set) or set "
         "AUTO_MIGRATE=true"
     )
     assert result.returncode == 1

@@ -115,6 +115,9 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
         assert status_of(api.run("clear-completed")) == 200
         assert status_of(api.run("get", done, expect_ok=False)) == 404
 
+    assert status_of(api.run("logout-all")) == 204
+    assert status_of(api.run("me", expect_ok=False)) == 401
+    api.token = api.json("login", "ada@example.com", "pass-word-1")["data"]["access_token"]
     assert status_of(api.run("delete-me")) == 204
     assert status_of(api.run("me", expect_ok=False)) == 401
 

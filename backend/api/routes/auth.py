@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from backend.api.responses import errors
 from backend.config import Settings
-from backend.deps import CurrentUser, SettingsDep, UserServiceDep
+from backend.deps import CurrentUser, RateLimitsDep, SettingsDep, UserServiceDep
 from backend.errors import Unauthorized
 from backend.models import AuthSession, DataEnvelope, User, UserLogin, UserPublic, UserRegister
 from backend.security import issue_token
@@ -23,7 +23,7 @@ def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:
     return DataEnvelope[AuthSession](
         data=AuthSession(
             user=UserPublic.model_validate(user),
-            access_token=issue_token(user.id, settings),
+            access_token=issue_token(user.id, settings, token_version=user.token_version),
             expires_in=settings.access_token_expire_minutes * 60,
         )
     )
@@ -34,11 +34,12 @@ def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:
     status_code=status.HTTP_201_CREATED,
     response_model=DataEnvelope[AuthSession],
     summary="Create an account and get a token",
-    responses=errors(409),
+    responses=errors(409, 429),
 )
 def register(
-    data: UserRegister, users: UserServiceDep, settings: SettingsDep
+    data: UserRegister, users: UserServiceDep, settings: SettingsDep, limits: RateLimitsDep
 ) -> DataEnvelope[AuthSession]:
+    limits.sign_up(data.email)
     return _session(users.register(data), settings)
 
 
@@ -46,11 +47,12 @@ def register(
     "/login",
     response_model=DataEnvelope[AuthSession],
     summary="Sign in with email and password (JSON)",
-    responses=errors(401),
+    responses=errors(401, 429),
 )
 def login(
-    data: UserLogin, users: UserServiceDep, settings: SettingsDep
+    data: UserLogin, users: UserServiceDep, settings: SettingsDep, limits: RateLimitsDep
 ) -> DataEnvelope[AuthSession]:
+    limits.sign_in(data.email)
     return _session(users.authenticate(data), settings)
 
 
@@ -59,13 +61,15 @@ def login(
     summary="OAuth2 password flow (form): what Swagger's Authorize button calls",
     description="`username` is the account's email. Answers the bare OAuth2 token response "
     "(no `data` envelope), as OAuth2 clients expect.",
-    responses=errors(401),
+    responses=errors(401, 429),
 )
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     users: UserServiceDep,
     settings: SettingsDep,
+    limits: RateLimitsDep,
 ) -> dict[str, Any]:
+    limits.sign_in(form.username)
     try:
         credentials = UserLogin(email=form.username, password=form.password)
     except ValidationError:
@@ -73,7 +77,7 @@ def token(
         raise Unauthorized(INVALID_CREDENTIALS) from None
     user = users.authenticate(credentials)
     return {
-        "access_token": issue_token(user.id, settings),
+        "access_token": issue_token(user.id, settings, token_version=user.token_version),
         "token_type": "bearer",
         "expires_in": settings.access_token_expire_minutes * 60,
     }
@@ -87,6 +91,20 @@ def token(
 )
 def me(user: CurrentUser) -> DataEnvelope[UserPublic]:
     return DataEnvelope[UserPublic](data=UserPublic.model_validate(user))
+
+
+@router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Sign out everywhere: revoke every token this API issued for the account",
+    description="Every built-in token issued so far (including the one sending this request) "
+    "stops working immediately; sign in again for a new one. Tokens from an external issuer "
+    "(Better Auth, JWKS) are revoked at that issuer.",
+    responses=errors(401),
+)
+def logout_all(user: CurrentUser, users: UserServiceDep) -> Response:
+    users.revoke_tokens(user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete(

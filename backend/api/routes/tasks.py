@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, st
 from pydantic import StringConstraints
 
 from backend.api.responses import errors
-from backend.deps import CurrentUserId, SettingsDep, TaskServiceDep
+from backend.deps import CurrentUserId, SettingsDep, TaskServiceDep, TaskWriteLimit
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -40,6 +40,7 @@ MAX_LIMIT = 500
 MAX_FILTER_VALUES = 10
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503))
+# Writes (POST, PUT, PATCH, DELETE) are rate-limited per user: 429 with Retry-After.
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 Envelope = DataEnvelope[TaskPublic]
@@ -161,7 +162,11 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=Envelope,
     summary="Create a task",
-    responses={201: {"description": "Created; `Location` points at the new task."}, **errors(413)},
+    dependencies=[TaskWriteLimit],
+    responses={
+        201: {"description": "Created; `Location` points at the new task."},
+        **errors(413, 429),
+    },
 )
 def create_task(
     tasks: TaskServiceDep, data: TaskCreate, request: Request, response: Response
@@ -182,9 +187,10 @@ def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
     "/bulk",
     response_model=DataEnvelope[BulkResponse],
     summary="Apply several operations, all or nothing",
+    dependencies=[TaskWriteLimit],
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
-    responses=errors(404, 413),
+    responses=errors(404, 413, 429),
 )
 def bulk(tasks: TaskServiceDep, data: BulkRequest) -> DataEnvelope[BulkResponse]:
     outcomes = tasks.apply(data.operations)
@@ -204,6 +210,8 @@ def bulk(tasks: TaskServiceDep, data: BulkRequest) -> DataEnvelope[BulkResponse]
     "/completed",
     response_model=DataEnvelope[ClearedCompleted],
     summary="Delete all your completed tasks",
+    dependencies=[TaskWriteLimit],
+    responses=errors(429),
 )
 def clear_completed(tasks: TaskServiceDep) -> DataEnvelope[ClearedCompleted]:
     return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=tasks.delete_completed()))
@@ -218,7 +226,8 @@ def get_task(tasks: TaskServiceDep, task_id: TaskId) -> Envelope:
     "/{task_id}",
     response_model=Envelope,
     summary="Replace a task's editable fields",
-    responses=errors(404, 413),
+    dependencies=[TaskWriteLimit],
+    responses=errors(404, 413, 429),
 )
 def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> Envelope:
     return _one(tasks.replace(task_id, data))
@@ -228,7 +237,8 @@ def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> E
     "/{task_id}",
     response_model=Envelope,
     summary="Change some fields of a task",
-    responses=errors(404, 413),
+    dependencies=[TaskWriteLimit],
+    responses=errors(404, 413, 429),
 )
 def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Envelope:
     return _one(tasks.update(task_id, data))
@@ -238,8 +248,9 @@ def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Env
     "/{task_id}/complete",
     response_model=Envelope,
     summary="Toggle or set completion",
+    dependencies=[TaskWriteLimit],
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
-    responses=errors(404, 413),
+    responses=errors(404, 413, 429),
 )
 def complete_task(
     tasks: TaskServiceDep,
@@ -253,8 +264,10 @@ def complete_task(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    responses=errors(404),
+    dependencies=[TaskWriteLimit],
+    responses=errors(404, 429),
 )
-def delete_task(tasks: TaskServiceDep, task_id: TaskId) -> Response:
+def delete_task(tasks: TaskServiceDep, task_id: TaskId) -> None:
+    # Returns nothing (not a Response) so the rate-limit headers set on the request's
+    # response reach the 204.
     tasks.delete(task_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

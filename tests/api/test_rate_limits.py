@@ -1,0 +1,337 @@
+"""Rate limits: sign-in and sign-up per IP and per account, task writes per user; 429
+`RATE_LIMITED` with `Retry-After` and the IETF draft `RateLimit` headers; state in PostgreSQL,
+so the limits hold across two uvicorn worker processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from backend.config import Settings
+from backend.main import create_app
+from tests.conftest import ROOT, TEST_SECRET, _free_port, bearer, count_rows
+
+# Long windows, so that a test does not straddle a window boundary (fixed windows).
+LIMITS: dict[str, Any] = {
+    "rate_limit_enabled": True,
+    "rate_limit_auth_window_seconds": 3600,
+    "rate_limit_sign_in_per_ip": 8,
+    "rate_limit_sign_in_per_account": 3,
+    "rate_limit_sign_up_per_ip": 4,
+    "rate_limit_sign_up_per_account": 2,
+    "rate_limit_task_window_seconds": 3600,
+    "rate_limit_task_writes_per_user": 5,
+}
+
+
+@pytest.fixture
+def limited(settings: Settings) -> Callable[..., Any]:
+    def _make(**overrides: Any) -> TestClient:
+        return TestClient(
+            create_app(settings.model_copy(update={**LIMITS, **overrides})),
+            raise_server_exceptions=False,
+        )
+
+    return _make
+
+
+@pytest.fixture
+def client_limited(limited: Callable[..., TestClient]) -> Iterator[TestClient]:
+    with limited() as client:
+        yield client
+
+
+def _register(client: TestClient, email: str, password: str = "password-123") -> str:
+    response = client.post("/api/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    token: str = response.json()["data"]["access_token"]
+    return token
+
+
+def _login(client: TestClient, email: str, password: str = "password-123") -> httpx.Response:
+    return client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+def _assert_429(response: httpx.Response, policy: str) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["code"] == "RATE_LIMITED"
+    retry_after = int(response.headers["retry-after"])
+    assert 1 <= retry_after <= 3600
+    assert f'"{policy}";' in response.headers["ratelimit-policy"]
+    assert re.search(rf'"{policy}";r=0;t=\d+', response.headers["ratelimit"])
+
+
+def test_sign_in_is_limited_per_account(client_limited: TestClient) -> None:
+    _register(client_limited, "target@example.com")
+    for _ in range(3):
+        assert _login(client_limited, "target@example.com", "wrong-password").status_code == 401
+    # Over the limit even the right password is refused until the window ends.
+    _assert_429(_login(client_limited, "target@example.com"), "sign-in-account")
+    _assert_429(_login(client_limited, "TARGET@example.com"), "sign-in-account")
+    # Another account from the same client is still fine (the IP limit is higher).
+    _register(client_limited, "other@example.com")
+    assert _login(client_limited, "other@example.com").status_code == 200
+
+
+def test_successful_responses_carry_ratelimit_headers(client_limited: TestClient) -> None:
+    _register(client_limited, "headers@example.com")
+    response = _login(client_limited, "headers@example.com")
+    assert response.status_code == 200
+    assert response.headers["ratelimit-policy"] == (
+        '"sign-in-ip";q=8;w=3600, "sign-in-account";q=3;w=3600'
+    )
+    assert re.fullmatch(
+        r'"sign-in-ip";r=7;t=\d+, "sign-in-account";r=2;t=\d+', response.headers["ratelimit"]
+    )
+    assert "retry-after" not in response.headers
+
+
+def test_sign_in_is_limited_per_ip_across_accounts(client_limited: TestClient) -> None:
+    statuses = [_login(client_limited, f"spray{i}@example.com").status_code for i in range(8)]
+    assert statuses == [401] * 8
+    _assert_429(_login(client_limited, "spray-next@example.com"), "sign-in-ip")
+
+
+def test_oauth2_form_counts_against_the_same_limits(client_limited: TestClient) -> None:
+    _register(client_limited, "form@example.com")
+    for _ in range(2):
+        assert _login(client_limited, "form@example.com", "nope-nope").status_code == 401
+    form = {"username": "form@example.com", "password": "nope-nope"}
+    assert client_limited.post("/api/auth/token", data=form).status_code == 401
+    _assert_429(client_limited.post("/api/auth/token", data=form), "sign-in-account")
+
+
+def test_limits_do_not_reveal_whether_an_email_exists(client_limited: TestClient) -> None:
+    _register(client_limited, "exists@example.com")
+    known = [_login(client_limited, "exists@example.com", "wrong-pass") for _ in range(4)]
+    unknown = [_login(client_limited, "missing@example.com", "wrong-pass") for _ in range(4)]
+    assert [r.status_code for r in known] == [r.status_code for r in unknown] == [401] * 3 + [429]
+    assert known[0].json() == unknown[0].json()
+    assert known[-1].json() == unknown[-1].json()
+
+
+def test_sign_up_is_limited_per_account_and_ip(client_limited: TestClient) -> None:
+    body = {"email": "dup@example.com", "password": "password-123"}
+    assert client_limited.post("/api/auth/register", json=body).status_code == 201
+    assert client_limited.post("/api/auth/register", json=body).status_code == 409
+    _assert_429(client_limited.post("/api/auth/register", json=body), "sign-up-account")
+    assert (
+        client_limited.post(
+            "/api/auth/register", json={"email": "new@example.com", "password": "password-123"}
+        ).status_code
+        == 201
+    )
+    _assert_429(
+        client_limited.post(
+            "/api/auth/register", json={"email": "new2@example.com", "password": "password-123"}
+        ),
+        "sign-up-ip",
+    )
+
+
+def test_task_writes_are_limited_per_user(client_limited: TestClient, db_engine: Engine) -> None:
+    alice = bearer(_register(client_limited, "alice-rl@example.com"))
+    bob = bearer(_register(client_limited, "bob-rl@example.com"))
+    created = client_limited.post("/api/tasks", json={"title": "one"}, headers=alice)
+    assert created.status_code == 201
+    assert created.headers["ratelimit-policy"] == '"task-writes";q=5;w=3600'
+    task_id = created.json()["data"]["id"]
+    writes = [
+        client_limited.patch(f"/api/tasks/{task_id}", json={"title": "two"}, headers=alice),
+        client_limited.put(f"/api/tasks/{task_id}", json={"title": "three"}, headers=alice),
+        client_limited.patch(f"/api/tasks/{task_id}/complete", headers=alice),
+        client_limited.delete(f"/api/tasks/{task_id}", headers=alice),
+    ]
+    assert [w.status_code for w in writes] == [200, 200, 200, 204]
+    assert re.fullmatch(r'"task-writes";r=0;t=\d+', writes[-1].headers["ratelimit"])
+    refused = client_limited.post("/api/tasks", json={"title": "six"}, headers=alice)
+    _assert_429(refused, "task-writes")
+    assert count_rows(db_engine, "tasks") == 0  # nothing written by the refused request
+    # Reads are not limited; other users are not affected.
+    assert client_limited.get("/api/tasks", headers=alice).status_code == 200
+    assert client_limited.post("/api/tasks", json={"title": "b"}, headers=bob).status_code == 201
+
+
+def test_unauthenticated_writes_are_401_not_429(client_limited: TestClient) -> None:
+    for _ in range(8):
+        assert client_limited.post("/api/tasks", json={"title": "x"}).status_code == 401
+
+
+def test_window_resets(limited: Callable[..., TestClient]) -> None:
+    with limited(rate_limit_task_window_seconds=2, rate_limit_task_writes_per_user=1) as client:
+        headers = bearer(_register(client, "reset@example.com"))
+        # Two writes in one 2-second window: the second is refused. (If the first landed at
+        # the very end of a window, the next one starts a new window; a third is refused.)
+        statuses = []
+        for _ in range(3):
+            refused = client.post("/api/tasks", json={"title": "a"}, headers=headers)
+            statuses.append(refused.status_code)
+            if refused.status_code == 429:
+                break
+        assert statuses[-1] == 429 and statuses.count(201) in (1, 2), statuses
+        time.sleep(int(refused.headers["retry-after"]) + 0.1)
+        assert client.post("/api/tasks", json={"title": "c"}, headers=headers).status_code == 201
+
+
+def test_a_zero_limit_turns_one_policy_off(limited: Callable[..., TestClient]) -> None:
+    with limited(rate_limit_task_writes_per_user=0) as client:
+        headers = bearer(_register(client, "zero@example.com"))
+        for _ in range(8):
+            response = client.post("/api/tasks", json={"title": "x"}, headers=headers)
+            assert response.status_code == 201
+        assert "ratelimit" not in response.headers
+
+
+def test_disabled_limits_send_no_headers(client: TestClient) -> None:
+    for _ in range(12):
+        response = client.post(
+            "/api/auth/login", json={"email": "off@example.com", "password": "password-1"}
+        )
+        assert response.status_code == 401
+    assert "ratelimit" not in response.headers
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    baseline: dict[int, int]
+
+    def socket_counts(self) -> dict[int, int]:
+        """Open sockets per child process of `serve` (the workers)."""
+        counts = {}
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                counts[child.pid] = len(child.net_connections(kind="all"))
+            except psutil.Error:
+                continue
+        return counts
+
+
+@pytest.fixture
+def two_workers(database_url: str) -> Iterator[Server]:
+    """`python -m backend serve --workers 2` with rate limits on, against the test database."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": TEST_SECRET,
+        "LOG_LEVEL": "INFO",  # to see each worker's "Application startup complete."
+        "RATE_LIMIT_ENABLED": "true",
+        "RATE_LIMIT_SIGN_IN_PER_ACCOUNT": "5",
+        "RATE_LIMIT_SIGN_IN_PER_IP": "1000",
+        "RATE_LIMIT_TASK_WRITES_PER_USER": "7",
+        "RATE_LIMIT_AUTH_WINDOW_SECONDS": "3600",
+        "RATE_LIMIT_TASK_WINDOW_SECONDS": "3600",
+    }
+    log = tempfile.NamedTemporaryFile(prefix="task-api-2w-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        # Both workers up (their start-up migration check done), then the server answers.
+        while True:
+            started = Path(log.name).read_text().count("Application startup complete")
+            try:
+                healthy = httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                healthy = False
+            if started >= 2 and healthy:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start:\n{Path(log.name).read_text()}")
+            time.sleep(0.2)
+        server = Server(base_url, process, {})
+        # /health touches no database: nothing but the workers' own sockets so far.
+        server.baseline = server.socket_counts()
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _fresh_connection(
+    method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+) -> httpx.Response:
+    # A new connection per request, so the kernel spreads them over both workers' accepts.
+    with httpx.Client(timeout=10) as http:
+        return http.request(
+            method, url, headers={**(headers or {}), "Connection": "close"}, **kwargs
+        )
+
+
+def test_limits_hold_across_two_worker_processes(two_workers: Server) -> None:
+    base = two_workers.url
+    email = "workers@example.com"
+    registered = _fresh_connection(
+        "POST",
+        f"{base}/api/auth/register",
+        json={"email": email, "password": "password-123"},
+    )
+    assert registered.status_code == 201, registered.text
+    token = registered.json()["data"]["access_token"]
+
+    def attempt(_: int) -> int:
+        return _fresh_connection(
+            "POST",
+            f"{base}/api/auth/login",
+            json={"email": email, "password": "wrong-password"},
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+    # Exactly the limit gets through, however the requests were spread over the workers.
+    assert statuses.count(401) == 5 and statuses.count(429) == 15, statuses
+
+    def write(i: int) -> int:
+        return _fresh_connection(
+            "POST", f"{base}/api/tasks", json={"title": f"t{i}"}, headers=bearer(token)
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        writes = list(pool.map(write, range(16)))
+    assert writes.count(201) == 7 and writes.count(429) == 9, writes
+    # Both workers took part: each now holds pooled database connections it did not before.
+    after = two_workers.socket_counts()
+    grown = [pid for pid, n in after.items() if n > two_workers.baseline.get(pid, n)]
+    assert len(grown) == 2, (two_workers.baseline, after)
+
+
+def test_invalid_task_writes_count_but_invalid_sign_ins_do_not(
+    client_limited: TestClient,
+) -> None:
+    headers = bearer(_register(client_limited, "invalid@example.com"))
+    for _ in range(5):
+        assert client_limited.post("/api/tasks", json={}, headers=headers).status_code == 422
+    _assert_429(
+        client_limited.post("/api/tasks", json={"title": "x"}, headers=headers), "task-writes"
+    )
+    for _ in range(5):
+        bad = client_limited.post("/api/auth/login", json={"email": "not-an-email"})
+        assert bad.status_code == 422
+    assert _login(client_limited, "invalid@example.com").status_code == 200
