@@ -37,18 +37,20 @@ SEED_SQL = """
 INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(1, :users) AS g;
 INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, due_date,
                    tags, created_at, updated_at)
+-- Task g belongs to user 1 + g % users. Its traits vary with k = g / users, so every user
+-- gets a realistic mix (all priorities, statuses, tags, dated and undated tasks).
 SELECT 'user-' || (1 + g % :users),
-       'Task ' || g || CASE WHEN g % 7 = 0 THEN ' invoice' ELSE '' END,
-       CASE WHEN g % 3 = 0 THEN 'details for ' || g END,
-       g % 4 = 0,
-       CASE WHEN g % 4 = 0 THEN now() END,
-       (ARRAY['none', 'low', 'medium', 'high'])[1 + g % 4]::task_priority,
-       CASE WHEN g % 5 <> 0 THEN now() + ((g % 60) - 20) * interval '1 day' END,
+       'Task ' || g || CASE WHEN k % 7 = 0 THEN ' invoice' ELSE '' END,
+       CASE WHEN k % 3 = 0 THEN 'details for ' || g END,
+       k % 4 = 0,
+       CASE WHEN k % 4 = 0 THEN now() END,
+       (ARRAY['none', 'low', 'medium', 'high'])[1 + (k / 4) % 4]::task_priority,
+       CASE WHEN k % 5 <> 0 THEN now() + ((k % 60) - 20) * interval '1 day' END,
        (ARRAY['{}', '{work}', '{home,errands}', '{work,urgent}', '{home}', '{errands}'])
-           [1 + g % 6]::text[],
+           [1 + k % 6]::text[],
        now() - (g % 1000) * interval '1 hour',
        now() - (g % 500) * interval '1 minute'
-FROM generate_series(1, :tasks) AS g;
+FROM (SELECT g, g / :users AS k FROM generate_series(1, :tasks) AS g) AS series;
 ANALYZE users;
 ANALYZE tasks;
 """
