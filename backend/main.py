@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=[
             "X-Request-ID",
             "Location",
+            "Link",
             "Retry-After",
             "RateLimit",
             "RateLimit-Policy",

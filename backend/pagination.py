@@ -19,7 +19,9 @@ from backend.models import Priority, TaskSort
 from backend.services.task_listing import Keyset, TaskListQuery
 
 _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
-MAX_CURSOR_LENGTH = 1024
+# A cursor holds one sort key (a title is at most 200 characters, 800 UTF-8 bytes) plus fixed
+# overhead, so every cursor the API issues fits.
+MAX_CURSOR_LENGTH = 2048
 
 
 def _key(secret: str) -> bytes:
@@ -35,15 +37,19 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _scope(user_id: str, query: TaskListQuery) -> list[str]:
-    return [user_id, query.sort.value, query.direction.value, query.filters.fingerprint()]
+def _scope(user_id: str, query: TaskListQuery) -> str:
+    """A digest of what the cursor belongs to: fixed size, whatever the filters hold."""
+    parts = [user_id, query.sort.value, query.direction.value, query.filters.fingerprint()]
+    return _b64(hashlib.sha256(json.dumps(parts).encode()).digest()[:18])
 
 
 def encode_cursor(secret: str, user_id: str, query: TaskListQuery, keyset: Keyset) -> str:
     key: Any = keyset.key
     if isinstance(key, datetime):
         key = key.isoformat()
-    payload = json.dumps({"k": key, "i": keyset.id, "s": _scope(user_id, query)}).encode()
+    payload = json.dumps(
+        {"k": key, "i": keyset.id, "s": _scope(user_id, query)}, ensure_ascii=False
+    ).encode()
     signature = hmac.new(_key(secret), payload, hashlib.sha256).digest()
     return f"{_b64(payload)}.{_b64(signature)}"
 

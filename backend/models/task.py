@@ -168,7 +168,9 @@ Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX_COUNT), AfterValidator(_un
 
 # Server-owned fields. Frontends often send a task object back whole, so these are accepted
 # and dropped; any other unknown field is a 422.
-READ_ONLY_FIELDS = frozenset({"id", "user_id", "completed_at", "created_at", "updated_at"})
+READ_ONLY_FIELDS = frozenset(
+    {"id", "user_id", "completed_at", "created_at", "updated_at", "is_overdue"}
+)
 
 
 class _TaskInput(BaseModel):

@@ -505,3 +505,30 @@ def test_new_routes_need_a_token(client: TestClient, method: str, path: str) -> 
     response = client.request(method, path, json={"operations": [{"op": "delete", "id": 1}]})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_long_non_ascii_sort_keys_still_page(client: TestClient, alice: Account) -> None:
+    titles = ["Ж" * 200, "Ж" * 199 + "Я", "😀" * 200]
+    created = [create(client, alice, title=t, tags=["ünïcode"]) for t in titles]
+    query = f"sort=title&limit=1&tag=ünïcode&q={'Ж' * 60}"
+    assert sorted(walk(client, alice, query)) == sorted(t["id"] for t in created[:2])
+    assert len(walk(client, alice, "sort=title&limit=1")) == 3
+
+
+def test_a_task_sent_back_whole_is_accepted(client: TestClient, alice: Account) -> None:
+    task = create(client, alice, title="round trip", due_date=iso(PAST), tags=["x"])
+    assert task["is_overdue"] is True
+    replaced = client.put(
+        f"/api/tasks/{task['id']}", json={**task, "title": "edited"}, headers=alice.headers
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["data"]["title"] == "edited"
+
+
+def test_link_header_is_readable_cross_origin(client: TestClient, alice: Account) -> None:
+    for i in range(2):
+        create(client, alice, title=f"t{i}")
+    response = client.get(
+        "/api/tasks?limit=1", headers={**alice.headers, "Origin": "http://localhost:3000"}
+    )
+    assert "link" in response.headers["access-control-expose-headers"].lower()

@@ -32,7 +32,7 @@ from backend.models.task_ops import (
     ClearedCompleted,
     TaskStatsPublic,
 )
-from backend.pagination import decode_cursor, encode_cursor
+from backend.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 from backend.services.task_listing import TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
@@ -53,25 +53,42 @@ def _one(task: object) -> Envelope:
 
 def list_query(
     status_: Annotated[
-        TaskStatus, Query(alias="status", description="Filter by completion state.")
+        TaskStatus,
+        Query(alias="status", description="Filter by completion state.", examples=["pending"]),
     ] = TaskStatus.all,
     priority: Annotated[
         list[Priority],
-        Query(max_length=MAX_FILTER_VALUES, description="Any of these priorities (repeatable)."),
+        Query(
+            max_length=MAX_FILTER_VALUES,
+            description="Any of these priorities (repeatable).",
+            examples=[["high", "medium"]],
+        ),
     ] = [],  # noqa: B006  (FastAPI copies query defaults)
     tag: Annotated[
         list[Tag],
-        Query(max_length=MAX_FILTER_VALUES, description="Has all of these tags (repeatable)."),
+        Query(
+            max_length=MAX_FILTER_VALUES,
+            description="Has all of these tags (repeatable).",
+            examples=[["work"]],
+        ),
     ] = [],  # noqa: B006
     due_before: Annotated[
-        Instant | None, Query(description="Due strictly before this instant or date.")
+        Instant | None,
+        Query(description="Due strictly before this instant or date.", examples=["2026-12-01"]),
     ] = None,
     due_after: Annotated[
-        Instant | None, Query(description="Due at or after this instant or date.")
+        Instant | None,
+        Query(
+            description="Due at or after this instant or date.",
+            examples=["2026-11-22T00:00:00Z"],
+        ),
     ] = None,
     overdue: Annotated[
         bool | None,
-        Query(description="`true`: pending and past due. `false`: everything else."),
+        Query(
+            description="`true`: pending and past due. `false`: everything else.",
+            examples=[True],
+        ),
     ] = None,
     q: Annotated[
         SearchTerm | None,
@@ -82,7 +99,10 @@ def list_query(
     ] = None,
     updated_since: Annotated[
         Instant | None,
-        Query(description="Changed at or after this instant (inclusive), for polling clients."),
+        Query(
+            description="Changed at or after this instant (inclusive), for polling clients.",
+            examples=["2026-11-22T17:00:00Z"],
+        ),
     ] = None,
     sort: Annotated[
         TaskSort,
@@ -93,13 +113,15 @@ def list_query(
         ),
     ] = TaskSort.created,
     order: Annotated[
-        SortOrder | None, Query(description="Overrides the sort key's default direction.")
+        SortOrder | None,
+        Query(description="Overrides the sort key's default direction.", examples=["asc"]),
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}.")
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}.", examples=[50])
     ] = DEFAULT_LIMIT,
     include_total: Annotated[
-        bool, Query(description="Also count every matching task into `meta.total`.")
+        bool,
+        Query(description="Also count every matching task into `meta.total`.", examples=[True]),
     ] = False,
 ) -> TaskListQuery:
     filters = TaskFilters(
@@ -133,7 +155,8 @@ def list_tasks(
     response: Response,
     query: Annotated[TaskListQuery, Depends(list_query)],
     cursor: Annotated[
-        str | None, Query(max_length=1024, description="`meta.next_cursor` of the previous page.")
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
     ] = None,
 ) -> ListEnvelope[TaskPublic]:
     secret = settings.signing_secret()
