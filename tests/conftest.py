@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,37 +194,65 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[str]:
-    """The real `serve` command (uvicorn, separate process) on a loopback port."""
+def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def running_server(
+    database_url: str, *, workers: int = 1, **env_overrides: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """`python -m backend serve` in a subprocess on a loopback port, against `database_url`.
+
+    Ready once /health answers and every worker has logged its start-up (at LOG_LEVEL INFO,
+    the default here). Yields the base URL, the process and the path of its log.
+    """
     port = _free_port()
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
         "DATABASE_URL": database_url,
         "JWT_SECRET": TEST_SECRET,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
+        **env_overrides,
     }
-    log = tempfile.NamedTemporaryFile(prefix="task-api-live-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "backend", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = Path(tempfile.mkstemp(prefix="task-api-serve-", suffix=".log")[1])
+    command = [sys.executable, "-m", "backend", "serve", "--port", str(port)]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--workers", str(workers)],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            started = log.read_text().count("Application startup complete")
+            try:
+                healthy = httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                healthy = False
+            if healthy and started >= workers:
                 break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"live server did not start:\n{Path(log.name).read_text()}")
-        time.sleep(0.2)
-    yield base_url
-    process.terminate()
-    process.wait(timeout=20)
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield base_url, process, log
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The real `serve` command (uvicorn, separate process) on a loopback port."""
+    with running_server(database_url) as (base_url, _, _):
+        yield base_url

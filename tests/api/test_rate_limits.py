@@ -4,16 +4,12 @@ so the limits hold across two uvicorn worker processes."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +20,7 @@ from sqlalchemy import Engine
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.conftest import ROOT, TEST_SECRET, _free_port, bearer, count_rows
+from tests.conftest import bearer, count_rows, running_server
 
 # Long windows, so that a test does not straddle a window boundary (fixed windows).
 LIMITS: dict[str, Any] = {
@@ -226,13 +222,7 @@ class Server:
 @pytest.fixture
 def two_workers(database_url: str) -> Iterator[Server]:
     """`python -m backend serve --workers 2` with rate limits on, against the test database."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": TEST_SECRET,
-        "LOG_LEVEL": "INFO",  # to see each worker's "Application startup complete."
+    limits = {
         "RATE_LIMIT_ENABLED": "true",
         "RATE_LIMIT_SIGN_IN_PER_ACCOUNT": "5",
         "RATE_LIMIT_SIGN_IN_PER_IP": "1000",
@@ -240,39 +230,11 @@ def two_workers(database_url: str) -> Iterator[Server]:
         "RATE_LIMIT_AUTH_WINDOW_SECONDS": "3600",
         "RATE_LIMIT_TASK_WINDOW_SECONDS": "3600",
     }
-    log = tempfile.NamedTemporaryFile(prefix="task-api-2w-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "backend", "serve", "--port", str(port), "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        # Both workers up (their start-up migration check done), then the server answers.
-        while True:
-            started = Path(log.name).read_text().count("Application startup complete")
-            try:
-                healthy = httpx.get(f"{base_url}/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                healthy = False
-            if started >= 2 and healthy:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{Path(log.name).read_text()}")
-            time.sleep(0.2)
+    with running_server(database_url, workers=2, **limits) as (base_url, process, _):
         server = Server(base_url, process, {})
         # /health touches no database: nothing but the workers' own sockets so far.
         server.baseline = server.socket_counts()
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _fresh_connection(

@@ -29,7 +29,7 @@ from jose import jwt
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.conftest import bearer
+from tests.conftest import bearer, stop_process
 
 HERE = Path(__file__).resolve().parent / "betterauth"
 PINNED = json.loads((HERE / "package.json").read_text())["dependencies"]["better-auth"]
@@ -144,11 +144,7 @@ def better_auth() -> Iterator[BetterAuth]:
     try:
         yield BetterAuth(base_url, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, timeout=10)
 
 
 @pytest.fixture
