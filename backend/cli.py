@@ -172,18 +172,26 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    import psycopg2
+
     from backend.migrations import migrate_down, migrate_up, migration_status
 
     url = _database_url(_settings(args.dev), for_migrations=True)
-    if args.action == "up":
-        applied = migrate_up(url)
-        print("applied: " + (", ".join(applied) if applied else "nothing, schema is current"))
-    elif args.action == "down":
-        rolled_back = migrate_down(url, steps=args.steps)
-        print("rolled back: " + (", ".join(rolled_back) if rolled_back else "nothing"))
-    else:
-        status = migration_status(url)
-        print(json.dumps({"applied": status.applied, "pending": status.pending}, indent=2))
+    try:
+        if args.action == "up":
+            applied = migrate_up(url)
+            print("applied: " + (", ".join(applied) if applied else "nothing, schema is current"))
+        elif args.action == "down":
+            rolled_back = migrate_down(url, steps=args.steps)
+            print("rolled back: " + (", ".join(rolled_back) if rolled_back else "nothing"))
+        else:
+            status = migration_status(url)
+            print(json.dumps({"applied": status.applied, "pending": status.pending}, indent=2))
+    except psycopg2.OperationalError as exc:
+        _fail(
+            f"migrate: cannot reach the database ({_first_line(exc)}); check with "
+            "`python -m backend check`"
+        )
     return 0
 
 

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
                 "JWT_JWKS_URL must use https in production (plain http only for an "
                 "issuer on the same host)"
             )
+        if self.is_production and url is not None and not (self.jwks_issuer and self.jwks_audience):
+            # The same keys may sign other JWTs (Better Auth's session-cache cookie, say):
+            # only iss and aud tell an access token for this API from those.
+            raise ValueError(
+                "JWT_JWKS_URL needs JWT_JWKS_ISSUER and JWT_JWKS_AUDIENCE (or JWT_ISSUER and "
+                "JWT_AUDIENCE) in production"
+            )
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "

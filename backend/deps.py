@@ -154,8 +154,11 @@ def get_rate_limits(request: Request, response: Response, settings: SettingsDep)
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
-def limit_task_writes(limits: RateLimitsDep, user_id: CurrentUserId) -> None:
-    limits.task_write(user_id)
+def limit_task_writes(limits: RateLimitsDep, claims: TokenClaimsDep) -> None:
+    # Keyed on the token's subject, not CurrentUserId: resolving the user would check out the
+    # request's connection first, and the limiter's own statement would then need a second
+    # one; under load every request would hold one connection while waiting for another.
+    limits.task_write(claims.subject)
 
 
 # For task routes that write: `dependencies=[TaskWriteLimit]`.

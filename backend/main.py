@@ -64,10 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             direct = settings.database_migration_url
             await anyio.to_thread.run_sync(migrate_up, direct.get_secret_value() if direct else url)
         engine = create_db_engine(url, settings)
-        # Sync endpoints run in this thread pool; more threads than pooled connections would
-        # only queue inside the pool, so size the two together.
+        # Sync endpoints and dependencies run in this thread pool, one hop each, and a request
+        # keeps its connection between hops. With no more threads than connections, threads
+        # blocked waiting for a connection can take every thread the holders need to finish:
+        # so keep well more threads than connections (waiters then time out with a 503).
         limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
+        limiter.total_tokens = max(40, 4 * (settings.db_pool_size + settings.db_max_overflow))
         app.state.engine = engine
         app.state.rate_limiter = RateLimiter(engine, enabled=settings.rate_limit_enabled)
         try:

@@ -150,8 +150,34 @@ def test_rate_limits_are_on_by_default_and_configurable() -> None:
 
 
 def test_production_jwks_url_must_be_https_unless_loopback() -> None:
-    base = {"environment": "production", "jwt_secret": GOOD_SECRET, "database_url": NEON}
+    base = {
+        "environment": "production",
+        "jwt_secret": GOOD_SECRET,
+        "database_url": NEON,
+        "jwt_jwks_issuer": "https://auth.example.com",
+        "jwt_jwks_audience": "https://auth.example.com",
+    }
     with pytest.raises(ValidationError, match="JWT_JWKS_URL must use https"):
         make(**base, jwt_jwks_url="http://auth.example.com/api/auth/jwks")
     assert make(**base, jwt_jwks_url="https://auth.example.com/api/auth/jwks")
     assert make(**base, jwt_jwks_url="http://localhost:3000/api/auth/jwks")
+
+
+def test_production_jwks_needs_issuer_and_audience() -> None:
+    base = {
+        "environment": "production",
+        "jwt_secret": GOOD_SECRET,
+        "database_url": NEON,
+        "jwt_jwks_url": "https://auth.example.com/api/auth/jwks",
+    }
+    for missing in (
+        {},
+        {"jwt_jwks_issuer": "https://auth.example.com"},
+        {"jwt_jwks_audience": "https://auth.example.com"},
+    ):
+        with pytest.raises(ValidationError, match="needs JWT_JWKS_ISSUER and JWT_JWKS_AUDIENCE"):
+            make(**base, **missing)
+    assert make(
+        **base, jwt_issuer="https://auth.example.com", jwt_audience="https://auth.example.com"
+    )
+    assert make(**{**base, "environment": "test"})  # tests and development may skip them

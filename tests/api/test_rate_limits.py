@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.conftest import bearer, count_rows, running_server
+from tests.conftest import bearer, count_rows, make_token, running_server
 
 # Long windows, so that a test does not straddle a window boundary (fixed windows).
 LIMITS: dict[str, Any] = {
@@ -297,3 +297,28 @@ def test_invalid_task_writes_count_but_invalid_sign_ins_do_not(
         bad = client_limited.post("/api/auth/login", json={"email": "not-an-email"})
         assert bad.status_code == 422
     assert _login(client_limited, "invalid@example.com").status_code == 200
+
+
+def test_limited_writes_do_not_starve_a_small_pool(database_url: str) -> None:
+    """More concurrent writers than pooled connections, with limits on: every request still
+    gets through (the limiter must not hold a connection while waiting for another)."""
+    settings = {
+        "RATE_LIMIT_ENABLED": "true",
+        "RATE_LIMIT_TASK_WRITES_PER_USER": "1000",
+        "DB_POOL_SIZE": "2",
+        "DB_MAX_OVERFLOW": "0",
+        "DB_POOL_TIMEOUT_SECONDS": "5",
+    }
+    with running_server(database_url, **settings) as (base_url, _, _):
+        headers = bearer(make_token(sub="pool-writer"))
+
+        def write(i: int) -> int:
+            with httpx.Client(timeout=30) as http:
+                response = http.post(
+                    f"{base_url}/api/tasks", json={"title": f"t{i}"}, headers=headers
+                )
+                return response.status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(write, range(48)))
+    assert statuses == [201] * 48

@@ -2,7 +2,8 @@
 
 No browser build is ever downloaded (no `playwright install`): Playwright's client drives the
 distribution's `/usr/bin/chromium`. CI runs as root, so `apt-get` can install it; where that is
-impossible the browser tests are skipped with the reason in the summary (`-ra`).
+impossible the browser tests are skipped with the reason in the summary (`-ra`), except under
+CI=true, where that fails the run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import skip_or_fail_in_ci
 
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -54,7 +57,7 @@ def chromium_path() -> str:
     if not DEBIAN_CHROMIUM.exists():
         problem = _install_chromium()
         if problem or not DEBIAN_CHROMIUM.exists():
-            pytest.skip(
+            skip_or_fail_in_ci(
                 f"BROWSER TEST NOT RUN: Debian chromium is missing and {problem or 'was not found'}"
             )
     return str(DEBIAN_CHROMIUM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -135,3 +136,18 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     for command in ("serve", "migrate", "token", "seed", "check", "openapi"):
         assert f"    {command}" in out
+
+
+@pytest.mark.parametrize("action", ["up", "down", "status"])
+def test_migrate_on_an_unreachable_database_is_one_line(action: str) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{closed_port()}/none"
+    result = run_cli("migrate", action, DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: migrate: cannot reach the database")
+
+
+def test_migrate_status_from_the_command_line(database_url: str) -> None:
+    status = json.loads(run_cli("migrate", "status", DATABASE_URL=database_url).stdout)
+    assert status["pending"] == [] and status["applied"] == sorted(migration_ids())

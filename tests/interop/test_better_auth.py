@@ -4,7 +4,8 @@ user up, hands out a JWT through its `/api/auth/token` endpoint and serves its J
 loopback; this API, pointed at that JWKS with Better Auth's issuer and audience, accepts the
 token, maps `sub`, and rejects it tampered, expired, and after the key is rotated away.
 
-Needs `node` and `npm` (skipped, with the reason in the summary, when either is missing).
+Needs `node` and `npm` (skipped, with the reason in the summary, when either is missing; under
+CI=true, as .ci/run runs, a missing tool fails the run instead).
 `npm ci` installs the locked packages from the npm registry on first run.
 """
 
@@ -29,7 +30,7 @@ from jose import jwt
 
 from backend.config import Settings
 from backend.main import create_app
-from tests.conftest import bearer, stop_process
+from tests.conftest import bearer, skip_or_fail_in_ci, stop_process
 
 HERE = Path(__file__).resolve().parent / "betterauth"
 PINNED = json.loads((HERE / "package.json").read_text())["dependencies"]["better-auth"]
@@ -114,7 +115,7 @@ def _npm_ci() -> None:
 def better_auth() -> Iterator[BetterAuth]:
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(
+        skip_or_fail_in_ci(
             f"BETTER AUTH INTEROP NOT RUN: {' and '.join(missing)} not on PATH; install "
             "Node.js (with npm) to run the better-auth interoperability test"
         )
