@@ -60,7 +60,9 @@ def test_client_runs_every_task_route(built_client: None, live_server: str) -> N
     values = {s["step"]: s["value"] for s in steps}
     assert [s["step"] for s in steps] == [
         "register", "me", "create", "list", "get", "update", "replace", "toggle", "set",
-        "delete", "get-deleted", "create-invalid",
+        "delete", "get-deleted", "create-invalid", "create-more", "bulk", "filter", "pages",
+        "stats", "clear-completed", "clear-completed-again", "bulk-delete", "stats-after",
+        "bulk-missing",
     ]  # fmt: skip
     created = values["create"]
     assert (created["title"], created["description"]) == ("Buy milk", "2 litres")
@@ -79,7 +81,51 @@ def test_client_runs_every_task_route(built_client: None, live_server: str) -> N
     assert (invalid["status"], invalid["code"]) == (422, "VALIDATION_ERROR")
     assert invalid["details"][0]["field"] == "body.title"
 
-    # The server agrees: the demo's account exists and its task is gone.
+    # bulk(): every op, in order, each result the task after it (null once deleted).
+    rent, plants, mum, junk = values["create-more"]
+    results = values["bulk"]
+    assert [(r["index"], r["op"], r["id"]) for r in results] == [
+        (0, "complete", plants), (1, "complete", mum), (2, "reopen", mum),
+        (3, "set_priority", rent), (4, "add_tag", rent), (5, "add_tag", mum),
+        (6, "remove_tag", mum), (7, "delete", junk),
+    ]  # fmt: skip
+    assert results[0]["task"]["completed"] is True
+    assert results[1]["task"]["completed"] is True
+    assert (results[2]["task"]["completed"], results[2]["task"]["completed_at"]) == (False, None)
+    assert results[3]["task"]["priority"] == "high"
+    assert results[4]["task"]["tags"] == ["home", "bills"]
+    assert (results[5]["task"]["tags"], results[6]["task"]["tags"]) == (["phone"], [])
+    assert results[7]["task"] is None
+
+    # listTasks() passes array filters, q and include_total through.
+    filtered = values["filter"]
+    assert [t["id"] for t in filtered["data"]] == [rent]
+    assert (filtered["meta"]["count"], filtered["meta"]["total"]) == (1, 1)
+
+    # Following meta.next_cursor visits every task once, in order, and ends on null.
+    pages = values["pages"]
+    assert [p["titles"] for p in pages] == [["Call mum", "Pay rent"], ["Water plants"]]
+    assert pages[0]["next_cursor"] and pages[1]["next_cursor"] is None
+
+    assert values["stats"] == {
+        "total": 3, "pending": 2, "completed": 1, "overdue": 0,
+        "by_priority": {"none": 1, "low": 1, "medium": 0, "high": 1},
+    }  # fmt: skip
+    assert values["clear-completed"] == {"deleted": 1}
+    assert values["clear-completed-again"] == {"deleted": 0}
+    assert [(r["op"], r["id"], r["task"]) for r in values["bulk-delete"]] == [
+        ("delete", rent, None),
+        ("delete", mum, None),
+    ]
+    assert values["stats-after"] == {
+        "total": 0, "pending": 0, "completed": 0, "overdue": 0,
+        "by_priority": {"none": 0, "low": 0, "medium": 0, "high": 0},
+    }  # fmt: skip
+    missing = values["bulk-missing"]
+    assert (missing["status"], missing["code"]) == (404, "NOT_FOUND")
+    assert missing["details"][0]["field"] == "body.operations.0"
+
+    # The server agrees: the demo's account exists and its tasks are gone.
     login = httpx.post(
         f"{live_server}/api/auth/login",
         json={"email": values["register"]["email"], "password": "ts-client-password"},

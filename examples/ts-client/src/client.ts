@@ -3,7 +3,7 @@
  * committed OpenAPI document (`npm run generate` writes src/schema.d.ts).
  *
  * - Success bodies are unwrapped: `{"data": ...}` becomes the value you get back; lists keep
- *   their `meta` (count, limit, has_more).
+ *   their `meta` (count, limit, has_more, next_cursor, total).
  * - Error bodies (`{"error": {"code", "message", "details"}}`) become a thrown `ApiError`.
  *
  * Every request and response type below is derived from `paths`, so regenerating the schema
@@ -31,6 +31,13 @@ export type TaskQuery = NonNullable<paths["/api/tasks"]["get"]["parameters"]["qu
 export type Credentials = Body<paths["/api/auth/login"]["post"]>;
 export type Registration = Body<paths["/api/auth/register"]["post"]>;
 export type TaskList = Ok<paths["/api/tasks"]["get"]>;
+export type TaskStats = Schemas["TaskStatsPublic"];
+export type BulkRequest = Body<paths["/api/tasks/bulk"]["post"]>;
+/** One bulk operation, discriminated by `op` (complete, reopen, delete, set_priority, ...). */
+export type BulkOperation = BulkRequest["operations"][number];
+export type BulkResponse = Schemas["BulkResponse"];
+export type BulkResult = Schemas["BulkResult"];
+export type ClearedCompleted = Schemas["ClearedCompleted"];
 export type ErrorInfo = Schemas["ErrorInfo"];
 export type ErrorDetail = Schemas["ErrorDetail"];
 
@@ -99,7 +106,11 @@ export class TaskApiClient {
 
   // -- tasks --------------------------------------------------------------------------------
 
-  /** The caller's tasks (bounded by `limit`; `meta.has_more` says whether more matched). */
+  /**
+   * One page of the caller's tasks. Filters (`status`, `priority`, `tag`, `q`, `due_before`,
+   * ...) combine with AND; `priority` and `tag` take arrays (repeated query parameters). Pass
+   * `meta.next_cursor` back as `cursor` for the next page; it is null on the last one.
+   */
   listTasks(query: TaskQuery = {}): Promise<TaskList> {
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) {
@@ -136,6 +147,25 @@ export class TaskApiClient {
 
   async deleteTask(id: number): Promise<void> {
     await this.request<null>("DELETE", `/api/tasks/${id}`);
+  }
+
+  /** Counts over all the caller's tasks: total, pending, completed, overdue, by_priority. */
+  stats(): Promise<TaskStats> {
+    return this.data<TaskStats>("GET", "/api/tasks/stats");
+  }
+
+  /**
+   * Apply 1-100 operations in order, all or nothing; each result has the task after its
+   * operation (`task` is null for `delete`). A failing operation throws and changes nothing.
+   */
+  bulk(operations: BulkOperation[]): Promise<BulkResponse> {
+    const body: BulkRequest = { operations };
+    return this.data<BulkResponse>("POST", "/api/tasks/bulk", body);
+  }
+
+  /** Delete all the caller's completed tasks; `deleted` says how many. */
+  clearCompleted(): Promise<ClearedCompleted> {
+    return this.data<ClearedCompleted>("DELETE", "/api/tasks/completed");
   }
 
   // -- plumbing -----------------------------------------------------------------------------

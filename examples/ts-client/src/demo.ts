@@ -1,6 +1,8 @@
 /**
  * Runs the client through every task route against a live API and prints one JSON line per
  * step. BASE_URL (default http://127.0.0.1:8000); TOKEN to use instead of registering.
+ * Use a throwaway account: the demo's `clearCompleted()` deletes ALL of the account's completed
+ * tasks, and its stats are only the numbers shown in the comments on a fresh one.
  *
  *   npm ci && npm run build && BASE_URL=http://127.0.0.1:8000 npm run demo
  */
@@ -48,6 +50,55 @@ async function main(): Promise<void> {
   step("delete", { id: created.id });
   await expectError("get-deleted", () => client.getTask(created.id));
   await expectError("create-invalid", () => client.createTask({ title: "   " }));
+
+  // Several tasks: bulk operations, filters, cursor pages, stats, clearing completed ones.
+  const rent = await client.createTask({ title: "Pay rent", tags: ["home"] });
+  const plants = await client.createTask({ title: "Water plants", priority: "low" });
+  const mum = await client.createTask({ title: "Call mum" });
+  const junk = await client.createTask({ title: "Junk" });
+  step("create-more", [rent.id, plants.id, mum.id, junk.id]);
+  const bulk = await client.bulk([
+    { op: "complete", id: plants.id },
+    { op: "complete", id: mum.id },
+    { op: "reopen", id: mum.id },
+    { op: "set_priority", id: rent.id, priority: "high" },
+    { op: "add_tag", id: rent.id, tag: "Bills" },
+    { op: "add_tag", id: mum.id, tag: "phone" },
+    { op: "remove_tag", id: mum.id, tag: "phone" },
+    { op: "delete", id: junk.id },
+  ]);
+  step("bulk", bulk.results);
+  step(
+    "filter",
+    await client.listTasks({
+      status: "pending",
+      priority: ["high", "medium"],
+      tag: ["bills"],
+      q: "rent",
+      include_total: true,
+    }),
+  );
+  // Follow meta.next_cursor until it is null: Call mum, Pay rent, Water plants.
+  const pages: { titles: string[]; next_cursor: string | null }[] = [];
+  let cursor: string | undefined;
+  do {
+    const query = { sort: "title", order: "asc", limit: 2, ...(cursor ? { cursor } : {}) } as const;
+    const page = await client.listTasks(query);
+    const next = page.meta.next_cursor ?? null;
+    pages.push({ titles: page.data.map((task) => task.title), next_cursor: next });
+    cursor = page.meta.next_cursor ?? undefined;
+  } while (cursor);
+  step("pages", pages);
+  step("stats", await client.stats()); // total 3, pending 2, completed 1, by_priority high 1, low 1
+  step("clear-completed", await client.clearCompleted()); // deleted 1 (Water plants)
+  step("clear-completed-again", await client.clearCompleted()); // deleted 0
+  const rest = await client.bulk([
+    { op: "delete", id: rent.id },
+    { op: "delete", id: mum.id },
+  ]);
+  step("bulk-delete", rest.results);
+  step("stats-after", await client.stats());
+  await expectError("bulk-missing", () => client.bulk([{ op: "complete", id: rent.id }]));
 }
 
 main().catch((error: unknown) => {
