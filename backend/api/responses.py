@@ -7,6 +7,7 @@ from typing import Any
 from backend.models import ErrorEnvelope
 
 _DESCRIPTIONS = {
+    400: "The body is not decodable as the declared content type (`BAD_REQUEST`).",
     401: "Missing, malformed, forged or expired bearer token (`UNAUTHORIZED`).",
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
     409: "Conflicts with existing data (`CONFLICT`).",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, PlainSerializer
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 from sqlmodel import SQLModel
 
 # Constraint names follow one convention, the same one the SQL migrations use.
@@ -30,8 +32,29 @@ def storable_text(value: str) -> str:
     return value
 
 
+# What the OpenAPI document says of such strings: no NUL. (Lone surrogates cannot be written
+# in a JSON Schema pattern; JSON clients rarely produce them, and they are a 422 all the same.)
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+class _StorableText:
+    """`storable_text` as an after-validator, and the NUL ban as a `pattern` in the schema."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(storable_text, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", NO_NUL_PATTERN)
+        return json_schema
+
+
 # Use as `Annotated[str, StringConstraints(...), StorableText]` on every client-supplied string.
-StorableText = AfterValidator(storable_text)
+StorableText = _StorableText()
 
 # Responses always speak UTC, whatever time zone the database session uses.
 UtcDatetime = Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -17,6 +19,7 @@ from pydantic import (
     computed_field,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -39,8 +42,9 @@ from backend.models.common import StorableText, UtcDatetime
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
-# Task ids are BIGINT identities; anything outside this range cannot exist.
-TASK_ID_MAX = 2**63 - 1
+# Task ids are BIGINT identities, capped at 2^53-1 so every JSON client (JavaScript numbers,
+# float-based JSON Schema validators) reads them exactly; anything larger is a 422.
+TASK_ID_MAX = 2**53 - 1
 TAG_MAX_LENGTH = 32
 TAGS_MAX_COUNT = 20
 # Instants outside these years are refused: they cannot round-trip through every client.
@@ -144,12 +148,29 @@ def to_instant(value: datetime | date) -> datetime:
     return value
 
 
+_NUMERIC = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
+
+
+def iso_text_only(value: Any) -> Any:
+    """Only ISO 8601 text (what the schema documents): no Unix timestamps, numbers or numeric
+    strings, which pydantic's lax mode would otherwise read as seconds since 1970."""
+    if isinstance(value, datetime | date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date or date-time string")
+    if _NUMERIC.fullmatch(value.strip()):
+        raise ValueError("must be an ISO 8601 date or date-time, not a number")
+    return value
+
+
 # ISO 8601 with an offset, or a plain date (midnight UTC). Naive datetimes are refused.
 # Always a UTC datetime once validated, which is what type checkers are told.
 if TYPE_CHECKING:
     Instant = datetime
 else:
-    Instant = Annotated[AwareDatetime | date, AfterValidator(to_instant)]
+    Instant = Annotated[
+        AwareDatetime | date, BeforeValidator(iso_text_only), AfterValidator(to_instant)
+    ]
 Tag = Annotated[
     str,
     StringConstraints(
@@ -213,14 +234,15 @@ class TaskReplace(TaskCreate):
 class TaskUpdate(_TaskInput):
     """PATCH body: only the fields sent change. `description: null` clears it."""
 
-    title: Title | None = Field(default=None, examples=["Buy oat milk"])
+    # `None` is only the "not sent" default: null is refused for these (and not documented).
+    title: Title | SkipJsonSchema[None] = Field(default=None, examples=["Buy oat milk"])
     description: Description | None = Field(default=None, examples=[None])
-    completed: StrictBool | None = Field(default=None, examples=[True])
-    priority: Priority | None = Field(default=None, examples=["medium"])
+    completed: StrictBool | SkipJsonSchema[None] = Field(default=None, examples=[True])
+    priority: Priority | SkipJsonSchema[None] = Field(default=None, examples=["medium"])
     due_date: Instant | None = Field(
         default=None, description="`null` clears it.", examples=["2026-12-01"]
     )
-    tags: Tags | None = Field(default=None, description="Replaces the whole list.")
+    tags: Tags | SkipJsonSchema[None] = Field(default=None, description="Replaces the whole list.")
 
     @model_validator(mode="after")
     def _not_null(self) -> TaskUpdate:

@@ -16,7 +16,7 @@ from backend.models import AuthSession, DataEnvelope, User, UserLogin, UserPubli
 from backend.security import issue_token
 from backend.services.users import INVALID_CREDENTIALS
 
-router = APIRouter(prefix="/api/auth", tags=["auth"], responses=errors(413, 422, 503))
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=errors(400, 413, 422, 503))
 
 
 def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic import StringConstraints
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from backend.api.responses import errors
 from backend.deps import CurrentUserId, SettingsDep, TaskServiceDep, TaskWriteLimit
@@ -41,6 +42,16 @@ MAX_FILTER_VALUES = 10
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503))
 # Writes (POST, PUT, PATCH, DELETE) are rate-limited per user: 429 with Retry-After.
+
+
+class _TaskIdConvertor(StringConvertor):
+    """Any path segment except the fixed routes' names, so `PUT /api/tasks/stats` is a 405
+    (not a 422 for an id "stats"); other non-integer ids still reach the route and get 422."""
+
+    regex = "(?!(?:stats|bulk|completed)$)[^/]+"
+
+
+register_url_convertor("task_id", _TaskIdConvertor())
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 Envelope = DataEnvelope[TaskPublic]
@@ -188,7 +199,7 @@ def list_tasks(
     dependencies=[TaskWriteLimit],
     responses={
         201: {"description": "Created; `Location` points at the new task."},
-        **errors(413, 429),
+        **errors(400, 413, 429),
     },
 )
 def create_task(
@@ -213,7 +224,7 @@ def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
     dependencies=[TaskWriteLimit],
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
-    responses=errors(404, 413, 429),
+    responses=errors(400, 404, 413, 429),
 )
 def bulk(tasks: TaskServiceDep, data: BulkRequest) -> DataEnvelope[BulkResponse]:
     outcomes = tasks.apply(data.operations)
@@ -240,40 +251,42 @@ def clear_completed(tasks: TaskServiceDep) -> DataEnvelope[ClearedCompleted]:
     return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=tasks.delete_completed()))
 
 
-@router.get("/{task_id}", response_model=Envelope, summary="Get a task", responses=errors(404))
+@router.get(
+    "/{task_id:task_id}", response_model=Envelope, summary="Get a task", responses=errors(404)
+)
 def get_task(tasks: TaskServiceDep, task_id: TaskId) -> Envelope:
     return _one(tasks.get(task_id))
 
 
 @router.put(
-    "/{task_id}",
+    "/{task_id:task_id}",
     response_model=Envelope,
     summary="Replace a task's editable fields",
     dependencies=[TaskWriteLimit],
-    responses=errors(404, 413, 429),
+    responses=errors(400, 404, 413, 429),
 )
 def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> Envelope:
     return _one(tasks.replace(task_id, data))
 
 
 @router.patch(
-    "/{task_id}",
+    "/{task_id:task_id}",
     response_model=Envelope,
     summary="Change some fields of a task",
     dependencies=[TaskWriteLimit],
-    responses=errors(404, 413, 429),
+    responses=errors(400, 404, 413, 429),
 )
 def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Envelope:
     return _one(tasks.update(task_id, data))
 
 
 @router.patch(
-    "/{task_id}/complete",
+    "/{task_id:task_id}/complete",
     response_model=Envelope,
     summary="Toggle or set completion",
     dependencies=[TaskWriteLimit],
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
-    responses=errors(404, 413, 429),
+    responses=errors(400, 404, 413, 429),
 )
 def complete_task(
     tasks: TaskServiceDep,
@@ -284,7 +297,7 @@ def complete_task(
 
 
 @router.delete(
-    "/{task_id}",
+    "/{task_id:task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
     dependencies=[TaskWriteLimit],
