@@ -20,6 +20,7 @@ from backend.jwks import JwksCache
 from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.migrations import migrate_up, migration_ids
 from backend.ratelimit import RateLimiter
+from backend.security import dummy_hash
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             direct = settings.database_migration_url
             await anyio.to_thread.run_sync(migrate_up, direct.get_secret_value() if direct else url)
         engine = create_db_engine(url, settings)
+        # So the first sign-in with an unknown email costs no more than any other.
+        await anyio.to_thread.run_sync(dummy_hash)
         # Sync endpoints and dependencies run in this thread pool, one hop each, and a request
         # keeps its connection between hops. With no more threads than connections, threads
         # blocked waiting for a connection can take every thread the holders need to finish:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -40,8 +41,14 @@ MAX_TOKEN_LENGTH = 8 * 1024
 MAX_SUBJECT_LENGTH = 255
 
 _password_hash = PasswordHash((Argon2Hasher(),))
-# Verified against when an email is unknown, so a failed sign-in costs the same either way.
-_DUMMY_HASH = _password_hash.hash(uuid.uuid4().hex)
+
+
+@lru_cache(maxsize=1)
+def dummy_hash() -> str:
+    """Verified against when an email is unknown, so a failed sign-in costs the same either
+    way. Made on first use (the app's start-up), not at import: an argon2 hash at import
+    would slow every CLI command."""
+    return _password_hash.hash(uuid.uuid4().hex)
 
 
 class InvalidToken(Exception):
@@ -67,7 +74,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     if password_hash is None:
-        _password_hash.verify(password, _DUMMY_HASH)
+        _password_hash.verify(password, dummy_hash())
         return False
     return _password_hash.verify(password, password_hash)
 

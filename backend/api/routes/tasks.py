@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
@@ -172,8 +173,7 @@ def list_tasks(
 ) -> ListEnvelope[TaskPublic]:
     secret = settings.signing_secret()
     if cursor:
-        after = decode_cursor(secret, user_id, query, cursor)
-        query = TaskListQuery(**{**query.__dict__, "after": after})
+        query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
     page = tasks.list_page(query)
     next_cursor = encode_cursor(secret, user_id, query, page.next) if page.next else None
     if next_cursor:
@@ -214,7 +214,7 @@ def create_task(
 @router.get("/stats", response_model=DataEnvelope[TaskStatsPublic], summary="Counts of your tasks")
 def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
     stats = tasks.stats()
-    return DataEnvelope[TaskStatsPublic](data=TaskStatsPublic.model_validate(stats.__dict__))
+    return DataEnvelope[TaskStatsPublic](data=TaskStatsPublic.model_validate(asdict(stats)))
 
 
 @router.post(
