@@ -110,11 +110,11 @@ class HttpMetrics:
             self._exposed = self.registry
 
     def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
-        key = (method, route or UNMATCHED, status)
+        # Keyed on label values only: odd methods must not grow the cache either.
+        key = (method if method in _METHODS else "OTHER", route or UNMATCHED, status)
         children = self._children.get(key)
         if children is None:
-            label_method = method if method in _METHODS else "OTHER"
-            values = (label_method, key[1], str(status))
+            values = (key[0], key[1], str(status))
             children = (self.requests.labels(*values), self.latency.labels(*values))
             self._children[key] = children
         children[0].inc()
