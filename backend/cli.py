@@ -143,7 +143,8 @@ def _ready_database(settings: Settings, url: str) -> None:
         except psycopg2.Error as exc:
             _fail(f"applying migrations failed: {' '.join(str(exc).split())}")
         if applied:
-            print(f"applied migrations: {', '.join(applied)}", file=sys.stderr)
+            # A log line (JSON under serve with LOG_FORMAT=json), not a bare print.
+            logging.getLogger(__name__).info("applied migrations: %s", ", ".join(applied))
         return
     pending = migration_status(migration_url).pending
     if pending:
@@ -371,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger(__name__).setLevel(logging.INFO)  # its own few lines always show
     result: int = args.func(args)
     return result
 
