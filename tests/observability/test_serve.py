@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, TEST_SECRET, _free_port, running_server, stop_process
+from tests.conftest import (
+    ROOT,
+    TEST_SECRET,
+    _free_port,
+    bearer,
+    make_token,
+    running_server,
+    stop_process,
+)
 from tests.observability.crashing_server import SECRET_DETAIL
 
 METRICS_TOKEN = "test-metrics-token-0123456789"
@@ -36,6 +44,25 @@ def _json_lines(log: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             pytest.fail(f"log line is not JSON: {line!r}")
     return records
+
+
+def _records_when(
+    log: Path, ready: Callable[[list[dict[str, Any]]], bool], timeout: float = 15
+) -> list[dict[str, Any]]:
+    """The log's records once `ready` holds: a worker writes its access line just after
+    sending the response, so the client can be a moment ahead of the log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _json_lines(log)
+        if ready(records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
+def _has(request_id: str, logger: str) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda records: any(
+        r["request_id"] == request_id and r["logger"] == logger for r in records
+    )
 
 
 def _samples(base_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -132,9 +159,8 @@ def test_access_log_and_metrics_across_two_workers(
     assert ("http_requests_in_flight", frozenset()) in after
 
     # The access log: one JSON line per request, every field, nothing of the token.
-    time.sleep(0.5)  # let the workers flush the last lines
+    records = _records_when(log, lambda rs: sum(r["request_id"] in request_ids for r in rs) >= sent)
     text = log.read_text()
-    records = _json_lines(log)
     assert token not in text and "Bearer" not in text
     access = [r for r in records if r.get("logger") == "task_api.access"]
     assert not [r for r in records if r.get("logger") == "uvicorn.access"]
@@ -215,8 +241,7 @@ def test_unhandled_error_traceback_is_logged_not_answered(
     assert response.status_code == 500
     assert "Traceback" not in response.text and "secret" not in response.text
     request_id = response.headers["x-request-id"]
-    time.sleep(0.3)
-    records = _json_lines(log)
+    records = _records_when(log, _has(request_id, "task_api.access"))
     error = next(r for r in records if r["level"] == "ERROR" and r["request_id"] == request_id)
     assert error["logger"] == "backend.errors"
     assert "Traceback (most recent call last)" in error["exc_info"]
@@ -231,15 +256,12 @@ def test_database_unavailable_is_logged_with_traceback(
     crashing_server: tuple[str, Path],
 ) -> None:
     base_url, log = crashing_server
-    from tests.conftest import bearer, make_token
-
     token = make_token()
     response = httpx.get(f"{base_url}/api/tasks", headers=bearer(token), timeout=20)
     assert response.status_code == 503
     assert "Traceback" not in response.text and "127.0.0.1" not in response.text
     request_id = response.headers["x-request-id"]
-    time.sleep(0.3)
-    records = _json_lines(log)
+    records = _records_when(log, _has(request_id, "task_api.access"))
     error = next(r for r in records if r["level"] == "ERROR" and r["request_id"] == request_id)
     assert error["message"] == "database unavailable: OperationalError"
     assert "Traceback (most recent call last)" in error["exc_info"]
