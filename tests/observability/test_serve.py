@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -271,3 +272,31 @@ def test_database_unavailable_is_logged_with_traceback(
     assert access["status"] == 503 and access["route"] == "/api/tasks"
     assert access["user_id"] == "external-user-1"
     assert token not in log.read_text()
+
+
+def test_killed_worker_leaves_no_stale_gauges(database_url: str) -> None:
+    """uvicorn replaces a killed worker; the replacement drops the dead one's live gauges,
+    so pool sizes are summed over the two live workers, not three."""
+    with running_server(
+        database_url, workers=2, METRICS_TOKEN=METRICS_TOKEN, DB_POOL_SIZE=str(POOL_SIZE)
+    ) as (base_url, process, log):
+        assert _value(_samples(base_url), "db_pool_size") == 2 * POOL_SIZE
+        workers = [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "multiprocessing" in " ".join(child.cmdline())
+            and "resource_tracker" not in " ".join(child.cmdline())
+        ]
+        assert len(workers) == 2, [w.cmdline() for w in workers]
+        directory = Path(workers[1].environ()["PROMETHEUS_MULTIPROC_DIR"])
+        assert directory.stat().st_mode & 0o777 == 0o700  # private to the server's user
+        workers[0].kill()
+        workers[0].wait(10)
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 3:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        found = _samples(base_url)
+    assert _value(found, "db_pool_size") == 2 * POOL_SIZE
+    assert _value(found, "http_requests_in_flight") == 1  # the scrape itself, nothing stale
+    assert not directory.exists()  # removed when serve exits
