@@ -49,10 +49,33 @@ def _database_url(settings: Settings, *, for_migrations: bool = False) -> str:
     return resolve_database_url(settings)
 
 
+def _metrics_dir(settings: Settings, workers: int) -> None:
+    """With several workers, metrics live in files every worker writes and any can read:
+    a fresh private directory per run (no counts from an earlier run), removed on exit."""
+    if not settings.serve_metrics or workers < 2:
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    from backend.observability.metrics import MULTIPROC_ENV
+
+    path = tempfile.mkdtemp(prefix="task-api-metrics-")  # mode 0700
+    os.environ[MULTIPROC_ENV] = path  # before any worker imports prometheus_client
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import logging.config
+
     import uvicorn
 
+    from backend.observability.logging import logging_config
+
     settings = _settings(args.dev)
+    log_config = logging_config(settings)
+    logging.config.dictConfig(log_config)
+    _metrics_dir(settings, args.workers)
     url = _database_url(settings)
     if settings.database_url is None:
         # Workers inherit the server this process started (and stops on exit).
@@ -72,6 +95,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=args.forwarded_allow_ips,
         timeout_graceful_shutdown=20,
         log_level=settings.log_level.lower(),
+        # Applied again in every worker; uvicorn's access log is replaced by ours.
+        log_config=log_config,
+        access_log=False,
     )
     return 0
 
@@ -117,7 +143,8 @@ def _ready_database(settings: Settings, url: str) -> None:
         except psycopg2.Error as exc:
             _fail(f"applying migrations failed: {' '.join(str(exc).split())}")
         if applied:
-            print(f"applied migrations: {', '.join(applied)}", file=sys.stderr)
+            # A log line (JSON under serve with LOG_FORMAT=json), not a bare print.
+            logging.getLogger(__name__).info("applied migrations: %s", ", ".join(applied))
         return
     pending = migration_status(migration_url).pending
     if pending:
@@ -345,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger(__name__).setLevel(logging.INFO)  # its own few lines always show
     result: int = args.func(args)
     return result
 

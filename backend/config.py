@@ -42,6 +42,14 @@ class Environment(StrEnum):
     production = "production"
 
 
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+MIN_METRICS_TOKEN_CHARS = 16
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
@@ -103,6 +111,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
+    # Unset: json in production (for a log pipeline), text elsewhere (for a terminal).
+    log_format: LogFormat | None = None
+
+    # Prometheus /metrics. Unset: served outside production, and in production only when
+    # METRICS_TOKEN is set. With a token, /metrics needs `Authorization: Bearer <token>`.
+    metrics_enabled: bool | None = None
+    metrics_token: SecretStr | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -176,6 +191,16 @@ class Settings(BaseSettings):
                 "JWT_JWKS_URL needs JWT_JWKS_ISSUER and JWT_JWKS_AUDIENCE (or JWT_ISSUER and "
                 "JWT_AUDIENCE) in production"
             )
+        if self.metrics_token is not None and (
+            len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS
+        ):
+            raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters")
+        if self.is_production and self.metrics_enabled and self.metrics_token is None:
+            # Metrics name every route and show traffic and pool load: not for the public.
+            raise ValueError(
+                "METRICS_ENABLED=true in production needs METRICS_TOKEN (or leave "
+                "METRICS_ENABLED unset to serve no /metrics without a token)"
+            )
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "
@@ -186,6 +211,18 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.production
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.json if self.is_production else LogFormat.text
+
+    @property
+    def serve_metrics(self) -> bool:
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return not self.is_production or self.metrics_token is not None
 
     @property
     def should_auto_migrate(self) -> bool:

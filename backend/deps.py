@@ -47,6 +47,7 @@ def get_jwks(request: Request) -> JwksCache | None:
 
 
 def get_token_claims(
+    request: Request,
     settings: SettingsDep,
     jwks: Annotated[JwksCache | None, Depends(get_jwks)],
     token: Annotated[str | None, Depends(_oauth2)],
@@ -55,13 +56,16 @@ def get_token_claims(
     if token is None:
         raise Unauthorized("Missing bearer token")
     try:
-        return decode_token(token, settings, jwks)
+        claims = decode_token(token, settings, jwks)
     except InvalidToken:
         raise Unauthorized("Invalid or expired token") from None
     except JwksUnavailable:
         raise ServiceUnavailable(
             "The token issuer's keys cannot be fetched; retry shortly"
         ) from None
+    # For the access log: the verified subject (the user id), never the token itself.
+    request.state.user_id = claims.subject
+    return claims
 
 
 TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]

@@ -184,7 +184,8 @@ async def _data_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    logger.error("database unavailable: %s", type(exc).__name__)
+    # The traceback (which statement, which connection step) goes to the log only.
+    logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
     return error_response(
         503, ServiceUnavailable.code, ServiceUnavailable.message, headers=ServiceUnavailable.headers
     )

@@ -19,6 +19,8 @@ from backend.errors import UnhandledErrorMiddleware, install_error_handlers
 from backend.jwks import JwksCache
 from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.migrations import migrate_up, migration_ids
+from backend.observability.metrics import install_metrics
+from backend.observability.middleware import ObservabilityMiddleware
 from backend.ratelimit import RateLimiter
 from backend.security import dummy_hash
 
@@ -75,10 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter.total_tokens = max(40, 4 * (settings.db_pool_size + settings.db_max_overflow))
         app.state.engine = engine
         app.state.rate_limiter = RateLimiter(engine, enabled=settings.rate_limit_enabled)
+        if metrics is not None:
+            metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
         try:
             yield
         finally:
             engine.dispose()
+            if metrics is not None:
+                metrics.close()
 
     app = FastAPIOffline(
         title="Task API",
@@ -93,9 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)
+    metrics = install_metrics(app, settings)
 
-    # Added innermost first: errors, trailing slash, body size, CORS, request id (outermost),
-    # so even a 500 or a refused preflight carries X-Request-ID.
+    # Added innermost first: errors, trailing slash, body size, CORS, access log + metrics,
+    # request id (outermost), so even a 500 or a refused preflight carries X-Request-ID, and
+    # the access log sees the request id and every final status.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_bytes)
@@ -115,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(
         CorrelationIdMiddleware, header_name="X-Request-ID", validator=_accept_request_id
     )

@@ -22,7 +22,8 @@ class TrailingSlashMiddleware:
         if scope["type"] == "http":
             path: str = scope["path"]
             if len(path) > 1 and path.endswith("/"):
-                scope = dict(scope)
+                # In place, not on a copy: the access log reads the matched route from the
+                # same scope dict the router writes it to.
                 scope["path"] = path.rstrip("/") or "/"
                 raw = scope.get("raw_path")
                 if isinstance(raw, bytes):

@@ -1,0 +1,2 @@
+"""Observability: structured logs (`logging`), Prometheus metrics (`metrics`) and the one ASGI
+middleware that feeds both (`middleware`)."""

@@ -1,0 +1,114 @@
+"""Log configuration for `serve` (uvicorn and its workers) and the per-request access log.
+
+One format for every log line of the process: JSON (one object per line, python-json-logger)
+or text. Every record carries the request id of the request it was logged in (or null).
+The access line is ours (`task_api.access`, written by `ObservabilityMiddleware`); uvicorn's
+own access log is switched off so no request is logged twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+
+from backend.config import LogFormat, Settings
+
+ACCESS_LOGGER = "task_api.access"
+
+_TEXT_FORMAT = (
+    "%(asctime)s %(levelname)s %(name)s [pid %(process)d] [%(correlation_id)s] %(message)s"
+)
+_JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s %(correlation_id)s"
+
+
+def logging_config(settings: Settings) -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict; uvicorn applies it in the parent and in every worker
+    (it is passed as `log_config`, so spawned workers configure themselves the same way)."""
+    fmt = settings.effective_log_format
+    if fmt is LogFormat.json:
+        formatter: dict[str, Any] = {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": _JSON_FIELDS,
+            "timestamp": True,
+            "rename_fields": {
+                "levelname": "level",
+                "name": "logger",
+                "process": "pid",
+                "correlation_id": "request_id",
+            },
+            # uvicorn adds an ANSI-coloured copy of some messages; it has no place in JSON.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
+        }
+    else:
+        formatter = {"format": _TEXT_FORMAT}
+    level = settings.log_level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_id": {
+                "()": "asgi_correlation_id.CorrelationIdFilter",
+                "uuid_length": None,
+                "default_value": None if fmt is LogFormat.json else "-",
+            }
+        },
+        "formatters": {"default": formatter},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "default",
+                "filters": ["request_id"],
+            }
+        },
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            # uvicorn's loggers write through the root handler, in the same format.
+            "uvicorn": {"handlers": [], "level": level, "propagate": True},
+            "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
+            # Replaced by ACCESS_LOGGER (route template, user id, duration).
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
+_access = logging.getLogger(ACCESS_LOGGER)
+
+
+def log_access(
+    *,
+    method: str,
+    route: str | None,
+    path: str,
+    status: int,
+    duration_s: float,
+    client: str | None,
+    user_id: str | None,
+) -> None:
+    """One line per finished request. Never given headers, so no token can reach it."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round(duration_s * 1000, 2)
+    extra: dict[str, Any] = {
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+        "client": client,
+        "user_id": user_id,
+    }
+    if route is None:
+        # No route matched (404, refused preflight, early 413): the path is the only clue.
+        extra["path"] = path[:256]
+    _access.info(
+        '%s "%s %s" %d %.2fms user=%s',
+        client or "-",
+        method,
+        route or path[:256],
+        status,
+        duration_ms,
+        user_id or "-",
+        extra=extra,
+    )

@@ -1,0 +1,199 @@
+"""Prometheus metrics: HTTP requests (count, latency, in flight) and the database pool.
+
+With `serve --workers N` each worker is its own process, so values are kept in
+prometheus_client's multiprocess mode: every worker writes memory-mapped files in
+PROMETHEUS_MULTIPROC_DIR (a private directory `serve` creates) and `/metrics`, whichever
+worker answers, sums them. That is also why the pool figures are gauges written on pool
+events rather than a collector reading `engine.pool` at scrape time: a scrape would only
+see the pool of the worker that answers it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import Engine, event
+
+from backend.config import Settings
+from backend.errors import Unauthorized
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PATH = "/metrics"
+# A fast API: most requests take a few milliseconds; 5 s is far past any client's patience.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Requests no route matched (404s, refused preflights) share one label value, so scanners
+# cannot create label values; methods outside this set are counted as OTHER.
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class HttpMetrics:
+    """The app's metrics. One instance per app; label children are cached so a request
+    costs two dict lookups and three value updates."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.multiprocess_dir = multiprocess_dir()
+        labels = ("method", "route", "status")
+        self.requests = Counter(
+            "http_requests", "HTTP requests answered.", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time from request start to the end of the response.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # livesum: summed over the workers that are alive (a dead worker's files are dropped).
+        self.in_flight = Gauge(
+            "http_requests_in_flight",
+            "Requests being handled.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_size = Gauge(
+            "db_pool_size",
+            "Configured pooled connections (DB_POOL_SIZE), summed over workers.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_max_overflow = Gauge(
+            "db_pool_max_overflow",
+            "Configured extra connections beyond the pool (DB_MAX_OVERFLOW), summed over workers.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_checked_out = Gauge(
+            "db_pool_checked_out",
+            "Connections checked out of the pool (in use by a request).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_overflow = Gauge(
+            "db_pool_overflow",
+            "Checked-out connections beyond the pool size (overflow in use).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._pool_lock = threading.Lock()
+        self._checked_out = 0
+        self._pool_size = 0
+        if self.multiprocess_dir is not None:
+            # Exposition reads every worker's files; this process's registry is not used.
+            self._exposed = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._exposed, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            self._exposed = self.registry
+
+    def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        # Keyed on label values only: odd methods must not grow the cache either.
+        key = (method if method in _METHODS else "OTHER", route or UNMATCHED, status)
+        children = self._children.get(key)
+        if children is None:
+            values = (key[0], key[1], str(status))
+            children = (self.requests.labels(*values), self.latency.labels(*values))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self._exposed)
+
+    # -- database pool --------------------------------------------------------------------
+
+    def watch_pool(self, engine: Engine, pool_size: int, max_overflow: int) -> None:
+        """Keep the pool gauges current from the pool's own checkout/checkin events."""
+        self._pool_size = pool_size
+        self.pool_size.set(pool_size)
+        self.pool_max_overflow.set(max_overflow)
+        self._set_checked_out(0)
+        event.listen(engine, "checkout", self._on_checkout)
+        event.listen(engine, "checkin", self._on_checkin)
+        self._drop_dead_workers()
+
+    def _on_checkout(self, *_: object) -> None:
+        self._move_checked_out(1)
+
+    def _on_checkin(self, *_: object) -> None:
+        self._move_checked_out(-1)
+
+    def _move_checked_out(self, delta: int) -> None:
+        # Pool events fire in the request threads.
+        with self._pool_lock:
+            self._checked_out += delta
+            self._set_checked_out(self._checked_out)
+
+    def _set_checked_out(self, count: int) -> None:
+        self.pool_checked_out.set(count)
+        self.pool_overflow.set(max(0, count - self._pool_size))
+
+    # -- worker lifecycle (multiprocess mode) ---------------------------------------------
+
+    def _drop_dead_workers(self) -> None:
+        """A worker that was killed never ran `close`; its live gauges would linger. Its
+        replacement, starting up, drops them."""
+        if self.multiprocess_dir is None:
+            return
+        for path in Path(self.multiprocess_dir).iterdir():
+            match = _LIVE_GAUGE_FILE.match(path.name)
+            if match and not psutil.pid_exists(int(match.group(1))):
+                multiprocess.mark_process_dead(int(match.group(1)), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        """On worker shutdown: its in-flight and pool gauges leave the sums."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+def metrics_endpoint(settings: Settings, metrics: HttpMetrics) -> Callable[[Request], Response]:
+    """GET /metrics: the exposition, behind `Authorization: Bearer <METRICS_TOKEN>` if set."""
+    token = settings.metrics_token
+    expected = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
+
+    # Sync: reading the workers' files is blocking I/O, so it runs in the thread pool.
+    def serve_metrics(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise Unauthorized("Missing or invalid metrics token")
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return serve_metrics
+
+
+def install_metrics(app: FastAPI, settings: Settings) -> HttpMetrics | None:
+    """Create the app's metrics and route /metrics, or None when metrics are off."""
+    if not settings.serve_metrics:
+        return None
+    metrics = HttpMetrics()
+    app.add_api_route(
+        METRICS_PATH,
+        metrics_endpoint(settings, metrics),
+        methods=["GET"],
+        include_in_schema=False,
+    )
+    return metrics

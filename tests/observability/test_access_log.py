@@ -1,0 +1,116 @@
+"""The access log line on the real app (TestClient, real PostgreSQL): the route template, the
+final status of every path through the middleware stack, and the user id, never the token.
+The JSON rendering, the request id and multiple workers are in test_serve.py."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from backend.config import Settings
+from backend.main import create_app
+from backend.observability.logging import ACCESS_LOGGER
+from tests.conftest import Account, bearer, make_token
+
+
+@pytest.fixture
+def access(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    return caplog
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == ACCESS_LOGGER]
+
+
+def only(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    found = lines(caplog)
+    assert len(found) == 1, [r.getMessage() for r in found]
+    return found[0]
+
+
+def test_authenticated_request_logs_user_and_route_template(
+    client: TestClient, alice: Account, access: pytest.LogCaptureFixture
+) -> None:
+    task_id = client.post("/api/tasks", json={"title": "x"}, headers=alice.headers).json()["data"][
+        "id"
+    ]
+    access.clear()
+    response = client.patch(
+        f"/api/tasks/{task_id}/", json={"completed": True}, headers=alice.headers
+    )
+    assert response.status_code == 200
+    record = only(access)
+    assert record.method == "PATCH"  # type: ignore[attr-defined]
+    assert record.route == "/api/tasks/{task_id}"  # type: ignore[attr-defined]
+    assert record.status == 200  # type: ignore[attr-defined]
+    assert record.user_id == alice.id  # type: ignore[attr-defined]
+    assert record.client == "testclient"  # type: ignore[attr-defined]
+    assert record.duration_ms >= 0  # type: ignore[attr-defined]
+    assert not hasattr(record, "path")
+    assert alice.token not in str(record.__dict__)
+
+
+def test_external_token_logs_its_subject(
+    client: TestClient, access: pytest.LogCaptureFixture
+) -> None:
+    token = make_token(sub="external-user-42")
+    assert client.get("/api/tasks", headers=bearer(token)).status_code == 200
+    record = only(access)
+    assert record.user_id == "external-user-42"  # type: ignore[attr-defined]
+    assert token not in str(record.__dict__)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not-a-jwt"}, bearer(make_token(sub="x", lifetime=-120))],
+    ids=["no token", "malformed", "expired"],
+)
+def test_unauthenticated_request_logs_no_user(
+    client: TestClient, access: pytest.LogCaptureFixture, headers: dict[str, str]
+) -> None:
+    assert client.get("/api/tasks", headers=headers).status_code == 401
+    record = only(access)
+    assert record.user_id is None  # type: ignore[attr-defined]
+    assert record.status == 401  # type: ignore[attr-defined]
+    for value in headers.values():
+        assert value not in str(record.__dict__) and value not in record.getMessage()
+
+
+def test_statuses_from_outer_middleware_are_logged(
+    client: TestClient, alice: Account, settings: Settings, access: pytest.LogCaptureFixture
+) -> None:
+    too_big = client.post(
+        "/api/tasks",
+        content=b"x" * (settings.max_body_bytes + 1),
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    refused = client.options(
+        "/api/tasks",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    missing = client.get("/no/such/path")
+    assert (too_big.status_code, refused.status_code, missing.status_code) == (413, 400, 404)
+    assert [(r.status, r.route, r.path) for r in lines(access)] == [  # type: ignore[attr-defined]
+        (413, None, "/api/tasks"),
+        (400, None, "/api/tasks"),
+        (404, None, "/no/such/path"),
+    ]
+
+
+def test_unhandled_error_is_logged_as_500(
+    settings: Settings, access: pytest.LogCaptureFixture
+) -> None:
+    app: FastAPI = create_app(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/boom").status_code == 500
+    record = only(access)
+    assert (record.status, record.route) == (500, "/boom")  # type: ignore[attr-defined]
