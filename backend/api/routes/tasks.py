@@ -38,6 +38,7 @@ from backend.models.task_ops import (
     TaskStatsPublic,
 )
 from backend.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from backend.services import TaskService
 from backend.services.task_listing import TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
@@ -249,20 +250,21 @@ def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
 def bulk(
     tasks: TaskServiceDep, data: BulkRequest, idempotent: IdempotentDep
 ) -> DataEnvelope[BulkResponse] | Response:
-    def apply() -> DataEnvelope[BulkResponse]:
-        outcomes = tasks.apply(data.operations)
-        results = [
-            BulkResult(
-                index=index,
-                op=operation.op,
-                id=operation.id,
-                task=TaskPublic.model_validate(task) if task is not None else None,
-            )
-            for index, (operation, task) in enumerate(zip(data.operations, outcomes, strict=True))
-        ]
-        return DataEnvelope[BulkResponse](data=BulkResponse(results=results))
+    return idempotent.respond(data, status.HTTP_200_OK, lambda: _apply(tasks, data))
 
-    return idempotent.respond(data, status.HTTP_200_OK, apply)
+
+def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
+    outcomes = tasks.apply(data.operations)
+    results = [
+        BulkResult(
+            index=index,
+            op=operation.op,
+            id=operation.id,
+            task=TaskPublic.model_validate(task) if task is not None else None,
+        )
+        for index, (operation, task) in enumerate(zip(data.operations, outcomes, strict=True))
+    ]
+    return DataEnvelope[BulkResponse](data=BulkResponse(results=results))
 
 
 @router.delete(
