@@ -204,3 +204,25 @@ def test_racing_writers_with_one_etag_get_exactly_one_success(
         final = http.get(f"/api/tasks/{task_id}", headers=headers)
         assert final.json()["data"]["title"] == winner.json()["data"]["title"]
         assert final.headers["etag"] == winner.headers["etag"] == f'"{task_id}-2"'
+
+
+def test_browsers_may_send_the_headers_and_read_the_etag(
+    client: TestClient, alice: Account
+) -> None:
+    origin = {"Origin": "http://localhost:3000"}
+    preflight = client.options(
+        "/api/tasks/1",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization, if-match, if-none-match, "
+            "idempotency-key, content-type",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    for header in ("if-match", "if-none-match", "idempotency-key"):
+        assert header in allowed
+    created = client.post("/api/tasks", json={"title": "x"}, headers={**alice.headers, **origin})
+    exposed = created.headers["access-control-expose-headers"].lower()
+    assert "etag" in exposed and "idempotent-replayed" in exposed

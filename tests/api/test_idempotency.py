@@ -324,3 +324,42 @@ def test_concurrent_retries_over_two_workers_write_once(
         assert busy.json()["error"]["code"] == "IDEMPOTENCY_KEY_IN_USE"
     assert count_rows(db_engine, "tasks") == 1
     assert len(records(db_engine)) == 1
+
+
+@contextmanager
+def failing_inserts(engine: Engine, table: str) -> Iterator[None]:
+    """A trigger making every INSERT into `table` fail with a serialization failure (SQLSTATE
+    40001), which the API answers 503, as it would a database hiccup."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'injected' USING ERRCODE = 'serialization_failure'; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER test_fail AFTER INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION test_fail()"
+            )
+        )
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER test_fail ON {table}"))
+            conn.execute(text("DROP FUNCTION test_fail()"))
+
+
+@pytest.mark.parametrize("table", ["tasks", "idempotency_keys"])
+def test_a_503_is_not_recorded_and_the_retry_does_the_write(
+    client: TestClient, alice: Account, db_engine: Engine, table: str
+) -> None:
+    with failing_inserts(db_engine, table):
+        failed = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
+        assert_error(failed, 503, "SERVICE_UNAVAILABLE")
+    # Write and record commit together or not at all: a failed record leaves no task either.
+    assert count_rows(db_engine, "tasks") == 0 and records(db_engine) == []
+    retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
+    assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
+    assert count_rows(db_engine, "tasks") == 1 and len(records(db_engine)) == 1
