@@ -5,6 +5,7 @@ migrate   apply (up), roll back (down) or list (status) schema migrations
 token     mint a bearer token for a user id, for curl
 seed      fill a user's account with demo tasks
 check     check the configuration, the database connection and the migrations
+prune     delete expired Idempotency-Key records
 openapi   print the OpenAPI document (specs/openapi.json is this output)
 
 Every command reads its settings from the environment and `.env` (see README.md).
@@ -222,6 +223,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from backend.db import create_db_engine
+    from backend.services.idempotency import prune_expired
+
+    settings = _settings(args.dev)
+    url = _database_url(settings)
+    _ready_database(settings, url)
+    engine = create_db_engine(url, settings)
+    try:
+        deleted = prune_expired(engine)
+    finally:
+        engine.dispose()
+    print(f"pruned {deleted} expired idempotency key{'s' if deleted != 1 else ''}")
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from backend.security import issue_token
 
@@ -354,6 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dev", action="store_true", help=dev_help)
     check.set_defaults(func=cmd_check)
 
+    prune = sub.add_parser(
+        "prune",
+        help="delete expired Idempotency-Key records",
+        description="Delete every expired Idempotency-Key record (kept "
+        "IDEMPOTENCY_KEY_TTL_SECONDS, 24 h by default) in batches of short transactions. "
+        "Keyed writes already prune a bounded batch each; run this from cron or a deploy "
+        "hook to keep the table small when keyed writes are rare.",
+    )
+    prune.add_argument("--dev", action="store_true", help=dev_help)
+    prune.set_defaults(func=cmd_prune)
+
     openapi = sub.add_parser(
         "openapi",
         help="print the OpenAPI document as JSON",
@@ -367,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # check and seed print their own findings; library chatter would bury them.
-    quiet = args.command in {"check", "seed", "token", "openapi"}
+    quiet = args.command in {"check", "seed", "token", "openapi", "prune"}
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
 
+    # How long a POST's Idempotency-Key and its recorded response are kept (replayed to
+    # retries); expired records are pruned on later keyed writes and by `prune`.
+    idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=3600, le=30 * 24 * 3600)
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
     # Unset: json in production (for a log pipeline), text elsewhere (for a terminal).

@@ -72,6 +72,29 @@ class InvalidRequest(AppError):
     message = "Request validation failed"
 
 
+class PreconditionFailed(AppError):
+    """If-Match named no current version of the task: it changed since the client read it."""
+
+    status_code = 412
+    code = "PRECONDITION_FAILED"
+    message = "The task has changed since it was read (If-Match does not match its ETag)"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """Another request with the same Idempotency-Key has not finished yet."""
+
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    message = "A request with this Idempotency-Key is still being processed; retry shortly"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
+
+
+class IdempotencyKeyMismatch(InvalidRequest):
+    """The Idempotency-Key was first used for a different request (body or route)."""
+
+    code = "IDEMPOTENCY_KEY_MISMATCH"
+    message = "This Idempotency-Key was already used for a different request"
+
+
 class RateLimited(AppError):
     """Too many requests; `extra_headers` carries Retry-After and the RateLimit headers."""
 

@@ -112,7 +112,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-Request-ID",
+            "Idempotency-Key",
+            "If-Match",
+            "If-None-Match",
+        ],
         expose_headers=[
             "X-Request-ID",
             "Location",
@@ -120,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Retry-After",
             "RateLimit",
             "RateLimit-Policy",
+            "ETag",
+            "Idempotent-Replayed",
         ],
         max_age=600,
     )

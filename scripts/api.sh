@@ -7,9 +7,13 @@
 #   BASE_URL   API root (default http://127.0.0.1:8000)
 #   TOKEN      bearer token, sent when set (get one with `login`, `register` or
 #              `python -m backend token USER_ID --dev`)
+#   IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH
+#              sent as the Idempotency-Key, If-Match and If-None-Match headers when set
+#              (e.g. IF_MATCH='"42-3"' scripts/api.sh update 42 '{"title": "x"}')
 #
 # Prints the response body to stdout (indented when stdout is a terminal) and
-# "HTTP <status> <METHOD> <path>" to stderr. Exits 0 on a 2xx/3xx answer, 1 on an HTTP error
+# "HTTP <status> <METHOD> <path>" to stderr, followed by "ETag: <tag>" and
+# "Idempotent-Replayed: true" lines when the response has them. Exits 0 on a 2xx/3xx answer, 1 on an HTTP error
 # (4xx/5xx; the error envelope is still printed), 2 on a usage error, and curl's own code
 # when the server cannot be reached. Needs curl and python3.
 #
@@ -71,11 +75,21 @@ request() {
   local method=$1 path=$2
   shift 2
   BODY_FILE=$(mktemp)
-  trap 'rm -f "$BODY_FILE"' EXIT
+  HEADER_FILE=$(mktemp)
+  trap 'rm -f "$BODY_FILE" "$HEADER_FILE"' EXIT
   local body_file=$BODY_FILE
-  local args=(-sS -o "$body_file" -w '%{http_code}' -X "$method" "$BASE_URL$path")
+  local args=(-sS -o "$body_file" -D "$HEADER_FILE" -w '%{http_code}' -X "$method" "$BASE_URL$path")
   if [[ -n "${TOKEN:-}" ]]; then
     args+=(-H "Authorization: Bearer $TOKEN")
+  fi
+  if [[ -n "${IDEMPOTENCY_KEY:-}" ]]; then
+    args+=(-H "Idempotency-Key: $IDEMPOTENCY_KEY")
+  fi
+  if [[ -n "${IF_MATCH:-}" ]]; then
+    args+=(-H "If-Match: $IF_MATCH")
+  fi
+  if [[ -n "${IF_NONE_MATCH:-}" ]]; then
+    args+=(-H "If-None-Match: $IF_NONE_MATCH")
   fi
   if [[ "${1:-}" == --form ]]; then
     shift
@@ -88,6 +102,9 @@ request() {
   local status
   status=$(curl "${args[@]}")
   echo "HTTP $status $method $path" >&2
+  # Header names are case-insensitive; print them in one spelling, values as sent.
+  tr -d '\r' <"$HEADER_FILE" | sed -n -e 's/^[Ee][Tt][Aa][Gg]: */ETag: /p' \
+    -e 's/^[Ii]dempotent-[Rr]eplayed: */Idempotent-Replayed: /p' >&2
   if [[ -s "$body_file" ]]; then
     if [[ -t 1 ]] && python3 -m json.tool "$body_file" >/dev/null 2>&1; then
       python3 -m json.tool "$body_file"

@@ -89,6 +89,11 @@ def _outside_documented_schema(case: Any) -> str | None:
     that JSON Schema cannot express; `None` when positive_data_acceptance applies as is."""
     if "cursor" in (case.query or {}):
         return "cursor: only an unchanged, HMAC-signed next_cursor is accepted"
+    headers = {name.lower() for name in (case.headers or {})}
+    if "idempotency-key" in headers:
+        return "Idempotency-Key: a key already used with another body is refused (422)"
+    if "if-match" in headers:
+        return "If-Match: only a current ETag of the task (or *) matches, otherwise 412"
     body = case.body if isinstance(case.body, dict) else {}
     email = body.get("email")
     if isinstance(email, str):

@@ -10,11 +10,17 @@ _DESCRIPTIONS = {
     400: "The body is not decodable as the declared content type (`BAD_REQUEST`).",
     401: "Missing, malformed, forged or expired bearer token (`UNAUTHORIZED`).",
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
-    409: "Conflicts with existing data (`CONFLICT`).",
+    409: "Conflicts with existing data (`CONFLICT`), or a request with the same "
+    "`Idempotency-Key` is still in progress (`IDEMPOTENCY_KEY_IN_USE`, retry after "
+    "`Retry-After`).",
+    412: "`If-Match` names no current `ETag` of the task: it changed since it was read "
+    "(`PRECONDITION_FAILED`); nothing was changed.",
     413: "Request body larger than the configured limit (`PAYLOAD_TOO_LARGE`).",
     429: "Too many requests (`RATE_LIMITED`); retry after `Retry-After` seconds. "
     "`RateLimit` / `RateLimit-Policy` describe the limits.",
-    422: "Invalid input (`VALIDATION_ERROR`); `details` lists each field.",
+    422: "Invalid input (`VALIDATION_ERROR`); `details` lists each field. On a POST, "
+    "an `Idempotency-Key` already used with a different body or route is "
+    "`IDEMPOTENCY_KEY_MISMATCH`.",
     503: "The database is unreachable, or the token issuer's keys (JWKS) have never been "
     "fetched (`SERVICE_UNAVAILABLE`); retry after `Retry-After`.",
 }
@@ -22,3 +28,24 @@ _DESCRIPTIONS = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+_ETAG = {
+    "description": 'The task\'s strong entity tag, e.g. `"42-3"`; it changes with every change '
+    "of the task. Send it back in `If-Match` / `If-None-Match`.",
+    "schema": {"type": "string"},
+}
+
+
+def etag_header() -> dict[str, Any]:
+    """`headers` of a response that carries one task's ETag."""
+    return {"headers": {"ETag": _ETAG}}
+
+
+def not_modified() -> dict[int | str, dict[str, Any]]:
+    return {
+        304: {
+            "description": "`If-None-Match` names the current `ETag`: not modified, no body.",
+            **etag_header(),
+        }
+    }

@@ -5,6 +5,7 @@ migrations-vs-models test, never to create tables).
 """
 
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
+from backend.models.idempotency import IdempotencyKey
 from backend.models.rate_limit import RateLimit
 from backend.models.task import (
     Priority,
@@ -24,6 +25,7 @@ __all__ = [
     "AuthSession",
     "DataEnvelope",
     "ErrorEnvelope",
+    "IdempotencyKey",
     "ListEnvelope",
     "ListMeta",
     "Priority",

@@ -125,6 +125,10 @@ class Task(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+    # Incremented by every UPDATE (migration 0006); the ETag is "<id>-<version>".
+    version: int = SQLField(
+        default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
+    )
 
 
 Title = Annotated[

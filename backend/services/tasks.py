@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, NoReturn, Protocol, Self, TypeVar
 
 from sqlalchemy import (
     Select,
@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from backend.errors import InvalidRequest, NotFound
+from backend.errors import InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskUpdate
 from backend.models.task import TAGS_MAX_COUNT
 from backend.models.task_ops import (
@@ -53,6 +53,8 @@ class _Filterable(Protocol):
 
 
 Stmt = TypeVar("Stmt", bound=_Filterable)
+# The versions an If-Match accepts; None: no condition. Checked in the write's own WHERE.
+Expected = frozenset[int] | None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class TaskStats:
     completed: int
     overdue: int
     by_priority: dict[str, int]
+
+
+def _version_in(expected: Expected) -> tuple[ColumnElement[bool], ...]:
+    return () if expected is None else (col(Task.version).in_(sorted(expected)),)
 
 
 def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
@@ -153,23 +159,26 @@ class TaskService:
         }
         return self.session.scalars(insert(Task).values(**values).returning(Task)).one()
 
-    def replace(self, task_id: int, data: TaskReplace) -> Task:
+    def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> Task:
         return self._update(
             task_id,
             {
                 **data.model_dump(include={"title", "description", "priority", "due_date", "tags"}),
                 **_completion(data.completed),
             },
+            expected,
         )
 
-    def update(self, task_id: int, data: TaskUpdate) -> Task:
+    def update(self, task_id: int, data: TaskUpdate, expected: Expected = None) -> Task:
         changes = data.model_dump(exclude_unset=True)
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
             values.update(_completion(changes["completed"]))
-        return self._update(task_id, values)
+        return self._update(task_id, values, expected)
 
-    def set_completed(self, task_id: int, completed: bool | None) -> Task:
+    def set_completed(
+        self, task_id: int, completed: bool | None, expected: Expected = None
+    ) -> Task:
         """Set the completion state, or toggle it when `completed` is None.
 
         One UPDATE computes the new state from the stored one, so concurrent toggles
@@ -178,14 +187,16 @@ class TaskService:
         target: ColumnElement[bool] | bool = (
             ~col(Task.completed) if completed is None else completed
         )
-        return self._update(task_id, _completion(target))
+        return self._update(task_id, _completion(target), expected)
 
-    def delete(self, task_id: int) -> None:
+    def delete(self, task_id: int, expected: Expected = None) -> None:
         deleted = self.session.execute(
-            self._owned(delete(Task).where(col(Task.id) == task_id)).returning(col(Task.id))
+            self._owned(
+                delete(Task).where(col(Task.id) == task_id, *_version_in(expected))
+            ).returning(col(Task.id))
         ).first()
         if deleted is None:
-            raise NotFound("Task not found")
+            self._missing_or_stale(task_id, expected)
 
     def set_priority(self, task_id: int, priority: Priority) -> Task:
         return self._update(task_id, {"priority": priority})
@@ -253,19 +264,31 @@ class TaskService:
         )
         return len(result.all())
 
-    def _update(self, task_id: int, values: dict[str, Any]) -> Task:
-        task = self._update_where(task_id, values)
+    def _update(self, task_id: int, values: dict[str, Any], expected: Expected = None) -> Task:
+        task = self._update_where(task_id, values, *_version_in(expected))
         if task is None:
-            raise NotFound("Task not found")
+            self._missing_or_stale(task_id, expected)
         return task
+
+    def _missing_or_stale(self, task_id: int, expected: Expected) -> NoReturn:
+        """A write matched no row: 404, or 412 if the task exists but If-Match named none of
+        its versions. Only this failure path reads again; without If-Match it never does."""
+        if expected is not None:
+            self.get(task_id)  # NotFound for a missing task or another user's
+            raise PreconditionFailed()
+        raise NotFound("Task not found")
 
     def _update_where(
         self, task_id: int, values: dict[str, Any], *conditions: ColumnElement[bool]
     ) -> Task | None:
-        """One UPDATE ... RETURNING of the caller's task; None when no row matched."""
+        """One UPDATE ... RETURNING of the caller's task; None when no row matched.
+
+        Every change bumps `version` in the same statement, so the ETag changes with it and
+        concurrent writers each see (and bump) the other's version.
+        """
         statement = (
             self._owned(update(Task).where(col(Task.id) == task_id, *conditions))
-            .values(**values, updated_at=func.now())
+            .values(**values, updated_at=func.now(), version=col(Task.version) + 1)
             .returning(Task)
             # Refresh a Task already in this session from the returned row, not the stale copy.
             .execution_options(synchronize_session=False, populate_existing=True)

@@ -40,8 +40,10 @@ class Api:
     token: str | None = None
     ran: set[str] = field(default_factory=set)
 
-    def run(self, *args: str, expect_ok: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "BASE_URL": self.base_url}
+    def run(
+        self, *args: str, expect_ok: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "BASE_URL": self.base_url, **(env or {})}
         env.pop("TOKEN", None)
         if self.token:
             env["TOKEN"] = self.token
@@ -100,6 +102,20 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     assert status_of(gone) == 404
     assert json.loads(gone.stdout)["error"]["code"] == "NOT_FOUND"
     assert api.run("call", "GET", "/api/tasks?limit=1").returncode == 0
+
+    # Conditional and idempotent requests through the environment variables.
+    fresh = api.run("create", "Pay rent", env={"IDEMPOTENCY_KEY": "rent-1"})
+    again = api.run("create", "Pay rent", env={"IDEMPOTENCY_KEY": "rent-1"})
+    assert again.stdout == fresh.stdout and "Idempotent-Replayed: true" in again.stderr
+    rent = json.loads(fresh.stdout)["data"]["id"]
+    etag = f'"{rent}-1"'
+    assert f"ETag: {etag}" in fresh.stderr.splitlines()
+    assert status_of(api.run("get", str(rent), env={"IF_NONE_MATCH": etag})) == 304
+    stale = api.run(
+        "update", str(rent), '{"title": "x"}', env={"IF_MATCH": '"0-0"'}, expect_ok=False
+    )
+    assert status_of(stale) == 412
+    assert status_of(api.run("update", str(rent), '{"title": "x"}', env={"IF_MATCH": etag})) == 200
 
     # Routes the task-features work adds; exercised wherever this build serves them.
     routes = served_routes(app)

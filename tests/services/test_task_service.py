@@ -98,3 +98,4 @@ def test_concurrent_toggles_lose_no_update(db_engine: Engine) -> None:
         final = TaskService(session, "racer").get(task_id)
     assert final.completed is (toggles % 2 == 1)
     assert (final.completed_at is not None) is final.completed
+    assert final.version == 1 + toggles  # every toggle bumped the version (the ETag) once

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic import StringConstraints
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from backend.api.responses import errors
+from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
+from backend.api.idempotency import IdempotentDep
+from backend.api.responses import errors, etag_header, not_modified
 from backend.deps import CurrentUserId, SettingsDep, TaskServiceDep, TaskWriteLimit
 from backend.models import (
     DataEnvelope,
@@ -17,6 +19,7 @@ from backend.models import (
     ListMeta,
     Priority,
     SortOrder,
+    Task,
     TaskCompletion,
     TaskCreate,
     TaskPublic,
@@ -35,6 +38,7 @@ from backend.models.task_ops import (
     TaskStatsPublic,
 )
 from backend.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from backend.services import TaskService
 from backend.services.task_listing import TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
@@ -56,10 +60,16 @@ register_url_convertor("task_id", _TaskIdConvertor())
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 Envelope = DataEnvelope[TaskPublic]
+# The 200 of every route that changes one task: the new state and its new ETag.
+_CHANGED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The task as changed, with its new `ETag`.", **etag_header()}
+}
 SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
 
 
-def _one(task: object) -> Envelope:
+def _one(task: Task, response: Response) -> Envelope:
+    """One task, with its ETag on the response."""
+    response.headers["ETag"] = etag(task)
     return Envelope(data=TaskPublic.model_validate(task))
 
 
@@ -198,16 +208,27 @@ def list_tasks(
     summary="Create a task",
     dependencies=[TaskWriteLimit],
     responses={
-        201: {"description": "Created; `Location` points at the new task."},
-        **errors(400, 413, 429),
+        201: {
+            "description": "Created; `Location` points at the new task. A replay of an "
+            "Idempotency-Key's first response adds `Idempotent-Replayed: true`.",
+            **etag_header(),
+        },
+        **errors(400, 409, 413, 429),
     },
 )
 def create_task(
-    tasks: TaskServiceDep, data: TaskCreate, request: Request, response: Response
-) -> Envelope:
-    task = tasks.create(data)
-    response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
-    return _one(task)
+    tasks: TaskServiceDep,
+    data: TaskCreate,
+    request: Request,
+    response: Response,
+    idempotent: IdempotentDep,
+) -> Envelope | Response:
+    def create() -> Envelope:
+        task = tasks.create(data)
+        response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
+        return _one(task, response)
+
+    return idempotent.respond(data, status.HTTP_201_CREATED, create)
 
 
 # Fixed paths come before /{task_id}, which would otherwise claim them.
@@ -224,9 +245,15 @@ def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
     dependencies=[TaskWriteLimit],
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
-    responses=errors(400, 404, 413, 429),
+    responses=errors(400, 404, 409, 413, 429),
 )
-def bulk(tasks: TaskServiceDep, data: BulkRequest) -> DataEnvelope[BulkResponse]:
+def bulk(
+    tasks: TaskServiceDep, data: BulkRequest, idempotent: IdempotentDep
+) -> DataEnvelope[BulkResponse] | Response:
+    return idempotent.respond(data, status.HTTP_200_OK, lambda: _apply(tasks, data))
+
+
+def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
     outcomes = tasks.apply(data.operations)
     results = [
         BulkResult(
@@ -252,10 +279,18 @@ def clear_completed(tasks: TaskServiceDep) -> DataEnvelope[ClearedCompleted]:
 
 
 @router.get(
-    "/{task_id:task_id}", response_model=Envelope, summary="Get a task", responses=errors(404)
+    "/{task_id:task_id}",
+    response_model=Envelope,
+    summary="Get a task",
+    responses={200: {"description": "The task.", **etag_header()}, **not_modified(), **errors(404)},
 )
-def get_task(tasks: TaskServiceDep, task_id: TaskId) -> Envelope:
-    return _one(tasks.get(task_id))
+def get_task(
+    tasks: TaskServiceDep, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
+) -> Envelope | Response:
+    task = tasks.get(task_id)
+    if none_match(if_none_match, etag(task)):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
+    return _one(task, response)
 
 
 @router.put(
@@ -263,10 +298,16 @@ def get_task(tasks: TaskServiceDep, task_id: TaskId) -> Envelope:
     response_model=Envelope,
     summary="Replace a task's editable fields",
     dependencies=[TaskWriteLimit],
-    responses=errors(400, 404, 413, 429),
+    responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
-def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> Envelope:
-    return _one(tasks.replace(task_id, data))
+def replace_task(
+    tasks: TaskServiceDep,
+    task_id: TaskId,
+    data: TaskReplace,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Envelope:
+    return _one(tasks.replace(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
 @router.patch(
@@ -274,10 +315,16 @@ def replace_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskReplace) -> E
     response_model=Envelope,
     summary="Change some fields of a task",
     dependencies=[TaskWriteLimit],
-    responses=errors(400, 404, 413, 429),
+    responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
-def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Envelope:
-    return _one(tasks.update(task_id, data))
+def update_task(
+    tasks: TaskServiceDep,
+    task_id: TaskId,
+    data: TaskUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Envelope:
+    return _one(tasks.update(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
 @router.patch(
@@ -286,14 +333,18 @@ def update_task(tasks: TaskServiceDep, task_id: TaskId, data: TaskUpdate) -> Env
     summary="Toggle or set completion",
     dependencies=[TaskWriteLimit],
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
-    responses=errors(400, 404, 413, 429),
+    responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def complete_task(
     tasks: TaskServiceDep,
     task_id: TaskId,
+    response: Response,
     data: Annotated[TaskCompletion | None, Body()] = None,
+    if_match: IfMatch = None,
 ) -> Envelope:
-    return _one(tasks.set_completed(task_id, None if data is None else data.completed))
+    completed = None if data is None else data.completed
+    expected = if_match_versions(if_match, task_id)
+    return _one(tasks.set_completed(task_id, completed, expected), response)
 
 
 @router.delete(
@@ -301,9 +352,9 @@ def complete_task(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
     dependencies=[TaskWriteLimit],
-    responses=errors(404, 429),
+    responses=errors(404, 412, 429),
 )
-def delete_task(tasks: TaskServiceDep, task_id: TaskId) -> None:
+def delete_task(tasks: TaskServiceDep, task_id: TaskId, if_match: IfMatch = None) -> None:
     # Returns nothing (not a Response) so the rate-limit headers set on the request's
     # response reach the 204.
-    tasks.delete(task_id)
+    tasks.delete(task_id, if_match_versions(if_match, task_id))

@@ -1,0 +1,99 @@
+"""The Idempotency-Key header on creating routes: HTTP glue around `IdempotencyService`.
+
+A route wraps its write in `Idempotent.respond(body, status, write)`. Without the header that
+is just `write()` (no extra statement); with it, the response is recorded on first success
+and replayed byte for byte (status, body, Location, ETag) with `Idempotent-Replayed: true`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
+
+from backend.deps import CurrentUserId, SessionDep, SettingsDep
+from backend.models.idempotency import KEY_MAX_LENGTH
+from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+# Response headers that belong to the recorded answer (rate-limit headers are per attempt).
+_RECORDED_HEADERS = ("Location", "ETag")
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=KEY_MAX_LENGTH,
+        # Visible ASCII only: the key is compared byte for byte and echoed nowhere.
+        pattern=r"^[!-~]+$",
+        description="A unique value (1-255 visible ASCII characters, e.g. a UUID) that makes "
+        "retries safe: a retry with the same key and body within 24 hours (the default "
+        "retention) gets the first "
+        f"response again (with `{REPLAYED_HEADER}: true`) instead of a second write. The "
+        "same key with another body is 422 `IDEMPOTENCY_KEY_MISMATCH`; while the first "
+        "request is still running, 409 `IDEMPOTENCY_KEY_IN_USE`. Failed requests are not "
+        "recorded. Keys are per user.",
+        examples=["0b6f5a8e-6c1e-4a7b-9d83-2f0e3c7a9b41"],
+    ),
+]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Idempotent:
+    def __init__(
+        self, key: str | None, route: str, response: Response, service: IdempotencyService
+    ) -> None:
+        self.key = key
+        self.route = route
+        self.response = response
+        self.service = service
+
+    def respond(self, body: BaseModel, status_code: int, write: Callable[[], M]) -> M | Response:
+        """`write()`'s result, or (with a key) the recorded response to this request."""
+        if self.key is None:
+            return write()
+        request_fingerprint = fingerprint("POST", self.route, body.model_dump(mode="json"))
+        stored = self.service.begin(self.key, request_fingerprint)
+        replayed = stored is not None
+        if stored is None:
+            result = write()
+            recorded = self.response.headers
+            stored = StoredResponse(
+                status_code,
+                result.model_dump_json(),
+                {name: recorded[name] for name in _RECORDED_HEADERS if name in recorded},
+            )
+            self.service.record(self.key, request_fingerprint, stored)
+        # A returned Response does not get the injected response's headers (the rate-limit
+        # ones) from FastAPI: copy them, and the recorded ones over them.
+        skip = {name.lower() for name in (*_RECORDED_HEADERS, "content-length")}
+        headers = {k: v for k, v in self.response.headers.items() if k.lower() not in skip}
+        headers.update(stored.headers)
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
+        return Response(
+            stored.body, status_code=stored.status, media_type="application/json", headers=headers
+        )
+
+
+def get_idempotent(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    user_id: CurrentUserId,
+    settings: SettingsDep,
+    key: IdempotencyKeyHeader = None,
+) -> Idempotent:
+    # Session and user are the ones the route's TaskService got (FastAPI resolves each
+    # dependency once per request); building the service runs no statement.
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    service = IdempotencyService(session, user_id, settings.idempotency_key_ttl_seconds)
+    return Idempotent(key, route, response, service)
+
+
+IdempotentDep = Annotated[Idempotent, Depends(get_idempotent)]

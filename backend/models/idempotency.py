@@ -1,0 +1,39 @@
+"""The `idempotency_keys` table: the recorded answer to each (user, Idempotency-Key) pair
+(migration 0007)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, ForeignKey, Index, SmallInteger, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+KEY_MAX_LENGTH = 255
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    user_id: str = SQLField(
+        sa_column=Column(
+            Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    key: str = SQLField(sa_column=Column(Text, primary_key=True, nullable=False))
+    fingerprint: str = SQLField(sa_column=Column(Text, nullable=False))
+    response_status: int = SQLField(sa_column=Column(SmallInteger, nullable=False))
+    # The body exactly as first sent (text, not JSONB, which would reorder keys).
+    response_body: str = SQLField(sa_column=Column(Text, nullable=False))
+    response_headers: dict[str, Any] = SQLField(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'")),
+    )
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    expires_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))

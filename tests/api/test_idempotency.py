@@ -1,0 +1,365 @@
+"""Idempotency-Key on POST /api/tasks and POST /api/tasks/bulk (issue 5): replay, mismatch,
+per-user scope, expiry and pruning, in-flight requests, failures not recorded, and many
+concurrent retries over two worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import psycopg2
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from backend.db import libpq_url
+from backend.services.idempotency import _lock_id, prune_expired
+from tests.cli.helpers import run_cli
+from tests.conftest import Account, bearer, count_rows, running_server
+
+KEY = "0b6f5a8e-6c1e-4a7b-9d83-2f0e3c7a9b41"
+
+
+def keyed(user: Account, key: str = KEY) -> dict[str, str]:
+    return {**user.headers, "Idempotency-Key": key}
+
+
+def records(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM idempotency_keys ORDER BY user_id, key"))
+        return [dict(row._mapping) for row in rows]
+
+
+def expire_all(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE idempotency_keys SET created_at = now() - interval '2 days', "
+                "expires_at = now() - interval '1 day'"
+            )
+        )
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+def test_a_retry_replays_the_first_response_without_a_second_write(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    first = client.post("/api/tasks", json={"title": "Pay rent"}, headers=keyed(alice))
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    retry = client.post("/api/tasks", json={"title": "Pay rent"}, headers=keyed(alice))
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == first.content  # byte for byte
+    for header in ("location", "etag", "content-type"):
+        assert retry.headers[header] == first.headers[header], header
+    assert count_rows(db_engine, "tasks") == 1
+    # The first response was a real one: the task is there, under the Location given.
+    fetched = client.get(first.headers["location"], headers=alice.headers)
+    assert fetched.json()["data"] == first.json()["data"]
+    [record] = records(db_engine)
+    assert record["user_id"] == alice.id and record["key"] == KEY
+    assert record["response_status"] == 201
+    assert record["expires_at"] - record["created_at"] == timedelta(hours=24)
+
+
+def test_the_same_body_written_differently_is_the_same_request(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    first = client.post("/api/tasks", json={"title": "A", "tags": ["x"]}, headers=keyed(alice))
+    # Same validated content: key order, defaults spelled out, read-only fields dropped.
+    same = {"completed": False, "tags": ["X"], "id": 9, "title": " A "}
+    retry = client.post("/api/tasks", json=same, headers=keyed(alice))
+    assert retry.status_code == 201 and retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == first.content
+    assert count_rows(db_engine, "tasks") == 1
+
+
+def test_without_a_key_nothing_is_recorded_and_each_post_writes(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    for _ in range(2):
+        assert client.post("/api/tasks", json={"title": "x"}, headers=alice.headers).status_code
+    assert count_rows(db_engine, "tasks") == 2
+    assert records(db_engine) == []
+
+
+def test_bulk_replay_does_not_apply_the_operations_twice(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    ids = [
+        client.post("/api/tasks", json={"title": t}, headers=alice.headers).json()["data"]["id"]
+        for t in ("a", "b")
+    ]
+    body = {
+        "operations": [{"op": "delete", "id": ids[0]}, {"op": "add_tag", "id": ids[1], "tag": "t"}]
+    }
+    first = client.post("/api/tasks/bulk", json=body, headers=keyed(alice))
+    assert first.status_code == 200, first.text
+    # Without the key this retry would be a 404 (the task is gone); with it, the first answer.
+    retry = client.post("/api/tasks/bulk", json=body, headers=keyed(alice))
+    assert retry.status_code == 200 and retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == first.content
+    assert count_rows(db_engine, "tasks") == 1
+    survivor = client.get(f"/api/tasks/{ids[1]}", headers=alice.headers)
+    assert survivor.headers["etag"] == f'"{ids[1]}-2"'  # changed once, not twice
+    plain = client.post("/api/tasks/bulk", json=body, headers=alice.headers)
+    assert_error(plain, 404, "NOT_FOUND")
+
+
+def test_the_same_key_with_another_body_or_route_is_422_and_changes_nothing(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    first = client.post("/api/tasks", json={"title": "one"}, headers=keyed(alice))
+    assert first.status_code == 201
+    before = records(db_engine)
+    other_body = client.post("/api/tasks", json={"title": "two"}, headers=keyed(alice))
+    assert_error(other_body, 422, "IDEMPOTENCY_KEY_MISMATCH")
+    other_route = client.post(
+        "/api/tasks/bulk",
+        json={"operations": [{"op": "complete", "id": first.json()["data"]["id"]}]},
+        headers=keyed(alice),
+    )
+    assert_error(other_route, 422, "IDEMPOTENCY_KEY_MISMATCH")
+    assert count_rows(db_engine, "tasks") == 1
+    assert client.get(first.headers["location"], headers=alice.headers).json() == first.json()
+    assert records(db_engine) == before
+    # The original request still replays.
+    again = client.post("/api/tasks", json={"title": "one"}, headers=keyed(alice))
+    assert again.content == first.content
+
+
+def test_keys_are_scoped_per_user(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    mine = client.post("/api/tasks", json={"title": "same"}, headers=keyed(alice))
+    theirs = client.post("/api/tasks", json={"title": "same"}, headers=keyed(bob))
+    assert mine.status_code == theirs.status_code == 201
+    assert "idempotent-replayed" not in theirs.headers
+    assert theirs.json()["data"]["user_id"] == bob.id
+    assert theirs.json()["data"]["id"] != mine.json()["data"]["id"]
+    # Bob's different body under Alice's key is no mismatch either: separate key spaces.
+    other = client.post("/api/tasks", json={"title": "other"}, headers=keyed(bob, "k2"))
+    assert other.status_code == 201
+    replay = client.post("/api/tasks", json={"title": "same"}, headers=keyed(alice))
+    assert replay.content == mine.content
+    assert count_rows(db_engine, "tasks") == 3
+
+
+def test_an_expired_key_allows_a_new_write_and_is_pruned(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    first = client.post("/api/tasks", json={"title": "weekly"}, headers=keyed(alice))
+    expire_all(db_engine)
+    again = client.post("/api/tasks", json={"title": "weekly"}, headers=keyed(alice))
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert again.json()["data"]["id"] != first.json()["data"]["id"]
+    assert count_rows(db_engine, "tasks") == 2
+    # The expired record was replaced by the new answer, with a fresh expiry.
+    [record] = records(db_engine)
+    assert record["response_body"] == again.text
+
+    # Any keyed write prunes expired records, whoever they belong to.
+    expire_all(db_engine)
+    client.post("/api/tasks", json={"title": "b"}, headers=keyed(bob, "bob-key"))
+    assert [(r["user_id"], r["key"]) for r in records(db_engine)] == [(bob.id, "bob-key")]
+
+    expire_all(db_engine)
+    assert prune_expired(db_engine, batch=1) == 1  # batches until none is left
+    assert records(db_engine) == []
+
+
+def test_the_prune_command_deletes_only_expired_records(
+    client: TestClient, alice: Account, db_engine: Engine, database_url: str
+) -> None:
+    for key in ("old-1", "old-2"):
+        client.post("/api/tasks", json={"title": key}, headers=keyed(alice, key))
+    expire_all(db_engine)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, response_status, "
+                "response_body, created_at, expires_at) VALUES "
+                "(:u, 'old-3', 'f', 201, '{}', now() - interval '2 days', "
+                "now() - interval '1 day'),"
+                "(:u, 'live', 'f', 201, '{}', now(), now() + interval '1 day')"
+            ),
+            {"u": alice.id},
+        )
+    result = run_cli("prune", DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "pruned 3 expired idempotency keys"
+    assert [r["key"] for r in records(db_engine)] == ["live"]
+
+
+@contextmanager
+def holding_lock(database_url: str, user_id: str, key: str) -> Iterator[Any]:
+    """A second connection holding the key's advisory lock in an open transaction, as a
+    request still in flight does."""
+    connection = psycopg2.connect(libpq_url(database_url))
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(user_id, key),))
+        yield connection
+    finally:
+        connection.close()
+
+
+def test_a_request_while_the_key_is_in_flight_is_409_and_writes_nothing(
+    client: TestClient, alice: Account, db_engine: Engine, database_url: str
+) -> None:
+    with holding_lock(database_url, alice.id, KEY) as holder:
+        busy = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
+        assert_error(busy, 409, "IDEMPOTENCY_KEY_IN_USE")
+        assert busy.headers["retry-after"] == "1"
+        # Other keys (and other users' same key) are not held up.
+        other = client.post("/api/tasks", json={"title": "y"}, headers=keyed(alice, "other"))
+        assert other.status_code == 201
+        assert count_rows(db_engine, "tasks") == 1
+        holder.rollback()
+    # The lock ends with the holder's transaction: the retry now does the write.
+    retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
+    assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
+    assert count_rows(db_engine, "tasks") == 2
+
+
+def test_a_crashed_holder_does_not_leave_the_key_stuck(
+    client: TestClient, alice: Account, db_engine: Engine, database_url: str
+) -> None:
+    with holding_lock(database_url, alice.id, KEY) as holder:
+        assert (
+            client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice)).status_code == 409
+        )
+        # The holder's backend dies mid-transaction, as with a killed worker.
+        with db_engine.begin() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(:pid)"), {"pid": holder.get_backend_pid()}
+            )
+        retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
+        assert retry.status_code == 201, retry.text
+    assert count_rows(db_engine, "tasks") == 1
+
+
+def test_failed_requests_are_not_recorded_and_a_retry_can_still_write(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    # Body validation fails: 422, nothing recorded; the key is still free for any body.
+    invalid = client.post("/api/tasks", json={"title": ""}, headers=keyed(alice))
+    assert_error(invalid, 422, "VALIDATION_ERROR")
+    assert records(db_engine) == []
+
+    # A bulk request that fails in the service (a 422 the data state causes) is rolled back
+    # with its record; once the state allows it, the same key and body do the write.
+    tags = [f"t{i}" for i in range(20)]
+    task = client.post("/api/tasks", json={"title": "full", "tags": tags}, headers=alice.headers)
+    task_id = task.json()["data"]["id"]
+    body = {"operations": [{"op": "add_tag", "id": task_id, "tag": "new"}]}
+    full = client.post("/api/tasks/bulk", json=body, headers=keyed(alice, "bulk"))
+    assert_error(full, 422, "VALIDATION_ERROR")
+    assert records(db_engine) == []
+    client.patch(f"/api/tasks/{task_id}", json={"tags": tags[:5]}, headers=alice.headers)
+    retry = client.post("/api/tasks/bulk", json=body, headers=keyed(alice, "bulk"))
+    assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers
+    assert "new" in retry.json()["data"]["results"][0]["task"]["tags"]
+    assert [r["key"] for r in records(db_engine)] == ["bulk"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", " ", "has space", "x" * 256, "tab\there", "caf\xe9"],
+    ids=["empty", "blank", "space", "too-long", "tab", "non-ascii"],
+)
+def test_invalid_keys_are_refused_with_the_envelope(
+    client: TestClient, alice: Account, db_engine: Engine, key: str
+) -> None:
+    headers = {**alice.headers, "Idempotency-Key": key.encode("latin-1")}
+    response = client.post("/api/tasks", json={"title": "x"}, headers=headers)  # type: ignore[dict-item]
+    assert_error(response, 422, "VALIDATION_ERROR")
+    assert response.json()["error"]["details"][0]["field"] == "header.Idempotency-Key"
+    assert count_rows(db_engine, "tasks") == 0 and records(db_engine) == []
+
+
+def test_the_longest_and_oddest_valid_key_works(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    key = "!" + "~" * 253 + '"'
+    first = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice, key))
+    retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice, key))
+    assert first.status_code == 201 and retry.headers["idempotent-replayed"] == "true"
+    assert count_rows(db_engine, "tasks") == 1
+
+
+def test_concurrent_retries_over_two_workers_write_once(
+    database_url: str, db_engine: Engine, register: Callable[..., Account]
+) -> None:
+    user = register()
+    with running_server(database_url, workers=2) as (base_url, _, _):
+
+        def attempt(_: int) -> httpx.Response:
+            # A new connection per request, so both workers' accept queues get some.
+            with httpx.Client(timeout=30) as http:
+                return http.post(
+                    f"{base_url}/api/tasks",
+                    json={"title": "once"},
+                    headers={**bearer(user.token), "Idempotency-Key": KEY, "Connection": "close"},
+                )
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            responses = list(pool.map(attempt, range(20)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 409}, statuses
+    created = [r for r in responses if r.status_code == 201]
+    assert created, statuses
+    assert len({r.content for r in created}) == 1  # the one answer, replayed
+    assert sum("idempotent-replayed" not in r.headers for r in created) == 1
+    for busy in (r for r in responses if r.status_code == 409):
+        assert busy.json()["error"]["code"] == "IDEMPOTENCY_KEY_IN_USE"
+    assert count_rows(db_engine, "tasks") == 1
+    assert len(records(db_engine)) == 1
+
+
+@contextmanager
+def failing_inserts(engine: Engine, table: str) -> Iterator[None]:
+    """A trigger making every INSERT into `table` fail with a serialization failure (SQLSTATE
+    40001), which the API answers 503, as it would a database hiccup."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'injected' USING ERRCODE = 'serialization_failure'; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER test_fail AFTER INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION test_fail()"
+            )
+        )
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER test_fail ON {table}"))
+            conn.execute(text("DROP FUNCTION test_fail()"))
+
+
+@pytest.mark.parametrize("table", ["tasks", "idempotency_keys"])
+def test_a_503_is_not_recorded_and_the_retry_does_the_write(
+    client: TestClient, alice: Account, db_engine: Engine, table: str
+) -> None:
+    with failing_inserts(db_engine, table):
+        failed = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
+        assert_error(failed, 503, "SERVICE_UNAVAILABLE")
+    # Write and record commit together or not at all: a failed record leaves no task either.
+    assert count_rows(db_engine, "tasks") == 0 and records(db_engine) == []
+    retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
+    assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
+    assert count_rows(db_engine, "tasks") == 1 and len(records(db_engine)) == 1
