@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -81,7 +81,8 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
 
     - pre-ping detects connections killed by a compute suspend or a pooler recycle;
     - recycle below Neon's 5-minute idle suspend;
-    - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them);
+    - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them):
+      the statement timeout is set per transaction instead (`SET LOCAL`);
     - bounded connect and pool-wait times, so an unreachable database fails fast (503).
     """
     parsed = make_url(normalize_url(url))
@@ -94,7 +95,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_pre_ping=True,
         pool_recycle=settings.db_pool_recycle_seconds,
@@ -103,6 +104,24 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args=connect_args,
     )
+    if settings.db_statement_timeout_ms > 0:
+        _limit_statement_time(engine, settings.db_statement_timeout_ms)
+    return engine
+
+
+def _limit_statement_time(engine: Engine, timeout_ms: int) -> None:
+    """`SET LOCAL statement_timeout` as each transaction begins.
+
+    A startup `options=-c statement_timeout=...` is refused by PgBouncer and Neon's pooler, and a
+    session-level SET would stick to whichever client the pooler lends that server connection to
+    next. SET LOCAL ends with its transaction, so it is right behind any pooler. psycopg2 sends
+    BEGIN implicitly with the first statement, so this is the transaction's first statement.
+    """
+    statement = f"SET LOCAL statement_timeout = {int(timeout_ms)}"
+
+    @event.listens_for(engine, "begin")
+    def _set_timeout(conn: Connection) -> None:
+        conn.exec_driver_sql(statement)
 
 
 def session_scope(engine: Engine) -> Iterator[Session]:
