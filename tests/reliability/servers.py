@@ -194,13 +194,14 @@ class PgBouncer:
         path = self.root / "pgbouncer.log"
         return path.read_text() if path.exists() else ""
 
-    def show(self, what: str) -> list[tuple[Any, ...]]:
-        """`SHOW <what>` on PgBouncer's admin console (e.g. CONFIG, POOLS)."""
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """`SHOW <what>` on PgBouncer's admin console (CONFIG, STATS, POOLS), one dict a row."""
         console = psycopg2.connect(self.url("pgbouncer"))
         console.autocommit = True
         with console.cursor() as cur:
             cur.execute(f"SHOW {what}")
-            rows = cur.fetchall()
+            names = [column.name for column in cur.description or ()]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         console.close()
         return rows
 
