@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -110,18 +111,40 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
 
 
 def _limit_statement_time(engine: Engine, timeout_ms: int) -> None:
-    """`SET LOCAL statement_timeout` as each transaction begins.
+    """`SET LOCAL statement_timeout` in every transaction, sent with its first statement.
 
     A startup `options=-c statement_timeout=...` is refused by PgBouncer and Neon's pooler, and a
-    session-level SET would stick to whichever client the pooler lends that server connection to
-    next. SET LOCAL ends with its transaction, so it is right behind any pooler. psycopg2 sends
-    BEGIN implicitly with the first statement, so this is the transaction's first statement.
+    session-level SET would stick to whichever client the pooler lends that server connection
+    to next. SET LOCAL ends with its transaction, so it is right behind any pooler. Prefixed to
+    the transaction's first statement (psycopg2 runs both in one round trip and returns the
+    last one's result) rather than executed on its own, which would cost a round trip each.
     """
-    statement = f"SET LOCAL statement_timeout = {int(timeout_ms)}"
+    prefix = f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
 
     @event.listens_for(engine, "begin")
-    def _set_timeout(conn: Connection) -> None:
-        conn.exec_driver_sql(statement)
+    def _arm(conn: Connection) -> None:
+        conn.info[_TIMEOUT_PENDING] = True
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _prefix(
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> tuple[str, Any]:
+        if conn.info.pop(_TIMEOUT_PENDING, False):
+            statement = prefix + statement
+        return statement, parameters
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _disarm(conn: Connection) -> None:
+        conn.info.pop(_TIMEOUT_PENDING, None)
+
+
+_TIMEOUT_PENDING = "task_api_statement_timeout_pending"
 
 
 def session_scope(engine: Engine) -> Iterator[Session]:

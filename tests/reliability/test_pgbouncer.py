@@ -13,7 +13,9 @@ paths users hit, within about a minute and a half on 2 cores:
   page and bulk operation (one transaction per request, commit-before-response);
 - tests/api/test_auth.py, test_revocation.py: registration, sign-in, the token-version check
   (the user upsert on a token's first use);
-- tests/api/test_rate_limits.py: the rate limiter's own short upsert transaction;
+- three tests of tests/api/test_rate_limits.py: the rate limiter's own short upsert
+  transaction, per user and per account, and its window reset (the rest of that file repeats
+  the same SQL with other policies, or starts extra servers: ~50 s for no new statement);
 - tests/api/test_isolation.py: two users' requests interleaved;
 - tests/services: TaskService against the pooled engine directly;
 - tests/reliability/test_statement_timeout.py: SET LOCAL statement_timeout is honoured through
@@ -41,7 +43,9 @@ SUBSET = [
     "tests/api/test_task_features.py",
     "tests/api/test_auth.py",
     "tests/api/test_revocation.py",
-    "tests/api/test_rate_limits.py",
+    "tests/api/test_rate_limits.py::test_task_writes_are_limited_per_user",
+    "tests/api/test_rate_limits.py::test_sign_in_is_limited_per_account",
+    "tests/api/test_rate_limits.py::test_window_resets",
     "tests/api/test_isolation.py",
     "tests/services",
     "tests/reliability/test_statement_timeout.py",
