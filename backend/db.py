@@ -121,6 +121,9 @@ def _limit_statement_time(engine: Engine, timeout_ms: int) -> None:
     """
     prefix = f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
 
+    # Armed at BEGIN, consumed by the first statement. (No commit/rollback hook to disarm: a
+    # transaction that ran no statement leaves it armed, and the next BEGIN arms it anyway; and
+    # reading `conn.info` while rolling back a connection the server dropped would raise.)
     @event.listens_for(engine, "begin")
     def _arm(conn: Connection) -> None:
         conn.info[_TIMEOUT_PENDING] = True
@@ -137,11 +140,6 @@ def _limit_statement_time(engine: Engine, timeout_ms: int) -> None:
         if conn.info.pop(_TIMEOUT_PENDING, False):
             statement = prefix + statement
         return statement, parameters
-
-    @event.listens_for(engine, "commit")
-    @event.listens_for(engine, "rollback")
-    def _disarm(conn: Connection) -> None:
-        conn.info.pop(_TIMEOUT_PENDING, None)
 
 
 _TIMEOUT_PENDING = "task_api_statement_timeout_pending"
