@@ -52,6 +52,10 @@ def _database_url(settings: Settings, *, for_migrations: bool = False) -> str:
     return resolve_database_url(settings)
 
 
+# After SIGTERM, how long requests in flight may take before the workers stop anyway.
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -83,9 +87,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.run("backend.main:app", **options)
     return 0
-
-
-GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
 def _closing_supervisor() -> type[Multiprocess]:
