@@ -21,11 +21,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
 from backend.config import Environment, Settings
+
+if TYPE_CHECKING:
+    from uvicorn.supervisors import Multiprocess
 
 
 def _settings(dev: bool = False) -> Settings:
@@ -48,6 +51,10 @@ def _database_url(settings: Settings, *, for_migrations: bool = False) -> str:
     if for_migrations and settings.database_migration_url is not None:
         return settings.database_migration_url.get_secret_value()
     return resolve_database_url(settings)
+
+
+# After SIGTERM, how long requests in flight may take before the workers stop anyway.
+GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
 def _metrics_dir(settings: Settings, workers: int) -> None:
@@ -86,21 +93,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
     # runs atexit, which stops the embedded PostgreSQL this process started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        "backend.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        reload=args.reload,
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-        timeout_graceful_shutdown=20,
-        log_level=settings.log_level.lower(),
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "reload": args.reload,
+        "proxy_headers": True,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
+        # After SIGTERM, in-flight requests get this long to finish; new connections are
+        # refused from the start of the shutdown.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "log_level": settings.log_level.lower(),
         # Applied again in every worker; uvicorn's access log is replaced by ours.
-        log_config=log_config,
-        access_log=False,
-    )
+        "log_config": log_config,
+        "access_log": False,
+    }
+    if args.workers > 1 and not args.reload:
+        config = uvicorn.Config("backend.main:app", **options)
+        _closing_supervisor()(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.run("backend.main:app", **options)
     return 0
+
+
+def _closing_supervisor() -> type[Multiprocess]:
+    from uvicorn.supervisors import Multiprocess
+
+    class ClosingSupervisor(Multiprocess):
+        """uvicorn's worker supervisor, but it closes its own copy of the listening socket
+        before stopping the workers. uvicorn keeps it open until every worker has drained, so
+        during a graceful shutdown the kernel kept accepting connections nobody would serve
+        (clients hung until the parent exited) instead of refusing them."""
+
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    return ClosingSupervisor
 
 
 def _first_line(exc: Exception) -> str:

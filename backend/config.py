@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Below Neon's 5-minute idle suspend, so no pooled connection outlives its compute.
     db_pool_recycle_seconds: int = Field(default=240, ge=10)
     db_connect_timeout_seconds: int = Field(default=10, ge=1, le=120)
+    # Longest one SQL statement may run before PostgreSQL cancels it (503); 0 turns it off.
+    # Set per transaction (SET LOCAL), so it also holds behind PgBouncer / Neon's pooler.
+    db_statement_timeout_ms: int = Field(default=5000, ge=0, le=3_600_000)
     # Apply pending migrations when the app starts (default: on outside production).
     auto_migrate: bool | None = None
 

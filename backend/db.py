@@ -7,9 +7,10 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -81,7 +82,8 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
 
     - pre-ping detects connections killed by a compute suspend or a pooler recycle;
     - recycle below Neon's 5-minute idle suspend;
-    - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them);
+    - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them):
+      the statement timeout is set per transaction instead (`SET LOCAL`);
     - bounded connect and pool-wait times, so an unreachable database fails fast (503).
     """
     parsed = make_url(normalize_url(url))
@@ -94,7 +96,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_pre_ping=True,
         pool_recycle=settings.db_pool_recycle_seconds,
@@ -103,6 +105,44 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args=connect_args,
     )
+    if settings.db_statement_timeout_ms > 0:
+        _limit_statement_time(engine, settings.db_statement_timeout_ms)
+    return engine
+
+
+def _limit_statement_time(engine: Engine, timeout_ms: int) -> None:
+    """`SET LOCAL statement_timeout` in every transaction, sent with its first statement.
+
+    A startup `options=-c statement_timeout=...` is refused by PgBouncer and Neon's pooler, and a
+    session-level SET would stick to whichever client the pooler lends that server connection
+    to next. SET LOCAL ends with its transaction, so it is right behind any pooler. Prefixed to
+    the transaction's first statement (psycopg2 runs both in one round trip and returns the
+    last one's result) rather than executed on its own, which would cost a round trip each.
+    """
+    prefix = f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
+
+    # Armed at BEGIN, consumed by the first statement. (No commit/rollback hook to disarm: a
+    # transaction that ran no statement leaves it armed, and the next BEGIN arms it anyway; and
+    # reading `conn.info` while rolling back a connection the server dropped would raise.)
+    @event.listens_for(engine, "begin")
+    def _arm(conn: Connection) -> None:
+        conn.info[_TIMEOUT_PENDING] = True
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _prefix(
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> tuple[str, Any]:
+        if conn.info.pop(_TIMEOUT_PENDING, False):
+            statement = prefix + statement
+        return statement, parameters
+
+
+_TIMEOUT_PENDING = "task_api_statement_timeout_pending"
 
 
 def session_scope(engine: Engine) -> Iterator[Session]:

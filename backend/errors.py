@@ -16,6 +16,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg2.errors import QueryCanceled
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -206,12 +207,20 @@ async def _data_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "VALIDATION_ERROR", "A value is out of range or malformed")
 
 
+STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
+
+
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    # The traceback (which statement, which connection step) goes to the log only.
-    logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
-    return error_response(
-        503, ServiceUnavailable.code, ServiceUnavailable.message, headers=ServiceUnavailable.headers
-    )
+    # A statement cut by DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014) is an OperationalError too;
+    # nothing was written (its transaction rolled back), so a retry is safe.
+    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+        logger.warning("statement cancelled by the statement timeout")
+        message = STATEMENT_TIMEOUT_MESSAGE
+    else:
+        # The traceback (which statement, which connection step) goes to the log only.
+        logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
+        message = ServiceUnavailable.message
+    return error_response(503, ServiceUnavailable.code, message, headers=ServiceUnavailable.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

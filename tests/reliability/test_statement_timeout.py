@@ -1,0 +1,128 @@
+"""Promise: a slow or huge statement is cut by DB_STATEMENT_TIMEOUT_MS and answered with a
+clean 503, never a 500 and never a hang; the timeout is set per transaction (SET LOCAL), so it
+holds behind PgBouncer / Neon's pooler and never leaks into a pooled connection's session.
+
+tests/reliability/test_pgbouncer.py runs this module again through PgBouncer in transaction
+pooling mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from backend.config import Settings
+from backend.db import create_db_engine
+from backend.deps import SessionDep, TaskServiceDep
+from backend.errors import STATEMENT_TIMEOUT_MESSAGE
+from backend.main import create_app
+from backend.models import TaskCreate
+from tests.conftest import count_rows
+
+TIMEOUT_MS = 300
+SLOW = {
+    # A statement that waits, and one that computes: both are cut at the timeout.
+    "sleep": "SELECT pg_sleep(5)",
+    "huge": "SELECT count(*) FROM generate_series(1, 1000000000)",
+}
+
+
+@pytest.fixture(scope="module")
+def slow_client(settings: Settings) -> Iterator[TestClient]:
+    """The real app (engine, session dependency, error handlers) with a short statement
+    timeout and one test-only route that runs a slow statement through the request session."""
+    app = create_app(settings.model_copy(update={"db_statement_timeout_ms": TIMEOUT_MS}))
+
+    def run_slow(session: SessionDep, kind: str) -> dict[str, Any]:
+        session.execute(text(SLOW[kind]))
+        return {"data": "finished"}
+
+    def show_timeout(session: SessionDep) -> dict[str, Any]:
+        return {"data": session.scalar(text("SHOW statement_timeout"))}
+
+    def create_then_slow(session: SessionDep, tasks: TaskServiceDep) -> dict[str, Any]:
+        tasks.create(TaskCreate(title="never committed"))
+        session.flush()
+        session.execute(text(SLOW["sleep"]))
+        return {"data": "finished"}
+
+    app.add_api_route("/test-only/slow/{kind}", run_slow, methods=["GET"])
+    app.add_api_route("/test-only/create-then-slow", create_then_slow, methods=["POST"])
+    app.add_api_route("/test-only/timeout", show_timeout, methods=["GET"])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("kind", sorted(SLOW))
+def test_slow_statement_is_cut_with_a_clean_503(
+    slow_client: TestClient, database_url: str, kind: str
+) -> None:
+    started = time.monotonic()
+    response = slow_client.get(f"/test-only/slow/{kind}")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503, response.text
+    assert response.json() == {
+        "error": {
+            "code": "SERVICE_UNAVAILABLE",
+            "message": STATEMENT_TIMEOUT_MESSAGE,
+            "details": [],
+        }
+    }
+    assert response.headers["Retry-After"] == "1"
+    # Cut near the timeout, long before the statement itself would have finished.
+    assert elapsed < TIMEOUT_MS / 1000 + 2.0
+    # The connection is usable again straight away.
+    assert slow_client.get("/test-only/timeout").json() == {"data": f"{TIMEOUT_MS}ms"}
+
+
+def test_a_cancelled_request_writes_nothing_and_the_next_one_works(
+    slow_client: TestClient, db_engine: Engine, alice: Any
+) -> None:
+    """A statement timeout mid-request rolls the whole request back (no partial write)."""
+    response = slow_client.post("/test-only/create-then-slow", headers=alice.headers)
+    assert response.status_code == 503, response.text
+    assert count_rows(db_engine, "tasks") == 0
+    created = slow_client.post("/api/tasks", json={"title": "after"}, headers=alice.headers)
+    assert created.status_code == 201, created.text
+    assert count_rows(db_engine, "tasks") == 1
+
+
+def test_timeout_is_per_transaction_and_does_not_stick_to_the_connection(
+    settings: Settings, database_url: str
+) -> None:
+    engine = create_db_engine(
+        database_url,
+        settings.model_copy(update={"db_statement_timeout_ms": TIMEOUT_MS, "db_pool_size": 1}),
+    )
+    try:
+        with engine.begin() as conn:
+            assert conn.scalar(text("SHOW statement_timeout")) == f"{TIMEOUT_MS}ms"
+        # The same pooled connection, outside any transaction: the server default again, so
+        # a pooler that lends this server connection to another client lends no timeout.
+        raw = engine.raw_connection()
+        try:
+            raw.autocommit = True  # type: ignore[attr-defined]  # psycopg2's connection
+            cursor = raw.cursor()
+            cursor.execute("SHOW statement_timeout")
+            assert cursor.fetchone() == ("0",)
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+
+
+def test_zero_turns_the_timeout_off(settings: Settings, database_url: str) -> None:
+    engine = create_db_engine(
+        database_url, settings.model_copy(update={"db_statement_timeout_ms": 0})
+    )
+    try:
+        with engine.begin() as conn:
+            assert conn.scalar(text("SHOW statement_timeout")) == "0"
+            conn.execute(text("SELECT pg_sleep(0.4)"))  # longer than TIMEOUT_MS, not cut
+    finally:
+        engine.dispose()
