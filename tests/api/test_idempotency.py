@@ -238,11 +238,13 @@ def test_a_crashed_holder_does_not_leave_the_key_stuck(
         assert (
             client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice)).status_code == 409
         )
-        # The holder's backend dies mid-transaction, as with a killed worker.
+        # The holder's backend dies mid-transaction, as with a killed worker. Its pid is
+        # asked of the server: behind PgBouncer, the connection's own pid is the pooler's.
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            (server_pid,) = cur.fetchone()
         with db_engine.begin() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(:pid)"), {"pid": holder.get_backend_pid()}
-            )
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": server_pid})
         retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
         assert retry.status_code == 201, retry.text
     assert count_rows(db_engine, "tasks") == 1
