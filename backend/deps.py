@@ -20,8 +20,12 @@ from backend.services import TaskService, UserService
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 
+# Dependencies that touch neither the database nor the network are `async def`: FastAPI runs a
+# sync dependency in the thread pool, and each such hop (a thread hand-off and back) cost more
+# than the work itself. Only the ones doing blocking I/O stay sync.
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -41,7 +45,7 @@ _oauth2 = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 _bearer = HTTPBearer(auto_error=False, description="A JWT from this API or a trusted issuer.")
 
 
-def get_jwks(request: Request) -> JwksCache | None:
+async def get_jwks(request: Request) -> JwksCache | None:
     jwks: JwksCache | None = request.app.state.jwks
     return jwks
 
@@ -74,21 +78,21 @@ def get_current_user(session: SessionDep, claims: TokenClaimsDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_current_user_id(user: CurrentUser) -> str:
+async def get_current_user_id(user: CurrentUser) -> str:
     return user.id
 
 
 CurrentUserId = Annotated[str, Depends(get_current_user_id)]
 
 
-def get_task_service(session: SessionDep, user_id: CurrentUserId) -> TaskService:
+async def get_task_service(session: SessionDep, user_id: CurrentUserId) -> TaskService:
     return TaskService(session, user_id)
 
 
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 
 
-def get_user_service(session: SessionDep) -> UserService:
+async def get_user_service(session: SessionDep) -> UserService:
     return UserService(session)
 
 
@@ -145,7 +149,9 @@ def _norm(email: str) -> str:
     return email.strip().lower()
 
 
-def get_rate_limits(request: Request, response: Response, settings: SettingsDep) -> RateLimits:
+async def get_rate_limits(
+    request: Request, response: Response, settings: SettingsDep
+) -> RateLimits:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
     return RateLimits(request.app.state.rate_limiter, settings, client_ip, response)

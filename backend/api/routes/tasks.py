@@ -63,7 +63,7 @@ def _one(task: object) -> Envelope:
     return Envelope(data=TaskPublic.model_validate(task))
 
 
-def list_query(
+async def list_query(
     status_: Annotated[
         TaskStatus,
         Query(alias="status", description="Filter by completion state.", examples=["pending"]),
