@@ -176,12 +176,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Results",
         "",
-        "Requests/s and latency (ms) as wrk measured them; RSS is the peak of any one worker "
-        "during that run.",
+        "Requests/s and latency (ms) as wrk measured them; CPU ms per request is the workers' "
+        "CPU time (user + system) over the requests served, a cost figure that other load on "
+        "the machine barely disturbs; RSS is the peak of any one worker during that run.",
         "",
         "| size | workers | scenario | conns | API req/s | baseline req/s | ratio | "
-        "API p50 / p90 / p99 | baseline p50 / p90 / p99 | API RSS MB | baseline RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "API p50 / p90 / p99 | baseline p50 / p90 / p99 | API / baseline CPU ms per request | "
+        "API RSS MB | baseline RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in pair_rows(results["runs"]):
         a, b = row.get("api"), row.get("baseline")
@@ -192,7 +194,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {row['size']} | {row['workers']} | {row['scenario']} | {row['connections']} | "
             f"{a['rps'] if a else '-':,} | {b['rps'] if b else '-':,} | {row.get('ratio', '-')} | "
-            f"{lat(a)} | {lat(b)} | {a['peak_rss_mb'] if a else '-'} | "
+            f"{lat(a)} | {lat(b)} | {a['cpu_ms_per_request'] if a else '-'} / "
+            f"{b['cpu_ms_per_request'] if b else '-'} | {a['peak_rss_mb'] if a else '-'} | "
             f"{b['peak_rss_mb'] if b else '-'} |"
         )
     soak = results.get("soak")

@@ -192,7 +192,7 @@ class Bench:
                                 rate = get_rate.get((target.name, level), 5000.0)
                                 count = int(rate * self.plan.seconds * 1.5) + 1000
                                 pool = workload.make_pool(db, count, self.work / "pool.lua")
-                            began = time.monotonic()
+                            began, cpu = time.monotonic(), target.cpu_seconds()
                             result = wrk.run(
                                 scenario,
                                 target.url,
@@ -213,11 +213,15 @@ class Bench:
                                 "server": target.name,
                                 **result.to_dict(),
                                 "peak_rss_mb": servers.peak_rss_mb(target, began),
+                                "cpu_ms_per_request": _per_request(
+                                    target.cpu_seconds() - cpu, result.requests
+                                ),
                             }
                             self.runs.append(row)
                             self.say(
                                 f"  {label:<34} {result.rps:>8,.0f} req/s  p50 "
                                 f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
+                                f"cpu {row['cpu_ms_per_request']} ms/req  "
                                 f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
                             )
                             if scenario in WRITES or scenario == "mix":
@@ -275,6 +279,10 @@ class Bench:
             f"{soak['end_rss_mb']} MB (last half {growth:+.1f} MB), non-2xx {result.non2xx}"
         )
         return soak
+
+
+def _per_request(cpu_seconds: float, requests: int) -> float:
+    return round(cpu_seconds * 1000 / requests, 3) if requests else 0.0
 
 
 def _postgres_version(url: str) -> str:

@@ -56,6 +56,18 @@ class Server:
             return []
         return children if self.workers > 1 else [parent]
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the workers have used so far: per request, a measure of
+        cost that other load on a shared machine barely disturbs, unlike requests/s."""
+        total = 0.0
+        for proc in self.worker_processes():
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
     def rss(self) -> dict[int, int]:
         sizes = {}
         for proc in self.worker_processes():
