@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from backend.config import Settings
 from backend.db import session_scope
@@ -17,6 +18,7 @@ from backend.models import User
 from backend.ratelimit import Policy, RateLimiter
 from backend.security import InvalidToken, JwksUnavailable, TokenClaims, decode_token
 from backend.services import TaskService, UserService
+from backend.token_cache import VerifiedTokens
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 
@@ -50,7 +52,8 @@ async def get_jwks(request: Request) -> JwksCache | None:
     return jwks
 
 
-def get_token_claims(
+async def get_token_claims(
+    request: Request,
     settings: SettingsDep,
     jwks: Annotated[JwksCache | None, Depends(get_jwks)],
     token: Annotated[str | None, Depends(_oauth2)],
@@ -58,14 +61,30 @@ def get_token_claims(
 ) -> TokenClaims:
     if token is None:
         raise Unauthorized("Missing bearer token")
+    if jwks is not None:
+        # A JWKS token may need the key set fetched (blocking I/O, so in a thread) and is
+        # verified every time, so a key the issuer withdraws stops working exactly when the
+        # key set's cache says.
+        try:
+            return await run_in_threadpool(decode_token, token, settings, jwks)
+        except InvalidToken:
+            raise Unauthorized("Invalid or expired token") from None
+        except JwksUnavailable:
+            raise ServiceUnavailable(
+                "The token issuer's keys cannot be fetched; retry shortly"
+            ) from None
+    # Shared-secret (HS256) tokens only: CPU work, cheaper on the event loop than a thread
+    # hop, and cached briefly (backend/token_cache.py).
+    verified: VerifiedTokens = request.app.state.verified_tokens
+    claims = verified.get(token)
+    if claims is not None:
+        return claims
     try:
-        return decode_token(token, settings, jwks)
+        claims = decode_token(token, settings)
     except InvalidToken:
         raise Unauthorized("Invalid or expired token") from None
-    except JwksUnavailable:
-        raise ServiceUnavailable(
-            "The token issuer's keys cannot be fetched; retry shortly"
-        ) from None
+    verified.put(token, claims)
+    return claims
 
 
 TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]

@@ -21,6 +21,7 @@ from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.migrations import migrate_up, migration_ids
 from backend.ratelimit import RateLimiter
 from backend.security import dummy_hash
+from backend.token_cache import VerifiedTokens
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.jwks = jwks_cache(settings)
+    app.state.verified_tokens = VerifiedTokens()
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)
