@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -104,11 +105,15 @@ async def get_current_user_id(user: CurrentUser) -> str:
 CurrentUserId = Annotated[str, Depends(get_current_user_id)]
 
 
-async def get_task_service(session: SessionDep, user_id: CurrentUserId) -> TaskService:
-    return TaskService(session, user_id)
+def get_task_service(request: Request, claims: TokenClaimsDep) -> Iterator[TaskService]:
+    """The caller's task service. Opening the request's session and resolving the account
+    are one blocking step, so one thread-pool hop; like SessionDep, the session commits once
+    before the response is sent (and rolls back if the route fails)."""
+    with contextmanager(session_scope)(request.app.state.engine) as session:
+        yield TaskService(session, UserService(session).resolve(claims).id)
 
 
-TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
+TaskServiceDep = Annotated[TaskService, Depends(get_task_service, scope="function")]
 
 
 async def get_user_service(session: SessionDep) -> UserService:

@@ -10,7 +10,7 @@ from pydantic import StringConstraints
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from backend.api.responses import errors
-from backend.deps import CurrentUserId, SettingsDep, TaskServiceDep, TaskWriteLimit
+from backend.deps import SettingsDep, TaskServiceDep, TaskWriteLimit
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -161,7 +161,6 @@ async def list_query(
 )
 def list_tasks(
     tasks: TaskServiceDep,
-    user_id: CurrentUserId,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -171,7 +170,7 @@ def list_tasks(
         Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
     ] = None,
 ) -> ListEnvelope[TaskPublic]:
-    secret = settings.signing_secret()
+    secret, user_id = settings.signing_secret(), tasks.user_id
     if cursor:
         query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
     page = tasks.list_page(query)
