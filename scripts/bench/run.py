@@ -60,10 +60,10 @@ def build_plan(args: argparse.Namespace) -> Plan:
     if args.full:
         plan = Plan("full", ["10k", "1m"], [1, 8, 32, 64], 10, list(SCENARIOS), True, 300, 3)
     else:
-        plan = Plan("quick", [args.size or "10k"], [1, 8, 32, 64], 5, list(SCENARIOS), True, 0, 2)
+        plan = Plan("quick", ["10k"], [1, 8, 32, 64], 5, list(SCENARIOS), True, 0, 2)
     return Plan(
         preset=plan.preset,
-        sizes=[args.size] if args.size else plan.sizes,
+        sizes=args.size or plan.sizes,
         concurrency=args.concurrency or plan.concurrency,
         seconds=args.seconds or plan.seconds,
         scenarios=args.scenarios or plan.scenarios,
@@ -300,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--size",
+        nargs="+",
         help="10k (100 users x 100 tasks), 1m (10,000 x 100), or "
-        "USERSxTASKS_EACH such as 2x100; default 10k",
+        "USERSxTASKS_EACH such as 2x100; several to compare sizes in one run; default 10k",
     )
     parser.add_argument(
         "--full",
