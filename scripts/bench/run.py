@@ -25,7 +25,7 @@ from scripts.bench.wrk import SCENARIOS, WRITES
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
 SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
-PER_RUN_OVERHEAD = 1.5  # seconds around each wrk run: pools, resets, parsing
+PER_RUN_OVERHEAD = 0.5  # seconds around each wrk run: pools, resets, parsing
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Plan:
         if self.two_workers:
             runs_per_size += len(self.scenarios) * 2
         seeding = sum(SEED_ESTIMATE_SECONDS.get(s, 5) for s in self.sizes)
-        starts = len(self.sizes) * (2 if self.two_workers else 1) * (20 + 4 * self.warmup_seconds)
+        starts = len(self.sizes) * (2 if self.two_workers else 1) * (8 + 4 * self.warmup_seconds)
         timed = len(self.sizes) * runs_per_size * (self.seconds + PER_RUN_OVERHEAD)
         return seeding + starts + timed + self.soak_seconds
 
@@ -61,8 +61,12 @@ def build_plan(args: argparse.Namespace) -> Plan:
         plan = Plan("full", ["10k", "1m"], [1, 8, 32, 64], 10, list(SCENARIOS), True, 300, 3)
     else:
         plan = Plan("quick", ["10k"], [1, 8, 32, 64], 5, list(SCENARIOS), True, 0, 2)
+    overridden = any(
+        getattr(args, name) is not None
+        for name in ("size", "concurrency", "seconds", "scenarios", "soak", "warmup")
+    )
     return Plan(
-        preset=plan.preset,
+        preset=f"{plan.preset}, adjusted by options" if overridden else plan.preset,
         sizes=args.size or plan.sizes,
         concurrency=args.concurrency or plan.concurrency,
         seconds=args.seconds or plan.seconds,

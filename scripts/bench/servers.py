@@ -43,14 +43,16 @@ class Server:
     samples: list[tuple[float, dict[int, int]]] = field(default_factory=list)
 
     def worker_processes(self) -> list[psutil.Process]:
-        """The processes that serve requests: uvicorn's children when it forks workers,
-        the server process itself when it runs one (ignoring multiprocessing helpers)."""
+        """The processes that serve requests: uvicorn's children when it runs several
+        workers, the server process itself when it runs one."""
         try:
             parent = psutil.Process(self.process.pid)
             children = [
                 c
                 for c in parent.children(recursive=False)
-                if "multiprocessing" not in " ".join(c.cmdline())
+                # uvicorn's workers are spawned (`multiprocessing.spawn`); the resource
+                # tracker spawn may start beside them serves no requests.
+                if "resource_tracker" not in " ".join(c.cmdline())
             ]
         except psutil.Error:
             return []
