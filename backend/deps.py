@@ -108,7 +108,8 @@ CurrentUserId = Annotated[str, Depends(get_current_user_id)]
 def get_task_service(request: Request, claims: TokenClaimsDep) -> Iterator[TaskService]:
     """The caller's task service. Opening the request's session and resolving the account
     are one blocking step, so one thread-pool hop; like SessionDep, the session commits once
-    before the response is sent (and rolls back if the route fails)."""
+    before the response is sent (and rolls back if the route fails). It is the task routes'
+    only session: a route that also took SessionDep would get a second one."""
     with contextmanager(session_scope)(request.app.state.engine) as session:
         yield TaskService(session, UserService(session).resolve(claims).id)
 
