@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from backend.config import Settings
 from backend.db import session_scope
@@ -17,11 +19,16 @@ from backend.models import User
 from backend.ratelimit import Policy, RateLimiter
 from backend.security import InvalidToken, JwksUnavailable, TokenClaims, decode_token
 from backend.services import TaskService, UserService
+from backend.token_cache import VerifiedTokens
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 
+# Dependencies that touch neither the database nor the network are `async def`: FastAPI runs a
+# sync dependency in the thread pool, and each such hop (a thread hand-off and back) cost more
+# than the work itself. Only the ones doing blocking I/O stay sync.
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -41,12 +48,12 @@ _oauth2 = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 _bearer = HTTPBearer(auto_error=False, description="A JWT from this API or a trusted issuer.")
 
 
-def get_jwks(request: Request) -> JwksCache | None:
+async def get_jwks(request: Request) -> JwksCache | None:
     jwks: JwksCache | None = request.app.state.jwks
     return jwks
 
 
-def get_token_claims(
+async def get_token_claims(
     request: Request,
     settings: SettingsDep,
     jwks: Annotated[JwksCache | None, Depends(get_jwks)],
@@ -55,16 +62,38 @@ def get_token_claims(
 ) -> TokenClaims:
     if token is None:
         raise Unauthorized("Missing bearer token")
-    try:
-        claims = decode_token(token, settings, jwks)
-    except InvalidToken:
-        raise Unauthorized("Invalid or expired token") from None
-    except JwksUnavailable:
-        raise ServiceUnavailable(
-            "The token issuer's keys cannot be fetched; retry shortly"
-        ) from None
+    claims = await _verified_claims(request, settings, jwks, token)
     # For the access log: the verified subject (the user id), never the token itself.
     request.state.user_id = claims.subject
+    return claims
+
+
+async def _verified_claims(
+    request: Request, settings: Settings, jwks: JwksCache | None, token: str
+) -> TokenClaims:
+    if jwks is not None:
+        # A JWKS token may need the key set fetched (blocking I/O, so in a thread) and is
+        # verified every time, so a key the issuer withdraws stops working exactly when the
+        # key set's cache says.
+        try:
+            return await run_in_threadpool(decode_token, token, settings, jwks)
+        except InvalidToken:
+            raise Unauthorized("Invalid or expired token") from None
+        except JwksUnavailable:
+            raise ServiceUnavailable(
+                "The token issuer's keys cannot be fetched; retry shortly"
+            ) from None
+    # Shared-secret (HS256) tokens only: CPU work, cheaper on the event loop than a thread
+    # hop, and cached briefly (backend/token_cache.py).
+    verified: VerifiedTokens = request.app.state.verified_tokens
+    claims = verified.get(token)
+    if claims is not None:
+        return claims
+    try:
+        claims = decode_token(token, settings)
+    except InvalidToken:
+        raise Unauthorized("Invalid or expired token") from None
+    verified.put(token, claims)
     return claims
 
 
@@ -78,21 +107,26 @@ def get_current_user(session: SessionDep, claims: TokenClaimsDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_current_user_id(user: CurrentUser) -> str:
+async def get_current_user_id(user: CurrentUser) -> str:
     return user.id
 
 
 CurrentUserId = Annotated[str, Depends(get_current_user_id)]
 
 
-def get_task_service(session: SessionDep, user_id: CurrentUserId) -> TaskService:
-    return TaskService(session, user_id)
+def get_task_service(request: Request, claims: TokenClaimsDep) -> Iterator[TaskService]:
+    """The caller's task service. Opening the request's session and resolving the account
+    are one blocking step, so one thread-pool hop; like SessionDep, the session commits once
+    before the response is sent (and rolls back if the route fails). It is the task routes'
+    only session: a route that also took SessionDep would get a second one."""
+    with contextmanager(session_scope)(request.app.state.engine) as session:
+        yield TaskService(session, UserService(session).resolve(claims).id)
 
 
-TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
+TaskServiceDep = Annotated[TaskService, Depends(get_task_service, scope="function")]
 
 
-def get_user_service(session: SessionDep) -> UserService:
+async def get_user_service(session: SessionDep) -> UserService:
     return UserService(session)
 
 
@@ -149,7 +183,9 @@ def _norm(email: str) -> str:
     return email.strip().lower()
 
 
-def get_rate_limits(request: Request, response: Response, settings: SettingsDep) -> RateLimits:
+async def get_rate_limits(
+    request: Request, response: Response, settings: SettingsDep
+) -> RateLimits:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
     return RateLimits(request.app.state.rate_limiter, settings, client_ip, response)

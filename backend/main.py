@@ -23,6 +23,7 @@ from backend.observability.metrics import install_metrics
 from backend.observability.middleware import ObservabilityMiddleware
 from backend.ratelimit import RateLimiter
 from backend.security import dummy_hash
+from backend.token_cache import VerifiedTokens
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.jwks = jwks_cache(settings)
+    app.state.verified_tokens = VerifiedTokens()
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)

@@ -66,6 +66,8 @@ class TokenClaims:
     token_version: int | None = None
     email: str | None = None
     name: str | None = None
+    # `exp` (seconds since the epoch): how long the verified claims may be reused.
+    expires_at: float | None = None
 
 
 def hash_password(password: str) -> str:
@@ -143,7 +145,15 @@ def decode_token(token: str, settings: Settings, jwks: JwksCache | None = None) 
         token_version=version if local else None,
         email=_email_claim(claims),
         name=_optional_claim(claims, "name", 100),
+        expires_at=_expiry(claims),
     )
+
+
+def _expiry(claims: dict[str, Any]) -> float | None:
+    expires = claims.get("exp")
+    if isinstance(expires, bool) or not isinstance(expires, int | float):
+        return None
+    return float(expires)
 
 
 def _jwks_key(jwks: JwksCache, header: dict[str, Any], algorithm: str) -> Any:

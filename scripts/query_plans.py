@@ -32,28 +32,7 @@ from backend.migrations import migrate_up
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.services import TaskService
 from backend.services.task_listing import Keyset, TaskFilters, TaskListQuery
-
-SEED_SQL = """
-INSERT INTO users (id) SELECT 'user-' || g FROM generate_series(1, :users) AS g;
-INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, due_date,
-                   tags, created_at, updated_at)
--- Task g belongs to user 1 + g % users. Its traits vary with k = g / users, so every user
--- gets a realistic mix (all priorities, statuses, tags, dated and undated tasks).
-SELECT 'user-' || (1 + g % :users),
-       'Task ' || g || CASE WHEN k % 7 = 0 THEN ' invoice' ELSE '' END,
-       CASE WHEN k % 3 = 0 THEN 'details for ' || g END,
-       k % 4 = 0,
-       CASE WHEN k % 4 = 0 THEN now() END,
-       (ARRAY['none', 'low', 'medium', 'high'])[1 + (k / 4) % 4]::task_priority,
-       CASE WHEN k % 5 <> 0 THEN now() + ((k % 60) - 20) * interval '1 day' END,
-       (ARRAY['{}', '{work}', '{home,errands}', '{work,urgent}', '{home}', '{errands}'])
-           [1 + k % 6]::text[],
-       now() - (g % 1000) * interval '1 hour',
-       now() - (g % 500) * interval '1 minute'
-FROM (SELECT g, g / :users AS k FROM generate_series(1, :tasks) AS g) AS series;
-ANALYZE users;
-ANALYZE tasks;
-"""
+from scripts.seeding import seed
 
 CALLER = "user-42"
 LATER = datetime.now(UTC) + timedelta(days=7)
@@ -81,12 +60,6 @@ COMBINATIONS: dict[str, TaskListQuery] = {
         sort=TaskSort.created,
     ),
 }
-
-
-def seed(conn: Connection, users: int, tasks: int) -> None:
-    for statement in SEED_SQL.split(";"):
-        if statement.strip():
-            conn.execute(text(statement), {"users": users, "tasks": tasks})
 
 
 def listing_sql(query: TaskListQuery, user_id: str = CALLER) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from backend.deps import CurrentUserId, SessionDep, SettingsDep
+from backend.deps import SettingsDep, TaskServiceDep
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint
 
@@ -81,18 +81,18 @@ class Idempotent:
         )
 
 
-def get_idempotent(
+async def get_idempotent(
     request: Request,
     response: Response,
-    session: SessionDep,
-    user_id: CurrentUserId,
+    tasks: TaskServiceDep,
     settings: SettingsDep,
     key: IdempotencyKeyHeader = None,
 ) -> Idempotent:
-    # Session and user are the ones the route's TaskService got (FastAPI resolves each
-    # dependency once per request); building the service runs no statement.
+    # The route's own session and caller (FastAPI resolves TaskServiceDep once per request):
+    # the key's lock and record must share the write's transaction to commit with it.
+    # Building the service runs no statement, so this needs no thread-pool hop.
     route = getattr(request.scope.get("route"), "path", request.url.path)
-    service = IdempotencyService(session, user_id, settings.idempotency_key_ttl_seconds)
+    service = IdempotencyService(tasks.session, tasks.user_id, settings.idempotency_key_ttl_seconds)
     return Idempotent(key, route, response, service)
 
 

@@ -12,7 +12,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
 from backend.api.idempotency import IdempotentDep
 from backend.api.responses import errors, etag_header, not_modified
-from backend.deps import CurrentUserId, SettingsDep, TaskServiceDep, TaskWriteLimit
+from backend.deps import SettingsDep, TaskServiceDep, TaskWriteLimit
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -73,7 +73,7 @@ def _one(task: Task, response: Response) -> Envelope:
     return Envelope(data=TaskPublic.model_validate(task))
 
 
-def list_query(
+async def list_query(
     status_: Annotated[
         TaskStatus,
         Query(alias="status", description="Filter by completion state.", examples=["pending"]),
@@ -171,7 +171,6 @@ def list_query(
 )
 def list_tasks(
     tasks: TaskServiceDep,
-    user_id: CurrentUserId,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -181,7 +180,7 @@ def list_tasks(
         Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
     ] = None,
 ) -> ListEnvelope[TaskPublic]:
-    secret = settings.signing_secret()
+    secret, user_id = settings.signing_secret(), tasks.user_id
     if cursor:
         query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
     page = tasks.list_page(query)

@@ -1,0 +1,47 @@
+"""A short-lived cache of verified tokens, so a client's requests do not each pay for the
+signature check (the largest part of authenticating a request).
+
+Keyed on the whole token string: a hit means these exact bytes were verified moments ago.
+An entry lives at most `ttl` seconds and never past the token's own `exp`, so an expired token
+is refused just as without the cache. Revocation (`ver`) and account deletion are unaffected:
+they are checked against the user row on every request, after the claims. Used for
+shared-secret (HS256) tokens only: when a JWKS is configured, every token is verified against
+the current key set, so a withdrawn key stops working when the key cache says. Bounded: the
+least recently used entries go first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from backend.security import TokenClaims
+
+TTL_SECONDS = 30.0
+MAX_ENTRIES = 4096
+
+
+class VerifiedTokens:
+    def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, TokenClaims]] = OrderedDict()
+
+    def get(self, token: str) -> TokenClaims | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        valid_until, claims = entry
+        if time.time() >= valid_until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return claims
+
+    def put(self, token: str, claims: TokenClaims) -> None:
+        if claims.expires_at is None:
+            return  # never happens for a verified token (`exp` is required); no entry then
+        self._entries[token] = (min(time.time() + self.ttl, claims.expires_at), claims)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)

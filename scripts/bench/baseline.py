@@ -1,0 +1,420 @@
+"""The raw baseline: the practical limit of Python on this machine for the same work.
+
+A minimal ASGI app (Starlette + asyncpg, no ORM, no validation library) that does what the
+API does for the benchmarked routes, and nothing more:
+
+- verifies the same HS256 token with the same library and checks (exp/sub required, iat not
+  in the future, the built-in `task_api` + `ver` claims), then reads the user row in the
+  request's transaction and refuses a revoked `ver`, as `UserService.resolve` does;
+- counts task writes in the same PostgreSQL rate-limit statement (`backend.ratelimit._HIT`),
+  in its own transaction, as the API does;
+- runs the same SQL as the API (captured from SQLAlchemy's compiled statements) and returns
+  the same JSON bodies, including `is_overdue` and a signed `next_cursor`.
+
+Configured by the API's own environment variables: DATABASE_URL, JWT_SECRET,
+JWT_LEEWAY_SECONDS, DB_POOL_SIZE, DB_MAX_OVERFLOW, RATE_LIMIT_ENABLED,
+RATE_LIMIT_TASK_WRITES_PER_USER, RATE_LIMIT_TASK_WINDOW_SECONDS.
+Served with `uvicorn scripts.bench.baseline:app --loop uvloop --http httptools`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from typing import Any
+
+import asyncpg
+from jose import jwt
+from jose.exceptions import JOSEError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+SECRET = os.environ["JWT_SECRET"]
+LEEWAY = int(os.environ.get("JWT_LEEWAY_SECONDS", "30"))
+RATE_LIMITED = os.environ.get("RATE_LIMIT_ENABLED", "true").lower() == "true"
+WRITE_LIMIT = int(os.environ.get("RATE_LIMIT_TASK_WRITES_PER_USER", "120"))
+WRITE_WINDOW = int(os.environ.get("RATE_LIMIT_TASK_WINDOW_SECONDS", "60"))
+POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10")) + int(os.environ.get("DB_MAX_OVERFLOW", "10"))
+
+COLUMNS = (
+    "id, user_id, title, description, completed, completed_at, priority, due_date, tags, "
+    "created_at, updated_at"
+)
+USER_SQL = (
+    "SELECT users.id, users.email, users.name, users.password_hash, users.token_version, "
+    "users.created_at FROM users WHERE users.id = $1"
+)
+LIST_SQL = (
+    f"SELECT {COLUMNS}, created_at AS sort_key FROM tasks WHERE user_id = $1{{where}} "
+    "ORDER BY created_at DESC, id DESC LIMIT $2"
+)
+GET_SQL = f"SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2"
+INSERT_SQL = (
+    "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
+    "due_date, tags) VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7) "
+    f"RETURNING {COLUMNS}"
+)
+TOGGLE_SQL = (
+    "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN NOT completed "
+    "THEN coalesce(completed_at, now()) ELSE NULL END, updated_at = now() "
+    f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+)
+DELETE_SQL = "DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING id"
+HIT_SQL = """
+    INSERT INTO rate_limits AS r (key, window_start, window_end, hits)
+    SELECT k, s, s + make_interval(secs => w), 1
+    FROM (
+        SELECT k, w,
+               date_bin(make_interval(secs => w), clock_timestamp(),
+                        TIMESTAMPTZ '2000-01-01 00:00:00+00') AS s
+        FROM unnest($1::text[], $2::integer[]) AS t(k, w)
+        ORDER BY k
+    ) AS windows
+    ON CONFLICT (key) DO UPDATE SET
+        hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
+        window_start = EXCLUDED.window_start,
+        window_end = EXCLUDED.window_end
+    RETURNING key, hits,
+              greatest(1, ceil(extract(epoch FROM window_end - clock_timestamp())))::integer
+"""
+PRIORITIES = ("none", "low", "medium", "high")
+JSON = {"content-type": "application/json"}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(text, status, headers=headers, media_type="application/json")
+
+
+def _error(exc: Refused) -> Response:
+    body = {"error": {"code": exc.code, "message": exc.message, "details": []}}
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return _json(exc.status, body, headers)
+
+
+def _claims(request: Request) -> tuple[str, int]:
+    """The subject and `ver` of a valid built-in token, with the API's checks."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token or len(token) > 8192:
+        raise Refused(401, "UNAUTHORIZED", "Missing bearer token")
+    options = {
+        "require_exp": True,
+        "require_sub": True,
+        "verify_aud": False,
+        "verify_nbf": True,
+        "verify_iat": True,
+        "leeway": LEEWAY,
+    }
+    try:
+        if jwt.get_unverified_header(token).get("alg") != "HS256":
+            raise Refused(401, "UNAUTHORIZED", "Invalid or expired token")
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], options=options)
+    except (JOSEError, TypeError, ValueError, KeyError):
+        raise Refused(401, "UNAUTHORIZED", "Invalid or expired token") from None
+    subject, version, issued = claims.get("sub"), claims.get("ver"), claims.get("iat")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+        raise Refused(401, "UNAUTHORIZED", "Invalid or expired token")
+    if isinstance(issued, int | float) and issued > time.time() + LEEWAY:
+        raise Refused(401, "UNAUTHORIZED", "Invalid or expired token")
+    if (
+        claims.get("task_api") is not True
+        or isinstance(version, bool)
+        or not isinstance(version, int)
+    ):
+        # Only built-in tokens are benchmarked; the API would provision other subjects.
+        raise Refused(401, "UNAUTHORIZED", "Invalid or expired token")
+    return subject, version
+
+
+async def _resolve(conn: asyncpg.Connection, subject: str, version: int) -> str:
+    user = await conn.fetchrow(USER_SQL, subject)
+    if user is None:
+        raise Refused(401, "UNAUTHORIZED", "The account for this token no longer exists")
+    if user["token_version"] != version:
+        raise Refused(401, "UNAUTHORIZED", "This token was revoked")
+    return str(user["id"])
+
+
+async def _limit_write(pool: asyncpg.Pool, subject: str) -> dict[str, str]:
+    if not RATE_LIMITED or WRITE_LIMIT <= 0:
+        return {}
+    key = "task-writes:" + hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
+    async with pool.acquire() as conn, conn.transaction():
+        _, hits, reset = await conn.fetchrow(HIT_SQL, [key], [WRITE_WINDOW])
+    remaining = max(0, WRITE_LIMIT - hits)
+    headers = {
+        "RateLimit-Policy": f'"task-writes";q={WRITE_LIMIT};w={WRITE_WINDOW}',
+        "RateLimit": f'"task-writes";r={remaining};t={reset}',
+    }
+    if hits > WRITE_LIMIT:
+        headers["Retry-After"] = str(reset)
+        raise Refused(429, "RATE_LIMITED", "Too many requests")
+    return headers
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _task(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
+    completed, due = row["completed"], row["due_date"]
+    return {
+        "id": row["id"],
+        "user_id": row["user_id"],
+        "title": row["title"],
+        "description": row["description"],
+        "completed": completed,
+        "completed_at": _iso(row["completed_at"]),
+        "priority": row["priority"],
+        "due_date": _iso(due),
+        "tags": list(row["tags"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "is_overdue": not completed and due is not None and due < now,
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _cursor(user_id: str, fingerprint: str, key: datetime, task_id: int) -> str:
+    """`backend.pagination.encode_cursor` for the default sort (created, newest first)."""
+    scope_parts = [user_id, "created", "desc", fingerprint]
+    scope = _b64(hashlib.sha256(json.dumps(scope_parts).encode()).digest()[:18])
+    payload = json.dumps({"k": key.isoformat(), "i": task_id, "s": scope}, ensure_ascii=False)
+    signing_key = hashlib.sha256(b"task-api/cursor/v1\0" + SECRET.encode()).digest()
+    signature = hmac.new(signing_key, payload.encode(), hashlib.sha256).digest()
+    return f"{_b64(payload.encode())}.{_b64(signature)}"
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def list_tasks(request: Request) -> Response:
+    try:
+        subject, version = _claims(request)
+        params = request.query_params
+        status, q = params.get("status", "all"), (params.get("q") or "").strip() or None
+        limit = int(params.get("limit", "100"))
+        where, args = "", []
+        if status in ("pending", "completed"):
+            where += f" AND completed = {'true' if status == 'completed' else 'false'}"
+        if q:
+            where += " AND (title ILIKE $3 ESCAPE '\\' OR description ILIKE $4 ESCAPE '\\')"
+            args = [_like(q), _like(q)]
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            user_id = await _resolve(conn, subject, version)
+            rows = await conn.fetch(LIST_SQL.format(where=where), user_id, limit + 1, *args)
+    except Refused as exc:
+        return _error(exc)
+    now = datetime.now(UTC)
+    page = rows[:limit]
+    next_cursor, headers = None, {}
+    if len(rows) > limit:
+        fingerprint = json.dumps(
+            {
+                "status": status,
+                "priorities": [],
+                "tags": [],
+                "due_before": None,
+                "due_after": None,
+                "overdue": None,
+                "q": q,
+                "updated_since": None,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        last = page[-1]
+        next_cursor = _cursor(user_id, fingerprint, last["sort_key"], last["id"])
+        next_url = request.url.include_query_params(cursor=next_cursor)
+        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    body = {
+        "data": [_task(r, now) for r in page],
+        "meta": {
+            "count": len(page),
+            "limit": limit,
+            "has_more": next_cursor is not None,
+            "next_cursor": next_cursor,
+            "total": None,
+        },
+    }
+    return _json(200, body, headers)
+
+
+def _task_id(request: Request) -> int:
+    try:
+        return int(request.path_params["task_id"])
+    except ValueError:
+        raise Refused(422, "VALIDATION_ERROR", "Invalid task id") from None
+
+
+async def _one(request: Request, sql: str, write: bool) -> Response:
+    try:
+        subject, version = _claims(request)
+        task_id = _task_id(request)
+        pool = request.app.state.pool
+        headers = await _limit_write(pool, subject) if write else {}
+        async with pool.acquire() as conn, conn.transaction():
+            user_id = await _resolve(conn, subject, version)
+            row = await conn.fetchrow(sql, user_id, task_id)
+        if row is None:
+            raise Refused(404, "NOT_FOUND", "Task not found")
+    except Refused as exc:
+        return _error(exc)
+    return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
+
+
+async def get_task(request: Request) -> Response:
+    return await _one(request, GET_SQL, write=False)
+
+
+async def toggle_task(request: Request) -> Response:
+    return await _one(request, TOGGLE_SQL, write=True)
+
+
+def _instant(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if len(value) == 10:
+        return datetime.combine(date.fromisoformat(value), dtime(0), tzinfo=UTC)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("offset required")
+    return parsed.astimezone(UTC)
+
+
+def _tags(value: Any) -> list[str]:
+    return list(dict.fromkeys(str(t).strip().lower() for t in value))
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+        if not isinstance(body, dict):
+            raise ValueError
+        return body
+    except ValueError:
+        raise Refused(422, "VALIDATION_ERROR", "Invalid body") from None
+
+
+async def create_task(request: Request) -> Response:
+    try:
+        subject, version = _claims(request)
+        body = await _body(request)
+        title = str(body.get("title", "")).strip()
+        priority = body.get("priority", "none")
+        if not 1 <= len(title) <= 200 or priority not in PRIORITIES:
+            raise Refused(422, "VALIDATION_ERROR", "Invalid body")
+        values = (
+            title,
+            body.get("description"),
+            bool(body.get("completed", False)),
+            priority,
+            _instant(body.get("due_date")),
+            _tags(body.get("tags", [])),
+        )
+        pool = request.app.state.pool
+        headers = await _limit_write(pool, subject)
+        async with pool.acquire() as conn, conn.transaction():
+            user_id = await _resolve(conn, subject, version)
+            row = await conn.fetchrow(INSERT_SQL, user_id, *values)
+    except Refused as exc:
+        return _error(exc)
+    except ValueError:
+        return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
+    headers["Location"] = f"/api/tasks/{row['id']}"
+    return _json(201, {"data": _task(row, datetime.now(UTC))}, headers)
+
+
+async def update_task(request: Request) -> Response:
+    try:
+        subject, version = _claims(request)
+        task_id = _task_id(request)
+        body = await _body(request)
+        changes: dict[str, Any] = {}
+        for name, value in body.items():
+            if name == "title":
+                changes[name] = str(value).strip()
+            elif (name == "priority" and value in PRIORITIES) or name == "description":
+                changes[name] = value
+            elif name == "due_date":
+                changes[name] = _instant(value)
+            elif name == "tags":
+                changes[name] = _tags(value)
+            else:
+                raise Refused(422, "VALIDATION_ERROR", "Invalid body")
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=3))
+        sql = (
+            f"UPDATE tasks SET {sets + ', ' if sets else ''}updated_at = now() "
+            f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        )
+        pool = request.app.state.pool
+        headers = await _limit_write(pool, subject)
+        async with pool.acquire() as conn, conn.transaction():
+            user_id = await _resolve(conn, subject, version)
+            row = await conn.fetchrow(sql, user_id, task_id, *changes.values())
+        if row is None:
+            raise Refused(404, "NOT_FOUND", "Task not found")
+    except Refused as exc:
+        return _error(exc)
+    except ValueError:
+        return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
+    return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
+
+
+async def delete_task(request: Request) -> Response:
+    try:
+        subject, version = _claims(request)
+        task_id = _task_id(request)
+        pool = request.app.state.pool
+        headers = await _limit_write(pool, subject)
+        async with pool.acquire() as conn, conn.transaction():
+            user_id = await _resolve(conn, subject, version)
+            deleted = await conn.fetchval(DELETE_SQL, user_id, task_id)
+        if deleted is None:
+            raise Refused(404, "NOT_FOUND", "Task not found")
+    except Refused as exc:
+        return _error(exc)
+    return Response(status_code=204, headers=headers)
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    url = os.environ["DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
+    app.state.pool = await asyncpg.create_pool(url, min_size=2, max_size=POOL_SIZE)
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+
+
+app = Starlette(
+    routes=[
+        Route("/api/tasks", list_tasks, methods=["GET"]),
+        Route("/api/tasks", create_task, methods=["POST"]),
+        Route("/api/tasks/{task_id}", get_task, methods=["GET"]),
+        Route("/api/tasks/{task_id}", update_task, methods=["PATCH"]),
+        Route("/api/tasks/{task_id}", delete_task, methods=["DELETE"]),
+        Route("/api/tasks/{task_id}/complete", toggle_task, methods=["PATCH"]),
+    ],
+    lifespan=lifespan,
+)

@@ -1,0 +1,349 @@
+"""Benchmark the API against the raw baseline: `python -m scripts.bench --help`.
+
+Seeds (or reuses) a database per size, starts both servers side by side with the same worker
+count, validates their answers, then for every scenario and concurrency level runs wrk against
+the API and the baseline back to back (alternating which goes first), samples each worker's
+RSS, and writes results.json, results.md and results.png. Any non-2xx or socket error in a
+timed run fails the whole benchmark (exit 1) after the reports are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from backend.db import normalize_url
+from scripts.bench import report, seed, servers, validate, workload, wrk
+from scripts.bench.wrk import SCENARIOS, WRITES
+
+SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
+SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
+PER_RUN_OVERHEAD = 0.5  # seconds around each wrk run: pools, resets, parsing
+
+
+@dataclass(frozen=True)
+class Plan:
+    preset: str
+    sizes: list[str]
+    concurrency: list[int]
+    seconds: float
+    scenarios: list[str]
+    two_workers: bool  # also every scenario at 32 connections with 2 workers each
+    soak_seconds: float
+    warmup_seconds: float
+
+    def estimate(self) -> float:
+        runs_per_size = len(self.scenarios) * len(self.concurrency) * 2
+        if self.two_workers:
+            runs_per_size += len(self.scenarios) * 2
+        seeding = sum(SEED_ESTIMATE_SECONDS.get(s, 5) for s in self.sizes)
+        starts = len(self.sizes) * (2 if self.two_workers else 1) * (8 + 4 * self.warmup_seconds)
+        timed = len(self.sizes) * runs_per_size * (self.seconds + PER_RUN_OVERHEAD)
+        return seeding + starts + timed + self.soak_seconds
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    if value in SIZES:
+        return SIZES[value]
+    users, _, tasks = value.partition("x")  # "2x100": 2 users, 100 tasks each
+    return int(users), int(users) * int(tasks)
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    if args.full:
+        plan = Plan("full", ["10k", "1m"], [1, 8, 32, 64], 10, list(SCENARIOS), True, 300, 3)
+    else:
+        plan = Plan("quick", ["10k"], [1, 8, 32, 64], 5, list(SCENARIOS), True, 0, 2)
+    overridden = any(
+        getattr(args, name) is not None
+        for name in ("size", "concurrency", "seconds", "scenarios", "soak", "warmup")
+    )
+    return Plan(
+        preset=f"{plan.preset}, adjusted by options" if overridden else plan.preset,
+        sizes=args.size or plan.sizes,
+        concurrency=args.concurrency or plan.concurrency,
+        seconds=args.seconds or plan.seconds,
+        scenarios=args.scenarios or plan.scenarios,
+        two_workers=plan.two_workers and not args.no_two_workers,
+        soak_seconds=plan.soak_seconds if args.soak is None else args.soak,
+        warmup_seconds=plan.warmup_seconds if args.warmup is None else args.warmup,
+    )
+
+
+class Failure(Exception):
+    pass
+
+
+def _check(result: wrk.WrkResult, label: str, failures: list[str]) -> None:
+    if result.non2xx or result.socket_errors or result.exhausted or not result.requests:
+        failures.append(
+            f"{label}: {result.requests} requests, {result.non2xx} non-2xx, "
+            f"{result.socket_errors} socket errors, {result.exhausted} beyond the delete pool; "
+            f"first: {result.first_bad}"
+        )
+
+
+class Bench:
+    def __init__(self, plan: Plan, out_dir: Path, reuse: bool, quiet: bool) -> None:
+        self.plan = plan
+        self.out_dir = out_dir
+        self.reuse = reuse
+        self.quiet = quiet
+        self.secret = secrets.token_urlsafe(48)
+        self.work = Path(tempfile.mkdtemp(prefix="task-api-bench-"))
+        self.runs: list[dict[str, Any]] = []
+        self.failures: list[str] = []
+        self.validation: list[str] = []
+        self.soak: dict[str, Any] | None = None
+        self.seed_seconds: dict[str, float | None] = {}
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        server = seed.server_url()
+        postgres_version = ""
+        for index, size in enumerate(self.plan.sizes):
+            users, tasks = parse_size(size)
+            db = seed.prepare(server, users, tasks, reuse=self.reuse, quiet=self.quiet)
+            self.seed_seconds[size] = db.seed_seconds
+            self.say(
+                f"[{size}] {users:,} users, {tasks:,} tasks: "
+                + (f"seeded in {db.seed_seconds:.0f} s" if db.seed_seconds else "reused")
+            )
+            postgres_version = postgres_version or _postgres_version(db.url)
+            settings = workload.settings_for(self.secret, db.url)
+            tokens = workload.mint_tokens(settings, users)
+            owned = workload.owned_pairs(db)
+            data = workload.write_data(self.work / f"data-{size}.lua", tokens, owned)
+            last = index == len(self.plan.sizes) - 1
+            for workers in [1, 2] if self.plan.two_workers else [1]:
+                levels = self.plan.concurrency if workers == 1 else [32]
+                soak = self.plan.soak_seconds if (last and workers == 1) else 0
+                self._size_pass(size, db, data, tokens, owned, workers, levels, soak)
+        results = {
+            "machine": report.machine(postgres_version),
+            "config": {
+                "preset": self.plan.preset,
+                "sizes": self.plan.sizes,
+                "concurrency": self.plan.concurrency,
+                "seconds": self.plan.seconds,
+                "scenarios": self.plan.scenarios,
+                "two_workers_at_32": self.plan.two_workers,
+                "rate_limit": servers.RATE_LIMIT_ENV["RATE_LIMIT_TASK_WRITES_PER_USER"],
+                "seed_seconds": self.seed_seconds,
+                "estimated_seconds": round(self.plan.estimate()),
+            },
+            "validation": self.validation,
+            "runs": self.runs,
+            "soak": self.soak,
+            "failures": self.failures,
+            "total_seconds": round(time.monotonic() - started, 1),
+        }
+        return results
+
+    def _size_pass(
+        self,
+        size: str,
+        db: seed.BenchDb,
+        data: Path,
+        tokens: list[str],
+        owned: list[list[int]],
+        workers: int,
+        levels: list[int],
+        soak_seconds: float,
+    ) -> None:
+        engine = create_engine(normalize_url(db.url))
+        logs = self.work
+        common = {"workers": workers, "database_url": db.url, "secret": self.secret}
+        with (
+            servers.start("api", log_dir=logs, **common) as api,
+            servers.start("baseline", log_dir=logs, **common) as base,
+        ):
+            checked = validate.validate(api.url, base.url, tokens, owned)
+            self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
+            seed.reset(engine)
+            self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
+            for target in (api, base):
+                for scenario in ("list", "mix"):
+                    if self.plan.warmup_seconds:
+                        warm = wrk.run(
+                            scenario,
+                            target.url,
+                            connections=8,
+                            seconds=self.plan.warmup_seconds,
+                            data=data,
+                        )
+                        _check(warm, f"warm-up {target.name} {scenario}", self.failures)
+                seed.reset(engine)
+            get_rate: dict[tuple[str, int], float] = {}
+            with servers.RssSampler([api, base]):
+                for scenario in self.plan.scenarios:
+                    for level_index, level in enumerate(levels):
+                        order = [api, base] if level_index % 2 == 0 else [base, api]
+                        for target in order:
+                            pool = None
+                            if scenario == "delete":
+                                rate = get_rate.get((target.name, level), 5000.0)
+                                count = int(rate * self.plan.seconds * 1.5) + 1000
+                                pool = workload.make_pool(db, count, self.work / "pool.lua")
+                            began, cpu = time.monotonic(), target.cpu_seconds()
+                            result = wrk.run(
+                                scenario,
+                                target.url,
+                                connections=level,
+                                seconds=self.plan.seconds,
+                                data=data,
+                                pool=pool,
+                            )
+                            if scenario == "get":
+                                get_rate[(target.name, level)] = result.rps
+                            label = f"{size} {workers}w {scenario} c={level} {target.name}"
+                            _check(result, label, self.failures)
+                            row = {
+                                "size": size,
+                                "workers": workers,
+                                "scenario": scenario,
+                                "connections": level,
+                                "server": target.name,
+                                **result.to_dict(),
+                                "peak_rss_mb": servers.peak_rss_mb(target, began),
+                                "cpu_ms_per_request": _per_request(
+                                    target.cpu_seconds() - cpu, result.requests
+                                ),
+                            }
+                            self.runs.append(row)
+                            self.say(
+                                f"  {label:<34} {result.rps:>8,.0f} req/s  p50 "
+                                f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
+                                f"cpu {row['cpu_ms_per_request']} ms/req  "
+                                f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
+                            )
+                            if scenario in WRITES or scenario == "mix":
+                                seed.reset(engine)
+            if soak_seconds:
+                self.soak = self._soak(size, api, data, workers, soak_seconds)
+                seed.reset(engine)
+        engine.dispose()
+
+    def _soak(
+        self, size: str, api: servers.Server, data: Path, workers: int, seconds: float
+    ) -> dict[str, Any]:
+        self.say(f"[{size}] soak: mixed workload against the API for {seconds:.0f} s")
+        api.samples.clear()
+        began = time.monotonic()
+        with servers.RssSampler([api], interval=1.0):
+            result = wrk.run("mix", api.url, connections=32, seconds=seconds, data=data)
+        _check(result, f"soak {size}", self.failures)
+        per_worker: dict[int, list[tuple[float, int]]] = {}
+        for t, sample in api.samples:
+            for pid, rss in sample.items():
+                per_worker.setdefault(pid, []).append((t - began, rss))
+
+        def at(fraction: float, points: list[tuple[float, int]]) -> int:
+            wanted = seconds * fraction
+            return min(points, key=lambda p: abs(p[0] - wanted))[1]
+
+        mb = 2**20
+        start = max(at(0.05, p) for p in per_worker.values()) / mb
+        mid = max(at(0.5, p) for p in per_worker.values()) / mb
+        end = max(p[-1][1] for p in per_worker.values()) / mb
+        growth = max((p[-1][1] - at(0.5, p)) / mb for p in per_worker.values())
+        soak = {
+            "size": size,
+            "workers": workers,
+            "connections": 32,
+            "seconds": round(seconds),
+            "requests": result.requests,
+            "rps": result.rps,
+            "p99_ms": result.p99_ms,
+            "non2xx": result.non2xx,
+            "start_rss_mb": round(start, 1),
+            "mid_rss_mb": round(mid, 1),
+            "end_rss_mb": round(end, 1),
+            "peak_rss_mb": servers.peak_rss_mb(api, began),
+            "last_half_growth_mb": round(growth, 1),
+            "timeline": [
+                {"t": round(t, 1), "rss_mb": round(rss / mb, 1)}
+                for points in per_worker.values()
+                for t, rss in points[:: max(1, len(points) // 60)]
+            ],
+        }
+        self.say(
+            f"  soak: {result.rps:,.0f} req/s, RSS {soak['start_rss_mb']} -> "
+            f"{soak['end_rss_mb']} MB (last half {growth:+.1f} MB), non-2xx {result.non2xx}"
+        )
+        return soak
+
+
+def _per_request(cpu_seconds: float, requests: int) -> float:
+    return round(cpu_seconds * 1000 / requests, 3) if requests else 0.0
+
+
+def _postgres_version(url: str) -> str:
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        version = str(conn.scalar(text("SHOW server_version")))
+    engine.dispose()
+    return version
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench",
+        description="Benchmark the API against a raw Starlette + asyncpg baseline with wrk.",
+    )
+    parser.add_argument(
+        "--size",
+        nargs="+",
+        help="10k (100 users x 100 tasks), 1m (10,000 x 100), or "
+        "USERSxTASKS_EACH such as 2x100; several to compare sizes in one run; default 10k",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the issue's targets: 10k and 1m, "
+        "concurrency 1/8/32/64, 10 s per run, 2-worker runs, 5-minute soak",
+    )
+    parser.add_argument("--seconds", type=float, help="duration of each timed run")
+    parser.add_argument("--concurrency", type=int, nargs="+", help="connection counts")
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS)
+    parser.add_argument("--soak", type=float, help="seconds of mixed soak (0: none)")
+    parser.add_argument("--warmup", type=float, help="seconds of untimed warm-up per server")
+    parser.add_argument(
+        "--no-two-workers", action="store_true", help="skip the 2-worker runs at 32 connections"
+    )
+    parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="output folder")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    wrk.wrk_path()
+    plan = build_plan(args)
+    estimate = plan.estimate()
+    print(
+        f"benchmark plan ({plan.preset}): sizes {plan.sizes}, {len(plan.scenarios)} scenarios, "
+        f"concurrency {plan.concurrency}, {plan.seconds:g} s each, 2-worker runs "
+        f"{'on' if plan.two_workers else 'off'}, soak {plan.soak_seconds:g} s; "
+        f"expected to take about {estimate / 60:.1f} minutes",
+        flush=True,
+    )
+    bench = Bench(plan, args.out, args.reuse, args.quiet)
+    results = bench.run()
+    paths = report.write(results, args.out)
+    print(paths["markdown"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())} in {results['total_seconds']:.0f} s")
+    if results["failures"]:
+        print("FAILED: non-2xx or socket errors in timed runs:")
+        for failure in results["failures"]:
+            print(f"  {failure}")
+        return 1
+    return 0

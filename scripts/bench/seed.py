@@ -1,0 +1,123 @@
+"""The benchmark's database: one per size, seeded once, reused with `--reuse`.
+
+A marker table (`bench_seed`) records what was seeded; it is written after the last row, so
+an interrupted seed is never mistaken for a complete one. Writes made by a benchmark run are
+undone between scenarios (`reset`), so a reused database serves the same data as a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from backend.db import libpq_url, normalize_url
+from backend.migrations import migrate_up
+from scripts.seeding import seed_in_chunks
+
+# Bump when the seed's shape changes, so `--reuse` re-seeds an old database.
+SEED_VERSION = 1
+MARKER = "bench_seed"
+
+
+@dataclass(frozen=True)
+class BenchDb:
+    url: str  # libpq URL of the seeded database
+    users: int
+    tasks: int
+    max_seed_id: int  # tasks above this id were created by the benchmark
+    seed_seconds: float | None  # None when reused
+
+
+def server_url() -> str:
+    """DATABASE_URL's server, or an embedded one (kept running while this process lives)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from backend.db import start_embedded_postgres
+
+    return start_embedded_postgres(Path(".data/bench-postgres"))
+
+
+def database_name(users: int, tasks: int) -> str:
+    return f"task_api_bench_{users}u_{tasks}t"
+
+
+def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = False) -> BenchDb:
+    name = database_name(users, tasks)
+    url = make_url(libpq_url(server)).set(database=name).render_as_string(hide_password=False)
+    if reuse and _seeded(server, name, users, tasks):
+        engine = create_engine(normalize_url(url))
+        max_id = reset(engine)
+        engine.dispose()
+        return BenchDb(url, users, tasks, max_id, None)
+    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    migrate_up(url)
+    engine = create_engine(normalize_url(url))
+    started = time.monotonic()
+    columns = (
+        TextColumn("seeding {task.fields[what]}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} tasks"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=quiet, transient=False) as bar:
+        job = bar.add_task("seed", total=tasks, what=f"{users:,} users")
+        seed_in_chunks(engine, users, tasks, lambda n: bar.advance(job, n))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TABLE {MARKER} (users integer NOT NULL, tasks integer NOT NULL, "
+                "version integer NOT NULL, max_seed_id bigint NOT NULL, "
+                "seeded_at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
+        conn.execute(
+            text(
+                f"INSERT INTO {MARKER} (users, tasks, version, max_seed_id) "
+                "SELECT :users, :tasks, :version, coalesce(max(id), 0) FROM tasks"
+            ),
+            {"users": users, "tasks": tasks, "version": SEED_VERSION},
+        )
+    max_id = reset(engine)
+    engine.dispose()
+    return BenchDb(url, users, tasks, max_id, time.monotonic() - started)
+
+
+def _seeded(server: str, name: str, users: int, tasks: int) -> bool:
+    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+    admin.dispose()
+    if not exists:
+        return False
+    url = make_url(libpq_url(server)).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            if not conn.scalar(text(f"SELECT to_regclass('{MARKER}') IS NOT NULL")):
+                return False
+            row = conn.execute(text(f"SELECT users, tasks, version FROM {MARKER}")).first()
+    finally:
+        engine.dispose()
+    return row is not None and tuple(row) == (users, tasks, SEED_VERSION)
+
+
+def reset(engine: Engine) -> int:
+    """Undo the benchmark's writes that change what a listing shows: drop the tasks it
+    created, clear rate-limit windows. Returns the highest seeded task id."""
+    with engine.begin() as conn:
+        max_id = int(conn.scalar(text(f"SELECT max_seed_id FROM {MARKER}")) or 0)
+        conn.execute(text("DELETE FROM tasks WHERE id > :m"), {"m": max_id})
+        conn.execute(text("DELETE FROM rate_limits"))
+    return max_id

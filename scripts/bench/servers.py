@@ -1,0 +1,204 @@
+"""Start the API and the baseline side by side on loopback ports; sample their workers' RSS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+# Rate limiting stays on (one statement per write, as in production) with a limit no run can
+# reach: the benchmark measures the cost of the check, not 429s.
+RATE_LIMIT_ENV = {
+    "RATE_LIMIT_ENABLED": "true",
+    "RATE_LIMIT_TASK_WRITES_PER_USER": "100000000",
+    "RATE_LIMIT_TASK_WINDOW_SECONDS": "60",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str  # "api" or "baseline"
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    workers: int
+    samples: list[tuple[float, dict[int, int]]] = field(default_factory=list)
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The processes that serve requests: uvicorn's children when it runs several
+        workers, the server process itself when it runs one."""
+        try:
+            parent = psutil.Process(self.process.pid)
+            children = [
+                c
+                for c in parent.children(recursive=False)
+                # uvicorn's workers are spawned (`multiprocessing.spawn`); the resource
+                # tracker spawn may start beside them serves no requests.
+                if "resource_tracker" not in " ".join(c.cmdline())
+            ]
+        except psutil.Error:
+            return []
+        return children if self.workers > 1 else [parent]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the workers have used so far: per request, a measure of
+        cost that other load on a shared machine barely disturbs, unlike requests/s."""
+        total = 0.0
+        for proc in self.worker_processes():
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+    def rss(self) -> dict[int, int]:
+        sizes = {}
+        for proc in self.worker_processes():
+            try:
+                sizes[proc.pid] = proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return sizes
+
+
+def _command(kind: str, port: int, workers: int) -> list[str]:
+    if kind == "api":
+        # The production entry point: uvicorn with its defaults (uvloop and httptools when
+        # installed, access log on), behind `serve`'s checks.
+        return [
+            sys.executable,
+            "-m",
+            "backend",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "scripts.bench.baseline:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+    ]
+
+
+@contextmanager
+def start(
+    kind: str, *, workers: int, database_url: str, secret: str, log_dir: Path
+) -> Iterator[Server]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": secret,
+        "AUTO_MIGRATE": "false",
+        "LOG_LEVEL": "INFO",
+        "PYTHONPATH": str(ROOT),
+        **RATE_LIMIT_ENV,
+    }
+    log = log_dir / f"{kind}-{workers}w.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            _command(kind, port, workers),
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(kind, f"http://127.0.0.1:{port}", process, log, workers)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        stop(process)
+
+
+def _wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        started = server.log.read_text(errors="replace").count("Application startup complete")
+        try:
+            answered = httpx.get(f"{server.url}/api/tasks", timeout=2).status_code == 401
+        except httpx.TransportError:
+            answered = False
+        if answered and started >= server.workers:
+            return
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{server.name} did not start:\n{server.log.read_text(errors='replace')[-3000:]}"
+            )
+        time.sleep(0.3)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+class RssSampler:
+    """Samples every worker's RSS in a background thread while a block runs."""
+
+    def __init__(self, servers: list[Server], interval: float = 0.5) -> None:
+        self.servers = servers
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for server in self.servers:
+                server.samples.append((now, server.rss()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def peak_rss_mb(server: Server, since: float = 0.0) -> float:
+    """The largest RSS any one worker reached (MB) in samples taken after `since`."""
+    sizes = [rss for t, sample in server.samples if t >= since for rss in sample.values()]
+    return round(max(sizes, default=0) / 2**20, 1)

@@ -1,0 +1,96 @@
+"""Run wrk with one of the Lua scripts and read the summary line it prints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from scripts.bench.workload import LUA_DIR
+
+SCENARIOS = ("list", "search", "get", "create", "update", "toggle", "delete", "mix")
+WRITES = {"create", "update", "toggle", "delete"}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non2xx: int
+    socket_errors: int
+    exhausted: int
+    first_bad: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def wrk_path() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu)")
+    return path
+
+
+def run(
+    scenario: str,
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    data: Path,
+    pool: Path | None = None,
+    threads: int = 2,
+) -> WrkResult:
+    threads = max(1, min(threads, connections))
+    command = [
+        wrk_path(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA_DIR / f"{scenario}.lua"),
+        url,
+        "--",
+        str(data),
+        str(threads),
+    ]
+    if pool is not None:
+        command.append(str(pool))
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    line = next(
+        (ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None
+    )
+    if completed.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"wrk failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+        )
+    raw = json.loads(line.removeprefix("BENCH_RESULT "))
+    errors = raw["errors"]
+    seconds_run = raw["duration_us"] / 1e6
+    latency = raw["latency_us"]
+    return WrkResult(
+        requests=raw["requests"],
+        seconds=round(seconds_run, 2),
+        rps=round(raw["requests"] / seconds_run, 1) if seconds_run else 0.0,
+        p50_ms=latency["p50"] / 1000,
+        p90_ms=latency["p90"] / 1000,
+        p99_ms=latency["p99"] / 1000,
+        max_ms=latency["max"] / 1000,
+        non2xx=raw["non2xx"],
+        socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
+        exhausted=raw["exhausted"],
+        first_bad=raw["first_bad"],
+    )
