@@ -174,6 +174,35 @@ def skip_or_fail_in_ci(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def apt_install(package: str) -> str | None:
+    """Install a Debian package (CI runs as root on a fresh machine); return why it could not
+    be installed, or None."""
+    if shutil.which("apt-get") is None:
+        return "apt-get is not available"
+    if os.geteuid() != 0:
+        return f"not root, so apt-get cannot install it (run: sudo apt-get install -y {package})"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        try:
+            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            return f"`{' '.join(command)}` timed out"
+        if result.returncode != 0:
+            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-300:]}"
+    return None
+
+
+def require_debian_package(package: str, present: Callable[[], bool], what: str) -> None:
+    """Install `package` when `present()` is false; skip (fail under CI=true) if that fails."""
+    if present():
+        return
+    problem = apt_install(package)
+    if problem or not present():
+        skip_or_fail_in_ci(
+            f"{what}: Debian {package} is missing and {problem or 'was not found after installing'}"
+        )
+
+
 def make_token(
     claims: dict[str, Any] | None = None,
     *,

