@@ -48,7 +48,7 @@ POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10")) + int(os.environ.get("DB_M
 
 COLUMNS = (
     "id, user_id, title, description, completed, completed_at, priority, due_date, tags, "
-    "created_at, updated_at"
+    "created_at, updated_at, version"
 )
 USER_SQL = (
     "SELECT users.id, users.email, users.name, users.password_hash, users.token_version, "
@@ -66,7 +66,7 @@ INSERT_SQL = (
 )
 TOGGLE_SQL = (
     "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN NOT completed "
-    "THEN coalesce(completed_at, now()) ELSE NULL END, updated_at = now() "
+    "THEN coalesce(completed_at, now()) ELSE NULL END, updated_at = now(), version = version + 1 "
     f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
 )
 DELETE_SQL = "DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING id"
@@ -190,6 +190,10 @@ def _task(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
     }
 
 
+def _etag(row: asyncpg.Record) -> str:
+    return f'"{row["id"]}-{row["version"]}"'
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -280,6 +284,7 @@ async def _one(request: Request, sql: str, write: bool) -> Response:
             raise Refused(404, "NOT_FOUND", "Task not found")
     except Refused as exc:
         return _error(exc)
+    headers["ETag"] = _etag(row)
     return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
 
 
@@ -342,6 +347,7 @@ async def create_task(request: Request) -> Response:
     except ValueError:
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
     headers["Location"] = f"/api/tasks/{row['id']}"
+    headers["ETag"] = _etag(row)
     return _json(201, {"data": _task(row, datetime.now(UTC))}, headers)
 
 
@@ -364,7 +370,8 @@ async def update_task(request: Request) -> Response:
                 raise Refused(422, "VALIDATION_ERROR", "Invalid body")
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=3))
         sql = (
-            f"UPDATE tasks SET {sets + ', ' if sets else ''}updated_at = now() "
+            f"UPDATE tasks SET {sets + ', ' if sets else ''}updated_at = now(), "
+            "version = version + 1 "
             f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
         )
         pool = request.app.state.pool
@@ -378,6 +385,7 @@ async def update_task(request: Request) -> Response:
         return _error(exc)
     except ValueError:
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
+    headers["ETag"] = _etag(row)
     return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
 
 
