@@ -1,8 +1,8 @@
 """The Idempotency-Key header on creating routes: HTTP glue around `IdempotencyService`.
 
 A route wraps its write in `Idempotent.respond(body, status, write)`. Without the header that
-is just `write()` (no extra statement); with it, the response is recorded on first success
-and replayed byte for byte (status, body, Location, ETag) with `Idempotent-Replayed: true`.
+is just `write()` serialized (no extra statement); with it, the response is recorded on first
+success and replayed byte for byte (status, body, Location, ETag) with `Idempotent-Replayed: true`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
+from backend.api.responses import json_response
 from backend.deps import SettingsDep, TaskServiceDep
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint
@@ -53,10 +54,11 @@ class Idempotent:
         self.response = response
         self.service = service
 
-    def respond(self, body: BaseModel, status_code: int, write: Callable[[], M]) -> M | Response:
-        """`write()`'s result, or (with a key) the recorded response to this request."""
+    def respond(self, body: BaseModel, status_code: int, write: Callable[[], M]) -> Response:
+        """`write()`'s result as the response, or (with a key) the recorded response to
+        this request."""
         if self.key is None:
-            return write()
+            return json_response(write(), self.response, status_code)
         request_fingerprint = fingerprint("POST", self.route, body.model_dump(mode="json"))
         stored = self.service.begin(self.key, request_fingerprint)
         replayed = stored is not None

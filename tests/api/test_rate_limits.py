@@ -154,6 +154,12 @@ def test_task_writes_are_limited_per_user(client_limited: TestClient, db_engine:
         client_limited.delete(f"/api/tasks/{task_id}", headers=alice),
     ]
     assert [w.status_code for w in writes] == [200, 200, 200, 204]
+    # Every write carries its own count, also the routes that return pre-serialized JSON
+    # (their headers are copied from the injected response), and the 200s their ETag.
+    remaining = [re.search(r";r=(\d+);", w.headers["ratelimit"]) for w in writes]
+    assert [m.group(1) if m else None for m in remaining] == ["3", "2", "1", "0"]
+    assert all(w.headers["ratelimit-policy"] == '"task-writes";q=5;w=3600' for w in writes)
+    assert [w.headers.get("etag") for w in writes[:3]] == [f'"{task_id}-{v}"' for v in (2, 3, 4)]
     assert re.fullmatch(r'"task-writes";r=0;t=\d+', writes[-1].headers["ratelimit"])
     refused = client_limited.post("/api/tasks", json={"title": "six"}, headers=alice)
     _assert_429(refused, "task-writes")
