@@ -120,7 +120,7 @@ def get_task_service(request: Request, claims: TokenClaimsDep) -> Iterator[TaskS
     before the response is sent (and rolls back if the route fails). It is the task routes'
     only session: a route that also took SessionDep would get a second one."""
     with contextmanager(session_scope)(request.app.state.engine) as session:
-        yield TaskService(session, UserService(session).resolve(claims).id)
+        yield TaskService(session, UserService(session).resolve_id(claims))
 
 
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service, scope="function")]
