@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from backend.api.responses import json_response
-from backend.deps import SettingsDep, TaskServiceDep
+from backend.deps import SettingsDep, TaskWriterDep
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint
 
@@ -86,11 +86,11 @@ class Idempotent:
 async def get_idempotent(
     request: Request,
     response: Response,
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     settings: SettingsDep,
     key: IdempotencyKeyHeader = None,
 ) -> Idempotent:
-    # The route's own session and caller (FastAPI resolves TaskServiceDep once per request):
+    # The route's own session and caller (FastAPI resolves TaskWriterDep once per request):
     # the key's lock and record must share the write's transaction to commit with it.
     # Building the service runs no statement, so this needs no thread-pool hop.
     route = getattr(request.scope.get("route"), "path", request.url.path)

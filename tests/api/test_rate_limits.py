@@ -15,10 +15,14 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from backend.api.routes.tasks import router as tasks_router
 from backend.config import Settings
+from backend.deps import get_task_service, get_task_writer
 from backend.main import create_app
 from tests.conftest import bearer, count_rows, make_token, running_server
 
@@ -328,3 +332,24 @@ def test_limited_writes_do_not_starve_a_small_pool(database_url: str) -> None:
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(write, range(48)))
     assert statuses == [201] * 48
+
+
+def test_every_task_write_route_is_rate_limited() -> None:
+    """Writes are limited through TaskWriterDep; a write route on TaskServiceDep would not be."""
+
+    def calls(dependant: Dependant) -> set[object]:
+        found = {dependant.call}
+        for sub in dependant.dependencies:
+            found |= calls(sub)
+        return found
+
+    writes = {
+        (method, route.path): calls(route.dependant)
+        for route in tasks_router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+        if method in {"POST", "PUT", "PATCH", "DELETE"}
+    }
+    assert len(writes) == 7
+    assert {key for key, found in writes.items() if get_task_writer not in found} == set()
+    assert {key for key, found in writes.items() if get_task_service in found} == set()

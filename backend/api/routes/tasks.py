@@ -12,7 +12,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
 from backend.api.idempotency import IdempotentDep
 from backend.api.responses import errors, etag_header, json_response, not_modified
-from backend.deps import SettingsDep, TaskServiceDep, TaskWriteLimit
+from backend.deps import SettingsDep, TaskServiceDep, TaskWriterDep
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -211,7 +211,6 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=Envelope,
     summary="Create a task",
-    dependencies=[TaskWriteLimit],
     responses={
         201: {
             "description": "Created; `Location` points at the new task. A replay of an "
@@ -222,7 +221,7 @@ def list_tasks(
     },
 )
 def create_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     data: TaskCreate,
     request: Request,
     response: Response,
@@ -247,12 +246,11 @@ def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
     "/bulk",
     response_model=DataEnvelope[BulkResponse],
     summary="Apply several operations, all or nothing",
-    dependencies=[TaskWriteLimit],
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
     responses=errors(400, 404, 409, 413, 429),
 )
-def bulk(tasks: TaskServiceDep, data: BulkRequest, idempotent: IdempotentDep) -> Response:
+def bulk(tasks: TaskWriterDep, data: BulkRequest, idempotent: IdempotentDep) -> Response:
     return idempotent.respond(data, status.HTTP_200_OK, lambda: _apply(tasks, data))
 
 
@@ -274,10 +272,9 @@ def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
     "/completed",
     response_model=DataEnvelope[ClearedCompleted],
     summary="Delete all your completed tasks",
-    dependencies=[TaskWriteLimit],
     responses=errors(429),
 )
-def clear_completed(tasks: TaskServiceDep) -> DataEnvelope[ClearedCompleted]:
+def clear_completed(tasks: TaskWriterDep) -> DataEnvelope[ClearedCompleted]:
     return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=tasks.delete_completed()))
 
 
@@ -300,11 +297,10 @@ def get_task(
     "/{task_id:task_id}",
     response_model=Envelope,
     summary="Replace a task's editable fields",
-    dependencies=[TaskWriteLimit],
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def replace_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     task_id: TaskId,
     data: TaskReplace,
     response: Response,
@@ -317,11 +313,10 @@ def replace_task(
     "/{task_id:task_id}",
     response_model=Envelope,
     summary="Change some fields of a task",
-    dependencies=[TaskWriteLimit],
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def update_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     task_id: TaskId,
     data: TaskUpdate,
     response: Response,
@@ -334,12 +329,11 @@ def update_task(
     "/{task_id:task_id}/complete",
     response_model=Envelope,
     summary="Toggle or set completion",
-    dependencies=[TaskWriteLimit],
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def complete_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     task_id: TaskId,
     response: Response,
     data: Annotated[TaskCompletion | None, Body()] = None,
@@ -354,10 +348,9 @@ def complete_task(
     "/{task_id:task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    dependencies=[TaskWriteLimit],
     responses=errors(404, 412, 429),
 )
-def delete_task(tasks: TaskServiceDep, task_id: TaskId, if_match: IfMatch = None) -> None:
+def delete_task(tasks: TaskWriterDep, task_id: TaskId, if_match: IfMatch = None) -> None:
     # Returns nothing (not a Response) so the rate-limit headers set on the request's
     # response reach the 204.
     tasks.delete(task_id, if_match_versions(if_match, task_id))
