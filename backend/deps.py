@@ -119,8 +119,12 @@ def get_task_service(request: Request, claims: TokenClaimsDep) -> Iterator[TaskS
     are one blocking step, so one thread-pool hop; like SessionDep, the session commits once
     before the response is sent (and rolls back if the route fails). It is the task routes'
     only session: a route that also took SessionDep would get a second one."""
+    yield from _task_service(request, claims)
+
+
+def _task_service(request: Request, claims: TokenClaims) -> Iterator[TaskService]:
     with contextmanager(session_scope)(request.app.state.engine) as session:
-        yield TaskService(session, UserService(session).resolve(claims).id)
+        yield TaskService(session, UserService(session).resolve_id(claims))
 
 
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service, scope="function")]
@@ -194,12 +198,17 @@ async def get_rate_limits(
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
-def limit_task_writes(limits: RateLimitsDep, claims: TokenClaimsDep) -> None:
-    # Keyed on the token's subject, not CurrentUserId: resolving the user would check out the
-    # request's connection first, and the limiter's own statement would then need a second
-    # one; under load every request would hold one connection while waiting for another.
+def get_task_writer(
+    request: Request, claims: TokenClaimsDep, limits: RateLimitsDep
+) -> Iterator[TaskService]:
+    """`TaskServiceDep` for routes that write: the caller's per-user write limit is checked
+    first, in the same thread-pool hop (as a dependency of its own it cost one more hop)."""
+    # Keyed on the token's subject, and before the request's session is used: the limiter
+    # runs (and commits) its statement on its own connection and returns it before the
+    # session checks one out, so no request holds one connection while waiting for another.
     limits.task_write(claims.subject)
+    yield from _task_service(request, claims)
 
 
-# For task routes that write: `dependencies=[TaskWriteLimit]`.
-TaskWriteLimit = Depends(limit_task_writes)
+# Task routes that write take `tasks: TaskWriterDep` (not TaskServiceDep): rate-limited.
+TaskWriterDep = Annotated[TaskService, Depends(get_task_writer, scope="function")]

@@ -1,8 +1,8 @@
 """The Idempotency-Key header on creating routes: HTTP glue around `IdempotencyService`.
 
 A route wraps its write in `Idempotent.respond(body, status, write)`. Without the header that
-is just `write()` (no extra statement); with it, the response is recorded on first success
-and replayed byte for byte (status, body, Location, ETag) with `Idempotent-Replayed: true`.
+is just `write()` serialized (no extra statement); with it, the response is recorded on first
+success and replayed byte for byte (status, body, Location, ETag) with `Idempotent-Replayed: true`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from backend.deps import SettingsDep, TaskServiceDep
+from backend.api.responses import json_response
+from backend.deps import SettingsDep, TaskWriterDep
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint
 
@@ -53,10 +54,11 @@ class Idempotent:
         self.response = response
         self.service = service
 
-    def respond(self, body: BaseModel, status_code: int, write: Callable[[], M]) -> M | Response:
-        """`write()`'s result, or (with a key) the recorded response to this request."""
+    def respond(self, body: BaseModel, status_code: int, write: Callable[[], M]) -> Response:
+        """`write()`'s result as the response, or (with a key) the recorded response to
+        this request."""
         if self.key is None:
-            return write()
+            return json_response(write(), self.response, status_code)
         request_fingerprint = fingerprint("POST", self.route, body.model_dump(mode="json"))
         stored = self.service.begin(self.key, request_fingerprint)
         replayed = stored is not None
@@ -84,11 +86,11 @@ class Idempotent:
 async def get_idempotent(
     request: Request,
     response: Response,
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     settings: SettingsDep,
     key: IdempotencyKeyHeader = None,
 ) -> Idempotent:
-    # The route's own session and caller (FastAPI resolves TaskServiceDep once per request):
+    # The route's own session and caller (FastAPI resolves TaskWriterDep once per request):
     # the key's lock and record must share the write's transaction to commit with it.
     # Building the service runs no statement, so this needs no thread-pool hop.
     route = getattr(request.scope.get("route"), "path", request.url.path)

@@ -1,10 +1,32 @@
-"""Error responses for the OpenAPI document, so Swagger shows the envelope for each status."""
+"""Response helpers: pre-serialized JSON for hot routes, and the OpenAPI document's error
+responses, so Swagger shows the envelope for each status."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
+from pydantic import BaseModel
+
 from backend.models import ErrorEnvelope
+
+
+def json_response(body: BaseModel, response: Response, status_code: int = 200) -> Response:
+    """`body` serialized in one pass, with the headers and status set on the request's
+    injected `response` (ETag, Location, Link, rate-limit headers), as FastAPI would send it.
+
+    A sync route returning a model makes FastAPI re-validate it in a second thread-pool hop
+    before serializing; returning this skips both (the route keeps `response_model=` for the
+    OpenAPI document). The bytes are the same: FastAPI also serializes with pydantic's
+    `dump_json`, by alias."""
+    out = Response(
+        body.model_dump_json(by_alias=True),
+        status_code=response.status_code or status_code,
+        media_type="application/json",
+    )
+    out.headers.raw.extend(response.headers.raw)
+    return out
+
 
 _DESCRIPTIONS = {
     400: "The body is not decodable as the declared content type (`BAD_REQUEST`).",

@@ -15,10 +15,14 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from backend.api.routes.tasks import router as tasks_router
 from backend.config import Settings
+from backend.deps import get_task_service, get_task_writer
 from backend.main import create_app
 from tests.conftest import bearer, count_rows, make_token, running_server
 
@@ -154,6 +158,12 @@ def test_task_writes_are_limited_per_user(client_limited: TestClient, db_engine:
         client_limited.delete(f"/api/tasks/{task_id}", headers=alice),
     ]
     assert [w.status_code for w in writes] == [200, 200, 200, 204]
+    # Every write carries its own count, also the routes that return pre-serialized JSON
+    # (their headers are copied from the injected response), and the 200s their ETag.
+    remaining = [re.search(r";r=(\d+);", w.headers["ratelimit"]) for w in writes]
+    assert [m.group(1) if m else None for m in remaining] == ["3", "2", "1", "0"]
+    assert all(w.headers["ratelimit-policy"] == '"task-writes";q=5;w=3600' for w in writes)
+    assert [w.headers.get("etag") for w in writes[:3]] == [f'"{task_id}-{v}"' for v in (2, 3, 4)]
     assert re.fullmatch(r'"task-writes";r=0;t=\d+', writes[-1].headers["ratelimit"])
     refused = client_limited.post("/api/tasks", json={"title": "six"}, headers=alice)
     _assert_429(refused, "task-writes")
@@ -322,3 +332,24 @@ def test_limited_writes_do_not_starve_a_small_pool(database_url: str) -> None:
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(write, range(48)))
     assert statuses == [201] * 48
+
+
+def test_every_task_write_route_is_rate_limited() -> None:
+    """Writes are limited through TaskWriterDep; a write route on TaskServiceDep would not be."""
+
+    def calls(dependant: Dependant) -> set[object]:
+        found = {dependant.call}
+        for sub in dependant.dependencies:
+            found |= calls(sub)
+        return found
+
+    writes = {
+        (method, route.path): calls(route.dependant)
+        for route in tasks_router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+        if method in {"POST", "PUT", "PATCH", "DELETE"}
+    }
+    assert len(writes) == 7
+    assert {key for key, found in writes.items() if get_task_writer not in found} == set()
+    assert {key for key, found in writes.items() if get_task_service in found} == set()

@@ -11,8 +11,8 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
 from backend.api.idempotency import IdempotentDep
-from backend.api.responses import errors, etag_header, not_modified
-from backend.deps import SettingsDep, TaskServiceDep, TaskWriteLimit
+from backend.api.responses import errors, etag_header, json_response, not_modified
+from backend.deps import SettingsDep, TaskServiceDep, TaskWriterDep
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -67,10 +67,15 @@ _CHANGED: dict[int | str, dict[str, Any]] = {
 SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
 
 
-def _one(task: Task, response: Response) -> Envelope:
+def _envelope(task: Task, response: Response) -> Envelope:
     """One task, with its ETag on the response."""
     response.headers["ETag"] = etag(task)
     return Envelope(data=TaskPublic.model_validate(task))
+
+
+def _one(task: Task, response: Response) -> Response:
+    """One task as the 200 JSON response, with its ETag."""
+    return json_response(_envelope(task, response), response)
 
 
 async def list_query(
@@ -179,7 +184,7 @@ def list_tasks(
         str | None,
         Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
     ] = None,
-) -> ListEnvelope[TaskPublic]:
+) -> Response:
     secret, user_id = settings.signing_secret(), tasks.user_id
     if cursor:
         query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
@@ -188,7 +193,7 @@ def list_tasks(
     if next_cursor:
         next_url = request.url.include_query_params(cursor=next_cursor)
         response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-    return ListEnvelope[TaskPublic](
+    body = ListEnvelope[TaskPublic](
         data=[TaskPublic.model_validate(t) for t in page.items],
         meta=ListMeta(
             count=len(page.items),
@@ -198,6 +203,7 @@ def list_tasks(
             total=page.total,
         ),
     )
+    return json_response(body, response)
 
 
 @router.post(
@@ -205,7 +211,6 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=Envelope,
     summary="Create a task",
-    dependencies=[TaskWriteLimit],
     responses={
         201: {
             "description": "Created; `Location` points at the new task. A replay of an "
@@ -216,16 +221,16 @@ def list_tasks(
     },
 )
 def create_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     data: TaskCreate,
     request: Request,
     response: Response,
     idempotent: IdempotentDep,
-) -> Envelope | Response:
+) -> Response:
     def create() -> Envelope:
         task = tasks.create(data)
         response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
-        return _one(task, response)
+        return _envelope(task, response)
 
     return idempotent.respond(data, status.HTTP_201_CREATED, create)
 
@@ -241,14 +246,11 @@ def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
     "/bulk",
     response_model=DataEnvelope[BulkResponse],
     summary="Apply several operations, all or nothing",
-    dependencies=[TaskWriteLimit],
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
     responses=errors(400, 404, 409, 413, 429),
 )
-def bulk(
-    tasks: TaskServiceDep, data: BulkRequest, idempotent: IdempotentDep
-) -> DataEnvelope[BulkResponse] | Response:
+def bulk(tasks: TaskWriterDep, data: BulkRequest, idempotent: IdempotentDep) -> Response:
     return idempotent.respond(data, status.HTTP_200_OK, lambda: _apply(tasks, data))
 
 
@@ -270,10 +272,9 @@ def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
     "/completed",
     response_model=DataEnvelope[ClearedCompleted],
     summary="Delete all your completed tasks",
-    dependencies=[TaskWriteLimit],
     responses=errors(429),
 )
-def clear_completed(tasks: TaskServiceDep) -> DataEnvelope[ClearedCompleted]:
+def clear_completed(tasks: TaskWriterDep) -> DataEnvelope[ClearedCompleted]:
     return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=tasks.delete_completed()))
 
 
@@ -285,7 +286,7 @@ def clear_completed(tasks: TaskServiceDep) -> DataEnvelope[ClearedCompleted]:
 )
 def get_task(
     tasks: TaskServiceDep, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
-) -> Envelope | Response:
+) -> Response:
     task = tasks.get(task_id)
     if none_match(if_none_match, etag(task)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
@@ -296,16 +297,15 @@ def get_task(
     "/{task_id:task_id}",
     response_model=Envelope,
     summary="Replace a task's editable fields",
-    dependencies=[TaskWriteLimit],
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def replace_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     task_id: TaskId,
     data: TaskReplace,
     response: Response,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> Response:
     return _one(tasks.replace(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
@@ -313,16 +313,15 @@ def replace_task(
     "/{task_id:task_id}",
     response_model=Envelope,
     summary="Change some fields of a task",
-    dependencies=[TaskWriteLimit],
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def update_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     task_id: TaskId,
     data: TaskUpdate,
     response: Response,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> Response:
     return _one(tasks.update(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
@@ -330,17 +329,16 @@ def update_task(
     "/{task_id:task_id}/complete",
     response_model=Envelope,
     summary="Toggle or set completion",
-    dependencies=[TaskWriteLimit],
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def complete_task(
-    tasks: TaskServiceDep,
+    tasks: TaskWriterDep,
     task_id: TaskId,
     response: Response,
     data: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> Response:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
     return _one(tasks.set_completed(task_id, completed, expected), response)
@@ -350,10 +348,9 @@ def complete_task(
     "/{task_id:task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    dependencies=[TaskWriteLimit],
     responses=errors(404, 412, 429),
 )
-def delete_task(tasks: TaskServiceDep, task_id: TaskId, if_match: IfMatch = None) -> None:
+def delete_task(tasks: TaskWriterDep, task_id: TaskId, if_match: IfMatch = None) -> None:
     # Returns nothing (not a Response) so the rate-limit headers set on the request's
     # response reach the 204.
     tasks.delete(task_id, if_match_versions(if_match, task_id))
