@@ -114,7 +114,8 @@ class Settings(BaseSettings):
 
     # How long a POST's Idempotency-Key and its recorded response are kept (replayed to
     # retries); expired records are pruned on later keyed writes and by `prune`.
-    idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=3600, le=30 * 24 * 3600)
+    # At least 24 h: the promise to clients (specs/reliability.md) holds whatever the setting.
+    idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, le=30 * 24 * 3600)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"

@@ -181,3 +181,11 @@ def test_production_jwks_needs_issuer_and_audience() -> None:
         **base, jwt_issuer="https://auth.example.com", jwt_audience="https://auth.example.com"
     )
     assert make(**{**base, "environment": "test"})  # tests and development may skip them
+
+
+def test_idempotency_keys_are_kept_at_least_a_day() -> None:
+    # The promise to clients (specs/reliability.md) is a window of at least 24 hours.
+    secret = "s" * 48
+    with pytest.raises(ValidationError, match="idempotency_key_ttl_seconds"):
+        make(environment="test", jwt_secret=secret, idempotency_key_ttl_seconds=23 * 3600)
+    assert make(environment="test", jwt_secret=secret).idempotency_key_ttl_seconds == 24 * 3600
