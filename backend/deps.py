@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -114,20 +115,35 @@ async def get_current_user_id(user: CurrentUser) -> str:
 CurrentUserId = Annotated[str, Depends(get_current_user_id)]
 
 
-def get_task_service(request: Request, claims: TokenClaimsDep) -> Iterator[TaskService]:
-    """The caller's task service. Opening the request's session and resolving the account
-    are one blocking step, so one thread-pool hop; like SessionDep, the session commits once
-    before the response is sent (and rolls back if the route fails). It is the task routes'
-    only session: a route that also took SessionDep would get a second one."""
-    yield from _task_service(request, claims)
+class TaskAccess:
+    """What a task route gets: the caller's verified token and the request's engine.
+    `transaction()` is the route's one blocking step."""
+
+    def __init__(self, engine: Engine, claims: TokenClaims) -> None:
+        self.engine = engine
+        self.claims = claims
+
+    @contextmanager
+    def transaction(self) -> Iterator[TaskService]:
+        """The caller's task service on the request's session. The account is resolved first
+        (a revoked token or a deleted account is a 401; an external identity is
+        provisioned). Leaving the block commits, an error rolls back; routes leave it before
+        returning, so a 2xx means the write is durable.
+
+        It runs inside the sync route, in the route's own thread-pool hop: as dependencies,
+        opening the session with the account lookup and the commit were two more hops per
+        request (specs/benchmark.md)."""
+        with contextmanager(session_scope)(self.engine) as session:
+            yield TaskService(session, UserService(session).resolve_id(self.claims))
 
 
-def _task_service(request: Request, claims: TokenClaims) -> Iterator[TaskService]:
-    with contextmanager(session_scope)(request.app.state.engine) as session:
-        yield TaskService(session, UserService(session).resolve_id(claims))
+async def get_task_access(request: Request, claims: TokenClaimsDep) -> TaskAccess:
+    return TaskAccess(request.app.state.engine, claims)
 
 
-TaskServiceDep = Annotated[TaskService, Depends(get_task_service, scope="function")]
+# Task routes that only read take `tasks: TaskAccessDep` and do their work in
+# `with tasks.transaction() as service:`.
+TaskAccessDep = Annotated[TaskAccess, Depends(get_task_access)]
 
 
 async def get_user_service(session: SessionDep) -> UserService:
@@ -198,17 +214,16 @@ async def get_rate_limits(
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
-def get_task_writer(
-    request: Request, claims: TokenClaimsDep, limits: RateLimitsDep
-) -> Iterator[TaskService]:
-    """`TaskServiceDep` for routes that write: the caller's per-user write limit is checked
-    first, in the same thread-pool hop (as a dependency of its own it cost one more hop)."""
-    # Keyed on the token's subject, and before the request's session is used: the limiter
-    # runs (and commits) its statement on its own connection and returns it before the
-    # session checks one out, so no request holds one connection while waiting for another.
+def get_task_writer(request: Request, claims: TokenClaimsDep, limits: RateLimitsDep) -> TaskAccess:
+    """`TaskAccessDep` for routes that write, after counting the write against the caller's
+    per-user limit. A dependency (one thread-pool hop), so the write is counted before input
+    validation, as the contract says: an invalid write still counts."""
+    # Keyed on the token's subject, and on its own connection, committed and returned
+    # before the route's transaction checks one out: no request holds one connection while
+    # waiting for another.
     limits.task_write(claims.subject)
-    yield from _task_service(request, claims)
+    return TaskAccess(request.app.state.engine, claims)
 
 
-# Task routes that write take `tasks: TaskWriterDep` (not TaskServiceDep): rate-limited.
-TaskWriterDep = Annotated[TaskService, Depends(get_task_writer, scope="function")]
+# Task routes that write take `tasks: TaskWriterDep` (not TaskAccessDep): rate-limited.
+TaskWriterDep = Annotated[TaskAccess, Depends(get_task_writer)]

@@ -14,8 +14,9 @@ from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from backend.api.responses import json_response
-from backend.deps import SettingsDep, TaskWriterDep
+from backend.deps import SettingsDep
 from backend.models.idempotency import KEY_MAX_LENGTH
+from backend.services import TaskService
 from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -46,21 +47,23 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Idempotent:
-    def __init__(
-        self, key: str | None, route: str, response: Response, service: IdempotencyService
-    ) -> None:
+    def __init__(self, key: str | None, route: str, response: Response, ttl_seconds: int) -> None:
         self.key = key
         self.route = route
         self.response = response
-        self.service = service
+        self.ttl_seconds = ttl_seconds
 
-    def respond(self, body: BaseModel, status_code: int, write: Callable[[], M]) -> Response:
+    def respond(
+        self, tasks: TaskService, body: BaseModel, status_code: int, write: Callable[[], M]
+    ) -> Response:
         """`write()`'s result as the response, or (with a key) the recorded response to
-        this request."""
+        this request. Called inside the route's transaction (`tasks`): the key's lock and
+        record share the write's transaction, to commit with it."""
         if self.key is None:
             return json_response(write(), self.response, status_code)
+        store = IdempotencyService(tasks.session, tasks.user_id, self.ttl_seconds)
         request_fingerprint = fingerprint("POST", self.route, body.model_dump(mode="json"))
-        stored = self.service.begin(self.key, request_fingerprint)
+        stored = store.begin(self.key, request_fingerprint)
         replayed = stored is not None
         if stored is None:
             result = write()
@@ -70,7 +73,7 @@ class Idempotent:
                 result.model_dump_json(),
                 {name: recorded[name] for name in _RECORDED_HEADERS if name in recorded},
             )
-            self.service.record(self.key, request_fingerprint, stored)
+            store.record(self.key, request_fingerprint, stored)
         # A returned Response does not get the injected response's headers (the rate-limit
         # ones) from FastAPI: copy them, and the recorded ones over them.
         skip = {name.lower() for name in (*_RECORDED_HEADERS, "content-length")}
@@ -84,18 +87,10 @@ class Idempotent:
 
 
 async def get_idempotent(
-    request: Request,
-    response: Response,
-    tasks: TaskWriterDep,
-    settings: SettingsDep,
-    key: IdempotencyKeyHeader = None,
+    request: Request, response: Response, settings: SettingsDep, key: IdempotencyKeyHeader = None
 ) -> Idempotent:
-    # The route's own session and caller (FastAPI resolves TaskWriterDep once per request):
-    # the key's lock and record must share the write's transaction to commit with it.
-    # Building the service runs no statement, so this needs no thread-pool hop.
     route = getattr(request.scope.get("route"), "path", request.url.path)
-    service = IdempotencyService(tasks.session, tasks.user_id, settings.idempotency_key_ttl_seconds)
-    return Idempotent(key, route, response, service)
+    return Idempotent(key, route, response, settings.idempotency_key_ttl_seconds)
 
 
 IdempotentDep = Annotated[Idempotent, Depends(get_idempotent)]

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from backend.api.routes.tasks import router as tasks_router
 from backend.config import Settings
-from backend.deps import get_task_service, get_task_writer
+from backend.deps import get_task_access, get_task_writer
 from backend.main import create_app
 from tests.conftest import bearer, count_rows, make_token, running_server
 
@@ -335,7 +335,7 @@ def test_limited_writes_do_not_starve_a_small_pool(database_url: str) -> None:
 
 
 def test_every_task_write_route_is_rate_limited() -> None:
-    """Writes are limited through TaskWriterDep; a write route on TaskServiceDep would not be."""
+    """Writes are limited through TaskWriterDep; a write route on TaskAccessDep would not be."""
 
     def calls(dependant: Dependant) -> set[object]:
         found = {dependant.call}
@@ -352,4 +352,4 @@ def test_every_task_write_route_is_rate_limited() -> None:
     }
     assert len(writes) == 7
     assert {key for key, found in writes.items() if get_task_writer not in found} == set()
-    assert {key for key, found in writes.items() if get_task_service in found} == set()
+    assert {key for key, found in writes.items() if get_task_access in found} == set()

@@ -54,6 +54,37 @@ def test_logout_all_revokes_every_built_in_token_immediately(
     assert client.get("/api/tasks", headers=bearer(fresh)).status_code == 401
 
 
+def test_a_revoked_token_is_checked_after_input_validation(
+    client: TestClient, alice: Account
+) -> None:
+    """As the contract says: the token is verified before the input, the account's state
+    after it. So an invalid request with a revoked token gets its 422, a valid one the 401,
+    and neither changes anything."""
+    created = client.post("/api/tasks", json={"title": "kept"}, headers=alice.headers)
+    task_id = created.json()["data"]["id"]
+    assert client.post("/api/auth/logout-all", headers=alice.headers).status_code == 204
+    invalid = [
+        client.post("/api/tasks", json={"title": ""}, headers=alice.headers),
+        client.patch(f"/api/tasks/{task_id}", json={"priority": "x"}, headers=alice.headers),
+        client.get("/api/tasks/abc", headers=alice.headers),
+        client.get("/api/tasks?limit=0", headers=alice.headers),
+    ]
+    assert [r.status_code for r in invalid] == [422] * 4
+    valid = [
+        client.post("/api/tasks", json={"title": "new"}, headers=alice.headers),
+        client.patch(f"/api/tasks/{task_id}", json={"title": "changed"}, headers=alice.headers),
+        client.get(f"/api/tasks/{task_id}", headers=alice.headers),
+        client.get("/api/tasks", headers=alice.headers),
+    ]
+    assert [r.status_code for r in valid] == [401] * 4
+    assert all(r.json()["error"]["code"] == "UNAUTHORIZED" for r in valid)
+    # A forged token is refused before the input is looked at.
+    assert client.get("/api/tasks/abc", headers=bearer("x.y.z")).status_code == 401
+    fresh = _sign_in(client, alice)
+    tasks = client.get("/api/tasks", headers=bearer(fresh)).json()["data"]
+    assert [t["title"] for t in tasks] == ["kept"]
+
+
 def test_logout_all_needs_a_valid_token(client: TestClient) -> None:
     assert client.post("/api/auth/logout-all").status_code == 401
     assert client.post("/api/auth/logout-all", headers=bearer("x.y.z")).status_code == 401

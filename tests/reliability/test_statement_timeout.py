@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.db import create_db_engine
-from backend.deps import SessionDep, TaskServiceDep
+from backend.deps import SessionDep, TaskAccessDep
 from backend.errors import STATEMENT_TIMEOUT_MESSAGE
 from backend.main import create_app
 from backend.models import TaskCreate
@@ -45,10 +45,11 @@ def slow_client(settings: Settings) -> Iterator[TestClient]:
     def show_timeout(session: SessionDep) -> dict[str, Any]:
         return {"data": session.scalar(text("SHOW statement_timeout"))}
 
-    def create_then_slow(session: SessionDep, tasks: TaskServiceDep) -> dict[str, Any]:
-        tasks.create(TaskCreate(title="never committed"))
-        session.flush()
-        session.execute(text(SLOW["sleep"]))
+    def create_then_slow(tasks: TaskAccessDep) -> dict[str, Any]:
+        with tasks.transaction() as service:
+            service.create(TaskCreate(title="never committed"))
+            service.session.flush()
+            service.session.execute(text(SLOW["sleep"]))
         return {"data": "finished"}
 
     app.add_api_route("/test-only/slow/{kind}", run_slow, methods=["GET"])

@@ -12,7 +12,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
 from backend.api.idempotency import IdempotentDep
 from backend.api.responses import errors, etag_header, json_response, not_modified
-from backend.deps import SettingsDep, TaskServiceDep, TaskWriterDep
+from backend.deps import SettingsDep, TaskAccessDep, TaskWriterDep
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -175,7 +175,7 @@ async def list_query(
     "never make an unchanged task repeat or go missing.",
 )
 def list_tasks(
-    tasks: TaskServiceDep,
+    tasks: TaskAccessDep,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -185,10 +185,12 @@ def list_tasks(
         Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
     ] = None,
 ) -> Response:
-    secret, user_id = settings.signing_secret(), tasks.user_id
-    if cursor:
-        query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
-    page = tasks.list_page(query)
+    secret = settings.signing_secret()
+    with tasks.transaction() as service:
+        user_id = service.user_id
+        if cursor:
+            query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
+        page = service.list_page(query)
     next_cursor = encode_cursor(secret, user_id, query, page.next) if page.next else None
     if next_cursor:
         next_url = request.url.include_query_params(cursor=next_cursor)
@@ -227,18 +229,22 @@ def create_task(
     response: Response,
     idempotent: IdempotentDep,
 ) -> Response:
-    def create() -> Envelope:
-        task = tasks.create(data)
-        response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
-        return _envelope(task, response)
+    with tasks.transaction() as service:
 
-    return idempotent.respond(data, status.HTTP_201_CREATED, create)
+        def create() -> Envelope:
+            task = service.create(data)
+            root = request.scope.get("root_path", "")
+            response.headers["Location"] = f"{root}/api/tasks/{task.id}"
+            return _envelope(task, response)
+
+        return idempotent.respond(service, data, status.HTTP_201_CREATED, create)
 
 
 # Fixed paths come before /{task_id}, which would otherwise claim them.
 @router.get("/stats", response_model=DataEnvelope[TaskStatsPublic], summary="Counts of your tasks")
-def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
-    stats = tasks.stats()
+def task_stats(tasks: TaskAccessDep) -> DataEnvelope[TaskStatsPublic]:
+    with tasks.transaction() as service:
+        stats = service.stats()
     return DataEnvelope[TaskStatsPublic](data=TaskStatsPublic.model_validate(asdict(stats)))
 
 
@@ -251,7 +257,8 @@ def task_stats(tasks: TaskServiceDep) -> DataEnvelope[TaskStatsPublic]:
     responses=errors(400, 404, 409, 413, 429),
 )
 def bulk(tasks: TaskWriterDep, data: BulkRequest, idempotent: IdempotentDep) -> Response:
-    return idempotent.respond(data, status.HTTP_200_OK, lambda: _apply(tasks, data))
+    with tasks.transaction() as service:
+        return idempotent.respond(service, data, status.HTTP_200_OK, lambda: _apply(service, data))
 
 
 def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
@@ -275,7 +282,9 @@ def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
     responses=errors(429),
 )
 def clear_completed(tasks: TaskWriterDep) -> DataEnvelope[ClearedCompleted]:
-    return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=tasks.delete_completed()))
+    with tasks.transaction() as service:
+        deleted = service.delete_completed()
+    return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=deleted))
 
 
 @router.get(
@@ -285,9 +294,10 @@ def clear_completed(tasks: TaskWriterDep) -> DataEnvelope[ClearedCompleted]:
     responses={200: {"description": "The task.", **etag_header()}, **not_modified(), **errors(404)},
 )
 def get_task(
-    tasks: TaskServiceDep, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
+    tasks: TaskAccessDep, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
 ) -> Response:
-    task = tasks.get(task_id)
+    with tasks.transaction() as service:
+        task = service.get(task_id)
     if none_match(if_none_match, etag(task)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
     return _one(task, response)
@@ -306,7 +316,10 @@ def replace_task(
     response: Response,
     if_match: IfMatch = None,
 ) -> Response:
-    return _one(tasks.replace(task_id, data, if_match_versions(if_match, task_id)), response)
+    expected = if_match_versions(if_match, task_id)
+    with tasks.transaction() as service:
+        task = service.replace(task_id, data, expected)
+    return _one(task, response)
 
 
 @router.patch(
@@ -322,7 +335,10 @@ def update_task(
     response: Response,
     if_match: IfMatch = None,
 ) -> Response:
-    return _one(tasks.update(task_id, data, if_match_versions(if_match, task_id)), response)
+    expected = if_match_versions(if_match, task_id)
+    with tasks.transaction() as service:
+        task = service.update(task_id, data, expected)
+    return _one(task, response)
 
 
 @router.patch(
@@ -341,7 +357,9 @@ def complete_task(
 ) -> Response:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.set_completed(task_id, completed, expected), response)
+    with tasks.transaction() as service:
+        task = service.set_completed(task_id, completed, expected)
+    return _one(task, response)
 
 
 @router.delete(
@@ -353,4 +371,6 @@ def complete_task(
 def delete_task(tasks: TaskWriterDep, task_id: TaskId, if_match: IfMatch = None) -> None:
     # Returns nothing (not a Response) so the rate-limit headers set on the request's
     # response reach the 204.
-    tasks.delete(task_id, if_match_versions(if_match, task_id))
+    expected = if_match_versions(if_match, task_id)
+    with tasks.transaction() as service:
+        service.delete(task_id, expected)
