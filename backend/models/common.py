@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, PlainSerializer
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 from sqlmodel import SQLModel
@@ -56,11 +56,10 @@ class _StorableText:
 # Use as `Annotated[str, StringConstraints(...), StorableText]` on every client-supplied string.
 StorableText = _StorableText()
 
-# Responses always speak UTC, whatever time zone the database session uses.
-UtcDatetime = Annotated[
-    datetime,
-    PlainSerializer(lambda value: value.astimezone(UTC).isoformat().replace("+00:00", "Z")),
-]
+# Responses always speak UTC, whatever time zone the database uses: every transaction sets its
+# zone to UTC (`db._set_transaction_locals`), so timestamps arrive in UTC and pydantic prints
+# them with a `Z`. (A serializer converting each value cost a tenth of a 100-task listing.)
+UtcDatetime = datetime
 
 T = TypeVar("T")
 

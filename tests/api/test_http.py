@@ -154,6 +154,23 @@ def test_timestamps_are_utc_whatever_the_database_time_zone(
         ).json()["data"]
         for key in ("created_at", "updated_at", "completed_at"):
             assert task[key].endswith("Z"), task[key]
+        # The same instant as the database's own clock, read back in UTC.
+        with db_engine.connect() as conn:
+            stored = conn.scalar(
+                text(
+                    "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+                    "FROM tasks WHERE id = :id"
+                ),
+                {"id": task["id"]},
+            )
+        assert task["created_at"].replace("T", " ")[:19] == stored
+        got = client.get(f"/api/tasks/{task['id']}", headers=alice.headers).json()["data"]
+        listed = client.get("/api/tasks", headers=alice.headers).json()["data"][0]
+        toggled = client.patch(f"/api/tasks/{task['id']}/complete", headers=alice.headers)
+        assert toggled.status_code == 200
+        for read in (got, listed, toggled.json()["data"]):
+            assert read["created_at"] == task["created_at"]
+            assert read["updated_at"].endswith("Z"), read
         me = client.get("/api/auth/me", headers=alice.headers).json()["data"]
         assert me["created_at"].endswith("Z")
     finally:
