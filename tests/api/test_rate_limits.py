@@ -22,8 +22,10 @@ from sqlalchemy import Engine
 
 from backend.api.routes.tasks import router as tasks_router
 from backend.config import Settings
+from backend.db import create_db_engine
 from backend.deps import get_task_access, get_task_writer
 from backend.main import create_app
+from backend.ratelimit import RateLimiter
 from tests.conftest import bearer, count_rows, make_token, running_server
 
 # Long windows, so that a test does not straddle a window boundary (fixed windows).
@@ -303,10 +305,31 @@ def test_invalid_task_writes_count_but_invalid_sign_ins_do_not(
     _assert_429(
         client_limited.post("/api/tasks", json={"title": "x"}, headers=headers), "task-writes"
     )
+    # Over the limit, an invalid write is refused as over the limit too.
+    _assert_429(client_limited.post("/api/tasks", json={}, headers=headers), "task-writes")
     for _ in range(5):
         bad = client_limited.post("/api/auth/login", json={"email": "not-an-email"})
         assert bad.status_code == 422
     assert _login(client_limited, "invalid@example.com").status_code == 200
+
+
+def test_counting_a_write_when_the_database_is_unreachable_is_a_503(
+    limited: Callable[..., TestClient], settings: Settings
+) -> None:
+    """An invalid write is counted by the 422 handler and a valid one by the route's
+    transaction: with the limiter's database unreachable, both are a clean 503, never a 500."""
+    with limited() as client:
+        unreachable = create_db_engine(
+            "postgresql://nobody@127.0.0.1:1/none",
+            settings.model_copy(update={"db_connect_timeout_seconds": 2}),
+        )
+        client.app.state.rate_limiter = RateLimiter(unreachable)  # type: ignore[attr-defined]
+        headers = bearer(make_token(sub="limiter-down"))
+        invalid = client.post("/api/tasks", json={"title": ""}, headers=headers)
+        valid = client.post("/api/tasks", json={"title": "x"}, headers=headers)
+    for response in (invalid, valid):
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
 
 
 def test_limited_writes_do_not_starve_a_small_pool(database_url: str) -> None:
