@@ -115,6 +115,10 @@ async def get_current_user_id(user: CurrentUser) -> str:
 CurrentUserId = Annotated[str, Depends(get_current_user_id)]
 
 
+# `session_scope` as a context manager, wrapped once rather than on every request.
+_session = contextmanager(session_scope)
+
+
 class TaskAccess:
     """What a task route gets: the caller's verified token and the request's engine.
     `transaction()` is the route's one blocking step."""
@@ -133,7 +137,7 @@ class TaskAccess:
         It runs inside the sync route, in the route's own thread-pool hop: as dependencies,
         opening the session with the account lookup and the commit were two more hops per
         request (specs/benchmark.md)."""
-        with contextmanager(session_scope)(self.engine) as session:
+        with _session(self.engine) as session:
             yield TaskService(session, UserService(session).resolve_id(self.claims))
 
 

@@ -327,8 +327,8 @@ def test_invalid_task_writes_count_but_invalid_sign_ins_do_not(
 def test_counting_a_write_when_the_database_is_unreachable_is_a_503(
     limited: Callable[..., TestClient], settings: Settings
 ) -> None:
-    """An invalid write is counted by the 422 handler and a valid one by the route's
-    transaction: with the limiter's database unreachable, both are a clean 503, never a 500."""
+    """Every authenticated write is counted (TaskWriterDep), an invalid one too: with the
+    limiter's database unreachable, both are a clean 503, never a 500."""
     with limited() as client:
         unreachable = create_db_engine(
             "postgresql://nobody@127.0.0.1:1/none",
