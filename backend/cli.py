@@ -46,13 +46,15 @@ def _settings(dev: bool = False) -> Settings:
 
 
 def _database_url(settings: Settings, *, for_migrations: bool = False) -> str:
-    from backend.db import resolve_database_url
+    from backend.db.engine import resolve_database_url
 
     if for_migrations and settings.database_migration_url is not None:
         return settings.database_migration_url.get_secret_value()
     return resolve_database_url(settings)
 
 
+# What uvicorn imports and calls in every worker (`--factory`): importing builds nothing.
+APP_FACTORY = "backend.main:create_app"
 # After SIGTERM, how long requests in flight may take before the workers stop anyway.
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
@@ -109,10 +111,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "access_log": False,
     }
     if args.workers > 1 and not args.reload:
-        config = uvicorn.Config("backend.main:app", **options)
+        config = uvicorn.Config(APP_FACTORY, factory=True, **options)
         _closing_supervisor()(config, sockets=[config.bind_socket()]).run()
     else:
-        uvicorn.run("backend.main:app", **options)
+        uvicorn.run(APP_FACTORY, factory=True, **options)
     return 0
 
 
@@ -156,8 +158,8 @@ def _ready_database(settings: Settings, url: str) -> None:
     """
     import psycopg2
 
-    from backend import preflight
-    from backend.migrations import migrate_up, migration_status
+    from backend.db import preflight
+    from backend.db.migrations import migrate_up, migration_status
 
     timeout = float(settings.db_connect_timeout_seconds)
     migration_url = _database_url(settings, for_migrations=True)
@@ -183,7 +185,7 @@ def _ready_database(settings: Settings, url: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from backend import preflight
+    from backend.db import preflight
 
     settings = _settings(args.dev)
     print(f"ok    configuration: {settings.environment.value} mode, settings valid")
@@ -216,7 +218,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from backend.seed import seed_tasks
+    from backend.services.seed import seed_tasks
 
     settings = _settings(args.dev)
     url = _database_url(settings)
@@ -232,7 +234,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg2
 
-    from backend.migrations import migrate_down, migrate_up, migration_status
+    from backend.db.migrations import migrate_down, migrate_up, migration_status
 
     url = _database_url(_settings(args.dev), for_migrations=True)
     try:
@@ -254,7 +256,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from backend.db import create_db_engine
+    from backend.db.engine import create_db_engine
     from backend.services.idempotency import prune_expired
 
     settings = _settings(args.dev)
@@ -270,7 +272,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from backend.security import issue_token
+    from backend.auth.tokens import issue_token
 
     settings = _settings(args.dev)
     minutes = args.minutes or settings.access_token_expire_minutes

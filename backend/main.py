@@ -1,4 +1,5 @@
-"""Application factory. `backend.main:app` is what uvicorn serves."""
+"""The application factory: `create_app()` builds the app (uvicorn: `backend.main:create_app`
+with `--factory`). Nothing is built at import."""
 
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from backend.api.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.api.routes import api_router
+from backend.auth.jwks import JwksCache
+from backend.auth.passwords import dummy_hash
+from backend.auth.token_cache import VerifiedTokens
 from backend.config import Settings, get_settings
-from backend.db import create_db_engine, resolve_database_url
+from backend.db.engine import create_db_engine, resolve_database_url
+from backend.db.migrations import migrate_up, migration_ids
 from backend.errors import UnhandledErrorMiddleware, install_error_handlers
-from backend.jwks import JwksCache
-from backend.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
-from backend.migrations import migrate_up, migration_ids
 from backend.observability.metrics import install_metrics
 from backend.observability.middleware import ObservabilityMiddleware
-from backend.ratelimit import RateLimiter
-from backend.security import dummy_hash
-from backend.token_cache import VerifiedTokens
+from backend.services.rate_limits import RateLimiter
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -139,6 +140,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CorrelationIdMiddleware, header_name="X-Request-ID", validator=_accept_request_id
     )
     return app
-
-
-app = create_app()

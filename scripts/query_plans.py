@@ -27,8 +27,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.db import libpq_url, normalize_url
-from backend.migrations import migrate_up
+from backend.db.engine import libpq_url, normalize_url
+from backend.db.migrations import migrate_up
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.services import TaskService
 from backend.services.task_listing import Keyset, TaskFilters, TaskListQuery
@@ -106,7 +106,7 @@ def main() -> int:
 
     server = os.environ.get("DATABASE_URL")
     if not server:
-        from backend.db import start_embedded_postgres
+        from backend.db.embedded import start_embedded_postgres
 
         server = start_embedded_postgres(Path(".data/plans-postgres"))
     url = make_url(libpq_url(server)).set(database="task_api_plans")

@@ -37,9 +37,9 @@ from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from backend.config import Settings  # noqa: E402
-from backend.db import create_db_engine, libpq_url  # noqa: E402
+from backend.db.engine import create_db_engine, libpq_url  # noqa: E402
+from backend.db.migrations import migrate_up  # noqa: E402
 from backend.main import create_app  # noqa: E402
-from backend.migrations import migrate_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DB_NAME = "task_api_test"

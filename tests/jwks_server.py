@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jose import jwk, jwt
 
-from backend.eddsa import Ed25519Key
+from backend.auth.eddsa import Ed25519Key
 
 
 @dataclass

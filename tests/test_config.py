@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from backend.config import Settings
-from backend.db import libpq_url, normalize_url
+from backend.db.engine import libpq_url, normalize_url
 from tests.conftest import ROOT
 
 GOOD_SECRET = "k" * 16 + "Q" * 16 + "z" * 8

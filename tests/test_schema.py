@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers the tables)
-from backend.db import libpq_url, normalize_url
-from backend.migrations import migrate_down, migrate_up, migration_ids, migration_status
+from backend.db.engine import libpq_url, normalize_url
+from backend.db.migrations import migrate_down, migrate_up, migration_ids, migration_status
 
 
 def _ignore_bookkeeping(

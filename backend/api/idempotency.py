@@ -13,8 +13,8 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
+from backend.api.door import SettingsDep
 from backend.api.responses import json_response
-from backend.deps import SettingsDep
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.services import TaskService
 from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint

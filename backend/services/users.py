@@ -8,9 +8,10 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col
 
+from backend.auth.passwords import hash_password, verify_password
+from backend.auth.tokens import TokenClaims
 from backend.errors import Conflict, Unauthorized
 from backend.models import User, UserLogin, UserRegister
-from backend.security import TokenClaims, hash_password, verify_password
 
 INVALID_CREDENTIALS = "Invalid email or password"
 # What a request needs of its caller's account: the id, and the version tokens must carry.

@@ -6,7 +6,7 @@ API does for the benchmarked routes, and nothing more:
 - verifies the same HS256 token with the same library and checks (exp/sub required, iat not
   in the future, the built-in `task_api` + `ver` claims), then reads the user row in the
   request's transaction and refuses a revoked `ver`, as `UserService.resolve` does;
-- counts task writes in the same PostgreSQL rate-limit statement (`backend.ratelimit._HIT`),
+- counts task writes in the same PostgreSQL rate-limit statement (`rate_limits._HIT`),
   in its own transaction, as the API does;
 - runs the same SQL as the API (captured from SQLAlchemy's compiled statements) and returns
   the same JSON bodies, including `is_overdue` and a signed `next_cursor`.
@@ -199,7 +199,7 @@ def _b64(data: bytes) -> str:
 
 
 def _cursor(user_id: str, fingerprint: str, key: datetime, task_id: int) -> str:
-    """`backend.pagination.encode_cursor` for the default sort (created, newest first)."""
+    """`backend.api.pagination.encode_cursor` for the default sort (created, newest first)."""
     scope_parts = [user_id, "created", "desc", fingerprint]
     scope = _b64(hashlib.sha256(json.dumps(scope_parts).encode()).digest()[:18])
     payload = json.dumps({"k": key.isoformat(), "i": task_id, "s": scope}, ensure_ascii=False)

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from backend.db import normalize_url
+from backend.db.engine import normalize_url
 from scripts.bench import report, seed, servers, validate, workload, wrk
 from scripts.bench.wrk import SCENARIOS, WRITES
 

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from backend.db import libpq_url, normalize_url
-from backend.migrations import migrate_up
+from backend.db.engine import libpq_url, normalize_url
+from backend.db.migrations import migrate_up
 from scripts.seeding import seed_in_chunks
 
 # Bump when the seed's shape changes, so `--reuse` re-seeds an old database.
@@ -39,7 +39,7 @@ def server_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    from backend.db import start_embedded_postgres
+    from backend.db.embedded import start_embedded_postgres
 
     return start_embedded_postgres(Path(".data/bench-postgres"))
 

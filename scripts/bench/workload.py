@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from backend.auth.tokens import issue_token
 from backend.config import Settings
-from backend.db import normalize_url
-from backend.security import issue_token
+from backend.db.engine import normalize_url
 from scripts.bench.seed import BenchDb
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.db import libpq_url
+from backend.db.engine import libpq_url
 from backend.services.idempotency import _lock_id, prune_expired
 from tests.cli.helpers import run_cli
 from tests.conftest import Account, bearer, count_rows, running_server

@@ -20,12 +20,12 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from backend.api.door import get_task_access, get_task_writer
 from backend.api.routes.tasks import router as tasks_router
 from backend.config import Settings
-from backend.db import create_db_engine
-from backend.deps import get_task_access, get_task_writer
+from backend.db.engine import create_db_engine
 from backend.main import create_app
-from backend.ratelimit import RateLimiter
+from backend.services.rate_limits import RateLimiter
 from tests.conftest import bearer, count_rows, make_token, running_server
 
 # Long windows, so that a test does not straddle a window boundary (fixed windows).

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from jose import jwt
 from sqlalchemy import Engine, text
 
+from backend.auth.tokens import issue_token
 from backend.config import Settings
-from backend.security import issue_token
 from tests.conftest import TEST_SECRET, Account, bearer, make_token
 
 

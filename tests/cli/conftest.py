@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-from backend.db import libpq_url
+from backend.db.engine import libpq_url
 
 NAME = "task_api_unmigrated"
 

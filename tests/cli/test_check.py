@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from backend.migrations import migration_ids
-from backend.preflight import Level, lint_urls
+from backend.db.migrations import migration_ids
+from backend.db.preflight import Level, lint_urls
 from tests.cli.helpers import closed_port, run_cli, silent_listener
 
 POOLED = "postgresql://app:pw@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb"

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from backend.migrations import migration_ids
+from backend.db.migrations import migration_ids
 from tests.cli.helpers import closed_port, run_cli
 
 

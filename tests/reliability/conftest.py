@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backend.migrations import migrate_up
+from backend.db.migrations import migrate_up
 from tests.reliability.servers import DedicatedPostgres
 
 

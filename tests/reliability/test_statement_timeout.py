@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.api.door import SessionDep, TaskAccessDep
 from backend.config import Settings
-from backend.db import create_db_engine
-from backend.deps import SessionDep, TaskAccessDep
+from backend.db.engine import create_db_engine
 from backend.errors import STATEMENT_TIMEOUT_MESSAGE
 from backend.main import create_app
 from backend.models import TaskCreate

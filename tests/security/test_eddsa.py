@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jose import jwk, jws, jwt
 from jose.exceptions import JOSEError, JWKError
 
-from backend.eddsa import Ed25519Key
-from backend.security import ALGORITHMS  # noqa: F401  (importing registers EdDSA)
+from backend.auth.eddsa import Ed25519Key
+from backend.auth.tokens import ALGORITHMS  # noqa: F401  (importing registers EdDSA)
 
 
 def _pair() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,8 +7,8 @@ import time
 
 from fastapi.testclient import TestClient
 
-from backend.security import TokenClaims
-from backend.token_cache import VerifiedTokens
+from backend.auth.token_cache import VerifiedTokens
+from backend.auth.tokens import TokenClaims
 from tests.conftest import Account
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from backend.db import session_scope
+from backend.db.engine import session_scope
 from backend.errors import NotFound
 from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate, User
 from backend.services import TaskService

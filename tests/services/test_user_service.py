@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from backend.auth.tokens import TokenClaims
 from backend.errors import Unauthorized
 from backend.models import User
-from backend.security import TokenClaims
 from backend.services import UserService
 
 Resolver = Callable[[UserService, TokenClaims], str]

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import ValidationError
 
+from backend.api.door import CurrentUser, RateLimitsDep, SettingsDep, UserServiceDep
 from backend.api.responses import errors
+from backend.auth.tokens import issue_token
 from backend.config import Settings
-from backend.deps import CurrentUser, RateLimitsDep, SettingsDep, UserServiceDep
 from backend.errors import Unauthorized
 from backend.models import AuthSession, DataEnvelope, User, UserLogin, UserPublic, UserRegister
-from backend.security import issue_token
 from backend.services.users import INVALID_CREDENTIALS
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=errors(400, 413, 422, 503))

@@ -10,9 +10,10 @@ from pydantic import StringConstraints
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
+from backend.api.door import SettingsDep, TaskAccessDep, TaskWriterDep
 from backend.api.idempotency import IdempotentDep
+from backend.api.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 from backend.api.responses import errors, etag_header, json_response, not_modified
-from backend.deps import SettingsDep, TaskAccessDep, TaskWriterDep
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
@@ -37,7 +38,6 @@ from backend.models.task_ops import (
     ClearedCompleted,
     TaskStatsPublic,
 )
-from backend.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 from backend.services import TaskService
 from backend.services.task_listing import TaskFilters, TaskListQuery
 

@@ -15,7 +15,7 @@ import psycopg2
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from backend.db import libpq_url
+from backend.db.engine import libpq_url
 
 NEON_HOST_SUFFIX = ".neon.tech"
 SAFE_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
@@ -207,7 +207,7 @@ def describe_connect_error(name: str, url: ParsedUrl, error: BaseException, time
 
 def migrations_finding(url: str, *, auto_migrate: bool) -> Finding:
     """Whether every shipped migration is applied (the database must be reachable)."""
-    from backend.migrations import migration_status
+    from backend.db.migrations import migration_status
 
     status = migration_status(url)
     if status.pending and auto_migrate:

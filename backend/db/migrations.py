@@ -14,9 +14,9 @@ from typing import Any
 
 from yoyo import get_backend, read_migrations
 
-from backend.db import libpq_url
+from backend.db.engine import libpq_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 @dataclass(frozen=True)

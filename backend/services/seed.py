@@ -11,10 +11,10 @@ from rich.progress import track
 from sqlalchemy import select
 from sqlmodel import col
 
+from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db import create_db_engine, session_scope
+from backend.db.engine import create_db_engine, session_scope
 from backend.models import TaskCreate, User, UserRegister
-from backend.security import TokenClaims
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from backend.security import TokenClaims
+from backend.auth.tokens import TokenClaims
 
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 4096

@@ -1,4 +1,4 @@
-"""Tokens and passwords.
+"""Bearer tokens: issuing built-in ones and verifying every kind.
 
 Verification is strict by construction: the token's `alg` picks exactly one key source
 (HS256: the shared secret; RS256/ES256/EdDSA: the JWKS key named by `kid`, whose type must fit
@@ -14,18 +14,15 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
-from backend import eddsa
+from backend.auth import eddsa
+from backend.auth.jwks import JwksCache, JwksUnavailable, key_matches_algorithm
 from backend.config import Settings
-from backend.jwks import JwksCache, JwksUnavailable, key_matches_algorithm
 from backend.models.common import storable_text
 
 eddsa.register()
@@ -39,16 +36,6 @@ LOCAL_ISSUER_CLAIM = "task_api"
 TOKEN_VERSION_CLAIM = "ver"  # noqa: S105 (a claim name, not a secret)
 MAX_TOKEN_LENGTH = 8 * 1024
 MAX_SUBJECT_LENGTH = 255
-
-_password_hash = PasswordHash((Argon2Hasher(),))
-
-
-@lru_cache(maxsize=1)
-def dummy_hash() -> str:
-    """Verified against when an email is unknown, so a failed sign-in costs the same either
-    way. Made on first use (the app's start-up), not at import: an argon2 hash at import
-    would slow every CLI command."""
-    return _password_hash.hash(uuid.uuid4().hex)
 
 
 class InvalidToken(Exception):
@@ -68,17 +55,6 @@ class TokenClaims:
     name: str | None = None
     # `exp` (seconds since the epoch): how long the verified claims may be reused.
     expires_at: float | None = None
-
-
-def hash_password(password: str) -> str:
-    return _password_hash.hash(password)
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    if password_hash is None:
-        _password_hash.verify(password, dummy_hash())
-        return False
-    return _password_hash.verify(password, password_hash)
 
 
 def issue_token(

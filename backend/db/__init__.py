@@ -1,0 +1,1 @@
+"""The database: engine and transactions, the embedded server, migrations, pre-flight checks."""
