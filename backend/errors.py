@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from psycopg2.errors import QueryCanceled
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -189,8 +190,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
+    # A write refused for its input still counts against the caller's write limit; over the
+    # limit, the answer is the 429 (backend/api/door.py put the unit of work here).
+    work = getattr(request.state, "unit_of_work", None)
+    if work is not None:
+        try:
+            await run_in_threadpool(work.count_refused_write)
+        except AppError as refused:
+            return await _app_error(request, refused)
+        except (OperationalError, PoolTimeoutError) as unavailable:
+            return await _database_unavailable(request, unavailable)
     return error_response(
         422, "VALIDATION_ERROR", "Request validation failed", _validation_details(exc.errors())
     )

@@ -15,16 +15,14 @@ from fastapi_offline import FastAPIOffline
 
 from backend.api.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.api.routes import api_router
-from backend.auth.jwks import JwksCache
 from backend.auth.passwords import dummy_hash
-from backend.auth.token_cache import VerifiedTokens
+from backend.auth.verifier import TokenVerifier
 from backend.config import Settings, get_settings
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
 from backend.errors import UnhandledErrorMiddleware, install_error_handlers
 from backend.observability.metrics import install_metrics
 from backend.observability.middleware import ObservabilityMiddleware
-from backend.services.rate_limits import RateLimiter
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -43,18 +41,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def _accept_request_id(value: str) -> bool:
     # Echo a caller's id only if it is short and plain; otherwise a fresh one is generated.
     return bool(_REQUEST_ID.match(value))
-
-
-def jwks_cache(settings: Settings) -> JwksCache | None:
-    """One key cache per app (per process); None when no JWKS URL is configured."""
-    if settings.jwt_jwks_url is None:
-        return None
-    return JwksCache(
-        str(settings.jwt_jwks_url),
-        cache_seconds=settings.jwt_jwks_cache_seconds,
-        min_refetch_seconds=settings.jwt_jwks_min_refetch_seconds,
-        timeout_seconds=settings.jwt_jwks_timeout_seconds,
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,7 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(40, 4 * (settings.db_pool_size + settings.db_max_overflow))
         app.state.engine = engine
-        app.state.rate_limiter = RateLimiter(engine, enabled=settings.rate_limit_enabled)
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
         try:
@@ -97,8 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
-    app.state.jwks = jwks_cache(settings)
-    app.state.verified_tokens = VerifiedTokens()
+    app.state.token_verifier = TokenVerifier(settings)
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 
 TEST_SECRET = secrets.token_urlsafe(48)
-# The app module builds a default app at import; give it a test configuration.
+# Settings read the environment (subprocesses inherit it): a test configuration.
 os.environ["ENVIRONMENT"] = "test"
 os.environ["JWT_SECRET"] = TEST_SECRET
 os.environ.pop("DATABASE_URL", None)
@@ -31,10 +31,12 @@ os.environ.pop("BETTER_AUTH_SECRET", None)
 os.environ["RATE_LIMIT_ENABLED"] = "false"
 
 from fastapi import FastAPI  # noqa: E402
+from fastapi.routing import APIRoute  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from jose import jwt  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from starlette.routing import BaseRoute  # noqa: E402
 
 from backend.config import Settings  # noqa: E402
 from backend.db.engine import create_db_engine, libpq_url  # noqa: E402
@@ -222,6 +224,22 @@ def make_token(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every APIRoute the app serves, through included routers (FastAPI keeps an included
+    router as one entry of `app.routes`, with its own routes inside)."""
+    found: list[APIRoute] = []
+
+    def walk(routes: Sequence[BaseRoute]) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            elif (inner := getattr(route, "original_router", None)) is not None:
+                walk(inner.routes)
+
+    walk(app.routes)
+    return found
 
 
 def count_rows(engine: Engine, table: str) -> int:

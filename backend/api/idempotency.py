@@ -1,7 +1,7 @@
 """The Idempotency-Key header on creating routes: HTTP glue around `IdempotencyService`.
 
-A route wraps its write in `Idempotent.respond(body, status, write)`. Without the header that
-is just `write()` serialized (no extra statement); with it, the response is recorded on first
+A route wraps its write in `idempotent.respond(door, body, status, write)`. Without the header
+that is just `write()` (no extra statement); with it, the response is recorded on first
 success and replayed byte for byte (status, body, Location, ETag) with `Idempotent-Replayed: true`.
 """
 
@@ -13,11 +13,9 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from backend.api.door import SettingsDep
-from backend.api.responses import json_response
 from backend.models.idempotency import KEY_MAX_LENGTH
-from backend.services import TaskService
-from backend.services.idempotency import IdempotencyService, StoredResponse, fingerprint
+from backend.services.idempotency import StoredResponse, fingerprint
+from backend.services.unit_of_work import UnitOfWork
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 # Response headers that belong to the recorded answer (rate-limit headers are per attempt).
@@ -47,21 +45,19 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Idempotent:
-    def __init__(self, key: str | None, route: str, response: Response, ttl_seconds: int) -> None:
+    def __init__(self, key: str | None, route: str, response: Response) -> None:
         self.key = key
         self.route = route
         self.response = response
-        self.ttl_seconds = ttl_seconds
 
     def respond(
-        self, tasks: TaskService, body: BaseModel, status_code: int, write: Callable[[], M]
-    ) -> Response:
-        """`write()`'s result as the response, or (with a key) the recorded response to
-        this request. Called inside the route's transaction (`tasks`): the key's lock and
-        record share the write's transaction, to commit with it."""
+        self, door: UnitOfWork, body: BaseModel, status_code: int, write: Callable[[], M]
+    ) -> M | Response:
+        """`write()`'s result, or (with a key) the recorded response to this request. The
+        key's lock and record share the write's transaction (`door`), to commit with it."""
         if self.key is None:
-            return json_response(write(), self.response, status_code)
-        store = IdempotencyService(tasks.session, tasks.user_id, self.ttl_seconds)
+            return write()
+        store = door.idempotency
         request_fingerprint = fingerprint("POST", self.route, body.model_dump(mode="json"))
         stored = store.begin(self.key, request_fingerprint)
         replayed = stored is not None
@@ -70,7 +66,7 @@ class Idempotent:
             recorded = self.response.headers
             stored = StoredResponse(
                 status_code,
-                result.model_dump_json(),
+                result.model_dump_json(by_alias=True),
                 {name: recorded[name] for name in _RECORDED_HEADERS if name in recorded},
             )
             store.record(self.key, request_fingerprint, stored)
@@ -87,10 +83,10 @@ class Idempotent:
 
 
 async def get_idempotent(
-    request: Request, response: Response, settings: SettingsDep, key: IdempotencyKeyHeader = None
+    request: Request, response: Response, key: IdempotencyKeyHeader = None
 ) -> Idempotent:
     route = getattr(request.scope.get("route"), "path", request.url.path)
-    return Idempotent(key, route, response, settings.idempotency_key_ttl_seconds)
+    return Idempotent(key, route, response)
 
 
 IdempotentDep = Annotated[Idempotent, Depends(get_idempotent)]

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 from backend.config import Settings
 from backend.db.embedded import start_embedded_postgres
@@ -115,17 +113,3 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int) -> None:
 
 
 _LOCALS_PENDING = "task_api_transaction_locals_pending"
-
-
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One session per request: commit once if the handler succeeded, roll back otherwise.
-
-    Services never commit; this is the only place a request's transaction ends.
-    """
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise

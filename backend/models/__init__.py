@@ -15,11 +15,19 @@ from backend.models.task import (
     TaskCreate,
     TaskPublic,
     TaskReplace,
+    TaskRow,
     TaskSort,
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.user import AuthSession, User, UserLogin, UserPublic, UserRegister
+from backend.models.user import (
+    AuthSession,
+    User,
+    UserLogin,
+    UserPublic,
+    UserRegister,
+    UserRow,
+)
 
 __all__ = [
     "AuthSession",
@@ -36,6 +44,7 @@ __all__ = [
     "TaskCreate",
     "TaskPublic",
     "TaskReplace",
+    "TaskRow",
     "TaskSort",
     "TaskStatus",
     "TaskUpdate",
@@ -43,4 +52,5 @@ __all__ = [
     "UserLogin",
     "UserPublic",
     "UserRegister",
+    "UserRow",
 ]

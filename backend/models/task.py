@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -144,6 +144,37 @@ class Task(SQLModel, table=True):
     version: int = SQLField(
         default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
     )
+
+
+class TaskRow(Protocol):
+    """A row of `tasks` as the service returns it: every column, read-only. Services run Core
+    statements and hand back rows, never ORM entities (no identity map, no unit of work:
+    a request's task is read, serialized and gone)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def completed(self) -> bool: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def priority(self) -> Priority: ...
+    @property
+    def due_date(self) -> datetime | None: ...
+    @property
+    def tags(self) -> list[str]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def version(self) -> int: ...
 
 
 Title = Annotated[

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 from sqlalchemy import Column, DateTime, Integer, Text, func, text
@@ -36,6 +36,23 @@ class User(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+
+
+class UserRow(Protocol):
+    """A row of `users` as `UserService` returns it (plain columns, not an ORM entity)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def password_hash(self) -> str | None: ...
+    @property
+    def token_version(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
 Email = Annotated[EmailStr, StringConstraints(max_length=EMAIL_MAX_LENGTH), StorableText]

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, tuple_
+from sqlalchemy import Connection, Engine, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from backend.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
 from backend.models import IdempotencyKey
@@ -79,21 +79,27 @@ def _expired_batch(limit: int) -> Any:
 
 
 class IdempotencyService:
-    def __init__(self, session: Session, user_id: str, ttl_seconds: int) -> None:
-        self.session = session
+    """The caller's Idempotency-Key records, on the request's connection (so a key's lock
+    and record commit with the write they guard)."""
+
+    def __init__(self, connection: Connection, user_id: str, ttl_seconds: int) -> None:
+        self._conn = connection
         self.user_id = user_id
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def begin(self, key: str, request_fingerprint: str) -> StoredResponse | None:
         """Hold the key for this transaction; return the recorded response to replay, or
         None when the caller should do the write and then `record` it."""
-        locked = self.session.scalar(
+        locked = self._conn.scalar(
             select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key)))
         )
         if not locked:
             raise IdempotencyKeyInUse()
-        record = self.session.scalars(
-            select(IdempotencyKey).where(
+        keys = IdempotencyKey.__table__.c  # type: ignore[attr-defined]
+        record = self._conn.execute(
+            select(
+                keys.fingerprint, keys.response_status, keys.response_body, keys.response_headers
+            ).where(
                 col(IdempotencyKey.user_id) == self.user_id,
                 col(IdempotencyKey.key) == key,
                 col(IdempotencyKey.expires_at) > func.now(),
@@ -122,13 +128,13 @@ class IdempotencyService:
         }
         statement = insert(IdempotencyKey).values(**values)
         updated = {k: statement.excluded[k] for k in values if k not in ("user_id", "key")}
-        self.session.execute(
+        self._conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
                 set_=updated,
             )
         )
-        self.session.execute(_expired_batch(PRUNE_BATCH))
+        self._conn.execute(_expired_batch(PRUNE_BATCH))
 
 
 def prune_expired(engine: Engine, batch: int = 10_000) -> int:

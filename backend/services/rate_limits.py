@@ -7,8 +7,9 @@ requests on any process see one consistent count. The libraries that implement t
 algorithms (`limits`, `pyrate-limiter`) have no PostgreSQL store on psycopg2, and the stack
 allows no second driver or store, hence the one statement here.
 
-The counter is written in its own short transaction on the engine, not in the request's
-session: a sign-in that fails (and rolls the request back) must still count.
+The counter is written in its own short transaction, committed before the request's own
+transaction begins on the same connection: a sign-in that fails (and rolls the request back)
+must still count.
 
 Responses carry the IETF draft headers (draft-ietf-httpapi-ratelimit-headers):
 `RateLimit-Policy: "sign-in-ip";q=20;w=300` and `RateLimit: "sign-in-ip";r=19;t=241`, and a
@@ -21,8 +22,12 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, text
+
+from backend.config import Settings
+from backend.errors import RateLimited
 
 # One statement for all the policies a request touches; keys sorted so that two requests
 # never lock the same rows in opposite orders.
@@ -48,6 +53,12 @@ _HIT = text(
 _CLEAN_UP = text("DELETE FROM rate_limits WHERE window_end < clock_timestamp()")
 # About one hit in this many also deletes expired windows, so the table stays small.
 _CLEAN_UP_ONE_IN = 500
+
+
+class HeaderSink(Protocol):
+    """Where the rate-limit headers go: a dict, or the response's headers."""
+
+    def update(self, other: Mapping[str, str], /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -107,22 +118,70 @@ def _key(policy: Policy, client: str) -> str:
 
 
 class RateLimiter:
-    def __init__(self, engine: Engine, *, enabled: bool = True) -> None:
-        self.engine = engine
-        self.enabled = enabled
+    """The rate-limit policies, counted on the request's connection. Every checked request
+    gets `RateLimit` / `RateLimit-Policy` headers (added to `headers`); one over a limit is
+    `RateLimited` (429 with `Retry-After`)."""
 
-    def hit(self, checks: Sequence[tuple[Policy, str]]) -> Outcome:
-        """Count one request against each (policy, client) pair; report every policy's use."""
+    def __init__(
+        self,
+        connection: Connection,
+        settings: Settings,
+        client_ip: str,
+        headers: HeaderSink,
+    ) -> None:
+        self._conn = connection
+        self._settings = settings
+        self._client_ip = client_ip
+        self._headers = headers
+
+    def sign_in(self, email: str) -> None:
+        s = self._settings
+        window = s.rate_limit_auth_window_seconds
+        self._enforce(
+            (Policy("sign-in-ip", s.rate_limit_sign_in_per_ip, window), self._client_ip),
+            (Policy("sign-in-account", s.rate_limit_sign_in_per_account, window), _norm(email)),
+        )
+
+    def sign_up(self, email: str) -> None:
+        s = self._settings
+        window = s.rate_limit_auth_window_seconds
+        self._enforce(
+            (Policy("sign-up-ip", s.rate_limit_sign_up_per_ip, window), self._client_ip),
+            (Policy("sign-up-account", s.rate_limit_sign_up_per_account, window), _norm(email)),
+        )
+
+    def write(self, user_id: str) -> None:
+        """One write by `user_id` (the token's subject), against the per-user write limit."""
+        s = self._settings
+        policy = Policy(
+            "task-writes", s.rate_limit_task_writes_per_user, s.rate_limit_task_window_seconds
+        )
+        self._enforce((policy, user_id))
+
+    def _enforce(self, *checks: tuple[Policy, str]) -> None:
+        outcome = self._hit(checks)
+        headers = outcome.headers()
+        if not outcome.allowed:
+            raise RateLimited(extra_headers=headers)
+        self._headers.update(headers)
+
+    def _hit(self, checks: Sequence[tuple[Policy, str]]) -> Outcome:
+        """Count one request against each (policy, client) pair, in a transaction of its own
+        (committed at once): call it before anything else runs on the connection."""
         checks = [(policy, client) for policy, client in checks if policy.limit > 0]
-        if not self.enabled or not checks:
+        if not self._settings.rate_limit_enabled or not checks:
             return Outcome(())
         by_key: Mapping[str, Policy] = {_key(p, c): p for p, c in checks}
-        with self.engine.begin() as conn:
-            rows = conn.execute(
+        with self._conn.begin():
+            rows = self._conn.execute(
                 _HIT,
                 {"keys": list(by_key), "windows": [p.window_seconds for p in by_key.values()]},
             ).all()
             if random.randrange(_CLEAN_UP_ONE_IN) == 0:  # noqa: S311 (not security-relevant)
-                conn.execute(_CLEAN_UP)
+                self._conn.execute(_CLEAN_UP)
         usages = {key: Usage(by_key[key], hits, reset) for key, hits, reset in rows}
         return Outcome(tuple(usages[key] for key in by_key))
+
+
+def _norm(email: str) -> str:
+    return email.strip().lower()

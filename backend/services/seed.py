@@ -3,19 +3,16 @@ validation and ownership rules apply as for API requests."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
 from rich.progress import track
-from sqlalchemy import select
-from sqlmodel import col
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.engine import create_db_engine, session_scope
-from backend.models import TaskCreate, User, UserRegister
-from backend.services.tasks import TaskService
+from backend.db.engine import create_db_engine
+from backend.models import TaskCreate, UserRegister, UserRow
+from backend.services.unit_of_work import UnitOfWork
 from backend.services.users import UserService
 
 MAX_SEED_TASKS = 1000
@@ -50,12 +47,10 @@ class SeedResult:
         )
 
 
-def _account(users: UserService, user: str, password: str) -> tuple[User, bool]:
+def _account(users: UserService, user: str, password: str) -> tuple[UserRow, bool]:
     """The account named by an email or id, registering (email) or provisioning (id) it."""
     if "@" in user:
-        found = users.session.scalars(
-            select(User).where(col(User.email) == user.lower())
-        ).one_or_none()
+        found = users.find_by_email(user.lower())
         if found is not None:
             return found, False
         return users.register(UserRegister(email=user, password=password)), True
@@ -72,9 +67,10 @@ def seed_tasks(url: str, settings: Settings, *, user: str, count: int, password:
     engine = create_db_engine(url, settings)
     try:
         # The same commit-once unit of work a request gets.
-        with contextmanager(session_scope)(engine) as session:
-            account, registered = _account(UserService(session), user, password)
-            tasks = TaskService(session, account.id)
+        with UnitOfWork(engine, settings) as work:
+            account, registered = _account(work.users, user, password)
+            work.act_as(TokenClaims(subject=account.id, local=False))
+            tasks = work.tasks
             completed = 0
             console = Console(stderr=True)
             for n in track(range(count), description="creating tasks", console=console):

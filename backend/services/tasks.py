@@ -1,16 +1,18 @@
 """Tasks, always scoped to one user.
 
 Every statement goes through `TaskService._owned`, which adds `user_id = :caller`. A task that
-belongs to someone else is therefore indistinguishable from one that does not exist.
+belongs to someone else is therefore indistinguishable from one that does not exist. The
+connection is private: nothing outside this class can run a statement on `tasks`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol, Self, TypeVar
+from typing import Any, NoReturn, Protocol, Self, TypeVar, cast
 
 from sqlalchemy import (
+    Connection,
     Select,
     case,
     delete,
@@ -24,10 +26,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from backend.errors import InvalidRequest, NotFound, PreconditionFailed
-from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskUpdate
+from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskRow, TaskUpdate
 from backend.models.task import TAGS_MAX_COUNT
 from backend.models.task_ops import (
     AddTagOp,
@@ -57,13 +59,13 @@ Stmt = TypeVar("Stmt", bound=_Filterable)
 Expected = frozenset[int] | None
 
 
-# Every column of `tasks`, for reads that need rows rather than entities.
+# Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
 class TaskPage:
-    items: Sequence[Any]  # rows with the Task columns (attribute access), not entities
+    items: Sequence[TaskRow]
     next: Keyset | None
     total: int | None
 
@@ -96,8 +98,8 @@ def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
 
 
 class TaskService:
-    def __init__(self, session: Session, user_id: str) -> None:
-        self.session = session
+    def __init__(self, connection: Connection, user_id: str) -> None:
+        self._conn = connection
         self.user_id = user_id
 
     def _owned(self, statement: Stmt) -> Stmt:
@@ -106,8 +108,7 @@ class TaskService:
 
     def list_statement(self, query: TaskListQuery) -> Select[Any]:
         """The page query: the task's columns and its sort key (read back to build the next
-        cursor). Plain rows, not ORM entities: a page is only read and serialized, and
-        hydrating 100 identity-mapped objects cost more than the query."""
+        cursor)."""
         statement = self._owned(select(*TASK_COLUMNS, sort_key(query.sort).label("sort_key")))
         statement = statement.where(*filter_conditions(query.filters))
         if query.after is not None:
@@ -115,16 +116,16 @@ class TaskService:
         return statement.order_by(*order_by(query.sort, query.direction)).limit(query.limit + 1)
 
     def list_page(self, query: TaskListQuery) -> TaskPage:
-        rows = self.session.execute(self.list_statement(query)).all()
+        rows = cast(Sequence[TaskRow], self._conn.execute(self.list_statement(query)).all())
         page = rows[: query.limit]
         next_keyset = None
         if len(rows) > query.limit:
             last = page[-1]
-            next_keyset = Keyset(key=last.sort_key, id=int(last.id))
+            next_keyset = Keyset(key=last.sort_key, id=int(last.id))  # type: ignore[attr-defined]
         total = None
         if query.include_total:
             count = self._owned(select(func.count()).select_from(Task))
-            total = self.session.scalar(count.where(*filter_conditions(query.filters)))
+            total = self._conn.scalar(count.where(*filter_conditions(query.filters)))
         return TaskPage(items=page, next=next_keyset, total=total)
 
     def stats(self) -> TaskStats:
@@ -135,7 +136,7 @@ class TaskService:
             func.count().filter(completed == false(), due < func.now()),
             *(func.count().filter(priority == p) for p in Priority),
         ]
-        row = self.session.execute(self._owned(select(*counts).select_from(Task))).one()
+        row = self._conn.execute(self._owned(select(*counts).select_from(Task))).one()
         total, done, overdue, *by_priority = row
         return TaskStats(
             total=total,
@@ -145,14 +146,14 @@ class TaskService:
             by_priority=dict(zip((p.value for p in Priority), by_priority, strict=True)),
         )
 
-    def get(self, task_id: int) -> Task:
-        statement = self._owned(select(Task).where(col(Task.id) == task_id))
-        task: Task | None = self.session.scalars(statement).first()
+    def get(self, task_id: int) -> TaskRow:
+        statement = self._owned(select(*TASK_COLUMNS).where(col(Task.id) == task_id))
+        task = self._conn.execute(statement).first()
         if task is None:
             raise NotFound("Task not found")
-        return task
+        return cast(TaskRow, task)
 
-    def create(self, data: TaskCreate) -> Task:
+    def create(self, data: TaskCreate) -> TaskRow:
         values: dict[str, Any] = {
             "user_id": self.user_id,
             "title": data.title,
@@ -163,9 +164,10 @@ class TaskService:
             "due_date": data.due_date,
             "tags": data.tags,
         }
-        return self.session.scalars(insert(Task).values(**values).returning(Task)).one()
+        row = self._conn.execute(insert(Task).values(**values).returning(*TASK_COLUMNS)).one()
+        return cast(TaskRow, row)
 
-    def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> Task:
+    def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> TaskRow:
         return self._update(
             task_id,
             {
@@ -175,7 +177,7 @@ class TaskService:
             expected,
         )
 
-    def update(self, task_id: int, data: TaskUpdate, expected: Expected = None) -> Task:
+    def update(self, task_id: int, data: TaskUpdate, expected: Expected = None) -> TaskRow:
         changes = data.model_dump(exclude_unset=True)
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
@@ -184,7 +186,7 @@ class TaskService:
 
     def set_completed(
         self, task_id: int, completed: bool | None, expected: Expected = None
-    ) -> Task:
+    ) -> TaskRow:
         """Set the completion state, or toggle it when `completed` is None.
 
         One UPDATE computes the new state from the stored one, so concurrent toggles
@@ -196,7 +198,7 @@ class TaskService:
         return self._update(task_id, _completion(target), expected)
 
     def delete(self, task_id: int, expected: Expected = None) -> None:
-        deleted = self.session.execute(
+        deleted = self._conn.execute(
             self._owned(
                 delete(Task).where(col(Task.id) == task_id, *_version_in(expected))
             ).returning(col(Task.id))
@@ -204,10 +206,10 @@ class TaskService:
         if deleted is None:
             self._missing_or_stale(task_id, expected)
 
-    def set_priority(self, task_id: int, priority: Priority) -> Task:
+    def set_priority(self, task_id: int, priority: Priority) -> TaskRow:
         return self._update(task_id, {"priority": priority})
 
-    def add_tag(self, task_id: int, tag: str) -> Task:
+    def add_tag(self, task_id: int, tag: str) -> TaskRow:
         """Add one (normalized) tag; adding a tag the task has changes nothing but updated_at."""
         tags = col(Task.tags)
         has_tag = literal(tag).op("=")(func.any(tags))
@@ -222,21 +224,16 @@ class TaskService:
             raise InvalidRequest(f"A task has at most {TAGS_MAX_COUNT} tags")
         return task
 
-    def remove_tag(self, task_id: int, tag: str) -> Task:
+    def remove_tag(self, task_id: int, tag: str) -> TaskRow:
         return self._update(task_id, {"tags": func.array_remove(col(Task.tags), tag)})
 
-    def apply(self, operations: Sequence[BulkOperation]) -> list[Task | None]:
+    def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
         """Apply operations in order; the first failure aborts the batch (the request's
         transaction rolls back, so nothing is changed) and names the failing operation."""
-        results: list[Task | None] = []
+        results: list[TaskRow | None] = []
         for index, operation in enumerate(operations):
             try:
-                task = self._apply_one(operation)
-                if task is not None:
-                    # Detached, it stays a snapshot: a later operation on the same task loads
-                    # a new object instead of rewriting this result.
-                    self.session.expunge(task)
-                results.append(task)
+                results.append(self._apply_one(operation))
             except (NotFound, InvalidRequest) as exc:
                 detail = {
                     "field": f"body.operations.{index}",
@@ -246,7 +243,7 @@ class TaskService:
                 raise type(exc)(exc.message, details=[detail]) from None
         return results
 
-    def _apply_one(self, operation: BulkOperation) -> Task | None:
+    def _apply_one(self, operation: BulkOperation) -> TaskRow | None:
         match operation:
             case CompleteOp(id=task_id):
                 return self.set_completed(task_id, True)
@@ -265,12 +262,12 @@ class TaskService:
 
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks; return how many."""
-        result = self.session.execute(
+        result = self._conn.execute(
             self._owned(delete(Task).where(col(Task.completed) == true())).returning(col(Task.id))
         )
         return len(result.all())
 
-    def _update(self, task_id: int, values: dict[str, Any], expected: Expected = None) -> Task:
+    def _update(self, task_id: int, values: dict[str, Any], expected: Expected = None) -> TaskRow:
         task = self._update_where(task_id, values, *_version_in(expected))
         if task is None:
             self._missing_or_stale(task_id, expected)
@@ -286,7 +283,7 @@ class TaskService:
 
     def _update_where(
         self, task_id: int, values: dict[str, Any], *conditions: ColumnElement[bool]
-    ) -> Task | None:
+    ) -> TaskRow | None:
         """One UPDATE ... RETURNING of the caller's task; None when no row matched.
 
         Every change bumps `version` in the same statement, so the ETag changes with it and
@@ -295,9 +292,6 @@ class TaskService:
         statement = (
             self._owned(update(Task).where(col(Task.id) == task_id, *conditions))
             .values(**values, updated_at=func.now(), version=col(Task.version) + 1)
-            .returning(Task)
-            # Refresh a Task already in this session from the returned row, not the stale copy.
-            .execution_options(synchronize_session=False, populate_existing=True)
+            .returning(*TASK_COLUMNS)
         )
-        task: Task | None = self.session.scalars(statement).one_or_none()
-        return task
+        return cast(TaskRow | None, self._conn.execute(statement).one_or_none())

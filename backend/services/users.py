@@ -1,60 +1,63 @@
-"""Accounts: sign-up, sign-in, provisioning of external identities, deletion."""
+"""Accounts: sign-up, sign-in, provisioning of external identities, revocation, deletion."""
 
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import Session, col
 
 from backend.auth.passwords import hash_password, verify_password
 from backend.auth.tokens import TokenClaims
 from backend.errors import Conflict, Unauthorized
-from backend.models import User, UserLogin, UserRegister
+from backend.models import User, UserLogin, UserRegister, UserRow
 
 INVALID_CREDENTIALS = "Invalid email or password"
-# What a request needs of its caller's account: the id, and the version tokens must carry.
-# A plain row through a prebuilt Core statement (table columns, not ORM attributes, so the
-# session skips ORM compilation and loading): `Session.get` cost more than the query on every
-# task request, and the ORM-enabled select still a third more than this one.
 _USERS = User.__table__.c  # type: ignore[attr-defined]
+_USER_COLUMNS = tuple(_USERS)
+# What a request needs of its caller's account: the id, and the version tokens must carry.
+# Prebuilt once: it runs on every authenticated request.
 _ACCOUNT = select(_USERS.id, _USERS.token_version).where(_USERS.id == bindparam("id"))
 
 
 class UserService:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
 
-    def get(self, user_id: str) -> User | None:
-        return self.session.get(User, user_id)
+    def get(self, user_id: str) -> UserRow | None:
+        row = self._conn.execute(select(*_USER_COLUMNS).where(_USERS.id == user_id)).first()
+        return cast(UserRow | None, row)
 
-    def register(self, data: UserRegister) -> User:
-        user_id = str(uuid.uuid4())
-        row = self.session.scalars(
+    def find_by_email(self, email: str) -> UserRow | None:
+        row = self._conn.execute(select(*_USER_COLUMNS).where(_USERS.email == email)).first()
+        return cast(UserRow | None, row)
+
+    def register(self, data: UserRegister) -> UserRow:
+        row = self._conn.execute(
             insert(User)
             .values(
-                id=user_id,
+                id=str(uuid.uuid4()),
                 email=data.email,
                 name=data.name,
                 password_hash=hash_password(data.password),
             )
             .on_conflict_do_nothing()
-            .returning(User)
+            .returning(*_USER_COLUMNS)
         ).one_or_none()
         if row is None:
             raise Conflict("An account with this email already exists")
-        return row
+        return cast(UserRow, row)
 
-    def authenticate(self, data: UserLogin) -> User:
-        user = self.session.scalars(select(User).where(col(User.email) == data.email)).one_or_none()
+    def authenticate(self, data: UserLogin) -> UserRow:
+        user = self.find_by_email(data.email)
         # A hash is verified either way, so timing does not tell which part was wrong.
         valid = verify_password(data.password, user.password_hash if user else None)
         if user is None or not valid:
             raise Unauthorized(INVALID_CREDENTIALS)
         return user
 
-    def resolve(self, claims: TokenClaims) -> User:
+    def resolve(self, claims: TokenClaims) -> UserRow:
         """The account a verified token speaks for.
 
         Tokens from an external issuer sharing the secret provision their account on first
@@ -67,19 +70,19 @@ class UserService:
         return self._provision(claims)
 
     def resolve_id(self, claims: TokenClaims) -> str:
-        """`resolve(claims).id`, reading only the id and token version (no entity)."""
-        row = self.session.execute(_ACCOUNT, {"id": claims.subject}).first()
+        """`resolve(claims).id`, reading only the id and token version."""
+        row = self._conn.execute(_ACCOUNT, {"id": claims.subject}).first()
         _check_version(claims, None if row is None else row.token_version)
         if row is not None:
             return str(row.id)
         return self._provision(claims).id
 
-    def _provision(self, claims: TokenClaims) -> User:
+    def _provision(self, claims: TokenClaims) -> UserRow:
         email = claims.email
         for candidate_email in (email, None) if email else (None,):
             # ON CONFLICT covers a concurrent first request for the same id, and an email
             # already used by another account (then the row is created without the email).
-            self.session.execute(
+            self._conn.execute(
                 insert(User)
                 .values(id=claims.subject, email=candidate_email, name=claims.name)
                 .on_conflict_do_nothing()
@@ -91,15 +94,13 @@ class UserService:
 
     def revoke_tokens(self, user_id: str) -> None:
         """Sign out everywhere: every built-in token issued so far stops working."""
-        self.session.execute(
-            update(User)
-            .where(col(User.id) == user_id)
-            .values(token_version=col(User.token_version) + 1)
+        self._conn.execute(
+            update(User).where(_USERS.id == user_id).values(token_version=_USERS.token_version + 1)
         )
 
     def delete(self, user_id: str) -> None:
         """Delete the account; its tasks go with it (ON DELETE CASCADE)."""
-        self.session.execute(delete(User).where(col(User.id) == user_id))
+        self._conn.execute(delete(User).where(_USERS.id == user_id))
 
 
 def _check_version(claims: TokenClaims, token_version: int | None) -> None:

@@ -244,7 +244,8 @@ def test_a_crashed_holder_does_not_leave_the_key_stuck(
             cur.execute("SELECT pg_backend_pid()")
             (server_pid,) = cur.fetchone()
         with db_engine.begin() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": server_pid})
+            # With a timeout, the call returns once the backend is gone (lock released).
+            conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": server_pid})
         retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
         assert retry.status_code == 201, retry.text
     assert count_rows(db_engine, "tasks") == 1

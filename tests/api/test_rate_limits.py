@@ -16,17 +16,14 @@ import httpx
 import psutil
 import pytest
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from backend.api.door import get_task_access, get_task_writer
-from backend.api.routes.tasks import router as tasks_router
+from backend.api.door import WRITE_METHODS, door
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.main import create_app
-from backend.services.rate_limits import RateLimiter
-from tests.conftest import bearer, count_rows, make_token, running_server
+from tests.conftest import api_routes, bearer, count_rows, make_token, running_server
 
 # Long windows, so that a test does not straddle a window boundary (fixed windows).
 LIMITS: dict[str, Any] = {
@@ -327,14 +324,14 @@ def test_invalid_task_writes_count_but_invalid_sign_ins_do_not(
 def test_counting_a_write_when_the_database_is_unreachable_is_a_503(
     limited: Callable[..., TestClient], settings: Settings
 ) -> None:
-    """Every authenticated write is counted (TaskWriterDep), an invalid one too: with the
-    limiter's database unreachable, both are a clean 503, never a 500."""
+    """Every authenticated write is counted (the door), an invalid one too: with the
+    database unreachable, both are a clean 503, never a 500."""
     with limited() as client:
         unreachable = create_db_engine(
             "postgresql://nobody@127.0.0.1:1/none",
             settings.model_copy(update={"db_connect_timeout_seconds": 2}),
         )
-        client.app.state.rate_limiter = RateLimiter(unreachable)  # type: ignore[attr-defined]
+        client.app.state.engine = unreachable  # type: ignore[attr-defined]
         headers = bearer(make_token(sub="limiter-down"))
         invalid = client.post("/api/tasks", json={"title": ""}, headers=headers)
         valid = client.post("/api/tasks", json={"title": "x"}, headers=headers)
@@ -368,8 +365,10 @@ def test_limited_writes_do_not_starve_a_small_pool(database_url: str) -> None:
     assert statuses == [201] * 48
 
 
-def test_every_task_write_route_is_rate_limited() -> None:
-    """Writes are limited through TaskWriterDep; a write route on TaskAccessDep would not be."""
+def test_every_write_route_enters_through_the_door(settings: Settings) -> None:
+    """The door counts every write (POST, PUT, PATCH, DELETE) of a signed-in caller: every
+    write route under /api, but sign-up and sign-in (limited by their own policies), takes
+    it, so none escapes the per-user write limit."""
 
     def calls(dependant: Dependant) -> set[object]:
         found = {dependant.call}
@@ -377,13 +376,13 @@ def test_every_task_write_route_is_rate_limited() -> None:
             found |= calls(sub)
         return found
 
+    anonymous = {"/api/auth/register", "/api/auth/login", "/api/auth/token"}
     writes = {
         (method, route.path): calls(route.dependant)
-        for route in tasks_router.routes
-        if isinstance(route, APIRoute)
+        for route in api_routes(create_app(settings))
+        if route.path.startswith("/api/")
         for method in route.methods
-        if method in {"POST", "PUT", "PATCH", "DELETE"}
+        if method in WRITE_METHODS and route.path not in anonymous
     }
-    assert len(writes) == 7
-    assert {key for key, found in writes.items() if get_task_writer not in found} == set()
-    assert {key for key, found in writes.items() if get_task_access in found} == set()
+    assert len(writes) >= 9  # 7 task writes, logout-all, delete-me
+    assert {key for key, found in writes.items() if door not in found} == set()

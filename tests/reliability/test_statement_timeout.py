@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.api.door import SessionDep, TaskAccessDep
+from backend.api.door import AnonymousDoor, Door, DoorRoute
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.errors import STATEMENT_TIMEOUT_MESSAGE
@@ -34,27 +35,28 @@ SLOW = {
 
 @pytest.fixture(scope="module")
 def slow_client(settings: Settings) -> Iterator[TestClient]:
-    """The real app (engine, session dependency, error handlers) with a short statement
-    timeout and one test-only route that runs a slow statement through the request session."""
+    """The real app (engine, the door's unit of work, error handlers) with a short statement
+    timeout and test-only routes that run a slow statement in the request's transaction (on
+    the unit of work's connection, which only tests reach past the services)."""
     app = create_app(settings.model_copy(update={"db_statement_timeout_ms": TIMEOUT_MS}))
 
-    def run_slow(session: SessionDep, kind: str) -> dict[str, Any]:
-        session.execute(text(SLOW[kind]))
+    def run_slow(door: AnonymousDoor, kind: str) -> dict[str, Any]:
+        door._connection().execute(text(SLOW[kind]))
         return {"data": "finished"}
 
-    def show_timeout(session: SessionDep) -> dict[str, Any]:
-        return {"data": session.scalar(text("SHOW statement_timeout"))}
+    def show_timeout(door: AnonymousDoor) -> dict[str, Any]:
+        return {"data": door._connection().scalar(text("SHOW statement_timeout"))}
 
-    def create_then_slow(tasks: TaskAccessDep) -> dict[str, Any]:
-        with tasks.transaction() as service:
-            service.create(TaskCreate(title="never committed"))
-            service.session.flush()
-            service.session.execute(text(SLOW["sleep"]))
+    def create_then_slow(door: Door) -> dict[str, Any]:
+        door.tasks.create(TaskCreate(title="never committed"))
+        door._connection().execute(text(SLOW["sleep"]))
         return {"data": "finished"}
 
-    app.add_api_route("/test-only/slow/{kind}", run_slow, methods=["GET"])
-    app.add_api_route("/test-only/create-then-slow", create_then_slow, methods=["POST"])
-    app.add_api_route("/test-only/timeout", show_timeout, methods=["GET"])
+    test_only = APIRouter(prefix="/test-only", route_class=DoorRoute)
+    test_only.add_api_route("/slow/{kind}", run_slow, methods=["GET"])
+    test_only.add_api_route("/create-then-slow", create_then_slow, methods=["POST"])
+    test_only.add_api_route("/timeout", show_timeout, methods=["GET"])
+    app.include_router(test_only)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

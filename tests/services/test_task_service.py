@@ -6,32 +6,40 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import Connection, Engine
 
-from backend.db.engine import session_scope
+from backend.auth.tokens import TokenClaims
+from backend.config import Settings
 from backend.errors import NotFound
-from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate, User
+from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate
 from backend.services import TaskService
 from backend.services.task_listing import TaskFilters, TaskListQuery
+from backend.services.unit_of_work import UnitOfWork
+
+
+def work_as(engine: Engine, settings: Settings, user_id: str) -> UnitOfWork:
+    """A unit of work for `user_id` (provisioned like an external identity on entry)."""
+    return UnitOfWork(engine, settings, claims=TokenClaims(subject=user_id, local=False))
 
 
 @pytest.fixture
-def session(db_engine: Engine) -> Iterator[Session]:
-    with Session(db_engine, expire_on_commit=False) as session:
-        session.add_all([User(id="owner"), User(id="intruder")])
-        session.commit()
-        yield session
+def session(db_engine: Engine, settings: Settings) -> Iterator[Connection]:
+    """One open transaction in which "owner" and "intruder" exist."""
+    for user_id in ("owner", "intruder"):
+        with work_as(db_engine, settings, user_id):
+            pass
+    with db_engine.connect() as conn:
+        yield conn
 
 
-def test_create_and_get(session: Session) -> None:
+def test_create_and_get(session: Connection) -> None:
     service = TaskService(session, "owner")
     task = service.create(TaskCreate(title="write tests"))
     assert task.id is not None and task.user_id == "owner"
     assert service.get(task.id).title == "write tests"
 
 
-def test_other_users_service_sees_nothing(session: Session) -> None:
+def test_other_users_service_sees_nothing(session: Connection) -> None:
     task = TaskService(session, "owner").create(TaskCreate(title="private"))
     assert task.id is not None
     intruder = TaskService(session, "intruder")
@@ -44,12 +52,11 @@ def test_other_users_service_sees_nothing(session: Session) -> None:
     ):
         with pytest.raises(NotFound):
             attempt()
-    session.expire_all()
     unchanged = TaskService(session, "owner").get(task.id)
     assert unchanged.title == "private" and unchanged.completed is False
 
 
-def test_update_with_nothing_set_changes_only_updated_at(session: Session) -> None:
+def test_update_with_nothing_set_changes_only_updated_at(session: Connection) -> None:
     service = TaskService(session, "owner")
     task = service.create(TaskCreate(title="same", description="d"))
     session.commit()
@@ -61,7 +68,7 @@ def test_update_with_nothing_set_changes_only_updated_at(session: Session) -> No
     assert after.updated_at > before
 
 
-def test_list_orders_and_filters(session: Session) -> None:
+def test_list_orders_and_filters(session: Connection) -> None:
     service = TaskService(session, "owner")
     b = service.create(TaskCreate(title="b"))
     a = service.create(TaskCreate(title="A", completed=True))
@@ -76,26 +83,20 @@ def test_list_orders_and_filters(session: Session) -> None:
     assert len(page.items) == 1 and page.next is not None
 
 
-def test_concurrent_toggles_lose_no_update(db_engine: Engine) -> None:
+def test_concurrent_toggles_lose_no_update(db_engine: Engine, settings: Settings) -> None:
     """N toggles racing on one task leave it completed exactly when N is odd."""
-    with Session(db_engine) as session:
-        session.add(User(id="racer"))
-        session.commit()
-    with Session(db_engine, expire_on_commit=False) as session:
-        task = TaskService(session, "racer").create(TaskCreate(title="race"))
-        session.commit()
-    task_id = task.id
-    assert task_id is not None
+    with work_as(db_engine, settings, "racer") as work:
+        task_id = work.tasks.create(TaskCreate(title="race")).id
 
     def toggle(_: int) -> None:
-        for session in session_scope(db_engine):
-            TaskService(session, "racer").set_completed(task_id, None)
+        with work_as(db_engine, settings, "racer") as work:
+            work.tasks.set_completed(task_id, None)
 
     toggles = 25
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(toggle, range(toggles)))
-    with Session(db_engine) as session:
-        final = TaskService(session, "racer").get(task_id)
+    with work_as(db_engine, settings, "racer") as work:
+        final = work.tasks.get(task_id)
     assert final.completed is (toggles % 2 == 1)
     assert (final.completed_at is not None) is final.completed
     assert final.version == 1 + toggles  # every toggle bumped the version (the ETag) once

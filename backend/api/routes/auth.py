@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import ValidationError
 
-from backend.api.door import CurrentUser, RateLimitsDep, SettingsDep, UserServiceDep
+from backend.api.door import AnonymousDoor, Door, DoorRoute, SettingsDep
 from backend.api.responses import errors
 from backend.auth.tokens import issue_token
 from backend.config import Settings
-from backend.errors import Unauthorized
-from backend.models import AuthSession, DataEnvelope, User, UserLogin, UserPublic, UserRegister
+from backend.errors import NotFound, Unauthorized
+from backend.models import AuthSession, DataEnvelope, UserLogin, UserPublic, UserRegister, UserRow
 from backend.services.users import INVALID_CREDENTIALS
 
-router = APIRouter(prefix="/api/auth", tags=["auth"], responses=errors(400, 413, 422, 503))
+router = APIRouter(
+    prefix="/api/auth",
+    tags=["auth"],
+    responses=errors(400, 413, 422, 503),
+    route_class=DoorRoute,
+)
 
 
-def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:
+def _session(user: UserRow, settings: Settings) -> DataEnvelope[AuthSession]:
     return DataEnvelope[AuthSession](
         data=AuthSession(
             user=UserPublic.model_validate(user),
@@ -37,10 +42,10 @@ def _session(user: User, settings: Settings) -> DataEnvelope[AuthSession]:
     responses=errors(409, 429),
 )
 def register(
-    data: UserRegister, users: UserServiceDep, settings: SettingsDep, limits: RateLimitsDep
+    data: UserRegister, door: AnonymousDoor, settings: SettingsDep
 ) -> DataEnvelope[AuthSession]:
-    limits.sign_up(data.email)
-    return _session(users.register(data), settings)
+    door.limits.sign_up(data.email)
+    return _session(door.users.register(data), settings)
 
 
 @router.post(
@@ -49,11 +54,9 @@ def register(
     summary="Sign in with email and password (JSON)",
     responses=errors(401, 429),
 )
-def login(
-    data: UserLogin, users: UserServiceDep, settings: SettingsDep, limits: RateLimitsDep
-) -> DataEnvelope[AuthSession]:
-    limits.sign_in(data.email)
-    return _session(users.authenticate(data), settings)
+def login(data: UserLogin, door: AnonymousDoor, settings: SettingsDep) -> DataEnvelope[AuthSession]:
+    door.limits.sign_in(data.email)
+    return _session(door.users.authenticate(data), settings)
 
 
 @router.post(
@@ -65,17 +68,16 @@ def login(
 )
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    users: UserServiceDep,
+    door: AnonymousDoor,
     settings: SettingsDep,
-    limits: RateLimitsDep,
 ) -> dict[str, Any]:
-    limits.sign_in(form.username)
+    door.limits.sign_in(form.username)
     try:
         credentials = UserLogin(email=form.username, password=form.password)
     except ValidationError:
         # A malformed email or an over-long password cannot be valid credentials.
         raise Unauthorized(INVALID_CREDENTIALS) from None
-    user = users.authenticate(credentials)
+    user = door.users.authenticate(credentials)
     return {
         "access_token": issue_token(user.id, settings, token_version=user.token_version),
         "token_type": "bearer",
@@ -89,7 +91,10 @@ def token(
     summary="The signed-in account",
     responses=errors(401),
 )
-def me(user: CurrentUser) -> DataEnvelope[UserPublic]:
+def me(door: Door) -> DataEnvelope[UserPublic]:
+    user = door.users.get(door.caller_id)
+    if user is None:  # only if deleted since the door resolved it, in this transaction
+        raise NotFound("Account not found")
     return DataEnvelope[UserPublic](data=UserPublic.model_validate(user))
 
 
@@ -102,9 +107,8 @@ def me(user: CurrentUser) -> DataEnvelope[UserPublic]:
     "(Better Auth, JWKS) are revoked at that issuer.",
     responses=errors(401),
 )
-def logout_all(user: CurrentUser, users: UserServiceDep) -> Response:
-    users.revoke_tokens(user.id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+def logout_all(door: Door) -> None:
+    door.users.revoke_tokens(door.caller_id)
 
 
 @router.delete(
@@ -113,6 +117,5 @@ def logout_all(user: CurrentUser, users: UserServiceDep) -> Response:
     summary="Delete the account and all its tasks",
     responses=errors(401),
 )
-def delete_me(user: CurrentUser, users: UserServiceDep) -> Response:
-    users.delete(user.id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+def delete_me(door: Door) -> None:
+    door.users.delete(door.caller_id)

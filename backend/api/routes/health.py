@@ -6,11 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
 from backend.errors import error_response
+from backend.services.health import pending_migrations
 
 router = APIRouter(tags=["health"])
 
@@ -29,18 +28,9 @@ def ready(request: Request) -> JSONResponse:
     expected: frozenset[str] = request.app.state.migration_ids
     retry = {"Retry-After": "5"}
     try:
-        with Session(request.app.state.engine) as session:
-            session.execute(text("SELECT 1"))
-            # to_regclass: a database never migrated has no bookkeeping table yet.
-            table = session.scalar(text("SELECT to_regclass('_yoyo_migration')::text"))
-            applied = (
-                set(session.scalars(text("SELECT migration_id FROM _yoyo_migration")))
-                if table
-                else set()
-            )
+        pending = pending_migrations(request.app.state.engine, expected)
     except SQLAlchemyError:
         return error_response(503, "SERVICE_UNAVAILABLE", "Database unreachable", headers=retry)
-    pending = sorted(expected - applied)
     if pending:
         return error_response(
             503,

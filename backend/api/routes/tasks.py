@@ -1,4 +1,5 @@
-"""`/api/tasks`: the caller's tasks. Thin: parse, call `TaskService`, wrap in the envelope."""
+"""`/api/tasks`: the caller's tasks. Thin: enter through the door, call `door.tasks`, return
+the envelope."""
 
 from __future__ import annotations
 
@@ -7,24 +8,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic import StringConstraints
-from starlette.convertors import StringConvertor, register_url_convertor
+from starlette.routing import Match
+from starlette.types import Scope
 
 from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
-from backend.api.door import SettingsDep, TaskAccessDep, TaskWriterDep
+from backend.api.door import Door, DoorRoute, SettingsDep
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
-from backend.api.responses import errors, etag_header, json_response, not_modified
+from backend.api.responses import errors, etag_header, not_modified
 from backend.models import (
     DataEnvelope,
     ListEnvelope,
     ListMeta,
     Priority,
     SortOrder,
-    Task,
     TaskCompletion,
     TaskCreate,
     TaskPublic,
     TaskReplace,
+    TaskRow,
     TaskSort,
     TaskStatus,
     TaskUpdate,
@@ -38,25 +40,31 @@ from backend.models.task_ops import (
     ClearedCompleted,
     TaskStatsPublic,
 )
-from backend.services import TaskService
 from backend.services.task_listing import TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_FILTER_VALUES = 10
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503))
+# The fixed paths under /api/tasks, which `/{task_id}` must not claim.
+FIXED_PATHS = frozenset({"stats", "bulk", "completed"})
+
+
+class TaskRoute(DoorRoute):
+    """`/{task_id}` matches any segment but the fixed paths' names, so `PUT /api/tasks/stats`
+    is a 405 (not a 422 for an id "stats"); other non-integer ids reach the route: 422."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and child["path_params"].get("task_id") in FIXED_PATHS:
+            return Match.NONE, {}
+        return match, child
+
+
 # Writes (POST, PUT, PATCH, DELETE) are rate-limited per user: 429 with Retry-After.
-
-
-class _TaskIdConvertor(StringConvertor):
-    """Any path segment except the fixed routes' names, so `PUT /api/tasks/stats` is a 405
-    (not a 422 for an id "stats"); other non-integer ids still reach the route and get 422."""
-
-    regex = "(?!(?:stats|bulk|completed)$)[^/]+"
-
-
-register_url_convertor("task_id", _TaskIdConvertor())
+router = APIRouter(
+    prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503), route_class=TaskRoute
+)
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 Envelope = DataEnvelope[TaskPublic]
@@ -67,15 +75,10 @@ _CHANGED: dict[int | str, dict[str, Any]] = {
 SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
 
 
-def _envelope(task: Task, response: Response) -> Envelope:
+def _one(task: TaskRow, response: Response) -> Envelope:
     """One task, with its ETag on the response."""
     response.headers["ETag"] = etag(task)
     return Envelope(data=TaskPublic.model_validate(task))
-
-
-def _one(task: Task, response: Response) -> Response:
-    """One task as the 200 JSON response, with its ETag."""
-    return json_response(_envelope(task, response), response)
 
 
 async def list_query(
@@ -175,7 +178,7 @@ async def list_query(
     "never make an unchanged task repeat or go missing.",
 )
 def list_tasks(
-    tasks: TaskAccessDep,
+    door: Door,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -184,13 +187,12 @@ def list_tasks(
         str | None,
         Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
     ] = None,
-) -> Response:
+) -> ListEnvelope[TaskPublic]:
     secret = settings.signing_secret()
-    with tasks.transaction() as service:
-        user_id = service.user_id
-        if cursor:
-            query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
-        page = service.list_page(query)
+    user_id = door.caller_id
+    if cursor:
+        query = replace(query, after=decode_cursor(secret, user_id, query, cursor))
+    page = door.tasks.list_page(query)
     next_cursor = encode_cursor(secret, user_id, query, page.next) if page.next else None
     if next_cursor:
         next_url = request.url.include_query_params(cursor=next_cursor)
@@ -205,7 +207,7 @@ def list_tasks(
             total=page.total,
         ),
     )
-    return json_response(body, response)
+    return body
 
 
 @router.post(
@@ -223,28 +225,25 @@ def list_tasks(
     },
 )
 def create_task(
-    tasks: TaskWriterDep,
+    door: Door,
     data: TaskCreate,
     request: Request,
     response: Response,
     idempotent: IdempotentDep,
-) -> Response:
-    with tasks.transaction() as service:
+) -> Envelope | Response:
+    def create() -> Envelope:
+        task = door.tasks.create(data)
+        root = request.scope.get("root_path", "")
+        response.headers["Location"] = f"{root}/api/tasks/{task.id}"
+        return _one(task, response)
 
-        def create() -> Envelope:
-            task = service.create(data)
-            root = request.scope.get("root_path", "")
-            response.headers["Location"] = f"{root}/api/tasks/{task.id}"
-            return _envelope(task, response)
-
-        return idempotent.respond(service, data, status.HTTP_201_CREATED, create)
+    return idempotent.respond(door, data, status.HTTP_201_CREATED, create)
 
 
 # Fixed paths come before /{task_id}, which would otherwise claim them.
 @router.get("/stats", response_model=DataEnvelope[TaskStatsPublic], summary="Counts of your tasks")
-def task_stats(tasks: TaskAccessDep) -> DataEnvelope[TaskStatsPublic]:
-    with tasks.transaction() as service:
-        stats = service.stats()
+def task_stats(door: Door) -> DataEnvelope[TaskStatsPublic]:
+    stats = door.tasks.stats()
     return DataEnvelope[TaskStatsPublic](data=TaskStatsPublic.model_validate(asdict(stats)))
 
 
@@ -256,13 +255,14 @@ def task_stats(tasks: TaskAccessDep) -> DataEnvelope[TaskStatsPublic]:
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
     responses=errors(400, 404, 409, 413, 429),
 )
-def bulk(tasks: TaskWriterDep, data: BulkRequest, idempotent: IdempotentDep) -> Response:
-    with tasks.transaction() as service:
-        return idempotent.respond(service, data, status.HTTP_200_OK, lambda: _apply(service, data))
+def bulk(
+    door: Door, data: BulkRequest, idempotent: IdempotentDep
+) -> DataEnvelope[BulkResponse] | Response:
+    return idempotent.respond(door, data, status.HTTP_200_OK, lambda: _apply(door, data))
 
 
-def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
-    outcomes = tasks.apply(data.operations)
+def _apply(door: Door, data: BulkRequest) -> DataEnvelope[BulkResponse]:
+    outcomes = door.tasks.apply(data.operations)
     results = [
         BulkResult(
             index=index,
@@ -281,96 +281,84 @@ def _apply(tasks: TaskService, data: BulkRequest) -> DataEnvelope[BulkResponse]:
     summary="Delete all your completed tasks",
     responses=errors(429),
 )
-def clear_completed(tasks: TaskWriterDep) -> DataEnvelope[ClearedCompleted]:
-    with tasks.transaction() as service:
-        deleted = service.delete_completed()
+def clear_completed(door: Door) -> DataEnvelope[ClearedCompleted]:
+    deleted = door.tasks.delete_completed()
     return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=deleted))
 
 
 @router.get(
-    "/{task_id:task_id}",
+    "/{task_id}",
     response_model=Envelope,
     summary="Get a task",
     responses={200: {"description": "The task.", **etag_header()}, **not_modified(), **errors(404)},
 )
 def get_task(
-    tasks: TaskAccessDep, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
-) -> Response:
-    with tasks.transaction() as service:
-        task = service.get(task_id)
+    door: Door, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
+) -> Envelope | Response:
+    task = door.tasks.get(task_id)
     if none_match(if_none_match, etag(task)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
     return _one(task, response)
 
 
 @router.put(
-    "/{task_id:task_id}",
+    "/{task_id}",
     response_model=Envelope,
     summary="Replace a task's editable fields",
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def replace_task(
-    tasks: TaskWriterDep,
+    door: Door,
     task_id: TaskId,
     data: TaskReplace,
     response: Response,
     if_match: IfMatch = None,
-) -> Response:
+) -> Envelope:
     expected = if_match_versions(if_match, task_id)
-    with tasks.transaction() as service:
-        task = service.replace(task_id, data, expected)
-    return _one(task, response)
+    return _one(door.tasks.replace(task_id, data, expected), response)
 
 
 @router.patch(
-    "/{task_id:task_id}",
+    "/{task_id}",
     response_model=Envelope,
     summary="Change some fields of a task",
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def update_task(
-    tasks: TaskWriterDep,
+    door: Door,
     task_id: TaskId,
     data: TaskUpdate,
     response: Response,
     if_match: IfMatch = None,
-) -> Response:
+) -> Envelope:
     expected = if_match_versions(if_match, task_id)
-    with tasks.transaction() as service:
-        task = service.update(task_id, data, expected)
-    return _one(task, response)
+    return _one(door.tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
-    "/{task_id:task_id}/complete",
+    "/{task_id}/complete",
     response_model=Envelope,
     summary="Toggle or set completion",
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def complete_task(
-    tasks: TaskWriterDep,
+    door: Door,
     task_id: TaskId,
     response: Response,
     data: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
-) -> Response:
+) -> Envelope:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
-    with tasks.transaction() as service:
-        task = service.set_completed(task_id, completed, expected)
-    return _one(task, response)
+    return _one(door.tasks.set_completed(task_id, completed, expected), response)
 
 
 @router.delete(
-    "/{task_id:task_id}",
+    "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
     responses=errors(404, 412, 429),
 )
-def delete_task(tasks: TaskWriterDep, task_id: TaskId, if_match: IfMatch = None) -> None:
-    # Returns nothing (not a Response) so the rate-limit headers set on the request's
-    # response reach the 204.
-    expected = if_match_versions(if_match, task_id)
-    with tasks.transaction() as service:
-        service.delete(task_id, expected)
+def delete_task(door: Door, task_id: TaskId, if_match: IfMatch = None) -> None:
+    door.tasks.delete(task_id, expected=if_match_versions(if_match, task_id))

@@ -1,0 +1,46 @@
+"""`TokenVerifier`: the one object that turns a bearer token into verified claims, for every
+way in (REST routes, and any later transport). Shared-secret (HS256) tokens are verified on
+the caller's thread and their claims cached briefly; tokens signed with a JWKS key may need
+the key set fetched, so `fetches_keys` tells the caller to verify them off the event loop."""
+
+from __future__ import annotations
+
+from backend.auth.jwks import JwksCache
+from backend.auth.token_cache import VerifiedTokens
+from backend.auth.tokens import TokenClaims, decode_token
+from backend.config import Settings
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._jwks = (
+            None
+            if settings.jwt_jwks_url is None
+            else JwksCache(
+                str(settings.jwt_jwks_url),
+                cache_seconds=settings.jwt_jwks_cache_seconds,
+                min_refetch_seconds=settings.jwt_jwks_min_refetch_seconds,
+                timeout_seconds=settings.jwt_jwks_timeout_seconds,
+            )
+        )
+        self._verified = VerifiedTokens()
+
+    @property
+    def fetches_keys(self) -> bool:
+        """True when verifying may block on fetching the issuer's key set."""
+        return self._jwks is not None
+
+    def verify(self, token: str) -> TokenClaims:
+        """The token's claims; `InvalidToken` (401) or `JwksUnavailable` (503) otherwise.
+
+        With a JWKS configured every token is verified against the current key set, so a key
+        the issuer withdraws stops working exactly when the key cache says; shared-secret
+        tokens alone are served from the short-lived cache (`token_cache.py`)."""
+        if self._jwks is not None:
+            return decode_token(token, self._settings, self._jwks)
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = decode_token(token, self._settings)
+            self._verified.put(token, claims)
+        return claims
