@@ -1,4 +1,5 @@
-"""Start the API and the baseline side by side on loopback ports; sample their workers' RSS."""
+"""Start the API, the stack floor and the raw baseline side by side on loopback ports; sample
+their workers' RSS."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ RATE_LIMIT_ENV = {
     "RATE_LIMIT_TASK_WRITES_PER_USER": "100000000",
     "RATE_LIMIT_TASK_WINDOW_SECONDS": "60",
 }
+KINDS = ("api", "floor", "baseline")
+# The two comparison servers: uvicorn with the same loop and HTTP parser, no access log.
+APPS = {"floor": "scripts.bench.floor:app", "baseline": "scripts.bench.baseline:app"}
 
 
 def free_port() -> int:
@@ -35,7 +39,7 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    name: str  # "api" or "baseline"
+    name: str  # "api", "floor" or "baseline"
     url: str
     process: subprocess.Popen[bytes]
     log: Path
@@ -98,7 +102,7 @@ def _command(kind: str, port: int, workers: int) -> list[str]:
         sys.executable,
         "-m",
         "uvicorn",
-        "scripts.bench.baseline:app",
+        APPS[kind],
         "--host",
         "127.0.0.1",
         "--port",
