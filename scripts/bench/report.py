@@ -46,12 +46,30 @@ def machine(postgres_version: str) -> dict[str, Any]:
     }
 
 
-def _ratio(api: float, base: float) -> float | None:
-    return round(api / base, 3) if base else None
+SERVERS = ("api", "floor", "baseline")
+LABELS = {"api": "API", "floor": "floor", "baseline": "baseline"}
+# Issue 12: the API against the floor, at 1 worker and 32 connections, per route.
+FLOOR_LEVEL = 32
+FLOOR_THROUGHPUT = {
+    "get": 0.8,
+    "list": 0.8,
+    "search": 0.8,
+    "create": 0.7,
+    "update": 0.7,
+    "toggle": 0.7,
+    "delete": 0.7,
+}
+FLOOR_CPU = 1.3  # API CPU per request at most this many times the floor's, every route
+
+
+def _ratio(api: float | None, base: float | None) -> float | None:
+    return round(api / base, 3) if api is not None and base else None
 
 
 def pair_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (size, workers, scenario, connections) with both servers side by side."""
+    """One row per (size, workers, scenario, connections) with every server side by side,
+    and the API's ratios to the floor and to the baseline: throughput (`ratio_floor`,
+    `ratio`) and CPU per request (`cpu_ratio_floor`, `cpu_ratio`)."""
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for run in runs:
         key = (run["size"], run["workers"], run["scenario"], run["connections"])
@@ -59,9 +77,39 @@ def pair_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             key, {"size": key[0], "workers": key[1], "scenario": key[2], "connections": key[3]}
         )[run["server"]] = run
     for row in rows.values():
-        if "api" in row and "baseline" in row:
-            row["ratio"] = _ratio(row["api"]["rps"], row["baseline"]["rps"])
+        if "api" not in row:
+            continue
+        for other, suffix in (("baseline", ""), ("floor", "_floor")):
+            if other in row:
+                row["ratio" + suffix] = _ratio(row["api"]["rps"], row[other]["rps"])
+                row["cpu_ratio" + suffix] = _ratio(
+                    row["api"]["cpu_ms_per_request"], row[other]["cpu_ms_per_request"]
+                )
     return list(rows.values())
+
+
+def comparisons(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The side-by-side rows without the nested runs, for results.json."""
+    out = []
+    for row in pair_rows(runs):
+        flat = {k: row[k] for k in ("size", "workers", "scenario", "connections")}
+        for server in SERVERS:
+            if server in row:
+                run = row[server]
+                flat[f"{server}_rps"] = run["rps"]
+                flat[f"{server}_p50_ms"] = run["p50_ms"]
+                flat[f"{server}_p99_ms"] = run["p99_ms"]
+                flat[f"{server}_cpu_ms_per_request"] = run["cpu_ms_per_request"]
+        for name, key in (
+            ("api_over_floor_rps", "ratio_floor"),
+            ("api_over_baseline_rps", "ratio"),
+            ("api_over_floor_cpu", "cpu_ratio_floor"),
+            ("api_over_baseline_cpu", "cpu_ratio"),
+        ):
+            if key in row:
+                flat[name] = row[key]
+        out.append(flat)
+    return out
 
 
 def _peak(rows: list[dict[str, Any]], size: str, scenario: str, server: str) -> float:
@@ -73,6 +121,49 @@ def _peak(rows: list[dict[str, Any]], size: str, scenario: str, server: str) -> 
         ),
         default=0.0,
     )
+
+
+def floor_targets(rows: list[dict[str, Any]], size: str) -> list[dict[str, Any]]:
+    """Issue 12's targets, judged on the 1-worker run at 32 connections of `size` (or, in a
+    run without one, the nearest connection count, said in the figure)."""
+    out: list[dict[str, Any]] = []
+    candidates = [
+        r for r in rows if r["size"] == size and r["workers"] == 1 and "api" in r and "floor" in r
+    ]
+    for scenario, goal in FLOOR_THROUGHPUT.items():
+        found = [r for r in candidates if r["scenario"] == scenario]
+        if not found:
+            continue
+        row = min(found, key=lambda r: (abs(r["connections"] - FLOOR_LEVEL), -r["connections"]))
+        where = f"{size}, 1 worker, {row['connections']} connections"
+        if row["connections"] != FLOOR_LEVEL:
+            where += f" (the target is set at {FLOOR_LEVEL})"
+        api, floor, base = row["api"], row["floor"], row.get("baseline")
+        versus_base = f"; API/baseline {row['ratio']}" if base else ""
+        out.append(
+            {
+                "target": f"{scenario}: API/floor throughput >= {goal}",
+                "measured": f"{row['ratio_floor']} (API {api['rps']:,} / floor "
+                f"{floor['rps']:,} req/s{versus_base}; {where})",
+                "met": row["ratio_floor"] is not None and row["ratio_floor"] >= goal,
+                "against": "floor",
+                "ratio": row["ratio_floor"],
+                "connections": row["connections"],
+            }
+        )
+        versus_base = f"; API/baseline {row['cpu_ratio']}x" if base else ""
+        out.append(
+            {
+                "target": f"{scenario}: API CPU per request <= {FLOOR_CPU}x floor's",
+                "measured": f"{row['cpu_ratio_floor']}x (API {api['cpu_ms_per_request']} / "
+                f"floor {floor['cpu_ms_per_request']} ms{versus_base}; {where})",
+                "met": row["cpu_ratio_floor"] is not None and row["cpu_ratio_floor"] <= FLOOR_CPU,
+                "against": "floor",
+                "ratio": row["cpu_ratio_floor"],
+                "connections": row["connections"],
+            }
+        )
+    return out
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,11 +178,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 _peak(rows, first, scenario, "api"),
                 _peak(rows, first, scenario, "baseline"),
             )
+            if not api or not base:
+                continue
             ratio = _ratio(api, base)
+            floor = _peak(rows, first, scenario, "floor")
+            versus_floor = f"; API/floor peak {_ratio(api, floor)}" if floor else ""
             out.append(
                 {
                     "target": f"{scenario}: API/baseline peak throughput >= {goal}",
-                    "measured": f"{ratio} ({api:,.0f} / {base:,.0f} req/s, {first}, 1 worker)",
+                    "measured": f"{ratio} ({api:,.0f} / {base:,.0f} req/s, {first}, 1 worker"
+                    f"{versus_floor})",
                     "met": ratio is not None and ratio >= goal,
                 }
             )
@@ -136,6 +232,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": factor <= 1.2,
                 }
             )
+    out += floor_targets(rows, first)
     soak = results.get("soak")
     if soak:
         out.append(
@@ -149,54 +246,99 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _cell(row: dict[str, Any], key: str, fmt: str = "{}") -> str:
+    values = [fmt.format(row[server][key]) if server in row else "-" for server in SERVERS]
+    return " / ".join(values)
+
+
+def _latency(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "-"
+    return f"{run['p50_ms']:.1f} / {run['p90_ms']:.1f} / {run['p99_ms']:.1f}"
+
+
+def _target_table(targets: list[dict[str, Any]]) -> list[str]:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for t in targets:
+        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    return lines
+
+
+def _servers_sentence(c: dict[str, Any]) -> str:
+    kinds = c.get("servers", ["api", "baseline"])
+    api_env = c.get("api_env") or {}
+    parts = []
+    if "api" in kinds:
+        settings = ", ".join(f"{k}={v}" for k, v in api_env.items())
+        parts.append(
+            "the API as in production (" + (settings + "; " if settings else "") + "JSON access "
+            "log on, Prometheus metrics on, rate limiting on with a limit of "
+            f"{c['rate_limit']} writes/min per user, never reached; revocation checked on "
+            "every request)"
+        )
+    if "floor" in kinds:
+        parts.append(
+            "the stack floor (FastAPI sync routes, SQLAlchemy Core over psycopg2, python-jose "
+            "with the API's claims cache; the same rate-limit count; no middleware, no ORM "
+            "session, no dependency tree, no pydantic models; no access log)"
+        )
+    if "baseline" in kinds:
+        parts.append("the raw baseline (Starlette + asyncpg, no access log)")
+    return "Servers: " + "; ".join(parts) + "."
+
+
 def markdown(results: dict[str, Any]) -> str:
     m, c = results["machine"], results["config"]
+    kinds = c.get("servers", ["api", "baseline"])
     lines = [
-        "# Benchmark: the API against a raw Starlette + asyncpg baseline",
+        "# Benchmark: the API against the stack floor and a raw Starlette + asyncpg baseline",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}; "
         f"Python {m['python']}, PostgreSQL {m['postgresql']}, {m['wrk']}. "
         f"Load average at start: {m['load_average_at_start']}.",
         "",
-        f"Run: {c['preset']} preset, sizes {', '.join(c['sizes'])}, {c['seconds']} s per "
-        f"scenario, concurrency {c['concurrency']}, wrk threads <= 2; took "
-        f"{results.get('total_seconds', 0):.0f} s. Rate limiting on (limit "
-        f"{c['rate_limit']} writes/min per user, never reached); API access log on "
-        "(JSON lines, as in production), baseline without one. Every figure below had zero non-2xx "
+        f"Run: {c['preset']} preset, servers {', '.join(kinds)}, sizes {', '.join(c['sizes'])}, "
+        f"{c['seconds']} s per scenario, concurrency {c['concurrency']}, wrk threads <= 2; took "
+        f"{results.get('total_seconds', 0):.0f} s. Every figure below had zero non-2xx "
         "responses and zero socket errors; bodies were validated before timing.",
         "",
-        "## Targets",
+        _servers_sentence(c),
         "",
-        "| target | measured | met |",
-        "|---|---|---|",
     ]
-    for t in results["targets"]:
-        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    floor = [t for t in results["targets"] if t.get("against") == "floor"]
+    others = [t for t in results["targets"] if t.get("against") != "floor"]
+    if floor:
+        lines += [
+            f"## Targets against the stack floor (1 worker, {FLOOR_LEVEL} connections)",
+            "",
+            *_target_table(floor),
+            "",
+        ]
+    if others:
+        lines += ["## Targets", "", *_target_table(others), ""]
     lines += [
-        "",
         "## Results",
         "",
-        "Requests/s and latency (ms) as wrk measured them; CPU ms per request is the workers' "
-        "CPU time (user + system) over the requests served, a cost figure that other load on "
-        "the machine barely disturbs; RSS is the peak of any one worker during that run.",
+        "Requests/s and latency (ms) as wrk measured them, for API / floor / baseline; the "
+        "ratios are the API's figure over the other server's (throughput: higher is better for "
+        "the API; CPU: lower is). CPU ms per request is the workers' CPU time (user + system) "
+        "over the requests served, a cost figure that other load on the machine barely "
+        "disturbs; RSS is the peak of any one worker during that run. `-`: not run.",
         "",
-        "| size | workers | scenario | conns | API req/s | baseline req/s | ratio | "
-        "API p50 / p90 / p99 | baseline p50 / p90 / p99 | API / baseline CPU ms per request | "
-        "API RSS MB | baseline RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | workers | scenario | conns | req/s API / floor / baseline | API/floor | "
+        "API/baseline | API p50 / p90 / p99 | floor p50 / p90 / p99 | baseline p50 / p90 / p99 | "
+        "CPU ms/req API / floor / baseline | CPU API/floor | CPU API/baseline | "
+        "RSS MB API / floor / baseline |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in pair_rows(results["runs"]):
-        a, b = row.get("api"), row.get("baseline")
-
-        def lat(r: dict[str, Any] | None) -> str:
-            return f"{r['p50_ms']:.1f} / {r['p90_ms']:.1f} / {r['p99_ms']:.1f}" if r else "-"
-
         lines.append(
             f"| {row['size']} | {row['workers']} | {row['scenario']} | {row['connections']} | "
-            f"{a['rps'] if a else '-':,} | {b['rps'] if b else '-':,} | {row.get('ratio', '-')} | "
-            f"{lat(a)} | {lat(b)} | {a['cpu_ms_per_request'] if a else '-'} / "
-            f"{b['cpu_ms_per_request'] if b else '-'} | {a['peak_rss_mb'] if a else '-'} | "
-            f"{b['peak_rss_mb'] if b else '-'} |"
+            f"{_cell(row, 'rps', '{:,}')} | {row.get('ratio_floor', '-')} | "
+            f"{row.get('ratio', '-')} | {_latency(row.get('api'))} | "
+            f"{_latency(row.get('floor'))} | {_latency(row.get('baseline'))} | "
+            f"{_cell(row, 'cpu_ms_per_request')} | {row.get('cpu_ratio_floor', '-')} | "
+            f"{row.get('cpu_ratio', '-')} | {_cell(row, 'peak_rss_mb')} |"
         )
     soak = results.get("soak")
     if soak:
@@ -217,7 +359,16 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+STYLES = {
+    "api": ("tab:blue", "API"),
+    "floor": ("tab:green", "floor"),
+    "baseline": ("tab:orange", "baseline"),
+}
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
+    """Per scenario (columns), 1 worker: requests/s, p99, CPU ms per request of each server,
+    and the API's throughput ratio to the floor and to the baseline, against connections."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,36 +377,61 @@ def chart(results: dict[str, Any], path: Path) -> None:
     rows = [r for r in pair_rows(results["runs"]) if r["workers"] == 1]
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     sizes = list(dict.fromkeys(r["size"] for r in rows))
-    fig, axes = plt.subplots(2, len(scenarios), figsize=(3.2 * len(scenarios), 6.4), squeeze=False)
-    styles = {"api": ("tab:blue", "API"), "baseline": ("tab:orange", "baseline")}
+    fig, axes = plt.subplots(4, len(scenarios), figsize=(3.2 * len(scenarios), 12.0), squeeze=False)
+    measures = (
+        ("rps", "requests/s"),
+        ("p99_ms", "p99 latency (ms)"),
+        ("cpu_ms_per_request", "CPU ms per request"),
+    )
     for col, scenario in enumerate(scenarios):
         for size_index, size in enumerate(sizes):
             line = "-" if size_index == 0 else "--"
-            for server, (color, label) in styles.items():
-                points = sorted(
-                    (r["connections"], r[server])
-                    for r in rows
-                    if r["scenario"] == scenario and r["size"] == size and server in r
-                )
+            here = sorted(
+                (r for r in rows if r["scenario"] == scenario and r["size"] == size),
+                key=lambda r: r["connections"],
+            )
+            for server, (color, label) in STYLES.items():
+                points = [(r["connections"], r[server]) for r in here if server in r]
                 if not points:
                     continue
                 xs = [p[0] for p in points]
-                name = f"{label} {size}"
-                axes[0][col].plot(
-                    xs, [p[1]["rps"] for p in points], line, color=color, marker="o", label=name
-                )
-                axes[1][col].plot(
-                    xs, [p[1]["p99_ms"] for p in points], line, color=color, marker="o", label=name
-                )
+                for index, (key, _) in enumerate(measures):
+                    axes[index][col].plot(
+                        xs,
+                        [p[1][key] for p in points],
+                        line,
+                        color=color,
+                        marker="o",
+                        label=f"{label} {size}",
+                    )
+            for key, server in (("ratio_floor", "floor"), ("ratio", "baseline")):
+                points = [(r["connections"], r[key]) for r in here if r.get(key) is not None]
+                if points:
+                    axes[3][col].plot(
+                        [p[0] for p in points],
+                        [p[1] for p in points],
+                        line,
+                        color=STYLES[server][0],
+                        marker="o",
+                        label=f"API/{server} {size}",
+                    )
         axes[0][col].set_title(scenario)
-        for row in (0, 1):
+        for row in range(4):
             axes[row][col].set_xscale("symlog", base=2)
             axes[row][col].set_xlabel("connections")
             axes[row][col].grid(alpha=0.3)
-    axes[0][0].set_ylabel("requests/s")
-    axes[1][0].set_ylabel("p99 latency (ms)")
+        if scenario in FLOOR_THROUGHPUT:
+            # The API/floor target, judged at 32 connections.
+            axes[3][col].axhline(FLOOR_THROUGHPUT[scenario], color="tab:green", ls=":", lw=1)
+        axes[3][col].set_ylim(bottom=0)
+    for index, (_, label) in enumerate(measures):
+        axes[index][0].set_ylabel(label)
+    axes[3][0].set_ylabel("API throughput ratio")
     axes[0][0].legend(fontsize="small")
-    fig.suptitle("API vs raw baseline, 1 worker each (" + results["machine"]["cpu"] + ")")
+    axes[3][0].legend(fontsize="small")
+    fig.suptitle(
+        "API vs stack floor vs raw baseline, 1 worker each (" + results["machine"]["cpu"] + ")"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -269,6 +445,7 @@ def write(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         "markdown": out_dir / "results.md",
         "chart": out_dir / "results.png",
     }
+    results["comparisons"] = comparisons(results["runs"])
     paths["json"].write_text(json.dumps(results, indent=2) + "\n")
     paths["markdown"].write_text(markdown(results))
     chart(results, paths["chart"])

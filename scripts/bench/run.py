@@ -1,10 +1,12 @@
-"""Benchmark the API against the raw baseline: `python -m scripts.bench --help`.
+"""Benchmark the API against the stack floor and the raw baseline: `python -m scripts.bench
+--help`.
 
-Seeds (or reuses) a database per size, starts both servers side by side with the same worker
-count, validates their answers, then for every scenario and concurrency level runs wrk against
-the API and the baseline back to back (alternating which goes first), samples each worker's
-RSS, and writes results.json, results.md and results.png. Any non-2xx or socket error in a
-timed run fails the whole benchmark (exit 1) after the reports are written.
+Seeds (or reuses) a database per size, starts the servers (the API, the floor and the
+baseline, or those `--only` names) side by side with the same worker count, validates their
+answers, then for every scenario and concurrency level runs wrk against each back to back
+(rotating which goes first), samples each worker's RSS and CPU time, and writes results.json,
+results.md and results.png. Any non-2xx or socket error in a timed run fails the whole
+benchmark (exit 1) after the reports are written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import secrets
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +41,16 @@ class Plan:
     two_workers: bool  # also every scenario at 32 connections with 2 workers each
     soak_seconds: float
     warmup_seconds: float
+    kinds: tuple[str, ...] = servers.KINDS  # the servers to run, in this order
 
     def estimate(self) -> float:
-        runs_per_size = len(self.scenarios) * len(self.concurrency) * 2
+        count = len(self.kinds)
+        runs_per_size = len(self.scenarios) * len(self.concurrency) * count
         if self.two_workers:
-            runs_per_size += len(self.scenarios) * 2
+            runs_per_size += len(self.scenarios) * count
         seeding = sum(SEED_ESTIMATE_SECONDS.get(s, 5) for s in self.sizes)
-        starts = len(self.sizes) * (2 if self.two_workers else 1) * (8 + 4 * self.warmup_seconds)
+        passes = len(self.sizes) * (2 if self.two_workers else 1)
+        starts = passes * (8 + 2 * count * self.warmup_seconds)
         timed = len(self.sizes) * runs_per_size * (self.seconds + PER_RUN_OVERHEAD)
         return seeding + starts + timed + self.soak_seconds
 
@@ -59,8 +65,11 @@ def parse_size(value: str) -> tuple[int, int]:
 def build_plan(args: argparse.Namespace) -> Plan:
     if args.full:
         plan = Plan("full", ["10k", "1m"], [1, 8, 32, 64], 10, list(SCENARIOS), True, 300, 3)
+    elif args.quick:
+        # The tuning loop: where the floor targets are judged, nothing else.
+        plan = Plan("quick", ["10k"], [32], 5, list(SCENARIOS), False, 0, 2)
     else:
-        plan = Plan("quick", ["10k"], [1, 8, 32, 64], 5, list(SCENARIOS), True, 0, 2)
+        plan = Plan("default", ["10k"], [1, 8, 32, 64], 5, list(SCENARIOS), True, 0, 2)
     overridden = any(
         getattr(args, name) is not None
         for name in ("size", "concurrency", "seconds", "scenarios", "soak", "warmup")
@@ -74,7 +83,23 @@ def build_plan(args: argparse.Namespace) -> Plan:
         two_workers=plan.two_workers and not args.no_two_workers,
         soak_seconds=plan.soak_seconds if args.soak is None else args.soak,
         warmup_seconds=plan.warmup_seconds if args.warmup is None else args.warmup,
+        kinds=parse_only(args.only),
     )
+
+
+def parse_only(value: str | None) -> tuple[str, ...]:
+    """`--only api,floor`: those servers, in the canonical order (the API, the reference of
+    the validation, first)."""
+    if not value:
+        return servers.KINDS
+    wanted = {name.strip() for name in value.split(",") if name.strip()}
+    unknown = wanted - set(servers.KINDS)
+    if unknown or not wanted:
+        raise SystemExit(
+            f"--only: unknown server(s) {', '.join(sorted(unknown)) or '(none)'}; "
+            f"choose from {', '.join(servers.KINDS)}"
+        )
+    return tuple(kind for kind in servers.KINDS if kind in wanted)
 
 
 class Failure(Exception):
@@ -139,6 +164,8 @@ class Bench:
                 "seconds": self.plan.seconds,
                 "scenarios": self.plan.scenarios,
                 "two_workers_at_32": self.plan.two_workers,
+                "servers": list(self.plan.kinds),
+                "api_env": servers.API_ENV,
                 "rate_limit": servers.RATE_LIMIT_ENV["RATE_LIMIT_TASK_WRITES_PER_USER"],
                 "seed_seconds": self.seed_seconds,
                 "estimated_seconds": round(self.plan.estimate()),
@@ -165,15 +192,19 @@ class Bench:
         engine = create_engine(normalize_url(db.url))
         logs = self.work
         common = {"workers": workers, "database_url": db.url, "secret": self.secret}
-        with (
-            servers.start("api", log_dir=logs, **common) as api,
-            servers.start("baseline", log_dir=logs, **common) as base,
-        ):
-            checked = validate.validate(api.url, base.url, tokens, owned)
+        with ExitStack() as stack:
+            started = [
+                stack.enter_context(servers.start(kind, log_dir=logs, **common))
+                for kind in self.plan.kinds
+            ]
+            by_name = {server.name: server for server in started}
+            checked = validate.validate({s.name: s.url for s in started}, tokens, owned)
+            if "api" in by_name:
+                checked += servers.confirm_production_settings(by_name["api"])
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
-            for target in (api, base):
+            for target in started:
                 for scenario in ("list", "mix"):
                     if self.plan.warmup_seconds:
                         warm = wrk.run(
@@ -186,54 +217,67 @@ class Bench:
                         _check(warm, f"warm-up {target.name} {scenario}", self.failures)
                 seed.reset(engine)
             get_rate: dict[tuple[str, int], float] = {}
-            with servers.RssSampler([api, base]):
+            turn = 0  # rotates which server goes first, run after run
+            with servers.RssSampler(started):
                 for scenario in self.plan.scenarios:
-                    for level_index, level in enumerate(levels):
-                        order = [api, base] if level_index % 2 == 0 else [base, api]
+                    for level in levels:
+                        order = started[turn % len(started) :] + started[: turn % len(started)]
+                        turn += 1
                         for target in order:
-                            pool = None
-                            if scenario == "delete":
-                                rate = get_rate.get((target.name, level), 5000.0)
-                                count = int(rate * self.plan.seconds * 1.5) + 1000
-                                pool = workload.make_pool(db, count, self.work / "pool.lua")
-                            began, cpu = time.monotonic(), target.cpu_seconds()
-                            result = wrk.run(
-                                scenario,
-                                target.url,
-                                connections=level,
-                                seconds=self.plan.seconds,
-                                data=data,
-                                pool=pool,
-                            )
-                            if scenario == "get":
-                                get_rate[(target.name, level)] = result.rps
-                            label = f"{size} {workers}w {scenario} c={level} {target.name}"
-                            _check(result, label, self.failures)
-                            row = {
-                                "size": size,
-                                "workers": workers,
-                                "scenario": scenario,
-                                "connections": level,
-                                "server": target.name,
-                                **result.to_dict(),
-                                "peak_rss_mb": servers.peak_rss_mb(target, began),
-                                "cpu_ms_per_request": _per_request(
-                                    target.cpu_seconds() - cpu, result.requests
-                                ),
-                            }
-                            self.runs.append(row)
-                            self.say(
-                                f"  {label:<34} {result.rps:>8,.0f} req/s  p50 "
-                                f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
-                                f"cpu {row['cpu_ms_per_request']} ms/req  "
-                                f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
-                            )
+                            self._timed(size, db, data, workers, scenario, level, target, get_rate)
                             if scenario in WRITES or scenario == "mix":
                                 seed.reset(engine)
-            if soak_seconds:
-                self.soak = self._soak(size, api, data, workers, soak_seconds)
+            if soak_seconds and "api" in by_name:
+                self.soak = self._soak(size, by_name["api"], data, workers, soak_seconds)
                 seed.reset(engine)
         engine.dispose()
+
+    def _timed(
+        self,
+        size: str,
+        db: seed.BenchDb,
+        data: Path,
+        workers: int,
+        scenario: str,
+        level: int,
+        target: servers.Server,
+        get_rate: dict[tuple[str, int], float],
+    ) -> None:
+        pool = None
+        if scenario == "delete":
+            rate = get_rate.get((target.name, level), 5000.0)
+            count = int(rate * self.plan.seconds * 1.5) + 1000
+            pool = workload.make_pool(db, count, self.work / "pool.lua")
+        began, cpu = time.monotonic(), target.cpu_seconds()
+        result = wrk.run(
+            scenario,
+            target.url,
+            connections=level,
+            seconds=self.plan.seconds,
+            data=data,
+            pool=pool,
+        )
+        if scenario == "get":
+            get_rate[(target.name, level)] = result.rps
+        label = f"{size} {workers}w {scenario} c={level} {target.name}"
+        _check(result, label, self.failures)
+        row = {
+            "size": size,
+            "workers": workers,
+            "scenario": scenario,
+            "connections": level,
+            "server": target.name,
+            **result.to_dict(),
+            "peak_rss_mb": servers.peak_rss_mb(target, began),
+            "cpu_ms_per_request": _per_request(target.cpu_seconds() - cpu, result.requests),
+        }
+        self.runs.append(row)
+        self.say(
+            f"  {label:<34} {result.rps:>8,.0f} req/s  p50 "
+            f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
+            f"cpu {row['cpu_ms_per_request']} ms/req  "
+            f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
+        )
 
     def _soak(
         self, size: str, api: servers.Server, data: Path, workers: int, seconds: float
@@ -300,7 +344,8 @@ def _postgres_version(url: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.bench",
-        description="Benchmark the API against a raw Starlette + asyncpg baseline with wrk.",
+        description="Benchmark the API against the stack floor (FastAPI + SQLAlchemy Core + "
+        "psycopg2, no middleware) and a raw Starlette + asyncpg baseline with wrk.",
     )
     parser.add_argument(
         "--size",
@@ -308,11 +353,23 @@ def main(argv: list[str] | None = None) -> int:
         help="10k (100 users x 100 tasks), 1m (10,000 x 100), or "
         "USERSxTASKS_EACH such as 2x100; several to compare sizes in one run; default 10k",
     )
-    parser.add_argument(
+    presets = parser.add_mutually_exclusive_group()
+    presets.add_argument(
         "--full",
         action="store_true",
         help="the issue's targets: 10k and 1m, "
         "concurrency 1/8/32/64, 10 s per run, 2-worker runs, 5-minute soak",
+    )
+    presets.add_argument(
+        "--quick",
+        action="store_true",
+        help="the tuning loop: 10k, 1 worker, 32 connections only (where the floor targets "
+        "are judged), every scenario, 5 s each",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SERVERS",
+        help="comma-separated subset of api,floor,baseline to run, e.g. --only api,floor",
     )
     parser.add_argument("--seconds", type=float, help="duration of each timed run")
     parser.add_argument("--concurrency", type=int, nargs="+", help="connection counts")
@@ -330,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = build_plan(args)
     estimate = plan.estimate()
     print(
-        f"benchmark plan ({plan.preset}): sizes {plan.sizes}, {len(plan.scenarios)} scenarios, "
+        f"benchmark plan ({plan.preset}): servers {', '.join(plan.kinds)}, sizes {plan.sizes}, "
+        f"{len(plan.scenarios)} scenarios, "
         f"concurrency {plan.concurrency}, {plan.seconds:g} s each, 2-worker runs "
         f"{'on' if plan.two_workers else 'off'}, soak {plan.soak_seconds:g} s; "
         f"expected to take about {estimate / 60:.1f} minutes",

@@ -1,8 +1,11 @@
-"""Start the API and the baseline side by side on loopback ports; sample their workers' RSS."""
+"""Start the API, the stack floor and the raw baseline side by side on loopback ports; sample
+their workers' RSS."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,6 +28,18 @@ RATE_LIMIT_ENV = {
     "RATE_LIMIT_TASK_WRITES_PER_USER": "100000000",
     "RATE_LIMIT_TASK_WINDOW_SECONDS": "60",
 }
+# The API as in production (backend/config.py): production mode, the JSON access log, and
+# Prometheus metrics on (production serves them only with a token, so one is set). Revocation
+# is checked on every request whatever the settings.
+API_ENV = {
+    "ENVIRONMENT": "production",
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
+    "METRICS_ENABLED": "true",
+}
+KINDS = ("api", "floor", "baseline")
+# The two comparison servers: uvicorn with the same loop and HTTP parser, no access log.
+APPS = {"floor": "scripts.bench.floor:app", "baseline": "scripts.bench.baseline:app"}
 
 
 def free_port() -> int:
@@ -35,11 +50,12 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    name: str  # "api" or "baseline"
+    name: str  # "api", "floor" or "baseline"
     url: str
     process: subprocess.Popen[bytes]
     log: Path
     workers: int
+    metrics_token: str | None = None  # the API's, to confirm /metrics is served
     samples: list[tuple[float, dict[int, int]]] = field(default_factory=list)
 
     def worker_processes(self) -> list[psutil.Process]:
@@ -98,7 +114,7 @@ def _command(kind: str, port: int, workers: int) -> list[str]:
         sys.executable,
         "-m",
         "uvicorn",
-        "scripts.bench.baseline:app",
+        APPS[kind],
         "--host",
         "127.0.0.1",
         "--port",
@@ -128,6 +144,10 @@ def start(
         "PYTHONPATH": str(ROOT),
         **RATE_LIMIT_ENV,
     }
+    metrics_token = None
+    if kind == "api":
+        metrics_token = secrets.token_urlsafe(24)
+        env.update(API_ENV, METRICS_TOKEN=metrics_token)
     log = log_dir / f"{kind}-{workers}w.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -138,7 +158,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(kind, f"http://127.0.0.1:{port}", process, log, workers)
+    server = Server(kind, f"http://127.0.0.1:{port}", process, log, workers, metrics_token)
     try:
         _wait_ready(server)
         yield server
@@ -161,6 +181,29 @@ def _wait_ready(server: Server) -> None:
                 f"{server.name} did not start:\n{server.log.read_text(errors='replace')[-3000:]}"
             )
         time.sleep(0.3)
+
+
+def confirm_production_settings(api: Server) -> list[str]:
+    """After some requests: the API serves /metrics and writes JSON access log lines, so the
+    figures include both (raise RuntimeError otherwise)."""
+    headers = {"Authorization": f"Bearer {api.metrics_token}"}
+    metrics = httpx.get(f"{api.url}/metrics", headers=headers, timeout=10)
+    if metrics.status_code != 200 or "http_request" not in metrics.text:
+        raise RuntimeError(f"the API serves no metrics: {metrics.status_code}")
+    access = 0
+    for line in api.log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and {"method", "route", "status"} <= record.keys():
+            access += 1
+    if not access:
+        raise RuntimeError(f"the API wrote no JSON access log line to {api.log}")
+    return [
+        "API: /metrics served (metrics on, behind METRICS_TOKEN)",
+        f"API: JSON access log on ({access} lines so far)",
+    ]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

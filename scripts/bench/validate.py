@@ -1,5 +1,6 @@
-"""Before any timing: both servers must answer the benchmarked requests with 2xx and the same
-bodies (ids and timestamps aside for writes), or the comparison would be meaningless."""
+"""Before any timing: every server must answer the benchmarked requests with 2xx and the same
+bodies (ids and timestamps aside for writes) as the reference (the API when it runs), or the
+comparison would be meaningless. The floor and the baseline must also send the same bytes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ CREATE_BODY = {
     "due_date": "2030-12-01",
     "tags": ["bench", "Work", "bench"],
 }
+WRITE_HEADERS = ("ETag", "RateLimit", "RateLimit-Policy")
 
 
 class Mismatch(AssertionError):
@@ -33,8 +35,28 @@ def _call(client: httpx.Client, method: str, url: str, token: str, **kw: Any) ->
     return response
 
 
-def validate(api: str, baseline: str, tokens: list[str], owned: list[list[int]]) -> list[str]:
-    """Compare the two servers; return what was checked, raise Mismatch on any difference."""
+def _write_headers(name: str, response: httpx.Response) -> None:
+    missing = [h for h in WRITE_HEADERS if h not in response.headers]
+    if missing:
+        raise Mismatch(f"{name}: no {', '.join(missing)} header(s): {dict(response.headers)}")
+
+
+def _same_bytes(name: str, responses: dict[str, httpx.Response]) -> None:
+    """The floor prints exactly the baseline's bytes."""
+    if "floor" in responses and "baseline" in responses:
+        a, b = responses["floor"].content, responses["baseline"].content
+        if a != b:
+            raise Mismatch(
+                f"{name}: floor and baseline bytes differ\nfloor:    {a!r}\nbaseline: {b!r}"
+            )
+
+
+def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]]) -> list[str]:
+    """Compare every server (name -> base URL; the first is the reference) with the first;
+    return what was checked, raise Mismatch on any difference."""
+    names = list(servers)
+    reference = names[0]
+    both = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
     checked = []
     with httpx.Client(timeout=10) as client:
         user, task_id = owned[0]
@@ -44,62 +66,96 @@ def validate(api: str, baseline: str, tokens: list[str], owned: list[list[int]])
             ("list filter+search", "/api/tasks?status=pending&q=invoice"),
             ("get one", f"/api/tasks/{task_id}"),
         ):
-            a = _call(client, "GET", api + path, token).json()
-            b = _call(client, "GET", baseline + path, token).json()
-            if a != b:
-                raise Mismatch(f"{name}: bodies differ\napi:      {a}\nbaseline: {b}")
-            if name.startswith("list") and not a["data"]:
+            responses = {s: _call(client, "GET", servers[s] + path, token) for s in names}
+            bodies = {s: r.json() for s, r in responses.items()}
+            for other in names[1:]:
+                if bodies[other] != bodies[reference]:
+                    raise Mismatch(
+                        f"{name}: bodies differ\n{reference}: {bodies[reference]}\n"
+                        f"{other}: {bodies[other]}"
+                    )
+            if name.startswith("list") and not bodies[reference]["data"]:
                 raise Mismatch(f"{name}: empty page; the seed should give every user tasks")
-            checked.append(f"{name}: identical bodies ({len(str(a))} characters)")
+            for header in ("ETag", "Link"):
+                values = {s: r.headers.get(header) for s, r in responses.items()}
+                if len(set(values.values())) > 1:
+                    raise Mismatch(f"{name}: {header} headers differ: {values}")
+            _same_bytes(name, responses)
+            checked.append(
+                f"{name}: identical bodies ({len(str(bodies[reference]))} characters)"
+                + (", floor bytes = baseline bytes" if {"floor", "baseline"} <= set(names) else "")
+            )
 
-        created = []
-        for base in (api, baseline):
-            r = _call(client, "POST", base + "/api/tasks", token, json=CREATE_BODY)
+        created: dict[str, Any] = {}
+        for s in names:
+            r = _call(client, "POST", servers[s] + "/api/tasks", token, json=CREATE_BODY)
             if r.status_code != 201 or not r.headers.get("location", "").endswith(
                 f"/api/tasks/{r.json()['data']['id']}"
             ):
-                raise Mismatch(f"create on {base}: {r.status_code}, Location {r.headers}")
-            created.append(r.json())
-        if _strip(created[0]) != _strip(created[1]):
-            raise Mismatch(f"create: bodies differ\napi: {created[0]}\nbaseline: {created[1]}")
-        checked.append("create: 201, Location, identical bodies but id/timestamps")
+                raise Mismatch(f"create on {s}: {r.status_code}, Location {r.headers}")
+            _write_headers(f"create on {s}", r)
+            created[s] = r.json()
+        for s in names[1:]:
+            if _strip(created[s]) != _strip(created[reference]):
+                raise Mismatch(
+                    f"create: bodies differ\n{reference}: {created[reference]}\n{s}: {created[s]}"
+                )
+        checked.append("create: 201, Location, ETag, RateLimit, identical bodies but id/timestamps")
 
         patch = {"title": "Renamed by validation", "priority": "low"}
-        a = _call(client, "PATCH", f"{api}/api/tasks/{task_id}", token, json=patch).json()
-        b = _call(client, "PATCH", f"{baseline}/api/tasks/{task_id}", token, json=patch).json()
-        if _strip(a) != _strip(b) or a["data"]["id"] != b["data"]["id"]:
-            raise Mismatch(f"update: bodies differ\napi: {a}\nbaseline: {b}")
-        checked.append("update (PATCH): identical bodies but timestamps")
+        updated = {}
+        for s in names:
+            r = _call(client, "PATCH", f"{servers[s]}/api/tasks/{task_id}", token, json=patch)
+            _write_headers(f"update on {s}", r)
+            updated[s] = r.json()
+        for s in names[1:]:
+            a, b = updated[reference], updated[s]
+            if _strip(a) != _strip(b) or a["data"]["id"] != b["data"]["id"]:
+                raise Mismatch(f"update: bodies differ\n{reference}: {a}\n{s}: {b}")
+        checked.append("update (PATCH): ETag, RateLimit, identical bodies but timestamps")
 
-        before = _call(client, "GET", f"{api}/api/tasks/{task_id}", token).json()["data"]
-        a = _call(client, "PATCH", f"{api}/api/tasks/{task_id}/complete", token).json()["data"]
-        b = _call(client, "PATCH", f"{baseline}/api/tasks/{task_id}/complete", token).json()
-        b = b["data"]
-        if a["completed"] == before["completed"] or b["completed"] != before["completed"]:
-            raise Mismatch(f"toggle: expected a flip each time: {before} -> {a} -> {b}")
-        for state in (a, b):
-            if (state["completed_at"] is None) == state["completed"]:
-                raise Mismatch(f"toggle: completed_at inconsistent: {state}")
-        same = {k: v for k, v in b.items() if k not in VOLATILE}
+        path = f"/api/tasks/{task_id}"
+        before = _call(client, "GET", servers[reference] + path, token).json()["data"]
+        # Each server toggles in turn (then the reference once more if needed, so the task
+        # ends as it started): completion must flip every time.
+        order = names + ([reference] if len(names) % 2 else [])
+        state = before
+        for s in order:
+            r = _call(client, "PATCH", f"{servers[s]}{path}/complete", token)
+            _write_headers(f"toggle on {s}", r)
+            new = r.json()["data"]
+            if new["completed"] == state["completed"]:
+                raise Mismatch(f"toggle on {s}: expected a flip: {state} -> {new}")
+            if (new["completed_at"] is None) == new["completed"]:
+                raise Mismatch(f"toggle on {s}: completed_at inconsistent: {new}")
+            state = new
+        same = {k: v for k, v in state.items() if k not in VOLATILE}
         if same != {k: v for k, v in before.items() if k not in VOLATILE}:
-            raise Mismatch(f"toggle: two toggles changed more than timestamps: {before} {b}")
-        checked.append("toggle: each server flips completion, completed_at consistent")
+            raise Mismatch(
+                f"toggle: an even number of toggles changed more than timestamps: {before} {state}"
+            )
+        checked.append(f"toggle: {both} each flip completion, completed_at consistent")
 
-        # Each server deletes the task the other created: 204, then 404 on both.
-        for base, body in ((baseline, created[0]), (api, created[1])):
-            path = f"/api/tasks/{body['data']['id']}"
-            r = _call(client, "DELETE", base + path, token)
+        # Each server deletes the task the next one created: 204, then 404 on every server.
+        for index, s in enumerate(names):
+            victim = created[names[(index + 1) % len(names)]]
+            path = f"/api/tasks/{victim['data']['id']}"
+            r = _call(client, "DELETE", servers[s] + path, token)
             if r.status_code != 204 or r.content:
-                raise Mismatch(f"delete on {base}: {r.status_code} {r.content!r}")
-            for other in (api, baseline):
-                gone = client.get(other + path, headers={"Authorization": f"Bearer {token}"})
+                raise Mismatch(f"delete on {s}: {r.status_code} {r.content!r}")
+            if "RateLimit" not in r.headers:
+                raise Mismatch(f"delete on {s}: no RateLimit header: {dict(r.headers)}")
+            for other in names:
+                gone = client.get(
+                    servers[other] + path, headers={"Authorization": f"Bearer {token}"}
+                )
                 if gone.status_code != 404:
                     raise Mismatch(f"deleted task still there on {other}: {gone.status_code}")
-        checked.append("delete: 204 with no body; the task is gone on both")
+        checked.append("delete: 204 with no body, RateLimit; the task is gone on every server")
 
-        for base in (api, baseline):
-            bad = client.get(base + "/api/tasks", headers={"Authorization": "Bearer x.y.z"})
+        for s in names:
+            bad = client.get(servers[s] + "/api/tasks", headers={"Authorization": "Bearer x.y.z"})
             if bad.status_code != 401:
-                raise Mismatch(f"{base} accepted a malformed token: {bad.status_code}")
-        checked.append("a malformed token is refused (401) by both")
+                raise Mismatch(f"{s} accepted a malformed token: {bad.status_code}")
+        checked.append(f"a malformed token is refused (401) by {both}")
     return checked
