@@ -57,23 +57,27 @@ async def verified_claims(
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenClaims:
     """The bearer token's verified claims: 401 for a missing or invalid token."""
+    claims = await authenticate(request.app.state.token_verifier, token)
+    # For the access log: the verified subject (the user id), never the token itself.
+    request.state.user_id = claims.subject
+    return claims
+
+
+async def authenticate(verifier: TokenVerifier, token: str | None) -> TokenClaims:
+    """A bearer token's claims, or `Unauthorized` (401) / `ServiceUnavailable` (503, the
+    issuer's keys cannot be fetched): the check every way in (REST, MCP) makes."""
     if token is None:
         raise Unauthorized("Missing bearer token")
-    verifier: TokenVerifier = request.app.state.token_verifier
     try:
         if verifier.fetches_keys:
-            claims = await run_in_threadpool(verifier.verify, token)
-        else:
-            claims = verifier.verify(token)
+            return await run_in_threadpool(verifier.verify, token)
+        return verifier.verify(token)
     except InvalidToken:
         raise Unauthorized("Invalid or expired token") from None
     except JwksUnavailable:
         raise ServiceUnavailable(
             "The token issuer's keys cannot be fetched; retry shortly"
         ) from None
-    # For the access log: the verified subject (the user id), never the token itself.
-    request.state.user_id = claims.subject
-    return claims
 
 
 def _unit_of_work(request: Request, response: Response, claims: TokenClaims | None) -> UnitOfWork:

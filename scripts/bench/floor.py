@@ -7,13 +7,13 @@ exactly what the API does and nothing more:
 
 - sync `def` routes, run in FastAPI's thread pool (sized as the API sizes it), one hop per
   request: the route does all of its work in it;
-- the same HS256 verification and checks as the API (`backend.security.decode_token`), with
-  the API's per-token cache of verified claims (`backend.token_cache`: at most 30 s, never past
+- the same HS256 verification and checks as the API (`backend.auth.tokens.decode_token`), with
+  the API's per-token cache of verified claims (`backend.auth.token_cache`: at most 30 s, never past
   `exp`, bounded LRU);
 - a SQLAlchemy engine over psycopg2 with `pool_pre_ping=True` and the API's pool settings, used
   through Core `text()` statements on a Connection (no ORM Session);
 - every transaction starts with `SET LOCAL TimeZone = 'UTC'; SET LOCAL statement_timeout = ...`
-  prefixed to its first statement, as `backend.db._set_transaction_locals` does;
+  prefixed to its first statement, as `backend.db.engine._set_transaction_locals` does;
 - in ONE transaction: the caller's `(id, token_version)` row (a revoked `ver` or a deleted
   account is a 401), then the baseline's SQL for the route (the API's compiled SQL);
 - writes first count the request with the API's rate-limit statement in their own short
@@ -95,7 +95,7 @@ def _sa(sql: str) -> str:
     return re.sub(r"\$(\d+)", r":p\1", sql)
 
 
-# What `backend.db._set_transaction_locals` sends with the first statement of a transaction.
+# What `backend.db.engine._set_transaction_locals` sends with the first statement of a transaction.
 LOCALS = "SET LOCAL TimeZone = 'UTC'; " + (
     f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}; " if STATEMENT_TIMEOUT_MS > 0 else ""
 )
@@ -155,7 +155,7 @@ def _claims(request: Request) -> tuple[str, int]:
 
 
 def _verify(token: str) -> tuple[str, int, float]:
-    """`backend.security.decode_token` for an HS256 built-in token, no issuer or audience."""
+    """`backend.auth.tokens.decode_token` for an HS256 built-in token, no issuer or audience."""
     invalid = Refused(401, "UNAUTHORIZED", "Invalid or expired token")
     if len(token) > MAX_TOKEN_LENGTH:
         raise invalid
