@@ -42,6 +42,7 @@ from backend.config import Settings  # noqa: E402
 from backend.db.engine import create_db_engine, libpq_url  # noqa: E402
 from backend.db.migrations import migrate_up  # noqa: E402
 from backend.main import create_app  # noqa: E402
+from tests import scoping  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DB_NAME = "task_api_test"
@@ -117,6 +118,19 @@ def _client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def client(_client: TestClient) -> TestClient:
     return _client
+
+
+scoping.install()
+
+
+@pytest.fixture(autouse=True)
+def _every_statement_scoped() -> Iterator[None]:
+    """Fails the test during which the app sent a statement on `tasks` or `idempotency_keys`
+    that is not scoped to its caller (tests/scoping.py)."""
+    scoping.take()
+    yield
+    unscoped = scoping.take()
+    assert not unscoped, "statements not scoped to the caller:\n" + "\n\n".join(unscoped)
 
 
 @pytest.fixture(autouse=True)

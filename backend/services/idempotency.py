@@ -15,8 +15,8 @@ answer commit (or roll back) together.
    transaction back, so a 4xx/5xx is never recorded and a retry can still do the write.
 
 Records live `Settings.idempotency_key_ttl_seconds` (24 h by default). Each `record` also
-deletes a bounded batch of expired rows (any user's, via the expires_at index);
-`python -m backend prune` empties them all.
+deletes a bounded batch of the caller's own expired rows (a request touches no other user's
+rows); `python -m backend prune` empties everyone's.
 """
 
 from __future__ import annotations
@@ -64,17 +64,20 @@ def _lock_id(user_id: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _expired_batch(limit: int) -> Any:
+def _expired_batch(limit: int, user_id: str | None = None) -> Any:
+    """Delete up to `limit` expired records: `user_id`'s (inside a request, which only ever
+    touches its caller's rows), or anyone's (the `prune` command)."""
+    owner = () if user_id is None else (col(IdempotencyKey.user_id) == user_id,)
     expired = (
         select(col(IdempotencyKey.user_id), col(IdempotencyKey.key))
-        .where(col(IdempotencyKey.expires_at) < func.now())
+        .where(col(IdempotencyKey.expires_at) < func.now(), *owner)
         .order_by(col(IdempotencyKey.expires_at))
         .limit(limit)
         # Concurrent pruners split the work instead of queueing on each other's rows.
         .with_for_update(skip_locked=True)
     )
     return delete(IdempotencyKey).where(
-        tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(expired)
+        *owner, tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(expired)
     )
 
 
@@ -115,7 +118,7 @@ class IdempotencyService:
 
     def record(self, key: str, request_fingerprint: str, response: StoredResponse) -> None:
         """Store the response in the request's transaction (replacing an expired record of
-        the same key), then prune a bounded batch of expired records."""
+        the same key), then prune a bounded batch of the caller's expired records."""
         values = {
             "user_id": self.user_id,
             "key": key,
@@ -134,7 +137,7 @@ class IdempotencyService:
                 set_=updated,
             )
         )
-        self._conn.execute(_expired_batch(PRUNE_BATCH))
+        self._conn.execute(_expired_batch(PRUNE_BATCH, self.user_id))
 
 
 def prune_expired(engine: Engine, batch: int = 10_000) -> int:

@@ -23,6 +23,9 @@ from backend.services.rate_limits import HeaderSink, RateLimiter
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
+# `Connection.info` key naming the caller a connection serves during a unit of work.
+CALLER_KEY = "task_api_caller_id"
+
 
 class UnitOfWork:
     caller_id: str
@@ -74,6 +77,9 @@ class UnitOfWork:
         identity is provisioned) and bind the caller's services to it."""
         conn = self._connection()
         self.caller_id = self.users.resolve_id(claims)
+        # Whom the connection now serves: every statement on it must be scoped to this id
+        # (tests/test_scoping.py checks each one the test run sends).
+        conn.info[CALLER_KEY] = self.caller_id
         self.tasks = TaskService(conn, self.caller_id)
         self.idempotency = IdempotencyService(
             conn, self.caller_id, self._settings.idempotency_key_ttl_seconds
@@ -93,6 +99,7 @@ class UnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        conn.info.pop(CALLER_KEY, None)
         try:
             if exc_type is None:
                 conn.commit()

@@ -167,13 +167,19 @@ def test_an_expired_key_allows_a_new_write_and_is_pruned(
     [record] = records(db_engine)
     assert record["response_body"] == again.text
 
-    # Any keyed write prunes expired records, whoever they belong to.
+    # A keyed write prunes its caller's own expired records, never another user's.
     expire_all(db_engine)
     client.post("/api/tasks", json={"title": "b"}, headers=keyed(bob, "bob-key"))
-    assert [(r["user_id"], r["key"]) for r in records(db_engine)] == [(bob.id, "bob-key")]
+    assert sorted((r["user_id"], r["key"]) for r in records(db_engine)) == sorted(
+        [(alice.id, KEY), (bob.id, "bob-key")]
+    )
+    client.post("/api/tasks", json={"title": "a"}, headers=keyed(alice, "alice-key"))
+    assert sorted((r["user_id"], r["key"]) for r in records(db_engine)) == sorted(
+        [(alice.id, "alice-key"), (bob.id, "bob-key")]
+    )
 
     expire_all(db_engine)
-    assert prune_expired(db_engine, batch=1) == 1  # batches until none is left
+    assert prune_expired(db_engine, batch=1) == 2  # batches until none is left
     assert records(db_engine) == []
 
 

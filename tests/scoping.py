@@ -1,0 +1,87 @@
+"""Every statement the app sends on behalf of a caller is scoped to that caller.
+
+A SQLAlchemy cursor event sees every statement any engine in the test process sends. On a
+connection serving a caller (the unit of work tags it with `CALLER_KEY`), a statement that
+reads or writes `tasks` or `idempotency_keys` must carry the caller's `user_id` as a bound
+predicate (`tasks.user_id = %(p)s` with `p` = the caller) once for each time it names the
+table, and an INSERT must set `user_id` to the caller. `tests/conftest.py` fails the test
+during which any other statement was sent. The same property is what lets `tasks` be
+distributed by `user_id` (Citus): no request ever needs a second shard.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from backend.services.unit_of_work import CALLER_KEY
+
+SCOPED_TABLES = ("tasks", "idempotency_keys")
+_LOCALS = re.compile(r"^(?:\s*SET LOCAL [^;]*;)*\s*", re.IGNORECASE)
+_INSERT = re.compile(
+    r"^INSERT INTO (\w+)\s*\(([^)]*)\)\s*VALUES\s*\((.*?)\)(?:\s+(?:ON CONFLICT|RETURNING)|$)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+# How many statements were checked, and the unscoped ones since the last `take()`.
+checked = 0
+violations: list[str] = []
+
+
+def _references(sql: str, table: str) -> int:
+    """How many times the statement reads or writes `table` (FROM, JOIN, UPDATE, DELETE)."""
+    return len(re.findall(rf"\b(?:FROM|JOIN|UPDATE)\s+{table}\b", sql, re.IGNORECASE))
+
+
+def _scoped_predicates(sql: str, table: str, params: Mapping[str, Any], caller: str) -> int:
+    names = re.findall(rf"\b{table}\.user_id\s*=\s*%\((\w+)\)s", sql)
+    return sum(1 for name in names if params.get(name) == caller)
+
+
+def problem(statement: str, params: Any, caller: str) -> str | None:
+    """Why `statement` is not scoped to `caller`, or None when it is (or touches neither
+    table)."""
+    sql = _LOCALS.sub("", statement)
+    params = params if isinstance(params, Mapping) else {}
+    insert = _INSERT.match(sql)
+    if insert is not None:
+        table, columns, values = insert.groups()
+        if table not in SCOPED_TABLES:
+            return None
+        names = [c.strip() for c in columns.split(",")]
+        if "user_id" not in names:
+            return f"INSERT INTO {table} without user_id"
+        value = [v.strip() for v in values.split(",")][names.index("user_id")]
+        bound = re.match(r"%\((\w+)\)s", value)
+        if bound is None or params.get(bound.group(1)) != caller:
+            return f"INSERT INTO {table} with a user_id that is not the caller's"
+        return None
+    for table in SCOPED_TABLES:
+        uses = _references(sql, table)
+        if uses and _scoped_predicates(sql, table, params, caller) < uses:
+            return f"{table} read or written without `{table}.user_id = <caller>`"
+    return None
+
+
+def _check(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    global checked
+    caller = conn.info.get(CALLER_KEY)
+    if caller is None:
+        return
+    checked += 1
+    found = problem(statement, params, caller)
+    if found is not None:
+        violations.append(f"{found}:\n{statement}")
+
+
+def install() -> None:
+    event.listen(Engine, "before_cursor_execute", _check)
+
+
+def take() -> list[str]:
+    found = list(violations)
+    violations.clear()
+    return found

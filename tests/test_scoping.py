@@ -1,0 +1,71 @@
+"""The scoping check itself (tests/scoping.py): it sees the app's statements, accepts the
+scoped ones and reports the unscoped ones, so a passing suite means something."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from backend.services.unit_of_work import CALLER_KEY
+from tests import scoping
+from tests.conftest import Account
+
+CALLER = "alice-id"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT tasks.id FROM tasks WHERE tasks.user_id = %(user_id_1)s AND tasks.id = %(id_1)s",
+        "SET LOCAL TimeZone = 'UTC'; UPDATE tasks SET title=%(title)s "
+        "WHERE tasks.user_id = %(user_id_1)s AND tasks.id = %(id_1)s",
+        "INSERT INTO tasks (user_id, title) VALUES (%(user_id)s::VARCHAR, %(title)s) "
+        "RETURNING tasks.id",
+        "DELETE FROM idempotency_keys WHERE idempotency_keys.user_id = %(user_id_1)s AND "
+        "(idempotency_keys.user_id, idempotency_keys.key) IN (SELECT idempotency_keys.user_id, "
+        "idempotency_keys.key FROM idempotency_keys WHERE idempotency_keys.user_id = "
+        "%(user_id_2)s)",
+        "SELECT users.id, users.token_version FROM users WHERE users.id = %(id)s",
+    ],
+)
+def test_scoped_statements_pass(statement: str) -> None:
+    params = {"user_id": CALLER, "user_id_1": CALLER, "user_id_2": CALLER, "id_1": 1}
+    assert scoping.problem(statement, params, CALLER) is None
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # No predicate at all.
+        "SELECT tasks.id FROM tasks WHERE tasks.id = %(id_1)s",
+        # A predicate naming another user.
+        "DELETE FROM tasks WHERE tasks.user_id = %(other)s AND tasks.id = %(id_1)s",
+        # The outer statement scoped, its subquery not.
+        "DELETE FROM idempotency_keys WHERE idempotency_keys.user_id = %(user_id_1)s AND "
+        "(user_id, key) IN (SELECT user_id, key FROM idempotency_keys WHERE expires_at < now())",
+        # An insert for someone else.
+        "INSERT INTO tasks (user_id, title) VALUES (%(other)s, %(title)s)",
+        "INSERT INTO idempotency_keys (key, fingerprint) VALUES (%(key)s, %(fp)s)",
+    ],
+)
+def test_unscoped_statements_are_reported(statement: str) -> None:
+    params = {"user_id_1": CALLER, "other": "mallory", "id_1": 1, "title": "x"}
+    assert scoping.problem(statement, params, CALLER) is not None
+
+
+def test_the_check_sees_the_apps_statements(client: TestClient, alice: Account) -> None:
+    before = scoping.checked
+    created = client.post("/api/tasks", json={"title": "seen"}, headers=alice.headers)
+    client.get(f"/api/tasks/{created.json()['data']['id']}", headers=alice.headers)
+    client.get("/api/tasks", headers=alice.headers)
+    assert scoping.checked - before >= 3  # the insert, the get, the page
+
+
+def test_an_unscoped_statement_on_a_callers_connection_is_caught(db_engine: Engine) -> None:
+    with db_engine.connect() as conn:
+        conn.info[CALLER_KEY] = CALLER
+        conn.execute(text("SELECT count(*) FROM tasks"))
+        conn.info.pop(CALLER_KEY)
+    caught = scoping.take()
+    assert len(caught) == 1 and "SELECT count(*) FROM tasks" in caught[0]
