@@ -1,0 +1,115 @@
+"""Isolation for every task route the app serves, generated from its route table: a new
+route under /api/tasks is covered without anyone listing it.
+
+For each route and method, Bob sends the request aimed at Alice's task and, where the route
+names a task, the same request aimed at a task that does not exist: the two answers must be
+identical (status, body, header names), and Alice's tasks must be exactly as before. Routes
+that name no task must not reveal Alice's tasks in their answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from backend.config import Settings
+from backend.main import create_app
+from tests.conftest import Account, api_routes
+
+# A valid body for each body schema a task route takes, `TASK` standing for the target id.
+# A route with a body schema missing here fails the test below: add a sample.
+TASK = -1
+SAMPLES: dict[str, Any] = {
+    "TaskCreate": {"title": "bob's"},
+    "TaskReplace": {"title": "hijacked", "completed": True, "tags": ["x"]},
+    "TaskUpdate": {"title": "hijacked", "priority": "low"},
+    "TaskCompletion": {"completed": True},
+    "BulkRequest": {
+        "operations": [
+            {"op": "set_priority", "id": TASK, "priority": "low"},
+            {"op": "complete", "id": TASK},
+        ]
+    },
+}
+ALICE_TITLE = "alice-secret-title"
+
+
+def _task_routes() -> list[tuple[str, str, type[BaseModel] | None]]:
+    settings = Settings(environment="test", jwt_secret="t" * 48)
+    found = []
+    for route in api_routes(create_app(settings)):
+        if not route.path.startswith("/api/tasks"):
+            continue
+        bodies = [f.field_info.annotation for f in route.dependant.body_params]
+        body = next((b for b in bodies if b is not None), None)
+        # `X | None` (an optional body): the model inside.
+        model = next((a for a in getattr(body, "__args__", (body,)) if isinstance(a, type)), None)
+        for method in sorted(route.methods):
+            found.append((method, route.path, model))
+    return found
+
+
+ROUTES = _task_routes()
+
+
+def _body(model: type[BaseModel] | None, task_id: int) -> Any:
+    if model is None:
+        return None
+    if model.__name__ not in SAMPLES:
+        pytest.fail(f"no sample body for {model.__name__}: add one to SAMPLES")
+    return json.loads(json.dumps(SAMPLES[model.__name__]).replace(str(TASK), str(task_id)))
+
+
+def test_the_route_table_is_found() -> None:
+    paths = {path for _, path, _ in ROUTES}
+    assert {"/api/tasks", "/api/tasks/{task_id}", "/api/tasks/bulk"} <= paths
+    assert len(ROUTES) >= 10
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "model"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
+)
+def test_bob_cannot_reach_alices_tasks(
+    client: TestClient,
+    alice: Account,
+    bob: Account,
+    method: str,
+    path: str,
+    model: type[BaseModel] | None,
+) -> None:
+    alices = [
+        client.post(
+            "/api/tasks",
+            json={"title": ALICE_TITLE, "priority": "high", "tags": ["a"], "completed": done},
+            headers=alice.headers,
+        ).json()["data"]
+        for done in (False, True)
+    ]
+    target = alices[0]["id"]
+    missing = target + 10_000
+
+    def send(task_id: int) -> Any:
+        url = path.replace("{task_id}", str(task_id))
+        return client.request(method, url, json=_body(model, task_id), headers=bob.headers)
+
+    foreign = send(target)
+    names_a_task = "{task_id}" in path or (model is not None and model.__name__ == "BulkRequest")
+    if names_a_task:
+        absent = send(missing)
+        assert foreign.status_code == absent.status_code == 404, foreign.text
+        assert foreign.content == absent.content
+        ignore = {"x-request-id", "content-length"}
+        assert set(foreign.headers) - ignore == set(absent.headers) - ignore
+    else:
+        assert foreign.status_code < 400, foreign.text
+        assert ALICE_TITLE not in foreign.text and alice.id not in foreign.text
+
+    after = [
+        client.get(f"/api/tasks/{task['id']}", headers=alice.headers).json()["data"]
+        for task in alices
+    ]
+    assert after == alices
