@@ -3,8 +3,10 @@ with `--factory`). Nothing is built at import."""
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -41,6 +43,15 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def _accept_request_id(value: str) -> bool:
     # Echo a caller's id only if it is short and plain; otherwise a fresh one is generated.
     return bool(_REQUEST_ID.match(value))
+
+
+def _request_id_generator() -> Callable[[], str]:
+    """32 hex characters, unique across processes: a random prefix drawn once per process and
+    a counter. A request id needs uniqueness, not secrecy, and this avoids an `os.urandom`
+    system call (uuid4) on every request."""
+    prefix = secrets.token_hex(8)
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter):016x}"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -121,6 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(
-        CorrelationIdMiddleware, header_name="X-Request-ID", validator=_accept_request_id
+        CorrelationIdMiddleware,
+        header_name="X-Request-ID",
+        validator=_accept_request_id,
+        generator=_request_id_generator(),
     )
     return app

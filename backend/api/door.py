@@ -51,18 +51,6 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def verified_claims(
-    request: Request,
-    token: Annotated[str | None, Depends(_oauth2)],
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenClaims:
-    """The bearer token's verified claims: 401 for a missing or invalid token."""
-    claims = await authenticate(request.app.state.token_verifier, token)
-    # For the access log: the verified subject (the user id), never the token itself.
-    request.state.user_id = claims.subject
-    return claims
-
-
 async def authenticate(verifier: TokenVerifier, token: str | None) -> TokenClaims:
     """A bearer token's claims, or `Unauthorized` (401) / `ServiceUnavailable` (503, the
     issuer's keys cannot be fetched): the check every way in (REST, MCP) makes."""
@@ -99,8 +87,13 @@ def _unit_of_work(request: Request, response: Response, claims: TokenClaims | No
 async def door(
     request: Request,
     response: Response,
-    claims: Annotated[TokenClaims, Depends(verified_claims)],
+    token: Annotated[str | None, Depends(_oauth2)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> UnitOfWork:
+    """A signed-in caller's unit of work: 401 for a missing or invalid token."""
+    claims = await authenticate(request.app.state.token_verifier, token)
+    # For the access log: the verified subject (the user id), never the token itself.
+    request.state.user_id = claims.subject
     return _unit_of_work(request, response, claims)
 
 

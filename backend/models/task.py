@@ -329,9 +329,12 @@ class TaskPublic(BaseModel):
     @property
     def is_overdue(self) -> bool:
         """Not completed and past its due date."""
-        return (
-            not self.completed and self.due_date is not None and self.due_date < datetime.now(UTC)
-        )
+        return is_overdue(self.completed, self.due_date, datetime.now(UTC))
+
+
+def is_overdue(completed: bool, due_date: datetime | None, now: datetime) -> bool:
+    """The rule behind `is_overdue`: not completed and due before `now`."""
+    return not completed and due_date is not None and due_date < now
 
 
 class TaskStatus(StrEnum):

@@ -13,6 +13,7 @@ from starlette.types import Scope
 
 from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
 from backend.api.door import Door, DoorRoute, SettingsDep
+from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 from backend.api.responses import errors, etag_header, not_modified
@@ -186,9 +187,8 @@ def list_tasks(
     door: Door,
     settings: SettingsDep,
     request: Request,
-    response: Response,
     params: Annotated[ListParams, Query()],
-) -> ListEnvelope[TaskPublic]:
+) -> TaskPageJSON:
     secret = settings.signing_secret()
     user_id = door.caller_id
     query = params.query()
@@ -196,19 +196,17 @@ def list_tasks(
         query = replace(query, after=decode_cursor(secret, user_id, query, params.cursor))
     page = door.tasks.list_page(query)
     next_cursor = encode_cursor(secret, user_id, query, page.next) if page.next else None
+    meta = ListMeta(
+        count=len(page.items),
+        limit=query.limit,
+        has_more=page.next is not None,
+        next_cursor=next_cursor,
+        total=page.total,
+    )
+    body = TaskPageJSON(page.items, meta)
     if next_cursor:
         next_url = request.url.include_query_params(cursor=next_cursor)
-        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-    body = ListEnvelope[TaskPublic](
-        data=[TaskPublic.model_validate(t) for t in page.items],
-        meta=ListMeta(
-            count=len(page.items),
-            limit=query.limit,
-            has_more=page.next is not None,
-            next_cursor=next_cursor,
-            total=page.total,
-        ),
-    )
+        body.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     return body
 
 

@@ -1,0 +1,55 @@
+"""The task-page encoder prints exactly what `ListEnvelope[TaskPublic]` prints, for any row."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backend.api.encoding import encode_task_page
+from backend.models import ListEnvelope, ListMeta, Priority, TaskPublic
+
+Row = namedtuple(
+    "Row",
+    "id user_id title description completed completed_at priority due_date tags "
+    "created_at updated_at version sort_key",
+)
+instants = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)
+)
+text = st.text(min_size=0, max_size=40)
+rows = st.builds(
+    Row,
+    id=st.integers(1, 2**53),
+    user_id=text,
+    title=text,
+    description=st.none() | text,
+    completed=st.booleans(),
+    completed_at=st.none() | instants,
+    priority=st.sampled_from(list(Priority)),
+    due_date=st.none() | instants | st.just(datetime.now(UTC) + timedelta(days=1)),
+    tags=st.lists(text, max_size=3),
+    created_at=instants,
+    updated_at=instants,
+    version=st.integers(1, 10),
+    sort_key=st.none(),
+)
+metas = st.builds(
+    ListMeta,
+    count=st.integers(0, 500),
+    limit=st.integers(1, 500),
+    has_more=st.booleans(),
+    next_cursor=st.none() | text,
+    total=st.none() | st.integers(0, 10**6),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(rows, max_size=5), meta=metas)
+def test_encoder_bytes_equal_the_models(items: list[Row], meta: ListMeta) -> None:
+    expected = ListEnvelope[TaskPublic](
+        data=[TaskPublic.model_validate(row) for row in items], meta=meta
+    ).model_dump_json(by_alias=True)
+    assert encode_task_page(items, meta).decode() == expected
