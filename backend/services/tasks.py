@@ -1,8 +1,10 @@
 """Tasks, always scoped to one user.
 
-Every statement goes through `TaskService._owned`, which adds `user_id = :caller`. A task that
-belongs to someone else is therefore indistinguishable from one that does not exist. The
-connection is private: nothing outside this class can run a statement on `tasks`.
+Every statement is built with `_owned`, which adds `tasks.user_id = :owner`, and run with
+`TaskService._run`, which binds `owner` to the service's caller. A task that belongs to
+someone else is therefore indistinguishable from one that does not exist. The connection is
+private: nothing outside this class runs a statement on `tasks`. The statements of the hot
+routes (get, create, toggle, delete) are built once, at import: only their values change.
 """
 
 from __future__ import annotations
@@ -12,8 +14,13 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, Self, TypeVar, cast
 
 from sqlalchemy import (
+    BindParameter,
+    Boolean,
     Connection,
+    CursorResult,
+    Integer,
     Select,
+    bindparam,
     case,
     delete,
     false,
@@ -26,7 +33,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
 
 from backend.errors import InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskRow, TaskUpdate
@@ -61,6 +67,15 @@ Expected = frozenset[int] | None
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
+_T = Task.__table__.c  # type: ignore[attr-defined]
+# The bound parameter every statement on `tasks` carries: the caller's id.
+OWNER = "owner"
+
+
+def _owned(statement: Stmt) -> Stmt:
+    """The single place that scopes a statement to the caller's tasks (`TaskService._run`
+    binds the caller)."""
+    return statement.where(_T.user_id == bindparam(OWNER))
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,7 @@ class TaskStats:
 
 
 def _version_in(expected: Expected) -> tuple[ColumnElement[bool], ...]:
-    return () if expected is None else (col(Task.version).in_(sorted(expected)),)
+    return () if expected is None else (_T.version.in_(sorted(expected)),)
 
 
 def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
@@ -89,7 +104,7 @@ def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
     `completed` is a value, or an expression over the stored row (a toggle). An
     already-completed task keeps its original completion time.
     """
-    stamp = func.coalesce(col(Task.completed_at), func.now())
+    stamp = func.coalesce(_T.completed_at, func.now())
     if isinstance(completed, bool):
         completed_at: Any = stamp if completed else None
     else:
@@ -97,26 +112,55 @@ def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
     return {"completed": completed, "completed_at": completed_at}
 
 
+def _changing(statement: Any, values: dict[str, Any]) -> Any:
+    """An UPDATE of one task: every change bumps `version` in the same statement, so the
+    ETag changes with it and concurrent writers each see (and bump) the other's version."""
+    return statement.values(**values, updated_at=func.now(), version=_T.version + 1).returning(
+        *TASK_COLUMNS
+    )
+
+
+_TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
+_GET = _owned(select(*TASK_COLUMNS).where(_T.id == _TASK_ID))
+_TOGGLE = _changing(_owned(update(Task).where(_T.id == _TASK_ID)), _completion(~_T.completed))
+_DELETE = _owned(delete(Task).where(_T.id == _TASK_ID)).returning(_T.id)
+_COMPLETED = bindparam("completed", type_=Boolean)
+_CREATE = (
+    insert(Task)
+    .values(
+        user_id=bindparam(OWNER),
+        title=bindparam("title", type_=_T.title.type),
+        description=bindparam("description", type_=_T.description.type),
+        completed=_COMPLETED,
+        completed_at=case((_COMPLETED, func.now()), else_=None),
+        priority=bindparam("priority", type_=_T.priority.type),
+        due_date=bindparam("due_date", type_=_T.due_date.type),
+        tags=bindparam("tags", type_=_T.tags.type),
+    )
+    .returning(*TASK_COLUMNS)
+)
+
+
 class TaskService:
     def __init__(self, connection: Connection, user_id: str) -> None:
         self._conn = connection
         self.user_id = user_id
 
-    def _owned(self, statement: Stmt) -> Stmt:
-        """The single place that scopes a statement to the caller's tasks."""
-        return statement.where(col(Task.user_id) == self.user_id)
+    def _run(self, statement: Any, **values: Any) -> CursorResult[Any]:
+        """Every statement runs here, with `owner` bound to the caller."""
+        return self._conn.execute(statement, {OWNER: self.user_id, **values})
 
     def list_statement(self, query: TaskListQuery) -> Select[Any]:
         """The page query: the task's columns and its sort key (read back to build the next
         cursor)."""
-        statement = self._owned(select(*TASK_COLUMNS, sort_key(query.sort).label("sort_key")))
+        statement = _owned(select(*TASK_COLUMNS, sort_key(query.sort).label("sort_key")))
         statement = statement.where(*filter_conditions(query.filters))
         if query.after is not None:
             statement = statement.where(after_keyset(query.sort, query.direction, query.after))
         return statement.order_by(*order_by(query.sort, query.direction)).limit(query.limit + 1)
 
     def list_page(self, query: TaskListQuery) -> TaskPage:
-        rows = cast(Sequence[TaskRow], self._conn.execute(self.list_statement(query)).all())
+        rows = cast(Sequence[TaskRow], self._run(self.list_statement(query)).all())
         page = rows[: query.limit]
         next_keyset = None
         if len(rows) > query.limit:
@@ -124,19 +168,19 @@ class TaskService:
             next_keyset = Keyset(key=last.sort_key, id=int(last.id))  # type: ignore[attr-defined]
         total = None
         if query.include_total:
-            count = self._owned(select(func.count()).select_from(Task))
-            total = self._conn.scalar(count.where(*filter_conditions(query.filters)))
+            count = _owned(select(func.count()).select_from(Task))
+            total = self._run(count.where(*filter_conditions(query.filters))).scalar()
         return TaskPage(items=page, next=next_keyset, total=total)
 
     def stats(self) -> TaskStats:
-        completed, due, priority = col(Task.completed), col(Task.due_date), col(Task.priority)
+        completed, due, priority = _T.completed, _T.due_date, _T.priority
         counts = [
             func.count(),
             func.count().filter(completed == true()),
             func.count().filter(completed == false(), due < func.now()),
             *(func.count().filter(priority == p) for p in Priority),
         ]
-        row = self._conn.execute(self._owned(select(*counts).select_from(Task))).one()
+        row: Sequence[int] = self._run(_owned(select(*counts).select_from(Task))).one()
         total, done, overdue, *by_priority = row
         return TaskStats(
             total=total,
@@ -147,24 +191,21 @@ class TaskService:
         )
 
     def get(self, task_id: int) -> TaskRow:
-        statement = self._owned(select(*TASK_COLUMNS).where(col(Task.id) == task_id))
-        task = self._conn.execute(statement).first()
+        task = self._run(_GET, task_id=task_id).first()
         if task is None:
             raise NotFound("Task not found")
         return cast(TaskRow, task)
 
     def create(self, data: TaskCreate) -> TaskRow:
-        values: dict[str, Any] = {
-            "user_id": self.user_id,
-            "title": data.title,
-            "description": data.description,
-            "completed": data.completed,
-            "completed_at": func.now() if data.completed else None,
-            "priority": data.priority,
-            "due_date": data.due_date,
-            "tags": data.tags,
-        }
-        row = self._conn.execute(insert(Task).values(**values).returning(*TASK_COLUMNS)).one()
+        row = self._run(
+            _CREATE,
+            title=data.title,
+            description=data.description,
+            completed=data.completed,
+            priority=data.priority,
+            due_date=data.due_date,
+            tags=data.tags,
+        ).one()
         return cast(TaskRow, row)
 
     def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> TaskRow:
@@ -192,17 +233,17 @@ class TaskService:
         One UPDATE computes the new state from the stored one, so concurrent toggles
         never lose an update.
         """
-        target: ColumnElement[bool] | bool = (
-            ~col(Task.completed) if completed is None else completed
-        )
+        if completed is None and expected is None:
+            task = self._run(_TOGGLE, task_id=task_id).one_or_none()
+            if task is None:
+                raise NotFound("Task not found")
+            return cast(TaskRow, task)
+        target: ColumnElement[bool] | bool = ~_T.completed if completed is None else completed
         return self._update(task_id, _completion(target), expected)
 
     def delete(self, task_id: int, expected: Expected = None) -> None:
-        deleted = self._conn.execute(
-            self._owned(
-                delete(Task).where(col(Task.id) == task_id, *_version_in(expected))
-            ).returning(col(Task.id))
-        ).first()
+        statement = _DELETE if expected is None else _DELETE.where(*_version_in(expected))
+        deleted = self._run(statement, task_id=task_id).first()
         if deleted is None:
             self._missing_or_stale(task_id, expected)
 
@@ -211,7 +252,7 @@ class TaskService:
 
     def add_tag(self, task_id: int, tag: str) -> TaskRow:
         """Add one (normalized) tag; adding a tag the task has changes nothing but updated_at."""
-        tags = col(Task.tags)
+        tags = _T.tags
         has_tag = literal(tag).op("=")(func.any(tags))
         task = self._update_where(
             task_id,
@@ -225,7 +266,7 @@ class TaskService:
         return task
 
     def remove_tag(self, task_id: int, tag: str) -> TaskRow:
-        return self._update(task_id, {"tags": func.array_remove(col(Task.tags), tag)})
+        return self._update(task_id, {"tags": func.array_remove(_T.tags, tag)})
 
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
         """Apply operations in order; the first failure aborts the batch (the request's
@@ -262,9 +303,7 @@ class TaskService:
 
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks; return how many."""
-        result = self._conn.execute(
-            self._owned(delete(Task).where(col(Task.completed) == true())).returning(col(Task.id))
-        )
+        result = self._run(_owned(delete(Task).where(_T.completed == true())).returning(_T.id))
         return len(result.all())
 
     def _update(self, task_id: int, values: dict[str, Any], expected: Expected = None) -> TaskRow:
@@ -284,14 +323,6 @@ class TaskService:
     def _update_where(
         self, task_id: int, values: dict[str, Any], *conditions: ColumnElement[bool]
     ) -> TaskRow | None:
-        """One UPDATE ... RETURNING of the caller's task; None when no row matched.
-
-        Every change bumps `version` in the same statement, so the ETag changes with it and
-        concurrent writers each see (and bump) the other's version.
-        """
-        statement = (
-            self._owned(update(Task).where(col(Task.id) == task_id, *conditions))
-            .values(**values, updated_at=func.now(), version=col(Task.version) + 1)
-            .returning(*TASK_COLUMNS)
-        )
-        return cast(TaskRow | None, self._conn.execute(statement).one_or_none())
+        """One UPDATE ... RETURNING of the caller's task; None when no row matched."""
+        statement = _changing(_owned(update(Task).where(_T.id == _TASK_ID, *conditions)), values)
+        return cast(TaskRow | None, self._run(statement, task_id=task_id).one_or_none())
