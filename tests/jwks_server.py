@@ -15,7 +15,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jose import jwk, jwt
 
+from backend.auth import eddsa
 from backend.auth.eddsa import Ed25519Key
+
+# Signing EdDSA test tokens needs the key type python-jose lacks.
+eddsa.register()
 
 
 @dataclass

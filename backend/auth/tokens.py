@@ -25,8 +25,6 @@ from backend.auth.jwks import JwksCache, JwksUnavailable, key_matches_algorithm
 from backend.config import Settings
 from backend.models.common import storable_text
 
-eddsa.register()
-
 HS256 = "HS256"
 ALGORITHMS = [HS256]
 # Tokens the built-in issuer mints carry this claim: their account must already exist, so a
@@ -141,6 +139,8 @@ def _jwks_key(jwks: JwksCache, header: dict[str, Any], algorithm: str) -> Any:
         raise InvalidToken("unknown `kid`")
     if not key_matches_algorithm(entry, algorithm):
         raise InvalidToken(f"key {kid!r} is not a {algorithm} key")
+    if algorithm == eddsa.EDDSA:
+        eddsa.register()  # python-jose lacks EdDSA; registered on first use, not at import
     try:
         return jwk.construct(entry, algorithm)
     except (JOSEError, TypeError, ValueError, KeyError) as exc:

@@ -1,4 +1,4 @@
-"""The EdDSA key type registered with python-jose (backend/eddsa.py)."""
+"""The EdDSA key type registered with python-jose (backend/auth/eddsa.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jose import jwk, jws, jwt
 from jose.exceptions import JOSEError, JWKError
 
+from backend.auth import eddsa
 from backend.auth.eddsa import Ed25519Key
-from backend.auth.tokens import ALGORITHMS  # noqa: F401  (importing registers EdDSA)
+
+eddsa.register()  # what the app does before its first EdDSA token
 
 
 def _pair() -> tuple[dict[str, Any], dict[str, Any]]:
