@@ -1,4 +1,5 @@
-"""The files around the code: the dependency lock and the install commands that use it."""
+"""The files around the code: the dependency lock, the install commands that use it, the
+GitHub Actions workflow (actionlint) and the pre-commit hooks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -115,3 +117,55 @@ def test_readme_claude_and_ci_install_from_the_lock() -> None:
     for text in (ci, readme, claude):
         assert 'pip install -e ".[test]"' not in text
         assert not re.search(r"pip install -e \.(?!\S)", text)
+
+
+def test_github_workflow_runs_ci_and_passes_actionlint() -> None:
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    result = subprocess.run(
+        [tool("actionlint"), "-no-color", *map(str, workflows)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = ci["jobs"]["ci"]["steps"]
+    assert any(step.get("run", "").strip().endswith("bash .ci/run") for step in steps)
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    """The check above is not vacuous: a workflow with an undefined job dependency fails."""
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    needs: [nope]\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
+    result = subprocess.run(
+        [tool("actionlint"), "-no-color", str(broken)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "nope" in result.stdout
+
+
+def test_pre_commit_config_is_valid_and_runs_the_checks() -> None:
+    config = ROOT / ".pre-commit-config.yaml"
+    validated = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    hooks = {
+        hook["id"]: hook
+        for repo in yaml.safe_load(config.read_text())["repos"]
+        for hook in repo["hooks"]
+    }
+    assert {"ruff", "ruff-format", "mypy", "lock-check", "actionlint"} <= set(hooks)
+    # Local hooks run the locked tools already installed: nothing to download.
+    assert all(hook["language"] == "system" for hook in hooks.values())
+    assert hooks["lock-check"]["entry"] == "python scripts/lock.py --check"
