@@ -1,5 +1,5 @@
 """The files around the code: the dependency lock, the install commands that use it, the
-GitHub Actions workflow (actionlint) and the pre-commit hooks."""
+GitHub Actions workflow (actionlint), the pre-commit hooks, the licence and the project docs."""
 
 from __future__ import annotations
 
@@ -111,10 +111,12 @@ def test_readme_claude_and_ci_install_from_the_lock() -> None:
     assert f"{INSTALL_RUNTIME} && python -m backend serve --dev" in readme
     assert f"{INSTALL_DEV} && python -m pytest" in readme
     assert "python scripts/lock.py" in readme
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    assert INSTALL_DEV in contributing and "python scripts/lock.py" in contributing
     claude = (ROOT / "CLAUDE.md").read_text()
     assert INSTALL_DEV in claude
     # Nobody is told to install unlocked versions any more.
-    for text in (ci, readme, claude):
+    for text in (ci, readme, contributing, claude):
         assert 'pip install -e ".[test]"' not in text
         assert not re.search(r"pip install -e \.(?!\S)", text)
 
@@ -169,3 +171,21 @@ def test_pre_commit_config_is_valid_and_runs_the_checks() -> None:
     # Local hooks run the locked tools already installed: nothing to download.
     assert all(hook["language"] == "system" for hook in hooks.values())
     assert hooks["lock-check"]["entry"] == "python scripts/lock.py --check"
+
+
+def test_licence_and_project_docs() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    readme = (ROOT / "README.md").read_text()
+    for name in ("CHANGELOG.md", "CONTRIBUTING.md", "SECURITY.md"):
+        assert name in readme, f"the README does not point to {name}"
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "Keep a Changelog" in changelog and "## [Unreleased]" in changelog
+    # CONTRIBUTING points to CLAUDE.md's rules rather than copying them.
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    for anchor in ("CLAUDE.md#layer-rules", "CLAUDE.md#adding-an-endpoint"):
+        assert anchor in contributing
+    claude = (ROOT / "CLAUDE.md").read_text()
+    assert "## Layer rules" in claude and "## Adding an endpoint" in claude
+    assert "Report a vulnerability" in (ROOT / "SECURITY.md").read_text()
