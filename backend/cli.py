@@ -1,11 +1,12 @@
-"""Command line: `python -m backend <command>` (or the `task-api` script).
+"""Command line: `python -m backend <command>`.
 
-serve     run the API (embedded PostgreSQL when DATABASE_URL is unset)
+serve     run the API (embedded PostgreSQL when DATABASE_URL is unset); add --dev locally
 migrate   apply (up), roll back (down) or list (status) schema migrations
 token     mint a bearer token for a user id, for curl
-seed      fill a user's account with demo tasks
+seed      fill a user's account with demo tasks (once: a second run adds nothing)
 check     check the configuration, the database connection and the migrations
 prune     delete expired Idempotency-Key records
+db        reset: delete the local embedded database (development)
 openapi   print the OpenAPI document (specs/openapi.json is this output)
 
 Every command reads its settings from the environment and `.env` (see README.md).
@@ -21,6 +22,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
@@ -29,6 +31,23 @@ from backend.config import Environment, Settings
 
 if TYPE_CHECKING:
     from uvicorn.supervisors import Multiprocess
+
+# What `--reload` watches: the code. Not .data/ (every database write changed a file there and
+# restarted the server) nor tests or docs.
+RELOAD_DIRS = (Path(__file__).resolve().parent,)
+DEV_HINT = (
+    "hint: ENVIRONMENT is not set, so this ran in production mode; to run locally with the "
+    "embedded database and a generated secret, add --dev (python -m backend serve --dev)"
+)
+
+
+def _environment_chosen() -> bool:
+    """Whether ENVIRONMENT is set in the environment or in .env (else production applies)."""
+    if any(name.upper() == "ENVIRONMENT" for name in os.environ):
+        return True
+    from dotenv import dotenv_values
+
+    return any(name.upper() == "ENVIRONMENT" for name in dotenv_values(".env"))
 
 
 def _settings(dev: bool = False) -> Settings:
@@ -42,6 +61,9 @@ def _settings(dev: bool = False) -> Settings:
             where = ".".join(str(p) for p in error["loc"]).upper()
             message = str(error["msg"]).removeprefix("Value error, ")
             print(f"configuration error: {where + ': ' if where else ''}{message}", file=sys.stderr)
+        if not _environment_chosen():
+            # The newcomer's mistake: production mode by default, without knowing it.
+            print(DEV_HINT, file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -100,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "workers": args.workers,
         "reload": args.reload,
+        "reload_dirs": [str(path) for path in RELOAD_DIRS] if args.reload else None,
         "proxy_headers": True,
         "forwarded_allow_ips": args.forwarded_allow_ips,
         # After SIGTERM, in-flight requests get this long to finish; new connections are
@@ -271,6 +294,43 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """`db reset`: delete the embedded development database (data folder) so that the next
+    `serve --dev` creates and migrates a fresh one."""
+    import shutil
+
+    settings = _settings(args.dev)
+    if settings.database_url is not None:
+        _fail(
+            "db reset only deletes the embedded development database; DATABASE_URL is set, so "
+            "drop that database with the server's own tools"
+        )
+    data = settings.embedded_pg_dir
+    if not data.exists():
+        print(f"nothing to reset: no embedded database in {data}")
+        return 0
+    running = _running_postmaster(data)
+    if running is not None:
+        _fail(
+            f"the embedded PostgreSQL in {data} is running (pid {running}): stop "
+            "`python -m backend serve` first (Ctrl+C), then run this again"
+        )
+    shutil.rmtree(data)
+    print(f"deleted the embedded database in {data}; the next `serve --dev` starts afresh")
+    return 0
+
+
+def _running_postmaster(data: Path) -> int | None:
+    """The pid in `data`/postmaster.pid if that process is alive (PostgreSQL's own lock file)."""
+    import psutil
+
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if psutil.pid_exists(pid) else None
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from backend.auth.tokens import issue_token
 
@@ -291,7 +351,9 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="task-api", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m backend",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     dev_help = "development mode: embedded database, auto-migrate, generated secret"
@@ -414,6 +476,19 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dev", action="store_true", help=dev_help)
     prune.set_defaults(func=cmd_prune)
 
+    db = sub.add_parser(
+        "db",
+        help="reset the local embedded database",
+        description="reset: delete the embedded PostgreSQL's data folder (EMBEDDED_PG_DIR, "
+        "default .data/postgres) so that the next `serve --dev` creates and migrates a fresh "
+        "database. Refuses while the server runs (stop `serve` with Ctrl+C: it stops the "
+        "embedded server it started) and when DATABASE_URL is set. The development signing "
+        "secret (.data/dev-jwt-secret) is kept.",
+    )
+    db.add_argument("action", choices=["reset"], help="reset: delete the local database")
+    db.add_argument("--dev", action="store_true", help=dev_help)
+    db.set_defaults(func=cmd_db)
+
     openapi = sub.add_parser(
         "openapi",
         help="print the OpenAPI document as JSON",
@@ -427,12 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # check and seed print their own findings; library chatter would bury them.
-    quiet = args.command in {"check", "seed", "token", "openapi", "prune"}
+    quiet = args.command in {"check", "seed", "token", "openapi", "prune", "db"}
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger(__name__).setLevel(logging.INFO)  # its own few lines always show
+    # initdb/pg_ctl output and migration steps buried the start-up; LOG_LEVEL=DEBUG shows them.
+    from backend.observability.logging import CHATTY_LOGGERS
+
+    debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     result: int = args.func(args)
     return result
 

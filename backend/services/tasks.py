@@ -196,6 +196,10 @@ class TaskService:
             raise NotFound("Task not found")
         return cast(TaskRow, task)
 
+    def titles(self) -> set[str]:
+        """The titles of the caller's tasks (the seed command skips demo tasks it has)."""
+        return set(self._run(_owned(select(_T.title))).scalars())
+
     def create(self, data: TaskCreate) -> TaskRow:
         row = self._run(
             _CREATE,

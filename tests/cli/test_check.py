@@ -113,7 +113,9 @@ def test_check_reports_configuration_errors_in_one_line() -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["serve", "migrate", "token", "seed", "check", "openapi"])
+@pytest.mark.parametrize(
+    "command", ["serve", "migrate", "token", "seed", "check", "prune", "db", "openapi"]
+)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     from backend.cli import build_parser
 
@@ -121,7 +123,8 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
         build_parser().parse_args([command, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"usage: task-api {command}")
+    # One spelling everywhere: the usage line says what the docs say.
+    assert out.startswith(f"usage: python -m backend {command}")
     assert "-h, --help" in out
     # A description paragraph between the usage line and the options.
     description = out.split("\n\n")[1]

@@ -81,3 +81,24 @@ def test_seed_refuses_bad_input_in_one_line_and_writes_nothing(
     assert result.stderr.strip() == "error: seed: --count must be between 1 and 1000"
     assert count_rows(db_engine, "users") == 0
     assert count_rows(db_engine, "tasks") == 0
+
+
+def test_seed_twice_adds_nothing_the_second_time_and_says_so(
+    database_url: str, client: TestClient, db_engine: Engine
+) -> None:
+    first = run_cli("seed", "--count", "5", DATABASE_URL=database_url)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("seeded 5 tasks (2 completed) for demo@example.com (new ")
+    again = run_cli("seed", "--count", "5", DATABASE_URL=database_url)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(
+        "nothing to seed: demo@example.com already has all 5 demo tasks (existing account"
+    )
+    assert count_rows(db_engine, "tasks") == 5
+    # A larger count adds only the tasks not there yet.
+    more = run_cli("seed", "--count", "12", DATABASE_URL=database_url)
+    assert more.returncode == 0, more.stderr
+    assert "seeded 7 tasks" in more.stdout and "5 already there" in more.stdout
+    headers = sign_in(client, "demo@example.com", "demo-password")
+    titles = [t["title"] for t in client.get("/api/tasks", headers=headers).json()["data"]]
+    assert len(titles) == len(set(titles)) == 12

@@ -76,6 +76,15 @@ def test_readme_quick_start_on_a_fresh_embedded_database(tmp_path: Path) -> None
         assert "My first task" in run(env, "bash", "scripts/api.sh", "list")
         docs = httpx.get(f"{env['BASE_URL']}/docs", timeout=5)
         assert docs.status_code == 200 and "swagger-ui" in docs.text
+    # A quiet start: one line for the database, one for the migrations, uvicorn's own few;
+    # initdb/pg_ctl output and per-step migration lines only with LOG_LEVEL=DEBUG.
+    started = (tmp_path / "serve.log").read_text()
+    assert "embedded PostgreSQL running with data in" in started
+    assert "applied migrations: 0001_users" in started
+    for chatter in ("initdb", "pg_ctl", "Applying", "XDG_RUNTIME_DIR", "Warning"):
+        assert chatter not in started, started
+    before_requests = started.split("Uvicorn running on", 1)[0]
+    assert len(before_requests.splitlines()) <= 8, started
     # The embedded server stops with `serve`, and the data and the secret survive a restart.
     with serve_dev(env):
         assert "My first task" in run(env, "bash", "scripts/api.sh", "list")

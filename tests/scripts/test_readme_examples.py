@@ -1,0 +1,53 @@
+"""The README's curl walkthrough and its ETag example, run as written (bash, in order, in one
+shell) against a live server: each step must use the ids the API gave back, not a hard-coded
+one."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+MARKER = "<!-- run by tests/scripts/test_readme_examples.py -->"
+
+
+def readme_examples() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(re.escape(MARKER) + r"\n```\n(.*?)```", text, re.DOTALL)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_examples_run_against_a_live_server(live_server: str, tmp_path: Path) -> None:
+    walkthrough, etag = readme_examples()
+    assert "ID=1" not in walkthrough + etag
+    script = walkthrough.replace("BASE_URL=http://127.0.0.1:8000", f"BASE_URL={live_server}")
+    # `python` as the README spells it: the interpreter running the tests (a venv's python).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script + "\n" + etag],
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    created = re.search(r"^created task (\d+)$", out, re.MULTILINE)
+    assert created, out
+    task_id = created.group(1)
+    assert f'"id":{task_id},' in out  # toggled and updated that task
+    assert '"completed":true' in out and '"description":"2 litres"' in out
+    assert "HTTP/1.1 204 " in out, out  # deleted it (curl -si: no newline before it)
+    # The ETag example: created another task and changed it under If-Match.
+    patched = out.split("HTTP/1.1 204", 1)[1]
+    assert "HTTP/1.1 200 " in patched, out
+    assert '"priority":"high"' in patched
