@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from backend.api.door import document_security
 from backend.api.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.api.routes import api_router
 from backend.auth.passwords import dummy_hash
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)
+    document_security(app)
     metrics = install_metrics(app, settings)
 
     # Added innermost first: errors, trailing slash, body size, CORS, access log + metrics,

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from backend.auth.tokens import InvalidToken, JwksUnavailable, TokenClaims
@@ -38,9 +39,22 @@ TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Two ways to authenticate in Swagger UI: the password flow (built-in accounts) or pasting a
-# token from any trusted issuer. Both read the same `Authorization: Bearer` header.
-_oauth2 = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
-_bearer = HTTPBearer(auto_error=False, description="A JWT from this API or a trusted issuer.")
+# token from any trusted issuer. Both send the same `Authorization: Bearer` header, which the
+# door reads itself: declared here for the OpenAPI document only (`DoorRoute` marks the
+# operations, `create_app` adds the schemes), since FastAPI's security dependencies would
+# cost two dependency resolutions per request for a header read anyway.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "OAuth2PasswordBearer": {
+        "type": "oauth2",
+        "flows": {"password": {"scopes": {}, "tokenUrl": TOKEN_URL}},
+    },
+    "HTTPBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A JWT from this API or a trusted issuer.",
+    },
+}
+_SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
 
 
 async def get_settings(request: Request) -> Settings:
@@ -84,13 +98,15 @@ def _unit_of_work(request: Request, response: Response, claims: TokenClaims | No
     return work
 
 
-async def door(
-    request: Request,
-    response: Response,
-    token: Annotated[str | None, Depends(_oauth2)],
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> UnitOfWork:
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def door(request: Request, response: Response) -> UnitOfWork:
     """A signed-in caller's unit of work: 401 for a missing or invalid token."""
+    token = bearer_token(request.headers.get("authorization"))
     claims = await authenticate(request.app.state.token_verifier, token)
     # For the access log: the verified subject (the user id), never the token itself.
     request.state.user_id = claims.subject
@@ -117,9 +133,37 @@ class DoorRoute(APIRoute):
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if _takes_door(endpoint):
+            kwargs["openapi_extra"] = {"security": _SECURITY, **(kwargs.get("openapi_extra") or {})}
         if not inspect.iscoroutinefunction(endpoint):
             endpoint = _in_one_hop(endpoint)
         super().__init__(path, endpoint, **kwargs)
+
+
+def document_security(app: FastAPI) -> None:
+    """Add the door's bearer schemes to the app's OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _takes_door(endpoint: Callable[..., Any]) -> bool:
+    """Whether the endpoint enters as a signed-in caller (a `Door` parameter)."""
+    try:
+        hints = typing.get_type_hints(endpoint, include_extras=True)
+    except NameError:  # an annotation FastAPI will report on its own
+        return False
+    return any(
+        getattr(meta, "dependency", None) is door
+        for hint in hints.values()
+        for meta in getattr(hint, "__metadata__", ())
+    )
 
 
 def _in_one_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
