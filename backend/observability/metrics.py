@@ -29,7 +29,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
+from sqlalchemy.pool import Pool, QueuePool
 
 from backend.config import Settings
 from backend.errors import Unauthorized
@@ -42,6 +43,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # cannot create label values; methods outside this set are counted as OTHER.
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# How stale another worker's pool gauges may be in a scrape.
+POOL_SAMPLE_SECONDS = 1.0
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
@@ -99,9 +102,9 @@ class HttpMetrics:
             multiprocess_mode="livesum",
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._pool_lock = threading.Lock()
-        self._checked_out = 0
+        self._pool: Pool | None = None
         self._pool_size = 0
+        self._stop = threading.Event()
         if self.multiprocess_dir is not None:
             # Exposition reads every worker's files; this process's registry is not used.
             self._exposed = CollectorRegistry()
@@ -121,33 +124,30 @@ class HttpMetrics:
         children[1].observe(seconds)
 
     def exposition(self) -> bytes:
+        self._sample_pool()
         return generate_latest(self._exposed)
 
     # -- database pool --------------------------------------------------------------------
 
     def watch_pool(self, engine: Engine, pool_size: int, max_overflow: int) -> None:
-        """Keep the pool gauges current from the pool's own checkout/checkin events."""
+        """Keep the pool gauges current: sampled every `POOL_SAMPLE_SECONDS` by a daemon
+        thread, and before every exposition."""
+        self._pool = engine.pool
         self._pool_size = pool_size
         self.pool_size.set(pool_size)
         self.pool_max_overflow.set(max_overflow)
-        self._set_checked_out(0)
-        event.listen(engine, "checkout", self._on_checkout)
-        event.listen(engine, "checkin", self._on_checkin)
+        self._sample_pool()
         self._drop_dead_workers()
+        threading.Thread(target=self._sample_until_closed, name="pool-gauges", daemon=True).start()
 
-    def _on_checkout(self, *_: object) -> None:
-        self._move_checked_out(1)
+    def _sample_until_closed(self) -> None:
+        while not self._stop.wait(POOL_SAMPLE_SECONDS):
+            self._sample_pool()
 
-    def _on_checkin(self, *_: object) -> None:
-        self._move_checked_out(-1)
-
-    def _move_checked_out(self, delta: int) -> None:
-        # Pool events fire in the request threads.
-        with self._pool_lock:
-            self._checked_out += delta
-            self._set_checked_out(self._checked_out)
-
-    def _set_checked_out(self, count: int) -> None:
+    def _sample_pool(self) -> None:
+        if not isinstance(self._pool, QueuePool):
+            return
+        count = self._pool.checkedout()
         self.pool_checked_out.set(count)
         self.pool_overflow.set(max(0, count - self._pool_size))
 
@@ -165,6 +165,7 @@ class HttpMetrics:
 
     def close(self) -> None:
         """On worker shutdown: its in-flight and pool gauges leave the sums."""
+        self._stop.set()
         if self.multiprocess_dir is not None:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
