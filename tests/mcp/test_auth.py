@@ -95,7 +95,7 @@ def test_the_sdk_client_is_refused_without_a_valid_token(live_server: str, mode:
         assert statuses and set(statuses) == {401}
 
 
-def test_only_post_is_served_and_a_trailing_slash_needs_no_redirect(
+def test_only_post_is_served_without_redirect_or_session_within_the_body_limit(
     live_server: str, alice: Account
 ) -> None:
     with httpx.Client(timeout=30, follow_redirects=False) as http:
@@ -108,6 +108,11 @@ def test_only_post_is_served_and_a_trailing_slash_needs_no_redirect(
         assert response.status_code == 200 and "tools" in response.json()["result"]
         # Stateless: no session is handed out.
         assert "mcp-session-id" not in response.headers
+        # The API's body limit holds here too.
+        huge = {"name": "add_task", "arguments": {"title": "x", "description": "d" * 100_000}}
+        response = post_rpc(http, f"{live_server}/mcp", "tools/call", huge, alice.headers)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
 @pytest.fixture
