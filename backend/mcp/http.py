@@ -18,6 +18,7 @@ without an external one nothing is advertised (README: how a client gets a token
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -186,6 +187,9 @@ def install_mcp(app: FastAPI, settings: Settings) -> McpEndpoint:
     """Route `/mcp` (and its RFC 9728 metadata, when an external issuer is configured) on the
     app; the caller runs `endpoint.run()` in the app's lifespan."""
     endpoint = McpEndpoint(app, settings)
+    # The SDK logs the end of every stateless request's transport at INFO ("Terminating
+    # session: None"): one line per request beside our access line, saying nothing.
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     # An ASGI endpoint for every method, outside the OpenAPI document. `/mcp/` reaches it
     # too, with no redirect (TrailingSlashMiddleware).
     app.router.routes.append(_NamedRoute(MCP_PATH, endpoint, name="mcp"))

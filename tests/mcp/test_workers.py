@@ -56,6 +56,8 @@ def test_two_workers_answer_one_clients_calls(database_url: str) -> None:
 
         run(main)
         assert len(_mcp_pids(log)) == 2, "one worker answered every request"
+        # The access line is the one line per request: no SDK chatter per stateless request.
+        assert "Terminating session" not in log.read_text()
         seen = httpx.get(
             f"{base_url}/api/tasks?limit=500", headers={"Authorization": f"Bearer {token}"}
         ).json()["data"]
