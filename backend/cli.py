@@ -8,6 +8,8 @@ check     check the configuration, the database connection and the migrations
 prune     delete expired Idempotency-Key records
 db        reset: delete the local embedded database (development)
 openapi   print the OpenAPI document (specs/openapi.json is this output)
+mcp       serve the MCP tools over stdio for one user (desktop agents)
+mcp-tools print the MCP tool list (specs/mcp-tools.json is this output)
 
 Every command reads its settings from the environment and `.env` (see README.md).
 Add --help after a command for its options, e.g. `python -m backend seed --help`.
@@ -349,6 +351,58 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    import anyio
+
+    from backend.auth.tokens import InvalidToken, JwksUnavailable
+    from backend.auth.verifier import TokenVerifier
+    from backend.db.engine import create_db_engine
+    from backend.errors import AppError
+    from backend.mcp.stdio import (
+        StdioIdentity,
+        check_account,
+        serve,
+        stdio_server_for,
+        stdout_to_stderr,
+    )
+
+    settings = _settings(args.dev)
+    token = args.token or os.environ.get(MCP_TOKEN_ENV) or None
+    if (token is None) == (args.user is None):
+        _fail(f"mcp: name the user: --user USER_ID, or a bearer token in {MCP_TOKEN_ENV}")
+    identity = StdioIdentity(token=token, user_id=args.user)
+    # Until the protocol owns it, nothing may reach stdout (the embedded server starts here).
+    with stdout_to_stderr():
+        url = _database_url(settings)
+        _ready_database(settings, url)
+        engine = create_db_engine(url, settings)
+        try:
+            user_id = check_account(engine, settings, identity.claims(TokenVerifier(settings)))
+        except (InvalidToken, JwksUnavailable):
+            _fail("mcp: the token is invalid or expired, or its issuer's keys cannot be fetched")
+        except AppError as exc:
+            _fail(f"mcp: {exc.message}")
+        except ValueError as exc:
+            _fail(f"mcp: --user: {exc}")
+    logging.getLogger(__name__).info("serving the MCP tools over stdio for user %s", user_id)
+    try:
+        anyio.run(serve, stdio_server_for(engine, settings, identity))
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_mcp_tools(args: argparse.Namespace) -> int:
+    from backend.mcp.tools import tools_document
+
+    print(json.dumps(tools_document(), indent=2, sort_keys=True, ensure_ascii=False))
+    return 0
+
+
+# The stdio server's bearer token: an environment variable keeps it out of `ps` listings.
+MCP_TOKEN_ENV = "TASK_API_TOKEN"  # noqa: S105 (a variable's name, not a secret)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m backend",
@@ -496,13 +550,41 @@ def build_parser() -> argparse.ArgumentParser:
         "database: python -m backend openapi > specs/openapi.json",
     )
     openapi.set_defaults(func=cmd_openapi)
+
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve the MCP tools over stdio for one user",
+        description="Serve the MCP tools (the same as /mcp over HTTP) on stdin/stdout, for a "
+        "desktop agent that starts its MCP servers as subprocesses. The user is a bearer "
+        f"token's, from {MCP_TOKEN_ENV} (or --token; checked again on every call), or --user "
+        "USER_ID (its account is created on first use, like a `token` command token). "
+        "Without DATABASE_URL it uses the embedded PostgreSQL (--dev: the one `serve --dev` "
+        "uses). Logs go to stderr.",
+    )
+    who = mcp.add_mutually_exclusive_group()
+    who.add_argument("--user", metavar="USER_ID", help="act as this user id")
+    who.add_argument(
+        "--token",
+        help=f"act as this token's user (prefer {MCP_TOKEN_ENV}: arguments show in `ps`)",
+    )
+    mcp.add_argument("--dev", action="store_true", help=dev_help)
+    mcp.set_defaults(func=cmd_mcp)
+
+    mcp_tools = sub.add_parser(
+        "mcp-tools",
+        help="print the MCP tool list as JSON",
+        description="Print every MCP tool with its input and output schema and annotations, "
+        "as tools/list returns them, without a database: "
+        "python -m backend mcp-tools > specs/mcp-tools.json",
+    )
+    mcp_tools.set_defaults(func=cmd_mcp_tools)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # check and seed print their own findings; library chatter would bury them.
-    quiet = args.command in {"check", "seed", "token", "openapi", "prune", "db"}
+    quiet = args.command in {"check", "seed", "token", "openapi", "prune", "db", "mcp-tools"}
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -24,6 +24,7 @@ from backend.config import Settings, get_settings
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
 from backend.errors import UnhandledErrorMiddleware, install_error_handlers
+from backend.mcp.http import install_mcp
 from backend.observability.metrics import install_metrics
 from backend.observability.middleware import ObservabilityMiddleware
 
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
         try:
-            yield
+            async with mcp.run():  # the MCP transport at /mcp (backend/mcp/http.py)
+                yield
         finally:
             engine.dispose()
             if metrics is not None:
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     document_security(app)
+    mcp = install_mcp(app, settings)
     metrics = install_metrics(app, settings)
 
     # Added innermost first: errors, trailing slash, body size, CORS, access log + metrics,
@@ -119,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Idempotency-Key",
             "If-Match",
             "If-None-Match",
+            # MCP clients in a browser (/mcp, stateless: no session id)
+            "Mcp-Protocol-Version",
         ],
         expose_headers=[
             "X-Request-ID",

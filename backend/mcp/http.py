@@ -1,0 +1,203 @@
+"""`/mcp`: the MCP server over Streamable HTTP, inside the API app (same port, same workers).
+
+The SDK's session manager runs stateless with JSON responses: every POST is answered on its
+own, nothing is remembered between requests, so any worker of any replica can answer any
+request. In front of it, `McpEndpoint` admits only a verified caller:
+
+1. the bearer token is checked by `backend.api.door.authenticate`, the REST routes' check
+   (HS256 secret, JWKS keys, issuer/audience, expiry): 401 + `WWW-Authenticate` otherwise;
+2. the account is resolved as a REST request's unit of work resolves it (revoked or deleted:
+   401; an external identity is provisioned), in one worker-thread hop;
+3. the verified claims ride in the request's scope state to the tool handlers.
+
+Where an external issuer (JWT_JWKS_URL with its issuer URL) is configured, the RFC 9728
+protected-resource metadata names it, and 401s point at that document, so an MCP client can
+find where its user signs in. The built-in issuer is not an OAuth authorization server, so
+without an external one nothing is advertised (README: how a client gets a token).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
+from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.auth import ProtectedResourceMetadata
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+from backend.api.door import authenticate
+from backend.auth.tokens import TokenClaims
+from backend.config import Settings
+from backend.errors import ServiceUnavailable, Unauthorized, error_response
+from backend.mcp.errors import ErrorParts, describe
+from backend.mcp.server import Caller, build_server
+from backend.services.unit_of_work import UnitOfWork
+
+MCP_PATH = "/mcp"
+# RFC 9728 section 3.1: the well-known prefix inserted before the resource's path.
+METADATA_PATH = "/.well-known/oauth-protected-resource" + MCP_PATH
+# Where the verified claims wait for the tool handlers (the request's scope state).
+_CLAIMS = "mcp_claims"
+
+
+def authorization_server(settings: Settings) -> str | None:
+    """The external issuer an MCP client should send its user to, when one is configured:
+    the issuer of the JWKS-signed tokens (Better Auth: its base URL)."""
+    issuer = settings.jwks_issuer
+    if settings.jwt_jwks_url is None or issuer is None:
+        return None
+    return issuer if issuer.startswith(("https://", "http://")) else None
+
+
+class McpEndpoint:
+    """The ASGI app routed at `/mcp`: bearer check, then the SDK's stateless transport."""
+
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
+        self._app = app
+        self._settings = settings
+        self._issuer = authorization_server(settings)
+        self._server = build_server(self._identify)
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """Run for the app's lifetime (its lifespan). A manager runs once, so each run
+        (each lifespan) gets a new one."""
+        manager = StreamableHTTPSessionManager(
+            app=self._server,
+            json_response=True,
+            stateless=True,
+            # No DNS-rebinding check: it guards cookie- or network-trusting servers, and /mcp
+            # trusts only the bearer token (browsers are governed by CORS like every route).
+            security_settings=None,
+        )
+        async with manager.run():
+            self._manager = manager
+            try:
+                yield
+            finally:
+                self._manager = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        try:
+            claims = await authenticate(self._app.state.token_verifier, _bearer_token(request))
+        except Exception as exc:
+            await self._refuse(request, describe(exc))(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["user_id"] = claims.subject  # for the access log, as REST routes do
+        if request.method != "POST":
+            # Stateless: no server-to-client stream (GET) and no session to end (DELETE).
+            refused = ErrorParts(
+                405, "METHOD_NOT_ALLOWED", "Method not allowed", headers={"Allow": "POST"}
+            )
+            await self._refuse(request, refused)(scope, receive, send)
+            return
+        try:
+            await anyio.to_thread.run_sync(self._resolve_account, claims, _client_ip(request))
+        except Exception as exc:
+            await self._refuse(request, describe(exc))(scope, receive, send)
+            return
+        manager = self._manager
+        if manager is None:  # not started, or shutting down
+            await self._refuse(request, describe(ServiceUnavailable()))(scope, receive, send)
+            return
+        state[_CLAIMS] = claims
+        await manager.handle_request(scope, receive, send)
+
+    def _resolve_account(self, claims: TokenClaims, client_ip: str) -> None:
+        """What a REST request's unit of work does on entry: 401 for a revoked token or a
+        deleted account, provisioning for a new external identity."""
+        with UnitOfWork(self._app.state.engine, self._settings, claims=claims, client_ip=client_ip):
+            pass
+
+    async def _identify(self, ctx: ServerRequestContext[Any, Any]) -> Caller:
+        request = ctx.request
+        if not isinstance(request, Request):  # never: only __call__ hands requests in
+            raise Unauthorized("Missing bearer token")
+        claims = getattr(request.state, _CLAIMS, None)
+        if not isinstance(claims, TokenClaims):
+            raise Unauthorized("Missing bearer token")
+        return Caller(self._app.state.engine, self._settings, claims, _client_ip(request))
+
+    def _refuse(self, request: Request, parts: ErrorParts) -> JSONResponse:
+        headers = dict(parts.headers)
+        if parts.status == 401:
+            headers["WWW-Authenticate"] = self.challenge(request)
+        return error_response(parts.status, parts.code, parts.message, parts.details, headers)
+
+    def challenge(self, request: Request) -> str:
+        if self._issuer is None:
+            return "Bearer"
+        return f'Bearer resource_metadata="{_base_url(request)}{METADATA_PATH}"'
+
+    async def protected_resource_metadata(self, request: Request) -> JSONResponse:
+        """RFC 9728 metadata of `/mcp`: the external issuer is where its user signs in."""
+        metadata = ProtectedResourceMetadata.model_validate(
+            {
+                "resource": f"{_base_url(request)}{MCP_PATH}",
+                "authorization_servers": [self._issuer],
+                "bearer_methods_supported": ["header"],
+                "resource_name": "Task API",
+            }
+        )
+        return JSONResponse(metadata.model_dump(mode="json", exclude_none=True))
+
+
+def _bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <token>`, read as the REST routes read it (FastAPI's
+    OAuth2PasswordBearer): any other scheme counts as no token."""
+    authorization = request.headers.get("authorization")
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not authorization or scheme.lower() != "bearer":
+        return None
+    return token
+
+
+def _client_ip(request: Request) -> str:
+    # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
+    return request.client.host if request.client else "unknown"
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+class _NamedRoute(Route):
+    """A Starlette route that names itself in the scope, as FastAPI's routes do, so the access
+    log and the metrics label its requests `/mcp` (not "unmatched")."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
+def install_mcp(app: FastAPI, settings: Settings) -> McpEndpoint:
+    """Route `/mcp` (and its RFC 9728 metadata, when an external issuer is configured) on the
+    app; the caller runs `endpoint.run()` in the app's lifespan."""
+    endpoint = McpEndpoint(app, settings)
+    # The SDK logs the end of every stateless request's transport at INFO ("Terminating
+    # session: None"): one line per request beside our access line, saying nothing.
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
+    # An ASGI endpoint for every method, outside the OpenAPI document. `/mcp/` reaches it
+    # too, with no redirect (TrailingSlashMiddleware).
+    app.router.routes.append(_NamedRoute(MCP_PATH, endpoint, name="mcp"))
+    if authorization_server(settings) is not None:
+        app.add_api_route(
+            METADATA_PATH,
+            endpoint.protected_resource_metadata,
+            methods=["GET"],
+            include_in_schema=False,
+        )
+    return endpoint

@@ -1,0 +1,133 @@
+"""The MCP server: the SDK's low-level `Server` with our tools, for any transport.
+
+A tool call is validated, then run in a worker thread (psycopg2 blocks) inside the caller's
+`UnitOfWork`, exactly as a REST route runs: a write is counted against the per-user limit, the
+caller's account is resolved (revoked or deleted: UNAUTHORIZED), the tool calls `work.tasks`,
+and leaving the unit of work commits, or rolls back on any error. Every failure becomes a tool
+error whose text is the REST error envelope (`backend.mcp.errors`).
+
+Who the caller is comes from the transport (`Identify`): the verified bearer token on HTTP,
+the user named on the command line over stdio. A tool's `user_id` argument never changes it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import mcp_types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from backend.auth.tokens import TokenClaims
+from backend.config import Settings
+from backend.errors import NotFound
+from backend.mcp.errors import describe
+from backend.mcp.tools import TOOLS, Tool
+from backend.services.unit_of_work import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "task-api"
+INSTRUCTIONS = (
+    "Manage the signed-in user's tasks (a todo list). The user is the one the bearer token "
+    "names: tools never touch anyone else's tasks, and user_id arguments are optional. "
+    "Task ids come from add_task and list_tasks. Failed calls return a tool error whose text "
+    'is {"error": {"code", "message", "details"}}; VALIDATION_ERROR details name the '
+    "argument at fault."
+)
+# What a task the caller does not own looks like, and so a user_id that is not the caller's.
+NOT_FOUND_MESSAGE = "Task not found"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling and where their data lives: what a unit of work needs."""
+
+    engine: Engine
+    settings: Settings
+    claims: TokenClaims
+    client_ip: str
+
+
+# The transport's answer to "who is calling?" for one request; raises an AppError if nobody.
+Identify = Callable[[ServerRequestContext[Any, Any]], Awaitable[Caller]]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("task-api")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return ""
+
+
+def build_server(identify: Identify) -> Server[Any]:
+    tools = {tool.name: tool for tool in TOOLS}
+    listing = mcp_types.ListToolsResult(tools=[tool.definition() for tool in TOOLS])
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: mcp_types.PaginatedRequestParams | None
+    ) -> mcp_types.ListToolsResult:
+        return listing
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
+    ) -> mcp_types.CallToolResult:
+        tool = tools.get(params.name)
+        if tool is None:
+            raise MCPError(code=mcp_types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+        try:
+            caller = await identify(ctx)
+            return await anyio.to_thread.run_sync(run_tool, tool, caller, params.arguments or {})
+        except Exception as exc:  # every failure is a tool error, never a protocol error
+            return tool_error(exc)
+
+    return Server(
+        SERVER_NAME,
+        version=_version(),
+        title="Task API",
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def run_tool(
+    tool: Tool[Any], caller: Caller, arguments: dict[str, Any]
+) -> mcp_types.CallToolResult:
+    """Validate and run one call in the caller's unit of work (in a worker thread)."""
+    work = UnitOfWork(
+        caller.engine,
+        caller.settings,
+        claims=caller.claims,
+        counts_write=tool.writes,
+        client_ip=caller.client_ip,
+    )
+    try:
+        parsed = tool.arguments.model_validate(arguments)
+    except ValidationError:
+        # As on REST: a write refused for its input still counts (over the limit: 429).
+        work.count_refused_write()
+        raise
+    with work:
+        if parsed.user_id is not None and parsed.user_id != work.caller_id:
+            # Someone else's id: the answer a task of theirs would get, and nothing is done.
+            raise NotFound(NOT_FOUND_MESSAGE)
+        result = tool.run(work, parsed)
+    return tool.result_of(result)
+
+
+def tool_error(exc: Exception) -> mcp_types.CallToolResult:
+    envelope = describe(exc).envelope()
+    return mcp_types.CallToolResult(
+        content=[mcp_types.TextContent(type="text", text=json.dumps(envelope))],
+        is_error=True,
+    )

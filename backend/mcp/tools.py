@@ -1,0 +1,454 @@
+"""The MCP tools: names, arguments, results and annotations, and the service call each makes.
+
+The five tools of the published contract (`add_task`, `list_tasks`, `complete_task`,
+`delete_task`, `update_task`) keep its names, parameters and result shapes; the rest
+(`get_task`, `reopen_task`, `task_stats`, and the optional arguments) let an agent do what the
+REST API does. Arguments are validated with the REST schemas' own field types (`Title`,
+`Description`, `Instant`, `Tags`, `Priority`, the task id bounds), so the same input gets the
+same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls `work.tasks`,
+the service behind the REST routes.
+
+`user_id` is accepted because agents written for the contract send it. It never selects whose
+tasks are touched: `backend.mcp.server` refuses a `user_id` other than the caller's with the
+answer a missing task gets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+
+import mcp_types
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from backend.api.routes.tasks import DEFAULT_LIMIT, MAX_FILTER_VALUES, MAX_LIMIT, SearchTerm
+from backend.auth.tokens import MAX_SUBJECT_LENGTH
+from backend.models import (
+    Priority,
+    SortOrder,
+    TaskCreate,
+    TaskPublic,
+    TaskSort,
+    TaskStatus,
+    TaskUpdate,
+)
+from backend.models.common import StorableText
+from backend.models.task import TASK_ID_MAX, Description, Instant, Tag, Tags, Title
+from backend.models.task_ops import TaskStatsPublic
+from backend.services.task_listing import TaskFilters, TaskListQuery
+from backend.services.unit_of_work import UnitOfWork
+
+USER_ID_DESCRIPTION = (
+    "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "
+    "Any other id is refused as not found."
+)
+DUE_DATE_DESCRIPTION = (
+    "ISO 8601: a date-time with an offset (2026-12-01T17:00:00+01:00) or a date (2026-12-01, "
+    "meaning midnight UTC)."
+)
+
+UserId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_LENGTH), StorableText
+]
+# Strict: JSON integers only (no "42", 42.0 or true), within the REST path parameter's bounds.
+TaskId = Annotated[
+    StrictInt,
+    Field(ge=1, le=TASK_ID_MAX, description="The task's id, as add_task or list_tasks gave it."),
+]
+
+
+def _as_list(value: Any) -> Any:
+    """One filter value may be sent bare ("high") instead of as a list (["high"])."""
+    return [value] if isinstance(value, str) else value
+
+
+class _Arguments(BaseModel):
+    """Every tool's arguments: `user_id` (optional), nothing unknown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId | None = Field(default=None, description=USER_ID_DESCRIPTION)
+
+
+class _OneTask(_Arguments):
+    task_id: TaskId
+
+
+class AddTaskArguments(_Arguments):
+    title: Title = Field(description="What to do: 1-200 characters (trimmed).")
+    description: Description | None = Field(default=None, description="Up to 2000 characters.")
+    priority: Priority = Field(default=Priority.none, description="Default none.")
+    due_date: Instant | None = Field(default=None, description=DUE_DATE_DESCRIPTION)
+    tags: Tags = Field(
+        default_factory=list,
+        description="Up to 20 tags of 1-32 characters; trimmed, lower-cased, de-duplicated.",
+    )
+
+    def task(self) -> TaskCreate:
+        return TaskCreate.model_validate(self.model_dump(exclude={"user_id"}))
+
+
+_EDITABLE = {"title", "description", "priority", "due_date", "tags"}
+
+
+class UpdateTaskArguments(_OneTask):
+    # As in the REST PATCH body: omitted fields stay as they are; `description` and `due_date`
+    # are cleared by null; the other fields cannot be null.
+    title: Title | SkipJsonSchema[None] = Field(default=None, description="New title, 1-200.")
+    description: Description | None = Field(
+        default=None, description="New description; null clears it."
+    )
+    priority: Priority | SkipJsonSchema[None] = Field(default=None, description="New priority.")
+    due_date: Instant | None = Field(
+        default=None, description=f"New due date; null clears it. {DUE_DATE_DESCRIPTION}"
+    )
+    tags: Tags | SkipJsonSchema[None] = Field(
+        default=None, description="Replaces the whole tag list."
+    )
+
+    @model_validator(mode="after")
+    def _not_null(self) -> Self:
+        # TaskUpdate's rule, checked here so that it is refused before any database work.
+        for name in ("title", "priority", "tags"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> TaskUpdate:
+        return TaskUpdate.model_validate(self.model_dump(include=_EDITABLE, exclude_unset=True))
+
+
+class ListTasksArguments(_Arguments):
+    status: TaskStatus = Field(
+        default=TaskStatus.all, description="all (default), pending or completed."
+    )
+    search: SearchTerm | None = Field(
+        default=None, description="Case-insensitive text in the title or description."
+    )
+    priority: Annotated[
+        list[Priority], BeforeValidator(_as_list), Field(max_length=MAX_FILTER_VALUES)
+    ] = Field(default_factory=list, description="Any of these priorities.")
+    tag: Annotated[list[Tag], BeforeValidator(_as_list), Field(max_length=MAX_FILTER_VALUES)] = (
+        Field(default_factory=list, description="Has all of these tags.")
+    )
+    due_before: Instant | None = Field(
+        default=None, description=f"Due strictly before this. {DUE_DATE_DESCRIPTION}"
+    )
+    due_after: Instant | None = Field(
+        default=None, description=f"Due at or after this. {DUE_DATE_DESCRIPTION}"
+    )
+    overdue: StrictBool | None = Field(
+        default=None, description="true: pending and past due; false: everything else."
+    )
+    sort: TaskSort = Field(
+        default=TaskSort.created,
+        description="created (newest first), updated (newest first), title (A to Z), "
+        "due_date (soonest first, undated last), priority (high first).",
+    )
+    order: SortOrder | None = Field(
+        default=None, description="asc or desc, overriding the sort's default direction."
+    )
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_LIMIT)] = Field(
+        default=DEFAULT_LIMIT, description=f"At most this many tasks (1-{MAX_LIMIT})."
+    )
+
+    def query(self) -> TaskListQuery:
+        filters = TaskFilters(
+            status=self.status,
+            priorities=tuple(dict.fromkeys(self.priority)),
+            tags=tuple(dict.fromkeys(self.tag)),
+            due_before=self.due_before,
+            due_after=self.due_after,
+            overdue=self.overdue,
+            q=self.search or None,
+        )
+        return TaskListQuery(filters=filters, sort=self.sort, order=self.order, limit=self.limit)
+
+
+class TaskChange(BaseModel):
+    """The contract's result of a write: which task, what happened, its title."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    task_id: int
+    status: str
+    title: str
+
+
+class TaskCreated(TaskChange):
+    status: Literal["created"] = "created"
+
+
+class TaskCompleted(TaskChange):
+    status: Literal["completed"] = "completed"
+
+
+class TaskReopened(TaskChange):
+    status: Literal["reopened"] = "reopened"
+
+
+class TaskUpdated(TaskChange):
+    status: Literal["updated"] = "updated"
+
+
+class TaskDeleted(TaskChange):
+    status: Literal["deleted"] = "deleted"
+
+
+class TaskSummary(BaseModel):
+    """A listed task: the contract's id, title and completed, and what a listing filters by."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    completed: bool
+    priority: Priority
+    due_date: datetime | None
+    tags: list[str]
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskSummary]
+    has_more: bool = Field(description="More tasks match than `limit` returned.")
+
+
+ERRORS = (
+    'On failure the result is a tool error whose text is {"error": {"code", "message", '
+    '"details"}}, as in the REST API.'
+)
+
+A = TypeVar("A", bound=_Arguments)
+
+
+@dataclass(frozen=True)
+class Tool(Generic[A]):
+    name: str
+    title: str
+    description: str
+    arguments: type[A]
+    result: type[BaseModel]
+    run: Callable[[UnitOfWork, A], BaseModel]
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    # The text content's JSON when it is not the structured result itself.
+    text: Callable[[dict[str, Any]], Any] | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Counted against the caller's per-user write limit, as REST writes are."""
+        return not self.read_only
+
+    def definition(self) -> mcp_types.Tool:
+        return mcp_types.Tool(
+            name=self.name,
+            title=self.title,
+            description=f"{self.description} {ERRORS}",
+            input_schema=_flat_schema(self.arguments.model_json_schema()),
+            output_schema=_flat_schema(self.result.model_json_schema(mode="serialization")),
+            annotations=mcp_types.ToolAnnotations(
+                title=self.title,
+                read_only_hint=self.read_only,
+                destructive_hint=None if self.read_only else self.destructive,
+                idempotent_hint=self.idempotent,
+                open_world_hint=False,
+            ),
+        )
+
+    def result_of(self, result: BaseModel) -> mcp_types.CallToolResult:
+        structured = result.model_dump(mode="json")
+        text = json.dumps(self.text(structured) if self.text else structured, ensure_ascii=False)
+        return mcp_types.CallToolResult(
+            content=[mcp_types.TextContent(type="text", text=text)],
+            structured_content=structured,
+        )
+
+
+def _flat_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON Schema as a model reads it best: `$defs` references replaced by their
+    definitions (enums and small objects, never recursive; their docstrings, written for
+    developers, dropped) and no generated `title`s. Every client's tool converter reads it."""
+    definitions = schema.pop("$defs", {})
+
+    def node(value: dict[str, Any]) -> dict[str, Any]:
+        reference = value.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            target = dict(definitions[reference.removeprefix("#/$defs/")])
+            target.pop("description", None)
+            value = {**target, **{k: v for k, v in value.items() if k != "$ref"}}
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "title":
+                continue
+            if key == "properties":
+                flat[key] = {name: node(sub) for name, sub in item.items()}
+            else:
+                flat[key] = walk(item)
+        return flat
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return node(value)
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return node(schema)
+
+
+def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
+    task = work.tasks.create(arguments.task())
+    return TaskCreated(task_id=task.id, title=task.title)
+
+
+def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskList:
+    page = work.tasks.list_page(arguments.query())
+    return TaskList(
+        tasks=[TaskSummary.model_validate(task) for task in page.items],
+        has_more=page.next is not None,
+    )
+
+
+def _get_task(work: UnitOfWork, arguments: _OneTask) -> TaskPublic:
+    return TaskPublic.model_validate(work.tasks.get(arguments.task_id))
+
+
+def _complete_task(work: UnitOfWork, arguments: _OneTask) -> TaskCompleted:
+    task = work.tasks.set_completed(arguments.task_id, True)
+    return TaskCompleted(task_id=task.id, title=task.title)
+
+
+def _reopen_task(work: UnitOfWork, arguments: _OneTask) -> TaskReopened:
+    task = work.tasks.set_completed(arguments.task_id, False)
+    return TaskReopened(task_id=task.id, title=task.title)
+
+
+def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdated:
+    task = work.tasks.update(arguments.task_id, arguments.changes())
+    return TaskUpdated(task_id=task.id, title=task.title)
+
+
+def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
+    # The contract's result names the deleted task's title: read it in the same transaction.
+    task = work.tasks.get(arguments.task_id)
+    work.tasks.delete(arguments.task_id)
+    return TaskDeleted(task_id=task.id, title=task.title)
+
+
+def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:
+    return TaskStatsPublic.model_validate(asdict(work.tasks.stats()))
+
+
+TOOLS: tuple[Tool[Any], ...] = (
+    Tool(
+        name="add_task",
+        title="Add a task",
+        description="Create a task for the signed-in user. Returns its task_id, "
+        '"status": "created" and its title. Only title is required.',
+        arguments=AddTaskArguments,
+        result=TaskCreated,
+        run=_add_task,
+    ),
+    Tool(
+        name="list_tasks",
+        title="List tasks",
+        description="List the signed-in user's tasks, newest first unless sorted otherwise. "
+        "status picks all (default), pending or completed tasks; the other arguments filter "
+        "(combined with AND), sort and limit. The text result is the list of tasks; the "
+        "structured result also says whether more tasks match than the limit returned.",
+        arguments=ListTasksArguments,
+        result=TaskList,
+        run=_list_tasks,
+        read_only=True,
+        idempotent=True,
+        text=lambda structured: structured["tasks"],
+    ),
+    Tool(
+        name="get_task",
+        title="Get a task",
+        description="One task with every field: description, priority, due date, tags, "
+        "completion and timestamps (UTC).",
+        arguments=_OneTask,
+        result=TaskPublic,
+        run=_get_task,
+        read_only=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="complete_task",
+        title="Complete a task",
+        description="Mark a task as completed. Sets, never toggles: completing a completed "
+        'task keeps it completed. Returns its task_id, "status": "completed" and its title.',
+        arguments=_OneTask,
+        result=TaskCompleted,
+        run=_complete_task,
+        idempotent=True,
+    ),
+    Tool(
+        name="reopen_task",
+        title="Reopen a task",
+        description="Mark a completed task as pending again. Returns its task_id, "
+        '"status": "reopened" and its title.',
+        arguments=_OneTask,
+        result=TaskReopened,
+        run=_reopen_task,
+        idempotent=True,
+    ),
+    Tool(
+        name="update_task",
+        title="Update a task",
+        description="Change some fields of a task: only the fields sent change. Returns its "
+        'task_id, "status": "updated" and its (new) title.',
+        arguments=UpdateTaskArguments,
+        result=TaskUpdated,
+        run=_update_task,
+        destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="delete_task",
+        title="Delete a task",
+        description="Delete a task for good. Returns its task_id, "
+        '"status": "deleted" and the title it had.',
+        arguments=_OneTask,
+        result=TaskDeleted,
+        run=_delete_task,
+        destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="task_stats",
+        title="Task statistics",
+        description="Counts of the signed-in user's tasks: total, pending, completed, overdue "
+        "(pending and past due) and by priority.",
+        arguments=_Arguments,
+        result=TaskStatsPublic,
+        run=_task_stats,
+        read_only=True,
+        idempotent=True,
+    ),
+)
+
+
+def tools_document() -> dict[str, Any]:
+    """Every tool as `tools/list` returns it: the committed snapshot, specs/mcp-tools.json."""
+    return {
+        "tools": [
+            tool.definition().model_dump(mode="json", by_alias=True, exclude_none=True)
+            for tool in TOOLS
+        ]
+    }

@@ -1,0 +1,88 @@
+"""Two users: B's agent never sees, changes or learns of A's tasks, whatever it sends: B's
+token with A's user_id, A's task ids, every tool. The answers are those for a task that does
+not exist, and A's rows stay exactly as they were."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from tests.conftest import Account, count_rows
+from tests.mcp.conftest import NOT_FOUND, mcp_client, rest, run, structured, task_rows, tool_error
+
+MISSING_ID = 9_000_000_000
+
+
+def _every_call(task_id: int, user_id: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """Every tool, aimed at `task_id` where it takes one, sent with `user_id` (if any)."""
+    who = {} if user_id is None else {"user_id": user_id}
+    return [
+        ("add_task", {**who, "title": "planted by B"}),
+        ("list_tasks", {**who}),
+        ("task_stats", {**who}),
+        ("get_task", {**who, "task_id": task_id}),
+        ("complete_task", {**who, "task_id": task_id}),
+        ("reopen_task", {**who, "task_id": task_id}),
+        ("update_task", {**who, "task_id": task_id, "title": "changed by B"}),
+        ("delete_task", {**who, "task_id": task_id}),
+    ]
+
+
+def test_another_users_tasks_are_invisible_and_untouchable(
+    live_server: str, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    api_a = rest(live_server, alice.token)
+    a_tasks = [
+        api_a.post("/api/tasks", json={"title": f"A secret {n}", "tags": ["a"]}).json()["data"]
+        for n in range(2)
+    ]
+    api_a.patch(f"/api/tasks/{a_tasks[1]['id']}/complete", json={"completed": True})
+    b_task = rest(live_server, bob.token).post("/api/tasks", json={"title": "B's own"}).json()
+    b_task_id = b_task["data"]["id"]
+    a_before = task_rows(db_engine, alice.id)
+    b_before = task_rows(db_engine, bob.id)
+
+    async def main() -> None:
+        async with mcp_client(live_server, bob.token) as client:
+            # Bob's token with Alice's user_id: every tool is "not found", even on Bob's task.
+            for name, arguments in _every_call(b_task_id, alice.id):
+                result = await client.call_tool(name, arguments)
+                assert tool_error(result) == NOT_FOUND, (name, result)
+            # Alice's task ids, with Bob's own user_id or none: the answer for a missing id.
+            for a_task in a_tasks:
+                for user_id in (bob.id, None):
+                    for name, arguments in _every_call(a_task["id"], user_id):
+                        if "task_id" not in arguments:
+                            continue
+                        missing = {**arguments, "task_id": MISSING_ID}
+                        result = await client.call_tool(name, arguments)
+                        assert tool_error(result) == NOT_FOUND, (name, result)
+                        assert result.content == (await client.call_tool(name, missing)).content
+            # Listings and counts hold Bob's task alone, whatever the filter.
+            for arguments in ({}, {"search": "secret"}, {"tag": "a"}, {"status": "completed"}):
+                tasks = structured(await client.call_tool("list_tasks", arguments))["tasks"]
+                assert [t["id"] for t in tasks] == ([] if arguments else [b_task_id])
+            stats = structured(await client.call_tool("task_stats", {}))
+            assert (stats["total"], stats["completed"]) == (1, 0)
+
+    run(main)
+    assert task_rows(db_engine, alice.id) == a_before
+    assert task_rows(db_engine, bob.id) == b_before
+    assert count_rows(db_engine, "tasks") == 3
+
+
+def test_writes_with_another_users_id_write_nothing(
+    live_server: str, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    async def main() -> None:
+        async with mcp_client(live_server, bob.token) as client:
+            for user_id in (alice.id, "someone-else", bob.id.upper()):
+                result = await client.call_tool("add_task", {"user_id": user_id, "title": "x"})
+                assert tool_error(result) == NOT_FOUND
+            # Bob's own id is fine.
+            created = await client.call_tool("add_task", {"user_id": bob.id, "title": "mine"})
+            assert structured(created)["status"] == "created"
+
+    run(main)
+    assert [row["user_id"] for row in task_rows(db_engine)] == [bob.id]
