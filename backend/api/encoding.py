@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from fastapi import Response
@@ -17,8 +18,12 @@ from pydantic_core import to_json
 
 from backend.models import ListMeta, TaskPublic, TaskRow
 from backend.models.task import is_overdue
+from backend.services.tasks import TASK_COLUMNS
 
 _FIELDS = tuple(TaskPublic.model_fields)
+# A page's rows start with TASK_COLUMNS: read each field by position (a C-level tuple lookup;
+# a Row's attribute access is several times slower, a third of a 100-task page).
+_VALUES = itemgetter(*(tuple(column.name for column in TASK_COLUMNS).index(f) for f in _FIELDS))
 
 
 class TaskPageJSON(Response):
@@ -36,6 +41,6 @@ def encode_task_page(items: Sequence[TaskRow], meta: ListMeta) -> bytes:
 
 
 def _task(row: TaskRow, now: datetime) -> dict[str, Any]:
-    task = {name: getattr(row, name) for name in _FIELDS}
+    task = dict(zip(_FIELDS, _VALUES(row), strict=True))
     task["is_overdue"] = is_overdue(row.completed, row.due_date, now)
     return task
