@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     jwt_jwks_min_refetch_seconds: int = Field(default=30, ge=0, le=3600)
     jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    # Longest lifetime (exp minus iat, or minus now) of a token from any issuer but the
+    # built-in sign-in (shared-secret and JWKS issuers, the CLI's `token`); longer is a 401.
+    # Built-in tokens live ACCESS_TOKEN_EXPIRE_MINUTES and are revocable instead.
+    jwt_max_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
     # CORS: explicit origins, comma-separated or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
