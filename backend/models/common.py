@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    Strict,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 from sqlmodel import SQLModel
@@ -55,6 +62,23 @@ class _StorableText:
 
 # Use as `Annotated[str, StringConstraints(...), StorableText]` on every client-supplied string.
 StorableText = _StorableText()
+
+
+def decimal_digits(value: Any) -> Any:
+    """A path or query integer arrives as text: only ASCII digits 0-9 are an integer here.
+    pydantic's lax parsing would also read `5_0` (as 50), `+5`, ` 5`, `5.0`."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written with the digits 0-9 only")
+    return value
+
+
+# Metadata for an integer in a path or query string (`/api/tasks/{task_id}`, `?limit=`):
+# `Annotated[int, Path(ge=..., le=...), DecimalDigits]`. After the Path()/Query(): placed
+# before, pydantic would print their bounds into the OpenAPI as `ge`/`le`, not as JSON
+# Schema's `minimum`/`maximum`.
+DecimalDigits = BeforeValidator(decimal_digits)
+# An integer in a JSON body: a JSON integer only (not `true`, `"261"` or `261.0`).
+JsonInt = Annotated[int, Strict()]
 
 # Responses always speak UTC, whatever time zone the database uses: every transaction sets its
 # zone to UTC (`db._set_transaction_locals`), so timestamps arrive in UTC and pydantic prints

@@ -29,7 +29,7 @@ from backend.models import (
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.common import StorableText
+from backend.models.common import DecimalDigits, StorableText
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_ops import (
     BulkRequest,
@@ -58,7 +58,9 @@ class _TaskIdConvertor(StringConvertor):
 
 register_url_convertor("task_id", _TaskIdConvertor())
 
-TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
+TaskId = Annotated[
+    int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42]), DecimalDigits
+]
 Envelope = DataEnvelope[TaskPublic]
 # The 200 of every route that changes one task: the new state and its new ETag.
 _CHANGED: dict[int | str, dict[str, Any]] = {
@@ -144,7 +146,9 @@ async def list_query(
         Query(description="Overrides the sort key's default direction.", examples=["asc"]),
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}.", examples=[50])
+        int,
+        Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}.", examples=[50]),
+        DecimalDigits,
     ] = DEFAULT_LIMIT,
     include_total: Annotated[
         bool,
