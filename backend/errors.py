@@ -16,7 +16,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg2.errors import QueryCanceled
+from psycopg2.errors import ForeignKeyViolation, QueryCanceled
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -196,7 +196,20 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
+# Foreign keys from a user's rows to `users`: violated when the caller's account is deleted
+# between the request's account lookup and its write.
+_ACCOUNT_FOREIGN_KEYS = frozenset({"fk_tasks_user_id_users", "fk_idempotency_keys_user_id_users"})
+
+
 async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, ForeignKeyViolation) and orig.diag.constraint_name in _ACCOUNT_FOREIGN_KEYS:
+        # The write raced the account's deletion: the token speaks for nobody any more.
+        logger.info("write refused: its account was deleted while the request ran")
+        return error_response(
+            401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers
+        )
     # A constraint the API's own validation should have caught: report it, never the SQL.
     logger.warning("integrity error mapped to 409: %s", type(exc.__cause__ or exc).__name__)
     return error_response(409, "CONFLICT", Conflict.message)
