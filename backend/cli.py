@@ -109,6 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Applied again in every worker; uvicorn's access log is replaced by ours.
         "log_config": log_config,
         "access_log": False,
+        # No `server: uvicorn` banner: it only tells a scanner what to try.
+        "server_header": False,
     }
     if args.workers > 1 and not args.reload:
         config = uvicorn.Config(APP_FACTORY, factory=True, **options)

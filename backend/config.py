@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, le=30 * 24 * 3600)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Strict-Transport-Security max-age on every response; 0 (the default) sends none. Only
+    # for a deployment served over HTTPS (e.g. 31536000 behind a TLS proxy).
+    hsts_max_age_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
     log_level: str = "INFO"
     # Unset: json in production (for a log pipeline), text elsewhere (for a terminal).
     log_format: LogFormat | None = None

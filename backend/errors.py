@@ -168,13 +168,17 @@ def _allowed_methods(request: Request) -> str:
     whose path matched, so `Allow` would miss the rest (`GET` for `/api/tasks/1`).
     """
     routes = request.app.router.routes
-    return ", ".join(
+    allowed = [
         method
         for method in _METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
-    )
+    ]
+    # HEAD is served wherever GET is (backend/api/headers.py), though no route declares it.
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return ", ".join(allowed)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
