@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
+
 logger = logging.getLogger(__name__)
 
 
@@ -225,14 +227,21 @@ async def _data_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
+NO_ANSWER_MESSAGE = "The database is not answering; retry shortly"
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
     # A statement cut by DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014) is an OperationalError too;
     # nothing was written (its transaction rolled back), so a retry is safe.
-    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+    if isinstance(orig, QueryCanceled):
         logger.warning("statement cancelled by the statement timeout")
         message = STATEMENT_TIMEOUT_MESSAGE
+    elif isinstance(orig, DatabaseTimeout | DatabaseUnresponsive):
+        # No answer within DB_RESPONSE_TIMEOUT_MS, or the breaker is open after one: the
+        # watchdog and the breaker log the event once; no traceback per request.
+        logger.info("database not answering: %s", orig)
+        message = NO_ANSWER_MESSAGE
     else:
         # The traceback (which statement, which connection step) goes to the log only.
         logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
