@@ -162,13 +162,6 @@ def test_external_tokens_beyond_the_maximum_lifetime_are_401(
     assert response.status_code == (200 if accepted else 401), response.text
 
 
-def test_jwks_tokens_are_capped_like_shared_secret_ones(capped: Settings) -> None:
-    # decode_token applies one rule to every external token; HS256 stands in for the key type.
-    now = int(time.time())
-    with pytest.raises(InvalidToken):
-        decode_token(make_token(exp=now + MAX_LIFETIME + 600), capped)
-
-
 def test_built_in_tokens_follow_access_token_expire_minutes_not_the_cap(
     capped_client: TestClient,
 ) -> None:
