@@ -134,6 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Applied again in every worker; uvicorn's access log is replaced by ours.
         "log_config": log_config,
         "access_log": False,
+        # No `server: uvicorn` banner: it only tells a scanner what to try.
+        "server_header": False,
     }
     if args.workers > 1 and not args.reload:
         config = uvicorn.Config(APP_FACTORY, factory=True, **options)
@@ -337,8 +339,19 @@ def cmd_token(args: argparse.Namespace) -> int:
     from backend.auth.tokens import issue_token
 
     settings = _settings(args.dev)
-    minutes = args.minutes or settings.access_token_expire_minutes
-    print(issue_token(args.user_id, settings, expires_in=minutes * 60, local=False))
+    # External-style tokens (the account is provisioned on first use), so the API holds them
+    # to JWT_MAX_TOKEN_LIFETIME_SECONDS: never print one it would refuse.
+    cap = settings.jwt_max_token_lifetime_seconds
+    if args.minutes is not None and args.minutes * 60 > cap:
+        print(
+            f"error: --minutes {args.minutes} is longer than JWT_MAX_TOKEN_LIFETIME_SECONDS "
+            f"({cap} s = {cap // 60} minutes), so the API would refuse the token; raise that "
+            "setting for longer-lived tokens",
+            file=sys.stderr,
+        )
+        return 2
+    seconds = args.minutes * 60 if args.minutes else settings.access_token_expire_minutes * 60
+    print(issue_token(args.user_id, settings, expires_in=min(seconds, cap), local=False))
     return 0
 
 
@@ -474,7 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("user_id", help="the token's `sub`")
     token.add_argument(
-        "--minutes", type=int, default=None, help="lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES)"
+        "--minutes",
+        type=int,
+        default=None,
+        help="lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES, at most "
+        "JWT_MAX_TOKEN_LIFETIME_SECONDS)",
     )
     token.add_argument("--dev", action="store_true", help=dev_help)
     token.set_defaults(func=cmd_token)

@@ -48,6 +48,9 @@ class LogFormat(StrEnum):
 
 
 MIN_METRICS_TOKEN_CHARS = 16
+# The default response timeout is the statement timeout plus this: time for the server's own
+# cancellation of a slow statement to arrive, on a busy machine.
+DB_RESPONSE_MARGIN_MS = 2000
 
 
 class Settings(BaseSettings):
@@ -71,6 +74,12 @@ class Settings(BaseSettings):
     # Longest one SQL statement may run before PostgreSQL cancels it (503); 0 turns it off.
     # Set per transaction (SET LOCAL), so it also holds behind PgBouncer / Neon's pooler.
     db_statement_timeout_ms: int = Field(default=5000, ge=0, le=3_600_000)
+    # Longest wait for any one answer of the database (a statement's result, a commit, a
+    # pre-ping) before the connection is given up and the request answered 503: what still
+    # holds when the server itself is stuck and cannot enforce its statement timeout. Unset:
+    # the statement timeout plus 2 s (7 s by default), or none when the statement timeout is
+    # 0. 0 turns it off; otherwise it must exceed the statement timeout.
+    db_response_timeout_ms: int | None = Field(default=None, ge=0, le=3_600_000)
     # Apply pending migrations when the app starts (default: on outside production).
     auto_migrate: bool | None = None
 
@@ -97,6 +106,10 @@ class Settings(BaseSettings):
     jwt_jwks_min_refetch_seconds: int = Field(default=30, ge=0, le=3600)
     jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    # Longest lifetime (exp minus iat, or minus now) of a token from any issuer but the
+    # built-in sign-in (shared-secret and JWKS issuers, the CLI's `token`); longer is a 401.
+    # Built-in tokens live ACCESS_TOKEN_EXPIRE_MINUTES and are revocable instead.
+    jwt_max_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
     # CORS: explicit origins, comma-separated or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -118,6 +131,9 @@ class Settings(BaseSettings):
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, le=30 * 24 * 3600)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Strict-Transport-Security max-age on every response; 0 (the default) sends none. Only
+    # for a deployment served over HTTPS (e.g. 31536000 behind a TLS proxy).
+    hsts_max_age_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
     log_level: str = "INFO"
     # Unset: json in production (for a log pipeline), text elsewhere (for a terminal).
     log_format: LogFormat | None = None
@@ -209,12 +225,27 @@ class Settings(BaseSettings):
                 "METRICS_ENABLED=true in production needs METRICS_TOKEN (or leave "
                 "METRICS_ENABLED unset to serve no /metrics without a token)"
             )
+        response_timeout = self.db_response_timeout_ms
+        if response_timeout and 0 < self.db_statement_timeout_ms >= response_timeout:
+            raise ValueError(
+                "DB_RESPONSE_TIMEOUT_MS must be longer than DB_STATEMENT_TIMEOUT_MS (the "
+                "server cancels a slow statement first; the response timeout is for a server "
+                "that cannot)"
+            )
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "
                 "development and tests)"
             )
         return self
+
+    @property
+    def effective_db_response_timeout_ms(self) -> int:
+        if self.db_response_timeout_ms is not None:
+            return self.db_response_timeout_ms
+        if self.db_statement_timeout_ms == 0:
+            return 0
+        return self.db_statement_timeout_ms + DB_RESPONSE_MARGIN_MS
 
     @property
     def is_production(self) -> bool:

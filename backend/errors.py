@@ -16,13 +16,15 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg2.errors import QueryCanceled
+from psycopg2.errors import ForeignKeyViolation, QueryCanceled
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
 
 logger = logging.getLogger(__name__)
 
@@ -169,13 +171,17 @@ def _allowed_methods(request: Request) -> str:
     whose path matched, so `Allow` would miss the rest (`GET` for `/api/tasks/1`).
     """
     routes = request.app.router.routes
-    return ", ".join(
+    allowed = [
         method
         for method in _METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
-    )
+    ]
+    # HEAD is served wherever GET is (backend/api/headers.py), though no route declares it.
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return ", ".join(allowed)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -207,7 +213,20 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
+# Foreign keys from a user's rows to `users`: violated when the caller's account is deleted
+# between the request's account lookup and its write.
+_ACCOUNT_FOREIGN_KEYS = frozenset({"fk_tasks_user_id_users", "fk_idempotency_keys_user_id_users"})
+
+
 async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, ForeignKeyViolation) and orig.diag.constraint_name in _ACCOUNT_FOREIGN_KEYS:
+        # The write raced the account's deletion: the token speaks for nobody any more.
+        logger.info("write refused: its account was deleted while the request ran")
+        return error_response(
+            401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers
+        )
     # A constraint the API's own validation should have caught: report it, never the SQL.
     logger.warning("integrity error mapped to 409: %s", type(exc.__cause__ or exc).__name__)
     return error_response(409, "CONFLICT", Conflict.message)
@@ -219,14 +238,21 @@ async def _data_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
+NO_ANSWER_MESSAGE = "The database is not answering; retry shortly"
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
     # A statement cut by DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014) is an OperationalError too;
     # nothing was written (its transaction rolled back), so a retry is safe.
-    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+    if isinstance(orig, QueryCanceled):
         logger.warning("statement cancelled by the statement timeout")
         message = STATEMENT_TIMEOUT_MESSAGE
+    elif isinstance(orig, DatabaseTimeout | DatabaseUnresponsive):
+        # No answer within DB_RESPONSE_TIMEOUT_MS, or the breaker is open after one: the
+        # watchdog and the breaker log the event once; no traceback per request.
+        logger.info("database not answering: %s", orig)
+        message = NO_ANSWER_MESSAGE
     else:
         # The traceback (which statement, which connection step) goes to the log only.
         logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)

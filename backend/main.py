@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from backend.api.door import document_security
+from backend.api.headers import ResponseHeadersMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.api.routes import api_router
 from backend.auth.passwords import dummy_hash
@@ -104,9 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp = install_mcp(app, settings)
     metrics = install_metrics(app, settings)
 
-    # Added innermost first: errors, trailing slash, body size, CORS, access log + metrics,
-    # request id (outermost), so even a 500 or a refused preflight carries X-Request-ID, and
-    # the access log sees the request id and every final status.
+    # Added innermost first: errors, trailing slash, body size, CORS, HEAD + protective
+    # headers, access log + metrics, request id (outermost), so even a 500 or a refused
+    # preflight carries X-Request-ID and the protective headers, and the access log sees the
+    # request id, every final status and HEAD as HEAD.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_bytes)
@@ -137,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
+    app.add_middleware(ResponseHeadersMiddleware, hsts_max_age=settings.hsts_max_age_seconds)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(
         CorrelationIdMiddleware,

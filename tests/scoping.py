@@ -1,7 +1,8 @@
 """Every statement the app sends on behalf of a caller is scoped to that caller.
 
 A SQLAlchemy cursor event sees every statement any engine in the test process sends. On a
-connection serving a caller (the unit of work tags it with `CALLER_KEY`), a statement that
+connection serving a caller (the unit of work tags it with the `CALLER_KEY` execution
+option), a statement that
 reads or writes `tasks` or `idempotency_keys` must carry the caller's `user_id` as a bound
 predicate (`tasks.user_id = %(p)s` with `p` = the caller) once for each time it names the
 table, and an INSERT must set `user_id` to the caller. `tests/conftest.py` fails the test
@@ -68,7 +69,7 @@ def problem(statement: str, params: Any, caller: str) -> str | None:
 
 def _check(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
     global checked
-    caller = conn.info.get(CALLER_KEY)
+    caller = conn.get_execution_options().get(CALLER_KEY)
     if caller is None:
         return
     checked += 1

@@ -189,3 +189,16 @@ def test_idempotency_keys_are_kept_at_least_a_day() -> None:
     with pytest.raises(ValidationError, match="idempotency_key_ttl_seconds"):
         make(environment="test", jwt_secret=secret, idempotency_key_ttl_seconds=23 * 3600)
     assert make(environment="test", jwt_secret=secret).idempotency_key_ttl_seconds == 24 * 3600
+
+
+def test_response_timeout_defaults_to_the_statement_timeout_plus_a_margin() -> None:
+    def settings(**values: object) -> Settings:
+        return Settings(environment="test", jwt_secret="s" * 40, **values)
+
+    assert settings().effective_db_response_timeout_ms == 7000
+    assert settings(db_statement_timeout_ms=1000).effective_db_response_timeout_ms == 3000
+    assert settings(db_statement_timeout_ms=0).effective_db_response_timeout_ms == 0
+    assert settings(db_response_timeout_ms=0).effective_db_response_timeout_ms == 0
+    assert settings(db_response_timeout_ms=9000).effective_db_response_timeout_ms == 9000
+    with pytest.raises(ValidationError, match="DB_RESPONSE_TIMEOUT_MS must be longer"):
+        settings(db_statement_timeout_ms=5000, db_response_timeout_ms=5000)

@@ -64,8 +64,7 @@ def test_the_check_sees_the_apps_statements(client: TestClient, alice: Account) 
 
 def test_an_unscoped_statement_on_a_callers_connection_is_caught(db_engine: Engine) -> None:
     with db_engine.connect() as conn:
-        conn.info[CALLER_KEY] = CALLER
+        conn.execution_options(**{CALLER_KEY: CALLER})
         conn.execute(text("SELECT count(*) FROM tasks"))
-        conn.info.pop(CALLER_KEY)
     caught = scoping.take()
     assert len(caught) == 1 and "SELECT count(*) FROM tasks" in caught[0]

@@ -4,13 +4,21 @@ Verification is strict by construction: the token's `alg` picks exactly one key 
 (HS256: the shared secret; RS256/ES256/EdDSA: the JWKS key named by `kid`, whose type must fit
 the algorithm) and python-jose is called with that single algorithm, so no key is ever used
 with an algorithm it was not made for. `exp` and `sub` are required, `nbf`/`iat` honoured,
-`iss`/`aud` required and checked when configured, and every failure (including the ones
-python-jose raises outside its own exception family) becomes `InvalidToken`. Token headers
-that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are never used.
+`iss`/`aud` required and checked when configured. Token headers that point at keys (`jku`,
+`x5u`, `jwk`, `x5c`) are never used.
+
+Every failure becomes `InvalidToken` (401) in one place, `decode_token`, whatever raised it:
+python-jose and the json module raise OverflowError, RecursionError, TypeError... on validly
+signed payloads with odd values (`"exp": 1e400`, a claim nested thousands of levels deep). On
+top of python-jose, the time claims must be JSON numbers (not strings or booleans), finite,
+between 1970 and the year 9999, and a token from any issuer but the built-in one may not live
+longer than `JWT_MAX_TOKEN_LIFETIME_SECONDS`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +33,8 @@ from backend.auth.jwks import JwksCache, JwksUnavailable, key_matches_algorithm
 from backend.config import Settings
 from backend.models.common import storable_text
 
+logger = logging.getLogger(__name__)
+
 HS256 = "HS256"
 ALGORITHMS = [HS256]
 # Tokens the built-in issuer mints carry this claim: their account must already exist, so a
@@ -34,6 +44,9 @@ LOCAL_ISSUER_CLAIM = "task_api"
 TOKEN_VERSION_CLAIM = "ver"  # noqa: S105 (a claim name, not a secret)
 MAX_TOKEN_LENGTH = 8 * 1024
 MAX_SUBJECT_LENGTH = 255
+TIME_CLAIMS = ("exp", "nbf", "iat")
+# 9999-12-31T23:59:59Z: the last second every client's date type can hold.
+MAX_NUMERIC_DATE = 253_402_300_799
 
 
 class InvalidToken(Exception):
@@ -86,13 +99,24 @@ def issue_token(
 
 def decode_token(token: str, settings: Settings, jwks: JwksCache | None = None) -> TokenClaims:
     """Verify `token`; raise `InvalidToken` (401), or `JwksUnavailable` (503) when the token
-    needs a JWKS key and no key set has ever been fetched."""
+    needs a JWKS key and no key set has ever been fetched. Nothing else escapes."""
+    try:
+        return _decode(token, settings, jwks)
+    except (InvalidToken, JwksUnavailable):
+        raise
+    except JOSEError as exc:
+        raise InvalidToken(str(exc)) from None
+    except Exception as exc:
+        # The one place for whatever a crafted token makes a library raise (OverflowError,
+        # RecursionError, ...): every token failure is a 401, never a 500.
+        logger.info("token refused: %s while decoding it", type(exc).__name__)
+        raise InvalidToken(f"unusable token ({type(exc).__name__})") from None
+
+
+def _decode(token: str, settings: Settings, jwks: JwksCache | None) -> TokenClaims:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token missing or too long")
-    try:
-        header = jwt.get_unverified_header(token)
-    except (JOSEError, TypeError, ValueError, KeyError) as exc:
-        raise InvalidToken(str(exc)) from None
+    header = jwt.get_unverified_header(token)
     algorithm = header.get("alg")
     if algorithm == HS256:
         key: Any = settings.signing_secret()
@@ -113,21 +137,56 @@ def decode_token(token: str, settings: Settings, jwks: JwksCache | None = None) 
     version = claims.get(TOKEN_VERSION_CLAIM)
     if local and (isinstance(version, bool) or not isinstance(version, int)):
         raise InvalidToken("built-in token without a token version")
+    expires_at = _check_time_claims(
+        claims,
+        leeway=settings.jwt_leeway_seconds,
+        max_lifetime=None if local else settings.jwt_max_token_lifetime_seconds,
+    )
     return TokenClaims(
         subject=subject,
         local=local,
         token_version=version if local else None,
         email=_email_claim(claims),
         name=_optional_claim(claims, "name", 100),
-        expires_at=_expiry(claims),
+        expires_at=expires_at,
     )
 
 
-def _expiry(claims: dict[str, Any]) -> float | None:
-    expires = claims.get("exp")
-    if isinstance(expires, bool) or not isinstance(expires, int | float):
-        return None
-    return float(expires)
+def _numeric_dates(claims: dict[str, Any]) -> dict[str, float]:
+    """The time claims present, each a finite JSON number within 1970..9999 (RFC 7519's
+    NumericDate; python-jose alone takes the string "9999999999" and overflows on 1e400)."""
+    dates: dict[str, float] = {}
+    for name in TIME_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidToken(f"{name} must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidToken(f"{name} must be finite")
+        # Compared as given (an int may be far too large for a float): no conversion yet.
+        if not 0 <= value <= MAX_NUMERIC_DATE:
+            raise InvalidToken(f"{name} is out of range")
+        dates[name] = float(value)
+    return dates
+
+
+def _check_time_claims(claims: dict[str, Any], *, leeway: int, max_lifetime: int | None) -> float:
+    """`exp` as a float, once the time claims' types and ranges are checked, the token was
+    not issued in the future (python-jose only checks that `iat` is a number) and, for tokens
+    from other issuers than the built-in one (`max_lifetime`), it lives no longer than that,
+    counted from its `iat` or from now, whichever is earlier."""
+    dates = _numeric_dates(claims)
+    now = time.time()
+    expires_at = dates["exp"]  # python-jose has required it
+    issued_at = dates.get("iat")
+    if issued_at is not None and issued_at > now + leeway:
+        raise InvalidToken("token issued in the future")
+    if max_lifetime is not None:
+        start = now if issued_at is None else min(issued_at, now)
+        if expires_at - start > max_lifetime + leeway:
+            raise InvalidToken("token lifetime exceeds JWT_MAX_TOKEN_LIFETIME_SECONDS")
+    return expires_at
 
 
 def _jwks_key(jwks: JwksCache, header: dict[str, Any], algorithm: str) -> Any:
@@ -175,24 +234,9 @@ def _verified_claims(
             audience=audience,
             options=options,
         )
-    # python-jose raises JWKError (not a JWTError) and bare TypeError/ValueError for some
-    # malformed tokens; all of them are the client's fault.
-    except (JOSEError, TypeError, ValueError, KeyError) as exc:
+    except JOSEError as exc:
         raise InvalidToken(str(exc)) from None
-    _check_issued_at(claims, settings.jwt_leeway_seconds)
     return claims
-
-
-def _check_issued_at(claims: dict[str, Any], leeway: int) -> None:
-    # python-jose only checks that `iat` is a number; a token issued in the future (beyond
-    # the clock-skew leeway) is refused.
-    issued_at = claims.get("iat")
-    if issued_at is None:
-        return
-    if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
-        raise InvalidToken("iat must be a number")
-    if issued_at > time.time() + leeway:
-        raise InvalidToken("token issued in the future")
 
 
 def _optional_claim(claims: dict[str, Any], key: str, max_length: int) -> str | None:

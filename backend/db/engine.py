@@ -6,10 +6,13 @@ import logging
 import os
 from typing import Any
 
+import psycopg2
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from backend.config import Settings
+from backend.db.deadline import Breaker, breaker_pool_class, guarded_connection_class
 from backend.db.embedded import start_embedded_postgres
 
 logger = logging.getLogger(__name__)
@@ -48,9 +51,13 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
     - recycle below Neon's 5-minute idle suspend;
     - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them):
       the time zone (UTC) and the statement timeout are set per transaction instead (`SET LOCAL`);
-    - bounded connect and pool-wait times, so an unreachable database fails fast (503).
+    - bounded connect and pool-wait times, so an unreachable database fails fast (503);
+    - a bounded wait for every answer (`DB_RESPONSE_TIMEOUT_MS`), and a breaker that answers
+      new requests 503 at once while the database is not answering (`backend/db/deadline.py`).
     """
     parsed = make_url(normalize_url(url))
+    response_timeout_ms = settings.effective_db_response_timeout_ms
+    breaker = Breaker()
     connect_args: dict[str, object] = {
         "connect_timeout": settings.db_connect_timeout_seconds,
         "application_name": "task-api",
@@ -59,9 +66,11 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         "keepalives_idle": 30,
         "keepalives_interval": 10,
         "keepalives_count": 3,
+        "connection_factory": guarded_connection_class(response_timeout_ms / 1000, breaker),
     }
     engine = create_engine(
         parsed,
+        poolclass=breaker_pool_class(breaker),
         pool_pre_ping=True,
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_size=settings.db_pool_size,
@@ -69,13 +78,30 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args=connect_args,
     )
-    _set_transaction_locals(engine, settings.db_statement_timeout_ms)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(
+        dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]
+    ) -> Any:
+        breaker.check_connect()
+        try:
+            return psycopg2.connect(*cargs, **cparams)
+        except psycopg2.OperationalError as exc:
+            # Refused, timed out or failed: new checkouts stop trying for a moment.
+            breaker.trip(f"connection failed ({' '.join(str(exc).split())[:120]})")
+            raise
+
+    _set_transaction_locals(engine, settings.db_statement_timeout_ms, response_timeout_ms)
     return engine
 
 
-def _set_transaction_locals(engine: Engine, timeout_ms: int) -> None:
-    """`SET LOCAL` the time zone to UTC and (unless 0) `statement_timeout` in every
-    transaction, sent with its first statement.
+def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: int = 0) -> None:
+    """`SET LOCAL` the time zone to UTC, (unless 0) `statement_timeout`, and (unless 0)
+    `idle_in_transaction_session_timeout` in every transaction, sent with its first statement.
+
+    The idle timeout is the response timeout: a COMMIT sent just before the client gave up on a
+    stuck server is never applied once the server resumes, since by then the transaction has
+    been idle longer than that and the server ends the session first (backend/db/deadline.py).
 
     UTC: psycopg2 returns timestamps in the transaction's zone, and responses speak UTC; with
     the zone set here they arrive in UTC and pydantic prints them with a `Z` natively, where
@@ -90,6 +116,8 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int) -> None:
     prefix = "SET LOCAL TimeZone = 'UTC'; "
     if timeout_ms > 0:
         prefix += f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
+    if idle_timeout_ms > 0:
+        prefix += f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_timeout_ms)}; "
 
     # Armed at BEGIN, consumed by the first statement. (No commit/rollback hook to disarm: a
     # transaction that ran no statement leaves it armed, and the next BEGIN arms it anyway; and

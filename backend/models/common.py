@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    Strict,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 from sqlmodel import SQLModel
@@ -35,10 +42,21 @@ def storable_text(value: str) -> str:
 # What the OpenAPI document says of such strings: no NUL. (Lone surrogates cannot be written
 # in a JSON Schema pattern; JSON clients rarely produce them, and they are a 422 all the same.)
 NO_NUL_PATTERN = "^[^\\u0000]*$"
+# Unicode White_Space, what `strip_whitespace` trims (pydantic-core trims exactly these),
+# spelled out because `\s` means something slightly different in each regex engine.
+WHITESPACE_CLASS = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+# No NUL, and at least one character that is not whitespace: a trimmed string that must keep a
+# character (`min_length=1` after `strip_whitespace`).
+NOT_BLANK_PATTERN = f"^[^\\u0000]*[^\\u0000{WHITESPACE_CLASS}][^\\u0000]*$"
 
 
 class _StorableText:
-    """`storable_text` as an after-validator, and the NUL ban as a `pattern` in the schema."""
+    """`storable_text` as an after-validator, and in the schema a `pattern` saying so: the NUL
+    ban, or a stricter pattern that implies it (`NotBlankText`, the email address)."""
+
+    def __init__(self, pattern: str = NO_NUL_PATTERN, json_format: str | None = None) -> None:
+        self.pattern = pattern
+        self.json_format = json_format
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -49,12 +67,40 @@ class _StorableText:
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        json_schema.setdefault("pattern", NO_NUL_PATTERN)
+        json_schema.setdefault("pattern", self.pattern)
+        if self.json_format is not None:
+            json_schema["format"] = self.json_format
         return json_schema
 
 
 # Use as `Annotated[str, StringConstraints(...), StorableText]` on every client-supplied string.
 StorableText = _StorableText()
+# The same for a string trimmed and required to keep a character (title, tag, name): the
+# schema states that it may not be blank, so a schema-valid value is never refused.
+NotBlankText = _StorableText(NOT_BLANK_PATTERN)
+
+
+def text_pattern(pattern: str, json_format: str | None = None) -> _StorableText:
+    """`StorableText` with a pattern of its own, which must exclude NUL too (and optionally
+    the `format` the schema names)."""
+    return _StorableText(pattern, json_format)
+
+
+def decimal_digits(value: Any) -> Any:
+    """A path or query integer arrives as text: only ASCII digits 0-9 are an integer here.
+    pydantic's lax parsing would also read `5_0` (as 50), `+5`, ` 5`, `5.0`."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written with the digits 0-9 only")
+    return value
+
+
+# Metadata for an integer in a path or query string (`/api/tasks/{task_id}`, `?limit=`):
+# `Annotated[int, Path(ge=..., le=...), DecimalDigits]`. After the Path()/Query(): placed
+# before, pydantic would print their bounds into the OpenAPI as `ge`/`le`, not as JSON
+# Schema's `minimum`/`maximum`.
+DecimalDigits = BeforeValidator(decimal_digits)
+# An integer in a JSON body: a JSON integer only (not `true`, `"261"` or `261.0`).
+JsonInt = Annotated[int, Strict()]
 
 # Responses always speak UTC, whatever time zone the database uses: every transaction sets its
 # zone to UTC (`db._set_transaction_locals`), so timestamps arrive in UTC and pydantic prints

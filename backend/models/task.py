@@ -14,12 +14,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
     computed_field,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import CoreSchema
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -40,7 +42,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import StorableText, UtcDatetime
+from backend.models.common import NotBlankText, StorableText, UtcDatetime
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
@@ -51,6 +53,8 @@ TAG_MAX_LENGTH = 32
 TAGS_MAX_COUNT = 20
 # Instants outside these years are refused: they cannot round-trip through every client.
 INSTANT_MIN_YEAR, INSTANT_MAX_YEAR = 1900, 9998
+# The same years at the start of an ISO 8601 text, for the OpenAPI document.
+INSTANT_YEAR_PATTERN = "^(?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
 
 class TextArray(TypeDecorator[list[str]]):
@@ -182,22 +186,44 @@ class TaskRow(Protocol):
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
-    StorableText,
+    NotBlankText,
 ]
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), StorableText]
 
 
 def to_instant(value: datetime | date) -> datetime:
-    """An aware datetime in UTC; a plain date means midnight UTC."""
+    """An aware datetime in UTC; a plain date means midnight UTC. The year must be in range
+    both as written (what the OpenAPI pattern states) and in UTC (what is stored and sent
+    back, so a task can be sent back as received)."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(0), tzinfo=UTC)
+    _check_year(value)
     try:
         value = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("date is out of range") from None
+    _check_year(value)
+    return value
+
+
+def _check_year(value: datetime) -> None:
     if not INSTANT_MIN_YEAR <= value.year <= INSTANT_MAX_YEAR:
         raise ValueError(f"year must be between {INSTANT_MIN_YEAR} and {INSTANT_MAX_YEAR}")
-    return value
+
+
+class _InstantSchema:
+    """The year range in the OpenAPI document: a `pattern` on each ISO 8601 form (a JSON Schema
+    validator or fuzzer then knows that year 0042 is refused). That a datetime on the range's
+    first or last day must stay in range once converted to UTC is in the description only."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        for branch in json_schema.get("anyOf", [json_schema]):
+            if branch.get("type") == "string":
+                branch["pattern"] = INSTANT_YEAR_PATTERN
+        return json_schema
 
 
 _NUMERIC = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
@@ -221,14 +247,17 @@ if TYPE_CHECKING:
     Instant = datetime
 else:
     Instant = Annotated[
-        AwareDatetime | date, BeforeValidator(iso_text_only), AfterValidator(to_instant)
+        AwareDatetime | date,
+        BeforeValidator(iso_text_only),
+        AfterValidator(to_instant),
+        _InstantSchema(),
     ]
 Tag = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX_LENGTH
     ),
-    StorableText,
+    NotBlankText,
 ]
 
 
@@ -268,7 +297,8 @@ class TaskCreate(_TaskInput):
     priority: Priority = Field(default=Priority.none, examples=["high"])
     due_date: Instant | None = Field(
         default=None,
-        description="ISO 8601 with an offset, or a plain date meaning midnight UTC.",
+        description="ISO 8601 with an offset, or a plain date meaning midnight UTC; the year "
+        f"{INSTANT_MIN_YEAR}-{INSTANT_MAX_YEAR}, as written and in UTC.",
         examples=["2026-12-01T17:00:00+01:00", "2026-12-01"],
     )
     tags: Tags = Field(
@@ -292,7 +322,9 @@ class TaskUpdate(_TaskInput):
     completed: StrictBool | SkipJsonSchema[None] = Field(default=None, examples=[True])
     priority: Priority | SkipJsonSchema[None] = Field(default=None, examples=["medium"])
     due_date: Instant | None = Field(
-        default=None, description="`null` clears it.", examples=["2026-12-01"]
+        default=None,
+        description="As for create; `null` clears it.",
+        examples=["2026-12-01"],
     )
     tags: Tags | SkipJsonSchema[None] = Field(default=None, description="Replaces the whole list.")
 

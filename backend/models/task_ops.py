@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.models.common import JsonInt
 from backend.models.task import TASK_ID_MAX, Priority, Tag, TaskPublic
 
 BULK_MAX_OPERATIONS = 100
-TaskIdField = Annotated[int, Field(ge=1, le=TASK_ID_MAX, examples=[42])]
+TaskIdField = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX, examples=[42])]
 
 
 class _Op(BaseModel):

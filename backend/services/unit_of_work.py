@@ -23,7 +23,7 @@ from backend.services.rate_limits import HeaderSink, RateLimiter
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
-# `Connection.info` key naming the caller a connection serves during a unit of work.
+# The execution option naming the caller a connection serves during a unit of work.
 CALLER_KEY = "task_api_caller_id"
 
 
@@ -77,9 +77,10 @@ class UnitOfWork:
         identity is provisioned) and bind the caller's services to it."""
         conn = self._connection()
         self.caller_id = self.users.resolve_id(claims)
-        # Whom the connection now serves: every statement on it must be scoped to this id
-        # (tests/test_scoping.py checks each one the test run sends).
-        conn.info[CALLER_KEY] = self.caller_id
+        # Whom this connection now serves: every statement on it must be scoped to this id
+        # (tests/scoping.py checks each one the test run sends). An execution option lives
+        # and dies with this Connection, not with the pooled database connection under it.
+        conn.execution_options(**{CALLER_KEY: self.caller_id})
         self.tasks = TaskService(conn, self.caller_id)
         self.idempotency = IdempotencyService(
             conn, self.caller_id, self._settings.idempotency_key_ttl_seconds
@@ -99,7 +100,6 @@ class UnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        conn.info.pop(CALLER_KEY, None)
         try:
             if exc_type is None:
                 conn.commit()

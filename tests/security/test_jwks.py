@@ -399,3 +399,17 @@ def test_malformed_jwks_headers_are_401(
     jwks_server.publish(SigningKey.generate("EdDSA", kid="k"))
     with jwks_app() as client:
         _assert_401(_get(client, _raw_token(header, claims())))
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
+def test_jwks_tokens_beyond_the_maximum_lifetime_are_401(
+    jwks_app: AppFactory, jwks_server: JwksServer, algorithm: str
+) -> None:
+    """JWT_MAX_TOKEN_LIFETIME_SECONDS holds for every external issuer, not only HS256 ones."""
+    key = SigningKey.generate(algorithm)
+    jwks_server.publish(key)
+    now = int(time.time())
+    with jwks_app(jwt_max_token_lifetime_seconds=3600) as client:
+        assert _get(client, key.sign(claims(exp=now + 3600))).status_code == 200
+        _assert_401(_get(client, key.sign(claims(exp=now + 3600 + 600))))
+        _assert_401(_get(client, key.sign(claims(exp=now + 100 * 365 * 24 * 3600))))

@@ -32,7 +32,7 @@ from backend.models import (
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.common import StorableText
+from backend.models.common import DecimalDigits, StorableText
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_ops import (
     BulkRequest,
@@ -67,7 +67,9 @@ router = APIRouter(
     prefix="/api/tasks", tags=["tasks"], responses=errors(401, 422, 503), route_class=TaskRoute
 )
 
-TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
+TaskId = Annotated[
+    int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42]), DecimalDigits
+]
 Envelope = DataEnvelope[TaskPublic]
 # The 200 of every route that changes one task: the new state and its new ETag.
 _CHANGED: dict[int | str, dict[str, Any]] = {
@@ -137,7 +139,7 @@ class ListParams(BaseModel):
     order: SortOrder | None = Field(
         default=None, description="Overrides the sort key's default direction.", examples=["asc"]
     )
-    limit: int = Field(
+    limit: Annotated[int, DecimalDigits] = Field(
         default=DEFAULT_LIMIT,
         ge=1,
         le=MAX_LIMIT,

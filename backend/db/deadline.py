@@ -1,0 +1,251 @@
+"""A bounded wait for every answer of the database, and a breaker that stops new requests
+from queueing behind a database that has stopped answering.
+
+Why client-side: PostgreSQL's `statement_timeout` is enforced by the server, so it cannot fire
+when the server itself is stuck (paused, swapping, frozen VM) or the network path silently
+drops packets; libpq's `connect_timeout` covers only new connections; TCP keepalives and
+`tcp_user_timeout` do nothing on a Unix socket (the embedded server) and nothing against a
+stopped server whose kernel still acknowledges every byte. psycopg2 blocks inside libpq, and
+`connection.cancel()` asks the (stuck) server to cancel. So:
+
+- `GuardedConnection` (the psycopg2 connection class of the engine) registers every round
+  trip (execute, executemany, commit, rollback, and so the pool's pre-ping) with one watchdog
+  thread per process. A round trip not answered within `timeout` has its socket shut down by
+  the watchdog: libpq's blocked read returns at once, psycopg2 raises, SQLAlchemy sees a
+  disconnect and discards the connection, and the request is answered 503. The socket is shut
+  down, not closed: the descriptor stays the connection's own until psycopg2 closes it, and
+  the watchdog only touches a round trip still registered, under the lock its thread must
+  take to unregister, so it can never hit a descriptor reused by another socket.
+- The transaction's server-side `idle_in_transaction_session_timeout` is set to the same
+  `timeout` (`backend/db/engine.py`): a COMMIT the client sent just before giving up sits
+  unread in the stuck server's socket buffer, and when the server resumes its idle timer has
+  long expired, so it ends the session instead of committing a write that was answered 503.
+- `Breaker`: once a round trip timed out or a connection attempt failed, new checkouts fail
+  at once (503, `DatabaseUnresponsive`) instead of each waiting for its own timeout; one
+  checkout per `cooldown` is let through as a probe, and the first that gets an answer (a
+  fresh connection, or a pre-ping) closes the breaker. Transactions already under way are not
+  interrupted by it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, ClassVar
+
+import psycopg2
+import psycopg2.extensions
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+
+logger = logging.getLogger(__name__)
+
+# How often the watchdog looks at the registered round trips: the answer to a timed-out one
+# comes at most this much after its deadline.
+WATCHDOG_TICK_SECONDS = 0.05
+BREAKER_COOLDOWN_SECONDS = 1.0
+
+
+class DatabaseTimeout(psycopg2.OperationalError):
+    """The database did not answer one round trip within the timeout; the connection was shut."""
+
+
+class DatabaseUnresponsive(psycopg2.OperationalError):
+    """The breaker is open: the database stopped answering moments ago; not even tried."""
+
+
+class Breaker:
+    """Open after a timeout or a failed connection attempt; a probe per cooldown closes it."""
+
+    def __init__(self, cooldown: float = BREAKER_COOLDOWN_SECONDS) -> None:
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._open = False
+        self._next_probe = 0.0
+        self._probe_thread: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def trip(self, reason: str) -> None:
+        with self._lock:
+            if not self._open:
+                logger.warning("database breaker open: %s", reason)
+            self._open = True
+            self._next_probe = time.monotonic() + self.cooldown
+            self._probe_thread = None
+
+    def admit(self) -> bool:
+        """Raise `DatabaseUnresponsive` while open, except for one probe per cooldown (then
+        True: the caller reports how it went with `close()` or `trip()`)."""
+        if not self._open:  # the common case, without the lock
+            return False
+        with self._lock:
+            if not self._open:
+                return False
+            now = time.monotonic()
+            if now < self._next_probe:
+                raise DatabaseUnresponsive("the database stopped answering; not tried")
+            # This caller probes; the others keep failing fast until it is done.
+            self._next_probe = now + self.cooldown
+            self._probe_thread = threading.get_ident()
+            return True
+
+    def check_connect(self) -> None:
+        """Before opening a connection: while open, only the probe may try (a checkout
+        admitted before the breaker opened must not wait out a connect timeout either)."""
+        if self._open and self._probe_thread != threading.get_ident():
+            raise DatabaseUnresponsive("the database stopped answering; not tried")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._open:
+                logger.warning("database breaker closed: the database answers again")
+            self._open = False
+            self._probe_thread = None
+
+
+class _Watchdog:
+    """One thread per process: shuts the socket of every round trip past its deadline.
+
+    On the hot path: `arm` is one dict store (atomic under the GIL), `disarm` one pop under
+    the lock that the watchdog holds while it checks and shuts a socket, so a connection is
+    never touched after its round trip ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed: dict[int, tuple[float, GuardedConnection]] = {}
+        self._running = False
+
+    def arm(self, conn: GuardedConnection, deadline: float) -> None:
+        if not self._running:
+            self._start()
+        self._armed[id(conn)] = (deadline, conn)
+
+    def disarm(self, conn: GuardedConnection) -> None:
+        with self._lock:
+            self._armed.pop(id(conn), None)
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._running:
+                threading.Thread(target=self._run, name="db-watchdog", daemon=True).start()
+                self._running = True
+
+    def _after_fork(self) -> None:
+        # A forked child has the parent's registrations but not its thread.
+        self._lock = threading.Lock()
+        self._armed = {}
+        self._running = False
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(WATCHDOG_TICK_SECONDS)
+            now = time.monotonic()
+            # A copy: `arm` may add entries meanwhile (without the lock).
+            for key, entry in list(self._armed.items()):
+                if entry[0] > now:
+                    continue
+                with self._lock:
+                    # Still the same round trip, and it cannot end while its socket is shut.
+                    if self._armed.get(key) is entry:
+                        del self._armed[key]
+                        entry[1]._shut_down()
+
+
+_watchdog = _Watchdog()
+os.register_at_fork(after_in_child=_watchdog._after_fork)
+
+
+class GuardedConnection(psycopg2.extensions.connection):
+    """psycopg2's connection with a deadline on every round trip. An engine uses a subclass
+    whose `timeout` (seconds; 0: none) and `breaker` are its own (`guarded_connection_class`)."""
+
+    timeout: ClassVar[float] = 0.0
+    breaker: ClassVar[Breaker | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cursor_factory = GuardedCursor
+        self.timed_out = False
+
+    def _guarded(self, call: Any, *args: Any) -> Any:
+        timeout = self.timeout
+        if timeout <= 0:
+            return call(*args)
+        _watchdog.arm(self, time.monotonic() + timeout)
+        try:
+            return call(*args)
+        except psycopg2.OperationalError as exc:
+            if self.timed_out:
+                raise DatabaseTimeout(
+                    f"no answer from the database within {timeout:g} s; connection closed"
+                ) from exc
+            raise
+        finally:
+            _watchdog.disarm(self)
+
+    def _shut_down(self) -> None:
+        """Called by the watchdog, with the round trip still registered."""
+        self.timed_out = True
+        if self.breaker is not None:
+            self.breaker.trip(f"no answer within {self.timeout:g} s")
+        try:
+            # A duplicate descriptor of the same socket: shutting it down ends the socket for
+            # libpq too; closing the duplicate leaves libpq's own descriptor alone.
+            sock = socket.socket(fileno=os.dup(self.fileno()))
+        except (OSError, psycopg2.Error):
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def commit(self) -> None:
+        self._guarded(super().commit)
+
+    def rollback(self) -> None:
+        self._guarded(super().rollback)
+
+
+class GuardedCursor(psycopg2.extensions.cursor):
+    connection: GuardedConnection
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        self.connection._guarded(super().execute, query, vars)
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        self.connection._guarded(super().executemany, query, vars_list)
+
+
+def guarded_connection_class(timeout: float, breaker: Breaker) -> type[GuardedConnection]:
+    return type("GuardedConnection", (GuardedConnection,), {"timeout": timeout, "breaker": breaker})
+
+
+class BreakerPool(QueuePool):
+    """QueuePool whose checkouts pass the breaker first. An engine uses a subclass holding its
+    own breaker (`breaker_pool_class`), which survives the pool's `recreate()`."""
+
+    breaker: ClassVar[Breaker]
+
+    def connect(self) -> PoolProxiedConnection:
+        probing = self.breaker.admit()
+        try:
+            connection = super().connect()
+        except BaseException:
+            if probing:
+                self.breaker.trip("the probe got no connection")
+            raise
+        if probing:
+            # A fresh connection, or a pooled one that answered its pre-ping.
+            self.breaker.close()
+        return connection
+
+
+def breaker_pool_class(breaker: Breaker) -> type[BreakerPool]:
+    return type("BreakerPool", (BreakerPool,), {"breaker": breaker})

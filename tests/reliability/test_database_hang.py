@@ -1,0 +1,293 @@
+"""Promise: a database that stops answering never makes a request hang (issue 13, item 3).
+
+Every process of the dedicated PostgreSQL is paused with SIGSTOP, under load, for longer than
+the response timeout: the server's kernel still accepts connections and acknowledges every
+byte, so neither the server's statement timeout nor TCP can notice. In-flight requests must
+get 503 SERVICE_UNAVAILABLE with Retry-After within the response timeout (plus scheduling
+slack), new requests must not queue behind them (the breaker answers them at once), the app
+must recover by itself once the server resumes, and the database must hold exactly what the
+clients were told: every create is keyed and retried until it gets its 201, so a create whose
+COMMIT was in flight when its request was answered 503 is returned by the retry, never
+stored twice. Run over TCP, over the Unix socket (how the embedded server is reached) and
+through PgBouncer in transaction mode.
+
+`test_a_commit_sent_to_a_stuck_server_is_never_applied` pins the subtle part in-process: the
+COMMIT reaches the paused server's socket buffer, the client gives up, and when the server
+resumes its idle-in-transaction timeout (set per transaction to the response timeout) ends the
+session before it reads that COMMIT.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import psycopg2
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from backend.config import Settings
+from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
+from backend.db.engine import create_db_engine
+from backend.db.migrations import migrate_up
+from tests.conftest import TEST_SECRET, bearer, make_token, running_server
+from tests.reliability.load import Outcome, Recorder
+from tests.reliability.servers import DedicatedPostgres, PgBouncer
+
+STATEMENT_TIMEOUT_MS = 1000
+RESPONSE_TIMEOUT = 3.0  # the default: the statement timeout plus 2 s
+CONNECT_TIMEOUT = 2
+PAUSE = 8.0  # well past the response timeout: on main every request waited it out
+# Scheduling slack on 2 busy cores (two workers, six client threads, the server resuming).
+SLACK = 1.5
+LATENCY_BOUND = RESPONSE_TIMEOUT + SLACK
+CLIENTS = 6
+SERVER_ENV = {
+    "DB_STATEMENT_TIMEOUT_MS": str(STATEMENT_TIMEOUT_MS),
+    "DB_CONNECT_TIMEOUT_SECONDS": str(CONNECT_TIMEOUT),
+    "DB_POOL_TIMEOUT_SECONDS": "2",
+    "DB_POOL_SIZE": "5",
+    "AUTO_MIGRATE": "false",
+}
+
+
+@dataclass
+class KeyedCreate:
+    title: str
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_id: int | None = None
+
+
+def _client(
+    base_url: str,
+    user: str,
+    recorder: Recorder,
+    creates: list[KeyedCreate],
+    stop: threading.Event,
+    give_up_at: float,
+) -> None:
+    headers = bearer(make_token(sub=user, lifetime=3600))
+    with httpx.Client(base_url=base_url, headers=headers, timeout=PAUSE + 10) as http:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            create = KeyedCreate(title=f"hang-{user}-{n}")
+            creates.append(create)
+            while create.created_id is None and time.monotonic() < give_up_at:
+                outcome = recorder.send(
+                    http,
+                    "POST",
+                    "/api/tasks",
+                    json={"title": create.title},
+                    headers={"Idempotency-Key": create.key},
+                )
+                if outcome.status == 201:
+                    create.created_id = outcome.body["data"]["id"]
+                else:
+                    time.sleep(0.05)
+                recorder.send(http, "GET", "/api/tasks", params={"limit": 5})
+
+
+def _stored(url: str, prefix: str) -> dict[str, list[int]]:
+    rows: dict[str, list[int]] = {}
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, title FROM tasks WHERE starts_with(title, %s)", (prefix,))
+        for task_id, title in cur.fetchall():
+            rows.setdefault(title, []).append(task_id)
+    conn.close()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def hang_db(dedicated_pg: DedicatedPostgres) -> str:
+    url = dedicated_pg.create_database("task_api_hang")
+    migrate_up(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def bouncer(dedicated_pg: DedicatedPostgres) -> Iterator[PgBouncer]:
+    pool = PgBouncer(dedicated_pg)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def _app_url(transport: str, pg: DedicatedPostgres, bouncer: PgBouncer | None) -> str:
+    if transport == "unix":
+        return pg.unix_url("task_api_hang")
+    if transport == "pgbouncer":
+        assert bouncer is not None
+        return bouncer.url("task_api_hang")
+    return pg.url("task_api_hang")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix", "pgbouncer"])
+def test_paused_database_under_load(
+    dedicated_pg: DedicatedPostgres,
+    hang_db: str,
+    request: pytest.FixtureRequest,
+    transport: str,
+) -> None:
+    pool = request.getfixturevalue("bouncer") if transport == "pgbouncer" else None
+    url = _app_url(transport, dedicated_pg, pool)
+    with running_server(url, workers=2, **SERVER_ENV) as (base_url, process, log):
+        recorder = Recorder()
+        creates: list[KeyedCreate] = []
+        stop = threading.Event()
+        threads = [
+            threading.Thread(
+                target=_client,
+                args=(
+                    base_url,
+                    f"{transport}-u{i}",
+                    recorder,
+                    creates,
+                    stop,
+                    time.monotonic() + 90,
+                ),
+            )
+            for i in range(CLIENTS)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(1.5)
+            paused_at = time.monotonic()
+            dedicated_pg.pause()
+            time.sleep(PAUSE)
+            resumed_at = time.monotonic()
+            dedicated_pg.resume()
+            time.sleep(4.0)
+        finally:
+            dedicated_pg.resume()
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a client hung"
+        assert process.poll() is None
+        assert log.read_text().count("Application startup complete") == 2, "a worker restarted"
+    outcomes: list[Outcome] = list(recorder.outcomes)
+
+    # No request waited for the database to come back: each got its answer within the bound.
+    for outcome in outcomes:
+        assert outcome.status in (200, 201, 503), outcome
+        assert outcome.latency < LATENCY_BOUND, outcome
+        if outcome.status == 503:
+            assert outcome.body["error"]["code"] == "SERVICE_UNAVAILABLE", outcome
+            assert outcome.headers.get("retry-after") == "1", outcome
+    during = [o for o in outcomes if paused_at <= o.sent and o.sent + o.latency <= resumed_at]
+    assert during and all(o.status == 503 for o in during), Counter(o.status for o in during)
+    # New requests did not queue: once the breaker had opened, nearly all were answered at
+    # once (a probe per second per worker may wait for its connection attempt).
+    settled = [o for o in during if o.sent >= paused_at + RESPONSE_TIMEOUT + SLACK]
+    fast = [o for o in settled if o.latency < 0.5]
+    assert len(settled) >= 20 and len(fast) >= 0.8 * len(settled), (
+        len(settled),
+        len(fast),
+        sorted(round(o.latency, 2) for o in settled)[-10:],
+    )
+
+    # Recovery without a restart: the first success soon after the resume, then only successes.
+    after = sorted((o for o in outcomes if o.sent >= resumed_at), key=lambda o: o.sent)
+    first_ok = next(o for o in after if o.status in (200, 201))
+    recovery = first_ok.sent + first_ok.latency - resumed_at
+    assert recovery < RESPONSE_TIMEOUT + SLACK, recovery
+    late = [o for o in after if o.sent > first_ok.sent + first_ok.latency + 0.5]
+    assert late and all(o.status in (200, 201) for o in late), Counter(o.status for o in late)
+
+    # Exactly what the clients were told: each create once, with the id its 201 carried.
+    rows = _stored(hang_db, f"hang-{transport}-")
+    titles = {c.title: c for c in creates}
+    assert set(rows) <= set(titles), "rows nobody was told about"
+    assert all(c.created_id is not None for c in creates), "a create never succeeded"
+    for create in creates:
+        assert rows.get(create.title) == [create.created_id], create
+    stuck = [o.latency for o in outcomes if o.sent < paused_at < o.sent + o.latency]
+    print(
+        f"\n[{transport}: PostgreSQL paused {PAUSE:.0f}s] {recorder.summary()} "
+        f"in-flight-at-pause max={max(stuck, default=0) * 1000:.0f}ms "
+        f"breaker-phase median={statistics.median(o.latency for o in settled) * 1000:.0f}ms "
+        f"recovery={recovery * 1000:.0f}ms creates={len(creates)}"
+    )
+
+
+@pytest.fixture
+def guarded_engine_settings(hang_db: str) -> Settings:
+    return Settings(
+        environment="test",
+        jwt_secret=TEST_SECRET,
+        database_url=hang_db,
+        db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        db_connect_timeout_seconds=CONNECT_TIMEOUT,
+        db_pool_timeout_seconds=2,
+    )
+
+
+def test_a_commit_sent_to_a_stuck_server_is_never_applied(
+    dedicated_pg: DedicatedPostgres, hang_db: str, guarded_engine_settings: Settings
+) -> None:
+    engine = create_db_engine(hang_db, guarded_engine_settings)
+    title = f"late-commit-{uuid.uuid4().hex}"
+    try:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            conn.execute(
+                text("INSERT INTO users (id) VALUES ('late-commit') ON CONFLICT DO NOTHING")
+            )
+            conn.execute(
+                text("INSERT INTO tasks (user_id, title) VALUES ('late-commit', :t)"), {"t": title}
+            )
+            dedicated_pg.pause()
+            started = time.monotonic()
+            try:
+                with pytest.raises(OperationalError) as raised:
+                    transaction.commit()
+                waited = time.monotonic() - started
+            finally:
+                dedicated_pg.resume()
+        assert isinstance(raised.value.orig, DatabaseTimeout)
+        assert RESPONSE_TIMEOUT - 0.1 < waited < RESPONSE_TIMEOUT + 1.0, waited
+        time.sleep(0.5)  # the resumed server has read the COMMIT by now, had it wanted to
+        assert _stored(hang_db, title) == {}, "a write answered 503 was applied afterwards"
+    finally:
+        engine.dispose()
+
+
+def test_breaker_fails_fast_then_one_probe_recovers(
+    dedicated_pg: DedicatedPostgres, hang_db: str, guarded_engine_settings: Settings
+) -> None:
+    engine = create_db_engine(hang_db, guarded_engine_settings)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        dedicated_pg.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(OperationalError) as first, engine.connect() as conn:
+                conn.execute(text("SELECT 1"))  # pre-ping or statement: no answer
+            assert isinstance(first.value.orig, DatabaseTimeout | DatabaseUnresponsive)
+            assert time.monotonic() - started < RESPONSE_TIMEOUT + 1.0
+            started = time.monotonic()
+            for _ in range(20):  # the breaker is open: no waiting at all
+                with pytest.raises(OperationalError) as fast, engine.connect():
+                    pass
+                assert isinstance(fast.value.orig, DatabaseUnresponsive)
+            assert time.monotonic() - started < 0.5
+        finally:
+            dedicated_pg.resume()
+        time.sleep(1.2)  # past the cooldown: the next checkout probes, and gets an answer
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        with engine.connect() as conn:  # closed again: ordinary checkouts
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
