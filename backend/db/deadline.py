@@ -20,11 +20,12 @@ stopped server whose kernel still acknowledges every byte. psycopg2 blocks insid
   `timeout` (`backend/db/engine.py`): a COMMIT the client sent just before giving up sits
   unread in the stuck server's socket buffer, and when the server resumes its idle timer has
   long expired, so it ends the session instead of committing a write that was answered 503.
-- `Breaker`: once a round trip timed out or a connection attempt failed, new checkouts fail
-  at once (503, `DatabaseUnresponsive`) instead of each waiting for its own timeout; one
-  checkout per `cooldown` is let through as a probe, and the first that gets an answer (a
-  fresh connection, or a pre-ping) closes the breaker. Transactions already under way are not
-  interrupted by it.
+- `Breaker`: once a round trip timed out or a connection attempt timed out, new checkouts
+  fail at once (503, `DatabaseUnresponsive`) instead of each waiting for its own timeout; one
+  checkout at a time is let through as a probe, and the first that gets an answer (a fresh
+  connection, or a pre-ping) closes the breaker. Transactions already under way are not
+  interrupted by it. A database that refuses connections (down, restarting) fails fast anyway
+  and does not open it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ logger = logging.getLogger(__name__)
 # How often the watchdog looks at the registered round trips: the answer to a timed-out one
 # comes at most this much after its deadline.
 WATCHDOG_TICK_SECONDS = 0.05
-BREAKER_COOLDOWN_SECONDS = 1.0
+# While the breaker is open, the next probe at most this long after the last one failed.
+BREAKER_PROBE_INTERVAL_SECONDS = 0.2
+# A failed connection attempt that took this long was a timeout (a stuck server), which trips
+# the breaker; a refused one fails in milliseconds and gains nothing from it.
+SLOW_CONNECT_FAILURE_SECONDS = 0.5
 
 
 class DatabaseTimeout(psycopg2.OperationalError):
@@ -57,14 +62,16 @@ class DatabaseUnresponsive(psycopg2.OperationalError):
 
 
 class Breaker:
-    """Open after a timeout or a failed connection attempt; a probe per cooldown closes it."""
+    """Open after a timeout or a slow failed connection attempt. While open, one checkout at a
+    time probes (the next at most `probe_interval` after the last one failed); the first that
+    gets an answer closes it. Per process: each worker probes for itself."""
 
-    def __init__(self, cooldown: float = BREAKER_COOLDOWN_SECONDS) -> None:
-        self.cooldown = cooldown
+    def __init__(self, probe_interval: float = BREAKER_PROBE_INTERVAL_SECONDS) -> None:
+        self.probe_interval = probe_interval
         self._lock = threading.Lock()
         self._open = False
         self._next_probe = 0.0
-        self._probe_thread: int | None = None
+        self._probe_thread: int | None = None  # the probe under way, if any
 
     @property
     def is_open(self) -> bool:
@@ -72,25 +79,28 @@ class Breaker:
 
     def trip(self, reason: str) -> None:
         with self._lock:
+            me = threading.get_ident()
             if not self._open:
                 logger.warning("database breaker open: %s", reason)
+                self._next_probe = time.monotonic() + self.probe_interval
+            elif self._probe_thread == me:
+                # The probe failed: the next one a moment later.
+                self._next_probe = time.monotonic() + self.probe_interval
+            if self._probe_thread == me:
+                self._probe_thread = None
             self._open = True
-            self._next_probe = time.monotonic() + self.cooldown
-            self._probe_thread = None
 
     def admit(self) -> bool:
-        """Raise `DatabaseUnresponsive` while open, except for one probe per cooldown (then
-        True: the caller reports how it went with `close()` or `trip()`)."""
+        """Raise `DatabaseUnresponsive` while open, unless this checkout is to be the probe
+        (then True: the caller reports how it went with `close()` or `trip()`)."""
         if not self._open:  # the common case, without the lock
             return False
         with self._lock:
             if not self._open:
                 return False
             now = time.monotonic()
-            if now < self._next_probe:
+            if self._probe_thread is not None or now < self._next_probe:
                 raise DatabaseUnresponsive("the database stopped answering; not tried")
-            # This caller probes; the others keep failing fast until it is done.
-            self._next_probe = now + self.cooldown
             self._probe_thread = threading.get_ident()
             return True
 
@@ -235,15 +245,27 @@ class BreakerPool(QueuePool):
 
     def connect(self) -> PoolProxiedConnection:
         probing = self.breaker.admit()
+        if not probing:
+            return super().connect()
+        connection = None
         try:
             connection = super().connect()
+            # An answer from the server itself: a pooler (PgBouncer, Neon's) accepts
+            # connections while the server behind it is stuck. Guarded like any round trip.
+            dbapi = connection.dbapi_connection
+            if dbapi is None:  # never: a checked-out connection has one
+                raise DatabaseUnresponsive("the probe got no connection")
+            cursor = dbapi.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi.rollback()
         except BaseException:
-            if probing:
-                self.breaker.trip("the probe got no connection")
+            if connection is not None:
+                connection.invalidate()
+                connection.close()
+            self.breaker.trip("the probe got no answer")
             raise
-        if probing:
-            # A fresh connection, or a pooled one that answered its pre-ping.
-            self.breaker.close()
+        self.breaker.close()
         return connection
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import psycopg2
@@ -12,7 +13,12 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from backend.config import Settings
-from backend.db.deadline import Breaker, breaker_pool_class, guarded_connection_class
+from backend.db.deadline import (
+    SLOW_CONNECT_FAILURE_SECONDS,
+    Breaker,
+    breaker_pool_class,
+    guarded_connection_class,
+)
 from backend.db.embedded import start_embedded_postgres
 
 logger = logging.getLogger(__name__)
@@ -84,11 +90,13 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]
     ) -> Any:
         breaker.check_connect()
+        started = time.monotonic()
         try:
             return psycopg2.connect(*cargs, **cparams)
         except psycopg2.OperationalError as exc:
-            # Refused, timed out or failed: new checkouts stop trying for a moment.
-            breaker.trip(f"connection failed ({' '.join(str(exc).split())[:120]})")
+            if time.monotonic() - started >= SLOW_CONNECT_FAILURE_SECONDS:
+                # Timed out: new checkouts stop waiting for a server that does not answer.
+                breaker.trip(f"connection attempt failed ({' '.join(str(exc).split())[:120]})")
             raise
 
     _set_transaction_locals(engine, settings.db_statement_timeout_ms, response_timeout_ms)
