@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
 from asgi_correlation_id import correlation_id
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg2.errors import ForeignKeyViolation, QueryCanceled
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
@@ -155,12 +157,6 @@ def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    exc = cast(AppError, exc)
-    headers = {**(exc.headers or {}), **exc.extra_headers}
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
-
-
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -204,70 +200,102 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if work is not None:
         try:
             await run_in_threadpool(work.count_refused_write)
-        except AppError as refused:
-            return await _app_error(request, refused)
-        except (OperationalError, PoolTimeoutError) as unavailable:
-            return await _database_unavailable(request, unavailable)
-    return error_response(
-        422, "VALIDATION_ERROR", "Request validation failed", _validation_details(exc.errors())
-    )
+        except (AppError, OperationalError, PoolTimeoutError) as refused:
+            return respond(describe(refused))
+    return respond(describe(exc))
 
 
 ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
 # Foreign keys from a user's rows to `users`: violated when the caller's account is deleted
 # between the request's account lookup and its write.
 _ACCOUNT_FOREIGN_KEYS = frozenset({"fk_tasks_user_id_users", "fk_idempotency_keys_user_id_users"})
-
-
-async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
-    orig = getattr(exc, "orig", None)
-    if isinstance(orig, ForeignKeyViolation) and orig.diag.constraint_name in _ACCOUNT_FOREIGN_KEYS:
-        # The write raced the account's deletion: the token speaks for nobody any more.
-        logger.info("write refused: its account was deleted while the request ran")
-        return error_response(
-            401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers
-        )
-    # A constraint the API's own validation should have caught: report it, never the SQL.
-    logger.warning("integrity error mapped to 409: %s", type(exc.__cause__ or exc).__name__)
-    return error_response(409, "CONFLICT", Conflict.message)
-
-
-async def _data_error(_: Request, exc: Exception) -> JSONResponse:
-    logger.warning("data error mapped to 422: %s", type(exc.__cause__ or exc).__name__)
-    return error_response(422, "VALIDATION_ERROR", "A value is out of range or malformed")
-
-
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
 NO_ANSWER_MESSAGE = "The database is not answering; retry shortly"
 
 
-async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+@dataclass(frozen=True)
+class ErrorParts:
+    """What a client is told about an exception, whatever the transport (HTTP, MCP)."""
+
+    status: int
+    code: str
+    message: str
+    details: Sequence[Mapping[str, Any]] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def describe(exc: Exception) -> ErrorParts:
+    """The one mapping from an exception to the error envelope's parts. Unexpected errors are
+    logged here (with their traceback) and become a generic 500: nothing internal leaks."""
+    if isinstance(exc, AppError):
+        return ErrorParts(
+            exc.status_code,
+            exc.code,
+            exc.message,
+            exc.details,
+            {**(exc.headers or {}), **exc.extra_headers},
+        )
+    if isinstance(exc, RequestValidationError | ValidationError):
+        details = _validation_details(exc.errors())
+        return ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details)
+    if isinstance(exc, IntegrityError):
+        orig = getattr(exc, "orig", None)
+        if (
+            isinstance(orig, ForeignKeyViolation)
+            and orig.diag.constraint_name in _ACCOUNT_FOREIGN_KEYS
+        ):
+            # The write raced the account's deletion: the token speaks for nobody any more.
+            logger.info("write refused: its account was deleted while the request ran")
+            return ErrorParts(
+                401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers or {}
+            )
+        # A constraint the API's own validation should have caught: report it, never the SQL.
+        logger.warning("integrity error mapped to 409: %s", type(exc.__cause__ or exc).__name__)
+        return ErrorParts(409, Conflict.code, Conflict.message)
+    if isinstance(exc, DataError):
+        logger.warning("data error mapped to 422: %s", type(exc.__cause__ or exc).__name__)
+        return ErrorParts(422, InvalidRequest.code, "A value is out of range or malformed")
+    if isinstance(exc, OperationalError | PoolTimeoutError):
+        return ErrorParts(
+            503,
+            ServiceUnavailable.code,
+            _unavailable_message(exc),
+            headers=ServiceUnavailable.headers or {},
+        )
+    logger.error("unhandled error (request id %s)", correlation_id.get(), exc_info=exc)
+    return ErrorParts(500, AppError.code, AppError.message)
+
+
+def _unavailable_message(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
     # A statement cut by DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014) is an OperationalError too;
     # nothing was written (its transaction rolled back), so a retry is safe.
     if isinstance(orig, QueryCanceled):
         logger.warning("statement cancelled by the statement timeout")
-        message = STATEMENT_TIMEOUT_MESSAGE
-    elif isinstance(orig, DatabaseTimeout | DatabaseUnresponsive):
+        return STATEMENT_TIMEOUT_MESSAGE
+    if isinstance(orig, DatabaseTimeout | DatabaseUnresponsive):
         # No answer within DB_RESPONSE_TIMEOUT_MS, or the breaker is open after one: the
         # watchdog and the breaker log the event once; no traceback per request.
         logger.info("database not answering: %s", orig)
-        message = NO_ANSWER_MESSAGE
-    else:
-        # The traceback (which statement, which connection step) goes to the log only.
-        logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
-        message = ServiceUnavailable.message
-    return error_response(503, ServiceUnavailable.code, message, headers=ServiceUnavailable.headers)
+        return NO_ANSWER_MESSAGE
+    # The traceback (which statement, which connection step) goes to the log only.
+    logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
+    return ServiceUnavailable.message
+
+
+def respond(parts: ErrorParts) -> JSONResponse:
+    return error_response(parts.status, parts.code, parts.message, parts.details, parts.headers)
+
+
+async def _described(_: Request, exc: Exception) -> JSONResponse:
+    return respond(describe(exc))
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    for mapped in (AppError, IntegrityError, DataError, OperationalError, PoolTimeoutError):
+        app.add_exception_handler(mapped, _described)
 
 
 class UnhandledErrorMiddleware:

@@ -36,8 +36,7 @@ from starlette.types import Receive, Scope, Send
 from backend.api.door import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.errors import ServiceUnavailable, Unauthorized, error_response
-from backend.mcp.errors import ErrorParts, describe
+from backend.errors import ErrorParts, ServiceUnavailable, Unauthorized, describe, error_response
 from backend.mcp.server import Caller, build_server
 from backend.services.unit_of_work import UnitOfWork
 

@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.errors import NotFound
-from backend.mcp.errors import describe
+from backend.errors import NotFound, describe
+from backend.mcp.errors import envelope
 from backend.mcp.tools import TOOLS, Tool
 from backend.services.unit_of_work import UnitOfWork
 
@@ -126,8 +126,8 @@ def run_tool(
 
 
 def tool_error(exc: Exception) -> mcp_types.CallToolResult:
-    envelope = describe(exc).envelope()
+    body = envelope(describe(exc))
     return mcp_types.CallToolResult(
-        content=[mcp_types.TextContent(type="text", text=json.dumps(envelope))],
+        content=[mcp_types.TextContent(type="text", text=json.dumps(body))],
         is_error=True,
     )
