@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -32,6 +34,55 @@ def test_every_task_route_documents_auth_and_errors(client: TestClient) -> None:
             assert error_schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
             if "{task_id}" in path:
                 assert "404" in operation["responses"], (method, path)
+
+
+# The names client generators turn into functions (openapi-fetch, orval, openapi-generator):
+# part of the contract, so a change here breaks clients and must be deliberate.
+OPERATION_IDS = {
+    ("GET", "/api/tasks"): "listTasks",
+    ("POST", "/api/tasks"): "createTask",
+    ("GET", "/api/tasks/stats"): "taskStats",
+    ("POST", "/api/tasks/bulk"): "bulkTasks",
+    ("DELETE", "/api/tasks/completed"): "clearCompletedTasks",
+    ("GET", "/api/tasks/{task_id}"): "getTask",
+    ("PUT", "/api/tasks/{task_id}"): "replaceTask",
+    ("PATCH", "/api/tasks/{task_id}"): "updateTask",
+    ("PATCH", "/api/tasks/{task_id}/complete"): "completeTask",
+    ("DELETE", "/api/tasks/{task_id}"): "deleteTask",
+    ("POST", "/api/auth/register"): "register",
+    ("POST", "/api/auth/login"): "login",
+    ("POST", "/api/auth/token"): "token",
+    ("GET", "/api/auth/me"): "getMe",
+    ("POST", "/api/auth/logout-all"): "logoutAll",
+    ("DELETE", "/api/auth/me"): "deleteMe",
+    ("GET", "/health"): "health",
+    ("GET", "/health/ready"): "ready",
+}
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method.upper(), path): operation
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def test_operation_ids_are_the_names_a_client_should_have(client: TestClient) -> None:
+    operations = _operations(client.get("/openapi.json").json())
+    ids = {key: operation["operationId"] for key, operation in operations.items()}
+    assert {key: ids[key] for key in OPERATION_IDS} == OPERATION_IDS
+    assert len(set(ids.values())) == len(ids), "operation ids must be unique"
+    for key, operation_id in ids.items():
+        assert re.fullmatch(r"[a-z][A-Za-z]+", operation_id), (key, operation_id)
+
+
+def test_schema_names_are_plain_words(client: TestClient) -> None:
+    """No generic noise (`DataEnvelope_TaskPublic_`) or generated form names (`Body_...`)."""
+    names = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"TaskEnvelope", "TaskListEnvelope", "TokenRequest", "HealthEnvelope"} <= set(names)
+    for name in names:
+        assert re.fullmatch(r"[A-Z][A-Za-z]+", name), name
 
 
 def test_swagger_ui_is_served_without_a_cdn(client: TestClient) -> None:

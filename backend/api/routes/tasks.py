@@ -18,8 +18,6 @@ from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 from backend.api.responses import errors, etag_header, not_modified
 from backend.models import (
-    DataEnvelope,
-    ListEnvelope,
     ListMeta,
     Priority,
     SortOrder,
@@ -33,6 +31,13 @@ from backend.models import (
     TaskUpdate,
 )
 from backend.models.common import StorableText
+from backend.models.envelopes import (
+    BulkResponseEnvelope,
+    ClearedCompletedEnvelope,
+    TaskEnvelope,
+    TaskListEnvelope,
+    TaskStatsEnvelope,
+)
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_ops import (
     BulkRequest,
@@ -68,7 +73,6 @@ router = APIRouter(
 )
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
-Envelope = DataEnvelope[TaskPublic]
 # The 200 of every route that changes one task: the new state and its new ETag.
 _CHANGED: dict[int | str, dict[str, Any]] = {
     200: {"description": "The task as changed, with its new `ETag`.", **etag_header()}
@@ -76,10 +80,10 @@ _CHANGED: dict[int | str, dict[str, Any]] = {
 SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
 
 
-def _one(task: TaskRow, response: Response) -> Envelope:
+def _one(task: TaskRow, response: Response) -> TaskEnvelope:
     """One task, with its ETag on the response."""
     response.headers["ETag"] = etag(task)
-    return Envelope(data=TaskPublic.model_validate(task))
+    return TaskEnvelope(data=TaskPublic.model_validate(task))
 
 
 class ListParams(BaseModel):
@@ -177,7 +181,8 @@ class ListParams(BaseModel):
 
 @router.get(
     "",
-    response_model=ListEnvelope[TaskPublic],
+    operation_id="listTasks",
+    response_model=TaskListEnvelope,
     summary="List your tasks",
     description="Filters combine with AND. Pages are keyset-based: follow `meta.next_cursor` "
     '(or the `Link: rel="next"` header) until it is null; tasks added or deleted meanwhile '
@@ -212,8 +217,9 @@ def list_tasks(
 
 @router.post(
     "",
+    operation_id="createTask",
     status_code=status.HTTP_201_CREATED,
-    response_model=Envelope,
+    response_model=TaskEnvelope,
     summary="Create a task",
     responses={
         201: {
@@ -230,8 +236,8 @@ def create_task(
     request: Request,
     response: Response,
     idempotent: IdempotentDep,
-) -> Envelope | Response:
-    def create() -> Envelope:
+) -> TaskEnvelope | Response:
+    def create() -> TaskEnvelope:
         task = door.tasks.create(data)
         root = request.scope.get("root_path", "")
         response.headers["Location"] = f"{root}/api/tasks/{task.id}"
@@ -241,15 +247,21 @@ def create_task(
 
 
 # Fixed paths come before /{task_id}, which would otherwise claim them.
-@router.get("/stats", response_model=DataEnvelope[TaskStatsPublic], summary="Counts of your tasks")
-def task_stats(door: Door) -> DataEnvelope[TaskStatsPublic]:
+@router.get(
+    "/stats",
+    operation_id="taskStats",
+    response_model=TaskStatsEnvelope,
+    summary="Counts of your tasks",
+)
+def task_stats(door: Door) -> TaskStatsEnvelope:
     stats = door.tasks.stats()
-    return DataEnvelope[TaskStatsPublic](data=TaskStatsPublic.model_validate(asdict(stats)))
+    return TaskStatsEnvelope(data=TaskStatsPublic.model_validate(asdict(stats)))
 
 
 @router.post(
     "/bulk",
-    response_model=DataEnvelope[BulkResponse],
+    operation_id="bulkTasks",
+    response_model=BulkResponseEnvelope,
     summary="Apply several operations, all or nothing",
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
@@ -257,11 +269,11 @@ def task_stats(door: Door) -> DataEnvelope[TaskStatsPublic]:
 )
 def bulk(
     door: Door, data: BulkRequest, idempotent: IdempotentDep
-) -> DataEnvelope[BulkResponse] | Response:
+) -> BulkResponseEnvelope | Response:
     return idempotent.respond(door, data, status.HTTP_200_OK, lambda: _apply(door, data))
 
 
-def _apply(door: Door, data: BulkRequest) -> DataEnvelope[BulkResponse]:
+def _apply(door: Door, data: BulkRequest) -> BulkResponseEnvelope:
     outcomes = door.tasks.apply(data.operations)
     results = [
         BulkResult(
@@ -272,29 +284,31 @@ def _apply(door: Door, data: BulkRequest) -> DataEnvelope[BulkResponse]:
         )
         for index, (operation, task) in enumerate(zip(data.operations, outcomes, strict=True))
     ]
-    return DataEnvelope[BulkResponse](data=BulkResponse(results=results))
+    return BulkResponseEnvelope(data=BulkResponse(results=results))
 
 
 @router.delete(
     "/completed",
-    response_model=DataEnvelope[ClearedCompleted],
+    operation_id="clearCompletedTasks",
+    response_model=ClearedCompletedEnvelope,
     summary="Delete all your completed tasks",
     responses=errors(429),
 )
-def clear_completed(door: Door) -> DataEnvelope[ClearedCompleted]:
+def clear_completed(door: Door) -> ClearedCompletedEnvelope:
     deleted = door.tasks.delete_completed()
-    return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=deleted))
+    return ClearedCompletedEnvelope(data=ClearedCompleted(deleted=deleted))
 
 
 @router.get(
     "/{task_id}",
-    response_model=Envelope,
+    operation_id="getTask",
+    response_model=TaskEnvelope,
     summary="Get a task",
     responses={200: {"description": "The task.", **etag_header()}, **not_modified(), **errors(404)},
 )
 def get_task(
     door: Door, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
-) -> Envelope | Response:
+) -> TaskEnvelope | Response:
     task = door.tasks.get(task_id)
     if none_match(if_none_match, etag(task)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
@@ -303,7 +317,8 @@ def get_task(
 
 @router.put(
     "/{task_id}",
-    response_model=Envelope,
+    operation_id="replaceTask",
+    response_model=TaskEnvelope,
     summary="Replace a task's editable fields",
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
@@ -313,14 +328,15 @@ def replace_task(
     data: TaskReplace,
     response: Response,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.replace(task_id, data, expected), response)
 
 
 @router.patch(
     "/{task_id}",
-    response_model=Envelope,
+    operation_id="updateTask",
+    response_model=TaskEnvelope,
     summary="Change some fields of a task",
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
@@ -330,14 +346,15 @@ def update_task(
     data: TaskUpdate,
     response: Response,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
     "/{task_id}/complete",
-    response_model=Envelope,
+    operation_id="completeTask",
+    response_model=TaskEnvelope,
     summary="Toggle or set completion",
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
@@ -348,7 +365,7 @@ def complete_task(
     response: Response,
     data: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> TaskEnvelope:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.set_completed(task_id, completed, expected), response)
@@ -356,6 +373,7 @@ def complete_task(
 
 @router.delete(
     "/{task_id}",
+    operation_id="deleteTask",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
     responses=errors(404, 412, 429),
