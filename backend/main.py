@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from backend.api import openapi
 from backend.api.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
 from backend.api.routes import api_router
 from backend.auth.passwords import dummy_hash
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Task API",
         version="0.1.0",
         description=DESCRIPTION,
+        openapi_tags=openapi.TAGS,
+        license_info=openapi.LICENSE,
+        contact=openapi.CONTACT,
         lifespan=lifespan,
         redirect_slashes=False,
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_ids = migration_ids()
     install_error_handlers(app)
     app.include_router(api_router)
+    openapi.install(app)
     metrics = install_metrics(app, settings)
 
     # Added innermost first: errors, trailing slash, body size, CORS, access log + metrics,

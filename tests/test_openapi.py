@@ -85,6 +85,97 @@ def test_schema_names_are_plain_words(client: TestClient) -> None:
         assert re.fullmatch(r"[A-Z][A-Za-z]+", name), name
 
 
+# The error codes each status may carry (specs/api-contract.md, "Error codes").
+CODES = {
+    400: {"BAD_REQUEST"},
+    401: {"UNAUTHORIZED"},
+    404: {"NOT_FOUND"},
+    409: {"CONFLICT", "IDEMPOTENCY_KEY_IN_USE"},
+    412: {"PRECONDITION_FAILED"},
+    413: {"PAYLOAD_TOO_LARGE"},
+    422: {"VALIDATION_ERROR", "IDEMPOTENCY_KEY_MISMATCH"},
+    429: {"RATE_LIMITED"},
+    503: {"SERVICE_UNAVAILABLE"},
+}
+
+
+def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return dict(target)
+
+
+def test_every_error_response_shows_examples_with_its_own_codes(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    for key, operation in _operations(document).items():
+        for status, response in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            content = response["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}, key
+            examples = [_resolve(document, e)["value"] for e in content["examples"].values()]
+            assert examples, (key, status)
+            for example in examples:
+                assert example["error"]["code"] in CODES[int(status)], (key, status, example)
+                assert example["error"]["message"] and isinstance(example["error"]["details"], list)
+    login_401 = _operations(document)[("POST", "/api/auth/login")]["responses"]["401"]
+    assert list(login_401["content"]["application/json"]["examples"]) == ["bad_credentials"]
+
+
+def _headers(document: dict[str, Any], response: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: _resolve(document, h) for name, h in response.get("headers", {}).items()}
+
+
+def test_every_response_header_is_declared(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    operations = _operations(document)
+    for key, operation in operations.items():
+        limited = "429" in operation["responses"]
+        for status, response in operation["responses"].items():
+            declared = _headers(document, response)
+            assert declared["X-Request-ID"]["required"] is True, (key, status)
+            if status == "401":
+                assert declared["WWW-Authenticate"]["required"] is True, key
+            if status in {"429", "503"}:
+                assert declared["Retry-After"]["required"] is True, (key, status)
+            if status == "429" or (limited and int(status) < 300):
+                # Sent whenever the request was counted, hence only when limits are on.
+                assert {"RateLimit", "RateLimit-Policy"} <= set(declared), (key, status)
+                assert declared["RateLimit"]["required"] is False
+    assert "Retry-After" in operations[("POST", "/api/tasks")]["responses"]["409"]["headers"]
+
+    def success(method: str, path: str, status: str = "200") -> set[str]:
+        return set(_headers(document, operations[(method, path)]["responses"][status]))
+
+    assert {"Location", "ETag", "Idempotent-Replayed"} <= success("POST", "/api/tasks", "201")
+    assert "Link" in success("GET", "/api/tasks")
+    assert "ETag" in success("GET", "/api/tasks/{task_id}")
+    assert "ETag" in success("GET", "/api/tasks/{task_id}", "304")
+    for method, path in [
+        ("PUT", "/api/tasks/{task_id}"),
+        ("PATCH", "/api/tasks/{task_id}"),
+        ("PATCH", "/api/tasks/{task_id}/complete"),
+    ]:
+        assert "ETag" in success(method, path)
+    assert "Idempotent-Replayed" in success("POST", "/api/tasks/bulk")
+
+
+def test_info_tags_and_health_schemas(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["info"]["license"] == {"name": "MIT", "identifier": "MIT"}
+    assert document["info"]["contact"]["name"]
+    described = {tag["name"]: tag["description"] for tag in document["tags"]}
+    used = {tag for op in _operations(document).values() for tag in op["tags"]}
+    assert used <= set(described) and all(described.values())
+    for path, schema in [("/health", "HealthEnvelope"), ("/health/ready", "ReadyEnvelope")]:
+        ok = document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert ok["schema"] == {"$ref": f"#/components/schemas/{schema}"}
+
+
 def test_swagger_ui_is_served_without_a_cdn(client: TestClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, status
 from pydantic import ValidationError
 
 from backend.api.door import AnonymousDoor, Door, DoorRoute, SettingsDep
-from backend.api.responses import errors
+from backend.api.responses import BAD_CREDENTIALS, EMAIL_TAKEN, errors, rate_limited
 from backend.auth.tokens import issue_token
 from backend.config import Settings
 from backend.errors import NotFound, Unauthorized
@@ -41,7 +41,10 @@ def _session(user: UserRow, settings: Settings) -> AuthSessionEnvelope:
     status_code=status.HTTP_201_CREATED,
     response_model=AuthSessionEnvelope,
     summary="Create an account and get a token",
-    responses=errors(409, 429),
+    responses={
+        **rate_limited(201, "The new account and a bearer token for it."),
+        **errors(409, 429, examples=(EMAIL_TAKEN,)),
+    },
 )
 def register(data: UserRegister, door: AnonymousDoor, settings: SettingsDep) -> AuthSessionEnvelope:
     door.limits.sign_up(data.email)
@@ -53,7 +56,10 @@ def register(data: UserRegister, door: AnonymousDoor, settings: SettingsDep) -> 
     operation_id="login",
     response_model=AuthSessionEnvelope,
     summary="Sign in with email and password (JSON)",
-    responses=errors(401, 429),
+    responses={
+        **rate_limited(200, "The account and a bearer token for it."),
+        **errors(401, 429, examples=(BAD_CREDENTIALS,)),
+    },
 )
 def login(data: UserLogin, door: AnonymousDoor, settings: SettingsDep) -> AuthSessionEnvelope:
     door.limits.sign_in(data.email)
@@ -67,7 +73,10 @@ def login(data: UserLogin, door: AnonymousDoor, settings: SettingsDep) -> AuthSe
     summary="OAuth2 password flow (form): what Swagger's Authorize button calls",
     description="`username` is the account's email. Answers the bare OAuth2 token response "
     "(no `data` envelope), as OAuth2 clients expect.",
-    responses=errors(401, 429),
+    responses={
+        **rate_limited(200, "A bearer token (the bare OAuth2 token response)."),
+        **errors(401, 429, examples=(BAD_CREDENTIALS,)),
+    },
 )
 def token(
     form: Annotated[TokenRequest, Form()],
@@ -110,7 +119,7 @@ def me(door: Door) -> UserEnvelope:
     description="Every built-in token issued so far (including the one sending this request) "
     "stops working immediately; sign in again for a new one. Tokens from an external issuer "
     "(Better Auth, JWKS) are revoked at that issuer.",
-    responses=errors(401),
+    responses={**rate_limited(204, "Signed out everywhere."), **errors(401, 429)},
 )
 def logout_all(door: Door) -> None:
     door.users.revoke_tokens(door.caller_id)
@@ -121,7 +130,7 @@ def logout_all(door: Door) -> None:
     operation_id="deleteMe",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete the account and all its tasks",
-    responses=errors(401),
+    responses={**rate_limited(204, "Deleted, with all its tasks."), **errors(401, 429)},
 )
 def delete_me(door: Door) -> None:
     door.users.delete(door.caller_id)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.api.responses import DATABASE_UNREACHABLE, NOT_READY, errors
 from backend.errors import error_response
 from backend.models.envelopes import HealthEnvelope, HealthStatus, ReadyEnvelope
 from backend.services.health import pending_migrations
@@ -26,7 +27,11 @@ async def health() -> HealthEnvelope:
     operation_id="ready",
     response_model=ReadyEnvelope,
     summary="The database is reachable and its migrations are current",
-    responses={503: {"description": "Not ready: `SERVICE_UNAVAILABLE` with the reason."}},
+    responses=errors(
+        503,
+        examples=(DATABASE_UNREACHABLE, NOT_READY),
+        descriptions={503: "Not ready (`SERVICE_UNAVAILABLE`), with the reason."},
+    ),
 )
 def ready(request: Request) -> JSONResponse:
     expected: frozenset[str] = request.app.state.migration_ids

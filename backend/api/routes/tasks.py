@@ -4,7 +4,7 @@ the envelope."""
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -16,7 +16,18 @@ from backend.api.door import Door, DoorRoute, SettingsDep
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
-from backend.api.responses import errors, etag_header, not_modified
+from backend.api.responses import (
+    BULK_TASK_NOT_FOUND,
+    CONFLICT,
+    INVALID_CURSOR,
+    KEY_IN_USE,
+    KEY_MISMATCH,
+    VALIDATION,
+    errors,
+    not_modified,
+    ok,
+    rate_limited,
+)
 from backend.models import (
     ListMeta,
     Priority,
@@ -74,9 +85,9 @@ router = APIRouter(
 
 TaskId = Annotated[int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42])]
 # The 200 of every route that changes one task: the new state and its new ETag.
-_CHANGED: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The task as changed, with its new `ETag`.", **etag_header()}
-}
+_CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
+# What a creating route may refuse: a key in use or reused, besides the usual.
+_IDEMPOTENT_EXAMPLES = (KEY_IN_USE, CONFLICT, VALIDATION, KEY_MISMATCH)
 SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
 
 
@@ -184,6 +195,10 @@ class ListParams(BaseModel):
     operation_id="listTasks",
     response_model=TaskListEnvelope,
     summary="List your tasks",
+    responses={
+        **ok(200, "One page of your tasks; `Link` names the next page.", "Link"),
+        **errors(422, examples=(VALIDATION, INVALID_CURSOR)),
+    },
     description="Filters combine with AND. Pages are keyset-based: follow `meta.next_cursor` "
     '(or the `Link: rel="next"` header) until it is null; tasks added or deleted meanwhile '
     "never make an unchanged task repeat or go missing.",
@@ -222,12 +237,15 @@ def list_tasks(
     response_model=TaskEnvelope,
     summary="Create a task",
     responses={
-        201: {
-            "description": "Created; `Location` points at the new task. A replay of an "
-            "Idempotency-Key's first response adds `Idempotent-Replayed: true`.",
-            **etag_header(),
-        },
-        **errors(400, 409, 413, 429),
+        **rate_limited(
+            201,
+            "Created; `Location` points at the new task. A replay of an Idempotency-Key's "
+            "first response adds `Idempotent-Replayed: true`.",
+            "Location",
+            "ETag",
+            "Idempotent-Replayed",
+        ),
+        **errors(400, 409, 413, 422, 429, examples=_IDEMPOTENT_EXAMPLES),
     },
 )
 def create_task(
@@ -265,7 +283,23 @@ def task_stats(door: Door) -> TaskStatsEnvelope:
     summary="Apply several operations, all or nothing",
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
-    responses=errors(400, 404, 409, 413, 429),
+    responses={
+        **rate_limited(
+            200,
+            "Each operation's result, in order. A replay of an Idempotency-Key's first "
+            "response adds `Idempotent-Replayed: true`.",
+            "Idempotent-Replayed",
+        ),
+        **errors(
+            400,
+            404,
+            409,
+            413,
+            422,
+            429,
+            examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES),
+        ),
+    },
 )
 def bulk(
     door: Door, data: BulkRequest, idempotent: IdempotentDep
@@ -292,7 +326,7 @@ def _apply(door: Door, data: BulkRequest) -> BulkResponseEnvelope:
     operation_id="clearCompletedTasks",
     response_model=ClearedCompletedEnvelope,
     summary="Delete all your completed tasks",
-    responses=errors(429),
+    responses={**rate_limited(200, "How many completed tasks were deleted."), **errors(429)},
 )
 def clear_completed(door: Door) -> ClearedCompletedEnvelope:
     deleted = door.tasks.delete_completed()
@@ -304,7 +338,7 @@ def clear_completed(door: Door) -> ClearedCompletedEnvelope:
     operation_id="getTask",
     response_model=TaskEnvelope,
     summary="Get a task",
-    responses={200: {"description": "The task.", **etag_header()}, **not_modified(), **errors(404)},
+    responses={**ok(200, "The task.", "ETag"), **not_modified(), **errors(404)},
 )
 def get_task(
     door: Door, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
@@ -376,7 +410,7 @@ def complete_task(
     operation_id="deleteTask",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    responses=errors(404, 412, 429),
+    responses={**rate_limited(204, "Deleted."), **errors(404, 412, 429)},
 )
 def delete_task(door: Door, task_id: TaskId, if_match: IfMatch = None) -> None:
     door.tasks.delete(task_id, expected=if_match_versions(if_match, task_id))
