@@ -25,15 +25,34 @@ def test_every_task_route_documents_auth_and_errors(client: TestClient) -> None:
     assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/auth/token"
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     for path, operations in document["paths"].items():
-        if not path.startswith("/api/tasks"):
+        if not path.startswith(("/api/tasks", "/api/{user_id}/tasks")):
             continue
         for method, operation in operations.items():
             assert operation.get("security"), (method, path)
             assert {"401", "422"} <= set(operation["responses"]), (method, path)
             error_schema = operation["responses"]["401"]["content"]["application/json"]["schema"]
             assert error_schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
-            if "{task_id}" in path:
+            if "{task_id}" in path or "{user_id}" in path:
                 assert "404" in operation["responses"], (method, path)
+
+
+def test_every_task_route_has_its_published_twin(client: TestClient) -> None:
+    """/api/{user_id}/tasks... documents what /api/tasks... does, plus the user id and the 404
+    for an id that is not the caller's."""
+    document = client.get("/openapi.json").json()
+    operations = _operations(document)
+    for (method, path), operation in operations.items():
+        if not path.startswith("/api/tasks"):
+            continue
+        twin = operations[(method, path.replace("/api/tasks", "/api/{user_id}/tasks", 1))]
+        assert twin["tags"] == ["user-tasks"]
+        assert twin["parameters"][0]["name"] == "user_id"
+        assert twin["parameters"][1:] == operation.get("parameters", [])
+        assert twin.get("requestBody") == operation.get("requestBody")
+        assert set(twin["responses"]) == set(operation["responses"]) | {"404"}
+        for status, response in operation["responses"].items():
+            if status != "404":
+                assert twin["responses"][status] == response, (method, path, status)
 
 
 # The names client generators turn into functions (openapi-fetch, orval, openapi-generator):
@@ -57,6 +76,17 @@ OPERATION_IDS = {
     ("DELETE", "/api/auth/me"): "deleteMe",
     ("GET", "/health"): "health",
     ("GET", "/health/ready"): "ready",
+    # The published contract's paths: distinct names, tagged user-tasks.
+    ("GET", "/api/{user_id}/tasks"): "listUserTasks",
+    ("POST", "/api/{user_id}/tasks"): "createUserTask",
+    ("GET", "/api/{user_id}/tasks/stats"): "userTaskStats",
+    ("POST", "/api/{user_id}/tasks/bulk"): "bulkUserTasks",
+    ("DELETE", "/api/{user_id}/tasks/completed"): "clearCompletedUserTasks",
+    ("GET", "/api/{user_id}/tasks/{task_id}"): "getUserTask",
+    ("PUT", "/api/{user_id}/tasks/{task_id}"): "replaceUserTask",
+    ("PATCH", "/api/{user_id}/tasks/{task_id}"): "updateUserTask",
+    ("PATCH", "/api/{user_id}/tasks/{task_id}/complete"): "completeUserTask",
+    ("DELETE", "/api/{user_id}/tasks/{task_id}"): "deleteUserTask",
 }
 
 
@@ -71,7 +101,7 @@ def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
 def test_operation_ids_are_the_names_a_client_should_have(client: TestClient) -> None:
     operations = _operations(client.get("/openapi.json").json())
     ids = {key: operation["operationId"] for key, operation in operations.items()}
-    assert {key: ids[key] for key in OPERATION_IDS} == OPERATION_IDS
+    assert ids == OPERATION_IDS
     assert len(set(ids.values())) == len(ids), "operation ids must be unique"
     for key, operation_id in ids.items():
         assert re.fullmatch(r"[a-z][A-Za-z]+", operation_id), (key, operation_id)
