@@ -87,6 +87,8 @@ def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callab
     endpoint_for_path_user.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=parameters, return_annotation=inspect.Signature.empty
     )
+    # The same, for readers of annotations (`typing.get_type_hints`) rather than signatures.
+    endpoint_for_path_user.__annotations__ = {p.name: p.annotation for p in parameters}
     endpoint_for_path_user.__name__ = f"{endpoint.__name__}_for_path_user"
     endpoint_for_path_user.__doc__ = endpoint.__doc__
     return endpoint_for_path_user
