@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from backend.api import openapi
 from backend.api.door import document_security
 from backend.api.headers import ResponseHeadersMiddleware
 from backend.api.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
@@ -92,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Task API",
         version="0.1.0",
         description=DESCRIPTION,
+        openapi_tags=openapi.TAGS,
+        license_info=openapi.LICENSE,
+        contact=openapi.CONTACT,
         lifespan=lifespan,
         redirect_slashes=False,
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     document_security(app)
+    openapi.install(app)
     mcp = install_mcp(app, settings)
     metrics = install_metrics(app, settings)
 

@@ -47,6 +47,20 @@
 # route: DELETE /api/tasks/{task_id}            delete ID
 # route: PATCH  /api/tasks/{task_id}/complete   complete ID [true|false]
 #
+# The published contract's paths answer like the ones above when USER_ID is the token's
+# subject (and 404 otherwise); reach them with `call`:
+#
+# route: GET    /api/{user_id}/tasks                      call GET /api/USER_ID/tasks
+# route: POST   /api/{user_id}/tasks                      call POST /api/USER_ID/tasks JSON
+# route: GET    /api/{user_id}/tasks/stats                call GET /api/USER_ID/tasks/stats
+# route: POST   /api/{user_id}/tasks/bulk                 call POST /api/USER_ID/tasks/bulk JSON
+# route: DELETE /api/{user_id}/tasks/completed            call DELETE /api/USER_ID/tasks/completed
+# route: GET    /api/{user_id}/tasks/{task_id}            call GET /api/USER_ID/tasks/ID
+# route: PUT    /api/{user_id}/tasks/{task_id}            call PUT /api/USER_ID/tasks/ID JSON
+# route: PATCH  /api/{user_id}/tasks/{task_id}            call PATCH /api/USER_ID/tasks/ID JSON
+# route: DELETE /api/{user_id}/tasks/{task_id}            call DELETE /api/USER_ID/tasks/ID
+# route: PATCH  /api/{user_id}/tasks/{task_id}/complete   call PATCH /api/USER_ID/tasks/ID/complete
+#
 # Any other request: scripts/api.sh call METHOD PATH [JSON]
 set -euo pipefail
 

@@ -32,6 +32,7 @@ from backend.db.migrations import migrate_up
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.services import TaskService
 from backend.services.task_listing import Keyset, TaskFilters, TaskListQuery
+from backend.services.tasks import OWNER
 from scripts.seeding import seed
 
 CALLER = "user-42"
@@ -64,6 +65,8 @@ COMBINATIONS: dict[str, TaskListQuery] = {
 
 def listing_sql(query: TaskListQuery, user_id: str = CALLER) -> str:
     statement = TaskService(None, user_id).list_statement(query)  # type: ignore[arg-type]
+    # The caller is bound when the service runs a statement (`TaskService._run`); here too.
+    statement = statement.params({OWNER: user_id})
     return str(
         statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     )

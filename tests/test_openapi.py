@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -23,15 +25,185 @@ def test_every_task_route_documents_auth_and_errors(client: TestClient) -> None:
     assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/auth/token"
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     for path, operations in document["paths"].items():
-        if not path.startswith("/api/tasks"):
+        if not path.startswith(("/api/tasks", "/api/{user_id}/tasks")):
             continue
         for method, operation in operations.items():
             assert operation.get("security"), (method, path)
             assert {"401", "422"} <= set(operation["responses"]), (method, path)
             error_schema = operation["responses"]["401"]["content"]["application/json"]["schema"]
             assert error_schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
-            if "{task_id}" in path:
+            if "{task_id}" in path or "{user_id}" in path:
                 assert "404" in operation["responses"], (method, path)
+
+
+def test_every_task_route_has_its_published_twin(client: TestClient) -> None:
+    """/api/{user_id}/tasks... documents what /api/tasks... does, plus the user id and the 404
+    for an id that is not the caller's."""
+    document = client.get("/openapi.json").json()
+    operations = _operations(document)
+    for (method, path), operation in operations.items():
+        if not path.startswith("/api/tasks"):
+            continue
+        twin = operations[(method, path.replace("/api/tasks", "/api/{user_id}/tasks", 1))]
+        assert twin["tags"] == ["user-tasks"]
+        assert twin["parameters"][0]["name"] == "user_id"
+        assert twin["parameters"][1:] == operation.get("parameters", [])
+        assert twin.get("requestBody") == operation.get("requestBody")
+        assert set(twin["responses"]) == set(operation["responses"]) | {"404"}
+        for status, response in operation["responses"].items():
+            if status != "404":
+                assert twin["responses"][status] == response, (method, path, status)
+
+
+# The names client generators turn into functions (openapi-fetch, orval, openapi-generator):
+# part of the contract, so a change here breaks clients and must be deliberate.
+OPERATION_IDS = {
+    ("GET", "/api/tasks"): "listTasks",
+    ("POST", "/api/tasks"): "createTask",
+    ("GET", "/api/tasks/stats"): "taskStats",
+    ("POST", "/api/tasks/bulk"): "bulkTasks",
+    ("DELETE", "/api/tasks/completed"): "clearCompletedTasks",
+    ("GET", "/api/tasks/{task_id}"): "getTask",
+    ("PUT", "/api/tasks/{task_id}"): "replaceTask",
+    ("PATCH", "/api/tasks/{task_id}"): "updateTask",
+    ("PATCH", "/api/tasks/{task_id}/complete"): "completeTask",
+    ("DELETE", "/api/tasks/{task_id}"): "deleteTask",
+    ("POST", "/api/auth/register"): "register",
+    ("POST", "/api/auth/login"): "login",
+    ("POST", "/api/auth/token"): "token",
+    ("GET", "/api/auth/me"): "getMe",
+    ("POST", "/api/auth/logout-all"): "logoutAll",
+    ("DELETE", "/api/auth/me"): "deleteMe",
+    ("GET", "/health"): "health",
+    ("GET", "/health/ready"): "ready",
+    # The published contract's paths: distinct names, tagged user-tasks.
+    ("GET", "/api/{user_id}/tasks"): "listUserTasks",
+    ("POST", "/api/{user_id}/tasks"): "createUserTask",
+    ("GET", "/api/{user_id}/tasks/stats"): "userTaskStats",
+    ("POST", "/api/{user_id}/tasks/bulk"): "bulkUserTasks",
+    ("DELETE", "/api/{user_id}/tasks/completed"): "clearCompletedUserTasks",
+    ("GET", "/api/{user_id}/tasks/{task_id}"): "getUserTask",
+    ("PUT", "/api/{user_id}/tasks/{task_id}"): "replaceUserTask",
+    ("PATCH", "/api/{user_id}/tasks/{task_id}"): "updateUserTask",
+    ("PATCH", "/api/{user_id}/tasks/{task_id}/complete"): "completeUserTask",
+    ("DELETE", "/api/{user_id}/tasks/{task_id}"): "deleteUserTask",
+}
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method.upper(), path): operation
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def test_operation_ids_are_the_names_a_client_should_have(client: TestClient) -> None:
+    operations = _operations(client.get("/openapi.json").json())
+    ids = {key: operation["operationId"] for key, operation in operations.items()}
+    assert ids == OPERATION_IDS
+    assert len(set(ids.values())) == len(ids), "operation ids must be unique"
+    for key, operation_id in ids.items():
+        assert re.fullmatch(r"[a-z][A-Za-z]+", operation_id), (key, operation_id)
+
+
+def test_schema_names_are_plain_words(client: TestClient) -> None:
+    """No generic noise (`DataEnvelope_TaskPublic_`) or generated form names (`Body_...`)."""
+    names = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"TaskEnvelope", "TaskListEnvelope", "TokenRequest", "HealthEnvelope"} <= set(names)
+    for name in names:
+        assert re.fullmatch(r"[A-Z][A-Za-z]+", name), name
+
+
+# The error codes each status may carry (specs/api-contract.md, "Error codes").
+CODES = {
+    400: {"BAD_REQUEST"},
+    401: {"UNAUTHORIZED"},
+    404: {"NOT_FOUND"},
+    409: {"CONFLICT", "IDEMPOTENCY_KEY_IN_USE"},
+    412: {"PRECONDITION_FAILED"},
+    413: {"PAYLOAD_TOO_LARGE"},
+    422: {"VALIDATION_ERROR", "IDEMPOTENCY_KEY_MISMATCH"},
+    429: {"RATE_LIMITED"},
+    503: {"SERVICE_UNAVAILABLE"},
+}
+
+
+def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return dict(target)
+
+
+def test_every_error_response_shows_examples_with_its_own_codes(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    for key, operation in _operations(document).items():
+        for status, response in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            content = response["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}, key
+            examples = [_resolve(document, e)["value"] for e in content["examples"].values()]
+            assert examples, (key, status)
+            for example in examples:
+                assert example["error"]["code"] in CODES[int(status)], (key, status, example)
+                assert example["error"]["message"] and isinstance(example["error"]["details"], list)
+    login_401 = _operations(document)[("POST", "/api/auth/login")]["responses"]["401"]
+    assert list(login_401["content"]["application/json"]["examples"]) == ["bad_credentials"]
+
+
+def _headers(document: dict[str, Any], response: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: _resolve(document, h) for name, h in response.get("headers", {}).items()}
+
+
+def test_every_response_header_is_declared(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    operations = _operations(document)
+    for key, operation in operations.items():
+        limited = "429" in operation["responses"]
+        for status, response in operation["responses"].items():
+            declared = _headers(document, response)
+            assert declared["X-Request-ID"]["required"] is True, (key, status)
+            if status == "401":
+                assert declared["WWW-Authenticate"]["required"] is True, key
+            if status in {"429", "503"}:
+                assert declared["Retry-After"]["required"] is True, (key, status)
+            if status == "429" or (limited and int(status) < 300):
+                # Sent whenever the request was counted, hence only when limits are on.
+                assert {"RateLimit", "RateLimit-Policy"} <= set(declared), (key, status)
+                assert declared["RateLimit"]["required"] is False
+    assert "Retry-After" in operations[("POST", "/api/tasks")]["responses"]["409"]["headers"]
+
+    def success(method: str, path: str, status: str = "200") -> set[str]:
+        return set(_headers(document, operations[(method, path)]["responses"][status]))
+
+    assert {"Location", "ETag", "Idempotent-Replayed"} <= success("POST", "/api/tasks", "201")
+    assert "Link" in success("GET", "/api/tasks")
+    assert "ETag" in success("GET", "/api/tasks/{task_id}")
+    assert "ETag" in success("GET", "/api/tasks/{task_id}", "304")
+    for method, path in [
+        ("PUT", "/api/tasks/{task_id}"),
+        ("PATCH", "/api/tasks/{task_id}"),
+        ("PATCH", "/api/tasks/{task_id}/complete"),
+    ]:
+        assert "ETag" in success(method, path)
+    assert "Idempotent-Replayed" in success("POST", "/api/tasks/bulk")
+
+
+def test_info_tags_and_health_schemas(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["info"]["license"] == {"name": "MIT", "identifier": "MIT"}
+    assert document["info"]["contact"]["name"]
+    described = {tag["name"]: tag["description"] for tag in document["tags"]}
+    used = {tag for op in _operations(document).values() for tag in op["tags"]}
+    assert used <= set(described) and all(described.values())
+    for path, schema in [("/health", "HealthEnvelope"), ("/health/ready", "ReadyEnvelope")]:
+        ok = document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert ok["schema"] == {"$ref": f"#/components/schemas/{schema}"}
 
 
 def test_swagger_ui_is_served_without_a_cdn(client: TestClient) -> None:

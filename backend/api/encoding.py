@@ -1,4 +1,4 @@
-"""The typed encoder of task pages: rows straight to the JSON bytes `ListEnvelope[TaskPublic]`
+"""The typed encoder of task pages: rows straight to the JSON bytes `TaskListEnvelope`
 would print, without building and validating a hundred pydantic models first.
 
 The fields are `TaskPublic`'s (read from the model, so the schema has one source), the
@@ -27,7 +27,7 @@ _VALUES = itemgetter(*(tuple(column.name for column in TASK_COLUMNS).index(f) fo
 
 
 class TaskPageJSON(Response):
-    """A page of tasks, encoded: the body of `ListEnvelope[TaskPublic]`."""
+    """A page of tasks, encoded: the body of `TaskListEnvelope`."""
 
     media_type = "application/json"
 

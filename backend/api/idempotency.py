@@ -85,7 +85,11 @@ class Idempotent:
 async def get_idempotent(
     request: Request, response: Response, key: IdempotencyKeyHeader = None
 ) -> Idempotent:
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+    matched = request.scope.get("route")
+    # The path's published spelling, /api/{user_id}/tasks, records as its twin /api/tasks.
+    route = str(
+        getattr(matched, "canonical_path", None) or getattr(matched, "path", request.url.path)
+    )
     return Idempotent(key, route, response)
 
 

@@ -1,13 +1,23 @@
-"""Response helpers: pre-serialized JSON for hot routes, and the OpenAPI document's error
-responses, so Swagger shows the envelope for each status."""
+"""Response helpers: pre-serialized JSON for hot routes, and the OpenAPI document's responses
+(error bodies with an example per status and code, and every header a response carries), so
+Swagger and client generators see what the API really answers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Response
 from pydantic import BaseModel
 
+from backend.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    PreconditionFailed,
+    RateLimited,
+    ServiceUnavailable,
+)
 from backend.models import ErrorEnvelope
 
 
@@ -28,9 +38,244 @@ def json_response(body: BaseModel, response: Response, status_code: int = 200) -
     return out
 
 
+# -- headers --------------------------------------------------------------------------------
+
+
+def _header(description: str, example: str, *, required: bool = False) -> dict[str, Any]:
+    return {
+        "description": description,
+        "required": required,
+        "schema": {"type": "string", "examples": [example]},
+    }
+
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": _header(
+        "The task's strong entity tag; it changes with every change of the task. Send it "
+        "back in `If-Match` / `If-None-Match`.",
+        '"42-3"',
+        required=True,
+    ),
+    "Location": _header("The new task's path.", "/api/tasks/42", required=True),
+    "Link": _header(
+        'The next page (`rel="next"`): this path and query with `cursor` replaced; absent '
+        "on the last page.",
+        '</api/tasks?limit=50&cursor=eyJrIjoi...>; rel="next"',
+    ),
+    "Idempotent-Replayed": _header(
+        "`true` when this is the recorded response to an earlier request with the same "
+        "`Idempotency-Key`.",
+        "true",
+    ),
+    "RateLimit": _header(
+        "Per policy: requests remaining (`r`) and seconds until the window resets (`t`). "
+        "Sent when rate limits are enabled.",
+        '"task-writes";r=119;t=42',
+    ),
+    "RateLimit-Policy": _header(
+        "Per policy: the limit (`q`) and the window in seconds (`w`). Sent when rate limits "
+        "are enabled.",
+        '"task-writes";q=120;w=60',
+    ),
+    "Retry-After": _header("Seconds to wait before retrying.", "1", required=True),
+    "WWW-Authenticate": _header("Always `Bearer`.", "Bearer", required=True),
+    "X-Request-ID": _header(
+        "The request's id: the caller's `X-Request-ID` if it matched "
+        "`^[A-Za-z0-9._:-]{1,128}$`, otherwise a new one. Every server log line of the "
+        "request carries it.",
+        "0f8fad5bd9cb469fa16570867728950e",
+        required=True,
+    ),
+}
+HEADER_REF = "#/components/headers/"
+EXAMPLE_REF = "#/components/examples/"
+# What a request counted against a rate limit carries, whatever its answer.
+RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy")
+
+
+def headers(*names: str, optional: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """References to the document's `components/headers` (`HEADERS`, added by
+    `backend.api.openapi`); those in `optional` are spelled out as not always sent."""
+    found: dict[str, dict[str, Any]] = {name: {"$ref": HEADER_REF + name} for name in names}
+    for name in optional:
+        found[name] = {**HEADERS[name], "required": False}
+    return found
+
+
+def ok(status: int, description: str, *header_names: str) -> dict[int | str, dict[str, Any]]:
+    """A success response's description and headers (its schema comes from `response_model`)."""
+    return {status: {"description": description, "headers": headers(*header_names)}}
+
+
+def rate_limited(status: int, description: str, *header_names: str) -> dict[int | str, Any]:
+    """`ok(...)` for a route counted against a rate limit: adds `RateLimit`/`RateLimit-Policy`."""
+    return ok(status, description, *header_names, *RATE_LIMIT_HEADERS)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorExample:
+    """One error body a route may answer, shown in the document under its status."""
+
+    status: int
+    name: str
+    summary: str
+    code: str
+    message: str
+    details: tuple[Mapping[str, str | None], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if EXAMPLES.setdefault(self.name, self) is not self:
+            raise ValueError(f"two error examples are named {self.name!r}")
+
+    def example(self) -> dict[str, Any]:
+        """The Example object, for the document's `components/examples`."""
+        body = {"code": self.code, "message": self.message, "details": list(self.details)}
+        return {"summary": self.summary, "value": {"error": body}}
+
+
+# Every ErrorExample by name: the document's `components/examples` (`backend.api.openapi`).
+EXAMPLES: dict[str, ErrorExample] = {}
+
+
+BAD_REQUEST = ErrorExample(
+    400, "undecodable", "Undecodable body", "BAD_REQUEST", "There was an error parsing the body"
+)
+MISSING_TOKEN = ErrorExample(
+    401, "missing_token", "No bearer token", "UNAUTHORIZED", "Missing bearer token"
+)
+INVALID_TOKEN = ErrorExample(
+    401,
+    "invalid_token",
+    "Malformed, forged or expired token",
+    "UNAUTHORIZED",
+    "Invalid or expired token",
+)
+REVOKED_TOKEN = ErrorExample(
+    401, "revoked_token", "Signed out everywhere since", "UNAUTHORIZED", "This token was revoked"
+)
+BAD_CREDENTIALS = ErrorExample(
+    401, "bad_credentials", "Wrong email or password", "UNAUTHORIZED", "Invalid email or password"
+)
+TASK_NOT_FOUND = ErrorExample(
+    404, "task_not_found", "No such task of yours", "NOT_FOUND", "Task not found"
+)
+BULK_TASK_NOT_FOUND = ErrorExample(
+    404,
+    "bulk_task_not_found",
+    "An operation names no task of yours; nothing was changed",
+    "NOT_FOUND",
+    "Task not found",
+    ({"field": "body.operations.0", "message": "Task not found", "type": "not_found"},),
+)
+CONFLICT = ErrorExample(
+    409,
+    "conflict",
+    "A constraint the validation did not catch",
+    "CONFLICT",
+    "The request conflicts with existing data",
+)
+EMAIL_TAKEN = ErrorExample(
+    409,
+    "email_taken",
+    "An account with this email exists",
+    "CONFLICT",
+    "An account with this email already exists",
+)
+KEY_IN_USE = ErrorExample(
+    409,
+    "idempotency_key_in_use",
+    "The first request with this Idempotency-Key is still running: retry after Retry-After",
+    IdempotencyKeyInUse.code,
+    IdempotencyKeyInUse.message,
+)
+PRECONDITION = ErrorExample(
+    412,
+    "precondition_failed",
+    "If-Match names no current ETag; nothing was changed",
+    PreconditionFailed.code,
+    PreconditionFailed.message,
+)
+TOO_LARGE = ErrorExample(
+    413,
+    "payload_too_large",
+    "Body over MAX_BODY_BYTES",
+    "PAYLOAD_TOO_LARGE",
+    "Request body is larger than 65536 bytes",
+)
+VALIDATION = ErrorExample(
+    422,
+    "validation_error",
+    "Invalid input, one detail per problem",
+    "VALIDATION_ERROR",
+    "Request validation failed",
+    (
+        {
+            "field": "body.title",
+            "message": "String should have at least 1 character",
+            "type": "string_too_short",
+        },
+    ),
+)
+INVALID_CURSOR = ErrorExample(
+    422,
+    "invalid_cursor",
+    "A cursor that is not this listing's next_cursor, unchanged",
+    "VALIDATION_ERROR",
+    "Invalid cursor: use the next_cursor of the same listing, unchanged",
+    ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},),
+)
+KEY_MISMATCH = ErrorExample(
+    422,
+    "idempotency_key_mismatch",
+    "Idempotency-Key already used with another body or route; nothing was changed",
+    IdempotencyKeyMismatch.code,
+    IdempotencyKeyMismatch.message,
+)
+RATE_LIMIT_EXCEEDED = ErrorExample(
+    429, "rate_limited", "Over a rate limit", RateLimited.code, RateLimited.message
+)
+UNAVAILABLE = ErrorExample(
+    503,
+    "service_unavailable",
+    "Database unreachable or busy, or the issuer's keys never fetched",
+    ServiceUnavailable.code,
+    ServiceUnavailable.message,
+)
+NOT_READY = ErrorExample(
+    503,
+    "migrations_pending",
+    "Migrations are pending",
+    ServiceUnavailable.code,
+    "Database migrations are pending",
+    ({"field": None, "message": "pending: 0008_example", "type": "migration"},),
+)
+DATABASE_UNREACHABLE = ErrorExample(
+    503,
+    "database_unreachable",
+    "The database does not answer",
+    ServiceUnavailable.code,
+    "Database unreachable",
+)
+
+# Each status's examples unless a route names its own (`errors(..., examples=...)`).
+_DEFAULT_EXAMPLES: dict[int, tuple[ErrorExample, ...]] = {
+    400: (BAD_REQUEST,),
+    401: (MISSING_TOKEN, INVALID_TOKEN, REVOKED_TOKEN),
+    404: (TASK_NOT_FOUND,),
+    409: (CONFLICT,),
+    412: (PRECONDITION,),
+    413: (TOO_LARGE,),
+    422: (VALIDATION,),
+    429: (RATE_LIMIT_EXCEEDED,),
+    503: (UNAVAILABLE,),
+}
+
 _DESCRIPTIONS = {
     400: "The body is not decodable as the declared content type (`BAD_REQUEST`).",
-    401: "Missing, malformed, forged or expired bearer token (`UNAUTHORIZED`).",
+    401: "Missing, malformed, forged, expired or revoked bearer token (`UNAUTHORIZED`).",
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
     409: "Conflicts with existing data (`CONFLICT`), or a request with the same "
     "`Idempotency-Key` is still in progress (`IDEMPOTENCY_KEY_IN_USE`, retry after "
@@ -47,27 +292,48 @@ _DESCRIPTIONS = {
     "fetched (`SERVICE_UNAVAILABLE`); retry after `Retry-After`.",
 }
 
-
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[s]} for s in statuses}
-
-
-_ETAG = {
-    "description": 'The task\'s strong entity tag, e.g. `"42-3"`; it changes with every change '
-    "of the task. Send it back in `If-Match` / `If-None-Match`.",
-    "schema": {"type": "string"},
+# Headers each error status carries (`X-Request-ID` is added to every response in one place).
+_ERROR_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
+    401: headers("WWW-Authenticate"),
+    409: headers(optional=["Retry-After"]),
+    429: headers("Retry-After", *RATE_LIMIT_HEADERS),
+    503: headers("Retry-After"),
 }
 
 
-def etag_header() -> dict[str, Any]:
-    """`headers` of a response that carries one task's ETag."""
-    return {"headers": {"ETag": _ETAG}}
+def errors(
+    *statuses: int,
+    examples: Iterable[ErrorExample] = (),
+    descriptions: Mapping[int, str] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """The documented error responses of a route: the error envelope, the headers and an
+    example body for each status. `examples` replace the defaults of their statuses (e.g.
+    `BAD_CREDENTIALS` for a sign-in's 401); `descriptions` those of the statuses named."""
+    chosen: dict[int, list[ErrorExample]] = {}
+    for example in examples:
+        chosen.setdefault(example.status, []).append(example)
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        shown = chosen.get(status) or _DEFAULT_EXAMPLES[status]
+        response: dict[str, Any] = {
+            "model": ErrorEnvelope,
+            "description": (descriptions or {}).get(status, _DESCRIPTIONS[status]),
+            "content": {
+                "application/json": {
+                    "examples": {e.name: {"$ref": EXAMPLE_REF + e.name} for e in shown}
+                }
+            },
+        }
+        if status in _ERROR_HEADERS:
+            response["headers"] = _ERROR_HEADERS[status]
+        documented[status] = response
+    return documented
 
 
 def not_modified() -> dict[int | str, dict[str, Any]]:
     return {
         304: {
             "description": "`If-None-Match` names the current `ETag`: not modified, no body.",
-            **etag_header(),
+            "headers": headers("ETag"),
         }
     }

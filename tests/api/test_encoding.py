@@ -1,4 +1,4 @@
-"""The task-page encoder prints exactly what `ListEnvelope[TaskPublic]` prints, for any row."""
+"""The task-page encoder prints exactly what `TaskListEnvelope` prints, for any row."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.api.encoding import encode_task_page
-from backend.models import ListEnvelope, ListMeta, Priority, TaskPublic
+from backend.models import ListMeta, Priority, TaskPublic
+from backend.models.envelopes import TaskListEnvelope
 
 Row = namedtuple(
     "Row",
@@ -49,7 +50,7 @@ metas = st.builds(
 @settings(max_examples=200, deadline=None)
 @given(items=st.lists(rows, max_size=5), meta=metas)
 def test_encoder_bytes_equal_the_models(items: list[Row], meta: ListMeta) -> None:
-    expected = ListEnvelope[TaskPublic](
+    expected = TaskListEnvelope(
         data=[TaskPublic.model_validate(row) for row in items], meta=meta
     ).model_dump_json(by_alias=True)
     assert encode_task_page(items, meta).decode() == expected

@@ -1,16 +1,21 @@
 """Isolation for every task route the app serves, generated from its route table: a new
-route under /api/tasks is covered without anyone listing it.
+route under /api/tasks or /api/{user_id}/tasks is covered without anyone listing it.
 
 For each route and method, Bob sends the request aimed at Alice's task and, where the route
 names a task, the same request aimed at a task that does not exist: the two answers must be
 identical (status, body, header names), and Alice's tasks must be exactly as before. Routes
 that name no task must not reveal Alice's tasks in their answer.
+
+Under /api/{user_id}/tasks, Bob puts Alice's user id in the path (and, where the route names
+a task, aims at Alice's task): every route, those naming no task included, must answer exactly
+as Bob's own path does for a task that does not exist (a 404), and change nothing of Alice's.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -36,13 +41,14 @@ SAMPLES: dict[str, Any] = {
     },
 }
 ALICE_TITLE = "alice-secret-title"
+USER_PATHS = "/api/{user_id}/tasks"
 
 
 def _task_routes() -> list[tuple[str, str, type[BaseModel] | None]]:
     settings = Settings(environment="test", jwt_secret="t" * 48)
     found = []
     for route in api_routes(create_app(settings)):
-        if not route.path.startswith("/api/tasks"):
+        if not route.path.startswith(("/api/tasks", USER_PATHS)):
             continue
         bodies = [f.field_info.annotation for f in route.dependant.body_params]
         body = next((b for b in bodies if b is not None), None)
@@ -68,6 +74,9 @@ def test_the_route_table_is_found() -> None:
     paths = {path for _, path, _ in ROUTES}
     assert {"/api/tasks", "/api/tasks/{task_id}", "/api/tasks/bulk"} <= paths
     assert len(ROUTES) >= 10
+    # Every /api/tasks route and method has its /api/{user_id}/tasks twin.
+    twins = {(m, p.replace("/api/tasks", USER_PATHS, 1), b) for m, p, b in ROUTES}
+    assert {r for r in ROUTES if r[1].startswith("/api/tasks")} | twins == set(ROUTES)
 
 
 @pytest.mark.parametrize(
@@ -92,13 +101,27 @@ def test_bob_cannot_reach_alices_tasks(
     target = alices[0]["id"]
     missing = target + 10_000
 
-    def send(task_id: int) -> Any:
-        url = path.replace("{task_id}", str(task_id))
-        return client.request(method, url, json=_body(model, task_id), headers=bob.headers)
+    def send(task_id: int, user_id: str = alice.id, route: str = path, verb: str = method) -> Any:
+        url = route.replace("{task_id}", str(task_id)).replace("{user_id}", quote(user_id, safe=""))
+        body = _body(model, task_id) if verb == method else None
+        return client.request(verb, url, json=body, headers=bob.headers)
 
     foreign = send(target)
     names_a_task = "{task_id}" in path or (model is not None and model.__name__ == "BulkRequest")
-    if names_a_task:
+    if path.startswith(USER_PATHS):
+        # Alice's id in Bob's path: what Bob's own path answers for a task that does not
+        # exist (this request on a missing task, or, where it names none, a GET of one).
+        if names_a_task:
+            absent = send(missing, bob.id)
+        else:
+            absent = send(missing, bob.id, USER_PATHS + "/{task_id}", "GET")
+        assert foreign.status_code == absent.status_code == 404, foreign.text
+        assert foreign.content == absent.content
+        ignore = {"x-request-id", "content-length"}
+        assert set(foreign.headers) - ignore == set(absent.headers) - ignore
+        # The same for an id nobody has.
+        assert send(target, "no-such-user").content == absent.content
+    elif names_a_task:
         absent = send(missing)
         assert foreign.status_code == absent.status_code == 404, foreign.text
         assert foreign.content == absent.content

@@ -58,7 +58,7 @@ def test_swagger_ui_register_authorize_create_and_list(live_server: str, browser
     page.locator(".swagger-ui .info .title").filter(has_text="Task API").wait_for()
 
     # 1. Register through "Try it out".
-    register = operation(page, "auth", "register_api_auth_register_post")
+    register = operation(page, "auth", "register")
     register.locator("textarea.body-param__text").fill(
         json.dumps({"email": EMAIL, "password": PASSWORD, "name": "Swagger User"})
     )
@@ -79,7 +79,7 @@ def test_swagger_ui_register_authorize_create_and_list(live_server: str, browser
     assert page.locator(".auth-wrapper button.authorize.locked").count() == 1
 
     # 3. Create a task with the token Swagger obtained.
-    create = operation(page, "tasks", "create_task_api_tasks_post")
+    create = operation(page, "tasks", "createTask")
     create.locator("textarea.body-param__text").fill(
         json.dumps({"title": TITLE, "description": "via the browser"})
     )
@@ -88,7 +88,7 @@ def test_swagger_ui_register_authorize_create_and_list(live_server: str, browser
     assert created["user_id"] == account["user"]["id"]
 
     # 4. List it.
-    listing = operation(page, "tasks", "list_tasks_api_tasks_get")
+    listing = operation(page, "tasks", "listTasks")
     listed = execute(listing, "200")
     assert [t["title"] for t in listed["data"]] == [TITLE]
     assert listed["meta"]["count"] == 1
@@ -106,7 +106,7 @@ def test_docs_load_every_asset_from_the_api(live_server: str, browser_page: Any)
     page.on("request", lambda request: requested.append(request.url))
     response = page.goto(f"{live_server}/docs")
     assert response is not None and response.status == 200
-    page.locator("#operations-tasks-list_tasks_api_tasks_get").wait_for()
+    page.locator("#operations-tasks-listTasks").wait_for()
     page.wait_for_load_state("networkidle")
     hosts = {
         urlsplit(url).hostname for url in requested if urlsplit(url).scheme in ("http", "https")

@@ -1,9 +1,12 @@
-"""The TypeScript example client: types generated from the committed specs/openapi.json by
-openapi-typescript, type-checked by tsc, then run under Node against the real server.
+"""The TypeScript example: a client generated from the committed specs/openapi.json
+(openapi-typescript types, openapi-fetch calls) and its thin wrapper (src/task-api.ts),
+type-checked by tsc, then run under Node against the real server: every route, the
+conditional and idempotent requests, retries after Retry-After on a rate-limited server and
+on a stub, and abort signals.
 
 Generating in the test (rather than committing the output) means the types can never be
 stale: after an API change, regenerating specs/openapi.json is enough, and tsc then flags
-every call in the client that no longer fits.
+every call that no longer fits.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, skip_or_fail_in_ci
+from tests.conftest import ROOT, running_server, skip_or_fail_in_ci
 
 CLIENT = ROOT / "examples" / "ts-client"
 
@@ -39,49 +42,78 @@ def built_client() -> None:
     # tsc fail if the generated types ever stop catching a wrong call.
     built = npm("run", "build")
     assert built.returncode == 0, built.stdout + built.stderr
-    assert "export interface paths" in (CLIENT / "src" / "schema.d.ts").read_text()
+    schema = (CLIENT / "src" / "schema.d.ts").read_text()
+    assert "export interface paths" in schema and "listTasks: {" in schema
 
 
-def run_demo(base_url: str, **env: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        ["node", "dist/demo.js"],
+def node(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["node", f"dist/{script}", *args],
         cwd=CLIENT,
-        env={**os.environ, "BASE_URL": base_url, **env},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
+
+
+def steps_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert result.returncode == 0, result.stdout + result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    names = [s["step"] for s in steps]
+    assert len(names) == len(set(names)), names
+    return {s["step"]: s["value"] for s in steps}
 
 
-def test_client_runs_every_task_route(built_client: None, live_server: str) -> None:
-    steps = run_demo(live_server)
-    values = {s["step"]: s["value"] for s in steps}
-    assert [s["step"] for s in steps] == [
-        "register", "me", "create", "list", "get", "update", "replace", "toggle", "set",
-        "delete", "get-deleted", "create-invalid", "create-more", "bulk", "filter", "pages",
-        "stats", "clear-completed", "clear-completed-again", "bulk-delete", "stats-after",
-        "bulk-missing",
+def test_client_runs_every_route(built_client: None, live_server: str) -> None:
+    result = node("demo.js", BASE_URL=live_server)
+    values = steps_of(result)
+    assert list(values) == [
+        "health", "register", "token", "me", "create", "create-replayed", "list", "get",
+        "get-not-modified", "update", "update-stale", "replace", "toggle", "set",
+        "delete-stale", "delete", "get-deleted", "create-invalid", "create-more", "bulk",
+        "filter", "pages", "all-tasks", "stats", "clear-completed", "clear-completed-again",
+        "user-path", "bulk-delete", "stats-after", "bulk-missing", "aborted",
+        "after-logout-all", "after-delete-me",
     ]  # fmt: skip
-    created = values["create"]
-    assert (created["title"], created["description"]) == ("Buy milk", "2 litres")
-    assert created["user_id"] == values["me"]["id"]
-    assert [t["id"] for t in values["list"]["data"]] == [created["id"]]
+    assert values["health"] == {
+        "health": {"status": "ok"},
+        "ready": {"status": "ready", "database": "ok", "migrations": "current"},
+    }
+    assert values["token"]["token_type"] == "bearer"
+
+    # Create with an Idempotency-Key, and its replay: one task, the same answer.
+    created, replayed = values["create"], values["create-replayed"]
+    task = created["task"]
+    assert (task["title"], task["description"]) == ("Buy milk", "2 litres")
+    assert task["user_id"] == values["me"]["id"]
+    assert created["location"] == f"/api/tasks/{task['id']}"
+    assert created["etag"] == f'"{task["id"]}-1"'
+    assert (created["replayed"], replayed["replayed"]) == (False, True)
+    assert replayed["task"] == task and replayed["etag"] == created["etag"]
+    assert [t["id"] for t in values["list"]["data"]] == [task["id"]]
     meta = values["list"]["meta"]
     assert (meta["count"], meta["limit"], meta["has_more"]) == (1, 10, False)
-    assert values["get"] == created
-    assert values["update"]["title"] == "Buy oat milk"
-    assert values["update"]["description"] == "2 litres"
-    assert (values["replace"]["title"], values["replace"]["description"]) == ("Buy bread", None)
-    assert values["toggle"]["completed"] is True and values["toggle"]["completed_at"]
-    assert values["set"]["completed"] is False and values["set"]["completed_at"] is None
+
+    # ETags: 304 for the current one; a stale If-Match is a 412 and changes nothing.
+    assert values["get"] == {"task": task, "etag": created["etag"]}
+    assert values["get-not-modified"] is None
+    assert values["update"]["task"]["title"] == "Buy oat milk"
+    assert values["update"]["etag"] == f'"{task["id"]}-2"'
+    assert values["update-stale"] == {"status": 412, "code": "PRECONDITION_FAILED", "details": []}
+    replaced = values["replace"]["task"]
+    assert (replaced["title"], replaced["description"]) == ("Buy bread", None)
+    assert (
+        values["toggle"]["task"]["completed"] is True and values["toggle"]["task"]["completed_at"]
+    )
+    assert values["set"]["task"]["completed"] is False
+    assert values["delete-stale"]["status"] == 412
     assert values["get-deleted"] == {"status": 404, "code": "NOT_FOUND", "details": []}
     invalid = values["create-invalid"]
     assert (invalid["status"], invalid["code"]) == (422, "VALIDATION_ERROR")
     assert invalid["details"][0]["field"] == "body.title"
 
-    # bulk(): every op, in order, each result the task after it (null once deleted).
+    # bulk: every op, in order, each result the task after it (null once deleted).
     rent, plants, mum, junk = values["create-more"]
     results = values["bulk"]
     assert [(r["index"], r["op"], r["id"]) for r in results] == [
@@ -89,50 +121,48 @@ def test_client_runs_every_task_route(built_client: None, live_server: str) -> N
         (3, "set_priority", rent), (4, "add_tag", rent), (5, "add_tag", mum),
         (6, "remove_tag", mum), (7, "delete", junk),
     ]  # fmt: skip
-    assert results[0]["task"]["completed"] is True
-    assert results[1]["task"]["completed"] is True
-    assert (results[2]["task"]["completed"], results[2]["task"]["completed_at"]) == (False, None)
     assert results[3]["task"]["priority"] == "high"
     assert results[4]["task"]["tags"] == ["home", "bills"]
-    assert (results[5]["task"]["tags"], results[6]["task"]["tags"]) == (["phone"], [])
     assert results[7]["task"] is None
-
-    # listTasks() passes array filters, q and include_total through.
     filtered = values["filter"]
     assert [t["id"] for t in filtered["data"]] == [rent]
     assert (filtered["meta"]["count"], filtered["meta"]["total"]) == (1, 1)
-
-    # Following meta.next_cursor visits every task once, in order, and ends on null.
     pages = values["pages"]
     assert [p["titles"] for p in pages] == [["Call mum", "Pay rent"], ["Water plants"]]
     assert pages[0]["next_cursor"] and pages[1]["next_cursor"] is None
-
+    assert values["all-tasks"] == ["Call mum", "Pay rent", "Water plants"]
     assert values["stats"] == {
         "total": 3, "pending": 2, "completed": 1, "overdue": 0,
         "by_priority": {"none": 1, "low": 1, "medium": 0, "high": 1},
     }  # fmt: skip
-    assert values["clear-completed"] == {"deleted": 1}
-    assert values["clear-completed-again"] == {"deleted": 0}
+    assert (values["clear-completed"], values["clear-completed-again"]) == (1, 0)
+
+    # The published contract's paths through the generated client.
+    assert values["user-path"] == {
+        "own": ["Call mum", "Pay rent"],
+        "other": {
+            "status": 404,
+            "error": {"error": {"code": "NOT_FOUND", "message": "Task not found", "details": []}},
+        },
+    }
     assert [(r["op"], r["id"], r["task"]) for r in values["bulk-delete"]] == [
         ("delete", rent, None),
         ("delete", mum, None),
     ]
-    assert values["stats-after"] == {
-        "total": 0, "pending": 0, "completed": 0, "overdue": 0,
-        "by_priority": {"none": 0, "low": 0, "medium": 0, "high": 0},
-    }  # fmt: skip
+    assert values["stats-after"]["total"] == 0
     missing = values["bulk-missing"]
     assert (missing["status"], missing["code"]) == (404, "NOT_FOUND")
     assert missing["details"][0]["field"] == "body.operations.0"
+    assert values["aborted"] == "AbortError"
+    assert values["after-logout-all"]["status"] == 401
+    assert values["after-delete-me"]["status"] == 401
 
-    # The server agrees: the demo's account exists and its tasks are gone.
+    # The server agrees: the demo's account is gone.
     login = httpx.post(
         f"{live_server}/api/auth/login",
         json={"email": values["register"]["email"], "password": "ts-client-password"},
     )
-    token = login.json()["data"]["access_token"]
-    listed = httpx.get(f"{live_server}/api/tasks", headers={"Authorization": f"Bearer {token}"})
-    assert listed.json()["data"] == []
+    assert login.status_code == 401
 
 
 def test_client_uses_a_token_from_the_cli(built_client: None, live_server: str) -> None:
@@ -144,19 +174,61 @@ def test_client_uses_a_token_from_the_cli(built_client: None, live_server: str) 
         timeout=60,
     )
     assert minted.returncode == 0, minted.stderr
-    steps = run_demo(live_server, TOKEN=minted.stdout.strip())
-    assert steps[0] == {"step": "me", "value": steps[0]["value"]}
-    assert steps[0]["value"]["id"] == "ts-client-user"
+    values = steps_of(node("demo.js", BASE_URL=live_server, TOKEN=minted.stdout.strip()))
+    assert "register" not in values and "after-delete-me" not in values
+    assert values["me"]["id"] == "ts-client-user"
+    assert values["user-path"]["own"] == ["Call mum", "Pay rent"]
 
 
 def test_client_throws_a_typed_error_on_a_bad_token(built_client: None, live_server: str) -> None:
-    result = subprocess.run(
-        ["node", "dist/demo.js"],
-        cwd=CLIENT,
-        env={**os.environ, "BASE_URL": live_server, "TOKEN": "forged"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = node("demo.js", BASE_URL=live_server, TOKEN="forged")
     assert result.returncode == 1
     assert result.stderr.strip().startswith("401 UNAUTHORIZED: ")
+
+
+def test_client_waits_out_429s_on_a_rate_limited_server(
+    built_client: None, database_url: str
+) -> None:
+    """Two task writes per two-second window: four creates in a row each succeed, the 429s
+    in between waited out as Retry-After says; without retries the 429 reaches the caller;
+    an abort signal ends a wait early."""
+    limits = {
+        "RATE_LIMIT_ENABLED": "true",
+        "RATE_LIMIT_TASK_WRITES_PER_USER": "2",
+        "RATE_LIMIT_TASK_WINDOW_SECONDS": "2",
+        "RATE_LIMIT_SIGN_UP_PER_IP": "0",
+        "RATE_LIMIT_SIGN_UP_PER_ACCOUNT": "0",
+    }
+    with running_server(database_url, **limits) as (base_url, _, _):
+        values = steps_of(node("checks.js", "rate-limited", BASE_URL=base_url))
+    created = values["created-through-429s"]
+    assert created["titles"] == created["listed"] == ["t1", "t2", "t3", "t4"]
+    assert 429 in created["statuses"] and created["statuses"].count(201) == 4
+    assert set(created["statuses"]) == {201, 429}
+    assert created["seconds"] >= 1
+    refused = values["refused"]
+    assert (refused["status"], refused["code"]) == (429, "RATE_LIMITED")
+    assert 1 <= refused["retryAfter"] <= 2
+    aborted = values["aborted-wait"]
+    assert aborted["error"] == "TimeoutError" and aborted["seconds"] < 1.5
+
+
+def test_client_retries_503_and_key_in_use_against_a_stub(built_client: None) -> None:
+    """503 and 409 IDEMPOTENCY_KEY_IN_USE with Retry-After are retried (the same body and
+    Idempotency-Key sent again); a wait longer than allowed is not."""
+    values = steps_of(node("checks.js", "stub"))
+    assert values["503-then-200"]["total"] == 0
+    assert values["503-then-200"]["seconds"] >= 1
+    assert values["409-then-201"] == {"id": 7, "etag": '"7-1"', "replayed": True}
+    assert values["wait-too-long"] == {"status": 503, "retryAfter": 120}
+    requests = values["requests"]
+    assert [(r["method"], r["url"]) for r in requests] == [
+        ("GET", "/api/tasks/stats"),
+        ("GET", "/api/tasks/stats"),
+        ("POST", "/api/tasks"),
+        ("POST", "/api/tasks"),
+        ("GET", "/api/tasks/stats"),
+    ]
+    first, retry = requests[2], requests[3]
+    assert first["key"] and first["key"] == retry["key"]
+    assert json.loads(first["body"]) == json.loads(retry["body"]) == {"title": "x"}

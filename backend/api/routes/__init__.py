@@ -1,15 +1,17 @@
 """One router per resource; `api_router` collects them.
 
-Order matters for speed only: a request is matched against the routes in order, so the
-task routes (the bulk of the traffic) come first."""
+Order matters for speed: a request is matched against the routes in order, so the task
+routes (the bulk of the traffic) come first, and the published contract's
+`/api/{user_id}/tasks` paths last (no `/api/tasks` request ever tries them)."""
 
 from fastapi import APIRouter
 
-from backend.api.routes import auth, health, tasks
+from backend.api.routes import auth, health, tasks, user_tasks
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
 api_router.include_router(auth.router)
 api_router.include_router(health.router)
+api_router.include_router(user_tasks.router)
 
 __all__ = ["api_router"]

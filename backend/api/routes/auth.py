@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, status
 from pydantic import ValidationError
 
 from backend.api.door import AnonymousDoor, Door, DoorRoute, SettingsDep
-from backend.api.responses import errors
+from backend.api.responses import BAD_CREDENTIALS, EMAIL_TAKEN, errors, rate_limited
 from backend.auth.tokens import issue_token
 from backend.config import Settings
 from backend.errors import NotFound, Unauthorized
-from backend.models import AuthSession, DataEnvelope, UserLogin, UserPublic, UserRegister, UserRow
+from backend.models import AuthSession, UserLogin, UserPublic, UserRegister, UserRow
+from backend.models.envelopes import AuthSessionEnvelope, UserEnvelope
+from backend.models.oauth import TokenRequest, TokenResponse
 from backend.services.users import INVALID_CREDENTIALS
 
 router = APIRouter(
@@ -24,8 +25,8 @@ router = APIRouter(
 )
 
 
-def _session(user: UserRow, settings: Settings) -> DataEnvelope[AuthSession]:
-    return DataEnvelope[AuthSession](
+def _session(user: UserRow, settings: Settings) -> AuthSessionEnvelope:
+    return AuthSessionEnvelope(
         data=AuthSession(
             user=UserPublic.model_validate(user),
             access_token=issue_token(user.id, settings, token_version=user.token_version),
@@ -36,41 +37,52 @@ def _session(user: UserRow, settings: Settings) -> DataEnvelope[AuthSession]:
 
 @router.post(
     "/register",
+    operation_id="register",
     status_code=status.HTTP_201_CREATED,
-    response_model=DataEnvelope[AuthSession],
+    response_model=AuthSessionEnvelope,
     summary="Create an account and get a token",
-    responses=errors(409, 429),
+    responses={
+        **rate_limited(201, "The new account and a bearer token for it."),
+        **errors(409, 429, examples=(EMAIL_TAKEN,)),
+    },
 )
-def register(
-    data: UserRegister, door: AnonymousDoor, settings: SettingsDep
-) -> DataEnvelope[AuthSession]:
+def register(data: UserRegister, door: AnonymousDoor, settings: SettingsDep) -> AuthSessionEnvelope:
     door.limits.sign_up(data.email)
     return _session(door.users.register(data), settings)
 
 
 @router.post(
     "/login",
-    response_model=DataEnvelope[AuthSession],
+    operation_id="login",
+    response_model=AuthSessionEnvelope,
     summary="Sign in with email and password (JSON)",
-    responses=errors(401, 429),
+    responses={
+        **rate_limited(200, "The account and a bearer token for it."),
+        **errors(401, 429, examples=(BAD_CREDENTIALS,)),
+    },
 )
-def login(data: UserLogin, door: AnonymousDoor, settings: SettingsDep) -> DataEnvelope[AuthSession]:
+def login(data: UserLogin, door: AnonymousDoor, settings: SettingsDep) -> AuthSessionEnvelope:
     door.limits.sign_in(data.email)
     return _session(door.users.authenticate(data), settings)
 
 
 @router.post(
     "/token",
+    operation_id="token",
+    response_model=TokenResponse,
     summary="OAuth2 password flow (form): what Swagger's Authorize button calls",
     description="`username` is the account's email. Answers the bare OAuth2 token response "
     "(no `data` envelope), as OAuth2 clients expect.",
-    responses=errors(401, 429),
+    responses={
+        **rate_limited(200, "A bearer token (the bare OAuth2 token response)."),
+        **errors(401, 429, examples=(BAD_CREDENTIALS,)),
+    },
 )
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[TokenRequest, Form()],
     door: AnonymousDoor,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> TokenResponse:
     door.limits.sign_in(form.username)
     try:
         credentials = UserLogin(email=form.username, password=form.password)
@@ -78,34 +90,36 @@ def token(
         # A malformed email or an over-long password cannot be valid credentials.
         raise Unauthorized(INVALID_CREDENTIALS) from None
     user = door.users.authenticate(credentials)
-    return {
-        "access_token": issue_token(user.id, settings, token_version=user.token_version),
-        "token_type": "bearer",
-        "expires_in": settings.access_token_expire_minutes * 60,
-    }
+    return TokenResponse(
+        access_token=issue_token(user.id, settings, token_version=user.token_version),
+        token_type="bearer",  # noqa: S106 (the OAuth2 token type, not a secret)
+        expires_in=settings.access_token_expire_minutes * 60,
+    )
 
 
 @router.get(
     "/me",
-    response_model=DataEnvelope[UserPublic],
+    operation_id="getMe",
+    response_model=UserEnvelope,
     summary="The signed-in account",
     responses=errors(401),
 )
-def me(door: Door) -> DataEnvelope[UserPublic]:
+def me(door: Door) -> UserEnvelope:
     user = door.users.get(door.caller_id)
     if user is None:  # only if deleted since the door resolved it, in this transaction
         raise NotFound("Account not found")
-    return DataEnvelope[UserPublic](data=UserPublic.model_validate(user))
+    return UserEnvelope(data=UserPublic.model_validate(user))
 
 
 @router.post(
     "/logout-all",
+    operation_id="logoutAll",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Sign out everywhere: revoke every token this API issued for the account",
     description="Every built-in token issued so far (including the one sending this request) "
     "stops working immediately; sign in again for a new one. Tokens from an external issuer "
     "(Better Auth, JWKS) are revoked at that issuer.",
-    responses=errors(401),
+    responses={**rate_limited(204, "Signed out everywhere."), **errors(401, 429)},
 )
 def logout_all(door: Door) -> None:
     door.users.revoke_tokens(door.caller_id)
@@ -113,9 +127,10 @@ def logout_all(door: Door) -> None:
 
 @router.delete(
     "/me",
+    operation_id="deleteMe",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete the account and all its tasks",
-    responses=errors(401),
+    responses={**rate_limited(204, "Deleted, with all its tasks."), **errors(401, 429)},
 )
 def delete_me(door: Door) -> None:
     door.users.delete(door.caller_id)

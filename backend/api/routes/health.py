@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.api.responses import DATABASE_UNREACHABLE, NOT_READY, errors
 from backend.errors import error_response
+from backend.models.envelopes import HealthEnvelope, HealthStatus, ReadyEnvelope
 from backend.services.health import pending_migrations
 
 router = APIRouter(tags=["health"])
+_HEALTHY = HealthEnvelope(data=HealthStatus(status="ok"))
 
 
-@router.get("/health", summary="The process is alive")
-async def health() -> dict[str, Any]:
-    return {"data": {"status": "ok"}}
+@router.get(
+    "/health", operation_id="health", response_model=HealthEnvelope, summary="The process is alive"
+)
+async def health() -> HealthEnvelope:
+    return _HEALTHY
 
 
 @router.get(
     "/health/ready",
+    operation_id="ready",
+    response_model=ReadyEnvelope,
     summary="The database is reachable and its migrations are current",
-    responses={503: {"description": "Not ready: `SERVICE_UNAVAILABLE` with the reason."}},
+    responses=errors(
+        503,
+        examples=(DATABASE_UNREACHABLE, NOT_READY),
+        descriptions={503: "Not ready (`SERVICE_UNAVAILABLE`), with the reason."},
+    ),
 )
 def ready(request: Request) -> JSONResponse:
     expected: frozenset[str] = request.app.state.migration_ids

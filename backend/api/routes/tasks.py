@@ -4,7 +4,7 @@ the envelope."""
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -16,10 +16,19 @@ from backend.api.door import Door, DoorRoute, SettingsDep
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
-from backend.api.responses import errors, etag_header, not_modified
+from backend.api.responses import (
+    BULK_TASK_NOT_FOUND,
+    CONFLICT,
+    INVALID_CURSOR,
+    KEY_IN_USE,
+    KEY_MISMATCH,
+    VALIDATION,
+    errors,
+    not_modified,
+    ok,
+    rate_limited,
+)
 from backend.models import (
-    DataEnvelope,
-    ListEnvelope,
     ListMeta,
     Priority,
     SortOrder,
@@ -33,6 +42,13 @@ from backend.models import (
     TaskUpdate,
 )
 from backend.models.common import DecimalDigits, StorableText
+from backend.models.envelopes import (
+    BulkResponseEnvelope,
+    ClearedCompletedEnvelope,
+    TaskEnvelope,
+    TaskListEnvelope,
+    TaskStatsEnvelope,
+)
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_ops import (
     BulkRequest,
@@ -70,18 +86,17 @@ router = APIRouter(
 TaskId = Annotated[
     int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42]), DecimalDigits
 ]
-Envelope = DataEnvelope[TaskPublic]
 # The 200 of every route that changes one task: the new state and its new ETag.
-_CHANGED: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The task as changed, with its new `ETag`.", **etag_header()}
-}
+_CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
+# What a creating route may refuse: a key in use or reused, besides the usual.
+_IDEMPOTENT_EXAMPLES = (KEY_IN_USE, CONFLICT, VALIDATION, KEY_MISMATCH)
 SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
 
 
-def _one(task: TaskRow, response: Response) -> Envelope:
+def _one(task: TaskRow, response: Response) -> TaskEnvelope:
     """One task, with its ETag on the response."""
     response.headers["ETag"] = etag(task)
-    return Envelope(data=TaskPublic.model_validate(task))
+    return TaskEnvelope(data=TaskPublic.model_validate(task))
 
 
 class ListParams(BaseModel):
@@ -179,8 +194,13 @@ class ListParams(BaseModel):
 
 @router.get(
     "",
-    response_model=ListEnvelope[TaskPublic],
+    operation_id="listTasks",
+    response_model=TaskListEnvelope,
     summary="List your tasks",
+    responses={
+        **ok(200, "One page of your tasks; `Link` names the next page.", "Link"),
+        **errors(422, examples=(VALIDATION, INVALID_CURSOR)),
+    },
     description="Filters combine with AND. Pages are keyset-based: follow `meta.next_cursor` "
     '(or the `Link: rel="next"` header) until it is null; tasks added or deleted meanwhile '
     "never make an unchanged task repeat or go missing.",
@@ -214,16 +234,20 @@ def list_tasks(
 
 @router.post(
     "",
+    operation_id="createTask",
     status_code=status.HTTP_201_CREATED,
-    response_model=Envelope,
+    response_model=TaskEnvelope,
     summary="Create a task",
     responses={
-        201: {
-            "description": "Created; `Location` points at the new task. A replay of an "
-            "Idempotency-Key's first response adds `Idempotent-Replayed: true`.",
-            **etag_header(),
-        },
-        **errors(400, 409, 413, 429),
+        **rate_limited(
+            201,
+            "Created; `Location` points at the new task. A replay of an Idempotency-Key's "
+            "first response adds `Idempotent-Replayed: true`.",
+            "Location",
+            "ETag",
+            "Idempotent-Replayed",
+        ),
+        **errors(400, 409, 413, 422, 429, examples=_IDEMPOTENT_EXAMPLES),
     },
 )
 def create_task(
@@ -232,8 +256,8 @@ def create_task(
     request: Request,
     response: Response,
     idempotent: IdempotentDep,
-) -> Envelope | Response:
-    def create() -> Envelope:
+) -> TaskEnvelope | Response:
+    def create() -> TaskEnvelope:
         task = door.tasks.create(data)
         root = request.scope.get("root_path", "")
         response.headers["Location"] = f"{root}/api/tasks/{task.id}"
@@ -243,27 +267,49 @@ def create_task(
 
 
 # Fixed paths come before /{task_id}, which would otherwise claim them.
-@router.get("/stats", response_model=DataEnvelope[TaskStatsPublic], summary="Counts of your tasks")
-def task_stats(door: Door) -> DataEnvelope[TaskStatsPublic]:
+@router.get(
+    "/stats",
+    operation_id="taskStats",
+    response_model=TaskStatsEnvelope,
+    summary="Counts of your tasks",
+)
+def task_stats(door: Door) -> TaskStatsEnvelope:
     stats = door.tasks.stats()
-    return DataEnvelope[TaskStatsPublic](data=TaskStatsPublic.model_validate(asdict(stats)))
+    return TaskStatsEnvelope(data=TaskStatsPublic.model_validate(asdict(stats)))
 
 
 @router.post(
     "/bulk",
-    response_model=DataEnvelope[BulkResponse],
+    operation_id="bulkTasks",
+    response_model=BulkResponseEnvelope,
     summary="Apply several operations, all or nothing",
     description="Operations run in order in one transaction. If any fails (a task that is not "
     "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
-    responses=errors(400, 404, 409, 413, 429),
+    responses={
+        **rate_limited(
+            200,
+            "Each operation's result, in order. A replay of an Idempotency-Key's first "
+            "response adds `Idempotent-Replayed: true`.",
+            "Idempotent-Replayed",
+        ),
+        **errors(
+            400,
+            404,
+            409,
+            413,
+            422,
+            429,
+            examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES),
+        ),
+    },
 )
 def bulk(
     door: Door, data: BulkRequest, idempotent: IdempotentDep
-) -> DataEnvelope[BulkResponse] | Response:
+) -> BulkResponseEnvelope | Response:
     return idempotent.respond(door, data, status.HTTP_200_OK, lambda: _apply(door, data))
 
 
-def _apply(door: Door, data: BulkRequest) -> DataEnvelope[BulkResponse]:
+def _apply(door: Door, data: BulkRequest) -> BulkResponseEnvelope:
     outcomes = door.tasks.apply(data.operations)
     results = [
         BulkResult(
@@ -274,29 +320,31 @@ def _apply(door: Door, data: BulkRequest) -> DataEnvelope[BulkResponse]:
         )
         for index, (operation, task) in enumerate(zip(data.operations, outcomes, strict=True))
     ]
-    return DataEnvelope[BulkResponse](data=BulkResponse(results=results))
+    return BulkResponseEnvelope(data=BulkResponse(results=results))
 
 
 @router.delete(
     "/completed",
-    response_model=DataEnvelope[ClearedCompleted],
+    operation_id="clearCompletedTasks",
+    response_model=ClearedCompletedEnvelope,
     summary="Delete all your completed tasks",
-    responses=errors(429),
+    responses={**rate_limited(200, "How many completed tasks were deleted."), **errors(429)},
 )
-def clear_completed(door: Door) -> DataEnvelope[ClearedCompleted]:
+def clear_completed(door: Door) -> ClearedCompletedEnvelope:
     deleted = door.tasks.delete_completed()
-    return DataEnvelope[ClearedCompleted](data=ClearedCompleted(deleted=deleted))
+    return ClearedCompletedEnvelope(data=ClearedCompleted(deleted=deleted))
 
 
 @router.get(
     "/{task_id}",
-    response_model=Envelope,
+    operation_id="getTask",
+    response_model=TaskEnvelope,
     summary="Get a task",
-    responses={200: {"description": "The task.", **etag_header()}, **not_modified(), **errors(404)},
+    responses={**ok(200, "The task.", "ETag"), **not_modified(), **errors(404)},
 )
 def get_task(
     door: Door, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
-) -> Envelope | Response:
+) -> TaskEnvelope | Response:
     task = door.tasks.get(task_id)
     if none_match(if_none_match, etag(task)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
@@ -305,7 +353,8 @@ def get_task(
 
 @router.put(
     "/{task_id}",
-    response_model=Envelope,
+    operation_id="replaceTask",
+    response_model=TaskEnvelope,
     summary="Replace a task's editable fields",
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
@@ -315,14 +364,15 @@ def replace_task(
     data: TaskReplace,
     response: Response,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.replace(task_id, data, expected), response)
 
 
 @router.patch(
     "/{task_id}",
-    response_model=Envelope,
+    operation_id="updateTask",
+    response_model=TaskEnvelope,
     summary="Change some fields of a task",
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
@@ -332,14 +382,15 @@ def update_task(
     data: TaskUpdate,
     response: Response,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
     "/{task_id}/complete",
-    response_model=Envelope,
+    operation_id="completeTask",
+    response_model=TaskEnvelope,
     summary="Toggle or set completion",
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
@@ -350,7 +401,7 @@ def complete_task(
     response: Response,
     data: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
-) -> Envelope:
+) -> TaskEnvelope:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.set_completed(task_id, completed, expected), response)
@@ -358,9 +409,10 @@ def complete_task(
 
 @router.delete(
     "/{task_id}",
+    operation_id="deleteTask",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    responses=errors(404, 412, 429),
+    responses={**rate_limited(204, "Deleted."), **errors(404, 412, 429)},
 )
 def delete_task(door: Door, task_id: TaskId, if_match: IfMatch = None) -> None:
     door.tasks.delete(task_id, expected=if_match_versions(if_match, task_id))

@@ -1,29 +1,28 @@
 /**
- * Runs the client through every task route against a live API and prints one JSON line per
- * step. BASE_URL (default http://127.0.0.1:8000); TOKEN to use instead of registering.
- * Use a throwaway account: the demo's `clearCompleted()` deletes ALL of the account's completed
- * tasks, and its stats are only the numbers shown in the comments on a fresh one.
+ * Every route of the API through the client, against a live server; one JSON line per step.
+ * BASE_URL (default http://127.0.0.1:8000); TOKEN to use instead of registering (then the
+ * account steps that need a password are skipped). Use a throwaway account: the demo clears
+ * the account's completed tasks and, at the end, deletes the account it registered.
  *
  *   npm ci && npm run build && BASE_URL=http://127.0.0.1:8000 npm run demo
  */
-import { ApiError, TaskApiClient } from "./client.js";
+import { ApiError, TaskApi } from "./task-api.js";
 
-const client = new TaskApiClient({
-  baseUrl: process.env.BASE_URL ?? "http://127.0.0.1:8000",
-  ...(process.env.TOKEN ? { token: process.env.TOKEN } : {}),
-});
+const baseUrl = process.env.BASE_URL ?? "http://127.0.0.1:8000";
+const api = new TaskApi({ baseUrl, ...(process.env.TOKEN ? { token: process.env.TOKEN } : {}) });
 
 function step(name: string, value: unknown): void {
   console.log(JSON.stringify({ step: name, value }));
 }
 
-async function expectError(name: string, call: () => Promise<unknown>): Promise<void> {
+/** The ApiError a call throws (any other outcome fails the demo). */
+async function failure(name: string, call: () => Promise<unknown>): Promise<ApiError> {
   try {
     await call();
   } catch (error) {
     if (error instanceof ApiError) {
       step(name, { status: error.status, code: error.code, details: error.details });
-      return;
+      return error;
     }
     throw error;
   }
@@ -31,33 +30,61 @@ async function expectError(name: string, call: () => Promise<unknown>): Promise<
 }
 
 async function main(): Promise<void> {
-  if (!client.token) {
-    const email = `ts-client-${Date.now()}@example.com`;
-    const session = await client.register({ email, password: "ts-client-password" });
-    step("register", { email: session.user.email, expires_in: session.expires_in });
-  }
-  step("me", await client.me());
+  // The probes need no token; the generated client calls them directly.
+  const health = await api.client.GET("/health");
+  const ready = await api.client.GET("/health/ready");
+  step("health", { health: health.data?.data, ready: ready.data?.data });
 
-  const created = await client.createTask({ title: "Buy milk", description: "2 litres" });
+  const password = "ts-client-password";
+  const email = `ts-client-${Date.now()}@example.com`;
+  if (!api.accessToken) {
+    const session = await api.register({ email, password });
+    step("register", { email: session.user.email, expires_in: session.expires_in });
+    const oauth = await api.token(email, password);
+    step("token", { token_type: oauth.token_type, expires_in: oauth.expires_in });
+    await api.login({ email, password });
+  }
+  const me = await api.me();
+  step("me", me);
+
+  // Create, with an Idempotency-Key: the retry gets the first answer, not a second task.
+  const key = crypto.randomUUID();
+  const created = await api.createTask({ title: "Buy milk", description: "2 litres" }, {
+    idempotencyKey: key,
+  });
+  const again = await api.createTask({ title: "Buy milk", description: "2 litres" }, {
+    idempotencyKey: key,
+  });
   step("create", created);
-  step("list", await client.listTasks({ status: "pending", sort: "title", limit: 10 }));
-  step("get", await client.getTask(created.id));
-  step("update", await client.updateTask(created.id, { title: "Buy oat milk" }));
-  step("replace", await client.replaceTask(created.id, { title: "Buy bread" }));
-  step("toggle", await client.completeTask(created.id));
-  step("set", await client.completeTask(created.id, false));
-  await client.deleteTask(created.id);
-  step("delete", { id: created.id });
-  await expectError("get-deleted", () => client.getTask(created.id));
-  await expectError("create-invalid", () => client.createTask({ title: "   " }));
+  step("create-replayed", again);
+  const id = created.task.id;
+  step("list", await api.listTasks({ status: "pending", sort: "title", limit: 10 }));
+
+  // Conditional requests: 304 for an unchanged task, 412 for a write based on a stale one.
+  const got = await api.getTask(id);
+  step("get", got);
+  step("get-not-modified", await api.getTask(id, { ifNoneMatch: created.etag }));
+  const updated = await api.updateTask(id, { title: "Buy oat milk" }, { ifMatch: created.etag });
+  step("update", updated);
+  await failure("update-stale", () => api.updateTask(id, { title: "x" }, { ifMatch: created.etag }));
+  const replaced = await api.replaceTask(id, { title: "Buy bread" }, { ifMatch: updated.etag });
+  step("replace", replaced);
+  step("toggle", await api.completeTask(id));
+  const set = await api.completeTask(id, false);
+  step("set", set);
+  await failure("delete-stale", () => api.deleteTask(id, { ifMatch: replaced.etag }));
+  await api.deleteTask(id, { ifMatch: set.etag });
+  step("delete", { id });
+  await failure("get-deleted", () => api.getTask(id));
+  await failure("create-invalid", () => api.createTask({ title: "   " }));
 
   // Several tasks: bulk operations, filters, cursor pages, stats, clearing completed ones.
-  const rent = await client.createTask({ title: "Pay rent", tags: ["home"] });
-  const plants = await client.createTask({ title: "Water plants", priority: "low" });
-  const mum = await client.createTask({ title: "Call mum" });
-  const junk = await client.createTask({ title: "Junk" });
+  const rent = (await api.createTask({ title: "Pay rent", tags: ["home"] })).task;
+  const plants = (await api.createTask({ title: "Water plants", priority: "low" })).task;
+  const mum = (await api.createTask({ title: "Call mum" })).task;
+  const junk = (await api.createTask({ title: "Junk" })).task;
   step("create-more", [rent.id, plants.id, mum.id, junk.id]);
-  const bulk = await client.bulk([
+  const bulk = await api.bulkTasks([
     { op: "complete", id: plants.id },
     { op: "complete", id: mum.id },
     { op: "reopen", id: mum.id },
@@ -67,10 +94,10 @@ async function main(): Promise<void> {
     { op: "remove_tag", id: mum.id, tag: "phone" },
     { op: "delete", id: junk.id },
   ]);
-  step("bulk", bulk.results);
+  step("bulk", bulk);
   step(
     "filter",
-    await client.listTasks({
+    await api.listTasks({
       status: "pending",
       priority: ["high", "medium"],
       tag: ["bills"],
@@ -78,27 +105,59 @@ async function main(): Promise<void> {
       include_total: true,
     }),
   );
-  // Follow meta.next_cursor until it is null: Call mum, Pay rent, Water plants.
-  const pages: { titles: string[]; next_cursor: string | null }[] = [];
-  let cursor: string | undefined;
-  do {
-    const query = { sort: "title", order: "asc", limit: 2, ...(cursor ? { cursor } : {}) } as const;
-    const page = await client.listTasks(query);
-    const next = page.meta.next_cursor ?? null;
-    pages.push({ titles: page.data.map((task) => task.title), next_cursor: next });
-    cursor = page.meta.next_cursor ?? undefined;
-  } while (cursor);
-  step("pages", pages);
-  step("stats", await client.stats()); // total 3, pending 2, completed 1, by_priority high 1, low 1
-  step("clear-completed", await client.clearCompleted()); // deleted 1 (Water plants)
-  step("clear-completed-again", await client.clearCompleted()); // deleted 0
-  const rest = await client.bulk([
+  // Pages of two, followed through meta.next_cursor: Call mum, Pay rent | Water plants.
+  const first = await api.listTasks({ sort: "title", order: "asc", limit: 2 });
+  const cursor = first.meta.next_cursor ?? null;
+  const second = await api.listTasks({ sort: "title", order: "asc", limit: 2, cursor });
+  step("pages", [first, second].map((page) => ({
+    titles: page.data.map((task) => task.title),
+    next_cursor: page.meta.next_cursor ?? null,
+  })));
+  const titles: string[] = [];
+  for await (const task of api.allTasks({ sort: "title", limit: 1 })) titles.push(task.title);
+  step("all-tasks", titles);
+  step("stats", await api.taskStats()); // total 3, pending 2, completed 1
+  step("clear-completed", await api.clearCompletedTasks()); // 1 (Water plants)
+  step("clear-completed-again", await api.clearCompletedTasks()); // 0
+
+  // The published contract's paths, through the generated client: the caller's own id
+  // answers as /api/tasks does; another id is a task that does not exist.
+  const own = await api.client.GET("/api/{user_id}/tasks", {
+    params: { path: { user_id: me.id }, query: { sort: "title" } },
+  });
+  const other = await api.client.GET("/api/{user_id}/tasks/{task_id}", {
+    params: { path: { user_id: "someone-else", task_id: rent.id } },
+  });
+  step("user-path", {
+    own: own.data?.data.map((task) => task.title),
+    other: { status: other.response.status, error: other.error },
+  });
+
+  const rest = await api.bulkTasks([
     { op: "delete", id: rent.id },
     { op: "delete", id: mum.id },
   ]);
-  step("bulk-delete", rest.results);
-  step("stats-after", await client.stats());
-  await expectError("bulk-missing", () => client.bulk([{ op: "complete", id: rent.id }]));
+  step("bulk-delete", rest);
+  step("stats-after", await api.taskStats());
+  await failure("bulk-missing", () => api.bulkTasks([{ op: "complete", id: rent.id }]));
+
+  // Abort: a signal cancels the call (here, one already aborted).
+  const controller = new AbortController();
+  controller.abort();
+  try {
+    await api.listTasks({}, { signal: controller.signal });
+    step("aborted", false);
+  } catch (error) {
+    step("aborted", error instanceof Error ? error.name : String(error));
+  }
+
+  if (process.env.TOKEN) return; // someone else's account: leave it be
+  const signedIn = new TaskApi({ baseUrl, token: api.accessToken });
+  await api.logoutAll(); // every token issued so far, signedIn's included
+  await failure("after-logout-all", () => signedIn.me());
+  await api.login({ email, password });
+  await api.deleteMe();
+  await failure("after-delete-me", () => api.login({ email, password }));
 }
 
 main().catch((error: unknown) => {

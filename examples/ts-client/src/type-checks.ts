@@ -2,29 +2,39 @@
  * Compile-time checks: `tsc` fails if the generated types stop catching these mistakes (each
  * `@ts-expect-error` must see an error). Never executed.
  */
-import type { BulkOperation, TaskApiClient, TaskCreate } from "./client.js";
+import type { BulkOperation, TaskApi, TaskCreate } from "./task-api.js";
 
-export function typeChecks(client: TaskApiClient): void {
+export async function typeChecks(api: TaskApi): Promise<void> {
   // @ts-expect-error title is required
   const missingTitle: TaskCreate = { description: "no title" };
   // @ts-expect-error title is a string
-  void client.createTask({ title: 42 });
+  void api.createTask({ title: 42 });
   // @ts-expect-error status is one of all | pending | completed
-  void client.listTasks({ status: "done" });
+  void api.listTasks({ status: "done" });
   // @ts-expect-error ids are numbers
-  void client.getTask("1");
+  void api.getTask("1");
   // @ts-expect-error priority is an array of none | low | medium | high
-  void client.listTasks({ priority: ["urgent"] });
+  void api.listTasks({ priority: ["urgent"] });
   // @ts-expect-error bulk ops are complete | reopen | delete | set_priority | add_tag | remove_tag
-  void client.bulk([{ op: "archive", id: 1 }]);
+  void api.bulkTasks([{ op: "archive", id: 1 }]);
   // @ts-expect-error set_priority needs a priority
-  void client.bulk([{ op: "set_priority", id: 1 }]);
+  void api.bulkTasks([{ op: "set_priority", id: 1 }]);
   // @ts-expect-error add_tag needs a tag
   const noTag: BulkOperation = { op: "add_tag", id: 1 };
   // @ts-expect-error complete takes no extra fields
-  void client.bulk([{ op: "complete", id: 1, tag: "x" }]);
-  // @ts-expect-error bulk takes an array of operations, not the request body
-  void client.bulk({ operations: [{ op: "delete", id: 1 }] });
+  void api.bulkTasks([{ op: "complete", id: 1, tag: "x" }]);
+  // @ts-expect-error an ETag is a string
+  void api.updateTask(1, {}, { ifMatch: 3 });
+  // The generated client knows every path and its parameters:
+  // @ts-expect-error no such path
+  void api.client.GET("/api/task");
+  // @ts-expect-error task_id is required
+  void api.client.GET("/api/tasks/{task_id}", { params: { path: {} } });
+  // @ts-expect-error the published paths need the user id
+  void api.client.GET("/api/{user_id}/tasks", { params: { path: { task_id: 1 } } });
+  const got = await api.getTask(1);
+  // @ts-expect-error null when If-None-Match names the current ETag (304)
+  void got.task;
   void missingTitle;
   void noTag;
 }

@@ -1,0 +1,74 @@
+"""App-level parts of the OpenAPI document: tag descriptions, licence, contact, and the
+`X-Request-ID` header on every response."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+
+from backend.api.responses import EXAMPLES, HEADER_REF, HEADERS
+
+TAGS: list[dict[str, Any]] = [
+    {
+        "name": "tasks",
+        "description": "The caller's tasks: list (filters, sorting, keyset pages), create, "
+        "read, replace, change, complete, delete, bulk operations, statistics. Every route "
+        "needs a bearer token; another user's task is a 404 like one that does not exist. "
+        "Writes are rate-limited per user, take `If-Match` (one task) or `Idempotency-Key` "
+        "(creating routes), and one-task answers carry an `ETag`.",
+    },
+    {
+        "name": "user-tasks",
+        "description": "The paths of the published hackathon contract, `/api/{user_id}/tasks...`, "
+        "for frontends written against it. Each answers exactly like its `/api/tasks...` "
+        "twin when `user_id` is the token's subject (`sub`), and like a task that does not "
+        "exist (404 `NOT_FOUND`, `Task not found`) when it is not: the user id in the path "
+        "selects nothing, the token does. New code should call `/api/tasks`.",
+    },
+    {
+        "name": "auth",
+        "description": "The built-in issuer: sign up, sign in (JSON, or the OAuth2 password "
+        "flow Swagger's Authorize button uses), the signed-in account, sign out everywhere, "
+        "delete the account. Tokens from a trusted external issuer (shared secret or JWKS) "
+        "work on every route without these.",
+    },
+    {
+        "name": "health",
+        "description": "Probes for load balancers and orchestrators; no token. `/health`: "
+        "the process answers. `/health/ready`: the database answers and its migrations are "
+        "current.",
+    },
+]
+
+LICENSE = {"name": "MIT", "identifier": "MIT"}
+CONTACT = {"name": "The Task API contributors"}
+
+
+def complete(document: dict[str, Any]) -> dict[str, Any]:
+    """Add what the routes' responses refer to (`components/headers`, `components/examples`)
+    and `X-Request-ID` on every response of every operation: the outermost middleware adds
+    it to each one, so the document says so in one place too."""
+    request_id = {"$ref": HEADER_REF + "X-Request-ID"}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {})["X-Request-ID"] = request_id
+    components = document.setdefault("components", {})
+    components["headers"] = copy.deepcopy(HEADERS)
+    components["examples"] = {name: e.example() for name, e in sorted(EXAMPLES.items())}
+    return document
+
+
+def install(app: FastAPI) -> None:
+    """Build the document as FastAPI does (once, cached on the app), then add what is the
+    same for every operation."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

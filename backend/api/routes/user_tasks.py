@@ -1,0 +1,148 @@
+"""`/api/{user_id}/tasks...`: the paths of the published hackathon contract, for frontends
+written against it, served by the `/api/tasks...` endpoints themselves.
+
+The user id in the path selects nothing: the token does, as everywhere. Each route here is its
+`/api/tasks` twin with one more path parameter, compared with the caller once the door is
+open (token verified, account resolved, a write counted: the same 401, 422 and 429 as the
+twin). When it is the caller's id the twin answers; when it is not, the answer is the twin's
+404 for a task that does not exist, byte for byte, and nothing is read or written. The twins
+are matched first (`api_router` includes this router last), so `/api/tasks` pays nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, get_type_hints
+
+from fastapi import APIRouter, Path
+from fastapi.routing import APIRoute
+
+from backend.api.responses import EXAMPLES, TASK_NOT_FOUND, ErrorExample, errors
+from backend.api.routes import tasks
+from backend.api.routes.tasks import TaskRoute
+from backend.errors import NotFound
+from backend.models.common import StorableText
+from backend.models.user import USER_ID_MAX_LENGTH
+from backend.services.unit_of_work import UnitOfWork
+
+PREFIX = "/api/{user_id}/tasks"
+TAG = "user-tasks"
+
+# Each twin's operation id -> this path's: distinct, so a generated client has both.
+OPERATION_IDS = {
+    "listTasks": "listUserTasks",
+    "createTask": "createUserTask",
+    "taskStats": "userTaskStats",
+    "bulkTasks": "bulkUserTasks",
+    "clearCompletedTasks": "clearCompletedUserTasks",
+    "getTask": "getUserTask",
+    "replaceTask": "replaceUserTask",
+    "updateTask": "updateUserTask",
+    "completeTask": "completeUserTask",
+    "deleteTask": "deleteUserTask",
+}
+
+UserId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=USER_ID_MAX_LENGTH,
+        description="The caller's user id (the token's `sub`). Any other id answers 404 "
+        "`Task not found`, as for a task that does not exist.",
+        examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],
+    ),
+    StorableText,
+]
+
+_NOT_FOUND = (
+    "No such task for this user, or `user_id` is not the caller's id (`NOT_FOUND`): "
+    "the same answer either way, and the same as for another user's task."
+)
+
+
+def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callable[..., Any]:
+    """`endpoint` with a leading `user_id` path parameter that must be the caller's id.
+
+    The check runs inside the unit of work (the route's thread-pool hop), where the caller
+    is resolved; a mismatch raises `missing` (the endpoint's own answer for a task that does
+    not exist), before the endpoint runs any statement."""
+    hints = get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint)
+    if "user_id" in signature.parameters:
+        raise TypeError(f"{endpoint.__name__} already takes a user_id")
+    parameters = [
+        inspect.Parameter("user_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=UserId),
+        *(p.replace(annotation=hints[p.name]) for p in signature.parameters.values()),
+    ]
+    if not any(_is_door(p) for p in parameters):
+        raise TypeError(f"{endpoint.__name__} takes no Door: nothing to check user_id against")
+
+    def endpoint_for_path_user(user_id: str, **values: Any) -> Any:
+        door = next(value for value in values.values() if isinstance(value, UnitOfWork))
+        if user_id != door.caller_id:
+            raise NotFound(missing.message, details=missing.details)
+        return endpoint(**values)
+
+    endpoint_for_path_user.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=inspect.Signature.empty
+    )
+    # The same, for readers of annotations (`typing.get_type_hints`) rather than signatures.
+    endpoint_for_path_user.__annotations__ = {p.name: p.annotation for p in parameters}
+    endpoint_for_path_user.__name__ = f"{endpoint.__name__}_for_path_user"
+    endpoint_for_path_user.__doc__ = endpoint.__doc__
+    return endpoint_for_path_user
+
+
+def _is_door(parameter: inspect.Parameter) -> bool:
+    return getattr(parameter.annotation, "__origin__", None) is UnitOfWork
+
+
+def _not_found(twin: APIRoute) -> list[ErrorExample]:
+    """The twin's documented answers for a task that does not exist (for a route that names
+    no task, the plain `Task not found`); the first is what another user id gets."""
+    shown = twin.responses.get(404, {}).get("content", {}).get("application/json", {})
+    return [EXAMPLES[name] for name in shown.get("examples", {})] or [TASK_NOT_FOUND]
+
+
+def _responses(twin: APIRoute) -> dict[int | str, dict[str, Any]]:
+    """The twin's responses, with a 404 that also covers a user id that is not the caller's."""
+    not_found = errors(404, examples=_not_found(twin), descriptions={404: _NOT_FOUND})
+    return {**twin.responses, **not_found}
+
+
+def _description(twin: APIRoute) -> str:
+    method = sorted(twin.methods or ())[0]
+    note = (
+        f"The published contract's path for `{method} {twin.path}`: the same answer when "
+        "`user_id` is the caller's id, 404 `Task not found` when it is not."
+    )
+    return f"{twin.description}\n\n{note}" if twin.description else note
+
+
+def _router() -> APIRouter:
+    router = APIRouter(prefix=PREFIX, route_class=TaskRoute)
+    for twin in tasks.router.routes:
+        if not isinstance(twin, APIRoute):
+            continue
+        router.add_api_route(
+            twin.path.removeprefix(tasks.router.prefix),
+            for_path_user(inspect.unwrap(twin.endpoint), _not_found(twin)[0]),
+            methods=sorted(twin.methods or ()),
+            response_model=twin.response_model,
+            status_code=twin.status_code,
+            tags=[TAG],
+            summary=twin.summary,
+            description=_description(twin),
+            response_description=twin.response_description,
+            responses=_responses(twin),
+            operation_id=OPERATION_IDS[twin.operation_id or ""],
+            name=f"{twin.name}_for_path_user",
+        )
+        # Idempotency-Key records are per route path: a retry through either spelling of
+        # the path is the same request (backend/api/idempotency.py reads this).
+        router.routes[-1].canonical_path = twin.path  # type: ignore[attr-defined]
+    return router
+
+
+router = _router()

@@ -1,0 +1,63 @@
+"""The concrete success envelopes, one named class per response body.
+
+`DataEnvelope[TaskPublic]` would appear in the OpenAPI document as `DataEnvelope_TaskPublic_`,
+and client generators turn that into type names nobody would write. A subclass has the same
+fields, so the same bytes on the wire, and its own name in the document.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from backend.models.common import DataEnvelope, ListEnvelope
+from backend.models.task import TaskPublic
+from backend.models.task_ops import BulkResponse, ClearedCompleted, TaskStatsPublic
+from backend.models.user import AuthSession, UserPublic
+
+
+class TaskEnvelope(DataEnvelope[TaskPublic]):
+    """One task."""
+
+
+class TaskListEnvelope(ListEnvelope[TaskPublic]):
+    """One page of the caller's tasks."""
+
+
+class TaskStatsEnvelope(DataEnvelope[TaskStatsPublic]):
+    """Counts over all the caller's tasks."""
+
+
+class BulkResponseEnvelope(DataEnvelope[BulkResponse]):
+    """Every bulk operation's result, in order."""
+
+
+class ClearedCompletedEnvelope(DataEnvelope[ClearedCompleted]):
+    """How many completed tasks were deleted."""
+
+
+class AuthSessionEnvelope(DataEnvelope[AuthSession]):
+    """The account and a bearer token for it."""
+
+
+class UserEnvelope(DataEnvelope[UserPublic]):
+    """The signed-in account."""
+
+
+class HealthStatus(BaseModel):
+    status: Literal["ok"] = Field(examples=["ok"])
+
+
+class HealthEnvelope(DataEnvelope[HealthStatus]):
+    """The process is alive."""
+
+
+class ReadyStatus(BaseModel):
+    status: Literal["ready"] = Field(examples=["ready"])
+    database: Literal["ok"] = Field(examples=["ok"])
+    migrations: Literal["current"] = Field(examples=["current"])
+
+
+class ReadyEnvelope(DataEnvelope[ReadyStatus]):
+    """The database is reachable and its migrations are current."""

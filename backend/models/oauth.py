@@ -1,0 +1,30 @@
+"""The OAuth2 password flow's form and token response (RFC 6749, section 4.3), as named
+schemas: FastAPI's `OAuth2PasswordRequestForm` would appear in the OpenAPI document as
+`Body_<operation id>`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class TokenRequest(BaseModel):
+    """`application/x-www-form-urlencoded`, as OAuth2 clients and Swagger's Authorize send it."""
+
+    grant_type: str | None = Field(default=None, pattern="^password$", examples=["password"])
+    username: str = Field(description="The account's email.", examples=["ada@example.com"])
+    password: str = Field(json_schema_extra={"format": "password"})
+    scope: str = Field(default="", description="Ignored: a token grants the whole account.")
+    client_id: str | None = Field(default=None, description="Ignored.")
+    client_secret: str | None = Field(
+        default=None, description="Ignored.", json_schema_extra={"format": "password"}
+    )
+
+
+class TokenResponse(BaseModel):
+    """The bare OAuth2 token response (no `data` envelope), as OAuth2 clients expect."""
+
+    access_token: str = Field(description="Send as `Authorization: Bearer <token>`.")
+    token_type: Literal["bearer"] = Field(examples=["bearer"])
+    expires_in: int = Field(description="Seconds until the token expires.", examples=[3600])

@@ -1,0 +1,124 @@
+/**
+ * The wrapper's retries and abort signals, checked by tests/examples/test_ts_client.py; one
+ * JSON line per step.
+ *
+ *   node dist/checks.js rate-limited   BASE_URL = a server whose task-write limit is tiny
+ *   node dist/checks.js stub           a local stub answering 503 / 409 with Retry-After
+ */
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ApiError, TaskApi } from "./task-api.js";
+
+function step(name: string, value: unknown): void {
+  console.log(JSON.stringify({ step: name, value }));
+}
+
+/** A fetch that records every answer's status. */
+function counting(statuses: number[]) {
+  return async (request: Request): Promise<Response> => {
+    const response = await fetch(request);
+    statuses.push(response.status);
+    return response;
+  };
+}
+
+async function rateLimited(baseUrl: string): Promise<void> {
+  const statuses: number[] = [];
+  const api = new TaskApi({
+    baseUrl,
+    fetch: counting(statuses),
+    retry: { attempts: 6, maxWaitSeconds: 10 },
+  });
+  await api.register({ email: `retry-${Date.now()}@example.com`, password: "retry-password" });
+
+  // More writes than the limit allows per window: each 429 is waited out, none is lost.
+  statuses.length = 0;
+  const started = Date.now();
+  const titles: string[] = [];
+  for (let n = 1; n <= 4; n++) titles.push((await api.createTask({ title: `t${n}` })).task.title);
+  const seconds = (Date.now() - started) / 1000;
+  const writes = [...statuses];
+  const listed = (await api.listTasks({ sort: "title", order: "asc" })).data.map((t) => t.title);
+  step("created-through-429s", { titles, statuses: writes, seconds, listed });
+
+  // Without retries the 429 reaches the caller, with the wait the server asked for.
+  const once = new TaskApi({ baseUrl, token: api.accessToken, retry: { attempts: 1 } });
+  let refused: ApiError | undefined;
+  for (let n = 0; n < 5 && !refused; n++) {
+    try {
+      await once.createTask({ title: "no retry" });
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      refused = error;
+    }
+  }
+  step("refused", { status: refused?.status, code: refused?.code, retryAfter: refused?.retryAfter });
+
+  // An abort signal cuts the wait before a retry short.
+  const waiting = Date.now();
+  let aborted = "not aborted";
+  try {
+    for (let n = 0; n < 5; n++) {
+      await api.createTask({ title: "abort me" }, { signal: AbortSignal.timeout(300) });
+    }
+  } catch (error) {
+    aborted = error instanceof Error ? error.name : String(error);
+  }
+  step("aborted-wait", { error: aborted, seconds: (Date.now() - waiting) / 1000 });
+}
+
+interface Seen {
+  method: string;
+  url: string;
+  key: string | undefined;
+  body: string;
+}
+
+async function stub(): Promise<void> {
+  // Scripted answers, in order; every request is recorded.
+  const answers: [number, Record<string, string>, unknown][] = [
+    [503, { "Retry-After": "1" }, { error: { code: "SERVICE_UNAVAILABLE", message: "down", details: [] } }],
+    [200, {}, { data: { total: 0, pending: 0, completed: 0, overdue: 0, by_priority: {} } }],
+    [409, { "Retry-After": "1" }, { error: { code: "IDEMPOTENCY_KEY_IN_USE", message: "busy", details: [] } }],
+    [201, { ETag: '"7-1"', Location: "/api/tasks/7", "Idempotent-Replayed": "true" }, { data: { id: 7, title: "x" } }],
+    [503, { "Retry-After": "120" }, { error: { code: "SERVICE_UNAVAILABLE", message: "long", details: [] } }],
+  ];
+  const seen: Seen[] = [];
+  const server = createServer((request: IncomingMessage, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => (body += chunk.toString()));
+    request.on("end", () => {
+      const key = request.headers["idempotency-key"];
+      seen.push({ method: request.method ?? "", url: request.url ?? "", key: key as string | undefined, body });
+      const [status, headers, payload] = answers.shift() ?? [500, {}, {}];
+      response.writeHead(status, { "Content-Type": "application/json", ...headers });
+      response.end(JSON.stringify(payload));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const api = new TaskApi({ baseUrl: `http://127.0.0.1:${port}`, token: "t" });
+  try {
+    const started = Date.now();
+    const stats = await api.taskStats();
+    step("503-then-200", { total: stats.total, seconds: (Date.now() - started) / 1000 });
+    const created = await api.createTask({ title: "x" });
+    step("409-then-201", { id: created.task.id, etag: created.etag, replayed: created.replayed });
+    try {
+      await api.taskStats();
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      step("wait-too-long", { status: error.status, retryAfter: error.retryAfter });
+    }
+    step("requests", seen);
+  } finally {
+    server.close();
+  }
+}
+
+const mode = process.argv[2];
+const run = mode === "rate-limited" ? rateLimited(process.env.BASE_URL ?? "") : stub();
+run.catch((error: unknown) => {
+  console.error(error instanceof Error ? error.stack : error);
+  process.exit(1);
+});

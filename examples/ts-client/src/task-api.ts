@@ -1,0 +1,330 @@
+/**
+ * A thin wrapper over the generated client, for what generation cannot give.
+ *
+ * The generated part: `schema.d.ts` (openapi-typescript, from specs/openapi.json) types every
+ * path, parameter, body and response; `openapi-fetch` turns it into `client.GET("/api/tasks",
+ * ...)` calls checked by `tsc`. It is exposed as `api.client` for anything not wrapped here.
+ *
+ * What this module adds:
+ * - the envelope: `{"data": ...}` unwrapped; error bodies thrown as `ApiError` (status, code,
+ *   message, details, requestId, retryAfter);
+ * - ETags: one-task answers return `{ task, etag }`; writes take `ifMatch` (412
+ *   PRECONDITION_FAILED when the task changed since), `getTask` takes `ifNoneMatch` (304);
+ * - Idempotency-Key: creating calls send one (a fresh UUID unless you pass yours), so a retry,
+ *   ours or yours, never creates twice;
+ * - retries: a 429, 503 (or 409 IDEMPOTENCY_KEY_IN_USE) carrying `Retry-After` is retried
+ *   after that many seconds, a bounded number of times (every such answer means nothing was
+ *   done, so any method may be retried);
+ * - abort signals: every call takes `{ signal }`, which also cuts a wait before a retry.
+ */
+import createClient, { type Client } from "openapi-fetch";
+import type { components, operations, paths } from "./schema.js";
+
+type Schemas = components["schemas"];
+export type Task = Schemas["TaskPublic"];
+export type TaskCreate = Schemas["TaskCreate"];
+export type TaskReplace = Schemas["TaskReplace"];
+export type TaskUpdate = Schemas["TaskUpdate"];
+export type TaskQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
+export type TaskPage = Schemas["TaskListEnvelope"];
+export type TaskStats = Schemas["TaskStatsPublic"];
+export type BulkOperation = Schemas["BulkRequest"]["operations"][number];
+export type BulkResult = Schemas["BulkResult"];
+export type User = Schemas["UserPublic"];
+export type AuthSession = Schemas["AuthSession"];
+export type Credentials = Schemas["UserLogin"];
+export type Registration = Schemas["UserRegister"];
+export type TokenResponse = Schemas["TokenResponse"];
+export type ErrorDetail = Schemas["ErrorDetail"];
+
+/** An error answer (`{"error": {"code", "message", "details"}}`), or a network-level one. */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: ErrorDetail[],
+    readonly requestId: string | null,
+    /** Seconds the server asked to wait (429, 503, 409 IDEMPOTENCY_KEY_IN_USE), if it did. */
+    readonly retryAfter: number | null,
+  ) {
+    super(`${status} ${code}: ${message}`);
+  }
+
+  static from(response: Response, body: unknown): ApiError {
+    const error = (body as { error?: Partial<Schemas["ErrorInfo"]> } | null)?.error;
+    return new ApiError(
+      response.status,
+      error?.code ?? "HTTP_ERROR",
+      error?.message ?? (response.statusText || "HTTP error"),
+      error?.details ?? [],
+      response.headers.get("X-Request-ID"),
+      retryAfterSeconds(response),
+    );
+  }
+}
+
+export interface RetryOptions {
+  /** Attempts in all, the first included (default 3; 1 turns retrying off). */
+  attempts?: number;
+  /** Give up at once when the server asks for a longer wait than this (default 30 s). */
+  maxWaitSeconds?: number;
+}
+
+export interface TaskApiOptions {
+  /** API root, e.g. http://127.0.0.1:8000 (a Next.js app: process.env.NEXT_PUBLIC_API_URL). */
+  baseUrl: string;
+  /** Bearer token; `register`, `login` and `token` set it too. */
+  token?: string | undefined;
+  retry?: RetryOptions;
+  /** A fetch implementation (default: the global one: browsers, Node 18+, Next.js). */
+  fetch?: (request: Request) => Promise<Response>;
+}
+
+export type CallOptions = {
+  signal?: AbortSignal;
+};
+export type WriteOptions = CallOptions & {
+  /** Change the task only if its ETag is still this one (else 412 PRECONDITION_FAILED). */
+  ifMatch?: string;
+};
+export type CreateOptions = CallOptions & {
+  /** Default: a fresh UUID per call, reused by the call's own retries. */
+  idempotencyKey?: string;
+};
+/** One task and its ETag (send it back as `ifMatch` / `ifNoneMatch`). */
+export interface Tagged {
+  task: Task;
+  etag: string;
+}
+export interface Created extends Tagged {
+  location: string;
+  /** True when this is the recorded answer to an earlier call with the same key. */
+  replayed: boolean;
+}
+
+/** The Task API: one method per route, typed by the generated schema. */
+export class TaskApi {
+  /** The generated client, for anything not wrapped here (e.g. `/api/{user_id}/tasks`). */
+  readonly client: Client<paths>;
+  /** The bearer token sent (`register`, `login` and `token` set it; sign-outs clear it). */
+  accessToken: string | undefined;
+
+  constructor(options: TaskApiOptions) {
+    this.accessToken = options.token;
+    const fetchImpl = options.fetch ?? ((request: Request) => globalThis.fetch(request));
+    this.client = createClient<paths>({
+      baseUrl: options.baseUrl.replace(/\/+$/, ""),
+      fetch: retrying(fetchImpl, options.retry),
+    });
+    this.client.use({
+      onRequest: ({ request }) => {
+        if (this.accessToken) request.headers.set("Authorization", `Bearer ${this.accessToken}`);
+        return request;
+      },
+    });
+  }
+
+  // -- auth ---------------------------------------------------------------------------------
+
+  async register(body: Registration, options: CallOptions = {}): Promise<AuthSession> {
+    const session = data(await this.client.POST("/api/auth/register", { body, ...options }));
+    this.accessToken = session.access_token;
+    return session;
+  }
+
+  async login(body: Credentials, options: CallOptions = {}): Promise<AuthSession> {
+    const session = data(await this.client.POST("/api/auth/login", { body, ...options }));
+    this.accessToken = session.access_token;
+    return session;
+  }
+
+  /** The OAuth2 password flow (a form): the bare token response, no envelope. */
+  async token(username: string, password: string, options: CallOptions = {}) {
+    const result = await this.client.POST("/api/auth/token", {
+      body: { username, password, grant_type: "password" },
+      bodySerializer: (form) => new URLSearchParams(form as Record<string, string>),
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      ...options,
+    });
+    const token: TokenResponse = ok(result);
+    this.accessToken = token.access_token;
+    return token;
+  }
+
+  async me(options: CallOptions = {}): Promise<User> {
+    return data(await this.client.GET("/api/auth/me", options));
+  }
+
+  /** Revoke every token this API issued for the account, the current one included. */
+  async logoutAll(options: CallOptions = {}): Promise<void> {
+    ok(await this.client.POST("/api/auth/logout-all", options));
+    this.accessToken = undefined;
+  }
+
+  /** Delete the account and all its tasks. */
+  async deleteMe(options: CallOptions = {}): Promise<void> {
+    ok(await this.client.DELETE("/api/auth/me", options));
+    this.accessToken = undefined;
+  }
+
+  // -- tasks --------------------------------------------------------------------------------
+
+  /** One page; pass `meta.next_cursor` back as `cursor` for the next (null on the last). */
+  async listTasks(query: TaskQuery = {}, options: CallOptions = {}): Promise<TaskPage> {
+    return ok(await this.client.GET("/api/tasks", { params: { query }, ...options }));
+  }
+
+  /** Every task matching `query`, page after page (`meta.next_cursor` followed for you). */
+  async *allTasks(query: TaskQuery = {}, options: CallOptions = {}): AsyncGenerator<Task> {
+    let cursor = query.cursor;
+    do {
+      const page = await this.listTasks({ ...query, ...(cursor ? { cursor } : {}) }, options);
+      yield* page.data;
+      cursor = page.meta.next_cursor;
+    } while (cursor);
+  }
+
+  async createTask(body: TaskCreate, options: CreateOptions = {}): Promise<Created> {
+    const { idempotencyKey = crypto.randomUUID(), ...init } = options;
+    const result = await this.client.POST("/api/tasks", {
+      body,
+      params: { header: { "Idempotency-Key": idempotencyKey } },
+      ...init,
+    });
+    const headers = result.response.headers;
+    return {
+      ...tagged(result),
+      location: headers.get("Location") ?? "",
+      replayed: headers.get("Idempotent-Replayed") === "true",
+    };
+  }
+
+  /** The task, or `null` when `ifNoneMatch` names its current ETag (304 Not Modified). */
+  async getTask(
+    id: number,
+    options: CallOptions & { ifNoneMatch?: string } = {},
+  ): Promise<Tagged | null> {
+    const { ifNoneMatch, ...init } = options;
+    const result = await this.client.GET("/api/tasks/{task_id}", {
+      params: { path: { task_id: id }, header: { "If-None-Match": ifNoneMatch ?? null } },
+      ...init,
+    });
+    return result.response.status === 304 ? null : tagged(result);
+  }
+
+  /** PUT: every editable field; omitted optional ones take their defaults. */
+  async replaceTask(id: number, body: TaskReplace, options: WriteOptions = {}): Promise<Tagged> {
+    const { ifMatch, ...init } = options;
+    const params = { path: { task_id: id }, header: { "If-Match": ifMatch ?? null } };
+    return tagged(await this.client.PUT("/api/tasks/{task_id}", { params, body, ...init }));
+  }
+
+  /** PATCH: only the fields sent. */
+  async updateTask(id: number, body: TaskUpdate, options: WriteOptions = {}): Promise<Tagged> {
+    const { ifMatch, ...init } = options;
+    const params = { path: { task_id: id }, header: { "If-Match": ifMatch ?? null } };
+    return tagged(await this.client.PATCH("/api/tasks/{task_id}", { params, body, ...init }));
+  }
+
+  /** Toggle completion, or set it when `completed` is given. */
+  async completeTask(id: number, completed?: boolean, options: WriteOptions = {}) {
+    const { ifMatch, ...init } = options;
+    const params = { path: { task_id: id }, header: { "If-Match": ifMatch ?? null } };
+    const body = completed === undefined ? {} : { body: { completed } };
+    const path = "/api/tasks/{task_id}/complete";
+    return tagged(await this.client.PATCH(path, { params, ...body, ...init }));
+  }
+
+  async deleteTask(id: number, options: WriteOptions = {}): Promise<void> {
+    const { ifMatch, ...init } = options;
+    const params = { path: { task_id: id }, header: { "If-Match": ifMatch ?? null } };
+    ok(await this.client.DELETE("/api/tasks/{task_id}", { params, ...init }));
+  }
+
+  async taskStats(options: CallOptions = {}): Promise<TaskStats> {
+    return data(await this.client.GET("/api/tasks/stats", options));
+  }
+
+  /** 1-100 operations in order, all or nothing; a failing one throws and changes nothing. */
+  async bulkTasks(operations: BulkOperation[], options: CreateOptions = {}) {
+    const { idempotencyKey = crypto.randomUUID(), ...init } = options;
+    const result = await this.client.POST("/api/tasks/bulk", {
+      body: { operations },
+      params: { header: { "Idempotency-Key": idempotencyKey } },
+      ...init,
+    });
+    return data(result).results;
+  }
+
+  /** Delete every completed task; how many were deleted. */
+  async clearCompletedTasks(options: CallOptions = {}): Promise<number> {
+    return data(await this.client.DELETE("/api/tasks/completed", options)).deleted;
+  }
+}
+
+// -- plumbing -------------------------------------------------------------------------------
+
+interface Result<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
+function ok<T>(result: Result<T>): T {
+  if (!result.response.ok) throw ApiError.from(result.response, result.error);
+  return result.data as T;
+}
+
+function data<T>(result: Result<{ data: T }>): T {
+  return ok(result).data;
+}
+
+function tagged(result: Result<{ data: Task }>): Tagged {
+  return { task: data(result), etag: result.response.headers.get("ETag") ?? "" };
+}
+
+function retryAfterSeconds(response: Response): number | null {
+  const value = response.headers.get("Retry-After");
+  if (value === null) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value);
+  const date = Date.parse(value); // an HTTP-date is allowed too
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+/** Statuses that mean "nothing was done, come back after Retry-After". */
+const RETRIED = new Set([409, 429, 503]);
+
+/** `fetchImpl`, retrying answers that carry `Retry-After` (see the module comment). */
+export function retrying(
+  fetchImpl: (request: Request) => Promise<Response>,
+  { attempts = 3, maxWaitSeconds = 30 }: RetryOptions = {},
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt >= attempts;
+      // A body can be sent once: every attempt but the last sends a copy.
+      const response = await fetchImpl(last ? request : request.clone());
+      const wait = RETRIED.has(response.status) ? retryAfterSeconds(response) : null;
+      if (last || wait === null || wait > maxWaitSeconds) return response;
+      await response.body?.cancel();
+      await sleep(wait * 1000, request.signal);
+    }
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    signal.throwIfAborted();
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

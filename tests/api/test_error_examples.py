@@ -1,0 +1,123 @@
+"""The error examples in the OpenAPI document are bodies the API really sends: each one that a
+test can provoke is provoked here and compared with the example, byte for byte as JSON.
+
+The rest cannot be provoked against a healthy test database (`service_unavailable`,
+`database_unreachable`, `migrations_pending`; tests/reliability covers those answers), need
+two requests at once (`idempotency_key_in_use`, tests/api/test_idempotency.py) or a
+constraint the validation does not catch (`conflict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.api.responses import EXAMPLES
+from backend.config import Settings
+from backend.main import create_app
+from tests.conftest import Account
+
+NOT_PROVOKED = {
+    "service_unavailable",
+    "database_unreachable",
+    "migrations_pending",
+    "idempotency_key_in_use",
+    "conflict",
+}
+
+
+def _task(client: TestClient, account: Account) -> int:
+    created = client.post("/api/tasks", json={"title": "t"}, headers=account.headers)
+    task_id: int = created.json()["data"]["id"]
+    return task_id
+
+
+def _undecodable(client: TestClient, alice: Account) -> httpx.Response:
+    headers = {**alice.headers, "Content-Type": "application/json"}
+    return client.post("/api/tasks", content=b'{"title": "\xff\xfe"}', headers=headers)
+
+
+def _revoked(client: TestClient, alice: Account) -> httpx.Response:
+    client.post("/api/auth/logout-all", headers=alice.headers)
+    return client.get("/api/tasks", headers=alice.headers)
+
+
+def _bulk_missing(client: TestClient, alice: Account) -> httpx.Response:
+    body = {"operations": [{"op": "complete", "id": 999_999}]}
+    return client.post("/api/tasks/bulk", json=body, headers=alice.headers)
+
+
+def _precondition(client: TestClient, alice: Account) -> httpx.Response:
+    headers = {**alice.headers, "If-Match": '"0-0"'}
+    return client.patch(f"/api/tasks/{_task(client, alice)}", json={}, headers=headers)
+
+
+def _key_mismatch(client: TestClient, alice: Account) -> httpx.Response:
+    headers = {**alice.headers, "Idempotency-Key": "k-1"}
+    client.post("/api/tasks", json={"title": "first"}, headers=headers)
+    return client.post("/api/tasks", json={"title": "second"}, headers=headers)
+
+
+PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
+    "undecodable": _undecodable,
+    "missing_token": lambda client, _: client.get("/api/tasks"),
+    "invalid_token": lambda client, _: client.get(
+        "/api/tasks", headers={"Authorization": "Bearer x"}
+    ),
+    "revoked_token": _revoked,
+    "bad_credentials": lambda client, alice: client.post(
+        "/api/auth/login", json={"email": alice.email, "password": "wrong-password"}
+    ),
+    "task_not_found": lambda client, alice: client.get("/api/tasks/999999", headers=alice.headers),
+    "bulk_task_not_found": _bulk_missing,
+    "email_taken": lambda client, alice: client.post(
+        "/api/auth/register", json={"email": alice.email, "password": "password-123"}
+    ),
+    "precondition_failed": _precondition,
+    "payload_too_large": lambda client, alice: client.post(
+        "/api/tasks", content=b"x" * 65_537, headers=alice.headers
+    ),
+    "validation_error": lambda client, alice: client.post(
+        "/api/tasks", json={"title": ""}, headers=alice.headers
+    ),
+    "invalid_cursor": lambda client, alice: client.get(
+        "/api/tasks?cursor=not-a-cursor", headers=alice.headers
+    ),
+    "idempotency_key_mismatch": _key_mismatch,
+}
+
+
+def test_every_example_is_provoked_or_says_why_not() -> None:
+    # rate_limited: test_the_rate_limit_example, on an app with limits on.
+    assert set(PROVOKE) | NOT_PROVOKED | {"rate_limited"} == set(EXAMPLES)
+    assert not set(PROVOKE) & NOT_PROVOKED
+
+
+@pytest.mark.parametrize("name", sorted(PROVOKE))
+def test_the_example_is_what_the_api_answers(client: TestClient, alice: Account, name: str) -> None:
+    example = EXAMPLES[name]
+    response = PROVOKE[name](client, alice)
+    assert response.status_code == example.status, response.text
+    assert response.json() == example.example()["value"]
+
+
+def test_the_rate_limit_example(settings: Settings, register: Callable[..., Account]) -> None:
+    limited = settings.model_copy(
+        update={
+            "rate_limit_enabled": True,
+            "rate_limit_task_window_seconds": 3600,
+            "rate_limit_task_writes_per_user": 1,
+        }
+    )
+    alice = register()
+    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        # One write per window: of three, at least one is refused even if a window ends.
+        answers = [
+            client.post("/api/tasks", json={"title": "t"}, headers=alice.headers) for _ in range(3)
+        ]
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert refused, [answer.status_code for answer in answers]
+    assert refused[0].json() == EXAMPLES["rate_limited"].example()["value"]
