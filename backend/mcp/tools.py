@@ -168,12 +168,12 @@ class ListTasksArguments(_Arguments):
     def query(self) -> TaskListQuery:
         filters = TaskFilters(
             status=self.status,
-            priorities=tuple(dict.fromkeys(self.priority)),
-            tags=tuple(dict.fromkeys(self.tag)),
+            priorities=tuple(self.priority),
+            tags=tuple(self.tag),
             due_before=self.due_before,
             due_after=self.due_after,
             overdue=self.overdue,
-            q=self.search or None,
+            q=self.search,
         )
         return TaskListQuery(filters=filters, sort=self.sort, order=self.order, limit=self.limit)
 

@@ -39,6 +39,13 @@ class TaskFilters:
     q: str | None = None
     updated_since: datetime | None = None
 
+    def __post_init__(self) -> None:
+        # One normal form whoever builds the filters (REST query string, MCP arguments):
+        # repeated values count once, an empty search is no search.
+        object.__setattr__(self, "priorities", tuple(dict.fromkeys(self.priorities)))
+        object.__setattr__(self, "tags", tuple(dict.fromkeys(self.tags)))
+        object.__setattr__(self, "q", self.q or None)
+
     def fingerprint(self) -> str:
         """A stable text form, so a cursor can be bound to the filters that produced it."""
         values = {

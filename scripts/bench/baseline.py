@@ -190,6 +190,24 @@ def _task(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
     }
 
 
+def list_fingerprint(status: str, q: str | None) -> str:
+    """`TaskFilters.fingerprint()` of a listing filtered by status and search only."""
+    return json.dumps(
+        {
+            "status": status,
+            "priorities": [],
+            "tags": [],
+            "due_before": None,
+            "due_after": None,
+            "overdue": None,
+            "q": q,
+            "updated_since": None,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
 def _etag(row: asyncpg.Record) -> str:
     return f'"{row["id"]}-{row["version"]}"'
 
@@ -233,20 +251,7 @@ async def list_tasks(request: Request) -> Response:
     page = rows[:limit]
     next_cursor, headers = None, {}
     if len(rows) > limit:
-        fingerprint = json.dumps(
-            {
-                "status": status,
-                "priorities": [],
-                "tags": [],
-                "due_before": None,
-                "due_after": None,
-                "overdue": None,
-                "q": q,
-                "updated_since": None,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        fingerprint = list_fingerprint(status, q)
         last = page[-1]
         next_cursor = _cursor(user_id, fingerprint, last["sort_key"], last["id"])
         next_url = request.url.include_query_params(cursor=next_cursor)

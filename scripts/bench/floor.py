@@ -69,6 +69,7 @@ from scripts.bench.baseline import (
     _instant,
     _like,
     _tags,
+    list_fingerprint,
 )
 
 SECRET = os.environ["JWT_SECRET"]
@@ -344,20 +345,7 @@ def list_tasks(request: Request) -> Response:
     page = rows[:limit]
     next_cursor, headers = None, {}
     if len(rows) > limit:
-        fingerprint = json.dumps(
-            {
-                "status": status,
-                "priorities": [],
-                "tags": [],
-                "due_before": None,
-                "due_after": None,
-                "overdue": None,
-                "q": q,
-                "updated_since": None,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        fingerprint = list_fingerprint(status, q)
         last = page[-1]
         next_cursor = _cursor(user_id, fingerprint, last[12], last[0])
         next_url = request.url.include_query_params(cursor=next_cursor)

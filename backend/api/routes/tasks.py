@@ -175,12 +175,12 @@ class ListParams(BaseModel):
     def query(self) -> TaskListQuery:
         filters = TaskFilters(
             status=self.status,
-            priorities=tuple(dict.fromkeys(self.priority)),
-            tags=tuple(dict.fromkeys(self.tag)),
+            priorities=tuple(self.priority),
+            tags=tuple(self.tag),
             due_before=self.due_before,
             due_after=self.due_after,
             overdue=self.overdue,
-            q=self.q or None,
+            q=self.q,
             updated_since=self.updated_since,
         )
         return TaskListQuery(
