@@ -1,15 +1,12 @@
-"""Response helpers: pre-serialized JSON for hot routes, and the OpenAPI document's responses
-(error bodies with an example per status and code, and every header a response carries), so
-Swagger and client generators see what the API really answers."""
+"""The OpenAPI document's responses: error bodies with an example per status and code, and
+every header a response carries, so Swagger and client generators see what the API really
+answers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from fastapi import Response
-from pydantic import BaseModel
 
 from backend.errors import (
     IdempotencyKeyInUse,
@@ -19,24 +16,6 @@ from backend.errors import (
     ServiceUnavailable,
 )
 from backend.models import ErrorEnvelope
-
-
-def json_response(body: BaseModel, response: Response, status_code: int = 200) -> Response:
-    """`body` serialized in one pass, with the headers and status set on the request's
-    injected `response` (ETag, Location, Link, rate-limit headers), as FastAPI would send it.
-
-    A sync route returning a model makes FastAPI re-validate it in a second thread-pool hop
-    before serializing; returning this skips both (the route keeps `response_model=` for the
-    OpenAPI document). The bytes are the same: FastAPI also serializes with pydantic's
-    `dump_json`, by alias."""
-    out = Response(
-        body.model_dump_json(by_alias=True),
-        status_code=response.status_code or status_code,
-        media_type="application/json",
-    )
-    out.headers.raw.extend(response.headers.raw)
-    return out
-
 
 # -- headers --------------------------------------------------------------------------------
 
