@@ -6,7 +6,7 @@ The user id in the path selects nothing: the token does, as everywhere. Each rou
 open (token verified, account resolved, a write counted: the same 401, 422 and 429 as the
 twin). When it is the caller's id the twin answers; when it is not, the answer is the twin's
 404 for a task that does not exist, byte for byte, and nothing is read or written. The twins
-are matched first (`api_router` includes this router last), so `/api/tasks` pays nothing.
+are matched last (`api_router` includes this router last), so `/api/tasks` pays nothing.
 """
 
 from __future__ import annotations
