@@ -20,6 +20,7 @@ from backend.models.task import (
     TaskStatus,
     TaskUpdate,
 )
+from backend.models.task_event import ChangeType, DeliveryState, TaskEvent
 from backend.models.user import (
     AuthSession,
     User,
@@ -31,7 +32,9 @@ from backend.models.user import (
 
 __all__ = [
     "AuthSession",
+    "ChangeType",
     "DataEnvelope",
+    "DeliveryState",
     "ErrorEnvelope",
     "IdempotencyKey",
     "ListEnvelope",
@@ -42,6 +45,7 @@ __all__ = [
     "Task",
     "TaskCompletion",
     "TaskCreate",
+    "TaskEvent",
     "TaskPublic",
     "TaskReplace",
     "TaskRow",

@@ -76,7 +76,7 @@ class UnitOfWork:
         """Resolve the account `claims` speak for (401 if revoked or deleted; an external
         identity is provisioned) and bind the caller's services to it."""
         conn = self._connection()
-        self.caller_id = self.users.resolve_id(claims)
+        self.caller_id = self.users.resolve_id(claims, writes=self._counts_write)
         # Whom this connection now serves: every statement on it must be scoped to this id
         # (tests/scoping.py checks each one the test run sends). An execution option lives
         # and dies with this Connection, not with the pooled database connection under it.

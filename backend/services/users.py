@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import cast
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.passwords import hash_password, verify_password
@@ -19,6 +19,10 @@ _USER_COLUMNS = tuple(_USERS)
 # What a request needs of its caller's account: the id, and the version tokens must carry.
 # Prebuilt once: it runs on every authenticated request.
 _ACCOUNT = select(_USERS.id, _USERS.token_version).where(_USERS.id == bindparam("id"))
+# The same, for a request that may change tasks: it also takes the caller's change lock
+# (migration 0008), so the caller's changes commit in the order the change feed numbers them,
+# and the lock is always taken before any row lock (no lock-order deadlock with the trigger).
+_ACCOUNT_FOR_WRITE = _ACCOUNT.add_columns(func.task_events_lock(_USERS.id))
 
 
 class UserService:
@@ -69,9 +73,11 @@ class UserService:
             return user
         return self._provision(claims)
 
-    def resolve_id(self, claims: TokenClaims) -> str:
-        """`resolve(claims).id`, reading only the id and token version."""
-        row = self._conn.execute(_ACCOUNT, {"id": claims.subject}).first()
+    def resolve_id(self, claims: TokenClaims, *, writes: bool = False) -> str:
+        """`resolve(claims).id`, reading only the id and token version. `writes`: the caller
+        is about to change tasks; their change lock is held until the transaction ends."""
+        account = _ACCOUNT_FOR_WRITE if writes else _ACCOUNT
+        row = self._conn.execute(account, {"id": claims.subject}).first()
         _check_version(claims, None if row is None else row.token_version)
         if row is not None:
             return str(row.id)

@@ -1,0 +1,95 @@
+"""The `task_events` table: the transactional outbox of task changes (migration 0008).
+
+Rows are written by the database (a trigger on `tasks`), read by the change feed
+(`backend/services/changes.py`) and delivered by the worker (`backend/events/`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+
+class ChangeType(StrEnum):
+    created = "created"
+    updated = "updated"
+    completed = "completed"
+    reopened = "reopened"
+    deleted = "deleted"
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"
+
+
+_NOW = text("clock_timestamp()")
+
+
+class TaskEvent(SQLModel, table=True):
+    __tablename__ = "task_events"
+    __table_args__ = (
+        UniqueConstraint("event_id", name="uq_task_events_event_id"),
+        CheckConstraint(
+            "type IN ('created', 'updated', 'completed', 'reopened', 'deleted')",
+            name="ck_task_events_type",
+        ),
+        CheckConstraint("(type = 'deleted') = (task IS NULL)", name="ck_task_events_task_present"),
+        CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="ck_task_events_state"),
+        Index("ix_task_events_user_id_id", "user_id", "id"),
+        Index("ix_task_events_pending_id", "id", postgresql_where=text("state = 'pending'")),
+        Index(
+            "ix_task_events_pending_task_id_id",
+            "task_id",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_task_events_occurred_at", "occurred_at"),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    event_id: uuid.UUID = SQLField(
+        sa_column=Column(
+            UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")
+        )
+    )
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    type: str = SQLField(sa_column=Column(Text, nullable=False))
+    task: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
+    occurred_at: datetime = SQLField(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=_NOW)
+    )
+    state: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'pending'")))
+    attempts: int = SQLField(sa_column=Column(Integer, nullable=False, server_default=text("0")))
+    next_attempt_at: datetime = SQLField(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=_NOW)
+    )
+    delivered_to: list[str] = SQLField(
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    last_error: str | None = SQLField(default=None, sa_column=Column(Text))
+    delivered_at: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
