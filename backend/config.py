@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     # At least 24 h: the promise to clients (specs/reliability.md) holds whatever the setting.
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, le=30 * 24 * 3600)
 
+    # How long task changes stay in the change feed (GET /api/tasks/changes) once delivered
+    # (specs/events.md); a feed cursor older than this is 410 CURSOR_EXPIRED.
+    change_retention_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Strict-Transport-Security max-age on every response; 0 (the default) sends none. Only
     # for a deployment served over HTTPS (e.g. 31536000 behind a TLS proxy).
