@@ -1,23 +1,22 @@
 """Tasks, always scoped to one user.
 
 Every statement is built with `_owned`, which adds `tasks.user_id = :owner`, and run with
-`TaskService._run`, which binds `owner` to the service's caller. A task that belongs to
-someone else is therefore indistinguishable from one that does not exist. The connection is
-private: nothing outside this class runs a statement on `tasks`. The statements of the hot
-routes (get, create, toggle, delete) are built once, at import: only their values change.
+`Scoped._run`, which binds `owner` to the service's caller (backend/services/scope.py). A
+task that belongs to someone else is therefore indistinguishable from one that does not
+exist. The connection is private: nothing outside this class runs a statement on `tasks`.
+The statements of the hot routes (get, create, toggle, delete) are built once, at import:
+only their values change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol, Self, TypeVar, cast
+from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
     BindParameter,
     Boolean,
-    Connection,
-    CursorResult,
     Integer,
     Select,
     bindparam,
@@ -46,6 +45,7 @@ from backend.models.task_ops import (
     ReopenOp,
     SetPriorityOp,
 )
+from backend.services.scope import OWNER, Scoped, Stmt, owned
 from backend.services.task_listing import (
     Keyset,
     TaskListQuery,
@@ -55,12 +55,6 @@ from backend.services.task_listing import (
     sort_key,
 )
 
-
-class _Filterable(Protocol):
-    def where(self, *whereclause: Any) -> Self: ...
-
-
-Stmt = TypeVar("Stmt", bound=_Filterable)
 # The versions an If-Match accepts; None: no condition. Checked in the write's own WHERE.
 Expected = frozenset[int] | None
 
@@ -68,14 +62,11 @@ Expected = frozenset[int] | None
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
 _T = Task.__table__.c  # type: ignore[attr-defined]
-# The bound parameter every statement on `tasks` carries: the caller's id.
-OWNER = "owner"
 
 
 def _owned(statement: Stmt) -> Stmt:
-    """The single place that scopes a statement to the caller's tasks (`TaskService._run`
-    binds the caller)."""
-    return statement.where(_T.user_id == bindparam(OWNER))
+    """A statement on `tasks`, scoped to the caller's rows."""
+    return owned(statement, _T.user_id)
 
 
 @dataclass(frozen=True)
@@ -141,15 +132,7 @@ _CREATE = (
 )
 
 
-class TaskService:
-    def __init__(self, connection: Connection, user_id: str) -> None:
-        self._conn = connection
-        self.user_id = user_id
-
-    def _run(self, statement: Any, **values: Any) -> CursorResult[Any]:
-        """Every statement runs here, with `owner` bound to the caller."""
-        return self._conn.execute(statement, {OWNER: self.user_id, **values})
-
+class TaskService(Scoped):
     def list_statement(self, query: TaskListQuery) -> Select[Any]:
         """The page query: the task's columns and its sort key (read back to build the next
         cursor)."""
