@@ -78,6 +78,17 @@ class InvalidRequest(AppError):
     message = "Request validation failed"
 
 
+class CursorExpired(AppError):
+    """A change-feed cursor from before the retention: changes after it may be gone."""
+
+    status_code = 410
+    code = "CURSOR_EXPIRED"
+    message = (
+        "This changes cursor is older than the change feed's retention: list the tasks "
+        "again (GET /api/tasks) and poll from that listing's meta.changes_cursor"
+    )
+
+
 class PreconditionFailed(AppError):
     """If-Match named no current version of the task: it changed since the client read it."""
 

@@ -20,8 +20,7 @@ CREATE TABLE task_events (
     type            TEXT        NOT NULL,
     -- The task as the change left it (its row); NULL for `deleted`.
     task            JSONB,
-    -- When the change was made, inside its transaction: per user, never decreasing in `id`
-    -- order (the lock above), which the feed's retention check relies on.
+    -- When the change was made, inside its transaction (retention counts from it).
     occurred_at     TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
     -- Delivery by the worker: pending -> delivered, or dead after too many failed attempts.
     state           TEXT        NOT NULL DEFAULT 'pending',
@@ -48,6 +47,14 @@ CREATE INDEX ix_task_events_pending_task_id_id ON task_events (task_id, id) WHER
 -- Pruning past retention, oldest first.
 CREATE INDEX ix_task_events_occurred_at ON task_events (occurred_at);
 
+-- How far pruning has gone, per user: the highest id deleted. A feed cursor below it may have
+-- missed changes (410); pruning updates it in the statement that deletes.
+CREATE TABLE task_events_pruned (
+    user_id     TEXT   NOT NULL,
+    through_id  BIGINT NOT NULL,
+    CONSTRAINT pk_task_events_pruned PRIMARY KEY (user_id)
+);
+
 -- One user's change lock (see above). Namespaced, so it cannot meet the idempotency keys'
 -- advisory locks.
 CREATE FUNCTION task_events_lock(owner TEXT) RETURNS void
@@ -55,8 +62,10 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE AS $$
     SELECT pg_advisory_xact_lock(hashtextextended('task-api:task-events:' || owner, 0))
 $$;
 
+-- UTC for the duration of the trigger: the task's timestamps are recorded in UTC whatever the
+-- writing session's time zone.
 CREATE FUNCTION task_events_record() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
     change TEXT;
 BEGIN

@@ -139,7 +139,9 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "database_url" in request.fixturenames:
         engine = request.getfixturevalue("db_engine")
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE users, tasks, rate_limits, task_events RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE users, tasks, rate_limits, task_events RESTART IDENTITY CASCADE")
+            )
 
 
 @dataclass

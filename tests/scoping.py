@@ -20,7 +20,7 @@ from sqlalchemy import Engine, event
 
 from backend.services.unit_of_work import CALLER_KEY
 
-SCOPED_TABLES = ("tasks", "idempotency_keys")
+SCOPED_TABLES = ("tasks", "idempotency_keys", "task_events", "task_events_pruned")
 _LOCALS = re.compile(r"^(?:\s*SET LOCAL [^;]*;)*\s*", re.IGNORECASE)
 _INSERT = re.compile(
     r"^INSERT INTO (\w+)\s*\(([^)]*)\)\s*VALUES\s*\((.*?)\)(?:\s+(?:ON CONFLICT|RETURNING)|$)",

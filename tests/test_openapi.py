@@ -68,6 +68,7 @@ OPERATION_IDS = {
     ("PATCH", "/api/tasks/{task_id}"): "updateTask",
     ("PATCH", "/api/tasks/{task_id}/complete"): "completeTask",
     ("DELETE", "/api/tasks/{task_id}"): "deleteTask",
+    ("GET", "/api/tasks/changes"): "listTaskChanges",
     ("POST", "/api/auth/register"): "register",
     ("POST", "/api/auth/login"): "login",
     ("POST", "/api/auth/token"): "token",
@@ -87,6 +88,7 @@ OPERATION_IDS = {
     ("PATCH", "/api/{user_id}/tasks/{task_id}"): "updateUserTask",
     ("PATCH", "/api/{user_id}/tasks/{task_id}/complete"): "completeUserTask",
     ("DELETE", "/api/{user_id}/tasks/{task_id}"): "deleteUserTask",
+    ("GET", "/api/{user_id}/tasks/changes"): "listUserTaskChanges",
 }
 
 
@@ -121,6 +123,7 @@ CODES = {
     401: {"UNAUTHORIZED"},
     404: {"NOT_FOUND"},
     409: {"CONFLICT", "IDEMPOTENCY_KEY_IN_USE"},
+    410: {"CURSOR_EXPIRED"},
     412: {"PRECONDITION_FAILED"},
     413: {"PAYLOAD_TOO_LARGE"},
     422: {"VALIDATION_ERROR", "IDEMPOTENCY_KEY_MISMATCH"},

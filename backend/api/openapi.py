@@ -20,6 +20,13 @@ TAGS: list[dict[str, Any]] = [
         "(creating routes), and one-task answers carry an `ETag`.",
     },
     {
+        "name": "changes",
+        "description": "The change feed: every change to the caller's tasks in commit order, "
+        "deletions included, for clients that keep a copy in sync (poll from a listing's "
+        "`meta.changes_cursor`). The same changes are delivered as events by the worker "
+        "(specs/events.md).",
+    },
+    {
         "name": "user-tasks",
         "description": "The paths of the published hackathon contract, `/api/{user_id}/tasks...`, "
         "for frontends written against it. Each answers exactly like its `/api/tasks...` "

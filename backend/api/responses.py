@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.errors import (
+    CursorExpired,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
     PreconditionFailed,
@@ -206,6 +207,22 @@ INVALID_CURSOR = ErrorExample(
     "Invalid cursor: use the next_cursor of the same listing, unchanged",
     ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},),
 )
+INVALID_CHANGES_CURSOR = ErrorExample(
+    422,
+    "invalid_changes_cursor",
+    "Not a cursor of your change feed (edited, another user's, or a listing's next_cursor)",
+    "VALIDATION_ERROR",
+    "Invalid changes cursor: use a next_cursor of the change feed or the "
+    "meta.changes_cursor of a listing, unchanged",
+    ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},),
+)
+CURSOR_EXPIRED = ErrorExample(
+    410,
+    "cursor_expired",
+    "Changes after this cursor may have been pruned: list the tasks again",
+    CursorExpired.code,
+    CursorExpired.message,
+)
 KEY_MISMATCH = ErrorExample(
     422,
     "idempotency_key_mismatch",
@@ -245,6 +262,7 @@ _DEFAULT_EXAMPLES: dict[int, tuple[ErrorExample, ...]] = {
     401: (MISSING_TOKEN, INVALID_TOKEN, REVOKED_TOKEN),
     404: (TASK_NOT_FOUND,),
     409: (CONFLICT,),
+    410: (CURSOR_EXPIRED,),
     412: (PRECONDITION,),
     413: (TOO_LARGE,),
     422: (VALIDATION,),
@@ -259,6 +277,9 @@ _DESCRIPTIONS = {
     409: "Conflicts with existing data (`CONFLICT`), or a request with the same "
     "`Idempotency-Key` is still in progress (`IDEMPOTENCY_KEY_IN_USE`, retry after "
     "`Retry-After`).",
+    410: "The changes cursor is older than the change feed's retention (`CURSOR_EXPIRED`): "
+    "changes after it may be gone. List the tasks again and poll from that listing's "
+    "`meta.changes_cursor`.",
     412: "`If-Match` names no current `ETag` of the task: it changed since it was read "
     "(`PRECONDITION_FAILED`); nothing was changed.",
     413: "Request body larger than the configured limit (`PAYLOAD_TOO_LARGE`).",

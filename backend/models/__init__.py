@@ -20,7 +20,7 @@ from backend.models.task import (
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.task_event import ChangeType, DeliveryState, TaskEvent
+from backend.models.task_event import ChangeType, DeliveryState, TaskEvent, TaskEventsPruned
 from backend.models.user import (
     AuthSession,
     User,
@@ -46,6 +46,7 @@ __all__ = [
     "TaskCompletion",
     "TaskCreate",
     "TaskEvent",
+    "TaskEventsPruned",
     "TaskPublic",
     "TaskReplace",
     "TaskRow",

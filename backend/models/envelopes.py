@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from backend.models.common import DataEnvelope, ListEnvelope
+from backend.models.change import ChangesMeta, TaskChange
+from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.task import TaskPublic
 from backend.models.task_ops import BulkResponse, ClearedCompleted, TaskStatsPublic
 from backend.models.user import AuthSession, UserPublic
@@ -21,8 +22,26 @@ class TaskEnvelope(DataEnvelope[TaskPublic]):
     """One task."""
 
 
+class TaskListMeta(ListMeta):
+    changes_cursor: str = Field(
+        description="The change feed's position as of this listing (of its first page, on "
+        "every page): poll `GET /api/tasks/changes?cursor=` with it to get every change made "
+        "after the listing, none before.",
+        examples=["eyJjIjpbMTIsMTc2Mzg0MDAwMF0sInMiOiIuLi4ifQ.c2ln"],
+    )
+
+
 class TaskListEnvelope(ListEnvelope[TaskPublic]):
     """One page of the caller's tasks."""
+
+    meta: TaskListMeta
+
+
+class TaskChangesEnvelope(BaseModel):
+    """The caller's task changes, oldest first."""
+
+    data: list[TaskChange]
+    meta: ChangesMeta
 
 
 class TaskStatsEnvelope(DataEnvelope[TaskStatsPublic]):

@@ -93,3 +93,12 @@ class TaskEvent(SQLModel, table=True):
     delivered_at: datetime | None = SQLField(
         default=None, sa_column=Column(DateTime(timezone=True))
     )
+
+
+class TaskEventsPruned(SQLModel, table=True):
+    """Per user, the highest `task_events.id` pruning has deleted (see the migration)."""
+
+    __tablename__ = "task_events_pruned"
+
+    user_id: str = SQLField(sa_column=Column(Text, primary_key=True))
+    through_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))

@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     false,
     func,
     insert,
@@ -33,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.errors import InvalidRequest, NotFound, PreconditionFailed
+from backend.errors import InvalidRequest, NotFound, PreconditionFailed, ServiceUnavailable
 from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskRow, TaskUpdate
 from backend.models.task import TAGS_MAX_COUNT
 from backend.models.task_ops import (
@@ -45,6 +46,7 @@ from backend.models.task_ops import (
     ReopenOp,
     SetPriorityOp,
 )
+from backend.services.changes import latest_position
 from backend.services.scope import OWNER, Scoped, Stmt, owned
 from backend.services.task_listing import (
     Keyset,
@@ -74,6 +76,8 @@ class TaskPage:
     items: Sequence[TaskRow]
     next: Keyset | None
     total: int | None
+    # The caller's latest change id in the same snapshot as `items` (when asked for).
+    feed_position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,18 +136,28 @@ _CREATE = (
 )
 
 
+# Re-reads of an empty page that filled up meanwhile, before giving up (503).
+_EMPTY_PAGE_ATTEMPTS = 5
+
+
 class TaskService(Scoped):
-    def list_statement(self, query: TaskListQuery) -> Select[Any]:
-        """The page query: the task's columns and its sort key (read back to build the next
-        cursor)."""
-        statement = _owned(select(*TASK_COLUMNS, sort_key(query.sort).label("sort_key")))
-        statement = statement.where(*filter_conditions(query.filters))
+    def list_statement(self, query: TaskListQuery, *extra: Any) -> Select[Any]:
+        """The page query: the task's columns, its sort key (read back to build the next
+        cursor), then any `extra` columns."""
+        columns = (*TASK_COLUMNS, sort_key(query.sort).label("sort_key"), *extra)
+        statement = _owned(select(*columns)).where(*filter_conditions(query.filters))
         if query.after is not None:
             statement = statement.where(after_keyset(query.sort, query.direction, query.after))
         return statement.order_by(*order_by(query.sort, query.direction)).limit(query.limit + 1)
 
-    def list_page(self, query: TaskListQuery) -> TaskPage:
-        rows = cast(Sequence[TaskRow], self._run(self.list_statement(query)).all())
+    def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
+        """One page; with `feed_position`, also the caller's change-feed position as of the
+        very snapshot the page was read in."""
+        extra = (latest_position().label("feed_position"),) if feed_position else ()
+        rows = cast(Sequence[TaskRow], self._run(self.list_statement(query, *extra)).all())
+        position = None
+        if feed_position:
+            rows, position = self._with_position(query, rows)
         page = rows[: query.limit]
         next_keyset = None
         if len(rows) > query.limit:
@@ -153,7 +167,24 @@ class TaskService(Scoped):
         if query.include_total:
             count = _owned(select(func.count()).select_from(Task))
             total = self._run(count.where(*filter_conditions(query.filters))).scalar()
-        return TaskPage(items=page, next=next_keyset, total=total)
+        return TaskPage(items=page, next=next_keyset, total=total, feed_position=position)
+
+    def _with_position(
+        self, query: TaskListQuery, rows: Sequence[TaskRow]
+    ) -> tuple[Sequence[TaskRow], int]:
+        """The feed position read with `rows`. An empty page carries none, so the position
+        is read with the proof that the page is still empty (one snapshot); a task that
+        appeared in between means reading the page again."""
+        for _ in range(_EMPTY_PAGE_ATTEMPTS):
+            if rows:
+                return rows, int(rows[0].feed_position)  # type: ignore[attr-defined]
+            check = select(latest_position(), exists(self.list_statement(query)))
+            position, appeared = cast(tuple[int, bool], self._run(check).one())
+            if not appeared:
+                return rows, int(position)
+            extra = latest_position().label("feed_position")
+            rows = cast(Sequence[TaskRow], self._run(self.list_statement(query, extra)).all())
+        raise ServiceUnavailable("The task list kept changing while it was read; retry")
 
     def stats(self) -> TaskStats:
         completed, due, priority = _T.completed, _T.due_date, _T.priority

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.services.changes import ChangeFeed
 from backend.services.idempotency import IdempotencyService
 from backend.services.rate_limits import HeaderSink, RateLimiter
 from backend.services.tasks import TaskService
@@ -30,6 +31,7 @@ CALLER_KEY = "task_api_caller_id"
 class UnitOfWork:
     caller_id: str
     tasks: TaskService
+    changes: ChangeFeed
     idempotency: IdempotencyService
     users: UserService
     limits: RateLimiter
@@ -82,6 +84,7 @@ class UnitOfWork:
         # and dies with this Connection, not with the pooled database connection under it.
         conn.execution_options(**{CALLER_KEY: self.caller_id})
         self.tasks = TaskService(conn, self.caller_id)
+        self.changes = ChangeFeed(conn, self.caller_id)
         self.idempotency = IdempotencyService(
             conn, self.caller_id, self._settings.idempotency_key_ttl_seconds
         )

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.api.encoding import encode_task_page
-from backend.models import ListMeta, Priority, TaskPublic
-from backend.models.envelopes import TaskListEnvelope
+from backend.models import Priority, TaskPublic
+from backend.models.envelopes import TaskListEnvelope, TaskListMeta
 
 Row = namedtuple(
     "Row",
@@ -38,18 +38,19 @@ rows = st.builds(
     sort_key=st.none(),
 )
 metas = st.builds(
-    ListMeta,
+    TaskListMeta,
     count=st.integers(0, 500),
     limit=st.integers(1, 500),
     has_more=st.booleans(),
     next_cursor=st.none() | text,
     total=st.none() | st.integers(0, 10**6),
+    changes_cursor=text,
 )
 
 
 @settings(max_examples=200, deadline=None)
 @given(items=st.lists(rows, max_size=5), meta=metas)
-def test_encoder_bytes_equal_the_models(items: list[Row], meta: ListMeta) -> None:
+def test_encoder_bytes_equal_the_models(items: list[Row], meta: TaskListMeta) -> None:
     expected = TaskListEnvelope(
         data=[TaskPublic.model_validate(row) for row in items], meta=meta
     ).model_dump_json(by_alias=True)

@@ -14,10 +14,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
 from backend.config import Settings
 from backend.main import create_app
+from backend.services.changes import prune
 from tests.conftest import Account
 
 NOT_PROVOKED = {
@@ -62,6 +64,9 @@ def _key_mismatch(client: TestClient, alice: Account) -> httpx.Response:
 
 
 PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
+    "invalid_changes_cursor": lambda client, alice: client.get(
+        "/api/tasks/changes", params={"cursor": "x.y"}, headers=alice.headers
+    ),
     "undecodable": _undecodable,
     "missing_token": lambda client, _: client.get("/api/tasks"),
     "invalid_token": lambda client, _: client.get(
@@ -91,8 +96,9 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
 
 
 def test_every_example_is_provoked_or_says_why_not() -> None:
-    # rate_limited: test_the_rate_limit_example, on an app with limits on.
-    assert set(PROVOKE) | NOT_PROVOKED | {"rate_limited"} == set(EXAMPLES)
+    # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
+    # test_the_cursor_expired_example, after pruning.
+    assert set(PROVOKE) | NOT_PROVOKED | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
 
@@ -121,3 +127,14 @@ def test_the_rate_limit_example(settings: Settings, register: Callable[..., Acco
     refused = [answer for answer in answers if answer.status_code == 429]
     assert refused, [answer.status_code for answer in answers]
     assert refused[0].json() == EXAMPLES["rate_limited"].example()["value"]
+
+
+def test_the_cursor_expired_example(client: TestClient, alice: Account, db_engine: Engine) -> None:
+    cursor = client.get("/api/tasks", headers=alice.headers).json()["meta"]["changes_cursor"]
+    _task(client, alice)
+    with db_engine.begin() as conn:  # as if past retention
+        conn.execute(text("UPDATE task_events SET occurred_at = now() - interval '1 year'"))
+    assert prune(db_engine, 1, undelivered=True) == 1
+    answer = client.get("/api/tasks/changes", params={"cursor": cursor}, headers=alice.headers)
+    assert answer.status_code == 410
+    assert answer.json() == EXAMPLES["cursor_expired"].example()["value"]

@@ -80,7 +80,9 @@ def test_list_returns_envelope_with_meta(client: TestClient, alice: Account) -> 
         "has_more": False,
         "next_cursor": None,
         "total": None,
+        "changes_cursor": body["meta"]["changes_cursor"],
     }
+    assert body["meta"]["changes_cursor"]
 
 
 def test_list_empty(client: TestClient, alice: Account) -> None:
@@ -92,7 +94,9 @@ def test_list_empty(client: TestClient, alice: Account) -> None:
         "has_more": False,
         "next_cursor": None,
         "total": None,
+        "changes_cursor": body["meta"]["changes_cursor"],
     }
+    assert body["meta"]["changes_cursor"]
 
 
 def test_list_status_filter(client: TestClient, alice: Account) -> None:

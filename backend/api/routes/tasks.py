@@ -15,7 +15,12 @@ from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_version
 from backend.api.door import Door, DoorRoute, SettingsDep
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from backend.api.pagination import (
+    MAX_CURSOR_LENGTH,
+    decode_cursor,
+    encode_changes_cursor,
+    encode_cursor,
+)
 from backend.api.responses import (
     BULK_TASK_NOT_FOUND,
     CONFLICT,
@@ -29,7 +34,6 @@ from backend.api.responses import (
     rate_limited,
 )
 from backend.models import (
-    ListMeta,
     Priority,
     SortOrder,
     TaskCompletion,
@@ -47,6 +51,7 @@ from backend.models.envelopes import (
     ClearedCompletedEnvelope,
     TaskEnvelope,
     TaskListEnvelope,
+    TaskListMeta,
     TaskStatsEnvelope,
 )
 from backend.models.task import TASK_ID_MAX, Instant, Tag
@@ -64,7 +69,7 @@ MAX_LIMIT = 500
 MAX_FILTER_VALUES = 10
 
 # The fixed paths under /api/tasks, which `/{task_id}` must not claim.
-FIXED_PATHS = frozenset({"stats", "bulk", "completed"})
+FIXED_PATHS = frozenset({"stats", "bulk", "completed", "changes"})
 
 
 class TaskRoute(DoorRoute):
@@ -214,16 +219,21 @@ def list_tasks(
     secret = settings.signing_secret()
     user_id = door.caller_id
     query = params.query()
+    feed = None
     if params.cursor:
-        query = replace(query, after=decode_cursor(secret, user_id, query, params.cursor))
-    page = door.tasks.list_page(query)
-    next_cursor = encode_cursor(secret, user_id, query, page.next) if page.next else None
-    meta = ListMeta(
+        after, feed = decode_cursor(secret, user_id, query, params.cursor)
+        query = replace(query, after=after)
+    page = door.tasks.list_page(query, feed_position=feed is None)
+    if feed is None:
+        feed = page.feed_position or 0
+    next_cursor = encode_cursor(secret, user_id, query, page.next, feed) if page.next else None
+    meta = TaskListMeta(
         count=len(page.items),
         limit=query.limit,
         has_more=page.next is not None,
         next_cursor=next_cursor,
         total=page.total,
+        changes_cursor=encode_changes_cursor(secret, user_id, feed),
     )
     body = TaskPageJSON(page.items, meta)
     if next_cursor:

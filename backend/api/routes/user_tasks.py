@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path
 from fastapi.routing import APIRoute
 
 from backend.api.responses import EXAMPLES, TASK_NOT_FOUND, ErrorExample, errors
-from backend.api.routes import tasks
+from backend.api.routes import changes, tasks
 from backend.api.routes.tasks import TaskRoute
 from backend.errors import NotFound
 from backend.models.common import StorableText
@@ -41,6 +41,7 @@ OPERATION_IDS = {
     "updateTask": "updateUserTask",
     "completeTask": "completeUserTask",
     "deleteTask": "deleteUserTask",
+    "listTaskChanges": "listUserTaskChanges",
 }
 
 UserId = Annotated[
@@ -122,11 +123,11 @@ def _description(twin: APIRoute) -> str:
 
 def _router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, route_class=TaskRoute)
-    for twin in tasks.router.routes:
+    for twin in (*tasks.router.routes, *changes.router.routes):
         if not isinstance(twin, APIRoute):
             continue
         router.add_api_route(
-            twin.path.removeprefix(tasks.router.prefix),
+            twin.path.removeprefix("/api/tasks"),
             for_path_user(inspect.unwrap(twin.endpoint), _not_found(twin)[0]),
             methods=sorted(twin.methods or ()),
             response_model=twin.response_model,

@@ -1,0 +1,57 @@
+"""The change feed's schema: one change to a task, and the feed page's meta."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from backend.models.common import UtcDatetime
+from backend.models.task import TaskPublic
+from backend.models.task_event import ChangeType
+
+
+class TaskChange(BaseModel):
+    event_id: uuid.UUID = Field(
+        description="Unique per change: the same id as the change's delivered event, for "
+        "de-duplication.",
+        examples=["0b6f3b1e-8f7a-4d58-9a4c-2f3c9a1d7e55"],
+    )
+    type: ChangeType = Field(
+        description="`created`, `updated`, `completed` (now completed), `reopened` (no "
+        "longer completed) or `deleted`.",
+        examples=["completed"],
+    )
+    task_id: int = Field(examples=[42])
+    task: TaskPublic | None = Field(
+        description="The task as this change left it; null for `deleted`. Compare "
+        "`task.updated_at`/the ETag version to skip a change already seen."
+    )
+    occurred_at: UtcDatetime = Field(
+        description="When the change was made, in its transaction.",
+        examples=["2026-11-22T17:00:00Z"],
+    )
+
+    @classmethod
+    def from_row(cls, row: Any) -> TaskChange:
+        return cls(
+            event_id=row.event_id,
+            type=row.type,
+            task_id=row.task_id,
+            task=None if row.task is None else TaskPublic.model_validate(row.task),
+            occurred_at=row.occurred_at,
+        )
+
+
+class ChangesMeta(BaseModel):
+    count: int = Field(description="Number of changes in `data`.", examples=[1])
+    has_more: bool = Field(
+        description="True when more changes are ready now: fetch `next_cursor` at once.",
+        examples=[False],
+    )
+    next_cursor: str = Field(
+        description="Where to continue: pass as `cursor` on the next poll (always present; "
+        "on the last page it waits for the next change).",
+        examples=["eyJjIjpbMTIsMTc2Mzg0MDAwMF0sInMiOiIuLi4ifQ.c2ln"],
+    )
