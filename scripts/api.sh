@@ -39,6 +39,7 @@
 # route: GET    /api/tasks                      list [QUERY]
 # route: POST   /api/tasks                      create TITLE|JSON
 # route: GET    /api/tasks/stats                stats
+# route: GET    /api/tasks/changes              changes [CURSOR]
 # route: POST   /api/tasks/bulk                 bulk JSON
 # route: DELETE /api/tasks/completed            clear-completed
 # route: GET    /api/tasks/{task_id}            get ID
@@ -53,6 +54,7 @@
 # route: GET    /api/{user_id}/tasks                      call GET /api/USER_ID/tasks
 # route: POST   /api/{user_id}/tasks                      call POST /api/USER_ID/tasks JSON
 # route: GET    /api/{user_id}/tasks/stats                call GET /api/USER_ID/tasks/stats
+# route: GET    /api/{user_id}/tasks/changes              call GET /api/USER_ID/tasks/changes
 # route: POST   /api/{user_id}/tasks/bulk                 call POST /api/USER_ID/tasks/bulk JSON
 # route: DELETE /api/{user_id}/tasks/completed            call DELETE /api/USER_ID/tasks/completed
 # route: GET    /api/{user_id}/tasks/{task_id}            call GET /api/USER_ID/tasks/ID
@@ -170,6 +172,7 @@ case "$command" in
     fi
     ;;
   stats) request GET /api/tasks/stats ;;
+  changes) request GET "/api/tasks/changes${1:+?cursor=$1}" ;;
   bulk)
     need 1 "$@"
     request POST /api/tasks/bulk "$1"

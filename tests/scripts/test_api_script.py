@@ -127,6 +127,11 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
         api.run("complete", done, "true")
     if ("GET", "/api/tasks/stats") in routes:
         assert "data" in api.json("stats")
+    if ("GET", "/api/tasks/changes") in routes:
+        cursor = api.json("list")["meta"]["changes_cursor"]
+        api.run("update", done, '{"title": "Done sooner"}')
+        [change] = api.json("changes", cursor)["data"]
+        assert (change["type"], change["task"]["title"]) == ("updated", "Done sooner")
     if ("DELETE", "/api/tasks/completed") in routes:
         assert status_of(api.run("clear-completed")) == 200
         assert status_of(api.run("get", done, expect_ok=False)) == 404
