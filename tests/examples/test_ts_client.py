@@ -73,7 +73,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "get-not-modified", "update", "update-stale", "replace", "toggle", "set",
         "delete-stale", "delete", "get-deleted", "create-invalid", "create-more", "bulk",
         "filter", "pages", "all-tasks", "stats", "clear-completed", "clear-completed-again",
-        "user-path", "bulk-delete", "stats-after", "bulk-missing", "aborted",
+        "user-path", "bulk-delete", "changes", "stats-after", "bulk-missing", "aborted",
         "after-logout-all", "after-delete-me",
     ]  # fmt: skip
     assert values["health"] == {
@@ -149,6 +149,10 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         ("delete", rent, None),
         ("delete", mum, None),
     ]
+    assert values["changes"] == {
+        "changes": [["deleted", rent, None], ["deleted", mum, None]],
+        "has_more": False,
+    }
     assert values["stats-after"]["total"] == 0
     missing = values["bulk-missing"]
     assert (missing["status"], missing["code"]) == (404, "NOT_FOUND")

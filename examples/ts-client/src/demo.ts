@@ -133,11 +133,18 @@ async function main(): Promise<void> {
     other: { status: other.response.status, error: other.error },
   });
 
+  // Keeping a copy in sync: list, then poll the change feed from the listing's cursor.
+  const synced = await api.listTasks();
   const rest = await api.bulkTasks([
     { op: "delete", id: rent.id },
     { op: "delete", id: mum.id },
   ]);
   step("bulk-delete", rest);
+  const changes = await api.listChanges(synced.meta.changes_cursor);
+  step("changes", {
+    changes: changes.data.map((change) => [change.type, change.task_id, change.task]),
+    has_more: changes.meta.has_more,
+  });
   step("stats-after", await api.taskStats());
   await failure("bulk-missing", () => api.bulkTasks([{ op: "complete", id: rent.id }]));
 

@@ -28,6 +28,8 @@ export type TaskUpdate = Schemas["TaskUpdate"];
 export type TaskQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
 export type TaskPage = Schemas["TaskListEnvelope"];
 export type TaskStats = Schemas["TaskStatsPublic"];
+export type TaskChange = Schemas["TaskChange"];
+export type ChangesPage = Schemas["TaskChangesEnvelope"];
 export type BulkOperation = Schemas["BulkRequest"]["operations"][number];
 export type BulkResult = Schemas["BulkResult"];
 export type User = Schemas["UserPublic"];
@@ -241,6 +243,20 @@ export class TaskApi {
     const { ifMatch, ...init } = options;
     const params = { path: { task_id: id }, header: { "If-Match": ifMatch ?? null } };
     ok(await this.client.DELETE("/api/tasks/{task_id}", { params, ...init }));
+  }
+
+  /**
+   * Your task changes after `cursor` (a listing's `meta.changes_cursor`, or the previous
+   * answer's `meta.next_cursor`), oldest first; a deletion has `task: null`. Poll with
+   * `meta.next_cursor`; while `meta.has_more`, poll again at once.
+   */
+  async listChanges(
+    cursor?: string,
+    options: CallOptions & { limit?: number } = {},
+  ): Promise<ChangesPage> {
+    const { limit, ...init } = options;
+    const query = { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) };
+    return ok(await this.client.GET("/api/tasks/changes", { params: { query }, ...init }));
   }
 
   async taskStats(options: CallOptions = {}): Promise<TaskStats> {
