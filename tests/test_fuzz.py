@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from backend.config import Settings
+from backend.main import create_app
 from tests.conftest import Account
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "openapi.json"
@@ -43,10 +45,17 @@ ALL_CHECKS = CHECKS.get_by_names(
 )
 
 
+@pytest.fixture(scope="session")
+def fuzz_app(settings: Settings) -> FastAPI:
+    """An app of its own: schemathesis starts and stops its lifespan around calls, which
+    would stop the MCP session manager of the app the other tests share."""
+    return create_app(settings)
+
+
 @pytest.fixture
-def fuzz_schema(app: FastAPI) -> Any:
+def fuzz_schema(fuzz_app: FastAPI) -> Any:
     schema = schemathesis.openapi.from_path(SPEC)
-    schema.app = app
+    schema.app = fuzz_app
     # Examples and fuzzing phases, bounded by MAX_EXAMPLES; the coverage phase's unbounded
     # boundary-value sweep alone takes minutes (run it with `st run` when needed).
     schema.config.phases.coverage.enabled = False
