@@ -116,11 +116,25 @@ def _seeded(server: str, name: str, users: int, tasks: int) -> bool:
     return row is not None and tuple(row) == (users, tasks, SEED_VERSION)
 
 
+# The users who own tasks the benchmark created, and their change locks (migration 0008).
+_CREATORS = text("SELECT DISTINCT user_id FROM tasks WHERE id > :m ORDER BY user_id")
+_LOCK = text("SELECT task_events_lock(u) FROM unnest(CAST(:users AS text[])) AS u")
+_DELETE_CREATED = text("DELETE FROM tasks WHERE id > :m AND user_id = ANY(CAST(:users AS text[]))")
+
+
 def reset(engine: Engine) -> int:
     """Undo the benchmark's writes that change what a listing shows: drop the tasks it
-    created, clear rate-limit windows. Returns the highest seeded task id."""
+    created, clear rate-limit windows. Returns the highest seeded task id.
+
+    Requests still in flight when a run ends may be writing meanwhile. Each holds its caller's
+    change lock from its start and then waits for its rows; the delete trigger takes that lock
+    for each row it deletes. So the reset takes the owners' change locks before it touches
+    their rows, as the API does (deleting first deadlocked with an in-flight DELETE of a task
+    the mix had created), and goes round again for owners whose first task appeared meanwhile."""
     with engine.begin() as conn:
         max_id = int(conn.scalar(text(f"SELECT max_seed_id FROM {MARKER}")) or 0)
-        conn.execute(text("DELETE FROM tasks WHERE id > :m"), {"m": max_id})
+        while users := list(conn.scalars(_CREATORS, {"m": max_id})):
+            conn.execute(_LOCK, {"users": users})
+            conn.execute(_DELETE_CREATED, {"m": max_id, "users": users})
         conn.execute(text("DELETE FROM rate_limits"))
     return max_id
