@@ -4,12 +4,16 @@ A minimal ASGI app (Starlette + asyncpg, no ORM, no validation library) that doe
 API does for the benchmarked routes, and nothing more:
 
 - verifies the same HS256 token with the same library and checks (exp/sub required, iat not
-  in the future, the built-in `task_api` + `ver` claims), then reads the user row in the
-  request's transaction and refuses a revoked `ver`, as `UserService.resolve` does;
+  in the future, the built-in `task_api` + `ver` claims), then reads the caller's
+  `(id, token_version)` row first in the request's transaction and refuses a revoked `ver`, as
+  `UserService.resolve_id` does; a write's read also takes the caller's change lock
+  (`task_events_lock`, migration 0008), as the API's does;
 - counts task writes in the same PostgreSQL rate-limit statement (`rate_limits._HIT`),
   in its own transaction, as the API does;
 - runs the same SQL as the API (captured from SQLAlchemy's compiled statements) and returns
-  the same JSON bodies, including `is_overdue` and a signed `next_cursor`.
+  the same JSON bodies, including `is_overdue`, a signed `next_cursor` and, on a listing, the
+  change-feed position read in the page's own statement, signed as `meta.changes_cursor`
+  (the cursors are signed by `cursors.py`, which the floor shares).
 
 Configured by the API's own environment variables: DATABASE_URL, JWT_SECRET,
 JWT_LEEWAY_SECONDS, DB_POOL_SIZE, DB_MAX_OVERFLOW, RATE_LIMIT_ENABLED,
@@ -19,9 +23,7 @@ Served with `uvicorn scripts.bench.baseline:app --loop uvloop --http httptools`.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import os
 import time
@@ -39,6 +41,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from scripts.bench.cursors import encode_changes_cursor, encode_cursor, list_fingerprint
+
 SECRET = os.environ["JWT_SECRET"]
 LEEWAY = int(os.environ.get("JWT_LEEWAY_SECONDS", "30"))
 RATE_LIMITED = os.environ.get("RATE_LIMIT_ENABLED", "true").lower() == "true"
@@ -50,14 +54,38 @@ COLUMNS = (
     "id, user_id, title, description, completed, completed_at, priority, due_date, tags, "
     "created_at, updated_at, version"
 )
-USER_SQL = (
-    "SELECT users.id, users.email, users.name, users.password_hash, users.token_version, "
-    "users.created_at FROM users WHERE users.id = $1"
+# `UserService.resolve_id`: the caller's id and token version, first in the transaction; for
+# a request that may change tasks, with the caller's change lock (`_ACCOUNT_FOR_WRITE`), held
+# until the transaction ends.
+ACCOUNT_SQL = "SELECT users.id, users.token_version FROM users WHERE users.id = $1"
+ACCOUNT_FOR_WRITE_SQL = (
+    "SELECT users.id, users.token_version, task_events_lock(users.id) FROM users "
+    "WHERE users.id = $1"
 )
-LIST_SQL = (
+# `backend.services.changes.latest_position`: the caller's latest change id, or how far pruning
+# went if that is further, or 0.
+FEED_POSITION = (
+    "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.user_id = $1), "
+    "(SELECT task_events_pruned.through_id FROM task_events_pruned "
+    "WHERE task_events_pruned.user_id = $1), 0)"
+)
+# A page: the task's columns and its sort key; `{where}`: the filters.
+PAGE_SQL = (
     f"SELECT {COLUMNS}, created_at AS sort_key FROM tasks WHERE user_id = $1{{where}} "
     "ORDER BY created_at DESC, id DESC LIMIT $2"
 )
+# A first page (`TaskService.list_page(feed_position=True)`): the feed position is a column of
+# the page's own statement, so both come from one snapshot.
+LIST_SQL = (
+    f"SELECT {COLUMNS}, created_at AS sort_key, {FEED_POSITION} AS feed_position "
+    "FROM tasks WHERE user_id = $1{where} ORDER BY created_at DESC, id DESC LIMIT $2"
+)
+# An empty first page carries no position: it is read with the proof that the page is still
+# empty, in one statement (`TaskService._with_position`).
+EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
+# Re-reads of an empty page that filled up meanwhile, before giving up (503), as the API.
+EMPTY_PAGE_ATTEMPTS = 5
+CHANGING = "The task list kept changing while it was read; retry"
 GET_SQL = f"SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2"
 INSERT_SQL = (
     "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
@@ -142,8 +170,11 @@ def _claims(request: Request) -> tuple[str, int]:
     return subject, version
 
 
-async def _resolve(conn: asyncpg.Connection, subject: str, version: int) -> str:
-    user = await conn.fetchrow(USER_SQL, subject)
+async def _resolve(
+    conn: asyncpg.Connection, subject: str, version: int, *, write: bool = False
+) -> str:
+    """The caller's id (401 if deleted or revoked); a `write` also takes their change lock."""
+    user = await conn.fetchrow(ACCOUNT_FOR_WRITE_SQL if write else ACCOUNT_SQL, subject)
     if user is None:
         raise Refused(401, "UNAUTHORIZED", "The account for this token no longer exists")
     if user["token_version"] != version:
@@ -190,44 +221,29 @@ def _task(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
     }
 
 
-def list_fingerprint(status: str, q: str | None) -> str:
-    """`TaskFilters.fingerprint()` of a listing filtered by status and search only."""
-    return json.dumps(
-        {
-            "status": status,
-            "priorities": [],
-            "tags": [],
-            "due_before": None,
-            "due_after": None,
-            "overdue": None,
-            "q": q,
-            "updated_since": None,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-
-
 def _etag(row: asyncpg.Record) -> str:
     return f'"{row["id"]}-{row["version"]}"'
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _cursor(user_id: str, fingerprint: str, key: datetime, task_id: int) -> str:
-    """`backend.api.pagination.encode_cursor` for the default sort (created, newest first)."""
-    scope_parts = [user_id, "created", "desc", fingerprint]
-    scope = _b64(hashlib.sha256(json.dumps(scope_parts).encode()).digest()[:18])
-    payload = json.dumps({"k": key.isoformat(), "i": task_id, "s": scope}, ensure_ascii=False)
-    signing_key = hashlib.sha256(b"task-api/cursor/v1\0" + SECRET.encode()).digest()
-    signature = hmac.new(signing_key, payload.encode(), hashlib.sha256).digest()
-    return f"{_b64(payload.encode())}.{_b64(signature)}"
-
-
 def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def _page(
+    conn: asyncpg.Connection, where: str, args: tuple[Any, ...]
+) -> tuple[list[asyncpg.Record], int]:
+    """A first page and the feed position of its snapshot (`TaskService._with_position`): a
+    column of the page's rows, or, for an empty page, read with the proof that it is still
+    empty; a page that filled up in between is read again."""
+    rows = await conn.fetch(LIST_SQL.format(where=where), *args)
+    for _ in range(EMPTY_PAGE_ATTEMPTS):
+        if rows:
+            return rows, rows[0]["feed_position"]
+        position, appeared = await conn.fetchrow(EMPTY_LIST_SQL.format(where=where), *args)
+        if not appeared:
+            return rows, position
+        rows = await conn.fetch(LIST_SQL.format(where=where), *args)
+    raise Refused(503, "SERVICE_UNAVAILABLE", CHANGING)
 
 
 async def list_tasks(request: Request) -> Response:
@@ -244,7 +260,7 @@ async def list_tasks(request: Request) -> Response:
             args = [_like(q), _like(q)]
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             user_id = await _resolve(conn, subject, version)
-            rows = await conn.fetch(LIST_SQL.format(where=where), user_id, limit + 1, *args)
+            rows, feed = await _page(conn, where, (user_id, limit + 1, *args))
     except Refused as exc:
         return _error(exc)
     now = datetime.now(UTC)
@@ -253,7 +269,9 @@ async def list_tasks(request: Request) -> Response:
     if len(rows) > limit:
         fingerprint = list_fingerprint(status, q)
         last = page[-1]
-        next_cursor = _cursor(user_id, fingerprint, last["sort_key"], last["id"])
+        next_cursor = encode_cursor(
+            SECRET, user_id, fingerprint, last["sort_key"], last["id"], feed
+        )
         next_url = request.url.include_query_params(cursor=next_cursor)
         headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     body = {
@@ -264,6 +282,7 @@ async def list_tasks(request: Request) -> Response:
             "has_more": next_cursor is not None,
             "next_cursor": next_cursor,
             "total": None,
+            "changes_cursor": encode_changes_cursor(SECRET, user_id, feed),
         },
     }
     return _json(200, body, headers)
@@ -283,7 +302,7 @@ async def _one(request: Request, sql: str, write: bool) -> Response:
         pool = request.app.state.pool
         headers = await _limit_write(pool, subject) if write else {}
         async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version)
+            user_id = await _resolve(conn, subject, version, write=write)
             row = await conn.fetchrow(sql, user_id, task_id)
         if row is None:
             raise Refused(404, "NOT_FOUND", "Task not found")
@@ -345,7 +364,7 @@ async def create_task(request: Request) -> Response:
         pool = request.app.state.pool
         headers = await _limit_write(pool, subject)
         async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version)
+            user_id = await _resolve(conn, subject, version, write=True)
             row = await conn.fetchrow(INSERT_SQL, user_id, *values)
     except Refused as exc:
         return _error(exc)
@@ -382,7 +401,7 @@ async def update_task(request: Request) -> Response:
         pool = request.app.state.pool
         headers = await _limit_write(pool, subject)
         async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version)
+            user_id = await _resolve(conn, subject, version, write=True)
             row = await conn.fetchrow(sql, user_id, task_id, *changes.values())
         if row is None:
             raise Refused(404, "NOT_FOUND", "Task not found")
@@ -401,7 +420,7 @@ async def delete_task(request: Request) -> Response:
         pool = request.app.state.pool
         headers = await _limit_write(pool, subject)
         async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version)
+            user_id = await _resolve(conn, subject, version, write=True)
             deleted = await conn.fetchval(DELETE_SQL, user_id, task_id)
         if deleted is None:
             raise Refused(404, "NOT_FOUND", "Task not found")

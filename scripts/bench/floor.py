@@ -15,12 +15,16 @@ exactly what the API does and nothing more:
 - every transaction starts with `SET LOCAL TimeZone = 'UTC'; SET LOCAL statement_timeout = ...`
   prefixed to its first statement, as `backend.db.engine._set_transaction_locals` does;
 - in ONE transaction: the caller's `(id, token_version)` row (a revoked `ver` or a deleted
-  account is a 401), then the baseline's SQL for the route (the API's compiled SQL);
+  account is a 401; a write's read also takes the caller's change lock, `task_events_lock`,
+  as `UserService.resolve_id(writes=True)` does), then the baseline's SQL for the route (the
+  API's compiled SQL; a listing's page carries the change-feed position as a column, and an
+  empty page reads it with the proof that the page is still empty, as the API does);
 - writes first count the request with the API's rate-limit statement in their own short
   transaction (and, like the API, prune expired windows on about one hit in 500), with the
   `RateLimit` / `RateLimit-Policy` headers;
 - the baseline's response bytes: the same JSON (built as dicts, `json.dumps` with the
-  baseline's separators), `is_overdue`, the signed `next_cursor` and `Link`, `ETag`,
+  baseline's separators), `is_overdue`, the signed `next_cursor` and `Link`, the listing's
+  `meta.changes_cursor` (both signed by `cursors.py`, shared with the baseline), `ETag`,
   `Location` on create.
 
 What it deliberately lacks, and the API has: the ORM Session and its unit of work, any
@@ -54,23 +58,28 @@ from jose import jwt
 from jose.exceptions import JOSEError
 from sqlalchemy import Connection, Engine, TextClause, create_engine, text
 
-# The SQL and the pure helpers (cursor signing, LIKE escaping, input normalisation) are the
-# baseline's, so both servers run the same statements and print the same bytes.
+# The SQL and the pure helpers (LIKE escaping, input normalisation) are the baseline's, and
+# the cursors are signed by the module the baseline uses, so both servers run the same
+# statements and print the same bytes.
 from scripts.bench.baseline import (
+    ACCOUNT_FOR_WRITE_SQL,
+    ACCOUNT_SQL,
+    CHANGING,
     COLUMNS,
     DELETE_SQL,
+    EMPTY_LIST_SQL,
+    EMPTY_PAGE_ATTEMPTS,
     GET_SQL,
     HIT_SQL,
     INSERT_SQL,
     LIST_SQL,
     PRIORITIES,
     TOGGLE_SQL,
-    _cursor,
     _instant,
     _like,
     _tags,
-    list_fingerprint,
 )
+from scripts.bench.cursors import encode_changes_cursor, encode_cursor, list_fingerprint
 
 SECRET = os.environ["JWT_SECRET"]
 LEEWAY = int(os.environ.get("JWT_LEEWAY_SECONDS", "30"))
@@ -100,15 +109,18 @@ def _sa(sql: str) -> str:
 LOCALS = "SET LOCAL TimeZone = 'UTC'; " + (
     f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}; " if STATEMENT_TIMEOUT_MS > 0 else ""
 )
-# `UserService.resolve_id`: only the id and the token version, first in the transaction.
-ACCOUNT = text(LOCALS + "SELECT users.id, users.token_version FROM users WHERE users.id = :p1")
+# `UserService.resolve_id`: only the id and the token version, first in the transaction; a
+# write also takes the caller's change lock (held until the transaction ends).
+ACCOUNT = text(LOCALS + _sa(ACCOUNT_SQL))
+ACCOUNT_FOR_WRITE = text(LOCALS + _sa(ACCOUNT_FOR_WRITE_SQL))
 HIT = text(LOCALS + _sa(HIT_SQL))
 CLEAN_UP = text("DELETE FROM rate_limits WHERE window_end < clock_timestamp()")
 GET = text(_sa(GET_SQL))
 INSERT = text(_sa(INSERT_SQL))
 TOGGLE = text(_sa(TOGGLE_SQL))
 DELETE = text(_sa(DELETE_SQL))
-_LISTS: dict[tuple[str, bool], TextClause] = {}
+# Per filter shape: the first page with its feed position, and the empty page's statement.
+_LISTS: dict[tuple[str, bool], tuple[TextClause, TextClause]] = {}
 _UPDATES: dict[tuple[str, ...], TextClause] = {}
 
 
@@ -204,8 +216,9 @@ def _verify(token: str) -> tuple[str, int, float]:
     return subject, version, float(expires)
 
 
-def _resolve(conn: Connection, subject: str, version: int) -> str:
-    row = conn.execute(ACCOUNT, {"p1": subject}).first()
+def _resolve(conn: Connection, subject: str, version: int, *, write: bool = False) -> str:
+    """The caller's id (401 if deleted or revoked); a `write` also takes their change lock."""
+    row = conn.execute(ACCOUNT_FOR_WRITE if write else ACCOUNT, {"p1": subject}).first()
     if row is None:
         raise Refused(401, "UNAUTHORIZED", "The account for this token no longer exists")
     if row[1] != version:
@@ -259,16 +272,37 @@ def _etag(row: Sequence[Any]) -> str:
     return f'"{row[0]}-{row[11]}"'
 
 
-def _list_statement(status: str, search: bool) -> TextClause:
-    statement = _LISTS.get((status, search))
-    if statement is None:
+def _list_statements(status: str, search: bool) -> tuple[TextClause, TextClause]:
+    statements = _LISTS.get((status, search))
+    if statements is None:
         where = ""
         if status in ("pending", "completed"):
             where += f" AND completed = {'true' if status == 'completed' else 'false'}"
         if search:
             where += " AND (title ILIKE $3 ESCAPE '\\' OR description ILIKE $4 ESCAPE '\\')"
-        statement = _LISTS[(status, search)] = text(_sa(LIST_SQL.format(where=where)))
-    return statement
+        statements = _LISTS[(status, search)] = (
+            text(_sa(LIST_SQL.format(where=where))),
+            text(_sa(EMPTY_LIST_SQL.format(where=where))),
+        )
+    return statements
+
+
+def _page(
+    conn: Connection, statements: tuple[TextClause, TextClause], values: dict[str, Any]
+) -> tuple[Sequence[Any], int]:
+    """A first page and the feed position of its snapshot (`TaskService._with_position`): a
+    column of the page's rows, or, for an empty page, read with the proof that it is still
+    empty; a page that filled up in between is read again."""
+    page, empty = statements
+    rows = conn.execute(page, values).all()
+    for _ in range(EMPTY_PAGE_ATTEMPTS):
+        if rows:
+            return rows, rows[0][13]
+        position, appeared = conn.execute(empty, values).one()
+        if not appeared:
+            return rows, position
+        rows = conn.execute(page, values).all()
+    raise Refused(503, "SERVICE_UNAVAILABLE", CHANGING)
 
 
 def _update_statement(names: tuple[str, ...]) -> TextClause:
@@ -334,11 +368,11 @@ def list_tasks(request: Request) -> Response:
         values: dict[str, Any] = {"p2": limit + 1}
         if q:
             values["p3"] = values["p4"] = _like(q)
-        statement = _list_statement(status, q is not None)
+        statements = _list_statements(status, q is not None)
         with request.app.state.engine.begin() as conn:
             user_id = _resolve(conn, subject, version)
             values["p1"] = user_id
-            rows = conn.execute(statement, values).all()
+            rows, feed = _page(conn, statements, values)
     except Refused as exc:
         return _error(exc)
     now = datetime.now(UTC)
@@ -347,7 +381,7 @@ def list_tasks(request: Request) -> Response:
     if len(rows) > limit:
         fingerprint = list_fingerprint(status, q)
         last = page[-1]
-        next_cursor = _cursor(user_id, fingerprint, last[12], last[0])
+        next_cursor = encode_cursor(SECRET, user_id, fingerprint, last[12], last[0], feed)
         next_url = request.url.include_query_params(cursor=next_cursor)
         headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     body = {
@@ -358,6 +392,7 @@ def list_tasks(request: Request) -> Response:
             "has_more": next_cursor is not None,
             "next_cursor": next_cursor,
             "total": None,
+            "changes_cursor": encode_changes_cursor(SECRET, user_id, feed),
         },
     }
     return _json(200, body, headers)
@@ -370,7 +405,7 @@ def _one(request: Request, statement: TextClause, write: bool) -> Response:
         engine = request.app.state.engine
         headers = _limit_write(engine, subject) if write else {}
         with engine.begin() as conn:
-            user_id = _resolve(conn, subject, version)
+            user_id = _resolve(conn, subject, version, write=write)
             row = conn.execute(statement, {"p1": user_id, "p2": task_id}).first()
         if row is None:
             raise Refused(404, "NOT_FOUND", "Task not found")
@@ -411,7 +446,7 @@ def create_task(request: Request, body: JsonBody) -> Response:
             "p7": _tags(data.get("tags", [])),
         }
         with engine.begin() as conn:
-            values["p1"] = _resolve(conn, subject, version)
+            values["p1"] = _resolve(conn, subject, version, write=True)
             row = conn.execute(INSERT, values).one()
     except Refused as exc:
         return _error(exc)
@@ -444,7 +479,7 @@ def update_task(request: Request, body: JsonBody) -> Response:
         names = tuple(name for name in TASK_FIELDS if name in changes)
         statement = _update_statement(names)
         with engine.begin() as conn:
-            user_id = _resolve(conn, subject, version)
+            user_id = _resolve(conn, subject, version, write=True)
             row = conn.execute(statement, {"p1": user_id, "p2": task_id, **changes}).first()
         if row is None:
             raise Refused(404, "NOT_FOUND", "Task not found")
@@ -464,7 +499,7 @@ def delete_task(request: Request) -> Response:
         engine = request.app.state.engine
         headers = _limit_write(engine, subject)
         with engine.begin() as conn:
-            user_id = _resolve(conn, subject, version)
+            user_id = _resolve(conn, subject, version, write=True)
             deleted = conn.execute(DELETE, {"p1": user_id, "p2": task_id}).first()
         if deleted is None:
             raise Refused(404, "NOT_FOUND", "Task not found")

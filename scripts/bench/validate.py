@@ -17,6 +17,18 @@ CREATE_BODY = {
     "tags": ["bench", "Work", "bench"],
 }
 WRITE_HEADERS = ("ETag", "RateLimit", "RateLimit-Policy")
+# Reads compared byte for byte: (check, path, what the page must be). A listing's body holds
+# its `meta.changes_cursor` (the feed position read with the page); "next" is a page with a
+# `next_cursor` and `Link` (the timed 100-task list has one once the mix has added tasks);
+# "empty" is the API's empty-page path (the position read with the proof the page is empty).
+SEARCH_NOTHING = "no-such-task-zq"
+READS = (
+    ("list 100", "/api/tasks", "full"),
+    ("list 10 with next_cursor", "/api/tasks?limit=10", "next"),
+    ("list filter+search", "/api/tasks?status=pending&q=invoice", "full"),
+    ("list empty page (not timed)", f"/api/tasks?q={SEARCH_NOTHING}", "empty"),
+    ("get one", "/api/tasks/{task_id}", "one"),
+)
 
 
 class Mismatch(AssertionError):
@@ -51,6 +63,21 @@ def _same_bytes(name: str, responses: dict[str, httpx.Response]) -> None:
             )
 
 
+def _expect(name: str, kind: str, body: Any, response: httpx.Response) -> None:
+    """The page is of the kind the check is for (else the comparison would prove less)."""
+    if kind == "one":
+        return
+    data, meta = body["data"], body["meta"]
+    if kind == "empty" and data:
+        raise Mismatch(f"{name}: expected an empty page, got {len(data)} tasks")
+    if kind != "empty" and not data:
+        raise Mismatch(f"{name}: empty page; the seed should give every user tasks")
+    if kind == "next" and not (meta["next_cursor"] and response.headers.get("Link")):
+        raise Mismatch(f"{name}: no next_cursor or Link: {meta}")
+    if not meta.get("changes_cursor"):
+        raise Mismatch(f"{name}: no meta.changes_cursor: {meta}")
+
+
 def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]]) -> list[str]:
     """Compare every server (name -> base URL; the first is the reference) with the first;
     return what was checked, raise Mismatch on any difference."""
@@ -61,11 +88,8 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
     with httpx.Client(timeout=10) as client:
         user, task_id = owned[0]
         token = tokens[user - 1]
-        for name, path in (
-            ("list 100", "/api/tasks"),
-            ("list filter+search", "/api/tasks?status=pending&q=invoice"),
-            ("get one", f"/api/tasks/{task_id}"),
-        ):
+        for name, path, kind in READS:
+            path = path.format(task_id=task_id)
             responses = {s: _call(client, "GET", servers[s] + path, token) for s in names}
             bodies = {s: r.json() for s, r in responses.items()}
             for other in names[1:]:
@@ -74,8 +98,7 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
                         f"{name}: bodies differ\n{reference}: {bodies[reference]}\n"
                         f"{other}: {bodies[other]}"
                     )
-            if name.startswith("list") and not bodies[reference]["data"]:
-                raise Mismatch(f"{name}: empty page; the seed should give every user tasks")
+            _expect(name, kind, bodies[reference], responses[reference])
             for header in ("ETag", "Link"):
                 values = {s: r.headers.get(header) for s, r in responses.items()}
                 if len(set(values.values())) > 1:

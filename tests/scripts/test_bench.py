@@ -44,12 +44,15 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert results["failures"] == []
     assert results["config"]["servers"] == ["api", "floor", "baseline"]
     validation = results["validation"]
-    assert len(validation) == 10
-    # The floor is validated like the baseline: identical bodies, and the baseline's bytes.
-    assert any(
-        "list 100: identical bodies" in v and "floor bytes = baseline bytes" in v
-        for v in validation
-    )
+    assert len(validation) == 12
+    # The floor is validated like the baseline: identical bodies, and the baseline's bytes,
+    # for every listing (meta.changes_cursor included): a first page, one with a next_cursor,
+    # a filtered one and an empty one (the API's second statement).
+    for listing in ("list 100", "list 10 with next_cursor", "list filter+search", "list empty"):
+        assert any(
+            listing in v and "identical bodies" in v and "floor bytes = baseline bytes" in v
+            for v in validation
+        ), (listing, validation)
     assert any("api, floor and baseline each flip completion" in v for v in validation)
     # The API runs as in production: metrics and the JSON access log on.
     assert any("/metrics served" in v for v in validation)
