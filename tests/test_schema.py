@@ -45,6 +45,8 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "ix_tasks_user_id_due_date_asc_id",
         "ix_tasks_user_id_due_date_desc_id",
         "ix_tasks_user_id_tags",
+        # One next occurrence per occurrence (0009): the unique constraint's index.
+        "uq_tasks_previous_task_id",
     }
     checks = {c["name"] for c in inspector.get_check_constraints("tasks")}
     assert {
@@ -52,6 +54,11 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "ck_tasks_title_trimmed",
         "ck_tasks_description_length",
         "ck_tasks_completed_at_matches",
+        "ck_tasks_recurrence_length",
+        "ck_tasks_time_zone_length",
+        "ck_tasks_reminders_array",
+        "ck_tasks_recurrence_series",
+        "ck_tasks_next_due_date_later",
     } <= checks
     fk = inspector.get_foreign_keys("tasks")[0]
     assert fk["name"] == "fk_tasks_user_id_users"
@@ -74,6 +81,19 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "INSERT INTO tasks (user_id, title, tags) "
         "VALUES ('u1', 'ok', array_fill('t'::text, ARRAY[21]))",
         "INSERT INTO tasks (user_id, title, tags) VALUES ('u1', 'ok', ARRAY[NULL]::text[])",
+        # Recurrence (0009): a rule needs a due date and a whole series; limits on the text.
+        "INSERT INTO tasks (user_id, title, recurrence) VALUES ('u1', 'ok', 'FREQ=DAILY')",
+        "INSERT INTO tasks (user_id, title, recurrence, due_date, series_id, series_start) "
+        "VALUES ('u1', 'ok', repeat('x', 501), now(), gen_random_uuid(), now())",
+        "INSERT INTO tasks (user_id, title, series_start) VALUES ('u1', 'ok', now())",
+        "INSERT INTO tasks (user_id, title, next_due_date) VALUES ('u1', 'ok', now())",
+        "INSERT INTO tasks (user_id, title, recurrence, due_date, series_id, series_start, "
+        "next_due_date) VALUES ('u1', 'ok', 'FREQ=DAILY', now(), gen_random_uuid(), now(), "
+        "now() - interval '1 day')",
+        "INSERT INTO tasks (user_id, title, time_zone) VALUES ('u1', 'ok', '')",
+        "INSERT INTO tasks (user_id, title, reminders) VALUES ('u1', 'ok', '{}')",
+        "INSERT INTO tasks (user_id, title, reminders) "
+        "VALUES ('u1', 'ok', '[{}, {}, {}, {}, {}, {}]')",
     ],
 )
 def test_database_constraints_back_up_the_api_limits(db_engine: Engine, statement: str) -> None:

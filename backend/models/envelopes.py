@@ -14,7 +14,12 @@ from pydantic import BaseModel, Field
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.task import TaskPublic
-from backend.models.task_ops import BulkResponse, ClearedCompleted, TaskStatsPublic
+from backend.models.task_ops import (
+    BulkResponse,
+    ClearedCompleted,
+    TaskOccurrences,
+    TaskStatsPublic,
+)
 from backend.models.user import AuthSession, UserPublic
 
 
@@ -42,6 +47,10 @@ class TaskChangesEnvelope(BaseModel):
 
     data: list[TaskChange]
     meta: ChangesMeta
+
+
+class TaskOccurrencesEnvelope(DataEnvelope[TaskOccurrences]):
+    """A task's next due dates."""
 
 
 class TaskStatsEnvelope(DataEnvelope[TaskStatsPublic]):

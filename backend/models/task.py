@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
@@ -32,17 +33,27 @@ from sqlalchemy import (
     Index,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     column,
     func,
     text,
 )
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import NotBlankText, StorableText, UtcDatetime
+from backend.models.common import JsonInt, NotBlankText, StorableText, UtcDatetime
+from backend.recurrence import (
+    DEFAULT_TIME_ZONE,
+    RULE_MAX_LENGTH,
+    RULE_PATTERN,
+    SHORTHANDS,
+    TIME_ZONES,
+    check_time_zone,
+    normalize_rule,
+)
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
@@ -55,6 +66,9 @@ TAGS_MAX_COUNT = 20
 INSTANT_MIN_YEAR, INSTANT_MAX_YEAR = 1900, 9998
 # The same years at the start of an ISO 8601 text, for the OpenAPI document.
 INSTANT_YEAR_PATTERN = "^(?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+REMINDERS_MAX_COUNT = 5
+# A reminder relative to the due date is at most four weeks before it.
+MINUTES_BEFORE_DUE_MAX = 4 * 7 * 24 * 60
 
 
 class TextArray(TypeDecorator[list[str]]):
@@ -102,6 +116,8 @@ class Task(SQLModel, table=True):
             column("id").desc(),
         ),
         Index("ix_tasks_user_id_tags", "user_id", "tags", postgresql_using="gin"),
+        # One next occurrence per completed occurrence (migration 0009).
+        UniqueConstraint("previous_task_id"),
     )
 
     id: int | None = SQLField(
@@ -148,6 +164,27 @@ class Task(SQLModel, table=True):
     version: int = SQLField(
         default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
     )
+    # Recurrence (migration 0009, backend/recurrence.py): the rule as stored (an RRULE without
+    # the RRULE: prefix), the zone it is evaluated in, the series (its id and start, the
+    # rule's DTSTART) and this occurrence's successor's due date; a spawned occurrence names
+    # the one whose completion created it.
+    recurrence: str | None = SQLField(default=None, sa_column=Column(Text))
+    time_zone: str = SQLField(
+        default=DEFAULT_TIME_ZONE,
+        sa_column=Column(Text, nullable=False, server_default=text("'UTC'")),
+    )
+    reminders: list[dict[str, Any]] = SQLField(
+        default_factory=list,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    )
+    series_id: str | None = SQLField(default=None, sa_column=Column(UUID(as_uuid=False)))
+    series_start: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    next_due_date: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    previous_task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
 
 
 class TaskRow(Protocol):
@@ -179,6 +216,20 @@ class TaskRow(Protocol):
     def updated_at(self) -> datetime: ...
     @property
     def version(self) -> int: ...
+    @property
+    def recurrence(self) -> str | None: ...
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def reminders(self) -> list[dict[str, Any]]: ...
+    @property
+    def series_id(self) -> str | None: ...
+    @property
+    def series_start(self) -> datetime | None: ...
+    @property
+    def next_due_date(self) -> datetime | None: ...
+    @property
+    def previous_task_id(self) -> int | None: ...
     # Also a tuple of the columns, in table order (`TaskService.TASK_COLUMNS`).
     def __getitem__(self, index: int) -> Any: ...
 
@@ -268,10 +319,102 @@ def _unique_tags(tags: list[str]) -> list[str]:
 
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX_COUNT), AfterValidator(_unique_tags)]
 
+# An RRULE (RFC 5545) or a shorthand, stored as its RRULE (backend/recurrence.py says which
+# rules are refused and why). The pattern only says which characters a rule is written with.
+Recurrence = Annotated[
+    str,
+    StringConstraints(max_length=RULE_MAX_LENGTH, pattern=RULE_PATTERN),
+    AfterValidator(normalize_rule),
+]
+RECURRENCE_DESCRIPTION = (
+    "An RFC 5545 RRULE, with or without the `RRULE:` prefix (`FREQ=WEEKLY;BYDAY=MO,TH`, "
+    f"`FREQ=MONTHLY;BYMONTHDAY=-1`), or a shorthand: {', '.join(f'`{s}`' for s in SHORTHANDS)}; "
+    "stored and returned as the RRULE. The series starts at `due_date` (required with a rule) "
+    "and is evaluated in `time_zone`. Refused (422, saying why): DTSTART, several lines, "
+    "MINUTELY/SECONDLY or several BYMINUTE/BYSECOND values (more often than hourly), values "
+    "outside RFC 5545's ranges, COUNT with UNTIL, a rule with no occurrence after the due "
+    f"date, more than {RULE_MAX_LENGTH} characters. `null`: not recurring."
+)
+
+
+def _known_time_zone(value: Any) -> Any:
+    # Before the enum's own check, whose error would list all ~600 names.
+    return check_time_zone(value) if isinstance(value, str) else value
+
+
+# The IANA time zones of the locked `tzdata` package: an enum, so the OpenAPI document (and a
+# generated client) lists the accepted names.
+_TimeZoneEnum = StrEnum("TimeZone", [(name, name) for name in TIME_ZONES])  # type: ignore[misc]
+if TYPE_CHECKING:
+    TimeZone = str
+else:
+    TimeZone = Annotated[_TimeZoneEnum, BeforeValidator(_known_time_zone)]
+TIME_ZONE_DESCRIPTION = (
+    "IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): the rule's local "
+    "clock, so a task due at 09:00 there stays at 09:00 across daylight-saving changes."
+)
+
+
+class MinutesBeforeDue(BaseModel):
+    """Remind this many minutes before the due date (0: at it). Needs a due date."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    minutes_before_due: JsonInt = Field(ge=0, le=MINUTES_BEFORE_DUE_MAX, examples=[30])
+
+
+class ReminderAt(BaseModel):
+    """Remind at this instant. On a recurring task, the next occurrence's reminder is moved
+    with its due date (the same distance before or after it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: Instant = Field(examples=["2026-12-01T08:00:00Z"])
+
+
+class ReminderAtPublic(BaseModel):
+    """Remind at this instant (UTC)."""
+
+    at: UtcDatetime = Field(examples=["2026-12-01T08:00:00Z"])
+
+
+def _unique_reminders(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[Any]:
+    return list(dict.fromkeys(reminders))
+
+
+Reminders = Annotated[
+    list[MinutesBeforeDue | ReminderAt],
+    Field(max_length=REMINDERS_MAX_COUNT),
+    AfterValidator(_unique_reminders),
+]
+REMINDERS_DESCRIPTION = (
+    f'Up to {REMINDERS_MAX_COUNT} reminders, each `{{"minutes_before_due": 0-'
+    f"{MINUTES_BEFORE_DUE_MAX}}}` (up to four weeks before `due_date`, which it needs) or "
+    '`{"at": "<ISO 8601 instant>"}`; duplicates are dropped. Stored and returned; a '
+    "recurring task's next occurrence gets them too, `at` moved with the due date."
+)
+
+
+def reminders_json(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[dict[str, Any]]:
+    """Reminders as stored (JSONB) and returned: `at` in UTC, as `TaskPublic` prints it."""
+    return [reminder.model_dump(mode="json") for reminder in reminders]
+
+
 # Server-owned fields. Frontends often send a task object back whole, so these are accepted
 # and dropped; any other unknown field is a 422.
 READ_ONLY_FIELDS = frozenset(
-    {"id", "user_id", "completed_at", "created_at", "updated_at", "is_overdue"}
+    {
+        "id",
+        "user_id",
+        "completed_at",
+        "created_at",
+        "updated_at",
+        "is_overdue",
+        "next_due_date",
+        "series_id",
+        "series_start",
+        "previous_task_id",
+    }
 )
 
 
@@ -307,6 +450,17 @@ class TaskCreate(_TaskInput):
         "lower-cased and de-duplicated.",
         examples=[["errands", "home"]],
     )
+    recurrence: Recurrence | None = Field(
+        default=None, description=RECURRENCE_DESCRIPTION, examples=["FREQ=WEEKLY;BYDAY=MO,TH"]
+    )
+    time_zone: TimeZone = Field(
+        default=DEFAULT_TIME_ZONE, description=TIME_ZONE_DESCRIPTION, examples=["Europe/Berlin"]
+    )
+    reminders: Reminders = Field(
+        default_factory=list,
+        description=REMINDERS_DESCRIPTION,
+        examples=[[{"minutes_before_due": 30}]],
+    )
 
 
 class TaskReplace(TaskCreate):
@@ -327,10 +481,22 @@ class TaskUpdate(_TaskInput):
         examples=["2026-12-01"],
     )
     tags: Tags | SkipJsonSchema[None] = Field(default=None, description="Replaces the whole list.")
+    recurrence: Recurrence | None = Field(
+        default=None,
+        description="As for create; `null` ends the series (no next occurrence). A new rule "
+        "or time zone starts the series again at the task's due date.",
+        examples=["daily"],
+    )
+    time_zone: TimeZone | SkipJsonSchema[None] = Field(
+        default=None, description=TIME_ZONE_DESCRIPTION, examples=["America/New_York"]
+    )
+    reminders: Reminders | SkipJsonSchema[None] = Field(
+        default=None, description="Replaces the whole list (`[]` removes them)."
+    )
 
     @model_validator(mode="after")
     def _not_null(self) -> TaskUpdate:
-        for name in ("title", "completed", "priority", "tags"):
+        for name in ("title", "completed", "priority", "tags", "time_zone", "reminders"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -356,6 +522,31 @@ class TaskPublic(BaseModel):
     priority: Priority = Field(examples=["high"])
     due_date: UtcDatetime | None = Field(examples=["2026-12-01T16:00:00Z"])
     tags: list[str] = Field(examples=[["errands"]])
+    recurrence: str | None = Field(
+        description="The RRULE (without `RRULE:`), or null for a task that does not recur.",
+        examples=["FREQ=WEEKLY;BYDAY=MO,TH"],
+    )
+    time_zone: TimeZone = Field(description="The rule's time zone.", examples=["Europe/Berlin"])
+    next_due_date: UtcDatetime | None = Field(
+        description="The occurrence after this one: the due date completing this task gives "
+        "its successor. Null when the task does not recur or its series has ended.",
+        examples=["2026-12-03T16:00:00Z"],
+    )
+    reminders: list[MinutesBeforeDue | ReminderAtPublic] = Field(
+        examples=[[{"minutes_before_due": 30}]]
+    )
+    series_id: uuid.UUID | None = Field(
+        description="Shared by every occurrence of a series; null when not recurring.",
+        examples=["0b6f3b1e-8f7a-4d58-9a4c-2f3c9a1d7e55"],
+    )
+    series_start: UtcDatetime | None = Field(
+        description="The series' first due date (the rule's DTSTART; COUNT counts from it).",
+        examples=["2026-12-01T16:00:00Z"],
+    )
+    previous_task_id: int | None = Field(
+        description="The occurrence whose completion created this one, if any.",
+        examples=[41],
+    )
     created_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
     updated_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
 

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.models.common import JsonInt
-from backend.models.task import TASK_ID_MAX, Priority, Tag, TaskPublic
+from backend.models.common import JsonInt, UtcDatetime
+from backend.models.task import TASK_ID_MAX, Priority, Tag, TaskPublic, TimeZone
 
 BULK_MAX_OPERATIONS = 100
 TaskIdField = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX, examples=[42])]
@@ -96,4 +96,21 @@ class TaskStatsPublic(BaseModel):
     overdue: int = Field(description="Pending and past their due date.", examples=[1])
     by_priority: dict[Priority, int] = Field(
         examples=[{"none": 5, "low": 2, "medium": 3, "high": 2}]
+    )
+
+
+# How many due dates `GET /api/tasks/{task_id}/occurrences` previews at most.
+OCCURRENCES_MAX = 100
+
+
+class TaskOccurrences(BaseModel):
+    """The next due dates of a task's series, after its own."""
+
+    task_id: int = Field(examples=[42])
+    recurrence: str | None = Field(examples=["FREQ=WEEKLY;BYDAY=MO,TH"])
+    time_zone: TimeZone = Field(examples=["Europe/Berlin"])
+    occurrences: list[UtcDatetime] = Field(
+        description="In order, in UTC; the first is the task's `next_due_date`. Fewer than "
+        "asked when the series ends (COUNT, UNTIL), none when the task does not recur.",
+        examples=[["2026-12-03T16:00:00Z", "2026-12-07T16:00:00Z"]],
     )

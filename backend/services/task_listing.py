@@ -38,6 +38,7 @@ class TaskFilters:
     overdue: bool | None = None
     q: str | None = None
     updated_since: datetime | None = None
+    recurring: bool | None = None
 
     def __post_init__(self) -> None:
         # One normal form whoever builds the filters (REST query string, MCP arguments):
@@ -58,6 +59,9 @@ class TaskFilters:
             "q": self.q,
             "updated_since": self.updated_since.isoformat() if self.updated_since else None,
         }
+        if self.recurring is not None:
+            # Only when set: cursors issued before the filter existed stay valid.
+            values["recurring"] = self.recurring
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
@@ -160,4 +164,7 @@ def filter_conditions(filters: TaskFilters) -> list[ColumnElement[bool]]:
         )
     if filters.updated_since is not None:
         conditions.append(col(Task.updated_at) >= filters.updated_since)
+    if filters.recurring is not None:
+        recurrence = col(Task.recurrence)
+        conditions.append(recurrence.is_not(None) if filters.recurring else recurrence.is_(None))
     return conditions

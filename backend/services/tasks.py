@@ -10,10 +10,13 @@ only their values change.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn, cast
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     BindParameter,
     Boolean,
@@ -32,11 +35,20 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.errors import InvalidRequest, NotFound, PreconditionFailed, ServiceUnavailable
+from backend.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    ServiceUnavailable,
+)
 from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskRow, TaskUpdate
-from backend.models.task import TAGS_MAX_COUNT
+from backend.models.task import TAGS_MAX_COUNT, reminders_json
 from backend.models.task_ops import (
     AddTagOp,
     BulkOperation,
@@ -46,6 +58,7 @@ from backend.models.task_ops import (
     ReopenOp,
     SetPriorityOp,
 )
+from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
 from backend.services.changes import latest_position
 from backend.services.scope import OWNER, Scoped, Stmt, owned
 from backend.services.task_listing import (
@@ -131,9 +144,70 @@ _CREATE = (
         priority=bindparam("priority", type_=_T.priority.type),
         due_date=bindparam("due_date", type_=_T.due_date.type),
         tags=bindparam("tags", type_=_T.tags.type),
+        recurrence=bindparam("recurrence", type_=_T.recurrence.type),
+        time_zone=bindparam("time_zone", type_=_T.time_zone.type),
+        reminders=bindparam("reminders", type_=_T.reminders.type),
+        series_id=bindparam("series_id", type_=_T.series_id.type),
+        series_start=bindparam("series_start", type_=_T.series_start.type),
+        next_due_date=bindparam("next_due_date", type_=_T.next_due_date.type),
     )
     .returning(*TASK_COLUMNS)
 )
+# The next occurrence of a recurring task completed in this transaction: a copy of it, due at
+# its `next_due_date`, pending. `completed_at = now()` holds only when this transaction
+# completed it (an already-completed task keeps its completion time, `_completion`), and
+# `previous_task_id` is unique: a second completion (a replay, a race, reopen and complete
+# again) inserts nothing. Built once; the copied columns are read from the stored row.
+_SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
+_SUCCESSOR = (
+    pg_insert(Task)
+    .from_select(
+        [
+            "user_id",
+            "title",
+            "description",
+            "priority",
+            "tags",
+            "recurrence",
+            "time_zone",
+            "series_id",
+            "series_start",
+            "due_date",
+            "next_due_date",
+            "reminders",
+            "previous_task_id",
+        ],
+        _owned(
+            select(
+                bindparam(OWNER),
+                _T.title,
+                _T.description,
+                _T.priority,
+                _T.tags,
+                _T.recurrence,
+                _T.time_zone,
+                _T.series_id,
+                _T.series_start,
+                _T.next_due_date,
+                sql_cast(
+                    bindparam("following_due_date", type_=_T.next_due_date.type),
+                    _T.next_due_date.type,
+                ),
+                bindparam("reminders", type_=JSONB),  # sent as `%(reminders)s::JSONB`
+                _T.id,
+            ).where(
+                _T.id == _SUCCESSOR_OF,
+                _T.completed == true(),
+                _T.completed_at == func.now(),
+                _T.recurrence.is_not(None),
+                _T.next_due_date.is_not(None),
+            )
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=["previous_task_id"])
+)
+# The fields that make up a task's schedule: writing any of them re-plans it.
+_SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
 
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
@@ -215,6 +289,11 @@ class TaskService(Scoped):
         return set(self._run(_owned(select(_T.title))).scalars())
 
     def create(self, data: TaskCreate) -> TaskRow:
+        """A new task; a recurring one starts its series at its due date. Created completed,
+        it is not a completion: no next occurrence is created."""
+        schedule = _plan(
+            data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
+        )
         row = self._run(
             _CREATE,
             title=data.title,
@@ -223,25 +302,101 @@ class TaskService(Scoped):
             priority=data.priority,
             due_date=data.due_date,
             tags=data.tags,
+            **schedule,
         ).one()
         return cast(TaskRow, row)
 
     def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> TaskRow:
-        return self._update(
-            task_id,
-            {
-                **data.model_dump(include={"title", "description", "priority", "due_date", "tags"}),
-                **_completion(data.completed),
-            },
-            expected,
-        )
+        values = {
+            **data.model_dump(include={"title", "description", "priority", "due_date", "tags"}),
+            **_completion(data.completed),
+        }
+        plan = (data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders))
+        if data.recurrence is None:
+            # Not recurring (any more): nothing to read first, one statement as ever.
+            return self._completing(self._update(task_id, {**values, **_plan(*plan)}, expected))
+        # A rule kept as it was keeps its series: read the stored one first.
+        return self._replan(task_id, values, plan, expected)
 
     def update(self, task_id: int, data: TaskUpdate, expected: Expected = None) -> TaskRow:
-        changes = data.model_dump(exclude_unset=True)
+        changes = data.model_dump(exclude_unset=True, exclude=_SCHEDULE_FIELDS)
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
             values.update(_completion(changes["completed"]))
-        return self._update(task_id, values, expected)
+        sent = data.model_fields_set & _SCHEDULE_FIELDS
+        if not sent:
+            return self._completing(self._update(task_id, values, expected))
+        # The schedule is the stored one with the sent fields over it: read it first.
+        current = self._current(task_id, expected)
+        plan = (
+            data.recurrence if "recurrence" in sent else current.recurrence,
+            str(data.time_zone) if "time_zone" in sent else current.time_zone,
+            data.due_date if "due_date" in sent else current.due_date,
+            reminders_json(data.reminders or []) if "reminders" in sent else current.reminders,
+        )
+        if "due_date" in sent:
+            values["due_date"] = data.due_date
+        return self._replan(task_id, values, plan, current=current)
+
+    def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
+        """The task and the next `count` due dates of its series after its own (fewer when
+        the series ends; none when it does not recur)."""
+        task = self.get(task_id)
+        if task.recurrence is None or task.due_date is None or task.series_start is None:
+            return task, []
+        schedule = Schedule.of(task.recurrence, task.time_zone, task.series_start)
+        return task, schedule.after(task.due_date, count)
+
+    def _replan(
+        self,
+        task_id: int,
+        values: dict[str, Any],
+        plan: tuple[str | None, str, datetime | None, list[dict[str, Any]]],
+        expected: Expected = None,
+        *,
+        current: TaskRow | None = None,
+    ) -> TaskRow:
+        """Write `values` and the schedule `plan` over the stored task, read first (in a write
+        the caller's change lock is held, so nothing else changes it in between; the UPDATE
+        names the version read all the same)."""
+        if current is None:
+            current = self._current(task_id, expected)
+        values = {**values, **_plan(*plan, current=current)}
+        task = self._update_where(task_id, values, _T.version == current.version)
+        if task is None:
+            raise Conflict("The task changed while it was being written; retry")
+        return self._completing(task)
+
+    def _current(self, task_id: int, expected: Expected) -> TaskRow:
+        """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
+        its versions."""
+        task = self.get(task_id)
+        if expected is not None and task.version not in expected:
+            raise PreconditionFailed()
+        return task
+
+    def _completing(self, task: TaskRow) -> TaskRow:
+        """After any write that may complete `task`: when this transaction completed a
+        recurring task whose series goes on, insert its next occurrence. Decided from the
+        returned row alone (`completed_at` equals `updated_at`, both this transaction's
+        `now()`, only when it completed it here), so other writes cost nothing more."""
+        if (
+            task.completed
+            and task.recurrence is not None
+            and task.next_due_date is not None
+            and task.series_start is not None
+            and task.due_date is not None
+            and task.completed_at == task.updated_at
+        ):
+            schedule = Schedule.of(task.recurrence, task.time_zone, task.series_start)
+            reminders = _moved_reminders(task.reminders, task.due_date, task.next_due_date)
+            self._run(
+                _SUCCESSOR,
+                previous_id=task.id,
+                following_due_date=schedule.next_after(task.next_due_date),
+                reminders=reminders,
+            )
+        return task
 
     def set_completed(
         self, task_id: int, completed: bool | None, expected: Expected = None
@@ -255,9 +410,9 @@ class TaskService(Scoped):
             task = self._run(_TOGGLE, task_id=task_id).one_or_none()
             if task is None:
                 raise NotFound("Task not found")
-            return cast(TaskRow, task)
+            return self._completing(cast(TaskRow, task))
         target: ColumnElement[bool] | bool = ~_T.completed if completed is None else completed
-        return self._update(task_id, _completion(target), expected)
+        return self._completing(self._update(task_id, _completion(target), expected))
 
     def delete(self, task_id: int, expected: Expected = None) -> None:
         statement = _DELETE if expected is None else _DELETE.where(*_version_in(expected))
@@ -344,3 +499,85 @@ class TaskService(Scoped):
         """One UPDATE ... RETURNING of the caller's task; None when no row matched."""
         statement = _changing(_owned(update(Task).where(_T.id == _TASK_ID, *conditions)), values)
         return cast(TaskRow | None, self._run(statement, task_id=task_id).one_or_none())
+
+
+def _plan(
+    recurrence: str | None,
+    time_zone: str,
+    due_date: datetime | None,
+    reminders: list[dict[str, Any]],
+    *,
+    current: TaskRow | None = None,
+) -> dict[str, Any]:
+    """The schedule columns of a task with these fields (`current`: as stored before, if it
+    exists). A new rule or time zone (re)starts the series at the due date, and must give an
+    occurrence after it; the same rule keeps the series' start and id, and a due date moved
+    only changes which occurrence comes next. Raises `InvalidRequest` for a combination the
+    fields' own validation cannot see."""
+    if due_date is None and any("minutes_before_due" in r for r in reminders):
+        raise _invalid("body.reminders", "A minutes_before_due reminder needs a due_date")
+    values: dict[str, Any] = {
+        "recurrence": recurrence,
+        "time_zone": time_zone,
+        "reminders": reminders,
+        "series_id": None,
+        "series_start": None,
+        "next_due_date": None,
+    }
+    if recurrence is None:
+        return values
+    if due_date is None:
+        raise _invalid("body.due_date", "A recurring task needs a due_date: its first occurrence")
+    if (
+        current is not None
+        and current.series_start is not None
+        and current.recurrence == recurrence
+        and current.time_zone == time_zone
+    ):
+        start, restart = current.series_start, False
+    else:
+        start, restart = due_date, True
+    next_due = Schedule.of(recurrence, time_zone, start).next_after(due_date)
+    if restart and next_due is None:
+        raise _invalid(
+            "body.recurrence",
+            "The rule gives no occurrence after the due date (none within "
+            f"{HORIZON_YEARS} years, or COUNT/UNTIL end the series at once)",
+        )
+    series_id = current.series_id if current is not None else None
+    values.update(
+        series_id=series_id or str(uuid.uuid4()),
+        series_start=start,
+        next_due_date=next_due,
+    )
+    return values
+
+
+def _moved_reminders(
+    reminders: list[dict[str, Any]], old_due: datetime, new_due: datetime
+) -> list[dict[str, Any]]:
+    """A successor's reminders: the same, an `at` moved as far as the due date moved (dropped
+    if that leaves the years an instant may have)."""
+    moved: list[dict[str, Any]] = []
+    for reminder in reminders:
+        if "at" in reminder:
+            at = shift_reminder(datetime.fromisoformat(reminder["at"]), old_due, new_due)
+            if at is None:
+                continue
+            reminder = {"at": _instant_text(at)}
+        moved.append(reminder)
+    return moved
+
+
+_INSTANT = TypeAdapter(datetime)
+
+
+def _instant_text(instant: datetime) -> str:
+    """An instant as `reminders_json` stores it (pydantic's JSON form of a UTC datetime)."""
+    return cast(str, _INSTANT.dump_python(instant, mode="json"))
+
+
+def _invalid(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest(
+        message, details=[{"field": field, "message": message, "type": "value_error"}]
+    )

@@ -11,12 +11,22 @@ from hypothesis import strategies as st
 from backend.api.encoding import encode_task_page
 from backend.models import Priority, TaskPublic
 from backend.models.envelopes import TaskListEnvelope, TaskListMeta
+from backend.models.task import MinutesBeforeDue, ReminderAt, reminders_json
+from backend.recurrence import TIME_ZONES
+from backend.services.tasks import TASK_COLUMNS
 
 Row = namedtuple(
     "Row",
     "id user_id title description completed completed_at priority due_date tags "
-    "created_at updated_at version sort_key",
+    "created_at updated_at version recurrence time_zone reminders series_id series_start "
+    "next_due_date previous_task_id sort_key",
 )
+
+
+def test_the_rows_have_the_tables_columns() -> None:
+    assert Row._fields[:-1] == tuple(column.name for column in TASK_COLUMNS)
+
+
 instants = st.datetimes(
     min_value=datetime(1900, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)
 )
@@ -35,6 +45,18 @@ rows = st.builds(
     created_at=instants,
     updated_at=instants,
     version=st.integers(1, 10),
+    recurrence=st.none() | st.sampled_from(["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,TH"]),
+    time_zone=st.sampled_from(TIME_ZONES),
+    # As stored: the JSON the service writes (`reminders_json`).
+    reminders=st.lists(
+        st.builds(MinutesBeforeDue, minutes_before_due=st.integers(0, 40320))
+        | st.builds(ReminderAt, at=instants),
+        max_size=5,
+    ).map(reminders_json),
+    series_id=st.none() | st.uuids().map(str),
+    series_start=st.none() | instants,
+    next_due_date=st.none() | instants,
+    previous_task_id=st.none() | st.integers(1, 2**53),
     sort_key=st.none(),
 )
 metas = st.builds(
