@@ -23,6 +23,7 @@ from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 import mcp_types
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -46,8 +47,18 @@ from backend.models import (
     TaskUpdate,
 )
 from backend.models.common import StorableText
-from backend.models.task import TASK_ID_MAX, Description, Instant, Tag, Tags, Title
+from backend.models.task import (
+    TASK_ID_MAX,
+    Description,
+    Instant,
+    Recurrence,
+    Reminders,
+    Tag,
+    Tags,
+    Title,
+)
 from backend.models.task_ops import TaskStatsPublic
+from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONE_MAX_LENGTH, check_time_zone
 from backend.services.task_listing import TaskFilters, TaskListQuery
 from backend.services.unit_of_work import UnitOfWork
 
@@ -59,6 +70,23 @@ DUE_DATE_DESCRIPTION = (
     "ISO 8601: a date-time with an offset (2026-12-01T17:00:00+01:00) or a date (2026-12-01, "
     "meaning midnight UTC)."
 )
+
+RECURRENCE_DESCRIPTION = (
+    "Repeat the task: an RFC 5545 RRULE (FREQ=WEEKLY;BYDAY=MO,TH) or daily, weekdays, weekly, "
+    "monthly, yearly. Needs due_date (the first occurrence); completing the task creates the "
+    "next one. At most hourly."
+)
+TIME_ZONE_ARG_DESCRIPTION = (
+    "IANA time zone the rule's times are local to (Europe/Berlin); default UTC."
+)
+REMINDERS_ARG_DESCRIPTION = (
+    'Up to 5: {"minutes_before_due": 0-40320} (needs due_date) or {"at": "<ISO 8601>"}.'
+)
+# A plain string in the tool schema (the REST document lists the ~600 names as an enum, too
+# long for a model's context); the same check.
+TimeZoneName = Annotated[
+    str, StringConstraints(max_length=TIME_ZONE_MAX_LENGTH), AfterValidator(check_time_zone)
+]
 
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_LENGTH), StorableText
@@ -96,12 +124,26 @@ class AddTaskArguments(_Arguments):
         default_factory=list,
         description="Up to 20 tags of 1-32 characters; trimmed, lower-cased, de-duplicated.",
     )
+    recurrence: Recurrence | None = Field(default=None, description=RECURRENCE_DESCRIPTION)
+    time_zone: TimeZoneName = Field(
+        default=DEFAULT_TIME_ZONE, description=TIME_ZONE_ARG_DESCRIPTION
+    )
+    reminders: Reminders = Field(default_factory=list, description=REMINDERS_ARG_DESCRIPTION)
 
     def task(self) -> TaskCreate:
         return TaskCreate.model_validate(self.model_dump(exclude={"user_id"}))
 
 
-_EDITABLE = {"title", "description", "priority", "due_date", "tags"}
+_EDITABLE = {
+    "title",
+    "description",
+    "priority",
+    "due_date",
+    "tags",
+    "recurrence",
+    "time_zone",
+    "reminders",
+}
 
 
 class UpdateTaskArguments(_OneTask):
@@ -118,11 +160,20 @@ class UpdateTaskArguments(_OneTask):
     tags: Tags | SkipJsonSchema[None] = Field(
         default=None, description="Replaces the whole tag list."
     )
+    recurrence: Recurrence | None = Field(
+        default=None, description=f"New rule; null ends the series. {RECURRENCE_DESCRIPTION}"
+    )
+    time_zone: TimeZoneName | SkipJsonSchema[None] = Field(
+        default=None, description=TIME_ZONE_ARG_DESCRIPTION
+    )
+    reminders: Reminders | SkipJsonSchema[None] = Field(
+        default=None, description=f"Replaces the reminders. {REMINDERS_ARG_DESCRIPTION}"
+    )
 
     @model_validator(mode="after")
     def _not_null(self) -> Self:
         # TaskUpdate's rule, checked here so that it is refused before any database work.
-        for name in ("title", "priority", "tags"):
+        for name in ("title", "priority", "tags", "time_zone", "reminders"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -153,6 +204,9 @@ class ListTasksArguments(_Arguments):
     overdue: StrictBool | None = Field(
         default=None, description="true: pending and past due; false: everything else."
     )
+    recurring: StrictBool | None = Field(
+        default=None, description="true: only recurring tasks; false: only the others."
+    )
     sort: TaskSort = Field(
         default=TaskSort.created,
         description="created (newest first), updated (newest first), title (A to Z), "
@@ -174,6 +228,7 @@ class ListTasksArguments(_Arguments):
             due_after=self.due_after,
             overdue=self.overdue,
             q=self.search,
+            recurring=self.recurring,
         )
         return TaskListQuery(filters=filters, sort=self.sort, order=self.order, limit=self.limit)
 
@@ -219,6 +274,10 @@ class TaskSummary(BaseModel):
     priority: Priority
     due_date: datetime | None
     tags: list[str]
+    recurrence: str | None = Field(description="The task's RRULE; null if it does not recur.")
+    next_due_date: datetime | None = Field(
+        description="When the next occurrence is due, once this one is completed."
+    )
 
 
 class TaskList(BaseModel):

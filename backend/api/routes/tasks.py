@@ -52,14 +52,17 @@ from backend.models.envelopes import (
     TaskEnvelope,
     TaskListEnvelope,
     TaskListMeta,
+    TaskOccurrencesEnvelope,
     TaskStatsEnvelope,
 )
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_ops import (
+    OCCURRENCES_MAX,
     BulkRequest,
     BulkResponse,
     BulkResult,
     ClearedCompleted,
+    TaskOccurrences,
     TaskStatsPublic,
 )
 from backend.services.task_listing import TaskFilters, TaskListQuery
@@ -150,6 +153,11 @@ class ListParams(BaseModel):
         description="Changed at or after this instant (inclusive), for polling clients.",
         examples=["2026-11-22T17:00:00Z"],
     )
+    recurring: bool | None = Field(
+        default=None,
+        description="`true`: tasks with a `recurrence` rule. `false`: tasks without one.",
+        examples=[True],
+    )
     sort: TaskSort = Field(
         default=TaskSort.created,
         description="`created` (default newest first), `updated` (newest first), "
@@ -187,6 +195,7 @@ class ListParams(BaseModel):
             overdue=self.overdue,
             q=self.q,
             updated_since=self.updated_since,
+            recurring=self.recurring,
         )
         return TaskListQuery(
             filters=filters,
@@ -415,6 +424,37 @@ def complete_task(
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.set_completed(task_id, completed, expected), response)
+
+
+@router.get(
+    "/{task_id}/occurrences",
+    operation_id="listTaskOccurrences",
+    response_model=TaskOccurrencesEnvelope,
+    summary="Preview a recurring task's next due dates",
+    description="The due dates its series gives after this task's own, in order: the first "
+    "is `next_due_date`, the one completing this task creates. Fewer than `count` when COUNT "
+    "or UNTIL ends the series (or nothing comes within 100 years); an empty list for a task "
+    "that does not recur.",
+    responses=errors(404),
+)
+def task_occurrences(
+    door: Door,
+    task_id: TaskId,
+    count: Annotated[
+        int,
+        Query(ge=1, le=OCCURRENCES_MAX, description=f"How many, 1-{OCCURRENCES_MAX}."),
+        DecimalDigits,
+    ] = 10,
+) -> TaskOccurrencesEnvelope:
+    task, due_dates = door.tasks.occurrences(task_id, count)
+    return TaskOccurrencesEnvelope(
+        data=TaskOccurrences(
+            task_id=task.id,
+            recurrence=task.recurrence,
+            time_zone=task.time_zone,
+            occurrences=due_dates,
+        )
+    )
 
 
 @router.delete(

@@ -41,6 +41,7 @@ OPERATION_IDS = {
     "updateTask": "updateUserTask",
     "completeTask": "completeUserTask",
     "deleteTask": "deleteUserTask",
+    "listTaskOccurrences": "listUserTaskOccurrences",
     "listTaskChanges": "listUserTaskChanges",
 }
 
