@@ -105,7 +105,15 @@ def _outside_documented_schema(case: Any) -> str | None:
         # JSON Schema counts 7.0 as an integer; the contract does not (bulk `id`, `task_id`,
         # `limit` must be written as integers), and no schema keyword can say so.
         return "integers: a number written with a fraction (7.0) is refused"
-    instants = [body.get("due_date")] + [
+    if isinstance(body.get("recurrence"), str):
+        # A rule's pattern only says which characters it is written with: whether it ever
+        # occurs, how often, RFC 5545's value ranges, and that it needs a due_date, no.
+        return "recurrence: what a rule means is refused (422) by rules JSON Schema cannot hold"
+    reminders = body.get("reminders")
+    reminders = [r for r in reminders if isinstance(r, dict)] if isinstance(reminders, list) else []
+    if any("minutes_before_due" in r for r in reminders):
+        return "reminders: minutes_before_due needs a due_date (the body's or the stored one)"
+    instants = [body.get("due_date"), *(r.get("at") for r in reminders)] + [
         query.get(key) for key in ("due_before", "due_after", "updated_since")
     ]
     if any(_utc_year_outside(value) for value in instants):

@@ -68,6 +68,7 @@ OPERATION_IDS = {
     ("PATCH", "/api/tasks/{task_id}"): "updateTask",
     ("PATCH", "/api/tasks/{task_id}/complete"): "completeTask",
     ("DELETE", "/api/tasks/{task_id}"): "deleteTask",
+    ("GET", "/api/tasks/{task_id}/occurrences"): "listTaskOccurrences",
     ("GET", "/api/tasks/changes"): "listTaskChanges",
     ("POST", "/api/auth/register"): "register",
     ("POST", "/api/auth/login"): "login",
@@ -88,6 +89,7 @@ OPERATION_IDS = {
     ("PATCH", "/api/{user_id}/tasks/{task_id}"): "updateUserTask",
     ("PATCH", "/api/{user_id}/tasks/{task_id}/complete"): "completeUserTask",
     ("DELETE", "/api/{user_id}/tasks/{task_id}"): "deleteUserTask",
+    ("GET", "/api/{user_id}/tasks/{task_id}/occurrences"): "listUserTaskOccurrences",
     ("GET", "/api/{user_id}/tasks/changes"): "listUserTaskChanges",
 }
 

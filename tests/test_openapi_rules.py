@@ -138,3 +138,56 @@ def test_email_rule(client: TestClient, value: str) -> None:
     response = client.post("/api/auth/register", json={"email": value, "password": "password-123"})
     assert response.status_code in (201, 422), response.text
     assert schema_accepts(schema, value) == (response.status_code == 201), value
+
+
+TIME_ZONES = ["UTC", "Europe/Berlin", "US/Eastern", "Etc/GMT+5", "europe/berlin", "Mars/Base"]
+TIME_ZONES += ["", "localtime", "posixrules", "Europe/Berlin ", "Europe/../Berlin"]
+
+
+@pytest.mark.parametrize("value", TIME_ZONES)
+def test_time_zone_rule(client: TestClient, alice: Account, value: str) -> None:
+    # The enum lists the tzdata package's zone names: the names the API accepts, no more.
+    schema = SCHEMAS["TimeZone"]
+    response = client.post(
+        "/api/tasks", json={"title": "t", "time_zone": value}, headers=alice.headers
+    )
+    assert response.status_code in (201, 422), response.text
+    assert schema_accepts(schema, value) == (response.status_code == 201), repr(value)
+
+
+@pytest.mark.parametrize("minutes", [-1, 0, 1, 40320, 40321, 10**9])
+def test_minutes_before_due_rule(client: TestClient, alice: Account, minutes: int) -> None:
+    schema = SCHEMAS["MinutesBeforeDue"]
+    reminder = {"minutes_before_due": minutes}
+    body = {"title": "t", "due_date": "2030-01-01", "reminders": [reminder]}
+    response = client.post("/api/tasks", json=body, headers=alice.headers)
+    assert response.status_code in (201, 422), response.text
+    assert schema_accepts(schema, reminder) == (response.status_code == 201), minutes
+
+
+@pytest.mark.parametrize("value", DUE_DATES)
+def test_reminder_at_rule(client: TestClient, alice: Account, value: str) -> None:
+    schema = SCHEMAS["ReminderAt"]
+    reminder = {"at": value}
+    body = {"title": "t", "reminders": [reminder]}
+    response = client.post("/api/tasks", json=body, headers=alice.headers)
+    assert response.status_code in (201, 422), response.text
+    assert schema_accepts(schema, reminder) == (response.status_code == 201), value
+
+
+RULES = ["daily", "FREQ=DAILY", "RRULE:FREQ=DAILY", "freq=weekly;byday=mo", "FREQ=DAILY "]
+RULES += ["FREQ=DAILY\nCOUNT=2", "", "F" * 501, "FREQ=DAILY;BYDAY=MO\u00e9", "FREQ=DAILY\u0000"]
+
+
+@pytest.mark.parametrize("value", RULES)
+def test_recurrence_rule(client: TestClient, alice: Account, value: str) -> None:
+    """What the schema refuses, the API refuses; what it allows may still be refused (a rule
+    that never occurs, or fires more often than hourly): the description says so."""
+    prop = SCHEMAS["TaskCreate"]["properties"]["recurrence"]
+    body = {"title": "t", "due_date": "2030-01-01", "recurrence": value}
+    response = client.post("/api/tasks", json=body, headers=alice.headers)
+    assert response.status_code in (201, 422), response.text
+    if not schema_accepts(_non_null(prop), value):
+        assert response.status_code == 422, repr(value)
+    assert "more often than hourly" in prop["description"]
+    assert "no occurrence" in prop["description"]

@@ -454,7 +454,10 @@ class TaskCreate(_TaskInput):
         default=None, description=RECURRENCE_DESCRIPTION, examples=["FREQ=WEEKLY;BYDAY=MO,TH"]
     )
     time_zone: TimeZone = Field(
-        default=DEFAULT_TIME_ZONE, description=TIME_ZONE_DESCRIPTION, examples=["Europe/Berlin"]
+        default=DEFAULT_TIME_ZONE,
+        validate_default=True,  # the enum member, as a sent value would be
+        description=TIME_ZONE_DESCRIPTION,
+        examples=["Europe/Berlin"],
     )
     reminders: Reminders = Field(
         default_factory=list,
