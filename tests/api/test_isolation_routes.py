@@ -30,8 +30,18 @@ from tests.conftest import Account, api_routes
 TASK = -1
 SAMPLES: dict[str, Any] = {
     "TaskCreate": {"title": "bob's"},
-    "TaskReplace": {"title": "hijacked", "completed": True, "tags": ["x"]},
-    "TaskUpdate": {"title": "hijacked", "priority": "low"},
+    # With a rule: the write reads the stored task first (its series), which must be as
+    # invisible to Bob as the write itself.
+    "TaskReplace": {
+        "title": "hijacked",
+        "completed": True,
+        "tags": ["x"],
+        "due_date": "2030-01-01",
+        "recurrence": "daily",
+        "time_zone": "Europe/Berlin",
+        "reminders": [{"minutes_before_due": 5}],
+    },
+    "TaskUpdate": {"title": "hijacked", "priority": "low", "recurrence": "weekly"},
     "TaskCompletion": {"completed": True},
     "BulkRequest": {
         "operations": [

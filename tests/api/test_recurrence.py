@@ -6,13 +6,16 @@ UNTIL) seen through `GET /api/tasks/{id}/occurrences`; bad rules refused with no
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from tests.conftest import Account, count_rows
+from tests.conftest import Account, bearer, count_rows, running_server
+from tests.mcp.conftest import call_tool_rpc
 
 BERLIN_9AM_BEFORE_SPRING = "2030-03-29T08:00:00Z"  # Friday 09:00 CET; CEST from Sunday 31st
 
@@ -707,3 +710,73 @@ def test_the_recurring_filter(client: TestClient, alice: Account) -> None:
     # A cursor is bound to the filter.
     page = client.get("/api/tasks?recurring=true&limit=1", headers=alice.headers).json()
     assert page["meta"]["next_cursor"] is None
+
+
+def test_twenty_concurrent_completions_create_exactly_one_next_occurrence(
+    database_url: str, db_engine: Engine, register: Any
+) -> None:
+    """The real server (two worker processes), twenty clients completing the same occurrence
+    at once, in every way there is (and some undoing it first): one successor."""
+    user = register()
+    with running_server(database_url, workers=2) as (base_url, _, _):
+        http = httpx.Client(base_url=base_url, headers=bearer(user.token), timeout=30)
+        task = http.post(
+            "/api/tasks",
+            json={"title": "Raced", "recurrence": "daily", "due_date": "2030-01-01"},
+        ).json()["data"]
+        task_id = task["id"]
+        requests: list[tuple[str, str, Any]] = [
+            ("PATCH", f"/api/tasks/{task_id}/complete", {"completed": True}),
+            ("PATCH", f"/api/tasks/{task_id}", {"completed": True}),
+            ("PUT", f"/api/tasks/{task_id}", {**task, "completed": True}),
+            ("POST", "/api/tasks/bulk", {"operations": [{"op": "complete", "id": task_id}]}),
+            (
+                "POST",
+                "/api/tasks/bulk",
+                {
+                    "operations": [
+                        {"op": "reopen", "id": task_id},
+                        {"op": "complete", "id": task_id},
+                    ]
+                },
+            ),
+        ]
+
+        def attempt(n: int) -> int:
+            method, path, body = requests[n % len(requests)]
+            # A new connection per request, so both workers get some.
+            with httpx.Client(base_url=base_url, timeout=30) as own:
+                if n % 7 == 6:  # an agent, through MCP
+                    result = call_tool_rpc(
+                        own, "/mcp", user.token, "complete_task", {"task_id": task_id}
+                    )
+                    return 200 if result["isError"] is False else 500
+                response = own.request(
+                    method, path, json=body, headers={**bearer(user.token), "Connection": "close"}
+                )
+                return response.status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(attempt, range(20)))
+        assert statuses == [200] * 20, statuses
+        tasks = http.get("/api/tasks").json()["data"]
+        http.close()
+    assert len(tasks) == 2
+    [following] = [t for t in tasks if t["previous_task_id"] == task_id]
+    assert following["due_date"] == "2030-01-02T00:00:00Z" and not following["completed"]
+    assert count_rows(db_engine, "tasks") == 2
+
+
+def test_isolation_of_the_new_fields(client: TestClient, alice: Account, bob: Account) -> None:
+    task = create(client, alice, recurrence="daily", due_date="2030-01-01", title="alice's")
+    assert listed(client, bob, "&recurring=true") == []
+    completing = client.post(
+        "/api/tasks/bulk",
+        json={"operations": [{"op": "complete", "id": task["id"]}]},
+        headers=bob.headers,
+    )
+    assert completing.status_code == 404
+    for body in ({"recurrence": "weekly"}, {"time_zone": "Asia/Tokyo"}, {"reminders": []}):
+        response = client.patch(f"/api/tasks/{task['id']}", json=body, headers=bob.headers)
+        assert response.status_code == 404 and "alice" not in response.text
+    assert listed(client, alice) == [task]

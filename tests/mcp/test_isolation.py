@@ -18,13 +18,17 @@ def _every_call(task_id: int, user_id: str | None) -> list[tuple[str, dict[str, 
     """Every tool, aimed at `task_id` where it takes one, sent with `user_id` (if any)."""
     who = {} if user_id is None else {"user_id": user_id}
     return [
-        ("add_task", {**who, "title": "planted by B"}),
+        (
+            "add_task",
+            {**who, "title": "planted by B", "recurrence": "daily", "due_date": "2030-01-01"},
+        ),
         ("list_tasks", {**who}),
         ("task_stats", {**who}),
         ("get_task", {**who, "task_id": task_id}),
         ("complete_task", {**who, "task_id": task_id}),
         ("reopen_task", {**who, "task_id": task_id}),
         ("update_task", {**who, "task_id": task_id, "title": "changed by B"}),
+        ("update_task", {**who, "task_id": task_id, "recurrence": "weekly", "time_zone": "UTC"}),
         ("delete_task", {**who, "task_id": task_id}),
     ]
 
@@ -33,9 +37,13 @@ def test_another_users_tasks_are_invisible_and_untouchable(
     live_server: str, alice: Account, bob: Account, db_engine: Engine
 ) -> None:
     api_a = rest(live_server, alice.token)
+    # The first recurs (pending): completing it, as Bob tries, would create its successor.
+    recurring = {"recurrence": "daily", "due_date": "2030-01-01"}
     a_tasks = [
-        api_a.post("/api/tasks", json={"title": f"A secret {n}", "tags": ["a"]}).json()["data"]
-        for n in range(2)
+        api_a.post("/api/tasks", json={"title": f"A secret {n}", "tags": ["a"], **extra}).json()[
+            "data"
+        ]
+        for n, extra in enumerate((recurring, {}))
     ]
     api_a.patch(f"/api/tasks/{a_tasks[1]['id']}/complete", json={"completed": True})
     b_task = rest(live_server, bob.token).post("/api/tasks", json={"title": "B's own"}).json()
@@ -60,7 +68,13 @@ def test_another_users_tasks_are_invisible_and_untouchable(
                         assert tool_error(result) == NOT_FOUND, (name, result)
                         assert result.content == (await client.call_tool(name, missing)).content
             # Listings and counts hold Bob's task alone, whatever the filter.
-            for arguments in ({}, {"search": "secret"}, {"tag": "a"}, {"status": "completed"}):
+            for arguments in (
+                {},
+                {"search": "secret"},
+                {"tag": "a"},
+                {"status": "completed"},
+                {"recurring": True},
+            ):
                 tasks = structured(await client.call_tool("list_tasks", arguments))["tasks"]
                 assert [t["id"] for t in tasks] == ([] if arguments else [b_task_id])
             stats = structured(await client.call_tool("task_stats", {}))
