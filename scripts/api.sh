@@ -47,6 +47,7 @@
 # route: PATCH  /api/tasks/{task_id}            update ID JSON
 # route: DELETE /api/tasks/{task_id}            delete ID
 # route: PATCH  /api/tasks/{task_id}/complete   complete ID [true|false]
+# route: GET    /api/tasks/{task_id}/occurrences occurrences ID [COUNT]
 #
 # The published contract's paths answer like the ones above when USER_ID is the token's
 # subject (and 404 otherwise); reach them with `call`:
@@ -62,6 +63,7 @@
 # route: PATCH  /api/{user_id}/tasks/{task_id}            call PATCH /api/USER_ID/tasks/ID JSON
 # route: DELETE /api/{user_id}/tasks/{task_id}            call DELETE /api/USER_ID/tasks/ID
 # route: PATCH  /api/{user_id}/tasks/{task_id}/complete   call PATCH /api/USER_ID/tasks/ID/complete
+# route: GET    /api/{user_id}/tasks/{task_id}/occurrences call GET /api/USER_ID/tasks/ID/occurrences
 #
 # Any other request: scripts/api.sh call METHOD PATH [JSON]
 set -euo pipefail
@@ -201,6 +203,10 @@ case "$command" in
       true | false) request PATCH "/api/tasks/$1/complete" "{\"completed\": $2}" ;;
       *) usage ;;
     esac
+    ;;
+  occurrences)
+    need 1 "$@"
+    request GET "/api/tasks/$1/occurrences${2:+?count=$2}"
     ;;
   call)
     need 2 "$@"

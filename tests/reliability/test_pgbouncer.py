@@ -20,6 +20,8 @@ paths users hit, within about a minute and a half on 2 cores:
 - tests/api/test_idempotency.py: the transaction-level advisory lock and the recorded response
   committed with the write (a session-level lock would break behind the pooler);
 - tests/services: TaskService against the pooled engine directly;
+- four tests of tests/api/test_recurrence.py: a completion and its successor's INSERT ...
+  SELECT ... ON CONFLICT in one transaction, a schedule write that reads the task first;
 - tests/reliability/test_statement_timeout.py: SET LOCAL statement_timeout is honoured through
   the pooler and does not stick to the server connection.
 Left out: validation/HTTP-shape tests that never reach the database differently
@@ -51,6 +53,12 @@ SUBSET = [
     "tests/api/test_isolation.py",
     "tests/api/test_idempotency.py",
     "tests/services",
+    "tests/api/test_recurrence.py::test_completing_creates_the_next_occurrence",
+    "tests/api/test_recurrence.py::test_reopening_creates_none_and_completing_again_no_second",
+    "tests/api/test_recurrence.py::"
+    "test_a_new_rule_or_zone_restarts_the_series_and_the_same_rule_keeps_it",
+    "tests/api/test_recurrence.py::"
+    "test_the_change_feed_records_the_completion_and_the_new_occurrence_in_one_transaction",
     "tests/reliability/test_statement_timeout.py",
 ]
 

@@ -132,6 +132,13 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
         api.run("update", done, '{"title": "Done sooner"}')
         [change] = api.json("changes", cursor)["data"]
         assert (change["type"], change["task"]["title"]) == ("updated", "Done sooner")
+    if ("GET", "/api/tasks/{task_id}/occurrences") in routes:
+        weekly = api.json(
+            "create", '{"title": "Bins", "recurrence": "weekly", "due_date": "2030-01-07"}'
+        )["data"]
+        preview = api.json("occurrences", str(weekly["id"]), "2")["data"]["occurrences"]
+        assert preview == ["2030-01-14T00:00:00Z", "2030-01-21T00:00:00Z"]
+        api.run("delete", str(weekly["id"]))
     if ("DELETE", "/api/tasks/completed") in routes:
         assert status_of(api.run("clear-completed")) == 200
         assert status_of(api.run("get", done, expect_ok=False)) == 404
