@@ -73,7 +73,8 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "get-not-modified", "update", "update-stale", "replace", "toggle", "set",
         "delete-stale", "delete", "get-deleted", "create-invalid", "create-more", "bulk",
         "filter", "pages", "all-tasks", "stats", "clear-completed", "clear-completed-again",
-        "user-path", "bulk-delete", "changes", "stats-after", "bulk-missing", "aborted",
+        "user-path", "bulk-delete", "changes", "stats-after", "bulk-missing", "recurring",
+        "recurring-next", "aborted",
         "after-logout-all", "after-delete-me",
     ]  # fmt: skip
     assert values["health"] == {
@@ -157,6 +158,16 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
     missing = values["bulk-missing"]
     assert (missing["status"], missing["code"]) == (404, "NOT_FOUND")
     assert missing["details"][0]["field"] == "body.operations.0"
+    # Recurrence: Monday and Thursday 09:00 in Berlin, across the change to summer time.
+    assert values["recurring"] == {
+        "recurrence": "FREQ=WEEKLY;BYDAY=MO,TH",
+        "next_due_date": "2030-04-01T07:00:00Z",
+        "occurrences": ["2030-04-01T07:00:00Z", "2030-04-04T07:00:00Z", "2030-04-08T07:00:00Z"],
+    }
+    assert values["recurring-next"] == [
+        ["2030-03-28T08:00:00Z", True, False],
+        ["2030-04-01T07:00:00Z", False, True],  # one next occurrence, though completed twice
+    ]
     assert values["aborted"] == "AbortError"
     assert values["after-logout-all"]["status"] == 401
     assert values["after-delete-me"]["status"] == 401

@@ -148,6 +148,31 @@ async function main(): Promise<void> {
   step("stats-after", await api.taskStats());
   await failure("bulk-missing", () => api.bulkTasks([{ op: "complete", id: rent.id }]));
 
+  // A recurring task: every Monday and Thursday at 09:00 Berlin time (CET, then CEST from
+  // 31 March 2030). Completing it creates the next occurrence, once.
+  const weekly = (
+    await api.createTask({
+      title: "Team report",
+      recurrence: "FREQ=WEEKLY;BYDAY=MO,TH",
+      time_zone: "Europe/Berlin",
+      due_date: "2030-03-28T09:00:00+01:00",
+      reminders: [{ minutes_before_due: 30 }],
+    })
+  ).task;
+  step("recurring", {
+    recurrence: weekly.recurrence,
+    next_due_date: weekly.next_due_date,
+    occurrences: (await api.taskOccurrences(weekly.id, { count: 3 })).occurrences,
+  });
+  await api.completeTask(weekly.id, true);
+  await api.completeTask(weekly.id, false); // reopened: no second one later
+  await api.completeTask(weekly.id, true);
+  const series = await api.listTasks({ recurring: true, sort: "due_date" });
+  step(
+    "recurring-next",
+    series.data.map((task) => [task.due_date, task.completed, task.previous_task_id === weekly.id]),
+  );
+
   // Abort: a signal cancels the call (here, one already aborted).
   const controller = new AbortController();
   controller.abort();

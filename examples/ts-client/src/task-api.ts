@@ -28,6 +28,9 @@ export type TaskUpdate = Schemas["TaskUpdate"];
 export type TaskQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
 export type TaskPage = Schemas["TaskListEnvelope"];
 export type TaskStats = Schemas["TaskStatsPublic"];
+export type TaskOccurrences = Schemas["TaskOccurrences"];
+export type Reminder = Task["reminders"][number];
+export type TimeZone = Schemas["TimeZone"];
 export type TaskChange = Schemas["TaskChange"];
 export type ChangesPage = Schemas["TaskChangesEnvelope"];
 export type BulkOperation = Schemas["BulkRequest"]["operations"][number];
@@ -237,6 +240,19 @@ export class TaskApi {
     const body = completed === undefined ? {} : { body: { completed } };
     const path = "/api/tasks/{task_id}/complete";
     return tagged(await this.client.PATCH(path, { params, ...body, ...init }));
+  }
+
+  /**
+   * A recurring task's next due dates after its own (1-100, default 10; fewer once COUNT or
+   * UNTIL ends the series, none for a task that does not recur).
+   */
+  async taskOccurrences(
+    id: number,
+    options: CallOptions & { count?: number } = {},
+  ): Promise<TaskOccurrences> {
+    const { count, ...init } = options;
+    const params = { path: { task_id: id }, query: count ? { count } : {} };
+    return data(await this.client.GET("/api/tasks/{task_id}/occurrences", { params, ...init }));
   }
 
   async deleteTask(id: number, options: WriteOptions = {}): Promise<void> {

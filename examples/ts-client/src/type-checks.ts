@@ -23,6 +23,12 @@ export async function typeChecks(api: TaskApi): Promise<void> {
   const noTag: BulkOperation = { op: "add_tag", id: 1 };
   // @ts-expect-error complete takes no extra fields
   void api.bulkTasks([{ op: "complete", id: 1, tag: "x" }]);
+  // @ts-expect-error time_zone is an IANA name (the enum lists them)
+  void api.createTask({ title: "x", time_zone: "Mars/Olympus_Mons" });
+  // @ts-expect-error a reminder is { minutes_before_due } or { at }
+  void api.createTask({ title: "x", reminders: [{ minutes: 5 }] });
+  // @ts-expect-error the preview's count is a number
+  void api.taskOccurrences(1, { count: "3" });
   // @ts-expect-error an ETag is a string
   void api.updateTask(1, {}, { ifMatch: 3 });
   // The generated client knows every path and its parameters:
