@@ -1,6 +1,6 @@
-"""The README's curl walkthrough and its ETag example, run as written (bash, in order, in one
-shell) against a live server: each step must use the ids the API gave back, not a hard-coded
-one."""
+"""The README's curl walkthrough, its ETag example and its recurrence example, run as written
+(bash, in order, in one shell) against a live server: each step must use the ids the API gave
+back, not a hard-coded one."""
 
 from __future__ import annotations
 
@@ -25,15 +25,15 @@ def readme_examples() -> list[str]:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_readme_examples_run_against_a_live_server(live_server: str, tmp_path: Path) -> None:
-    walkthrough, etag = readme_examples()
-    assert "ID=1" not in walkthrough + etag
+    walkthrough, recurrence, etag = readme_examples()
+    assert "ID=1" not in walkthrough + etag + recurrence
     script = walkthrough.replace("BASE_URL=http://127.0.0.1:8000", f"BASE_URL={live_server}")
     # `python` as the README spells it: the interpreter running the tests (a venv's python).
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script + "\n" + etag],
+        ["bash", "-euo", "pipefail", "-c", script + "\n" + etag + "\n" + recurrence],
         env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
         capture_output=True,
         text=True,
@@ -51,3 +51,13 @@ def test_readme_examples_run_against_a_live_server(live_server: str, tmp_path: P
     patched = out.split("HTTP/1.1 204", 1)[1]
     assert "HTTP/1.1 200 " in patched, out
     assert '"priority":"high"' in patched
+    # The recurrence example: the preview across the change to summer time, then the next
+    # occurrence created by the completion, naming the completed one.
+    assert (
+        '"occurrences":["2030-04-01T07:00:00Z","2030-04-04T07:00:00Z","2030-04-08T07:00:00Z"]'
+        in out
+    )
+    recurring = re.search(r'"task_id":(\d+),"recurrence":"FREQ=WEEKLY;BYDAY=MO,TH"', out)
+    assert recurring, out
+    assert '"due_date":"2030-04-01T07:00:00Z"' in out
+    assert f'"previous_task_id":{recurring.group(1)}' in out
