@@ -52,8 +52,12 @@ POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10")) + int(os.environ.get("DB_M
 
 COLUMNS = (
     "id, user_id, title, description, completed, completed_at, priority, due_date, tags, "
-    "created_at, updated_at, version"
+    "created_at, updated_at, version, recurrence, time_zone, reminders, series_id, "
+    "series_start, next_due_date, previous_task_id"
 )
+# Where a listing row's `sort_key` is, after the columns (the floor reads rows by position);
+# a first page's `feed_position` follows it.
+SORT_KEY = COLUMNS.count(",") + 1
 # `UserService.resolve_id`: the caller's id and token version, first in the transaction; for
 # a request that may change tasks, with the caller's change lock (`_ACCOUNT_FOR_WRITE`), held
 # until the transaction ends.
@@ -215,6 +219,13 @@ def _task(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
         "priority": row["priority"],
         "due_date": _iso(due),
         "tags": list(row["tags"]),
+        "recurrence": row["recurrence"],
+        "time_zone": row["time_zone"],
+        "next_due_date": _iso(row["next_due_date"]),
+        "reminders": json.loads(row["reminders"]),  # asyncpg hands JSONB over as text
+        "series_id": None if row["series_id"] is None else str(row["series_id"]),
+        "series_start": _iso(row["series_start"]),
+        "previous_task_id": row["previous_task_id"],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
         "is_overdue": not completed and due is not None and due < now,

@@ -74,6 +74,7 @@ from scripts.bench.baseline import (
     INSERT_SQL,
     LIST_SQL,
     PRIORITIES,
+    SORT_KEY,
     TOGGLE_SQL,
     _instant,
     _like,
@@ -262,6 +263,13 @@ def _task(row: Sequence[Any], now: datetime) -> dict[str, Any]:
         "priority": priority,
         "due_date": _iso(due),
         "tags": row[8],
+        "recurrence": row[12],
+        "time_zone": row[13],
+        "next_due_date": _iso(row[17]),
+        "reminders": row[14],  # psycopg2 parses JSONB
+        "series_id": row[15],
+        "series_start": _iso(row[16]),
+        "previous_task_id": row[18],
         "created_at": _iso(row[9]),
         "updated_at": _iso(row[10]),
         "is_overdue": not completed and due is not None and due < now,
@@ -297,7 +305,7 @@ def _page(
     rows = conn.execute(page, values).all()
     for _ in range(EMPTY_PAGE_ATTEMPTS):
         if rows:
-            return rows, rows[0][13]
+            return rows, rows[0][SORT_KEY + 1]
         position, appeared = conn.execute(empty, values).one()
         if not appeared:
             return rows, position
@@ -381,7 +389,7 @@ def list_tasks(request: Request) -> Response:
     if len(rows) > limit:
         fingerprint = list_fingerprint(status, q)
         last = page[-1]
-        next_cursor = encode_cursor(SECRET, user_id, fingerprint, last[12], last[0], feed)
+        next_cursor = encode_cursor(SECRET, user_id, fingerprint, last[SORT_KEY], last[0], feed)
         next_url = request.url.include_query_params(cursor=next_cursor)
         headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     body = {
