@@ -215,11 +215,16 @@ def test_a_rule_needs_a_due_date(client: TestClient, alice: Account, db_engine: 
 
 
 @pytest.mark.parametrize(
-    "zone", ["Mars/Olympus_Mons", "europe/berlin", "", "Europe/Berlin\u0000", "../../etc/passwd"]
+    "zone",
+    [
+        *("Mars/Olympus_Mons", "europe/berlin", "", "Europe/Berlin\u0000", "../../etc/passwd"),
+        *(5, None, ["UTC"], {"name": "UTC"}),
+    ],
 )
 def test_an_unknown_time_zone_is_refused_in_one_short_message(
-    client: TestClient, alice: Account, zone: str
+    client: TestClient, alice: Account, zone: Any
 ) -> None:
+    # Short: not the enum's own error, which would list all ~600 names.
     response = client.post(
         "/api/tasks", json={"title": "t", "time_zone": zone}, headers=alice.headers
     )
