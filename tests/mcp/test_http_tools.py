@@ -111,6 +111,8 @@ def test_every_tool_agrees_with_the_rest_api(live_server: str, alice: Account, m
                 "priority": "none",
                 "due_date": None,
                 "tags": [],
+                "recurrence": None,
+                "next_due_date": None,
             }
             assert structured(listed) == {"tasks": text_json(listed), "has_more": False}
 
