@@ -326,6 +326,14 @@ class TaskService(Scoped):
         sent = data.model_fields_set & _SCHEDULE_FIELDS
         if not sent:
             return self._completing(self._update(task_id, values, expected))
+        if sent == {"due_date"} and data.due_date is not None:
+            # Rescheduling a task that does not recur: one statement, as before. A recurring
+            # one (its next_due_date follows the due date) matches nothing and is re-planned.
+            values["due_date"] = data.due_date
+            conditions = (*_version_in(expected), _T.recurrence.is_(None))
+            task = self._update_where(task_id, values, *conditions)
+            if task is not None:
+                return self._completing(task)
         # The schedule is the stored one with the sent fields over it: read it first.
         current = self._current(task_id, expected)
         plan = (

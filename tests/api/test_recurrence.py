@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from tests.conftest import Account, bearer, count_rows, running_server
 from tests.mcp.conftest import call_tool_rpc
@@ -785,3 +785,42 @@ def test_isolation_of_the_new_fields(client: TestClient, alice: Account, bob: Ac
         response = client.patch(f"/api/tasks/{task['id']}", json=body, headers=bob.headers)
         assert response.status_code == 404 and "alice" not in response.text
     assert listed(client, alice) == [task]
+
+
+def test_rescheduling_a_task_that_does_not_recur_is_one_statement(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    plain = create(client, alice, due_date="2030-01-01", reminders=[{"minutes_before_due": 5}])
+    recurring = create(client, alice, recurrence="weekly", due_date="2030-01-01")
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "tasks" in statement and "users" not in statement:
+            statements.append(statement.split()[0])
+
+    event.listen(db_engine.__class__, "before_cursor_execute", record)
+    try:
+        moved = client.patch(
+            f"/api/tasks/{plain['id']}", json={"due_date": "2030-02-01"}, headers=alice.headers
+        )
+        assert moved.status_code == 200 and statements == ["UPDATE"], statements
+        statements.clear()
+        # A recurring task's next_due_date moves with it: read, then written.
+        moved = client.patch(
+            f"/api/tasks/{recurring['id']}", json={"due_date": "2030-01-02"}, headers=alice.headers
+        )
+        assert moved.json()["data"]["next_due_date"] == "2030-01-08T00:00:00Z"  # Tuesdays
+        assert statements == ["UPDATE", "SELECT", "UPDATE"], statements
+        statements.clear()
+        # A completion of a task that does not recur: the UPDATE alone.
+        client.patch(f"/api/tasks/{plain['id']}/complete", headers=alice.headers)
+        assert statements == ["UPDATE"], statements
+    finally:
+        event.remove(db_engine.__class__, "before_cursor_execute", record)
+    # If-Match still guards the short path, and a stale one changes nothing.
+    stale = {**alice.headers, "If-Match": f'"{plain["id"]}-1"'}
+    response = client.patch(
+        f"/api/tasks/{plain['id']}", json={"due_date": "2031-01-01"}, headers=stale
+    )
+    assert response.status_code == 412
+    assert get(client, alice, plain["id"])["due_date"] == "2030-02-01T00:00:00Z"
