@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
 
+    # Reminders (fired by the worker, specs/events.md): one fired more than the grace after
+    # its instant (the worker was down or behind) is marked `late`; one more than the
+    # maximum lateness after it is skipped, not sent (0: never skipped).
+    reminder_grace_seconds: int = Field(default=60, ge=0, le=24 * 3600)
+    reminder_max_lateness_seconds: int = Field(default=24 * 3600, ge=0, le=365 * 24 * 3600)
+
     # How long a POST's Idempotency-Key and its recorded response are kept (replayed to
     # retries); expired records are pruned on later keyed writes and by `prune`.
     # At least 24 h: the promise to clients (specs/reliability.md) holds whatever the setting.

@@ -20,7 +20,13 @@ from backend.models.task import (
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.task_event import ChangeType, DeliveryState, TaskEvent, TaskEventsPruned
+from backend.models.task_event import (
+    ChangeType,
+    DeliveryState,
+    TaskEvent,
+    TaskEventsPruned,
+    TaskReminder,
+)
 from backend.models.user import (
     AuthSession,
     User,
@@ -48,6 +54,7 @@ __all__ = [
     "TaskEvent",
     "TaskEventsPruned",
     "TaskPublic",
+    "TaskReminder",
     "TaskReplace",
     "TaskRow",
     "TaskSort",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -36,6 +37,11 @@ class ChangeType(StrEnum):
     deleted = "deleted"
 
 
+# A row of `task_events` that is no change: a due reminder, on its way to the sinks
+# (migration 0010). The change feed never shows it.
+REMINDER = "reminder"
+
+
 class DeliveryState(StrEnum):
     pending = "pending"
     delivered = "delivered"
@@ -50,7 +56,7 @@ class TaskEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("event_id", name="uq_task_events_event_id"),
         CheckConstraint(
-            "type IN ('created', 'updated', 'completed', 'reopened', 'deleted')",
+            "type IN ('created', 'updated', 'completed', 'reopened', 'deleted', 'reminder')",
             name="ck_task_events_type",
         ),
         CheckConstraint("(type = 'deleted') = (task IS NULL)", name="ck_task_events_task_present"),
@@ -102,3 +108,34 @@ class TaskEventsPruned(SQLModel, table=True):
 
     user_id: str = SQLField(sa_column=Column(Text, primary_key=True))
     through_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+
+
+class TaskReminder(SQLModel, table=True):
+    """One scheduled reminder instant of a task (migration 0010), kept in step with the task
+    by a trigger; fired by the worker (`backend/services/reminders.py`)."""
+
+    __tablename__ = "task_reminders"
+    __table_args__ = (
+        UniqueConstraint("task_id", "remind_at", name="uq_task_reminders_task_id_remind_at"),
+        CheckConstraint(
+            "(fired_at IS NULL AND outcome IS NULL) OR (fired_at IS NOT NULL AND outcome IN "
+            "('sent', 'late', 'skipped'))",
+            name="ck_task_reminders_outcome",
+        ),
+        Index("ix_task_reminders_due", "remind_at", postgresql_where=text("fired_at IS NULL")),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    task_id: int = SQLField(
+        sa_column=Column(
+            BigInteger,
+            ForeignKey("tasks.id", ondelete="CASCADE", name="fk_task_reminders_task_id_tasks"),
+            nullable=False,
+        )
+    )
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    remind_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
+    fired_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
+    outcome: str | None = SQLField(default=None, sa_column=Column(Text))

@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from backend.errors import CursorExpired
 from backend.models import TaskEvent, TaskEventsPruned
+from backend.models.task_event import REMINDER
 from backend.services.scope import Scoped, owned
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
@@ -53,7 +54,13 @@ class ChangePage:
 _AFTER = bindparam("after", type_=Integer)
 _LIMIT = bindparam("limit", type_=Integer)
 _COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _E.task, _E.occurred_at)
-_PAGE = owned(select(*_COLUMNS).where(_E.id > _AFTER), _E.user_id).order_by(_E.id).limit(_LIMIT)
+# Reminder events share the outbox but are no changes: the feed and its positions skip them.
+_CHANGES = _E.type != REMINDER
+_PAGE = (
+    owned(select(*_COLUMNS).where(_E.id > _AFTER, _CHANGES), _E.user_id)
+    .order_by(_E.id)
+    .limit(_LIMIT)
+)
 _PRUNED = owned(select(_P.through_id), _P.user_id)
 
 
@@ -61,7 +68,7 @@ def latest_position() -> ColumnElement[int]:
     """The caller's position now: their latest change id, or how far pruning went if that is
     further (0 before any). An expression over scalar subqueries: a listing selects it in its
     own statement, so the listing and the position come from one snapshot."""
-    latest = owned(select(func.max(_E.id)), _E.user_id).scalar_subquery()
+    latest = owned(select(func.max(_E.id)).where(_CHANGES), _E.user_id).scalar_subquery()
     pruned = _PRUNED.scalar_subquery()
     return cast(ColumnElement[int], func.greatest(latest, pruned, 0))
 
@@ -100,10 +107,10 @@ WITH gone AS (
         ORDER BY occurred_at
         LIMIT :batch
     )
-    RETURNING user_id, id
+    RETURNING user_id, id, type
 ), recorded AS (
     INSERT INTO task_events_pruned (user_id, through_id)
-    SELECT user_id, max(id) FROM gone GROUP BY user_id
+    SELECT user_id, max(id) FROM gone WHERE type <> 'reminder' GROUP BY user_id
     ON CONFLICT (user_id) DO UPDATE
         SET through_id = greatest(task_events_pruned.through_id, excluded.through_id)
 )
