@@ -205,3 +205,25 @@ def test_a_completed_task_is_not_reminded_even_if_due(
     client.patch(f"/api/tasks/{task['id']}/complete", headers=alice.headers)
     assert fire_due(db_engine, settings).fired == 0
     assert reminder_events(db_engine) == []
+
+
+def test_the_next_occurrence_of_a_recurring_task_is_reminded_too(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=5)
+    task = create(
+        client,
+        alice,
+        due_date=iso(due),
+        recurrence="daily",
+        reminders=[{"minutes_before_due": 15}],
+    )
+    done = client.patch(f"/api/tasks/{task['id']}/complete", headers=alice.headers)
+    assert done.status_code == 200, done.text
+    with db_engine.connect() as conn:
+        successor = conn.execute(
+            text("SELECT id, due_date FROM tasks WHERE previous_task_id = :t"), {"t": task["id"]}
+        ).one()
+    assert successor.due_date == due + timedelta(days=1)
+    assert schedule(db_engine, task["id"]) == []
+    assert schedule(db_engine, successor.id) == [(successor.due_date - timedelta(minutes=15), None)]
