@@ -5,7 +5,9 @@ migrate   apply (up), roll back (down) or list (status) schema migrations
 token     mint a bearer token for a user id, for curl
 seed      fill a user's account with demo tasks (once: a second run adds nothing)
 check     check the configuration, the database connection and the migrations
-prune     delete expired Idempotency-Key records
+prune     delete expired Idempotency-Key records and task changes past retention
+worker    deliver task events and due reminders to Dapr pub/sub and signed webhooks
+events    event delivery: status (backlog; exit 1 when behind), dead, requeue
 db        reset: delete the local embedded database (development)
 openapi   print the OpenAPI document (specs/openapi.json is this output)
 mcp       serve the MCP tools over stdio for one user (desktop agents)
@@ -284,6 +286,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from backend.db.engine import create_db_engine
+    from backend.services.changes import prune
     from backend.services.idempotency import prune_expired
 
     settings = _settings(args.dev)
@@ -292,9 +295,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
     engine = create_db_engine(url, settings)
     try:
         deleted = prune_expired(engine)
+        # Without a sink nothing delivers events: retention alone decides.
+        changes = prune(
+            engine, settings.change_retention_hours, undelivered=not settings.has_event_sinks
+        )
     finally:
         engine.dispose()
     print(f"pruned {deleted} expired idempotency key{'s' if deleted != 1 else ''}")
+    print(f"pruned {changes} task change{'s' if changes != 1 else ''} past retention")
     return 0
 
 
@@ -595,13 +603,26 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m backend mcp-tools > specs/mcp-tools.json",
     )
     mcp_tools.set_defaults(func=cmd_mcp_tools)
+
+    from backend.events.cli import add_commands
+
+    add_commands(sub, dev_help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # check and seed print their own findings; library chatter would bury them.
-    quiet = args.command in {"check", "seed", "token", "openapi", "prune", "db", "mcp-tools"}
+    quiet = args.command in {
+        "check",
+        "seed",
+        "token",
+        "openapi",
+        "prune",
+        "db",
+        "mcp-tools",
+        "events",
+    }
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

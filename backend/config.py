@@ -7,6 +7,8 @@ CORS origin.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -15,6 +17,7 @@ from typing import Annotated
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
     Field,
     HttpUrl,
     SecretStr,
@@ -34,6 +37,34 @@ _PLACEHOLDER_SECRETS = {
 MIN_SECRET_BYTES = 32
 # Asymmetric algorithms a JWKS token may use. HS256 is only ever checked with the secret.
 JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+# A webhook secret: Standard Webhooks' `whsec_` + base64 of at least this many random bytes.
+MIN_WEBHOOK_SECRET_BYTES = 24
+
+
+class WebhookTarget(BaseModel):
+    """One event webhook: where to POST, and the Standard Webhooks secret that signs it."""
+
+    url: HttpUrl
+    secret: SecretStr
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_") + "==", validate=True)
+        except binascii.Error:
+            key = b""
+        if not raw.startswith("whsec_") or len(key) < MIN_WEBHOOK_SECRET_BYTES:
+            raise ValueError(
+                f"a webhook secret is whsec_ + base64 of at least {MIN_WEBHOOK_SECRET_BYTES} "
+                "random bytes; generate one with `python -c 'import base64, secrets; "
+                'print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\'`'
+            )
+        return value
 
 
 class Environment(StrEnum):
@@ -125,6 +156,28 @@ class Settings(BaseSettings):
     rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
 
+    # Event delivery by `python -m backend worker` (backend/events/, specs/events.md).
+    # Dapr pub/sub: the sidecar's HTTP endpoint (e.g. http://localhost:3500); unset: no Dapr.
+    dapr_http_endpoint: HttpUrl | None = None
+    dapr_pubsub_name: str = Field(default="pubsub", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    dapr_task_events_topic: str = Field(default="task-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    dapr_reminders_topic: str = Field(default="reminders", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    dapr_api_token: SecretStr | None = None
+    # Signed webhooks: a JSON list of {"url": ..., "secret": "whsec_..."}.
+    event_webhooks: list[WebhookTarget] = Field(default_factory=list, max_length=20)
+    # Attempts per event before it is dead-lettered; backoff between them (full jitter).
+    event_max_attempts: int = Field(default=12, ge=1, le=100)
+    event_retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    event_retry_max_seconds: float = Field(default=600.0, gt=0, le=24 * 3600)
+    event_delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    event_batch_size: int = Field(default=100, ge=1, le=1000)
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The worker's /metrics and /health/ready (0: not served).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    # /health/ready and `events status` fail when the oldest pending event is older.
+    worker_max_lag_seconds: int = Field(default=60, ge=1)
+
     # Reminders (fired by the worker, specs/events.md): one fired more than the grace after
     # its instant (the worker was down or behind) is marked `late`; one more than the
     # maximum lateness after it is skipped, not sent (0: never skipped).
@@ -212,7 +265,7 @@ class Settings(BaseSettings):
             self.is_production
             and url is not None
             and url.scheme != "https"
-            and url.host not in {"localhost", "127.0.0.1", "[::1]", "::1"}
+            and url.host not in _LOOPBACK_HOSTS
         ):
             raise ValueError(
                 "JWT_JWKS_URL must use https in production (plain http only for an "
@@ -242,12 +295,27 @@ class Settings(BaseSettings):
                 "server cancels a slow statement first; the response timeout is for a server "
                 "that cannot)"
             )
+        for target in self.event_webhooks:
+            # Events carry users' tasks: not in clear over the network.
+            if (
+                self.is_production
+                and target.url.scheme != "https"
+                and target.url.host not in _LOOPBACK_HOSTS
+            ):
+                raise ValueError(
+                    "EVENT_WEBHOOKS URLs must use https in production (plain http only on "
+                    "this host)"
+                )
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "
                 "development and tests)"
             )
         return self
+
+    @property
+    def has_event_sinks(self) -> bool:
+        return self.dapr_http_endpoint is not None or bool(self.event_webhooks)
 
     @property
     def effective_db_response_timeout_ms(self) -> int:

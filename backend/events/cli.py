@@ -1,0 +1,160 @@
+"""`python -m backend worker` and `python -m backend events status|dead|requeue`."""
+
+from __future__ import annotations
+
+import argparse
+import logging.config
+import signal
+import sys
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from backend.config import Settings
+
+
+def _engine(args: argparse.Namespace, *, delivery_seconds: float = 0) -> tuple[Settings, Engine]:
+    from backend.cli import _database_url, _ready_database, _settings
+    from backend.db.engine import create_db_engine
+
+    settings = _settings(args.dev)
+    url = _database_url(settings)
+    _ready_database(settings, url)
+    if delivery_seconds:
+        # The claim stays open while the batch is delivered: the idle-in-transaction and
+        # response timeouts must outlast the slowest delivery, not just a query.
+        floor_ms = int((delivery_seconds + 30) * 1000)
+        timeout = max(settings.effective_db_response_timeout_ms, floor_ms)
+        settings = settings.model_copy(update={"db_response_timeout_ms": timeout})
+    return settings, create_db_engine(url, settings)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from backend.cli import _settings
+    from backend.events.health import serve
+    from backend.events.sinks import configured_sinks
+    from backend.events.worker import Worker
+    from backend.observability.logging import logging_config
+
+    settings = _settings(args.dev)
+    sinks = configured_sinks(settings)
+    if not sinks:
+        print(
+            "no event sink configured: set DAPR_HTTP_ENDPOINT and/or EVENT_WEBHOOKS "
+            "(specs/events.md)",
+            file=sys.stderr,
+        )
+        return 2
+    logging.config.dictConfig(logging_config(settings))
+    # Each sink is tried in turn within a batch, each bounded by the delivery timeout.
+    settings, engine = _engine(
+        args, delivery_seconds=settings.event_delivery_timeout_seconds * len(sinks)
+    )
+    worker = Worker(engine, settings, sinks)
+    server = None
+    if settings.worker_metrics_port:
+        server = serve(
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            worker.metrics,
+            worker.readiness,
+        )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger("backend.events").info(
+        "worker started: sinks %s", ", ".join(sink.name for sink in sinks)
+    )
+    try:
+        worker.run(stop)
+    finally:
+        worker.close()
+        if server is not None:
+            server.shutdown()
+        engine.dispose()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from backend.events import outbox
+
+    _, engine = _engine(args)
+    try:
+        with engine.connect() as conn:
+            backlog = outbox.backlog(conn)
+    finally:
+        engine.dispose()
+    print(
+        f"pending {backlog.pending}, oldest pending {backlog.lag_seconds:.1f} s, "
+        f"dead {backlog.dead}"
+    )
+    if backlog.lag_seconds > args.max_lag:
+        print(f"behind: the oldest pending event is older than {args.max_lag} s", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_dead(args: argparse.Namespace) -> int:
+    from backend.events import outbox
+
+    _, engine = _engine(args)
+    try:
+        with engine.connect() as conn:
+            rows = outbox.dead_letters(conn, args.limit)
+    finally:
+        engine.dispose()
+    for row in rows:
+        print(
+            f"{row.id}\t{row.event_id}\t{row.type}\ttask {row.task_id}\t"
+            f"{row.attempts} attempts\t{row.occurred_at.isoformat()}\t{row.last_error or ''}"
+        )
+    print(f"{len(rows)} dead event{'s' if len(rows) != 1 else ''}", file=sys.stderr)
+    return 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    from backend.events import outbox
+
+    if not args.all and not args.ids:
+        print(
+            "name the events to requeue (their ids from `events dead`), or --all", file=sys.stderr
+        )
+        return 2
+    _, engine = _engine(args)
+    try:
+        with engine.begin() as conn:
+            count = outbox.requeue(conn, None if args.all else args.ids)
+    finally:
+        engine.dispose()
+    print(f"requeued {count} event{'s' if count != 1 else ''}")
+    return 0
+
+
+def add_commands(sub: Any, dev_help: str) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="deliver task events and reminders to the event sinks",
+        description="Relay the outbox (every task change, and due reminders) to Dapr pub/sub "
+        "and signed webhooks: at least once, in order per task, with retries and "
+        "dead-lettering. Several may run. Metrics and /health/ready on WORKER_METRICS_PORT.",
+    )
+    worker.add_argument("--dev", action="store_true", help=dev_help)
+    worker.set_defaults(func=cmd_worker)
+
+    events = sub.add_parser("events", help="event delivery: status, dead letters, requeue")
+    actions = events.add_subparsers(dest="action", required=True)
+    status = actions.add_parser("status", help="backlog and dead letters; exit 1 when behind")
+    status.add_argument(
+        "--max-lag", type=float, default=60, help="seconds the oldest pending event may wait"
+    )
+    status.set_defaults(func=cmd_status)
+    dead = actions.add_parser("dead", help="list dead-lettered events")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.set_defaults(func=cmd_dead)
+    requeue = actions.add_parser("requeue", help="send dead events again")
+    requeue.add_argument("ids", nargs="*", type=int, help="event row ids (from `events dead`)")
+    requeue.add_argument("--all", action="store_true", help="every dead event")
+    requeue.set_defaults(func=cmd_requeue)
+    for parser in (status, dead, requeue):
+        parser.add_argument("--dev", action="store_true", help=dev_help)

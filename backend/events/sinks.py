@@ -1,0 +1,145 @@
+"""Where events go: Dapr's pub/sub API and Standard Webhooks endpoints.
+
+An event's body is built once per record from the outbox row; the task inside is rendered by
+the API's own `TaskPublic`, so a consumer sees exactly what `GET /api/tasks/{id}` shows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from backend.config import Settings
+from backend.models import TaskPublic
+from backend.models.task_event import REMINDER
+
+
+class EventRow(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def event_id(self) -> Any: ...  # uuid.UUID
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def task_id(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def task(self) -> dict[str, Any] | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+class DeliveryFailed(Exception):
+    """The sink did not accept the event (transport error, timeout or a non-2xx answer)."""
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_body(row: EventRow) -> dict[str, Any]:
+    """The published event: a Task Event for a change, a Reminder Event for a reminder (whose
+    body the database built when it fired), each with its `event_id`."""
+    if row.type == REMINDER:
+        return {**(row.task or {}), "event_id": str(row.event_id)}
+    task = None if row.task is None else TaskPublic.model_validate(row.task).model_dump(mode="json")
+    return {
+        "event_id": str(row.event_id),
+        "event_type": row.type,
+        "task_id": row.task_id,
+        "task_data": task,
+        "user_id": row.user_id,
+        "timestamp": _instant(row.occurred_at),
+    }
+
+
+def _check(response: httpx.Response) -> None:
+    if not response.is_success:
+        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+class Sink(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DaprSink:
+    """`POST {endpoint}/v1.0/publish/{pubsub}/{topic}`: Dapr wraps it in a CloudEvent and
+    hands it to the broker its component names (Kafka, Redis, ...)."""
+
+    endpoint: str
+    pubsub: str
+    task_topic: str
+    reminder_topic: str
+    token: str | None
+    name: str = "dapr"
+
+    def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
+        topic = self.reminder_topic if row.type == REMINDER else self.task_topic
+        url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
+        headers = {"dapr-api-token": self.token} if self.token else {}
+        try:
+            _check(client.post(url, json=body, headers=headers))
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class WebhookSink:
+    """A Standard Webhooks POST: `{"type", "timestamp", "data"}`, signed with the target's
+    secret (`webhook-id` is the event id, for receivers to de-duplicate)."""
+
+    url: str
+    secret: str
+    name: str
+
+    def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        kind = REMINDER if row.type == REMINDER else f"task.{row.type}"
+        payload = json.dumps(
+            {"type": kind, "timestamp": _instant(row.occurred_at), "data": body},
+            separators=(",", ":"),
+        )
+        event_id = str(row.event_id)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(self.secret).sign(event_id, now, payload),
+        }
+        try:
+            _check(client.post(self.url, content=payload, headers=headers))
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def configured_sinks(settings: Settings) -> list[Sink]:
+    sinks: list[Sink] = []
+    if settings.dapr_http_endpoint is not None:
+        token = settings.dapr_api_token
+        sinks.append(
+            DaprSink(
+                endpoint=str(settings.dapr_http_endpoint).rstrip("/"),
+                pubsub=settings.dapr_pubsub_name,
+                task_topic=settings.dapr_task_events_topic,
+                reminder_topic=settings.dapr_reminders_topic,
+                token=None if token is None else token.get_secret_value(),
+            )
+        )
+    for target in settings.event_webhooks:
+        # Named by URL (without query: it may hold a token) for `delivered_to` and metrics.
+        url = str(target.url)
+        sinks.append(
+            WebhookSink(url=url, secret=target.secret.get_secret_value(), name=url.split("?")[0])
+        )
+    return sinks
