@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from backend.config import Environment, Settings
 
@@ -59,6 +60,9 @@ def _settings(dev: bool = False) -> Settings:
         os.environ.setdefault("ENVIRONMENT", Environment.development.value)
     try:
         return Settings()
+    except SettingsError as exc:  # a value that is not even JSON, say
+        print(f"configuration error: {' '.join(str(exc).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
     except ValidationError as exc:
         # One line per problem, no traceback: these are configuration mistakes.
         for error in exc.errors():

@@ -54,8 +54,9 @@ class WebhookTarget(BaseModel):
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:
         raw = value.get_secret_value()
+        encoded = raw.removeprefix("whsec_").rstrip("=")
         try:
-            key = base64.b64decode(raw.removeprefix("whsec_") + "==", validate=True)
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except binascii.Error:
             key = b""
         if not raw.startswith("whsec_") or len(key) < MIN_WEBHOOK_SECRET_BYTES:

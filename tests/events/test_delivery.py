@@ -1,0 +1,225 @@
+"""The worker delivers every change to Dapr's publish API and to signed webhooks, retries
+failures with backoff, dead-letters what keeps failing, and the `events` commands show and
+re-queue it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import Engine, text
+from standardwebhooks.webhooks import Webhook
+
+from backend.config import Settings, WebhookTarget
+from backend.events import outbox
+from tests.cli.helpers import closed_port, run_cli
+from tests.conftest import Account
+from tests.events.conftest import (
+    SECRET,
+    Receiver,
+    add_tasks,
+    delivery_settings,
+    event_states,
+    make_worker,
+)
+
+
+def test_a_change_reaches_dapr_and_the_webhook_signed(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
+) -> None:
+    [task_id] = add_tasks(db_engine, alice.id, 1, "Buy milk")
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tasks SET completed = true, completed_at = now() WHERE id = :t"),
+            {"t": task_id},
+        )
+        conn.execute(text("DELETE FROM tasks WHERE id = :t"), {"t": task_id})
+    worker = make_worker(
+        db_engine, delivery_settings(settings, receiver, dapr_api_token="dapr-token-123")
+    )
+    try:
+        while worker.deliver_batch():
+            pass
+    finally:
+        worker.close()
+    dapr = receiver.by_path("/v1.0/publish/pubsub/task-events")
+    assert [r.json()["event_type"] for r in dapr] == ["created", "completed", "deleted"]
+    created = dapr[0].json()
+    assert set(created) == {
+        "event_id",
+        "event_type",
+        "task_id",
+        "task_data",
+        "user_id",
+        "timestamp",
+    }
+    assert (created["task_id"], created["user_id"]) == (task_id, alice.id)
+    assert created["task_data"]["title"] == "Buy milk 1" and created["timestamp"].endswith("Z")
+    assert created["task_data"]["is_overdue"] is False  # the API's own task rendering
+    assert dapr[2].json()["task_data"] is None
+    assert all(r.headers["dapr-api-token"] == "dapr-token-123" for r in dapr)
+    hooks = receiver.by_path("/hook")
+    assert len(hooks) == 3
+    for hook, published in zip(hooks, dapr, strict=True):
+        verified = Webhook(SECRET).verify(hook.body, hook.headers)  # raises if forged
+        assert verified["type"] == f"task.{published.json()['event_type']}"
+        assert verified["data"] == published.json()
+        assert hook.headers["webhook-id"] == published.json()["event_id"]
+    forged = Webhook("whsec_" + "A" * 43)
+    try:
+        forged.verify(hooks[0].body, hooks[0].headers)
+        raise AssertionError("a signature made with another secret verified")
+    except Exception as exc:  # WebhookVerificationError
+        assert "signature" in str(exc).lower()
+    assert event_states(db_engine) == {"delivered": 3}
+
+
+def test_failures_are_retried_with_backoff_then_dead_lettered_and_requeued(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account, database_url: str
+) -> None:
+    add_tasks(db_engine, alice.id, 1)
+    receiver.status = 500
+    chosen = delivery_settings(settings, receiver, event_max_attempts=3)
+    worker = make_worker(db_engine, chosen)
+    try:
+        attempts = []
+        while event_states(db_engine).get("dead", 0) == 0:
+            if worker.deliver_batch():
+                with db_engine.connect() as conn:
+                    attempts.append(
+                        conn.execute(
+                            text("SELECT attempts, next_attempt_at > now() FROM task_events")
+                        ).one()
+                    )
+            time.sleep(0.02)
+        assert [a[0] for a in attempts] == [1, 2, 3]
+        assert all(later for _, later in attempts[:2])  # each retry waits its backoff
+        with db_engine.connect() as conn:
+            error = conn.execute(text("SELECT last_error FROM task_events")).scalar_one()
+        assert "HTTP 500" in error
+        env = {"DATABASE_URL": database_url}
+        listed = run_cli("events", "dead", **env)
+        assert listed.returncode == 0 and "HTTP 500" in listed.stdout, listed.stderr
+        row_id = listed.stdout.split("\t")[0]
+        status = run_cli("events", "status", "--max-lag", "3600", **env)
+        assert "dead 1" in status.stdout
+        receiver.status = 200
+        requeued = run_cli("events", "requeue", row_id, **env)
+        assert requeued.stdout.strip() == "requeued 1 event", requeued.stderr
+        while worker.deliver_batch() == 0:
+            time.sleep(0.02)
+    finally:
+        worker.close()
+    assert event_states(db_engine) == {"delivered": 1}
+    assert len(receiver.by_path("/v1.0/publish")) == 1
+
+
+def test_timeouts_and_refused_connections_are_failures_too(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
+) -> None:
+    add_tasks(db_engine, alice.id, 1)
+    receiver.delay = 1.5
+    worker = make_worker(
+        db_engine, delivery_settings(settings, receiver, event_delivery_timeout_seconds=0.5)
+    )
+    try:
+        assert worker.deliver_batch() == 1
+    finally:
+        worker.close()
+    refused = delivery_settings(
+        settings, receiver, dapr_http_endpoint=f"http://127.0.0.1:{closed_port()}"
+    )
+    worker = make_worker(db_engine, refused)
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE task_events SET next_attempt_at = now()"))
+    try:
+        assert worker.deliver_batch() == 1
+    finally:
+        worker.close()
+    with db_engine.connect() as conn:
+        attempts, error, state = conn.execute(
+            text("SELECT attempts, last_error, state FROM task_events")
+        ).one()
+    assert (attempts, state) == (2, "pending")
+    assert "ConnectError" in error
+
+
+def test_a_sink_that_accepted_is_not_sent_the_event_again(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
+) -> None:
+    add_tasks(db_engine, alice.id, 1)
+    unreachable = WebhookTarget(url=f"http://127.0.0.1:{closed_port()}/hook", secret=SECRET)
+    broken_hook = delivery_settings(settings, receiver, event_webhooks=[unreachable])
+    worker = make_worker(db_engine, broken_hook)
+    try:
+        worker.deliver_batch()
+    finally:
+        worker.close()
+    with db_engine.connect() as conn:
+        delivered_to = conn.execute(text("SELECT delivered_to FROM task_events")).scalar_one()
+    assert delivered_to == ["dapr"]  # the webhook failed; Dapr is done
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE task_events SET next_attempt_at = now()"))
+    worker = make_worker(db_engine, delivery_settings(settings, receiver))
+    try:
+        assert worker.deliver_batch() == 1
+    finally:
+        worker.close()
+    assert len(receiver.by_path("/v1.0/publish")) == 1  # Dapr got it once
+    assert len(receiver.by_path("/hook")) == 1
+    assert event_states(db_engine) == {"delivered": 1}
+
+
+def test_status_health_and_metrics_report_the_backlog(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account, database_url: str
+) -> None:
+    add_tasks(db_engine, alice.id, 4)
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE task_events SET occurred_at = now() - interval '10 minutes'"))
+    behind = run_cli("events", "status", "--max-lag", "60", DATABASE_URL=database_url)
+    assert behind.returncode == 1
+    assert behind.stdout.startswith("pending 4, oldest pending 6")
+    worker = make_worker(db_engine, delivery_settings(settings, receiver))
+    try:
+        worker.cycle()
+        with db_engine.connect() as conn:
+            assert outbox.backlog(conn).pending == 0
+        _, body = worker.readiness.report()
+        assert body["oldest_pending_seconds"] == 0
+        worker.readiness.last_ok = time.monotonic()
+        assert worker.readiness.report()[0] is True
+        metrics = worker.metrics.registry
+        assert metrics.get_sample_value("task_events_delivered_total", {"sink": "dapr"}) == 4
+        assert metrics.get_sample_value("task_events_pending") == 0
+        assert (
+            metrics.get_sample_value("task_events_delivery_latency_seconds_count", {"sink": "dapr"})
+            == 4
+        )
+    finally:
+        worker.close()
+    caught_up = run_cli("events", "status", DATABASE_URL=database_url)
+    assert caught_up.returncode == 0 and caught_up.stdout.startswith("pending 0")
+
+
+def test_the_worker_needs_a_sink(database_url: str) -> None:
+    result = run_cli("worker", DATABASE_URL=database_url)
+    assert result.returncode == 2
+    assert "no event sink configured" in result.stderr
+
+
+def test_bad_webhook_configuration_is_refused_at_start(database_url: str) -> None:
+    for webhooks, message in (
+        ('[{"url": "http://127.0.0.1:1/h", "secret": "short"}]', "whsec_"),
+        ('[{"url": "ftp://example.com", "secret": "' + SECRET + '"}]', "URL"),
+        ("not json", "EVENT_WEBHOOKS"),
+    ):
+        result = run_cli("worker", DATABASE_URL=database_url, EVENT_WEBHOOKS=webhooks)
+        assert result.returncode == 2, result.stderr
+        assert message.lower() in result.stderr.lower(), result.stderr
+    production = run_cli(
+        "worker",
+        DATABASE_URL=database_url,
+        ENVIRONMENT="production",
+        EVENT_WEBHOOKS=json.dumps([{"url": "http://example.com/h", "secret": SECRET}]),
+    )
+    assert production.returncode == 2 and "https" in production.stderr
