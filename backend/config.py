@@ -239,6 +239,12 @@ class Settings(BaseSettings):
             raise ValueError("JWT_JWKS_ALGORITHMS must name at least one algorithm")
         return value
 
+    @field_validator("dapr_http_endpoint", "dapr_api_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes `${DAPR_HTTP_ENDPOINT:-}`: an empty value means "not configured".
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _check_safety(self) -> Settings:
         if "*" in self.cors_origins:
