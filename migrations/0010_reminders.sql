@@ -78,3 +78,13 @@ CREATE TRIGGER tasks_schedule_reminders_on_update AFTER UPDATE ON tasks
 ALTER TABLE task_events DROP CONSTRAINT ck_task_events_type;
 ALTER TABLE task_events ADD CONSTRAINT ck_task_events_type
     CHECK (type IN ('created', 'updated', 'completed', 'reopened', 'deleted', 'reminder'));
+
+-- Changes recorded before 0009 hold the task without its recurrence columns; the feed and the
+-- worker render every recorded task with the current task schema, so give those the values
+-- 0009 gave their tasks (a task that does not recur).
+UPDATE task_events
+SET task = jsonb_build_object(
+        'recurrence', NULL, 'time_zone', 'UTC', 'reminders', '[]'::jsonb, 'series_id', NULL,
+        'series_start', NULL, 'next_due_date', NULL, 'previous_task_id', NULL
+    ) || task
+WHERE task IS NOT NULL AND type <> 'reminder' AND NOT task ? 'time_zone';

@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 import backend.models  # noqa: F401  (registers the tables)
 from backend.db.engine import libpq_url, normalize_url
 from backend.db.migrations import migrate_down, migrate_up, migration_ids, migration_status
+from backend.models import TaskPublic
 
 
 def _ignore_bookkeeping(
@@ -131,4 +132,41 @@ def test_migrations_roll_back_and_reapply(database_url: str) -> None:
     finally:
         with admin.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")
+        admin.close()
+
+
+def test_changes_recorded_before_recurrence_still_render(database_url: str) -> None:
+    """A change recorded by 0008, before 0009 added columns to tasks, is read by today's
+    feed (0010 gives its task the new columns' values)."""
+    from tests.changes.test_outbox import events
+
+    url = make_url(libpq_url(database_url))
+    admin = psycopg2.connect(libpq_url(database_url))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS task_api_upgrade WITH (FORCE)")
+        cur.execute("CREATE DATABASE task_api_upgrade")
+    scratch = url.set(database="task_api_upgrade").render_as_string(hide_password=False)
+    try:
+        shipped = sorted(migration_ids())
+        migrate_up(scratch)
+        later = [m for m in shipped if m > "0008_task_events"]
+        assert migrate_down(scratch, steps=len(later)) == later[::-1]
+        engine = create_engine(normalize_url(scratch))
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+            conn.execute(text("INSERT INTO tasks (user_id, title) VALUES ('u1', 'old')"))
+        assert migrate_up(scratch) == later
+        [change] = events(engine)
+        task = TaskPublic.model_validate(change["task"])
+        assert (task.title, task.recurrence, task.time_zone, task.reminders) == (
+            "old",
+            None,
+            "UTC",
+            [],
+        )
+        engine.dispose()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS task_api_upgrade WITH (FORCE)")
         admin.close()
