@@ -3,6 +3,9 @@ back and forward cleanly."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg2
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -107,16 +110,26 @@ def test_database_constraints_back_up_the_api_limits(db_engine: Engine, statemen
         conn.execute(text(statement))
 
 
-def test_migrations_roll_back_and_reapply(database_url: str) -> None:
-    """On a scratch database: up, down all the way, up again."""
-    url = make_url(libpq_url(database_url))
+@contextmanager
+def scratch_database(database_url: str, name: str) -> Iterator[str]:
+    """A new, empty database on the test server (dropped afterwards); yields its URL."""
     admin = psycopg2.connect(libpq_url(database_url))
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")
-        cur.execute("CREATE DATABASE task_api_migrations")
-    scratch = url.set(database="task_api_migrations").render_as_string(hide_password=False)
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {name}")
+    url = make_url(libpq_url(database_url)).set(database=name)
     try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_migrations_roll_back_and_reapply(database_url: str) -> None:
+    """On a scratch database: up, down all the way, up again."""
+    with scratch_database(database_url, "task_api_migrations") as scratch:
         shipped = sorted(migration_ids())
         assert migrate_up(scratch) == shipped
         assert migrate_up(scratch) == []
@@ -129,10 +142,6 @@ def test_migrations_roll_back_and_reapply(database_url: str) -> None:
         engine.dispose()
         assert migration_status(scratch).pending == shipped
         assert migrate_up(scratch) == shipped
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS task_api_migrations WITH (FORCE)")
-        admin.close()
 
 
 def test_changes_recorded_before_recurrence_still_render(database_url: str) -> None:
@@ -140,14 +149,7 @@ def test_changes_recorded_before_recurrence_still_render(database_url: str) -> N
     feed (0010 gives its task the new columns' values)."""
     from tests.changes.test_outbox import events
 
-    url = make_url(libpq_url(database_url))
-    admin = psycopg2.connect(libpq_url(database_url))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS task_api_upgrade WITH (FORCE)")
-        cur.execute("CREATE DATABASE task_api_upgrade")
-    scratch = url.set(database="task_api_upgrade").render_as_string(hide_password=False)
-    try:
+    with scratch_database(database_url, "task_api_upgrade") as scratch:
         shipped = sorted(migration_ids())
         migrate_up(scratch)
         later = [m for m in shipped if m > "0008_task_events"]
@@ -166,7 +168,3 @@ def test_changes_recorded_before_recurrence_still_render(database_url: str) -> N
             [],
         )
         engine.dispose()
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS task_api_upgrade WITH (FORCE)")
-        admin.close()

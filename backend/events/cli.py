@@ -34,7 +34,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from backend.cli import _settings
     from backend.events.health import serve
     from backend.events.sinks import configured_sinks
-    from backend.events.worker import Worker
+    from backend.events.worker import Worker, longest_batch_seconds
     from backend.observability.logging import logging_config
 
     settings = _settings(args.dev)
@@ -47,10 +47,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
         return 2
     logging.config.dictConfig(logging_config(settings))
-    # Each sink is tried in turn within a batch, each bounded by the delivery timeout.
-    settings, engine = _engine(
-        args, delivery_seconds=settings.event_delivery_timeout_seconds * len(sinks)
-    )
+    settings, engine = _engine(args, delivery_seconds=longest_batch_seconds(settings, len(sinks)))
     worker = Worker(engine, settings, sinks)
     server = None
     if settings.worker_metrics_port:

@@ -30,6 +30,15 @@ from backend.services.reminders import fire_due
 
 logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
+# Deliveries of one batch run this many at a time.
+PARALLEL_DELIVERIES = 32
+
+
+def longest_batch_seconds(settings: Settings, sinks: int) -> float:
+    """How long delivering one batch can take when every call times out: the claim's
+    transaction must be allowed to stay open that long."""
+    waves = -(-settings.event_batch_size // PARALLEL_DELIVERIES)
+    return waves * sinks * settings.event_delivery_timeout_seconds
 
 
 def backoff(settings: Settings, attempts: int) -> timedelta:
@@ -65,7 +74,9 @@ class Worker:
             settings.worker_poll_seconds, settings.worker_max_lag_seconds
         )
         self._http = httpx.Client(timeout=settings.event_delivery_timeout_seconds)
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deliver")
+        self._pool = ThreadPoolExecutor(
+            max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"
+        )
         self._pruned_at = 0.0
 
     def close(self) -> None:
