@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+from prometheus_client import generate_latest
 from sqlalchemy import Engine, text
 
-from backend.config import Settings
+from backend.config import Settings, WebhookTarget
+from tests.cli.helpers import run_cli
 from tests.conftest import Account
 from tests.events.conftest import (
+    SECRET,
     Receiver,
     add_tasks,
     delivery_settings,
@@ -87,3 +92,37 @@ def test_a_receiver_that_trickles_its_answer_cannot_hold_the_claim_open(
     assert len(receiver.by_path("/v1.0/publish")) == 2  # Dapr had accepted: not sent again
     hooks = receiver.by_path("/hook")  # the abandoned calls arrived too: same ids again
     assert len(hooks) == 4 and len({h.headers["webhook-id"] for h in hooks}) == 2
+
+
+def test_webhooks_that_differ_only_in_credentials_or_query_each_get_the_event(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account, database_url: str
+) -> None:
+    # The query or user info may hold the receiver's credential: it is kept out of
+    # `delivered_to`, the metrics and the logs, but still tells two targets apart.
+    host = receiver.url.removeprefix("http://")
+    targets = [
+        WebhookTarget(url=f"http://{host}/hook?token=tenant-a-secret", secret=SECRET),
+        WebhookTarget(url=f"http://user:tenant-b-secret@{host}/hook", secret=SECRET),
+        WebhookTarget(url=f"http://{host}/hook", secret=SECRET),
+    ]
+    add_tasks(db_engine, alice.id, 1)
+    chosen = delivery_settings(settings, receiver, event_webhooks=targets)
+    worker = make_worker(db_engine, chosen)
+    try:
+        assert worker.deliver_batch() == 1
+        exposition = generate_latest(worker.metrics.registry).decode()
+    finally:
+        worker.close()
+    assert len(receiver.by_path("/hook")) == 3
+    with db_engine.connect() as conn:
+        state = conn.execute(text("SELECT state FROM task_events")).scalar_one()
+    assert state == "delivered"
+    names = [t.name for t in targets]
+    assert len(set(names)) == 3 and names[2] == f"{receiver.url}/hook"
+    assert all(n.startswith(f"{receiver.url}/hook") for n in names)
+    for shown in (" ".join(names), exposition):
+        assert "tenant-" not in shown and "user:" not in shown
+    twice = json.dumps([{"url": f"{receiver.url}/h?t=1", "secret": SECRET}] * 2)
+    refused = run_cli("worker", DATABASE_URL=database_url, EVENT_WEBHOOKS=twice)
+    assert refused.returncode == 2
+    assert "EVENT_WEBHOOKS lists" in refused.stderr and "t=1" not in refused.stderr
