@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine, text
+from sqlalchemy.dialects import postgresql
 
 from backend.config import Settings
+from backend.events import outbox
 from tests.cli.helpers import closed_port, run_cli
 from tests.conftest import Account, stop_process
 from tests.events.conftest import (
@@ -188,3 +190,15 @@ def test_the_prune_command_keeps_undelivered_changes_only_when_a_sink_delivers_t
     without = run_cli("prune", DATABASE_URL=database_url)
     assert without.stdout.splitlines()[1] == "pruned 2 task changes past retention"
     assert event_states(db_engine) == {}
+
+
+def test_the_backlog_reads_partial_indexes_not_the_retained_rows(db_engine: Engine) -> None:
+    # Every poll of every worker asks for it, while a week of delivered rows is kept.
+    sql = outbox._BACKLOG.compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    with db_engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # a scan only if nothing else fits
+        plan = "\n".join(conn.execute(text(f"EXPLAIN {sql}")).scalars())
+    assert "Seq Scan" not in plan, plan
+    assert "ix_task_events_pending_" in plan and "ix_task_events_dead_id" in plan, plan
