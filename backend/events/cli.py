@@ -51,12 +51,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = Worker(engine, settings, sinks)
     server = None
     if settings.worker_metrics_port:
-        server = serve(
-            settings.worker_metrics_host,
-            settings.worker_metrics_port,
-            worker.metrics,
-            worker.readiness,
-        )
+        try:
+            server = serve(
+                settings.worker_metrics_host,
+                settings.worker_metrics_port,
+                worker.metrics,
+                worker.readiness,
+            )
+        except OSError as exc:  # the usual cause: a second worker on this machine
+            worker.close()
+            engine.dispose()
+            print(
+                f"error: cannot serve /metrics on {settings.worker_metrics_host}:"
+                f"{settings.worker_metrics_port} ({exc.strerror}); another worker on this "
+                "machine needs its own WORKER_METRICS_PORT (0: none)",
+                file=sys.stderr,
+            )
+            return 1
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -142,6 +153,11 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(f"requeued {count} event{'s' if count != 1 else ''}")
+    missed = 0 if args.all else len(set(args.ids)) - count
+    if missed:
+        # A typo, or an event already requeued or pruned: a script must not take it as done.
+        print(f"{missed} of the named events are not dead (see `events dead`)", file=sys.stderr)
+        return 1
     return 0
 
 

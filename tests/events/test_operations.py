@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -202,3 +203,25 @@ def test_the_backlog_reads_partial_indexes_not_the_retained_rows(db_engine: Engi
         plan = "\n".join(conn.execute(text(f"EXPLAIN {sql}")).scalars())
     assert "Seq Scan" not in plan, plan
     assert "ix_task_events_pending_" in plan and "ix_task_events_dead_id" in plan, plan
+
+
+def test_a_second_worker_on_the_same_metrics_port_says_so(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli(
+            "worker",
+            DATABASE_URL=database_url,
+            DAPR_HTTP_ENDPOINT="http://127.0.0.1:9",
+            WORKER_METRICS_PORT=port,
+        )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "WORKER_METRICS_PORT" in result.stderr
+
+
+def test_requeue_of_an_event_that_is_not_dead_fails(database_url: str) -> None:
+    result = run_cli("events", "requeue", "987654", DATABASE_URL=database_url)
+    assert result.returncode == 1
+    assert result.stdout.strip() == "requeued 0 events"
+    assert "1 of the named events are not dead" in result.stderr
