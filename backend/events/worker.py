@@ -142,6 +142,9 @@ class Worker:
             for attempt in attempts:
                 if not attempt.done:
                     attempt.abandoned = True
+                    if not attempt.sink:  # never started: every delivery thread was busy
+                        waiting = (s.name for s in self._sinks if s.name not in attempt.accepted)
+                        attempt.sink = next(waiting, "queue")
                     attempt.error = (
                         f"{attempt.sink}: no answer within the batch deadline "
                         f"({self.batch_seconds:g} s)"
