@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     AliasChoices,
@@ -66,6 +68,19 @@ class WebhookTarget(BaseModel):
                 'print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\'`'
             )
         return value
+
+    @property
+    def name(self) -> str:
+        """What names this target in `delivered_to`, metrics and logs: the URL without what
+        may hold a credential (user info, query, fragment). A URL that had any gets a digest
+        of the whole URL, so targets that differ only there (`?tenant=a`, `?tenant=b`) are
+        still told apart; a plain URL is its own name."""
+        url = str(self.url)
+        parts = urlsplit(url)
+        bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+        if bare == url:
+            return bare
+        return f"{bare}#{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
 class Environment(StrEnum):
@@ -302,6 +317,10 @@ class Settings(BaseSettings):
                 "server cancels a slow statement first; the response timeout is for a server "
                 "that cannot)"
             )
+        names = [target.name for target in self.event_webhooks]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            # The second would never be sent anything: the first's acceptance counts for it.
+            raise ValueError(f"EVENT_WEBHOOKS lists {name} more than once")
         for target in self.event_webhooks:
             # Events carry users' tasks: not in clear over the network.
             if (

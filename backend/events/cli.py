@@ -51,32 +51,58 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = Worker(engine, settings, sinks)
     server = None
     if settings.worker_metrics_port:
-        server = serve(
-            settings.worker_metrics_host,
-            settings.worker_metrics_port,
-            worker.metrics,
-            worker.readiness,
-        )
+        try:
+            server = serve(
+                settings.worker_metrics_host,
+                settings.worker_metrics_port,
+                worker.metrics,
+                worker.readiness,
+            )
+        except OSError as exc:  # the usual cause: a second worker on this machine
+            worker.close()
+            engine.dispose()
+            print(
+                f"error: cannot serve /metrics on {settings.worker_metrics_host}:"
+                f"{settings.worker_metrics_port} ({exc.strerror}); another worker on this "
+                "machine needs its own WORKER_METRICS_PORT (0: none)",
+                file=sys.stderr,
+            )
+            return 1
     stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        if stop.is_set():
+            # A second signal: abandon the batch. Its transaction rolls back, so its events are
+            # pending again (the sinks that got them will get them again: at least once).
+            raise _Abandon
+        stop.set()  # the first one: finish the batch in progress, then exit
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    logging.getLogger("backend.events").info(
-        "worker started: sinks %s", ", ".join(sink.name for sink in sinks)
-    )
+        signal.signal(signum, _stop)
+    log = logging.getLogger("backend.events")
+    log.info("worker started: sinks %s", ", ".join(sink.name for sink in sinks))
+    abandoned = False
     try:
         worker.run(stop)
+    except _Abandon:
+        abandoned = True
     finally:
-        worker.close()
+        worker.close(wait=not abandoned)
         if server is not None:
             server.shutdown()
         engine.dispose()
-    return 0
+    log.info("worker stopped%s", ": batch abandoned" if abandoned else "")
+    return 1 if abandoned else 0
+
+
+class _Abandon(BaseException):
+    """Raised by a second stop signal, through whatever the worker is doing."""
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from backend.events import outbox
 
-    _, engine = _engine(args)
+    settings, engine = _engine(args)
     try:
         with engine.connect() as conn:
             backlog = outbox.backlog(conn)
@@ -86,8 +112,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"pending {backlog.pending}, oldest pending {backlog.lag_seconds:.1f} s, "
         f"dead {backlog.dead}"
     )
-    if backlog.lag_seconds > args.max_lag:
-        print(f"behind: the oldest pending event is older than {args.max_lag} s", file=sys.stderr)
+    # The same threshold as the worker's /health/ready unless the caller names another.
+    max_lag = settings.worker_max_lag_seconds if args.max_lag is None else args.max_lag
+    if backlog.lag_seconds > max_lag:
+        print(f"behind: the oldest pending event is older than {max_lag:g} s", file=sys.stderr)
         return 1
     return 0
 
@@ -125,6 +153,11 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(f"requeued {count} event{'s' if count != 1 else ''}")
+    missed = 0 if args.all else len(set(args.ids)) - count
+    if missed:
+        # A typo, or an event already requeued or pruned: a script must not take it as done.
+        print(f"{missed} of the named events are not dead (see `events dead`)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -143,7 +176,10 @@ def add_commands(sub: Any, dev_help: str) -> None:
     actions = events.add_subparsers(dest="action", required=True)
     status = actions.add_parser("status", help="backlog and dead letters; exit 1 when behind")
     status.add_argument(
-        "--max-lag", type=float, default=60, help="seconds the oldest pending event may wait"
+        "--max-lag",
+        type=float,
+        default=None,
+        help="seconds the oldest pending event may wait (default WORKER_MAX_LAG_SECONDS)",
     )
     status.set_defaults(func=cmd_status)
     dead = actions.add_parser("dead", help="list dead-lettered events")

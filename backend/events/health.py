@@ -38,7 +38,10 @@ class WorkerMetrics:
             "task_events_failed_attempts", "Delivery attempts that failed.", ["sink"], registry=r
         )
         self.dead_lettered = Counter(
-            "task_events_dead_lettered", "Events that ran out of attempts.", registry=r
+            "task_events_dead_lettered",
+            "Events that ran out of attempts, by the sink whose failure was the last.",
+            ["sink"],
+            registry=r,
         )
         self.latency = Histogram(
             "task_events_delivery_latency_seconds",
@@ -63,13 +66,15 @@ class Readiness:
 
     poll_seconds: float
     max_lag_seconds: float
+    # A cycle may legitimately take this long (a batch of slow deliveries): not stale yet.
+    busy_seconds: float = 0.0
     last_ok: float = 0.0
     lag_seconds: float = 0.0
     error: str | None = None
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         since = time.monotonic() - self.last_ok if self.last_ok else None
-        polling = since is not None and since < max(5 * self.poll_seconds, 10)
+        polling = since is not None and since < max(5 * self.poll_seconds, 10) + self.busy_seconds
         keeping_up = self.lag_seconds <= self.max_lag_seconds
         ready = polling and keeping_up
         body = {

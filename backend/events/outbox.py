@@ -106,16 +106,19 @@ class Backlog:
         return max(0.0, (self.now - self.oldest_pending).total_seconds())
 
 
+# Each part reads only its partial index (and the pending rows' heap for their age), never
+# the delivered rows kept for the retention period: this runs on every poll of every worker.
+_PENDING = _E.state == PENDING
+_BACKLOG = select(
+    select(func.count()).where(_PENDING).scalar_subquery(),
+    select(func.min(_E.occurred_at)).where(_PENDING).scalar_subquery(),
+    select(func.count()).where(_E.state == DEAD).scalar_subquery(),
+    func.clock_timestamp(),
+)
+
+
 def backlog(conn: Connection) -> Backlog:
-    pending = _E.state == PENDING
-    row = conn.execute(
-        select(
-            func.count().filter(pending),
-            func.min(_E.occurred_at).filter(pending),
-            func.count().filter(_E.state == DEAD),
-            func.clock_timestamp(),
-        ).where(_E.state != DELIVERED)
-    ).one()
+    row = conn.execute(_BACKLOG).one()
     return Backlog(pending=row[0], oldest_pending=row[1], dead=row[2], now=row[3])
 
 

@@ -137,9 +137,6 @@ def configured_sinks(settings: Settings) -> list[Sink]:
             )
         )
     for target in settings.event_webhooks:
-        # Named by URL (without query: it may hold a token) for `delivered_to` and metrics.
-        url = str(target.url)
-        sinks.append(
-            WebhookSink(url=url, secret=target.secret.get_secret_value(), name=url.split("?")[0])
-        )
+        url, secret = str(target.url), target.secret.get_secret_value()
+        sinks.append(WebhookSink(url=url, secret=secret, name=target.name))
     return sinks

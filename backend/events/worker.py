@@ -13,8 +13,8 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -35,8 +35,8 @@ PARALLEL_DELIVERIES = 32
 
 
 def longest_batch_seconds(settings: Settings, sinks: int) -> float:
-    """How long delivering one batch can take when every call times out: the claim's
-    transaction must be allowed to stay open that long."""
+    """The batch deadline: how long delivering one batch may take when every call times out.
+    The claim's transaction stays open that long (and no longer: see `deliver_batch`)."""
     waves = -(-settings.event_batch_size // PARALLEL_DELIVERIES)
     return waves * sinks * settings.event_delivery_timeout_seconds
 
@@ -50,11 +50,18 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
 
 
-@dataclass(frozen=True)
-class Outcome:
+@dataclass
+class Attempt:
+    """One record's delivery, filled in by a delivery thread; the batch reads it when the
+    thread is done or the batch deadline has passed (then `sink` is the one being called)."""
+
     row: ClaimedRow
-    accepted_by: tuple[str, ...]
-    error: str | None
+    accepted: list[str]
+    sink: str = ""
+    error: str | None = None
+    done: bool = False
+    # Set by the batch when it gave up waiting; the thread's later outcome is then ignored.
+    abandoned: bool = field(default=False)
 
 
 class Worker:
@@ -70,18 +77,22 @@ class Worker:
         self._settings = settings
         self._sinks = tuple(sinks)
         self.metrics = metrics or WorkerMetrics()
+        self.batch_seconds = longest_batch_seconds(settings, len(self._sinks))
         self.readiness = readiness or Readiness(
-            settings.worker_poll_seconds, settings.worker_max_lag_seconds
+            settings.worker_poll_seconds, settings.worker_max_lag_seconds, self.batch_seconds
         )
         self._http = httpx.Client(timeout=settings.event_delivery_timeout_seconds)
         self._pool = ThreadPoolExecutor(
             max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"
         )
-        self._pruned_at = 0.0
+        self._pruned_at = -float("inf")  # prune on the first cycle
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._http.close()
+    def close(self, wait: bool = True) -> None:
+        """Stop the delivery threads once their calls end; without `wait` (an abandoned batch)
+        queued calls are dropped and those in flight end by their own timeouts."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if wait:
+            self._http.close()
 
     def run(self, stop: threading.Event) -> None:
         """Cycle until `stop` is set; a cycle in progress finishes first."""
@@ -115,47 +126,81 @@ class Worker:
         return handled == self._settings.event_batch_size
 
     def deliver_batch(self) -> int:
-        """Claim, deliver and record one batch in one transaction; returns its size."""
+        """Claim, deliver and record one batch in one transaction; returns its size.
+
+        The transaction stays open at most the batch deadline: httpx's timeouts bound each
+        read, not a whole call, so a receiver that trickles its answer could otherwise hold
+        the claim until the server's idle timeout ends the session and the batch (the
+        deliveries already accepted included) is rolled back and sent again, forever. A call
+        still running at the deadline counts as a failed attempt; its receiver may still get
+        the event, so it may see it again on the retry (with the same event id)."""
         with self._engine.connect() as conn, conn.begin():
             rows = outbox.claim(conn, self._settings.event_batch_size)
-            outcomes = list(self._pool.map(self._deliver, rows))
-            done = [o.row.id for o in outcomes if o.error is None]
-            outbox.delivered(conn, done)
-            for outcome in outcomes:
-                if outcome.error is not None:
-                    self._record_failure(conn, outcome)
+            attempts = [Attempt(row, list(row.delivered_to)) for row in rows]
+            futures = [self._pool.submit(self._deliver, attempt) for attempt in attempts]
+            wait(futures, timeout=self.batch_seconds)
+            for attempt in attempts:
+                if not attempt.done:
+                    attempt.abandoned = True
+                    if not attempt.sink:  # never started: every delivery thread was busy
+                        waiting = (s.name for s in self._sinks if s.name not in attempt.accepted)
+                        attempt.sink = next(waiting, "queue")
+                    attempt.error = (
+                        f"{attempt.sink}: no answer within the batch deadline "
+                        f"({self.batch_seconds:g} s)"
+                    )
+                    self.metrics.failures.labels(attempt.sink).inc()
+            outbox.delivered(conn, [a.row.id for a in attempts if a.error is None])
+            for attempt in attempts:
+                if attempt.error is not None:
+                    self._record_failure(conn, attempt)
         return len(rows)
 
-    def _deliver(self, row: ClaimedRow) -> Outcome:
-        body = event_body(row)
-        accepted = list(row.delivered_to)
+    def _deliver(self, attempt: Attempt) -> None:
+        row = attempt.row
+        try:
+            body = event_body(row)
+        except Exception as exc:  # a record no longer renderable must fail alone
+            logger.exception("event %s cannot be rendered", row.event_id)
+            attempt.sink, attempt.error = "render", f"cannot render: {type(exc).__name__}"
+            attempt.done = True
+            return
         for sink in self._sinks:
-            if sink.name in accepted:
+            if sink.name in attempt.accepted:
                 continue
+            attempt.sink = sink.name
             try:
                 sink.send(self._http, row, body)
-            except DeliveryFailed as exc:
+            except Exception as exc:
+                if attempt.abandoned:
+                    return
+                if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
+                    logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
                 self.metrics.failures.labels(sink.name).inc()
-                return Outcome(row, tuple(accepted), f"{sink.name}: {exc}")
-            accepted.append(sink.name)
+                attempt.error = f"{sink.name}: {exc}"
+                attempt.done = True
+                return
+            if attempt.abandoned:
+                return
+            attempt.accepted.append(sink.name)
             self.metrics.delivered.labels(sink.name).inc()
             age = (datetime.now(UTC) - row.occurred_at).total_seconds()
             self.metrics.latency.labels(sink.name).observe(max(age, 0.0))
-        return Outcome(row, tuple(accepted), None)
+        attempt.done = True
 
-    def _record_failure(self, conn: Connection, outcome: Outcome) -> None:
-        attempts = outcome.row.attempts + 1
+    def _record_failure(self, conn: Connection, attempt: Attempt) -> None:
+        attempts = attempt.row.attempts + 1
         last = attempts >= self._settings.event_max_attempts
         retry_in = None if last else backoff(self._settings, attempts)
         outbox.failed(
             conn,
-            outcome.row.id,
-            accepted_by=outcome.accepted_by,
-            error=outcome.error or "",
+            attempt.row.id,
+            accepted_by=list(attempt.accepted),
+            error=attempt.error or "",
             retry_in=retry_in,
         )
         if last:
-            self.metrics.dead_lettered.inc()
+            self.metrics.dead_lettered.labels(attempt.sink).inc()
             logger.warning(
-                "event %s dead after %d attempts: %s", outcome.row.event_id, attempts, outcome.error
+                "event %s dead after %d attempts: %s", attempt.row.event_id, attempts, attempt.error
             )

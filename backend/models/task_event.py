@@ -70,6 +70,7 @@ class TaskEvent(SQLModel, table=True):
             postgresql_where=text("state = 'pending'"),
         ),
         Index("ix_task_events_occurred_at", "occurred_at"),
+        Index("ix_task_events_dead_id", "id", postgresql_where=text("state = 'dead'")),
     )
 
     id: int | None = SQLField(

@@ -42,10 +42,13 @@ class Received:
 @dataclass
 class Receiver:
     """Records every POST; answers `status` after `delay` seconds (or drops the connection
-    when `status` is 0)."""
+    when `status` is 0). Paths under `trickle_path` get their answer a byte every `trickle`
+    seconds: no single read is slow, the whole answer is."""
 
     status: int = 200
     delay: float = 0.0
+    trickle_path: str | None = None
+    trickle: float = 0.25
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -78,6 +81,14 @@ def receiver() -> Iterator[Receiver]:
                     state.received.append(
                         Received(self.path, dict(self.headers.items()), body, time.time())
                     )
+            if state.trickle_path is not None and self.path.startswith(state.trickle_path):
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
+                for _ in range(12):
+                    self.wfile.flush()
+                    time.sleep(state.trickle)
+                    self.wfile.write(b"z")
+                self.wfile.write(b"\r\ncontent-length: 0\r\n\r\n")
+                return
             self.send_response(state.status)
             self.send_header("content-length", "0")
             self.end_headers()

@@ -1,0 +1,1 @@
+DROP INDEX ix_task_events_dead_id;
