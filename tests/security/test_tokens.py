@@ -51,7 +51,8 @@ def _rsa_signed(payload: dict) -> str:
 
 
 NOW = int(time.time())
-VALID = {"sub": "ext-user", "iat": NOW, "exp": NOW + 600}
+# Valid for hours: the suite may reach these tests long after the module was imported.
+VALID = {"sub": "ext-user", "iat": NOW, "exp": NOW + 6 * 3600}
 
 BAD_TOKENS = {
     "malformed": "not-a-jwt",
