@@ -63,8 +63,6 @@ SELECT
 """
 )
 
-_NEXT = text("SELECT min(remind_at) FROM task_reminders WHERE fired_at IS NULL")
-
 
 @dataclass(frozen=True)
 class Fired:
@@ -83,9 +81,3 @@ def fire_due(engine: Engine, settings: Settings, batch: int = 500) -> Fired:
     with engine.begin() as conn:
         fired, sent, skipped = conn.execute(_FIRE, values).one()
     return Fired(fired=int(fired), sent=int(sent), skipped=int(skipped))
-
-
-def next_due(engine: Engine) -> object:
-    """The earliest unfired reminder instant (None when none): the worker sleeps until it."""
-    with engine.connect() as conn:
-        return conn.execute(_NEXT).scalar()
