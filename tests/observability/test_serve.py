@@ -18,6 +18,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from backend.observability.metrics import POOL_SAMPLE_SECONDS
 from tests.conftest import (
     ROOT,
     TEST_SECRET,
@@ -153,10 +154,17 @@ def test_access_log_and_metrics_across_two_workers(
         - _value(before, "http_request_duration_seconds_count", **labels)
         == sent
     )
-    # Gauges summed over the two live workers; no connection left checked out.
+    # Gauges summed over the two live workers; no connection left checked out. The worker
+    # not answering the scrape samples its pool every POOL_SAMPLE_SECONDS, so its gauge may
+    # still show the last request in flight: wait for its next sample, not a fixed time.
     assert _value(after, "db_pool_size") == 2 * POOL_SIZE
-    assert _value(after, "db_pool_checked_out") == 0
-    assert _value(after, "db_pool_overflow") == 0
+    settled = after
+    deadline = time.monotonic() + 10 * POOL_SAMPLE_SECONDS
+    while _value(settled, "db_pool_checked_out") and time.monotonic() < deadline:
+        time.sleep(POOL_SAMPLE_SECONDS / 4)
+        settled = _samples(base_url)
+    assert _value(settled, "db_pool_checked_out") == 0
+    assert _value(settled, "db_pool_overflow") == 0
     assert ("http_requests_in_flight", frozenset()) in after
 
     # The access log: one JSON line per request, every field, nothing of the token.
