@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import bearer, make_token, running_server
 from tests.reliability.load import Recorder
@@ -27,6 +28,7 @@ USERS = 20
 OPS_PER_USER = 30
 PRIORITIES = ["none", "low", "medium", "high"]
 SHUTDOWN_BOUND = 10.0  # seconds from SIGTERM to exit, with the in-flight request finished
+METRICS_TOKEN = "test-metrics-token-shutdown-0123456789"
 
 
 def _user_session(
@@ -141,6 +143,26 @@ def _connect_refused(port: int) -> bool:
         return True
 
 
+def _wait_until_in_flight(base_url: str, requests: int) -> None:
+    """Until the workers are handling `requests` requests besides the scrape itself (the
+    gauge is summed over the workers): a fixed sleep is too short on a slow machine."""
+    headers = bearer(METRICS_TOKEN)
+    deadline = time.monotonic() + 30
+    while True:
+        scraped = httpx.get(f"{base_url}/metrics", headers=headers, timeout=10)
+        assert scraped.status_code == 200, scraped.text
+        gauge = next(
+            sample.value
+            for family in text_string_to_metric_families(scraped.text)
+            for sample in family.samples
+            if sample.name == "http_requests_in_flight"
+        )
+        if gauge >= requests + 1:
+            return
+        assert time.monotonic() < deadline, f"in flight: {gauge - 1}, expected {requests}"
+        time.sleep(0.05)
+
+
 def _read_response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
     sock.settimeout(SHUTDOWN_BOUND)
     data = b""
@@ -155,7 +177,11 @@ def _read_response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
 def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
     database_url: str, workers: int
 ) -> None:
-    with running_server(database_url, workers=workers) as (base_url, process, log):
+    with running_server(database_url, workers=workers, METRICS_TOKEN=METRICS_TOKEN) as (
+        base_url,
+        process,
+        log,
+    ):
         port = urlsplit(base_url).port
         assert port is not None
         token = make_token(sub=f"shutdown-user-{workers}", lifetime=600)
@@ -175,12 +201,12 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(
         ).encode()
         in_flight = socket.create_connection(("127.0.0.1", port), timeout=5)
         in_flight.sendall(request + body[:5])
-        time.sleep(0.5)  # a worker has read the headers and waits for the body
+        _wait_until_in_flight(base_url, 1)  # a worker has read the headers, waits for the body
 
         process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         while not _connect_refused(port):
-            assert time.monotonic() - signalled < 3, "new connections still accepted"
+            assert time.monotonic() - signalled < SHUTDOWN_BOUND, "new connections still accepted"
             time.sleep(0.05)
         refused_after = time.monotonic() - signalled
         assert process.poll() is None, "exited before the in-flight request finished"

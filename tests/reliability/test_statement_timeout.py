@@ -28,7 +28,7 @@ from tests.conftest import count_rows
 TIMEOUT_MS = 300
 SLOW = {
     # A statement that waits, and one that computes: both are cut at the timeout.
-    "sleep": "SELECT pg_sleep(5)",
+    "sleep": "SELECT pg_sleep(30)",
     "huge": "SELECT count(*) FROM generate_series(1, 1000000000)",
 }
 
@@ -77,8 +77,9 @@ def test_slow_statement_is_cut_with_a_clean_503(
         }
     }
     assert response.headers["Retry-After"] == "1"
-    # Cut near the timeout, long before the statement itself would have finished.
-    assert elapsed < TIMEOUT_MS / 1000 + 2.0
+    # Cut long before the statement itself would have finished (30 s, or far longer), with a
+    # margin a slow or loaded machine keeps: the body above says it was the timeout that cut.
+    assert elapsed < 10
     # The connection is usable again straight away.
     assert slow_client.get("/test-only/timeout").json() == {"data": f"{TIMEOUT_MS}ms"}
 

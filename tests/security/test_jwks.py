@@ -293,11 +293,12 @@ def test_jwks_slow_at_start_does_not_hang_requests(
     with jwks_app(jwt_jwks_timeout_seconds=0.5) as client:
         started = time.monotonic()
         assert _get(client, key.sign(claims())).status_code == 503
-        assert time.monotonic() - started < 3
-        # Within the refetch interval no further fetch is tried: an immediate answer.
-        started = time.monotonic()
+        # Cut by the 0.5 s timeout, not the issuer's 5 s hang (margin for a loaded machine).
+        assert time.monotonic() - started < 4
+        # Within the refetch interval no further fetch is tried: counted, not timed.
+        fetched = jwks_server.hits
         assert _get(client, key.sign(claims())).status_code == 503
-        assert time.monotonic() - started < 0.5
+        assert jwks_server.hits == fetched
     jwks_server.mode = "ok"
 
 
@@ -312,11 +313,12 @@ def test_jwks_down_mid_run_keeps_the_last_good_keys(
     ) as client:
         assert _get(client, key.sign(claims())).status_code == 200
         jwks_server.mode = failure
-        jwks_server.hang_seconds = 2
+        jwks_server.hang_seconds = 10
         time.sleep(1.1)  # the cache is stale: the next request refetches, and fails
         started = time.monotonic()
         assert _get(client, key.sign(claims())).status_code == 200
-        assert time.monotonic() - started < 2
+        # Cut by the 0.5 s timeout, not the issuer's 10 s hang (margin for a loaded machine).
+        assert time.monotonic() - started < 5
         _assert_401(_get(client, SigningKey.generate("ES256").sign(claims())))
     jwks_server.mode = "ok"
 
