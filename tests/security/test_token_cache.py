@@ -3,38 +3,58 @@ and never bypasses the per-request account checks (revocation)."""
 
 from __future__ import annotations
 
-import time
-
+import pytest
 from fastapi.testclient import TestClient
 
+from backend.auth import token_cache
 from backend.auth.token_cache import VerifiedTokens
 from backend.auth.tokens import TokenClaims
 from tests.conftest import Account
 
 
-def claims(expires_in: float) -> TokenClaims:
+class Clock:
+    """The cache's wall clock, moved by the test: expiry is checked at exact instants, so a
+    slow or descheduled test process cannot cross a boundary between two lines."""
+
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(token_cache, "time", clock)
+    return clock
+
+
+def claims(clock: Clock, expires_in: float) -> TokenClaims:
     return TokenClaims(
-        subject="user-1", local=True, token_version=0, expires_at=time.time() + expires_in
+        subject="user-1", local=True, token_version=0, expires_at=clock.now + expires_in
     )
 
 
-def test_a_verified_token_is_reused_until_the_ttl() -> None:
+def test_a_verified_token_is_reused_until_the_ttl(clock: Clock) -> None:
     cache = VerifiedTokens(ttl=0.2)
-    entry = claims(3600)
+    entry = claims(clock, 3600)
     cache.put("token-a", entry)
     assert cache.get("token-a") is entry
     assert cache.get("token-b") is None
-    time.sleep(0.25)
+    clock.now += 0.19
+    assert cache.get("token-a") is entry
+    clock.now += 0.01
     assert cache.get("token-a") is None
 
 
-def test_never_past_the_tokens_expiry() -> None:
+def test_never_past_the_tokens_expiry(clock: Clock) -> None:
     cache = VerifiedTokens(ttl=3600)
-    cache.put("expiring", claims(0.1))
+    cache.put("expiring", claims(clock, 0.1))
     assert cache.get("expiring") is not None
-    time.sleep(0.15)
+    clock.now += 0.1
     assert cache.get("expiring") is None
-    cache.put("expired", claims(-1))
+    cache.put("expired", claims(clock, -1))
     assert cache.get("expired") is None
 
 
@@ -44,12 +64,12 @@ def test_claims_without_expiry_are_not_cached() -> None:
     assert cache.get("no-exp") is None
 
 
-def test_bounded_least_recently_used_first() -> None:
+def test_bounded_least_recently_used_first(clock: Clock) -> None:
     cache = VerifiedTokens(max_entries=2)
-    cache.put("a", claims(60))
-    cache.put("b", claims(60))
+    cache.put("a", claims(clock, 60))
+    cache.put("b", claims(clock, 60))
     assert cache.get("a") is not None  # a is now the most recently used
-    cache.put("c", claims(60))
+    cache.put("c", claims(clock, 60))
     assert cache.get("b") is None
     assert cache.get("a") is not None and cache.get("c") is not None
 
