@@ -48,6 +48,27 @@ def without_change_lock(engine: Engine) -> Iterator[None]:
             conn.execute(text(original))
 
 
+def _until_blocked_by_or_done(holder: Any, writer: threading.Thread) -> None:
+    """Until `writer` has finished or some backend waits on a lock `holder` holds."""
+    holder_pid = holder.get_backend_pid()
+    watcher = psycopg2.connect(holder.dsn)
+    watcher.autocommit = True
+    deadline = time.monotonic() + 60
+    try:
+        with watcher.cursor() as cur:
+            while writer.is_alive():
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    (holder_pid,),
+                )
+                if cur.fetchone()[0]:
+                    return
+                assert time.monotonic() < deadline, "the writer neither finished nor waited"
+                time.sleep(0.02)
+    finally:
+        watcher.close()
+
+
 def late_commit_race(
     client: TestClient, alice: Account, database_url: str
 ) -> tuple[list[int], list[int]]:
@@ -66,7 +87,9 @@ def late_commit_race(
             )
         )
         writer.start()
-        writer.join(timeout=1.5)  # with the lock, it waits for the slow writer
+        # With the lock it waits for the slow writer; without, it finishes. Either way the
+        # poll below comes after, however slow the machine (a fixed wait was not).
+        _until_blocked_by_or_done(holder, writer)
         seen, cursor = drain(client, alice, cursor)
         holder.commit()
         writer.join(timeout=30)

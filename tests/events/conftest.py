@@ -49,7 +49,8 @@ class Receiver:
     delay: float = 0.0
     trickle_path: str | None = None
     trickle: float = 0.25
-    received: list[Received] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)  # the POSTs it accepted
+    attempted: list[Received] = field(default_factory=list)  # every POST, whatever the answer
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -77,10 +78,10 @@ def receiver() -> Iterator[Receiver]:
                 self.close_connection = True
                 return
             with state.lock:
+                request = Received(self.path, dict(self.headers.items()), body, time.time())
+                state.attempted.append(request)
                 if 200 <= state.status < 300:
-                    state.received.append(
-                        Received(self.path, dict(self.headers.items()), body, time.time())
-                    )
+                    state.received.append(request)
             if state.trickle_path is not None and self.path.startswith(state.trickle_path):
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
                 for _ in range(12):

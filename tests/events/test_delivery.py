@@ -88,12 +88,17 @@ def test_failures_are_retried_with_backoff_then_dead_lettered_and_requeued(
                 with db_engine.connect() as conn:
                     attempts.append(
                         conn.execute(
-                            text("SELECT attempts, next_attempt_at > now() FROM task_events")
+                            text("SELECT attempts, next_attempt_at FROM task_events")
                         ).one()
                     )
             time.sleep(0.02)
         assert [a[0] for a in attempts] == [1, 2, 3]
-        assert all(later for _, later in attempts[:2])  # each retry waits its backoff
+        # Each retry waits its backoff: no attempt reached the sink before the instant the
+        # one before it set (compared, not timed: a slow machine only waits longer).
+        sent = [r.at for r in receiver.attempted if r.path.startswith("/v1.0/publish")]
+        assert len(sent) == 3
+        for (_, retry_at), at in zip(attempts[:2], sent[1:], strict=True):
+            assert at >= retry_at.timestamp(), (at, retry_at)
         with db_engine.connect() as conn:
             error = conn.execute(text("SELECT last_error FROM task_events")).scalar_one()
         assert "HTTP 500" in error
