@@ -97,7 +97,7 @@ def _outside_documented_schema(case: Any) -> str | None:
     """Why a schema-valid case may still be refused (422) by a rule in specs/api-contract.md
     that JSON Schema cannot express; `None` when positive_data_acceptance applies as is."""
     if "cursor" in (case.query or {}):
-        return "cursor: only an unchanged, HMAC-signed next_cursor is accepted"
+        return "cursor: only an issued cursor, unchanged, is accepted"
     headers = {name.lower() for name in (case.headers or {})}
     if "idempotency-key" in headers:
         return "Idempotency-Key: a key already used with another body is refused (422)"
