@@ -98,6 +98,8 @@ MIN_METRICS_TOKEN_CHARS = 16
 # The default response timeout is the statement timeout plus this: time for the server's own
 # cancellation of a slow statement to arrive, on a busy machine.
 DB_RESPONSE_MARGIN_MS = 2000
+# libpq counts `connect_timeout` in whole seconds and waits at least 2 (1 is read as 2).
+LIBPQ_MIN_CONNECT_TIMEOUT_SECONDS = 2
 
 
 class Settings(BaseSettings):
@@ -117,6 +119,8 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Below Neon's 5-minute idle suspend, so no pooled connection outlives its compute.
     db_pool_recycle_seconds: int = Field(default=240, ge=10)
+    # Longest wait for a new connection; capped by the response timeout (a connection attempt
+    # to a stuck server is a wait for its answer too): `effective_db_connect_timeout_seconds`.
     db_connect_timeout_seconds: int = Field(default=10, ge=1, le=120)
     # Longest one SQL statement may run before PostgreSQL cancels it (503); 0 turns it off.
     # Set per transaction (SET LOCAL), so it also holds behind PgBouncer / Neon's pooler.
@@ -350,6 +354,19 @@ class Settings(BaseSettings):
         if self.db_statement_timeout_ms == 0:
             return 0
         return self.db_statement_timeout_ms + DB_RESPONSE_MARGIN_MS
+
+    @property
+    def effective_db_connect_timeout_seconds(self) -> int:
+        """libpq's `connect_timeout`: `DB_CONNECT_TIMEOUT_SECONDS`, but no longer than the
+        response timeout (whole seconds, rounded down; libpq waits at least 2 s), so that no
+        wait on a stuck server, a new connection's included, outlasts the response timeout.
+        Without this the breaker's probe waited the connect timeout (10 s) against a response
+        timeout of 7 s by default."""
+        response_timeout_ms = self.effective_db_response_timeout_ms
+        if response_timeout_ms <= 0:
+            return self.db_connect_timeout_seconds
+        whole_seconds = max(LIBPQ_MIN_CONNECT_TIMEOUT_SECONDS, response_timeout_ms // 1000)
+        return min(self.db_connect_timeout_seconds, whole_seconds)
 
     @property
     def is_production(self) -> bool:

@@ -202,3 +202,21 @@ def test_response_timeout_defaults_to_the_statement_timeout_plus_a_margin() -> N
     assert settings(db_response_timeout_ms=9000).effective_db_response_timeout_ms == 9000
     with pytest.raises(ValidationError, match="DB_RESPONSE_TIMEOUT_MS must be longer"):
         settings(db_statement_timeout_ms=5000, db_response_timeout_ms=5000)
+
+
+def test_connect_timeout_is_capped_by_the_response_timeout() -> None:
+    # Issue 25: a connection attempt to a stuck server waited DB_CONNECT_TIMEOUT_SECONDS (10 s)
+    # against the response timeout (7 s) every other wait keeps to.
+    def settings(**values: object) -> Settings:
+        return Settings(environment="test", jwt_secret="s" * 40, **values)
+
+    assert settings().effective_db_connect_timeout_seconds == 7
+    assert settings(db_connect_timeout_seconds=5).effective_db_connect_timeout_seconds == 5
+    assert settings(db_response_timeout_ms=7999).effective_db_connect_timeout_seconds == 7
+    assert settings(db_statement_timeout_ms=500).effective_db_connect_timeout_seconds == 2
+    # libpq's floor: it waits at least 2 s whatever it is told.
+    capped = settings(db_statement_timeout_ms=0, db_response_timeout_ms=1500)
+    assert capped.effective_db_connect_timeout_seconds == 2
+    # No response timeout: nothing to cap by.
+    assert settings(db_statement_timeout_ms=0).effective_db_connect_timeout_seconds == 10
+    assert settings(db_response_timeout_ms=0).effective_db_connect_timeout_seconds == 10

@@ -1,20 +1,36 @@
-"""Opaque, signed cursors: keyset pagination of listings, and positions in the change feed.
+"""Opaque, encrypted cursors: keyset pagination of listings, and positions in the change feed.
 
-A listing cursor carries where the last page ended (sort key and id), the change-feed
-position of the listing's first page, and what it belongs to (user, sort, order, filters). A
-changes cursor carries a feed position and its user. Both are HMAC-signed, so a cursor that
-was edited, or that belongs to another user, another query or the other kind, is refused
-(422) instead of silently paging something else.
+A listing cursor carries where the last page ended (sort key and id) and the change-feed
+position of the listing's first page; a changes cursor carries a feed position. A feed
+position is an id of `task_events`, numbered across all users, so it must not be readable:
+in clear, any user could watch how many changes everyone makes (issue 25, item 5). Cursors
+are therefore encrypted with AES-SIV (RFC 5297, `cryptography`), a deterministic authenticated
+encryption: the client sees only random-looking bytes, and a cursor that was edited, or that
+belongs to another user, another query or the other kind, fails authentication and is refused
+(422) instead of silently paging something else. What a cursor belongs to (user, sort, order,
+filters, or user and "changes") is its associated data: authenticated, never carried.
+
+Deterministic is enough here and needs no nonce: equal cursors only tell their holder that
+the position did not move, which their own listing already says. Numbers are packed at a
+fixed width, so not even a cursor's length depends on the counter.
+
+Cursors of the earlier format (base64 JSON with an HMAC after a `.`, issued before this
+change) are refused like any other invalid cursor: 422, list again.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
+import binascii
+import struct
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from backend.errors import InvalidRequest
 from backend.models import Priority, TaskSort
@@ -22,13 +38,26 @@ from backend.services.task_listing import Keyset, TaskListQuery
 
 _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
 # A cursor holds one sort key (a title is at most 200 characters, 800 UTF-8 bytes) plus fixed
-# overhead, so every cursor the API issues fits.
+# overhead (17 bytes of numbers and marker, 16 of the synthetic IV), so every cursor the API
+# issues fits.
 MAX_CURSOR_LENGTH = 2048
 
+# The associated data of each kind of cursor starts with its label.
+_LISTING = b"task-api/cursor/listing"
+_CHANGES = b"task-api/cursor/changes"
+# Listing plaintext: feed position, last id (unsigned 64-bit each), then the last sort key:
+# one marker byte (0: none, a due date sort's NULL; 1: the UTF-8 text that follows).
+_NUMBERS = struct.Struct(">QQ")
+_POSITION = struct.Struct(">Q")
+_NO_KEY, _TEXT_KEY = b"\x00", b"\x01"
 
-def _key(secret: str) -> bytes:
-    # A key of its own, derived from the signing secret, so cursors cannot be used as tokens.
-    return hashlib.sha256(b"task-api/cursor/v1\0" + secret.encode()).digest()
+
+@lru_cache(maxsize=4)
+def _cipher(secret: str) -> AESSIV:
+    # A key of its own (AES-256-SIV: 64 bytes), derived from the signing secret, so cursors
+    # and tokens never share a key.
+    key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=b"task-api/cursor/v2")
+    return AESSIV(key.derive(secret.encode()))
 
 
 def _b64(data: bytes) -> str:
@@ -36,41 +65,33 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # padding, or other characters, or spare bits set: edited
+        raise ValueError("not canonical base64url")
+    return data
 
 
-def _digest(parts: list[str]) -> str:
-    """What a cursor belongs to, as a fixed-size digest whatever the parts hold."""
-    return _b64(hashlib.sha256(json.dumps(parts).encode()).digest()[:18])
+def _listing_scope(user_id: str, query: TaskListQuery) -> list[bytes]:
+    parts = [user_id, query.sort.value, query.direction.value, query.filters.fingerprint()]
+    return [_LISTING, *(part.encode() for part in parts)]
 
 
-def _scope(user_id: str, query: TaskListQuery) -> str:
-    return _digest([user_id, query.sort.value, query.direction.value, query.filters.fingerprint()])
+def _changes_scope(user_id: str) -> list[bytes]:
+    return [_CHANGES, user_id.encode()]
 
 
-def _changes_scope(user_id: str) -> str:
-    return _digest([user_id, "changes"])
+def _seal(secret: str, plaintext: bytes, scope: list[bytes]) -> str:
+    return _b64(_cipher(secret).encrypt(plaintext, scope))
 
 
-def _encode(secret: str, data: dict[str, Any]) -> str:
-    payload = json.dumps(data, ensure_ascii=False).encode()
-    signature = hmac.new(_key(secret), payload, hashlib.sha256).digest()
-    return f"{_b64(payload)}.{_b64(signature)}"
-
-
-def _decode(secret: str, cursor: str, scope: str) -> dict[str, Any]:
-    """The signed payload of `cursor`; ValueError unless it is intact and of `scope`."""
+def _open(secret: str, cursor: str, scope: list[bytes]) -> bytes:
+    """The plaintext of `cursor`; ValueError unless it is intact and of `scope`."""
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise ValueError("cursor too long")
-    encoded_payload, encoded_signature = cursor.split(".")
-    payload = _unb64(encoded_payload)
-    expected = hmac.new(_key(secret), payload, hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, _unb64(encoded_signature)):
-        raise ValueError("bad signature")
-    data = json.loads(payload)
-    if not isinstance(data, dict) or data.get("s") != scope:
-        raise ValueError("another user's, query's or kind's cursor")
-    return data
+    try:
+        return _cipher(secret).decrypt(_unb64(cursor), scope)
+    except (InvalidTag, binascii.Error) as exc:
+        raise ValueError("another user's, query's or kind's cursor, or edited") from exc
 
 
 def _invalid(message: str) -> InvalidRequest:
@@ -79,8 +100,8 @@ def _invalid(message: str) -> InvalidRequest:
     )
 
 
-def _position(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+def _position(value: int) -> int:
+    if value > 2**63 - 1:  # a BIGINT id
         raise ValueError("bad feed position")
     return value
 
@@ -91,8 +112,9 @@ def encode_cursor(
     key: Any = keyset.key
     if isinstance(key, datetime):
         key = key.isoformat()
-    data = {"k": key, "i": keyset.id, "c": feed, "s": _scope(user_id, query)}
-    return _encode(secret, data)
+    tail = _NO_KEY if key is None else _TEXT_KEY + str(key).encode()
+    plaintext = _NUMBERS.pack(feed, keyset.id) + tail
+    return _seal(secret, plaintext, _listing_scope(user_id, query))
 
 
 def decode_cursor(
@@ -100,23 +122,33 @@ def decode_cursor(
 ) -> tuple[Keyset, int]:
     """Where the page ends, and the change-feed position of the listing's first page."""
     try:
-        data = _decode(secret, cursor, _scope(user_id, query))
-        keyset = Keyset(key=_parse_key(query.sort, data["k"]), id=int(data["i"]))
-        return keyset, _position(data["c"])
-    except (ValueError, KeyError, TypeError):
+        plaintext = _open(secret, cursor, _listing_scope(user_id, query))
+        feed, last_id = _NUMBERS.unpack_from(plaintext)
+        marker, text = plaintext[_NUMBERS.size : _NUMBERS.size + 1], plaintext[_NUMBERS.size + 1 :]
+        if marker == _NO_KEY and not text:
+            raw_key = None
+        elif marker == _TEXT_KEY:
+            raw_key = text.decode()
+        else:
+            raise ValueError("bad sort key")
+        keyset = Keyset(key=_parse_key(query.sort, raw_key), id=_position(last_id))
+        return keyset, _position(feed)
+    except (ValueError, struct.error):  # UnicodeDecodeError is a ValueError
         raise _invalid(
             "Invalid cursor: use the next_cursor of the same listing, unchanged"
         ) from None
 
 
 def encode_changes_cursor(secret: str, user_id: str, position: int) -> str:
-    return _encode(secret, {"c": position, "s": _changes_scope(user_id)})
+    return _seal(secret, _POSITION.pack(position), _changes_scope(user_id))
 
 
 def decode_changes_cursor(secret: str, user_id: str, cursor: str) -> int:
     try:
-        return _position(_decode(secret, cursor, _changes_scope(user_id))["c"])
-    except (ValueError, KeyError, TypeError):
+        plaintext = _open(secret, cursor, _changes_scope(user_id))
+        (position,) = _POSITION.unpack(plaintext)
+        return _position(position)
+    except (ValueError, struct.error):
         raise _invalid(
             "Invalid changes cursor: use a next_cursor of the change feed or the "
             "meta.changes_cursor of a listing, unchanged"

@@ -40,7 +40,7 @@ HEADERS: dict[str, dict[str, Any]] = {
     "Link": _header(
         'The next page (`rel="next"`): this path and query with `cursor` replaced; absent '
         "on the last page.",
-        '</api/tasks?limit=50&cursor=eyJrIjoi...>; rel="next"',
+        '</api/tasks?limit=50&cursor=PNnyaoPOtYIJ...>; rel="next"',
     ),
     "Idempotent-Replayed": _header(
         "`true` when this is the recorded response to an earlier request with the same "

@@ -57,7 +57,8 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
     - recycle below Neon's 5-minute idle suspend;
     - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them):
       the time zone (UTC) and the statement timeout are set per transaction instead (`SET LOCAL`);
-    - bounded connect and pool-wait times, so an unreachable database fails fast (503);
+    - bounded connect and pool-wait times, so an unreachable database fails fast (503); the
+      connect timeout is capped by the response timeout;
     - a bounded wait for every answer (`DB_RESPONSE_TIMEOUT_MS`), and a breaker that answers
       new requests 503 at once while the database is not answering (`backend/db/deadline.py`).
     """
@@ -65,7 +66,9 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
     response_timeout_ms = settings.effective_db_response_timeout_ms
     breaker = Breaker()
     connect_args: dict[str, object] = {
-        "connect_timeout": settings.db_connect_timeout_seconds,
+        # At most the response timeout: the breaker's probe and any new connection to a stuck
+        # server give up as soon as a round trip would.
+        "connect_timeout": settings.effective_db_connect_timeout_seconds,
         "application_name": "task-api",
         # TCP keepalives notice a dead peer; libpq ignores them on a Unix socket.
         "keepalives": 1,

@@ -53,5 +53,5 @@ class ChangesMeta(BaseModel):
     next_cursor: str = Field(
         description="Where to continue: pass as `cursor` on the next poll (always present; "
         "on the last page it waits for the next change).",
-        examples=["eyJjIjpbMTIsMTc2Mzg0MDAwMF0sInMiOiIuLi4ifQ.c2ln"],
+        examples=["9cqm_BcWun9g3QMeX40zmkeH2ARDv41t"],
     )

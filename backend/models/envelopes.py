@@ -32,7 +32,7 @@ class TaskListMeta(ListMeta):
         description="The change feed's position as of this listing (of its first page, on "
         "every page): poll `GET /api/tasks/changes?cursor=` with it to get every change made "
         "after the listing, none before.",
-        examples=["eyJjIjpbMTIsMTc2Mzg0MDAwMF0sInMiOiIuLi4ifQ.c2ln"],
+        examples=["9cqm_BcWun9g3QMeX40zmkeH2ARDv41t"],
     )
 
 

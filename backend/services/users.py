@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from typing import NoReturn, cast
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -60,6 +60,14 @@ class UserService:
         if user is None or not valid:
             raise Unauthorized(INVALID_CREDENTIALS)
         return user
+
+    def refuse(self) -> NoReturn:
+        """Sign-in with credentials that cannot be valid (the OAuth2 form takes any string: a
+        malformed email, an empty or over-long password): the wrong-credentials 401, after a
+        hash verification as `authenticate` does, so neither status nor timing tells them
+        apart from a wrong password, for an existing account or not."""
+        verify_password("", None)
+        raise Unauthorized(INVALID_CREDENTIALS)
 
     def resolve(self, claims: TokenClaims) -> UserRow:
         """The account a verified token speaks for.

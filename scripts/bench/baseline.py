@@ -11,9 +11,9 @@ API does for the benchmarked routes, and nothing more:
 - counts task writes in the same PostgreSQL rate-limit statement (`rate_limits._HIT`),
   in its own transaction, as the API does;
 - runs the same SQL as the API (captured from SQLAlchemy's compiled statements) and returns
-  the same JSON bodies, including `is_overdue`, a signed `next_cursor` and, on a listing, the
-  change-feed position read in the page's own statement, signed as `meta.changes_cursor`
-  (the cursors are signed by `cursors.py`, which the floor shares).
+  the same JSON bodies, including `is_overdue`, an encrypted `next_cursor` and, on a listing, the
+  change-feed position read in the page's own statement, encrypted as `meta.changes_cursor`
+  (the cursors are sealed by `cursors.py`, which the floor shares).
 
 Configured by the API's own environment variables: DATABASE_URL, JWT_SECRET,
 JWT_LEEWAY_SECONDS, DB_POOL_SIZE, DB_MAX_OVERFLOW, RATE_LIMIT_ENABLED,

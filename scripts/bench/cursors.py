@@ -1,39 +1,35 @@
-"""The API's signed cursors (`backend/api/pagination.py`), for the floor and the baseline.
+"""The API's encrypted cursors (`backend/api/pagination.py`), for the floor and the baseline.
 
-One copy shared by both servers, so they sign exactly the API's bytes: a listing's
-`next_cursor` (where the page ended, the change-feed position of the listing's first page, and
-a digest of what it belongs to) and the listing's `meta.changes_cursor` (a feed position and
-its user). Pure standard library: the servers import neither the API nor its models.
-`tests/scripts/test_bench_cursors.py` checks these against `backend.api.pagination`.
+One copy shared by both servers, so they issue exactly the API's bytes: a listing's
+`next_cursor` (where the page ended and the change-feed position of the listing's first page,
+bound to what it belongs to) and the listing's `meta.changes_cursor` (a feed position, bound
+to its user), sealed with AES-SIV as the API does. Standard library and `cryptography` only:
+the servers import neither the API nor its models. `tests/scripts/test_bench_cursors.py`
+checks these against `backend.api.pagination`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
+import struct
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
-def _key(secret: str) -> bytes:
-    # `pagination._key`: a key of its own, derived from the signing secret.
-    return hashlib.sha256(b"task-api/cursor/v1\0" + secret.encode()).digest()
+@lru_cache(maxsize=4)
+def _cipher(secret: str) -> AESSIV:
+    # `pagination._cipher`: a key of its own, derived from the signing secret.
+    key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=b"task-api/cursor/v2")
+    return AESSIV(key.derive(secret.encode()))
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _digest(parts: list[str]) -> str:
-    return _b64(hashlib.sha256(json.dumps(parts).encode()).digest()[:18])
-
-
-def _encode(secret: str, data: dict[str, Any]) -> str:
-    payload = json.dumps(data, ensure_ascii=False).encode()
-    signature = hmac.new(_key(secret), payload, hashlib.sha256).digest()
-    return f"{_b64(payload)}.{_b64(signature)}"
 
 
 def list_fingerprint(status: str, q: str | None) -> str:
@@ -59,10 +55,12 @@ def encode_cursor(
 ) -> str:
     """`pagination.encode_cursor` for the default sort (created, newest first): the last
     row's sort key and id, and the feed position of the listing's first page."""
-    scope = _digest([user_id, "created", "desc", fingerprint])
-    return _encode(secret, {"k": key.isoformat(), "i": task_id, "c": feed, "s": scope})
+    scope = [b"task-api/cursor/listing", *(p.encode() for p in (user_id, "created", "desc"))]
+    plaintext = struct.pack(">QQ", feed, task_id) + b"\x01" + key.isoformat().encode()
+    return _b64(_cipher(secret).encrypt(plaintext, [*scope, fingerprint.encode()]))
 
 
 def encode_changes_cursor(secret: str, user_id: str, position: int) -> str:
     """`pagination.encode_changes_cursor`: the listing's `meta.changes_cursor`."""
-    return _encode(secret, {"c": position, "s": _digest([user_id, "changes"])})
+    scope = [b"task-api/cursor/changes", user_id.encode()]
+    return _b64(_cipher(secret).encrypt(struct.pack(">Q", position), scope))

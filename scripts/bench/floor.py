@@ -23,7 +23,7 @@ exactly what the API does and nothing more:
   transaction (and, like the API, prune expired windows on about one hit in 500), with the
   `RateLimit` / `RateLimit-Policy` headers;
 - the baseline's response bytes: the same JSON (built as dicts, `json.dumps` with the
-  baseline's separators), `is_overdue`, the signed `next_cursor` and `Link`, the listing's
+  baseline's separators), `is_overdue`, the encrypted `next_cursor` and `Link`, the listing's
   `meta.changes_cursor` (both signed by `cursors.py`, shared with the baseline), `ETag`,
   `Location` on create.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -74,6 +75,26 @@ def test_oauth2_form_bad_credentials_is_401(client: TestClient, alice: Account) 
     ):
         response = client.post("/api/auth/token", data=form)
         assert response.status_code == 401, form
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_oauth2_form_empty_or_missing_password_is_401_like_a_wrong_one(
+    client: TestClient, alice: Account
+) -> None:
+    """Issue 25, item 4: `password=` was 422 "Field required" for a field that was sent."""
+    wrong = client.post("/api/auth/token", data={"username": alice.email, "password": "nope-nope"})
+    for body in (
+        f"username={quote(alice.email)}&password=",  # the empty password, as sent
+        f"username={quote(alice.email)}",  # no password at all
+        "username=&password=",
+    ):
+        response = client.post(
+            "/api/auth/token",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 401, (body, response.text)
+        assert response.json() == wrong.json(), body
         assert response.headers["www-authenticate"] == "Bearer"
 
 

@@ -29,3 +29,36 @@ def test_unknown_email_and_wrong_password_take_comparable_time(
     unknown = _median_seconds(client, "nobody-here@example.com")
     # Without the dummy hash an unknown email answers many times faster (no argon2 at all).
     assert 0.5 < unknown / known < 2, (known, unknown)
+
+
+def _token_form_seconds(
+    client: TestClient, forms: list[dict[str, str]], runs: int = 7
+) -> list[float]:
+    """The median time of a refused `POST /api/auth/token` for each form, sampled in turns
+    (a load change on the machine then weighs on every form alike)."""
+    samples: list[list[float]] = [[] for _ in forms]
+    for _ in range(runs):
+        for form, taken in zip(forms, samples, strict=True):
+            started = time.perf_counter()
+            response = client.post("/api/auth/token", data=form)
+            taken.append(time.perf_counter() - started)
+            assert response.status_code == 401, (form, response.text)
+    return [statistics.median(taken) for taken in samples]
+
+
+def test_an_empty_password_is_refused_like_a_wrong_one_whoever_the_email_is(
+    client: TestClient, alice: Account
+) -> None:
+    """Issue 25, item 4: the token form's empty password is a 401 in the time of any wrong
+    password, for an existing account and an unknown email alike."""
+    forms = [
+        {"username": alice.email, "password": "wrong-pw-1"},  # a wrong password
+        {"username": alice.email, "password": ""},
+        {"username": "nobody-here@example.com", "password": ""},
+    ]
+    _token_form_seconds(client, forms, runs=2)  # warm-up
+    wrong, known_empty, unknown_empty = _token_form_seconds(client, forms)
+    assert 0.5 < known_empty / unknown_empty < 2, (known_empty, unknown_empty)
+    # As slow as a wrong password (a hash verified), not a shortcut that could tell apart
+    # a wrong password from a malformed one.
+    assert 0.5 < known_empty / wrong < 2, (wrong, known_empty)

@@ -328,9 +328,10 @@ def paged(client: TestClient, alice: Account) -> str:
 @pytest.mark.parametrize(
     "change",
     [
-        lambda c: c[:-2] + ("AA" if not c.endswith("AA") else "BB"),  # signature edited
-        lambda c: c[:5] + ("A" if c[5] != "A" else "B") + c[6:],  # payload edited
-        lambda c: c.split(".")[0],  # signature removed
+        lambda c: c[:-2] + ("AA" if not c.endswith("AA") else "BB"),  # end edited
+        lambda c: c[:5] + ("A" if c[5] != "A" else "B") + c[6:],  # start edited
+        lambda c: c[:-3],  # truncated
+        lambda c: c + "A",  # extended
         lambda c: c + ".extra",
         lambda c: "not-base64!.x",
     ],

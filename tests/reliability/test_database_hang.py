@@ -33,7 +33,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from backend.config import Settings
+from backend.config import DB_RESPONSE_MARGIN_MS, Settings
 from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
 from backend.db.engine import create_db_engine
 from backend.db.migrations import migrate_up
@@ -41,10 +41,16 @@ from tests.conftest import TEST_SECRET, bearer, make_token, running_server
 from tests.reliability.load import Outcome, Recorder
 from tests.reliability.servers import DedicatedPostgres, PgBouncer
 
-STATEMENT_TIMEOUT_MS = 1000
-RESPONSE_TIMEOUT = 3.0  # the default: the statement timeout plus 2 s
-CONNECT_TIMEOUT = 2
-PAUSE = 8.0  # well past the response timeout: on main every request waited it out
+# Every database setting at its default (issue 25: with a connect timeout of 2 s set below the
+# response timeout, this test hid that the breaker's probe waited the 10 s default connect
+# timeout against the 7 s response timeout).
+_DEFAULTS = Settings.model_fields
+STATEMENT_TIMEOUT_MS: int = _DEFAULTS["db_statement_timeout_ms"].default
+RESPONSE_TIMEOUT = (STATEMENT_TIMEOUT_MS + DB_RESPONSE_MARGIN_MS) / 1000  # 7 s
+CONNECT_TIMEOUT: int = _DEFAULTS["db_connect_timeout_seconds"].default  # 10 s, above it
+PAUSE = (
+    RESPONSE_TIMEOUT + 5.0
+)  # well past the response timeout: on main every request waited it out
 # Scheduling slack on 2 busy cores (two workers, six client threads, the server resuming).
 SLACK = 1.5
 LATENCY_BOUND = RESPONSE_TIMEOUT + SLACK
@@ -52,10 +58,11 @@ CLIENTS = 6
 SERVER_ENV = {
     "DB_STATEMENT_TIMEOUT_MS": str(STATEMENT_TIMEOUT_MS),
     "DB_CONNECT_TIMEOUT_SECONDS": str(CONNECT_TIMEOUT),
-    "DB_POOL_TIMEOUT_SECONDS": "2",
-    "DB_POOL_SIZE": "5",
+    "DB_POOL_TIMEOUT_SECONDS": str(_DEFAULTS["db_pool_timeout_seconds"].default),
+    "DB_POOL_SIZE": str(_DEFAULTS["db_pool_size"].default),
     "AUTO_MIGRATE": "false",
 }
+assert CONNECT_TIMEOUT > RESPONSE_TIMEOUT, "the defaults this test is about"
 
 
 @dataclass
@@ -236,9 +243,6 @@ def guarded_engine_settings(hang_db: str) -> Settings:
         environment="test",
         jwt_secret=TEST_SECRET,
         database_url=hang_db,
-        db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-        db_connect_timeout_seconds=CONNECT_TIMEOUT,
-        db_pool_timeout_seconds=2,
     )
 
 
@@ -295,7 +299,7 @@ def test_breaker_fails_fast_then_one_probe_recovers(
                     pass
                 waited.append(time.monotonic() - started)
                 if not isinstance(fast.value.orig, DatabaseUnresponsive):
-                    assert waited[-1] < CONNECT_TIMEOUT + 1.0  # the probe
+                    assert waited[-1] < RESPONSE_TIMEOUT + 1.0  # the probe
             assert sum(w < 0.05 for w in waited) >= 18, waited
         finally:
             dedicated_pg.resume()
@@ -304,5 +308,42 @@ def test_breaker_fails_fast_then_one_probe_recovers(
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
         with engine.connect() as conn:  # closed again: ordinary checkouts
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_no_wait_for_a_connection_outlasts_the_response_timeout(
+    dedicated_pg: DedicatedPostgres, hang_db: str, guarded_engine_settings: Settings
+) -> None:
+    """Issue 25, item 1: with the default settings a new connection to a frozen server (the
+    first one, and then the breaker's probe) waited the connect timeout (10 s) before its
+    503, past the response timeout (7 s) that R7 promises for every wait."""
+    settings = guarded_engine_settings
+    assert settings.db_connect_timeout_seconds > settings.effective_db_response_timeout_ms / 1000
+    engine = create_db_engine(hang_db, settings)  # no pooled connection yet
+    waits: list[tuple[str, float]] = []
+    try:
+        dedicated_pg.pause()
+        try:
+            for attempt in ("first connection", "the breaker's probe"):
+                deadline = time.monotonic() + 2.0
+                while True:  # past the probe interval: the breaker lets this one through
+                    started = time.monotonic()
+                    with pytest.raises(OperationalError) as raised, engine.connect():
+                        pass
+                    waited = time.monotonic() - started
+                    if not isinstance(raised.value.orig, DatabaseUnresponsive):
+                        break
+                    assert time.monotonic() < deadline, "no probe was let through"
+                    time.sleep(0.1)
+                waits.append((attempt, waited))
+        finally:
+            dedicated_pg.resume()
+        for _attempt, waited in waits:
+            # It did wait for the server (a connection attempt, not a refusal) ...
+            assert waited > 1.0, waits
+            # ... and no longer than a round trip may: the response timeout plus slack.
+            assert waited < RESPONSE_TIMEOUT + SLACK, waits
+        print(f"\n[paused server] {', '.join(f'{a}: {w:.2f}s' for a, w in waits)}")
     finally:
         engine.dispose()

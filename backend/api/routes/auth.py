@@ -11,11 +11,10 @@ from backend.api.door import AnonymousDoor, Door, DoorRoute, SettingsDep
 from backend.api.responses import BAD_CREDENTIALS, EMAIL_TAKEN, errors, rate_limited
 from backend.auth.tokens import issue_token
 from backend.config import Settings
-from backend.errors import NotFound, Unauthorized
+from backend.errors import NotFound
 from backend.models import AuthSession, UserLogin, UserPublic, UserRegister, UserRow
 from backend.models.envelopes import AuthSessionEnvelope, UserEnvelope
 from backend.models.oauth import TokenRequest, TokenResponse
-from backend.services.users import INVALID_CREDENTIALS
 
 router = APIRouter(
     prefix="/api/auth",
@@ -87,8 +86,9 @@ def token(
     try:
         credentials = UserLogin(email=form.username, password=form.password)
     except ValidationError:
-        # A malformed email or an over-long password cannot be valid credentials.
-        raise Unauthorized(INVALID_CREDENTIALS) from None
+        # A malformed email, or a password empty or outside 8-128 characters, cannot be valid
+        # credentials: refused like a wrong password, in comparable time.
+        door.users.refuse()
     user = door.users.authenticate(credentials)
     return TokenResponse(
         access_token=issue_token(user.id, settings, token_version=user.token_version),
