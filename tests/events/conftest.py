@@ -51,12 +51,21 @@ class Receiver:
     trickle: float = 0.25
     received: list[Received] = field(default_factory=list)  # the POSTs it accepted
     attempted: list[Received] = field(default_factory=list)  # every POST, whatever the answer
+    connections: int = 0  # accepted and not yet closed
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
     def by_path(self, prefix: str) -> list[Received]:
         with self.lock:
             return [r for r in self.received if r.path.startswith(prefix)]
+
+    def settle(self, timeout: float = 30) -> None:
+        """Until every connection is closed, so every POST already sent is recorded: a
+        sender killed mid-request has still sent what the handler records after its delay."""
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not self.connections, "the receiver still has open connections"
 
     def wait_for(self, count: int, prefix: str = "/", timeout: float = 30) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -97,7 +106,20 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                with state.lock:
+                    state.connections -= 1
+
+    class CountingServer(ThreadingHTTPServer):
+        def process_request(self, request: Any, client_address: Any) -> None:
+            with state.lock:  # counted from the accept, before the handler's thread starts
+                state.connections += 1
+            super().process_request(request, client_address)
+
+    server = CountingServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

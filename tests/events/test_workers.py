@@ -74,6 +74,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     until(lambda: len(receiver.by_path(DAPR)) >= 5, 60, log.read_text())
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
+    receiver.settle()  # what the killed worker had sent is recorded after the delay
     sent_before_kill = len(receiver.by_path(DAPR))
     receiver.delay = 0.0
     second = start_worker(env, log)
