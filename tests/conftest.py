@@ -200,7 +200,12 @@ def apt_install(package: str) -> str | None:
     if os.geteuid() != 0:
         return f"not root, so apt-get cannot install it (run: sudo apt-get install -y {package})"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+    # Another apt run (a second suite, a helper's set-up) holds dpkg's lock: wait for it.
+    wait = ["-o", "DPkg::Lock::Timeout=300"]
+    for command in (
+        ["apt-get", *wait, "update", "-qq"],
+        ["apt-get", *wait, "install", "-y", "-qq", package],
+    ):
         try:
             result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         except subprocess.TimeoutExpired:
