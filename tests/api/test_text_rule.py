@@ -115,10 +115,25 @@ def test_description_refuses_controls_bidi_overrides_and_noncharacters(
     assert count_rows(db_engine, "tasks") == 1
 
 
-def test_description_keeps_tabs_and_line_breaks(client: TestClient, alice: Account) -> None:
-    text = "Steps:\n\t1. e\u0301crire\r\n\t2. \u05e9\u05dc\u05d5\u05dd\u200f (RLM kept)"
-    task = _create(client, alice, description=text)
-    assert task["description"] == text.replace(NFD_E, NFC_E)
+def test_real_text_keeps_line_breaks_and_invisible_characters_and_is_stored_in_nfc(
+    client: TestClient, alice: Account
+) -> None:
+    # Only text made of nothing visible is refused: joiners and marks inside visible text are
+    # part of it (emoji sequences, ZWNJ in Persian, RLM in Hebrew); descriptions keep tab and
+    # line breaks.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    description = f"Steps:\n\t1. {NFD_E}crire\r\n\t2. \u05e9\u05dc\u05d5\u05dd\u200f (RLM)"
+    task = _create(
+        client,
+        alice,
+        title=f"{family} {persian} {NFD_E}",
+        description=description,
+        tags=[family, "a\u200fb"],
+    )
+    assert task["title"] == f"{family} {persian} {NFC_E}"
+    assert task["description"] == description.replace(NFD_E, NFC_E)
+    assert task["tags"] == [family, "a\u200fb"]
 
 
 def test_nfc_and_nfd_are_one_tag(client: TestClient, alice: Account) -> None:
@@ -173,13 +188,3 @@ def test_lengths_are_counted_as_sent_and_in_nfc(
     )
     assert response.status_code == 422, response.text
     assert count_rows(db_engine, "tasks") == 1
-
-
-def test_visible_text_with_invisible_characters_is_kept(client: TestClient, alice: Account) -> None:
-    # Joiners and marks are part of real text (emoji sequences, Persian, Hebrew): only text
-    # made of nothing else is refused.
-    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
-    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
-    task = _create(client, alice, title=f"{family} {persian}", tags=[family, "a\u200fb"])
-    assert task["title"] == f"{family} {persian}"
-    assert task["tags"] == [family, "a\u200fb"]
