@@ -39,6 +39,12 @@ def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 TEXTS = ["a", " a ", " ", "\t\n\r ", "\u3000\u00a0", "\u2028", "\ufeff", "\x1c", "x" * 5]
+# The text rule (backend/models/text.py) on title and tags: look-alike and invisible text.
+TEXTS += ["\u200b", "\u2060\u200d", "\u3164", "a\x07", "a\nb", " a\n", "a\u2028b", "a\u202eb"]
+TEXTS += ["a\u2066", "a\ufffe", "\ufdd0", "a\U0001ffff", "e\u0301", "a\u200fb", "\u200f"]
+# Descriptions: whether each is accepted, so the table also pins the rule itself.
+DESCRIPTIONS = {"": True, " ": True, "a\tb\r\n": True, "\u200b": True, "e\u0301": True}
+DESCRIPTIONS |= dict.fromkeys(["a\x07", "a\x0b", "a\x85", "a\u202e", "a\U0010fffe"], False)
 
 DUE_DATES = [
     "2026-12-01",
@@ -98,6 +104,16 @@ def test_tag_rule(client: TestClient, alice: Account, value: str) -> None:
     )
     assert response.status_code in (201, 422), response.text
     assert schema_accepts(schema, value) == (response.status_code == 201), repr(value)
+
+
+@pytest.mark.parametrize(("value", "accepted"), DESCRIPTIONS.items())
+def test_description_rule(client: TestClient, alice: Account, value: str, accepted: bool) -> None:
+    schema = _non_null(SCHEMAS["TaskCreate"]["properties"]["description"])
+    response = client.post(
+        "/api/tasks", json={"title": "t", "description": value}, headers=alice.headers
+    )
+    assert response.status_code in (201, 422), response.text
+    assert schema_accepts(schema, value) == (response.status_code == 201) == accepted, repr(value)
 
 
 @pytest.mark.parametrize("value", TEXTS)

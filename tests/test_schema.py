@@ -168,3 +168,61 @@ def test_changes_recorded_before_recurrence_still_render(database_url: str) -> N
             [],
         )
         engine.dispose()
+
+
+def test_text_migration_normalizes_stored_text_and_keeps_it_readable(database_url: str) -> None:
+    """0012 (the text rule, issue 25 item 6): rows written before it are normalized to NFC, as
+    an ordinary change (new version, an `updated` change recorded); text the rule now refuses
+    stays, and both it and the changes recorded before are still read by `TaskPublic`."""
+    from tests.changes.test_outbox import events
+
+    nfd, nfc = "e\u0301", "\u00e9"
+    rows = {
+        "decomposed": (f"caf{nfd}", f"line\n{nfd}", [nfd, nfc, "x", f"x{nfd}"]),
+        "refused now": ("ring\u0007bell", "bidi \u202e", ["\u200b"]),
+        "too long in NFC": ("\u0958" * 150, None, []),
+        "already NFC": (f"caf{nfc}", None, [nfc]),
+    }
+    with scratch_database(database_url, "task_api_text") as scratch:
+        shipped = sorted(migration_ids())
+        migrate_up(scratch)
+        later = [m for m in shipped if m > "0011_task_events_dead"]
+        assert migrate_down(scratch, steps=len(later)) == later[::-1]
+        engine = create_engine(normalize_url(scratch))
+        ids = {}
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id) VALUES ('u1'), ('u2')"))
+            for label, (title, description, tags) in rows.items():
+                owner = "u2" if label == "already NFC" else "u1"
+                ids[label] = conn.execute(
+                    text(
+                        "INSERT INTO tasks (user_id, title, description, tags) "
+                        "VALUES (:owner, :title, :description, :tags) RETURNING id"
+                    ),
+                    {"owner": owner, "title": title, "description": description, "tags": tags},
+                ).scalar_one()
+        recorded = events(engine)
+        assert migrate_up(scratch) == later
+        with engine.connect() as conn:
+            stored = {row.id: row for row in conn.execute(text("SELECT * FROM tasks ORDER BY id"))}
+        changed = stored[ids["decomposed"]]
+        assert (changed.title, changed.description, changed.tags, changed.version) == (
+            f"caf{nfc}",
+            f"line\n{nfc}",
+            [nfc, "x", f"x{nfc}"],
+            2,
+        )
+        for label in ("refused now", "too long in NFC", "already NFC"):
+            row = stored[ids[label]]
+            assert (row.title, row.description, row.tags, row.version) == (
+                *rows[label],
+                1,
+            ), label
+        # One `updated` change, for the normalized task only; every change renders.
+        new = events(engine)[len(recorded) :]
+        assert [(e["type"], e["task_id"]) for e in new] == [("updated", ids["decomposed"])]
+        for change in events(engine):
+            TaskPublic.model_validate(change["task"])
+        for row in stored.values():
+            TaskPublic.model_validate(row)
+        engine.dispose()

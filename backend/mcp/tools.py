@@ -116,13 +116,14 @@ class _OneTask(_Arguments):
 
 
 class AddTaskArguments(_Arguments):
-    title: Title = Field(description="What to do: 1-200 characters (trimmed).")
+    title: Title = Field(description="What to do: one line of 1-200 characters (trimmed).")
     description: Description | None = Field(default=None, description="Up to 2000 characters.")
     priority: Priority = Field(default=Priority.none, description="Default none.")
     due_date: Instant | None = Field(default=None, description=DUE_DATE_DESCRIPTION)
     tags: Tags = Field(
         default_factory=list,
-        description="Up to 20 tags of 1-32 characters; trimmed, lower-cased, de-duplicated.",
+        description="Up to 20 tags of 1-32 characters; trimmed, lower-cased, de-duplicated "
+        "(in NFC: é is é however it is encoded).",
     )
     recurrence: Recurrence | None = Field(default=None, description=RECURRENCE_DESCRIPTION)
     time_zone: TimeZoneName = Field(

@@ -44,7 +44,13 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import JsonInt, NotBlankText, StorableText, UtcDatetime
+from backend.models.common import JsonInt, UtcDatetime
+from backend.models.text import (
+    MULTI_LINE_RULE,
+    SINGLE_LINE_RULE,
+    MultiLineText,
+    SingleLineText,
+)
 from backend.recurrence import (
     DEFAULT_TIME_ZONE,
     RULE_MAX_LENGTH,
@@ -234,12 +240,14 @@ class TaskRow(Protocol):
     def __getitem__(self, index: int) -> Any: ...
 
 
+# Human-facing text follows the text rule (backend/models/text.py): NFC, no control, bidi
+# override or noncharacter code points; a title or tag is one line with a visible character.
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
-    NotBlankText,
+    SingleLineText,
 ]
-Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), StorableText]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), MultiLineText]
 
 
 def to_instant(value: datetime | date) -> datetime:
@@ -308,12 +316,13 @@ Tag = Annotated[
     StringConstraints(
         strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX_LENGTH
     ),
-    NotBlankText,
+    SingleLineText,
 ]
 
 
 def _unique_tags(tags: list[str]) -> list[str]:
-    # Tags are compared case-insensitively; the first spelling (lower-cased) wins.
+    # Tags are compared case-insensitively and in NFC (each `Tag` is both by now): "É", "é"
+    # and "e" + U+0301 are one tag; the first spelling (lower-cased, NFC) wins.
     return list(dict.fromkeys(tags))
 
 
@@ -434,9 +443,13 @@ class _TaskInput(BaseModel):
 class TaskCreate(_TaskInput):
     """A new task. Only `title` is required."""
 
-    title: Title = Field(description="1-200 characters, trimmed.", examples=["Buy milk"])
+    title: Title = Field(
+        description=f"1-200 characters, trimmed; {SINGLE_LINE_RULE}.", examples=["Buy milk"]
+    )
     description: Description | None = Field(
-        default=None, description="Up to 2000 characters.", examples=["2 litres, semi-skimmed"]
+        default=None,
+        description=f"Up to 2000 characters; {MULTI_LINE_RULE}.",
+        examples=["2 litres, semi-skimmed"],
     )
     completed: StrictBool = Field(default=False, examples=[False])
     priority: Priority = Field(default=Priority.none, examples=["high"])
@@ -449,7 +462,7 @@ class TaskCreate(_TaskInput):
     tags: Tags = Field(
         default_factory=list,
         description=f"Up to {TAGS_MAX_COUNT} tags of 1-{TAG_MAX_LENGTH} characters; trimmed, "
-        "lower-cased and de-duplicated.",
+        f"lower-cased, de-duplicated after NFC normalization; each {SINGLE_LINE_RULE}.",
         examples=[["errands", "home"]],
     )
     recurrence: Recurrence | None = Field(

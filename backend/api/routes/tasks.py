@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -65,6 +65,7 @@ from backend.models.task_ops import (
     TaskOccurrences,
     TaskStatsPublic,
 )
+from backend.models.text import nfc
 from backend.services.task_listing import TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
@@ -98,7 +99,13 @@ TaskId = Annotated[
 _CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
 # What a creating route may refuse: a key in use or reused, besides the usual.
 _IDEMPOTENT_EXAMPLES = (KEY_IN_USE, CONFLICT, VALIDATION, KEY_MISMATCH)
-SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), StorableText]
+# In NFC, as titles and descriptions are stored: a decomposed "é" finds the stored one.
+SearchTerm = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=200),
+    StorableText,
+    AfterValidator(nfc),
+]
 
 
 def _one(task: TaskRow, response: Response) -> TaskEnvelope:
