@@ -16,15 +16,21 @@
 -- titles and tags) is left as it is: responses return stored text without checking it (and
 -- the feed renders old changes the same way); a write must replace it.
 
-SELECT task_events_lock(user_id)
-FROM (
-    SELECT DISTINCT user_id
-    FROM tasks
-    WHERE (title IS NOT NFC NORMALIZED AND char_length(normalize(title, NFC)) <= 200)
-       OR (description IS NOT NFC NORMALIZED AND char_length(normalize(description, NFC)) <= 2000)
-       OR EXISTS (SELECT FROM unnest(tags) AS t(tag) WHERE t.tag IS NOT NFC NORMALIZED)
-    ORDER BY user_id
-) AS affected;
+-- (PERFORM in a DO block: yoyo prints the rows a plain SELECT returns into the start-up log.)
+DO $$
+BEGIN
+    PERFORM task_events_lock(user_id)
+    FROM (
+        SELECT DISTINCT user_id
+        FROM tasks
+        WHERE (title IS NOT NFC NORMALIZED AND char_length(normalize(title, NFC)) <= 200)
+           OR (description IS NOT NFC NORMALIZED
+               AND char_length(normalize(description, NFC)) <= 2000)
+           OR EXISTS (SELECT FROM unnest(tags) AS t(tag) WHERE t.tag IS NOT NFC NORMALIZED)
+        ORDER BY user_id
+    ) AS affected;
+END
+$$;
 
 UPDATE tasks
 SET title = CASE

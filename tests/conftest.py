@@ -200,16 +200,21 @@ def apt_install(package: str) -> str | None:
     if os.geteuid() != 0:
         return f"not root, so apt-get cannot install it (run: sudo apt-get install -y {package})"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # Another apt run (a second suite, a helper's set-up) holds dpkg's lock: wait for it.
-    wait = ["-o", "DPkg::Lock::Timeout=300"]
-    for command in (
-        ["apt-get", *wait, "update", "-qq"],
-        ["apt-get", *wait, "install", "-y", "-qq", package],
-    ):
-        try:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out"
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        # Another apt run (a second suite, a helper's set-up) may hold apt's or dpkg's lock:
+        # wait for it (DPkg::Lock::Timeout does not cover `update`'s lists lock).
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                result = subprocess.run(
+                    command, env=env, capture_output=True, text=True, timeout=600
+                )
+            except subprocess.TimeoutExpired:
+                return f"`{' '.join(command)}` timed out"
+            locked = "Could not get lock" in result.stderr
+            if result.returncode == 0 or not locked or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         if result.returncode != 0:
             return f"`{' '.join(command)}` failed: {result.stderr.strip()[-300:]}"
     return None
