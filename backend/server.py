@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from backend.errors import error_response
-
+# Nothing heavier at import: uvicorn unpickles `protocol_factory`'s partial, and so imports
+# this module, in each spawned worker before that worker answers its supervisor's health
+# check (5 s): importing the app's modules here (FastAPI, SQLAlchemy) made workers on a loaded
+# machine miss it and be killed over and over. `raw_error` imports the envelope when needed.
 if TYPE_CHECKING:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
@@ -78,6 +80,8 @@ def protocol_factory(limits: HttpLimits) -> Any:
 def raw_error(status: int, code: str, message: str) -> bytes:
     """A complete HTTP/1.1 error response with the API's envelope, for answers given before
     there is a request to hand to the app; it always closes the connection."""
+    from backend.errors import error_response  # imported by the app long before
+
     response = error_response(status, code, message, headers={"Connection": "close"})
     headers = b"".join(name + b": " + value + b"\r\n" for name, value in response.raw_headers)
     return STATUS_LINE[status] + headers + _PROTECTIVE + b"\r\n" + response.body
