@@ -37,8 +37,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 # Nothing heavier at import: uvicorn unpickles `protocol_factory`'s partial, and so imports
 # this module, in each spawned worker before that worker answers its supervisor's health
-# check (5 s): importing the app's modules here (FastAPI, SQLAlchemy) made workers on a loaded
-# machine miss it and be killed over and over. `raw_error` imports the envelope when needed.
+# check (5 s): importing the app's modules here (FastAPI, SQLAlchemy) took seconds on a loaded
+# machine, enough for a worker to be killed before it started. `raw_error` imports the
+# envelope when it needs it.
 if TYPE_CHECKING:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
