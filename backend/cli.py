@@ -111,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from backend.observability.logging import logging_config
+    from backend.server import HttpLimits, protocol_factory
 
     settings = _settings(args.dev)
     log_config = logging_config(settings)
@@ -142,6 +143,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "access_log": False,
         # No `server: uvicorn` banner: it only tells a scanner what to try.
         "server_header": False,
+        # httptools with a bound on headers, a receive deadline and a connection limit.
+        "http": protocol_factory(HttpLimits.from_settings(settings)),
     }
     if args.workers > 1 and not args.reload:
         config = uvicorn.Config(APP_FACTORY, factory=True, **options)

@@ -214,6 +214,16 @@ class Settings(BaseSettings):
     change_retention_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # The server's own bounds on a request (backend/server.py, specs/reliability.md R8), per
+    # worker process. Request line and headers larger than this: 431 and closed (tokens are
+    # at most 8 KiB, so 32 KiB leaves room for cookies and proxies' headers).
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=256 * 1024)
+    # From a connection's opening, or a request's first byte, to the request's last byte
+    # (headers and body): a slower request is answered 408 (or closed mid-body).
+    http_request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Open connections a worker serves; a request on one opened beyond it is 503
+    # (Retry-After: 1, Connection: close), except GET /health.
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)
     # Strict-Transport-Security max-age on every response; 0 (the default) sends none. Only
     # for a deployment served over HTTPS (e.g. 31536000 behind a TLS proxy).
     hsts_max_age_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)

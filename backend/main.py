@@ -18,7 +18,11 @@ from fastapi_offline import FastAPIOffline
 from backend.api import openapi
 from backend.api.door import document_security
 from backend.api.headers import ResponseHeadersMiddleware
-from backend.api.middleware import BodySizeLimitMiddleware, TrailingSlashMiddleware
+from backend.api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestGateMiddleware,
+    TrailingSlashMiddleware,
+)
 from backend.api.routes import api_router
 from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
@@ -110,10 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp = install_mcp(app, settings)
     metrics = install_metrics(app, settings)
 
-    # Added innermost first: errors, trailing slash, body size, CORS, HEAD + protective
-    # headers, access log + metrics, request id (outermost), so even a 500 or a refused
-    # preflight carries X-Request-ID and the protective headers, and the access log sees the
-    # request id, every final status and HEAD as HEAD.
+    # Added innermost first: errors, trailing slash, body size, CORS, the request gate (Host,
+    # connection limit), HEAD + protective headers, access log + metrics, request id
+    # (outermost), so even a 500 or a refused preflight carries X-Request-ID and the
+    # protective headers, and the access log sees the request id, every final status and HEAD
+    # as HEAD.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_bytes)
@@ -144,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
+    app.add_middleware(RequestGateMiddleware)
     app.add_middleware(ResponseHeadersMiddleware, hsts_max_age=settings.hsts_max_age_seconds)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(

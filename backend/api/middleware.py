@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import error_response
+from backend.server import OVER_CONNECTION_LIMIT
+
+# RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [":" port], the host an IP literal or a reg-name
+# (unreserved, percent-encoded and sub-delims characters; empty is allowed).
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(:[0-9]*)?")
+_OVER_LIMIT_MESSAGE = "The server is at its connection limit; retry shortly"
 
 
 class TrailingSlashMiddleware:
@@ -66,3 +74,45 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class RequestGateMiddleware:
+    """Requests refused before any route sees them, with the envelope (400 or 503).
+
+    - `Host`: RFC 9112 3.2 requires a 400 for an HTTP/1.1 request without one, and for any
+      request with more than one or with an invalid value (uvicorn's httptools protocol
+      passes all three on); a proxy or a virtual-host router could disagree with the app about
+      which host was meant.
+    - A request on a connection the server opened beyond `HTTP_MAX_CONNECTIONS`
+      (`backend/server.py` marks it): 503 with `Retry-After: 1` and `Connection: close`, except
+      `GET /health`, which touches nothing and must keep telling a probe the worker is alive.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = _refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _refusal(scope: Scope) -> ASGIApp | None:
+    if OVER_CONNECTION_LIMIT in scope.get("extensions", ()) and scope["path"] != "/health":
+        headers = {"Retry-After": "1", "Connection": "close"}
+        return error_response(503, "SERVICE_UNAVAILABLE", _OVER_LIMIT_MESSAGE, headers=headers)
+    hosts = [value for name, value in scope["headers"] if name == b"host"]
+    if len(hosts) > 1:
+        message = "More than one Host header"
+    elif not hosts:
+        if scope.get("http_version") != "1.1":
+            return None  # HTTP/1.0 may omit it
+        message = "The Host header is missing"
+    elif _HOST.fullmatch(hosts[0]) is None:
+        message = "The Host header is not a valid host"
+    else:
+        return None
+    return error_response(400, "BAD_REQUEST", message)

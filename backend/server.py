@@ -1,0 +1,188 @@
+"""The HTTP/1.1 protocol `serve` runs: uvicorn's httptools protocol plus the bounds it lacks.
+
+uvicorn's httptools parser has no limit on a request's size before its body, and no timer
+covers receiving a request (the keep-alive timer is cancelled by the first byte and armed
+again only after a response). A 64 MB header was read, buffered and answered; connections
+trickling a header, or silent ones, were never closed. This subclass adds, per connection:
+
+- **A bound on the head** (request line and headers, `HTTP_MAX_HEADER_BYTES`): the parser is
+  never fed more of a head than that; a head not complete within it is answered 431 and the
+  connection closed, so no connection buffers more than the limit.
+- **A deadline to receive a request** (`HTTP_REQUEST_TIMEOUT_SECONDS`), head and body, from
+  the connection's opening or the request's first byte to its last. A head still unfinished
+  is answered 408 and closed; a body still unfinished has its connection closed (the app,
+  already running, sees a client disconnect, as for any client that goes away).
+- **A bound on connections** (`HTTP_MAX_CONNECTIONS` per worker): a request on a connection
+  opened beyond it is marked, and the app answers it 503 with `Connection: close`
+  (`backend/api/middleware.RequestGateMiddleware`, so the answer has the envelope, a request
+  id and the access log), except `GET /health`, so a probe does not take a busy worker for a
+  dead one. uvicorn's own `limit_concurrency` answers plain text, refuses /health too, and
+  counts every open connection at each request, so connections already being served were
+  refused once new ones (idle or trickling) piled up; here only the newcomers are.
+
+Chosen over uvicorn's h11 protocol (which bounds the head, `h11_max_incomplete_event_size`,
+but answers 400 and has no receive deadline either) because h11 parses in Python and
+httptools in C: the subclass adds one attribute test per received chunk once a head is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+# Nothing heavier at import: uvicorn unpickles `protocol_factory`'s partial, and so imports
+# this module, in each spawned worker before that worker answers its supervisor's health
+# check (5 s): importing the app's modules here (FastAPI, SQLAlchemy) took seconds on a loaded
+# machine, enough for a worker to be killed before it started. `raw_error` imports the
+# envelope when it needs it.
+if TYPE_CHECKING:
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from backend.config import Settings
+
+# The scope extension by which the server asks the app to refuse a request (503).
+OVER_CONNECTION_LIMIT = "task_api.over_connection_limit"
+# Raw answers never reach the app's header middleware: the same protective headers as an
+# API error (backend/api/headers.py).
+_PROTECTIVE = (
+    b"x-content-type-options: nosniff\r\nx-frame-options: DENY\r\ncache-control: no-store\r\n"
+    b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"
+)
+logger = logging.getLogger("uvicorn.error")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_header_bytes: int
+    request_timeout_seconds: float
+    max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpLimits:
+        return cls(
+            max_header_bytes=settings.http_max_header_bytes,
+            request_timeout_seconds=settings.http_request_timeout_seconds,
+            max_connections=settings.http_max_connections,
+        )
+
+
+def protocol_factory(limits: HttpLimits) -> Any:
+    """What `serve` passes as uvicorn's `http`: called per connection like a protocol class.
+    A partial of a module-level class, so it pickles into uvicorn's spawned workers."""
+    return functools.partial(BoundedHttpToolsProtocol, limits=limits)
+
+
+def raw_error(status: int, code: str, message: str) -> bytes:
+    """A complete HTTP/1.1 error response with the API's envelope, for answers given before
+    there is a request to hand to the app; it always closes the connection."""
+    from backend.errors import error_response  # imported by the app long before
+
+    response = error_response(status, code, message, headers={"Connection": "close"})
+    headers = b"".join(name + b": " + value + b"\r\n" for name, value in response.raw_headers)
+    return STATUS_LINE[status] + headers + _PROTECTIVE + b"\r\n" + response.body
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: HttpLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        # True from the connection's opening, and after each complete request, until the
+        # next head is complete: the bytes fed meanwhile are counted against the limit.
+        self._awaiting_head = True
+        self._head_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._over_limit = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._over_limit = len(self.connections) > self.limits.max_connections
+        self._arm()  # a connection that never sends a byte is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._awaiting_head:  # a body, or bytes after a refused request
+            super().data_received(data)
+            return
+        self._arm()  # the first byte of a request on a kept-alive connection
+        budget = self.limits.max_header_bytes - self._head_bytes
+        if len(data) <= budget:
+            self._head_bytes += len(data)
+            super().data_received(data)
+            return
+        # Feed at most the limit: if the head is not complete within it, it is too large,
+        # and the rest is never buffered.
+        self._head_bytes += budget
+        super().data_received(data[:budget])
+        if self.transport.is_closing():
+            return
+        if self._awaiting_head:
+            limit = self.limits.max_header_bytes
+            logger.warning("Request line and headers over %d bytes: 431", limit)
+            self._refuse(
+                431,
+                "HEADERS_TOO_LARGE",
+                f"The request line and headers are larger than {limit} bytes",
+            )
+            return
+        self.data_received(data[budget:])
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        if self._over_limit:
+            self.scope["extensions"] = {OVER_CONNECTION_LIMIT: {}}
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+        self._awaiting_head = True
+        self._head_bytes = 0
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the connection is the WebSocket protocol's from here
+        super().handle_websocket_upgrade()
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(
+                self.limits.request_timeout_seconds, self._timed_out
+            )
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._awaiting_head and (self.cycle is None or self.cycle.response_complete):
+            self._refuse(
+                408, "REQUEST_TIMEOUT", "The request was not received in time; send it again"
+            )
+        else:
+            # The app is running (with part of the body, or an earlier pipelined request):
+            # no answer may be written over its own; it sees a disconnect.
+            self.transport.close()
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self.transport.write(raw_error(status, code, message))
+        self.transport.close()
