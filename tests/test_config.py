@@ -186,10 +186,11 @@ def test_idempotency_keys_are_kept_at_least_a_day() -> None:
     assert make(environment="test", jwt_secret=secret).idempotency_key_ttl_seconds == 24 * 3600
 
 
-def test_response_timeout_defaults_to_the_statement_timeout_plus_a_margin() -> None:
-    def settings(**values: object) -> Settings:
-        return Settings(environment="test", jwt_secret="s" * 40, **values)
+def settings(**values: object) -> Settings:
+    return make(environment="test", jwt_secret="s" * 40, **values)
 
+
+def test_response_timeout_defaults_to_the_statement_timeout_plus_a_margin() -> None:
     assert settings().effective_db_response_timeout_ms == 7000
     assert settings(db_statement_timeout_ms=1000).effective_db_response_timeout_ms == 3000
     assert settings(db_statement_timeout_ms=0).effective_db_response_timeout_ms == 0
@@ -202,9 +203,6 @@ def test_response_timeout_defaults_to_the_statement_timeout_plus_a_margin() -> N
 def test_connect_timeout_is_capped_by_the_response_timeout() -> None:
     # Issue 25: a connection attempt to a stuck server waited DB_CONNECT_TIMEOUT_SECONDS (10 s)
     # against the response timeout (7 s) every other wait keeps to.
-    def settings(**values: object) -> Settings:
-        return Settings(environment="test", jwt_secret="s" * 40, **values)
-
     assert settings().effective_db_connect_timeout_seconds == 7
     assert settings(db_connect_timeout_seconds=5).effective_db_connect_timeout_seconds == 5
     assert settings(db_response_timeout_ms=7999).effective_db_connect_timeout_seconds == 7

@@ -127,6 +127,15 @@ def scratch_database(database_url: str, name: str) -> Iterator[str]:
         admin.close()
 
 
+def _migrated_up_to(scratch: str, last: str) -> list[str]:
+    """The schema as it was when `last` was the newest migration: all the way up, then
+    every later one rolled back (which the rollback files must allow). Returns those."""
+    migrate_up(scratch)
+    later = [m for m in sorted(migration_ids()) if m > last]
+    assert migrate_down(scratch, steps=len(later)) == later[::-1]
+    return later
+
+
 def test_migrations_roll_back_and_reapply(database_url: str) -> None:
     """On a scratch database: up, down all the way, up again."""
     with scratch_database(database_url, "task_api_migrations") as scratch:
@@ -150,10 +159,7 @@ def test_changes_recorded_before_recurrence_still_render(database_url: str) -> N
     from tests.changes.test_outbox import events
 
     with scratch_database(database_url, "task_api_upgrade") as scratch:
-        shipped = sorted(migration_ids())
-        migrate_up(scratch)
-        later = [m for m in shipped if m > "0008_task_events"]
-        assert migrate_down(scratch, steps=len(later)) == later[::-1]
+        later = _migrated_up_to(scratch, "0008_task_events")
         engine = create_engine(normalize_url(scratch))
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
@@ -184,10 +190,7 @@ def test_text_migration_normalizes_stored_text_and_keeps_it_readable(database_ur
         "already NFC": (f"caf{nfc}", None, [nfc]),
     }
     with scratch_database(database_url, "task_api_text") as scratch:
-        shipped = sorted(migration_ids())
-        migrate_up(scratch)
-        later = [m for m in shipped if m > "0011_task_events_dead"]
-        assert migrate_down(scratch, steps=len(later)) == later[::-1]
+        later = _migrated_up_to(scratch, "0011_task_events_dead")
         engine = create_engine(normalize_url(scratch))
         ids = {}
         with engine.begin() as conn:
