@@ -122,6 +122,28 @@ def client(_client: TestClient) -> TestClient:
 
 scoping.install()
 
+# The end-to-end tier: real tools and many processes (a browser, podman, Node, wrk, PgBouncer,
+# multi-worker servers, mypy, the fuzzer). `python -m pytest -m "not e2e"` is the fast tier
+# (the API, services, MCP and security, in-process or against one live server) to run while
+# working; `python -m pytest` (and .ci/run) runs both.
+E2E_FOLDERS = {"browser", "cli", "container", "examples", "interop", "reliability", "scripts"}
+E2E_FILES = {
+    "events/test_workers.py",
+    "mcp/test_stdio.py",
+    "mcp/test_workers.py",
+    "observability/test_serve.py",
+    "test_fuzz.py",
+    "test_quality.py",
+    "test_query_plans.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.relative_to(ROOT / "tests")
+        if path.parts[0] in E2E_FOLDERS or path.as_posix() in E2E_FILES:
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(autouse=True)
 def _every_statement_scoped() -> Iterator[None]:
