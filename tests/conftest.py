@@ -34,10 +34,13 @@ from fastapi import FastAPI  # noqa: E402
 from fastapi.routing import APIRoute  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from jose import jwt  # noqa: E402
+from pwdlib import PasswordHash  # noqa: E402
+from pwdlib.hashers.argon2 import Argon2Hasher  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from starlette.routing import BaseRoute  # noqa: E402
 
+from backend.auth import passwords  # noqa: E402
 from backend.config import Settings  # noqa: E402
 from backend.db.engine import create_db_engine, libpq_url  # noqa: E402
 from backend.db.migrations import migrate_up  # noqa: E402
@@ -123,11 +126,13 @@ def client(_client: TestClient) -> TestClient:
 scoping.install()
 
 # The end-to-end tier: real tools and many processes (a browser, podman, Node, wrk, PgBouncer,
-# multi-worker servers, mypy, the fuzzer). `python -m pytest -m "not e2e"` is the fast tier
-# (the API, services, MCP and security, in-process or against one live server) to run while
-# working; `python -m pytest` (and .ci/run) runs both.
+# multi-worker servers, worker processes, mypy, the fuzzer; a single test of that kind elsewhere
+# carries `@pytest.mark.e2e`). `python -m pytest -m "not e2e"` is the fast tier (the API,
+# services, MCP and security, in-process or against one live server; about 4 minutes on two
+# cores) to run while working; `python -m pytest` (and .ci/run) runs both.
 E2E_FOLDERS = {"browser", "cli", "container", "examples", "interop", "reliability", "scripts"}
 E2E_FILES = {
+    "events/test_operations.py",
     "events/test_workers.py",
     "mcp/test_stdio.py",
     "mcp/test_workers.py",
@@ -143,6 +148,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = item.path.relative_to(ROOT / "tests")
         if path.parts[0] in E2E_FOLDERS or path.as_posix() in E2E_FILES:
             item.add_marker(pytest.mark.e2e)
+
+
+# Argon2id at its production cost is about 0.1 s a hash here, and most tests register a user or
+# two: a third of the fast tier. In-process tests hash with argon2id at its lowest cost instead
+# (still a real hash, verified for real); servers started as processes, the sign-in timing tests
+# (`production_password_hashing`) and tests/security/test_passwords.py use the real cost.
+PRODUCTION_PASSWORD_HASH = passwords._password_hash
+_LOW_COST_PASSWORD_HASH = PasswordHash(
+    (Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),)
+)
+
+
+@contextmanager
+def _password_hashing(hasher: PasswordHash) -> Iterator[None]:
+    # The dummy hash (verified for unknown emails) must cost what a real one costs.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_password_hash", hasher)
+        passwords.dummy_hash.cache_clear()
+        yield
+    passwords.dummy_hash.cache_clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _low_cost_password_hashing() -> Iterator[None]:
+    with _password_hashing(_LOW_COST_PASSWORD_HASH):
+        yield
+
+
+@pytest.fixture
+def production_password_hashing() -> Iterator[None]:
+    with _password_hashing(PRODUCTION_PASSWORD_HASH):
+        yield
 
 
 @pytest.fixture(autouse=True)

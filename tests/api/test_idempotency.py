@@ -306,6 +306,7 @@ def test_the_longest_and_oddest_valid_key_works(
     assert count_rows(db_engine, "tasks") == 1
 
 
+@pytest.mark.e2e
 def test_concurrent_retries_over_two_workers_write_once(
     database_url: str, db_engine: Engine, register: Callable[..., Account]
 ) -> None:

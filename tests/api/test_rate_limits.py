@@ -267,6 +267,7 @@ def _fresh_connection(
         )
 
 
+@pytest.mark.e2e
 def test_limits_hold_across_two_worker_processes(two_workers: Server) -> None:
     base = two_workers.url
     email = "workers@example.com"

@@ -6,9 +6,13 @@ from __future__ import annotations
 import statistics
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Account
+
+# The dummy hash is what these tests prove: it must cost what a real hash costs in production.
+pytestmark = pytest.mark.usefixtures("production_password_hashing")
 
 
 def _median_seconds(client: TestClient, email: str, runs: int = 7) -> float:
