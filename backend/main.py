@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 
 from backend.api import openapi
 from backend.api.door import document_security
+from backend.api.errors import UnhandledErrorMiddleware, install_error_handlers
 from backend.api.headers import ResponseHeadersMiddleware
 from backend.api.middleware import (
     BodySizeLimitMiddleware,
@@ -29,7 +30,6 @@ from backend.auth.verifier import TokenVerifier
 from backend.config import Settings, get_settings
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
-from backend.errors import UnhandledErrorMiddleware, install_error_handlers
 from backend.mcp.http import install_mcp
 from backend.observability.metrics import install_metrics
 from backend.observability.middleware import ObservabilityMiddleware

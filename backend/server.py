@@ -81,7 +81,7 @@ def protocol_factory(limits: HttpLimits) -> Any:
 def raw_error(status: int, code: str, message: str) -> bytes:
     """A complete HTTP/1.1 error response with the API's envelope, for answers given before
     there is a request to hand to the app; it always closes the connection."""
-    from backend.errors import error_response  # imported by the app long before
+    from backend.api.errors import error_response  # imported by the app long before
 
     response = error_response(status, code, message, headers={"Connection": "close"})
     headers = b"".join(name + b": " + value + b"\r\n" for name, value in response.raw_headers)

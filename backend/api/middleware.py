@@ -8,7 +8,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import error_response
+from backend.api.errors import error_response
 from backend.server import OVER_CONNECTION_LIMIT
 
 # RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [":" port], the host an IP literal or a reg-name

@@ -4,5 +4,6 @@ outbox.py   every statement on `task_events` the worker and the `events` command
 sinks.py    Dapr pub/sub and Standard Webhooks: the event bodies and the HTTP calls
 worker.py   the loop: fire due reminders, claim a batch, deliver, record, prune
 health.py   the worker's /metrics and /health/ready
-cli.py      `worker` and `events status|dead|requeue`
+
+Its commands, `worker` and `events status|dead|requeue`, are in backend/cli/events.py.
 """

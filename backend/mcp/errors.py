@@ -1,14 +1,15 @@
 """Errors on the MCP side: the REST error envelope, from the same mapping.
 
-MCP calls never pass through FastAPI's exception handlers, so tools use `backend.errors.describe`
-directly: the same exception gives the same status, code, message and details as on REST.
+MCP calls never pass through FastAPI's exception handlers, so tools use
+`backend.api.errors.describe` directly: the same exception gives the same status, code, message
+and details as on REST.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from backend.errors import ErrorParts
+from backend.api.errors import ErrorParts
 
 
 def envelope(parts: ErrorParts) -> dict[str, Any]:

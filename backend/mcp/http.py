@@ -34,9 +34,10 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from backend.api.door import authenticate
+from backend.api.errors import ErrorParts, describe, error_response
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.errors import ErrorParts, ServiceUnavailable, Unauthorized, describe, error_response
+from backend.errors import ServiceUnavailable, Unauthorized
 from backend.mcp.server import Caller, build_server
 from backend.services.unit_of_work import UnitOfWork
 

@@ -63,7 +63,7 @@ def test_image_is_small_and_runs_as_an_unprivileged_user(image: str) -> None:
         assert not (box.root / "app/tests").exists()
         assert not (box.root / "usr/bin/gcc").exists()
         # Nothing of its own code is writable by the app's user; only its data folder is.
-        assert (box.root / "app/backend/cli.py").stat().st_uid == 0
+        assert (box.root / "app/backend/cli/__init__.py").stat().st_uid == 0
         assert (box.root / "app/.data").stat().st_uid == uid
     # Base (Debian minbase + Python, ~130 MB) plus the locked runtime venv.
     assert inspected["Size"] < 600 * 1024 * 1024

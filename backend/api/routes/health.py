@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.api.errors import error_response
 from backend.api.responses import DATABASE_UNREACHABLE, NOT_READY, errors
-from backend.errors import error_response
 from backend.models.envelopes import HealthEnvelope, HealthStatus, ReadyEnvelope
 from backend.services.health import pending_migrations
 

@@ -7,20 +7,23 @@ import logging.config
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
+from backend.cli.common import DEV_HELP, database_url, load_settings, ready_database
 from backend.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from backend.cli.common import Subcommands
 
 
 def _engine(args: argparse.Namespace, *, delivery_seconds: float = 0) -> tuple[Settings, Engine]:
-    from backend.cli import _database_url, _ready_database, _settings
     from backend.db.engine import create_db_engine
 
-    settings = _settings(args.dev)
-    url = _database_url(settings)
-    _ready_database(settings, url)
+    settings = load_settings(args.dev)
+    url = database_url(settings)
+    ready_database(settings, url)
     if delivery_seconds:
         # The claim stays open while the batch is delivered: the idle-in-transaction and
         # response timeouts must outlast the slowest delivery, not just a query.
@@ -31,13 +34,12 @@ def _engine(args: argparse.Namespace, *, delivery_seconds: float = 0) -> tuple[S
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from backend.cli import _settings
     from backend.events.health import serve
     from backend.events.sinks import configured_sinks
     from backend.events.worker import Worker, longest_batch_seconds
     from backend.observability.logging import logging_config
 
-    settings = _settings(args.dev)
+    settings = load_settings(args.dev)
     sinks = configured_sinks(settings)
     if not sinks:
         print(
@@ -161,7 +163,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any, dev_help: str) -> None:
+def add_worker(sub: Subcommands) -> None:
     worker = sub.add_parser(
         "worker",
         help="deliver task events and reminders to the event sinks",
@@ -169,9 +171,11 @@ def add_commands(sub: Any, dev_help: str) -> None:
         "and signed webhooks: at least once, in order per task, with retries and "
         "dead-lettering. Several may run. Metrics and /health/ready on WORKER_METRICS_PORT.",
     )
-    worker.add_argument("--dev", action="store_true", help=dev_help)
+    worker.add_argument("--dev", action="store_true", help=DEV_HELP)
     worker.set_defaults(func=cmd_worker)
 
+
+def add_events(sub: Subcommands) -> None:
     events = sub.add_parser("events", help="event delivery: status, dead letters, requeue")
     actions = events.add_subparsers(dest="action", required=True)
     status = actions.add_parser("status", help="backlog and dead letters; exit 1 when behind")
@@ -190,4 +194,4 @@ def add_commands(sub: Any, dev_help: str) -> None:
     requeue.add_argument("--all", action="store_true", help="every dead event")
     requeue.set_defaults(func=cmd_requeue)
     for parser in (status, dead, requeue):
-        parser.add_argument("--dev", action="store_true", help=dev_help)
+        parser.add_argument("--dev", action="store_true", help=DEV_HELP)

@@ -1,0 +1,83 @@
+"""Command line: `python -m backend <command>`.
+
+serve     run the API (embedded PostgreSQL when DATABASE_URL is unset); add --dev locally
+migrate   apply (up), roll back (down) or list (status) schema migrations
+token     mint a bearer token for a user id, for curl
+seed      fill a user's account with demo tasks (once: a second run adds nothing)
+check     check the configuration, the database connection and the migrations
+prune     delete expired Idempotency-Key records and task changes past retention
+worker    deliver task events and due reminders to Dapr pub/sub and signed webhooks
+events    event delivery: status (backlog; exit 1 when behind), dead, requeue
+db        reset: delete the local embedded database (development)
+openapi   print the OpenAPI document (specs/openapi.json is this output)
+mcp       serve the MCP tools over stdio for one user (desktop agents)
+mcp-tools print the MCP tool list (specs/mcp-tools.json is this output)
+
+Every command reads its settings from the environment and `.env` (see README.md).
+Add --help after a command for its options, e.g. `python -m backend seed --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+
+from backend.cli import check, database, documents, events, mcp_stdio, seed, serve, token
+
+# In the order `--help` lists them.
+COMMANDS = (
+    serve.add_serve,
+    database.add_migrate,
+    token.add_token,
+    seed.add_seed,
+    check.add_check,
+    database.add_prune,
+    database.add_db,
+    documents.add_openapi,
+    mcp_stdio.add_mcp,
+    documents.add_mcp_tools,
+    events.add_worker,
+    events.add_events,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m backend",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # check and seed print their own findings; library chatter would bury them.
+    quiet = args.command in {
+        "check",
+        "seed",
+        "token",
+        "openapi",
+        "prune",
+        "db",
+        "mcp-tools",
+        "events",
+    }
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger(__name__).setLevel(logging.INFO)  # its own few lines always show
+    # initdb/pg_ctl output and migration steps buried the start-up; LOG_LEVEL=DEBUG shows them.
+    from backend.observability.logging import CHATTY_LOGGERS
+
+    debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    result: int = args.func(args)
+    return result

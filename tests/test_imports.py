@@ -1,0 +1,178 @@
+"""The import structure of `backend/`: the domain loads no web framework, and no module
+imports itself back through others.
+
+Both are read from the code, not from a running app: the first imports the domain modules in a
+fresh interpreter and looks at `sys.modules`; the second parses every module's imports.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKEND = ROOT / "backend"
+
+# The web framework and what only it needs; the domain must run without them (worker,
+# scripts, MCP over stdio, services in tests).
+WEB_PACKAGES = ("fastapi", "starlette", "asgi_correlation_id")
+# The domain: errors, models, services and the recurrence rules.
+DOMAIN = ("errors.py", "recurrence.py", "models/**/*.py", "services/**/*.py")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def domain_modules() -> list[str]:
+    return sorted({module_name(path) for pattern in DOMAIN for path in BACKEND.glob(pattern)})
+
+
+def web_modules_loaded(modules: list[str]) -> list[str]:
+    """The web framework's modules a fresh interpreter holds after importing `modules`."""
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in {WEB_PACKAGES!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
+def test_domain_modules_load_no_web_framework() -> None:
+    modules = domain_modules()
+    assert {"backend.errors", "backend.services.tasks", "backend.models.task"} <= set(modules)
+    # One interpreter for all: importing fewer modules cannot load more.
+    if not web_modules_loaded(modules):
+        return
+    culprits = {name: loaded[:3] for name in modules if (loaded := web_modules_loaded([name]))}
+    raise AssertionError(
+        "these domain modules load the web framework (move the HTTP part under backend/api/):\n"
+        + "\n".join(f"  {name}: {', '.join(loaded)}, ..." for name, loaded in culprits.items())
+    )
+
+
+# -- import cycles ------------------------------------------------------------------------------
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement under `node`, in functions too; not under `if TYPE_CHECKING:`,
+    which never runs."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.Import | ast.ImportFrom):
+            yield child
+        elif isinstance(child, ast.If) and _is_type_checking(child.test):
+            for other in child.orelse:
+                yield from _imports(ast.Module(body=[other], type_ignores=[]))
+        else:
+            yield from _imports(child)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the `backend` modules it imports. `from package import name` counts as an
+    import of `package.name` when that is a module. Parent packages a submodule import runs
+    implicitly are not edges: they are already importing when their own submodules import
+    each other, so they close no cycle of their own."""
+    paths = {module_name(path): path for path in BACKEND.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                targets.add(submodule if submodule in paths else base)
+        graph[name] = {target for target in targets if target in paths and target != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected component of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan; `backend` is small enough for recursion
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return [_cycle_in(graph, component) for component in components]
+
+
+def _cycle_in(graph: dict[str, set[str]], component: set[str]) -> list[str]:
+    """A shortest path from the component's first module back to itself, inside it."""
+    start = min(component)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        following: list[str] = []
+        for node in frontier:
+            for target in sorted(graph[node] & component):
+                if target == start:
+                    return [*paths[node], start]
+                if target not in paths:
+                    paths[target] = [*paths[node], target]
+                    following.append(target)
+        frontier = following
+    raise AssertionError(f"no cycle in {component}")
+
+
+def test_backend_has_no_import_cycle() -> None:
+    graph = import_graph()
+    # The parser sees imports inside functions too (start-up cost keeps many of them lazy).
+    assert "backend.api.errors" in graph["backend.server"]
+    found = cycles(graph)
+    assert not found, "import cycles in backend/ (break each, e.g. by moving what both need):\n" + (
+        "\n".join("  " + " -> ".join(cycle) for cycle in found)
+    )
+
+
+def test_cycle_finder_finds_cycles() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
+    assert cycles(graph) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
