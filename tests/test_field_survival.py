@@ -28,7 +28,7 @@ from tests.mcp.conftest import call_tool_rpc
 
 # --- The field declaration: the one place this test learns which columns are which. ---------
 
-# Server-owned columns: accepted and dropped on input (`version` is never accepted at all).
+# Server-owned columns: accepted and dropped on input (`version` is refused: it is no field).
 READ_ONLY = READ_ONLY_FIELDS | {"version"}
 # What a client writes: the create body's fields.
 WRITABLE = frozenset(TaskCreate.model_fields)
@@ -38,7 +38,7 @@ COPIED_TO_SUCCESSOR = frozenset(_SUCCESSOR._select_names) & WRITABLE
 
 # Copied, but computed: the successor is due at the occurrence after its predecessor.
 SUCCESSOR_RESCHEDULES = {"due_date"}
-# The only fields bulk operations set, each by its own ops (tests/api: the bulk route).
+# The only fields bulk operations set (`BulkOperation`, backend/models/task_ops.py).
 BULK_SETTABLE = {"completed", "priority", "tags"}
 # add_task/update_task take no `completed`: an agent completes with complete_task/reopen_task,
 # which the update door uses for it; add_task always creates a pending task.
@@ -61,6 +61,7 @@ class Values:
 OVERRIDES: dict[str, Values] = {
     "recurrence": Values("FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,TH", {"due_date": DUE}),
     "time_zone": Values("Europe/Berlin", "America/New_York", {}),
+    # Relative reminders only: a successor moves an `at` reminder with its due date.
     "reminders": Values(
         [{"minutes_before_due": 30}],
         [{"minutes_before_due": 5}, {"minutes_before_due": 60}],
