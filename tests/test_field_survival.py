@@ -1,0 +1,386 @@
+"""Every writable column of `tasks` survives every door that writes a task, and shows in every
+view of one (issue 22).
+
+The columns come from the database itself (information_schema, pg_enum), not from the models:
+a column added by a migration and declared nowhere fails `test_every_column_is_declared`; once
+declared writable it is written, per door, with values generated from its database type and
+read back from the row, GET, the listing, the change feed and the outbox event. A door that
+silently drops the column fails the case named after the column and the door.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from backend.events.sinks import event_body
+from backend.models.task import READ_ONLY_FIELDS, TaskCreate
+from backend.services.tasks import _SUCCESSOR
+from tests.conftest import Account
+from tests.mcp.conftest import call_tool_rpc
+
+# --- The field declaration: the one place this test learns which columns are which. ---------
+
+# Server-owned columns: accepted and dropped on input (`version` is refused: it is no field).
+READ_ONLY = READ_ONLY_FIELDS | {"version"}
+# What a client writes: the create body's fields.
+WRITABLE = frozenset(TaskCreate.model_fields)
+# What the next occurrence of a recurring task takes from the completed one.
+COPIED_TO_SUCCESSOR = frozenset(_SUCCESSOR._select_names) & WRITABLE
+# ---------------------------------------------------------------------------------------------
+
+# Copied, but computed: the successor is due at the occurrence after its predecessor.
+SUCCESSOR_RESCHEDULES = {"due_date"}
+# The only fields bulk operations set (`BulkOperation`, backend/models/task_ops.py).
+BULK_SETTABLE = {"completed", "priority", "tags"}
+# add_task/update_task take no `completed`: an agent completes with complete_task/reopen_task,
+# which the update door uses for it; add_task always creates a pending task.
+MCP_ADD_EXEMPT = {"completed"}
+
+DUE = "2031-03-04T05:06:07Z"
+RECURRING = {"recurrence": "FREQ=DAILY;INTERVAL=2", "due_date": DUE}
+
+
+@dataclass(frozen=True)
+class Values:
+    v1: Any
+    v2: Any
+    # Other fields a value needs to be accepted (a rule or a reminder needs a due date).
+    needs: dict[str, Any]
+
+
+# Columns whose rules a value generated from the type cannot meet. A new column of a plain
+# type needs no entry here.
+OVERRIDES: dict[str, Values] = {
+    "recurrence": Values("FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,TH", {"due_date": DUE}),
+    "time_zone": Values("Europe/Berlin", "America/New_York", {}),
+    # Relative reminders only: a successor moves an `at` reminder with its due date.
+    "reminders": Values(
+        [{"minutes_before_due": 30}],
+        [{"minutes_before_due": 5}, {"minutes_before_due": 60}],
+        {"due_date": DUE},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    data_type: str  # information_schema's, e.g. "text", "ARRAY", "USER-DEFINED"
+    udt_name: str  # e.g. "_text", "task_priority"
+    nullable: bool
+    default: str | None
+    labels: tuple[str, ...]  # an enum's labels, in order
+
+
+def read_columns(engine: Engine) -> dict[str, ColumnInfo]:
+    query = text(
+        """
+        SELECT c.column_name, c.data_type, c.udt_name, c.is_nullable = 'YES' AS nullable,
+               c.column_default,
+               coalesce(array_agg(e.enumlabel ORDER BY e.enumsortorder)
+                        FILTER (WHERE e.enumlabel IS NOT NULL), '{}') AS labels
+          FROM information_schema.columns c
+          LEFT JOIN pg_type t ON t.typname = c.udt_name
+          LEFT JOIN pg_enum e ON e.enumtypid = t.oid
+         WHERE c.table_schema = current_schema() AND c.table_name = 'tasks'
+         GROUP BY c.column_name, c.data_type, c.udt_name, c.is_nullable, c.column_default,
+                  c.ordinal_position
+         ORDER BY c.ordinal_position
+        """
+    )
+    with engine.connect() as conn:
+        return {
+            row.column_name: ColumnInfo(
+                row.column_name,
+                row.data_type,
+                row.udt_name,
+                row.nullable,
+                row.column_default,
+                tuple(row.labels),
+            )
+            for row in conn.execute(query)
+        }
+
+
+@pytest.fixture(scope="module")
+def columns(db_engine: Engine) -> dict[str, ColumnInfo]:
+    return read_columns(db_engine)
+
+
+def values_for(column: ColumnInfo) -> Values:
+    """Two distinct values a client may send, both unlike the column's default."""
+    if column.name in OVERRIDES:
+        return OVERRIDES[column.name]
+    kind = column.udt_name
+    if column.labels:
+        others = [label for label in column.labels if f"'{label}'" not in (column.default or "")]
+        return Values(others[-1], others[-2], {})
+    if kind == "text":
+        return Values(f"first {column.name}", f"second {column.name}", {})
+    if kind in ("int2", "int4", "int8"):
+        return Values(7, 11, {})
+    if kind == "bool":
+        return Values(True, False, {})
+    if kind == "timestamptz":
+        return Values(DUE, "2032-05-06T07:08:09Z", {})
+    if kind == "_text":
+        return Values(["alpha"], ["beta", "gamma"], {})
+    if kind == "jsonb":
+        return Values({"first": 1}, {"second": [2]}, {})
+    if kind == "uuid":
+        return Values(str(uuid.UUID(int=1)), str(uuid.UUID(int=2)), {})
+    raise AssertionError(f"no value for {column.name} ({column.data_type}): add an override")
+
+
+def same(column: ColumnInfo, value: Any) -> Any:
+    """A value as compared: API text, event JSON and the driver's objects read alike."""
+    if value is None:
+        return None
+    if column.udt_name == "timestamptz":
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        return moment.timestamp()
+    if column.udt_name == "uuid":
+        return str(value)
+    return value
+
+
+# --- Doors and views -------------------------------------------------------------------------
+
+
+def mcp(client: TestClient, account: Account, name: str, **arguments: Any) -> dict[str, Any]:
+    result = call_tool_rpc(client, "/mcp", account.token, name, arguments)
+    assert result["isError"] is False, result
+    structured: dict[str, Any] = result["structuredContent"]
+    return structured
+
+
+def create(client: TestClient, account: Account, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/api/tasks", json={"title": "a task", **body}, headers=account.headers)
+    assert response.status_code == 201, response.text
+    task: dict[str, Any] = response.json()["data"]
+    return task
+
+
+def db_row(engine: Engine, task_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM tasks WHERE id = :id"), {"id": task_id}).one()
+    return dict(row._mapping)
+
+
+def views(client: TestClient, account: Account, engine: Engine, task_id: int) -> dict[str, Any]:
+    """The task as each reader sees it: the row, GET, the listing, the task's latest change in
+    the feed, and its latest outbox row (as stored, and as the published event)."""
+    one = client.get(f"/api/tasks/{task_id}", headers=account.headers)
+    assert one.status_code == 200, one.text
+    listed = client.get("/api/tasks", params={"limit": 100}, headers=account.headers)
+    assert listed.status_code == 200, listed.text
+    (in_list,) = [t for t in listed.json()["data"] if t["id"] == task_id]
+    changes: list[dict[str, Any]] = []
+    cursor: dict[str, str] = {}
+    while True:
+        feed = client.get("/api/tasks/changes", params=cursor, headers=account.headers)
+        assert feed.status_code == 200, feed.text
+        changes += feed.json()["data"]
+        cursor = {"cursor": feed.json()["meta"]["next_cursor"]}
+        if not feed.json()["meta"]["has_more"]:
+            break
+    latest_change = [c for c in changes if c["task_id"] == task_id][-1]
+    with engine.connect() as conn:
+        event = conn.execute(
+            text("SELECT * FROM task_events WHERE task_id = :id ORDER BY id DESC LIMIT 1"),
+            {"id": task_id},
+        ).one()
+    return {
+        "row": db_row(engine, task_id),
+        "GET": one.json()["data"],
+        "listing": in_list,
+        "feed": latest_change["task"],
+        "outbox": event.task,
+        "event": event_body(event)["task_data"],
+    }
+
+
+def assert_everywhere(
+    client: TestClient,
+    account: Account,
+    engine: Engine,
+    column: ColumnInfo,
+    task_id: int,
+    expected: Any,
+) -> None:
+    seen = {
+        view: same(column, task.get(column.name, "<missing>"))
+        for view, task in views(client, account, engine, task_id).items()
+    }
+    want = same(column, expected)
+    wrong = {view: value for view, value in seen.items() if value != want}
+    assert not wrong, f"{column.name}: expected {want!r}, got {wrong}"
+
+
+# --- The tests -------------------------------------------------------------------------------
+
+
+def test_every_column_is_declared(columns: dict[str, ColumnInfo]) -> None:
+    """A column of `tasks` is either written by clients or owned by the server."""
+    undeclared = set(columns) - WRITABLE - READ_ONLY
+    assert not undeclared, f"columns of tasks declared neither writable nor read-only: {undeclared}"
+    missing = WRITABLE - set(columns)
+    assert not missing, f"declared writable but not a column of tasks: {missing}"
+    assert not WRITABLE & READ_ONLY, WRITABLE & READ_ONLY
+    assert BULK_SETTABLE <= WRITABLE and SUCCESSOR_RESCHEDULES <= COPIED_TO_SUCCESSOR
+
+
+def test_every_writable_column_gets_values(columns: dict[str, ColumnInfo]) -> None:
+    for name in sorted(WRITABLE & set(columns)):
+        values = values_for(columns[name])
+        assert values.v1 != values.v2, name
+
+
+def _body(values: Values, column: str, value: Any) -> dict[str, Any]:
+    return {**values.needs, column: value}
+
+
+Door = Callable[[TestClient, Account, Engine, ColumnInfo, Values], tuple[int, Any]]
+
+
+def door_create(
+    client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
+) -> tuple[int, Any]:
+    return create(client, account, _body(values, column.name, values.v1))["id"], values.v1
+
+
+def door_put(
+    client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
+) -> tuple[int, Any]:
+    task_id = create(client, account, _body(values, column.name, values.v1))["id"]
+    body = {"title": "a task", **_body(values, column.name, values.v2)}
+    response = client.put(f"/api/tasks/{task_id}", json=body, headers=account.headers)
+    assert response.status_code == 200, response.text
+    return task_id, values.v2
+
+
+def door_patch(
+    client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
+) -> tuple[int, Any]:
+    task_id = create(client, account, _body(values, column.name, values.v2))["id"]
+    response = client.patch(
+        f"/api/tasks/{task_id}", json={column.name: values.v1}, headers=account.headers
+    )
+    assert response.status_code == 200, response.text
+    return task_id, values.v1
+
+
+def _bulk_ops(task_id: int, column: str, old: Any, new: Any) -> list[dict[str, Any]]:
+    if column == "completed":
+        return [{"op": "complete" if new else "reopen", "id": task_id}]
+    if column == "priority":
+        return [{"op": "set_priority", "id": task_id, "priority": new}]
+    if column == "tags":
+        return [{"op": "remove_tag", "id": task_id, "tag": tag} for tag in old] + [
+            {"op": "add_tag", "id": task_id, "tag": tag} for tag in new
+        ]
+    raise AssertionError(f"bulk cannot set {column}")
+
+
+def door_bulk(
+    client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
+) -> tuple[int, Any]:
+    task_id = create(client, account, _body(values, column.name, values.v1))["id"]
+    ops = _bulk_ops(task_id, column.name, values.v1, values.v2)
+    response = client.post("/api/tasks/bulk", json={"operations": ops}, headers=account.headers)
+    assert response.status_code == 200, response.text
+    return task_id, values.v2
+
+
+def door_mcp_add(
+    client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
+) -> tuple[int, Any]:
+    arguments = {"title": "a task", **_body(values, column.name, values.v1)}
+    task_id: int = mcp(client, account, "add_task", **arguments)["task_id"]
+    return task_id, values.v1
+
+
+def door_mcp_update(
+    client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
+) -> tuple[int, Any]:
+    task_id = create(client, account, _body(values, column.name, values.v1))["id"]
+    if column.name == "completed":
+        mcp(client, account, "complete_task" if values.v2 else "reopen_task", task_id=task_id)
+    else:
+        mcp(client, account, "update_task", task_id=task_id, **{column.name: values.v2})
+    return task_id, values.v2
+
+
+def door_successor(
+    client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
+) -> tuple[int, Any]:
+    """Completes a recurring task whose field holds v1; the field of the next occurrence is v1
+    if copied, and otherwise what a successor of a task without it gets."""
+
+    def successor_of(extra: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        task_id = create(client, account, RECURRING)["id"]
+        if extra:
+            patched = client.patch(f"/api/tasks/{task_id}", json=extra, headers=account.headers)
+            assert patched.status_code == 200, patched.text
+        before = db_row(engine, task_id)
+        if not before["completed"]:
+            done = client.patch(f"/api/tasks/{task_id}/complete", headers=account.headers)
+            assert done.status_code == 200, done.text
+        with engine.connect() as conn:
+            (successor_id,) = conn.execute(
+                text("SELECT id FROM tasks WHERE previous_task_id = :id"), {"id": task_id}
+            ).scalars()
+        return before, successor_id
+
+    before, successor_id = successor_of({column.name: values.v1})
+    if column.name in SUCCESSOR_RESCHEDULES:
+        return successor_id, before["next_due_date"]
+    if column.name in COPIED_TO_SUCCESSOR:
+        return successor_id, values.v1
+    _, control_id = successor_of({})
+    return successor_id, db_row(engine, control_id)[column.name]
+
+
+DOORS: dict[str, Door] = {
+    "create": door_create,
+    "PUT": door_put,
+    "PATCH": door_patch,
+    "bulk": door_bulk,
+    "mcp_add_task": door_mcp_add,
+    "mcp_update_task": door_mcp_update,
+    "successor": door_successor,
+}
+
+
+# Every writable column through every door, but for what a door cannot set by design.
+CASES = [
+    pytest.param(name, door, id=f"{name}-{door}")
+    for name in sorted(WRITABLE)
+    for door in DOORS
+    if not (door == "bulk" and name not in BULK_SETTABLE)
+    and not (door == "mcp_add_task" and name in MCP_ADD_EXEMPT)
+]
+
+
+@pytest.mark.parametrize(("name", "door"), CASES)
+def test_a_writable_column_survives(
+    client: TestClient,
+    alice: Account,
+    db_engine: Engine,
+    columns: dict[str, ColumnInfo],
+    name: str,
+    door: str,
+) -> None:
+    assert name in columns, f"{name} is declared writable but is no column of tasks"
+    column = columns[name]
+    values = values_for(column)
+    task_id, expected = DOORS[door](client, alice, db_engine, column, values)
+    assert_everywhere(client, alice, db_engine, column, task_id, expected)
