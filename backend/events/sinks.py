@@ -49,7 +49,7 @@ def event_body(row: EventRow) -> dict[str, Any]:
     body the database built when it fired), each with its `event_id`."""
     if row.type == REMINDER:
         return {**(row.task or {}), "event_id": str(row.event_id)}
-    task = None if row.task is None else TaskPublic.model_validate(row.task).model_dump(mode="json")
+    task = None if row.task is None else TaskPublic.from_stored(row.task).model_dump(mode="json")
     return {
         "event_id": str(row.event_id),
         "event_type": row.type,

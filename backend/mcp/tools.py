@@ -19,11 +19,10 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, Self, TypeVar
 
 import mcp_types
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -31,9 +30,9 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    create_model,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from backend.api.routes.tasks import DEFAULT_LIMIT, MAX_FILTER_VALUES, MAX_LIMIT, SearchTerm
 from backend.auth.tokens import MAX_SUBJECT_LENGTH
@@ -49,16 +48,20 @@ from backend.models import (
 from backend.models.common import StorableText
 from backend.models.task import (
     TASK_ID_MAX,
-    Description,
     Instant,
-    Recurrence,
-    Reminders,
     Tag,
-    Tags,
-    Title,
+    create_field,
+    patch_field,
 )
+from backend.models.task_fields import (
+    DUE_DATE_DESCRIPTION,
+    MCP_EDITABLE,
+    Doc,
+    Writable,
+    refuse_null,
+)
+from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_ops import TaskStatsPublic
-from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONE_MAX_LENGTH, check_time_zone
 from backend.services.task_listing import TaskFilters, TaskListQuery
 from backend.services.unit_of_work import UnitOfWork
 
@@ -66,28 +69,6 @@ USER_ID_DESCRIPTION = (
     "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "
     "Any other id is refused as not found."
 )
-DUE_DATE_DESCRIPTION = (
-    "ISO 8601: a date-time with an offset (2026-12-01T17:00:00+01:00) or a date (2026-12-01, "
-    "meaning midnight UTC)."
-)
-
-RECURRENCE_DESCRIPTION = (
-    "Repeat the task: an RFC 5545 RRULE (FREQ=WEEKLY;BYDAY=MO,TH) or daily, weekdays, weekly, "
-    "monthly, yearly. Needs due_date (the first occurrence); completing the task creates the "
-    "next one. At most hourly."
-)
-TIME_ZONE_ARG_DESCRIPTION = (
-    "IANA time zone the rule's times are local to (Europe/Berlin); default UTC."
-)
-REMINDERS_ARG_DESCRIPTION = (
-    'Up to 5: {"minutes_before_due": 0-40320} (needs due_date) or {"at": "<ISO 8601>"}.'
-)
-# A plain string in the tool schema (the REST document lists the ~600 names as an enum, too
-# long for a model's context); the same check.
-TimeZoneName = Annotated[
-    str, StringConstraints(max_length=TIME_ZONE_MAX_LENGTH), AfterValidator(check_time_zone)
-]
-
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_LENGTH), StorableText
 ]
@@ -115,72 +96,59 @@ class _OneTask(_Arguments):
     task_id: TaskId
 
 
-class AddTaskArguments(_Arguments):
-    title: Title = Field(description="What to do: one line of 1-200 characters (trimmed).")
-    description: Description | None = Field(default=None, description="Up to 2000 characters.")
-    priority: Priority = Field(default=Priority.none, description="Default none.")
-    due_date: Instant | None = Field(default=None, description=DUE_DATE_DESCRIPTION)
-    tags: Tags = Field(
-        default_factory=list,
-        description="Up to 20 tags of 1-32 characters; trimmed, lower-cased, de-duplicated "
-        "(in NFC: é is é however it is encoded).",
-    )
-    recurrence: Recurrence | None = Field(default=None, description=RECURRENCE_DESCRIPTION)
-    time_zone: TimeZoneName = Field(
-        default=DEFAULT_TIME_ZONE, description=TIME_ZONE_ARG_DESCRIPTION
-    )
-    reminders: Reminders = Field(default_factory=list, description=REMINDERS_ARG_DESCRIPTION)
-
+class _AddTask(_Arguments):
     def task(self) -> TaskCreate:
         return TaskCreate.model_validate(self.model_dump(exclude={"user_id"}))
 
 
-_EDITABLE = {
-    "title",
-    "description",
-    "priority",
-    "due_date",
-    "tags",
-    "recurrence",
-    "time_zone",
-    "reminders",
-}
-
-
-class UpdateTaskArguments(_OneTask):
-    # As in the REST PATCH body: omitted fields stay as they are; `description` and `due_date`
-    # are cleared by null; the other fields cannot be null.
-    title: Title | SkipJsonSchema[None] = Field(default=None, description="New title, 1-200.")
-    description: Description | None = Field(
-        default=None, description="New description; null clears it."
-    )
-    priority: Priority | SkipJsonSchema[None] = Field(default=None, description="New priority.")
-    due_date: Instant | None = Field(
-        default=None, description=f"New due date; null clears it. {DUE_DATE_DESCRIPTION}"
-    )
-    tags: Tags | SkipJsonSchema[None] = Field(
-        default=None, description="Replaces the whole tag list."
-    )
-    recurrence: Recurrence | None = Field(
-        default=None, description=f"New rule; null ends the series. {RECURRENCE_DESCRIPTION}"
-    )
-    time_zone: TimeZoneName | SkipJsonSchema[None] = Field(
-        default=None, description=TIME_ZONE_ARG_DESCRIPTION
-    )
-    reminders: Reminders | SkipJsonSchema[None] = Field(
-        default=None, description=f"Replaces the reminders. {REMINDERS_ARG_DESCRIPTION}"
-    )
-
+class _UpdateTask(_OneTask):
+    # As in the REST PATCH body: omitted fields stay as they are; a nullable field is cleared
+    # by null; the others cannot be null (refused before any database work).
     @model_validator(mode="after")
     def _not_null(self) -> Self:
-        # TaskUpdate's rule, checked here so that it is refused before any database work.
-        for name in ("title", "priority", "tags", "time_zone", "reminders"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
+        refuse_null(self)
         return self
 
     def changes(self) -> TaskUpdate:
         return TaskUpdate.model_validate(self.model_dump(include=_EDITABLE, exclude_unset=True))
+
+
+def _tool_fields(
+    make: Callable[[Writable, Doc, Any], tuple[Any, Any]], update: bool
+) -> dict[str, Any]:
+    """The task fields of add_task / update_task, from the declaration (`task_fields.py`):
+    the REST field rules with the tools' own (shorter) descriptions."""
+    fields: dict[str, Any] = {}
+    for field in TASK_FIELDS:
+        w = field.writable
+        if w is None or not w.mcp:
+            continue
+        rest = w.patch if update else w.create
+        description = (w.mcp_update if update else w.mcp_add) or rest.description
+        fields[field.name] = make(w, Doc(description), w.mcp_type or w.type)
+    return fields
+
+
+_EDITABLE = set(MCP_EDITABLE)
+if TYPE_CHECKING:
+
+    class AddTaskArguments(_AddTask): ...
+
+    class UpdateTaskArguments(_UpdateTask): ...
+
+else:
+    AddTaskArguments = create_model(
+        "AddTaskArguments",
+        __base__=_AddTask,
+        __module__=__name__,
+        **_tool_fields(create_field, update=False),
+    )
+    UpdateTaskArguments = create_model(
+        "UpdateTaskArguments",
+        __base__=_UpdateTask,
+        __module__=__name__,
+        **_tool_fields(patch_field, update=True),
+    )
 
 
 class ListTasksArguments(_Arguments):

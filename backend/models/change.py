@@ -39,7 +39,7 @@ class TaskChange(BaseModel):
             event_id=row.event_id,
             type=row.type,
             task_id=row.task_id,
-            task=None if row.task is None else TaskPublic.model_validate(row.task),
+            task=None if row.task is None else TaskPublic.from_stored(row.task),
             occurred_at=row.occurred_at,
         )
 

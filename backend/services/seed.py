@@ -61,10 +61,12 @@ def demo_task(n: int) -> TaskCreate:
     """The n-th demo task (0-based): the same title and state on every run."""
     title, description = DEMO_TASKS[n % len(DEMO_TASKS)]
     round_ = n // len(DEMO_TASKS)
-    return TaskCreate(
-        title=title if round_ == 0 else f"{title} (#{round_ + 1})",
-        description=description,
-        completed=n % 3 == 0,
+    return TaskCreate.model_validate(
+        {
+            "title": title if round_ == 0 else f"{title} (#{round_ + 1})",
+            "description": description,
+            "completed": n % 3 == 0,
+        }
     )
 
 

@@ -49,6 +49,7 @@ from backend.errors import (
 )
 from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskRow, TaskUpdate
 from backend.models.task import TAGS_MAX_COUNT, reminders_json
+from backend.models.task_fields import COPIED_TO_SUCCESSOR, WRITABLE
 from backend.models.task_ops import (
     AddTagOp,
     BulkOperation,
@@ -133,23 +134,21 @@ _GET = _owned(select(*TASK_COLUMNS).where(_T.id == _TASK_ID))
 _TOGGLE = _changing(_owned(update(Task).where(_T.id == _TASK_ID)), _completion(~_T.completed))
 _DELETE = _owned(delete(Task).where(_T.id == _TASK_ID)).returning(_T.id)
 _COMPLETED = bindparam("completed", type_=Boolean)
+# The columns `_plan` writes: the schedule fields and what the server derives from them.
+_PLANNED = ("recurrence", "time_zone", "reminders", "series_id", "series_start", "next_due_date")
+# The writable fields written as sent (`completed` also sets `completed_at`; the schedule
+# fields go through `_plan`).
+_AS_SENT = set(WRITABLE) - {"completed", *_PLANNED}
 _CREATE = (
     insert(Task)
     .values(
         user_id=bindparam(OWNER),
-        title=bindparam("title", type_=_T.title.type),
-        description=bindparam("description", type_=_T.description.type),
         completed=_COMPLETED,
         completed_at=case((_COMPLETED, func.now()), else_=None),
-        priority=bindparam("priority", type_=_T.priority.type),
-        due_date=bindparam("due_date", type_=_T.due_date.type),
-        tags=bindparam("tags", type_=_T.tags.type),
-        recurrence=bindparam("recurrence", type_=_T.recurrence.type),
-        time_zone=bindparam("time_zone", type_=_T.time_zone.type),
-        reminders=bindparam("reminders", type_=_T.reminders.type),
-        series_id=bindparam("series_id", type_=_T.series_id.type),
-        series_start=bindparam("series_start", type_=_T.series_start.type),
-        next_due_date=bindparam("next_due_date", type_=_T.next_due_date.type),
+        **{
+            name: bindparam(name, type_=_T[name].type)
+            for name in (*(f for f in WRITABLE if f in _AS_SENT), *_PLANNED)
+        },
     )
     .returning(*TASK_COLUMNS)
 )
@@ -159,35 +158,16 @@ _CREATE = (
 # `previous_task_id` is unique: a second completion (a replay, a race, reopen and complete
 # again) inserts nothing. Built once; the copied columns are read from the stored row.
 _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
+# Moved by the schedule rather than copied: the due date becomes the stored next one.
+_MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id")
 _SUCCESSOR = (
     pg_insert(Task)
     .from_select(
-        [
-            "user_id",
-            "title",
-            "description",
-            "priority",
-            "tags",
-            "recurrence",
-            "time_zone",
-            "series_id",
-            "series_start",
-            "due_date",
-            "next_due_date",
-            "reminders",
-            "previous_task_id",
-        ],
+        ["user_id", *COPIED_TO_SUCCESSOR, *_MOVED],
         _owned(
             select(
                 bindparam(OWNER),
-                _T.title,
-                _T.description,
-                _T.priority,
-                _T.tags,
-                _T.recurrence,
-                _T.time_zone,
-                _T.series_id,
-                _T.series_start,
+                *(_T[name] for name in COPIED_TO_SUCCESSOR),
                 _T.next_due_date,
                 sql_cast(
                     bindparam("following_due_date", type_=_T.next_due_date.type),
@@ -295,20 +275,13 @@ class TaskService(Scoped):
             data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
         )
         row = self._run(
-            _CREATE,
-            title=data.title,
-            description=data.description,
-            completed=data.completed,
-            priority=data.priority,
-            due_date=data.due_date,
-            tags=data.tags,
-            **schedule,
+            _CREATE, **data.model_dump(include=_AS_SENT), completed=data.completed, **schedule
         ).one()
         return cast(TaskRow, row)
 
     def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> TaskRow:
         values = {
-            **data.model_dump(include={"title", "description", "priority", "due_date", "tags"}),
+            **data.model_dump(include=_AS_SENT),
             **_completion(data.completed),
         }
         plan = (data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders))

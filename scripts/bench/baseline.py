@@ -41,6 +41,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from backend.models.task_fields import FIELDS as TASK_FIELDS
+from backend.models.task_table import Task
 from scripts.bench.cursors import encode_changes_cursor, encode_cursor, list_fingerprint
 
 SECRET = os.environ["JWT_SECRET"]
@@ -50,11 +52,13 @@ WRITE_LIMIT = int(os.environ.get("RATE_LIMIT_TASK_WRITES_PER_USER", "120"))
 WRITE_WINDOW = int(os.environ.get("RATE_LIMIT_TASK_WINDOW_SECONDS", "60"))
 POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10")) + int(os.environ.get("DB_MAX_OVERFLOW", "10"))
 
-COLUMNS = (
-    "id, user_id, title, description, completed, completed_at, priority, due_date, tags, "
-    "created_at, updated_at, version, recurrence, time_zone, reminders, series_id, "
-    "series_start, next_due_date, previous_task_id"
-)
+# Every column of `tasks`, in table order; a task is encoded from them by name, the fields of
+# the declaration (`backend/models/task_fields.py`) in its order, as `TaskPublic` prints them.
+COLUMN_NAMES = tuple(column.name for column in Task.__table__.columns)  # type: ignore[attr-defined]
+COLUMNS = ", ".join(COLUMN_NAMES)
+# Per field: its column's conversion to JSON (None: as the driver reads it).
+TYPE_NAMES = {column.name: type(column.type).__name__ for column in Task.__table__.columns}  # type: ignore[attr-defined]
+FIELD_NAMES = tuple(field.name for field in TASK_FIELDS)
 # Where a listing row's `sort_key` is, after the columns (the floor reads rows by position);
 # a first page's `feed_position` follows it.
 SORT_KEY = COLUMNS.count(",") + 1
@@ -207,29 +211,24 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+_CONVERT = {
+    "DateTime": _iso,
+    "UUID": _str,
+    "JSONB": json.loads,  # asyncpg hands JSONB over as text
+    "TextArray": list,
+}
+_ENCODE = tuple((name, _CONVERT.get(TYPE_NAMES[name])) for name in FIELD_NAMES)
+
+
 def _task(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
+    task = {name: row[name] if f is None else f(row[name]) for name, f in _ENCODE}
     completed, due = row["completed"], row["due_date"]
-    return {
-        "id": row["id"],
-        "user_id": row["user_id"],
-        "title": row["title"],
-        "description": row["description"],
-        "completed": completed,
-        "completed_at": _iso(row["completed_at"]),
-        "priority": row["priority"],
-        "due_date": _iso(due),
-        "tags": list(row["tags"]),
-        "recurrence": row["recurrence"],
-        "time_zone": row["time_zone"],
-        "next_due_date": _iso(row["next_due_date"]),
-        "reminders": json.loads(row["reminders"]),  # asyncpg hands JSONB over as text
-        "series_id": None if row["series_id"] is None else str(row["series_id"]),
-        "series_start": _iso(row["series_start"]),
-        "previous_task_id": row["previous_task_id"],
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "is_overdue": not completed and due is not None and due < now,
-    }
+    task["is_overdue"] = not completed and due is not None and due < now
+    return task
 
 
 def _etag(row: asyncpg.Record) -> str:

@@ -65,10 +65,12 @@ from scripts.bench.baseline import (
     ACCOUNT_FOR_WRITE_SQL,
     ACCOUNT_SQL,
     CHANGING,
+    COLUMN_NAMES,
     COLUMNS,
     DELETE_SQL,
     EMPTY_LIST_SQL,
     EMPTY_PAGE_ATTEMPTS,
+    FIELD_NAMES,
     GET_SQL,
     HIT_SQL,
     INSERT_SQL,
@@ -76,6 +78,7 @@ from scripts.bench.baseline import (
     PRIORITIES,
     SORT_KEY,
     TOGGLE_SQL,
+    TYPE_NAMES,
     _instant,
     _like,
     _tags,
@@ -251,33 +254,24 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
+# Rows are tuples of COLUMNS: each field is read at its column's index, found by name
+# (psycopg2 parses JSONB and hands UUIDs over as text; only instants need converting).
+_AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
+_ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
+_ENCODE = tuple(
+    (name, _AT[name], _iso if TYPE_NAMES[name] == "DateTime" else None) for name in FIELD_NAMES
+)
+
+
 def _task(row: Sequence[Any], now: datetime) -> dict[str, Any]:
-    task_id, user_id, title, description, completed, completed_at, priority, due = row[:8]
-    return {
-        "id": task_id,
-        "user_id": user_id,
-        "title": title,
-        "description": description,
-        "completed": completed,
-        "completed_at": _iso(completed_at),
-        "priority": priority,
-        "due_date": _iso(due),
-        "tags": row[8],
-        "recurrence": row[12],
-        "time_zone": row[13],
-        "next_due_date": _iso(row[17]),
-        "reminders": row[14],  # psycopg2 parses JSONB
-        "series_id": row[15],
-        "series_start": _iso(row[16]),
-        "previous_task_id": row[18],
-        "created_at": _iso(row[9]),
-        "updated_at": _iso(row[10]),
-        "is_overdue": not completed and due is not None and due < now,
-    }
+    task = {name: row[i] if f is None else f(row[i]) for name, i, f in _ENCODE}
+    completed, due = row[_COMPLETED], row[_DUE]
+    task["is_overdue"] = not completed and due is not None and due < now
+    return task
 
 
 def _etag(row: Sequence[Any]) -> str:
-    return f'"{row[0]}-{row[11]}"'
+    return f'"{row[_ID]}-{row[_VERSION]}"'
 
 
 def _list_statements(status: str, search: bool) -> tuple[TextClause, TextClause]:
@@ -389,7 +383,7 @@ def list_tasks(request: Request) -> Response:
     if len(rows) > limit:
         fingerprint = list_fingerprint(status, q)
         last = page[-1]
-        next_cursor = encode_cursor(SECRET, user_id, fingerprint, last[SORT_KEY], last[0], feed)
+        next_cursor = encode_cursor(SECRET, user_id, fingerprint, last[SORT_KEY], last[_ID], feed)
         next_url = request.url.include_query_params(cursor=next_cursor)
         headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     body = {
@@ -460,7 +454,7 @@ def create_task(request: Request, body: JsonBody) -> Response:
         return _error(exc)
     except ValueError:
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
-    headers["Location"] = f"/api/tasks/{row[0]}"
+    headers["Location"] = f"/api/tasks/{row[_ID]}"
     headers["ETag"] = _etag(row)
     return _json(201, {"data": _task(row, datetime.now(UTC))}, headers)
 

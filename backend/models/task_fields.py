@@ -1,0 +1,333 @@
+"""Every field of a task, declared once: its types, rules, docs and what the server does with it.
+
+The request and response schemas (`backend/models/task.py`: TaskCreate, TaskReplace,
+TaskUpdate, TaskPublic), the MCP tool arguments (`backend/mcp/tools.py`), the read-only list,
+the PATCH null rule, the column sets of the task service's writes (`backend/services/tasks.py`)
+and the page encoders are derived from `FIELDS`. Adding a field: its migration, the column on
+`Task` (`task_table.py`), and one `TaskField` here (CLAUDE.md, "Add a field").
+
+The order of `FIELDS` is the order of the fields in every schema and response.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, StrictBool
+
+from backend.models.common import UtcDatetime
+from backend.models.text import MULTI_LINE_RULE, SINGLE_LINE_RULE
+from backend.models.types import (
+    INSTANT_MAX_YEAR,
+    INSTANT_MIN_YEAR,
+    RECURRENCE_DESCRIPTION,
+    REMINDERS_DESCRIPTION,
+    TAG_MAX_LENGTH,
+    TAGS_MAX_COUNT,
+    TIME_ZONE_DESCRIPTION,
+    Description,
+    Instant,
+    MinutesBeforeDue,
+    Priority,
+    Recurrence,
+    ReminderAtPublic,
+    Reminders,
+    Tags,
+    TimeZone,
+    TimeZoneName,
+    Title,
+)
+from backend.recurrence import DEFAULT_TIME_ZONE
+
+# The MCP tools' own wording (shorter than the REST document's; agents read it in context).
+DUE_DATE_DESCRIPTION = (
+    "ISO 8601: a date-time with an offset (2026-12-01T17:00:00+01:00) or a date (2026-12-01, "
+    "meaning midnight UTC)."
+)
+MCP_RECURRENCE_DESCRIPTION = (
+    "Repeat the task: an RFC 5545 RRULE (FREQ=WEEKLY;BYDAY=MO,TH) or daily, weekdays, weekly, "
+    "monthly, yearly. Needs due_date (the first occurrence); completing the task creates the "
+    "next one. At most hourly."
+)
+TIME_ZONE_ARG_DESCRIPTION = (
+    "IANA time zone the rule's times are local to (Europe/Berlin); default UTC."
+)
+REMINDERS_ARG_DESCRIPTION = (
+    'Up to 5: {"minutes_before_due": 0-40320} (needs due_date) or {"at": "<ISO 8601>"}.'
+)
+
+# No default: the field is required when a task is created.
+REQUIRED: Any = ...
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A field's text in one schema; None leaves it out (`examples=[None]` is an example)."""
+
+    description: str | None = None
+    examples: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class Writable:
+    """A field the client sets (POST, PUT, PATCH; MCP add_task/update_task unless `mcp` is
+    False). `nullable`: null is a value (create may send it, PATCH null clears it); otherwise
+    PATCH refuses null and the schema does not offer it. `default`/`default_factory`: the value
+    of an omitted field on create and PUT (`REQUIRED`: none)."""
+
+    type: Any
+    create: Doc
+    patch: Doc
+    default: Any = None
+    default_factory: Callable[[], Any] | None = None
+    nullable: bool = False
+    validate_default: bool = False
+    mcp: bool = True
+    mcp_type: Any = None  # when the tool argument differs from the REST type
+    mcp_add: str | None = None  # the tool argument's description (default: create's)
+    mcp_update: str | None = None  # (default: patch's)
+
+
+@dataclass(frozen=True)
+class TaskField:
+    """One field of a task. `public`: its type in responses and change events. `writable`:
+    None for a server-owned (read-only) field, which a request may send back and is dropped.
+    `copied_to_successor`: a recurring task's next occurrence gets the stored value as is
+    (due_date, next_due_date and reminders are moved by the schedule instead)."""
+
+    name: str
+    public: Any
+    doc: Doc
+    writable: Writable | None = None
+    copied_to_successor: bool = False
+
+
+FIELDS: tuple[TaskField, ...] = (
+    TaskField("id", int, Doc(examples=[42])),
+    TaskField("user_id", str, Doc(examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"])),
+    TaskField(
+        "title",
+        str,
+        Doc(examples=["Buy milk"]),
+        Writable(
+            Title,
+            create=Doc(f"1-200 characters, trimmed; {SINGLE_LINE_RULE}.", ["Buy milk"]),
+            patch=Doc(examples=["Buy oat milk"]),
+            default=REQUIRED,
+            mcp_add="What to do: one line of 1-200 characters (trimmed).",
+            mcp_update="New title, 1-200.",
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "description",
+        str | None,
+        Doc(examples=["2 litres, semi-skimmed"]),
+        Writable(
+            Description,
+            create=Doc(f"Up to 2000 characters; {MULTI_LINE_RULE}.", ["2 litres, semi-skimmed"]),
+            patch=Doc(examples=[None]),
+            nullable=True,
+            mcp_add="Up to 2000 characters.",
+            mcp_update="New description; null clears it.",
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "completed",
+        bool,
+        Doc(examples=[False]),
+        Writable(
+            StrictBool,
+            create=Doc(examples=[False]),
+            patch=Doc(examples=[True]),
+            default=False,
+            mcp=False,  # complete_task / reopen_task
+        ),
+    ),
+    TaskField("completed_at", UtcDatetime | None, Doc(examples=[None])),
+    TaskField(
+        "priority",
+        Priority,
+        Doc(examples=["high"]),
+        Writable(
+            Priority,
+            create=Doc(examples=["high"]),
+            patch=Doc(examples=["medium"]),
+            default=Priority.none,
+            mcp_add="Default none.",
+            mcp_update="New priority.",
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "due_date",
+        UtcDatetime | None,
+        Doc(examples=["2026-12-01T16:00:00Z"]),
+        Writable(
+            Instant,
+            create=Doc(
+                "ISO 8601 with an offset, or a plain date meaning midnight UTC; the year "
+                f"{INSTANT_MIN_YEAR}-{INSTANT_MAX_YEAR}, as written and in UTC.",
+                ["2026-12-01T17:00:00+01:00", "2026-12-01"],
+            ),
+            patch=Doc("As for create; `null` clears it.", ["2026-12-01"]),
+            nullable=True,
+            mcp_add=DUE_DATE_DESCRIPTION,
+            mcp_update=f"New due date; null clears it. {DUE_DATE_DESCRIPTION}",
+        ),
+    ),
+    TaskField(
+        "tags",
+        list[str],
+        Doc(examples=[["errands"]]),
+        Writable(
+            Tags,
+            create=Doc(
+                f"Up to {TAGS_MAX_COUNT} tags of 1-{TAG_MAX_LENGTH} characters; trimmed, "
+                f"lower-cased, de-duplicated after NFC normalization; each {SINGLE_LINE_RULE}.",
+                [["errands", "home"]],
+            ),
+            patch=Doc("Replaces the whole list."),
+            default_factory=list,
+            mcp_add="Up to 20 tags of 1-32 characters; trimmed, lower-cased, de-duplicated "
+            "(in NFC: é is é however it is encoded).",
+            mcp_update="Replaces the whole tag list.",
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "recurrence",
+        str | None,
+        Doc(
+            "The RRULE (without `RRULE:`), or null for a task that does not recur.",
+            ["FREQ=WEEKLY;BYDAY=MO,TH"],
+        ),
+        Writable(
+            Recurrence,
+            create=Doc(RECURRENCE_DESCRIPTION, ["FREQ=WEEKLY;BYDAY=MO,TH"]),
+            patch=Doc(
+                "As for create; `null` ends the series (no next occurrence). A new rule "
+                "or time zone starts the series again at the task's due date.",
+                ["daily"],
+            ),
+            nullable=True,
+            mcp_add=MCP_RECURRENCE_DESCRIPTION,
+            mcp_update=f"New rule; null ends the series. {MCP_RECURRENCE_DESCRIPTION}",
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "time_zone",
+        TimeZone,
+        Doc("The rule's time zone.", ["Europe/Berlin"]),
+        Writable(
+            TimeZone,
+            create=Doc(TIME_ZONE_DESCRIPTION, ["Europe/Berlin"]),
+            patch=Doc(TIME_ZONE_DESCRIPTION, ["America/New_York"]),
+            default=DEFAULT_TIME_ZONE,
+            validate_default=True,  # the enum member, as a sent value would be
+            mcp_type=TimeZoneName,
+            mcp_add=TIME_ZONE_ARG_DESCRIPTION,
+            mcp_update=TIME_ZONE_ARG_DESCRIPTION,
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "next_due_date",
+        UtcDatetime | None,
+        Doc(
+            "The occurrence after this one: the due date completing this task gives "
+            "its successor. Null when the task does not recur or its series has ended.",
+            ["2026-12-03T16:00:00Z"],
+        ),
+    ),
+    TaskField(
+        "reminders",
+        list[MinutesBeforeDue | ReminderAtPublic],
+        Doc(examples=[[{"minutes_before_due": 30}]]),
+        Writable(
+            Reminders,
+            create=Doc(REMINDERS_DESCRIPTION, [[{"minutes_before_due": 30}]]),
+            patch=Doc("Replaces the whole list (`[]` removes them)."),
+            default_factory=list,
+            mcp_add=REMINDERS_ARG_DESCRIPTION,
+            mcp_update=f"Replaces the reminders. {REMINDERS_ARG_DESCRIPTION}",
+        ),
+    ),
+    TaskField(
+        "series_id",
+        uuid.UUID | None,
+        Doc(
+            "Shared by every occurrence of a series; null when not recurring.",
+            ["0b6f3b1e-8f7a-4d58-9a4c-2f3c9a1d7e55"],
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "series_start",
+        UtcDatetime | None,
+        Doc(
+            "The series' first due date (the rule's DTSTART; COUNT counts from it).",
+            ["2026-12-01T16:00:00Z"],
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "previous_task_id",
+        int | None,
+        Doc("The occurrence whose completion created this one, if any.", [41]),
+    ),
+    TaskField("created_at", UtcDatetime, Doc(examples=["2026-11-22T17:00:00Z"])),
+    TaskField("updated_at", UtcDatetime, Doc(examples=["2026-11-22T17:00:00Z"])),
+)
+
+BY_NAME = {f.name: f for f in FIELDS}
+# The fields a client sets, in schema order.
+WRITABLE: tuple[str, ...] = tuple(f.name for f in FIELDS if f.writable is not None)
+# Server-owned: in every response, never written by a request (one that sends them back whole
+# has them dropped). `is_overdue` is computed (TaskPublic).
+READ_ONLY: frozenset[str] = frozenset(
+    {f.name for f in FIELDS if f.writable is None} | {"is_overdue"}
+)
+# The stored values a recurring task's next occurrence is created with.
+COPIED_TO_SUCCESSOR: tuple[str, ...] = tuple(f.name for f in FIELDS if f.copied_to_successor)
+# Writable fields PATCH (and MCP update_task) refuses null for.
+NOT_NULL_IN_PATCH: tuple[str, ...] = tuple(
+    f.name for f in FIELDS if f.writable is not None and not f.writable.nullable
+)
+# The fields the MCP tools add_task / update_task take.
+MCP_EDITABLE: tuple[str, ...] = tuple(
+    f.name for f in FIELDS if f.writable is not None and f.writable.mcp
+)
+# One valid value per writable field, for tests (the create example).
+EXAMPLES: dict[str, Any] = {
+    f.name: f.writable.create.examples[0]
+    for f in FIELDS
+    if f.writable is not None and f.writable.create.examples
+}
+
+
+def refuse_null(model: BaseModel) -> None:
+    """PATCH's null rule: a field sent as null that null does not clear is refused."""
+    for name in NOT_NULL_IN_PATCH:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"{name} cannot be null")
+
+
+def event_defaults() -> dict[str, Any]:
+    """What a change event stored before a column existed is read with: the field's create
+    default, or null. One rule for every column added after events were written."""
+    defaults: dict[str, Any] = {}
+    for f in FIELDS:
+        w = f.writable
+        if w is not None and w.default_factory is not None:
+            defaults[f.name] = w.default_factory()
+        elif w is not None and w.default is not REQUIRED:
+            defaults[f.name] = w.default
+        else:
+            defaults[f.name] = None
+    return defaults

@@ -1,0 +1,169 @@
+"""The `tasks` table (the columns, as the migrations create them) and `TaskRow`, a row of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Text,
+    UniqueConstraint,
+    column,
+    func,
+    text,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.types import Priority, TextArray
+from backend.recurrence import DEFAULT_TIME_ZONE
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
+        Index(
+            "ix_tasks_user_id_completed_created_at_id", "user_id", "completed", "created_at", "id"
+        ),
+        Index("ix_tasks_user_id_lower_title_id", "user_id", func.lower(text("title")), "id"),
+        Index("ix_tasks_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        Index("ix_tasks_user_id_priority_id", "user_id", "priority", "id"),
+        Index(
+            "ix_tasks_user_id_due_date_asc_id",
+            "user_id",
+            column("due_date").asc().nulls_last(),
+            column("id").asc(),
+        ),
+        Index(
+            "ix_tasks_user_id_due_date_desc_id",
+            "user_id",
+            column("due_date").desc().nulls_last(),
+            column("id").desc(),
+        ),
+        Index("ix_tasks_user_id_tags", "user_id", "tags", postgresql_using="gin"),
+        # One next occurrence per completed occurrence (migration 0009).
+        UniqueConstraint("previous_task_id"),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    user_id: str = SQLField(
+        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    title: str = SQLField(sa_column=Column(Text, nullable=False))
+    description: str | None = SQLField(default=None, sa_column=Column(Text))
+    completed: bool = SQLField(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    completed_at: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    priority: Priority = SQLField(
+        default=Priority.none,
+        sa_column=Column(
+            SAEnum(
+                Priority,
+                name="task_priority",
+                create_type=False,
+                values_callable=lambda members: [m.value for m in members],
+            ),
+            nullable=False,
+            server_default="none",
+        ),
+    )
+    due_date: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
+    tags: list[str] = SQLField(
+        default_factory=list,
+        sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
+    )
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    updated_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    # Incremented by every UPDATE (migration 0006); the ETag is "<id>-<version>".
+    version: int = SQLField(
+        default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
+    )
+    # Recurrence (migration 0009, backend/recurrence.py): the rule as stored (an RRULE without
+    # the RRULE: prefix), the zone it is evaluated in, the series (its id and start, the
+    # rule's DTSTART) and this occurrence's successor's due date; a spawned occurrence names
+    # the one whose completion created it.
+    recurrence: str | None = SQLField(default=None, sa_column=Column(Text))
+    time_zone: str = SQLField(
+        default=DEFAULT_TIME_ZONE,
+        sa_column=Column(Text, nullable=False, server_default=text("'UTC'")),
+    )
+    reminders: list[dict[str, Any]] = SQLField(
+        default_factory=list,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    )
+    series_id: str | None = SQLField(default=None, sa_column=Column(UUID(as_uuid=False)))
+    series_start: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    next_due_date: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    previous_task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+
+
+class TaskRow(Protocol):
+    """A row of `tasks` as the service returns it: every column, read-only. Services run Core
+    statements and hand back rows, never ORM entities (no identity map, no unit of work:
+    a request's task is read, serialized and gone)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def completed(self) -> bool: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def priority(self) -> Priority: ...
+    @property
+    def due_date(self) -> datetime | None: ...
+    @property
+    def tags(self) -> list[str]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def recurrence(self) -> str | None: ...
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def reminders(self) -> list[dict[str, Any]]: ...
+    @property
+    def series_id(self) -> str | None: ...
+    @property
+    def series_start(self) -> datetime | None: ...
+    @property
+    def next_due_date(self) -> datetime | None: ...
+    @property
+    def previous_task_id(self) -> int | None: ...
+    # Also a tuple of the columns, in table order (`TaskService.TASK_COLUMNS`).
+    def __getitem__(self, index: int) -> Any: ...

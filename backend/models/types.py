@@ -1,0 +1,283 @@
+"""The reusable types of task fields: text, instants, tags, recurrence, time zones, reminders,
+priorities, and the listing enums. Declared once here; the field declaration
+(`task_fields.py`) and the MCP tools build on them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from sqlalchemy import (
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+
+from backend.models.common import JsonInt, UtcDatetime
+from backend.models.text import (
+    MultiLineText,
+    SingleLineText,
+)
+from backend.recurrence import (
+    RULE_MAX_LENGTH,
+    RULE_PATTERN,
+    SHORTHANDS,
+    TIME_ZONE_MAX_LENGTH,
+    TIME_ZONES,
+    check_time_zone,
+    normalize_rule,
+)
+
+TITLE_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 2000
+# Task ids are BIGINT identities, capped at 2^53-1 so every JSON client (JavaScript numbers,
+# float-based JSON Schema validators) reads them exactly; anything larger is a 422.
+TASK_ID_MAX = 2**53 - 1
+TAG_MAX_LENGTH = 32
+TAGS_MAX_COUNT = 20
+# Instants outside these years are refused: they cannot round-trip through every client.
+INSTANT_MIN_YEAR, INSTANT_MAX_YEAR = 1900, 9998
+# The same years at the start of an ISO 8601 text, for the OpenAPI document.
+INSTANT_YEAR_PATTERN = "^(?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+REMINDERS_MAX_COUNT = 5
+# A reminder relative to the due date is at most four weeks before it.
+MINUTES_BEFORE_DUE_MAX = 4 * 7 * 24 * 60
+
+
+class TextArray(TypeDecorator[list[str]]):
+    """`text[]`, read back as psycopg2 returns it (a list of str). SQLAlchemy's ARRAY would
+    copy every array through a Python item processor that does nothing for text, a
+    measurable part of a 100-task listing (specs/benchmark.md). (A TypeDecorator, because
+    the dialect swaps an ARRAY subclass for its own.)"""
+
+    impl = ARRAY(Text)
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
+class Priority(StrEnum):
+    """Declared in ascending importance; the database enum sorts the same way."""
+
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+# Human-facing text follows the text rule (backend/models/text.py): NFC, no control, bidi
+# override or noncharacter code points; a title or tag is one line with a visible character.
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
+    SingleLineText,
+]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), MultiLineText]
+
+
+def to_instant(value: datetime | date) -> datetime:
+    """An aware datetime in UTC; a plain date means midnight UTC. The year must be in range
+    both as written (what the OpenAPI pattern states) and in UTC (what is stored and sent
+    back, so a task can be sent back as received)."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0), tzinfo=UTC)
+    _check_year(value)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range") from None
+    _check_year(value)
+    return value
+
+
+def _check_year(value: datetime) -> None:
+    if not INSTANT_MIN_YEAR <= value.year <= INSTANT_MAX_YEAR:
+        raise ValueError(f"year must be between {INSTANT_MIN_YEAR} and {INSTANT_MAX_YEAR}")
+
+
+class _InstantSchema:
+    """The year range in the OpenAPI document: a `pattern` on each ISO 8601 form (a JSON Schema
+    validator or fuzzer then knows that year 0042 is refused). That a datetime on the range's
+    first or last day must stay in range once converted to UTC is in the description only."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        for branch in json_schema.get("anyOf", [json_schema]):
+            if branch.get("type") == "string":
+                branch["pattern"] = INSTANT_YEAR_PATTERN
+        return json_schema
+
+
+_NUMERIC = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
+
+
+def iso_text_only(value: Any) -> Any:
+    """Only ISO 8601 text (what the schema documents): no Unix timestamps, numbers or numeric
+    strings, which pydantic's lax mode would otherwise read as seconds since 1970."""
+    if isinstance(value, datetime | date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date or date-time string")
+    if _NUMERIC.fullmatch(value.strip()):
+        raise ValueError("must be an ISO 8601 date or date-time, not a number")
+    return value
+
+
+# ISO 8601 with an offset, or a plain date (midnight UTC). Naive datetimes are refused.
+# Always a UTC datetime once validated, which is what type checkers are told.
+if TYPE_CHECKING:
+    Instant = datetime
+else:
+    Instant = Annotated[
+        AwareDatetime | date,
+        BeforeValidator(iso_text_only),
+        AfterValidator(to_instant),
+        _InstantSchema(),
+    ]
+Tag = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX_LENGTH
+    ),
+    SingleLineText,
+]
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    # Tags are compared case-insensitively and in NFC (each `Tag` is both by now): "É", "é"
+    # and "e" + U+0301 are one tag; the first spelling (lower-cased, NFC) wins.
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX_COUNT), AfterValidator(_unique_tags)]
+
+# An RRULE (RFC 5545) or a shorthand, stored as its RRULE (backend/recurrence.py says which
+# rules are refused and why). The pattern only says which characters a rule is written with.
+Recurrence = Annotated[
+    str,
+    StringConstraints(max_length=RULE_MAX_LENGTH, pattern=RULE_PATTERN),
+    AfterValidator(normalize_rule),
+]
+RECURRENCE_DESCRIPTION = (
+    "An RFC 5545 RRULE, with or without the `RRULE:` prefix (`FREQ=WEEKLY;BYDAY=MO,TH`, "
+    f"`FREQ=MONTHLY;BYMONTHDAY=-1`), or a shorthand: {', '.join(f'`{s}`' for s in SHORTHANDS)}; "
+    "stored and returned as the RRULE. The series starts at `due_date` (required with a rule) "
+    "and is evaluated in `time_zone`. Refused (422, saying why): DTSTART, several lines, "
+    "MINUTELY/SECONDLY or several BYMINUTE/BYSECOND values (more often than hourly), values "
+    "outside RFC 5545's ranges, COUNT with UNTIL, a rule with no occurrence after the due "
+    f"date, more than {RULE_MAX_LENGTH} characters. `null`: not recurring."
+)
+
+
+def _known_time_zone(value: Any) -> Any:
+    # Before the enum's own check, whose error would list all ~600 names (11 kB).
+    if not isinstance(value, str):
+        raise ValueError("must be an IANA time zone name (a string), e.g. Europe/Berlin or UTC")
+    return check_time_zone(value)
+
+
+# The IANA time zones of the locked `tzdata` package: an enum, so the OpenAPI document (and a
+# generated client) lists the accepted names.
+_TimeZoneEnum = StrEnum("TimeZone", [(name, name) for name in TIME_ZONES])  # type: ignore[misc]
+if TYPE_CHECKING:
+    TimeZone = str
+else:
+    TimeZone = Annotated[_TimeZoneEnum, BeforeValidator(_known_time_zone)]
+TIME_ZONE_DESCRIPTION = (
+    "IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): the rule's local "
+    "clock, so a task due at 09:00 there stays at 09:00 across daylight-saving changes."
+)
+
+
+class MinutesBeforeDue(BaseModel):
+    """Remind this many minutes before the due date (0: at it). Needs a due date."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    minutes_before_due: JsonInt = Field(ge=0, le=MINUTES_BEFORE_DUE_MAX, examples=[30])
+
+
+class ReminderAt(BaseModel):
+    """Remind at this instant. On a recurring task, the next occurrence's reminder is moved
+    with its due date (the same distance before or after it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: Instant = Field(examples=["2026-12-01T08:00:00Z"])
+
+
+class ReminderAtPublic(BaseModel):
+    """Remind at this instant (UTC)."""
+
+    at: UtcDatetime = Field(examples=["2026-12-01T08:00:00Z"])
+
+
+def _unique_reminders(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[Any]:
+    return list(dict.fromkeys(reminders))
+
+
+Reminders = Annotated[
+    list[MinutesBeforeDue | ReminderAt],
+    Field(max_length=REMINDERS_MAX_COUNT),
+    AfterValidator(_unique_reminders),
+]
+REMINDERS_DESCRIPTION = (
+    f'Up to {REMINDERS_MAX_COUNT} reminders, each `{{"minutes_before_due": 0-'
+    f"{MINUTES_BEFORE_DUE_MAX}}}` (up to four weeks before `due_date`, which it needs) or "
+    '`{"at": "<ISO 8601 instant>"}`; duplicates are dropped. Stored and returned; a '
+    "recurring task's next occurrence gets them too, `at` moved with the due date."
+)
+
+
+def reminders_json(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[dict[str, Any]]:
+    """Reminders as stored (JSONB) and returned: `at` in UTC, as `TaskPublic` prints it."""
+    return [reminder.model_dump(mode="json") for reminder in reminders]
+
+
+# A plain string in the MCP tool schema (the REST document lists the ~600 names as an enum, too
+# long for a model's context); the same check.
+TimeZoneName = Annotated[
+    str, StringConstraints(max_length=TIME_ZONE_MAX_LENGTH), AfterValidator(check_time_zone)
+]
+
+
+def is_overdue(completed: bool, due_date: datetime | None, now: datetime) -> bool:
+    """The rule behind `is_overdue`: not completed and due before `now`."""
+    return not completed and due_date is not None and due_date < now
+
+
+class TaskStatus(StrEnum):
+    all = "all"
+    pending = "pending"
+    completed = "completed"
+
+
+class TaskSort(StrEnum):
+    created = "created"
+    updated = "updated"
+    title = "title"  # type: ignore[assignment]  # shadows str.title; the API value is "title"
+    due_date = "due_date"
+    priority = "priority"
+
+
+class SortOrder(StrEnum):
+    asc = "asc"
+    desc = "desc"
