@@ -21,23 +21,26 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.events.sinks import event_body
-from backend.models.task import READ_ONLY_FIELDS, TaskCreate
-from backend.services.tasks import _SUCCESSOR
+from backend.models import task_fields
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 
 # --- The field declaration: the one place this test learns which columns are which. ---------
 
 # Server-owned columns: accepted and dropped on input (`version` is refused: it is no field).
-READ_ONLY = READ_ONLY_FIELDS | {"version"}
-# What a client writes: the create body's fields.
-WRITABLE = frozenset(TaskCreate.model_fields)
+READ_ONLY = task_fields.READ_ONLY | {"version"}
+# What a client writes.
+WRITABLE = frozenset(task_fields.WRITABLE)
 # What the next occurrence of a recurring task takes from the completed one.
-COPIED_TO_SUCCESSOR = frozenset(_SUCCESSOR._select_names) & WRITABLE
+COPIED_TO_SUCCESSOR = frozenset(task_fields.COPIED_TO_SUCCESSOR) & WRITABLE
 # ---------------------------------------------------------------------------------------------
 
-# Copied, but computed: the successor is due at the occurrence after its predecessor.
-SUCCESSOR_RESCHEDULES = {"due_date"}
+# Moved by the schedule, not copied (backend/services/tasks.py, `_MOVED`): the successor is due
+# at its predecessor's `next_due_date`, and a relative reminder moves with it unchanged.
+SUCCESSOR_MOVES: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+    "due_date": lambda before, _: before["next_due_date"],
+    "reminders": lambda _, value: value,
+}
 # The only fields bulk operations set (`BulkOperation`, backend/models/task_ops.py).
 BULK_SETTABLE = {"completed", "priority", "tags"}
 # add_task/update_task take no `completed`: an agent completes with complete_task/reopen_task,
@@ -235,7 +238,8 @@ def test_every_column_is_declared(columns: dict[str, ColumnInfo]) -> None:
     missing = WRITABLE - set(columns)
     assert not missing, f"declared writable but not a column of tasks: {missing}"
     assert not WRITABLE & READ_ONLY, WRITABLE & READ_ONLY
-    assert BULK_SETTABLE <= WRITABLE and SUCCESSOR_RESCHEDULES <= COPIED_TO_SUCCESSOR
+    assert BULK_SETTABLE <= WRITABLE
+    assert set(SUCCESSOR_MOVES) <= WRITABLE - COPIED_TO_SUCCESSOR
 
 
 def test_every_writable_column_gets_values(columns: dict[str, ColumnInfo]) -> None:
@@ -341,8 +345,8 @@ def door_successor(
         return before, successor_id
 
     before, successor_id = successor_of({column.name: values.v1})
-    if column.name in SUCCESSOR_RESCHEDULES:
-        return successor_id, before["next_due_date"]
+    if column.name in SUCCESSOR_MOVES:
+        return successor_id, SUCCESSOR_MOVES[column.name](before, values.v1)
     if column.name in COPIED_TO_SUCCESSOR:
         return successor_id, values.v1
     _, control_id = successor_of({})
