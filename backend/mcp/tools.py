@@ -4,8 +4,9 @@ The five tools of the published contract (`add_task`, `list_tasks`, `complete_ta
 `delete_task`, `update_task`) keep its names, parameters and result shapes; the rest
 (`get_task`, `reopen_task`, `task_stats`, and the optional arguments) let an agent do what the
 REST API does. Arguments are validated with the REST schemas' own field types (`Title`,
-`Description`, `Instant`, `Tags`, `Priority`, the task id bounds), so the same input gets the
-same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls `work.tasks`,
+`Description`, `Instant`, `Tags`, `Priority`, the task id bounds) and `list_tasks` with the
+listing contract REST's query string uses (`backend.contracts.task_listing`), so the same input
+gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls `work.tasks`,
 the service behind the REST routes.
 
 `user_id` is accepted because agents written for the contract send it. It never selects whose
@@ -28,6 +29,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StrictInt,
     StringConstraints,
@@ -35,8 +37,17 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from backend.api.routes.tasks import DEFAULT_LIMIT, MAX_FILTER_VALUES, MAX_LIMIT, SearchTerm
 from backend.auth.tokens import MAX_SUBJECT_LENGTH
+from backend.contracts.task_listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    DueBound,
+    PageLimit,
+    PriorityFilter,
+    SearchTerm,
+    TagFilter,
+    listing_query,
+)
 from backend.models import (
     Priority,
     SortOrder,
@@ -53,13 +64,12 @@ from backend.models.task import (
     Instant,
     Recurrence,
     Reminders,
-    Tag,
     Tags,
     Title,
 )
 from backend.models.task_ops import TaskStatsPublic
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONE_MAX_LENGTH, check_time_zone
-from backend.services.task_listing import TaskFilters, TaskListQuery
+from backend.services.task_listing import TaskListQuery
 from backend.services.unit_of_work import UnitOfWork
 
 USER_ID_DESCRIPTION = (
@@ -190,16 +200,16 @@ class ListTasksArguments(_Arguments):
     search: SearchTerm | None = Field(
         default=None, description="Case-insensitive text in the title or description."
     )
-    priority: Annotated[
-        list[Priority], BeforeValidator(_as_list), Field(max_length=MAX_FILTER_VALUES)
-    ] = Field(default_factory=list, description="Any of these priorities.")
-    tag: Annotated[list[Tag], BeforeValidator(_as_list), Field(max_length=MAX_FILTER_VALUES)] = (
-        Field(default_factory=list, description="Has all of these tags.")
+    priority: Annotated[PriorityFilter, BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Any of these priorities."
     )
-    due_before: Instant | None = Field(
+    tag: Annotated[TagFilter, BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Has all of these tags."
+    )
+    due_before: DueBound | None = Field(
         default=None, description=f"Due strictly before this. {DUE_DATE_DESCRIPTION}"
     )
-    due_after: Instant | None = Field(
+    due_after: DueBound | None = Field(
         default=None, description=f"Due at or after this. {DUE_DATE_DESCRIPTION}"
     )
     overdue: StrictBool | None = Field(
@@ -216,22 +226,24 @@ class ListTasksArguments(_Arguments):
     order: SortOrder | None = Field(
         default=None, description="asc or desc, overriding the sort's default direction."
     )
-    limit: Annotated[StrictInt, Field(ge=1, le=MAX_LIMIT)] = Field(
+    limit: Annotated[PageLimit, Strict()] = Field(
         default=DEFAULT_LIMIT, description=f"At most this many tasks (1-{MAX_LIMIT})."
     )
 
     def query(self) -> TaskListQuery:
-        filters = TaskFilters(
+        return listing_query(
             status=self.status,
-            priorities=tuple(self.priority),
-            tags=tuple(self.tag),
+            priorities=self.priority,
+            tags=self.tag,
             due_before=self.due_before,
             due_after=self.due_after,
             overdue=self.overdue,
-            q=self.search,
+            search=self.search,
             recurring=self.recurring,
+            sort=self.sort,
+            order=self.order,
+            limit=self.limit,
         )
-        return TaskListQuery(filters=filters, sort=self.sort, order=self.order, limit=self.limit)
 
 
 class TaskChange(BaseModel):

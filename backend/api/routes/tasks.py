@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -33,8 +33,17 @@ from backend.api.responses import (
     ok,
     rate_limited,
 )
+from backend.contracts.task_listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    DueBound,
+    PageLimit,
+    PriorityFilter,
+    SearchTerm,
+    TagFilter,
+    listing_query,
+)
 from backend.models import (
-    Priority,
     SortOrder,
     TaskCompletion,
     TaskCreate,
@@ -45,7 +54,7 @@ from backend.models import (
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.common import DecimalDigits, StorableText
+from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     BulkResponseEnvelope,
     ClearedCompletedEnvelope,
@@ -55,7 +64,7 @@ from backend.models.envelopes import (
     TaskOccurrencesEnvelope,
     TaskStatsEnvelope,
 )
-from backend.models.task import TASK_ID_MAX, Instant, Tag
+from backend.models.task import TASK_ID_MAX, Instant
 from backend.models.task_ops import (
     OCCURRENCES_MAX,
     BulkRequest,
@@ -65,12 +74,7 @@ from backend.models.task_ops import (
     TaskOccurrences,
     TaskStatsPublic,
 )
-from backend.models.text import nfc
-from backend.services.task_listing import TaskFilters, TaskListQuery
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 500
-MAX_FILTER_VALUES = 10
+from backend.services.task_listing import TaskListQuery
 
 # The fixed paths under /api/tasks, which `/{task_id}` must not claim.
 FIXED_PATHS = frozenset({"stats", "bulk", "completed", "changes"})
@@ -99,13 +103,6 @@ TaskId = Annotated[
 _CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
 # What a creating route may refuse: a key in use or reused, besides the usual.
 _IDEMPOTENT_EXAMPLES = (KEY_IN_USE, CONFLICT, VALIDATION, KEY_MISMATCH)
-# In NFC, as titles and descriptions are stored: a decomposed "é" finds the stored one.
-SearchTerm = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=200),
-    StorableText,
-    AfterValidator(nfc),
-]
 
 
 def _one(task: TaskRow, response: Response) -> TaskEnvelope:
@@ -123,24 +120,22 @@ class ListParams(BaseModel):
     status: TaskStatus = Field(
         default=TaskStatus.all, description="Filter by completion state.", examples=["pending"]
     )
-    priority: list[Priority] = Field(
+    priority: PriorityFilter = Field(
         default_factory=list,
-        max_length=MAX_FILTER_VALUES,
         description="Any of these priorities (repeatable).",
         examples=[["high", "medium"]],
     )
-    tag: list[Tag] = Field(
+    tag: TagFilter = Field(
         default_factory=list,
-        max_length=MAX_FILTER_VALUES,
         description="Has all of these tags (repeatable).",
         examples=[["work"]],
     )
-    due_before: Instant | None = Field(
+    due_before: DueBound | None = Field(
         default=None,
         description="Due strictly before this instant or date.",
         examples=["2026-12-01"],
     )
-    due_after: Instant | None = Field(
+    due_after: DueBound | None = Field(
         default=None,
         description="Due at or after this instant or date.",
         examples=["2026-11-22T00:00:00Z"],
@@ -174,10 +169,8 @@ class ListParams(BaseModel):
     order: SortOrder | None = Field(
         default=None, description="Overrides the sort key's default direction.", examples=["asc"]
     )
-    limit: Annotated[int, DecimalDigits] = Field(
+    limit: Annotated[PageLimit, DecimalDigits] = Field(
         default=DEFAULT_LIMIT,
-        ge=1,
-        le=MAX_LIMIT,
         description=f"Page size, 1-{MAX_LIMIT}.",
         examples=[50],
     )
@@ -193,19 +186,16 @@ class ListParams(BaseModel):
     )
 
     def query(self) -> TaskListQuery:
-        filters = TaskFilters(
+        return listing_query(
             status=self.status,
-            priorities=tuple(self.priority),
-            tags=tuple(self.tag),
+            priorities=self.priority,
+            tags=self.tag,
             due_before=self.due_before,
             due_after=self.due_after,
             overdue=self.overdue,
-            q=self.q,
+            search=self.q,
             updated_since=self.updated_since,
             recurring=self.recurring,
-        )
-        return TaskListQuery(
-            filters=filters,
             sort=self.sort,
             order=self.order,
             limit=self.limit,
