@@ -4,10 +4,10 @@ The five tools of the published contract (`add_task`, `list_tasks`, `complete_ta
 `delete_task`, `update_task`) keep its names, parameters and result shapes; the rest
 (`get_task`, `reopen_task`, `task_stats`, and the optional arguments) let an agent do what the
 REST API does. Arguments are validated with the REST schemas' own field types (`Title`,
-`Description`, `Instant`, `Tags`, `Priority`, the task id bounds) and `list_tasks` with the
-listing contract REST's query string uses (`backend.contracts.task_listing`), so the same input
-gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls `work.tasks`,
-the service behind the REST routes.
+`Description`, `Instant`, `Tags`, `Priority`) and with `backend.contracts` (the task and user
+id bounds; `list_tasks` with the listing contract REST's query string uses), so the same input
+gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls
+`work.tasks`, the service behind the REST routes.
 
 `user_id` is accepted because agents written for the contract send it. It never selects whose
 tasks are touched: `backend.mcp.server` refuses a `user_id` other than the caller's with the
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
@@ -37,7 +37,6 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from backend.auth.tokens import MAX_SUBJECT_LENGTH
 from backend.contracts.task_listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -47,6 +46,13 @@ from backend.contracts.task_listing import (
     SearchTerm,
     TagFilter,
     listing_query,
+)
+from backend.contracts.tasks import (
+    TASK_ID_MAX,
+    TASK_ID_MIN,
+    USER_ID_MAX_LENGTH,
+    USER_ID_MIN_LENGTH,
+    stats_public,
 )
 from backend.models import (
     Priority,
@@ -59,7 +65,6 @@ from backend.models import (
 )
 from backend.models.common import StorableText
 from backend.models.task import (
-    TASK_ID_MAX,
     Description,
     Instant,
     Recurrence,
@@ -99,12 +104,18 @@ TimeZoneName = Annotated[
 ]
 
 UserId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_LENGTH), StorableText
+    str,
+    StringConstraints(min_length=USER_ID_MIN_LENGTH, max_length=USER_ID_MAX_LENGTH),
+    StorableText,
 ]
 # Strict: JSON integers only (no "42", 42.0 or true), within the REST path parameter's bounds.
 TaskId = Annotated[
     StrictInt,
-    Field(ge=1, le=TASK_ID_MAX, description="The task's id, as add_task or list_tasks gave it."),
+    Field(
+        ge=TASK_ID_MIN,
+        le=TASK_ID_MAX,
+        description="The task's id, as add_task or list_tasks gave it.",
+    ),
 ]
 
 
@@ -422,7 +433,7 @@ def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
 
 
 def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:
-    return TaskStatsPublic.model_validate(asdict(work.tasks.stats()))
+    return stats_public(work.tasks.stats())
 
 
 TOOLS: tuple[Tool[Any], ...] = (

@@ -3,7 +3,7 @@ the envelope."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
@@ -43,6 +43,7 @@ from backend.contracts.task_listing import (
     TagFilter,
     listing_query,
 )
+from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, stats_public
 from backend.models import (
     SortOrder,
     TaskCompletion,
@@ -64,7 +65,7 @@ from backend.models.envelopes import (
     TaskOccurrencesEnvelope,
     TaskStatsEnvelope,
 )
-from backend.models.task import TASK_ID_MAX, Instant
+from backend.models.task import Instant
 from backend.models.task_ops import (
     OCCURRENCES_MAX,
     BulkRequest,
@@ -72,7 +73,6 @@ from backend.models.task_ops import (
     BulkResult,
     ClearedCompleted,
     TaskOccurrences,
-    TaskStatsPublic,
 )
 from backend.services.task_listing import TaskListQuery
 
@@ -97,7 +97,9 @@ router = APIRouter(
 )
 
 TaskId = Annotated[
-    int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42]), DecimalDigits
+    int,
+    Path(ge=TASK_ID_MIN, le=TASK_ID_MAX, description="The task's id.", examples=[42]),
+    DecimalDigits,
 ]
 # The 200 of every route that changes one task: the new state and its new ETag.
 _CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
@@ -291,7 +293,7 @@ def create_task(
 )
 def task_stats(door: Door) -> TaskStatsEnvelope:
     stats = door.tasks.stats()
-    return TaskStatsEnvelope(data=TaskStatsPublic.model_validate(asdict(stats)))
+    return TaskStatsEnvelope(data=stats_public(stats))
 
 
 @router.post(
