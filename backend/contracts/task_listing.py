@@ -22,6 +22,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 # Per repeatable filter (priorities, tags): bounds the statement a listing builds.
 MAX_FILTER_VALUES = 10
+FilterValuesBound = Field(max_length=MAX_FILTER_VALUES)
 SEARCH_MAX_LENGTH = 200
 
 # In NFC, as titles and descriptions are stored: a decomposed "é" finds the stored one.
@@ -32,9 +33,9 @@ SearchTerm = Annotated[
     AfterValidator(nfc),
 ]
 # Any of these priorities.
-PriorityFilter = Annotated[list[Priority], Field(max_length=MAX_FILTER_VALUES)]
+PriorityFilter = Annotated[list[Priority], FilterValuesBound]
 # All of these tags, each normalized as a stored tag is.
-TagFilter = Annotated[list[Tag], Field(max_length=MAX_FILTER_VALUES)]
+TagFilter = Annotated[list[Tag], FilterValuesBound]
 # A bound of a due-date range: `due_before` is exclusive, `due_after` inclusive.
 DueBound = Instant
 # The page size; each transport adds how an integer arrives (digits, or a strict JSON integer).

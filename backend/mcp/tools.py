@@ -41,10 +41,9 @@ from backend.contracts.task_listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     DueBound,
+    FilterValuesBound,
     PageLimit,
-    PriorityFilter,
     SearchTerm,
-    TagFilter,
     listing_query,
 )
 from backend.contracts.tasks import (
@@ -69,6 +68,7 @@ from backend.models.task import (
     Instant,
     Recurrence,
     Reminders,
+    Tag,
     Tags,
     Title,
 )
@@ -211,10 +211,12 @@ class ListTasksArguments(_Arguments):
     search: SearchTerm | None = Field(
         default=None, description="Case-insensitive text in the title or description."
     )
-    priority: Annotated[PriorityFilter, BeforeValidator(_as_list)] = Field(
+    # The bound after `_as_list`, so it counts the list a bare value became (and words its
+    # refusal as the published tool always has).
+    priority: Annotated[list[Priority], BeforeValidator(_as_list), FilterValuesBound] = Field(
         default_factory=list, description="Any of these priorities."
     )
-    tag: Annotated[TagFilter, BeforeValidator(_as_list)] = Field(
+    tag: Annotated[list[Tag], BeforeValidator(_as_list), FilterValuesBound] = Field(
         default_factory=list, description="Has all of these tags."
     )
     due_before: DueBound | None = Field(
