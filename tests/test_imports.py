@@ -20,8 +20,15 @@ BACKEND = ROOT / "backend"
 # The web framework and what only it needs; the domain must run without them (worker,
 # scripts, MCP over stdio, services in tests).
 WEB_PACKAGES = ("fastapi", "starlette", "asgi_correlation_id")
-# The domain: errors, models, services and the recurrence rules.
-DOMAIN = ("errors.py", "recurrence.py", "models/**/*.py", "services/**/*.py")
+# The domain: errors, models, services, the recurrence rules, and the argument contracts REST
+# and MCP share.
+DOMAIN = (
+    "errors.py",
+    "recurrence.py",
+    "models/**/*.py",
+    "services/**/*.py",
+    "contracts/**/*.py",
+)
 
 
 def module_name(path: Path) -> str:
@@ -51,7 +58,12 @@ def web_modules_loaded(modules: list[str]) -> list[str]:
 
 def test_domain_modules_load_no_web_framework() -> None:
     modules = domain_modules()
-    assert {"backend.errors", "backend.services.tasks", "backend.models.task"} <= set(modules)
+    assert {
+        "backend.errors",
+        "backend.services.tasks",
+        "backend.models.task",
+        "backend.contracts.task_listing",
+    } <= set(modules)
     # One interpreter for all: importing fewer modules cannot load more.
     if not web_modules_loaded(modules):
         return
@@ -176,3 +188,93 @@ def test_cycle_finder_finds_cycles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
     assert cycles(graph) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+# -- MCP and the REST layer ---------------------------------------------------------------------
+
+# What MCP's transports still take from backend/api/: the bearer check (`door.authenticate`) and
+# the exception -> error mapping (`errors.describe`, `ErrorParts`, `error_response`), so both
+# transports answer alike. Argument schemas are never among them: what REST and MCP both accept
+# lives in backend/contracts/. This set may only shrink.
+MCP_TRANSPORT_GLUE = {
+    ("backend.mcp.errors", "backend.api.errors"),
+    ("backend.mcp.http", "backend.api.door"),
+    ("backend.mcp.http", "backend.api.errors"),
+    ("backend.mcp.server", "backend.api.errors"),
+    ("backend.mcp.stdio", "backend.api.door"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` names in an import statement, anywhere in it (functions and
+    `if TYPE_CHECKING:` blocks too), relative imports resolved, `from a import b` as `a.b`."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return names_imported(path.read_text(), package)
+
+
+def names_imported(source: str, package: str) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = parts[: len(parts) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_mcp_takes_no_argument_schema_from_the_rest_layer() -> None:
+    uses = set()
+    for path in sorted((BACKEND / "mcp").rglob("*.py")):
+        for target in imported_modules(path):
+            if _under(target, "backend.api"):
+                # `from backend.api.errors import describe` names both; count the module.
+                module = target if (ROOT / (target.replace(".", "/") + ".py")).exists() else None
+                uses.add((module_name(path), module or target.rpartition(".")[0]))
+    assert ("backend.mcp.tools", "backend.api.routes.tasks") not in uses
+    new = uses - MCP_TRANSPORT_GLUE
+    assert not new, (
+        "backend/mcp/ imports from backend/api/ (put what both transports accept in "
+        f"backend/contracts/): {sorted(new)}"
+    )
+    assert uses == MCP_TRANSPORT_GLUE, (
+        f"no longer imported, drop from MCP_TRANSPORT_GLUE: {sorted(MCP_TRANSPORT_GLUE - uses)}"
+    )
+
+
+def test_contracts_import_no_web_framework() -> None:
+    for path in sorted((BACKEND / "contracts").rglob("*.py")):
+        web = {
+            target
+            for target in imported_modules(path)
+            if any(_under(target, package) for package in (*WEB_PACKAGES, "backend.api"))
+        }
+        assert not web, f"{module_name(path)} imports {sorted(web)}"
+
+
+def test_import_scan_sees_every_kind_of_import() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "import backend.api.door\n"
+        "from .errors import envelope\n"
+        "if TYPE_CHECKING:\n"
+        "    from backend.api import responses\n"
+        "def later():\n"
+        "    from backend.api.routes.tasks import ListParams\n"
+    )
+    assert {
+        "backend.api.door",
+        "backend.mcp.errors",
+        "backend.api.responses",
+        "backend.api.routes.tasks",
+    } <= names_imported(source, "backend.mcp")

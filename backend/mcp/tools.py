@@ -4,9 +4,10 @@ The five tools of the published contract (`add_task`, `list_tasks`, `complete_ta
 `delete_task`, `update_task`) keep its names, parameters and result shapes; the rest
 (`get_task`, `reopen_task`, `task_stats`, and the optional arguments) let an agent do what the
 REST API does. Arguments are validated with the REST schemas' own field types (`Title`,
-`Description`, `Instant`, `Tags`, `Priority`, the task id bounds), so the same input gets the
-same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls `work.tasks`,
-the service behind the REST routes.
+`Description`, `Instant`, `Tags`, `Priority`) and with `backend.contracts` (the task and user
+id bounds; `list_tasks` with the listing contract REST's query string uses), so the same input
+gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls
+`work.tasks`, the service behind the REST routes.
 
 `user_id` is accepted because agents written for the contract send it. It never selects whose
 tasks are touched: `backend.mcp.server` refuses a `user_id` other than the caller's with the
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, Self, TypeVar
 
@@ -27,6 +28,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StrictInt,
     StringConstraints,
@@ -34,8 +36,22 @@ from pydantic import (
     model_validator,
 )
 
-from backend.api.routes.tasks import DEFAULT_LIMIT, MAX_FILTER_VALUES, MAX_LIMIT, SearchTerm
-from backend.auth.tokens import MAX_SUBJECT_LENGTH
+from backend.contracts.task_listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    DueBound,
+    FilterValuesBound,
+    PageLimit,
+    SearchTerm,
+    listing_query,
+)
+from backend.contracts.tasks import (
+    TASK_ID_MAX,
+    TASK_ID_MIN,
+    USER_ID_MAX_LENGTH,
+    USER_ID_MIN_LENGTH,
+    stats_public,
+)
 from backend.models import (
     Priority,
     SortOrder,
@@ -47,8 +63,6 @@ from backend.models import (
 )
 from backend.models.common import StorableText
 from backend.models.task import (
-    TASK_ID_MAX,
-    Instant,
     Tag,
     create_field,
     patch_field,
@@ -62,7 +76,7 @@ from backend.models.task_fields import (
 )
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_ops import TaskStatsPublic
-from backend.services.task_listing import TaskFilters, TaskListQuery
+from backend.services.task_listing import TaskListQuery
 from backend.services.unit_of_work import UnitOfWork
 
 USER_ID_DESCRIPTION = (
@@ -70,12 +84,18 @@ USER_ID_DESCRIPTION = (
     "Any other id is refused as not found."
 )
 UserId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_LENGTH), StorableText
+    str,
+    StringConstraints(min_length=USER_ID_MIN_LENGTH, max_length=USER_ID_MAX_LENGTH),
+    StorableText,
 ]
 # Strict: JSON integers only (no "42", 42.0 or true), within the REST path parameter's bounds.
 TaskId = Annotated[
     StrictInt,
-    Field(ge=1, le=TASK_ID_MAX, description="The task's id, as add_task or list_tasks gave it."),
+    Field(
+        ge=TASK_ID_MIN,
+        le=TASK_ID_MAX,
+        description="The task's id, as add_task or list_tasks gave it.",
+    ),
 ]
 
 
@@ -158,16 +178,18 @@ class ListTasksArguments(_Arguments):
     search: SearchTerm | None = Field(
         default=None, description="Case-insensitive text in the title or description."
     )
-    priority: Annotated[
-        list[Priority], BeforeValidator(_as_list), Field(max_length=MAX_FILTER_VALUES)
-    ] = Field(default_factory=list, description="Any of these priorities.")
-    tag: Annotated[list[Tag], BeforeValidator(_as_list), Field(max_length=MAX_FILTER_VALUES)] = (
-        Field(default_factory=list, description="Has all of these tags.")
+    # The bound after `_as_list`, so it counts the list a bare value became (and words its
+    # refusal as the published tool always has).
+    priority: Annotated[list[Priority], BeforeValidator(_as_list), FilterValuesBound] = Field(
+        default_factory=list, description="Any of these priorities."
     )
-    due_before: Instant | None = Field(
+    tag: Annotated[list[Tag], BeforeValidator(_as_list), FilterValuesBound] = Field(
+        default_factory=list, description="Has all of these tags."
+    )
+    due_before: DueBound | None = Field(
         default=None, description=f"Due strictly before this. {DUE_DATE_DESCRIPTION}"
     )
-    due_after: Instant | None = Field(
+    due_after: DueBound | None = Field(
         default=None, description=f"Due at or after this. {DUE_DATE_DESCRIPTION}"
     )
     overdue: StrictBool | None = Field(
@@ -184,22 +206,24 @@ class ListTasksArguments(_Arguments):
     order: SortOrder | None = Field(
         default=None, description="asc or desc, overriding the sort's default direction."
     )
-    limit: Annotated[StrictInt, Field(ge=1, le=MAX_LIMIT)] = Field(
+    limit: Annotated[PageLimit, Strict()] = Field(
         default=DEFAULT_LIMIT, description=f"At most this many tasks (1-{MAX_LIMIT})."
     )
 
     def query(self) -> TaskListQuery:
-        filters = TaskFilters(
+        return listing_query(
             status=self.status,
-            priorities=tuple(self.priority),
-            tags=tuple(self.tag),
+            priorities=self.priority,
+            tags=self.tag,
             due_before=self.due_before,
             due_after=self.due_after,
             overdue=self.overdue,
-            q=self.search,
+            search=self.search,
             recurring=self.recurring,
+            sort=self.sort,
+            order=self.order,
+            limit=self.limit,
         )
-        return TaskListQuery(filters=filters, sort=self.sort, order=self.order, limit=self.limit)
 
 
 class TaskChange(BaseModel):
@@ -378,7 +402,7 @@ def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
 
 
 def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:
-    return TaskStatsPublic.model_validate(asdict(work.tasks.stats()))
+    return stats_public(work.tasks.stats())
 
 
 TOOLS: tuple[Tool[Any], ...] = (

@@ -3,11 +3,11 @@ the envelope."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -33,8 +33,18 @@ from backend.api.responses import (
     ok,
     rate_limited,
 )
+from backend.contracts.task_listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    DueBound,
+    PageLimit,
+    PriorityFilter,
+    SearchTerm,
+    TagFilter,
+    listing_query,
+)
+from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, stats_public
 from backend.models import (
-    Priority,
     SortOrder,
     TaskCompletion,
     TaskCreate,
@@ -45,7 +55,7 @@ from backend.models import (
     TaskStatus,
     TaskUpdate,
 )
-from backend.models.common import DecimalDigits, StorableText
+from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     BulkResponseEnvelope,
     ClearedCompletedEnvelope,
@@ -55,7 +65,7 @@ from backend.models.envelopes import (
     TaskOccurrencesEnvelope,
     TaskStatsEnvelope,
 )
-from backend.models.task import TASK_ID_MAX, Instant, Tag
+from backend.models.task import Instant
 from backend.models.task_ops import (
     OCCURRENCES_MAX,
     BulkRequest,
@@ -63,14 +73,8 @@ from backend.models.task_ops import (
     BulkResult,
     ClearedCompleted,
     TaskOccurrences,
-    TaskStatsPublic,
 )
-from backend.models.text import nfc
-from backend.services.task_listing import TaskFilters, TaskListQuery
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 500
-MAX_FILTER_VALUES = 10
+from backend.services.task_listing import TaskListQuery
 
 # The fixed paths under /api/tasks, which `/{task_id}` must not claim.
 FIXED_PATHS = frozenset({"stats", "bulk", "completed", "changes"})
@@ -93,19 +97,14 @@ router = APIRouter(
 )
 
 TaskId = Annotated[
-    int, Path(ge=1, le=TASK_ID_MAX, description="The task's id.", examples=[42]), DecimalDigits
+    int,
+    Path(ge=TASK_ID_MIN, le=TASK_ID_MAX, description="The task's id.", examples=[42]),
+    DecimalDigits,
 ]
 # The 200 of every route that changes one task: the new state and its new ETag.
 _CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
 # What a creating route may refuse: a key in use or reused, besides the usual.
 _IDEMPOTENT_EXAMPLES = (KEY_IN_USE, CONFLICT, VALIDATION, KEY_MISMATCH)
-# In NFC, as titles and descriptions are stored: a decomposed "é" finds the stored one.
-SearchTerm = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=200),
-    StorableText,
-    AfterValidator(nfc),
-]
 
 
 def _one(task: TaskRow, response: Response) -> TaskEnvelope:
@@ -123,24 +122,22 @@ class ListParams(BaseModel):
     status: TaskStatus = Field(
         default=TaskStatus.all, description="Filter by completion state.", examples=["pending"]
     )
-    priority: list[Priority] = Field(
+    priority: PriorityFilter = Field(
         default_factory=list,
-        max_length=MAX_FILTER_VALUES,
         description="Any of these priorities (repeatable).",
         examples=[["high", "medium"]],
     )
-    tag: list[Tag] = Field(
+    tag: TagFilter = Field(
         default_factory=list,
-        max_length=MAX_FILTER_VALUES,
         description="Has all of these tags (repeatable).",
         examples=[["work"]],
     )
-    due_before: Instant | None = Field(
+    due_before: DueBound | None = Field(
         default=None,
         description="Due strictly before this instant or date.",
         examples=["2026-12-01"],
     )
-    due_after: Instant | None = Field(
+    due_after: DueBound | None = Field(
         default=None,
         description="Due at or after this instant or date.",
         examples=["2026-11-22T00:00:00Z"],
@@ -174,10 +171,8 @@ class ListParams(BaseModel):
     order: SortOrder | None = Field(
         default=None, description="Overrides the sort key's default direction.", examples=["asc"]
     )
-    limit: Annotated[int, DecimalDigits] = Field(
+    limit: Annotated[PageLimit, DecimalDigits] = Field(
         default=DEFAULT_LIMIT,
-        ge=1,
-        le=MAX_LIMIT,
         description=f"Page size, 1-{MAX_LIMIT}.",
         examples=[50],
     )
@@ -193,19 +188,16 @@ class ListParams(BaseModel):
     )
 
     def query(self) -> TaskListQuery:
-        filters = TaskFilters(
+        return listing_query(
             status=self.status,
-            priorities=tuple(self.priority),
-            tags=tuple(self.tag),
+            priorities=self.priority,
+            tags=self.tag,
             due_before=self.due_before,
             due_after=self.due_after,
             overdue=self.overdue,
-            q=self.q,
+            search=self.q,
             updated_since=self.updated_since,
             recurring=self.recurring,
-        )
-        return TaskListQuery(
-            filters=filters,
             sort=self.sort,
             order=self.order,
             limit=self.limit,
@@ -301,7 +293,7 @@ def create_task(
 )
 def task_stats(door: Door) -> TaskStatsEnvelope:
     stats = door.tasks.stats()
-    return TaskStatsEnvelope(data=TaskStatsPublic.model_validate(asdict(stats)))
+    return TaskStatsEnvelope(data=stats_public(stats))
 
 
 @router.post(

@@ -21,9 +21,9 @@ from fastapi.routing import APIRoute
 from backend.api.responses import EXAMPLES, TASK_NOT_FOUND, ErrorExample, errors
 from backend.api.routes import changes, tasks
 from backend.api.routes.tasks import TaskRoute
+from backend.contracts.tasks import USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.errors import NotFound
 from backend.models.common import StorableText
-from backend.models.user import USER_ID_MAX_LENGTH
 from backend.services.unit_of_work import UnitOfWork
 
 PREFIX = "/api/{user_id}/tasks"
@@ -48,7 +48,7 @@ OPERATION_IDS = {
 UserId = Annotated[
     str,
     Path(
-        min_length=1,
+        min_length=USER_ID_MIN_LENGTH,
         max_length=USER_ID_MAX_LENGTH,
         description="The caller's user id (the token's `sub`). Any other id answers 404 "
         "`Task not found`, as for a task that does not exist.",
