@@ -1,8 +1,8 @@
 """The domain's error family: what went wrong, as plain data (status, code, message, headers).
 
 Services raise `AppError` subclasses. This module imports no web framework, so a service, the
-worker or a script can raise them without loading FastAPI; the HTTP mapping (handlers, the
-envelope, framework and database errors) is `backend/api/errors.py`.
+worker or a script can raise them without loading FastAPI. Any exception's envelope parts:
+`backend/error_mapping.py` (every transport); the HTTP handlers: `backend/api/errors.py`.
 """
 
 from __future__ import annotations

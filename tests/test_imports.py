@@ -20,10 +20,12 @@ BACKEND = ROOT / "backend"
 # The web framework and what only it needs; the domain must run without them (worker,
 # scripts, MCP over stdio, services in tests).
 WEB_PACKAGES = ("fastapi", "starlette", "asgi_correlation_id")
-# The domain: errors, models, services, the recurrence rules, and the argument contracts REST
-# and MCP share.
+# The domain: errors and their mapping, models, services, the recurrence rules, the argument
+# contracts REST and MCP share, and the bearer check.
 DOMAIN = (
     "errors.py",
+    "error_mapping.py",
+    "auth/bearer.py",
     "recurrence.py",
     "models/**/*.py",
     "services/**/*.py",
@@ -192,18 +194,6 @@ def test_cycle_finder_finds_cycles() -> None:
 
 # -- MCP and the REST layer ---------------------------------------------------------------------
 
-# What MCP's transports still take from backend/api/: the bearer check (`door.authenticate`) and
-# the exception -> error mapping (`errors.describe`, `ErrorParts`, `error_response`), so both
-# transports answer alike. Argument schemas are never among them: what REST and MCP both accept
-# lives in backend/contracts/. This set may only shrink.
-MCP_TRANSPORT_GLUE = {
-    ("backend.mcp.errors", "backend.api.errors"),
-    ("backend.mcp.http", "backend.api.door"),
-    ("backend.mcp.http", "backend.api.errors"),
-    ("backend.mcp.server", "backend.api.errors"),
-    ("backend.mcp.stdio", "backend.api.door"),
-}
-
 
 def imported_modules(path: Path) -> set[str]:
     """Every module `path` names in an import statement, anywhere in it (functions and
@@ -233,23 +223,17 @@ def _under(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
-def test_mcp_takes_no_argument_schema_from_the_rest_layer() -> None:
-    uses = set()
-    for path in sorted((BACKEND / "mcp").rglob("*.py")):
-        for target in imported_modules(path):
-            if _under(target, "backend.api"):
-                # `from backend.api.errors import describe` names both; count the module.
-                module = target if (ROOT / (target.replace(".", "/") + ".py")).exists() else None
-                uses.add((module_name(path), module or target.rpartition(".")[0]))
-    assert ("backend.mcp.tools", "backend.api.routes.tasks") not in uses
-    new = uses - MCP_TRANSPORT_GLUE
-    assert not new, (
-        "backend/mcp/ imports from backend/api/ (put what both transports accept in "
-        f"backend/contracts/): {sorted(new)}"
+def test_mcp_imports_nothing_from_the_rest_layer() -> None:
+    """MCP and REST are two transports over the same services: what both accept lives in
+    backend/contracts/, the bearer check in backend/auth/bearer.py, the error mapping in
+    backend/error_mapping.py."""
+    uses = sorted(
+        (module_name(path), target)
+        for path in sorted((BACKEND / "mcp").rglob("*.py"))
+        for target in imported_modules(path)
+        if _under(target, "backend.api")
     )
-    assert uses == MCP_TRANSPORT_GLUE, (
-        f"no longer imported, drop from MCP_TRANSPORT_GLUE: {sorted(MCP_TRANSPORT_GLUE - uses)}"
-    )
+    assert not uses, f"backend/mcp/ imports from backend/api/: {uses}"
 
 
 def test_contracts_import_no_web_framework() -> None:

@@ -28,10 +28,9 @@ from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
-from backend.auth.tokens import InvalidToken, JwksUnavailable, TokenClaims
-from backend.auth.verifier import TokenVerifier
+from backend.auth.bearer import authenticate
+from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.unit_of_work import UnitOfWork
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
@@ -63,23 +62,6 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-async def authenticate(verifier: TokenVerifier, token: str | None) -> TokenClaims:
-    """A bearer token's claims, or `Unauthorized` (401) / `ServiceUnavailable` (503, the
-    issuer's keys cannot be fetched): the check every way in (REST, MCP) makes."""
-    if token is None:
-        raise Unauthorized("Missing bearer token")
-    try:
-        if verifier.fetches_keys:
-            return await run_in_threadpool(verifier.verify, token)
-        return verifier.verify(token)
-    except InvalidToken:
-        raise Unauthorized("Invalid or expired token") from None
-    except JwksUnavailable:
-        raise ServiceUnavailable(
-            "The token issuer's keys cannot be fetched; retry shortly"
-        ) from None
 
 
 def _unit_of_work(request: Request, response: Response, claims: TokenClaims | None) -> UnitOfWork:

@@ -1,24 +1,22 @@
 """One error family, one envelope: `{"error": {"code", "message", "details"}}`.
 
-The HTTP side of `backend/errors.py`: services raise `AppError` subclasses; framework,
-validation and database errors are mapped here too, so no handler anywhere else builds an
-error body. Nothing internal (tracebacks, SQL, connection strings) ever reaches a response:
-unexpected errors are logged with the request id and answered with a generic 500.
+The HTTP side of `backend/errors.py` and `backend/error_mapping.py`: services raise `AppError`
+subclasses; framework, validation and database errors are mapped to the same envelope here, so
+no handler anywhere else builds an error body. Nothing internal (tracebacks, SQL, connection
+strings) ever reaches a response: unexpected errors are logged with the request id and answered
+with a generic 500.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg2.errors import ForeignKeyViolation, QueryCanceled
-from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
@@ -26,8 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
-from backend.errors import AppError, Conflict, InvalidRequest, ServiceUnavailable, Unauthorized
+from backend.error_mapping import ErrorParts, describe, error_body, validation_details
+from backend.errors import AppError, InvalidRequest
 
 # Logged as `backend.errors`, the name operators' log queries and alerts match on.
 logger = logging.getLogger("backend.errors")
@@ -58,20 +56,8 @@ def error_response(
     details: Sequence[Mapping[str, Any]] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": list(details)}}
+    body = error_body(code, message, details)
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
-
-
-def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    # Only location, message and type: pydantic's `input`/`ctx` may echo large or odd values.
-    return [
-        {
-            "field": ".".join(str(part) for part in err.get("loc", ())) or None,
-            "message": str(err.get("msg", "Invalid value")),
-            "type": str(err.get("type", "value_error")),
-        }
-        for err in errors
-    ]
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -119,85 +105,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             await run_in_threadpool(work.count_refused_write)
         except (AppError, OperationalError, PoolTimeoutError) as refused:
             return respond(describe(refused))
-    return respond(describe(exc))
-
-
-ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
-# Foreign keys from a user's rows to `users`: violated when the caller's account is deleted
-# between the request's account lookup and its write.
-_ACCOUNT_FOREIGN_KEYS = frozenset({"fk_tasks_user_id_users", "fk_idempotency_keys_user_id_users"})
-STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
-NO_ANSWER_MESSAGE = "The database is not answering; retry shortly"
-
-
-@dataclass(frozen=True)
-class ErrorParts:
-    """What a client is told about an exception, whatever the transport (HTTP, MCP)."""
-
-    status: int
-    code: str
-    message: str
-    details: Sequence[Mapping[str, Any]] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def describe(exc: Exception) -> ErrorParts:
-    """The one mapping from an exception to the error envelope's parts. Unexpected errors are
-    logged here (with their traceback) and become a generic 500: nothing internal leaks."""
-    if isinstance(exc, AppError):
-        return ErrorParts(
-            exc.status_code,
-            exc.code,
-            exc.message,
-            exc.details,
-            {**(exc.headers or {}), **exc.extra_headers},
-        )
-    if isinstance(exc, RequestValidationError | ValidationError):
-        details = _validation_details(exc.errors())
-        return ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details)
-    if isinstance(exc, IntegrityError):
-        orig = getattr(exc, "orig", None)
-        if (
-            isinstance(orig, ForeignKeyViolation)
-            and orig.diag.constraint_name in _ACCOUNT_FOREIGN_KEYS
-        ):
-            # The write raced the account's deletion: the token speaks for nobody any more.
-            logger.info("write refused: its account was deleted while the request ran")
-            return ErrorParts(
-                401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers or {}
-            )
-        # A constraint the API's own validation should have caught: report it, never the SQL.
-        logger.warning("integrity error mapped to 409: %s", type(exc.__cause__ or exc).__name__)
-        return ErrorParts(409, Conflict.code, Conflict.message)
-    if isinstance(exc, DataError):
-        logger.warning("data error mapped to 422: %s", type(exc.__cause__ or exc).__name__)
-        return ErrorParts(422, InvalidRequest.code, "A value is out of range or malformed")
-    if isinstance(exc, OperationalError | PoolTimeoutError):
-        return ErrorParts(
-            503,
-            ServiceUnavailable.code,
-            _unavailable_message(exc),
-            headers=ServiceUnavailable.headers or {},
-        )
-    logger.error("unhandled error (request id %s)", correlation_id.get(), exc_info=exc)
-    return ErrorParts(500, AppError.code, AppError.message)
-
-
-def _unavailable_message(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None)
-    # A statement cut by DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014) is an OperationalError too;
-    # nothing was written (its transaction rolled back), so a retry is safe.
-    if isinstance(orig, QueryCanceled):
-        logger.warning("statement cancelled by the statement timeout")
-        return STATEMENT_TIMEOUT_MESSAGE
-    if isinstance(orig, DatabaseTimeout | DatabaseUnresponsive):
-        # No answer within DB_RESPONSE_TIMEOUT_MS, or the breaker is open after one: the
-        # watchdog and the breaker log the event once; no traceback per request.
-        logger.info("database not answering: %s", orig)
-        return NO_ANSWER_MESSAGE
-    # The traceback (which statement, which connection step) goes to the log only.
-    logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
-    return ServiceUnavailable.message
+    details = validation_details(exc.errors())
+    return respond(ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details))
 
 
 def respond(parts: ErrorParts) -> JSONResponse:

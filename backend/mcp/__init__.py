@@ -5,7 +5,7 @@
 - `server.py`  the MCP server (the SDK's low-level `Server`): lists the tools, validates a
                call's arguments, runs it in a worker thread inside a `UnitOfWork`, and turns
                errors into tool errors carrying the REST error envelope.
-- `http.py`    Streamable HTTP at `/mcp` in the API app: bearer check (`door.authenticate`),
+- `http.py`    Streamable HTTP at `/mcp` in the API app: bearer check (`auth.bearer.authenticate`),
                stateless JSON responses, the RFC 9728 metadata when an external issuer is set.
 - `stdio.py`   the same server over stdio for one user (`python -m backend mcp`).
 """

@@ -4,7 +4,7 @@ The SDK's session manager runs stateless with JSON responses: every POST is answ
 own, nothing is remembered between requests, so any worker of any replica can answer any
 request. In front of it, `McpEndpoint` admits only a verified caller:
 
-1. the bearer token is checked by `backend.api.door.authenticate`, the REST routes' check
+1. the bearer token is checked by `backend.auth.bearer.authenticate`, the REST routes' check
    (HS256 secret, JWKS keys, issuer/audience, expiry): 401 + `WWW-Authenticate` otherwise;
 2. the account is resolved as a REST request's unit of work resolves it (revoked or deleted:
    401; an external identity is provisioned), in one worker-thread hop;
@@ -33,10 +33,10 @@ from mcp.shared.auth import ProtectedResourceMetadata
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from backend.api.door import authenticate
-from backend.api.errors import ErrorParts, describe, error_response
+from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.error_mapping import ErrorParts, describe, error_body
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.mcp.server import Caller, build_server
 from backend.services.unit_of_work import UnitOfWork
@@ -133,7 +133,8 @@ class McpEndpoint:
         headers = dict(parts.headers)
         if parts.status == 401:
             headers["WWW-Authenticate"] = self.challenge(request)
-        return error_response(parts.status, parts.code, parts.message, parts.details, headers)
+        body = error_body(parts.code, parts.message, parts.details)
+        return JSONResponse(body, status_code=parts.status, headers=headers)
 
     def challenge(self, request: Request) -> str:
         if self._issuer is None:

@@ -27,9 +27,9 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from backend.api.errors import describe
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.error_mapping import describe
 from backend.errors import NotFound
 from backend.mcp.errors import envelope
 from backend.mcp.tools import TOOLS, Tool

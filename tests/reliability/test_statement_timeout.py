@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.api.door import AnonymousDoor, Door, DoorRoute
-from backend.api.errors import STATEMENT_TIMEOUT_MESSAGE
 from backend.config import Settings
 from backend.db.engine import create_db_engine
+from backend.error_mapping import STATEMENT_TIMEOUT_MESSAGE
 from backend.main import create_app
 from backend.models import TaskCreate
 from tests.conftest import count_rows
