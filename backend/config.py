@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Below Neon's 5-minute idle suspend, so no pooled connection outlives its compute.
     db_pool_recycle_seconds: int = Field(default=240, ge=10)
+    # A pooled connection idle this long is pinged (one round trip) before reuse; a busier one
+    # is only checked for a socket the server closed, which costs none (backend/db/engine.py).
+    # 0: ping on every checkout.
+    db_pool_ping_idle_seconds: float = Field(default=5.0, ge=0, le=3600)
     # Longest wait for a new connection; capped by the response timeout (a connection attempt
     # to a stuck server is a wait for its answer too): `effective_db_connect_timeout_seconds`.
     db_connect_timeout_seconds: int = Field(default=10, ge=1, le=120)
@@ -126,7 +130,7 @@ class Settings(BaseSettings):
     # Set per transaction (SET LOCAL), so it also holds behind PgBouncer / Neon's pooler.
     db_statement_timeout_ms: int = Field(default=5000, ge=0, le=3_600_000)
     # Longest wait for any one answer of the database (a statement's result, a commit, a
-    # pre-ping) before the connection is given up and the request answered 503: what still
+    # ping) before the connection is given up and the request answered 503: what still
     # holds when the server itself is stuck and cannot enforce its statement timeout. Unset:
     # the statement timeout plus 2 s (7 s by default), or none when the statement timeout is
     # 0. 0 turns it off; otherwise it must exceed the statement timeout.

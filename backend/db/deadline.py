@@ -9,7 +9,7 @@ stopped server whose kernel still acknowledges every byte. psycopg2 blocks insid
 `connection.cancel()` asks the (stuck) server to cancel. So:
 
 - `GuardedConnection` (the psycopg2 connection class of the engine) registers every round
-  trip (execute, executemany, commit, rollback, and so the pool's pre-ping) with one watchdog
+  trip (execute, executemany, commit, rollback, and so the pool's ping) with one watchdog
   thread per process. A round trip not answered within `timeout` has its socket shut down by
   the watchdog: libpq's blocked read returns at once, psycopg2 raises, SQLAlchemy sees a
   disconnect and discards the connection, and the request is answered 503. The socket is shut
@@ -23,7 +23,7 @@ stopped server whose kernel still acknowledges every byte. psycopg2 blocks insid
 - `Breaker`: once a round trip timed out or a connection attempt timed out, new checkouts
   fail at once (503, `DatabaseUnresponsive`) instead of each waiting for its own timeout; one
   checkout at a time is let through as a probe, and the first that gets an answer (a fresh
-  connection, or a pre-ping) closes the breaker. Transactions already under way are not
+  connection, or a ping) closes the breaker. Transactions already under way are not
   interrupted by it. A database that refuses connections (down, restarting) fails fast anyway
   and does not open it.
 """

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import time
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from backend.config import Settings
 from backend.db.deadline import (
@@ -53,7 +54,8 @@ def resolve_database_url(settings: Settings) -> str:
 def create_db_engine(url: str, settings: Settings) -> Engine:
     """One engine per process. Settings chosen for Neon's pooler as well as a local server:
 
-    - pre-ping detects connections killed by a compute suspend or a pooler recycle;
+    - a checkout costs no round trip: a pooled connection is checked for a closed socket, and
+      pinged only when idle longer than `DB_POOL_PING_IDLE_SECONDS` (`_check_on_checkout`);
     - recycle below Neon's 5-minute idle suspend;
     - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them):
       the time zone (UTC) and the statement timeout are set per transaction instead (`SET LOCAL`);
@@ -80,7 +82,6 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
     engine = create_engine(
         parsed,
         poolclass=breaker_pool_class(breaker),
-        pool_pre_ping=True,
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -102,8 +103,68 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
                 breaker.trip(f"connection attempt failed ({' '.join(str(exc).split())[:120]})")
             raise
 
+    _check_on_checkout(engine, settings.db_pool_ping_idle_seconds)
     _set_transaction_locals(engine, settings.db_statement_timeout_ms, response_timeout_ms)
     return engine
+
+
+def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
+    """Never hand out a dead pooled connection, without a round trip on a busy pool.
+
+    A server that ends a connection (a restart, `pg_terminate_backend`, a pooler recycling
+    it, Neon suspending its compute) sends an error and closes the socket, so the socket of an
+    idle connection turns readable: checked with a zero-timeout poll, a system call and no
+    round trip. A healthy idle connection has nothing to read; if something is there, a ping
+    tells an asynchronous notice from a dead peer. What a closed socket cannot show (a path
+    that silently dropped the connection: a NAT or firewall timeout) only happens after long
+    idling, so a connection idle longer than `ping_idle_seconds` is pinged as `pool_pre_ping`
+    would (0: every checkout). A connection the server drops between this check and the first
+    statement still fails that request (503): as it could between a ping and the statement.
+
+    A dead one invalidates the pool, as a failed pre-ping does (after a restart, every pooled
+    connection is dead), and the pool connects afresh.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info.pop(_IDLE_SINCE, None)
+
+    @event.listens_for(engine, "checkin")
+    def _idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None:  # just connected
+            return
+        idle_too_long = time.monotonic() - idle_since >= ping_idle_seconds
+        if not (dbapi_connection.closed or idle_too_long or _readable(dbapi_connection)):
+            return
+        try:
+            if dbapi_connection.closed:
+                raise psycopg2.InterfaceError("connection already closed")
+            engine.dialect.do_ping(dbapi_connection)
+        except psycopg2.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):  # type: ignore[arg-type]
+                raise exc.InvalidatePoolError(str(error)) from error
+            raise
+
+
+def _readable(dbapi_connection: Any) -> bool:
+    """Whether the server sent anything (or closed) since the connection went idle."""
+    try:
+        fd = dbapi_connection.fileno()
+    except psycopg2.Error:
+        return True
+    poller = select.poll()  # not select.select: file descriptors above 1023
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
+
+
+_IDLE_SINCE = "task_api_idle_since"
 
 
 def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: int = 0) -> None:

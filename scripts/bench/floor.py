@@ -10,7 +10,8 @@ exactly what the API does and nothing more:
 - the same HS256 verification and checks as the API (`backend.auth.tokens.decode_token`), with
   the API's per-token cache of verified claims (`backend.auth.token_cache`: at most 30 s, never past
   `exp`, bounded LRU);
-- a SQLAlchemy engine over psycopg2 with `pool_pre_ping=True` and the API's pool settings, used
+- a SQLAlchemy engine over psycopg2 with the API's pool settings and no ping on checkout (the
+  API pings only a connection idle past DB_POOL_PING_IDLE_SECONDS: never under load), used
   through Core `text()` statements on a Connection (no ORM Session);
 - every transaction starts with `SET LOCAL TimeZone = 'UTC'; SET LOCAL statement_timeout = ...`
   prefixed to its first statement, as `backend.db.engine._set_transaction_locals` does;
@@ -340,7 +341,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             url = "postgresql+psycopg2://" + url[len(prefix) :]
     app.state.engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_recycle=POOL_RECYCLE,
         pool_size=POOL_SIZE,
         max_overflow=MAX_OVERFLOW,

@@ -72,9 +72,17 @@ def pair_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     `ratio`) and CPU per request (`cpu_ratio_floor`, `cpu_ratio`)."""
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for run in runs:
-        key = (run["size"], run["workers"], run["scenario"], run["connections"])
+        rtt = run.get("db_rtt_ms")
+        key = (run["size"], run["workers"], run["scenario"], run["connections"], rtt)
         rows.setdefault(
-            key, {"size": key[0], "workers": key[1], "scenario": key[2], "connections": key[3]}
+            key,
+            {
+                "size": key[0],
+                "workers": key[1],
+                "scenario": key[2],
+                "connections": key[3],
+                "db_rtt_ms": rtt,
+            },
         )[run["server"]] = run
     for row in rows.values():
         if "api" not in row:
@@ -92,7 +100,7 @@ def comparisons(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The side-by-side rows without the nested runs, for results.json."""
     out = []
     for row in pair_rows(runs):
-        flat = {k: row[k] for k in ("size", "workers", "scenario", "connections")}
+        flat = {k: row[k] for k in ("size", "workers", "scenario", "connections", "db_rtt_ms")}
         for server in SERVERS:
             if server in row:
                 run = row[server]
@@ -332,14 +340,18 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in pair_rows(results["runs"]):
+        size = row["size"]
+        if row.get("db_rtt_ms") is not None:
+            size = f"{size}, RTT {row['db_rtt_ms']:g} ms"
         lines.append(
-            f"| {row['size']} | {row['workers']} | {row['scenario']} | {row['connections']} | "
+            f"| {size} | {row['workers']} | {row['scenario']} | {row['connections']} | "
             f"{_cell(row, 'rps', '{:,}')} | {row.get('ratio_floor', '-')} | "
             f"{row.get('ratio', '-')} | {_latency(row.get('api'))} | "
             f"{_latency(row.get('floor'))} | {_latency(row.get('baseline'))} | "
             f"{_cell(row, 'cpu_ms_per_request')} | {row.get('cpu_ratio_floor', '-')} | "
             f"{row.get('cpu_ratio', '-')} | {_cell(row, 'peak_rss_mb')} |"
         )
+    lines += _round_trip_table(pair_rows(results["runs"]))
     soak = results.get("soak")
     if soak:
         lines += [
@@ -357,6 +369,55 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Validation before timing", ""]
     lines += [f"- {v}" for v in results["validation"]]
     return "\n".join(lines) + "\n"
+
+
+def _round_trip_table(rows: list[dict[str, Any]]) -> list[str]:
+    """With `--db-rtt-ms`: latency at 1 connection and throughput at 32, per added database
+    round trip, the API beside the baseline (1 worker)."""
+    rtts = sorted({r["db_rtt_ms"] for r in rows if r.get("db_rtt_ms") is not None})
+    if not rtts:
+        return []
+
+    def find(scenario: str, rtt: float, level: int) -> dict[str, Any]:
+        found = [
+            r
+            for r in rows
+            if r["scenario"] == scenario
+            and r.get("db_rtt_ms") == rtt
+            and r["connections"] == level
+            and r["workers"] == 1
+        ]
+        return found[0] if found else {}
+
+    def latency(row: dict[str, Any], server: str) -> str:
+        run = row.get(server)
+        return f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f}" if run else "-"
+
+    def rate(row: dict[str, Any], server: str) -> str:
+        run = row.get(server)
+        return f"{run['rps']:,.0f}" if run else "-"
+
+    lines = [
+        "",
+        "## Database round trip (delay proxy, `--db-rtt-ms`)",
+        "",
+        "1 worker. p50 / p99 ms at 1 connection; req/s at 32 connections. Every server "
+        "reaches PostgreSQL through the delay proxy of scripts/bench/dbproxy.py (0 ms too).",
+        "",
+        "| scenario | RTT ms | API p50 / p99 (c=1) | baseline p50 / p99 (c=1) | "
+        "API req/s (c=32) | baseline req/s (c=32) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scenario in dict.fromkeys(r["scenario"] for r in rows):
+        for rtt in rtts:
+            one, many = find(scenario, rtt, 1), find(scenario, rtt, 32)
+            if not one and not many:
+                continue
+            lines.append(
+                f"| {scenario} | {rtt:g} | {latency(one, 'api')} | {latency(one, 'baseline')} "
+                f"| {rate(many, 'api')} | {rate(many, 'baseline')} |"
+            )
+    return lines
 
 
 STYLES = {

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
-from scripts.bench import report, seed, servers, validate, workload, wrk
+from scripts.bench import dbproxy, report, seed, servers, validate, workload, wrk
 from scripts.bench.wrk import SCENARIOS, WRITES
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
@@ -42,14 +42,17 @@ class Plan:
     soak_seconds: float
     warmup_seconds: float
     kinds: tuple[str, ...] = servers.KINDS  # the servers to run, in this order
+    # Database round trips to add (scripts/bench/dbproxy.py), one pass each; None: no proxy.
+    db_rtt_ms: tuple[float | None, ...] = (None,)
 
     def estimate(self) -> float:
         count = len(self.kinds)
         runs_per_size = len(self.scenarios) * len(self.concurrency) * count
         if self.two_workers:
             runs_per_size += len(self.scenarios) * count
+        runs_per_size *= len(self.db_rtt_ms)
         seeding = sum(SEED_ESTIMATE_SECONDS.get(s, 5) for s in self.sizes)
-        passes = len(self.sizes) * (2 if self.two_workers else 1)
+        passes = len(self.sizes) * (2 if self.two_workers else 1) * len(self.db_rtt_ms)
         starts = passes * (8 + 2 * count * self.warmup_seconds)
         timed = len(self.sizes) * runs_per_size * (self.seconds + PER_RUN_OVERHEAD)
         return seeding + starts + timed + self.soak_seconds
@@ -84,6 +87,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         soak_seconds=plan.soak_seconds if args.soak is None else args.soak,
         warmup_seconds=plan.warmup_seconds if args.warmup is None else args.warmup,
         kinds=parse_only(args.only),
+        db_rtt_ms=tuple(args.db_rtt_ms) if args.db_rtt_ms else (None,),
     )
 
 
@@ -151,10 +155,12 @@ class Bench:
             owned = workload.owned_pairs(db)
             data = workload.write_data(self.work / f"data-{size}.lua", tokens, owned)
             last = index == len(self.plan.sizes) - 1
-            for workers in [1, 2] if self.plan.two_workers else [1]:
-                levels = self.plan.concurrency if workers == 1 else [32]
-                soak = self.plan.soak_seconds if (last and workers == 1) else 0
-                self._size_pass(size, db, data, tokens, owned, workers, levels, soak)
+            for rtt in self.plan.db_rtt_ms:
+                for workers in [1, 2] if self.plan.two_workers else [1]:
+                    levels = self.plan.concurrency if workers == 1 else [32]
+                    first_rtt = rtt == self.plan.db_rtt_ms[0]
+                    soak = self.plan.soak_seconds if (last and workers == 1 and first_rtt) else 0
+                    self._size_pass(size, db, data, tokens, owned, workers, levels, soak, rtt)
         results = {
             "machine": report.machine(postgres_version),
             "config": {
@@ -165,6 +171,7 @@ class Bench:
                 "scenarios": self.plan.scenarios,
                 "two_workers_at_32": self.plan.two_workers,
                 "servers": list(self.plan.kinds),
+                "db_rtt_ms": [r for r in self.plan.db_rtt_ms if r is not None],
                 "api_env": servers.API_ENV,
                 "rate_limit": servers.RATE_LIMIT_ENV["RATE_LIMIT_TASK_WRITES_PER_USER"],
                 "seed_seconds": self.seed_seconds,
@@ -188,11 +195,19 @@ class Bench:
         workers: int,
         levels: list[int],
         soak_seconds: float,
+        rtt: float | None = None,
     ) -> None:
         engine = create_engine(normalize_url(db.url))
         logs = self.work
-        common = {"workers": workers, "database_url": db.url, "secret": self.secret}
         with ExitStack() as stack:
+            url = db.url
+            if rtt is not None:
+                # Every server's connections go through the delay proxy (0 ms too, so the
+                # proxy's own cost is in every figure of such a run); seeding, validation's
+                # resets and the delete pools go direct.
+                proxy = stack.enter_context(dbproxy.DbProxy.for_url(db.url, delay_ms=rtt))
+                url = proxy.url(db.url)
+            common = {"workers": workers, "database_url": url, "secret": self.secret}
             started = [
                 stack.enter_context(servers.start(kind, log_dir=logs, **common))
                 for kind in self.plan.kinds
@@ -224,7 +239,9 @@ class Bench:
                         order = started[turn % len(started) :] + started[: turn % len(started)]
                         turn += 1
                         for target in order:
-                            self._timed(size, db, data, workers, scenario, level, target, get_rate)
+                            self._timed(
+                                size, db, data, workers, scenario, level, target, get_rate, rtt
+                            )
                             if scenario in WRITES or scenario == "mix":
                                 seed.reset(engine)
             if soak_seconds and "api" in by_name:
@@ -242,6 +259,7 @@ class Bench:
         level: int,
         target: servers.Server,
         get_rate: dict[tuple[str, int], float],
+        rtt: float | None = None,
     ) -> None:
         pool = None
         if scenario == "delete":
@@ -260,6 +278,8 @@ class Bench:
         if scenario == "get":
             get_rate[(target.name, level)] = result.rps
         label = f"{size} {workers}w {scenario} c={level} {target.name}"
+        if rtt is not None:
+            label = f"{size} rtt={rtt:g}ms {workers}w {scenario} c={level} {target.name}"
         _check(result, label, self.failures)
         row = {
             "size": size,
@@ -267,13 +287,14 @@ class Bench:
             "scenario": scenario,
             "connections": level,
             "server": target.name,
+            "db_rtt_ms": rtt,
             **result.to_dict(),
             "peak_rss_mb": servers.peak_rss_mb(target, began),
             "cpu_ms_per_request": _per_request(target.cpu_seconds() - cpu, result.requests),
         }
         self.runs.append(row)
         self.say(
-            f"  {label:<34} {result.rps:>8,.0f} req/s  p50 "
+            f"  {label:<44} {result.rps:>8,.0f} req/s  p50 "
             f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
             f"cpu {row['cpu_ms_per_request']} ms/req  "
             f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
@@ -378,6 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, help="seconds of untimed warm-up per server")
     parser.add_argument(
         "--no-two-workers", action="store_true", help="skip the 2-worker runs at 32 connections"
+    )
+    parser.add_argument(
+        "--db-rtt-ms",
+        type=float,
+        nargs="+",
+        metavar="MS",
+        help="put a delay proxy between every server and PostgreSQL adding MS of round trip "
+        "(half each way), one pass per value, e.g. --db-rtt-ms 0 2 10 (a database one region "
+        "away is 10 or more); default: no proxy",
     )
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="output folder")

@@ -119,3 +119,32 @@ def test_non_2xx_responses_are_counted(
     assert result.requests > 0
     assert result.non2xx == result.requests
     assert result.first_bad.startswith("401 ")
+
+
+def test_db_rtt_runs_each_server_through_the_delay_proxy(
+    wrk_installed: None, database_url: str, tmp_path: Path
+) -> None:
+    """`--db-rtt-ms 0 4`: one pass per round trip, every server behind the delay proxy, and
+    the report's table of latency and throughput per round trip."""
+    out = tmp_path / "bench"
+    options = (
+        "--size 2x100 --seconds 1 --concurrency 1 --no-two-workers --warmup 0 "
+        "--scenarios get --only api,baseline --db-rtt-ms 0 4 --out"
+    )
+    command = [sys.executable, "-m", "scripts.bench", *options.split(), str(out)]
+    env = {**os.environ, "DATABASE_URL": database_url}
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=220, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["db_rtt_ms"] == [0, 4]
+    assert sorted((r["db_rtt_ms"], r["server"]) for r in results["runs"]) == [
+        (0, "api"),
+        (0, "baseline"),
+        (4, "api"),
+        (4, "baseline"),
+    ]
+    markdown = (out / "results.md").read_text()
+    assert "## Database round trip" in markdown
+    assert "| get | 4 |" in markdown
