@@ -28,16 +28,22 @@ def wrk_installed() -> None:
     )
 
 
-@pytest.mark.timeout(240)
-def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "bench"
-    options = "--size 2x100 --seconds 2 --concurrency 4 --no-two-workers --warmup 0 --out"
+def run_bench(options: str, out: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    """`python -m scripts.bench <options> <out>` against the test database; it must succeed."""
     command = [sys.executable, "-m", "scripts.bench", *options.split(), str(out)]
     env = {**os.environ, "DATABASE_URL": database_url}
     result = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=220, check=False
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.timeout(240)
+def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    options = "--size 2x100 --seconds 2 --concurrency 4 --no-two-workers --warmup 0 --out"
+    result = run_bench(options, out, database_url)
     assert "expected to take about" in result.stdout  # the time is announced up front
 
     results = json.loads((out / "results.json").read_text())
@@ -98,12 +104,7 @@ def test_only_runs_the_servers_named(
         "--size 2x100 --seconds 1 --concurrency 2 --no-two-workers --warmup 0 "
         "--scenarios get toggle --only api,floor --out"
     )
-    command = [sys.executable, "-m", "scripts.bench", *options.split(), str(out)]
-    env = {**os.environ, "DATABASE_URL": database_url}
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=220, check=False
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_bench(options, out, database_url)
     results = json.loads((out / "results.json").read_text())
     assert {r["server"] for r in results["runs"]} == {"api", "floor"}
     assert all("api_over_baseline_rps" not in row for row in results["comparisons"])
@@ -131,12 +132,7 @@ def test_db_rtt_runs_each_server_through_the_delay_proxy(
         "--size 2x100 --seconds 1 --concurrency 1 --no-two-workers --warmup 0 "
         "--scenarios get --only api,baseline --db-rtt-ms 0 4 --out"
     )
-    command = [sys.executable, "-m", "scripts.bench", *options.split(), str(out)]
-    env = {**os.environ, "DATABASE_URL": database_url}
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=220, check=False
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_bench(options, out, database_url)
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["db_rtt_ms"] == [0, 4]
     assert sorted((r["db_rtt_ms"], r["server"]) for r in results["runs"]) == [
