@@ -51,6 +51,8 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "ix_tasks_user_id_tags",
         # One next occurrence per occurrence (0009): the unique constraint's index.
         "uq_tasks_previous_task_id",
+        # What a same-user reference points at (0013, tests/test_references.py).
+        "uq_tasks_user_id_id",
     }
     checks = {c["name"] for c in inspector.get_check_constraints("tasks")}
     assert {

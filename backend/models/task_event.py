@@ -16,7 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -118,6 +118,13 @@ class TaskReminder(SQLModel, table=True):
     __tablename__ = "task_reminders"
     __table_args__ = (
         UniqueConstraint("task_id", "remind_at", name="uq_task_reminders_task_id_remind_at"),
+        # The task is the same user's (migration 0013, specs/data-model.md).
+        ForeignKeyConstraint(
+            ["user_id", "task_id"],
+            ["tasks.user_id", "tasks.id"],
+            ondelete="CASCADE",
+            name="fk_task_reminders_user_id_task_id_tasks",
+        ),
         CheckConstraint(
             "(fired_at IS NULL AND outcome IS NULL) OR (fired_at IS NOT NULL AND outcome IN "
             "('sent', 'late', 'skipped'))",
@@ -129,13 +136,7 @@ class TaskReminder(SQLModel, table=True):
     id: int | None = SQLField(
         default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
     )
-    task_id: int = SQLField(
-        sa_column=Column(
-            BigInteger,
-            ForeignKey("tasks.id", ondelete="CASCADE", name="fk_task_reminders_task_id_tasks"),
-            nullable=False,
-        )
-    )
+    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     remind_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
     fired_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))

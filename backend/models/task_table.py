@@ -53,6 +53,8 @@ class Task(SQLModel, table=True):
         Index("ix_tasks_user_id_tags", "user_id", "tags", postgresql_using="gin"),
         # One next occurrence per completed occurrence (migration 0009).
         UniqueConstraint("previous_task_id"),
+        # What a reference from another per-user row points at (migration 0013).
+        UniqueConstraint("user_id", "id"),
     )
 
     id: int | None = SQLField(

@@ -1,0 +1,120 @@
+"""A user's row points only at that user's rows (specs/data-model.md, "References between
+rows"), enforced by the database: every reference from one per-user table to another is a
+foreign key on `(user_id, <ref>)` to the target's `(user_id, id)`.
+
+The per-user tables are read from the database (every table with a `user_id` column), so a
+new table, or a new `<name>_id` column on one (a list, a parent task), is checked without
+anyone listing it: it must be such a key, or an exemption below with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from tests.conftest import Account
+
+# Columns that name a row but are not references a client can set, with why they need no key.
+NOT_REFERENCES = {
+    ("tasks", "series_id"): "a series' UUID, shared by its occurrences; no row is named",
+    ("tasks", "previous_task_id"): (
+        "provenance: written only by the successor insert, from the caller's own row in the "
+        "same statement (services/tasks.py), and kept after that row is deleted"
+    ),
+    ("task_events", "task_id"): "the outbox keeps a deleted task's changes: history, not a link",
+    ("task_events", "event_id"): "the event's own public id",
+    ("task_events_pruned", "through_id"): "a position in the user's change feed, not a row",
+}
+
+_PER_USER_TABLES = text(
+    "SELECT table_name FROM information_schema.columns "
+    "WHERE table_schema = 'public' AND column_name = 'user_id'"
+)
+_ID_COLUMNS = text(
+    "SELECT table_name, column_name FROM information_schema.columns "
+    "WHERE table_schema = 'public' AND column_name LIKE '%\\_id' AND column_name <> 'user_id'"
+)
+# Every foreign key with its columns and the target's, in key order.
+_FOREIGN_KEYS = text(
+    """
+    SELECT c.conname, src.relname, dst.relname,
+           ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
+           ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+                 JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
+    FROM pg_constraint c
+    JOIN pg_class src ON src.oid = c.conrelid
+    JOIN pg_class dst ON dst.oid = c.confrelid
+    JOIN pg_namespace ns ON ns.oid = src.relnamespace AND ns.nspname = 'public'
+    WHERE c.contype = 'f'
+    """
+)
+
+
+class ForeignKey(NamedTuple):
+    name: str
+    source: str
+    target: str
+    columns: list[str]
+    target_columns: list[str]
+
+
+def _schema(engine: Engine) -> tuple[set[str], set[tuple[str, str]], list[ForeignKey]]:
+    with engine.connect() as conn:
+        per_user = set(conn.execute(_PER_USER_TABLES).scalars())
+        id_columns = {(table, column) for table, column in conn.execute(_ID_COLUMNS)}
+        keys = [ForeignKey(*row) for row in conn.execute(_FOREIGN_KEYS)]
+    return per_user, id_columns, keys
+
+
+def test_every_reference_between_per_user_rows_is_a_same_user_key(db_engine: Engine) -> None:
+    per_user, id_columns, keys = _schema(db_engine)
+    assert {"tasks", "task_reminders", "idempotency_keys"} <= per_user
+    # A key between per-user tables includes the owner on both sides.
+    wrong = [
+        (name, source, columns, target, target_columns)
+        for name, source, target, columns, target_columns in keys
+        if source in per_user
+        and target in per_user
+        and not (columns[0] == "user_id" and target_columns == ["user_id", "id"])
+    ]
+    assert not wrong, f"keys between per-user tables without (user_id, ...): {wrong}"
+    # Every `<name>_id` column of a per-user table is such a key, or exempt for a reason.
+    keyed = {
+        (source, columns[1])
+        for _, source, target, columns, _ in keys
+        if source in per_user and target in per_user and len(columns) == 2
+    }
+    unkeyed = {
+        (table, column)
+        for table, column in id_columns
+        if table in per_user and column != "id" and (table, column) not in keyed
+    }
+    assert unkeyed == set(NOT_REFERENCES), (
+        f"per-user reference columns without a same-user key: {unkeyed - set(NOT_REFERENCES)}; "
+        f"exemptions that no longer apply: {set(NOT_REFERENCES) - unkeyed}"
+    )
+    # The key of today's one reference, so the checks above are not vacuous.
+    assert ("task_reminders", "task_id") in keyed
+
+
+def test_the_database_refuses_a_row_pointing_at_another_users_row(
+    client: TestClient, db_engine: Engine, alice: Account, bob: Account
+) -> None:
+    created = client.post("/api/tasks", json={"title": "alice's"}, headers=alice.headers)
+    assert created.status_code == 201, created.text
+    alices_task = created.json()["data"]["id"]
+    insert = text(
+        "INSERT INTO task_reminders (task_id, user_id, remind_at) VALUES (:task, :user, now())"
+    )
+    with pytest.raises(IntegrityError) as refused, db_engine.begin() as conn:
+        conn.execute(insert, {"task": alices_task, "user": bob.id})
+    assert "fk_task_reminders_user_id_task_id_tasks" in str(refused.value)
+    # The same row for its owner is accepted (the key refuses the owner, not the row).
+    with db_engine.begin() as conn:
+        conn.execute(insert, {"task": alices_task, "user": alice.id})
+        conn.execute(text("DELETE FROM task_reminders WHERE task_id = :t"), {"t": alices_task})
