@@ -1,5 +1,5 @@
-"""Isolation for every task route the app serves, generated from its route table: a new
-route under /api/tasks or /api/{user_id}/tasks is covered without anyone listing it.
+"""Isolation for every route that takes the door (a signed-in caller), generated from the
+app's route table: a new route is covered without anyone listing it.
 
 For each route and method, Bob sends the request aimed at Alice's task and, where the route
 names a task, the same request aimed at a task that does not exist: the two answers must be
@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from backend.api.door import door
 from backend.config import Settings
 from backend.main import create_app
 from tests.conftest import Account, api_routes
@@ -54,11 +55,11 @@ ALICE_TITLE = "alice-secret-title"
 USER_PATHS = "/api/{user_id}/tasks"
 
 
-def _task_routes() -> list[tuple[str, str, type[BaseModel] | None]]:
+def _door_routes() -> list[tuple[str, str, type[BaseModel] | None]]:
     settings = Settings(environment="test", jwt_secret="t" * 48)
     found = []
     for route in api_routes(create_app(settings)):
-        if not route.path.startswith(("/api/tasks", USER_PATHS)):
+        if not any(dependency.call is door for dependency in route.dependant.dependencies):
             continue
         bodies = [f.field_info.annotation for f in route.dependant.body_params]
         body = next((b for b in bodies if b is not None), None)
@@ -69,7 +70,7 @@ def _task_routes() -> list[tuple[str, str, type[BaseModel] | None]]:
     return found
 
 
-ROUTES = _task_routes()
+ROUTES = _door_routes()
 
 
 def _body(model: type[BaseModel] | None, task_id: int) -> Any:
@@ -82,11 +83,12 @@ def _body(model: type[BaseModel] | None, task_id: int) -> Any:
 
 def test_the_route_table_is_found() -> None:
     paths = {path for _, path, _ in ROUTES}
-    assert {"/api/tasks", "/api/tasks/{task_id}", "/api/tasks/bulk"} <= paths
+    assert {"/api/tasks", "/api/tasks/{task_id}", "/api/tasks/bulk", "/api/auth/me"} <= paths
     assert len(ROUTES) >= 10
     # Every /api/tasks route and method has its /api/{user_id}/tasks twin.
-    twins = {(m, p.replace("/api/tasks", USER_PATHS, 1), b) for m, p, b in ROUTES}
-    assert {r for r in ROUTES if r[1].startswith("/api/tasks")} | twins == set(ROUTES)
+    tasks = {r for r in ROUTES if r[1].startswith("/api/tasks")}
+    twins = {(m, p.replace("/api/tasks", USER_PATHS, 1), b) for m, p, b in tasks}
+    assert twins == {r for r in ROUTES if r[1].startswith(USER_PATHS)}
 
 
 @pytest.mark.parametrize(

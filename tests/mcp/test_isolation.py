@@ -8,29 +8,41 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from backend.mcp.tools import TOOLS
 from tests.conftest import Account, count_rows
 from tests.mcp.conftest import NOT_FOUND, mcp_client, rest, run, structured, task_rows, tool_error
 
 MISSING_ID = 9_000_000_000
 
 
+# Arguments beyond `task_id` and `user_id` a tool is tried with (each dict one call); a tool
+# that needs more than those two and has no entry fails `test_every_tool_is_tried`.
+EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
+    "add_task": [{"title": "planted by B", "recurrence": "daily", "due_date": "2030-01-01"}],
+    "update_task": [{"title": "changed by B"}, {"recurrence": "weekly", "time_zone": "UTC"}],
+}
+
+
 def _every_call(task_id: int, user_id: str | None) -> list[tuple[str, dict[str, Any]]]:
-    """Every tool, aimed at `task_id` where it takes one, sent with `user_id` (if any)."""
+    """Every tool the server lists (`TOOLS`), aimed at `task_id` where it takes one, sent with
+    `user_id` (if any): a new tool is covered without being named here."""
     who = {} if user_id is None else {"user_id": user_id}
-    return [
-        (
-            "add_task",
-            {**who, "title": "planted by B", "recurrence": "daily", "due_date": "2030-01-01"},
-        ),
-        ("list_tasks", {**who}),
-        ("task_stats", {**who}),
-        ("get_task", {**who, "task_id": task_id}),
-        ("complete_task", {**who, "task_id": task_id}),
-        ("reopen_task", {**who, "task_id": task_id}),
-        ("update_task", {**who, "task_id": task_id, "title": "changed by B"}),
-        ("update_task", {**who, "task_id": task_id, "recurrence": "weekly", "time_zone": "UTC"}),
-        ("delete_task", {**who, "task_id": task_id}),
-    ]
+    calls = []
+    for tool in TOOLS:
+        target = {"task_id": task_id} if "task_id" in tool.arguments.model_fields else {}
+        for extra in EXTRA_ARGUMENTS.get(tool.name, [{}]):
+            calls.append((tool.name, {**who, **target, **extra}))
+    return calls
+
+
+def test_every_tool_is_tried() -> None:
+    """Each generated call is valid for its tool, so a refusal below is isolation, not a bad
+    argument; and every tool is called."""
+    calls = _every_call(1, "someone")
+    assert {name for name, _ in calls} == {tool.name for tool in TOOLS}
+    by_name = {tool.name: tool for tool in TOOLS}
+    for name, arguments in calls:
+        by_name[name].arguments.model_validate(arguments)
 
 
 def test_another_users_tasks_are_invisible_and_untouchable(
