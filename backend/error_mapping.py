@@ -42,9 +42,10 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
-# Foreign keys from a user's rows to `users`: violated when the caller's account is deleted
-# between the request's account lookup and its write.
-_ACCOUNT_FOREIGN_KEYS = frozenset({"fk_tasks_user_id_users", "fk_idempotency_keys_user_id_users"})
+# The foreign key of any per-user table's `user_id` to `users`, by the naming convention
+# (`fk_<table>_user_id_users`, backend/models/common.py): violated when the caller's account is
+# deleted between the request's account lookup and its write.
+ACCOUNT_KEY_SUFFIX = "_user_id_users"
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
 NO_ANSWER_MESSAGE = "The database is not answering; retry shortly"
 
@@ -76,9 +77,8 @@ def describe(exc: Exception) -> ErrorParts:
         return ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details)
     if isinstance(exc, IntegrityError):
         orig = getattr(exc, "orig", None)
-        if (
-            isinstance(orig, ForeignKeyViolation)
-            and orig.diag.constraint_name in _ACCOUNT_FOREIGN_KEYS
+        if isinstance(orig, ForeignKeyViolation) and (orig.diag.constraint_name or "").endswith(
+            ACCOUNT_KEY_SUFFIX
         ):
             # The write raced the account's deletion: the token speaks for nobody any more.
             logger.info("write refused: its account was deleted while the request ran")

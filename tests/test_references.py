@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from backend.error_mapping import ACCOUNT_KEY_SUFFIX
 from tests.conftest import Account
 
 # Columns that name a row but are not references a client can set, with why they need no key.
@@ -118,3 +119,19 @@ def test_the_database_refuses_a_row_pointing_at_another_users_row(
     with db_engine.begin() as conn:
         conn.execute(insert, {"task": alices_task, "user": alice.id})
         conn.execute(text("DELETE FROM task_reminders WHERE task_id = :t"), {"t": alices_task})
+
+
+def test_every_key_to_users_is_recognised_as_the_account_key(db_engine: Engine) -> None:
+    """A write racing its account's deletion is a 401 on any per-user table: the mapping
+    recognises the key by the naming convention, so every key to `users` must follow it."""
+    with db_engine.connect() as conn:
+        names = set(
+            conn.execute(
+                text(
+                    "SELECT c.conname FROM pg_constraint c "
+                    "WHERE c.contype = 'f' AND c.confrelid = 'users'::regclass"
+                )
+            ).scalars()
+        )
+    assert {"fk_tasks_user_id_users", "fk_idempotency_keys_user_id_users"} <= names
+    assert all(name.endswith(ACCOUNT_KEY_SUFFIX) for name in names), names
