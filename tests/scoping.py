@@ -2,11 +2,11 @@
 
 A SQLAlchemy cursor event sees every statement any engine in the test process sends. On a
 connection serving a caller (the unit of work tags it with the `CALLER_KEY` execution
-option), a statement that
-reads or writes a per-user table (every table of the metadata with a `user_id` column) must carry the caller's `user_id` as a bound
-predicate (`tasks.user_id = %(p)s` with `p` = the caller) once for each time it names the
-table, and an INSERT must set `user_id` to the caller. `tests/conftest.py` fails the test
-during which any other statement was sent. The same property is what lets `tasks` be
+option), a statement that reads or writes a per-user table (every table of the metadata
+with a `user_id` column) must carry the caller's `user_id` as a bound predicate
+(`tasks.user_id = %(p)s` with `p` = the caller) once for each time it names the table,
+and an INSERT must set `user_id` to the caller. `tests/conftest.py` fails the test during
+which any other statement was sent. The same property is what lets `tasks` be
 distributed by `user_id` (Citus): no request ever needs a second shard.
 """
 

@@ -93,8 +93,9 @@ def _inserts_owner(statement: Insert) -> bool:
             return False
         columns = list(statement.select.selected_columns)
         return _is_owner(columns[names.index("user_id")])
-    for values in statement._multi_values or ((statement._values or {}),):
-        rows = values if isinstance(values, list) else [values]
+    every: Any = statement._multi_values or ((statement._values or {}),)
+    for values in every:
+        rows: Any = values if isinstance(values, list) else [values]
         for row in rows:
             value = {getattr(k, "key", k): v for k, v in dict(row).items()}.get("user_id")
             if not _is_owner(value):
