@@ -2,11 +2,11 @@
 
 A SQLAlchemy cursor event sees every statement any engine in the test process sends. On a
 connection serving a caller (the unit of work tags it with the `CALLER_KEY` execution
-option), a statement that
-reads or writes `tasks` or `idempotency_keys` must carry the caller's `user_id` as a bound
-predicate (`tasks.user_id = %(p)s` with `p` = the caller) once for each time it names the
-table, and an INSERT must set `user_id` to the caller. `tests/conftest.py` fails the test
-during which any other statement was sent. The same property is what lets `tasks` be
+option), a statement that reads or writes a per-user table (every table of the metadata
+with a `user_id` column) must carry the caller's `user_id` as a bound predicate
+(`tasks.user_id = %(p)s` with `p` = the caller) once for each time it names the table,
+and an INSERT must set `user_id` to the caller. `tests/conftest.py` fails the test during
+which any other statement was sent. The same property is what lets `tasks` be
 distributed by `user_id` (Citus): no request ever needs a second shard.
 """
 
@@ -17,10 +17,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlmodel import SQLModel
 
+import backend.models  # noqa: F401  (registers every table on the metadata)
 from backend.services.unit_of_work import CALLER_KEY
 
-SCOPED_TABLES = ("tasks", "idempotency_keys", "task_events", "task_events_pruned")
+# Derived, not listed: a new table with a `user_id` column is checked without editing this file.
+SCOPED_TABLES = tuple(
+    sorted(table.name for table in SQLModel.metadata.tables.values() if "user_id" in table.c)
+)
 _LOCALS = re.compile(r"^(?:\s*SET LOCAL [^;]*;)*\s*", re.IGNORECASE)
 _INSERT = re.compile(
     r"^INSERT INTO (\w+)\s*\(([^)]*)\)\s*VALUES\s*\((.*?)\)(?:\s+(?:ON CONFLICT|RETURNING)|$)",

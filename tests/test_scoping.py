@@ -3,10 +3,15 @@ scoped ones and reports the unscoped ones, so a passing suite means something.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlmodel import col
 
+from backend.models import Task
+from backend.services.scope import Scoped, Unscoped, owned, scoped_tables
 from backend.services.unit_of_work import CALLER_KEY
 from tests import scoping
 from tests.conftest import Account
@@ -68,3 +73,38 @@ def test_an_unscoped_statement_on_a_callers_connection_is_caught(db_engine: Engi
         conn.execute(text("SELECT count(*) FROM tasks"))
     caught = scoping.take()
     assert len(caught) == 1 and "SELECT count(*) FROM tasks" in caught[0]
+
+
+def test_the_scoped_tables_come_from_the_metadata() -> None:
+    # Every table with a `user_id` column, with no list to keep up to date.
+    assert set(scoping.SCOPED_TABLES) == scoped_tables()
+    assert {"tasks", "idempotency_keys", "task_events", "task_reminders"} <= scoped_tables()
+    assert "users" not in scoped_tables()
+
+
+_ALIEN = Task.__table__.alias("other")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        select(col(Task.id)),
+        select(col(Task.id)).where(col(Task.user_id) == "alice-id"),
+        owned(select(col(Task.id)), col(Task.user_id)).join(_ALIEN, _ALIEN.c.id == col(Task.id)),
+        update(Task).values(title="x"),
+        delete(Task).where(col(Task.id) == 1),
+        insert(Task).values(user_id="alice-id", title="x"),
+        text("SELECT count(*) FROM tasks"),
+    ],
+    ids=["select", "literal-owner", "unowned-join", "update", "delete", "insert", "text"],
+)
+def test_the_executor_refuses_an_unscoped_statement(db_engine: Engine, statement: Any) -> None:
+    # Refused before it reaches the database: a service cannot run one by mistake.
+    with db_engine.connect() as conn, pytest.raises(Unscoped):
+        Scoped(conn, CALLER)._run(statement)
+
+
+def test_the_executor_runs_a_scoped_statement(db_engine: Engine) -> None:
+    with db_engine.connect() as conn:
+        count = owned(select(func.count()).select_from(Task), col(Task.user_id))
+        assert Scoped(conn, CALLER)._run(count).scalar() == 0

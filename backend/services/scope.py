@@ -1,17 +1,24 @@
 """The one place that scopes statements to the caller.
 
 `owned` adds `<table>.user_id = :owner` to a statement; `Scoped._run` runs every statement of
-a scoped service with `owner` bound to the service's caller. A row that belongs to someone
-else is therefore indistinguishable from one that does not exist. tests/scoping.py checks
-every statement a test run sends on a caller's connection.
+a scoped service with `owner` bound to the service's caller, and refuses (`Unscoped`) a
+statement that touches a per-user table (every table of the metadata with a `user_id` column)
+without `<table>.user_id = :owner`, or inserts a row whose `user_id` is not `:owner`. A row
+that belongs to someone else is therefore indistinguishable from one that does not exist.
+tests/scoping.py also checks every statement a test run sends on a caller's connection.
 """
 
 from __future__ import annotations
 
+import operator
+from functools import cache
 from typing import Any, Protocol, Self, TypeVar
 
-from sqlalchemy import Connection, CursorResult, bindparam
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, CursorResult, Table, bindparam
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement, TextClause
+from sqlalchemy.sql.selectable import Alias
 
 # The bound parameter every scoped statement carries: the caller's id.
 OWNER = "owner"
@@ -29,6 +36,73 @@ def owned(statement: Stmt, user_id: ColumnElement[Any]) -> Stmt:
     return statement.where(user_id == bindparam(OWNER))
 
 
+class Unscoped(AssertionError):
+    """A programming error: a scoped service tried to run a statement not scoped to its caller."""
+
+
+@cache
+def scoped_tables() -> frozenset[str]:
+    """Every per-user table: each table of the metadata with a `user_id` column."""
+    from sqlmodel import SQLModel
+
+    import backend.models  # noqa: F401  (registers every table on the metadata)
+
+    return frozenset(t.name for t in SQLModel.metadata.tables.values() if "user_id" in t.c)
+
+
+def _table_of(selectable: Any) -> Table | None:
+    while isinstance(selectable, Alias):
+        selectable = selectable.element
+    return selectable if isinstance(selectable, Table) else None
+
+
+def _is_owner(element: Any) -> bool:
+    return isinstance(element, BindParameter) and element.key == OWNER
+
+
+def unscoped(statement: Any) -> str | None:
+    """Why `statement` is not scoped to the caller, or None when it is (the check reads the
+    statement object, not its SQL)."""
+    if isinstance(statement, TextClause):
+        return None if OWNER in statement._bindparams else "text statement without :owner"
+    touched: set[Any] = set()
+    owned_by: set[Any] = set()
+    for element in visitors.iterate(statement):
+        table = _table_of(element)
+        if table is not None and table.name in scoped_tables():
+            touched.add(element)
+        if (
+            isinstance(element, BinaryExpression)
+            and element.operator is operator.eq
+            and getattr(element.left, "name", None) == "user_id"
+            and _is_owner(element.right)
+        ):
+            owned_by.add(element.left.table)
+    if isinstance(statement, Insert) and statement.table.name in scoped_tables():
+        touched.discard(statement.table)
+        if not _inserts_owner(statement):
+            return f"INSERT INTO {statement.table.name} with a user_id that is not :owner"
+    missing = sorted(str(t.name) for t in touched - owned_by)
+    return f"{', '.join(missing)} without user_id = :owner" if missing else None
+
+
+def _inserts_owner(statement: Insert) -> bool:
+    if statement.select is not None:
+        names = [getattr(c, "key", c) for c in statement._select_names or ()]
+        if "user_id" not in names:
+            return False
+        columns = list(statement.select.selected_columns)
+        return _is_owner(columns[names.index("user_id")])
+    every: Any = statement._multi_values or ((statement._values or {}),)
+    for values in every:
+        rows: Any = values if isinstance(values, list) else [values]
+        for row in rows:
+            value = {getattr(k, "key", k): v for k, v in dict(row).items()}.get("user_id")
+            if not _is_owner(value):
+                return False
+    return True
+
+
 class Scoped:
     """A service over one caller's rows, on the unit of work's private connection."""
 
@@ -37,5 +111,9 @@ class Scoped:
         self.user_id = user_id
 
     def _run(self, statement: Any, **values: Any) -> CursorResult[Any]:
-        """Every statement runs here, with `owner` bound to the caller."""
+        """Every statement runs here, with `owner` bound to the caller; an unscoped one is
+        refused before it reaches the database."""
+        problem = unscoped(statement)
+        if problem is not None:
+            raise Unscoped(problem)
         return self._conn.execute(statement, {OWNER: self.user_id, **values})
