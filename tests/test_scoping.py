@@ -108,3 +108,56 @@ def test_the_executor_runs_a_scoped_statement(db_engine: Engine) -> None:
     with db_engine.connect() as conn:
         count = owned(select(func.count()).select_from(Task), col(Task.user_id))
         assert Scoped(conn, CALLER)._run(count).scalar() == 0
+
+
+# Code in backend/services/ that runs statements on a connection without `Scoped._run`, and why
+# it may: none of it runs on a caller's behalf over a per-user table. Anything else that calls
+# `execute`/`scalar`/`scalars` itself fails the test below.
+OUTSIDE_THE_EXECUTOR = {
+    "users.UserService": "the accounts table itself (no user_id): who the caller is",
+    "rate_limits.RateLimiter": "counters keyed by token subject or IP, before an account is read",
+    "changes.prune": "the prune command and the worker: every user's delivered changes",
+    "idempotency.prune_expired": "the prune command: every user's expired records",
+    "reminders.fire_due": "the worker: every user's due reminders",
+    "health.pending_migrations": "readiness: the migrations table",
+}
+_EXECUTING = {"execute", "scalar", "scalars", "exec_driver_sql"}
+
+
+def _executing_code() -> set[str]:
+    """`module.Class` or `module.function` for every call of a connection's execute method
+    in backend/services/, outside scope.py (the executor)."""
+    import ast
+    from pathlib import Path
+
+    found: set[str] = set()
+    services = Path(__file__).resolve().parent.parent / "backend" / "services"
+    for path in sorted(services.glob("*.py")):
+        if path.name == "scope.py":
+            continue
+        for top in ast.parse(path.read_text()).body:
+            if not isinstance(top, ast.ClassDef | ast.FunctionDef):
+                continue
+            calls = [
+                node
+                for node in ast.walk(top)
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _EXECUTING
+                # `self._run(...).scalar()` reads a result; a connection is a name.
+                and not isinstance(node.func.value, ast.Call)
+            ]
+            if calls:
+                found.add(f"{path.stem}.{top.name}")
+    return found
+
+
+def test_services_run_statements_only_through_the_executor() -> None:
+    found = _executing_code()
+    assert found <= set(OUTSIDE_THE_EXECUTOR), (
+        "statements run outside Scoped._run (build them with owned() and run them with "
+        f"self._run): {sorted(found - set(OUTSIDE_THE_EXECUTOR))}"
+    )
+    assert found == set(OUTSIDE_THE_EXECUTOR), (
+        f"no longer executing, drop: {sorted(set(OUTSIDE_THE_EXECUTOR) - found)}"
+    )

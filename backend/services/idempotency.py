@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
 from backend.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
 from backend.models import IdempotencyKey
+from backend.services.scope import OWNER, Scoped, Stmt, owned
 
 # Expired rows deleted per recorded response: enough to outpace new keys, small enough to
 # cost a request nothing noticeable.
@@ -64,49 +65,57 @@ def _lock_id(user_id: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _expired_batch(limit: int, user_id: str | None = None) -> Any:
-    """Delete up to `limit` expired records: `user_id`'s (inside a request, which only ever
-    touches its caller's rows), or anyone's (the `prune` command)."""
-    owner = () if user_id is None else (col(IdempotencyKey.user_id) == user_id,)
+_KEYS = IdempotencyKey.__table__.c  # type: ignore[attr-defined]
+
+
+def _expired_batch(limit: int, *, owned_only: bool) -> Any:
+    """Delete up to `limit` expired records: the caller's (`owned_only`: inside a request,
+    which only ever touches its caller's rows), or anyone's (the `prune` command)."""
+    expired = select(col(IdempotencyKey.user_id), col(IdempotencyKey.key))
+    gone = delete(IdempotencyKey)
+    if owned_only:
+        expired, gone = _owned(expired), _owned(gone)
     expired = (
-        select(col(IdempotencyKey.user_id), col(IdempotencyKey.key))
-        .where(col(IdempotencyKey.expires_at) < func.now(), *owner)
+        expired.where(col(IdempotencyKey.expires_at) < func.now())
         .order_by(col(IdempotencyKey.expires_at))
         .limit(limit)
         # Concurrent pruners split the work instead of queueing on each other's rows.
         .with_for_update(skip_locked=True)
     )
-    return delete(IdempotencyKey).where(
-        *owner, tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(expired)
-    )
+    return gone.where(tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(expired))
 
 
-class IdempotencyService:
+def _owned(statement: Stmt) -> Stmt:
+    """A statement on `idempotency_keys`, scoped to the caller's records."""
+    return owned(statement, _KEYS.user_id)
+
+
+class IdempotencyService(Scoped):
     """The caller's Idempotency-Key records, on the request's connection (so a key's lock
     and record commit with the write they guard)."""
 
     def __init__(self, connection: Connection, user_id: str, ttl_seconds: int) -> None:
-        self._conn = connection
-        self.user_id = user_id
+        super().__init__(connection, user_id)
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def begin(self, key: str, request_fingerprint: str) -> StoredResponse | None:
         """Hold the key for this transaction; return the recorded response to replay, or
         None when the caller should do the write and then `record` it."""
-        locked = self._conn.scalar(
+        locked = self._run(
             select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key)))
-        )
+        ).scalar()
         if not locked:
             raise IdempotencyKeyInUse()
         keys = IdempotencyKey.__table__.c  # type: ignore[attr-defined]
-        record = self._conn.execute(
-            select(
-                keys.fingerprint, keys.response_status, keys.response_body, keys.response_headers
-            ).where(
-                col(IdempotencyKey.user_id) == self.user_id,
-                col(IdempotencyKey.key) == key,
-                col(IdempotencyKey.expires_at) > func.now(),
-            )
+        record = self._run(
+            _owned(
+                select(
+                    keys.fingerprint,
+                    keys.response_status,
+                    keys.response_body,
+                    keys.response_headers,
+                )
+            ).where(col(IdempotencyKey.key) == key, col(IdempotencyKey.expires_at) > func.now())
         ).first()
         if record is None:
             return None
@@ -120,7 +129,7 @@ class IdempotencyService:
         """Store the response in the request's transaction (replacing an expired record of
         the same key), then prune a bounded batch of the caller's expired records."""
         values = {
-            "user_id": self.user_id,
+            "user_id": bindparam(OWNER),
             "key": key,
             "fingerprint": request_fingerprint,
             "response_status": response.status,
@@ -131,13 +140,13 @@ class IdempotencyService:
         }
         statement = insert(IdempotencyKey).values(**values)
         updated = {k: statement.excluded[k] for k in values if k not in ("user_id", "key")}
-        self._conn.execute(
+        self._run(
             statement.on_conflict_do_update(
                 index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
                 set_=updated,
             )
         )
-        self._conn.execute(_expired_batch(PRUNE_BATCH, self.user_id))
+        self._run(_expired_batch(PRUNE_BATCH, owned_only=True))
 
 
 def prune_expired(engine: Engine, batch: int = 10_000) -> int:
@@ -146,7 +155,7 @@ def prune_expired(engine: Engine, batch: int = 10_000) -> int:
     total = 0
     while True:
         with engine.begin() as conn:
-            deleted = conn.execute(_expired_batch(batch)).rowcount
+            deleted = conn.execute(_expired_batch(batch, owned_only=False)).rowcount
         total += deleted
         if deleted < batch:
             return total
