@@ -110,6 +110,19 @@ def test_the_executor_runs_a_scoped_statement(db_engine: Engine) -> None:
         assert Scoped(conn, CALLER)._run(count).scalar() == 0
 
 
+def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engine) -> None:
+    """The executor remembers the shapes it found scoped (their cache keys); a statement that
+    differs only in the owner predicate is another shape and is checked again."""
+    scoped = owned(select(col(Task.id)), col(Task.user_id)).where(col(Task.id) == 1)
+    literal = select(col(Task.id)).where(col(Task.user_id) == CALLER, col(Task.id) == 1)
+    with db_engine.connect() as conn:
+        service = Scoped(conn, CALLER)
+        for _ in range(2):
+            assert service._run(scoped).all() == []
+            with pytest.raises(Unscoped):
+                service._run(literal)
+
+
 # Code in backend/services/ that runs statements on a connection without `Scoped._run`, and why
 # it may: none of it runs on a caller's behalf over a per-user table. Anything else that calls
 # `execute`/`scalar`/`scalars` itself fails the test below.

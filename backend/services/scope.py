@@ -113,7 +113,29 @@ class Scoped:
     def _run(self, statement: Any, **values: Any) -> CursorResult[Any]:
         """Every statement runs here, with `owner` bound to the caller; an unscoped one is
         refused before it reaches the database."""
-        problem = unscoped(statement)
-        if problem is not None:
-            raise Unscoped(problem)
+        _check(statement)
         return self._conn.execute(statement, {OWNER: self.user_id, **values})
+
+
+# The shapes of statements found scoped: their SQLAlchemy cache keys (structure and parameter
+# names, not values). The key is memoized on the statement and is the one `execute` looks its
+# compiled form up by, so a statement of a known shape costs a dict lookup, not a tree walk.
+_SCOPED_SHAPES: dict[Any, None] = {}
+_SHAPES_MAX = 4096
+
+
+def _check(statement: Any) -> None:
+    if isinstance(statement, TextClause):
+        shape = None
+    else:
+        cache_key = statement._generate_cache_key()
+        shape = None if cache_key is None else cache_key.key
+        if shape in _SCOPED_SHAPES:
+            return
+    problem = unscoped(statement)
+    if problem is not None:
+        raise Unscoped(problem)
+    if shape is not None:
+        if len(_SCOPED_SHAPES) >= _SHAPES_MAX:
+            _SCOPED_SHAPES.clear()
+        _SCOPED_SHAPES[shape] = None
