@@ -497,14 +497,8 @@ def _plan(
     fields' own validation cannot see."""
     if due_date is None and any("minutes_before_due" in r for r in reminders):
         raise _invalid("body.reminders", "A minutes_before_due reminder needs a due_date")
-    values: dict[str, Any] = {
-        "recurrence": recurrence,
-        "time_zone": time_zone,
-        "reminders": reminders,
-        "series_id": None,
-        "series_start": None,
-        "next_due_date": None,
-    }
+    values: dict[str, Any] = dict.fromkeys(_PLANNED)
+    values.update(recurrence=recurrence, time_zone=time_zone, reminders=reminders)
     if recurrence is None:
         return values
     if due_date is None:
