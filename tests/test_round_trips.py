@@ -198,6 +198,22 @@ def test_route_round_trips(
     )
 
 
+def test_the_rate_limit_clean_up_costs_no_round_trip(
+    proxy: DbProxy, counted: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """About one write in 500 also deletes expired rate-limit windows: in the hit's own
+    statement, so that write costs what every other one does (a die roll once made this
+    suite count one more)."""
+    from backend.services import rate_limits
+
+    assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
+    monkeypatch.setattr(rate_limits, "_CLEAN_UP_ONE_IN", 1)
+    send = lambda: counted.post("/api/tasks", json={"title": "x"}, headers=alice.headers)
+    measured = _measure(proxy, send)
+    assert measured.status == 201, measured.text
+    assert measured.round_trips == BUDGETS["POST /api/tasks"]
+
+
 TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
     "add_task": {"title": "from an agent"},
     "list_tasks": {},

@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import time
 from collections import OrderedDict
@@ -80,6 +79,7 @@ from scripts.bench.baseline import (
     SORT_KEY,
     TOGGLE_SQL,
     TYPE_NAMES,
+    _clean_up,
     _instant,
     _like,
     _tags,
@@ -99,7 +99,6 @@ STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000"))
 MAX_TOKEN_LENGTH = 8 * 1024
 TOKEN_TTL = 30.0  # backend/token_cache.py
 TOKEN_CACHE_ENTRIES = 4096
-CLEAN_UP_ONE_IN = 500  # backend/ratelimit.py
 TASK_FIELDS = ("title", "description", "priority", "due_date", "tags")
 
 
@@ -119,7 +118,6 @@ LOCALS = "SET LOCAL TimeZone = 'UTC'; " + (
 ACCOUNT = text(LOCALS + _sa(ACCOUNT_SQL))
 ACCOUNT_FOR_WRITE = text(LOCALS + _sa(ACCOUNT_FOR_WRITE_SQL))
 HIT = text(LOCALS + _sa(HIT_SQL))
-CLEAN_UP = text("DELETE FROM rate_limits WHERE window_end < clock_timestamp()")
 GET = text(_sa(GET_SQL))
 INSERT = text(_sa(INSERT_SQL))
 TOGGLE = text(_sa(TOGGLE_SQL))
@@ -237,9 +235,9 @@ def _limit_write(engine: Engine, subject: str) -> dict[str, str]:
         return {}
     key = "task-writes:" + hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
     with engine.begin() as conn:
-        _, hits, reset = conn.execute(HIT, {"p1": [key], "p2": [WRITE_WINDOW]}).one()
-        if random.randrange(CLEAN_UP_ONE_IN) == 0:  # noqa: S311 (not security-relevant)
-            conn.execute(CLEAN_UP)
+        _, hits, reset = conn.execute(
+            HIT, {"p1": [key], "p2": [WRITE_WINDOW], "p3": _clean_up()}
+        ).one()
     headers = {
         "RateLimit-Policy": f'"task-writes";q={WRITE_LIMIT};w={WRITE_WINDOW}',
         "RateLimit": f'"task-writes";r={max(0, WRITE_LIMIT - hits)};t={reset}',

@@ -387,3 +387,42 @@ def test_every_write_route_enters_through_the_door(settings: Settings) -> None:
     }
     assert len(writes) >= 9  # 7 task writes, logout-all, delete-me
     assert {key for key, found in writes.items() if door not in found} == set()
+
+
+def test_a_hit_cleans_up_expired_windows_in_the_same_statement(
+    limited: Callable[..., TestClient], db_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clean-up rides on the hit (no statement of its own, so a request's round trips do
+    not depend on a die roll): expired windows go, the keys being hit are counted as usual."""
+    from sqlalchemy import text
+
+    from backend.services import rate_limits
+
+    with limited() as client:
+        headers = bearer(_register(client, "cleanup@example.com"))
+        assert client.post("/api/tasks", json={"title": "a"}, headers=headers).status_code == 201
+        with db_engine.begin() as conn:
+            # The caller's own window, expired as if its hour had passed, and a stranger's.
+            conn.execute(
+                text(
+                    "UPDATE rate_limits SET window_start = now() - interval '2 hours',"
+                    " window_end = now() - interval '1 hour', hits = 4"
+                    " WHERE key LIKE 'task-writes:%'"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO rate_limits (key, window_start, window_end, hits) VALUES"
+                    " ('sign-in-ip:stale', now() - interval '2 hours',"
+                    " now() - interval '1 hour', 3)"
+                )
+            )
+        monkeypatch.setattr(rate_limits, "_CLEAN_UP_ONE_IN", 1)
+        response = client.post("/api/tasks", json={"title": "b"}, headers=headers)
+        assert response.status_code == 201
+        # A new window for the caller (the expired count of 4 is gone): 5 - 1 remaining.
+        assert response.headers["ratelimit"].startswith('"task-writes";r=4;'), response.headers
+        with db_engine.connect() as conn:
+            keys = conn.execute(text("SELECT key FROM rate_limits")).scalars().all()
+        assert "sign-in-ip:stale" not in keys
+        assert len([k for k in keys if k.startswith("task-writes:")]) == 1
