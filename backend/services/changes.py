@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Integer, bindparam, func, select, text
+from sqlalchemy import Engine, Integer, bindparam, func, select, text, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.errors import CursorExpired
@@ -56,12 +56,26 @@ _LIMIT = bindparam("limit", type_=Integer)
 _COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _E.task, _E.occurred_at)
 # Reminder events share the outbox but are no changes: the feed and its positions skip them.
 _CHANGES = _E.type != REMINDER
-_PAGE = (
-    owned(select(*_COLUMNS).where(_E.id > _AFTER, _CHANGES), _E.user_id)
+_PRUNED = owned(select(_P.through_id), _P.user_id)
+# One statement, one snapshot: how far pruning went (0 before any), and the page after
+# `after` (NULL: from where pruning left off), outer-joined so an empty page still has a row.
+_THROUGH = owned(
+    select(func.coalesce(func.max(_P.through_id), 0).label("through")), _P.user_id
+).subquery("pruned")
+_ROWS = (
+    owned(
+        select(*_COLUMNS).where(_E.id > func.coalesce(_AFTER, _THROUGH.c.through), _CHANGES),
+        _E.user_id,
+    )
     .order_by(_E.id)
     .limit(_LIMIT)
+    .lateral("page")
 )
-_PRUNED = owned(select(_P.through_id), _P.user_id)
+_PAGE = (
+    select(_THROUGH.c.through, *_ROWS.c)
+    .select_from(_THROUGH.outerjoin(_ROWS, true()))
+    .order_by(_ROWS.c.id)
+)
 
 
 def latest_position() -> ColumnElement[int]:
@@ -77,25 +91,20 @@ class ChangeFeed(Scoped):
     def page(self, after: int | None, limit: int) -> ChangePage:
         """Up to `limit` changes after position `after` (from the oldest retained without
         one). Raises `CursorExpired` when changes after `after` have been pruned."""
-        if after is None:
-            # What pruning left is where the feed starts.
-            start = self._pruned()
-            rows = self._run(_PAGE, after=start, limit=limit + 1).all()
-        else:
-            start = after
-            rows = self._run(_PAGE, after=start, limit=limit + 1).all()
-            # Read after the page: a prune that removed part of it is seen here.
-            if self._pruned() > after:
-                raise CursorExpired()
+        rows = self._run(_PAGE, after=after, limit=limit + 1).all()
+        through = int(rows[0].through)
+        # Read in the page's snapshot: a prune that removed part of it is seen.
+        if after is not None and through > after:
+            raise CursorExpired()
+        # What pruning left is where the feed starts.
+        start = through if after is None else after
+        rows = [row for row in rows if row.id is not None]
         changes = cast(Sequence[ChangeRow], rows[:limit])
         return ChangePage(
             changes=changes,
             next=changes[-1].id if changes else start,
             has_more=len(rows) > limit,
         )
-
-    def _pruned(self) -> int:
-        return int(self._run(_PRUNED).scalar() or 0)
 
 
 # One statement: the deletion and the record of how far it went commit together.
