@@ -29,33 +29,34 @@ from scripts.bench.dbproxy import DbProxy
 from tests.conftest import ROOT, TEST_SECRET, Account, api_routes
 from tests.mcp.conftest import call_tool_rpc, post_rpc
 
-# Today's counts. Issue 23 lowers every read to 1 and every write to 1 (2 at most, justified
-# in the code): lower a budget here when a change removes round trips. Reads today: `BEGIN`,
-# the caller's account check (with the transaction's `SET LOCAL`s), the query, `COMMIT`.
-# Writes: the rate-limit hit in its own transaction (`BEGIN`, hit, `COMMIT`), then `BEGIN`,
-# the account check and lock, the write, `COMMIT`. An MCP call authenticates in a transaction
-# of its own. No pool ping: a busy pool's checkout costs none (backend/db/engine.py).
+# Today's counts (specs/statements.md). A read is one message: the transaction's `SET LOCAL`s,
+# the caller's entry (account check) and the query, in autocommit. A write is two: `BEGIN`,
+# the `SET LOCAL`s, the entry (write count, account check, change lock) and the first
+# statement; then `COMMIT`. Above that: a recurring task's successor (its own statement),
+# Idempotency-Key (lock, record read and record write), and MCP's account check at the
+# transport. Lower a budget here when a change removes round trips. No pool ping: a busy
+# pool's checkout costs none (backend/db/engine.py).
 BUDGETS: dict[str, int] = {
-    "GET /api/tasks": 4,
-    "GET /api/tasks?search": 4,
-    "GET /api/tasks/stats": 4,
-    "GET /api/tasks/changes": 5,
-    "GET /api/tasks/{task_id}": 4,
-    "GET /api/tasks/{task_id}/occurrences": 4,
-    "POST /api/tasks": 7,
-    "POST /api/tasks+Idempotency-Key": 11,
-    "POST /api/tasks/bulk": 8,
-    "DELETE /api/tasks/completed": 7,
-    "PUT /api/tasks/{task_id}": 7,
-    "PATCH /api/tasks/{task_id}": 7,
-    "PATCH /api/tasks/{task_id}/complete": 8,
-    "DELETE /api/tasks/{task_id}": 7,
+    "GET /api/tasks": 1,
+    "GET /api/tasks?search": 1,
+    "GET /api/tasks/stats": 1,
+    "GET /api/tasks/changes": 1,
+    "GET /api/tasks/{task_id}": 1,
+    "GET /api/tasks/{task_id}/occurrences": 1,
+    "POST /api/tasks": 2,
+    "POST /api/tasks+Idempotency-Key": 6,
+    "POST /api/tasks/bulk": 3,
+    "DELETE /api/tasks/completed": 2,
+    "PUT /api/tasks/{task_id}": 2,
+    "PATCH /api/tasks/{task_id}": 2,
+    "PATCH /api/tasks/{task_id}/complete": 3,
+    "DELETE /api/tasks/{task_id}": 2,
     "POST /api/auth/register": 6,
     "POST /api/auth/login": 6,
     "POST /api/auth/token": 6,
-    "GET /api/auth/me": 4,
-    "POST /api/auth/logout-all": 7,
-    "DELETE /api/auth/me": 7,
+    "GET /api/auth/me": 1,
+    "POST /api/auth/logout-all": 2,
+    "DELETE /api/auth/me": 2,
     "GET /health": 0,
     "GET /health/ready": 4,
     "GET /metrics": 0,
@@ -63,14 +64,14 @@ BUDGETS: dict[str, int] = {
     "GET /docs/oauth2-redirect": 0,
     "GET /redoc": 0,
     # MCP tools (Streamable HTTP at /mcp, stateless: one request per call).
-    "tool add_task": 10,
-    "tool list_tasks": 7,
-    "tool get_task": 7,
-    "tool complete_task": 11,
-    "tool reopen_task": 10,
-    "tool update_task": 10,
-    "tool delete_task": 11,
-    "tool task_stats": 7,
+    "tool add_task": 3,
+    "tool list_tasks": 2,
+    "tool get_task": 2,
+    "tool complete_task": 4,
+    "tool reopen_task": 3,
+    "tool update_task": 3,
+    "tool delete_task": 4,
+    "tool task_stats": 2,
 }
 # The /api/{user_id}/tasks twins answer as their /api/tasks routes and cost the same.
 USER_PATHS = "/api/{user_id}/tasks"

@@ -133,6 +133,7 @@ OUTSIDE_THE_EXECUTOR = {
     "idempotency.prune_expired": "the prune command: every user's expired records",
     "reminders.fire_due": "the worker: every user's due reminders",
     "health.pending_migrations": "readiness: the migrations table",
+    "unit_of_work.UnitOfWork": "the caller's entry, COMMIT, ROLLBACK and the write's recount",
 }
 _EXECUTING = {"execute", "scalar", "scalars", "exec_driver_sql"}
 

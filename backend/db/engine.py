@@ -6,6 +6,7 @@ import logging
 import os
 import select
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -128,6 +129,8 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info.pop(_IDLE_SINCE, None)
+        for key in (_FIRST, _EVERY, _THEN, _LOCALS_PENDING):
+            record.info.pop(key, None)
 
     @event.listens_for(engine, "checkin")
     def _idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -167,6 +170,67 @@ def _readable(dbapi_connection: Any) -> bool:
 _IDLE_SINCE = "task_api_idle_since"
 
 
+def transaction_locals(timeout_ms: int, idle_timeout_ms: int = 0) -> str:
+    """The `SET LOCAL`s every transaction starts with (`_set_transaction_locals`)."""
+    prefix = "SET LOCAL TimeZone = 'UTC'; "
+    if timeout_ms > 0:
+        prefix += f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
+    if idle_timeout_ms > 0:
+        prefix += f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_timeout_ms)}; "
+    return prefix
+
+
+def send_with_next_statement(
+    conn: Connection,
+    sql: str,
+    values: dict[str, Any],
+    then: Callable[[Any], None] | None = None,
+) -> None:
+    """Send `sql` (pyformat placeholders for `values`) in the same message as the next
+    statement run on `conn`, ahead of it: PostgreSQL runs both, psycopg2 returns the last one's
+    result, and it costs no round trip of its own. Replaces the transaction's `SET LOCAL`s,
+    so `sql` carries them itself when it needs them. `then(dbapi_connection)` runs once the
+    message has been answered (to read what `sql` sent back as notices)."""
+    conn.info[_FIRST] = (sql, values)
+    conn.info.pop(_LOCALS_PENDING, None)
+    if then is not None:
+        conn.info[_THEN] = then
+
+
+def take_unsent(conn: Connection) -> tuple[str, dict[str, Any]] | None:
+    """What `send_with_next_statement` queued and no statement has carried yet."""
+    unsent: tuple[str, dict[str, Any]] | None = conn.info.pop(_FIRST, None)
+    conn.info.pop(_THEN, None)
+    return unsent
+
+
+def autocommit(conn: Connection, *, every_statement_locals: bool) -> None:
+    """Put `conn` in autocommit: psycopg2 sends no `BEGIN` of its own, so a statement is a
+    transaction of its own (and each one carries the `SET LOCAL`s with
+    `every_statement_locals`), or the caller sends `BEGIN` itself, in a message with other
+    statements. psycopg2's flag, not SQLAlchemy's AUTOCOMMIT isolation level, whose reset
+    costs a round trip and sets a session variable (wrong behind a transaction pooler).
+    `end_autocommit` undoes it before the connection goes back to the pool."""
+    conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+    if every_statement_locals:
+        conn.info[_EVERY] = True
+
+
+def end_autocommit(conn: Connection) -> None:
+    """Back to psycopg2's transactions, for the pool's next borrower. A connection still
+    inside a transaction it was sent (a failure between `BEGIN` and its end that could not
+    roll back) is discarded instead: nothing of this request may reach the next one."""
+    for key in (_EVERY, _FIRST, _THEN):
+        conn.info.pop(key, None)
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None or dbapi.closed:
+        return
+    if dbapi.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        conn.invalidate()
+        return
+    dbapi.autocommit = False
+
+
 def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: int = 0) -> None:
     """`SET LOCAL` the time zone to UTC, (unless 0) `statement_timeout`, and (unless 0)
     `idle_in_transaction_session_timeout` in every transaction, sent with its first statement.
@@ -184,19 +248,17 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
     to next. SET LOCAL ends with its transaction, so it is right behind any pooler. Prefixed to
     the transaction's first statement (psycopg2 runs them in one round trip and returns the
     last one's result) rather than executed on its own, which would cost a round trip each.
+    The same hook sends what `send_with_next_statement` queued (specs/statements.md).
     """
-    prefix = "SET LOCAL TimeZone = 'UTC'; "
-    if timeout_ms > 0:
-        prefix += f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
-    if idle_timeout_ms > 0:
-        prefix += f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_timeout_ms)}; "
+    prefix = transaction_locals(timeout_ms, idle_timeout_ms)
 
     # Armed at BEGIN, consumed by the first statement. (No commit/rollback hook to disarm: a
     # transaction that ran no statement leaves it armed, and the next BEGIN arms it anyway; and
     # reading `conn.info` while rolling back a connection the server dropped would raise.)
     @event.listens_for(engine, "begin")
     def _arm(conn: Connection) -> None:
-        conn.info[_LOCALS_PENDING] = True
+        if _FIRST not in conn.info:
+            conn.info[_LOCALS_PENDING] = True
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _prefix(
@@ -207,9 +269,32 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
         context: Any,
         executemany: bool,
     ) -> tuple[str, Any]:
-        if conn.info.pop(_LOCALS_PENDING, False):
+        first = conn.info.pop(_FIRST, None)
+        if first is not None:
+            head = cursor.mogrify(*first).decode()
+            # psycopg2 reads `%` as a placeholder's start whenever it is given parameters.
+            if parameters or not getattr(context, "no_parameters", False):
+                head = head.replace("%", "%%")
+            statement = head + statement
+        elif conn.info.pop(_LOCALS_PENDING, False) or conn.info.get(_EVERY, False):
             statement = prefix + statement
         return statement, parameters
 
+    @event.listens_for(engine, "after_cursor_execute")
+    def _answered(
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        then = conn.info.pop(_THEN, None) if _FIRST not in conn.info else None
+        if then is not None:
+            then(cursor.connection)
+
 
 _LOCALS_PENDING = "task_api_transaction_locals_pending"
+_FIRST = "task_api_send_first"
+_EVERY = "task_api_locals_on_every_statement"
+_THEN = "task_api_after_first"

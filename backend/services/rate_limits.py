@@ -22,44 +22,25 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
 from backend.config import Settings
 from backend.errors import RateLimited
 
-# One statement for all the policies a request touches; keys sorted so that two requests
-# never lock the same rows in opposite orders. About one hit in `_CLEAN_UP_ONE_IN` also deletes
-# expired windows (`:clean`), so the table stays small: in the same statement, so the clean-up
-# costs no round trip of its own and every request sends the same messages. It spares the keys
-# being hit, so no row is both deleted and upserted by one statement.
+# One statement for all the policies a request touches (migration 0014, `task_api_hit`: keys
+# in order, and about one hit in `_CLEAN_UP_ONE_IN` also deletes expired windows, `:clean`, in
+# the same statement, so that every request sends the same messages).
+_HIT_SQL = "SELECT key, hits, reset_seconds FROM task_api_hit({keys}, {windows}, {clean})"
 _HIT = text(
-    """
-    WITH expired AS (
-        DELETE FROM rate_limits
-        WHERE CAST(:clean AS boolean)
-          AND window_end < clock_timestamp()
-          AND key <> ALL (CAST(:keys AS text[]))
+    _HIT_SQL.format(
+        keys="CAST(:keys AS text[])", windows="CAST(:windows AS integer[])", clean=":clean"
     )
-    INSERT INTO rate_limits AS r (key, window_start, window_end, hits)
-    SELECT k, s, s + make_interval(secs => w), 1
-    FROM (
-        SELECT k, w,
-               date_bin(make_interval(secs => w), clock_timestamp(),
-                        TIMESTAMPTZ '2000-01-01 00:00:00+00') AS s
-        FROM unnest(CAST(:keys AS text[]), CAST(:windows AS integer[])) AS t(k, w)
-        ORDER BY k
-    ) AS windows
-    ON CONFLICT (key) DO UPDATE SET
-        hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
-        window_start = EXCLUDED.window_start,
-        window_end = EXCLUDED.window_end
-    RETURNING key, hits,
-              greatest(1, ceil(extract(epoch FROM window_end - clock_timestamp())))::integer
-    """
 )
 _CLEAN_UP_ONE_IN = 500
+# What the caller's entry sends back of a write's count (`task_api_enter`): `<hits> <reset>`.
+_WRITE_COUNT_NOTICE = "task_api_rate_limit "
 
 
 class HeaderSink(Protocol):
@@ -158,15 +139,29 @@ class RateLimiter:
         )
 
     def write(self, user_id: str) -> None:
-        """One write by `user_id` (the token's subject), against the per-user write limit."""
+        """One write by `user_id` (the token's subject), against the per-user write limit, in a
+        transaction of its own."""
+        self._enforce((self._write_policy(), user_id))
+
+    def write_count(self, user_id: str) -> WriteCount | None:
+        """What counting a write by `user_id` takes, for a statement that counts it together
+        with other work (the caller's entry, `UnitOfWork`); None when writes are not limited."""
+        policy = self._write_policy()
+        if not self._settings.rate_limit_enabled or policy.limit <= 0:
+            return None
+        return WriteCount(self, policy, _key(policy, user_id))
+
+    def _write_policy(self) -> Policy:
         s = self._settings
-        policy = Policy(
+        return Policy(
             "task-writes", s.rate_limit_task_writes_per_user, s.rate_limit_task_window_seconds
         )
-        self._enforce((policy, user_id))
 
     def _enforce(self, *checks: tuple[Policy, str]) -> None:
-        outcome = self._hit(checks)
+        self._settle(self._hit(checks))
+
+    def _settle(self, outcome: Outcome) -> None:
+        """Headers for the response, or `RateLimited` when a limit is exceeded."""
         headers = outcome.headers()
         if not outcome.allowed:
             raise RateLimited(extra_headers=headers)
@@ -185,11 +180,60 @@ class RateLimiter:
                 {
                     "keys": list(by_key),
                     "windows": [p.window_seconds for p in by_key.values()],
-                    "clean": random.randrange(_CLEAN_UP_ONE_IN) == 0,  # noqa: S311 (not security)
+                    "clean": _clean_up(),
                 },
             ).all()
         usages = {key: Usage(by_key[key], hits, reset) for key, hits, reset in rows}
         return Outcome(tuple(usages[key] for key in by_key))
+
+
+@dataclass(frozen=True)
+class WriteCount:
+    """One write's count against the caller's write limit, made by another statement: the
+    caller's entry (`task_api_enter`, which reports it in a notice), or `recount` after a
+    rolled-back transaction took that count with it (a refused or failing write still counts)."""
+
+    limiter: RateLimiter
+    policy: Policy
+    key: str
+
+    def entry_arguments(self) -> dict[str, Any]:
+        return {
+            "limit_key": self.key,
+            "window": self.policy.window_seconds,
+            "limit": self.policy.limit,
+            "clean": _clean_up(),
+        }
+
+    def settle_notices(self, dbapi_connection: Any) -> None:
+        """Take the count the entry reported out of the (psycopg2) connection's notices;
+        headers (or `RateLimited`) as for any other count."""
+        notices: list[str] = dbapi_connection.notices
+        for index in range(len(notices) - 1, -1, -1):
+            text_ = notices[index]
+            at = text_.find(_WRITE_COUNT_NOTICE)
+            if at < 0:
+                continue
+            del notices[index]
+            hits, reset = text_[at + len(_WRITE_COUNT_NOTICE) :].split()[:2]
+            self.limiter._settle(Outcome((Usage(self.policy, int(hits), int(reset)),)))
+            return
+
+    def recount_sql(self) -> tuple[str, dict[str, Any]]:
+        """The hit as SQL for a message of its own making (after a `ROLLBACK`)."""
+        sql = _HIT_SQL.format(
+            keys="%(keys)s::text[]", windows="%(windows)s::integer[]", clean="false"
+        )
+        return sql, {"keys": [self.key], "windows": [self.policy.window_seconds]}
+
+    def settle_row(self, row: Any) -> None:
+        _, hits, reset = row
+        self.limiter._settle(Outcome((Usage(self.policy, int(hits), int(reset)),)))
+
+
+def _clean_up() -> bool:
+    """Whether this hit also deletes expired windows (about one in `_CLEAN_UP_ONE_IN`)."""
+    return random.randrange(_CLEAN_UP_ONE_IN) == 0  # noqa: S311 (not security-relevant)
 
 
 def _norm(email: str) -> str:

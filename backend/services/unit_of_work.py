@@ -2,30 +2,54 @@
 services bound to them.
 
 `backend.api.door` builds one per request and enters it inside the route's single thread-pool
-hop: entering counts a write against the caller's limit (its own committed transaction) and
-resolves the caller's account; leaving commits, or rolls back on any error. The route returns
-only after the commit, so a 2xx is always durable. Services never commit.
+hop. A signed-in caller's request costs as few round trips as PostgreSQL allows
+(specs/statements.md): the connection is in autocommit, and the caller's entry (a write's
+count against the caller's limit, the account check, a write's change lock: `task_api_enter`,
+migration 0014) travels in the same message as the route's first statement.
+
+- A read is one message: `SET LOCAL`s, the entry, the statement, as one implicit transaction;
+  a further statement is a message (and a transaction) of its own.
+- A write is `BEGIN`, the `SET LOCAL`s, the entry and its first statement in one message, and
+  `COMMIT` in a second: the route decides between its statements and the end of the
+  transaction (a 404 rolls back), so the commit cannot ride with the write. After a rollback
+  the write is counted again in the `ROLLBACK`'s message (a refused or failing write counts).
+
+The route returns only after the commit, so a 2xx is always durable. Services never commit.
 """
 
 from __future__ import annotations
 
 from contextlib import suppress
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.db.engine import (
+    autocommit,
+    end_autocommit,
+    send_with_next_statement,
+    take_unsent,
+    transaction_locals,
+)
+from backend.errors import Unauthorized
 from backend.services.changes import ChangeFeed
 from backend.services.idempotency import IdempotencyService
-from backend.services.rate_limits import HeaderSink, RateLimiter
+from backend.services.rate_limits import HeaderSink, RateLimiter, WriteCount
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
 # The execution option naming the caller a connection serves during a unit of work.
 CALLER_KEY = "task_api_caller_id"
+# The caller's entry (migration 0014); its refusals carry these SQLSTATEs.
+_ENTER = (
+    "SELECT task_api_enter(%(subject)s, %(version)s, %(local)s, %(email)s, %(name)s, "
+    "%(write)s, %(limit_key)s, %(window)s, %(limit)s, %(clean)s); "
+)
+_REFUSED_ACCOUNT = "TA401"  # over the write limit is TA429: the recount then says so
 
 
 class UnitOfWork:
@@ -56,6 +80,9 @@ class UnitOfWork:
         # Where the rate-limit headers for the response go (the door passes the response's).
         self.response_headers: HeaderSink = {} if response_headers is None else response_headers
         self._conn: Connection | None = None
+        # A signed-in caller's request: its entry and its write count (None: not counted).
+        self._entry: tuple[str, dict[str, Any]] | None = None
+        self._count: WriteCount | None = None
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -63,22 +90,56 @@ class UnitOfWork:
             self.users = UserService(conn)
             self.limits = RateLimiter(conn, self._settings, self._client_ip, self.response_headers)
             if self._claims is not None:
-                if self._counts_write:
-                    # Keyed on the token's subject, before the account is read: a refused
-                    # or failing write still counts.
-                    self.limits.write(self._claims.subject)
-                self.act_as(self._claims)
+                self._enter_as(conn, self._claims)
         except BaseException:
             self._conn = None
             conn.close()
             raise
         return self
 
+    def _enter_as(self, conn: Connection, claims: TokenClaims) -> None:
+        """Queue the caller's entry to go with the route's first statement; bind the services
+        to the token's subject (the account's id: the entry refuses any other)."""
+        write = self._counts_write
+        autocommit(conn, every_statement_locals=not write)
+        # The entry reports a write's count in a notice: only this request's are read.
+        conn.connection.dbapi_connection.notices.clear()  # type: ignore[union-attr]
+        settings = self._settings
+        locals_ = transaction_locals(
+            settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
+        )
+        # Keyed on the token's subject, before the account is read: a write refused for its
+        # account still counts.
+        self._count = self.limits.write_count(claims.subject) if write else None
+        values: dict[str, Any] = {
+            "subject": claims.subject,
+            "version": claims.token_version,
+            "local": claims.local,
+            "email": claims.email,
+            "name": claims.name,
+            "write": write,
+            **dict.fromkeys(("limit_key", "window", "limit"), None),
+            "clean": False,
+            **(self._count.entry_arguments() if self._count is not None else {}),
+        }
+        self._entry = (locals_ + _ENTER, values)
+        if write:
+            # The count is settled as soon as the first message is answered: a route that
+            # builds its own response copies the rate-limit headers before it returns.
+            settle = None if self._count is None else self._count.settle_notices
+            send_with_next_statement(conn, "BEGIN; " + locals_ + _ENTER, values, settle)
+        else:
+            send_with_next_statement(conn, locals_ + _ENTER, values)
+        self._bind(conn, claims.subject)
+
     def act_as(self, claims: TokenClaims) -> None:
         """Resolve the account `claims` speak for (401 if revoked or deleted; an external
         identity is provisioned) and bind the caller's services to it."""
         conn = self._connection()
-        self.caller_id = self.users.resolve_id(claims, writes=self._counts_write)
+        self._bind(conn, self.users.resolve_id(claims, writes=self._counts_write))
+
+    def _bind(self, conn: Connection, caller_id: str) -> None:
+        self.caller_id = caller_id
         # Whom this connection now serves: every statement on it must be scoped to this id
         # (tests/scoping.py checks each one the test run sends). An execution option lives
         # and dies with this Connection, not with the pooled database connection under it.
@@ -104,7 +165,9 @@ class UnitOfWork:
         if conn is None:
             return
         try:
-            if exc_type is None:
+            if self._entry is not None:
+                self._leave(conn, self._entry, exc)
+            elif exc_type is None:
                 conn.commit()
             else:
                 # A connection the server dropped cannot roll back; the error that brought
@@ -112,7 +175,59 @@ class UnitOfWork:
                 with suppress(SQLAlchemyError):
                     conn.rollback()
         finally:
+            if self._entry is not None:
+                end_autocommit(conn)
             conn.close()
+
+    def _leave(
+        self, conn: Connection, entry: tuple[str, dict[str, Any]], exc: BaseException | None
+    ) -> None:
+        """End a signed-in caller's request: send the entry if no statement carried it (the
+        account is checked and a write counted all the same), commit a write or roll it back
+        and count it again, and turn the entry's refusals into their errors."""
+        open_transaction = self._counts_write
+        unsent_sent = False
+        if take_unsent(conn) is not None:
+            # No statement ran: the entry alone, as one implicit transaction.
+            open_transaction = False
+            try:
+                conn.exec_driver_sql(*entry)
+            except DBAPIError as error:
+                self._refused(conn, error, open_transaction=False)
+                raise
+            unsent_sent = True
+        elif exc is not None:
+            self._refused(conn, exc, open_transaction=open_transaction)
+            return
+        if open_transaction:
+            try:
+                conn.exec_driver_sql("COMMIT")
+            except DBAPIError as error:
+                self._refused(conn, error, open_transaction=False)
+                raise
+        if self._count is not None and unsent_sent:
+            self._count.settle_notices(conn.connection.dbapi_connection)
+
+    def _refused(self, conn: Connection, exc: BaseException, *, open_transaction: bool) -> None:
+        """After a failed request: roll back the open transaction and count the write again
+        (the rollback took its count), in one message; raise the entry's refusal as its
+        error (`Unauthorized`; `RateLimited` from the count), else let `exc` propagate."""
+        parts = ["ROLLBACK"] if open_transaction else []
+        recount = self._count.recount_sql() if self._count is not None else None
+        if recount is not None:
+            parts.append(recount[0])
+        if parts:
+            try:
+                result = conn.exec_driver_sql("; ".join(parts), recount[1] if recount else None)
+            except SQLAlchemyError:
+                # A connection the server dropped cannot roll back; the error that brought
+                # us here is the one to report, and closing discards the connection anyway.
+                result = None
+            if result is not None and self._count is not None:
+                self._count.settle_row(result.one())
+        orig = getattr(exc, "orig", None)
+        if getattr(orig, "pgcode", None) == _REFUSED_ACCOUNT:
+            raise Unauthorized(orig.diag.message_primary) from None  # type: ignore[union-attr]
 
     def count_refused_write(self) -> None:
         """Count a write refused before it ran (invalid input): it counts like any other.
