@@ -7,9 +7,11 @@ requests on any process see one consistent count. The libraries that implement t
 algorithms (`limits`, `pyrate-limiter`) have no PostgreSQL store on psycopg2, and the stack
 allows no second driver or store, hence the one statement here.
 
-The counter is written in its own short transaction, committed before the request's own
-transaction begins on the same connection: a sign-in that fails (and rolls the request back)
-must still count.
+Sign-in and sign-up counters are written in their own short transaction, committed before
+the request's own transaction begins on the same connection: a sign-in that fails (and rolls
+the request back) must still count. A task write is counted by the caller's entry, in the
+write's own transaction and message (`WriteCount`, specs/statements.md), and counted again
+after a rollback.
 
 Responses carry the IETF draft headers (draft-ietf-httpapi-ratelimit-headers):
 `RateLimit-Policy: "sign-in-ip";q=20;w=300` and `RateLimit: "sign-in-ip";r=19;t=241`, and a
