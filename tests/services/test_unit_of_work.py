@@ -1,0 +1,46 @@
+"""The unit of work when the server drops its connection mid-request (a restart, a pooler
+recycling it): the request fails with the driver's disconnect error, which the error mapping
+turns into a 503, never with SQLAlchemy's complaint about the dead connection (a 500)."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from backend.auth.tokens import TokenClaims
+from backend.config import Settings
+from backend.db.engine import libpq_url
+from backend.error_mapping import describe
+from backend.models import TaskCreate
+from backend.services.unit_of_work import UnitOfWork
+
+
+def _terminate(database_url: str, pid: int) -> None:
+    admin = psycopg2.connect(libpq_url(database_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            # Waits (up to 5 s) until the backend has exited.
+            cur.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            assert cur.fetchone() == (True,)
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_a_connection_dropped_mid_request_is_a_503(
+    db_engine: Engine, settings: Settings, database_url: str, write: bool
+) -> None:
+    claims = TokenClaims(subject="dropped", local=False)
+    work = UnitOfWork(db_engine, settings, claims=claims, counts_write=write)
+    with pytest.raises(OperationalError) as raised, work:
+        work.tasks.create(TaskCreate(title="first"))
+        dbapi = work._connection().connection.dbapi_connection
+        _terminate(database_url, dbapi.get_backend_pid())  # type: ignore[union-attr]
+        work.tasks.create(TaskCreate(title="second"))
+    assert describe(raised.value).status == 503
+    # The pool hands out a working connection afterwards.
+    with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as after:
+        assert after.tasks.create(TaskCreate(title="after")).title == "after"
