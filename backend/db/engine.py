@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg2
@@ -129,7 +130,7 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info.pop(_IDLE_SINCE, None)
-        for key in (_FIRST, _EVERY, _THEN, _LOCALS_PENDING):
+        for key in (_FIRST, _EVERY, _THEN, _LOCALS_PENDING, _AT_COMMIT):
             record.info.pop(key, None)
 
     @event.listens_for(engine, "checkin")
@@ -197,6 +198,58 @@ def send_with_next_statement(
         conn.info[_THEN] = then
 
 
+# A pyformat placeholder in compiled SQL (a literal `%` is compiled as `%%`).
+_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
+
+
+def render(
+    conn: Connection, statement: Any, values: Mapping[str, Any], prefix: str
+) -> tuple[str, dict[str, Any]]:
+    """`statement` compiled as `execute` would send it (pyformat SQL and driver-ready values,
+    bind processors applied), its parameters renamed `<prefix><name>`, so that several
+    statements can share one message and one parameter dict."""
+    compiled = statement.compile(
+        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    if compiled.positiontup or compiled.escaped_bind_names:
+        raise ValueError("only named parameters with plain names can be rendered")
+    processors = compiled._bind_processors
+    params: dict[str, Any] = {}
+    for name, value in compiled.construct_params(dict(values)).items():
+        process = processors.get(name)
+        params[prefix + name] = process(value) if process is not None else value
+    sql = _PLACEHOLDER.sub(lambda m: f"%({prefix}{m.group(1)})s", str(compiled))
+    return sql, params
+
+
+def begin_deferring(conn: Connection) -> None:
+    """From now on, `defer_to_commit` queues statements on `conn` for its COMMIT's message
+    (the unit of work sends that COMMIT itself: `commit_message`)."""
+    conn.info[_AT_COMMIT] = []
+
+
+def defer_to_commit(conn: Connection, statement: Any, values: Mapping[str, Any]) -> bool:
+    """Queue `statement` (whose result nobody reads) to run in the same message as the
+    transaction's COMMIT, ahead of it: it costs no round trip of its own, and if it fails the
+    COMMIT never runs. False (nothing queued) when `conn` has no such COMMIT coming."""
+    queued: list[tuple[str, dict[str, Any]]] | None = conn.info.get(_AT_COMMIT)
+    if queued is None:
+        return False
+    queued.append(render(conn, statement, values, f"c{len(queued)}_"))
+    return True
+
+
+def deferred_message(conn: Connection) -> tuple[str, dict[str, Any]]:
+    """The statements `defer_to_commit` queued, as one message's text and parameters (empty
+    when none), taken off the queue."""
+    queued: list[tuple[str, dict[str, Any]]] = conn.info.get(_AT_COMMIT) or []
+    conn.info[_AT_COMMIT] = []
+    params: dict[str, Any] = {}
+    for _, values in queued:
+        params.update(values)
+    return "".join(f"{sql}; " for sql, _ in queued), params
+
+
 def take_unsent(conn: Connection) -> tuple[str, dict[str, Any]] | None:
     """What `send_with_next_statement` queued and no statement has carried yet."""
     unsent: tuple[str, dict[str, Any]] | None = conn.info.pop(_FIRST, None)
@@ -222,7 +275,7 @@ def end_autocommit(conn: Connection) -> None:
     roll back) is discarded instead: nothing of this request may reach the next one."""
     if conn.invalidated:
         return  # discarded already (a fresh connection starts clean: `_fresh`)
-    for key in (_EVERY, _FIRST, _THEN):
+    for key in (_EVERY, _FIRST, _THEN, _AT_COMMIT):
         conn.info.pop(key, None)
     dbapi = conn.connection.dbapi_connection
     if dbapi is None or dbapi.closed:
@@ -300,3 +353,4 @@ _LOCALS_PENDING = "task_api_transaction_locals_pending"
 _FIRST = "task_api_send_first"
 _EVERY = "task_api_locals_on_every_statement"
 _THEN = "task_api_after_first"
+_AT_COMMIT = "task_api_at_commit"

@@ -20,6 +20,8 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement, TextClause
 from sqlalchemy.sql.selectable import Alias
 
+from backend.db.engine import defer_to_commit
+
 # The bound parameter every scoped statement carries: the caller's id.
 OWNER = "owner"
 
@@ -115,6 +117,15 @@ class Scoped:
         refused before it reaches the database."""
         _check(statement)
         return self._conn.execute(statement, {OWNER: self.user_id, **values})
+
+    def _run_at_commit(self, statement: Any, **values: Any) -> None:
+        """Run `statement`, whose result nobody reads, as `_run` would, but in the message
+        that commits the request's transaction (no round trip of its own); where no such
+        message comes (a connection outside a signed-in caller's write), now."""
+        _check(statement)
+        values = {OWNER: self.user_id, **values}
+        if not defer_to_commit(self._conn, statement, values):
+            self._conn.execute(statement, values)
 
 
 # The shapes of statements found scoped: their SQLAlchemy cache keys (structure and parameter

@@ -371,7 +371,8 @@ class TaskService(Scoped):
         ):
             schedule = Schedule.of(task.recurrence, task.time_zone, task.series_start)
             reminders = _moved_reminders(task.reminders, task.due_date, task.next_due_date)
-            self._run(
+            # Nobody reads its result: it rides with the COMMIT (specs/statements.md).
+            self._run_at_commit(
                 _SUCCESSOR,
                 previous_id=task.id,
                 following_due_date=schedule.next_after(task.next_due_date),

@@ -30,6 +30,8 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import (
     autocommit,
+    begin_deferring,
+    deferred_message,
     end_autocommit,
     send_with_next_statement,
     take_unsent,
@@ -128,6 +130,9 @@ class UnitOfWork:
             # builds its own response copies the rate-limit headers before it returns.
             settle = None if self._count is None else self._count.settle_notices
             send_with_next_statement(conn, "BEGIN; " + locals_ + _ENTER, values, settle)
+            # What a write runs but nobody reads (a recurring task's next occurrence, an
+            # Idempotency-Key's record) rides with the COMMIT (`_leave`).
+            begin_deferring(conn)
         else:
             send_with_next_statement(conn, locals_ + _ENTER, values)
         self._bind(conn, claims.subject)
@@ -208,8 +213,9 @@ class UnitOfWork:
             self._refused(conn, exc, open_transaction=open_transaction)
             return
         if open_transaction:
+            deferred, params = deferred_message(conn)
             try:
-                conn.exec_driver_sql("COMMIT")
+                conn.exec_driver_sql(deferred + "COMMIT", params)
             except DBAPIError as error:
                 self._refused(conn, error, open_transaction=False)
                 raise

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, bindparam, insert
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import libpq_url
 from backend.error_mapping import describe
-from backend.models import TaskCreate
+from backend.models import Task, TaskCreate
+from backend.services.scope import OWNER
 from backend.services.unit_of_work import UnitOfWork
 
 
@@ -44,3 +45,35 @@ def test_a_connection_dropped_mid_request_is_a_503(
     # The pool hands out a working connection afterwards.
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as after:
         assert after.tasks.create(TaskCreate(title="after")).title == "after"
+
+
+def test_a_statement_deferred_to_the_commit_fails_the_whole_write(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """A statement queued for the COMMIT's message (`Scoped._run_at_commit`) that fails there
+    takes the write with it: nothing is committed and the error reaches the client."""
+    claims = TokenClaims(subject="deferring", local=False)
+    broken = insert(Task).values(user_id=bindparam(OWNER), title=None)  # NOT NULL
+    with (
+        pytest.raises(IntegrityError),
+        UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work,
+    ):
+        work.tasks.create(TaskCreate(title="kept only if the commit succeeds"))
+        work.tasks._run_at_commit(broken)
+    with UnitOfWork(db_engine, settings, claims=claims) as work:
+        assert work.tasks.titles() == set()
+
+
+def test_statements_deferred_to_the_commit_run_in_order_before_it(
+    db_engine: Engine, settings: Settings
+) -> None:
+    claims = TokenClaims(subject="deferring", local=False)
+    with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
+        work.tasks.create(TaskCreate(title="now"))
+        for title in ("first", "100% second"):
+            work.tasks._run_at_commit(
+                insert(Task).values(user_id=bindparam(OWNER), title=bindparam("title")),
+                title=title,
+            )
+    with UnitOfWork(db_engine, settings, claims=claims) as work:
+        assert work.tasks.titles() == {"now", "first", "100% second"}
