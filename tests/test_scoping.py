@@ -133,9 +133,13 @@ OUTSIDE_THE_EXECUTOR = {
     "idempotency.prune_expired": "the prune command: every user's expired records",
     "reminders.fire_due": "the worker: every user's due reminders",
     "health.pending_migrations": "readiness: the migrations table",
-    "unit_of_work.UnitOfWork": "the caller's entry, COMMIT, ROLLBACK and the write's recount",
+    "unit_of_work.UnitOfWork": "the caller's entry (with the route's first statement), COMMIT "
+    "(with what was deferred to it), ROLLBACK and the write's recount",
 }
 _EXECUTING = {"execute", "scalar", "scalars", "exec_driver_sql"}
+# The engine's ways to send a statement in another statement's message (Scoped._run_ahead and
+# Scoped._run_at_commit check the statement first).
+_SENDING = {"send_ahead", "defer_to_commit", "send_with_next_statement"}
 
 
 def _executing_code() -> set[str]:
@@ -156,10 +160,15 @@ def _executing_code() -> set[str]:
                 node
                 for node in ast.walk(top)
                 if isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in _EXECUTING
-                # `self._run(...).scalar()` reads a result; a connection is a name.
-                and not isinstance(node.func.value, ast.Call)
+                and (
+                    (
+                        isinstance(node.func, ast.Attribute)
+                        and node.func.attr in _EXECUTING
+                        # `self._run(...).scalar()` reads a result; a connection is a name.
+                        and not isinstance(node.func.value, ast.Call)
+                    )
+                    or getattr(node.func, "id", getattr(node.func, "attr", None)) in _SENDING
+                )
             ]
             if calls:
                 found.add(f"{path.stem}.{top.name}")

@@ -54,15 +54,21 @@ class Idempotent:
         self, door: UnitOfWork, body: BaseModel, status_code: int, write: Callable[[], M]
     ) -> M | Response:
         """`write()`'s result, or (with a key) the recorded response to this request. The
-        key's lock and record share the write's transaction (`door`), to commit with it."""
+        key's check goes in the write's first message and its record with the COMMIT
+        (`IdempotencyService`): a keyed write costs the round trips of any write."""
         if self.key is None:
             return write()
         store = door.idempotency
         request_fingerprint = fingerprint("POST", self.route, body.model_dump(mode="json"))
-        stored = store.begin(self.key, request_fingerprint)
-        replayed = stored is not None
-        if stored is None:
+        store.begin(self.key, request_fingerprint)
+        try:
             result = write()
+        except Exception as error:
+            # The check stopped the write: in use or mismatched (raised), or answered before.
+            stored = store.replayed(error)
+            door.roll_back()
+            replayed = True
+        else:
             recorded = self.response.headers
             stored = StoredResponse(
                 status_code,
@@ -70,6 +76,7 @@ class Idempotent:
                 {name: recorded[name] for name in _RECORDED_HEADERS if name in recorded},
             )
             store.record(self.key, request_fingerprint, stored)
+            replayed = False
         # A returned Response does not get the injected response's headers (the rate-limit
         # ones) from FastAPI: copy them, and the recorded ones over them.
         skip = {name.lower() for name in (*_RECORDED_HEADERS, "content-length")}

@@ -208,9 +208,7 @@ def render(
     """`statement` compiled as `execute` would send it (pyformat SQL and driver-ready values,
     bind processors applied), its parameters renamed `<prefix><name>`, so that several
     statements can share one message and one parameter dict."""
-    compiled = statement.compile(
-        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
-    )
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     if compiled.positiontup or compiled.escaped_bind_names:
         raise ValueError("only named parameters with plain names can be rendered")
     processors = compiled._bind_processors
@@ -220,6 +218,18 @@ def render(
         params[prefix + name] = process(value) if process is not None else value
     sql = _PLACEHOLDER.sub(lambda m: f"%({prefix}{m.group(1)})s", str(compiled))
     return sql, params
+
+
+def send_ahead(conn: Connection, statement: Any, values: Mapping[str, Any]) -> None:
+    """Send `statement` (whose rows nobody reads: it matters by its effect or its error) in
+    the same message as the next statement run on `conn`, ahead of it and after anything
+    queued before (the caller's entry). Only inside a transaction the caller began: in
+    autocommit a queued statement would replace the per-statement `SET LOCAL`s."""
+    if conn.info.get(_EVERY, False):
+        raise RuntimeError("send_ahead needs a transaction (a write's unit of work)")
+    sql, params = conn.info.get(_FIRST) or ("", {})
+    extra, extra_params = render(conn, statement, values, f"a{len(params)}_")
+    conn.info[_FIRST] = (f"{sql}{extra}; ", {**params, **extra_params})
 
 
 def begin_deferring(conn: Connection) -> None:

@@ -1,18 +1,20 @@
 """Idempotency-Key for creating requests (draft-ietf-httpapi-idempotency-key-header).
 
 Design: everything happens in the request's own transaction, so the write and its recorded
-answer commit (or roll back) together.
+answer commit (or roll back) together, in the round trips of any write (specs/statements.md).
 
-1. `begin` takes `pg_try_advisory_xact_lock` on a hash of (user, key). Not granted: another
-   request with this key is in flight -> 409 IDEMPOTENCY_KEY_IN_USE (try-lock, not a wait, so
-   a retry storm cannot pin connections). The lock is transaction-scoped: it ends with the
-   commit, a rollback or a dropped connection (a crashed worker), so nothing is ever stuck
-   "in flight", and it works through PgBouncer's transaction pooling.
-2. Still in `begin`, a separate statement (a fresh snapshot, taken after the lock, so it sees
-   a row committed by the previous holder) reads the unexpired record: the same fingerprint is
-   replayed, another one is 422 IDEMPOTENCY_KEY_MISMATCH.
-3. No record: the caller does the write, then `record` stores the response. Errors roll the
-   transaction back, so a 4xx/5xx is never recorded and a retry can still do the write.
+1. `begin` queues the key's check (`task_api_idempotency_key`, migration 0015) to go in the
+   same message as the write, ahead of it. The check takes `pg_try_advisory_xact_lock` on a
+   hash of (user, key): not granted, another request with this key is in flight -> 409
+   IDEMPOTENCY_KEY_IN_USE (try-lock, not a wait, so a retry storm cannot pin connections).
+   The lock is transaction-scoped: it ends with the commit, a rollback or a dropped
+   connection (a crashed worker), so nothing is ever stuck "in flight", and it works through
+   PgBouncer's transaction pooling. After the lock, a statement of its own (a fresh snapshot,
+   so it sees a record the previous holder committed) reads the unexpired record: another
+   fingerprint is 422 IDEMPOTENCY_KEY_MISMATCH; the same one stops the message before the
+   write and sends the recorded answer in a notice, for `replayed` to return.
+2. No record: the write runs, then `record` stores the response with the COMMIT. Errors roll
+   the transaction back, so a 4xx/5xx is never recorded and a retry can still do the write.
 
 Records live `Settings.idempotency_key_ttl_seconds` (24 h by default). Each `record` also
 deletes a bounded batch of the caller's own expired rows (a request touches no other user's
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
@@ -66,6 +68,10 @@ def _lock_id(user_id: str, key: str) -> int:
 
 
 _KEYS = IdempotencyKey.__table__.c  # type: ignore[attr-defined]
+# The key's check (migration 0015) and the SQLSTATEs it stops a write with.
+_CHECK = text("SELECT task_api_idempotency_key(:owner, :key, :lock, :fingerprint)")
+_IN_USE, _MISMATCH, _REPLAY = "TA409", "TA422", "TA208"
+_REPLAY_NOTICE = "task_api_replay "
 
 
 def _expired_batch(limit: int, *, owned_only: bool) -> Any:
@@ -98,32 +104,34 @@ class IdempotencyService(Scoped):
         super().__init__(connection, user_id)
         self.ttl = timedelta(seconds=ttl_seconds)
 
-    def begin(self, key: str, request_fingerprint: str) -> StoredResponse | None:
-        """Hold the key for this transaction; return the recorded response to replay, or
-        None when the caller should do the write and then `record` it."""
-        locked = self._run(
-            select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key)))
-        ).scalar()
-        if not locked:
-            raise IdempotencyKeyInUse()
-        keys = IdempotencyKey.__table__.c  # type: ignore[attr-defined]
-        record = self._run(
-            _owned(
-                select(
-                    keys.fingerprint,
-                    keys.response_status,
-                    keys.response_body,
-                    keys.response_headers,
-                )
-            ).where(col(IdempotencyKey.key) == key, col(IdempotencyKey.expires_at) > func.now())
-        ).first()
-        if record is None:
-            return None
-        if record.fingerprint != request_fingerprint:
-            raise IdempotencyKeyMismatch()
-        return StoredResponse(
-            record.response_status, record.response_body, dict(record.response_headers)
+    def begin(self, key: str, request_fingerprint: str) -> None:
+        """Hold the key for this transaction and check its record, in the message of the
+        write that follows (which then fails with the check's error: see `replayed`)."""
+        self._run_ahead(
+            _CHECK,
+            key=key,
+            lock=_lock_id(self.user_id, key),
+            fingerprint=request_fingerprint,
         )
+
+    def replayed(self, error: Exception) -> StoredResponse:
+        """What the write `begin` guarded failed with, when the check stopped it: the recorded
+        response to replay; `IdempotencyKeyInUse` or `IdempotencyKeyMismatch`. Any other
+        error is raised again."""
+        code = getattr(getattr(error, "orig", None), "pgcode", None)
+        if code == _IN_USE:
+            raise IdempotencyKeyInUse() from None
+        if code == _MISMATCH:
+            raise IdempotencyKeyMismatch() from None
+        if code != _REPLAY:
+            raise error
+        notices: list[str] = self._conn.connection.dbapi_connection.notices  # type: ignore[union-attr]
+        for index in range(len(notices) - 1, -1, -1):
+            at = notices[index].find(_REPLAY_NOTICE)
+            if at >= 0:
+                stored = json.loads(notices.pop(index)[at + len(_REPLAY_NOTICE) :])
+                return StoredResponse(stored["status"], stored["body"], dict(stored["headers"]))
+        raise error  # the notice is the check's own: never missing
 
     def record(self, key: str, request_fingerprint: str, response: StoredResponse) -> None:
         """Store the response in the request's transaction (replacing an expired record of
@@ -140,13 +148,14 @@ class IdempotencyService(Scoped):
         }
         statement = insert(IdempotencyKey).values(**values)
         updated = {k: statement.excluded[k] for k in values if k not in ("user_id", "key")}
-        self._run(
+        # Nobody reads either result: both ride with the COMMIT.
+        self._run_at_commit(
             statement.on_conflict_do_update(
                 index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
                 set_=updated,
             )
         )
-        self._run(_expired_batch(PRUNE_BATCH, owned_only=True))
+        self._run_at_commit(_expired_batch(PRUNE_BATCH, owned_only=True))
 
 
 def prune_expired(engine: Engine, batch: int = 10_000) -> int:

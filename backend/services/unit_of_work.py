@@ -23,6 +23,7 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Any, Self
 
+import psycopg2.extensions
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -85,6 +86,8 @@ class UnitOfWork:
         # A signed-in caller's request: its entry and its write count (None: not counted).
         self._entry: tuple[str, dict[str, Any]] | None = None
         self._count: WriteCount | None = None
+        # The transaction was ended by the route (`roll_back`).
+        self._ended = False
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -192,12 +195,24 @@ class UnitOfWork:
                 end_autocommit(conn)
             conn.close()
 
+    def roll_back(self) -> None:
+        """End the request's transaction now, with a rollback instead of a commit, its
+        response standing (an Idempotency-Key's replay: the key's check stopped the write).
+        It still counts: the count's headers (or `RateLimited`) are settled here, before the
+        route builds its response."""
+        conn = self._connection()
+        self._ended = True
+        self._refused(conn, None)
+
     def _leave(
         self, conn: Connection, entry: tuple[str, dict[str, Any]], exc: BaseException | None
     ) -> None:
         """End a signed-in caller's request: send the entry if no statement carried it (the
-        account is checked and a write counted all the same), commit a write or roll it back
-        and count it again, and turn the entry's refusals into their errors."""
+        account is checked and a write counted all the same), commit a write (with what was
+        deferred to its COMMIT) or roll it back and count it again, and turn the entry's
+        refusals into their errors."""
+        if self._ended:
+            return
         open_transaction = self._counts_write
         unsent_sent = False
         if take_unsent(conn) is not None:
@@ -206,27 +221,33 @@ class UnitOfWork:
             try:
                 conn.exec_driver_sql(*entry)
             except DBAPIError as error:
-                self._refused(conn, error, open_transaction=False)
+                self._refused(conn, error)
                 raise
             unsent_sent = True
         elif exc is not None:
-            self._refused(conn, exc, open_transaction=open_transaction)
+            self._refused(conn, exc)
             return
         if open_transaction:
             deferred, params = deferred_message(conn)
             try:
                 conn.exec_driver_sql(deferred + "COMMIT", params)
             except DBAPIError as error:
-                self._refused(conn, error, open_transaction=False)
+                self._refused(conn, error)
                 raise
         if self._count is not None and unsent_sent:
             self._count.settle_notices(conn.connection.dbapi_connection)
 
-    def _refused(self, conn: Connection, exc: BaseException, *, open_transaction: bool) -> None:
-        """After a failed request: roll back the open transaction and count the write again
-        (the rollback took its count), in one message; raise the entry's refusal as its
-        error (`Unauthorized`; `RateLimited` from the count), else let `exc` propagate."""
-        parts = ["ROLLBACK"] if open_transaction else []
+    def _refused(self, conn: Connection, exc: BaseException | None) -> None:
+        """After a failed request: roll back the transaction if one is still open, and count
+        the write again (the rollback took its count), in one message; raise the entry's
+        refusal as its error (`Unauthorized`; `RateLimited` from the count), else let `exc`
+        propagate."""
+        if conn.invalidated:
+            return  # dropped by the server: nothing to roll back, nowhere to count
+        dbapi = conn.connection.dbapi_connection
+        idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        in_transaction = dbapi is not None and dbapi.info.transaction_status != idle
+        parts = ["ROLLBACK"] if in_transaction else []
         recount = self._count.recount_sql() if self._count is not None else None
         if recount is not None:
             parts.append(recount[0])

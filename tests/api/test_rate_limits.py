@@ -183,6 +183,32 @@ def test_task_writes_are_limited_per_user(client_limited: TestClient, db_engine:
     assert client_limited.post("/api/tasks", json={"title": "b"}, headers=bob).status_code == 201
 
 
+def test_keyed_writes_count_and_carry_headers_replays_and_refusals_too(
+    client_limited: TestClient, db_engine: Engine
+) -> None:
+    """A keyed create, its replay and a mismatched key each count as one write and say so in
+    their headers (the key's check rides in the write's message, and a replay or a refusal
+    ends the transaction with a rollback and a recount: specs/statements.md)."""
+    alice = bearer(_register(client_limited, "keyed-rl@example.com"))
+    keyed = {**alice, "Idempotency-Key": "rl-key"}
+    first = client_limited.post("/api/tasks", json={"title": "once"}, headers=keyed)
+    replay = client_limited.post("/api/tasks", json={"title": "once"}, headers=keyed)
+    mismatch = client_limited.post("/api/tasks", json={"title": "other"}, headers=keyed)
+    assert [first.status_code, replay.status_code, mismatch.status_code] == [201, 201, 422]
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == first.content
+    # (An error response carries no RateLimit headers; the next write shows it counted.)
+    after = client_limited.post("/api/tasks", json={"title": "once"}, headers=keyed)
+    remaining = [re.search(r";r=(\d+);", r.headers["ratelimit"]) for r in (first, replay, after)]
+    assert [m.group(1) if m else None for m in remaining] == ["4", "3", "1"]
+    assert count_rows(db_engine, "tasks") == 1
+    client_limited.post("/api/tasks", json={"title": "once"}, headers=keyed)
+    _assert_429(
+        client_limited.post("/api/tasks", json={"title": "once"}, headers=keyed), "task-writes"
+    )
+    assert count_rows(db_engine, "tasks") == 1
+
+
 def test_unauthenticated_writes_are_401_not_429(client_limited: TestClient) -> None:
     for _ in range(8):
         assert client_limited.post("/api/tasks", json={"title": "x"}).status_code == 401
