@@ -65,14 +65,14 @@ BUDGETS: dict[str, int] = {
     "GET /docs/oauth2-redirect": 0,
     "GET /redoc": 0,
     # MCP tools (Streamable HTTP at /mcp, stateless: one request per call).
-    "tool add_task": 3,
-    "tool list_tasks": 2,
-    "tool get_task": 2,
-    "tool complete_task": 3,
-    "tool reopen_task": 3,
-    "tool update_task": 3,
-    "tool delete_task": 4,
-    "tool task_stats": 2,
+    "tool add_task": 2,
+    "tool list_tasks": 1,
+    "tool get_task": 1,
+    "tool complete_task": 2,
+    "tool reopen_task": 2,
+    "tool update_task": 2,
+    "tool delete_task": 2,
+    "tool task_stats": 1,
 }
 # The /api/{user_id}/tasks twins answer as their /api/tasks routes and cost the same.
 USER_PATHS = "/api/{user_id}/tasks"

@@ -7,7 +7,10 @@ request. In front of it, `McpEndpoint` admits only a verified caller:
 1. the bearer token is checked by `backend.auth.bearer.authenticate`, the REST routes' check
    (HS256 secret, JWKS keys, issuer/audience, expiry): 401 + `WWW-Authenticate` otherwise;
 2. the account is resolved as a REST request's unit of work resolves it (revoked or deleted:
-   401; an external identity is provisioned), in one worker-thread hop;
+   401; an external identity is provisioned). A `tools/call` resolves it in the tool's own
+   unit of work, in the same message as the tool's first statement (one round trip for a
+   read: specs/statements.md), and a refusal there becomes the HTTP 401 in place of the
+   SDK's answer; any other request resolves it first, in one worker-thread hop;
 3. the verified claims ride in the request's scope state to the tool handlers.
 
 Where an external issuer (JWT_JWKS_URL with its issuer URL) is configured, the RFC 9728
@@ -18,6 +21,7 @@ without an external one nothing is advertised (README: how a client gets a token
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +35,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.auth import ProtectedResourceMetadata
 from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
@@ -46,6 +50,45 @@ MCP_PATH = "/mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource" + MCP_PATH
 # Where the verified claims wait for the tool handlers (the request's scope state).
 _CLAIMS = "mcp_claims"
+# Where a tool call's unit of work leaves its refusal of the caller's account (HTTP 401).
+_REFUSED = "mcp_account_refused"
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The request body (the app's body limit bounds it), and a `receive` that replays it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"", receive  # the client went away: the SDK sees the same
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, replay
+
+
+def _is_tool_call(body: bytes) -> bool:
+    """Whether the body is one JSON-RPC `tools/call` request (the only method that touches
+    data; a batch or anything unreadable is resolved up front)."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("method") == "tools/call"
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def authorization_server(settings: Settings) -> str | None:
@@ -102,17 +145,38 @@ class McpEndpoint:
             )
             await self._refuse(request, refused)(scope, receive, send)
             return
-        try:
-            await anyio.to_thread.run_sync(self._resolve_account, claims, _client_ip(request))
-        except Exception as exc:
-            await self._refuse(request, describe(exc))(scope, receive, send)
-            return
+        body, receive = await _buffered(receive)
+        if _is_tool_call(body):
+            # Resolved by the tool's unit of work; its refusal replaces the SDK's answer.
+            send = self._refusing(request, state, send)
+        else:
+            try:
+                await anyio.to_thread.run_sync(self._resolve_account, claims, _client_ip(request))
+            except Exception as exc:
+                await self._refuse(request, describe(exc))(scope, receive, send)
+                return
         manager = self._manager
         if manager is None:  # not started, or shutting down
             await self._refuse(request, describe(ServiceUnavailable()))(scope, receive, send)
             return
         state[_CLAIMS] = claims
         await manager.handle_request(scope, receive, send)
+
+    def _refusing(self, request: Request, state: dict[str, Any], send: Send) -> Send:
+        """`send`, except that once a tool's unit of work refused the account (`_refused`),
+        the response is that 401 instead of the SDK's (a tool error)."""
+        replaced = False
+
+        async def sending(message: Message) -> None:
+            nonlocal replaced
+            refusal = state.get(_REFUSED)
+            if message["type"] == "http.response.start" and refusal is not None:
+                replaced = True
+                await self._refuse(request, describe(refusal))(request.scope, _no_body, send)
+            elif not (replaced and message["type"] == "http.response.body"):
+                await send(message)
+
+        return sending
 
     def _resolve_account(self, claims: TokenClaims, client_ip: str) -> None:
         """What a REST request's unit of work does on entry: 401 for a revoked token or a
@@ -127,7 +191,13 @@ class McpEndpoint:
         claims = getattr(request.state, _CLAIMS, None)
         if not isinstance(claims, TokenClaims):
             raise Unauthorized("Missing bearer token")
-        return Caller(self._app.state.engine, self._settings, claims, _client_ip(request))
+        return Caller(
+            self._app.state.engine,
+            self._settings,
+            claims,
+            _client_ip(request),
+            refused=lambda exc: setattr(request.state, _REFUSED, exc),
+        )
 
     def _refuse(self, request: Request, parts: ErrorParts) -> JSONResponse:
         headers = dict(parts.headers)

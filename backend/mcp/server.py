@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.error_mapping import describe
-from backend.errors import NotFound
+from backend.errors import NotFound, Unauthorized
 from backend.mcp.errors import envelope
 from backend.mcp.tools import TOOLS, Tool
 from backend.services.unit_of_work import UnitOfWork
@@ -51,12 +51,15 @@ NOT_FOUND_MESSAGE = "Task not found"
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling and where their data lives: what a unit of work needs."""
+    """Who is calling and where their data lives: what a unit of work needs. `refused` hears
+    of a tool call whose unit of work refused the account (a revoked token, a deleted
+    account), for a transport that answers that itself (HTTP: 401)."""
 
     engine: Engine
     settings: Settings
     claims: TokenClaims
     client_ip: str
+    refused: Callable[[Unauthorized], None] | None = None
 
 
 # The transport's answer to "who is calling?" for one request; raises an AppError if nobody.
@@ -87,8 +90,15 @@ def build_server(identify: Identify) -> Server[Any]:
             raise MCPError(code=mcp_types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         try:
             caller = await identify(ctx)
-            return await anyio.to_thread.run_sync(run_tool, tool, caller, params.arguments or {})
         except Exception as exc:  # every failure is a tool error, never a protocol error
+            return tool_error(exc)
+        try:
+            return await anyio.to_thread.run_sync(run_tool, tool, caller, params.arguments or {})
+        except Unauthorized as exc:
+            if caller.refused is not None:
+                caller.refused(exc)
+            return tool_error(exc)
+        except Exception as exc:
             return tool_error(exc)
 
     return Server(

@@ -395,10 +395,9 @@ def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdate
 
 
 def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
-    # The contract's result names the deleted task's title: read it in the same transaction.
-    task = work.tasks.get(arguments.task_id)
-    work.tasks.delete(arguments.task_id)
-    return TaskDeleted(task_id=task.id, title=task.title)
+    # The contract's result names the deleted task's title: the delete returns it.
+    title = work.tasks.delete(arguments.task_id)
+    return TaskDeleted(task_id=arguments.task_id, title=title)
 
 
 def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:

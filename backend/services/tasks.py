@@ -132,7 +132,7 @@ def _changing(statement: Any, values: dict[str, Any]) -> Any:
 _TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
 _GET = _owned(select(*TASK_COLUMNS).where(_T.id == _TASK_ID))
 _TOGGLE = _changing(_owned(update(Task).where(_T.id == _TASK_ID)), _completion(~_T.completed))
-_DELETE = _owned(delete(Task).where(_T.id == _TASK_ID)).returning(_T.id)
+_DELETE = _owned(delete(Task).where(_T.id == _TASK_ID)).returning(_T.title)
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `_plan` writes: the schedule fields and what the server derives from them.
 _PLANNED = ("recurrence", "time_zone", "reminders", "series_id", "series_start", "next_due_date")
@@ -396,11 +396,13 @@ class TaskService(Scoped):
         target: ColumnElement[bool] | bool = ~_T.completed if completed is None else completed
         return self._completing(self._update(task_id, _completion(target), expected))
 
-    def delete(self, task_id: int, expected: Expected = None) -> None:
+    def delete(self, task_id: int, expected: Expected = None) -> str:
+        """Delete the task; return the title it had."""
         statement = _DELETE if expected is None else _DELETE.where(*_version_in(expected))
         deleted = self._run(statement, task_id=task_id).first()
         if deleted is None:
             self._missing_or_stale(task_id, expected)
+        return cast(str, deleted.title)
 
     def set_priority(self, task_id: int, priority: Priority) -> TaskRow:
         return self._update(task_id, {"priority": priority})
