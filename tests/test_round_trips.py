@@ -47,6 +47,7 @@ BUDGETS: dict[str, int] = {
     "POST /api/tasks+Idempotency-Key": 2,
     "POST /api/tasks+Idempotency-Key replayed": 2,
     "POST /api/tasks/bulk": 2,
+    "POST /api/tasks/bulk+100 operations": 2,
     "DELETE /api/tasks/completed": 2,
     "PUT /api/tasks/{task_id}": 2,
     "PATCH /api/tasks/{task_id}": 2,
@@ -175,6 +176,7 @@ CASES = [
     "GET /api/tasks?search",
     "POST /api/tasks+Idempotency-Key",
     "POST /api/tasks+Idempotency-Key replayed",
+    "POST /api/tasks/bulk+100 operations",
 ]
 
 
@@ -188,6 +190,20 @@ def test_route_round_trips(
     assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
     if key == "GET /api/tasks?search":
         send = lambda: counted.get("/api/tasks?search=t&tag=a", headers=alice.headers)
+    elif key == "POST /api/tasks/bulk+100 operations":
+        # Every kind of operation, the same task many times, a recurring task completed.
+        kinds = [
+            {"op": "add_tag", "tag": "b"},
+            {"op": "set_priority", "priority": "high"},
+            {"op": "remove_tag", "tag": "b"},
+            {"op": "reopen"},
+            {"op": "complete"},
+        ]
+        ops = [{**kinds[i % len(kinds)], "id": task["id"]} for i in range(99)]
+        extra = client.post("/api/tasks", json={"title": "x"}, headers=alice.headers)
+        ops.append({"op": "delete", "id": extra.json()["data"]["id"]})
+        body = {"operations": ops}
+        send = lambda: counted.post("/api/tasks/bulk", json=body, headers=alice.headers)
     elif key.startswith("POST /api/tasks+Idempotency-Key"):
         headers = {**alice.headers, "Idempotency-Key": "k-1"}
         send = lambda: counted.post("/api/tasks", json={"title": "once"}, headers=headers)

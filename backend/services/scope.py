@@ -10,17 +10,21 @@ tests/scoping.py also checks every statement a test run sends on a caller's conn
 
 from __future__ import annotations
 
+import json
 import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Table, bindparam
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement, TextClause
 from sqlalchemy.sql.selectable import Alias
 
-from backend.db.engine import defer_to_commit, send_ahead
+from backend.db.engine import defer_to_commit, render, send_ahead
 
 # The bound parameter every scoped statement carries: the caller's id.
 OWNER = "owner"
@@ -105,6 +109,37 @@ def _inserts_owner(statement: Insert) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Step:
+    """One statement of `Scoped._run_steps`: it changes at most one row and RETURNs it.
+    `found` (a scoped EXISTS) tells a row the statement's own condition refused from a
+    missing one, and `refusal` is what to say then."""
+
+    statement: Any
+    values: Mapping[str, Any] = field(default_factory=dict)
+    found: Any = None
+    refusal: str | None = None
+
+
+class StepRefused(Exception):
+    """A step matched no row: missing (`found` False) or refused by its condition."""
+
+    def __init__(self, index: int, found: bool, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.found = found
+        self.message = message
+
+
+# What `task_api_step` (migration 0016) stops a message with; the step's index is the DETAIL.
+_STEP_MISSING, _STEP_REFUSED = "TS404", "TS422"
+_STEP_WRAPPER = (
+    "WITH r AS ({statement}) SELECT task_api_step({index}, (SELECT to_jsonb(r) FROM r), "
+    "{found}, %({refusal})s)"
+)
+_STEPS_COLLECTED = "SELECT current_setting('task_api.steps', true)"
+
+
 class Scoped:
     """A service over one caller's rows, on the unit of work's private connection."""
 
@@ -117,6 +152,46 @@ class Scoped:
         refused before it reaches the database."""
         _check(statement)
         return self._conn.execute(statement, {OWNER: self.user_id, **values})
+
+    def _run_steps(self, steps: Sequence[Step]) -> list[dict[str, Any]]:
+        """Run `steps` in order as one message (one round trip, however many): each row a
+        step returns, as JSON, in order. A step that matches no row stops the message, and
+        so the steps after it (`StepRefused`; the transaction is then rolled back, as for
+        any failed write)."""
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        for index, step in enumerate(steps):
+            _check(step.statement)
+            sql, values = render(
+                self._conn, step.statement, {OWNER: self.user_id, **step.values}, f"s{index}_"
+            )
+            found = "NULL"
+            if step.found is not None:
+                _check(step.found)
+                found, found_values = render(
+                    self._conn, step.found, {OWNER: self.user_id, **step.values}, f"f{index}_"
+                )
+                found = f"({found})"
+                params.update(found_values)
+            refusal = f"r{index}_refusal"
+            params.update(values)
+            params[refusal] = step.refusal
+            parts.append(
+                _STEP_WRAPPER.format(statement=sql, index=index, found=found, refusal=refusal)
+            )
+        parts.append(_STEPS_COLLECTED)
+        try:
+            collected = self._conn.exec_driver_sql("; ".join(parts), params).scalar_one()
+        except DBAPIError as error:
+            orig = error.orig
+            code = getattr(orig, "pgcode", None)
+            if code not in (_STEP_MISSING, _STEP_REFUSED):
+                raise
+            diag = orig.diag  # type: ignore[union-attr]
+            index = int(diag.message_detail or 0)
+            raise StepRefused(index, code == _STEP_REFUSED, diag.message_primary or "") from None
+        rows: list[dict[str, Any]] = json.loads(collected)
+        return rows
 
     def _run_ahead(self, statement: Any, **values: Any) -> None:
         """Run `statement`, whose rows nobody reads (it matters by its effect or its error),

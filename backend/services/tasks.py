@@ -14,12 +14,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, NoReturn, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
     BindParameter,
     Boolean,
+    DateTime,
     Integer,
     Select,
     bindparam,
@@ -61,7 +63,7 @@ from backend.models.task_ops import (
 )
 from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
 from backend.services.changes import latest_position
-from backend.services.scope import OWNER, Scoped, Stmt, owned
+from backend.services.scope import OWNER, Scoped, Step, StepRefused, Stmt, owned
 from backend.services.task_listing import (
     Keyset,
     TaskListQuery,
@@ -404,59 +406,25 @@ class TaskService(Scoped):
             self._missing_or_stale(task_id, expected)
         return cast(str, deleted.title)
 
-    def set_priority(self, task_id: int, priority: Priority) -> TaskRow:
-        return self._update(task_id, {"priority": priority})
-
-    def add_tag(self, task_id: int, tag: str) -> TaskRow:
-        """Add one (normalized) tag; adding a tag the task has changes nothing but updated_at."""
-        tags = _T.tags
-        has_tag = literal(tag).op("=")(func.any(tags))
-        task = self._update_where(
-            task_id,
-            {"tags": case((has_tag, tags), else_=func.array_append(tags, tag))},
-            # The count bound is part of the statement, so a concurrent add cannot exceed it.
-            or_(has_tag, func.cardinality(tags) < TAGS_MAX_COUNT),
-        )
-        if task is None:
-            self.get(task_id)  # 404 if it is not the caller's task
-            raise InvalidRequest(f"A task has at most {TAGS_MAX_COUNT} tags")
-        return task
-
-    def remove_tag(self, task_id: int, tag: str) -> TaskRow:
-        return self._update(task_id, {"tags": func.array_remove(_T.tags, tag)})
-
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
-        """Apply operations in order; the first failure aborts the batch (the request's
-        transaction rolls back, so nothing is changed) and names the failing operation."""
-        results: list[TaskRow | None] = []
-        for index, operation in enumerate(operations):
-            try:
-                results.append(self._apply_one(operation))
-            except (NotFound, InvalidRequest) as exc:
-                detail = {
-                    "field": f"body.operations.{index}",
-                    "message": exc.message,
-                    "type": exc.code.lower(),
-                }
-                raise type(exc)(exc.message, details=[detail]) from None
-        return results
-
-    def _apply_one(self, operation: BulkOperation) -> TaskRow | None:
-        match operation:
-            case CompleteOp(id=task_id):
-                return self.set_completed(task_id, True)
-            case ReopenOp(id=task_id):
-                return self.set_completed(task_id, False)
-            case DeleteOp(id=task_id):
-                self.delete(task_id)
-                return None
-            case SetPriorityOp(id=task_id, priority=priority):
-                return self.set_priority(task_id, priority)
-            case AddTagOp(id=task_id, tag=tag):
-                return self.add_tag(task_id, tag)
-            case RemoveTagOp(id=task_id, tag=tag):
-                return self.remove_tag(task_id, tag)
-        raise AssertionError(f"unhandled operation {operation!r}")  # pragma: no cover
+        """Apply operations in order, all in one message (`Scoped._run_steps`); the first
+        failure aborts the batch (the request's transaction rolls back, so nothing is
+        changed) and names the failing operation. A recurring task a step completed gets
+        its next occurrence, as from any completing write."""
+        try:
+            rows = self._run_steps([_step(operation) for operation in operations])
+        except StepRefused as refused:
+            error = InvalidRequest if refused.found else NotFound
+            detail = {
+                "field": f"body.operations.{refused.index}",
+                "message": refused.message,
+                "type": error.code.lower(),
+            }
+            raise error(refused.message, details=[detail]) from None
+        return [
+            None if isinstance(operation, DeleteOp) else self._completing(_task_of(row))
+            for operation, row in zip(operations, rows, strict=True)
+        ]
 
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks; return how many."""
@@ -481,8 +449,56 @@ class TaskService(Scoped):
         self, task_id: int, values: dict[str, Any], *conditions: ColumnElement[bool]
     ) -> TaskRow | None:
         """One UPDATE ... RETURNING of the caller's task; None when no row matched."""
-        statement = _changing(_owned(update(Task).where(_T.id == _TASK_ID, *conditions)), values)
+        statement = _updating(values, *conditions)
         return cast(TaskRow | None, self._run(statement, task_id=task_id).one_or_none())
+
+
+def _updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
+    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold)."""
+    return _changing(_owned(update(Task).where(_T.id == _TASK_ID, *conditions)), values)
+
+
+def _step(operation: BulkOperation) -> Step:
+    """A bulk operation as one statement on its task (`Scoped._run_steps`)."""
+    at = {"task_id": operation.id}
+    match operation:
+        case CompleteOp():
+            return Step(_updating(_completion(True)), at)
+        case ReopenOp():
+            return Step(_updating(_completion(False)), at)
+        case DeleteOp():
+            return Step(_DELETE, at)
+        case SetPriorityOp(priority=priority):
+            return Step(_updating({"priority": priority}), at)
+        case AddTagOp(tag=tag):
+            tags = _T.tags
+            has_tag = literal(tag).op("=")(func.any(tags))
+            # The count bound is part of the statement: a concurrent add cannot exceed it.
+            adding = _updating(
+                {"tags": case((has_tag, tags), else_=func.array_append(tags, tag))},
+                or_(has_tag, func.cardinality(tags) < TAGS_MAX_COUNT),
+            )
+            return Step(adding, at, found=_EXISTS, refusal=TOO_MANY_TAGS)
+        case RemoveTagOp(tag=tag):
+            return Step(_updating({"tags": func.array_remove(_T.tags, tag)}), at)
+    raise AssertionError(f"unhandled operation {operation!r}")  # pragma: no cover
+
+
+# Whether the caller's task `:task_id` exists (a step's condition refused it, or it is missing).
+_EXISTS = _owned(select(literal(True)).where(_T.id == _TASK_ID))
+TOO_MANY_TAGS = f"A task has at most {TAGS_MAX_COUNT} tags"
+# Columns read back as ISO 8601 text from a step's JSON row (`_task_of`).
+_INSTANTS = frozenset(c.name for c in TASK_COLUMNS if isinstance(c.type, DateTime))
+
+
+def _task_of(row: dict[str, Any]) -> TaskRow:
+    """A task row that a step returned as JSON (`to_jsonb`), typed as the driver types it."""
+    values: dict[str, Any] = {
+        name: datetime.fromisoformat(value) if name in _INSTANTS and value is not None else value
+        for name, value in row.items()
+    }
+    values["priority"] = Priority(row["priority"])
+    return cast(TaskRow, SimpleNamespace(**values))
 
 
 def _plan(

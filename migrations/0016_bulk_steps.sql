@@ -1,0 +1,28 @@
+-- depends: 0015_idempotency_check
+-- A bulk request's operations, sent as one message (backend/services/scope.py `_run_steps`,
+-- specs/statements.md): each operation is a statement that changes at most one row and hands
+-- it (as JSON) to `task_api_step`, which collects it in the transaction-local setting
+-- `task_api.steps` for the message's last statement to return, or, when the operation
+-- matched no row, stops the message: TS422 with `p_refusal` when the row exists
+-- (`p_found`: it is the operation's own condition that refused), else TS404. The operation's
+-- index is the error's DETAIL. Step 0 starts a new collection.
+CREATE FUNCTION task_api_step(p_index INTEGER, p_row JSONB, p_found BOOLEAN, p_refusal TEXT)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
+DECLARE
+    collected TEXT := CASE WHEN p_index = 0 THEN NULL
+                           ELSE current_setting('task_api.steps', true) END;
+BEGIN
+    IF p_row IS NULL THEN
+        IF p_found AND p_refusal IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'TS422', MESSAGE = p_refusal, DETAIL = p_index;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = 'TS404', MESSAGE = 'Task not found', DETAIL = p_index;
+    END IF;
+    PERFORM set_config(
+        'task_api.steps',
+        (coalesce(nullif(collected, ''), '[]')::jsonb || jsonb_build_array(p_row))::text,
+        true
+    );
+END
+$$;
