@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import select
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +16,7 @@ import psycopg2
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import LRUCache
 
 from backend.config import Settings
 from backend.db.deadline import (
@@ -130,7 +133,7 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info.pop(_IDLE_SINCE, None)
-        for key in (_FIRST, _EVERY, _THEN, _LOCALS_PENDING, _AT_COMMIT):
+        for key in (_FIRST, _EVERY, _THEN, _LOCALS_PENDING, _AT_COMMIT, _HELD, _ENDED):
             record.info.pop(key, None)
 
     @event.listens_for(engine, "checkin")
@@ -173,7 +176,8 @@ _IDLE_SINCE = "task_api_idle_since"
 
 def transaction_locals(timeout_ms: int, idle_timeout_ms: int = 0) -> str:
     """The `SET LOCAL`s every transaction starts with (`_set_transaction_locals`)."""
-    prefix = "SET LOCAL TimeZone = 'UTC'; "
+    # Notices carry answers (a write's count, a last statement's rows): never filtered out.
+    prefix = "SET LOCAL TimeZone = 'UTC'; SET LOCAL client_min_messages = notice; "
     if timeout_ms > 0:
         prefix += f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
     if idle_timeout_ms > 0:
@@ -207,17 +211,41 @@ def render(
 ) -> tuple[str, dict[str, Any]]:
     """`statement` compiled as `execute` would send it (pyformat SQL and driver-ready values,
     bind processors applied), its parameters renamed `<prefix><name>`, so that several
-    statements can share one message and one parameter dict."""
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    if compiled.positiontup or compiled.escaped_bind_names:
-        raise ValueError("only named parameters with plain names can be rendered")
+    statements can share one message and one parameter dict. Compiled once per shape, through
+    SQLAlchemy's own compiled cache (as `execute` compiles), then a dict lookup."""
+    # SQLAlchemy's own path from a statement to what psycopg2 is sent (`execute` takes it:
+    # Connection._execute_clauseelement, DefaultExecutionContext._init_compiled).
+    compiled, extracted, collected, _ = statement._compile_w_cache(
+        conn.dialect, compiled_cache=_COMPILED, column_keys=sorted(values)
+    )
+    pieces = _PIECES.get(compiled)
+    if pieces is None:
+        sql = str(compiled)
+        if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
+            raise ValueError("only plain named parameters can be rendered (no IN lists)")
+        pieces = _PIECES[compiled] = _PLACEHOLDER.split(sql)
+    raw = compiled.construct_params(
+        dict(values),
+        escape_names=False,
+        extracted_parameters=extracted,
+        _collected_params=collected,
+    )
     processors = compiled._bind_processors
     params: dict[str, Any] = {}
-    for name, value in compiled.construct_params(dict(values)).items():
+    for name, value in raw.items():
         process = processors.get(name)
         params[prefix + name] = process(value) if process is not None else value
-    sql = _PLACEHOLDER.sub(lambda m: f"%({prefix}{m.group(1)})s", str(compiled))
+    # `pieces` alternates SQL text and parameter names (the split's captured group).
+    sql = "".join(
+        piece if index % 2 == 0 else f"%({prefix}{piece})s" for index, piece in enumerate(pieces)
+    )
     return sql, params
+
+
+# `render`'s compiled statements (SQLAlchemy's LRU cache, keyed as `execute` keys its own), and
+# each one's SQL split at its parameters (weakly: it goes when the cache drops the statement).
+_COMPILED: Any = LRUCache(1024)
+_PIECES: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
 
 def send_ahead(conn: Connection, statement: Any, values: Mapping[str, Any]) -> None:
@@ -247,6 +275,44 @@ def defer_to_commit(conn: Connection, statement: Any, values: Mapping[str, Any])
         return False
     queued.append(render(conn, statement, values, f"c{len(queued)}_"))
     return True
+
+
+def hold_commit(conn: Connection) -> None:
+    """The route adds statements after its write (an Idempotency-Key's record, built from the
+    response): no statement may `finish` the transaction."""
+    conn.info[_HELD] = True
+
+
+def can_finish(conn: Connection) -> bool:
+    """Whether a statement may end the transaction (`finish`): a COMMIT of ours is coming and
+    nothing is held for after the route's write (`hold_commit`)."""
+    return conn.info.get(_AT_COMMIT) is not None and not conn.info.get(_HELD, False)
+
+
+def finish(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Run `sql` (pyformat, `params`), whose last statement hands its rows to
+    `task_api_return` (migration 0016), as the transaction's end: one message with what was
+    deferred to the COMMIT and the COMMIT. The rows come back in a notice (psycopg2 answers
+    with the COMMIT's empty result). Only when `can_finish`. Afterwards the transaction is
+    over: further statements run in autocommit, each with the `SET LOCAL`s."""
+    if not can_finish(conn):
+        raise RuntimeError("this transaction cannot be finished by a statement")
+    deferred, deferred_params = deferred_message(conn)
+    conn.exec_driver_sql(f"{sql}; {deferred}COMMIT", {**params, **deferred_params})
+    conn.info[_AT_COMMIT] = None
+    conn.info[_ENDED] = True
+    conn.info[_EVERY] = True
+    for notice in conn.info.pop(_NOTICES, ()):
+        at = notice.find(_ROWS_NOTICE)
+        if at >= 0:
+            rows: list[dict[str, Any]] = json.loads(notice[at + len(_ROWS_NOTICE) :])
+            return rows
+    raise RuntimeError("task_api_return sent no rows")  # its own notice: never missing
+
+
+def finished(conn: Connection) -> bool:
+    """Whether a statement `finish`ed the transaction (it is committed)."""
+    return bool(conn.info.get(_ENDED, False))
 
 
 def deferred_message(conn: Connection) -> tuple[str, dict[str, Any]]:
@@ -285,7 +351,7 @@ def end_autocommit(conn: Connection) -> None:
     roll back) is discarded instead: nothing of this request may reach the next one."""
     if conn.invalidated:
         return  # discarded already (a fresh connection starts clean: `_fresh`)
-    for key in (_EVERY, _FIRST, _THEN, _AT_COMMIT):
+    for key in (_EVERY, _FIRST, _THEN, _AT_COMMIT, _HELD, _ENDED, _NOTICES):
         conn.info.pop(key, None)
     dbapi = conn.connection.dbapi_connection
     if dbapi is None or dbapi.closed:
@@ -357,6 +423,10 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
         then = conn.info.pop(_THEN, None) if _FIRST not in conn.info else None
         if then is not None:
             then(cursor.connection)
+        # SQLAlchemy's psycopg2 dialect logs and clears the notices after this hook: what a
+        # statement answered in a notice (`finish`) is kept for the caller.
+        notices = cursor.connection.notices
+        conn.info[_NOTICES] = list(notices) if notices else []
 
 
 _LOCALS_PENDING = "task_api_transaction_locals_pending"
@@ -364,3 +434,7 @@ _FIRST = "task_api_send_first"
 _EVERY = "task_api_locals_on_every_statement"
 _THEN = "task_api_after_first"
 _AT_COMMIT = "task_api_at_commit"
+_HELD = "task_api_commit_held"
+_ENDED = "task_api_transaction_ended"
+_ROWS_NOTICE = "task_api_rows "
+_NOTICES = "task_api_notices"

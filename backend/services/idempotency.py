@@ -106,7 +106,9 @@ class IdempotencyService(Scoped):
 
     def begin(self, key: str, request_fingerprint: str) -> None:
         """Hold the key for this transaction and check its record, in the message of the
-        write that follows (which then fails with the check's error: see `replayed`)."""
+        write that follows (which then fails with the check's error: see `replayed`). The
+        record follows the write: the write cannot be the transaction's last statement."""
+        self._hold_commit()
         self._run_ahead(
             _CHECK,
             key=key,

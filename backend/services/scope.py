@@ -14,17 +14,26 @@ import json
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
+from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Table, bindparam
+from sqlalchemy import Connection, CursorResult, DateTime, Enum, Table, bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement, TextClause
 from sqlalchemy.sql.selectable import Alias
 
-from backend.db.engine import defer_to_commit, render, send_ahead
+from backend.db.engine import (
+    can_finish,
+    defer_to_commit,
+    finish,
+    hold_commit,
+    render,
+    send_ahead,
+)
 
 # The bound parameter every scoped statement carries: the caller's id.
 OWNER = "owner"
@@ -138,6 +147,24 @@ _STEP_WRAPPER = (
     "{found}, %({refusal})s)"
 )
 _STEPS_COLLECTED = "SELECT current_setting('task_api.steps', true)"
+# Hands a statement's rows (JSON) back in a notice, for a message that ends with COMMIT.
+_RETURN = "SELECT task_api_return({rows})"
+
+
+def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
+    """A row that PostgreSQL sent as JSON (`to_jsonb`), typed as the driver types it: an
+    instant from its ISO 8601 text, an enum member from its value; JSON, arrays, numbers and
+    text as they are."""
+    types = {column.key: column.type for column in columns}
+    values: dict[str, Any] = {}
+    for name, value in row.items():
+        type_ = types.get(name)
+        if value is not None and isinstance(type_, DateTime):
+            value = datetime.fromisoformat(value)
+        elif value is not None and isinstance(type_, Enum) and type_.enum_class is not None:
+            value = type_.enum_class(value)
+        values[name] = value
+    return SimpleNamespace(**values)
 
 
 class Scoped:
@@ -153,11 +180,34 @@ class Scoped:
         _check(statement)
         return self._conn.execute(statement, {OWNER: self.user_id, **values})
 
-    def _run_steps(self, steps: Sequence[Step]) -> list[dict[str, Any]]:
+    def _run_last(self, statement: Any, **values: Any) -> list[Any]:
+        """Run `statement` as `_run` would and return its rows (attributes typed as the
+        driver types them). Where the unit of work allows (a write with nothing to add after
+        this statement), as the transaction's last statement, in one message with its COMMIT:
+        a write in one round trip. After that only reads may follow (telling a 404 from a
+        412), each in a transaction of its own."""
+        _check(statement)
+        values = {OWNER: self.user_id, **values}
+        if not can_finish(self._conn):
+            return [
+                SimpleNamespace(**row._mapping) for row in self._conn.execute(statement, values)
+            ]
+        sql, params = render(self._conn, statement, values, "l_")
+        returned = f"WITH r AS ({sql}) {_RETURN.format(rows='jsonb_agg(to_jsonb(r))')} FROM r"
+        rows = finish(self._conn, returned, params)
+        return [decoded(statement.exported_columns, row) for row in rows]
+
+    def _hold_commit(self) -> None:
+        """Something this service adds after the route's write must commit with it: the
+        write may not be the transaction's last statement (`_run_last` runs it as `_run`)."""
+        hold_commit(self._conn)
+
+    def _run_steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
         """Run `steps` in order as one message (one round trip, however many): each row a
         step returns, as JSON, in order. A step that matches no row stops the message, and
         so the steps after it (`StepRefused`; the transaction is then rolled back, as for
-        any failed write)."""
+        any failed write). `last`: nothing follows the steps, so where the unit of work
+        allows, the same message commits them (`_run_last`)."""
         parts: list[str] = []
         params: dict[str, Any] = {}
         for index, step in enumerate(steps):
@@ -179,8 +229,11 @@ class Scoped:
             parts.append(
                 _STEP_WRAPPER.format(statement=sql, index=index, found=found, refusal=refusal)
             )
-        parts.append(_STEPS_COLLECTED)
         try:
+            if last and can_finish(self._conn):
+                parts.append(_RETURN.format(rows=f"({_STEPS_COLLECTED})::jsonb"))
+                return finish(self._conn, "; ".join(parts), params)
+            parts.append(_STEPS_COLLECTED)
             collected = self._conn.exec_driver_sql("; ".join(parts), params).scalar_one()
         except DBAPIError as error:
             orig = error.orig

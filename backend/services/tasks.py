@@ -14,16 +14,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any, NoReturn, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     BindParameter,
     Boolean,
-    DateTime,
     Integer,
     Select,
+    any_,
     bindparam,
     case,
     delete,
@@ -63,7 +64,7 @@ from backend.models.task_ops import (
 )
 from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
 from backend.services.changes import latest_position
-from backend.services.scope import OWNER, Scoped, Step, StepRefused, Stmt, owned
+from backend.services.scope import OWNER, Scoped, Step, StepRefused, Stmt, decoded, owned
 from backend.services.task_listing import (
     Keyset,
     TaskListQuery,
@@ -106,7 +107,9 @@ class TaskStats:
 
 
 def _version_in(expected: Expected) -> tuple[ColumnElement[bool], ...]:
-    return () if expected is None else (_T.version.in_(sorted(expected)),)
+    # `= ANY(array)`, not IN: one parameter whatever the count (statements are rendered).
+    versions = literal(sorted(expected), ARRAY(BigInteger)) if expected is not None else None
+    return () if versions is None else (_T.version == any_(versions),)
 
 
 def _completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
@@ -190,6 +193,19 @@ _SUCCESSOR = (
 )
 # The fields that make up a task's schedule: writing any of them re-plans it.
 _SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """What a write of `values` (with `_plan`'s schedule columns) will leave of the stored
+    task `id` due at `due_date`: what its next occurrence is computed from (`_succeed`)."""
+
+    id: int
+    due_date: datetime | None
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        return self.values[name]
 
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
@@ -276,9 +292,10 @@ class TaskService(Scoped):
         schedule = _plan(
             data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
         )
-        row = self._run(
+        # Nothing follows an insert (created completed is no completion): one round trip.
+        [row] = self._run_last(
             _CREATE, **data.model_dump(include=_AS_SENT), completed=data.completed, **schedule
-        ).one()
+        )
         return cast(TaskRow, row)
 
     def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> TaskRow:
@@ -288,8 +305,8 @@ class TaskService(Scoped):
         }
         plan = (data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders))
         if data.recurrence is None:
-            # Not recurring (any more): nothing to read first, one statement as ever.
-            return self._completing(self._update(task_id, {**values, **_plan(*plan)}, expected))
+            # Not recurring (any more): nothing to read first and no next occurrence to add.
+            return self._update(task_id, {**values, **_plan(*plan)}, expected, last=True)
         # A rule kept as it was keeps its series: read the stored one first.
         return self._replan(task_id, values, plan, expected)
 
@@ -300,16 +317,11 @@ class TaskService(Scoped):
             values.update(_completion(changes["completed"]))
         sent = data.model_fields_set & _SCHEDULE_FIELDS
         if not sent:
-            return self._completing(self._update(task_id, values, expected))
-        if sent == {"due_date"} and data.due_date is not None:
-            # Rescheduling a task that does not recur: one statement, as before. A recurring
-            # one (its next_due_date follows the due date) matches nothing and is re-planned.
-            values["due_date"] = data.due_date
-            conditions = (*_version_in(expected), _T.recurrence.is_(None))
-            task = self._update_where(task_id, values, *conditions)
-            if task is not None:
-                return self._completing(task)
-        # The schedule is the stored one with the sent fields over it: read it first.
+            # Only a completion can add a statement (a recurring task's next occurrence).
+            last = changes.get("completed") is not True
+            return self._completing(self._update(task_id, values, expected, last=last))
+        # The schedule is the stored one with the sent fields over it: read it first (with
+        # the caller's entry, in the first message), then write it last (with the COMMIT).
         current = self._current(task_id, expected)
         plan = (
             data.recurrence if "recurrence" in sent else current.recurrence,
@@ -345,10 +357,14 @@ class TaskService(Scoped):
         if current is None:
             current = self._current(task_id, expected)
         values = {**values, **_plan(*plan, current=current)}
-        task = self._update_where(task_id, values, _T.version == current.version)
+        if values.get("completed") is True:
+            # The write may complete the task: its next occurrence, computed from the row the
+            # UPDATE will leave (known here), rides with the COMMIT, so the UPDATE can be last.
+            self._succeed(_Planned(task_id, plan[2], values))
+        task = self._update_where(task_id, values, _T.version == current.version, last=True)
         if task is None:
             raise Conflict("The task changed while it was being written; retry")
-        return self._completing(task)
+        return task
 
     def _current(self, task_id: int, expected: Expected) -> TaskRow:
         """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
@@ -363,24 +379,29 @@ class TaskService(Scoped):
         recurring task whose series goes on, insert its next occurrence. Decided from the
         returned row alone (`completed_at` equals `updated_at`, both this transaction's
         `now()`, only when it completed it here), so other writes cost nothing more."""
+        if task.completed and task.completed_at == task.updated_at:
+            self._succeed(task)
+        return task
+
+    def _succeed(self, task: TaskRow | _Planned) -> None:
+        """Insert the next occurrence of `task` (its stored row, or the one a write will
+        leave) if it is recurring, its series goes on, and this transaction completed it
+        (checked by the statement itself). Nobody reads its result: it rides with the
+        COMMIT (specs/statements.md)."""
         if (
-            task.completed
-            and task.recurrence is not None
+            task.recurrence is not None
             and task.next_due_date is not None
             and task.series_start is not None
             and task.due_date is not None
-            and task.completed_at == task.updated_at
         ):
             schedule = Schedule.of(task.recurrence, task.time_zone, task.series_start)
             reminders = _moved_reminders(task.reminders, task.due_date, task.next_due_date)
-            # Nobody reads its result: it rides with the COMMIT (specs/statements.md).
             self._run_at_commit(
                 _SUCCESSOR,
                 previous_id=task.id,
                 following_due_date=schedule.next_after(task.next_due_date),
                 reminders=reminders,
             )
-        return task
 
     def set_completed(
         self, task_id: int, completed: bool | None, expected: Expected = None
@@ -396,15 +417,17 @@ class TaskService(Scoped):
                 raise NotFound("Task not found")
             return self._completing(cast(TaskRow, task))
         target: ColumnElement[bool] | bool = ~_T.completed if completed is None else completed
-        return self._completing(self._update(task_id, _completion(target), expected))
+        # Reopening adds nothing after the write; completing may (a next occurrence).
+        last = completed is False
+        return self._completing(self._update(task_id, _completion(target), expected, last=last))
 
     def delete(self, task_id: int, expected: Expected = None) -> str:
         """Delete the task; return the title it had."""
         statement = _DELETE if expected is None else _DELETE.where(*_version_in(expected))
-        deleted = self._run(statement, task_id=task_id).first()
-        if deleted is None:
+        deleted = self._run_last(statement, task_id=task_id)
+        if not deleted:
             self._missing_or_stale(task_id, expected)
-        return cast(str, deleted.title)
+        return cast(str, deleted[0].title)
 
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
         """Apply operations in order, all in one message (`Scoped._run_steps`); the first
@@ -412,7 +435,9 @@ class TaskService(Scoped):
         changed) and names the failing operation. A recurring task a step completed gets
         its next occurrence, as from any completing write."""
         try:
-            rows = self._run_steps([_step(operation) for operation in operations])
+            # Only a completion can add a statement (a recurring task's next occurrence).
+            last = not any(isinstance(operation, CompleteOp) for operation in operations)
+            rows = self._run_steps([_step(operation) for operation in operations], last=last)
         except StepRefused as refused:
             error = InvalidRequest if refused.found else NotFound
             detail = {
@@ -428,11 +453,14 @@ class TaskService(Scoped):
 
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks; return how many."""
-        result = self._run(_owned(delete(Task).where(_T.completed == true())).returning(_T.id))
-        return len(result.all())
+        return len(
+            self._run_last(_owned(delete(Task).where(_T.completed == true())).returning(_T.id))
+        )
 
-    def _update(self, task_id: int, values: dict[str, Any], expected: Expected = None) -> TaskRow:
-        task = self._update_where(task_id, values, *_version_in(expected))
+    def _update(
+        self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
+    ) -> TaskRow:
+        task = self._update_where(task_id, values, *_version_in(expected), last=last)
         if task is None:
             self._missing_or_stale(task_id, expected)
         return task
@@ -446,10 +474,18 @@ class TaskService(Scoped):
         raise NotFound("Task not found")
 
     def _update_where(
-        self, task_id: int, values: dict[str, Any], *conditions: ColumnElement[bool]
+        self,
+        task_id: int,
+        values: dict[str, Any],
+        *conditions: ColumnElement[bool],
+        last: bool = False,
     ) -> TaskRow | None:
-        """One UPDATE ... RETURNING of the caller's task; None when no row matched."""
+        """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
+        nothing follows it in the transaction, so it may commit it (`_run_last`)."""
         statement = _updating(values, *conditions)
+        if last:
+            rows = self._run_last(statement, task_id=task_id)
+            return cast(TaskRow, rows[0]) if rows else None
         return cast(TaskRow | None, self._run(statement, task_id=task_id).one_or_none())
 
 
@@ -487,18 +523,11 @@ def _step(operation: BulkOperation) -> Step:
 # Whether the caller's task `:task_id` exists (a step's condition refused it, or it is missing).
 _EXISTS = _owned(select(literal(True)).where(_T.id == _TASK_ID))
 TOO_MANY_TAGS = f"A task has at most {TAGS_MAX_COUNT} tags"
-# Columns read back as ISO 8601 text from a step's JSON row (`_task_of`).
-_INSTANTS = frozenset(c.name for c in TASK_COLUMNS if isinstance(c.type, DateTime))
 
 
 def _task_of(row: dict[str, Any]) -> TaskRow:
     """A task row that a step returned as JSON (`to_jsonb`), typed as the driver types it."""
-    values: dict[str, Any] = {
-        name: datetime.fromisoformat(value) if name in _INSTANTS and value is not None else value
-        for name, value in row.items()
-    }
-    values["priority"] = Priority(row["priority"])
-    return cast(TaskRow, SimpleNamespace(**values))
+    return cast(TaskRow, decoded(TASK_COLUMNS, row))
 
 
 def _plan(

@@ -34,6 +34,7 @@ from backend.db.engine import (
     begin_deferring,
     deferred_message,
     end_autocommit,
+    finished,
     send_with_next_statement,
     take_unsent,
     transaction_locals,
@@ -211,8 +212,8 @@ class UnitOfWork:
         account is checked and a write counted all the same), commit a write (with what was
         deferred to its COMMIT) or roll it back and count it again, and turn the entry's
         refusals into their errors."""
-        if self._ended:
-            return
+        if self._ended or finished(conn):
+            return  # ended by the route (`roll_back`) or committed by its last statement
         open_transaction = self._counts_write
         unsent_sent = False
         if take_unsent(conn) is not None:

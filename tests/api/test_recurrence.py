@@ -787,9 +787,12 @@ def test_isolation_of_the_new_fields(client: TestClient, alice: Account, bob: Ac
     assert listed(client, alice) == [task]
 
 
-def test_rescheduling_a_task_that_does_not_recur_is_one_statement(
+def test_rescheduling_reads_the_stored_schedule_with_the_entry_and_writes_it_with_the_commit(
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
+    """A due date moved is two statements, read then written, for a task that recurs and one
+    that does not alike: the read rides in the request's first message, the write in the one
+    that commits (tests/test_round_trips.py counts the two round trips)."""
     plain = create(client, alice, due_date="2030-01-01", reminders=[{"minutes_before_due": 5}])
     recurring = create(client, alice, recurrence="weekly", due_date="2030-01-01")
     statements: list[str] = []
@@ -803,21 +806,21 @@ def test_rescheduling_a_task_that_does_not_recur_is_one_statement(
         moved = client.patch(
             f"/api/tasks/{plain['id']}", json={"due_date": "2030-02-01"}, headers=alice.headers
         )
-        assert moved.status_code == 200 and statements == ["UPDATE"], statements
+        assert moved.status_code == 200 and statements == ["SELECT", "WITH"], statements
         statements.clear()
-        # A recurring task's next_due_date moves with it: read, then written.
+        # A recurring task's next_due_date moves with it.
         moved = client.patch(
             f"/api/tasks/{recurring['id']}", json={"due_date": "2030-01-02"}, headers=alice.headers
         )
         assert moved.json()["data"]["next_due_date"] == "2030-01-08T00:00:00Z"  # Tuesdays
-        assert statements == ["UPDATE", "SELECT", "UPDATE"], statements
+        assert statements == ["SELECT", "WITH"], statements
         statements.clear()
-        # A completion of a task that does not recur: the UPDATE alone.
+        # A completion of a task that does not recur: the UPDATE, then the COMMIT.
         client.patch(f"/api/tasks/{plain['id']}/complete", headers=alice.headers)
         assert statements == ["UPDATE"], statements
     finally:
         event.remove(db_engine.__class__, "before_cursor_execute", record)
-    # If-Match still guards the short path, and a stale one changes nothing.
+    # If-Match still guards it, and a stale one changes nothing.
     stale = {**alice.headers, "If-Match": f'"{plain["id"]}-1"'}
     response = client.patch(
         f"/api/tasks/{plain['id']}", json={"due_date": "2031-01-01"}, headers=stale

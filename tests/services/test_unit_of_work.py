@@ -58,6 +58,7 @@ def test_a_statement_deferred_to_the_commit_fails_the_whole_write(
         pytest.raises(IntegrityError),
         UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work,
     ):
+        work.tasks._hold_commit()  # something follows the write: it cannot commit itself
         work.tasks.create(TaskCreate(title="kept only if the commit succeeds"))
         work.tasks._run_at_commit(broken)
     with UnitOfWork(db_engine, settings, claims=claims) as work:
@@ -69,6 +70,7 @@ def test_statements_deferred_to_the_commit_run_in_order_before_it(
 ) -> None:
     claims = TokenClaims(subject="deferring", local=False)
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
+        work.tasks._hold_commit()
         work.tasks.create(TaskCreate(title="now"))
         for title in ("first", "100% second"):
             work.tasks._run_at_commit(
@@ -77,3 +79,21 @@ def test_statements_deferred_to_the_commit_run_in_order_before_it(
             )
     with UnitOfWork(db_engine, settings, claims=claims) as work:
         assert work.tasks.titles() == {"now", "first", "100% second"}
+
+
+def test_a_write_nothing_follows_commits_in_its_own_message(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """`_run_last`: the write and its COMMIT are one message; its rows come back typed as the
+    driver types them, and what the route does after it cannot undo it."""
+    claims = TokenClaims(subject="finishing", local=False)
+    with (
+        pytest.raises(RuntimeError),
+        UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work,
+    ):
+        task = work.tasks.create(TaskCreate(title="committed", due_date="2030-01-01"))
+        assert task.due_date is not None and task.due_date.year == 2030
+        assert task.priority.value == "none" and task.tags == []
+        raise RuntimeError("the route fails after its write")
+    with UnitOfWork(db_engine, settings, claims=claims) as work:
+        assert work.tasks.titles() == {"committed"}

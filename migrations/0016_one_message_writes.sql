@@ -1,4 +1,18 @@
 -- depends: 0015_idempotency_check
+-- What lets a write be one message (backend/services/scope.py, specs/statements.md).
+
+-- A write that is its transaction's last statement is sent with its COMMIT (`_run_last`):
+-- `WITH r AS (<statement>) SELECT task_api_return((SELECT jsonb_agg(to_jsonb(r)) FROM r));
+-- COMMIT`. psycopg2 answers with the last statement's result (the COMMIT's, none), so the
+-- rows come back in a notice `task_api_rows [...]` (notices are not transactional, and are
+-- not written to the server log at the default log_min_messages).
+CREATE FUNCTION task_api_return(p_rows JSONB) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
+BEGIN
+    RAISE NOTICE 'task_api_rows %', coalesce(p_rows, '[]'::jsonb);
+END
+$$;
+
 -- A bulk request's operations, sent as one message (backend/services/scope.py `_run_steps`,
 -- specs/statements.md): each operation is a statement that changes at most one row and hands
 -- it (as JSON) to `task_api_step`, which collects it in the transaction-local setting

@@ -1,1 +1,2 @@
 DROP FUNCTION task_api_step(INTEGER, JSONB, BOOLEAN, TEXT);
+DROP FUNCTION task_api_return(JSONB);
