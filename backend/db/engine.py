@@ -400,6 +400,11 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
         context: Any,
         executemany: bool,
     ) -> tuple[str, Any]:
+        if conn.info.get(_ENDED, False) and not _READ.match(statement):
+            # A statement committed the transaction as its last (`finish`): a write after it
+            # would commit on its own, not with the request's. A route that writes twice says
+            # so first (`UnitOfWork.hold_commit`).
+            raise RuntimeError("a write after the statement that committed the request")
         first = conn.info.pop(_FIRST, None)
         if first is not None:
             head = cursor.mogrify(*first).decode()
@@ -438,3 +443,4 @@ _HELD = "task_api_commit_held"
 _ENDED = "task_api_transaction_ended"
 _ROWS_NOTICE = "task_api_rows "
 _NOTICES = "task_api_notices"
+_READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)

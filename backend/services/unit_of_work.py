@@ -35,6 +35,7 @@ from backend.db.engine import (
     deferred_message,
     end_autocommit,
     finished,
+    hold_commit,
     send_with_next_statement,
     take_unsent,
     transaction_locals,
@@ -195,6 +196,11 @@ class UnitOfWork:
             if self._entry is not None:
                 end_autocommit(conn)
             conn.close()
+
+    def hold_commit(self) -> None:
+        """This request writes more than once (or adds to the transaction after its write):
+        no service's write may commit it as its last statement (`Scoped._run_last`)."""
+        hold_commit(self._connection())
 
     def roll_back(self) -> None:
         """End the request's transaction now, with a rollback instead of a commit, its

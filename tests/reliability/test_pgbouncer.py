@@ -19,7 +19,10 @@ paths users hit, within about a minute and a half on 2 cores:
 - tests/api/test_isolation.py: two users' requests interleaved;
 - tests/api/test_idempotency.py: the transaction-level advisory lock and the recorded response
   committed with the write (a session-level lock would break behind the pooler);
-- tests/services: TaskService against the pooled engine directly;
+- tests/services: TaskService and the unit of work against the pooled engine directly;
+- tests/test_round_trips.py: every route's and tool's messages (several statements in one,
+  BEGIN ... COMMIT inside one, answers in notices), and a keyed write's check, replay and
+  refusal with rate limits on;
 - four tests of tests/api/test_recurrence.py: a completion and its successor's INSERT ...
   SELECT ... ON CONFLICT in one transaction, a schedule write that reads the task first;
 - tests/reliability/test_statement_timeout.py: SET LOCAL statement_timeout is honoured through
@@ -53,6 +56,8 @@ SUBSET = [
     "tests/api/test_isolation.py",
     "tests/api/test_idempotency.py",
     "tests/services",
+    "tests/test_round_trips.py",
+    "tests/api/test_rate_limits.py::test_keyed_writes_count_and_carry_headers_replays_and_refusals_too",
     "tests/api/test_recurrence.py::test_completing_creates_the_next_occurrence",
     "tests/api/test_recurrence.py::test_reopening_creates_none_and_completing_again_no_second",
     "tests/api/test_recurrence.py::"

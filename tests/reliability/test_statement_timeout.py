@@ -48,6 +48,7 @@ def slow_client(settings: Settings) -> Iterator[TestClient]:
         return {"data": door._connection().scalar(text("SHOW statement_timeout"))}
 
     def create_then_slow(door: Door) -> dict[str, Any]:
+        door.hold_commit()  # more follows the write: it may not commit the request itself
         door.tasks.create(TaskCreate(title="never committed"))
         door._connection().execute(text(SLOW["sleep"]))
         return {"data": "finished"}
