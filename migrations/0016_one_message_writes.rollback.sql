@@ -1,2 +1,3 @@
 DROP FUNCTION task_api_step(INTEGER, JSONB, BOOLEAN, TEXT);
+DROP FUNCTION task_api_in_time(DOUBLE PRECISION);
 DROP FUNCTION task_api_return(JSONB);

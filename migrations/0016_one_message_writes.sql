@@ -13,6 +13,21 @@ BEGIN
 END
 $$;
 
+-- The deadline of a message that commits a write by itself (sent last, before the COMMIT): a
+-- message the server runs after the client gave up on it (a server frozen with the message in
+-- its socket buffer, then resumed) must not commit what the client was told failed
+-- (specs/reliability.md R7). `p_deadline` is in the server's clock (epoch seconds), which the
+-- app learns when it connects.
+CREATE FUNCTION task_api_in_time(p_deadline DOUBLE PRECISION) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
+BEGIN
+    IF extract(epoch FROM clock_timestamp()) > p_deadline THEN
+        RAISE EXCEPTION USING ERRCODE = 'TA504',
+            MESSAGE = 'The request was given up before it could commit';
+    END IF;
+END
+$$;
+
 -- A bulk request's operations, sent as one message (backend/services/scope.py `_run_steps`,
 -- specs/statements.md): each operation is a statement that changes at most one row and hands
 -- it (as JSON) to `task_api_step`, which collects it in the transaction-local setting

@@ -109,6 +109,8 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
             raise
 
     _check_on_checkout(engine, settings.db_pool_ping_idle_seconds)
+    if response_timeout_ms > 0:
+        _learn_server_clock(engine, response_timeout_ms / 1000)
     _set_transaction_locals(engine, settings.db_statement_timeout_ms, response_timeout_ms)
     return engine
 
@@ -158,6 +160,26 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):  # type: ignore[arg-type]
                 raise exc.InvalidatePoolError(str(error)) from error
             raise
+
+
+def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
+    """Give every new connection its server's clock (the offset from ours, within half the
+    round trip it took to read it) and the deadline a message that commits by itself gets
+    (`finish`): the response timeout, less a margin for the offset, the COMMIT and the answer's
+    way back. One round trip per new connection, none per request."""
+
+    @event.listens_for(engine, "connect")
+    def _clock(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # A failure here is the connection's (raised as is: a 503); it is then discarded.
+        dbapi_connection.autocommit = True
+        with dbapi_connection.cursor() as cursor:
+            before = time.time()
+            cursor.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            after = time.time()
+            (server,) = cursor.fetchone()
+        dbapi_connection.autocommit = False
+        record.info[_CLOCK_OFFSET] = float(server) - (before + after) / 2
+        record.info[_IN_TIME] = response_timeout - min(1.0, response_timeout / 4) - (after - before)
 
 
 def _readable(dbapi_connection: Any) -> bool:
@@ -298,7 +320,12 @@ def finish(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[s
     if not can_finish(conn):
         raise RuntimeError("this transaction cannot be finished by a statement")
     deferred, deferred_params = deferred_message(conn)
-    conn.exec_driver_sql(f"{sql}; {deferred}COMMIT", {**params, **deferred_params})
+    offset, in_time = conn.info.get(_CLOCK_OFFSET), conn.info.get(_IN_TIME)
+    deadline = ""
+    if offset is not None and in_time is not None:
+        # Not committed if the server runs this after we gave up on it (R7).
+        deadline = f"SELECT task_api_in_time({time.time() + offset + in_time:.6f}); "
+    conn.exec_driver_sql(f"{sql}; {deferred}{deadline}COMMIT", {**params, **deferred_params})
     conn.info[_AT_COMMIT] = None
     conn.info[_ENDED] = True
     conn.info[_EVERY] = True
@@ -443,4 +470,6 @@ _HELD = "task_api_commit_held"
 _ENDED = "task_api_transaction_ended"
 _ROWS_NOTICE = "task_api_rows "
 _NOTICES = "task_api_notices"
+_CLOCK_OFFSET = "task_api_server_clock_offset"
+_IN_TIME = "task_api_commit_in_time"
 _READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)

@@ -9,10 +9,11 @@ migration 0014) travels in the same message as the route's first statement.
 
 - A read is one message: `SET LOCAL`s, the entry, the statement, as one implicit transaction;
   a further statement is a message (and a transaction) of its own.
-- A write is `BEGIN`, the `SET LOCAL`s, the entry and its first statement in one message, and
-  `COMMIT` in a second: the route decides between its statements and the end of the
-  transaction (a 404 rolls back), so the commit cannot ride with the write. After a rollback
-  the write is counted again in the `ROLLBACK`'s message (a refused or failing write counts).
+- A write sends `BEGIN`, the `SET LOCAL`s and the entry with its first statement. A write that
+  nothing follows commits in that same message (`Scoped._run_last`: one round trip); one that
+  decides more from its answer commits in a second message, with what it deferred to the
+  COMMIT. After a rollback the write is counted again in the `ROLLBACK`'s message (a refused
+  or failing write counts).
 
 The route returns only after the commit, so a 2xx is always durable. Services never commit.
 """
@@ -40,6 +41,7 @@ from backend.db.engine import (
     take_unsent,
     transaction_locals,
 )
+from backend.error_mapping import NO_ANSWER_MESSAGE
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
 from backend.services.idempotency import IdempotencyService
@@ -55,6 +57,7 @@ _ENTER = (
     "%(write)s, %(limit_key)s, %(window)s, %(limit)s, %(clean)s); "
 )
 _REFUSED_ACCOUNT = "TA401"  # over the write limit is TA429: the recount then says so
+_TOO_LATE = "TA504"  # a write run after its deadline (`engine.finish`): not committed
 
 
 class UnitOfWork:
@@ -268,8 +271,11 @@ class UnitOfWork:
             if result is not None and self._count is not None:
                 self._count.settle_row(result.one())
         orig = getattr(exc, "orig", None)
-        if getattr(orig, "pgcode", None) == _REFUSED_ACCOUNT:
+        code = getattr(orig, "pgcode", None)
+        if code == _REFUSED_ACCOUNT:
             raise Unauthorized(orig.diag.message_primary) from None  # type: ignore[union-attr]
+        if code == _TOO_LATE:
+            raise ServiceUnavailable(NO_ANSWER_MESSAGE) from None
 
     def count_refused_write(self) -> None:
         """Count a write refused before it ran (invalid input): it counts like any other.

@@ -33,10 +33,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from backend.auth.tokens import TokenClaims
 from backend.config import DB_RESPONSE_MARGIN_MS, Settings
 from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
 from backend.db.engine import create_db_engine
 from backend.db.migrations import migrate_up
+from backend.models import TaskCreate
+from backend.services.unit_of_work import UnitOfWork
 from tests.conftest import TEST_SECRET, bearer, make_token, running_server
 from tests.reliability.load import Outcome, Recorder
 from tests.reliability.servers import DedicatedPostgres, PgBouncer
@@ -274,6 +277,41 @@ def test_a_commit_sent_to_a_stuck_server_is_never_applied(
         assert RESPONSE_TIMEOUT - 0.1 < waited < RESPONSE_TIMEOUT + SLACK, waited
         time.sleep(0.5)  # the resumed server has read the COMMIT by now, had it wanted to
         assert _stored(hang_db, title) == {}, "a write answered 503 was applied afterwards"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["create", "delete"])
+def test_a_write_sent_whole_to_a_stuck_server_is_never_applied(
+    dedicated_pg: DedicatedPostgres, hang_db: str, guarded_engine_settings: Settings, kind: str
+) -> None:
+    """A write that commits in its own message (BEGIN, the write, COMMIT: one round trip)
+    lands whole in the paused server's socket buffer; the client gives up; when the server
+    resumes it runs the message, but the deadline checked before its COMMIT (the server's
+    own clock, learnt at connect) has passed, so the write answered 503 is not applied."""
+    engine = create_db_engine(hang_db, guarded_engine_settings)
+    title = f"late-whole-{kind}-{uuid.uuid4().hex}"
+    claims = TokenClaims(subject="late-whole", local=False)
+    try:
+        with UnitOfWork(engine, guarded_engine_settings, claims=claims, counts_write=True) as w:
+            task_id = w.tasks.create(TaskCreate(title=title)).id  # warms the pool
+        work = UnitOfWork(engine, guarded_engine_settings, claims=claims, counts_write=True)
+        dedicated_pg.pause()
+        started = time.monotonic()
+        try:
+            with pytest.raises(OperationalError) as raised, work:
+                if kind == "create":
+                    work.tasks.create(TaskCreate(title=title + "-again"))
+                else:
+                    work.tasks.delete(task_id)
+            waited = time.monotonic() - started
+        finally:
+            dedicated_pg.resume()
+        assert isinstance(raised.value.orig, DatabaseTimeout)
+        assert waited < RESPONSE_TIMEOUT + SLACK, waited
+        # The resumed server has run the message by the time a new connection is answered.
+        time.sleep(0.5)
+        assert _stored(hang_db, title) == {title: [task_id]}, "a write answered 503 was applied"
     finally:
         engine.dispose()
 
