@@ -53,6 +53,10 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "uq_tasks_previous_task_id",
         # What a same-user reference points at (0013, tests/test_references.py).
         "uq_tasks_user_id_id",
+        # One task per place among its siblings; a list's page in manual order (0015).
+        "uq_tasks_user_id_list_id_parent_id_position",
+        # A task's subtasks (0015).
+        "ix_tasks_user_id_parent_id",
     }
     checks = {c["name"] for c in inspector.get_check_constraints("tasks")}
     assert {
@@ -66,9 +70,14 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "ck_tasks_recurrence_series",
         "ck_tasks_next_due_date_later",
     } <= checks
-    fk = inspector.get_foreign_keys("tasks")[0]
-    assert fk["name"] == "fk_tasks_user_id_users"
-    assert fk["options"]["ondelete"] == "CASCADE"
+    keys = {fk["name"]: fk for fk in inspector.get_foreign_keys("tasks")}
+    assert set(keys) == {
+        "fk_tasks_user_id_users",
+        # Same-user keys to the list and the parent (0015): deleting either deletes the task.
+        "fk_tasks_user_id_list_id_task_lists",
+        "fk_tasks_user_id_parent_id_tasks",
+    }
+    assert all(fk["options"]["ondelete"] == "CASCADE" for fk in keys.values())
 
 
 @pytest.mark.parametrize(
