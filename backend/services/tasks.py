@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NoReturn, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     Boolean,
     Integer,
@@ -30,19 +32,23 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.errors import (
+    AppError,
     Conflict,
     InvalidRequest,
+    LimitReached,
     NotFound,
     PreconditionFailed,
     ServiceUnavailable,
@@ -50,17 +56,26 @@ from backend.errors import (
 from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskRow, TaskUpdate
 from backend.models.task import TAGS_MAX_COUNT, reminders_json
 from backend.models.task_fields import COPIED_TO_SUCCESSOR, WRITABLE
+from backend.models.task_list import (
+    MAX_DEPTH,
+    SUBTASKS_PER_TASK,
+    TASKS_PER_LIST,
+    TaskList,
+    name_key,
+)
 from backend.models.task_ops import (
     AddTagOp,
     BulkOperation,
     CompleteOp,
     DeleteOp,
+    MoveOp,
     RemoveTagOp,
     ReopenOp,
     SetPriorityOp,
 )
 from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
 from backend.services.changes import latest_position
+from backend.services.lists import LIST_NAMES, unknown_list
 from backend.services.scope import OWNER, Scoped, Stmt, owned
 from backend.services.task_listing import (
     Keyset,
@@ -70,6 +85,14 @@ from backend.services.task_listing import (
     order_by,
     sort_key,
 )
+from backend.services.task_tree import (
+    Anchor,
+    Placement,
+    Refusal,
+    Sent,
+    create_statement,
+    move_statement,
+)
 
 # The versions an If-Match accepts; None: no condition. Checked in the write's own WHERE.
 Expected = frozenset[int] | None
@@ -78,6 +101,33 @@ Expected = frozenset[int] | None
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
 _T = Task.__table__.c  # type: ignore[attr-defined]
+_L = TaskList.__table__.c  # type: ignore[attr-defined]
+_CHILD = Task.__table__.alias("child")  # type: ignore[attr-defined]
+
+
+def _subtask_counts() -> tuple[Any, Any]:
+    """A task's subtask counts, computed with the row wherever one is read or written (the
+    parent-key index). A completed task has no open subtask (completing one completes its
+    subtasks, migration 0016), which also holds in the RETURNING of the statement that
+    completes it, whose subqueries still see the subtasks as they were."""
+    children = owned(select(func.count()), _CHILD.c.user_id).where(_CHILD.c.parent_id == _T.id)
+    total = children.correlate(Task.__table__).scalar_subquery()  # type: ignore[attr-defined]
+    pending = children.where(_CHILD.c.completed == false())
+    open_ = pending.correlate(Task.__table__).scalar_subquery()  # type: ignore[attr-defined]
+    return (
+        total.label("subtask_count"),
+        case((_T.completed == true(), 0), else_=open_).label("open_subtask_count"),
+    )
+
+
+# What every statement that hands a task to the API returns: its columns and its counts.
+TASK_VIEW = (*TASK_COLUMNS, *_subtask_counts())
+# A task just created has no subtasks.
+_CREATED_VIEW = (
+    *TASK_COLUMNS,
+    literal(0).label("subtask_count"),
+    literal(0).label("open_subtask_count"),
+)
 
 
 def _owned(statement: Stmt) -> Stmt:
@@ -95,12 +145,24 @@ class TaskPage:
 
 
 @dataclass(frozen=True)
+class ListCounts:
+    """One list's share of the caller's tasks (`list_id` None: the tasks in no list)."""
+
+    list_id: int | None
+    name: str | None
+    total: int
+    pending: int
+    completed: int
+
+
+@dataclass(frozen=True)
 class TaskStats:
     total: int
     pending: int
     completed: int
     overdue: int
     by_priority: dict[str, int]
+    by_list: list[ListCounts]
 
 
 def _version_in(expected: Expected) -> tuple[ColumnElement[bool], ...]:
@@ -125,33 +187,32 @@ def _changing(statement: Any, values: dict[str, Any]) -> Any:
     """An UPDATE of one task: every change bumps `version` in the same statement, so the
     ETag changes with it and concurrent writers each see (and bump) the other's version."""
     return statement.values(**values, updated_at=func.now(), version=_T.version + 1).returning(
-        *TASK_COLUMNS
+        *TASK_VIEW
     )
 
 
 _TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
-_GET = _owned(select(*TASK_COLUMNS).where(_T.id == _TASK_ID))
+_GET = _owned(select(*TASK_VIEW).where(_T.id == _TASK_ID))
 _TOGGLE = _changing(_owned(update(Task).where(_T.id == _TASK_ID)), _completion(~_T.completed))
 _DELETE = _owned(delete(Task).where(_T.id == _TASK_ID)).returning(_T.id)
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `_plan` writes: the schedule fields and what the server derives from them.
 _PLANNED = ("recurrence", "time_zone", "reminders", "series_id", "series_start", "next_due_date")
+# Where the task is: written by the placement statements (backend/services/task_tree.py).
+_PLACED = ("list_id", "parent_id")
 # The writable fields written as sent (`completed` also sets `completed_at`; the schedule
-# fields go through `_plan`).
-_AS_SENT = set(WRITABLE) - {"completed", *_PLANNED}
-_CREATE = (
-    insert(Task)
-    .values(
-        user_id=bindparam(OWNER),
-        completed=_COMPLETED,
-        completed_at=case((_COMPLETED, func.now()), else_=None),
-        **{
-            name: bindparam(name, type_=_T[name].type)
-            for name in (*(f for f in WRITABLE if f in _AS_SENT), *_PLANNED)
-        },
-    )
-    .returning(*TASK_COLUMNS)
-)
+# fields go through `_plan`, the placement through `_placed`).
+_AS_SENT = set(WRITABLE) - {"completed", *_PLANNED, *_PLACED}
+# What a create writes (but `user_id` and the placement): one bound value per column.
+_CREATE_VALUES: dict[str, Any] = {
+    "completed": _COMPLETED,
+    "completed_at": case((_COMPLETED, func.now()), else_=None),
+    **{
+        name: bindparam(name, type_=_T[name].type)
+        for name in (*(f for f in WRITABLE if f in _AS_SENT), *_PLANNED)
+    },
+}
+_CREATE = insert(Task).values(user_id=bindparam(OWNER), **_CREATE_VALUES).returning(*_CREATED_VIEW)
 # The next occurrence of a recurring task completed in this transaction: a copy of it, due at
 # its `next_due_date`, pending. `completed_at = now()` holds only when this transaction
 # completed it (an already-completed task keeps its completion time, `_completion`), and
@@ -190,15 +251,87 @@ _SUCCESSOR = (
 _SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
 
 
+# Statistics in one statement: the counts, the tasks in no list, and every list's counts (in
+# the order of the lists) as JSON.
+_PER_LIST = (
+    _owned(
+        select(
+            _T.list_id,
+            func.count().label("total"),
+            func.count().filter(_T.completed == true()).label("completed"),
+        )
+    )
+    .where(_T.list_id.is_not(None))
+    .group_by(_T.list_id)
+    .subquery("per_list")
+)
+_LISTS_COUNTED = (
+    owned(
+        select(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_object(
+                            literal_column("'id'"),
+                            _L.id,
+                            literal_column("'name'"),
+                            _L.name,
+                            literal_column("'total'"),
+                            func.coalesce(_PER_LIST.c.total, 0),
+                            literal_column("'completed'"),
+                            func.coalesce(_PER_LIST.c.completed, 0),
+                        ),
+                        _L.position,
+                    )
+                ),
+                literal_column("'[]'::json"),
+            )
+        ).select_from(
+            TaskList.__table__.outerjoin(_PER_LIST, _PER_LIST.c.list_id == _L.id)  # type: ignore[attr-defined]
+        ),
+        _L.user_id,
+    )
+    .correlate(None)
+    .scalar_subquery()
+)
+_STATS = _owned(
+    select(
+        func.count(),
+        func.count().filter(_T.completed == true()),
+        func.count().filter(_T.completed == false(), _T.due_date < func.now()),
+        *(func.count().filter(_T.priority == p) for p in Priority),
+        func.count().filter(_T.list_id.is_(None)),
+        func.count().filter(_T.list_id.is_(None), _T.completed == true()),
+        _LISTS_COUNTED,
+    ).select_from(Task)
+)
+
+# A task's subtree, depth-first in position order: the task, then each subtask followed by
+# its own (ordered by the path of positions from the task). Bounded by MAX_DEPTH and
+# SUBTASKS_PER_TASK: one statement, one page.
+_SUBTREE_WALK: Any = _owned(
+    select(_T.id, sql_cast(postgresql_array([], type_=BigInteger), ARRAY(BigInteger)).label("path"))
+).where(_T.id == _TASK_ID)
+_SUBTREE_WALK = _SUBTREE_WALK.cte("subtree", recursive=True)
+_SUBTREE_WALK = _SUBTREE_WALK.union_all(
+    _owned(select(_T.id, func.array_append(_SUBTREE_WALK.c.path, _T.position))).where(
+        _T.parent_id == _SUBTREE_WALK.c.id,
+        func.cardinality(_SUBTREE_WALK.c.path) < MAX_DEPTH,
+    )
+)
+_SUBTREE = (
+    _owned(select(*TASK_VIEW)).where(_T.id == _SUBTREE_WALK.c.id).order_by(_SUBTREE_WALK.c.path)
+)
+
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
 _EMPTY_PAGE_ATTEMPTS = 5
 
 
 class TaskService(Scoped):
     def list_statement(self, query: TaskListQuery, *extra: Any) -> Select[Any]:
-        """The page query: the task's columns, its sort key (read back to build the next
-        cursor), then any `extra` columns."""
-        columns = (*TASK_COLUMNS, sort_key(query.sort).label("sort_key"), *extra)
+        """The page query: the task's columns and counts, its sort key (read back to build the
+        next cursor), then any `extra` columns."""
+        columns = (*TASK_VIEW, sort_key(query.sort).label("sort_key"), *extra)
         statement = _owned(select(*columns)).where(*filter_conditions(query.filters))
         if query.after is not None:
             statement = statement.where(after_keyset(query.sort, query.direction, query.after))
@@ -241,21 +374,34 @@ class TaskService(Scoped):
         raise ServiceUnavailable("The task list kept changing while it was read; retry")
 
     def stats(self) -> TaskStats:
-        completed, due, priority = _T.completed, _T.due_date, _T.priority
-        counts = [
-            func.count(),
-            func.count().filter(completed == true()),
-            func.count().filter(completed == false(), due < func.now()),
-            *(func.count().filter(priority == p) for p in Priority),
+        row: Sequence[Any] = self._run(_STATS).one()
+        total, done, overdue, *by_priority, without_list, without_list_done, lists = row
+        by_list = [
+            ListCounts(
+                list_id=entry["id"],
+                name=entry["name"],
+                total=entry["total"],
+                pending=entry["total"] - entry["completed"],
+                completed=entry["completed"],
+            )
+            for entry in lists
         ]
-        row: Sequence[int] = self._run(_owned(select(*counts).select_from(Task))).one()
-        total, done, overdue, *by_priority = row
+        by_list.append(
+            ListCounts(
+                list_id=None,
+                name=None,
+                total=without_list,
+                pending=without_list - without_list_done,
+                completed=without_list_done,
+            )
+        )
         return TaskStats(
             total=total,
             pending=total - done,
             completed=done,
             overdue=overdue,
             by_priority=dict(zip((p.value for p in Priority), by_priority, strict=True)),
+            by_list=by_list,
         )
 
     def get(self, task_id: int) -> TaskRow:
@@ -268,35 +414,77 @@ class TaskService(Scoped):
         """The titles of the caller's tasks (the seed command skips demo tasks it has)."""
         return set(self._run(_owned(select(_T.title))).scalars())
 
-    def create(self, data: TaskCreate) -> TaskRow:
+    def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
         """A new task; a recurring one starts its series at its due date. Created completed,
-        it is not a completion: no next occurrence is created."""
+        it is not a completion: no next occurrence is created. In a list or under a parent
+        (`list_name`: a list named as an agent would), checked and written in one statement;
+        the database gives it its place (first at the top level, last under a parent)."""
         schedule = _plan(
             data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
         )
-        row = self._run(
-            _CREATE, **data.model_dump(include=_AS_SENT), completed=data.completed, **schedule
-        ).one()
+        values = {**data.model_dump(include=_AS_SENT), "completed": data.completed, **schedule}
+        placement = _placement(data, list_name)
+        if placement is None:
+            return cast(TaskRow, self._run(_CREATE, **values).one())
+        if data.recurrence is not None and placement.parent is Sent.id:
+            raise _not_recurring()
+        statement, refusal = _create_statements(placement.shape)
+        row = self._run(statement, **values, **placement.values()).one_or_none()
+        if row is None:
+            self._refuse(refusal, placement, placement.values())
         return cast(TaskRow, row)
 
-    def replace(self, task_id: int, data: TaskReplace, expected: Expected = None) -> TaskRow:
+    def replace(
+        self,
+        task_id: int,
+        data: TaskReplace,
+        expected: Expected = None,
+        *,
+        list_name: str | None = None,
+    ) -> TaskRow:
         values = {
             **data.model_dump(include=_AS_SENT),
             **_completion(data.completed),
         }
         plan = (data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders))
+        placement = _placement(data, list_name, stay=True)
         if data.recurrence is None:
             # Not recurring (any more): nothing to read first, one statement as ever.
-            return self._completing(self._update(task_id, {**values, **_plan(*plan)}, expected))
+            values = {**values, **_plan(*plan)}
+            if placement is not None:
+                return self._completing(self._move(task_id, placement, expected, values))
+            return self._completing(self._update(task_id, values, expected))
+        if placement is not None:
+            if placement.parent is Sent.id:
+                raise _not_recurring()
+            # Placed first (If-Match checked there), then the schedule over the stored task.
+            self._move(task_id, placement, expected, {})
+            expected = None
         # A rule kept as it was keeps its series: read the stored one first.
         return self._replan(task_id, values, plan, expected)
 
-    def update(self, task_id: int, data: TaskUpdate, expected: Expected = None) -> TaskRow:
-        changes = data.model_dump(exclude_unset=True, exclude=_SCHEDULE_FIELDS)
+    def update(
+        self,
+        task_id: int,
+        data: TaskUpdate,
+        expected: Expected = None,
+        *,
+        list_name: str | None = None,
+    ) -> TaskRow:
+        changes = data.model_dump(exclude_unset=True, exclude={*_SCHEDULE_FIELDS, *_PLACED})
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
             values.update(_completion(changes["completed"]))
         sent = data.model_fields_set & _SCHEDULE_FIELDS
+        placement = _placement(data, list_name, stay=True)
+        if placement is not None:
+            if "recurrence" in sent and data.recurrence is not None and placement.parent is Sent.id:
+                raise _not_recurring()
+            if not sent:
+                return self._completing(self._move(task_id, placement, expected, values))
+            # Placed first (If-Match checked there), then the schedule over the stored task.
+            self._move(task_id, placement, expected, {})
+            expected = None
         if not sent:
             return self._completing(self._update(task_id, values, expected))
         if sent == {"due_date"} and data.due_date is not None:
@@ -318,6 +506,100 @@ class TaskService(Scoped):
         if "due_date" in sent:
             values["due_date"] = data.due_date
         return self._replan(task_id, values, plan, current=current)
+
+    def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
+        """Move a task, with its subtree, to the place `placement` names (one statement)."""
+        if task_id == placement.anchor_id:
+            raise _invalid(_anchor_field(placement), "A task cannot be placed next to itself")
+        return self._move(task_id, placement, expected, {})
+
+    def _move(
+        self, task_id: int, placement: Placement, expected: Expected, values: dict[str, Any]
+    ) -> TaskRow:
+        """The placement statement: the task (with `values` written on it too), its subtree
+        and any respaced siblings; the moved task's row."""
+        if task_id == placement.parent_id:
+            raise _invalid("body.parent_id", "A task cannot be its own subtask")
+        checked = expected is not None
+        if values:
+            statement, refusal = move_statement(
+                placement.shape, checked=checked, values=values, returning=TASK_VIEW
+            )
+        else:
+            statement, refusal = _move_statements(placement.shape, checked)
+        binds = {"task_id": task_id, **placement.values()}
+        if expected is not None:
+            binds["versions"] = sorted(expected)
+        rows = self._run(statement, **binds).all()
+        moved = next((row for row in rows if row.id == task_id), None)
+        if moved is None:
+            self._refuse(refusal, placement, binds)
+        return cast(TaskRow, moved)
+
+    def subtree(self, task_id: int) -> list[TaskRow]:
+        """The task and every task under it, depth-first in position order (one statement:
+        at most 1 + SUBTASKS_PER_TASK rows)."""
+        rows = cast(list[TaskRow], self._run(_SUBTREE, task_id=task_id).all())
+        if not rows:
+            raise NotFound("Task not found")
+        return rows
+
+    def _refuse(self, refusal: Any, placement: Placement, binds: dict[str, Any]) -> NoReturn:
+        """A placement wrote nothing: read why (the failure path's own round trip) and say it."""
+        reason = self._run(refusal, **binds).scalar()
+        if reason is None:  # pragma: no cover - the write and the read share the lock
+            raise Conflict("The task changed while it was being written; retry")
+        raise self._refusal(Refusal(reason), placement)
+
+    def _refusal(self, reason: Refusal, placement: Placement) -> AppError:
+        list_field = "body.list" if placement.list is Sent.name else "body.list_id"
+        match reason:
+            case Refusal.task:
+                return NotFound("Task not found")
+            case Refusal.stale:
+                return PreconditionFailed()
+            case Refusal.list:
+                if placement.list is Sent.name:
+                    return self.unknown_list(placement.list_key or "", field=list_field)
+                return _not_found(list_field, "List not found")
+            case Refusal.parent:
+                return _not_found("body.parent_id", "Task not found")
+            case Refusal.anchor:
+                return _not_found(_anchor_field(placement), "Task not found")
+            case Refusal.list_mismatch:
+                return _invalid(
+                    list_field,
+                    "A subtask is in its parent's list: omit the list (or send the parent's)",
+                )
+            case Refusal.anchor_group:
+                return _invalid(
+                    _anchor_field(placement),
+                    "That task is not in the list, or not under the parent, that was sent",
+                )
+            case Refusal.cycle:
+                return _invalid(
+                    "body.parent_id", "A task cannot be moved under itself or one of its subtasks"
+                )
+            case Refusal.recurring:
+                return _not_recurring()
+            case Refusal.depth:
+                return _invalid(
+                    "body.parent_id",
+                    f"Subtasks nest at most {MAX_DEPTH} levels deep (a task and its subtasks "
+                    "would be deeper there)",
+                )
+            case Refusal.tree_full:
+                return _limit(
+                    "body.parent_id",
+                    f"A top-level task has at most {SUBTASKS_PER_TASK} subtasks, at every depth",
+                )
+            case Refusal.list_full:
+                return _limit(list_field, f"A list holds at most {TASKS_PER_LIST} tasks")
+        raise AssertionError(reason)  # pragma: no cover
+
+    def unknown_list(self, name: str, *, field: str = "body.list") -> NotFound:
+        """The error for a list named by a name the caller has no list by (it names theirs)."""
+        return unknown_list(name, list(self._run(LIST_NAMES).scalars()), field=field)
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
         """The task and the next `count` due dates of its series after its own (fewer when
@@ -342,6 +624,8 @@ class TaskService(Scoped):
         names the version read all the same)."""
         if current is None:
             current = self._current(task_id, expected)
+        if plan[0] is not None and current.parent_id is not None:
+            raise _not_recurring()
         values = {**values, **_plan(*plan, current=current)}
         task = self._update_where(task_id, values, _T.version == current.version)
         if task is None:
@@ -453,6 +737,12 @@ class TaskService(Scoped):
                 return self.add_tag(task_id, tag)
             case RemoveTagOp(id=task_id, tag=tag):
                 return self.remove_tag(task_id, tag)
+            case MoveOp(id=task_id, list_id=list_id):
+                # To the top level of the list (or of no list), last; a task already there
+                # stays where it is.
+                choice = Sent.none if list_id is None else Sent.id
+                placement = Placement(list=choice, parent=Sent.none, stay=True, list_id=list_id)
+                return self._move(task_id, placement, None, {})
         raise AssertionError(f"unhandled operation {operation!r}")  # pragma: no cover
 
     def delete_completed(self) -> int:
@@ -556,3 +846,63 @@ def _invalid(field: str, message: str) -> InvalidRequest:
     return InvalidRequest(
         message, details=[{"field": field, "message": message, "type": "value_error"}]
     )
+
+
+def _limit(field: str, message: str) -> LimitReached:
+    return LimitReached(
+        message, details=[{"field": field, "message": message, "type": "limit_reached"}]
+    )
+
+
+def _not_found(field: str, message: str) -> NotFound:
+    return NotFound(message, details=[{"field": field, "message": message, "type": "not_found"}])
+
+
+def _not_recurring() -> InvalidRequest:
+    return _invalid(
+        "body.recurrence",
+        "A subtask does not recur: only top-level tasks have a recurrence (a recurring "
+        "task's subtasks come back with each occurrence)",
+    )
+
+
+def _anchor_field(placement: Placement) -> str:
+    return "body.before_id" if placement.anchor is Anchor.before else "body.after_id"
+
+
+def _placement(
+    data: TaskCreate | TaskUpdate, list_name: str | None, *, stay: bool = False
+) -> Placement | None:
+    """Where a create, PUT or PATCH puts the task (None: it says nothing about it)."""
+    sent = data.model_fields_set
+    list_sent = list_name is not None or "list_id" in sent
+    if not list_sent and "parent_id" not in sent:
+        return None
+    if list_name is not None:
+        list_choice = Sent.name
+    elif not list_sent:
+        list_choice = Sent.nothing
+    else:
+        list_choice = Sent.none if data.list_id is None else Sent.id
+    if "parent_id" not in sent:
+        parent_choice = Sent.nothing
+    else:
+        parent_choice = Sent.none if data.parent_id is None else Sent.id
+    return Placement(
+        list=list_choice,
+        parent=parent_choice,
+        stay=stay,
+        list_id=data.list_id if list_choice is Sent.id else None,
+        list_key=name_key(list_name) if list_name is not None else None,
+        parent_id=data.parent_id if parent_choice is Sent.id else None,
+    )
+
+
+@lru_cache(maxsize=64)
+def _create_statements(shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]:
+    return create_statement(shape, _CREATE_VALUES, _CREATED_VIEW)
+
+
+@lru_cache(maxsize=128)
+def _move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tuple[Any, Any]:
+    return move_statement(shape, checked=checked, values={}, returning=TASK_VIEW)

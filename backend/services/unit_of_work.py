@@ -38,6 +38,7 @@ from backend.db.engine import (
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
 from backend.services.idempotency import IdempotencyService
+from backend.services.lists import ListService
 from backend.services.rate_limits import HeaderSink, RateLimiter, WriteCount
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
@@ -55,6 +56,7 @@ _REFUSED_ACCOUNT = "TA401"  # over the write limit is TA429: the recount then sa
 class UnitOfWork:
     caller_id: str
     tasks: TaskService
+    lists: ListService
     changes: ChangeFeed
     idempotency: IdempotencyService
     users: UserService
@@ -145,6 +147,7 @@ class UnitOfWork:
         # and dies with this Connection, not with the pooled database connection under it.
         conn.execution_options(**{CALLER_KEY: self.caller_id})
         self.tasks = TaskService(conn, self.caller_id)
+        self.lists = ListService(conn, self.caller_id)
         self.changes = ChangeFeed(conn, self.caller_id)
         self.idempotency = IdempotencyService(
             conn, self.caller_id, self._settings.idempotency_key_ttl_seconds
