@@ -83,7 +83,6 @@ from backend.models.task_list import (
     ListCreate,
     ListId,
     ListName,
-    ListRow,
     ListUpdate,
 )
 from backend.models.task_ops import TaskStatsPublic
@@ -395,11 +394,6 @@ class _OneList(_Arguments):
             raise ValueError("give the list's list_id or its name (list), one of them")
         return self
 
-    def find(self, work: UnitOfWork) -> ListRow:
-        if self.list_name is not None:
-            return work.lists.named(self.list_name, field="list")
-        return work.lists.get(self.list_id or 0)
-
 
 class RenameListArguments(_OneList):
     name: ListName = Field(description="The new name (unique among the user's lists).")
@@ -427,6 +421,9 @@ class Tool(Generic[A]):
     idempotent: bool = False
     # The text content's JSON when it is not the structured result itself.
     text: Callable[[dict[str, Any]], Any] | None = None
+    # What a user_id other than the caller's gets: the answer for a missing task (a list
+    # tool: a missing list), as the REST twins answer.
+    not_found: str = "Task not found"
 
     @property
     def writes(self) -> bool:
@@ -546,19 +543,19 @@ def _create_list(work: UnitOfWork, arguments: CreateListArguments) -> ListCreate
 
 
 def _rename_list(work: UnitOfWork, arguments: RenameListArguments) -> ListRenamed:
-    found = arguments.find(work)
     changes: dict[str, Any] = {"name": arguments.name}
     if "color" in arguments.model_fields_set:
         changes["color"] = arguments.color
-    row = work.lists.update(found.id, ListUpdate.model_validate(changes))
+    row = work.lists.update(
+        arguments.list_id, ListUpdate.model_validate(changes), named=arguments.list_name or ""
+    )
     return ListRenamed(list_id=row.id, name=row.name)
 
 
 def _delete_list(work: UnitOfWork, arguments: _OneList) -> ListDeleted:
-    # The result names the list and how many tasks went with it: read in the same transaction.
-    found = arguments.find(work)
-    work.lists.delete(found.id)
-    return ListDeleted(list_id=found.id, name=found.name, deleted_tasks=found.task_count)
+    # The result names the list and how many tasks went with it (the delete returns them).
+    row = work.lists.delete(arguments.list_id, named=arguments.list_name or "")
+    return ListDeleted(list_id=row.id, name=row.name, deleted_tasks=row.task_count)
 
 
 TOOLS: tuple[Tool[Any], ...] = (
@@ -640,6 +637,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="list_lists",
+        not_found="List not found",
         title="List the lists",
         description="The signed-in user's lists (at most "
         f"{LISTS_PER_USER}), in their order: id, name, colour and task counts. Tasks go into "
@@ -653,6 +651,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="create_list",
+        not_found="List not found",
         title="Create a list",
         description="Create a list (it goes last). Names are unique among the user's lists, "
         'ignoring case. Returns its list_id, "status": "created" and its name.',
@@ -662,6 +661,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="rename_list",
+        not_found="List not found",
         title="Rename a list",
         description="Rename a list (by list_id or by its current name, list), optionally "
         'recolour it. Returns its list_id, "status": "renamed" and its new name.',
@@ -673,6 +673,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="delete_list",
+        not_found="List not found",
         title="Delete a list",
         description="Delete a list (by list_id or by name, list) and every task in it, "
         'subtasks included, for good. Returns its list_id, "status": "deleted", its name '

@@ -109,11 +109,13 @@ _CREATE = (
     .on_conflict_do_nothing(index_elements=["user_id", "name_key"])
     .returning(*_CREATED_VIEW)
 )
+# Another of the caller's lists has the name (`name_key`) being written to this one.
 _NAME_TAKEN = exists(
     owned(select(_OTHER.c.id), _OTHER.c.user_id).where(
-        _OTHER.c.name_key == _NAME_KEY, _OTHER.c.id != _LIST_ID
+        _OTHER.c.name_key == _NAME_KEY, _OTHER.c.id != _L.id
     )
-)
+).correlate(_TABLE)
+_REF_KEY = bindparam("ref_key", type_=Text)
 # Why a create inserted nothing: the count, and whether the name is taken.
 _CREATE_REFUSAL = _owned(
     select(
@@ -121,12 +123,29 @@ _CREATE_REFUSAL = _owned(
         func.count().filter(_L.name_key == _NAME_KEY),
     )
 )
-# Why a write of `:list_id` matched nothing: the list's version (NULL: none), whether the
-# name is taken.
-_WRITE_REFUSAL = select(
-    _owned(select(_L.version).where(_L.id == _LIST_ID)).scalar_subquery(),
-    _NAME_TAKEN,
-)
+
+
+_BY_ID = _L.id == _LIST_ID
+_BY_NAME = _L.name_key == _REF_KEY
+# Why a write of the target matched nothing: its version (no row: no such list of the
+# caller's), and whether another list has the name being written.
+_REFUSAL_BY_ID = _owned(select(_L.version, _NAME_TAKEN).where(_BY_ID))
+_REFUSAL_BY_NAME = _owned(select(_L.version, _NAME_TAKEN).where(_BY_NAME))
+
+
+class _Target:
+    """The list a write is of: by id (`:list_id`), or by its name's key (`:ref_key`, the
+    list an agent names)."""
+
+    def __init__(self, list_id: int | None, name: str = "") -> None:
+        self.name = name
+        if name:
+            self.condition: Any = _BY_NAME
+            self.refusal: Any = _REFUSAL_BY_NAME
+            self.binds: dict[str, Any] = {"ref_key": name_key(name)}
+        else:
+            self.condition, self.refusal = _BY_ID, _REFUSAL_BY_ID
+            self.binds = {"list_id": list_id}
 
 
 class ListService(Scoped):
@@ -158,20 +177,23 @@ class ListService(Scoped):
             raise LimitReached(f"You have {count} lists, the most there can be ({LISTS_PER_USER})")
         return cast(ListRow, row)
 
-    def update(self, list_id: int, data: ListUpdate, expected: Expected = None) -> ListRow:
+    def update(
+        self, list_id: int | None, data: ListUpdate, expected: Expected = None, *, named: str = ""
+    ) -> ListRow:
+        """Rename or recolour the list `list_id` (or, for an agent, the one `named`)."""
         values = data.model_dump(exclude_unset=True)
-        return self._write(list_id, values, expected)
+        return self._write(_Target(list_id, named), values, expected)
 
     def replace(self, list_id: int, data: ListCreate, expected: Expected = None) -> ListRow:
-        return self._write(list_id, data.model_dump(), expected)
+        return self._write(_Target(list_id), data.model_dump(), expected)
 
-    def _write(self, list_id: int, values: dict[str, Any], expected: Expected) -> ListRow:
+    def _write(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
         key = name_key(values["name"]) if "name" in values else None
-        conditions: list[Any] = [_L.id == _LIST_ID]
+        conditions: list[Any] = [target.condition]
         if expected is not None:
             conditions.append(_L.version == any_(_VERSIONS))
         if key is not None:
-            values["name_key"] = key
+            values["name_key"] = _NAME_KEY  # bound below, as in the name check
             conditions.append(~_NAME_TAKEN)
         statement = (
             _owned(update(TaskList))
@@ -179,19 +201,23 @@ class ListService(Scoped):
             .values(**values, version=_L.version + 1, updated_at=func.now())
             .returning(*LIST_VIEW)
         )
-        binds: dict[str, Any] = {"list_id": list_id, "name_key": key}
+        binds: dict[str, Any] = {**target.binds, "name_key": key}
         if expected is not None:
             binds["versions"] = sorted(expected)
         row = self._run(statement, **binds).first()
         if row is None:
-            self._refuse_write(list_id, key, expected, values.get("name"))
+            self._refuse_write(target, key, expected, values.get("name"))
         return cast(ListRow, row)
 
     def _refuse_write(
-        self, list_id: int, key: str | None, expected: Expected, name: str | None
+        self, target: _Target, key: str | None, expected: Expected, name: str | None
     ) -> NoReturn:
-        version, taken = tuple(self._run(_WRITE_REFUSAL, list_id=list_id, name_key=key).one())
+        """A write matched no list: say why (the failure path's own round trip)."""
+        found = self._run(target.refusal, **target.binds, name_key=key).first()
+        version, taken = (None, False) if found is None else tuple(found)
         if version is None:
+            if target.name:
+                raise unknown_list(target.name, self._names(), field="list")
             raise NotFound(LIST_NOT_FOUND)
         if expected is not None and version not in expected:
             raise PreconditionFailed(LIST_CHANGED)
@@ -199,16 +225,24 @@ class ListService(Scoped):
             raise _name_taken(name or "")
         raise Conflict("The list changed while it was being written; retry")  # pragma: no cover
 
-    def delete(self, list_id: int, expected: Expected = None) -> None:
-        """Delete the list and, by the foreign key's cascade, every task in it."""
-        conditions: list[Any] = [_L.id == _LIST_ID]
-        binds: dict[str, Any] = {"list_id": list_id}
+    def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
+        """Delete the list (or, for an agent, the one `named`) and, by the foreign key's
+        cascade, every task in it; the list as it was, with the counts of the tasks that went
+        with it (read in the statement's snapshot, before the cascade)."""
+        target = _Target(list_id, named)
+        conditions: list[Any] = [target.condition]
+        binds = dict(target.binds)
         if expected is not None:
             conditions.append(_L.version == any_(_VERSIONS))
             binds["versions"] = sorted(expected)
-        deleted = self._run(_owned(delete(TaskList)).where(*conditions).returning(_L.id), **binds)
-        if deleted.first() is None:
-            self._refuse_write(list_id, None, expected, None)
+        statement = _owned(delete(TaskList)).where(*conditions).returning(*LIST_VIEW)
+        row = self._run(statement, **binds).first()
+        if row is None:
+            self._refuse_write(target, None, expected, None)
+        return cast(ListRow, row)
+
+    def _names(self) -> list[str]:
+        return list(self._run(LIST_NAMES).scalars())
 
     def move(
         self, list_id: int, after_id: int | None, before_id: int | None, expected: Expected = None

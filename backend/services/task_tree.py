@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.models import Task
 from backend.models.task_list import (
@@ -123,6 +123,8 @@ class Placement:
     list_key: str | None = None
     parent_id: int | None = None
     anchor_id: int | None = None
+    # The list's name as it was said (for the error naming the caller's lists).
+    list_name: str | None = None
 
     @property
     def shape(self) -> tuple[Sent, Sent, Anchor, bool]:
@@ -373,7 +375,8 @@ def move_statement(
     ).cte("plan")
 
     changes: dict[str, Any] = {
-        name: case((_C.id == TASK_ID, value), else_=_C[name]) for name, value in values.items()
+        name: case((_C.id == TASK_ID, _typed(name, value)), else_=_C[name])
+        for name, value in values.items()
     }
     statement = (
         owned(update(_T), _C.user_id)
@@ -389,6 +392,14 @@ def move_statement(
         .returning(*returning)
     )
     return statement, select(destination.refusal.label("refusal"))
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A value for a column, bound with the column's type (a list is JSONB `reminders` or a
+    `text[]`, as the column says), or an expression as it is."""
+    if isinstance(value, ClauseElement):
+        return value
+    return bindparam(None, value, type_=_C[name].type)
 
 
 def place(siblings: Any, after: Any, before: Any, *, keep: Any, kept: Any) -> tuple[Any, Any]:

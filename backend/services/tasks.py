@@ -560,7 +560,7 @@ class TaskService(Scoped):
                 return PreconditionFailed()
             case Refusal.list:
                 if placement.list is Sent.name:
-                    return self.unknown_list(placement.list_key or "", field=list_field)
+                    return self.unknown_list(placement.list_name or "", field=list_field)
                 return _not_found(list_field, "List not found")
             case Refusal.parent:
                 return _not_found("body.parent_id", "Task not found")
@@ -894,6 +894,7 @@ def _placement(
         stay=stay,
         list_id=data.list_id if list_choice is Sent.id else None,
         list_key=name_key(list_name) if list_name is not None else None,
+        list_name=list_name,
         parent_id=data.parent_id if parent_choice is Sent.id else None,
     )
 

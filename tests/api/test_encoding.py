@@ -13,18 +13,20 @@ from backend.models import Priority, TaskPublic
 from backend.models.envelopes import TaskListEnvelope, TaskListMeta
 from backend.models.task import MinutesBeforeDue, ReminderAt, reminders_json
 from backend.recurrence import TIME_ZONES
-from backend.services.tasks import TASK_COLUMNS
+from backend.services.tasks import TASK_VIEW
 
 Row = namedtuple(
     "Row",
     "id user_id title description completed completed_at priority due_date tags "
     "created_at updated_at version recurrence time_zone reminders series_id series_start "
-    "next_due_date previous_task_id sort_key",
+    "next_due_date previous_task_id list_id parent_id position subtask_count "
+    "open_subtask_count sort_key",
 )
 
 
 def test_the_rows_have_the_tables_columns() -> None:
-    assert Row._fields[:-1] == tuple(column.name for column in TASK_COLUMNS)
+    # The table's columns, then the subtask counts computed with them.
+    assert Row._fields[:-1] == tuple(column.name for column in TASK_VIEW)
 
 
 instants = st.datetimes(
@@ -57,6 +59,11 @@ rows = st.builds(
     series_start=st.none() | instants,
     next_due_date=st.none() | instants,
     previous_task_id=st.none() | st.integers(1, 2**53),
+    list_id=st.none() | st.integers(1, 2**53),
+    parent_id=st.none() | st.integers(1, 2**53),
+    position=st.integers(-(2**62), 2**62),
+    subtask_count=st.integers(0, 200),
+    open_subtask_count=st.integers(0, 200),
     sort_key=st.none(),
 )
 metas = st.builds(
