@@ -201,7 +201,11 @@ class ListService(Scoped):
             .values(**values, version=_L.version + 1, updated_at=func.now())
             .returning(*LIST_VIEW)
         )
-        binds: dict[str, Any] = {**target.binds, "name_key": key}
+        # Only the values the statement binds (SQLAlchemy would take an unbound `name_key`
+        # as one more SET).
+        binds: dict[str, Any] = dict(target.binds)
+        if key is not None:
+            binds["name_key"] = key
         if expected is not None:
             binds["versions"] = sorted(expected)
         row = self._run(statement, **binds).first()
@@ -213,7 +217,7 @@ class ListService(Scoped):
         self, target: _Target, key: str | None, expected: Expected, name: str | None
     ) -> NoReturn:
         """A write matched no list: say why (the failure path's own round trip)."""
-        found = self._run(target.refusal, **target.binds, name_key=key).first()
+        found = self._run(target.refusal, **target.binds, name_key=key or "").first()
         version, taken = (None, False) if found is None else tuple(found)
         if version is None:
             if target.name:

@@ -131,12 +131,18 @@ class Placement:
         return (self.list, self.parent, self.anchor, self.stay)
 
     def values(self) -> dict[str, Any]:
-        return {
-            "list_id": self.list_id,
-            "list_key": self.list_key,
-            "parent_id": self.parent_id,
-            "anchor_id": self.anchor_id,
-        }
+        """The bound values its statements use, and only those (SQLAlchemy would take a value
+        named after a column the statement does not bind, `list_id`, as one more SET)."""
+        values: dict[str, Any] = {}
+        if self.list is Sent.id:
+            values["list_id"] = self.list_id
+        elif self.list is Sent.name:
+            values["list_key"] = self.list_key
+        if self.parent is Sent.id:
+            values["parent_id"] = self.parent_id
+        if self.anchor is not Anchor.last:
+            values["anchor_id"] = self.anchor_id
+        return values
 
 
 def _tasks(*columns: Any) -> Any:
