@@ -226,8 +226,12 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
         dest_parent = null()
         dest_list = list_value if list_sent is not Sent.nothing else current_list
     elif list_sent is not Sent.nothing:
-        # A list without a parent: the top level of that list.
-        dest_parent, dest_list = null(), list_value
+        # A list without a parent: the top level of that list; the task's own list keeps its
+        # parent (a subtask sent its own list stays a subtask).
+        dest_list = list_value
+        dest_parent = case(
+            (list_value.is_not_distinct_from(current_list), current_parent), else_=null()
+        )
     else:
         dest_parent, dest_list = current_parent, current_list
     dest = select(

@@ -420,3 +420,13 @@ def test_position_is_server_owned(client: TestClient, alice: Account) -> None:
     assert task["position"] != 12345
     patched = client.patch(f"/api/tasks/{task['id']}", json={"position": 1}, headers=alice.headers)
     assert patched.json()["data"]["position"] == task["position"]
+
+
+def test_a_subtask_sent_its_own_list_stays_a_subtask(client: TestClient, alice: Account) -> None:
+    home = make_list(client, alice, "Home")
+    parent = make_task(client, alice, "parent", list_id=home["id"])
+    child = make_task(client, alice, "child", parent_id=parent["id"])
+    same = client.patch(
+        f"/api/tasks/{child['id']}", json={"list_id": home["id"]}, headers=alice.headers
+    ).json()["data"]
+    assert (same["parent_id"], same["position"]) == (parent["id"], child["position"])
