@@ -149,7 +149,10 @@ class _NamedList(BaseModel):
 
 class _AddTask(_Arguments, _NamedList):
     def task(self) -> TaskCreate:
-        return TaskCreate.model_validate(self.model_dump(exclude={"user_id", "list_name"}))
+        # Only what the agent sent: a `list_id` it did not send is not "no list" (a subtask
+        # is in its parent's list).
+        sent = self.model_dump(exclude={"user_id", "list_name"}, exclude_unset=True)
+        return TaskCreate.model_validate(sent)
 
 
 class _UpdateTask(_OneTask, _NamedList):

@@ -430,3 +430,25 @@ def test_a_subtask_sent_its_own_list_stays_a_subtask(client: TestClient, alice: 
         f"/api/tasks/{child['id']}", json={"list_id": home["id"]}, headers=alice.headers
     ).json()["data"]
     assert (same["parent_id"], same["position"]) == (parent["id"], child["position"])
+
+
+def test_placing_and_scheduling_in_one_write(client: TestClient, alice: Account) -> None:
+    """A PUT that takes a subtask to the top level and gives it a rule: placed first, then the
+    schedule over the stored task; a rule for a task that stays a subtask is refused."""
+    parent = make_task(client, alice, "parent")
+    child = make_task(client, alice, "child", parent_id=parent["id"])
+    rule = {"recurrence": "daily", "due_date": "2030-01-01"}
+    refused = client.patch(
+        f"/api/tasks/{child['id']}", json={**rule, "parent_id": parent["id"]}, headers=alice.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "body.recurrence"
+    put = client.put(
+        f"/api/tasks/{child['id']}",
+        json={"title": "now a series", "parent_id": None, **rule},
+        headers={**alice.headers, "If-Match": f'"{child["id"]}-1"'},
+    )
+    assert put.status_code == 200, put.text
+    body = put.json()["data"]
+    assert (body["parent_id"], body["recurrence"]) == (None, "FREQ=DAILY")
+    assert get(client, alice, parent["id"])["subtask_count"] == 0
