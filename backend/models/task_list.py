@@ -16,6 +16,8 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -164,7 +166,10 @@ class ListReplace(ListCreate):
 class ListUpdate(_ListInput):
     """PATCH body: only the fields sent change; `color: null` clears the colour."""
 
-    name: ListName | None = Field(default=None, description=_NAME_DOC, examples=["Shopping"])
+    # Not sent: unchanged. Null is refused (a list has a name): not offered by the schema.
+    name: ListName | SkipJsonSchema[None] = Field(
+        default=None, description=_NAME_DOC, examples=["Shopping"]
+    )
     color: Color | None = Field(default=None, description=_COLOR_DOC, examples=[None])
 
     @model_validator(mode="after")
@@ -174,11 +179,20 @@ class ListUpdate(_ListInput):
         return self
 
 
+# The schema's way of saying "not both anchors" (so a schema-valid body is never refused).
+ONE_ANCHOR: JsonDict = {
+    "not": {
+        "required": ["after_id", "before_id"],
+        "properties": {"after_id": {"type": "integer"}, "before_id": {"type": "integer"}},
+    }
+}
+
+
 class ListMove(BaseModel):
     """Where to put a list among yours: right after `after_id` or right before `before_id`
     (at most one of them); neither puts it last."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_ANCHOR)
 
     after_id: ListId | None = Field(default=None, description="Put it right after this list.")
     before_id: ListId | None = Field(default=None, description="Put it right before this list.")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.models.common import JsonInt, UtcDatetime
 from backend.models.task import TASK_ID_MAX, Priority, Tag, TaskPublic, TimeZone
-from backend.models.task_list import ListId, TaskRef
+from backend.models.task_list import ONE_ANCHOR, ListId, TaskRef
 
 BULK_MAX_OPERATIONS = 100
 TaskIdField = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX, examples=[42])]
@@ -139,7 +139,8 @@ class TaskMove(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"list_id": 7, "after_id": 41}, {"parent_id": 40}, {"before_id": 12}]
+            **ONE_ANCHOR,
+            "examples": [{"list_id": 7, "after_id": 41}, {"parent_id": 40}, {"before_id": 12}],
         },
     )
 
