@@ -53,9 +53,9 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "uq_tasks_previous_task_id",
         # What a same-user reference points at (0013, tests/test_references.py).
         "uq_tasks_user_id_id",
-        # One task per place among its siblings; a list's page in manual order (0015).
+        # One task per place among its siblings; a list's page in manual order (0017).
         "uq_tasks_user_id_list_id_parent_id_position",
-        # A task's subtasks (0015).
+        # A task's subtasks (0017).
         "ix_tasks_user_id_parent_id",
     }
     checks = {c["name"] for c in inspector.get_check_constraints("tasks")}
@@ -73,7 +73,7 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
     keys = {fk["name"]: fk for fk in inspector.get_foreign_keys("tasks")}
     assert set(keys) == {
         "fk_tasks_user_id_users",
-        # Same-user keys to the list and the parent (0015): deleting either deletes the task.
+        # Same-user keys to the list and the parent (0017): deleting either deletes the task.
         "fk_tasks_user_id_list_id_task_lists",
         "fk_tasks_user_id_parent_id_tasks",
     }
@@ -244,7 +244,7 @@ def test_text_migration_normalizes_stored_text_and_keeps_it_readable(database_ur
 
 
 def test_lists_migration_leaves_tasks_where_they_were(database_url: str) -> None:
-    """0015 (issue 24): existing tasks are in no list, top level, and in the order the default
+    """0017 (issue 24): existing tasks are in no list, top level, and in the order the default
     listing shows them (newest first) by `position`; the backfill changes no version and
     records no change; a change recorded before it reads the new fields with their defaults."""
     from tests.changes.test_outbox import events

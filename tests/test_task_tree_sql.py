@@ -1,5 +1,5 @@
 """The database keeps the rules of lists and subtasks for any writer, SQL typed into psql
-included (migrations 0015-0017): same-user references, one task per place among siblings,
+included (migrations 0017-0019): same-user references, one task per place among siblings,
 the tree's shape, and the list events."""
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _subject(row: Any) -> str:
-    """What an event is about: a task, or a list (list events, migration 0017)."""
+    """What an event is about: a task, or a list (list events, migration 0019)."""
     return f"task {row.task_id}" if row.task_id is not None else f"list {row.list_id}"
 
 

@@ -43,7 +43,7 @@ REMINDER = "reminder"
 
 
 class ListChangeType(StrEnum):
-    """A list's events (migration 0017): delivered to the sinks, not in the task change feed."""
+    """A list's events (migration 0019): delivered to the sinks, not in the task change feed."""
 
     created = "list.created"
     updated = "list.updated"
@@ -102,7 +102,7 @@ class TaskEvent(SQLModel, table=True):
         )
     )
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    # A task's change names the task; a list's event names the list (migration 0017).
+    # A task's change names the task; a list's event names the list (migration 0019).
     task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     type: str = SQLField(sa_column=Column(Text, nullable=False))

@@ -1,4 +1,4 @@
-"""Lists (`task_lists`, migration 0015): the table, its row, the request and response schemas,
+"""Lists (`task_lists`, migration 0017): the table, its row, the request and response schemas,
 and the documented limits of lists, subtasks and manual order (specs/api-contract.md,
 "Lists, subtasks and manual order")."""
 
@@ -44,9 +44,9 @@ TASKS_PER_LIST = 10_000
 # (GET /api/tasks/{id}/subtree) and one move.
 SUBTASKS_PER_TASK = 200
 # Ancestors a task may have: a top-level task, and three levels of subtasks below it
-# (the database checks the same bound: migration 0016, `tasks_check_tree`).
+# (the database checks the same bound: migration 0018, `tasks_check_tree`).
 MAX_DEPTH = 3
-# Positions are integers with gaps of this size (migration 0016 places new tasks with it).
+# Positions are integers with gaps of this size (migration 0018 places new tasks with it).
 POSITION_GAP = 65_536
 
 LIST_NAME_MAX_LENGTH = 100

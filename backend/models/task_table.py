@@ -56,7 +56,7 @@ class Task(SQLModel, table=True):
         UniqueConstraint("previous_task_id"),
         # What a reference from another per-user row points at (migration 0013).
         UniqueConstraint("user_id", "id"),
-        # Lists, subtasks and manual order (migration 0015): same-user keys to the list and
+        # Lists, subtasks and manual order (migration 0017): same-user keys to the list and
         # the parent (deleting either deletes the task), one task per place among siblings
         # (checked at the end of each statement, so one statement may respace several).
         ForeignKeyConstraint(
@@ -153,7 +153,7 @@ class Task(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True))
     )
     previous_task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    # Lists, subtasks and manual order (migrations 0015-0016): the list (NULL: none), the
+    # Lists, subtasks and manual order (migrations 0017-0018): the list (NULL: none), the
     # parent (NULL: top level) and the place among the siblings (same list and parent),
     # ascending; a new task's place is given by the database (trigger `tasks_place`).
     list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))

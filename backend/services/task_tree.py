@@ -14,7 +14,7 @@ list, parent or anchor first: the same 404 whichever), and write nothing unless 
 When nothing was written, `TaskService` reads `refusal` again on its own (the failure path
 alone pays that round trip) to say why. The caller's change lock, taken when the request
 entered, serializes a user's writes: "count, then insert" limits and "read the neighbours,
-then write" places are exact; the unique sibling position (migration 0015) guards it.
+then write" places are exact; the unique sibling position (migration 0017) guards it.
 
 Positions are integers with gaps (`POSITION_GAP`): a move between two siblings takes the
 midpoint of their positions (one row written). Only when they are adjacent does the move

@@ -108,7 +108,7 @@ _CHILD = Task.__table__.alias("child")  # type: ignore[attr-defined]
 def _subtask_counts() -> tuple[Any, Any]:
     """A task's subtask counts, computed with the row wherever one is read or written (the
     parent-key index). A completed task has no open subtask (completing one completes its
-    subtasks, migration 0016), which also holds in the RETURNING of the statement that
+    subtasks, migration 0018), which also holds in the RETURNING of the statement that
     completes it, whose subqueries still see the subtasks as they were."""
     children = owned(select(func.count()), _CHILD.c.user_id).where(_CHILD.c.parent_id == _T.id)
     total = children.correlate(Task.__table__).scalar_subquery()  # type: ignore[attr-defined]

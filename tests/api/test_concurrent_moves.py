@@ -5,7 +5,7 @@ Each writer makes a fixed number of moves (counted, never timed) of random tasks
 places in the same list: after or before a random sibling (so gaps close and neighbours are
 respaced), or last, and sometimes out to another list and back. A user's writes are
 serialized by their change lock (migration 0008), so "read the neighbours, then write" is
-exact; the unique sibling position (migration 0015) would refuse a duplicate if it were not.
+exact; the unique sibling position (migration 0017) would refuse a duplicate if it were not.
 """
 
 from __future__ import annotations

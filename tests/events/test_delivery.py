@@ -234,7 +234,7 @@ def test_bad_webhook_configuration_is_refused_at_start(database_url: str) -> Non
 def test_list_events_reach_their_topic_and_the_webhook_in_order(
     client: TestClient, db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
 ) -> None:
-    """`list.created`, `list.updated`, `list.deleted` (migration 0017): the worker delivers a
+    """`list.created`, `list.updated`, `list.deleted` (migration 0019): the worker delivers a
     list's events in order, to DAPR_LIST_EVENTS_TOPIC and as signed `list.*` webhooks; the
     tasks deleted with the list are task events as ever."""
     created = client.post("/api/lists", json={"name": "Errands"}, headers=alice.headers)

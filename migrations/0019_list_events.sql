@@ -1,4 +1,4 @@
--- depends: 0016_task_tree
+-- depends: 0018_task_tree
 -- List changes are events too (specs/events.md, "List events"): `list.created`,
 -- `list.updated`, `list.deleted`, recorded in the same outbox as task changes by a trigger on
 -- `task_lists`, in the transaction of the change, under the same per-user change lock, and

@@ -1,4 +1,4 @@
--- depends: 0014_request_entry
+-- depends: 0016_one_message_writes
 -- Lists, subtasks and manual order (issue 24; specs/data-model.md "task_lists" and "Subtasks
 -- and manual order").
 --

@@ -1,4 +1,4 @@
--- depends: 0015_task_lists
+-- depends: 0017_task_lists
 -- The rules of subtasks, kept by the database for every writer (every route, bulk, MCP, the
 -- recurring successor, SQL typed into psql), in the transaction of the write:
 --
