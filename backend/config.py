@@ -186,6 +186,7 @@ class Settings(BaseSettings):
     dapr_pubsub_name: str = Field(default="pubsub", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_task_events_topic: str = Field(default="task-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_reminders_topic: str = Field(default="reminders", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    dapr_list_events_topic: str = Field(default="list-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_api_token: SecretStr | None = None
     # Signed webhooks: a JSON list of {"url": ..., "secret": "whsec_..."}.
     event_webhooks: list[WebhookTarget] = Field(default_factory=list, max_length=20)

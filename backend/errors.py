@@ -58,6 +58,14 @@ class InvalidRequest(AppError):
     message = "Request validation failed"
 
 
+class LimitReached(InvalidRequest):
+    """A documented limit (lists per user, tasks per list, subtasks per task) would be passed;
+    nothing was changed."""
+
+    code = "LIMIT_REACHED"
+    message = "A limit was reached"
+
+
 class CursorExpired(AppError):
     """A change-feed cursor from before the retention: changes after it may be gone."""
 

@@ -29,13 +29,12 @@ END
 $$;
 
 -- A bulk request's operations, sent as one message (backend/services/scope.py `_run_steps`,
--- specs/statements.md): each operation is a statement that changes at most one row and hands
--- it (as JSON) to `task_api_step`, which collects it in the transaction-local setting
--- `task_api.steps` for the message's last statement to return, or, when the operation
--- matched no row, stops the message: TS422 with `p_refusal` when the row exists
--- (`p_found`: it is the operation's own condition that refused), else TS404. The operation's
--- index is the error's DETAIL. Step 0 starts a new collection.
-CREATE FUNCTION task_api_step(p_index INTEGER, p_row JSONB, p_found BOOLEAN, p_refusal TEXT)
+-- specs/statements.md): each operation is a statement that writes its task and hands the
+-- task's row (as JSON) to `task_api_step`, which collects it in the transaction-local setting
+-- `task_api.steps` for the message's last statement to return, or, when the operation wrote
+-- nothing, stops the message (TS400) with the operation's reason (`p_reason`, NULL: the task
+-- is missing) as the message and its index as the DETAIL. Step 0 starts a new collection.
+CREATE FUNCTION task_api_step(p_index INTEGER, p_row JSONB, p_reason TEXT)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
 DECLARE
@@ -43,10 +42,8 @@ DECLARE
                            ELSE current_setting('task_api.steps', true) END;
 BEGIN
     IF p_row IS NULL THEN
-        IF p_found AND p_refusal IS NOT NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'TS422', MESSAGE = p_refusal, DETAIL = p_index;
-        END IF;
-        RAISE EXCEPTION USING ERRCODE = 'TS404', MESSAGE = 'Task not found', DETAIL = p_index;
+        RAISE EXCEPTION USING ERRCODE = 'TS400', MESSAGE = coalesce(p_reason, 'missing'),
+            DETAIL = p_index;
     END IF;
     PERFORM set_config(
         'task_api.steps',

@@ -37,14 +37,20 @@ checked = 0
 violations: list[str] = []
 
 
-def _references(sql: str, table: str) -> int:
-    """How many times the statement reads or writes `table` (FROM, JOIN, UPDATE, DELETE)."""
-    return len(re.findall(rf"\b(?:FROM|JOIN|UPDATE)\s+{table}\b", sql, re.IGNORECASE))
+def _references(sql: str, table: str) -> dict[str, int]:
+    """How many times the statement reads or writes `table` (FROM, JOIN, UPDATE, DELETE), by
+    the name it is read as: the table's, or an alias (`FROM tasks AS child`)."""
+    found: dict[str, int] = {}
+    pattern = rf"\b(?:FROM|JOIN|UPDATE)\s+{table}\b(?:\s+AS\s+(\w+))?"
+    for alias in re.findall(pattern, sql, re.IGNORECASE):
+        name = alias or table
+        found[name] = found.get(name, 0) + 1
+    return found
 
 
-def _scoped_predicates(sql: str, table: str, params: Mapping[str, Any], caller: str) -> int:
-    names = re.findall(rf"\b{table}\.user_id\s*=\s*%\((\w+)\)s", sql)
-    return sum(1 for name in names if params.get(name) == caller)
+def _scoped_predicates(sql: str, name: str, params: Mapping[str, Any], caller: str) -> int:
+    bound = re.findall(rf"\b{name}\.user_id\s*=\s*%\((\w+)\)s", sql)
+    return sum(1 for parameter in bound if params.get(parameter) == caller)
 
 
 def problem(statement: str, params: Any, caller: str) -> str | None:
@@ -66,9 +72,9 @@ def problem(statement: str, params: Any, caller: str) -> str | None:
             return f"INSERT INTO {table} with a user_id that is not the caller's"
         return None
     for table in SCOPED_TABLES:
-        uses = _references(sql, table)
-        if uses and _scoped_predicates(sql, table, params, caller) < uses:
-            return f"{table} read or written without `{table}.user_id = <caller>`"
+        for name, uses in _references(sql, table).items():
+            if _scoped_predicates(sql, name, params, caller) < uses:
+                return f"{table} read or written without `{name}.user_id = <caller>`"
     return None
 
 

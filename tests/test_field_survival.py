@@ -42,7 +42,9 @@ SUCCESSOR_MOVES: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "reminders": lambda _, value: value,
 }
 # The only fields bulk operations set (`BulkOperation`, backend/models/task_ops.py).
-BULK_SETTABLE = {"completed", "priority", "tags"}
+BULK_SETTABLE = {"completed", "priority", "tags", "list_id"}
+# Doors a field cannot pass by design, and why.
+SUCCESSOR_EXEMPT = {"parent_id": "only top-level tasks recur (ck_tasks_subtask_not_recurring)"}
 # add_task/update_task take no `completed`: an agent completes with complete_task/reopen_task,
 # which the update door uses for it; add_task always creates a pending task.
 MCP_ADD_EXEMPT = {"completed"}
@@ -59,6 +61,32 @@ class Values:
     needs: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Made:
+    """A value that is a row of the user's, made for the test: one of their lists, or one of
+    their tasks (a parent). References are always to the caller's own rows."""
+
+    kind: str  # "list" or "task"
+    n: int
+
+
+def resolve(client: TestClient, account: Account, values: Values) -> Values:
+    """`values` with each `Made` replaced by the id of a row made for `account`."""
+
+    def make(value: Any) -> Any:
+        if not isinstance(value, Made):
+            return value
+        if value.kind == "list":
+            body, path = {"name": f"list {value.n}"}, "/api/lists"
+        else:
+            body, path = {"title": f"parent {value.n}"}, "/api/tasks"
+        created = client.post(path, json=body, headers=account.headers)
+        assert created.status_code == 201, created.text
+        return created.json()["data"]["id"]
+
+    return Values(make(values.v1), make(values.v2), values.needs)
+
+
 # Columns whose rules a value generated from the type cannot meet. A new column of a plain
 # type needs no entry here.
 OVERRIDES: dict[str, Values] = {
@@ -70,6 +98,9 @@ OVERRIDES: dict[str, Values] = {
         [{"minutes_before_due": 5}, {"minutes_before_due": 60}],
         {"due_date": DUE},
     ),
+    # References: the caller's own list, or their own task as the parent.
+    "list_id": Values(Made("list", 1), Made("list", 2), {}),
+    "parent_id": Values(Made("task", 1), Made("task", 2), {}),
 }
 
 
@@ -240,6 +271,7 @@ def test_every_column_is_declared(columns: dict[str, ColumnInfo]) -> None:
     assert not WRITABLE & READ_ONLY, WRITABLE & READ_ONLY
     assert BULK_SETTABLE <= WRITABLE
     assert set(SUCCESSOR_MOVES) <= WRITABLE - COPIED_TO_SUCCESSOR
+    assert set(SUCCESSOR_EXEMPT) <= WRITABLE
 
 
 def test_every_writable_column_gets_values(columns: dict[str, ColumnInfo]) -> None:
@@ -291,6 +323,8 @@ def _bulk_ops(task_id: int, column: str, old: Any, new: Any) -> list[dict[str, A
         return [{"op": "remove_tag", "id": task_id, "tag": tag} for tag in old] + [
             {"op": "add_tag", "id": task_id, "tag": tag} for tag in new
         ]
+    if column == "list_id":
+        return [{"op": "move", "id": task_id, "list_id": new}]
     raise AssertionError(f"bulk cannot set {column}")
 
 
@@ -371,6 +405,7 @@ CASES = [
     for door in DOORS
     if not (door == "bulk" and name not in BULK_SETTABLE)
     and not (door == "mcp_add_task" and name in MCP_ADD_EXEMPT)
+    and not (door == "successor" and name in SUCCESSOR_EXEMPT)
 ]
 
 
@@ -385,6 +420,6 @@ def test_a_writable_column_survives(
 ) -> None:
     assert name in columns, f"{name} is declared writable but is no column of tasks"
     column = columns[name]
-    values = values_for(column)
+    values = resolve(client, alice, values_for(column))
     task_id, expected = DOORS[door](client, alice, db_engine, column, values)
     assert_everywhere(client, alice, db_engine, column, task_id, expected)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "specs" / "openapi.json"
@@ -19,33 +20,45 @@ def test_openapi_matches_committed_snapshot(client: TestClient) -> None:
     assert live == committed, f"the API changed: regenerate with `{REGENERATE}` and review"
 
 
+_SIGNED_IN = ("/api/tasks", "/api/{user_id}/tasks", "/api/lists", "/api/{user_id}/lists")
+
+
 def test_every_task_route_documents_auth_and_errors(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     schemes = document["components"]["securitySchemes"]
     assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/auth/token"
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     for path, operations in document["paths"].items():
-        if not path.startswith(("/api/tasks", "/api/{user_id}/tasks")):
+        if not path.startswith(_SIGNED_IN):
             continue
         for method, operation in operations.items():
             assert operation.get("security"), (method, path)
             assert {"401", "422"} <= set(operation["responses"]), (method, path)
             error_schema = operation["responses"]["401"]["content"]["application/json"]["schema"]
             assert error_schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
-            if "{task_id}" in path or "{user_id}" in path:
+            if "{task_id}" in path or "{list_id}" in path or "{user_id}" in path:
                 assert "404" in operation["responses"], (method, path)
 
 
-def test_every_task_route_has_its_published_twin(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("stem", "twin_stem", "tag"),
+    [
+        ("/api/tasks", "/api/{user_id}/tasks", "user-tasks"),
+        ("/api/lists", "/api/{user_id}/lists", "user-lists"),
+    ],
+)
+def test_every_task_route_has_its_published_twin(
+    client: TestClient, stem: str, twin_stem: str, tag: str
+) -> None:
     """/api/{user_id}/tasks... documents what /api/tasks... does, plus the user id and the 404
-    for an id that is not the caller's."""
+    for an id that is not the caller's (and so do the lists' twins)."""
     document = client.get("/openapi.json").json()
     operations = _operations(document)
     for (method, path), operation in operations.items():
-        if not path.startswith("/api/tasks"):
+        if not path.startswith(stem):
             continue
-        twin = operations[(method, path.replace("/api/tasks", "/api/{user_id}/tasks", 1))]
-        assert twin["tags"] == ["user-tasks"]
+        twin = operations[(method, path.replace(stem, twin_stem, 1))]
+        assert twin["tags"] == [tag]
         assert twin["parameters"][0]["name"] == "user_id"
         assert twin["parameters"][1:] == operation.get("parameters", [])
         assert twin.get("requestBody") == operation.get("requestBody")
@@ -91,6 +104,25 @@ OPERATION_IDS = {
     ("DELETE", "/api/{user_id}/tasks/{task_id}"): "deleteUserTask",
     ("GET", "/api/{user_id}/tasks/{task_id}/occurrences"): "listUserTaskOccurrences",
     ("GET", "/api/{user_id}/tasks/changes"): "listUserTaskChanges",
+    # Lists, subtasks and manual order (issue 24).
+    ("POST", "/api/tasks/{task_id}/move"): "moveTask",
+    ("GET", "/api/tasks/{task_id}/subtree"): "getTaskSubtree",
+    ("GET", "/api/lists"): "listLists",
+    ("POST", "/api/lists"): "createList",
+    ("GET", "/api/lists/{list_id}"): "getList",
+    ("PUT", "/api/lists/{list_id}"): "replaceList",
+    ("PATCH", "/api/lists/{list_id}"): "updateList",
+    ("POST", "/api/lists/{list_id}/move"): "moveList",
+    ("DELETE", "/api/lists/{list_id}"): "deleteList",
+    ("POST", "/api/{user_id}/tasks/{task_id}/move"): "moveUserTask",
+    ("GET", "/api/{user_id}/tasks/{task_id}/subtree"): "getUserTaskSubtree",
+    ("GET", "/api/{user_id}/lists"): "listUserLists",
+    ("POST", "/api/{user_id}/lists"): "createUserList",
+    ("GET", "/api/{user_id}/lists/{list_id}"): "getUserList",
+    ("PUT", "/api/{user_id}/lists/{list_id}"): "replaceUserList",
+    ("PATCH", "/api/{user_id}/lists/{list_id}"): "updateUserList",
+    ("POST", "/api/{user_id}/lists/{list_id}/move"): "moveUserList",
+    ("DELETE", "/api/{user_id}/lists/{list_id}"): "deleteUserList",
 }
 
 
@@ -128,7 +160,7 @@ CODES = {
     410: {"CURSOR_EXPIRED"},
     412: {"PRECONDITION_FAILED"},
     413: {"PAYLOAD_TOO_LARGE"},
-    422: {"VALIDATION_ERROR", "IDEMPOTENCY_KEY_MISMATCH"},
+    422: {"VALIDATION_ERROR", "IDEMPOTENCY_KEY_MISMATCH", "LIMIT_REACHED"},
     429: {"RATE_LIMITED"},
     503: {"SERVICE_UNAVAILABLE"},
 }

@@ -27,6 +27,7 @@ NOT_REFERENCES = {
         "same statement (services/tasks.py), and kept after that row is deleted"
     ),
     ("task_events", "task_id"): "the outbox keeps a deleted task's changes: history, not a link",
+    ("task_events", "list_id"): "the outbox keeps a deleted list's events: history, not a link",
     ("task_events", "event_id"): "the event's own public id",
     ("task_events_pruned", "through_id"): "a position in the user's change feed, not a row",
 }
@@ -99,8 +100,8 @@ def test_every_reference_between_per_user_rows_is_a_same_user_key(db_engine: Eng
         f"per-user reference columns without a same-user key: {unkeyed - set(NOT_REFERENCES)}; "
         f"exemptions that no longer apply: {set(NOT_REFERENCES) - unkeyed}"
     )
-    # The key of today's one reference, so the checks above are not vacuous.
-    assert ("task_reminders", "task_id") in keyed
+    # The keys of today's references, so the checks above are not vacuous.
+    assert {("task_reminders", "task_id"), ("tasks", "list_id"), ("tasks", "parent_id")} <= keyed
 
 
 def test_the_database_refuses_a_row_pointing_at_another_users_row(

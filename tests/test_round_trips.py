@@ -44,19 +44,35 @@ BUDGETS: dict[str, int] = {
     "GET /api/tasks/changes": 1,
     "GET /api/tasks/{task_id}": 1,
     "GET /api/tasks/{task_id}/occurrences": 1,
+    "GET /api/tasks/{task_id}/subtree": 1,
+    "GET /api/tasks?list_id": 1,
     "POST /api/tasks": 1,
+    "POST /api/tasks+list_id": 1,
+    "POST /api/tasks+parent_id": 1,
+    "POST /api/tasks/{task_id}/move": 1,
+    "POST /api/tasks/{task_id}/move+after_id": 1,
+    "PATCH /api/tasks/{task_id}+list_id": 1,
+    "POST /api/tasks/bulk+move": 1,
     "POST /api/tasks+Idempotency-Key": 2,
     "POST /api/tasks+Idempotency-Key replayed": 2,
-    "POST /api/tasks/bulk": 2,
     "POST /api/tasks/bulk+100 operations": 2,
     "POST /api/tasks/bulk+no completion": 1,
     "PATCH /api/tasks/{task_id}+schedule": 2,
     "PATCH /api/tasks/{task_id}+schedule and completion": 2,
+    "PATCH /api/tasks/{task_id}+schedule and list_id": 2,
+    "POST /api/tasks/bulk": 2,
     "DELETE /api/tasks/completed": 1,
     "PUT /api/tasks/{task_id}": 1,
     "PATCH /api/tasks/{task_id}": 1,
     "PATCH /api/tasks/{task_id}/complete": 2,
     "DELETE /api/tasks/{task_id}": 1,
+    "GET /api/lists": 1,
+    "POST /api/lists": 1,
+    "GET /api/lists/{list_id}": 1,
+    "PUT /api/lists/{list_id}": 1,
+    "PATCH /api/lists/{list_id}": 1,
+    "POST /api/lists/{list_id}/move": 1,
+    "DELETE /api/lists/{list_id}": 1,
     "POST /api/auth/register": 6,
     "POST /api/auth/login": 6,
     "POST /api/auth/token": 6,
@@ -78,9 +94,17 @@ BUDGETS: dict[str, int] = {
     "tool update_task": 1,
     "tool delete_task": 1,
     "tool task_stats": 1,
+    "tool list_lists": 1,
+    "tool create_list": 1,
+    "tool rename_list": 1,
+    "tool delete_list": 1,
+    "tool add_task+list": 1,
+    "tool update_task+parent_id": 1,
+    "tool list_tasks+list": 1,
 }
-# The /api/{user_id}/tasks twins answer as their /api/tasks routes and cost the same.
+# The /api/{user_id}/tasks (and /lists) twins answer as their own routes and cost the same.
 USER_PATHS = "/api/{user_id}/tasks"
+USER_LISTS = "/api/{user_id}/lists"
 
 
 @dataclass
@@ -131,8 +155,12 @@ ROUTE_KEYS = _route_keys(create_app(Settings(environment="test", jwt_secret="t" 
 TOOL_NAMES = [t["name"] for t in json.loads((ROOT / "specs/mcp-tools.json").read_text())["tools"]]
 
 
+def _plain(key: str) -> str:
+    return key.replace(USER_PATHS, "/api/tasks", 1).replace(USER_LISTS, "/api/lists", 1)
+
+
 def test_every_route_and_tool_has_a_budget() -> None:
-    keys = {k.replace(USER_PATHS, "/api/tasks", 1) for k in ROUTE_KEYS}
+    keys = {_plain(k) for k in ROUTE_KEYS}
     keys |= {f"tool {name}" for name in TOOL_NAMES}
     missing = keys - set(BUDGETS)
     assert not missing, f"no round-trip budget for {sorted(missing)}: measure and add one"
@@ -146,6 +174,71 @@ BODIES: dict[str, Any] = {
     "PATCH /api/tasks/{task_id}": {"title": "patched"},
     "PATCH /api/tasks/{task_id}/complete": {"completed": True},
     "POST /api/tasks/bulk": {"operations": [{"op": "complete", "id": "TASK"}]},
+    "POST /api/tasks/{task_id}/move": {"list_id": "LIST"},
+    "POST /api/lists": {"name": "Errands"},
+    "PUT /api/lists/{list_id}": {"name": "Renamed", "color": "#00ff00"},
+    "PATCH /api/lists/{list_id}": {"name": "Renamed"},
+    "POST /api/lists/{list_id}/move": {"after_id": "OTHER_LIST"},
+}
+# Requests beyond one per route: the placing variants of the task routes.
+VARIANTS: dict[str, tuple[str, str, Any]] = {
+    "GET /api/tasks?list_id": ("GET", "/api/tasks?list_id=LIST&parent_id=none&sort=position", None),
+    "POST /api/tasks+list_id": ("POST", "/api/tasks", {"title": "listed", "list_id": "LIST"}),
+    "POST /api/tasks+parent_id": ("POST", "/api/tasks", {"title": "sub", "parent_id": "PARENT"}),
+    "POST /api/tasks/{task_id}/move+after_id": (
+        "POST",
+        "/api/tasks/TASK/move",
+        {"after_id": "SIBLING"},
+    ),
+    "PATCH /api/tasks/{task_id}+list_id": ("PATCH", "/api/tasks/TASK", {"list_id": "LIST"}),
+    "POST /api/tasks/bulk+move": (
+        "POST",
+        "/api/tasks/bulk",
+        {"operations": [{"op": "move", "id": "TASK", "list_id": "LIST"}]},
+    ),
+    "POST /api/tasks/bulk+no completion": (
+        "POST",
+        "/api/tasks/bulk",
+        {
+            "operations": [
+                {"op": "add_tag", "id": "TASK", "tag": "c"},
+                {"op": "reopen", "id": "TASK"},
+            ]
+        },
+    ),
+    # Every kind of operation, the same task many times, a recurring task completed.
+    "POST /api/tasks/bulk+100 operations": (
+        "POST",
+        "/api/tasks/bulk",
+        {
+            "operations": [
+                {
+                    "add_tag": {"op": "add_tag", "tag": "b"},
+                    "remove_tag": {"op": "remove_tag", "tag": "b"},
+                }.get(kind, {"op": kind})
+                | {"id": "TASK"}
+                for kind in ["add_tag", "remove_tag", "reopen", "complete"] * 24
+            ]
+            + [
+                {"op": "set_priority", "id": "TASK", "priority": "high"},
+                {"op": "move", "id": "TASK", "list_id": "LIST"},
+                {"op": "move", "id": "TASK", "list_id": None},
+                {"op": "delete", "id": "SUBTASK"},
+            ]
+        },
+    ),
+    # A new rule: the stored one is read first (its series decides the next due date).
+    "PATCH /api/tasks/{task_id}+schedule": ("PATCH", "/api/tasks/TASK", {"recurrence": "weekly"}),
+    "PATCH /api/tasks/{task_id}+schedule and completion": (
+        "PATCH",
+        "/api/tasks/TASK",
+        {"recurrence": "weekly", "completed": True},
+    ),
+    "PATCH /api/tasks/{task_id}+schedule and list_id": (
+        "PATCH",
+        "/api/tasks/TASK",
+        {"recurrence": "weekly", "list_id": "LIST"},
+    ),
 }
 
 
@@ -157,14 +250,31 @@ def _measure(proxy: DbProxy, send: Callable[[], Any]) -> Measured:
     return Measured(status, counts.round_trips, counts.connections, text)
 
 
-def _rest_request(key: str, counted: TestClient, user: Account, task_id: int) -> Callable[[], Any]:
+def _fill(value: Any, ids: dict[str, int]) -> Any:
+    text = json.dumps(value)
+    for name, row_id in sorted(ids.items(), key=lambda item: -len(item[0])):
+        text = text.replace(f'"{name}"', str(row_id)).replace(name, str(row_id))
+    return json.loads(text)
+
+
+def _rest_request(
+    key: str, counted: TestClient, user: Account, ids: dict[str, int]
+) -> Callable[[], Any]:
+    if key in VARIANTS:
+        method, url, body = VARIANTS[key]
+        url, body = _fill(url, ids), _fill(body, ids)
+        return lambda: counted.request(method, url, json=body, headers=user.headers)
     method, _, path = key.partition(" ")
-    url = path.replace("{task_id}", str(task_id)).replace("{user_id}", user.id)
-    plain = path.replace(USER_PATHS, "/api/tasks", 1)
+    url = (
+        path.replace("{task_id}", str(ids["TASK"]))
+        .replace("{list_id}", str(ids["LIST"]))
+        .replace("{user_id}", user.id)
+    )
+    plain = _plain(path)
     headers = dict(user.headers)
     body = BODIES.get(f"{method} {plain}")
     if body is not None:
-        body = json.loads(json.dumps(body).replace('"TASK"', str(task_id)))
+        body = _fill(body, ids)
     if plain == "/api/auth/register":
         body = {"email": "newcomer@example.com", "password": "password-123"}
     elif plain == "/api/auth/login":
@@ -180,57 +290,53 @@ CASES = [
     "GET /api/tasks?search",
     "POST /api/tasks+Idempotency-Key",
     "POST /api/tasks+Idempotency-Key replayed",
-    "POST /api/tasks/bulk+100 operations",
-    "POST /api/tasks/bulk+no completion",
-    "PATCH /api/tasks/{task_id}+schedule",
-    "PATCH /api/tasks/{task_id}+schedule and completion",
+    *VARIANTS,
 ]
+
+
+def _rows(client: TestClient, alice: Account) -> dict[str, int]:
+    """Alice's rows a request names: a recurring task, a list with a task, another list, a
+    parent with a subtask, a sibling."""
+    task = client.post("/api/tasks", json=TASK_BODY, headers=alice.headers).json()["data"]
+    client.post("/api/tasks", json={"title": "done", "completed": True}, headers=alice.headers)
+    lists = [
+        client.post("/api/lists", json={"name": name}, headers=alice.headers).json()["data"]["id"]
+        for name in ("Groceries", "Work")
+    ]
+    client.post("/api/tasks", json={"title": "milk", "list_id": lists[0]}, headers=alice.headers)
+    parent = client.post("/api/tasks", json={"title": "trip"}, headers=alice.headers)
+    parent_id = parent.json()["data"]["id"]
+    sub = client.post(
+        "/api/tasks", json={"title": "pack", "parent_id": parent_id}, headers=alice.headers
+    )
+    return {
+        "SUBTASK": sub.json()["data"]["id"],
+        "TASK": task["id"],
+        "LIST": lists[0],
+        "OTHER_LIST": lists[1],
+        "PARENT": parent_id,
+        "SIBLING": parent_id,
+    }
 
 
 @pytest.mark.parametrize("key", CASES)
 def test_route_round_trips(
     key: str, proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account
 ) -> None:
-    task = client.post("/api/tasks", json=TASK_BODY, headers=alice.headers).json()["data"]
-    client.post("/api/tasks", json={"title": "done", "completed": True}, headers=alice.headers)
+    ids = _rows(client, alice)
     # Warm: the pool holds a connection and this token has been seen.
     assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
     if key == "GET /api/tasks?search":
         send = lambda: counted.get("/api/tasks?search=t&tag=a", headers=alice.headers)
-    elif key == "POST /api/tasks/bulk+100 operations":
-        # Every kind of operation, the same task many times, a recurring task completed.
-        kinds = [
-            {"op": "add_tag", "tag": "b"},
-            {"op": "set_priority", "priority": "high"},
-            {"op": "remove_tag", "tag": "b"},
-            {"op": "reopen"},
-            {"op": "complete"},
-        ]
-        ops = [{**kinds[i % len(kinds)], "id": task["id"]} for i in range(99)]
-        extra = client.post("/api/tasks", json={"title": "x"}, headers=alice.headers)
-        ops.append({"op": "delete", "id": extra.json()["data"]["id"]})
-        body = {"operations": ops}
-        send = lambda: counted.post("/api/tasks/bulk", json=body, headers=alice.headers)
-    elif key == "POST /api/tasks/bulk+no completion":
-        ops = [{"op": "add_tag", "id": task["id"], "tag": "c"}, {"op": "reopen", "id": task["id"]}]
-        body = {"operations": ops}
-        send = lambda: counted.post("/api/tasks/bulk", json=body, headers=alice.headers)
-    elif key.startswith("PATCH /api/tasks/{task_id}+schedule"):
-        # A new rule: the stored one is read first (its series decides the next due date).
-        patch: dict[str, Any] = {"recurrence": "weekly"}
-        if key.endswith("completion"):
-            patch["completed"] = True
-        url = f"/api/tasks/{task['id']}"
-        send = lambda: counted.patch(url, json=patch, headers=alice.headers)
     elif key.startswith("POST /api/tasks+Idempotency-Key"):
         headers = {**alice.headers, "Idempotency-Key": "k-1"}
         send = lambda: counted.post("/api/tasks", json={"title": "once"}, headers=headers)
         if key.endswith("replayed"):
             assert send().status_code == 201
     else:
-        send = _rest_request(key, counted, alice, task["id"])
+        send = _rest_request(key, counted, alice, ids)
     measured = _measure(proxy, send)
-    budget_key = key.replace(USER_PATHS, "/api/tasks", 1)
+    budget_key = _plain(key)
     if budget_key in {"GET /metrics", "GET /docs/oauth2-redirect"}:
         assert measured.status < 500, measured.text
     else:
@@ -262,21 +368,33 @@ TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
     "list_tasks": {},
     "task_stats": {},
     "update_task": {"task_id": "TASK", "title": "renamed"},
+    "list_lists": {},
+    "create_list": {"name": "Errands"},
+    "rename_list": {"list": "groceries", "name": "Shopping"},
+    "delete_list": {"list_id": "LIST"},
+    # Variants: a list by name, a parent.
+    "add_task+list": {"title": "eggs", "list": "Groceries"},
+    "update_task+parent_id": {"task_id": "PLAIN", "parent_id": "PARENT"},
+    "list_tasks+list": {"list": "groceries"},
 }
+TOOL_CASES = [*TOOL_NAMES, "add_task+list", "update_task+parent_id", "list_tasks+list"]
 
 
-@pytest.mark.parametrize("name", TOOL_NAMES)
+@pytest.mark.parametrize("case", TOOL_CASES)
 def test_tool_round_trips(
-    name: str, proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account
+    case: str, proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account
 ) -> None:
-    task = client.post("/api/tasks", json=TASK_BODY, headers=alice.headers).json()["data"]
+    ids = _rows(client, alice)
+    # A task that may become a subtask: not the recurring one.
+    plain = client.post("/api/tasks", json={"title": "t"}, headers=alice.headers)
+    ids["PLAIN"] = plain.json()["data"]["id"]
+    name = case.partition("+")[0]
     # Warm the pool and the MCP transport.
     assert post_rpc(counted, "/mcp", "tools/list", {}, alice.headers).status_code == 200
     assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
-    arguments = TOOL_ARGUMENTS.get(name, {"task_id": "TASK"})
-    arguments = json.loads(json.dumps(arguments).replace('"TASK"', str(task["id"])))
+    arguments = _fill(TOOL_ARGUMENTS.get(case, {"task_id": "TASK"}), ids)
     measured = _measure(proxy, lambda: call_tool_rpc(counted, "/mcp", alice.token, name, arguments))
     assert '"isError": false' in measured.text, measured.text
     assert measured.connections == 0, "a new connection: the pool was not warm"
-    budget = BUDGETS[f"tool {name}"]
+    budget = BUDGETS[f"tool {case}"]
     assert measured.round_trips == budget, f"{name}: {measured.round_trips}, budget {budget}"

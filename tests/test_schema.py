@@ -53,6 +53,10 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "uq_tasks_previous_task_id",
         # What a same-user reference points at (0013, tests/test_references.py).
         "uq_tasks_user_id_id",
+        # One task per place among its siblings; a list's page in manual order (0017).
+        "uq_tasks_user_id_list_id_parent_id_position",
+        # A task's subtasks (0017).
+        "ix_tasks_user_id_parent_id",
     }
     checks = {c["name"] for c in inspector.get_check_constraints("tasks")}
     assert {
@@ -66,9 +70,14 @@ def test_expected_indexes_and_constraints_exist(db_engine: Engine) -> None:
         "ck_tasks_recurrence_series",
         "ck_tasks_next_due_date_later",
     } <= checks
-    fk = inspector.get_foreign_keys("tasks")[0]
-    assert fk["name"] == "fk_tasks_user_id_users"
-    assert fk["options"]["ondelete"] == "CASCADE"
+    keys = {fk["name"]: fk for fk in inspector.get_foreign_keys("tasks")}
+    assert set(keys) == {
+        "fk_tasks_user_id_users",
+        # Same-user keys to the list and the parent (0017): deleting either deletes the task.
+        "fk_tasks_user_id_list_id_task_lists",
+        "fk_tasks_user_id_parent_id_tasks",
+    }
+    assert all(fk["options"]["ondelete"] == "CASCADE" for fk in keys.values())
 
 
 @pytest.mark.parametrize(
@@ -231,4 +240,58 @@ def test_text_migration_normalizes_stored_text_and_keeps_it_readable(database_ur
             TaskPublic.from_stored(change["task"])
         for row in stored.values():
             TaskPublic.model_validate(row)
+        engine.dispose()
+
+
+def test_lists_migration_leaves_tasks_where_they_were(database_url: str) -> None:
+    """0017 (issue 24): existing tasks are in no list, top level, and in the order the default
+    listing shows them (newest first) by `position`; the backfill changes no version and
+    records no change; a change recorded before it reads the new fields with their defaults."""
+    from tests.changes.test_outbox import events
+
+    with scratch_database(database_url, "task_api_lists") as scratch:
+        later = _migrated_up_to(scratch, "0014_request_entry")
+        engine = create_engine(normalize_url(scratch))
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id) VALUES ('u1'), ('u2')"))
+            for n, (user, age) in enumerate(
+                [("u1", 3), ("u1", 1), ("u2", 5), ("u1", 2), ("u1", 1)]
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO tasks (user_id, title, created_at) "
+                        "VALUES (:u, :t, now() - make_interval(days => :age))"
+                    ),
+                    {"u": user, "t": f"task {n}", "age": age},
+                )
+            recorded = conn.execute(text("SELECT count(*) FROM task_events")).scalar_one()
+        assert migrate_up(scratch) == later
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT user_id, title, list_id, parent_id, position, version FROM tasks "
+                    "ORDER BY user_id, position"
+                )
+            ).all()
+            assert conn.execute(text("SELECT count(*) FROM task_events")).scalar_one() == recorded
+        by_user = {
+            user: [(r.title, r.position) for r in rows if r.user_id == user]
+            for user in ("u1", "u2")
+        }
+        # Newest first; of two created at once, the higher id first (the listing's tie-break).
+        assert by_user["u1"] == [
+            ("task 4", 65536),
+            ("task 1", 131072),
+            ("task 3", 196608),
+            ("task 0", 262144),
+        ]
+        assert by_user["u2"] == [("task 2", 65536)]
+        assert all(r.list_id is None and r.parent_id is None and r.version == 1 for r in rows)
+        old = TaskPublic.from_stored(events(engine)[0]["task"])
+        assert (old.list_id, old.parent_id, old.position, old.subtask_count) == (
+            None,
+            None,
+            0,
+            None,
+        )
         engine.dispose()

@@ -35,6 +35,19 @@ TAGS: list[dict[str, Any]] = [
         "selects nothing, the token does. New code should call `/api/tasks`.",
     },
     {
+        "name": "lists",
+        "description": "The caller's lists: list (with task counts), create, read, replace, "
+        "rename, recolour, reorder, delete (with their tasks). A task joins a list with "
+        "`list_id`; `GET /api/tasks?list_id=` reads a list's tasks. Names are unique per user, "
+        "ignoring case. Another user's list is a 404 like one that does not exist.",
+    },
+    {
+        "name": "user-lists",
+        "description": "The `/api/lists...` routes at `/api/{user_id}/lists...`, as the "
+        "`user-tasks` paths are: the same answer when `user_id` is the token's subject, a list "
+        "that does not exist (404 `List not found`) when it is not.",
+    },
+    {
         "name": "auth",
         "description": "The built-in issuer: sign up, sign in (JSON, or the OAuth2 password "
         "flow Swagger's Authorize button uses), the signed-in account, sign out everywhere, "

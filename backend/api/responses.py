@@ -12,6 +12,7 @@ from backend.errors import (
     CursorExpired,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
+    LimitReached,
     PreconditionFailed,
     RateLimited,
     ServiceUnavailable,
@@ -149,6 +150,81 @@ BULK_TASK_NOT_FOUND = ErrorExample(
     "NOT_FOUND",
     "Task not found",
     ({"field": "body.operations.0", "message": "Task not found", "type": "not_found"},),
+)
+LIST_NOT_FOUND = ErrorExample(
+    404, "list_not_found", "No such list of yours", "NOT_FOUND", "List not found"
+)
+LIST_REFERENCE_NOT_FOUND = ErrorExample(
+    404,
+    "list_reference_not_found",
+    "The list named is none of yours; nothing was changed",
+    "NOT_FOUND",
+    "List not found",
+    ({"field": "body.list_id", "message": "List not found", "type": "not_found"},),
+)
+PARENT_NOT_FOUND = ErrorExample(
+    404,
+    "parent_not_found",
+    "The parent (or after_id / before_id) named is none of your tasks; nothing was changed",
+    "NOT_FOUND",
+    "Task not found",
+    ({"field": "body.parent_id", "message": "Task not found", "type": "not_found"},),
+)
+SUBTASK_CYCLE = ErrorExample(
+    422,
+    "subtask_cycle",
+    "A task moved under itself or one of its subtasks (or deeper than three levels)",
+    "VALIDATION_ERROR",
+    "A task cannot be moved under itself or one of its subtasks",
+    (
+        {
+            "field": "body.parent_id",
+            "message": "A task cannot be moved under itself or one of its subtasks",
+            "type": "value_error",
+        },
+    ),
+)
+LIST_FULL = ErrorExample(
+    422,
+    "limit_reached",
+    "A documented limit would be passed (tasks per list, subtasks per task, lists per user)",
+    LimitReached.code,
+    "A list holds at most 10000 tasks",
+    (
+        {
+            "field": "body.list_id",
+            "message": "A list holds at most 10000 tasks",
+            "type": "limit_reached",
+        },
+    ),
+)
+TOO_MANY_LISTS = ErrorExample(
+    422,
+    "too_many_lists",
+    "You have as many lists as there can be",
+    LimitReached.code,
+    "You have 100 lists, the most there can be (100)",
+)
+LIST_NAME_TAKEN = ErrorExample(
+    409,
+    "list_name_taken",
+    "You have a list by that name (names ignore case)",
+    "CONFLICT",
+    'You have a list named "Groceries" already (names ignore case)',
+    (
+        {
+            "field": "body.name",
+            "message": 'You have a list named "Groceries" already (names ignore case)',
+            "type": "conflict",
+        },
+    ),
+)
+LIST_PRECONDITION = ErrorExample(
+    412,
+    "list_precondition_failed",
+    "If-Match names no current ETag of the list; nothing was changed",
+    PreconditionFailed.code,
+    "The list has changed since it was read (If-Match does not match its ETag)",
 )
 CONFLICT = ErrorExample(
     409,

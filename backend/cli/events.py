@@ -7,7 +7,7 @@ import logging.config
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backend.cli.common import DEV_HELP, database_url, load_settings, ready_database
 from backend.config import Settings
@@ -122,6 +122,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subject(row: Any) -> str:
+    """What an event is about: a task, or a list (list events, migration 0019)."""
+    return f"task {row.task_id}" if row.task_id is not None else f"list {row.list_id}"
+
+
 def cmd_dead(args: argparse.Namespace) -> int:
     from backend.events import outbox
 
@@ -133,7 +138,7 @@ def cmd_dead(args: argparse.Namespace) -> int:
         engine.dispose()
     for row in rows:
         print(
-            f"{row.id}\t{row.event_id}\t{row.type}\ttask {row.task_id}\t"
+            f"{row.id}\t{row.event_id}\t{row.type}\t{_subject(row)}\t"
             f"{row.attempts} attempts\t{row.occurred_at.isoformat()}\t{row.last_error or ''}"
         )
     print(f"{len(rows)} dead event{'s' if len(rows) != 1 else ''}", file=sys.stderr)

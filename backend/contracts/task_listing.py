@@ -8,15 +8,16 @@ value arrives (query-string text, or strict JSON with a bare value for a one-ite
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.common import StorableText
-from backend.models.task import Instant, Tag
+from backend.models.task import TASK_ID_MAX, Instant, Tag
+from backend.models.task_list import name_key
 from backend.models.text import nfc
-from backend.services.task_listing import TaskFilters, TaskListQuery
+from backend.services.task_listing import PlacedFilter, TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -40,6 +41,10 @@ TagFilter = Annotated[list[Tag], FilterValuesBound]
 DueBound = Instant
 # The page size; each transport adds how an integer arrives (digits, or a strict JSON integer).
 PageLimit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
+# `list_id` / `parent_id` filters: an id (each transport adds how an integer arrives), or
+# `none`: in no list / top level.
+PlacedId = Annotated[int, Field(ge=1, le=TASK_ID_MAX)]
+NoneWord = Literal["none"]
 
 
 def listing_query(
@@ -53,6 +58,9 @@ def listing_query(
     search: str | None = None,
     updated_since: datetime | None = None,
     recurring: bool | None = None,
+    list_id: PlacedFilter = None,
+    list_name: str | None = None,
+    parent_id: PlacedFilter = None,
     sort: TaskSort = TaskSort.created,
     order: SortOrder | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -70,6 +78,9 @@ def listing_query(
         q=search,
         updated_since=updated_since,
         recurring=recurring,
+        list_id=list_id,
+        list_key=None if list_name is None else name_key(list_name),
+        parent_id=parent_id,
     )
     return TaskListQuery(
         filters=filters, sort=sort, order=order, limit=limit, include_total=include_total

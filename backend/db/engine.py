@@ -389,6 +389,15 @@ def end_autocommit(conn: Connection) -> None:
     dbapi.autocommit = False
 
 
+def _is_read(statement: str, context: Any) -> bool:
+    """Whether a statement only reads: a SELECT construct (its CTEs included), or SQL text
+    that starts with SELECT."""
+    element = getattr(getattr(context, "compiled", None), "statement", None)
+    if element is not None and getattr(element, "is_select", False):
+        return True
+    return bool(_READ.match(statement))
+
+
 def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: int = 0) -> None:
     """`SET LOCAL` the time zone to UTC, (unless 0) `statement_timeout`, and (unless 0)
     `idle_in_transaction_session_timeout` in every transaction, sent with its first statement.
@@ -427,7 +436,7 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
         context: Any,
         executemany: bool,
     ) -> tuple[str, Any]:
-        if conn.info.get(_ENDED, False) and not _READ.match(statement):
+        if conn.info.get(_ENDED, False) and not _is_read(statement, context):
             # A statement committed the transaction as its last (`finish`): a write after it
             # would commit on its own, not with the request's. A route that writes twice says
             # so first (`UnitOfWork.hold_commit`).

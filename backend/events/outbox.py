@@ -5,8 +5,8 @@ A worker claims a batch with FOR UPDATE SKIP LOCKED in an open transaction, deli
 records the outcome in the same transaction: two workers never hold the same record, and a
 worker that dies mid-batch loses its connection, so PostgreSQL rolls the claim back and the
 records are pending again (delivered again later: at least once, with the same event id).
-Only the first pending record of each task is claimable, so one task's events go out in
-order even with many workers.
+Only the first pending record of each task (and of each list, for list events) is claimable,
+so one task's events go out in order even with many workers.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ _CLAIM = (
         _E.event_id,
         _E.user_id,
         _E.task_id,
+        _E.list_id,
         _E.type,
         _E.task,
+        _E.list,
         _E.occurred_at,
         _E.attempts,
         _E.delivered_to,
@@ -43,6 +45,9 @@ _CLAIM = (
         _E.next_attempt_at <= func.clock_timestamp(),
         ~exists().where(
             _EARLIER.c.task_id == _E.task_id, _EARLIER.c.state == PENDING, _EARLIER.c.id < _E.id
+        ),
+        ~exists().where(
+            _EARLIER.c.list_id == _E.list_id, _EARLIER.c.state == PENDING, _EARLIER.c.id < _E.id
         ),
     )
     .order_by(_E.id)
@@ -129,6 +134,7 @@ def dead_letters(conn: Connection, limit: int) -> Sequence[Any]:
             _E.event_id,
             _E.type,
             _E.task_id,
+            _E.list_id,
             _E.user_id,
             _E.attempts,
             _E.occurred_at,

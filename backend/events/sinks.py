@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from backend.config import Settings
 from backend.models import TaskPublic
 from backend.models.task_event import REMINDER
+from backend.models.task_list import ListData
 
 
 class EventRow(Protocol):
@@ -27,11 +28,15 @@ class EventRow(Protocol):
     @property
     def user_id(self) -> str: ...
     @property
-    def task_id(self) -> int: ...
+    def task_id(self) -> int | None: ...
+    @property
+    def list_id(self) -> int | None: ...
     @property
     def type(self) -> str: ...
     @property
     def task(self) -> dict[str, Any] | None: ...
+    @property
+    def list(self) -> dict[str, Any] | None: ...
     @property
     def occurred_at(self) -> datetime: ...
 
@@ -44,11 +49,26 @@ def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def is_list_event(row: EventRow) -> bool:
+    return row.task_id is None
+
+
 def event_body(row: EventRow) -> dict[str, Any]:
-    """The published event: a Task Event for a change, a Reminder Event for a reminder (whose
-    body the database built when it fired), each with its `event_id`."""
+    """The published event: a Task Event for a change, a List Event for a list's change, a
+    Reminder Event for a reminder (whose body the database built when it fired), each with
+    its `event_id`."""
     if row.type == REMINDER:
         return {**(row.task or {}), "event_id": str(row.event_id)}
+    if is_list_event(row):
+        stored = None if row.list is None else ListData.model_validate(row.list)
+        return {
+            "event_id": str(row.event_id),
+            "event_type": row.type,
+            "list_id": row.list_id,
+            "list_data": None if stored is None else stored.model_dump(mode="json"),
+            "user_id": row.user_id,
+            "timestamp": _instant(row.occurred_at),
+        }
     task = None if row.task is None else TaskPublic.from_stored(row.task).model_dump(mode="json")
     return {
         "event_id": str(row.event_id),
@@ -83,9 +103,15 @@ class DaprSink:
     reminder_topic: str
     token: str | None
     name: str = "dapr"
+    list_topic: str = "list-events"
 
     def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
-        topic = self.reminder_topic if row.type == REMINDER else self.task_topic
+        if row.type == REMINDER:
+            topic = self.reminder_topic
+        elif is_list_event(row):
+            topic = self.list_topic
+        else:
+            topic = self.task_topic
         url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
         headers = {"dapr-api-token": self.token} if self.token else {}
         try:
@@ -105,7 +131,9 @@ class WebhookSink:
 
     def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
         now = datetime.now(UTC)
-        kind = REMINDER if row.type == REMINDER else f"task.{row.type}"
+        # `reminder` and `list.created` (...) as they are; task changes as `task.<type>`.
+        own = row.type == REMINDER or is_list_event(row)
+        kind = row.type if own else f"task.{row.type}"
         payload = json.dumps(
             {"type": kind, "timestamp": _instant(row.occurred_at), "data": body},
             separators=(",", ":"),
@@ -133,6 +161,7 @@ def configured_sinks(settings: Settings) -> list[Sink]:
                 pubsub=settings.dapr_pubsub_name,
                 task_topic=settings.dapr_task_events_topic,
                 reminder_topic=settings.dapr_reminders_topic,
+                list_topic=settings.dapr_list_events_topic,
                 token=None if token is None else token.get_secret_value(),
             )
         )

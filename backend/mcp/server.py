@@ -45,8 +45,6 @@ INSTRUCTIONS = (
     'is {"error": {"code", "message", "details"}}; VALIDATION_ERROR details name the '
     "argument at fault."
 )
-# What a task the caller does not own looks like, and so a user_id that is not the caller's.
-NOT_FOUND_MESSAGE = "Task not found"
 
 
 @dataclass(frozen=True)
@@ -130,8 +128,8 @@ def run_tool(
         raise
     with work:
         if parsed.user_id is not None and parsed.user_id != work.caller_id:
-            # Someone else's id: the answer a task of theirs would get, and nothing is done.
-            raise NotFound(NOT_FOUND_MESSAGE)
+            # Someone else's id: the answer a task (list) of theirs would get; nothing is done.
+            raise NotFound(tool.not_found)
         result = tool.run(work, parsed)
     return tool.result_of(result)
 

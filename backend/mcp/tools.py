@@ -41,7 +41,9 @@ from backend.contracts.task_listing import (
     MAX_LIMIT,
     DueBound,
     FilterValuesBound,
+    NoneWord,
     PageLimit,
+    PlacedId,
     SearchTerm,
     listing_query,
 )
@@ -75,6 +77,14 @@ from backend.models.task_fields import (
     refuse_null,
 )
 from backend.models.task_fields import FIELDS as TASK_FIELDS
+from backend.models.task_list import (
+    LISTS_PER_USER,
+    Color,
+    ListCreate,
+    ListId,
+    ListName,
+    ListUpdate,
+)
 from backend.models.task_ops import TaskStatsPublic
 from backend.services.task_listing import TaskListQuery
 from backend.services.unit_of_work import UnitOfWork
@@ -116,12 +126,36 @@ class _OneTask(_Arguments):
     task_id: TaskId
 
 
-class _AddTask(_Arguments):
+LIST_NAME_DESCRIPTION = (
+    "A list by its name, as the user says it (case ignored), instead of list_id; an unknown "
+    "name is an error that lists the user's lists."
+)
+
+
+class _NamedList(BaseModel):
+    """A list by id (`list_id`, from the task fields) or by name (`list`), not both."""
+
+    # `list` in the tool's schema (an attribute named `list` would shadow the built-in here).
+    list_name: ListName | None = Field(
+        default=None, alias="list", description=LIST_NAME_DESCRIPTION
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if self.list_name is not None and "list_id" in self.model_fields_set:
+            raise ValueError("give list_id or list (a name), not both")
+        return self
+
+
+class _AddTask(_Arguments, _NamedList):
     def task(self) -> TaskCreate:
-        return TaskCreate.model_validate(self.model_dump(exclude={"user_id"}))
+        # Only what the agent sent: a `list_id` it did not send is not "no list" (a subtask
+        # is in its parent's list).
+        sent = self.model_dump(exclude={"user_id", "list_name"}, exclude_unset=True)
+        return TaskCreate.model_validate(sent)
 
 
-class _UpdateTask(_OneTask):
+class _UpdateTask(_OneTask, _NamedList):
     # As in the REST PATCH body: omitted fields stay as they are; a nullable field is cleared
     # by null; the others cannot be null (refused before any database work).
     @model_validator(mode="after")
@@ -198,10 +232,24 @@ class ListTasksArguments(_Arguments):
     recurring: StrictBool | None = Field(
         default=None, description="true: only recurring tasks; false: only the others."
     )
+    list_id: Annotated[PlacedId, Strict()] | NoneWord | None = Field(
+        default=None,
+        description='Only the tasks in this list (its id), or "none": in no list.',
+    )
+    list_name: ListName | None = Field(
+        default=None,
+        alias="list",
+        description=f"Only the tasks in this list. {LIST_NAME_DESCRIPTION}",
+    )
+    parent_id: Annotated[PlacedId, Strict()] | NoneWord | None = Field(
+        default=None,
+        description='Only the subtasks of this task (its id), or "none": top-level tasks.',
+    )
     sort: TaskSort = Field(
         default=TaskSort.created,
         description="created (newest first), updated (newest first), title (A to Z), "
-        "due_date (soonest first, undated last), priority (high first).",
+        "due_date (soonest first, undated last), priority (high first), position (manual "
+        "order, with list and parent_id).",
     )
     order: SortOrder | None = Field(
         default=None, description="asc or desc, overriding the sort's default direction."
@@ -220,10 +268,19 @@ class ListTasksArguments(_Arguments):
             overdue=self.overdue,
             search=self.search,
             recurring=self.recurring,
+            list_id=self.list_id,
+            list_name=self.list_name,
+            parent_id=self.parent_id,
             sort=self.sort,
             order=self.order,
             limit=self.limit,
         )
+
+    @model_validator(mode="after")
+    def _one_list(self) -> Self:
+        if self.list_name is not None and self.list_id is not None:
+            raise ValueError("give list_id or list (a name), not both")
+        return self
 
 
 class TaskChange(BaseModel):
@@ -271,11 +328,79 @@ class TaskSummary(BaseModel):
     next_due_date: datetime | None = Field(
         description="When the next occurrence is due, once this one is completed."
     )
+    list_id: int | None = Field(description="Its list; null: in no list.")
+    parent_id: int | None = Field(description="The task it is a subtask of; null: top level.")
+    subtask_count: int | None = Field(description="How many subtasks it has.")
 
 
 class TaskList(BaseModel):
     tasks: list[TaskSummary]
     has_more: bool = Field(description="More tasks match than `limit` returned.")
+
+
+class ListSummary(BaseModel):
+    """A list: its id and name (what tools take), colour, and task counts."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    color: str | None
+    task_count: int = Field(description="Tasks in it, subtasks included.")
+    open_task_count: int = Field(description="Of those, not completed.")
+
+
+class ListList(BaseModel):
+    lists: list[ListSummary]
+
+
+class ListChange(BaseModel):
+    """What a list tool did: which list, what happened, its name."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    list_id: int
+    status: str
+    name: str
+
+
+class ListCreated(ListChange):
+    status: Literal["created"] = "created"
+
+
+class ListRenamed(ListChange):
+    status: Literal["renamed"] = "renamed"
+
+
+class ListDeleted(ListChange):
+    status: Literal["deleted"] = "deleted"
+    deleted_tasks: int = Field(description="How many tasks were deleted with it.")
+
+
+class CreateListArguments(_Arguments):
+    name: ListName = Field(description="1-100 characters; unique among the user's lists.")
+    color: Color | None = Field(default=None, description="#rrggbb, optional.")
+
+
+class _OneList(_Arguments):
+    """A list by id or by name (one of them)."""
+
+    list_id: ListId | None = Field(default=None, description="The list's id (list_lists).")
+    # `list` in the tool's schema (an attribute named `list` would shadow the built-in here).
+    list_name: ListName | None = Field(
+        default=None, alias="list", description=LIST_NAME_DESCRIPTION
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if (self.list_id is None) == (self.list_name is None):
+            raise ValueError("give the list's list_id or its name (list), one of them")
+        return self
+
+
+class RenameListArguments(_OneList):
+    name: ListName = Field(description="The new name (unique among the user's lists).")
+    color: Color | None = Field(default=None, description="A new colour, #rrggbb (optional).")
 
 
 ERRORS = (
@@ -299,6 +424,9 @@ class Tool(Generic[A]):
     idempotent: bool = False
     # The text content's JSON when it is not the structured result itself.
     text: Callable[[dict[str, Any]], Any] | None = None
+    # What a user_id other than the caller's gets: the answer for a missing task (a list
+    # tool: a missing list), as the REST twins answer.
+    not_found: str = "Task not found"
 
     @property
     def writes(self) -> bool:
@@ -363,12 +491,15 @@ def _flat_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
-    task = work.tasks.create(arguments.task())
+    task = work.tasks.create(arguments.task(), list_name=arguments.list_name)
     return TaskCreated(task_id=task.id, title=task.title)
 
 
 def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskList:
     page = work.tasks.list_page(arguments.query())
+    if arguments.list_name is not None and not page.items:
+        # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
+        work.lists.named(arguments.list_name, field="list")
     return TaskList(
         tasks=[TaskSummary.model_validate(task) for task in page.items],
         has_more=page.next is not None,
@@ -390,7 +521,7 @@ def _reopen_task(work: UnitOfWork, arguments: _OneTask) -> TaskReopened:
 
 
 def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdated:
-    task = work.tasks.update(arguments.task_id, arguments.changes())
+    task = work.tasks.update(arguments.task_id, arguments.changes(), list_name=arguments.list_name)
     return TaskUpdated(task_id=task.id, title=task.title)
 
 
@@ -402,6 +533,31 @@ def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
 
 def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:
     return stats_public(work.tasks.stats())
+
+
+def _list_lists(work: UnitOfWork, arguments: _Arguments) -> ListList:
+    return ListList(lists=[ListSummary.model_validate(row) for row in work.lists.all()])
+
+
+def _create_list(work: UnitOfWork, arguments: CreateListArguments) -> ListCreated:
+    row = work.lists.create(ListCreate(name=arguments.name, color=arguments.color))
+    return ListCreated(list_id=row.id, name=row.name)
+
+
+def _rename_list(work: UnitOfWork, arguments: RenameListArguments) -> ListRenamed:
+    changes: dict[str, Any] = {"name": arguments.name}
+    if "color" in arguments.model_fields_set:
+        changes["color"] = arguments.color
+    row = work.lists.update(
+        arguments.list_id, ListUpdate.model_validate(changes), named=arguments.list_name or ""
+    )
+    return ListRenamed(list_id=row.id, name=row.name)
+
+
+def _delete_list(work: UnitOfWork, arguments: _OneList) -> ListDeleted:
+    # The result names the list and how many tasks went with it (the delete returns them).
+    row = work.lists.delete(arguments.list_id, named=arguments.list_name or "")
+    return ListDeleted(list_id=row.id, name=row.name, deleted_tasks=row.task_count)
 
 
 TOOLS: tuple[Tool[Any], ...] = (
@@ -478,6 +634,55 @@ TOOLS: tuple[Tool[Any], ...] = (
         arguments=_OneTask,
         result=TaskDeleted,
         run=_delete_task,
+        destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="list_lists",
+        not_found="List not found",
+        title="List the lists",
+        description="The signed-in user's lists (at most "
+        f"{LISTS_PER_USER}), in their order: id, name, colour and task counts. Tasks go into "
+        "a list with add_task/update_task (list or list_id); list_tasks filters by one.",
+        arguments=_Arguments,
+        result=ListList,
+        run=_list_lists,
+        read_only=True,
+        idempotent=True,
+        text=lambda structured: structured["lists"],
+    ),
+    Tool(
+        name="create_list",
+        not_found="List not found",
+        title="Create a list",
+        description="Create a list (it goes last). Names are unique among the user's lists, "
+        'ignoring case. Returns its list_id, "status": "created" and its name.',
+        arguments=CreateListArguments,
+        result=ListCreated,
+        run=_create_list,
+    ),
+    Tool(
+        name="rename_list",
+        not_found="List not found",
+        title="Rename a list",
+        description="Rename a list (by list_id or by its current name, list), optionally "
+        'recolour it. Returns its list_id, "status": "renamed" and its new name.',
+        arguments=RenameListArguments,
+        result=ListRenamed,
+        run=_rename_list,
+        destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="delete_list",
+        not_found="List not found",
+        title="Delete a list",
+        description="Delete a list (by list_id or by name, list) and every task in it, "
+        'subtasks included, for good. Returns its list_id, "status": "deleted", its name '
+        "and how many tasks were deleted with it.",
+        arguments=_OneList,
+        result=ListDeleted,
+        run=_delete_list,
         destructive=True,
         idempotent=True,
     ),

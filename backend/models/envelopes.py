@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.task import TaskPublic
+from backend.models.task_list import ListPublic
 from backend.models.task_ops import (
     BulkResponse,
     ClearedCompleted,
@@ -47,6 +48,29 @@ class TaskChangesEnvelope(BaseModel):
 
     data: list[TaskChange]
     meta: ChangesMeta
+
+
+class CountMeta(BaseModel):
+    count: int = Field(description="Number of items in `data`.", examples=[3])
+
+
+class TaskSubtreeEnvelope(BaseModel):
+    """A task and its subtasks: the task first, then each subtask followed by its own
+    (depth-first, in position order; `parent_id` says whose)."""
+
+    data: list[TaskPublic]
+    meta: CountMeta
+
+
+class SingleListEnvelope(DataEnvelope[ListPublic]):
+    """One list."""
+
+
+class ListsEnvelope(BaseModel):
+    """Every list of yours, in their order (at most 100: one page)."""
+
+    data: list[ListPublic]
+    meta: CountMeta
 
 
 class TaskOccurrencesEnvelope(DataEnvelope[TaskOccurrences]):

@@ -110,7 +110,10 @@ class _TaskPatch(_TaskInput):
 
 
 class _TaskOutput(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    # Every field is in every response (the computed ones null where not computed).
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
     if TYPE_CHECKING:
 
@@ -198,7 +201,12 @@ else:
         "TaskPublic",
         __base__=_TaskOutput,
         __module__=__name__,
-        **{f.name: (f.public, _field(f.doc)) for f in FIELDS},
+        # A computed field (the subtask counts) is null where it was not computed: a task as
+        # a change recorded it, or a row read without it.
+        **{
+            f.name: (f.public, _field(f.doc) if f.column else _field(f.doc, default=None))
+            for f in FIELDS
+        },
     )
 
 

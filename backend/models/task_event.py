@@ -42,6 +42,14 @@ class ChangeType(StrEnum):
 REMINDER = "reminder"
 
 
+class ListChangeType(StrEnum):
+    """A list's events (migration 0019): delivered to the sinks, not in the task change feed."""
+
+    created = "list.created"
+    updated = "list.updated"
+    deleted = "list.deleted"
+
+
 class DeliveryState(StrEnum):
     pending = "pending"
     delivered = "delivered"
@@ -56,10 +64,16 @@ class TaskEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("event_id", name="uq_task_events_event_id"),
         CheckConstraint(
-            "type IN ('created', 'updated', 'completed', 'reopened', 'deleted', 'reminder')",
+            "type IN ('created', 'updated', 'completed', 'reopened', 'deleted', 'reminder', "
+            "'list.created', 'list.updated', 'list.deleted')",
             name="ck_task_events_type",
         ),
-        CheckConstraint("(type = 'deleted') = (task IS NULL)", name="ck_task_events_task_present"),
+        CheckConstraint(
+            "CASE WHEN type LIKE 'list.%' THEN task_id IS NULL AND task IS NULL AND list_id IS "
+            "NOT NULL AND (type = 'list.deleted') = (list IS NULL) ELSE task_id IS NOT NULL AND "
+            "list_id IS NULL AND list IS NULL AND (type = 'deleted') = (task IS NULL) END",
+            name="ck_task_events_task_present",
+        ),
         CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="ck_task_events_state"),
         Index("ix_task_events_user_id_id", "user_id", "id"),
         Index("ix_task_events_pending_id", "id", postgresql_where=text("state = 'pending'")),
@@ -71,6 +85,12 @@ class TaskEvent(SQLModel, table=True):
         ),
         Index("ix_task_events_occurred_at", "occurred_at"),
         Index("ix_task_events_dead_id", "id", postgresql_where=text("state = 'dead'")),
+        Index(
+            "ix_task_events_pending_list_id_id",
+            "list_id",
+            "id",
+            postgresql_where=text("state = 'pending' AND list_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = SQLField(
@@ -82,9 +102,13 @@ class TaskEvent(SQLModel, table=True):
         )
     )
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    # A task's change names the task; a list's event names the list (migration 0019).
+    task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     type: str = SQLField(sa_column=Column(Text, nullable=False))
     task: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
+    # The column is `list`; the attribute is not named after it (it would shadow `list` here).
+    list_data: dict[str, Any] | None = SQLField(default=None, sa_column=Column("list", JSONB))
     occurred_at: datetime = SQLField(
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=_NOW)
     )

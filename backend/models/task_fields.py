@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, StrictBool
 
 from backend.models.common import UtcDatetime
+from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, ListId, TaskRef
 from backend.models.text import MULTI_LINE_RULE, SINGLE_LINE_RULE
 from backend.models.types import (
     INSTANT_MAX_YEAR,
@@ -59,6 +60,17 @@ REMINDERS_ARG_DESCRIPTION = (
     'Up to 5: {"minutes_before_due": 0-40320} (needs due_date) or {"at": "<ISO 8601>"}.'
 )
 
+LIST_ID_DESCRIPTION = (
+    "The list the task is in (its id); null: in no list. A subtask is always in its "
+    "parent's list: with `parent_id`, omit it (or send the parent's). On PUT, omitted keeps "
+    "the task's list and parent."
+)
+PARENT_ID_DESCRIPTION = (
+    f"The task this one is a subtask of; null: top level. At most {MAX_DEPTH} levels of "
+    f"subtasks, {SUBTASKS_PER_TASK} under one top-level task; a subtask does not recur. On "
+    "PUT, omitted keeps it."
+)
+
 # No default: the field is required when a task is created.
 REQUIRED: Any = ...
 
@@ -96,13 +108,18 @@ class TaskField:
     """One field of a task. `public`: its type in responses and change events. `writable`:
     None for a server-owned (read-only) field, which a request may send back and is dropped.
     `copied_to_successor`: a recurring task's next occurrence gets the stored value as is
-    (due_date, next_due_date and reminders are moved by the schedule instead)."""
+    (due_date, next_due_date and reminders are moved by the schedule instead). `column`:
+    False for a value computed where a task is read or written (not stored, so a change
+    event, which holds the stored row, has it null). `missing`: what a change recorded before
+    a read-only column existed is read with (a writable one's is its create default)."""
 
     name: str
     public: Any
     doc: Doc
     writable: Writable | None = None
     copied_to_successor: bool = False
+    column: bool = True
+    missing: Any = None
 
 
 FIELDS: tuple[TaskField, ...] = (
@@ -281,6 +298,72 @@ FIELDS: tuple[TaskField, ...] = (
         int | None,
         Doc("The occurrence whose completion created this one, if any.", [41]),
     ),
+    TaskField(
+        "list_id",
+        int | None,
+        Doc("The task's list; null: in no list.", [7]),
+        Writable(
+            ListId,
+            create=Doc(LIST_ID_DESCRIPTION, [7]),
+            patch=Doc(
+                "Moves the task (with its subtasks) to the end of that list's top level; null: "
+                "out of any list. `POST /api/tasks/{task_id}/move` places it exactly.",
+                [7],
+            ),
+            nullable=True,
+            mcp_add="The list to add it to, by id (or give `list`, its name).",
+            mcp_update="Move it (with its subtasks) to this list, by id; null: out of any "
+            "list (or give `list`, its name).",
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "parent_id",
+        int | None,
+        Doc("The task this one is a subtask of; null: top level.", [None]),
+        Writable(
+            TaskRef,
+            create=Doc(PARENT_ID_DESCRIPTION, [41]),
+            patch=Doc(
+                "Makes it a subtask of that task (last among its subtasks, in its list); "
+                "null: top level. Moves its own subtasks with it.",
+                [41],
+            ),
+            nullable=True,
+            mcp_add="Make it a subtask of this task (by id); it joins that task's list.",
+            mcp_update="Make it a subtask of this task (by id); null: top level.",
+        ),
+        # Only top-level tasks recur: a successor's parent is always null.
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "position",
+        int,
+        Doc(
+            "Its place among its siblings (same list and parent), ascending: `sort=position`. "
+            "Integers with gaps: compare them, never compute with them. Set by the server "
+            "(a new top-level task goes first, a new subtask last) and by "
+            "`POST /api/tasks/{task_id}/move`.",
+            [65536],
+        ),
+        missing=0,
+    ),
+    TaskField(
+        "subtask_count",
+        int | None,
+        Doc(
+            "How many subtasks it has (direct ones). Null in change-feed entries and events, "
+            "which hold the task's own fields.",
+            [3],
+        ),
+        column=False,
+    ),
+    TaskField(
+        "open_subtask_count",
+        int | None,
+        Doc("Of those, how many are not completed (null where `subtask_count` is).", [1]),
+        column=False,
+    ),
     TaskField("created_at", UtcDatetime, Doc(examples=["2026-11-22T17:00:00Z"])),
     TaskField("updated_at", UtcDatetime, Doc(examples=["2026-11-22T17:00:00Z"])),
 )
@@ -293,6 +376,8 @@ WRITABLE: tuple[str, ...] = tuple(f.name for f in FIELDS if f.writable is not No
 READ_ONLY: frozenset[str] = frozenset(
     {f.name for f in FIELDS if f.writable is None} | {"is_overdue"}
 )
+# The values computed with a task where it is read or written (not columns of `tasks`).
+COMPUTED: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.column)
 # The stored values a recurring task's next occurrence is created with.
 COPIED_TO_SUCCESSOR: tuple[str, ...] = tuple(f.name for f in FIELDS if f.copied_to_successor)
 # Writable fields PATCH (and MCP update_task) refuses null for.
@@ -329,5 +414,5 @@ def event_defaults() -> dict[str, Any]:
         elif w is not None and w.default is not REQUIRED:
             defaults[f.name] = w.default
         else:
-            defaults[f.name] = None
+            defaults[f.name] = f.missing
     return defaults

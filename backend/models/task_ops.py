@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.models.common import JsonInt, UtcDatetime
 from backend.models.task import TASK_ID_MAX, Priority, Tag, TaskPublic, TimeZone
+from backend.models.task_list import ONE_ANCHOR, ListId, TaskRef
 
 BULK_MAX_OPERATIONS = 100
 TaskIdField = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX, examples=[42])]
@@ -46,8 +47,16 @@ class RemoveTagOp(_Op):
     tag: Tag
 
 
+class MoveOp(_Op):
+    """The task, with its subtasks, to the top level of a list (null: of no list), last; a
+    task already at that list's top level stays where it is."""
+
+    op: Literal["move"]
+    list_id: ListId | None = Field(examples=[7])
+
+
 BulkOperation = Annotated[
-    CompleteOp | ReopenOp | DeleteOp | SetPriorityOp | AddTagOp | RemoveTagOp,
+    CompleteOp | ReopenOp | DeleteOp | SetPriorityOp | AddTagOp | RemoveTagOp | MoveOp,
     Field(discriminator="op"),
 ]
 
@@ -64,6 +73,7 @@ class BulkRequest(BaseModel):
                         {"op": "complete", "id": 1},
                         {"op": "set_priority", "id": 2, "priority": "high"},
                         {"op": "add_tag", "id": 2, "tag": "urgent"},
+                        {"op": "move", "id": 4, "list_id": 7},
                         {"op": "delete", "id": 3},
                     ]
                 }
@@ -89,6 +99,16 @@ class ClearedCompleted(BaseModel):
     deleted: int = Field(description="How many completed tasks were deleted.", examples=[3])
 
 
+class ListStats(BaseModel):
+    """One list's share of your tasks; `list_id` null: the tasks in no list."""
+
+    list_id: int | None = Field(examples=[7])
+    name: str | None = Field(examples=["Groceries"])
+    total: int = Field(examples=[5])
+    pending: int = Field(examples=[3])
+    completed: int = Field(examples=[2])
+
+
 class TaskStatsPublic(BaseModel):
     total: int = Field(examples=[12])
     pending: int = Field(examples=[8])
@@ -97,6 +117,45 @@ class TaskStatsPublic(BaseModel):
     by_priority: dict[Priority, int] = Field(
         examples=[{"none": 5, "low": 2, "medium": 3, "high": 2}]
     )
+    by_list: list[ListStats] = Field(
+        description="Per list, in the order of your lists (every list, empty ones too), "
+        "then the tasks in no list (`list_id` null). Subtasks count in their list.",
+        examples=[
+            [
+                {"list_id": 7, "name": "Groceries", "total": 5, "pending": 3, "completed": 2},
+                {"list_id": None, "name": None, "total": 7, "pending": 5, "completed": 2},
+            ]
+        ],
+    )
+
+
+class TaskMove(BaseModel):
+    """Where to move a task (with its subtasks) in one request. `after_id` / `before_id`
+    (at most one): right after / before that task, among its siblings (its list and parent);
+    neither: last in the destination. The destination is the anchor's siblings, else
+    `parent_id` (a subtask joins its parent's list), else `list_id` (its top level), else
+    where the task is. `list_id` or `parent_id` sent with an anchor must be the anchor's."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            **ONE_ANCHOR,
+            "examples": [{"list_id": 7, "after_id": 41}, {"parent_id": 40}, {"before_id": 12}],
+        },
+    )
+
+    list_id: ListId | None = Field(
+        default=None, description="The destination list; null: out of any list."
+    )
+    parent_id: TaskRef | None = Field(default=None, description="The new parent; null: top level.")
+    after_id: TaskRef | None = Field(default=None, description="Right after this task.")
+    before_id: TaskRef | None = Field(default=None, description="Right before this task.")
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> Self:
+        if self.after_id is not None and self.before_id is not None:
+            raise ValueError("send after_id or before_id, not both")
+        return self
 
 
 # How many due dates `GET /api/tasks/{task_id}/occurrences` previews at most.

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Text,
@@ -55,6 +56,36 @@ class Task(SQLModel, table=True):
         UniqueConstraint("previous_task_id"),
         # What a reference from another per-user row points at (migration 0013).
         UniqueConstraint("user_id", "id"),
+        # Lists, subtasks and manual order (migration 0017): same-user keys to the list and
+        # the parent (deleting either deletes the task), one task per place among siblings
+        # (checked at the end of each statement, so one statement may respace several).
+        ForeignKeyConstraint(
+            ["user_id", "list_id"],
+            ["task_lists.user_id", "task_lists.id"],
+            ondelete="CASCADE",
+            name="fk_tasks_user_id_list_id_task_lists",
+        ),
+        ForeignKeyConstraint(
+            ["user_id", "parent_id"],
+            ["tasks.user_id", "tasks.id"],
+            ondelete="CASCADE",
+            name="fk_tasks_user_id_parent_id_tasks",
+        ),
+        UniqueConstraint(
+            "user_id",
+            "list_id",
+            "parent_id",
+            "position",
+            postgresql_nulls_not_distinct=True,
+            deferrable=True,
+            initially="IMMEDIATE",
+        ),
+        Index(
+            "ix_tasks_user_id_parent_id",
+            "user_id",
+            "parent_id",
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = SQLField(
@@ -122,6 +153,12 @@ class Task(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True))
     )
     previous_task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    # Lists, subtasks and manual order (migrations 0017-0018): the list (NULL: none), the
+    # parent (NULL: top level) and the place among the siblings (same list and parent),
+    # ascending; a new task's place is given by the database (trigger `tasks_place`).
+    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    parent_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    position: int | None = SQLField(default=None, sa_column=Column(BigInteger, nullable=False))
 
 
 class TaskRow(Protocol):
@@ -167,5 +204,16 @@ class TaskRow(Protocol):
     def next_due_date(self) -> datetime | None: ...
     @property
     def previous_task_id(self) -> int | None: ...
+    @property
+    def list_id(self) -> int | None: ...
+    @property
+    def parent_id(self) -> int | None: ...
+    @property
+    def position(self) -> int: ...
+    # Computed with the row where a task is read or written (`TaskService`), not columns.
+    @property
+    def subtask_count(self) -> int | None: ...
+    @property
+    def open_subtask_count(self) -> int | None: ...
     # Also a tuple of the columns, in table order (`TaskService.TASK_COLUMNS`).
     def __getitem__(self, index: int) -> Any: ...

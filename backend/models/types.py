@@ -276,6 +276,7 @@ class TaskSort(StrEnum):
     title = "title"  # type: ignore[assignment]  # shadows str.title; the API value is "title"
     due_date = "due_date"
     priority = "priority"
+    position = "position"
 
 
 class SortOrder(StrEnum):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Integer, bindparam, func, select, text, true
+from sqlalchemy import Engine, Integer, and_, bindparam, func, select, text, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.errors import CursorExpired
@@ -54,8 +54,9 @@ class ChangePage:
 _AFTER = bindparam("after", type_=Integer)
 _LIMIT = bindparam("limit", type_=Integer)
 _COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _E.task, _E.occurred_at)
-# Reminder events share the outbox but are no changes: the feed and its positions skip them.
-_CHANGES = _E.type != REMINDER
+# Reminder events and list events share the outbox but are no task changes: the feed and its
+# positions skip them.
+_CHANGES = and_(_E.type != REMINDER, _E.task_id.is_not(None))
 _PRUNED = owned(select(_P.through_id), _P.user_id)
 # One statement, one snapshot: how far pruning went (0 before any), and the page after
 # `after` (NULL: from where pruning left off), outer-joined so an empty page still has a row.
@@ -116,10 +117,11 @@ WITH gone AS (
         ORDER BY occurred_at
         LIMIT :batch
     )
-    RETURNING user_id, id, type
+    RETURNING user_id, id, type, task_id
 ), recorded AS (
     INSERT INTO task_events_pruned (user_id, through_id)
-    SELECT user_id, max(id) FROM gone WHERE type <> 'reminder' GROUP BY user_id
+    SELECT user_id, max(id) FROM gone WHERE type <> 'reminder' AND task_id IS NOT NULL
+    GROUP BY user_id
     ON CONFLICT (user_id) DO UPDATE
         SET through_id = greatest(task_events_pruned.through_id, excluded.through_id)
 )

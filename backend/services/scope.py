@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from types import SimpleNamespace
@@ -120,31 +120,33 @@ def _inserts_owner(statement: Insert) -> bool:
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of `Scoped._run_steps`: it changes at most one row and RETURNs it.
-    `found` (a scoped EXISTS) tells a row the statement's own condition refused from a
-    missing one, and `refusal` is what to say then."""
+    """One statement of `Scoped._run_steps`: it writes the task `task_id` (and maybe others)
+    and RETURNs its rows; the step's row is the one whose `id` is `task_id`. When it writes
+    nothing, `reason` (a scoped SELECT of one text value, or NULL; evaluated then only) says
+    why, for the caller to turn into an error: None is a missing task."""
 
     statement: Any
-    values: Mapping[str, Any] = field(default_factory=dict)
-    found: Any = None
-    refusal: str | None = None
+    values: Mapping[str, Any]
+    task_id: int
+    reason: Any = None
 
 
 class StepRefused(Exception):
-    """A step matched no row: missing (`found` False) or refused by its condition."""
+    """A step wrote nothing: `reason` as its step said (None: the task is missing)."""
 
-    def __init__(self, index: int, found: bool, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, index: int, reason: str | None) -> None:
+        super().__init__(reason or _STEP_MISSING)
         self.index = index
-        self.found = found
-        self.message = message
+        self.reason = reason
 
 
-# What `task_api_step` (migration 0016) stops a message with; the step's index is the DETAIL.
-_STEP_MISSING, _STEP_REFUSED = "TS404", "TS422"
+# `task_api_step` (migration 0016) stops a message with this, the step's index as the DETAIL
+# and its reason (or `missing`) as the message.
+_STEP_REFUSED, _STEP_MISSING = "TS400", "missing"
 _STEP_WRAPPER = (
-    "WITH r AS ({statement}) SELECT task_api_step({index}, (SELECT to_jsonb(r) FROM r), "
-    "{found}, %({refusal})s)"
+    "WITH r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
+    "SELECT task_api_step({index}, (SELECT row FROM j), "
+    "CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END)"
 )
 _STEPS_COLLECTED = "SELECT current_setting('task_api.steps', true)"
 # Hands a statement's rows (JSON) back in a notice, for a message that ends with COMMIT.
@@ -212,22 +214,18 @@ class Scoped:
         params: dict[str, Any] = {}
         for index, step in enumerate(steps):
             _check(step.statement)
-            sql, values = render(
-                self._conn, step.statement, {OWNER: self.user_id, **step.values}, f"s{index}_"
-            )
-            found = "NULL"
-            if step.found is not None:
-                _check(step.found)
-                found, found_values = render(
-                    self._conn, step.found, {OWNER: self.user_id, **step.values}, f"f{index}_"
-                )
-                found = f"({found})"
-                params.update(found_values)
-            refusal = f"r{index}_refusal"
-            params.update(values)
-            params[refusal] = step.refusal
+            values = {OWNER: self.user_id, **step.values}
+            sql, rendered = render(self._conn, step.statement, values, f"s{index}_")
+            params.update(rendered)
+            reason = "NULL"
+            if step.reason is not None:
+                _check(step.reason)
+                reason, reason_values = render(self._conn, step.reason, values, f"w{index}_")
+                reason = f"({reason})"
+                params.update(reason_values)
+            params[f"p{index}"] = step.task_id
             parts.append(
-                _STEP_WRAPPER.format(statement=sql, index=index, found=found, refusal=refusal)
+                _STEP_WRAPPER.format(statement=sql, id=f"p{index}", index=index, reason=reason)
             )
         try:
             if last and can_finish(self._conn):
@@ -237,12 +235,12 @@ class Scoped:
             collected = self._conn.exec_driver_sql("; ".join(parts), params).scalar_one()
         except DBAPIError as error:
             orig = error.orig
-            code = getattr(orig, "pgcode", None)
-            if code not in (_STEP_MISSING, _STEP_REFUSED):
+            if getattr(orig, "pgcode", None) != _STEP_REFUSED:
                 raise
             diag = orig.diag  # type: ignore[union-attr]
-            index = int(diag.message_detail or 0)
-            raise StepRefused(index, code == _STEP_REFUSED, diag.message_primary or "") from None
+            reason = diag.message_primary
+            missing = reason in (None, _STEP_MISSING)
+            raise StepRefused(int(diag.message_detail or 0), None if missing else reason) from None
         rows: list[dict[str, Any]] = json.loads(collected)
         return rows
 

@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, false, func, literal, or_, true, tuple_
+from sqlalchemy import Text, and_, false, func, literal, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from backend.models import Priority, SortOrder, Task, TaskSort, TaskStatus
+from backend.models.task_list import TaskList
+from backend.services.scope import owned
+
+# `list_id` / `parent_id` filters: an id, or this for "no list" / "top level".
+NONE = "none"
+# A filter on a placement column: an id, NONE, or None for no filter.
+PlacedFilter = int | str | None
 
 # Default direction per key: newest first, A to Z, soonest due first, most important first.
 DEFAULT_ORDER = {
@@ -25,6 +32,7 @@ DEFAULT_ORDER = {
     TaskSort.title: SortOrder.asc,
     TaskSort.due_date: SortOrder.asc,
     TaskSort.priority: SortOrder.desc,
+    TaskSort.position: SortOrder.asc,
 }
 
 
@@ -39,6 +47,10 @@ class TaskFilters:
     q: str | None = None
     updated_since: datetime | None = None
     recurring: bool | None = None
+    list_id: PlacedFilter = None
+    # A list named by its name's key (`name_key`; MCP's `list`), instead of `list_id`.
+    list_key: str | None = None
+    parent_id: PlacedFilter = None
 
     def __post_init__(self) -> None:
         # One normal form whoever builds the filters (REST query string, MCP arguments):
@@ -49,7 +61,7 @@ class TaskFilters:
 
     def fingerprint(self) -> str:
         """A stable text form, so a cursor can be bound to the filters that produced it."""
-        values = {
+        values: dict[str, Any] = {
             "status": self.status.value,
             "priorities": sorted(p.value for p in self.priorities),
             "tags": sorted(self.tags),
@@ -59,9 +71,15 @@ class TaskFilters:
             "q": self.q,
             "updated_since": self.updated_since.isoformat() if self.updated_since else None,
         }
+        # Only when set: cursors issued before a filter existed stay valid.
         if self.recurring is not None:
-            # Only when set: cursors issued before the filter existed stay valid.
             values["recurring"] = self.recurring
+        if self.list_id is not None:
+            values["list_id"] = self.list_id
+        if self.list_key is not None:
+            values["list_key"] = self.list_key
+        if self.parent_id is not None:
+            values["parent_id"] = self.parent_id
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
@@ -69,7 +87,7 @@ class TaskFilters:
 class Keyset:
     """Where the previous page ended: the last row's sort key and id."""
 
-    key: datetime | str | None
+    key: datetime | str | int | None
     id: int
 
 
@@ -97,6 +115,8 @@ def sort_key(sort: TaskSort) -> Any:  # a column or an expression over one
         return func.lower(col(Task.title), type_=Text())
     if sort is TaskSort.due_date:
         return col(Task.due_date)
+    if sort is TaskSort.position:
+        return col(Task.position)
     return col(Task.priority)
 
 
@@ -167,4 +187,17 @@ def filter_conditions(filters: TaskFilters) -> list[ColumnElement[bool]]:
     if filters.recurring is not None:
         recurrence = col(Task.recurrence)
         conditions.append(recurrence.is_not(None) if filters.recurring else recurrence.is_(None))
+    if filters.list_id is not None:
+        conditions.append(_placed(col(Task.list_id), filters.list_id))
+    if filters.list_key is not None:
+        lists = TaskList.__table__.c  # type: ignore[attr-defined]
+        named = owned(select(lists.id).where(lists.name_key == filters.list_key), lists.user_id)
+        conditions.append(col(Task.list_id) == named.scalar_subquery())
+    if filters.parent_id is not None:
+        conditions.append(_placed(col(Task.parent_id), filters.parent_id))
     return conditions
+
+
+def _placed(column: Any, value: int | str) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column.is_(None) if value == NONE else column == value
+    return condition

@@ -45,6 +45,7 @@ from backend.error_mapping import NO_ANSWER_MESSAGE
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
 from backend.services.idempotency import IdempotencyService
+from backend.services.lists import ListService
 from backend.services.rate_limits import HeaderSink, RateLimiter, WriteCount
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
@@ -63,6 +64,7 @@ _TOO_LATE = "TA504"  # a write run after its deadline (`engine.finish`): not com
 class UnitOfWork:
     caller_id: str
     tasks: TaskService
+    lists: ListService
     changes: ChangeFeed
     idempotency: IdempotencyService
     users: UserService
@@ -158,6 +160,7 @@ class UnitOfWork:
         # and dies with this Connection, not with the pooled database connection under it.
         conn.execution_options(**{CALLER_KEY: self.caller_id})
         self.tasks = TaskService(conn, self.caller_id)
+        self.lists = ListService(conn, self.caller_id)
         self.changes = ChangeFeed(conn, self.caller_id)
         self.idempotency = IdempotencyService(
             conn, self.caller_id, self._settings.idempotency_key_ttl_seconds

@@ -15,14 +15,14 @@ from backend.models import Priority, TaskPublic
 from backend.models.envelopes import TaskListEnvelope, TaskListMeta
 from backend.models.task import MinutesBeforeDue, ReminderAt, reminders_json
 from backend.recurrence import TIME_ZONES
-from backend.services.tasks import TASK_COLUMNS
+from backend.services.tasks import TASK_VIEW
 
-# A page row: every column of `tasks`, then the listing's sort key.
-Row = namedtuple("Row", [*(column.name for column in TASK_COLUMNS), "sort_key"])  # type: ignore[misc]
+# A page row: every column of `tasks` and the computed counts, then the listing's sort key.
+Row = namedtuple("Row", [*(column.key for column in TASK_VIEW), "sort_key"])  # type: ignore[misc]
 
 
 def test_the_rows_have_the_tables_columns() -> None:
-    assert Row._fields[:-1] == tuple(column.name for column in TASK_COLUMNS)
+    assert Row._fields[:-1] == tuple(column.key for column in TASK_VIEW)
 
 
 instants = st.datetimes(
@@ -46,6 +46,9 @@ SPECIAL = {
         max_size=5,
     ).map(reminders_json),
     "series_id": st.none() | st.uuids().map(str),
+    "position": st.integers(-(2**62), 2**62),
+    "subtask_count": st.integers(0, 200),
+    "open_subtask_count": st.integers(0, 200),
     "sort_key": st.none(),
 }
 
@@ -61,12 +64,12 @@ def _of_type(column: Any) -> st.SearchStrategy[Any]:
         base = instants
     else:
         base = text
-    return st.none() | base if column.nullable else base
+    return st.none() | base if getattr(column, "nullable", False) else base
 
 
 rows = st.builds(
     Row,
-    **{c.name: SPECIAL[c.name] if c.name in SPECIAL else _of_type(c) for c in TASK_COLUMNS},
+    **{c.key: SPECIAL[c.key] if c.key in SPECIAL else _of_type(c) for c in TASK_VIEW},
     sort_key=SPECIAL["sort_key"],
 )
 metas = st.builds(

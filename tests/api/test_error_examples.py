@@ -63,6 +63,32 @@ def _key_mismatch(client: TestClient, alice: Account) -> httpx.Response:
     return client.post("/api/tasks", json={"title": "second"}, headers=headers)
 
 
+def _list(client: TestClient, account: Account, name: str = "Groceries") -> int:
+    created = client.post("/api/lists", json={"name": name}, headers=account.headers)
+    assert created.status_code == 201, created.text
+    list_id: int = created.json()["data"]["id"]
+    return list_id
+
+
+def _cycle(client: TestClient, alice: Account) -> httpx.Response:
+    parent = _task(client, alice)
+    child = client.post(
+        "/api/tasks", json={"title": "c", "parent_id": parent}, headers=alice.headers
+    )
+    body = {"parent_id": child.json()["data"]["id"]}
+    return client.post(f"/api/tasks/{parent}/move", json=body, headers=alice.headers)
+
+
+def _name_taken(client: TestClient, alice: Account) -> httpx.Response:
+    _list(client, alice)
+    return client.post("/api/lists", json={"name": "Groceries"}, headers=alice.headers)
+
+
+def _list_precondition(client: TestClient, alice: Account) -> httpx.Response:
+    headers = {**alice.headers, "If-Match": '"0-0"'}
+    return client.patch(f"/api/lists/{_list(client, alice)}", json={}, headers=headers)
+
+
 PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
     "invalid_changes_cursor": lambda client, alice: client.get(
         "/api/tasks/changes", params={"cursor": "x.y"}, headers=alice.headers
@@ -92,13 +118,27 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
         "/api/tasks?cursor=not-a-cursor", headers=alice.headers
     ),
     "idempotency_key_mismatch": _key_mismatch,
+    "list_not_found": lambda client, alice: client.get("/api/lists/999999", headers=alice.headers),
+    "list_reference_not_found": lambda client, alice: client.post(
+        "/api/tasks", json={"title": "t", "list_id": 999_999}, headers=alice.headers
+    ),
+    "parent_not_found": lambda client, alice: client.post(
+        "/api/tasks", json={"title": "t", "parent_id": 999_999}, headers=alice.headers
+    ),
+    "subtask_cycle": _cycle,
+    "list_name_taken": _name_taken,
+    "list_precondition_failed": _list_precondition,
 }
+# Limits, reached by rows written on the test's own engine (thousands of requests otherwise).
+FILLED = {"limit_reached", "too_many_lists"}
 
 
 def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
     # test_the_cursor_expired_example, after pruning.
-    assert set(PROVOKE) | NOT_PROVOKED | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
+    assert set(PROVOKE) | NOT_PROVOKED | FILLED | {"rate_limited", "cursor_expired"} == set(
+        EXAMPLES
+    )
     assert not set(PROVOKE) & NOT_PROVOKED
 
 
@@ -138,3 +178,32 @@ def test_the_cursor_expired_example(client: TestClient, alice: Account, db_engin
     answer = client.get("/api/tasks/changes", params={"cursor": cursor}, headers=alice.headers)
     assert answer.status_code == 410
     assert answer.json() == EXAMPLES["cursor_expired"].example()["value"]
+
+
+def test_the_limit_examples(client: TestClient, alice: Account, db_engine: Engine) -> None:
+    """10,000 tasks in a list and 100 lists, written directly (the limits are what a request
+    that would pass them is told)."""
+    from backend.models.task_list import LISTS_PER_USER, TASKS_PER_LIST
+
+    full = _list(client, alice, "Full")
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tasks (user_id, title, list_id, position) "
+                "SELECT :user, 't' || n, :list, n FROM generate_series(1, :count) AS n"
+            ),
+            {"user": alice.id, "list": full, "count": TASKS_PER_LIST},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO task_lists (user_id, name, name_key, position) "
+                "SELECT :user, 'l' || n, 'l' || n, n FROM generate_series(1, :count) AS n"
+            ),
+            {"user": alice.id, "count": LISTS_PER_USER - 1},
+        )
+    answer = client.post("/api/tasks", json={"title": "t", "list_id": full}, headers=alice.headers)
+    assert answer.status_code == 422
+    assert answer.json() == EXAMPLES["limit_reached"].example()["value"]
+    answer = client.post("/api/lists", json={"name": "one more"}, headers=alice.headers)
+    assert answer.status_code == 422
+    assert answer.json() == EXAMPLES["too_many_lists"].example()["value"]

@@ -1,19 +1,23 @@
 """Isolation for every route that takes the door (a signed-in caller), generated from the
 app's route table: a new route is covered without anyone listing it.
 
-For each route and method, Bob sends the request aimed at Alice's task and, where the route
-names a task, the same request aimed at a task that does not exist: the two answers must be
-identical (status, body, header names), and Alice's tasks must be exactly as before. Routes
-that name no task must not reveal Alice's tasks in their answer.
+For each route, method and sample body, Bob sends the request aimed at Alice's task or list
+(the path's `{task_id}` / `{list_id}`, a bulk operation's task) and the same request aimed at
+one that does not exist: the two answers must be identical (status, body, header names). A
+body that names other rows (`list_id`, `parent_id`, `after_id`, `before_id`) is sent again
+aimed at Bob's own row, naming Alice's rows, and naming rows that do not exist: identical
+answers again. Routes that name nothing of anyone's must not reveal Alice's rows in their
+answer. Alice's tasks and lists must be exactly as before, whatever Bob sent.
 
-Under /api/{user_id}/tasks, Bob puts Alice's user id in the path (and, where the route names
-a task, aims at Alice's task): every route, those naming no task included, must answer exactly
-as Bob's own path does for a task that does not exist (a 404), and change nothing of Alice's.
+Under /api/{user_id}/tasks and /api/{user_id}/lists, Bob puts Alice's user id in the path (and
+aims at Alice's row): every route, those naming nothing included, must answer exactly as Bob's
+own path does for a row that does not exist (a 404), and change nothing of Alice's.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -26,33 +30,62 @@ from backend.config import Settings
 from backend.main import create_app
 from tests.conftest import Account, api_routes
 
-# A valid body for each body schema a task route takes, `TASK` standing for the target id.
-# A route with a body schema missing here fails the test below: add a sample.
-TASK = -1
-SAMPLES: dict[str, Any] = {
-    "TaskCreate": {"title": "bob's"},
+# Placeholders in the sample bodies: the target task (a bulk operation's), a list, another
+# task (a parent or an anchor) and another list (a list's anchor).
+TASK, LIST, REF, LIST_REF = -1, -2, -3, -4
+# Valid bodies for each body schema a route takes (each one is sent). A route with a body
+# schema missing here fails the test below: add a sample.
+SAMPLES: dict[str, list[Any]] = {
+    "TaskCreate": [
+        {"title": "bob's"},
+        {"title": "in a list", "list_id": LIST},
+        {"title": "a subtask", "parent_id": REF},
+    ],
     # With a rule: the write reads the stored task first (its series), which must be as
     # invisible to Bob as the write itself.
-    "TaskReplace": {
-        "title": "hijacked",
-        "completed": True,
-        "tags": ["x"],
-        "due_date": "2030-01-01",
-        "recurrence": "daily",
-        "time_zone": "Europe/Berlin",
-        "reminders": [{"minutes_before_due": 5}],
-    },
-    "TaskUpdate": {"title": "hijacked", "priority": "low", "recurrence": "weekly"},
-    "TaskCompletion": {"completed": True},
-    "BulkRequest": {
-        "operations": [
-            {"op": "set_priority", "id": TASK, "priority": "low"},
-            {"op": "complete", "id": TASK},
-        ]
-    },
+    "TaskReplace": [
+        {
+            "title": "hijacked",
+            "completed": True,
+            "tags": ["x"],
+            "due_date": "2030-01-01",
+            "recurrence": "daily",
+            "time_zone": "Europe/Berlin",
+            "reminders": [{"minutes_before_due": 5}],
+        },
+        {"title": "moved", "list_id": LIST},
+        {"title": "moved", "parent_id": REF},
+    ],
+    "TaskUpdate": [
+        {"title": "hijacked", "priority": "low", "recurrence": "weekly"},
+        {"list_id": LIST},
+        {"parent_id": REF, "title": "moved"},
+    ],
+    "TaskCompletion": [{"completed": True}],
+    "BulkRequest": [
+        {
+            "operations": [
+                {"op": "set_priority", "id": TASK, "priority": "low"},
+                {"op": "complete", "id": TASK},
+            ]
+        },
+        {"operations": [{"op": "move", "id": TASK, "list_id": LIST}]},
+    ],
+    "TaskMove": [
+        {"list_id": LIST},
+        {"parent_id": REF},
+        {"after_id": REF},
+        {"before_id": REF},
+        {"list_id": LIST, "before_id": REF},
+    ],
+    "ListCreate": [{"name": "alice-secret-list"}],
+    "ListReplace": [{"name": "hijacked", "color": "#000000"}],
+    "ListUpdate": [{"name": "hijacked"}],
+    "ListMove": [{}, {"after_id": LIST_REF}, {"before_id": LIST_REF}],
 }
 ALICE_TITLE = "alice-secret-title"
-USER_PATHS = "/api/{user_id}/tasks"
+ALICE_LIST = "alice-secret-list"
+TWIN_STEMS = ("/api/{user_id}/tasks", "/api/{user_id}/lists")
 
 
 def _door_routes() -> list[tuple[str, str, type[BaseModel] | None]]:
@@ -71,80 +104,154 @@ def _door_routes() -> list[tuple[str, str, type[BaseModel] | None]]:
 
 
 ROUTES = _door_routes()
-
-
-def _body(model: type[BaseModel] | None, task_id: int) -> Any:
-    if model is None:
-        return None
-    if model.__name__ not in SAMPLES:
-        pytest.fail(f"no sample body for {model.__name__}: add one to SAMPLES")
-    return json.loads(json.dumps(SAMPLES[model.__name__]).replace(str(TASK), str(task_id)))
+CASES = [
+    pytest.param(method, path, model, index, id=f"{method} {path} {index}")
+    for method, path, model in ROUTES
+    for index in range(len(SAMPLES.get(model.__name__, [None])) if model is not None else 1)
+]
 
 
 def test_the_route_table_is_found() -> None:
     paths = {path for _, path, _ in ROUTES}
     assert {"/api/tasks", "/api/tasks/{task_id}", "/api/tasks/bulk", "/api/auth/me"} <= paths
+    assert {"/api/lists", "/api/lists/{list_id}", "/api/tasks/{task_id}/move"} <= paths
     assert len(ROUTES) >= 10
-    # Every /api/tasks route and method has its /api/{user_id}/tasks twin.
-    tasks = {r for r in ROUTES if r[1].startswith("/api/tasks")}
-    twins = {(m, p.replace("/api/tasks", USER_PATHS, 1), b) for m, p, b in tasks}
-    assert twins == {r for r in ROUTES if r[1].startswith(USER_PATHS)}
+    # Every /api/tasks and /api/lists route and method has its /api/{user_id}/... twin.
+    for stem, twin_stem in zip(("/api/tasks", "/api/lists"), TWIN_STEMS, strict=True):
+        own = {r for r in ROUTES if r[1].startswith(stem)}
+        twins = {(m, p.replace(stem, twin_stem, 1), b) for m, p, b in own}
+        assert twins == {r for r in ROUTES if r[1].startswith(twin_stem)}
+    for _, _, model in ROUTES:
+        if model is not None:
+            assert model.__name__ in SAMPLES, f"no sample body for {model.__name__}: add one"
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "model"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
-)
-def test_bob_cannot_reach_alices_tasks(
+@dataclass(frozen=True)
+class Rows:
+    """One user's rows a request may aim at or name."""
+
+    task: int
+    list: int
+    ref: int  # another task: a parent, an anchor
+    list_ref: int  # another list: an anchor
+
+    def fill(self, sample: Any) -> Any:
+        text = json.dumps(sample)
+        for placeholder, value in (
+            (TASK, self.task),
+            (LIST, self.list),
+            (REF, self.ref),
+            (LIST_REF, self.list_ref),
+        ):
+            text = text.replace(str(placeholder), str(value))
+        return json.loads(text)
+
+
+def _names_rows(sample: Any) -> bool:
+    text = json.dumps(sample)
+    return any(str(p) in text for p in (LIST, REF, LIST_REF))
+
+
+def _rows_of(client: TestClient, account: Account, title: str, name: str) -> Rows:
+    def task(**extra: Any) -> int:
+        created = client.post("/api/tasks", json={"title": title, **extra}, headers=account.headers)
+        assert created.status_code == 201, created.text
+        task_id: int = created.json()["data"]["id"]
+        return task_id
+
+    def a_list(suffix: str) -> int:
+        created = client.post("/api/lists", json={"name": name + suffix}, headers=account.headers)
+        assert created.status_code == 201, created.text
+        list_id: int = created.json()["data"]["id"]
+        return list_id
+
+    listed = a_list("")
+    rows = Rows(
+        task=task(priority="high", tags=["a"]), list=listed, ref=task(), list_ref=a_list(" 2")
+    )
+    task(list_id=listed, completed=True)  # a task in the list, completed
+    task(parent_id=rows.ref)  # a subtask
+    return rows
+
+
+def _state(client: TestClient, account: Account) -> Any:
+    tasks = client.get("/api/tasks", params={"limit": 500}, headers=account.headers).json()["data"]
+    lists = client.get("/api/lists", headers=account.headers).json()["data"]
+    return tasks, lists
+
+
+MISSING = 10_000_000
+
+
+@pytest.mark.parametrize(("method", "path", "model", "index"), CASES)
+def test_bob_cannot_reach_alices_rows(
     client: TestClient,
     alice: Account,
     bob: Account,
     method: str,
     path: str,
     model: type[BaseModel] | None,
+    index: int,
 ) -> None:
-    alices = [
-        client.post(
-            "/api/tasks",
-            json={"title": ALICE_TITLE, "priority": "high", "tags": ["a"], "completed": done},
-            headers=alice.headers,
-        ).json()["data"]
-        for done in (False, True)
-    ]
-    target = alices[0]["id"]
-    missing = target + 10_000
+    alices = _rows_of(client, alice, ALICE_TITLE, ALICE_LIST)
+    bobs = _rows_of(client, bob, "bob's own", "bob's list")
+    missing = Rows(task=MISSING, list=MISSING + 1, ref=MISSING + 2, list_ref=MISSING + 3)
+    before = _state(client, alice)
+    sample = SAMPLES[model.__name__][index] if model is not None else None
 
-    def send(task_id: int, user_id: str = alice.id, route: str = path, verb: str = method) -> Any:
-        url = route.replace("{task_id}", str(task_id)).replace("{user_id}", quote(user_id, safe=""))
-        body = _body(model, task_id) if verb == method else None
+    def send(
+        target: Rows,
+        named: Rows,
+        user_id: str = alice.id,
+        route: str = path,
+        verb: str = method,
+    ) -> Any:
+        url = (
+            route.replace("{task_id}", str(target.task))
+            .replace("{list_id}", str(target.list))
+            .replace("{user_id}", quote(user_id, safe=""))
+        )
+        body = None
+        if sample is not None and verb == method:
+            # The bulk operation's task is the target; everything else named is `named`'s.
+            body = Rows(target.task, named.list, named.ref, named.list_ref).fill(sample)
         return client.request(verb, url, json=body, headers=bob.headers)
 
-    foreign = send(target)
-    names_a_task = "{task_id}" in path or (model is not None and model.__name__ == "BulkRequest")
-    if path.startswith(USER_PATHS):
-        # Alice's id in Bob's path: what Bob's own path answers for a task that does not
-        # exist (this request on a missing task, or, where it names none, a GET of one).
-        if names_a_task:
-            absent = send(missing, bob.id)
-        else:
-            absent = send(missing, bob.id, USER_PATHS + "/{task_id}", "GET")
+    def same(foreign: Any, absent: Any) -> None:
         assert foreign.status_code == absent.status_code == 404, foreign.text
         assert foreign.content == absent.content
         ignore = {"x-request-id", "content-length"}
         assert set(foreign.headers) - ignore == set(absent.headers) - ignore
-        # The same for an id nobody has.
-        assert send(target, "no-such-user").content == absent.content
-    elif names_a_task:
-        absent = send(missing)
-        assert foreign.status_code == absent.status_code == 404, foreign.text
-        assert foreign.content == absent.content
-        ignore = {"x-request-id", "content-length"}
-        assert set(foreign.headers) - ignore == set(absent.headers) - ignore
-    else:
-        assert foreign.status_code < 400, foreign.text
-        assert ALICE_TITLE not in foreign.text and alice.id not in foreign.text
 
-    after = [
-        client.get(f"/api/tasks/{task['id']}", headers=alice.headers).json()["data"]
-        for task in alices
-    ]
-    assert after == alices
+    aims = (
+        "{task_id}" in path
+        or "{list_id}" in path
+        or (model is not None and model.__name__ == "BulkRequest")
+    )
+    twin = next((stem for stem in TWIN_STEMS if path.startswith(stem)), None)
+    if twin is not None:
+        # Alice's id in Bob's path: what Bob's own path answers for a row that does not
+        # exist (this request on a missing row, or, where it names none, a GET of one).
+        foreign = send(alices, bobs)
+        if aims:
+            absent = send(missing, bobs, bob.id)
+        else:
+            resource = "/{task_id}" if twin.endswith("tasks") else "/{list_id}"
+            absent = send(missing, bobs, bob.id, twin + resource, "GET")
+        same(foreign, absent)
+        # The same for an id nobody has.
+        assert send(alices, bobs, "no-such-user").content == absent.content
+    else:
+        if aims:
+            # Alice's task or list as the target (naming Bob's own rows otherwise).
+            same(send(alices, bobs), send(missing, bobs))
+        if sample is not None and _names_rows(sample):
+            # Bob's own target, naming Alice's rows: as if they did not exist.
+            same(send(bobs, alices), send(bobs, missing))
+        if not aims and not (sample is not None and _names_rows(sample)):
+            answer = send(bobs, bobs)
+            assert answer.status_code < 400, answer.text
+            assert ALICE_TITLE not in answer.text and alice.id not in answer.text
+            if ALICE_LIST not in json.dumps(sample):  # Bob may name a list as Alice did
+                assert ALICE_LIST not in answer.text, answer.text
+    assert _state(client, alice) == before

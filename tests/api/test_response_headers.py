@@ -194,7 +194,12 @@ def test_head_answers_every_get_route_like_get_without_a_body(
     client: TestClient, alice: Account, path: str
 ) -> None:
     task = _task(client, alice)
-    url = path.replace("{task_id}", str(task["id"])).replace("{user_id}", alice.id)
+    listed = client.post("/api/lists", json={"name": "a list"}, headers=alice.headers)
+    url = (
+        path.replace("{task_id}", str(task["id"]))
+        .replace("{list_id}", str(listed.json()["data"]["id"]))
+        .replace("{user_id}", alice.id)
+    )
     got, head = _head_and_get(client, url, alice.headers)
     assert got.status_code == 200, (path, got.text[:200])
     assert head.status_code == got.status_code, (path, head.status_code)

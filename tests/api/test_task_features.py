@@ -491,6 +491,7 @@ def test_stats_count_only_the_callers_tasks(
             "completed": 1,
             "overdue": 1,
             "by_priority": {"none": 1, "low": 1, "medium": 1, "high": 1},
+            "by_list": [{"list_id": None, "name": None, "total": 4, "pending": 3, "completed": 1}],
         }
     }
     create(client, bob, title="extra bob")

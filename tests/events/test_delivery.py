@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from standardwebhooks.webhooks import Webhook
 
@@ -228,3 +229,50 @@ def test_bad_webhook_configuration_is_refused_at_start(database_url: str) -> Non
         EVENT_WEBHOOKS=json.dumps([{"url": "http://example.com/h", "secret": SECRET}]),
     )
     assert production.returncode == 2 and "https" in production.stderr
+
+
+def test_list_events_reach_their_topic_and_the_webhook_in_order(
+    client: TestClient, db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
+) -> None:
+    """`list.created`, `list.updated`, `list.deleted` (migration 0019): the worker delivers a
+    list's events in order, to DAPR_LIST_EVENTS_TOPIC and as signed `list.*` webhooks; the
+    tasks deleted with the list are task events as ever."""
+    created = client.post("/api/lists", json={"name": "Errands"}, headers=alice.headers)
+    list_id = created.json()["data"]["id"]
+    client.post("/api/tasks", json={"title": "stamps", "list_id": list_id}, headers=alice.headers)
+    client.patch(f"/api/lists/{list_id}", json={"color": "#aabbcc"}, headers=alice.headers)
+    assert client.delete(f"/api/lists/{list_id}", headers=alice.headers).status_code == 204
+    worker = make_worker(
+        db_engine, delivery_settings(settings, receiver, dapr_list_events_topic="lists")
+    )
+    try:
+        while worker.deliver_batch():
+            pass
+    finally:
+        worker.close()
+    listed = [r.json() for r in receiver.by_path("/v1.0/publish/pubsub/lists")]
+    assert [e["event_type"] for e in listed] == ["list.created", "list.updated", "list.deleted"]
+    assert set(listed[0]) == {
+        "event_id",
+        "event_type",
+        "list_id",
+        "list_data",
+        "user_id",
+        "timestamp",
+    }
+    assert listed[0]["list_data"] == {
+        key: value
+        for key, value in created.json()["data"].items()
+        if key not in ("task_count", "open_task_count")
+    }
+    assert listed[1]["list_data"]["color"] == "#aabbcc" and listed[2]["list_data"] is None
+    assert {e["list_id"] for e in listed} == {list_id}
+    tasks = [r.json()["event_type"] for r in receiver.by_path("/v1.0/publish/pubsub/task-events")]
+    assert tasks == ["created", "deleted"]
+    hooks = [Webhook(SECRET).verify(h.body, h.headers) for h in receiver.by_path("/hook")]
+    assert [h["type"] for h in hooks if h["type"].startswith("list.")] == [
+        "list.created",
+        "list.updated",
+        "list.deleted",
+    ]
+    assert event_states(db_engine) == {"delivered": 5}

@@ -23,6 +23,7 @@ from tests.mcp.conftest import (
 
 CONTRACT_TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
 EXTRA_TOOLS = {"get_task", "reopen_task", "task_stats"}
+LIST_TOOLS = {"list_lists", "create_list", "rename_list", "delete_list"}
 PROTOCOL = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 
 
@@ -34,7 +35,7 @@ def test_tools_are_listed_with_schemas_and_annotations(
         async with mcp_client(live_server, alice.token, mode=mode) as client:
             assert client.protocol_version == PROTOCOL[mode]
             tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == CONTRACT_TOOLS | EXTRA_TOOLS
+        assert set(tools) == CONTRACT_TOOLS | EXTRA_TOOLS | LIST_TOOLS
         for tool in tools.values():
             assert tool.description and len(tool.description) > 40
             assert tool.input_schema["type"] == "object"
@@ -43,7 +44,7 @@ def test_tools_are_listed_with_schemas_and_annotations(
             assert tool.output_schema is not None and tool.output_schema["type"] == "object"
             assert tool.annotations is not None
             assert tool.annotations.read_only_hint is (
-                tool.name in {"list_tasks", "get_task", "task_stats"}
+                tool.name in {"list_tasks", "get_task", "task_stats", "list_lists"}
             )
             assert tool.annotations.open_world_hint is False
         add = tools["add_task"].input_schema
@@ -113,6 +114,9 @@ def test_every_tool_agrees_with_the_rest_api(live_server: str, alice: Account, m
                 "tags": [],
                 "recurrence": None,
                 "next_due_date": None,
+                "list_id": None,
+                "parent_id": None,
+                "subtask_count": 0,
             }
             assert structured(listed) == {"tasks": text_json(listed), "has_more": False}
 

@@ -26,7 +26,9 @@ paths users hit, within about a minute and a half on 2 cores:
 - four tests of tests/api/test_recurrence.py: a completion and its successor's INSERT ...
   SELECT ... ON CONFLICT in one transaction, a schedule write that reads the task first;
 - tests/reliability/test_statement_timeout.py: SET LOCAL statement_timeout is honoured through
-  the pooler and does not stick to the server connection.
+  the pooler and does not stick to the server connection;
+- tests/api/test_lists.py, test_subtasks.py: lists, the placement statements (CTEs, one
+  UPDATE ... FROM plan, constraints checked at the statement's end) and the tree's triggers.
 Left out: validation/HTTP-shape tests that never reach the database differently
 (test_validation, test_http), the hypothesis pagination property (long; its SQL is the
 listing SQL test_task_features already runs), and the sign-in timing test (timing on a
@@ -65,6 +67,8 @@ SUBSET = [
     "tests/api/test_recurrence.py::"
     "test_the_change_feed_records_the_completion_and_the_new_occurrence_in_one_transaction",
     "tests/reliability/test_statement_timeout.py",
+    "tests/api/test_lists.py",
+    "tests/api/test_subtasks.py",
 ]
 
 

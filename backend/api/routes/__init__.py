@@ -6,13 +6,15 @@ routes (the bulk of the traffic) come first, and the published contract's
 
 from fastapi import APIRouter
 
-from backend.api.routes import auth, changes, health, tasks, user_tasks
+from backend.api.routes import auth, changes, health, lists, tasks, user_tasks
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
 api_router.include_router(changes.router)
+api_router.include_router(lists.router)
 api_router.include_router(auth.router)
 api_router.include_router(health.router)
 api_router.include_router(user_tasks.router)
+api_router.include_router(user_tasks.lists_router)
 
 __all__ = ["api_router"]

@@ -27,6 +27,12 @@ from backend.api.responses import (
     INVALID_CURSOR,
     KEY_IN_USE,
     KEY_MISMATCH,
+    LIST_FULL,
+    LIST_REFERENCE_NOT_FOUND,
+    PARENT_NOT_FOUND,
+    PRECONDITION,
+    SUBTASK_CYCLE,
+    TASK_NOT_FOUND,
     VALIDATION,
     errors,
     not_modified,
@@ -37,13 +43,15 @@ from backend.contracts.task_listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     DueBound,
+    NoneWord,
     PageLimit,
+    PlacedId,
     PriorityFilter,
     SearchTerm,
     TagFilter,
     listing_query,
 )
-from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, stats_public
+from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, move_placement, stats_public
 from backend.models import (
     SortOrder,
     TaskCompletion,
@@ -59,11 +67,13 @@ from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     BulkResponseEnvelope,
     ClearedCompletedEnvelope,
+    CountMeta,
     TaskEnvelope,
     TaskListEnvelope,
     TaskListMeta,
     TaskOccurrencesEnvelope,
     TaskStatsEnvelope,
+    TaskSubtreeEnvelope,
 )
 from backend.models.task import Instant
 from backend.models.task_ops import (
@@ -72,6 +82,7 @@ from backend.models.task_ops import (
     BulkResponse,
     BulkResult,
     ClearedCompleted,
+    TaskMove,
     TaskOccurrences,
 )
 from backend.services.task_listing import TaskListQuery
@@ -105,6 +116,9 @@ TaskId = Annotated[
 _CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
 # What a creating route may refuse: a key in use or reused, besides the usual.
 _IDEMPOTENT_EXAMPLES = (KEY_IN_USE, CONFLICT, VALIDATION, KEY_MISMATCH)
+# What a write that places a task (list_id, parent_id) may refuse, besides the usual.
+_PLACED_EXAMPLES = (LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, SUBTASK_CYCLE, LIST_FULL)
+_WRITE_EXAMPLES = (TASK_NOT_FOUND, VALIDATION, PRECONDITION, *_PLACED_EXAMPLES)
 
 
 def _one(task: TaskRow, response: Response) -> TaskEnvelope:
@@ -162,11 +176,23 @@ class ListParams(BaseModel):
         description="`true`: tasks with a `recurrence` rule. `false`: tasks without one.",
         examples=[True],
     )
+    list_id: Annotated[PlacedId, DecimalDigits] | NoneWord | None = Field(
+        default=None,
+        description="In this list (its id), or `none`: in no list. Subtasks included; "
+        "add `parent_id=none` for the list's top level.",
+        examples=[7],
+    )
+    parent_id: Annotated[PlacedId, DecimalDigits] | NoneWord | None = Field(
+        default=None,
+        description="Subtasks of this task (its id; direct ones), or `none`: top-level tasks.",
+        examples=["none"],
+    )
     sort: TaskSort = Field(
         default=TaskSort.created,
         description="`created` (default newest first), `updated` (newest first), "
         "`title` (A to Z, case-insensitive), `due_date` (soonest first; no due date "
-        "last in both orders), `priority` (high first). Ties are broken by id.",
+        "last in both orders), `priority` (high first), `position` (manual order: use it "
+        "with `list_id` and `parent_id`, whose siblings it orders). Ties are broken by id.",
     )
     order: SortOrder | None = Field(
         default=None, description="Overrides the sort key's default direction.", examples=["asc"]
@@ -198,6 +224,8 @@ class ListParams(BaseModel):
             search=self.q,
             updated_since=self.updated_since,
             recurring=self.recurring,
+            list_id=self.list_id,
+            parent_id=self.parent_id,
             sort=self.sort,
             order=self.order,
             limit=self.limit,
@@ -265,7 +293,15 @@ def list_tasks(
             "ETag",
             "Idempotent-Replayed",
         ),
-        **errors(400, 409, 413, 422, 429, examples=_IDEMPOTENT_EXAMPLES),
+        **errors(
+            400,
+            404,
+            409,
+            413,
+            422,
+            429,
+            examples=(*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, LIST_FULL),
+        ),
     },
 )
 def create_task(
@@ -374,7 +410,9 @@ def get_task(
     operation_id="replaceTask",
     response_model=TaskEnvelope,
     summary="Replace a task's editable fields",
-    responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
+    description="`list_id` and `parent_id` omitted keep the task where it is; sent, they "
+    "move it as PATCH does.",
+    responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
 )
 def replace_task(
     door: Door,
@@ -392,7 +430,10 @@ def replace_task(
     operation_id="updateTask",
     response_model=TaskEnvelope,
     summary="Change some fields of a task",
-    responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
+    description="A `list_id` or `parent_id` other than the task's moves it, with its "
+    "subtasks, last into that place; the task's own ones keep it where it is. "
+    "`POST /api/tasks/{task_id}/move` places it exactly.",
+    responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
 )
 def update_task(
     door: Door,
@@ -423,6 +464,45 @@ def complete_task(
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
     return _one(door.tasks.set_completed(task_id, completed, expected), response)
+
+
+@router.post(
+    "/{task_id}/move",
+    operation_id="moveTask",
+    response_model=TaskEnvelope,
+    summary="Move a task, with its subtasks, to an exact place",
+    description="To another list, under another parent, and/or next to a sibling, in one "
+    "request (see the body). Its subtasks move with it (into its list). A move writes the "
+    "task and, when it changes lists, its subtasks; it takes a place between its new "
+    "neighbours without renumbering them (a few are respaced only when they are adjacent).",
+    responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
+)
+def move_task(
+    door: Door,
+    task_id: TaskId,
+    data: TaskMove,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TaskEnvelope:
+    expected = if_match_versions(if_match, task_id)
+    return _one(door.tasks.move(task_id, move_placement(data), expected), response)
+
+
+@router.get(
+    "/{task_id}/subtree",
+    operation_id="getTaskSubtree",
+    response_model=TaskSubtreeEnvelope,
+    summary="A task and all its subtasks",
+    description="The task, then its subtasks depth-first in manual order (each followed by "
+    "its own): a checklist in one read. At most 201 tasks (a top-level task has at most 200 "
+    "subtasks).",
+    responses=errors(404),
+)
+def task_subtree(door: Door, task_id: TaskId) -> TaskSubtreeEnvelope:
+    rows = door.tasks.subtree(task_id)
+    return TaskSubtreeEnvelope(
+        data=[TaskPublic.model_validate(row) for row in rows], meta=CountMeta(count=len(rows))
+    )
 
 
 @router.get(

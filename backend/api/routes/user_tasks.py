@@ -1,5 +1,6 @@
-"""`/api/{user_id}/tasks...`: the paths of the published hackathon contract, for frontends
-written against it, served by the `/api/tasks...` endpoints themselves.
+"""`/api/{user_id}/tasks...` (and `/api/{user_id}/lists...`): the paths of the published
+hackathon contract, for frontends written against it, served by the `/api/tasks...` (and
+`/api/lists...`) endpoints themselves.
 
 The user id in the path selects nothing: the token does, as everywhere. Each route here is its
 `/api/tasks` twin with one more path parameter, compared with the caller once the door is
@@ -18,8 +19,16 @@ from typing import Annotated, Any, get_type_hints
 from fastapi import APIRouter, Path
 from fastapi.routing import APIRoute
 
-from backend.api.responses import EXAMPLES, TASK_NOT_FOUND, ErrorExample, errors
-from backend.api.routes import changes, tasks
+from backend.api.door import DoorRoute
+from backend.api.responses import (
+    BULK_TASK_NOT_FOUND,
+    EXAMPLES,
+    LIST_NOT_FOUND,
+    TASK_NOT_FOUND,
+    ErrorExample,
+    errors,
+)
+from backend.api.routes import changes, lists, tasks
 from backend.api.routes.tasks import TaskRoute
 from backend.contracts.tasks import USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.errors import NotFound
@@ -27,7 +36,9 @@ from backend.models.common import StorableText
 from backend.services.unit_of_work import UnitOfWork
 
 PREFIX = "/api/{user_id}/tasks"
+LISTS_PREFIX = "/api/{user_id}/lists"
 TAG = "user-tasks"
+LISTS_TAG = "user-lists"
 
 # Each twin's operation id -> this path's: distinct, so a generated client has both.
 OPERATION_IDS = {
@@ -43,6 +54,15 @@ OPERATION_IDS = {
     "deleteTask": "deleteUserTask",
     "listTaskOccurrences": "listUserTaskOccurrences",
     "listTaskChanges": "listUserTaskChanges",
+    "moveTask": "moveUserTask",
+    "getTaskSubtree": "getUserTaskSubtree",
+    "listLists": "listUserLists",
+    "createList": "createUserList",
+    "getList": "getUserList",
+    "replaceList": "replaceUserList",
+    "updateList": "updateUserList",
+    "moveList": "moveUserList",
+    "deleteList": "deleteUserList",
 }
 
 UserId = Annotated[
@@ -100,44 +120,63 @@ def _is_door(parameter: inspect.Parameter) -> bool:
     return getattr(parameter.annotation, "__origin__", None) is UnitOfWork
 
 
-def _not_found(twin: APIRoute) -> list[ErrorExample]:
-    """The twin's documented answers for a task that does not exist (for a route that names
-    no task, the plain `Task not found`); the first is what another user id gets."""
+def _not_found(twin: APIRoute, missing: ErrorExample) -> list[ErrorExample]:
+    """The twin's documented answers for a resource that does not exist, the first being what
+    another user id gets: the twin's answer for its own resource missing (`missing`: a task,
+    or a list; for bulk, its first operation's task)."""
     shown = twin.responses.get(404, {}).get("content", {}).get("application/json", {})
-    return [EXAMPLES[name] for name in shown.get("examples", {})] or [TASK_NOT_FOUND]
+    documented = [EXAMPLES[name] for name in shown.get("examples", {})]
+    first = BULK_TASK_NOT_FOUND if BULK_TASK_NOT_FOUND in documented else missing
+    return [first, *(example for example in documented if example is not first)]
 
 
-def _responses(twin: APIRoute) -> dict[int | str, dict[str, Any]]:
+def _responses(twin: APIRoute, missing: ErrorExample, text: str) -> dict[int | str, dict[str, Any]]:
     """The twin's responses, with a 404 that also covers a user id that is not the caller's."""
-    not_found = errors(404, examples=_not_found(twin), descriptions={404: _NOT_FOUND})
+    not_found = errors(404, examples=_not_found(twin, missing), descriptions={404: text})
     return {**twin.responses, **not_found}
 
 
-def _description(twin: APIRoute) -> str:
+def _description(twin: APIRoute, missing: ErrorExample) -> str:
     method = sorted(twin.methods or ())[0]
     note = (
         f"The published contract's path for `{method} {twin.path}`: the same answer when "
-        "`user_id` is the caller's id, 404 `Task not found` when it is not."
+        f"`user_id` is the caller's id, 404 `{missing.message}` when it is not."
     )
     return f"{twin.description}\n\n{note}" if twin.description else note
 
 
-def _router() -> APIRouter:
-    router = APIRouter(prefix=PREFIX, route_class=TaskRoute)
-    for twin in (*tasks.router.routes, *changes.router.routes):
+_LIST_NOT_FOUND_TEXT = (
+    "No such list (or task) for this user, or `user_id` is not the caller's id "
+    "(`NOT_FOUND`): the same answer either way, and the same as for another user's list."
+)
+
+
+def _router(
+    prefix: str,
+    twins: list[Any],
+    *,
+    tag: str,
+    missing: ErrorExample,
+    text: str,
+    route_class: type[APIRoute],
+) -> APIRouter:
+    router = APIRouter(prefix=prefix, route_class=route_class)
+    stem = prefix.replace("/{user_id}", "")
+    for twin in twins:
         if not isinstance(twin, APIRoute):
             continue
+        answer = _not_found(twin, missing)[0]
         router.add_api_route(
-            twin.path.removeprefix("/api/tasks"),
-            for_path_user(inspect.unwrap(twin.endpoint), _not_found(twin)[0]),
+            twin.path.removeprefix(stem),
+            for_path_user(inspect.unwrap(twin.endpoint), answer),
             methods=sorted(twin.methods or ()),
             response_model=twin.response_model,
             status_code=twin.status_code,
-            tags=[TAG],
+            tags=[tag],
             summary=twin.summary,
-            description=_description(twin),
+            description=_description(twin, answer),
             response_description=twin.response_description,
-            responses=_responses(twin),
+            responses=_responses(twin, missing, text),
             operation_id=OPERATION_IDS[twin.operation_id or ""],
             name=f"{twin.name}_for_path_user",
         )
@@ -147,4 +186,19 @@ def _router() -> APIRouter:
     return router
 
 
-router = _router()
+router = _router(
+    PREFIX,
+    [*tasks.router.routes, *changes.router.routes],
+    tag=TAG,
+    missing=TASK_NOT_FOUND,
+    text=_NOT_FOUND,
+    route_class=TaskRoute,
+)
+lists_router = _router(
+    LISTS_PREFIX,
+    list(lists.router.routes),
+    tag=LISTS_TAG,
+    missing=LIST_NOT_FOUND,
+    text=_LIST_NOT_FOUND_TEXT,
+    route_class=DoorRoute,
+)

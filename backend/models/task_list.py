@@ -1,0 +1,229 @@
+"""Lists (`task_lists`, migration 0017): the table, its row, the request and response schemas,
+and the documented limits of lists, subtasks and manual order (specs/api-contract.md,
+"Lists, subtasks and manual order")."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any, Protocol, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.common import JsonInt, UtcDatetime
+from backend.models.text import SINGLE_LINE_RULE, SingleLineText
+from backend.models.types import TASK_ID_MAX
+
+# The limits (each refused with 422 LIMIT_REACHED when a write would pass it). A user's writes
+# are serialized by their change lock (migration 0008), so "count, then write" is exact.
+LISTS_PER_USER = 100
+TASKS_PER_LIST = 10_000
+# Subtasks under one top-level task, at every depth: a task's whole subtree is one page
+# (GET /api/tasks/{id}/subtree) and one move.
+SUBTASKS_PER_TASK = 200
+# Ancestors a task may have: a top-level task, and three levels of subtasks below it
+# (the database checks the same bound: migration 0018, `tasks_check_tree`).
+MAX_DEPTH = 3
+# Positions are integers with gaps of this size (migration 0018 places new tasks with it).
+POSITION_GAP = 65_536
+
+LIST_NAME_MAX_LENGTH = 100
+LIST_ID_MAX = TASK_ID_MAX
+COLOR_PATTERN = "^#[0-9A-Fa-f]{6}$"
+
+
+def name_key(name: str) -> str:
+    """What makes two list names the same name: their Unicode case fold, in NFC (`Groceries`,
+    `GROCERIES` and `groceries` are one name; so are `Straße` and `STRASSE`). Stored in
+    `task_lists.name_key`, unique per user; agents name a list by it."""
+    return unicodedata.normalize("NFC", name.casefold())
+
+
+ListName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=LIST_NAME_MAX_LENGTH),
+    SingleLineText,
+]
+# `#rrggbb`, stored and returned lower-case.
+Color = Annotated[str, StringConstraints(pattern=COLOR_PATTERN), AfterValidator(str.lower)]
+ListId = Annotated[JsonInt, Field(ge=1, le=LIST_ID_MAX)]
+# A task named in a body (a parent, a move's anchor): a task id's bounds.
+TaskRef = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX)]
+
+
+class TaskList(SQLModel, table=True):
+    __tablename__ = "task_lists"
+    __table_args__ = (
+        # What a task's `list_id` points at (a same-user key, specs/data-model.md).
+        UniqueConstraint("user_id", "id"),
+        UniqueConstraint("user_id", "name_key"),
+        UniqueConstraint("user_id", "position", deferrable=True, initially="IMMEDIATE"),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    user_id: str = SQLField(
+        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = SQLField(sa_column=Column(Text, nullable=False))
+    # `name_key(name)`: the case-insensitive identity of the name (written by the API).
+    name_key: str = SQLField(sa_column=Column(Text, nullable=False))
+    color: str | None = SQLField(default=None, sa_column=Column(Text))
+    position: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    version: int = SQLField(
+        default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
+    )
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    updated_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class ListRow(Protocol):
+    """A row of `task_lists` as `ListService` returns it, with its task counts."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def color(self) -> str | None: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def task_count(self) -> int: ...
+    @property
+    def open_task_count(self) -> int: ...
+
+
+# Server-owned: accepted and dropped when a client sends a list back whole.
+LIST_READ_ONLY = frozenset(
+    {"id", "user_id", "position", "task_count", "open_task_count", "created_at", "updated_at"}
+)
+
+_NAME_DOC = f"1-{LIST_NAME_MAX_LENGTH} characters, trimmed; {SINGLE_LINE_RULE}. Unique among "
+_NAME_DOC += "your lists, ignoring case (`Groceries` and `groceries` are the same name)."
+_COLOR_DOC = "`#rrggbb` (hexadecimal, stored lower-case); null: no colour."
+
+
+class _ListInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in LIST_READ_ONLY}
+        return data
+
+
+class ListCreate(_ListInput):
+    """A new list; it goes last among your lists."""
+
+    name: ListName = Field(description=_NAME_DOC, examples=["Groceries"])
+    color: Color | None = Field(default=None, description=_COLOR_DOC, examples=["#2e7d32"])
+
+
+class ListReplace(ListCreate):
+    """PUT body: the list's editable fields; an omitted `color` is cleared."""
+
+
+class ListUpdate(_ListInput):
+    """PATCH body: only the fields sent change; `color: null` clears the colour."""
+
+    # Not sent: unchanged. Null is refused (a list has a name): not offered by the schema.
+    name: ListName | SkipJsonSchema[None] = Field(
+        default=None, description=_NAME_DOC, examples=["Shopping"]
+    )
+    color: Color | None = Field(default=None, description=_COLOR_DOC, examples=[None])
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> Self:
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null")
+        return self
+
+
+# The schema's way of saying "not both anchors" (so a schema-valid body is never refused).
+ONE_ANCHOR: JsonDict = {
+    "not": {
+        "required": ["after_id", "before_id"],
+        "properties": {"after_id": {"type": "integer"}, "before_id": {"type": "integer"}},
+    }
+}
+
+
+class ListMove(BaseModel):
+    """Where to put a list among yours: right after `after_id` or right before `before_id`
+    (at most one of them); neither puts it last."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_ANCHOR)
+
+    after_id: ListId | None = Field(default=None, description="Put it right after this list.")
+    before_id: ListId | None = Field(default=None, description="Put it right before this list.")
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> Self:
+        if self.after_id is not None and self.before_id is not None:
+            raise ValueError("send after_id or before_id, not both")
+        return self
+
+
+class ListData(BaseModel):
+    """A list's own fields: what a list event carries (`list_data`)."""
+
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+    id: int = Field(examples=[7])
+    user_id: str = Field(examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"])
+    name: str = Field(examples=["Groceries"])
+    color: str | None = Field(examples=["#2e7d32"])
+    position: int = Field(
+        description="Its place among your lists, ascending (integers with gaps; compare, "
+        "never compute with them).",
+        examples=[65536],
+    )
+    created_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
+    updated_at: UtcDatetime = Field(examples=["2026-11-22T17:00:00Z"])
+
+
+class ListPublic(ListData):
+    """A list, with its task counts (read in the same statement)."""
+
+    task_count: int = Field(description="Tasks in the list, subtasks included.", examples=[12])
+    open_task_count: int = Field(description="Of those, not completed.", examples=[5])

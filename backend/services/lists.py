@@ -1,0 +1,347 @@
+"""Lists, always scoped to one user (`task_lists`, migration 0017).
+
+Every statement is built with `owned` and run with `Scoped._run`, as in `TaskService`: another
+user's list is a list that does not exist. Each request is one statement (a write's second
+round trip is its COMMIT): a list is read with its task counts, created with its limit and
+its name's uniqueness checked in the insert, changed with If-Match and the name checked in
+the update. A write that matched nothing reads why on its own (the failure path alone pays
+that round trip). Deleting a list deletes its tasks (the foreign key's cascade), each one a
+`deleted` change, and the list's `list.deleted` event after them (migration 0019).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, NoReturn, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    any_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
+from backend.models import Task
+from backend.models.task_list import (
+    LISTS_PER_USER,
+    POSITION_GAP,
+    ListCreate,
+    ListRow,
+    ListUpdate,
+    TaskList,
+    name_key,
+)
+from backend.services.scope import OWNER, Scoped, owned
+from backend.services.task_tree import place
+
+# The versions an If-Match accepts; None: no condition.
+Expected = frozenset[int] | None
+
+_TABLE = TaskList.__table__  # type: ignore[attr-defined]
+_L = _TABLE.c
+_T = Task.__table__.c  # type: ignore[attr-defined]
+_OTHER = _TABLE.alias("other")
+LIST_COLUMNS = tuple(_TABLE.columns)
+
+_LIST_ID = bindparam("list_id", type_=BigInteger)
+_ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
+_NAME_KEY = bindparam("name_key", type_=Text)
+_VERSIONS = bindparam("versions", type_=ARRAY(BigInteger))
+
+LIST_NOT_FOUND = "List not found"
+LIST_CHANGED = "The list has changed since it was read (If-Match does not match its ETag)"
+
+
+def _owned(statement: Any) -> Any:
+    return owned(statement, _L.user_id)
+
+
+def _counts() -> tuple[Any, Any]:
+    """A list's task counts (subtasks included), read with it: the sibling-position index,
+    which leads with (user_id, list_id)."""
+    tasks = owned(select(func.count()), _T.user_id).where(_T.list_id == _L.id)
+    total = tasks.correlate(_TABLE).scalar_subquery()
+    pending = tasks.where(_T.completed == false()).correlate(_TABLE).scalar_subquery()
+    return total.label("task_count"), pending.label("open_task_count")
+
+
+# What every statement that hands a list to the API returns.
+LIST_VIEW = (*LIST_COLUMNS, *_counts())
+_CREATED_VIEW = (*LIST_COLUMNS, literal(0).label("task_count"), literal(0).label("open_task_count"))
+
+_ALL = _owned(select(*LIST_VIEW)).order_by(_L.position)
+_GET = _owned(select(*LIST_VIEW).where(_L.id == _LIST_ID))
+_NAMED = _owned(select(*LIST_VIEW).where(_L.name_key == _NAME_KEY))
+# The caller's list names, in their order: what the error for an unknown name lists.
+LIST_NAMES = _owned(select(_L.name)).order_by(_L.position)
+_NAMES_SHOWN = 30
+
+# A new list goes last; the insert happens only under the limit and with a name the user has
+# no list by (the unique key on it is the arbiter: nothing is inserted, nothing raised).
+_CREATE = (
+    pg_insert(TaskList)
+    .from_select(
+        ["user_id", "name", "name_key", "color", "position"],
+        _owned(
+            select(
+                bindparam(OWNER),
+                bindparam("name", type_=Text),
+                _NAME_KEY,
+                bindparam("color", type_=Text),
+                func.coalesce(func.max(_L.position), 0) + POSITION_GAP,
+            )
+        ).having(func.count() < LISTS_PER_USER),
+    )
+    .on_conflict_do_nothing(index_elements=["user_id", "name_key"])
+    .returning(*_CREATED_VIEW)
+)
+# Another of the caller's lists has the name (`name_key`) being written to this one.
+_NAME_TAKEN = exists(
+    owned(select(_OTHER.c.id), _OTHER.c.user_id).where(
+        _OTHER.c.name_key == _NAME_KEY, _OTHER.c.id != _L.id
+    )
+).correlate(_TABLE)
+_REF_KEY = bindparam("ref_key", type_=Text)
+# Why a create inserted nothing: the count, and whether the name is taken.
+_CREATE_REFUSAL = _owned(
+    select(
+        func.count(),
+        func.count().filter(_L.name_key == _NAME_KEY),
+    )
+)
+
+
+_BY_ID = _L.id == _LIST_ID
+_BY_NAME = _L.name_key == _REF_KEY
+# Why a write of the target matched nothing: its version (no row: no such list of the
+# caller's), and whether another list has the name being written.
+_REFUSAL_BY_ID = _owned(select(_L.version, _NAME_TAKEN).where(_BY_ID))
+_REFUSAL_BY_NAME = _owned(select(_L.version, _NAME_TAKEN).where(_BY_NAME))
+
+
+class _Target:
+    """The list a write is of: by id (`:list_id`), or by its name's key (`:ref_key`, the
+    list an agent names)."""
+
+    def __init__(self, list_id: int | None, name: str = "") -> None:
+        self.name = name
+        if name:
+            self.condition: Any = _BY_NAME
+            self.refusal: Any = _REFUSAL_BY_NAME
+            self.binds: dict[str, Any] = {"ref_key": name_key(name)}
+        else:
+            self.condition, self.refusal = _BY_ID, _REFUSAL_BY_ID
+            self.binds = {"list_id": list_id}
+
+
+class ListService(Scoped):
+    def all(self) -> Sequence[ListRow]:
+        """Every list of the caller's (at most LISTS_PER_USER), in their order."""
+        return cast(Sequence[ListRow], self._run(_ALL).all())
+
+    def get(self, list_id: int) -> ListRow:
+        row = self._run(_GET, list_id=list_id).first()
+        if row is None:
+            raise NotFound(LIST_NOT_FOUND)
+        return cast(ListRow, row)
+
+    def named(self, name: str, *, field: str = "list") -> ListRow:
+        """The caller's list by its name, as an agent says it (case ignored): an unknown name
+        is an error that names the caller's lists."""
+        row = self._run(_NAMED, name_key=name_key(name)).first()
+        if row is None:
+            raise unknown_list(name, list(self._run(LIST_NAMES).scalars()), field=field)
+        return cast(ListRow, row)
+
+    def create(self, data: ListCreate) -> ListRow:
+        key = name_key(data.name)
+        # Each write is the request's last statement: it commits it (one round trip); a
+        # refused one reads why afterwards.
+        rows = self._run_last(_CREATE, name=data.name, name_key=key, color=data.color)
+        row = rows[0] if rows else None
+        if row is None:
+            count, taken = tuple(self._run(_CREATE_REFUSAL, name_key=key).one())
+            if taken:
+                raise _name_taken(data.name)
+            raise LimitReached(f"You have {count} lists, the most there can be ({LISTS_PER_USER})")
+        return cast(ListRow, row)
+
+    def update(
+        self, list_id: int | None, data: ListUpdate, expected: Expected = None, *, named: str = ""
+    ) -> ListRow:
+        """Rename or recolour the list `list_id` (or, for an agent, the one `named`)."""
+        values = data.model_dump(exclude_unset=True)
+        return self._write(_Target(list_id, named), values, expected)
+
+    def replace(self, list_id: int, data: ListCreate, expected: Expected = None) -> ListRow:
+        return self._write(_Target(list_id), data.model_dump(), expected)
+
+    def _write(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
+        key = name_key(values["name"]) if "name" in values else None
+        conditions: list[Any] = [target.condition]
+        if expected is not None:
+            conditions.append(_L.version == any_(_VERSIONS))
+        if key is not None:
+            values["name_key"] = _NAME_KEY  # bound below, as in the name check
+            conditions.append(~_NAME_TAKEN)
+        statement = (
+            _owned(update(TaskList))
+            .where(*conditions)
+            .values(**values, version=_L.version + 1, updated_at=func.now())
+            .returning(*LIST_VIEW)
+        )
+        # Only the values the statement binds (SQLAlchemy would take an unbound `name_key`
+        # as one more SET).
+        binds: dict[str, Any] = dict(target.binds)
+        if key is not None:
+            binds["name_key"] = key
+        if expected is not None:
+            binds["versions"] = sorted(expected)
+        rows = self._run_last(statement, **binds)
+        row = rows[0] if rows else None
+        if row is None:
+            self._refuse_write(target, key, expected, values.get("name"))
+        return cast(ListRow, row)
+
+    def _refuse_write(
+        self, target: _Target, key: str | None, expected: Expected, name: str | None
+    ) -> NoReturn:
+        """A write matched no list: say why (the failure path's own round trip)."""
+        found = self._run(target.refusal, **target.binds, name_key=key or "").first()
+        version, taken = (None, False) if found is None else tuple(found)
+        if version is None:
+            if target.name:
+                raise unknown_list(target.name, self._names(), field="list")
+            raise NotFound(LIST_NOT_FOUND)
+        if expected is not None and version not in expected:
+            raise PreconditionFailed(LIST_CHANGED)
+        if taken:
+            raise _name_taken(name or "")
+        raise Conflict("The list changed while it was being written; retry")  # pragma: no cover
+
+    def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
+        """Delete the list (or, for an agent, the one `named`) and, by the foreign key's
+        cascade, every task in it; the list as it was, with the counts of the tasks that went
+        with it (read in the statement's snapshot, before the cascade)."""
+        target = _Target(list_id, named)
+        conditions: list[Any] = [target.condition]
+        binds = dict(target.binds)
+        if expected is not None:
+            conditions.append(_L.version == any_(_VERSIONS))
+            binds["versions"] = sorted(expected)
+        statement = _owned(delete(TaskList)).where(*conditions).returning(*LIST_VIEW)
+        rows = self._run_last(statement, **binds)
+        row = rows[0] if rows else None
+        if row is None:
+            self._refuse_write(target, None, expected, None)
+        return cast(ListRow, row)
+
+    def _names(self) -> list[str]:
+        return list(self._run(LIST_NAMES).scalars())
+
+    def move(
+        self, list_id: int, after_id: int | None, before_id: int | None, expected: Expected = None
+    ) -> ListRow:
+        """Put a list right after `after_id` or before `before_id` (or last): one statement,
+        which respaces a few lists only when the two it goes between are adjacent."""
+        anchor_id = after_id if after_id is not None else before_id
+        if anchor_id == list_id:
+            field = "body.after_id" if after_id is not None else "body.before_id"
+            raise _invalid(field, "A list cannot be placed next to itself")
+        statement, refusal = _move_statement(
+            "last" if anchor_id is None else ("after" if after_id is not None else "before"),
+            checked=expected is not None,
+        )
+        binds: dict[str, Any] = {"list_id": list_id, "anchor_id": anchor_id}
+        if expected is not None:
+            binds["versions"] = sorted(expected)
+        rows = self._run_last(statement, **binds)
+        moved = next((row for row in rows if row.id == list_id), None)
+        if moved is not None:
+            return cast(ListRow, moved)
+        reason = self._run(refusal, **binds).scalar()
+        if reason == "list":
+            raise NotFound(LIST_NOT_FOUND)
+        if reason == "stale":
+            raise PreconditionFailed(LIST_CHANGED)
+        field = "body.after_id" if after_id is not None else "body.before_id"
+        raise NotFound(
+            LIST_NOT_FOUND,
+            details=[{"field": field, "message": LIST_NOT_FOUND, "type": "not_found"}],
+        )
+
+
+@lru_cache(maxsize=8)
+def _move_statement(anchor: str, *, checked: bool) -> tuple[Any, Any]:
+    moving = _owned(select(_L.id, _L.version, _L.position).where(_L.id == _LIST_ID)).cte("moving")
+    rules: list[tuple[Any, str]] = [(~exists(select(moving.c.id)), "list")]
+    if checked:
+        version = select(moving.c.version).scalar_subquery()
+        rules.append((~(version == any_(_VERSIONS)), "stale"))
+    siblings = _owned(select(_L.id, _L.position).where(_L.id != _LIST_ID)).cte("siblings")
+    position = siblings.c.position
+    if anchor == "last":
+        after: Any = select(func.max(position)).scalar_subquery()
+        before: Any = null()
+    else:
+        pivot_row = _owned(select(_L.position).where(_L.id == _ANCHOR_ID)).cte("anchor")
+        rules.append((~exists(select(pivot_row.c.position)), "anchor"))
+        pivot = select(pivot_row.c.position).scalar_subquery()
+        if anchor == "after":
+            after = pivot
+            before = select(func.min(position)).where(position > pivot).scalar_subquery()
+        else:
+            after = select(func.max(position)).where(position < pivot).scalar_subquery()
+            before = pivot
+    refusal = case(*((rule, literal(name)) for rule, name in rules), else_=null())
+    new_position, respaced = place(siblings, after, before, keep=false(), kept=null())
+    plan = union_all(
+        select(_LIST_ID.label("id"), new_position.label("position")),
+        select(respaced.c.id, respaced.c.position),
+    ).cte("plan")
+    statement = (
+        _owned(update(TaskList))
+        .where(_L.id == plan.c.id, refusal.is_(None))
+        .values(position=plan.c.position, version=_L.version + 1, updated_at=func.now())
+        .returning(*LIST_VIEW)
+    )
+    return statement, select(refusal)
+
+
+def unknown_list(name: str, names: Sequence[str], *, field: str) -> NotFound:
+    """The error for a list named by a name the caller has no list by: it names theirs (up to
+    30), so an agent can pick one."""
+    shown = ", ".join(f'"{n}"' for n in names[:_NAMES_SHOWN])
+    if len(names) > _NAMES_SHOWN:
+        shown += f" and {len(names) - _NAMES_SHOWN} more (list_lists)"
+    message = f'No list named "{name}". ' + (
+        f"Your lists: {shown}." if names else "You have no lists (create_list makes one)."
+    )
+    return NotFound(message, details=[{"field": field, "message": message, "type": "not_found"}])
+
+
+def _name_taken(name: str) -> Conflict:
+    message = f'You have a list named "{name}" already (names ignore case)'
+    return Conflict(
+        message, details=[{"field": "body.name", "message": message, "type": "conflict"}]
+    )
+
+
+def _invalid(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest(
+        message, details=[{"field": field, "message": message, "type": "value_error"}]
+    )

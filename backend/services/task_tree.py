@@ -1,0 +1,461 @@
+"""Where a task goes: its list, its parent and its place among its siblings.
+
+Statement building only (like `task_listing.py`): `TaskService` runs them, scoped to the
+caller. Every write that places a task is one statement (a write's budget is two round trips:
+specs/statements.md), which checks the destination and writes in the same snapshot:
+
+- `create_statement`: `INSERT ... SELECT` a new task into a list and/or under a parent;
+- `move_statement`: one `UPDATE ... FROM plan` that moves a task, its subtree (their list
+  follows it) and, rarely, a few respaced siblings, at an exact place (after or before a
+  sibling, or last).
+
+Both compute `refusal`, the first rule the write would break (a missing or another user's
+list, parent or anchor first: the same 404 whichever), and write nothing unless it is null.
+When nothing was written, `TaskService` reads `refusal` again on its own (the failure path
+alone pays that round trip) to say why. The caller's change lock, taken when the request
+entered, serializes a user's writes: "count, then insert" limits and "read the neighbours,
+then write" places are exact; the unique sibling position (migration 0017) guards it.
+
+Positions are integers with gaps (`POSITION_GAP`): a move between two siblings takes the
+midpoint of their positions (one row written). Only when they are adjacent does the move
+respace the run of tightly packed siblings after the first of them, as few as give every one
+a gap of at least `MIN_SPACING` (`_respaced`); a run reaching the last sibling spreads at
+`POSITION_GAP`, where there is always room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+
+from backend.models import Task
+from backend.models.task_list import (
+    MAX_DEPTH,
+    POSITION_GAP,
+    SUBTASKS_PER_TASK,
+    TASKS_PER_LIST,
+    TaskList,
+)
+from backend.services.scope import OWNER, owned
+
+_T = Task.__table__  # type: ignore[attr-defined]
+_C = _T.c
+_L = TaskList.__table__.c  # type: ignore[attr-defined]
+
+TASK_ID = bindparam("task_id", type_=BigInteger)
+LIST_ID = bindparam("list_id", type_=BigInteger)
+LIST_KEY = bindparam("list_key", type_=Text)
+PARENT_ID = bindparam("parent_id", type_=BigInteger)
+ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
+VERSIONS = bindparam("versions", type_=ARRAY(BigInteger))
+# The smallest gap a respacing leaves between two siblings.
+MIN_SPACING = 1024
+
+
+class Sent(StrEnum):
+    """What a request says about a task's list or parent."""
+
+    nothing = "nothing"  # not sent: as it is (a new task: none)
+    none = "none"  # null: no list / top level
+    id = "id"  # an id
+    name = "name"  # a list's name (MCP)
+
+
+class Anchor(StrEnum):
+    last = "last"
+    after = "after"
+    before = "before"
+
+
+class Refusal(StrEnum):
+    """Why a placement was not written, in the order the rules are checked."""
+
+    task = "task"  # the moved task: missing or another user's
+    stale = "stale"  # If-Match names none of its versions
+    list = "list"  # the list: missing or another user's
+    parent = "parent"  # the parent: missing or another user's
+    anchor = "anchor"  # after_id / before_id: missing or another user's
+    list_mismatch = "list_mismatch"  # list and parent sent, the parent is in another list
+    anchor_group = "anchor_group"  # the anchor is not in the list / under the parent sent
+    cycle = "cycle"  # under itself or one of its subtasks
+    recurring = "recurring"  # a recurring task under a parent
+    depth = "depth"  # more than MAX_DEPTH ancestors
+    tree_full = "tree_full"  # more than SUBTASKS_PER_TASK under one top-level task
+    list_full = "list_full"  # more than TASKS_PER_LIST in the list
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a request puts a task. `stay`: a placement into the group the task is already in
+    keeps its place (PATCH and PUT sending the task's own list and parent back, a bulk move
+    into its list); otherwise (`POST .../move`) it goes where `anchor` says."""
+
+    list: Sent = Sent.nothing
+    parent: Sent = Sent.nothing
+    anchor: Anchor = Anchor.last
+    stay: bool = False
+    list_id: int | None = None
+    list_key: str | None = None
+    parent_id: int | None = None
+    anchor_id: int | None = None
+    # The list's name as it was said (for the error naming the caller's lists).
+    list_name: str | None = None
+
+    @property
+    def shape(self) -> tuple[Sent, Sent, Anchor, bool]:
+        return (self.list, self.parent, self.anchor, self.stay)
+
+    def values(self) -> dict[str, Any]:
+        """The bound values its statements use, and only those (SQLAlchemy would take a value
+        named after a column the statement does not bind, `list_id`, as one more SET)."""
+        values: dict[str, Any] = {}
+        if self.list is Sent.id:
+            values["list_id"] = self.list_id
+        elif self.list is Sent.name:
+            values["list_key"] = self.list_key
+        if self.parent is Sent.id:
+            values["parent_id"] = self.parent_id
+        if self.anchor is not Anchor.last:
+            values["anchor_id"] = self.anchor_id
+        return values
+
+
+def _tasks(*columns: Any) -> Any:
+    return owned(select(*columns), _C.user_id)
+
+
+def _scalar(statement: Any) -> Any:
+    return statement.scalar_subquery()
+
+
+@dataclass(frozen=True)
+class _Destination:
+    """The CTEs of a placement and the expressions over them."""
+
+    refusal: ColumnElement[Any]  # NULL when the placement may be written
+    list_id: ColumnElement[Any]
+    parent_id: ColumnElement[Any]
+    # Moves only:
+    subtree: Any = None
+    moving: Any = None
+    list_changes: ColumnElement[bool] | None = None
+    same_group: ColumnElement[bool] | None = None
+
+
+def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checked: bool) -> Any:
+    """Resolve where the task goes and check every rule (`Refusal`), for a new task
+    (`moving=False`) or the task `:task_id`; `checked`: If-Match sent (`:versions`)."""
+    list_sent, parent_sent, anchor, _ = shape
+    rules: list[tuple[ColumnElement[bool], Refusal]] = []
+
+    moved = None
+    if moving:
+        moved = (
+            _tasks(_C.id, _C.list_id, _C.parent_id, _C.position, _C.version, _C.recurrence)
+            .where(_C.id == TASK_ID)
+            .cte("moving")
+        )
+        rules.append((~exists(select(moved.c.id)), Refusal.task))
+        if checked:
+            rules.append((~(_scalar(select(moved.c.version)) == any_(VERSIONS)), Refusal.stale))
+
+    list_value: Any = null()
+    if list_sent in (Sent.id, Sent.name):
+        match = _L.id == LIST_ID if list_sent is Sent.id else _L.name_key == LIST_KEY
+        chosen = owned(select(_L.id).where(match), _L.user_id).cte("chosen_list")
+        rules.append((~exists(select(chosen.c.id)), Refusal.list))
+        list_value = _scalar(select(chosen.c.id))
+
+    parent_row = None
+    if parent_sent is Sent.id:
+        parent_row = _tasks(_C.id, _C.list_id).where(_C.id == PARENT_ID).cte("parent")
+        rules.append((~exists(select(parent_row.c.id)), Refusal.parent))
+
+    anchor_row = None
+    if anchor is not Anchor.last:
+        anchor_row = (
+            _tasks(_C.id, _C.list_id, _C.parent_id, _C.position)
+            .where(_C.id == ANCHOR_ID)
+            .cte("anchor")
+        )
+        rules.append((~exists(select(anchor_row.c.id)), Refusal.anchor))
+
+    if parent_row is not None and list_sent is not Sent.nothing:
+        parent_list = _scalar(select(parent_row.c.list_id))
+        rules.append((parent_list.is_distinct_from(list_value), Refusal.list_mismatch))
+
+    current_list = _scalar(select(moved.c.list_id)) if moved is not None else null()
+    current_parent = _scalar(select(moved.c.parent_id)) if moved is not None else null()
+    if anchor_row is not None:
+        dest_list: Any = _scalar(select(anchor_row.c.list_id))
+        dest_parent: Any = _scalar(select(anchor_row.c.parent_id))
+        if list_sent is not Sent.nothing:
+            rules.append((dest_list.is_distinct_from(list_value), Refusal.anchor_group))
+        if parent_sent is Sent.id:
+            rules.append((dest_parent.is_distinct_from(PARENT_ID), Refusal.anchor_group))
+        elif parent_sent is Sent.none:
+            rules.append((dest_parent.is_not(None), Refusal.anchor_group))
+    elif parent_row is not None:
+        dest_parent, dest_list = PARENT_ID, _scalar(select(parent_row.c.list_id))
+    elif parent_sent is Sent.none:
+        dest_parent = null()
+        dest_list = list_value if list_sent is not Sent.nothing else current_list
+    elif list_sent is not Sent.nothing:
+        # A list without a parent: the top level of that list; the task's own list keeps its
+        # parent (a subtask sent its own list stays a subtask).
+        dest_list = list_value
+        dest_parent = case(
+            (list_value.is_not_distinct_from(current_list), current_parent), else_=null()
+        )
+    else:
+        dest_parent, dest_list = current_parent, current_list
+    dest = select(
+        sql_cast(dest_list, BigInteger).label("list_id"),
+        sql_cast(dest_parent, BigInteger).label("parent_id"),
+    ).cte("destination")
+    d_list, d_parent = _scalar(select(dest.c.list_id)), _scalar(select(dest.c.parent_id))
+
+    # The destination parent and its ancestors (none at the top level).
+    up = _tasks(_C.id, _C.parent_id, literal(1).label("n")).where(_C.id == d_parent)
+    up = up.cte("ancestors", recursive=True)
+    up = up.union_all(
+        _tasks(_C.id, _C.parent_id, up.c.n + 1).where(_C.id == up.c.parent_id, up.c.n <= MAX_DEPTH)
+    )
+    ancestors = _scalar(select(func.count()).select_from(up))
+    root = _scalar(select(up.c.id).where(up.c.parent_id.is_(None)))
+
+    subtree = None
+    height: Any = literal(0)
+    size: Any = literal(1)
+    if moved is not None:
+        subtree = _tasks(_C.id, _C.parent_id, _C.position, literal(0).label("n")).where(
+            _C.id == TASK_ID
+        )
+        subtree = subtree.cte("subtree", recursive=True)
+        subtree = subtree.union_all(
+            _tasks(_C.id, _C.parent_id, _C.position, subtree.c.n + 1).where(
+                _C.parent_id == subtree.c.id, subtree.c.n <= MAX_DEPTH
+            )
+        )
+        rules.append((exists(select(subtree.c.id).where(subtree.c.id == d_parent)), Refusal.cycle))
+        recurring = _scalar(select(moved.c.recurrence))
+        rules.append((and_(d_parent.is_not(None), recurring.is_not(None)), Refusal.recurring))
+        height = _scalar(select(func.coalesce(func.max(subtree.c.n), 0)))
+        size = _scalar(select(func.count()).select_from(subtree))
+    rules.append((ancestors + height > MAX_DEPTH, Refusal.depth))
+
+    # The top-level task the destination is under, and every task under it.
+    below = _tasks(_C.id, literal(1).label("n")).where(_C.parent_id == root)
+    below = below.cte("tree", recursive=True)
+    below = below.union_all(
+        _tasks(_C.id, below.c.n + 1).where(_C.parent_id == below.c.id, below.c.n <= MAX_DEPTH)
+    )
+    in_tree = _scalar(select(func.count()).select_from(below))
+    already: Any = false()
+    if moved is not None:
+        already = exists(select(below.c.id).where(below.c.id == TASK_ID))
+    joining = case((already, 0), else_=size)
+    rules.append(
+        (and_(root.is_not(None), in_tree + joining > SUBTASKS_PER_TASK), Refusal.tree_full)
+    )
+
+    # The destination list's tasks, counted up to the limit (a user's writes are serialized).
+    list_changes = d_list.is_distinct_from(current_list) if moved is not None else true()
+    counted = _tasks(_C.id).where(_C.list_id == d_list).limit(TASKS_PER_LIST + 1).subquery()
+    in_list = _scalar(select(func.count()).select_from(counted))
+    rules.append(
+        (
+            and_(d_list.is_not(None), list_changes, in_list + size > TASKS_PER_LIST),
+            Refusal.list_full,
+        ),
+    )
+
+    refusal = case(*((rule, literal(name.value)) for rule, name in rules), else_=null())
+    same_group = None
+    if moved is not None:
+        same_group = and_(
+            d_list.is_not_distinct_from(current_list),
+            d_parent.is_not_distinct_from(current_parent),
+        )
+    return _Destination(
+        refusal=refusal,
+        list_id=d_list,
+        parent_id=d_parent,
+        subtree=subtree,
+        moving=moved,
+        list_changes=list_changes if moved is not None else None,
+        same_group=same_group,
+    ), anchor_row
+
+
+def create_statement(
+    shape: tuple[Sent, Sent, Anchor, bool], values: Mapping[str, Any], returning: Any
+) -> tuple[Any, Any]:
+    """`INSERT ... SELECT` of a new task (`values`: column -> expression) placed as `shape`
+    says (its position comes from the database: first at the top level, last under a
+    parent), written only when nothing is refused; and the read of its refusal."""
+    destination, _ = _destination(shape, moving=False, checked=False)
+    names = ["user_id", *values, "list_id", "parent_id"]
+    chosen = select(
+        bindparam(OWNER), *values.values(), destination.list_id, destination.parent_id
+    ).where(destination.refusal.is_(None))
+    statement = insert(_T).from_select(names, chosen).returning(*returning)
+    return statement, select(destination.refusal.label("refusal"))
+
+
+def move_statement(
+    shape: tuple[Sent, Sent, Anchor, bool],
+    *,
+    checked: bool,
+    values: Mapping[str, Any],
+    returning: Any,
+) -> tuple[Any, Any]:
+    """One `UPDATE ... FROM plan` moving `:task_id` (and `values`, the other fields a PATCH or
+    PUT sends, on it alone), its subtree and any respaced siblings; and the read of its
+    refusal. Rows come back for every task written: the moved one is `:task_id`."""
+    destination, anchor_row = _destination(shape, moving=True, checked=checked)
+    _, _, anchor, stay = shape
+    moved, subtree = destination.moving, destination.subtree
+    d_list, d_parent = destination.list_id, destination.parent_id
+
+    # The destination's siblings (the moved task excluded), each branch on an index.
+    siblings = union_all(
+        _tasks(_C.id, _C.position).where(_C.parent_id == d_parent, _C.id != TASK_ID),
+        _tasks(_C.id, _C.position).where(
+            _C.list_id == d_list, _C.parent_id.is_(None), d_parent.is_(None), _C.id != TASK_ID
+        ),
+        _tasks(_C.id, _C.position).where(
+            _C.list_id.is_(None),
+            _C.parent_id.is_(None),
+            d_list.is_(None),
+            d_parent.is_(None),
+            _C.id != TASK_ID,
+        ),
+    ).cte("siblings")
+    position = siblings.c.position
+    if anchor is Anchor.last or anchor_row is None:
+        after: Any = _scalar(select(func.max(position)))
+        before: Any = null()
+    else:
+        pivot = _scalar(select(anchor_row.c.position))
+        if anchor is Anchor.after:
+            after, before = pivot, _scalar(select(func.min(position)).where(position > pivot))
+        else:
+            after, before = _scalar(select(func.max(position)).where(position < pivot)), pivot
+    keep = destination.same_group if stay and destination.same_group is not None else false()
+    new_position, respaced = place(
+        siblings, after, before, keep=keep, kept=_scalar(select(moved.c.position))
+    )
+    plan = union_all(
+        select(
+            TASK_ID.label("id"),
+            d_list.label("list_id"),
+            d_parent.label("parent_id"),
+            new_position.label("position"),
+        ),
+        select(subtree.c.id, d_list, subtree.c.parent_id, subtree.c.position).where(
+            subtree.c.n > 0, destination.list_changes
+        ),
+        select(respaced.c.id, d_list, d_parent, respaced.c.position),
+    ).cte("plan")
+
+    changes: dict[str, Any] = {
+        name: case((_C.id == TASK_ID, _typed(name, value)), else_=_C[name])
+        for name, value in values.items()
+    }
+    statement = (
+        owned(update(_T), _C.user_id)
+        .where(_C.id == plan.c.id, destination.refusal.is_(None))
+        .values(
+            list_id=plan.c.list_id,
+            parent_id=plan.c.parent_id,
+            position=plan.c.position,
+            updated_at=func.now(),
+            version=_C.version + 1,
+            **changes,
+        )
+        .returning(*returning)
+    )
+    return statement, select(destination.refusal.label("refusal"))
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A value for a column, bound with the column's type (a list is JSONB `reminders` or a
+    `text[]`, as the column says), or an expression as it is."""
+    if isinstance(value, ClauseElement):
+        return value
+    return bindparam(None, value, type_=_C[name].type)
+
+
+def place(siblings: Any, after: Any, before: Any, *, keep: Any, kept: Any) -> tuple[Any, Any]:
+    """The position for an item going between `after` and `before` (positions of `siblings`,
+    a CTE of `id, position` without the item; NULL: no sibling on that side), and a select
+    of the siblings to respace (`id, position`), empty unless the two are adjacent. `keep`:
+    the item stays at `kept`, nothing is respaced."""
+    position = siblings.c.position
+    bounds = select(
+        sql_cast(after, BigInteger).label("after"), sql_cast(before, BigInteger).label("before")
+    ).cte("bounds")
+    lo, hi = _scalar(select(bounds.c.after)), _scalar(select(bounds.c.before))
+    crowded = and_(~keep, lo.is_not(None), hi.is_not(None), hi - lo < 2)
+    # The siblings after `lo`, numbered, each with the next one's position: respace the
+    # shortest run that leaves every gap at least MIN_SPACING (a run to the end: GAP).
+    tail = (
+        select(
+            siblings.c.id,
+            func.row_number().over(order_by=position).label("k"),
+            func.lead(position).over(order_by=position).label("bound"),
+        )
+        .where(position > lo, crowded)
+        .cte("tail")
+    )
+    spacing = case(
+        (tail.c.bound.is_(None), POSITION_GAP),
+        else_=func.least(POSITION_GAP, (tail.c.bound - lo) // (tail.c.k + 2)),
+    )
+    cut = (
+        select(tail.c.k, spacing.label("spacing"))
+        .where(or_(tail.c.bound.is_(None), (tail.c.bound - lo) // (tail.c.k + 2) >= MIN_SPACING))
+        .order_by(tail.c.k)
+        .limit(1)
+        .cte("cut")
+    )
+    respaced = (
+        select(tail.c.id, (lo + (tail.c.k + 1) * cut.c.spacing).label("position"))
+        .where(tail.c.k <= cut.c.k)
+        .cte("respaced")
+    )
+    new_position = case(
+        (keep, kept),
+        (and_(lo.is_(None), hi.is_(None)), POSITION_GAP),
+        (lo.is_(None), hi - POSITION_GAP),
+        (hi.is_(None), lo + POSITION_GAP),
+        (hi - lo >= 2, lo + (hi - lo) // 2),
+        else_=lo + _scalar(select(cut.c.spacing)),
+    )
+    return new_position, respaced

@@ -1,0 +1,13 @@
+DROP TRIGGER tasks_successor_subtasks ON tasks;
+DROP FUNCTION tasks_copy_subtasks();
+DROP FUNCTION task_reminders_shifted(JSONB, INTERVAL);
+DROP TRIGGER tasks_check_tree_on_update ON tasks;
+DROP TRIGGER tasks_check_tree_on_insert ON tasks;
+DROP FUNCTION tasks_check_tree();
+DROP TRIGGER tasks_reopen_parent_on_update ON tasks;
+DROP TRIGGER tasks_reopen_parent_on_insert ON tasks;
+DROP FUNCTION tasks_reopen_parent();
+DROP TRIGGER tasks_subtasks_complete ON tasks;
+DROP FUNCTION tasks_complete_subtasks();
+DROP TRIGGER tasks_place ON tasks;
+DROP FUNCTION tasks_place();
