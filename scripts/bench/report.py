@@ -141,6 +141,15 @@ def _find(
     return found[0] if found else {}
 
 
+def _rtt_key(rtt: float | None) -> float:
+    return -1.0 if rtt is None else rtt
+
+
+def _rtt_name(rtt: float | None) -> str:
+    """A pass's round trip as the tables name it (None: no proxy)."""
+    return "no proxy" if rtt is None else f"{rtt:g} ms"
+
+
 def round_trip_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Issue 23's targets, judged on the 1-worker runs at 10 ms of database round trip: the
     API's p50 at one connection per route, GET's req/s at 32 connections over the API
@@ -182,10 +191,11 @@ def round_trip_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         here = [r for r in compared if r["scenario"] == scenario and r["connections"] == level]
         if not here:
             continue
-        here.sort(key=lambda r: r.get("db_rtt_ms") or 0)
+        here.sort(key=lambda r: _rtt_key(r.get("db_rtt_ms")))
         ratios = [r["cpu_ratio_before"] for r in here]
+        many = len(here) > 1
         figures = "; ".join(
-            (f"{r['db_rtt_ms']:g} ms: " if r.get("db_rtt_ms") is not None else "")
+            (f"{_rtt_name(r.get('db_rtt_ms'))}: " if many else "")
             + f"{r['api']['cpu_ms_per_request']} / {r['before']['cpu_ms_per_request']} ms "
             f"({r['cpu_ratio_before']}x)"
             for r in here
@@ -376,10 +386,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"CPU ms/req {names} | CPU API/before | CPU API/baseline | RSS MB {names} |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in pair_rows(results["runs"]):
+    rows = pair_rows(results["runs"])
+    for row in rows:
         size = row["size"]
-        if row.get("db_rtt_ms") is not None:
-            size = f"{size}, RTT {row['db_rtt_ms']:g} ms"
+        if row.get("db_rtt_ms") is not None or len({r.get("db_rtt_ms") for r in rows}) > 1:
+            size = f"{size}, RTT {_rtt_name(row.get('db_rtt_ms'))}"
         lines.append(
             f"| {size} | {row['workers']} | {row['scenario']} | {row['connections']} | "
             f"{_cell(row, 'rps', '{:,}')} | {row.get('ratio_before', '-')} | "
@@ -411,8 +422,8 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
     """With `--db-rtt-ms`: per route and added database round trip (1 worker), p50/p99 at
     1 connection, req/s and CPU per request at 32, for the API, the API before and the
     baseline, with the API's ratios to the API before."""
-    rtts = sorted({r["db_rtt_ms"] for r in rows if r.get("db_rtt_ms") is not None})
-    if not rtts:
+    rtts = sorted({r.get("db_rtt_ms") for r in rows}, key=_rtt_key)
+    if rtts == [None]:
         return []
 
     def latency(row: dict[str, Any]) -> str:
@@ -430,9 +441,9 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
         f"1 worker each; `before` is {before}. p50 / p99 ms at 1 connection (each server's "
         "pair in turn); req/s and CPU ms per request at 32 connections; the ratios are the "
         "API's over the API before's. Every server reaches PostgreSQL through the delay proxy "
-        "of scripts/bench/dbproxy.py (0 ms too).",
+        "of scripts/bench/dbproxy.py (0 ms too; `no proxy`: a pass without it).",
         "",
-        f"| scenario | RTT ms | p50 / p99 c=1: {names} | p50 API/before | "
+        f"| scenario | RTT | p50 / p99 c=1: {names} | p50 API/before | "
         f"req/s c=32: {names} | req/s API/before | CPU ms/req c=32: {names} | "
         "CPU API/before |",
         "|---|---|---|---|---|---|---|---|",
@@ -443,7 +454,7 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
             if not one and not many:
                 continue
             lines.append(
-                f"| {scenario} | {rtt:g} | {latency(one)} | "
+                f"| {scenario} | {_rtt_name(rtt)} | {latency(one)} | "
                 f"{one.get('p50_ratio_before', '-')} | {per(many, 'rps', '{:,.0f}')} | "
                 f"{many.get('ratio_before', '-')} | {per(many, 'cpu_ms_per_request', '{}')} | "
                 f"{many.get('cpu_ratio_before', '-')} |"
@@ -468,8 +479,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     everything = [r for r in pair_rows(results["runs"]) if r["workers"] == 1]
-    rtts = sorted({r.get("db_rtt_ms") or 0.0 for r in everything})
-    rows = [r for r in everything if (r.get("db_rtt_ms") or 0.0) == rtts[0]] if rtts else []
+    rtts = sorted({r.get("db_rtt_ms") for r in everything}, key=_rtt_key)
+    rows = [r for r in everything if r.get("db_rtt_ms") == rtts[0]] if rtts else []
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     sizes = list(dict.fromkeys(r["size"] for r in rows))
     fig, axes = plt.subplots(

@@ -194,7 +194,7 @@ class Bench:
                     if self.plan.before
                     else None
                 ),
-                "db_rtt_ms": [r for r in self.plan.db_rtt_ms if r is not None],
+                "db_rtt_ms": [] if self.plan.db_rtt_ms == (None,) else list(self.plan.db_rtt_ms),
                 "api_env": servers.API_ENV,
                 "rate_limit": servers.RATE_LIMIT_ENV["RATE_LIMIT_TASK_WRITES_PER_USER"],
                 "seed_seconds": self.seed_seconds,
@@ -383,6 +383,16 @@ class Bench:
         return soak
 
 
+def _rtt(value: str) -> float | None:
+    """A `--db-rtt-ms` value: milliseconds, or `off` for a pass without the proxy."""
+    if value.lower() == "off":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of ms or 'off': {value!r}") from None
+
+
 def _per_request(cpu_seconds: float, requests: int) -> float:
     return round(cpu_seconds * 1000 / requests, 3) if requests else 0.0
 
@@ -442,12 +452,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db-rtt-ms",
-        type=float,
+        type=_rtt,
         nargs="+",
         metavar="MS",
         help="put a delay proxy between every server and PostgreSQL adding MS of round trip "
         "(half each way), one pass per value, e.g. --db-rtt-ms 0 2 10 (a database one region "
-        "away is 10 or more); default: no proxy",
+        "away is 10 or more); `off` is a pass without the proxy (--db-rtt-ms off 0: the "
+        "proxy's own cost); default: no proxy",
     )
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="output folder")
