@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
@@ -299,7 +302,7 @@ class Bench:
             rate = get_rate.get((target.name, level), 5000.0)
             count = int(rate * self.plan.seconds * 1.5) + 1000
             pool = workload.make_pool(db, count, self.work / "pool.lua")
-        began, cpu = time.monotonic(), target.cpu_seconds()
+        began, cpu, own = time.monotonic(), target.cpu_seconds(), _own_cpu_seconds()
         result = wrk.run(
             scenario,
             target.url,
@@ -324,13 +327,19 @@ class Bench:
             **result.to_dict(),
             "peak_rss_mb": servers.peak_rss_mb(target, began),
             "cpu_ms_per_request": _per_request(target.cpu_seconds() - cpu, result.requests),
+            # This process's CPU over the same run: the delay proxy's, when there is one (the
+            # RSS sampler's besides, a few system calls a second).
+            "proxy_cpu_ms_per_request": (
+                _per_request(_own_cpu_seconds() - own, result.requests) if rtt is not None else None
+            ),
         }
         self.runs.append(row)
         self.say(
             f"  {label:<44} {result.rps:>8,.0f} req/s  p50 "
             f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
             f"cpu {row['cpu_ms_per_request']} ms/req  "
-            f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
+            + (f"proxy cpu {row['proxy_cpu_ms_per_request']} ms/req  " if rtt is not None else "")
+            + f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
         )
 
     def _soak(
@@ -391,6 +400,11 @@ def _rtt(value: str) -> float | None:
         return float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of ms or 'off': {value!r}") from None
+
+
+def _own_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
 
 
 def _per_request(cpu_seconds: float, requests: int) -> float:
@@ -465,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     wrk.wrk_path()
+    # A stopped benchmark stops its servers and the proxy too (the with-blocks unwind); a
+    # background run ignores SIGINT, so SIGTERM is the way to stop it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = build_plan(args)
     estimate = plan.estimate()
     print(
