@@ -427,7 +427,7 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
         return []
 
     def latency(row: dict[str, Any]) -> str:
-        return " / ".join(
+        return " ; ".join(
             f"{row[s]['p50_ms']:.1f} / {row[s]['p99_ms']:.1f}" if s in row else "-" for s in SERVERS
         )
 
@@ -438,10 +438,10 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
     lines = [
         "## Database round trip (delay proxy, `--db-rtt-ms`)",
         "",
-        f"1 worker each; `before` is {before}. p50 / p99 ms at 1 connection (each server's "
-        "pair in turn); req/s and CPU ms per request at 32 connections; the ratios are the "
-        "API's over the API before's. Every server reaches PostgreSQL through the delay proxy "
-        "of scripts/bench/dbproxy.py (0 ms too; `no proxy`: a pass without it).",
+        f"1 worker each; `before` is {before}. p50 / p99 ms at 1 connection (the servers' "
+        "pairs separated by `;`); req/s and CPU ms per request at 32 connections; the ratios "
+        "are the API's over the API before's. Every server reaches PostgreSQL through the delay "
+        "proxy of scripts/bench/dbproxy.py (0 ms too; `no proxy`: a pass without it).",
         "",
         f"| scenario | RTT | p50 / p99 c=1: {names} | p50 API/before | "
         f"req/s c=32: {names} | req/s API/before | CPU ms/req c=32: {names} | "
