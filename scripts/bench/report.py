@@ -535,7 +535,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     axes[3][0].set_ylabel("API throughput ratio")
     axes[0][0].legend(fontsize="small")
     axes[3][0].legend(fontsize="small")
-    rtt_note = f", {rtts[0]:g} ms RTT" if rtts and rtts[0] else ""
+    rtt_note = ""
+    if rtts and (rtts[0] or len(rtts) > 1):
+        rtt_note = f", {_rtt_name(rtts[0])}" + (" RTT" if rtts[0] is not None else "")
     fig.suptitle(
         f"API vs {_before_label(results['config'])} vs raw baseline, 1 worker each{rtt_note} ("
         + results["machine"]["cpu"]
