@@ -146,22 +146,27 @@ def test_non_2xx_responses_are_counted(
 def test_db_rtt_runs_each_server_through_the_delay_proxy(
     wrk_installed: None, database_url: str, tmp_path: Path
 ) -> None:
-    """`--db-rtt-ms 0 4`: one pass per round trip, every server behind the delay proxy, and
-    the report's table of latency and throughput per round trip."""
+    """`--db-rtt-ms off 4`: one pass per value (`off`: without the proxy), every server behind
+    the delay proxy in the others, and the report's table of latency and throughput per round
+    trip, with the proxy's own CPU recorded."""
     out = tmp_path / "bench"
     options = (
         "--size 2x100 --seconds 1 --concurrency 1 --no-two-workers --warmup 0 "
-        "--scenarios get --only api,baseline --db-rtt-ms 0 4 --out"
+        "--scenarios get --only api,baseline --db-rtt-ms off 4 --out"
     )
     run_bench(options, out, database_url)
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["db_rtt_ms"] == [0, 4]
-    assert sorted((r["db_rtt_ms"], r["server"]) for r in results["runs"]) == [
+    assert results["config"]["db_rtt_ms"] == [None, 4]
+    assert sorted((r["db_rtt_ms"] or 0, r["server"]) for r in results["runs"]) == [
         (0, "api"),
         (0, "baseline"),
         (4, "api"),
         (4, "baseline"),
     ]
+    for run in results["runs"]:
+        proxy_cpu = run["proxy_cpu_ms_per_request"]
+        assert (proxy_cpu is None) == (run["db_rtt_ms"] is None), run
     markdown = (out / "results.md").read_text()
     assert "## Database round trip" in markdown
-    assert "| get | 4 |" in markdown
+    assert "| get | 4 ms |" in markdown
+    assert "| get | no proxy |" in markdown
