@@ -1,28 +1,42 @@
-"""The raw baseline: the practical limit of Python on this machine for the same work.
+"""The raw baseline: the practical limit of Python on this machine for the same work, with
+the same messages to the database.
 
-A minimal ASGI app (Starlette + asyncpg, no ORM, no validation library) that does what the
-API does for the benchmarked routes, and nothing more:
+A minimal ASGI app (Starlette + psycopg 3's async connection, no ORM, no validation library)
+that does what the API does for the benchmarked routes, and nothing more:
 
 - verifies the same HS256 token with the same library and checks (exp/sub required, iat not
-  in the future, the built-in `task_api` + `ver` claims), then reads the caller's
-  `(id, token_version)` row first in the request's transaction and refuses a revoked `ver`, as
-  `UserService.resolve_id` does; a write's read also takes the caller's change lock
-  (`task_events_lock`, migration 0008), as the API's does;
-- counts task writes in the same PostgreSQL rate-limit statement (`rate_limits._HIT`),
-  in its own transaction, as the API does;
-- runs the same SQL as the API (captured from SQLAlchemy's compiled statements) and returns
-  the same JSON bodies, including `is_overdue`, an encrypted `next_cursor` and, on a listing, the
-  change-feed position read in the page's own statement, encrypted as `meta.changes_cursor`
-  (the cursors are sealed by `cursors.py`, which the floor shares).
+  in the future, the built-in `task_api` + `ver` claims);
+- sends the database exactly the API's messages (specs/statements.md): a read is ONE
+  simple-query message, `SET LOCAL`s + `SELECT task_api_enter(...)` (the account check,
+  revocation included) + the route's statement, in autocommit; a write is `BEGIN` + the
+  `SET LOCAL`s + the entry (the write count against the caller's limit, reported in a notice
+  and turned into the `RateLimit` headers, and the caller's change lock) + the statement in
+  one message, then `COMMIT`; a missing row rolls back and counts again in one message. An
+  empty first page reads its feed position with a second message, as the API does.
+  `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
+  counting proxy;
+- runs the same SQL as the API and returns the same JSON bodies, including `is_overdue`, an
+  encrypted `next_cursor` and, on a listing, the change-feed position read in the page's own
+  statement, encrypted as `meta.changes_cursor` (`cursors.py`).
+
+Why psycopg 3 and not asyncpg (the baseline's driver until issue 23): several statements
+with parameters in one message need the simple-query protocol with the values bound on the
+client, as psycopg2 does for the API; asyncpg has no pipeline and its simple-query path
+returns no rows, so it cannot send the API's messages. psycopg 3's `AsyncClientCursor` sends
+the message text the API sends. The pool is a few lines here: it sends nothing when a
+connection is taken or given back (the API's pool sends nothing either; asyncpg's pool reset
+each connection with a query on release, a round trip).
 
 Configured by the API's own environment variables: DATABASE_URL, JWT_SECRET,
-JWT_LEEWAY_SECONDS, DB_POOL_SIZE, DB_MAX_OVERFLOW, RATE_LIMIT_ENABLED,
-RATE_LIMIT_TASK_WRITES_PER_USER, RATE_LIMIT_TASK_WINDOW_SECONDS.
-Served with `uvicorn scripts.bench.baseline:app --loop uvloop --http httptools`.
+JWT_LEEWAY_SECONDS, DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_STATEMENT_TIMEOUT_MS,
+DB_RESPONSE_TIMEOUT_MS, RATE_LIMIT_ENABLED, RATE_LIMIT_TASK_WRITES_PER_USER,
+RATE_LIMIT_TASK_WINDOW_SECONDS. Served with `uvicorn scripts.bench.baseline:app --loop uvloop
+--http httptools`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -34,9 +48,10 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any
 
-import asyncpg
+import psycopg
 from jose import jwt
 from jose.exceptions import JOSEError
+from psycopg import AsyncClientCursor, AsyncConnection
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -52,6 +67,26 @@ RATE_LIMITED = os.environ.get("RATE_LIMIT_ENABLED", "true").lower() == "true"
 WRITE_LIMIT = int(os.environ.get("RATE_LIMIT_TASK_WRITES_PER_USER", "120"))
 WRITE_WINDOW = int(os.environ.get("RATE_LIMIT_TASK_WINDOW_SECONDS", "60"))
 POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10")) + int(os.environ.get("DB_MAX_OVERFLOW", "10"))
+STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000"))
+# `Settings.effective_db_response_timeout_ms`: the statement timeout plus 2 s unless set.
+_RESPONSE = os.environ.get("DB_RESPONSE_TIMEOUT_MS")
+RESPONSE_TIMEOUT_MS = (
+    int(_RESPONSE) if _RESPONSE else (STATEMENT_TIMEOUT_MS + 2000 if STATEMENT_TIMEOUT_MS else 0)
+)
+
+# `backend.db.engine.transaction_locals`: every message's transaction starts with them.
+LOCALS = "SET LOCAL TimeZone = 'UTC'; "
+if STATEMENT_TIMEOUT_MS > 0:
+    LOCALS += f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}; "
+if RESPONSE_TIMEOUT_MS > 0:
+    LOCALS += f"SET LOCAL idle_in_transaction_session_timeout = {RESPONSE_TIMEOUT_MS}; "
+# The caller's entry (migration 0014, `UnitOfWork._enter_as`): a built-in token's subject and
+# version; a write, its count (key, window, limit, clean-up) and its change lock.
+ENTER = "SELECT task_api_enter(%s, %s, true, NULL, NULL, %s, %s, %s, %s, %s); "
+WRITE_COUNT_NOTICE = "task_api_rate_limit "
+# After a failed write (`UnitOfWork._refused`): the rollback took the count with it.
+RECOUNT = "SELECT key, hits, reset_seconds FROM task_api_hit(%s::text[], %s::integer[], false)"
+REFUSED_ACCOUNT, OVER_LIMIT = "TA401", "TA429"
 
 # Every column of `tasks`, in table order; a task is encoded from them by name, the fields of
 # the declaration (`backend/models/task_fields.py`) in its order, as `TaskPublic` prints them.
@@ -60,74 +95,44 @@ COLUMNS = ", ".join(COLUMN_NAMES)
 # Per field: its column's conversion to JSON (None: as the driver reads it).
 TYPE_NAMES = {column.name: type(column.type).__name__ for column in Task.__table__.columns}  # type: ignore[attr-defined]
 FIELD_NAMES = tuple(field.name for field in TASK_FIELDS)
-# Where a listing row's `sort_key` is, after the columns (the floor reads rows by position);
-# a first page's `feed_position` follows it.
-SORT_KEY = COLUMNS.count(",") + 1
-# `UserService.resolve_id`: the caller's id and token version, first in the transaction; for
-# a request that may change tasks, with the caller's change lock (`_ACCOUNT_FOR_WRITE`), held
-# until the transaction ends.
-ACCOUNT_SQL = "SELECT users.id, users.token_version FROM users WHERE users.id = $1"
-ACCOUNT_FOR_WRITE_SQL = (
-    "SELECT users.id, users.token_version, task_events_lock(users.id) FROM users "
-    "WHERE users.id = $1"
-)
-# `backend.services.changes.latest_position`: the caller's latest change id, or how far pruning
-# went if that is further, or 0.
+# `backend.services.changes.latest_position`: the caller's latest change id (reminders
+# aside), or how far pruning went if that is further, or 0.
 FEED_POSITION = (
-    "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.user_id = $1), "
-    "(SELECT task_events_pruned.through_id FROM task_events_pruned "
-    "WHERE task_events_pruned.user_id = $1), 0)"
+    "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.type != "
+    "'reminder' AND task_events.user_id = %(user)s), (SELECT task_events_pruned.through_id "
+    "FROM task_events_pruned WHERE task_events_pruned.user_id = %(user)s), 0)"
 )
 # A page: the task's columns and its sort key; `{where}`: the filters.
 PAGE_SQL = (
-    f"SELECT {COLUMNS}, created_at AS sort_key FROM tasks WHERE user_id = $1{{where}} "
-    "ORDER BY created_at DESC, id DESC LIMIT $2"
+    f"SELECT {COLUMNS}, created_at AS sort_key FROM tasks WHERE user_id = %(user)s{{where}} "
+    "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
 )
 # A first page (`TaskService.list_page(feed_position=True)`): the feed position is a column of
 # the page's own statement, so both come from one snapshot.
 LIST_SQL = (
     f"SELECT {COLUMNS}, created_at AS sort_key, {FEED_POSITION} AS feed_position "
-    "FROM tasks WHERE user_id = $1{where} ORDER BY created_at DESC, id DESC LIMIT $2"
+    "FROM tasks WHERE user_id = %(user)s{where} ORDER BY created_at DESC, id DESC "
+    "LIMIT %(limit)s"
 )
 # An empty first page carries no position: it is read with the proof that the page is still
-# empty, in one statement (`TaskService._with_position`).
+# empty, in one statement (`TaskService._with_position`), a message of its own.
 EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
 # Re-reads of an empty page that filled up meanwhile, before giving up (503), as the API.
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
-GET_SQL = f"SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2"
+GET_SQL = f"SELECT {COLUMNS} FROM tasks WHERE id = %s AND user_id = %s"
 INSERT_SQL = (
     "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
-    "due_date, tags) VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7) "
+    "due_date, tags) VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
+    "CASE WHEN %(completed)s THEN now() END, %(priority)s, %(due_date)s, %(tags)s) "
     f"RETURNING {COLUMNS}"
 )
 TOGGLE_SQL = (
     "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN NOT completed "
-    "THEN coalesce(completed_at, now()) ELSE NULL END, updated_at = now(), version = version + 1 "
-    f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    "THEN coalesce(completed_at, now()) END, updated_at = now(), version = version + 1 "
+    f"WHERE id = %s AND user_id = %s RETURNING {COLUMNS}"
 )
-DELETE_SQL = "DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING id"
-HIT_SQL = """
-    WITH expired AS (
-        DELETE FROM rate_limits
-        WHERE $3::boolean AND window_end < clock_timestamp() AND key <> ALL ($1::text[])
-    )
-    INSERT INTO rate_limits AS r (key, window_start, window_end, hits)
-    SELECT k, s, s + make_interval(secs => w), 1
-    FROM (
-        SELECT k, w,
-               date_bin(make_interval(secs => w), clock_timestamp(),
-                        TIMESTAMPTZ '2000-01-01 00:00:00+00') AS s
-        FROM unnest($1::text[], $2::integer[]) AS t(k, w)
-        ORDER BY k
-    ) AS windows
-    ON CONFLICT (key) DO UPDATE SET
-        hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
-        window_start = EXCLUDED.window_start,
-        window_end = EXCLUDED.window_end
-    RETURNING key, hits,
-              greatest(1, ceil(extract(epoch FROM window_end - clock_timestamp())))::integer
-"""
+DELETE_SQL = "DELETE FROM tasks WHERE id = %s AND user_id = %s RETURNING title"
 PRIORITIES = ("none", "low", "medium", "high")
 CLEAN_UP_ONE_IN = 500  # backend/services/rate_limits.py
 
@@ -137,12 +142,11 @@ def _clean_up() -> bool:
     return random.randrange(CLEAN_UP_ONE_IN) == 0  # noqa: S311 (not security-relevant)
 
 
-JSON = {"content-type": "application/json"}
-
-
 class Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        self.status, self.code, self.message = status, code, message
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -152,8 +156,10 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 
 def _error(exc: Refused) -> Response:
     body = {"error": {"code": exc.code, "message": exc.message, "details": []}}
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return _json(exc.status, body, headers)
+    headers = dict(exc.headers or {})
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return _json(exc.status, body, headers or None)
 
 
 def _claims(request: Request) -> tuple[str, int]:
@@ -191,33 +197,158 @@ def _claims(request: Request) -> tuple[str, int]:
     return subject, version
 
 
-async def _resolve(
-    conn: asyncpg.Connection, subject: str, version: int, *, write: bool = False
-) -> str:
-    """The caller's id (401 if deleted or revoked); a `write` also takes their change lock."""
-    user = await conn.fetchrow(ACCOUNT_FOR_WRITE_SQL if write else ACCOUNT_SQL, subject)
-    if user is None:
-        raise Refused(401, "UNAUTHORIZED", "The account for this token no longer exists")
-    if user["token_version"] != version:
-        raise Refused(401, "UNAUTHORIZED", "This token was revoked")
-    return str(user["id"])
+class Conn:
+    """A pooled connection in autocommit (the messages carry their own `BEGIN`), with the
+    notices the server sent while it served the current request."""
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
+        self.notices: list[str] = []
+        conn.add_notice_handler(lambda d: self.notices.append(d.message_primary or ""))
+
+    async def last(self, sql: str, params: Any) -> list[Any]:
+        """Send `sql` (several statements) as one message; the last statement's rows."""
+        async with self.conn.cursor() as cur:
+            await cur.execute(sql, params)
+            while cur.nextset():
+                pass
+            return await cur.fetchall()
 
 
-async def _limit_write(pool: asyncpg.Pool, subject: str) -> dict[str, str]:
-    if not RATE_LIMITED or WRITE_LIMIT <= 0:
-        return {}
-    key = "task-writes:" + hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
-    async with pool.acquire() as conn, conn.transaction():
-        _, hits, reset = await conn.fetchrow(HIT_SQL, [key], [WRITE_WINDOW], _clean_up())
-    remaining = max(0, WRITE_LIMIT - hits)
+class Pool:
+    """At most `size` connections, opened on demand; nothing is sent on checkout or return. A
+    connection left inside a transaction (a failure that could not roll back) is closed."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url = url
+        self._slots: asyncio.LifoQueue[Conn | None] = asyncio.LifoQueue()
+        for _ in range(size):
+            self._slots.put_nowait(None)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        conn = await self._slots.get()
+        try:
+            if conn is None or conn.conn.closed:
+                raw = await AsyncConnection.connect(
+                    self.url,
+                    autocommit=True,
+                    prepare_threshold=None,
+                    cursor_factory=AsyncClientCursor,
+                    application_name="task-api-baseline",
+                )
+                conn = Conn(raw)
+            conn.notices.clear()
+            yield conn
+        finally:
+            if conn is not None and (
+                conn.conn.closed
+                or conn.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            ):
+                await conn.conn.close()
+                conn = None
+            self._slots.put_nowait(conn)
+
+    async def close(self) -> None:
+        while not self._slots.empty():
+            conn = self._slots.get_nowait()
+            if conn is not None:
+                await conn.conn.close()
+
+
+def _write_key(subject: str) -> str:
+    return "task-writes:" + hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _limit_headers(hits: int, reset: int) -> dict[str, str]:
     headers = {
         "RateLimit-Policy": f'"task-writes";q={WRITE_LIMIT};w={WRITE_WINDOW}',
-        "RateLimit": f'"task-writes";r={remaining};t={reset}',
+        "RateLimit": f'"task-writes";r={max(0, WRITE_LIMIT - hits)};t={reset}',
     }
     if hits > WRITE_LIMIT:
         headers["Retry-After"] = str(reset)
-        raise Refused(429, "RATE_LIMITED", "Too many requests")
     return headers
+
+
+class Entry:
+    """The caller's entry for one request, sent ahead of its first statement."""
+
+    def __init__(self, subject: str, version: int, write: bool) -> None:
+        self.subject = subject
+        self.write = write
+        self.counted = write and RATE_LIMITED and WRITE_LIMIT > 0
+        count = (
+            (_write_key(subject), WRITE_WINDOW, WRITE_LIMIT, _clean_up())
+            if self.counted
+            else (None, None, None, False)
+        )
+        self.params: tuple[Any, ...] = (subject, version, write, *count)
+        self.headers: dict[str, str] = {}
+
+    def message(self, statement: str, params: Any) -> tuple[str, Any]:
+        """The first message: (`BEGIN` for a write,) the locals, the entry, the statement."""
+        head = ("BEGIN; " if self.write else "") + LOCALS
+        if isinstance(params, dict):
+            names = [f"e{i}" for i in range(len(self.params))]
+            enter = ENTER % tuple(f"%({n})s" for n in names)
+            return head + enter + statement, {
+                **dict(zip(names, self.params, strict=True)),
+                **params,
+            }
+        return head + ENTER + statement, (*self.params, *params)
+
+    def settle(self, conn: Conn) -> None:
+        """The count the entry reported in a notice, as headers (429 over the limit)."""
+        for notice in reversed(conn.notices):
+            if notice.startswith(WRITE_COUNT_NOTICE):
+                hits, reset = notice[len(WRITE_COUNT_NOTICE) :].split()[:2]
+                self.headers = _limit_headers(int(hits), int(reset))
+                if int(hits) > WRITE_LIMIT:
+                    raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
+                return
+
+    async def refused(self, conn: Conn, error: psycopg.Error | None) -> None:
+        """After a failed write: roll back and count again in one message; the entry's
+        refusals as their errors."""
+        in_transaction = conn.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        parts = ["ROLLBACK"] if in_transaction else []
+        if self.counted:
+            parts.append(RECOUNT)
+        if parts:
+            params = ([_write_key(self.subject)], [WRITE_WINDOW]) if self.counted else None
+            rows = await conn.last("; ".join(parts), params)
+            if self.counted and rows:
+                _, hits, reset = rows[0]
+                self.headers = _limit_headers(hits, reset)
+        code = getattr(error, "sqlstate", None)
+        if code == REFUSED_ACCOUNT:
+            message = error.diag.message_primary if error is not None else None
+            raise Refused(401, "UNAUTHORIZED", message or "Unauthorized")
+        if code == OVER_LIMIT or ("Retry-After" in self.headers):
+            raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
+
+    async def run(self, conn: Conn, statement: str, params: Any) -> list[Any]:
+        """The request's first statement with the entry; a write's rows only once the second
+        message has committed it (a read: one message)."""
+        sql, values = self.message(statement, params)
+        try:
+            rows = await conn.last(sql, values)
+        except psycopg.Error as error:
+            if self.write:
+                await self.refused(conn, error)
+            elif getattr(error, "sqlstate", None) == REFUSED_ACCOUNT:
+                raise Refused(401, "UNAUTHORIZED", error.diag.message_primary or "") from None
+            raise
+        if self.counted:
+            self.settle(conn)
+        return rows
+
+    async def commit(self, conn: Conn, found: bool) -> None:
+        """A write's second message: `COMMIT`, or (no row: 404) roll back and count again."""
+        if found:
+            await conn.conn.execute("COMMIT")
+        else:
+            await self.refused(conn, None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -228,24 +359,22 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-_CONVERT = {
-    "DateTime": _iso,
-    "UUID": _str,
-    "JSONB": json.loads,  # asyncpg hands JSONB over as text
-    "TextArray": list,
-}
-_ENCODE = tuple((name, _CONVERT.get(TYPE_NAMES[name])) for name in FIELD_NAMES)
+_CONVERT = {"DateTime": _iso, "UUID": _str}
+_AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
+_ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES[name])) for name in FIELD_NAMES)
+_ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
+SORT_KEY = len(COLUMN_NAMES)  # a listing row's sort key follows the columns, then the position
 
 
-def _task(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
-    task = {name: row[name] if f is None else f(row[name]) for name, f in _ENCODE}
-    completed, due = row["completed"], row["due_date"]
+def _task(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
+    task = {name: row[i] if f is None else f(row[i]) for name, i, f in _ENCODE}
+    completed, due = row[_COMPLETED], row[_DUE]
     task["is_overdue"] = not completed and due is not None and due < now
     return task
 
 
-def _etag(row: asyncpg.Record) -> str:
-    return f'"{row["id"]}-{row["version"]}"'
+def _etag(row: tuple[Any, ...]) -> str:
+    return f'"{row[_ID]}-{row[_VERSION]}"'
 
 
 def _like(term: str) -> str:
@@ -253,19 +382,20 @@ def _like(term: str) -> str:
 
 
 async def _page(
-    conn: asyncpg.Connection, where: str, args: tuple[Any, ...]
-) -> tuple[list[asyncpg.Record], int]:
+    conn: Conn, entry: Entry, where: str, values: dict[str, Any]
+) -> tuple[list[Any], int]:
     """A first page and the feed position of its snapshot (`TaskService._with_position`): a
     column of the page's rows, or, for an empty page, read with the proof that it is still
-    empty; a page that filled up in between is read again."""
-    rows = await conn.fetch(LIST_SQL.format(where=where), *args)
+    empty (a message of its own); a page that filled up in between is read again."""
+    rows = await entry.run(conn, LIST_SQL.format(where=where), values)
     for _ in range(EMPTY_PAGE_ATTEMPTS):
         if rows:
-            return rows, rows[0]["feed_position"]
-        position, appeared = await conn.fetchrow(EMPTY_LIST_SQL.format(where=where), *args)
+            return rows, rows[0][SORT_KEY + 1]
+        empty = await conn.last(LOCALS + EMPTY_LIST_SQL.format(where=where), values)
+        position, appeared = empty[0]
         if not appeared:
             return rows, position
-        rows = await conn.fetch(LIST_SQL.format(where=where), *args)
+        rows = await conn.last(LOCALS + LIST_SQL.format(where=where), values)
     raise Refused(503, "SERVICE_UNAVAILABLE", CHANGING)
 
 
@@ -275,26 +405,26 @@ async def list_tasks(request: Request) -> Response:
         params = request.query_params
         status, q = params.get("status", "all"), (params.get("q") or "").strip() or None
         limit = int(params.get("limit", "100"))
-        where, args = "", []
+        where = ""
+        values: dict[str, Any] = {"user": subject, "limit": limit + 1}
         if status in ("pending", "completed"):
             where += f" AND completed = {'true' if status == 'completed' else 'false'}"
         if q:
-            where += " AND (title ILIKE $3 ESCAPE '\\' OR description ILIKE $4 ESCAPE '\\')"
-            args = [_like(q), _like(q)]
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version)
-            rows, feed = await _page(conn, where, (user_id, limit + 1, *args))
+            where += " AND (title ILIKE %(q)s ESCAPE '\\' OR description ILIKE %(q)s ESCAPE '\\')"
+            values["q"] = _like(q)
+        entry = Entry(subject, version, write=False)
+        async with request.app.state.pool.connection() as conn:
+            rows, feed = await _page(conn, entry, where, values)
     except Refused as exc:
         return _error(exc)
+    user_id = subject
     now = datetime.now(UTC)
     page = rows[:limit]
     next_cursor, headers = None, {}
     if len(rows) > limit:
         fingerprint = list_fingerprint(status, q)
         last = page[-1]
-        next_cursor = encode_cursor(
-            SECRET, user_id, fingerprint, last["sort_key"], last["id"], feed
-        )
+        next_cursor = encode_cursor(SECRET, user_id, fingerprint, last[SORT_KEY], last[_ID], feed)
         next_url = request.url.include_query_params(cursor=next_cursor)
         headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     body = {
@@ -319,19 +449,21 @@ def _task_id(request: Request) -> int:
 
 
 async def _one(request: Request, sql: str, write: bool) -> Response:
+    """GET one (a read: one message) or toggle (a write: two)."""
     try:
         subject, version = _claims(request)
         task_id = _task_id(request)
-        pool = request.app.state.pool
-        headers = await _limit_write(pool, subject) if write else {}
-        async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version, write=write)
-            row = await conn.fetchrow(sql, user_id, task_id)
-        if row is None:
-            raise Refused(404, "NOT_FOUND", "Task not found")
+        entry = Entry(subject, version, write)
+        async with request.app.state.pool.connection() as conn:
+            rows = await entry.run(conn, sql, (task_id, subject))
+            if write:
+                await entry.commit(conn, bool(rows))
+        if not rows:
+            raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:
         return _error(exc)
-    headers["ETag"] = _etag(row)
+    row = rows[0]
+    headers = {**entry.headers, "ETag": _etag(row)}
     return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
 
 
@@ -376,25 +508,25 @@ async def create_task(request: Request) -> Response:
         priority = body.get("priority", "none")
         if not 1 <= len(title) <= 200 or priority not in PRIORITIES:
             raise Refused(422, "VALIDATION_ERROR", "Invalid body")
-        values = (
-            title,
-            body.get("description"),
-            bool(body.get("completed", False)),
-            priority,
-            _instant(body.get("due_date")),
-            _tags(body.get("tags", [])),
-        )
-        pool = request.app.state.pool
-        headers = await _limit_write(pool, subject)
-        async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version, write=True)
-            row = await conn.fetchrow(INSERT_SQL, user_id, *values)
+        values = {
+            "user": subject,
+            "title": title,
+            "description": body.get("description"),
+            "completed": bool(body.get("completed", False)),
+            "priority": priority,
+            "due_date": _instant(body.get("due_date")),
+            "tags": _tags(body.get("tags", [])),
+        }
+        entry = Entry(subject, version, write=True)
+        async with request.app.state.pool.connection() as conn:
+            rows = await entry.run(conn, INSERT_SQL, values)
+            await entry.commit(conn, bool(rows))
     except Refused as exc:
         return _error(exc)
     except ValueError:
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
-    headers["Location"] = f"/api/tasks/{row['id']}"
-    headers["ETag"] = _etag(row)
+    row = rows[0]
+    headers = {**entry.headers, "Location": f"/api/tasks/{row[_ID]}", "ETag": _etag(row)}
     return _json(201, {"data": _task(row, datetime.now(UTC))}, headers)
 
 
@@ -415,24 +547,23 @@ async def update_task(request: Request) -> Response:
                 changes[name] = _tags(value)
             else:
                 raise Refused(422, "VALIDATION_ERROR", "Invalid body")
-        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=3))
+        sets = "".join(f"{name} = %({name})s, " for name in changes)
         sql = (
-            f"UPDATE tasks SET {sets + ', ' if sets else ''}updated_at = now(), "
-            "version = version + 1 "
-            f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+            f"UPDATE tasks SET {sets}updated_at = now(), version = version + 1 "
+            f"WHERE id = %(task_id)s AND user_id = %(user)s RETURNING {COLUMNS}"
         )
-        pool = request.app.state.pool
-        headers = await _limit_write(pool, subject)
-        async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version, write=True)
-            row = await conn.fetchrow(sql, user_id, task_id, *changes.values())
-        if row is None:
-            raise Refused(404, "NOT_FOUND", "Task not found")
+        entry = Entry(subject, version, write=True)
+        async with request.app.state.pool.connection() as conn:
+            rows = await entry.run(conn, sql, {"task_id": task_id, "user": subject, **changes})
+            await entry.commit(conn, bool(rows))
+        if not rows:
+            raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:
         return _error(exc)
     except ValueError:
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
-    headers["ETag"] = _etag(row)
+    row = rows[0]
+    headers = {**entry.headers, "ETag": _etag(row)}
     return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
 
 
@@ -440,22 +571,21 @@ async def delete_task(request: Request) -> Response:
     try:
         subject, version = _claims(request)
         task_id = _task_id(request)
-        pool = request.app.state.pool
-        headers = await _limit_write(pool, subject)
-        async with pool.acquire() as conn, conn.transaction():
-            user_id = await _resolve(conn, subject, version, write=True)
-            deleted = await conn.fetchval(DELETE_SQL, user_id, task_id)
-        if deleted is None:
-            raise Refused(404, "NOT_FOUND", "Task not found")
+        entry = Entry(subject, version, write=True)
+        async with request.app.state.pool.connection() as conn:
+            rows = await entry.run(conn, DELETE_SQL, (task_id, subject))
+            await entry.commit(conn, bool(rows))
+        if not rows:
+            raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:
         return _error(exc)
-    return Response(status_code=204, headers=headers)
+    return Response(status_code=204, headers=entry.headers)
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     url = os.environ["DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
-    app.state.pool = await asyncpg.create_pool(url, min_size=2, max_size=POOL_SIZE)
+    app.state.pool = Pool(url, POOL_SIZE)
     try:
         yield
     finally:

@@ -1,6 +1,6 @@
-"""The API's encrypted cursors (`backend/api/pagination.py`), for the floor and the baseline.
+"""The API's encrypted cursors (`backend/api/pagination.py`), for the baseline.
 
-One copy shared by both servers, so they issue exactly the API's bytes: a listing's
+A copy, so that the baseline issues exactly the API's bytes: a listing's
 `next_cursor` (where the page ended and the change-feed position of the listing's first page,
 bound to what it belongs to) and the listing's `meta.changes_cursor` (a feed position, bound
 to its user), sealed with AES-SIV as the API does. Standard library and `cryptography` only:

@@ -42,14 +42,17 @@ class Counts:
     round_trips: int = 0
     connections: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    # With `record=True`: the text of every simple-query ('Q') message, in order.
+    queries: list[str] = field(default_factory=list)
 
 
 class _ClientStream:
     """Splits the client's messages after start-up (type byte, length) and counts them."""
 
-    def __init__(self, counts: Counts, lock: threading.Lock) -> None:
+    def __init__(self, counts: Counts, lock: threading.Lock, record: bool = False) -> None:
         self.counts = counts
         self.lock = lock
+        self.record = record
         self.buffer = b""
 
     def feed(self, data: bytes) -> None:
@@ -59,28 +62,38 @@ class _ClientStream:
             (length,) = struct.unpack("!i", self.buffer[1:5])
             if len(self.buffer) < 1 + length:
                 return
-            self.buffer = self.buffer[1 + length :]
+            body, self.buffer = self.buffer[5 : 1 + length], self.buffer[1 + length :]
             with self.lock:
                 name = chr(kind)
                 self.counts.by_type[name] = self.counts.by_type.get(name, 0) + 1
                 if kind in WAITING:
                     self.counts.round_trips += 1
+                if self.record and name == "Q":
+                    self.counts.queries.append(body.rstrip(b"\0").decode(errors="replace"))
 
 
 class DbProxy:
     """`with DbProxy(url, delay_ms=...) as proxy:` then connect to `proxy.url(url)`.
 
     Runs its own event loop in a daemon thread, so synchronous code (the app's thread pool, a
-    test) can use it. `count=True` parses the client stream (see the module doc).
+    test) can use it. `count=True` parses the client stream (see the module doc); `record=True`
+    also keeps the text of every simple-query message (`Counts.queries`).
     """
 
     def __init__(
-        self, target_host: str, target_port: int, *, delay_ms: float = 0, count: bool = False
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        delay_ms: float = 0,
+        count: bool = False,
+        record: bool = False,
     ) -> None:
         # A host starting with "/" is a Unix socket directory, as libpq reads it.
         self.target = (target_host, target_port)
         self.one_way = delay_ms / 2000
-        self.count = count
+        self.count = count or record
+        self.record = record
         self.counts = Counts()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -89,12 +102,14 @@ class DbProxy:
         self.port = 0
 
     @classmethod
-    def for_url(cls, url: str, *, delay_ms: float = 0, count: bool = False) -> DbProxy:
+    def for_url(
+        cls, url: str, *, delay_ms: float = 0, count: bool = False, record: bool = False
+    ) -> DbProxy:
         parsed = make_url(url)
         host = parsed.query.get("host") or parsed.host or "127.0.0.1"
         if isinstance(host, tuple):
             host = host[0]
-        return cls(host, parsed.port or 5432, delay_ms=delay_ms, count=count)
+        return cls(host, parsed.port or 5432, delay_ms=delay_ms, count=count, record=record)
 
     def url(self, url: str) -> str:
         """`url` pointed at the proxy (same database, user and password; over TCP)."""
@@ -135,13 +150,18 @@ class DbProxy:
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[Counts]:
-        """The round trips and new connections made inside the block."""
+        """The round trips and new connections made inside the block (and, recording, the
+        simple-query messages sent)."""
         before = self.snapshot()
+        with self._lock:
+            sent = len(self.counts.queries)
         result = Counts()
         yield result
         after = self.snapshot()
         result.round_trips = after[0] - before[0]
         result.connections = after[1] - before[1]
+        with self._lock:
+            result.queries = self.counts.queries[sent:]
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -169,7 +189,7 @@ class DbProxy:
             return
         parser = None
         if self.count:
-            parser = _ClientStream(self.counts, self._lock)
+            parser = _ClientStream(self.counts, self._lock, self.record)
             with self._lock:
                 self.counts.connections += 1
         server_w.write(startup)

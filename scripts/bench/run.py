@@ -1,7 +1,7 @@
-"""Benchmark the API against the stack floor and the raw baseline: `python -m scripts.bench
---help`.
+"""Benchmark the API against the raw baseline and, with `--before REF`, against its own code at
+an earlier commit: `python -m scripts.bench --help`.
 
-Seeds (or reuses) a database per size, starts the servers (the API, the floor and the
+Seeds (or reuses) a database per size, starts the servers (the API, the API before, the
 baseline, or those `--only` names) side by side with the same worker count, validates their
 answers, then for every scenario and concurrency level runs wrk against each back to back
 (rotating which goes first), samples each worker's RSS and CPU time, and writes results.json,
@@ -12,7 +12,10 @@ benchmark (exit 1) after the reports are written.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
+import signal
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
@@ -44,6 +48,8 @@ class Plan:
     kinds: tuple[str, ...] = servers.KINDS  # the servers to run, in this order
     # Database round trips to add (scripts/bench/dbproxy.py), one pass each; None: no proxy.
     db_rtt_ms: tuple[float | None, ...] = (None,)
+    # `--before REF`: the git ref as given and its commit; the "before" server runs its code.
+    before: tuple[str, str] | None = None
 
     def estimate(self) -> float:
         count = len(self.kinds)
@@ -69,7 +75,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
     if args.full:
         plan = Plan("full", ["10k", "1m"], [1, 8, 32, 64], 10, list(SCENARIOS), True, 300, 3)
     elif args.quick:
-        # The tuning loop: where the floor targets are judged, nothing else.
+        # The tuning loop: one worker at 32 connections, every scenario.
         plan = Plan("quick", ["10k"], [32], 5, list(SCENARIOS), False, 0, 2)
     else:
         plan = Plan("default", ["10k"], [1, 8, 32, 64], 5, list(SCENARIOS), True, 0, 2)
@@ -77,6 +83,9 @@ def build_plan(args: argparse.Namespace) -> Plan:
         getattr(args, name) is not None
         for name in ("size", "concurrency", "seconds", "scenarios", "soak", "warmup")
     )
+    before = None
+    if args.before:
+        before = (args.before, servers.resolve_ref(args.before))
     return Plan(
         preset=f"{plan.preset}, adjusted by options" if overridden else plan.preset,
         sizes=args.size or plan.sizes,
@@ -86,23 +95,27 @@ def build_plan(args: argparse.Namespace) -> Plan:
         two_workers=plan.two_workers and not args.no_two_workers,
         soak_seconds=plan.soak_seconds if args.soak is None else args.soak,
         warmup_seconds=plan.warmup_seconds if args.warmup is None else args.warmup,
-        kinds=parse_only(args.only),
+        kinds=parse_only(args.only, before=before is not None),
         db_rtt_ms=tuple(args.db_rtt_ms) if args.db_rtt_ms else (None,),
+        before=before,
     )
 
 
-def parse_only(value: str | None) -> tuple[str, ...]:
-    """`--only api,floor`: those servers, in the canonical order (the API, the reference of
-    the validation, first)."""
-    if not value:
-        return servers.KINDS
-    wanted = {name.strip() for name in value.split(",") if name.strip()}
-    unknown = wanted - set(servers.KINDS)
-    if unknown or not wanted:
-        raise SystemExit(
-            f"--only: unknown server(s) {', '.join(sorted(unknown)) or '(none)'}; "
-            f"choose from {', '.join(servers.KINDS)}"
-        )
+def parse_only(value: str | None, *, before: bool = False) -> tuple[str, ...]:
+    """`--only api,baseline`: those servers, in the canonical order (the API, the reference
+    of the validation, first); "before" runs exactly when `--before` is given."""
+    names = [kind for kind in servers.KINDS if kind != "before"]
+    wanted = set(names)
+    if value:
+        wanted = {name.strip() for name in value.split(",") if name.strip()}
+        unknown = wanted - set(names)
+        if unknown or not wanted:
+            raise SystemExit(
+                f"--only: unknown server(s) {', '.join(sorted(unknown)) or '(none)'}; "
+                f"choose from {', '.join(names)} (and --before REF for the API at REF)"
+            )
+    if before:
+        wanted.add("before")
     return tuple(kind for kind in servers.KINDS if kind in wanted)
 
 
@@ -132,6 +145,10 @@ class Bench:
         self.validation: list[str] = []
         self.soak: dict[str, Any] | None = None
         self.seed_seconds: dict[str, float | None] = {}
+        # The API's code at `--before REF`, exported once for every pass.
+        self.before_code: Path | None = None
+        if plan.before is not None:
+            self.before_code = servers.export_before(plan.before[1], self.work)
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -139,6 +156,7 @@ class Bench:
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
+        load_at_start = [round(x, 2) for x in os.getloadavg()]
         server = seed.server_url()
         postgres_version = ""
         for index, size in enumerate(self.plan.sizes):
@@ -161,8 +179,11 @@ class Bench:
                     first_rtt = rtt == self.plan.db_rtt_ms[0]
                     soak = self.plan.soak_seconds if (last and workers == 1 and first_rtt) else 0
                     self._size_pass(size, db, data, tokens, owned, workers, levels, soak, rtt)
+        machine = report.machine(postgres_version)
+        machine["load_average_at_start"] = load_at_start
+        machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         results = {
-            "machine": report.machine(postgres_version),
+            "machine": machine,
             "config": {
                 "preset": self.plan.preset,
                 "sizes": self.plan.sizes,
@@ -171,7 +192,12 @@ class Bench:
                 "scenarios": self.plan.scenarios,
                 "two_workers_at_32": self.plan.two_workers,
                 "servers": list(self.plan.kinds),
-                "db_rtt_ms": [r for r in self.plan.db_rtt_ms if r is not None],
+                "before": (
+                    {"ref": self.plan.before[0], "commit": self.plan.before[1]}
+                    if self.plan.before
+                    else None
+                ),
+                "db_rtt_ms": [] if self.plan.db_rtt_ms == (None,) else list(self.plan.db_rtt_ms),
                 "api_env": servers.API_ENV,
                 "rate_limit": servers.RATE_LIMIT_ENV["RATE_LIMIT_TASK_WRITES_PER_USER"],
                 "seed_seconds": self.seed_seconds,
@@ -209,13 +235,23 @@ class Bench:
                 url = proxy.url(db.url)
             common = {"workers": workers, "database_url": url, "secret": self.secret}
             started = [
-                stack.enter_context(servers.start(kind, log_dir=logs, **common))
+                stack.enter_context(
+                    servers.start(
+                        kind,
+                        log_dir=logs,
+                        code=self.before_code
+                        if kind == "before" and self.before_code
+                        else servers.ROOT,
+                        **common,
+                    )
+                )
                 for kind in self.plan.kinds
             ]
             by_name = {server.name: server for server in started}
             checked = validate.validate({s.name: s.url for s in started}, tokens, owned)
-            if "api" in by_name:
-                checked += servers.confirm_production_settings(by_name["api"])
+            for name in ("api", "before"):
+                if name in by_name:
+                    checked += servers.confirm_production_settings(by_name[name])
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
@@ -266,7 +302,7 @@ class Bench:
             rate = get_rate.get((target.name, level), 5000.0)
             count = int(rate * self.plan.seconds * 1.5) + 1000
             pool = workload.make_pool(db, count, self.work / "pool.lua")
-        began, cpu = time.monotonic(), target.cpu_seconds()
+        began, cpu, own = time.monotonic(), target.cpu_seconds(), _own_cpu_seconds()
         result = wrk.run(
             scenario,
             target.url,
@@ -291,13 +327,19 @@ class Bench:
             **result.to_dict(),
             "peak_rss_mb": servers.peak_rss_mb(target, began),
             "cpu_ms_per_request": _per_request(target.cpu_seconds() - cpu, result.requests),
+            # This process's CPU over the same run: the delay proxy's, when there is one (the
+            # RSS sampler's besides, a few system calls a second).
+            "proxy_cpu_ms_per_request": (
+                _per_request(_own_cpu_seconds() - own, result.requests) if rtt is not None else None
+            ),
         }
         self.runs.append(row)
         self.say(
             f"  {label:<44} {result.rps:>8,.0f} req/s  p50 "
             f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
             f"cpu {row['cpu_ms_per_request']} ms/req  "
-            f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
+            + (f"proxy cpu {row['proxy_cpu_ms_per_request']} ms/req  " if rtt is not None else "")
+            + f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
         )
 
     def _soak(
@@ -350,6 +392,21 @@ class Bench:
         return soak
 
 
+def _rtt(value: str) -> float | None:
+    """A `--db-rtt-ms` value: milliseconds, or `off` for a pass without the proxy."""
+    if value.lower() == "off":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of ms or 'off': {value!r}") from None
+
+
+def _own_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
 def _per_request(cpu_seconds: float, requests: int) -> float:
     return round(cpu_seconds * 1000 / requests, 3) if requests else 0.0
 
@@ -365,8 +422,9 @@ def _postgres_version(url: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.bench",
-        description="Benchmark the API against the stack floor (FastAPI + SQLAlchemy Core + "
-        "psycopg2, no middleware) and a raw Starlette + asyncpg baseline with wrk.",
+        description="Benchmark the API against a raw Starlette + psycopg 3 baseline that sends "
+        "the database the same messages, and (--before REF) against the API's own code at an "
+        "earlier commit, with wrk.",
     )
     parser.add_argument(
         "--size",
@@ -384,13 +442,19 @@ def main(argv: list[str] | None = None) -> int:
     presets.add_argument(
         "--quick",
         action="store_true",
-        help="the tuning loop: 10k, 1 worker, 32 connections only (where the floor targets "
-        "are judged), every scenario, 5 s each",
+        help="the tuning loop: 10k, 1 worker, 32 connections only, every scenario, 5 s each",
     )
     parser.add_argument(
         "--only",
         metavar="SERVERS",
-        help="comma-separated subset of api,floor,baseline to run, e.g. --only api,floor",
+        help="comma-separated subset of api,baseline to run, e.g. --only api",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        help="also run the API as it was at git ref REF (exported with git archive, served by "
+        "its own `serve` from the export, validated and measured like the others), reported "
+        "beside the API with API/before ratios, e.g. --before 756671b",
     )
     parser.add_argument("--seconds", type=float, help="duration of each timed run")
     parser.add_argument("--concurrency", type=int, nargs="+", help="connection counts")
@@ -402,18 +466,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db-rtt-ms",
-        type=float,
+        type=_rtt,
         nargs="+",
         metavar="MS",
         help="put a delay proxy between every server and PostgreSQL adding MS of round trip "
         "(half each way), one pass per value, e.g. --db-rtt-ms 0 2 10 (a database one region "
-        "away is 10 or more); default: no proxy",
+        "away is 10 or more); `off` is a pass without the proxy (--db-rtt-ms off 0: the "
+        "proxy's own cost); default: no proxy",
     )
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="output folder")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     wrk.wrk_path()
+    # A stopped benchmark stops its servers and the proxy too (the with-blocks unwind); a
+    # background run ignores SIGINT, so SIGTERM is the way to stop it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = build_plan(args)
     estimate = plan.estimate()
     print(

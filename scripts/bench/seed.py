@@ -130,11 +130,17 @@ def reset(engine: Engine) -> int:
     change lock from its start and then waits for its rows; the delete trigger takes that lock
     for each row it deletes. So the reset takes the owners' change locks before it touches
     their rows, as the API does (deleting first deadlocked with an in-flight DELETE of a task
-    the mix had created), and goes round again for owners whose first task appeared meanwhile."""
+    the mix had created), and goes round again for owners whose first task appeared meanwhile.
+
+    The rate-limit windows are cleared first, in a transaction of their own: an in-flight write
+    counts itself (a row lock on its window) before it takes its change lock (the caller's
+    entry, migration 0014), so deleting the windows while holding change locks deadlocked with
+    such a write."""
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM rate_limits"))
     with engine.begin() as conn:
         max_id = int(conn.scalar(text(f"SELECT max_seed_id FROM {MARKER}")) or 0)
         while users := list(conn.scalars(_CREATORS, {"m": max_id})):
             conn.execute(_LOCK, {"users": users})
             conn.execute(_DELETE_CREATED, {"m": max_id, "users": users})
-        conn.execute(text("DELETE FROM rate_limits"))
     return max_id

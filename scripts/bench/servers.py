@@ -1,5 +1,5 @@
-"""Start the API, the stack floor and the raw baseline side by side on loopback ports; sample
-their workers' RSS."""
+"""Start the API, the API as it was at an earlier commit (`--before REF`) and the raw baseline
+side by side on loopback ports; sample their workers' RSS."""
 
 from __future__ import annotations
 
@@ -37,9 +37,13 @@ API_ENV = {
     "LOG_LEVEL": "INFO",
     "METRICS_ENABLED": "true",
 }
-KINDS = ("api", "floor", "baseline")
-# The two comparison servers: uvicorn with the same loop and HTTP parser, no access log.
-APPS = {"floor": "scripts.bench.floor:app", "baseline": "scripts.bench.baseline:app"}
+# "before": the API's code at an earlier commit (`python -m scripts.bench --before REF`),
+# exported by `export_before` and served by its own `serve` with the same settings.
+KINDS = ("api", "before", "baseline")
+# The comparison server: uvicorn with the same loop and HTTP parser, no access log.
+APPS = {"baseline": "scripts.bench.baseline:app"}
+# What the export of an earlier commit holds: the code and its migrations (serve reads them).
+EXPORTED = ("backend", "migrations", "pyproject.toml")
 
 
 def free_port() -> int:
@@ -50,7 +54,7 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    name: str  # "api", "floor" or "baseline"
+    name: str  # "api", "before" or "baseline"
     url: str
     process: subprocess.Popen[bytes]
     log: Path
@@ -96,8 +100,38 @@ class Server:
         return sizes
 
 
+def resolve_ref(ref: str) -> str:
+    """`ref` as a short commit id (SystemExit if git does not know it)."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--short=7", "--verify", f"{ref}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise SystemExit(f"--before: git does not know {ref!r}: {found.stderr.strip()}")
+    return found.stdout.strip()
+
+
+def export_before(commit: str, work: Path) -> Path:
+    """The API's code at `commit` (`git archive`: its backend/ and migrations/), in a folder of
+    `work`; its `serve` runs from there, imports from there first (PYTHONPATH) and shares this
+    environment's packages."""
+    target = work / f"before-{commit}"
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, *EXPORTED],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 def _command(kind: str, port: int, workers: int) -> list[str]:
-    if kind == "api":
+    if kind in ("api", "before"):
         # The production entry point: uvicorn with its defaults (uvloop and httptools when
         # installed, access log on), behind `serve`'s checks.
         return [
@@ -131,8 +165,17 @@ def _command(kind: str, port: int, workers: int) -> list[str]:
 
 @contextmanager
 def start(
-    kind: str, *, workers: int, database_url: str, secret: str, log_dir: Path
+    kind: str,
+    *,
+    workers: int,
+    database_url: str,
+    secret: str,
+    log_dir: Path,
+    code: Path = ROOT,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
+    """Start `kind` from the code in `code` (an export for "before") and wait until it
+    answers; `extra_env` adds or overrides settings."""
     port = free_port()
     env = {
         **os.environ,
@@ -141,18 +184,19 @@ def start(
         "JWT_SECRET": secret,
         "AUTO_MIGRATE": "false",
         "LOG_LEVEL": "INFO",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(code),
         **RATE_LIMIT_ENV,
     }
     metrics_token = None
-    if kind == "api":
+    if kind in ("api", "before"):
         metrics_token = secrets.token_urlsafe(24)
         env.update(API_ENV, METRICS_TOKEN=metrics_token)
+    env.update(extra_env or {})
     log = log_dir / f"{kind}-{workers}w.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             _command(kind, port, workers),
-            cwd=ROOT,
+            cwd=code,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -184,12 +228,12 @@ def _wait_ready(server: Server) -> None:
 
 
 def confirm_production_settings(api: Server) -> list[str]:
-    """After some requests: the API serves /metrics and writes JSON access log lines, so the
-    figures include both (raise RuntimeError otherwise)."""
+    """After some requests: the API (or the API before) serves /metrics and writes JSON access
+    log lines, so the figures include both (raise RuntimeError otherwise)."""
     headers = {"Authorization": f"Bearer {api.metrics_token}"}
     metrics = httpx.get(f"{api.url}/metrics", headers=headers, timeout=10)
     if metrics.status_code != 200 or "http_request" not in metrics.text:
-        raise RuntimeError(f"the API serves no metrics: {metrics.status_code}")
+        raise RuntimeError(f"{api.name} serves no metrics: {metrics.status_code}")
     access = 0
     for line in api.log.read_text(errors="replace").splitlines():
         try:
@@ -199,10 +243,11 @@ def confirm_production_settings(api: Server) -> list[str]:
         if isinstance(record, dict) and {"method", "route", "status"} <= record.keys():
             access += 1
     if not access:
-        raise RuntimeError(f"the API wrote no JSON access log line to {api.log}")
+        raise RuntimeError(f"{api.name} wrote no JSON access log line to {api.log}")
+    label = "API" if api.name == "api" else f"API {api.name}"
     return [
-        "API: /metrics served (metrics on, behind METRICS_TOKEN)",
-        f"API: JSON access log on ({access} lines so far)",
+        f"{label}: /metrics served (metrics on, behind METRICS_TOKEN)",
+        f"{label}: JSON access log on ({access} lines so far)",
     ]
 
 

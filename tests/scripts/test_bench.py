@@ -1,7 +1,8 @@
-"""The benchmark (`python -m scripts.bench`) end to end at a tiny size: the API, the stack floor
-and the raw baseline start, answer identically, wrk drives every scenario on each without a
-single non-2xx, and the JSON, Markdown and PNG reports (API/floor and API/baseline side by
-side, the floor targets judged) are written. Debian's wrk is installed by the test setup."""
+"""The benchmark (`python -m scripts.bench`) end to end at a tiny size: the API and the raw
+baseline (and, with `--before REF`, the API's code at REF) start, answer identically, wrk drives
+every scenario on each without a single non-2xx, and the JSON, Markdown and PNG reports (the
+servers side by side, the targets judged) are written. Debian's wrk is installed by the test
+setup."""
 
 from __future__ import annotations
 
@@ -48,24 +49,23 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
 
     results = json.loads((out / "results.json").read_text())
     assert results["failures"] == []
-    assert results["config"]["servers"] == ["api", "floor", "baseline"]
+    assert results["config"]["servers"] == ["api", "baseline"]
     validation = results["validation"]
     assert len(validation) == 12
-    # The floor is validated like the baseline: identical bodies, and the baseline's bytes,
-    # for every listing (meta.changes_cursor included): a first page, one with a next_cursor,
-    # a filtered one and an empty one (the API's second statement).
+    # Every listing is validated (meta.changes_cursor included): a first page, one with a
+    # next_cursor, a filtered one and an empty one (the API's second message).
     for listing in ("list 100", "list 10 with next_cursor", "list filter+search", "list empty"):
-        assert any(
-            listing in v and "identical bodies" in v and "floor bytes = baseline bytes" in v
-            for v in validation
-        ), (listing, validation)
-    assert any("api, floor and baseline each flip completion" in v for v in validation)
+        assert any(listing in v and "identical bodies" in v for v in validation), (
+            listing,
+            validation,
+        )
+    assert any("api and baseline each flip completion" in v for v in validation)
     # The API runs as in production: metrics and the JSON access log on.
     assert any("/metrics served" in v for v in validation)
     assert any("JSON access log on" in v for v in validation)
     runs = results["runs"]
     assert {(r["scenario"], r["server"]) for r in runs} == {
-        (s, server) for s in wrk.SCENARIOS for server in ("api", "floor", "baseline")
+        (s, server) for s in wrk.SCENARIOS for server in ("api", "baseline")
     }
     for run in runs:
         assert run["requests"] > 0, run
@@ -75,40 +75,61 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
         assert run["cpu_ms_per_request"] > 0, run
     machine = results["machine"]
     assert machine["cores"] and machine["postgresql"] and machine["python"]
+    assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3
     comparisons = results["comparisons"]
     assert len(comparisons) == len(wrk.SCENARIOS)
     for row in comparisons:
-        assert row["api_over_floor_rps"] > 0 and row["api_over_baseline_rps"] > 0, row
-        assert row["api_over_floor_cpu"] > 0 and row["api_over_baseline_cpu"] > 0, row
-    floor_targets = [t for t in results["targets"] if t.get("against") == "floor"]
-    # Throughput and CPU for each of the seven routes, judged (met or not) at the nearest level.
-    assert len(floor_targets) == 14
-    assert all(isinstance(t["met"], bool) and t["connections"] == 4 for t in floor_targets)
+        assert row["api_over_baseline_rps"] > 0 and row["api_over_baseline_cpu"] > 0, row
 
     markdown = (out / "results.md").read_text()
     assert "| 2x100 | 1 | list | 4 |" in markdown
-    assert "## Targets against the stack floor (1 worker, 32 connections)" in markdown
-    assert "| get: API/floor throughput >= 0.8 |" in markdown
-    assert "| toggle: API CPU per request <= 1.3x floor's |" in markdown
-    assert "req/s API / floor / baseline | API/floor | API/baseline |" in markdown
+    assert "| get: API/baseline peak throughput >= 0.6 |" in markdown
+    assert "req/s API / before / baseline | API/before | API/baseline |" in markdown
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_before_runs_the_api_at_a_ref(
+    wrk_installed: None, database_url: str, tmp_path: Path
+) -> None:
+    """`--before REF`: the API's code at REF, exported and served by its own `serve`,
+    validated against the API and reported beside it with API/before ratios."""
+    out = tmp_path / "bench"
+    options = (
+        "--size 2x100 --seconds 1 --concurrency 2 --no-two-workers --warmup 0 "
+        "--scenarios get toggle --only api --before HEAD --out"
+    )
+    run_bench(options, out, database_url)
+    results = json.loads((out / "results.json").read_text())
+    assert results["failures"] == []
+    assert results["config"]["servers"] == ["api", "before"]
+    commit = results["config"]["before"]["commit"]
+    assert results["config"]["before"]["ref"] == "HEAD" and len(commit) >= 7
+    assert any("api and before each flip completion" in v for v in results["validation"])
+    assert any("API before: /metrics served" in v for v in results["validation"])
+    assert {(r["scenario"], r["server"]) for r in results["runs"]} == {
+        (s, server) for s in ("get", "toggle") for server in ("api", "before")
+    }
+    for row in results["comparisons"]:
+        assert row["api_over_before_rps"] > 0 and row["api_over_before_cpu"] > 0, row
+    markdown = (out / "results.md").read_text()
+    assert f"the code of HEAD ({commit})" in markdown
+    assert f"## CPU per request, API against the API at {commit}" in markdown
 
 
 def test_only_runs_the_servers_named(
     wrk_installed: None, database_url: str, tmp_path: Path
 ) -> None:
-    """`--only api,floor`, the tuning loop's option: no baseline is started or measured."""
+    """`--only api`, the tuning loop's option: no baseline is started or measured."""
     out = tmp_path / "bench"
     options = (
         "--size 2x100 --seconds 1 --concurrency 2 --no-two-workers --warmup 0 "
-        "--scenarios get toggle --only api,floor --out"
+        "--scenarios get toggle --only api --out"
     )
     run_bench(options, out, database_url)
     results = json.loads((out / "results.json").read_text())
-    assert {r["server"] for r in results["runs"]} == {"api", "floor"}
+    assert {r["server"] for r in results["runs"]} == {"api"}
     assert all("api_over_baseline_rps" not in row for row in results["comparisons"])
-    assert {t["target"].split(":")[0] for t in results["targets"]} == {"get", "toggle"}
 
 
 def test_non_2xx_responses_are_counted(
@@ -125,22 +146,27 @@ def test_non_2xx_responses_are_counted(
 def test_db_rtt_runs_each_server_through_the_delay_proxy(
     wrk_installed: None, database_url: str, tmp_path: Path
 ) -> None:
-    """`--db-rtt-ms 0 4`: one pass per round trip, every server behind the delay proxy, and
-    the report's table of latency and throughput per round trip."""
+    """`--db-rtt-ms off 4`: one pass per value (`off`: without the proxy), every server behind
+    the delay proxy in the others, and the report's table of latency and throughput per round
+    trip, with the proxy's own CPU recorded."""
     out = tmp_path / "bench"
     options = (
         "--size 2x100 --seconds 1 --concurrency 1 --no-two-workers --warmup 0 "
-        "--scenarios get --only api,baseline --db-rtt-ms 0 4 --out"
+        "--scenarios get --only api,baseline --db-rtt-ms off 4 --out"
     )
     run_bench(options, out, database_url)
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["db_rtt_ms"] == [0, 4]
-    assert sorted((r["db_rtt_ms"], r["server"]) for r in results["runs"]) == [
+    assert results["config"]["db_rtt_ms"] == [None, 4]
+    assert sorted((r["db_rtt_ms"] or 0, r["server"]) for r in results["runs"]) == [
         (0, "api"),
         (0, "baseline"),
         (4, "api"),
         (4, "baseline"),
     ]
+    for run in results["runs"]:
+        proxy_cpu = run["proxy_cpu_ms_per_request"]
+        assert (proxy_cpu is None) == (run["db_rtt_ms"] is None), run
     markdown = (out / "results.md").read_text()
     assert "## Database round trip" in markdown
-    assert "| get | 4 |" in markdown
+    assert "| get | 4 ms |" in markdown
+    assert "| get | no proxy |" in markdown

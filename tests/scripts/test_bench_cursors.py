@@ -1,4 +1,4 @@
-"""The benchmark's floor and baseline sign cursors with `scripts/bench/cursors.py`, a copy of
+"""The benchmark's baseline signs cursors with `scripts/bench/cursors.py`, a copy of
 the API's signing that imports nothing of the API: it must give the API's exact bytes (and so
 cursors the API accepts), or the validation before timing fails on every listing."""
 

@@ -1,0 +1,131 @@
+"""The benchmark's raw baseline (scripts/bench/baseline.py) sends the database the API's
+messages (specs/statements.md), counted, not asserted: both servers run as the benchmark runs
+them (`servers.start`), each behind its own counting proxy (scripts/bench/dbproxy.py), and
+every benchmarked request is measured on a warm pool. Per request both send the same number
+of messages, that number is the API's budget in tests/test_round_trips.py, and the messages
+carry the same statements in the same order, up to their values and the statement's column
+qualification: a read is the `SET LOCAL`s, `task_api_enter(...)` and the query in one message;
+a write is `BEGIN` with those, then `COMMIT`."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scripts.bench import seed, servers, workload
+from scripts.bench.dbproxy import DbProxy
+from tests.test_round_trips import BUDGETS
+
+# The benchmarked requests: (name, method, path, body, the API's budget key).
+REQUESTS: list[tuple[str, str, str, dict[str, Any] | None, str]] = [
+    ("get", "GET", "/api/tasks/{task}", None, "GET /api/tasks/{task_id}"),
+    ("list", "GET", "/api/tasks", None, "GET /api/tasks"),
+    ("search", "GET", "/api/tasks?status=pending&q=invoice", None, "GET /api/tasks?search"),
+    ("update", "PATCH", "/api/tasks/{task}", {"title": "x", "priority": "low"}, ""),
+    ("toggle", "PATCH", "/api/tasks/{task}/complete", None, ""),
+    ("create", "POST", "/api/tasks", {"title": "new", "tags": ["a"]}, "POST /api/tasks"),
+    ("delete", "DELETE", "/api/tasks/{victim}", None, "DELETE /api/tasks/{task_id}"),
+]
+BUDGET_KEYS = {
+    "update": "PATCH /api/tasks/{task_id}",
+    "toggle": "PATCH /api/tasks/{task_id}/complete",
+}
+
+
+STATEMENT = re.compile(r";\s*(?=(?:BEGIN|COMMIT|ROLLBACK|SET|SELECT|UPDATE|INSERT|DELETE|WITH)\b)")
+
+
+def _shape(message: str) -> list[str]:
+    """A message as the kind of each statement: its first words, values and table
+    qualification left out (`SET LOCAL statement_timeout`, `SELECT task_api_enter`,
+    `UPDATE tasks`, ...)."""
+    shapes = []
+    for statement in STATEMENT.split(message.strip().rstrip(";")):
+        words = statement.split()
+        if not words:
+            continue
+        head = words[0].upper()
+        if head == "SET":
+            shapes.append(" ".join(words[:3]))
+        elif head == "SELECT" and words[1].startswith("task_api_"):
+            shapes.append("SELECT " + words[1].split("(")[0])
+        else:
+            shapes.append(head)
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def bench_servers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    db = seed.prepare(database_url, 2, 200, reuse=True, quiet=True)
+    secret = secrets.token_urlsafe(48)
+    tokens = workload.mint_tokens(workload.settings_for(secret, db.url), db.users)
+    owned = workload.owned_pairs(db)
+    logs = tmp_path_factory.mktemp("bench-logs")
+    with ExitStack() as stack:
+        running = {}
+        for kind in ("api", "baseline"):
+            proxy = stack.enter_context(DbProxy.for_url(db.url, record=True))
+            server = stack.enter_context(
+                servers.start(
+                    kind,
+                    workers=1,
+                    database_url=proxy.url(db.url),
+                    secret=secret,
+                    log_dir=Path(logs),
+                    # No idle ping on a slow run (tests/test_pool_checkout.py).
+                    extra_env={"DB_POOL_PING_IDLE_SECONDS": "3600"},
+                )
+            )
+            running[kind] = (server, proxy)
+        yield running, tokens, owned
+    shutil.rmtree(logs, ignore_errors=True)
+
+
+def _send(server: servers.Server, token: str, method: str, path: str, body: Any) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    response = httpx.request(method, server.url + path, json=body, headers=headers, timeout=30)
+    assert response.status_code < 300, response.text
+    return response.status_code
+
+
+def _create(server: servers.Server, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    response = httpx.post(server.url + "/api/tasks", json={"title": "victim"}, headers=headers)
+    return int(response.json()["data"]["id"])
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=[r[0] for r in REQUESTS])
+def test_the_baseline_sends_the_apis_messages(
+    request_: tuple[str, str, str, dict[str, Any] | None, str], bench_servers: Any
+) -> None:
+    running, tokens, owned = bench_servers
+    name, method, path, body, budget_key = request_
+    user, task = owned[0]
+    token = tokens[user - 1]
+    messages: dict[str, list[str]] = {}
+    for kind, (server, proxy) in running.items():
+        victim = 0
+        if "{victim}" in path:
+            _send(server, token, method, path.format(victim=_create(server, token)), body)  # warm
+            victim = _create(server, token)
+        else:
+            _send(server, token, method, path.format(task=task), body)  # warm: pool, token
+        with proxy.measure() as counts:
+            _send(server, token, method, path.format(task=task, victim=victim), body)
+        assert counts.connections == 0, f"{kind}: a new connection; the pool was not warm"
+        budget = BUDGETS[budget_key or BUDGET_KEYS[name]]
+        assert counts.round_trips == budget, (kind, counts.round_trips, counts.queries)
+        messages[kind] = counts.queries
+    api, baseline = ([_shape(m) for m in messages[k]] for k in ("api", "baseline"))
+    assert api == baseline, (messages["api"], messages["baseline"])
+    first = api[0]
+    assert "SELECT task_api_enter" in first and first[-1] not in ("COMMIT", "SET")
+    assert (first[0] == "BEGIN") == (method != "GET")
