@@ -203,7 +203,8 @@ def test_killed_pool_connections_are_replaced_before_use(
     dedicated_pg: DedicatedPostgres, fault_server: tuple[str, subprocess.Popen[bytes], Path]
 ) -> None:
     """Neon suspends idle computes and PgBouncer recycles server connections: the app's pooled
-    connections die without it noticing. Pre-ping must replace them, so no request fails."""
+    connections die without it noticing. The checkout check (a closed socket, no ping) must
+    replace them, so no request fails."""
     base_url, process, log = fault_server
     headers = bearer(make_token(sub="fault-stale", lifetime=600))
     recorder = Recorder()
@@ -229,8 +230,12 @@ def test_killed_pool_connections_are_replaced_before_use(
         burst("warm")
         for round_ in range(3):
             with psycopg2.connect(dedicated_pg.url()) as admin, admin.cursor() as cur:
+                # Waits (up to 5 s each) until the backends have exited: connections that
+                # died while idle in the pool, as a suspended compute's or a recycled pooler
+                # connection's. (One killed at the very moment a request takes it fails that
+                # request with a 503, as it could between a ping and the first statement.)
                 cur.execute(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                     "WHERE application_name = 'task-api'"
                 )
                 killed = cur.fetchone()[0]
