@@ -17,13 +17,17 @@
 # (4xx/5xx; the error envelope is still printed), 2 on a usage error, and curl's own code
 # when the server cannot be reached. Needs curl and python3.
 #
-# Bodies: create, replace, update and bulk take a JSON object; create also takes a bare title.
+# Bodies: create, replace, update, bulk, move and the list commands take a JSON object; create
+# and create-list also take a bare title / name; move-list without one puts the list last.
 #
 # Example:
 #   export TOKEN=$(scripts/api.sh login ada@example.com 'correct horse battery staple' \
 #     | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])')
 #   scripts/api.sh create 'Buy milk'
 #   scripts/api.sh list 'status=pending&sort=title'
+#   scripts/api.sh create-list Groceries
+#   scripts/api.sh list 'list_id=7&parent_id=none&sort=position'   # a list's top level, in order
+#   scripts/api.sh move 42 '{"after_id": 41}'
 #
 # The route table (tests/scripts/test_api_script.py checks that every route the API serves
 # is listed here, and runs each command against a live server):
@@ -48,6 +52,15 @@
 # route: DELETE /api/tasks/{task_id}            delete ID
 # route: PATCH  /api/tasks/{task_id}/complete   complete ID [true|false]
 # route: GET    /api/tasks/{task_id}/occurrences occurrences ID [COUNT]
+# route: POST   /api/tasks/{task_id}/move       move ID JSON
+# route: GET    /api/tasks/{task_id}/subtree    subtree ID
+# route: GET    /api/lists                      lists
+# route: POST   /api/lists                      create-list NAME|JSON
+# route: GET    /api/lists/{list_id}            get-list ID
+# route: PUT    /api/lists/{list_id}            replace-list ID JSON
+# route: PATCH  /api/lists/{list_id}            update-list ID JSON
+# route: POST   /api/lists/{list_id}/move       move-list ID [JSON]
+# route: DELETE /api/lists/{list_id}            delete-list ID
 #
 # The published contract's paths answer like the ones above when USER_ID is the token's
 # subject (and 404 otherwise); reach them with `call`:
@@ -64,6 +77,15 @@
 # route: DELETE /api/{user_id}/tasks/{task_id}            call DELETE /api/USER_ID/tasks/ID
 # route: PATCH  /api/{user_id}/tasks/{task_id}/complete   call PATCH /api/USER_ID/tasks/ID/complete
 # route: GET    /api/{user_id}/tasks/{task_id}/occurrences call GET /api/USER_ID/tasks/ID/occurrences
+# route: POST   /api/{user_id}/tasks/{task_id}/move       call POST /api/USER_ID/tasks/ID/move JSON
+# route: GET    /api/{user_id}/tasks/{task_id}/subtree    call GET /api/USER_ID/tasks/ID/subtree
+# route: GET    /api/{user_id}/lists                      call GET /api/USER_ID/lists
+# route: POST   /api/{user_id}/lists                      call POST /api/USER_ID/lists JSON
+# route: GET    /api/{user_id}/lists/{list_id}            call GET /api/USER_ID/lists/ID
+# route: PUT    /api/{user_id}/lists/{list_id}            call PUT /api/USER_ID/lists/ID JSON
+# route: PATCH  /api/{user_id}/lists/{list_id}            call PATCH /api/USER_ID/lists/ID JSON
+# route: POST   /api/{user_id}/lists/{list_id}/move       call POST /api/USER_ID/lists/ID/move JSON
+# route: DELETE /api/{user_id}/lists/{list_id}            call DELETE /api/USER_ID/lists/ID
 #
 # Any other request: scripts/api.sh call METHOD PATH [JSON]
 set -euo pipefail
@@ -207,6 +229,44 @@ case "$command" in
   occurrences)
     need 1 "$@"
     request GET "/api/tasks/$1/occurrences${2:+?count=$2}"
+    ;;
+  move)
+    need 2 "$@"
+    request POST "/api/tasks/$1/move" "$2"
+    ;;
+  subtree)
+    need 1 "$@"
+    request GET "/api/tasks/$1/subtree"
+    ;;
+  lists) request GET /api/lists ;;
+  create-list)
+    need 1 "$@"
+    if [[ "$1" == \{* ]]; then
+      request POST /api/lists "$1"
+    else
+      request POST /api/lists "{\"name\": $(json_string "$1")}"
+    fi
+    ;;
+  get-list)
+    need 1 "$@"
+    request GET "/api/lists/$1"
+    ;;
+  replace-list)
+    need 2 "$@"
+    request PUT "/api/lists/$1" "$2"
+    ;;
+  update-list)
+    need 2 "$@"
+    request PATCH "/api/lists/$1" "$2"
+    ;;
+  move-list)
+    need 1 "$@"
+    body=${2:-}
+    request POST "/api/lists/$1/move" "${body:-"{}"}"
+    ;;
+  delete-list)
+    need 1 "$@"
+    request DELETE "/api/lists/$1"
     ;;
   call)
     need 2 "$@"

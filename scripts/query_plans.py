@@ -1,12 +1,15 @@
-"""EXPLAIN the task listing queries on a large synthetic data set.
+"""EXPLAIN the task listing queries, the subtree read and moves on a large synthetic data set.
 
     python scripts/query_plans.py --users 10000 --tasks 1000000 > specs/query-plans.md
 
 Seeds a scratch database (`task_api_plans`, dropped and re-created on the server named by
-DATABASE_URL, or on an embedded server in .data/plans-postgres), then prints EXPLAIN (ANALYZE,
-BUFFERS) of the exact SQL `TaskService.list_statement` builds for several filter/sort
-combinations, as Markdown. tests/test_query_plans.py uses the same pieces on a smaller set to
-fail on any sequential scan of `tasks`.
+DATABASE_URL, or on an embedded server in .data/plans-postgres): tasks, then lists and
+subtasks made from them (scripts/seeding.py). Then prints EXPLAIN (ANALYZE, BUFFERS) of the
+exact SQL the service builds for several filter/sort combinations of the listing
+(`TaskService.list_statement`), for a subtree read and for moves (`task_tree.move_statement`;
+a move is explained inside a transaction that is rolled back), as Markdown.
+tests/test_query_plans.py uses the same pieces on a smaller set to fail on any sequential scan
+of `tasks`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,19 +31,35 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from backend.contracts.tasks import move_placement
 from backend.db.engine import libpq_url, normalize_url
 from backend.db.migrations import migrate_up
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
+from backend.models.task_ops import TaskMove
 from backend.services import TaskService
-from backend.services.task_listing import Keyset, TaskFilters, TaskListQuery
-from backend.services.tasks import OWNER
-from scripts.seeding import seed
+from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
+from backend.services.task_tree import Placement
+from backend.services.tasks import _SUBTREE, OWNER, _move_statements
+from scripts.seeding import seed, seed_tree
 
 CALLER = "user-42"
 LATER = datetime.now(UTC) + timedelta(days=7)
 
-# name -> the listing it stands for (each a query a frontend really sends).
-COMBINATIONS: dict[str, TaskListQuery] = {
+
+@dataclass(frozen=True)
+class Rows:
+    """The caller's rows the tree's statements name (their ids are the database's)."""
+
+    list_id: int  # the caller's list with the most tasks
+    other_list_id: int  # another of its lists
+    parent_id: int  # the task in `list_id` with the most subtasks
+    first_id: int  # the first and the last top-level task of `list_id`, in manual order
+    last_id: int
+
+
+# name -> the listing it stands for (each a query a frontend really sends); one that names
+# the caller's list or task is built from their ids.
+COMBINATIONS: dict[str, TaskListQuery | Callable[[Rows], TaskListQuery]] = {
     "default: newest first": TaskListQuery(),
     "pending, by title, second page": TaskListQuery(
         filters=TaskFilters(status=TaskStatus.pending),
@@ -60,44 +80,165 @@ COMBINATIONS: dict[str, TaskListQuery] = {
         filters=TaskFilters(due_before=LATER, updated_since=datetime.now(UTC) - timedelta(days=1)),
         sort=TaskSort.created,
     ),
+    "a list's page: its top level in manual order": lambda rows: TaskListQuery(
+        filters=TaskFilters(list_id=rows.list_id, parent_id=NONE), sort=TaskSort.position
+    ),
+    "a task's subtasks in manual order": lambda rows: TaskListQuery(
+        filters=TaskFilters(parent_id=rows.parent_id), sort=TaskSort.position
+    ),
 }
 
 
+def _move(task_id: int, body: TaskMove) -> tuple[Any, dict[str, Any], bool]:
+    """The statement `TaskService.move` sends for this request (no If-Match), its values."""
+    placement: Placement = move_placement(body)
+    statement, _ = _move_statements(placement.shape, False)
+    return statement, {"task_id": task_id, **placement.values()}, True
+
+
+# name -> (statement, its values, whether it writes): what a route sends, naming the caller's
+# rows: the subtree read (`GET /api/tasks/{id}/subtree`) and moves (`POST .../move`).
+STATEMENTS: dict[str, Callable[[Rows], tuple[Any, dict[str, Any], bool]]] = {
+    "a subtree: the task and its subtasks, depth-first": lambda rows: (
+        _SUBTREE,
+        {"task_id": rows.parent_id},
+        False,
+    ),
+    "a move: after a sibling, in the same list (drag and drop)": lambda rows: _move(
+        rows.last_id, TaskMove(after_id=rows.first_id)
+    ),
+    "a move: to another list, with its subtasks": lambda rows: _move(
+        rows.parent_id, TaskMove(list_id=rows.other_list_id)
+    ),
+}
+
+ROWS_SQL = text(
+    """
+    WITH mine AS (SELECT id, list_id, parent_id, position FROM tasks WHERE user_id = :caller),
+    chosen AS (
+        SELECT list_id FROM mine WHERE list_id IS NOT NULL
+        GROUP BY list_id ORDER BY count(*) DESC, list_id LIMIT 1
+    ),
+    top AS (
+        SELECT id, position FROM mine
+        WHERE list_id = (SELECT list_id FROM chosen) AND parent_id IS NULL
+    )
+    SELECT (SELECT list_id FROM chosen),
+           (SELECT min(list_id) FROM mine WHERE list_id <> (SELECT list_id FROM chosen)),
+           (SELECT parent_id FROM mine
+            WHERE parent_id IN (SELECT id FROM top)
+            GROUP BY parent_id ORDER BY count(*) DESC, parent_id LIMIT 1),
+           (SELECT id FROM top ORDER BY position LIMIT 1),
+           (SELECT id FROM top ORDER BY position DESC LIMIT 1)
+    """
+)
+
+
+def caller_rows(conn: Connection) -> Rows:
+    values = conn.execute(ROWS_SQL, {"caller": CALLER}).one()
+    if None in values:
+        raise RuntimeError(f"{CALLER} has no list with subtasks: run seed_tree first")
+    return Rows(*values)
+
+
+def plans(conn: Connection, rows: Rows) -> dict[str, tuple[str, bool]]:
+    """name -> (the SQL, as sent, with its values inlined; whether it writes), in order."""
+    listed = {
+        name: (listing_sql(query if isinstance(query, TaskListQuery) else query(rows)), False)
+        for name, query in COMBINATIONS.items()
+    }
+    sent = {name: build(rows) for name, build in STATEMENTS.items()}
+    return listed | {
+        name: (
+            write_sql(conn, statement, values) if writes else statement_sql(statement, values),
+            writes,
+        )
+        for name, (statement, values, writes) in sent.items()
+    }
+
+
 def listing_sql(query: TaskListQuery, user_id: str = CALLER) -> str:
-    statement = TaskService(None, user_id).list_statement(query)  # type: ignore[arg-type]
-    # The caller is bound when the service runs a statement (`TaskService._run`); here too.
-    statement = statement.params({OWNER: user_id})
+    return statement_sql(TaskService(None, user_id).list_statement(query))  # type: ignore[arg-type]
+
+
+def statement_sql(
+    statement: Any, values: dict[str, Any] | None = None, user_id: str = CALLER
+) -> str:
+    """A SELECT with its values written in. The caller is bound when the service runs a
+    statement (`Scoped._run`); here too."""
+    statement = statement.params({OWNER: user_id, **(values or {})})
     return str(
         statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     )
 
 
-def explain(conn: Connection, query: TaskListQuery, *, analyze: bool = False) -> Any:
-    options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+def write_sql(
+    conn: Connection, statement: Any, values: dict[str, Any], user_id: str = CALLER
+) -> str:
+    """An UPDATE (which has no `params()`) with its values written in by the driver, as it
+    sends them: they are the ids and the caller (no type needs SQLAlchemy's processing)."""
+    compiled = statement.compile(dialect=conn.dialect)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    # An empty parameter dict makes psycopg2 unescape the compiler's %% back to %.
-    cursor.execute(f"EXPLAIN ({options}) {listing_sql(query)}", {})
-    plan = cursor.fetchone()[0]
-    cursor.close()
-    return plan[0]
+    try:
+        text = cursor.mogrify(
+            compiled.string, compiled.construct_params({OWNER: user_id, **values})
+        )
+    finally:
+        cursor.close()
+    return str(text.decode())
+
+
+def _explained(conn: Connection, sql: str, options: str, *, writes: bool) -> list[Any]:
+    """EXPLAIN's rows, on an AUTOCOMMIT connection; a write in a transaction rolled back (so
+    ANALYZE, which runs it, changes nothing)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if writes:
+            cursor.execute("BEGIN")
+        # An empty parameter dict makes psycopg2 unescape the compiler's %% back to %.
+        cursor.execute(f"EXPLAIN ({options}) {sql}", {})
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        if writes:
+            cursor.execute("ROLLBACK")
+        cursor.close()
+
+
+def explain(conn: Connection, sql: str, *, writes: bool = False) -> Any:
+    return _explained(conn, sql, "FORMAT JSON", writes=writes)[0][0]
 
 
 def task_scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every plan node that reads the tasks table or one of its indexes."""
     if node.get("Relation Name") == "tasks" or str(node.get("Index Name", "")).startswith(
-        "ix_tasks"
+        ("ix_tasks", "uq_tasks", "pk_tasks")
     ):
         yield node
     for child in node.get("Plans", []):
         yield from task_scans(child)
 
 
-def explain_text(conn: Connection, query: TaskListQuery) -> str:
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {listing_sql(query)}", {})
-    lines = [row[0] for row in cursor.fetchall()]
-    cursor.close()
-    return "\n".join(lines)
+def problems(name: str, plan: dict[str, Any]) -> list[str]:
+    """What is wrong with a plan: no read of tasks at all, a sequential scan of tasks, or an
+    index scan of it not bounded by the caller's user_id. A primary-key lookup (one task by
+    its id, e.g. the moved task or the next level of a subtree) is bounded by the key: it
+    reads one row, which must then pass a user_id filter."""
+    scans = list(task_scans(plan["Plan"]))
+    found = [] if scans else [f"{name}: no scan of tasks in {plan}"]
+    for node in scans:
+        if node["Node Type"] == "Seq Scan":
+            found.append(f"{name}: sequential scan of tasks")
+        index_scan = node["Node Type"] in {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
+        if not index_scan or "user_id" in node.get("Index Cond", ""):
+            continue
+        one_row = node.get("Index Name") == "pk_tasks" and node["Index Cond"].startswith("(id = ")
+        if not (one_row and "user_id" in node.get("Filter", "")):
+            found.append(f"{name}: {node.get('Index Name')} not bounded by user_id")
+    return found
+
+
+def explain_text(conn: Connection, sql: str, *, writes: bool = False) -> str:
+    return "\n".join(_explained(conn, sql, "ANALYZE, BUFFERS", writes=writes))
 
 
 def main() -> int:
@@ -128,26 +269,45 @@ def main() -> int:
         started = time.monotonic()
         with engine.begin() as conn:
             seed(conn, args.users, args.tasks)
+            seed_tree(conn)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE tasks"))  # seed_tree's UPDATE left dead rows
+            conn.execute(text("VACUUM ANALYZE task_lists"))
         print(f"<!-- seeded in {time.monotonic() - started:.0f} s -->", file=sys.stderr)
 
-    with engine.connect() as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         version = conn.scalar(text("SHOW server_version"))
-        print(f"# Listing query plans at {args.tasks:,} tasks across {args.users:,} users\n")
+        rows = caller_rows(conn)
+        explained = {
+            name: (sql, writes, explain(conn, sql, writes=writes))
+            for name, (sql, writes) in plans(conn, rows).items()
+        }
+        found = [p for name, (_, _, plan) in explained.items() for p in problems(name, plan)]
+        verdict = (
+            "every plan reads tasks through an index, only the caller's entries (no `Seq Scan` "
+            "on tasks; a primary-key lookup reads the one task it names, checked to be the "
+            "caller's)"
+            if not found
+            else "PROBLEMS: " + "; ".join(found)
+        )
+        print(f"# Query plans at {args.tasks:,} tasks across {args.users:,} users\n")
         print(
             f"PostgreSQL {version}; caller `{CALLER}` owns about "
-            f"{args.tasks // args.users} tasks. Generated by `scripts/query_plans.py` "
-            f"on {datetime.now(UTC):%Y-%m-%d}; every plan reads only the caller's index "
-            "entries (no `Seq Scan` on tasks).\n"
+            f"{args.tasks // args.users} tasks: 3 in 10 in no list, the rest in its 3 lists; 4 in "
+            "10 are subtasks, up to two levels down (`scripts/seeding.py`). "
+            f"Generated by `scripts/query_plans.py --users {args.users} --tasks {args.tasks}` "
+            f"on {datetime.now(UTC):%Y-%m-%d}: the task listings, a subtree read and two moves "
+            "(each run inside a transaction rolled back), the exact SQL the service sends; "
+            f"{verdict}.\n"
         )
-        for name, query in COMBINATIONS.items():
-            plan = explain(conn, query)
-            scans = sorted({n.get("Index Name", n["Node Type"]) for n in task_scans(plan["Plan"])})
+        for name, (sql, writes, plan) in explained.items():
+            scans = sorted({n["Index Name"] for n in task_scans(plan["Plan"]) if "Index Name" in n})
             print(f"## {name}\n\nIndexes: {', '.join(f'`{s}`' for s in scans)}\n")
-            print(f"```sql\n{listing_sql(query)}\n```\n")
-            print(f"```\n{explain_text(conn, query)}\n```\n")
+            print(f"```sql\n{sql}\n```\n")
+            print(f"```\n{explain_text(conn, sql, writes=writes)}\n```\n")
     engine.dispose()
-    print(json.dumps({"done": True}), file=sys.stderr)
-    return 0
+    print(json.dumps({"done": True, "problems": found}), file=sys.stderr)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,63 @@ TASKS_SQL = text(
 )
 CHUNK = 50_000
 
+# Lists and subtasks (`seed_tree`), made from the seeded tasks: every user gets three lists,
+# and each run of ten of a user's tasks (in id order) becomes one shape, in no list or in a
+# list (runs take turns: none, Inbox, Work, Home): a top-level task with three subtasks and a
+# subtask of the first of those, then five more top-level tasks. So of a user's 100 tasks 30
+# are in no list and 20-30 in each list, 40 are subtasks (up to two levels down); positions
+# stay the ones the tasks were given (unique per user, so unique per sibling group).
+LISTS_SQL = text(
+    """
+    INSERT INTO task_lists (user_id, name, name_key, position)
+    SELECT users.id, names.name, lower(names.name), names.n * 65536
+    FROM users CROSS JOIN (VALUES (1, 'Inbox'), (2, 'Work'), (3, 'Home')) AS names (n, name)
+    ORDER BY users.id, names.n
+    """
+)
+TREE_SQL = text(
+    """
+    WITH ranked AS (
+        SELECT id, user_id, completed,
+               (row_number() OVER mine - 1) / 10 AS run,
+               (row_number() OVER mine - 1) % 10 AS slot
+        FROM tasks
+        WINDOW mine AS (PARTITION BY user_id ORDER BY id)
+    ), shaped AS (
+        SELECT id, user_id, run, slot,
+               first_value(id) OVER this_run AS first_id,
+               nth_value(id, 2) OVER this_run AS second_id,
+               bool_or(completed) FILTER (WHERE slot = 0) OVER this_run AS first_done,
+               bool_or(completed) FILTER (WHERE slot <= 1) OVER this_run AS second_done
+        FROM ranked
+        WINDOW this_run AS (
+            PARTITION BY user_id, run ORDER BY slot
+            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        )
+    ), placed AS (
+        SELECT shaped.id, lists.id AS list_id,
+               CASE WHEN slot BETWEEN 1 AND 3 THEN first_id WHEN slot = 4 THEN second_id END
+                   AS parent_id,
+               -- A completed task has no open subtask (the rule migration 0018 keeps).
+               CASE WHEN slot BETWEEN 1 AND 3 THEN first_done
+                    WHEN slot = 4 THEN second_done ELSE false END AS parent_done
+        FROM shaped
+        LEFT JOIN task_lists AS lists
+            ON lists.user_id = shaped.user_id AND lists.position = (shaped.run % 4) * 65536
+    )
+    UPDATE tasks
+    SET list_id = placed.list_id,
+        parent_id = placed.parent_id,
+        completed = tasks.completed OR placed.parent_done,
+        completed_at = CASE WHEN placed.parent_done
+                            THEN coalesce(tasks.completed_at, now())
+                            ELSE tasks.completed_at END
+    FROM placed
+    WHERE tasks.id = placed.id
+      AND (placed.list_id IS NOT NULL OR placed.parent_id IS NOT NULL)
+    """
+)
+
 Progress = Callable[[int], None]  # called with the number of tasks just inserted
 
 
@@ -46,6 +103,21 @@ def seed(conn: Connection, users: int, tasks: int, progress: Progress | None = N
         if progress is not None:
             progress(last - first + 1)
     conn.execute(text("ANALYZE users"))
+    conn.execute(text("ANALYZE tasks"))
+
+
+def seed_tree(conn: Connection) -> None:
+    """Give the seeded users lists and the seeded tasks lists and parents (`TREE_SQL`), in the
+    caller's transaction, then ANALYZE. Built as a migration's backfill is: with the tables'
+    triggers off for these two statements (no change events, no versions; the rows obey the
+    tree's rules, so the checks they run would pass)."""
+    conn.execute(text("ALTER TABLE task_lists DISABLE TRIGGER USER"))
+    conn.execute(text("ALTER TABLE tasks DISABLE TRIGGER USER"))
+    conn.execute(LISTS_SQL)
+    conn.execute(TREE_SQL)
+    conn.execute(text("ALTER TABLE tasks ENABLE TRIGGER USER"))
+    conn.execute(text("ALTER TABLE task_lists ENABLE TRIGGER USER"))
+    conn.execute(text("ANALYZE task_lists"))
     conn.execute(text("ANALYZE tasks"))
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A curl walkthrough of the Task API: sign up (or in), then create, list, get, toggle, update,
-# replace and delete a task. Every step checks its status code; the script exits non-zero on
-# the first surprise.
+# replace and delete a task; then a list with two tasks and a subtask in it, a move with
+# after_id, the list's page in manual order, the subtree, and deleting the list (its tasks go
+# with it). Every step checks its status code; the script exits non-zero on the first surprise.
 #
 #   BASE_URL   API root (default http://127.0.0.1:8000)
 #   TOKEN      use this bearer token instead of signing up
@@ -15,6 +16,10 @@ BASE_URL="${BASE_URL%/}"
 
 json() {  # json '<python expression over d>' < body
   python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+}
+
+expect() {  # expect '<python expression over d>' VALUE WHAT: check the last body
+  [[ $(json "$1" <<<"$BODY") == "$2" ]] || { echo "$3: got $(json "$1" <<<"$BODY")" >&2; exit 1; }
 }
 
 # call METHOD PATH EXPECTED_STATUS [JSON_BODY]; leaves the body in $BODY
@@ -75,5 +80,31 @@ call GET "/api/tasks?status=completed&sort=title" 200
 
 call DELETE "/api/tasks/$ID" 204
 call GET "/api/tasks/$ID" 404
+
+# Lists, subtasks and manual order.
+call POST /api/lists 201 '{"name": "Groceries"}'
+LIST=$(json 'd["data"]["id"]' <<<"$BODY")
+call POST /api/tasks 201 "{\"title\": \"Milk\", \"list_id\": $LIST}"
+MILK=$(json 'd["data"]["id"]' <<<"$BODY")
+call POST /api/tasks 201 "{\"title\": \"Bread\", \"list_id\": $LIST}"
+BREAD=$(json 'd["data"]["id"]' <<<"$BODY")
+call POST /api/tasks 201 "{\"title\": \"Oat milk\", \"parent_id\": $MILK}"
+OAT=$(json 'd["data"]["id"]' <<<"$BODY")
+expect 'd["data"]["list_id"]' "$LIST" "a subtask is in its parent's list"
+
+PAGE="/api/tasks?list_id=$LIST&parent_id=none&sort=position"
+call GET "$PAGE" 200
+expect '[t["id"] for t in d["data"]]' "[$BREAD, $MILK]" "a new top-level task goes first"
+call POST "/api/tasks/$BREAD/move" 200 "{\"after_id\": $MILK}"
+call GET "$PAGE" 200
+expect '[t["id"] for t in d["data"]]' "[$MILK, $BREAD]" "move after_id"
+expect 'd["data"][0]["subtask_count"]' 1 "subtask count"
+
+call GET "/api/tasks/$MILK/subtree" 200
+expect '[(t["id"], t["parent_id"]) for t in d["data"]]' "[($MILK, None), ($OAT, $MILK)]" "subtree"
+
+call DELETE "/api/lists/$LIST" 204
+call GET "/api/tasks/$OAT" 404
+call GET "/api/lists/$LIST" 404
 
 echo "walkthrough ok"

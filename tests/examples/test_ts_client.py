@@ -1,8 +1,9 @@
 """The TypeScript example: a client generated from the committed specs/openapi.json
 (openapi-typescript types, openapi-fetch calls) and its thin wrapper (src/task-api.ts),
-type-checked by tsc, then run under Node against the real server: every route, the
-conditional and idempotent requests, retries after Retry-After on a rate-limited server and
-on a stub, and abort signals.
+type-checked by tsc (src/type-checks.ts: wrong calls, lists, subtasks and moves included, must
+not compile), then run under Node against the real server: every route (lists, moves and
+subtrees too), the conditional and idempotent requests, a typed LIMIT_REACHED, retries after
+Retry-After on a rate-limited server and on a stub, and abort signals.
 
 Generating in the test (rather than committing the output) means the types can never be
 stale: after an API change, regenerating specs/openapi.json is enough, and tsc then flags
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,7 +76,10 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "delete-stale", "delete", "get-deleted", "create-invalid", "create-more", "bulk",
         "filter", "pages", "all-tasks", "stats", "clear-completed", "clear-completed-again",
         "user-path", "bulk-delete", "changes", "stats-after", "bulk-missing", "recurring",
-        "recurring-next", "aborted",
+        "recurring-next", "create-lists", "list-name-taken", "create-in-list", "list-page",
+        "move-task", "move-stale", "move-cycle", "subtree", "complete-down", "subtasks-page",
+        "bulk-move", "update-list", "update-list-stale", "lists", "get-list", "stats-by-list",
+        "user-lists", "delete-list", "get-deleted-list", "aborted",
         "after-logout-all", "after-delete-me",
     ]  # fmt: skip
     assert values["health"] == {
@@ -135,6 +140,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
     assert values["stats"] == {
         "total": 3, "pending": 2, "completed": 1, "overdue": 0,
         "by_priority": {"none": 1, "low": 1, "medium": 0, "high": 1},
+        "by_list": [{"list_id": None, "name": None, "total": 3, "pending": 2, "completed": 1}],
     }  # fmt: skip
     assert (values["clear-completed"], values["clear-completed-again"]) == (1, 0)
 
@@ -168,6 +174,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         ["2030-03-28T08:00:00Z", True, False],
         ["2030-04-01T07:00:00Z", False, True],  # one next occurrence, though completed twice
     ]
+    check_lists_subtasks_and_moves(values)
     assert values["aborted"] == "AbortError"
     assert values["after-logout-all"]["status"] == 401
     assert values["after-delete-me"]["status"] == 401
@@ -178,6 +185,63 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         json={"email": values["register"]["email"], "password": "ts-client-password"},
     )
     assert login.status_code == 401
+
+
+def check_lists_subtasks_and_moves(values: dict[str, Any]) -> None:
+    """The demo's lists section: a list, two tasks and a checklist in it, moves, the subtree,
+    the list routes, stats by list, the twins, and deleting the list with its tasks."""
+    groceries, errands = values["create-lists"]
+    shop, chores = groceries["list"], errands["list"]
+    assert (shop["name"], shop["color"], shop["task_count"]) == ("Groceries", "#2e7d32", 0)
+    assert groceries["location"] == f"/api/lists/{shop['id']}"
+    assert groceries["etag"] == f'"{shop["id"]}-1"'
+    assert (chores["name"], chores["color"]) == ("Errands", None)
+    assert chores["position"] > shop["position"]  # a new list goes last
+    taken = values["list-name-taken"]
+    assert (taken["status"], taken["code"]) == (409, "CONFLICT")
+    milk, bread, oat, whole = values["create-in-list"]
+    # A new top-level task goes first; counts of each task's subtasks come with it.
+    assert values["list-page"] == [["Bread", 0, 0], ["Milk", 2, 2]]
+    moved = values["move-task"]
+    assert (moved["task"]["id"], moved["task"]["list_id"]) == (bread, shop["id"])
+    assert moved["etag"] == f'"{bread}-2"'
+    assert moved["page"] == [["Milk", 2, 2], ["Bread", 0, 0]]
+    assert values["move-stale"] == {"status": 412, "code": "PRECONDITION_FAILED", "details": []}
+    cycle = values["move-cycle"]
+    assert (cycle["status"], cycle["code"]) == (422, "VALIDATION_ERROR")
+    assert cycle["details"][0]["field"] == "body.parent_id"
+    # Whole milk was moved before Oat milk: the subtree is depth-first in manual order.
+    assert values["subtree"] == [
+        ["Milk", None, False], ["Whole milk", milk, False], ["Oat milk", milk, False],
+    ]  # fmt: skip
+    assert values["complete-down"] == [
+        ["Milk", None, True], ["Whole milk", milk, True], ["Oat milk", milk, True],
+    ]  # fmt: skip
+    assert values["subtasks-page"] == [["Whole milk", shop["id"]], ["Oat milk", shop["id"]]]
+    [result] = values["bulk-move"]
+    assert (result["op"], result["id"], result["task"]["list_id"]) == ("move", bread, chores["id"])
+    assert values["update-list"] == ["#ffaa00", "Chores", None, f'"{chores["id"]}-3"']
+    assert values["update-list-stale"]["status"] == 412
+    assert values["lists"] == [["Chores", 1, 1], ["Groceries", 3, 0]]  # moved before it
+    got = values["get-list"]
+    assert (got["list"]["task_count"], got["list"]["open_task_count"]) == (3, 0)
+    assert got["etag"] == groceries["etag"]  # its tasks changed, not the list
+    by_list = values["stats-by-list"]
+    assert [(s["list_id"], s["total"], s["pending"]) for s in by_list[:2]] == [
+        (chores["id"], 1, 1), (shop["id"], 3, 0),
+    ]  # fmt: skip
+    assert by_list[2]["list_id"] is None
+    assert values["user-lists"] == {
+        "own": ["Chores", "Groceries"],
+        "other": {
+            "status": 404,
+            "error": {"error": {"code": "NOT_FOUND", "message": "List not found", "details": []}},
+        },
+    }
+    deleted = values["delete-list"]
+    assert sorted(deleted["changes"]) == [["deleted", t] for t in sorted((milk, oat, whole))]
+    assert deleted["lists"] == ["Chores"]
+    assert values["get-deleted-list"] == {"status": 404, "code": "NOT_FOUND", "details": []}
 
 
 def test_client_uses_a_token_from_the_cli(built_client: None, live_server: str) -> None:
@@ -226,6 +290,33 @@ def test_client_waits_out_429s_on_a_rate_limited_server(
     assert 1 <= refused["retryAfter"] <= 2
     aborted = values["aborted-wait"]
     assert aborted["error"] == "TimeoutError" and aborted["seconds"] < 1.5
+
+
+def test_client_reports_a_limit_as_a_typed_error(built_client: None, live_server: str) -> None:
+    """The 101st list is 422 LIMIT_REACHED, an ApiError whose `code` the client's ErrorCode
+    type names; the 100 lists made before it are kept, none after."""
+    values = steps_of(node("checks.js", "limit-reached", BASE_URL=live_server))
+    refused = values["lists-refused"]
+    assert (refused["created"], refused["status"], refused["limit"]) == (100, 422, True)
+    assert "100 lists" in refused["message"]
+    assert values["lists-kept"] == 100
+
+
+def test_error_codes_type_names_every_code_the_api_documents() -> None:
+    """`ErrorCode` in task-api.ts: every code of the OpenAPI document's error examples, and
+    only codes the contract's table (or the client itself, HTTP_ERROR) names."""
+    source = (CLIENT / "src" / "task-api.ts").read_text()
+    union = re.search(r"export type ErrorCode =(.*?);", source, re.DOTALL)
+    assert union, "task-api.ts exports ErrorCode"
+    typed = set(re.findall(r'"([A-Z_]+)"', union.group(1)))
+    document = json.loads((ROOT / "specs" / "openapi.json").read_text())
+    examples = document["components"]["examples"].values()
+    answered = {e["value"]["error"]["code"] for e in examples if "error" in e.get("value", {})}
+    assert "LIMIT_REACHED" in answered
+    assert answered <= typed, f"add to ErrorCode in task-api.ts: {sorted(answered - typed)}"
+    contract = (ROOT / "specs" / "api-contract.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z_]+[A-Z])`", contract))
+    assert typed - {"HTTP_ERROR"} <= documented, sorted(typed - documented)
 
 
 def test_client_retries_503_and_key_in_use_against_a_stub(built_client: None) -> None:

@@ -143,6 +143,50 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
         assert status_of(api.run("clear-completed")) == 200
         assert status_of(api.run("get", done, expect_ok=False)) == 404
 
+    # Lists, subtasks and moves (issue 24), and a twin through `call`.
+    made = api.run("create-list", "Groceries")
+    assert status_of(made) == 201
+    shop = json.loads(made.stdout)["data"]
+    sid = str(shop["id"])
+    assert f'ETag: "{sid}-1"' in made.stderr.splitlines()
+    chores = str(api.json("create-list", '{"name": "Chores", "color": "#2E7D32"}')["data"]["id"])
+    taken = api.run("create-list", "GROCERIES", expect_ok=False)
+    assert json.loads(taken.stdout)["error"]["code"] == "CONFLICT"
+    milk = api.json("create", f'{{"title": "Milk", "list_id": {sid}}}')["data"]["id"]
+    bread = api.json("create", f'{{"title": "Bread", "list_id": {sid}}}')["data"]["id"]
+    oat = api.json("create", f'{{"title": "Oat milk", "parent_id": {milk}}}')["data"]["id"]
+    page = f"list_id={sid}&parent_id=none&sort=position"
+    assert [t["id"] for t in api.json("list", page)["data"]] == [bread, milk]  # new ones first
+    moved = api.json("move", str(bread), f'{{"after_id": {milk}}}')["data"]
+    assert (moved["id"], moved["list_id"]) == (bread, shop["id"])
+    assert [t["id"] for t in api.json("list", page)["data"]] == [milk, bread]
+    subtree = api.json("subtree", str(milk))
+    assert [(t["id"], t["parent_id"]) for t in subtree["data"]] == [(milk, None), (oat, milk)]
+    assert subtree["meta"] == {"count": 2}
+    cycle = api.run("move", str(milk), f'{{"parent_id": {oat}}}', expect_ok=False)
+    assert json.loads(cycle.stdout)["error"]["details"][0]["field"] == "body.parent_id"
+    bulk_move = f'{{"operations": [{{"op": "move", "id": {bread}, "list_id": {chores}}}]}}'
+    assert api.json("bulk", bulk_move)["data"]["results"][0]["task"]["list_id"] == int(chores)
+    assert [entry["name"] for entry in api.json("lists")["data"]] == ["Groceries", "Chores"]
+    assert api.json("get-list", sid)["data"]["task_count"] == 2  # Milk and its subtask
+    renamed = api.json("update-list", chores, '{"name": "Errands"}')["data"]
+    assert (renamed["name"], renamed["color"]) == ("Errands", "#2e7d32")
+    assert api.json("replace-list", chores, '{"name": "Errands"}')["data"]["color"] is None
+    first = api.json("move-list", chores, f'{{"before_id": {sid}}}')["data"]
+    assert first["position"] < shop["position"]
+    assert api.json("move-list", chores)["data"]["position"] > shop["position"]  # last
+    me = api.json("me")["data"]["id"]
+    assert api.json("call", "GET", f"/api/{me}/lists/{sid}")["data"]["name"] == "Groceries"
+    other = api.run("call", "GET", f"/api/someone-else/lists/{sid}", expect_ok=False)
+    assert json.loads(other.stdout)["error"]["message"] == "List not found"
+    stale = api.run("delete-list", sid, env={"IF_MATCH": '"0-0"'}, expect_ok=False)
+    assert status_of(stale) == 412
+    assert status_of(api.run("delete-list", sid)) == 204
+    for gone in (milk, oat):  # the list's tasks went with it
+        assert status_of(api.run("get", str(gone), expect_ok=False)) == 404
+    assert status_of(api.run("get-list", sid, expect_ok=False)) == 404
+    api.run("delete-list", chores)
+
     assert status_of(api.run("logout-all")) == 204
     assert status_of(api.run("me", expect_ok=False)) == 401
     api.token = api.json("login", "ada@example.com", "pass-word-1")["data"]["access_token"]

@@ -4,18 +4,32 @@ back, not a hard-coded one."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT
 
 MARKER = "<!-- run by tests/scripts/test_readme_examples.py -->"
+
+
+def bodies(out: str) -> list[Any]:
+    """Every `{"data": ...}` body in the output (curl -s prints them back to back)."""
+    decoder = json.JSONDecoder()
+    found = []
+    for start in (m.start() for m in re.finditer(re.escape('{"data":'), out)):
+        try:
+            found.append(decoder.raw_decode(out, start)[0]["data"])
+        except ValueError:
+            continue
+    return found
 
 
 def readme_examples() -> list[str]:
@@ -47,6 +61,18 @@ def test_readme_examples_run_against_a_live_server(live_server: str, tmp_path: P
     assert f'"id":{task_id},' in out  # toggled and updated that task
     assert '"completed":true' in out and '"description":"2 litres"' in out
     assert "HTTP/1.1 204 " in out, out  # deleted it (curl -si: no newline before it)
+    # Lists, subtasks and manual order: Bread moved right after Milk, which has one subtask;
+    # the subtree is Milk then Oat milk under it; deleting the list is the second 204.
+    pages = [b for b in bodies(out) if isinstance(b, list)]
+    titled = {tuple(t["title"] for t in page): page for page in pages}
+    milk, bread = titled[("Milk", "Bread")]
+    assert milk["list_id"] == bread["list_id"] is not None
+    assert (milk["subtask_count"], bread["subtask_count"]) == (1, 0)
+    assert milk["position"] < bread["position"]
+    parent, oat = titled[("Milk", "Oat milk")]
+    assert parent["id"] == oat["parent_id"] == milk["id"]
+    assert oat["list_id"] == milk["list_id"]
+    assert out.count("HTTP/1.1 204 ") == 2, out
     # The ETag example: created another task and changed it under If-Match.
     patched = out.split("HTTP/1.1 204", 1)[1]
     assert "HTTP/1.1 200 " in patched, out

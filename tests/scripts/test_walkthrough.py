@@ -25,7 +25,15 @@ def test_walkthrough_succeeds_against_a_live_server(live_server: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "walkthrough ok" in result.stdout
-    for step in ("POST   /api/auth/register", "PATCH  /api/tasks/", "DELETE /api/tasks/"):
+    for step in (
+        "POST   /api/auth/register",
+        "PATCH  /api/tasks/",
+        "DELETE /api/tasks/",
+        "POST   /api/lists ",
+        "/move ",
+        "/subtree ",
+        "DELETE /api/lists/",
+    ):
         assert step in result.stdout
 
 

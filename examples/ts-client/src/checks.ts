@@ -4,6 +4,7 @@
  *
  *   node dist/checks.js rate-limited   BASE_URL = a server whose task-write limit is tiny
  *   node dist/checks.js stub           a local stub answering 503 / 409 with Retry-After
+ *   node dist/checks.js limit-reached  BASE_URL = a server; lists until 422 LIMIT_REACHED
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -116,8 +117,37 @@ async function stub(): Promise<void> {
   }
 }
 
+/** Lists are limited per user: the one past the limit is a typed LIMIT_REACHED, nothing made. */
+async function limitReached(baseUrl: string): Promise<void> {
+  const api = new TaskApi({ baseUrl });
+  await api.register({ email: `limits-${Date.now()}@example.com`, password: "limit-password" });
+  let created = 0;
+  let refused: ApiError | undefined;
+  while (!refused && created < 1000) {
+    try {
+      await api.createList({ name: `List ${created + 1}` });
+      created++;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      refused = error;
+    }
+  }
+  // `code` is an ErrorCode: a misspelt one would not compile.
+  const limit = refused?.code === "LIMIT_REACHED";
+  const { status, message, details } = refused ?? {};
+  step("lists-refused", { created, status, limit, message, details });
+  step("lists-kept", (await api.listLists()).length);
+  await api.deleteMe();
+}
+
 const mode = process.argv[2];
-const run = mode === "rate-limited" ? rateLimited(process.env.BASE_URL ?? "") : stub();
+const baseUrl = process.env.BASE_URL ?? "";
+const run =
+  mode === "rate-limited"
+    ? rateLimited(baseUrl)
+    : mode === "limit-reached"
+      ? limitReached(baseUrl)
+      : stub();
 run.catch((error: unknown) => {
   console.error(error instanceof Error ? error.stack : error);
   process.exit(1);

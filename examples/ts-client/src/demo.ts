@@ -173,6 +173,79 @@ async function main(): Promise<void> {
     series.data.map((task) => [task.due_date, task.completed, task.previous_task_id === weekly.id]),
   );
 
+  // Lists, subtasks and manual order: a list, two tasks in it, a checklist under one of them.
+  const groceries = await api.createList({ name: "Groceries", color: "#2E7D32" });
+  const chores = await api.createList({ name: "Errands" });
+  const errands = chores.list;
+  step("create-lists", [groceries, chores]);
+  await failure("list-name-taken", () => api.createList({ name: "GROCERIES" }));
+  const shop = groceries.list.id;
+  const milk = (await api.createTask({ title: "Milk", list_id: shop })).task;
+  const bread = await api.createTask({ title: "Bread", list_id: shop });
+  const oat = (await api.createTask({ title: "Oat milk", parent_id: milk.id })).task;
+  const whole = (await api.createTask({ title: "Whole milk", parent_id: milk.id })).task;
+  step("create-in-list", [milk.id, bread.task.id, oat.id, whole.id]);
+  // A list's top level in manual order: a new top-level task goes first (Bread, Milk).
+  const topLevel = { list_id: shop, parent_id: "none", sort: "position" } as const;
+  const shelf = async () =>
+    (await api.listTasks(topLevel)).data.map((t) => [
+      t.title,
+      t.subtask_count,
+      t.open_subtask_count,
+    ]);
+  step("list-page", await shelf());
+  // Drag and drop: one request puts a task at an exact place (after, or before, a sibling).
+  const moved = await api.moveTask(bread.task.id, { after_id: milk.id }, { ifMatch: bread.etag });
+  step("move-task", { task: moved.task, etag: moved.etag, page: await shelf() });
+  await failure("move-stale", () =>
+    api.moveTask(bread.task.id, { before_id: milk.id }, { ifMatch: bread.etag }),
+  );
+  await api.moveTask(whole.id, { before_id: oat.id });
+  await failure("move-cycle", () => api.moveTask(milk.id, { parent_id: oat.id }));
+  const checklist = async () =>
+    (await api.getTaskSubtree(milk.id)).map((t) => [t.title, t.parent_id, t.completed]);
+  step("subtree", await checklist());
+  // Completing a task completes its subtasks; a subtask's list is its parent's.
+  await api.completeTask(milk.id, true);
+  step("complete-down", await checklist());
+  const subtasks = await api.listTasks({ parent_id: milk.id, sort: "position" });
+  step("subtasks-page", subtasks.data.map((t) => [t.title, t.list_id]));
+  step("bulk-move", await api.bulkTasks([{ op: "move", id: bread.task.id, list_id: errands.id }]));
+  // The list's own routes: rename, recolour, reorder, read (with counts), delete.
+  const recoloured = await api.updateList(errands.id, { color: "#ffaa00" });
+  const renamed = await api.replaceList(errands.id, { name: "Chores" }, {
+    ifMatch: recoloured.etag,
+  });
+  step("update-list", [recoloured.list.color, renamed.list.name, renamed.list.color, renamed.etag]);
+  await failure("update-list-stale", () =>
+    api.updateList(errands.id, { name: "x" }, { ifMatch: recoloured.etag }),
+  );
+  await api.moveList(errands.id, { before_id: shop }, { ifMatch: renamed.etag });
+  step("lists", (await api.listLists()).map((l) => [l.name, l.task_count, l.open_task_count]));
+  const shopList = await api.getList(shop);
+  step("get-list", shopList);
+  step("stats-by-list", (await api.taskStats()).by_list);
+  const ownLists = await api.client.GET("/api/{user_id}/lists", {
+    params: { path: { user_id: me.id } },
+  });
+  const otherList = await api.client.GET("/api/{user_id}/lists/{list_id}", {
+    params: { path: { user_id: "someone-else", list_id: shop } },
+  });
+  step("user-lists", {
+    own: ownLists.data?.data.map((l) => l.name),
+    other: { status: otherList.response.status, error: otherList.error },
+  });
+  // Deleting a list deletes its tasks, subtasks included: one deletion each in the feed.
+  const before = (await api.listTasks({ limit: 1 })).meta.changes_cursor;
+  await api.deleteList(shop, { ifMatch: shopList.etag });
+  const deletions = await api.listChanges(before);
+  step("delete-list", {
+    changes: deletions.data.map((change) => [change.type, change.task_id]),
+    lists: (await api.listLists()).map((l) => l.name),
+  });
+  await failure("get-deleted-list", () => api.getList(shop));
+  await api.deleteList(errands.id);
+
   // Abort: a signal cancels the call (here, one already aborted).
   const controller = new AbortController();
   controller.abort();

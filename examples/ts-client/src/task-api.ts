@@ -7,9 +7,10 @@
  *
  * What this module adds:
  * - the envelope: `{"data": ...}` unwrapped; error bodies thrown as `ApiError` (status, code,
- *   message, details, requestId, retryAfter);
- * - ETags: one-task answers return `{ task, etag }`; writes take `ifMatch` (412
- *   PRECONDITION_FAILED when the task changed since), `getTask` takes `ifNoneMatch` (304);
+ *   message, details, requestId, retryAfter), `code` typed as the contract's `ErrorCode`s;
+ * - ETags: one-task answers return `{ task, etag }`, one-list answers `{ list, etag }`; writes
+ *   take `ifMatch` (412 PRECONDITION_FAILED when the task or list changed since), `getTask`
+ *   takes `ifNoneMatch` (304);
  * - Idempotency-Key: creating calls send one (a fresh UUID unless you pass yours), so a retry,
  *   ours or yours, never creates twice;
  * - retries: a 429, 503 (or 409 IDEMPOTENCY_KEY_IN_USE) carrying `Retry-After` is retried
@@ -25,7 +26,9 @@ export type Task = Schemas["TaskPublic"];
 export type TaskCreate = Schemas["TaskCreate"];
 export type TaskReplace = Schemas["TaskReplace"];
 export type TaskUpdate = Schemas["TaskUpdate"];
+/** `listTasks`' query: filters (`list_id`, `parent_id`: an id or "none"), `sort`, `cursor`... */
 export type TaskQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
+export type TaskSort = Schemas["TaskSort"];
 export type TaskPage = Schemas["TaskListEnvelope"];
 export type TaskStats = Schemas["TaskStatsPublic"];
 export type TaskOccurrences = Schemas["TaskOccurrences"];
@@ -33,8 +36,17 @@ export type Reminder = Task["reminders"][number];
 export type TimeZone = Schemas["TimeZone"];
 export type TaskChange = Schemas["TaskChange"];
 export type ChangesPage = Schemas["TaskChangesEnvelope"];
+/** Where `moveTask` puts a task: `after_id` / `before_id` (a sibling), `parent_id`, `list_id`. */
+export type TaskMove = Schemas["TaskMove"];
 export type BulkOperation = Schemas["BulkRequest"]["operations"][number];
 export type BulkResult = Schemas["BulkResult"];
+export type TaskList = Schemas["ListPublic"];
+export type ListCreate = Schemas["ListCreate"];
+export type ListReplace = Schemas["ListReplace"];
+export type ListUpdate = Schemas["ListUpdate"];
+/** Where `moveList` puts a list: `after_id` / `before_id` (another list), or `{}` (last). */
+export type ListMove = Schemas["ListMove"];
+export type ListStats = Schemas["ListStats"];
 export type User = Schemas["UserPublic"];
 export type AuthSession = Schemas["AuthSession"];
 export type Credentials = Schemas["UserLogin"];
@@ -42,12 +54,40 @@ export type Registration = Schemas["UserRegister"];
 export type TokenResponse = Schemas["TokenResponse"];
 export type ErrorDetail = Schemas["ErrorDetail"];
 
+/**
+ * The `code` of an error answer (specs/api-contract.md, "Error codes"; the schema types it as a
+ * plain string), or `HTTP_ERROR` for an answer without an error body. `LIMIT_REACHED` (422):
+ * a documented limit (lists per user, tasks per list, subtasks under one task) would be passed.
+ */
+export type ErrorCode =
+  | "BAD_REQUEST"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "NOT_FOUND"
+  | "METHOD_NOT_ALLOWED"
+  | "NOT_ACCEPTABLE"
+  | "REQUEST_TIMEOUT"
+  | "CONFLICT"
+  | "IDEMPOTENCY_KEY_IN_USE"
+  | "CURSOR_EXPIRED"
+  | "PRECONDITION_FAILED"
+  | "PAYLOAD_TOO_LARGE"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "VALIDATION_ERROR"
+  | "LIMIT_REACHED"
+  | "IDEMPOTENCY_KEY_MISMATCH"
+  | "RATE_LIMITED"
+  | "HEADERS_TOO_LARGE"
+  | "INTERNAL_ERROR"
+  | "SERVICE_UNAVAILABLE"
+  | "HTTP_ERROR";
+
 /** An error answer (`{"error": {"code", "message", "details"}}`), or a network-level one. */
 export class ApiError extends Error {
   override readonly name = "ApiError";
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly details: ErrorDetail[],
     readonly requestId: string | null,
@@ -61,7 +101,7 @@ export class ApiError extends Error {
     const error = (body as { error?: Partial<Schemas["ErrorInfo"]> } | null)?.error;
     return new ApiError(
       response.status,
-      error?.code ?? "HTTP_ERROR",
+      (error?.code as ErrorCode | undefined) ?? "HTTP_ERROR",
       error?.message ?? (response.statusText || "HTTP error"),
       error?.details ?? [],
       response.headers.get("X-Request-ID"),
@@ -91,7 +131,7 @@ export type CallOptions = {
   signal?: AbortSignal;
 };
 export type WriteOptions = CallOptions & {
-  /** Change the task only if its ETag is still this one (else 412 PRECONDITION_FAILED). */
+  /** Change the task (list) only if its ETag is still this one (else 412 PRECONDITION_FAILED). */
   ifMatch?: string;
 };
 export type CreateOptions = CallOptions & {
@@ -107,6 +147,14 @@ export interface Created extends Tagged {
   location: string;
   /** True when this is the recorded answer to an earlier call with the same key. */
   replayed: boolean;
+}
+/** One list and its ETag (of the list's own fields, not its counts). */
+export interface TaggedList {
+  list: TaskList;
+  etag: string;
+}
+export interface CreatedList extends TaggedList {
+  location: string;
 }
 
 /** The Task API: one method per route, typed by the generated schema. */
@@ -294,6 +342,74 @@ export class TaskApi {
   async clearCompletedTasks(options: CallOptions = {}): Promise<number> {
     return data(await this.client.DELETE("/api/tasks/completed", options)).deleted;
   }
+
+  // -- subtasks and manual order ------------------------------------------------------------
+  // A task's `list_id`, `parent_id` (createTask, updateTask) place it; `position` orders it
+  // among its siblings (`listTasks({ list_id, parent_id: "none", sort: "position" })`).
+
+  /**
+   * Move a task, with its subtasks, in one request: right after / before a sibling
+   * (`after_id` / `before_id`), under `parent_id`, or to the top level of `list_id`; without an
+   * anchor it goes last. The moved task and its new ETag.
+   */
+  async moveTask(id: number, body: TaskMove, options: WriteOptions = {}): Promise<Tagged> {
+    const { ifMatch, ...init } = options;
+    const params = { path: { task_id: id }, header: { "If-Match": ifMatch ?? null } };
+    return tagged(await this.client.POST("/api/tasks/{task_id}/move", { params, body, ...init }));
+  }
+
+  /** The task, then its subtasks depth-first in manual order (`parent_id` says whose). */
+  async getTaskSubtree(id: number, options: CallOptions = {}): Promise<Task[]> {
+    const params = { path: { task_id: id } };
+    return data(await this.client.GET("/api/tasks/{task_id}/subtree", { params, ...options }));
+  }
+
+  // -- lists --------------------------------------------------------------------------------
+
+  /** Every list (at most 100), in their order, with their task counts. */
+  async listLists(options: CallOptions = {}): Promise<TaskList[]> {
+    return data(await this.client.GET("/api/lists", options));
+  }
+
+  /** A new list, last; 409 CONFLICT for a name you have (ignoring case), 422 LIMIT_REACHED. */
+  async createList(body: ListCreate, options: CallOptions = {}): Promise<CreatedList> {
+    const result = await this.client.POST("/api/lists", { body, ...options });
+    return { ...taggedList(result), location: result.response.headers.get("Location") ?? "" };
+  }
+
+  async getList(id: number, options: CallOptions = {}): Promise<TaggedList> {
+    const params = { path: { list_id: id } };
+    return taggedList(await this.client.GET("/api/lists/{list_id}", { params, ...options }));
+  }
+
+  /** PUT: `name`, and `color` (omitted: cleared). */
+  async replaceList(id: number, body: ListReplace, options: WriteOptions = {}) {
+    const { ifMatch, ...init } = options;
+    const params = { path: { list_id: id }, header: { "If-Match": ifMatch ?? null } };
+    return taggedList(await this.client.PUT("/api/lists/{list_id}", { params, body, ...init }));
+  }
+
+  /** PATCH: rename and/or recolour (`color: null` clears it). */
+  async updateList(id: number, body: ListUpdate, options: WriteOptions = {}) {
+    const { ifMatch, ...init } = options;
+    const params = { path: { list_id: id }, header: { "If-Match": ifMatch ?? null } };
+    return taggedList(await this.client.PATCH("/api/lists/{list_id}", { params, body, ...init }));
+  }
+
+  /** Right after / before another list, or last (`{}`). */
+  async moveList(id: number, body: ListMove = {}, options: WriteOptions = {}) {
+    const { ifMatch, ...init } = options;
+    const params = { path: { list_id: id }, header: { "If-Match": ifMatch ?? null } };
+    const path = "/api/lists/{list_id}/move";
+    return taggedList(await this.client.POST(path, { params, body, ...init }));
+  }
+
+  /** Delete the list and every task in it (each a deletion in the change feed). */
+  async deleteList(id: number, options: WriteOptions = {}): Promise<void> {
+    const { ifMatch, ...init } = options;
+    const params = { path: { list_id: id }, header: { "If-Match": ifMatch ?? null } };
+    ok(await this.client.DELETE("/api/lists/{list_id}", { params, ...init }));
+  }
 }
 
 // -- plumbing -------------------------------------------------------------------------------
@@ -315,6 +431,10 @@ function data<T>(result: Result<{ data: T }>): T {
 
 function tagged(result: Result<{ data: Task }>): Tagged {
   return { task: data(result), etag: result.response.headers.get("ETag") ?? "" };
+}
+
+function taggedList(result: Result<{ data: TaskList }>): TaggedList {
+  return { list: data(result), etag: result.response.headers.get("ETag") ?? "" };
 }
 
 function retryAfterSeconds(response: Response): number | null {

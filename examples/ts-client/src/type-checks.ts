@@ -2,7 +2,16 @@
  * Compile-time checks: `tsc` fails if the generated types stop catching these mistakes (each
  * `@ts-expect-error` must see an error). Never executed.
  */
-import type { BulkOperation, TaskApi, TaskCreate } from "./task-api.js";
+import type {
+  BulkOperation,
+  ErrorCode,
+  ListMove,
+  Task,
+  TaskApi,
+  TaskCreate,
+  TaskMove,
+  TaskQuery,
+} from "./task-api.js";
 
 export async function typeChecks(api: TaskApi): Promise<void> {
   // @ts-expect-error title is required
@@ -41,6 +50,70 @@ export async function typeChecks(api: TaskApi): Promise<void> {
   const got = await api.getTask(1);
   // @ts-expect-error null when If-None-Match names the current ETag (304)
   void got.task;
+
+  // Lists, subtasks and manual order. What must compile:
+  const listPage: TaskQuery = { list_id: 7, parent_id: "none", sort: "position" };
+  const noList: TaskQuery = { list_id: "none", parent_id: 42 };
+  const drag: TaskMove = { after_id: 41 };
+  const reparent: TaskMove = { list_id: 7, parent_id: 40 };
+  const toTop: TaskMove = { list_id: null, parent_id: null };
+  const lastList: ListMove = {};
+  const task = got!.task;
+  const placed: (number | null)[] = [task.list_id, task.parent_id];
+  const position: number = task.position;
+  const counts: (number | null)[] = [task.subtask_count, task.open_subtask_count];
+  const limit: ErrorCode = "LIMIT_REACHED";
+  void api.createTask({ title: "Oat milk", list_id: 7, parent_id: 40 });
+  void api.updateTask(1, { list_id: null, parent_id: null });
+  void api.bulkTasks([{ op: "move", id: 1, list_id: 7 }, { op: "move", id: 2, list_id: null }]);
+  const { list } = await api.createList({ name: "Groceries", color: "#2e7d32" });
+  const [first] = await api.listLists();
+  const subtree: Task[] = await api.getTaskSubtree(1);
+  const stats = await api.taskStats();
+  const byList: (number | null)[] = stats.by_list.map((entry) => entry.list_id);
+  const open: number = list.open_task_count;
+  // And what must not:
+  // @ts-expect-error list_id is a list's id or "none"
+  void api.listTasks({ list_id: "groceries" });
+  // @ts-expect-error parent_id is a task's id or "none"
+  void api.listTasks({ parent_id: "top" });
+  // @ts-expect-error sort=position is manual order; there is no "manual"
+  void api.listTasks({ sort: "manual" });
+  // @ts-expect-error position is the server's: a task is placed by moving it
+  void api.createTask({ title: "x", position: 3 });
+  // @ts-expect-error subtask counts are read-only
+  void api.updateTask(1, { subtask_count: 0 });
+  // @ts-expect-error a move names its anchor by id
+  void api.moveTask(1, { after_id: "41" });
+  // @ts-expect-error a move takes no position: it says where, the server picks the number
+  void api.moveTask(1, { position: 65536 });
+  // @ts-expect-error moveTask needs a body ({} keeps the task's list and parent, last)
+  void api.moveTask(1);
+  // @ts-expect-error a bulk move needs list_id (null: no list)
+  void api.bulkTasks([{ op: "move", id: 1 }]);
+  // @ts-expect-error a bulk move takes no anchor
+  void api.bulkTasks([{ op: "move", id: 1, list_id: 7, after_id: 2 }]);
+  // @ts-expect-error a list needs a name
+  void api.createList({ color: "#2e7d32" });
+  // @ts-expect-error a colour is a "#rrggbb" string
+  void api.updateList(7, { color: 0x2e7d32 });
+  // @ts-expect-error list ids are numbers
+  void api.getList("7");
+  // @ts-expect-error a list moves among lists: no parent
+  void api.moveList(7, { parent_id: 1 });
+  // @ts-expect-error an ETag is a string
+  void api.deleteList(7, { ifMatch: 1 });
+  // @ts-expect-error the subtree is tasks, not a page
+  void (await api.getTaskSubtree(1)).meta;
+  // @ts-expect-error a list's counts are numbers
+  const named: string = first!.task_count;
+  // @ts-expect-error no such error code (a typo is caught)
+  const typo: ErrorCode = "LIMIT_REACHD";
+  // @ts-expect-error the list routes' paths need a list id
+  void api.client.GET("/api/lists/{list_id}", { params: { path: {} } });
+  void [listPage, noList, drag, reparent, toTop, lastList, placed, position, counts, limit];
+  void subtree;
+  void [byList, open, named, typo];
   void missingTitle;
   void noTag;
 }
