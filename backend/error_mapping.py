@@ -29,16 +29,27 @@ def error_body(
     return {"error": {"code": code, "message": message, "details": list(details)}}
 
 
+# Where a request's parameters (not its body) come from: a value there is one scalar, so
+# anything pydantic puts after the parameter's name in `loc` names a member of its union type
+# (`query.list_id.literal['none']`), not a place in the request.
+_PARAMETERS = frozenset({"query", "path", "header", "cookie"})
+
+
 def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     # Only location, message and type: pydantic's `input`/`ctx` may echo large or odd values.
-    return [
-        {
-            "field": ".".join(str(part) for part in err.get("loc", ())) or None,
+    details: list[dict[str, Any]] = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        if loc and loc[0] in _PARAMETERS:
+            loc = loc[:2]
+        detail = {
+            "field": ".".join(str(part) for part in loc) or None,
             "message": str(err.get("msg", "Invalid value")),
             "type": str(err.get("type", "value_error")),
         }
-        for err in errors
-    ]
+        if detail not in details:
+            details.append(detail)
+    return details
 
 
 ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"

@@ -193,3 +193,18 @@ def test_body_over_the_size_limit_is_413(
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert count_rows(db_engine, "tasks") == 0
+
+
+@pytest.mark.parametrize(
+    "query", ["list_id=abc", "parent_id=-1", "due_before=yesterday", "list_id=1.5"]
+)
+def test_a_bad_query_parameter_names_the_parameter_itself(
+    client: TestClient, alice: Account, query: str
+) -> None:
+    """A parameter whose type is a union (an id or `none`, a date-time or a date) is named as
+    sent, never with pydantic's name for a member of the union."""
+    response = client.get(f"/api/tasks?{query}", headers=alice.headers)
+    assert response.status_code == 422, response.text
+    name = query.partition("=")[0]
+    fields = {detail["field"] for detail in response.json()["error"]["details"]}
+    assert fields == {f"query.{name}"}, fields
