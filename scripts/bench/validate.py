@@ -1,6 +1,7 @@
 """Before any timing: every server must answer the benchmarked requests with 2xx and the same
-bodies (ids and timestamps aside for writes) as the reference (the API when it runs), or the
-comparison would be meaningless."""
+bodies (ids, timestamps and a new task's place aside for writes) as the reference (the API when
+it runs), or the comparison would be meaningless. The API before (`--before REF`) answers with
+the fields it had: fields added since are left out of the comparison with it (`_comparable`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import httpx
 
-VOLATILE = {"id", "created_at", "updated_at", "completed_at"}
+# A new task goes first among its siblings: its `position` depends on the tasks created before.
+VOLATILE = {"id", "created_at", "updated_at", "completed_at", "position"}
 CREATE_BODY = {
     "title": "Validation task",
     "description": "same on both",
@@ -38,6 +40,25 @@ class Mismatch(AssertionError):
 def _strip(body: Any) -> Any:
     data = body["data"]
     return {k: v for k, v in data.items() if k not in VOLATILE}
+
+
+def _comparable(reference: Any, other: Any, older: bool) -> Any:
+    """`reference` as `other` can be compared with it: whole, or, for the API before
+    (`older`), only where `other` has the key (an object of the API's may have gained fields
+    since; none may have lost one)."""
+    if not older:
+        return reference
+    if isinstance(reference, dict) and isinstance(other, dict):
+        if not other.keys() <= reference.keys():
+            return reference  # a field the API no longer has: compared whole, so it differs
+        return {k: _comparable(reference[k], other[k], older) for k in other}
+    if isinstance(reference, list) and isinstance(other, list) and len(reference) == len(other):
+        return [_comparable(r, o, older) for r, o in zip(reference, other, strict=True)]
+    return reference
+
+
+def _differs(name: str, reference: Any, other: Any) -> bool:
+    return _comparable(reference, other, name == "before") != other
 
 
 def _call(client: httpx.Client, method: str, url: str, token: str, **kw: Any) -> httpx.Response:
@@ -83,7 +104,7 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
             responses = {s: _call(client, "GET", servers[s] + path, token) for s in names}
             bodies = {s: r.json() for s, r in responses.items()}
             for other in names[1:]:
-                if bodies[other] != bodies[reference]:
+                if _differs(other, bodies[reference], bodies[other]):
                     raise Mismatch(
                         f"{name}: bodies differ\n{reference}: {bodies[reference]}\n"
                         f"{other}: {bodies[other]}"
@@ -94,6 +115,13 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
                 if len(set(values.values())) > 1:
                     raise Mismatch(f"{name}: {header} headers differ: {values}")
             checked.append(f"{name}: identical bodies ({len(str(bodies[reference]))} characters)")
+            if kind == "one" and "before" in bodies:
+                added = sorted(set(bodies[reference]["data"]) - set(bodies["before"]["data"]))
+                if added:
+                    checked.append(
+                        "the API before is compared on the fields it has; added since: "
+                        + ", ".join(added)
+                    )
 
         created: dict[str, Any] = {}
         for s in names:
@@ -105,11 +133,13 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
             _write_headers(f"create on {s}", r)
             created[s] = r.json()
         for s in names[1:]:
-            if _strip(created[s]) != _strip(created[reference]):
+            if _differs(s, _strip(created[reference]), _strip(created[s])):
                 raise Mismatch(
                     f"create: bodies differ\n{reference}: {created[reference]}\n{s}: {created[s]}"
                 )
-        checked.append("create: 201, Location, ETag, RateLimit, identical bodies but id/timestamps")
+        checked.append(
+            "create: 201, Location, ETag, RateLimit, identical bodies but id/timestamps/position"
+        )
 
         patch = {"title": "Renamed by validation", "priority": "low"}
         updated = {}
@@ -119,7 +149,7 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
             updated[s] = r.json()
         for s in names[1:]:
             a, b = updated[reference], updated[s]
-            if _strip(a) != _strip(b) or a["data"]["id"] != b["data"]["id"]:
+            if _differs(s, _strip(a), _strip(b)) or a["data"]["id"] != b["data"]["id"]:
                 raise Mismatch(f"update: bodies differ\n{reference}: {a}\n{s}: {b}")
         checked.append("update (PATCH): ETag, RateLimit, identical bodies but timestamps")
 
