@@ -76,7 +76,9 @@ def _write_headers(name: str, response: httpx.Response) -> None:
 
 def _expect(name: str, kind: str, body: Any, response: httpx.Response) -> None:
     """The page is of the kind the check is for (else the comparison would prove less)."""
-    if kind == "one":
+    if kind == "parent" and not body["data"].get("subtask_count"):
+        raise Mismatch(f"{name}: the task has no subtasks: {body}")
+    if kind in ("one", "parent"):
         return
     data, meta = body["data"], body["meta"]
     if kind == "empty" and data:
@@ -89,19 +91,34 @@ def _expect(name: str, kind: str, body: Any, response: httpx.Response) -> None:
         raise Mismatch(f"{name}: no meta.changes_cursor: {meta}")
 
 
-def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]]) -> list[str]:
+def validate(
+    servers: dict[str, str],
+    tokens: list[str],
+    owned: list[list[int]],
+    *,
+    parent: tuple[str, int] | None = None,
+) -> list[str]:
     """Compare every server (name -> base URL; the first is the reference) with the first;
-    return what was checked, raise Mismatch on any difference."""
+    return what was checked, raise Mismatch on any difference. `parent`: a seeded task with
+    subtasks and its owner's token, whose subtask counts must be the same everywhere."""
     names = list(servers)
     reference = names[0]
     both = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
     checked = []
     with httpx.Client(timeout=10) as client:
         user, task_id = owned[0]
+        reads = [
+            (name, path.format(task_id=task_id), kind, tokens[user - 1])
+            for name, path, kind in READS
+        ]
+        if parent is not None:
+            owner, parent_id = parent
+            reads.append(
+                ("get one with subtasks (not timed)", f"/api/tasks/{parent_id}", "parent", owner)
+            )
         token = tokens[user - 1]
-        for name, path, kind in READS:
-            path = path.format(task_id=task_id)
-            responses = {s: _call(client, "GET", servers[s] + path, token) for s in names}
+        for name, path, kind, reader in reads:
+            responses = {s: _call(client, "GET", servers[s] + path, reader) for s in names}
             bodies = {s: r.json() for s, r in responses.items()}
             for other in names[1:]:
                 if _differs(other, bodies[reference], bodies[other]):
