@@ -8,16 +8,28 @@ that does what the API does for the benchmarked routes, and nothing more:
   in the future, the built-in `task_api` + `ver` claims);
 - sends the database exactly the API's messages (specs/statements.md): a read is ONE
   simple-query message, `SET LOCAL`s + `SELECT task_api_enter(...)` (the account check,
-  revocation included) + the route's statement, in autocommit; a write is `BEGIN` + the
+  revocation included) + the route's statement, in autocommit. A write that nothing follows
+  (create, PATCH of fields outside the schedule, delete) is ONE message too: `BEGIN` + the
   `SET LOCAL`s + the entry (the write count against the caller's limit, reported in a notice
-  and turned into the `RateLimit` headers, and the caller's change lock) + the statement in
-  one message, then `COMMIT`; a missing row rolls back and counts again in one message. An
-  empty first page reads its feed position with a second message, as the API does.
-  `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
+  and turned into the `RateLimit` headers, and the caller's change lock) + `WITH r AS (<the
+  write> RETURNING ...) SELECT task_api_return(...)` (the rows come back in a notice) + the
+  deadline check `task_api_in_time(...)` (in the server's clock: its offset is measured once
+  per new connection, one round trip, as the API's engine does) + `COMMIT`. A toggle (which
+  may complete a recurring task, whose next occurrence the API adds with the `COMMIT`) is two:
+  the entry and the write, then `COMMIT`. A failed write rolls back and counts again in one
+  message. An empty first page reads its feed position with a second message, as the API
+  does. `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
   counting proxy;
-- runs the same SQL as the API and returns the same JSON bodies, including `is_overdue`, an
-  encrypted `next_cursor` and, on a listing, the change-feed position read in the page's own
-  statement, encrypted as `meta.changes_cursor` (`cursors.py`).
+- runs the same SQL as the API and returns the same JSON bodies, including every task's
+  subtask counts (two correlated counts in the statement that reads or writes it),
+  `is_overdue`, an encrypted `next_cursor` and, on a listing, the change-feed position read in
+  the page's own statement, encrypted as `meta.changes_cursor` (`cursors.py`).
+
+What it leaves out, because the benchmark never asks for it: schedules and recurrence (a PATCH
+of `due_date` or a rule is refused: the API reads the stored task first, two round trips, and
+a toggle of a recurring task would add its next occurrence), lists, subtrees and moves (the
+`move` and `delete-list` scenarios run against the API alone: the baseline would have to copy
+the placement statements of backend/services/task_tree.py), If-Match and Idempotency-Key.
 
 Why psycopg 3 and not asyncpg (the baseline's driver until issue 23): several statements
 with parameters in one message need the simple-query protocol with the values bound on the
@@ -75,42 +87,65 @@ RESPONSE_TIMEOUT_MS = (
 )
 
 # `backend.db.engine.transaction_locals`: every message's transaction starts with them.
-LOCALS = "SET LOCAL TimeZone = 'UTC'; "
+LOCALS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL client_min_messages = notice; "
 if STATEMENT_TIMEOUT_MS > 0:
     LOCALS += f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}; "
 if RESPONSE_TIMEOUT_MS > 0:
     LOCALS += f"SET LOCAL idle_in_transaction_session_timeout = {RESPONSE_TIMEOUT_MS}; "
 # The caller's entry (migration 0014, `UnitOfWork._enter_as`): a built-in token's subject and
 # version; a write, its count (key, window, limit, clean-up) and its change lock.
-ENTER = "SELECT task_api_enter(%s, %s, true, NULL, NULL, %s, %s, %s, %s, %s); "
+ENTRY_NAMES = ("e_subject", "e_version", "e_write", "e_key", "e_window", "e_limit", "e_clean")
+ENTER = (
+    "SELECT task_api_enter(%(e_subject)s, %(e_version)s, true, NULL, NULL, %(e_write)s, "
+    "%(e_key)s, %(e_window)s, %(e_limit)s, %(e_clean)s); "
+)
 WRITE_COUNT_NOTICE = "task_api_rate_limit "
 # After a failed write (`UnitOfWork._refused`): the rollback took the count with it.
 RECOUNT = "SELECT key, hits, reset_seconds FROM task_api_hit(%s::text[], %s::integer[], false)"
-REFUSED_ACCOUNT, OVER_LIMIT = "TA401", "TA429"
+REFUSED_ACCOUNT, OVER_LIMIT, TOO_LATE = "TA401", "TA429", "TA504"
+# A write that nothing follows commits in its own message (`engine.finish`): its rows come
+# back in a notice (migration 0016), and the message checks its deadline before `COMMIT`.
+ROWS_NOTICE = "task_api_rows "
+# The server's clock, read once per new connection (`engine._learn_server_clock`).
+CLOCK_SQL = "SELECT extract(epoch FROM clock_timestamp())::float8"
 
-# Every column of `tasks`, in table order; a task is encoded from them by name, the fields of
-# the declaration (`backend/models/task_fields.py`) in its order, as `TaskPublic` prints them.
+# Every column of `tasks`, in table order, then the subtask counts every task answer carries;
+# a task is encoded from them by name, the fields of the declaration
+# (`backend/models/task_fields.py`) in its order, as `TaskPublic` prints them.
 COLUMN_NAMES = tuple(column.name for column in Task.__table__.columns)  # type: ignore[attr-defined]
 COLUMNS = ", ".join(COLUMN_NAMES)
+COUNT_NAMES = ("subtask_count", "open_subtask_count")
+VIEW_NAMES = COLUMN_NAMES + COUNT_NAMES
+# `backend.services.tasks.TASK_VIEW`: the columns and two correlated counts on the parent key
+# (a completed task has no open subtask).
+_CHILDREN = (
+    "SELECT count(*) FROM tasks AS child WHERE child.user_id = %(user)s "
+    "AND child.parent_id = tasks.id"
+)
+VIEW = (
+    f"{COLUMNS}, ({_CHILDREN}) AS subtask_count, CASE WHEN tasks.completed = true THEN 0 "
+    f"ELSE ({_CHILDREN} AND child.completed = false) END AS open_subtask_count"
+)
 # Per field: its column's conversion to JSON (None: as the driver reads it).
 TYPE_NAMES = {column.name: type(column.type).__name__ for column in Task.__table__.columns}  # type: ignore[attr-defined]
 FIELD_NAMES = tuple(field.name for field in TASK_FIELDS)
-# `backend.services.changes.latest_position`: the caller's latest change id (reminders
-# aside), or how far pruning went if that is further, or 0.
+# `backend.services.changes.latest_position`: the caller's latest change id (reminders and
+# list events aside), or how far pruning went if that is further, or 0.
 FEED_POSITION = (
     "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.type != "
-    "'reminder' AND task_events.user_id = %(user)s), (SELECT task_events_pruned.through_id "
-    "FROM task_events_pruned WHERE task_events_pruned.user_id = %(user)s), 0)"
+    "'reminder' AND task_events.task_id IS NOT NULL AND task_events.user_id = %(user)s), "
+    "(SELECT task_events_pruned.through_id FROM task_events_pruned "
+    "WHERE task_events_pruned.user_id = %(user)s), 0)"
 )
 # A page: the task's columns and its sort key; `{where}`: the filters.
 PAGE_SQL = (
-    f"SELECT {COLUMNS}, created_at AS sort_key FROM tasks WHERE user_id = %(user)s{{where}} "
+    f"SELECT {VIEW}, created_at AS sort_key FROM tasks WHERE user_id = %(user)s{{where}} "
     "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
 )
 # A first page (`TaskService.list_page(feed_position=True)`): the feed position is a column of
 # the page's own statement, so both come from one snapshot.
 LIST_SQL = (
-    f"SELECT {COLUMNS}, created_at AS sort_key, {FEED_POSITION} AS feed_position "
+    f"SELECT {VIEW}, created_at AS sort_key, {FEED_POSITION} AS feed_position "
     "FROM tasks WHERE user_id = %(user)s{where} ORDER BY created_at DESC, id DESC "
     "LIMIT %(limit)s"
 )
@@ -120,19 +155,26 @@ EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
 # Re-reads of an empty page that filled up meanwhile, before giving up (503), as the API.
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
-GET_SQL = f"SELECT {COLUMNS} FROM tasks WHERE id = %s AND user_id = %s"
+GET_SQL = f"SELECT {VIEW} FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s"
+# The API's insert writes the schedule too: for a task without one, these values. A new task
+# has no subtasks.
 INSERT_SQL = (
     "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
-    "due_date, tags) VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
-    "CASE WHEN %(completed)s THEN now() END, %(priority)s, %(due_date)s, %(tags)s) "
-    f"RETURNING {COLUMNS}"
+    "due_date, tags, recurrence, time_zone, reminders, series_id, series_start, next_due_date) "
+    "VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
+    "CASE WHEN %(completed)s THEN now() END, %(priority)s, %(due_date)s, %(tags)s, NULL, 'UTC', "
+    "'[]'::JSONB, NULL::UUID, NULL, NULL) "
+    f"RETURNING {COLUMNS}, 0 AS subtask_count, 0 AS open_subtask_count"
 )
 TOGGLE_SQL = (
     "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN NOT completed "
     "THEN coalesce(completed_at, now()) END, updated_at = now(), version = version + 1 "
-    f"WHERE id = %s AND user_id = %s RETURNING {COLUMNS}"
+    f"WHERE id = %(task_id)s AND user_id = %(user)s RETURNING {VIEW}"
 )
-DELETE_SQL = "DELETE FROM tasks WHERE id = %s AND user_id = %s RETURNING title"
+DELETE_SQL = "DELETE FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s RETURNING id, title"
+# The fields a PATCH may send here, in the declaration's order (the API's SET order): none of
+# the schedule (the API reads the stored task first, a second round trip) or the place.
+PATCHED = ("title", "description", "priority", "tags")
 PRIORITIES = ("none", "low", "medium", "high")
 CLEAN_UP_ONE_IN = 500  # backend/services/rate_limits.py
 
@@ -199,12 +241,55 @@ def _claims(request: Request) -> tuple[str, int]:
 
 class Conn:
     """A pooled connection in autocommit (the messages carry their own `BEGIN`), with the
-    notices the server sent while it served the current request."""
+    notices the server sent while it served the current request, and its server's clock."""
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn = conn
         self.notices: list[str] = []
         conn.add_notice_handler(lambda d: self.notices.append(d.message_primary or ""))
+        # The server's clock minus ours, and how long after sending a message that commits
+        # itself it may still commit (None: no deadline, as with no response timeout).
+        self.offset = 0.0
+        self.in_time: float | None = None
+
+    async def learn_clock(self) -> None:
+        """Once per new connection, as the API's engine does on connect: the offset of the
+        server's clock (within half the round trip it took) and the deadline's allowance,
+        the response timeout less a margin for the offset, the `COMMIT` and the answer."""
+        timeout = RESPONSE_TIMEOUT_MS / 1000
+        before = time.time()
+        cursor = await self.conn.execute(CLOCK_SQL)
+        after = time.time()
+        row = await cursor.fetchone()
+        if row is None:  # pragma: no cover - a SELECT of one value
+            raise RuntimeError("the server sent no clock")
+        self.offset = float(row[0]) - (before + after) / 2
+        self.in_time = timeout - min(1.0, timeout / 4) - (after - before)
+
+    def last_statement(self, statement: str) -> str:
+        """`statement` (a write with `RETURNING`) as the transaction's last (`engine.finish`):
+        its rows handed to a notice, the deadline in the server's clock, the `COMMIT`."""
+        deadline = ""
+        if self.in_time is not None:
+            at = time.time() + self.offset + self.in_time
+            deadline = f"SELECT task_api_in_time({at:.6f}); "
+        return (
+            f"WITH r AS ({statement}) SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r; "
+            f"{deadline}COMMIT"
+        )
+
+    def returned(self) -> list[dict[str, Any]]:
+        """The rows `task_api_return` sent back in a notice."""
+        for notice in self.notices:
+            if notice.startswith(ROWS_NOTICE):
+                rows: list[dict[str, Any]] = json.loads(notice[len(ROWS_NOTICE) :])
+                return rows
+        raise RuntimeError("task_api_return sent no rows")
+
+    async def send(self, sql: str, params: Any) -> None:
+        """Send `sql` (several statements) as one message; nothing is read back but notices."""
+        async with self.conn.cursor() as cur:
+            await cur.execute(sql, params)
 
     async def last(self, sql: str, params: Any) -> list[Any]:
         """Send `sql` (several statements) as one message; the last statement's rows."""
@@ -238,6 +323,8 @@ class Pool:
                     application_name="task-api-baseline",
                 )
                 conn = Conn(raw)
+                if RESPONSE_TIMEOUT_MS > 0:
+                    await conn.learn_clock()
             conn.notices.clear()
             yield conn
         finally:
@@ -285,17 +372,13 @@ class Entry:
         self.params: tuple[Any, ...] = (subject, version, write, *count)
         self.headers: dict[str, str] = {}
 
-    def message(self, statement: str, params: Any) -> tuple[str, Any]:
+    def message(self, statement: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The first message: (`BEGIN` for a write,) the locals, the entry, the statement."""
         head = ("BEGIN; " if self.write else "") + LOCALS
-        if isinstance(params, dict):
-            names = [f"e{i}" for i in range(len(self.params))]
-            enter = ENTER % tuple(f"%({n})s" for n in names)
-            return head + enter + statement, {
-                **dict(zip(names, self.params, strict=True)),
-                **params,
-            }
-        return head + ENTER + statement, (*self.params, *params)
+        return head + ENTER + statement, {
+            **dict(zip(ENTRY_NAMES, self.params, strict=True)),
+            **params,
+        }
 
     def settle(self, conn: Conn) -> None:
         """The count the entry reported in a notice, as headers (429 over the limit)."""
@@ -326,10 +409,12 @@ class Entry:
             raise Refused(401, "UNAUTHORIZED", message or "Unauthorized")
         if code == OVER_LIMIT or ("Retry-After" in self.headers):
             raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
+        if code == TOO_LATE:
+            raise Refused(503, "SERVICE_UNAVAILABLE", "The database did not answer in time")
 
-    async def run(self, conn: Conn, statement: str, params: Any) -> list[Any]:
-        """The request's first statement with the entry; a write's rows only once the second
-        message has committed it (a read: one message)."""
+    async def run(self, conn: Conn, statement: str, params: dict[str, Any]) -> list[Any]:
+        """The request's first statement with the entry (a read: one message; a toggle's
+        rows only once `commit` has sent the second)."""
         sql, values = self.message(statement, params)
         try:
             rows = await conn.last(sql, values)
@@ -350,6 +435,21 @@ class Entry:
         else:
             await self.refused(conn, None)
 
+    async def run_last(
+        self, conn: Conn, statement: str, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """A write that nothing follows, in one message that commits it (`Scoped._run_last`):
+        its rows, as JSON. No row (a 404) has committed the count alone, as in the API."""
+        sql, values = self.message(conn.last_statement(statement), params)
+        try:
+            await conn.send(sql, values)
+        except psycopg.Error as error:
+            await self.refused(conn, error)
+            raise
+        if self.counted:
+            self.settle(conn)
+        return conn.returned()
+
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -360,10 +460,22 @@ def _str(value: Any) -> str | None:
 
 
 _CONVERT = {"DateTime": _iso, "UUID": _str}
-_AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
-_ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES[name])) for name in FIELD_NAMES)
+_AT = {name: index for index, name in enumerate(VIEW_NAMES)}
+_ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES.get(name, ""))) for name in FIELD_NAMES)
 _ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
-SORT_KEY = len(COLUMN_NAMES)  # a listing row's sort key follows the columns, then the position
+SORT_KEY = len(VIEW_NAMES)  # a listing row's sort key follows the view, then the position
+# A row that came back as JSON (`to_jsonb`): its instants are text (`scope.decoded`).
+_INSTANTS = frozenset(name for name, type_ in TYPE_NAMES.items() if type_ == "DateTime")
+
+
+def _from_json(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row `task_api_return` sent, as the driver would have read it (in the view's order)."""
+    return tuple(
+        datetime.fromisoformat(row[name])
+        if name in _INSTANTS and row[name] is not None
+        else row[name]
+        for name in VIEW_NAMES
+    )
 
 
 def _task(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
@@ -448,31 +560,43 @@ def _task_id(request: Request) -> int:
         raise Refused(422, "VALIDATION_ERROR", "Invalid task id") from None
 
 
-async def _one(request: Request, sql: str, write: bool) -> Response:
-    """GET one (a read: one message) or toggle (a write: two)."""
+async def get_task(request: Request) -> Response:
+    """GET one: a read, one message."""
     try:
         subject, version = _claims(request)
-        task_id = _task_id(request)
-        entry = Entry(subject, version, write)
+        values = {"task_id": _task_id(request), "user": subject}
+        entry = Entry(subject, version, write=False)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run(conn, sql, (task_id, subject))
-            if write:
-                await entry.commit(conn, bool(rows))
+            rows = await entry.run(conn, GET_SQL, values)
+        if not rows:
+            raise Refused(404, "NOT_FOUND", "Task not found")
+    except Refused as exc:
+        return _error(exc)
+    return _answer(200, rows[0], entry.headers)
+
+
+async def toggle_task(request: Request) -> Response:
+    """PATCH /complete: the write, then `COMMIT` (two messages: in the API a completion may
+    add a recurring task's next occurrence with the `COMMIT`)."""
+    try:
+        subject, version = _claims(request)
+        values = {"task_id": _task_id(request), "user": subject}
+        entry = Entry(subject, version, write=True)
+        async with request.app.state.pool.connection() as conn:
+            rows = await entry.run(conn, TOGGLE_SQL, values)
+            await entry.commit(conn, bool(rows))
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:
         return _error(exc)
-    row = rows[0]
-    headers = {**entry.headers, "ETag": _etag(row)}
-    return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
+    return _answer(200, rows[0], entry.headers)
 
 
-async def get_task(request: Request) -> Response:
-    return await _one(request, GET_SQL, write=False)
-
-
-async def toggle_task(request: Request) -> Response:
-    return await _one(request, TOGGLE_SQL, write=True)
+def _answer(
+    status: int, row: tuple[Any, ...], headers: dict[str, str], extra: dict[str, str] | None = None
+) -> Response:
+    headers = {**headers, **(extra or {}), "ETag": _etag(row)}
+    return _json(status, {"data": _task(row, datetime.now(UTC))}, headers)
 
 
 def _instant(value: Any) -> datetime | None:
@@ -519,52 +643,52 @@ async def create_task(request: Request) -> Response:
         }
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run(conn, INSERT_SQL, values)
-            await entry.commit(conn, bool(rows))
+            rows = await entry.run_last(conn, INSERT_SQL, values)
     except Refused as exc:
         return _error(exc)
     except ValueError:
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
-    row = rows[0]
-    headers = {**entry.headers, "Location": f"/api/tasks/{row[_ID]}", "ETag": _etag(row)}
-    return _json(201, {"data": _task(row, datetime.now(UTC))}, headers)
+    row = _from_json(rows[0])
+    return _answer(201, row, entry.headers, {"Location": f"/api/tasks/{row[_ID]}"})
 
 
 async def update_task(request: Request) -> Response:
+    """PATCH of fields outside the schedule and the place: one message that commits."""
     try:
         subject, version = _claims(request)
         task_id = _task_id(request)
         body = await _body(request)
+        if not body.keys() <= set(PATCHED):
+            raise Refused(422, "VALIDATION_ERROR", "Invalid body")
         changes: dict[str, Any] = {}
-        for name, value in body.items():
+        for name in PATCHED:
+            if name not in body:
+                continue
+            value = body[name]
             if name == "title":
                 changes[name] = str(value).strip()
-            elif (name == "priority" and value in PRIORITIES) or name == "description":
-                changes[name] = value
-            elif name == "due_date":
-                changes[name] = _instant(value)
             elif name == "tags":
                 changes[name] = _tags(value)
-            else:
+            elif name == "priority" and value not in PRIORITIES:
                 raise Refused(422, "VALIDATION_ERROR", "Invalid body")
+            else:
+                changes[name] = value
         sets = "".join(f"{name} = %({name})s, " for name in changes)
         sql = (
             f"UPDATE tasks SET {sets}updated_at = now(), version = version + 1 "
-            f"WHERE id = %(task_id)s AND user_id = %(user)s RETURNING {COLUMNS}"
+            f"WHERE id = %(task_id)s AND user_id = %(user)s RETURNING {VIEW}"
         )
         entry = Entry(subject, version, write=True)
+        values = {"task_id": task_id, "user": subject, **changes}
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run(conn, sql, {"task_id": task_id, "user": subject, **changes})
-            await entry.commit(conn, bool(rows))
+            rows = await entry.run_last(conn, sql, values)
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:
         return _error(exc)
-    except ValueError:
+    except (ValueError, TypeError):
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
-    row = rows[0]
-    headers = {**entry.headers, "ETag": _etag(row)}
-    return _json(200, {"data": _task(row, datetime.now(UTC))}, headers)
+    return _answer(200, _from_json(rows[0]), entry.headers)
 
 
 async def delete_task(request: Request) -> Response:
@@ -573,8 +697,7 @@ async def delete_task(request: Request) -> Response:
         task_id = _task_id(request)
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run(conn, DELETE_SQL, (task_id, subject))
-            await entry.commit(conn, bool(rows))
+            rows = await entry.run_last(conn, DELETE_SQL, {"task_id": task_id, "user": subject})
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:

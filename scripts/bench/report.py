@@ -370,6 +370,7 @@ def markdown(results: dict[str, Any]) -> str:
         if chosen:
             lines += [title, "", *_target_table(chosen), ""]
     lines += _round_trip_table(pair_rows(results["runs"]), before)
+    lines += _lists_table(results["runs"])
     lines += [
         "",
         "## Results",
@@ -459,6 +460,47 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
                 f"{many.get('ratio_before', '-')} | {per(many, 'cpu_ms_per_request', '{}')} | "
                 f"{many.get('cpu_ratio_before', '-')} |"
             )
+    return lines
+
+
+def _lists_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Issue 24's list scenarios (the API alone): latency per request and the task rows each
+    request wrote, counted in the change feed (one event per task row, grouped by
+    transaction)."""
+    measured = [r for r in runs if r.get("written")]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "## Lists: moving and deleting in a list of 1,000 tasks (issue 24, the API alone)",
+        "",
+        "`move`: POST /api/tasks/{id}/move with `after_id` within a seeded list of 1,000 tasks "
+        "(four fixed anchors per list: midpoints, and now and then a respacing); `delete-list`: "
+        "DELETE /api/lists/{id} of a list of 1,000 tasks with subtasks, every deletion recorded "
+        "in the change feed. Task rows written per request are counted in the change feed (one "
+        "event per task row a request writes, grouped by transaction); the list's own row, its "
+        "`list.deleted` event and the rate-limit window come on top.",
+        "",
+        "| scenario | RTT | workers | conns | req/s | p50 / p90 / p99 ms | CPU ms/req | "
+        "task rows written per request | requests writing more than one | most in one |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    measured.sort(
+        key=lambda r: (r["scenario"], _rtt_key(r.get("db_rtt_ms")), r["workers"], r["connections"])
+    )
+    for run in measured:
+        written = run["written"]
+        share = (
+            f"{written['requests_writing_several']} of {written['requests']}"
+            if written["requests"]
+            else "-"
+        )
+        lines.append(
+            f"| {run['scenario']} | {_rtt_name(run.get('db_rtt_ms'))} | {run['workers']} | "
+            f"{run['connections']} | {run['rps']:,.1f} | {_latency(run)} | "
+            f"{run['cpu_ms_per_request']} | {written['task_rows_per_request']} | {share} | "
+            f"{written['most_task_rows']} |"
+        )
     return lines
 
 

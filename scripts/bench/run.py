@@ -27,12 +27,13 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
-from scripts.bench import dbproxy, report, seed, servers, validate, workload, wrk
-from scripts.bench.wrk import SCENARIOS, WRITES
+from scripts.bench import dbproxy, lists, report, seed, servers, validate, workload, wrk
+from scripts.bench.wrk import API_ONLY, SCENARIOS, WRITES
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
 SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
 PER_RUN_OVERHEAD = 0.5  # seconds around each wrk run: pools, resets, parsing
+LIST_SECONDS = 0.07  # to make (and, left over, to delete) one list of 1,000 tasks
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,27 @@ class Plan:
 
     def estimate(self) -> float:
         count = len(self.kinds)
-        runs_per_size = len(self.scenarios) * len(self.concurrency) * count
+        # The list scenarios run on the API alone.
+        shared = [s for s in self.scenarios if s not in API_ONLY]
+        alone = len(self.scenarios) - len(shared) if "api" in self.kinds else 0
+        per_level = len(shared) * count + alone
+        runs_per_size = per_level * len(self.concurrency)
         if self.two_workers:
-            runs_per_size += len(self.scenarios) * count
+            runs_per_size += per_level
         runs_per_size *= len(self.db_rtt_ms)
+        pools = 0.0
+        if "delete-list" in self.scenarios and "api" in self.kinds:
+            lists_made = sum(
+                lists.pool_size(self.seconds, level, rtt)
+                for level in self.concurrency
+                for rtt in self.db_rtt_ms
+            )
+            pools = len(self.sizes) * lists_made * 2 * LIST_SECONDS
         seeding = sum(SEED_ESTIMATE_SECONDS.get(s, 5) for s in self.sizes)
         passes = len(self.sizes) * (2 if self.two_workers else 1) * len(self.db_rtt_ms)
         starts = passes * (8 + 2 * count * self.warmup_seconds)
         timed = len(self.sizes) * runs_per_size * (self.seconds + PER_RUN_OVERHEAD)
-        return seeding + starts + timed + self.soak_seconds
+        return seeding + starts + timed + pools + self.soak_seconds
 
 
 def parse_size(value: str) -> tuple[int, int]:
@@ -147,6 +160,9 @@ class Bench:
         self.seed_seconds: dict[str, float | None] = {}
         # The API's code at `--before REF`, exported once for every pass.
         self.before_code: Path | None = None
+        # The list scenarios' data file and a seeded task with subtasks (token, id), per size.
+        self.list_data: Path | None = None
+        self.parent: tuple[str, int] | None = None
         if plan.before is not None:
             self.before_code = servers.export_before(plan.before[1], self.work)
 
@@ -172,6 +188,12 @@ class Bench:
             tokens = workload.mint_tokens(settings, users)
             owned = workload.owned_pairs(db)
             data = workload.write_data(self.work / f"data-{size}.lua", tokens, owned)
+            # The list owners' tokens and seeded lists (the list scenarios' data), and a task
+            # with subtasks for the validation.
+            list_tokens = lists.mint_tokens(settings, db)
+            tops = lists.seeded_tops(db)
+            self.list_data = lists.write_data(self.work / f"lists-{size}.lua", list_tokens, tops)
+            self.parent = (list_tokens[0], tops[0][0]) if tops else None
             last = index == len(self.plan.sizes) - 1
             for rtt in self.plan.db_rtt_ms:
                 for workers in [1, 2] if self.plan.two_workers else [1]:
@@ -248,22 +270,27 @@ class Bench:
                 for kind in self.plan.kinds
             ]
             by_name = {server.name: server for server in started}
-            checked = validate.validate({s.name: s.url for s in started}, tokens, owned)
+            checked = validate.validate(
+                {s.name: s.url for s in started}, tokens, owned, parent=self.parent
+            )
             for name in ("api", "before"):
                 if name in by_name:
                     checked += servers.confirm_production_settings(by_name[name])
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
+            moves = "move" in self.plan.scenarios
             for target in started:
-                for scenario in ("list", "mix"):
+                for scenario in ("list", "mix", *(("move",) if moves else ())):
+                    if scenario in API_ONLY and target.name != "api":
+                        continue
                     if self.plan.warmup_seconds:
                         warm = wrk.run(
                             scenario,
                             target.url,
                             connections=8,
                             seconds=self.plan.warmup_seconds,
-                            data=data,
+                            data=self._data(scenario, data),
                         )
                         _check(warm, f"warm-up {target.name} {scenario}", self.failures)
                 seed.reset(engine)
@@ -275,6 +302,8 @@ class Bench:
                         order = started[turn % len(started) :] + started[: turn % len(started)]
                         turn += 1
                         for target in order:
+                            if scenario in API_ONLY and target.name != "api":
+                                continue
                             self._timed(
                                 size, db, data, workers, scenario, level, target, get_rate, rtt
                             )
@@ -302,13 +331,17 @@ class Bench:
             rate = get_rate.get((target.name, level), 5000.0)
             count = int(rate * self.plan.seconds * 1.5) + 1000
             pool = workload.make_pool(db, count, self.work / "pool.lua")
+        elif scenario == "delete-list":
+            count = lists.pool_size(self.plan.seconds, level, rtt)
+            pool = lists.make_pool(db, count, self.work / "lists-pool.lua")
+        events = lists.last_event(db) if scenario in API_ONLY else None
         began, cpu, own = time.monotonic(), target.cpu_seconds(), _own_cpu_seconds()
         result = wrk.run(
             scenario,
             target.url,
             connections=level,
             seconds=self.plan.seconds,
-            data=data,
+            data=self._data(scenario, data),
             pool=pool,
         )
         if scenario == "get":
@@ -333,6 +366,9 @@ class Bench:
                 _per_request(_own_cpu_seconds() - own, result.requests) if rtt is not None else None
             ),
         }
+        if events is not None:
+            # What the requests wrote, from the change feed (one event per task row).
+            row["written"] = lists.written(db, events)
         self.runs.append(row)
         self.say(
             f"  {label:<44} {result.rps:>8,.0f} req/s  p50 "
@@ -341,6 +377,14 @@ class Bench:
             + (f"proxy cpu {row['proxy_cpu_ms_per_request']} ms/req  " if rtt is not None else "")
             + f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
         )
+
+    def _data(self, scenario: str, data: Path) -> Path:
+        """The data file a scenario's script reads: the list owners' for the list scenarios."""
+        if scenario in API_ONLY:
+            if self.list_data is None:  # pragma: no cover - written before any pass
+                raise RuntimeError("no list data")
+            return self.list_data
+        return data
 
     def _soak(
         self, size: str, api: servers.Server, data: Path, workers: int, seconds: float

@@ -1,5 +1,10 @@
 """The benchmark's database: one per size, seeded once, reused with `--reuse`.
 
+Besides the users' tasks (`scripts/seeding.py`), each of `list_owners` other users owns one
+list of 1,000 tasks, subtasks included (the `move` scenario's; `delete-list` deletes lists
+made just before its run, `lists.make_pool`). Their places as seeded are kept in
+`bench_seed_places`, so that `reset` can put back what the moves moved.
+
 A marker table (`bench_seed`) records what was seeded; it is written after the last row, so
 an interrupted seed is never mistaken for a complete one. Writes made by a benchmark run are
 undone between scenarios (`reset`), so a reused database serves the same data as a fresh one.
@@ -18,11 +23,16 @@ from sqlalchemy.engine import make_url
 
 from backend.db.engine import libpq_url, normalize_url
 from backend.db.migrations import migrate_up
-from scripts.seeding import seed_in_chunks
+from scripts.seeding import list_owner, seed_in_chunks, seed_lists
 
 # Bump when the seed's shape changes, so `--reuse` re-seeds an old database.
-SEED_VERSION = 1
+SEED_VERSION = 2
 MARKER = "bench_seed"
+PLACES = "bench_seed_places"
+# Users who own a seeded list of 1,000 tasks (one each): at most this many, one per
+# connection of the largest standard run, so that concurrent moves seldom wait for the same
+# user's change lock.
+LIST_OWNERS = 32
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,12 @@ class BenchDb:
     tasks: int
     max_seed_id: int  # tasks above this id were created by the benchmark
     seed_seconds: float | None  # None when reused
+    list_owners: int = 0  # users `list_owner(1..n)`, each with one seeded list
+
+
+def list_owners(users: int) -> int:
+    """How many list owners a seed of `users` users gets."""
+    return min(LIST_OWNERS, users)
 
 
 def server_url() -> str:
@@ -58,7 +74,7 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
         engine = create_engine(normalize_url(url))
         max_id = reset(engine)
         engine.dispose()
-        return BenchDb(url, users, tasks, max_id, None)
+        return BenchDb(url, users, tasks, max_id, None, list_owners(users))
     admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -77,24 +93,38 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
     with Progress(*columns, disable=quiet, transient=False) as bar:
         job = bar.add_task("seed", total=tasks, what=f"{users:,} users")
         seed_in_chunks(engine, users, tasks, lambda n: bar.advance(job, n))
+    owners = [list_owner(n) for n in range(1, list_owners(users) + 1)]
     with engine.begin() as conn:
+        conn.execute(_OWNERS, {"owners": owners})
+        seed_lists(conn, owners, "Moves")
+        conn.execute(
+            text(
+                f"CREATE TABLE {PLACES} AS SELECT id, list_id, parent_id, position FROM tasks "
+                "WHERE list_id IS NOT NULL"
+            )
+        )
+        conn.execute(text(f"ALTER TABLE {PLACES} ADD PRIMARY KEY (id)"))
         conn.execute(
             text(
                 f"CREATE TABLE {MARKER} (users integer NOT NULL, tasks integer NOT NULL, "
                 "version integer NOT NULL, max_seed_id bigint NOT NULL, "
-                "seeded_at timestamptz NOT NULL DEFAULT now())"
+                "max_seed_list_id bigint NOT NULL, seeded_at timestamptz NOT NULL DEFAULT now())"
             )
         )
         conn.execute(
             text(
-                f"INSERT INTO {MARKER} (users, tasks, version, max_seed_id) "
-                "SELECT :users, :tasks, :version, coalesce(max(id), 0) FROM tasks"
+                f"INSERT INTO {MARKER} (users, tasks, version, max_seed_id, max_seed_list_id) "
+                "SELECT :users, :tasks, :version, coalesce(max(id), 0), "
+                "(SELECT coalesce(max(id), 0) FROM task_lists) FROM tasks"
             ),
             {"users": users, "tasks": tasks, "version": SEED_VERSION},
         )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE tasks"))
+        conn.execute(text("VACUUM ANALYZE task_lists"))
     max_id = reset(engine)
     engine.dispose()
-    return BenchDb(url, users, tasks, max_id, time.monotonic() - started)
+    return BenchDb(url, users, tasks, max_id, time.monotonic() - started, len(owners))
 
 
 def _seeded(server: str, name: str, users: int, tasks: int) -> bool:
@@ -116,15 +146,33 @@ def _seeded(server: str, name: str, users: int, tasks: int) -> bool:
     return row is not None and tuple(row) == (users, tasks, SEED_VERSION)
 
 
-# The users who own tasks the benchmark created, and their change locks (migration 0008).
-_CREATORS = text("SELECT DISTINCT user_id FROM tasks WHERE id > :m ORDER BY user_id")
+_OWNERS = text("INSERT INTO users (id) SELECT unnest(CAST(:owners AS text[]))")
+# The users who own tasks or lists the benchmark created, or seeded tasks it moved, and their
+# change locks (migration 0008).
+_CREATORS = text(
+    "SELECT user_id FROM tasks WHERE id > :m UNION SELECT user_id FROM task_lists WHERE id > :l "
+    f"UNION SELECT t.user_id FROM tasks AS t JOIN {PLACES} AS p ON p.id = t.id "
+    "WHERE (t.list_id, t.parent_id, t.position) IS DISTINCT FROM (p.list_id, p.parent_id, "
+    "p.position) ORDER BY 1"
+)
 _LOCK = text("SELECT task_events_lock(u) FROM unnest(CAST(:users AS text[])) AS u")
+_DELETE_LISTS = text(
+    "DELETE FROM task_lists WHERE id > :l AND user_id = ANY(CAST(:users AS text[]))"
+)
 _DELETE_CREATED = text("DELETE FROM tasks WHERE id > :m AND user_id = ANY(CAST(:users AS text[]))")
+# Seeded tasks back in their places (one statement: the unique place is checked at its end).
+_PUT_BACK = text(
+    f"UPDATE tasks AS t SET list_id = p.list_id, parent_id = p.parent_id, position = p.position "
+    f"FROM {PLACES} AS p WHERE p.id = t.id AND t.user_id = ANY(CAST(:users AS text[])) "
+    "AND (t.list_id, t.parent_id, t.position) IS DISTINCT FROM (p.list_id, p.parent_id, "
+    "p.position)"
+)
 
 
 def reset(engine: Engine) -> int:
-    """Undo the benchmark's writes that change what a listing shows: drop the tasks it
-    created, clear rate-limit windows. Returns the highest seeded task id.
+    """Undo the benchmark's writes that change what a listing or a move sees: drop the tasks
+    and lists it created, put moved seeded tasks back in their places, clear rate-limit
+    windows. Returns the highest seeded task id.
 
     Requests still in flight when a run ends may be writing meanwhile. Each holds its caller's
     change lock from its start and then waits for its rows; the delete trigger takes that lock
@@ -139,8 +187,11 @@ def reset(engine: Engine) -> int:
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM rate_limits"))
     with engine.begin() as conn:
-        max_id = int(conn.scalar(text(f"SELECT max_seed_id FROM {MARKER}")) or 0)
-        while users := list(conn.scalars(_CREATORS, {"m": max_id})):
+        row = conn.execute(text(f"SELECT max_seed_id, max_seed_list_id FROM {MARKER}")).one()
+        max_id, max_list = int(row[0] or 0), int(row[1] or 0)
+        while users := list(conn.scalars(_CREATORS, {"m": max_id, "l": max_list})):
             conn.execute(_LOCK, {"users": users})
+            conn.execute(_DELETE_LISTS, {"l": max_list, "users": users})
             conn.execute(_DELETE_CREATED, {"m": max_id, "users": users})
+            conn.execute(_PUT_BACK, {"users": users})
     return max_id

@@ -1,6 +1,7 @@
 """Before any timing: every server must answer the benchmarked requests with 2xx and the same
-bodies (ids and timestamps aside for writes) as the reference (the API when it runs), or the
-comparison would be meaningless."""
+bodies (ids, timestamps and a new task's place aside for writes) as the reference (the API when
+it runs), or the comparison would be meaningless. The API before (`--before REF`) answers with
+the fields it had: fields added since are left out of the comparison with it (`_comparable`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import httpx
 
-VOLATILE = {"id", "created_at", "updated_at", "completed_at"}
+# A new task goes first among its siblings: its `position` depends on the tasks created before.
+VOLATILE = {"id", "created_at", "updated_at", "completed_at", "position"}
 CREATE_BODY = {
     "title": "Validation task",
     "description": "same on both",
@@ -40,6 +42,25 @@ def _strip(body: Any) -> Any:
     return {k: v for k, v in data.items() if k not in VOLATILE}
 
 
+def _comparable(reference: Any, other: Any, older: bool) -> Any:
+    """`reference` as `other` can be compared with it: whole, or, for the API before
+    (`older`), only where `other` has the key (an object of the API's may have gained fields
+    since; none may have lost one)."""
+    if not older:
+        return reference
+    if isinstance(reference, dict) and isinstance(other, dict):
+        if not other.keys() <= reference.keys():
+            return reference  # a field the API no longer has: compared whole, so it differs
+        return {k: _comparable(reference[k], other[k], older) for k in other}
+    if isinstance(reference, list) and isinstance(other, list) and len(reference) == len(other):
+        return [_comparable(r, o, older) for r, o in zip(reference, other, strict=True)]
+    return reference
+
+
+def _differs(name: str, reference: Any, other: Any) -> bool:
+    return _comparable(reference, other, name == "before") != other
+
+
 def _call(client: httpx.Client, method: str, url: str, token: str, **kw: Any) -> httpx.Response:
     response = client.request(method, url, headers={"Authorization": f"Bearer {token}"}, **kw)
     if not 200 <= response.status_code < 300:
@@ -55,7 +76,9 @@ def _write_headers(name: str, response: httpx.Response) -> None:
 
 def _expect(name: str, kind: str, body: Any, response: httpx.Response) -> None:
     """The page is of the kind the check is for (else the comparison would prove less)."""
-    if kind == "one":
+    if kind == "parent" and not body["data"].get("subtask_count"):
+        raise Mismatch(f"{name}: the task has no subtasks: {body}")
+    if kind in ("one", "parent"):
         return
     data, meta = body["data"], body["meta"]
     if kind == "empty" and data:
@@ -68,22 +91,37 @@ def _expect(name: str, kind: str, body: Any, response: httpx.Response) -> None:
         raise Mismatch(f"{name}: no meta.changes_cursor: {meta}")
 
 
-def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]]) -> list[str]:
+def validate(
+    servers: dict[str, str],
+    tokens: list[str],
+    owned: list[list[int]],
+    *,
+    parent: tuple[str, int] | None = None,
+) -> list[str]:
     """Compare every server (name -> base URL; the first is the reference) with the first;
-    return what was checked, raise Mismatch on any difference."""
+    return what was checked, raise Mismatch on any difference. `parent`: a seeded task with
+    subtasks and its owner's token, whose subtask counts must be the same everywhere."""
     names = list(servers)
     reference = names[0]
     both = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
     checked = []
     with httpx.Client(timeout=10) as client:
         user, task_id = owned[0]
+        reads = [
+            (name, path.format(task_id=task_id), kind, tokens[user - 1])
+            for name, path, kind in READS
+        ]
+        if parent is not None:
+            owner, parent_id = parent
+            reads.append(
+                ("get one with subtasks (not timed)", f"/api/tasks/{parent_id}", "parent", owner)
+            )
         token = tokens[user - 1]
-        for name, path, kind in READS:
-            path = path.format(task_id=task_id)
-            responses = {s: _call(client, "GET", servers[s] + path, token) for s in names}
+        for name, path, kind, reader in reads:
+            responses = {s: _call(client, "GET", servers[s] + path, reader) for s in names}
             bodies = {s: r.json() for s, r in responses.items()}
             for other in names[1:]:
-                if bodies[other] != bodies[reference]:
+                if _differs(other, bodies[reference], bodies[other]):
                     raise Mismatch(
                         f"{name}: bodies differ\n{reference}: {bodies[reference]}\n"
                         f"{other}: {bodies[other]}"
@@ -94,6 +132,13 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
                 if len(set(values.values())) > 1:
                     raise Mismatch(f"{name}: {header} headers differ: {values}")
             checked.append(f"{name}: identical bodies ({len(str(bodies[reference]))} characters)")
+            if kind == "one" and "before" in bodies:
+                added = sorted(set(bodies[reference]["data"]) - set(bodies["before"]["data"]))
+                if added:
+                    checked.append(
+                        "the API before is compared on the fields it has; added since: "
+                        + ", ".join(added)
+                    )
 
         created: dict[str, Any] = {}
         for s in names:
@@ -105,11 +150,13 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
             _write_headers(f"create on {s}", r)
             created[s] = r.json()
         for s in names[1:]:
-            if _strip(created[s]) != _strip(created[reference]):
+            if _differs(s, _strip(created[reference]), _strip(created[s])):
                 raise Mismatch(
                     f"create: bodies differ\n{reference}: {created[reference]}\n{s}: {created[s]}"
                 )
-        checked.append("create: 201, Location, ETag, RateLimit, identical bodies but id/timestamps")
+        checked.append(
+            "create: 201, Location, ETag, RateLimit, identical bodies but id/timestamps/position"
+        )
 
         patch = {"title": "Renamed by validation", "priority": "low"}
         updated = {}
@@ -119,7 +166,7 @@ def validate(servers: dict[str, str], tokens: list[str], owned: list[list[int]])
             updated[s] = r.json()
         for s in names[1:]:
             a, b = updated[reference], updated[s]
-            if _strip(a) != _strip(b) or a["data"]["id"] != b["data"]["id"]:
+            if _differs(s, _strip(a), _strip(b)) or a["data"]["id"] != b["data"]["id"]:
                 raise Mismatch(f"update: bodies differ\n{reference}: {a}\n{s}: {b}")
         checked.append("update (PATCH): ETag, RateLimit, identical bodies but timestamps")
 

@@ -11,8 +11,21 @@ from typing import Any
 
 from scripts.bench.workload import LUA_DIR
 
-SCENARIOS = ("list", "search", "get", "create", "update", "toggle", "delete", "mix")
-WRITES = {"create", "update", "toggle", "delete"}
+SCENARIOS = (
+    "list",
+    "search",
+    "get",
+    "create",
+    "update",
+    "toggle",
+    "delete",
+    "move",
+    "delete-list",
+    "mix",
+)
+WRITES = {"create", "update", "toggle", "delete", "move", "delete-list"}
+# Issue 24's list scenarios (scripts/bench/lists.py): the API alone, on the list owners' data.
+API_ONLY = {"move", "delete-list"}
 
 
 @dataclass(frozen=True)

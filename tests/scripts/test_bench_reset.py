@@ -11,6 +11,7 @@ import time
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
+from scripts import seeding
 from scripts.bench import seed
 
 
@@ -57,5 +58,37 @@ def test_reset_waits_for_a_writer_holding_the_change_lock(database_url: str) -> 
         with engine.connect() as conn:
             left = conn.scalar(text("SELECT count(*) FROM tasks WHERE id > :m"), {"m": finished[0]})
         assert left == 0
+    finally:
+        engine.dispose()
+
+
+def test_reset_puts_moved_tasks_back_and_drops_made_lists(database_url: str) -> None:
+    """After the list scenarios: seeded list tasks moved are back in their seeded places (the
+    next run's moves see the same list), and lists made for deleting are gone."""
+    db = seed.prepare(database_url, 3, 30, reuse=True, quiet=True)
+    assert db.list_owners == 3
+    engine = create_engine(normalize_url(db.url))
+    try:
+        with engine.begin() as conn:
+            first, second = conn.execute(
+                text(
+                    "SELECT id, position FROM tasks WHERE user_id = 'lister-1' "
+                    "AND parent_id IS NULL AND list_id IS NOT NULL ORDER BY position LIMIT 2"
+                )
+            ).all()
+            # A move: the first task right after the second.
+            conn.execute(
+                text("UPDATE tasks SET position = :p WHERE id = :id"),
+                {"p": second.position + 1, "id": first.id},
+            )
+            seeding.seed_lists(conn, ["lister-2"], "Disposable test")
+        seed.reset(engine)
+        with engine.connect() as conn:
+            moved = conn.scalar(text("SELECT position FROM tasks WHERE id = :id"), {"id": first.id})
+            lists = conn.scalar(text("SELECT count(*) FROM task_lists"))
+            tasks = conn.scalar(text("SELECT count(*) FROM tasks WHERE list_id IS NOT NULL"))
+        assert moved == first.position
+        assert lists == 3
+        assert tasks == 3 * seeding.LIST_TASKS
     finally:
         engine.dispose()

@@ -20,7 +20,8 @@ function M.init(args)
   M.tid = tid
   M.pool = args[3] and dofile(args[3]) or nil
   M.next_user = ((tid - 1) % #M.data.tokens) + 1
-  M.next_owned = ((tid - 1) % #M.data.owned) + 1
+  -- The list scenarios' data file has no seeded task pairs, only lists.
+  M.next_owned = ((tid - 1) % math.max(1, #(M.data.owned or {}))) + 1
   M.next_pool = tid
   non2xx = 0
   exhausted = 0
