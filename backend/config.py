@@ -236,6 +236,28 @@ class Settings(BaseSettings):
     # Unset: json in production (for a log pipeline), text elsewhere (for a terminal).
     log_format: LogFormat | None = None
 
+    # Chat (specs/chat.md): any OpenAI-compatible Chat Completions provider. Unset
+    # CHAT_BASE_URL or CHAT_MODEL: POST /api/chat answers 503 CHAT_NOT_CONFIGURED.
+    chat_base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    chat_api_key: SecretStr | None = None
+    chat_model: str | None = Field(default=None, min_length=1, max_length=200)
+    # The longest a turn may take, all its model calls together (504 CHAT_PROVIDER_TIMEOUT).
+    chat_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    # Model calls per turn (each tool round is one): past it, 502 CHAT_TOO_MANY_TURNS.
+    chat_max_turns: int = Field(default=8, ge=1, le=50)
+    chat_temperature: float | None = Field(default=0.2, ge=0, le=2)
+    # The history a turn sends: the newest messages, at most this many and this many
+    # characters (text plus tool calls), the oldest dropped first.
+    chat_history_messages: int = Field(default=30, ge=0, le=500)
+    chat_history_chars: int = Field(default=24_000, ge=1000, le=1_000_000)
+    # Chat turns per user per window (0: unlimited); the RateLimit headers name it "chat".
+    chat_rate_limit_per_user: int = Field(default=20, ge=0)
+    chat_rate_limit_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+
+    @property
+    def chat_configured(self) -> bool:
+        return self.chat_base_url is not None and self.chat_model is not None
+
     # Prometheus /metrics. Unset: served outside production, and in production only when
     # METRICS_TOKEN is set. With a token, /metrics needs `Authorization: Bearer <token>`.
     metrics_enabled: bool | None = None

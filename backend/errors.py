@@ -113,3 +113,46 @@ class ServiceUnavailable(AppError):
     code = "SERVICE_UNAVAILABLE"
     message = "The service is temporarily unavailable; retry shortly"
     headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
+
+
+class ChatNotConfigured(AppError):
+    """No chat provider is configured (CHAT_BASE_URL, CHAT_MODEL): chat is off, the rest of
+    the API is not. Not worth a retry until the deployment changes."""
+
+    status_code = 503
+    code = "CHAT_NOT_CONFIGURED"
+    message = "Chat is not configured on this server (CHAT_BASE_URL and CHAT_MODEL)"
+
+
+class ChatProviderUnavailable(AppError):
+    """The model provider refused or could not be reached (down, overloaded, rate-limited)."""
+
+    status_code = 503
+    code = "CHAT_PROVIDER_UNAVAILABLE"
+    message = "The chat model's provider is unavailable or rate-limited; retry after Retry-After"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "5"}
+
+
+class ChatProviderError(AppError):
+    """The provider answered, but with something the agent cannot use (malformed tool
+    arguments, a tool that does not exist, an error the retry will not fix)."""
+
+    status_code = 502
+    code = "CHAT_PROVIDER_ERROR"
+    message = "The chat model answered something the agent could not use"
+
+
+class ChatTooManyTurns(ChatProviderError):
+    """The model kept calling tools past the turn's limit (CHAT_MAX_TURNS)."""
+
+    code = "CHAT_TOO_MANY_TURNS"
+    message = "The chat model called tools too many times without answering"
+
+
+class ChatProviderTimeout(AppError):
+    """The turn's model calls took longer than CHAT_TIMEOUT_SECONDS."""
+
+    status_code = 504
+    code = "CHAT_PROVIDER_TIMEOUT"
+    message = "The chat model took too long to answer; retry shortly"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "5"}

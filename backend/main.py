@@ -107,6 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.state.migration_ids = migration_ids()
+    # Chat (backend/api/routes/chat.py): the model client, built on first use, and the
+    # streamed turns still running (held so that a disconnected client's turn finishes).
+    app.state.chat_model = None
+    app.state.chat_turns = set()
     install_error_handlers(app)
     app.include_router(api_router)
     document_security(app)

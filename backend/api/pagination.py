@@ -165,3 +165,23 @@ def _parse_key(sort: TaskSort, value: Any) -> datetime | str | None:
     if sort is TaskSort.priority:
         return Priority(value).value
     return value
+
+
+# Keyset cursors of the chat listings (issue 32): a row's sort key and id, as two unsigned
+# 64-bit numbers, sealed like the others (their kind and user are the associated data).
+_ROWS = b"task-api/cursor/rows"
+
+
+def encode_row_cursor(secret: str, kind: str, user_id: str, key: int, row_id: int) -> str:
+    return _seal(secret, _NUMBERS.pack(key, row_id), [_ROWS, kind.encode(), user_id.encode()])
+
+
+def decode_row_cursor(secret: str, kind: str, user_id: str, cursor: str) -> tuple[int, int]:
+    try:
+        plaintext = _open(secret, cursor, [_ROWS, kind.encode(), user_id.encode()])
+        key, row_id = _NUMBERS.unpack(plaintext)
+        return _position(key), _position(row_id)
+    except (ValueError, struct.error):
+        raise _invalid(
+            "Invalid cursor: use the next_cursor of the same listing, unchanged"
+        ) from None

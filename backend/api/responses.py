@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.errors import (
+    ChatNotConfigured,
+    ChatProviderError,
+    ChatProviderTimeout,
+    ChatProviderUnavailable,
+    ChatTooManyTurns,
     CursorExpired,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
@@ -331,6 +336,48 @@ DATABASE_UNREACHABLE = ErrorExample(
     ServiceUnavailable.code,
     "Database unreachable",
 )
+CONVERSATION_NOT_FOUND = ErrorExample(
+    404,
+    "conversation_not_found",
+    "No such conversation of yours (another user's looks the same)",
+    "NOT_FOUND",
+    "Conversation not found",
+)
+CHAT_NOT_CONFIGURED = ErrorExample(
+    503,
+    "chat_not_configured",
+    "No chat model is configured on this server",
+    ChatNotConfigured.code,
+    ChatNotConfigured.message,
+)
+CHAT_PROVIDER_UNAVAILABLE = ErrorExample(
+    503,
+    "chat_provider_unavailable",
+    "The model's provider is down, overloaded or rate-limiting this server",
+    ChatProviderUnavailable.code,
+    ChatProviderUnavailable.message,
+)
+CHAT_PROVIDER_ERROR = ErrorExample(
+    502,
+    "chat_provider_error",
+    "The model answered something unusable (an unknown tool, a refusal of the request)",
+    ChatProviderError.code,
+    ChatProviderError.message,
+)
+CHAT_TOO_MANY_TURNS = ErrorExample(
+    502,
+    "chat_too_many_turns",
+    "The model kept calling tools past CHAT_MAX_TURNS",
+    ChatTooManyTurns.code,
+    ChatTooManyTurns.message,
+)
+CHAT_PROVIDER_TIMEOUT = ErrorExample(
+    504,
+    "chat_provider_timeout",
+    "The model took longer than CHAT_TIMEOUT_SECONDS",
+    ChatProviderTimeout.code,
+    ChatProviderTimeout.message,
+)
 
 # Each status's examples unless a route names its own (`errors(..., examples=...)`).
 _DEFAULT_EXAMPLES: dict[int, tuple[ErrorExample, ...]] = {
@@ -343,7 +390,9 @@ _DEFAULT_EXAMPLES: dict[int, tuple[ErrorExample, ...]] = {
     413: (TOO_LARGE,),
     422: (VALIDATION,),
     429: (RATE_LIMIT_EXCEEDED,),
+    502: (CHAT_PROVIDER_ERROR,),
     503: (UNAVAILABLE,),
+    504: (CHAT_PROVIDER_TIMEOUT,),
 }
 
 _DESCRIPTIONS = {
@@ -364,8 +413,13 @@ _DESCRIPTIONS = {
     422: "Invalid input (`VALIDATION_ERROR`); `details` lists each field. On a POST, "
     "an `Idempotency-Key` already used with a different body or route is "
     "`IDEMPOTENCY_KEY_MISMATCH`.",
+    502: "The chat model answered something the agent could not use (`CHAT_PROVIDER_ERROR`, "
+    "`CHAT_TOO_MANY_TURNS`); `details` name the conversation and the tool calls that "
+    "committed before it.",
     503: "The database is unreachable, or the token issuer's keys (JWKS) have never been "
     "fetched (`SERVICE_UNAVAILABLE`); retry after `Retry-After`.",
+    504: "The chat model took too long (`CHAT_PROVIDER_TIMEOUT`); retry after `Retry-After`. "
+    "`details` name the conversation and the tool calls that committed before it.",
 }
 
 # Headers each error status carries (`X-Request-ID` is added to every response in one place).
@@ -374,6 +428,7 @@ _ERROR_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
     409: headers(optional=["Retry-After"]),
     429: headers("Retry-After", *RATE_LIMIT_HEADERS),
     503: headers("Retry-After"),
+    504: headers("Retry-After"),
 }
 
 

@@ -5,6 +5,7 @@ migrations-vs-models test, never to create tables).
 """
 
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
+from backend.models.conversation import Conversation, Message
 from backend.models.idempotency import IdempotencyKey
 from backend.models.rate_limit import RateLimit
 from backend.models.task import (
@@ -39,12 +40,14 @@ from backend.models.user import (
 __all__ = [
     "AuthSession",
     "ChangeType",
+    "Conversation",
     "DataEnvelope",
     "DeliveryState",
     "ErrorEnvelope",
     "IdempotencyKey",
     "ListEnvelope",
     "ListMeta",
+    "Message",
     "Priority",
     "RateLimit",
     "SortOrder",

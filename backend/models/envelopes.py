@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
+from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
 from backend.models.task import TaskPublic
 from backend.models.task_list import ListPublic
 from backend.models.task_ops import (
@@ -113,3 +114,15 @@ class ReadyStatus(BaseModel):
 
 class ReadyEnvelope(DataEnvelope[ReadyStatus]):
     """The database is reachable and its migrations are current."""
+
+
+class ChatEnvelope(DataEnvelope[ChatAnswer]):
+    """A chat turn's answer."""
+
+
+class ConversationsEnvelope(ListEnvelope[ConversationPublic]):
+    """A page of your conversations, newest activity first."""
+
+
+class MessagesEnvelope(ListEnvelope[MessagePublic]):
+    """A page of a conversation's messages, oldest first."""

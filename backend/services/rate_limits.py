@@ -140,6 +140,14 @@ class RateLimiter:
             (Policy("sign-up-account", s.rate_limit_sign_up_per_account, window), _norm(email)),
         )
 
+    def chat(self, user_id: str) -> None:
+        """One chat turn by `user_id` (the token's subject), against the per-user chat limit,
+        in a transaction of its own: model calls cost money, so chat has its own budget."""
+        s = self._settings
+        self._enforce(
+            (Policy("chat", s.chat_rate_limit_per_user, s.chat_rate_limit_window_seconds), user_id)
+        )
+
     def write(self, user_id: str) -> None:
         """One write by `user_id` (the token's subject), against the per-user write limit, in a
         transaction of its own."""

@@ -44,6 +44,7 @@ from backend.db.engine import (
 from backend.error_mapping import NO_ANSWER_MESSAGE
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
+from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
 from backend.services.lists import ListService
 from backend.services.rate_limits import HeaderSink, RateLimiter, WriteCount
@@ -66,6 +67,7 @@ class UnitOfWork:
     tasks: TaskService
     lists: ListService
     changes: ChangeFeed
+    conversations: ConversationService
     idempotency: IdempotencyService
     users: UserService
     limits: RateLimiter
@@ -162,9 +164,16 @@ class UnitOfWork:
         self.tasks = TaskService(conn, self.caller_id)
         self.lists = ListService(conn, self.caller_id)
         self.changes = ChangeFeed(conn, self.caller_id)
+        self.conversations = ConversationService(conn, self.caller_id)
         self.idempotency = IdempotencyService(
             conn, self.caller_id, self._settings.idempotency_key_ttl_seconds
         )
+
+    @property
+    def claims(self) -> TokenClaims | None:
+        """The verified token this unit of work enters with (None: sign-up, sign-in): what a
+        later unit of work for the same caller needs (a chat turn's tool calls)."""
+        return self._claims
 
     def _connection(self) -> Connection:
         if self._conn is None:

@@ -1,0 +1,291 @@
+"""`/api/chat` (and `/api/{user_id}/chat`) and `/api/conversations`: chat with your tasks
+(specs/chat.md). Thin: the turn itself is `backend.chat.turn`, the rows `door.conversations`.
+
+The chat endpoint is `async`: a turn waits seconds on the model, which must not hold a
+thread-pool worker or a database connection. Its database work still goes through the door,
+in worker threads (`turn.begin`, the tool calls, the stored answer), never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.sse import EventSourceResponse, format_sse_event
+from starlette.datastructures import MutableHeaders
+
+from backend.api.door import Door, DoorRoute, SettingsDep
+from backend.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
+from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.responses import (
+    CHAT_NOT_CONFIGURED,
+    CHAT_PROVIDER_ERROR,
+    CHAT_PROVIDER_TIMEOUT,
+    CHAT_PROVIDER_UNAVAILABLE,
+    CHAT_TOO_MANY_TURNS,
+    CONVERSATION_NOT_FOUND,
+    INVALID_CURSOR,
+    KEY_IN_USE,
+    KEY_MISMATCH,
+    RATE_LIMIT_EXCEEDED,
+    UNAVAILABLE,
+    VALIDATION,
+    errors,
+    rate_limited,
+)
+from backend.api.routes.user_tasks import UserId
+from backend.chat import turn
+from backend.chat.provider import build_model
+from backend.error_mapping import describe, error_body
+from backend.mcp.server import Caller
+from backend.models.common import DecimalDigits, ListMeta
+from backend.models.conversation import (
+    CONVERSATION_ID_MAX,
+    ChatRequest,
+    ConversationPublic,
+    MessagePublic,
+)
+from backend.models.envelopes import ChatEnvelope, ConversationsEnvelope, MessagesEnvelope
+
+router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
+
+ConversationId = Annotated[
+    int,
+    Path(ge=1, le=CONVERSATION_ID_MAX, description="The conversation's id.", examples=[3]),
+    DecimalDigits,
+]
+PageSize = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100."), DecimalDigits]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
+]
+STREAM = "text/event-stream"
+
+_CHAT_DESCRIPTION = f"""\
+One turn of a conversation with the task agent: your message is stored, the agent reads the \
+conversation's recent history, calls task tools for you (the MCP tools: `add_task`, \
+`list_tasks`, `complete_task`, `delete_task`, `update_task`, ...) and answers; the answer \
+and its tool calls are stored. No `conversation_id` starts a new conversation.
+
+With `Accept: {STREAM}` the same turn streams server-sent events: `start` \
+(`{{"conversation_id"}}`), `delta` (`{{"text"}}`, the answer as it is written), \
+`tool_call_start` and `tool_call_end` (each tool call), then `done` (the whole answer, as \
+the JSON response's `data`) or `error` (the error envelope). What is stored is the same; a \
+client that disconnects leaves the turn to finish and be stored.
+
+An `Idempotency-Key` makes a retry safe: a turn that answered is replayed \
+(`{REPLAYED_HEADER}: true`); one that failed runs again without repeating the tool calls \
+that committed. Chat has its own per-user rate limit (`RateLimit` policy `"chat"`)."""
+
+_ERRORS = errors(
+    404,
+    409,
+    413,
+    429,
+    502,
+    503,
+    504,
+    examples=(
+        CONVERSATION_NOT_FOUND,
+        KEY_IN_USE,
+        VALIDATION,
+        KEY_MISMATCH,
+        RATE_LIMIT_EXCEEDED,
+        CHAT_PROVIDER_ERROR,
+        CHAT_TOO_MANY_TURNS,
+        CHAT_NOT_CONFIGURED,
+        CHAT_PROVIDER_UNAVAILABLE,
+        UNAVAILABLE,
+        CHAT_PROVIDER_TIMEOUT,
+    ),
+)
+_OK = rate_limited(200, "The answer and the tool calls it made.", REPLAYED_HEADER)
+_OK[200]["content"] = {STREAM: {"schema": {"type": "string", "description": "Server-sent events."}}}
+
+
+@router.post(
+    "/api/chat",
+    operation_id="chat",
+    response_model=ChatEnvelope,
+    summary="Chat with your tasks",
+    description=_CHAT_DESCRIPTION,
+    responses={**_OK, **_ERRORS},
+)
+async def chat(
+    door: Door,
+    body: ChatRequest,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> ChatEnvelope | Response:
+    return await _turn(door, body, request, response, idempotency_key, None)
+
+
+@router.post(
+    "/api/{user_id}/chat",
+    operation_id="chatForUser",
+    response_model=ChatEnvelope,
+    summary="Chat with your tasks",
+    description=f"{_CHAT_DESCRIPTION}\n\nThe published contract's path for `POST /api/chat`: "
+    "the same answer when `user_id` is the caller's id, 404 when it is not.",
+    responses={**_OK, **_ERRORS},
+)
+async def chat_for_user(
+    user_id: UserId,
+    door: Door,
+    body: ChatRequest,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> ChatEnvelope | Response:
+    return await _turn(door, body, request, response, idempotency_key, user_id)
+
+
+async def _turn(
+    door: Door,
+    body: ChatRequest,
+    request: Request,
+    response: Response,
+    key: str | None,
+    path_user: str | None,
+) -> ChatEnvelope | Response:
+    app = request.app
+    claims = door.claims
+    if claims is None:  # `Door` always verifies one
+        raise TypeError("chat needs a signed-in caller's door")
+    caller = Caller(
+        engine=app.state.engine,
+        settings=app.state.settings,
+        claims=claims,
+        client_ip=request.client.host if request.client else "unknown",
+    )
+    asked = turn.TurnRequest(body.conversation_id, body.message, key)
+    start = await anyio.to_thread.run_sync(turn.begin, door, caller, asked, path_user)
+    model = _model(request)
+    if start.answered is not None:
+        response.headers[REPLAYED_HEADER] = "true"
+    if STREAM not in request.headers.get("accept", ""):
+        return ChatEnvelope(data=await turn.run(model, caller, start, body.message))
+    events = _events(app.state.chat_turns, model, caller, start, body.message)
+    return EventSourceResponse(events, headers=_copied(response.headers))
+
+
+def _model(request: Request) -> Any:
+    """The app's model client, built on first use (chat may never be used)."""
+    state = request.app.state
+    if getattr(state, "chat_model", None) is None:
+        state.chat_model = build_model(state.settings)
+    return state.chat_model
+
+
+def _copied(headers: MutableHeaders) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() != "content-length"}
+
+
+async def _events(
+    running: set[asyncio.Task[None]],
+    model: Any,
+    caller: Caller,
+    start: Any,
+    message: str,
+) -> AsyncIterator[bytes]:
+    """The turn as server-sent events. The turn runs as a task of its own: a client that
+    goes away stops hearing it, not the turn, which finishes and is stored as usual."""
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def emit(event: str, data: dict[str, Any]) -> None:
+        queue.put_nowait((event, data))
+
+    async def work() -> None:
+        try:
+            answer = await turn.run(model, caller, start, message, emit)
+            emit("done", answer.model_dump(mode="json"))
+        except Exception as exc:  # every failure is the stream's last event
+            parts = describe(exc)
+            emit("error", error_body(parts.code, parts.message, parts.details))
+
+    task = asyncio.create_task(work())
+    running.add(task)
+    task.add_done_callback(running.discard)
+    yield format_sse_event(
+        event="start", data_str=json.dumps({"conversation_id": start.conversation_id})
+    )
+    while True:
+        event, data = await queue.get()
+        yield format_sse_event(event=event, data_str=json.dumps(data, ensure_ascii=False))
+        if event in ("done", "error"):
+            return
+
+
+@router.get(
+    "/api/conversations",
+    operation_id="listConversations",
+    response_model=ConversationsEnvelope,
+    summary="List your conversations",
+    description="Newest activity first, keyset-paged: follow `meta.next_cursor` until null.",
+    responses=errors(422, examples=(VALIDATION, INVALID_CURSOR)),
+)
+def list_conversations(
+    door: Door, settings: SettingsDep, limit: PageSize = 20, cursor: Cursor = None
+) -> ConversationsEnvelope:
+    secret, user_id = settings.signing_secret(), door.caller_id
+    after = None
+    if cursor:
+        micros, last_id = decode_row_cursor(secret, "conversations", user_id, cursor)
+        after = (datetime.fromtimestamp(micros / 1_000_000, UTC), last_id)
+    rows, more = door.conversations.page(limit, after)
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        micros = round(last.updated_at.timestamp() * 1_000_000)
+        next_cursor = encode_row_cursor(secret, "conversations", user_id, micros, last.id)
+    return ConversationsEnvelope(
+        data=[ConversationPublic.model_validate(row) for row in rows],
+        meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
+    )
+
+
+@router.get(
+    "/api/conversations/{conversation_id}/messages",
+    operation_id="listConversationMessages",
+    response_model=MessagesEnvelope,
+    summary="List a conversation's messages",
+    description="Oldest first, keyset-paged. An assistant's message keeps its tool calls, its "
+    "token usage and, for a turn that failed, the error's code.",
+    responses=errors(404, 422, examples=(CONVERSATION_NOT_FOUND, VALIDATION, INVALID_CURSOR)),
+)
+def list_conversation_messages(
+    door: Door,
+    settings: SettingsDep,
+    conversation_id: ConversationId,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
+) -> MessagesEnvelope:
+    secret, user_id = settings.signing_secret(), door.caller_id
+    kind = f"messages/{conversation_id}"
+    after = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
+    rows, more = door.conversations.messages(conversation_id, limit, after)
+    next_cursor = encode_row_cursor(secret, kind, user_id, 0, rows[-1].id) if more else None
+    return MessagesEnvelope(
+        data=[MessagePublic.model_validate(turn.message_view(row)) for row in rows],
+        meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
+    )
+
+
+@router.delete(
+    "/api/conversations/{conversation_id}",
+    operation_id="deleteConversation",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a conversation and its messages",
+    responses={
+        **rate_limited(204, "Deleted, with its messages."),
+        **errors(404, 429, examples=(CONVERSATION_NOT_FOUND,)),
+    },
+)
+def delete_conversation(door: Door, conversation_id: ConversationId) -> None:
+    door.conversations.delete(conversation_id)

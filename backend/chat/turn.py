@@ -1,0 +1,177 @@
+"""One chat turn, as a request runs it (specs/chat.md, "A turn").
+
+1. The chat limit (per user, its own transaction, before anything else is stored).
+2. The request's door (`UnitOfWork`): the write counted, the account checked, the user's
+   message stored and the history read (`ConversationService.begin_turn`), committed.
+3. The agent runs, outside any transaction (a model call takes seconds; no lock or
+   connection is held across one). Each tool call is a unit of work of its own, committed
+   when it returns: that is what "committed tool calls" means.
+4. The assistant's message is stored in a last unit of work: the answer, or the error that
+   ended the turn with the calls that committed before it.
+
+A retry with the same Idempotency-Key replays a stored answer, or re-runs a failed turn with
+its committed calls given to the model as done (and never run again: `Ledger`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import anyio.to_thread
+from agents.items import TResponseInputItem
+from agents.models.interface import Model
+
+from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
+from backend.chat.tools import Emit, Ledger
+from backend.errors import AppError, ChatNotConfigured, NotFound
+from backend.mcp.server import Caller
+from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
+from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
+from backend.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    conversation_id: int | None
+    message: str
+    key: str | None
+
+
+def begin(
+    door: UnitOfWork, caller: Caller, request: TurnRequest, path_user: str | None = None
+) -> TurnStart:
+    """Steps 1 and 2, in a worker thread (psycopg2 blocks). `path_user`: the user id of
+    `/api/{user_id}/chat`, which must be the caller's (else the answer a missing
+    conversation gets)."""
+    settings = caller.settings
+    if not settings.chat_configured:
+        raise ChatNotConfigured()
+    limit_headers: dict[str, str] = {}
+    gate = UnitOfWork(
+        caller.engine, settings, client_ip=caller.client_ip, response_headers=limit_headers
+    )
+    with gate:
+        gate.limits.chat(caller.claims.subject)
+    # A turn with no answer after this long was lost (a crash): its key may be retried.
+    running_for = timedelta(seconds=settings.chat_timeout_seconds * 2 + 30)
+    try:
+        with door:
+            if path_user is not None and path_user != door.caller_id:
+                raise NotFound(CONVERSATION_NOT_FOUND)
+            return door.conversations.begin_turn(
+                request.conversation_id,
+                request.message,
+                request.key,
+                history_messages=settings.chat_history_messages,
+                running_for=running_for,
+            )
+    finally:
+        _merge(door.response_headers, limit_headers)
+
+
+def _merge(headers: Any, chat: dict[str, str]) -> None:
+    """The chat limit's RateLimit headers beside the write limit's (one list per header)."""
+    for name in ("RateLimit-Policy", "RateLimit"):
+        if name in chat:
+            mine = headers.get(name) if hasattr(headers, "get") else None
+            headers[name] = f"{mine}, {chat[name]}" if mine else chat[name]
+
+
+async def run(
+    model: Model, caller: Caller, start: TurnStart, message: str, emit: Emit | None = None
+) -> ChatAnswer:
+    """Steps 3 and 4: the answer, or the AppError to send (after storing either)."""
+    if start.answered is not None:
+        return answer_of(start.answered)
+    settings = caller.settings
+    ledger = Ledger(earlier=start.earlier_calls)
+    items: list[TResponseInputItem] = [
+        *history_items(start.history, settings),
+        {"role": "user", "content": message},
+        # A failed first attempt's committed calls: done, with their results.
+        *call_items(start.earlier_calls, f"retry{start.message_id}"),
+    ]
+    try:
+        outcome = await run_agent(model, settings, caller, items, ledger, emit)
+    except TurnFailed as failed:
+        error = failed.error
+        committed = [*start.earlier_calls, *(c for c in ledger.calls if c["outcome"] == "ok")]
+        reply = Reply(
+            start.conversation_id,
+            start.message_id,
+            "",
+            _unique(committed),
+            failed.input_tokens,
+            failed.output_tokens,
+            error_code=error.code,
+        )
+        await anyio.to_thread.run_sync(_store, caller, reply)
+        raise _reported(error, start.conversation_id, reply.tool_calls) from None
+    reply = Reply(
+        start.conversation_id,
+        start.message_id,
+        outcome.text,
+        ledger.calls,
+        outcome.input_tokens,
+        outcome.output_tokens,
+    )
+    return answer_of(await anyio.to_thread.run_sync(_store, caller, reply))
+
+
+def _unique(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A retried call's replayed record counts once."""
+    seen: list[dict[str, Any]] = []
+    for call in calls:
+        if call not in seen:
+            seen.append(call)
+    return seen
+
+
+def _store(caller: Caller, reply: Reply) -> Any:
+    work = UnitOfWork(
+        caller.engine, caller.settings, claims=caller.claims, client_ip=caller.client_ip
+    )
+    with work:
+        return work.conversations.answer(reply)
+
+
+def _reported(error: AppError, conversation_id: int, calls: list[dict[str, Any]]) -> AppError:
+    """The error, naming the conversation and each tool call that committed before it."""
+    error.details = [
+        {"field": "conversation_id", "message": str(conversation_id), "type": "conversation"},
+        *(
+            {"field": f"tool_calls[{i}]", "message": call["name"], "type": "tool_call"}
+            for i, call in enumerate(calls)
+        ),
+    ]
+    return error
+
+
+def answer_of(row: Any) -> ChatAnswer:
+    message = MessagePublic.model_validate(message_view(row))
+    return ChatAnswer(
+        conversation_id=message.conversation_id,
+        message_id=message.id,
+        response=message.content,
+        tool_calls=message.tool_calls,
+        usage=message.usage or TokenUsage(input_tokens=0, output_tokens=0),
+    )
+
+
+def message_view(row: Any) -> dict[str, Any]:
+    """A stored message as `MessagePublic` reads it."""
+    assistant = row.role == "assistant"
+    return {
+        "id": row.id,
+        "conversation_id": row.conversation_id,
+        "role": row.role,
+        "content": row.content,
+        "tool_calls": row.tool_calls or [],
+        "error_code": row.error_code,
+        "usage": {"input_tokens": row.input_tokens or 0, "output_tokens": row.output_tokens or 0}
+        if assistant
+        else None,
+        "created_at": row.created_at,
+    }

@@ -1,0 +1,194 @@
+"""Conversations with the task agent and their messages (migration 0021, specs/chat.md):
+the tables, the chat request and response, and the public shapes of both."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.common import JsonInt
+from backend.models.text import MultiLineText
+
+# Ids are BIGINT identities: a path or body id above this is refused (422), never sent.
+CONVERSATION_ID_MAX = 2**63 - 1
+# A user's message: what a person types, bounded like a task's description.
+MESSAGE_MAX_LENGTH = 4000
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # What a message's `conversation_id` points at (a same-user key).
+        UniqueConstraint("user_id", "id"),
+        Index("ix_conversations_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        ForeignKeyConstraint(
+            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_conversations_user_id_users"
+        ),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    updated_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("user_id", "id"),
+        # A retry finds its first attempt by the request's Idempotency-Key.
+        UniqueConstraint("user_id", "idempotency_key"),
+        # At most one answer per user message.
+        UniqueConstraint("user_id", "reply_to"),
+        CheckConstraint("role IN ('user', 'assistant')", name="ck_messages_role"),
+        CheckConstraint("(role = 'assistant') = (reply_to IS NOT NULL)", name="ck_messages_reply"),
+        ForeignKeyConstraint(
+            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_messages_user_id_users"
+        ),
+        ForeignKeyConstraint(
+            ["user_id", "conversation_id"],
+            ["conversations.user_id", "conversations.id"],
+            ondelete="CASCADE",
+            name="fk_messages_user_id_conversation_id_conversations",
+        ),
+        ForeignKeyConstraint(
+            ["user_id", "reply_to"],
+            ["messages.user_id", "messages.id"],
+            ondelete="CASCADE",
+            name="fk_messages_user_id_reply_to_messages",
+        ),
+        Index("ix_messages_user_id_conversation_id_id", "user_id", "conversation_id", "id"),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    role: str = SQLField(sa_column=Column(Text, nullable=False))
+    content: str = SQLField(sa_column=Column(Text, nullable=False))
+    tool_calls: list[dict[str, Any]] | None = SQLField(default=None, sa_column=Column(JSONB))
+    reply_to: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    idempotency_key: str | None = SQLField(default=None, sa_column=Column(Text))
+    error_code: str | None = SQLField(default=None, sa_column=Column(Text))
+    input_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
+    output_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+ConversationId = Annotated[JsonInt, Field(ge=1, le=CONVERSATION_ID_MAX)]
+MessageText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX_LENGTH),
+    MultiLineText,
+]
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: ConversationId | None = Field(
+        default=None,
+        description="The conversation to continue (from an earlier answer or "
+        "`GET /api/conversations`); absent or null starts a new one.",
+        examples=[None],
+    )
+    message: MessageText = Field(
+        description=f"What the user says (1-{MESSAGE_MAX_LENGTH} characters after trimming).",
+        examples=["Add a task to buy milk"],
+    )
+
+
+class ToolCallPublic(BaseModel):
+    """One tool the agent called, in order: its name, its arguments and how it went."""
+
+    name: str = Field(examples=["add_task"])
+    arguments: Any = Field(
+        description="The arguments the model sent (an object; the raw text if it was not JSON).",
+        examples=[{"title": "Buy milk"}],
+    )
+    outcome: Literal["ok", "error"] = Field(examples=["ok"])
+    error_code: str | None = Field(
+        default=None,
+        description="The error's code (as in the REST API) when `outcome` is `error`.",
+        examples=[None],
+    )
+    result: Any = Field(
+        default=None,
+        description="What the tool answered (its result, or the error envelope).",
+        examples=[{"task_id": 42, "status": "created", "title": "Buy milk"}],
+    )
+
+
+class TokenUsage(BaseModel):
+    input_tokens: int = Field(description="Tokens the provider read (prompt).", examples=[812])
+    output_tokens: int = Field(description="Tokens the provider wrote.", examples=[37])
+
+
+class ChatAnswer(BaseModel):
+    conversation_id: int = Field(examples=[3])
+    message_id: int = Field(description="The stored assistant message.", examples=[18])
+    response: str = Field(
+        description="The assistant's answer.", examples=["Added \u201cBuy milk\u201d."]
+    )
+    tool_calls: list[ToolCallPublic] = Field(description="The tools called, in order.")
+    usage: TokenUsage
+
+
+class ConversationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[3])
+    created_at: datetime
+    updated_at: datetime = Field(description="When its last message was stored.")
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[17])
+    conversation_id: int = Field(examples=[3])
+    role: Literal["user", "assistant"]
+    content: str = Field(examples=["Add a task to buy milk"])
+    tool_calls: list[ToolCallPublic] = Field(
+        default_factory=list, description="An assistant message's tool calls (user: none)."
+    )
+    error_code: str | None = Field(
+        default=None,
+        description="An assistant message whose turn failed: the error's code (its "
+        "`tool_calls` are the ones that committed before it).",
+        examples=[None],
+    )
+    usage: TokenUsage | None = Field(
+        default=None, description="An assistant message's token usage (user: null)."
+    )
+    created_at: datetime

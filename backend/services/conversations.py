@@ -1,0 +1,227 @@
+"""Conversations with the task agent, always scoped to one user (migration 0021).
+
+Every statement is built with `owned` and run by `Scoped`, as for tasks and lists: another
+user's conversation is one that does not exist. A chat turn touches this service twice, in
+two units of work with the model's answer in between (specs/chat.md): `begin_turn` stores the
+user's message and reads the history the model gets; `answer` stores the assistant's message
+(its text, tool calls, token usage, or the error that ended the turn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Text, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from backend.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch, NotFound
+from backend.models.conversation import Conversation, Message
+from backend.services.scope import OWNER, Scoped, owned
+
+CONVERSATION_NOT_FOUND = "Conversation not found"
+
+_C = Conversation.__table__.c  # type: ignore[attr-defined]
+_M = Message.__table__.c  # type: ignore[attr-defined]
+_MESSAGE_COLUMNS = tuple(Message.__table__.columns)  # type: ignore[attr-defined]
+_CID = bindparam("conversation_id", type_=BigInteger)
+
+
+def _conversations(statement: Any) -> Any:
+    return owned(statement, _C.user_id)
+
+
+def _messages(statement: Any) -> Any:
+    return owned(statement, _M.user_id)
+
+
+# Continue a conversation: it exists and is the caller's, its activity is now, and a second
+# turn of the same conversation waits here until the first has stored its message.
+_TOUCH = _conversations(
+    update(Conversation).where(_C.id == _CID).values(updated_at=func.now()).returning(_C.id)
+)
+_START = insert(Conversation).values(user_id=bindparam(OWNER)).returning(_C.id)
+_ADD_MESSAGE = (
+    insert(Message)
+    .values(
+        user_id=bindparam(OWNER),
+        conversation_id=_CID,
+        role="user",
+        content=bindparam("content", type_=Text),
+        idempotency_key=bindparam("key", type_=Text),
+    )
+    .returning(_M.id)
+)
+_BY_KEY = _messages(select(*_MESSAGE_COLUMNS).where(_M.idempotency_key == bindparam("key")))
+_REPLY = _messages(select(*_MESSAGE_COLUMNS).where(_M.reply_to == bindparam("reply_to")))
+_HISTORY = _messages(
+    select(*_MESSAGE_COLUMNS)
+    .where(_M.conversation_id == _CID, _M.id < bindparam("before", type_=BigInteger))
+    .order_by(_M.id.desc())
+    .limit(bindparam("limit"))
+)
+_EXISTS = _conversations(select(_C.id).where(_C.id == _CID))
+_DELETE = _conversations(delete(Conversation).where(_C.id == _CID).returning(_C.id))
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """What a chat turn starts from."""
+
+    conversation_id: int
+    message_id: int  # the user's message, this turn's
+    # The newest messages before it, oldest first (at most the history budget's count).
+    history: Sequence[Any]
+    # A retry of a turn that already answered: that answer (replayed, nothing is run).
+    answered: Any | None = None
+    # A retry of a turn that failed: the tool calls that committed then (never run again).
+    earlier_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An assistant's message: the answer to one user message, or the error that ended it."""
+
+    conversation_id: int
+    reply_to: int
+    content: str
+    tool_calls: list[dict[str, Any]]
+    input_tokens: int
+    output_tokens: int
+    error_code: str | None = None
+
+
+class ConversationService(Scoped):
+    def begin_turn(
+        self,
+        conversation_id: int | None,
+        content: str,
+        key: str | None,
+        *,
+        history_messages: int,
+        running_for: timedelta,
+    ) -> TurnStart:
+        """Store the user's message (a new conversation if `conversation_id` is None) and
+        read the history before it. With an Idempotency-Key used before: the first attempt's
+        answer, or (it failed) its message again with the calls that committed; while the
+        first attempt may still be running (`running_for`), `IdempotencyKeyInUse`."""
+        if key is not None:
+            earlier = self._run(_BY_KEY, key=key).first()
+            if earlier is not None:
+                return self._retry(earlier, conversation_id, content, history_messages, running_for)
+        if conversation_id is None:
+            conversation_id = int(self._run(_START).scalar_one())
+            history: Sequence[Any] = ()
+        else:
+            if self._run(_TOUCH, conversation_id=conversation_id).first() is None:
+                raise NotFound(CONVERSATION_NOT_FOUND)
+            history = self._history(conversation_id, 2**63 - 1, history_messages)
+        message_id = self._run(
+            _ADD_MESSAGE, conversation_id=conversation_id, content=content, key=key
+        ).scalar_one()
+        return TurnStart(int(conversation_id), int(message_id), history)
+
+    def _retry(
+        self,
+        earlier: Any,
+        conversation_id: int | None,
+        content: str,
+        history_messages: int,
+        running_for: timedelta,
+    ) -> TurnStart:
+        if earlier.content != content or conversation_id not in (None, earlier.conversation_id):
+            raise IdempotencyKeyMismatch()
+        reply = self._run(_REPLY, reply_to=earlier.id).first()
+        start = TurnStart(
+            int(earlier.conversation_id),
+            int(earlier.id),
+            self._history(earlier.conversation_id, earlier.id, history_messages),
+        )
+        if reply is None:
+            # No answer yet: the first attempt is running, or died without a word (a crash):
+            # after the longest a turn may run, it is retried.
+            age = self._run(select(func.now())).scalar_one() - earlier.created_at
+            if age < running_for:
+                raise IdempotencyKeyInUse()
+            return start
+        if reply.error_code is None:
+            return TurnStart(start.conversation_id, start.message_id, (), answered=reply)
+        return TurnStart(
+            start.conversation_id,
+            start.message_id,
+            start.history,
+            earlier_calls=list(reply.tool_calls or []),
+        )
+
+    def _history(self, conversation_id: int, before: int, limit: int) -> Sequence[Any]:
+        if limit <= 0:
+            return ()
+        rows = self._run(
+            _HISTORY, conversation_id=conversation_id, before=before, limit=limit
+        ).all()
+        return rows[::-1]
+
+    def answer(self, reply: Reply) -> Any:
+        """Store the assistant's message (replacing a failed attempt's answer to the same
+        user message, whose committed tool calls `reply` carries on) and mark the
+        conversation active."""
+        values = {
+            "content": reply.content,
+            "tool_calls": reply.tool_calls,
+            "error_code": reply.error_code,
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+        }
+        statement = pg_insert(Message).values(
+            user_id=bindparam(OWNER),
+            conversation_id=reply.conversation_id,
+            role="assistant",
+            reply_to=reply.reply_to,
+            **values,
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=[_M.user_id, _M.reply_to],
+            set_={
+                **{name: statement.excluded[name] for name in values},
+                "created_at": func.now(),
+            },
+            where=_M.user_id == bindparam(OWNER),
+        ).returning(*_MESSAGE_COLUMNS)
+        row = self._run(upsert).one()
+        self._run(_TOUCH, conversation_id=reply.conversation_id)
+        return row
+
+    def page(self, limit: int, after: tuple[datetime, int] | None) -> tuple[list[Any], bool]:
+        """A page of conversations, newest activity first; whether more follow."""
+        statement = _conversations(
+            select(Conversation).order_by(_C.updated_at.desc(), _C.id.desc()).limit(limit + 1)
+        )
+        if after is not None:
+            statement = statement.where(tuple_(_C.updated_at, _C.id) < tuple_(*after))
+        rows = list(self._run(statement).all())
+        return rows[:limit], len(rows) > limit
+
+    def messages(
+        self, conversation_id: int, limit: int, after: int | None
+    ) -> tuple[list[Any], bool]:
+        """A page of one conversation's messages, oldest first; whether more follow. An
+        empty page asks (once) whether the conversation exists."""
+        statement = _messages(
+            select(*_MESSAGE_COLUMNS)
+            .where(_M.conversation_id == _CID)
+            .order_by(_M.id)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            statement = statement.where(_M.id > after)
+        rows = list(self._run(statement, conversation_id=conversation_id).all())
+        if not rows and self._run(_EXISTS, conversation_id=conversation_id).first() is None:
+            raise NotFound(CONVERSATION_NOT_FOUND)
+        return rows[:limit], len(rows) > limit
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation and its messages."""
+        if not self._run_last(_DELETE, conversation_id=conversation_id):
+            raise NotFound(CONVERSATION_NOT_FOUND)
