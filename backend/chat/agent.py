@@ -186,10 +186,7 @@ def client_error(exc: BaseException) -> AppError:
     ):
         return ChatProviderTimeout()
     if isinstance(cause, openai.RateLimitError):
-        return ChatProviderUnavailable(
-            "The chat model's provider is rate-limiting this server; retry after Retry-After",
-            extra_headers={"Retry-After": _retry_after(cause.response)},
-        )
+        return ChatProviderUnavailable(extra_headers={"Retry-After": _retry_after(cause.response)})
     if isinstance(cause, openai.APIConnectionError | openai.InternalServerError):
         return ChatProviderUnavailable()
     if isinstance(cause, openai.APIStatusError):

@@ -78,7 +78,9 @@ def test_list_tasks_with_each_status(chat: TestClient, model: FakeModel, alice: 
 
 def test_complete_a_task(chat: TestClient, model: FakeModel, alice: Account) -> None:
     task_id = add(chat, alice, "Call mom")
-    model.script(call("complete_task", {"task_id": task_id}), say("Marked \u201cCall mom\u201d done."))
+    model.script(
+        call("complete_task", {"task_id": task_id}), say("Marked \u201cCall mom\u201d done.")
+    )
     answer = send(chat, alice, f"mark task {task_id} as complete")
     assert answer["tool_calls"][0]["result"]["status"] == "completed"
     assert tasks_of(chat, alice)[0]["completed"] is True
