@@ -123,6 +123,11 @@ OPERATION_IDS = {
     ("PATCH", "/api/{user_id}/lists/{list_id}"): "updateUserList",
     ("POST", "/api/{user_id}/lists/{list_id}/move"): "moveUserList",
     ("DELETE", "/api/{user_id}/lists/{list_id}"): "deleteUserList",
+    ("POST", "/api/chat"): "chat",
+    ("POST", "/api/{user_id}/chat"): "chatForUser",
+    ("GET", "/api/conversations"): "listConversations",
+    ("GET", "/api/conversations/{conversation_id}/messages"): "listConversationMessages",
+    ("DELETE", "/api/conversations/{conversation_id}"): "deleteConversation",
 }
 
 
@@ -162,7 +167,9 @@ CODES = {
     413: {"PAYLOAD_TOO_LARGE"},
     422: {"VALIDATION_ERROR", "IDEMPOTENCY_KEY_MISMATCH", "LIMIT_REACHED"},
     429: {"RATE_LIMITED"},
-    503: {"SERVICE_UNAVAILABLE"},
+    502: {"CHAT_PROVIDER_ERROR", "CHAT_TOO_MANY_TURNS"},
+    503: {"SERVICE_UNAVAILABLE", "CHAT_NOT_CONFIGURED", "CHAT_PROVIDER_UNAVAILABLE"},
+    504: {"CHAT_PROVIDER_TIMEOUT"},
 }
 
 

@@ -26,6 +26,8 @@ from fastapi.testclient import TestClient
 from backend.config import Settings
 from backend.main import create_app
 from scripts.bench.dbproxy import DbProxy
+from tests.chat import fake_model
+from tests.chat.fake_model import FakeModel, call, say
 from tests.conftest import ROOT, TEST_SECRET, Account, api_routes
 from tests.mcp.conftest import call_tool_rpc, post_rpc
 
@@ -79,6 +81,16 @@ BUDGETS: dict[str, int] = {
     "GET /api/auth/me": 1,
     "POST /api/auth/logout-all": 2,
     "DELETE /api/auth/me": 2,
+    # A chat turn: the chat limit's count (its own transaction: BEGIN, the hit, COMMIT), the
+    # door's write with the user's message (BEGIN and the entry with the first statement, the
+    # message, COMMIT), then, after the model has answered, the answer stored (the entry with
+    # it) and the conversation's activity. A tool call is the MCP tool's own unit of work.
+    "POST /api/chat": 8,
+    "POST /api/chat+conversation_id": 9,
+    "POST /api/chat+add_task": 9,
+    "GET /api/conversations": 1,
+    "GET /api/conversations/{conversation_id}/messages": 1,
+    "DELETE /api/conversations/{conversation_id}": 1,
     "GET /health": 0,
     "GET /health/ready": 4,
     "GET /metrics": 0,
@@ -105,6 +117,7 @@ BUDGETS: dict[str, int] = {
 # The /api/{user_id}/tasks (and /lists) twins answer as their own routes and cost the same.
 USER_PATHS = "/api/{user_id}/tasks"
 USER_LISTS = "/api/{user_id}/lists"
+USER_CHAT = "/api/{user_id}/chat"
 
 
 @dataclass
@@ -122,7 +135,12 @@ def proxy(database_url: str) -> Iterator[DbProxy]:
 
 
 @pytest.fixture(scope="module")
-def counted(proxy: DbProxy, database_url: str) -> Iterator[TestClient]:
+def chat_model() -> Iterator[FakeModel]:
+    yield from fake_model.serve()
+
+
+@pytest.fixture(scope="module")
+def counted(proxy: DbProxy, database_url: str, chat_model: FakeModel) -> Iterator[TestClient]:
     """An app whose every database connection goes through the proxy, with production's
     features that cost round trips on (rate limits, generous enough never to refuse here)."""
     settings = Settings(
@@ -138,6 +156,9 @@ def counted(proxy: DbProxy, database_url: str) -> Iterator[TestClient]:
         rate_limit_sign_up_per_ip=10_000,
         rate_limit_sign_up_per_account=10_000,
         rate_limit_task_writes_per_user=10_000,
+        chat_base_url=chat_model.url,
+        chat_model="fake-model",
+        chat_rate_limit_per_user=10_000,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
@@ -156,7 +177,8 @@ TOOL_NAMES = [t["name"] for t in json.loads((ROOT / "specs/mcp-tools.json").read
 
 
 def _plain(key: str) -> str:
-    return key.replace(USER_PATHS, "/api/tasks", 1).replace(USER_LISTS, "/api/lists", 1)
+    plain = key.replace(USER_PATHS, "/api/tasks", 1).replace(USER_LISTS, "/api/lists", 1)
+    return plain.replace(USER_CHAT, "/api/chat", 1)
 
 
 def test_every_route_and_tool_has_a_budget() -> None:
@@ -176,6 +198,7 @@ BODIES: dict[str, Any] = {
     "POST /api/tasks/bulk": {"operations": [{"op": "complete", "id": "TASK"}]},
     "POST /api/tasks/{task_id}/move": {"list_id": "LIST"},
     "POST /api/lists": {"name": "Errands"},
+    "POST /api/chat": {"message": "hello"},
     "PUT /api/lists/{list_id}": {"name": "Renamed", "color": "#00ff00"},
     "PATCH /api/lists/{list_id}": {"name": "Renamed"},
     "POST /api/lists/{list_id}/move": {"after_id": "OTHER_LIST"},
@@ -227,6 +250,12 @@ VARIANTS: dict[str, tuple[str, str, Any]] = {
             ]
         },
     ),
+    "POST /api/chat+conversation_id": (
+        "POST",
+        "/api/chat",
+        {"message": "and again", "conversation_id": "CONVERSATION"},
+    ),
+    "POST /api/chat+add_task": ("POST", "/api/chat", {"message": "add milk"}),
     # A new rule: the stored one is read first (its series decides the next due date).
     "PATCH /api/tasks/{task_id}+schedule": ("PATCH", "/api/tasks/TASK", {"recurrence": "weekly"}),
     "PATCH /api/tasks/{task_id}+schedule and completion": (
@@ -266,7 +295,8 @@ def _rest_request(
         return lambda: counted.request(method, url, json=body, headers=user.headers)
     method, _, path = key.partition(" ")
     url = (
-        path.replace("{task_id}", str(ids["TASK"]))
+        path.replace("{conversation_id}", str(ids.get("CONVERSATION")))
+        .replace("{task_id}", str(ids["TASK"]))
         .replace("{list_id}", str(ids["LIST"]))
         .replace("{user_id}", user.id)
     )
@@ -319,11 +349,34 @@ def _rows(client: TestClient, alice: Account) -> dict[str, int]:
     }
 
 
+def _chat(
+    key: str, counted: TestClient, alice: Account, model: FakeModel, ids: dict[str, int]
+) -> None:
+    """A conversation for the chat routes to name, and the model's reply to the measured turn."""
+    if "chat" not in key and "conversation" not in key:
+        return
+    model.steps.clear()
+    model.script(say("hello"))
+    started = counted.post("/api/chat", json={"message": "hi"}, headers=alice.headers)
+    assert started.status_code == 200, started.text
+    ids["CONVERSATION"] = started.json()["data"]["conversation_id"]
+    if key.endswith("+add_task"):
+        model.script(call("add_task", {"title": "milk"}))
+    if key.startswith("POST"):
+        model.script(say("done"))
+
+
 @pytest.mark.parametrize("key", CASES)
 def test_route_round_trips(
-    key: str, proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account
+    key: str,
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+    chat_model: FakeModel,
 ) -> None:
     ids = _rows(client, alice)
+    _chat(key, counted, alice, chat_model, ids)
     # Warm: the pool holds a connection and this token has been seen.
     assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
     if key == "GET /api/tasks?search":
@@ -341,6 +394,8 @@ def test_route_round_trips(
         assert measured.status < 500, measured.text
     else:
         assert measured.status < 400, measured.text
+    if key.endswith("+add_task"):
+        assert '"name":"add_task"' in measured.text and '"outcome":"ok"' in measured.text
     assert measured.connections == 0, "a new connection: the pool was not warm"
     assert measured.round_trips == BUDGETS[budget_key], (
         f"{key}: {measured.round_trips} round trips, budget {BUDGETS[budget_key]}"

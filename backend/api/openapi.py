@@ -48,6 +48,15 @@ TAGS: list[dict[str, Any]] = [
         "that does not exist (404 `List not found`) when it is not.",
     },
     {
+        "name": "chat",
+        "description": "Chat with your tasks (specs/chat.md): `POST /api/chat` runs the task "
+        "agent (an OpenAI-compatible model configured with `CHAT_BASE_URL`, `CHAT_MODEL` and "
+        "`CHAT_API_KEY`) on your message, with the MCP tools as its tools, and stores the turn; "
+        "`Accept: text/event-stream` streams it. Conversations and their messages are yours "
+        "alone: list, read, delete. Without a configured model, chat answers 503 "
+        "`CHAT_NOT_CONFIGURED` and the rest of the API is unaffected.",
+    },
+    {
         "name": "auth",
         "description": "The built-in issuer: sign up, sign in (JSON, or the OAuth2 password "
         "flow Swagger's Authorize button uses), the signed-in account, sign out everywhere, "

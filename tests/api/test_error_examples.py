@@ -128,6 +128,22 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
     "subtask_cycle": _cycle,
     "list_name_taken": _name_taken,
     "list_precondition_failed": _list_precondition,
+    "conversation_not_found": lambda client, alice: client.get(
+        "/api/conversations/999999/messages", headers=alice.headers
+    ),
+    # The test app has no chat provider configured.
+    "chat_not_configured": lambda client, alice: client.post(
+        "/api/chat", json={"message": "hi"}, headers=alice.headers
+    ),
+}
+# A chat provider's failures need a model server: tests/chat/test_failures.py provokes each
+# one with the fake model and compares its code and message (its details name the turn's
+# conversation and committed tool calls, so the body is the example's plus those).
+CHAT_PROVIDER = {
+    "chat_provider_error",
+    "chat_provider_unavailable",
+    "chat_provider_timeout",
+    "chat_too_many_turns",
 }
 # Limits, reached by rows written on the test's own engine (thousands of requests otherwise).
 FILLED = {"limit_reached", "too_many_lists"}
@@ -136,9 +152,8 @@ FILLED = {"limit_reached", "too_many_lists"}
 def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
     # test_the_cursor_expired_example, after pruning.
-    assert set(PROVOKE) | NOT_PROVOKED | FILLED | {"rate_limited", "cursor_expired"} == set(
-        EXAMPLES
-    )
+    provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER
+    assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
 

@@ -216,5 +216,6 @@ def test_the_history_character_budget(
     conversation = send(chat, alice, "long answer please")["conversation_id"]
     model.script(say("short"))
     send(chat, alice, "and now?", conversation_id=conversation)
-    # The 960-character answer fits (with its JSON, under 1000); with its question it would not: only it is sent.
+    # The 960-character answer fits (with its JSON, under 1000); with its question it
+    # would not: only the answer is sent.
     assert [m["content"] for m in model.last_messages[1:]] == ["x" * 960, "and now?"]

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.datastructures import MutableHeaders
 
 from backend.api.door import Door, DoorRoute, SettingsDep
-from backend.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
+from backend.api.idempotency import REPLAYED_HEADER
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     CHAT_NOT_CONFIGURED,
@@ -51,6 +51,7 @@ from backend.models.conversation import (
     MessagePublic,
 )
 from backend.models.envelopes import ChatEnvelope, ConversationsEnvelope, MessagesEnvelope
+from backend.models.idempotency import KEY_MAX_LENGTH
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
 
@@ -65,6 +66,25 @@ Cursor = Annotated[
     Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
 ]
 STREAM = "text/event-stream"
+# The Idempotency-Key of a chat turn: kept with the user's message (as long as the
+# conversation), and a failed turn's retry runs again rather than replaying the failure.
+ChatIdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=KEY_MAX_LENGTH,
+        pattern=r"^[!-~]+$",
+        description="A unique value (1-255 visible ASCII characters, e.g. a UUID) that makes "
+        "a retry of this turn safe, for as long as its conversation exists: a turn that "
+        f"answered is replayed (`{REPLAYED_HEADER}: true`, no model call); one that failed "
+        "runs again, and the tool calls that committed the first time are not repeated. "
+        "The same key with another message or conversation is 422 "
+        "`IDEMPOTENCY_KEY_MISMATCH`; while the first attempt runs, 409 "
+        "`IDEMPOTENCY_KEY_IN_USE`. Keys are per user, shared by no other route.",
+        examples=["0b6f5a8e-6c1e-4a7b-9d83-2f0e3c7a9b41"],
+    ),
+]
 
 _CHAT_DESCRIPTION = f"""\
 One turn of a conversation with the task agent: your message is stored, the agent reads the \
@@ -121,7 +141,7 @@ async def chat(
     body: ChatRequest,
     request: Request,
     response: Response,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotency_key: ChatIdempotencyKey = None,
 ) -> ChatEnvelope | Response:
     return await _turn(door, body, request, response, idempotency_key, None)
 
@@ -141,7 +161,7 @@ async def chat_for_user(
     body: ChatRequest,
     request: Request,
     response: Response,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotency_key: ChatIdempotencyKey = None,
 ) -> ChatEnvelope | Response:
     return await _turn(door, body, request, response, idempotency_key, user_id)
 
