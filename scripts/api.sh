@@ -61,6 +61,13 @@
 # route: PATCH  /api/lists/{list_id}            update-list ID JSON
 # route: POST   /api/lists/{list_id}/move       move-list ID [JSON]
 # route: DELETE /api/lists/{list_id}            delete-list ID
+# route: POST   /api/chat                       chat MESSAGE [CONVERSATION_ID]
+# route: GET    /api/conversations              conversations [QUERY]
+# route: GET    /api/conversations/{conversation_id}/messages messages ID [QUERY]
+# route: DELETE /api/conversations/{conversation_id} delete-conversation ID
+#
+# chat-stream MESSAGE [CONVERSATION_ID] sends the chat turn with Accept: text/event-stream and
+# prints the server-sent events as they arrive (specs/chat.md).
 #
 # The published contract's paths answer like the ones above when USER_ID is the token's
 # subject (and 404 otherwise); reach them with `call`:
@@ -86,6 +93,7 @@
 # route: PATCH  /api/{user_id}/lists/{list_id}            call PATCH /api/USER_ID/lists/ID JSON
 # route: POST   /api/{user_id}/lists/{list_id}/move       call POST /api/USER_ID/lists/ID/move JSON
 # route: DELETE /api/{user_id}/lists/{list_id}            call DELETE /api/USER_ID/lists/ID
+# route: POST   /api/{user_id}/chat                       call POST /api/USER_ID/chat JSON
 #
 # Any other request: scripts/api.sh call METHOD PATH [JSON]
 set -euo pipefail
@@ -108,6 +116,14 @@ need() {  # need COUNT "$@": at least COUNT arguments after the command
 
 json_string() {  # a shell string as a JSON string literal
   python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"
+}
+
+chat_body() {  # chat_body MESSAGE [CONVERSATION_ID]: a chat request's JSON
+  if [[ -n "${2:-}" ]]; then
+    echo "{\"message\": $(json_string "$1"), \"conversation_id\": $2}"
+  else
+    echo "{\"message\": $(json_string "$1")}"
+  fi
 }
 
 # request METHOD PATH [JSON_BODY | --form ARGS...]
@@ -267,6 +283,32 @@ case "$command" in
   delete-list)
     need 1 "$@"
     request DELETE "/api/lists/$1"
+    ;;
+  chat)
+    need 1 "$@"
+    request POST /api/chat "$(chat_body "$@")"
+    ;;
+  chat-stream)
+    need 1 "$@"
+    args=(-sS -N --fail-with-body -X POST "$BASE_URL/api/chat" -H 'Accept: text/event-stream')
+    args+=(-H 'Content-Type: application/json' --data-binary "$(chat_body "$@")")
+    if [[ -n "${TOKEN:-}" ]]; then
+      args+=(-H "Authorization: Bearer $TOKEN")
+    fi
+    if [[ -n "${IDEMPOTENCY_KEY:-}" ]]; then
+      args+=(-H "Idempotency-Key: $IDEMPOTENCY_KEY")
+    fi
+    # curl's 22 is an HTTP error (its body, the envelope, is printed): exit 1 as `request` does.
+    curl "${args[@]}" || { code=$?; echo; ((code == 22)) && exit 1; exit "$code"; }
+    ;;
+  conversations) request GET "/api/conversations${1:+?$1}" ;;
+  messages)
+    need 1 "$@"
+    request GET "/api/conversations/$1/messages${2:+?$2}"
+    ;;
+  delete-conversation)
+    need 1 "$@"
+    request DELETE "/api/conversations/$1"
     ;;
   call)
     need 2 "$@"

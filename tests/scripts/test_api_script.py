@@ -187,6 +187,14 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     assert status_of(api.run("get-list", sid, expect_ok=False)) == 404
     api.run("delete-list", chores)
 
+    # Chat (issue 32): this server has no model (tests/chat/test_api_script.py has one).
+    unconfigured = api.run("chat", "add milk", expect_ok=False)
+    assert status_of(unconfigured) == 503
+    assert json.loads(unconfigured.stdout)["error"]["code"] == "CHAT_NOT_CONFIGURED"
+    assert api.json("conversations")["data"] == []
+    assert status_of(api.run("messages", "1", expect_ok=False)) == 404
+    assert status_of(api.run("delete-conversation", "1", expect_ok=False)) == 404
+
     assert status_of(api.run("logout-all")) == 204
     assert status_of(api.run("me", expect_ok=False)) == 401
     api.token = api.json("login", "ada@example.com", "pass-word-1")["data"]["access_token"]
