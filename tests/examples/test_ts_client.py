@@ -338,3 +338,33 @@ def test_client_retries_503_and_key_in_use_against_a_stub(built_client: None) ->
     first, retry = requests[2], requests[3]
     assert first["key"] and first["key"] == retry["key"]
     assert json.loads(first["body"]) == json.loads(retry["body"]) == {"title": "x"}
+
+
+def test_chat_and_its_stream(built_client: None, database_url: str) -> None:
+    """`chat`, `chatStream` (parsed events), the conversation pages and a typed error, against
+    the real server whose model is the fake Chat Completions server (tests/chat/)."""
+    from tests.chat import fake_model
+    from tests.chat.fake_model import call, say
+
+    for model in fake_model.serve():
+        env = {"CHAT_BASE_URL": model.url, "CHAT_MODEL": "fake-model"}
+        model.script(call("add_task", {"title": "Buy milk"}), say("Added \u201cBuy milk\u201d."))
+        model.script(say("You have one task: Buy milk."))
+        with running_server(database_url, **env) as (base_url, _, _):
+            values = steps_of(node("checks.js", "chat", BASE_URL=base_url))
+    answer = values["chat"]
+    assert answer["response"] == "Added \u201cBuy milk\u201d."
+    assert [(c["name"], c["outcome"]) for c in answer["tool_calls"]] == [("add_task", "ok")]
+    streamed = values["chat-stream"]
+    assert streamed["events"] == ["start", "delta", "done"]
+    assert streamed["text"] == "You have one task: Buy milk."
+    assert streamed["done"]["response"] == streamed["text"]
+    assert [c["id"] for c in values["conversations"]] == [answer["conversation_id"]]
+    assert values["messages"] == [
+        ["user", "add a task to buy milk", 0],
+        ["assistant", "Added \u201cBuy milk\u201d.", 1],
+        ["user", "what do I have?", 0],
+        ["assistant", "You have one task: Buy milk.", 0],
+    ]
+    assert values["chat-missing"] == {"status": 404, "code": "NOT_FOUND"}
+    assert values["conversations-after"] == 0

@@ -5,6 +5,7 @@
  *   node dist/checks.js rate-limited   BASE_URL = a server whose task-write limit is tiny
  *   node dist/checks.js stub           a local stub answering 503 / 409 with Retry-After
  *   node dist/checks.js limit-reached  BASE_URL = a server; lists until 422 LIMIT_REACHED
+ *   node dist/checks.js chat           BASE_URL = a server whose chat model is the test's fake
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -140,6 +141,36 @@ async function limitReached(baseUrl: string): Promise<void> {
   await api.deleteMe();
 }
 
+/** Chat: a turn, the same turn streamed, the conversation's pages, a typed error, deletion. */
+async function chat(baseUrl: string): Promise<void> {
+  const api = new TaskApi({ baseUrl });
+  await api.register({ email: `chat-${Date.now()}@example.com`, password: "chat-password" });
+  const answer = await api.chat("add a task to buy milk");
+  step("chat", answer);
+  const events: string[] = [];
+  let text = "";
+  let done: unknown = null;
+  const options = { conversationId: answer.conversation_id };
+  for await (const event of api.chatStream("what do I have?", options)) {
+    events.push(event.event);
+    if (event.event === "delta") text += event.data.text;
+    if (event.event === "done") done = event.data;
+  }
+  step("chat-stream", { events: [...new Set(events)], text, done });
+  step("conversations", (await api.listConversations({ limit: 5 })).data);
+  const messages = await api.listConversationMessages(answer.conversation_id, { limit: 10 });
+  step("messages", messages.data.map((m) => [m.role, m.content, m.tool_calls?.length ?? 0]));
+  try {
+    for await (const event of api.chatStream("hi", { conversationId: 999_999 })) void event;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    step("chat-missing", { status: error.status, code: error.code });
+  }
+  await api.deleteConversation(answer.conversation_id);
+  step("conversations-after", (await api.listConversations()).data.length);
+  await api.deleteMe();
+}
+
 const mode = process.argv[2];
 const baseUrl = process.env.BASE_URL ?? "";
 const run =
@@ -147,7 +178,9 @@ const run =
     ? rateLimited(baseUrl)
     : mode === "limit-reached"
       ? limitReached(baseUrl)
-      : stub();
+      : mode === "chat"
+        ? chat(baseUrl)
+        : stub();
 run.catch((error: unknown) => {
   console.error(error instanceof Error ? error.stack : error);
   process.exit(1);

@@ -16,7 +16,9 @@
  * - retries: a 429, 503 (or 409 IDEMPOTENCY_KEY_IN_USE) carrying `Retry-After` is retried
  *   after that many seconds, a bounded number of times (every such answer means nothing was
  *   done, so any method may be retried);
- * - abort signals: every call takes `{ signal }`, which also cuts a wait before a retry.
+ * - abort signals: every call takes `{ signal }`, which also cuts a wait before a retry;
+ * - chat: `chat` (one turn, with an Idempotency-Key so a retried turn never repeats a committed
+ *   tool call) and `chatStream` (the same turn as parsed server-sent events).
  */
 import createClient, { type Client } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
@@ -53,6 +55,21 @@ export type Credentials = Schemas["UserLogin"];
 export type Registration = Schemas["UserRegister"];
 export type TokenResponse = Schemas["TokenResponse"];
 export type ErrorDetail = Schemas["ErrorDetail"];
+export type ChatAnswer = Schemas["ChatAnswer"];
+export type ToolCall = Schemas["ToolCallPublic"];
+export type Conversation = Schemas["ConversationPublic"];
+export type ChatMessage = Schemas["MessagePublic"];
+export type ConversationPage = Schemas["ConversationsEnvelope"];
+export type MessagePage = Schemas["MessagesEnvelope"];
+export type PageQuery = { limit?: number; cursor?: string };
+/** One server-sent event of a streamed chat turn (specs/chat.md, "Streaming"). */
+export type ChatEvent =
+  | { event: "start"; data: { conversation_id: number } }
+  | { event: "delta"; data: { text: string } }
+  | { event: "tool_call_start"; data: { name: string; arguments: unknown } }
+  | { event: "tool_call_end"; data: ToolCall }
+  | { event: "done"; data: ChatAnswer }
+  | { event: "error"; data: { error: Schemas["ErrorInfo"] } };
 
 /**
  * The `code` of an error answer (specs/api-contract.md, "Error codes"; the schema types it as a
@@ -80,6 +97,11 @@ export type ErrorCode =
   | "HEADERS_TOO_LARGE"
   | "INTERNAL_ERROR"
   | "SERVICE_UNAVAILABLE"
+  | "CHAT_NOT_CONFIGURED"
+  | "CHAT_PROVIDER_UNAVAILABLE"
+  | "CHAT_PROVIDER_ERROR"
+  | "CHAT_TOO_MANY_TURNS"
+  | "CHAT_PROVIDER_TIMEOUT"
   | "HTTP_ERROR";
 
 /** An error answer (`{"error": {"code", "message", "details"}}`), or a network-level one. */
@@ -137,6 +159,10 @@ export type WriteOptions = CallOptions & {
 export type CreateOptions = CallOptions & {
   /** Default: a fresh UUID per call, reused by the call's own retries. */
   idempotencyKey?: string;
+};
+export type ChatOptions = CreateOptions & {
+  /** Continue this conversation (default: start a new one). */
+  conversationId?: number;
 };
 /** One task and its ETag (send it back as `ifMatch` / `ifNoneMatch`). */
 export interface Tagged {
@@ -409,6 +435,80 @@ export class TaskApi {
     const { ifMatch, ...init } = options;
     const params = { path: { list_id: id }, header: { "If-Match": ifMatch ?? null } };
     ok(await this.client.DELETE("/api/lists/{list_id}", { params, ...init }));
+  }
+
+  // -- chat ---------------------------------------------------------------------------------
+
+  /** One chat turn: the agent's answer and the tool calls it made. A retry (ours after a
+   * 503's Retry-After, or yours with the same `idempotencyKey`) replays an answered turn and
+   * never repeats a tool call that committed. */
+  async chat(message: string, options: ChatOptions = {}): Promise<ChatAnswer> {
+    const { idempotencyKey = crypto.randomUUID(), conversationId, ...init } = options;
+    const body = { message, conversation_id: conversationId ?? null };
+    const params = { header: { "Idempotency-Key": idempotencyKey } };
+    const result = await this.client.POST("/api/chat", { params, body, ...init });
+    // The 200 is JSON here (the event stream is `chatStream`'s): the schema lists both.
+    return data(result as Result<{ data: ChatAnswer }>);
+  }
+
+  /** The same turn as server-sent events, as they arrive: `start`, `delta`s, each tool call's
+   * start and end, then `done` (the answer) or `error`. An error before the turn starts (404,
+   * 422, 429, 503 CHAT_NOT_CONFIGURED) is thrown as `ApiError`, as `chat` throws it. */
+  async *chatStream(message: string, options: ChatOptions = {}): AsyncGenerator<ChatEvent> {
+    const { idempotencyKey = crypto.randomUUID(), conversationId, ...init } = options;
+    const result = await this.client.POST("/api/chat", {
+      params: { header: { "Idempotency-Key": idempotencyKey } },
+      body: { message, conversation_id: conversationId ?? null },
+      headers: { Accept: "text/event-stream" },
+      parseAs: "stream",
+      ...init,
+    });
+    if (!result.response.ok || !result.response.body) {
+      throw ApiError.from(result.response, result.error);
+    }
+    yield* serverSentEvents(result.response.body);
+  }
+
+  /** Your conversations, newest activity first (follow `meta.next_cursor`). */
+  async listConversations(query: PageQuery = {}, options: CallOptions = {}) {
+    const params = { query };
+    return ok(await this.client.GET("/api/conversations", { params, ...options }));
+  }
+
+  /** A conversation's messages, oldest first; an assistant's keep their tool calls. */
+  async listConversationMessages(id: number, query: PageQuery = {}, options: CallOptions = {}) {
+    const params = { path: { conversation_id: id }, query };
+    const path = "/api/conversations/{conversation_id}/messages";
+    return ok(await this.client.GET(path, { params, ...options }));
+  }
+
+  async deleteConversation(id: number, options: CallOptions = {}): Promise<void> {
+    const params = { path: { conversation_id: id } };
+    ok(await this.client.DELETE("/api/conversations/{conversation_id}", { params, ...options }));
+  }
+}
+
+/** Parse a text/event-stream body into `{ event, data }` records (one per blank-line block). */
+async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ChatEvent> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffered += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let end: number;
+    while ((end = buffered.indexOf("\n\n")) >= 0) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      let event = "message";
+      const lines: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) lines.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (lines.length) yield { event, data: JSON.parse(lines.join("\n")) } as ChatEvent;
+    }
   }
 }
 

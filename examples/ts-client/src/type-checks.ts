@@ -116,4 +116,20 @@ export async function typeChecks(api: TaskApi): Promise<void> {
   void [byList, open, named, typo];
   void missingTitle;
   void noTag;
+
+  // Chat: a message is a string, a conversation an id; events are typed by their name.
+  // @ts-expect-error the message is a string
+  void api.chat({ message: "hi" });
+  // @ts-expect-error conversation ids are numbers
+  void api.chat("hi", { conversationId: "3" });
+  const answer = await api.chat("add milk");
+  const calls: string[] = answer.tool_calls.map((call) => call.name);
+  for await (const event of api.chatStream("add milk")) {
+    if (event.event === "delta") void event.data.text.length;
+    // @ts-expect-error a delta carries text, not a conversation id
+    if (event.event === "delta") void event.data.conversation_id;
+  }
+  // @ts-expect-error a conversation's page is one of its conversations: no messages in it
+  void (await api.listConversations()).data[0]?.content;
+  void calls;
 }
