@@ -152,7 +152,8 @@ async def run_agent(
         instructions=INSTRUCTIONS,
         tools=list(agent_tools(caller, ledger, emit)),
         model=model,
-        model_settings=ModelSettings(temperature=settings.chat_temperature),
+        # include_usage: a streamed answer reports its tokens only when asked to.
+        model_settings=ModelSettings(temperature=settings.chat_temperature, include_usage=True),
     )
     usage = _Usage()
     config = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False)

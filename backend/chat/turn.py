@@ -75,7 +75,7 @@ def _merge(headers: Any, chat: dict[str, str]) -> None:
     """The chat limit's RateLimit headers beside the write limit's (one list per header)."""
     for name in ("RateLimit-Policy", "RateLimit"):
         if name in chat:
-            mine = headers.get(name) if hasattr(headers, "get") else None
+            mine = headers.get(name)
             headers[name] = f"{mine}, {chat[name]}" if mine else chat[name]
 
 

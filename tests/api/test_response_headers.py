@@ -24,6 +24,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
@@ -191,12 +192,17 @@ def _head_and_get(
 
 @pytest.mark.parametrize("path", [*GET_PATHS, *DOCS_PATHS, "/metrics"])
 def test_head_answers_every_get_route_like_get_without_a_body(
-    client: TestClient, alice: Account, path: str
+    client: TestClient, alice: Account, path: str, db_engine: Engine
 ) -> None:
     task = _task(client, alice)
     listed = client.post("/api/lists", json={"name": "a list"}, headers=alice.headers)
+    # A conversation is made by a chat turn (a model server: tests/chat/); here, a row.
+    with db_engine.begin() as conn:
+        made = "INSERT INTO conversations (user_id) VALUES (:user) RETURNING id"
+        conversation = conn.execute(text(made), {"user": alice.id}).scalar_one()
     url = (
-        path.replace("{task_id}", str(task["id"]))
+        path.replace("{conversation_id}", str(conversation))
+        .replace("{task_id}", str(task["id"]))
         .replace("{list_id}", str(listed.json()["data"]["id"]))
         .replace("{user_id}", alice.id)
     )

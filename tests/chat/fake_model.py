@@ -127,9 +127,10 @@ def _usage(reply: Reply) -> dict[str, int]:
     }
 
 
-def _chunks(model: str, reply: Reply) -> Iterator[dict[str, Any]]:
+def _chunks(model: str, reply: Reply, usage: bool) -> Iterator[dict[str, Any]]:
     """The reply as a provider streams it: role, text in pieces, each call's name then its
-    arguments in two pieces, the finish reason, and the usage last."""
+    arguments in two pieces, the finish reason, and the usage last (only when the request
+    asked for it, `stream_options.include_usage`, as OpenAI's API does)."""
     base = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "model": model}
     base["created"] = 1_700_000_000
 
@@ -147,7 +148,8 @@ def _chunks(model: str, reply: Reply) -> Iterator[dict[str, Any]]:
         for piece in (arguments[:half], arguments[half:]):
             yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, "tool_calls" if reply.calls else "stop")
-    yield {**base, "choices": [], "usage": _usage(reply)}
+    if usage:
+        yield {**base, "choices": [], "usage": _usage(reply)}
 
 
 def _handler(fake: FakeModel) -> type[BaseHTTPRequestHandler]:
@@ -181,7 +183,8 @@ def _handler(fake: FakeModel) -> type[BaseHTTPRequestHandler]:
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            for item in _chunks(model, step):
+            usage = bool((request.get("stream_options") or {}).get("include_usage"))
+            for item in _chunks(model, step, usage):
                 self.wfile.write(f"data: {json.dumps(item)}\n\n".encode())
                 self.wfile.flush()
             self.wfile.write(b"data: [DONE]\n\n")

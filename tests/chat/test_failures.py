@@ -244,6 +244,8 @@ def test_chat_has_its_own_rate_limit_with_the_ietf_headers(
         {"message": "x" * 4001},
         {"message": "a\x00b"},
         {"message": "\u202eevil"},
+        b'{"message": "\\ud800 a lone surrogate, escaped in the JSON"}',
+        {"message": "\ufffe"},
         {"message": 5},
         {"message": "hi", "conversation_id": "1"},
         {"message": "hi", "conversation_id": 1.5},
@@ -257,7 +259,11 @@ def test_chat_has_its_own_rate_limit_with_the_ietf_headers(
 def test_bad_input_is_a_422_and_changes_nothing(
     chat: TestClient, model: FakeModel, alice: Account, db_engine: Engine, body: Any
 ) -> None:
-    response = chat.post("/api/chat", json=body, headers=alice.headers)
+    if isinstance(body, bytes):
+        headers = {**alice.headers, "Content-Type": "application/json"}
+        response = chat.post("/api/chat", content=body, headers=headers)
+    else:
+        response = chat.post("/api/chat", json=body, headers=alice.headers)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     assert count_rows(db_engine, "messages") == 0

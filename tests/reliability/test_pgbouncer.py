@@ -28,7 +28,10 @@ paths users hit, within about a minute and a half on 2 cores:
 - tests/reliability/test_statement_timeout.py: SET LOCAL statement_timeout is honoured through
   the pooler and does not stick to the server connection;
 - tests/api/test_lists.py, test_subtasks.py: lists, the placement statements (CTEs, one
-  UPDATE ... FROM plan, constraints checked at the statement's end) and the tree's triggers.
+  UPDATE ... FROM plan, constraints checked at the statement's end) and the tree's triggers;
+- tests/chat/test_chat.py and the keyed retry of tests/chat/test_failures.py: a chat turn's
+  units of work (the chat limit's own transaction, the door's, each tool call's, the answer's
+  upsert) and the fake model server.
 Left out: validation/HTTP-shape tests that never reach the database differently
 (test_validation, test_http), the hypothesis pagination property (long; its SQL is the
 listing SQL test_task_features already runs), and the sign-in timing test (timing on a
@@ -69,6 +72,9 @@ SUBSET = [
     "tests/reliability/test_statement_timeout.py",
     "tests/api/test_lists.py",
     "tests/api/test_subtasks.py",
+    "tests/chat/test_chat.py",
+    "tests/chat/test_failures.py::"
+    "test_committed_calls_are_reported_and_a_keyed_retry_never_repeats_them",
 ]
 
 
