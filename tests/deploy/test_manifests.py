@@ -213,9 +213,10 @@ def security_problems(objects: list[Obj]) -> list[str]:
             ):
                 problems.append(f"{name}: no CPU and memory requests and limits")
     for component, template in ours(objects).items():
-        for container in template["spec"]["containers"]:
+        spec = template["spec"]
+        for container in spec["containers"] + spec.get("initContainers", []):
             if container.get("securityContext", {}).get("readOnlyRootFilesystem") is not True:
-                problems.append(f"{component}: root file system writable")
+                problems.append(f"{component} {container['name']}: root file system writable")
     return problems
 
 
@@ -261,7 +262,7 @@ def workload_problems(objects: list[Obj]) -> list[str]:
     images = {
         f"{component} {c['name']}": c["image"]
         for component, template in workloads.items()
-        for c in template["spec"]["containers"]
+        for c in template["spec"]["containers"] + template["spec"].get("initContainers", [])
     }
     if len(set(images.values())) != 1:
         problems.append(f"not one image: {images}")
@@ -312,6 +313,15 @@ def workload_problems(objects: list[Obj]) -> list[str]:
     block = annotations.get("dapr.io/block-shutdown-duration", "0s")
     if int(block.rstrip("s")) <= batch:
         problems.append(f"worker: the sidecar stops before a batch ends ({block})")
+    # serve and worker exit while a migration is pending: each waits for `check` to pass.
+    for component in ("api", "worker"):
+        waits = [
+            c
+            for c in workloads[component]["spec"].get("initContainers", [])
+            if "python -m backend check" in " ".join(c.get("command", []))
+        ]
+        if not waits:
+            problems.append(f"{component}: does not wait for the migrations")
     if workloads["migrate"]["spec"].get("restartPolicy") not in ("OnFailure", "Never"):
         problems.append("migrate: restartPolicy")
     return problems
@@ -600,6 +610,10 @@ def _no_seccomp(objects: list[Obj]) -> None:
     del job["securityContext"]["seccompProfile"]
 
 
+def _no_wait_for_migrations(objects: list[Obj]) -> None:
+    del find(objects, "Deployment", "task-api")["spec"]["template"]["spec"]["initContainers"]
+
+
 def _another_image(objects: list[Obj]) -> None:
     worker = find(objects, "Deployment", "task-api-worker")["spec"]["template"]["spec"]
     worker["containers"][0]["image"] = "task-api:older"
@@ -635,7 +649,8 @@ BREAKS: dict[str, tuple[Callable[[list[Obj]], None], str]] = {
     "misplaced component field": (_component_field_misplaced, "/spec/scopes: unknown field"),
     "component password in clear": (_component_password_in_clear, "connectionString in clear"),
     "privilege escalation": (_privilege_escalation, "privilege escalation allowed"),
-    "writable root file system": (_writable_root, "worker: root file system writable"),
+    "writable root file system": (_writable_root, "worker worker: root file system writable"),
+    "API not waiting for migrations": (_no_wait_for_migrations, "api: does not wait for the"),
     "no seccomp profile": (_no_seccomp, "Job/task-api-migrate: no seccomp profile"),
     "another image": (_another_image, "not one image"),
     "grace shorter than the drain": (_short_grace, "is not above a preStop wait"),
