@@ -132,6 +132,7 @@ scoping.install()
 # cores) to run while working; `python -m pytest` (and .ci/run) runs both.
 E2E_FOLDERS = {"browser", "cli", "container", "examples", "interop", "reliability", "scripts"}
 E2E_FILES = {
+    "deploy/test_workloads.py",
     "events/test_operations.py",
     "events/test_workers.py",
     "mcp/test_stdio.py",
