@@ -19,10 +19,17 @@ from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import Connection, CursorResult, DateTime, Enum, Table, bindparam
-from sqlalchemy.sql import visitors
+from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement, TextClause
-from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    ColumnElement,
+    Grouping,
+    TextClause,
+)
+from sqlalchemy.sql.selectable import Alias, Join
 
 from backend.db.engine import (
     can_finish,
@@ -75,28 +82,62 @@ def _is_owner(element: Any) -> bool:
     return isinstance(element, BindParameter) and element.key == OWNER
 
 
+def _conjuncts(criterion: Any) -> Any:
+    """The AND-conjuncts of a WHERE/ON criterion: an OR or NOT is one opaque conjunct, so an
+    owner predicate under it does not count."""
+    while isinstance(criterion, Grouping):
+        criterion = criterion.element
+    if isinstance(criterion, BooleanClauseList) and criterion.operator is operators.and_:
+        for clause in criterion.clauses:
+            yield from _conjuncts(clause)
+    elif criterion is not None:
+        yield criterion
+
+
+def _owner_of(conjunct: Any) -> Any:
+    """The table a `<table>.user_id = :owner` conjunct scopes, or None."""
+    if (
+        isinstance(conjunct, BinaryExpression)
+        and conjunct.operator is operator.eq
+        and getattr(conjunct.left, "name", None) == "user_id"
+        and _is_owner(conjunct.right)
+    ):
+        return conjunct.left.table
+    return None
+
+
 def unscoped(statement: Any) -> str | None:
     """Why `statement` is not scoped to the caller, or None when it is (the check reads the
-    statement object, not its SQL)."""
+    statement object, not its SQL). A per-user table it reads or writes anywhere (CTEs,
+    data-modifying ones included, subqueries, joins, an INSERT's SELECT) needs
+    `<table>.user_id = :owner` as an AND-conjunct of a WHERE or JOIN ... ON; every INSERT into
+    one must insert `:owner` (or, from a SELECT, a scoped table's `user_id`)."""
     if isinstance(statement, TextClause):
         return None if OWNER in statement._bindparams else "text statement without :owner"
-    touched: set[Any] = set()
+    uses: dict[Any, int] = {}
     owned_by: set[Any] = set()
+    inserts: list[Insert] = []
     for element in visitors.iterate(statement):
         table = _table_of(element)
         if table is not None and table.name in scoped_tables():
-            touched.add(element)
-        if (
-            isinstance(element, BinaryExpression)
-            and element.operator is operator.eq
-            and getattr(element.left, "name", None) == "user_id"
-            and _is_owner(element.right)
-        ):
-            owned_by.add(element.left.table)
-    if isinstance(statement, Insert) and statement.table.name in scoped_tables():
-        touched.discard(statement.table)
-        if not _inserts_owner(statement):
-            return f"INSERT INTO {statement.table.name} with a user_id that is not :owner"
+            uses[element] = uses.get(element, 0) + 1
+        if isinstance(element, Insert):
+            inserts.append(element)
+        criteria: Any = getattr(element, "_where_criteria", ())
+        if isinstance(element, Join):
+            criteria = (element.onclause,)
+        for criterion in criteria:
+            for conjunct in _conjuncts(criterion):
+                owner = _owner_of(conjunct)
+                if owner is not None:
+                    owned_by.add(owner)
+    for insert in inserts:
+        if insert.table.name in scoped_tables():
+            # The insert's target is written, not read: it is checked by what it inserts.
+            uses[insert.table] = uses.get(insert.table, 1) - 1
+            if not _inserts_owner(insert):
+                return f"INSERT INTO {insert.table.name} with a user_id that is not :owner"
+    touched = {element for element, count in uses.items() if count > 0}
     missing = sorted(str(t.name) for t in touched - owned_by)
     return f"{', '.join(missing)} without user_id = :owner" if missing else None
 
@@ -107,7 +148,16 @@ def _inserts_owner(statement: Insert) -> bool:
         if "user_id" not in names:
             return False
         columns = list(statement.select.selected_columns)
-        return _is_owner(columns[names.index("user_id")])
+        chosen = columns[names.index("user_id")]
+        if _is_owner(chosen):
+            return True
+        # A scoped table's own `user_id` (the SELECT's WHERE must pin that table to :owner).
+        table = _table_of(getattr(chosen, "table", None))
+        return (
+            getattr(chosen, "name", None) == "user_id"
+            and table is not None
+            and table.name in scoped_tables()
+        )
     every: Any = statement._multi_values or ((statement._values or {}),)
     for values in every:
         rows: Any = values if isinstance(values, list) else [values]
