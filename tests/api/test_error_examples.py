@@ -2,8 +2,7 @@
 test can provoke is provoked here and compared with the example, byte for byte as JSON.
 
 The rest cannot be provoked against a healthy test database (`service_unavailable`,
-`database_unreachable`, `migrations_pending`; tests/reliability covers those answers), need
-two requests at once (`idempotency_key_in_use`, tests/api/test_idempotency.py) or a
+`database_unreachable`, `migrations_pending`; tests/reliability covers those answers), or need a
 constraint the validation does not catch (`conflict`).
 """
 
@@ -26,7 +25,6 @@ NOT_PROVOKED = {
     "service_unavailable",
     "database_unreachable",
     "migrations_pending",
-    "idempotency_key_in_use",
     "conflict",
 }
 
