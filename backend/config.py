@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     dapr_task_events_topic: str = Field(default="task-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_reminders_topic: str = Field(default="reminders", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_list_events_topic: str = Field(default="list-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    # Real-time sync (e.g. `task-updates`): task and list changes published here too, by a
+    # sink of their own; unset or empty: not published.
+    dapr_task_updates_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_api_token: SecretStr | None = None
     # Signed webhooks: a JSON list of {"url": ..., "secret": "whsec_..."}.
     event_webhooks: list[WebhookTarget] = Field(default_factory=list, max_length=20)
@@ -295,7 +298,9 @@ class Settings(BaseSettings):
             raise ValueError("JWT_JWKS_ALGORITHMS must name at least one algorithm")
         return value
 
-    @field_validator("dapr_http_endpoint", "dapr_api_token", mode="before")
+    @field_validator(
+        "dapr_http_endpoint", "dapr_api_token", "dapr_task_updates_topic", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # compose passes `${DAPR_HTTP_ENDPOINT:-}`: an empty value means "not configured".

@@ -85,19 +85,19 @@ class PreconditionFailed(AppError):
     message = "The task has changed since it was read (If-Match does not match its ETag)"
 
 
-class IdempotencyKeyInUse(Conflict):
-    """Another request with the same Idempotency-Key has not finished yet."""
-
-    code = "IDEMPOTENCY_KEY_IN_USE"
-    message = "A request with this Idempotency-Key is still being processed; retry shortly"
-    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
-
-
 class IdempotencyKeyMismatch(InvalidRequest):
     """The Idempotency-Key was first used for a different request (body or route)."""
 
     code = "IDEMPOTENCY_KEY_MISMATCH"
     message = "This Idempotency-Key was already used for a different request"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A chat turn with the same Idempotency-Key has not answered yet (it may be running)."""
+
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    message = "A request with this Idempotency-Key is still being processed; retry shortly"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
 
 
 class RateLimited(AppError):

@@ -1,4 +1,4 @@
--- depends: 0019_list_events
+-- depends: 0020_refusals_without_errors
 -- Chat with your tasks (issue 32; specs/chat.md, specs/data-model.md "conversations").
 --
 -- `conversations`: a user's chats with the task agent, newest activity first
@@ -8,7 +8,8 @@
 -- most one answer each) and keeps the tool calls it made (`tool_calls`, JSON), its token
 -- usage, and, when the provider failed, the error's code (`error_code`; its tool calls are
 -- the ones that committed). Both tables are per-user: deleted with the account, and every
--- reference between rows is a same-user key (migration 0013).
+-- reference between rows is a same-user key (migration 0013). Like every table a request
+-- writes, both skip the rows of a request the server refused (migration 0020).
 CREATE TABLE conversations (
     id          BIGINT      GENERATED ALWAYS AS IDENTITY,
     user_id     TEXT        NOT NULL,
@@ -52,3 +53,10 @@ CREATE TABLE messages (
 );
 -- A conversation's messages in order (its page, the history a turn sends).
 CREATE INDEX ix_messages_user_id_conversation_id_id ON messages (user_id, conversation_id, id);
+
+CREATE TRIGGER conversations_admit_write BEFORE INSERT OR UPDATE OR DELETE ON conversations
+    FOR EACH ROW WHEN (current_setting('task_api.refused', true) <> '')
+    EXECUTE FUNCTION task_api_skip_refused_write();
+CREATE TRIGGER messages_admit_write BEFORE INSERT OR UPDATE OR DELETE ON messages
+    FOR EACH ROW WHEN (current_setting('task_api.refused', true) <> '')
+    EXECUTE FUNCTION task_api_skip_refused_write();

@@ -27,8 +27,8 @@ os.environ["ENVIRONMENT"] = "test"
 os.environ["JWT_SECRET"] = TEST_SECRET
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("BETTER_AUTH_SECRET", None)
-# Rate limits are off unless a test turns them on (tests/api/test_rate_limits.py).
-os.environ["RATE_LIMIT_ENABLED"] = "false"
+# Rate limits are on, as in production; a test that needs them off says so.
+os.environ["RATE_LIMIT_ENABLED"] = "true"
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.routing import APIRoute  # noqa: E402
@@ -96,7 +96,7 @@ def settings(database_url: str) -> Settings:
         jwt_secret=TEST_SECRET,
         cors_origins=["http://localhost:3000"],
         auto_migrate=False,
-        rate_limit_enabled=False,
+        rate_limit_enabled=True,
     )
 
 
@@ -132,6 +132,7 @@ scoping.install()
 # cores) to run while working; `python -m pytest` (and .ci/run) runs both.
 E2E_FOLDERS = {"browser", "cli", "container", "examples", "interop", "reliability", "scripts"}
 E2E_FILES = {
+    "deploy/test_workloads.py",
     "events/test_operations.py",
     "events/test_workers.py",
     "mcp/test_stdio.py",
@@ -184,8 +185,8 @@ def production_password_hashing() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _every_statement_scoped() -> Iterator[None]:
-    """Fails the test during which the app sent a statement on `tasks` or `idempotency_keys`
-    that is not scoped to its caller (tests/scoping.py)."""
+    """Fails the test during which the app sent a statement on a per-user table that is not
+    scoped to its caller (tests/scoping.py)."""
     scoping.take()
     yield
     unscoped = scoping.take()
@@ -401,3 +402,26 @@ def live_server(database_url: str) -> Iterator[str]:
     """The real `serve` command (uvicorn, separate process) on a loopback port."""
     with running_server(database_url) as (base_url, _, _):
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def unlimited_live_server(database_url: str) -> Iterator[str]:
+    """`live_server` with rate limits off: for a test whose one user writes more in a minute
+    than the write limit allows (a load of moves, every tool against every id). The suite
+    runs with the production default, limits on, everywhere else."""
+    with running_server(database_url, RATE_LIMIT_ENABLED="false") as (base_url, _, _):
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+def _unlimited_client(settings: Settings) -> Iterator[TestClient]:
+    unlimited = create_app(settings.model_copy(update={"rate_limit_enabled": False}))
+    with TestClient(unlimited, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def unlimited_client(_unlimited_client: TestClient) -> TestClient:
+    """`client` with rate limits off, for a test that needs more sign-ins or writes than the
+    limits allow (timing samples, many writers); say why where it is used."""
+    return _unlimited_client

@@ -2,20 +2,28 @@
 
 A SQLAlchemy cursor event sees every statement any engine in the test process sends. On a
 connection serving a caller (the unit of work tags it with the `CALLER_KEY` execution
-option), a statement that reads or writes a per-user table (every table of the metadata
-with a `user_id` column) must carry the caller's `user_id` as a bound predicate
-(`tasks.user_id = %(p)s` with `p` = the caller) once for each time it names the table,
-and an INSERT must set `user_id` to the caller. `tests/conftest.py` fails the test during
-which any other statement was sent. The same property is what lets `tasks` be
-distributed by `user_id` (Citus): no request ever needs a second shard.
+option), the statement is rendered with its parameters (`cursor.mogrify`) and parsed by
+PostgreSQL's own parser (pglast, libpg_query); every statement of the message is checked.
+Every query level (the statement, each CTE including data-modifying ones, subqueries, UNION
+arms, the SELECT of an `INSERT ... SELECT`, `UPDATE ... FROM`, `DELETE ... USING`, JOINs)
+that reads or writes a per-user table (every table of the metadata with a `user_id` column)
+must carry `<name>.user_id = '<caller>'` among the AND-conjuncts of its own WHERE or JOIN ...
+ON for each name it reads the table as; a predicate under OR or NOT does not count. An INSERT
+into a per-user table must set `user_id` to the caller in every VALUES row, or select the
+caller (or a scoped reference's `user_id`) at that position. The steps of a bulk operation
+travel as the text elements of `task_api_steps(ARRAY[...])`: each is parsed and checked too.
+`tests/conftest.py` fails the test during which any other statement was sent. The same property
+is what lets `tasks` be distributed by `user_id` (Citus): no request ever needs a second shard.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator
 from typing import Any
 
+from pglast import ast, parse_sql
+from pglast.enums import A_Expr_Kind, BoolExprType, SetOperation
+from pglast.parser import ParseError
 from sqlalchemy import Engine, event
 from sqlmodel import SQLModel
 
@@ -26,55 +34,194 @@ from backend.services.unit_of_work import CALLER_KEY
 SCOPED_TABLES = tuple(
     sorted(table.name for table in SQLModel.metadata.tables.values() if "user_id" in table.c)
 )
-_LOCALS = re.compile(r"^(?:\s*SET LOCAL [^;]*;)*\s*", re.IGNORECASE)
-_INSERT = re.compile(
-    r"^INSERT INTO (\w+)\s*\(([^)]*)\)\s*VALUES\s*\((.*?)\)(?:\s+(?:ON CONFLICT|RETURNING)|$)",
-    re.IGNORECASE | re.DOTALL,
-)
+# The function that runs a bulk operation's steps, each given as its statement's text.
+_STEPS_FUNCTION = "task_api_steps"
+_LEVELS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
 
 # How many statements were checked, and the unscoped ones since the last `take()`.
 checked = 0
 violations: list[str] = []
 
 
-def _references(sql: str, table: str) -> dict[str, int]:
-    """How many times the statement reads or writes `table` (FROM, JOIN, UPDATE, DELETE), by
-    the name it is read as: the table's, or an alias (`FROM tasks AS child`)."""
-    found: dict[str, int] = {}
-    pattern = rf"\b(?:FROM|JOIN|UPDATE)\s+{table}\b(?:\s+AS\s+(\w+))?"
-    for alias in re.findall(pattern, sql, re.IGNORECASE):
-        name = alias or table
-        found[name] = found.get(name, 0) + 1
-    return found
+def _children(node: Any) -> Iterator[ast.Node]:
+    """Every node directly below `node` (a node, or a tuple of them)."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _children(item)
+    elif isinstance(node, ast.Node):
+        for name in getattr(node, "__slots__", ()):
+            value = getattr(node, name, None)
+            if isinstance(value, ast.Node):
+                yield value
+            elif isinstance(value, tuple | list):
+                yield from _children(value)
 
 
-def _scoped_predicates(sql: str, name: str, params: Mapping[str, Any], caller: str) -> int:
-    bound = re.findall(rf"\b{name}\.user_id\s*=\s*%\((\w+)\)s", sql)
-    return sum(1 for parameter in bound if params.get(parameter) == caller)
+def _conjuncts(expression: Any) -> Iterator[Any]:
+    """The AND-conjuncts of a WHERE/ON expression (an OR or NOT is one opaque conjunct)."""
+    if isinstance(expression, ast.BoolExpr) and expression.boolop == BoolExprType.AND_EXPR:
+        for argument in expression.args or ():
+            yield from _conjuncts(argument)
+    elif expression is not None:
+        yield expression
 
 
-def problem(statement: str, params: Any, caller: str) -> str | None:
-    """Why `statement` is not scoped to `caller`, or None when it is (or touches neither
-    table)."""
-    sql = _LOCALS.sub("", statement)
-    params = params if isinstance(params, Mapping) else {}
-    insert = _INSERT.match(sql)
-    if insert is not None:
-        table, columns, values = insert.groups()
-        if table not in SCOPED_TABLES:
-            return None
-        names = [c.strip() for c in columns.split(",")]
-        if "user_id" not in names:
-            return f"INSERT INTO {table} without user_id"
-        value = [v.strip() for v in values.split(",")][names.index("user_id")]
-        bound = re.match(r"%\((\w+)\)s", value)
-        if bound is None or params.get(bound.group(1)) != caller:
-            return f"INSERT INTO {table} with a user_id that is not the caller's"
+def _string(node: Any) -> str | None:
+    """The value of a string constant, possibly cast (`'alice-id'::VARCHAR`)."""
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+        return str(node.val.sval)
+    return None
+
+
+def _column(node: Any) -> tuple[str, ...] | None:
+    if isinstance(node, ast.ColumnRef) and all(
+        isinstance(f, ast.String) for f in node.fields or ()
+    ):
+        return tuple(str(f.sval) for f in node.fields or ())
+    return None
+
+
+def _owned_names(conjuncts: list[Any], caller: str, single: str | None) -> set[str]:
+    """The names whose `user_id` the conjuncts pin to `caller` (`single`: the level's only
+    range name, which an unqualified `user_id` means)."""
+    names: set[str] = set()
+    for node in conjuncts:
+        if not (
+            isinstance(node, ast.A_Expr)
+            and node.kind == A_Expr_Kind.AEXPR_OP
+            and [getattr(n, "sval", None) for n in node.name or ()] == ["="]
+        ):
+            continue
+        for column, value in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
+            fields = _column(column)
+            if fields is None or fields[-1] != "user_id" or _string(value) != caller:
+                continue
+            if len(fields) >= 2:
+                names.add(fields[-2])
+            elif single is not None:
+                names.add(single)
+    return names
+
+
+def _ranges(items: Any, ranges: list[Any], conditions: list[Any]) -> None:
+    """The tables a FROM/USING list reads at this level (not in its subqueries), and its
+    JOIN ... ON conditions."""
+    for item in items or ():
+        if isinstance(item, ast.RangeVar):
+            ranges.append(item)
+        elif isinstance(item, ast.JoinExpr):
+            _ranges((item.larg, item.rarg), ranges, conditions)
+            conditions.extend(_conjuncts(item.quals))
+
+
+def _name(reference: Any) -> str:
+    return str(reference.alias.aliasname if reference.alias is not None else reference.relname)
+
+
+def _insert_problem(statement: Any, caller: str) -> str | None:
+    table = statement.relation.relname
+    names = [target.name for target in statement.cols or ()]
+    if "user_id" not in names:
+        return f"INSERT INTO {table} without user_id"
+    position = names.index("user_id")
+    source = statement.selectStmt
+    wrong = f"INSERT INTO {table} with a user_id that is not the caller's"
+    if not isinstance(source, ast.SelectStmt) or source.op != SetOperation.SETOP_NONE:
+        return wrong
+    if source.valuesLists:
+        if any(_string(row[position]) != caller for row in source.valuesLists):
+            return wrong
         return None
-    for table in SCOPED_TABLES:
-        for name, uses in _references(sql, table).items():
-            if _scoped_predicates(sql, name, params, caller) < uses:
-                return f"{table} read or written without `{name}.user_id = <caller>`"
+    targets = source.targetList or ()
+    if position >= len(targets):
+        return wrong
+    value = targets[position].val
+    if _string(value) == caller:
+        return None
+    fields = _column(value)
+    ranges: list[Any] = []
+    _ranges(source.fromClause, ranges, [])
+    scoped = {_name(r) for r in ranges if r.relname in SCOPED_TABLES}
+    if fields is not None and fields[-1] == "user_id":
+        if len(fields) >= 2 and fields[-2] in scoped:
+            return None
+        if len(fields) == 1 and len(ranges) == 1 and scoped:
+            return None
+    return wrong
+
+
+def _level_problem(node: Any, caller: str) -> str | None:
+    """Why this query level reads or writes a per-user table unscoped, or None."""
+    ranges: list[Any] = []
+    conditions: list[Any] = []
+    if isinstance(node, ast.InsertStmt):
+        target: Any = node.relation
+        if target.relname in SCOPED_TABLES:
+            return _insert_problem(node, caller)
+        return None
+    if isinstance(node, ast.SelectStmt):
+        _ranges(node.fromClause, ranges, conditions)
+    elif isinstance(node, ast.UpdateStmt):
+        ranges.append(node.relation)
+        _ranges(node.fromClause, ranges, conditions)
+    elif isinstance(node, ast.DeleteStmt):
+        ranges.append(node.relation)
+        _ranges(node.usingClause, ranges, conditions)
+    conditions.extend(_conjuncts(node.whereClause))
+    single = _name(ranges[0]) if len(ranges) == 1 else None
+    owned = _owned_names(conditions, caller, single)
+    for reference in ranges:
+        if reference.relname in SCOPED_TABLES and _name(reference) not in owned:
+            return (
+                f"{reference.relname} read or written without "
+                f"`{_name(reference)}.user_id = <caller>`"
+            )
+    return None
+
+
+def _walk(node: Any, caller: str) -> str | None:
+    """The first problem at any query level under `node`, the steps of `task_api_steps`
+    included."""
+    if isinstance(node, _LEVELS):
+        found = _level_problem(node, caller)
+        if found is not None:
+            return found
+    if (
+        isinstance(node, ast.FuncCall)
+        and getattr((node.funcname or [None])[-1], "sval", None) == _STEPS_FUNCTION
+    ):
+        for argument in node.args or ():
+            while isinstance(argument, ast.TypeCast):
+                argument = argument.arg
+            if not isinstance(argument, ast.A_ArrayExpr):
+                return f"{_STEPS_FUNCTION} with steps that are not an array of constants"
+            for element in argument.elements or ():
+                step = _string(element)
+                if step is None:
+                    return f"{_STEPS_FUNCTION} with a step that is not a constant"
+                found = problem(step, caller)
+                if found is not None:
+                    return f"{_STEPS_FUNCTION} step: {found}"
+    for child in _children(node):
+        found = _walk(child, caller)
+        if found is not None:
+            return found
+    return None
+
+
+def problem(sql: str, caller: str) -> str | None:
+    """Why `sql` (rendered: parameters inlined; one or more statements) is not scoped to
+    `caller`, or None when it is (or touches no per-user table)."""
+    try:
+        statements = parse_sql(sql)
+    except ParseError as error:
+        return f"not parsed ({error})"
+    for raw in statements:
+        found = _walk(raw.stmt, caller)
+        if found is not None:
+            return found
     return None
 
 
@@ -84,9 +231,13 @@ def _check(conn: Any, cursor: Any, statement: str, params: Any, context: Any, ma
     if caller is None:
         return
     checked += 1
-    found = problem(statement, params, caller)
-    if found is not None:
-        violations.append(f"{found}:\n{statement}")
+    for one in (params if many else [params]) or [None]:
+        rendered = cursor.mogrify(statement, one or None)
+        sql = rendered.decode() if isinstance(rendered, bytes) else rendered
+        found = problem(sql, caller)
+        if found is not None:
+            violations.append(f"{found}:\n{sql}")
+            return
 
 
 def install() -> None:

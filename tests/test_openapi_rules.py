@@ -42,6 +42,9 @@ TEXTS = ["a", " a ", " ", "\t\n\r ", "\u3000\u00a0", "\u2028", "\ufeff", "\x1c",
 # The text rule (backend/models/text.py) on title and tags: look-alike and invisible text.
 TEXTS += ["\u200b", "\u2060\u200d", "\u3164", "a\x07", "a\nb", " a\n", "a\u2028b", "a\u202eb"]
 TEXTS += ["a\u2066", "a\ufffe", "\ufdd0", "a\U0001ffff", "e\u0301", "a\u200fb", "\u200f"]
+# Lengths count what is sent, surrounding whitespace included (issue 30): over a limit as sent,
+# within it once trimmed.
+TEXTS += [" " + "a" * 32, "\u0085" * 3 + "a" * 30, " " * 5 + "a" * 200, "\u0085" * 100 + "abc"]
 # Descriptions: whether each is accepted, so the table also pins the rule itself.
 DESCRIPTIONS = {"": True, " ": True, "a\tb\r\n": True, "\u200b": True, "e\u0301": True}
 DESCRIPTIONS |= dict.fromkeys(["a\x07", "a\x0b", "a\x85", "a\u202e", "a\U0010fffe"], False)

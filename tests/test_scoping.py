@@ -7,11 +7,23 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlmodel import col
 
 from backend.models import Task
-from backend.services.scope import Scoped, Unscoped, owned, scoped_tables
+from backend.services.scope import OWNER, Scoped, Unscoped, owned, scoped_tables, unscoped
 from backend.services.unit_of_work import CALLER_KEY
 from tests import scoping
 from tests.conftest import Account
@@ -19,44 +31,102 @@ from tests.conftest import Account
 CALLER = "alice-id"
 
 
+def _step(sql: str) -> str:
+    """`sql` as an element of the steps array `Scoped._run_steps` sends (a quoted literal)."""
+    return "'" + sql.replace("'", "''") + "'"
+
+
+_MINE = "tasks.user_id = 'alice-id'"
+
+
 @pytest.mark.parametrize(
     "statement",
     [
-        "SELECT tasks.id FROM tasks WHERE tasks.user_id = %(user_id_1)s AND tasks.id = %(id_1)s",
-        "SET LOCAL TimeZone = 'UTC'; UPDATE tasks SET title=%(title)s "
-        "WHERE tasks.user_id = %(user_id_1)s AND tasks.id = %(id_1)s",
-        "INSERT INTO tasks (user_id, title) VALUES (%(user_id)s::VARCHAR, %(title)s) "
+        f"SELECT tasks.id FROM tasks WHERE {_MINE} AND tasks.id = 1",
+        f"SET LOCAL TimeZone = 'UTC'; SELECT task_api_enter('alice-id'); UPDATE tasks SET "
+        f"title = 'x' WHERE {_MINE} AND tasks.id = 1",
+        "INSERT INTO tasks (user_id, title) VALUES ('alice-id'::VARCHAR, 'x') RETURNING tasks.id",
+        # The one-message create: a data-modifying CTE.
+        "WITH r AS (INSERT INTO tasks (user_id, title, position) VALUES ('alice-id'::VARCHAR, "
+        "'x', 1), ('alice-id', 'y', 2) RETURNING tasks.id, tasks.title) "
+        "SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r",
+        # INSERT ... SELECT from the caller's rows (the owner constant or a scoped user_id).
+        "INSERT INTO tasks (user_id, title, list_id) SELECT 'alice-id', 'x', task_lists.id "
+        "FROM task_lists WHERE task_lists.user_id = 'alice-id' AND task_lists.id = 3 "
         "RETURNING tasks.id",
-        "DELETE FROM idempotency_keys WHERE idempotency_keys.user_id = %(user_id_1)s AND "
-        "(idempotency_keys.user_id, idempotency_keys.key) IN (SELECT idempotency_keys.user_id, "
-        "idempotency_keys.key FROM idempotency_keys WHERE idempotency_keys.user_id = "
-        "%(user_id_2)s)",
-        "SELECT users.id, users.token_version FROM users WHERE users.id = %(id)s",
+        "INSERT INTO tasks (user_id, title) SELECT src.user_id, src.title FROM tasks AS src "
+        "WHERE src.user_id = 'alice-id' AND src.id = 1",
+        # UPDATE ... FROM and DELETE ... USING, both sides scoped; a JOIN scoped in its ON.
+        f"UPDATE tasks SET list_id = task_lists.id FROM task_lists WHERE {_MINE} AND "
+        "task_lists.user_id = 'alice-id' AND task_lists.id = 2",
+        f"DELETE FROM tasks USING task_lists WHERE {_MINE} AND task_lists.user_id = 'alice-id'",
+        "SELECT t.id FROM tasks AS t JOIN task_lists AS l ON l.id = t.list_id AND "
+        "l.user_id = 'alice-id' WHERE t.user_id = 'alice-id'",
+        # Subqueries and UNION arms, each scoped at its own level.
+        f"SELECT tasks.id FROM tasks WHERE {_MINE} AND tasks.id IN (SELECT child.parent_id "
+        "FROM tasks AS child WHERE child.user_id = 'alice-id') UNION ALL SELECT task_lists.id "
+        "FROM task_lists WHERE task_lists.user_id = 'alice-id'",
+        # A bulk operation: every step of the array is checked, and scoped.
+        "SELECT task_api_steps(ARRAY["
+        + _step(
+            f"WITH r AS (UPDATE tasks SET done = true WHERE {_MINE} AND tasks.id = 1 "
+            "RETURNING tasks.id) SELECT (SELECT to_jsonb(r) FROM r)"
+        )
+        + ", "
+        + _step(f"DELETE FROM tasks WHERE {_MINE} AND tasks.id = 2 RETURNING tasks.id")
+        + "])",
+        "SELECT users.id, users.token_version FROM users WHERE users.id = 'alice-id'",
     ],
 )
 def test_scoped_statements_pass(statement: str) -> None:
-    params = {"user_id": CALLER, "user_id_1": CALLER, "user_id_2": CALLER, "id_1": 1}
-    assert scoping.problem(statement, params, CALLER) is None
+    assert scoping.problem(statement, CALLER) is None
 
 
 @pytest.mark.parametrize(
     "statement",
     [
         # No predicate at all.
-        "SELECT tasks.id FROM tasks WHERE tasks.id = %(id_1)s",
+        "SELECT tasks.id FROM tasks WHERE tasks.id = 1",
         # A predicate naming another user.
-        "DELETE FROM tasks WHERE tasks.user_id = %(other)s AND tasks.id = %(id_1)s",
+        "DELETE FROM tasks WHERE tasks.user_id = 'mallory' AND tasks.id = 1",
+        # The owner predicate widened by OR, or negated.
+        f"SELECT tasks.id FROM tasks WHERE {_MINE} OR true",
+        f"UPDATE tasks SET title = 'x' WHERE ({_MINE} OR tasks.id = 1) AND tasks.id > 0",
+        f"SELECT tasks.id FROM tasks WHERE NOT ({_MINE})",
         # The outer statement scoped, its subquery not.
-        "DELETE FROM idempotency_keys WHERE idempotency_keys.user_id = %(user_id_1)s AND "
+        "DELETE FROM idempotency_keys WHERE idempotency_keys.user_id = 'alice-id' AND "
         "(user_id, key) IN (SELECT user_id, key FROM idempotency_keys WHERE expires_at < now())",
-        # An insert for someone else.
-        "INSERT INTO tasks (user_id, title) VALUES (%(other)s, %(title)s)",
-        "INSERT INTO idempotency_keys (key, fingerprint) VALUES (%(key)s, %(fp)s)",
+        # An insert for someone else: plain, in a data-modifying CTE, one row of several.
+        "INSERT INTO tasks (user_id, title) VALUES ('mallory', 'x')",
+        "WITH r AS (INSERT INTO tasks (user_id, title) VALUES ('mallory'::VARCHAR, 'x') "
+        "RETURNING tasks.id) SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r",
+        "INSERT INTO tasks (user_id, title) VALUES ('alice-id', 'x'), ('mallory', 'y')",
+        "INSERT INTO idempotency_keys (key, fingerprint) VALUES ('k', 'f')",
+        # INSERT ... SELECT of another user's id, or of an unscoped row's.
+        "INSERT INTO tasks (user_id, title) SELECT 'mallory', 'x'",
+        "INSERT INTO tasks (user_id, title) SELECT src.user_id, src.title FROM tasks AS src "
+        "WHERE src.id = 1",
+        # UPDATE ... FROM whose FROM table is unscoped (and DELETE ... USING).
+        f"UPDATE tasks SET list_id = task_lists.id FROM task_lists WHERE {_MINE} "
+        "AND task_lists.id = 2",
+        f"DELETE FROM tasks USING task_lists WHERE {_MINE} AND task_lists.id = tasks.list_id",
+        # A JOIN, a UNION arm, a CTE not scoped.
+        "SELECT tasks.id FROM tasks JOIN task_lists ON task_lists.id = tasks.list_id "
+        f"WHERE {_MINE}",
+        f"SELECT tasks.id FROM tasks WHERE {_MINE} UNION SELECT task_lists.id FROM task_lists",
+        f"WITH o AS (SELECT tasks.id FROM tasks) SELECT o.id FROM o, tasks WHERE {_MINE}",
+        # A bulk operation with one unscoped step among scoped ones.
+        "SELECT task_api_steps(ARRAY["
+        + _step(f"DELETE FROM tasks WHERE {_MINE} AND tasks.id = 1")
+        + ", "
+        + _step("DELETE FROM tasks WHERE tasks.id = 2")
+        + "])",
+        # A second statement in the message, unscoped.
+        "SELECT task_api_enter('alice-id'); SELECT count(*) FROM tasks",
     ],
 )
 def test_unscoped_statements_are_reported(statement: str) -> None:
-    params = {"user_id_1": CALLER, "other": "mallory", "id_1": 1, "title": "x"}
-    assert scoping.problem(statement, params, CALLER) is not None
+    assert scoping.problem(statement, CALLER) is not None
 
 
 def test_the_check_sees_the_apps_statements(client: TestClient, alice: Account) -> None:
@@ -83,6 +153,9 @@ def test_the_scoped_tables_come_from_the_metadata() -> None:
 
 
 _ALIEN = Task.__table__.alias("other")  # type: ignore[attr-defined]
+_OWNER_IS_CALLER = col(Task.user_id) == bindparam(OWNER)
+_CTE_INSERT_OTHER = insert(Task).values(user_id="bob", title="x").returning(col(Task.id)).cte()
+_CTE_UPDATE_UNOWNED = update(Task).values(title="x").returning(col(Task.id)).cte()
 
 
 @pytest.mark.parametrize(
@@ -95,13 +168,64 @@ _ALIEN = Task.__table__.alias("other")  # type: ignore[attr-defined]
         delete(Task).where(col(Task.id) == 1),
         insert(Task).values(user_id="alice-id", title="x"),
         text("SELECT count(*) FROM tasks"),
+        select(col(Task.id)).where(or_(_OWNER_IS_CALLER, col(Task.id) == 1)),
+        select(col(Task.id)).where(not_(_OWNER_IS_CALLER)),
+        select(_CTE_INSERT_OTHER.c.id),
+        select(_CTE_UPDATE_UNOWNED.c.id),
+        insert(Task).from_select(["user_id", "title"], select(literal("bob"), literal("x"))),
+        insert(Task).from_select(["user_id", "title"], select(col(Task.user_id), col(Task.title))),
     ],
-    ids=["select", "literal-owner", "unowned-join", "update", "delete", "insert", "text"],
+    ids=[
+        "select",
+        "literal-owner",
+        "unowned-join",
+        "update",
+        "delete",
+        "insert",
+        "text",
+        "or",
+        "not",
+        "cte-insert-other",
+        "cte-update-unowned",
+        "insert-select-other",
+        "insert-select-unowned",
+    ],
 )
 def test_the_executor_refuses_an_unscoped_statement(db_engine: Engine, statement: Any) -> None:
     # Refused before it reaches the database: a service cannot run one by mistake.
     with db_engine.connect() as conn, pytest.raises(Unscoped):
         Scoped(conn, CALLER)._run(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        owned(select(col(Task.id)), col(Task.user_id)).where(
+            or_(col(Task.id) == 1, col(Task.id) == 2)
+        ),
+        select(
+            insert(Task)
+            .values(user_id=bindparam(OWNER), title="x")
+            .returning(col(Task.id))
+            .cte()
+            .c.id
+        ),
+        select(
+            owned(update(Task).values(title="x"), col(Task.user_id))
+            .returning(col(Task.id))
+            .cte()
+            .c.id
+        ),
+        insert(Task).from_select(["user_id", "title"], select(bindparam(OWNER), literal("x"))),
+        insert(Task).from_select(
+            ["user_id", "title"],
+            owned(select(col(Task.user_id), col(Task.title)), col(Task.user_id)),
+        ),
+    ],
+    ids=["or-beside-owner", "cte-insert", "cte-update", "insert-select", "insert-select-own"],
+)
+def test_the_runtime_check_accepts_scoped_shapes(statement: Any) -> None:
+    assert unscoped(statement) is None
 
 
 def test_the_executor_runs_a_scoped_statement(db_engine: Engine) -> None:
@@ -123,55 +247,105 @@ def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engi
                 service._run(literal)
 
 
-# Code in backend/services/ that runs statements on a connection without `Scoped._run`, and why
-# it may: none of it runs on a caller's behalf over a per-user table. Anything else that calls
-# `execute`/`scalar`/`scalars` itself fails the test below.
+# Every function under backend/ that sends a statement itself (not through `Scoped._run` and
+# its siblings), as (module, function), and why it may: it is the executor, or it runs outside a
+# caller's request, or over no per-user table. Nothing is exempt by class: a new method that
+# sends a statement fails the test below until it is listed here with its reason.
 OUTSIDE_THE_EXECUTOR = {
-    "users.UserService": "the accounts table itself (no user_id): who the caller is",
-    "rate_limits.RateLimiter": "counters keyed by token subject or IP, before an account is read",
-    "changes.prune": "the prune command and the worker: every user's delivered changes",
-    "idempotency.prune_expired": "the prune command: every user's expired records",
-    "reminders.fire_due": "the worker: every user's due reminders",
-    "health.pending_migrations": "readiness: the migrations table",
-    "unit_of_work.UnitOfWork": "the caller's entry (with the route's first statement), COMMIT "
-    "(with what was deferred to it), ROLLBACK and the write's recount",
+    ("backend.services.scope", "Scoped._run"): "the executor: checks, then binds :owner",
+    ("backend.services.scope", "Scoped._run_last"): "the executor: checks, then finishes",
+    ("backend.services.scope", "Scoped._run_steps"): "the executor: checks every step first",
+    ("backend.services.scope", "Scoped._run_ahead"): "the executor: checks, then sends ahead",
+    ("backend.services.scope", "Scoped._run_at_commit"): "the executor: checks, then defers",
+    ("backend.db.engine", "finish"): "the engine: sends what the executor checked and rendered",
+    ("backend.db.engine", "inline"): "the engine: renders a checked statement's parameters",
+    ("backend.db.engine", "send_ahead"): "the engine: renders a statement the executor checked",
+    ("backend.db.engine", "defer_to_commit"): "the engine: renders a checked statement",
+    ("backend.db.engine", "_set_transaction_locals"): "the engine: SET LOCAL, no table",
+    ("backend.db.engine", "_learn_server_clock"): "the engine: the server's clock, no table",
+    ("backend.db.deadline", "BreakerPool.connect"): "the pool: a new connection's probe",
+    ("backend.db.preflight", "probe"): "startup: the database answers, before any request",
+    ("backend.events.outbox", "backlog"): "the outbox worker: every user's pending events",
+    ("backend.events.outbox", "claim"): "the outbox worker: every user's pending events",
+    ("backend.events.outbox", "dead_letters"): "the outbox admin command: every user's",
+    ("backend.events.outbox", "delivered"): "the outbox worker: marks what it delivered",
+    ("backend.events.outbox", "failed"): "the outbox worker: marks what it failed",
+    ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",
+    ("backend.services.changes", "prune"): "the prune command and the worker: every user's",
+    ("backend.services.idempotency", "prune_expired"): "the prune command: every user's",
+    ("backend.services.reminders", "fire_due"): "the worker: every user's due reminders",
+    ("backend.services.health", "pending_migrations"): "readiness: the migrations table",
+    ("backend.services.rate_limits", "RateLimiter._hit"): "counters keyed by token subject "
+    "or IP, before an account is read",
+    ("backend.services.unit_of_work", "UnitOfWork._enter_as"): "the caller's entry, sent "
+    "with the route's first statement",
+    ("backend.services.unit_of_work", "UnitOfWork._leave"): "COMMIT/ROLLBACK (with what was "
+    "deferred to it, checked when deferred)",
+    ("backend.services.unit_of_work", "UnitOfWork._refused"): "the write's recount after a "
+    "refusal: the caller's counter, no per-user table",
+    ("backend.services.users", "UserService._provision"): "the accounts table (no user_id)",
+    ("backend.services.users", "UserService.delete"): "the accounts table (no user_id)",
+    ("backend.services.users", "UserService.find_by_email"): "the accounts table (no user_id)",
+    ("backend.services.users", "UserService.get"): "the accounts table (no user_id)",
+    ("backend.services.users", "UserService.register"): "the accounts table (no user_id)",
+    ("backend.services.users", "UserService.resolve_id"): "the accounts table (no user_id)",
+    ("backend.services.users", "UserService.revoke_tokens"): "the accounts table (no user_id)",
 }
-_EXECUTING = {"execute", "scalar", "scalars", "exec_driver_sql"}
-# The engine's ways to send a statement in another statement's message (Scoped._run_ahead and
-# Scoped._run_at_commit check the statement first).
-_SENDING = {"send_ahead", "defer_to_commit", "send_with_next_statement"}
+# A connection's (or cursor's) ways to run a statement: `self._run(...).scalar()` reads a
+# result, so a call on a call's result is not one; a connection or cursor is a name.
+_EXECUTING = {"execute", "exec_driver_sql", "scalar", "scalars"}
+# The engine's ways to send (or render for sending) a statement, in its own message or in
+# another statement's: any call of these names is a send.
+_SENDING = {
+    "finish",
+    "render",
+    "inline",
+    "send_ahead",
+    "defer_to_commit",
+    "send_with_next_statement",
+    "mogrify",
+}
 
 
-def _executing_code() -> set[str]:
-    """`module.Class` or `module.function` for every call of a connection's execute method
-    in backend/services/, outside scope.py (the executor)."""
+def _sends(node: Any) -> bool:
+    import ast
+
+    if not isinstance(node, ast.Call):
+        return False
+    function = node.func
+    name = getattr(function, "attr", getattr(function, "id", None))
+    if name in _SENDING:
+        return True
+    return (
+        isinstance(function, ast.Attribute)
+        and name in _EXECUTING
+        and not isinstance(function.value, ast.Call)
+    )
+
+
+def _executing_code() -> set[tuple[str, str]]:
+    """(module, function) for every function (`Class.method` for a method; module-level code
+    as `<module>`) of every module under backend/ that sends a statement itself."""
     import ast
     from pathlib import Path
 
-    found: set[str] = set()
-    services = Path(__file__).resolve().parent.parent / "backend" / "services"
-    for path in sorted(services.glob("*.py")):
-        if path.name == "scope.py":
-            continue
+    root = Path(__file__).resolve().parent.parent
+    found: set[tuple[str, str]] = set()
+    for path in sorted((root / "backend").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts)
+        units: list[tuple[str, ast.AST]] = []
         for top in ast.parse(path.read_text()).body:
-            if not isinstance(top, ast.ClassDef | ast.FunctionDef):
-                continue
-            calls = [
-                node
-                for node in ast.walk(top)
-                if isinstance(node, ast.Call)
-                and (
-                    (
-                        isinstance(node.func, ast.Attribute)
-                        and node.func.attr in _EXECUTING
-                        # `self._run(...).scalar()` reads a result; a connection is a name.
-                        and not isinstance(node.func.value, ast.Call)
-                    )
-                    or getattr(node.func, "id", getattr(node.func, "attr", None)) in _SENDING
-                )
-            ]
-            if calls:
-                found.add(f"{path.stem}.{top.name}")
+            if isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef):
+                units.append((top.name, top))
+            elif isinstance(top, ast.ClassDef):
+                for item in top.body:
+                    name = getattr(item, "name", "<class body>")
+                    units.append((f"{top.name}.{name}", item))
+            else:
+                units.append(("<module>", top))
+        for name, unit in units:
+            if any(_sends(node) for node in ast.walk(unit)):
+                found.add((module, name))
     return found
 
 

@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from backend.models.idempotency import KEY_MAX_LENGTH
-from backend.services.idempotency import StoredResponse, fingerprint
+from backend.services.idempotency import Replayed, StoredResponse, fingerprint
 from backend.services.unit_of_work import UnitOfWork
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -33,9 +33,9 @@ IdempotencyKeyHeader = Annotated[
         "retries safe: a retry with the same key and body within 24 hours (the default "
         "retention) gets the first "
         f"response again (with `{REPLAYED_HEADER}: true`) instead of a second write. The "
-        "same key with another body is 422 `IDEMPOTENCY_KEY_MISMATCH`; while the first "
-        "request is still running, 409 `IDEMPOTENCY_KEY_IN_USE`. Failed requests are not "
-        "recorded. Keys are per user.",
+        "same key with another body is 422 `IDEMPOTENCY_KEY_MISMATCH`. A retry sent while "
+        "the first request is still running waits for it, then gets its answer. Failed "
+        "requests are not recorded. Keys are per user.",
         examples=["0b6f5a8e-6c1e-4a7b-9d83-2f0e3c7a9b41"],
     ),
 ]
@@ -63,9 +63,9 @@ class Idempotent:
         store.begin(self.key, request_fingerprint)
         try:
             result = write()
-        except Exception as error:
-            # The check stopped the write: in use or mismatched (raised), or answered before.
-            stored = store.replayed(error)
+        except Replayed as replay:
+            # The key's check answered the request before: its write wrote nothing.
+            stored = replay.stored
             door.roll_back()
             replayed = True
         else:

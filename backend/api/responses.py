@@ -245,13 +245,6 @@ EMAIL_TAKEN = ErrorExample(
     "CONFLICT",
     "An account with this email already exists",
 )
-KEY_IN_USE = ErrorExample(
-    409,
-    "idempotency_key_in_use",
-    "The first request with this Idempotency-Key is still running: retry after Retry-After",
-    IdempotencyKeyInUse.code,
-    IdempotencyKeyInUse.message,
-)
 PRECONDITION = ErrorExample(
     412,
     "precondition_failed",
@@ -336,6 +329,13 @@ DATABASE_UNREACHABLE = ErrorExample(
     ServiceUnavailable.code,
     "Database unreachable",
 )
+KEY_IN_USE = ErrorExample(
+    409,
+    "idempotency_key_in_use",
+    "The first chat turn with this Idempotency-Key is still running: retry after Retry-After",
+    IdempotencyKeyInUse.code,
+    IdempotencyKeyInUse.message,
+)
 CONVERSATION_NOT_FOUND = ErrorExample(
     404,
     "conversation_not_found",
@@ -399,9 +399,7 @@ _DESCRIPTIONS = {
     400: "The body is not decodable as the declared content type (`BAD_REQUEST`).",
     401: "Missing, malformed, forged, expired or revoked bearer token (`UNAUTHORIZED`).",
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
-    409: "Conflicts with existing data (`CONFLICT`), or a request with the same "
-    "`Idempotency-Key` is still in progress (`IDEMPOTENCY_KEY_IN_USE`, retry after "
-    "`Retry-After`).",
+    409: "Conflicts with existing data (`CONFLICT`).",
     410: "The changes cursor is older than the change feed's retention (`CURSOR_EXPIRED`): "
     "changes after it may be gone. List the tasks again and poll from that listing's "
     "`meta.changes_cursor`.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from backend.db.deadline import (
     guarded_connection_class,
 )
 from backend.db.embedded import start_embedded_postgres
+from backend.db.notices import NONE, NoticeError, Notices, read_notices
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info.pop(_IDLE_SINCE, None)
-        for key in (_FIRST, _EVERY, _THEN, _LOCALS_PENDING, _AT_COMMIT, _HELD, _ENDED):
+        for key in _REQUEST_STATE:
             record.info.pop(key, None)
 
     @event.listens_for(engine, "checkin")
@@ -211,13 +211,13 @@ def send_with_next_statement(
     conn: Connection,
     sql: str,
     values: dict[str, Any],
-    then: Callable[[Any], None] | None = None,
+    then: Callable[[Notices], None] | None = None,
 ) -> None:
     """Send `sql` (pyformat placeholders for `values`) in the same message as the next
     statement run on `conn`, ahead of it: PostgreSQL runs both, psycopg2 returns the last one's
     result, and it costs no round trip of its own. Replaces the transaction's `SET LOCAL`s,
-    so `sql` carries them itself when it needs them. `then(dbapi_connection)` runs once the
-    message has been answered (to read what `sql` sent back as notices)."""
+    so `sql` carries them itself when it needs them. `then(notices)` runs once the message
+    has been answered, with what `sql` sent back as notices (it may raise: a refusal)."""
     conn.info[_FIRST] = (sql, values)
     conn.info.pop(_LOCALS_PENDING, None)
     if then is not None:
@@ -262,6 +262,15 @@ def render(
         piece if index % 2 == 0 else f"%({prefix}{piece})s" for index, piece in enumerate(pieces)
     )
     return sql, params
+
+
+def inline(conn: Connection, sql: str, params: Mapping[str, Any]) -> str:
+    """`sql` (pyformat, `params`) as one statement's text with its values quoted in, as
+    psycopg2 quotes them into every message: for SQL that a statement hands to the server as a
+    value (`task_api_steps`)."""
+    with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+        text_: bytes = cursor.mogrify(sql, dict(params))
+    return text_.decode()
 
 
 # `render`'s compiled statements (SQLAlchemy's LRU cache, keyed as `execute` keys its own), and
@@ -325,16 +334,23 @@ def finish(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[s
     if offset is not None and in_time is not None:
         # Not committed if the server runs this after we gave up on it (R7).
         deadline = f"SELECT task_api_in_time({time.time() + offset + in_time:.6f}); "
-    conn.exec_driver_sql(f"{sql}; {deferred}{deadline}COMMIT", {**params, **deferred_params})
-    conn.info[_AT_COMMIT] = None
-    conn.info[_ENDED] = True
-    conn.info[_EVERY] = True
-    for notice in conn.info.pop(_NOTICES, ()):
-        at = notice.find(_ROWS_NOTICE)
-        if at >= 0:
-            rows: list[dict[str, Any]] = json.loads(notice[at + len(_ROWS_NOTICE) :])
-            return rows
-    raise RuntimeError("task_api_return sent no rows")  # its own notice: never missing
+    # Answered means committed: `_answered` marks it before anything reads the notices (a
+    # refusal raised then must not roll back or count again what is already committed).
+    conn.info[_COMMITTING] = True
+    try:
+        conn.exec_driver_sql(f"{sql}; {deferred}{deadline}COMMIT", {**params, **deferred_params})
+    finally:
+        conn.info.pop(_COMMITTING, None)
+    rows = notices(conn).rows
+    if rows is None:
+        raise NoticeError("task_api_return sent no rows")  # its own notice: never missing
+    return rows
+
+
+def notices(conn: Connection) -> Notices:
+    """What the last message answered on `conn` sent back as notices of ours."""
+    said: Notices = conn.info.get(_NOTICES, NONE)
+    return said
 
 
 def finished(conn: Connection) -> bool:
@@ -378,7 +394,7 @@ def end_autocommit(conn: Connection) -> None:
     roll back) is discarded instead: nothing of this request may reach the next one."""
     if conn.invalidated:
         return  # discarded already (a fresh connection starts clean: `_fresh`)
-    for key in (_EVERY, _FIRST, _THEN, _AT_COMMIT, _HELD, _ENDED, _NOTICES):
+    for key in _REQUEST_STATE:
         conn.info.pop(key, None)
     dbapi = conn.connection.dbapi_connection
     if dbapi is None or dbapi.closed:
@@ -461,13 +477,18 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
         context: Any,
         executemany: bool,
     ) -> None:
+        # SQLAlchemy's psycopg2 dialect logs and clears the notices after this hook: what a
+        # message answered in notices of ours is kept for the caller (`notices`).
+        raw = cursor.connection.notices
+        said = conn.info[_NOTICES] = read_notices(raw) if raw else NONE
+        if conn.info.pop(_COMMITTING, False):
+            # `finish`'s message was answered: its COMMIT ran.
+            conn.info[_AT_COMMIT] = None
+            conn.info[_ENDED] = True
+            conn.info[_EVERY] = True
         then = conn.info.pop(_THEN, None) if _FIRST not in conn.info else None
         if then is not None:
-            then(cursor.connection)
-        # SQLAlchemy's psycopg2 dialect logs and clears the notices after this hook: what a
-        # statement answered in a notice (`finish`) is kept for the caller.
-        notices = cursor.connection.notices
-        conn.info[_NOTICES] = list(notices) if notices else []
+            then(said)
 
 
 _LOCALS_PENDING = "task_api_transaction_locals_pending"
@@ -477,8 +498,21 @@ _THEN = "task_api_after_first"
 _AT_COMMIT = "task_api_at_commit"
 _HELD = "task_api_commit_held"
 _ENDED = "task_api_transaction_ended"
-_ROWS_NOTICE = "task_api_rows "
 _NOTICES = "task_api_notices"
+_COMMITTING = "task_api_committing"
 _CLOCK_OFFSET = "task_api_server_clock_offset"
 _IN_TIME = "task_api_commit_in_time"
 _READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)
+# A request's state on its connection: reset whole on every way back to the pool
+# (`end_autocommit`) and on a fresh connection (`_fresh`).
+_REQUEST_STATE = (
+    _LOCALS_PENDING,
+    _FIRST,
+    _EVERY,
+    _THEN,
+    _AT_COMMIT,
+    _HELD,
+    _ENDED,
+    _NOTICES,
+    _COMMITTING,
+)

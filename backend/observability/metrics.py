@@ -63,6 +63,13 @@ class HttpMetrics:
         self.requests = Counter(
             "http_requests", "HTTP requests answered.", labels, registry=self.registry
         )
+        self.tool_calls = Counter(
+            "mcp_tool_calls",
+            "MCP tool calls, by tool and the status their error envelope carries (200: none); "
+            "the HTTP answer of a tool error is 200 all the same.",
+            ("tool", "status"),
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "http_request_duration_seconds",
             "Time from request start to the end of the response.",
@@ -122,6 +129,9 @@ class HttpMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_tool(self, tool: str, status: int) -> None:
+        self.tool_calls.labels(tool, str(status)).inc()
 
     def exposition(self) -> bytes:
         self._sample_pool()

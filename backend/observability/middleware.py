@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.observability.logging import log_access
+from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY, log_access
 from backend.observability.metrics import HttpMetrics
 
 
@@ -47,9 +47,12 @@ class ObservabilityMiddleware:
             # template without convertors: /api/tasks/{task_id}.
             route: str | None = getattr(scope.get("route"), "path_format", None)
             method: str = scope["method"]
+            tool, tool_status = state.get(TOOL_KEY), state.get(TOOL_STATUS_KEY)
             if metrics is not None:
                 metrics.in_flight.dec()
                 metrics.observe(method, route, status, seconds)
+                if tool is not None:
+                    metrics.observe_tool(tool, tool_status or 0)
             client = scope.get("client")
             log_access(
                 method=method,
@@ -59,4 +62,6 @@ class ObservabilityMiddleware:
                 duration_s=seconds,
                 client=client[0] if client else None,
                 user_id=state.get("user_id"),
+                tool=tool,
+                tool_status=tool_status,
             )

@@ -3,16 +3,18 @@
 Design: everything happens in the request's own transaction, so the write and its recorded
 answer commit (or roll back) together, in the round trips of any write (specs/statements.md).
 
-1. `begin` queues the key's check (`task_api_idempotency_key`, migration 0015) to go in the
-   same message as the write, ahead of it. The check takes `pg_try_advisory_xact_lock` on a
-   hash of (user, key): not granted, another request with this key is in flight -> 409
-   IDEMPOTENCY_KEY_IN_USE (try-lock, not a wait, so a retry storm cannot pin connections).
-   The lock is transaction-scoped: it ends with the commit, a rollback or a dropped
-   connection (a crashed worker), so nothing is ever stuck "in flight", and it works through
-   PgBouncer's transaction pooling. After the lock, a statement of its own (a fresh snapshot,
-   so it sees a record the previous holder committed) reads the unexpired record: another
-   fingerprint is 422 IDEMPOTENCY_KEY_MISMATCH; the same one stops the message before the
-   write and sends the recorded answer in a notice, for `replayed` to return.
+1. `begin` queues the key's check (`task_api_idempotency_key`, migration 0020) to go in the
+   same message as the write, ahead of it. The check takes a transaction-level advisory lock
+   on a hash of (user, key): a second request with the key while the first is still running
+   waits for it (as it waits for the caller's change lock in any case: one user's writes run
+   one at a time), then reads the record the first committed, and is replayed. The lock ends
+   with the commit, a rollback or a dropped connection (a crashed worker), so nothing is ever
+   stuck, and it works through PgBouncer's transaction pooling. The record is read after the
+   lock is taken, by a statement of its own (a fresh snapshot). Another fingerprint refuses
+   the request (422 IDEMPOTENCY_KEY_MISMATCH); the same one refuses the write and sends the
+   recorded answer in a notice, for `refused` to raise as `Replayed`. A refusal is not an
+   error (which would put the whole message, key and body, in the server's log): the check
+   refuses the request and the write writes nothing (migration 0020).
 2. No record: the write runs, then `record` stores the response with the COMMIT. Errors roll
    the transaction back, so a 4xx/5xx is never recorded and a retry can still do the write.
 
@@ -33,7 +35,8 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
-from backend.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
+from backend.db.notices import Notices
+from backend.errors import IdempotencyKeyMismatch
 from backend.models import IdempotencyKey
 from backend.services.scope import OWNER, Scoped, Stmt, owned
 
@@ -49,6 +52,14 @@ class StoredResponse:
     status: int
     body: str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class Replayed(Exception):
+    """The key's record answers this request: its write did not run."""
+
+    def __init__(self, stored: StoredResponse) -> None:
+        super().__init__("Idempotency-Key replayed")
+        self.stored = stored
 
 
 def fingerprint(method: str, route: str, payload: Any) -> str:
@@ -68,10 +79,9 @@ def _lock_id(user_id: str, key: str) -> int:
 
 
 _KEYS = IdempotencyKey.__table__.c  # type: ignore[attr-defined]
-# The key's check (migration 0015) and the SQLSTATEs it stops a write with.
+# The key's check (migrations 0015, 0020) and the codes it refuses a write with.
 _CHECK = text("SELECT task_api_idempotency_key(:owner, :key, :lock, :fingerprint)")
-_IN_USE, _MISMATCH, _REPLAY = "TA409", "TA422", "TA208"
-_REPLAY_NOTICE = "task_api_replay "
+_MISMATCH, _REPLAY = "TA422", "TA208"
 
 
 def _expired_batch(limit: int, *, owned_only: bool) -> Any:
@@ -106,7 +116,7 @@ class IdempotencyService(Scoped):
 
     def begin(self, key: str, request_fingerprint: str) -> None:
         """Hold the key for this transaction and check its record, in the message of the
-        write that follows (which then fails with the check's error: see `replayed`). The
+        write that follows (whose answer then raises the check's refusal: `refused`). The
         record follows the write: the write cannot be the transaction's last statement."""
         self._hold_commit()
         self._run_ahead(
@@ -116,24 +126,18 @@ class IdempotencyService(Scoped):
             fingerprint=request_fingerprint,
         )
 
-    def replayed(self, error: Exception) -> StoredResponse:
-        """What the write `begin` guarded failed with, when the check stopped it: the recorded
-        response to replay; `IdempotencyKeyInUse` or `IdempotencyKeyMismatch`. Any other
-        error is raised again."""
-        code = getattr(getattr(error, "orig", None), "pgcode", None)
-        if code == _IN_USE:
-            raise IdempotencyKeyInUse() from None
+    @staticmethod
+    def refused(said: Notices) -> None:
+        """Raise what the key's check refused the request with, if it did: `Replayed` with
+        the recorded response, or `IdempotencyKeyMismatch`."""
+        code = None if said.refusal is None else said.refusal.code
         if code == _MISMATCH:
-            raise IdempotencyKeyMismatch() from None
-        if code != _REPLAY:
-            raise error
-        notices: list[str] = self._conn.connection.dbapi_connection.notices  # type: ignore[union-attr]
-        for index in range(len(notices) - 1, -1, -1):
-            at = notices[index].find(_REPLAY_NOTICE)
-            if at >= 0:
-                stored = json.loads(notices.pop(index)[at + len(_REPLAY_NOTICE) :])
-                return StoredResponse(stored["status"], stored["body"], dict(stored["headers"]))
-        raise error  # the notice is the check's own: never missing
+            raise IdempotencyKeyMismatch()
+        if code == _REPLAY and said.replay is not None:
+            stored = said.replay
+            raise Replayed(
+                StoredResponse(stored["status"], stored["body"], dict(stored["headers"]))
+            )
 
     def record(self, key: str, request_fingerprint: str, response: StoredResponse) -> None:
         """Store the response in the request's transaction (replacing an expired record of

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 
 from backend.config import Settings
+from backend.db.notices import Notices
 from backend.errors import RateLimited
 
 # One statement for all the policies a request touches (migration 0014, `task_api_hit`: keys
@@ -41,8 +42,6 @@ _HIT = text(
     )
 )
 _CLEAN_UP_ONE_IN = 500
-# What the caller's entry sends back of a write's count (`task_api_enter`): `<hits> <reset>`.
-_WRITE_COUNT_NOTICE = "task_api_rate_limit "
 
 
 class HeaderSink(Protocol):
@@ -215,19 +214,12 @@ class WriteCount:
             "clean": _clean_up(),
         }
 
-    def settle_notices(self, dbapi_connection: Any) -> None:
-        """Take the count the entry reported out of the (psycopg2) connection's notices;
-        headers (or `RateLimited`) as for any other count."""
-        notices: list[str] = dbapi_connection.notices
-        for index in range(len(notices) - 1, -1, -1):
-            text_ = notices[index]
-            at = text_.find(_WRITE_COUNT_NOTICE)
-            if at < 0:
-                continue
-            del notices[index]
-            hits, reset = text_[at + len(_WRITE_COUNT_NOTICE) :].split()[:2]
-            self.limiter._settle(Outcome((Usage(self.policy, int(hits), int(reset)),)))
-            return
+    def settle(self, said: Notices) -> None:
+        """The count the entry reported (`task_api_rate_limit <hits> <reset>`, read by
+        backend/db/notices.py): headers, or `RateLimited`, as for any other count."""
+        if said.count is not None:
+            hits, reset = said.count
+            self.limiter._settle(Outcome((Usage(self.policy, hits, reset),)))
 
     def recount_sql(self) -> tuple[str, dict[str, Any]]:
         """The hit as SQL for a message of its own making (after a `ROLLBACK`)."""

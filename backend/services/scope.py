@@ -10,7 +10,6 @@ tests/scoping.py also checks every statement a test run sends on a caller's conn
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,17 +19,25 @@ from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import Connection, CursorResult, DateTime, Enum, Table, bindparam
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import visitors
+from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement, TextClause
-from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    ColumnElement,
+    Grouping,
+    TextClause,
+)
+from sqlalchemy.sql.selectable import Alias, Join
 
 from backend.db.engine import (
     can_finish,
     defer_to_commit,
     finish,
     hold_commit,
+    inline,
+    notices,
     render,
     send_ahead,
 )
@@ -75,28 +82,62 @@ def _is_owner(element: Any) -> bool:
     return isinstance(element, BindParameter) and element.key == OWNER
 
 
+def _conjuncts(criterion: Any) -> Any:
+    """The AND-conjuncts of a WHERE/ON criterion: an OR or NOT is one opaque conjunct, so an
+    owner predicate under it does not count."""
+    while isinstance(criterion, Grouping):
+        criterion = criterion.element
+    if isinstance(criterion, BooleanClauseList) and criterion.operator is operators.and_:
+        for clause in criterion.clauses:
+            yield from _conjuncts(clause)
+    elif criterion is not None:
+        yield criterion
+
+
+def _owner_of(conjunct: Any) -> Any:
+    """The table a `<table>.user_id = :owner` conjunct scopes, or None."""
+    if (
+        isinstance(conjunct, BinaryExpression)
+        and conjunct.operator is operator.eq
+        and getattr(conjunct.left, "name", None) == "user_id"
+        and _is_owner(conjunct.right)
+    ):
+        return conjunct.left.table
+    return None
+
+
 def unscoped(statement: Any) -> str | None:
     """Why `statement` is not scoped to the caller, or None when it is (the check reads the
-    statement object, not its SQL)."""
+    statement object, not its SQL). A per-user table it reads or writes anywhere (CTEs,
+    data-modifying ones included, subqueries, joins, an INSERT's SELECT) needs
+    `<table>.user_id = :owner` as an AND-conjunct of a WHERE or JOIN ... ON; every INSERT into
+    one must insert `:owner` (or, from a SELECT, a scoped table's `user_id`)."""
     if isinstance(statement, TextClause):
         return None if OWNER in statement._bindparams else "text statement without :owner"
-    touched: set[Any] = set()
+    uses: dict[Any, int] = {}
     owned_by: set[Any] = set()
+    inserts: list[Insert] = []
     for element in visitors.iterate(statement):
         table = _table_of(element)
         if table is not None and table.name in scoped_tables():
-            touched.add(element)
-        if (
-            isinstance(element, BinaryExpression)
-            and element.operator is operator.eq
-            and getattr(element.left, "name", None) == "user_id"
-            and _is_owner(element.right)
-        ):
-            owned_by.add(element.left.table)
-    if isinstance(statement, Insert) and statement.table.name in scoped_tables():
-        touched.discard(statement.table)
-        if not _inserts_owner(statement):
-            return f"INSERT INTO {statement.table.name} with a user_id that is not :owner"
+            uses[element] = uses.get(element, 0) + 1
+        if isinstance(element, Insert):
+            inserts.append(element)
+        criteria: Any = getattr(element, "_where_criteria", ())
+        if isinstance(element, Join):
+            criteria = (element.onclause,)
+        for criterion in criteria:
+            for conjunct in _conjuncts(criterion):
+                owner = _owner_of(conjunct)
+                if owner is not None:
+                    owned_by.add(owner)
+    for insert in inserts:
+        if insert.table.name in scoped_tables():
+            # The insert's target is written, not read: it is checked by what it inserts.
+            uses[insert.table] = uses.get(insert.table, 1) - 1
+            if not _inserts_owner(insert):
+                return f"INSERT INTO {insert.table.name} with a user_id that is not :owner"
+    touched = {element for element, count in uses.items() if count > 0}
     missing = sorted(str(t.name) for t in touched - owned_by)
     return f"{', '.join(missing)} without user_id = :owner" if missing else None
 
@@ -107,7 +148,16 @@ def _inserts_owner(statement: Insert) -> bool:
         if "user_id" not in names:
             return False
         columns = list(statement.select.selected_columns)
-        return _is_owner(columns[names.index("user_id")])
+        chosen = columns[names.index("user_id")]
+        if _is_owner(chosen):
+            return True
+        # A scoped table's own `user_id` (the SELECT's WHERE must pin that table to :owner).
+        table = _table_of(getattr(chosen, "table", None))
+        return (
+            getattr(chosen, "name", None) == "user_id"
+            and table is not None
+            and table.name in scoped_tables()
+        )
     every: Any = statement._multi_values or ((statement._values or {}),)
     for values in every:
         rows: Any = values if isinstance(values, list) else [values]
@@ -131,6 +181,10 @@ class Step:
     reason: Any = None
 
 
+# Why a step wrote nothing when its task is missing (`task_api_steps`' reason for NULL).
+_STEP_MISSING = "missing"
+
+
 class StepRefused(Exception):
     """A step wrote nothing: `reason` as its step said (None: the task is missing)."""
 
@@ -140,15 +194,14 @@ class StepRefused(Exception):
         self.reason = reason
 
 
-# `task_api_step` (migration 0016) stops a message with this, the step's index as the DETAIL
-# and its reason (or `missing`) as the message.
-_STEP_REFUSED, _STEP_MISSING = "TS400", "missing"
-_STEP_WRAPPER = (
+# One step of `task_api_steps` (migration 0020): the step's row as JSON, and when it wrote
+# nothing (no row), why (NULL: the task is missing).
+_STEP = (
     "WITH r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
-    "SELECT task_api_step({index}, (SELECT row FROM j), "
-    "CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END)"
+    "SELECT (SELECT row FROM j), CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END"
 )
-_STEPS_COLLECTED = "SELECT current_setting('task_api.steps', true)"
+_STEPS = "SELECT task_api_steps(%(steps)s)"
+_STEP_REFUSED = "TS400"
 # Hands a statement's rows (JSON) back in a notice, for a message that ends with COMMIT.
 _RETURN = "SELECT task_api_return({rows})"
 
@@ -206,17 +259,16 @@ class Scoped:
 
     def _run_steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
         """Run `steps` in order as one message (one round trip, however many): each row a
-        step returns, as JSON, in order. A step that matches no row stops the message, and
-        so the steps after it (`StepRefused`; the transaction is then rolled back, as for
-        any failed write). `last`: nothing follows the steps, so where the unit of work
-        allows, the same message commits them (`_run_last`)."""
-        parts: list[str] = []
-        params: dict[str, Any] = {}
+        step returns, as JSON, in order. A step that matches no row undoes the steps before
+        it and refuses the rest (`StepRefused`; the request then fails as any refused write
+        does). `last`: nothing follows the steps, so where the unit of work allows, the same
+        message commits them (`_run_last`). Each step travels as its statement's text, run
+        by `task_api_steps` in a subtransaction: a refusal is no error in the server's log."""
+        texts: list[str] = []
         for index, step in enumerate(steps):
             _check(step.statement)
             values = {OWNER: self.user_id, **step.values}
-            sql, rendered = render(self._conn, step.statement, values, f"s{index}_")
-            params.update(rendered)
+            sql, params = render(self._conn, step.statement, values, f"s{index}_")
             reason = "NULL"
             if step.reason is not None:
                 _check(step.reason)
@@ -224,25 +276,25 @@ class Scoped:
                 reason = f"({reason})"
                 params.update(reason_values)
             params[f"p{index}"] = step.task_id
-            parts.append(
-                _STEP_WRAPPER.format(statement=sql, id=f"p{index}", index=index, reason=reason)
+            texts.append(
+                inline(
+                    self._conn, _STEP.format(statement=sql, id=f"p{index}", reason=reason), params
+                )
             )
-        try:
-            if last and can_finish(self._conn):
-                parts.append(_RETURN.format(rows=f"({_STEPS_COLLECTED})::jsonb"))
-                return finish(self._conn, "; ".join(parts), params)
-            parts.append(_STEPS_COLLECTED)
-            collected = self._conn.exec_driver_sql("; ".join(parts), params).scalar_one()
-        except DBAPIError as error:
-            orig = error.orig
-            if getattr(orig, "pgcode", None) != _STEP_REFUSED:
-                raise
-            diag = orig.diag  # type: ignore[union-attr]
-            reason = diag.message_primary
-            missing = reason in (None, _STEP_MISSING)
-            raise StepRefused(int(diag.message_detail or 0), None if missing else reason) from None
-        rows: list[dict[str, Any]] = json.loads(collected)
-        return rows
+        if last and can_finish(self._conn):
+            rows = finish(
+                self._conn, _RETURN.format(rows=_STEPS.removeprefix("SELECT ")), {"steps": texts}
+            )
+        else:
+            rows = self._conn.exec_driver_sql(_STEPS, {"steps": texts}).scalar_one()
+        refusal = notices(self._conn).refusal
+        if refusal is not None and refusal.code == _STEP_REFUSED:
+            missing = refusal.reason in (None, _STEP_MISSING)
+            raise StepRefused(refusal.index or 0, None if missing else refusal.reason)
+        if rows is None:  # refused before the steps ran: the entry's refusal is raised already
+            raise RuntimeError("the steps ran in a refused request")
+        result: list[dict[str, Any]] = rows
+        return result
 
     def _run_ahead(self, statement: Any, **values: Any) -> None:
         """Run `statement`, whose rows nobody reads (it matters by its effect or its error),

@@ -37,10 +37,12 @@ from backend.db.engine import (
     end_autocommit,
     finished,
     hold_commit,
+    notices,
     send_with_next_statement,
     take_unsent,
     transaction_locals,
 )
+from backend.db.notices import Notices
 from backend.error_mapping import NO_ANSWER_MESSAGE
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
@@ -53,12 +55,15 @@ from backend.services.users import UserService
 
 # The execution option naming the caller a connection serves during a unit of work.
 CALLER_KEY = "task_api_caller_id"
-# The caller's entry (migration 0014); its refusals carry these SQLSTATEs.
+# The caller's entry (migrations 0014, 0020), and what its account refusals say.
 _ENTER = (
     "SELECT task_api_enter(%(subject)s, %(version)s, %(local)s, %(email)s, %(name)s, "
     "%(write)s, %(limit_key)s, %(window)s, %(limit)s, %(clean)s); "
 )
-_REFUSED_ACCOUNT = "TA401"  # over the write limit is TA429: the recount then says so
+_REFUSED_ACCOUNT = {
+    "gone": "The account for this token no longer exists",
+    "revoked": "This token was revoked",
+}
 _TOO_LATE = "TA504"  # a write run after its deadline (`engine.finish`): not committed
 
 
@@ -107,6 +112,8 @@ class UnitOfWork:
                 self._enter_as(conn, self._claims)
         except BaseException:
             self._conn = None
+            if self._entry is not None:
+                end_autocommit(conn)  # as every other way back to the pool
             conn.close()
             raise
         return self
@@ -116,7 +123,7 @@ class UnitOfWork:
         to the token's subject (the account's id: the entry refuses any other)."""
         write = self._counts_write
         autocommit(conn, every_statement_locals=not write)
-        # The entry reports a write's count in a notice: only this request's are read.
+        # The entry reports in notices (backend/db/notices.py): only this request's are read.
         conn.connection.dbapi_connection.notices.clear()  # type: ignore[union-attr]
         settings = self._settings
         locals_ = transaction_locals(
@@ -137,17 +144,30 @@ class UnitOfWork:
             **(self._count.entry_arguments() if self._count is not None else {}),
         }
         self._entry = (locals_ + _ENTER, values)
+        # What the entry (and an Idempotency-Key's check) said is settled as soon as the first
+        # message is answered, before anything reads that message's rows: a route that builds
+        # its own response copies the rate-limit headers before it returns.
         if write:
-            # The count is settled as soon as the first message is answered: a route that
-            # builds its own response copies the rate-limit headers before it returns.
-            settle = None if self._count is None else self._count.settle_notices
-            send_with_next_statement(conn, "BEGIN; " + locals_ + _ENTER, values, settle)
+            send_with_next_statement(conn, "BEGIN; " + locals_ + _ENTER, values, self._settle)
             # What a write runs but nobody reads (a recurring task's next occurrence, an
             # Idempotency-Key's record) rides with the COMMIT (`_leave`).
             begin_deferring(conn)
         else:
-            send_with_next_statement(conn, locals_ + _ENTER, values)
+            send_with_next_statement(conn, locals_ + _ENTER, values, self._settle)
         self._bind(conn, claims.subject)
+
+    def _settle(self, said: Notices) -> None:
+        """What the entry and the key's check said of this request: the count's headers (or
+        `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
+        mismatch. A refused request's message wrote nothing (migration 0020)."""
+        if self._count is not None:
+            self._count.settle(said)
+        refusal = said.refusal
+        if refusal is None:
+            return
+        if refusal.code == "TA401":
+            raise Unauthorized(_REFUSED_ACCOUNT.get(refusal.reason or "", "Invalid token"))
+        IdempotencyService.refused(said)
 
     def act_as(self, claims: TokenClaims) -> None:
         """Resolve the account `claims` speak for (401 if revoked or deleted; an external
@@ -224,7 +244,8 @@ class UnitOfWork:
         route builds its response."""
         conn = self._connection()
         self._ended = True
-        self._refused(conn, None)
+        if not finished(conn):  # a message that committed (the count) is not counted again
+            self._refused(conn, None)
 
     def _leave(
         self, conn: Connection, entry: tuple[str, dict[str, Any]], exc: BaseException | None
@@ -240,11 +261,7 @@ class UnitOfWork:
         if take_unsent(conn) is not None:
             # No statement ran: the entry alone, as one implicit transaction.
             open_transaction = False
-            try:
-                conn.exec_driver_sql(*entry)
-            except DBAPIError as error:
-                self._refused(conn, error)
-                raise
+            conn.exec_driver_sql(*entry)
             unsent_sent = True
         elif exc is not None:
             self._refused(conn, exc)
@@ -256,14 +273,13 @@ class UnitOfWork:
             except DBAPIError as error:
                 self._refused(conn, error)
                 raise
-        if self._count is not None and unsent_sent:
-            self._count.settle_notices(conn.connection.dbapi_connection)
+        if unsent_sent:
+            self._settle(notices(conn))
 
     def _refused(self, conn: Connection, exc: BaseException | None) -> None:
         """After a failed request: roll back the transaction if one is still open, and count
-        the write again (the rollback took its count), in one message; raise the entry's
-        refusal as its error (`Unauthorized`; `RateLimited` from the count), else let `exc`
-        propagate."""
+        the write again (the rollback took its count), in one message (`RateLimited` from the
+        count); a write given up on before it committed is 503; else let `exc` propagate."""
         if conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count
         dbapi = conn.connection.dbapi_connection
@@ -282,10 +298,7 @@ class UnitOfWork:
                 result = None
             if result is not None and self._count is not None:
                 self._count.settle_row(result.one())
-        orig = getattr(exc, "orig", None)
-        code = getattr(orig, "pgcode", None)
-        if code == _REFUSED_ACCOUNT:
-            raise Unauthorized(orig.diag.message_primary) from None  # type: ignore[union-attr]
+        code = getattr(getattr(exc, "orig", None), "pgcode", None)
         if code == _TOO_LATE:
             raise ServiceUnavailable(NO_ANSWER_MESSAGE) from None
 

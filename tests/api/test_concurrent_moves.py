@@ -25,9 +25,9 @@ MOVES = 30
 
 
 def test_concurrent_moves_keep_every_task_once_at_a_distinct_place(
-    live_server: str, alice: Account, db_engine: Engine
+    unlimited_live_server: str, alice: Account, db_engine: Engine
 ) -> None:
-    with httpx.Client(base_url=live_server, headers=alice.headers, timeout=60) as http:
+    with httpx.Client(base_url=unlimited_live_server, headers=alice.headers, timeout=60) as http:
         board = http.post("/api/lists", json={"name": "Board"}).json()["data"]["id"]
         elsewhere = http.post("/api/lists", json={"name": "Elsewhere"}).json()["data"]["id"]
         ids = [
@@ -42,7 +42,9 @@ def test_concurrent_moves_keep_every_task_once_at_a_distinct_place(
     def write(seed: int) -> list[int]:
         rng = random.Random(seed)  # noqa: S311  (a reproducible workload)
         statuses = []
-        with httpx.Client(base_url=live_server, headers=alice.headers, timeout=60) as http:
+        with httpx.Client(
+            base_url=unlimited_live_server, headers=alice.headers, timeout=60
+        ) as http:
             for _ in range(MOVES):
                 task, anchor = rng.sample(ids, 2)
                 kind = rng.random()
@@ -67,7 +69,7 @@ def test_concurrent_moves_keep_every_task_once_at_a_distinct_place(
     assert set(statuses) == {200}, sorted(set(statuses))
     assert len(statuses) >= WRITERS * MOVES
 
-    with httpx.Client(base_url=live_server, headers=alice.headers, timeout=60) as http:
+    with httpx.Client(base_url=unlimited_live_server, headers=alice.headers, timeout=60) as http:
         # What followed an anchor to the other list comes back, last.
         strays = http.get("/api/tasks", params={"list_id": elsewhere, "parent_id": "none"})
         for stray in strays.json()["data"]:

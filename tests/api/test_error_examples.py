@@ -2,8 +2,7 @@
 test can provoke is provoked here and compared with the example, byte for byte as JSON.
 
 The rest cannot be provoked against a healthy test database (`service_unavailable`,
-`database_unreachable`, `migrations_pending`; tests/reliability covers those answers), need
-two requests at once (`idempotency_key_in_use`, tests/api/test_idempotency.py) or a
+`database_unreachable`, `migrations_pending`; tests/reliability covers those answers), or need a
 constraint the validation does not catch (`conflict`).
 """
 
@@ -26,7 +25,6 @@ NOT_PROVOKED = {
     "service_unavailable",
     "database_unreachable",
     "migrations_pending",
-    "idempotency_key_in_use",
     "conflict",
 }
 
@@ -144,6 +142,7 @@ CHAT_PROVIDER = {
     "chat_provider_unavailable",
     "chat_provider_timeout",
     "chat_too_many_turns",
+    "idempotency_key_in_use",
 }
 # Limits, reached by rows written on the test's own engine (thousands of requests otherwise).
 FILLED = {"limit_reached", "too_many_lists"}

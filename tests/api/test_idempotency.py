@@ -4,6 +4,7 @@ concurrent retries over two worker processes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -219,86 +220,60 @@ def holding_lock(database_url: str, user_id: str, key: str) -> Iterator[Any]:
         connection.close()
 
 
-def test_a_request_while_the_key_is_in_flight_is_409_and_writes_nothing(
+def waiting_on(database_url: str, holder: Any) -> None:
+    """Wait until some other session is blocked on a lock `holder`'s session holds."""
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        (pid,) = cur.fetchone()
+    watcher = psycopg2.connect(libpq_url(database_url))
+    watcher.autocommit = True
+    try:
+        for _ in range(600):
+            with watcher.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    (pid,),
+                )
+                if cur.fetchone()[0]:
+                    return
+            time.sleep(0.05)
+        raise AssertionError("no request waited on the key")
+    finally:
+        watcher.close()
+
+
+def test_a_request_while_the_key_is_in_flight_waits_for_it(
     client: TestClient, alice: Account, db_engine: Engine, database_url: str
 ) -> None:
-    with holding_lock(database_url, alice.id, KEY) as holder:
-        busy = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
-        assert_error(busy, 409, "IDEMPOTENCY_KEY_IN_USE")
-        assert busy.headers["retry-after"] == "1"
-        # Other keys (and other users' same key) are not held up.
-        other = client.post("/api/tasks", json={"title": "y"}, headers=keyed(alice, "other"))
-        assert other.status_code == 201
-        assert count_rows(db_engine, "tasks") == 1
+    """A request that finds its key held waits for the holder (one user's writes run one at
+    a time anyway); the holder wrote no record (it failed), so the waiter does the write."""
+    with holding_lock(database_url, alice.id, KEY) as holder, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client.post, "/api/tasks", json={"title": "x"}, headers=keyed(alice))
+        waiting_on(database_url, holder)
+        assert not waiting.done()
         holder.rollback()
-    # The lock ends with the holder's transaction: the retry now does the write.
+        done = waiting.result(timeout=30)
+    assert done.status_code == 201, done.text
+    assert "idempotent-replayed" not in done.headers
+    assert count_rows(db_engine, "tasks") == 1
     retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
-    assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
-    assert count_rows(db_engine, "tasks") == 2
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert count_rows(db_engine, "tasks") == 1
 
 
 def test_a_crashed_holder_does_not_leave_the_key_stuck(
     client: TestClient, alice: Account, db_engine: Engine, database_url: str
 ) -> None:
-    with holding_lock(database_url, alice.id, KEY) as holder:
-        assert (
-            client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice)).status_code == 409
-        )
-        # The holder's backend dies mid-transaction, as with a killed worker. Its pid is
-        # asked of the server: behind PgBouncer, the connection's own pid is the pooler's.
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_backend_pid()")
-            (server_pid,) = cur.fetchone()
-        with db_engine.begin() as conn:
-            # With a timeout, the call returns once the backend is gone (lock released).
-            conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": server_pid})
-        retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice))
-        assert retry.status_code == 201, retry.text
+    with holding_lock(database_url, alice.id, KEY) as holder, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client.post, "/api/tasks", json={"title": "x"}, headers=keyed(alice))
+        waiting_on(database_url, holder)
+        holder.close()  # the holder's connection dies: its lock goes with it
+        done = waiting.result(timeout=30)
+    assert done.status_code == 201, done.text
     assert count_rows(db_engine, "tasks") == 1
 
 
-def test_failed_requests_are_not_recorded_and_a_retry_can_still_write(
-    client: TestClient, alice: Account, db_engine: Engine
-) -> None:
-    # Body validation fails: 422, nothing recorded; the key is still free for any body.
-    invalid = client.post("/api/tasks", json={"title": ""}, headers=keyed(alice))
-    assert_error(invalid, 422, "VALIDATION_ERROR")
-    assert records(db_engine) == []
-
-    # A bulk request that fails in the service (a 422 the data state causes) is rolled back
-    # with its record; once the state allows it, the same key and body do the write.
-    tags = [f"t{i}" for i in range(20)]
-    task = client.post("/api/tasks", json={"title": "full", "tags": tags}, headers=alice.headers)
-    task_id = task.json()["data"]["id"]
-    body = {"operations": [{"op": "add_tag", "id": task_id, "tag": "new"}]}
-    full = client.post("/api/tasks/bulk", json=body, headers=keyed(alice, "bulk"))
-    assert_error(full, 422, "VALIDATION_ERROR")
-    assert records(db_engine) == []
-    client.patch(f"/api/tasks/{task_id}", json={"tags": tags[:5]}, headers=alice.headers)
-    retry = client.post("/api/tasks/bulk", json=body, headers=keyed(alice, "bulk"))
-    assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers
-    assert "new" in retry.json()["data"]["results"][0]["task"]["tags"]
-    assert [r["key"] for r in records(db_engine)] == ["bulk"]
-
-
-@pytest.mark.parametrize(
-    "key",
-    ["", " ", "has space", "x" * 256, "tab\there", "caf\xe9"],
-    ids=["empty", "blank", "space", "too-long", "tab", "non-ascii"],
-)
-def test_invalid_keys_are_refused_with_the_envelope(
-    client: TestClient, alice: Account, db_engine: Engine, key: str
-) -> None:
-    headers = {**alice.headers, "Idempotency-Key": key.encode("latin-1")}
-    response = client.post("/api/tasks", json={"title": "x"}, headers=headers)  # type: ignore[dict-item]
-    assert_error(response, 422, "VALIDATION_ERROR")
-    assert response.json()["error"]["details"][0]["field"] == "header.Idempotency-Key"
-    assert count_rows(db_engine, "tasks") == 0 and records(db_engine) == []
-
-
-def test_the_longest_and_oddest_valid_key_works(
-    client: TestClient, alice: Account, db_engine: Engine
-) -> None:
+def test_an_odd_key_is_replayed(client: TestClient, alice: Account, db_engine: Engine) -> None:
     key = "!" + "~" * 253 + '"'
     first = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice, key))
     retry = client.post("/api/tasks", json={"title": "x"}, headers=keyed(alice, key))
@@ -324,16 +299,45 @@ def test_concurrent_retries_over_two_workers_write_once(
 
         with ThreadPoolExecutor(max_workers=20) as pool:
             responses = list(pool.map(attempt, range(20)))
-    statuses = [r.status_code for r in responses]
-    assert set(statuses) <= {201, 409}, statuses
-    created = [r for r in responses if r.status_code == 201]
-    assert created, statuses
-    assert len({r.content for r in created}) == 1  # the one answer, replayed
-    assert sum("idempotent-replayed" not in r.headers for r in created) == 1
-    for busy in (r for r in responses if r.status_code == 409):
-        assert busy.json()["error"]["code"] == "IDEMPOTENCY_KEY_IN_USE"
+    # Every retry waited for the first and got its answer.
+    assert [r.status_code for r in responses] == [201] * 20, [r.text for r in responses]
+    assert len({r.content for r in responses}) == 1  # the one answer, replayed
+    assert sum("idempotent-replayed" not in r.headers for r in responses) == 1
     assert count_rows(db_engine, "tasks") == 1
     assert len(records(db_engine)) == 1
+
+
+@pytest.mark.e2e
+def test_concurrent_pairs_with_rate_limits_on_write_once_each(
+    database_url: str, db_engine: Engine, register: Callable[..., Account]
+) -> None:
+    """24 pairs of requests, each pair sharing a key and sent at once, over two workers with
+    the production default (rate limits on): each pair is one task, one answer, replayed
+    once, never an error."""
+    users = [register() for _ in range(3)]
+    pairs = [(users[n % 3], f"pair-{n}") for n in range(24)]
+    with running_server(database_url, workers=2, RATE_LIMIT_ENABLED="true") as (base, _, _):
+
+        def attempt(job: tuple[Account, str]) -> httpx.Response:
+            user, key = job
+            with httpx.Client(timeout=30) as http:
+                return http.post(
+                    f"{base}/api/tasks",
+                    json={"title": key},
+                    headers={**bearer(user.token), "Idempotency-Key": key, "Connection": "close"},
+                )
+
+        jobs = [job for pair in pairs for job in (pair, pair)]
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            responses = list(pool.map(attempt, jobs))
+    for n in range(len(pairs)):
+        first, second = responses[2 * n], responses[2 * n + 1]
+        assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
+        assert first.content == second.content
+        replayed = ["idempotent-replayed" in r.headers for r in (first, second)]
+        assert sorted(replayed) == [False, True]
+        assert first.headers["ratelimit"].startswith('"task-writes";')
+    assert count_rows(db_engine, "tasks") == len(pairs)
 
 
 @contextmanager

@@ -188,3 +188,12 @@ def test_lengths_are_counted_as_sent_and_in_nfc(
     )
     assert response.status_code == 422, response.text
     assert count_rows(db_engine, "tasks") == 1
+    # Surrounding whitespace counts too: 205 sent is refused, not trimmed to fit.
+    response = client.post("/api/tasks", json={"title": " " * 5 + "a" * 200}, headers=alice.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["type"] == "string_too_long"
+    response = client.post(
+        "/api/lists", json={"name": "\u0085" * 100 + "abc"}, headers=alice.headers
+    )
+    assert response.status_code == 422, response.text
+    assert count_rows(db_engine, "tasks") == 1 and count_rows(db_engine, "task_lists") == 0

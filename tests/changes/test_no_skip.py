@@ -139,14 +139,14 @@ SECONDS = 6
 
 
 def test_many_writers_and_a_racing_poller_never_skip_or_repeat(
-    live_server: str, alice: Account, db_engine: Engine
+    unlimited_live_server: str, alice: Account, db_engine: Engine
 ) -> None:
     """Writers create, change, complete and delete tasks through the real server while a
     poller follows the feed from a listing's cursor. Afterwards the poller has seen every
     recorded change exactly once, in order, and the listing plus the changes it saw rebuild
     the final state of every task."""
     headers = alice.headers
-    with httpx.Client(base_url=live_server, headers=headers, timeout=30) as http:
+    with httpx.Client(base_url=unlimited_live_server, headers=headers, timeout=30) as http:
         for n in range(20):
             assert http.post("/api/tasks", json={"title": f"seed {n}"}).status_code == 201
         listing = http.get("/api/tasks", params={"limit": 500}).json()
@@ -160,7 +160,7 @@ def test_many_writers_and_a_racing_poller_never_skip_or_repeat(
 
     def write(seed: int) -> int:
         rng, writes = random.Random(seed), 0  # noqa: S311  (a reproducible workload)
-        with httpx.Client(base_url=live_server, headers=headers, timeout=30) as http:
+        with httpx.Client(base_url=unlimited_live_server, headers=headers, timeout=30) as http:
             mine: list[int] = []
             while time.monotonic() < stop:
                 action = rng.random()
@@ -185,7 +185,7 @@ def test_many_writers_and_a_racing_poller_never_skip_or_repeat(
 
     def poll() -> None:
         cursor = start
-        with httpx.Client(base_url=live_server, headers=headers, timeout=30) as http:
+        with httpx.Client(base_url=unlimited_live_server, headers=headers, timeout=30) as http:
             while True:
                 finished = time.monotonic() > stop + 2
                 page = http.get("/api/tasks/changes", params={"cursor": cursor, "limit": 7})
@@ -218,7 +218,7 @@ def test_many_writers_and_a_racing_poller_never_skip_or_repeat(
             state.pop(change["task_id"])
         else:
             state[change["task_id"]] = change["task"]
-    with httpx.Client(base_url=live_server, headers=headers, timeout=30) as http:
+    with httpx.Client(base_url=unlimited_live_server, headers=headers, timeout=30) as http:
         final = _every_task(http)
     # Computed where a task is read, not part of a change: the subtask counts.
     strip = ("is_overdue", *COMPUTED)

@@ -42,13 +42,15 @@ class Received:
 @dataclass
 class Receiver:
     """Records every POST; answers `status` after `delay` seconds (or drops the connection
-    when `status` is 0). Paths under `trickle_path` get their answer a byte every `trickle`
-    seconds: no single read is slow, the whole answer is."""
+    when `status` is 0), and 503 to paths under `failing_path`. Paths under `trickle_path`
+    get their answer a byte every `trickle` seconds: no single read is slow, the whole
+    answer is."""
 
     status: int = 200
     delay: float = 0.0
     trickle_path: str | None = None
     trickle: float = 0.25
+    failing_path: str | None = None
     received: list[Received] = field(default_factory=list)  # the POSTs it accepted
     attempted: list[Received] = field(default_factory=list)  # every POST, whatever the answer
     connections: int = 0  # accepted and not yet closed
@@ -86,10 +88,12 @@ def receiver() -> Iterator[Receiver]:
             if state.status == 0:
                 self.close_connection = True
                 return
+            failing = state.failing_path is not None and self.path.startswith(state.failing_path)
+            status = 503 if failing else state.status
             with state.lock:
                 request = Received(self.path, dict(self.headers.items()), body, time.time())
                 state.attempted.append(request)
-                if 200 <= state.status < 300:
+                if 200 <= status < 300:
                     state.received.append(request)
             if state.trickle_path is not None and self.path.startswith(state.trickle_path):
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
@@ -99,7 +103,7 @@ def receiver() -> Iterator[Receiver]:
                     self.wfile.write(b"z")
                 self.wfile.write(b"\r\ncontent-length: 0\r\n\r\n")
                 return
-            self.send_response(state.status)
+            self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -13,6 +14,7 @@ from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings, WebhookTarget
 from backend.events import outbox
+from backend.services.reminders import fire_due
 from tests.cli.helpers import closed_port, run_cli
 from tests.conftest import Account
 from tests.events.conftest import (
@@ -22,6 +24,7 @@ from tests.events.conftest import (
     delivery_settings,
     event_states,
     make_worker,
+    until,
 )
 
 
@@ -276,3 +279,63 @@ def test_list_events_reach_their_topic_and_the_webhook_in_order(
         "list.deleted",
     ]
     assert event_states(db_engine) == {"delivered": 5}
+
+
+def test_changes_also_reach_the_task_updates_topic_on_their_own_retries(
+    client: TestClient, db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
+) -> None:
+    """DAPR_TASK_UPDATES_TOPIC (specs/events.md, "Real-time sync"): every task and list
+    change is published there as well, with the body its own topic gets; a reminder is not.
+    A failing task-updates topic is retried alone: task-events never gets an event twice."""
+    list_id = client.post("/api/lists", json={"name": "Bank"}, headers=alice.headers).json()[
+        "data"
+    ]["id"]
+    due = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    task = client.post(
+        "/api/tasks",
+        json={"title": "Call", "list_id": list_id, "due_date": due, "reminders": [{"at": due}]},
+        headers=alice.headers,
+    ).json()["data"]
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE task_reminders SET remind_at = now() - interval '1 second'"))
+    assert fire_due(db_engine, settings).sent == 1
+    updates_path = "/v1.0/publish/pubsub/task-updates"
+    receiver.failing_path = updates_path
+    worker = make_worker(
+        db_engine,
+        delivery_settings(
+            settings, receiver, event_webhooks=[], dapr_task_updates_topic="task-updates"
+        ),
+    )
+    try:
+        while worker.deliver_batch():
+            pass
+        # The changes failed on task-updates only; the reminder waits behind its task's
+        # change (one task's events in order).
+        assert event_states(db_engine) == {"pending": 3}
+        receiver.failing_path = None
+        until(
+            lambda: worker.deliver_batch() >= 0 and event_states(db_engine) == {"delivered": 3},
+            message="the retries on task-updates",
+        )
+    finally:
+        worker.close()
+    own = {
+        path: [r.json() for r in receiver.by_path(f"/v1.0/publish/pubsub/{path}")]
+        for path in ("task-events", "list-events", "reminders", "task-updates")
+    }
+    assert [e["event_type"] for e in own["task-events"]] == ["created"]
+    assert own["task-events"][0]["task_id"] == task["id"]
+    assert [e["event_type"] for e in own["list-events"]] == ["list.created"]
+    assert [e["task_id"] for e in own["reminders"]] == [task["id"]]
+    # The same bodies, once each; the reminder's event id is not among them.
+    assert sorted(own["task-updates"], key=lambda e: e["event_id"]) == sorted(
+        own["task-events"] + own["list-events"], key=lambda e: e["event_id"]
+    )
+    tried = [r.path.rsplit("/", 1)[1] for r in receiver.attempted]
+    assert tried.count("task-updates") >= 2 + 2  # refused at least once each, then accepted
+    assert sorted(t for t in tried if t != "task-updates") == [
+        "list-events",
+        "reminders",
+        "task-events",
+    ]

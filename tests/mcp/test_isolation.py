@@ -86,9 +86,9 @@ def _lists(engine: Engine, user_id: str) -> list[dict[str, Any]]:
 
 
 def test_another_users_rows_are_invisible_and_untouchable(
-    live_server: str, alice: Account, bob: Account, db_engine: Engine
+    unlimited_live_server: str, alice: Account, bob: Account, db_engine: Engine
 ) -> None:
-    api_a = rest(live_server, alice.token)
+    api_a = rest(unlimited_live_server, alice.token)
     a_list = api_a.post("/api/lists", json={"name": A_LIST}).json()["data"]["id"]
     # The first recurs (pending): completing it, as Bob tries, would create its successor.
     recurring = {"recurrence": "daily", "due_date": "2030-01-01"}
@@ -100,7 +100,7 @@ def test_another_users_rows_are_invisible_and_untouchable(
     ]
     api_a.patch(f"/api/tasks/{a_tasks[1]['id']}/complete", json={"completed": True})
     api_a.post("/api/tasks", json={"title": "A's step", "parent_id": a_tasks[1]["id"]})
-    api_b = rest(live_server, bob.token)
+    api_b = rest(unlimited_live_server, bob.token)
     b_list = api_b.post("/api/lists", json={"name": "B's list"}).json()["data"]["id"]
     b_task = api_b.post("/api/tasks", json={"title": "B's own"}).json()["data"]["id"]
     b_ref = api_b.post("/api/tasks", json={"title": "B's other"}).json()["data"]["id"]
@@ -115,7 +115,7 @@ def test_another_users_rows_are_invisible_and_untouchable(
         return str(error["message"]).replace(f'"{name}"', '"<name>"')
 
     async def main() -> None:
-        async with mcp_client(live_server, bob.token) as client:
+        async with mcp_client(unlimited_live_server, bob.token) as client:
             # Bob's token with Alice's user_id: every tool is "not found", even on Bob's rows.
             for name, arguments in _every_call(bobs, alice.id):
                 result = await client.call_tool(name, _fill(arguments, bobs))
@@ -183,10 +183,10 @@ def test_another_users_rows_are_invisible_and_untouchable(
 
 
 def test_writes_with_another_users_id_write_nothing(
-    live_server: str, alice: Account, bob: Account, db_engine: Engine
+    unlimited_live_server: str, alice: Account, bob: Account, db_engine: Engine
 ) -> None:
     async def main() -> None:
-        async with mcp_client(live_server, bob.token) as client:
+        async with mcp_client(unlimited_live_server, bob.token) as client:
             for user_id in (alice.id, "someone-else", bob.id.upper()):
                 result = await client.call_tool("add_task", {"user_id": user_id, "title": "x"})
                 assert tool_error(result) == NOT_FOUND

@@ -114,3 +114,60 @@ def test_unhandled_error_is_logged_as_500(
         assert client.get("/boom").status_code == 500
     record = only(access)
     assert (record.status, record.route) == (500, "/boom")  # type: ignore[attr-defined]
+
+
+def _call_tool(client: TestClient, user: Account, name: str, arguments: dict[str, object]) -> dict:  # type: ignore[type-arg]
+    response = client.post(
+        "/mcp",
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments},
+        },
+        headers={**user.headers, "Accept": "application/json, text/event-stream"},
+    )
+    assert response.status_code == 200, response.text  # a tool error is a 200 on HTTP
+    result: dict = response.json()["result"]  # type: ignore[type-arg]
+    return result
+
+
+def test_a_tool_call_is_logged_with_its_outcome(
+    client: TestClient, alice: Account, access: pytest.LogCaptureFixture
+) -> None:
+    result = _call_tool(client, alice, "add_task", {"title": "x"})
+    assert not result.get("isError"), result
+    record = only(access)
+    assert (record.tool, record.tool_status, record.levelno) == ("add_task", 200, logging.INFO)  # type: ignore[attr-defined]
+    access.clear()
+    missing = _call_tool(client, alice, "delete_task", {"task_id": 999_999})
+    assert missing["isError"]
+    record = only(access)
+    assert (record.tool, record.tool_status, record.levelno) == ("delete_task", 404, logging.INFO)  # type: ignore[attr-defined]
+
+
+def test_a_tool_that_fails_unexpectedly_is_logged_and_counted_as_the_error_it_is(
+    app: FastAPI, client: TestClient, alice: Account, access: pytest.LogCaptureFixture
+) -> None:
+    from backend.services.tasks import TaskService
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in a service")
+
+    metrics = client.get("/metrics").text if app.state.settings.serve_metrics else ""
+    access.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TaskService, "create", broken)
+        result = _call_tool(client, alice, "add_task", {"title": "x"})
+    assert result["isError"]
+    assert '"INTERNAL_ERROR"' in result["content"][0]["text"]
+    assert "a bug in a service" not in result["content"][0]["text"]
+    record = only(access)
+    assert (record.tool, record.tool_status, record.levelno) == ("add_task", 500, logging.ERROR)  # type: ignore[attr-defined]
+    assert "tool=add_task tool_status=500" in record.getMessage()
+    if metrics:
+        after = client.get("/metrics").text
+        line = 'mcp_tool_calls_total{status="500",tool="add_task"} '
+        before = next((x for x in metrics.splitlines() if x.startswith(line)), line + "0")
+        now = next(x for x in after.splitlines() if x.startswith(line))
+        assert float(now.split()[-1]) == float(before.split()[-1]) + 1

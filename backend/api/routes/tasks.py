@@ -25,7 +25,6 @@ from backend.api.responses import (
     BULK_TASK_NOT_FOUND,
     CONFLICT,
     INVALID_CURSOR,
-    KEY_IN_USE,
     KEY_MISMATCH,
     LIST_FULL,
     LIST_REFERENCE_NOT_FOUND,
@@ -114,8 +113,8 @@ TaskId = Annotated[
 ]
 # The 200 of every route that changes one task: the new state and its new ETag.
 _CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
-# What a creating route may refuse: a key in use or reused, besides the usual.
-_IDEMPOTENT_EXAMPLES = (KEY_IN_USE, CONFLICT, VALIDATION, KEY_MISMATCH)
+# What a creating route may refuse: a key reused for another request, besides the usual.
+_IDEMPOTENT_EXAMPLES = (CONFLICT, VALIDATION, KEY_MISMATCH)
 # What a write that places a task (list_id, parent_id) may refuse, besides the usual.
 _PLACED_EXAMPLES = (LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, SUBTASK_CYCLE, LIST_FULL)
 _WRITE_EXAMPLES = (TASK_NOT_FOUND, VALIDATION, PRECONDITION, *_PLACED_EXAMPLES)
