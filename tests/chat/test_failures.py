@@ -292,3 +292,22 @@ def test_message_content_is_never_logged_at_info(
         line = record.getMessage() + str(record.__dict__)
         for secret in ("confide-secret", "whisper-title", "said-quietly"):
             assert secret not in line, record
+
+
+def test_a_turn_over_the_write_limit_stores_nothing(
+    chat_app: Callable[..., TestClient], model: FakeModel, alice: Account, db_engine: Engine
+) -> None:
+    """A turn is a write: over the per-user write limit, the door refuses it and its rows
+    (a new conversation, the message) are not written (migration 0020's triggers, 0021)."""
+    chat = chat_app(rate_limit_task_writes_per_user=1, rate_limit_task_window_seconds=3600)
+    model.script(say("one"))
+    first = chat.post("/api/chat", json={"message": "hi"}, headers=alice.headers)
+    assert first.status_code == 200, first.text
+    conversation = first.json()["data"]["conversation_id"]
+    for body in ({"message": "again"}, {"message": "again", "conversation_id": conversation}):
+        refused = chat.post("/api/chat", json=body, headers=alice.headers)
+        _error(refused, 429, "rate_limited")
+        assert '"task-writes";r=0;' in refused.headers["RateLimit"]
+    assert count_rows(db_engine, "conversations") == 1
+    assert count_rows(db_engine, "messages") == 2
+    assert len(model.requests) == 1
