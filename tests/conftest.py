@@ -132,6 +132,8 @@ scoping.install()
 # cores) to run while working; `python -m pytest` (and .ci/run) runs both.
 E2E_FOLDERS = {"browser", "cli", "container", "examples", "interop", "reliability", "scripts"}
 E2E_FILES = {
+    "chat/test_api_script.py",
+    "chat/test_disconnect.py",
     "deploy/test_workloads.py",
     "events/test_operations.py",
     "events/test_workers.py",

@@ -123,6 +123,10 @@ _ERRORS = errors(
         UNAVAILABLE,
         CHAT_PROVIDER_TIMEOUT,
     ),
+    descriptions={
+        409: "The first turn with this `Idempotency-Key` has not answered yet "
+        "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`.",
+    },
 )
 _OK = rate_limited(200, "The answer and the tool calls it made.", REPLAYED_HEADER)
 _OK[200]["content"] = {STREAM: {"schema": {"type": "string", "description": "Server-sent events."}}}
