@@ -15,7 +15,7 @@ import inspect
 import re
 import textwrap
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from backend.config import Settings
 from backend.main import create_app
+from tests.chat import fake_model
+from tests.chat.fake_model import FakeModel, say
 from tests.conftest import Account
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "openapi.json"
@@ -51,10 +53,20 @@ ALL_CHECKS = CHECKS.get_by_names(
 
 
 @pytest.fixture(scope="session")
-def fuzz_app(settings: Settings) -> FastAPI:
+def chat_model() -> Iterator[FakeModel]:
+    """The chat routes' model: a local Chat Completions server answering every turn in words
+    (tests/chat/fake_model.py), so fuzzed chat requests reach the whole turn."""
+    for model in fake_model.serve():
+        model.default = say("Noted.")
+        yield model
+
+
+@pytest.fixture(scope="session")
+def fuzz_app(settings: Settings, chat_model: FakeModel) -> FastAPI:
     """An app of its own: schemathesis starts and stops its lifespan around calls, which
     would stop the MCP session manager of the app the other tests share."""
-    return create_app(settings)
+    chat = {"chat_base_url": chat_model.url, "chat_model": "fake-model"}
+    return create_app(Settings(**{**settings.model_dump(), **chat}))
 
 
 @pytest.fixture

@@ -73,6 +73,9 @@ class FakeModel:
     requests: list[dict[str, Any]] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    # What a request gets when no step is left (None: a 500, so a test that runs out of
+    # script fails loudly); a fuzzing run sets a plain answer.
+    default: Reply | None = None
 
     def script(self, *steps: Step) -> None:
         self.steps.extend(steps)
@@ -80,6 +83,8 @@ class FakeModel:
     def next_step(self, request: dict[str, Any]) -> Reply | Failure:
         self.requests.append(request)
         if not self.steps:
+            if self.default is not None:
+                return self.default
             return Failure(500, b'{"error": {"message": "no scripted step left"}}')
         step = self.steps.pop(0)
         return step(request) if callable(step) else step

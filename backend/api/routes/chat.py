@@ -103,6 +103,7 @@ An `Idempotency-Key` makes a retry safe: a turn that answered is replayed \
 that committed. Chat has its own per-user rate limit (`RateLimit` policy `"chat"`)."""
 
 _ERRORS = errors(
+    400,
     404,
     409,
     413,
