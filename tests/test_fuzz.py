@@ -53,8 +53,10 @@ ALL_CHECKS = CHECKS.get_by_names(
 @pytest.fixture(scope="session")
 def fuzz_app(settings: Settings) -> FastAPI:
     """An app of its own: schemathesis starts and stops its lifespan around calls, which
-    would stop the MCP session manager of the app the other tests share."""
-    return create_app(settings)
+    would stop the MCP session manager of the app the other tests share. Rate limits off:
+    hundreds of examples by one caller would be 429s, not the input handling fuzzed here
+    (the limits have tests of their own, and the rest of the suite runs with them on)."""
+    return create_app(settings.model_copy(update={"rate_limit_enabled": False}))
 
 
 @pytest.fixture
@@ -84,7 +86,10 @@ class Users:
 
 
 @pytest.fixture
-def users(register: Callable[..., Account], client: TestClient) -> Users:
+def users(unlimited_register: Callable[..., Account], client: TestClient) -> Users:
+    # Re-registered after every case that deletes the caller or revokes its tokens: more
+    # sign-ups than the per-IP limit allows.
+    register = unlimited_register
     caller, other = register(), register()
     client.post("/api/tasks", json={"title": "caller's"}, headers=caller.headers)
     created = client.post(
