@@ -444,6 +444,29 @@ def test_a_writable_column_survives(
 # --- A successor and its copied subtasks: every column at once --------------------------------
 
 
+def not_copied_in_database(engine: Engine) -> set[str]:
+    """The columns the database's copy of a successor's subtasks leaves out (migration 0022)."""
+    with engine.connect() as conn:
+        return set(conn.execute(text("SELECT unnest(tasks_not_copied())")).scalars())
+
+
+def test_declarations_agree_with_the_database_on_what_a_successor_copies(
+    db_engine: Engine, columns: dict[str, ColumnInfo]
+) -> None:
+    """The app copies the fields declared `copied_to_successor`; the subtasks' trigger copies
+    every column but `tasks_not_copied()`. One rule: a column is copied by both or neither."""
+    not_copied = not_copied_in_database(db_engine)
+    assert not_copied <= set(columns), not_copied - set(columns)
+    declared = {
+        name: name in task_fields.BY_NAME and task_fields.BY_NAME[name].copied_to_successor
+        for name in columns
+    }
+    disagree = sorted(name for name, copied in declared.items() if copied == (name in not_copied))
+    assert not disagree, (
+        f"copied_to_successor disagrees with tasks_not_copied() (migration 0022) for {disagree}"
+    )
+
+
 def _set_everything(values: dict[str, Values], *, subtask: bool) -> dict[str, Any]:
     """A create body with every writable column at its first value (a non-default one), but
     what is placed or completed later, and (for a subtask) the rule: a subtask does not recur."""
