@@ -215,8 +215,7 @@ class Account:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture
-def register(client: TestClient) -> Callable[..., Account]:
+def _registering(client: TestClient) -> Callable[..., Account]:
     counter = iter(range(1_000_000))
 
     def _register(email: str | None = None, password: str = "password-123") -> Account:
@@ -234,6 +233,18 @@ def register(client: TestClient) -> Callable[..., Account]:
         )
 
     return _register
+
+
+@pytest.fixture
+def register(client: TestClient) -> Callable[..., Account]:
+    return _registering(client)
+
+
+@pytest.fixture
+def unlimited_register(unlimited_client: TestClient) -> Callable[..., Account]:
+    """`register` through `unlimited_client`: for a test that signs up more users than the
+    per-IP sign-up limit allows."""
+    return _registering(unlimited_client)
 
 
 @pytest.fixture

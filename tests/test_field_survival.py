@@ -31,15 +31,33 @@ from tests.mcp.conftest import call_tool_rpc
 READ_ONLY = task_fields.READ_ONLY | {"version"}
 # What a client writes.
 WRITABLE = frozenset(task_fields.WRITABLE)
-# What the next occurrence of a recurring task takes from the completed one.
-COPIED_TO_SUCCESSOR = frozenset(task_fields.COPIED_TO_SUCCESSOR) & WRITABLE
 # ---------------------------------------------------------------------------------------------
 
-# Moved by the schedule, not copied (backend/services/tasks.py, `_MOVED`): the successor is due
-# at its predecessor's `next_due_date`, and a relative reminder moves with it unchanged.
+# What a recurring task's next occurrence is, stated from the product rule (specs/data-model.md,
+# "Recurrence") and not read from the `copied_to_successor` flags it checks: the same task, due
+# later, pending, and placed as the one it continues was. So every column of `tasks` is carried
+# as it is (a column added tomorrow too), but for these, and why:
+NOT_CARRIED: dict[str, str] = {
+    "id": "a row of its own",
+    "created_at": "its own history",
+    "updated_at": "its own history",
+    "version": "its own history",
+    "completed": "it starts pending",
+    "completed_at": "it starts pending",
+    "due_date": "moved by the schedule: to the predecessor's next_due_date (a copied subtask's "
+    "by as much as its occurrence's)",
+    "next_due_date": "the schedule's next (a subtask has none)",
+    "previous_task_id": "it names the task it continues",
+    "position": "placed: a successor first in its list, a copied subtask at its place",
+    "parent_id": "placed: a copied subtask is under the copy of its parent (a successor has "
+    "none: only top-level tasks recur)",
+}
+# Of the writable ones, what the successor has instead (`before`: the predecessor's row). A
+# relative reminder is carried unchanged (an `at` reminder moves with the due date: the
+# recurrence tests); `parent_id` is exempt below.
 SUCCESSOR_MOVES: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "due_date": lambda before, _: before["next_due_date"],
-    "reminders": lambda _, value: value,
+    "completed": lambda _before, _: False,
 }
 # The only fields bulk operations set (`BulkOperation`, backend/models/task_ops.py).
 BULK_SETTABLE = {"completed", "priority", "tags", "list_id"}
@@ -270,8 +288,9 @@ def test_every_column_is_declared(columns: dict[str, ColumnInfo]) -> None:
     assert not missing, f"declared writable but not a column of tasks: {missing}"
     assert not WRITABLE & READ_ONLY, WRITABLE & READ_ONLY
     assert BULK_SETTABLE <= WRITABLE
-    assert set(SUCCESSOR_MOVES) <= WRITABLE - COPIED_TO_SUCCESSOR
+    assert set(SUCCESSOR_MOVES) <= WRITABLE & set(NOT_CARRIED)
     assert set(SUCCESSOR_EXEMPT) <= WRITABLE
+    assert set(NOT_CARRIED) <= set(columns), set(NOT_CARRIED) - set(columns)
 
 
 def test_every_writable_column_gets_values(columns: dict[str, ColumnInfo]) -> None:
@@ -360,8 +379,8 @@ def door_mcp_update(
 def door_successor(
     client: TestClient, account: Account, engine: Engine, column: ColumnInfo, values: Values
 ) -> tuple[int, Any]:
-    """Completes a recurring task whose field holds v1; the field of the next occurrence is v1
-    if copied, and otherwise what a successor of a task without it gets."""
+    """Completes a recurring task whose field holds v1; the next occurrence carries v1 unless
+    the product rule says otherwise (`SUCCESSOR_MOVES`), whatever the declarations say."""
 
     def successor_of(extra: dict[str, Any]) -> tuple[dict[str, Any], int]:
         task_id = create(client, account, RECURRING)["id"]
@@ -381,10 +400,7 @@ def door_successor(
     before, successor_id = successor_of({column.name: values.v1})
     if column.name in SUCCESSOR_MOVES:
         return successor_id, SUCCESSOR_MOVES[column.name](before, values.v1)
-    if column.name in COPIED_TO_SUCCESSOR:
-        return successor_id, values.v1
-    _, control_id = successor_of({})
-    return successor_id, db_row(engine, control_id)[column.name]
+    return successor_id, values.v1
 
 
 DOORS: dict[str, Door] = {
@@ -423,3 +439,107 @@ def test_a_writable_column_survives(
     values = resolve(client, alice, values_for(column))
     task_id, expected = DOORS[door](client, alice, db_engine, column, values)
     assert_everywhere(client, alice, db_engine, column, task_id, expected)
+
+
+# --- A successor and its copied subtasks: every column at once --------------------------------
+
+
+def not_copied_in_database(engine: Engine) -> set[str]:
+    """The columns the database's copy of a successor's subtasks leaves out (migration 0022)."""
+    with engine.connect() as conn:
+        return set(conn.execute(text("SELECT unnest(tasks_not_copied())")).scalars())
+
+
+def test_declarations_agree_with_the_database_on_what_a_successor_copies(
+    db_engine: Engine, columns: dict[str, ColumnInfo]
+) -> None:
+    """The app copies the fields declared `copied_to_successor`; the subtasks' trigger copies
+    every column but `tasks_not_copied()`. One rule: a column is copied by both or neither."""
+    not_copied = not_copied_in_database(db_engine)
+    assert not_copied <= set(columns), not_copied - set(columns)
+    declared = {
+        name: name in task_fields.BY_NAME and task_fields.BY_NAME[name].copied_to_successor
+        for name in columns
+    }
+    disagree = sorted(name for name, copied in declared.items() if copied == (name in not_copied))
+    assert not disagree, (
+        f"copied_to_successor disagrees with tasks_not_copied() (migration 0022) for {disagree}"
+    )
+
+
+def _set_everything(values: dict[str, Values], *, subtask: bool) -> dict[str, Any]:
+    """A create body with every writable column at its first value (a non-default one), but
+    what is placed or completed later, and (for a subtask) the rule: a subtask does not recur."""
+    body: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in ("parent_id", "completed") or (subtask and name == "recurrence"):
+            continue
+        body.update(value.needs)
+        body[name] = value.v1
+    return body
+
+
+def test_a_successor_and_its_subtasks_carry_every_column(
+    client: TestClient, alice: Account, db_engine: Engine, columns: dict[str, ColumnInfo]
+) -> None:
+    """A recurring task and two levels of subtasks, every writable column set to a value unlike
+    its default; completing it gives a successor and copies of the subtasks that carry every
+    column but those `NOT_CARRIED` names, each of which is checked for what it is instead."""
+    one_list = resolve(client, alice, values_for(columns["list_id"]))
+    values = {
+        name: one_list if name == "list_id" else values_for(columns[name])
+        for name in sorted(WRITABLE)
+    }
+    top = create(client, alice, _set_everything(values, subtask=False))
+    sub_body = _set_everything(values, subtask=True)
+    sub = create(client, alice, {**sub_body, "parent_id": top["id"], "completed": True})
+    leaf = create(client, alice, {**sub_body, "parent_id": sub["id"]})
+    before = {task["id"]: db_row(db_engine, task["id"]) for task in (top, sub, leaf)}
+    # Each value was written (so a column the copy leaves at its default cannot pass).
+    for body, task in (
+        (_set_everything(values, subtask=False), top),
+        (sub_body, sub),
+        (sub_body, leaf),
+    ):
+        row = before[task["id"]]
+        wrong = {
+            n: row[n]
+            for n in body
+            if n in values and same(columns[n], row[n]) != same(columns[n], values[n].v1)
+        }
+        assert not wrong, wrong
+
+    done = client.patch(f"/api/tasks/{top['id']}/complete", headers=alice.headers)
+    assert done.status_code == 200, done.text
+    with db_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT previous_task_id, id FROM tasks WHERE previous_task_id = ANY(:old)"),
+            {"old": list(before)},
+        )
+        copy_of: dict[int, int] = {row.previous_task_id: row.id for row in rows}
+    assert set(copy_of) == set(before), copy_of
+    after = {old: db_row(db_engine, new) for old, new in copy_of.items()}
+    shift = after[top["id"]]["due_date"] - before[top["id"]]["due_date"]
+
+    for old, row in before.items():
+        copy = after[old]
+        is_top = old == top["id"]
+        carried = {
+            name: (same(columns[name], copy[name]), same(columns[name], row[name]))
+            for name in columns
+            if name not in NOT_CARRIED
+        }
+        lost = {name: pair for name, pair in carried.items() if pair[0] != pair[1]}
+        assert not lost, f"{'successor' if is_top else 'copied subtask'} lost (got, had): {lost}"
+        # What NOT_CARRIED says each of the others is instead.
+        assert copy["id"] != old
+        assert (copy["completed"], copy["completed_at"]) == (False, None)
+        assert copy["previous_task_id"] == old
+        if is_top:
+            assert copy["due_date"] == row["next_due_date"]
+            assert copy["parent_id"] is None
+        else:
+            assert copy["due_date"] == row["due_date"] + shift
+            assert copy["next_due_date"] is None
+            assert copy["parent_id"] == copy_of[row["parent_id"]]
+            assert copy["position"] == row["position"]

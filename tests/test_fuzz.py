@@ -64,9 +64,11 @@ def chat_model() -> Iterator[FakeModel]:
 @pytest.fixture(scope="session")
 def fuzz_app(settings: Settings, chat_model: FakeModel) -> FastAPI:
     """An app of its own: schemathesis starts and stops its lifespan around calls, which
-    would stop the MCP session manager of the app the other tests share."""
+    would stop the MCP session manager of the app the other tests share. Rate limits off:
+    hundreds of examples by one caller would be 429s, not the input handling fuzzed here
+    (the limits have tests of their own, and the rest of the suite runs with them on)."""
     chat = {"chat_base_url": chat_model.url, "chat_model": "fake-model"}
-    return create_app(Settings(**{**settings.model_dump(), **chat}))
+    return create_app(Settings(**{**settings.model_dump(), "rate_limit_enabled": False, **chat}))
 
 
 @pytest.fixture
@@ -96,7 +98,10 @@ class Users:
 
 
 @pytest.fixture
-def users(register: Callable[..., Account], client: TestClient) -> Users:
+def users(unlimited_register: Callable[..., Account], client: TestClient) -> Users:
+    # Re-registered after every case that deletes the caller or revokes its tokens: more
+    # sign-ups than the per-IP limit allows.
+    register = unlimited_register
     caller, other = register(), register()
     client.post("/api/tasks", json={"title": "caller's"}, headers=caller.headers)
     created = client.post(

@@ -339,8 +339,12 @@ def finish(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[s
     conn.info[_COMMITTING] = True
     try:
         conn.exec_driver_sql(f"{sql}; {deferred}{deadline}COMMIT", {**params, **deferred_params})
-    finally:
-        conn.info.pop(_COMMITTING, None)
+    except BaseException:
+        # A connection the server dropped has no `info` left to touch (SQLAlchemy would raise
+        # PendingRollbackError over the error that matters, the 503).
+        if not conn.invalidated:
+            conn.info.pop(_COMMITTING, None)
+        raise
     rows = notices(conn).rows
     if rows is None:
         raise NoticeError("task_api_return sent no rows")  # its own notice: never missing

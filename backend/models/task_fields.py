@@ -108,7 +108,9 @@ class TaskField:
     """One field of a task. `public`: its type in responses and change events. `writable`:
     None for a server-owned (read-only) field, which a request may send back and is dropped.
     `copied_to_successor`: a recurring task's next occurrence gets the stored value as is
-    (due_date, next_due_date and reminders are moved by the schedule instead). `column`:
+    (due_date, next_due_date and reminders are moved by the schedule instead); True exactly
+    for the columns outside the database's `tasks_not_copied()` (migration 0022), which the
+    copies of its subtasks take (a test compares them). `column`:
     False for a value computed where a task is read or written (not stored, so a change
     event, which holds the stored row, has it null). `missing`: what a change recorded before
     a read-only column existed is read with (a writable one's is its create default)."""

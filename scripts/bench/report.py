@@ -51,6 +51,14 @@ LABELS = {"api": "API", "before": "before", "baseline": "baseline"}
 # Issue 23: the API at 10 ms of database round trip, 1 worker. p50 at one connection, ms.
 RTT_TARGET_MS = 10.0
 P50_TARGETS = {"get": 15.0, "list": 20.0, "update": 25.0, "toggle": 25.0, "create": 25.0}
+# Issue 31: the routes compared with the naive app, as its table names them.
+NAIVE_ROUTES = {
+    "get": "GET one",
+    "list": "list 100",
+    "update": "PATCH",
+    "toggle": "toggle",
+    "create": "create",
+}
 GET_RPS_OVER_BEFORE = 3.0  # GET req/s at 32 connections, API over the API before, same run
 
 
@@ -96,13 +104,16 @@ def comparisons(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for row in pair_rows(runs):
         flat = {k: row[k] for k in ("size", "workers", "scenario", "connections", "db_rtt_ms")}
-        for server in SERVERS:
+        for server in (*SERVERS, "naive"):
             if server in row:
                 run = row[server]
                 flat[f"{server}_rps"] = run["rps"]
                 flat[f"{server}_p50_ms"] = run["p50_ms"]
                 flat[f"{server}_p99_ms"] = run["p99_ms"]
                 flat[f"{server}_cpu_ms_per_request"] = run["cpu_ms_per_request"]
+                flat[f"{server}_postgres_cpu_ms_per_request"] = run.get(
+                    "postgres_cpu_ms_per_request"
+                )
         for name, key in (
             ("api_over_before_rps", "ratio_before"),
             ("api_over_baseline_rps", "ratio"),
@@ -335,6 +346,11 @@ def _servers_sentence(c: dict[str, Any]) -> str:
             "the raw baseline (Starlette + psycopg 3, the API's messages to the database, "
             "no access log)"
         )
+    if "naive" in kinds:
+        parts.append(
+            "the naive app (FastAPI + SQLModel, a session per request, pool_pre_ping, the "
+            "API's pool size, no access log; five routes)"
+        )
     return "Servers: " + "; ".join(parts) + "."
 
 
@@ -370,6 +386,7 @@ def markdown(results: dict[str, Any]) -> str:
         if chosen:
             lines += [title, "", *_target_table(chosen), ""]
     lines += _round_trip_table(pair_rows(results["runs"]), before)
+    lines += _naive_table(pair_rows(results["runs"]))
     lines += _lists_table(results["runs"])
     lines += [
         "",
@@ -459,6 +476,48 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
                 f"{one.get('p50_ratio_before', '-')} | {per(many, 'rps', '{:,.0f}')} | "
                 f"{many.get('ratio_before', '-')} | {per(many, 'cpu_ms_per_request', '{}')} | "
                 f"{many.get('cpu_ratio_before', '-')} |"
+            )
+    return lines
+
+
+def _naive_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 31: per route the naive app serves and per database round trip (1 worker), the
+    API beside the naive session-per-request app: p50 at 1 connection, and at 32 connections
+    req/s, the server's CPU and PostgreSQL's CPU per request."""
+    if not any("naive" in r for r in rows):
+        return []
+    rtts = sorted({r.get("db_rtt_ms") for r in rows}, key=_rtt_key)
+
+    def pair(row: dict[str, Any], key: str, fmt: str) -> str:
+        return " / ".join(
+            fmt.format(row[s][key]) if s in row and row[s].get(key) is not None else "-"
+            for s in ("api", "naive")
+        )
+
+    lines = [
+        "",
+        "## The API beside the naive app (issue 31)",
+        "",
+        "The naive app is what a FastAPI user would write instead (scripts/bench/naive.py: a "
+        "SQLModel session per request, `pool_pre_ping`, commit and refresh). 1 worker each; "
+        "every figure is API / naive; p50 ms at 1 connection, the rest at 32 connections. "
+        "Server CPU is the workers' CPU ms per request, PostgreSQL CPU that of every process "
+        "of the database server over the same run. `-`: not run.",
+        "",
+        "| route | RTT | p50 c=1 | req/s c=32 | server CPU ms/req c=32 | "
+        "PostgreSQL CPU ms/req c=32 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scenario in NAIVE_ROUTES:
+        for rtt in rtts:
+            one, many = _find(rows, scenario, rtt, 1), _find(rows, scenario, rtt, 32)
+            if "naive" not in one and "naive" not in many:
+                continue
+            route = NAIVE_ROUTES[scenario]
+            lines.append(
+                f"| {route} | {_rtt_name(rtt)} | {pair(one, 'p50_ms', '{:.1f}')} | "
+                f"{pair(many, 'rps', '{:,.0f}')} | {pair(many, 'cpu_ms_per_request', '{}')} | "
+                f"{pair(many, 'postgres_cpu_ms_per_request', '{}')} |"
             )
     return lines
 

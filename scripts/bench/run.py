@@ -1,12 +1,13 @@
-"""Benchmark the API against the raw baseline and, with `--before REF`, against its own code at
-an earlier commit: `python -m scripts.bench --help`.
+"""Benchmark the API against the raw baseline, the naive app a FastAPI user would write instead
+and, with `--before REF`, against its own code at an earlier commit: `python -m scripts.bench
+--help`.
 
 Seeds (or reuses) a database per size, starts the servers (the API, the API before, the
-baseline, or those `--only` names) side by side with the same worker count, validates their
-answers, then for every scenario and concurrency level runs wrk against each back to back
-(rotating which goes first), samples each worker's RSS and CPU time, and writes results.json,
-results.md and results.png. Any non-2xx or socket error in a timed run fails the whole
-benchmark (exit 1) after the reports are written.
+baseline, the naive app, or those `--only` names) side by side with the same worker count,
+validates their answers, then for every scenario and concurrency level runs wrk against each
+back to back (rotating which goes first), samples each worker's RSS and CPU time and
+PostgreSQL's CPU time, and writes results.json, results.md and results.png. Any non-2xx or
+socket error in a timed run fails the whole benchmark (exit 1) after the reports are written.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
 from scripts.bench import dbproxy, lists, report, seed, servers, validate, workload, wrk
-from scripts.bench.wrk import API_ONLY, SCENARIOS, WRITES
+from scripts.bench.wrk import API_ONLY, SCENARIOS, WRITES, serves
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
 SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
@@ -54,10 +55,8 @@ class Plan:
 
     def estimate(self) -> float:
         count = len(self.kinds)
-        # The list scenarios run on the API alone.
-        shared = [s for s in self.scenarios if s not in API_ONLY]
-        alone = len(self.scenarios) - len(shared) if "api" in self.kinds else 0
-        per_level = len(shared) * count + alone
+        # The list scenarios run on the API alone, the naive app serves five routes.
+        per_level = sum(serves(k, s) for k in self.kinds for s in self.scenarios)
         runs_per_size = per_level * len(self.concurrency)
         if self.two_workers:
             runs_per_size += per_level
@@ -115,7 +114,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
 
 
 def parse_only(value: str | None, *, before: bool = False) -> tuple[str, ...]:
-    """`--only api,baseline`: those servers, in the canonical order (the API, the reference
+    """`--only api,naive`: those servers, in the canonical order (the API, the reference
     of the validation, first); "before" runs exactly when `--before` is given."""
     names = [kind for kind in servers.KINDS if kind != "before"]
     wanted = set(names)
@@ -163,6 +162,8 @@ class Bench:
         # The list scenarios' data file and a seeded task with subtasks (token, id), per size.
         self.list_data: Path | None = None
         self.parent: tuple[str, int] | None = None
+        # PostgreSQL's CPU time (every process of the server), sampled around each timed run.
+        self.postgres: servers.PostgresCpu | None = None
         if plan.before is not None:
             self.before_code = servers.export_before(plan.before[1], self.work)
 
@@ -184,6 +185,7 @@ class Bench:
                 + (f"seeded in {db.seed_seconds:.0f} s" if db.seed_seconds else "reused")
             )
             postgres_version = postgres_version or _postgres_version(db.url)
+            self.postgres = servers.PostgresCpu.for_url(db.url)
             settings = workload.settings_for(self.secret, db.url)
             tokens = workload.mint_tokens(settings, users)
             owned = workload.owned_pairs(db)
@@ -270,9 +272,15 @@ class Bench:
                 for kind in self.plan.kinds
             ]
             by_name = {server.name: server for server in started}
-            checked = validate.validate(
-                {s.name: s.url for s in started}, tokens, owned, parent=self.parent
+            # The naive app answers in its own shape (scripts/bench/naive.py): checked on its
+            # own terms, against the API's answers when the API runs.
+            compared = {s.name: s.url for s in started if s.name != "naive"}
+            checked = (
+                validate.validate(compared, tokens, owned, parent=self.parent) if compared else []
             )
+            if "naive" in by_name:
+                reference = by_name["api"].url if "api" in by_name else None
+                checked += validate.naive(by_name["naive"].url, tokens, owned, reference=reference)
             for name in ("api", "before"):
                 if name in by_name:
                     checked += servers.confirm_production_settings(by_name[name])
@@ -282,7 +290,7 @@ class Bench:
             moves = "move" in self.plan.scenarios
             for target in started:
                 for scenario in ("list", "mix", *(("move",) if moves else ())):
-                    if scenario in API_ONLY and target.name != "api":
+                    if not serves(target.name, scenario):
                         continue
                     if self.plan.warmup_seconds:
                         warm = wrk.run(
@@ -302,7 +310,7 @@ class Bench:
                         order = started[turn % len(started) :] + started[: turn % len(started)]
                         turn += 1
                         for target in order:
-                            if scenario in API_ONLY and target.name != "api":
+                            if not serves(target.name, scenario):
                                 continue
                             self._timed(
                                 size, db, data, workers, scenario, level, target, get_rate, rtt
@@ -336,6 +344,7 @@ class Bench:
             pool = lists.make_pool(db, count, self.work / "lists-pool.lua")
         events = lists.last_event(db) if scenario in API_ONLY else None
         began, cpu, own = time.monotonic(), target.cpu_seconds(), _own_cpu_seconds()
+        database = self.postgres.cpu_seconds() if self.postgres else None
         result = wrk.run(
             scenario,
             target.url,
@@ -360,6 +369,11 @@ class Bench:
             **result.to_dict(),
             "peak_rss_mb": servers.peak_rss_mb(target, began),
             "cpu_ms_per_request": _per_request(target.cpu_seconds() - cpu, result.requests),
+            # PostgreSQL's CPU over the same run (every process of the server; only this server
+            # is under load), None when the server is not on this machine.
+            "postgres_cpu_ms_per_request": _postgres_per_request(
+                database, self.postgres, result.requests
+            ),
             # This process's CPU over the same run: the delay proxy's, when there is one (the
             # RSS sampler's besides, a few system calls a second).
             "proxy_cpu_ms_per_request": (
@@ -374,6 +388,7 @@ class Bench:
             f"  {label:<44} {result.rps:>8,.0f} req/s  p50 "
             f"{result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms  "
             f"cpu {row['cpu_ms_per_request']} ms/req  "
+            f"pg cpu {row['postgres_cpu_ms_per_request']} ms/req  "
             + (f"proxy cpu {row['proxy_cpu_ms_per_request']} ms/req  " if rtt is not None else "")
             + f"non-2xx {result.non2xx}  rss {row['peak_rss_mb']} MB"
         )
@@ -455,6 +470,15 @@ def _per_request(cpu_seconds: float, requests: int) -> float:
     return round(cpu_seconds * 1000 / requests, 3) if requests else 0.0
 
 
+def _postgres_per_request(
+    before: float | None, postgres: servers.PostgresCpu | None, requests: int
+) -> float | None:
+    after = postgres.cpu_seconds() if postgres else None
+    if before is None or after is None:
+        return None
+    return _per_request(after - before, requests)
+
+
 def _postgres_version(url: str) -> str:
     engine = create_engine(normalize_url(url))
     with engine.connect() as conn:
@@ -467,8 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.bench",
         description="Benchmark the API against a raw Starlette + psycopg 3 baseline that sends "
-        "the database the same messages, and (--before REF) against the API's own code at an "
-        "earlier commit, with wrk.",
+        "the database the same messages, a naive session-per-request FastAPI + SQLModel app "
+        "(what a user would pick instead; five routes), and (--before REF) against the API's "
+        "own code at an earlier commit, with wrk.",
     )
     parser.add_argument(
         "--size",
@@ -491,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="SERVERS",
-        help="comma-separated subset of api,baseline to run, e.g. --only api",
+        help="comma-separated subset of api,baseline,naive to run (default: all three), "
+        "e.g. --only api or --only api,naive",
     )
     parser.add_argument(
         "--before",

@@ -1,5 +1,6 @@
-"""Start the API, the API as it was at an earlier commit (`--before REF`) and the raw baseline
-side by side on loopback ports; sample their workers' RSS."""
+"""Start the API, the API as it was at an earlier commit (`--before REF`), the raw baseline and
+the naive app side by side on loopback ports; sample their workers' RSS and CPU time, and
+PostgreSQL's CPU time."""
 
 from __future__ import annotations
 
@@ -39,9 +40,10 @@ API_ENV = {
 }
 # "before": the API's code at an earlier commit (`python -m scripts.bench --before REF`),
 # exported by `export_before` and served by its own `serve` with the same settings.
-KINDS = ("api", "before", "baseline")
-# The comparison server: uvicorn with the same loop and HTTP parser, no access log.
-APPS = {"baseline": "scripts.bench.baseline:app"}
+# "naive": what a FastAPI user would write instead (scripts/bench/naive.py, issue 31).
+KINDS = ("api", "before", "baseline", "naive")
+# The comparison servers: uvicorn with the same loop and HTTP parser, no access log.
+APPS = {"baseline": "scripts.bench.baseline:app", "naive": "scripts.bench.naive:app"}
 # What the export of an earlier commit holds: the code and its migrations (serve reads them).
 EXPORTED = ("backend", "migrations", "pyproject.toml")
 
@@ -54,7 +56,7 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    name: str  # "api", "before" or "baseline"
+    name: str  # "api", "before", "baseline" or "naive"
     url: str
     process: subprocess.Popen[bytes]
     log: Path
@@ -290,3 +292,52 @@ def peak_rss_mb(server: Server, since: float = 0.0) -> float:
     """The largest RSS any one worker reached (MB) in samples taken after `since`."""
     sizes = [rss for t, sample in server.samples if t >= since for rss in sample.values()]
     return round(max(sizes, default=0) / 2**20, 1)
+
+
+class PostgresCpu:
+    """PostgreSQL's CPU time (user + system) so far, every process of the server: the
+    postmaster, its live children (the backends serving the servers' connections, the WAL
+    writer, checkpointer, autovacuum) and the children it has reaped (a backend whose
+    connection closed during a run is in the postmaster's `children_*` times). Over one timed
+    run, when only one server is under load, the difference per request is what a request
+    costs the database. Found from `data_directory`'s `postmaster.pid`, so the server must run
+    on this machine (the benchmark's embedded one, or a local DATABASE_URL); `None` otherwise."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+
+    @classmethod
+    def for_url(cls, database_url: str) -> PostgresCpu:
+        from sqlalchemy import create_engine, text
+
+        from backend.db.engine import normalize_url
+
+        engine = create_engine(normalize_url(database_url))
+        try:
+            with engine.connect() as conn:
+                data = str(conn.scalar(text("SELECT current_setting('data_directory')")))
+            pid = int((Path(data) / "postmaster.pid").read_text().split()[0])
+            psutil.Process(pid).cpu_times()
+        except Exception:  # not local, not readable, not permitted: no figure
+            pid = None
+        finally:
+            engine.dispose()
+        return cls(pid)
+
+    def cpu_seconds(self) -> float | None:
+        if self.pid is None:
+            return None
+        try:
+            postmaster = psutil.Process(self.pid)
+            times = postmaster.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            children = postmaster.children(recursive=True)
+        except psutil.Error:
+            return None
+        for child in children:
+            try:
+                child_times = child.cpu_times()
+            except psutil.Error:  # exited since: counted in the postmaster's children_* once reaped
+                continue
+            total += child_times.user + child_times.system
+        return float(total)

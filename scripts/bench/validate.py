@@ -215,3 +215,112 @@ def validate(
                 raise Mismatch(f"{s} accepted a malformed token: {bad.status_code}")
         checked.append(f"a malformed token is refused (401) by {both}")
     return checked
+
+
+# The naive app (scripts/bench/naive.py) answers with the task's plain columns in the API's
+# envelope, no list metadata, no ETag or RateLimit. What it must get right: the same tasks with
+# the same values where it has the field, and writes that do what was asked, for its owner only.
+NAIVE_WRITTEN = ("title", "description", "priority", "completed")
+
+
+def _same_instant(a: Any, b: Any) -> bool:
+    """Two JSON timestamps (or other values) equal, whatever the spelling of UTC."""
+    if isinstance(a, str) and isinstance(b, str) and a[:4].isdigit() and "T" in a:
+        try:
+            from datetime import datetime
+
+            parsed = [datetime.fromisoformat(v.replace("Z", "+00:00")) for v in (a, b)]
+            if parsed[0].tzinfo is None:
+                parsed[0] = parsed[0].replace(tzinfo=parsed[1].tzinfo)
+            return parsed[0] == parsed[1]
+        except ValueError:
+            return a == b
+    return bool(a == b)
+
+
+def _naive_task(name: str, task: Any, reference: Any | None) -> None:
+    """A task of the naive app's: an object with an id and a title, and, beside the API's
+    answer for the same task, no field the API lacks and the same value in every field."""
+    if not isinstance(task, dict) or not isinstance(task.get("id"), int) or "title" not in task:
+        raise Mismatch(f"{name}: not a task: {task}")
+    if reference is None:
+        return
+    extra = set(task) - set(reference)
+    if extra:
+        raise Mismatch(f"{name}: fields the API does not have: {sorted(extra)}")
+    for key, value in task.items():
+        if not _same_instant(value, reference[key]):
+            raise Mismatch(f"{name}: {key} is {value!r}, the API says {reference[key]!r}")
+
+
+def naive(
+    url: str, tokens: list[str], owned: list[list[int]], *, reference: str | None = None
+) -> list[str]:
+    """Check the naive app's five routes (and its refusals); `reference`: the API's URL, whose
+    answers its reads must match on the fields it has. Return what was checked, raise
+    Mismatch on any difference."""
+    (user, task_id), token = owned[0], tokens[owned[0][0] - 1]
+    stranger = next((t for u, t in owned if u != user), None)  # another user's task
+    checked = []
+    with httpx.Client(timeout=10) as client:
+
+        def answer(base: str, path: str) -> Any:
+            return _call(client, "GET", base + path, token).json()
+
+        page = answer(url, "/api/tasks")
+        one = answer(url, f"/api/tasks/{task_id}")
+        tasks = page.get("data") if isinstance(page, dict) else None
+        if not isinstance(tasks, list) or not tasks or not isinstance(one, dict):
+            raise Mismatch(f"naive list 100: no page of tasks in the envelope: {page}")
+        if reference is not None:
+            expected = answer(reference, "/api/tasks")["data"]
+            if [t["id"] for t in tasks] != [t["id"] for t in expected]:
+                raise Mismatch("naive list 100: not the API's tasks in the API's order")
+            for mine, theirs in zip(tasks, expected, strict=True):
+                _naive_task("naive list 100", mine, theirs)
+            _naive_task(
+                "naive get one", one["data"], answer(reference, f"/api/tasks/{task_id}")["data"]
+            )
+        else:
+            _naive_task("naive get one", one.get("data"), None)
+        checked.append(
+            f"naive: list 100 and get one: {len(tasks)} tasks, "
+            + ("the API's tasks and values on the fields it has" if reference else "envelope")
+        )
+
+        created = _call(client, "POST", url + "/api/tasks", token, json=CREATE_BODY)
+        data = created.json()["data"]
+        _naive_task("naive create", data, None)
+        if created.status_code != 201 or any(
+            data[k] != CREATE_BODY.get(k, data[k]) for k in NAIVE_WRITTEN
+        ):
+            raise Mismatch(f"naive create: {created.status_code} {data}")
+        patch = {"title": "Renamed by validation", "priority": "low"}
+        updated = _call(client, "PATCH", f"{url}/api/tasks/{data['id']}", token, json=patch)
+        if {k: updated.json()["data"][k] for k in patch} != patch:
+            raise Mismatch(f"naive update: {updated.json()}")
+        state = data
+        for _ in range(2):
+            toggled = _call(client, "PATCH", f"{url}/api/tasks/{data['id']}/complete", token)
+            new = toggled.json()["data"]
+            if (
+                new["completed"] == state["completed"]
+                or (new["completed_at"] is None) == new["completed"]
+            ):
+                raise Mismatch(f"naive toggle: expected a flip: {state} -> {new}")
+            state = new
+        mine = answer(url, f"/api/tasks/{data['id']}")["data"]
+        if mine["title"] != patch["title"] or mine["completed"]:
+            raise Mismatch(f"naive: the writes did not stick: {mine}")
+        checked.append("naive: create 201, update and toggle (twice) do what was asked")
+
+        refusals = [("GET", "/api/tasks", "Bearer x.y.z", 401)]
+        if stranger is not None:
+            for method, suffix in (("GET", ""), ("PATCH", "/complete")):
+                refusals.append((method, f"/api/tasks/{stranger}{suffix}", f"Bearer {token}", 404))
+        for method, path, authorization, code in refusals:
+            got = client.request(method, url + path, headers={"Authorization": authorization})
+            if got.status_code != code:
+                raise Mismatch(f"naive {method} {path}: {got.status_code}, expected {code}")
+        checked.append("naive: a malformed token is refused (401), another user's task is 404")
+    return checked

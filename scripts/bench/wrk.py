@@ -26,6 +26,16 @@ SCENARIOS = (
 WRITES = {"create", "update", "toggle", "delete", "move", "delete-list"}
 # Issue 24's list scenarios (scripts/bench/lists.py): the API alone, on the list owners' data.
 API_ONLY = {"move", "delete-list"}
+# Issue 31: the routes the naive session-per-request app (scripts/bench/naive.py) serves, the
+# five the comparison with it is about; the other scenarios skip it.
+NAIVE = ("get", "list", "update", "toggle", "create")
+
+
+def serves(server: str, scenario: str) -> bool:
+    """Whether `server` ("api", "before", "baseline", "naive") takes part in `scenario`."""
+    if scenario in API_ONLY:
+        return server == "api"
+    return server != "naive" or scenario in NAIVE
 
 
 @dataclass(frozen=True)

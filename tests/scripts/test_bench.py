@@ -1,8 +1,8 @@
-"""The benchmark (`python -m scripts.bench`) end to end at a tiny size: the API and the raw
-baseline (and, with `--before REF`, the API's code at REF) start, answer identically, wrk drives
-every scenario on each without a single non-2xx, and the JSON, Markdown and PNG reports (the
-servers side by side, the targets judged) are written. Debian's wrk is installed by the test
-setup."""
+"""The benchmark (`python -m scripts.bench`) end to end at a tiny size: the API, the raw
+baseline and the naive app (and, with `--before REF`, the API's code at REF) start, answer
+identically (the naive app on its own terms), wrk drives every scenario on each without a
+single non-2xx, and the JSON, Markdown and PNG reports (the servers side by side, the targets
+judged) are written. Debian's wrk is installed by the test setup."""
 
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
 
     results = json.loads((out / "results.json").read_text())
     assert results["failures"] == []
-    assert results["config"]["servers"] == ["api", "baseline"]
+    assert results["config"]["servers"] == ["api", "baseline", "naive"]
     validation = results["validation"]
-    assert len(validation) == 13
+    assert len(validation) == 16
+    # The naive app (issue 31) is checked on its own terms, beside the API's answers.
+    assert sum(v.split(": ", 1)[1].startswith("naive: ") for v in validation) == 3
     # Every listing is validated (meta.changes_cursor included): a first page, one with a
     # next_cursor, a filtered one and an empty one (the API's second message).
     for listing in ("list 100", "list 10 with next_cursor", "list filter+search", "list empty"):
@@ -66,12 +68,13 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert any("/metrics served" in v for v in validation)
     assert any("JSON access log on" in v for v in validation)
     runs = results["runs"]
-    # The list scenarios (issue 24) run on the API alone.
+    # The list scenarios (issue 24) run on the API alone, the naive app serves five routes.
     assert {(r["scenario"], r["server"]) for r in runs} == {
         (s, server)
         for s in wrk.SCENARIOS
-        for server in ("api", "baseline")
+        for server in ("api", "baseline", "naive")
         if server == "api" or s not in wrk.API_ONLY
+        if server != "naive" or s in ("get", "list", "update", "toggle", "create")
     }
     for run in runs:
         assert run["requests"] > 0, run
@@ -79,6 +82,9 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
         assert 0 < run["p50_ms"] <= run["p99_ms"], run
         assert run["peak_rss_mb"] > 10, run  # the workers were found and sampled
         assert run["cpu_ms_per_request"] > 0, run
+        # PostgreSQL's CPU over the run (the embedded test server is a process of this machine).
+        if not os.environ.get("TEST_DATABASE_URL"):
+            assert run["postgres_cpu_ms_per_request"] > 0, run
         # What a list scenario's requests wrote, from the change feed.
         if run["scenario"] == "move":
             assert run["written"]["task_rows_per_request"] >= 1, run
@@ -98,6 +104,7 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert "| get: API/baseline peak throughput >= 0.6 |" in markdown
     assert "req/s API / before / baseline | API/before | API/baseline |" in markdown
     assert "## Lists: moving and deleting in a list of 1,000 tasks" in markdown
+    assert "## The API beside the naive app (issue 31)" in markdown
     assert "| delete-list | no proxy | 1 | 4 |" in markdown
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
