@@ -50,7 +50,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.models import Task
@@ -62,6 +61,7 @@ from backend.models.task_list import (
     TaskList,
 )
 from backend.services.scope import OWNER, owned
+from backend.services.versions import VERSIONS
 
 _T = Task.__table__  # type: ignore[attr-defined]
 _C = _T.c
@@ -72,7 +72,6 @@ LIST_ID = bindparam("list_id", type_=BigInteger)
 LIST_KEY = bindparam("list_key", type_=Text)
 PARENT_ID = bindparam("parent_id", type_=BigInteger)
 ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
-VERSIONS = bindparam("versions", type_=ARRAY(BigInteger))
 # The smallest gap a respacing leaves between two siblings.
 MIN_SPACING = 1024
 

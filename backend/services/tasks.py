@@ -32,7 +32,7 @@ from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
 from backend.services.changes import latest_position
-from backend.services.lists import LIST_NAMES, unknown_list
+from backend.services.lists import unknown_list
 from backend.services.scope import Scoped, StepRefused
 from backend.services.task_bulk import step, step_error, task_of
 from backend.services.task_listing import (
@@ -340,8 +340,7 @@ class TaskService(Scoped):
 
     def _refusal(self, reason: Refusal, placement: Placement) -> AppError:
         if reason is Refusal.list and placement.list is Sent.name:
-            names = list(self._run(LIST_NAMES).scalars())
-            return unknown_list(placement.list_name or "", names, field="body.list")
+            return unknown_list(self._run, placement.list_name or "", field="body.list")
         return refused(reason, placement)
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
