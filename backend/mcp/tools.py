@@ -333,7 +333,8 @@ class TaskSummary(BaseModel):
     subtask_count: int | None = Field(description="How many subtasks it has.")
 
 
-class TaskList(BaseModel):
+# A page of the caller's tasks: list_tasks' result (a docstring would enter its output schema).
+class TaskSummaries(BaseModel):
     tasks: list[TaskSummary]
     has_more: bool = Field(description="More tasks match than `limit` returned.")
 
@@ -350,7 +351,8 @@ class ListSummary(BaseModel):
     open_task_count: int = Field(description="Of those, not completed.")
 
 
-class ListList(BaseModel):
+# The caller's lists: list_lists' result.
+class ListSummaries(BaseModel):
     lists: list[ListSummary]
 
 
@@ -495,12 +497,12 @@ def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
     return TaskCreated(task_id=task.id, title=task.title)
 
 
-def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskList:
+def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummaries:
     page = work.tasks.list_page(arguments.query())
     if arguments.list_name is not None and not page.items:
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
         work.lists.named(arguments.list_name, field="list")
-    return TaskList(
+    return TaskSummaries(
         tasks=[TaskSummary.model_validate(task) for task in page.items],
         has_more=page.next is not None,
     )
@@ -535,8 +537,8 @@ def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:
     return stats_public(work.tasks.stats())
 
 
-def _list_lists(work: UnitOfWork, arguments: _Arguments) -> ListList:
-    return ListList(lists=[ListSummary.model_validate(row) for row in work.lists.all()])
+def _list_lists(work: UnitOfWork, arguments: _Arguments) -> ListSummaries:
+    return ListSummaries(lists=[ListSummary.model_validate(row) for row in work.lists.all()])
 
 
 def _create_list(work: UnitOfWork, arguments: CreateListArguments) -> ListCreated:
@@ -578,7 +580,7 @@ TOOLS: tuple[Tool[Any], ...] = (
         "(combined with AND), sort and limit. The text result is the list of tasks; the "
         "structured result also says whether more tasks match than the limit returned.",
         arguments=ListTasksArguments,
-        result=TaskList,
+        result=TaskSummaries,
         run=_list_tasks,
         read_only=True,
         idempotent=True,
@@ -645,7 +647,7 @@ TOOLS: tuple[Tool[Any], ...] = (
         f"{LISTS_PER_USER}), in their order: id, name, colour and task counts. Tasks go into "
         "a list with add_task/update_task (list or list_id); list_tasks filters by one.",
         arguments=_Arguments,
-        result=ListList,
+        result=ListSummaries,
         run=_list_lists,
         read_only=True,
         idempotent=True,

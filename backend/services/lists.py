@@ -1,8 +1,9 @@
 """Lists, always scoped to one user (`task_lists`, migration 0017).
 
 Every statement is built with `owned` and run with `Scoped._run`, as in `TaskService`: another
-user's list is a list that does not exist. Each request is one statement (a write's second
-round trip is its COMMIT): a list is read with its task counts, created with its limit and
+user's list is a list that does not exist. Each request is one statement, and a write
+commits itself in the same message (`_run_last`: one round trip): a list is read with its
+task counts, created with its limit and
 its name's uniqueness checked in the insert, changed with If-Match and the name checked in
 the update. A write that matched nothing reads why on its own (the failure path alone pays
 that round trip). Deleting a list deletes its tasks (the foreign key's cascade), each one a

@@ -74,8 +74,8 @@ def step(operation: BulkOperation) -> Step:
 
 
 def bulk_placement(operation: MoveOp) -> Placement:
-    choice = Sent.none if operation.list_id is None else Sent.id
-    return Placement(list=choice, parent=Sent.none, stay=True, list_id=operation.list_id)
+    choice = Sent.null if operation.list_id is None else Sent.id
+    return Placement(list=choice, parent=Sent.null, stay=True, list_id=operation.list_id)
 
 
 def task_of(row: dict[str, Any]) -> TaskRow:

@@ -73,13 +73,13 @@ def placement_of(
     if list_name is not None:
         list_choice = Sent.name
     elif not list_sent:
-        list_choice = Sent.nothing
+        list_choice = Sent.omitted
     else:
-        list_choice = Sent.none if data.list_id is None else Sent.id
+        list_choice = Sent.null if data.list_id is None else Sent.id
     if "parent_id" not in sent:
-        parent_choice = Sent.nothing
+        parent_choice = Sent.omitted
     else:
-        parent_choice = Sent.none if data.parent_id is None else Sent.id
+        parent_choice = Sent.null if data.parent_id is None else Sent.id
     return Placement(
         list=list_choice,
         parent=parent_choice,

@@ -369,7 +369,7 @@ class TaskService(Scoped):
         if current is None:
             current = self._current(task_id, expected)
         parent = current.parent_id is not None
-        if placement is not None and placement.parent is not Sent.nothing:
+        if placement is not None and placement.parent is not Sent.omitted:
             parent = placement.parent is Sent.id
         if plan[0] is not None and parent:
             raise not_recurring()
