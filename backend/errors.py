@@ -8,7 +8,7 @@ worker or a script can raise them without loading FastAPI. Any exception's envel
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class AppError(Exception):
@@ -16,6 +16,8 @@ class AppError(Exception):
     code = "INTERNAL_ERROR"
     message = "Internal server error"
     headers: ClassVar[Mapping[str, str] | None] = None
+    # The `type` of the one detail of an error about a request field (`at`).
+    detail_type: ClassVar[str] = "error"
 
     def __init__(
         self,
@@ -30,6 +32,11 @@ class AppError(Exception):
         # Per-response headers on top of the class's own (e.g. rate-limit state).
         self.extra_headers = dict(extra_headers or {})
 
+    @classmethod
+    def at(cls, field: str, message: str) -> Self:
+        """This error about one request field: its message and one detail naming the field."""
+        return cls(message, details=[{"field": field, "message": message, "type": cls.detail_type}])
+
 
 class Unauthorized(AppError):
     status_code = 401
@@ -42,12 +49,14 @@ class NotFound(AppError):
     status_code = 404
     code = "NOT_FOUND"
     message = "Not found"
+    detail_type = "not_found"
 
 
 class Conflict(AppError):
     status_code = 409
     code = "CONFLICT"
     message = "The request conflicts with existing data"
+    detail_type = "conflict"
 
 
 class InvalidRequest(AppError):
@@ -56,6 +65,7 @@ class InvalidRequest(AppError):
     status_code = 422
     code = "VALIDATION_ERROR"
     message = "Request validation failed"
+    detail_type = "value_error"
 
 
 class LimitReached(InvalidRequest):
@@ -64,6 +74,7 @@ class LimitReached(InvalidRequest):
 
     code = "LIMIT_REACHED"
     message = "A limit was reached"
+    detail_type = "limit_reached"
 
 
 class CursorExpired(AppError):

@@ -37,9 +37,10 @@ from backend.db.migrations import migrate_up
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
 from backend.services import TaskService
+from backend.services.scope import OWNER
 from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
+from backend.services.task_statements import SUBTREE, move_statements
 from backend.services.task_tree import Placement
-from backend.services.tasks import _SUBTREE, OWNER, _move_statements
 from scripts.seeding import seed, seed_tree
 
 CALLER = "user-42"
@@ -92,7 +93,7 @@ COMBINATIONS: dict[str, TaskListQuery | Callable[[Rows], TaskListQuery]] = {
 def _move(task_id: int, body: TaskMove) -> tuple[Any, dict[str, Any], bool]:
     """The statement `TaskService.move` sends for this request (no If-Match), its values."""
     placement: Placement = move_placement(body)
-    statement, _ = _move_statements(placement.shape, False)
+    statement, _ = move_statements(placement.shape, False)
     return statement, {"task_id": task_id, **placement.values()}, True
 
 
@@ -100,7 +101,7 @@ def _move(task_id: int, body: TaskMove) -> tuple[Any, dict[str, Any], bool]:
 # rows: the subtree read (`GET /api/tasks/{id}/subtree`) and moves (`POST .../move`).
 STATEMENTS: dict[str, Callable[[Rows], tuple[Any, dict[str, Any], bool]]] = {
     "a subtree: the task and its subtasks, depth-first": lambda rows: (
-        _SUBTREE,
+        SUBTREE,
         {"task_id": rows.parent_id},
         False,
     ),

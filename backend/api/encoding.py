@@ -18,7 +18,7 @@ from pydantic_core import to_json
 
 from backend.models import ListMeta, TaskPublic, TaskRow
 from backend.models.task import is_overdue
-from backend.services.tasks import TASK_VIEW
+from backend.services.task_statements import TASK_VIEW
 
 _FIELDS = tuple(TaskPublic.model_fields)
 # A page's rows start with TASK_VIEW (the columns, then the subtask counts): read each field

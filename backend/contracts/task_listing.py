@@ -1,21 +1,25 @@
-"""The task listing's parameters for every transport: REST's query string
-(`api/routes/tasks.ListParams`) and MCP's `list_tasks` arguments
-(`mcp/tools.ListTasksArguments`) declare their fields with these types and build the
-service's query with `listing_query`, so each filter is validated, bounded and normalized by
-one rule. The transports keep only what is theirs: parameter names, descriptions, and how a
-value arrives (query-string text, or strict JSON with a bare value for a one-item list)."""
+"""The task listing's parameters for every transport, declared once (`LISTING_PARAMS`): REST's
+query string (`api/routes/tasks.ListParams`) and MCP's `list_tasks` arguments
+(`mcp/tools.ListTasksArguments`) are built from it (`listing_fields`) and build the service's
+query with it (`query_of`, `listing_query`), so each filter is validated, bounded and
+normalized by one rule. Each transport adds only how a value arrives (query-string text, or
+strict JSON with a bare value for a one-item list); where the published names or words differ
+(`q` / `search`, the descriptions), the one entry gives both."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.common import StorableText
 from backend.models.task import TASK_ID_MAX, Instant, Tag
-from backend.models.task_list import name_key
+from backend.models.task_fields import DUE_DATE_DESCRIPTION
+from backend.models.task_list import ListName, name_key
 from backend.models.text import nfc
 from backend.services.task_listing import PlacedFilter, TaskFilters, TaskListQuery
 
@@ -33,10 +37,6 @@ SearchTerm = Annotated[
     StorableText,
     AfterValidator(nfc),
 ]
-# Any of these priorities.
-PriorityFilter = Annotated[list[Priority], FilterValuesBound]
-# All of these tags, each normalized as a stored tag is.
-TagFilter = Annotated[list[Tag], FilterValuesBound]
 # A bound of a due-date range: `due_before` is exclusive, `due_after` inclusive.
 DueBound = Instant
 # The page size; each transport adds how an integer arrives (digits, or a strict JSON integer).
@@ -84,4 +84,226 @@ def listing_query(
     )
     return TaskListQuery(
         filters=filters, sort=sort, order=order, limit=limit, include_total=include_total
+    )
+
+
+# What an MCP argument naming a list by name says (list_tasks' filter, and the list tools).
+LIST_NAME_DESCRIPTION = (
+    "A list by its name, as the user says it (case ignored), instead of list_id; an unknown "
+    "name is an error that lists the user's lists."
+)
+
+
+class Arrival(Protocol):
+    """How a value arrives on one transport: the metadata an integer takes (query-string
+    digits, or a strict JSON integer), a flag's type, and a repeatable filter's list type."""
+
+    integer: Any
+    flag: Any
+
+    def values(self, item: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """A listing parameter as one transport shows it: its name there (when not the
+    parameter's), its alias, its description and examples."""
+
+    description: str
+    name: str | None = None
+    alias: str | None = None
+    examples: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class ListingParam:
+    """One listing parameter, declared once: `listing_query`'s keyword, the value type (given
+    how a value arrives), the default, and how REST's query string and MCP's `list_tasks`
+    show it (None: that transport does not take it)."""
+
+    keyword: str
+    type: Callable[[Arrival], Any]
+    default: Any = None
+    rest: Spelling | None = None
+    mcp: Spelling | None = None
+    factory: Callable[[], Any] | None = None
+
+    def spelling(self, transport: str) -> Spelling | None:
+        return self.rest if transport == "rest" else self.mcp
+
+    def attribute(self, transport: str) -> str:
+        spelling = self.spelling(transport)
+        return (spelling and spelling.name) or self.keyword
+
+
+_SORT_REST = (
+    "`created` (default newest first), `updated` (newest first), `title` (A to Z, "
+    "case-insensitive), `due_date` (soonest first; no due date last in both orders), "
+    "`priority` (high first), `position` (manual order: use it with `list_id` and "
+    "`parent_id`, whose siblings it orders). Ties are broken by id."
+)
+_SORT_MCP = (
+    "created (newest first), updated (newest first), title (A to Z), due_date (soonest "
+    "first, undated last), priority (high first), position (manual order, with list and "
+    "parent_id)."
+)
+
+# Every listing parameter, in the REST query string's order (the OpenAPI's, and the order of
+# validation errors). Where REST and MCP differ (a name, the words) the entry says both.
+LISTING_PARAMS: tuple[ListingParam, ...] = (
+    ListingParam(
+        "status",
+        lambda a: TaskStatus,
+        TaskStatus.all,
+        rest=Spelling("Filter by completion state.", examples=["pending"]),
+        mcp=Spelling("all (default), pending or completed."),
+    ),
+    ListingParam(
+        "priorities",
+        lambda a: a.values(Priority),
+        factory=list,
+        rest=Spelling(
+            "Any of these priorities (repeatable).", "priority", examples=[["high", "medium"]]
+        ),
+        mcp=Spelling("Any of these priorities.", "priority"),
+    ),
+    ListingParam(
+        "tags",
+        lambda a: a.values(Tag),
+        factory=list,
+        rest=Spelling("Has all of these tags (repeatable).", "tag", examples=[["work"]]),
+        mcp=Spelling("Has all of these tags.", "tag"),
+    ),
+    ListingParam(
+        "due_before",
+        lambda a: DueBound | None,
+        rest=Spelling("Due strictly before this instant or date.", examples=["2026-12-01"]),
+        mcp=Spelling(f"Due strictly before this. {DUE_DATE_DESCRIPTION}"),
+    ),
+    ListingParam(
+        "due_after",
+        lambda a: DueBound | None,
+        rest=Spelling("Due at or after this instant or date.", examples=["2026-11-22T00:00:00Z"]),
+        mcp=Spelling(f"Due at or after this. {DUE_DATE_DESCRIPTION}"),
+    ),
+    ListingParam(
+        "overdue",
+        lambda a: a.flag | None,
+        rest=Spelling("`true`: pending and past due. `false`: everything else.", examples=[True]),
+        mcp=Spelling("true: pending and past due; false: everything else."),
+    ),
+    ListingParam(
+        "search",
+        lambda a: SearchTerm | None,
+        rest=Spelling(
+            "Case-insensitive substring of title or description; "
+            "`%`, `_` and `\\` match literally.",
+            "q",
+        ),
+        mcp=Spelling("Case-insensitive text in the title or description."),
+    ),
+    ListingParam(
+        "updated_since",
+        lambda a: Instant | None,
+        rest=Spelling(
+            "Changed at or after this instant (inclusive), for polling clients.",
+            examples=["2026-11-22T17:00:00Z"],
+        ),
+    ),
+    ListingParam(
+        "recurring",
+        lambda a: a.flag | None,
+        rest=Spelling(
+            "`true`: tasks with a `recurrence` rule. `false`: tasks without one.",
+            examples=[True],
+        ),
+        mcp=Spelling("true: only recurring tasks; false: only the others."),
+    ),
+    ListingParam(
+        "list_id",
+        lambda a: Annotated[PlacedId, a.integer] | NoneWord | None,
+        rest=Spelling(
+            "In this list (its id), or `none`: in no list. Subtasks included; "
+            "add `parent_id=none` for the list's top level.",
+            examples=[7],
+        ),
+        mcp=Spelling('Only the tasks in this list (its id), or "none": in no list.'),
+    ),
+    ListingParam(
+        "list_name",
+        lambda a: ListName | None,
+        mcp=Spelling(f"Only the tasks in this list. {LIST_NAME_DESCRIPTION}", alias="list"),
+    ),
+    ListingParam(
+        "parent_id",
+        lambda a: Annotated[PlacedId, a.integer] | NoneWord | None,
+        rest=Spelling(
+            "Subtasks of this task (its id; direct ones), or `none`: top-level tasks.",
+            examples=["none"],
+        ),
+        mcp=Spelling('Only the subtasks of this task (its id), or "none": top-level tasks.'),
+    ),
+    ListingParam(
+        "sort",
+        lambda a: TaskSort,
+        TaskSort.created,
+        rest=Spelling(_SORT_REST),
+        mcp=Spelling(_SORT_MCP),
+    ),
+    ListingParam(
+        "order",
+        lambda a: SortOrder | None,
+        rest=Spelling("Overrides the sort key's default direction.", examples=["asc"]),
+        mcp=Spelling("asc or desc, overriding the sort's default direction."),
+    ),
+    ListingParam(
+        "limit",
+        lambda a: Annotated[PageLimit, a.integer],
+        DEFAULT_LIMIT,
+        rest=Spelling(f"Page size, 1-{MAX_LIMIT}.", examples=[50]),
+        mcp=Spelling(f"At most this many tasks (1-{MAX_LIMIT})."),
+    ),
+    ListingParam(
+        "include_total",
+        lambda a: bool,
+        False,
+        rest=Spelling("Also count every matching task into `meta.total`.", examples=[True]),
+    ),
+)
+# The MCP tool's arguments lead with the text search (the order its validation errors have
+# always come in); otherwise the order above.
+_MCP_FIRST = ("status", "search")
+
+
+def listing_fields(transport: str, arrival: Arrival) -> dict[str, Any]:
+    """The fields of one transport's listing model (`create_model`): `transport` is "rest"
+    or "mcp"; each parameter that transport takes, typed by how its values arrive there."""
+    params = [(p, s) for p in LISTING_PARAMS if (s := p.spelling(transport)) is not None]
+    if transport == "mcp":
+        params.sort(
+            key=lambda ps: _MCP_FIRST.index(ps[0].keyword) if ps[0].keyword in _MCP_FIRST else 2
+        )
+    fields: dict[str, Any] = {}
+    for param, spelling in params:
+        info: dict[str, Any] = {"description": spelling.description}
+        if param.factory is not None:
+            info["default_factory"] = param.factory
+        else:
+            info["default"] = param.default
+        if spelling.alias is not None:
+            info["alias"] = spelling.alias
+        if spelling.examples is not None:
+            info["examples"] = spelling.examples
+        fields[param.attribute(transport)] = (param.type(arrival), Field(**info))
+    return fields
+
+
+def query_of(model: Any, transport: str) -> TaskListQuery:
+    """The service's query for one transport's validated listing model."""
+    return listing_query(
+        **{
+            p.keyword: getattr(model, p.attribute(transport))
+            for p in LISTING_PARAMS
+            if p.spelling(transport) is not None
+        }
     )

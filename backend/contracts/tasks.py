@@ -39,8 +39,8 @@ def move_placement(data: TaskMove) -> Placement:
 
     def choice(name: str, value: int | None) -> Sent:
         if name not in sent:
-            return Sent.nothing
-        return Sent.none if value is None else Sent.id
+            return Sent.omitted
+        return Sent.null if value is None else Sent.id
 
     if data.after_id is not None:
         anchor, anchor_id = Anchor.after, data.after_id

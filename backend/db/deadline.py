@@ -73,10 +73,6 @@ class Breaker:
         self._next_probe = 0.0
         self._probe_thread: int | None = None  # the probe under way, if any
 
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
     def trip(self, reason: str) -> None:
         with self._lock:
             me = threading.get_ident()

@@ -37,15 +37,10 @@ from pydantic import (
 )
 
 from backend.contracts.task_listing import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    DueBound,
+    LIST_NAME_DESCRIPTION,
     FilterValuesBound,
-    NoneWord,
-    PageLimit,
-    PlacedId,
-    SearchTerm,
-    listing_query,
+    listing_fields,
+    query_of,
 )
 from backend.contracts.tasks import (
     TASK_ID_MAX,
@@ -56,27 +51,22 @@ from backend.contracts.tasks import (
 )
 from backend.models import (
     Priority,
-    SortOrder,
     TaskCreate,
     TaskPublic,
-    TaskSort,
-    TaskStatus,
     TaskUpdate,
 )
 from backend.models.common import StorableText
 from backend.models.task import (
-    Tag,
     create_field,
     patch_field,
 )
+from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_fields import (
-    DUE_DATE_DESCRIPTION,
     MCP_EDITABLE,
     Doc,
     Writable,
     refuse_null,
 )
-from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_list import (
     LISTS_PER_USER,
     Color,
@@ -126,10 +116,12 @@ class _OneTask(_Arguments):
     task_id: TaskId
 
 
-LIST_NAME_DESCRIPTION = (
-    "A list by its name, as the user says it (case ignored), instead of list_id; an unknown "
-    "name is an error that lists the user's lists."
-)
+def one_list(id_sent: bool, name: str | None, *, required: bool = False) -> None:
+    """A list is named by its id or by its name (`list`), not both; `required`: one of them."""
+    if required and id_sent == (name is not None):
+        raise ValueError("give the list's list_id or its name (list), one of them")
+    if id_sent and name is not None:
+        raise ValueError("give list_id or list (a name), not both")
 
 
 class _NamedList(BaseModel):
@@ -142,8 +134,7 @@ class _NamedList(BaseModel):
 
     @model_validator(mode="after")
     def _one_way(self) -> Self:
-        if self.list_name is not None and "list_id" in self.model_fields_set:
-            raise ValueError("give list_id or list (a name), not both")
+        one_list("list_id" in self.model_fields_set, self.list_name)
         return self
 
 
@@ -205,82 +196,45 @@ else:
     )
 
 
-class ListTasksArguments(_Arguments):
-    status: TaskStatus = Field(
-        default=TaskStatus.all, description="all (default), pending or completed."
-    )
-    search: SearchTerm | None = Field(
-        default=None, description="Case-insensitive text in the title or description."
-    )
-    # The bound after `_as_list`, so it counts the list a bare value became (and words its
-    # refusal as the published tool always has).
-    priority: Annotated[list[Priority], BeforeValidator(_as_list), FilterValuesBound] = Field(
-        default_factory=list, description="Any of these priorities."
-    )
-    tag: Annotated[list[Tag], BeforeValidator(_as_list), FilterValuesBound] = Field(
-        default_factory=list, description="Has all of these tags."
-    )
-    due_before: DueBound | None = Field(
-        default=None, description=f"Due strictly before this. {DUE_DATE_DESCRIPTION}"
-    )
-    due_after: DueBound | None = Field(
-        default=None, description=f"Due at or after this. {DUE_DATE_DESCRIPTION}"
-    )
-    overdue: StrictBool | None = Field(
-        default=None, description="true: pending and past due; false: everything else."
-    )
-    recurring: StrictBool | None = Field(
-        default=None, description="true: only recurring tasks; false: only the others."
-    )
-    list_id: Annotated[PlacedId, Strict()] | NoneWord | None = Field(
-        default=None,
-        description='Only the tasks in this list (its id), or "none": in no list.',
-    )
-    list_name: ListName | None = Field(
-        default=None,
-        alias="list",
-        description=f"Only the tasks in this list. {LIST_NAME_DESCRIPTION}",
-    )
-    parent_id: Annotated[PlacedId, Strict()] | NoneWord | None = Field(
-        default=None,
-        description='Only the subtasks of this task (its id), or "none": top-level tasks.',
-    )
-    sort: TaskSort = Field(
-        default=TaskSort.created,
-        description="created (newest first), updated (newest first), title (A to Z), "
-        "due_date (soonest first, undated last), priority (high first), position (manual "
-        "order, with list and parent_id).",
-    )
-    order: SortOrder | None = Field(
-        default=None, description="asc or desc, overriding the sort's default direction."
-    )
-    limit: Annotated[PageLimit, Strict()] = Field(
-        default=DEFAULT_LIMIT, description=f"At most this many tasks (1-{MAX_LIMIT})."
-    )
+class _JsonArguments:
+    """How a listing value arrives in a tool call: strict JSON, a bare value for a one-item
+    list (the bound after `_as_list`, so it counts the list a bare value became)."""
+
+    integer = Strict()
+    flag = StrictBool
+
+    def values(self, item: Any) -> Any:
+        return Annotated[list[item], BeforeValidator(_as_list), FilterValuesBound]
+
+
+class _ListTasks(_Arguments):
+    """list_tasks' arguments: `contracts/task_listing.LISTING_PARAMS`' (REST's listing takes
+    the same)."""
+
+    if TYPE_CHECKING:
+        list_id: int | str | None
+        list_name: str | None
 
     def query(self) -> TaskListQuery:
-        return listing_query(
-            status=self.status,
-            priorities=self.priority,
-            tags=self.tag,
-            due_before=self.due_before,
-            due_after=self.due_after,
-            overdue=self.overdue,
-            search=self.search,
-            recurring=self.recurring,
-            list_id=self.list_id,
-            list_name=self.list_name,
-            parent_id=self.parent_id,
-            sort=self.sort,
-            order=self.order,
-            limit=self.limit,
-        )
+        return query_of(self, "mcp")
 
     @model_validator(mode="after")
     def _one_list(self) -> Self:
-        if self.list_name is not None and self.list_id is not None:
-            raise ValueError("give list_id or list (a name), not both")
+        one_list(self.list_id is not None, self.list_name)
         return self
+
+
+if TYPE_CHECKING:
+
+    class ListTasksArguments(_ListTasks): ...
+
+else:
+    ListTasksArguments = create_model(
+        "ListTasksArguments",
+        __base__=_ListTasks,
+        __module__=__name__,
+        **listing_fields("mcp", _JsonArguments()),
+    )
 
 
 class TaskChange(BaseModel):
@@ -333,7 +287,8 @@ class TaskSummary(BaseModel):
     subtask_count: int | None = Field(description="How many subtasks it has.")
 
 
-class TaskList(BaseModel):
+# A page of the caller's tasks: list_tasks' result (a docstring would enter its output schema).
+class TaskSummaries(BaseModel):
     tasks: list[TaskSummary]
     has_more: bool = Field(description="More tasks match than `limit` returned.")
 
@@ -350,7 +305,8 @@ class ListSummary(BaseModel):
     open_task_count: int = Field(description="Of those, not completed.")
 
 
-class ListList(BaseModel):
+# The caller's lists: list_lists' result.
+class ListSummaries(BaseModel):
     lists: list[ListSummary]
 
 
@@ -393,8 +349,7 @@ class _OneList(_Arguments):
 
     @model_validator(mode="after")
     def _one_way(self) -> Self:
-        if (self.list_id is None) == (self.list_name is None):
-            raise ValueError("give the list's list_id or its name (list), one of them")
+        one_list(self.list_id is not None, self.list_name, required=True)
         return self
 
 
@@ -495,12 +450,12 @@ def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
     return TaskCreated(task_id=task.id, title=task.title)
 
 
-def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskList:
+def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummaries:
     page = work.tasks.list_page(arguments.query())
     if arguments.list_name is not None and not page.items:
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
         work.lists.named(arguments.list_name, field="list")
-    return TaskList(
+    return TaskSummaries(
         tasks=[TaskSummary.model_validate(task) for task in page.items],
         has_more=page.next is not None,
     )
@@ -535,8 +490,8 @@ def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:
     return stats_public(work.tasks.stats())
 
 
-def _list_lists(work: UnitOfWork, arguments: _Arguments) -> ListList:
-    return ListList(lists=[ListSummary.model_validate(row) for row in work.lists.all()])
+def _list_lists(work: UnitOfWork, arguments: _Arguments) -> ListSummaries:
+    return ListSummaries(lists=[ListSummary.model_validate(row) for row in work.lists.all()])
 
 
 def _create_list(work: UnitOfWork, arguments: CreateListArguments) -> ListCreated:
@@ -578,7 +533,7 @@ TOOLS: tuple[Tool[Any], ...] = (
         "(combined with AND), sort and limit. The text result is the list of tasks; the "
         "structured result also says whether more tasks match than the limit returned.",
         arguments=ListTasksArguments,
-        result=TaskList,
+        result=TaskSummaries,
         run=_list_tasks,
         read_only=True,
         idempotent=True,
@@ -645,7 +600,7 @@ TOOLS: tuple[Tool[Any], ...] = (
         f"{LISTS_PER_USER}), in their order: id, name, colour and task counts. Tasks go into "
         "a list with add_task/update_task (list or list_id); list_tasks filters by one.",
         arguments=_Arguments,
-        result=ListList,
+        result=ListSummaries,
         run=_list_lists,
         read_only=True,
         idempotent=True,

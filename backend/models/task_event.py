@@ -42,14 +42,6 @@ class ChangeType(StrEnum):
 REMINDER = "reminder"
 
 
-class ListChangeType(StrEnum):
-    """A list's events (migration 0019): delivered to the sinks, not in the task change feed."""
-
-    created = "list.created"
-    updated = "list.updated"
-    deleted = "list.deleted"
-
-
 class DeliveryState(StrEnum):
     pending = "pending"
     delivered = "delivered"

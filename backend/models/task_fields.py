@@ -2,9 +2,10 @@
 
 The request and response schemas (`backend/models/task.py`: TaskCreate, TaskReplace,
 TaskUpdate, TaskPublic), the MCP tool arguments (`backend/mcp/tools.py`), the read-only list,
-the PATCH null rule, the column sets of the task service's writes (`backend/services/tasks.py`)
-and the page encoders are derived from `FIELDS`. Adding a field: its migration, the column on
-`Task` (`task_table.py`), and one `TaskField` here (CLAUDE.md, "Add a field").
+the PATCH null rule, the column sets of the task service's writes
+(`backend/services/task_statements.py`) and the page encoders are derived from `FIELDS`.
+Adding a field: its migration, the column on `Task` (`task_table.py`), and one `TaskField` here
+(CLAUDE.md, "Add a field").
 
 The order of `FIELDS` is the order of the fields in every schema and response.
 """

@@ -1,8 +1,9 @@
 """Lists, always scoped to one user (`task_lists`, migration 0017).
 
 Every statement is built with `owned` and run with `Scoped._run`, as in `TaskService`: another
-user's list is a list that does not exist. Each request is one statement (a write's second
-round trip is its COMMIT): a list is read with its task counts, created with its limit and
+user's list is a list that does not exist. Each request is one statement, and a write
+commits itself in the same message (`_run_last`: one round trip): a list is read with its
+task counts, created with its limit and
 its name's uniqueness checked in the insert, changed with If-Match and the name checked in
 the update. A write that matched nothing reads why on its own (the failure path alone pays
 that round trip). Deleting a list deletes its tasks (the foreign key's cascade), each one a
@@ -11,12 +12,13 @@ that round trip). Deleting a list deletes its tasks (the foreign key's cascade),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
     BigInteger,
+    CursorResult,
     Text,
     any_,
     bindparam,
@@ -31,7 +33,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
@@ -47,9 +48,7 @@ from backend.models.task_list import (
 )
 from backend.services.scope import OWNER, Scoped, owned
 from backend.services.task_tree import place
-
-# The versions an If-Match accepts; None: no condition.
-Expected = frozenset[int] | None
+from backend.services.versions import VERSIONS, Expected, version_in
 
 _TABLE = TaskList.__table__  # type: ignore[attr-defined]
 _L = _TABLE.c
@@ -60,7 +59,6 @@ LIST_COLUMNS = tuple(_TABLE.columns)
 _LIST_ID = bindparam("list_id", type_=BigInteger)
 _ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
 _NAME_KEY = bindparam("name_key", type_=Text)
-_VERSIONS = bindparam("versions", type_=ARRAY(BigInteger))
 
 LIST_NOT_FOUND = "List not found"
 LIST_CHANGED = "The list has changed since it was read (If-Match does not match its ETag)"
@@ -87,7 +85,7 @@ _ALL = _owned(select(*LIST_VIEW)).order_by(_L.position)
 _GET = _owned(select(*LIST_VIEW).where(_L.id == _LIST_ID))
 _NAMED = _owned(select(*LIST_VIEW).where(_L.name_key == _NAME_KEY))
 # The caller's list names, in their order: what the error for an unknown name lists.
-LIST_NAMES = _owned(select(_L.name)).order_by(_L.position)
+_LIST_NAMES = _owned(select(_L.name)).order_by(_L.position)
 _NAMES_SHOWN = 30
 
 # A new list goes last; the insert happens only under the limit and with a name the user has
@@ -164,7 +162,7 @@ class ListService(Scoped):
         is an error that names the caller's lists."""
         row = self._run(_NAMED, name_key=name_key(name)).first()
         if row is None:
-            raise unknown_list(name, list(self._run(LIST_NAMES).scalars()), field=field)
+            raise unknown_list(self._run, name, field=field)
         return cast(ListRow, row)
 
     def create(self, data: ListCreate) -> ListRow:
@@ -192,9 +190,7 @@ class ListService(Scoped):
 
     def _write(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
         key = name_key(values["name"]) if "name" in values else None
-        conditions: list[Any] = [target.condition]
-        if expected is not None:
-            conditions.append(_L.version == any_(_VERSIONS))
+        conditions: list[Any] = [target.condition, *version_in(_L.version, expected)]
         if key is not None:
             values["name_key"] = _NAME_KEY  # bound below, as in the name check
             conditions.append(~_NAME_TAKEN)
@@ -209,8 +205,6 @@ class ListService(Scoped):
         binds: dict[str, Any] = dict(target.binds)
         if key is not None:
             binds["name_key"] = key
-        if expected is not None:
-            binds["versions"] = sorted(expected)
         rows = self._run_last(statement, **binds)
         row = rows[0] if rows else None
         if row is None:
@@ -225,7 +219,7 @@ class ListService(Scoped):
         version, taken = (None, False) if found is None else tuple(found)
         if version is None:
             if target.name:
-                raise unknown_list(target.name, self._names(), field="list")
+                raise unknown_list(self._run, target.name, field="list")
             raise NotFound(LIST_NOT_FOUND)
         if expected is not None and version not in expected:
             raise PreconditionFailed(LIST_CHANGED)
@@ -238,20 +232,14 @@ class ListService(Scoped):
         cascade, every task in it; the list as it was, with the counts of the tasks that went
         with it (read in the statement's snapshot, before the cascade)."""
         target = _Target(list_id, named)
-        conditions: list[Any] = [target.condition]
+        conditions = (target.condition, *version_in(_L.version, expected))
         binds = dict(target.binds)
-        if expected is not None:
-            conditions.append(_L.version == any_(_VERSIONS))
-            binds["versions"] = sorted(expected)
         statement = _owned(delete(TaskList)).where(*conditions).returning(*LIST_VIEW)
         rows = self._run_last(statement, **binds)
         row = rows[0] if rows else None
         if row is None:
             self._refuse_write(target, None, expected, None)
         return cast(ListRow, row)
-
-    def _names(self) -> list[str]:
-        return list(self._run(LIST_NAMES).scalars())
 
     def move(
         self, list_id: int, after_id: int | None, before_id: int | None, expected: Expected = None
@@ -261,7 +249,7 @@ class ListService(Scoped):
         anchor_id = after_id if after_id is not None else before_id
         if anchor_id == list_id:
             field = "body.after_id" if after_id is not None else "body.before_id"
-            raise _invalid(field, "A list cannot be placed next to itself")
+            raise InvalidRequest.at(field, "A list cannot be placed next to itself")
         statement, refusal = _move_statement(
             "last" if anchor_id is None else ("after" if after_id is not None else "before"),
             checked=expected is not None,
@@ -279,10 +267,7 @@ class ListService(Scoped):
         if reason == "stale":
             raise PreconditionFailed(LIST_CHANGED)
         field = "body.after_id" if after_id is not None else "body.before_id"
-        raise NotFound(
-            LIST_NOT_FOUND,
-            details=[{"field": field, "message": LIST_NOT_FOUND, "type": "not_found"}],
-        )
+        raise NotFound.at(field, LIST_NOT_FOUND)
 
 
 @lru_cache(maxsize=8)
@@ -291,7 +276,7 @@ def _move_statement(anchor: str, *, checked: bool) -> tuple[Any, Any]:
     rules: list[tuple[Any, str]] = [(~exists(select(moving.c.id)), "list")]
     if checked:
         version = select(moving.c.version).scalar_subquery()
-        rules.append((~(version == any_(_VERSIONS)), "stale"))
+        rules.append((~(version == any_(VERSIONS)), "stale"))
     siblings = _owned(select(_L.id, _L.position).where(_L.id != _LIST_ID)).cte("siblings")
     position = siblings.c.position
     if anchor == "last":
@@ -322,26 +307,18 @@ def _move_statement(anchor: str, *, checked: bool) -> tuple[Any, Any]:
     return statement, select(refusal)
 
 
-def unknown_list(name: str, names: Sequence[str], *, field: str) -> NotFound:
+def unknown_list(run: Callable[..., CursorResult[Any]], name: str, *, field: str) -> NotFound:
     """The error for a list named by a name the caller has no list by: it names theirs (up to
-    30), so an agent can pick one."""
+    30, read with the service's `run`, `Scoped._run`), so an agent can pick one."""
+    names: Sequence[str] = list(run(_LIST_NAMES).scalars())
     shown = ", ".join(f'"{n}"' for n in names[:_NAMES_SHOWN])
     if len(names) > _NAMES_SHOWN:
         shown += f" and {len(names) - _NAMES_SHOWN} more (list_lists)"
     message = f'No list named "{name}". ' + (
         f"Your lists: {shown}." if names else "You have no lists (create_list makes one)."
     )
-    return NotFound(message, details=[{"field": field, "message": message, "type": "not_found"}])
+    return NotFound.at(field, message)
 
 
 def _name_taken(name: str) -> Conflict:
-    message = f'You have a list named "{name}" already (names ignore case)'
-    return Conflict(
-        message, details=[{"field": "body.name", "message": message, "type": "conflict"}]
-    )
-
-
-def _invalid(field: str, message: str) -> InvalidRequest:
-    return InvalidRequest(
-        message, details=[{"field": field, "message": message, "type": "value_error"}]
-    )
+    return Conflict.at("body.name", f'You have a list named "{name}" already (names ignore case)')

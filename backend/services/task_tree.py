@@ -1,8 +1,9 @@
 """Where a task goes: its list, its parent and its place among its siblings.
 
 Statement building only (like `task_listing.py`): `TaskService` runs them, scoped to the
-caller. Every write that places a task is one statement (a write's budget is two round trips:
-specs/statements.md), which checks the destination and writes in the same snapshot:
+caller. Every write that places a task is one statement, sent with the request's entry and
+its COMMIT in one message (specs/statements.md), which checks the destination and writes in
+the same snapshot:
 
 - `create_statement`: `INSERT ... SELECT` a new task into a list and/or under a parent;
 - `move_statement`: one `UPDATE ... FROM plan` that moves a task, its subtree (their list
@@ -50,7 +51,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.models import Task
@@ -62,6 +62,7 @@ from backend.models.task_list import (
     TaskList,
 )
 from backend.services.scope import OWNER, owned
+from backend.services.versions import VERSIONS
 
 _T = Task.__table__  # type: ignore[attr-defined]
 _C = _T.c
@@ -72,7 +73,6 @@ LIST_ID = bindparam("list_id", type_=BigInteger)
 LIST_KEY = bindparam("list_key", type_=Text)
 PARENT_ID = bindparam("parent_id", type_=BigInteger)
 ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
-VERSIONS = bindparam("versions", type_=ARRAY(BigInteger))
 # The smallest gap a respacing leaves between two siblings.
 MIN_SPACING = 1024
 
@@ -80,8 +80,8 @@ MIN_SPACING = 1024
 class Sent(StrEnum):
     """What a request says about a task's list or parent."""
 
-    nothing = "nothing"  # not sent: as it is (a new task: none)
-    none = "none"  # null: no list / top level
+    omitted = "omitted"  # not sent: as it is (a new task: none)
+    null = "null"  # sent as null: no list / top level
     id = "id"  # an id
     name = "name"  # a list's name (MCP)
 
@@ -115,8 +115,8 @@ class Placement:
     keeps its place (PATCH and PUT sending the task's own list and parent back, a bulk move
     into its list); otherwise (`POST .../move`) it goes where `anchor` says."""
 
-    list: Sent = Sent.nothing
-    parent: Sent = Sent.nothing
+    list: Sent = Sent.omitted
+    parent: Sent = Sent.omitted
     anchor: Anchor = Anchor.last
     stay: bool = False
     list_id: int | None = None
@@ -205,7 +205,7 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
         )
         rules.append((~exists(select(anchor_row.c.id)), Refusal.anchor))
 
-    if parent_row is not None and list_sent is not Sent.nothing:
+    if parent_row is not None and list_sent is not Sent.omitted:
         parent_list = _scalar(select(parent_row.c.list_id))
         rules.append((parent_list.is_distinct_from(list_value), Refusal.list_mismatch))
 
@@ -214,18 +214,18 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     if anchor_row is not None:
         dest_list: Any = _scalar(select(anchor_row.c.list_id))
         dest_parent: Any = _scalar(select(anchor_row.c.parent_id))
-        if list_sent is not Sent.nothing:
+        if list_sent is not Sent.omitted:
             rules.append((dest_list.is_distinct_from(list_value), Refusal.anchor_group))
         if parent_sent is Sent.id:
             rules.append((dest_parent.is_distinct_from(PARENT_ID), Refusal.anchor_group))
-        elif parent_sent is Sent.none:
+        elif parent_sent is Sent.null:
             rules.append((dest_parent.is_not(None), Refusal.anchor_group))
     elif parent_row is not None:
         dest_parent, dest_list = PARENT_ID, _scalar(select(parent_row.c.list_id))
-    elif parent_sent is Sent.none:
+    elif parent_sent is Sent.null:
         dest_parent = null()
-        dest_list = list_value if list_sent is not Sent.nothing else current_list
-    elif list_sent is not Sent.nothing:
+        dest_list = list_value if list_sent is not Sent.omitted else current_list
+    elif list_sent is not Sent.omitted:
         # A list without a parent: the top level of that list; the task's own list keeps its
         # parent (a subtask sent its own list stays a subtask).
         dest_list = list_value

@@ -116,8 +116,8 @@ COLUMN_NAMES = tuple(column.name for column in Task.__table__.columns)  # type: 
 COLUMNS = ", ".join(COLUMN_NAMES)
 COUNT_NAMES = ("subtask_count", "open_subtask_count")
 VIEW_NAMES = COLUMN_NAMES + COUNT_NAMES
-# `backend.services.tasks.TASK_VIEW`: the columns and two correlated counts on the parent key
-# (a completed task has no open subtask).
+# `backend.services.task_statements.TASK_VIEW`: the columns and two correlated counts on the
+# parent key (a completed task has no open subtask).
 _CHILDREN = (
     "SELECT count(*) FROM tasks AS child WHERE child.user_id = %(user)s "
     "AND child.parent_id = tasks.id"

@@ -4,10 +4,10 @@ the envelope."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -38,28 +38,14 @@ from backend.api.responses import (
     ok,
     rate_limited,
 )
-from backend.contracts.task_listing import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    DueBound,
-    NoneWord,
-    PageLimit,
-    PlacedId,
-    PriorityFilter,
-    SearchTerm,
-    TagFilter,
-    listing_query,
-)
+from backend.contracts.task_listing import FilterValuesBound, listing_fields, query_of
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, move_placement, stats_public
 from backend.models import (
-    SortOrder,
     TaskCompletion,
     TaskCreate,
     TaskPublic,
     TaskReplace,
     TaskRow,
-    TaskSort,
-    TaskStatus,
     TaskUpdate,
 )
 from backend.models.common import DecimalDigits
@@ -74,7 +60,6 @@ from backend.models.envelopes import (
     TaskStatsEnvelope,
     TaskSubtreeEnvelope,
 )
-from backend.models.task import Instant
 from backend.models.task_ops import (
     OCCURRENCES_MAX,
     BulkRequest,
@@ -126,110 +111,48 @@ def _one(task: TaskRow, response: Response) -> TaskEnvelope:
     return TaskEnvelope(data=TaskPublic.model_validate(task))
 
 
-class ListParams(BaseModel):
+class _QueryString:
+    """How a listing value arrives in the query string: digits, a flag, a repeated key."""
+
+    integer = DecimalDigits
+    flag = bool
+
+    def values(self, item: Any) -> Any:
+        return Annotated[list[item], FilterValuesBound]
+
+
+class _ListParams(BaseModel):
     """The listing's query string, validated as one model (one pass in pydantic-core, where
-    a dozen separate query parameters each cost FastAPI a resolution step)."""
+    a dozen separate query parameters each cost FastAPI a resolution step). Its fields are
+    `contracts/task_listing.LISTING_PARAMS`' (MCP's `list_tasks` takes the same), then the
+    cursor, which only REST has."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    status: TaskStatus = Field(
-        default=TaskStatus.all, description="Filter by completion state.", examples=["pending"]
-    )
-    priority: PriorityFilter = Field(
-        default_factory=list,
-        description="Any of these priorities (repeatable).",
-        examples=[["high", "medium"]],
-    )
-    tag: TagFilter = Field(
-        default_factory=list,
-        description="Has all of these tags (repeatable).",
-        examples=[["work"]],
-    )
-    due_before: DueBound | None = Field(
-        default=None,
-        description="Due strictly before this instant or date.",
-        examples=["2026-12-01"],
-    )
-    due_after: DueBound | None = Field(
-        default=None,
-        description="Due at or after this instant or date.",
-        examples=["2026-11-22T00:00:00Z"],
-    )
-    overdue: bool | None = Field(
-        default=None,
-        description="`true`: pending and past due. `false`: everything else.",
-        examples=[True],
-    )
-    q: SearchTerm | None = Field(
-        default=None,
-        description="Case-insensitive substring of title or description; "
-        "`%`, `_` and `\\` match literally.",
-    )
-    updated_since: Instant | None = Field(
-        default=None,
-        description="Changed at or after this instant (inclusive), for polling clients.",
-        examples=["2026-11-22T17:00:00Z"],
-    )
-    recurring: bool | None = Field(
-        default=None,
-        description="`true`: tasks with a `recurrence` rule. `false`: tasks without one.",
-        examples=[True],
-    )
-    list_id: Annotated[PlacedId, DecimalDigits] | NoneWord | None = Field(
-        default=None,
-        description="In this list (its id), or `none`: in no list. Subtasks included; "
-        "add `parent_id=none` for the list's top level.",
-        examples=[7],
-    )
-    parent_id: Annotated[PlacedId, DecimalDigits] | NoneWord | None = Field(
-        default=None,
-        description="Subtasks of this task (its id; direct ones), or `none`: top-level tasks.",
-        examples=["none"],
-    )
-    sort: TaskSort = Field(
-        default=TaskSort.created,
-        description="`created` (default newest first), `updated` (newest first), "
-        "`title` (A to Z, case-insensitive), `due_date` (soonest first; no due date "
-        "last in both orders), `priority` (high first), `position` (manual order: use it "
-        "with `list_id` and `parent_id`, whose siblings it orders). Ties are broken by id.",
-    )
-    order: SortOrder | None = Field(
-        default=None, description="Overrides the sort key's default direction.", examples=["asc"]
-    )
-    limit: Annotated[PageLimit, DecimalDigits] = Field(
-        default=DEFAULT_LIMIT,
-        description=f"Page size, 1-{MAX_LIMIT}.",
-        examples=[50],
-    )
-    include_total: bool = Field(
-        default=False,
-        description="Also count every matching task into `meta.total`.",
-        examples=[True],
-    )
-    cursor: str | None = Field(
-        default=None,
-        max_length=MAX_CURSOR_LENGTH,
-        description="`meta.next_cursor` of the previous page.",
-    )
-
     def query(self) -> TaskListQuery:
-        return listing_query(
-            status=self.status,
-            priorities=self.priority,
-            tags=self.tag,
-            due_before=self.due_before,
-            due_after=self.due_after,
-            overdue=self.overdue,
-            search=self.q,
-            updated_since=self.updated_since,
-            recurring=self.recurring,
-            list_id=self.list_id,
-            parent_id=self.parent_id,
-            sort=self.sort,
-            order=self.order,
-            limit=self.limit,
-            include_total=self.include_total,
-        )
+        return query_of(self, "rest")
+
+
+if TYPE_CHECKING:
+
+    class ListParams(_ListParams):
+        cursor: str | None
+
+else:
+    ListParams = create_model(
+        "ListParams",
+        __base__=_ListParams,
+        __module__=__name__,
+        **listing_fields("rest", _QueryString()),
+        cursor=(
+            str | None,
+            Field(
+                default=None,
+                max_length=MAX_CURSOR_LENGTH,
+                description="`meta.next_cursor` of the previous page.",
+            ),
+        ),
+    )
 
 
 @router.get(

@@ -1,0 +1,94 @@
+"""Bulk operations (`POST /api/tasks/bulk`): each operation as one statement on its task, all
+sent in one message (`Scoped._run_steps`), and why a step that wrote nothing was refused."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import case, func, literal, or_, select
+
+from backend.errors import AppError, InvalidRequest, NotFound
+from backend.models import Task, TaskRow
+from backend.models.task import TAGS_MAX_COUNT
+from backend.models.task_ops import (
+    AddTagOp,
+    BulkOperation,
+    CompleteOp,
+    DeleteOp,
+    MoveOp,
+    RemoveTagOp,
+    ReopenOp,
+    SetPriorityOp,
+)
+from backend.services.scope import Step, decoded
+from backend.services.task_placement import refused
+from backend.services.task_statements import (
+    DELETE,
+    TASK_ID,
+    TASK_VIEW,
+    completion,
+    move_statements,
+    owned_task,
+    updating,
+)
+from backend.services.task_tree import Placement, Refusal, Sent
+
+_T = Task.__table__.c  # type: ignore[attr-defined]
+
+# Whether the caller's task `:task_id` exists, as a step's reason: its tags are full.
+_TOO_MANY_TAGS = "tags"
+_TAGS_FULL = owned_task(select(literal(_TOO_MANY_TAGS)).where(_T.id == TASK_ID))
+
+
+def step(operation: BulkOperation) -> Step:
+    """A bulk operation as one statement on its task (`Scoped._run_steps`)."""
+    at = {"task_id": operation.id}
+    match operation:
+        case CompleteOp():
+            return Step(updating(completion(True)), at, operation.id)
+        case ReopenOp():
+            return Step(updating(completion(False)), at, operation.id)
+        case DeleteOp():
+            return Step(DELETE, at, operation.id)
+        case SetPriorityOp(priority=priority):
+            return Step(updating({"priority": priority}), at, operation.id)
+        case AddTagOp(tag=tag):
+            tags = _T.tags
+            has_tag = literal(tag).op("=")(func.any(tags))
+            # The count bound is part of the statement: a concurrent add cannot exceed it.
+            adding = updating(
+                {"tags": case((has_tag, tags), else_=func.array_append(tags, tag))},
+                or_(has_tag, func.cardinality(tags) < TAGS_MAX_COUNT),
+            )
+            return Step(adding, at, operation.id, reason=_TAGS_FULL)
+        case RemoveTagOp(tag=tag):
+            return Step(updating({"tags": func.array_remove(_T.tags, tag)}), at, operation.id)
+        case MoveOp():
+            # To the top level of the list (or of no list), last; a task already there stays
+            # where it is. The placement's own refusal says why it wrote nothing.
+            placement = bulk_placement(operation)
+            statement, refusal = move_statements(placement.shape, False)
+            binds = {**at, **placement.values()}
+            return Step(statement, binds, operation.id, reason=refusal)
+    raise AssertionError(f"unhandled operation {operation!r}")  # pragma: no cover
+
+
+def bulk_placement(operation: MoveOp) -> Placement:
+    choice = Sent.null if operation.list_id is None else Sent.id
+    return Placement(list=choice, parent=Sent.null, stay=True, list_id=operation.list_id)
+
+
+def task_of(row: dict[str, Any]) -> TaskRow:
+    """A task row that a step returned as JSON (`to_jsonb`), typed as the driver types it."""
+    return cast(TaskRow, decoded(TASK_VIEW, row))
+
+
+def step_error(operation: BulkOperation, reason: str | None) -> AppError:
+    """Why a bulk operation wrote nothing (`step`'s reasons)."""
+    if reason is None:
+        return NotFound("Task not found")
+    if reason == _TOO_MANY_TAGS:
+        return InvalidRequest(f"A task has at most {TAGS_MAX_COUNT} tags")
+    if not isinstance(operation, MoveOp):  # pragma: no cover - only moves give reasons
+        raise AssertionError(reason)
+    return refused(Refusal(reason), bulk_placement(operation))

@@ -1,0 +1,91 @@
+"""Where a task write puts a task (`placement_of`: what a create, PUT or PATCH sent of its list
+and parent), and the error for a placement the database refused (`refused`). The statements
+that place it are backend/services/task_tree.py."""
+
+from __future__ import annotations
+
+from backend.errors import AppError, InvalidRequest, LimitReached, NotFound, PreconditionFailed
+from backend.models import TaskCreate, TaskUpdate
+from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, TASKS_PER_LIST, name_key
+from backend.services.task_schedule import not_recurring
+from backend.services.task_tree import Anchor, Placement, Refusal, Sent
+
+
+def refused(reason: Refusal, placement: Placement) -> AppError:
+    """Why a placement wrote nothing, as the request's error (a list named by name and not
+    found is `lists.unknown_list`'s: it names the caller's lists)."""
+    list_field = "body.list" if placement.list is Sent.name else "body.list_id"
+    match reason:
+        case Refusal.task:
+            return NotFound("Task not found")
+        case Refusal.stale:
+            return PreconditionFailed()
+        case Refusal.list:
+            return NotFound.at(list_field, "List not found")
+        case Refusal.parent:
+            return NotFound.at("body.parent_id", "Task not found")
+        case Refusal.anchor:
+            return NotFound.at(anchor_field(placement), "Task not found")
+        case Refusal.list_mismatch:
+            return InvalidRequest.at(
+                list_field,
+                "A subtask is in its parent's list: omit the list (or send the parent's)",
+            )
+        case Refusal.anchor_group:
+            return InvalidRequest.at(
+                anchor_field(placement),
+                "That task is not in the list, or not under the parent, that was sent",
+            )
+        case Refusal.cycle:
+            return InvalidRequest.at(
+                "body.parent_id", "A task cannot be moved under itself or one of its subtasks"
+            )
+        case Refusal.recurring:
+            return not_recurring()
+        case Refusal.depth:
+            return InvalidRequest.at(
+                "body.parent_id",
+                f"Subtasks nest at most {MAX_DEPTH} levels deep (a task and its subtasks "
+                "would be deeper there)",
+            )
+        case Refusal.tree_full:
+            return LimitReached.at(
+                "body.parent_id",
+                f"A top-level task has at most {SUBTASKS_PER_TASK} subtasks, at every depth",
+            )
+        case Refusal.list_full:
+            return LimitReached.at(list_field, f"A list holds at most {TASKS_PER_LIST} tasks")
+    raise AssertionError(reason)  # pragma: no cover
+
+
+def anchor_field(placement: Placement) -> str:
+    return "body.before_id" if placement.anchor is Anchor.before else "body.after_id"
+
+
+def placement_of(
+    data: TaskCreate | TaskUpdate, list_name: str | None, *, stay: bool = False
+) -> Placement | None:
+    """Where a create, PUT or PATCH puts the task (None: it says nothing about it)."""
+    sent = data.model_fields_set
+    list_sent = list_name is not None or "list_id" in sent
+    if not list_sent and "parent_id" not in sent:
+        return None
+    if list_name is not None:
+        list_choice = Sent.name
+    elif not list_sent:
+        list_choice = Sent.omitted
+    else:
+        list_choice = Sent.null if data.list_id is None else Sent.id
+    if "parent_id" not in sent:
+        parent_choice = Sent.omitted
+    else:
+        parent_choice = Sent.null if data.parent_id is None else Sent.id
+    return Placement(
+        list=list_choice,
+        parent=parent_choice,
+        stay=stay,
+        list_id=data.list_id if list_choice is Sent.id else None,
+        list_key=name_key(list_name) if list_name is not None else None,
+        list_name=list_name,
+        parent_id=data.parent_id if parent_choice is Sent.id else None,
+    )

@@ -1,0 +1,156 @@
+"""Recurring tasks' schedule in the task service's writes: the schedule columns a write sets
+(`plan_schedule`), and the next occurrence of a task this transaction completed (`SUCCESSOR`,
+its reminders moved with its due date). The rule and zone logic is backend/recurrence.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from pydantic import TypeAdapter
+from sqlalchemy import Integer, bindparam, func, select, true
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from backend.errors import InvalidRequest
+from backend.models import Task, TaskRow
+from backend.models.task_fields import COPIED_TO_SUCCESSOR
+from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
+from backend.services.scope import OWNER
+from backend.services.task_statements import PLANNED, owned_task
+
+_T = Task.__table__.c  # type: ignore[attr-defined]
+
+# The next occurrence of a recurring task completed in this transaction: a copy of it, due at
+# its `next_due_date`, pending. `completed_at = now()` holds only when this transaction
+# completed it (an already-completed task keeps its completion time, `completion`), and
+# `previous_task_id` is unique: a second completion (a replay, a race, reopen and complete
+# again) inserts nothing. Built once; the copied columns are read from the stored row.
+_SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
+# Moved by the schedule rather than copied: the due date becomes the stored next one.
+_MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id")
+SUCCESSOR = (
+    pg_insert(Task)
+    .from_select(
+        ["user_id", *COPIED_TO_SUCCESSOR, *_MOVED],
+        owned_task(
+            select(
+                bindparam(OWNER),
+                *(_T[name] for name in COPIED_TO_SUCCESSOR),
+                _T.next_due_date,
+                sql_cast(
+                    bindparam("following_due_date", type_=_T.next_due_date.type),
+                    _T.next_due_date.type,
+                ),
+                bindparam("reminders", type_=JSONB),  # sent as `%(reminders)s::JSONB`
+                _T.id,
+            ).where(
+                _T.id == _SUCCESSOR_OF,
+                _T.completed == true(),
+                _T.completed_at == func.now(),
+                _T.recurrence.is_not(None),
+                _T.next_due_date.is_not(None),
+            )
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=["previous_task_id"])
+)
+# The fields that make up a task's schedule: writing any of them re-plans it.
+SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a write of `values` (with `plan_schedule`'s schedule columns) will leave of the stored
+    task `id` due at `due_date`: what its next occurrence is computed from (`_succeed`)."""
+
+    id: int
+    due_date: datetime | None
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        return self.values[name]
+
+
+def plan_schedule(
+    recurrence: str | None,
+    time_zone: str,
+    due_date: datetime | None,
+    reminders: list[dict[str, Any]],
+    *,
+    current: TaskRow | None = None,
+) -> dict[str, Any]:
+    """The schedule columns of a task with these fields (`current`: as stored before, if it
+    exists). A new rule or time zone (re)starts the series at the due date, and must give an
+    occurrence after it; the same rule keeps the series' start and id, and a due date moved
+    only changes which occurrence comes next. Raises `InvalidRequest` for a combination the
+    fields' own validation cannot see."""
+    if due_date is None and any("minutes_before_due" in r for r in reminders):
+        raise InvalidRequest.at("body.reminders", "A minutes_before_due reminder needs a due_date")
+    values: dict[str, Any] = dict.fromkeys(PLANNED)
+    values.update(recurrence=recurrence, time_zone=time_zone, reminders=reminders)
+    if recurrence is None:
+        return values
+    if due_date is None:
+        raise InvalidRequest.at(
+            "body.due_date", "A recurring task needs a due_date: its first occurrence"
+        )
+    if (
+        current is not None
+        and current.series_start is not None
+        and current.recurrence == recurrence
+        and current.time_zone == time_zone
+    ):
+        start, restart = current.series_start, False
+    else:
+        start, restart = due_date, True
+    next_due = Schedule.of(recurrence, time_zone, start).next_after(due_date)
+    if restart and next_due is None:
+        raise InvalidRequest.at(
+            "body.recurrence",
+            "The rule gives no occurrence after the due date (none within "
+            f"{HORIZON_YEARS} years, or COUNT/UNTIL end the series at once)",
+        )
+    series_id = current.series_id if current is not None else None
+    values.update(
+        series_id=series_id or str(uuid.uuid4()),
+        series_start=start,
+        next_due_date=next_due,
+    )
+    return values
+
+
+def moved_reminders(
+    reminders: list[dict[str, Any]], old_due: datetime, new_due: datetime
+) -> list[dict[str, Any]]:
+    """A successor's reminders: the same, an `at` moved as far as the due date moved (dropped
+    if that leaves the years an instant may have)."""
+    moved: list[dict[str, Any]] = []
+    for reminder in reminders:
+        if "at" in reminder:
+            at = shift_reminder(datetime.fromisoformat(reminder["at"]), old_due, new_due)
+            if at is None:
+                continue
+            reminder = {"at": _instant_text(at)}
+        moved.append(reminder)
+    return moved
+
+
+_INSTANT = TypeAdapter(datetime)
+
+
+def _instant_text(instant: datetime) -> str:
+    """An instant as `reminders_json` stores it (pydantic's JSON form of a UTC datetime)."""
+    return cast(str, _INSTANT.dump_python(instant, mode="json"))
+
+
+def not_recurring() -> InvalidRequest:
+    return InvalidRequest.at(
+        "body.recurrence",
+        "A subtask does not recur: only top-level tasks have a recurrence (a recurring "
+        "task's subtasks come back with each occurrence)",
+    )

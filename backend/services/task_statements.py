@@ -1,0 +1,208 @@
+"""The statements on `tasks`: the column sets a task is read with, the values a write sets, and
+the hot routes' statements (get, create, toggle, delete, statistics, a subtree), built once at
+import (only their values change). Every one is built with `owned_task`, which adds
+`tasks.user_id = :owner`; `Scoped._run` binds `owner` to the caller (backend/services/scope.py).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Boolean,
+    Integer,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import array as postgresql_array
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend.models import Priority, Task
+from backend.models.task_fields import WRITABLE
+from backend.models.task_list import MAX_DEPTH, TaskList
+from backend.services.scope import OWNER, Stmt, owned
+from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
+
+# Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
+TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
+_T = Task.__table__.c  # type: ignore[attr-defined]
+_L = TaskList.__table__.c  # type: ignore[attr-defined]
+_CHILD = Task.__table__.alias("child")  # type: ignore[attr-defined]
+
+
+def _subtask_counts() -> tuple[Any, Any]:
+    """A task's subtask counts, computed with the row wherever one is read or written (the
+    parent-key index). A completed task has no open subtask (completing one completes its
+    subtasks, migration 0018), which also holds in the RETURNING of the statement that
+    completes it, whose subqueries still see the subtasks as they were."""
+    children = owned(select(func.count()), _CHILD.c.user_id).where(_CHILD.c.parent_id == _T.id)
+    total = children.correlate(Task.__table__).scalar_subquery()  # type: ignore[attr-defined]
+    pending = children.where(_CHILD.c.completed == false())
+    open_ = pending.correlate(Task.__table__).scalar_subquery()  # type: ignore[attr-defined]
+    return (
+        total.label("subtask_count"),
+        case((_T.completed == true(), 0), else_=open_).label("open_subtask_count"),
+    )
+
+
+# What every statement that hands a task to the API returns: its columns and its counts.
+TASK_VIEW = (*TASK_COLUMNS, *_subtask_counts())
+# A task just created has no subtasks.
+CREATED_VIEW = (
+    *TASK_COLUMNS,
+    literal(0).label("subtask_count"),
+    literal(0).label("open_subtask_count"),
+)
+
+
+def owned_task(statement: Stmt) -> Stmt:
+    """A statement on `tasks`, scoped to the caller's rows."""
+    return owned(statement, _T.user_id)
+
+
+def completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
+    """Values that set `completed` and keep `completed_at` consistent with it.
+
+    `completed` is a value, or an expression over the stored row (a toggle). An
+    already-completed task keeps its original completion time.
+    """
+    stamp = func.coalesce(_T.completed_at, func.now())
+    if isinstance(completed, bool):
+        completed_at: Any = stamp if completed else None
+    else:
+        completed_at = case((completed, stamp), else_=None)
+    return {"completed": completed, "completed_at": completed_at}
+
+
+def changing(statement: Any, values: dict[str, Any]) -> Any:
+    """An UPDATE of one task: every change bumps `version` in the same statement, so the
+    ETag changes with it and concurrent writers each see (and bump) the other's version."""
+    return statement.values(**values, updated_at=func.now(), version=_T.version + 1).returning(
+        *TASK_VIEW
+    )
+
+
+TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
+GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
+TOGGLE = changing(owned_task(update(Task).where(_T.id == TASK_ID)), completion(~_T.completed))
+DELETE = owned_task(delete(Task).where(_T.id == TASK_ID)).returning(_T.id, _T.title)
+_COMPLETED = bindparam("completed", type_=Boolean)
+# The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the
+# server derives from them.
+PLANNED = ("recurrence", "time_zone", "reminders", "series_id", "series_start", "next_due_date")
+# Where the task is: written by the placement statements (backend/services/task_tree.py).
+PLACED = ("list_id", "parent_id")
+# The writable fields written as sent (`completed` also sets `completed_at`; the schedule
+# fields go through `plan_schedule`, the placement through task_tree.py).
+AS_SENT = set(WRITABLE) - {"completed", *PLANNED, *PLACED}
+# What a create writes (but `user_id` and the placement): one bound value per column.
+CREATE_VALUES: dict[str, Any] = {
+    "completed": _COMPLETED,
+    "completed_at": case((_COMPLETED, func.now()), else_=None),
+    **{
+        name: bindparam(name, type_=_T[name].type)
+        for name in (*(f for f in WRITABLE if f in AS_SENT), *PLANNED)
+    },
+}
+CREATE = insert(Task).values(user_id=bindparam(OWNER), **CREATE_VALUES).returning(*CREATED_VIEW)
+
+# Statistics in one statement: the counts, the tasks in no list, and every list's counts (in
+# the order of the lists) as JSON.
+_PER_LIST = (
+    owned_task(
+        select(
+            _T.list_id,
+            func.count().label("total"),
+            func.count().filter(_T.completed == true()).label("completed"),
+        )
+    )
+    .where(_T.list_id.is_not(None))
+    .group_by(_T.list_id)
+    .subquery("per_list")
+)
+_LISTS_COUNTED = (
+    owned(
+        select(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_object(
+                            literal_column("'id'"),
+                            _L.id,
+                            literal_column("'name'"),
+                            _L.name,
+                            literal_column("'total'"),
+                            func.coalesce(_PER_LIST.c.total, 0),
+                            literal_column("'completed'"),
+                            func.coalesce(_PER_LIST.c.completed, 0),
+                        ),
+                        _L.position,
+                    )
+                ),
+                literal_column("'[]'::json"),
+            )
+        ).select_from(
+            TaskList.__table__.outerjoin(_PER_LIST, _PER_LIST.c.list_id == _L.id)  # type: ignore[attr-defined]
+        ),
+        _L.user_id,
+    )
+    .correlate(None)
+    .scalar_subquery()
+)
+STATS = owned_task(
+    select(
+        func.count(),
+        func.count().filter(_T.completed == true()),
+        func.count().filter(_T.completed == false(), _T.due_date < func.now()),
+        *(func.count().filter(_T.priority == p) for p in Priority),
+        func.count().filter(_T.list_id.is_(None)),
+        func.count().filter(_T.list_id.is_(None), _T.completed == true()),
+        _LISTS_COUNTED,
+    ).select_from(Task)
+)
+
+# A task's subtree, depth-first in position order: the task, then each subtask followed by
+# its own (ordered by the path of positions from the task). Bounded by MAX_DEPTH and
+# SUBTASKS_PER_TASK: one statement, one page.
+_SUBTREE_WALK: Any = owned_task(
+    select(_T.id, sql_cast(postgresql_array([], type_=BigInteger), ARRAY(BigInteger)).label("path"))
+).where(_T.id == TASK_ID)
+_SUBTREE_WALK = _SUBTREE_WALK.cte("subtree", recursive=True)
+_SUBTREE_WALK = _SUBTREE_WALK.union_all(
+    owned_task(select(_T.id, func.array_append(_SUBTREE_WALK.c.path, _T.position))).where(
+        _T.parent_id == _SUBTREE_WALK.c.id,
+        func.cardinality(_SUBTREE_WALK.c.path) < MAX_DEPTH,
+    )
+)
+SUBTREE = (
+    owned_task(select(*TASK_VIEW)).where(_T.id == _SUBTREE_WALK.c.id).order_by(_SUBTREE_WALK.c.path)
+)
+
+
+def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
+    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold)."""
+    return changing(owned_task(update(Task).where(_T.id == TASK_ID, *conditions)), values)
+
+
+@lru_cache(maxsize=64)
+def create_statements(shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]:
+    return create_statement(shape, CREATE_VALUES, CREATED_VIEW)
+
+
+@lru_cache(maxsize=128)
+def move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tuple[Any, Any]:
+    return move_statement(shape, checked=checked, values={}, returning=TASK_VIEW)
