@@ -29,7 +29,7 @@ class NoticeError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Refusal:
+class ServerRefusal:
     """The server refused the request (`task_api_refuse`): TA429 over the write limit, TA401
     an account gone or a token revoked (`reason`), TA208 an Idempotency-Key's replay, TA422
     its mismatch, TS400 a bulk step (`index`) that wrote nothing (`reason`: why, `missing`)."""
@@ -44,7 +44,7 @@ class Notices:
     """One message's notices of ours, each at most once."""
 
     count: tuple[int, int] | None = None  # a write's (hits, seconds to the window's reset)
-    refusal: Refusal | None = None
+    refusal: ServerRefusal | None = None
     rows: list[dict[str, Any]] | None = None  # `task_api_return`'s rows
     replay: dict[str, Any] | None = None  # an Idempotency-Key's recorded response
 
@@ -82,7 +82,7 @@ def _parse(kind: str, body: str) -> Any:
         refusal = _REFUSAL.fullmatch(body)
         if refusal is not None:
             index = refusal["index"]
-            return Refusal(
+            return ServerRefusal(
                 refusal["code"], None if index is None else int(index), refusal["reason"]
             )
     elif kind in ("rows", "replay"):
