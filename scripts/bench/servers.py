@@ -327,17 +327,24 @@ class PostgresCpu:
     def cpu_seconds(self) -> float | None:
         if self.pid is None:
             return None
-        try:
-            postmaster = psutil.Process(self.pid)
-            times = postmaster.cpu_times()
-            total = times.user + times.system + times.children_user + times.children_system
-            children = postmaster.children(recursive=True)
-        except psutil.Error:
-            return None
-        for child in children:
+        # A backend that exits between reading the postmaster's reaped-children times and
+        # listing its live children would be counted in neither: read again until the reaped
+        # times did not move while the children were read.
+        for _ in range(20):
             try:
-                child_times = child.cpu_times()
-            except psutil.Error:  # exited since: counted in the postmaster's children_* once reaped
-                continue
-            total += child_times.user + child_times.system
-        return float(total)
+                postmaster = psutil.Process(self.pid)
+                before = postmaster.cpu_times()
+                live = 0.0
+                for child in postmaster.children(recursive=True):
+                    try:
+                        child_times = child.cpu_times()
+                    except psutil.Error:  # exited since: in children_* once reaped
+                        continue
+                    live += child_times.user + child_times.system
+                after = postmaster.cpu_times()
+            except psutil.Error:
+                return None
+            reaped = (before.children_user, before.children_system)
+            if reaped == (after.children_user, after.children_system):
+                return float(after.user + after.system + sum(reaped) + live)
+        return None
