@@ -185,6 +185,7 @@ def make_row(
     parameters from `known`, made first when missing); remembered in `known`."""
     if name in known:
         return known[name]
+    assert name in made, f"nothing makes {{{name}}}: see test_every_path_parameter_can_be_filled"
     creator = made[name]
     for outer in path_parameters(creator.collection):
         make_row(client, account, outer, known, made)
