@@ -1,6 +1,10 @@
 """The error examples in the OpenAPI document are bodies the API really sends: each one that a
 test can provoke is provoked here and compared with the example, byte for byte as JSON.
 
+An example of a missing row named by the path (`task_not_found`, a new resource's) needs no
+entry: it is provoked on the routes that document it, read from the OpenAPI document, with the
+path's last row missing and the others made (tests/resources.py).
+
 The rest cannot be provoked against a healthy test database (`service_unavailable`,
 `database_unreachable`, `migrations_pending`; tests/reliability covers those answers), or need a
 constraint the validation does not catch (`conflict`).
@@ -20,6 +24,14 @@ from backend.config import Settings
 from backend.main import create_app
 from backend.services.changes import prune
 from tests.conftest import Account
+from tests.resources import (
+    TWIN_PREFIX,
+    creators,
+    fill_path,
+    make_row,
+    path_parameters,
+    the_app_routes,
+)
 
 NOT_PROVOKED = {
     "service_unavailable",
@@ -100,7 +112,6 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
     "bad_credentials": lambda client, alice: client.post(
         "/api/auth/login", json={"email": alice.email, "password": "wrong-password"}
     ),
-    "task_not_found": lambda client, alice: client.get("/api/tasks/999999", headers=alice.headers),
     "bulk_task_not_found": _bulk_missing,
     "email_taken": lambda client, alice: client.post(
         "/api/auth/register", json={"email": alice.email, "password": "password-123"}
@@ -116,7 +127,6 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
         "/api/tasks?cursor=not-a-cursor", headers=alice.headers
     ),
     "idempotency_key_mismatch": _key_mismatch,
-    "list_not_found": lambda client, alice: client.get("/api/lists/999999", headers=alice.headers),
     "list_reference_not_found": lambda client, alice: client.post(
         "/api/tasks", json={"title": "t", "list_id": 999_999}, headers=alice.headers
     ),
@@ -126,9 +136,6 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
     "subtask_cycle": _cycle,
     "list_name_taken": _name_taken,
     "list_precondition_failed": _list_precondition,
-    "conversation_not_found": lambda client, alice: client.get(
-        "/api/conversations/999999/messages", headers=alice.headers
-    ),
     # The test app has no chat provider configured.
     "chat_not_configured": lambda client, alice: client.post(
         "/api/chat", json={"message": "hi"}, headers=alice.headers
@@ -148,10 +155,31 @@ CHAT_PROVIDER = {
 FILLED = {"limit_reached", "too_many_lists"}
 
 
+def _missing_rows() -> dict[str, list[tuple[str, str]]]:
+    """Each 404 example without details (a row named by the path) -> the GET and DELETE routes
+    that document it (not the /api/{user_id}/ twins: their own tests), from the document."""
+    document = create_app(Settings(environment="test", jwt_secret="t" * 48)).openapi()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path, operations in document["paths"].items():
+        if path.startswith(TWIN_PREFIX) or not path_parameters(path):
+            continue
+        for method, operation in operations.items():
+            if method not in ("get", "delete"):
+                continue
+            content = operation["responses"].get("404", {}).get("content", {})
+            for name in content.get("application/json", {}).get("examples", {}):
+                if EXAMPLES[name].status == 404 and not EXAMPLES[name].details:
+                    found.setdefault(name, []).append((method.upper(), path))
+    return found
+
+
+MISSING_ROWS = _missing_rows()
+
+
 def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
-    # test_the_cursor_expired_example, after pruning.
-    provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER
+    # test_the_cursor_expired_example, after pruning; a missing row: test_a_missing_row.
+    provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER | set(MISSING_ROWS)
     assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
@@ -162,6 +190,26 @@ def test_the_example_is_what_the_api_answers(client: TestClient, alice: Account,
     response = PROVOKE[name](client, alice)
     assert response.status_code == example.status, response.text
     assert response.json() == example.example()["value"]
+
+
+@pytest.mark.parametrize("name", sorted(MISSING_ROWS))
+def test_a_missing_row(client: TestClient, alice: Account, name: str) -> None:
+    """Some route documenting the example answers it, byte for byte, when the last row of its
+    path is missing (the rows before it are Alice's own)."""
+    makers = creators(the_app_routes())
+    answers = []
+    for method, path in MISSING_ROWS[name]:
+        *outer, last = path_parameters(path)
+        known: dict[str, int] = {}
+        for parameter in outer:
+            make_row(client, alice, parameter, known, makers)
+        response = client.request(
+            method, fill_path(path, {**known, last: 999_999}), headers=alice.headers
+        )
+        if response.status_code == 404 and response.json() == EXAMPLES[name].example()["value"]:
+            return
+        answers.append((method, path, response.status_code, response.text))
+    pytest.fail(f"no route documenting {name} answers it: {answers}")
 
 
 def test_the_rate_limit_example(settings: Settings, register: Callable[..., Account]) -> None:

@@ -1,13 +1,16 @@
 """Isolation for every route that takes the door (a signed-in caller), generated from the
 app's route table: a new route is covered without anyone listing it.
 
-For each route, method and sample body, Bob sends the request aimed at Alice's task or list
-(the path's `{task_id}` / `{list_id}`, a bulk operation's task) and the same request aimed at
-one that does not exist: the two answers must be identical (status, body, header names). A
+For each route, method and sample body, Bob sends the request aimed at Alice's rows (every
+path parameter: `{task_id}`, `{list_id}` and any other, made through its collection's POST
+route, tests/resources.py; a bulk operation's task) and the same request aimed at rows that do
+not exist: the two answers must be identical (status, body, header names). A path with more
+than one row in it is also aimed at Alice's row in one parameter, Bob's in the others. A
 body that names other rows (`list_id`, `parent_id`, `after_id`, `before_id`) is sent again
 aimed at Bob's own row, naming Alice's rows, and naming rows that do not exist: identical
 answers again. Routes that name nothing of anyone's must not reveal Alice's rows in their
-answer. Alice's tasks and lists must be exactly as before, whatever Bob sent.
+answer. Alice's rows in every table with a `user_id` column (read from the database, so a new
+table is compared without being named) must be exactly as before, whatever Bob sent.
 
 Under /api/{user_id}/tasks and /api/{user_id}/lists, Bob puts Alice's user id in the path (and
 aims at Alice's row): every route, those naming nothing included, must answer exactly as Bob's
@@ -17,72 +20,35 @@ own path does for a row that does not exist (a 404), and change nothing of Alice
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
+from sqlalchemy import Engine
 
-from backend.api.door import door
-from backend.config import Settings
-from backend.main import create_app
-from tests.conftest import Account, api_routes
+from tests.conftest import Account
+from tests.resources import (
+    LIST,
+    LIST_REF,
+    REF,
+    SAMPLES,
+    TASK,
+    Creator,
+    body_model,
+    creators,
+    fill_path,
+    fill_sample,
+    make_row,
+    path_parameters,
+    snapshot,
+    takes_the_door,
+    the_app_routes,
+    unfillable,
+)
 
-# Placeholders in the sample bodies: the target task (a bulk operation's), a list, another
-# task (a parent or an anchor) and another list (a list's anchor).
-TASK, LIST, REF, LIST_REF = -1, -2, -3, -4
-# Valid bodies for each body schema a route takes (each one is sent). A route with a body
-# schema missing here fails the test below: add a sample.
-SAMPLES: dict[str, list[Any]] = {
-    "TaskCreate": [
-        {"title": "bob's"},
-        {"title": "in a list", "list_id": LIST},
-        {"title": "a subtask", "parent_id": REF},
-    ],
-    # With a rule: the write reads the stored task first (its series), which must be as
-    # invisible to Bob as the write itself.
-    "TaskReplace": [
-        {
-            "title": "hijacked",
-            "completed": True,
-            "tags": ["x"],
-            "due_date": "2030-01-01",
-            "recurrence": "daily",
-            "time_zone": "Europe/Berlin",
-            "reminders": [{"minutes_before_due": 5}],
-        },
-        {"title": "moved", "list_id": LIST},
-        {"title": "moved", "parent_id": REF},
-    ],
-    "TaskUpdate": [
-        {"title": "hijacked", "priority": "low", "recurrence": "weekly"},
-        {"list_id": LIST},
-        {"parent_id": REF, "title": "moved"},
-    ],
-    "TaskCompletion": [{"completed": True}],
-    "BulkRequest": [
-        {
-            "operations": [
-                {"op": "set_priority", "id": TASK, "priority": "low"},
-                {"op": "complete", "id": TASK},
-            ]
-        },
-        {"operations": [{"op": "move", "id": TASK, "list_id": LIST}]},
-    ],
-    "TaskMove": [
-        {"list_id": LIST},
-        {"parent_id": REF},
-        {"after_id": REF},
-        {"before_id": REF},
-        {"list_id": LIST, "before_id": REF},
-    ],
-    "ListCreate": [{"name": "alice-secret-list"}],
-    "ListReplace": [{"name": "hijacked", "color": "#000000"}],
-    "ListUpdate": [{"name": "hijacked"}],
-    "ListMove": [{}, {"after_id": LIST_REF}, {"before_id": LIST_REF}],
-}
 ALICE_TITLE = "alice-secret-title"
 ALICE_LIST = "alice-secret-list"
 TWIN_STEMS = ("/api/{user_id}/tasks", "/api/{user_id}/lists")
@@ -102,23 +68,17 @@ CHAT_PATHS = {
 def _door_routes(
     skipped: set[str] = CHAT_PATHS,
 ) -> list[tuple[str, str, type[BaseModel] | None]]:
-    settings = Settings(environment="test", jwt_secret="t" * 48)
     found = []
-    for route in api_routes(create_app(settings)):
-        if not any(dependency.call is door for dependency in route.dependant.dependencies):
+    for route in the_app_routes():
+        if not takes_the_door(route) or route.path in skipped:
             continue
-        if route.path in skipped:
-            continue
-        bodies = [f.field_info.annotation for f in route.dependant.body_params]
-        body = next((b for b in bodies if b is not None), None)
-        # `X | None` (an optional body): the model inside.
-        model = next((a for a in getattr(body, "__args__", (body,)) if isinstance(a, type)), None)
         for method in sorted(route.methods):
-            found.append((method, route.path, model))
+            found.append((method, route.path, body_model(route)))
     return found
 
 
 ROUTES = _door_routes()
+MAKERS: dict[str, Creator] = creators(the_app_routes())
 CASES = [
     pytest.param(method, path, model, index, id=f"{method} {path} {index}")
     for method, path, model in ROUTES
@@ -129,6 +89,17 @@ CASES = [
 def test_only_chat_routes_are_left_to_their_own_tests() -> None:
     every = {path for _, path, _ in _door_routes(skipped=set())}
     assert every - {path for _, path, _ in ROUTES} == CHAT_PATHS
+
+
+def test_every_path_parameter_can_be_filled() -> None:
+    """Each `{name}` of every route is made by its collection's POST route (with a sample
+    body) or is declared in `MADE_ELSEWHERE`: otherwise the routes naming it go untested."""
+    missing = unfillable(the_app_routes())
+    assert not missing, (
+        f"path parameters no guard can fill: {missing}; give the collection a POST route and "
+        "its body schema a sample in tests/resources.py SAMPLES, or declare it in MADE_ELSEWHERE"
+    )
+    assert {"task_id", "list_id"} <= set(MAKERS)
 
 
 def test_the_route_table_is_found() -> None:
@@ -154,17 +125,14 @@ class Rows:
     list: int
     ref: int  # another task: a parent, an anchor
     list_ref: int  # another list: an anchor
+    more: dict[str, int] = field(default_factory=dict)  # any other path parameter's row
 
     def fill(self, sample: Any) -> Any:
-        text = json.dumps(sample)
-        for placeholder, value in (
-            (TASK, self.task),
-            (LIST, self.list),
-            (REF, self.ref),
-            (LIST_REF, self.list_ref),
-        ):
-            text = text.replace(str(placeholder), str(value))
-        return json.loads(text)
+        placeholders = {TASK: self.task, LIST: self.list, REF: self.ref, LIST_REF: self.list_ref}
+        return fill_sample(sample, placeholders)
+
+    def path(self) -> dict[str, int]:
+        return {"task_id": self.task, "list_id": self.list, **self.more}
 
 
 def _names_rows(sample: Any) -> bool:
@@ -172,7 +140,7 @@ def _names_rows(sample: Any) -> bool:
     return any(str(p) in text for p in (LIST, REF, LIST_REF))
 
 
-def _rows_of(client: TestClient, account: Account, title: str, name: str) -> Rows:
+def _rows_of(client: TestClient, account: Account, title: str, name: str, path: str) -> Rows:
     def task(**extra: Any) -> int:
         created = client.post("/api/tasks", json={"title": title, **extra}, headers=account.headers)
         assert created.status_code == 201, created.text
@@ -191,13 +159,11 @@ def _rows_of(client: TestClient, account: Account, title: str, name: str) -> Row
     )
     task(list_id=listed, completed=True)  # a task in the list, completed
     task(parent_id=rows.ref)  # a subtask
-    return rows
-
-
-def _state(client: TestClient, account: Account) -> Any:
-    tasks = client.get("/api/tasks", params={"limit": 500}, headers=account.headers).json()["data"]
-    lists = client.get("/api/lists", headers=account.headers).json()["data"]
-    return tasks, lists
+    # The rows of the path's other parameters, made through their collections.
+    known = rows.path()
+    for parameter in path_parameters(path):
+        make_row(client, account, parameter, known, MAKERS)
+    return replace(rows, more={k: v for k, v in known.items() if k not in rows.path()})
 
 
 MISSING = 10_000_000
@@ -206,6 +172,7 @@ MISSING = 10_000_000
 @pytest.mark.parametrize(("method", "path", "model", "index"), CASES)
 def test_bob_cannot_reach_alices_rows(
     client: TestClient,
+    db_engine: Engine,
     alice: Account,
     bob: Account,
     method: str,
@@ -213,10 +180,11 @@ def test_bob_cannot_reach_alices_rows(
     model: type[BaseModel] | None,
     index: int,
 ) -> None:
-    alices = _rows_of(client, alice, ALICE_TITLE, ALICE_LIST)
-    bobs = _rows_of(client, bob, "bob's own", "bob's list")
-    missing = Rows(task=MISSING, list=MISSING + 1, ref=MISSING + 2, list_ref=MISSING + 3)
-    before = _state(client, alice)
+    alices = _rows_of(client, alice, ALICE_TITLE, ALICE_LIST, path)
+    bobs = _rows_of(client, bob, "bob's own", "bob's list", path)
+    extra = {name: MISSING + 10 + n for n, name in enumerate(sorted(alices.more))}
+    missing = Rows(MISSING, MISSING + 1, MISSING + 2, MISSING + 3, extra)
+    before = snapshot(db_engine, alice.id)
     sample = SAMPLES[model.__name__][index] if model is not None else None
 
     def send(
@@ -226,11 +194,7 @@ def test_bob_cannot_reach_alices_rows(
         route: str = path,
         verb: str = method,
     ) -> Any:
-        url = (
-            route.replace("{task_id}", str(target.task))
-            .replace("{list_id}", str(target.list))
-            .replace("{user_id}", quote(user_id, safe=""))
-        )
+        url = fill_path(route, {**target.path(), "user_id": quote(user_id, safe="")})
         body = None
         if sample is not None and verb == method:
             # The bulk operation's task is the target; everything else named is `named`'s.
@@ -243,11 +207,17 @@ def test_bob_cannot_reach_alices_rows(
         ignore = {"x-request-id", "content-length"}
         assert set(foreign.headers) - ignore == set(absent.headers) - ignore
 
-    aims = (
-        "{task_id}" in path
-        or "{list_id}" in path
-        or (model is not None and model.__name__ == "BulkRequest")
-    )
+    parameters = path_parameters(path)
+    aims = bool(parameters) or (model is not None and model.__name__ == "BulkRequest")
+
+    def one(rows: Rows, parameter: str, value: int) -> Rows:
+        """`rows` with one path parameter's row swapped for `value`."""
+        if parameter == "task_id":
+            return replace(rows, task=value)
+        if parameter == "list_id":
+            return replace(rows, list=value)
+        return replace(rows, more={**rows.more, parameter: value})
+
     twin = next((stem for stem in TWIN_STEMS if path.startswith(stem)), None)
     if twin is not None:
         # Alice's id in Bob's path: what Bob's own path answers for a row that does not
@@ -265,6 +235,12 @@ def test_bob_cannot_reach_alices_rows(
         if aims:
             # Alice's task or list as the target (naming Bob's own rows otherwise).
             same(send(alices, bobs), send(missing, bobs))
+            if len(parameters) > 1:
+                # One parameter Alice's row, the others Bob's own: as if it did not exist.
+                for parameter in parameters:
+                    foreign_one = one(bobs, parameter, alices.path()[parameter])
+                    absent_one = one(bobs, parameter, missing.path()[parameter])
+                    same(send(foreign_one, bobs), send(absent_one, bobs))
         if sample is not None and _names_rows(sample):
             # Bob's own target, naming Alice's rows: as if they did not exist.
             same(send(bobs, alices), send(bobs, missing))
@@ -274,4 +250,4 @@ def test_bob_cannot_reach_alices_rows(
             assert ALICE_TITLE not in answer.text and alice.id not in answer.text
             if ALICE_LIST not in json.dumps(sample):  # Bob may name a list as Alice did
                 assert ALICE_LIST not in answer.text, answer.text
-    assert _state(client, alice) == before
+    assert snapshot(db_engine, alice.id) == before

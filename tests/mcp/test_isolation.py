@@ -1,18 +1,20 @@
 """Two users: B's agent never sees, changes or learns of A's tasks and lists, whatever it
 sends: B's token with A's user_id, A's task and list ids (as the target, or as a list, parent
 or listing filter), A's list names, every tool. The answers are those for a task or list that
-does not exist, and A's rows stay exactly as they were."""
+does not exist, and A's rows stay exactly as they were: every table with a `user_id` column,
+read from the database (tests/resources.py), so a new tool's table is compared unnamed."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from backend.mcp.tools import TOOLS
 from tests.conftest import Account, count_rows
 from tests.mcp.conftest import NOT_FOUND, mcp_client, rest, run, structured, task_rows, tool_error
+from tests.resources import snapshot
 
 MISSING_ID = 9_000_000_000
 # Placeholders: the owner's target task, another task of theirs (a parent), their list's id
@@ -79,12 +81,6 @@ def test_every_tool_is_tried() -> None:
         by_name[name].arguments.model_validate(_fill(arguments, rows))
 
 
-def _lists(engine: Engine, user_id: str) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        query = text("SELECT * FROM task_lists WHERE user_id = :user ORDER BY id")
-        return [dict(row._mapping) for row in conn.execute(query, {"user": user_id})]
-
-
 def test_another_users_rows_are_invisible_and_untouchable(
     unlimited_live_server: str, alice: Account, bob: Account, db_engine: Engine
 ) -> None:
@@ -105,7 +101,7 @@ def test_another_users_rows_are_invisible_and_untouchable(
     b_task = api_b.post("/api/tasks", json={"title": "B's own"}).json()["data"]["id"]
     b_ref = api_b.post("/api/tasks", json={"title": "B's other"}).json()["data"]["id"]
     bobs = {TASK: b_task, REF: b_ref, LIST: b_list, LIST_NAME: "B's list"}
-    a_before, a_lists = task_rows(db_engine, alice.id), _lists(db_engine, alice.id)
+    a_before, a_everything = task_rows(db_engine, alice.id), snapshot(db_engine, alice.id)
     b_before = task_rows(db_engine, bob.id)
     not_found = {tool.name: {**NOT_FOUND, "message": tool.not_found} for tool in TOOLS}
 
@@ -174,8 +170,7 @@ def test_another_users_rows_are_invisible_and_untouchable(
             assert A_LIST not in json.dumps(lists)
 
     run(main)
-    assert task_rows(db_engine, alice.id) == a_before
-    assert _lists(db_engine, alice.id) == a_lists
+    assert snapshot(db_engine, alice.id) == a_everything
     # Bob's own writes went to Bob's rows only (never to Alice's).
     assert all(row["user_id"] == bob.id for row in task_rows(db_engine, bob.id))
     assert len(task_rows(db_engine, bob.id)) >= len(b_before)

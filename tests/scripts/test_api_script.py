@@ -10,10 +10,13 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
 from tests.conftest import ROOT
+from tests.conftest import api_routes as api_routes_of
+from tests.resources import SAMPLES, body_model, creators, make_row, path_parameters
 
 SCRIPT = ROOT / "scripts" / "api.sh"
 ROUTE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(\S+)", re.MULTILINE)
@@ -24,6 +27,14 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 def script_routes() -> dict[tuple[str, str], str]:
     """(method, path) -> command, from the script's own route table."""
     return {(m, p): c for m, p, c in ROUTE_LINE.findall(SCRIPT.read_text())}
+
+
+USAGE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(.+)$", re.MULTILINE)
+
+
+def script_usages() -> dict[tuple[str, str], list[str]]:
+    """(method, path) -> the command and its arguments as the route table writes them."""
+    return {(m, p): u.split() for m, p, u in USAGE_LINE.findall(SCRIPT.read_text())}
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -65,6 +76,43 @@ def status_of(result: subprocess.CompletedProcess[str]) -> int:
 def test_every_served_route_has_a_command(app: FastAPI) -> None:
     missing = served_routes(app) - set(script_routes())
     assert not missing, f"add these routes to scripts/api.sh: {sorted(missing)}"
+    stale = set(script_routes()) - served_routes(app)
+    assert not stale, f"scripts/api.sh has commands for routes nobody serves: {sorted(stale)}"
+
+
+def _run_generated(api: Api, app: FastAPI) -> None:
+    """Each served command the walk above did not run, from its route-table line: an `ID` is a
+    row made for its path through the collections' POST routes (tests/resources.py), a `JSON`
+    (or `TITLE|JSON`, `NAME|JSON`) its body schema's first sample, optional arguments left out;
+    it must succeed. An argument of another kind fails: run that command in the walk."""
+    routes = {(m, r.path): r for r in api_routes_of(app) for m in r.methods}
+    makers = creators(list({id(r): r for r in routes.values()}.values()))
+    served = served_routes(app)
+    with httpx.Client(base_url=api.base_url) as http:
+        owner = _Headers({"Authorization": f"Bearer {api.token}"})
+        for (method, path), (command, *usage) in script_usages().items():
+            if command in api.ran or (method, path) not in served:
+                continue
+            known: dict[str, int] = {}
+            ids = [make_row(http, owner, p, known, makers) for p in path_parameters(path)]  # type: ignore[arg-type]
+            arguments = []
+            for token in usage:
+                if token.startswith("["):
+                    break
+                if token == "ID":
+                    arguments.append(str(ids.pop(0)))
+                elif token.endswith("JSON"):
+                    model = body_model(routes[(method, path)])
+                    assert model is not None and model.__name__ in SAMPLES, (command, model)
+                    arguments.append(json.dumps(SAMPLES[model.__name__][0]))
+                else:
+                    pytest.fail(f"{command}: no generated value for {token}; run it in the walk")
+            api.run(command, *arguments)
+
+
+@dataclass
+class _Headers:
+    headers: dict[str, str]
 
 
 def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> None:
@@ -200,6 +248,12 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     api.token = api.json("login", "ada@example.com", "pass-word-1")["data"]["access_token"]
     assert status_of(api.run("delete-me")) == 204
     assert status_of(api.run("me", expect_ok=False)) == 401
+
+    # The commands the walk did not run (a new resource's), generated, as a new account.
+    api.token = None
+    api.run("register", "bea@example.com", "pass-word-1")
+    api.token = api.json("login", "bea@example.com", "pass-word-1")["data"]["access_token"]
+    _run_generated(api, app)
 
     commands_for_served = {c for r, c in script_routes().items() if r in served_routes(app)}
     assert commands_for_served <= api.ran, commands_for_served - api.ran

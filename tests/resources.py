@@ -1,0 +1,232 @@
+"""What the generated guards know about the resources, declared once for all of them: the sample
+bodies of each body schema, how to make the row a path parameter names, and every per-user
+table (to compare before and after).
+
+The guards that read this (tests/api/test_isolation_routes.py, tests/mcp/test_isolation.py,
+tests/test_round_trips.py) enumerate routes and tools themselves; a new resource declares
+here only what cannot be derived: a sample body for each new body schema (`SAMPLES`). A path
+parameter `{<name>_id}` is filled by the POST route of its collection (the route path without
+the last `/{<name>_id}`, its body from `SAMPLES`), so a new nested resource needs nothing else;
+one whose rows no POST route creates fails `test_every_path_parameter_can_be_filled` until it
+has an entry in `MADE_ELSEWHERE`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+from sqlalchemy import Engine, text
+
+from backend.api.door import door
+from backend.config import Settings
+from backend.main import create_app
+from tests.conftest import Account, api_routes
+
+# Placeholders in the sample bodies: the target task (a bulk operation's), a list, another
+# task (a parent or an anchor) and another list (a list's anchor).
+TASK, LIST, REF, LIST_REF = -1, -2, -3, -4
+# Valid bodies for each body schema a route takes (each one is sent by the isolation test; the
+# first is what the round-trip test sends where it has no body of its own, and what makes a
+# row for a path parameter). A route with a body schema missing here fails the guards: add a
+# sample.
+SAMPLES: dict[str, list[Any]] = {
+    "TaskCreate": [
+        {"title": "bob's"},
+        {"title": "in a list", "list_id": LIST},
+        {"title": "a subtask", "parent_id": REF},
+    ],
+    # With a rule: the write reads the stored task first (its series), which must be as
+    # invisible to Bob as the write itself.
+    "TaskReplace": [
+        {
+            "title": "hijacked",
+            "completed": True,
+            "tags": ["x"],
+            "due_date": "2030-01-01",
+            "recurrence": "daily",
+            "time_zone": "Europe/Berlin",
+            "reminders": [{"minutes_before_due": 5}],
+        },
+        {"title": "moved", "list_id": LIST},
+        {"title": "moved", "parent_id": REF},
+    ],
+    "TaskUpdate": [
+        {"title": "hijacked", "priority": "low", "recurrence": "weekly"},
+        {"list_id": LIST},
+        {"parent_id": REF, "title": "moved"},
+    ],
+    "TaskCompletion": [{"completed": True}],
+    "BulkRequest": [
+        {
+            "operations": [
+                {"op": "set_priority", "id": TASK, "priority": "low"},
+                {"op": "complete", "id": TASK},
+            ]
+        },
+        {"operations": [{"op": "move", "id": TASK, "list_id": LIST}]},
+    ],
+    "TaskMove": [
+        {"list_id": LIST},
+        {"parent_id": REF},
+        {"after_id": REF},
+        {"before_id": REF},
+        {"list_id": LIST, "before_id": REF},
+    ],
+    "ListCreate": [{"name": "alice-secret-list"}],
+    "ListReplace": [{"name": "hijacked", "color": "#000000"}],
+    "ListUpdate": [{"name": "hijacked"}],
+    "ListMove": [{}, {"after_id": LIST_REF}, {"before_id": LIST_REF}],
+}
+
+# Path parameters the guards fill without a POST route: the caller's own id, and rows that
+# only something else makes (each with where its tests are).
+MADE_ELSEWHERE: dict[str, str] = {
+    "user_id": "the caller's id (or another user's): every guard puts it in itself",
+    "conversation_id": "a chat turn stores it (needs the fake model): tests/chat/test_isolation.py"
+    " and test_round_trips._chat",
+}
+# The /api/{user_id}/... twins answer as their own routes (backend/api/routes/user_tasks.py).
+TWIN_PREFIX = "/api/{user_id}/"
+
+
+def path_parameters(path: str) -> list[str]:
+    """The path's parameters in order, `{user_id}` left out."""
+    return [name for name in re.findall(r"\{(\w+)\}", path) if name != "user_id"]
+
+
+def fill_path(path: str, values: Mapping[str, Any]) -> str:
+    """Every `{name}` of the path from `values`; a parameter without one is an error."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in values, f"{path}: nothing fills {{{name}}}"
+        return str(values[name])
+
+    return re.sub(r"\{(\w+)\}", value, path)
+
+
+def body_model(route: APIRoute) -> type[BaseModel] | None:
+    """The route's body schema (`X | None`, an optional body: the model inside)."""
+    bodies = [f.field_info.annotation for f in route.dependant.body_params]
+    body = next((b for b in bodies if b is not None), None)
+    return next((a for a in getattr(body, "__args__", (body,)) if isinstance(a, type)), None)
+
+
+def takes_the_door(route: APIRoute) -> bool:
+    return any(dependency.call is door for dependency in route.dependant.dependencies)
+
+
+def the_app_routes() -> list[APIRoute]:
+    return api_routes(create_app(Settings(environment="test", jwt_secret="t" * 48)))
+
+
+@dataclass(frozen=True)
+class Creator:
+    """How a path parameter's row is made: POST to its collection with the schema's sample."""
+
+    collection: str
+    model: type[BaseModel] | None
+
+
+def creators(routes: list[APIRoute]) -> dict[str, Creator]:
+    """Each path parameter (but `MADE_ELSEWHERE`'s) -> the POST route that makes its rows:
+    the route at the path up to the parameter, under /api/ (not a twin)."""
+    posts = {r.path: r for r in routes if "POST" in r.methods}
+    found: dict[str, Creator] = {}
+    for route in routes:
+        for name in path_parameters(route.path):
+            if name in MADE_ELSEWHERE or name in found:
+                continue
+            head = route.path.split("/{" + name + "}", 1)[0]
+            post = posts.get(head)
+            if post is not None and not head.startswith(TWIN_PREFIX):
+                found[name] = Creator(head, body_model(post))
+    return found
+
+
+def unfillable(routes: list[APIRoute]) -> dict[str, list[str]]:
+    """Path parameter -> the routes naming it that no guard can fill."""
+    made = creators(routes)
+    missing: dict[str, list[str]] = {}
+    for route in routes:
+        for name in path_parameters(route.path):
+            if name not in made and name not in MADE_ELSEWHERE:
+                missing.setdefault(name, []).append(route.path)
+                continue
+            model = made[name].model if name in made else None
+            if model is not None and model.__name__ not in SAMPLES:
+                missing.setdefault(name, []).append(f"{route.path} (no sample {model.__name__})")
+    return missing
+
+
+def fill_sample(sample: Any, rows: Mapping[int, int]) -> Any:
+    """A sample with its placeholders replaced by row ids."""
+    text_ = json.dumps(sample)
+    for placeholder, value in rows.items():
+        text_ = text_.replace(str(placeholder), str(value))
+    return json.loads(text_)
+
+
+def make_row(
+    client: TestClient,
+    account: Account,
+    name: str,
+    known: dict[str, int],
+    made: Mapping[str, Creator],
+) -> int:
+    """A row for `{name}`, owned by `account`, made through the API (its collection's own path
+    parameters from `known`, made first when missing); remembered in `known`."""
+    if name in known:
+        return known[name]
+    assert name in made, f"nothing makes {{{name}}}: see test_every_path_parameter_can_be_filled"
+    creator = made[name]
+    for outer in path_parameters(creator.collection):
+        make_row(client, account, outer, known, made)
+    body = None
+    if creator.model is not None:
+        placeholders = {TASK: known.get("task_id", 0), LIST: known.get("list_id", 0)}
+        body = fill_sample(SAMPLES[creator.model.__name__][0], placeholders)
+    url = fill_path(creator.collection, known)
+    created = client.post(url, json=body, headers=account.headers)
+    assert created.status_code in (200, 201), (url, created.text)
+    row_id: int = created.json()["data"]["id"]
+    known[name] = row_id
+    return row_id
+
+
+def per_user_tables(engine: Engine) -> list[str]:
+    """Every table with a `user_id` column: the database's (what the migrations made), which
+    must include every such table of the metadata (what the models say)."""
+    from sqlmodel import SQLModel
+
+    import backend.models  # noqa: F401  (registers every table on the metadata)
+
+    query = text(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND column_name = 'user_id' ORDER BY table_name"
+    )
+    with engine.connect() as conn:
+        tables = [row[0] for row in conn.execute(query)]
+    modelled = {t.name for t in SQLModel.metadata.tables.values() if "user_id" in t.c}
+    assert modelled <= set(tables), modelled - set(tables)
+    return tables
+
+
+def snapshot(engine: Engine, user_id: str) -> dict[str, list[str]]:
+    """Every row of every per-user table that belongs to `user_id`, each as JSON, in order."""
+    state = {}
+    with engine.connect() as conn:
+        for table in per_user_tables(engine):
+            rows = conn.execute(
+                text(f'SELECT to_jsonb(t)::text FROM "{table}" AS t WHERE user_id = :user'),
+                {"user": user_id},
+            )
+            state[table] = sorted(row[0] for row in rows)
+    return state
