@@ -61,7 +61,7 @@ from backend.services.task_statements import (
     STATS,
     SUBTREE,
     TASK_VIEW,
-    TOGGLE,
+    COMPLETES_SERIES,
     completion,
     create_statements,
     move_statements,
@@ -106,6 +106,9 @@ class TaskStats:
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
 _EMPTY_PAGE_ATTEMPTS = 5
+# How often a completion of a series is read and written before it holds its row instead
+# (`_write_completing`): each try fails only when another write changed the task between.
+_COMPLETION_TRIES = 3
 
 
 class TaskService(Scoped):
@@ -271,7 +274,9 @@ class TaskService(Scoped):
             if placement is not None:
                 moved = self._move(task_id, placement, expected, values, last=last)
                 return self._completing(moved)
-            return self._completing(self._update(task_id, values, expected, last=last))
+            if not last:
+                return self._write_completing(task_id, values, expected)
+            return self._update(task_id, values, expected, last=True)
         # The schedule is the stored one with the sent fields over it: read it first (with
         # the caller's entry, in the first message), then write it last (with the COMMIT).
         current = self._current(task_id, expected)
@@ -430,15 +435,48 @@ class TaskService(Scoped):
         One UPDATE computes the new state from the stored one, so concurrent toggles
         never lose an update.
         """
-        if completed is None and expected is None:
-            task = self._run(TOGGLE, task_id=task_id).one_or_none()
+        if completed is False:  # reopening adds nothing after the write
+            return self._update(task_id, completion(False), expected, last=True)
+        target: ColumnElement[bool] | bool = ~_T.completed if completed is None else True
+        return self._write_completing(task_id, completion(target), expected)
+
+    def _write_completing(
+        self, task_id: int, values: dict[str, Any], expected: Expected = None
+    ) -> TaskRow:
+        """Write `values`, which may complete the task, committing in the write's own message
+        so that no lock is held while a message crosses the network (specs/statements.md).
+        Completing a recurring task adds its next occurrence, computed from the stored row:
+        that write is sent once the row has been read, in a second message that commits it
+        with the occurrence only if the task is still the version read (else it tries again).
+        Where the transaction cannot end with the write (an Idempotency-Key's record follows),
+        or the task keeps changing, the write holds its row until its COMMIT instead."""
+        conditions = version_in(_T.version, expected)
+        for attempt in range(_COMPLETION_TRIES):
+            if attempt:
+                self._begin_again()
+            outcome = self._run_last_or_stored(
+                updating(values, *conditions, ~COMPLETES_SERIES),
+                GET.where(*conditions),
+                task_id=task_id,
+            )
+            if outcome is None:  # the transaction goes on after this write
+                break
+            task, written = outcome
             if task is None:
-                raise NotFound("Task not found")
-            return self._completing(cast(TaskRow, task))
-        target: ColumnElement[bool] | bool = ~_T.completed if completed is None else completed
-        # Reopening adds nothing after the write; completing may (a next occurrence).
-        last = completed is False
-        return self._completing(self._update(task_id, completion(target), expected, last=last))
+                self._missing_or_stale(task_id, expected)
+            if written:
+                return cast(TaskRow, task)
+            # Completes a series: its next occurrence rides with the completion's COMMIT.
+            self._begin_again()
+            self._succeed(task)
+            rows = self._run_last(
+                updating(values, _T.version == task.version, COMPLETES_SERIES), task_id=task_id
+            )
+            if rows:
+                return cast(TaskRow, rows[0])
+        if self._can_begin_again():
+            self._begin_again()
+        return self._completing(self._update(task_id, values, expected))
 
     def delete(self, task_id: int, expected: Expected = None) -> str:
         """Delete the task (its subtree with it); return the title it had."""
