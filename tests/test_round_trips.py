@@ -38,9 +38,9 @@ from tests.mcp.conftest import call_tool_rpc, post_rpc
 # lock), the write (its rows returned in a notice) and `COMMIT`. Completing a recurring task
 # (toggle, complete, PATCH `completed`) is two messages that each commit: the first finds the
 # stored row, the second writes the completion with its next occurrence. A bulk with
-# `complete`, a write that records an Idempotency-Key, or a schedule change (the stored rule
-# read first) is two: the write's answer decides what else the transaction holds, which rides
-# with the `COMMIT`. Lower a budget here when a change
+# `complete` or a write that records an Idempotency-Key is two: the write's answer decides what
+# else the transaction holds, which rides with the `COMMIT`. A schedule change is two messages
+# that each commit: the stored rule read, then the write naming the version read. Lower a budget here when a change
 # removes round trips. No pool ping: a busy pool's checkout costs none (backend/db/engine.py).
 BUDGETS: dict[str, int] = {
     "GET /api/tasks": 1,
@@ -125,10 +125,6 @@ BUDGETS: dict[str, int] = {
 # each begin and end within one message.
 # Each is issue 31's remaining work (item 4), with why it holds today.
 HOLDS_ACROSS_ROUND_TRIP: dict[str, str] = {
-    # The stored rule is read in the write's transaction, then the write sent.
-    "PATCH /api/tasks/{task_id}+schedule": "schedule read, then written",
-    "PATCH /api/tasks/{task_id}+schedule and completion": "schedule read, then written",
-    "PATCH /api/tasks/{task_id}+schedule and list_id": "schedule read, then written",
     # The completed tasks' next occurrences ride with the COMMIT, after the steps' answer.
     "POST /api/tasks/bulk": "successors after the steps",
     "POST /api/tasks/bulk+100 operations": "successors after the steps",

@@ -264,6 +264,8 @@ class UnitOfWork:
         open_transaction = self._counts_write
         unsent_sent = False
         if take_unsent(conn) is not None:
+            if committed_before(conn):
+                return  # a further transaction that sent nothing: the first was counted
             # No statement ran: the entry alone, as one implicit transaction.
             open_transaction = False
             conn.exec_driver_sql(*entry)
