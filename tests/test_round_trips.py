@@ -40,8 +40,9 @@ from tests.mcp.conftest import call_tool_rpc, post_rpc
 # stored row, the second writes the completion with its next occurrence. A bulk with
 # `complete` or a write that records an Idempotency-Key is two: the write's answer decides what
 # else the transaction holds, which rides with the `COMMIT`. A schedule change is two messages
-# that each commit: the stored rule read, then the write naming the version read. Lower a budget here when a change
-# removes round trips. No pool ping: a busy pool's checkout costs none (backend/db/engine.py).
+# that each commit: the stored rule read, then the write naming the version read. Lower a
+# budget here when a change removes round trips. No pool ping: a busy pool's checkout costs
+# none (backend/db/engine.py).
 BUDGETS: dict[str, int] = {
     "GET /api/tasks": 1,
     "GET /api/tasks?search": 1,

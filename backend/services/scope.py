@@ -212,9 +212,8 @@ _RETURN = "SELECT task_api_return({rows})"
 # CTEs see the snapshot from before the write), marked with which it is.
 _WRITTEN = "task_api_written"
 _WRITTEN_OR_STORED = (
-    "WITH w AS ({write}), s AS ({stored}) "
-    + _RETURN.format(rows="jsonb_agg(r)")
-    + " FROM (SELECT to_jsonb(w) || '{{\"task_api_written\": true}}' FROM w UNION ALL "
+    "WITH w AS ({write}), s AS ({stored}) SELECT task_api_return(jsonb_agg(r)) "
+    "FROM (SELECT to_jsonb(w) || '{{\"task_api_written\": true}}' FROM w UNION ALL "
     "SELECT to_jsonb(s) || '{{\"task_api_written\": false}}' FROM s "
     "WHERE NOT EXISTS (SELECT FROM w)) AS x(r)"
 )

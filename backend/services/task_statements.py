@@ -10,11 +10,11 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    and_,
     BigInteger,
     BindParameter,
     Boolean,
     Integer,
+    and_,
     bindparam,
     case,
     delete,

@@ -54,6 +54,7 @@ from backend.services.task_schedule import (
 )
 from backend.services.task_statements import (
     AS_SENT,
+    COMPLETES_SERIES,
     CREATE,
     DELETE,
     GET,
@@ -61,7 +62,6 @@ from backend.services.task_statements import (
     STATS,
     SUBTREE,
     TASK_VIEW,
-    COMPLETES_SERIES,
     completion,
     create_statements,
     move_statements,
@@ -277,6 +277,7 @@ class TaskService(Scoped):
             if not last:
                 return self._write_completing(task_id, values, expected)
             return self._update(task_id, values, expected, last=True)
+
         # The schedule is the stored one with the sent fields over it: read it first (with
         # the caller's entry, in the first message), then write it (with the COMMIT).
         def plan_of(current: TaskRow) -> tuple[str | None, str, datetime | None, list[Any]]:

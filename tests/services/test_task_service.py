@@ -137,8 +137,7 @@ def test_concurrent_completions_of_a_series_add_one_occurrence(
             "SELECT count(*), min(due_date) FROM tasks WHERE previous_task_id = %s", (task_id,)
         ).one()
         events = conn.exec_driver_sql(
-            "SELECT type, (task->>'version')::int FROM task_events WHERE task_id = %s "
-            "ORDER BY id",
+            "SELECT type, (task->>'version')::int FROM task_events WHERE task_id = %s ORDER BY id",
             (task_id,),
         ).all()
     assert successors[0] == 1
