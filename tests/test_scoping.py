@@ -254,10 +254,14 @@ def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engi
 OUTSIDE_THE_EXECUTOR = {
     ("backend.services.scope", "Scoped._run"): "the executor: checks, then binds :owner",
     ("backend.services.scope", "Scoped._run_last"): "the executor: checks, then finishes",
+    ("backend.services.scope", "Scoped._run_last_or_stored"): (
+        "the executor: checks both, then finishes"
+    ),
     ("backend.services.scope", "Scoped._run_steps"): "the executor: checks every step first",
     ("backend.services.scope", "Scoped._run_ahead"): "the executor: checks, then sends ahead",
     ("backend.services.scope", "Scoped._run_at_commit"): "the executor: checks, then defers",
     ("backend.db.engine", "finish"): "the engine: sends what the executor checked and rendered",
+    ("backend.db.engine", "begin_again"): "the engine: queues the unit of work's own entry",
     ("backend.db.engine", "inline"): "the engine: renders a checked statement's parameters",
     ("backend.db.engine", "send_ahead"): "the engine: renders a statement the executor checked",
     ("backend.db.engine", "defer_to_commit"): "the engine: renders a checked statement",

@@ -351,6 +351,39 @@ def finish(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[s
     return rows
 
 
+def enter_again_with(
+    conn: Connection, sql: str, values: dict[str, Any], then: Callable[[Notices], None]
+) -> None:
+    """How a further transaction of this request enters (`begin_again`): `sql` (with `BEGIN`
+    and the `SET LOCAL`s) checks the account and takes the change lock, counting nothing."""
+    conn.info[_AGAIN] = (sql, values, then)
+
+
+def can_begin_again(conn: Connection) -> bool:
+    """Whether a statement committed the request's transaction (`finish`) and the request
+    may start another one (`begin_again`)."""
+    return finished(conn) and _AGAIN in conn.info
+
+
+def begin_again(conn: Connection) -> None:
+    """Start another transaction of this request, after `finish` committed the first: its
+    `BEGIN` and entry go with the next statement (no round trip of its own), and it ends as
+    the first did, by a statement that `finish`es it or the unit of work's COMMIT. What the
+    first committed (the write's count) stands whatever this one does."""
+    sql, values, then = conn.info[_AGAIN]
+    send_with_next_statement(conn, sql, values, then)
+    conn.info[_AT_COMMIT] = []
+    conn.info[_ENDED] = False
+    conn.info[_EVERY] = False
+    conn.info[_RESUMED] = True
+
+
+def committed_before(conn: Connection) -> bool:
+    """Whether an earlier transaction of this request committed (`begin_again`): its count
+    stands, so a failure now is not counted again."""
+    return bool(conn.info.get(_RESUMED, False))
+
+
 def notices(conn: Connection) -> Notices:
     """What the last message answered on `conn` sent back as notices of ours."""
     said: Notices = conn.info.get(_NOTICES, NONE)
@@ -504,6 +537,8 @@ _HELD = "task_api_commit_held"
 _ENDED = "task_api_transaction_ended"
 _NOTICES = "task_api_notices"
 _COMMITTING = "task_api_committing"
+_AGAIN = "task_api_enter_again"
+_RESUMED = "task_api_resumed"
 _CLOCK_OFFSET = "task_api_server_clock_offset"
 _IN_TIME = "task_api_commit_in_time"
 _READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)
@@ -519,4 +554,6 @@ _REQUEST_STATE = (
     _ENDED,
     _NOTICES,
     _COMMITTING,
+    _AGAIN,
+    _RESUMED,
 )

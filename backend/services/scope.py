@@ -32,6 +32,8 @@ from sqlalchemy.sql.elements import (
 from sqlalchemy.sql.selectable import Alias, Join
 
 from backend.db.engine import (
+    begin_again,
+    can_begin_again,
     can_finish,
     defer_to_commit,
     finish,
@@ -206,6 +208,17 @@ _STEP_REFUSED = "TS400"
 _RETURN = "SELECT task_api_return({rows})"
 
 
+# `_run_last_or_stored`: the written row, or the stored one when the write matched none (both
+# CTEs see the snapshot from before the write), marked with which it is.
+_WRITTEN = "task_api_written"
+_WRITTEN_OR_STORED = (
+    "WITH w AS ({write}), s AS ({stored}) SELECT task_api_return(jsonb_agg(r)) "
+    "FROM (SELECT to_jsonb(w) || '{{\"task_api_written\": true}}' FROM w UNION ALL "
+    "SELECT to_jsonb(s) || '{{\"task_api_written\": false}}' FROM s "
+    "WHERE NOT EXISTS (SELECT FROM w)) AS x(r)"
+)
+
+
 def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
     """A row that PostgreSQL sent as JSON (`to_jsonb`), typed as the driver types it: an
     instant from its ISO 8601 text, an enum member from its value; JSON, arrays, numbers and
@@ -251,6 +264,40 @@ class Scoped:
         returned = f"WITH r AS ({sql}) {_RETURN.format(rows='jsonb_agg(to_jsonb(r))')} FROM r"
         rows = finish(self._conn, returned, params)
         return [decoded(statement.exported_columns, row) for row in rows]
+
+    def _run_last_or_stored(
+        self, write: Any, stored: Any, **values: Any
+    ) -> tuple[Any, bool] | None:
+        """`write` (one row's UPDATE ... RETURNING) as the transaction's last statement, as
+        `_run_last` runs it, with `stored` (a SELECT of the same row, as it was before the
+        write) in the same statement: (the written row, True), or when `write` matched no row,
+        (the stored row or None, False). The message commits either way, so no lock outlives
+        it. None when the transaction cannot end here (`can_finish`): nothing was sent."""
+        _check(write)
+        _check(stored)
+        if not can_finish(self._conn):
+            return None
+        values = {OWNER: self.user_id, **values}
+        write_sql, params = render(self._conn, write, values, "l_")
+        stored_sql, stored_params = render(self._conn, stored, values, "s_")
+        rows = finish(
+            self._conn,
+            _WRITTEN_OR_STORED.format(write=write_sql, stored=stored_sql),
+            {**params, **stored_params},
+        )
+        if not rows:
+            return None, False
+        row = dict(rows[0])
+        written = bool(row.pop(_WRITTEN))
+        return decoded(write.exported_columns, row), written
+
+    def _can_begin_again(self) -> bool:
+        return can_begin_again(self._conn)
+
+    def _begin_again(self) -> None:
+        """A further transaction of this request, after a statement committed the first one
+        (`_run_last`): entered with the next statement, as the first was (`begin_again`)."""
+        begin_again(self._conn)
 
     def _hold_commit(self) -> None:
         """Something this service adds after the route's write must commit with it: the

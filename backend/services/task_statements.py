@@ -14,6 +14,7 @@ from sqlalchemy import (
     BindParameter,
     Boolean,
     Integer,
+    and_,
     bindparam,
     case,
     delete,
@@ -98,7 +99,16 @@ def changing(statement: Any, values: dict[str, Any]) -> Any:
 
 TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
 GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
-TOGGLE = changing(owned_task(update(Task).where(_T.id == TASK_ID)), completion(~_T.completed))
+# A write that completes a pending recurring task whose series goes on adds its next
+# occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
+# written only once that row has been read (`TaskService._write_completing`).
+COMPLETES_SERIES = and_(
+    _T.completed == false(),
+    _T.recurrence.is_not(None),
+    _T.next_due_date.is_not(None),
+    _T.series_start.is_not(None),
+    _T.due_date.is_not(None),
+)
 DELETE = owned_task(delete(Task).where(_T.id == TASK_ID)).returning(_T.id, _T.title)
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the

@@ -11,7 +11,7 @@ puts a task (task_placement.py, task_tree.py), a recurring task's schedule
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, cast
@@ -54,6 +54,7 @@ from backend.services.task_schedule import (
 )
 from backend.services.task_statements import (
     AS_SENT,
+    COMPLETES_SERIES,
     CREATE,
     DELETE,
     GET,
@@ -61,7 +62,6 @@ from backend.services.task_statements import (
     STATS,
     SUBTREE,
     TASK_VIEW,
-    TOGGLE,
     completion,
     create_statements,
     move_statements,
@@ -106,6 +106,9 @@ class TaskStats:
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
 _EMPTY_PAGE_ATTEMPTS = 5
+# How often a completion of a series is read and written before it holds its row instead
+# (`_write_completing`): each try fails only when another write changed the task between.
+_COMPLETION_TRIES = 3
 
 
 class TaskService(Scoped):
@@ -242,7 +245,7 @@ class TaskService(Scoped):
         if placement is not None and placement.parent is Sent.id:
             raise not_recurring()
         # A rule kept as it was keeps its series: read the stored one first.
-        return self._replan(task_id, values, plan, expected, placement=placement)
+        return self._replan(task_id, values, lambda _: plan, expected, placement=placement)
 
     def update(
         self,
@@ -271,19 +274,23 @@ class TaskService(Scoped):
             if placement is not None:
                 moved = self._move(task_id, placement, expected, values, last=last)
                 return self._completing(moved)
-            return self._completing(self._update(task_id, values, expected, last=last))
+            if not last:
+                return self._write_completing(task_id, values, expected)
+            return self._update(task_id, values, expected, last=True)
+
         # The schedule is the stored one with the sent fields over it: read it first (with
-        # the caller's entry, in the first message), then write it last (with the COMMIT).
-        current = self._current(task_id, expected)
-        plan = (
-            data.recurrence if "recurrence" in sent else current.recurrence,
-            str(data.time_zone) if "time_zone" in sent else current.time_zone,
-            data.due_date if "due_date" in sent else current.due_date,
-            reminders_json(data.reminders or []) if "reminders" in sent else current.reminders,
-        )
+        # the caller's entry, in the first message), then write it (with the COMMIT).
+        def plan_of(current: TaskRow) -> tuple[str | None, str, datetime | None, list[Any]]:
+            return (
+                data.recurrence if "recurrence" in sent else current.recurrence,
+                str(data.time_zone) if "time_zone" in sent else current.time_zone,
+                data.due_date if "due_date" in sent else current.due_date,
+                reminders_json(data.reminders or []) if "reminders" in sent else current.reminders,
+            )
+
         if "due_date" in sent:
             values["due_date"] = data.due_date
-        return self._replan(task_id, values, plan, current=current, placement=placement)
+        return self._replan(task_id, values, plan_of, expected, placement=placement)
 
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
@@ -356,39 +363,51 @@ class TaskService(Scoped):
         self,
         task_id: int,
         values: dict[str, Any],
-        plan: tuple[str | None, str, datetime | None, list[dict[str, Any]]],
+        plan_of: Callable[[TaskRow], tuple[str | None, str, datetime | None, list[Any]]],
         expected: Expected = None,
         *,
-        current: TaskRow | None = None,
         placement: Placement | None = None,
     ) -> TaskRow:
-        """Write `values` and the schedule `plan` over the stored task, read first (in a write
-        the caller's change lock is held, so nothing else changes it in between; the write
-        names the version read all the same), and move it to `placement` in the same
-        statement. Nothing follows the write: it commits the request itself."""
-        if current is None:
+        """Write `values` and the schedule `plan_of(stored task)` over the stored task, and move
+        it to `placement` in the same statement. The stored task is read in a message that
+        commits (`_current`), then the write names the version read and commits the request
+        itself: no lock is held while the schedule is planned. A task changed in between is
+        read again (a few tries, then 409)."""
+        for _ in range(_COMPLETION_TRIES):
             current = self._current(task_id, expected)
-        parent = current.parent_id is not None
-        if placement is not None and placement.parent is not Sent.omitted:
-            parent = placement.parent is Sent.id
-        if plan[0] is not None and parent:
-            raise not_recurring()
-        values = {**values, **plan_schedule(*plan, current=current)}
-        if values.get("completed") is True:
-            # The write may complete the task: its next occurrence, computed from the row the
-            # write will leave (known here), rides with the COMMIT, so the write can be last.
-            self._succeed(Planned(task_id, plan[2], values))
-        if placement is not None:
-            return self._move(task_id, placement, frozenset({current.version}), values, last=True)
-        task = self._update_where(task_id, values, _T.version == current.version, last=True)
-        if task is None:
-            raise Conflict("The task changed while it was being written; retry")
-        return task
+            plan = plan_of(current)
+            parent = current.parent_id is not None
+            if placement is not None and placement.parent is not Sent.omitted:
+                parent = placement.parent is Sent.id
+            if plan[0] is not None and parent:
+                raise not_recurring()
+            planned = {**values, **plan_schedule(*plan, current=current)}
+            if self._can_begin_again():
+                self._begin_again()
+            if planned.get("completed") is True:
+                # The write may complete the task: its next occurrence, computed from the row
+                # the write will leave (known here), rides with the COMMIT.
+                self._succeed(Planned(task_id, plan[2], planned))
+            read = frozenset({current.version})
+            if placement is not None:
+                try:
+                    return self._move(task_id, placement, read, planned, last=True)
+                except PreconditionFailed:
+                    if expected is not None:
+                        raise
+                    continue
+            task = self._update_where(task_id, planned, _T.version == current.version, last=True)
+            if task is not None:
+                return task
+        raise Conflict("The task changed while it was being written; retry")
 
     def _current(self, task_id: int, expected: Expected) -> TaskRow:
         """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
-        its versions."""
-        task = self.get(task_id)
+        its versions. In a write's first message it commits (the entry's count with it)."""
+        rows = self._run_last(GET, task_id=task_id)
+        if not rows:
+            raise NotFound("Task not found")
+        task = cast(TaskRow, rows[0])
         if expected is not None and task.version not in expected:
             raise PreconditionFailed()
         return task
@@ -430,15 +449,48 @@ class TaskService(Scoped):
         One UPDATE computes the new state from the stored one, so concurrent toggles
         never lose an update.
         """
-        if completed is None and expected is None:
-            task = self._run(TOGGLE, task_id=task_id).one_or_none()
+        if completed is False:  # reopening adds nothing after the write
+            return self._update(task_id, completion(False), expected, last=True)
+        target: ColumnElement[bool] | bool = ~_T.completed if completed is None else True
+        return self._write_completing(task_id, completion(target), expected)
+
+    def _write_completing(
+        self, task_id: int, values: dict[str, Any], expected: Expected = None
+    ) -> TaskRow:
+        """Write `values`, which may complete the task, committing in the write's own message
+        so that no lock is held while a message crosses the network (specs/statements.md).
+        Completing a recurring task adds its next occurrence, computed from the stored row:
+        that write is sent once the row has been read, in a second message that commits it
+        with the occurrence only if the task is still the version read (else it tries again).
+        Where the transaction cannot end with the write (an Idempotency-Key's record follows),
+        or the task keeps changing, the write holds its row until its COMMIT instead."""
+        conditions = version_in(_T.version, expected)
+        for attempt in range(_COMPLETION_TRIES):
+            if attempt:
+                self._begin_again()
+            outcome = self._run_last_or_stored(
+                updating(values, *conditions, ~COMPLETES_SERIES),
+                GET.where(*conditions),
+                task_id=task_id,
+            )
+            if outcome is None:  # the transaction goes on after this write
+                break
+            task, written = outcome
             if task is None:
-                raise NotFound("Task not found")
-            return self._completing(cast(TaskRow, task))
-        target: ColumnElement[bool] | bool = ~_T.completed if completed is None else completed
-        # Reopening adds nothing after the write; completing may (a next occurrence).
-        last = completed is False
-        return self._completing(self._update(task_id, completion(target), expected, last=last))
+                self._missing_or_stale(task_id, expected)
+            if written:
+                return cast(TaskRow, task)
+            # Completes a series: its next occurrence rides with the completion's COMMIT.
+            self._begin_again()
+            self._succeed(task)
+            rows = self._run_last(
+                updating(values, _T.version == task.version, COMPLETES_SERIES), task_id=task_id
+            )
+            if rows:
+                return cast(TaskRow, rows[0])
+        if self._can_begin_again():
+            self._begin_again()
+        return self._completing(self._update(task_id, values, expected))
 
     def delete(self, task_id: int, expected: Expected = None) -> str:
         """Delete the task (its subtree with it); return the title it had."""

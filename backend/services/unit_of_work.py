@@ -33,8 +33,10 @@ from backend.config import Settings
 from backend.db.engine import (
     autocommit,
     begin_deferring,
+    committed_before,
     deferred_message,
     end_autocommit,
+    enter_again_with,
     finished,
     hold_commit,
     notices,
@@ -149,6 +151,9 @@ class UnitOfWork:
         # its own response copies the rate-limit headers before it returns.
         if write:
             send_with_next_statement(conn, "BEGIN; " + locals_ + _ENTER, values, self._settle)
+            # A further transaction (`begin_again`) is entered the same way, counted once.
+            uncounted = {**values, **dict.fromkeys(("limit_key", "window", "limit"), None)}
+            enter_again_with(conn, "BEGIN; " + locals_ + _ENTER, uncounted, self._settle)
             # What a write runs but nobody reads (a recurring task's next occurrence, an
             # Idempotency-Key's record) rides with the COMMIT (`_leave`).
             begin_deferring(conn)
@@ -259,6 +264,8 @@ class UnitOfWork:
         open_transaction = self._counts_write
         unsent_sent = False
         if take_unsent(conn) is not None:
+            if committed_before(conn):
+                return  # a further transaction that sent nothing: the first was counted
             # No statement ran: the entry alone, as one implicit transaction.
             open_transaction = False
             conn.exec_driver_sql(*entry)
@@ -286,7 +293,9 @@ class UnitOfWork:
         idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
         in_transaction = dbapi is not None and dbapi.info.transaction_status != idle
         parts = ["ROLLBACK"] if in_transaction else []
-        recount = self._count.recount_sql() if self._count is not None else None
+        recount = None
+        if self._count is not None and not committed_before(conn):
+            recount = self._count.recount_sql()
         if recount is not None:
             parts.append(recount[0])
         if parts:

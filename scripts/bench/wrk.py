@@ -18,17 +18,18 @@ SCENARIOS = (
     "create",
     "update",
     "toggle",
+    "toggle-one-user",
     "delete",
     "move",
     "delete-list",
     "mix",
 )
-WRITES = {"create", "update", "toggle", "delete", "move", "delete-list"}
+WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
 # Issue 24's list scenarios (scripts/bench/lists.py): the API alone, on the list owners' data.
 API_ONLY = {"move", "delete-list"}
 # Issue 31: the routes the naive session-per-request app (scripts/bench/naive.py) serves, the
 # five the comparison with it is about; the other scenarios skip it.
-NAIVE = ("get", "list", "update", "toggle", "create")
+NAIVE = ("get", "list", "update", "toggle", "create", "toggle-one-user")
 
 
 def serves(server: str, scenario: str) -> bool:

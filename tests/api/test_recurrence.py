@@ -794,8 +794,9 @@ def test_rescheduling_reads_the_stored_schedule_with_the_entry_and_writes_it_wit
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
     """A due date moved is two statements, read then written, for a task that recurs and one
-    that does not alike: the read rides in the request's first message, the write in the one
-    that commits (tests/test_round_trips.py counts the two round trips)."""
+    that does not alike: the read rides in the request's first message and commits with it,
+    the write in a second one that commits (tests/test_round_trips.py counts the two round
+    trips and checks that neither leaves its transaction open)."""
     plain = create(client, alice, due_date="2030-01-01", reminders=[{"minutes_before_due": 5}])
     recurring = create(client, alice, recurrence="weekly", due_date="2030-01-01")
     statements: list[str] = []
@@ -809,18 +810,18 @@ def test_rescheduling_reads_the_stored_schedule_with_the_entry_and_writes_it_wit
         moved = client.patch(
             f"/api/tasks/{plain['id']}", json={"due_date": "2030-02-01"}, headers=alice.headers
         )
-        assert moved.status_code == 200 and statements == ["SELECT", "WITH"], statements
+        assert moved.status_code == 200 and statements == ["WITH", "WITH"], statements
         statements.clear()
         # A recurring task's next_due_date moves with it.
         moved = client.patch(
             f"/api/tasks/{recurring['id']}", json={"due_date": "2030-01-02"}, headers=alice.headers
         )
         assert moved.json()["data"]["next_due_date"] == "2030-01-08T00:00:00Z"  # Tuesdays
-        assert statements == ["SELECT", "WITH"], statements
+        assert statements == ["WITH", "WITH"], statements
         statements.clear()
-        # A completion of a task that does not recur: the UPDATE, then the COMMIT.
+        # A completion of a task that does not recur: one statement that commits.
         client.patch(f"/api/tasks/{plain['id']}/complete", headers=alice.headers)
-        assert statements == ["UPDATE"], statements
+        assert statements == ["WITH"], statements
     finally:
         event.remove(db_engine.__class__, "before_cursor_execute", record)
     # If-Match still guards it, and a stale one changes nothing.

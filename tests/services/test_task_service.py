@@ -22,6 +22,12 @@ def work_as(engine: Engine, settings: Settings, user_id: str) -> UnitOfWork:
     return UnitOfWork(engine, settings, claims=TokenClaims(subject=user_id, local=False))
 
 
+def write_as(engine: Engine, settings: Settings, user_id: str) -> UnitOfWork:
+    """A write's unit of work for `user_id`, as the door opens one: counted, in a transaction."""
+    claims = TokenClaims(subject=user_id, local=False)
+    return UnitOfWork(engine, settings, claims=claims, counts_write=True)
+
+
 @pytest.fixture
 def session(db_engine: Engine, settings: Settings) -> Iterator[Connection]:
     """One open transaction in which "owner" and "intruder" exist."""
@@ -100,3 +106,41 @@ def test_concurrent_toggles_lose_no_update(db_engine: Engine, settings: Settings
     assert final.completed is (toggles % 2 == 1)
     assert (final.completed_at is not None) is final.completed
     assert final.version == 1 + toggles  # every toggle bumped the version (the ETag) once
+
+
+def test_concurrent_completions_of_a_series_add_one_occurrence(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """Toggles racing on a recurring task (each completion read, then written apart from its
+    read: `_write_completing`) lose no toggle and no event, and its series gets exactly one
+    next occurrence, from the version that was completed first."""
+    with write_as(db_engine, settings, "series racer") as work:
+        task_id = work.tasks.create(
+            TaskCreate(title="water plants", due_date="2030-01-01T09:00:00Z", recurrence="daily")
+        ).id
+
+    def toggle(_: int) -> bool:
+        with write_as(db_engine, settings, "series racer") as work:
+            return work.tasks.set_completed(task_id, None).completed
+
+    toggles = 25
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(toggle, range(toggles)))
+    with work_as(db_engine, settings, "series racer") as work:
+        final = work.tasks.get(task_id)
+    assert final.completed is (toggles % 2 == 1)
+    assert final.version == 1 + toggles
+    # The completions alternate with the reopenings whatever the order they ran in.
+    assert sum(outcomes) == (toggles + 1) // 2
+    with db_engine.connect() as conn:
+        successors = conn.exec_driver_sql(
+            "SELECT count(*), min(due_date) FROM tasks WHERE previous_task_id = %s", (task_id,)
+        ).one()
+        events = conn.exec_driver_sql(
+            "SELECT type, (task->>'version')::int FROM task_events WHERE task_id = %s ORDER BY id",
+            (task_id,),
+        ).all()
+    assert successors[0] == 1
+    assert successors[1].isoformat().startswith("2030-01-02")
+    # One event per write, in the order of the versions they left.
+    assert [version for _, version in events] == list(range(1, toggles + 2))
