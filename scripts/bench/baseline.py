@@ -14,9 +14,9 @@ that does what the API does for the benchmarked routes, and nothing more:
   and turned into the `RateLimit` headers, and the caller's change lock) + `WITH r AS (<the
   write> RETURNING ...) SELECT task_api_return(...)` (the rows come back in a notice) + the
   deadline check `task_api_in_time(...)` (in the server's clock: its offset is measured once
-  per new connection, one round trip, as the API's engine does) + `COMMIT`. A toggle (which
-  may complete a recurring task, whose next occurrence the API adds with the `COMMIT`) is two:
-  the entry and the write, then `COMMIT`. A failed write rolls back and counts again in one
+  per new connection, one round trip, as the API's engine does) + `COMMIT`. A toggle is one
+  too (the API's toggle of a task with no series to go on: the write, or the stored row when
+  it would complete a series, in one statement). A failed write rolls back and counts again in one
   message. An empty first page reads its feed position with a second message, as the API
   does. `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
   counting proxy;
@@ -166,11 +166,16 @@ INSERT_SQL = (
     "'[]'::JSONB, NULL::UUID, NULL, NULL) "
     f"RETURNING {COLUMNS}, 0 AS subtask_count, 0 AS open_subtask_count"
 )
+# A toggle writes unless it completes a series (`COMPLETES_SERIES` in the API), whose next
+# occurrence the API adds in a second message; the baseline's tasks never recur.
 TOGGLE_SQL = (
     "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN NOT completed "
     "THEN coalesce(completed_at, now()) END, updated_at = now(), version = version + 1 "
-    f"WHERE id = %(task_id)s AND user_id = %(user)s RETURNING {VIEW}"
+    "WHERE id = %(task_id)s AND NOT (completed = false AND recurrence IS NOT NULL AND "
+    "next_due_date IS NOT NULL AND series_start IS NOT NULL AND due_date IS NOT NULL) "
+    f"AND user_id = %(user)s RETURNING {VIEW}"
 )
+WRITTEN = "task_api_written"
 DELETE_SQL = "DELETE FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s RETURNING id, title"
 # The fields a PATCH may send here, in the declaration's order (the API's SET order): none of
 # the schedule (the API reads the stored task first, a second round trip) or the place.
@@ -266,17 +271,27 @@ class Conn:
         self.offset = float(row[0]) - (before + after) / 2
         self.in_time = timeout - min(1.0, timeout / 4) - (after - before)
 
-    def last_statement(self, statement: str) -> str:
+    def last_statement(self, statement: str, stored: str | None = None) -> str:
         """`statement` (a write with `RETURNING`) as the transaction's last (`engine.finish`):
-        its rows handed to a notice, the deadline in the server's clock, the `COMMIT`."""
+        its rows handed to a notice, the deadline in the server's clock, the `COMMIT`. With
+        `stored`, the row that reads comes back when the write wrote none, marked
+        (`Scoped._run_last_or_stored`)."""
         deadline = ""
         if self.in_time is not None:
             at = time.time() + self.offset + self.in_time
             deadline = f"SELECT task_api_in_time({at:.6f}); "
-        return (
-            f"WITH r AS ({statement}) SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r; "
-            f"{deadline}COMMIT"
-        )
+        if stored is None:
+            returned = (
+                f"WITH r AS ({statement}) SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r"
+            )
+        else:
+            returned = (
+                f"WITH w AS ({statement}), s AS ({stored}) SELECT task_api_return(jsonb_agg(r)) "
+                f"FROM (SELECT to_jsonb(w) || '{{\"{WRITTEN}\": true}}' FROM w UNION ALL "
+                f"SELECT to_jsonb(s) || '{{\"{WRITTEN}\": false}}' FROM s "
+                "WHERE NOT EXISTS (SELECT FROM w)) AS x(r)"
+            )
+        return f"{returned}; {deadline}COMMIT"
 
     def returned(self) -> list[dict[str, Any]]:
         """The rows `task_api_return` sent back in a notice."""
@@ -413,8 +428,7 @@ class Entry:
             raise Refused(503, "SERVICE_UNAVAILABLE", "The database did not answer in time")
 
     async def run(self, conn: Conn, statement: str, params: dict[str, Any]) -> list[Any]:
-        """The request's first statement with the entry (a read: one message; a toggle's
-        rows only once `commit` has sent the second)."""
+        """The request's first statement with the entry (a read: one message)."""
         sql, values = self.message(statement, params)
         try:
             rows = await conn.last(sql, values)
@@ -428,19 +442,13 @@ class Entry:
             self.settle(conn)
         return rows
 
-    async def commit(self, conn: Conn, found: bool) -> None:
-        """A write's second message: `COMMIT`, or (no row: 404) roll back and count again."""
-        if found:
-            await conn.conn.execute("COMMIT")
-        else:
-            await self.refused(conn, None)
-
     async def run_last(
-        self, conn: Conn, statement: str, params: dict[str, Any]
+        self, conn: Conn, statement: str, params: dict[str, Any], stored: str | None = None
     ) -> list[dict[str, Any]]:
         """A write that nothing follows, in one message that commits it (`Scoped._run_last`):
-        its rows, as JSON. No row (a 404) has committed the count alone, as in the API."""
-        sql, values = self.message(conn.last_statement(statement), params)
+        its rows, as JSON. No row (a 404) has committed the count alone, as in the API. With
+        `stored`, the row it reads comes back when the write wrote none."""
+        sql, values = self.message(conn.last_statement(statement, stored), params)
         try:
             await conn.send(sql, values)
         except psycopg.Error as error:
@@ -576,20 +584,21 @@ async def get_task(request: Request) -> Response:
 
 
 async def toggle_task(request: Request) -> Response:
-    """PATCH /complete: the write, then `COMMIT` (two messages: in the API a completion may
-    add a recurring task's next occurrence with the `COMMIT`)."""
+    """PATCH /complete: one message that commits, as the API's toggle of a task that does not
+    recur (a series' completion, which the baseline's tasks never are, is refused)."""
     try:
         subject, version = _claims(request)
         values = {"task_id": _task_id(request), "user": subject}
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run(conn, TOGGLE_SQL, values)
-            await entry.commit(conn, bool(rows))
+            rows = await entry.run_last(conn, TOGGLE_SQL, values, stored=GET_SQL)
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
+        if not rows[0].pop(WRITTEN):
+            raise Refused(409, "CONFLICT", "The baseline completes no series", entry.headers)
     except Refused as exc:
         return _error(exc)
-    return _answer(200, rows[0], entry.headers)
+    return _answer(200, _from_json(rows[0]), entry.headers)
 
 
 def _answer(

@@ -58,7 +58,6 @@ NAIVE_ROUTES = {
     "update": "PATCH",
     "toggle": "toggle",
     "create": "create",
-    "toggle-one-user": "toggle, one user",
 }
 GET_RPS_OVER_BEFORE = 3.0  # GET req/s at 32 connections, API over the API before, same run
 

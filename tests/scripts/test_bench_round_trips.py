@@ -7,8 +7,8 @@ are the same text up to their values (literals, ids, the deadline), SQLAlchemy's
 qualification and labels, parentheses and spacing (`_normalised`): a read is the `SET LOCAL`s,
 `task_api_enter(...)` and the query in one message; a write that nothing follows is `BEGIN`
 with those, the write handing its rows to `task_api_return`, the deadline check
-`task_api_in_time` and `COMMIT` in one; a toggle is `BEGIN` with the entry and the write, then
-`COMMIT`."""
+`task_api_in_time` and `COMMIT` in one; so is a toggle, whose write returns the stored row
+instead when it would complete a series (the bench's tasks never recur)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any] | None, str]] = [
 ]
 BUDGET_KEYS = {
     "update": "PATCH /api/tasks/{task_id}",
-    "toggle": "PATCH /api/tasks/{task_id}/complete",
+    "toggle": "PATCH /api/tasks/{task_id}/complete+not recurring",
 }
 
 
