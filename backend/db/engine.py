@@ -9,13 +9,14 @@ import select
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import LRUCache
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from backend.config import Settings
 from backend.db.deadline import (
@@ -233,35 +234,61 @@ def render(
 ) -> tuple[str, dict[str, Any]]:
     """`statement` compiled as `execute` would send it (pyformat SQL and driver-ready values,
     bind processors applied), its parameters renamed `<prefix><name>`, so that several
-    statements can share one message and one parameter dict. Compiled once per shape, through
-    SQLAlchemy's own compiled cache (as `execute` compiles), then a dict lookup."""
-    # SQLAlchemy's own path from a statement to what psycopg2 is sent (`execute` takes it:
-    # Connection._execute_clauseelement, DefaultExecutionContext._init_compiled).
-    compiled, extracted, collected, _ = statement._compile_w_cache(
-        conn.dialect, compiled_cache=_COMPILED, column_keys=sorted(values)
-    )
-    pieces = _PIECES.get(compiled)
-    if pieces is None:
-        sql = str(compiled)
-        if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
-            raise ValueError("only plain named parameters can be rendered (no IN lists)")
-        pieces = _PIECES[compiled] = _PLACEHOLDER.split(sql)
-    raw = compiled.construct_params(
-        dict(values),
-        escape_names=False,
-        extracted_parameters=extracted,
-        _collected_params=collected,
-    )
-    processors = compiled._bind_processors
+    statements can share one message and one parameter dict. Compiled once per statement
+    object and set of value names (`_compiled`), then dict lookups: the hot statements are
+    built once (module constants, or cached per shape: `task_statements.updating`)."""
+    rendered = _compiled(conn.dialect, statement, tuple(sorted(values)))
+    raw = rendered.compiled.construct_params(dict(values), escape_names=False)
+    processors = rendered.processors
     params: dict[str, Any] = {}
     for name, value in raw.items():
         process = processors.get(name)
         params[prefix + name] = process(value) if process is not None else value
     # `pieces` alternates SQL text and parameter names (the split's captured group).
     sql = "".join(
-        piece if index % 2 == 0 else f"%({prefix}{piece})s" for index, piece in enumerate(pieces)
+        piece if index % 2 == 0 else f"%({prefix}{piece})s"
+        for index, piece in enumerate(rendered.pieces)
     )
     return sql, params
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A statement compiled for `render`: its SQL split at its parameters, and each
+    parameter's bind processor (what `execute` applies to a value before psycopg2 sees it)."""
+
+    compiled: SQLCompiler
+    pieces: list[str]
+    processors: dict[str, Callable[[Any], Any]]
+
+
+def _compiled(dialect: Dialect, statement: Any, column_keys: tuple[str, ...]) -> _Rendered:
+    # The value names are part of the key: an INSERT or UPDATE sets a column for each name
+    # that is one (as `execute` compiles it).
+    by_keys = _RENDERED.get(statement)
+    if by_keys is None:
+        by_keys = _RENDERED[statement] = {}
+    rendered = by_keys.get(column_keys)
+    if rendered is not None:
+        return rendered
+    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys))
+    sql = str(compiled)
+    if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
+        raise ValueError("only plain named parameters can be rendered (no IN lists)")
+    processors: dict[str, Callable[[Any], Any]] = {}
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[name] = process
+    rendered = by_keys[column_keys] = _Rendered(compiled, _PLACEHOLDER.split(sql), processors)
+    return rendered
+
+
+# `render`'s compiled statements, by statement object (weakly: a statement built for one
+# request goes with it) and value names.
+_RENDERED: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Rendered]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def inline(conn: Connection, sql: str, params: Mapping[str, Any]) -> str:
@@ -271,12 +298,6 @@ def inline(conn: Connection, sql: str, params: Mapping[str, Any]) -> str:
     with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
         text_: bytes = cursor.mogrify(sql, dict(params))
     return text_.decode()
-
-
-# `render`'s compiled statements (SQLAlchemy's LRU cache, keyed as `execute` keys its own), and
-# each one's SQL split at its parameters (weakly: it goes when the cache drops the statement).
-_COMPILED: Any = LRUCache(1024)
-_PIECES: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
 
 def send_ahead(conn: Connection, statement: Any, values: Mapping[str, Any]) -> None:
