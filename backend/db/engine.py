@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy import BindParameter, Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -304,11 +304,18 @@ def render(
     object and set of value names (`_compiled`), then dict lookups: the hot statements are
     built once (module constants, or cached per shape: `task_statements.updating`)."""
     rendered = _compiled(conn.dialect, statement, tuple(sorted(values)))
-    raw = rendered.compiled.construct_params(dict(values), escape_names=False)
-    processors = rendered.processors
     params: dict[str, Any] = {}
-    for name, value in raw.items():
-        process = processors.get(name)
+    # A value given by the bind's key or its compiled name, else the one the bind holds
+    # (`Compiled.construct_params`' rule).
+    for name, bind, process in rendered.binds:
+        if bind.key in values:
+            value = values[bind.key]
+        elif name in values:
+            value = values[name]
+        elif bind.required:
+            raise ValueError(f"a value is required for bind parameter {bind.key!r}")
+        else:
+            value = bind.effective_value
         params[prefix + name] = process(value) if process is not None else value
     # `pieces` alternates SQL text and parameter names (the split's captured group).
     sql = "".join(
@@ -321,11 +328,11 @@ def render(
 @dataclass(frozen=True)
 class _Rendered:
     """A statement compiled for `render`: its SQL split at its parameters, and each
-    parameter's bind processor (what `execute` applies to a value before psycopg2 sees it)."""
+    parameter's name, bind and bind processor (what `execute` applies to a value before
+    psycopg2 sees it). Nothing here refers to the statement (the cache holds it weakly)."""
 
-    compiled: SQLCompiler
     pieces: list[str]
-    processors: dict[str, Callable[[Any], Any]]
+    binds: tuple[tuple[str, BindParameter[Any], Callable[[Any], Any] | None], ...]
 
 
 def _compiled(dialect: Dialect, statement: Any, column_keys: tuple[str, ...]) -> _Rendered:
@@ -337,16 +344,15 @@ def _compiled(dialect: Dialect, statement: Any, column_keys: tuple[str, ...]) ->
     rendered = by_keys.get(column_keys)
     if rendered is not None:
         return rendered
-    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys))
+    compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(column_keys))
     sql = str(compiled)
     if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
         raise ValueError("only plain named parameters can be rendered (no IN lists)")
-    processors: dict[str, Callable[[Any], Any]] = {}
-    for name, bind in compiled.binds.items():
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors[name] = process
-    rendered = by_keys[column_keys] = _Rendered(compiled, _PLACEHOLDER.split(sql), processors)
+    binds = tuple(
+        (name, bind, bind.type.dialect_impl(dialect).bind_processor(dialect))
+        for bind, name in compiled.bind_names.items()
+    )
+    rendered = by_keys[column_keys] = _Rendered(_PLACEHOLDER.split(sql), binds)
     return rendered
 
 

@@ -4,14 +4,24 @@ after one request of each shape, more of them (with other values) compile no sta
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from backend.db.engine import render
+from backend.models import Task
+from backend.services.scope import OWNER
+from backend.services.task_statements import updating
 from tests.conftest import Account
+
+_T = Task.__table__.c  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -64,3 +74,17 @@ def test_hot_writes_compile_once(
     for n in range(1, 51):
         _requests(unlimited_client, account, n)
     assert compilations == [], f"compiled per request: {sorted(set(compilations))}"
+
+
+def test_the_cache_does_not_keep_a_statement_built_for_one_request() -> None:
+    """`render`'s cache holds statements weakly: one built per request (an If-Match
+    condition) goes when the request lets go of it."""
+    statement = updating({"title": "once"}, _T.version == 7)
+    values = {OWNER: "someone", "task_id": 1}
+    connection: Any = SimpleNamespace(dialect=postgresql.psycopg2.dialect())
+    sql, params = render(connection, statement, values, "p_")
+    assert sql.startswith("UPDATE tasks") and "once" in params.values()
+    gone = weakref.ref(statement)
+    del statement
+    gc.collect()
+    assert gone() is None
