@@ -9,13 +9,15 @@ import select
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy import BindParameter, Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import LRUCache
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from backend.config import Settings
 from backend.db.deadline import (
@@ -134,19 +136,21 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
 
     @event.listens_for(engine, "connect")
     def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info.pop(_IDLE_SINCE, None)
-        for key in _REQUEST_STATE:
-            record.info.pop(key, None)
+        record.info.pop(_CONNECTION_IDLE_SINCE, None)
+        record.info.pop(_REQUEST, None)
 
     @event.listens_for(engine, "checkin")
     def _idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info[_IDLE_SINCE] = time.monotonic()
+        # Every way back to the pool drops the request's state whole.
+        record.info.pop(_REQUEST, None)
+        record.info[_CONNECTION_IDLE_SINCE] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
     def _check(
         dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
     ) -> None:
-        idle_since = record.info.pop(_IDLE_SINCE, None)
+        record.info[_REQUEST] = RequestState()
+        idle_since = record.info.pop(_CONNECTION_IDLE_SINCE, None)
         if idle_since is None:  # just connected
             return
         idle_too_long = time.monotonic() - idle_since >= ping_idle_seconds
@@ -178,8 +182,10 @@ def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
             after = time.time()
             (server,) = cursor.fetchone()
         dbapi_connection.autocommit = False
-        record.info[_CLOCK_OFFSET] = float(server) - (before + after) / 2
-        record.info[_IN_TIME] = response_timeout - min(1.0, response_timeout / 4) - (after - before)
+        record.info[_CONNECTION_CLOCK_OFFSET] = float(server) - (before + after) / 2
+        record.info[_CONNECTION_IN_TIME] = (
+            response_timeout - min(1.0, response_timeout / 4) - (after - before)
+        )
 
 
 def _readable(dbapi_connection: Any) -> bool:
@@ -193,7 +199,71 @@ def _readable(dbapi_connection: Any) -> bool:
     return bool(poller.poll(0))
 
 
-_IDLE_SINCE = "task_api_idle_since"
+# The connection's own facts, kept from request to request: when it went back to the pool,
+# its server's clock offset from ours, and how long a message that commits may take.
+_CONNECTION_IDLE_SINCE = "task_api_connection_idle_since"
+_CONNECTION_CLOCK_OFFSET = "task_api_connection_clock_offset"
+_CONNECTION_IN_TIME = "task_api_connection_commit_in_time"
+# All a pooled connection keeps between requests.
+CONNECTION_KEYS = frozenset((_CONNECTION_IDLE_SINCE, _CONNECTION_CLOCK_OFFSET, _CONNECTION_IN_TIME))
+
+
+class Stage(Enum):
+    """Where a request's transaction is."""
+
+    # psycopg2's own transactions (sign-up, the worker): the `SET LOCAL`s go with each one's
+    # first statement.
+    TRANSACTION = "transaction"
+    # Autocommit, every statement its own transaction, each with the `SET LOCAL`s.
+    READ = "read"
+    # A transaction we began (`BEGIN` in the first message) and will end: a COMMIT of ours
+    # is coming, with what was deferred to it.
+    WRITE = "write"
+    # A statement ended the write (`finish`): only reads may follow, each as READ's.
+    COMMITTED = "committed"
+
+
+@dataclass
+class RequestState:
+    """One request's state on its connection, under one `conn.info` key (`_REQUEST`): made
+    fresh at checkout, dropped whole at checkin and on a new connection, so nothing of a
+    request reaches the next one."""
+
+    stage: Stage = Stage.TRANSACTION
+    # What goes in the same message as the next statement, ahead of it (the caller's entry,
+    # a key's check), and what to call with that message's notices once it is answered.
+    ahead: tuple[str, dict[str, Any]] | None = None
+    then: Callable[[Notices], None] | None = None
+    # A transaction began and its first statement has not carried the `SET LOCAL`s yet.
+    locals_pending: bool = False
+    # Statements to run in the COMMIT's message (WRITE only), rendered.
+    at_commit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The route writes more after its write: no statement may end the transaction.
+    held: bool = False
+    # `finish`'s message is on its way: answered means committed.
+    committing: bool = False
+    # What the last message answered sent back as notices of ours.
+    notices: Notices = NONE
+    # How a further transaction of this request enters (`begin_again`), and whether one did:
+    # then an earlier one committed the request's count.
+    again: tuple[str, dict[str, Any], Callable[[Notices], None]] | None = None
+    resumed: bool = False
+
+    @property
+    def locals_on_every_statement(self) -> bool:
+        return self.stage in (Stage.READ, Stage.COMMITTED)
+
+
+def request_state(conn: Connection) -> RequestState:
+    """The request's state on `conn` (a fresh one if none: a connection checked out before
+    this engine's listeners, or whose state was dropped)."""
+    state: RequestState | None = conn.info.get(_REQUEST)
+    if state is None:
+        state = conn.info[_REQUEST] = RequestState()
+    return state
+
+
+_REQUEST = "task_api_request"
 
 
 def transaction_locals(timeout_ms: int, idle_timeout_ms: int = 0) -> str:
@@ -218,10 +288,11 @@ def send_with_next_statement(
     result, and it costs no round trip of its own. Replaces the transaction's `SET LOCAL`s,
     so `sql` carries them itself when it needs them. `then(notices)` runs once the message
     has been answered, with what `sql` sent back as notices (it may raise: a refusal)."""
-    conn.info[_FIRST] = (sql, values)
-    conn.info.pop(_LOCALS_PENDING, None)
+    state = request_state(conn)
+    state.ahead = (sql, values)
+    state.locals_pending = False
     if then is not None:
-        conn.info[_THEN] = then
+        state.then = then
 
 
 # A pyformat placeholder in compiled SQL (a literal `%` is compiled as `%%`).
@@ -233,35 +304,67 @@ def render(
 ) -> tuple[str, dict[str, Any]]:
     """`statement` compiled as `execute` would send it (pyformat SQL and driver-ready values,
     bind processors applied), its parameters renamed `<prefix><name>`, so that several
-    statements can share one message and one parameter dict. Compiled once per shape, through
-    SQLAlchemy's own compiled cache (as `execute` compiles), then a dict lookup."""
-    # SQLAlchemy's own path from a statement to what psycopg2 is sent (`execute` takes it:
-    # Connection._execute_clauseelement, DefaultExecutionContext._init_compiled).
-    compiled, extracted, collected, _ = statement._compile_w_cache(
-        conn.dialect, compiled_cache=_COMPILED, column_keys=sorted(values)
-    )
-    pieces = _PIECES.get(compiled)
-    if pieces is None:
-        sql = str(compiled)
-        if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
-            raise ValueError("only plain named parameters can be rendered (no IN lists)")
-        pieces = _PIECES[compiled] = _PLACEHOLDER.split(sql)
-    raw = compiled.construct_params(
-        dict(values),
-        escape_names=False,
-        extracted_parameters=extracted,
-        _collected_params=collected,
-    )
-    processors = compiled._bind_processors
+    statements can share one message and one parameter dict. Compiled once per statement
+    object and set of value names (`_compiled`), then dict lookups: the hot statements are
+    built once (module constants, or cached per shape: `task_statements.updating`)."""
+    rendered = _compiled(conn.dialect, statement, tuple(sorted(values)))
     params: dict[str, Any] = {}
-    for name, value in raw.items():
-        process = processors.get(name)
+    # A value given by the bind's key or its compiled name, else the one the bind holds
+    # (`Compiled.construct_params`' rule).
+    for name, bind, process in rendered.binds:
+        if bind.key in values:
+            value = values[bind.key]
+        elif name in values:
+            value = values[name]
+        elif bind.required:
+            raise ValueError(f"a value is required for bind parameter {bind.key!r}")
+        else:
+            value = bind.effective_value
         params[prefix + name] = process(value) if process is not None else value
     # `pieces` alternates SQL text and parameter names (the split's captured group).
     sql = "".join(
-        piece if index % 2 == 0 else f"%({prefix}{piece})s" for index, piece in enumerate(pieces)
+        piece if index % 2 == 0 else f"%({prefix}{piece})s"
+        for index, piece in enumerate(rendered.pieces)
     )
     return sql, params
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A statement compiled for `render`: its SQL split at its parameters, and each
+    parameter's name, bind and bind processor (what `execute` applies to a value before
+    psycopg2 sees it). Nothing here refers to the statement (the cache holds it weakly)."""
+
+    pieces: list[str]
+    binds: tuple[tuple[str, BindParameter[Any], Callable[[Any], Any] | None], ...]
+
+
+def _compiled(dialect: Dialect, statement: Any, column_keys: tuple[str, ...]) -> _Rendered:
+    # The value names are part of the key: an INSERT or UPDATE sets a column for each name
+    # that is one (as `execute` compiles it).
+    by_keys = _RENDERED.get(statement)
+    if by_keys is None:
+        by_keys = _RENDERED[statement] = {}
+    rendered = by_keys.get(column_keys)
+    if rendered is not None:
+        return rendered
+    compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(column_keys))
+    sql = str(compiled)
+    if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
+        raise ValueError("only plain named parameters can be rendered (no IN lists)")
+    binds = tuple(
+        (name, bind, bind.type.dialect_impl(dialect).bind_processor(dialect))
+        for bind, name in compiled.bind_names.items()
+    )
+    rendered = by_keys[column_keys] = _Rendered(_PLACEHOLDER.split(sql), binds)
+    return rendered
+
+
+# `render`'s compiled statements, by statement object (weakly: a statement built for one
+# request goes with it) and value names.
+_RENDERED: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Rendered]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def inline(conn: Connection, sql: str, params: Mapping[str, Any]) -> str:
@@ -273,51 +376,49 @@ def inline(conn: Connection, sql: str, params: Mapping[str, Any]) -> str:
     return text_.decode()
 
 
-# `render`'s compiled statements (SQLAlchemy's LRU cache, keyed as `execute` keys its own), and
-# each one's SQL split at its parameters (weakly: it goes when the cache drops the statement).
-_COMPILED: Any = LRUCache(1024)
-_PIECES: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
-
-
 def send_ahead(conn: Connection, statement: Any, values: Mapping[str, Any]) -> None:
     """Send `statement` (whose rows nobody reads: it matters by its effect or its error) in
     the same message as the next statement run on `conn`, ahead of it and after anything
     queued before (the caller's entry). Only inside a transaction the caller began: in
     autocommit a queued statement would replace the per-statement `SET LOCAL`s."""
-    if conn.info.get(_EVERY, False):
+    state = request_state(conn)
+    if state.locals_on_every_statement:
         raise RuntimeError("send_ahead needs a transaction (a write's unit of work)")
-    sql, params = conn.info.get(_FIRST) or ("", {})
+    sql, params = state.ahead or ("", {})
     extra, extra_params = render(conn, statement, values, f"a{len(params)}_")
-    conn.info[_FIRST] = (f"{sql}{extra}; ", {**params, **extra_params})
+    state.ahead = (f"{sql}{extra}; ", {**params, **extra_params})
 
 
 def begin_deferring(conn: Connection) -> None:
     """From now on, `defer_to_commit` queues statements on `conn` for its COMMIT's message
-    (the unit of work sends that COMMIT itself: `commit_message`)."""
-    conn.info[_AT_COMMIT] = []
+    (the unit of work sends that COMMIT itself, `deferred_message`): the request writes."""
+    state = request_state(conn)
+    state.stage = Stage.WRITE
+    state.at_commit = []
 
 
 def defer_to_commit(conn: Connection, statement: Any, values: Mapping[str, Any]) -> bool:
     """Queue `statement` (whose result nobody reads) to run in the same message as the
     transaction's COMMIT, ahead of it: it costs no round trip of its own, and if it fails the
     COMMIT never runs. False (nothing queued) when `conn` has no such COMMIT coming."""
-    queued: list[tuple[str, dict[str, Any]]] | None = conn.info.get(_AT_COMMIT)
-    if queued is None:
+    state = request_state(conn)
+    if state.stage is not Stage.WRITE:
         return False
-    queued.append(render(conn, statement, values, f"c{len(queued)}_"))
+    state.at_commit.append(render(conn, statement, values, f"c{len(state.at_commit)}_"))
     return True
 
 
 def hold_commit(conn: Connection) -> None:
     """The route adds statements after its write (an Idempotency-Key's record, built from the
     response): no statement may `finish` the transaction."""
-    conn.info[_HELD] = True
+    request_state(conn).held = True
 
 
 def can_finish(conn: Connection) -> bool:
     """Whether a statement may end the transaction (`finish`): a COMMIT of ours is coming and
     nothing is held for after the route's write (`hold_commit`)."""
-    return conn.info.get(_AT_COMMIT) is not None and not conn.info.get(_HELD, False)
+    state = request_state(conn)
+    return state.stage is Stage.WRITE and not state.held
 
 
 def finish(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -329,23 +430,21 @@ def finish(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[s
     if not can_finish(conn):
         raise RuntimeError("this transaction cannot be finished by a statement")
     deferred, deferred_params = deferred_message(conn)
-    offset, in_time = conn.info.get(_CLOCK_OFFSET), conn.info.get(_IN_TIME)
+    offset = conn.info.get(_CONNECTION_CLOCK_OFFSET)
+    in_time = conn.info.get(_CONNECTION_IN_TIME)
     deadline = ""
     if offset is not None and in_time is not None:
         # Not committed if the server runs this after we gave up on it (R7).
         deadline = f"SELECT task_api_in_time({time.time() + offset + in_time:.6f}); "
     # Answered means committed: `_answered` marks it before anything reads the notices (a
     # refusal raised then must not roll back or count again what is already committed).
-    conn.info[_COMMITTING] = True
+    state = request_state(conn)
+    state.committing = True
     try:
         conn.exec_driver_sql(f"{sql}; {deferred}{deadline}COMMIT", {**params, **deferred_params})
-    except BaseException:
-        # A connection the server dropped has no `info` left to touch (SQLAlchemy would raise
-        # PendingRollbackError over the error that matters, the 503).
-        if not conn.invalidated:
-            conn.info.pop(_COMMITTING, None)
-        raise
-    rows = notices(conn).rows
+    finally:
+        state.committing = False
+    rows = state.notices.rows
     if rows is None:
         raise NoticeError("task_api_return sent no rows")  # its own notice: never missing
     return rows
@@ -356,13 +455,14 @@ def enter_again_with(
 ) -> None:
     """How a further transaction of this request enters (`begin_again`): `sql` (with `BEGIN`
     and the `SET LOCAL`s) checks the account and takes the change lock, counting nothing."""
-    conn.info[_AGAIN] = (sql, values, then)
+    request_state(conn).again = (sql, values, then)
 
 
 def can_begin_again(conn: Connection) -> bool:
     """Whether a statement committed the request's transaction (`finish`) and the request
     may start another one (`begin_again`)."""
-    return finished(conn) and _AGAIN in conn.info
+    state = request_state(conn)
+    return state.stage is Stage.COMMITTED and state.again is not None
 
 
 def begin_again(conn: Connection) -> None:
@@ -370,36 +470,37 @@ def begin_again(conn: Connection) -> None:
     `BEGIN` and entry go with the next statement (no round trip of its own), and it ends as
     the first did, by a statement that `finish`es it or the unit of work's COMMIT. What the
     first committed (the write's count) stands whatever this one does."""
-    sql, values, then = conn.info[_AGAIN]
+    state = request_state(conn)
+    if state.again is None:
+        raise RuntimeError("this request cannot begin another transaction")
+    sql, values, then = state.again
     send_with_next_statement(conn, sql, values, then)
-    conn.info[_AT_COMMIT] = []
-    conn.info[_ENDED] = False
-    conn.info[_EVERY] = False
-    conn.info[_RESUMED] = True
+    state.stage = Stage.WRITE
+    state.at_commit = []
+    state.resumed = True
 
 
 def committed_before(conn: Connection) -> bool:
     """Whether an earlier transaction of this request committed (`begin_again`): its count
     stands, so a failure now is not counted again."""
-    return bool(conn.info.get(_RESUMED, False))
+    return request_state(conn).resumed
 
 
 def notices(conn: Connection) -> Notices:
     """What the last message answered on `conn` sent back as notices of ours."""
-    said: Notices = conn.info.get(_NOTICES, NONE)
-    return said
+    return request_state(conn).notices
 
 
 def finished(conn: Connection) -> bool:
     """Whether a statement `finish`ed the transaction (it is committed)."""
-    return bool(conn.info.get(_ENDED, False))
+    return request_state(conn).stage is Stage.COMMITTED
 
 
 def deferred_message(conn: Connection) -> tuple[str, dict[str, Any]]:
     """The statements `defer_to_commit` queued, as one message's text and parameters (empty
     when none), taken off the queue."""
-    queued: list[tuple[str, dict[str, Any]]] = conn.info.get(_AT_COMMIT) or []
-    conn.info[_AT_COMMIT] = []
+    state = request_state(conn)
+    queued, state.at_commit = state.at_commit, []
     params: dict[str, Any] = {}
     for _, values in queued:
         params.update(values)
@@ -408,8 +509,8 @@ def deferred_message(conn: Connection) -> tuple[str, dict[str, Any]]:
 
 def take_unsent(conn: Connection) -> tuple[str, dict[str, Any]] | None:
     """What `send_with_next_statement` queued and no statement has carried yet."""
-    unsent: tuple[str, dict[str, Any]] | None = conn.info.pop(_FIRST, None)
-    conn.info.pop(_THEN, None)
+    state = request_state(conn)
+    unsent, state.ahead, state.then = state.ahead, None, None
     return unsent
 
 
@@ -422,7 +523,7 @@ def autocommit(conn: Connection, *, every_statement_locals: bool) -> None:
     `end_autocommit` undoes it before the connection goes back to the pool."""
     conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
     if every_statement_locals:
-        conn.info[_EVERY] = True
+        request_state(conn).stage = Stage.READ
 
 
 def end_autocommit(conn: Connection) -> None:
@@ -430,9 +531,7 @@ def end_autocommit(conn: Connection) -> None:
     inside a transaction it was sent (a failure between `BEGIN` and its end that could not
     roll back) is discarded instead: nothing of this request may reach the next one."""
     if conn.invalidated:
-        return  # discarded already (a fresh connection starts clean: `_fresh`)
-    for key in _REQUEST_STATE:
-        conn.info.pop(key, None)
+        return  # discarded already
     dbapi = conn.connection.dbapi_connection
     if dbapi is None or dbapi.closed:
         return
@@ -477,8 +576,9 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
     # reading `conn.info` while rolling back a connection the server dropped would raise.)
     @event.listens_for(engine, "begin")
     def _arm(conn: Connection) -> None:
-        if _FIRST not in conn.info:
-            conn.info[_LOCALS_PENDING] = True
+        state = request_state(conn)
+        if state.ahead is None:
+            state.locals_pending = True
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _prefix(
@@ -489,19 +589,21 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
         context: Any,
         executemany: bool,
     ) -> tuple[str, Any]:
-        if conn.info.get(_ENDED, False) and not _is_read(statement, context):
+        state = request_state(conn)
+        if state.stage is Stage.COMMITTED and not _is_read(statement, context):
             # A statement committed the transaction as its last (`finish`): a write after it
             # would commit on its own, not with the request's. A route that writes twice says
             # so first (`UnitOfWork.hold_commit`).
             raise RuntimeError("a write after the statement that committed the request")
-        first = conn.info.pop(_FIRST, None)
+        first, state.ahead = state.ahead, None
         if first is not None:
             head = cursor.mogrify(*first).decode()
             # psycopg2 reads `%` as a placeholder's start whenever it is given parameters.
             if parameters or not getattr(context, "no_parameters", False):
                 head = head.replace("%", "%%")
             statement = head + statement
-        elif conn.info.pop(_LOCALS_PENDING, False) or conn.info.get(_EVERY, False):
+        elif state.locals_pending or state.locals_on_every_statement:
+            state.locals_pending = False
             statement = prefix + statement
         return statement, parameters
 
@@ -516,44 +618,18 @@ def _set_transaction_locals(engine: Engine, timeout_ms: int, idle_timeout_ms: in
     ) -> None:
         # SQLAlchemy's psycopg2 dialect logs and clears the notices after this hook: what a
         # message answered in notices of ours is kept for the caller (`notices`).
+        state = request_state(conn)
         raw = cursor.connection.notices
-        said = conn.info[_NOTICES] = read_notices(raw) if raw else NONE
-        if conn.info.pop(_COMMITTING, False):
+        said = state.notices = read_notices(raw) if raw else NONE
+        if state.committing:
             # `finish`'s message was answered: its COMMIT ran.
-            conn.info[_AT_COMMIT] = None
-            conn.info[_ENDED] = True
-            conn.info[_EVERY] = True
-        then = conn.info.pop(_THEN, None) if _FIRST not in conn.info else None
+            state.committing = False
+            state.stage = Stage.COMMITTED
+        then = None
+        if state.ahead is None:
+            then, state.then = state.then, None
         if then is not None:
             then(said)
 
 
-_LOCALS_PENDING = "task_api_transaction_locals_pending"
-_FIRST = "task_api_send_first"
-_EVERY = "task_api_locals_on_every_statement"
-_THEN = "task_api_after_first"
-_AT_COMMIT = "task_api_at_commit"
-_HELD = "task_api_commit_held"
-_ENDED = "task_api_transaction_ended"
-_NOTICES = "task_api_notices"
-_COMMITTING = "task_api_committing"
-_AGAIN = "task_api_enter_again"
-_RESUMED = "task_api_resumed"
-_CLOCK_OFFSET = "task_api_server_clock_offset"
-_IN_TIME = "task_api_commit_in_time"
 _READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)
-# A request's state on its connection: reset whole on every way back to the pool
-# (`end_autocommit`) and on a fresh connection (`_fresh`).
-_REQUEST_STATE = (
-    _LOCALS_PENDING,
-    _FIRST,
-    _EVERY,
-    _THEN,
-    _AT_COMMIT,
-    _HELD,
-    _ENDED,
-    _NOTICES,
-    _COMMITTING,
-    _AGAIN,
-    _RESUMED,
-)

@@ -11,6 +11,8 @@ tests/scoping.py also checks every statement a test run sends on a caller's conn
 from __future__ import annotations
 
 import operator
+import re
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +21,9 @@ from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import Connection, CursorResult, DateTime, Enum, Table, bindparam
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import operators, visitors
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.sql.elements import (
     BinaryExpression,
     BindParameter,
@@ -29,7 +32,7 @@ from sqlalchemy.sql.elements import (
     Grouping,
     TextClause,
 )
-from sqlalchemy.sql.selectable import Alias, Join
+from sqlalchemy.sql.selectable import Alias, Join, Select
 
 from backend.db.engine import (
     begin_again,
@@ -115,7 +118,8 @@ def unscoped(statement: Any) -> str | None:
     `<table>.user_id = :owner` as an AND-conjunct of a WHERE or JOIN ... ON; every INSERT into
     one must insert `:owner` (or, from a SELECT, a scoped table's `user_id`)."""
     if isinstance(statement, TextClause):
-        return None if OWNER in statement._bindparams else "text statement without :owner"
+        binds = statement.get_children()
+        return None if any(_is_owner(b) for b in binds) else "text statement without :owner"
     uses: dict[Any, int] = {}
     owned_by: set[Any] = set()
     inserts: list[Insert] = []
@@ -125,14 +129,14 @@ def unscoped(statement: Any) -> str | None:
             uses[element] = uses.get(element, 0) + 1
         if isinstance(element, Insert):
             inserts.append(element)
-        criteria: Any = getattr(element, "_where_criteria", ())
-        if isinstance(element, Join):
-            criteria = (element.onclause,)
-        for criterion in criteria:
-            for conjunct in _conjuncts(criterion):
-                owner = _owner_of(conjunct)
-                if owner is not None:
-                    owned_by.add(owner)
+        # A SELECT's, UPDATE's or DELETE's WHERE (its criteria AND-ed), a join's ON.
+        criterion = element.onclause if isinstance(element, Join) else None
+        if isinstance(element, (Select, Update, Delete)):
+            criterion = element.whereclause
+        for conjunct in _conjuncts(criterion):
+            owner = _owner_of(conjunct)
+            if owner is not None:
+                owned_by.add(owner)
     for insert in inserts:
         if insert.table.name in scoped_tables():
             # The insert's target is written, not read: it is checked by what it inserts.
@@ -145,12 +149,20 @@ def unscoped(statement: Any) -> str | None:
 
 
 def _inserts_owner(statement: Insert) -> bool:
+    """Whether every row `statement` inserts has `user_id` = `:owner` (or, from a SELECT, a
+    scoped table's `user_id`). Read from the INSERT as compiled (its column list and VALUES),
+    which SQLAlchemy's public API offers where the statement object does not."""
+    sql = str(statement.compile(dialect=_DIALECT))
+    # The statement's own INSERT: the one outside parentheses (a CTE's is inside its own).
+    head = next((m for m in _INSERT_COLUMNS.finditer(sql) if _depth(sql[: m.start()]) == 0), None)
+    if head is None:
+        return False
+    names = [name.strip().strip('"') for name in head.group(1).split(",")]
+    if "user_id" not in names:
+        return False
+    at = names.index("user_id")
     if statement.select is not None:
-        names = [getattr(c, "key", c) for c in statement._select_names or ()]
-        if "user_id" not in names:
-            return False
-        columns = list(statement.select.selected_columns)
-        chosen = columns[names.index("user_id")]
+        chosen = list(statement.select.selected_columns)[at]
         if _is_owner(chosen):
             return True
         # A scoped table's own `user_id` (the SELECT's WHERE must pin that table to :owner).
@@ -160,14 +172,76 @@ def _inserts_owner(statement: Insert) -> bool:
             and table is not None
             and table.name in scoped_tables()
         )
-    every: Any = statement._multi_values or ((statement._values or {}),)
-    for values in every:
-        rows: Any = values if isinstance(values, list) else [values]
-        for row in rows:
-            value = {getattr(k, "key", k): v for k, v in dict(row).items()}.get("user_id")
-            if not _is_owner(value):
-                return False
-    return True
+    rows = _value_rows(sql[head.end() :])
+    return bool(rows) and all(
+        len(row) == len(names) and _OWNER_SQL.fullmatch(row[at]) for row in rows
+    )
+
+
+def _depth(sql: str) -> int:
+    """How many parentheses are open at the end of `sql` (outside quotes)."""
+    depth, quoted = 0, False
+    for char in sql:
+        if char == "'":
+            quoted = not quoted
+        elif not quoted:
+            depth += (char == "(") - (char == ")")
+    return depth
+
+
+def _value_rows(sql: str) -> list[list[str]]:
+    """The rows of `VALUES (...), (...)` at the start of `sql`, each a list of its items'
+    SQL (split at the commas outside parentheses and quotes); [] when `sql` is not that."""
+    if not sql.startswith("VALUES ("):
+        return []
+    rows: list[list[str]] = []
+    row: list[str] = []
+    depth, quoted, start = 0, False, 0
+    for index, char in enumerate(sql):
+        if quoted:
+            quoted = char != "'"
+        elif char == "'":
+            quoted = True
+        elif char == "(":
+            depth += 1
+            if depth == 1:
+                start, row = index + 1, []
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                row.append(sql[start:index].strip())
+                rows.append(row)
+                following = sql[index + 1 :]
+                if not following.startswith(", ("):
+                    return rows
+        elif char == "," and depth == 1:
+            row.append(sql[start:index].strip())
+            start = index + 1
+    return []
+
+
+# How an INSERT is read (`_inserts_owner`): compiled as the engine sends it.
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+_INSERT_COLUMNS = re.compile(r'INSERT INTO "?\w+"? \(([^)]*)\) ')
+# `:owner`, maybe cast to its column type.
+_OWNER_SQL = re.compile(rf"%\({OWNER}\)s(::[A-Z ]+)?")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A statement built once for its shape, with the values this use binds to it: every
+    `Scoped` method takes one where it takes a statement. The statement object stays the
+    same from request to request, so its scope check and its compiled form are looked up,
+    not redone (`_check`, `engine.render`)."""
+
+    statement: Any
+    values: Mapping[str, Any]
+
+
+def _unbound(statement: Any, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    if isinstance(statement, Bound):
+        return statement.statement, {**statement.values, **values}
+    return statement, values
 
 
 @dataclass(frozen=True)
@@ -245,6 +319,7 @@ class Scoped:
     def _run(self, statement: Any, **values: Any) -> CursorResult[Any]:
         """Every statement runs here, with `owner` bound to the caller; an unscoped one is
         refused before it reaches the database."""
+        statement, values = _unbound(statement, values)
         _check(statement)
         return self._conn.execute(statement, {OWNER: self.user_id, **values})
 
@@ -254,6 +329,7 @@ class Scoped:
         this statement), as the transaction's last statement, in one message with its COMMIT:
         a write in one round trip. After that only reads may follow (telling a 404 from a
         412), each in a transaction of its own."""
+        statement, values = _unbound(statement, values)
         _check(statement)
         values = {OWNER: self.user_id, **values}
         if not can_finish(self._conn):
@@ -273,6 +349,8 @@ class Scoped:
         write) in the same statement: (the written row, True), or when `write` matched no row,
         (the stored row or None, False). The message commits either way, so no lock outlives
         it. None when the transaction cannot end here (`can_finish`): nothing was sent."""
+        write, values = _unbound(write, values)
+        stored, values = _unbound(stored, values)
         _check(write)
         _check(stored)
         if not can_finish(self._conn):
@@ -313,9 +391,10 @@ class Scoped:
         by `task_api_steps` in a subtransaction: a refusal is no error in the server's log."""
         texts: list[str] = []
         for index, step in enumerate(steps):
-            _check(step.statement)
-            values = {OWNER: self.user_id, **step.values}
-            sql, params = render(self._conn, step.statement, values, f"s{index}_")
+            statement, values = _unbound(step.statement, dict(step.values))
+            _check(statement)
+            values = {OWNER: self.user_id, **values}
+            sql, params = render(self._conn, statement, values, f"s{index}_")
             reason = "NULL"
             if step.reason is not None:
                 _check(step.reason)
@@ -347,6 +426,7 @@ class Scoped:
         """Run `statement`, whose rows nobody reads (it matters by its effect or its error),
         in the same message as the next `_run`, ahead of it (no round trip of its own). Only
         in a write's transaction."""
+        statement, values = _unbound(statement, values)
         _check(statement)
         send_ahead(self._conn, statement, {OWNER: self.user_id, **values})
 
@@ -354,31 +434,22 @@ class Scoped:
         """Run `statement`, whose result nobody reads, as `_run` would, but in the message
         that commits the request's transaction (no round trip of its own); where no such
         message comes (a connection outside a signed-in caller's write), now."""
+        statement, values = _unbound(statement, values)
         _check(statement)
         values = {OWNER: self.user_id, **values}
         if not defer_to_commit(self._conn, statement, values):
             self._conn.execute(statement, values)
 
 
-# The shapes of statements found scoped: their SQLAlchemy cache keys (structure and parameter
-# names, not values). The key is memoized on the statement and is the one `execute` looks its
-# compiled form up by, so a statement of a known shape costs a dict lookup, not a tree walk.
-_SCOPED_SHAPES: dict[Any, None] = {}
-_SHAPES_MAX = 4096
+# The statements found scoped (by object: the hot ones are built once), so a statement run
+# again costs a lookup, not a tree walk.
+_SCOPED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _check(statement: Any) -> None:
-    if isinstance(statement, TextClause):
-        shape = None
-    else:
-        cache_key = statement._generate_cache_key()
-        shape = None if cache_key is None else cache_key.key
-        if shape in _SCOPED_SHAPES:
-            return
+    if statement in _SCOPED:
+        return
     problem = unscoped(statement)
     if problem is not None:
         raise Unscoped(problem)
-    if shape is not None:
-        if len(_SCOPED_SHAPES) >= _SHAPES_MAX:
-            _SCOPED_SHAPES.clear()
-        _SCOPED_SHAPES[shape] = None
+    _SCOPED.add(statement)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy import Text, bindparam, case, func, literal, or_, select
 
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
@@ -38,6 +38,15 @@ _T = Task.__table__.c  # type: ignore[attr-defined]
 # Whether the caller's task `:task_id` exists, as a step's reason: its tags are full.
 _TOO_MANY_TAGS = "tags"
 _TAGS_FULL = owned_task(select(literal(_TOO_MANY_TAGS)).where(_T.id == TASK_ID))
+# The steps that take a tag, built once (`:tag`). The count bound is part of the statement: a
+# concurrent add cannot exceed it.
+_TAG = bindparam("tag", type_=Text)
+_HAS_TAG = _TAG.op("=")(func.any(_T.tags))
+_ADD_TAG = updating(
+    {"tags": case((_HAS_TAG, _T.tags), else_=func.array_append(_T.tags, _TAG))},
+    or_(_HAS_TAG, func.cardinality(_T.tags) < TAGS_MAX_COUNT),
+)
+_REMOVE_TAG = updating({"tags": func.array_remove(_T.tags, _TAG)})
 
 
 def step(operation: BulkOperation) -> Step:
@@ -53,16 +62,9 @@ def step(operation: BulkOperation) -> Step:
         case SetPriorityOp(priority=priority):
             return Step(updating({"priority": priority}), at, operation.id)
         case AddTagOp(tag=tag):
-            tags = _T.tags
-            has_tag = literal(tag).op("=")(func.any(tags))
-            # The count bound is part of the statement: a concurrent add cannot exceed it.
-            adding = updating(
-                {"tags": case((has_tag, tags), else_=func.array_append(tags, tag))},
-                or_(has_tag, func.cardinality(tags) < TAGS_MAX_COUNT),
-            )
-            return Step(adding, at, operation.id, reason=_TAGS_FULL)
+            return Step(_ADD_TAG, {**at, "tag": tag}, operation.id, reason=_TAGS_FULL)
         case RemoveTagOp(tag=tag):
-            return Step(updating({"tags": func.array_remove(_T.tags, tag)}), at, operation.id)
+            return Step(_REMOVE_TAG, {**at, "tag": tag}, operation.id)
         case MoveOp():
             # To the top level of the list (or of no list), last; a task already there stays
             # where it is. The placement's own refusal says why it wrote nothing.

@@ -30,12 +30,12 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import array as postgresql_array
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.models import Priority, Task
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
-from backend.services.scope import OWNER, Stmt, owned
+from backend.services.scope import OWNER, Bound, Stmt, owned
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
@@ -75,18 +75,18 @@ def owned_task(statement: Stmt) -> Stmt:
     return owned(statement, _T.user_id)
 
 
+# When a task was completed: an already-completed task keeps its original completion time.
+_STAMP = func.coalesce(_T.completed_at, func.now())
+
+
 def completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
     """Values that set `completed` and keep `completed_at` consistent with it.
 
-    `completed` is a value, or an expression over the stored row (a toggle). An
-    already-completed task keeps its original completion time.
+    `completed` is a value, or an expression over the stored row (a toggle).
     """
-    stamp = func.coalesce(_T.completed_at, func.now())
     if isinstance(completed, bool):
-        completed_at: Any = stamp if completed else None
-    else:
-        completed_at = case((completed, stamp), else_=None)
-    return {"completed": completed, "completed_at": completed_at}
+        return {"completed": completed, "completed_at": _STAMP if completed else None}
+    return {"completed": completed, "completed_at": case((completed, _STAMP), else_=None)}
 
 
 def changing(statement: Any, values: dict[str, Any]) -> Any:
@@ -109,6 +109,32 @@ COMPLETES_SERIES = and_(
     _T.series_start.is_not(None),
     _T.due_date.is_not(None),
 )
+_UNLESS_SERIES = ~COMPLETES_SERIES
+_READ_VERSION = bindparam("read_version", type_=Integer)
+
+
+def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tuple[Any, Any, Any]:
+    """The statements of a write of `values` that may complete the task, built for this call
+    (`TaskService._write_completing`): the write unless it completes a series, the stored row
+    it answers with instead, and the series' completion, for the version read
+    (`:read_version`)."""
+    return (
+        changing(
+            owned_task(update(Task).where(_T.id == TASK_ID, *conditions, _UNLESS_SERIES)), values
+        ),
+        GET.where(*conditions) if conditions else GET,
+        changing(
+            owned_task(
+                update(Task).where(_T.id == TASK_ID, _T.version == _READ_VERSION, COMPLETES_SERIES)
+            ),
+            values,
+        ),
+    )
+
+
+# A toggle and a completion without If-Match: built once (`completing`).
+TOGGLING = completing(completion(~_T.completed))
+COMPLETING = completing(completion(True))
 DELETE = owned_task(delete(Task).where(_T.id == TASK_ID)).returning(_T.id, _T.title)
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the
@@ -204,8 +230,47 @@ SUBTREE = (
 
 
 def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
-    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold)."""
-    return changing(owned_task(update(Task).where(_T.id == TASK_ID, *conditions)), values)
+    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold).
+    Without conditions, and with values that are plain values or `_SHARED` expressions (a
+    PATCH, a bulk step), it is the statement built once for the set's shape, with the values
+    bound (`Bound`): a request compiles nothing. Otherwise it is built for this call."""
+    if conditions or any(_shape_of(value) is None for value in values.values()):
+        return changing(owned_task(update(Task).where(_T.id == TASK_ID, *conditions)), values)
+    shape = tuple(sorted((name, _shape_of(value)) for name, value in values.items()))
+    binds = {
+        f"{_SET}{name}": value
+        for name, value in values.items()
+        if value is not None and not isinstance(value, ClauseElement)
+    }
+    return Bound(_updating_shape(shape), binds)
+
+
+# The expressions `updating` may find in its values and still build once per shape: each is
+# its own key (identity), so only module constants belong here.
+_SHARED: tuple[Any, ...] = (_STAMP,)
+# A value `updating` binds, and one it sets to NULL (a bound None would be JSON `null` in a
+# JSON column, not SQL NULL).
+_BOUND, _NULL = "bound", "null"
+_SET = "set_"
+
+
+def _shape_of(value: Any) -> str | int | None:
+    """How `value` is part of an UPDATE's shape: bound, NULL, a `_SHARED` expression's index;
+    None for an expression built for this call."""
+    if isinstance(value, ClauseElement):
+        return next((index for index, shared in enumerate(_SHARED) if shared is value), None)
+    return _NULL if value is None else _BOUND
+
+
+@lru_cache(maxsize=256)
+def _updating_shape(shape: tuple[tuple[str, Any], ...]) -> Any:
+    values: dict[str, Any] = {}
+    for name, kind in shape:
+        if kind == _BOUND:
+            values[name] = bindparam(f"{_SET}{name}", type_=_T[name].type)
+        else:
+            values[name] = None if kind == _NULL else _SHARED[kind]
+    return changing(owned_task(update(Task).where(_T.id == TASK_ID)), values)
 
 
 @lru_cache(maxsize=64)

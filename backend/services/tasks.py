@@ -54,7 +54,7 @@ from backend.services.task_schedule import (
 )
 from backend.services.task_statements import (
     AS_SENT,
-    COMPLETES_SERIES,
+    COMPLETING,
     CREATE,
     DELETE,
     GET,
@@ -62,6 +62,8 @@ from backend.services.task_statements import (
     STATS,
     SUBTREE,
     TASK_VIEW,
+    TOGGLING,
+    completing,
     completion,
     create_statements,
     move_statements,
@@ -275,7 +277,8 @@ class TaskService(Scoped):
                 moved = self._move(task_id, placement, expected, values, last=last)
                 return self._completing(moved)
             if not last:
-                return self._write_completing(task_id, values, expected)
+                statements = completing(values, *version_in(_T.version, expected))
+                return self._write_completing(task_id, statements, values, expected)
             return self._update(task_id, values, expected, last=True)
 
         # The schedule is the stored one with the sent fields over it: read it first (with
@@ -452,27 +455,33 @@ class TaskService(Scoped):
         if completed is False:  # reopening adds nothing after the write
             return self._update(task_id, completion(False), expected, last=True)
         target: ColumnElement[bool] | bool = ~_T.completed if completed is None else True
-        return self._write_completing(task_id, completion(target), expected)
+        values = completion(target)
+        if expected is None:
+            statements = TOGGLING if completed is None else COMPLETING
+        else:
+            statements = completing(values, *version_in(_T.version, expected))
+        return self._write_completing(task_id, statements, values, expected)
 
     def _write_completing(
-        self, task_id: int, values: dict[str, Any], expected: Expected = None
+        self,
+        task_id: int,
+        statements: tuple[Any, Any, Any],
+        values: dict[str, Any],
+        expected: Expected = None,
     ) -> TaskRow:
-        """Write `values`, which may complete the task, committing in the write's own message
-        so that no lock is held while a message crosses the network (specs/statements.md).
-        Completing a recurring task adds its next occurrence, computed from the stored row:
-        that write is sent once the row has been read, in a second message that commits it
-        with the occurrence only if the task is still the version read (else it tries again).
-        Where the transaction cannot end with the write (an Idempotency-Key's record follows),
-        or the task keeps changing, the write holds its row until its COMMIT instead."""
-        conditions = version_in(_T.version, expected)
+        """Write `values`, which may complete the task (`completing`'s `statements`), committing in
+        the write's own message so that no lock is held while a message crosses the network
+        (specs/statements.md). Completing a recurring task adds its next occurrence, computed
+        from the stored row: that write is sent once the row has been read, in a second
+        message that commits it with the occurrence only if the task is still the version
+        read (else it tries again). Where the transaction cannot end with the write (an
+        Idempotency-Key's record follows), or the task keeps changing, the write holds its row
+        until its COMMIT instead."""
+        unless_series, stored, series = statements
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
                 self._begin_again()
-            outcome = self._run_last_or_stored(
-                updating(values, *conditions, ~COMPLETES_SERIES),
-                GET.where(*conditions),
-                task_id=task_id,
-            )
+            outcome = self._run_last_or_stored(unless_series, stored, task_id=task_id)
             if outcome is None:  # the transaction goes on after this write
                 break
             task, written = outcome
@@ -483,9 +492,7 @@ class TaskService(Scoped):
             # Completes a series: its next occurrence rides with the completion's COMMIT.
             self._begin_again()
             self._succeed(task)
-            rows = self._run_last(
-                updating(values, _T.version == task.version, COMPLETES_SERIES), task_id=task_id
-            )
+            rows = self._run_last(series, task_id=task_id, read_version=task.version)
             if rows:
                 return cast(TaskRow, rows[0])
         if self._can_begin_again():

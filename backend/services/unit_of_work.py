@@ -114,8 +114,7 @@ class UnitOfWork:
                 self._enter_as(conn, self._claims)
         except BaseException:
             self._conn = None
-            if self._entry is not None:
-                end_autocommit(conn)  # as every other way back to the pool
+            end_autocommit(conn)  # as every other way back to the pool
             conn.close()
             raise
         return self
