@@ -1,0 +1,126 @@
+"""What a write costs the database (issue 31, "cheap on the database"; migration 0023), counted
+rather than timed: which functions a write calls (PostgreSQL's own per-transaction function
+counts, `pg_stat_xact_user_functions` with `track_functions = 'all'`) and which row triggers
+on `tasks` can fire for an UPDATE that does not set their columns (none). A row trigger that
+calls a PL/pgSQL function for a change it has nothing to do with costs every write; a `WHEN`
+that is false, or a column list the UPDATE does not name, costs next to nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+# The row triggers on `tasks` that must see every change: the refusal check (migration 0020)
+# and the change's event (0008). Every other UPDATE trigger names the columns it acts on.
+EVERY_UPDATE = {"tasks_admit_write", "tasks_record_event"}
+
+
+@pytest.fixture
+def conn(db_engine: Engine) -> Iterator[Connection]:
+    """A user with a task, in one transaction that counts function calls; rolled back."""
+    with db_engine.connect() as connection:
+        transaction = connection.begin()
+        superuser = connection.execute(
+            text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        ).scalar_one()
+        if not superuser:
+            transaction.rollback()
+            pytest.skip("track_functions is a superuser setting; the test database's role is not")
+        connection.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+        connection.execute(text("SET LOCAL track_functions = 'all'"))
+        yield connection
+        transaction.rollback()
+
+
+def _calls(conn: Connection) -> dict[str, int]:
+    """The functions this transaction has called so far, by name, and how often."""
+    rows = conn.execute(
+        text("SELECT funcname, calls FROM pg_stat_xact_user_functions WHERE calls > 0")
+    )
+    return {name: calls for name, calls in rows}
+
+
+def _since(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {
+        name: calls - before.get(name, 0)
+        for name, calls in after.items()
+        if calls > before.get(name, 0)
+    }
+
+
+def _task(conn: Connection, **columns: object) -> int:
+    names = ", ".join(["user_id", "title", *columns])
+    values = ", ".join(["'u1'", "'t'", *(f":{name}" for name in columns)])
+    statement = text(f"INSERT INTO tasks ({names}) VALUES ({values}) RETURNING id")
+    task_id: int = conn.execute(statement, columns).scalar_one()
+    return task_id
+
+
+def test_update_triggers_name_their_columns(db_engine: Engine) -> None:
+    """Every row trigger on `tasks` that fires on UPDATE, but for the refusal check and the
+    event, lists the columns it acts on, so an UPDATE that sets none of them skips it before
+    its WHEN is even read."""
+    with db_engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT tgname, cardinality(tgattr::int2[]) AS columns FROM pg_trigger "
+                "WHERE tgrelid = 'tasks'::regclass AND NOT tgisinternal "
+                "AND tgtype & 1 = 1 AND tgtype & 16 = 16"  # FOR EACH ROW, UPDATE
+            )
+        ).all()
+    names = {name for name, _ in rows}
+    assert names >= EVERY_UPDATE
+    unlisted = {name for name, columns in rows if columns == 0} - EVERY_UPDATE
+    assert unlisted == set()
+
+
+def test_a_plain_field_change_calls_only_the_event_trigger(conn: Connection) -> None:
+    """A PATCH of the title, priority, tags or description: one function call, the event."""
+    task = _task(conn, reminders='[{"minutes_before_due": 5}]', due_date="2999-01-01T00:00:00Z")
+    before = _calls(conn)
+    conn.execute(
+        text(
+            "UPDATE tasks SET title = 'renamed', priority = 'high', tags = ARRAY['x'], "
+            "description = 'd', updated_at = now(), version = version + 1 WHERE id = :id"
+        ),
+        {"id": task},
+    )
+    assert _since(before, _calls(conn)) == {"task_events_record": 1}
+
+
+def test_a_completion_calls_what_it_has_to_do(conn: Connection) -> None:
+    """Completing a task with reminders: the event, its subtasks' completion and its
+    reminders' schedule; nothing of the tree's shape or a parent's reopening."""
+    task = _task(conn, reminders='[{"minutes_before_due": 5}]', due_date="2999-01-01T00:00:00Z")
+    before = _calls(conn)
+    conn.execute(
+        text(
+            "UPDATE tasks SET completed = true, completed_at = now(), version = version + 1 "
+            "WHERE id = :id"
+        ),
+        {"id": task},
+    )
+    assert _since(before, _calls(conn)) == {
+        "task_events_record": 1,
+        "tasks_complete_subtasks": 1,
+        "task_reminders_schedule": 1,
+    }
+
+
+def test_the_entry_counts_a_write_without_another_function(conn: Connection) -> None:
+    """The caller's entry upserts the write count itself (a statement whose plan the session
+    keeps), not through `task_api_hit` (a SQL function planned afresh on every call)."""
+    before = _calls(conn)
+    conn.execute(
+        text(
+            "SELECT task_api_enter('u1', 0, true, NULL, NULL, true, 'task-writes:u1', 60, 120, "
+            "true)"
+        )
+    )
+    calls = _since(before, _calls(conn))
+    assert calls.get("task_api_enter") == 1
+    assert "task_api_hit" not in calls
+    hits = conn.execute(text("SELECT hits FROM rate_limits WHERE key = 'task-writes:u1'"))
+    assert hits.scalar_one() == 1
