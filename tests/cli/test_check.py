@@ -84,6 +84,11 @@ def test_check_reports_every_neon_mistake_and_an_unreachable_host() -> None:
 
 
 def test_check_gives_up_on_a_silent_host_within_its_timeout() -> None:
+    # The command's own start (imports) on this machine, measured beside it: the bound is on
+    # the wait, not on how fast the machine starts Python.
+    started = time.monotonic()
+    assert run_cli("check", "--help").returncode == 0
+    startup = time.monotonic() - started
     with silent_listener() as port:
         started = time.monotonic()
         result = run_cli(
@@ -92,7 +97,8 @@ def test_check_gives_up_on_a_silent_host_within_its_timeout() -> None:
         elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert f"127.0.0.1:{port} did not answer within 2 s" in result.stderr
-    assert elapsed < 15, elapsed
+    # A silent host without the timeout would hang for libpq's default (none) or TCP's.
+    assert elapsed < 2 * startup + 12, (elapsed, startup)
     assert "Traceback" not in result.stderr
 
 
