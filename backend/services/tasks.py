@@ -375,9 +375,14 @@ class TaskService(Scoped):
         it to `placement` in the same statement. The stored task is read in a message that
         commits (`_current`), then the write names the version read and commits the request
         itself: no lock is held while the schedule is planned. A task changed in between is
-        read again (a few tries, then 409)."""
-        for _ in range(_COMPLETION_TRIES):
-            current = self._current(task_id, expected)
+        read again; after a few tries, under the caller's change lock."""
+        for attempt in range(_COMPLETION_TRIES + 1):
+            # The last try reads inside the write's transaction, under the caller's change
+            # lock (the entry's), so nothing can change the task before it is written.
+            locking = attempt == _COMPLETION_TRIES
+            if locking and self._can_begin_again():
+                self._begin_again()
+            current = self._current(task_id, expected, commit=not locking)
             plan = plan_of(current)
             parent = current.parent_id is not None
             if placement is not None and placement.parent is not Sent.omitted:
@@ -404,13 +409,17 @@ class TaskService(Scoped):
                 return task
         raise Conflict("The task changed while it was being written; retry")
 
-    def _current(self, task_id: int, expected: Expected) -> TaskRow:
+    def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
         """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
-        its versions. In a write's first message it commits (the entry's count with it)."""
-        rows = self._run_last(GET, task_id=task_id)
-        if not rows:
-            raise NotFound("Task not found")
-        task = cast(TaskRow, rows[0])
+        its versions. With `commit`, in a write's first message the read commits (the entry's
+        count with it); else it stays in the write's transaction."""
+        if commit:
+            rows = self._run_last(GET, task_id=task_id)
+            if not rows:
+                raise NotFound("Task not found")
+            task = cast(TaskRow, rows[0])
+        else:
+            task = self.get(task_id)
         if expected is not None and task.version not in expected:
             raise PreconditionFailed()
         return task

@@ -144,3 +144,26 @@ def test_concurrent_completions_of_a_series_add_one_occurrence(
     assert successors[1].isoformat().startswith("2030-01-02")
     # One event per write, in the order of the versions they left.
     assert [version for _, version in events] == list(range(1, toggles + 2))
+
+
+def test_concurrent_schedule_changes_all_land(db_engine: Engine, settings: Settings) -> None:
+    """Schedule changes racing on one task (each reads the stored rule in a message that
+    commits, then writes naming the version read: `_replan`) all land, none answered 409:
+    a write that keeps losing the race reads under the caller's change lock."""
+    with write_as(db_engine, settings, "schedule racer") as work:
+        task_id = work.tasks.create(
+            TaskCreate(title="stand-up", due_date="2030-01-01T09:00:00Z", recurrence="daily")
+        ).id
+
+    def move(day: int) -> int:
+        with write_as(db_engine, settings, "schedule racer") as work:
+            due = f"2030-02-{day:02d}T09:00:00Z"
+            return work.tasks.update(task_id, TaskUpdate(due_date=due)).version
+
+    changes = 16
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = list(pool.map(move, range(1, changes + 1)))
+    assert sorted(versions) == list(range(2, changes + 2))
+    with work_as(db_engine, settings, "schedule racer") as work:
+        final = work.tasks.get(task_id)
+    assert final.version == 1 + changes
