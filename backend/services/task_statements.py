@@ -119,22 +119,12 @@ def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tupl
     it answers with instead, and the series' completion, for the version read
     (`:read_version`)."""
     return (
-        changing(
-            owned_task(update(Task).where(_T.id == TASK_ID, *conditions, _UNLESS_SERIES)), values
-        ),
+        updating(values, *conditions, _UNLESS_SERIES),
         GET.where(*conditions) if conditions else GET,
-        changing(
-            owned_task(
-                update(Task).where(_T.id == TASK_ID, _T.version == _READ_VERSION, COMPLETES_SERIES)
-            ),
-            values,
-        ),
+        updating(values, _T.version == _READ_VERSION, COMPLETES_SERIES),
     )
 
 
-# A toggle and a completion without If-Match: built once (`completing`).
-TOGGLING = completing(completion(~_T.completed))
-COMPLETING = completing(completion(True))
 DELETE = owned_task(delete(Task).where(_T.id == TASK_ID)).returning(_T.id, _T.title)
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the
@@ -271,6 +261,11 @@ def _updating_shape(shape: tuple[tuple[str, Any], ...]) -> Any:
         else:
             values[name] = None if kind == _NULL else _SHARED[kind]
     return changing(owned_task(update(Task).where(_T.id == TASK_ID)), values)
+
+
+# A toggle and a completion without If-Match: built once (`completing`).
+TOGGLING = completing(completion(~_T.completed))
+COMPLETING = completing(completion(True))
 
 
 @lru_cache(maxsize=64)

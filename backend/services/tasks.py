@@ -108,8 +108,9 @@ class TaskStats:
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
 _EMPTY_PAGE_ATTEMPTS = 5
-# How often a completion of a series is read and written before it holds its row instead
-# (`_write_completing`): each try fails only when another write changed the task between.
+# How often a write that reads the stored task first (a series' completion:
+# `_write_completing`; a schedule change: `_replan`) reads and writes before it holds the
+# caller's change lock instead: each try fails only when another write changed the task between.
 _COMPLETION_TRIES = 3
 
 
