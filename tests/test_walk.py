@@ -1,0 +1,121 @@
+"""How many of our functions one request passes through (issue 31 item 2: "a short walk").
+
+One request is traced in-process with a profile hook on every thread the app runs (the event
+loop's and the worker threads' that run sync routes and services), after a warm-up request of
+the same kind, and the distinct project functions it called are counted: code objects under
+`backend/`, comprehensions and lambdas left out. Counts, not times: the same code takes the
+same walk on any machine.
+
+`CEILINGS` hold today's counts: a change that lengthens the path fails here until it is
+shortened or the ceiling is raised with its reason. The issue's targets (GET 35, PATCH 50)
+are not met yet (specs/statements.md, "The walk").
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.config import Settings
+from backend.main import create_app
+from tests.conftest import Account
+
+BACKEND = str(Path(__file__).resolve().parent.parent / "backend")
+
+CEILINGS = {
+    "GET /api/tasks/{task_id}": 67,
+    "PATCH /api/tasks/{task_id}": 102,
+    "PATCH /api/tasks/{task_id}/complete": 90,
+    "POST /api/tasks": 99,
+}
+
+
+class Walk:
+    """The project functions called while `recording`, from any thread."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.called: set[CodeType] = set()
+        self._lock = threading.Lock()
+
+    def hook(self, frame: FrameType, event: str, _arg: Any) -> None:
+        if event != "call" or not self.recording:
+            return
+        code = frame.f_code
+        if code.co_filename.startswith(BACKEND) and not code.co_name.startswith("<"):
+            with self._lock:
+                self.called.add(code)
+
+    def functions(self) -> list[str]:
+        return sorted(
+            f"{Path(c.co_filename).relative_to(BACKEND)}:{c.co_firstlineno} {c.co_qualname}"
+            for c in self.called
+        )
+
+    def files(self) -> set[str]:
+        return {c.co_filename for c in self.called}
+
+
+@pytest.fixture
+def walk(settings: Settings) -> Iterator[tuple[Walk, TestClient]]:
+    """A client whose every thread is traced: the hook is set before the client starts its
+    event loop thread, and worker threads inherit it when they are created."""
+    tracer = Walk()
+    threading.setprofile(tracer.hook)
+    sys.setprofile(tracer.hook)
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield tracer, client
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+
+
+def _traced(tracer: Walk, send: Callable[[], Any]) -> None:
+    send()  # warm-up: first-use imports, caches and compiled statements stay out of the count
+    tracer.called.clear()
+    tracer.recording = True
+    try:
+        response = send()
+    finally:
+        tracer.recording = False
+    assert response.status_code < 300, response.text
+
+
+@pytest.mark.parametrize("route", sorted(CEILINGS))
+def test_one_request_walks_a_bounded_path(
+    route: str,
+    walk: tuple[Walk, TestClient],
+    register: Callable[..., Account],
+) -> None:
+    tracer, client = walk
+    account = register()
+    headers = account.headers
+    task = client.post("/api/tasks", json={"title": "walked"}, headers=headers).json()["data"]
+    path = f"/api/tasks/{task['id']}"
+    sends: dict[str, Callable[[], Any]] = {
+        "GET /api/tasks/{task_id}": lambda: client.get(path, headers=headers),
+        "PATCH /api/tasks/{task_id}": lambda: client.patch(
+            path, json={"title": "walked again"}, headers=headers
+        ),
+        "PATCH /api/tasks/{task_id}/complete": lambda: client.patch(
+            f"{path}/complete", headers=headers
+        ),
+        "POST /api/tasks": lambda: client.post(
+            "/api/tasks", json={"title": "walked"}, headers=headers
+        ),
+    }
+    _traced(tracer, sends[route])
+    functions = tracer.functions()
+    assert functions, "the hook saw no project function: the trace is not reaching the app"
+    assert len(functions) <= CEILINGS[route], (
+        f"{route} passes through {len(functions)} project functions in "
+        f"{len(tracer.files())} files (ceiling {CEILINGS[route]}):\n" + "\n".join(functions)
+    )
