@@ -108,16 +108,21 @@ def test_concurrent_toggles_lose_no_update(db_engine: Engine, settings: Settings
     assert final.version == 1 + toggles  # every toggle bumped the version (the ETag) once
 
 
+def _daily_from_2030(db_engine: Engine, settings: Settings, user_id: str) -> int:
+    """A new daily task of `user_id`'s, first due 2030-01-01 09:00 UTC: its id."""
+    with write_as(db_engine, settings, user_id) as work:
+        return work.tasks.create(
+            TaskCreate(title="racing", due_date="2030-01-01T09:00:00Z", recurrence="daily")
+        ).id
+
+
 def test_concurrent_completions_of_a_series_add_one_occurrence(
     db_engine: Engine, settings: Settings
 ) -> None:
     """Toggles racing on a recurring task (each completion read, then written apart from its
     read: `_write_completing`) lose no toggle and no event, and its series gets exactly one
     next occurrence, from the version that was completed first."""
-    with write_as(db_engine, settings, "series racer") as work:
-        task_id = work.tasks.create(
-            TaskCreate(title="water plants", due_date="2030-01-01T09:00:00Z", recurrence="daily")
-        ).id
+    task_id = _daily_from_2030(db_engine, settings, "series racer")
 
     def toggle(_: int) -> bool:
         with write_as(db_engine, settings, "series racer") as work:
@@ -150,10 +155,7 @@ def test_concurrent_schedule_changes_all_land(db_engine: Engine, settings: Setti
     """Schedule changes racing on one task (each reads the stored rule in a message that
     commits, then writes naming the version read: `_replan`) all land, none answered 409:
     a write that keeps losing the race reads under the caller's change lock."""
-    with write_as(db_engine, settings, "schedule racer") as work:
-        task_id = work.tasks.create(
-            TaskCreate(title="stand-up", due_date="2030-01-01T09:00:00Z", recurrence="daily")
-        ).id
+    task_id = _daily_from_2030(db_engine, settings, "schedule racer")
 
     def move(day: int) -> int:
         with write_as(db_engine, settings, "schedule racer") as work:
