@@ -8,9 +8,20 @@ that is false, or a column list the UPDATE does not name, costs next to nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.dialects import postgresql
+
+from backend.services.task_statements import (
+    COMPLETING,
+    GET,
+    STORED,
+    TOGGLING,
+    completing,
+    completion,
+)
 
 # The row triggers on `tasks` that must see every change: the refusal check (migration 0020)
 # and the change's event (0008). Every other UPDATE trigger names the columns it acts on.
@@ -124,3 +135,21 @@ def test_the_entry_counts_a_write_without_another_function(conn: Connection) -> 
     assert "task_api_hit" not in calls
     hits = conn.execute(text("SELECT hits FROM rate_limits WHERE key = 'task-writes:u1'"))
     assert hits.scalar_one() == 1
+
+
+def _subtask_counts_in(statement: Any) -> int:
+    """How many subtask-count subqueries `statement` plans and runs."""
+    return str(statement.compile(dialect=postgresql.dialect())).count("FROM tasks AS child")
+
+
+def test_a_row_read_to_decide_a_write_is_not_counted() -> None:
+    """The subtask counts are a quarter of a write's work in PostgreSQL (specs/benchmark.md):
+    they are computed where a task is answered with (a read, a write's RETURNING), not in the
+    stored row a completion or a schedule change reads to decide its next message, which has
+    the same columns with the counts null."""
+    assert _subtask_counts_in(GET) == 2
+    assert _subtask_counts_in(STORED) == 0
+    for write, stored, series in (TOGGLING, COMPLETING, completing(completion(True))):
+        assert (_subtask_counts_in(write), _subtask_counts_in(series)) == (2, 2)
+        assert _subtask_counts_in(stored) == 0
+        assert [c.name for c in stored.selected_columns] == [c.name for c in GET.selected_columns]

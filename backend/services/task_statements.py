@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     select,
     true,
     update,
@@ -68,6 +69,13 @@ CREATED_VIEW = (
     literal(0).label("subtask_count"),
     literal(0).label("open_subtask_count"),
 )
+# A row read to decide a write, never answered with: the counts are not computed (they are
+# a quarter of a write's work in PostgreSQL, specs/benchmark.md).
+UNCOUNTED_VIEW = (
+    *TASK_COLUMNS,
+    null().label("subtask_count"),
+    null().label("open_subtask_count"),
+)
 
 
 def owned_task(statement: Stmt) -> Stmt:
@@ -99,6 +107,8 @@ def changing(statement: Any, values: dict[str, Any]) -> Any:
 
 TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
 GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
+# The stored row, read to decide a write (`completing`, `TaskService._current`).
+STORED = owned_task(select(*UNCOUNTED_VIEW).where(_T.id == TASK_ID))
 # A write that completes a pending recurring task whose series goes on adds its next
 # occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
 # written only once that row has been read (`TaskService._write_completing`).
@@ -116,11 +126,11 @@ _READ_VERSION = bindparam("read_version", type_=Integer)
 def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tuple[Any, Any, Any]:
     """The statements of a write of `values` that may complete the task, built for this call
     (`TaskService._write_completing`): the write unless it completes a series, the stored row
-    it answers with instead, and the series' completion, for the version read
-    (`:read_version`)."""
+    the statement returns instead (uncounted: it decides the next message and is never an
+    answer), and the series' completion, for the version read (`:read_version`)."""
     return (
         updating(values, *conditions, _UNLESS_SERIES),
-        GET.where(*conditions) if conditions else GET,
+        STORED.where(*conditions) if conditions else STORED,
         updating(values, _T.version == _READ_VERSION, COMPLETES_SERIES),
     )
 

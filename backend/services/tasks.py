@@ -60,6 +60,7 @@ from backend.services.task_statements import (
     GET,
     PLACED,
     STATS,
+    STORED,
     SUBTREE,
     TASK_VIEW,
     TOGGLING,
@@ -415,7 +416,7 @@ class TaskService(Scoped):
         its versions. With `commit`, in a write's first message the read commits (the entry's
         count with it); else it stays in the write's transaction."""
         if commit:
-            rows = self._run_last(GET, task_id=task_id)
+            rows = self._run_last(STORED, task_id=task_id)
             if not rows:
                 raise NotFound("Task not found")
             task = cast(TaskRow, rows[0])
