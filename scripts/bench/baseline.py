@@ -156,6 +156,11 @@ EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
 GET_SQL = f"SELECT {VIEW} FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s"
+# `task_statements.STORED`: the row a toggle reads beside its write, without the counts.
+STORED_SQL = (
+    f"SELECT {COLUMNS}, NULL AS subtask_count, NULL AS open_subtask_count FROM tasks "
+    "WHERE id = %(task_id)s AND user_id = %(user)s"
+)
 # The API's insert writes the schedule too: for a task without one, these values. A new task
 # has no subtasks.
 INSERT_SQL = (
@@ -591,7 +596,7 @@ async def toggle_task(request: Request) -> Response:
         values = {"task_id": _task_id(request), "user": subject}
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run_last(conn, TOGGLE_SQL, values, stored=GET_SQL)
+            rows = await entry.run_last(conn, TOGGLE_SQL, values, stored=STORED_SQL)
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
         if not rows[0].pop(WRITTEN):
