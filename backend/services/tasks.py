@@ -415,13 +415,14 @@ class TaskService(Scoped):
         """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
         its versions. With `commit`, in a write's first message the read commits (the entry's
         count with it); else it stays in the write's transaction."""
-        if commit:
-            rows = self._run_last(STORED, task_id=task_id)
-            if not rows:
-                raise NotFound("Task not found")
-            task = cast(TaskRow, rows[0])
-        else:
-            task = self.get(task_id)
+        rows = (
+            self._run_last(STORED, task_id=task_id)
+            if commit
+            else self._run(STORED, task_id=task_id).all()
+        )
+        if not rows:
+            raise NotFound("Task not found")
+        task = cast(TaskRow, rows[0])
         if expected is not None and task.version not in expected:
             raise PreconditionFailed()
         return task
