@@ -12,18 +12,12 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from backend.api import openapi
 from backend.api.door import document_security
-from backend.api.errors import UnhandledErrorMiddleware, install_error_handlers
-from backend.api.headers import ResponseHeadersMiddleware
-from backend.api.middleware import (
-    BodySizeLimitMiddleware,
-    RequestGateMiddleware,
-    TrailingSlashMiddleware,
-)
+from backend.api.errors import install_error_handlers
+from backend.api.middleware import EdgeMiddleware
 from backend.api.routes import api_router
 from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
@@ -32,7 +26,6 @@ from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
 from backend.mcp.http import install_mcp
 from backend.observability.metrics import install_metrics
-from backend.observability.middleware import ObservabilityMiddleware
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -118,20 +111,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp = install_mcp(app, settings)
     metrics = install_metrics(app, settings)
 
-    # Added innermost first: errors, trailing slash, body size, CORS, the request gate (Host,
-    # connection limit), HEAD + protective headers, access log + metrics, request id
-    # (outermost), so even a 500 or a refused preflight carries X-Request-ID and the
-    # protective headers, and the access log sees the request id, every final status and HEAD
-    # as HEAD.
-    app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(TrailingSlashMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_bytes)
+    # The edge (backend/api/middleware.py: access log and metrics, HEAD and the protective
+    # headers, the request gate, CORS, trailing slash, body size, unhandled errors) inside the
+    # request id, so even a 500 or a refused preflight carries X-Request-ID and the access log
+    # has it.
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=True,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=[
+        EdgeMiddleware,
+        metrics=metrics,
+        hsts_max_age=settings.hsts_max_age_seconds,
+        max_body_size=settings.max_body_bytes,
+        cors_origins=settings.cors_origins,
+        cors_allow_headers=[
             "Authorization",
             "Content-Type",
             "X-Request-ID",
@@ -141,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # MCP clients in a browser (/mcp, stateless: no session id)
             "Mcp-Protocol-Version",
         ],
-        expose_headers=[
+        cors_expose_headers=[
             "X-Request-ID",
             "Location",
             "Link",
@@ -151,11 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "ETag",
             "Idempotent-Replayed",
         ],
-        max_age=600,
     )
-    app.add_middleware(RequestGateMiddleware)
-    app.add_middleware(ResponseHeadersMiddleware, hsts_max_age=settings.hsts_max_age_seconds)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name="X-Request-ID",

@@ -14,7 +14,7 @@ trickling a header, or silent ones, were never closed. This subclass adds, per c
   already running, sees a client disconnect, as for any client that goes away).
 - **A bound on connections** (`HTTP_MAX_CONNECTIONS` per worker): a request on a connection
   opened beyond it is marked, and the app answers it 503 with `Connection: close`
-  (`backend/api/middleware.RequestGateMiddleware`, so the answer has the envelope, a request
+  (the request gate of `backend/api/middleware.py`, so the answer has the envelope, a request
   id and the access log), except `GET /health`, so a probe does not take a busy worker for a
   dead one. uvicorn's own `limit_concurrency` answers plain text, refuses /health too, and
   counts every open connection at each request, so connections already being served were
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 # The scope extension by which the server asks the app to refuse a request (503).
 OVER_CONNECTION_LIMIT = "task_api.over_connection_limit"
 # Raw answers never reach the app's header middleware: the same protective headers as an
-# API error (backend/api/headers.py).
+# API error (backend/api/middleware.py).
 _PROTECTIVE = (
     b"x-content-type-options: nosniff\r\nx-frame-options: DENY\r\ncache-control: no-store\r\n"
     b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"

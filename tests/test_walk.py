@@ -30,10 +30,10 @@ from tests.conftest import Account
 BACKEND = str(Path(__file__).resolve().parent.parent / "backend")
 
 CEILINGS = {
-    "GET /api/tasks/{task_id}": 67,
-    "PATCH /api/tasks/{task_id}": 102,
-    "PATCH /api/tasks/{task_id}/complete": 90,
-    "POST /api/tasks": 99,
+    "GET /api/tasks/{task_id}": 61,
+    "PATCH /api/tasks/{task_id}": 96,
+    "PATCH /api/tasks/{task_id}/complete": 84,
+    "POST /api/tasks": 93,
 }
 
 

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,7 +21,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.error_mapping import ErrorParts, describe, error_body, validation_details
 from backend.errors import AppError, InvalidRequest
@@ -77,7 +75,7 @@ def _allowed_methods(request: Request) -> str:
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
     ]
-    # HEAD is served wherever GET is (backend/api/headers.py), though no route declares it.
+    # HEAD is served wherever GET is (backend/api/middleware.py), though no route declares it.
     if "GET" in allowed and "HEAD" not in allowed:
         allowed.insert(allowed.index("GET") + 1, "HEAD")
     return ", ".join(allowed)
@@ -122,40 +120,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for mapped in (AppError, IntegrityError, DataError, OperationalError, PoolTimeoutError):
         app.add_exception_handler(mapped, _described)
-
-
-class UnhandledErrorMiddleware:
-    """Innermost middleware: turns any unhandled exception into the 500 envelope.
-
-    Starlette's own last-resort handler sits outside every middleware, so its responses
-    would miss the request id and CORS headers; catching here keeps them.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            logger.exception(
-                "unhandled error on %s %s (request id %s)",
-                scope.get("method"),
-                scope.get("path"),
-                correlation_id.get(),
-            )
-            if started:
-                raise
-            response = error_response(500, "INTERNAL_ERROR", "Internal server error")
-            await response(scope, receive, send)

@@ -1,63 +1,193 @@
-"""Small ASGI middlewares that do not belong to one route."""
+"""The edge: everything a request meets before its route, in one pure ASGI middleware.
+
+In order, outermost first (the request id, `asgi_correlation_id`, is set just outside):
+
+1. **Access log and metrics** (`backend/observability`): outside everything else, so they see
+   the final status (413, 500, refused preflights included) and HEAD as HEAD.
+2. **HEAD and the protective headers**. FastAPI routes answer only the methods they declare,
+   so HEAD goes in as a GET (on a copy of the scope: the server's own scope keeps saying HEAD,
+   so it sends no body) and goes out with the GET's status and headers, `Content-Length`
+   included, and an empty body (RFC 9110 9.3.2). Every API response gets `Cache-Control:
+   no-store` (tokens, tasks and errors must not be kept by a browser or a shared cache; ETags
+   work without a cache), `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` and
+   `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`. The documentation
+   (`DOCS_PREFIXES`) gets the same minus `default-src 'none'` (Swagger UI runs scripts) and
+   `no-store` (it may be cached) except on errors. `Strict-Transport-Security` when
+   configured (a deployment served over HTTPS).
+3. **The request gate** (400 or 503 with the envelope). `Host`: RFC 9112 3.2 requires a 400
+   for an HTTP/1.1 request without one, with more than one or with an invalid value (uvicorn's
+   httptools protocol passes all three on). A request on a connection the server opened beyond
+   `HTTP_MAX_CONNECTIONS` (`backend/server.py` marks it): 503 with `Retry-After: 1` and
+   `Connection: close`, except `GET /health`, which must keep telling a probe the worker lives.
+4. **CORS**, Starlette's, wrapped around the rest: preflights end here.
+5. **Trailing slash**: `/api/tasks/` is routed exactly like `/api/tasks`, with no redirect (a
+   redirect drops the Authorization header in some clients and costs a round trip).
+6. **Body size**: a declared `Content-Length` over the limit is refused before anything is
+   read; a streamed body is counted as it arrives (FastAPI's own `max_body_size` answers in
+   plain text from outside every middleware).
+7. **Unhandled errors**: the 500 envelope, logged with the request id. Starlette's last-resort
+   handler sits outside every middleware, so its answer would miss the request id, CORS and
+   the protective headers.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Sequence
+from time import perf_counter
+from typing import Any
 
+from asgi_correlation_id import correlation_id
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import error_response
+from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY, log_access
+from backend.observability.metrics import HttpMetrics
 from backend.server import OVER_CONNECTION_LIMIT
+
+# Logged as `backend.errors`, the name operators' log queries and alerts match on.
+logger = logging.getLogger("backend.errors")
+
+DOCS_PREFIXES = ("/docs", "/redoc", "/openapi.json", "/static-offline-docs/")
 
 # RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [":" port], the host an IP literal or a reg-name
 # (unreserved, percent-encoded and sub-delims characters; empty is allowed).
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(:[0-9]*)?")
 _OVER_LIMIT_MESSAGE = "The server is at its connection limit; retry shortly"
+# In the request's `state` (shared by the HEAD copy of the scope): the status once the
+# response has started, so an error raised after that is not answered a second time.
+_STATUS = "task_api.status"
+
+HeaderList = list[tuple[bytes, bytes]]
 
 
-class TrailingSlashMiddleware:
-    """Route `/api/tasks/` exactly like `/api/tasks`, with no redirect.
-
-    A redirect would drop the Authorization header in some clients and costs a round trip.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
+class EdgeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: HttpMetrics | None,
+        hsts_max_age: int,
+        max_body_size: int,
+        cors_origins: Sequence[str],
+        cors_allow_headers: Sequence[str],
+        cors_expose_headers: Sequence[str],
+    ) -> None:
         self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            if len(path) > 1 and path.endswith("/"):
-                # In place, not on a copy: the access log reads the matched route from the
-                # same scope dict the router writes it to.
-                scope["path"] = path.rstrip("/") or "/"
-                raw = scope.get("raw_path")
-                if isinstance(raw, bytes):
-                    scope["raw_path"] = raw.rstrip(b"/") or b"/"
-        await self.app(scope, receive, send)
-
-
-class BodySizeLimitMiddleware:
-    """Refuse request bodies over the limit with the 413 envelope.
-
-    A declared Content-Length over the limit is refused before anything is read; a streamed
-    (chunked) body is counted as it arrives and refused once it crosses the limit. (FastAPI's
-    own `max_body_size` answers in plain text from outside every middleware, so it is not used.)
-    """
-
-    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
-        self.app = app
+        self.metrics = metrics
         self.max_body_size = max_body_size
+        self.cors = CORSMiddleware(
+            self._inside_cors,
+            allow_origins=cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=cors_allow_headers,
+            expose_headers=cors_expose_headers,
+            max_age=600,
+        )
+        common: HeaderList = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if hsts_max_age > 0:
+            common.append((b"strict-transport-security", f"max-age={hsts_max_age}".encode()))
+        no_store = (b"cache-control", b"no-store")
+        self.api_headers: HeaderList = [
+            *common,
+            no_store,
+            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+        ]
+        self.docs_headers: HeaderList = [
+            *common,
+            (b"content-security-policy", b"frame-ancestors 'none'"),
+        ]
+        self.docs_error_headers: HeaderList = [*self.docs_headers, no_store]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = f"Request body is larger than {self.max_body_size} bytes"
+        started = perf_counter()
+        # Shared with the inner scopes (copies are shallow): the auth dependency puts the user
+        # id here through `request.state`, MCP the tool it ran.
+        state: dict[str, Any] = scope.setdefault("state", {})
+        docs = scope["path"].startswith(DOCS_PREFIXES)
+        head = scope["method"] == "HEAD"
+
+        async def respond(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state[_STATUS] = status = message["status"]
+                if not docs:
+                    extra = self.api_headers
+                else:
+                    extra = self.docs_headers if status < 400 else self.docs_error_headers
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+        try:
+            refusal = _refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, respond)
+            elif not head:
+                await self.cors(scope, receive, respond)
+            else:
+                inner = {**scope, "method": "GET"}
+                try:
+                    await self.cors(inner, receive, respond)
+                finally:
+                    # The access log and the metrics read the matched route from this scope.
+                    if "route" in inner:
+                        scope["route"] = inner["route"]
+        finally:
+            seconds = perf_counter() - started
+            # If the app failed before answering, the client got a 500 (or nothing).
+            status: int = state.get(_STATUS, 500)
+            # Set by the router on a match (also a 405's partial match). `path_format` is the
+            # template without convertors: /api/tasks/{task_id}.
+            route: str | None = getattr(scope.get("route"), "path_format", None)
+            method: str = scope["method"]
+            tool, tool_status = state.get(TOOL_KEY), state.get(TOOL_STATUS_KEY)
+            if metrics is not None:
+                metrics.in_flight.dec()
+                metrics.observe(method, route, status, seconds)
+                if tool is not None:
+                    metrics.observe_tool(tool, tool_status or 0)
+            client = scope.get("client")
+            log_access(
+                method=method,
+                route=route,
+                path=scope["path"],
+                status=status,
+                duration_s=seconds,
+                client=client[0] if client else None,
+                user_id=state.get("user_id"),
+                tool=tool,
+                tool_status=tool_status,
+            )
+
+    async def _inside_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Steps 5-7: trailing slash, body size, unhandled errors."""
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            # In place, not on a copy: the access log reads the matched route from the same
+            # scope dict the router writes it to.
+            scope["path"] = path.rstrip("/") or "/"
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes):
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        limit = self.max_body_size
+        too_large = f"Request body is larger than {limit} bytes"
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await error_response(413, "PAYLOAD_TOO_LARGE", too_large)(scope, receive, send)
             return
         received = 0
@@ -67,40 +197,29 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_size:
+                if received > limit:
                     # An HTTPException, because FastAPI turns any other error raised while
                     # reading the body into a 400; the handler gives it the envelope.
                     raise HTTPException(413, detail=too_large)
             return message
 
-        await self.app(scope, counting_receive, send)
-
-
-class RequestGateMiddleware:
-    """Requests refused before any route sees them, with the envelope (400 or 503).
-
-    - `Host`: RFC 9112 3.2 requires a 400 for an HTTP/1.1 request without one, and for any
-      request with more than one or with an invalid value (uvicorn's httptools protocol
-      passes all three on); a proxy or a virtual-host router could disagree with the app about
-      which host was meant.
-    - A request on a connection the server opened beyond `HTTP_MAX_CONNECTIONS`
-      (`backend/server.py` marks it): 503 with `Retry-After: 1` and `Connection: close`, except
-      `GET /health`, which touches nothing and must keep telling a probe the worker is alive.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = _refusal(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, counting_receive, send)
+        except Exception:
+            logger.exception(
+                "unhandled error on %s %s (request id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                correlation_id.get(),
+            )
+            if _STATUS in scope["state"]:
+                raise
+            response = error_response(500, "INTERNAL_ERROR", "Internal server error")
+            await response(scope, receive, send)
 
 
 def _refusal(scope: Scope) -> ASGIApp | None:
+    """Step 3, the request gate: the answer to a request no route may see, or None."""
     if OVER_CONNECTION_LIMIT in scope.get("extensions", ()) and scope["path"] != "/health":
         headers = {"Retry-After": "1", "Connection": "close"}
         return error_response(503, "SERVICE_UNAVAILABLE", _OVER_LIMIT_MESSAGE, headers=headers)

@@ -264,7 +264,7 @@ def install_mcp(app: FastAPI, settings: Settings) -> McpEndpoint:
     # session: None"): one line per request beside our access line, saying nothing.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     # An ASGI endpoint for every method, outside the OpenAPI document. `/mcp/` reaches it
-    # too, with no redirect (TrailingSlashMiddleware).
+    # too, with no redirect (the edge middleware's trailing-slash step).
     app.router.routes.append(_NamedRoute(MCP_PATH, endpoint, name="mcp"))
     if authorization_server(settings) is not None:
         app.add_api_route(
@@ -277,7 +277,7 @@ def install_mcp(app: FastAPI, settings: Settings) -> McpEndpoint:
 
 
 def _observe(scope: Scope, tool: str, status: int) -> None:
-    """Tell the access log and the metrics (ObservabilityMiddleware) which tool this request
+    """Tell the access log and the metrics (the edge middleware) which tool this request
     called and how it ended: the HTTP answer of a tool error is a 200 all the same."""
     state: dict[str, Any] = scope.setdefault("state", {})
     state[TOOL_KEY] = tool

@@ -2,8 +2,9 @@
 
 One format for every log line of the process: JSON (one object per line, python-json-logger)
 or text. Every record carries the request id of the request it was logged in (or null).
-The access line is ours (`task_api.access`, written by `ObservabilityMiddleware`); uvicorn's
-own access log is switched off so no request is logged twice.
+The access line is ours (`task_api.access`, written by the edge middleware,
+`backend/api/middleware.py`); uvicorn's own access log is switched off so no request is
+logged twice.
 """
 
 from __future__ import annotations
