@@ -170,11 +170,13 @@ def seed_tree(conn: Connection) -> None:
     """Give the seeded users lists and the seeded tasks lists and parents (`TREE_SQL`), in the
     caller's transaction, then ANALYZE. Built as a migration's backfill is: with the tables'
     triggers off for these two statements (no change events, no versions; the rows obey the
-    tree's rules, so the checks they run would pass)."""
+    tree's rules, so the checks they run would pass), then the subtask counts the triggers
+    would have kept, counted once (migration 0024)."""
     conn.execute(text("ALTER TABLE task_lists DISABLE TRIGGER USER"))
     conn.execute(text("ALTER TABLE tasks DISABLE TRIGGER USER"))
     conn.execute(TREE_LISTS_SQL)
     conn.execute(TREE_SQL)
+    conn.execute(text("SELECT tasks_recount_subtasks()"))
     conn.execute(text("ALTER TABLE tasks ENABLE TRIGGER USER"))
     conn.execute(text("ALTER TABLE task_lists ENABLE TRIGGER USER"))
     conn.execute(text("ANALYZE task_lists"))

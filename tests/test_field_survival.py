@@ -51,6 +51,8 @@ NOT_CARRIED: dict[str, str] = {
     "position": "placed: a successor first in its list, a copied subtask at its place",
     "parent_id": "placed: a copied subtask is under the copy of its parent (a successor has "
     "none: only top-level tasks recur)",
+    "subtask_count": "counted from its own subtasks, the copies",
+    "open_subtask_count": "counted from its own subtasks, the copies (all pending)",
 }
 # Of the writable ones, what the successor has instead (`before`: the predecessor's row). A
 # relative reminder is carried unchanged (an `at` reminder moves with the due date: the
@@ -543,3 +545,5 @@ def test_a_successor_and_its_subtasks_carry_every_column(
             assert copy["next_due_date"] is None
             assert copy["parent_id"] == copy_of[row["parent_id"]]
             assert copy["position"] == row["position"]
+        below = [r for r in after.values() if r["parent_id"] == copy["id"]]
+        assert (copy["subtask_count"], copy["open_subtask_count"]) == (len(below), len(below))

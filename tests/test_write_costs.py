@@ -8,7 +8,6 @@ that is false, or a column list the UPDATE does not name, costs next to nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
@@ -17,7 +16,6 @@ from sqlalchemy.dialects import postgresql
 from backend.services.task_statements import (
     COMPLETING,
     GET,
-    STORED,
     TOGGLING,
     completing,
     completion,
@@ -120,6 +118,34 @@ def test_a_completion_calls_what_it_has_to_do(conn: Connection) -> None:
     }
 
 
+def test_a_subtask_counts_itself_in_only_when_it_comes_goes_or_completes(
+    conn: Connection,
+) -> None:
+    """The parent's counts (migration 0024): a subtask's plain change calls only its event; its
+    completion also updates its parent once, whose event trigger then records nothing."""
+    parent = _task(conn)
+    child = _task(conn, parent_id=parent)
+    before = _calls(conn)
+    conn.execute(
+        text("UPDATE tasks SET title = 'renamed', version = version + 1 WHERE id = :id"),
+        {"id": child},
+    )
+    assert _since(before, _calls(conn)) == {"task_events_record": 1}
+    before = _calls(conn)
+    conn.execute(
+        text(
+            "UPDATE tasks SET completed = true, completed_at = now(), version = version + 1 "
+            "WHERE id = :id"
+        ),
+        {"id": child},
+    )
+    assert _since(before, _calls(conn)) == {
+        "task_events_record": 2,
+        "tasks_count_subtasks": 1,
+        "tasks_complete_subtasks": 1,
+    }
+
+
 def test_the_entry_counts_a_write_without_another_function(conn: Connection) -> None:
     """The caller's entry upserts the write count itself (a statement whose plan the session
     keeps), not through `task_api_hit` (a SQL function planned afresh on every call)."""
@@ -137,19 +163,11 @@ def test_the_entry_counts_a_write_without_another_function(conn: Connection) -> 
     assert hits.scalar_one() == 1
 
 
-def _subtask_counts_in(statement: Any) -> int:
-    """How many subtask-count subqueries `statement` plans and runs."""
-    return str(statement.compile(dialect=postgresql.dialect())).count("FROM tasks AS child")
-
-
-def test_a_row_read_to_decide_a_write_is_not_counted() -> None:
-    """The subtask counts are a quarter of a write's work in PostgreSQL (specs/benchmark.md):
-    they are computed where a task is answered with (a read, a write's RETURNING), not in the
-    stored row a completion or a schedule change reads to decide its next message, which has
-    the same columns with the counts null."""
-    assert _subtask_counts_in(GET) == 2
-    assert _subtask_counts_in(STORED) == 0
-    for write, stored, series in (TOGGLING, COMPLETING, completing(completion(True))):
-        assert (_subtask_counts_in(write), _subtask_counts_in(series)) == (2, 2)
-        assert _subtask_counts_in(stored) == 0
-        assert [c.name for c in stored.selected_columns] == [c.name for c in GET.selected_columns]
+def test_no_statement_counts_subtasks() -> None:
+    """The subtask counts are columns the database keeps (migration 0024): a task is read and
+    returned without a subquery over its subtasks (the two were half of a GET's work in
+    PostgreSQL and a quarter of a PATCH's, specs/benchmark.md)."""
+    for statement in (GET, *TOGGLING, *COMPLETING, *completing(completion(False))):
+        sql = str(statement.compile(dialect=postgresql.dialect()))
+        assert "subtask_count" in sql
+        assert "count(" not in sql.lower(), sql

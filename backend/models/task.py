@@ -201,10 +201,9 @@ else:
         "TaskPublic",
         __base__=_TaskOutput,
         __module__=__name__,
-        # A computed field (the subtask counts) is null where it was not computed: a task as
-        # a change recorded it, or a row read without it.
+        # A derived field (the subtask counts) is null in a task as a change recorded it.
         **{
-            f.name: (f.public, _field(f.doc) if f.column else _field(f.doc, default=None))
+            f.name: (f.public, _field(f.doc, default=None) if f.derived else _field(f.doc))
             for f in FIELDS
         },
     )

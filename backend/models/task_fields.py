@@ -111,17 +111,18 @@ class TaskField:
     `copied_to_successor`: a recurring task's next occurrence gets the stored value as is
     (due_date, next_due_date and reminders are moved by the schedule instead); True exactly
     for the columns outside the database's `tasks_not_copied()` (migration 0022), which the
-    copies of its subtasks take (a test compares them). `column`:
-    False for a value computed where a task is read or written (not stored, so a change
-    event, which holds the stored row, has it null). `missing`: what a change recorded before
-    a read-only column existed is read with (a writable one's is its create default)."""
+    copies of its subtasks take (a test compares them). `derived`: True for a value the
+    database derives from other rows and keeps on the task's (the subtask counts, migration
+    0024): not the task's own state, so a change event, which holds the task's own fields,
+    has it null. `missing`: what a change recorded before a read-only column existed is read
+    with (a writable one's is its create default)."""
 
     name: str
     public: Any
     doc: Doc
     writable: Writable | None = None
     copied_to_successor: bool = False
-    column: bool = True
+    derived: bool = False
     missing: Any = None
 
 
@@ -359,13 +360,13 @@ FIELDS: tuple[TaskField, ...] = (
             "which hold the task's own fields.",
             [3],
         ),
-        column=False,
+        derived=True,
     ),
     TaskField(
         "open_subtask_count",
         int | None,
         Doc("Of those, how many are not completed (null where `subtask_count` is).", [1]),
-        column=False,
+        derived=True,
     ),
     TaskField("created_at", UtcDatetime, Doc(examples=["2026-11-22T17:00:00Z"])),
     TaskField("updated_at", UtcDatetime, Doc(examples=["2026-11-22T17:00:00Z"])),
@@ -379,8 +380,8 @@ WRITABLE: tuple[str, ...] = tuple(f.name for f in FIELDS if f.writable is not No
 READ_ONLY: frozenset[str] = frozenset(
     {f.name for f in FIELDS if f.writable is None} | {"is_overdue"}
 )
-# The values computed with a task where it is read or written (not columns of `tasks`).
-COMPUTED: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.column)
+# The values the database derives from a task's subtasks (null in change events).
+DERIVED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.derived)
 # The stored values a recurring task's next occurrence is created with.
 COPIED_TO_SUCCESSOR: tuple[str, ...] = tuple(f.name for f in FIELDS if f.copied_to_successor)
 # Writable fields PATCH (and MCP update_task) refuses null for.

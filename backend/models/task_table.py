@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Identity,
     Index,
+    Integer,
     Text,
     UniqueConstraint,
     column,
@@ -159,6 +160,14 @@ class Task(SQLModel, table=True):
     list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     parent_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     position: int | None = SQLField(default=None, sa_column=Column(BigInteger, nullable=False))
+    # Its direct subtasks, and how many of them are open: kept by the database (migration
+    # 0024's trigger), never written by the app, not in change events (not the task's own).
+    subtask_count: int = SQLField(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    open_subtask_count: int = SQLField(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
 
 
 class TaskRow(Protocol):
@@ -210,7 +219,7 @@ class TaskRow(Protocol):
     def parent_id(self) -> int | None: ...
     @property
     def position(self) -> int: ...
-    # Computed with the row where a task is read or written (`TaskService`), not columns.
+    # Kept by the database (migration 0024); null in a task read from a change event.
     @property
     def subtask_count(self) -> int | None: ...
     @property

@@ -21,9 +21,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
-    literal,
     literal_column,
-    null,
     select,
     true,
     update,
@@ -43,38 +41,16 @@ from backend.services.task_tree import Anchor, Sent, create_statement, move_stat
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
 _T = Task.__table__.c  # type: ignore[attr-defined]
 _L = TaskList.__table__.c  # type: ignore[attr-defined]
-_CHILD = Task.__table__.alias("child")  # type: ignore[attr-defined]
 
-
-def _subtask_counts() -> tuple[Any, Any]:
-    """A task's subtask counts, computed with the row wherever one is read or written (the
-    parent-key index). A completed task has no open subtask (completing one completes its
-    subtasks, migration 0018), which also holds in the RETURNING of the statement that
-    completes it, whose subqueries still see the subtasks as they were."""
-    children = owned(select(func.count()), _CHILD.c.user_id).where(_CHILD.c.parent_id == _T.id)
-    total = children.correlate(Task.__table__).scalar_subquery()  # type: ignore[attr-defined]
-    pending = children.where(_CHILD.c.completed == false())
-    open_ = pending.correlate(Task.__table__).scalar_subquery()  # type: ignore[attr-defined]
-    return (
-        total.label("subtask_count"),
-        case((_T.completed == true(), 0), else_=open_).label("open_subtask_count"),
-    )
-
-
-# What every statement that hands a task to the API returns: its columns and its counts.
-TASK_VIEW = (*TASK_COLUMNS, *_subtask_counts())
-# A task just created has no subtasks.
-CREATED_VIEW = (
-    *TASK_COLUMNS,
-    literal(0).label("subtask_count"),
-    literal(0).label("open_subtask_count"),
-)
-# A row read to decide a write, never answered with: the counts are not computed (they are
-# a quarter of a write's work in PostgreSQL, specs/benchmark.md).
-UNCOUNTED_VIEW = (
-    *TASK_COLUMNS,
-    null().label("subtask_count"),
-    null().label("open_subtask_count"),
+# What every statement that hands a task to the API returns: its columns, the subtask counts
+# among them (kept by the database, migration 0024). A completed task has no open subtask
+# (completing one completes its subtasks), which also holds in the RETURNING of the statement
+# that completes it, though its stored count drops only once its subtasks' completion has run.
+TASK_VIEW = tuple(
+    case((_T.completed == true(), 0), else_=c).label(c.name)
+    if c.name == "open_subtask_count"
+    else c
+    for c in TASK_COLUMNS
 )
 
 
@@ -107,8 +83,6 @@ def changing(statement: Any, values: dict[str, Any]) -> Any:
 
 TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
 GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
-# The stored row, read to decide a write (`completing`, `TaskService._current`).
-STORED = owned_task(select(*UNCOUNTED_VIEW).where(_T.id == TASK_ID))
 # A write that completes a pending recurring task whose series goes on adds its next
 # occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
 # written only once that row has been read (`TaskService._write_completing`).
@@ -126,11 +100,11 @@ _READ_VERSION = bindparam("read_version", type_=Integer)
 def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tuple[Any, Any, Any]:
     """The statements of a write of `values` that may complete the task, built for this call
     (`TaskService._write_completing`): the write unless it completes a series, the stored row
-    the statement returns instead (uncounted: it decides the next message and is never an
-    answer), and the series' completion, for the version read (`:read_version`)."""
+    the statement returns instead, and the series' completion, for the version read
+    (`:read_version`)."""
     return (
         updating(values, *conditions, _UNLESS_SERIES),
-        STORED.where(*conditions) if conditions else STORED,
+        GET.where(*conditions) if conditions else GET,
         updating(values, _T.version == _READ_VERSION, COMPLETES_SERIES),
     )
 
@@ -154,7 +128,7 @@ CREATE_VALUES: dict[str, Any] = {
         for name in (*(f for f in WRITABLE if f in AS_SENT), *PLANNED)
     },
 }
-CREATE = insert(Task).values(user_id=bindparam(OWNER), **CREATE_VALUES).returning(*CREATED_VIEW)
+CREATE = insert(Task).values(user_id=bindparam(OWNER), **CREATE_VALUES).returning(*TASK_VIEW)
 
 # Statistics in one statement: the counts, the tasks in no list, and every list's counts (in
 # the order of the lists) as JSON.
@@ -280,7 +254,7 @@ COMPLETING = completing(completion(True))
 
 @lru_cache(maxsize=64)
 def create_statements(shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]:
-    return create_statement(shape, CREATE_VALUES, CREATED_VIEW)
+    return create_statement(shape, CREATE_VALUES, TASK_VIEW)
 
 
 @lru_cache(maxsize=128)

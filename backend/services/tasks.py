@@ -60,7 +60,6 @@ from backend.services.task_statements import (
     GET,
     PLACED,
     STATS,
-    STORED,
     SUBTREE,
     TASK_VIEW,
     TOGGLING,
@@ -416,9 +415,9 @@ class TaskService(Scoped):
         its versions. With `commit`, in a write's first message the read commits (the entry's
         count with it); else it stays in the write's transaction."""
         rows = (
-            self._run_last(STORED, task_id=task_id)
+            self._run_last(GET, task_id=task_id)
             if commit
-            else self._run(STORED, task_id=task_id).all()
+            else self._run(GET, task_id=task_id).all()
         )
         if not rows:
             raise NotFound("Task not found")

@@ -21,7 +21,7 @@ that does what the API does for the benchmarked routes, and nothing more:
   does. `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
   counting proxy;
 - runs the same SQL as the API and returns the same JSON bodies, including every task's
-  subtask counts (two correlated counts in the statement that reads or writes it),
+  subtask counts (columns the database keeps, migration 0024),
   `is_overdue`, an encrypted `next_cursor` and, on a listing, the change-feed position read in
   the page's own statement, encrypted as `meta.changes_cursor` (`cursors.py`).
 
@@ -109,22 +109,18 @@ ROWS_NOTICE = "task_api_rows "
 # The server's clock, read once per new connection (`engine._learn_server_clock`).
 CLOCK_SQL = "SELECT extract(epoch FROM clock_timestamp())::float8"
 
-# Every column of `tasks`, in table order, then the subtask counts every task answer carries;
-# a task is encoded from them by name, the fields of the declaration
+# Every column of `tasks`, in table order, the subtask counts among them (kept by the database,
+# migration 0024); a task is encoded from them by name, the fields of the declaration
 # (`backend/models/task_fields.py`) in its order, as `TaskPublic` prints them.
 COLUMN_NAMES = tuple(column.name for column in Task.__table__.columns)  # type: ignore[attr-defined]
 COLUMNS = ", ".join(COLUMN_NAMES)
-COUNT_NAMES = ("subtask_count", "open_subtask_count")
-VIEW_NAMES = COLUMN_NAMES + COUNT_NAMES
-# `backend.services.task_statements.TASK_VIEW`: the columns and two correlated counts on the
-# parent key (a completed task has no open subtask).
-_CHILDREN = (
-    "SELECT count(*) FROM tasks AS child WHERE child.user_id = %(user)s "
-    "AND child.parent_id = tasks.id"
-)
-VIEW = (
-    f"{COLUMNS}, ({_CHILDREN}) AS subtask_count, CASE WHEN tasks.completed = true THEN 0 "
-    f"ELSE ({_CHILDREN} AND child.completed = false) END AS open_subtask_count"
+VIEW_NAMES = COLUMN_NAMES
+# `backend.services.task_statements.TASK_VIEW`: the columns, but a completed task has no open
+# subtask (also in the RETURNING of the statement that completes it).
+VIEW = COLUMNS.replace(
+    "open_subtask_count",
+    "CASE WHEN tasks.completed = true THEN 0 ELSE tasks.open_subtask_count END "
+    "AS open_subtask_count",
 )
 # Per field: its column's conversion to JSON (None: as the driver reads it).
 TYPE_NAMES = {column.name: type(column.type).__name__ for column in Task.__table__.columns}  # type: ignore[attr-defined]
@@ -156,20 +152,14 @@ EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
 GET_SQL = f"SELECT {VIEW} FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s"
-# `task_statements.STORED`: the row a toggle reads beside its write, without the counts.
-STORED_SQL = (
-    f"SELECT {COLUMNS}, NULL AS subtask_count, NULL AS open_subtask_count FROM tasks "
-    "WHERE id = %(task_id)s AND user_id = %(user)s"
-)
-# The API's insert writes the schedule too: for a task without one, these values. A new task
-# has no subtasks.
+# The API's insert writes the schedule too: for a task without one, these values.
 INSERT_SQL = (
     "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
     "due_date, tags, recurrence, time_zone, reminders, series_id, series_start, next_due_date) "
     "VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
     "CASE WHEN %(completed)s THEN now() END, %(priority)s, %(due_date)s, %(tags)s, NULL, 'UTC', "
     "'[]'::JSONB, NULL::UUID, NULL, NULL) "
-    f"RETURNING {COLUMNS}, 0 AS subtask_count, 0 AS open_subtask_count"
+    f"RETURNING {VIEW}"
 )
 # A toggle writes unless it completes a series (`COMPLETES_SERIES` in the API), whose next
 # occurrence the API adds in a second message; the baseline's tasks never recur.
@@ -596,7 +586,7 @@ async def toggle_task(request: Request) -> Response:
         values = {"task_id": _task_id(request), "user": subject}
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run_last(conn, TOGGLE_SQL, values, stored=STORED_SQL)
+            rows = await entry.run_last(conn, TOGGLE_SQL, values, stored=GET_SQL)
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
         if not rows[0].pop(WRITTEN):

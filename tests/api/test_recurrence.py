@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
 
-from backend.models.task_fields import COMPUTED
+from backend.models.task_fields import DERIVED
 from tests.conftest import Account, bearer, count_rows, running_server
 from tests.mcp.conftest import call_tool_rpc
 
@@ -700,11 +700,11 @@ def test_the_change_feed_records_the_completion_and_the_new_occurrence_in_one_tr
     ]
     assert rows[1]["tx"] == rows[2]["tx"] != rows[0]["tx"]
     assert rows[2]["task"]["previous_task_id"] == task["id"]
-    # The feed shows the new occurrence as the API does (but for the counts computed where a
-    # task is read: a change holds the task's own fields).
+    # The feed shows the new occurrence as the API does (but for the subtask counts, which
+    # are not the task's own fields: a change holds those).
     feed = client.get("/api/tasks/changes", headers=alice.headers).json()["data"]
-    computed = dict.fromkeys(COMPUTED)
-    assert feed[-1]["type"] == "created" and feed[-1]["task"] == {**following, **computed}
+    derived = dict.fromkeys(DERIVED)
+    assert feed[-1]["type"] == "created" and feed[-1]["task"] == {**following, **derived}
 
 
 def test_the_recurring_filter(client: TestClient, alice: Account) -> None:

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.db.engine import libpq_url
-from backend.models.task_fields import COMPUTED
+from backend.models.task_fields import DERIVED
 from tests.changes.test_feed import drain
 from tests.changes.test_outbox import create
 from tests.conftest import Account
@@ -220,8 +220,8 @@ def test_many_writers_and_a_racing_poller_never_skip_or_repeat(
             state[change["task_id"]] = change["task"]
     with httpx.Client(base_url=unlimited_live_server, headers=headers, timeout=30) as http:
         final = _every_task(http)
-    # Computed where a task is read, not part of a change: the subtask counts.
-    strip = ("is_overdue", *COMPUTED)
+    # Kept by the database from the subtasks, not part of a change: the subtask counts.
+    strip = ("is_overdue", *DERIVED)
     assert {k: {f: v for f, v in t.items() if f not in strip} for k, t in state.items()} == {
         t["id"]: {f: v for f, v in t.items() if f not in strip} for t in final
     }
