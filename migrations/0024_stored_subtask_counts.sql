@@ -127,4 +127,4 @@ LANGUAGE sql AS $$
       AND (t.subtask_count, t.open_subtask_count) IS DISTINCT FROM (c.total, c.open)
 $$;
 
-SELECT tasks_recount_subtasks();
+DO $$ BEGIN PERFORM tasks_recount_subtasks(); END $$;
