@@ -62,8 +62,9 @@ CREATE TRIGGER tasks_count_subtasks_on_update AFTER UPDATE OF parent_id, complet
 CREATE TRIGGER tasks_count_subtasks_on_delete AFTER DELETE ON tasks
     FOR EACH ROW WHEN (OLD.parent_id IS NOT NULL) EXECUTE FUNCTION tasks_count_subtasks();
 
--- 0008's event, but for an UPDATE that changed the counts (only the trigger above makes one,
--- and it changes nothing else), and without the counts in the recorded row.
+-- 0008's event, but for the trigger above's UPDATE (the counts changed, the version did not:
+-- every change of the task's own fields bumps it, migration 0006), and without the counts in
+-- the recorded row.
 CREATE OR REPLACE FUNCTION task_events_record() RETURNS trigger
 LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
@@ -74,7 +75,7 @@ BEGIN
         INSERT INTO task_events (user_id, task_id, type) VALUES (OLD.user_id, OLD.id, 'deleted');
         RETURN OLD;
     END IF;
-    IF TG_OP = 'UPDATE' AND (
+    IF TG_OP = 'UPDATE' AND NEW.version = OLD.version AND (
         NEW.subtask_count <> OLD.subtask_count OR NEW.open_subtask_count <> OLD.open_subtask_count
     ) THEN
         RETURN NULL;
@@ -111,9 +112,12 @@ $$;
 
 -- Every task's counts from its subtasks as they are: the backfill below, and a bulk load that
 -- wrote tasks with the triggers off (scripts/seeding.py). An UPDATE only of the counts: the
--- event trigger above records nothing for it.
+-- event trigger above records nothing for it. Absolute values from one snapshot, so writers
+-- are shut out until the transaction ends (reads go on): a subtask added meanwhile would be
+-- lost from its parent's count.
 CREATE FUNCTION tasks_recount_subtasks() RETURNS void
 LANGUAGE sql AS $$
+    LOCK TABLE tasks IN EXCLUSIVE MODE;
     UPDATE tasks AS t
     SET subtask_count = c.total, open_subtask_count = c.open
     FROM (

@@ -175,3 +175,24 @@ def test_the_api_answers_the_kept_counts(client: TestClient, alice: Account) -> 
     listed = client.get("/api/tasks", headers=alice.headers).json()["data"]
     [successor] = [t for t in listed if t.get("previous_task_id") == parent["id"]]
     assert (successor["subtask_count"], successor["open_subtask_count"]) == (2, 2)
+
+
+def test_a_recount_repairs_and_an_own_change_is_still_recorded(conn: Connection) -> None:
+    """`tasks_recount_subtasks()` (the backfill; a bulk load with the triggers off) counts every
+    task afresh; an UPDATE that bumps the version is the task's own change and is recorded,
+    whatever else it sets."""
+    parent = _insert(conn, "parent")
+    _insert(conn, "child", parent_id=parent)
+    _run(
+        conn, "UPDATE tasks SET subtask_count = 7, open_subtask_count = 7 WHERE id = :id", id=parent
+    )
+    events = conn.execute(text("SELECT count(*) FROM task_events")).scalar_one()
+    _run(
+        conn,
+        "UPDATE tasks SET title = 'fixed', subtask_count = 0, version = version + 1 WHERE id = :id",
+        id=parent,
+    )
+    recorded = conn.execute(text("SELECT task_id, type FROM task_events ORDER BY id")).all()
+    assert [tuple(r) for r in recorded[events:]] == [(parent, "updated")]
+    conn.execute(text("SELECT tasks_recount_subtasks()"))
+    assert assert_counts_hold(conn)[parent] == (1, 1)
