@@ -9,7 +9,6 @@ with a generic 500.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -24,10 +23,6 @@ from starlette.routing import Match
 
 from backend.error_mapping import ErrorParts, describe, error_body, validation_details
 from backend.errors import AppError, InvalidRequest
-
-# Logged as `backend.errors`, the name operators' log queries and alerts match on.
-logger = logging.getLogger("backend.errors")
-
 
 # Status codes the framework itself produces, and the code each gets in the envelope.
 _HTTP_CODES = {

@@ -114,7 +114,6 @@ CLOCK_SQL = "SELECT extract(epoch FROM clock_timestamp())::float8"
 # (`backend/models/task_fields.py`) in its order, as `TaskPublic` prints them.
 COLUMN_NAMES = tuple(column.name for column in Task.__table__.columns)  # type: ignore[attr-defined]
 COLUMNS = ", ".join(COLUMN_NAMES)
-VIEW_NAMES = COLUMN_NAMES
 # `backend.services.task_statements.TASK_VIEW`: the columns, but a completed task has no open
 # subtask (also in the RETURNING of the statement that completes it).
 VIEW = COLUMNS.replace(
@@ -463,10 +462,10 @@ def _str(value: Any) -> str | None:
 
 
 _CONVERT = {"DateTime": _iso, "UUID": _str}
-_AT = {name: index for index, name in enumerate(VIEW_NAMES)}
+_AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
 _ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES.get(name, ""))) for name in FIELD_NAMES)
 _ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
-SORT_KEY = len(VIEW_NAMES)  # a listing row's sort key follows the view, then the position
+SORT_KEY = len(COLUMN_NAMES)  # a listing row's sort key follows the view, then the position
 # A row that came back as JSON (`to_jsonb`): its instants are text (`scope.decoded`).
 _INSTANTS = frozenset(name for name, type_ in TYPE_NAMES.items() if type_ == "DateTime")
 
@@ -477,7 +476,7 @@ def _from_json(row: dict[str, Any]) -> tuple[Any, ...]:
         datetime.fromisoformat(row[name])
         if name in _INSTANTS and row[name] is not None
         else row[name]
-        for name in VIEW_NAMES
+        for name in COLUMN_NAMES
     )
 
 
