@@ -1,9 +1,12 @@
 """Entity tags of tasks and the conditional request headers (RFC 9110, section 13).
 
 A task's ETag is strong and opaque to clients: `"<id>-<version>"`, where `version` is
-incremented by every UPDATE of the row (migration 0006). Only parsing lives here; If-Match is
-enforced by the service inside the UPDATE/DELETE's WHERE, so checking and writing are one
-atomic statement.
+incremented by every UPDATE of the row (migration 0006), and `"<id>-<version>-<subtasks>-<open>"`
+for a task with subtasks. Its counts are part of what GET answers but not of its version (the
+database keeps them, migration 0024), so they are in the tag for If-None-Match; If-Match
+compares the version only: a writer is not refused because a subtask changed. Only parsing
+lives here; If-Match is enforced by the service inside the UPDATE/DELETE's WHERE, so checking
+and writing are one atomic statement.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from typing import Annotated, Protocol
 
 from fastapi import Header
 
+from backend.models.task_table import TaskRow
+
 # One list member: an optional weak prefix and a quoted opaque tag (which may hold commas).
 _MEMBER = re.compile(r'[ \t,]*(W/)?"([^"]*)"[ \t]*(?:,|$)')
-_VERSION_MAX_DIGITS = 18  # fits BIGINT; longer numbers cannot be any task's version
+# What follows `<id>-` in a task's tag: its version, then its counts if it has subtasks.
+_VERSION = re.compile(r"([0-9]{1,18})(?:-[0-9]{1,18}-[0-9]{1,18})?")  # 18 digits fit BIGINT
 
 
 class Versioned(Protocol):
@@ -25,8 +31,17 @@ class Versioned(Protocol):
     def version(self) -> int: ...
 
 
-def etag(task: Versioned) -> str:
-    return f'"{task.id}-{task.version}"'
+def etag(row: Versioned) -> str:
+    """A list's tag (of its own fields: its counts change with its tasks, and GET /lists/{id}
+    has no If-None-Match)."""
+    return f'"{row.id}-{row.version}"'
+
+
+def task_etag(task: TaskRow) -> str:
+    """A task's tag: its version, and its subtask counts as answered, when it has any."""
+    if not task.subtask_count:
+        return f'"{task.id}-{task.version}"'
+    return f'"{task.id}-{task.version}-{task.subtask_count}-{task.open_subtask_count}"'
 
 
 def _entity_tags(header: str) -> list[tuple[bool, str]]:
@@ -48,22 +63,17 @@ def if_match_versions(header: str | None, task_id: int) -> frozenset[int] | None
 
     `*` asks only that the task exists, which every task statement requires anyway. Weak
     tags never match (strong comparison), nor do tags of other tasks or malformed members:
-    an empty set, which fails with 412 when the task exists.
+    an empty set, which fails with 412 when the task exists. A tag's subtask counts are not
+    compared.
     """
     if header is None or header.strip() == "*":
         return None
     prefix = f"{task_id}-"
     versions = set()
     for weak, tag in _entity_tags(header):
-        number = tag.removeprefix(prefix)
-        if (
-            not weak
-            and tag.startswith(prefix)
-            and number.isascii()
-            and number.isdigit()
-            and len(number) <= _VERSION_MAX_DIGITS
-        ):
-            versions.add(int(number))
+        version = _VERSION.fullmatch(tag.removeprefix(prefix))
+        if not weak and tag.startswith(prefix) and version is not None:
+            versions.add(int(version.group(1)))
     return frozenset(versions)
 
 

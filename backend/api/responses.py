@@ -37,8 +37,8 @@ def _header(description: str, example: str, *, required: bool = False) -> dict[s
 
 HEADERS: dict[str, dict[str, Any]] = {
     "ETag": _header(
-        "The task's strong entity tag; it changes with every change of the task. Send it "
-        "back in `If-Match` / `If-None-Match`.",
+        "The task's strong entity tag; it changes with every change of the task and of its "
+        "subtask counts. Send it back in `If-Match` / `If-None-Match`.",
         '"42-3"',
         required=True,
     ),

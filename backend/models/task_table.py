@@ -129,7 +129,8 @@ class Task(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    # Incremented by every UPDATE (migration 0006); the ETag is "<id>-<version>".
+    # Incremented by every UPDATE (migration 0006); the ETag is "<id>-<version>" (with the
+    # subtask counts after it when there are any: `backend.api.conditional.task_etag`).
     version: int = SQLField(
         default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
     )

@@ -465,6 +465,7 @@ _CONVERT = {"DateTime": _iso, "UUID": _str}
 _AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
 _ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES.get(name, ""))) for name in FIELD_NAMES)
 _ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
+_SUBTASKS, _OPEN = _AT["subtask_count"], _AT["open_subtask_count"]
 SORT_KEY = len(COLUMN_NAMES)  # a listing row's sort key follows the view, then the position
 # A row that came back as JSON (`to_jsonb`): its instants are text (`scope.decoded`).
 _INSTANTS = frozenset(name for name, type_ in TYPE_NAMES.items() if type_ == "DateTime")
@@ -488,7 +489,10 @@ def _task(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
 
 
 def _etag(row: tuple[Any, ...]) -> str:
-    return f'"{row[_ID]}-{row[_VERSION]}"'
+    """`backend.api.conditional.task_etag`: the counts too, for a task with subtasks."""
+    if not row[_SUBTASKS]:
+        return f'"{row[_ID]}-{row[_VERSION]}"'
+    return f'"{row[_ID]}-{row[_VERSION]}-{row[_SUBTASKS]}-{row[_OPEN]}"'
 
 
 def _like(term: str) -> str:

@@ -160,6 +160,49 @@ def test_if_none_match_gives_304_until_the_task_changes(client: TestClient, alic
     assert changed.headers["etag"] != etag
 
 
+def test_a_parents_etag_follows_its_subtask_counts_and_if_match_its_version(
+    client: TestClient, alice: Account
+) -> None:
+    """The counts are answered but are not the parent's version (the database keeps them):
+    If-None-Match sees them change; If-Match compares the version only."""
+    parent = create(client, alice).json()["data"]["id"]
+    url = f"/api/tasks/{parent}"
+    bare = current(client, alice, parent).headers["etag"]
+    assert bare == f'"{parent}-1"'
+    child = create(client, alice, parent_id=parent).json()["data"]["id"]
+    with_open = current(client, alice, parent).headers["etag"]
+    assert with_open == f'"{parent}-1-1-1"'
+    stale = client.get(url, headers={**alice.headers, "If-None-Match": bare})
+    assert stale.status_code == 200 and stale.json()["data"]["subtask_count"] == 1
+    fresh = client.get(url, headers={**alice.headers, "If-None-Match": with_open})
+    assert fresh.status_code == 304 and fresh.headers["etag"] == with_open
+    assert client.patch(f"/api/tasks/{child}/complete", headers=alice.headers).status_code == 200
+    done = client.get(url, headers={**alice.headers, "If-None-Match": with_open})
+    assert done.status_code == 200 and done.headers["etag"] == f'"{parent}-1-1-0"'
+    assert done.json()["data"]["open_subtask_count"] == 0
+    # A tag from before the subtask existed still names version 1.
+    patched = client.patch(
+        url, json={"title": "renamed"}, headers={**alice.headers, "If-Match": bare}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["etag"] == f'"{parent}-2-1-0"'
+    for refused in (
+        with_open,  # version 1: stale
+        f'"{parent}-2-1"',
+        f'"{parent}-2-1-0-0"',
+        f'"{parent}-2-x-0"',
+        f'"{parent}-2-1-{"9" * 19}"',
+    ):
+        response = client.patch(
+            url, json={"title": "no"}, headers={**alice.headers, "If-Match": refused}
+        )
+        assert response.status_code == 412, (refused, response.text)
+    assert current(client, alice, parent).json()["data"]["title"] == "renamed"
+    # Without its subtask the parent answers as a task without any, with that tag.
+    assert client.delete(f"/api/tasks/{child}", headers=alice.headers).status_code == 204
+    assert current(client, alice, parent).headers["etag"] == f'"{parent}-2"'
+
+
 def test_another_users_task_is_the_same_404_with_any_precondition(
     client: TestClient, alice: Account, bob: Account
 ) -> None:

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.routing import Match
 from starlette.types import Scope
 
-from backend.api.conditional import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
+from backend.api.conditional import (
+    IfMatch,
+    IfNoneMatch,
+    if_match_versions,
+    none_match,
+    task_etag,
+)
 from backend.api.door import Door, DoorRoute, SettingsDep
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
@@ -107,7 +113,7 @@ _WRITE_EXAMPLES = (TASK_NOT_FOUND, VALIDATION, PRECONDITION, *_PLACED_EXAMPLES)
 
 def _one(task: TaskRow, response: Response) -> TaskEnvelope:
     """One task, with its ETag on the response."""
-    response.headers["ETag"] = etag(task)
+    response.headers["ETag"] = task_etag(task)
     return TaskEnvelope(data=TaskPublic.model_validate(task))
 
 
@@ -322,8 +328,9 @@ def get_task(
     door: Door, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
 ) -> TaskEnvelope | Response:
     task = door.tasks.get(task_id)
-    if none_match(if_none_match, etag(task)):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
+    tag = task_etag(task)
+    if none_match(if_none_match, tag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
     return _one(task, response)
 
 
