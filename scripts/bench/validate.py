@@ -128,7 +128,12 @@ def validate(
                     )
             _expect(name, kind, bodies[reference], responses[reference])
             for header in ("ETag", "Link"):
-                values = {s: r.headers.get(header) for s, r in responses.items()}
+                # A parent's tag holds its subtask counts since 20432ba; an older API's not.
+                values = {
+                    s: r.headers.get(header)
+                    for s, r in responses.items()
+                    if not (s == "before" and kind == "parent" and header == "ETag")
+                }
                 if len(set(values.values())) > 1:
                     raise Mismatch(f"{name}: {header} headers differ: {values}")
             checked.append(f"{name}: identical bodies ({len(str(bodies[reference]))} characters)")
