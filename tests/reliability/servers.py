@@ -102,12 +102,17 @@ class DedicatedPostgres:
     def pause(self) -> None:
         """SIGSTOP every process: the server stops answering while its kernel still accepts
         connections and acknowledges every byte (a frozen VM, a swap storm, a stuck disk)."""
-        for pid in self.processes():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signal_number: int) -> None:
+        # A child may be gone by the time it is signalled: once the postmaster continues it
+        # reaps the backends that were exiting, before the loop reaches them.
         for pid in self.processes():
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal_number)
 
     def unix_url(self, database: str = "postgres") -> str:
         """The same server through its Unix socket (how the embedded server is reached)."""
