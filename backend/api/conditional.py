@@ -20,8 +20,10 @@ from backend.models.task_table import TaskRow
 
 # One list member: an optional weak prefix and a quoted opaque tag (which may hold commas).
 _MEMBER = re.compile(r'[ \t,]*(W/)?"([^"]*)"[ \t]*(?:,|$)')
-# What follows `<id>-` in a task's tag: its version, then its counts if it has subtasks.
-_VERSION = re.compile(r"([0-9]{1,18})(?:-[0-9]{1,18}-[0-9]{1,18})?")  # 18 digits fit BIGINT
+# What follows `<id>-` in a tag: the version (18 digits fit BIGINT), then, in a task's tag
+# only, its subtask counts.
+_VERSION = re.compile(r"([0-9]{1,18})")
+_TASK_VERSION = re.compile(r"([0-9]{1,18})(?:-[0-9]{1,18}-[0-9]{1,18})?")
 
 
 class Versioned(Protocol):
@@ -58,20 +60,23 @@ def _entity_tags(header: str) -> list[tuple[bool, str]]:
     return tags
 
 
-def if_match_versions(header: str | None, task_id: int) -> frozenset[int] | None:
-    """The versions of this task that If-Match accepts; None means no condition.
+def if_match_versions(
+    header: str | None, row_id: int, *, task: bool = True
+) -> frozenset[int] | None:
+    """The versions of this task (or, `task=False`, list) that If-Match accepts; None means
+    no condition.
 
     `*` asks only that the task exists, which every task statement requires anyway. Weak
     tags never match (strong comparison), nor do tags of other tasks or malformed members:
-    an empty set, which fails with 412 when the task exists. A tag's subtask counts are not
-    compared.
+    an empty set, which fails with 412 when the task exists. A task tag's subtask counts are
+    not compared: If-Match guards the task's own fields, not its subtasks.
     """
     if header is None or header.strip() == "*":
         return None
-    prefix = f"{task_id}-"
+    prefix, pattern = f"{row_id}-", _TASK_VERSION if task else _VERSION
     versions = set()
     for weak, tag in _entity_tags(header):
-        version = _VERSION.fullmatch(tag.removeprefix(prefix))
+        version = pattern.fullmatch(tag.removeprefix(prefix))
         if not weak and tag.startswith(prefix) and version is not None:
             versions.add(int(version.group(1)))
     return frozenset(versions)

@@ -148,6 +148,10 @@ def test_patch_put_and_if_match(client: TestClient, alice: Account) -> None:
     assert client.put(url, json=whole, headers=alice.headers).json()["data"]["name"] == "Cottage"
     deleted = client.delete(url, headers={**alice.headers, "If-Match": current})
     assert deleted.status_code == 412
+    # A task's form of tag (version, then subtask counts) is no list's tag.
+    latest = client.get(url, headers=alice.headers).headers["ETag"].strip('"')
+    as_task = client.delete(url, headers={**alice.headers, "If-Match": f'"{latest}-0-0"'})
+    assert as_task.status_code == 412
     assert client.delete(url, headers={**alice.headers, "If-Match": "*"}).status_code == 204
     assert client.get(url, headers=alice.headers).status_code == 404
     assert client.delete(url, headers=alice.headers).status_code == 404

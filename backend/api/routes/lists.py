@@ -119,7 +119,7 @@ def replace_list(
     response: Response,
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
-    expected = if_match_versions(if_match, list_id)
+    expected = if_match_versions(if_match, list_id, task=False)
     return _one(door.lists.replace(list_id, data, expected), response)
 
 
@@ -140,7 +140,7 @@ def update_list(
     response: Response,
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
-    expected = if_match_versions(if_match, list_id)
+    expected = if_match_versions(if_match, list_id, task=False)
     return _one(door.lists.update(list_id, data, expected), response)
 
 
@@ -162,7 +162,7 @@ def move_list(
     response: Response,
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
-    expected = if_match_versions(if_match, list_id)
+    expected = if_match_versions(if_match, list_id, task=False)
     row = door.lists.move(list_id, data.after_id, data.before_id, expected)
     return _one(row, response)
 
@@ -180,4 +180,4 @@ def move_list(
     },
 )
 def delete_list(door: Door, list_id: ListId, if_match: IfMatch = None) -> None:
-    door.lists.delete(list_id, expected=if_match_versions(if_match, list_id))
+    door.lists.delete(list_id, expected=if_match_versions(if_match, list_id, task=False))
