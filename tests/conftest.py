@@ -135,6 +135,8 @@ E2E_FILES = {
     "chat/test_api_script.py",
     "chat/test_disconnect.py",
     "deploy/test_workloads.py",
+    "docs/test_browser.py",
+    "docs/test_commands.py",
     "events/test_operations.py",
     "events/test_workers.py",
     "mcp/test_stdio.py",

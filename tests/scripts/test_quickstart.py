@@ -1,6 +1,7 @@
-"""The README's quick start, as a newcomer runs it: `serve --dev` on a fresh embedded
-PostgreSQL (no DATABASE_URL, no secret), then `check --dev`, `token --dev` and scripts/api.sh
-in a second shell. Data and the generated secret survive a restart."""
+"""The quick start of docs/get-started/run.md, as a newcomer runs it: `serve --dev` on a fresh
+embedded PostgreSQL (no DATABASE_URL, no secret), then the page's second-terminal block
+(`check --dev`, `token --dev`, scripts/api.sh) as written, in bash. Data and the generated
+secret survive a restart."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, _free_port, stop_process
+from tests.docs.test_commands import blocks
+
+RUN_PAGE = ROOT / "docs" / "get-started" / "run.md"
 
 SETTINGS = {"ENVIRONMENT", "JWT_SECRET", "BETTER_AUTH_SECRET", "DATABASE_URL", "CORS_ORIGINS"}
 
@@ -64,16 +68,29 @@ def run(env: dict[str, str], *command: str) -> str:
     return result.stdout
 
 
-def test_readme_quick_start_on_a_fresh_embedded_database(tmp_path: Path) -> None:
+def quick_start() -> tuple[str, str]:
+    """The page's command that starts the server, and its second terminal's block."""
+    bash = [b for b in blocks(RUN_PAGE.read_text()) if b.info == "bash"]
+    clone = next(b.body for b in bash if b.body.startswith("git clone"))
+    second = next(b.body for b in bash if "python -m backend check --dev" in b.body)
+    return clone.splitlines()[-1].split("#")[0].strip(), second
+
+
+def test_quick_start_on_a_fresh_embedded_database(tmp_path: Path) -> None:
+    serve, second_terminal = quick_start()
+    assert serve == "python -m backend serve --dev"
     env = newcomer_env(tmp_path, _free_port())
-    python = sys.executable
+    bin_dir = tmp_path / "bin"  # `python` as the page spells it: this interpreter
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
     with serve_dev(env):
-        assert "check passed" in run(env, python, "-m", "backend", "check", "--dev")
-        env["TOKEN"] = run(env, python, "-m", "backend", "token", "alice", "--dev").strip()
-        created = json.loads(run(env, "bash", "scripts/api.sh", "create", "My first task"))
+        out = run(env, "bash", "-euo", "pipefail", "-c", second_terminal)
+        assert "check passed" in out
+        created = json.loads(out[out.index('{"data":') :].splitlines()[0])
         assert created["data"]["title"] == "My first task"
         assert created["data"]["user_id"] == "alice"
-        assert "My first task" in run(env, "bash", "scripts/api.sh", "list")
+        assert out.count("My first task") == 2, out  # created, then listed
         docs = httpx.get(f"{env['BASE_URL']}/docs", timeout=5)
         assert docs.status_code == 200 and "swagger-ui" in docs.text
     # A quiet start: one line for the database, one for the migrations, uvicorn's own few;
@@ -86,5 +103,7 @@ def test_readme_quick_start_on_a_fresh_embedded_database(tmp_path: Path) -> None
     before_requests = started.split("Uvicorn running on", 1)[0]
     assert len(before_requests.splitlines()) <= 8, started
     # The embedded server stops with `serve`, and the data and the secret survive a restart.
+    python = sys.executable
     with serve_dev(env):
+        env["TOKEN"] = run(env, python, "-m", "backend", "token", "alice", "--dev").strip()
         assert "My first task" in run(env, "bash", "scripts/api.sh", "list")

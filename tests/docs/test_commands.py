@@ -1,0 +1,314 @@
+"""Every command on the site runs: the shell blocks of the Get started pages and the guides
+(and the README's first task) are run as written, in order, one shell per page, against a live
+server, so a page can never drift from the API.
+
+A `bash` block runs unless the line right above it is `<!-- not run: <reason> -->` (it starts a
+server, needs a cluster or a model provider, ...): the reason names what runs it instead. In
+these shells `curl` fails on an HTTP error (`--fail-with-body`) unless the call shows the status
+line itself (`-i`), which is how a page shows an expected 401 or 503. Each page runs with
+`BASE_URL` (its own `BASE_URL=http://127.0.0.1:8000` line is pointed at the test's server) and
+`TOKEN` (a fresh user's token) set, the state the pages tell a reader to start from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, make_token
+
+DOCS = ROOT / "docs"
+# The pages whose commands talk to a server; the Kubernetes walk-through (a link to
+# deploy/README.md) is run by tests/deploy.
+PAGES = sorted(
+    page
+    for folder in ("get-started", "guides")
+    for page in (DOCS / folder).glob("*.md")
+    if not page.is_symlink()
+)
+NOT_RUN = re.compile(r"^<!-- not run: (?P<reason>\S.*?) -->$")
+FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+)(?P<info>[^`]*)$")
+# In the pages' shells: curl fails on an HTTP error, unless it prints the status line (-i).
+PRELUDE = r"""
+curl() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in --include|-[a-zA-Z]*i*) command curl "$@"; return;; esac
+  done
+  command curl --fail-with-body "$@"
+}
+"""
+
+
+@dataclass(frozen=True)
+class Block:
+    info: str  # the fence's language
+    body: str
+    not_run: str | None  # the reason given above it, if any
+
+
+def blocks(text: str) -> list[Block]:
+    """Every fenced block of a Markdown text, with the `not run` reason right above it."""
+    found: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        above = NOT_RUN.match(lines[i - 1].strip()) if i else None
+        body: list[str] = []
+        i += 1
+        while i < len(lines) and lines[i].strip() != fence:
+            body.append(lines[i].removeprefix(indent))
+            i += 1
+        found.append(
+            Block(opening["info"].strip(), "\n".join(body) + "\n", above and above["reason"])
+        )
+        i += 1
+    return found
+
+
+def runnable(text: str) -> list[str]:
+    return [b.body for b in blocks(text) if b.info == "bash" and b.not_run is None]
+
+
+def readme_first_task() -> str:
+    """The README's first curl (a plain fence, as GitHub shows it), under "Your first task"."""
+    section = (ROOT / "README.md").read_text().split("## Your first task", 1)[1]
+    return section.split("```\n", 2)[1]
+
+
+def run_script(
+    script: str, base_url: str, tmp_path: Path, token: str
+) -> subprocess.CompletedProcess[str]:
+    script = script.replace("BASE_URL=http://127.0.0.1:8000", f"BASE_URL={base_url}")
+    # `python` as the pages spell it: the interpreter running the tests (a venv's python).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if not (bin_dir / "python").exists():
+        (bin_dir / "python").symlink_to(sys.executable)
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", PRELUDE + script],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "BASE_URL": base_url,
+            "TOKEN": token,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def fresh_token() -> str:
+    """A new user's token (its account is provisioned on first use)."""
+    return make_token(sub=f"docs-{uuid.uuid4().hex[:12]}")
+
+
+def bodies(out: str) -> list[Any]:
+    """Every `{"data": ...}` body in the output (curl -s prints them back to back)."""
+    decoder = json.JSONDecoder()
+    found = []
+    for start in (m.start() for m in re.finditer(re.escape('{"data":'), out)):
+        try:
+            found.append(decoder.raw_decode(out, start)[0]["data"])
+        except ValueError:
+            continue
+    return found
+
+
+def check_curl(out: str) -> None:
+    """First task from curl: each step used the id the API gave back."""
+    created = re.search(r"^created task (\d+)$", out, re.MULTILINE)
+    assert created, out
+    task_id = created.group(1)
+    assert f'"id":{task_id},' in out  # toggled and updated that task
+    assert '"completed":true' in out and '"description":"2 litres"' in out
+    assert "HTTP/1.1 204 " in out, out  # deleted it (curl -si: no newline before it)
+    # Lists, subtasks and manual order: Bread moved right after Milk, which has one subtask;
+    # the subtree is Milk then Oat milk under it; deleting the list is the second 204.
+    pages = [b for b in bodies(out) if isinstance(b, list)]
+    titled = {tuple(t["title"] for t in page): page for page in pages}
+    milk, bread = titled[("Milk", "Bread")]
+    assert milk["list_id"] == bread["list_id"] is not None
+    assert (milk["subtask_count"], bread["subtask_count"]) == (1, 0)
+    assert milk["position"] < bread["position"]
+    parent, oat = titled[("Milk", "Oat milk")]
+    assert parent["id"] == oat["parent_id"] == milk["id"]
+    assert oat["list_id"] == milk["list_id"]
+    assert out.count("HTTP/1.1 204 ") == 2, out
+    # scripts/walkthrough.sh checked every status itself; api.sh's update answered.
+    assert '"description":"2 litres"' in out.rsplit("Buy milk", 1)[1]
+
+
+def check_tasks(out: str) -> None:
+    stats = [b for b in bodies(out) if isinstance(b, dict) and "by_priority" in b]
+    assert stats and stats[0]["completed"] == 1, out  # the bulk completed the first task
+    # The ETag example: created another task and changed it under If-Match.
+    assert "HTTP/1.1 200 " in out and '"priority":"high"' in out, out
+    # The change feed from the listing's cursor: the deletion, with no task.
+    changes = [b for b in bodies(out) if isinstance(b, list) and b and "event_id" in b[0]]
+    assert [(c["type"], c["task"]) for c in changes[-1]] == [("deleted", None)], out
+
+
+def check_recurrence(out: str) -> None:
+    # The preview across the change to summer time, then the next occurrence created by the
+    # completion, naming the completed one.
+    assert (
+        '"occurrences":["2030-04-01T07:00:00Z","2030-04-04T07:00:00Z","2030-04-08T07:00:00Z"]'
+        in out
+    )
+    recurring = re.search(r'"task_id":(\d+),"recurrence":"FREQ=WEEKLY;BYDAY=MO,TH"', out)
+    assert recurring, out
+    assert '"due_date":"2030-04-01T07:00:00Z"' in out
+    assert f'"previous_task_id":{recurring.group(1)}' in out
+
+
+def check_lists(out: str) -> None:
+    pages = [b for b in bodies(out) if isinstance(b, list)]
+    titled = {tuple(t.get("title", t.get("name")) for t in page): page for page in pages}
+    milk, bread = titled[("Milk", "Bread")]
+    assert milk["subtask_count"] == 1 and milk["position"] < bread["position"]
+    assert ("Milk", "Oat milk") in titled  # the subtree
+    assert titled[("Groceries",)][0]["color"] == "#2e7d32"
+    assert "HTTP/1.1 204 " in out
+
+
+def check_authentication(out: str) -> None:
+    assert '"email":"grace@example.com"' in out
+    assert '"token_type":"bearer"' in out  # the form's bare OAuth2 answer
+    statuses = re.findall(r"HTTP/1.1 (\d+)", out)
+    assert statuses == ["204", "401"], out  # logout-all, then the same token refused
+
+
+def check_mcp(out: str) -> None:
+    assert '"name":"add_task"' in out.replace(" ", "")
+    assert "Buy milk" in out.split('"id":3', 1)[1], out  # listed after the tool added it
+
+
+def check_chat(out: str) -> None:
+    assert '{"data":[]' in out  # a new user has no conversations
+    assert "HTTP/1.1 503 " in out and "CHAT_NOT_CONFIGURED" in out
+
+
+def check_events(out: str) -> None:
+    changes = [b for b in bodies(out) if isinstance(b, list) and b and "event_id" in b[0]]
+    assert [(c["type"], c["task"]["title"]) for c in changes[-1]] == [
+        ("created", "Seen by the feed")
+    ]
+
+
+def check_operations(out: str) -> None:
+    assert out.rstrip().endswith("200"), out  # /metrics outside production
+    assert '"status":"ok"' in out.replace(" ", "")
+
+
+# What each page's commands must have shown, beyond exiting 0.
+CHECKS = {
+    "get-started/curl.md": check_curl,
+    "guides/tasks.md": check_tasks,
+    "guides/recurrence.md": check_recurrence,
+    "guides/lists.md": check_lists,
+    "guides/authentication.md": check_authentication,
+    "guides/mcp.md": check_mcp,
+    "guides/chat.md": check_chat,
+    "guides/events.md": check_events,
+    "guides/operations.md": check_operations,
+}
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(DOCS).as_posix()
+
+
+def test_every_page_with_commands_is_checked() -> None:
+    with_commands = {page_id(p) for p in PAGES if runnable(p.read_text())}
+    assert with_commands == set(CHECKS), "a page's commands run without checks, or vice versa"
+
+
+def test_every_block_names_its_language_and_a_skipped_one_its_reason() -> None:
+    """An unlabelled or `sh` block would silently not run: every block says what it is."""
+    problems = []
+    for page in [*PAGES, DOCS / "index.md"]:
+        for block in blocks(page.read_text()):
+            if block.info in ("", "sh", "shell"):
+                problems.append(f"{page_id(page)}: a ```{block.info} block: say bash (or text)")
+            if block.not_run is not None and block.info != "bash":
+                problems.append(f"{page_id(page)}: 'not run' above a {block.info} block")
+    assert not problems, problems
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize("page", [p for p in PAGES if runnable(p.read_text())], ids=page_id)
+def test_page_commands_run_against_a_live_server(
+    page: Path, unlimited_live_server: str, tmp_path: Path
+) -> None:
+    """Rate limits off: the pages sign up and write more in a minute, together, than the
+    sign-up limit per address allows on a server other tests share."""
+    script = "\n".join(runnable(page.read_text()))
+    assert "ID=1" not in script  # each step uses the id the API gave back
+    result = run_script(script, unlimited_live_server, tmp_path, fresh_token())
+    assert result.returncode == 0, result.stdout + result.stderr
+    CHECKS[page_id(page)](result.stdout)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_first_task_runs(unlimited_live_server: str, tmp_path: Path) -> None:
+    result = run_script(readme_first_task(), unlimited_live_server, tmp_path, "")
+    assert result.returncode == 0, result.stdout + result.stderr
+    created = [b for b in bodies(result.stdout) if isinstance(b, dict)]
+    assert created[0]["title"] == "Buy milk"
+    listed = [b for b in bodies(result.stdout) if isinstance(b, list)]
+    assert [t["title"] for t in listed[0]] == ["Buy milk"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_a_command_that_no_longer_works_fails_its_page(
+    unlimited_live_server: str, tmp_path: Path
+) -> None:
+    """Deliberate breaks: a route the API no longer has, and a field it refuses, each fail
+    the page's shell, though curl itself reached the server and printed the error."""
+    script = "\n".join(runnable((DOCS / "guides" / "tasks.md").read_text()))
+    for broken, shown in (
+        # No such route (it reads as a task id, 422): curl prints the error and fails the shell.
+        (script.replace("/api/tasks/stats", "/api/tasks/statistics"), '"path.task_id"'),
+        # A 422 where the page reads the created task's id: the id is not there.
+        (
+            script.replace('"priority": "high", "due_date"', '"priority": "urgent", "due_date"'),
+            "KeyError: 'data'",
+        ),
+    ):
+        assert broken != script
+        result = run_script(broken, unlimited_live_server, tmp_path, fresh_token())
+        assert result.returncode != 0, result.stdout
+        assert shown in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_the_block_parser_sees_markers_and_fences() -> None:
+    text = (
+        "intro\n\n<!-- not run: it starts a server -->\n```bash\nserve\n```\n\n"
+        "```bash\ncurl one\n```\n\n   ```text\n   FOO=1\n   ```\n\n```\nbare\n```\n"
+    )
+    found = blocks(text)
+    assert [(b.info, b.body, b.not_run) for b in found] == [
+        ("bash", "serve\n", "it starts a server"),
+        ("bash", "curl one\n", None),
+        ("text", "FOO=1\n", None),
+        ("", "bare\n", None),
+    ]
+    assert runnable(text) == ["curl one\n"]
