@@ -137,6 +137,7 @@ E2E_FILES = {
     "deploy/test_workloads.py",
     "docs/test_browser.py",
     "docs/test_commands.py",
+    "docs/test_preview.py",
     "events/test_operations.py",
     "events/test_workers.py",
     "mcp/test_stdio.py",

@@ -12,8 +12,10 @@ db        reset: delete the local embedded database (development)
 openapi   print the OpenAPI document (specs/openapi.json is this output)
 mcp       serve the MCP tools over stdio for one user (desktop agents)
 mcp-tools print the MCP tool list (specs/mcp-tools.json is this output)
+docs      preview the documentation site (docs/) on http://127.0.0.1:8001
 
-Every command reads its settings from the environment and `.env` (see README.md).
+Every command reads its settings from the environment and `.env`
+(docs/reference/configuration.md).
 Add --help after a command for its options, e.g. `python -m backend seed --help`.
 """
 
@@ -24,7 +26,17 @@ import logging
 import os
 from collections.abc import Sequence
 
-from backend.cli import check, database, documents, events, mcp_stdio, seed, serve, token
+from backend.cli import (
+    check,
+    database,
+    docs_site,
+    documents,
+    events,
+    mcp_stdio,
+    seed,
+    serve,
+    token,
+)
 
 # In the order `--help` lists them.
 COMMANDS = (
@@ -38,6 +50,7 @@ COMMANDS = (
     documents.add_openapi,
     mcp_stdio.add_mcp,
     documents.add_mcp_tools,
+    docs_site.add_docs,
     events.add_worker,
     events.add_events,
 )

@@ -34,3 +34,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = build_site(ROOT, site)
     assert result.returncode == 0, result.stdout + result.stderr
     return site
+
+
+# The browser test drives Debian's Chromium with the Swagger UI tests' fixtures.
+from tests.browser.conftest import browser_page, chromium_path  # noqa: E402, F401
