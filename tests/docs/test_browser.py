@@ -85,6 +85,18 @@ def rendered(page: Any, selector: str) -> bool:
     return bool(page.locator(selector).evaluate("img => img.complete && img.naturalWidth > 0"))
 
 
+def load(page: Any, tag: str, **attributes: str) -> None:
+    """Add an element that loads something to the page, and wait until it has (or failed)."""
+    page.evaluate(
+        """([tag, attributes]) => new Promise(done => {
+            const element = Object.assign(document.createElement(tag), attributes);
+            element.onload = element.onerror = done;
+            document.body.appendChild(element);
+        })""",
+        [tag, attributes],
+    )
+
+
 def test_home_guide_search_and_diagrams(site_url: str, browser_page: Any) -> None:
     page = browser_page
     watch = Watch(page)
@@ -153,25 +165,10 @@ def test_the_watch_sees_another_host(site_url: str, browser_page: Any) -> None:
     page = browser_page
     watch = Watch(page)
     page.goto(f"{site_url}/")
-    page.evaluate(
-        """() => new Promise(done => {
-            const script = document.createElement("script");
-            script.src = "https://cdn.example.com/mermaid.min.js";
-            script.onerror = done;
-            document.head.appendChild(script);
-        })"""
-    )
+    load(page, "script", src="https://cdn.example.com/mermaid.min.js")
     assert watch.foreign == ["https://cdn.example.com/mermaid.min.js"]
     with pytest.raises(AssertionError, match="another host"):
         watch.assert_clean()
     # A diagram that does not render is seen too.
-    page.evaluate(
-        """() => new Promise(done => {
-            const img = document.createElement("img");
-            img.id = "gone";
-            img.src = "/design/no-such-diagram.svg";
-            img.onerror = done;
-            document.body.appendChild(img);
-        })"""
-    )
+    load(page, "img", id="gone", src="/design/no-such-diagram.svg")
     assert not rendered(page, "#gone")

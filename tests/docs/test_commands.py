@@ -19,13 +19,13 @@ import shutil
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT, make_token
+from tests.docs.pages import blocks, runnable
 
 DOCS = ROOT / "docs"
 # The pages whose commands talk to a server; the Kubernetes walk-through (a link to
@@ -36,8 +36,6 @@ PAGES = sorted(
     for page in (DOCS / folder).glob("*.md")
     if not page.is_symlink()
 )
-NOT_RUN = re.compile(r"^<!-- not run: (?P<reason>\S.*?) -->$")
-FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+)(?P<info>[^`]*)$")
 # In the pages' shells: curl fails on an HTTP error, unless it prints the status line (-i).
 PRELUDE = r"""
 curl() {
@@ -48,41 +46,6 @@ curl() {
   command curl --fail-with-body "$@"
 }
 """
-
-
-@dataclass(frozen=True)
-class Block:
-    info: str  # the fence's language
-    body: str
-    not_run: str | None  # the reason given above it, if any
-
-
-def blocks(text: str) -> list[Block]:
-    """Every fenced block of a Markdown text, with the `not run` reason right above it."""
-    found: list[Block] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        opening = FENCE.match(lines[i])
-        if not opening:
-            i += 1
-            continue
-        indent, fence = opening["indent"], opening["fence"]
-        above = NOT_RUN.match(lines[i - 1].strip()) if i else None
-        body: list[str] = []
-        i += 1
-        while i < len(lines) and lines[i].strip() != fence:
-            body.append(lines[i].removeprefix(indent))
-            i += 1
-        found.append(
-            Block(opening["info"].strip(), "\n".join(body) + "\n", above and above["reason"])
-        )
-        i += 1
-    return found
-
-
-def runnable(text: str) -> list[str]:
-    return [b.body for b in blocks(text) if b.info == "bash" and b.not_run is None]
 
 
 def readme_first_task() -> str:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, _free_port, stop_process
-from tests.docs.test_commands import blocks
+from tests.docs.pages import blocks
 
 RUN_PAGE = ROOT / "docs" / "get-started" / "run.md"
 
