@@ -16,7 +16,7 @@ request. In front of it, `McpEndpoint` admits only a verified caller:
 Where an external issuer (JWT_JWKS_URL with its issuer URL) is configured, the RFC 9728
 protected-resource metadata names it, and 401s point at that document, so an MCP client can
 find where its user signs in. The built-in issuer is not an OAuth authorization server, so
-without an external one nothing is advertised (README: how a client gets a token).
+without an external one nothing is advertised (docs/guides/mcp.md: how a client gets a token).
 """
 
 from __future__ import annotations
