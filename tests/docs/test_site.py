@@ -40,6 +40,40 @@ def html_ids(page: Path) -> set[str]:
     return parser.ids
 
 
+class _Paragraphs(HTMLParser):
+    """The text of every <p>: a Markdown list with no blank line before it (which GitHub
+    renders as a list) is one paragraph with "- " lines to Python-Markdown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = 0
+        self.text: list[str] = []
+        self.paragraphs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "p":
+            self.inside += 1
+            self.text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p" and self.inside:
+            self.inside -= 1
+            self.paragraphs.append("".join(self.text))
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.text.append(data)
+
+
+SWALLOWED_LIST = re.compile(r"\n\s*(?:[-*+]|\d+\.) \S")
+
+
+def swallowed_lists(html: str) -> list[str]:
+    parser = _Paragraphs()
+    parser.feed(html)
+    return [p[:80] for p in parser.paragraphs if SWALLOWED_LIST.search(p)]
+
+
 def built_page(site: Path, source: Path) -> Path | None:
     """The HTML the site built from a Markdown file of docs/ or specs/, if it is a page."""
     relative = source.resolve().relative_to(ROOT)
@@ -112,6 +146,19 @@ def test_site_builds_with_every_section(built_site: Path) -> None:
         assert (built_site / asset).is_file(), asset
     home = (built_site / "index.html").read_text()
     assert "fonts.googleapis.com" not in home and "fonts.gstatic.com" not in home
+
+
+def test_every_list_renders_as_a_list(built_site: Path) -> None:
+    """specs/ are written for GitHub too; a list must be a list on the site as well."""
+    problems = {
+        page.relative_to(built_site).as_posix(): found
+        for page in built_site.rglob("index.html")
+        if (found := swallowed_lists(page.read_text()))
+    }
+    assert not problems, problems
+    assert swallowed_lists("<p>Tests:\n- one\n- two</p><ul><li>fine</li></ul>") == [
+        "Tests:\n- one\n- two"
+    ]
 
 
 def test_strict_build_fails_on_a_broken_link_a_missing_page_and_a_bad_anchor(
