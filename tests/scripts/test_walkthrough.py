@@ -1,4 +1,4 @@
-"""The README's curl walkthrough, run for real against `python -m backend serve`."""
+"""scripts/walkthrough.sh (docs/get-started/curl.md), run against `python -m backend serve`."""
 
 from __future__ import annotations
 
