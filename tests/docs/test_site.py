@@ -9,6 +9,8 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+from backend.cli import build_parser
+from backend.config import Settings
 from tests.conftest import ROOT
 from tests.docs.conftest import build_site
 
@@ -230,3 +232,33 @@ def test_the_link_checks_find_what_is_broken(built_site: Path) -> None:
         "backend/no_such_module.py",
         'docs/contributing/index.md, "No such section"',
     ]
+
+
+def settings_missing_from(page: str) -> list[str]:
+    """The environment variables of `Settings` that a page does not name (as `NAME`)."""
+    return [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in page]
+
+
+def test_configuration_reference_names_every_setting() -> None:
+    page = (ROOT / "docs" / "reference" / "configuration.md").read_text()
+    assert settings_missing_from(page) == []
+    without = page.replace("`DB_POOL_SIZE`", "`POOL_SIZE`")
+    assert settings_missing_from(without) == ["DB_POOL_SIZE"]
+
+
+def commands_missing_from(page: str) -> list[str]:
+    """The `python -m backend` commands that have no row in a page's table."""
+    # The usage line lists them: `python -m backend [-h] {serve,migrate,...} ...`.
+    choices = re.search(r"\{([\w,-]+)\}", build_parser().format_usage())
+    assert choices is not None
+    return [
+        name
+        for name in choices.group(1).split(",")
+        if not re.search(rf"^\| `{name}\b", page, re.MULTILINE)
+    ]
+
+
+def test_cli_reference_has_a_row_per_command() -> None:
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    assert commands_missing_from(page) == []
+    assert commands_missing_from(page.replace("| `docs", "| `preview")) == ["docs"]
