@@ -109,6 +109,8 @@ class _TaskMerge(_TaskPatch):
     """PUT merges, as PATCH does: a body that names no field would change nothing, so it is
     refused (a PUT of `{}` is more likely a client's bug than a wish to bump `updated_at`)."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     @model_validator(mode="after")
     def _names_a_field(self) -> Self:
         if not self.model_fields_set:

@@ -171,6 +171,8 @@ class ListUpdate(_ListInput):
 class ListReplace(ListUpdate):
     """PUT body: as PATCH, only the fields sent change (at least one)."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     @model_validator(mode="after")
     def _names_a_field(self) -> Self:
         if not self.model_fields_set:

@@ -227,4 +227,5 @@ def test_the_openapi_document_shows_every_put_field_optional(client: TestClient)
         body = document["paths"][path]["put"]["requestBody"]["content"]["application/json"]
         assert body["schema"] == {"$ref": f"#/components/schemas/{name}"}
         assert "required" not in schemas[name], schemas[name]
+        assert schemas[name]["minProperties"] == 1  # `{}` is refused, and the schema says so
         assert "title" in schemas[name]["properties"] or "name" in schemas[name]["properties"]
