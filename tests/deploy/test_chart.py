@@ -31,6 +31,7 @@ import yaml
 
 from tests.conftest import ROOT, skip_or_fail_in_ci
 from tests.deploy.test_manifests import (
+    COMPONENTS,
     KUBERNETES_VERSIONS,
     OVERLAYS,
     PAGE,
@@ -155,9 +156,20 @@ def test_every_object_is_valid_for_the_kubernetes_versions_our_users_run(
 def test_the_render_passes_the_overlays_checks(chart_objects: list[Obj]) -> None:
     """Security, secrets, workloads, Dapr (names, types, topics, scopes, token) and the Dapr
     components against the vendored CRD: test_manifests.py's checks, unchanged."""
-    assert sum(map(is_dapr_component, chart_objects)) == 3
+    assert sum(map(is_dapr_component, chart_objects)) == len(COMPONENTS)
     assert dapr_schema_errors(chart_objects) == []
     assert all_problems(chart_objects) == []
+
+
+def test_the_notes_say_how_to_reach_the_api(helm: Path, values: str) -> None:
+    result = run_helm(helm, "install", *template_args(values), "--dry-run=client")
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("\nNOTES:\n", 1)[1]
+    reach = {
+        "local": "kubectl -n task-api port-forward service/task-api 8000:80",
+        "cloud": "curl -s https://api.example.com/health/ready",
+    }
+    assert reach[values] in notes and "helm test task-api -n task-api" in notes
 
 
 # --- the same as the overlay -----------------------------------------------------------------
