@@ -108,7 +108,8 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
     assert values["update"]["etag"] == f'"{task["id"]}-2"'
     assert values["update-stale"] == {"status": 412, "code": "PRECONDITION_FAILED", "details": []}
     replaced = values["replace"]["task"]
-    assert (replaced["title"], replaced["description"]) == ("Buy bread", None)
+    # PUT changes what it sends and keeps the rest (the description set on create).
+    assert (replaced["title"], replaced["description"]) == ("Buy bread", "2 litres")
     assert (
         values["toggle"]["task"]["completed"] is True and values["toggle"]["task"]["completed_at"]
     )
@@ -220,7 +221,8 @@ def check_lists_subtasks_and_moves(values: dict[str, Any]) -> None:
     assert values["subtasks-page"] == [["Whole milk", shop["id"]], ["Oat milk", shop["id"]]]
     [result] = values["bulk-move"]
     assert (result["op"], result["id"], result["task"]["list_id"]) == ("move", bread, chores["id"])
-    assert values["update-list"] == ["#ffaa00", "Chores", None, f'"{chores["id"]}-3"']
+    # The list's PUT renames it and keeps the colour it does not send.
+    assert values["update-list"] == ["#ffaa00", "Chores", "#ffaa00", f'"{chores["id"]}-3"']
     assert values["update-list-stale"]["status"] == 412
     assert values["lists"] == [["Chores", 1, 1], ["Groceries", 3, 0]]  # moved before it
     got = values["get-list"]
