@@ -18,7 +18,13 @@ from sqlalchemy import BigInteger, Text, bindparam, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch, NotFound
-from backend.models.conversation import Conversation, Message
+from backend.models.conversation import (
+    ANSWER_MAX_CHARS,
+    Conversation,
+    Message,
+    clean_text,
+    stored_call,
+)
 from backend.services.scope import OWNER, Scoped, owned
 
 CONVERSATION_NOT_FOUND = "Conversation not found"
@@ -167,9 +173,10 @@ class ConversationService(Scoped):
         """Store the assistant's message (replacing a failed attempt's answer to the same
         user message, whose committed tool calls `reply` carries on) and mark the
         conversation active."""
+        # Bounded here, where it is stored: every stored message reads back (issue 38).
         values = {
-            "content": reply.content,
-            "tool_calls": reply.tool_calls,
+            "content": clean_text(reply.content, ANSWER_MAX_CHARS),
+            "tool_calls": [stored_call(call) for call in reply.tool_calls],
             "error_code": reply.error_code,
             "input_tokens": reply.input_tokens,
             "output_tokens": reply.output_tokens,
