@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import anyio.to_thread
 from agents import FunctionTool, RunContextWrapper
+from mcp_types import CallToolResult
 
 from backend.error_mapping import describe
 from backend.errors import ChatProviderError, InvalidRequest
@@ -33,6 +34,7 @@ from backend.models.conversation import (
     storable,
     stored_call,
 )
+from backend.services.unit_of_work import UnitOfWork
 
 # The tools the agent gets: the published contract's five, and the reads and the reopen that
 # let it answer questions and undo a completion. Lists are managed elsewhere (REST, MCP): a
@@ -63,6 +65,9 @@ class Ledger:
 
     earlier: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # The user message the turn answers: where a call that writes records itself (None: no
+    # record, as in a test of the tools alone).
+    message_id: int | None = None
     # Arguments too deep for the SDK, by call id: what the model sent (`agent._Bounded`).
     set_aside: dict[str, str] = field(default_factory=dict)
 
@@ -108,7 +113,7 @@ def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | No
             if recorded is not None:
                 call = {**recorded}  # its first attempt's result: it is not run again
             else:
-                call = await _run(tool, caller, arguments)
+                call = await _run(tool, caller, arguments, ledger.message_id)
         ledger.calls.append(call)
         if emit is not None:
             emit("tool_call_end", call)
@@ -123,9 +128,17 @@ def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | No
     )
 
 
-async def _run(tool: Tool[Any], caller: Caller, arguments: dict[str, Any]) -> dict[str, Any]:
+async def _run(
+    tool: Tool[Any], caller: Caller, arguments: dict[str, Any], message_id: int | None
+) -> dict[str, Any]:
+    def record(work: UnitOfWork, result: CallToolResult) -> None:
+        # In the write's transaction: the turn's answer keeps the call if the write commits.
+        if message_id is not None:
+            call = _call(tool.name, arguments, "ok", None, result.structured_content)
+            work.conversations.record_call(message_id, call)
+
     try:
-        result = await anyio.to_thread.run_sync(run_tool, tool, caller, arguments)
+        result = await anyio.to_thread.run_sync(run_tool, tool, caller, arguments, record)
     except Exception as exc:  # every failure is the tool's answer to the model, as on MCP
         parts = describe(exc)
         return _call(tool.name, arguments, "error", parts.code, envelope(parts))

@@ -269,7 +269,8 @@ class MessagePublic(BaseModel):
     error_code: str | None = Field(
         default=None,
         description="An assistant message whose turn failed: the error's code (its "
-        "`tool_calls` are the ones that committed before it).",
+        "`tool_calls` are the ones that committed before it); `CHAT_TURN_UNFINISHED` while "
+        "its turn runs, or after its attempt died (retry with the same Idempotency-Key).",
         examples=[None],
     )
     usage: TokenUsage | None = Field(
