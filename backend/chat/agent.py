@@ -21,6 +21,8 @@ from agents import (
     AgentsException,
     MaxTurnsExceeded,
     ModelBehaviorError,
+    ModelRetryAdvice,
+    ModelRetryAdviceRequest,
     ModelSettings,
     ModelTimeoutError,
     RunConfig,
@@ -202,6 +204,12 @@ class _Bounded(Model):
             elif event.type == "response.completed":
                 self._set_aside(event.response.output)
             yield event
+
+    def get_retry_advice(self, request: ModelRetryAdviceRequest) -> ModelRetryAdvice | None:
+        return self._model.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self._model.close()
 
     def _set_aside(self, output: Sequence[Any]) -> None:
         for item in output:

@@ -98,6 +98,9 @@ async def run(
     if start.answered is not None:
         return answer_of(start.answered)
     settings = caller.settings
+    # Until when this attempt holds the turn (its lease began as its record was stored, just
+    # before; the margin keeps what it stores late inside it).
+    holds_until = asyncio.get_running_loop().time() + lease(settings).total_seconds() - 5
     ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id)
     items: list[TResponseInputItem] = [
         *history_items(start.history, settings),
@@ -118,7 +121,7 @@ async def run(
             failed.output_tokens,
             error_code=error.code,
         )
-        await _store_or_report(caller, reply)
+        await _store_or_report(caller, reply, holds_until)
         raise _reported(error, start.conversation_id, reply.tool_calls) from None
     # The calls of a first attempt that this one did not make again stay on the record.
     made = [c for c in start.earlier_calls if c not in ledger.calls]
@@ -130,7 +133,7 @@ async def run(
         outcome.input_tokens,
         outcome.output_tokens,
     )
-    return answer_of(await _store_or_report(caller, reply))
+    return answer_of(await _store_or_report(caller, reply, holds_until))
 
 
 def _committed(start: TurnStart, ledger: Ledger) -> list[dict[str, Any]]:
@@ -138,12 +141,13 @@ def _committed(start: TurnStart, ledger: Ledger) -> list[dict[str, Any]]:
     return _unique([*start.earlier_calls, *(c for c in ledger.calls if c["outcome"] == "ok")])
 
 
-async def _store_or_report(caller: Caller, reply: Reply) -> Any:
+async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> Any:
     """Store the answer; if that fails (the database stopped answering), the error names
     the conversation and the calls that committed: their records are with the message
     already (each kept in its write's transaction), for a retry to resume from. The error
     record is then stored as soon as the database answers again (`_store_later`), so the
-    turn is not `IDEMPOTENCY_KEY_IN_USE` for the rest of its lease."""
+    turn is not `IDEMPOTENCY_KEY_IN_USE` for the rest of its lease (`holds_until`, the event
+    loop's clock: after it, a retry may have taken the turn over)."""
     try:
         return await anyio.to_thread.run_sync(_store, caller, reply)
     except Exception as exc:
@@ -161,8 +165,7 @@ async def _store_or_report(caller: Caller, reply: Reply) -> Any:
             reply.output_tokens,
             error_code=parts.code,
         )
-        later = asyncio.get_running_loop().time() + lease(caller.settings).total_seconds()
-        task = asyncio.create_task(_store_later(caller, failed, later))
+        task = asyncio.create_task(_store_later(caller, failed, holds_until))
         _STORING.add(task)
         task.add_done_callback(_STORING.discard)
         raise _reported(error, reply.conversation_id, committed) from exc
