@@ -110,10 +110,12 @@ BUDGETS: dict[str, int] = {
     "DELETE /api/auth/me": 2,
     # A chat turn: the chat limit's count (its own transaction: BEGIN, the hit, COMMIT), the
     # door's write with the user's message (BEGIN and the entry with the first statement, the
-    # message, COMMIT), then, after the model has answered, the answer stored (the entry with
-    # it) and the conversation's activity. A tool call is the MCP tool's own unit of work.
-    "POST /api/chat": 8,
-    "POST /api/chat+conversation_id": 9,
+    # message, COMMIT with the turn's unfinished record), then, after the model has answered,
+    # the answer stored with the conversation's activity (one statement, the entry with it).
+    # A tool call is the MCP tool's own unit of work; one that writes records itself in its
+    # write's transaction (the record rides with the COMMIT: one more message).
+    "POST /api/chat": 7,
+    "POST /api/chat+conversation_id": 8,
     "POST /api/chat+add_task": 9,
     "GET /api/conversations": 1,
     "GET /api/conversations/{conversation_id}/messages": 1,
