@@ -80,6 +80,13 @@ class Watch:
         assert not self.errors, f"console errors: {self.errors}"
 
 
+@pytest.fixture
+def watched(browser_page: Any) -> tuple[Any, Watch]:
+    """The browser page, watched from before its first request."""
+    browser_page.set_default_timeout(15_000)
+    return browser_page, Watch(browser_page)
+
+
 def rendered(page: Any, selector: str) -> bool:
     """An image loaded and decoded (an SVG or PNG that failed shows as 0 x 0)."""
     return bool(page.locator(selector).evaluate("img => img.complete && img.naturalWidth > 0"))
@@ -97,10 +104,8 @@ def load(page: Any, tag: str, **attributes: str) -> None:
     )
 
 
-def test_home_guide_search_and_diagrams(site_url: str, browser_page: Any) -> None:
-    page = browser_page
-    watch = Watch(page)
-    page.set_default_timeout(15_000)
+def test_home_guide_search_and_diagrams(site_url: str, watched: tuple[Any, Watch]) -> None:
+    page, watch = watched
 
     # The home page, and the navigation tabs to a guide.
     page.goto(f"{site_url}/")
@@ -144,10 +149,10 @@ def test_home_guide_search_and_diagrams(site_url: str, browser_page: Any) -> Non
     watch.assert_clean()
 
 
-def test_api_reference_renders_the_openapi_document(site_url: str, browser_page: Any) -> None:
-    page = browser_page
-    watch = Watch(page)
-    page.set_default_timeout(15_000)
+def test_api_reference_renders_the_openapi_document(
+    site_url: str, watched: tuple[Any, Watch]
+) -> None:
+    page, watch = watched
     page.goto(f"{site_url}/reference/openapi/")
     page.locator(".swagger-ui .info .title", has_text="Task API").wait_for()
     block = page.locator("#operations-tasks-listTasks")
@@ -159,11 +164,10 @@ def test_api_reference_renders_the_openapi_document(site_url: str, browser_page:
     watch.assert_clean()
 
 
-def test_the_watch_sees_another_host(site_url: str, browser_page: Any) -> None:
+def test_the_watch_sees_another_host(site_url: str, watched: tuple[Any, Watch]) -> None:
     """Deliberate break: a page that loads a script from another host is caught (aborted and
     reported, with the console error the failed load causes)."""
-    page = browser_page
-    watch = Watch(page)
+    page, watch = watched
     page.goto(f"{site_url}/")
     load(page, "script", src="https://cdn.example.com/mermaid.min.js")
     assert watch.foreign == ["https://cdn.example.com/mermaid.min.js"]
