@@ -103,3 +103,21 @@ def test_the_record_a_turn_starts_with_is_its_token(
             text("SELECT created_at FROM messages WHERE reply_to = :id"), {"id": start.message_id}
         ).scalar_one()
     assert stamp == start.held
+
+
+def test_a_turn_stored_without_a_record_is_restarted_by_one_retry(
+    db_engine: Engine, settings: Settings, alice: Account
+) -> None:
+    """A user message stored before turns kept a record from the start, by an attempt that
+    died: past the lease one retry restarts it; a second one is told it is in use (the
+    record's unique answer per message, not a 409 CONFLICT)."""
+    start = _begin(db_engine, settings, alice.id, HELD)
+    with db_engine.begin() as conn:
+        conn.execute(text("DELETE FROM messages WHERE reply_to = :id"), {"id": start.message_id})
+    with pytest.raises(IdempotencyKeyInUse):  # the first attempt may still be running
+        _begin(db_engine, settings, alice.id, HELD)
+    taken = _begin(db_engine, settings, alice.id, RAN_OUT)
+    assert taken.message_id == start.message_id and taken.earlier_calls == []
+    with pytest.raises(IdempotencyKeyInUse):
+        _begin(db_engine, settings, alice.id, HELD)
+    assert _record(db_engine) == ("CHAT_TURN_UNFINISHED", [])
