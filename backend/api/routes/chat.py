@@ -191,7 +191,7 @@ async def _turn(
     )
     asked = turn.TurnRequest(body.conversation_id, body.message, key)
     start = await anyio.to_thread.run_sync(turn.begin, door, caller, asked, path_user)
-    model = _model(request)
+    model = chat_model(request)
     if start.answered is not None:
         response.headers[REPLAYED_HEADER] = "true"
     if STREAM not in request.headers.get("accept", ""):
@@ -200,7 +200,7 @@ async def _turn(
     return EventSourceResponse(events, headers=_copied(response.headers))
 
 
-def _model(request: Request) -> Any:
+def chat_model(request: Request) -> Any:
     """The app's model client, built on first use (chat may never be used)."""
     state = request.app.state
     if getattr(state, "chat_model", None) is None:
