@@ -86,7 +86,7 @@ from backend.chat.chatkit_widgets import (
     tasks_of_call,
 )
 from backend.chat.chatkit_widgets import redraw as redraw_widget
-from backend.error_mapping import describe
+from backend.error_mapping import describe, validation_details
 from backend.errors import InvalidRequest, NotFound
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS
@@ -109,7 +109,11 @@ _GET_TASK = next(tool for tool in TOOLS if tool.name == "get_task")
 
 def parse(body: bytes) -> Any:
     """The request, or the 422 of a body that is not one (never the SDK's 500)."""
-    return REQUEST.validate_json(body or b"null")
+    try:
+        return REQUEST.validate_json(body or b"null")
+    except ValidationError as exc:
+        details = validation_details(exc.errors(include_input=False))
+        raise InvalidRequest("The body is not a ChatKit request", details=details) from None
 
 
 def streams(request: Any) -> bool:

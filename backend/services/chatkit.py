@@ -185,15 +185,11 @@ class ChatKitService(Scoped):
             *((_C.updated_at.desc(), _C.id.desc()) if order == "desc" else (_C.updated_at, _C.id))
         ).limit(limit + 1)
         if after is not None:
+            # After a thread not the caller's (or none): an empty page, as for a missing one.
             anchor = owned(
                 select(_C.updated_at, _C.id).where(_C.public_id == _THREAD), _C.user_id
-            ).subquery()
-            mark = tuple_(anchor.c.updated_at, anchor.c.id)
-            statement = statement.where(
-                key < select(mark).scalar_subquery()
-                if order == "desc"
-                else key > select(mark).scalar_subquery()
-            )
+            ).scalar_subquery()
+            statement = statement.where(key < anchor if order == "desc" else key > anchor)
         rows = list(self._run(statement, thread=after).all())
         return rows[:limit], len(rows) > limit
 
