@@ -276,3 +276,15 @@ def test_cors_preflight_needs_no_token(chat: TestClient) -> None:
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in elsewhere.headers
+
+
+def test_openai_chatkit_is_the_pinned_version_and_imports_on_our_agents_sdk() -> None:
+    """openai-chatkit imports private Agents SDK names (`_HEADERS_OVERRIDE`,
+    `HEADERS_OVERRIDE`): the two move together, pinned (pyproject.toml, the lock)."""
+    import importlib
+    from importlib.metadata import version
+
+    server = importlib.import_module("chatkit.server")
+    assert hasattr(server, "ChatKitServer")
+    assert version("openai-chatkit") == "1.6.5"
+    assert version("openai-agents").startswith("0.24.")

@@ -8,11 +8,12 @@ import threading
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from tests.chat import fake_model
 from tests.chat.chatkit import PATH, body, user_input
 from tests.chat.fake_model import Reply, call, say
+from tests.chat.test_disconnect import stored_messages
 from tests.conftest import Account, running_server
 
 
@@ -51,18 +52,7 @@ def test_a_client_that_disconnects_mid_stream_leaves_a_consistent_thread(
                             break
                 # Disconnected. Now the model answers; the server stores it.
                 gate.set()
-                stored: list[Any] = []
-                for _ in range(600):
-                    with db_engine.connect() as conn:
-                        stored = list(
-                            conn.execute(
-                                text("SELECT role, content, error_code FROM messages ORDER BY id")
-                            )
-                        )
-                    if len(stored) == 2:
-                        break
-                    threading.Event().wait(0.1)
-                assert [tuple(row) for row in stored] == [
+                assert stored_messages(db_engine, 2) == [
                     ("user", "add milk", None),
                     ("assistant", "Added \u201cBuy milk\u201d.", None),
                 ]

@@ -27,9 +27,8 @@ from backend.api.responses import (
     errors,
     rate_limited,
 )
-from backend.api.routes.chat import ChatIdempotencyKey, chat_model
+from backend.api.routes.chat import ChatIdempotencyKey, chat_caller, chat_model
 from backend.chat.chatkit_server import TaskChatKitServer, parse, prepare
-from backend.mcp.server import Caller
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
 
@@ -106,7 +105,15 @@ _REQUEST_BODY: dict[str, Any] = {
 _OK = rate_limited(200, "ChatKit's answer: JSON, or server-sent events for a turn or action.")
 _OK[200]["content"] = {
     "application/json": {"schema": {"type": "object"}},
-    STREAM: {"schema": {"type": "string", "description": "ChatKit's server-sent events."}},
+    # Each server-sent event: one `data:` line holding a ChatKit event as JSON.
+    STREAM: {
+        "schema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {"data": {"type": "string", "description": "A ChatKit event, as JSON."}},
+            "description": "ChatKit's server-sent events.",
+        }
+    },
 }
 
 
@@ -144,16 +151,7 @@ async def chatkit(
 ) -> Response:
     body = await request.body()
     parsed = parse(body)
-    app = request.app
-    claims = door.claims
-    if claims is None:  # `Door` always verifies one
-        raise TypeError("chatkit needs a signed-in caller's door")
-    caller = Caller(
-        engine=app.state.engine,
-        settings=app.state.settings,
-        claims=claims,
-        client_ip=request.client.host if request.client else "unknown",
-    )
+    caller = chat_caller(door, request)
     prepared = await anyio.to_thread.run_sync(
         prepare, door, caller, parsed, idempotency_key, lambda: chat_model(request)
     )
