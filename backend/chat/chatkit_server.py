@@ -196,6 +196,8 @@ def prepare(
             return Prepared(context, b"{}")
         case ItemsFeedbackReq():
             # Checked (the caller's thread and items), not kept: feedback goes nowhere yet.
+            if not 1 <= len(request.params.item_ids) <= PAGE_MAX:
+                raise InvalidRequest.at("params.item_ids", f"1-{PAGE_MAX} item ids")
             with context.work() as work:
                 work.chatkit.thread(request.params.thread_id)
                 for item_id in request.params.item_ids:

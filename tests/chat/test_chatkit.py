@@ -129,6 +129,20 @@ def test_a_second_and_a_third_turn_work_on_chat_completions(
     assert [i["id"] for i in page["data"] if i["type"] == "assistant_message"] == ids[::-1]
 
 
+def test_a_turn_sends_the_newest_messages_within_the_history_budget(
+    chat_app: Callable[..., TestClient], model: FakeModel, alice: Account
+) -> None:
+    chat = chat_app(chat_history_messages=2)
+    model.script(call("list_tasks", {}), say("one"), say("two"), say("three"))
+    thread_id, _ = new_thread(chat, alice, "first")
+    say_in(chat, alice, thread_id, "second")
+    say_in(chat, alice, thread_id, "third")
+    # The third turn: the two newest messages before it (widgets are not history: the
+    # answer's tool calls are), then its own.
+    sent = [(m["role"], m["content"]) for m in model.requests[3]["messages"][1:]]
+    assert sent == [("user", "second"), ("assistant", "two"), ("user", "third")]
+
+
 def test_items_list_pages_from_the_newest_and_a_thread_opens_on_them(
     chat: TestClient, model: FakeModel, alice: Account
 ) -> None:

@@ -61,6 +61,8 @@ CREATE = {"type": "threads.create", "metadata": {}}
         {**CREATE, "params": {"input": user_input("\u202eevil")}},
         {**CREATE, "params": {"input": {**user_input("hi"), "attachments": ["atc_1"]}}},
         body("threads.list", limit=0),
+        body("items.feedback", thread_id="thr_1", item_ids=[], kind="positive"),
+        body("items.feedback", thread_id="thr_1", item_ids=["x"] * 101, kind="positive"),
         body("threads.list", limit=10_000),
         body("threads.list", order="sideways"),
         body("attachments.create", name="a.png", size=1, mime_type="image/png"),
