@@ -5,6 +5,7 @@ provider failure after the turn began is the stream's `error` event and a stored
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -202,3 +203,26 @@ def test_every_provider_failure_is_an_error_event_and_a_stored_error(
     ).json()["data"]
     assert [(m["role"], m["error_code"]) for m in stored] == [("user", None), ("assistant", code)]
     assert tasks_of(chat, alice) == []
+
+
+def test_no_turn_text_is_logged_at_info(
+    chat: TestClient, model: FakeModel, alice: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    model.script(call("add_task", {"title": "whisper-title-31"}), say("said-quietly-47"))
+    thread_id, _ = new_thread(chat, alice, "confide-secret-83")
+    model.script(fail(500))
+    send(
+        chat,
+        alice,
+        "threads.add_user_message",
+        thread_id=thread_id,
+        input=user_input("confide-secret-84"),
+    )
+    send(chat, alice, "threads.update", thread_id=thread_id, title="titled-secret-12")
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert shown, "nothing was logged at all: the check would be empty"
+    for record in shown:
+        line = record.getMessage() + str(record.__dict__)
+        for secret in ("confide-secret", "whisper-title", "said-quietly", "titled-secret"):
+            assert secret not in line, record
