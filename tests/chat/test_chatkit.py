@@ -302,3 +302,17 @@ def test_openai_chatkit_is_the_pinned_version_and_imports_on_our_agents_sdk() ->
     assert hasattr(server, "ChatKitServer")
     assert version("openai-chatkit") == "1.6.5"
     assert version("openai-agents").startswith("0.24.")
+
+
+def test_a_deleted_account_takes_its_threads_and_items_with_it(
+    chat: TestClient, model: FakeModel, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    model.script(call("add_task", {"title": "a"}), say("one"), call("add_task", {"title": "b"}))
+    model.script(say("two"))
+    new_thread(chat, alice, "alice's")
+    new_thread(chat, bob, "bob's")
+    assert count_rows(db_engine, "chatkit_items") == 2
+    assert chat.delete("/api/auth/me", headers=alice.headers).status_code == 204
+    assert count_rows(db_engine, "chatkit_items") == 1  # bob's widget only
+    assert count_rows(db_engine, "conversations") == 1
+    assert count_rows(db_engine, "messages") == 2
