@@ -100,6 +100,8 @@ _MESSAGE = TypeAdapter[str](MessageText)
 _TITLE = TypeAdapter[str](Title)
 # A page of threads or items: ChatKit's default, and at most what a page of ours holds.
 PAGE_DEFAULT, PAGE_MAX = 20, 100
+# A title made from a thread's first message: what a history list shows in one line.
+TITLE_LENGTH = 60
 NOT_SUPPORTED = "{} is not supported by this server"
 # ChatKit's user messages carry no Idempotency-Key of their own: each gets one, so that
 # `threads.retry_after_item` is the chat turn's retry (replay an answer, re-run a failure).
@@ -243,6 +245,17 @@ def _shown(page: Page[ThreadItem]) -> Page[ThreadItem]:
 _HIDDEN = ("hidden_context_item", "sdk_hidden_context")
 
 
+def title_of(message: str) -> str | None:
+    """A thread's title from its first message: its first line, at most 60 characters."""
+    line = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    if len(line) > TITLE_LENGTH:
+        line = line[: TITLE_LENGTH - 1].rstrip() + "\u2026"
+    try:
+        return _TITLE.validate_python(line)
+    except ValidationError:
+        return None
+
+
 def message_of(user_input: UserMessageInput) -> str:
     """A ChatKit message's text, under the chat message's rules (1-4000 characters after
     trimming, the text rule): else 422, nothing stored."""
@@ -278,8 +291,10 @@ def _begin(
             message, key = asked.content, asked.idempotency_key
     key = key or KEY_PREFIX + secrets.token_hex(16)
     start = turn.begin(door, context.caller, turn.TurnRequest(conversation_id, message, key))
+    # A thread started here is named after its first words (ChatKit's history lists titles).
+    title = title_of(message) if isinstance(request, ThreadsCreateReq) else None
     with context.work() as work:
-        row = work.chatkit.started(start.conversation_id, start.message_id)
+        row = work.chatkit.started(start.conversation_id, start.message_id, title)
     context.thread = thread_of(row)
     context.user_item_id = row.message_public_id
     context.turn = TurnPlan(model(), start, message)
@@ -352,6 +367,10 @@ class TaskChatKitServer(ChatKitServer[ChatKitContext]):
         started = False
         while True:
             event, data = await queue.get()
+            if thread.title != context.thread_title and event != "error":
+                # The stored title (a new thread's, given by `prepare`), told to the client:
+                # the SDK sends `thread.updated` after this event (its store has it already).
+                thread.title = context.thread_title
             if event == "delta":
                 if not started:
                     started = True

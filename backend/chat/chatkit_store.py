@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -77,7 +77,10 @@ class ChatKitContext:
     turn: Any = None
     # A custom action's outcome: what the widget's row shows now.
     action: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def thread_title(self) -> str | None:
+        return self.thread.title if self.thread is not None else None
 
     def work(self, *, counts_write: bool = False) -> UnitOfWork:
         caller = self.caller
@@ -162,8 +165,10 @@ class TaskStore(Store[ChatKitContext]):
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
         known = context.thread
-        if known is not None and known.id == thread.id and known.title == thread.title:
-            return  # the conversation exists (the turn started it): nothing changed
+        if known is not None and known.id == thread.id and thread.title in (None, known.title):
+            # The conversation exists (the turn started it, with its title): the SDK saves its
+            # own new thread untitled, and then the stored title `respond` told the client.
+            return
 
         def save() -> None:
             with context.work() as work:

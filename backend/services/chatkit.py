@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
     literal,
     null,
     select,
@@ -147,7 +148,10 @@ _DELETE_ITEM = owned(
 
 
 _STARTED = owned(
-    select(
+    update(Conversation)
+    .where(_C.id == bindparam("conversation", type_=BigInteger))
+    .values(title=func.coalesce(_C.title, bindparam("title", type_=Text)))
+    .returning(
         *_THREAD_COLUMNS,
         owned(
             select(_M.public_id).where(_M.id == bindparam("message", type_=BigInteger)),
@@ -155,16 +159,18 @@ _STARTED = owned(
         )
         .scalar_subquery()
         .label("message_public_id"),
-    ).where(_C.id == bindparam("conversation", type_=BigInteger)),
+    ),
     _C.user_id,
 )
 
 
 class ChatKitService(Scoped):
-    def started(self, conversation_id: int, message_id: int) -> Any:
-        """A turn's thread (by its conversation's number) and its user message's ChatKit id
-        (`message_public_id`)."""
-        row = self._run(_STARTED, conversation=conversation_id, message=message_id).first()
+    def started(self, conversation_id: int, message_id: int, title: str | None) -> Any:
+        """A turn's thread (by its conversation's number), titled `title` if it has no title
+        yet, and its user message's ChatKit id (`message_public_id`): one statement."""
+        row = self._run(
+            _STARTED, conversation=conversation_id, message=message_id, title=title
+        ).first()
         if row is None:
             raise NotFound(CONVERSATION_NOT_FOUND)
         return row

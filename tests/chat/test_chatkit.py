@@ -55,6 +55,11 @@ def test_a_new_thread_streams_chatkits_events_and_stores_the_turn(
     assert "no-cache" in response.headers["cache-control"]
     assert response.headers["x-accel-buffering"] == "no"
     events = frames(response.text)
+    # The untitled thread is named after its first message, once, as the answer starts.
+    [updated] = [e for e in events if e["type"] == "thread.updated"]
+    assert updated["thread"]["title"] == "add milk"
+    assert types(events).index("thread.updated") == 4
+    events = [e for e in events if e["type"] != "thread.updated"]
     sequence = types(events)
     assert sequence[:5] == [
         "thread.created",
@@ -187,6 +192,8 @@ def test_threads_list_update_and_delete(
     assert renamed.json()["id"] == older and renamed.json()["title"] == "Groceries"
     opened = send(chat, alice, "threads.get_by_id", thread_id=older).json()
     assert opened["title"] == "Groceries"
+    titles = [t["title"] for t in send(chat, alice, "threads.list").json()["data"]]
+    assert titles == ["second thread", "Groceries"]
     for title in ("", "x" * 201, "a\x00b", "\u202eevil"):
         refused = send(chat, alice, "threads.update", thread_id=older, title=title)
         assert refused.status_code == 422, refused.text
@@ -316,3 +323,20 @@ def test_a_deleted_account_takes_its_threads_and_items_with_it(
     assert count_rows(db_engine, "chatkit_items") == 1  # bob's widget only
     assert count_rows(db_engine, "conversations") == 1
     assert count_rows(db_engine, "messages") == 2
+
+
+def test_a_new_thread_is_titled_after_its_first_line(
+    chat: TestClient, model: FakeModel, alice: Account
+) -> None:
+    model.script(say("ok"), say("ok"), say("ok"))
+    long_line = "plan " * 30
+    thread_id, events = new_thread(chat, alice, f"\n  {long_line}\nsecond line")
+    [updated] = [e for e in events if e["type"] == "thread.updated"]
+    title = updated["thread"]["title"]
+    assert len(title) == 60 and title.endswith("\u2026") and title.startswith("plan plan")
+    # A later message does not rename it; /api/chat's conversations stay untitled.
+    later = say_in(chat, alice, thread_id, "something else")
+    assert "thread.updated" not in types(later)
+    chat.post("/api/chat", json={"message": "hi"}, headers=alice.headers)
+    titles = [t.get("title") for t in send(chat, alice, "threads.list").json()["data"]]
+    assert titles == [None, title]
