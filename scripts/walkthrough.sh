@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A curl walkthrough of the Task API: sign up (or in), then create, list, get, toggle, update,
-# replace and delete a task; then a list with two tasks and a subtask in it, a move with
-# after_id, the list's page in manual order, the subtree, and deleting the list (its tasks go
-# with it). Every step checks its status code; the script exits non-zero on the first surprise.
+# PUT (which keeps what it does not send) and delete a task; then a list with two tasks and a
+# subtask in it, a move with after_id, the list's page in manual order, the subtree, and
+# deleting the list (its tasks go with it). Every step checks its status code; the script
+# exits non-zero on the first surprise.
 #
 #   BASE_URL   API root (default http://127.0.0.1:8000)
 #   TOKEN      use this bearer token instead of signing up
@@ -74,7 +75,7 @@ call PATCH "/api/tasks/$ID" 200 '{"title": "Buy oat milk"}'
 [[ $(json 'd["data"]["title"]' <<<"$BODY") == "Buy oat milk" ]] || { echo "patch lost" >&2; exit 1; }
 
 call PUT "/api/tasks/$ID" 200 '{"title": "Buy bread", "completed": true}'
-[[ $(json 'd["data"]["description"]' <<<"$BODY") == None ]] || { echo "put kept description" >&2; exit 1; }
+[[ $(json 'd["data"]["description"]' <<<"$BODY") == "2 litres" ]] || { echo "put lost description" >&2; exit 1; }
 
 call GET "/api/tasks?status=completed&sort=title" 200
 

@@ -110,17 +110,19 @@ BUDGETS: dict[str, int] = {
     "DELETE /api/auth/me": 2,
     # A chat turn: the chat limit's count (its own transaction: BEGIN, the hit, COMMIT), the
     # door's write with the user's message (BEGIN and the entry with the first statement, the
-    # message, COMMIT), then, after the model has answered, the answer stored (the entry with
-    # it) and the conversation's activity. A tool call is the MCP tool's own unit of work.
-    "POST /api/chat": 8,
-    "POST /api/chat+conversation_id": 9,
+    # message, COMMIT with the turn's unfinished record), then, after the model has answered,
+    # the answer stored with the conversation's activity (one statement, the entry with it).
+    # A tool call is the MCP tool's own unit of work; one that writes records itself in its
+    # write's transaction (the record rides with the COMMIT: one more message).
+    "POST /api/chat": 7,
+    "POST /api/chat+conversation_id": 8,
     "POST /api/chat+add_task": 9,
     # ChatKit's turns are the chat turn, plus the Idempotency-Key's lookup (every ChatKit
     # message carries one, so that ChatKit's retry is the turn's keyed retry) and the read of
     # the thread's and the message's ChatKit ids; a later turn first reads its thread's row
     # (ChatKit names it by its public id).
-    "POST /api/chatkit": 10,
-    "POST /api/chatkit+threads.add_user_message": 12,
+    "POST /api/chatkit": 9,
+    "POST /api/chatkit+threads.add_user_message": 11,
     # The thread's owner is checked, then its page read: two reads.
     "POST /api/chatkit+items.list": 2,
     "POST /api/chatkit+threads.get_by_id": 2,

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from backend.api.responses import RATE_LIMIT_HEADERS
 from backend.error_mapping import ErrorParts, describe, error_body, validation_details
 from backend.errors import AppError, InvalidRequest
 
@@ -97,17 +98,30 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         try:
             await run_in_threadpool(work.count_refused_write)
         except (AppError, OperationalError, PoolTimeoutError) as refused:
-            return respond(describe(refused))
+            return respond(describe(refused), request)
     details = validation_details(exc.errors())
-    return respond(ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details))
+    return respond(ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details), request)
 
 
-def respond(parts: ErrorParts) -> JSONResponse:
-    return error_response(parts.status, parts.code, parts.message, parts.details, parts.headers)
+def respond(parts: ErrorParts, request: Request | None = None) -> JSONResponse:
+    """The error's response; for a request that was counted against a rate limit, with the
+    count's `RateLimit` headers, whatever the status (specs/api-contract.md, "Rate limits")."""
+    headers = {**_counted(request), **parts.headers}
+    return error_response(parts.status, parts.code, parts.message, parts.details, headers)
 
 
-async def _described(_: Request, exc: Exception) -> JSONResponse:
-    return respond(describe(exc))
+def _counted(request: Request | None) -> dict[str, str]:
+    """The `RateLimit` headers the request's unit of work was given by its count (none when
+    it was not counted)."""
+    work = getattr(request.state, "unit_of_work", None) if request is not None else None
+    if work is None:
+        return {}
+    given = work.response_headers
+    return {name: given[name] for name in RATE_LIMIT_HEADERS if name in given}
+
+
+async def _described(request: Request, exc: Exception) -> JSONResponse:
+    return respond(describe(exc), request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -45,7 +45,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import error_response
-from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY, log_access
+from backend.observability.logging import (
+    OUTCOME_STATUS_KEY,
+    TOOL_KEY,
+    TOOL_STATUS_KEY,
+    log_access,
+)
 from backend.observability.metrics import HttpMetrics
 from backend.server import OVER_CONNECTION_LIMIT
 
@@ -151,6 +156,8 @@ class EdgeMiddleware:
             seconds = perf_counter() - started
             # If the app failed before answering, the client got a 500 (or nothing).
             status: int = state.get(_STATUS, 500)
+            # A stream that began as 200 and ended with an error event: the error's status.
+            status = state.get(OUTCOME_STATUS_KEY) or status
             # Set by the router on a match (also a 405's partial match). `path_format` is the
             # template without convertors: /api/tasks/{task_id}.
             route: str | None = getattr(scope.get("route"), "path_format", None)

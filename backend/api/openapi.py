@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from backend.api.responses import EXAMPLES, HEADER_REF, HEADERS
+from backend.api.responses import EXAMPLES, HEADER_REF, HEADERS, RATE_LIMIT_HEADERS
 
 TAGS: list[dict[str, Any]] = [
     {
@@ -82,8 +82,14 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     request_id = {"$ref": HEADER_REF + "X-Request-ID"}
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
-            for response in operation.get("responses", {}).values():
-                response.setdefault("headers", {})["X-Request-ID"] = request_id
+            responses = operation.get("responses", {})
+            # A counted request carries its count whatever its status (a 422 too).
+            counted = RATE_LIMIT_HEADERS if "429" in responses else ()
+            for response in responses.values():
+                declared = response.setdefault("headers", {})
+                declared["X-Request-ID"] = request_id
+                for name in counted:
+                    declared.setdefault(name, {"$ref": HEADER_REF + name})
     components = document.setdefault("components", {})
     components["headers"] = copy.deepcopy(HEADERS)
     components["examples"] = {name: e.example() for name, e in sorted(EXAMPLES.items())}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ from agents import (
     AgentsException,
     MaxTurnsExceeded,
     ModelBehaviorError,
+    ModelRetryAdvice,
+    ModelRetryAdviceRequest,
     ModelSettings,
     ModelTimeoutError,
     RunConfig,
@@ -31,7 +33,7 @@ from agents import (
 from agents.items import ModelResponse, TResponseInputItem
 from agents.models.interface import Model
 
-from backend.chat.tools import Emit, Ledger, MalformedArguments, agent_tools
+from backend.chat.tools import Emit, Ledger, MalformedArguments, agent_tools, read_arguments
 from backend.config import Settings
 from backend.errors import (
     AppError,
@@ -41,6 +43,7 @@ from backend.errors import (
     ChatTooManyTurns,
 )
 from backend.mcp.server import Caller
+from backend.models.conversation import ANSWER_MAX_CHARS, clean_text
 
 INSTRUCTIONS = """\
 You manage the signed-in user's tasks (a todo list) through your tools, and answer in the \
@@ -151,7 +154,7 @@ async def run_agent(
         name="Task assistant",
         instructions=INSTRUCTIONS,
         tools=list(agent_tools(caller, ledger, emit)),
-        model=model,
+        model=_Bounded(model, ledger),
         # include_usage: a streamed answer reports its tokens only when asked to.
         model_settings=ModelSettings(temperature=settings.chat_temperature, include_usage=True),
     )
@@ -170,7 +173,7 @@ async def run_agent(
                 async for event in result.stream_events():
                     data: Any = getattr(event, "data", None)
                     if getattr(data, "type", None) == "response.output_text.delta":
-                        emit("delta", {"text": data.delta})
+                        emit("delta", {"text": clean_text(data.delta, ANSWER_MAX_CHARS)})
                 if not result.new_items:
                     # A streamed body that is not the protocol (not server-sent JSON chunks)
                     # reads as an answer with nothing in it: a provider fault, as unstreamed.
@@ -179,6 +182,52 @@ async def run_agent(
         raise TurnFailed(client_error(exc), usage.input_tokens, usage.output_tokens) from exc
     text = result.final_output if isinstance(result.final_output, str) else ""
     return Outcome(text, usage.input_tokens, usage.output_tokens)
+
+
+class _Bounded(Model):
+    """The model, with arguments a tool cannot take set aside before the SDK sees them: the
+    SDK walks a call's arguments recursively and encodes them (to tell calls apart), so a
+    few hundred levels of nesting or a lone surrogate end the run with an error of its own.
+    Text that is not a JSON object ends the turn here (502); a JSON object the tool cannot
+    use goes on as `{}`, and its tool reads the text the model sent from the ledger
+    (`Ledger.set_aside`) and answers it with a validation error."""
+
+    def __init__(self, model: Model, ledger: Ledger) -> None:
+        self._model = model
+        self._ledger = ledger
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        response = await self._model.get_response(*args, **kwargs)
+        self._set_aside(response.output)
+        return response
+
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async for event in self._model.stream_response(*args, **kwargs):
+            if event.type == "response.output_item.done":
+                self._set_aside([event.item])
+            elif event.type == "response.completed":
+                self._set_aside(event.response.output)
+            yield event
+
+    def get_retry_advice(self, request: ModelRetryAdviceRequest) -> ModelRetryAdvice | None:
+        return self._model.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self._model.close()
+
+    def _set_aside(self, output: Sequence[Any]) -> None:
+        for item in output:
+            if getattr(item, "type", None) != "function_call":
+                continue
+            if item.call_id in self._ledger.set_aside:
+                item.arguments = "{}"
+                continue
+            arguments = read_arguments(item.arguments)
+            if arguments is None:  # not a JSON object: the turn ends here (502)
+                self._ledger.malformed(item.name, item.arguments)
+            if not isinstance(arguments, dict):
+                self._ledger.set_aside[item.call_id] = item.arguments
+                item.arguments = "{}"
 
 
 def client_error(exc: BaseException) -> AppError:

@@ -92,6 +92,7 @@ from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS
 from backend.models.conversation import MessageText
 from backend.models.types import Title
+from backend.observability.logging import OUTCOME_STATUS_KEY
 from backend.services.chatkit import ITEM_NOT_FOUND
 from backend.services.unit_of_work import UnitOfWork
 
@@ -406,6 +407,7 @@ class TaskChatKitServer(ChatKitServer[ChatKitContext]):
                 return
             elif event == "error":
                 parts = describe(data)
+                context.outcome[OUTCOME_STATUS_KEY] = parts.status
                 yield ErrorEvent(
                     code="custom", message=f"{parts.message} ({parts.code})", allow_retry=True
                 )

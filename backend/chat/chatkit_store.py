@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -77,6 +77,9 @@ class ChatKitContext:
     turn: Any = None
     # A custom action's outcome: what the widget's row shows now.
     action: Any = None
+    # The request's state: where a stream that fails leaves its error's status, for the
+    # access line and the metrics (the HTTP answer was 200 when it began).
+    outcome: dict[str, Any] = field(default_factory=dict)
 
     @property
     def thread_title(self) -> str | None:

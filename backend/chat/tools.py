@@ -17,16 +17,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio.to_thread
 from agents import FunctionTool, RunContextWrapper
+from mcp_types import CallToolResult
 
 from backend.error_mapping import describe
-from backend.errors import ChatProviderError
+from backend.errors import ChatProviderError, InvalidRequest
 from backend.mcp.errors import envelope
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS, Tool
+from backend.models.conversation import (
+    ARGUMENTS_MAX_CHARS,
+    STORED_DEPTH_MAX,
+    storable,
+    stored_call,
+)
+from backend.services.unit_of_work import UnitOfWork
 
 # The tools the agent gets: the published contract's five, and the reads and the reopen that
 # let it answer questions and undo a completion. Lists are managed elsewhere (REST, MCP): a
@@ -57,6 +65,16 @@ class Ledger:
 
     earlier: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # The user message the turn answers: where a call that writes records itself (None: no
+    # record, as in a test of the tools alone).
+    message_id: int | None = None
+    # Arguments too deep for the SDK, by call id: what the model sent (`agent._Bounded`).
+    set_aside: dict[str, str] = field(default_factory=dict)
+
+    def malformed(self, name: str, raw: str) -> NoReturn:
+        """A call whose arguments are not a JSON object: recorded, and the turn ends."""
+        self.calls.append(_call(name, raw, "error", ChatProviderError.code, None))
+        raise MalformedArguments(name)
 
     def recorded(self, name: str, arguments: Any) -> dict[str, Any] | None:
         """A call that committed in an earlier attempt of this turn, with these arguments."""
@@ -75,20 +93,27 @@ def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | No
     definition = tool.definition()
 
     async def invoke(context: RunContextWrapper[Any], raw: str) -> str:
-        try:
-            arguments = json.loads(raw or "{}")
-        except ValueError:
-            arguments = None
-        if not isinstance(arguments, dict):
-            ledger.calls.append(_call(tool.name, raw, "error", ChatProviderError.code, None))
-            raise MalformedArguments(tool.name)
-        if emit is not None:
-            emit("tool_call_start", {"name": tool.name, "arguments": arguments})
-        call = ledger.recorded(tool.name, arguments)
-        if call is not None:
-            call = {**call}  # its first attempt's result: it is not run again
+        call_id = getattr(context, "tool_call_id", None)
+        if call_id in ledger.set_aside:
+            raw = ledger.set_aside[call_id]
+        arguments = read_arguments(raw)
+        if arguments is None:
+            ledger.malformed(tool.name, raw)
+        if isinstance(arguments, InvalidRequest):
+            # JSON the tool cannot use (too deep, too large, odd values): its answer is a
+            # validation error, as for any other invalid arguments; nothing runs.
+            refused = arguments
+            call = _call(tool.name, raw, "error", refused.code, envelope(describe(refused)))
+            if emit is not None:
+                emit("tool_call_start", {"name": tool.name, "arguments": call["arguments"]})
         else:
-            call = await _run(tool, caller, arguments)
+            if emit is not None:
+                emit("tool_call_start", {"name": tool.name, "arguments": arguments})
+            recorded = ledger.recorded(tool.name, arguments)
+            if recorded is not None:
+                call = {**recorded}  # its first attempt's result: it is not run again
+            else:
+                call = await _run(tool, caller, arguments, ledger.message_id)
         ledger.calls.append(call)
         if emit is not None:
             emit("tool_call_end", call)
@@ -103,9 +128,17 @@ def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | No
     )
 
 
-async def _run(tool: Tool[Any], caller: Caller, arguments: dict[str, Any]) -> dict[str, Any]:
+async def _run(
+    tool: Tool[Any], caller: Caller, arguments: dict[str, Any], message_id: int | None
+) -> dict[str, Any]:
+    def record(work: UnitOfWork, result: CallToolResult) -> None:
+        # In the write's transaction: the turn's answer keeps the call if the write commits.
+        if message_id is not None:
+            call = _call(tool.name, arguments, "ok", None, result.structured_content)
+            work.conversations.record_call(message_id, call)
+
     try:
-        result = await anyio.to_thread.run_sync(run_tool, tool, caller, arguments)
+        result = await anyio.to_thread.run_sync(run_tool, tool, caller, arguments, record)
     except Exception as exc:  # every failure is the tool's answer to the model, as on MCP
         parts = describe(exc)
         return _call(tool.name, arguments, "error", parts.code, envelope(parts))
@@ -113,10 +146,68 @@ async def _run(tool: Tool[Any], caller: Caller, arguments: dict[str, Any]) -> di
 
 
 def _call(name: str, arguments: Any, outcome: str, code: str | None, result: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "arguments": arguments,
-        "outcome": outcome,
-        "error_code": code,
-        "result": result,
-    }
+    """A call's record, as stored and sent (bounded: `stored_call`)."""
+    return stored_call(
+        {
+            "name": name,
+            "arguments": arguments,
+            "outcome": outcome,
+            "error_code": code,
+            "result": result,
+        }
+    )
+
+
+TOO_COMPLEX = (
+    f"Tool arguments must be a JSON object at most {STORED_DEPTH_MAX} levels deep and "
+    f"{ARGUMENTS_MAX_CHARS} characters long, with finite numbers and text without NUL or "
+    "lone surrogates"
+)
+
+
+def read_arguments(raw: str) -> dict[str, Any] | InvalidRequest | None:
+    """The model's arguments for a call: an object the tool may validate, `InvalidRequest`
+    for a JSON object it cannot use (too deep, too large, odd numbers or text), or None for
+    text that is not a JSON object (a provider fault: the turn ends with a 502). Whatever
+    the text, this answers (the JSON parser's own recursion limit included)."""
+    try:
+        arguments = json.loads(raw or "{}")
+    except RecursionError:
+        # Deeper than the parser goes: an object whose brackets close is one too deep.
+        return InvalidRequest(TOO_COMPLEX) if _closed_object(raw) else None
+    except ValueError:  # not JSON (a number too long for int() too)
+        return None
+    if not isinstance(arguments, dict):
+        return None
+    if not storable(arguments, ARGUMENTS_MAX_CHARS):
+        return InvalidRequest(TOO_COMPLEX)
+    return arguments
+
+
+def _closed_object(text: str) -> bool:
+    """Whether `text` starts an object and its brackets (outside strings) close exactly at
+    its end: the shape of a JSON object, checked without recursion."""
+    text = text.strip()
+    return text.startswith("{") and _brackets(text) == len(text) - 1
+
+
+def _brackets(text: str) -> int:
+    """Where the first bracket's match closes, outside strings (-1: never, or too soon)."""
+    depth, in_string, escaped = 0, False, False
+    for index, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth <= 0:
+                return index if depth == 0 else -1
+    return -1

@@ -15,6 +15,7 @@ its committed calls given to the model as done (and never run again: `Ledger`).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,8 @@ from agents.models.interface import Model
 
 from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
 from backend.chat.tools import Emit, Ledger
+from backend.config import Settings
+from backend.error_mapping import describe
 from backend.errors import AppError, ChatNotConfigured, NotFound
 from backend.mcp.server import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
@@ -54,8 +57,7 @@ def begin(
     )
     with gate:
         gate.limits.chat(caller.claims.subject)
-    # A turn with no answer after this long was lost (a crash): its key may be retried.
-    running_for = timedelta(seconds=settings.chat_timeout_seconds * 2 + 30)
+    running_for = lease(settings)
     try:
         with door:
             if path_user is not None and path_user != door.caller_id:
@@ -69,6 +71,16 @@ def begin(
             )
     finally:
         _merge(door.response_headers, limit_headers)
+
+
+def lease(settings: Settings) -> timedelta:
+    """How long an attempt holds its turn (`IDEMPOTENCY_KEY_IN_USE` for a retry meanwhile):
+    the longest it may run (`CHAT_TIMEOUT_SECONDS`, a tool call's write in flight when the
+    time ran out, storing the answer: a pool wait and a database answer each) and a margin.
+    An attempt that ended stored its answer or error, and frees the turn at once; one that
+    died (a crash, a database that stopped answering) frees it when this runs out."""
+    database = settings.db_pool_timeout_seconds + settings.effective_db_response_timeout_ms / 1000
+    return timedelta(seconds=settings.chat_timeout_seconds + 2 * database + 5)
 
 
 def _merge(headers: Any, chat: dict[str, str]) -> None:
@@ -86,7 +98,10 @@ async def run(
     if start.answered is not None:
         return answer_of(start.answered)
     settings = caller.settings
-    ledger = Ledger(earlier=start.earlier_calls)
+    # Until when this attempt holds the turn (its lease began as its record was stored, just
+    # before; the margin keeps what it stores late inside it).
+    holds_until = asyncio.get_running_loop().time() + lease(settings).total_seconds() - 5
+    ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id)
     items: list[TResponseInputItem] = [
         *history_items(start.history, settings),
         {"role": "user", "content": message},
@@ -97,27 +112,84 @@ async def run(
         outcome = await run_agent(model, settings, caller, items, ledger, emit)
     except TurnFailed as failed:
         error = failed.error
-        committed = [*start.earlier_calls, *(c for c in ledger.calls if c["outcome"] == "ok")]
         reply = Reply(
             start.conversation_id,
             start.message_id,
             "",
-            _unique(committed),
+            _committed(start, ledger),
             failed.input_tokens,
             failed.output_tokens,
             error_code=error.code,
         )
-        await anyio.to_thread.run_sync(_store, caller, reply)
+        await _store_or_report(caller, reply, holds_until)
         raise _reported(error, start.conversation_id, reply.tool_calls) from None
+    # The calls of a first attempt that this one did not make again stay on the record.
+    made = [c for c in start.earlier_calls if c not in ledger.calls]
     reply = Reply(
         start.conversation_id,
         start.message_id,
         outcome.text,
-        ledger.calls,
+        [*made, *ledger.calls],
         outcome.input_tokens,
         outcome.output_tokens,
     )
-    return answer_of(await anyio.to_thread.run_sync(_store, caller, reply))
+    return answer_of(await _store_or_report(caller, reply, holds_until))
+
+
+def _committed(start: TurnStart, ledger: Ledger) -> list[dict[str, Any]]:
+    """The calls that committed, this attempt's and earlier ones' (a replayed one once)."""
+    return _unique([*start.earlier_calls, *(c for c in ledger.calls if c["outcome"] == "ok")])
+
+
+async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> Any:
+    """Store the answer; if that fails (the database stopped answering), the error names
+    the conversation and the calls that committed: their records are with the message
+    already (each kept in its write's transaction), for a retry to resume from. The error
+    record is then stored as soon as the database answers again (`_store_later`), so the
+    turn is not `IDEMPOTENCY_KEY_IN_USE` for the rest of its lease (`holds_until`, the event
+    loop's clock: after it, a retry may have taken the turn over)."""
+    try:
+        return await anyio.to_thread.run_sync(_store, caller, reply)
+    except Exception as exc:
+        parts = describe(exc)
+        committed = _unique([c for c in reply.tool_calls if c["outcome"] == "ok"])
+        error = AppError(parts.message, details=list(parts.details))
+        error.status_code, error.code = parts.status, parts.code
+        error.extra_headers = dict(parts.headers)
+        failed = Reply(
+            reply.conversation_id,
+            reply.reply_to,
+            "",
+            committed,
+            reply.input_tokens,
+            reply.output_tokens,
+            error_code=parts.code,
+        )
+        task = asyncio.create_task(_store_later(caller, failed, holds_until))
+        _STORING.add(task)
+        task.add_done_callback(_STORING.discard)
+        raise _reported(error, reply.conversation_id, committed) from exc
+
+
+# Error records waiting for the database to answer again (held: a task nobody references may
+# be collected before it ran).
+_STORING: set[asyncio.Task[None]] = set()
+# How often a waiting error record is tried again (each try waits for the database's answer
+# up to its response timeout).
+_STORE_RETRY_SECONDS = 1.0
+
+
+async def _store_later(caller: Caller, reply: Reply, deadline: float) -> None:
+    """Store a turn's error record once the database answers, until its lease runs out (then
+    a retry may take the turn over, and the record is its to write)."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        await asyncio.sleep(_STORE_RETRY_SECONDS)
+        try:
+            await anyio.to_thread.run_sync(_store, caller, reply)
+        except Exception:  # noqa: S112 (still not answering: the next try will tell)
+            continue
+        return
 
 
 def _unique(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

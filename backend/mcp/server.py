@@ -115,9 +115,14 @@ def build_server(identify: Identify) -> Server[Any]:
 
 
 def run_tool(
-    tool: Tool[Any], caller: Caller, arguments: dict[str, Any]
+    tool: Tool[Any],
+    caller: Caller,
+    arguments: dict[str, Any],
+    record: Callable[[UnitOfWork, mcp_types.CallToolResult], None] | None = None,
 ) -> mcp_types.CallToolResult:
-    """Validate and run one call in the caller's unit of work (in a worker thread)."""
+    """Validate and run one call in the caller's unit of work (in a worker thread).
+    `record` (a chat turn's): called with the unit of work and the result of a call that
+    writes, before its transaction commits, to keep a record that commits with the write."""
     work = UnitOfWork(
         caller.engine,
         caller.settings,
@@ -135,8 +140,13 @@ def run_tool(
         if parsed.user_id is not None and parsed.user_id != work.caller_id:
             # Someone else's id: the answer a task (list) of theirs would get; nothing is done.
             raise NotFound(tool.not_found)
-        result = tool.run(work, parsed)
-    return tool.result_of(result)
+        recorded = record is not None and tool.writes
+        if recorded:
+            work.hold_commit()  # the record rides with the write's COMMIT
+        answer = tool.result_of(tool.run(work, parsed))
+        if record is not None and recorded:
+            record(work, answer)
+    return answer
 
 
 def tool_error(exc: Exception) -> tuple[mcp_types.CallToolResult, int]:

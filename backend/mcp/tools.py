@@ -65,7 +65,6 @@ from backend.models.task_fields import (
     MCP_EDITABLE,
     Doc,
     Writable,
-    refuse_null,
 )
 from backend.models.task_list import (
     LISTS_PER_USER,
@@ -148,12 +147,7 @@ class _AddTask(_Arguments, _NamedList):
 
 class _UpdateTask(_OneTask, _NamedList):
     # As in the REST PATCH body: omitted fields stay as they are; a nullable field is cleared
-    # by null; the others cannot be null (refused before any database work).
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        refuse_null(self)
-        return self
-
+    # by null; the others cannot be null (refused by their type, `patch_field`).
     def changes(self) -> TaskUpdate:
         return TaskUpdate.model_validate(self.model_dump(include=_EDITABLE, exclude_unset=True))
 

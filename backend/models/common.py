@@ -188,3 +188,29 @@ class ListEnvelope(BaseModel, Generic[T]):
 
     data: list[T]
     meta: ListMeta
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError(
+            "null_not_allowed", "This field cannot be null: send a value, or leave it out"
+        )
+    return value
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# A body field that may be left out but never sent as null (PATCH, PUT, update_task) is
+# `Annotated[T, NotNull] = Field(..., **NOT_SENT)`: the default `None`, never validated, means
+# "not sent", and the type is not widened to `T | None`, so neither the schema nor an error's
+# location names a union member.
+NotNull = BeforeValidator(_refuse_null)
+NOT_SENT: dict[str, Any] = {"default": None, "json_schema_extra": _no_default}
+
+
+def omittable(type_: Any) -> tuple[Any, dict[str, Any]]:
+    """`type_` as such a field: its type and its `Field` arguments."""
+    not_null: Any = Annotated[type_, NotNull]
+    return not_null, dict(NOT_SENT)

@@ -3,6 +3,8 @@ the tables, the chat request and response, and the public shapes of both."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -123,6 +125,88 @@ class Message(SQLModel, table=True):
     )
 
 
+# What a turn stores of what the model wrote (issue 38): every stored message must read back
+# through the API, whose serializer stops at 255 levels of nesting, and PostgreSQL's JSONB
+# and TEXT refuse NUL and lone surrogates. Tool arguments are bounded where the call is made
+# (`backend.chat.tools`) and again where they are stored (`ConversationService.answer`).
+STORED_DEPTH_MAX = 32  # levels of nesting in stored tool arguments or results
+ARGUMENTS_MAX_CHARS = 16_000  # a tool's arguments as JSON (the largest valid ones: ~4 KB)
+RESULT_MAX_CHARS = 1_000_000  # a tool's result as JSON (a listing page: ~300 KB at most)
+RAW_TEXT_MAX_CHARS = 2_000  # what is kept of arguments stored as text (not storable JSON)
+ANSWER_MAX_CHARS = 32_000  # the model's answer, in characters
+_REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str, limit: int) -> str:
+    """`text` as it may be stored and sent: at most `limit` characters (cut ones end in an
+    ellipsis), NUL and lone surrogates replaced by U+FFFD."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    if "\x00" in text:
+        text = text.replace("\x00", _REPLACEMENT)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub(_REPLACEMENT, text)
+    return text
+
+
+def storable(value: Any, max_chars: int) -> bool:
+    """Whether a JSON value can be stored and served as it is: at most `STORED_DEPTH_MAX`
+    levels deep, finite numbers, strings (and keys) without NUL or lone surrogates, and at
+    most `max_chars` characters of JSON. Walked without recursion: any depth is safe."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    budget = max_chars
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > STORED_DEPTH_MAX:
+                return False
+            budget -= 2 + len(item)
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            budget -= len(item) + 2
+            if clean_text(item, len(item) + 1) != item:
+                return False
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return False
+            budget -= 24
+        elif isinstance(item, bool | int) or item is None:
+            budget -= len(str(item)) if isinstance(item, int) else 5
+        else:
+            return False
+        if budget < 0:
+            return False
+    return True
+
+
+def stored_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A tool call (`ToolCallPublic` fields) as it may be stored and served: arguments or a
+    result that are not `storable` kept as (cut, cleaned) JSON text instead."""
+    arguments, result = call.get("arguments"), call.get("result")
+    if not storable(arguments, ARGUMENTS_MAX_CHARS):
+        arguments = clean_text(
+            arguments if isinstance(arguments, str) else _text_of(arguments), RAW_TEXT_MAX_CHARS
+        )
+    if not storable(result, RESULT_MAX_CHARS):
+        result = clean_text(_text_of(result), RAW_TEXT_MAX_CHARS)
+    if arguments is call.get("arguments") and result is call.get("result"):
+        return call
+    return {**call, "arguments": arguments, "result": result}
+
+
+def _text_of(value: Any) -> str:
+    """Some JSON text for a value that `storable` refused (its start, if it is too deep for
+    the encoder)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)[: RAW_TEXT_MAX_CHARS + 1]
+    except (ValueError, RecursionError):
+        return "<not storable>"
+
+
 ConversationId = Annotated[JsonInt, Field(ge=1, le=CONVERSATION_ID_MAX)]
 MessageText = Annotated[
     str,
@@ -203,7 +287,8 @@ class MessagePublic(BaseModel):
     error_code: str | None = Field(
         default=None,
         description="An assistant message whose turn failed: the error's code (its "
-        "`tool_calls` are the ones that committed before it).",
+        "`tool_calls` are the ones that committed before it); `CHAT_TURN_UNFINISHED` while "
+        "its turn runs, or after its attempt died (retry with the same Idempotency-Key).",
         examples=[None],
     )
     usage: TokenUsage | None = Field(

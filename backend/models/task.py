@@ -1,5 +1,5 @@
 """The task schemas, derived from the field declaration (`task_fields.py`): TaskCreate /
-TaskReplace / TaskUpdate (requests), TaskPublic (responses and change events).
+TaskUpdate / TaskReplace (requests), TaskPublic (responses and change events).
 
 The table is `task_table.py`, the field types `types.py`; both are re-exported here.
 """
@@ -18,8 +18,8 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
+from backend.models.common import omittable
 from backend.models.task_fields import (
     FIELDS,
     READ_ONLY,
@@ -27,7 +27,6 @@ from backend.models.task_fields import (
     Doc,
     Writable,
     event_defaults,
-    refuse_null,
 )
 from backend.models.task_table import Task, TaskRow
 from backend.models.types import (
@@ -103,9 +102,19 @@ class _TaskInput(BaseModel):
 
 
 class _TaskPatch(_TaskInput):
+    pass
+
+
+class _TaskMerge(_TaskPatch):
+    """PUT merges, as PATCH does: a body that names no field would change nothing, so it is
+    refused (a PUT of `{}` is more likely a client's bug than a wish to bump `updated_at`)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        refuse_null(self)
+    def _names_a_field(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("send at least one field to change")
         return self
 
 
@@ -155,10 +164,12 @@ def create_field(w: Writable, doc: Doc, type_: Any) -> tuple[Any, Any]:
 
 
 def patch_field(w: Writable, doc: Doc, type_: Any) -> tuple[Any, Any]:
-    """A writable field as PATCH takes it: `None` is "not sent"; null is a documented value
-    only when it clears the field (otherwise refused by `refuse_null`)."""
-    not_sent: Any = SkipJsonSchema[None]  # type: ignore[misc]  # a runtime type expression
-    return (type_ | None if w.nullable else type_ | not_sent), _field(doc, default=None)
+    """A writable field as PATCH and PUT take it: `None` is "not sent"; null is a value only
+    where it clears the field (elsewhere it is refused, `omittable`)."""
+    if w.nullable:
+        return type_ | None, _field(doc, default=None)
+    not_null, kwargs = omittable(type_)
+    return not_null, _field(doc, **kwargs)
 
 
 def _writable() -> list[tuple[str, Writable]]:
@@ -169,9 +180,9 @@ if TYPE_CHECKING:
 
     class TaskCreate(_TaskInput): ...
 
-    class TaskReplace(TaskCreate): ...
-
     class TaskUpdate(_TaskPatch): ...
+
+    class TaskReplace(TaskUpdate): ...
 
     class TaskPublic(_TaskOutput): ...
 
@@ -183,19 +194,21 @@ else:
         __module__=__name__,
         **{name: create_field(w, w.create, w.type) for name, w in _writable()},
     )
-    TaskReplace = create_model(
-        "TaskReplace",
-        __base__=TaskCreate,
-        __doc__="PUT body: replaces every editable field; omitted optional fields take their "
-        "defaults.",
-        __module__=__name__,
-    )
     TaskUpdate = create_model(
         "TaskUpdate",
         __base__=_TaskPatch,
         __doc__="PATCH body: only the fields sent change. `description: null` clears it.",
         __module__=__name__,
         **{name: patch_field(w, w.patch, w.type) for name, w in _writable()},
+    )
+    # Our users' front ends send PUT with the fields their form knows (often fewer than a
+    # task has today): a field the body does not name keeps its stored value.
+    TaskReplace = create_model(
+        "TaskReplace",
+        __base__=(TaskUpdate, _TaskMerge),
+        __doc__="PUT body: only the fields sent change, as in PATCH; at least one field. "
+        "`null` clears a nullable field. To replace the task whole, send every field.",
+        __module__=__name__,
     )
     TaskPublic = create_model(
         "TaskPublic",

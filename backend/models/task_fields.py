@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, StrictBool
+from pydantic import StrictBool
 
 from backend.models.common import UtcDatetime
 from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, ListId, TaskRef
@@ -384,10 +384,6 @@ READ_ONLY: frozenset[str] = frozenset(
 DERIVED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.derived)
 # The stored values a recurring task's next occurrence is created with.
 COPIED_TO_SUCCESSOR: tuple[str, ...] = tuple(f.name for f in FIELDS if f.copied_to_successor)
-# Writable fields PATCH (and MCP update_task) refuses null for.
-NOT_NULL_IN_PATCH: tuple[str, ...] = tuple(
-    f.name for f in FIELDS if f.writable is not None and not f.writable.nullable
-)
 # The fields the MCP tools add_task / update_task take.
 MCP_EDITABLE: tuple[str, ...] = tuple(
     f.name for f in FIELDS if f.writable is not None and f.writable.mcp
@@ -398,13 +394,6 @@ EXAMPLES: dict[str, Any] = {
     for f in FIELDS
     if f.writable is not None and f.writable.create.examples
 }
-
-
-def refuse_null(model: BaseModel) -> None:
-    """PATCH's null rule: a field sent as null that null does not clear is refused."""
-    for name in NOT_NULL_IN_PATCH:
-        if name in model.model_fields_set and getattr(model, name) is None:
-            raise ValueError(f"{name} cannot be null")
 
 
 def event_defaults() -> dict[str, Any]:

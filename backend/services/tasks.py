@@ -27,7 +27,7 @@ from backend.errors import (
     PreconditionFailed,
     ServiceUnavailable,
 )
-from backend.models import Priority, Task, TaskCreate, TaskReplace, TaskRow, TaskUpdate
+from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
@@ -223,32 +223,6 @@ class TaskService(Scoped):
         if not rows:
             self._refuse(refusal, placement, placement.values())
         return cast(TaskRow, rows[0])
-
-    def replace(
-        self,
-        task_id: int,
-        data: TaskReplace,
-        expected: Expected = None,
-        *,
-        list_name: str | None = None,
-    ) -> TaskRow:
-        values = {
-            **data.model_dump(include=AS_SENT),
-            **completion(data.completed),
-        }
-        plan = (data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders))
-        placement = placement_of(data, list_name, stay=True)
-        if data.recurrence is None:
-            # Not recurring (any more): nothing to read first and no next occurrence to add,
-            # so the write commits the request itself.
-            values = {**values, **plan_schedule(*plan)}
-            if placement is not None:
-                return self._move(task_id, placement, expected, values, last=True)
-            return self._update(task_id, values, expected, last=True)
-        if placement is not None and placement.parent is Sent.id:
-            raise not_recurring()
-        # A rule kept as it was keeps its series: read the stored one first.
-        return self._replan(task_id, values, lambda _: plan, expected, placement=placement)
 
     def update(
         self,

@@ -142,7 +142,7 @@ def test_patch_put_and_if_match(client: TestClient, alice: Account) -> None:
         url, json={"name": "House"}, headers={**alice.headers, "If-Match": current}
     )
     assert replaced.status_code == 200, replaced.text
-    assert replaced.json()["data"]["color"] is None  # PUT: an omitted colour is cleared
+    assert replaced.json()["data"]["color"] is None  # cleared by the PATCH above, and kept
     # A list sent back whole (read-only fields included) is accepted.
     whole = {**replaced.json()["data"], "name": "Cottage"}
     assert client.put(url, json=whole, headers=alice.headers).json()["data"]["name"] == "Cottage"

@@ -197,10 +197,11 @@ def test_keyed_writes_count_and_carry_headers_replays_and_refusals_too(
     assert [first.status_code, replay.status_code, mismatch.status_code] == [201, 201, 422]
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.content == first.content
-    # (An error response carries no RateLimit headers; the next write shows it counted.)
+    # The refused one carries its count too, as every counted request does.
     after = client_limited.post("/api/tasks", json={"title": "once"}, headers=keyed)
-    remaining = [re.search(r";r=(\d+);", r.headers["ratelimit"]) for r in (first, replay, after)]
-    assert [m.group(1) if m else None for m in remaining] == ["4", "3", "1"]
+    answered = (first, replay, mismatch, after)
+    remaining = [re.search(r";r=(\d+);", r.headers["ratelimit"]) for r in answered]
+    assert [m.group(1) if m else None for m in remaining] == ["4", "3", "2", "1"]
     assert count_rows(db_engine, "tasks") == 1
     client_limited.post("/api/tasks", json={"title": "once"}, headers=keyed)
     _assert_429(
@@ -329,6 +330,33 @@ def test_limits_hold_across_two_worker_processes(two_workers: Server) -> None:
     after = two_workers.socket_counts()
     grown = [pid for pid, n in after.items() if n > two_workers.baseline.get(pid, n)]
     assert len(grown) == 2, (two_workers.baseline, after)
+
+
+def test_every_counted_request_carries_the_headers_whatever_its_status(
+    client_limited: TestClient,
+) -> None:
+    """Issue 38: a write counted and then refused (422 for its body or path, 404, 412) says
+    what it cost, as its successes and 429s do; the budget never drops unannounced."""
+    headers = bearer(_register(client_limited, "counted@example.com"))
+    answers = [
+        client_limited.post("/api/tasks", json={"title": "one"}, headers=headers),
+        client_limited.post("/api/tasks", json={}, headers=headers),
+        client_limited.patch("/api/tasks/0", json={"title": "x"}, headers=headers),
+        client_limited.delete("/api/tasks/999999", headers=headers),
+    ]
+    assert [a.status_code for a in answers] == [201, 422, 422, 404]
+    remaining = [re.search(r";r=(\d+);", a.headers.get("ratelimit", "")) for a in answers]
+    assert [m.group(1) if m else None for m in remaining] == ["4", "3", "2", "1"]
+    assert all(a.headers["ratelimit-policy"] == '"task-writes";q=5;w=3600' for a in answers)
+    task_id = answers[0].json()["data"]["id"]
+    stale = client_limited.patch(
+        f"/api/tasks/{task_id}", json={"title": "y"}, headers={**headers, "If-Match": '"0-0"'}
+    )
+    assert stale.status_code == 412, stale.text
+    assert re.fullmatch(r'"task-writes";r=0;t=\d+', stale.headers["ratelimit"])
+    # A request that was not counted carries none: no token, an invalid sign-in.
+    assert "ratelimit" not in client_limited.post("/api/tasks", json={}).headers
+    assert "ratelimit" not in client_limited.post("/api/auth/login", json={}).headers
 
 
 def test_invalid_task_writes_count_but_invalid_sign_ins_do_not(

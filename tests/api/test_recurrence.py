@@ -618,10 +618,12 @@ def test_removing_the_rule_ends_the_series(client: TestClient, alice: Account) -
     assert cleared["series_id"] is None and cleared["series_start"] is None
     complete(client, alice, task["id"])
     assert successors(client, alice, task) == []
-    # PUT without a rule, too.
+    # PUT with a null rule, too (a PUT that omits it keeps the series).
     task = create(client, alice, recurrence="daily", due_date="2030-01-01")
     replaced = client.put(
-        f"/api/tasks/{task['id']}", json={"title": "once", "completed": True}, headers=alice.headers
+        f"/api/tasks/{task['id']}",
+        json={"title": "once", "completed": True, "recurrence": None},
+        headers=alice.headers,
     ).json()["data"]
     assert replaced["recurrence"] is None and replaced["series_id"] is None
     assert successors(client, alice, task) == []

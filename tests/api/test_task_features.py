@@ -99,9 +99,12 @@ def test_put_resets_and_patch_keeps_new_fields(client: TestClient, alice: Accoun
     ).json()["data"]
     assert cleared["due_date"] is None and cleared["tags"] == []
     replaced = client.put(
-        f"/api/tasks/{task['id']}", json={"title": "fresh"}, headers=alice.headers
+        f"/api/tasks/{task['id']}",
+        json={"title": "fresh", "priority": "low"},
+        headers=alice.headers,
     ).json()["data"]
-    assert replaced["priority"] == "none" and replaced["tags"] == []
+    # PUT merges: what it does not name (the cleared due date and tags) stays as stored.
+    assert (replaced["priority"], replaced["due_date"], replaced["tags"]) == ("low", None, [])
 
 
 @pytest.mark.parametrize("body", [{"priority": None}, {"tags": None}, {"priority": "urgent"}])

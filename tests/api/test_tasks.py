@@ -140,25 +140,27 @@ def test_list_limit_bounds_the_page(client: TestClient, alice: Account) -> None:
     assert body["meta"]["next_cursor"] is None
 
 
-def test_put_replaces_editable_fields_and_defaults_omitted_ones(
+def test_put_changes_the_fields_sent_and_keeps_the_others(
     client: TestClient, alice: Account
 ) -> None:
-    task = create(client, alice, title="old", description="keep?", completed=True)
+    task = create(client, alice, title="old", description="kept", completed=True)
     response = client.put(f"/api/tasks/{task['id']}", json={"title": "new"}, headers=alice.headers)
     assert response.status_code == 200
     updated = response.json()["data"]
     assert updated["title"] == "new"
-    assert updated["description"] is None
-    assert updated["completed"] is False and updated["completed_at"] is None
+    assert updated["description"] == "kept"
+    assert updated["completed"] is True and updated["completed_at"] == task["completed_at"]
     assert updated["created_at"] == task["created_at"]
     assert updated["updated_at"] > task["updated_at"]
 
 
-def test_put_requires_title(client: TestClient, alice: Account) -> None:
+@pytest.mark.parametrize("body", [{}, {"id": 5, "created_at": "2030-01-01T00:00:00Z"}])
+def test_put_that_names_no_field_is_422(client: TestClient, alice: Account, body: dict) -> None:
     task = create(client, alice)
-    response = client.put(f"/api/tasks/{task['id']}", json={}, headers=alice.headers)
+    response = client.put(f"/api/tasks/{task['id']}", json=body, headers=alice.headers)
     assert response.status_code == 422
-    assert response.json()["error"]["details"][0]["field"] == "body.title"
+    assert response.json()["error"]["details"][0]["field"] == "body"
+    assert client.get(f"/api/tasks/{task['id']}", headers=alice.headers).json()["data"] == task
 
 
 def test_patch_changes_only_sent_fields(client: TestClient, alice: Account) -> None:

@@ -12,12 +12,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from backend.config import Settings
+from backend.main import create_app
+from backend.observability.logging import ACCESS_LOGGER
 from tests.chat.chatkit import PATH, body, frames, new_thread, send, types, user_input
+from tests.chat.conftest import chat_settings
 from tests.chat.fake_model import GARBAGE, HANG, FakeModel, call, fail, say
 from tests.chat.test_chat import tasks_of
 from tests.conftest import Account, count_rows
+from tests.observability.test_metrics import samples, value
 
 
 def _error(response: Any, status: int, code: str) -> dict[str, Any]:
@@ -226,3 +232,25 @@ def test_no_turn_text_is_logged_at_info(
         line = record.getMessage() + str(record.__dict__)
         for secret in ("confide-secret", "whisper-title", "said-quietly", "titled-secret"):
             assert secret not in line, record
+
+
+def test_a_failed_stream_is_logged_and_counted_with_its_status(
+    settings: Settings, model: FakeModel, alice: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As /api/chat's: the stream answered 200 before the turn failed; the access line and
+    the metrics record the status its error deserves."""
+    token = "metrics-token-0123456789"
+    app = create_app(chat_settings(settings, model, metrics_token=SecretStr(token)))
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        model.script(fail(401))
+        response = send(client, alice, "threads.create", input=user_input("hi"))
+        assert response.status_code == 200
+        assert frames(response.text)[-1]["message"].endswith("(CHAT_PROVIDER_ERROR)")
+        found = samples(client, Authorization=f"Bearer {token}")
+    lines = [r.__dict__ for r in caplog.records if r.name == ACCESS_LOGGER]
+    [line] = [found for found in lines if found.get("route") == PATH]
+    assert line["status"] == 502
+    labels = {"method": "POST", "route": PATH}
+    assert value(found, "http_requests_total", **labels, status="502") == 1
+    assert value(found, "http_requests_total", **labels, status="200") == 0

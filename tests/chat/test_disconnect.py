@@ -63,7 +63,8 @@ def stored_messages(engine: Engine, count: int) -> list[tuple[Any, ...]]:
         with engine.connect() as conn:
             query = text("SELECT role, content, error_code FROM messages ORDER BY id")
             stored = list(conn.execute(query))
-        if len(stored) == count:
+        # The answer is recorded from the start as unfinished, then replaced.
+        if len(stored) == count and stored[-1][2] != "CHAT_TURN_UNFINISHED":
             break
         threading.Event().wait(0.1)
     return [tuple(row) for row in stored]

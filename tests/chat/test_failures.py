@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
 from tests.chat.fake_model import GARBAGE, HANG, FakeModel, call, fail, say
@@ -311,3 +311,46 @@ def test_a_turn_over_the_write_limit_stores_nothing(
     assert count_rows(db_engine, "conversations") == 1
     assert count_rows(db_engine, "messages") == 2
     assert len(model.requests) == 1
+
+
+def test_each_write_tool_records_itself_with_its_write(
+    chat: TestClient, model: FakeModel, alice: Account, db_engine: Engine
+) -> None:
+    """Every write a turn can make (a plain and a recurring completion, an update, a
+    delete, an add) commits its record with it: a failure before the answer is stored still
+    leaves each one on the turn's record, and a keyed retry runs none of them again."""
+    plain = chat.post("/api/tasks", json={"title": "plain"}, headers=alice.headers).json()
+    series = chat.post(
+        "/api/tasks",
+        json={"title": "weekly", "due_date": "2030-01-07T09:00:00Z", "recurrence": "weekly"},
+        headers=alice.headers,
+    ).json()
+    gone = chat.post("/api/tasks", json={"title": "gone"}, headers=alice.headers).json()
+    ids = [t["data"]["id"] for t in (plain, series, gone)]
+    calls = [
+        ("complete_task", {"task_id": ids[0]}),
+        ("complete_task", {"task_id": ids[1]}),
+        ("update_task", {"task_id": ids[0], "title": "renamed"}),
+        ("delete_task", {"task_id": ids[2]}),
+        ("add_task", {"title": "new"}),
+    ]
+    headers = {**alice.headers, "Idempotency-Key": "writes-1"}
+    model.script(*(call(name, arguments) for name, arguments in calls), fail(503))
+    failed = chat.post("/api/chat", json={"message": "do it all"}, headers=headers)
+    error = _error(failed, 503, "chat_provider_unavailable")
+    assert [d["message"] for d in error["details"][1:]] == [name for name, _ in calls]
+    before = sorted((t["title"], t["completed"]) for t in tasks_of(chat, alice, status="all"))
+    assert before == [("new", False), ("renamed", True), ("weekly", False), ("weekly", True)]
+    with db_engine.connect() as conn:
+        recorded = conn.execute(
+            text("SELECT tool_calls FROM messages WHERE role = 'assistant'")
+        ).scalar_one()
+    assert [(c["name"], c["outcome"]) for c in recorded] == [(n, "ok") for n, _ in calls]
+
+    model.script(*(call(name, arguments) for name, arguments in calls), say("All done."))
+    retried = chat.post("/api/chat", json={"message": "do it all"}, headers=headers)
+    assert retried.status_code == 200, retried.text
+    made = retried.json()["data"]["tool_calls"]
+    assert [(c["name"], c["outcome"]) for c in made] == [(n, "ok") for n, _ in calls]
+    after = sorted((t["title"], t["completed"]) for t in tasks_of(chat, alice, status="all"))
+    assert after == before  # nothing ran twice (no second occurrence, no second "new")

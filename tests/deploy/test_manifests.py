@@ -163,6 +163,8 @@ def pod_specs(objects: list[Obj]) -> Iterator[tuple[str, Obj]]:
     for obj in objects:
         if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "Pod":  # the chart's `helm test` pod
+            yield f"Pod/{obj['metadata']['name']}", obj["spec"]
 
 
 def ours(objects: list[Obj]) -> dict[str, Obj]:
@@ -459,6 +461,12 @@ def _api_kind(obj: Obj) -> str:
     return str(obj["kind"]).lower() + (f".{group}" if group else "")
 
 
+def kind_counts(objects: list[Obj]) -> list[str]:
+    """What `grep '^kind:' | sort | uniq -c` prints for the render, stripped."""
+    kinds = sorted(o["kind"] for o in objects)
+    return [f"{kinds.count(k)} kind: {k}" for k in sorted(set(kinds))]
+
+
 def test_the_pages_outputs_are_the_render(overlay: str) -> None:
     """What the page says `grep '^kind:' | uniq -c` and `kubectl apply` print is what the
     render holds (the namespace exists by then: step 6 created it)."""
@@ -467,8 +475,7 @@ def test_the_pages_outputs_are_the_render(overlay: str) -> None:
     assert command == (
         f"$ kubectl kustomize deploy/overlays/{overlay} | grep '^kind:' | sort | uniq -c"
     )
-    kinds = sorted(o["kind"] for o in objects)
-    assert counts == [f"{kinds.count(k)} kind: {k}" for k in sorted(set(kinds))]
+    assert counts == kind_counts(objects)
     [command, *applied] = _page_block(f"apply: {overlay}")
     assert command == f"$ kubectl kustomize deploy/overlays/{overlay} | kubectl apply -f -"
     expected = []

@@ -30,8 +30,9 @@ paths users hit, within about a minute and a half on 2 cores:
 - tests/api/test_lists.py, test_subtasks.py: lists, the placement statements (CTEs, one
   UPDATE ... FROM plan, constraints checked at the statement's end) and the tree's triggers;
 - tests/chat/test_chat.py and the keyed retry of tests/chat/test_failures.py: a chat turn's
-  units of work (the chat limit's own transaction, the door's, each tool call's, the answer's
-  upsert) and the fake model server.
+  units of work (the chat limit's own transaction, the door's with the turn's record, each
+  tool call's with its record riding with the COMMIT, the answer's upsert with the
+  conversation's activity, a keyed retry's claim of the turn) and the fake model server.
 Left out: validation/HTTP-shape tests that never reach the database differently
 (test_validation, test_http), the hypothesis pagination property (long; its SQL is the
 listing SQL test_task_features already runs), and the sign-in timing test (timing on a

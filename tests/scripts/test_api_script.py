@@ -140,7 +140,8 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     assert api.json("get", tid)["data"]["id"] == task["id"]
     assert api.json("update", tid, '{"description": "oat"}')["data"]["description"] == "oat"
     replaced = api.json("replace", tid, '{"title": "Buy bread"}')["data"]
-    assert (replaced["title"], replaced["description"]) == ("Buy bread", None)
+    # PUT changes what it sends and keeps the rest (the description the update set).
+    assert (replaced["title"], replaced["description"]) == ("Buy bread", "oat")
     assert api.json("complete", tid)["data"]["completed"] is True
     assert api.json("complete", tid, "false")["data"]["completed"] is False
     api.json("complete", tid, "true")
@@ -222,7 +223,10 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     assert api.json("get-list", sid)["data"]["task_count"] == 2  # Milk and its subtask
     renamed = api.json("update-list", chores, '{"name": "Errands"}')["data"]
     assert (renamed["name"], renamed["color"]) == ("Errands", "#2e7d32")
-    assert api.json("replace-list", chores, '{"name": "Errands"}')["data"]["color"] is None
+    # PUT keeps the colour it does not send, and clears it when sent as null.
+    replaced = api.json("replace-list", chores, '{"name": "Chores"}')["data"]
+    assert (replaced["name"], replaced["color"]) == ("Chores", "#2e7d32")
+    assert api.json("replace-list", chores, '{"color": null}')["data"]["color"] is None
     first = api.json("move-list", chores, f'{{"before_id": {sid}}}')["data"]
     assert first["position"] < shop["position"]
     assert api.json("move-list", chores)["data"]["position"] > shop["position"]  # last

@@ -52,6 +52,7 @@ from backend.models.conversation import (
 )
 from backend.models.envelopes import ChatEnvelope, ConversationsEnvelope, MessagesEnvelope
 from backend.models.idempotency import KEY_MAX_LENGTH
+from backend.observability.logging import OUTCOME_STATUS_KEY
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
 
@@ -188,7 +189,8 @@ async def _turn(
         response.headers[REPLAYED_HEADER] = "true"
     if STREAM not in request.headers.get("accept", ""):
         return ChatEnvelope(data=await turn.run(model, caller, start, body.message))
-    events = _events(app.state.chat_turns, model, caller, start, body.message)
+    outcome = request.scope.setdefault("state", {})
+    events = _events(app.state.chat_turns, model, caller, start, body.message, outcome)
     return EventSourceResponse(events, headers=_copied(response.headers))
 
 
@@ -223,9 +225,12 @@ async def _events(
     caller: Caller,
     start: Any,
     message: str,
+    outcome: dict[str, Any],
 ) -> AsyncIterator[bytes]:
     """The turn as server-sent events. The turn runs as a task of its own: a client that
-    goes away stops hearing it, not the turn, which finishes and is stored as usual."""
+    goes away stops hearing it, not the turn, which finishes and is stored as usual. A
+    failure's status goes to `outcome` (the request's state): the access line and the
+    metrics record the status the error deserves, not the 200 the stream began with."""
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
     def emit(event: str, data: dict[str, Any]) -> None:
@@ -237,6 +242,7 @@ async def _events(
             emit("done", answer.model_dump(mode="json"))
         except Exception as exc:  # every failure is the stream's last event
             parts = describe(exc)
+            outcome[OUTCOME_STATUS_KEY] = parts.status
             emit("error", error_body(parts.code, parts.message, parts.details))
 
     task = asyncio.create_task(work())

@@ -158,6 +158,7 @@ async def chatkit(
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
     if prepared.body is not None:
         return Response(prepared.body, media_type="application/json", headers=headers)
+    prepared.context.outcome = request.scope.setdefault("state", {})
     result = await _server(request).process(body, prepared.context)
     if not isinstance(result, StreamingResult):  # `prepare` answers every JSON request
         raise TypeError(f"{parsed.type} answered without a stream")

@@ -106,7 +106,9 @@ def get_list(door: Door, list_id: ListId, response: Response) -> SingleListEnvel
     "/{list_id}",
     operation_id="replaceList",
     response_model=SingleListEnvelope,
-    summary="Replace a list's editable fields",
+    summary="Change the fields sent (as PATCH does)",
+    description="A field the body does not name keeps its stored value (an omitted `color` "
+    "stays); `color: null` clears it; an empty body is 422.",
     responses={
         **_CHANGED,
         **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES),
@@ -120,7 +122,7 @@ def replace_list(
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    return _one(door.lists.replace(list_id, data, expected), response)
+    return _one(door.lists.update(list_id, data, expected), response)
 
 
 @router.patch(

@@ -338,9 +338,10 @@ def get_task(
     "/{task_id}",
     operation_id="replaceTask",
     response_model=TaskEnvelope,
-    summary="Replace a task's editable fields",
-    description="`list_id` and `parent_id` omitted keep the task where it is; sent, they "
-    "move it as PATCH does.",
+    summary="Change the fields sent (as PATCH does)",
+    description="A field the body does not name keeps its stored value, so a form that "
+    "knows fewer fields than the task has never erases the others; `null` clears a nullable "
+    "field; an empty body is 422. To replace every field, send every field.",
     responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
 )
 def replace_task(
@@ -351,7 +352,7 @@ def replace_task(
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(door.tasks.replace(task_id, data, expected), response)
+    return _one(door.tasks.update(task_id, data, expected), response)
 
 
 @router.patch(

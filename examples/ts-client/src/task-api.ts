@@ -293,7 +293,7 @@ export class TaskApi {
     return result.response.status === 304 ? null : tagged(result);
   }
 
-  /** PUT: every editable field; omitted optional ones take their defaults. */
+  /** PUT: changes the fields sent, as PATCH does (an omitted field keeps its value). */
   async replaceTask(id: number, body: TaskReplace, options: WriteOptions = {}): Promise<Tagged> {
     const { ifMatch, ...init } = options;
     const params = { path: { task_id: id }, header: { "If-Match": ifMatch ?? null } };
