@@ -17,6 +17,7 @@ types (a thread opens on its newest items, not the SDK's oldest 20).
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ from backend.errors import InvalidRequest, NotFound
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS
 from backend.models.conversation import MessageText
+from backend.models.task import TASK_ID_MAX
 from backend.models.types import Title
 from backend.observability.logging import OUTCOME_STATUS_KEY
 from backend.services.chatkit import ITEM_NOT_FOUND
@@ -113,10 +115,26 @@ _GET_TASK = next(tool for tool in TOOLS if tool.name == "get_task")
 def parse(body: bytes) -> Any:
     """The request, or the 422 of a body that is not one (never the SDK's 500)."""
     try:
-        return REQUEST.validate_json(body or b"null")
+        request = REQUEST.validate_json(body or b"null")
     except ValidationError as exc:
         details = validation_details(exc.errors(include_input=False))
         raise InvalidRequest("The body is not a ChatKit request", details=details) from None
+    params = request.params
+    for name in ("thread_id", "item_id", "after", "attachment_id"):
+        _check_id(getattr(params, name, None), f"params.{name}")
+    for item_id in getattr(params, "item_ids", None) or ():
+        _check_id(item_id, "params.item_ids")
+    return request
+
+
+# What a ChatKit id of ours is made of (`thr_`, `msg_`, `ans_`, `wdg_` ... and hex digits):
+# anything else (a NUL, a lone surrogate, a page of text) names nothing and reaches no query.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def _check_id(value: str | None, field: str) -> None:
+    if value is not None and _ID.fullmatch(value) is None:
+        raise InvalidRequest.at(field, "Not a ChatKit id of this server")
 
 
 def streams(request: Any) -> bool:
@@ -307,7 +325,12 @@ def _act(door: UnitOfWork, context: ChatKitContext, request: ThreadsCustomAction
     params = request.params
     action = params.action
     task_id = action.payload.get("task_id") if isinstance(action.payload, dict) else None
-    if action.type not in ACTIONS or not isinstance(task_id, int) or isinstance(task_id, bool):
+    if (
+        action.type not in ACTIONS
+        or not isinstance(task_id, int)
+        or isinstance(task_id, bool)
+        or not 1 <= task_id <= TASK_ID_MAX
+    ):
         raise InvalidRequest.at("params.action", "Unknown action")
     if params.item_id is None:
         raise InvalidRequest.at("params.item_id", "An action names its widget")

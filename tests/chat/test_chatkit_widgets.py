@@ -148,6 +148,8 @@ def test_an_action_names_a_task_its_widget_shows(
         ("task.explode", {"task_id": other}),
         ("task.complete", {"task_id": "1"}),
         ("task.complete", {"task_id": True}),
+        ("task.complete", {"task_id": 2**70}),
+        ("task.complete", {"task_id": 0}),
         ("task.complete", None),
     ):
         bad = send(
