@@ -47,6 +47,7 @@ def _stored(engine: Engine) -> tuple[int, int, int]:
 
 
 CREATE = {"type": "threads.create", "metadata": {}}
+DAY = 24 * 3600
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,11 @@ def test_no_chat_model_is_a_503_before_anything_streams(
 def test_the_chat_rate_limit_is_a_429_before_anything_streams(
     chat_app: Callable[..., TestClient], model: FakeModel, alice: Account, db_engine: Engine
 ) -> None:
-    chat = chat_app(rate_limit_enabled=True, chat_rate_limit_per_user=2)
+    # A day's window (fixed, aligned): the three turns must share one, which a minute's could
+    # end between (as tests/chat/test_failures.py's limit test says).
+    chat = chat_app(
+        rate_limit_enabled=True, chat_rate_limit_per_user=2, chat_rate_limit_window_seconds=DAY
+    )
     model.script(say("one"), say("two"))
     thread_id, _ = new_thread(chat, alice, "one")
     second = send(
