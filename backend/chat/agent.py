@@ -150,11 +150,12 @@ async def run_agent(
     emit: Emit | None,
 ) -> Outcome:
     """One run: the model and the tools until the model answers in words (or fails)."""
+    tools = agent_tools(caller, ledger, emit)
     agent: Agent[Any] = Agent(
         name="Task assistant",
         instructions=INSTRUCTIONS,
-        tools=list(agent_tools(caller, ledger, emit)),
-        model=_Bounded(model, ledger),
+        tools=list(tools),
+        model=_Bounded(model, ledger, frozenset(tool.name for tool in tools)),
         # include_usage: a streamed answer reports its tokens only when asked to.
         model_settings=ModelSettings(temperature=settings.chat_temperature, include_usage=True),
     )
@@ -190,11 +191,14 @@ class _Bounded(Model):
     few hundred levels of nesting or a lone surrogate end the run with an error of its own.
     Text that is not a JSON object ends the turn here (502); a JSON object the tool cannot
     use goes on as `{}`, and its tool reads the text the model sent from the ledger
-    (`Ledger.set_aside`) and answers it with a validation error."""
+    (`Ledger.set_aside`) and answers it with a validation error. A call of a tool the agent
+    does not have only loses odd arguments (the SDK ends the run with its 502): its name is
+    the model's text, and is neither recorded nor echoed."""
 
-    def __init__(self, model: Model, ledger: Ledger) -> None:
+    def __init__(self, model: Model, ledger: Ledger, tools: frozenset[str]) -> None:
         self._model = model
         self._ledger = ledger
+        self._tools = tools
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
         response = await self._model.get_response(*args, **kwargs)
@@ -223,6 +227,10 @@ class _Bounded(Model):
                 item.arguments = "{}"
                 continue
             arguments = read_arguments(item.arguments)
+            if item.name not in self._tools:
+                if not isinstance(arguments, dict):
+                    item.arguments = "{}"
+                continue
             if arguments is None:  # not a JSON object: the turn ends here (502)
                 self._ledger.malformed(item.name, item.arguments)
             if not isinstance(arguments, dict):

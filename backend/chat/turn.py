@@ -79,8 +79,12 @@ def lease(settings: Settings) -> timedelta:
     time ran out, storing the answer: a pool wait and a database answer each) and a margin.
     An attempt that ended stored its answer or error, and frees the turn at once; one that
     died (a crash, a database that stopped answering) frees it when this runs out."""
-    database = settings.db_pool_timeout_seconds + settings.effective_db_response_timeout_ms / 1000
-    return timedelta(seconds=settings.chat_timeout_seconds + 2 * database + 5)
+    return timedelta(seconds=settings.chat_timeout_seconds + 2 * _database_wait(settings) + 5)
+
+
+def _database_wait(settings: Settings) -> float:
+    """The longest one database call waits: for a pooled connection, then for the answer."""
+    return settings.db_pool_timeout_seconds + settings.effective_db_response_timeout_ms / 1000
 
 
 def _merge(headers: Any, chat: dict[str, str]) -> None:
@@ -98,9 +102,14 @@ async def run(
     if start.answered is not None:
         return answer_of(start.answered)
     settings = caller.settings
-    # Until when this attempt holds the turn (its lease began as its record was stored, just
-    # before; the margin keeps what it stores late inside it).
-    holds_until = asyncio.get_running_loop().time() + lease(settings).total_seconds() - 5
+    # Until when this attempt may still store its record (its lease began as the record was
+    # stored, just before): a try started then ends, with a database wait, inside the lease.
+    holds_until = (
+        asyncio.get_running_loop().time()
+        + lease(settings).total_seconds()
+        - _database_wait(settings)
+        - 5
+    )
     ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id)
     items: list[TResponseInputItem] = [
         *history_items(start.history, settings),
@@ -120,6 +129,7 @@ async def run(
             failed.input_tokens,
             failed.output_tokens,
             error_code=error.code,
+            held=start.held,
         )
         await _store_or_report(caller, reply, holds_until)
         raise _reported(error, start.conversation_id, reply.tool_calls) from None
@@ -132,6 +142,7 @@ async def run(
         [*made, *ledger.calls],
         outcome.input_tokens,
         outcome.output_tokens,
+        held=start.held,
     )
     return answer_of(await _store_or_report(caller, reply, holds_until))
 
@@ -164,7 +175,12 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
             reply.input_tokens,
             reply.output_tokens,
             error_code=parts.code,
+            held=reply.held,
         )
+        if parts.status != _UNAVAILABLE:
+            # Nothing to store later: a retry took the turn over (its record is its own), or
+            # the store can never succeed (a conversation deleted meanwhile).
+            raise _reported(error, reply.conversation_id, committed) from exc
         task = asyncio.create_task(_store_later(caller, failed, holds_until))
         _STORING.add(task)
         task.add_done_callback(_STORING.discard)
@@ -174,6 +190,9 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
 # Error records waiting for the database to answer again (held: a task nobody references may
 # be collected before it ran).
 _STORING: set[asyncio.Task[None]] = set()
+# A database that does not answer (a pool wait or a response that timed out, a broken
+# connection): what is worth trying again.
+_UNAVAILABLE = 503
 # How often a waiting error record is tried again (each try waits for the database's answer
 # up to its response timeout).
 _STORE_RETRY_SECONDS = 1.0
@@ -183,12 +202,16 @@ async def _store_later(caller: Caller, reply: Reply, deadline: float) -> None:
     """Store a turn's error record once the database answers, until its lease runs out (then
     a retry may take the turn over, and the record is its to write)."""
     loop = asyncio.get_running_loop()
-    while loop.time() < deadline:
+    while True:
         await asyncio.sleep(_STORE_RETRY_SECONDS)
+        if loop.time() >= deadline:
+            return
         try:
             await anyio.to_thread.run_sync(_store, caller, reply)
-        except Exception:  # noqa: S112 (still not answering: the next try will tell)
-            continue
+        except Exception as exc:
+            if describe(exc).status == _UNAVAILABLE:
+                continue  # still not answering: the next try will tell
+            return  # taken over by a retry, or never storable
         return
 
 

@@ -16,11 +16,14 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    DateTime,
     Text,
+    and_,
     bindparam,
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     tuple_,
@@ -70,14 +73,15 @@ _ADD_MESSAGE = (
         content=bindparam("content", type_=Text),
         idempotency_key=bindparam("key", type_=Text),
     )
-    .returning(_M.id)
+    .returning(_M.id, _M.created_at)
 )
 # A turn's answer, from the moment its user message is stored: `UNFINISHED` until the turn
 # stores its answer or error over it (one user message, one answer), with the tool calls that
 # committed meanwhile (each appended in its own write's transaction, `record_call`). So a
 # turn that dies at any point leaves its message answered by an error record naming what
 # committed, and a retry with the same key resumes from it. Its `created_at` is when the
-# attempt running it began: the attempt's lease (`running_for`).
+# attempt running it began: the attempt's lease (`running_for`), and its token: the answer
+# is stored only over the record of the attempt that holds the turn (`TurnStart.held`).
 UNFINISHED = "CHAT_TURN_UNFINISHED"
 _MID = bindparam("message_id", type_=BigInteger)
 _PROVISIONAL = insert(Message).values(
@@ -88,6 +92,28 @@ _PROVISIONAL = insert(Message).values(
     tool_calls=func.jsonb_build_array(),
     reply_to=_MID,
     error_code=UNFINISHED,
+    # The user message's own time, which the attempt read as its token (`TurnStart.held`).
+    created_at=select(_M.created_at)
+    .where(_M.user_id == bindparam(OWNER), _M.id == _MID)
+    .scalar_subquery(),
+)
+# The same for a turn stored before turns kept a record from the start: once.
+_PROVISIONAL_ONCE = (
+    pg_insert(Message)
+    .from_select(
+        ["user_id", "conversation_id", "role", "content", "tool_calls", "reply_to", "error_code"],
+        select(
+            bindparam(OWNER),
+            _CID,
+            literal("assistant"),
+            literal(""),
+            func.jsonb_build_array(),
+            _MID,
+            literal(UNFINISHED),
+        ),
+    )
+    .on_conflict_do_nothing()
+    .returning(_M.created_at)
 )
 _RECORD_CALL = _messages(
     update(Message)
@@ -108,7 +134,7 @@ _CLAIM = _messages(
         or_(_M.error_code != UNFINISHED, _M.created_at < func.now() - bindparam("lease")),
     )
     .values(error_code=UNFINISHED, created_at=func.now())
-    .returning(_M.id)
+    .returning(_M.created_at)
 )
 _BY_KEY = _messages(select(*_MESSAGE_COLUMNS).where(_M.idempotency_key == bindparam("key")))
 _REPLY = _messages(select(*_MESSAGE_COLUMNS).where(_M.reply_to == bindparam("reply_to")))
@@ -122,12 +148,21 @@ _EXISTS = _conversations(select(_C.id).where(_C.id == _CID))
 _DELETE = _conversations(delete(Conversation).where(_C.id == _CID).returning(_C.id))
 
 
+def _held_by(held: datetime | None) -> tuple[Any, ...]:
+    """The stored answer's condition: still the record of the attempt that took the turn."""
+    if held is None:
+        return ()
+    return (_M.error_code == UNFINISHED, _M.created_at == literal(held, DateTime(timezone=True)))
+
+
 @dataclass(frozen=True)
 class TurnStart:
     """What a chat turn starts from."""
 
     conversation_id: int
     message_id: int  # the user's message, this turn's
+    # When this attempt took the turn (its record's `created_at`): its lease and its token.
+    held: datetime
     # The newest messages before it, oldest first (at most the history budget's count).
     history: Sequence[Any]
     # A retry of a turn that already answered: that answer (replayed, nothing is run).
@@ -147,6 +182,8 @@ class Reply:
     input_tokens: int
     output_tokens: int
     error_code: str | None = None
+    # The attempt's token (`TurnStart.held`): stored only while that attempt holds the turn.
+    held: datetime | None = None
 
 
 class ConversationService(Scoped):
@@ -174,12 +211,14 @@ class ConversationService(Scoped):
             if self._run(_TOUCH, conversation_id=conversation_id).first() is None:
                 raise NotFound(CONVERSATION_NOT_FOUND)
             history = self._history(conversation_id, 2**63 - 1, history_messages)
-        message_id = self._run(
+        added = self._run(
             _ADD_MESSAGE, conversation_id=conversation_id, content=content, key=key
-        ).scalar_one()
-        # Answered from the start, by the record the turn replaces: it commits with the message.
+        ).one()
+        message_id, held = added.id, added.created_at
+        # Answered from the start, by the record the turn replaces: it commits with the message
+        # (its `created_at` is the message's, `held`).
         self._run_at_commit(_PROVISIONAL, conversation_id=conversation_id, message_id=message_id)
-        return TurnStart(int(conversation_id), int(message_id), history)
+        return TurnStart(int(conversation_id), int(message_id), held, history)
 
     def _retry(
         self,
@@ -192,31 +231,34 @@ class ConversationService(Scoped):
         if earlier.content != content or conversation_id not in (None, earlier.conversation_id):
             raise IdempotencyKeyMismatch()
         reply = self._run(_REPLY, reply_to=earlier.id).first()
-        start = TurnStart(
-            int(earlier.conversation_id),
-            int(earlier.id),
-            self._history(earlier.conversation_id, earlier.id, history_messages),
-        )
+        conversation, message = int(earlier.conversation_id), int(earlier.id)
+        history = self._history(earlier.conversation_id, earlier.id, history_messages)
         if reply is None:
             # Stored before turns kept a record from the start: the first attempt is running,
-            # or died without a word; after the longest a turn may run, it is retried.
+            # or died without a word; after the longest a turn may run, it is retried (by
+            # one retry: another one racing it finds the record taken).
             age = self._run(select(func.now())).scalar_one() - earlier.created_at
             if age < running_for:
                 raise IdempotencyKeyInUse()
-            self._run(_PROVISIONAL, conversation_id=earlier.conversation_id, message_id=earlier.id)
-            return start
+            held = self._run(
+                _PROVISIONAL_ONCE, conversation_id=conversation, message_id=message
+            ).scalar()
+            if held is None:
+                raise IdempotencyKeyInUse()
+            return TurnStart(conversation, message, held, history)
         if reply.error_code is None:
-            return TurnStart(start.conversation_id, start.message_id, (), answered=reply)
+            return TurnStart(conversation, message, reply.created_at, (), answered=reply)
         # Failed, or unfinished: while an attempt holds the turn (its lease), it is in use.
         claimed = self._run(
-            _CLAIM, message_id=earlier.id, seen=reply.created_at, lease=running_for
-        ).first()
+            _CLAIM, message_id=message, seen=reply.created_at, lease=running_for
+        ).scalar()
         if claimed is None:
             raise IdempotencyKeyInUse()
         return TurnStart(
-            start.conversation_id,
-            start.message_id,
-            start.history,
+            conversation,
+            message,
+            claimed,
+            history,
             earlier_calls=[call for call in reply.tool_calls or [] if call["outcome"] == "ok"],
         )
 
@@ -236,7 +278,10 @@ class ConversationService(Scoped):
     def answer(self, reply: Reply) -> Any:
         """Store the assistant's message (replacing a failed attempt's answer to the same
         user message, whose committed tool calls `reply` carries on) and mark the
-        conversation active."""
+        conversation active. Only over the record of the attempt that holds the turn
+        (`reply.held`): one whose lease ran out and was taken over by a retry stores nothing
+        (`IdempotencyKeyInUse`), so it can neither erase the calls the retry records nor
+        free the turn while the retry runs."""
         # Bounded here, where it is stored: every stored message reads back (issue 38).
         values = {
             "content": clean_text(reply.content, ANSWER_MAX_CHARS),
@@ -258,11 +303,13 @@ class ConversationService(Scoped):
                 **{name: statement.excluded[name] for name in values},
                 "created_at": func.now(),
             },
-            where=_M.user_id == bindparam(OWNER),
+            where=and_(_M.user_id == bindparam(OWNER), *_held_by(reply.held)),
         ).returning(*_MESSAGE_COLUMNS)
         # The conversation's activity in the same statement: one round trip, one transaction.
         touch = _TOUCH.cte("touched")
-        row = self._run(upsert.add_cte(touch), conversation_id=reply.conversation_id).one()
+        row = self._run(upsert.add_cte(touch), conversation_id=reply.conversation_id).first()
+        if row is None:
+            raise IdempotencyKeyInUse()
         return row
 
     def page(self, limit: int, after: tuple[datetime, int] | None) -> tuple[list[Any], bool]:

@@ -225,14 +225,19 @@ def test_bob_cannot_reach_alices_rows(
         # Alice's id in Bob's path: what Bob's own path answers for a row that does not
         # exist (this request on a missing row, or, where it names none, a GET of one).
         foreign = send(alices, bobs)
+        nobody = send(alices, bobs, "no-such-user")
         if aims:
             absent = send(missing, bobs, bob.id)
+            same(foreign, absent)
+            # The same for an id nobody has.
+            assert nobody.content == absent.content
         else:
             resource = "/{task_id}" if twin.endswith("tasks") else "/{list_id}"
             absent = send(missing, bobs, bob.id, twin + resource, "GET")
-        same(foreign, absent)
-        # The same for an id nobody has.
-        assert send(alices, bobs, "no-such-user").content == absent.content
+            assert foreign.content == absent.content
+            # Headers as for an id nobody has, with the same method: a write is counted
+            # against Bob's own limit (its RateLimit headers) whosever id the path names.
+            same(foreign, nobody)
     else:
         if aims:
             # Alice's task or list as the target (naming Bob's own rows otherwise).

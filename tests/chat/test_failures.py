@@ -22,6 +22,8 @@ from tests.chat.fake_model import GARBAGE, HANG, FakeModel, call, fail, say
 from tests.chat.test_chat import tasks_of
 from tests.conftest import Account, count_rows
 
+DAY = 24 * 3600
+
 
 def _error(response: httpx.Response, status: int, example: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
@@ -217,12 +219,17 @@ def test_a_key_whose_first_attempt_is_running_is_in_use(
 def test_chat_has_its_own_rate_limit_with_the_ietf_headers(
     chat_app: Callable[..., TestClient], model: FakeModel, alice: Account, db_engine: Engine
 ) -> None:
-    chat = chat_app(rate_limit_enabled=True, chat_rate_limit_per_user=2)
+    # A day's window (fixed, aligned to midnight UTC): the three turns below must share one,
+    # and a minute's (the default) ends between them in a share of runs equal to the
+    # turns' seconds out of 60: under one in a hundred here, more on a loaded machine.
+    chat = chat_app(
+        rate_limit_enabled=True, chat_rate_limit_per_user=2, chat_rate_limit_window_seconds=DAY
+    )
     model.script(say("one"), say("two"))
     for _ in range(2):
         ok = chat.post("/api/chat", json={"message": "hi"}, headers=alice.headers)
         assert ok.status_code == 200, ok.text
-        assert '"chat";q=2;w=60' in ok.headers["RateLimit-Policy"]
+        assert f'"chat";q=2;w={DAY}' in ok.headers["RateLimit-Policy"]
         assert '"task-writes"' in ok.headers["RateLimit-Policy"]
     assert '"chat";r=0;' in ok.headers["RateLimit"]
     refused = chat.post("/api/chat", json={"message": "hi"}, headers=alice.headers)
@@ -299,7 +306,8 @@ def test_a_turn_over_the_write_limit_stores_nothing(
 ) -> None:
     """A turn is a write: over the per-user write limit, the door refuses it and its rows
     (a new conversation, the message) are not written (migration 0020's triggers, 0021)."""
-    chat = chat_app(rate_limit_task_writes_per_user=1, rate_limit_task_window_seconds=3600)
+    # A day's window, so the writes below share one (see the chat limit's test).
+    chat = chat_app(rate_limit_task_writes_per_user=1, rate_limit_task_window_seconds=DAY)
     model.script(say("one"))
     first = chat.post("/api/chat", json={"message": "hi"}, headers=alice.headers)
     assert first.status_code == 200, first.text

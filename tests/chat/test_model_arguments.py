@@ -138,6 +138,46 @@ def test_arguments_that_are_not_an_object_end_the_turn_with_a_502(
     assert tasks_of(chat, alice) == []
 
 
+# Tools the agent does not have, named by the model: its text, never echoed or stored.
+UNKNOWN_NAMES = {
+    "surrogate": "bad\ud800name",
+    "nul": "bad\u0000name",
+    "huge": "n" * 200_000,
+    "plain": "drop_database",
+}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["json", "streamed"])
+@pytest.mark.parametrize("arguments", ["[]", _nested(600), "{}"], ids=["array", "deep", "object"])
+@pytest.mark.parametrize("name", list(UNKNOWN_NAMES.values()), ids=list(UNKNOWN_NAMES))
+def test_a_tool_the_agent_does_not_have_ends_the_turn_with_the_generic_502(
+    chat: TestClient, model: FakeModel, alice: Account, name: str, arguments: str, streamed: bool
+) -> None:
+    """A review found a 500 (an error message that could not be encoded) and a stream with
+    no last event, from an unknown tool name with a lone surrogate and arguments that are
+    not an object, and a 200 KB name echoed in the error's message."""
+    model.script(call(name, arguments))
+    headers = {**alice.headers, **(STREAM if streamed else {})}
+    response = chat.post("/api/chat", json={"message": "try this"}, headers=headers)
+    if streamed:
+        assert response.status_code == 200
+        last, data = events(response.text)[-1]
+        assert last == "error", response.text[:500]
+        error = data["error"]
+    else:
+        assert response.status_code == 502, response.text[:500]
+        error = response.json()["error"]
+    assert error["code"] == "CHAT_PROVIDER_ERROR"
+    assert "name" not in error["message"] and len(response.text) < 5_000
+    conversation = int(error["details"][0]["message"])
+    stored = _readable(chat, alice, conversation)
+    assert [(m["role"], m["error_code"]) for m in stored] == [
+        ("user", None),
+        ("assistant", "CHAT_PROVIDER_ERROR"),
+    ]
+    assert tasks_of(chat, alice) == []
+
+
 def test_a_model_that_corrects_itself_after_a_deep_argument_adds_one_task(
     chat: TestClient, model: FakeModel, alice: Account
 ) -> None:

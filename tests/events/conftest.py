@@ -49,7 +49,7 @@ class Receiver:
     status: int = 200
     delay: float = 0.0
     trickle_path: str | None = None
-    trickle: float = 0.25
+    trickle: float = 0.1  # ten times under httpx's 1 s read timeout in the test, load or not
     failing_path: str | None = None
     received: list[Received] = field(default_factory=list)  # the POSTs it accepted
     attempted: list[Received] = field(default_factory=list)  # every POST, whatever the answer
@@ -97,7 +97,7 @@ def receiver() -> Iterator[Receiver]:
                     state.received.append(request)
             if state.trickle_path is not None and self.path.startswith(state.trickle_path):
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
-                for _ in range(12):
+                for _ in range(50):  # 5 s in all: well past a 2 s batch deadline
                     self.wfile.flush()
                     time.sleep(state.trickle)
                     self.wfile.write(b"z")

@@ -60,8 +60,10 @@ def test_a_record_that_cannot_be_rendered_fails_alone_and_goes_dead(
 def test_a_receiver_that_trickles_its_answer_cannot_hold_the_claim_open(
     db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
 ) -> None:
-    # A byte every 0.25 s: under httpx's 1 s read timeout, so only the batch deadline (two
-    # sinks x 1 s) ends the wait; the transaction commits instead of waiting 3 s for the hook.
+    # A byte every 0.1 s: far under httpx's 1 s read timeout, so only the batch deadline (two
+    # sinks x 1 s) ends the wait; the transaction commits instead of waiting 5 s for the hook.
+    # (At 0.25 s a byte and 3 s in all, a loaded machine had under a second of margin on
+    # either side.)
     receiver.trickle_path = "/hook"
     add_tasks(db_engine, alice.id, 2)
     chosen = delivery_settings(

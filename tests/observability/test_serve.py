@@ -136,9 +136,23 @@ def test_access_log_and_metrics_across_two_workers(
             if len(pids) == 2:
                 break
     assert own_id in request_ids and len(request_ids) == sent
-    after = _samples(base_url)
 
     labels = {"method": "GET", "route": ROUTE, "status": "200"}
+
+    def counted(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+        return min(
+            _value(samples, name, **labels) - _value(before, name, **labels)
+            for name in ("http_requests_total", "http_request_duration_seconds_count")
+        )
+
+    # A worker counts a request just after sending its response (as it logs it), so the
+    # client can be a moment ahead of the other worker's scrape: wait until every request is
+    # counted (a count past `sent` fails below all the same), not a fixed time.
+    after = _samples(base_url)
+    deadline = time.monotonic() + 15
+    while counted(after) < sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = _samples(base_url)
     assert (
         _value(after, "http_requests_total", **labels)
         - _value(before, "http_requests_total", **labels)

@@ -57,6 +57,25 @@ class Recorder:
             self.outcomes.append(outcome)
         return outcome
 
+    def wait_for_recovery(
+        self, since: float, *, after: int, gap: float = 0.0, timeout: float = 60
+    ) -> None:
+        """Until a request sent at or after `since` has succeeded and `after` more requests,
+        sent more than `gap` seconds after that success was answered, have been answered too;
+        at most `timeout` seconds (the test's own assertions then say what was missing). A
+        test waits on this after its fixed observation time: a slow machine that recovers
+        within the test's bound, but later than that time, is still seen to recover."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                seen = sorted((o for o in self.outcomes if o.sent >= since), key=lambda o: o.sent)
+            ok = [o for o in seen if o.status is not None and 200 <= o.status < 300]
+            if ok:
+                answered = ok[0].sent + ok[0].latency + gap
+                if sum(1 for o in seen if o.sent > answered) >= after:
+                    return
+            time.sleep(0.1)
+
     def statuses(self) -> Counter[int | None]:
         with self._lock:
             return Counter(o.status for o in self.outcomes)

@@ -152,6 +152,8 @@ def test_database_restart_under_load(
         dedicated_pg.start()
         started_at = time.monotonic()
         time.sleep(2.5)
+        # A loaded machine may recover later than 2.5 s, yet within RECOVERY_BOUND: see it.
+        recorder.wait_for_recovery(started_at, after=2 * CLIENTS, timeout=RECOVERY_BOUND + 10)
     finally:
         stop.set()
         for thread in threads:
