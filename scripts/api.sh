@@ -65,9 +65,11 @@
 # route: GET    /api/conversations              conversations [QUERY]
 # route: GET    /api/conversations/{conversation_id}/messages messages ID [QUERY]
 # route: DELETE /api/conversations/{conversation_id} delete-conversation ID
+# route: POST   /api/chatkit                    call POST /api/chatkit JSON
 #
 # chat-stream MESSAGE [CONVERSATION_ID] sends the chat turn with Accept: text/event-stream and
-# prints the server-sent events as they arrive (specs/chat.md).
+# prints the server-sent events as they arrive (specs/chat.md). /api/chatkit takes ChatKit's
+# request bodies, e.g. '{"type": "threads.list", "params": {}}' (specs/chat.md, "ChatKit").
 #
 # The published contract's paths answer like the ones above when USER_ID is the token's
 # subject (and 404 otherwise); reach them with `call`:

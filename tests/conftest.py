@@ -133,6 +133,7 @@ scoping.install()
 E2E_FOLDERS = {"browser", "cli", "container", "examples", "interop", "reliability", "scripts"}
 E2E_FILES = {
     "chat/test_api_script.py",
+    "chat/test_chatkit_disconnect.py",
     "chat/test_disconnect.py",
     "deploy/test_workloads.py",
     "docs/test_browser.py",

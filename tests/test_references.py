@@ -30,6 +30,9 @@ NOT_REFERENCES = {
     ("task_events", "list_id"): "the outbox keeps a deleted list's events: history, not a link",
     ("task_events", "event_id"): "the event's own public id",
     ("task_events_pruned", "through_id"): "a position in the user's change feed, not a row",
+    ("conversations", "public_id"): "the row's own ChatKit id (migration 0025)",
+    ("messages", "public_id"): "the row's own ChatKit id (migration 0025)",
+    ("chatkit_items", "public_id"): "the row's own ChatKit id (migration 0025)",
 }
 
 _PER_USER_TABLES = text(

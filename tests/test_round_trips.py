@@ -117,6 +117,15 @@ BUDGETS: dict[str, int] = {
     "POST /api/chat": 7,
     "POST /api/chat+conversation_id": 8,
     "POST /api/chat+add_task": 9,
+    # ChatKit's turns are the chat turn, plus the Idempotency-Key's lookup (every ChatKit
+    # message carries one, so that ChatKit's retry is the turn's keyed retry) and the read of
+    # the thread's and the message's ChatKit ids; a later turn first reads its thread's row
+    # (ChatKit names it by its public id).
+    "POST /api/chatkit": 9,
+    "POST /api/chatkit+threads.add_user_message": 11,
+    # The thread's owner is checked, then its page read: two reads.
+    "POST /api/chatkit+items.list": 2,
+    "POST /api/chatkit+threads.get_by_id": 2,
     "GET /api/conversations": 1,
     "GET /api/conversations/{conversation_id}/messages": 1,
     "DELETE /api/conversations/{conversation_id}": 1,
@@ -171,6 +180,8 @@ HOLDS_ACROSS_ROUND_TRIP: dict[str, str] = {
     "POST /api/chat": "the chat limit's transaction",
     "POST /api/chat+conversation_id": "the chat limit's transaction",
     "POST /api/chat+add_task": "the chat limit's transaction",
+    "POST /api/chatkit": "the chat limit's transaction",
+    "POST /api/chatkit+threads.add_user_message": "the chat limit's transaction",
 }
 # The /api/{user_id}/tasks (and /lists) twins answer as their own routes and cost the same.
 USER_PATHS = "/api/{user_id}/tasks"
@@ -295,6 +306,16 @@ BODIES: dict[str, Any] = {
     "POST /api/tasks/{task_id}/move": {"list_id": "LIST"},
     "POST /api/lists": {"name": "Errands"},
     "POST /api/chat": {"message": "hello"},
+    "POST /api/chatkit": {
+        "type": "threads.create",
+        "params": {
+            "input": {
+                "content": [{"type": "input_text", "text": "hi"}],
+                "attachments": [],
+                "inference_options": {},
+            }
+        },
+    },
     "PUT /api/lists/{list_id}": {"name": "Renamed", "color": "#00ff00"},
     "PATCH /api/lists/{list_id}": {"name": "Renamed"},
     "POST /api/lists/{list_id}/move": {"after_id": "OTHER_LIST"},
@@ -359,6 +380,42 @@ VARIANTS: dict[str, tuple[str, str, Any]] = {
         {"message": "and again", "conversation_id": "CONVERSATION"},
     ),
     "POST /api/chat+add_task": ("POST", "/api/chat", {"message": "add milk"}),
+    # ChatKit's requests: a later turn, and the JSON ones a thread's page reads.
+    "POST /api/chatkit+threads.add_user_message": (
+        "POST",
+        "/api/chatkit",
+        {
+            "type": "threads.add_user_message",
+            "params": {
+                "thread_id": "THREAD",
+                "input": {
+                    "content": [{"type": "input_text", "text": "again"}],
+                    "attachments": [],
+                    "inference_options": {},
+                },
+            },
+        },
+    ),
+    "POST /api/chatkit+threads.list": (
+        "POST",
+        "/api/chatkit",
+        {"type": "threads.list", "params": {}},
+    ),
+    "POST /api/chatkit+items.list": (
+        "POST",
+        "/api/chatkit",
+        {"type": "items.list", "params": {"thread_id": "THREAD"}},
+    ),
+    "POST /api/chatkit+threads.get_by_id": (
+        "POST",
+        "/api/chatkit",
+        {"type": "threads.get_by_id", "params": {"thread_id": "THREAD"}},
+    ),
+    "POST /api/chatkit+threads.update": (
+        "POST",
+        "/api/chatkit",
+        {"type": "threads.update", "params": {"thread_id": "THREAD", "title": "Errands"}},
+    ),
     # A new rule: the stored one is read first (its series decides the next due date).
     "PATCH /api/tasks/{task_id}+schedule": ("PATCH", "/api/tasks/TASK", {"recurrence": "weekly"}),
     "PATCH /api/tasks/{task_id}+schedule and completion": (
@@ -472,6 +529,11 @@ def _chat(
     started = counted.post("/api/chat", json={"message": "hi"}, headers=alice.headers)
     assert started.status_code == 200, started.text
     ids["CONVERSATION"] = started.json()["data"]["conversation_id"]
+    if "chatkit" in key:  # its ChatKit thread id, as JSON (a string: `_fill` puts it as is)
+        listed = counted.post(
+            "/api/chatkit", json={"type": "threads.list", "params": {}}, headers=alice.headers
+        )
+        ids["THREAD"] = json.dumps(listed.json()["data"][0]["id"])  # type: ignore[assignment]
     if key.endswith("+add_task"):
         model.script(call("add_task", {"title": "milk"}))
     if key.startswith("POST"):

@@ -343,6 +343,13 @@ CONVERSATION_NOT_FOUND = ErrorExample(
     "NOT_FOUND",
     "Conversation not found",
 )
+CHATKIT_ITEM_NOT_FOUND = ErrorExample(
+    404,
+    "chatkit_item_not_found",
+    "No such item in that thread of yours (another user's looks the same)",
+    "NOT_FOUND",
+    "Item not found",
+)
 CHAT_NOT_CONFIGURED = ErrorExample(
     503,
     "chat_not_configured",

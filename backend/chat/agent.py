@@ -175,6 +175,10 @@ async def run_agent(
                     data: Any = getattr(event, "data", None)
                     if getattr(data, "type", None) == "response.output_text.delta":
                         emit("delta", {"text": clean_text(data.delta, ANSWER_MAX_CHARS)})
+                if not result.new_items:
+                    # A streamed body that is not the protocol (not server-sent JSON chunks)
+                    # reads as an answer with nothing in it: a provider fault, as unstreamed.
+                    raise ModelBehaviorError("The chat model's streamed answer was empty")
     except Exception as exc:
         raise TurnFailed(client_error(exc), usage.input_tokens, usage.output_tokens) from exc
     text = result.final_output if isinstance(result.final_output, str) else ""

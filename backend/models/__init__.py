@@ -4,6 +4,7 @@ Importing this package registers every table on `SQLModel.metadata` (used by the
 migrations-vs-models test, never to create tables).
 """
 
+from backend.models.chatkit_item import ChatKitItem
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import Conversation, Message
 from backend.models.idempotency import IdempotencyKey
@@ -40,6 +41,7 @@ from backend.models.user import (
 __all__ = [
     "AuthSession",
     "ChangeType",
+    "ChatKitItem",
     "Conversation",
     "DataEnvelope",
     "DeliveryState",

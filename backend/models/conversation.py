@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
@@ -35,12 +36,20 @@ CONVERSATION_ID_MAX = 2**63 - 1
 MESSAGE_MAX_LENGTH = 4000
 
 
+def _random_id(prefix: str) -> Any:
+    """A ChatKit id made by the database: the prefix and 122 random bits (migration 0025)."""
+    return text(f"'{prefix}' || replace(gen_random_uuid()::text, '-', '')")
+
+
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
     __table_args__ = (
         # What a message's `conversation_id` points at (a same-user key).
         UniqueConstraint("user_id", "id"),
         Index("ix_conversations_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        # ChatKit's thread id (migration 0025): unguessable, unique.
+        UniqueConstraint("public_id", name="uq_conversations_public_id"),
+        CheckConstraint("char_length(title) <= 200", name="ck_conversations_title"),
         ForeignKeyConstraint(
             ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_conversations_user_id_users"
         ),
@@ -50,6 +59,10 @@ class Conversation(SQLModel, table=True):
         default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
     )
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    public_id: str | None = SQLField(
+        default=None, sa_column=Column(Text, nullable=False, server_default=_random_id("thr_"))
+    )
+    title: str | None = SQLField(default=None, sa_column=Column(Text))
     created_at: datetime | None = SQLField(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -86,6 +99,8 @@ class Message(SQLModel, table=True):
             name="fk_messages_user_id_reply_to_messages",
         ),
         Index("ix_messages_user_id_conversation_id_id", "user_id", "conversation_id", "id"),
+        # ChatKit's item id (migration 0025; an answer's is set by a trigger).
+        UniqueConstraint("public_id", name="uq_messages_public_id"),
     )
 
     id: int | None = SQLField(
@@ -101,6 +116,9 @@ class Message(SQLModel, table=True):
     error_code: str | None = SQLField(default=None, sa_column=Column(Text))
     input_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
     output_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
+    public_id: str | None = SQLField(
+        default=None, sa_column=Column(Text, nullable=False, server_default=_random_id("msg_"))
+    )
     created_at: datetime | None = SQLField(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -48,6 +48,7 @@ from backend.db.notices import Notices
 from backend.error_mapping import NO_ANSWER_MESSAGE
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
+from backend.services.chatkit import ChatKitService
 from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
 from backend.services.lists import ListService
@@ -75,6 +76,7 @@ class UnitOfWork:
     lists: ListService
     changes: ChangeFeed
     conversations: ConversationService
+    chatkit: ChatKitService
     idempotency: IdempotencyService
     users: UserService
     limits: RateLimiter
@@ -189,6 +191,7 @@ class UnitOfWork:
         self.lists = ListService(conn, self.caller_id)
         self.changes = ChangeFeed(conn, self.caller_id)
         self.conversations = ConversationService(conn, self.caller_id)
+        self.chatkit = ChatKitService(conn, self.caller_id)
         self.idempotency = IdempotencyService(
             conn, self.caller_id, self._settings.idempotency_key_ttl_seconds
         )

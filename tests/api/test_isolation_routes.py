@@ -54,10 +54,12 @@ ALICE_LIST = "alice-secret-list"
 TWIN_STEMS = ("/api/{user_id}/tasks", "/api/{user_id}/lists")
 
 
-# Chat's routes have their two-user tests in tests/chat/test_isolation.py: a turn needs the
-# fake model server, and a conversation exists only once a turn stored it.
+# Chat's routes have their two-user tests in tests/chat/test_isolation.py (ChatKit's in
+# tests/chat/test_chatkit_isolation.py, every request type): a turn needs the fake model
+# server, and a conversation exists only once a turn stored it.
 CHAT_PATHS = {
     "/api/chat",
+    "/api/chatkit",
     "/api/{user_id}/chat",
     "/api/conversations",
     "/api/conversations/{conversation_id}",

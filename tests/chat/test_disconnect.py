@@ -45,19 +45,7 @@ def test_a_client_that_disconnects_mid_stream_leaves_a_consistent_conversation(
                             break
                 # Disconnected. Now the model answers; the server stores it.
                 gate.set()
-                stored: list[Any] = []
-                for _ in range(600):
-                    with db_engine.connect() as conn:
-                        stored = list(
-                            conn.execute(
-                                text("SELECT role, content, error_code FROM messages ORDER BY id")
-                            )
-                        )
-                    # The answer is recorded from the start as unfinished, then replaced.
-                    if len(stored) == 2 and stored[1][2] != "CHAT_TURN_UNFINISHED":
-                        break
-                    threading.Event().wait(0.1)
-                assert [tuple(row) for row in stored] == [
+                assert stored_messages(db_engine, 2) == [
                     ("user", "add milk", None),
                     ("assistant", "Added \u201cBuy milk\u201d.", None),
                 ]
@@ -65,3 +53,18 @@ def test_a_client_that_disconnects_mid_stream_leaves_a_consistent_conversation(
                 assert [t["title"] for t in listed] == ["Buy milk"]
             # The turn's text never reached the log at INFO (the server's default here).
             assert "add milk" not in log.read_text()
+
+
+def stored_messages(engine: Engine, count: int) -> list[tuple[Any, ...]]:
+    """The messages (role, content, error code) once there are `count` of them (a bounded
+    wait on the rows, never on the clock)."""
+    stored: list[Any] = []
+    for _ in range(600):
+        with engine.connect() as conn:
+            query = text("SELECT role, content, error_code FROM messages ORDER BY id")
+            stored = list(conn.execute(query))
+        # The answer is recorded from the start as unfinished, then replaced.
+        if len(stored) == count and stored[-1][2] != "CHAT_TURN_UNFINISHED":
+            break
+        threading.Event().wait(0.1)
+    return [tuple(row) for row in stored]

@@ -32,7 +32,10 @@ paths users hit, within about a minute and a half on 2 cores:
 - tests/chat/test_chat.py and the keyed retry of tests/chat/test_failures.py: a chat turn's
   units of work (the chat limit's own transaction, the door's with the turn's record, each
   tool call's with its record riding with the COMMIT, the answer's upsert with the
-  conversation's activity, a keyed retry's claim of the turn) and the fake model server.
+  conversation's activity, a keyed retry's claim of the turn) and the fake model server;
+- tests/chat/test_chatkit.py and test_chatkit_widgets.py: ChatKit's statements (a thread's
+  messages and items in one union page, the keyset row comparisons, a turn's ids and title in
+  one UPDATE ... RETURNING, the items' upsert) and a widget's write through the door.
 Left out: validation/HTTP-shape tests that never reach the database differently
 (test_validation, test_http), the hypothesis pagination property (long; its SQL is the
 listing SQL test_task_features already runs), and the sign-in timing test (timing on a
@@ -74,6 +77,8 @@ SUBSET = [
     "tests/api/test_lists.py",
     "tests/api/test_subtasks.py",
     "tests/chat/test_chat.py",
+    "tests/chat/test_chatkit.py",
+    "tests/chat/test_chatkit_widgets.py",
     "tests/chat/test_failures.py::"
     "test_committed_calls_are_reported_and_a_keyed_retry_never_repeats_them",
 ]

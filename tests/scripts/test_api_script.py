@@ -151,6 +151,9 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     assert status_of(gone) == 404
     assert json.loads(gone.stdout)["error"]["code"] == "NOT_FOUND"
     assert api.run("call", "GET", "/api/tasks?limit=1").returncode == 0
+    # ChatKit's endpoint takes ChatKit's bodies (its turns need a chat model: tests/chat).
+    threads = api.json("call", "POST", "/api/chatkit", '{"type": "threads.list", "params": {}}')
+    assert threads == {"data": [], "has_more": False}
 
     # Conditional and idempotent requests through the environment variables.
     fresh = api.run("create", "Pay rent", env={"IDEMPOTENCY_KEY": "rent-1"})

@@ -6,7 +6,7 @@ routes (the bulk of the traffic) come first, and the published contract's
 
 from fastapi import APIRouter
 
-from backend.api.routes import auth, changes, chat, health, lists, tasks, user_tasks
+from backend.api.routes import auth, changes, chat, chatkit, health, lists, tasks, user_tasks
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
@@ -15,6 +15,7 @@ api_router.include_router(lists.router)
 api_router.include_router(auth.router)
 api_router.include_router(health.router)
 api_router.include_router(chat.router)
+api_router.include_router(chatkit.router)
 api_router.include_router(user_tasks.router)
 api_router.include_router(user_tasks.lists_router)
 

@@ -181,18 +181,10 @@ async def _turn(
     path_user: str | None,
 ) -> ChatEnvelope | Response:
     app = request.app
-    claims = door.claims
-    if claims is None:  # `Door` always verifies one
-        raise TypeError("chat needs a signed-in caller's door")
-    caller = Caller(
-        engine=app.state.engine,
-        settings=app.state.settings,
-        claims=claims,
-        client_ip=request.client.host if request.client else "unknown",
-    )
+    caller = chat_caller(door, request)
     asked = turn.TurnRequest(body.conversation_id, body.message, key)
     start = await anyio.to_thread.run_sync(turn.begin, door, caller, asked, path_user)
-    model = _model(request)
+    model = chat_model(request)
     if start.answered is not None:
         response.headers[REPLAYED_HEADER] = "true"
     if STREAM not in request.headers.get("accept", ""):
@@ -202,7 +194,20 @@ async def _turn(
     return EventSourceResponse(events, headers=_copied(response.headers))
 
 
-def _model(request: Request) -> Any:
+def chat_caller(door: Door, request: Request) -> Caller:
+    """The caller a chat turn's units of work are for: the door's verified token."""
+    claims = door.claims
+    if claims is None:  # `Door` always verifies one
+        raise TypeError("chat needs a signed-in caller's door")
+    return Caller(
+        engine=request.app.state.engine,
+        settings=request.app.state.settings,
+        claims=claims,
+        client_ip=request.client.host if request.client else "unknown",
+    )
+
+
+def chat_model(request: Request) -> Any:
     """The app's model client, built on first use (chat may never be used)."""
     state = request.app.state
     if getattr(state, "chat_model", None) is None:

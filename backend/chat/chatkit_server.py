@@ -1,0 +1,479 @@
+"""ChatKit's protocol on our chat turn (specs/chat.md, "ChatKit"; issue 40).
+
+`POST /api/chatkit` takes ChatKit's requests (`openai-chatkit`'s `ChatKitReq`). Everything a
+client can get wrong is settled here, in a worker thread through the caller's units of work,
+before a byte is sent: the body is parsed (422), the thread and item it names are the
+caller's (else the 404 a missing one gets), and a turn's chat limit (429), configuration
+(503) and stored user message are the chat turn's own (`backend.chat.turn.begin`, as for
+`/api/chat`). What is left streams through the SDK's `ChatKitServer` (`TaskChatKitServer`):
+its events, with the turn (`turn.run`: the same agent, tools, limits, timeout, idempotency
+and stored answers) running as a task of its own, so a client that goes away stops hearing
+the turn, not the turn.
+
+Requests that answer in JSON are answered here, in one unit of work each, with ChatKit's own
+types (a thread opens on its newest items, not the SDK's oldest 20).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from agents.models.interface import Model
+from chatkit.actions import Action
+from chatkit.server import ChatKitServer
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageContentPartAdded,
+    AssistantMessageContentPartTextDelta,
+    AssistantMessageItem,
+    AttachmentsCreateReq,
+    AttachmentsDeleteReq,
+    ChatKitReq,
+    ErrorEvent,
+    InputTranscribeReq,
+    ItemsFeedbackReq,
+    ItemsListReq,
+    NoticeEvent,
+    Page,
+    Thread,
+    ThreadItem,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemReplacedEvent,
+    ThreadItemUpdatedEvent,
+    ThreadMetadata,
+    ThreadsAddClientToolOutputReq,
+    ThreadsAddStructuredInputReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsCustomActionReq,
+    ThreadsDeleteReq,
+    ThreadsGetByIdReq,
+    ThreadsListReq,
+    ThreadsRetryAfterItemReq,
+    ThreadsSyncCustomActionReq,
+    ThreadStreamEvent,
+    ThreadsUpdateReq,
+    UserMessageInput,
+    UserMessageItem,
+    WidgetItem,
+    is_streaming_req,
+)
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from backend.chat import turn
+from backend.chat.chatkit_store import (
+    ATTACHMENTS_UNSUPPORTED,
+    ChatKitContext,
+    TaskStore,
+    item_of,
+    items_page,
+    now,
+    random_id,
+    thread_of,
+)
+from backend.chat.chatkit_widgets import (
+    ACTIONS,
+    COMPLETE,
+    TaskLine,
+    shows,
+    task_widget,
+    tasks_of_call,
+)
+from backend.chat.chatkit_widgets import redraw as redraw_widget
+from backend.error_mapping import describe, validation_details
+from backend.errors import InvalidRequest, NotFound
+from backend.mcp.server import Caller, run_tool
+from backend.mcp.tools import TOOLS
+from backend.models.conversation import MessageText
+from backend.models.task import TASK_ID_MAX
+from backend.models.types import Title
+from backend.observability.logging import OUTCOME_STATUS_KEY
+from backend.services.chatkit import ITEM_NOT_FOUND
+from backend.services.unit_of_work import UnitOfWork
+
+REQUEST = TypeAdapter[ChatKitReq](ChatKitReq)
+_MESSAGE = TypeAdapter[str](MessageText)
+_TITLE = TypeAdapter[str](Title)
+# A page of threads or items: ChatKit's default, and at most what a page of ours holds.
+PAGE_DEFAULT, PAGE_MAX = 20, 100
+# A title made from a thread's first message: what a history list shows in one line.
+TITLE_LENGTH = 60
+NOT_SUPPORTED = "{} is not supported by this server"
+# ChatKit's user messages carry no Idempotency-Key of their own: each gets one, so that
+# `threads.retry_after_item` is the chat turn's retry (replay an answer, re-run a failure).
+KEY_PREFIX = "chatkit-"
+_GET_TASK = next(tool for tool in TOOLS if tool.name == "get_task")
+
+
+def parse(body: bytes) -> Any:
+    """The request, or the 422 of a body that is not one (never the SDK's 500)."""
+    try:
+        request = REQUEST.validate_json(body or b"null")
+    except ValidationError as exc:
+        details = validation_details(exc.errors(include_input=False))
+        raise InvalidRequest("The body is not a ChatKit request", details=details) from None
+    params = request.params
+    for name in ("thread_id", "item_id", "after", "attachment_id"):
+        _check_id(getattr(params, name, None), f"params.{name}")
+    for item_id in getattr(params, "item_ids", None) or ():
+        _check_id(item_id, "params.item_ids")
+    return request
+
+
+# What a ChatKit id of ours is made of (`thr_`, `msg_`, `ans_`, `wdg_` ... and hex digits):
+# anything else (a NUL, a lone surrogate, a page of text) names nothing and reaches no query.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def _check_id(value: str | None, field: str) -> None:
+    if value is not None and _ID.fullmatch(value) is None:
+        raise InvalidRequest.at(field, "Not a ChatKit id of this server")
+
+
+def streams(request: Any) -> bool:
+    return bool(is_streaming_req(request))
+
+
+def answer_id(user_item_id: str) -> str:
+    """The ChatKit id of the answer to a user message (migration 0025's trigger sets the
+    stored row's the same way): known before the answer is stored, unique per answer."""
+    return "ans_" + user_item_id.removeprefix("msg_")
+
+
+def to_json(value: BaseModel) -> bytes:
+    """A response body as ChatKit's server writes one."""
+    return value.model_dump_json(
+        by_alias=True, exclude_none=True, context={"exclude_metadata": True}
+    ).encode()
+
+
+@dataclass
+class TurnPlan:
+    """A streamed turn, begun: what `respond` runs."""
+
+    model: Model
+    start: Any
+    message: str
+
+
+@dataclass
+class Prepared:
+    """What the route sends: `body` (JSON, answered already) or a stream over `context`."""
+
+    context: ChatKitContext
+    body: bytes | None = None
+
+
+def prepare(
+    door: UnitOfWork, caller: Caller, request: Any, key: str | None, model: Any
+) -> Prepared:
+    """Everything before the answer, in a worker thread (psycopg2 blocks): validation, the
+    owner checks, a turn's start, an action's write. `door`: the route's counted unit of
+    work (writes); reads go through an uncounted one for the same caller. `model`: builds
+    the chat model (raises `ChatNotConfigured`), called only for a turn."""
+    context = ChatKitContext(caller=caller, headers=door.response_headers)
+    match request:
+        case ThreadsCreateReq() | ThreadsAddUserMessageReq() | ThreadsRetryAfterItemReq():
+            _begin(door, context, request, key, model)
+        case ThreadsCustomActionReq():
+            _act(door, context, request)
+        case ThreadsGetByIdReq():
+            with context.work() as work:
+                row = work.chatkit.thread(request.params.thread_id)
+                rows, more = work.chatkit.items(row.public_id, PAGE_DEFAULT, None, "desc")
+            page = items_page(row.public_id, rows[::-1], more)
+            thread = Thread(**thread_of(row).model_dump(), items=_shown(page))
+            return Prepared(context, to_json(thread))
+        case ThreadsListReq():
+            params = request.params
+            with context.work() as work:
+                rows, more = work.chatkit.threads(_limit(params.limit), params.after, params.order)
+            threads = [Thread(**thread_of(row).model_dump(), items=Page()) for row in rows]
+            after = threads[-1].id if more else None
+            return Prepared(context, to_json(Page(data=threads, has_more=more, after=after)))
+        case ItemsListReq():
+            listing = request.params
+            with context.work() as work:
+                work.chatkit.thread(listing.thread_id)
+                rows, more = work.chatkit.items(
+                    listing.thread_id, _limit(listing.limit), listing.after, listing.order
+                )
+            return Prepared(context, to_json(_shown(items_page(listing.thread_id, rows, more))))
+        case ThreadsUpdateReq():
+            title = _valid(_TITLE, request.params.title, "params.title")
+            with door:
+                row = door.chatkit.rename(request.params.thread_id, title)
+            return Prepared(context, to_json(Thread(**thread_of(row).model_dump(), items=Page())))
+        case ThreadsDeleteReq():
+            with door:
+                door.chatkit.delete(request.params.thread_id)
+            return Prepared(context, b"{}")
+        case ItemsFeedbackReq():
+            # Checked (the caller's thread and items), not kept: feedback goes nowhere yet.
+            if not 1 <= len(request.params.item_ids) <= PAGE_MAX:
+                raise InvalidRequest.at("params.item_ids", f"1-{PAGE_MAX} item ids")
+            with context.work() as work:
+                work.chatkit.thread(request.params.thread_id)
+                for item_id in request.params.item_ids:
+                    work.chatkit.item(request.params.thread_id, item_id)
+            return Prepared(context, b"{}")
+        case (
+            ThreadsAddClientToolOutputReq()
+            | ThreadsAddStructuredInputReq()
+            | ThreadsSyncCustomActionReq()
+        ):
+            with context.work() as work:
+                work.chatkit.thread(request.params.thread_id)
+            raise InvalidRequest.at("type", NOT_SUPPORTED.format(f"`{request.type}`"))
+        case AttachmentsCreateReq() | AttachmentsDeleteReq():
+            raise InvalidRequest.at("type", ATTACHMENTS_UNSUPPORTED)
+        case InputTranscribeReq():
+            raise InvalidRequest.at("type", NOT_SUPPORTED.format("Dictation"))
+    return Prepared(context)
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return PAGE_DEFAULT
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidRequest.at("params.limit", f"limit must be 1-{PAGE_MAX}")
+    return limit
+
+
+def _valid(adapter: TypeAdapter[str], value: Any, field: str) -> str:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        message = exc.errors()[0].get("msg", "Invalid value")
+        raise InvalidRequest.at(field, str(message)) from None
+
+
+def _shown(page: Page[ThreadItem]) -> Page[ThreadItem]:
+    """Hidden context stays on the server (as the SDK's server does)."""
+    page.data = [item for item in page.data if item.type not in _HIDDEN]
+    return page
+
+
+_HIDDEN = ("hidden_context_item", "sdk_hidden_context")
+
+
+def title_of(message: str) -> str | None:
+    """A thread's title from its first message: its first line, at most 60 characters."""
+    line = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    if len(line) > TITLE_LENGTH:
+        line = line[: TITLE_LENGTH - 1].rstrip() + "\u2026"
+    try:
+        return _TITLE.validate_python(line)
+    except ValidationError:
+        return None
+
+
+def message_of(user_input: UserMessageInput) -> str:
+    """A ChatKit message's text, under the chat message's rules (1-4000 characters after
+    trimming, the text rule): else 422, nothing stored."""
+    if user_input.attachments:
+        raise InvalidRequest.at("params.input.attachments", ATTACHMENTS_UNSUPPORTED)
+    text = "".join(part.text for part in user_input.content)
+    return _valid(_MESSAGE, text, "params.input.content")
+
+
+def _begin(
+    door: UnitOfWork, context: ChatKitContext, request: Any, key: str | None, model: Any
+) -> None:
+    """A turn's steps 1 and 2 (`turn.begin`: the chat limit, the stored user message), the
+    thread it is in, and the user message's ChatKit id."""
+    conversation_id: int | None = None
+    if isinstance(request, ThreadsCreateReq):
+        message = message_of(request.params.input)
+    else:
+        with context.work() as work:
+            thread = work.chatkit.thread(request.params.thread_id)
+            if isinstance(request, ThreadsAddUserMessageReq):
+                asked = None
+            else:
+                asked = work.chatkit.item(thread.public_id, request.params.item_id)
+        conversation_id = int(thread.id)
+        if asked is None:
+            message = message_of(request.params.input)
+        else:
+            # A retry of a user message: the chat turn's retry of its key (a stored answer is
+            # replayed; a failed one runs again without repeating its committed tool calls).
+            if asked.kind != "user" or asked.idempotency_key is None:
+                raise InvalidRequest.at("params.item_id", "Only a ChatKit user message is retried")
+            message, key = asked.content, asked.idempotency_key
+    key = key or KEY_PREFIX + secrets.token_hex(16)
+    start = turn.begin(door, context.caller, turn.TurnRequest(conversation_id, message, key))
+    # A thread started here is named after its first words (ChatKit's history lists titles).
+    title = title_of(message) if isinstance(request, ThreadsCreateReq) else None
+    with context.work() as work:
+        row = work.chatkit.started(start.conversation_id, start.message_id, title)
+    context.thread = thread_of(row)
+    context.user_item_id = row.message_public_id
+    context.turn = TurnPlan(model(), start, message)
+
+
+def _act(door: UnitOfWork, context: ChatKitContext, request: ThreadsCustomActionReq) -> None:
+    """A widget's button: the task's write, through the same service as REST, for the caller,
+    counted as a write (the door). A task since deleted answers as gone, not as an error."""
+    params = request.params
+    action = params.action
+    task_id = action.payload.get("task_id") if isinstance(action.payload, dict) else None
+    if (
+        action.type not in ACTIONS
+        or not isinstance(task_id, int)
+        or isinstance(task_id, bool)
+        or not 1 <= task_id <= TASK_ID_MAX
+    ):
+        raise InvalidRequest.at("params.action", "Unknown action")
+    if params.item_id is None:
+        raise InvalidRequest.at("params.item_id", "An action names its widget")
+    with door:
+        row = door.chatkit.thread(params.thread_id)
+        item = item_of(row.public_id, door.chatkit.item(row.public_id, params.item_id))
+        if not isinstance(item, WidgetItem) or not shows(item.widget, task_id):
+            raise NotFound(ITEM_NOT_FOUND)
+        try:
+            if action.type == COMPLETE:
+                line = TaskLine.of(door.tasks.set_completed(task_id, True))
+            else:
+                title = door.tasks.delete(task_id)
+                line = TaskLine(id=task_id, title=title, gone=True)
+        except NotFound:
+            line = TaskLine(id=task_id, title="", gone=True)
+    context.thread, context.item, context.action = thread_of(row), item, line
+
+
+class TaskChatKitServer(ChatKitServer[ChatKitContext]):
+    """The SDK's server over `TaskStore`: `respond` is the chat turn, `action` redraws a
+    widget after `prepare` ran its write."""
+
+    def __init__(self, running: set[asyncio.Task[None]]) -> None:
+        super().__init__(TaskStore())
+        # The app's running turns (`app.state.chat_turns`): a turn outlives its stream.
+        self._running = running
+
+    async def respond(
+        self,
+        thread: ThreadMetadata,
+        input_user_message: UserMessageItem | None,
+        context: ChatKitContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        plan: TurnPlan = context.turn
+        if input_user_message is None:
+            return
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def emit(event: str, data: Any) -> None:
+            queue.put_nowait((event, data))
+
+        async def work() -> None:
+            try:
+                emit(
+                    "done",
+                    await turn.run(plan.model, context.caller, plan.start, plan.message, emit),
+                )
+            except Exception as exc:  # every failure is the stream's last event
+                emit("error", exc)
+
+        task = asyncio.create_task(work())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        reply = AssistantMessageItem(
+            id=answer_id(input_user_message.id), thread_id=thread.id, created_at=now(), content=[]
+        )
+        started = False
+        while True:
+            event, data = await queue.get()
+            if thread.title != context.thread_title and event != "error":
+                # The stored title (a new thread's, given by `prepare`), told to the client:
+                # the SDK sends `thread.updated` after this event (its store has it already).
+                thread.title = context.thread_title
+            if event == "delta":
+                if not started:
+                    started = True
+                    yield ThreadItemAddedEvent(item=reply)
+                    yield ThreadItemUpdatedEvent(
+                        item_id=reply.id,
+                        update=AssistantMessageContentPartAdded(
+                            content_index=0, content=AssistantMessageContent(text="")
+                        ),
+                    )
+                yield ThreadItemUpdatedEvent(
+                    item_id=reply.id,
+                    update=AssistantMessageContentPartTextDelta(
+                        content_index=0, delta=data["text"]
+                    ),
+                )
+            elif event == "tool_call_end":
+                widget = await widget_for(context.caller, data)
+                if widget is not None:
+                    yield ThreadItemDoneEvent(
+                        item=WidgetItem(
+                            id=random_id("widget"),
+                            thread_id=thread.id,
+                            created_at=now(),
+                            widget=widget,
+                        )
+                    )
+            elif event == "done":
+                text = data.response
+                yield ThreadItemDoneEvent(
+                    item=reply.model_copy(update={"content": [AssistantMessageContent(text=text)]})
+                )
+                return
+            elif event == "error":
+                parts = describe(data)
+                context.outcome[OUTCOME_STATUS_KEY] = parts.status
+                yield ErrorEvent(
+                    code="custom", message=f"{parts.message} ({parts.code})", allow_retry=True
+                )
+                return
+
+    async def action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: ChatKitContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        line: TaskLine = context.action
+        if sender is None:  # `prepare` refuses an action without its widget
+            return
+        widget = redraw_widget(sender.widget, line.id, line)
+        yield ThreadItemReplacedEvent(item=sender.model_copy(update={"widget": widget}))
+        if line.gone:
+            yield NoticeEvent(level="info", message="That task no longer exists.")
+
+    async def handle_stream_cancelled(
+        self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: ChatKitContext
+    ) -> None:
+        """A client that goes away stops hearing the turn, not the turn: it runs on and
+        stores its answer (as on /api/chat), so there is nothing to keep or undo here."""
+
+
+async def widget_for(caller: Caller, call: dict[str, Any]) -> Any:
+    """The task widget a tool call shows (None: it shows none). A change reports only the
+    task's id: the task is read for its row (`get_task`, the caller's, as the tool would)."""
+    found = tasks_of_call(call)
+    if found is None:
+        return None
+    lines: list[TaskLine] = []
+    for entry in found:
+        if isinstance(entry, TaskLine):
+            lines.append(entry)
+            continue
+        try:
+            result = await anyio.to_thread.run_sync(run_tool, _GET_TASK, caller, {"task_id": entry})
+        except Exception:  # deleted since, or the database: the call shows no widget
+            return None
+        if not isinstance(result.structured_content, dict):
+            return None
+        lines.append(TaskLine.of(result.structured_content))
+    return task_widget(lines)

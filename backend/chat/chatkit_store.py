@@ -1,0 +1,263 @@
+"""ChatKit's `Store` over our tables (specs/chat.md, "ChatKit"): threads are conversations,
+user and assistant messages are `messages` rows (written by the chat turn, as for
+`/api/chat`: this store never writes one), other items are `chatkit_items` rows.
+
+Every method runs in a worker thread (psycopg2 blocks) inside a `UnitOfWork` of the caller
+the route verified (`ChatKitContext.caller`), so every statement is scoped to that caller:
+`items.list` or a delete naming another user's thread finds nothing, as a missing one. The
+route checks the thread's owner before the SDK runs (and preloads it into the context), so a
+missing thread is our 404 before anything streams.
+
+Ids are the rows' `public_id`s (migration 0025: 122 random bits from the database); what the
+SDK asks this store to generate is as random (`secrets`), never its 32-bit defaults.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from chatkit.store import Store, StoreItemType
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageItem,
+    Attachment,
+    InferenceOptions,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+    UserMessageItem,
+    UserMessageTextContent,
+    WidgetItem,
+)
+from chatkit.widgets import DynamicWidgetRoot
+from pydantic import TypeAdapter
+
+from backend.errors import InvalidRequest
+from backend.mcp.server import Caller
+from backend.services.rate_limits import HeaderSink
+from backend.services.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+_ITEM = TypeAdapter[ThreadItem](ThreadItem)
+_PREFIXES: dict[str, str] = {
+    "thread": "thr",
+    "message": "itm",
+    "widget": "wdg",
+    "tool_call": "tc",
+    "task": "tsk",
+    "workflow": "wf",
+    "attachment": "atc",
+    "sdk_hidden_context": "shcx",
+}
+ATTACHMENTS_UNSUPPORTED = "Attachments are not supported by this server"
+
+
+def random_id(kind: str) -> str:
+    """A new item id: its kind's prefix and 128 random bits."""
+    return f"{_PREFIXES.get(kind, 'itm')}_{secrets.token_hex(16)}"
+
+
+@dataclass
+class ChatKitContext:
+    """One `/api/chatkit` request, as the route prepared it."""
+
+    caller: Caller
+    headers: HeaderSink
+    # The caller's thread this request names, its owner checked (None: a new thread).
+    thread: ThreadMetadata | None = None
+    # The item a custom action names (a widget), its owner checked.
+    item: ThreadItem | None = None
+    # A turn: the user message the chat turn stored (its ChatKit id), and the turn.
+    user_item_id: str | None = None
+    turn: Any = None
+    # A custom action's outcome: what the widget's row shows now.
+    action: Any = None
+    # The request's state: where a stream that fails leaves its error's status, for the
+    # access line and the metrics (the HTTP answer was 200 when it began).
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def thread_title(self) -> str | None:
+        return self.thread.title if self.thread is not None else None
+
+    def work(self, *, counts_write: bool = False) -> UnitOfWork:
+        caller = self.caller
+        return UnitOfWork(
+            caller.engine,
+            caller.settings,
+            claims=caller.claims,
+            counts_write=counts_write,
+            client_ip=caller.client_ip,
+            response_headers=self.headers,
+        )
+
+
+def thread_of(row: Any) -> ThreadMetadata:
+    return ThreadMetadata(id=row.public_id, title=row.title, created_at=row.created_at)
+
+
+def item_of(thread_id: str, row: Any) -> ThreadItem | None:
+    """A stored row as ChatKit's item (None: a failed turn's empty answer, not shown)."""
+    created = row.created_at
+    if row.kind == "user":
+        return UserMessageItem(
+            id=row.public_id,
+            thread_id=thread_id,
+            created_at=created,
+            content=[UserMessageTextContent(text=row.content)],
+            inference_options=InferenceOptions(),
+        )
+    if row.kind == "assistant":
+        if not row.content:
+            return None
+        return AssistantMessageItem(
+            id=row.public_id,
+            thread_id=thread_id,
+            created_at=created,
+            content=[AssistantMessageContent(text=row.content)],
+        )
+    body = {**row.item, "id": row.public_id, "thread_id": thread_id}
+    if body.get("type") == "widget":
+        # As a dynamic widget: the SDK's named widget classes are deprecated.
+        body["widget"] = DynamicWidgetRoot.model_validate(body.get("widget") or {})
+        return WidgetItem.model_validate(body)
+    return _ITEM.validate_python(body)
+
+
+def items_page(thread_id: str, rows: list[Any], more: bool) -> Page[ThreadItem]:
+    items = [item for row in rows if (item := item_of(thread_id, row)) is not None]
+    return Page(data=items, has_more=more, after=rows[-1].public_id if rows and more else None)
+
+
+async def _in_thread(function: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(function)
+
+
+class TaskStore(Store[ChatKitContext]):
+    """The store `ChatKitServer` writes a turn's items to and reads threads from."""
+
+    def generate_thread_id(self, context: ChatKitContext) -> str:
+        # A new thread is the conversation the turn already started (the route's `begin`).
+        if context.thread is None:
+            raise RuntimeError("a new thread's conversation is started by the route")
+        return context.thread.id
+
+    def generate_item_id(
+        self, item_type: StoreItemType, thread: ThreadMetadata, context: ChatKitContext
+    ) -> str:
+        # The user message the turn stored: the SDK builds its item with this id.
+        if item_type == "message" and context.user_item_id is not None:
+            item_id, context.user_item_id = context.user_item_id, None
+            return item_id
+        return random_id(item_type)
+
+    async def load_thread(self, thread_id: str, context: ChatKitContext) -> ThreadMetadata:
+        if context.thread is not None and context.thread.id == thread_id:
+            return context.thread
+
+        def load() -> ThreadMetadata:
+            with context.work() as work:
+                return thread_of(work.chatkit.thread(thread_id))
+
+        return await _in_thread(load)
+
+    async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
+        known = context.thread
+        if known is not None and known.id == thread.id and thread.title in (None, known.title):
+            # The conversation exists (the turn started it, with its title): the SDK saves its
+            # own new thread untitled, and then the stored title `respond` told the client.
+            return
+
+        def save() -> None:
+            with context.work() as work:
+                work.chatkit.rename(thread.id, thread.title)
+
+        await _in_thread(save)
+        context.thread = thread.model_copy()
+
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: ChatKitContext
+    ) -> Page[ThreadItem]:
+        def load() -> Page[ThreadItem]:
+            with context.work() as work:
+                rows, more = work.chatkit.items(thread_id, limit, after, order)
+            return items_page(thread_id, rows, more)
+
+        return await _in_thread(load)
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: ChatKitContext
+    ) -> Page[ThreadMetadata]:
+        def load() -> Page[ThreadMetadata]:
+            with context.work() as work:
+                rows, more = work.chatkit.threads(limit, after, order)
+            threads = [thread_of(row) for row in rows]
+            return Page(data=threads, has_more=more, after=threads[-1].id if more else None)
+
+        return await _in_thread(load)
+
+    async def add_thread_item(
+        self, thread_id: str, item: ThreadItem, context: ChatKitContext
+    ) -> None:
+        await self.save_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: ChatKitContext) -> None:
+        if isinstance(item, UserMessageItem | AssistantMessageItem):
+            return  # a message: the chat turn stores it (one history with /api/chat)
+        body = item.model_dump(mode="json", exclude={"id", "thread_id"})
+
+        def save() -> None:
+            with context.work() as work:
+                work.chatkit.save_item(thread_id, item.id, body)
+
+        await _in_thread(save)
+
+    async def load_item(self, thread_id: str, item_id: str, context: ChatKitContext) -> ThreadItem:
+        if context.item is not None and context.item.id == item_id:
+            return context.item
+
+        def load() -> ThreadItem:
+            with context.work() as work:
+                row = work.chatkit.item(thread_id, item_id)
+            item = item_of(thread_id, row)
+            if item is None:
+                raise InvalidRequest.at("params.item_id", "This item has no content")
+            return item
+
+        return await _in_thread(load)
+
+    async def delete_thread(self, thread_id: str, context: ChatKitContext) -> None:
+        def delete() -> None:
+            with context.work(counts_write=True) as work:
+                work.chatkit.delete(thread_id)
+
+        await _in_thread(delete)
+
+    async def delete_thread_item(
+        self, thread_id: str, item_id: str, context: ChatKitContext
+    ) -> None:
+        # A retry removes what followed the retried message: widgets and other items go; the
+        # messages stay (the retry of a turn replaces its answer, as on /api/chat).
+        def delete() -> None:
+            with context.work() as work:
+                work.chatkit.delete_item(thread_id, item_id)
+
+        await _in_thread(delete)
+
+    async def save_attachment(self, attachment: Attachment, context: ChatKitContext) -> None:
+        raise InvalidRequest.at("params.input.attachments", ATTACHMENTS_UNSUPPORTED)
+
+    async def load_attachment(self, attachment_id: str, context: ChatKitContext) -> Attachment:
+        raise InvalidRequest.at("params.input.attachments", ATTACHMENTS_UNSUPPORTED)
+
+    async def delete_attachment(self, attachment_id: str, context: ChatKitContext) -> None:
+        raise InvalidRequest.at("params.attachment_id", ATTACHMENTS_UNSUPPORTED)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

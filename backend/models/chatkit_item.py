@@ -1,0 +1,56 @@
+"""What ChatKit shows in a thread that is not a message (migration 0025, specs/chat.md
+"ChatKit"): widgets and hidden context, each a ChatKit item as JSON, per user."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+
+class ChatKitItem(SQLModel, table=True):
+    __tablename__ = "chatkit_items"
+    __table_args__ = (
+        UniqueConstraint("user_id", "id"),
+        UniqueConstraint("public_id", name="uq_chatkit_items_public_id"),
+        ForeignKeyConstraint(
+            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_chatkit_items_user_id_users"
+        ),
+        ForeignKeyConstraint(
+            ["user_id", "conversation_id"],
+            ["conversations.user_id", "conversations.id"],
+            ondelete="CASCADE",
+            name="fk_chatkit_items_user_id_conversation_id_conversations",
+        ),
+        Index("ix_chatkit_items_user_id_conversation_id_id", "user_id", "conversation_id", "id"),
+    )
+
+    # Drawn from the messages' sequence: a thread's messages and items sort together.
+    id: int | None = SQLField(
+        default=None,
+        sa_column=Column(
+            BigInteger, primary_key=True, server_default=text("nextval('messages_id_seq')")
+        ),
+    )
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    public_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    item: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
