@@ -171,6 +171,8 @@ def check_mcp(out: str) -> None:
 def check_chat(out: str) -> None:
     assert '{"data":[]' in out  # a new user has no conversations
     assert "HTTP/1.1 503 " in out and "CHAT_NOT_CONFIGURED" in out
+    # ChatKit's threads.list, served without a model: no threads yet.
+    assert bodies(out).count([]) == 2 and '"has_more":false' in out
 
 
 def check_events(out: str) -> None:
