@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,10 +41,10 @@ def cmd_docs(args: argparse.Namespace) -> int:
     # Material's banner about MkDocs 2 says nothing about this site.
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     print(f"documentation at http://{args.host}:{args.port}/ (Ctrl+C to stop)", file=sys.stderr)
-    try:
-        return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
-    except KeyboardInterrupt:
-        return 0
+    # MkDocs takes this process's place, so a signal that stops `docs` stops the server too
+    # (as a child it outlived a SIGTERM sent to its parent).
+    os.chdir(ROOT)
+    os.execve(sys.executable, command, env)  # noqa: S606
 
 
 def add_docs(sub: Subcommands) -> None:
