@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from backend.api import openapi
-from backend.api.door import document_security
+from backend.api.deps import document_security
 from backend.api.errors import install_error_handlers
 from backend.api.middleware import EdgeMiddleware
 from backend.api.routes import api_router

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from backend.contracts.tasks import move_placement
 from backend.db.engine import libpq_url, normalize_url
 from backend.db.migrations import migrate_up
+from backend.db.scope import OWNER
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
 from backend.services import TaskService
-from backend.services.scope import OWNER
 from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
 from backend.services.task_statements import SUBTREE, move_statements
 from backend.services.task_tree import Placement

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import Engine, text
 
-from backend.api.door import door
+from backend.api.deps import door
 from backend.config import Settings
 from backend.main import create_app
 from tests.conftest import Account, api_routes

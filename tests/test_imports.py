@@ -249,7 +249,7 @@ def test_contracts_import_no_web_framework() -> None:
 def test_import_scan_sees_every_kind_of_import() -> None:
     source = (
         "from typing import TYPE_CHECKING\n"
-        "import backend.api.door\n"
+        "import backend.api.deps\n"
         "from .errors import envelope\n"
         "if TYPE_CHECKING:\n"
         "    from backend.api import responses\n"
@@ -257,7 +257,7 @@ def test_import_scan_sees_every_kind_of_import() -> None:
         "    from backend.api.routes.tasks import ListParams\n"
     )
     assert {
-        "backend.api.door",
+        "backend.api.deps",
         "backend.mcp.errors",
         "backend.api.responses",
         "backend.api.routes.tasks",

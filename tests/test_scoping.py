@@ -22,9 +22,10 @@ from sqlalchemy import (
 )
 from sqlmodel import col
 
+from backend.db.scope import OWNER, Scoped, Unscoped, owned, scoped_tables, unscoped
+from backend.db.sender import Sender
+from backend.db.unit_of_work import CALLER_KEY
 from backend.models import Task
-from backend.services.scope import OWNER, Scoped, Unscoped, owned, scoped_tables, unscoped
-from backend.services.unit_of_work import CALLER_KEY
 from tests import scoping
 from tests.conftest import Account
 
@@ -194,7 +195,7 @@ _CTE_UPDATE_UNOWNED = update(Task).values(title="x").returning(col(Task.id)).cte
 def test_the_executor_refuses_an_unscoped_statement(db_engine: Engine, statement: Any) -> None:
     # Refused before it reaches the database: a service cannot run one by mistake.
     with db_engine.connect() as conn, pytest.raises(Unscoped):
-        Scoped(conn, CALLER)._run(statement)
+        Scoped(Sender(conn, ""), CALLER)._read(statement)
 
 
 @pytest.mark.parametrize(
@@ -231,7 +232,7 @@ def test_the_runtime_check_accepts_scoped_shapes(statement: Any) -> None:
 def test_the_executor_runs_a_scoped_statement(db_engine: Engine) -> None:
     with db_engine.connect() as conn:
         count = owned(select(func.count()).select_from(Task), col(Task.user_id))
-        assert Scoped(conn, CALLER)._run(count).scalar() == 0
+        assert Scoped(Sender(conn, ""), CALLER)._read(count).scalar() == 0
 
 
 def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engine) -> None:
@@ -240,32 +241,30 @@ def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engi
     scoped = owned(select(col(Task.id)), col(Task.user_id)).where(col(Task.id) == 1)
     literal = select(col(Task.id)).where(col(Task.user_id) == CALLER, col(Task.id) == 1)
     with db_engine.connect() as conn:
-        service = Scoped(conn, CALLER)
+        service = Scoped(Sender(conn, ""), CALLER)
         for _ in range(2):
-            assert service._run(scoped).all() == []
+            assert service._read(scoped).all() == []
             with pytest.raises(Unscoped):
-                service._run(literal)
+                service._read(literal)
 
 
-# Every function under backend/ that sends a statement itself (not through `Scoped._run` and
+# Every function under backend/ that sends a statement itself (not through `Scoped._read` and
 # its siblings), as (module, function), and why it may: it is the executor, or it runs outside a
 # caller's request, or over no per-user table. Nothing is exempt by class: a new method that
 # sends a statement fails the test below until it is listed here with its reason.
 OUTSIDE_THE_EXECUTOR = {
-    ("backend.services.scope", "Scoped._run"): "the executor: checks, then binds :owner",
-    ("backend.services.scope", "Scoped._run_last"): "the executor: checks, then finishes",
-    ("backend.services.scope", "Scoped._run_last_or_stored"): (
-        "the executor: checks both, then finishes"
-    ),
-    ("backend.services.scope", "Scoped._run_steps"): "the executor: checks every step first",
-    ("backend.services.scope", "Scoped._run_ahead"): "the executor: checks, then sends ahead",
-    ("backend.services.scope", "Scoped._run_at_commit"): "the executor: checks, then defers",
-    ("backend.db.engine", "finish"): "the engine: sends what the executor checked and rendered",
-    ("backend.db.engine", "begin_again"): "the engine: queues the unit of work's own entry",
-    ("backend.db.engine", "inline"): "the engine: renders a checked statement's parameters",
-    ("backend.db.engine", "send_ahead"): "the engine: renders a statement the executor checked",
-    ("backend.db.engine", "defer_to_commit"): "the engine: renders a checked statement",
-    ("backend.db.engine", "_set_transaction_locals"): "the engine: SET LOCAL, no table",
+    ("backend.db.scope", "Scoped._read"): "the executor: checks, then binds :owner",
+    ("backend.db.scope", "Scoped._write"): "the executor: checks (its `then` too), then binds",
+    ("backend.db.scope", "Scoped._write_or_stored"): "the executor: checks both, then sends",
+    ("backend.db.scope", "Scoped._steps"): "the executor: checks every step first",
+    ("backend.db.scope", "Scoped._ahead"): "the executor: checks, then sends ahead",
+    ("backend.db.scope", "Scoped._at_commit"): "the executor: checks, then queues",
+    ("backend.db.sender", "Sender.ahead"): "the sender: renders a statement the executor checked",
+    ("backend.db.sender", "Sender.at_commit"): "the sender: renders a checked statement",
+    ("backend.db.sender", "Sender.commit"): "the sender: COMMIT with what was queued (checked)",
+    ("backend.db.sender", "Sender.send_entry"): "the sender: the caller's entry, no table",
+    ("backend.db.sender", "Sender._send"): "the sender: sends what the executor checked",
+    ("backend.db.sender", "inline"): "the sender: renders a checked statement's parameters",
     ("backend.db.engine", "_learn_server_clock"): "the engine: the server's clock, no table",
     ("backend.db.deadline", "BreakerPool.connect"): "the pool: a new connection's probe",
     ("backend.db.preflight", "probe"): "startup: the database answers, before any request",
@@ -281,11 +280,9 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",
     ("backend.services.rate_limits", "RateLimiter._hit"): "counters keyed by token subject "
     "or IP, before an account is read",
-    ("backend.services.unit_of_work", "UnitOfWork._enter_as"): "the caller's entry, sent "
-    "with the route's first statement",
-    ("backend.services.unit_of_work", "UnitOfWork._leave"): "COMMIT/ROLLBACK (with what was "
-    "deferred to it, checked when deferred)",
-    ("backend.services.unit_of_work", "UnitOfWork._refused"): "the write's recount after a "
+    ("backend.db.unit_of_work", "UnitOfWork._leave"): "COMMIT (with what was queued for it, "
+    "checked when queued), or the caller's entry alone",
+    ("backend.db.unit_of_work", "UnitOfWork._refused"): "the write's recount after a "
     "refusal: the caller's counter, no per-user table",
     ("backend.services.users", "UserService._provision"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.delete"): "the accounts table (no user_id)",
@@ -295,20 +292,14 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.services.users", "UserService.resolve_id"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.revoke_tokens"): "the accounts table (no user_id)",
 }
-# A connection's (or cursor's) ways to run a statement: `self._run(...).scalar()` reads a
+# A connection's (or cursor's) ways to run a statement: `self._read(...).scalar()` reads a
 # result, so a call on a call's result is not one; a connection or cursor is a name.
 _EXECUTING = {"execute", "exec_driver_sql", "scalar", "scalars"}
-# The engine's ways to send (or render for sending) a statement, in its own message or in
-# another statement's: any call of these names is a send.
-_SENDING = {
-    "finish",
-    "render",
-    "inline",
-    "send_ahead",
-    "defer_to_commit",
-    "send_with_next_statement",
-    "mogrify",
-}
+# Ways to send (or render for sending) a statement, in its own message or in another
+# statement's: any call of these names is a send, as is any call on a `Sender` (`send`).
+_SENDING = {"render", "inline", "mogrify"}
+_SENDERS = {"send", "_send"}
+_SENDER_SENDS = {"read", "write", "steps", "ahead", "at_commit", "commit", "send_entry"}
 
 
 def _sends(node: Any) -> bool:
@@ -320,6 +311,9 @@ def _sends(node: Any) -> bool:
     name = getattr(function, "attr", getattr(function, "id", None))
     if name in _SENDING:
         return True
+    target = getattr(function, "value", None)
+    if getattr(target, "attr", getattr(target, "id", None)) in _SENDERS:
+        return name in _SENDER_SENDS
     return (
         isinstance(function, ast.Attribute)
         and name in _EXECUTING
@@ -356,8 +350,8 @@ def _executing_code() -> set[tuple[str, str]]:
 def test_services_run_statements_only_through_the_executor() -> None:
     found = _executing_code()
     assert found <= set(OUTSIDE_THE_EXECUTOR), (
-        "statements run outside Scoped._run (build them with owned() and run them with "
-        f"self._run): {sorted(found - set(OUTSIDE_THE_EXECUTOR))}"
+        "statements run outside Scoped._read/_write (build them with owned() and send them "
+        f"with self._read or self._write): {sorted(found - set(OUTSIDE_THE_EXECUTOR))}"
     )
     assert found == set(OUTSIDE_THE_EXECUTOR), (
         f"no longer executing, drop: {sorted(set(OUTSIDE_THE_EXECUTOR) - found)}"

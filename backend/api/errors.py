@@ -92,7 +92,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
     # A write refused for its input still counts against the caller's write limit; over the
-    # limit, the answer is the 429 (backend/api/door.py put the unit of work here).
+    # limit, the answer is the 429 (backend/api/deps.py put the unit of work here).
     work = getattr(request.state, "unit_of_work", None)
     if work is not None:
         try:

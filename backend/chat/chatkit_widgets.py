@@ -38,7 +38,7 @@ class TaskLine:
     @classmethod
     def of(cls, task: Any) -> TaskLine:
         """From a task as a tool or a service returns it (a dict or a row)."""
-        fields: dict[str, Any] = task if isinstance(task, dict) else vars(task)
+        fields: dict[str, Any] = task if isinstance(task, dict) else dict(task._mapping)
         return cls(
             id=int(fields["id"]),
             title=str(fields["title"]),

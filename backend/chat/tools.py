@@ -23,6 +23,7 @@ import anyio.to_thread
 from agents import FunctionTool, RunContextWrapper
 from mcp_types import CallToolResult
 
+from backend.db.unit_of_work import UnitOfWork
 from backend.error_mapping import describe
 from backend.errors import ChatProviderError, InvalidRequest
 from backend.mcp.errors import envelope
@@ -34,7 +35,6 @@ from backend.models.conversation import (
     storable,
     stored_call,
 )
-from backend.services.unit_of_work import UnitOfWork
 
 # The tools the agent gets: the published contract's five, and the reads and the reopen that
 # let it answer questions and undo a completion. Lists are managed elsewhere (REST, MCP): a

@@ -27,12 +27,12 @@ from agents.models.interface import Model
 from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
 from backend.chat.tools import Emit, Ledger
 from backend.config import Settings
+from backend.db.unit_of_work import UnitOfWork
 from backend.error_mapping import describe
 from backend.errors import AppError, ChatNotConfigured, NotFound
 from backend.mcp.server import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
 from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
-from backend.services.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)

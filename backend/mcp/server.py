@@ -29,11 +29,11 @@ from sqlalchemy import Engine
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.db.unit_of_work import UnitOfWork
 from backend.error_mapping import describe
 from backend.errors import NotFound, Unauthorized
 from backend.mcp.errors import envelope
 from backend.mcp.tools import TOOLS, Tool
-from backend.services.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 

@@ -49,6 +49,7 @@ from backend.contracts.tasks import (
     USER_ID_MIN_LENGTH,
     stats_public,
 )
+from backend.db.unit_of_work import UnitOfWork
 from backend.models import (
     Priority,
     TaskCreate,
@@ -76,7 +77,6 @@ from backend.models.task_list import (
 )
 from backend.models.task_ops import TaskStatsPublic
 from backend.services.task_listing import TaskListQuery
-from backend.services.unit_of_work import UnitOfWork
 
 USER_ID_DESCRIPTION = (
     "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "

@@ -19,10 +19,10 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Engine, Integer, and_, bindparam, func, select, text, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from backend.db.scope import Scoped, owned
 from backend.errors import CursorExpired
 from backend.models import TaskEvent, TaskEventsPruned
 from backend.models.task_event import REMINDER
-from backend.services.scope import Scoped, owned
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _P = TaskEventsPruned.__table__.c  # type: ignore[attr-defined]
@@ -92,7 +92,7 @@ class ChangeFeed(Scoped):
     def page(self, after: int | None, limit: int) -> ChangePage:
         """Up to `limit` changes after position `after` (from the oldest retained without
         one). Raises `CursorExpired` when changes after `after` have been pruned."""
-        rows = self._run(_PAGE, after=after, limit=limit + 1).all()
+        rows = self._read(_PAGE, after=after, limit=limit + 1).all()
         through = int(rows[0].through)
         # Read in the page's snapshot: a prune that removed part of it is seen.
         if after is not None and through > after:

@@ -28,11 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from backend.db.scope import OWNER, Scoped, owned
 from backend.errors import NotFound
 from backend.models.chatkit_item import ChatKitItem
 from backend.models.conversation import Conversation, Message
 from backend.services.conversations import CONVERSATION_NOT_FOUND
-from backend.services.scope import OWNER, Scoped, owned
 
 ITEM_NOT_FOUND = "Item not found"
 
@@ -176,7 +176,7 @@ class ChatKitService(Scoped):
     def started(self, conversation_id: int, message_id: int, title: str | None) -> Any:
         """A turn's thread (by its conversation's number), titled `title` if it has no title
         yet, and its user message's ChatKit id (`message_public_id`): one statement."""
-        row = self._run(
+        row = self._write(
             _STARTED, conversation=conversation_id, message=message_id, title=title
         ).first()
         if row is None:
@@ -185,7 +185,7 @@ class ChatKitService(Scoped):
 
     def thread(self, thread_id: str) -> Any:
         """The caller's thread `thread_id` (its conversation), or the 404 of a missing one."""
-        row = self._run(_BY_ID, thread=thread_id).first()
+        row = self._read(_BY_ID, thread=thread_id).first()
         if row is None:
             raise NotFound(CONVERSATION_NOT_FOUND)
         return row
@@ -204,18 +204,18 @@ class ChatKitService(Scoped):
                 select(_C.updated_at, _C.id).where(_C.public_id == _THREAD), _C.user_id
             ).scalar_subquery()
             statement = statement.where(key < anchor if order == "desc" else key > anchor)
-        rows = list(self._run(statement, thread=after).all())
+        rows = list(self._read(statement, thread=after).all())
         return rows[:limit], len(rows) > limit
 
     def rename(self, thread_id: str, title: str | None) -> Any:
-        rows = self._run_last(_RENAME, thread=thread_id, title=title)
+        rows = self._write(_RENAME, thread=thread_id, title=title, last=True)
         if not rows:
             raise NotFound(CONVERSATION_NOT_FOUND)
         return rows[0]
 
     def delete(self, thread_id: str) -> None:
         """Delete a thread: its conversation, messages and items."""
-        if not self._run_last(_DELETE, thread=thread_id):
+        if not self._write(_DELETE, thread=thread_id, last=True):
             raise NotFound(CONVERSATION_NOT_FOUND)
 
     def items(
@@ -224,20 +224,20 @@ class ChatKitService(Scoped):
         """A page of a thread's items (messages and the rest) in `order`, after the item
         `after`; whether more follow."""
         statement = _PAGES[(order, after is not None)]
-        rows = list(self._run(statement, thread=thread_id, item=after, limit=limit + 1).all())
+        rows = list(self._read(statement, thread=thread_id, item=after, limit=limit + 1).all())
         return rows[:limit], len(rows) > limit
 
     def item(self, thread_id: str, item_id: str) -> Any:
         """One item of the caller's thread, or `Item not found`."""
-        row = self._run(_ONE, thread=thread_id, item=item_id).first()
+        row = self._read(_ONE, thread=thread_id, item=item_id).first()
         if row is None:
             raise NotFound(ITEM_NOT_FOUND)
         return row
 
     def save_item(self, thread_id: str, item_id: str, body: dict[str, Any]) -> None:
         """Store (or replace) an item that is not a message, in the caller's thread."""
-        self._run(_UPSERT_ITEM, thread=thread_id, item=item_id, body=body)
+        self._write(_UPSERT_ITEM, thread=thread_id, item=item_id, body=body)
 
     def delete_item(self, thread_id: str, item_id: str) -> None:
         """Delete an item that is not a message (messages stay: one history for both)."""
-        self._run(_DELETE_ITEM, thread=thread_id, item=item_id)
+        self._write(_DELETE_ITEM, thread=thread_id, item=item_id)

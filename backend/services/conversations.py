@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from backend.db.scope import OWNER, Scoped, owned
 from backend.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch, NotFound
 from backend.models.conversation import (
     ANSWER_MAX_CHARS,
@@ -40,7 +41,6 @@ from backend.models.conversation import (
     clean_text,
     stored_call,
 )
-from backend.services.scope import OWNER, Scoped, owned
 
 CONVERSATION_NOT_FOUND = "Conversation not found"
 
@@ -201,23 +201,23 @@ class ConversationService(Scoped):
         answer, or (it failed) its message again with the calls that committed; while the
         first attempt may still be running (`running_for`), `IdempotencyKeyInUse`."""
         if key is not None:
-            earlier = self._run(_BY_KEY, key=key).first()
+            earlier = self._read(_BY_KEY, key=key).first()
             if earlier is not None:
                 return self._retry(earlier, conversation_id, content, history_messages, running_for)
         if conversation_id is None:
-            conversation_id = int(self._run(_START).scalar_one())
+            conversation_id = int(self._write(_START).scalar_one())
             history: Sequence[Any] = ()
         else:
-            if self._run(_TOUCH, conversation_id=conversation_id).first() is None:
+            if self._write(_TOUCH, conversation_id=conversation_id).first() is None:
                 raise NotFound(CONVERSATION_NOT_FOUND)
             history = self._history(conversation_id, 2**63 - 1, history_messages)
-        added = self._run(
+        added = self._write(
             _ADD_MESSAGE, conversation_id=conversation_id, content=content, key=key
         ).one()
         message_id, held = added.id, added.created_at
         # Answered from the start, by the record the turn replaces: it commits with the message
         # (its `created_at` is the message's, `held`).
-        self._run_at_commit(_PROVISIONAL, conversation_id=conversation_id, message_id=message_id)
+        self._at_commit(_PROVISIONAL, conversation_id=conversation_id, message_id=message_id)
         return TurnStart(int(conversation_id), int(message_id), held, history)
 
     def _retry(
@@ -230,17 +230,17 @@ class ConversationService(Scoped):
     ) -> TurnStart:
         if earlier.content != content or conversation_id not in (None, earlier.conversation_id):
             raise IdempotencyKeyMismatch()
-        reply = self._run(_REPLY, reply_to=earlier.id).first()
+        reply = self._read(_REPLY, reply_to=earlier.id).first()
         conversation, message = int(earlier.conversation_id), int(earlier.id)
         history = self._history(earlier.conversation_id, earlier.id, history_messages)
         if reply is None:
             # Stored before turns kept a record from the start: the first attempt is running,
             # or died without a word; after the longest a turn may run, it is retried (by
             # one retry: another one racing it finds the record taken).
-            age = self._run(select(func.now())).scalar_one() - earlier.created_at
+            age = self._read(select(func.now())).scalar_one() - earlier.created_at
             if age < running_for:
                 raise IdempotencyKeyInUse()
-            held = self._run(
+            held = self._write(
                 _PROVISIONAL_ONCE, conversation_id=conversation, message_id=message
             ).scalar()
             if held is None:
@@ -249,7 +249,7 @@ class ConversationService(Scoped):
         if reply.error_code is None:
             return TurnStart(conversation, message, reply.created_at, (), answered=reply)
         # Failed, or unfinished: while an attempt holds the turn (its lease), it is in use.
-        claimed = self._run(
+        claimed = self._write(
             _CLAIM, message_id=message, seen=reply.created_at, lease=running_for
         ).scalar()
         if claimed is None:
@@ -265,12 +265,12 @@ class ConversationService(Scoped):
     def record_call(self, message_id: int, call: dict[str, Any]) -> None:
         """Keep a tool call that writes with the answer to `message_id`, in the transaction
         of its write (riding with its COMMIT): if the write commits, so does its record."""
-        self._run_at_commit(_RECORD_CALL, message_id=message_id, call=stored_call(call))
+        self._at_commit(_RECORD_CALL, message_id=message_id, call=stored_call(call))
 
     def _history(self, conversation_id: int, before: int, limit: int) -> Sequence[Any]:
         if limit <= 0:
             return ()
-        rows = self._run(
+        rows = self._read(
             _HISTORY, conversation_id=conversation_id, before=before, limit=limit
         ).all()
         return rows[::-1]
@@ -307,7 +307,7 @@ class ConversationService(Scoped):
         ).returning(*_MESSAGE_COLUMNS)
         # The conversation's activity in the same statement: one round trip, one transaction.
         touch = _TOUCH.cte("touched")
-        row = self._run(upsert.add_cte(touch), conversation_id=reply.conversation_id).first()
+        row = self._write(upsert.add_cte(touch), conversation_id=reply.conversation_id).first()
         if row is None:
             raise IdempotencyKeyInUse()
         return row
@@ -319,7 +319,7 @@ class ConversationService(Scoped):
         )
         if after is not None:
             statement = statement.where(tuple_(_C.updated_at, _C.id) < tuple_(*after))
-        rows = list(self._run(statement).all())
+        rows = list(self._read(statement).all())
         return rows[:limit], len(rows) > limit
 
     def messages(
@@ -335,12 +335,12 @@ class ConversationService(Scoped):
         )
         if after is not None:
             statement = statement.where(_M.id > after)
-        rows = list(self._run(statement, conversation_id=conversation_id).all())
-        if not rows and self._run(_EXISTS, conversation_id=conversation_id).first() is None:
+        rows = list(self._read(statement, conversation_id=conversation_id).all())
+        if not rows and self._read(_EXISTS, conversation_id=conversation_id).first() is None:
             raise NotFound(CONVERSATION_NOT_FOUND)
         return rows[:limit], len(rows) > limit
 
     def delete(self, conversation_id: int) -> None:
         """Delete a conversation and its messages."""
-        if not self._run_last(_DELETE, conversation_id=conversation_id):
+        if not self._write(_DELETE, conversation_id=conversation_id, last=True):
             raise NotFound(CONVERSATION_NOT_FOUND)

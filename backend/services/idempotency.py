@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, tuple_
+from sqlalchemy import Engine, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
-from backend.db.notices import Notices
+from backend.db.scope import OWNER, Scoped, Stmt, owned
+from backend.db.sender import Outcome, Sender
 from backend.errors import IdempotencyKeyMismatch
 from backend.models import IdempotencyKey
-from backend.services.scope import OWNER, Scoped, Stmt, owned
 
 # Expired rows deleted per recorded response: enough to outpace new keys, small enough to
 # cost a request nothing noticeable.
@@ -110,8 +110,8 @@ class IdempotencyService(Scoped):
     """The caller's Idempotency-Key records, on the request's connection (so a key's lock
     and record commit with the write they guard)."""
 
-    def __init__(self, connection: Connection, user_id: str, ttl_seconds: int) -> None:
-        super().__init__(connection, user_id)
+    def __init__(self, send: Sender, user_id: str, ttl_seconds: int) -> None:
+        super().__init__(send, user_id)
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def begin(self, key: str, request_fingerprint: str) -> None:
@@ -119,7 +119,7 @@ class IdempotencyService(Scoped):
         write that follows (whose answer then raises the check's refusal: `refused`). The
         record follows the write: the write cannot be the transaction's last statement."""
         self._hold_commit()
-        self._run_ahead(
+        self._ahead(
             _CHECK,
             key=key,
             lock=_lock_id(self.user_id, key),
@@ -127,14 +127,13 @@ class IdempotencyService(Scoped):
         )
 
     @staticmethod
-    def refused(said: Notices) -> None:
+    def refused(outcome: Outcome) -> None:
         """Raise what the key's check refused the request with, if it did: `Replayed` with
         the recorded response, or `IdempotencyKeyMismatch`."""
-        code = None if said.refusal is None else said.refusal.code
-        if code == _MISMATCH:
+        if outcome.refused == _MISMATCH:
             raise IdempotencyKeyMismatch()
-        if code == _REPLAY and said.replay is not None:
-            stored = said.replay
+        if outcome.refused == _REPLAY and outcome.replay is not None:
+            stored = outcome.replay
             raise Replayed(
                 StoredResponse(stored["status"], stored["body"], dict(stored["headers"]))
             )
@@ -155,13 +154,13 @@ class IdempotencyService(Scoped):
         statement = insert(IdempotencyKey).values(**values)
         updated = {k: statement.excluded[k] for k in values if k not in ("user_id", "key")}
         # Nobody reads either result: both ride with the COMMIT.
-        self._run_at_commit(
+        self._at_commit(
             statement.on_conflict_do_update(
                 index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
                 set_=updated,
             )
         )
-        self._run_at_commit(_expired_batch(PRUNE_BATCH, owned_only=True))
+        self._at_commit(_expired_batch(PRUNE_BATCH, owned_only=True))
 
 
 def prune_expired(engine: Engine, batch: int = 10_000) -> int:

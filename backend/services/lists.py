@@ -2,7 +2,7 @@
 
 Every statement is built with `owned` and run with `Scoped._run`, as in `TaskService`: another
 user's list is a list that does not exist. Each request is one statement, and a write
-commits itself in the same message (`_run_last`: one round trip): a list is read with its
+commits itself in the same message (`_write(last=True)`: one round trip): a list is read with its
 task counts, created with its limit and
 its name's uniqueness checked in the insert, changed with If-Match and the name checked in
 the update. A write that matched nothing reads why on its own (the failure path alone pays
@@ -18,7 +18,6 @@ from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
     BigInteger,
-    CursorResult,
     Text,
     any_,
     bindparam,
@@ -35,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from backend.db.scope import OWNER, Scoped, owned
+from backend.db.sender import Rows
 from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
 from backend.models import Task
 from backend.models.task_list import (
@@ -46,7 +47,6 @@ from backend.models.task_list import (
     TaskList,
     name_key,
 )
-from backend.services.scope import OWNER, Scoped, owned
 from backend.services.task_tree import place
 from backend.services.versions import VERSIONS, Expected, version_in
 
@@ -149,10 +149,10 @@ class _Target:
 class ListService(Scoped):
     def all(self) -> Sequence[ListRow]:
         """Every list of the caller's (at most LISTS_PER_USER), in their order."""
-        return cast(Sequence[ListRow], self._run(_ALL).all())
+        return cast(Sequence[ListRow], self._read(_ALL).all())
 
     def get(self, list_id: int) -> ListRow:
-        row = self._run(_GET, list_id=list_id).first()
+        row = self._read(_GET, list_id=list_id).first()
         if row is None:
             raise NotFound(LIST_NOT_FOUND)
         return cast(ListRow, row)
@@ -160,19 +160,19 @@ class ListService(Scoped):
     def named(self, name: str, *, field: str = "list") -> ListRow:
         """The caller's list by its name, as an agent says it (case ignored): an unknown name
         is an error that names the caller's lists."""
-        row = self._run(_NAMED, name_key=name_key(name)).first()
+        row = self._read(_NAMED, name_key=name_key(name)).first()
         if row is None:
-            raise unknown_list(self._run, name, field=field)
+            raise unknown_list(self._read, name, field=field)
         return cast(ListRow, row)
 
     def create(self, data: ListCreate) -> ListRow:
         key = name_key(data.name)
         # Each write is the request's last statement: it commits it (one round trip); a
         # refused one reads why afterwards.
-        rows = self._run_last(_CREATE, name=data.name, name_key=key, color=data.color)
+        rows = self._write(_CREATE, name=data.name, name_key=key, color=data.color, last=True)
         row = rows[0] if rows else None
         if row is None:
-            count, taken = tuple(self._run(_CREATE_REFUSAL, name_key=key).one())
+            count, taken = tuple(self._read(_CREATE_REFUSAL, name_key=key).one())
             if taken:
                 raise _name_taken(data.name)
             raise LimitReached(f"You have {count} lists, the most there can be ({LISTS_PER_USER})")
@@ -183,9 +183,9 @@ class ListService(Scoped):
     ) -> ListRow:
         """Rename or recolour the list `list_id` (or, for an agent, the one `named`)."""
         values = data.model_dump(exclude_unset=True)
-        return self._write(_Target(list_id, named), values, expected)
+        return self._change(_Target(list_id, named), values, expected)
 
-    def _write(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
+    def _change(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
         key = name_key(values["name"]) if "name" in values else None
         conditions: list[Any] = [target.condition, *version_in(_L.version, expected)]
         if key is not None:
@@ -202,7 +202,7 @@ class ListService(Scoped):
         binds: dict[str, Any] = dict(target.binds)
         if key is not None:
             binds["name_key"] = key
-        rows = self._run_last(statement, **binds)
+        rows = self._write(statement, **binds, last=True)
         row = rows[0] if rows else None
         if row is None:
             self._refuse_write(target, key, expected, values.get("name"))
@@ -212,11 +212,11 @@ class ListService(Scoped):
         self, target: _Target, key: str | None, expected: Expected, name: str | None
     ) -> NoReturn:
         """A write matched no list: say why (the failure path's own round trip)."""
-        found = self._run(target.refusal, **target.binds, name_key=key or "").first()
+        found = self._read(target.refusal, **target.binds, name_key=key or "").first()
         version, taken = (None, False) if found is None else tuple(found)
         if version is None:
             if target.name:
-                raise unknown_list(self._run, target.name, field="list")
+                raise unknown_list(self._read, target.name, field="list")
             raise NotFound(LIST_NOT_FOUND)
         if expected is not None and version not in expected:
             raise PreconditionFailed(LIST_CHANGED)
@@ -232,7 +232,7 @@ class ListService(Scoped):
         conditions = (target.condition, *version_in(_L.version, expected))
         binds = dict(target.binds)
         statement = _owned(delete(TaskList)).where(*conditions).returning(*LIST_VIEW)
-        rows = self._run_last(statement, **binds)
+        rows = self._write(statement, **binds, last=True)
         row = rows[0] if rows else None
         if row is None:
             self._refuse_write(target, None, expected, None)
@@ -254,11 +254,11 @@ class ListService(Scoped):
         binds: dict[str, Any] = {"list_id": list_id, "anchor_id": anchor_id}
         if expected is not None:
             binds["versions"] = sorted(expected)
-        rows = self._run_last(statement, **binds)
+        rows = self._write(statement, **binds, last=True)
         moved = next((row for row in rows if row.id == list_id), None)
         if moved is not None:
             return cast(ListRow, moved)
-        reason = self._run(refusal, **binds).scalar()
+        reason = self._read(refusal, **binds).scalar()
         if reason == "list":
             raise NotFound(LIST_NOT_FOUND)
         if reason == "stale":
@@ -304,7 +304,7 @@ def _move_statement(anchor: str, *, checked: bool) -> tuple[Any, Any]:
     return statement, select(refusal)
 
 
-def unknown_list(run: Callable[..., CursorResult[Any]], name: str, *, field: str) -> NotFound:
+def unknown_list(run: Callable[..., Rows], name: str, *, field: str) -> NotFound:
     """The error for a list named by a name the caller has no list by: it names theirs (up to
     30, read with the service's `run`, `Scoped._run`), so an agent can pick one."""
     names: Sequence[str] = list(run(_LIST_NAMES).scalars())

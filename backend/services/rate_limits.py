@@ -29,7 +29,6 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 
 from backend.config import Settings
-from backend.db.notices import Notices
 from backend.errors import RateLimited
 
 # One statement for all the policies a request touches (migration 0014, `task_api_hit`: keys
@@ -199,8 +198,9 @@ class RateLimiter:
 @dataclass(frozen=True)
 class WriteCount:
     """One write's count against the caller's write limit, made by another statement: the
-    caller's entry (`task_api_enter`, which reports it in a notice), or `recount` after a
-    rolled-back transaction took that count with it (a refused or failing write still counts)."""
+    caller's entry (`task_api_enter`, reported in the answer's outcome columns), or `recount`
+    after a rolled-back transaction took that count with it (a refused or failing write still
+    counts)."""
 
     limiter: RateLimiter
     policy: Policy
@@ -214,12 +214,10 @@ class WriteCount:
             "clean": _clean_up(),
         }
 
-    def settle(self, said: Notices) -> None:
-        """The count the entry reported (`task_api_rate_limit <hits> <reset>`, read by
-        backend/db/notices.py): headers, or `RateLimited`, as for any other count."""
-        if said.count is not None:
-            hits, reset = said.count
-            self.limiter._settle(Outcome((Usage(self.policy, hits, reset),)))
+    def settle(self, hits: int, reset: int) -> None:
+        """The count the entry reported (the answer's outcome columns): headers, or
+        `RateLimited`, as for any other count."""
+        self.limiter._settle(Outcome((Usage(self.policy, hits, reset),)))
 
     def recount_sql(self) -> tuple[str, dict[str, Any]]:
         """The hit as SQL for a message of its own making (after a `ROLLBACK`)."""

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, false, func, literal, or_, select, true, tuple_
+from sqlalchemy import ARRAY, Text, and_, any_, false, func, literal, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from backend.db.scope import owned
 from backend.models import Priority, SortOrder, Task, TaskSort, TaskStatus
 from backend.models.task_list import TaskList
-from backend.services.scope import owned
 
 # `list_id` / `parent_id` filters: an id, or this for "no list" / "top level".
 NONE = "none"
@@ -163,7 +163,10 @@ def filter_conditions(filters: TaskFilters) -> list[ColumnElement[bool]]:
             completed == (true() if filters.status is TaskStatus.completed else false())
         )
     if filters.priorities:
-        conditions.append(col(Task.priority).in_(filters.priorities))
+        # `= ANY(array)`, one bound value: a statement is sent with plain named parameters.
+        priority = Task.__table__.c.priority  # type: ignore[attr-defined]
+        chosen = [p.value for p in filters.priorities]
+        conditions.append(priority == any_(literal(chosen, ARRAY(Text)).cast(ARRAY(priority.type))))
     if filters.tags:
         conditions.append(col(Task.tags).contains(list(filters.tags)))
     if filters.due_before is not None:

@@ -11,17 +11,17 @@ from datetime import datetime
 from typing import Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import Integer, bindparam, func, select, true
+from sqlalchemy import Integer, bindparam, column, func, select, table, true
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from backend.db.scope import OWNER
 from backend.errors import InvalidRequest
 from backend.models import Task, TaskRow
 from backend.models.task_fields import COPIED_TO_SUCCESSOR
 from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
-from backend.services.scope import OWNER
-from backend.services.task_statements import PLANNED, owned_task
+from backend.services.task_statements import PLANNED
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
@@ -33,32 +33,51 @@ _T = Task.__table__.c  # type: ignore[attr-defined]
 _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
 # Moved by the schedule rather than copied: the due date becomes the stored next one.
 _MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id")
-SUCCESSOR = (
-    pg_insert(Task)
-    .from_select(
-        ["user_id", *COPIED_TO_SUCCESSOR, *_MOVED],
-        owned_task(
+
+
+def _successor(source: Any, *conditions: Any) -> Any:
+    """The next occurrence's INSERT, its columns read from `source`'s row `:previous_id`."""
+    c = source.c
+    return (
+        pg_insert(Task)
+        .from_select(
+            ["user_id", *COPIED_TO_SUCCESSOR, *_MOVED],
             select(
                 bindparam(OWNER),
-                *(_T[name] for name in COPIED_TO_SUCCESSOR),
-                _T.next_due_date,
+                *(c[name] for name in COPIED_TO_SUCCESSOR),
+                c.next_due_date,
                 sql_cast(
                     bindparam("following_due_date", type_=_T.next_due_date.type),
                     _T.next_due_date.type,
                 ),
                 bindparam("reminders", type_=JSONB),  # sent as `%(reminders)s::JSONB`
-                _T.id,
+                c.id,
             ).where(
-                _T.id == _SUCCESSOR_OF,
-                _T.completed == true(),
-                _T.completed_at == func.now(),
-                _T.recurrence.is_not(None),
-                _T.next_due_date.is_not(None),
-            )
-        ),
+                c.id == _SUCCESSOR_OF,
+                c.completed == true(),
+                c.completed_at == func.now(),
+                c.recurrence.is_not(None),
+                c.next_due_date.is_not(None),
+                *conditions,
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["previous_task_id"])
     )
-    .on_conflict_do_nothing(index_elements=["previous_task_id"])
+
+
+# Read from the stored row (after the write, in a later statement of its transaction), or
+# from the rows the write returns (`w`: in the write's own statement, `Scoped._write`'s `then`).
+SUCCESSOR = _successor(Task.__table__, _T.user_id == bindparam(OWNER))  # type: ignore[attr-defined]
+_WRITTEN = table(
+    "w",
+    *(
+        column(name, _T[name].type)
+        for name in ("id", *COPIED_TO_SUCCESSOR, "next_due_date", "completed", "completed_at")
+        if name != "recurrence"
+    ),
+    column("recurrence", _T.recurrence.type),
 )
+SUCCESSOR_FROM_WRITE = _successor(_WRITTEN)
 # The fields that make up a task's schedule: writing any of them re-plans it.
 SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
 

@@ -31,10 +31,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
+from backend.db.scope import OWNER, Bound, Stmt, owned
 from backend.models import Priority, Task
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
-from backend.services.scope import OWNER, Bound, Stmt, owned
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.

@@ -53,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
+from backend.db.scope import OWNER, owned
 from backend.models import Task
 from backend.models.task_list import (
     MAX_DEPTH,
@@ -61,7 +62,6 @@ from backend.models.task_list import (
     TASKS_PER_LIST,
     TaskList,
 )
-from backend.services.scope import OWNER, owned
 from backend.services.versions import VERSIONS
 
 _T = Task.__table__  # type: ignore[attr-defined]

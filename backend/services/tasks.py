@@ -19,6 +19,7 @@ from typing import Any, NoReturn, cast
 from sqlalchemy import Select, delete, exists, func, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from backend.db.scope import Bound, Scoped, StepRefused, Then
 from backend.errors import (
     AppError,
     Conflict,
@@ -33,7 +34,6 @@ from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
 from backend.services.changes import latest_position
 from backend.services.lists import unknown_list
-from backend.services.scope import Scoped, StepRefused
 from backend.services.task_bulk import step, step_error, task_of
 from backend.services.task_listing import (
     Keyset,
@@ -47,6 +47,7 @@ from backend.services.task_placement import anchor_field, placement_of, refused
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
     SUCCESSOR,
+    SUCCESSOR_FROM_WRITE,
     Planned,
     moved_reminders,
     not_recurring,
@@ -128,7 +129,7 @@ class TaskService(Scoped):
         """One page; with `feed_position`, also the caller's change-feed position as of the
         very snapshot the page was read in."""
         extra = (latest_position().label("feed_position"),) if feed_position else ()
-        rows = cast(Sequence[TaskRow], self._run(self.list_statement(query, *extra)).all())
+        rows = cast(Sequence[TaskRow], self._read(self.list_statement(query, *extra)).all())
         position = None
         if feed_position:
             rows, position = self._with_position(query, rows)
@@ -140,7 +141,7 @@ class TaskService(Scoped):
         total = None
         if query.include_total:
             count = owned_task(select(func.count()).select_from(Task))
-            total = self._run(count.where(*filter_conditions(query.filters))).scalar()
+            total = self._read(count.where(*filter_conditions(query.filters))).scalar()
         return TaskPage(items=page, next=next_keyset, total=total, feed_position=position)
 
     def _with_position(
@@ -153,15 +154,15 @@ class TaskService(Scoped):
             if rows:
                 return rows, int(rows[0].feed_position)  # type: ignore[attr-defined]
             check = select(latest_position(), exists(self.list_statement(query)))
-            position, appeared = cast(tuple[int, bool], self._run(check).one())
+            position, appeared = cast(tuple[int, bool], self._read(check).one())
             if not appeared:
                 return rows, int(position)
             extra = latest_position().label("feed_position")
-            rows = cast(Sequence[TaskRow], self._run(self.list_statement(query, extra)).all())
+            rows = cast(Sequence[TaskRow], self._read(self.list_statement(query, extra)).all())
         raise ServiceUnavailable("The task list kept changing while it was read; retry")
 
     def stats(self) -> TaskStats:
-        row: Sequence[Any] = self._run(STATS).one()
+        row: Sequence[Any] = self._read(STATS).one()
         total, done, overdue, *by_priority, without_list, without_list_done, lists = row
         by_list = [
             ListCounts(
@@ -192,14 +193,14 @@ class TaskService(Scoped):
         )
 
     def get(self, task_id: int) -> TaskRow:
-        task = self._run(GET, task_id=task_id).first()
+        task = self._read(GET, task_id=task_id).first()
         if task is None:
             raise NotFound("Task not found")
         return cast(TaskRow, task)
 
     def titles(self) -> set[str]:
         """The titles of the caller's tasks (the seed command skips demo tasks it has)."""
-        return set(self._run(owned_task(select(_T.title))).scalars())
+        return set(self._read(owned_task(select(_T.title))).scalars())
 
     def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
         """A new task; a recurring one starts its series at its due date. Created completed,
@@ -214,12 +215,12 @@ class TaskService(Scoped):
         # Nothing follows an insert (created completed is no completion): it commits the
         # request itself, one round trip; a placement refused reads why afterwards.
         if placement is None:
-            [row] = self._run_last(CREATE, **values)
+            [row] = self._write(CREATE, **values, last=True)
             return cast(TaskRow, row)
         if data.recurrence is not None and placement.parent is Sent.id:
             raise not_recurring()
         statement, refusal = create_statements(placement.shape)
-        rows = self._run_last(statement, **values, **placement.values())
+        rows = self._write(statement, **values, **placement.values(), last=True)
         if not rows:
             self._refuse(refusal, placement, placement.values())
         return cast(TaskRow, rows[0])
@@ -286,10 +287,11 @@ class TaskService(Scoped):
         values: dict[str, Any],
         *,
         last: bool = False,
+        then: Then | None = None,
     ) -> TaskRow:
         """The placement statement: the task (with `values` written on it too), its subtree
         and any respaced siblings; the moved task's row. `last`: nothing follows it, so it
-        may commit the request itself (`_run_last`)."""
+        may commit the request itself (`_write(last=True)`)."""
         if task_id == placement.parent_id:
             raise InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
         checked = expected is not None
@@ -302,7 +304,7 @@ class TaskService(Scoped):
         binds = {"task_id": task_id, **placement.values()}
         if expected is not None:
             binds["versions"] = sorted(expected)
-        rows = self._run_last(statement, **binds) if last else self._run(statement, **binds).all()
+        rows = self._write(statement, **binds, last=last, then=then)
         moved = next((row for row in rows if row.id == task_id), None)
         if moved is None:
             self._refuse(refusal, placement, binds)
@@ -311,21 +313,21 @@ class TaskService(Scoped):
     def subtree(self, task_id: int) -> list[TaskRow]:
         """The task and every task under it, depth-first in position order (one statement:
         at most 1 + SUBTASKS_PER_TASK rows)."""
-        rows = cast(list[TaskRow], self._run(SUBTREE, task_id=task_id).all())
+        rows = cast(list[TaskRow], self._read(SUBTREE, task_id=task_id).all())
         if not rows:
             raise NotFound("Task not found")
         return rows
 
     def _refuse(self, refusal: Any, placement: Placement, binds: dict[str, Any]) -> NoReturn:
         """A placement wrote nothing: read why (the failure path's own round trip) and say it."""
-        reason = self._run(refusal, **binds).scalar()
+        reason = self._read(refusal, **binds).scalar()
         if reason is None:  # pragma: no cover - the write and the read share the lock
             raise Conflict("The task changed while it was being written; retry")
         raise self._refusal(Refusal(reason), placement)
 
     def _refusal(self, reason: Refusal, placement: Placement) -> AppError:
         if reason is Refusal.list and placement.list is Sent.name:
-            return unknown_list(self._run, placement.list_name or "", field="body.list")
+            return unknown_list(self._read, placement.list_name or "", field="body.list")
         return refused(reason, placement)
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
@@ -367,19 +369,22 @@ class TaskService(Scoped):
             planned = {**values, **plan_schedule(*plan, current=current)}
             if self._can_begin_again():
                 self._begin_again()
+            # The write may complete the task: its next occurrence, computed from the row the
+            # write will leave (known here), is written with it.
+            then = None
             if planned.get("completed") is True:
-                # The write may complete the task: its next occurrence, computed from the row
-                # the write will leave (known here), rides with the COMMIT.
-                self._succeed(Planned(task_id, plan[2], planned))
+                then = self._successor(Planned(task_id, plan[2], planned))
             read = frozenset({current.version})
             if placement is not None:
                 try:
-                    return self._move(task_id, placement, read, planned, last=True)
+                    return self._move(task_id, placement, read, planned, last=True, then=then)
                 except PreconditionFailed:
                     if expected is not None:
                         raise
                     continue
-            task = self._update_where(task_id, planned, _T.version == current.version, last=True)
+            task = self._update_where(
+                task_id, planned, _T.version == current.version, last=True, then=then
+            )
             if task is not None:
                 return task
         raise Conflict("The task changed while it was being written; retry")
@@ -389,9 +394,9 @@ class TaskService(Scoped):
         its versions. With `commit`, in a write's first message the read commits (the entry's
         count with it); else it stays in the write's transaction."""
         rows = (
-            self._run_last(GET, task_id=task_id)
+            self._write(GET, task_id=task_id, last=True)
             if commit
-            else self._run(GET, task_id=task_id).all()
+            else self._read(GET, task_id=task_id)
         )
         if not rows:
             raise NotFound("Task not found")
@@ -406,13 +411,15 @@ class TaskService(Scoped):
         returned row alone (`completed_at` equals `updated_at`, both this transaction's
         `now()`, only when it completed it here), so other writes cost nothing more."""
         if task.completed and task.completed_at == task.updated_at:
-            self._succeed(task)
+            then = self._successor(task)
+            if then is not None:
+                self._at_commit(then.alone)
         return task
 
-    def _succeed(self, task: TaskRow | Planned) -> None:
-        """Insert the next occurrence of `task` (its stored row, or the one a write will
-        leave) if it is recurring, its series goes on, and this transaction completed it
-        (checked by the statement itself). Nobody reads its result: it rides with the
+    def _successor(self, task: TaskRow | Planned) -> Then | None:
+        """The next occurrence of `task` (its stored row, or the one a write will leave) if it
+        is recurring and its series goes on, to insert if this transaction completed it
+        (checked by the statement itself): in the completing write's statement, or with the
         COMMIT (specs/statements.md). Its subtasks come with it (migration 0018)."""
         if (
             task.recurrence is not None
@@ -421,13 +428,13 @@ class TaskService(Scoped):
             and task.due_date is not None
         ):
             schedule = Schedule.of(task.recurrence, task.time_zone, task.series_start)
-            reminders = moved_reminders(task.reminders, task.due_date, task.next_due_date)
-            self._run_at_commit(
-                SUCCESSOR,
-                previous_id=task.id,
-                following_due_date=schedule.next_after(task.next_due_date),
-                reminders=reminders,
-            )
+            values = {
+                "previous_id": task.id,
+                "following_due_date": schedule.next_after(task.next_due_date),
+                "reminders": moved_reminders(task.reminders, task.due_date, task.next_due_date),
+            }
+            return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))
+        return None
 
     def set_completed(
         self, task_id: int, completed: bool | None, expected: Expected = None
@@ -466,7 +473,7 @@ class TaskService(Scoped):
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
                 self._begin_again()
-            outcome = self._run_last_or_stored(unless_series, stored, task_id=task_id)
+            outcome = self._write_or_stored(unless_series, stored, task_id=task_id)
             if outcome is None:  # the transaction goes on after this write
                 break
             task, written = outcome
@@ -474,10 +481,15 @@ class TaskService(Scoped):
                 self._missing_or_stale(task_id, expected)
             if written:
                 return cast(TaskRow, task)
-            # Completes a series: its next occurrence rides with the completion's COMMIT.
+            # Completes a series: its next occurrence is written with the completion.
             self._begin_again()
-            self._succeed(task)
-            rows = self._run_last(series, task_id=task_id, read_version=task.version)
+            rows = self._write(
+                series,
+                task_id=task_id,
+                read_version=task.version,
+                last=True,
+                then=self._successor(task),
+            )
             if rows:
                 return cast(TaskRow, rows[0])
         if self._can_begin_again():
@@ -487,20 +499,20 @@ class TaskService(Scoped):
     def delete(self, task_id: int, expected: Expected = None) -> str:
         """Delete the task (its subtree with it); return the title it had."""
         statement = DELETE if expected is None else DELETE.where(*version_in(_T.version, expected))
-        deleted = self._run_last(statement, task_id=task_id)
+        deleted = self._write(statement, task_id=task_id, last=True)
         if not deleted:
             self._missing_or_stale(task_id, expected)
         return cast(str, deleted[0].title)
 
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
-        """Apply operations in order, all in one message (`Scoped._run_steps`); the first
+        """Apply operations in order, all in one message (`Scoped._steps`); the first
         failure aborts the batch (the request's transaction rolls back, so nothing is
         changed) and names the failing operation. A recurring task a step completed gets
         its next occurrence, as from any completing write."""
         try:
             # Only a completion can add a statement (a recurring task's next occurrence).
             last = not any(isinstance(operation, CompleteOp) for operation in operations)
-            rows = self._run_steps([step(operation) for operation in operations], last=last)
+            rows = self._steps([step(operation) for operation in operations], last=last)
         except StepRefused as refused:
             error = step_error(operations[refused.index], refused.reason)
             detail = {
@@ -517,7 +529,7 @@ class TaskService(Scoped):
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks (with their subtrees); return how many."""
         completed = owned_task(delete(Task).where(_T.completed == true())).returning(_T.id)
-        return len(self._run_last(completed))
+        return len(self._write(completed, last=True))
 
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
@@ -541,11 +553,12 @@ class TaskService(Scoped):
         values: dict[str, Any],
         *conditions: ColumnElement[bool],
         last: bool = False,
+        then: Then | None = None,
     ) -> TaskRow | None:
         """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
-        nothing follows it in the transaction, so it may commit it (`_run_last`)."""
+        nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
         statement = updating(values, *conditions)
-        if last:
-            rows = self._run_last(statement, task_id=task_id)
-            return cast(TaskRow, rows[0]) if rows else None
-        return cast(TaskRow | None, self._run(statement, task_id=task_id).one_or_none())
+        return cast(
+            TaskRow | None,
+            self._write(statement, task_id=task_id, last=last, then=then).one_or_none(),
+        )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import NoReturn, cast
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.passwords import hash_password, verify_password
 from backend.auth.tokens import TokenClaims
+from backend.db.sender import Sender
 from backend.errors import Conflict, Unauthorized
 from backend.models import User, UserLogin, UserRegister, UserRow
 
@@ -26,19 +27,19 @@ _ACCOUNT_FOR_WRITE = _ACCOUNT.add_columns(func.task_events_lock(_USERS.id))
 
 
 class UserService:
-    def __init__(self, connection: Connection) -> None:
-        self._conn = connection
+    def __init__(self, send: Sender) -> None:
+        self._send = send
 
     def get(self, user_id: str) -> UserRow | None:
-        row = self._conn.execute(select(*_USER_COLUMNS).where(_USERS.id == user_id)).first()
+        row = self._send.read(select(*_USER_COLUMNS).where(_USERS.id == user_id), {}).first()
         return cast(UserRow | None, row)
 
     def find_by_email(self, email: str) -> UserRow | None:
-        row = self._conn.execute(select(*_USER_COLUMNS).where(_USERS.email == email)).first()
+        row = self._send.read(select(*_USER_COLUMNS).where(_USERS.email == email), {}).first()
         return cast(UserRow | None, row)
 
     def register(self, data: UserRegister) -> UserRow:
-        row = self._conn.execute(
+        row = self._send.write(
             insert(User)
             .values(
                 id=str(uuid.uuid4()),
@@ -47,7 +48,8 @@ class UserService:
                 password_hash=hash_password(data.password),
             )
             .on_conflict_do_nothing()
-            .returning(*_USER_COLUMNS)
+            .returning(*_USER_COLUMNS),
+            {},
         ).one_or_none()
         if row is None:
             raise Conflict("An account with this email already exists")
@@ -85,7 +87,7 @@ class UserService:
         """`resolve(claims).id`, reading only the id and token version. `writes`: the caller
         is about to change tasks; their change lock is held until the transaction ends."""
         account = _ACCOUNT_FOR_WRITE if writes else _ACCOUNT
-        row = self._conn.execute(account, {"id": claims.subject}).first()
+        row = self._send.read(account, {"id": claims.subject}).first()
         _check_version(claims, None if row is None else row.token_version)
         if row is not None:
             return str(row.id)
@@ -96,10 +98,11 @@ class UserService:
         for candidate_email in (email, None) if email else (None,):
             # ON CONFLICT covers a concurrent first request for the same id, and an email
             # already used by another account (then the row is created without the email).
-            self._conn.execute(
+            self._send.write(
                 insert(User)
                 .values(id=claims.subject, email=candidate_email, name=claims.name)
-                .on_conflict_do_nothing()
+                .on_conflict_do_nothing(),
+                {},
             )
             user = self.get(claims.subject)
             if user is not None:
@@ -108,13 +111,14 @@ class UserService:
 
     def revoke_tokens(self, user_id: str) -> None:
         """Sign out everywhere: every built-in token issued so far stops working."""
-        self._conn.execute(
-            update(User).where(_USERS.id == user_id).values(token_version=_USERS.token_version + 1)
+        self._send.write(
+            update(User).where(_USERS.id == user_id).values(token_version=_USERS.token_version + 1),
+            {},
         )
 
     def delete(self, user_id: str) -> None:
         """Delete the account; its tasks go with it (ON DELETE CASCADE)."""
-        self._conn.execute(delete(User).where(_USERS.id == user_id))
+        self._send.write(delete(User).where(_USERS.id == user_id), {})
 
 
 def _check_version(claims: TokenClaims, token_version: int | None) -> None:

@@ -19,7 +19,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from backend.api.door import WRITE_METHODS, door
+from backend.api.deps import WRITE_METHODS, door
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.main import create_app

@@ -805,25 +805,26 @@ def test_rescheduling_reads_the_stored_schedule_with_the_entry_and_writes_it_wit
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if "tasks" in statement and "users" not in statement:
-            statements.append(statement.split()[0])
+            # What each message does to the task: read it, or write it.
+            statements.append("UPDATE" if "UPDATE tasks" in statement else "SELECT")
 
     event.listen(db_engine.__class__, "before_cursor_execute", record)
     try:
         moved = client.patch(
             f"/api/tasks/{plain['id']}", json={"due_date": "2030-02-01"}, headers=alice.headers
         )
-        assert moved.status_code == 200 and statements == ["WITH", "WITH"], statements
+        assert moved.status_code == 200 and statements == ["SELECT", "UPDATE"], statements
         statements.clear()
         # A recurring task's next_due_date moves with it.
         moved = client.patch(
             f"/api/tasks/{recurring['id']}", json={"due_date": "2030-01-02"}, headers=alice.headers
         )
         assert moved.json()["data"]["next_due_date"] == "2030-01-08T00:00:00Z"  # Tuesdays
-        assert statements == ["WITH", "WITH"], statements
+        assert statements == ["SELECT", "UPDATE"], statements
         statements.clear()
         # A completion of a task that does not recur: one statement that commits.
         client.patch(f"/api/tasks/{plain['id']}/complete", headers=alice.headers)
-        assert statements == ["WITH"], statements
+        assert statements == ["UPDATE"], statements
     finally:
         event.remove(db_engine.__class__, "before_cursor_execute", record)
     # If-Match still guards it, and a stale one changes nothing.

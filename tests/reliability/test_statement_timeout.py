@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.api.door import AnonymousDoor, Door, DoorRoute
+from backend.api.deps import AnonymousDoor, Door, DoorRoute
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.error_mapping import STATEMENT_TIMEOUT_MESSAGE

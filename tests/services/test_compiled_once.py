@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from backend.db.engine import render
+from backend.db.scope import OWNER
+from backend.db.sender import render
 from backend.models import Task
-from backend.services.scope import OWNER
 from backend.services.task_statements import updating
 from tests.conftest import Account
 

@@ -1,6 +1,6 @@
-"""A request's state on its connection (`engine.RequestState`, one `conn.info` key) goes
-whole with the request: whichever way the request ends, the connection goes back to the
-pool with only its own keys (`engine.CONNECTION_KEYS`) and psycopg2's transactions on."""
+"""A request's state lives in its `Sender` (backend/db/sender.py), not on its connection:
+whichever way the request ends, the connection goes back to the pool with only its own keys
+(`engine.CONNECTION_KEYS`), outside any transaction, and psycopg2's transactions on."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from sqlalchemy import Engine, event
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.engine import CONNECTION_KEYS, create_db_engine, request_state
+from backend.db.engine import CONNECTION_KEYS, create_db_engine
+from backend.db.unit_of_work import UnitOfWork
 from backend.errors import Unauthorized
 from backend.models import TaskCreate
-from backend.services.unit_of_work import UnitOfWork
 
 
 @pytest.fixture
@@ -111,10 +111,3 @@ def test_a_failure_on_entry_leaves_no_state(engine: Engine, settings: Settings) 
     with pytest.raises(AttributeError):
         UnitOfWork(engine, settings, claims=broken, counts_write=True).__enter__()
     assert len(returned) == 1 and returned[0][0] <= CONNECTION_KEYS and returned[0][1] is False
-
-
-def test_a_checked_out_connection_starts_with_a_fresh_state(engine: Engine) -> None:
-    with engine.connect() as conn:
-        request_state(conn).held = True
-    with engine.connect() as conn:
-        assert request_state(conn).held is False

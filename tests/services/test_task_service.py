@@ -10,11 +10,12 @@ from sqlalchemy import Connection, Engine
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.db.sender import Sender
+from backend.db.unit_of_work import UnitOfWork
 from backend.errors import NotFound
 from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate
 from backend.services import TaskService
 from backend.services.task_listing import TaskFilters, TaskListQuery
-from backend.services.unit_of_work import UnitOfWork
 
 
 def work_as(engine: Engine, settings: Settings, user_id: str) -> UnitOfWork:
@@ -35,7 +36,7 @@ def session(db_engine: Engine, settings: Settings) -> Iterator[Connection]:
         with work_as(db_engine, settings, user_id):
             pass
     with db_engine.connect() as conn:
-        yield conn
+        yield Sender(conn, "")  # type: ignore[misc]
 
 
 def test_create_and_get(session: Connection) -> None:

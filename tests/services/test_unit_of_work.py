@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import libpq_url
+from backend.db.scope import OWNER
+from backend.db.unit_of_work import UnitOfWork
 from backend.error_mapping import describe
 from backend.models import Task, TaskCreate
-from backend.services.scope import OWNER
-from backend.services.unit_of_work import UnitOfWork
 
 
 def _terminate(database_url: str, pid: int) -> None:
@@ -79,7 +79,7 @@ def test_a_statement_deferred_to_the_commit_fails_the_whole_write(
     ):
         work.tasks._hold_commit()  # something follows the write: it cannot commit itself
         work.tasks.create(TaskCreate(title="kept only if the commit succeeds"))
-        work.tasks._run_at_commit(broken)
+        work.tasks._at_commit(broken)
     with UnitOfWork(db_engine, settings, claims=claims) as work:
         assert work.tasks.titles() == set()
 
@@ -92,7 +92,7 @@ def test_statements_deferred_to_the_commit_run_in_order_before_it(
         work.tasks._hold_commit()
         work.tasks.create(TaskCreate(title="now"))
         for title in ("first", "100% second"):
-            work.tasks._run_at_commit(
+            work.tasks._at_commit(
                 insert(Task).values(user_id=bindparam(OWNER), title=bindparam("title")),
                 title=title,
             )
@@ -103,7 +103,7 @@ def test_statements_deferred_to_the_commit_run_in_order_before_it(
 def test_a_write_nothing_follows_commits_in_its_own_message(
     db_engine: Engine, settings: Settings
 ) -> None:
-    """`_run_last`: the write and its COMMIT are one message; its rows come back typed as the
+    """`_write(last=True)`: the write commits in its own message; its rows come back typed as the
     driver types them, and what the route does after it cannot undo it."""
     claims = TokenClaims(subject="finishing", local=False)
     with (

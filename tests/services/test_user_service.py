@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Connection, Engine, insert
 
 from backend.auth.tokens import TokenClaims
+from backend.db.sender import Sender
 from backend.errors import Unauthorized
 from backend.models import User
 from backend.services import UserService
@@ -27,7 +28,7 @@ def session(db_engine: Engine) -> Iterator[Connection]:
             insert(User).values(id="local-user", email="local@example.com", token_version=2)
         )
         conn.commit()
-        yield conn
+        yield Sender(conn, "")  # type: ignore[misc]
 
 
 @pytest.fixture(params=sorted(RESOLVERS))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, status
 from pydantic import ValidationError
 
-from backend.api.door import AnonymousDoor, Door, DoorRoute, SettingsDep
+from backend.api.deps import AnonymousDoor, Door, DoorRoute, SettingsDep
 from backend.api.responses import BAD_CREDENTIALS, EMAIL_TAKEN, errors, rate_limited
 from backend.auth.tokens import issue_token
 from backend.config import Settings

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from backend.api.door import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.pagination import (
     MAX_CURSOR_LENGTH,
     decode_changes_cursor,

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.datastructures import MutableHeaders
 
-from backend.api.door import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.idempotency import REPLAYED_HEADER
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (

@@ -15,7 +15,7 @@ from chatkit.server import StreamingResult
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from backend.api.door import Door, DoorRoute
+from backend.api.deps import Door, DoorRoute
 from backend.api.responses import (
     CHAT_NOT_CONFIGURED,
     CHATKIT_ITEM_NOT_FOUND,

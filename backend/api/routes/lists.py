@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response, status
 
 from backend.api.conditional import IfMatch, etag, if_match_versions
-from backend.api.door import Door, DoorRoute
+from backend.api.deps import Door, DoorRoute
 from backend.api.responses import (
     LIST_NAME_TAKEN,
     LIST_NOT_FOUND,

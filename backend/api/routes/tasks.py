@@ -18,7 +18,7 @@ from backend.api.conditional import (
     none_match,
     task_etag,
 )
-from backend.api.door import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import (

@@ -1,6 +1,6 @@
 """The one place that scopes statements to the caller.
 
-`owned` adds `<table>.user_id = :owner` to a statement; `Scoped._run` runs every statement of
+`owned` adds `<table>.user_id = :owner` to a statement; `Scoped` sends every statement of
 a scoped service with `owner` bound to the service's caller, and refuses (`Unscoped`) a
 statement that touches a per-user table (every table of the metadata with a `user_id` column)
 without `<table>.user_id = :owner`, or inserts a row whose `user_id` is not `:owner`. A row
@@ -20,7 +20,7 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeVar
 
-from sqlalchemy import Connection, CursorResult, DateTime, Enum, Table, bindparam
+from sqlalchemy import DateTime, Enum, Table, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Insert, Update
@@ -34,18 +34,7 @@ from sqlalchemy.sql.elements import (
 )
 from sqlalchemy.sql.selectable import Alias, Join, Select
 
-from backend.db.engine import (
-    begin_again,
-    can_begin_again,
-    can_finish,
-    defer_to_commit,
-    finish,
-    hold_commit,
-    inline,
-    notices,
-    render,
-    send_ahead,
-)
+from backend.db.sender import Rows, Sender, inline, render
 
 # The bound parameter every scoped statement carries: the caller's id.
 OWNER = "owner"
@@ -246,8 +235,8 @@ def _unbound(statement: Any, values: dict[str, Any]) -> tuple[Any, dict[str, Any
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of `Scoped._run_steps`: it writes the task `task_id` (and maybe others)
-    and RETURNs its rows; the step's row is the one whose `id` is `task_id`. When it writes
+    """One statement of `Scoped._steps`: it writes the task `task_id` (and maybe others) and
+    RETURNs its rows; the step's row is the one whose `id` is `task_id`. When it writes
     nothing, `reason` (a scoped SELECT of one text value, or NULL; evaluated then only) says
     why, for the caller to turn into an error: None is a missing task."""
 
@@ -257,46 +246,34 @@ class Step:
     reason: Any = None
 
 
-# Why a step wrote nothing when its task is missing (`task_api_steps`' reason for NULL).
-_STEP_MISSING = "missing"
-
-
 class StepRefused(Exception):
     """A step wrote nothing: `reason` as its step said (None: the task is missing)."""
 
     def __init__(self, index: int, reason: str | None) -> None:
-        super().__init__(reason or _STEP_MISSING)
+        super().__init__(reason or "missing")
         self.index = index
         self.reason = reason
 
 
-# One step of `task_api_steps` (migration 0020): the step's row as JSON, and when it wrote
+# One step of `task_api_steps` (migration 0027): the step's row as JSON, and when it wrote
 # nothing (no row), why (NULL: the task is missing).
 _STEP = (
     "WITH r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
     "SELECT (SELECT row FROM j), CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END"
 )
-_STEPS = "SELECT task_api_steps(%(steps)s)"
-_STEP_REFUSED = "TS400"
-# Hands a statement's rows (JSON) back in a notice, for a message that ends with COMMIT.
-_RETURN = "SELECT task_api_return({rows})"
-
-
-# `_run_last_or_stored`: the written row, or the stored one when the write matched none (both
+# `_write_or_stored`: the written row, or the stored one when the write matched none (both
 # CTEs see the snapshot from before the write), marked with which it is.
-_WRITTEN = "task_api_written"
 _WRITTEN_OR_STORED = (
-    "WITH w AS ({write}), s AS ({stored}) SELECT task_api_return(jsonb_agg(r)) "
-    "FROM (SELECT to_jsonb(w) || '{{\"task_api_written\": true}}' FROM w UNION ALL "
-    "SELECT to_jsonb(s) || '{{\"task_api_written\": false}}' FROM s "
-    "WHERE NOT EXISTS (SELECT FROM w)) AS x(r)"
+    "w AS ({sql}), s AS ({stored}), r AS (SELECT w.*, true AS task_api_written FROM w "
+    "UNION ALL SELECT s.*, false FROM s WHERE NOT EXISTS (SELECT FROM w))"
 )
+# `_write(..., then=)`: a statement that writes from the write's rows (`w`) in its statement.
+_WRITE_THEN = "w AS ({sql}), t AS ({then}), r AS (SELECT * FROM w)"
 
 
 def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
-    """A row that PostgreSQL sent as JSON (`to_jsonb`), typed as the driver types it: an
-    instant from its ISO 8601 text, an enum member from its value; JSON, arrays, numbers and
-    text as they are."""
+    """A bulk step's row, sent as JSON (`to_jsonb`), typed as the driver types it: an instant
+    from its ISO 8601 text, an enum member from its value; the rest as it is."""
     types = {column.key: column.type for column in columns}
     values: dict[str, Any] = {}
     for name, value in row.items():
@@ -309,136 +286,125 @@ def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(**values)
 
 
-class Scoped:
-    """A service over one caller's rows, on the unit of work's private connection."""
+@dataclass(frozen=True)
+class Then:
+    """A statement that writes after a write: as a CTE reading the write's rows (`w`), for a
+    write that commits in its own message, or `alone` (reading the stored rows), queued for
+    the COMMIT."""
 
-    def __init__(self, connection: Connection, user_id: str) -> None:
-        self._conn = connection
+    from_write: Bound
+    alone: Bound
+
+
+class Scoped:
+    """A service over one caller's rows, sending through the unit of work's `Sender`: every
+    statement is checked scoped (`_check`) and bound to the caller (`owner`). Two ways to
+    send: `_read` and `_write`."""
+
+    def __init__(self, send: Sender, user_id: str) -> None:
+        self._send = send
         self.user_id = user_id
 
-    def _run(self, statement: Any, **values: Any) -> CursorResult[Any]:
-        """Every statement runs here, with `owner` bound to the caller; an unscoped one is
-        refused before it reaches the database."""
+    def _bind(self, statement: Any, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         statement, values = _unbound(statement, values)
         _check(statement)
-        return self._conn.execute(statement, {OWNER: self.user_id, **values})
+        return statement, {OWNER: self.user_id, **values}
 
-    def _run_last(self, statement: Any, **values: Any) -> list[Any]:
-        """Run `statement` as `_run` would and return its rows (attributes typed as the
-        driver types them). Where the unit of work allows (a write with nothing to add after
-        this statement), as the transaction's last statement, in one message with its COMMIT:
-        a write in one round trip. After that only reads may follow (telling a 404 from a
-        412), each in a transaction of its own."""
-        statement, values = _unbound(statement, values)
-        _check(statement)
-        values = {OWNER: self.user_id, **values}
-        if not can_finish(self._conn):
-            return [
-                SimpleNamespace(**row._mapping) for row in self._conn.execute(statement, values)
-            ]
-        sql, params = render(self._conn, statement, values, "l_")
-        returned = f"WITH r AS ({sql}) {_RETURN.format(rows='jsonb_agg(to_jsonb(r))')} FROM r"
-        rows = finish(self._conn, returned, params)
-        return [decoded(statement.exported_columns, row) for row in rows]
+    def _read(self, statement: Any, **values: Any) -> Rows:
+        """Send a statement that only reads; an unscoped one is refused before it is sent."""
+        return self._send.read(*self._bind(statement, values))
 
-    def _run_last_or_stored(
-        self, write: Any, stored: Any, **values: Any
-    ) -> tuple[Any, bool] | None:
-        """`write` (one row's UPDATE ... RETURNING) as the transaction's last statement, as
-        `_run_last` runs it, with `stored` (a SELECT of the same row, as it was before the
-        write) in the same statement: (the written row, True), or when `write` matched no row,
-        (the stored row or None, False). The message commits either way, so no lock outlives
-        it. None when the transaction cannot end here (`can_finish`): nothing was sent."""
-        write, values = _unbound(write, values)
-        stored, values = _unbound(stored, values)
-        _check(write)
-        _check(stored)
-        if not can_finish(self._conn):
+    def _write(
+        self, statement: Any, *, last: bool = False, then: Then | None = None, **values: Any
+    ) -> Rows:
+        """Send a write and return its rows. `last`: nothing follows it, so where the unit of
+        work allows it commits the request in its own message (one round trip); after that
+        only reads may follow. `then`: a statement that writes after it (a recurring task's
+        next occurrence), from its rows in the same statement when it commits here, else
+        with the COMMIT."""
+        statement, values = self._bind(statement, values)
+        if then is None:
+            return self._send.write(statement, values, last=last)
+        if last and self._send.can_finish:
+            from_write, then_values = self._bind(then.from_write, {})
+            around = (_WRITE_THEN, {"then": from_write}, then_values)
+            return self._send.write(statement, values, last=True, around=around)
+        rows = self._send.write(statement, values)
+        self._at_commit(then.alone)
+        return rows
+
+    def _write_or_stored(self, write: Any, stored: Any, **values: Any) -> tuple[Any, bool] | None:
+        """`write` (one row's UPDATE ... RETURNING) committing the request in its message,
+        with `stored` (a SELECT of the same row, as it was before the write) in the same
+        statement: (the written row, True), or when `write` matched no row, (the stored row or
+        None, False). None when the transaction cannot end here: nothing was sent."""
+        if not self._send.can_finish:
             return None
-        values = {OWNER: self.user_id, **values}
-        write_sql, params = render(self._conn, write, values, "l_")
-        stored_sql, stored_params = render(self._conn, stored, values, "s_")
-        rows = finish(
-            self._conn,
-            _WRITTEN_OR_STORED.format(write=write_sql, stored=stored_sql),
-            {**params, **stored_params},
-        )
+        write, values = self._bind(write, values)
+        stored, values = self._bind(stored, values)
+        around = (_WRITTEN_OR_STORED, {"stored": stored}, values)
+        rows = self._send.write(write, values, last=True, around=around)
         if not rows:
             return None, False
-        row = dict(rows[0])
-        written = bool(row.pop(_WRITTEN))
-        return decoded(write.exported_columns, row), written
+        row = dict(rows[0]._mapping)
+        written = bool(row.pop("task_api_written"))
+        return SimpleNamespace(**row), written
 
     def _can_begin_again(self) -> bool:
-        return can_begin_again(self._conn)
+        return self._send.can_begin_again
 
     def _begin_again(self) -> None:
-        """A further transaction of this request, after a statement committed the first one
-        (`_run_last`): entered with the next statement, as the first was (`begin_again`)."""
-        begin_again(self._conn)
+        """A further transaction of this request, after a statement committed the first one:
+        entered with the next statement, as the first was."""
+        self._send.begin_again()
 
     def _hold_commit(self) -> None:
         """Something this service adds after the route's write must commit with it: the
-        write may not be the transaction's last statement (`_run_last` runs it as `_run`)."""
-        hold_commit(self._conn)
+        write may not commit the request itself."""
+        self._send.hold()
 
-    def _run_steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
+    def _steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
         """Run `steps` in order as one message (one round trip, however many): each row a
         step returns, as JSON, in order. A step that matches no row undoes the steps before
         it and refuses the rest (`StepRefused`; the request then fails as any refused write
-        does). `last`: nothing follows the steps, so where the unit of work allows, the same
-        message commits them (`_run_last`). Each step travels as its statement's text, run
-        by `task_api_steps` in a subtransaction: a refusal is no error in the server's log."""
+        does). `last`: nothing follows, so where allowed the message commits them. Each step
+        travels as its statement's text, run by `task_api_steps` in a subtransaction: a
+        refusal is no error in the server's log."""
+        conn = self._send.conn
         texts: list[str] = []
         for index, step in enumerate(steps):
-            statement, values = _unbound(step.statement, dict(step.values))
-            _check(statement)
-            values = {OWNER: self.user_id, **values}
-            sql, params = render(self._conn, statement, values, f"s{index}_")
+            statement, values = self._bind(step.statement, dict(step.values))
+            sql, params = render(conn, statement, values, f"s{index}_")
             reason = "NULL"
             if step.reason is not None:
                 _check(step.reason)
-                reason, reason_values = render(self._conn, step.reason, values, f"w{index}_")
+                reason, reason_values = render(conn, step.reason, values, f"w{index}_")
                 reason = f"({reason})"
                 params.update(reason_values)
             params[f"p{index}"] = step.task_id
             texts.append(
-                inline(
-                    self._conn, _STEP.format(statement=sql, id=f"p{index}", reason=reason), params
-                )
+                inline(conn, _STEP.format(statement=sql, id=f"p{index}", reason=reason), params)
             )
-        if last and can_finish(self._conn):
-            rows = finish(
-                self._conn, _RETURN.format(rows=_STEPS.removeprefix("SELECT ")), {"steps": texts}
-            )
-        else:
-            rows = self._conn.exec_driver_sql(_STEPS, {"steps": texts}).scalar_one()
-        refusal = notices(self._conn).refusal
-        if refusal is not None and refusal.code == _STEP_REFUSED:
-            missing = refusal.reason in (None, _STEP_MISSING)
-            raise StepRefused(refusal.index or 0, None if missing else refusal.reason)
-        if rows is None:  # refused before the steps ran: the entry's refusal is raised already
+        answer = self._send.steps(texts, last=last)
+        if isinstance(answer, dict):
+            reason = answer["reason"]
+            raise StepRefused(int(answer["refused"]), None if reason == "missing" else reason)
+        if answer is None:  # refused before the steps ran: the entry's refusal is raised already
             raise RuntimeError("the steps ran in a refused request")
-        result: list[dict[str, Any]] = rows
+        result: list[dict[str, Any]] = answer
         return result
 
-    def _run_ahead(self, statement: Any, **values: Any) -> None:
-        """Run `statement`, whose rows nobody reads (it matters by its effect or its error),
-        in the same message as the next `_run`, ahead of it (no round trip of its own). Only
-        in a write's transaction."""
-        statement, values = _unbound(statement, values)
-        _check(statement)
-        send_ahead(self._conn, statement, {OWNER: self.user_id, **values})
+    def _ahead(self, statement: Any, **values: Any) -> None:
+        """Send `statement`, whose rows nobody reads (it matters by its effect), in the same
+        message as the next statement, ahead of it. Only in a write's transaction."""
+        self._send.ahead(*self._bind(statement, values))
 
-    def _run_at_commit(self, statement: Any, **values: Any) -> None:
-        """Run `statement`, whose result nobody reads, as `_run` would, but in the message
-        that commits the request's transaction (no round trip of its own); where no such
-        message comes (a connection outside a signed-in caller's write), now."""
-        statement, values = _unbound(statement, values)
-        _check(statement)
-        values = {OWNER: self.user_id, **values}
-        if not defer_to_commit(self._conn, statement, values):
-            self._conn.execute(statement, values)
+    def _at_commit(self, statement: Any, **values: Any) -> None:
+        """Send `statement`, whose result nobody reads, in the message that commits the
+        request's transaction; where no such message comes, now."""
+        statement, values = self._bind(statement, values)
+        if not self._send.at_commit(statement, values):
+            self._send.write(statement, values)
 
 
 # The statements found scoped (by object: the hot ones are built once), so a statement run

@@ -1,19 +1,13 @@
-"""One request's work: a connection from the pool, one transaction, the caller, and the
+"""One request's work: a connection from the pool, its `Sender`, the caller, and the
 services bound to them.
 
-`backend.api.door` builds one per request and enters it inside the route's single thread-pool
-hop. A signed-in caller's request costs as few round trips as PostgreSQL allows
-(specs/statements.md): the connection is in autocommit, and the caller's entry (a write's
-count against the caller's limit, the account check, a write's change lock: `task_api_enter`,
-migration 0014) travels in the same message as the route's first statement.
-
-- A read is one message: `SET LOCAL`s, the entry, the statement, as one implicit transaction;
-  a further statement is a message (and a transaction) of its own.
-- A write sends `BEGIN`, the `SET LOCAL`s and the entry with its first statement. A write that
-  nothing follows commits in that same message (`Scoped._run_last`: one round trip); one that
-  decides more from its answer commits in a second message, with what it deferred to the
-  COMMIT. After a rollback the write is counted again in the `ROLLBACK`'s message (a refused
-  or failing write counts).
+`backend.api.deps` builds one per request and enters it inside the route's single thread-pool
+hop. For a signed-in caller the connection is in autocommit, and the caller's entry (a
+write's count against the caller's limit, the account check, a write's change lock:
+`task_api_enter`) travels in the same message as the route's first statement, whose answer
+carries the outcome (backend/db/sender.py). A write commits in its own message where nothing
+follows it; one that decides more from its answer (a keyed create, a bulk `complete`) begins
+a transaction and commits it on leaving. After a rollback the write is counted again.
 
 The route returns only after the commit, so a 2xx is always durable. Services never commit.
 """
@@ -24,27 +18,12 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Any, Self
 
-import psycopg2.extensions
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.engine import (
-    autocommit,
-    begin_deferring,
-    committed_before,
-    deferred_message,
-    end_autocommit,
-    enter_again_with,
-    finished,
-    hold_commit,
-    notices,
-    send_with_next_statement,
-    take_unsent,
-    transaction_locals,
-)
-from backend.db.notices import Notices
+from backend.db.sender import Outcome, Sender, Stage, end_autocommit, transaction_locals
 from backend.error_mapping import NO_ANSWER_MESSAGE
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
@@ -60,14 +39,14 @@ from backend.services.users import UserService
 CALLER_KEY = "task_api_caller_id"
 # The caller's entry (migrations 0014, 0020), and what its account refusals say.
 _ENTER = (
-    "SELECT task_api_enter(%(subject)s, %(version)s, %(local)s, %(email)s, %(name)s, "
-    "%(write)s, %(limit_key)s, %(window)s, %(limit)s, %(clean)s); "
+    "SELECT task_api_enter(%(e_subject)s, %(e_version)s, %(e_local)s, %(e_email)s, "
+    "%(e_name)s, %(e_write)s, %(e_limit_key)s, %(e_window)s, %(e_limit)s, %(e_clean)s); "
 )
 _REFUSED_ACCOUNT = {
     "gone": "The account for this token no longer exists",
     "revoked": "This token was revoked",
 }
-_TOO_LATE = "TA504"  # a write run after its deadline (`engine.finish`): not committed
+_TOO_LATE = "TA504"  # a write run after its deadline (`Sender._deadline`): not committed
 
 
 class UnitOfWork:
@@ -109,11 +88,18 @@ class UnitOfWork:
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
+        settings = self._settings
+        self.send = Sender(
+            conn,
+            transaction_locals(
+                settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
+            ),
+        )
         try:
-            self.users = UserService(conn)
+            self.users = UserService(self.send)
             self.limits = RateLimiter(conn, self._settings, self._client_ip, self.response_headers)
             if self._claims is not None:
-                self._enter_as(conn, self._claims)
+                self._enter_as(self._claims)
         except BaseException:
             self._conn = None
             end_autocommit(conn)  # as every other way back to the pool
@@ -121,79 +107,61 @@ class UnitOfWork:
             raise
         return self
 
-    def _enter_as(self, conn: Connection, claims: TokenClaims) -> None:
-        """Queue the caller's entry to go with the route's first statement; bind the services
-        to the token's subject (the account's id: the entry refuses any other)."""
+    def _enter_as(self, claims: TokenClaims) -> None:
+        """The caller's entry, to go with the route's first statement; the services bound to
+        the token's subject (the account's id: the entry refuses any other)."""
         write = self._counts_write
-        autocommit(conn, every_statement_locals=not write)
-        # The entry reports in notices (backend/db/notices.py): only this request's are read.
-        conn.connection.dbapi_connection.notices.clear()  # type: ignore[union-attr]
-        settings = self._settings
-        locals_ = transaction_locals(
-            settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
-        )
         # Keyed on the token's subject, before the account is read: a write refused for its
         # account still counts.
         self._count = self.limits.write_count(claims.subject) if write else None
+        uncounted = dict.fromkeys(("e_limit_key", "e_window", "e_limit"), None)
         values: dict[str, Any] = {
-            "subject": claims.subject,
-            "version": claims.token_version,
-            "local": claims.local,
-            "email": claims.email,
-            "name": claims.name,
-            "write": write,
-            **dict.fromkeys(("limit_key", "window", "limit"), None),
-            "clean": False,
-            **(self._count.entry_arguments() if self._count is not None else {}),
+            "e_subject": claims.subject,
+            "e_version": claims.token_version,
+            "e_local": claims.local,
+            "e_email": claims.email,
+            "e_name": claims.name,
+            "e_write": write,
+            **uncounted,
+            "e_clean": False,
         }
-        self._entry = (locals_ + _ENTER, values)
-        # What the entry (and an Idempotency-Key's check) said is settled as soon as the first
-        # message is answered, before anything reads that message's rows: a route that builds
-        # its own response copies the rate-limit headers before it returns.
-        if write:
-            send_with_next_statement(conn, "BEGIN; " + locals_ + _ENTER, values, self._settle)
-            # A further transaction (`begin_again`) is entered the same way, counted once.
-            uncounted = {**values, **dict.fromkeys(("limit_key", "window", "limit"), None)}
-            enter_again_with(conn, "BEGIN; " + locals_ + _ENTER, uncounted, self._settle)
-            # What a write runs but nobody reads (a recurring task's next occurrence, an
-            # Idempotency-Key's record) rides with the COMMIT (`_leave`).
-            begin_deferring(conn)
-        else:
-            send_with_next_statement(conn, locals_ + _ENTER, values, self._settle)
-        self._bind(conn, claims.subject)
+        if self._count is not None:
+            values.update({f"e_{k}": v for k, v in self._count.entry_arguments().items()})
+        self._entry = (_ENTER, values)
+        # A further transaction (`begin_again`) is entered the same way, counted once.
+        self.send.enter(self._entry, {**values, **uncounted}, write=write, settle=self._settle)
+        self._bind(claims.subject)
 
-    def _settle(self, said: Notices) -> None:
+    def _settle(self, outcome: Outcome) -> None:
         """What the entry and the key's check said of this request: the count's headers (or
         `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
         mismatch. A refused request's message wrote nothing (migration 0020)."""
-        if self._count is not None:
-            self._count.settle(said)
-        refusal = said.refusal
-        if refusal is None:
-            return
-        if refusal.code == "TA401":
-            raise Unauthorized(_REFUSED_ACCOUNT.get(refusal.reason or "", "Invalid token"))
-        IdempotencyService.refused(said)
+        if self._count is not None and outcome.hits is not None and outcome.reset is not None:
+            self._count.settle(outcome.hits, outcome.reset)
+        if outcome.refused == "TA401":
+            raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
+        IdempotencyService.refused(outcome)
 
     def act_as(self, claims: TokenClaims) -> None:
         """Resolve the account `claims` speak for (401 if revoked or deleted; an external
         identity is provisioned) and bind the caller's services to it."""
-        conn = self._connection()
-        self._bind(conn, self.users.resolve_id(claims, writes=self._counts_write))
+        self._connection()
+        self._bind(self.users.resolve_id(claims, writes=self._counts_write))
 
-    def _bind(self, conn: Connection, caller_id: str) -> None:
+    def _bind(self, caller_id: str) -> None:
         self.caller_id = caller_id
         # Whom this connection now serves: every statement on it must be scoped to this id
         # (tests/scoping.py checks each one the test run sends). An execution option lives
         # and dies with this Connection, not with the pooled database connection under it.
-        conn.execution_options(**{CALLER_KEY: self.caller_id})
-        self.tasks = TaskService(conn, self.caller_id)
-        self.lists = ListService(conn, self.caller_id)
-        self.changes = ChangeFeed(conn, self.caller_id)
-        self.conversations = ConversationService(conn, self.caller_id)
-        self.chatkit = ChatKitService(conn, self.caller_id)
+        send = self.send
+        send.conn.execution_options(**{CALLER_KEY: self.caller_id})
+        self.tasks = TaskService(send, self.caller_id)
+        self.lists = ListService(send, self.caller_id)
+        self.changes = ChangeFeed(send, self.caller_id)
+        self.conversations = ConversationService(send, self.caller_id)
+        self.chatkit = ChatKitService(send, self.caller_id)
         self.idempotency = IdempotencyService(
-            conn, self.caller_id, self._settings.idempotency_key_ttl_seconds
+            send, self.caller_id, self._settings.idempotency_key_ttl_seconds
         )
 
     @property
@@ -226,7 +194,7 @@ class UnitOfWork:
             return
         try:
             if self._entry is not None:
-                self._leave(conn, self._entry, exc)
+                self._leave(exc)
             elif exc_type is None:
                 conn.commit()
             else:
@@ -242,72 +210,62 @@ class UnitOfWork:
     def hold_commit(self) -> None:
         """This request writes more than once (or adds to the transaction after its write):
         no service's write may commit it as its last statement (`Scoped._run_last`)."""
-        hold_commit(self._connection())
+        self._connection()
+        self.send.hold()
 
     def roll_back(self) -> None:
         """End the request's transaction now, with a rollback instead of a commit, its
         response standing (an Idempotency-Key's replay: the key's check stopped the write).
         It still counts: the count's headers (or `RateLimited`) are settled here, before the
         route builds its response."""
-        conn = self._connection()
+        self._connection()
         self._ended = True
-        if not finished(conn):  # a message that committed (the count) is not counted again
-            self._refused(conn, None)
+        if self.send.stage is not Stage.COMMITTED:  # a committed count is not counted again
+            self._refused(None)
 
-    def _leave(
-        self, conn: Connection, entry: tuple[str, dict[str, Any]], exc: BaseException | None
-    ) -> None:
+    def _leave(self, exc: BaseException | None) -> None:
         """End a signed-in caller's request: send the entry if no statement carried it (the
-        account is checked and a write counted all the same), commit a write (with what was
-        deferred to its COMMIT) or roll it back and count it again, and turn the entry's
-        refusals into their errors."""
-        if self._ended or finished(conn):
+        account is checked and a write counted all the same), commit a transaction of ours
+        (with what was queued for its COMMIT) or roll it back and count the write again."""
+        send = self.send
+        if self._ended or send.stage is Stage.COMMITTED:
             return  # ended by the route (`roll_back`) or committed by its last statement
-        open_transaction = self._counts_write
-        unsent_sent = False
-        if take_unsent(conn) is not None:
-            if committed_before(conn):
-                return  # a further transaction that sent nothing: the first was counted
-            # No statement ran: the entry alone, as one implicit transaction.
-            open_transaction = False
-            conn.exec_driver_sql(*entry)
-            unsent_sent = True
-        elif exc is not None:
-            self._refused(conn, exc)
+        if not send.entered:
+            if not send.resumed:  # a further transaction that sent nothing: counted before
+                send.send_entry()
             return
-        if open_transaction:
-            deferred, params = deferred_message(conn)
+        if exc is not None:
+            self._refused(exc)
+        elif send.began:
             try:
-                conn.exec_driver_sql(deferred + "COMMIT", params)
+                send.commit()
             except DBAPIError as error:
-                self._refused(conn, error)
+                self._refused(error)
                 raise
-        if unsent_sent:
-            self._settle(notices(conn))
 
-    def _refused(self, conn: Connection, exc: BaseException | None) -> None:
+    def _refused(self, exc: BaseException | None) -> None:
         """After a failed request: roll back the transaction if one is still open, and count
         the write again (the rollback took its count), in one message (`RateLimited` from the
         count); a write given up on before it committed is 503; else let `exc` propagate."""
-        if conn.invalidated:
+        send = self.send
+        if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count
-        dbapi = conn.connection.dbapi_connection
-        idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
-        in_transaction = dbapi is not None and dbapi.info.transaction_status != idle
-        parts = ["ROLLBACK"] if in_transaction else []
+        parts = ["ROLLBACK"] if send.in_transaction() else []
+        send.began = False
         recount = None
-        if self._count is not None and not committed_before(conn):
+        if self._count is not None and not send.resumed:
             recount = self._count.recount_sql()
-        if recount is not None:
             parts.append(recount[0])
         if parts:
             try:
-                result = conn.exec_driver_sql("; ".join(parts), recount[1] if recount else None)
+                result = send.conn.exec_driver_sql(
+                    "; ".join(parts), recount[1] if recount else None
+                )
             except SQLAlchemyError:
                 # A connection the server dropped cannot roll back; the error that brought
                 # us here is the one to report, and closing discards the connection anyway.
                 result = None
-            if result is not None and self._count is not None:
+            if result is not None and recount is not None and self._count is not None:
                 self._count.settle_row(result.one())
         code = getattr(getattr(exc, "orig", None), "pgcode", None)
         if code == _TOO_LATE:
