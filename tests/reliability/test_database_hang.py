@@ -37,6 +37,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import DB_RESPONSE_MARGIN_MS, Settings
 from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
 from backend.db.engine import create_db_engine
+from backend.db.sender import Sender, transaction_locals
 from backend.db.migrations import migrate_up
 from backend.db.unit_of_work import UnitOfWork
 from backend.models import TaskCreate
@@ -273,11 +274,20 @@ def test_a_commit_sent_to_a_stuck_server_is_never_applied(
     title = f"late-commit-{uuid.uuid4().hex}"
     try:
         with engine.connect() as conn:
-            transaction = conn.begin()
-            conn.execute(
-                text("INSERT INTO users (id) VALUES ('late-commit') ON CONFLICT DO NOTHING")
+            # A transaction of psycopg2's own (sign-up, sign-in), sent through a `Sender`: its
+            # settings, the idle timeout with them, go with its first statement.
+            settings = guarded_engine_settings
+            send = Sender(
+                conn,
+                transaction_locals(
+                    settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
+                ),
             )
-            conn.execute(
+            transaction = conn.begin()
+            send.write(
+                text("INSERT INTO users (id) VALUES ('late-commit') ON CONFLICT DO NOTHING"), {}
+            )
+            send.write(
                 text("INSERT INTO tasks (user_id, title) VALUES ('late-commit', :t)"), {"t": title}
             )
             dedicated_pg.pause()

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from backend.api.deps import AnonymousDoor, Door, DoorRoute
 from backend.config import Settings
 from backend.db.engine import create_db_engine
+from backend.db.sender import Sender, transaction_locals
 from backend.error_mapping import STATEMENT_TIMEOUT_MESSAGE
 from backend.main import create_app
 from backend.models import TaskCreate
@@ -36,21 +37,21 @@ SLOW = {
 @pytest.fixture(scope="module")
 def slow_client(settings: Settings) -> Iterator[TestClient]:
     """The real app (engine, the door's unit of work, error handlers) with a short statement
-    timeout and test-only routes that run a slow statement in the request's transaction (on
-    the unit of work's connection, which only tests reach past the services)."""
+    timeout and test-only routes that run a slow statement in the request's transaction (sent
+    by the unit of work's `Sender`, which only tests reach past the services)."""
     app = create_app(settings.model_copy(update={"db_statement_timeout_ms": TIMEOUT_MS}))
 
     def run_slow(door: AnonymousDoor, kind: str) -> dict[str, Any]:
-        door._connection().execute(text(SLOW[kind]))
+        door.send.read(text(SLOW[kind]), {})
         return {"data": "finished"}
 
     def show_timeout(door: AnonymousDoor) -> dict[str, Any]:
-        return {"data": door._connection().scalar(text("SHOW statement_timeout"))}
+        return {"data": door.send.read(text("SHOW statement_timeout"), {}).scalar()}
 
     def create_then_slow(door: Door) -> dict[str, Any]:
         door.hold_commit()  # more follows the write: it may not commit the request itself
         door.tasks.create(TaskCreate(title="never committed"))
-        door._connection().execute(text(SLOW["sleep"]))
+        door.send.write(text(SLOW["sleep"]), {})
         return {"data": "finished"}
 
     test_only = APIRouter(prefix="/test-only", route_class=DoorRoute)
@@ -106,7 +107,9 @@ def test_timeout_is_per_transaction_and_does_not_stick_to_the_connection(
     )
     try:
         with engine.begin() as conn:
-            assert conn.scalar(text("SHOW statement_timeout")) == f"{TIMEOUT_MS}ms"
+            # A transaction of psycopg2's own, sent through a `Sender` (sign-up, sign-in).
+            send = Sender(conn, transaction_locals(TIMEOUT_MS))
+            assert send.read(text("SHOW statement_timeout"), {}).scalar() == f"{TIMEOUT_MS}ms"
         # The same pooled connection, outside any transaction: the server default again, so
         # a pooler that lends this server connection to another client lends no timeout.
         raw = engine.raw_connection()
