@@ -280,7 +280,7 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",
     ("backend.services.rate_limits", "RateLimiter._hit"): "counters keyed by token subject "
     "or IP, before an account is read",
-    ("backend.db.unit_of_work", "UnitOfWork._leave"): "COMMIT (with what was queued for it, "
+    ("backend.db.unit_of_work", "UnitOfWork.__exit__"): "COMMIT (with what was queued for it, "
     "checked when queued), or the caller's entry alone",
     ("backend.db.unit_of_work", "UnitOfWork._refused"): "the write's recount after a "
     "refusal: the caller's counter, no per-user table",

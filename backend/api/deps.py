@@ -80,16 +80,11 @@ def _unit_of_work(request: Request, response: Response, claims: TokenClaims | No
     return work
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, or None."""
-    scheme, token = get_authorization_scheme_param(authorization)
-    return token if scheme.lower() == "bearer" and token else None
-
-
 async def door(request: Request, response: Response) -> UnitOfWork:
     """A signed-in caller's unit of work: 401 for a missing or invalid token."""
-    token = bearer_token(request.headers.get("authorization"))
-    claims = await authenticate(request.app.state.token_verifier, token)
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    bearer = token if scheme.lower() == "bearer" and token else None
+    claims = await authenticate(request.app.state.token_verifier, bearer)
     # For the access log: the verified subject (the user id), never the token itself.
     request.state.user_id = claims.subject
     return _unit_of_work(request, response, claims)

@@ -25,11 +25,8 @@ class TokenVerifier:
             )
         )
         self._verified = VerifiedTokens()
-
-    @property
-    def fetches_keys(self) -> bool:
-        """True when verifying may block on fetching the issuer's key set."""
-        return self._jwks is not None
+        # Verifying may block on fetching the issuer's key set.
+        self.fetches_keys = self._jwks is not None
 
     def verify(self, token: str) -> TokenClaims:
         """The token's claims; `InvalidToken` (401) or `JwksUnavailable` (503) otherwise.

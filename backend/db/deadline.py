@@ -68,13 +68,13 @@ class Breaker:
 
     def __init__(self, probe_interval: float = BREAKER_PROBE_INTERVAL_SECONDS) -> None:
         self.probe_interval = probe_interval
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._open = False
         self._next_probe = 0.0
         self._probe_thread: int | None = None  # the probe under way, if any
 
     def trip(self, reason: str) -> None:
-        with self._lock:
+        with self.lock:
             me = threading.get_ident()
             if not self._open:
                 logger.warning("database breaker open: %s", reason)
@@ -91,7 +91,7 @@ class Breaker:
         (then True: the caller reports how it went with `close()` or `trip()`)."""
         if not self._open:  # the common case, without the lock
             return False
-        with self._lock:
+        with self.lock:
             if not self._open:
                 return False
             now = time.monotonic()
@@ -107,7 +107,7 @@ class Breaker:
             raise DatabaseUnresponsive("the database stopped answering; not tried")
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             if self._open:
                 logger.warning("database breaker closed: the database answers again")
             self._open = False
@@ -117,48 +117,39 @@ class Breaker:
 class _Watchdog:
     """One thread per process: shuts the socket of every round trip past its deadline.
 
-    On the hot path: `arm` is one dict store (atomic under the GIL), `disarm` one pop under
-    the lock that the watchdog holds while it checks and shuts a socket, so a connection is
-    never touched after its round trip ended."""
+    On the hot path (`GuardedConnection._guarded`): arming is one dict store, disarming one
+    pop under the lock that the watchdog holds while it checks and shuts a socket, so a
+    connection is never touched after its round trip ended."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: dict[int, tuple[float, GuardedConnection]] = {}
-        self._running = False
+        self.lock = threading.Lock()
+        self.armed: dict[int, tuple[float, GuardedConnection]] = {}
+        self.running = False
 
-    def arm(self, conn: GuardedConnection, deadline: float) -> None:
-        if not self._running:
-            self._start()
-        self._armed[id(conn)] = (deadline, conn)
-
-    def disarm(self, conn: GuardedConnection) -> None:
-        with self._lock:
-            self._armed.pop(id(conn), None)
-
-    def _start(self) -> None:
-        with self._lock:
-            if not self._running:
+    def start(self) -> None:
+        with self.lock:
+            if not self.running:
                 threading.Thread(target=self._run, name="db-watchdog", daemon=True).start()
-                self._running = True
+                self.running = True
 
     def _after_fork(self) -> None:
         # A forked child has the parent's registrations but not its thread.
-        self._lock = threading.Lock()
-        self._armed = {}
-        self._running = False
+        self.lock = threading.Lock()
+        self.armed = {}
+        self.running = False
 
     def _run(self) -> None:
         while True:
             time.sleep(WATCHDOG_TICK_SECONDS)
             now = time.monotonic()
-            # A copy: `arm` may add entries meanwhile (without the lock).
-            for key, entry in list(self._armed.items()):
+            # A copy: a round trip may be armed meanwhile (without the lock).
+            for key, entry in list(self.armed.items()):
                 if entry[0] > now:
                     continue
-                with self._lock:
+                with self.lock:
                     # Still the same round trip, and it cannot end while its socket is shut.
-                    if self._armed.get(key) is entry:
-                        del self._armed[key]
+                    if self.armed.get(key) is entry:
+                        del self.armed[key]
                         entry[1]._shut_down()
 
 
@@ -182,7 +173,12 @@ class GuardedConnection(psycopg2.extensions.connection):
         timeout = self.timeout
         if timeout <= 0:
             return call(*args)
-        _watchdog.arm(self, time.monotonic() + timeout)
+        watchdog = _watchdog
+        if not watchdog.running:
+            watchdog.start()
+        # Armed: one dict store (atomic under the GIL); disarmed under the lock the watchdog
+        # holds while it checks and shuts a socket.
+        watchdog.armed[id(self)] = (time.monotonic() + timeout, self)
         try:
             return call(*args)
         except psycopg2.OperationalError as exc:
@@ -192,7 +188,8 @@ class GuardedConnection(psycopg2.extensions.connection):
                 ) from exc
             raise
         finally:
-            _watchdog.disarm(self)
+            with watchdog.lock:
+                watchdog.armed.pop(id(self), None)
 
     def _shut_down(self) -> None:
         """Called by the watchdog, with the round trip still registered."""

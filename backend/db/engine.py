@@ -141,9 +141,16 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
         idle_since = record.info.pop(_CONNECTION_IDLE_SINCE, None)
         if idle_since is None:  # just connected
             return
-        idle_too_long = time.monotonic() - idle_since >= ping_idle_seconds
-        if not (dbapi_connection.closed or idle_too_long or _readable(dbapi_connection)):
-            return
+        if not dbapi_connection.closed and time.monotonic() - idle_since < ping_idle_seconds:
+            # Whether the server sent anything (or closed) since the connection went idle.
+            try:
+                poller = select.poll()  # not select.select: file descriptors above 1023
+                poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+            except psycopg2.Error:
+                pass  # no socket to watch: pinged below
+            else:
+                if not poller.poll(0):
+                    return
         try:
             if dbapi_connection.closed:
                 raise psycopg2.InterfaceError("connection already closed")
@@ -174,17 +181,6 @@ def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
         record.info[CONNECTION_IN_TIME] = (
             response_timeout - min(1.0, response_timeout / 4) - (after - before)
         )
-
-
-def _readable(dbapi_connection: Any) -> bool:
-    """Whether the server sent anything (or closed) since the connection went idle."""
-    try:
-        fd = dbapi_connection.fileno()
-    except psycopg2.Error:
-        return True
-    poller = select.poll()  # not select.select: file descriptors above 1023
-    poller.register(fd, select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
 
 
 # The connection's own facts, kept from request to request: when it went back to the pool,

@@ -227,12 +227,6 @@ class Bound:
     values: Mapping[str, Any]
 
 
-def _unbound(statement: Any, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    if isinstance(statement, Bound):
-        return statement.statement, {**statement.values, **values}
-    return statement, values
-
-
 @dataclass(frozen=True)
 class Step:
     """One statement of `Scoped._steps`: it writes the task `task_id` (and maybe others) and
@@ -306,13 +300,20 @@ class Scoped:
         self.user_id = user_id
 
     def _bind(self, statement: Any, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        statement, values = _unbound(statement, values)
-        _check(statement)
+        """`statement` checked scoped (refused before it is sent), its values with `owner`."""
+        if isinstance(statement, Bound):
+            statement, values = statement.statement, {**statement.values, **values}
+        if statement not in _SCOPED:
+            _check(statement)
         return statement, {OWNER: self.user_id, **values}
 
     def _read(self, statement: Any, **values: Any) -> Rows:
         """Send a statement that only reads; an unscoped one is refused before it is sent."""
-        return self._send.read(*self._bind(statement, values))
+        if isinstance(statement, Bound):
+            statement, values = statement.statement, {**statement.values, **values}
+        if statement not in _SCOPED:
+            _check(statement)
+        return self._send.read(statement, {OWNER: self.user_id, **values})
 
     def _write(
         self, statement: Any, *, last: bool = False, then: Then | None = None, **values: Any

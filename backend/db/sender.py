@@ -110,17 +110,37 @@ def transaction_locals(timeout_ms: int, idle_timeout_ms: int = 0) -> str:
     return prefix
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A signed-in caller's entry (`task_api_enter`): its SQL and values, sent with the
+    request's first statement; its values for a further transaction (`begin_again`, counting
+    nothing); whether the request writes; what to call with the outcome."""
+
+    sql: str
+    values: dict[str, Any]
+    again: dict[str, Any]
+    write: bool
+    settle: Callable[[Outcome], None]
+
+
 class Sender:
     """Sends one request's messages on its connection (`read`, `write`), and knows where its
     transaction is (`stage`)."""
 
-    def __init__(self, conn: Connection, locals_: str) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        locals_: str,
+        entry: Entry | None = None,
+    ) -> None:
+        """`entry`: a signed-in caller's request (else psycopg2's own transactions, the
+        settings with each one's first statement)."""
         self.conn = conn
         self._locals = locals_
         self.stage = Stage.TRANSACTION
         # The caller's entry, sent with the next statement; how a further transaction of
         # the request enters (`begin_again`); what to call with the outcome.
-        self._entry: tuple[str, dict[str, Any]] | None = None
+        self.entry: tuple[str, dict[str, Any]] | None = None
         self._again: tuple[str, dict[str, Any]] | None = None
         self._settle: Callable[[Outcome], None] = _ignore
         # A `BEGIN` of ours was sent: a COMMIT (with `_at_commit`) ends the transaction.
@@ -131,34 +151,19 @@ class Sender:
         self.held = False
         # A further transaction began after one committed the request's count.
         self.resumed = False
-
-    def enter(
-        self,
-        entry: tuple[str, dict[str, Any]],
-        again: dict[str, Any],
-        *,
-        write: bool,
-        settle: Callable[[Outcome], None],
-    ) -> None:
-        """A signed-in caller's request: autocommit (psycopg2 sends no `BEGIN` of its own),
-        the entry (`entry`: its SQL and values) to go with the first statement, and `again`,
-        its values for a further transaction (`begin_again`, counting nothing)."""
-        self.conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-        self.stage = Stage.WRITE if write else Stage.READ
-        self._entry = entry
-        self._again = (entry[0], again)
-        self._settle = settle
+        if entry is not None:
+            # Autocommit: psycopg2 sends no `BEGIN` of its own.
+            conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            self.stage = Stage.WRITE if entry.write else Stage.READ
+            self.entry = (entry.sql, entry.values)
+            self._again = (entry.sql, entry.again)
+            self._settle = entry.settle
 
     @property
     def can_finish(self) -> bool:
         """Whether a write may commit the request in its own message: a write's first message
         (no `BEGIN` sent) with nothing held for after it."""
         return self.stage is Stage.WRITE and not self.began and not self.held
-
-    @property
-    def entered(self) -> bool:
-        """Whether the entry has been sent (or the request has none)."""
-        return self._entry is None
 
     def read(self, statement: Any, values: Mapping[str, Any]) -> Rows:
         """Send a statement that only reads (a write sent here is a programming error)."""
@@ -183,7 +188,8 @@ class Sender:
             if getattr(statement, "is_dml", False) or around is not None:
                 raise RuntimeError("a write after the statement that committed the request")
             return self._send(statement, values, finish=False)  # a SELECT: a read
-        return self._send(statement, values, finish=last and self.can_finish, around=around)
+        finish = last and self.stage is Stage.WRITE and not self.began and not self.held
+        return self._send(statement, values, finish=finish, around=around)
 
     def steps(self, texts: list[str], *, last: bool) -> Any:
         """`task_api_steps` over `texts` (a bulk request's statements), as `write` sends it:
@@ -218,7 +224,7 @@ class Sender:
         its entry (uncounted: the first's count stands) goes with the next statement."""
         if self._again is None:
             raise RuntimeError("this request cannot begin another transaction")
-        self._entry = self._again
+        self.entry = self._again
         self.stage = Stage.WRITE
         self.began = False
         self._at_commit = []
@@ -233,16 +239,14 @@ class Sender:
         self.conn.exec_driver_sql("".join(f"{sql}; " for sql, _ in queued) + "COMMIT", params)
         self.began = False
 
-    def send_entry(self) -> bool:
-        """Send the entry on its own if no statement carried it (the account is checked and a
-        write counted all the same); False when it had been sent."""
-        if self._entry is None:
-            return False
-        sql, params = self._entry
-        self._entry = None
-        rows = self.conn.exec_driver_sql(self._locals + sql + _OUTCOME_ONLY, params).one()
-        self._settle(Outcome(*rows))
-        return True
+    def send_entry(self) -> None:
+        """Send the entry on its own, no statement having carried it: the account is checked
+        and a write counted all the same."""
+        if self.entry is not None:
+            sql, params = self.entry
+            self.entry = None
+            rows = self.conn.exec_driver_sql(self._locals + sql + _OUTCOME_ONLY, params).one()
+            self._settle(Outcome(*rows))
 
     def in_transaction(self) -> bool:
         dbapi = self.conn.connection.dbapi_connection
@@ -257,21 +261,16 @@ class Sender:
         finish: bool,
         around: tuple[str, dict[str, Any], Mapping[str, Any]] | None = None,
     ) -> Rows:
-        sql, params = render(self.conn, statement, values, "")
-        ctes = f"r AS ({sql})"
-        if getattr(statement, "is_dml", False):
-            own, main = _own_ctes(sql)
-            if not statement.exported_columns:  # a write that returns nothing
-                ctes = f"{own}w AS ({main}), r AS (SELECT WHERE false)"
-            elif own:  # a data-modifying WITH must stay at the top level
-                ctes = f"{own}r AS ({main})"
+        compiled = _compiled(self.conn.dialect, statement, values)
+        params = compiled.params(values, "")
+        sql, ctes = compiled.sql, compiled.ctes
         if around is not None:
             template, parts, part_values = around
-            rendered = {}
+            texts = {}
             for name, part in parts.items():
-                rendered[name], part_params = render(self.conn, part, part_values, f"{name}_")
+                texts[name], part_params = render(self.conn, part, part_values, f"{name}_")
                 params.update(part_params)
-            ctes = template.format(sql=sql, **rendered)
+            ctes = template.format(sql=sql, **texts)
         head = ""
         if self.stage is Stage.TRANSACTION:
             if not self.in_transaction():
@@ -281,15 +280,19 @@ class Sender:
         elif not self.began:
             head = self._locals if finish else "BEGIN; " + self._locals
             self.began = not finish
-        entry, self._entry = self._entry, None
+        entry, self.entry = self.entry, None
         if entry is not None:
             head += entry[0]
             params.update(entry[1])
         for ahead, ahead_params in self._ahead:
             head += ahead + "; "
             params.update(ahead_params)
-        if finish:
-            head += self._deadline()
+        info = self.conn.info
+        if finish and CONNECTION_IN_TIME in info:
+            # Not committed if the server runs it after the client gave up (R7): the response
+            # timeout less a margin, in the server's clock (`engine._learn_server_clock`).
+            deadline = time.time() + info[CONNECTION_CLOCK_OFFSET] + info[CONNECTION_IN_TIME]
+            head += f"SELECT task_api_in_time({deadline:.6f}); "
         answered = entry is not None or bool(self._ahead) or finish or around is not None
         self._ahead = []
         message = head + (_WITH_OUTCOME.format(ctes=ctes) if answered else sql)
@@ -298,25 +301,137 @@ class Sender:
         result = self.conn.exec_driver_sql(message, params)
         if finish:
             self.stage = Stage.COMMITTED
-        rows: list[Any] = list(result.all()) if result.returns_rows else []
-        columns = list(result.keys()) if result.returns_rows else []
+        if not result.returns_rows:
+            return Rows()
+        rows: list[Any] = list(result.all())
+        columns = list(result.keys())
         if answered:
             skip = len(_OUTCOME)
-            outcome = Outcome(*rows[0][:skip]) if rows else Outcome()
+            self._settle(Outcome(*rows[0][:skip]) if rows else Outcome())
             columns = columns[skip + 1 :]
             rows = [row[skip + 1 :] for row in rows if row[skip]]
-            self._settle(outcome)
-        return _decode(self.conn.dialect, statement, columns, rows)
+        # One decoder: each column through its type's result processor, as `execute` would
+        # (an enum member from its value); columns past the statement's own pass as they are.
+        processors = compiled.processors
+        if processors:
+            if len(processors) < len(columns):
+                processors += (None,) * (len(columns) - len(processors))
+            rows = [
+                tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row))  # noqa: B905
+                for row in rows
+            ]
+        return Rows(IteratorResult(SimpleResultMetaData(columns), iter(rows)).all())  # type: ignore[arg-type]
 
-    def _deadline(self) -> str:
-        """The check that keeps a message run after the client gave up from committing (R7):
-        `task_api_in_time` refuses past the response timeout, less a margin, in the server's
-        clock (its offset from ours measured when the connection was made)."""
-        info = self.conn.info
-        offset, in_time = info.get(CONNECTION_CLOCK_OFFSET), info.get(CONNECTION_IN_TIME)
-        if offset is None or in_time is None:
-            return ""
-        return f"SELECT task_api_in_time({time.time() + offset + in_time:.6f}); "
+    def release(self) -> None:
+        """Back to psycopg2's transactions, for the pool's next borrower. A connection still
+        inside a transaction it was sent (a failure between `BEGIN` and its end that could
+        not roll back) is discarded instead: nothing of this request may reach the next one."""
+        conn = self.conn
+        if conn.invalidated:
+            return
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is None or dbapi.closed:
+            return
+        if dbapi.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            conn.invalidate()
+            return
+        dbapi.autocommit = False
+
+
+def _ignore(_outcome: Outcome) -> None:
+    return None
+
+
+# A pyformat placeholder in compiled SQL (a literal `%` is compiled as `%%`).
+_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement compiled once for a set of value names: its SQL (split at its parameters
+    too), each parameter's name, bind and bind processor (what `execute` applies to a value
+    before psycopg2 sees it), its columns' result processors (None: no column needs one),
+    and its CTEs for `_WITH_OUTCOME`. Nothing here refers to the statement (the cache holds
+    it weakly)."""
+
+    sql: str
+    pieces: list[str]
+    binds: tuple[tuple[str, BindParameter[Any], Callable[[Any], Any] | None], ...]
+    processors: tuple[Callable[[Any], Any] | None, ...] | None
+    ctes: str
+
+    def params(self, values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        """The driver-ready values, by the bind's key or its compiled name, else the one the
+        bind holds (`Compiled.construct_params`' rule), named `<prefix><name>`."""
+        params: dict[str, Any] = {}
+        for name, bind, process in self.binds:
+            if bind.key in values:
+                value = values[bind.key]
+            elif name in values:
+                value = values[name]
+            elif bind.required:
+                raise ValueError(f"a value is required for bind parameter {bind.key!r}")
+            else:
+                value = bind.effective_value
+            params[prefix + name] = process(value) if process is not None else value
+        return params
+
+
+def _compiled(dialect: Dialect, statement: Any, values: Mapping[str, Any]) -> _Compiled:
+    # The value names are part of the key: an INSERT or UPDATE sets a column for each name
+    # that is one (as `execute` compiles it).
+    keys = tuple(sorted(values))
+    by_keys = _COMPILED.get(statement)
+    if by_keys is None:
+        by_keys = _COMPILED[statement] = {}
+    found = by_keys.get(keys)
+    if found is None:
+        found = by_keys[keys] = _compile(dialect, statement, keys)
+    return found
+
+
+def _compile(dialect: Dialect, statement: Any, keys: tuple[str, ...]) -> _Compiled:
+    compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(keys))
+    sql = str(compiled)
+    if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
+        raise ValueError("only plain named parameters can be rendered (no IN lists)")
+    binds = tuple(
+        (name, bind, bind.type.dialect_impl(dialect).bind_processor(dialect))
+        for bind, name in compiled.bind_names.items()
+    )
+    processors = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
+        for column in getattr(statement, "exported_columns", None) or ()
+    )
+    ctes = f"r AS ({sql})"
+    if getattr(statement, "is_dml", False):
+        own, main = _own_ctes(sql)
+        if not statement.exported_columns:  # a write that returns nothing
+            ctes = f"{own}w AS ({main}), r AS (SELECT WHERE false)"
+        elif own:  # a data-modifying WITH must stay at the top level
+            ctes = f"{own}r AS ({main})"
+    pieces = _PLACEHOLDER.split(sql)
+    return _Compiled(sql, pieces, binds, processors if any(processors) else None, ctes)
+
+
+_COMPILED: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Compiled]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def render(
+    conn: Connection, statement: Any, values: Mapping[str, Any], prefix: str
+) -> tuple[str, dict[str, Any]]:
+    """`statement` as `execute` would send it (pyformat SQL and driver-ready values), its
+    parameters renamed `<prefix><name>`, so that several statements can share one message and
+    one parameter dict. Compiled once per statement object and set of value names: the hot
+    statements are built once."""
+    compiled = _compiled(conn.dialect, statement, values)
+    sql = "".join(
+        piece if index % 2 == 0 else f"%({prefix}{piece})s"
+        for index, piece in enumerate(compiled.pieces)
+    )
+    return sql, compiled.params(values, prefix)
 
 
 def _own_ctes(sql: str) -> tuple[str, str]:
@@ -339,108 +454,6 @@ def _own_ctes(sql: str) -> tuple[str, str]:
     raise ValueError("unbalanced WITH clause")
 
 
-def _ignore(_outcome: Outcome) -> None:
-    return None
-
-
-def _decode(dialect: Dialect, statement: Any, columns: list[str], rows: list[Any]) -> Rows:
-    """Rows as `execute` would give them: each column through its type's result processor
-    (an enum member from its value; instants, JSON and arrays as psycopg2 returns them)."""
-    processors = _processors(dialect, statement)
-    if any(processors):
-        # Columns past the statement's own (a marker a template adds) pass as they are.
-        processors += (None,) * (len(columns) - len(processors))
-        rows = [
-            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row))  # noqa: B905
-            for row in rows
-        ]
-    return Rows(IteratorResult(SimpleResultMetaData(columns), iter(rows)).all())  # type: ignore[arg-type]
-
-
-def _processors(dialect: Dialect, statement: Any) -> tuple[Callable[[Any], Any] | None, ...]:
-    found = _PROCESSORS.get(statement)
-    if found is None:
-        columns = getattr(statement, "exported_columns", None) or ()
-        found = _PROCESSORS[statement] = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
-    return found
-
-
-_PROCESSORS: weakref.WeakKeyDictionary[Any, tuple[Callable[[Any], Any] | None, ...]] = (
-    weakref.WeakKeyDictionary()
-)
-
-# A pyformat placeholder in compiled SQL (a literal `%` is compiled as `%%`).
-_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
-
-
-def render(
-    conn: Connection, statement: Any, values: Mapping[str, Any], prefix: str
-) -> tuple[str, dict[str, Any]]:
-    """`statement` compiled as `execute` would send it (pyformat SQL and driver-ready values,
-    bind processors applied), its parameters renamed `<prefix><name>`, so that several
-    statements can share one message and one parameter dict. Compiled once per statement
-    object and set of value names (`_compiled`): the hot statements are built once."""
-    rendered = _compiled(conn.dialect, statement, tuple(sorted(values)))
-    params: dict[str, Any] = {}
-    # A value given by the bind's key or its compiled name, else the one the bind holds.
-    for name, bind, process in rendered.binds:
-        if bind.key in values:
-            value = values[bind.key]
-        elif name in values:
-            value = values[name]
-        elif bind.required:
-            raise ValueError(f"a value is required for bind parameter {bind.key!r}")
-        else:
-            value = bind.effective_value
-        params[prefix + name] = process(value) if process is not None else value
-    if not prefix:
-        return rendered.sql, params
-    sql = "".join(
-        piece if index % 2 == 0 else f"%({prefix}{piece})s"
-        for index, piece in enumerate(rendered.pieces)
-    )
-    return sql, params
-
-
-@dataclass(frozen=True)
-class _Rendered:
-    """A statement compiled for `render`: its SQL, split at its parameters, and each
-    parameter's name, bind and bind processor. Nothing here refers to the statement (the
-    cache holds it weakly)."""
-
-    sql: str
-    pieces: list[str]
-    binds: tuple[tuple[str, BindParameter[Any], Callable[[Any], Any] | None], ...]
-
-
-def _compiled(dialect: Dialect, statement: Any, column_keys: tuple[str, ...]) -> _Rendered:
-    # The value names are part of the key: an INSERT or UPDATE sets a column for each name
-    # that is one (as `execute` compiles it).
-    by_keys = _RENDERED.get(statement)
-    if by_keys is None:
-        by_keys = _RENDERED[statement] = {}
-    rendered = by_keys.get(column_keys)
-    if rendered is not None:
-        return rendered
-    compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(column_keys))
-    sql = str(compiled)
-    if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
-        raise ValueError("only plain named parameters can be rendered (no IN lists)")
-    binds = tuple(
-        (name, bind, bind.type.dialect_impl(dialect).bind_processor(dialect))
-        for bind, name in compiled.bind_names.items()
-    )
-    rendered = by_keys[column_keys] = _Rendered(sql, _PLACEHOLDER.split(sql), binds)
-    return rendered
-
-
-_RENDERED: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Rendered]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def inline(conn: Connection, sql: str, params: Mapping[str, Any]) -> str:
     """`sql` (pyformat, `params`) as one statement's text with its values quoted in, as
     psycopg2 quotes them into every message: for SQL handed to the server as a value
@@ -448,18 +461,3 @@ def inline(conn: Connection, sql: str, params: Mapping[str, Any]) -> str:
     with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
         text_: bytes = cursor.mogrify(sql, dict(params))
     return text_.decode()
-
-
-def end_autocommit(conn: Connection) -> None:
-    """Back to psycopg2's transactions, for the pool's next borrower. A connection still
-    inside a transaction it was sent (a failure between `BEGIN` and its end that could not
-    roll back) is discarded instead: nothing of this request may reach the next one."""
-    if conn.invalidated:
-        return
-    dbapi = conn.connection.dbapi_connection
-    if dbapi is None or dbapi.closed:
-        return
-    if dbapi.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-        conn.invalidate()
-        return
-    dbapi.autocommit = False

@@ -15,6 +15,7 @@ The route returns only after the commit, so a 2xx is always durable. Services ne
 from __future__ import annotations
 
 from contextlib import suppress
+from functools import cached_property, lru_cache
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.sender import Outcome, Sender, Stage, end_autocommit, transaction_locals
+from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
 from backend.error_mapping import NO_ANSWER_MESSAGE
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
@@ -46,6 +47,8 @@ _REFUSED_ACCOUNT = {
     "gone": "The account for this token no longer exists",
     "revoked": "This token was revoked",
 }
+_UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
+_locals = lru_cache(maxsize=8)(transaction_locals)
 _TOO_LATE = "TA504"  # a write run after its deadline (`Sender._deadline`): not committed
 
 
@@ -56,9 +59,6 @@ class UnitOfWork:
     changes: ChangeFeed
     conversations: ConversationService
     chatkit: ChatKitService
-    idempotency: IdempotencyService
-    users: UserService
-    limits: RateLimiter
 
     def __init__(
         self,
@@ -80,64 +80,54 @@ class UnitOfWork:
         # Where the rate-limit headers for the response go (the door passes the response's).
         self.response_headers: HeaderSink = {} if response_headers is None else response_headers
         self._conn: Connection | None = None
-        # A signed-in caller's request: its entry and its write count (None: not counted).
-        self._entry: tuple[str, dict[str, Any]] | None = None
-        self._count: WriteCount | None = None
-        # The transaction was ended by the route (`roll_back`).
-        self._ended = False
+        self._count: WriteCount | None = None  # a write's count (None: not counted)
+        self._ended = False  # the route ended the transaction (`roll_back`)
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
         settings = self._settings
-        self.send = Sender(
-            conn,
-            transaction_locals(
-                settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
-            ),
+        locals_ = _locals(
+            settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
         )
+        claims = self._claims
+        if claims is None:
+            self.send = Sender(conn, locals_)
+            return self
         try:
-            self.users = UserService(self.send)
-            self.limits = RateLimiter(conn, self._settings, self._client_ip, self.response_headers)
-            if self._claims is not None:
-                self._enter_as(self._claims)
+            # The caller's entry, with the route's first statement. Keyed on the token's
+            # subject, before the account is read: a write refused for its account counts.
+            write = self._counts_write
+            self._count = self.limits.write_count(claims.subject) if write else None
+            values: dict[str, Any] = {
+                "e_subject": claims.subject,
+                "e_version": claims.token_version,
+                "e_local": claims.local,
+                "e_email": claims.email,
+                "e_name": claims.name,
+                "e_write": write,
+                **_UNCOUNTED,
+                "e_clean": False,
+            }
+            if self._count is not None:
+                values.update(self._count.entry_arguments())
+            # A further transaction (`begin_again`) enters the same way, counting nothing.
+            entry = Entry(_ENTER, values, {**values, **_UNCOUNTED}, write, self._settle)
+            self.send = Sender(conn, locals_, entry)
         except BaseException:
             self._conn = None
-            end_autocommit(conn)  # as every other way back to the pool
             conn.close()
             raise
-        return self
-
-    def _enter_as(self, claims: TokenClaims) -> None:
-        """The caller's entry, to go with the route's first statement; the services bound to
-        the token's subject (the account's id: the entry refuses any other)."""
-        write = self._counts_write
-        # Keyed on the token's subject, before the account is read: a write refused for its
-        # account still counts.
-        self._count = self.limits.write_count(claims.subject) if write else None
-        uncounted = dict.fromkeys(("e_limit_key", "e_window", "e_limit"), None)
-        values: dict[str, Any] = {
-            "e_subject": claims.subject,
-            "e_version": claims.token_version,
-            "e_local": claims.local,
-            "e_email": claims.email,
-            "e_name": claims.name,
-            "e_write": write,
-            **uncounted,
-            "e_clean": False,
-        }
-        if self._count is not None:
-            values.update({f"e_{k}": v for k, v in self._count.entry_arguments().items()})
-        self._entry = (_ENTER, values)
-        # A further transaction (`begin_again`) is entered the same way, counted once.
-        self.send.enter(self._entry, {**values, **uncounted}, write=write, settle=self._settle)
         self._bind(claims.subject)
+        return self
 
     def _settle(self, outcome: Outcome) -> None:
         """What the entry and the key's check said of this request: the count's headers (or
         `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
         mismatch. A refused request's message wrote nothing (migration 0020)."""
-        if self._count is not None and outcome.hits is not None and outcome.reset is not None:
-            self._count.settle(outcome.hits, outcome.reset)
+        if outcome.hits is not None and self._count is not None:
+            self._count.settle(outcome.hits, outcome.reset or 1)
+        if outcome.refused is None:
+            return
         if outcome.refused == "TA401":
             raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
         IdempotencyService.refused(outcome)
@@ -154,14 +144,27 @@ class UnitOfWork:
         # (tests/scoping.py checks each one the test run sends). An execution option lives
         # and dies with this Connection, not with the pooled database connection under it.
         send = self.send
-        send.conn.execution_options(**{CALLER_KEY: self.caller_id})
-        self.tasks = TaskService(send, self.caller_id)
-        self.lists = ListService(send, self.caller_id)
-        self.changes = ChangeFeed(send, self.caller_id)
-        self.conversations = ConversationService(send, self.caller_id)
-        self.chatkit = ChatKitService(send, self.caller_id)
-        self.idempotency = IdempotencyService(
-            send, self.caller_id, self._settings.idempotency_key_ttl_seconds
+        send.conn.execution_options(**{CALLER_KEY: caller_id})
+        self.tasks = TaskService(send, caller_id)
+        self.lists = ListService(send, caller_id)
+        self.changes = ChangeFeed(send, caller_id)
+        self.conversations = ConversationService(send, caller_id)
+        self.chatkit = ChatKitService(send, caller_id)
+
+    # Built when a route first uses them: most requests never do.
+    @cached_property
+    def idempotency(self) -> IdempotencyService:
+        ttl = self._settings.idempotency_key_ttl_seconds
+        return IdempotencyService(self.send, self.caller_id, ttl)
+
+    @cached_property
+    def users(self) -> UserService:
+        return UserService(self.send)
+
+    @cached_property
+    def limits(self) -> RateLimiter:
+        return RateLimiter(
+            self._connection(), self._settings, self._client_ip, self.response_headers
         )
 
     @property
@@ -186,30 +189,45 @@ class UnitOfWork:
             return
         if conn.invalidated:
             # The server dropped the connection mid-request (a restart, a pooler): nothing to
-            # commit or roll back, and its `info` is gone. The error that did it (a 503) is the
-            # one to report; a request that swallowed it must not answer 2xx uncommitted.
+            # commit or roll back. The error that did it (a 503) is the one to report; a
+            # request that swallowed it must not answer 2xx uncommitted.
             conn.close()
             if exc is None:
                 raise ServiceUnavailable()
             return
+        send = self.send
         try:
-            if self._entry is not None:
-                self._leave(exc)
-            elif exc_type is None:
-                conn.commit()
-            else:
-                # A connection the server dropped cannot roll back; the error that brought
-                # us here is the one to report, and closing discards the connection anyway.
-                with suppress(SQLAlchemyError):
-                    conn.rollback()
+            if self._claims is None:
+                if exc_type is None:
+                    conn.commit()
+                else:
+                    # A connection the server dropped cannot roll back; the error that
+                    # brought us here is the one to report, and closing discards it anyway.
+                    with suppress(SQLAlchemyError):
+                        conn.rollback()
+            elif self._ended or send.stage is Stage.COMMITTED:
+                pass  # ended by the route (`roll_back`) or committed by its last statement
+            elif send.entry is not None:
+                # No statement carried the entry: sent alone, so the account is checked and
+                # a write counted all the same (a further transaction counted before).
+                if not send.resumed:
+                    send.send_entry()
+            elif exc is not None:
+                self._refused(exc)
+            elif send.began:
+                try:
+                    send.commit()
+                except DBAPIError as error:
+                    self._refused(error)
+                    raise
         finally:
-            if self._entry is not None:
-                end_autocommit(conn)
+            if self._claims is not None:
+                send.release()
             conn.close()
 
     def hold_commit(self) -> None:
         """This request writes more than once (or adds to the transaction after its write):
-        no service's write may commit it as its last statement (`Scoped._run_last`)."""
+        no service's write may commit it in its own message (`Scoped._write(last=True)`)."""
         self._connection()
         self.send.hold()
 
@@ -222,26 +240,6 @@ class UnitOfWork:
         self._ended = True
         if self.send.stage is not Stage.COMMITTED:  # a committed count is not counted again
             self._refused(None)
-
-    def _leave(self, exc: BaseException | None) -> None:
-        """End a signed-in caller's request: send the entry if no statement carried it (the
-        account is checked and a write counted all the same), commit a transaction of ours
-        (with what was queued for its COMMIT) or roll it back and count the write again."""
-        send = self.send
-        if self._ended or send.stage is Stage.COMMITTED:
-            return  # ended by the route (`roll_back`) or committed by its last statement
-        if not send.entered:
-            if not send.resumed:  # a further transaction that sent nothing: counted before
-                send.send_entry()
-            return
-        if exc is not None:
-            self._refused(exc)
-        elif send.began:
-            try:
-                send.commit()
-            except DBAPIError as error:
-                self._refused(error)
-                raise
 
     def _refused(self, exc: BaseException | None) -> None:
         """After a failed request: roll back the transaction if one is still open, and count

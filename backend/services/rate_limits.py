@@ -58,46 +58,32 @@ class Policy:
 
 @dataclass(frozen=True)
 class Usage:
+    """One policy's count for one client: `hits` in the window, which ends in `reset_seconds`."""
+
     policy: Policy
     hits: int
     reset_seconds: int
 
-    @property
-    def remaining(self) -> int:
-        return max(0, self.policy.limit - self.hits)
 
-    @property
-    def exceeded(self) -> bool:
-        return self.hits > self.policy.limit
-
-
-@dataclass(frozen=True)
-class Outcome:
-    usages: tuple[Usage, ...]
-
-    @property
-    def allowed(self) -> bool:
-        return not any(u.exceeded for u in self.usages)
-
-    @property
-    def retry_after(self) -> int:
-        return max((u.reset_seconds for u in self.usages if u.exceeded), default=0)
-
-    def headers(self) -> dict[str, str]:
-        if not self.usages:
-            return {}
-        headers = {
-            "RateLimit-Policy": ", ".join(
-                f'"{u.policy.name}";q={u.policy.limit};w={u.policy.window_seconds}'
-                for u in self.usages
-            ),
-            "RateLimit": ", ".join(
-                f'"{u.policy.name}";r={u.remaining};t={u.reset_seconds}' for u in self.usages
-            ),
-        }
-        if not self.allowed:
-            headers["Retry-After"] = str(self.retry_after)
-        return headers
+def _settle(usages: Sequence[Usage], sink: HeaderSink) -> None:
+    """The `RateLimit` headers for `usages` (none when empty), added to `sink`; over a
+    limit, `RateLimited` with them and `Retry-After` instead."""
+    if not usages:
+        return
+    headers = {
+        "RateLimit-Policy": ", ".join(
+            f'"{u.policy.name}";q={u.policy.limit};w={u.policy.window_seconds}' for u in usages
+        ),
+        "RateLimit": ", ".join(
+            f'"{u.policy.name}";r={max(0, u.policy.limit - u.hits)};t={u.reset_seconds}'
+            for u in usages
+        ),
+    }
+    over = [u.reset_seconds for u in usages if u.hits > u.policy.limit]
+    if over:
+        headers["Retry-After"] = str(max(over))
+        raise RateLimited(extra_headers=headers)
+    sink.update(headers)
 
 
 def _key(policy: Policy, client: str) -> str:
@@ -154,10 +140,11 @@ class RateLimiter:
     def write_count(self, user_id: str) -> WriteCount | None:
         """What counting a write by `user_id` takes, for a statement that counts it together
         with other work (the caller's entry, `UnitOfWork`); None when writes are not limited."""
-        policy = self._write_policy()
-        if not self._settings.rate_limit_enabled or policy.limit <= 0:
+        s = self._settings
+        if not s.rate_limit_enabled or s.rate_limit_task_writes_per_user <= 0:
             return None
-        return WriteCount(self, policy, _key(policy, user_id))
+        policy = self._write_policy()
+        return WriteCount(self._headers, policy, _key(policy, user_id))
 
     def _write_policy(self) -> Policy:
         s = self._settings
@@ -166,21 +153,14 @@ class RateLimiter:
         )
 
     def _enforce(self, *checks: tuple[Policy, str]) -> None:
-        self._settle(self._hit(checks))
+        _settle(self._hit(checks), self._headers)
 
-    def _settle(self, outcome: Outcome) -> None:
-        """Headers for the response, or `RateLimited` when a limit is exceeded."""
-        headers = outcome.headers()
-        if not outcome.allowed:
-            raise RateLimited(extra_headers=headers)
-        self._headers.update(headers)
-
-    def _hit(self, checks: Sequence[tuple[Policy, str]]) -> Outcome:
+    def _hit(self, checks: Sequence[tuple[Policy, str]]) -> list[Usage]:
         """Count one request against each (policy, client) pair, in a transaction of its own
         (committed at once): call it before anything else runs on the connection."""
         checks = [(policy, client) for policy, client in checks if policy.limit > 0]
         if not self._settings.rate_limit_enabled or not checks:
-            return Outcome(())
+            return []
         by_key: Mapping[str, Policy] = {_key(p, c): p for p, c in checks}
         with self._conn.begin():
             rows = self._conn.execute(
@@ -192,32 +172,34 @@ class RateLimiter:
                 },
             ).all()
         usages = {key: Usage(by_key[key], hits, reset) for key, hits, reset in rows}
-        return Outcome(tuple(usages[key] for key in by_key))
+        return [usages[key] for key in by_key]
 
 
 @dataclass(frozen=True)
 class WriteCount:
     """One write's count against the caller's write limit, made by another statement: the
-    caller's entry (`task_api_enter`, reported in the answer's outcome columns), or `recount`
-    after a rolled-back transaction took that count with it (a refused or failing write still
-    counts)."""
+    caller's entry (`task_api_enter`, reported in the answer's outcome columns), or the
+    recount after a rolled-back transaction took that count with it (a refused or failing
+    write still counts). Its headers go to `headers`."""
 
-    limiter: RateLimiter
+    headers: HeaderSink
     policy: Policy
     key: str
 
     def entry_arguments(self) -> dict[str, Any]:
+        """The entry's count arguments (`UnitOfWork`'s `e_` values)."""
+        policy = self.policy
+        clean = random.randrange(_CLEAN_UP_ONE_IN) == 0  # noqa: S311 (not security-relevant)
         return {
-            "limit_key": self.key,
-            "window": self.policy.window_seconds,
-            "limit": self.policy.limit,
-            "clean": _clean_up(),
+            "e_limit_key": self.key,
+            "e_window": policy.window_seconds,
+            "e_limit": policy.limit,
+            "e_clean": clean,
         }
 
     def settle(self, hits: int, reset: int) -> None:
-        """The count the entry reported (the answer's outcome columns): headers, or
-        `RateLimited`, as for any other count."""
-        self.limiter._settle(Outcome((Usage(self.policy, hits, reset),)))
+        """The count's headers, or `RateLimited`, as for any other count."""
+        _settle((Usage(self.policy, hits, reset),), self.headers)
 
     def recount_sql(self) -> tuple[str, dict[str, Any]]:
         """The hit as SQL for a message of its own making (after a `ROLLBACK`)."""
@@ -228,7 +210,7 @@ class WriteCount:
 
     def settle_row(self, row: Any) -> None:
         _, hits, reset = row
-        self.limiter._settle(Outcome((Usage(self.policy, int(hits), int(reset)),)))
+        self.settle(int(hits), int(reset))
 
 
 def _clean_up() -> bool:

@@ -193,10 +193,10 @@ class TaskService(Scoped):
         )
 
     def get(self, task_id: int) -> TaskRow:
-        task = self._read(GET, task_id=task_id).first()
-        if task is None:
+        rows = self._read(GET, task_id=task_id)
+        if not rows:
             raise NotFound("Task not found")
-        return cast(TaskRow, task)
+        return cast(TaskRow, rows[0])
 
     def titles(self) -> set[str]:
         """The titles of the caller's tasks (the seed command skips demo tasks it has)."""
@@ -558,7 +558,5 @@ class TaskService(Scoped):
         """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
         nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
         statement = updating(values, *conditions)
-        return cast(
-            TaskRow | None,
-            self._write(statement, task_id=task_id, last=last, then=then).one_or_none(),
-        )
+        rows = self._write(statement, task_id=task_id, last=last, then=then)
+        return cast(TaskRow, rows[0]) if rows else None

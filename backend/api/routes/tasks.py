@@ -328,10 +328,10 @@ def get_task(
     door: Door, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
 ) -> TaskEnvelope | Response:
     task = door.tasks.get(task_id)
-    tag = task_etag(task)
-    if none_match(if_none_match, tag):
+    tag = response.headers["ETag"] = task_etag(task)
+    if if_none_match is not None and none_match(if_none_match, tag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
-    return _one(task, response)
+    return TaskEnvelope(data=TaskPublic.model_validate(task))
 
 
 @router.put(
