@@ -404,14 +404,16 @@ class Entry:
 
     def settle(self, outcome: tuple[Any, ...]) -> None:
         """What the entry said (`UnitOfWork._settle`): the count as headers (429 over the
-        limit: the write was skipped, its count committed), a refused account (401)."""
+        limit: the write was skipped, its count committed), a refused account (401, with a
+        write's headers too)."""
         hits, reset, refused, reason, _replay = outcome
         if self.counted and hits is not None and reset is not None:
             self.headers = _limit_headers(hits, reset)
             if hits > WRITE_LIMIT:
                 raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
-        if refused == REFUSED_ACCOUNT:
-            raise Refused(401, "UNAUTHORIZED", ACCOUNT_REASONS.get(reason or "", "Invalid token"))
+        if refused == REFUSED_ACCOUNT:  # a write's count stands, and says so
+            reason = ACCOUNT_REASONS.get(reason or "", "Invalid token")
+            raise Refused(401, "UNAUTHORIZED", reason, self.headers or None)
 
     async def refused(self, conn: Conn, error: psycopg.Error) -> None:
         """After a failed write (`UnitOfWork._refused`): roll back if a transaction is still
@@ -430,7 +432,8 @@ class Entry:
         if "Retry-After" in self.headers:
             raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
         if getattr(error, "sqlstate", None) == TOO_LATE:
-            raise Refused(503, "SERVICE_UNAVAILABLE", "The database did not answer in time")
+            message = "The database did not answer in time"
+            raise Refused(503, "SERVICE_UNAVAILABLE", message, self.headers or None)
 
 
 def _iso(value: datetime | None) -> str | None:
