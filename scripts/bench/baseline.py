@@ -6,20 +6,28 @@ that does what the API does for the benchmarked routes, and nothing more:
 
 - verifies the same HS256 token with the same library and checks (exp/sub required, iat not
   in the future, the built-in `task_api` + `ver` claims);
-- sends the database exactly the API's messages (specs/statements.md): a read is ONE
-  simple-query message, `SET LOCAL`s + `SELECT task_api_enter(...)` (the account check,
-  revocation included) + the route's statement, in autocommit. A write that nothing follows
-  (create, PATCH of fields outside the schedule, delete) is ONE message too: `BEGIN` + the
-  `SET LOCAL`s + the entry (the write count against the caller's limit, reported in a notice
-  and turned into the `RateLimit` headers, and the caller's change lock) + `WITH r AS (<the
-  write> RETURNING ...) SELECT task_api_return(...)` (the rows come back in a notice) + the
-  deadline check `task_api_in_time(...)` (in the server's clock: its offset is measured once
-  per new connection, one round trip, as the API's engine does) + `COMMIT`. A toggle is one
-  too (the API's toggle of a task with no series to go on: the write, or the stored row when
-  it would complete a series, in one statement). A failed write rolls back and counts again in one
-  message. An empty first page reads its feed position with a second message, as the API
-  does. `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
-  counting proxy;
+- sends the database exactly the API's messages (specs/statements.md, "The path of a
+  request"; `backend.db.sender.Sender._send`): a read is ONE simple-query message, the
+  `SET LOCAL`s + `SELECT task_api_enter(...)` (the account check, revocation included) + the
+  route's statement, in autocommit. A write that nothing follows (create, PATCH of fields
+  outside the schedule, delete) is ONE message too, with no `BEGIN` or `COMMIT`: PostgreSQL
+  runs it as one implicit transaction. It holds the `SET LOCAL`s, the entry (the write count
+  against the caller's limit and the caller's change lock), the deadline check
+  `task_api_in_time(...)` (in the server's clock: its offset is measured once per new
+  connection, one round trip, as the API's engine does) and the write. A toggle is one too
+  (the API's toggle of a task with no series to go on: the write, or the stored row when it
+  would complete a series, in one statement, marked `task_api_written`). The message's last
+  statement answers with the request's outcome as columns beside its rows: `WITH r AS
+  (<statement>) SELECT o.*, r.* FROM task_api_outcome() AS o LEFT JOIN (SELECT true AS
+  task_api_row, * FROM r) AS r ON true` (migration 0027: hits, reset, refused, reason,
+  replay; a lone row with `task_api_row` NULL when the statement returned none). The count
+  becomes the `RateLimit` headers (429 over the limit: the entry refused the write, which
+  wrote nothing, and its count committed), a refused account a 401; no notice carries
+  anything and none is read. A failed write rolls back (if a transaction is still open) and
+  counts again in one message; one given up on by the deadline check is a 503. An empty
+  first page reads its feed position with a second message, as the API does.
+  `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
+  counting proxy and compares their text;
 - runs the same SQL as the API and returns the same JSON bodies, including every task's
   subtask counts (columns the database keeps, migration 0024),
   `is_overdue`, an encrypted `next_cursor` and, on a listing, the change-feed position read in
@@ -86,26 +94,45 @@ RESPONSE_TIMEOUT_MS = (
     int(_RESPONSE) if _RESPONSE else (STATEMENT_TIMEOUT_MS + 2000 if STATEMENT_TIMEOUT_MS else 0)
 )
 
-# `backend.db.engine.transaction_locals`: every message's transaction starts with them.
-LOCALS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL client_min_messages = notice; "
+# `backend.db.sender.transaction_locals`: every message's transaction starts with them.
+LOCALS = "SET LOCAL TimeZone = 'UTC'; "
 if STATEMENT_TIMEOUT_MS > 0:
     LOCALS += f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}; "
 if RESPONSE_TIMEOUT_MS > 0:
     LOCALS += f"SET LOCAL idle_in_transaction_session_timeout = {RESPONSE_TIMEOUT_MS}; "
-# The caller's entry (migration 0014, `UnitOfWork._enter_as`): a built-in token's subject and
-# version; a write, its count (key, window, limit, clean-up) and its change lock.
+# The caller's entry (migrations 0014, 0027, `UnitOfWork._enter_as`): a built-in token's
+# subject and version; a write, its count (key, window, limit, clean-up) and its change lock.
+# What it learns (the count, a refusal) it keeps in transaction-local settings.
 ENTRY_NAMES = ("e_subject", "e_version", "e_write", "e_key", "e_window", "e_limit", "e_clean")
 ENTER = (
     "SELECT task_api_enter(%(e_subject)s, %(e_version)s, true, NULL, NULL, %(e_write)s, "
     "%(e_key)s, %(e_window)s, %(e_limit)s, %(e_clean)s); "
 )
-WRITE_COUNT_NOTICE = "task_api_rate_limit "
+# The message's last statement (`Sender._send`, `_WITH_OUTCOME`): the request's outcome read
+# as columns (`task_api_outcome`, migration 0027: hits, reset, refused, reason, replay), then
+# `task_api_row` (NULL on the outcome's lone row when the statement returned none), then the
+# statement's columns. `{ctes}`: CTEs whose last, `r`, is the statement.
+WITH_OUTCOME = (
+    "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome() AS o "
+    "LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
+)
+OUTCOME_COLUMNS = 5
+# A toggle (`scope._WRITTEN_OR_STORED`): the written row, or the stored one when the write
+# matched none (both CTEs see the snapshot from before the write), marked with which it is.
+WRITTEN_OR_STORED = (
+    "w AS ({sql}), s AS ({stored}), r AS (SELECT w.*, true AS task_api_written FROM w "
+    "UNION ALL SELECT s.*, false FROM s WHERE NOT EXISTS (SELECT FROM w))"
+)
+# The entry's refusal of the account (`outcome.refused`, its reason), as the API says it.
+REFUSED_ACCOUNT = "TA401"
+ACCOUNT_REASONS = {
+    "gone": "The account for this token no longer exists",
+    "revoked": "This token was revoked",
+}
 # After a failed write (`UnitOfWork._refused`): the rollback took the count with it.
 RECOUNT = "SELECT key, hits, reset_seconds FROM task_api_hit(%s::text[], %s::integer[], false)"
-REFUSED_ACCOUNT, OVER_LIMIT, TOO_LATE = "TA401", "TA429", "TA504"
-# A write that nothing follows commits in its own message (`engine.finish`): its rows come
-# back in a notice (migration 0016), and the message checks its deadline before `COMMIT`.
-ROWS_NOTICE = "task_api_rows "
+# A write given up on before it could commit (`task_api_in_time`, migration 0016): a 503.
+TOO_LATE = "TA504"
 # The server's clock, read once per new connection (`engine._learn_server_clock`).
 CLOCK_SQL = "SELECT extract(epoch FROM clock_timestamp())::float8"
 
@@ -169,7 +196,6 @@ TOGGLE_SQL = (
     "next_due_date IS NOT NULL AND series_start IS NOT NULL AND due_date IS NOT NULL) "
     f"AND user_id = %(user)s RETURNING {VIEW}"
 )
-WRITTEN = "task_api_written"
 DELETE_SQL = "DELETE FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s RETURNING id, title"
 # The fields a PATCH may send here, in the declaration's order (the API's SET order): none of
 # the schedule (the API reads the stored task first, a second round trip) or the place.
@@ -239,13 +265,11 @@ def _claims(request: Request) -> tuple[str, int]:
 
 
 class Conn:
-    """A pooled connection in autocommit (the messages carry their own `BEGIN`), with the
-    notices the server sent while it served the current request, and its server's clock."""
+    """A pooled connection in autocommit (a message that writes is one implicit transaction),
+    and its server's clock."""
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn = conn
-        self.notices: list[str] = []
-        conn.add_notice_handler(lambda d: self.notices.append(d.message_primary or ""))
         # The server's clock minus ours, and how long after sending a message that commits
         # itself it may still commit (None: no deadline, as with no response timeout).
         self.offset = 0.0
@@ -254,7 +278,7 @@ class Conn:
     async def learn_clock(self) -> None:
         """Once per new connection, as the API's engine does on connect: the offset of the
         server's clock (within half the round trip it took) and the deadline's allowance,
-        the response timeout less a margin for the offset, the `COMMIT` and the answer."""
+        the response timeout less a margin for the offset, the commit and the answer."""
         timeout = RESPONSE_TIMEOUT_MS / 1000
         before = time.time()
         cursor = await self.conn.execute(CLOCK_SQL)
@@ -265,40 +289,12 @@ class Conn:
         self.offset = float(row[0]) - (before + after) / 2
         self.in_time = timeout - min(1.0, timeout / 4) - (after - before)
 
-    def last_statement(self, statement: str, stored: str | None = None) -> str:
-        """`statement` (a write with `RETURNING`) as the transaction's last (`engine.finish`):
-        its rows handed to a notice, the deadline in the server's clock, the `COMMIT`. With
-        `stored`, the row that reads comes back when the write wrote none, marked
-        (`Scoped._run_last_or_stored`)."""
-        deadline = ""
-        if self.in_time is not None:
-            at = time.time() + self.offset + self.in_time
-            deadline = f"SELECT task_api_in_time({at:.6f}); "
-        if stored is None:
-            returned = (
-                f"WITH r AS ({statement}) SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r"
-            )
-        else:
-            returned = (
-                f"WITH w AS ({statement}), s AS ({stored}) SELECT task_api_return(jsonb_agg(r)) "
-                f"FROM (SELECT to_jsonb(w) || '{{\"{WRITTEN}\": true}}' FROM w UNION ALL "
-                f"SELECT to_jsonb(s) || '{{\"{WRITTEN}\": false}}' FROM s "
-                "WHERE NOT EXISTS (SELECT FROM w)) AS x(r)"
-            )
-        return f"{returned}; {deadline}COMMIT"
-
-    def returned(self) -> list[dict[str, Any]]:
-        """The rows `task_api_return` sent back in a notice."""
-        for notice in self.notices:
-            if notice.startswith(ROWS_NOTICE):
-                rows: list[dict[str, Any]] = json.loads(notice[len(ROWS_NOTICE) :])
-                return rows
-        raise RuntimeError("task_api_return sent no rows")
-
-    async def send(self, sql: str, params: Any) -> None:
-        """Send `sql` (several statements) as one message; nothing is read back but notices."""
-        async with self.conn.cursor() as cur:
-            await cur.execute(sql, params)
+    def deadline(self) -> str:
+        """The check that keeps a message that commits itself from committing after the client
+        gave up (`Sender._deadline`), in the server's clock; "" with no response timeout."""
+        if self.in_time is None:
+            return ""
+        return f"SELECT task_api_in_time({time.time() + self.offset + self.in_time:.6f}); "
 
     async def last(self, sql: str, params: Any) -> list[Any]:
         """Send `sql` (several statements) as one message; the last statement's rows."""
@@ -334,7 +330,6 @@ class Pool:
                 conn = Conn(raw)
                 if RESPONSE_TIMEOUT_MS > 0:
                     await conn.learn_clock()
-            conn.notices.clear()
             yield conn
         finally:
             if conn is not None and (
@@ -381,27 +376,49 @@ class Entry:
         self.params: tuple[Any, ...] = (subject, version, write, *count)
         self.headers: dict[str, str] = {}
 
-    def message(self, statement: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The first message: (`BEGIN` for a write,) the locals, the entry, the statement."""
-        head = ("BEGIN; " if self.write else "") + LOCALS
-        return head + ENTER + statement, {
-            **dict(zip(ENTRY_NAMES, self.params, strict=True)),
-            **params,
-        }
+    async def run(
+        self, conn: Conn, statement: str, params: dict[str, Any], stored: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The request's first statement, in the message that carries the entry
+        (`Sender._send`): the locals, the entry, and the statement wrapped to answer with the
+        outcome. A read is this one message, in autocommit. A write (nothing follows the
+        baseline's) commits in it, with no `BEGIN` or `COMMIT` (one implicit transaction),
+        after the deadline check; its rows are the statement's, and with no row (a 404) the
+        count alone has committed, as in the API. With `stored` (a toggle), the row that reads
+        comes back when the write wrote none, marked by a last column (`task_api_written`).
+        The outcome is settled before the rows are read (`UnitOfWork._settle`)."""
+        ctes = f"r AS ({statement})"
+        if stored is not None:
+            ctes = WRITTEN_OR_STORED.format(sql=statement, stored=stored)
+        head = LOCALS + ENTER + (conn.deadline() if self.write else "")
+        values = {**dict(zip(ENTRY_NAMES, self.params, strict=True)), **params}
+        try:
+            answer = await conn.last(head + WITH_OUTCOME.format(ctes=ctes), values)
+        except psycopg.Error as error:
+            if self.write:
+                await self.refused(conn, error)
+            raise
+        # The outcome's lone row, or the statement's rows, each with the outcome before it.
+        self.settle(answer[0][:OUTCOME_COLUMNS])
+        return [row[OUTCOME_COLUMNS + 1 :] for row in answer if row[OUTCOME_COLUMNS]]
 
-    def settle(self, conn: Conn) -> None:
-        """The count the entry reported in a notice, as headers (429 over the limit)."""
-        for notice in reversed(conn.notices):
-            if notice.startswith(WRITE_COUNT_NOTICE):
-                hits, reset = notice[len(WRITE_COUNT_NOTICE) :].split()[:2]
-                self.headers = _limit_headers(int(hits), int(reset))
-                if int(hits) > WRITE_LIMIT:
-                    raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
-                return
+    def settle(self, outcome: tuple[Any, ...]) -> None:
+        """What the entry said (`UnitOfWork._settle`): the count as headers (429 over the
+        limit: the write was skipped, its count committed), a refused account (401, with a
+        write's headers too)."""
+        hits, reset, refused, reason, _replay = outcome
+        if self.counted and hits is not None and reset is not None:
+            self.headers = _limit_headers(hits, reset)
+            if hits > WRITE_LIMIT:
+                raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
+        if refused == REFUSED_ACCOUNT:  # a write's count stands, and says so
+            reason = ACCOUNT_REASONS.get(reason or "", "Invalid token")
+            raise Refused(401, "UNAUTHORIZED", reason, self.headers or None)
 
-    async def refused(self, conn: Conn, error: psycopg.Error | None) -> None:
-        """After a failed write: roll back and count again in one message; the entry's
-        refusals as their errors."""
+    async def refused(self, conn: Conn, error: psycopg.Error) -> None:
+        """After a failed write (`UnitOfWork._refused`): roll back if a transaction is still
+        open (a failed message's implicit one is not) and count again, in one message; a
+        write given up on before it committed is a 503."""
         in_transaction = conn.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         parts = ["ROLLBACK"] if in_transaction else []
         if self.counted:
@@ -412,45 +429,11 @@ class Entry:
             if self.counted and rows:
                 _, hits, reset = rows[0]
                 self.headers = _limit_headers(hits, reset)
-        code = getattr(error, "sqlstate", None)
-        if code == REFUSED_ACCOUNT:
-            message = error.diag.message_primary if error is not None else None
-            raise Refused(401, "UNAUTHORIZED", message or "Unauthorized")
-        if code == OVER_LIMIT or ("Retry-After" in self.headers):
+        if "Retry-After" in self.headers:
             raise Refused(429, "RATE_LIMITED", "Too many requests", self.headers)
-        if code == TOO_LATE:
-            raise Refused(503, "SERVICE_UNAVAILABLE", "The database did not answer in time")
-
-    async def run(self, conn: Conn, statement: str, params: dict[str, Any]) -> list[Any]:
-        """The request's first statement with the entry (a read: one message)."""
-        sql, values = self.message(statement, params)
-        try:
-            rows = await conn.last(sql, values)
-        except psycopg.Error as error:
-            if self.write:
-                await self.refused(conn, error)
-            elif getattr(error, "sqlstate", None) == REFUSED_ACCOUNT:
-                raise Refused(401, "UNAUTHORIZED", error.diag.message_primary or "") from None
-            raise
-        if self.counted:
-            self.settle(conn)
-        return rows
-
-    async def run_last(
-        self, conn: Conn, statement: str, params: dict[str, Any], stored: str | None = None
-    ) -> list[dict[str, Any]]:
-        """A write that nothing follows, in one message that commits it (`Scoped._run_last`):
-        its rows, as JSON. No row (a 404) has committed the count alone, as in the API. With
-        `stored`, the row it reads comes back when the write wrote none."""
-        sql, values = self.message(conn.last_statement(statement, stored), params)
-        try:
-            await conn.send(sql, values)
-        except psycopg.Error as error:
-            await self.refused(conn, error)
-            raise
-        if self.counted:
-            self.settle(conn)
-        return conn.returned()
+        if getattr(error, "sqlstate", None) == TOO_LATE:
+            message = "The database did not answer in time"
+            raise Refused(503, "SERVICE_UNAVAILABLE", message, self.headers or None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -467,18 +450,6 @@ _ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES.get(name, ""))) for na
 _ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
 _SUBTASKS, _OPEN = _AT["subtask_count"], _AT["open_subtask_count"]
 SORT_KEY = len(COLUMN_NAMES)  # a listing row's sort key follows the view, then the position
-# A row that came back as JSON (`to_jsonb`): its instants are text (`scope.decoded`).
-_INSTANTS = frozenset(name for name, type_ in TYPE_NAMES.items() if type_ == "DateTime")
-
-
-def _from_json(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A row `task_api_return` sent, as the driver would have read it (in the view's order)."""
-    return tuple(
-        datetime.fromisoformat(row[name])
-        if name in _INSTANTS and row[name] is not None
-        else row[name]
-        for name in COLUMN_NAMES
-    )
 
 
 def _task(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
@@ -589,14 +560,14 @@ async def toggle_task(request: Request) -> Response:
         values = {"task_id": _task_id(request), "user": subject}
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run_last(conn, TOGGLE_SQL, values, stored=GET_SQL)
+            rows = await entry.run(conn, TOGGLE_SQL, values, stored=GET_SQL)
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
-        if not rows[0].pop(WRITTEN):
+        if not rows[0][-1]:  # `task_api_written`: false, the stored row
             raise Refused(409, "CONFLICT", "The baseline completes no series", entry.headers)
     except Refused as exc:
         return _error(exc)
-    return _answer(200, _from_json(rows[0]), entry.headers)
+    return _answer(200, rows[0], entry.headers)
 
 
 def _answer(
@@ -650,12 +621,12 @@ async def create_task(request: Request) -> Response:
         }
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run_last(conn, INSERT_SQL, values)
+            rows = await entry.run(conn, INSERT_SQL, values)
     except Refused as exc:
         return _error(exc)
     except ValueError:
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
-    row = _from_json(rows[0])
+    row = rows[0]
     return _answer(201, row, entry.headers, {"Location": f"/api/tasks/{row[_ID]}"})
 
 
@@ -688,14 +659,14 @@ async def update_task(request: Request) -> Response:
         entry = Entry(subject, version, write=True)
         values = {"task_id": task_id, "user": subject, **changes}
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run_last(conn, sql, values)
+            rows = await entry.run(conn, sql, values)
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:
         return _error(exc)
     except (ValueError, TypeError):
         return _error(Refused(422, "VALIDATION_ERROR", "Invalid body"))
-    return _answer(200, _from_json(rows[0]), entry.headers)
+    return _answer(200, rows[0], entry.headers)
 
 
 async def delete_task(request: Request) -> Response:
@@ -704,7 +675,7 @@ async def delete_task(request: Request) -> Response:
         task_id = _task_id(request)
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run_last(conn, DELETE_SQL, {"task_id": task_id, "user": subject})
+            rows = await entry.run(conn, DELETE_SQL, {"task_id": task_id, "user": subject})
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:

@@ -4,11 +4,13 @@ them (`servers.start`), each behind its own counting proxy (scripts/bench/dbprox
 every benchmarked request is measured on a warm pool. Per request both send the same number
 of messages, that number is the API's budget in tests/test_round_trips.py, and the messages
 are the same text up to their values (literals, ids, the deadline), SQLAlchemy's column
-qualification and labels, parentheses and spacing (`_normalised`): a read is the `SET LOCAL`s,
-`task_api_enter(...)` and the query in one message; a write that nothing follows is `BEGIN`
-with those, the write handing its rows to `task_api_return`, the deadline check
-`task_api_in_time` and `COMMIT` in one; so is a toggle, whose write returns the stored row
-instead when it would complete a series (the bench's tasks never recur)."""
+qualification and labels, parentheses and spacing (`_normalised`). A read is the `SET LOCAL`s,
+`task_api_enter(...)` and the query in one message; a write that nothing follows is those, the
+deadline check `task_api_in_time` and the write in one, with no `BEGIN` or `COMMIT` (one
+implicit transaction); so is a toggle, whose write returns the stored row instead when it would
+complete a series (the bench's tasks never recur). Either way the last statement answers with
+the request's outcome as columns beside its rows (`task_api_outcome()`): no notice carries
+anything."""
 
 from __future__ import annotations
 
@@ -53,6 +55,18 @@ CAST = re.compile(r"::[A-Za-z]+(?:\[\])?")
 NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
 QUALIFIER = re.compile(r"\b(?:tasks|child|task_events|task_events_pruned)\.")
 SPACE = re.compile(r"\s*([=,;])\s*")
+# The last statement of a message that carries the entry: the statement's rows beside the
+# outcome's columns (backend/db/sender.py `_WITH_OUTCOME`); a toggle's CTEs (`scope.py`
+# `_WRITTEN_OR_STORED`).
+OUTCOME = "SELECT o.*, r.* FROM task_api_outcome() AS o"
+ANSWERED = OUTCOME + " LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
+BEGIN_OR_COMMIT = re.compile(r"\b(?:BEGIN|COMMIT)\b")
+WRITTEN_OR_STORED = re.compile(
+    r"WITH w AS \(UPDATE tasks .*\), s AS \(SELECT .*\), r AS \(SELECT w\.\*, true AS "
+    r"task_api_written FROM w UNION ALL SELECT s\.\*, false FROM s WHERE NOT EXISTS "
+    r"\(SELECT FROM w\)\) SELECT o\.\*",
+    re.DOTALL,
+)
 # The entry's last argument: whether this hit also deletes expired rate-limit windows, drawn
 # at random (one in 500) by each server on its own.
 CLEAN_UP = re.compile(r"(task_api_enter\([^;]*,\s*)(?:true|false)(\s*\))", re.IGNORECASE)
@@ -139,10 +153,23 @@ def test_the_baseline_sends_the_apis_messages(
         messages[kind] = counts.queries
     api, baseline = ([_normalised(m) for m in messages[k]] for k in ("api", "baseline"))
     assert api == baseline, (messages["api"], messages["baseline"])
-    first = api[0]
-    assert "SELECT task_api_enter" in first
-    assert first.startswith("BEGIN;") == (method != "GET")
-    if budget == 1 and method != "GET":
-        # A write that nothing follows commits itself, checking its deadline first.
-        assert "SELECT task_api_return" in first, first
-        assert first.endswith("SELECT task_api_in_time ?;COMMIT"), first
+    for kind, sent in messages.items():
+        # Each server's own text, before `_normalised`: the entry goes with the first
+        # statement, whose answer carries the outcome as its columns (no notice carries it).
+        first = sent[0]
+        assert first.startswith("SET LOCAL TimeZone = 'UTC'; "), (kind, first)
+        assert "SELECT task_api_enter(" in first, (kind, first)
+        assert OUTCOME in first, (kind, first)
+        assert "task_api_return" not in first, (kind, first)
+        if method == "GET":
+            assert "task_api_in_time" not in first, (kind, first)
+        if budget == 1 and method != "GET":
+            # A write that nothing follows commits itself as one implicit transaction: no
+            # `BEGIN` or `COMMIT`; its deadline is checked just before the write.
+            assert not BEGIN_OR_COMMIT.search(first), (kind, first)
+            enter, in_time = first.index("task_api_enter("), first.index("task_api_in_time(")
+            assert enter < in_time < first.index(OUTCOME), (kind, first)
+            assert first.rstrip().endswith(ANSWERED), (kind, first)
+        if name == "toggle":
+            # The write, or the stored row when it would complete a series, marked.
+            assert WRITTEN_OR_STORED.search(first), (kind, first)
