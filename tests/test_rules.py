@@ -31,7 +31,7 @@ import backend.services
 from backend.config import Settings
 from backend.main import create_app
 from backend.services.rules import PLUMBING, RULES, DatabaseRule, rules_of
-from tests.conftest import Account
+from tests.conftest import ROOT, Account
 
 # Methods that name a rule but that no request below walks, and why.
 _CHAT = "a chat turn needs tests/chat's fake model; tests/chat/test_chatkit.py checks `ans_` ids"
@@ -364,3 +364,33 @@ def test_requests_fire_what_their_methods_name(
         if method not in NOT_EXERCISED and rules - seen.get(method, set())
     }
     assert unproven == {}, "named rules that no request walking the method fired"
+
+
+def rules_table() -> str:
+    """The table of specs/statements.md's "Rules the database keeps", from the declarations."""
+    methods: dict[DatabaseRule, dict[str, list[str]]] = {}
+    for function in _declaring_methods().values():
+        cls, name = function.__qualname__.split(".")
+        for rule in rules_of(function):
+            methods.setdefault(rule, {}).setdefault(cls, []).append(f"`{name}`")
+    lines = [
+        "| rule | what it does | trigger or key (table) | named on | in SQL: why |",
+        "|---|---|---|---|---|",
+    ]
+    for rule in RULES:
+        names = ", ".join(f"`{name}`" for name in (*rule.triggers, *rule.cascades))
+        on = sorted(methods.get(rule, {}).items())
+        fired = "; ".join(f"{cls} {', '.join(sorted(names))}" for cls, names in on)
+        fired = fired or "every write of its tables"
+        why = " and ".join(rule.why)
+        lines.append(
+            f"| {rule.name} | {rule.does} | {names} ({rule.table}) | {fired} | "
+            f"{why}: {rule.because} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def test_the_table_in_statements_md() -> None:
+    """specs/statements.md lists the rules as declared (regenerate: `python -c "from
+    tests.test_rules import rules_table; print(rules_table())"`)."""
+    assert rules_table() in (ROOT / "specs" / "statements.md").read_text()
