@@ -1,12 +1,15 @@
 """The database's rules, named in the services (issue 37, item 3; backend/services/rules.py).
 
-Three checks: every declared rule names triggers and cascading keys that exist in the migrated
-database; every trigger and cascading key there is declared by a rule or listed as plumbing
-with its reason, so a new trigger fails here until someone names it; and, derived rather than
-listed, what real requests fire: each request below runs with a spy trigger beside every
-rule's trigger (same table, events, columns and WHEN) and a spy on every cascading key, and
-with a profile hook that sees which `@fires` methods it walked. What fired must be named by a
-method it walked, and every rule a method names must fire in some request that walked it.
+Every declared rule names triggers and cascading keys that exist in the migrated database;
+every trigger and cascading key there is a rule's or plumbing with its reason, so a new
+trigger fails here until someone names it. Then, derived rather than listed, what requests
+fire: every write route is requested (or `NOT_REQUESTED` says why not) with a spy trigger
+beside every rule's trigger (same table, events, columns and WHEN), a spy on every cascading
+key, and a profile hook that sees which `@fires` methods the request walked. What fired must
+be named by a method the request walked, and every rule a method names must fire in some
+request that walks it. The granularity is the request: two methods one request walks (a chat
+turn's question and answer) can hide each other's missing name. Last, the table in
+specs/statements.md is the declarations'.
 """
 
 from __future__ import annotations
