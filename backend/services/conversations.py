@@ -41,6 +41,7 @@ from backend.models.conversation import (
     clean_text,
     stored_call,
 )
+from backend.services.rules import Rule, fires
 
 CONVERSATION_NOT_FOUND = "Conversation not found"
 
@@ -187,6 +188,7 @@ class Reply:
 
 
 class ConversationService(Scoped):
+    @fires(Rule.ANSWER_ID)
     def begin_turn(
         self,
         conversation_id: int | None,
@@ -275,6 +277,7 @@ class ConversationService(Scoped):
         ).all()
         return rows[::-1]
 
+    @fires(Rule.ANSWER_ID)
     def answer(self, reply: Reply) -> Any:
         """Store the assistant's message (replacing a failed attempt's answer to the same
         user message, whose committed tool calls `reply` carries on) and mark the

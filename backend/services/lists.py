@@ -47,6 +47,7 @@ from backend.models.task_list import (
     TaskList,
     name_key,
 )
+from backend.services.rules import Rule, fires
 from backend.services.task_tree import place
 from backend.services.versions import VERSIONS, Expected, version_in
 
@@ -224,6 +225,7 @@ class ListService(Scoped):
             raise _name_taken(name or "")
         raise Conflict("The list changed while it was being written; retry")  # pragma: no cover
 
+    @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
         """Delete the list (or, for an agent, the one `named`) and, by the foreign key's
         cascade, every task in it; the list as it was, with the counts of the tasks that went

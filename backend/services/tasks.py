@@ -34,6 +34,7 @@ from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
 from backend.services.changes import latest_position
 from backend.services.lists import unknown_list
+from backend.services.rules import Rule, fires
 from backend.services.task_bulk import step, step_error, task_of
 from backend.services.task_listing import (
     Keyset,
@@ -202,6 +203,7 @@ class TaskService(Scoped):
         """The titles of the caller's tasks (the seed command skips demo tasks it has)."""
         return set(self._read(owned_task(select(_T.title))).scalars())
 
+    @fires(Rule.PLACE, Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS, Rule.REMINDERS)
     def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
         """A new task; a recurring one starts its series at its due date. Created completed,
         it is not a completion: no next occurrence is created. In a list or under a parent
@@ -225,6 +227,14 @@ class TaskService(Scoped):
             self._refuse(refusal, placement, placement.values())
         return cast(TaskRow, rows[0])
 
+    @fires(
+        Rule.PLACE,
+        Rule.COMPLETE_SUBTASKS,
+        Rule.REOPEN_ANCESTORS,
+        Rule.SUBTASK_COUNTS,
+        Rule.REMINDERS,
+        Rule.SUCCESSOR_SUBTASKS,
+    )
     def update(
         self,
         task_id: int,
@@ -271,6 +281,7 @@ class TaskService(Scoped):
             values["due_date"] = data.due_date
         return self._replan(task_id, values, plan_of, expected, placement=placement)
 
+    @fires(Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS)
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
         if task_id == placement.anchor_id:
@@ -436,6 +447,14 @@ class TaskService(Scoped):
             return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))
         return None
 
+    @fires(
+        Rule.COMPLETE_SUBTASKS,
+        Rule.REOPEN_ANCESTORS,
+        Rule.SUBTASK_COUNTS,
+        Rule.REMINDERS,
+        Rule.SUCCESSOR_SUBTASKS,
+        Rule.PLACE,
+    )
     def set_completed(
         self, task_id: int, completed: bool | None, expected: Expected = None
     ) -> TaskRow:
@@ -496,6 +515,7 @@ class TaskService(Scoped):
             self._begin_again()
         return self._completing(self._update(task_id, values, expected))
 
+    @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, task_id: int, expected: Expected = None) -> str:
         """Delete the task (its subtree with it); return the title it had."""
         statement = DELETE if expected is None else DELETE.where(*version_in(_T.version, expected))
@@ -504,6 +524,15 @@ class TaskService(Scoped):
             self._missing_or_stale(task_id, expected)
         return cast(str, deleted[0].title)
 
+    @fires(
+        Rule.COMPLETE_SUBTASKS,
+        Rule.REOPEN_ANCESTORS,
+        Rule.SUBTASK_COUNTS,
+        Rule.REMINDERS,
+        Rule.SUBTREE_CASCADE,
+        Rule.SUCCESSOR_SUBTASKS,
+        Rule.PLACE,
+    )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
         """Apply operations in order, all in one message (`Scoped._steps`); the first
         failure aborts the batch (the request's transaction rolls back, so nothing is
@@ -526,6 +555,7 @@ class TaskService(Scoped):
             for operation, row in zip(operations, rows, strict=True)
         ]
 
+    @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks (with their subtrees); return how many."""
         completed = owned_task(delete(Task).where(_T.completed == true())).returning(_T.id)

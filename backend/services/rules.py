@@ -1,0 +1,173 @@
+"""The rules the database keeps, named where a reader of the services looks.
+
+A write to `tasks` can change more than its statement says: a trigger completes the task's
+subtasks, reopens its ancestors, places it, copies a series' checklist, keeps its parent's
+counts; a foreign key's cascade deletes its subtree. Each such rule is declared here once:
+the triggers (or cascading keys) that keep it, what it does, and why it lives in SQL rather
+than in Python: `CHEAPER` (no read and no extra statement from Python: the request stays one
+message) or `SAFER` (every writer gets it: every route, bulk, MCP, the recurring successor,
+a cascade, psql). A service method whose write fires a rule says so with `@fires(...)`; the
+MCP tools and chat call the same methods. `tests/test_rules.py` checks these names against
+the migrated database (a trigger nobody named fails it) and against what requests fire.
+
+`fires` only records the rules on the function (`__rules__`): it does not wrap it, so a
+request walks no extra function (tests/test_walk.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class Why(StrEnum):
+    CHEAPER = "cheaper"
+    SAFER = "safer"
+
+
+@dataclass(frozen=True, repr=False)
+class DatabaseRule:
+    name: str
+    table: str
+    does: str
+    why: tuple[Why, ...]
+    because: str
+    triggers: tuple[str, ...] = ()
+    cascades: tuple[str, ...] = ()  # foreign keys whose ON DELETE CASCADE is the rule
+    every_write: bool = False  # fires for every write of its table: not named per method
+
+    def __repr__(self) -> str:
+        return f"<rule {self.name}>"
+
+
+class Rule:
+    """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025)."""
+
+    PLACE = DatabaseRule(
+        "place",
+        "tasks",
+        "a new task without a position gets one: first at the top level, last under a parent",
+        (Why.SAFER,),
+        "computed under the caller's change lock in the inserting statement, so two writers "
+        "never take the same place, for every inserter (create, bulk, a series' successor)",
+        triggers=("tasks_place",),
+    )
+    COMPLETE_SUBTASKS = DatabaseRule(
+        "complete subtasks",
+        "tasks",
+        "completing a task completes its open subtasks, all the way down (their versions change)",
+        (Why.CHEAPER, Why.SAFER),
+        "no read of the subtree before the write; every completing writer gets it",
+        triggers=("tasks_subtasks_complete",),
+    )
+    REOPEN_ANCESTORS = DatabaseRule(
+        "reopen ancestors",
+        "tasks",
+        "an open task under a completed parent (created, reopened or moved there) reopens its "
+        "completed ancestors (their versions change)",
+        (Why.CHEAPER, Why.SAFER),
+        "no read of the ancestors before the write; every writer, a move's subtree included",
+        triggers=("tasks_reopen_parent_on_insert", "tasks_reopen_parent_on_update"),
+    )
+    SUCCESSOR_SUBTASKS = DatabaseRule(
+        "successor subtasks",
+        "tasks",
+        "a recurring task's next occurrence gets a pending copy of its predecessor's subtasks",
+        (Why.CHEAPER,),
+        "the subtree is copied inside the successor's insert, never read into Python and sent back",
+        triggers=("tasks_successor_subtasks",),
+    )
+    SUBTASK_COUNTS = DatabaseRule(
+        "subtask counts",
+        "tasks",
+        "a subtask's insert, delete, move or completion change updates its parent's "
+        "`subtask_count`/`open_subtask_count` (no version bump, no event)",
+        (Why.CHEAPER,),
+        "a read pays a column instead of two subqueries (migration 0024); the `RETURNING` of a "
+        "completion sees the count from before (`TASK_VIEW` answers 0 open)",
+        triggers=(
+            "tasks_count_subtasks_on_insert",
+            "tasks_count_subtasks_on_update",
+            "tasks_count_subtasks_on_delete",
+        ),
+    )
+    REMINDERS = DatabaseRule(
+        "reminders",
+        "tasks",
+        "a change of `due_date`, `reminders` or `completed` reschedules the task's unsent "
+        "reminders in `task_reminders`",
+        (Why.SAFER,),
+        "the worker's schedule follows every write of a task, a successor's and its copies' too",
+        triggers=("tasks_schedule_reminders_on_insert", "tasks_schedule_reminders_on_update"),
+    )
+    SUBTREE_CASCADE = DatabaseRule(
+        "delete subtree",
+        "tasks",
+        "deleting a task deletes its subtasks, all the way down",
+        (Why.CHEAPER, Why.SAFER),
+        "the parent key's cascade: one statement, and no subtask is ever orphaned",
+        cascades=("fk_tasks_user_id_parent_id_tasks",),
+    )
+    LIST_CASCADE = DatabaseRule(
+        "delete a list's tasks",
+        "task_lists",
+        "deleting a list deletes its tasks",
+        (Why.CHEAPER, Why.SAFER),
+        "the list key's cascade: one statement, each task's deletion recorded by its trigger",
+        cascades=("fk_tasks_user_id_list_id_task_lists",),
+    )
+    ANSWER_ID = DatabaseRule(
+        "answer id",
+        "messages",
+        "an assistant message's `public_id` is its question's (`ans_` for `msg_`)",
+        (Why.CHEAPER,),
+        "set in the insert itself: the question's id is not read first",
+        triggers=("messages_answer_public_id",),
+    )
+    EVENTS = DatabaseRule(
+        "change events",
+        "tasks, task_lists",
+        "every change of a task or list, cascaded ones too, writes its `task_events` row (the "
+        "feed and the outbox)",
+        (Why.SAFER,),
+        "in the writing transaction, for every writer: no change goes unrecorded",
+        triggers=("tasks_record_event", "task_lists_record_event"),
+        every_write=True,
+    )
+
+
+RULES: tuple[DatabaseRule, ...] = tuple(
+    value for value in vars(Rule).values() if isinstance(value, DatabaseRule)
+)
+
+# Triggers and cascading keys that are not rules, by name pattern, with the reason: they
+# change no row a request writes (a refusal skips rows, a check refuses), or they delete rows
+# that exist only as a part of the row deleted (nothing else reads them, no event records them).
+PLUMBING: dict[str, str] = {
+    "*_admit_write": "skips a refused request's rows (migration 0020); changes nothing else",
+    "tasks_check_tree_on_*": "a check (`ck_tasks_tree`): task_tree.py refuses first",
+    "fk_*_user_id_users": "an account's rows go with it (UserService.delete)",
+    "fk_task_reminders_user_id_task_id_tasks": "a task's reminder schedule goes with it",
+    "fk_messages_user_id_conversation_id_conversations": "a thread's messages go with it",
+    "fk_messages_user_id_reply_to_messages": "an answer goes with its question",
+    "fk_chatkit_items_user_id_conversation_id_conversations": "a thread's items go with it",
+}
+
+
+def fires(*rules: DatabaseRule) -> Callable[[F], F]:
+    """Name the rules a method's write fires. Records them on the function and returns it as
+    it is (no wrapper: no extra call per request)."""
+
+    def declare(function: F) -> F:
+        function.__rules__ = rules  # type: ignore[attr-defined]
+        return function
+
+    return declare
+
+
+def rules_of(function: object) -> tuple[DatabaseRule, ...]:
+    return tuple(getattr(function, "__rules__", ()))

@@ -1,0 +1,444 @@
+"""The database's rules, named in the services (issue 37, item 3; backend/services/rules.py).
+
+Every declared rule names triggers and cascading keys that exist in the migrated database;
+every trigger and cascading key there is a rule's or plumbing with its reason, so a new
+trigger fails here until someone names it. Then, derived rather than listed, what requests
+fire: every write route is requested (or `NOT_REQUESTED` says why not) with a spy trigger
+beside every rule's trigger (same table, events, columns and WHEN), a spy on every cascading
+key, and a profile hook that sees which `@fires` methods the request walked. What fired must
+be named by a method the request walked, and every rule a method names must fire in some
+request that walks it. The granularity is the request: two methods one request walks (a chat
+turn's question and answer) can hide each other's missing name. Last, the table in
+specs/statements.md is the declarations'.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
+from types import CodeType, FrameType
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, text
+
+import backend.services
+from backend.config import Settings
+from backend.main import create_app
+from backend.services.rules import PLUMBING, RULES, DatabaseRule, rules_of
+from tests.chat import fake_model
+from tests.chat.conftest import chat_settings
+from tests.chat.fake_model import FakeModel, Reply
+from tests.conftest import ROOT, Account, api_routes
+
+# Write routes the requests below leave out, and why (every other one is requested).
+NOT_REQUESTED = {
+    "POST /api/auth/register": "writes `users` and `rate_limits`: no rule",
+    "POST /api/auth/login": "writes `rate_limits`: no rule",
+    "POST /api/auth/token": "writes `rate_limits`: no rule",
+    "POST /api/auth/logout-all": "writes `users`: no rule",
+    "DELETE /api/auth/me": "an account's rows go by `fk_*_user_id_users` (PLUMBING)",
+    "DELETE /api/conversations/{conversation_id}": "a thread's rows go by their keys (PLUMBING)",
+    "POST /api/chatkit": "the turn of POST /api/chat (`turn.begin`, `turn.run`)",
+}
+
+_TRIGGERS = """
+SELECT t.oid, t.tgname, c.relname FROM pg_trigger AS t
+JOIN pg_class AS c ON c.oid = t.tgrelid
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE NOT t.tgisinternal AND n.nspname = current_schema()
+"""
+_CASCADES = """
+SELECT k.conname, child.relname, parent.relname,
+       (SELECT array_agg(a.attname ORDER BY i) FROM unnest(k.conkey) WITH ORDINALITY AS u(n, i)
+        JOIN pg_attribute AS a ON a.attrelid = k.conrelid AND a.attnum = u.n),
+       (SELECT array_agg(a.attname ORDER BY i) FROM unnest(k.confkey) WITH ORDINALITY AS u(n, i)
+        JOIN pg_attribute AS a ON a.attrelid = k.confrelid AND a.attnum = u.n)
+FROM pg_constraint AS k
+JOIN pg_class AS child ON child.oid = k.conrelid
+JOIN pg_class AS parent ON parent.oid = k.confrelid
+JOIN pg_namespace AS n ON n.oid = child.relnamespace
+WHERE k.contype = 'f' AND k.confdeltype = 'c' AND n.nspname = current_schema()
+"""
+
+
+def _declared(attribute: str) -> dict[str, DatabaseRule]:
+    return {name: rule for rule in RULES for name in getattr(rule, attribute)}
+
+
+def _plumbing(name: str) -> str | None:
+    return next((why for pattern, why in PLUMBING.items() if fnmatch(name, pattern)), None)
+
+
+def _database(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
+    """The triggers (name: table) and cascading keys (name: referenced table) there are."""
+    with engine.connect() as conn:
+        triggers = {name: table for _, name, table in conn.execute(text(_TRIGGERS))}
+        cascades = {name: parent for name, _, parent, *_ in conn.execute(text(_CASCADES))}
+    return triggers, cascades
+
+
+def test_every_declared_rule_exists(db_engine: Engine) -> None:
+    """A rule names triggers on its table and keys that cascade, as migrated."""
+    triggers, cascades = _database(db_engine)
+    for rule in RULES:
+        assert rule.triggers or rule.cascades, rule.name
+        assert rule.because and rule.why, rule.name
+        tables = {table.strip() for table in rule.table.split(",")}
+        for trigger in rule.triggers:
+            assert triggers.get(trigger) in tables, f"{rule.name}: no trigger {trigger}"
+        for key in rule.cascades:
+            assert cascades.get(key) in tables, f"{rule.name}: no cascading key {key}"
+
+
+def test_every_trigger_is_named(db_engine: Engine) -> None:
+    """Every trigger and cascading key is a rule's or plumbing with a reason; every plumbing
+    pattern still matches something (a stale reason is as misleading as a missing one)."""
+    triggers, cascades = _database(db_engine)
+    declared = {**_declared("triggers"), **_declared("cascades")}
+    unnamed = sorted(
+        name for name in (*triggers, *cascades) if name not in declared and not _plumbing(name)
+    )
+    assert unnamed == [], (
+        "name each in backend/services/rules.py: a Rule (and @fires on the methods whose "
+        f"write fires it) or PLUMBING with the reason: {unnamed}"
+    )
+    stale = [p for p in PLUMBING if not any(fnmatch(n, p) for n in (*triggers, *cascades))]
+    assert stale == []
+    assert [name for name in declared if _plumbing(name)] == []
+
+
+def _declaring_methods() -> dict[CodeType, Any]:
+    """Every method in backend/services that names a rule, by its code object."""
+    found: dict[CodeType, Any] = {}
+    for module_info in pkgutil.iter_modules(backend.services.__path__):
+        module = importlib.import_module(f"backend.services.{module_info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            for _, function in inspect.getmembers(cls, inspect.isfunction):
+                if rules_of(function):
+                    found[function.__code__] = function
+    return found
+
+
+def test_methods_name_only_rules_a_reader_needs() -> None:
+    """`every_write` rules (the change events) fire for every write of their table: named
+    once in rules.py, not on each method; every other rule is named by some method."""
+    named = {rule for function in _declaring_methods().values() for rule in rules_of(function)}
+    assert not {rule for rule in named if rule.every_write}
+    assert {rule for rule in RULES if not rule.every_write} == named
+
+
+# --- what requests fire ----------------------------------------------------------------------
+
+_SPY = """
+CREATE FUNCTION rules_spy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rules_fired (name) VALUES (TG_ARGV[0]);
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END
+$$
+"""
+# A cascade fired when its key deleted a row: a row deleted one trigger level below the
+# deletion of the row it referenced (a statement that deletes a parent and its subtasks
+# itself, or a list's cascade that takes a subtask with its parent, is not the parent key's).
+# The levels are the BEFORE triggers' (a cascade's AFTER triggers fire at the outer level).
+_DELETED = """
+CREATE FUNCTION rules_spy_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rules_deleted VALUES (TG_TABLE_NAME, to_jsonb(OLD), pg_trigger_depth());
+    RETURN OLD;
+END
+$$
+"""
+_CASCADE_SPY = """
+CREATE FUNCTION rules_spy_{n}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT FROM rules_deleted AS d JOIN rules_deleted AS c ON c.depth = d.depth + 1
+        WHERE d.tbl = '{parent}' AND ({parent_columns}) = ({old_columns})
+          AND c.tbl = TG_TABLE_NAME AND c.row = to_jsonb(OLD)
+    ) THEN
+        INSERT INTO rules_fired (name) VALUES ('{name}');
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+
+@pytest.fixture
+def spied(db_engine: Engine) -> Iterator[Callable[[], set[str]]]:
+    """Spies beside every rule's trigger and cascading key; yields `fired()`, which returns
+    (and forgets) the names of the triggers and keys that fired since it was last called.
+    A spy is named `_spy_...` so it fires before the table's other triggers (name order): a
+    BEFORE trigger's WHEN sees the row before the trigger it spies on changes it."""
+    spies: list[tuple[str, str]] = []
+    with db_engine.begin() as conn:
+        conn.execute(text("CREATE TABLE rules_fired (name TEXT NOT NULL)"))
+        conn.execute(text(_SPY))
+        declared = _declared("triggers")
+        for oid, name, table in conn.execute(text(_TRIGGERS)).all():
+            if name in declared and not declared[name].every_write:
+                definition = conn.execute(text(f"SELECT pg_get_triggerdef({oid})")).scalar_one()
+                spy = f"_spy_{name}"
+                definition = definition.replace(f"CREATE TRIGGER {name} ", f"CREATE TRIGGER {spy} ")
+                definition = re.sub(
+                    r"EXECUTE FUNCTION .*$", f"EXECUTE FUNCTION rules_spy('{name}')", definition
+                )
+                conn.execute(text(definition))
+                spies.append((spy, table))
+        keys = _declared("cascades")
+        conn.execute(text("CREATE TABLE rules_deleted (tbl TEXT, row JSONB, depth INT)"))
+        conn.execute(text(_DELETED))
+        cascades = [row for row in conn.execute(text(_CASCADES)).all() if row[0] in keys]
+        for table in {row[i] for row in cascades for i in (1, 2)}:
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER _spy_deleted BEFORE DELETE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION rules_spy_deleted()"
+                )
+            )
+            spies.append(("_spy_deleted", table))
+        for n, (name, child, parent, child_columns, parent_columns) in enumerate(cascades):
+            spy_function = _CASCADE_SPY.format(
+                n=n,
+                name=name,
+                parent=parent,
+                parent_columns=", ".join(f"d.row ->> '{c}'" for c in parent_columns),
+                old_columns=", ".join(f"OLD.{c}::text" for c in child_columns),
+            )
+            conn.execute(text(spy_function))
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER _spy_{name} AFTER DELETE ON {child} "
+                    f"FOR EACH ROW EXECUTE FUNCTION rules_spy_{n}()"
+                )
+            )
+            spies.append((f"_spy_{name}", child))
+
+    def fired() -> set[str]:
+        with db_engine.begin() as conn:
+            conn.execute(text("DELETE FROM rules_deleted"))
+            return set(conn.execute(text("DELETE FROM rules_fired RETURNING name")).scalars())
+
+    try:
+        yield fired
+    finally:
+        with db_engine.begin() as conn:
+            for spy, table in spies:
+                conn.execute(text(f"DROP TRIGGER {spy} ON {table}"))
+            conn.execute(text("DROP TABLE rules_fired, rules_deleted"))
+            conn.execute(text("DROP FUNCTION rules_spy()"))
+            for (oid,) in conn.execute(
+                text("SELECT oid FROM pg_proc WHERE proname LIKE 'rules\\_spy\\_%'")
+            ).all():
+                conn.execute(text(f"DROP FUNCTION {_function_name(conn, oid)}"))
+
+
+def _function_name(conn: Connection, oid: int) -> str:
+    return str(conn.execute(text(f"SELECT {oid}::regprocedure")).scalar_one())
+
+
+class _Walked:
+    """The `@fires` methods called while recording, from any thread (tests/test_walk.py)."""
+
+    def __init__(self, declaring: dict[CodeType, Any]) -> None:
+        self.declaring = {code: function.__qualname__ for code, function in declaring.items()}
+        self.recording = False
+        self.called: set[str] = set()
+        self._lock = threading.Lock()
+
+    def hook(self, frame: FrameType, event: str, _arg: Any) -> None:
+        if event == "call" and self.recording and frame.f_code in self.declaring:
+            with self._lock:
+                self.called.add(self.declaring[frame.f_code])
+
+
+@pytest.fixture
+def model() -> Iterator[FakeModel]:
+    yield from fake_model.serve()
+
+
+@pytest.fixture
+def walked(settings: Settings, model: FakeModel) -> Iterator[tuple[_Walked, TestClient]]:
+    """A client whose every thread is traced (tests/test_walk.py), chatting with `model`."""
+    tracer = _Walked(_declaring_methods())
+    threading.setprofile(tracer.hook)
+    sys.setprofile(tracer.hook)
+    try:
+        with TestClient(create_app(chat_settings(settings, model))) as client:
+            yield tracer, client
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+
+
+_DUE = "2999-01-04T09:00:00Z"
+_REMINDED = {"due_date": _DUE, "reminders": [{"minutes_before_due": 5}]}
+
+
+def test_requests_fire_what_their_methods_name(
+    spied: Callable[[], set[str]],
+    walked: tuple[_Walked, TestClient],
+    model: FakeModel,
+    alice: Account,
+) -> None:
+    tracer, client = walked
+    writes = {
+        f"{method} {route.path}": route.path_regex
+        for route in api_routes(client.app)  # type: ignore[arg-type]
+        if not route.path.startswith("/api/{user_id}")  # the twins call the same methods
+        for method in route.methods & {"POST", "PUT", "PATCH", "DELETE"}
+    }
+    requested: set[str] = set()
+    by_trigger = {**_declared("triggers"), **_declared("cascades")}
+    declared = {f.__qualname__: set(rules_of(f)) for f in _declaring_methods().values()}
+    seen: dict[str, set[DatabaseRule]] = {}  # method: the rules that fired while it was walked
+
+    def call(method: str, path: str, body: Any = None, *, setup: bool = False) -> Any:
+        spied()
+        tracer.called.clear()
+        tracer.recording = not setup
+        try:
+            response: httpx.Response = client.request(
+                method, path, json=body, headers=alice.headers
+            )
+        finally:
+            tracer.recording = False
+        assert response.is_success, (method, path, response.text)
+        requested.update(
+            name
+            for name, regex in writes.items()
+            if name.startswith(f"{method} ") and regex.match(path)
+        )
+        names = spied()
+        fired = {by_trigger[name] for name in names if not by_trigger[name].every_write}
+        if not setup:
+            named = {rule for walked in tracer.called for rule in declared[walked]}
+            assert fired <= named, (
+                f"{method} {path} fired {sorted(r.name for r in fired - named)}, which no "
+                f"method it walked names ({sorted(tracer.called)})"
+            )
+            for walked_method in tracer.called:
+                seen.setdefault(walked_method, set()).update(fired & declared[walked_method])
+        return response.json().get("data") if response.content else None
+
+    def task(setup: bool = True, **body: Any) -> int:
+        return int(call("POST", "/api/tasks", {"title": "t", **body}, setup=setup)["id"])
+
+    def completed_parent() -> tuple[int, int]:
+        parent = task()
+        child = task(parent_id=parent)
+        call("PATCH", f"/api/tasks/{parent}/complete", {"completed": True}, setup=True)
+        return parent, child
+
+    def series_with_checklist() -> int:
+        parent = task(recurrence="FREQ=DAILY", **_REMINDED)
+        task(parent_id=parent, **_REMINDED)
+        return parent
+
+    # create: placed, reminded; an open subtask under a completed parent reopens and counts.
+    task(setup=False, **_REMINDED)
+    parent, _ = completed_parent()
+    task(setup=False, parent_id=parent)
+    # set_completed: a series with a checklist (completes down, counts, reminders, the
+    # successor placed with its copies); a subtask reopened under its completed parent.
+    call("PATCH", f"/api/tasks/{series_with_checklist()}/complete", {"completed": True})
+    parent, child = completed_parent()
+    call("PATCH", f"/api/tasks/{child}/complete", {"completed": False})
+    # update: the same through PATCH, and a schedule change.
+    call("PATCH", f"/api/tasks/{series_with_checklist()}", {"completed": True})
+    parent, child = completed_parent()
+    call("PATCH", f"/api/tasks/{child}", {"completed": False})
+    call("PATCH", f"/api/tasks/{task(**_REMINDED)}", {"due_date": "2999-02-01T09:00:00Z"})
+    # move: an open task moved under a completed parent reopens it and counts in.
+    parent, _ = completed_parent()
+    call("POST", f"/api/tasks/{task()}/move", {"parent_id": parent})
+    # delete: a parent takes its subtree; a subtask leaves its parent's count.
+    parent = task()
+    child = task(parent_id=parent)
+    call("DELETE", f"/api/tasks/{child}")
+    task(parent_id=parent)
+    call("DELETE", f"/api/tasks/{parent}")
+    # bulk: a series completed, a subtask reopened, a parent deleted.
+    series = series_with_checklist()
+    _, reopened = completed_parent()
+    deleted = task()
+    task(parent_id=deleted)
+    operations = [
+        {"op": "complete", "id": series},
+        {"op": "reopen", "id": reopened},
+        {"op": "delete", "id": deleted},
+    ]
+    call("POST", "/api/tasks/bulk", {"operations": operations})
+    # delete_completed: a completed parent and its completed subtask.
+    completed_parent()
+    call("DELETE", "/api/tasks/completed")
+    # a list's deletion takes its tasks (and their subtrees).
+    listed = int(call("POST", "/api/lists", {"name": "L"}, setup=True)["id"])
+    task(parent_id=task(list_id=listed))
+    call("DELETE", f"/api/lists/{listed}")
+    # PUT merges as PATCH does; a list's other writes fire only their events.
+    parent = task()
+    task(parent_id=parent)
+    call("PUT", f"/api/tasks/{parent}", {"completed": True})
+    listed = int(call("POST", "/api/lists", {"name": "M"})["id"])
+    call("PUT", f"/api/lists/{listed}", {"name": "N"})
+    call("PATCH", f"/api/lists/{listed}", {"name": "O"})
+    call("POST", f"/api/lists/{listed}/move", {})
+    # A chat turn: its question and answer, and the tool's write through the same service.
+    model.script(
+        Reply(calls=(("add_task", '{"title": "from chat"}'),)),
+        Reply(text="Added."),
+    )
+    call("POST", "/api/chat", {"message": "add a task"})
+
+    unrequested = sorted(set(writes) - requested - set(NOT_REQUESTED))
+    assert unrequested == [], "request each here, or say in NOT_REQUESTED why not"
+    unproven = {
+        method: sorted(rule.name for rule in rules - seen.get(method, set()))
+        for method, rules in declared.items()
+        if rules - seen.get(method, set())
+    }
+    assert unproven == {}, "named rules that no request walking the method fired"
+
+
+def rules_table() -> str:
+    """The table of specs/statements.md's "Rules the database keeps", from the declarations."""
+    methods: dict[DatabaseRule, dict[str, list[str]]] = {}
+    for function in _declaring_methods().values():
+        cls, name = function.__qualname__.split(".")
+        for rule in rules_of(function):
+            methods.setdefault(rule, {}).setdefault(cls, []).append(f"`{name}`")
+    lines = [
+        "| rule | what it does | trigger or key (table) | named on | in SQL: why |",
+        "|---|---|---|---|---|",
+    ]
+    for rule in RULES:
+        names = ", ".join(f"`{name}`" for name in (*rule.triggers, *rule.cascades))
+        on = sorted(methods.get(rule, {}).items())
+        fired = "; ".join(f"{cls} {', '.join(sorted(names))}" for cls, names in on)
+        fired = fired or "every write of its tables"
+        why = " and ".join(rule.why)
+        lines.append(
+            f"| {rule.name} | {rule.does} | {names} ({rule.table}) | {fired} | "
+            f"{why}: {rule.because} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def test_the_table_in_statements_md() -> None:
+    """specs/statements.md lists the rules as declared (regenerate: `python -c "from
+    tests.test_rules import rules_table; print(rules_table())"`)."""
+    assert rules_table() in (ROOT / "specs" / "statements.md").read_text()
