@@ -246,6 +246,9 @@ def counted(proxy: DbProxy, database_url: str, chat_model: FakeModel) -> Iterato
         chat_base_url=chat_model.url,
         chat_model="fake-model",
         chat_rate_limit_per_user=10_000,
+        # A turn's heartbeat is a round trip of its own a beat after it began: never inside
+        # a counted turn, however slow the run.
+        chat_heartbeat_seconds=60,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
