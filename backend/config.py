@@ -246,6 +246,11 @@ class Settings(BaseSettings):
     chat_model: str | None = Field(default=None, min_length=1, max_length=200)
     # The longest a turn may take, all its model calls together (504 CHAT_PROVIDER_TIMEOUT).
     chat_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    # How often a running turn renews its claim on its Idempotency-Key (its heartbeat). The
+    # lease derives from it (`backend.chat.turn.lease`: three beats and one database wait):
+    # a retry is 409 IDEMPOTENCY_KEY_IN_USE while the beats come, and runs the turn again
+    # that long after an attempt died.
+    chat_heartbeat_seconds: float = Field(default=5.0, ge=0.1, le=60)
     # Model calls per turn (each tool round is one): past it, 502 CHAT_TOO_MANY_TURNS.
     chat_max_turns: int = Field(default=8, ge=1, le=50)
     chat_temperature: float | None = Field(default=0.2, ge=0, le=2)

@@ -1,4 +1,4 @@
--- depends: 0025_chatkit
+-- depends: 0026_turn_heartbeat
 -- The answer carries the outcome (issue 37; specs/statements.md). What the entry, the key's
 -- check and a refusal used to say in notices is kept in transaction-local settings, and the
 -- last statement of the message reads them as ordinary columns (`task_api_outcome`), next to

@@ -154,7 +154,7 @@ BUDGETS: dict[str, int] = {
     "tool list_tasks+list": 1,
 }
 # What a route or tool costs when `BUDGETS` does not say (specs/statements.md): a route through
-# the door reads in one message or writes in one that commits itself (`Scoped._run_last`); a
+# the door reads in one message or writes in one that commits itself (`Scoped._write(last=True)`); a
 # tool is the same unit of work. A route outside the door (sign-up, health, docs) has no kind:
 # its budget is declared above.
 DEFAULT_BUDGETS = {"door route": 1, "tool": 1}
@@ -246,6 +246,9 @@ def counted(proxy: DbProxy, database_url: str, chat_model: FakeModel) -> Iterato
         chat_base_url=chat_model.url,
         chat_model="fake-model",
         chat_rate_limit_per_user=10_000,
+        # A turn's heartbeat is a round trip of its own a beat after it began: never inside
+        # a counted turn, however slow the run.
+        chat_heartbeat_seconds=60,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client

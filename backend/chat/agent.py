@@ -33,6 +33,7 @@ from agents import (
 from agents.items import ModelResponse, TResponseInputItem
 from agents.models.interface import Model
 
+from backend.chat.claim import ClaimEnded
 from backend.chat.tools import Emit, Ledger, MalformedArguments, agent_tools, read_arguments
 from backend.config import Settings
 from backend.errors import (
@@ -241,6 +242,8 @@ class _Bounded(Model):
 def client_error(exc: BaseException) -> AppError:
     """What a failed run means to the client: 502, 503 or 504 (specs/chat.md)."""
     cause = _root(exc)
+    if isinstance(cause, ClaimEnded):
+        return cause.error
     if isinstance(cause, MalformedArguments):
         return ChatProviderError(f"The chat model sent malformed arguments for {cause}")
     if isinstance(exc, TimeoutError | ModelTimeoutError) or isinstance(

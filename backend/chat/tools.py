@@ -23,6 +23,7 @@ import anyio.to_thread
 from agents import FunctionTool, RunContextWrapper
 from mcp_types import CallToolResult
 
+from backend.chat.claim import Claim, ClaimEnded
 from backend.db.unit_of_work import UnitOfWork
 from backend.error_mapping import describe
 from backend.errors import ChatProviderError, InvalidRequest
@@ -70,6 +71,8 @@ class Ledger:
     message_id: int | None = None
     # Arguments too deep for the SDK, by call id: what the model sent (`agent._Bounded`).
     set_aside: dict[str, str] = field(default_factory=dict)
+    # The attempt's claim on its turn: a call runs only while it stands (None: no turn).
+    claim: Claim | None = None
 
     def malformed(self, name: str, raw: str) -> NoReturn:
         """A call whose arguments are not a JSON object: recorded, and the turn ends."""
@@ -113,7 +116,7 @@ def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | No
             if recorded is not None:
                 call = {**recorded}  # its first attempt's result: it is not run again
             else:
-                call = await _run(tool, caller, arguments, ledger.message_id)
+                call = await _run(tool, caller, arguments, ledger)
         ledger.calls.append(call)
         if emit is not None:
             emit("tool_call_end", call)
@@ -129,16 +132,27 @@ def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | No
 
 
 async def _run(
-    tool: Tool[Any], caller: Caller, arguments: dict[str, Any], message_id: int | None
+    tool: Tool[Any], caller: Caller, arguments: dict[str, Any], ledger: Ledger
 ) -> dict[str, Any]:
+    message_id, claim = ledger.message_id, ledger.claim
+
     def record(work: UnitOfWork, result: CallToolResult) -> None:
         # In the write's transaction: the turn's answer keeps the call if the write commits.
         if message_id is not None:
             call = _call(tool.name, arguments, "ok", None, result.structured_content)
             work.conversations.record_call(message_id, call)
 
+    def claimed() -> CallToolResult:
+        # Checked in the worker thread, when the call really starts (a thread may be waited
+        # for): the claim stands, so the call ends before any retry may take the turn.
+        if claim is not None:
+            claim.check()
+        return run_tool(tool, caller, arguments, record)
+
     try:
-        result = await anyio.to_thread.run_sync(run_tool, tool, caller, arguments, record)
+        result = await anyio.to_thread.run_sync(claimed)
+    except ClaimEnded:
+        raise  # the turn ends (`agent.client_error`): this attempt may no longer act
     except Exception as exc:  # every failure is the tool's answer to the model, as on MCP
         parts = describe(exc)
         return _call(tool.name, arguments, "error", parts.code, envelope(parts))

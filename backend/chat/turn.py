@@ -10,13 +10,18 @@
    ended the turn with the calls that committed before it.
 
 A retry with the same Idempotency-Key replays a stored answer, or re-runs a failed turn with
-its committed calls given to the model as done (and never run again: `Ledger`).
+its committed calls given to the model as done (and never run again: `Ledger`). While an
+attempt runs, it renews its claim on the turn every `CHAT_HEARTBEAT_SECONDS` (`_keep`,
+backend/chat/claim.py): a retry meanwhile is `IDEMPOTENCY_KEY_IN_USE`, and after it died the
+turn is free within a lease.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +30,7 @@ from agents.items import TResponseInputItem
 from agents.models.interface import Model
 
 from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
+from backend.chat.claim import Claim
 from backend.chat.tools import Emit, Ledger
 from backend.config import Settings
 from backend.db.unit_of_work import UnitOfWork
@@ -33,6 +39,8 @@ from backend.errors import AppError, ChatNotConfigured, NotFound
 from backend.mcp.server import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
 from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,28 +65,41 @@ def begin(
     )
     with gate:
         gate.limits.chat(caller.claims.subject)
-    running_for = lease(settings)
+    # Before the claim is stored: the attempt's lease counts from no earlier than this.
+    since = time.monotonic()
     try:
         with door:
             if path_user is not None and path_user != door.caller_id:
                 raise NotFound(CONVERSATION_NOT_FOUND)
-            return door.conversations.begin_turn(
+            start = door.conversations.begin_turn(
                 request.conversation_id,
                 request.message,
                 request.key,
                 history_messages=settings.chat_history_messages,
-                running_for=running_for,
+                running_for=lease(settings),
+                unbeaten_for=unbeaten_lease(settings),
             )
+        return replace(start, since=since)
     finally:
         _merge(door.response_headers, limit_headers)
 
 
 def lease(settings: Settings) -> timedelta:
-    """How long an attempt holds its turn (`IDEMPOTENCY_KEY_IN_USE` for a retry meanwhile):
-    the longest it may run (`CHAT_TIMEOUT_SECONDS`, a tool call's write in flight when the
-    time ran out, storing the answer: a pool wait and a database answer each) and a margin.
-    An attempt that ended stored its answer or error, and frees the turn at once; one that
-    died (a crash, a database that stopped answering) frees it when this runs out."""
+    """How long an attempt holds its turn after its last heartbeat (`IDEMPOTENCY_KEY_IN_USE`
+    for a retry meanwhile): three beats and one database wait (32 s by default). A live
+    attempt's beats land about a beat apart, far inside it. Its tool calls start only within
+    two beats of its newest confirmed beat (`Claim.check`) and end within a database wait, so
+    a beat before a retry may take the turn over. An attempt that ended stored its answer or
+    error, and frees the turn at once; one that died (a crash, a database that stopped
+    answering) frees it when this runs out."""
+    return timedelta(seconds=3 * settings.chat_heartbeat_seconds + _database_wait(settings))
+
+
+def unbeaten_lease(settings: Settings) -> timedelta:
+    """The lease of an attempt that never beats (code from before heartbeats, still running
+    during a rolling deploy): the longest it may run (`CHAT_TIMEOUT_SECONDS`, a tool call's
+    write in flight when the time ran out, storing the answer: a database wait each) and a
+    margin."""
     return timedelta(seconds=settings.chat_timeout_seconds + 2 * _database_wait(settings) + 5)
 
 
@@ -102,23 +123,20 @@ async def run(
     if start.answered is not None:
         return answer_of(start.answered)
     settings = caller.settings
-    # Until when this attempt may still store its record (its lease began as the record was
-    # stored, just before): a try started then ends, with a database wait, inside the lease.
-    holds_until = (
-        asyncio.get_running_loop().time()
-        + lease(settings).total_seconds()
-        - _database_wait(settings)
-        - 5
-    )
-    ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id)
+    claim = Claim(settings.chat_heartbeat_seconds, start.since)
+    ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id, claim=claim)
     items: list[TResponseInputItem] = [
         *history_items(start.history, settings),
         {"role": "user", "content": message},
         # A failed first attempt's committed calls: done, with their results.
         *call_items(start.earlier_calls, f"retry{start.message_id}"),
     ]
+    beating = asyncio.create_task(_keep(caller, start, claim))
     try:
-        outcome = await run_agent(model, settings, caller, items, ledger, emit)
+        try:
+            outcome = await run_agent(model, settings, caller, items, ledger, emit)
+        finally:
+            _stop(beating)
     except TurnFailed as failed:
         error = failed.error
         reply = Reply(
@@ -131,7 +149,7 @@ async def run(
             error_code=error.code,
             held=start.held,
         )
-        await _store_or_report(caller, reply, holds_until)
+        await _store_or_report(caller, reply, _holds_until(settings, claim))
         raise _reported(error, start.conversation_id, reply.tool_calls) from None
     # The calls of a first attempt that this one did not make again stay on the record.
     made = [c for c in start.earlier_calls if c not in ledger.calls]
@@ -144,7 +162,57 @@ async def run(
         outcome.output_tokens,
         held=start.held,
     )
-    return answer_of(await _store_or_report(caller, reply, holds_until))
+    return answer_of(await _store_or_report(caller, reply, _holds_until(settings, claim)))
+
+
+async def _keep(caller: Caller, start: TurnStart, claim: Claim) -> None:
+    """Renew the claim every beat while the attempt runs, the first one a beat after it
+    began (a turn faster than that sends none). A beat the database confirmed moves the
+    claim on; one it refused (the turn taken over) loses it; one that failed (the database
+    not answering) tells nothing, and the next one is tried on time."""
+    due = start.since + claim.period
+    while not claim.lost:
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        try:
+            sent, held = await anyio.to_thread.run_sync(_beat, caller, start)
+        except Exception as exc:
+            log.warning("chat turn heartbeat failed: %s", describe(exc).code)
+            due += claim.period
+            continue
+        if held:
+            claim.confirm(sent)
+        else:
+            claim.lost = True
+        due = sent + claim.period
+
+
+def _beat(caller: Caller, start: TurnStart) -> tuple[float, bool]:
+    """One beat (in a worker thread): when it was sent, and whether the claim still stands."""
+    sent = time.monotonic()
+    work = UnitOfWork(
+        caller.engine, caller.settings, claims=caller.claims, client_ip=caller.client_ip
+    )
+    with work:
+        return sent, work.conversations.beat(start.message_id, start.held)
+
+
+# Heartbeats of attempts that ended, until their last beat (in a worker thread) returns:
+# held, as a task nobody references may be collected before it ran.
+_BEATING: set[asyncio.Task[None]] = set()
+
+
+def _stop(beating: asyncio.Task[None]) -> None:
+    """Stop the beats, without waiting for one in flight (it can only renew a record that is
+    still this attempt's, and the answer stored next ends that)."""
+    beating.cancel()
+    _BEATING.add(beating)
+    beating.add_done_callback(_BEATING.discard)
+
+
+def _holds_until(settings: Settings, claim: Claim) -> float:
+    """Until when (monotonic) the attempt may still try to store its record: a try started
+    then ends, with a database wait, inside the lease of its newest confirmed beat."""
+    return claim.confirmed + lease(settings).total_seconds() - _database_wait(settings)
 
 
 def _committed(start: TurnStart, ledger: Ledger) -> list[dict[str, Any]]:
@@ -157,8 +225,8 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
     the conversation and the calls that committed: their records are with the message
     already (each kept in its write's transaction), for a retry to resume from. The error
     record is then stored as soon as the database answers again (`_store_later`), so the
-    turn is not `IDEMPOTENCY_KEY_IN_USE` for the rest of its lease (`holds_until`, the event
-    loop's clock: after it, a retry may have taken the turn over)."""
+    turn is not `IDEMPOTENCY_KEY_IN_USE` for the rest of its lease (`holds_until`, the
+    monotonic clock: after it, a retry may have taken the turn over)."""
     try:
         return await anyio.to_thread.run_sync(_store, caller, reply)
     except Exception as exc:
@@ -201,10 +269,9 @@ _STORE_RETRY_SECONDS = 1.0
 async def _store_later(caller: Caller, reply: Reply, deadline: float) -> None:
     """Store a turn's error record once the database answers, until its lease runs out (then
     a retry may take the turn over, and the record is its to write)."""
-    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(_STORE_RETRY_SECONDS)
-        if loop.time() >= deadline:
+        if time.monotonic() >= deadline:
             return
         try:
             await anyio.to_thread.run_sync(_store, caller, reply)

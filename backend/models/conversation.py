@@ -123,6 +123,10 @@ class Message(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+    # An unfinished answer's last heartbeat from the attempt running its turn (migration 0026).
+    heartbeat_at: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
 
 
 # What a turn stores of what the model wrote (issue 38): every stored message must read back

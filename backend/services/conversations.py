@@ -81,8 +81,9 @@ _ADD_MESSAGE = (
 # committed meanwhile (each appended in its own write's transaction, `record_call`). So a
 # turn that dies at any point leaves its message answered by an error record naming what
 # committed, and a retry with the same key resumes from it. Its `created_at` is when the
-# attempt running it began: the attempt's lease (`running_for`), and its token: the answer
-# is stored only over the record of the attempt that holds the turn (`TurnStart.held`).
+# attempt running it began: the attempt's token (the answer is stored only over the record
+# of the attempt that holds the turn, `TurnStart.held`); its `heartbeat_at` is when that
+# attempt last renewed its claim (`beat`): its lease (`running_for`) counts from there.
 UNFINISHED = "CHAT_TURN_UNFINISHED"
 _MID = bindparam("message_id", type_=BigInteger)
 _PROVISIONAL = insert(Message).values(
@@ -97,12 +98,23 @@ _PROVISIONAL = insert(Message).values(
     created_at=select(_M.created_at)
     .where(_M.user_id == bindparam(OWNER), _M.id == _MID)
     .scalar_subquery(),
+    # Held by an attempt that beats (the same transaction's time as the message's).
+    heartbeat_at=func.now(),
 )
 # The same for a turn stored before turns kept a record from the start: once.
 _PROVISIONAL_ONCE = (
     pg_insert(Message)
     .from_select(
-        ["user_id", "conversation_id", "role", "content", "tool_calls", "reply_to", "error_code"],
+        [
+            "user_id",
+            "conversation_id",
+            "role",
+            "content",
+            "tool_calls",
+            "reply_to",
+            "error_code",
+            "heartbeat_at",
+        ],
         select(
             bindparam(OWNER),
             _CID,
@@ -111,6 +123,7 @@ _PROVISIONAL_ONCE = (
             func.jsonb_build_array(),
             _MID,
             literal(UNFINISHED),
+            func.now(),
         ),
     )
     .on_conflict_do_nothing()
@@ -126,16 +139,37 @@ _RECORD_CALL = _messages(
     )
 )
 # Another attempt takes the turn over: only from one that ended (its error stored) or whose
-# lease ran out, and only once (the row must be as it was read).
+# lease ran out since its last heartbeat (one that never beat, stored by code from before
+# heartbeats: since it began, with the lease of a whole turn), and only once (the row must be
+# as it was read). The calls it resumes from are the record's as the claim found it: a call
+# that committed after the read and before the claim is among them.
 _CLAIM = _messages(
     update(Message)
     .where(
         _M.reply_to == _MID,
         _M.created_at == bindparam("seen"),
-        or_(_M.error_code != UNFINISHED, _M.created_at < func.now() - bindparam("lease")),
+        or_(
+            _M.error_code != UNFINISHED,
+            _M.heartbeat_at < func.now() - bindparam("lease"),
+            and_(
+                _M.heartbeat_at.is_(None),
+                _M.created_at < func.now() - bindparam("unbeaten_lease"),
+            ),
+        ),
     )
-    .values(error_code=UNFINISHED, created_at=func.now())
-    .returning(_M.created_at)
+    .values(error_code=UNFINISHED, created_at=func.now(), heartbeat_at=func.now())
+    .returning(_M.created_at, _M.tool_calls)
+)
+# The running attempt renews its claim: only over its own record (its token, unfinished).
+_BEAT = _messages(
+    update(Message)
+    .where(
+        _M.reply_to == _MID,
+        _M.error_code == UNFINISHED,
+        _M.created_at == bindparam("held", type_=DateTime(timezone=True)),
+    )
+    .values(heartbeat_at=func.now())
+    .returning(_M.id)
 )
 _BY_KEY = _messages(select(*_MESSAGE_COLUMNS).where(_M.idempotency_key == bindparam("key")))
 _REPLY = _messages(select(*_MESSAGE_COLUMNS).where(_M.reply_to == bindparam("reply_to")))
@@ -162,7 +196,7 @@ class TurnStart:
 
     conversation_id: int
     message_id: int  # the user's message, this turn's
-    # When this attempt took the turn (its record's `created_at`): its lease and its token.
+    # When this attempt took the turn (its record's `created_at`): its token.
     held: datetime
     # The newest messages before it, oldest first (at most the history budget's count).
     history: Sequence[Any]
@@ -170,6 +204,9 @@ class TurnStart:
     answered: Any | None = None
     # A retry of a turn that failed: the tool calls that committed then (never run again).
     earlier_calls: list[dict[str, Any]] = field(default_factory=list)
+    # The monotonic clock (`time.monotonic`) just before the claim was stored: where the
+    # attempt counts its lease from until its first heartbeat (`backend.chat.turn.begin`).
+    since: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -197,15 +234,19 @@ class ConversationService(Scoped):
         *,
         history_messages: int,
         running_for: timedelta,
+        unbeaten_for: timedelta | None = None,
     ) -> TurnStart:
         """Store the user's message (a new conversation if `conversation_id` is None) and
         read the history before it. With an Idempotency-Key used before: the first attempt's
         answer, or (it failed) its message again with the calls that committed; while the
-        first attempt may still be running (`running_for`), `IdempotencyKeyInUse`."""
+        first attempt may still be running (`running_for` since its last heartbeat;
+        `unbeaten_for`, default the same, since it began if it never beat: an attempt of
+        code from before heartbeats), `IdempotencyKeyInUse`."""
         if key is not None:
             earlier = self._read(_BY_KEY, key=key).first()
             if earlier is not None:
-                return self._retry(earlier, conversation_id, content, history_messages, running_for)
+                leases = (running_for, unbeaten_for or running_for)
+                return self._retry(earlier, conversation_id, content, history_messages, leases)
         if conversation_id is None:
             conversation_id = int(self._write(_START).scalar_one())
             history: Sequence[Any] = ()
@@ -228,8 +269,9 @@ class ConversationService(Scoped):
         conversation_id: int | None,
         content: str,
         history_messages: int,
-        running_for: timedelta,
+        leases: tuple[timedelta, timedelta],
     ) -> TurnStart:
+        running_for, unbeaten_for = leases
         if earlier.content != content or conversation_id not in (None, earlier.conversation_id):
             raise IdempotencyKeyMismatch()
         reply = self._read(_REPLY, reply_to=earlier.id).first()
@@ -240,7 +282,7 @@ class ConversationService(Scoped):
             # or died without a word; after the longest a turn may run, it is retried (by
             # one retry: another one racing it finds the record taken).
             age = self._read(select(func.now())).scalar_one() - earlier.created_at
-            if age < running_for:
+            if age < unbeaten_for:
                 raise IdempotencyKeyInUse()
             held = self._write(
                 _PROVISIONAL_ONCE, conversation_id=conversation, message_id=message
@@ -252,17 +294,27 @@ class ConversationService(Scoped):
             return TurnStart(conversation, message, reply.created_at, (), answered=reply)
         # Failed, or unfinished: while an attempt holds the turn (its lease), it is in use.
         claimed = self._write(
-            _CLAIM, message_id=message, seen=reply.created_at, lease=running_for
-        ).scalar()
+            _CLAIM,
+            message_id=message,
+            seen=reply.created_at,
+            lease=running_for,
+            unbeaten_lease=unbeaten_for,
+        ).first()
         if claimed is None:
             raise IdempotencyKeyInUse()
         return TurnStart(
             conversation,
             message,
-            claimed,
+            claimed.created_at,
             history,
-            earlier_calls=[call for call in reply.tool_calls or [] if call["outcome"] == "ok"],
+            earlier_calls=[c for c in claimed.tool_calls or [] if c["outcome"] == "ok"],
         )
+
+    def beat(self, message_id: int, held: datetime) -> bool:
+        """Renew the claim of the attempt whose token is `held` on the turn answering
+        `message_id` (one statement, committed in its message): whether it still holds it
+        (False: it ended, or a retry took it over)."""
+        return bool(self._write(_BEAT, message_id=message_id, held=held, last=True))
 
     def record_call(self, message_id: int, call: dict[str, Any]) -> None:
         """Keep a tool call that writes with the answer to `message_id`, in the transaction
@@ -305,6 +357,7 @@ class ConversationService(Scoped):
             set_={
                 **{name: statement.excluded[name] for name in values},
                 "created_at": func.now(),
+                "heartbeat_at": None,  # finished: no attempt holds it
             },
             where=and_(_M.user_id == bindparam(OWNER), *_held_by(reply.held)),
         ).returning(*_MESSAGE_COLUMNS)

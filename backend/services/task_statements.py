@@ -1,7 +1,7 @@
 """The statements on `tasks`: the column sets a task is read with, the values a write sets, and
 the hot routes' statements (get, create, toggle, delete, statistics, a subtree), built once at
 import (only their values change). Every one is built with `owned_task`, which adds
-`tasks.user_id = :owner`; `Scoped._run` binds `owner` to the caller (backend/services/scope.py).
+`tasks.user_id = :owner`; `Scoped` binds `owner` to the caller (backend/db/scope.py).
 """
 
 from __future__ import annotations

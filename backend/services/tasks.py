@@ -1,7 +1,7 @@
 """The task service: one user's tasks, read and written one task at a time (and in bulk).
 
 Every statement is built with `owned_task`, which adds `tasks.user_id = :owner`, and run with
-`Scoped._run`, which binds `owner` to the service's caller (backend/services/scope.py). A
+`Scoped._read`/`_write`, which bind `owner` to the service's caller (backend/db/scope.py). A
 task that belongs to someone else is therefore indistinguishable from one that does not
 exist. The connection is private: nothing outside this class runs a statement on `tasks`.
 The parts it is built from, each one job: the statements (task_statements.py), where a write

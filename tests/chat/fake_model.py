@@ -16,9 +16,14 @@ import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import httpx
+from sqlalchemy import Engine, text
 
 
 @dataclass(frozen=True)
@@ -223,3 +228,77 @@ def serve() -> Iterator[FakeModel]:
         fake.released.set()
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def held_answer_server(database_url: str) -> Iterator[tuple[httpx.Client, threading.Event, Path]]:
+    """The real server (uvicorn, a separate process) on `database_url`, whose model adds the
+    task "Buy milk", then holds its answer back until the yielded gate is set: the set-up of
+    a client that disconnects mid-stream (/api/chat and ChatKit alike). Yields a client of
+    the server, the gate and the server's log."""
+    from tests.conftest import running_server  # the fixtures' module, only where it is used
+
+    gate = threading.Event()
+
+    def answer_when_let(request: dict[str, Any]) -> Reply:
+        gate.wait(60)
+        return say("Added \u201cBuy milk\u201d.")
+
+    for fake in serve():
+        fake.script(call("add_task", {"title": "Buy milk"}), answer_when_let)
+        env = {"CHAT_BASE_URL": fake.url, "CHAT_MODEL": "fake-model", "CHAT_API_KEY": "k"}
+        with (
+            running_server(database_url, **env) as (base_url, _, log),
+            httpx.Client(base_url=base_url, timeout=60) as http,
+        ):
+            yield http, gate, log
+
+
+@contextmanager
+def hanging_turn(fake: FakeModel, post: Callable[[], Any], reached: int = 1) -> Iterator[list[Any]]:
+    """A turn (`post`, with a HANG step scripted) sent in a thread of its own, entered once
+    the model has had `reached` requests (a condition, not a time); on exit the model lets
+    go (`released`) and the thread is joined. Yields what `post` returned, once it did."""
+    answers: list[Any] = []
+    sender = threading.Thread(target=lambda: answers.append(post()))
+    sender.start()
+    try:
+        waited = threading.Event()
+        for _ in range(600):
+            if len(fake.requests) >= reached:
+                break
+            waited.wait(0.1)
+        assert len(fake.requests) >= reached, "the turn never reached the model"
+        yield answers
+    finally:
+        fake.released.set()
+        sender.join(120)
+
+
+def answered_after_disconnect(
+    http: httpx.Client, gate: threading.Event, engine: Engine, headers: dict[str, str]
+) -> None:
+    """After the client of `held_answer_server` disconnected: the model answers (`gate`), and
+    the server stores the answer; the task was added once."""
+    gate.set()
+    assert stored_messages(engine, 2) == [
+        ("user", "add milk", None),
+        ("assistant", "Added \u201cBuy milk\u201d.", None),
+    ]
+    listed = http.get("/api/tasks", headers=headers).json()["data"]
+    assert [t["title"] for t in listed] == ["Buy milk"]
+
+
+def stored_messages(engine: Engine, count: int) -> list[tuple[Any, ...]]:
+    """The messages (role, content, error code) once there are `count` of them (a bounded
+    wait on the rows, never on the clock)."""
+    stored: list[Any] = []
+    for _ in range(600):
+        with engine.connect() as conn:
+            query = text("SELECT role, content, error_code FROM messages ORDER BY id")
+            stored = list(conn.execute(query))
+        # The answer is recorded from the start as unfinished, then replaced.
+        if len(stored) == count and stored[-1][2] != "CHAT_TURN_UNFINISHED":
+            break
+        threading.Event().wait(0.1)
+    return [tuple(row) for row in stored]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
-from tests.chat.fake_model import GARBAGE, HANG, FakeModel, call, fail, say
+from tests.chat.fake_model import GARBAGE, HANG, FakeModel, call, fail, hanging_turn, say
 from tests.chat.test_chat import tasks_of
 from tests.conftest import Account, count_rows
 
@@ -192,27 +191,12 @@ def test_a_key_whose_first_attempt_is_running_is_in_use(
     chat = chat_app(chat_timeout_seconds=60)
     headers = {**alice.headers, "Idempotency-Key": "turn-3"}
     model.script(HANG)
-    answers: list[httpx.Response] = []
-    first = threading.Thread(
-        target=lambda: answers.append(
-            chat.post("/api/chat", json={"message": "hi"}, headers=headers)
-        )
-    )
-    first.start()
-    try:
-        # Wait for the condition (the model has the first attempt's call), not for a time.
-        waited = threading.Event()
-        for _ in range(600):
-            if model.requests:
-                break
-            waited.wait(0.1)
-        assert model.requests, "the first attempt never reached the model"
+    with hanging_turn(
+        model, lambda: chat.post("/api/chat", json={"message": "hi"}, headers=headers)
+    ):
         second = chat.post("/api/chat", json={"message": "hi"}, headers=headers)
         _error(second, 409, "idempotency_key_in_use")
         assert second.headers["Retry-After"] == "1"
-    finally:
-        model.released.set()
-        first.join(120)
     assert len(model.requests) == 1
 
 

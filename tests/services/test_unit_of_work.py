@@ -69,7 +69,7 @@ def test_a_connection_dropped_mid_request_is_a_503(
 def test_a_statement_deferred_to_the_commit_fails_the_whole_write(
     db_engine: Engine, settings: Settings
 ) -> None:
-    """A statement queued for the COMMIT's message (`Scoped._run_at_commit`) that fails there
+    """A statement queued for the COMMIT's message (`Scoped._at_commit`) that fails there
     takes the write with it: nothing is committed and the error reaches the client."""
     claims = TokenClaims(subject="deferring", local=False)
     broken = insert(Task).values(user_id=bindparam(OWNER), title=None)  # NOT NULL

@@ -1,0 +1,12 @@
+-- depends: 0025_chatkit
+-- A chat turn's heartbeat (issue 38: `IDEMPOTENCY_KEY_IN_USE` only while an attempt is
+-- actually running; specs/chat.md, "Idempotency").
+--
+-- `heartbeat_at`: on a turn's `CHAT_TURN_UNFINISHED` record, when the attempt running it last
+-- renewed its claim (every `CHAT_HEARTBEAT_SECONDS`). A retry takes the turn over once that is
+-- older than the lease (three beats and one database wait), so a dead attempt's key is free
+-- within seconds. Null: no attempt that beats holds it (a finished record, or one stored by
+-- code from before heartbeats, whose lease still counts from `created_at`). The record's
+-- `created_at` stays the attempt's token: a beat renews the claim, it does not change whose
+-- it is.
+ALTER TABLE messages ADD COLUMN heartbeat_at TIMESTAMPTZ;
