@@ -1,3 +1,5 @@
+CREATE INDEX ix_rate_limits_window_end ON rate_limits (window_end);
+
 DROP TRIGGER tasks_record_event_on_update ON tasks;
 DROP TRIGGER tasks_record_event ON tasks;
 CREATE TRIGGER tasks_record_event AFTER INSERT OR UPDATE OR DELETE ON tasks

@@ -98,3 +98,35 @@ def test_every_task_events_index_is_read_by_a_plan(seeded: Engine) -> None:
     assert set(EVENT_INDEXES) == existing
     for index, (state, name) in EVENT_INDEXES.items():
         assert index in read[(state, name)], (index, state, name, read[(state, name)])
+
+
+# The write count's clean-up of expired windows, as task_api_enter (migration 0023) and
+# task_api_hit (0014) run it.
+_CLEAN_UP = "DELETE FROM rate_limits AS r WHERE r.window_end < clock_timestamp() AND r.key <> 'k5'"
+
+
+def test_rate_limits_keeps_only_its_key(db_engine: Engine) -> None:
+    """The write count reads `rate_limits` by key; the clean-up compares `window_end` with the
+    volatile `clock_timestamp()`, which no index can serve: with an index on `window_end`
+    there (20,000 windows, 1 in 100 expired) its plan is still a scan, so the table keeps no
+    index but its key (migration 0026 dropped `ix_rate_limits_window_end`)."""
+    with db_engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(
+            text(
+                "INSERT INTO rate_limits (key, window_start, window_end, hits) "
+                "SELECT 'k' || g, now() - CASE WHEN g % 100 = 0 THEN interval '2 min' "
+                "ELSE interval '0 min' END, now() + CASE WHEN g % 100 = 0 "
+                "THEN interval '-1 min' ELSE interval '1 min' END, 1 "
+                "FROM generate_series(1, 20000) AS g"
+            )
+        )
+        indexes = set(
+            conn.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'rate_limits'"))
+        )
+        conn.execute(text("CREATE INDEX ix_rate_limits_window_end ON rate_limits (window_end)"))
+        conn.execute(text("ANALYZE rate_limits"))
+        plan = "\n".join(conn.scalars(text(f"EXPLAIN {_CLEAN_UP}")))
+        transaction.rollback()
+    assert indexes == {"pk_rate_limits"}
+    assert "Seq Scan on rate_limits" in plan and "ix_rate_limits_window_end" not in plan, plan
