@@ -9,7 +9,9 @@ exact SQL the service builds for several filter/sort combinations of the listing
 (`TaskService.list_statement`), for a subtree read and for moves (`task_tree.move_statement`;
 a move is explained inside a transaction that is rolled back), as Markdown.
 tests/test_query_plans.py uses the same pieces on a smaller set to fail on any sequential scan
-of `tasks`.
+of `tasks`, and the statements that read `task_events` (`EVENT_STATEMENTS`, in the outbox's
+two states `EVENT_STATES`) to show that every index of `task_events`, which every task write
+maintains, is one some plan reads.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
@@ -35,9 +37,10 @@ from backend.contracts.tasks import move_placement
 from backend.db.engine import libpq_url, normalize_url
 from backend.db.migrations import migrate_up
 from backend.db.scope import OWNER
+from backend.events import outbox
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
-from backend.services import TaskService
+from backend.services import TaskService, changes
 from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
 from backend.services.task_statements import SUBTREE, move_statements
 from backend.services.task_tree import Placement
@@ -235,6 +238,121 @@ def problems(name: str, plan: dict[str, Any]) -> list[str]:
         one_row = node.get("Index Name") == "pk_tasks" and node["Index Cond"].startswith("(id = ")
         if not (one_row and "user_id" in node.get("Filter", "")):
             found.append(f"{name}: {node.get('Index Name')} not bounded by user_id")
+    return found
+
+
+class _Recorder:
+    """A stand-in connection that keeps the statement an outbox function sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def execute(self, statement: Any, values: Any = None) -> Any:
+        self.sent.append(statement.params(values) if values else statement)
+        return self
+
+    rowcount = 0
+
+    def all(self) -> list[Any]:
+        return []
+
+    def one(self) -> tuple[Any, ...]:
+        return (0, None, 0, None)
+
+
+def _sent(call: Callable[[Any], Any]) -> Any:
+    recorder = _Recorder()
+    call(recorder)
+    return recorder.sent[0]
+
+
+def _literal(statement: Any) -> str:
+    compiled = statement.compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
+
+
+# name -> the SQL of a statement that reads `task_events`, exactly as its module builds it
+# (the outbox's functions run against a stand-in that keeps what they send; the feed's
+# statements are module constants), with sample values; the trigger and the reminders only
+# INSERT (no read).
+EVENT_STATEMENTS: dict[str, Callable[[], str]] = {
+    "the worker claims a batch": lambda: _literal(_sent(lambda c: outbox.claim(c, 100))),
+    "a batch delivered": lambda: _literal(_sent(lambda c: outbox.delivered(c, [5, 6]))),
+    "a failed attempt": lambda: _literal(
+        _sent(
+            lambda c: outbox.failed(
+                c, 5, accepted_by=["dapr"], error="down", retry_in=timedelta(seconds=5)
+            )
+        )
+    ),
+    "the backlog gauges": lambda: _literal(_sent(outbox.backlog)),
+    "the dead letters": lambda: _literal(_sent(lambda c: outbox.dead_letters(c, 50))),
+    "requeue the dead": lambda: _literal(_sent(lambda c: outbox.requeue(c, None))),
+    "the change feed's page": lambda: statement_sql(changes._PAGE, {"after": 5, "limit": 101}),
+    "a listing's feed position": lambda: statement_sql(select(changes.latest_position())),
+    "prune delivered changes": lambda: _literal(
+        changes._PRUNE_DELIVERED.bindparams(hours=72, batch=1000)
+    ),
+    "prune all changes": lambda: _literal(changes._PRUNE_ANY.bindparams(hours=72, batch=1000)),
+}
+
+# A change for every task and list (the seed writes its rows with the triggers off), then
+# the outbox's two states (every 1000th record dead, the oldest a week old): in health a few
+# hundred records wait; after a sink's outage every record does, and the claim's "no earlier
+# pending record of this task" is then a lookup per record, not a hash of them all.
+EVENT_SEED = (
+    "INSERT INTO task_events (user_id, task_id, type, task) "
+    "SELECT user_id, id, 'created', '{}'::jsonb FROM tasks",
+    "INSERT INTO task_events (user_id, list_id, type, list) "
+    "SELECT user_id, id, 'list.created', '{}'::jsonb FROM task_lists",
+)
+EVENT_STATES = {
+    "healthy": "UPDATE task_events SET state = CASE WHEN task_events.id % 1000 = 0 THEN 'dead' "
+    "WHEN task_events.id > top.last - 300 THEN 'pending' ELSE 'delivered' END, "
+    "occurred_at = clock_timestamp() - make_interval(secs => (top.last - task_events.id) * 15) "
+    "FROM (SELECT max(id) AS last FROM task_events) AS top",
+    "a backlog": "UPDATE task_events SET state = CASE WHEN task_events.id % 1000 = 0 THEN 'dead' "
+    "ELSE 'pending' END",
+}
+
+
+def event_indexes(node: dict[str, Any]) -> Iterator[str]:
+    """The name of every index of `task_events` a plan reads."""
+    name = str(node.get("Index Name", ""))
+    if name.startswith(("ix_task_events_", "uq_task_events_")) or name == "pk_task_events":
+        yield name
+    for child in node.get("Plans", []):
+        yield from event_indexes(child)
+
+
+def event_plans(conn: Connection, *, seed: bool = True) -> dict[tuple[str, str], Any]:
+    """(state, statement) -> its plan (EXPLAIN, FORMAT JSON): the changes (`seed`) and each
+    state made, and their statistics gathered, in a transaction rolled back afterwards
+    (`conn`: AUTOCOMMIT), so no worker of another test sees them."""
+    found: dict[tuple[str, str], Any] = {}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for state, update in EVENT_STATES.items():
+            cursor.execute("BEGIN")
+            try:
+                # A refusal left set on this session (a request's, or a statement explained
+                # before) would skip the inserts (migration 0020's admit trigger).
+                cursor.execute("SELECT set_config('task_api.refused', '', true)")
+                for insert in EVENT_SEED if seed else ():
+                    cursor.execute(insert)
+                    if cursor.rowcount <= 0:
+                        raise RuntimeError(f"no change written by {insert}")
+                cursor.execute(update)
+                cursor.execute("ANALYZE task_events")
+                for name, sql in EVENT_STATEMENTS.items():
+                    cursor.execute(f"EXPLAIN (FORMAT JSON) {sql()}", {})
+                    found[(state, name)] = cursor.fetchone()[0][0]  # type: ignore[index]
+            finally:
+                cursor.execute("ROLLBACK")
+    finally:
+        cursor.close()
     return found
 
 

@@ -1,16 +1,24 @@
 """Every listing query, the subtree read and the moves read only the caller's rows through an
 index: a sequential scan of `tasks`, or an index scan not bounded by user_id, fails this
-test."""
+test. And every index of `task_events` (each one a cost of every task write) is read by the
+plan of some statement that reads the table: an index nothing reads fails it too."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
 
 from backend.db.engine import normalize_url
 from scripts.query_plans import (
     COMBINATIONS,
+    EVENT_STATEMENTS,
+    EVENT_STATES,
     STATEMENTS,
     caller_rows,
+    event_indexes,
+    event_plans,
     explain,
     plans,
     problems,
@@ -20,18 +28,22 @@ from scripts.query_plans import (
 from scripts.seeding import seed_tree
 
 
-def test_plans_touch_only_the_callers_rows(database_url: str) -> None:
-    # 40,000 tasks over 400 users: large enough that the planner's choices are the real ones.
-    # Seeded on a plain engine: the app's per-transaction statement timeout (and its response
-    # deadline) bound requests, not a bulk load whose duration depends on the machine.
+@pytest.fixture
+def seeded(database_url: str) -> Iterator[Engine]:
+    # 40,000 tasks over 400 users (and a change event for each): large enough that the
+    # planner's choices are the real ones. Seeded on a plain engine: the app's per-transaction
+    # statement timeout (and its response deadline) bound requests, not a bulk load whose
+    # duration depends on the machine. Per test: every test's end truncates the tables.
     engine = create_engine(normalize_url(database_url))
-    try:
-        with engine.begin() as conn:
-            seed(conn, users=400, tasks=40_000)
-            seed_tree(conn)
-        found, indexes = _explained(engine)
-    finally:
-        engine.dispose()
+    with engine.begin() as conn:
+        seed(conn, users=400, tasks=40_000)
+        seed_tree(conn)
+    yield engine
+    engine.dispose()
+
+
+def test_plans_touch_only_the_callers_rows(seeded: Engine) -> None:
+    found, indexes = _explained(seeded)
     assert found == [], "\n".join(found)
     assert set(indexes) == {*COMBINATIONS, *STATEMENTS}
     # The tree's reads go through the tree's keys: a list's page through the sibling order
@@ -55,3 +67,66 @@ def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:
             scans = task_scans(plan["Plan"])
             indexes[name] = {n["Index Name"] for n in scans if "Index Name" in n}
     return found, indexes
+
+
+# Which statement reads each index of `task_events`, in which state of the outbox (specs/
+# statements.md, "What a write pays for"); an index added without a statement whose plan
+# reads it fails the test (as does one a statement stops reading: drop it then).
+EVENT_INDEXES = {
+    "pk_task_events": ("healthy", "a batch delivered"),
+    "ix_task_events_pending_id": ("healthy", "the worker claims a batch"),
+    "ix_task_events_pending_task_id_id": ("a backlog", "the worker claims a batch"),
+    "ix_task_events_pending_list_id_id": ("healthy", "the worker claims a batch"),
+    "ix_task_events_dead_id": ("healthy", "the dead letters"),
+    "ix_task_events_occurred_at": ("healthy", "prune delivered changes"),
+    "ix_task_events_user_id_id": ("healthy", "the change feed's page"),
+}
+
+
+def test_every_task_events_index_is_read_by_a_plan(seeded: Engine) -> None:
+    with seeded.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        existing = set(
+            conn.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'task_events'"))
+        )
+        found = event_plans(conn)
+    assert set(found) == {(state, name) for state in EVENT_STATES for name in EVENT_STATEMENTS}
+    read = {
+        (state, name): set(event_indexes(plan["Plan"])) for (state, name), plan in found.items()
+    }
+    unread = existing - set().union(*read.values())
+    assert unread == set(), f"indexes of task_events no plan reads (drop them): {unread}"
+    assert set(EVENT_INDEXES) == existing
+    for index, (state, name) in EVENT_INDEXES.items():
+        assert index in read[(state, name)], (index, state, name, read[(state, name)])
+
+
+# The write count's clean-up of expired windows, as task_api_enter (migration 0023) and
+# task_api_hit (0014) run it.
+_CLEAN_UP = "DELETE FROM rate_limits AS r WHERE r.window_end < clock_timestamp() AND r.key <> 'k5'"
+
+
+def test_rate_limits_keeps_only_its_key(db_engine: Engine) -> None:
+    """The write count reads `rate_limits` by key; the clean-up compares `window_end` with the
+    volatile `clock_timestamp()`, which no index can serve: with an index on `window_end`
+    there (20,000 windows, 1 in 100 expired) its plan is still a scan, so the table keeps no
+    index but its key (migration 0026 dropped `ix_rate_limits_window_end`)."""
+    with db_engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(
+            text(
+                "INSERT INTO rate_limits (key, window_start, window_end, hits) "
+                "SELECT 'k' || g, now() - CASE WHEN g % 100 = 0 THEN interval '2 min' "
+                "ELSE interval '0 min' END, now() + CASE WHEN g % 100 = 0 "
+                "THEN interval '-1 min' ELSE interval '1 min' END, 1 "
+                "FROM generate_series(1, 20000) AS g"
+            )
+        )
+        indexes = set(
+            conn.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'rate_limits'"))
+        )
+        conn.execute(text("CREATE INDEX ix_rate_limits_window_end ON rate_limits (window_end)"))
+        conn.execute(text("ANALYZE rate_limits"))
+        plan = "\n".join(conn.scalars(text(f"EXPLAIN {_CLEAN_UP}")))
+        transaction.rollback()
+    assert indexes == {"pk_rate_limits"}
+    assert "Seq Scan on rate_limits" in plan and "ix_rate_limits_window_end" not in plan, plan

@@ -22,8 +22,13 @@ from backend.services.task_statements import (
 )
 
 # The row triggers on `tasks` that must see every change: the refusal check (migration 0020)
-# and the change's event (0008). Every other UPDATE trigger names the columns it acts on.
-EVERY_UPDATE = {"tasks_admit_write", "tasks_record_event"}
+# and the change's event (0008; on UPDATE since 0026 a trigger of its own whose WHEN skips the
+# subtask counts' UPDATE). Every other UPDATE trigger names the columns it acts on.
+EVERY_UPDATE = {"tasks_admit_write", "tasks_record_event_on_update"}
+# Row triggers on UPDATE, on any table, with neither a column list nor a WHEN, and why.
+UNCONDITIONAL = {
+    "task_lists_record_event": "every UPDATE of a list is a change its event records",
+}
 
 
 @pytest.fixture
@@ -85,6 +90,21 @@ def test_update_triggers_name_their_columns(db_engine: Engine) -> None:
     assert unlisted == set()
 
 
+def test_every_update_trigger_is_conditional(db_engine: Engine) -> None:
+    """On every table, a row trigger that fires on UPDATE names its columns (`UPDATE OF`) or
+    has a `WHEN` (the refusal checks': only while a request is refused), but for those
+    `UNCONDITIONAL` names; and none fires on UPDATE through a trigger of INSERT or DELETE."""
+    with db_engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+                "AND tgtype & 1 = 1 AND tgtype & 16 = 16 "  # FOR EACH ROW, UPDATE
+                "AND cardinality(tgattr::int2[]) = 0 AND tgqual IS NULL"
+            )
+        ).all()
+    assert {name for (name,) in rows} == set(UNCONDITIONAL)
+
+
 def test_a_plain_field_change_calls_only_the_event_trigger(conn: Connection) -> None:
     """A PATCH of the title, priority, tags or description: one function call, the event."""
     task = _task(conn, reminders='[{"minutes_before_due": 5}]', due_date="2999-01-01T00:00:00Z")
@@ -139,8 +159,9 @@ def test_a_subtask_counts_itself_in_only_when_it_comes_goes_or_completes(
         ),
         {"id": child},
     )
+    # The parent's count UPDATE is no change: the event's WHEN skips it (migration 0026).
     assert _since(before, _calls(conn)) == {
-        "task_events_record": 2,
+        "task_events_record": 1,
         "tasks_count_subtasks": 1,
         "tasks_complete_subtasks": 1,
     }

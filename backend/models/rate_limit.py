@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index, Integer, Text
+from sqlalchemy import Column, DateTime, Integer, Text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 
 class RateLimit(SQLModel, table=True):
     __tablename__ = "rate_limits"
-    __table_args__ = (Index("ix_rate_limits_window_end", "window_end"),)
 
     key: str = SQLField(sa_column=Column(Text, primary_key=True))
     window_start: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))

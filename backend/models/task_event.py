@@ -54,7 +54,6 @@ _NOW = text("clock_timestamp()")
 class TaskEvent(SQLModel, table=True):
     __tablename__ = "task_events"
     __table_args__ = (
-        UniqueConstraint("event_id", name="uq_task_events_event_id"),
         CheckConstraint(
             "type IN ('created', 'updated', 'completed', 'reopened', 'deleted', 'reminder', "
             "'list.created', 'list.updated', 'list.deleted')",

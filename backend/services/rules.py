@@ -135,7 +135,7 @@ class Rule:
         "feed and the outbox)",
         (Why.SAFER,),
         "in the writing transaction, for every writer: no change goes unrecorded",
-        triggers=("tasks_record_event", "task_lists_record_event"),
+        triggers=("tasks_record_event", "tasks_record_event_on_update", "task_lists_record_event"),
         every_write=True,
     )
 

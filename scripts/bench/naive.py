@@ -2,8 +2,12 @@
 
 A FastAPI + SQLModel app in the style of the FastAPI and SQLModel documentation, serving the
 five routes the benchmark compares with it (GET one task, list 100, PATCH, toggle completion,
-create) on the API's own tables:
+create) on a plain table of its own, `naive_tasks`, as every real alternative has:
 
+- the table is the SQLModel class below, made at start-up by `SQLModel.metadata.create_all`
+  (the tutorial's `create_db_and_tables`, idempotent): the columns a tutorial task app has (an
+  identity id, user_id, title, description, completed, completed_at, priority, due_date, tags,
+  created_at, updated_at) and one index, on user_id; no trigger, no change feed, no version;
 - a `Session(engine)` per request from a `Depends` generator; `session.exec(select(...))`
   reads, `session.add` + `session.commit()` + `session.refresh()` writes (the refresh is a
   second SELECT, as the tutorial's pattern has it);
@@ -17,17 +21,20 @@ create) on the API's own tables:
   (FastAPI runs them in its thread pool), no rate limit, no change feed, no ETag, no
   round-trip tricks.
 
-The database still runs the API's triggers on `tasks` (events, placement, ...): the naive app
-reads and writes the same schema, so its database cost is that of the same rows written the
-plain way. Configured by DATABASE_URL, JWT_SECRET, DB_POOL_SIZE and DB_MAX_OVERFLOW. Served
-with `uvicorn scripts.bench.naive:app --loop uvloop --http httptools --no-access-log`, as the
-benchmark runs it (`scripts/bench/servers.py`).
+The benchmark's seed (`scripts/bench/seed.py`, `copy_to_naive`) fills `naive_tasks` with a copy
+of the seeded tasks (same ids, owners and values), so both apps read the same data and the
+benchmark's task ids name the same tasks in both; the naive app's writes pay only for its own
+table's heap and two indexes (the key and user_id), the API's for its features. Configured by
+DATABASE_URL, JWT_SECRET, DB_POOL_SIZE and DB_MAX_OVERFLOW. Served with `uvicorn
+scripts.bench.naive:app --loop uvloop --http httptools --no-access-log`, as the benchmark runs
+it (`scripts/bench/servers.py`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -35,7 +42,7 @@ from fastapi import Depends, FastAPI, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
 from jose import JWTError, jwt
 from pydantic import field_validator
-from sqlalchemy import ARRAY, Column, Text
+from sqlalchemy import ARRAY, Column, DateTime, Text
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -60,7 +67,7 @@ class TaskBase(SQLModel):
     title: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     priority: str = Field(default="none", schema_extra={"pattern": "^(none|low|medium|high)$"})
-    due_date: datetime | None = None
+    due_date: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     tags: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
 
     @field_validator("due_date")
@@ -71,14 +78,18 @@ class TaskBase(SQLModel):
 
 
 class Task(TaskBase, table=True):
-    __tablename__ = "tasks"
+    __tablename__ = "naive_tasks"
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: str = Field(index=True)
     completed: bool = False
-    completed_at: datetime | None = None
-    created_at: datetime = Field(default_factory=now)
-    updated_at: datetime = Field(default_factory=now)
+    completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=now, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=now, sa_type=DateTime(timezone=True))
+
+
+def create_db_and_tables() -> None:
+    SQLModel.metadata.create_all(engine)
 
 
 class TaskCreate(TaskBase):
@@ -138,7 +149,14 @@ def get_current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> str:
 SessionDep = Annotated[Session, Depends(get_session)]
 UserDep = Annotated[str, Depends(get_current_user)]
 
-app = FastAPI(title="Naive task API")
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    create_db_and_tables()
+    yield
+
+
+app = FastAPI(title="Naive task API", lifespan=lifespan)
 
 
 def get_owned_task(session: Session, task_id: int, user_id: str) -> Task:

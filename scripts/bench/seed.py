@@ -5,6 +5,10 @@ list of 1,000 tasks, subtasks included (the `move` scenario's; `delete-list` del
 made just before its run, `lists.make_pool`). Their places as seeded are kept in
 `bench_seed_places`, so that `reset` can put back what the moves moved.
 
+The naive app's own table (`naive_tasks`, scripts/bench/naive.py) gets a copy of the seeded
+tasks, same ids and values (`copy_to_naive`), so both apps read the same data; the copy is
+made again before each validation, since each app's runs change its own table.
+
 A marker table (`bench_seed`) records what was seeded; it is written after the last row, so
 an interrupted seed is never mistaken for a complete one. Writes made by a benchmark run are
 undone between scenarios (`reset`), so a reused database serves the same data as a fresh one.
@@ -13,6 +17,8 @@ undone between scenarios (`reset`), so a reused database serves the same data as
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +78,7 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
         # refuses to start with any pending); seeded rows are kept.
         migrate_up(url)
         engine = create_engine(normalize_url(url))
+        copy_to_naive(engine)
         max_id = reset(engine)
         engine.dispose()
         return BenchDb(url, users, tasks, max_id, None, list_owners(users))
@@ -122,9 +129,50 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE tasks"))
         conn.execute(text("VACUUM ANALYZE task_lists"))
+    copy_to_naive(engine)
     max_id = reset(engine)
     engine.dispose()
     return BenchDb(url, users, tasks, max_id, time.monotonic() - started, len(owners))
+
+
+NAIVE = "naive_tasks"  # scripts/bench/naive.py's table
+# Its columns, each from the API's column of the same name (the seed writes no longer text
+# than the naive app's VARCHARs take).
+_NAIVE_COLUMNS = (
+    "id, user_id, title, description, completed, completed_at, priority, due_date, tags, "
+    "created_at, updated_at"
+)
+
+
+def copy_to_naive(engine: Engine) -> None:
+    """Make the naive app's table (as the app does at start-up, by running its own
+    `create_db_and_tables`: one definition of it, and no start-up race between two workers)
+    and fill it with a copy of the seeded tasks, replacing what was there."""
+    url = engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": "unused: no token is made"}
+    subprocess.run(
+        [sys.executable, "-c", "from scripts.bench.naive import create_db_and_tables as c; c()"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
+    with engine.begin() as conn:
+        max_id = conn.scalar(text(f"SELECT max_seed_id FROM {MARKER}"))
+        conn.execute(text(f"TRUNCATE {NAIVE}"))
+        conn.execute(
+            text(
+                f"INSERT INTO {NAIVE} ({_NAIVE_COLUMNS}) SELECT {_NAIVE_COLUMNS} FROM tasks "
+                "WHERE id <= :m"
+            ),
+            {"m": max_id},
+        )
+        # Its own creates get ids above the seed's, as the API's do.
+        conn.execute(
+            text(f"SELECT setval(pg_get_serial_sequence('{NAIVE}', 'id'), greatest(:m, 1))"),
+            {"m": max_id},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM ANALYZE {NAIVE}"))
 
 
 def _seeded(server: str, name: str, users: int, tasks: int) -> bool:
@@ -171,8 +219,8 @@ _PUT_BACK = text(
 
 def reset(engine: Engine) -> int:
     """Undo the benchmark's writes that change what a listing or a move sees: drop the tasks
-    and lists it created, put moved seeded tasks back in their places, clear rate-limit
-    windows. Returns the highest seeded task id.
+    and lists it created (the naive app's tasks too), put moved seeded tasks back in their
+    places, clear rate-limit windows. Returns the highest seeded task id.
 
     Requests still in flight when a run ends may be writing meanwhile. Each holds its caller's
     change lock from its start and then waits for its rows; the delete trigger takes that lock
@@ -186,6 +234,8 @@ def reset(engine: Engine) -> int:
     such a write."""
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM rate_limits"))
+    with engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {NAIVE} WHERE id > (SELECT max_seed_id FROM {MARKER})"))
     with engine.begin() as conn:
         row = conn.execute(text(f"SELECT max_seed_id, max_seed_list_id FROM {MARKER}")).one()
         max_id, max_list = int(row[0] or 0), int(row[1] or 0)

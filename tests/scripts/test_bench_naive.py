@@ -1,6 +1,7 @@
-"""The benchmark's naive baseline (scripts/bench/naive.py, issue 31): the app a FastAPI user
-would write from the tutorials, started as the benchmark starts it (`servers.start`) over the
-test PostgreSQL, answers the five compared routes for the token's user only, the benchmark's
+"""The benchmark's naive baseline (scripts/bench/naive.py, issues 31 and 37): the app a FastAPI
+user would write from the tutorials, started as the benchmark starts it (`servers.start`) over
+the test PostgreSQL, answers the five compared routes for the token's user only, on a plain
+table of its own seeded with a copy of the API's tasks (no trigger of ours), the benchmark's
 validation accepts it (and refuses a task that differs from the API's), PostgreSQL's CPU is
 found and counted, and the report sets the naive app beside the API per route."""
 
@@ -55,7 +56,8 @@ def _row(db: seed.BenchDb, task_id: int) -> Any:
     with engine.connect() as conn:
         row = conn.execute(
             text(
-                "SELECT user_id, title, priority, completed, completed_at FROM tasks WHERE id = :i"
+                "SELECT user_id, title, priority, completed, completed_at FROM naive_tasks "
+                "WHERE id = :i"
             ),
             {"i": task_id},
         ).one()
@@ -66,7 +68,7 @@ def _row(db: seed.BenchDb, task_id: int) -> Any:
 def _owned_ids(db: seed.BenchDb, user: str) -> set[int]:
     engine = create_engine(normalize_url(db.url))
     with engine.connect() as conn:
-        ids = conn.scalars(text("SELECT id FROM tasks WHERE user_id = :u"), {"u": user}).all()
+        ids = conn.scalars(text("SELECT id FROM naive_tasks WHERE user_id = :u"), {"u": user}).all()
     engine.dispose()
     return set(ids)
 
@@ -109,6 +111,51 @@ def test_the_naive_app_answers_the_five_routes(bench: Any) -> None:
 
     refused = httpx.get(f"{naive}/api/tasks", headers={"Authorization": "Bearer x.y.z"})
     assert refused.status_code == 401
+
+
+def _count(db: seed.BenchDb, sql: str) -> Any:
+    engine = create_engine(normalize_url(db.url))
+    with engine.connect() as conn:
+        value = conn.scalar(text(sql))
+    engine.dispose()
+    return value
+
+
+def test_the_naive_app_writes_a_plain_table_of_its_own(bench: Any) -> None:
+    """Its table is a copy of the seeded tasks (the same ids, owners and values), with no
+    trigger and two indexes (the key and user_id); its writes leave the API's tables alone."""
+    started, db, tokens, owned = bench
+    same = (
+        "SELECT count(*) FROM naive_tasks AS n JOIN tasks AS t USING (id) WHERE "
+        "(n.user_id, n.title, n.description, n.completed, n.completed_at, n.priority, "
+        "n.due_date, n.tags, n.created_at, n.updated_at) IS NOT DISTINCT FROM (t.user_id, "
+        "t.title, t.description, t.completed, t.completed_at, t.priority::text, t.due_date, "
+        "t.tags, t.created_at, t.updated_at)"
+    )
+    assert _count(db, same) == _count(
+        db, f"SELECT count(*) FROM tasks WHERE id <= {db.max_seed_id}"
+    )
+    assert _count(db, "SELECT count(*) FROM naive_tasks") == _count(db, same)
+    triggers = "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'naive_tasks'::regclass"
+    assert _count(db, triggers) == 0
+    indexes = (
+        "SELECT array_agg(indexdef ORDER BY indexname) FROM pg_indexes "
+        "WHERE tablename = 'naive_tasks'"
+    )
+    assert [d.split(" USING ")[1] for d in _count(db, indexes)] == ["btree (user_id)", "btree (id)"]
+    events = "SELECT count(*) FROM task_events"
+    before = (_count(db, "SELECT max(id) FROM tasks"), _count(db, events))
+    user, task_id = owned[0]
+    headers = {"Authorization": f"Bearer {tokens[user - 1]}"}
+    with httpx.Client(base_url=started["naive"].url, headers=headers, timeout=30) as client:
+        created = client.post("/api/tasks", json={"title": "Plain"})
+        assert created.status_code == 201
+        new = created.json()["data"]["id"]  # the seeded rows stay as the API's (validation)
+        assert new > db.max_seed_id
+        assert client.patch(f"/api/tasks/{new}", json={"title": "x"}).status_code == 200
+        assert client.patch(f"/api/tasks/{new}/complete").status_code == 200
+        assert client.get(f"/api/tasks/{task_id}").status_code == 200
+    assert (_count(db, "SELECT max(id) FROM tasks"), _count(db, events)) == before
 
 
 def test_the_naive_app_is_scoped_by_user(bench: Any) -> None:
