@@ -24,7 +24,6 @@ WEB_PACKAGES = ("fastapi", "starlette", "asgi_correlation_id")
 # contracts REST and MCP share, and the bearer check.
 DOMAIN = (
     "errors.py",
-    "error_mapping.py",
     "auth/bearer.py",
     "recurrence.py",
     "models/**/*.py",
@@ -226,7 +225,7 @@ def _under(module: str, package: str) -> bool:
 def test_mcp_imports_nothing_from_the_rest_layer() -> None:
     """MCP and REST are two transports over the same services: what both accept lives in
     backend/contracts/, the bearer check in backend/auth/bearer.py, the error mapping in
-    backend/error_mapping.py."""
+    backend/errors.py."""
     uses = sorted(
         (module_name(path), target)
         for path in sorted((BACKEND / "mcp").rglob("*.py"))

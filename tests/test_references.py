@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from backend.error_mapping import ACCOUNT_KEY_SUFFIX
+from backend.errors import ACCOUNT_KEY_SUFFIX
 from tests.conftest import Account
 
 # Columns that name a row but are not references a client can set, with why they need no key.

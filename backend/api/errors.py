@@ -1,6 +1,6 @@
 """One error family, one envelope: `{"error": {"code", "message", "details"}}`.
 
-The HTTP side of `backend/errors.py` and `backend/error_mapping.py`: services raise `AppError`
+The HTTP side of `backend/errors.py`: services raise `AppError`
 subclasses; framework, validation and database errors are mapped to the same envelope here, so
 no handler anywhere else builds an error body. Nothing internal (tracebacks, SQL, connection
 strings) ever reaches a response: unexpected errors are logged with the request id and answered
@@ -22,8 +22,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from backend.api.responses import RATE_LIMIT_HEADERS
-from backend.error_mapping import ErrorParts, describe, error_body, validation_details
-from backend.errors import AppError, InvalidRequest
+from backend.errors import (
+    AppError,
+    ErrorParts,
+    InvalidRequest,
+    describe,
+    error_body,
+    validation_details,
+)
 
 # Status codes the framework itself produces, and the code each gets in the envelope.
 _HTTP_CODES = {

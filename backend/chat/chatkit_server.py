@@ -88,8 +88,7 @@ from backend.chat.chatkit_widgets import (
 )
 from backend.chat.chatkit_widgets import redraw as redraw_widget
 from backend.db.unit_of_work import UnitOfWork
-from backend.error_mapping import describe, validation_details
-from backend.errors import InvalidRequest, NotFound
+from backend.errors import InvalidRequest, NotFound, describe, validation_details
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS
 from backend.models.conversation import MessageText

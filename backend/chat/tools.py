@@ -25,9 +25,7 @@ from mcp_types import CallToolResult
 
 from backend.chat.claim import Claim, ClaimEnded
 from backend.db.unit_of_work import UnitOfWork
-from backend.error_mapping import describe
-from backend.errors import ChatProviderError, InvalidRequest
-from backend.mcp.errors import envelope
+from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS, Tool
 from backend.models.conversation import (

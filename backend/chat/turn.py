@@ -34,8 +34,7 @@ from backend.chat.claim import Claim
 from backend.chat.tools import Emit, Ledger
 from backend.config import Settings
 from backend.db.unit_of_work import UnitOfWork
-from backend.error_mapping import describe
-from backend.errors import AppError, ChatNotConfigured, NotFound
+from backend.errors import AppError, ChatNotConfigured, NotFound, describe
 from backend.mcp.server import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
 from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart

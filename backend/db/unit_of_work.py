@@ -25,8 +25,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
-from backend.error_mapping import NO_ANSWER_MESSAGE
-from backend.errors import ServiceUnavailable, Unauthorized
+from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
 from backend.services.conversations import ConversationService

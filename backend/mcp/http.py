@@ -41,8 +41,7 @@ from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.unit_of_work import UnitOfWork
-from backend.error_mapping import ErrorParts, describe, error_body
-from backend.errors import ServiceUnavailable, Unauthorized
+from backend.errors import ErrorParts, ServiceUnavailable, Unauthorized, describe, error_body
 from backend.mcp.server import Caller, build_server
 from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY
 

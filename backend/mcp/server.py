@@ -4,7 +4,7 @@ A tool call is validated, then run in a worker thread (psycopg2 blocks) inside t
 `UnitOfWork`, exactly as a REST route runs: a write is counted against the per-user limit, the
 caller's account is resolved (revoked or deleted: UNAUTHORIZED), the tool calls `work.tasks`,
 and leaving the unit of work commits, or rolls back on any error. Every failure becomes a tool
-error whose text is the REST error envelope (`backend.mcp.errors`).
+error whose text is the REST error envelope (`backend.errors.envelope`).
 
 Who the caller is comes from the transport (`Identify`): the verified bearer token on HTTP,
 the user named on the command line over stdio. A tool's `user_id` argument never changes it.
@@ -30,9 +30,7 @@ from sqlalchemy import Engine
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.unit_of_work import UnitOfWork
-from backend.error_mapping import describe
-from backend.errors import NotFound, Unauthorized
-from backend.mcp.errors import envelope
+from backend.errors import NotFound, Unauthorized, describe, envelope
 from backend.mcp.tools import TOOLS, Tool
 
 logger = logging.getLogger(__name__)

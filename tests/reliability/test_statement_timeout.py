@@ -21,7 +21,7 @@ from backend.api.deps import AnonymousDoor, Door, DoorRoute
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.db.sender import Sender, transaction_locals
-from backend.error_mapping import STATEMENT_TIMEOUT_MESSAGE
+from backend.errors import STATEMENT_TIMEOUT_MESSAGE
 from backend.main import create_app
 from backend.models import TaskCreate
 from tests.conftest import count_rows

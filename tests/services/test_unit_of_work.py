@@ -18,7 +18,7 @@ from backend.config import Settings
 from backend.db.engine import libpq_url
 from backend.db.scope import OWNER
 from backend.db.unit_of_work import UnitOfWork
-from backend.error_mapping import describe
+from backend.errors import describe
 from backend.models import Task, TaskCreate
 
 
