@@ -284,12 +284,10 @@ OUTSIDE_THE_EXECUTOR = {
     "checked when queued), or the caller's entry alone",
     ("backend.db.unit_of_work", "UnitOfWork._refused"): "the write's recount after a "
     "refusal: the caller's counter, no per-user table",
-    ("backend.services.users", "UserService._provision"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.delete"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.find_by_email"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.get"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.register"): "the accounts table (no user_id)",
-    ("backend.services.users", "UserService.resolve_id"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.revoke_tokens"): "the accounts table (no user_id)",
 }
 # A connection's (or cursor's) ways to run a statement: `self._read(...).scalar()` reads a

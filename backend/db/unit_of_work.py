@@ -131,12 +131,6 @@ class UnitOfWork:
             raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
         IdempotencyService.refused(outcome)
 
-    def act_as(self, claims: TokenClaims) -> None:
-        """Resolve the account `claims` speak for (401 if revoked or deleted; an external
-        identity is provisioned) and bind the caller's services to it."""
-        self._connection()
-        self._bind(self.users.resolve_id(claims, writes=self._counts_write))
-
     def _bind(self, caller_id: str) -> None:
         self.caller_id = caller_id
         # Whom this connection now serves: every statement on it must be scoped to this id

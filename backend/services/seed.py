@@ -15,7 +15,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.db.unit_of_work import UnitOfWork
-from backend.models import TaskCreate, UserRegister, UserRow
+from backend.models import TaskCreate, UserRegister
 from backend.services.users import UserService
 
 MAX_SEED_TASKS = 1000
@@ -70,17 +70,15 @@ def demo_task(n: int) -> TaskCreate:
     )
 
 
-def _account(users: UserService, user: str, password: str) -> tuple[UserRow, bool]:
-    """The account named by an email or id, registering (email) or provisioning (id) it."""
+def _account(users: UserService, user: str, password: str) -> tuple[str, bool]:
+    """The id of the account named by an email or id, and whether it is new: an email's is
+    registered here; an id's is provisioned by the caller's entry, as a token's would be."""
     if "@" in user:
         found = users.find_by_email(user.lower())
         if found is not None:
-            return found, False
-        return users.register(UserRegister(email=user, password=password)), True
-    found = users.get(user)
-    if found is not None:
-        return found, False
-    return users.resolve(TokenClaims(subject=user, local=False)), True
+            return found.id, False
+        return users.register(UserRegister(email=user, password=password)).id, True
+    return user, users.get(user) is None
 
 
 def seed_tasks(url: str, settings: Settings, *, user: str, count: int, password: str) -> SeedResult:
@@ -89,10 +87,12 @@ def seed_tasks(url: str, settings: Settings, *, user: str, count: int, password:
         raise ValueError(f"--count must be between 1 and {MAX_SEED_TASKS}")
     engine = create_db_engine(url, settings)
     try:
-        # The same commit-once unit of work a request gets.
         with UnitOfWork(engine, settings) as work:
             account, registered = _account(work.users, user, password)
-            work.act_as(TokenClaims(subject=account.id, local=False))
+        # The unit of work a write request gets, its tasks in one transaction (all or none).
+        claims = TokenClaims(subject=account, local=False)
+        with UnitOfWork(engine, settings, claims=claims, counts_write=True) as work:
+            work.hold_commit()
             tasks = work.tasks
             wanted = [demo_task(n) for n in range(count)]
             have = tasks.titles()
@@ -103,7 +103,7 @@ def seed_tasks(url: str, settings: Settings, *, user: str, count: int, password:
                 tasks.create(task)
                 completed += task.completed
             return SeedResult(
-                account.id,
+                account,
                 user,
                 len(missing),
                 completed,

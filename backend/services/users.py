@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import NoReturn, cast
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.passwords import hash_password, verify_password
-from backend.auth.tokens import TokenClaims
 from backend.db.sender import Sender
 from backend.errors import Conflict, Unauthorized
 from backend.models import User, UserLogin, UserRegister, UserRow
@@ -19,11 +18,9 @@ _USERS = User.__table__.c  # type: ignore[attr-defined]
 _USER_COLUMNS = tuple(_USERS)
 # What a request needs of its caller's account: the id, and the version tokens must carry.
 # Prebuilt once: it runs on every authenticated request.
-_ACCOUNT = select(_USERS.id, _USERS.token_version).where(_USERS.id == bindparam("id"))
 # The same, for a request that may change tasks: it also takes the caller's change lock
 # (migration 0008), so the caller's changes commit in the order the change feed numbers them,
 # and the lock is always taken before any row lock (no lock-order deadlock with the trigger).
-_ACCOUNT_FOR_WRITE = _ACCOUNT.add_columns(func.task_events_lock(_USERS.id))
 
 
 class UserService:
@@ -71,44 +68,6 @@ class UserService:
         verify_password("", None)
         raise Unauthorized(INVALID_CREDENTIALS)
 
-    def resolve(self, claims: TokenClaims) -> UserRow:
-        """The account a verified token speaks for.
-
-        Tokens from an external issuer sharing the secret provision their account on first
-        use. Built-in tokens never do: their account was deleted, so they are refused.
-        """
-        user = self.get(claims.subject)
-        _check_version(claims, None if user is None else user.token_version)
-        if user is not None:
-            return user
-        return self._provision(claims)
-
-    def resolve_id(self, claims: TokenClaims, *, writes: bool = False) -> str:
-        """`resolve(claims).id`, reading only the id and token version. `writes`: the caller
-        is about to change tasks; their change lock is held until the transaction ends."""
-        account = _ACCOUNT_FOR_WRITE if writes else _ACCOUNT
-        row = self._send.read(account, {"id": claims.subject}).first()
-        _check_version(claims, None if row is None else row.token_version)
-        if row is not None:
-            return str(row.id)
-        return self._provision(claims).id
-
-    def _provision(self, claims: TokenClaims) -> UserRow:
-        email = claims.email
-        for candidate_email in (email, None) if email else (None,):
-            # ON CONFLICT covers a concurrent first request for the same id, and an email
-            # already used by another account (then the row is created without the email).
-            self._send.write(
-                insert(User)
-                .values(id=claims.subject, email=candidate_email, name=claims.name)
-                .on_conflict_do_nothing(),
-                {},
-            )
-            user = self.get(claims.subject)
-            if user is not None:
-                return user
-        raise Conflict("Could not provision an account for this token")
-
     def revoke_tokens(self, user_id: str) -> None:
         """Sign out everywhere: every built-in token issued so far stops working."""
         self._send.write(
@@ -119,15 +78,3 @@ class UserService:
     def delete(self, user_id: str) -> None:
         """Delete the account; its tasks go with it (ON DELETE CASCADE)."""
         self._send.write(delete(User).where(_USERS.id == user_id), {})
-
-
-def _check_version(claims: TokenClaims, token_version: int | None) -> None:
-    """Refuse a built-in token whose account is gone (None) or whose `ver` was revoked.
-    Tokens from an external issuer are not checked here: they provision a missing account."""
-    if not claims.local:
-        return
-    if token_version is None:
-        raise Unauthorized("The account for this token no longer exists")
-    # The row is read anyway, so revocation costs no extra query and no write.
-    if claims.token_version != token_version:
-        raise Unauthorized("This token was revoked")
