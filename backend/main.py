@@ -24,6 +24,7 @@ from backend.auth.verifier import TokenVerifier
 from backend.config import Settings, get_settings
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
+from backend.db.sender import transaction_locals
 from backend.mcp.http import install_mcp
 from backend.observability.metrics import install_metrics
 
@@ -98,6 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
+    # What every transaction of a request starts with, composed once (backend/db/sender.py).
+    app.state.transaction_locals = transaction_locals(
+        settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
+    )
     app.state.token_verifier = TokenVerifier(settings)
     app.state.migration_ids = migration_ids()
     # Chat (backend/api/routes/chat.py): the model client, built on first use, and the

@@ -74,6 +74,7 @@ def _unit_of_work(request: Request, response: Response, claims: TokenClaims | No
         counts_write=claims is not None and request.method in WRITE_METHODS,
         client_ip=client_ip,
         response_headers=response.headers,
+        transaction_locals=request.app.state.transaction_locals,
     )
     # For the validation-error handler: a refused write still counts (`count_refused_write`).
     request.state.unit_of_work = work

@@ -139,7 +139,21 @@ class EdgeMiddleware:
         if metrics is not None:
             metrics.in_flight.inc()
         try:
-            refusal = _refusal(scope)
+            # Step 3, the request gate: the answer to a request no route may see.
+            refusal = None
+            hosts = [value for name, value in scope["headers"] if name == b"host"]
+            if OVER_CONNECTION_LIMIT in scope.get("extensions", ()) and scope["path"] != "/health":
+                headers = {"Retry-After": "1", "Connection": "close"}
+                refusal = error_response(
+                    503, "SERVICE_UNAVAILABLE", _OVER_LIMIT_MESSAGE, headers=headers
+                )
+            elif len(hosts) > 1:
+                refusal = error_response(400, "BAD_REQUEST", "More than one Host header")
+            elif not hosts and scope.get("http_version") == "1.1":  # HTTP/1.0 may omit it
+                refusal = error_response(400, "BAD_REQUEST", "The Host header is missing")
+            elif hosts and _HOST.fullmatch(hosts[0]) is None:
+                message = "The Host header is not a valid host"
+                refusal = error_response(400, "BAD_REQUEST", message)
             if refusal is not None:
                 await refusal(scope, receive, respond)
             elif not head:
@@ -223,22 +237,3 @@ class EdgeMiddleware:
                 raise
             response = error_response(500, "INTERNAL_ERROR", "Internal server error")
             await response(scope, receive, send)
-
-
-def _refusal(scope: Scope) -> ASGIApp | None:
-    """Step 3, the request gate: the answer to a request no route may see, or None."""
-    if OVER_CONNECTION_LIMIT in scope.get("extensions", ()) and scope["path"] != "/health":
-        headers = {"Retry-After": "1", "Connection": "close"}
-        return error_response(503, "SERVICE_UNAVAILABLE", _OVER_LIMIT_MESSAGE, headers=headers)
-    hosts = [value for name, value in scope["headers"] if name == b"host"]
-    if len(hosts) > 1:
-        message = "More than one Host header"
-    elif not hosts:
-        if scope.get("http_version") != "1.1":
-            return None  # HTTP/1.0 may omit it
-        message = "The Host header is missing"
-    elif _HOST.fullmatch(hosts[0]) is None:
-        message = "The Host header is not a valid host"
-    else:
-        return None
-    return error_response(400, "BAD_REQUEST", message)

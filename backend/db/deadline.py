@@ -69,14 +69,14 @@ class Breaker:
     def __init__(self, probe_interval: float = BREAKER_PROBE_INTERVAL_SECONDS) -> None:
         self.probe_interval = probe_interval
         self.lock = threading.Lock()
-        self._open = False
+        self.open = False
         self._next_probe = 0.0
         self._probe_thread: int | None = None  # the probe under way, if any
 
     def trip(self, reason: str) -> None:
         with self.lock:
             me = threading.get_ident()
-            if not self._open:
+            if not self.open:
                 logger.warning("database breaker open: %s", reason)
                 self._next_probe = time.monotonic() + self.probe_interval
             elif self._probe_thread == me:
@@ -84,15 +84,15 @@ class Breaker:
                 self._next_probe = time.monotonic() + self.probe_interval
             if self._probe_thread == me:
                 self._probe_thread = None
-            self._open = True
+            self.open = True
 
     def admit(self) -> bool:
         """Raise `DatabaseUnresponsive` while open, unless this checkout is to be the probe
         (then True: the caller reports how it went with `close()` or `trip()`)."""
-        if not self._open:  # the common case, without the lock
+        if not self.open:  # the common case, without the lock
             return False
         with self.lock:
-            if not self._open:
+            if not self.open:
                 return False
             now = time.monotonic()
             if self._probe_thread is not None or now < self._next_probe:
@@ -103,14 +103,14 @@ class Breaker:
     def check_connect(self) -> None:
         """Before opening a connection: while open, only the probe may try (a checkout
         admitted before the breaker opened must not wait out a connect timeout either)."""
-        if self._open and self._probe_thread != threading.get_ident():
+        if self.open and self._probe_thread != threading.get_ident():
             raise DatabaseUnresponsive("the database stopped answering; not tried")
 
     def close(self) -> None:
         with self.lock:
-            if self._open:
+            if self.open:
                 logger.warning("database breaker closed: the database answers again")
-            self._open = False
+            self.open = False
             self._probe_thread = None
 
 
@@ -237,8 +237,7 @@ class BreakerPool(QueuePool):
     breaker: ClassVar[Breaker]
 
     def connect(self) -> PoolProxiedConnection:
-        probing = self.breaker.admit()
-        if not probing:
+        if not self.breaker.open or not self.breaker.admit():  # closed: no lock, no call
             return super().connect()
         connection = None
         try:

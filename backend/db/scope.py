@@ -323,7 +323,11 @@ class Scoped:
         only reads may follow. `then`: a statement that writes after it (a recurring task's
         next occurrence), from its rows in the same statement when it commits here, else
         with the COMMIT."""
-        statement, values = self._bind(statement, values)
+        if isinstance(statement, Bound):
+            statement, values = statement.statement, {**statement.values, **values}
+        if statement not in _SCOPED:
+            _check(statement)
+        values = {OWNER: self.user_id, **values}
         if then is None:
             return self._send.write(statement, values, last=last)
         if last and self._send.can_finish:

@@ -261,8 +261,7 @@ class Sender:
         finish: bool,
         around: tuple[str, dict[str, Any], Mapping[str, Any]] | None = None,
     ) -> Rows:
-        compiled = _compiled(self.conn.dialect, statement, values)
-        params = compiled.params(values, "")
+        compiled, params = _compiled(self.conn.dialect, statement, values)
         sql, ctes = compiled.sql, compiled.ctes
         if around is not None:
             template, parts, part_values = around
@@ -307,7 +306,9 @@ class Sender:
         columns = list(result.keys())
         if answered:
             skip = len(_OUTCOME)
-            self._settle(Outcome(*rows[0][:skip]) if rows else Outcome())
+            said = rows[0][:skip] if rows else ()
+            if any(value is not None for value in said):
+                self._settle(Outcome(*said))
             columns = columns[skip + 1 :]
             rows = [row[skip + 1 :] for row in rows if row[skip]]
         # One decoder: each column through its type's result processor, as `execute` would
@@ -321,21 +322,6 @@ class Sender:
                 for row in rows
             ]
         return Rows(IteratorResult(SimpleResultMetaData(columns), iter(rows)).all())  # type: ignore[arg-type]
-
-    def release(self) -> None:
-        """Back to psycopg2's transactions, for the pool's next borrower. A connection still
-        inside a transaction it was sent (a failure between `BEGIN` and its end that could
-        not roll back) is discarded instead: nothing of this request may reach the next one."""
-        conn = self.conn
-        if conn.invalidated:
-            return
-        dbapi = conn.connection.dbapi_connection
-        if dbapi is None or dbapi.closed:
-            return
-        if dbapi.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-            conn.invalidate()
-            return
-        dbapi.autocommit = False
 
 
 def _ignore(_outcome: Outcome) -> None:
@@ -360,26 +346,14 @@ class _Compiled:
     processors: tuple[Callable[[Any], Any] | None, ...] | None
     ctes: str
 
-    def params(self, values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-        """The driver-ready values, by the bind's key or its compiled name, else the one the
-        bind holds (`Compiled.construct_params`' rule), named `<prefix><name>`."""
-        params: dict[str, Any] = {}
-        for name, bind, process in self.binds:
-            if bind.key in values:
-                value = values[bind.key]
-            elif name in values:
-                value = values[name]
-            elif bind.required:
-                raise ValueError(f"a value is required for bind parameter {bind.key!r}")
-            else:
-                value = bind.effective_value
-            params[prefix + name] = process(value) if process is not None else value
-        return params
 
-
-def _compiled(dialect: Dialect, statement: Any, values: Mapping[str, Any]) -> _Compiled:
-    # The value names are part of the key: an INSERT or UPDATE sets a column for each name
-    # that is one (as `execute` compiles it).
+def _compiled(
+    dialect: Dialect, statement: Any, values: Mapping[str, Any], prefix: str = ""
+) -> tuple[_Compiled, dict[str, Any]]:
+    """`statement` compiled (once per statement object and value names: an INSERT or UPDATE
+    sets a column for each name that is one, as `execute` compiles it), and its driver-ready
+    values named `<prefix><name>`: by the bind's key or its compiled name, else the one the
+    bind holds (`Compiled.construct_params`' rule)."""
     keys = tuple(sorted(values))
     by_keys = _COMPILED.get(statement)
     if by_keys is None:
@@ -387,7 +361,18 @@ def _compiled(dialect: Dialect, statement: Any, values: Mapping[str, Any]) -> _C
     found = by_keys.get(keys)
     if found is None:
         found = by_keys[keys] = _compile(dialect, statement, keys)
-    return found
+    params: dict[str, Any] = {}
+    for name, bind, process in found.binds:
+        if bind.key in values:
+            value = values[bind.key]
+        elif name in values:
+            value = values[name]
+        elif bind.required:
+            raise ValueError(f"a value is required for bind parameter {bind.key!r}")
+        else:
+            value = bind.effective_value
+        params[prefix + name] = process(value) if process is not None else value
+    return found, params
 
 
 def _compile(dialect: Dialect, statement: Any, keys: tuple[str, ...]) -> _Compiled:
@@ -426,12 +411,12 @@ def render(
     parameters renamed `<prefix><name>`, so that several statements can share one message and
     one parameter dict. Compiled once per statement object and set of value names: the hot
     statements are built once."""
-    compiled = _compiled(conn.dialect, statement, values)
+    compiled, params = _compiled(conn.dialect, statement, values, prefix)
     sql = "".join(
         piece if index % 2 == 0 else f"%({prefix}{piece})s"
         for index, piece in enumerate(compiled.pieces)
     )
-    return sql, compiled.params(values, prefix)
+    return sql, params
 
 
 def _own_ctes(sql: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from functools import cached_property, lru_cache
 from types import TracebackType
 from typing import Any, Self
 
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -31,7 +32,14 @@ from backend.services.chatkit import ChatKitService
 from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
 from backend.services.lists import ListService
-from backend.services.rate_limits import HeaderSink, RateLimiter, WriteCount
+from backend.services.rate_limits import (
+    HeaderSink,
+    RateLimiter,
+    Usage,
+    WriteCount,
+    settle_usages,
+    write_count,
+)
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
@@ -68,9 +76,12 @@ class UnitOfWork:
         counts_write: bool = False,
         client_ip: str = "unknown",
         response_headers: HeaderSink | None = None,
+        transaction_locals: str | None = None,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
-        request is a write, counted against the caller's per-user limit on entry."""
+        request is a write, counted against the caller's per-user limit on entry;
+        `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
+        it (the app: `app.state.transaction_locals`)."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
@@ -79,13 +90,14 @@ class UnitOfWork:
         # Where the rate-limit headers for the response go (the door passes the response's).
         self.response_headers: HeaderSink = {} if response_headers is None else response_headers
         self._conn: Connection | None = None
+        self._locals = transaction_locals
         self._count: WriteCount | None = None  # a write's count (None: not counted)
         self._ended = False  # the route ended the transaction (`roll_back`)
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
         settings = self._settings
-        locals_ = _locals(
+        locals_ = self._locals or _locals(
             settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
         )
         claims = self._claims
@@ -96,7 +108,9 @@ class UnitOfWork:
             # The caller's entry, with the route's first statement. Keyed on the token's
             # subject, before the account is read: a write refused for its account counts.
             write = self._counts_write
-            self._count = self.limits.write_count(claims.subject) if write else None
+            self._count = count = (
+                write_count(settings, claims.subject, self.response_headers) if write else None
+            )
             values: dict[str, Any] = {
                 "e_subject": claims.subject,
                 "e_version": claims.token_version,
@@ -107,42 +121,46 @@ class UnitOfWork:
                 **_UNCOUNTED,
                 "e_clean": False,
             }
-            if self._count is not None:
-                values.update(self._count.entry_arguments())
+            if count is not None:
+                values["e_limit_key"], values["e_clean"] = count.key, count.clean
+                values["e_window"], values["e_limit"] = (
+                    count.policy.window_seconds,
+                    count.policy.limit,
+                )
             # A further transaction (`begin_again`) enters the same way, counting nothing.
             entry = Entry(_ENTER, values, {**values, **_UNCOUNTED}, write, self._settle)
-            self.send = Sender(conn, locals_, entry)
+            self.send = send = Sender(conn, locals_, entry)
         except BaseException:
             self._conn = None
             conn.close()
             raise
-        self._bind(claims.subject)
+        # The services, bound to the token's subject (the account's id: the entry refuses
+        # any other).
+        caller_id = self.caller_id = claims.subject
+        # Whom this connection now serves: every statement on it must be scoped to this id
+        # (tests/scoping.py checks each one the test run sends). An execution option lives
+        # and dies with this Connection, not with the pooled database connection under it.
+        conn.execution_options(**{CALLER_KEY: caller_id})
+        self.tasks = TaskService(send, caller_id)
+        self.lists = ListService(send, caller_id)
+        self.changes = ChangeFeed(send, caller_id)
+        self.conversations = ConversationService(send, caller_id)
+        self.chatkit = ChatKitService(send, caller_id)
         return self
 
     def _settle(self, outcome: Outcome) -> None:
         """What the entry and the key's check said of this request: the count's headers (or
         `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
         mismatch. A refused request's message wrote nothing (migration 0020)."""
-        if outcome.hits is not None and self._count is not None:
-            self._count.settle(outcome.hits, outcome.reset or 1)
+        count = self._count
+        if outcome.hits is not None and count is not None:
+            usage = Usage(count.policy, outcome.hits, outcome.reset or 1)
+            settle_usages((usage,), count.headers)
         if outcome.refused is None:
             return
         if outcome.refused == "TA401":
             raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
         IdempotencyService.refused(outcome)
-
-    def _bind(self, caller_id: str) -> None:
-        self.caller_id = caller_id
-        # Whom this connection now serves: every statement on it must be scoped to this id
-        # (tests/scoping.py checks each one the test run sends). An execution option lives
-        # and dies with this Connection, not with the pooled database connection under it.
-        send = self.send
-        send.conn.execution_options(**{CALLER_KEY: caller_id})
-        self.tasks = TaskService(send, caller_id)
-        self.lists = ListService(send, caller_id)
-        self.changes = ChangeFeed(send, caller_id)
-        self.conversations = ConversationService(send, caller_id)
-        self.chatkit = ChatKitService(send, caller_id)
 
     # Built when a route first uses them: most requests never do.
     @cached_property
@@ -214,8 +232,17 @@ class UnitOfWork:
                     self._refused(error)
                     raise
         finally:
-            if self._claims is not None:
-                send.release()
+            if self._claims is not None and not conn.invalidated:
+                # Back to psycopg2's transactions for the pool's next borrower; a connection
+                # still inside a transaction it was sent (a failure between `BEGIN` and its
+                # end that could not roll back) is discarded: nothing of this request may
+                # reach the next one.
+                dbapi = conn.connection.dbapi_connection
+                if dbapi is not None and not dbapi.closed:
+                    if dbapi.info.transaction_status != TRANSACTION_STATUS_IDLE:
+                        conn.invalidate()
+                    else:
+                        dbapi.autocommit = False
             conn.close()
 
     def hold_commit(self) -> None:

@@ -37,6 +37,7 @@ from backend.models.types import (
     Recurrence,
     ReminderAtPublic,
     Reminders,
+    StoredTimeZone,
     Tags,
     TimeZone,
     TimeZoneName,
@@ -243,7 +244,7 @@ FIELDS: tuple[TaskField, ...] = (
     ),
     TaskField(
         "time_zone",
-        TimeZone,
+        StoredTimeZone,
         Doc("The rule's time zone.", ["Europe/Berlin"]),
         Writable(
             TimeZone,

@@ -124,7 +124,7 @@ def _refuse(found: str) -> PydanticCustomError:
 
 def check_text(value: str, *, multi_line: bool, max_length: int) -> str:
     """The rule (see the module docstring) on one already trimmed/lower-cased value."""
-    value = nfc(storable_text(value))
+    value = unicodedata.normalize("NFC", storable_text(value))  # as `nfc`
     bad = (_MULTI_LINE_BAD if multi_line else _SINGLE_LINE_BAD).search(value)
     if bad is not None:
         raise _refuse(bad.group())

@@ -199,8 +199,11 @@ def _known_time_zone(value: Any) -> Any:
 _TimeZoneEnum = StrEnum("TimeZone", [(name, name) for name in TIME_ZONES])  # type: ignore[misc]
 if TYPE_CHECKING:
     TimeZone = str
+    StoredTimeZone = str
 else:
     TimeZone = Annotated[_TimeZoneEnum, BeforeValidator(_known_time_zone)]
+    # A stored zone, in a response: always one of the names, so the enum alone.
+    StoredTimeZone = _TimeZoneEnum
 TIME_ZONE_DESCRIPTION = (
     "IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): the rule's local "
     "clock, so a task due at 09:00 there stays at 09:00 across daylight-saving changes."

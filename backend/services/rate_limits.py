@@ -65,7 +65,7 @@ class Usage:
     reset_seconds: int
 
 
-def _settle(usages: Sequence[Usage], sink: HeaderSink) -> None:
+def settle_usages(usages: Sequence[Usage], sink: HeaderSink) -> None:
     """The `RateLimit` headers for `usages` (none when empty), added to `sink`; over a
     limit, `RateLimited` with them and `Retry-After` instead."""
     if not usages:
@@ -135,25 +135,12 @@ class RateLimiter:
     def write(self, user_id: str) -> None:
         """One write by `user_id` (the token's subject), against the per-user write limit, in a
         transaction of its own."""
-        self._enforce((self._write_policy(), user_id))
-
-    def write_count(self, user_id: str) -> WriteCount | None:
-        """What counting a write by `user_id` takes, for a statement that counts it together
-        with other work (the caller's entry, `UnitOfWork`); None when writes are not limited."""
-        s = self._settings
-        if not s.rate_limit_enabled or s.rate_limit_task_writes_per_user <= 0:
-            return None
-        policy = self._write_policy()
-        return WriteCount(self._headers, policy, _key(policy, user_id))
-
-    def _write_policy(self) -> Policy:
-        s = self._settings
-        return Policy(
-            "task-writes", s.rate_limit_task_writes_per_user, s.rate_limit_task_window_seconds
-        )
+        count = write_count(self._settings, user_id, self._headers)
+        if count is not None:
+            self._enforce((count.policy, user_id))
 
     def _enforce(self, *checks: tuple[Policy, str]) -> None:
-        _settle(self._hit(checks), self._headers)
+        settle_usages(self._hit(checks), self._headers)
 
     def _hit(self, checks: Sequence[tuple[Policy, str]]) -> list[Usage]:
         """Count one request against each (policy, client) pair, in a transaction of its own
@@ -185,21 +172,12 @@ class WriteCount:
     headers: HeaderSink
     policy: Policy
     key: str
-
-    def entry_arguments(self) -> dict[str, Any]:
-        """The entry's count arguments (`UnitOfWork`'s `e_` values)."""
-        policy = self.policy
-        clean = random.randrange(_CLEAN_UP_ONE_IN) == 0  # noqa: S311 (not security-relevant)
-        return {
-            "e_limit_key": self.key,
-            "e_window": policy.window_seconds,
-            "e_limit": policy.limit,
-            "e_clean": clean,
-        }
+    # Whether this count also deletes expired windows (about one in `_CLEAN_UP_ONE_IN`).
+    clean: bool
 
     def settle(self, hits: int, reset: int) -> None:
         """The count's headers, or `RateLimited`, as for any other count."""
-        _settle((Usage(self.policy, hits, reset),), self.headers)
+        settle_usages((Usage(self.policy, hits, reset),), self.headers)
 
     def recount_sql(self) -> tuple[str, dict[str, Any]]:
         """The hit as SQL for a message of its own making (after a `ROLLBACK`)."""
@@ -211,6 +189,17 @@ class WriteCount:
     def settle_row(self, row: Any) -> None:
         _, hits, reset = row
         self.settle(int(hits), int(reset))
+
+
+def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> WriteCount | None:
+    """What counting a write by `user_id` (the token's subject) takes, for a statement that
+    counts it with other work (the caller's entry, `UnitOfWork`); None when writes are not
+    limited. Its headers go to `headers`."""
+    limit = settings.rate_limit_task_writes_per_user
+    if not settings.rate_limit_enabled or limit <= 0:
+        return None
+    policy = Policy("task-writes", limit, settings.rate_limit_task_window_seconds)
+    return WriteCount(headers, policy, _key(policy, user_id), _clean_up())
 
 
 def _clean_up() -> bool:

@@ -208,15 +208,26 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
     Without conditions, and with values that are plain values or `_SHARED` expressions (a
     PATCH, a bulk step), it is the statement built once for the set's shape, with the values
     bound (`Bound`): a request compiles nothing. Otherwise it is built for this call."""
-    if conditions or any(_shape_of(value) is None for value in values.values()):
+    # How each value is part of the shape: bound, NULL, or a `_SHARED` expression's index.
+    shape: list[tuple[str, str | int]] = []
+    per_call = bool(conditions)
+    for name, value in values.items():
+        if not isinstance(value, ClauseElement):
+            shape.append((name, _NULL if value is None else _BOUND))
+            continue
+        index = next((i for i, shared in enumerate(_SHARED) if shared is value), None)
+        if index is None:  # an expression built for this call
+            per_call = True
+            break
+        shape.append((name, index))
+    if per_call:
         return changing(owned_task(update(Task).where(_T.id == TASK_ID, *conditions)), values)
-    shape = tuple(sorted((name, _shape_of(value)) for name, value in values.items()))
     binds = {
         f"{_SET}{name}": value
         for name, value in values.items()
         if value is not None and not isinstance(value, ClauseElement)
     }
-    return Bound(_updating_shape(shape), binds)
+    return Bound(_updating_shape(tuple(sorted(shape))), binds)  # names are unique
 
 
 # The expressions `updating` may find in its values and still build once per shape: each is
@@ -226,14 +237,6 @@ _SHARED: tuple[Any, ...] = (_STAMP,)
 # JSON column, not SQL NULL).
 _BOUND, _NULL = "bound", "null"
 _SET = "set_"
-
-
-def _shape_of(value: Any) -> str | int | None:
-    """How `value` is part of an UPDATE's shape: bound, NULL, a `_SHARED` expression's index;
-    None for an expression built for this call."""
-    if isinstance(value, ClauseElement):
-        return next((index for index, shared in enumerate(_SHARED) if shared is value), None)
-    return _NULL if value is None else _BOUND
 
 
 @lru_cache(maxsize=256)

@@ -248,7 +248,8 @@ class TaskService(Scoped):
         if "completed" in changes:
             values.update(completion(changes["completed"]))
         sent = data.model_fields_set & SCHEDULE_FIELDS
-        placement = placement_of(data, list_name, stay=True)
+        placing = list_name is not None or not data.model_fields_set.isdisjoint(PLACED)
+        placement = placement_of(data, list_name, stay=True) if placing else None
         if (
             placement is not None
             and "recurrence" in sent
@@ -564,10 +565,15 @@ class TaskService(Scoped):
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
     ) -> TaskRow:
-        task = self._update_where(task_id, values, *version_in(_T.version, expected), last=last)
-        if task is None:
+        """One UPDATE ... RETURNING of the caller's task, If-Match's versions in its WHERE: 404
+        or 412 when no row matched."""
+        statement = updating(
+            values, *(() if expected is None else version_in(_T.version, expected))
+        )
+        rows = self._write(statement, task_id=task_id, last=last)
+        if not rows:
             self._missing_or_stale(task_id, expected)
-        return task
+        return cast(TaskRow, rows[0])
 
     def _missing_or_stale(self, task_id: int, expected: Expected) -> NoReturn:
         """A write matched no row: 404, or 412 if the task exists but If-Match named none of
