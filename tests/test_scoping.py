@@ -33,7 +33,7 @@ CALLER = "alice-id"
 
 
 def _step(sql: str) -> str:
-    """`sql` as an element of the steps array `Scoped._run_steps` sends (a quoted literal)."""
+    """`sql` as an element of the steps array `Scoped._steps` sends (a quoted literal)."""
     return "'" + sql.replace("'", "''") + "'"
 
 

@@ -1,9 +1,9 @@
 """Lists, always scoped to one user (`task_lists`, migration 0017).
 
-Every statement is built with `owned` and run with `Scoped._run`, as in `TaskService`: another
-user's list is a list that does not exist. Each request is one statement, and a write
-commits itself in the same message (`_write(last=True)`: one round trip): a list is read with its
-task counts, created with its limit and
+Every statement is built with `owned` and sent with `Scoped._read`/`_write`, as in
+`TaskService`: another user's list is a list that does not exist. Each request is one
+statement, and a write commits itself in the same message (`_write(last=True)`: one round
+trip): a list is read with its task counts, created with its limit and
 its name's uniqueness checked in the insert, changed with If-Match and the name checked in
 the update. A write that matched nothing reads why on its own (the failure path alone pays
 that round trip). Deleting a list deletes its tasks (the foreign key's cascade), each one a
@@ -308,7 +308,7 @@ def _move_statement(anchor: str, *, checked: bool) -> tuple[Any, Any]:
 
 def unknown_list(run: Callable[..., Rows], name: str, *, field: str) -> NotFound:
     """The error for a list named by a name the caller has no list by: it names theirs (up to
-    30, read with the service's `run`, `Scoped._run`), so an agent can pick one."""
+    30, read with the service's `run`, `Scoped._read`), so an agent can pick one."""
     names: Sequence[str] = list(run(_LIST_NAMES).scalars())
     shown = ", ".join(f'"{n}"' for n in names[:_NAMES_SHOWN])
     if len(names) > _NAMES_SHOWN:
