@@ -30,7 +30,7 @@ from tests.conftest import Account
 BACKEND = str(Path(__file__).resolve().parent.parent / "backend")
 
 CEILINGS = {
-    "GET /api/tasks/{task_id}": 34,
+    "GET /api/tasks/{task_id}": 35,
     "PATCH /api/tasks/{task_id}": 50,
     "PATCH /api/tasks/{task_id}/complete": 47,
     "POST /api/tasks": 54,

@@ -164,8 +164,9 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
 def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
     """Give every new connection its server's clock (the offset from ours, within half the
     round trip it took to read it) and the deadline a message that commits by itself gets
-    (`finish`): the response timeout, less a margin for the offset, the COMMIT and the answer's
-    way back. One round trip per new connection, none per request."""
+    (`task_api_in_time`, `Sender._send`): the response timeout, less a margin for the offset,
+    the COMMIT and the answer's way back. One round trip per new connection, none per
+    request."""
 
     @event.listens_for(engine, "connect")
     def _clock(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

@@ -309,11 +309,7 @@ class Scoped:
 
     def _read(self, statement: Any, **values: Any) -> Rows:
         """Send a statement that only reads; an unscoped one is refused before it is sent."""
-        if isinstance(statement, Bound):
-            statement, values = statement.statement, {**statement.values, **values}
-        if statement not in _SCOPED:
-            _check(statement)
-        return self._send.read(statement, {OWNER: self.user_id, **values})
+        return self._send.read(*self._bind(statement, values))
 
     def _write(
         self, statement: Any, *, last: bool = False, then: Then | None = None, **values: Any
@@ -323,6 +319,7 @@ class Scoped:
         only reads may follow. `then`: a statement that writes after it (a recurring task's
         next occurrence), from its rows in the same statement when it commits here, else
         with the COMMIT."""
+        # `_bind`, inline: a write's path is counted (tests/test_walk.py, PATCH <= 50).
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}
         if statement not in _SCOPED:

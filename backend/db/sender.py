@@ -4,7 +4,7 @@ A `Sender` belongs to one unit of work and its connection. Each call sends one m
 one `execute`: the transaction-local settings, the caller's entry once, what rides ahead of
 the statement, the statement, and for the message that carries the entry, the request's
 outcome read as columns of its last statement (`task_api_outcome`, migration 0027). Rows
-come back through one decoder (`_decode`) whatever the message held.
+come back through one decoder (the end of `Sender._send`) whatever the message held.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Stage(Enum):
     # A signed-in caller's write: one message that commits itself, or a `BEGIN` of ours and a
     # COMMIT to come (`began`).
     WRITE = "write"
-    # A statement committed the write (`finish`): only reads may follow, each as READ's.
+    # A write committed the request in its own message: only reads may follow, as READ's.
     COMMITTED = "committed"
 
 
@@ -188,7 +188,9 @@ class Sender:
             if getattr(statement, "is_dml", False) or around is not None:
                 raise RuntimeError("a write after the statement that committed the request")
             return self._send(statement, values, finish=False)  # a SELECT: a read
-        finish = last and self.stage is Stage.WRITE and not self.began and not self.held
+        finish = (
+            last and self.stage is Stage.WRITE and not self.began and not self.held
+        )  # can_finish
         return self._send(statement, values, finish=finish, around=around)
 
     def steps(self, texts: list[str], *, last: bool) -> Any:

@@ -56,7 +56,7 @@ _REFUSED_ACCOUNT = {
 }
 _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
 _locals = lru_cache(maxsize=8)(transaction_locals)
-_TOO_LATE = "TA504"  # a write run after its deadline (`Sender._deadline`): not committed
+_TOO_LATE = "TA504"  # a write run after its deadline (`task_api_in_time`): not committed
 
 
 class UnitOfWork:

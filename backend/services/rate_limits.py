@@ -175,10 +175,6 @@ class WriteCount:
     # Whether this count also deletes expired windows (about one in `_CLEAN_UP_ONE_IN`).
     clean: bool
 
-    def settle(self, hits: int, reset: int) -> None:
-        """The count's headers, or `RateLimited`, as for any other count."""
-        settle_usages((Usage(self.policy, hits, reset),), self.headers)
-
     def recount_sql(self) -> tuple[str, dict[str, Any]]:
         """The hit as SQL for a message of its own making (after a `ROLLBACK`)."""
         sql = _HIT_SQL.format(
@@ -188,7 +184,7 @@ class WriteCount:
 
     def settle_row(self, row: Any) -> None:
         _, hits, reset = row
-        self.settle(int(hits), int(reset))
+        settle_usages((Usage(self.policy, int(hits), int(reset)),), self.headers)
 
 
 def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> WriteCount | None:
