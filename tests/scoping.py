@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pglast import ast, parse_sql
-from pglast.enums import A_Expr_Kind, BoolExprType, SetOperation
+from pglast.enums import A_Expr_Kind, BoolExprType, SetOperation, SubLinkType
 from pglast.parser import ParseError
 from sqlalchemy import Engine, event
 from sqlmodel import SQLModel
@@ -84,25 +84,49 @@ def _column(node: Any) -> tuple[str, ...] | None:
 
 
 def _owned_names(conjuncts: list[Any], caller: str, single: str | None) -> set[str]:
-    """The names whose `user_id` the conjuncts pin to `caller` (`single`: the level's only
-    range name, which an unqualified `user_id` means)."""
+    """The names the conjuncts scope to `caller` (`single`: the level's only range name, which
+    an unqualified column means): `<name>.user_id = '<caller>'` (`list_members` also by its
+    `member_id`), the member arm `<name>.list_id = ANY(ARRAY(<a SELECT from list_members>))`
+    (that SELECT is a level of its own, checked scoped), or an OR of those, all of one name
+    (the access predicate, backend/db/scope.py `access`)."""
     names: set[str] = set()
     for node in conjuncts:
-        if not (
-            isinstance(node, ast.A_Expr)
-            and node.kind == A_Expr_Kind.AEXPR_OP
-            and [getattr(n, "sval", None) for n in node.name or ()] == ["="]
-        ):
-            continue
-        for column, value in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
-            fields = _column(column)
-            if fields is None or fields[-1] != "user_id" or _string(value) != caller:
-                continue
-            if len(fields) >= 2:
-                names.add(fields[-2])
-            elif single is not None:
-                names.add(single)
+        name = _scoped_by(node, caller, single)
+        if name is not None:
+            names.add(name)
     return names
+
+
+def _scoped_by(node: Any, caller: str, single: str | None) -> str | None:
+    if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.OR_EXPR:
+        arms = {_scoped_by(arm, caller, single) for arm in node.args or ()}
+        return arms.pop() if len(arms) == 1 and None not in arms else None
+    if not isinstance(node, ast.A_Expr) or [
+        getattr(n, "sval", None) for n in node.name or ()
+    ] != ["="]:
+        return None
+    if node.kind == A_Expr_Kind.AEXPR_OP_ANY:
+        fields = _column(node.lexpr)
+        if fields is None or fields[-1] not in ("list_id", "id") or not _memberships(node.rexpr):
+            return None
+        return fields[-2] if len(fields) >= 2 else single
+    if node.kind != A_Expr_Kind.AEXPR_OP:
+        return None
+    for column, value in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
+        fields = _column(column)
+        if fields is None or fields[-1] not in ("user_id", "member_id") or _string(value) != caller:
+            continue
+        return fields[-2] if len(fields) >= 2 else single
+    return None
+
+
+def _memberships(node: Any) -> bool:
+    """Whether `node` is `ARRAY(<a SELECT from list_members>)`."""
+    if not isinstance(node, ast.SubLink) or node.subLinkType != SubLinkType.ARRAY_SUBLINK:
+        return False
+    ranges: list[Any] = []
+    _ranges(getattr(node.subselect, "fromClause", None), ranges, [])
+    return [r.relname for r in ranges] == ["list_members"]
 
 
 def _ranges(items: Any, ranges: list[Any], conditions: list[Any]) -> None:

@@ -1,11 +1,15 @@
 """The one place that scopes statements to the caller.
 
-`owned` adds `<table>.user_id = :owner` to a statement; `Scoped` sends every statement of
-a scoped service with `owner` bound to the service's caller, and refuses (`Unscoped`) a
-statement that touches a per-user table (every table of the metadata with a `user_id` column)
-without `<table>.user_id = :owner`, or inserts a row whose `user_id` is not `:owner`. A row
-that belongs to someone else is therefore indistinguishable from one that does not exist.
-tests/scoping.py also checks every statement a test run sends on a caller's connection.
+`owned` adds `<table>.user_id = :owner` to a statement (the caller's own rows); `access` is
+the one access predicate of shared lists: the row is in the caller's space (`user_id =
+:owner`), or its list is one the caller is a member of with a role that is enough (`list_id =
+ANY(ARRAY(<the caller's memberships with those roles>))`, an array read once per statement,
+so both arms are index lookups). `Scoped` sends every statement of a scoped service with
+`owner` bound to the service's caller, and refuses (`Unscoped`) a statement that touches a
+per-user table (every table of the metadata with a `user_id` column) without one of those
+predicates, or inserts a row whose `user_id` is not `:owner`. A row the caller may not reach
+is therefore indistinguishable from one that does not exist. tests/scoping.py also checks
+every statement a test run sends on a caller's connection.
 """
 
 from __future__ import annotations
@@ -20,7 +24,19 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeVar
 
-from sqlalchemy import DateTime, Enum, Table, bindparam
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Insert, Update
@@ -50,6 +66,39 @@ Stmt = TypeVar("Stmt", bound=_Filterable)
 def owned(statement: Stmt, user_id: ColumnElement[Any]) -> Stmt:
     """`statement` restricted to the caller's rows (`user_id` is the table's owner column)."""
     return statement.where(user_id == bindparam(OWNER))
+
+
+# `list_members`' column of the member (its `user_id` is the list owner's, as every row of a
+# shared list's): a caller's own memberships are read by it.
+MEMBER = "member_id"
+MEMBERSHIPS = "list_members"
+
+
+@cache
+def _memberships(roles: tuple[str, ...]) -> Any:
+    """The ids of the lists the caller is a member of with one of `roles`, as an array read
+    once per statement (an index-only scan of `ix_list_members_member_id_list_id`)."""
+    from backend.models import ListMember
+
+    m = ListMember.__table__.c  # type: ignore[attr-defined]
+    # The roles are written into the SQL (our own constants): one plan for every caller.
+    named = [literal_column(f"'{role}'") for role in roles]
+    ids = select(m.list_id).where(m.member_id == bindparam(OWNER), m.role.in_(named))
+    return func.array(ids.scalar_subquery(), type_=ARRAY(BigInteger))
+
+
+def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
+    """The member arm of `access` alone: the row's list is one the caller is a member of with
+    one of `roles` (a listing's second arm, beside its own rows')."""
+    listed = table.c.id if _named(table) == "task_lists" else table.c.list_id
+    return listed == any_(_memberships(roles))
+
+
+def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
+    """The one access predicate: the row of `table` (tasks, lists, comments, memberships,
+    invitations) is in the caller's space, or in a list the caller is a member of with one of
+    `roles` (`Role.at_least()`)."""
+    return or_(table.c.user_id == bindparam(OWNER), shared(table, roles))
 
 
 class Unscoped(AssertionError):
@@ -89,15 +138,38 @@ def _conjuncts(criterion: Any) -> Any:
 
 
 def _owner_of(conjunct: Any) -> Any:
-    """The table a `<table>.user_id = :owner` conjunct scopes, or None."""
-    if (
-        isinstance(conjunct, BinaryExpression)
-        and conjunct.operator is operator.eq
-        and getattr(conjunct.left, "name", None) == "user_id"
-        and _is_owner(conjunct.right)
-    ):
-        return conjunct.left.table
-    return None
+    """The table a conjunct scopes to the caller, or None: `<table>.user_id = :owner` (a
+    membership's `member_id = :owner` too), the member arm `shared`, or `access` (an OR whose
+    arms are those, all of one table)."""
+    if isinstance(conjunct, BooleanClauseList) and conjunct.operator is operators.or_:
+        tables = {_owner_of(arm) for arm in conjunct.clauses}
+        return tables.pop() if len(tables) == 1 and None not in tables else None
+    if not isinstance(conjunct, BinaryExpression) or conjunct.operator is not operator.eq:
+        return None
+    name = getattr(conjunct.left, "name", None)
+    table = getattr(conjunct.left, "table", None)
+    if _is_owner(conjunct.right):
+        if name == "user_id" or (name == MEMBER and _named(table) == MEMBERSHIPS):
+            return table
+        return None
+    return table if _member_arm(conjunct.right) else None
+
+
+def _named(table: Any) -> str | None:
+    found = _table_of(table)
+    return None if found is None else str(found.name)
+
+
+def _member_arm(right: Any) -> bool:
+    """Whether `right` is `ANY(ARRAY(<a SELECT from list_members>))`: the member arm, whose
+    SELECT is checked scoped (by `member_id = :owner`) as any other."""
+    array = getattr(right, "element", None)
+    if getattr(array, "name", None) != "array":
+        return False
+    clauses = list(array.clauses)
+    inner = getattr(clauses[0], "element", None) if len(clauses) == 1 else None
+    froms = inner.get_final_froms() if isinstance(inner, Select) else []
+    return len(froms) == 1 and _named(froms[0]) == MEMBERSHIPS
 
 
 def unscoped(statement: Any) -> str | None:

@@ -9,6 +9,7 @@ from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, Lis
 from backend.models.conversation import Conversation, Message
 from backend.models.idempotency import IdempotencyKey
 from backend.models.rate_limit import RateLimit
+from backend.models.sharing import ListInvitation, ListMember, Role, TaskComment
 from backend.models.task import (
     Priority,
     SortOrder,
@@ -48,12 +49,16 @@ __all__ = [
     "ErrorEnvelope",
     "IdempotencyKey",
     "ListEnvelope",
+    "ListInvitation",
+    "ListMember",
     "ListMeta",
     "Message",
     "Priority",
     "RateLimit",
+    "Role",
     "SortOrder",
     "Task",
+    "TaskComment",
     "TaskCompletion",
     "TaskCreate",
     "TaskEvent",

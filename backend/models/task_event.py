@@ -137,6 +137,7 @@ class TaskReminder(SQLModel, table=True):
         ForeignKeyConstraint(
             ["user_id", "task_id"],
             ["tasks.user_id", "tasks.id"],
+            onupdate="CASCADE",
             ondelete="CASCADE",
             name="fk_task_reminders_user_id_task_id_tasks",
         ),

@@ -59,16 +59,19 @@ class Task(SQLModel, table=True):
         UniqueConstraint("user_id", "id"),
         # Lists, subtasks and manual order (migration 0017): same-user keys to the list and
         # the parent (deleting either deletes the task), one task per place among siblings
-        # (checked at the end of each statement, so one statement may respace several).
+        # (checked at the end of each statement, so one statement may respace several). A
+        # list's transfer moves its tasks to the new owner (ON UPDATE CASCADE, migration 0029).
         ForeignKeyConstraint(
             ["user_id", "list_id"],
             ["task_lists.user_id", "task_lists.id"],
+            onupdate="CASCADE",
             ondelete="CASCADE",
             name="fk_tasks_user_id_list_id_task_lists",
         ),
         ForeignKeyConstraint(
             ["user_id", "parent_id"],
             ["tasks.user_id", "tasks.id"],
+            onupdate="CASCADE",
             ondelete="CASCADE",
             name="fk_tasks_user_id_parent_id_tasks",
         ),

@@ -1,0 +1,268 @@
+"""Shared lists (migration 0029; specs/api-contract.md, "Shared lists"): roles, memberships,
+invitations and comments, their tables and their request and response schemas.
+
+Every row lives in its list owner's space (`user_id` is the owner's id, as the list's tasks'
+is); who else may reach it is `list_members`, checked by the one access predicate
+(backend/db/scope.py `access`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.common import JsonInt, UtcDatetime
+from backend.models.text import MultiLineText
+from backend.models.types import TASK_ID_MAX
+
+
+class Role(StrEnum):
+    """What a caller may do with a list, each role including the ones before it."""
+
+    viewer = "viewer"
+    commenter = "commenter"
+    editor = "editor"
+    admin = "admin"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def at_least(self) -> tuple[str, ...]:
+        """The stored member roles (every role but `owner`, which is the list's `user_id`)
+        that include this one."""
+        return tuple(r.value for r in Role if r is not Role.owner and r.rank >= self.rank)
+
+
+_RANKS = {role: rank for rank, role in enumerate(Role)}
+# A role a membership or an invitation may hold (the owner is the list's `user_id`).
+MEMBER_ROLES = tuple(r.value for r in Role if r is not Role.owner)
+_ROLE_CHECK = "role IN (" + ", ".join(f"'{r}'" for r in MEMBER_ROLES) + ")"
+
+# Invitations last this long unless the request says less (`expires_in_days`).
+INVITATION_DAYS = 7
+COMMENT_MAX_LENGTH = 10_000
+MEMBERS_PER_LIST = 100
+
+
+def _list_key(table: str) -> ForeignKeyConstraint:
+    """The row's list, in the list owner's space: a transfer carries the row along."""
+    return ForeignKeyConstraint(
+        ["user_id", "list_id"],
+        ["task_lists.user_id", "task_lists.id"],
+        onupdate="CASCADE",
+        ondelete="CASCADE",
+        name=f"fk_{table}_user_id_list_id_task_lists",
+    )
+
+
+class ListMember(SQLModel, table=True):
+    __tablename__ = "list_members"
+    __table_args__ = (
+        _list_key("list_members"),
+        CheckConstraint(_ROLE_CHECK, name="ck_list_members_role"),
+        CheckConstraint("member_id <> user_id", name="ck_list_members_not_owner"),
+        Index(
+            "ix_list_members_member_id_list_id",
+            "member_id",
+            "list_id",
+            postgresql_include=["role"],
+        ),
+    )
+
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    list_id: int = SQLField(sa_column=Column(BigInteger, primary_key=True))
+    member_id: str = SQLField(
+        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    role: str = SQLField(sa_column=Column(Text, nullable=False))
+    joined_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class ListInvitation(SQLModel, table=True):
+    __tablename__ = "list_invitations"
+    __table_args__ = (
+        _list_key("list_invitations"),
+        UniqueConstraint("token_hash", name="uq_list_invitations_token_hash"),
+        CheckConstraint(_ROLE_CHECK, name="ck_list_invitations_role"),
+        CheckConstraint(
+            "char_length(email) BETWEEN 3 AND 320", name="ck_list_invitations_email_length"
+        ),
+        Index(
+            "uq_list_invitations_list_id_email",
+            "list_id",
+            text("lower(email)"),
+            unique=True,
+            postgresql_where=text("email IS NOT NULL"),
+        ),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    list_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    role: str = SQLField(sa_column=Column(Text, nullable=False))
+    email: str | None = SQLField(default=None, sa_column=Column(Text))
+    # SHA-256 of the token, hex: the token itself is shown once and never stored.
+    token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
+    invited_by: str = SQLField(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    expires_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class TaskComment(SQLModel, table=True):
+    __tablename__ = "task_comments"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "task_id"],
+            ["tasks.user_id", "tasks.id"],
+            onupdate="CASCADE",
+            ondelete="CASCADE",
+            name="fk_task_comments_user_id_task_id_tasks",
+        ),
+        CheckConstraint(
+            f"char_length(body) BETWEEN 1 AND {COMMENT_MAX_LENGTH}",
+            name="ck_task_comments_body_length",
+        ),
+        Index("ix_task_comments_task_id_id", "task_id", "id"),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    # The task's list, kept in step by the trigger `tasks_move_comments` (the access predicate
+    # reads it); NULL for a personal task's comment.
+    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    # NULL once the author's account is deleted: the comment stays.
+    author_id: str | None = SQLField(
+        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))
+    )
+    body: str = SQLField(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    updated_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+# --- Request and response schemas ---
+
+MemberRole = Annotated[Role, Field(description="`viewer`, `commenter`, `editor` or `admin`.")]
+CommentBody = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX_LENGTH),
+    MultiLineText,
+]
+CommentId = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX)]
+
+
+class MemberPublic(BaseModel):
+    """A member of a list (its owner included, with the role `owner`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: str = Field(examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"])
+    role: Role = Field(examples=["editor"])
+    name: str | None = Field(examples=["Ada"])
+    email: str | None = Field(examples=["ada@example.com"])
+    joined_at: UtcDatetime = Field(examples=["2026-11-25T17:00:00Z"])
+
+
+class MemberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: MemberRole
+
+
+class Transfer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="A member of the list: it becomes the owner, the owner an admin."
+    )
+
+
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: MemberRole
+    email: EmailStr | None = Field(
+        default=None,
+        description="Who may accept it (case ignored); none: whoever holds the token.",
+    )
+
+
+class InvitationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[3])
+    list_id: int = Field(examples=[7])
+    role: Role = Field(examples=["editor"])
+    email: str | None = Field(examples=["ada@example.com"])
+    status: str = Field(default="pending", examples=["pending"])
+    expires_at: UtcDatetime = Field(examples=["2026-12-02T17:00:00Z"])
+
+
+class InvitationCreated(InvitationPublic):
+    token: str = Field(
+        description="Shown only in this answer: send it to the invitee, who accepts it with "
+        "`POST /api/invitations/accept`.",
+        examples=["q3V0aG9yaXR5LXRva2VuLWV4YW1wbGUtMzItYnl0ZXM"],
+    )
+
+
+class InvitationAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: CommentBody
+
+
+class CommentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[11])
+    task_id: int = Field(examples=[42])
+    author_id: str | None = Field(
+        description="Null once the author's account is deleted.",
+        examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],
+    )
+    body: str = Field(examples=["Bought the milk."])
+    created_at: UtcDatetime = Field(examples=["2026-11-25T17:00:00Z"])
+    updated_at: UtcDatetime = Field(examples=["2026-11-25T17:00:00Z"])
