@@ -62,6 +62,15 @@ class NotFound(AppError):
     detail_type = "not_found"
 
 
+class Forbidden(AppError):
+    """A member of a list below the role the request needs (a non-member gets `NotFound`)."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+    message = "Your role in this list does not allow this"
+    detail_type = "forbidden"
+
+
 class Conflict(AppError):
     status_code = 409
     code = "CONFLICT"

@@ -1,0 +1,69 @@
+"""What each role may do with a shared list: declared once (issue 39; specs/api-contract.md,
+"Shared lists").
+
+`LEAST_ROLE` names every action on a list's rows and the least role it needs; a service asks
+`roles(action)` for the stored member roles that qualify and reaches the rows through
+`backend/db/scope.py`'s `access` predicate with them, so a caller without the role finds no
+row. `ROUTES` and `TOOLS` say which action each route and MCP tool performs: the generated
+role matrix (tests/sharing/test_role_matrix.py) reads them, and a route or tool that touches a
+list's rows without an entry here fails tests/sharing/test_declared.py.
+
+A caller who is not a member of the list gets the answer a missing resource gets (404), byte
+for byte; a member below the least role gets 403 `FORBIDDEN` (`refuse`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from backend.errors import Forbidden, NotFound
+from backend.models.sharing import Role
+
+
+class Action(StrEnum):
+    LIST_READ = "list.read"  # a list, its tasks, members
+    LIST_RENAME = "list.rename"
+    LIST_DELETE = "list.delete"
+    LIST_TRANSFER = "list.transfer"
+    TASK_WRITE = "task.write"  # create, change, complete, move, reorder, delete, assign
+    COMMENT_READ = "comment.read"
+    COMMENT_ADD = "comment.add"  # and edit or delete one's own
+    COMMENT_MODERATE = "comment.moderate"  # delete anyone's
+    MEMBER_MANAGE = "member.manage"  # change roles below admin, remove members below admin
+    ADMIN_MANAGE = "admin.manage"  # make, demote or remove an admin
+    INVITE = "invite"  # create, list and revoke invitations
+
+
+LEAST_ROLE: dict[Action, Role] = {
+    Action.LIST_READ: Role.viewer,
+    Action.COMMENT_READ: Role.viewer,
+    Action.COMMENT_ADD: Role.commenter,
+    Action.TASK_WRITE: Role.editor,
+    Action.LIST_RENAME: Role.admin,
+    Action.COMMENT_MODERATE: Role.admin,
+    Action.MEMBER_MANAGE: Role.admin,
+    Action.INVITE: Role.admin,
+    Action.ADMIN_MANAGE: Role.owner,
+    Action.LIST_DELETE: Role.owner,
+    Action.LIST_TRANSFER: Role.owner,
+}
+
+
+def roles(action: Action) -> tuple[str, ...]:
+    """The stored member roles that may perform `action` (the owner always may: its rows
+    are in its space)."""
+    return LEAST_ROLE[action].at_least()
+
+
+def allows(role: Role | str | None, action: Action) -> bool:
+    """Whether a caller holding `role` in a list (None: not a member) may perform `action`."""
+    return role is not None and Role(role).rank >= LEAST_ROLE[action].rank
+
+
+def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbidden | NotFound:
+    """The error for a caller whose write matched no row: `missing` when it is not a member
+    (or the row does not exist), 403 when its role is below the action's."""
+    if role is None:
+        return missing
+    return Forbidden(f"Your role in this list ({Role(role).value}) does not allow this; "
+                     f"it needs {LEAST_ROLE[action].value}")
