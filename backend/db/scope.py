@@ -36,8 +36,8 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.sql.elements import (
@@ -91,7 +91,8 @@ def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
     """The member arm of `access` alone: the row's list is one the caller is a member of with
     one of `roles` (a listing's second arm, beside its own rows')."""
     listed = table.c.id if _named(table) == "task_lists" else table.c.list_id
-    return listed == any_(_memberships(roles))
+    condition: ColumnElement[bool] = listed == any_(_memberships(roles))
+    return condition
 
 
 def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
@@ -164,7 +165,7 @@ def _member_arm(right: Any) -> bool:
     """Whether `right` is `ANY(ARRAY(<a SELECT from list_members>))`: the member arm, whose
     SELECT is checked scoped (by `member_id = :owner`) as any other."""
     array = getattr(right, "element", None)
-    if getattr(array, "name", None) != "array":
+    if array is None or getattr(array, "name", None) != "array":
         return False
     clauses = list(array.clauses)
     inner = getattr(clauses[0], "element", None) if len(clauses) == 1 else None

@@ -65,5 +65,7 @@ def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbid
     (or the row does not exist), 403 when its role is below the action's."""
     if role is None:
         return missing
-    return Forbidden(f"Your role in this list ({Role(role).value}) does not allow this; "
-                     f"it needs {LEAST_ROLE[action].value}")
+    return Forbidden(
+        f"Your role in this list ({Role(role).value}) does not allow this; "
+        f"it needs {LEAST_ROLE[action].value}"
+    )
