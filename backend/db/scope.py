@@ -82,7 +82,7 @@ def _memberships(roles: tuple[str, ...]) -> Any:
 
     m = ListMember.__table__.c  # type: ignore[attr-defined]
     # The roles are written into the SQL (our own constants): one plan for every caller.
-    named = [literal_column(f"'{role}'") for role in roles]
+    named: list[Any] = [literal_column(f"'{role}'") for role in roles]
     ids = select(m.list_id).where(m.member_id == bindparam(OWNER), m.role.in_(named))
     return func.array(ids.scalar_subquery(), type_=ARRAY(BigInteger))
 
