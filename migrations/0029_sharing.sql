@@ -37,8 +37,9 @@ CREATE TABLE list_members (
     CONSTRAINT ck_list_members_role CHECK (role IN ('viewer', 'commenter', 'editor', 'admin')),
     CONSTRAINT ck_list_members_not_owner CHECK (member_id <> user_id)
 );
--- The access predicate's lookup: a caller's memberships (role read from the index).
-CREATE INDEX ix_list_members_member_id_list_id ON list_members (member_id, list_id) INCLUDE (role);
+-- The access predicate's lookup: a caller's memberships (role and owner read from the index).
+CREATE INDEX ix_list_members_member_id_list_id ON list_members (member_id, list_id)
+    INCLUDE (role, user_id);
 
 -- A pending invitation; accepted or revoked ones are deleted (a token is single-use). Only the
 -- token's SHA-256 is stored.

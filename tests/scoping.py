@@ -83,33 +83,41 @@ def _column(node: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _owned_names(conjuncts: list[Any], caller: str, single: str | None) -> set[str]:
+def _owned_names(
+    conjuncts: list[Any], caller: str, single: str | None, lists: set[str]
+) -> set[str]:
     """The names the conjuncts scope to `caller` (`single`: the level's only range name, which
     an unqualified column means): `<name>.user_id = '<caller>'` (`list_members` also by its
     `member_id`), the member arm `<name>.list_id = ANY(ARRAY(<a SELECT from list_members>))`
     (that SELECT is a level of its own, checked scoped), or an OR of those, all of one name
-    (the access predicate, backend/db/scope.py `access`)."""
+    (the access predicate, backend/db/scope.py `access`); `lists`: the names `task_lists` is
+    read as, whose member arm compares `id`."""
     names: set[str] = set()
     for node in conjuncts:
-        name = _scoped_by(node, caller, single)
+        name = _scoped_by(node, caller, single, lists)
         if name is not None:
             names.add(name)
     return names
 
 
-def _scoped_by(node: Any, caller: str, single: str | None) -> str | None:
+def _scoped_by(node: Any, caller: str, single: str | None, lists: set[str]) -> str | None:
     if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.OR_EXPR:
-        arms = {_scoped_by(arm, caller, single) for arm in node.args or ()}
+        arms = {_scoped_by(arm, caller, single, lists) for arm in node.args or ()}
         return arms.pop() if len(arms) == 1 and None not in arms else None
-    if not isinstance(node, ast.A_Expr) or [
-        getattr(n, "sval", None) for n in node.name or ()
-    ] != ["="]:
+    if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.AND_EXPR:
+        found = (_scoped_by(arm, caller, single, lists) for arm in node.args or ())
+        return next((name for name in found if name is not None), None)
+    if not isinstance(node, ast.A_Expr) or [getattr(n, "sval", None) for n in node.name or ()] != [
+        "="
+    ]:
         return None
     if node.kind == A_Expr_Kind.AEXPR_OP_ANY:
         fields = _column(node.lexpr)
-        if fields is None or fields[-1] not in ("list_id", "id") or not _memberships(node.rexpr):
+        name = (fields[-2] if len(fields) >= 2 else single) if fields else None
+        listed = "id" if name in lists else "list_id"
+        if fields is None or fields[-1] != listed or not _memberships(node.rexpr):
             return None
-        return fields[-2] if len(fields) >= 2 else single
+        return name
     if node.kind != A_Expr_Kind.AEXPR_OP:
         return None
     for column, value in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
@@ -121,12 +129,19 @@ def _scoped_by(node: Any, caller: str, single: str | None) -> str | None:
 
 
 def _memberships(node: Any) -> bool:
-    """Whether `node` is `ARRAY(<a SELECT from list_members>)`."""
+    """Whether `node` is `ARRAY(<a SELECT of list_id from list_members>)` (an array of the
+    owners' ids beside it, `user_id = ANY(...)`, does not scope on its own)."""
     if not isinstance(node, ast.SubLink) or node.subLinkType != SubLinkType.ARRAY_SUBLINK:
         return False
     ranges: list[Any] = []
     _ranges(getattr(node.subselect, "fromClause", None), ranges, [])
-    return [r.relname for r in ranges] == ["list_members"]
+    targets = getattr(node.subselect, "targetList", None) or ()
+    selected = _column(targets[0].val) if len(targets) == 1 else None
+    return (
+        [r.relname for r in ranges] == ["list_members"]
+        and selected is not None
+        and (selected[-1] == "list_id")
+    )
 
 
 def _ranges(items: Any, ranges: list[Any], conditions: list[Any]) -> None:
@@ -195,7 +210,8 @@ def _level_problem(node: Any, caller: str) -> str | None:
         _ranges(node.usingClause, ranges, conditions)
     conditions.extend(_conjuncts(node.whereClause))
     single = _name(ranges[0]) if len(ranges) == 1 else None
-    owned = _owned_names(conditions, caller, single)
+    lists = {_name(r) for r in ranges if r.relname == "task_lists"}
+    owned = _owned_names(conditions, caller, single, lists)
     for reference in ranges:
         if reference.relname in SCOPED_TABLES and _name(reference) not in owned:
             return (

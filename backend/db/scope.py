@@ -29,6 +29,8 @@ from sqlalchemy import (
     DateTime,
     Enum,
     Table,
+    Text,
+    and_,
     any_,
     bindparam,
     func,
@@ -75,24 +77,30 @@ MEMBERSHIPS = "list_members"
 
 
 @cache
-def _memberships(roles: tuple[str, ...]) -> Any:
-    """The ids of the lists the caller is a member of with one of `roles`, as an array read
-    once per statement (an index-only scan of `ix_list_members_member_id_list_id`)."""
+def _memberships(roles: tuple[str, ...], column: str) -> Any:
+    """The `column` (`list_id`, or the list owner's `user_id`) of the caller's memberships with
+    one of `roles`, as an array read once per statement (an index-only scan of
+    `ix_list_members_member_id_list_id`)."""
     from backend.models import ListMember
 
     m = ListMember.__table__.c  # type: ignore[attr-defined]
     # The roles are written into the SQL (our own constants): one plan for every caller.
     named: list[Any] = [literal_column(f"'{role}'") for role in roles]
-    ids = select(m.list_id).where(m.member_id == bindparam(OWNER), m.role.in_(named))
-    return func.array(ids.scalar_subquery(), type_=ARRAY(BigInteger))
+    ids = select(m[column]).where(m.member_id == bindparam(OWNER), m.role.in_(named))
+    type_ = BigInteger if column == "list_id" else Text
+    return func.array(ids.scalar_subquery(), type_=ARRAY(type_))
 
 
 def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
     """The member arm of `access` alone: the row's list is one the caller is a member of with
-    one of `roles` (a listing's second arm, beside its own rows')."""
+    one of `roles`. The list decides; the owners' ids beside it let the plan use the same
+    `(user_id, list_id, ...)` indexes an owner's reads use (a list's rows are in its owner's
+    space: the two arrays never admit a row the lists alone would not)."""
     listed = table.c.id if _named(table) == "task_lists" else table.c.list_id
-    condition: ColumnElement[bool] = listed == any_(_memberships(roles))
-    return condition
+    return and_(
+        listed == any_(_memberships(roles, "list_id")),
+        table.c.user_id == any_(_memberships(roles, "user_id")),
+    )
 
 
 def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
@@ -140,11 +148,14 @@ def _conjuncts(criterion: Any) -> Any:
 
 def _owner_of(conjunct: Any) -> Any:
     """The table a conjunct scopes to the caller, or None: `<table>.user_id = :owner` (a
-    membership's `member_id = :owner` too), the member arm `shared`, or `access` (an OR whose
-    arms are those, all of one table)."""
+    membership's `member_id = :owner` too), the member arm `shared` (its `list_id` compared
+    with the caller's memberships' list ids), or `access` (an OR whose arms are those, all of
+    one table). Within an AND, one conjunct that scopes is enough."""
     if isinstance(conjunct, BooleanClauseList) and conjunct.operator is operators.or_:
         tables = {_owner_of(arm) for arm in conjunct.clauses}
         return tables.pop() if len(tables) == 1 and None not in tables else None
+    if isinstance(conjunct, BooleanClauseList) and conjunct.operator is operators.and_:
+        return next((t for t in map(_owner_of, conjunct.clauses) if t is not None), None)
     if not isinstance(conjunct, BinaryExpression) or conjunct.operator is not operator.eq:
         return None
     name = getattr(conjunct.left, "name", None)
@@ -153,7 +164,8 @@ def _owner_of(conjunct: Any) -> Any:
         if name == "user_id" or (name == MEMBER and _named(table) == MEMBERSHIPS):
             return table
         return None
-    return table if _member_arm(conjunct.right) else None
+    listed = "id" if _named(table) == "task_lists" else "list_id"
+    return table if name == listed and _member_arm(conjunct.right) else None
 
 
 def _named(table: Any) -> str | None:
@@ -169,8 +181,11 @@ def _member_arm(right: Any) -> bool:
         return False
     clauses = list(array.clauses)
     inner = getattr(clauses[0], "element", None) if len(clauses) == 1 else None
-    froms = inner.get_final_froms() if isinstance(inner, Select) else []
-    return len(froms) == 1 and _named(froms[0]) == MEMBERSHIPS
+    if not isinstance(inner, Select) or len(inner.selected_columns) != 1:
+        return False
+    froms = inner.get_final_froms()
+    selected = getattr(next(iter(inner.selected_columns)), "name", None)
+    return len(froms) == 1 and _named(froms[0]) == MEMBERSHIPS and selected == "list_id"
 
 
 def unscoped(statement: Any) -> str | None:

@@ -85,7 +85,7 @@ class ListMember(SQLModel, table=True):
             "ix_list_members_member_id_list_id",
             "member_id",
             "list_id",
-            postgresql_include=["role"],
+            postgresql_include=["role", "user_id"],
         ),
     )
 
