@@ -32,6 +32,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
+from backend.models.sharing import Role
 from backend.models.text import SINGLE_LINE_RULE, SingleLineText
 from backend.models.types import TASK_ID_MAX
 
@@ -128,11 +129,22 @@ class ListRow(Protocol):
     def task_count(self) -> int: ...
     @property
     def open_task_count(self) -> int: ...
+    @property
+    def role(self) -> str: ...
 
 
 # Server-owned: accepted and dropped when a client sends a list back whole.
 LIST_READ_ONLY = frozenset(
-    {"id", "user_id", "position", "task_count", "open_task_count", "created_at", "updated_at"}
+    {
+        "id",
+        "user_id",
+        "position",
+        "task_count",
+        "open_task_count",
+        "role",
+        "created_at",
+        "updated_at",
+    }
 )
 
 _NAME_DOC = f"1-{LIST_NAME_MAX_LENGTH} characters, trimmed; {SINGLE_LINE_RULE}. Unique among "
@@ -228,3 +240,8 @@ class ListPublic(ListData):
 
     task_count: int = Field(description="Tasks in the list, subtasks included.", examples=[12])
     open_task_count: int = Field(description="Of those, not completed.", examples=[5])
+    role: Role = Field(
+        description="Your role in the list: `owner` for your own lists; for a list shared "
+        "with you, `viewer`, `commenter`, `editor` or `admin`.",
+        examples=["owner"],
+    )

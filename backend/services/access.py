@@ -25,6 +25,7 @@ class Action(StrEnum):
     LIST_RENAME = "list.rename"
     LIST_DELETE = "list.delete"
     LIST_TRANSFER = "list.transfer"
+    LIST_ORDER = "list.order"  # its place among the owner's lists
     TASK_WRITE = "task.write"  # create, change, complete, move, reorder, delete, assign
     COMMENT_READ = "comment.read"
     COMMENT_ADD = "comment.add"  # and edit or delete one's own
@@ -46,6 +47,7 @@ LEAST_ROLE: dict[Action, Role] = {
     Action.ADMIN_MANAGE: Role.owner,
     Action.LIST_DELETE: Role.owner,
     Action.LIST_TRANSFER: Role.owner,
+    Action.LIST_ORDER: Role.owner,
 }
 
 

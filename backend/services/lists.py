@@ -1,7 +1,10 @@
-"""Lists, always scoped to one user (`task_lists`, migration 0017).
+"""Lists (`task_lists`, migration 0017), the caller's own and those shared with it (0029).
 
-Every statement is built with `owned` and sent with `Scoped._read`/`_write`, as in
-`TaskService`: another user's list is a list that does not exist. Each request is one
+Every statement is built with `owned` (the caller's own lists: creating, deleting and
+ordering them) or `access` with the roles an action needs (reading, renaming), and sent with
+`Scoped._read`/`_write`: a list the caller may not reach is a list that does not exist, and a
+member below the action's role is told so (`access.refuse`). Each list carries the caller's
+`role` in it. Each request is one
 statement, and a write commits itself in the same message (`_write(last=True)`: one round
 trip): a list is read with its task counts, created with its limit and
 its name's uniqueness checked in the insert, changed with If-Match and the name checked in
@@ -34,10 +37,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, owned
+from backend.db.scope import OWNER, Scoped, access, owned
 from backend.db.sender import Rows
 from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
 from backend.models import Task
+from backend.models.sharing import ListMember
 from backend.models.task_list import (
     LISTS_PER_USER,
     POSITION_GAP,
@@ -47,14 +51,19 @@ from backend.models.task_list import (
     TaskList,
     name_key,
 )
+from backend.services.access import Action, allows, refuse, roles
 from backend.services.rules import Rule, fires
 from backend.services.task_tree import place
 from backend.services.versions import VERSIONS, Expected, version_in
 
 _TABLE = TaskList.__table__  # type: ignore[attr-defined]
 _L = _TABLE.c
-_T = Task.__table__.c  # type: ignore[attr-defined]
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_T = _TASKS.c
 _OTHER = _TABLE.alias("other")
+_M = ListMember.__table__.c  # type: ignore[attr-defined]
+_READ = roles(Action.LIST_READ)
+_RENAME = roles(Action.LIST_RENAME)
 LIST_COLUMNS = tuple(_TABLE.columns)
 
 _LIST_ID = bindparam("list_id", type_=BigInteger)
@@ -71,19 +80,40 @@ def _owned(statement: Any) -> Any:
 
 def _counts() -> tuple[Any, Any]:
     """A list's task counts (subtasks included), read with it: the sibling-position index,
-    which leads with (user_id, list_id)."""
-    tasks = owned(select(func.count()), _T.user_id).where(_T.list_id == _L.id)
+    which leads with (user_id, list_id) (a list's tasks are in its owner's space)."""
+    tasks = select(func.count()).where(
+        _T.user_id == _L.user_id, _T.list_id == _L.id, access(_TASKS, _READ)
+    )
     total = tasks.correlate(_TABLE).scalar_subquery()
     pending = tasks.where(_T.completed == false()).correlate(_TABLE).scalar_subquery()
     return total.label("task_count"), pending.label("open_task_count")
 
 
-# What every statement that hands a list to the API returns.
-LIST_VIEW = (*LIST_COLUMNS, *_counts())
-_CREATED_VIEW = (*LIST_COLUMNS, literal(0).label("task_count"), literal(0).label("open_task_count"))
+# The caller's role in the list: `owner` in its own space, else its membership's.
+_MEMBER_ROLE = (
+    select(_M.role).where(_M.list_id == _L.id, _M.member_id == bindparam(OWNER)).scalar_subquery()
+)
+_ROLE = case((_L.user_id == bindparam(OWNER), literal("owner")), else_=_MEMBER_ROLE).label("role")
 
-_ALL = _owned(select(*LIST_VIEW)).order_by(_L.position)
-_GET = _owned(select(*LIST_VIEW).where(_L.id == _LIST_ID))
+# What every statement that hands a list to the API returns.
+LIST_VIEW = (*LIST_COLUMNS, *_counts(), _ROLE)
+_CREATED_VIEW = (
+    *LIST_COLUMNS,
+    literal(0).label("task_count"),
+    literal(0).label("open_task_count"),
+    literal("owner").label("role"),
+)
+
+_VISIBLE = access(_TABLE, _READ)
+# The caller's own lists in their order, then those shared with it, by name.
+_ALL = (
+    select(*LIST_VIEW)
+    .where(_VISIBLE)
+    .order_by(_L.user_id != bindparam(OWNER), _L.position, _L.name_key, _L.id)
+)
+_GET = select(*LIST_VIEW).where(_L.id == _LIST_ID, _VISIBLE)
+# The caller's role in a list it can see (no row: it cannot): why a write matched nothing.
+_ROLE_IN = select(_ROLE).where(_L.id == _LIST_ID, _VISIBLE)
 _NAMED = _owned(select(*LIST_VIEW).where(_L.name_key == _NAME_KEY))
 # The caller's list names, in their order: what the error for an unknown name lists.
 _LIST_NAMES = _owned(select(_L.name)).order_by(_L.position)
@@ -108,10 +138,12 @@ _CREATE = (
     .on_conflict_do_nothing(index_elements=["user_id", "name_key"])
     .returning(*_CREATED_VIEW)
 )
-# Another of the caller's lists has the name (`name_key`) being written to this one.
+# Another of the caller's lists has the name (`name_key`) being written to this one (a list
+# shared with the caller is checked by its owner's unique key: its other lists are not ours
+# to read).
 _NAME_TAKEN = exists(
     owned(select(_OTHER.c.id), _OTHER.c.user_id).where(
-        _OTHER.c.name_key == _NAME_KEY, _OTHER.c.id != _L.id
+        _OTHER.c.user_id == _L.user_id, _OTHER.c.name_key == _NAME_KEY, _OTHER.c.id != _L.id
     )
 ).correlate(_TABLE)
 _REF_KEY = bindparam("ref_key", type_=Text)
@@ -128,8 +160,8 @@ _BY_ID = _L.id == _LIST_ID
 _BY_NAME = _L.name_key == _REF_KEY
 # Why a write of the target matched nothing: its version (no row: no such list of the
 # caller's), and whether another list has the name being written.
-_REFUSAL_BY_ID = _owned(select(_L.version, _NAME_TAKEN).where(_BY_ID))
-_REFUSAL_BY_NAME = _owned(select(_L.version, _NAME_TAKEN).where(_BY_NAME))
+_REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
+_REFUSAL_BY_NAME = _owned(select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME))
 
 
 class _Target:
@@ -193,8 +225,8 @@ class ListService(Scoped):
             values["name_key"] = _NAME_KEY  # bound below, as in the name check
             conditions.append(~_NAME_TAKEN)
         statement = (
-            _owned(update(TaskList))
-            .where(*conditions)
+            update(TaskList)
+            .where(access(_TABLE, _RENAME), *conditions)
             .values(**values, version=_L.version + 1, updated_at=func.now())
             .returning(*LIST_VIEW)
         )
@@ -206,19 +238,26 @@ class ListService(Scoped):
         rows = self._write(statement, **binds, last=True)
         row = rows[0] if rows else None
         if row is None:
-            self._refuse_write(target, key, expected, values.get("name"))
+            self._refuse_write(target, key, expected, values.get("name"), Action.LIST_RENAME)
         return cast(ListRow, row)
 
     def _refuse_write(
-        self, target: _Target, key: str | None, expected: Expected, name: str | None
+        self,
+        target: _Target,
+        key: str | None,
+        expected: Expected,
+        name: str | None,
+        action: Action,
     ) -> NoReturn:
         """A write matched no list: say why (the failure path's own round trip)."""
         found = self._read(target.refusal, **target.binds, name_key=key or "").first()
-        version, taken = (None, False) if found is None else tuple(found)
+        version, taken, role = (None, False, None) if found is None else tuple(found)
         if version is None:
             if target.name:
                 raise unknown_list(self._read, target.name, field="list")
             raise NotFound(LIST_NOT_FOUND)
+        if not allows(role, action):
+            raise refuse(role, action, NotFound(LIST_NOT_FOUND))
         if expected is not None and version not in expected:
             raise PreconditionFailed(LIST_CHANGED)
         if taken:
@@ -237,7 +276,7 @@ class ListService(Scoped):
         rows = self._write(statement, **binds, last=True)
         row = rows[0] if rows else None
         if row is None:
-            self._refuse_write(target, None, expected, None)
+            self._refuse_write(target, None, expected, None, Action.LIST_DELETE)
         return cast(ListRow, row)
 
     def move(
@@ -262,7 +301,8 @@ class ListService(Scoped):
             return cast(ListRow, moved)
         reason = self._read(refusal, **binds).scalar()
         if reason == "list":
-            raise NotFound(LIST_NOT_FOUND)
+            role = self._read(_ROLE_IN, list_id=list_id).scalar()
+            raise refuse(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND))
         if reason == "stale":
             raise PreconditionFailed(LIST_CHANGED)
         field = "body.after_id" if after_id is not None else "body.before_id"

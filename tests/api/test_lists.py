@@ -48,9 +48,11 @@ def test_create_returns_201_location_etag_and_the_list(client: TestClient, alice
         "position",
         "task_count",
         "open_task_count",
+        "role",
         "created_at",
         "updated_at",
     }
+    assert created["role"] == "owner"
     got = client.get(f"/api/lists/{created['id']}", headers=alice.headers)
     assert got.json()["data"] == created
     assert got.headers["ETag"] == response.headers["ETag"]
