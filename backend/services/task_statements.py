@@ -1,7 +1,8 @@
 """The statements on `tasks`: the column sets a task is read with, the values a write sets, and
 the hot routes' statements (get, create, toggle, delete, statistics, a subtree), built once at
-import (only their values change). Every one is built with `owned_task`, which adds
-`tasks.user_id = :owner`; `Scoped` binds `owner` to the caller (backend/db/scope.py).
+import (only their values change). Every one is built with `owned_task`, which adds the access
+predicate for an action (`tasks` in the caller's space, or in a list shared with it with the
+role the action needs: backend/db/scope.py `access`); `Scoped` binds `owner` to the caller.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, Bound, Stmt, owned
+from backend.db.scope import OWNER, Bound, Stmt, access, owned
 from backend.models import Priority, Task
+from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
+from backend.services.access import Action, roles
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
@@ -54,9 +57,14 @@ TASK_VIEW = tuple(
 )
 
 
-def owned_task(statement: Stmt) -> Stmt:
-    """A statement on `tasks`, scoped to the caller's rows."""
-    return owned(statement, _T.user_id)
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_M = ListMember.__table__.c  # type: ignore[attr-defined]
+
+
+def owned_task(statement: Stmt, action: Action = Action.LIST_READ) -> Stmt:
+    """A statement on `tasks`, scoped to the rows the caller may `action` (reading, by
+    default; `Action.TASK_WRITE` for a write)."""
+    return statement.where(access(_TASKS, roles(action)))
 
 
 # When a task was completed: an already-completed task keeps its original completion time.
@@ -83,6 +91,21 @@ def changing(statement: Any, values: dict[str, Any]) -> Any:
 
 TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
 GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
+# The task as a writer reads it before its write (a series' completion, If-Match).
+GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TASK_WRITE)
+# Why a write matched no task: its version and the caller's role in it (no row: the caller
+# cannot see it, the answer a missing task gets).
+_MEMBER_ROLE = (
+    select(_M.role)
+    .where(_M.list_id == _T.list_id, _M.member_id == bindparam(OWNER))
+    .scalar_subquery()
+)
+ACCESS = owned_task(
+    select(
+        _T.version,
+        case((_T.user_id == bindparam(OWNER), literal_column("'owner'")), else_=_MEMBER_ROLE),
+    ).where(_T.id == TASK_ID)
+)
 # A write that completes a pending recurring task whose series goes on adds its next
 # occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
 # written only once that row has been read (`TaskService._write_completing`).
@@ -104,12 +127,14 @@ def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tupl
     (`:read_version`)."""
     return (
         updating(values, *conditions, _UNLESS_SERIES),
-        GET.where(*conditions) if conditions else GET,
+        GET_WRITABLE.where(*conditions) if conditions else GET_WRITABLE,
         updating(values, _T.version == _READ_VERSION, COMPLETES_SERIES),
     )
 
 
-DELETE = owned_task(delete(Task).where(_T.id == TASK_ID)).returning(_T.id, _T.title)
+DELETE = owned_task(delete(Task).where(_T.id == TASK_ID), Action.TASK_WRITE).returning(
+    _T.id, _T.title
+)
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the
 # server derives from them.
@@ -221,7 +246,8 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
             break
         shape.append((name, index))
     if per_call:
-        return changing(owned_task(update(Task).where(_T.id == TASK_ID, *conditions)), values)
+        statement = update(Task).where(_T.id == TASK_ID, *conditions)
+        return changing(owned_task(statement, Action.TASK_WRITE), values)
     binds = {
         f"{_SET}{name}": value
         for name, value in values.items()
@@ -247,7 +273,7 @@ def _updating_shape(shape: tuple[tuple[str, Any], ...]) -> Any:
             values[name] = bindparam(f"{_SET}{name}", type_=_T[name].type)
         else:
             values[name] = None if kind == _NULL else _SHARED[kind]
-    return changing(owned_task(update(Task).where(_T.id == TASK_ID)), values)
+    return changing(owned_task(update(Task).where(_T.id == TASK_ID), Action.TASK_WRITE), values)
 
 
 # A toggle and a completion without If-Match: built once (`completing`).

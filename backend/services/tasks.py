@@ -19,7 +19,7 @@ from typing import Any, NoReturn, cast
 from sqlalchemy import Select, delete, exists, func, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import Bound, Scoped, StepRefused, Then
+from backend.db.scope import Bound, Scoped, StepRefused, Then, owned
 from backend.errors import (
     AppError,
     Conflict,
@@ -32,6 +32,7 @@ from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
+from backend.services.access import Action, allows, refuse
 from backend.services.changes import latest_position
 from backend.services.lists import unknown_list
 from backend.services.rules import Rule, fires
@@ -55,11 +56,13 @@ from backend.services.task_schedule import (
     plan_schedule,
 )
 from backend.services.task_statements import (
+    ACCESS,
     AS_SENT,
     COMPLETING,
     CREATE,
     DELETE,
     GET,
+    GET_WRITABLE,
     PLACED,
     STATS,
     SUBTREE,
@@ -406,12 +409,12 @@ class TaskService(Scoped):
         its versions. With `commit`, in a write's first message the read commits (the entry's
         count with it); else it stays in the write's transaction."""
         rows = (
-            self._write(GET, task_id=task_id, last=True)
+            self._write(GET_WRITABLE, task_id=task_id, last=True)
             if commit
-            else self._read(GET, task_id=task_id)
+            else self._read(GET_WRITABLE, task_id=task_id)
         )
         if not rows:
-            raise NotFound("Task not found")
+            self._missing_or_stale(task_id, None)
         task = cast(TaskRow, rows[0])
         if expected is not None and task.version not in expected:
             raise PreconditionFailed()
@@ -559,8 +562,9 @@ class TaskService(Scoped):
     @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks (with their subtrees); return how many."""
-        completed = owned_task(delete(Task).where(_T.completed == true())).returning(_T.id)
-        return len(self._write(completed, last=True))
+        # The caller's own space only: a shared list's tasks are deleted one by one.
+        completed = owned(delete(Task).where(_T.completed == true()), _T.user_id)
+        return len(self._write(completed.returning(_T.id), last=True))
 
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
@@ -576,10 +580,16 @@ class TaskService(Scoped):
         return cast(TaskRow, rows[0])
 
     def _missing_or_stale(self, task_id: int, expected: Expected) -> NoReturn:
-        """A write matched no row: 404, or 412 if the task exists but If-Match named none of
-        its versions. Only this failure path reads again; without If-Match it never does."""
-        if expected is not None:
-            self.get(task_id)  # NotFound for a missing task or another user's
+        """A write matched no row: 404 for a task the caller cannot see (missing, or
+        another's), 403 for a member below editor, or 412 if If-Match named none of its
+        versions. Only this failure path reads again."""
+        found = self._read(ACCESS, task_id=task_id).first()
+        if found is None:
+            raise NotFound("Task not found")
+        version, role = tuple(found)
+        if not allows(role, Action.TASK_WRITE):
+            raise refuse(role, Action.TASK_WRITE, NotFound("Task not found"))
+        if expected is not None and version not in expected:
             raise PreconditionFailed()
         raise NotFound("Task not found")
 
