@@ -53,6 +53,12 @@ def refused(reason: Refusal, placement: Placement) -> AppError:
                 "body.parent_id",
                 f"A top-level task has at most {SUBTASKS_PER_TASK} subtasks, at every depth",
             )
+        case Refusal.other_owner:
+            return InvalidRequest.at(
+                list_field,
+                "A task moves only between lists of the same owner (a list shared with you "
+                "is its owner's): create it in that list instead",
+            )
         case Refusal.list_full:
             return LimitReached.at(list_field, f"A list holds at most {TASKS_PER_LIST} tasks")
     raise AssertionError(reason)  # pragma: no cover

@@ -34,7 +34,7 @@ from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
 from backend.services.access import Action, allows, refuse
 from backend.services.changes import latest_position
-from backend.services.lists import unknown_list
+from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import step, step_error, task_of
 from backend.services.task_listing import (
@@ -117,6 +117,16 @@ _EMPTY_PAGE_ATTEMPTS = 5
 # `_write_completing`; a schedule change: `_replan`) reads and writes before it holds the
 # caller's change lock instead: each try fails only when another write changed the task between.
 _COMPLETION_TRIES = 3
+
+
+# What a refused placement named (`_refusal`): the value the request bound, and the read of
+# the caller's role in it (with the name that read binds it by).
+_NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
+    Refusal.task: ("task_id", ACCESS, "task_id"),
+    Refusal.parent: ("parent_id", ACCESS, "task_id"),
+    Refusal.anchor: ("anchor_id", ACCESS, "task_id"),
+    Refusal.list: ("list_id", LIST_ROLE, "list_id"),
+}
 
 
 class TaskService(Scoped):
@@ -338,11 +348,18 @@ class TaskService(Scoped):
         reason = self._read(refusal, **binds).scalar()
         if reason is None:  # pragma: no cover - the write and the read share the lock
             raise Conflict("The task changed while it was being written; retry")
-        raise self._refusal(Refusal(reason), placement)
+        raise self._refusal(Refusal(reason), placement, binds)
 
-    def _refusal(self, reason: Refusal, placement: Placement) -> AppError:
+    def _refusal(self, reason: Refusal, placement: Placement, binds: dict[str, Any]) -> AppError:
         if reason is Refusal.list and placement.list is Sent.name:
             return unknown_list(self._read, placement.list_name or "", field="body.list")
+        # A task or list the placement named and could not write: one the caller sees as a
+        # member below editor is a 403, not a 404.
+        sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
+        if binds.get(sent) is not None:
+            role = self._read(statement, **{by: binds[sent]}).first()
+            if role is not None and not allows(role[-1], Action.TASK_WRITE):
+                return refuse(role[-1], Action.TASK_WRITE, NotFound("Task not found"))
         return refused(reason, placement)
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
