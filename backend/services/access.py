@@ -51,6 +51,25 @@ LEAST_ROLE: dict[Action, Role] = {
 }
 
 
+# What each route that reaches a list's rows does (the generated role matrix reads this; a
+# route with `{list_id}` or `{task_id}` in its path must be here: tests/sharing/test_declared.py).
+ROUTES: dict[tuple[str, str], Action] = {
+    ("GET", "/api/lists/{list_id}"): Action.LIST_READ,
+    ("PATCH", "/api/lists/{list_id}"): Action.LIST_RENAME,
+    ("PUT", "/api/lists/{list_id}"): Action.LIST_RENAME,
+    ("DELETE", "/api/lists/{list_id}"): Action.LIST_DELETE,
+    ("POST", "/api/lists/{list_id}/move"): Action.LIST_ORDER,
+    ("GET", "/api/tasks/{task_id}"): Action.LIST_READ,
+    ("GET", "/api/tasks/{task_id}/subtree"): Action.LIST_READ,
+    ("GET", "/api/tasks/{task_id}/occurrences"): Action.LIST_READ,
+    ("PATCH", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    ("PUT", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    ("PATCH", "/api/tasks/{task_id}/complete"): Action.TASK_WRITE,
+    ("POST", "/api/tasks/{task_id}/move"): Action.TASK_WRITE,
+    ("DELETE", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+}
+
+
 def roles(action: Action) -> tuple[str, ...]:
     """The stored member roles that may perform `action` (the owner always may: its rows
     are in its space)."""

@@ -1,0 +1,75 @@
+"""The role matrix, generated from the one declaration (backend/services/access.py: `ROUTES`
+and `LEAST_ROLE`): for every declared route and every standing a caller can have towards a
+list, the answer it must get. A stranger, a removed member and anyone else without a role get
+the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
+and changes nothing; a member with the role gets a 2xx."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.models.sharing import Role
+from backend.services.access import LEAST_ROLE, ROUTES, allows
+from tests.conftest import Account
+from tests.sharing.conftest import SharedList
+
+Grant = Callable[[SharedList, Account, str | None], None]
+MISSING = 2_000_000_000
+
+# A body each route accepts from a caller allowed to send it (None: no body).
+BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("PATCH", "/api/lists/{list_id}"): {"color": "#112233"},
+    ("PUT", "/api/lists/{list_id}"): {"color": "#112233"},
+    ("POST", "/api/lists/{list_id}/move"): {},
+    ("PATCH", "/api/tasks/{task_id}"): {"title": "Changed"},
+    ("PUT", "/api/tasks/{task_id}"): {"title": "Changed"},
+    ("PATCH", "/api/tasks/{task_id}/complete"): {"completed": True},
+    ("POST", "/api/tasks/{task_id}/move"): {},
+}
+# Standings without a role in the list: each is answered as a missing resource is.
+NO_ROLE = ("stranger", "removed")
+STANDINGS = (*NO_ROLE, *(role.value for role in Role))
+
+
+def _path(template: str, list_id: int, task_id: int) -> str:
+    return template.format(list_id=list_id, task_id=task_id)
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_the_answer_follows_the_declared_role(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    route: tuple[str, str],
+    standing: str,
+) -> None:
+    method, template = route
+    body = BODIES.get(route)
+    caller = shared_list.owner if standing == "owner" else bob
+    if standing == "removed":
+        grant(shared_list, bob, "admin")
+        grant(shared_list, bob, None)
+    elif standing not in ("stranger", "owner"):
+        grant(shared_list, bob, standing)
+    if route == ("GET", "/api/tasks/{task_id}/occurrences"):
+        template += "?count=1"
+    path = _path(template, shared_list.list_id, shared_list.task_id)
+    answer = client.request(method, path, json=body, headers=caller.headers)
+    if standing in NO_ROLE:
+        missing = client.request(
+            method, _path(template, MISSING, MISSING), json=body, headers=caller.headers
+        )
+        assert answer.status_code == 404, answer.text
+        assert answer.content == missing.content
+    elif allows(standing, ROUTES[route]):
+        assert 200 <= answer.status_code < 300, answer.text
+    else:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"]["code"] == "FORBIDDEN"
+        assert LEAST_ROLE[ROUTES[route]].value in answer.json()["error"]["message"]
