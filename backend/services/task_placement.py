@@ -59,9 +59,19 @@ def refused(reason: Refusal, placement: Placement) -> AppError:
                 "A task moves only between lists of the same owner (a list shared with you "
                 "is its owner's): create it in that list instead",
             )
+        case Refusal.assignee:
+            return unassignable()
         case Refusal.list_full:
             return LimitReached.at(list_field, f"A list holds at most {TASKS_PER_LIST} tasks")
     raise AssertionError(reason)  # pragma: no cover
+
+
+def unassignable() -> InvalidRequest:
+    return InvalidRequest.at(
+        "body.assignees",
+        "Each assignee must be the task's owner or a member of its list (a task in no list: "
+        "only its owner)",
+    )
 
 
 def anchor_field(placement: Placement) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BindParameter,
     Boolean,
     Integer,
+    Text,
     and_,
     bindparam,
     case,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     literal_column,
     select,
     true,
@@ -38,6 +40,7 @@ from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
 from backend.services.access import Action, roles
+from backend.services.assignees import assignable
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
@@ -247,6 +250,11 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
         shape.append((name, index))
     if per_call:
         statement = update(Task).where(_T.id == TASK_ID, *conditions)
+        if "assignees" in values:
+            sent = values["assignees"]
+            if not isinstance(sent, ClauseElement):
+                sent = literal(sent, ARRAY(Text))
+            statement = statement.where(assignable(sent, _T.user_id, _T.list_id))
         return changing(owned_task(statement, Action.TASK_WRITE), values)
     binds = {
         f"{_SET}{name}": value
@@ -273,7 +281,10 @@ def _updating_shape(shape: tuple[tuple[str, Any], ...]) -> Any:
             values[name] = bindparam(f"{_SET}{name}", type_=_T[name].type)
         else:
             values[name] = None if kind == _NULL else _SHARED[kind]
-    return changing(owned_task(update(Task).where(_T.id == TASK_ID), Action.TASK_WRITE), values)
+    statement = update(Task).where(_T.id == TASK_ID)
+    if "assignees" in values and values["assignees"] is not None:
+        statement = statement.where(assignable(values["assignees"], _T.user_id, _T.list_id))
+    return changing(owned_task(statement, Action.TASK_WRITE), values)
 
 
 # A toggle and a completion without If-Match: built once (`completing`).

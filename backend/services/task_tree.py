@@ -63,6 +63,7 @@ from backend.models.task_list import (
     TaskList,
 )
 from backend.services.access import Action, roles
+from backend.services.assignees import assignable
 from backend.services.versions import VERSIONS
 
 _T = Task.__table__  # type: ignore[attr-defined]
@@ -110,6 +111,7 @@ class Refusal(StrEnum):
     tree_full = "tree_full"  # more than SUBTASKS_PER_TASK under one top-level task
     list_full = "list_full"  # more than TASKS_PER_LIST in the list
     other_owner = "other_owner"  # the list is another owner's than the task's (shared lists)
+    assignee = "assignee"  # an assignee is neither the owner nor a member of the list
 
 
 @dataclass(frozen=True)
@@ -361,12 +363,23 @@ def create_statement(
     says (its position comes from the database: first at the top level, last under a
     parent), written only when nothing is refused; and the read of its refusal."""
     destination, _ = _destination(shape, moving=False, checked=False)
+    refusal = _or_unassignable(destination, values)
     names = ["user_id", *values, "list_id", "parent_id"]
     chosen = select(
         destination.space, *values.values(), destination.list_id, destination.parent_id
-    ).where(destination.refusal.is_(None))
+    ).where(refusal.is_(None))
     statement = insert(_T).from_select(names, chosen).returning(*returning)
-    return statement, select(destination.refusal.label("refusal"))
+    return statement, select(refusal.label("refusal"))
+
+
+def _or_unassignable(destination: _Destination, values: Mapping[str, Any]) -> Any:
+    """The placement's refusal, else `assignee` when an assignee written with it is neither
+    the destination's owner nor a member of its list."""
+    if "assignees" not in values:
+        return destination.refusal
+    ok = assignable(values["assignees"], destination.space, destination.list_id)
+    unassignable = case((~ok, literal(Refusal.assignee.value)), else_=null())
+    return func.coalesce(destination.refusal, unassignable)
 
 
 def move_statement(
@@ -429,9 +442,11 @@ def move_statement(
         name: case((_C.id == TASK_ID, _typed(name, value)), else_=_C[name])
         for name, value in values.items()
     }
+    assigned = {k: _typed(k, v) for k, v in values.items() if k == "assignees"}
+    refusal = _or_unassignable(destination, assigned)
     statement = (
         update(_T)
-        .where(_C.user_id == destination.space, _C.id == plan.c.id, destination.refusal.is_(None))
+        .where(_C.user_id == destination.space, _C.id == plan.c.id, refusal.is_(None))
         .values(
             list_id=plan.c.list_id,
             parent_id=plan.c.parent_id,
@@ -442,7 +457,7 @@ def move_statement(
         )
         .returning(*returning)
     )
-    return statement, select(destination.refusal.label("refusal"))
+    return statement, select(refusal.label("refusal"))
 
 
 def _typed(name: str, value: Any) -> Any:

@@ -45,7 +45,7 @@ from backend.services.task_listing import (
     order_by,
     sort_key,
 )
-from backend.services.task_placement import anchor_field, placement_of, refused
+from backend.services.task_placement import anchor_field, placement_of, refused, unassignable
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
     SUCCESSOR,
@@ -230,6 +230,8 @@ class TaskService(Scoped):
         # Nothing follows an insert (created completed is no completion): it commits the
         # request itself, one round trip; a placement refused reads why afterwards.
         if placement is None:
+            if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
+                raise unassignable()
             [row] = self._write(CREATE, **values, last=True)
             return cast(TaskRow, row)
         if data.recurrence is not None and placement.parent is Sent.id:
@@ -237,7 +239,7 @@ class TaskService(Scoped):
         statement, refusal = create_statements(placement.shape)
         rows = self._write(statement, **values, **placement.values(), last=True)
         if not rows:
-            self._refuse(refusal, placement, placement.values())
+            self._refuse(refusal, placement, {**placement.values(), "assignees": data.assignees})
         return cast(TaskRow, rows[0])
 
     @fires(
@@ -593,10 +595,12 @@ class TaskService(Scoped):
         )
         rows = self._write(statement, task_id=task_id, last=last)
         if not rows:
-            self._missing_or_stale(task_id, expected)
+            self._missing_or_stale(task_id, expected, assigning="assignees" in values)
         return cast(TaskRow, rows[0])
 
-    def _missing_or_stale(self, task_id: int, expected: Expected) -> NoReturn:
+    def _missing_or_stale(
+        self, task_id: int, expected: Expected, *, assigning: bool = False
+    ) -> NoReturn:
         """A write matched no row: 404 for a task the caller cannot see (missing, or
         another's), 403 for a member below editor, or 412 if If-Match named none of its
         versions. Only this failure path reads again."""
@@ -608,6 +612,8 @@ class TaskService(Scoped):
             raise refuse(role, Action.TASK_WRITE, NotFound("Task not found"))
         if expected is not None and version not in expected:
             raise PreconditionFailed()
+        if assigning:
+            raise unassignable()
         raise NotFound("Task not found")
 
     def _update_where(
