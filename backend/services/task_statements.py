@@ -1,11 +1,13 @@
 """The statements on `tasks`: the column sets a task is read with, the values a write sets, and
 the hot routes' statements (get, create, toggle, delete, statistics, a subtree), built once at
-import (only their values change). Every one is built with `owned_task`, which adds
+import (only their values change), and those built once per shape (a PATCH's `updating`, a
+placement's, a listing's). Every one is built with `owned_task`, which adds
 `tasks.user_id = :owner`; `Scoped` binds `owner` to the caller (backend/db/scope.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     false,
     func,
     insert,
@@ -35,6 +38,16 @@ from backend.db.scope import OWNER, Bound, Stmt, owned
 from backend.models import Priority, Task
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
+from backend.services.changes import latest_position
+from backend.services.task_listing import (
+    LIMIT,
+    FilterShape,
+    ListingShape,
+    after_keyset,
+    filter_conditions,
+    order_by,
+    sort_key,
+)
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
@@ -263,3 +276,33 @@ def create_statements(shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]
 @lru_cache(maxsize=128)
 def move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tuple[Any, Any]:
     return move_statement(shape, checked=checked, values={}, returning=TASK_VIEW)
+
+
+# A listing: built once per shape (`TaskListQuery.shape`: which filters, the order, a cursor or
+# not, the feed position or not), its values bound (`TaskListQuery.values`), so that a page of
+# a known shape compiles nothing and its scope check is looked up (issue 37).
+@lru_cache(maxsize=512)
+def listing(shape: ListingShape) -> Any:
+    """A page: the task's columns and counts, its sort key (read back to build the next
+    cursor) and, when asked, the caller's change-feed position in the page's snapshot."""
+    columns = [*TASK_VIEW, sort_key(shape.sort).label("sort_key")]
+    if shape.feed_position:
+        columns.append(latest_position().label("feed_position"))
+    statement = owned_task(select(*columns)).where(*filter_conditions(shape.filters))
+    if shape.after is not None:
+        statement = statement.where(after_keyset(shape))
+    return statement.order_by(*order_by(shape.sort, shape.direction)).limit(LIMIT)
+
+
+@lru_cache(maxsize=128)
+def listing_total(shape: FilterShape) -> Any:
+    """How many tasks the filters match (`include_total`); binds `TaskFilters.values`."""
+    return owned_task(select(func.count()).select_from(Task)).where(*filter_conditions(shape))
+
+
+@lru_cache(maxsize=128)
+def listing_still_empty(shape: ListingShape) -> Any:
+    """The caller's feed position, and whether the page `shape` has a row now (read in one
+    snapshot: an empty page's position, `TaskService._with_position`)."""
+    page = listing(replace(shape, feed_position=False))
+    return select(latest_position(), exists(page))
