@@ -1,7 +1,7 @@
-"""The hot routes, and listings of a known shape, compile nothing per request: SQLAlchemy's
-execute cache and the engine's own (`engine.render`, keyed by statement object) hold every
-statement a request sends, so after one request of each shape, more of them (with other
-values) compile no statement."""
+"""The hot routes, and listings of a known shape, compile nothing per request: the sender's
+compiled forms (`sender.render`, keyed by statement object) hold every statement a request
+sends, so after one request of each shape, more of them (with other values) compile no
+statement."""
 
 from __future__ import annotations
 
