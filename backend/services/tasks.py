@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import Select, delete, exists, func, select, true
+from sqlalchemy import delete, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import Bound, Scoped, StepRefused, Then, owned
@@ -33,18 +33,10 @@ from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
 from backend.services.access import Action, allows, refuse
-from backend.services.changes import latest_position
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import step, step_error, task_of
-from backend.services.task_listing import (
-    Keyset,
-    TaskListQuery,
-    after_keyset,
-    filter_conditions,
-    order_by,
-    sort_key,
-)
+from backend.services.task_listing import Keyset, ListingShape, TaskListQuery
 from backend.services.task_placement import anchor_field, placement_of, refused, unassignable
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
@@ -71,6 +63,9 @@ from backend.services.task_statements import (
     completing,
     completion,
     create_statements,
+    listing,
+    listing_still_empty,
+    listing_total,
     move_statements,
     owned_task,
     updating,
@@ -130,23 +125,15 @@ _NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
 
 
 class TaskService(Scoped):
-    def list_statement(self, query: TaskListQuery, *extra: Any) -> Select[Any]:
-        """The page query: the task's columns and counts, its sort key (read back to build the
-        next cursor), then any `extra` columns."""
-        columns = (*TASK_VIEW, sort_key(query.sort).label("sort_key"), *extra)
-        statement = owned_task(select(*columns)).where(*filter_conditions(query.filters))
-        if query.after is not None:
-            statement = statement.where(after_keyset(query.sort, query.direction, query.after))
-        return statement.order_by(*order_by(query.sort, query.direction)).limit(query.limit + 1)
-
     def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
         """One page; with `feed_position`, also the caller's change-feed position as of the
-        very snapshot the page was read in."""
-        extra = (latest_position().label("feed_position"),) if feed_position else ()
-        rows = cast(Sequence[TaskRow], self._read(self.list_statement(query, *extra)).all())
+        very snapshot the page was read in. The statement is the one built for the query's
+        shape (`task_statements.listing`), the query's values bound to it."""
+        shape, values = query.shape(feed_position=feed_position), query.values()
+        rows = cast(Sequence[TaskRow], self._read(listing(shape), **values).all())
         position = None
         if feed_position:
-            rows, position = self._with_position(query, rows)
+            rows, position = self._with_position(shape, values, rows)
         page = rows[: query.limit]
         next_keyset = None
         if len(rows) > query.limit:
@@ -154,25 +141,24 @@ class TaskService(Scoped):
             next_keyset = Keyset(key=last.sort_key, id=int(last.id))  # type: ignore[attr-defined]
         total = None
         if query.include_total:
-            count = owned_task(select(func.count()).select_from(Task))
-            total = self._read(count.where(*filter_conditions(query.filters))).scalar()
+            count = listing_total(query.filters.shape())
+            total = self._read(count, **query.filters.values()).scalar()
         return TaskPage(items=page, next=next_keyset, total=total, feed_position=position)
 
     def _with_position(
-        self, query: TaskListQuery, rows: Sequence[TaskRow]
+        self, shape: ListingShape, values: dict[str, Any], rows: Sequence[TaskRow]
     ) -> tuple[Sequence[TaskRow], int]:
-        """The feed position read with `rows`. An empty page carries none, so the position
-        is read with the proof that the page is still empty (one snapshot); a task that
-        appeared in between means reading the page again."""
+        """The feed position read with `rows` (the page `shape`, which reads it). An empty page
+        carries none, so the position is read with the proof that the page is still empty
+        (one snapshot); a task that appeared in between means reading the page again."""
         for _ in range(_EMPTY_PAGE_ATTEMPTS):
             if rows:
                 return rows, int(rows[0].feed_position)  # type: ignore[attr-defined]
-            check = select(latest_position(), exists(self.list_statement(query)))
-            position, appeared = cast(tuple[int, bool], self._read(check).one())
+            check = self._read(listing_still_empty(shape), **values)
+            position, appeared = cast(tuple[int, bool], check.one())
             if not appeared:
                 return rows, int(position)
-            extra = latest_position().label("feed_position")
-            rows = cast(Sequence[TaskRow], self._read(self.list_statement(query, extra)).all())
+            rows = cast(Sequence[TaskRow], self._read(listing(shape), **values).all())
         raise ServiceUnavailable("The task list kept changing while it was read; retry")
 
     def stats(self) -> TaskStats:

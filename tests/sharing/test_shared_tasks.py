@@ -165,3 +165,40 @@ def test_a_removed_member_loses_access_on_its_next_request(
     assert client.get("/api/lists", headers=bob.headers).json()["data"] == []
     grant(shared_list, bob, "viewer")  # downgraded: reads, no writes
     assert client.patch(task, json={"title": "x"}, headers=bob.headers).status_code == 403
+
+
+def test_a_members_listing_interleaves_its_own_and_shared_tasks_in_order(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant
+) -> None:
+    owner = shared_list.owner
+    grant(shared_list, bob, "viewer")
+    titles = []
+    for n in range(3):
+        for who, headers, body in (
+            ("alice", owner.headers, {"list_id": shared_list.list_id}),
+            ("bob", bob.headers, {}),
+        ):
+            title = f"{who} {n}"
+            made = client.post("/api/tasks", json={"title": title, **body}, headers=headers)
+            assert made.status_code == 201, made.text
+            titles.append(title)
+    alone = client.post("/api/tasks", json={"title": "alice alone"}, headers=owner.headers)
+    assert alone.status_code == 201
+    # Newest first, across both arms, two at a time: every task once, in order.
+    seen, cursor = [], None
+    while True:
+        query = "/api/tasks?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(query, headers=bob.headers).json()
+        seen += [task["title"] for task in page["data"]]
+        cursor = page["meta"].get("next_cursor")
+        if not cursor:
+            break
+    assert seen == [*reversed(titles), "Shared task"]
+    in_list = client.get(
+        f"/api/tasks?list_id={shared_list.list_id}&sort=title&order=asc", headers=bob.headers
+    ).json()["data"]
+    assert [task["title"] for task in in_list] == ["alice 0", "alice 1", "alice 2", "Shared task"]
+    stats = client.get("/api/tasks/stats", headers=bob.headers).json()["data"]
+    assert stats["total"] == 7
+    by_list = [(entry["name"], entry["total"]) for entry in stats["by_list"]]
+    assert by_list == [("Team", 4), (None, 3)]
