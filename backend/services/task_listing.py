@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from backend.db.scope import owned
+from backend.db.scope import OWNER, owned
 from backend.models import Priority, SortOrder, Task, TaskSort, TaskStatus
 from backend.models.task_list import TaskList
 
@@ -72,6 +72,7 @@ _LIST_ID = bindparam("list_id", type_=_T.list_id.type)
 _LIST_KEY = bindparam("list_key", type_=_L.name_key.type)
 _PARENT_ID = bindparam("parent_id", type_=_T.parent_id.type)
 _AFTER_ID = bindparam("after_id", type_=_T.id.type)
+_ASSIGNEE = bindparam("assignee", type_=Text())
 LIMIT = bindparam("limit", type_=Integer())
 
 
@@ -91,6 +92,11 @@ class FilterShape:
     list_id: str | None  # NONE, ID or None
     list_key: bool
     parent_id: str | None  # NONE, ID or None
+    assignee: str | None = None  # ME, NONE, ID or None
+
+
+# `assignee` filter: the caller, nobody (NONE), or a user id.
+ME = "me"
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ class TaskFilters:
     # A list named by its name's key (`name_key`; MCP's `list`), instead of `list_id`.
     list_key: str | None = None
     parent_id: PlacedFilter = None
+    assignee: str | None = None  # ME, NONE or a user id
 
     def __post_init__(self) -> None:
         # One normal form whoever builds the filters (REST query string, MCP arguments):
@@ -131,6 +138,7 @@ class TaskFilters:
             list_id=_placed_shape(self.list_id),
             list_key=self.list_key is not None,
             parent_id=_placed_shape(self.parent_id),
+            assignee=self.assignee if self.assignee in (None, ME, NONE) else ID,
         )
 
     def values(self) -> dict[str, Any]:
@@ -145,6 +153,7 @@ class TaskFilters:
             "list_id": None if self.list_id == NONE else self.list_id,
             "list_key": self.list_key,
             "parent_id": None if self.parent_id == NONE else self.parent_id,
+            "assignee": None if self.assignee in (ME, NONE) else self.assignee,
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -169,6 +178,8 @@ class TaskFilters:
             values["list_key"] = self.list_key
         if self.parent_id is not None:
             values["parent_id"] = self.parent_id
+        if self.assignee is not None:
+            values["assignee"] = self.assignee
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
@@ -315,6 +326,11 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
         conditions.append(col(Task.list_id) == named.scalar_subquery())
     if shape.parent_id is not None:
         conditions.append(_placed(col(Task.parent_id), shape.parent_id, _PARENT_ID))
+    if shape.assignee == NONE:
+        conditions.append(func.cardinality(_T.assignees) == 0)
+    elif shape.assignee is not None:
+        who = bindparam(OWNER) if shape.assignee == ME else _ASSIGNEE
+        conditions.append(who == any_(_T.assignees))
     return conditions
 
 

@@ -106,3 +106,31 @@ def test_removal_unassigns_from_that_lists_tasks_only(
     assert client.get(f"/api/tasks/{elsewhere}", headers=owner.headers).json()["data"][
         "assignees"
     ] == [bob.id]
+
+
+def test_the_listing_filters_by_assignee(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant
+) -> None:
+    owner = shared_list.owner
+    grant(shared_list, bob, "editor")
+    mine = client.post(
+        "/api/tasks",
+        json={"title": "For bob", "list_id": shared_list.list_id, "assignees": [bob.id]},
+        headers=owner.headers,
+    )
+    assert mine.status_code == 201, mine.text
+    client.post(
+        "/api/tasks", json={"title": "Own, mine", "assignees": [bob.id]}, headers=bob.headers
+    )
+
+    def titles(query: str, who: Account) -> list[str]:
+        answer = client.get(f"/api/tasks?{query}&sort=title", headers=who.headers)
+        assert answer.status_code == 200, answer.text
+        return [task["title"] for task in answer.json()["data"]]
+
+    assert titles("assignee=me", bob) == ["For bob", "Own, mine"]
+    assert titles("assignee=none", bob) == ["Shared task"]
+    assert titles(f"assignee={bob.id}", owner) == ["For bob"]
+    assert titles("assignee=me", owner) == []
+    too_long = client.get("/api/tasks?assignee=" + "x" * 300, headers=bob.headers)
+    assert too_long.status_code == 422
