@@ -76,6 +76,7 @@ from backend.models.task_list import (
     ListUpdate,
 )
 from backend.models.task_ops import TaskStatsPublic
+from backend.models.types import Assignees
 from backend.services.task_listing import TaskListQuery
 
 USER_ID_DESCRIPTION = (
@@ -259,6 +260,18 @@ class TaskUpdated(TaskChange):
 
 class TaskDeleted(TaskChange):
     status: Literal["deleted"] = "deleted"
+
+
+class TaskAssigned(TaskChange):
+    status: Literal["assigned"] = "assigned"
+    assignees: list[str]
+
+
+class AssignTaskArguments(_OneTask):
+    assignees: Assignees = Field(
+        description="Who the task is for, replacing whoever it was for: user ids, each the "
+        "task's owner or a member of its list (list_members of a shared list); [] for nobody."
+    )
 
 
 class TaskSummary(BaseModel):
@@ -474,6 +487,12 @@ def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdate
     return TaskUpdated(task_id=task.id, title=task.title)
 
 
+def _assign_task(work: UnitOfWork, arguments: AssignTaskArguments) -> TaskAssigned:
+    changes = TaskUpdate.model_validate({"assignees": arguments.assignees})
+    task = work.tasks.update(arguments.task_id, changes)
+    return TaskAssigned(task_id=task.id, title=task.title, assignees=task.assignees)
+
+
 def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
     # The contract's result names the deleted task's title: the delete returns it.
     title = work.tasks.delete(arguments.task_id)
@@ -573,6 +592,17 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=TaskUpdated,
         run=_update_task,
         destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="assign_task",
+        title="Assign a task",
+        description="Set who a task is for (replacing whoever it was for): its owner or "
+        "members of its list; editor or above in a shared list. Returns its task_id, "
+        '"status": "assigned", its title and its assignees.',
+        arguments=AssignTaskArguments,
+        result=TaskAssigned,
+        run=_assign_task,
         idempotent=True,
     ),
     Tool(
