@@ -301,7 +301,7 @@ class TaskSummaries(BaseModel):
 
 
 class ListSummary(BaseModel):
-    """A list: its id and name (what tools take), colour, and task counts."""
+    """A list: its id and name (what tools take), colour, task counts, and the user's role."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -310,6 +310,10 @@ class ListSummary(BaseModel):
     color: str | None
     task_count: int = Field(description="Tasks in it, subtasks included.")
     open_task_count: int = Field(description="Of those, not completed.")
+    role: str = Field(
+        description="owner for the user's own lists; for a list shared with the user: viewer, "
+        "commenter, editor or admin (editor or above changes its tasks)."
+    )
 
 
 # The caller's lists: list_lists' result.
@@ -621,8 +625,9 @@ TOOLS: tuple[Tool[Any], ...] = (
         not_found="List not found",
         title="List the lists",
         description="The signed-in user's lists (at most "
-        f"{LISTS_PER_USER}), in their order: id, name, colour and task counts. Tasks go into "
-        "a list with add_task/update_task (list or list_id); list_tasks filters by one.",
+        f"{LISTS_PER_USER}), in their order, then the lists shared with the user: id, name, "
+        "colour, task counts and the user's role. Tasks go into a list with "
+        "add_task/update_task (list or list_id); list_tasks filters by one.",
         arguments=_Arguments,
         result=ListSummaries,
         run=_list_lists,
