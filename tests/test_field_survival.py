@@ -86,7 +86,7 @@ class Made:
     """A value that is a row of the user's, made for the test: one of their lists, or one of
     their tasks (a parent). References are always to the caller's own rows."""
 
-    kind: str  # "list" or "task"
+    kind: str  # "list", "task", or "caller" (a list of the caller's id: its own assignee)
     n: int
 
 
@@ -96,6 +96,8 @@ def resolve(client: TestClient, account: Account, values: Values) -> Values:
     def make(value: Any) -> Any:
         if not isinstance(value, Made):
             return value
+        if value.kind == "caller":
+            return [account.id]
         if value.kind == "list":
             body, path = {"name": f"list {value.n}"}, "/api/lists"
         else:
@@ -121,6 +123,8 @@ OVERRIDES: dict[str, Values] = {
     # References: the caller's own list, or their own task as the parent.
     "list_id": Values(Made("list", 1), Made("list", 2), {}),
     "parent_id": Values(Made("task", 1), Made("task", 2), {}),
+    # A personal task's only possible assignee is its owner.
+    "assignees": Values(Made("caller", 1), [], {}),
 }
 
 
@@ -502,7 +506,11 @@ def test_a_successor_and_its_subtasks_carry_every_column(
     column but those `NOT_CARRIED` names, each of which is checked for what it is instead."""
     one_list = resolve(client, alice, values_for(columns["list_id"]))
     values = {
-        name: one_list if name == "list_id" else values_for(columns[name])
+        name: one_list
+        if name == "list_id"
+        else resolve(client, alice, values_for(columns[name]))
+        if name == "assignees"
+        else values_for(columns[name])
         for name in sorted(WRITABLE)
     }
     top = create(client, alice, _set_everything(values, subtask=False))

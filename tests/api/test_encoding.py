@@ -36,6 +36,7 @@ SPECIAL = {
     "priority": st.sampled_from(list(Priority)),
     "due_date": st.none() | instants | st.just(datetime.now(UTC) + timedelta(days=1)),
     "tags": st.lists(text, max_size=3),
+    "assignees": st.lists(text, max_size=3),
     "version": st.integers(1, 10),
     "recurrence": st.none() | st.sampled_from(["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,TH"]),
     "time_zone": st.sampled_from(TIME_ZONES),
