@@ -254,6 +254,10 @@ class CommentCreate(BaseModel):
     body: CommentBody
 
 
+class CommentUpdate(CommentCreate):
+    """A comment's new body (its author only)."""
+
+
 class CommentPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

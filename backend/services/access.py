@@ -71,3 +71,14 @@ def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbid
         f"Your role in this list ({Role(role).value}) does not allow this; "
         f"it needs {LEAST_ROLE[action].value}"
     )
+
+
+# Which action each route performs (method, path as the route table spells it): the role
+# matrix reads it. A comment's PATCH is its author's only (on top of the role); its DELETE is
+# also its author's with `COMMENT_ADD`, anyone's with `COMMENT_MODERATE`.
+ROUTES: dict[tuple[str, str], Action] = {
+    ("GET", "/api/tasks/{task_id}/comments"): Action.COMMENT_READ,
+    ("POST", "/api/tasks/{task_id}/comments"): Action.COMMENT_ADD,
+    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
+    ("DELETE", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_MODERATE,
+}
