@@ -156,6 +156,8 @@ BUDGETS: dict[str, int] = {
     "tool add_task+list": 1,
     "tool update_task+parent_id": 1,
     "tool list_tasks+list": 1,
+    "tool add_comment": 1,
+    "tool list_comments": 1,
 }
 # What a route or tool costs when `BUDGETS` does not say (specs/statements.md): a route through
 # the door reads in one message or writes in one that commits itself (`Scoped._write(last=True)`); a

@@ -82,3 +82,9 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
     ("DELETE", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_MODERATE,
 }
+
+# Which action each MCP tool performs.
+TOOLS: dict[str, Action] = {
+    "add_comment": Action.COMMENT_ADD,
+    "list_comments": Action.COMMENT_READ,
+}

@@ -340,6 +340,14 @@ def _mcp_lists(w: Writer, value: str) -> None:
     assert w.rows("task_lists") == []
 
 
+def _mcp_comments(w: Writer, value: str) -> None:
+    task_id = w.create_task("plain")
+    body = description_of(value)
+    added = w.mcp("add_comment", {"task_id": task_id, "body": body})
+    assert (added["status"], added["task_id"]) == ("created", task_id)
+    assert [r["body"] for r in w.rows("task_comments")] == [body]
+
+
 REST_DOORS: dict[str, tuple[Door, set[tuple[str, str]]]] = {
     "create": (_create, {("POST", "/tasks")}),
     "put": (_put, {("PUT", "/tasks/{task_id}")}),
@@ -375,6 +383,7 @@ MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
         {"create_list", "add_task", "update_task", "complete_task", "reopen_task", "delete_task"},
     ),
     "mcp-lists": (_mcp_lists, {"create_list", "rename_list", "delete_list"}),
+    "mcp-comments": (_mcp_comments, {"add_comment"}),
 }
 
 
