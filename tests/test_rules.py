@@ -48,6 +48,9 @@ NOT_REQUESTED = {
     "DELETE /api/auth/me": "an account's rows go by `fk_*_user_id_users` (PLUMBING)",
     "DELETE /api/conversations/{conversation_id}": "a thread's rows go by their keys (PLUMBING)",
     "POST /api/chatkit": "the turn of POST /api/chat (`turn.begin`, `turn.run`)",
+    "POST /api/tasks/{task_id}/comments": "writes `task_comments` only: no rule",
+    "PATCH /api/tasks/{task_id}/comments/{comment_id}": "writes `task_comments` only: no rule",
+    "DELETE /api/tasks/{task_id}/comments/{comment_id}": "writes `task_comments` only: no rule",
 }
 
 _TRIGGERS = """
