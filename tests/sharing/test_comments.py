@@ -17,6 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.config import Settings
+from backend.main import create_app
 from backend.models.sharing import COMMENT_MAX_LENGTH
 from backend.services.comments import COMMENTS_PER_TASK
 from tests.conftest import Account
@@ -530,3 +532,33 @@ def test_undecodable_json_is_a_400(shared: Shared) -> None:
     _envelope(response)
     assert shared.rows() == []
     assert json.loads(response.content)["error"]
+
+
+# --- rate limits ---------------------------------------------------------------------------
+
+
+def test_comment_writes_count_against_the_write_limit(shared: Shared, settings: Settings) -> None:
+    """A comment write is a write: counted (a refused one too) and refused past the limit,
+    with nothing written."""
+    owners = shared.comment("owner", "the owner's")
+    limited = settings.model_copy(
+        update={"rate_limit_task_window_seconds": 3600, "rate_limit_task_writes_per_user": 2}
+    )
+    commenter = shared.people["commenter"].headers
+    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        refused = client.patch(shared.url(comment_id=owners), json={"body": "x"}, headers=commenter)
+        assert refused.status_code == 403 and "ratelimit" in refused.headers
+        answers = [
+            client.post(shared.url(), json={"body": f"c{n}"}, headers=commenter) for n in range(2)
+        ]
+    # The refused edit counted: one comment fits (two if a window ends between them), the
+    # next is refused.
+    statuses = [answer.status_code for answer in answers]
+    assert statuses in ([201, 429], [429, 201], [201, 201]), [a.text for a in answers]
+    limited_answers = [answer for answer in answers if answer.status_code == 429]
+    for answer in limited_answers:
+        assert answer.json()["error"]["code"] == "RATE_LIMITED"
+        assert "retry-after" in answer.headers
+    assert len(shared.rows()) == 1 + statuses.count(201)
+    # Reads are not limited.
+    assert shared.call("commenter", "GET", shared.url()).status_code == 200
