@@ -51,6 +51,50 @@ LEAST_ROLE: dict[Action, Role] = {
 }
 
 
+# What each route that reaches a list's rows does (the generated role matrix reads this; a
+# route with `{list_id}` or `{task_id}` in its path must be here: tests/sharing/test_declared.py).
+ROUTES: dict[tuple[str, str], Action] = {
+    ("GET", "/api/lists/{list_id}"): Action.LIST_READ,
+    ("PATCH", "/api/lists/{list_id}"): Action.LIST_RENAME,
+    ("PUT", "/api/lists/{list_id}"): Action.LIST_RENAME,
+    ("DELETE", "/api/lists/{list_id}"): Action.LIST_DELETE,
+    ("POST", "/api/lists/{list_id}/move"): Action.LIST_ORDER,
+    ("GET", "/api/tasks/{task_id}"): Action.LIST_READ,
+    ("GET", "/api/tasks/{task_id}/subtree"): Action.LIST_READ,
+    ("GET", "/api/tasks/{task_id}/occurrences"): Action.LIST_READ,
+    ("PATCH", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    ("PUT", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    ("PATCH", "/api/tasks/{task_id}/complete"): Action.TASK_WRITE,
+    ("POST", "/api/tasks/{task_id}/move"): Action.TASK_WRITE,
+    ("DELETE", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    # A comment's PATCH and DELETE need COMMENT_ADD for the caller's own comment (the least
+    # role); on top of it, only its author edits, and another's is deleted with
+    # COMMENT_MODERATE (tests/sharing/test_comments.py).
+    ("GET", "/api/tasks/{task_id}/comments"): Action.COMMENT_READ,
+    ("POST", "/api/tasks/{task_id}/comments"): Action.COMMENT_ADD,
+    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
+    ("DELETE", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
+}
+
+
+# What each MCP tool that reaches a task or list by id does (the role matrix reads this too;
+# a tool taking `task_id` or `list_id` must be here: tests/sharing/test_declared.py).
+TOOLS: dict[str, Action] = {
+    "add_task": Action.TASK_WRITE,  # into a list (`list_id`)
+    "list_tasks": Action.LIST_READ,  # of a list (`list_id`)
+    "get_task": Action.LIST_READ,
+    "complete_task": Action.TASK_WRITE,
+    "reopen_task": Action.TASK_WRITE,
+    "update_task": Action.TASK_WRITE,
+    "assign_task": Action.TASK_WRITE,
+    "delete_task": Action.TASK_WRITE,
+    "rename_list": Action.LIST_RENAME,
+    "delete_list": Action.LIST_DELETE,
+    "add_comment": Action.COMMENT_ADD,
+    "list_comments": Action.COMMENT_READ,
+}
+
+
 def roles(action: Action) -> tuple[str, ...]:
     """The stored member roles that may perform `action` (the owner always may: its rows
     are in its space)."""
@@ -71,20 +115,3 @@ def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbid
         f"Your role in this list ({Role(role).value}) does not allow this; "
         f"it needs {LEAST_ROLE[action].value}"
     )
-
-
-# Which action each route performs (method, path as the route table spells it): the role
-# matrix reads it. A comment's PATCH is its author's only (on top of the role); its DELETE is
-# also its author's with `COMMENT_ADD`, anyone's with `COMMENT_MODERATE`.
-ROUTES: dict[tuple[str, str], Action] = {
-    ("GET", "/api/tasks/{task_id}/comments"): Action.COMMENT_READ,
-    ("POST", "/api/tasks/{task_id}/comments"): Action.COMMENT_ADD,
-    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
-    ("DELETE", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_MODERATE,
-}
-
-# Which action each MCP tool performs.
-TOOLS: dict[str, Action] = {
-    "add_comment": Action.COMMENT_ADD,
-    "list_comments": Action.COMMENT_READ,
-}

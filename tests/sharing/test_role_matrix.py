@@ -1,0 +1,136 @@
+"""The role matrix, generated from the one declaration (backend/services/access.py: `ROUTES`
+and `LEAST_ROLE`): for every declared route and every standing a caller can have towards a
+list, the answer it must get. A stranger, a removed member and anyone else without a role get
+the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
+and changes nothing; a member with the role gets a 2xx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.models.sharing import Role
+from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, Action, allows
+from tests.conftest import Account
+from tests.mcp.conftest import call_tool_rpc
+from tests.sharing.conftest import SharedList
+
+Grant = Callable[[SharedList, Account, str | None], None]
+MISSING = 2_000_000_000
+
+# A body each route accepts from a caller allowed to send it (None: no body).
+BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("PATCH", "/api/lists/{list_id}"): {"color": "#112233"},
+    ("PUT", "/api/lists/{list_id}"): {"color": "#112233"},
+    ("POST", "/api/lists/{list_id}/move"): {},
+    ("PATCH", "/api/tasks/{task_id}"): {"title": "Changed"},
+    ("PUT", "/api/tasks/{task_id}"): {"title": "Changed"},
+    ("PATCH", "/api/tasks/{task_id}/complete"): {"completed": True},
+    ("POST", "/api/tasks/{task_id}/move"): {},
+    ("POST", "/api/tasks/{task_id}/comments"): {"body": "A comment"},
+    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): {"body": "Changed"},
+}
+# Standings without a role in the list: each is answered as a missing resource is.
+NO_ROLE = ("stranger", "removed")
+ROLES = tuple(role.value for role in Role)
+STANDINGS = (*NO_ROLE, *ROLES)
+
+
+def _path(template: str, list_id: int, task_id: int, comment_id: int = MISSING) -> str:
+    return template.format(list_id=list_id, task_id=task_id, comment_id=comment_id)
+
+
+def _comment(client: TestClient, shared: SharedList, caller: Account, standing: str) -> int:
+    """A comment on the list's task for a route by comment id: the caller's own when it may
+    comment (a route's least role is for one's own comment), else the owner's."""
+    author = caller if standing in ROLES and allows(standing, Action.COMMENT_ADD) else shared.owner
+    made = client.post(
+        f"/api/tasks/{shared.task_id}/comments", json={"body": "A"}, headers=author.headers
+    )
+    assert made.status_code == 201, made.text
+    comment_id: int = made.json()["data"]["id"]
+    return comment_id
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_the_answer_follows_the_declared_role(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    route: tuple[str, str],
+    standing: str,
+) -> None:
+    method, template = route
+    body = BODIES.get(route)
+    caller = shared_list.owner if standing == "owner" else bob
+    if standing == "removed":
+        grant(shared_list, bob, "admin")
+        grant(shared_list, bob, None)
+    elif standing not in ("stranger", "owner"):
+        grant(shared_list, bob, standing)
+    if route == ("GET", "/api/tasks/{task_id}/occurrences"):
+        template += "?count=1"
+    comment_id = MISSING
+    if "{comment_id}" in template:
+        comment_id = _comment(client, shared_list, caller, standing)
+    path = _path(template, shared_list.list_id, shared_list.task_id, comment_id)
+    answer = client.request(method, path, json=body, headers=caller.headers)
+    if standing in NO_ROLE:
+        missing = client.request(
+            method, _path(template, MISSING, MISSING), json=body, headers=caller.headers
+        )
+        assert answer.status_code == 404, answer.text
+        assert answer.content == missing.content
+    elif allows(standing, ROUTES[route]):
+        assert 200 <= answer.status_code < 300, answer.text
+    else:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"]["code"] == "FORBIDDEN"
+        assert LEAST_ROLE[ROUTES[route]].value in answer.json()["error"]["message"]
+
+
+# Arguments each tool takes beside the task's or list's id.
+TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "add_task": {"title": "Added"},
+    "update_task": {"title": "Changed"},
+    "assign_task": {"assignees": []},
+    "rename_list": {"name": "Renamed"},
+    "add_comment": {"body": "A comment"},
+}
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_a_tool_answers_as_its_route_does(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    tool: str,
+    standing: str,
+) -> None:
+    caller = shared_list.owner if standing == "owner" else bob
+    if standing == "removed":
+        grant(shared_list, bob, "admin")
+        grant(shared_list, bob, None)
+    elif standing not in ("stranger", "owner"):
+        grant(shared_list, bob, standing)
+    by = "list_id" if tool.endswith("_list") or tool in ("add_task", "list_tasks") else "task_id"
+    real = shared_list.list_id if by == "list_id" else shared_list.task_id
+    arguments = {by: real, **TOOL_ARGUMENTS.get(tool, {})}
+    result = call_tool_rpc(client, "/mcp", caller.token, tool, arguments)
+    if standing in NO_ROLE:
+        missing = call_tool_rpc(client, "/mcp", caller.token, tool, {**arguments, by: MISSING})
+        assert result["content"] == missing["content"]
+        assert result["isError"] is (tool != "list_tasks")  # an unknown list's tasks: none
+    elif allows(standing, TOOLS[tool]):
+        assert result["isError"] is False, result
+    else:
+        assert result["isError"] is True
+        assert json.loads(result["content"][0]["text"])["error"]["code"] == "FORBIDDEN"
