@@ -17,7 +17,7 @@
 # (4xx/5xx; the error envelope is still printed), 2 on a usage error, and curl's own code
 # when the server cannot be reached. Needs curl and python3.
 #
-# Bodies: create, replace, update, bulk, move and the list commands take a JSON object; create
+# Bodies: create, replace, update, bulk, move, the list and comment commands take a JSON object; create
 # and create-list also take a bare title / name; move-list without one puts the list last.
 #
 # Example:
@@ -54,6 +54,10 @@
 # route: GET    /api/tasks/{task_id}/occurrences occurrences ID [COUNT]
 # route: POST   /api/tasks/{task_id}/move       move ID JSON
 # route: GET    /api/tasks/{task_id}/subtree    subtree ID
+# route: GET    /api/tasks/{task_id}/comments   comments ID [QUERY]
+# route: POST   /api/tasks/{task_id}/comments   add-comment ID JSON
+# route: PATCH  /api/tasks/{task_id}/comments/{comment_id} update-comment ID ID JSON
+# route: DELETE /api/tasks/{task_id}/comments/{comment_id} delete-comment ID ID
 # route: GET    /api/lists                      lists
 # route: POST   /api/lists                      create-list NAME|JSON
 # route: GET    /api/lists/{list_id}            get-list ID
@@ -264,6 +268,22 @@ case "$command" in
     else
       request POST /api/lists "{\"name\": $(json_string "$1")}"
     fi
+    ;;
+  comments)
+    need 1 "$@"
+    request GET "/api/tasks/$1/comments${2:+?$2}"
+    ;;
+  add-comment)
+    need 2 "$@"
+    request POST "/api/tasks/$1/comments" "$2"
+    ;;
+  update-comment)
+    need 3 "$@"
+    request PATCH "/api/tasks/$1/comments/$2" "$3"
+    ;;
+  delete-comment)
+    need 2 "$@"
+    request DELETE "/api/tasks/$1/comments/$2"
     ;;
   get-list)
     need 1 "$@"

@@ -83,6 +83,8 @@ SAMPLES: dict[str, list[Any]] = {
     "ListReplace": [{"name": "hijacked", "color": "#000000"}],
     "ListUpdate": [{"name": "hijacked"}],
     "ListMove": [{}, {"after_id": LIST_REF}, {"before_id": LIST_REF}],
+    "CommentCreate": [{"body": "alice-secret-comment"}, {"body": "two\nlines"}],
+    "CommentUpdate": [{"body": "hijacked"}],
 }
 
 # Path parameters the guards fill without a POST route: the caller's own id, and rows that

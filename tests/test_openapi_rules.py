@@ -119,6 +119,25 @@ def test_description_rule(client: TestClient, alice: Account, value: str, accept
     assert schema_accepts(schema, value) == (response.status_code == 201) == accepted, repr(value)
 
 
+# Comments: multi-line, trimmed, and they must say something visible.
+# Surrounding whitespace is trimmed first, whatever it is (`\x0b`, `\x85` too).
+COMMENT_BODIES = {"a\tb\r\n": True, " a\n\nb ": True, "e\u0301": True, "a\u200fb": True}
+COMMENT_BODIES |= {"a\x0b": True, "\x85a\u3000": True}
+COMMENT_BODIES |= dict.fromkeys(["", " ", "\t\n\r ", "\u200b", "\u2060\u200d\n"], False)
+COMMENT_BODIES |= dict.fromkeys(["a\x07", "a\x0bb", "a\x85b", "a\u202e", "a\U0010fffe"], False)
+
+
+@pytest.mark.parametrize(("value", "accepted"), COMMENT_BODIES.items())
+def test_comment_body_rule(client: TestClient, alice: Account, value: str, accepted: bool) -> None:
+    schema = SCHEMAS["CommentCreate"]["properties"]["body"]
+    task = client.post("/api/tasks", json={"title": "t"}, headers=alice.headers).json()["data"]
+    response = client.post(
+        f"/api/tasks/{task['id']}/comments", json={"body": value}, headers=alice.headers
+    )
+    assert response.status_code in (201, 422), response.text
+    assert schema_accepts(schema, value) == (response.status_code == 201) == accepted, repr(value)
+
+
 @pytest.mark.parametrize("value", TEXTS)
 def test_name_rule(client: TestClient, value: str) -> None:
     schema = _non_null(SCHEMAS["UserRegister"]["properties"]["name"])

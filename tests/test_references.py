@@ -33,6 +33,14 @@ NOT_REFERENCES = {
     ("conversations", "public_id"): "the row's own ChatKit id (migration 0025)",
     ("messages", "public_id"): "the row's own ChatKit id (migration 0025)",
     ("chatkit_items", "public_id"): "the row's own ChatKit id (migration 0025)",
+    ("task_comments", "list_id"): (
+        "its task's list, copied by the comment's insert and kept by the trigger "
+        "`tasks_move_comments` for the access predicate; never set by a client"
+    ),
+    ("task_comments", "author_id"): (
+        "an account, not a row of the owner's: the commenter (the caller, on insert), NULL "
+        "once that account is deleted"
+    ),
 }
 
 _PER_USER_TABLES = text(

@@ -102,6 +102,10 @@ BUDGETS: dict[str, int] = {
     "PATCH /api/lists/{list_id}": 1,
     "POST /api/lists/{list_id}/move": 1,
     "DELETE /api/lists/{list_id}": 1,
+    "GET /api/tasks/{task_id}/comments": 1,
+    "POST /api/tasks/{task_id}/comments": 1,
+    "PATCH /api/tasks/{task_id}/comments/{comment_id}": 1,
+    "DELETE /api/tasks/{task_id}/comments/{comment_id}": 1,
     "POST /api/auth/register": 6,
     "POST /api/auth/login": 6,
     "POST /api/auth/token": 6,
@@ -152,6 +156,8 @@ BUDGETS: dict[str, int] = {
     "tool add_task+list": 1,
     "tool update_task+parent_id": 1,
     "tool list_tasks+list": 1,
+    "tool add_comment": 1,
+    "tool list_comments": 1,
 }
 # What a route or tool costs when `BUDGETS` does not say (specs/statements.md): a route through
 # the door reads in one message or writes in one that commits itself (`Scoped._write(last=True)`); a

@@ -47,6 +47,9 @@ NOT_REQUESTED = {
     "POST /api/auth/logout-all": "writes `users`: no rule",
     "DELETE /api/conversations/{conversation_id}": "a thread's rows go by their keys (PLUMBING)",
     "POST /api/chatkit": "the turn of POST /api/chat (`turn.begin`, `turn.run`)",
+    "POST /api/tasks/{task_id}/comments": "writes `task_comments` only: no rule",
+    "PATCH /api/tasks/{task_id}/comments/{comment_id}": "writes `task_comments` only: no rule",
+    "DELETE /api/tasks/{task_id}/comments/{comment_id}": "writes `task_comments` only: no rule",
 }
 
 _TRIGGERS = """

@@ -42,6 +42,14 @@ TAGS: list[dict[str, Any]] = [
         "ignoring case. Another user's list is a 404 like one that does not exist.",
     },
     {
+        "name": "comments",
+        "description": "A task's comments: list (oldest first, keyset pages), add, edit your "
+        "own, delete. A task's comments are as visible as the task: in a shared list, a viewer "
+        "reads them, a commenter adds them and edits or deletes its own, an admin or the owner "
+        "deletes any; a member below the role gets 403 `FORBIDDEN`, anyone else the 404 a "
+        "missing task gets.",
+    },
+    {
         "name": "user-lists",
         "description": "The `/api/lists...` routes at `/api/{user_id}/lists...`, as the "
         "`user-tasks` paths are: the same answer when `user_id` is the token's subject, a list "

@@ -15,6 +15,7 @@ from backend.errors import (
     ChatProviderUnavailable,
     ChatTooManyTurns,
     CursorExpired,
+    Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
     LimitReached,
@@ -231,6 +232,41 @@ LIST_PRECONDITION = ErrorExample(
     PreconditionFailed.code,
     "The list has changed since it was read (If-Match does not match its ETag)",
 )
+COMMENT_NOT_FOUND = ErrorExample(
+    404,
+    "comment_not_found",
+    "No such comment on this task (a comment of another task looks the same)",
+    "NOT_FOUND",
+    "Comment not found",
+)
+FORBIDDEN = ErrorExample(
+    403,
+    "forbidden",
+    "A member of the task's list below the role the request needs",
+    Forbidden.code,
+    "Your role in this list (viewer) does not allow this; it needs commenter",
+)
+NOT_THE_AUTHOR = ErrorExample(
+    403,
+    "not_the_author",
+    "A comment only its author may change",
+    Forbidden.code,
+    "Only a comment's author may edit it",
+)
+NOT_THE_AUTHOR_OR_ADMIN = ErrorExample(
+    403,
+    "not_the_author_or_admin",
+    "Another's comment, deleted by a member below admin",
+    Forbidden.code,
+    "Only a comment's author, or an admin of the list, may delete it",
+)
+TOO_MANY_COMMENTS = ErrorExample(
+    422,
+    "too_many_comments",
+    "The task has as many comments as there can be",
+    LimitReached.code,
+    "This task has 1000 comments, the most there can be (1000)",
+)
 CONFLICT = ErrorExample(
     409,
     "conflict",
@@ -390,6 +426,7 @@ CHAT_PROVIDER_TIMEOUT = ErrorExample(
 _DEFAULT_EXAMPLES: dict[int, tuple[ErrorExample, ...]] = {
     400: (BAD_REQUEST,),
     401: (MISSING_TOKEN, INVALID_TOKEN, REVOKED_TOKEN),
+    403: (FORBIDDEN,),
     404: (TASK_NOT_FOUND,),
     409: (CONFLICT,),
     410: (CURSOR_EXPIRED,),
@@ -405,6 +442,8 @@ _DEFAULT_EXAMPLES: dict[int, tuple[ErrorExample, ...]] = {
 _DESCRIPTIONS = {
     400: "The body is not decodable as the declared content type (`BAD_REQUEST`).",
     401: "Missing, malformed, forged, expired or revoked bearer token (`UNAUTHORIZED`).",
+    403: "A member of the list below the role the request needs (`FORBIDDEN`); anyone "
+    "else gets the 404 a missing resource gets.",
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
     409: "Conflicts with existing data (`CONFLICT`).",
     410: "The changes cursor is older than the change feed's retention (`CURSOR_EXPIRED`): "

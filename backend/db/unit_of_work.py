@@ -29,6 +29,7 @@ from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
+from backend.services.comments import CommentService
 from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
 from backend.services.lists import ListService
@@ -63,6 +64,7 @@ class UnitOfWork:
     caller_id: str
     tasks: TaskService
     lists: ListService
+    comments: CommentService
     changes: ChangeFeed
     conversations: ConversationService
     chatkit: ChatKitService
@@ -143,6 +145,7 @@ class UnitOfWork:
         conn.execution_options(**{CALLER_KEY: caller_id})
         self.tasks = TaskService(send, caller_id)
         self.lists = ListService(send, caller_id)
+        self.comments = CommentService(send, caller_id)
         self.changes = ChangeFeed(send, caller_id)
         self.conversations = ConversationService(send, caller_id)
         self.chatkit = ChatKitService(send, caller_id)

@@ -57,6 +57,7 @@ from backend.models import (
     TaskUpdate,
 )
 from backend.models.common import StorableText
+from backend.models.sharing import CommentBody, CommentPublic
 from backend.models.task import (
     create_field,
     patch_field,
@@ -369,6 +370,41 @@ class RenameListArguments(_OneList):
     color: Color | None = Field(default=None, description="A new colour, #rrggbb (optional).")
 
 
+class AddCommentArguments(_OneTask):
+    body: CommentBody = Field(
+        description="1-10000 characters, trimmed; several lines allowed.",
+    )
+
+
+COMMENTS_PAGE_MAX = 100
+
+
+class ListCommentsArguments(_OneTask):
+    limit: Annotated[StrictInt, Field(ge=1, le=COMMENTS_PAGE_MAX)] = Field(
+        default=50, description=f"At most this many comments (1-{COMMENTS_PAGE_MAX})."
+    )
+    after_id: Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX)] | None = Field(
+        default=None,
+        description="Only the comments after this one (the last id of the previous call).",
+    )
+
+
+class CommentAdded(BaseModel):
+    """What add_comment did: which comment, on which task."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    comment_id: int
+    task_id: int
+    status: Literal["created"] = "created"
+
+
+# A page of a task's comments, oldest first: list_comments' result.
+class CommentPage(BaseModel):
+    comments: list[CommentPublic]
+    has_more: bool = Field(description="More comments follow: call again with after_id.")
+
+
 ERRORS = (
     'On failure the result is a tool error whose text is {"error": {"code", "message", '
     '"details"}}, as in the REST API.'
@@ -532,6 +568,16 @@ def _delete_list(work: UnitOfWork, arguments: _OneList) -> ListDeleted:
     return ListDeleted(list_id=row.id, name=row.name, deleted_tasks=row.task_count)
 
 
+def _add_comment(work: UnitOfWork, arguments: AddCommentArguments) -> CommentAdded:
+    row = work.comments.create(arguments.task_id, arguments.body)
+    return CommentAdded(comment_id=row.id, task_id=row.task_id)
+
+
+def _list_comments(work: UnitOfWork, arguments: ListCommentsArguments) -> CommentPage:
+    rows, more = work.comments.page(arguments.task_id, arguments.limit, arguments.after_id)
+    return CommentPage(comments=[CommentPublic.model_validate(row) for row in rows], has_more=more)
+
+
 TOOLS: tuple[Tool[Any], ...] = (
     Tool(
         name="add_task",
@@ -668,6 +714,27 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=ListDeleted,
         run=_delete_list,
         destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="add_comment",
+        title="Comment on a task",
+        description="Add a comment by the signed-in user to a task of theirs, or of a list "
+        "shared with them as commenter or more. Returns its comment_id, its task_id and "
+        '"status": "created".',
+        arguments=AddCommentArguments,
+        result=CommentAdded,
+        run=_add_comment,
+    ),
+    Tool(
+        name="list_comments",
+        title="List a task's comments",
+        description="A task's comments, oldest first (each with its author_id), at most "
+        "limit at a time; has_more: call again with after_id, the last comment's id.",
+        arguments=ListCommentsArguments,
+        result=CommentPage,
+        run=_list_comments,
+        read_only=True,
         idempotent=True,
     ),
     Tool(

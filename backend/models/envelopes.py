@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
+from backend.models.sharing import CommentPublic
 from backend.models.task import TaskPublic
 from backend.models.task_list import ListPublic
 from backend.models.task_ops import (
@@ -126,3 +127,11 @@ class ConversationsEnvelope(ListEnvelope[ConversationPublic]):
 
 class MessagesEnvelope(ListEnvelope[MessagePublic]):
     """A page of a conversation's messages, oldest first."""
+
+
+class CommentEnvelope(DataEnvelope[CommentPublic]):
+    """One comment on a task."""
+
+
+class CommentsEnvelope(ListEnvelope[CommentPublic]):
+    """A page of a task's comments, oldest first."""

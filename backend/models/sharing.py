@@ -30,7 +30,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.common import JsonInt, UtcDatetime
-from backend.models.text import MultiLineText
+from backend.models.text import MultiLineVisibleText
 from backend.models.types import TASK_ID_MAX
 
 
@@ -182,7 +182,7 @@ MemberRole = Annotated[Role, Field(description="`viewer`, `commenter`, `editor` 
 CommentBody = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX_LENGTH),
-    MultiLineText,
+    MultiLineVisibleText,
 ]
 CommentId = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX)]
 
@@ -252,6 +252,10 @@ class CommentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: CommentBody
+
+
+class CommentUpdate(CommentCreate):
+    """A comment's new body (its author only)."""
 
 
 class CommentPublic(BaseModel):

@@ -101,6 +101,12 @@ SINGLE_LINE_PATTERN = (
     f"[^{_SINGLE_LINE_REFUSED}]*[{WHITESPACE_CLASS}]*$"
 )
 MULTI_LINE_PATTERN = f"^[^{_MULTI_LINE_REFUSED}]*$"
+# Multi-line text that must say something (a comment): trimmed as single-line text is, then a
+# visible character among its lines.
+MULTI_LINE_VISIBLE_PATTERN = (
+    f"^[{WHITESPACE_CLASS}]*[^{_MULTI_LINE_REFUSED}]*{_VISIBLE}"
+    f"[^{_MULTI_LINE_REFUSED}]*[{WHITESPACE_CLASS}]*$"
+)
 
 _SINGLE_LINE_BAD = re.compile(f"[{_SINGLE_LINE_REFUSED}]")
 _MULTI_LINE_BAD = re.compile(f"[{_MULTI_LINE_REFUSED}]")
@@ -122,13 +128,16 @@ def _refuse(found: str) -> PydanticCustomError:
     )
 
 
-def check_text(value: str, *, multi_line: bool, max_length: int) -> str:
-    """The rule (see the module docstring) on one already trimmed/lower-cased value."""
+def check_text(
+    value: str, *, multi_line: bool, max_length: int, visible: bool | None = None
+) -> str:
+    """The rule (see the module docstring) on one already trimmed/lower-cased value;
+    `visible`: it must keep a visible character (single-line text always must)."""
     value = unicodedata.normalize("NFC", storable_text(value))  # as `nfc`
     bad = (_MULTI_LINE_BAD if multi_line else _SINGLE_LINE_BAD).search(value)
     if bad is not None:
         raise _refuse(bad.group())
-    if not multi_line and _HAS_VISIBLE.search(value) is None:
+    if (not multi_line or visible) and _HAS_VISIBLE.search(value) is None:
         raise PydanticCustomError(
             "text_invisible",
             "must contain a visible character, not only spaces or invisible characters",
@@ -146,8 +155,9 @@ class _HumanText:
     """`check_text` as an after-validator on the constrained string it follows (its
     `max_length` is read from there, so the limit is written once), and its `pattern`."""
 
-    def __init__(self, *, multi_line: bool) -> None:
+    def __init__(self, *, multi_line: bool, visible: bool = False) -> None:
         self.multi_line = multi_line
+        self.visible = visible or not multi_line
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -163,10 +173,10 @@ class _HumanText:
                 "put the text rule after StringConstraints(max_length=...); single-line "
                 "text also needs strip_whitespace=True"
             )
-        multi_line = self.multi_line
+        multi_line, visible = self.multi_line, self.visible
 
         def text_rule(value: str) -> str:  # its name shows in a union branch's error location
-            return check_text(value, multi_line=multi_line, max_length=max_length)
+            return check_text(value, multi_line=multi_line, max_length=max_length, visible=visible)
 
         checked = core_schema.no_info_after_validator_function(text_rule, schema)
         return counted_as_sent(schema, checked)
@@ -175,7 +185,11 @@ class _HumanText:
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        json_schema["pattern"] = MULTI_LINE_PATTERN if self.multi_line else SINGLE_LINE_PATTERN
+        if not self.multi_line:
+            json_schema["pattern"] = SINGLE_LINE_PATTERN
+        else:
+            visible = self.visible
+            json_schema["pattern"] = MULTI_LINE_VISIBLE_PATTERN if visible else MULTI_LINE_PATTERN
         return json_schema
 
 
@@ -185,6 +199,9 @@ SingleLineText = _HumanText(multi_line=False)
 # `Annotated[str, StringConstraints(max_length=N), MultiLineText]`: a description (may be
 # empty or blank, as an optional free text may; tab and line breaks allowed).
 MultiLineText = _HumanText(multi_line=True)
+# `Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=N),
+# MultiLineVisibleText]`: multi-line text that must keep a visible character (a comment).
+MultiLineVisibleText = _HumanText(multi_line=True, visible=True)
 
 # The rule in a field's description (OpenAPI, MCP tool schemas).
 SINGLE_LINE_RULE = (

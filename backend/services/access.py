@@ -67,6 +67,13 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("PATCH", "/api/tasks/{task_id}/complete"): Action.TASK_WRITE,
     ("POST", "/api/tasks/{task_id}/move"): Action.TASK_WRITE,
     ("DELETE", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    # A comment's PATCH and DELETE need COMMENT_ADD for the caller's own comment (the least
+    # role); on top of it, only its author edits, and another's is deleted with
+    # COMMENT_MODERATE (tests/sharing/test_comments.py).
+    ("GET", "/api/tasks/{task_id}/comments"): Action.COMMENT_READ,
+    ("POST", "/api/tasks/{task_id}/comments"): Action.COMMENT_ADD,
+    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
+    ("DELETE", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
 }
 
 
@@ -83,6 +90,8 @@ TOOLS: dict[str, Action] = {
     "delete_task": Action.TASK_WRITE,
     "rename_list": Action.LIST_RENAME,
     "delete_list": Action.LIST_DELETE,
+    "add_comment": Action.COMMENT_ADD,
+    "list_comments": Action.COMMENT_READ,
 }
 
 

@@ -155,7 +155,10 @@ CHAT_PROVIDER = {
 # tests/chat/test_chatkit_isolation.py compares its body with the example's.
 CHATKIT = {"chatkit_item_not_found"}
 # Limits, reached by rows written on the test's own engine (thousands of requests otherwise).
-FILLED = {"limit_reached", "too_many_lists"}
+FILLED = {"limit_reached", "too_many_lists", "too_many_comments"}
+# A member's refusals, in a list shared by a membership row written on the test's own engine:
+# test_the_sharing_examples.
+SHARED = {"forbidden", "not_the_author", "not_the_author_or_admin"}
 
 
 def _missing_rows() -> dict[str, list[tuple[str, str]]]:
@@ -182,7 +185,8 @@ MISSING_ROWS = _missing_rows()
 def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
     # test_the_cursor_expired_example, after pruning; a missing row: test_a_missing_row.
-    provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER | CHATKIT | set(MISSING_ROWS)
+    provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER | CHATKIT | SHARED
+    provoked |= set(MISSING_ROWS)
     assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
@@ -272,3 +276,51 @@ def test_the_limit_examples(client: TestClient, alice: Account, db_engine: Engin
     answer = client.post("/api/lists", json={"name": "one more"}, headers=alice.headers)
     assert answer.status_code == 422
     assert answer.json() == EXAMPLES["too_many_lists"].example()["value"]
+
+
+def test_the_sharing_examples(
+    client: TestClient, alice: Account, register: Callable[..., Account], db_engine: Engine
+) -> None:
+    """Alice's list shared with Bob as a viewer, then as a commenter: what a member below the
+    role, or not the comment's author, is told."""
+    from backend.services.comments import COMMENTS_PER_TASK
+
+    bob = register()
+    list_id = _list(client, alice)
+    task = client.post("/api/tasks", json={"title": "t", "list_id": list_id}, headers=alice.headers)
+    comments = f"/api/tasks/{task.json()['data']['id']}/comments"
+    alices = client.post(comments, json={"body": "mine"}, headers=alice.headers).json()["data"]
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO list_members (user_id, list_id, member_id, role) "
+                "VALUES (:owner, :list, :member, 'viewer')"
+            ),
+            {"owner": alice.id, "list": list_id, "member": bob.id},
+        )
+    answers = {
+        "forbidden": client.post(comments, json={"body": "x"}, headers=bob.headers),
+    }
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE list_members SET role = 'commenter'"))
+    mine = f"{comments}/{alices['id']}"
+    answers["not_the_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
+    answers["not_the_author_or_admin"] = client.delete(mine, headers=bob.headers)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO task_comments (user_id, task_id, list_id, author_id, body) "
+                "SELECT :owner, :task, :list, :owner, 'c' FROM generate_series(2, :count)"
+            ),
+            {
+                "owner": alice.id,
+                "task": task.json()["data"]["id"],
+                "list": list_id,
+                "count": COMMENTS_PER_TASK,
+            },
+        )
+    answers["too_many_comments"] = client.post(comments, json={"body": "x"}, headers=bob.headers)
+    for name, answer in answers.items():
+        example = EXAMPLES[name]
+        assert answer.status_code == example.status, (name, answer.text)
+        assert answer.json() == example.example()["value"], name

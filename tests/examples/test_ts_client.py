@@ -79,7 +79,8 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "recurring-next", "create-lists", "list-name-taken", "create-in-list", "list-page",
         "move-task", "move-stale", "move-cycle", "subtree", "complete-down", "subtasks-page",
         "bulk-move", "update-list", "update-list-stale", "lists", "get-list", "stats-by-list",
-        "user-lists", "delete-list", "get-deleted-list", "aborted",
+        "user-lists", "delete-list", "get-deleted-list", "comments", "comment-elsewhere",
+        "comments-after", "aborted",
         "after-logout-all", "after-delete-me",
     ]  # fmt: skip
     assert values["health"] == {
@@ -87,6 +88,13 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "ready": {"status": "ready", "database": "ok", "migrations": "current"},
     }
     assert values["token"]["token_type"] == "bearer"
+    # Comments: two pages of one, an edit by its author, another task's id a missing comment.
+    assert values["comments"] == {
+        "pages": [["Tuesday?"], ["Booked:\n9 am"]],
+        "edited": ["Tuesday.", True],
+    }
+    assert values["comment-elsewhere"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+    assert values["comments-after"] == ["Tuesday."]
 
     # Create with an Idempotency-Key, and its replay: one task, the same answer.
     created, replayed = values["create"], values["create-replayed"]

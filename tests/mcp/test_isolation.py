@@ -47,6 +47,8 @@ EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
         {"list": LIST_NAME, "name": "renamed by B"},
     ],
     "delete_list": [{"list_id": LIST}, {"list": LIST_NAME}],
+    "add_comment": [{"body": "planted by B"}],
+    "list_comments": [{}, {"limit": 1, "after_id": 1}],
 }
 
 

@@ -289,6 +289,21 @@ def _lists(w: Writer, value: str) -> None:
     assert w.rows("task_lists") == []
 
 
+def _comments(w: Writer, value: str) -> None:
+    # Comments have no /api/{user_id} twin: the twin run sends the same requests.
+    w.twin = False
+    task_id = w.create_task("plain")
+    body = description_of(value)
+    created = w.rest("POST", "tasks", f"/{task_id}/comments", 201, {"body": body})
+    comment_id = created.json()["data"]["id"]
+    assert [r["body"] for r in w.rows("task_comments")] == [body]
+    w.rest("PATCH", "tasks", f"/{task_id}/comments/{comment_id}", 200, {"body": value})
+    assert w.get("tasks", f"/{task_id}/comments")[0]["body"] == value
+    assert [r["body"] for r in w.rows("task_comments")] == [value]
+    w.rest("DELETE", "tasks", f"/{task_id}/comments/{comment_id}", 204)
+    assert w.rows("task_comments") == []
+
+
 def _mcp_tasks(w: Writer, value: str) -> None:
     w.mcp("create_list", {"name": value})
     added = w.mcp(
@@ -325,6 +340,14 @@ def _mcp_lists(w: Writer, value: str) -> None:
     assert w.rows("task_lists") == []
 
 
+def _mcp_comments(w: Writer, value: str) -> None:
+    task_id = w.create_task("plain")
+    body = description_of(value)
+    added = w.mcp("add_comment", {"task_id": task_id, "body": body})
+    assert (added["status"], added["task_id"]) == ("created", task_id)
+    assert [r["body"] for r in w.rows("task_comments")] == [body]
+
+
 REST_DOORS: dict[str, tuple[Door, set[tuple[str, str]]]] = {
     "create": (_create, {("POST", "/tasks")}),
     "put": (_put, {("PUT", "/tasks/{task_id}")}),
@@ -345,6 +368,14 @@ REST_DOORS: dict[str, tuple[Door, set[tuple[str, str]]]] = {
             ("DELETE", "/lists/{list_id}"),
         },
     ),
+    "comments": (
+        _comments,
+        {
+            ("POST", "/tasks/{task_id}/comments"),
+            ("PATCH", "/tasks/{task_id}/comments/{comment_id}"),
+            ("DELETE", "/tasks/{task_id}/comments/{comment_id}"),
+        },
+    ),
 }
 MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
     "mcp-tasks": (
@@ -352,6 +383,7 @@ MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
         {"create_list", "add_task", "update_task", "complete_task", "reopen_task", "delete_task"},
     ),
     "mcp-lists": (_mcp_lists, {"create_list", "rename_list", "delete_list"}),
+    "mcp-comments": (_mcp_comments, {"add_comment"}),
 }
 
 

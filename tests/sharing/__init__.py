@@ -1,0 +1,1 @@
+"""Shared lists (issue 39): comments, memberships, roles."""

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.models.sharing import Role
-from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, allows
+from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
@@ -31,14 +31,29 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PUT", "/api/tasks/{task_id}"): {"title": "Changed"},
     ("PATCH", "/api/tasks/{task_id}/complete"): {"completed": True},
     ("POST", "/api/tasks/{task_id}/move"): {},
+    ("POST", "/api/tasks/{task_id}/comments"): {"body": "A comment"},
+    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): {"body": "Changed"},
 }
 # Standings without a role in the list: each is answered as a missing resource is.
 NO_ROLE = ("stranger", "removed")
-STANDINGS = (*NO_ROLE, *(role.value for role in Role))
+ROLES = tuple(role.value for role in Role)
+STANDINGS = (*NO_ROLE, *ROLES)
 
 
-def _path(template: str, list_id: int, task_id: int) -> str:
-    return template.format(list_id=list_id, task_id=task_id)
+def _path(template: str, list_id: int, task_id: int, comment_id: int = MISSING) -> str:
+    return template.format(list_id=list_id, task_id=task_id, comment_id=comment_id)
+
+
+def _comment(client: TestClient, shared: SharedList, caller: Account, standing: str) -> int:
+    """A comment on the list's task for a route by comment id: the caller's own when it may
+    comment (a route's least role is for one's own comment), else the owner's."""
+    author = caller if standing in ROLES and allows(standing, Action.COMMENT_ADD) else shared.owner
+    made = client.post(
+        f"/api/tasks/{shared.task_id}/comments", json={"body": "A"}, headers=author.headers
+    )
+    assert made.status_code == 201, made.text
+    comment_id: int = made.json()["data"]["id"]
+    return comment_id
 
 
 @pytest.mark.parametrize("standing", STANDINGS)
@@ -61,7 +76,10 @@ def test_the_answer_follows_the_declared_role(
         grant(shared_list, bob, standing)
     if route == ("GET", "/api/tasks/{task_id}/occurrences"):
         template += "?count=1"
-    path = _path(template, shared_list.list_id, shared_list.task_id)
+    comment_id = MISSING
+    if "{comment_id}" in template:
+        comment_id = _comment(client, shared_list, caller, standing)
+    path = _path(template, shared_list.list_id, shared_list.task_id, comment_id)
     answer = client.request(method, path, json=body, headers=caller.headers)
     if standing in NO_ROLE:
         missing = client.request(
@@ -83,6 +101,7 @@ TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
     "update_task": {"title": "Changed"},
     "assign_task": {"assignees": []},
     "rename_list": {"name": "Renamed"},
+    "add_comment": {"body": "A comment"},
 }
 
 

@@ -246,6 +246,22 @@ async function main(): Promise<void> {
   await failure("get-deleted-list", () => api.getList(shop));
   await api.deleteList(errands.id);
 
+  // Comments on a task: added, paged oldest first, edited, deleted; another task's id is 404.
+  const noted = (await api.createTask({ title: "Call the plumber" })).task;
+  const asked = await api.addComment(noted.id, "Tuesday?");
+  const booked = await api.addComment(noted.id, "Booked:\n9 am");
+  const onePage = await api.listComments(noted.id, { limit: 1 });
+  const nextPage = await api.listComments(noted.id, { cursor: onePage.meta.next_cursor ?? "" });
+  const edited = await api.editComment(noted.id, asked.id, "Tuesday.");
+  step("comments", {
+    pages: [onePage.data.map((c) => c.body), nextPage.data.map((c) => c.body)],
+    edited: [edited.body, edited.author_id === me.id],
+  });
+  const sink = (await api.createTask({ title: "Fix the sink" })).task;
+  await failure("comment-elsewhere", () => api.deleteComment(sink.id, booked.id));
+  await api.deleteComment(noted.id, booked.id);
+  step("comments-after", (await api.listComments(noted.id)).data.map((c) => c.body));
+
   // Abort: a signal cancels the call (here, one already aborted).
   const controller = new AbortController();
   controller.abort();

@@ -62,6 +62,8 @@ export type ChatMessage = Schemas["MessagePublic"];
 export type ConversationPage = Schemas["ConversationsEnvelope"];
 export type MessagePage = Schemas["MessagesEnvelope"];
 export type PageQuery = { limit?: number; cursor?: string };
+export type Comment = Schemas["CommentPublic"];
+export type CommentPage = Schemas["CommentsEnvelope"];
 /** One server-sent event of a streamed chat turn (specs/chat.md, "Streaming"). */
 export type ChatEvent =
   | { event: "start"; data: { conversation_id: number } }
@@ -435,6 +437,37 @@ export class TaskApi {
     const { ifMatch, ...init } = options;
     const params = { path: { list_id: id }, header: { "If-Match": ifMatch ?? null } };
     ok(await this.client.DELETE("/api/lists/{list_id}", { params, ...init }));
+  }
+
+  // -- comments -----------------------------------------------------------------------------
+
+  /** A task's comments, oldest first (follow `meta.next_cursor`). In a shared list a viewer
+   * reads them; anyone else gets the 404 of a missing task. */
+  async listComments(taskId: number, query: PageQuery = {}, options: CallOptions = {}) {
+    const params = { path: { task_id: taskId }, query };
+    const path = "/api/tasks/{task_id}/comments";
+    return ok(await this.client.GET(path, { params, ...options })) as CommentPage;
+  }
+
+  /** A comment by you (a shared list: commenter or more, else 403 FORBIDDEN). */
+  async addComment(taskId: number, body: string, options: CallOptions = {}): Promise<Comment> {
+    const params = { path: { task_id: taskId } };
+    const path = "/api/tasks/{task_id}/comments";
+    return data(await this.client.POST(path, { params, body: { body }, ...options }));
+  }
+
+  /** Edit your own comment (only its author may). */
+  async editComment(taskId: number, commentId: number, body: string, options: CallOptions = {}) {
+    const params = { path: { task_id: taskId, comment_id: commentId } };
+    const path = "/api/tasks/{task_id}/comments/{comment_id}";
+    return data(await this.client.PATCH(path, { params, body: { body }, ...options }));
+  }
+
+  /** Delete your comment (or, as an admin or the owner of the list, anyone's). */
+  async deleteComment(taskId: number, commentId: number, options: CallOptions = {}) {
+    const params = { path: { task_id: taskId, comment_id: commentId } };
+    const path = "/api/tasks/{task_id}/comments/{comment_id}";
+    ok(await this.client.DELETE(path, { params, ...options }));
   }
 
   // -- chat ---------------------------------------------------------------------------------

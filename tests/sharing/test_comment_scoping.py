@@ -1,0 +1,108 @@
+"""The comments' statements pass both scoping guards, and each guard refuses them when the
+access predicate is broken on purpose: the runtime check (`backend/db/scope.py` `unscoped`,
+which refuses a statement before it is sent) and the SQL observer (tests/scoping.py, which
+checks what the test run sends).
+
+The shape that matters most is the create, an `INSERT ... SELECT` whose `user_id` is the
+task's (the list owner's space), not the caller's: it is accepted only because the task it
+selects from is reached through the access predicate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import BigInteger, Text, any_, bindparam, delete, func, select, true, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from backend.db.scope import OWNER, access, unscoped
+from backend.models import Task
+from backend.models.sharing import ListMember, TaskComment
+from backend.services import comments
+from backend.services.access import Action, roles
+from tests import scoping
+
+CALLER = "alice-id"
+_C = TaskComment.__table__.c  # type: ignore[attr-defined]
+_T = Task.__table__.c  # type: ignore[attr-defined]
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_COMMENTS = TaskComment.__table__  # type: ignore[attr-defined]
+_M = ListMember.__table__.c  # type: ignore[attr-defined]
+_ADD = roles(Action.COMMENT_ADD)
+_TASK = bindparam("task", type_=BigInteger)
+_COMMENT = bindparam("comment", type_=BigInteger)
+_VALUES = {OWNER: CALLER, "task": 1, "comment": 2, "text": "x", "after": 0, "limit": 51}
+
+
+def _literal(value: Any) -> str:
+    return str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql(statement: Any) -> str:
+    """`statement` as the observer sees it: values inlined, the caller's id among them."""
+    compiled = statement.compile(dialect=postgresql.dialect())
+    values = {name: _VALUES.get(name, value) for name, value in compiled.params.items()}
+    return str(compiled) % {name: _literal(value) for name, value in values.items()}
+
+
+SENT = {
+    "page": comments._PAGE,
+    "create": comments._CREATE,
+    "edit": comments._EDIT,
+    "delete": comments._DELETE,
+    "create refusal": comments._CREATE_REFUSAL,
+    "write refusal": comments._WRITE_REFUSAL,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SENT))
+def test_the_comments_statements_pass_both_guards(name: str) -> None:
+    statement = SENT[name]
+    assert unscoped(statement) is None
+    assert scoping.problem(_sql(statement), CALLER) is None
+
+
+def _create(where: Any, count_where: Any) -> Any:
+    count = select(func.count()).where(_C.task_id == _TASK, count_where).scalar_subquery()
+    return pg_insert(TaskComment).from_select(
+        ["user_id", "task_id", "list_id", "author_id", "body"],
+        select(_T.user_id, _T.id, _T.list_id, bindparam(OWNER), bindparam("text")).where(
+            _T.id == _TASK, where, count < 10
+        ),
+    )
+
+
+# The member arm without its list ids: the owners' ids alone would admit every list of an
+# owner who shared any one of them.
+_OWNERS_ONLY = _C.user_id == any_(
+    func.array(
+        select(_M.user_id).where(_M.member_id == bindparam(OWNER)).scalar_subquery(),
+        type_=ARRAY(Text),
+    )
+)
+_PAGE_OF_TASK = select(_C.id).where(_C.task_id == _T.id).lateral("c")
+BROKEN = {
+    # The task by its id alone: a comment in anyone's task.
+    "create from any task": _create(true(), access(_COMMENTS, _ADD)),
+    # The task reached, the count of its comments by task id alone.
+    "create counting any comments": _create(access(_TASKS, _ADD), true()),
+    # Authorship is no scope: a removed member would still edit its comments.
+    "edit by author alone": update(TaskComment)
+    .where(_C.id == _COMMENT, _C.author_id == bindparam(OWNER))
+    .values(body=bindparam("text")),
+    "delete by owners' ids alone": delete(TaskComment).where(_C.id == _COMMENT, _OWNERS_ONLY),
+    # The task reached, its comments by the task's id alone (a child read through its
+    # parent: the child must be scoped too).
+    "page through the task alone": select(_T.id, _PAGE_OF_TASK.c.id)
+    .select_from(_TASKS.outerjoin(_PAGE_OF_TASK, true()))
+    .where(_T.id == _TASK, access(_TASKS, roles(Action.COMMENT_READ))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_both_guards_refuse_a_deliberate_break(name: str) -> None:
+    statement = BROKEN[name]
+    assert unscoped(statement) is not None
+    assert scoping.problem(_sql(statement), CALLER) is not None
