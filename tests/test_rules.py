@@ -48,6 +48,14 @@ NOT_REQUESTED = {
     "DELETE /api/auth/me": "an account's rows go by `fk_*_user_id_users` (PLUMBING)",
     "DELETE /api/conversations/{conversation_id}": "a thread's rows go by their keys (PLUMBING)",
     "POST /api/chatkit": "the turn of POST /api/chat (`turn.begin`, `turn.run`)",
+    # Sharing (issue 39): memberships and invitations have no rule but their admit trigger.
+    "PATCH /api/lists/{list_id}/members/{user_id}": "writes `list_members`: no rule",
+    "DELETE /api/lists/{list_id}/members/{user_id}": "writes `list_members`: no rule",
+    "POST /api/lists/{list_id}/invitations": "writes `list_invitations`: no rule",
+    "DELETE /api/lists/{list_id}/invitations/{invitation_id}": "writes `list_invitations`",
+    "POST /api/invitations/accept": "writes `list_invitations`, `list_members`: no rule",
+    "POST /api/lists/{list_id}/transfer": "moves the list's rows by migration 0029's ON UPDATE "
+    "CASCADE keys, not yet named in rules.py (tests/sharing/test_transfer.py: what moves)",
 }
 
 _TRIGGERS = """

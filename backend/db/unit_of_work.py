@@ -31,7 +31,9 @@ from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
 from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
+from backend.services.invitations import InvitationService
 from backend.services.lists import ListService
+from backend.services.members import MemberService
 from backend.services.rate_limits import (
     HeaderSink,
     RateLimiter,
@@ -167,6 +169,15 @@ class UnitOfWork:
     def idempotency(self) -> IdempotencyService:
         ttl = self._settings.idempotency_key_ttl_seconds
         return IdempotencyService(self.send, self.caller_id, ttl)
+
+    @cached_property
+    def members(self) -> MemberService:
+        """A shared list's members (the caller's id: its `send` is the door's)."""
+        return MemberService(self.send, self.caller_id)
+
+    @cached_property
+    def invitations(self) -> InvitationService:
+        return InvitationService(self.send, self.caller_id)
 
     @cached_property
     def users(self) -> UserService:

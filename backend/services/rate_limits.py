@@ -132,6 +132,12 @@ class RateLimiter:
             (Policy("chat", s.chat_rate_limit_per_user, s.chat_rate_limit_window_seconds), user_id)
         )
 
+    def invitations(self, user_id: str) -> None:
+        """One invitation created by `user_id` (the token's subject), against the per-user
+        invitation limit (an hour's window), in a transaction of its own before the route's."""
+        s = self._settings
+        self._enforce((Policy("invitations", s.rate_limit_invitations_per_hour, 3600), user_id))
+
     def write(self, user_id: str) -> None:
         """One write by `user_id` (the token's subject), against the per-user write limit, in a
         transaction of its own."""
