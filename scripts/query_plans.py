@@ -6,7 +6,7 @@ Seeds a scratch database (`task_api_plans`, dropped and re-created on the server
 DATABASE_URL, or on an embedded server in .data/plans-postgres): tasks, then lists and
 subtasks made from them (scripts/seeding.py). Then prints EXPLAIN (ANALYZE, BUFFERS) of the
 exact SQL the service builds for several filter/sort combinations of the listing
-(`TaskService.list_statement`), for a subtree read and for moves (`task_tree.move_statement`;
+(`task_statements.listing`), for a subtree read and for moves (`task_tree.move_statement`;
 a move is explained inside a transaction that is rolled back), as Markdown.
 tests/test_query_plans.py uses the same pieces on a smaller set to fail on any sequential scan
 of `tasks`, and the statements that read `task_events` (`EVENT_STATEMENTS`, in the outbox's
@@ -40,9 +40,9 @@ from backend.db.scope import OWNER
 from backend.events import outbox
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
-from backend.services import TaskService, changes
+from backend.services import changes
 from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
-from backend.services.task_statements import SUBTREE, move_statements
+from backend.services.task_statements import SUBTREE, listing, move_statements
 from backend.services.task_tree import Placement
 from scripts.seeding import seed, seed_tree
 
@@ -162,7 +162,7 @@ def plans(conn: Connection, rows: Rows) -> dict[str, tuple[str, bool]]:
 
 
 def listing_sql(query: TaskListQuery, user_id: str = CALLER) -> str:
-    return statement_sql(TaskService(None, user_id).list_statement(query))  # type: ignore[arg-type]
+    return statement_sql(listing(query.shape()), query.values(), user_id)
 
 
 def statement_sql(

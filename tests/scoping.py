@@ -123,10 +123,34 @@ def _scoped_by(node: Any, caller: str, single: str | None, lists: set[str]) -> s
         return None
     for column, value in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
         fields = _column(column)
-        if fields is None or fields[-1] not in ("user_id", "member_id") or _string(value) != caller:
+        if fields is None or fields[-1] not in ("user_id", "member_id"):
             continue
-        return fields[-2] if len(fields) >= 2 else single
+        if _string(value) == caller or (fields[-1] == "user_id" and _space(value, caller)):
+            return fields[-2] if len(fields) >= 2 else single
     return None
+
+
+def _space(node: Any, caller: str) -> bool:
+    """Whether `node` is a placement's space (backend/services/task_tree.py `_space`):
+    `COALESCE((SELECT x.user_id FROM <a per-user table> x ...), '<caller>')`; that SELECT is a
+    level of its own, checked scoped."""
+    if not isinstance(node, ast.CoalesceExpr) or len(node.args or ()) != 2:
+        return False
+    first, second = node.args
+    if _string(second) != caller or not isinstance(first, ast.SubLink):
+        return False
+    if first.subLinkType != SubLinkType.EXPR_SUBLINK:
+        return False
+    ranges: list[Any] = []
+    _ranges(getattr(first.subselect, "fromClause", None), ranges, [])
+    targets = getattr(first.subselect, "targetList", None) or ()
+    selected = _column(targets[0].val) if len(targets) == 1 else None
+    return (
+        len(ranges) == 1
+        and ranges[0].relname in SCOPED_TABLES
+        and selected is not None
+        and selected[-1] == "user_id"
+    )
 
 
 def _memberships(node: Any) -> bool:
@@ -241,7 +265,7 @@ def _insert_problem(statement: Any, caller: str) -> str | None:
     if position >= len(targets):
         return wrong
     value = targets[position].val
-    if _string(value) == caller:
+    if _string(value) == caller or _space(value, caller):
         return None
     fields = _column(value)
     ranges: list[Any] = []

@@ -21,6 +21,7 @@ from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_fields import DUE_DATE_DESCRIPTION
 from backend.models.task_list import ListName, name_key
 from backend.models.text import nfc
+from backend.models.types import AssigneeId
 from backend.services.task_listing import PlacedFilter, TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
@@ -61,6 +62,7 @@ def listing_query(
     list_id: PlacedFilter = None,
     list_name: str | None = None,
     parent_id: PlacedFilter = None,
+    assignee: str | None = None,
     sort: TaskSort = TaskSort.created,
     order: SortOrder | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -81,6 +83,7 @@ def listing_query(
         list_id=list_id,
         list_key=None if list_name is None else name_key(list_name),
         parent_id=parent_id,
+        assignee=assignee,
     )
     return TaskListQuery(
         filters=filters, sort=sort, order=order, limit=limit, include_total=include_total
@@ -242,6 +245,15 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
             examples=["none"],
         ),
         mcp=Spelling('Only the subtasks of this task (its id), or "none": top-level tasks.'),
+    ),
+    ListingParam(
+        "assignee",
+        lambda a: AssigneeId | None,
+        rest=Spelling(
+            "`me`: assigned to you; `none`: assigned to nobody; a user id: assigned to that user.",
+            examples=["me"],
+        ),
+        mcp=Spelling('"me": assigned to the user; "none": to nobody; or a user id.'),
     ),
     ListingParam(
         "sort",

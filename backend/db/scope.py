@@ -160,7 +160,7 @@ def _owner_of(conjunct: Any) -> Any:
         return None
     name = getattr(conjunct.left, "name", None)
     table = getattr(conjunct.left, "table", None)
-    if _is_owner(conjunct.right):
+    if _is_owner(conjunct.right) or (name == "user_id" and is_space(conjunct.right)):
         if name == "user_id" or (name == MEMBER and _named(table) == MEMBERSHIPS):
             return table
         return None
@@ -197,6 +197,26 @@ def _members_lists(name: Any, table: Any, right: Any) -> bool:
     froms = inner.get_final_froms()
     selected = getattr(next(iter(inner.selected_columns)), "name", None)
     return len(froms) == 1 and _named(froms[0]) == MEMBERSHIPS and selected == MEMBER
+
+
+def is_space(element: Any) -> bool:
+    """Whether `element` is a space a placement writes in (backend/services/task_tree.py
+    `_space`): `coalesce((SELECT x.user_id FROM <a per-user table> x WHERE ...), :owner)`. The
+    SELECT is a query level of its own, checked scoped like any other, so the owner id it
+    yields is one the caller may reach."""
+    clauses = list(element.clauses) if getattr(element, "name", None) == "coalesce" else []
+    if len(clauses) != 2 or not _is_owner(clauses[1]):
+        return False
+    inner = getattr(clauses[0], "element", None)
+    if not isinstance(inner, Select) or len(inner.selected_columns) != 1:
+        return False
+    chosen = next(iter(inner.selected_columns))
+    table = _table_of(getattr(chosen, "table", None))
+    return (
+        getattr(chosen, "name", None) == "user_id"
+        and table is not None
+        and table.name in scoped_tables()
+    )
 
 
 def _named(table: Any) -> str | None:
@@ -275,7 +295,7 @@ def _inserts_owner(statement: Insert) -> bool:
     at = names.index("user_id")
     if statement.select is not None:
         chosen = list(statement.select.selected_columns)[at]
-        if _is_owner(chosen):
+        if _is_owner(chosen) or is_space(chosen):
             return True
         # A scoped table's own `user_id` (the SELECT's WHERE must pin that table to :owner).
         table = _table_of(getattr(chosen, "table", None))

@@ -30,6 +30,7 @@ from backend.models.types import (
     TAG_MAX_LENGTH,
     TAGS_MAX_COUNT,
     TIME_ZONE_DESCRIPTION,
+    Assignees,
     Description,
     Instant,
     MinutesBeforeDue,
@@ -218,6 +219,28 @@ FIELDS: tuple[TaskField, ...] = (
             mcp_add="Up to 20 tags of 1-32 characters; trimmed, lower-cased, de-duplicated "
             "(in NFC: é is é however it is encoded).",
             mcp_update="Replaces the whole tag list.",
+        ),
+        copied_to_successor=True,
+    ),
+    TaskField(
+        "assignees",
+        list[str],
+        Doc(
+            "Who the task is for: user ids of its owner or of members of its list (a task in "
+            "no list: only its owner).",
+            [["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"]],
+        ),
+        Writable(
+            Assignees,
+            create=Doc(
+                "Up to 20 user ids, each the task's owner or a member of its list (editor or "
+                "above to change).",
+                [[]],
+            ),
+            patch=Doc("Replaces the whole list; a removed member is unassigned by the server."),
+            default_factory=list,
+            mcp_add="User ids to assign (each a member of the task's list, or yourself).",
+            mcp_update="Replaces the whole assignee list.",
         ),
         copied_to_successor=True,
     ),

@@ -124,6 +124,11 @@ class Task(SQLModel, table=True):
         default_factory=list,
         sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
     )
+    # Who the task is for: its owner or members of its list (migration 0033).
+    assignees: list[str] = SQLField(
+        default_factory=list,
+        sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
+    )
     created_at: datetime | None = SQLField(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -197,6 +202,8 @@ class TaskRow(Protocol):
     def due_date(self) -> datetime | None: ...
     @property
     def tags(self) -> list[str]: ...
+    @property
+    def assignees(self) -> list[str]: ...
     @property
     def created_at(self) -> datetime: ...
     @property

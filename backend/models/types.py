@@ -169,6 +169,17 @@ def _unique_tags(tags: list[str]) -> list[str]:
 
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX_COUNT), AfterValidator(_unique_tags)]
 
+ASSIGNEES_MAX_COUNT = 20
+# A user id as the API hands it out (a UUID, or an external issuer's subject).
+AssigneeId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), SingleLineText
+]
+Assignees = Annotated[
+    list[AssigneeId],
+    Field(max_length=ASSIGNEES_MAX_COUNT),
+    AfterValidator(lambda ids: list(dict.fromkeys(ids))),
+]
+
 # An RRULE (RFC 5545) or a shorthand, stored as its RRULE (backend/recurrence.py says which
 # rules are refused and why). The pattern only says which characters a rule is written with.
 Recurrence = Annotated[

@@ -51,6 +51,34 @@ LEAST_ROLE: dict[Action, Role] = {
 }
 
 
+# What each route that reaches a list's rows does (the generated role matrix reads this; a
+# route with `{list_id}` or `{task_id}` in its path must be here: tests/sharing/test_declared.py).
+ROUTES: dict[tuple[str, str], Action] = {
+    ("GET", "/api/lists/{list_id}"): Action.LIST_READ,
+    ("PATCH", "/api/lists/{list_id}"): Action.LIST_RENAME,
+    ("PUT", "/api/lists/{list_id}"): Action.LIST_RENAME,
+    ("DELETE", "/api/lists/{list_id}"): Action.LIST_DELETE,
+    ("POST", "/api/lists/{list_id}/move"): Action.LIST_ORDER,
+    ("GET", "/api/tasks/{task_id}"): Action.LIST_READ,
+    ("GET", "/api/tasks/{task_id}/subtree"): Action.LIST_READ,
+    ("GET", "/api/tasks/{task_id}/occurrences"): Action.LIST_READ,
+    ("PATCH", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    ("PUT", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    ("PATCH", "/api/tasks/{task_id}/complete"): Action.TASK_WRITE,
+    ("POST", "/api/tasks/{task_id}/move"): Action.TASK_WRITE,
+    ("DELETE", "/api/tasks/{task_id}"): Action.TASK_WRITE,
+    # Members and invitations (backend/services/members.py, invitations.py). Removing a
+    # member is `member.manage` for others; any member may remove itself (leave).
+    ("GET", "/api/lists/{list_id}/members"): Action.LIST_READ,
+    ("PATCH", "/api/lists/{list_id}/members/{user_id}"): Action.MEMBER_MANAGE,
+    ("DELETE", "/api/lists/{list_id}/members/{user_id}"): Action.MEMBER_MANAGE,
+    ("POST", "/api/lists/{list_id}/transfer"): Action.LIST_TRANSFER,
+    ("POST", "/api/lists/{list_id}/invitations"): Action.INVITE,
+    ("GET", "/api/lists/{list_id}/invitations"): Action.INVITE,
+    ("DELETE", "/api/lists/{list_id}/invitations/{invitation_id}"): Action.INVITE,
+}
+
+
 def roles(action: Action) -> tuple[str, ...]:
     """The stored member roles that may perform `action` (the owner always may: its rows
     are in its space)."""

@@ -113,7 +113,7 @@ _ALL = (
 )
 _GET = select(*LIST_VIEW).where(_L.id == _LIST_ID, _VISIBLE)
 # The caller's role in a list it can see (no row: it cannot): why a write matched nothing.
-_ROLE_IN = select(_ROLE).where(_L.id == _LIST_ID, _VISIBLE)
+LIST_ROLE = select(_ROLE).where(_L.id == _LIST_ID, _VISIBLE)
 _NAMED = _owned(select(*LIST_VIEW).where(_L.name_key == _NAME_KEY))
 # The caller's list names, in their order: what the error for an unknown name lists.
 _LIST_NAMES = _owned(select(_L.name)).order_by(_L.position)
@@ -301,7 +301,7 @@ class ListService(Scoped):
             return cast(ListRow, moved)
         reason = self._read(refusal, **binds).scalar()
         if reason == "list":
-            role = self._read(_ROLE_IN, list_id=list_id).scalar()
+            role = self._read(LIST_ROLE, list_id=list_id).scalar()
             raise refuse(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND))
         if reason == "stale":
             raise PreconditionFailed(LIST_CHANGED)

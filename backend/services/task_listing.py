@@ -1,8 +1,14 @@
 """How a task listing becomes SQL: filters, sort keys and keyset (cursor) conditions.
 
-Pure statement building; `TaskService` applies the user scope and runs it. Every sort key has
-an index led by `user_id` and ended by `id`, so a page is an index range scan over the caller's
-rows, whatever the page number.
+Pure statement building; `task_statements.listing` applies the user scope (`owned_task`) and
+`TaskService` runs it. Every sort key has an index led by `user_id` and ended by `id`, so a
+page is an index range scan over the caller's rows, whatever the page number.
+
+A listing is its shape and its values. The shape (`TaskListQuery.shape`: which filters are
+given, the order, whether a cursor and the feed position are) is what the statement is built
+from, once per shape (`task_statements.listing`); the values (`TaskListQuery.values`: what the
+filters, the cursor and the limit say) are bound to it as parameters, so a request of a known
+shape compiles nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +16,26 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import ARRAY, Text, and_, any_, false, func, literal, or_, select, true, tuple_
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from backend.db.scope import owned
+from backend.db.scope import OWNER, owned
 from backend.models import Priority, SortOrder, Task, TaskSort, TaskStatus
 from backend.models.task_list import TaskList
 
@@ -24,6 +43,8 @@ from backend.models.task_list import TaskList
 NONE = "none"
 # A filter on a placement column: an id, NONE, or None for no filter.
 PlacedFilter = int | str | None
+# Its shape: NONE, an id (`ID`, bound), or None for no filter.
+ID = "id"
 
 # Default direction per key: newest first, A to Z, soonest due first, most important first.
 DEFAULT_ORDER = {
@@ -34,6 +55,48 @@ DEFAULT_ORDER = {
     TaskSort.priority: SortOrder.desc,
     TaskSort.position: SortOrder.asc,
 }
+
+
+# The parameters of a listing's conditions, typed as the columns they are compared with
+# (`TaskFilters.values` and `TaskListQuery.values` bind them); the keyset's key is typed by
+# its sort key (`after_keyset`).
+_T = Task.__table__.c  # type: ignore[attr-defined]
+_L = TaskList.__table__.c  # type: ignore[attr-defined]
+_PRIORITIES = bindparam("priorities", type_=ARRAY(Text))
+_TAGS = bindparam("tags", type_=_T.tags.type)
+_DUE_BEFORE = bindparam("due_before", type_=_T.due_date.type)
+_DUE_AFTER = bindparam("due_after", type_=_T.due_date.type)
+_PATTERN = bindparam("pattern", type_=Text())  # a LIKE pattern (`escape_like`)
+_UPDATED_SINCE = bindparam("updated_since", type_=_T.updated_at.type)
+_LIST_ID = bindparam("list_id", type_=_T.list_id.type)
+_LIST_KEY = bindparam("list_key", type_=_L.name_key.type)
+_PARENT_ID = bindparam("parent_id", type_=_T.parent_id.type)
+_AFTER_ID = bindparam("after_id", type_=_T.id.type)
+_ASSIGNEE = bindparam("assignee", type_=Text())
+LIMIT = bindparam("limit", type_=Integer())
+
+
+@dataclass(frozen=True)
+class FilterShape:
+    """Which filters a listing has, without their values (`TaskFilters.shape`)."""
+
+    status: TaskStatus
+    priorities: bool
+    tags: bool
+    due_before: bool
+    due_after: bool
+    overdue: bool | None
+    q: bool
+    updated_since: bool
+    recurring: bool | None
+    list_id: str | None  # NONE, ID or None
+    list_key: bool
+    parent_id: str | None  # NONE, ID or None
+    assignee: str | None = None  # ME, NONE, ID or None
+
+
+# `assignee` filter: the caller, nobody (NONE), or a user id.
+ME = "me"
 
 
 @dataclass(frozen=True)
@@ -51,6 +114,7 @@ class TaskFilters:
     # A list named by its name's key (`name_key`; MCP's `list`), instead of `list_id`.
     list_key: str | None = None
     parent_id: PlacedFilter = None
+    assignee: str | None = None  # ME, NONE or a user id
 
     def __post_init__(self) -> None:
         # One normal form whoever builds the filters (REST query string, MCP arguments):
@@ -58,6 +122,40 @@ class TaskFilters:
         object.__setattr__(self, "priorities", tuple(dict.fromkeys(self.priorities)))
         object.__setattr__(self, "tags", tuple(dict.fromkeys(self.tags)))
         object.__setattr__(self, "q", self.q or None)
+
+    def shape(self) -> FilterShape:
+        """Which filters are given: what the statement is built from."""
+        return FilterShape(
+            status=self.status,
+            priorities=bool(self.priorities),
+            tags=bool(self.tags),
+            due_before=self.due_before is not None,
+            due_after=self.due_after is not None,
+            overdue=self.overdue,
+            q=self.q is not None,
+            updated_since=self.updated_since is not None,
+            recurring=self.recurring,
+            list_id=_placed_shape(self.list_id),
+            list_key=self.list_key is not None,
+            parent_id=_placed_shape(self.parent_id),
+            assignee=self.assignee if self.assignee in (None, ME, NONE) else ID,
+        )
+
+    def values(self) -> dict[str, Any]:
+        """The values the shape's conditions bind (`filter_conditions`), by parameter name."""
+        values: dict[str, Any] = {
+            "priorities": [p.value for p in self.priorities] or None,
+            "tags": list(self.tags) or None,
+            "due_before": self.due_before,
+            "due_after": self.due_after,
+            "pattern": None if self.q is None else f"%{escape_like(self.q)}%",
+            "updated_since": self.updated_since,
+            "list_id": None if self.list_id == NONE else self.list_id,
+            "list_key": self.list_key,
+            "parent_id": None if self.parent_id == NONE else self.parent_id,
+            "assignee": None if self.assignee in (ME, NONE) else self.assignee,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
     def fingerprint(self) -> str:
         """A stable text form, so a cursor can be bound to the filters that produced it."""
@@ -80,6 +178,8 @@ class TaskFilters:
             values["list_key"] = self.list_key
         if self.parent_id is not None:
             values["parent_id"] = self.parent_id
+        if self.assignee is not None:
+            values["assignee"] = self.assignee
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
@@ -89,6 +189,22 @@ class Keyset:
 
     key: datetime | str | int | None
     id: int
+
+
+# Where a listing starts (its shape): the first page (None), after a keyset, or, sorted by
+# due date, after a keyset in the trailing block of tasks without a due date.
+After = Literal["key", "no due date"] | None
+
+
+@dataclass(frozen=True)
+class ListingShape:
+    """What a listing's statement is built from (`TaskListQuery.shape`), once per shape."""
+
+    filters: FilterShape
+    sort: TaskSort
+    direction: SortOrder
+    after: After
+    feed_position: bool  # whether it reads the caller's change-feed position too
 
 
 @dataclass(frozen=True)
@@ -103,6 +219,21 @@ class TaskListQuery:
     @property
     def direction(self) -> SortOrder:
         return self.order or DEFAULT_ORDER[self.sort]
+
+    def shape(self, *, feed_position: bool = False) -> ListingShape:
+        after: After = None
+        if self.after is not None:
+            in_no_due_date = self.sort is TaskSort.due_date and self.after.key is None
+            after = "no due date" if in_no_due_date else "key"
+        return ListingShape(self.filters.shape(), self.sort, self.direction, after, feed_position)
+
+    def values(self) -> dict[str, Any]:
+        """The values the shape's statement binds: the filters', the keyset's and the limit
+        (one row more than the page: whether another page follows)."""
+        values = {**self.filters.values(), "limit": self.limit + 1}
+        if self.after is not None:
+            values.update(after_key=self.after.key, after_id=self.after.id)
+        return values
 
 
 def sort_key(sort: TaskSort) -> Any:  # a column or an expression over one
@@ -133,20 +264,21 @@ def order_by(sort: TaskSort, direction: SortOrder) -> list[Any]:
     return ordered
 
 
-def after_keyset(sort: TaskSort, direction: SortOrder, keyset: Keyset) -> ColumnElement[bool]:
-    """Rows strictly after `keyset` in this ordering."""
-    key, task_id = sort_key(sort), col(Task.id)
+def after_keyset(shape: ListingShape) -> ColumnElement[bool]:
+    """Rows strictly after the keyset `:after_key`, `:after_id` in the shape's ordering."""
+    key, task_id = sort_key(shape.sort), col(Task.id)
+    after = tuple_(bindparam("after_key", type_=key.type), _AFTER_ID)
 
     def later(left: Any, right: Any) -> ColumnElement[bool]:
-        result: ColumnElement[bool] = left > right if direction is SortOrder.asc else left < right
+        asc = shape.direction is SortOrder.asc
+        result: ColumnElement[bool] = left > right if asc else left < right
         return result
 
-    if sort is TaskSort.due_date:
-        if keyset.key is None:  # already in the trailing no-due-date block
-            return and_(key.is_(None), later(task_id, keyset.id))
-        row_after = later(tuple_(key, task_id), tuple_(literal(keyset.key, key.type), keyset.id))
-        return or_(row_after, key.is_(None))
-    return later(tuple_(key, task_id), tuple_(literal(keyset.key, key.type), keyset.id))
+    if shape.after == "no due date":  # already in the trailing no-due-date block
+        return and_(key.is_(None), later(task_id, _AFTER_ID))
+    if shape.sort is TaskSort.due_date:
+        return or_(later(tuple_(key, task_id), after), key.is_(None))
+    return later(tuple_(key, task_id), after)
 
 
 def escape_like(term: str) -> str:
@@ -154,53 +286,58 @@ def escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filter_conditions(filters: TaskFilters) -> list[ColumnElement[bool]]:
+def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     completed, due = col(Task.completed), col(Task.due_date)
-    if filters.status is not TaskStatus.all:
+    if shape.status is not TaskStatus.all:
         # `=`, not `IS`: only `=` can use the (user_id, completed, ...) index.
         conditions.append(
-            completed == (true() if filters.status is TaskStatus.completed else false())
+            completed == (true() if shape.status is TaskStatus.completed else false())
         )
-    if filters.priorities:
+    if shape.priorities:
         # `= ANY(array)`, one bound value: a statement is sent with plain named parameters.
-        priority = Task.__table__.c.priority  # type: ignore[attr-defined]
-        chosen = [p.value for p in filters.priorities]
-        conditions.append(priority == any_(literal(chosen, ARRAY(Text)).cast(ARRAY(priority.type))))
-    if filters.tags:
-        conditions.append(col(Task.tags).contains(list(filters.tags)))
-    if filters.due_before is not None:
-        conditions.append(due < filters.due_before)
-    if filters.due_after is not None:
-        conditions.append(due >= filters.due_after)
-    if filters.overdue is True:
+        conditions.append(_T.priority == any_(_PRIORITIES.cast(ARRAY(_T.priority.type))))
+    if shape.tags:
+        conditions.append(col(Task.tags).contains(_TAGS))
+    if shape.due_before:
+        conditions.append(due < _DUE_BEFORE)
+    if shape.due_after:
+        conditions.append(due >= _DUE_AFTER)
+    if shape.overdue is True:
         conditions.append(and_(completed == false(), due < func.now()))
-    elif filters.overdue is False:
+    elif shape.overdue is False:
         conditions.append(or_(completed == true(), due.is_(None), due >= func.now()))
-    if filters.q:
-        pattern = f"%{escape_like(filters.q)}%"
+    if shape.q:
         conditions.append(
             or_(
-                col(Task.title).ilike(pattern, escape="\\"),
-                col(Task.description).ilike(pattern, escape="\\"),
+                col(Task.title).ilike(_PATTERN, escape="\\"),
+                col(Task.description).ilike(_PATTERN, escape="\\"),
             )
         )
-    if filters.updated_since is not None:
-        conditions.append(col(Task.updated_at) >= filters.updated_since)
-    if filters.recurring is not None:
+    if shape.updated_since:
+        conditions.append(col(Task.updated_at) >= _UPDATED_SINCE)
+    if shape.recurring is not None:
         recurrence = col(Task.recurrence)
-        conditions.append(recurrence.is_not(None) if filters.recurring else recurrence.is_(None))
-    if filters.list_id is not None:
-        conditions.append(_placed(col(Task.list_id), filters.list_id))
-    if filters.list_key is not None:
-        lists = TaskList.__table__.c  # type: ignore[attr-defined]
-        named = owned(select(lists.id).where(lists.name_key == filters.list_key), lists.user_id)
+        conditions.append(recurrence.is_not(None) if shape.recurring else recurrence.is_(None))
+    if shape.list_id is not None:
+        conditions.append(_placed(col(Task.list_id), shape.list_id, _LIST_ID))
+    if shape.list_key:
+        named = owned(select(_L.id).where(_L.name_key == _LIST_KEY), _L.user_id)
         conditions.append(col(Task.list_id) == named.scalar_subquery())
-    if filters.parent_id is not None:
-        conditions.append(_placed(col(Task.parent_id), filters.parent_id))
+    if shape.parent_id is not None:
+        conditions.append(_placed(col(Task.parent_id), shape.parent_id, _PARENT_ID))
+    if shape.assignee == NONE:
+        conditions.append(func.cardinality(_T.assignees) == 0)
+    elif shape.assignee is not None:
+        who = bindparam(OWNER) if shape.assignee == ME else _ASSIGNEE
+        conditions.append(who == any_(_T.assignees))
     return conditions
 
 
-def _placed(column: Any, value: int | str) -> ColumnElement[bool]:
-    condition: ColumnElement[bool] = column.is_(None) if value == NONE else column == value
+def _placed_shape(value: PlacedFilter) -> str | None:
+    return None if value is None else NONE if value == NONE else ID
+
+
+def _placed(column: Any, shape: str, value: Any) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column.is_(None) if shape == NONE else column == value
     return condition

@@ -53,9 +53,25 @@ def refused(reason: Refusal, placement: Placement) -> AppError:
                 "body.parent_id",
                 f"A top-level task has at most {SUBTASKS_PER_TASK} subtasks, at every depth",
             )
+        case Refusal.other_owner:
+            return InvalidRequest.at(
+                list_field,
+                "A task moves only between lists of the same owner (a list shared with you "
+                "is its owner's): create it in that list instead",
+            )
+        case Refusal.assignee:
+            return unassignable()
         case Refusal.list_full:
             return LimitReached.at(list_field, f"A list holds at most {TASKS_PER_LIST} tasks")
     raise AssertionError(reason)  # pragma: no cover
+
+
+def unassignable() -> InvalidRequest:
+    return InvalidRequest.at(
+        "body.assignees",
+        "Each assignee must be the task's owner or a member of its list (a task in no list: "
+        "only its owner)",
+    )
 
 
 def anchor_field(placement: Placement) -> str:

@@ -1,11 +1,14 @@
 """The statements on `tasks`: the column sets a task is read with, the values a write sets, and
 the hot routes' statements (get, create, toggle, delete, statistics, a subtree), built once at
-import (only their values change). Every one is built with `owned_task`, which adds
-`tasks.user_id = :owner`; `Scoped` binds `owner` to the caller (backend/db/scope.py).
+import (only their values change), and those built once per shape (a PATCH's `updating`, a
+placement's, a listing's). Every one is built with `owned_task`, which adds the access
+predicate for an action (`tasks` in the caller's space, or in a list shared with it with the
+role the action needs: backend/db/scope.py `access`); `Scoped` binds `owner` to the caller.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -14,16 +17,20 @@ from sqlalchemy import (
     BindParameter,
     Boolean,
     Integer,
+    Text,
     and_,
     bindparam,
     case,
     delete,
+    exists,
     false,
     func,
     insert,
+    literal,
     literal_column,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy import cast as sql_cast
@@ -31,10 +38,23 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, Bound, Stmt, owned
-from backend.models import Priority, Task
+from backend.db.scope import OWNER, Bound, Stmt, access, shared
+from backend.models import Priority, SortOrder, Task, TaskSort
+from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
+from backend.services.access import Action, roles
+from backend.services.assignees import assignable
+from backend.services.changes import latest_position
+from backend.services.task_listing import (
+    LIMIT,
+    FilterShape,
+    ListingShape,
+    after_keyset,
+    filter_conditions,
+    order_by,
+    sort_key,
+)
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
@@ -54,9 +74,15 @@ TASK_VIEW = tuple(
 )
 
 
-def owned_task(statement: Stmt) -> Stmt:
-    """A statement on `tasks`, scoped to the caller's rows."""
-    return owned(statement, _T.user_id)
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_M = ListMember.__table__.c  # type: ignore[attr-defined]
+_READ = roles(Action.LIST_READ)
+
+
+def owned_task(statement: Stmt, action: Action = Action.LIST_READ) -> Stmt:
+    """A statement on `tasks`, scoped to the rows the caller may `action` (reading, by
+    default; `Action.TASK_WRITE` for a write)."""
+    return statement.where(access(_TASKS, roles(action)))
 
 
 # When a task was completed: an already-completed task keeps its original completion time.
@@ -83,6 +109,21 @@ def changing(statement: Any, values: dict[str, Any]) -> Any:
 
 TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
 GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
+# The task as a writer reads it before its write (a series' completion, If-Match).
+GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TASK_WRITE)
+# Why a write matched no task: its version and the caller's role in it (no row: the caller
+# cannot see it, the answer a missing task gets).
+_MEMBER_ROLE = (
+    select(_M.role)
+    .where(_M.list_id == _T.list_id, _M.member_id == bindparam(OWNER))
+    .scalar_subquery()
+)
+ACCESS = owned_task(
+    select(
+        _T.version,
+        case((_T.user_id == bindparam(OWNER), literal_column("'owner'")), else_=_MEMBER_ROLE),
+    ).where(_T.id == TASK_ID)
+)
 # A write that completes a pending recurring task whose series goes on adds its next
 # occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
 # written only once that row has been read (`TaskService._write_completing`).
@@ -104,12 +145,14 @@ def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tupl
     (`:read_version`)."""
     return (
         updating(values, *conditions, _UNLESS_SERIES),
-        GET.where(*conditions) if conditions else GET,
+        GET_WRITABLE.where(*conditions) if conditions else GET_WRITABLE,
         updating(values, _T.version == _READ_VERSION, COMPLETES_SERIES),
     )
 
 
-DELETE = owned_task(delete(Task).where(_T.id == TASK_ID)).returning(_T.id, _T.title)
+DELETE = owned_task(delete(Task).where(_T.id == TASK_ID), Action.TASK_WRITE).returning(
+    _T.id, _T.title
+)
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the
 # server derives from them.
@@ -145,7 +188,7 @@ _PER_LIST = (
     .subquery("per_list")
 )
 _LISTS_COUNTED = (
-    owned(
+    (
         select(
             func.coalesce(
                 func.json_agg(
@@ -160,15 +203,18 @@ _LISTS_COUNTED = (
                             literal_column("'completed'"),
                             func.coalesce(_PER_LIST.c.completed, 0),
                         ),
+                        _L.user_id != bindparam(OWNER),
                         _L.position,
+                        _L.name_key,
                     )
                 ),
                 literal_column("'[]'::json"),
             )
-        ).select_from(
+        )
+        .select_from(
             TaskList.__table__.outerjoin(_PER_LIST, _PER_LIST.c.list_id == _L.id)  # type: ignore[attr-defined]
-        ),
-        _L.user_id,
+        )
+        .where(access(TaskList.__table__, _READ))  # type: ignore[attr-defined]
     )
     .correlate(None)
     .scalar_subquery()
@@ -221,7 +267,13 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
             break
         shape.append((name, index))
     if per_call:
-        return changing(owned_task(update(Task).where(_T.id == TASK_ID, *conditions)), values)
+        statement = update(Task).where(_T.id == TASK_ID, *conditions)
+        if "assignees" in values:
+            sent = values["assignees"]
+            if not isinstance(sent, ClauseElement):
+                sent = literal(sent, ARRAY(Text))
+            statement = statement.where(assignable(sent, _T.user_id, _T.list_id))
+        return changing(owned_task(statement, Action.TASK_WRITE), values)
     binds = {
         f"{_SET}{name}": value
         for name, value in values.items()
@@ -247,7 +299,10 @@ def _updating_shape(shape: tuple[tuple[str, Any], ...]) -> Any:
             values[name] = bindparam(f"{_SET}{name}", type_=_T[name].type)
         else:
             values[name] = None if kind == _NULL else _SHARED[kind]
-    return changing(owned_task(update(Task).where(_T.id == TASK_ID)), values)
+    statement = update(Task).where(_T.id == TASK_ID)
+    if "assignees" in values and values["assignees"] is not None:
+        statement = statement.where(assignable(values["assignees"], _T.user_id, _T.list_id))
+    return changing(owned_task(statement, Action.TASK_WRITE), values)
 
 
 # A toggle and a completion without If-Match: built once (`completing`).
@@ -263,3 +318,54 @@ def create_statements(shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]
 @lru_cache(maxsize=128)
 def move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tuple[Any, Any]:
     return move_statement(shape, checked=checked, values={}, returning=TASK_VIEW)
+
+
+# A listing: built once per shape (`TaskListQuery.shape`: which filters, the order, a cursor or
+# not, the feed position or not), its values bound (`TaskListQuery.values`), so that a page of
+# a known shape compiles nothing and its scope check is looked up (issue 37).
+@lru_cache(maxsize=512)
+def listing(shape: ListingShape) -> Any:
+    """A page: the task's columns and counts, its sort key (read back to build the next
+    cursor) and, when asked, the caller's change-feed position in the page's snapshot. Two
+    arms, each a page on its own index: the caller's own tasks, and those of the lists shared
+    with it (`shared`); the page is the first rows of both in the order asked (an OR of the
+    two would read every own task to sort them)."""
+    columns = [*TASK_VIEW, sort_key(shape.sort).label("sort_key")]
+
+    def arm(scope: ColumnElement[bool]) -> Any:
+        statement = select(*columns).where(scope, *filter_conditions(shape.filters))
+        if shape.after is not None:
+            statement = statement.where(after_keyset(shape))
+        return statement.order_by(*order_by(shape.sort, shape.direction)).limit(LIMIT)
+
+    mine = _T.user_id == bindparam(OWNER)
+    page = union_all(arm(mine), arm(and_(shared(_TASKS, _READ), ~mine))).subquery("page")
+    outer = [page.c[c.name] for c in columns]
+    if shape.feed_position:
+        outer.append(latest_position().label("feed_position"))
+    key, task_id = page.c.sort_key, page.c.id
+    ordered = (
+        [key.asc(), task_id.asc()]
+        if shape.direction is SortOrder.asc
+        else [
+            key.desc(),
+            task_id.desc(),
+        ]
+    )
+    if shape.sort is TaskSort.due_date:
+        ordered[0] = ordered[0].nulls_last()
+    return select(*outer).order_by(*ordered).limit(LIMIT)
+
+
+@lru_cache(maxsize=128)
+def listing_total(shape: FilterShape) -> Any:
+    """How many tasks the filters match (`include_total`); binds `TaskFilters.values`."""
+    return owned_task(select(func.count()).select_from(Task)).where(*filter_conditions(shape))
+
+
+@lru_cache(maxsize=128)
+def listing_still_empty(shape: ListingShape) -> Any:
+    """The caller's feed position, and whether the page `shape` has a row now (read in one
+    snapshot: an empty page's position, `TaskService._with_position`)."""
+    page = listing(replace(shape, feed_position=False))
+    return select(latest_position(), exists(page))

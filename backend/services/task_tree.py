@@ -53,7 +53,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, owned
+from backend.db.scope import OWNER, access
 from backend.models import Task
 from backend.models.task_list import (
     MAX_DEPTH,
@@ -62,11 +62,14 @@ from backend.models.task_list import (
     TASKS_PER_LIST,
     TaskList,
 )
+from backend.services.access import Action, roles
+from backend.services.assignees import assignable
 from backend.services.versions import VERSIONS
 
 _T = Task.__table__  # type: ignore[attr-defined]
 _C = _T.c
-_L = TaskList.__table__.c  # type: ignore[attr-defined]
+_LISTS = TaskList.__table__  # type: ignore[attr-defined]
+_L = _LISTS.c
 
 TASK_ID = bindparam("task_id", type_=BigInteger)
 LIST_ID = bindparam("list_id", type_=BigInteger)
@@ -107,6 +110,8 @@ class Refusal(StrEnum):
     depth = "depth"  # more than MAX_DEPTH ancestors
     tree_full = "tree_full"  # more than SUBTASKS_PER_TASK under one top-level task
     list_full = "list_full"  # more than TASKS_PER_LIST in the list
+    other_owner = "other_owner"  # the list is another owner's than the task's (shared lists)
+    assignee = "assignee"  # an assignee is neither the owner nor a member of the list
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,36 @@ class Placement:
         return values
 
 
-def _tasks(*columns: Any) -> Any:
-    return owned(select(*columns), _C.user_id)
+def _tasks(space: Any, *columns: Any) -> Any:
+    """The tasks of the space a placement writes in (`_space`)."""
+    return select(*columns).where(_C.user_id == space)
+
+
+# What a placement needs in the space it writes in (the moved task, the list, the parent and
+# the anchor are each read with it).
+_EDIT = roles(Action.TASK_WRITE)
+
+
+def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
+    """The space (the owner's id: a list's tasks are in its owner's) a placement writes in:
+    the moved task's; for a new task, its list's, its parent's or its anchor's, whichever is
+    sent first; else (or when the caller may not write there) the caller's own, where the
+    task or list named is then not found. Each is read through the access predicate with an
+    editor's roles, so every statement of the placement stays in a space the caller may
+    write (both scoping guards accept `user_id = coalesce(<that read>, :owner)`)."""
+    list_sent, parent_sent, anchor, _ = shape
+    if moving:
+        named, by = _T.alias("space_of"), TASK_ID
+    elif list_sent is Sent.id:
+        named, by = TaskList.__table__.alias("space_of"), LIST_ID  # type: ignore[attr-defined]
+    elif parent_sent is Sent.id:
+        named, by = _T.alias("space_of"), PARENT_ID
+    elif anchor is not Anchor.last:
+        named, by = _T.alias("space_of"), ANCHOR_ID
+    else:
+        return bindparam(OWNER)
+    owner = select(named.c.user_id).where(named.c.id == by, access(named, _EDIT))
+    return func.coalesce(owner.scalar_subquery(), bindparam(OWNER))
 
 
 def _scalar(statement: Any) -> Any:
@@ -158,6 +191,7 @@ class _Destination:
     """The CTEs of a placement and the expressions over them."""
 
     refusal: ColumnElement[Any]  # NULL when the placement may be written
+    space: Any  # the owner id whose space it writes in (`_space`)
     list_id: ColumnElement[Any]
     parent_id: ColumnElement[Any]
     # Moves only:
@@ -172,11 +206,12 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     (`moving=False`) or the task `:task_id`; `checked`: If-Match sent (`:versions`)."""
     list_sent, parent_sent, anchor, _ = shape
     rules: list[tuple[ColumnElement[bool], Refusal]] = []
+    space = _space(shape, moving=moving)
 
     moved = None
     if moving:
         moved = (
-            _tasks(_C.id, _C.list_id, _C.parent_id, _C.position, _C.version, _C.recurrence)
+            _tasks(space, _C.id, _C.list_id, _C.parent_id, _C.position, _C.version, _C.recurrence)
             .where(_C.id == TASK_ID)
             .cte("moving")
         )
@@ -187,19 +222,22 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     list_value: Any = null()
     if list_sent in (Sent.id, Sent.name):
         match = _L.id == LIST_ID if list_sent is Sent.id else _L.name_key == LIST_KEY
-        chosen = owned(select(_L.id).where(match), _L.user_id).cte("chosen_list")
+        # A list by name is one of the caller's own (names are unique per owner only).
+        visible = access(_LISTS, _EDIT) if list_sent is Sent.id else _L.user_id == bindparam(OWNER)
+        chosen = select(_L.id, _L.user_id).where(match, visible).cte("chosen_list")
         rules.append((~exists(select(chosen.c.id)), Refusal.list))
+        rules.append((_scalar(select(chosen.c.user_id)) != space, Refusal.other_owner))
         list_value = _scalar(select(chosen.c.id))
 
     parent_row = None
     if parent_sent is Sent.id:
-        parent_row = _tasks(_C.id, _C.list_id).where(_C.id == PARENT_ID).cte("parent")
+        parent_row = _tasks(space, _C.id, _C.list_id).where(_C.id == PARENT_ID).cte("parent")
         rules.append((~exists(select(parent_row.c.id)), Refusal.parent))
 
     anchor_row = None
     if anchor is not Anchor.last:
         anchor_row = (
-            _tasks(_C.id, _C.list_id, _C.parent_id, _C.position)
+            _tasks(space, _C.id, _C.list_id, _C.parent_id, _C.position)
             .where(_C.id == ANCHOR_ID)
             .cte("anchor")
         )
@@ -241,10 +279,12 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     d_list, d_parent = _scalar(select(dest.c.list_id)), _scalar(select(dest.c.parent_id))
 
     # The destination parent and its ancestors (none at the top level).
-    up = _tasks(_C.id, _C.parent_id, literal(1).label("n")).where(_C.id == d_parent)
+    up = _tasks(space, _C.id, _C.parent_id, literal(1).label("n")).where(_C.id == d_parent)
     up = up.cte("ancestors", recursive=True)
     up = up.union_all(
-        _tasks(_C.id, _C.parent_id, up.c.n + 1).where(_C.id == up.c.parent_id, up.c.n <= MAX_DEPTH)
+        _tasks(space, _C.id, _C.parent_id, up.c.n + 1).where(
+            _C.id == up.c.parent_id, up.c.n <= MAX_DEPTH
+        )
     )
     ancestors = _scalar(select(func.count()).select_from(up))
     root = _scalar(select(up.c.id).where(up.c.parent_id.is_(None)))
@@ -253,12 +293,12 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     height: Any = literal(0)
     size: Any = literal(1)
     if moved is not None:
-        subtree = _tasks(_C.id, _C.parent_id, _C.position, literal(0).label("n")).where(
+        subtree = _tasks(space, _C.id, _C.parent_id, _C.position, literal(0).label("n")).where(
             _C.id == TASK_ID
         )
         subtree = subtree.cte("subtree", recursive=True)
         subtree = subtree.union_all(
-            _tasks(_C.id, _C.parent_id, _C.position, subtree.c.n + 1).where(
+            _tasks(space, _C.id, _C.parent_id, _C.position, subtree.c.n + 1).where(
                 _C.parent_id == subtree.c.id, subtree.c.n <= MAX_DEPTH
             )
         )
@@ -270,10 +310,12 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     rules.append((ancestors + height > MAX_DEPTH, Refusal.depth))
 
     # The top-level task the destination is under, and every task under it.
-    below = _tasks(_C.id, literal(1).label("n")).where(_C.parent_id == root)
+    below = _tasks(space, _C.id, literal(1).label("n")).where(_C.parent_id == root)
     below = below.cte("tree", recursive=True)
     below = below.union_all(
-        _tasks(_C.id, below.c.n + 1).where(_C.parent_id == below.c.id, below.c.n <= MAX_DEPTH)
+        _tasks(space, _C.id, below.c.n + 1).where(
+            _C.parent_id == below.c.id, below.c.n <= MAX_DEPTH
+        )
     )
     in_tree = _scalar(select(func.count()).select_from(below))
     already: Any = false()
@@ -286,7 +328,7 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
 
     # The destination list's tasks, counted up to the limit (a user's writes are serialized).
     list_changes = d_list.is_distinct_from(current_list) if moved is not None else true()
-    counted = _tasks(_C.id).where(_C.list_id == d_list).limit(TASKS_PER_LIST + 1).subquery()
+    counted = _tasks(space, _C.id).where(_C.list_id == d_list).limit(TASKS_PER_LIST + 1).subquery()
     in_list = _scalar(select(func.count()).select_from(counted))
     rules.append(
         (
@@ -304,6 +346,7 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
         )
     return _Destination(
         refusal=refusal,
+        space=space,
         list_id=d_list,
         parent_id=d_parent,
         subtree=subtree,
@@ -320,12 +363,23 @@ def create_statement(
     says (its position comes from the database: first at the top level, last under a
     parent), written only when nothing is refused; and the read of its refusal."""
     destination, _ = _destination(shape, moving=False, checked=False)
+    refusal = _or_unassignable(destination, values)
     names = ["user_id", *values, "list_id", "parent_id"]
     chosen = select(
-        bindparam(OWNER), *values.values(), destination.list_id, destination.parent_id
-    ).where(destination.refusal.is_(None))
+        destination.space, *values.values(), destination.list_id, destination.parent_id
+    ).where(refusal.is_(None))
     statement = insert(_T).from_select(names, chosen).returning(*returning)
-    return statement, select(destination.refusal.label("refusal"))
+    return statement, select(refusal.label("refusal"))
+
+
+def _or_unassignable(destination: _Destination, values: Mapping[str, Any]) -> Any:
+    """The placement's refusal, else `assignee` when an assignee written with it is neither
+    the destination's owner nor a member of its list."""
+    if "assignees" not in values:
+        return destination.refusal
+    ok = assignable(values["assignees"], destination.space, destination.list_id)
+    unassignable = case((~ok, literal(Refusal.assignee.value)), else_=null())
+    return func.coalesce(destination.refusal, unassignable)
 
 
 def move_statement(
@@ -340,16 +394,16 @@ def move_statement(
     refusal. Rows come back for every task written: the moved one is `:task_id`."""
     destination, anchor_row = _destination(shape, moving=True, checked=checked)
     _, _, anchor, stay = shape
-    moved, subtree = destination.moving, destination.subtree
+    moved, subtree, space = destination.moving, destination.subtree, destination.space
     d_list, d_parent = destination.list_id, destination.parent_id
 
     # The destination's siblings (the moved task excluded), each branch on an index.
     siblings = union_all(
-        _tasks(_C.id, _C.position).where(_C.parent_id == d_parent, _C.id != TASK_ID),
-        _tasks(_C.id, _C.position).where(
+        _tasks(space, _C.id, _C.position).where(_C.parent_id == d_parent, _C.id != TASK_ID),
+        _tasks(space, _C.id, _C.position).where(
             _C.list_id == d_list, _C.parent_id.is_(None), d_parent.is_(None), _C.id != TASK_ID
         ),
-        _tasks(_C.id, _C.position).where(
+        _tasks(space, _C.id, _C.position).where(
             _C.list_id.is_(None),
             _C.parent_id.is_(None),
             d_list.is_(None),
@@ -388,9 +442,11 @@ def move_statement(
         name: case((_C.id == TASK_ID, _typed(name, value)), else_=_C[name])
         for name, value in values.items()
     }
+    assigned = {k: _typed(k, v) for k, v in values.items() if k == "assignees"}
+    refusal = _or_unassignable(destination, assigned)
     statement = (
-        owned(update(_T), _C.user_id)
-        .where(_C.id == plan.c.id, destination.refusal.is_(None))
+        update(_T)
+        .where(_C.user_id == destination.space, _C.id == plan.c.id, refusal.is_(None))
         .values(
             list_id=plan.c.list_id,
             parent_id=plan.c.parent_id,
@@ -401,7 +457,7 @@ def move_statement(
         )
         .returning(*returning)
     )
-    return statement, select(destination.refusal.label("refusal"))
+    return statement, select(refusal.label("refusal"))
 
 
 def _typed(name: str, value: Any) -> Any:

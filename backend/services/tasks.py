@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import Select, delete, exists, func, select, true
+from sqlalchemy import delete, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import Bound, Scoped, StepRefused, Then
+from backend.db.scope import Bound, Scoped, StepRefused, Then, owned
 from backend.errors import (
     AppError,
     Conflict,
@@ -32,19 +32,12 @@ from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
-from backend.services.changes import latest_position
-from backend.services.lists import unknown_list
+from backend.services.access import Action, allows, refuse
+from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import step, step_error, task_of
-from backend.services.task_listing import (
-    Keyset,
-    TaskListQuery,
-    after_keyset,
-    filter_conditions,
-    order_by,
-    sort_key,
-)
-from backend.services.task_placement import anchor_field, placement_of, refused
+from backend.services.task_listing import Keyset, ListingShape, TaskListQuery
+from backend.services.task_placement import anchor_field, placement_of, refused, unassignable
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
     SUCCESSOR,
@@ -55,11 +48,13 @@ from backend.services.task_schedule import (
     plan_schedule,
 )
 from backend.services.task_statements import (
+    ACCESS,
     AS_SENT,
     COMPLETING,
     CREATE,
     DELETE,
     GET,
+    GET_WRITABLE,
     PLACED,
     STATS,
     SUBTREE,
@@ -68,6 +63,9 @@ from backend.services.task_statements import (
     completing,
     completion,
     create_statements,
+    listing,
+    listing_still_empty,
+    listing_total,
     move_statements,
     owned_task,
     updating,
@@ -116,24 +114,26 @@ _EMPTY_PAGE_ATTEMPTS = 5
 _COMPLETION_TRIES = 3
 
 
-class TaskService(Scoped):
-    def list_statement(self, query: TaskListQuery, *extra: Any) -> Select[Any]:
-        """The page query: the task's columns and counts, its sort key (read back to build the
-        next cursor), then any `extra` columns."""
-        columns = (*TASK_VIEW, sort_key(query.sort).label("sort_key"), *extra)
-        statement = owned_task(select(*columns)).where(*filter_conditions(query.filters))
-        if query.after is not None:
-            statement = statement.where(after_keyset(query.sort, query.direction, query.after))
-        return statement.order_by(*order_by(query.sort, query.direction)).limit(query.limit + 1)
+# What a refused placement named (`_refusal`): the value the request bound, and the read of
+# the caller's role in it (with the name that read binds it by).
+_NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
+    Refusal.task: ("task_id", ACCESS, "task_id"),
+    Refusal.parent: ("parent_id", ACCESS, "task_id"),
+    Refusal.anchor: ("anchor_id", ACCESS, "task_id"),
+    Refusal.list: ("list_id", LIST_ROLE, "list_id"),
+}
 
+
+class TaskService(Scoped):
     def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
         """One page; with `feed_position`, also the caller's change-feed position as of the
-        very snapshot the page was read in."""
-        extra = (latest_position().label("feed_position"),) if feed_position else ()
-        rows = cast(Sequence[TaskRow], self._read(self.list_statement(query, *extra)).all())
+        very snapshot the page was read in. The statement is the one built for the query's
+        shape (`task_statements.listing`), the query's values bound to it."""
+        shape, values = query.shape(feed_position=feed_position), query.values()
+        rows = cast(Sequence[TaskRow], self._read(listing(shape), **values).all())
         position = None
         if feed_position:
-            rows, position = self._with_position(query, rows)
+            rows, position = self._with_position(shape, values, rows)
         page = rows[: query.limit]
         next_keyset = None
         if len(rows) > query.limit:
@@ -141,25 +141,24 @@ class TaskService(Scoped):
             next_keyset = Keyset(key=last.sort_key, id=int(last.id))  # type: ignore[attr-defined]
         total = None
         if query.include_total:
-            count = owned_task(select(func.count()).select_from(Task))
-            total = self._read(count.where(*filter_conditions(query.filters))).scalar()
+            count = listing_total(query.filters.shape())
+            total = self._read(count, **query.filters.values()).scalar()
         return TaskPage(items=page, next=next_keyset, total=total, feed_position=position)
 
     def _with_position(
-        self, query: TaskListQuery, rows: Sequence[TaskRow]
+        self, shape: ListingShape, values: dict[str, Any], rows: Sequence[TaskRow]
     ) -> tuple[Sequence[TaskRow], int]:
-        """The feed position read with `rows`. An empty page carries none, so the position
-        is read with the proof that the page is still empty (one snapshot); a task that
-        appeared in between means reading the page again."""
+        """The feed position read with `rows` (the page `shape`, which reads it). An empty page
+        carries none, so the position is read with the proof that the page is still empty
+        (one snapshot); a task that appeared in between means reading the page again."""
         for _ in range(_EMPTY_PAGE_ATTEMPTS):
             if rows:
                 return rows, int(rows[0].feed_position)  # type: ignore[attr-defined]
-            check = select(latest_position(), exists(self.list_statement(query)))
-            position, appeared = cast(tuple[int, bool], self._read(check).one())
+            check = self._read(listing_still_empty(shape), **values)
+            position, appeared = cast(tuple[int, bool], check.one())
             if not appeared:
                 return rows, int(position)
-            extra = latest_position().label("feed_position")
-            rows = cast(Sequence[TaskRow], self._read(self.list_statement(query, extra)).all())
+            rows = cast(Sequence[TaskRow], self._read(listing(shape), **values).all())
         raise ServiceUnavailable("The task list kept changing while it was read; retry")
 
     def stats(self) -> TaskStats:
@@ -217,6 +216,8 @@ class TaskService(Scoped):
         # Nothing follows an insert (created completed is no completion): it commits the
         # request itself, one round trip; a placement refused reads why afterwards.
         if placement is None:
+            if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
+                raise unassignable()
             [row] = self._write(CREATE, **values, last=True)
             return cast(TaskRow, row)
         if data.recurrence is not None and placement.parent is Sent.id:
@@ -224,7 +225,7 @@ class TaskService(Scoped):
         statement, refusal = create_statements(placement.shape)
         rows = self._write(statement, **values, **placement.values(), last=True)
         if not rows:
-            self._refuse(refusal, placement, placement.values())
+            self._refuse(refusal, placement, {**placement.values(), "assignees": data.assignees})
         return cast(TaskRow, rows[0])
 
     @fires(
@@ -335,11 +336,18 @@ class TaskService(Scoped):
         reason = self._read(refusal, **binds).scalar()
         if reason is None:  # pragma: no cover - the write and the read share the lock
             raise Conflict("The task changed while it was being written; retry")
-        raise self._refusal(Refusal(reason), placement)
+        raise self._refusal(Refusal(reason), placement, binds)
 
-    def _refusal(self, reason: Refusal, placement: Placement) -> AppError:
+    def _refusal(self, reason: Refusal, placement: Placement, binds: dict[str, Any]) -> AppError:
         if reason is Refusal.list and placement.list is Sent.name:
             return unknown_list(self._read, placement.list_name or "", field="body.list")
+        # A task or list the placement named and could not write: one the caller sees as a
+        # member below editor is a 403, not a 404.
+        sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
+        if binds.get(sent) is not None:
+            role = self._read(statement, **{by: binds[sent]}).first()
+            if role is not None and not allows(role[-1], Action.TASK_WRITE):
+                return refuse(role[-1], Action.TASK_WRITE, NotFound("Task not found"))
         return refused(reason, placement)
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
@@ -406,12 +414,12 @@ class TaskService(Scoped):
         its versions. With `commit`, in a write's first message the read commits (the entry's
         count with it); else it stays in the write's transaction."""
         rows = (
-            self._write(GET, task_id=task_id, last=True)
+            self._write(GET_WRITABLE, task_id=task_id, last=True)
             if commit
-            else self._read(GET, task_id=task_id)
+            else self._read(GET_WRITABLE, task_id=task_id)
         )
         if not rows:
-            raise NotFound("Task not found")
+            self._missing_or_stale(task_id, None)
         task = cast(TaskRow, rows[0])
         if expected is not None and task.version not in expected:
             raise PreconditionFailed()
@@ -559,8 +567,9 @@ class TaskService(Scoped):
     @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:
         """Delete the caller's completed tasks (with their subtrees); return how many."""
-        completed = owned_task(delete(Task).where(_T.completed == true())).returning(_T.id)
-        return len(self._write(completed, last=True))
+        # The caller's own space only: a shared list's tasks are deleted one by one.
+        completed = owned(delete(Task).where(_T.completed == true()), _T.user_id)
+        return len(self._write(completed.returning(_T.id), last=True))
 
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
@@ -572,15 +581,25 @@ class TaskService(Scoped):
         )
         rows = self._write(statement, task_id=task_id, last=last)
         if not rows:
-            self._missing_or_stale(task_id, expected)
+            self._missing_or_stale(task_id, expected, assigning="assignees" in values)
         return cast(TaskRow, rows[0])
 
-    def _missing_or_stale(self, task_id: int, expected: Expected) -> NoReturn:
-        """A write matched no row: 404, or 412 if the task exists but If-Match named none of
-        its versions. Only this failure path reads again; without If-Match it never does."""
-        if expected is not None:
-            self.get(task_id)  # NotFound for a missing task or another user's
+    def _missing_or_stale(
+        self, task_id: int, expected: Expected, *, assigning: bool = False
+    ) -> NoReturn:
+        """A write matched no row: 404 for a task the caller cannot see (missing, or
+        another's), 403 for a member below editor, or 412 if If-Match named none of its
+        versions. Only this failure path reads again."""
+        found = self._read(ACCESS, task_id=task_id).first()
+        if found is None:
+            raise NotFound("Task not found")
+        version, role = tuple(found)
+        if not allows(role, Action.TASK_WRITE):
+            raise refuse(role, Action.TASK_WRITE, NotFound("Task not found"))
+        if expected is not None and version not in expected:
             raise PreconditionFailed()
+        if assigning:
+            raise unassignable()
         raise NotFound("Task not found")
 
     def _update_where(

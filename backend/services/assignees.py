@@ -1,0 +1,35 @@
+"""Who a task may be assigned to (migration 0033): its owner, or a member of its list. The
+statements that write `assignees` (a PATCH or PUT, a create or a move into a list) carry
+`assignable` as a condition, so a removal racing the write leaves one consistent state: the
+assignment is refused, or it is written and the removal's trigger takes it away."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend.db.scope import access
+from backend.models.sharing import ListMember
+from backend.services.access import Action, roles
+
+_MEMBERS = ListMember.__table__  # type: ignore[attr-defined]
+_M = _MEMBERS.c
+
+
+def assignable(assignees: Any, space: Any, list_id: Any) -> ColumnElement[bool]:
+    """Every id of `assignees` is the task's owner (`space`) or a member of its list
+    (`list_id`; a task in no list has no members): what a write that sets them requires."""
+    assignee = func.unnest(assignees).table_valued("id").render_derived()
+    member = select(_M.member_id).where(
+        _M.list_id == list_id,
+        _M.member_id == assignee.c.id,
+        access(_MEMBERS, roles(Action.LIST_READ)),
+    )
+    # Correlated to the task written (whatever names it), never joined to a second copy.
+    member = member.correlate_except(_MEMBERS)
+    outsider = select(assignee.c.id).where(assignee.c.id != space, ~exists(member))
+    outsider = outsider.correlate_except(assignee)
+    condition: ColumnElement[bool] = ~exists(outsider)
+    return condition

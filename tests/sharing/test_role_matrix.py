@@ -1,0 +1,107 @@
+"""The role matrix, generated from the one declaration (backend/services/access.py: `ROUTES`
+and `LEAST_ROLE`): for every declared route and every standing a caller can have towards a
+list, the answer it must get. A stranger, a removed member and anyone else without a role get
+the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
+and changes nothing; a member with the role gets a 2xx."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.models.sharing import Role
+from backend.services.access import LEAST_ROLE, ROUTES, allows
+from tests.conftest import Account
+from tests.sharing.conftest import SharedList
+
+Grant = Callable[[SharedList, Account, str | None], None]
+MISSING = 2_000_000_000
+
+# A body each route accepts from a caller allowed to send it (None: no body).
+BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("PATCH", "/api/lists/{list_id}"): {"color": "#112233"},
+    ("PUT", "/api/lists/{list_id}"): {"color": "#112233"},
+    ("POST", "/api/lists/{list_id}/move"): {},
+    ("PATCH", "/api/tasks/{task_id}"): {"title": "Changed"},
+    ("PUT", "/api/tasks/{task_id}"): {"title": "Changed"},
+    ("PATCH", "/api/tasks/{task_id}/complete"): {"completed": True},
+    ("POST", "/api/tasks/{task_id}/move"): {},
+    ("PATCH", "/api/lists/{list_id}/members/{user_id}"): {"role": "editor"},
+    ("POST", "/api/lists/{list_id}/invitations"): {"role": "viewer"},
+}
+# Routes that name a member (another account, a viewer of the list) or an invitation.
+TRANSFER = ("POST", "/api/lists/{list_id}/transfer")
+# Standings without a role in the list: each is answered as a missing resource is.
+NO_ROLE = ("stranger", "removed")
+STANDINGS = (*NO_ROLE, *(role.value for role in Role))
+
+
+def _path(template: str, list_id: int, task_id: int, **more: Any) -> str:
+    return template.format(list_id=list_id, task_id=task_id, **more)
+
+
+def _named(
+    client: TestClient,
+    shared: SharedList,
+    route: tuple[str, str],
+    register: Callable[..., Account],
+    grant: Grant,
+) -> dict[str, Any]:
+    """The member (`{user_id}`, a transfer's `user_id`) or invitation (`{invitation_id}`) the
+    route names: carol, a viewer of the list; a pending invitation of the owner's."""
+    more: dict[str, Any] = {}
+    if "{user_id}" in route[1] or route == TRANSFER:
+        carol = register("carol@example.com")
+        grant(shared, carol, "viewer")
+        more["user_id"] = carol.id
+    if "{invitation_id}" in route[1]:
+        made = client.post(
+            f"/api/lists/{shared.list_id}/invitations",
+            json={"role": "viewer"},
+            headers=shared.owner.headers,
+        )
+        more["invitation_id"] = made.json()["data"]["id"]
+    return more
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_the_answer_follows_the_declared_role(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    register: Callable[..., Account],
+    route: tuple[str, str],
+    standing: str,
+) -> None:
+    method, template = route
+    body = BODIES.get(route)
+    more = _named(client, shared_list, route, register, grant)
+    if route == TRANSFER:
+        body = {"user_id": more["user_id"]}
+    caller = shared_list.owner if standing == "owner" else bob
+    if standing == "removed":
+        grant(shared_list, bob, "admin")
+        grant(shared_list, bob, None)
+    elif standing not in ("stranger", "owner"):
+        grant(shared_list, bob, standing)
+    if route == ("GET", "/api/tasks/{task_id}/occurrences"):
+        template += "?count=1"
+    path = _path(template, shared_list.list_id, shared_list.task_id, **more)
+    answer = client.request(method, path, json=body, headers=caller.headers)
+    if standing in NO_ROLE:
+        missing = client.request(
+            method, _path(template, MISSING, MISSING, **more), json=body, headers=caller.headers
+        )
+        assert answer.status_code == 404, answer.text
+        assert answer.content == missing.content
+    elif allows(standing, ROUTES[route]):
+        assert 200 <= answer.status_code < 300, answer.text
+    else:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"]["code"] == "FORBIDDEN"
+        assert LEAST_ROLE[ROUTES[route]].value in answer.json()["error"]["message"]
