@@ -7,9 +7,12 @@ ANY(ARRAY(<the caller's memberships with those roles>))`, an array read once per
 so both arms are index lookups). `Scoped` sends every statement of a scoped service with
 `owner` bound to the service's caller, and refuses (`Unscoped`) a statement that touches a
 per-user table (every table of the metadata with a `user_id` column) without one of those
-predicates, or inserts a row whose `user_id` is not `:owner`. A row the caller may not reach
-is therefore indistinguishable from one that does not exist. tests/scoping.py also checks
-every statement a test run sends on a caller's connection.
+predicates, or inserts a row whose `user_id` is not `:owner`. Three narrower shapes of shared
+lists count too, each for one table only: an invitation by its token's hash (`_capability`),
+a membership inserted for the caller itself (`_joins`), and a member's lists read through its
+membership of the caller's list (`_members_lists`); tests/scoping.py accepts the same. A row
+the caller may not reach is therefore indistinguishable from one that does not exist.
+tests/scoping.py also checks every statement a test run sends on a caller's connection.
 """
 
 from __future__ import annotations

@@ -191,3 +191,28 @@ def test_a_user_who_is_no_member_is_member_not_found(
     ):
         assert answer.status_code == 404, answer.text
         assert answer.json()["error"]["message"] == "Member not found"
+
+
+def test_removing_a_member_unassigns_it_from_that_lists_tasks_only(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    here = make_list(client, alice, "Here")
+    there = make_list(client, alice, "There")
+    join(client, alice, bob, here, "editor")
+    join(client, alice, bob, there, "editor")
+    tasks = []
+    for list_id in (here, there):
+        made = client.post(
+            "/api/tasks",
+            json={"title": "t", "list_id": list_id, "assignees": [bob.id]},
+            headers=alice.headers,
+        )
+        assert made.status_code == 201, made.text
+        tasks.append(made.json()["data"])
+    removed = client.delete(f"/api/lists/{here}/members/{bob.id}", headers=alice.headers)
+    assert removed.status_code == 204, removed.text
+    after = [client.get(f"/api/tasks/{task['id']}", headers=alice.headers) for task in tasks]
+    assert [task.json()["data"]["assignees"] for task in after] == [[], [bob.id]]
+    # Its ETag moved on (the version in it).
+    assert after[0].headers["ETag"] != f'"{tasks[0]["id"]}-1"'
+    assert after[1].headers["ETag"] == f'"{tasks[1]["id"]}-1"'
