@@ -79,6 +79,17 @@ def settle_usages(usages: Sequence[Usage], sink: HeaderSink) -> None:
             for u in usages
         ),
     }
+    # Items of other policies a request was counted against already (an invitation: its own
+    # limit, then the write's) stay beside these; this call's policies replace their own.
+    get = getattr(sink, "get", None)
+    if get is not None:
+        names = {f'"{u.policy.name}"' for u in usages}
+        for header in ("RateLimit-Policy", "RateLimit"):
+            prior = get(header)
+            if prior:
+                kept = [i for i in prior.split(", ") if i.split(";", 1)[0] not in names]
+                if kept:
+                    headers[header] = ", ".join([*kept, headers[header]])
     over = [u.reset_seconds for u in usages if u.hits > u.policy.limit]
     if over:
         headers["Retry-After"] = str(max(over))

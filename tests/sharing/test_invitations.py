@@ -240,6 +240,9 @@ def test_invitations_have_their_own_rate_limit(
     for _ in range(30):
         made = client.post(path, json={"role": "viewer"}, headers=alice.headers)
         assert made.status_code == 201, made.text
+    # Counted against both limits, and says so.
+    assert made.headers["RateLimit-Policy"] == '"invitations";q=30;w=3600, "task-writes";q=120;w=60'
+    assert made.headers["RateLimit"].startswith('"invitations";r=0;t=')
     refused = client.post(path, json={"role": "viewer"}, headers=alice.headers)
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "RATE_LIMITED"
