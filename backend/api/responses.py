@@ -232,6 +232,13 @@ LIST_PRECONDITION = ErrorExample(
     PreconditionFailed.code,
     "The list has changed since it was read (If-Match does not match its ETag)",
 )
+MEMBERS_FULL = ErrorExample(
+    422,
+    "list_members_full",
+    "The list has as many members and pending invitations as there can be",
+    LimitReached.code,
+    "A list has at most 100 members and pending invitations together",
+)
 FORBIDDEN_ROLE = ErrorExample(
     403,
     "forbidden",

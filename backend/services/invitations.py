@@ -34,11 +34,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, Scoped, access, owned
-from backend.errors import Forbidden, NotFound
+from backend.errors import Forbidden, LimitReached, NotFound
 from backend.models import ListInvitation, ListMember, User
 from backend.models.sharing import (
     INVITATION_DAYS,
     MEMBER_ROLES,
+    MEMBERS_PER_LIST,
     InvitationCreate,
     InvitationCreated,
     InvitationPublic,
@@ -91,18 +92,40 @@ _VISIBLE = and_(_L.id == _LIST_ID, access(_LISTS, _READ))
 _ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)
 
 
+_EMAIL = bindparam("email", type_=Text)
+
+
+def _room() -> Any:
+    """Whether the list has room for one more member: its members and pending invitations
+    (but one this invitation replaces) fewer than `MEMBERS_PER_LIST`. Each membership comes
+    from an invitation, so this bounds the members too."""
+    member = _MEMBERS.alias("counted_member")
+    pending = _INVITATIONS.alias("counted_invitation")
+    members = select(func.count()).where(member.c.list_id == _L.id, access(member, _INVITE))
+    invitations = select(func.count()).where(
+        pending.c.list_id == _L.id,
+        access(pending, _INVITE),
+        pending.c.expires_at > func.now(),
+        or_(
+            pending.c.email.is_(None),
+            func.lower(pending.c.email).is_distinct_from(func.lower(_EMAIL)),
+        ),
+    )
+    return members.scalar_subquery() + invitations.scalar_subquery() < MEMBERS_PER_LIST
+
+
 def _create(*, admin: bool) -> Any:
     """A new invitation to `:list_id` in its owner's space (admin+; an `admin` one: the owner
-    only), replacing a pending one for the same address."""
+    only), replacing a pending one for the same address, while the list has room."""
     lists = owned(select(_L.user_id), _L.user_id) if admin else select(_L.user_id)
-    source = lists.where(_L.id == _LIST_ID)
+    source = lists.where(_L.id == _LIST_ID, _room())
     if not admin:
         source = source.where(access(_LISTS, _INVITE))
     source = source.with_only_columns(
         _L.user_id,
         _L.id,
         bindparam("role", type_=Text),
-        bindparam("email", type_=Text),
+        _EMAIL,
         _HASH,
         bindparam(OWNER),
         func.now() + literal_column(f"interval '{INVITATION_DAYS} days'"),
@@ -223,7 +246,11 @@ class InvitationService(Scoped):
         role = self._read(_ROLE_IN, list_id=list_id).scalar()
         if not allows(role, Action.INVITE):
             raise refuse(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
-        raise Forbidden(ONLY_OWNER_ADMINS)
+        if data.role is Role.admin and role != Role.owner:
+            raise Forbidden(ONLY_OWNER_ADMINS)
+        raise LimitReached(
+            f"A list has at most {MEMBERS_PER_LIST} members and pending invitations together"
+        )
 
     def pending(self, list_id: int) -> Sequence[InvitationPublic]:
         """The list's pending invitations (admin+), oldest first; never a token."""

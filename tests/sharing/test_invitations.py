@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.api.responses import EXAMPLES
 from backend.db.scope import unscoped
 from backend.services import invitations as invitation_statements
 from tests.conftest import Account, count_rows
@@ -249,3 +250,38 @@ def test_invitations_have_their_own_rate_limit(
     assert "Retry-After" in refused.headers
     assert refused.headers["RateLimit-Policy"] == '"invitations";q=30;w=3600'
     assert count_rows(db_engine, "list_invitations") == 30
+
+
+def test_a_list_has_room_for_so_many_members_and_pending_invitations(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    from backend.models.sharing import MEMBERS_PER_LIST
+
+    list_id = make_list(client, alice)
+    kept = invite(client, alice, list_id, "viewer", "kept@example.com")
+    with db_engine.begin() as conn:  # members written directly (as many sign-ups otherwise)
+        conn.execute(
+            text(
+                "INSERT INTO users (id, email) SELECT 'u' || n, 'u' || n || '@example.com' "
+                "FROM generate_series(1, :count) AS n"
+            ),
+            {"count": MEMBERS_PER_LIST - 1},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO list_members (user_id, list_id, member_id, role) "
+                "SELECT :owner, :list, 'u' || n, 'viewer' FROM generate_series(1, :count) AS n"
+            ),
+            {"owner": alice.id, "list": list_id, "count": MEMBERS_PER_LIST - 1},
+        )
+    path = f"/api/lists/{list_id}/invitations"
+    full = client.post(path, json={"role": "viewer"}, headers=alice.headers)
+    assert full.status_code == 422, full.text
+    assert full.json() == EXAMPLES["list_members_full"].example()["value"]
+    # Replacing the pending invitation of an address takes no more room.
+    again = client.post(
+        path, json={"role": "editor", "email": "kept@example.com"}, headers=alice.headers
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["data"]["id"] == kept["id"]
+    assert count_rows(db_engine, "list_invitations") == 1

@@ -16,6 +16,7 @@ from backend.api.responses import (
     FORBIDDEN_ROLE,
     INVITATION_NOT_FOUND,
     LIST_NOT_FOUND,
+    MEMBERS_FULL,
     ONLY_OWNER_ADMINS,
     VALIDATION,
     errors,
@@ -76,8 +77,9 @@ def accept_invitation(door: Door, data: InvitationAccept, response: Response) ->
     description=f"Admins and the owner invite (an `admin` invitation: the owner only). The "
     f"answer carries the token, shown only here: send it to the invitee. It expires in "
     f"{INVITATION_DAYS} days; an invitation to an email replaces a pending one to the same "
-    "email. The answer is the same whether or not the email has an account. Invitations "
-    "have their own rate limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`).",
+    "email. The answer is the same whether or not the email has an account. A list has at "
+    "most 100 members and pending invitations together. Invitations have their own rate "
+    "limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`).",
     responses={
         **rate_limited(201, "Created, with its token."),
         **errors(
@@ -85,7 +87,13 @@ def accept_invitation(door: Door, data: InvitationAccept, response: Response) ->
             404,
             413,
             429,
-            examples=(FORBIDDEN_ROLE, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, VALIDATION),
+            examples=(
+                FORBIDDEN_ROLE,
+                ONLY_OWNER_ADMINS,
+                LIST_NOT_FOUND,
+                VALIDATION,
+                MEMBERS_FULL,
+            ),
         ),
     },
 )
