@@ -58,7 +58,7 @@ InvitationId = Annotated[
     "to another email, or the list's owner's own: the same 404 whatever the reason.",
     responses={
         **rate_limited(200, "The list as you now see it, with your role.", "ETag"),
-        **errors(404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
+        **errors(400, 404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
     },
 )
 def accept_invitation(door: Door, data: InvitationAccept, response: Response) -> SingleListEnvelope:
@@ -83,6 +83,7 @@ def accept_invitation(door: Door, data: InvitationAccept, response: Response) ->
     responses={
         **rate_limited(201, "Created, with its token."),
         **errors(
+            400,
             403,
             404,
             413,

@@ -75,6 +75,7 @@ def list_members(door: Door, list_id: ListId) -> MembersEnvelope:
     responses={
         **rate_limited(200, "The member, with its new role."),
         **errors(
+            400,
             403,
             404,
             409,
@@ -138,6 +139,7 @@ def remove_member(door: Door, list_id: ListId, user_id: MemberId) -> None:
     responses={
         **rate_limited(200, "The list as you now see it (your role: `admin`).", "ETag"),
         **errors(
+            400,
             403,
             404,
             409,
