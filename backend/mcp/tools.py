@@ -76,6 +76,7 @@ from backend.models.task_list import (
     ListUpdate,
 )
 from backend.models.task_ops import TaskStatsPublic
+from backend.models.types import Assignees
 from backend.services.task_listing import TaskListQuery
 
 USER_ID_DESCRIPTION = (
@@ -261,6 +262,18 @@ class TaskDeleted(TaskChange):
     status: Literal["deleted"] = "deleted"
 
 
+class TaskAssigned(TaskChange):
+    status: Literal["assigned"] = "assigned"
+    assignees: list[str]
+
+
+class AssignTaskArguments(_OneTask):
+    assignees: Assignees = Field(
+        description="Who the task is for, replacing whoever it was for: user ids, each the "
+        "task's owner or a member of its list (list_members of a shared list); [] for nobody."
+    )
+
+
 class TaskSummary(BaseModel):
     """A listed task: the contract's id, title and completed, and what a listing filters by."""
 
@@ -288,7 +301,7 @@ class TaskSummaries(BaseModel):
 
 
 class ListSummary(BaseModel):
-    """A list: its id and name (what tools take), colour, and task counts."""
+    """A list: its id and name (what tools take), colour, task counts, and the user's role."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -297,6 +310,10 @@ class ListSummary(BaseModel):
     color: str | None
     task_count: int = Field(description="Tasks in it, subtasks included.")
     open_task_count: int = Field(description="Of those, not completed.")
+    role: str = Field(
+        description="owner for the user's own lists; for a list shared with the user: viewer, "
+        "commenter, editor or admin (editor or above changes its tasks)."
+    )
 
 
 # The caller's lists: list_lists' result.
@@ -474,6 +491,12 @@ def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdate
     return TaskUpdated(task_id=task.id, title=task.title)
 
 
+def _assign_task(work: UnitOfWork, arguments: AssignTaskArguments) -> TaskAssigned:
+    changes = TaskUpdate.model_validate({"assignees": arguments.assignees})
+    task = work.tasks.update(arguments.task_id, changes)
+    return TaskAssigned(task_id=task.id, title=task.title, assignees=task.assignees)
+
+
 def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
     # The contract's result names the deleted task's title: the delete returns it.
     title = work.tasks.delete(arguments.task_id)
@@ -576,6 +599,17 @@ TOOLS: tuple[Tool[Any], ...] = (
         idempotent=True,
     ),
     Tool(
+        name="assign_task",
+        title="Assign a task",
+        description="Set who a task is for (replacing whoever it was for): its owner or "
+        "members of its list; editor or above in a shared list. Returns its task_id, "
+        '"status": "assigned", its title and its assignees.',
+        arguments=AssignTaskArguments,
+        result=TaskAssigned,
+        run=_assign_task,
+        idempotent=True,
+    ),
+    Tool(
         name="delete_task",
         title="Delete a task",
         description="Delete a task for good. Returns its task_id, "
@@ -591,8 +625,9 @@ TOOLS: tuple[Tool[Any], ...] = (
         not_found="List not found",
         title="List the lists",
         description="The signed-in user's lists (at most "
-        f"{LISTS_PER_USER}), in their order: id, name, colour and task counts. Tasks go into "
-        "a list with add_task/update_task (list or list_id); list_tasks filters by one.",
+        f"{LISTS_PER_USER}), in their order, then the lists shared with the user: id, name, "
+        "colour, task counts and the user's role. Tasks go into a list with "
+        "add_task/update_task (list or list_id); list_tasks filters by one.",
         arguments=_Arguments,
         result=ListSummaries,
         run=_list_lists,

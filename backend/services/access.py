@@ -79,6 +79,22 @@ ROUTES: dict[tuple[str, str], Action] = {
 }
 
 
+# What each MCP tool that reaches a task or list by id does (the role matrix reads this too;
+# a tool taking `task_id` or `list_id` must be here: tests/sharing/test_declared.py).
+TOOLS: dict[str, Action] = {
+    "add_task": Action.TASK_WRITE,  # into a list (`list_id`)
+    "list_tasks": Action.LIST_READ,  # of a list (`list_id`)
+    "get_task": Action.LIST_READ,
+    "complete_task": Action.TASK_WRITE,
+    "reopen_task": Action.TASK_WRITE,
+    "update_task": Action.TASK_WRITE,
+    "assign_task": Action.TASK_WRITE,
+    "delete_task": Action.TASK_WRITE,
+    "rename_list": Action.LIST_RENAME,
+    "delete_list": Action.LIST_DELETE,
+}
+
+
 def roles(action: Action) -> tuple[str, ...]:
     """The stored member roles that may perform `action` (the owner always may: its rows
     are in its space)."""

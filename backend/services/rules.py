@@ -120,6 +120,35 @@ class Rule:
         "the list key's cascade: one statement, each task's deletion recorded by its trigger",
         cascades=("fk_tasks_user_id_list_id_task_lists",),
     )
+    COMMENTS_FOLLOW = DatabaseRule(
+        "comments follow their task",
+        "tasks",
+        "a task that changes lists takes its comments' `list_id` along (the access predicate "
+        "reads it)",
+        (Why.SAFER,),
+        "every move, a cascaded one too, keeps who may read a comment equal to who may read "
+        "its task",
+        triggers=("tasks_move_comments",),
+    )
+    UNASSIGN = DatabaseRule(
+        "unassign a removed member",
+        "list_members",
+        "a member removed from a list (or whose account goes) is unassigned from that list's "
+        "tasks only, at the commit, unless it became the list's owner",
+        (Why.SAFER,),
+        "every removal path (the route, leaving, an account's cascade) unassigns in the same "
+        "transaction",
+        triggers=("list_members_unassign",),
+    )
+    HANDOVER = DatabaseRule(
+        "hand over an account's shared lists",
+        "users",
+        "deleting an account hands each of its lists with other members to the oldest admin, "
+        "else editor, else member",
+        (Why.SAFER,),
+        "no shared list is lost with its owner's account, whoever deletes it",
+        triggers=("users_hand_over_lists",),
+    )
     ANSWER_ID = DatabaseRule(
         "answer id",
         "messages",
@@ -155,6 +184,14 @@ PLUMBING: dict[str, str] = {
     "fk_messages_user_id_conversation_id_conversations": "a thread's messages go with it",
     "fk_messages_user_id_reply_to_messages": "an answer goes with its question",
     "fk_chatkit_items_user_id_conversation_id_conversations": "a thread's items go with it",
+    "fk_list_members_member_id_users": "a member's memberships go with its account (which "
+    "unassigns it: `list_members_unassign`)",
+    "fk_list_members_user_id_list_id_task_lists": "a list's memberships go with it, and follow "
+    "its owner on a transfer (ON UPDATE CASCADE)",
+    "fk_list_invitations_user_id_list_id_task_lists": "a list's invitations go with it, and "
+    "follow its owner on a transfer",
+    "fk_task_comments_user_id_task_id_tasks": "a task's comments go with it, and follow its "
+    "owner on a transfer",
 }
 
 

@@ -235,6 +235,7 @@ class TaskService(Scoped):
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
         Rule.SUCCESSOR_SUBTASKS,
+        Rule.COMMENTS_FOLLOW,
     )
     def update(
         self,
@@ -283,7 +284,7 @@ class TaskService(Scoped):
             values["due_date"] = data.due_date
         return self._replan(task_id, values, plan_of, expected, placement=placement)
 
-    @fires(Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS)
+    @fires(Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS, Rule.COMMENTS_FOLLOW)
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
         if task_id == placement.anchor_id:
@@ -541,6 +542,7 @@ class TaskService(Scoped):
         Rule.SUBTREE_CASCADE,
         Rule.SUCCESSOR_SUBTASKS,
         Rule.PLACE,
+        Rule.COMMENTS_FOLLOW,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
         """Apply operations in order, all in one message (`Scoped._steps`); the first

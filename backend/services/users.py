@@ -12,6 +12,7 @@ from backend.auth.passwords import hash_password, verify_password
 from backend.db.sender import Sender
 from backend.errors import Conflict, Unauthorized
 from backend.models import User, UserLogin, UserRegister, UserRow
+from backend.services.rules import Rule, fires
 
 INVALID_CREDENTIALS = "Invalid email or password"
 _USERS = User.__table__.c  # type: ignore[attr-defined]
@@ -75,6 +76,9 @@ class UserService:
             {},
         )
 
+    @fires(Rule.HANDOVER, Rule.UNASSIGN, Rule.SUBTASK_COUNTS)
     def delete(self, user_id: str) -> None:
-        """Delete the account; its tasks go with it (ON DELETE CASCADE)."""
+        """Delete the account: each of its lists shared with others is handed over first
+        (migration 0034), then its rows go with it (ON DELETE CASCADE), its memberships too
+        (which unassigns it)."""
         self._send.write(delete(User).where(_USERS.id == user_id), {})

@@ -40,6 +40,7 @@ EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
         {"parent_id": REF},
     ],
     "list_tasks": [{}, {"list_id": LIST}, {"list": LIST_NAME}, {"parent_id": REF}],
+    "assign_task": [{"assignees": ()}],  # a tuple: `_fill` looks each value up
     "create_list": [{"name": A_LIST}],
     "rename_list": [
         {"list_id": LIST, "name": "renamed by B"},

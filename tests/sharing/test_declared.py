@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from backend.services.access import ROUTES
+from backend.mcp.tools import TOOLS as MCP_TOOLS
+from backend.services.access import ROUTES, TOOLS
 from tests.conftest import api_routes
 
 # The published contract's `/api/{user_id}/...` twins answer as their `/api/...` routes do
@@ -30,3 +31,10 @@ def test_every_route_by_id_declares_its_action(app: FastAPI) -> None:
 
 def test_every_declared_route_exists(app: FastAPI) -> None:
     assert set(ROUTES) - _by_id(app) == set()
+
+
+def test_every_tool_by_id_declares_its_action() -> None:
+    by_id = {
+        tool.name for tool in MCP_TOOLS if {"task_id", "list_id"} & set(tool.arguments.model_fields)
+    }
+    assert by_id == set(TOOLS)

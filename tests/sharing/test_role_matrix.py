@@ -6,6 +6,7 @@ and changes nothing; a member with the role gets a 2xx."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.models.sharing import Role
-from backend.services.access import LEAST_ROLE, ROUTES, allows
+from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, allows
 from tests.conftest import Account
+from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
 
 Grant = Callable[[SharedList, Account, str | None], None]
@@ -105,3 +107,43 @@ def test_the_answer_follows_the_declared_role(
         assert answer.status_code == 403, answer.text
         assert answer.json()["error"]["code"] == "FORBIDDEN"
         assert LEAST_ROLE[ROUTES[route]].value in answer.json()["error"]["message"]
+
+
+# Arguments each tool takes beside the task's or list's id.
+TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "add_task": {"title": "Added"},
+    "update_task": {"title": "Changed"},
+    "assign_task": {"assignees": []},
+    "rename_list": {"name": "Renamed"},
+}
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_a_tool_answers_as_its_route_does(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    tool: str,
+    standing: str,
+) -> None:
+    caller = shared_list.owner if standing == "owner" else bob
+    if standing == "removed":
+        grant(shared_list, bob, "admin")
+        grant(shared_list, bob, None)
+    elif standing not in ("stranger", "owner"):
+        grant(shared_list, bob, standing)
+    by = "list_id" if tool.endswith("_list") or tool in ("add_task", "list_tasks") else "task_id"
+    real = shared_list.list_id if by == "list_id" else shared_list.task_id
+    arguments = {by: real, **TOOL_ARGUMENTS.get(tool, {})}
+    result = call_tool_rpc(client, "/mcp", caller.token, tool, arguments)
+    if standing in NO_ROLE:
+        missing = call_tool_rpc(client, "/mcp", caller.token, tool, {**arguments, by: MISSING})
+        assert result["content"] == missing["content"]
+        assert result["isError"] is (tool != "list_tasks")  # an unknown list's tasks: none
+    elif allows(standing, TOOLS[tool]):
+        assert result["isError"] is False, result
+    else:
+        assert result["isError"] is True
+        assert json.loads(result["content"][0]["text"])["error"]["code"] == "FORBIDDEN"
