@@ -53,8 +53,6 @@ NOT_REQUESTED = {
     "POST /api/lists/{list_id}/invitations": "writes `list_invitations`: no rule",
     "DELETE /api/lists/{list_id}/invitations/{invitation_id}": "writes `list_invitations`",
     "POST /api/invitations/accept": "writes `list_invitations`, `list_members`: no rule",
-    "POST /api/lists/{list_id}/transfer": "moves the list's rows by migration 0029's ON UPDATE "
-    "CASCADE keys, not yet named in rules.py (tests/sharing/test_transfer.py: what moves)",
 }
 
 _TRIGGERS = """
@@ -410,6 +408,18 @@ def test_requests_fire_what_their_methods_name(
     call("PUT", f"/api/lists/{listed}", {"name": "N"})
     call("PATCH", f"/api/lists/{listed}", {"name": "O"})
     call("POST", f"/api/lists/{listed}/move", {})
+    # A transfer carries a list's tasks and their subtasks to the new owner (the keys' ON
+    # UPDATE CASCADE): the heir joins through an invitation first.
+    team = int(call("POST", "/api/lists", {"name": "Team"}, setup=True)["id"])
+    task(parent_id=task(list_id=team))
+    token = call("POST", f"/api/lists/{team}/invitations", {"role": "editor"}, setup=True)["token"]
+    signed_up = client.post(
+        "/api/auth/register", json={"email": "heir@example.com", "password": "password-123"}
+    ).json()["data"]
+    heir = {"Authorization": f"Bearer {signed_up['access_token']}"}
+    joined = client.post("/api/invitations/accept", json={"token": token}, headers=heir)
+    assert joined.status_code == 200, joined.text
+    call("POST", f"/api/lists/{team}/transfer", {"user_id": signed_up["user"]["id"]})
     # A chat turn: its question and answer, and the tool's write through the same service.
     model.script(
         Reply(calls=(("add_task", '{"title": "from chat"}'),)),
