@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     rate_limit_sign_up_per_account: int = Field(default=5, ge=0)
     rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
+    # Invitations to shared lists a user may create per hour (their own budget beside the
+    # write limit: each one mails a token, specs/api-contract.md "Shared lists").
+    rate_limit_invitations_per_hour: int = Field(default=30, ge=0)
 
     # Event delivery by `python -m backend worker` (backend/events/, specs/events.md).
     # Dapr pub/sub: the sidecar's HTTP endpoint (e.g. http://localhost:3500); unset: no Dapr.

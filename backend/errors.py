@@ -227,10 +227,11 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
-# The foreign key of any per-user table's `user_id` to `users`, by the naming convention
-# (`fk_<table>_user_id_users`, backend/models/common.py): violated when the caller's account is
-# deleted between the request's account lookup and its write.
-ACCOUNT_KEY_SUFFIX = "_user_id_users"
+# The foreign keys to `users` of a column a request fills with the caller's id, by the naming
+# convention (`fk_<table>_<column>_users`, backend/models/common.py): a row's `user_id`, the
+# member a request joins as (`member_id`), a comment's author: violated when the caller's
+# account is deleted between the request's account lookup and its write.
+ACCOUNT_KEY_SUFFIXES = ("_user_id_users", "_member_id_users", "_author_id_users")
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
 NO_ANSWER_MESSAGE = "The database is not answering; retry shortly"
 
@@ -263,7 +264,7 @@ def describe(exc: Exception) -> ErrorParts:
     if isinstance(exc, IntegrityError):
         orig = getattr(exc, "orig", None)
         if isinstance(orig, ForeignKeyViolation) and (orig.diag.constraint_name or "").endswith(
-            ACCOUNT_KEY_SUFFIX
+            ACCOUNT_KEY_SUFFIXES
         ):
             # The write raced the account's deletion: the token speaks for nobody any more.
             logger.info("write refused: its account was deleted while the request ran")

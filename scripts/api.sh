@@ -65,6 +65,14 @@
 # route: PATCH  /api/lists/{list_id}            update-list ID JSON
 # route: POST   /api/lists/{list_id}/move       move-list ID [JSON]
 # route: DELETE /api/lists/{list_id}            delete-list ID
+# route: GET    /api/lists/{list_id}/members    members ID
+# route: PATCH  /api/lists/{list_id}/members/{user_id} update-member ID USER_ID JSON
+# route: DELETE /api/lists/{list_id}/members/{user_id} remove-member ID USER_ID
+# route: POST   /api/lists/{list_id}/transfer   transfer-list ID USER_ID
+# route: POST   /api/lists/{list_id}/invitations invite ID JSON
+# route: GET    /api/lists/{list_id}/invitations invitations ID
+# route: DELETE /api/lists/{list_id}/invitations/{invitation_id} revoke-invitation ID ID
+# route: POST   /api/invitations/accept         accept-invitation TOKEN
 # route: POST   /api/chat                       chat MESSAGE [CONVERSATION_ID]
 # route: GET    /api/conversations              conversations [QUERY]
 # route: GET    /api/conversations/{conversation_id}/messages messages ID [QUERY]
@@ -305,6 +313,38 @@ case "$command" in
   delete-list)
     need 1 "$@"
     request DELETE "/api/lists/$1"
+    ;;
+  members)
+    need 1 "$@"
+    request GET "/api/lists/$1/members"
+    ;;
+  update-member)
+    need 3 "$@"
+    request PATCH "/api/lists/$1/members/$2" "$3"
+    ;;
+  remove-member)
+    need 2 "$@"
+    request DELETE "/api/lists/$1/members/$2"
+    ;;
+  transfer-list)
+    need 2 "$@"
+    request POST "/api/lists/$1/transfer" "{\"user_id\": $(json_string "$2")}"
+    ;;
+  invite)
+    need 2 "$@"
+    request POST "/api/lists/$1/invitations" "$2"
+    ;;
+  invitations)
+    need 1 "$@"
+    request GET "/api/lists/$1/invitations"
+    ;;
+  revoke-invitation)
+    need 2 "$@"
+    request DELETE "/api/lists/$1/invitations/$2"
+    ;;
+  accept-invitation)
+    need 1 "$@"
+    request POST /api/invitations/accept "{\"token\": $(json_string "$1")}"
     ;;
   chat)
     need 1 "$@"

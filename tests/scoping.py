@@ -18,6 +18,7 @@ is what lets `tasks` be distributed by `user_id` (Citus): no request ever needs 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,8 +184,71 @@ def _name(reference: Any) -> str:
     return str(reference.alias.aliasname if reference.alias is not None else reference.relname)
 
 
+# A SHA-256 in hex: what `list_invitations.token_hash` is compared with.
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _capabilities(conditions: list[Any], ranges: list[Any], single: str | None) -> set[str]:
+    """The names scoped by the two capabilities of shared lists (backend/db/scope.py
+    `_capability`, `_members_lists`), each an AND-conjunct at this level: an invitation by its
+    token, `<name>.token_hash = '<64 hex digits>'` (`list_invitations` only: by its id alone it
+    is refused), and the lists of a member of the caller's list, `<name>.user_id = (SELECT
+    member_id FROM list_members ...)` (`task_lists` only; that SELECT is a level of its own,
+    checked scoped)."""
+    relations = {_name(r): r.relname for r in ranges}
+    names: set[str] = set()
+    for node in conditions:
+        if not isinstance(node, ast.A_Expr) or node.kind != A_Expr_Kind.AEXPR_OP:
+            continue
+        if [getattr(n, "sval", None) for n in node.name or ()] != ["="]:
+            continue
+        fields = _column(node.lexpr)
+        if fields is None:
+            continue
+        name = fields[-2] if len(fields) >= 2 else single
+        relation = relations.get(name or "")
+        if relation == "list_invitations" and fields[-1] == "token_hash":
+            if _HASH.fullmatch(_string(node.rexpr) or ""):
+                names.add(str(name))
+        elif relation == "task_lists" and fields[-1] == "user_id" and _a_member(node.rexpr):
+            names.add(str(name))
+    return names
+
+
+def _a_member(node: Any) -> bool:
+    """Whether `node` is `(SELECT member_id FROM list_members ...)`."""
+    if not isinstance(node, ast.SubLink) or node.subLinkType != SubLinkType.EXPR_SUBLINK:
+        return False
+    ranges: list[Any] = []
+    _ranges(getattr(node.subselect, "fromClause", None), ranges, [])
+    targets = getattr(node.subselect, "targetList", None) or ()
+    selected = _column(targets[0].val) if len(targets) == 1 else None
+    return [r.relname for r in ranges] == ["list_members"] and (
+        selected is not None and selected[-1] == "member_id"
+    )
+
+
+def _joins(statement: Any, caller: str) -> bool:
+    """Whether an INSERT into `list_members` inserts memberships of the caller only
+    (`member_id` is the caller in every VALUES row, or the SELECT's column): the caller joins
+    a list, in its owner's space (backend/db/scope.py `_joins`)."""
+    names = [target.name for target in statement.cols or ()]
+    source = statement.selectStmt
+    if statement.relation.relname != "list_members" or "member_id" not in names:
+        return False
+    if not isinstance(source, ast.SelectStmt) or source.op != SetOperation.SETOP_NONE:
+        return False
+    at = names.index("member_id")
+    if source.valuesLists:
+        return all(_string(row[at]) == caller for row in source.valuesLists)
+    targets = source.targetList or ()
+    return at < len(targets) and _string(targets[at].val) == caller
+
+
 def _insert_problem(statement: Any, caller: str) -> str | None:
     table = statement.relation.relname
+    if _joins(statement, caller):
+        return None
     names = [target.name for target in statement.cols or ()]
     if "user_id" not in names:
         return f"INSERT INTO {table} without user_id"
@@ -236,6 +300,7 @@ def _level_problem(node: Any, caller: str) -> str | None:
     single = _name(ranges[0]) if len(ranges) == 1 else None
     lists = {_name(r) for r in ranges if r.relname == "task_lists"}
     owned = _owned_names(conditions, caller, single, lists)
+    owned |= _capabilities(conditions, ranges, single)
     for reference in ranges:
         if reference.relname in SCOPED_TABLES and _name(reference) not in owned:
             return (

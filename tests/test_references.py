@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from backend.errors import ACCOUNT_KEY_SUFFIX
+from backend.errors import ACCOUNT_KEY_SUFFIXES
 from tests.conftest import Account
 
 # Columns that name a row but are not references a client can set, with why they need no key.
@@ -36,6 +36,9 @@ NOT_REFERENCES = {
     ("task_comments", "list_id"): (
         "its task's list, copied by the comment's insert and kept by the trigger "
         "`tasks_move_comments` for the access predicate; never set by a client"
+    ),
+    ("list_members", "member_id"): (
+        "an account, not a row of the owner's: the member (the caller, when it accepts)"
     ),
     ("task_comments", "author_id"): (
         "an account, not a row of the owner's: the commenter (the caller, on insert), NULL "
@@ -146,4 +149,4 @@ def test_every_key_to_users_is_recognised_as_the_account_key(db_engine: Engine) 
             ).scalars()
         )
     assert {"fk_tasks_user_id_users", "fk_idempotency_keys_user_id_users"} <= names
-    assert all(name.endswith(ACCOUNT_KEY_SUFFIX) for name in names), names
+    assert all(name.endswith(ACCOUNT_KEY_SUFFIXES) for name in names), names

@@ -35,7 +35,7 @@ from backend.mcp.tools import TOOLS
 from scripts.bench.dbproxy import DbProxy
 from tests.chat import fake_model
 from tests.chat.fake_model import FakeModel, call, say
-from tests.conftest import TEST_SECRET, Account, api_routes
+from tests.conftest import TEST_SECRET, Account, _registering, api_routes
 from tests.mcp.conftest import call_tool_rpc, post_rpc
 from tests.mcp.test_isolation import EXTRA_ARGUMENTS
 from tests.resources import (
@@ -106,6 +106,13 @@ BUDGETS: dict[str, int] = {
     "POST /api/tasks/{task_id}/comments": 1,
     "PATCH /api/tasks/{task_id}/comments/{comment_id}": 1,
     "DELETE /api/tasks/{task_id}/comments/{comment_id}": 1,
+    # Sharing (issue 39). Creating an invitation counts it against the caller's invitation
+    # limit first, in a transaction of its own (committed before the route's write, so a
+    # refused one counts too), then writes it in one message.
+    "POST /api/lists/{list_id}/invitations": 2,
+    # Accepting commits the membership in its message, then reads the list as the member now
+    # sees it (the membership is not visible to the statement that writes it).
+    "POST /api/invitations/accept": 2,
     "POST /api/auth/register": 6,
     "POST /api/auth/login": 6,
     "POST /api/auth/token": 6,
@@ -455,11 +462,53 @@ def _fill(value: Any, ids: dict[str, int]) -> Any:
     return json.loads(text)
 
 
+# Sharing's routes that name a member or a token (issue 39): Bob is an editor of LIST
+# (`MEMBER_ID`, `MEMBER_JSON` in a body) and has invited Alice to a list of his (`TOKEN_JSON`).
+SHARED: dict[str, tuple[str, str, Any]] = {
+    "PATCH /api/lists/{list_id}/members/{user_id}": (
+        "PATCH",
+        "/api/lists/LIST/members/MEMBER_ID",
+        {"role": "viewer"},
+    ),
+    "DELETE /api/lists/{list_id}/members/{user_id}": (
+        "DELETE",
+        "/api/lists/LIST/members/MEMBER_ID",
+        None,
+    ),
+    "POST /api/lists/{list_id}/transfer": (
+        "POST",
+        "/api/lists/LIST/transfer",
+        {"user_id": "MEMBER_JSON"},
+    ),
+    "POST /api/invitations/accept": ("POST", "/api/invitations/accept", {"token": "TOKEN_JSON"}),
+}
+
+
+def _share(key: str, client: TestClient, alice: Account, ids: dict[str, Any]) -> None:
+    """Bob, a member of Alice's LIST, and an invitation of Bob's for Alice, for the routes
+    of `SHARED`."""
+    if key not in SHARED:
+        return
+    bob = _registering(client)("bob@example.com")
+    made = client.post(
+        f"/api/lists/{ids['LIST']}/invitations", json={"role": "editor"}, headers=alice.headers
+    )
+    token = made.json()["data"]["token"]
+    joined = client.post("/api/invitations/accept", json={"token": token}, headers=bob.headers)
+    assert joined.status_code == 200, joined.text
+    ids["MEMBER_ID"], ids["MEMBER_JSON"] = bob.id, json.dumps(bob.id)
+    his = client.post("/api/lists", json={"name": "Bob's"}, headers=bob.headers).json()["data"]
+    invited = client.post(
+        f"/api/lists/{his['id']}/invitations", json={"role": "viewer"}, headers=bob.headers
+    )
+    ids["TOKEN_JSON"] = json.dumps(invited.json()["data"]["token"])
+
+
 def _rest_request(
     key: str, counted: TestClient, user: Account, ids: dict[str, int]
 ) -> Callable[[], Any]:
-    if key in VARIANTS:
-        method, url, body = VARIANTS[key]
+    if key in VARIANTS or key in SHARED:
+        method, url, body = VARIANTS[key] if key in VARIANTS else SHARED[key]
         url, body = _fill(url, ids), _fill(body, ids)
         return lambda: counted.request(method, url, json=body, headers=user.headers)
     method, _, path = key.partition(" ")
@@ -560,6 +609,7 @@ def test_route_round_trips(
 ) -> None:
     ids = _rows(client, alice)
     _chat(key, counted, alice, chat_model, ids)
+    _share(key, client, alice, ids)
     # Warm: the pool holds a connection and this token has been seen.
     assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
     if key == "GET /api/tasks?search":

@@ -50,6 +50,12 @@ NOT_REQUESTED = {
     "POST /api/tasks/{task_id}/comments": "writes `task_comments` only: no rule",
     "PATCH /api/tasks/{task_id}/comments/{comment_id}": "writes `task_comments` only: no rule",
     "DELETE /api/tasks/{task_id}/comments/{comment_id}": "writes `task_comments` only: no rule",
+    # Sharing (issue 39): memberships and invitations have no rule but their admit trigger.
+    "PATCH /api/lists/{list_id}/members/{user_id}": "writes `list_members`: no rule",
+    "DELETE /api/lists/{list_id}/members/{user_id}": "writes `list_members`: no rule",
+    "POST /api/lists/{list_id}/invitations": "writes `list_invitations`: no rule",
+    "DELETE /api/lists/{list_id}/invitations/{invitation_id}": "writes `list_invitations`",
+    "POST /api/invitations/accept": "writes `list_invitations`, `list_members`: no rule",
 }
 
 _TRIGGERS = """
@@ -405,6 +411,18 @@ def test_requests_fire_what_their_methods_name(
     call("PUT", f"/api/lists/{listed}", {"name": "N"})
     call("PATCH", f"/api/lists/{listed}", {"name": "O"})
     call("POST", f"/api/lists/{listed}/move", {})
+    # A transfer carries a list's tasks and their subtasks to the new owner (the keys' ON
+    # UPDATE CASCADE): the heir joins through an invitation first.
+    team = int(call("POST", "/api/lists", {"name": "Team"}, setup=True)["id"])
+    task(parent_id=task(list_id=team))
+    token = call("POST", f"/api/lists/{team}/invitations", {"role": "editor"}, setup=True)["token"]
+    signed_up = client.post(
+        "/api/auth/register", json={"email": "heir@example.com", "password": "password-123"}
+    ).json()["data"]
+    heir = {"Authorization": f"Bearer {signed_up['access_token']}"}
+    joined = client.post("/api/invitations/accept", json={"token": token}, headers=heir)
+    assert joined.status_code == 200, joined.text
+    call("POST", f"/api/lists/{team}/transfer", {"user_id": signed_up["user"]["id"]})
     # A chat turn: its question and answer, and the tool's write through the same service.
     model.script(
         Reply(calls=(("add_task", '{"title": "from chat"}'),)),

@@ -50,6 +50,21 @@ TAGS: list[dict[str, Any]] = [
         "missing task gets.",
     },
     {
+        "name": "members",
+        "description": "Who shares a list, and how far: its owner and members with their roles "
+        "(`viewer` < `commenter` < `editor` < `admin` < `owner`), a member's role changed or "
+        "the member removed (or leaving), the list transferred to a member. Anyone who is not "
+        "a member gets the 404 a missing list gets; a member below the role an action needs, "
+        "403 `FORBIDDEN`.",
+    },
+    {
+        "name": "invitations",
+        "description": "Invitations to a shared list: created, listed and revoked by its "
+        "admins and owner; accepted with their token by any signed-in account. A token is "
+        "shown once, used once, expires, and is stored hashed; whatever makes one unusable "
+        "is the same 404.",
+    },
+    {
         "name": "user-lists",
         "description": "The `/api/lists...` routes at `/api/{user_id}/lists...`, as the "
         "`user-tasks` paths are: the same answer when `user_id` is the token's subject, a list "

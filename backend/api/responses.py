@@ -267,6 +267,83 @@ TOO_MANY_COMMENTS = ErrorExample(
     LimitReached.code,
     "This task has 1000 comments, the most there can be (1000)",
 )
+MEMBERS_FULL = ErrorExample(
+    422,
+    "list_members_full",
+    "The list has as many members and pending invitations as there can be",
+    LimitReached.code,
+    "A list has at most 100 members and pending invitations together",
+)
+# The members' routes' name for the same answer.
+FORBIDDEN_ROLE = FORBIDDEN
+ONLY_OWNER_ADMINS = ErrorExample(
+    403,
+    "only_owner_admins",
+    "An admin tried to make, demote or remove an admin (or invite one): the owner's right",
+    Forbidden.code,
+    "Only the list's owner may make, demote or remove an admin",
+)
+MEMBER_NOT_FOUND = ErrorExample(
+    404,
+    "member_not_found",
+    "The user named is not a member of the list",
+    "NOT_FOUND",
+    "Member not found",
+)
+INVITATION_NOT_FOUND = ErrorExample(
+    404,
+    "invitation_not_found",
+    "No such invitation: unknown, expired, revoked, used, addressed to another email, or "
+    "presented by the list's owner (one answer for every reason)",
+    "NOT_FOUND",
+    "Invitation not found",
+)
+OWNER_FIXED = ErrorExample(
+    409,
+    "owner_fixed",
+    "The owner's role cannot be changed nor the owner removed; the owner transfers the list",
+    "CONFLICT",
+    "The owner's role cannot be changed, nor the owner removed; the owner transfers the list "
+    "(POST /api/lists/{list_id}/transfer)",
+)
+OWNER_CANNOT_LEAVE = ErrorExample(
+    409,
+    "owner_cannot_leave",
+    "The owner cannot leave its list (it transfers it first)",
+    "CONFLICT",
+    "The owner cannot leave the list; transfer it to a member first "
+    "(POST /api/lists/{list_id}/transfer)",
+)
+HEIR_NAME_TAKEN = ErrorExample(
+    409,
+    "new_owner_name_taken",
+    "The new owner has a list by the same name; nothing was changed",
+    "CONFLICT",
+    'The new owner has a list named "Groceries" already (names ignore case); it must rename '
+    "or delete it first",
+    (
+        {
+            "field": "body.user_id",
+            "message": 'The new owner has a list named "Groceries" already (names ignore '
+            "case); it must rename or delete it first",
+            "type": "conflict",
+        },
+    ),
+)
+HEIR_TOO_MANY_LISTS = ErrorExample(
+    422,
+    "new_owner_too_many_lists",
+    "The new owner has as many lists as there can be",
+    LimitReached.code,
+    "The new owner has 100 lists, the most there can be (100)",
+    (
+        {
+            "field": "body.user_id",
+            "message": "The new owner has 100 lists, the most there can be (100)",
+            "type": "limit_reached",
+        },
+    ),
+)
 CONFLICT = ErrorExample(
     409,
     "conflict",
@@ -442,8 +519,8 @@ _DEFAULT_EXAMPLES: dict[int, tuple[ErrorExample, ...]] = {
 _DESCRIPTIONS = {
     400: "The body is not decodable as the declared content type (`BAD_REQUEST`).",
     401: "Missing, malformed, forged, expired or revoked bearer token (`UNAUTHORIZED`).",
-    403: "A member of the list below the role the request needs (`FORBIDDEN`); anyone "
-    "else gets the 404 a missing resource gets.",
+    403: "A member of the list whose role is below what the action needs (`FORBIDDEN`); "
+    "nothing was changed. Anyone who is not a member gets the 404 a missing resource gets.",
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
     409: "Conflicts with existing data (`CONFLICT`).",
     410: "The changes cursor is older than the change feed's retention (`CURSOR_EXPIRED`): "

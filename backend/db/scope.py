@@ -7,9 +7,12 @@ ANY(ARRAY(<the caller's memberships with those roles>))`, an array read once per
 so both arms are index lookups). `Scoped` sends every statement of a scoped service with
 `owner` bound to the service's caller, and refuses (`Unscoped`) a statement that touches a
 per-user table (every table of the metadata with a `user_id` column) without one of those
-predicates, or inserts a row whose `user_id` is not `:owner`. A row the caller may not reach
-is therefore indistinguishable from one that does not exist. tests/scoping.py also checks
-every statement a test run sends on a caller's connection.
+predicates, or inserts a row whose `user_id` is not `:owner`. Three narrower shapes of shared
+lists count too, each for one table only: an invitation by its token's hash (`_capability`),
+a membership inserted for the caller itself (`_joins`), and a member's lists read through its
+membership of the caller's list (`_members_lists`); tests/scoping.py accepts the same. A row
+the caller may not reach is therefore indistinguishable from one that does not exist.
+tests/scoping.py also checks every statement a test run sends on a caller's connection.
 """
 
 from __future__ import annotations
@@ -164,8 +167,39 @@ def _owner_of(conjunct: Any) -> Any:
         if name == "user_id" or (name == MEMBER and _named(table) == MEMBERSHIPS):
             return table
         return None
+    if _capability(name, table, conjunct.right) or _members_lists(name, table, conjunct.right):
+        return table
     listed = "id" if _named(table) == "task_lists" else "list_id"
     return table if name == listed and _member_arm(conjunct.right) else None
+
+
+# An invitation is reached by its token: `list_invitations.token_hash = :<bind>` (the SHA-256 of
+# a token the caller holds) scopes it as `user_id = :owner` would; nothing else of
+# `list_invitations` does (an id alone is refused).
+INVITATIONS = "list_invitations"
+TOKEN_HASH = "token_hash"  # noqa: S105  (a column's name)
+
+
+def _capability(name: Any, table: Any, right: Any) -> bool:
+    """Whether the conjunct is `list_invitations.token_hash = :<bind>`: the invitation whose
+    token the caller holds (`POST /api/invitations/accept`)."""
+    return name == TOKEN_HASH and _named(table) == INVITATIONS and isinstance(right, BindParameter)
+
+
+def _members_lists(name: Any, table: Any, right: Any) -> bool:
+    """Whether the conjunct is `task_lists.user_id = (SELECT member_id FROM list_members
+    WHERE ...)`: the lists of a member of the caller's list, whose ownership it is about to
+    take (a transfer reads how many it has, where its last one is and whether one has the
+    name: `MemberService.transfer`). The subquery is a query level of its own, checked scoped
+    like any other (its `list_members` by `user_id = :owner`)."""
+    if name != "user_id" or _named(table) != "task_lists":
+        return False
+    inner = getattr(right, "element", None)
+    if not isinstance(inner, Select) or len(inner.selected_columns) != 1:
+        return False
+    froms = inner.get_final_froms()
+    selected = getattr(next(iter(inner.selected_columns)), "name", None)
+    return len(froms) == 1 and _named(froms[0]) == MEMBERSHIPS and selected == MEMBER
 
 
 def is_space(element: Any) -> bool:
@@ -224,6 +258,10 @@ def unscoped(statement: Any) -> str | None:
         table = _table_of(element)
         if table is not None and table.name in scoped_tables():
             uses[element] = uses.get(element, 0) + 1
+            if isinstance(element, Alias):
+                # The walk goes on into the alias to its table: that is the alias's use, not
+                # one of the table's own (an alias is scoped by its own name).
+                uses[table] = uses.get(table, 0) - 1
         if isinstance(element, Insert):
             inserts.append(element)
         # A SELECT's, UPDATE's or DELETE's WHERE (its criteria AND-ed), a join's ON.
@@ -238,7 +276,7 @@ def unscoped(statement: Any) -> str | None:
         if insert.table.name in scoped_tables():
             # The insert's target is written, not read: it is checked by what it inserts.
             uses[insert.table] = uses.get(insert.table, 1) - 1
-            if not _inserts_owner(insert):
+            if not _inserts_owner(insert) and not _joins(insert):
                 return f"INSERT INTO {insert.table.name} with a user_id that is not :owner"
     touched = {element for element, count in uses.items() if count > 0}
     missing = sorted(str(t.name) for t in touched - owned_by)
@@ -269,6 +307,28 @@ def _inserts_owner(statement: Insert) -> bool:
             and table is not None
             and table.name in scoped_tables()
         )
+    rows = _value_rows(sql[head.end() :])
+    return bool(rows) and all(
+        len(row) == len(names) and _OWNER_SQL.fullmatch(row[at]) for row in rows
+    )
+
+
+def _joins(statement: Insert) -> bool:
+    """Whether `statement` inserts memberships of the caller only: `list_members` rows whose
+    `member_id` is `:owner` in every row (a SELECT's column, or each VALUES row's). Such a row
+    is in its list owner's space (`user_id` is the owner's, not the caller's): the caller
+    joins a list, which only an invitation it holds allows (`InvitationService.accept` takes
+    the row's list from the invitation it deletes by its token's hash)."""
+    if statement.table.name != MEMBERSHIPS:
+        return False
+    sql = str(statement.compile(dialect=_DIALECT))
+    head = next((m for m in _INSERT_COLUMNS.finditer(sql) if _depth(sql[: m.start()]) == 0), None)
+    names = [] if head is None else [n.strip().strip('"') for n in head.group(1).split(",")]
+    if head is None or MEMBER not in names:
+        return False
+    at = names.index(MEMBER)
+    if statement.select is not None:
+        return _is_owner(list(statement.select.selected_columns)[at])
     rows = _value_rows(sql[head.end() :])
     return bool(rows) and all(
         len(row) == len(names) and _OWNER_SQL.fullmatch(row[at]) for row in rows

@@ -32,7 +32,9 @@ from backend.services.chatkit import ChatKitService
 from backend.services.comments import CommentService
 from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
+from backend.services.invitations import InvitationService
 from backend.services.lists import ListService
+from backend.services.members import MemberService
 from backend.services.rate_limits import (
     HeaderSink,
     RateLimiter,
@@ -170,6 +172,15 @@ class UnitOfWork:
     def idempotency(self) -> IdempotencyService:
         ttl = self._settings.idempotency_key_ttl_seconds
         return IdempotencyService(self.send, self.caller_id, ttl)
+
+    @cached_property
+    def members(self) -> MemberService:
+        """A shared list's members (the caller's id: its `send` is the door's)."""
+        return MemberService(self.send, self.caller_id)
+
+    @cached_property
+    def invitations(self) -> InvitationService:
+        return InvitationService(self.send, self.caller_id)
 
     @cached_property
     def users(self) -> UserService:

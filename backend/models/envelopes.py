@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
-from backend.models.sharing import CommentPublic
+from backend.models.sharing import CommentPublic, InvitationCreated, InvitationPublic, MemberPublic
 from backend.models.task import TaskPublic
 from backend.models.task_list import ListPublic
 from backend.models.task_ops import (
@@ -73,6 +73,26 @@ class ListsEnvelope(BaseModel):
 
     data: list[ListPublic]
     meta: CountMeta
+
+
+class MembersEnvelope(BaseModel):
+    """A shared list's owner and members (at most 100 members and the owner: one page)."""
+
+    data: list[MemberPublic]
+
+
+class MemberEnvelope(DataEnvelope[MemberPublic]):
+    """One member of a list."""
+
+
+class InvitationsEnvelope(BaseModel):
+    """A list's pending invitations, oldest first (never a token)."""
+
+    data: list[InvitationPublic]
+
+
+class InvitationCreatedEnvelope(DataEnvelope[InvitationCreated]):
+    """A new invitation, with its token (shown only here)."""
 
 
 class TaskOccurrencesEnvelope(DataEnvelope[TaskOccurrences]):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -29,9 +29,10 @@ from sqlalchemy import (
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import JsonInt, UtcDatetime
+from backend.models.common import JsonInt, StorableText, UtcDatetime
 from backend.models.text import MultiLineVisibleText
 from backend.models.types import TASK_ID_MAX
+from backend.models.user import USER_ID_MAX_LENGTH, Email
 
 
 class Role(StrEnum):
@@ -178,7 +179,15 @@ class TaskComment(SQLModel, table=True):
 
 # --- Request and response schemas ---
 
-MemberRole = Annotated[Role, Field(description="`viewer`, `commenter`, `editor` or `admin`.")]
+# A role a membership or an invitation may be given: every role but `owner` (a list has one
+# owner, made only by a transfer).
+MemberRole = Annotated[
+    Literal[Role.viewer, Role.commenter, Role.editor, Role.admin],
+    Field(
+        description="`viewer`, `commenter`, `editor` or `admin` (an owner is made by a "
+        "transfer, `POST /api/lists/{list_id}/transfer`)."
+    ),
+]
 CommentBody = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX_LENGTH),
@@ -208,8 +217,11 @@ class MemberUpdate(BaseModel):
 class Transfer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="A member of the list: it becomes the owner, the owner an admin."
+    user_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=USER_ID_MAX_LENGTH), StorableText
+    ] = Field(
+        description="A member of the list: it becomes the owner, the owner an admin.",
+        examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],
     )
 
 
@@ -217,10 +229,17 @@ class InvitationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: MemberRole
-    email: EmailStr | None = Field(
+    email: Email | None = Field(
         default=None,
-        description="Who may accept it (case ignored); none: whoever holds the token.",
+        description="Who may accept it (case ignored); none: whoever holds the token. The "
+        "answer is the same whether or not the address has an account.",
+        examples=["ada@example.com"],
     )
+
+    @field_validator("email")
+    @classmethod
+    def _lowercase(cls, value: str | None) -> str | None:
+        return None if value is None else value.lower()
 
 
 class InvitationPublic(BaseModel):
@@ -245,7 +264,10 @@ class InvitationCreated(InvitationPublic):
 class InvitationAccept(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200), StorableText] = Field(
+        description="The token of the invitation (`POST /api/lists/{list_id}/invitations`).",
+        examples=["q3V0aG9yaXR5LXRva2VuLWV4YW1wbGUtMzItYnl0ZXM"],
+    )
 
 
 class CommentCreate(BaseModel):

@@ -74,6 +74,15 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/api/tasks/{task_id}/comments"): Action.COMMENT_ADD,
     ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
     ("DELETE", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
+    # Members and invitations (backend/services/members.py, invitations.py). Removing a
+    # member is `member.manage` for others; any member may remove itself (leave).
+    ("GET", "/api/lists/{list_id}/members"): Action.LIST_READ,
+    ("PATCH", "/api/lists/{list_id}/members/{user_id}"): Action.MEMBER_MANAGE,
+    ("DELETE", "/api/lists/{list_id}/members/{user_id}"): Action.MEMBER_MANAGE,
+    ("POST", "/api/lists/{list_id}/transfer"): Action.LIST_TRANSFER,
+    ("POST", "/api/lists/{list_id}/invitations"): Action.INVITE,
+    ("GET", "/api/lists/{list_id}/invitations"): Action.INVITE,
+    ("DELETE", "/api/lists/{list_id}/invitations/{invitation_id}"): Action.INVITE,
 }
 
 

@@ -79,6 +79,17 @@ def settle_usages(usages: Sequence[Usage], sink: HeaderSink) -> None:
             for u in usages
         ),
     }
+    # Items of other policies a request was counted against already (an invitation: its own
+    # limit, then the write's) stay beside these; this call's policies replace their own.
+    get = getattr(sink, "get", None)
+    if get is not None:
+        names = {f'"{u.policy.name}"' for u in usages}
+        for header in ("RateLimit-Policy", "RateLimit"):
+            prior = get(header)
+            if prior:
+                kept = [i for i in prior.split(", ") if i.split(";", 1)[0] not in names]
+                if kept:
+                    headers[header] = ", ".join([*kept, headers[header]])
     over = [u.reset_seconds for u in usages if u.hits > u.policy.limit]
     if over:
         headers["Retry-After"] = str(max(over))
@@ -131,6 +142,12 @@ class RateLimiter:
         self._enforce(
             (Policy("chat", s.chat_rate_limit_per_user, s.chat_rate_limit_window_seconds), user_id)
         )
+
+    def invitations(self, user_id: str) -> None:
+        """One invitation created by `user_id` (the token's subject), against the per-user
+        invitation limit (an hour's window), in a transaction of its own before the route's."""
+        s = self._settings
+        self._enforce((Policy("invitations", s.rate_limit_invitations_per_hour, 3600), user_id))
 
     def write(self, user_id: str) -> None:
         """One write by `user_id` (the token's subject), against the per-user write limit, in a

@@ -99,7 +99,50 @@ def _list_precondition(client: TestClient, alice: Account) -> httpx.Response:
     return client.patch(f"/api/lists/{_list(client, alice)}", json={}, headers=headers)
 
 
+def _shared(client: TestClient, alice: Account, *roles: str) -> tuple[int, list[Account]]:
+    """Alice's list "Groceries" with a member of each role in `roles`, in order."""
+    from tests.conftest import _registering
+    from tests.sharing.helpers import join, make_list
+
+    list_id = make_list(client, alice, "Groceries")
+    register = _registering(client)
+    joined = []
+    for n, role in enumerate(roles):
+        member = register(f"member{n}@example.com")
+        join(client, alice, member, list_id, role)
+        joined.append(member)
+    return list_id, joined
+
+
+def _only_owner_admins(client: TestClient, alice: Account) -> httpx.Response:
+    list_id, (admin, viewer) = _shared(client, alice, "admin", "viewer")
+    path = f"/api/lists/{list_id}/members/{viewer.id}"
+    return client.patch(path, json={"role": "admin"}, headers=admin.headers)
+
+
+def _owner_fixed(client: TestClient, alice: Account) -> httpx.Response:
+    list_id, (admin,) = _shared(client, alice, "admin")
+    path = f"/api/lists/{list_id}/members/{alice.id}"
+    return client.patch(path, json={"role": "viewer"}, headers=admin.headers)
+
+
+def _owner_cannot_leave(client: TestClient, alice: Account) -> httpx.Response:
+    list_id, _ = _shared(client, alice)
+    return client.delete(f"/api/lists/{list_id}/members/{alice.id}", headers=alice.headers)
+
+
+def _new_owner_name_taken(client: TestClient, alice: Account) -> httpx.Response:
+    list_id, (heir,) = _shared(client, alice, "editor")
+    client.post("/api/lists", json={"name": "GROCERIES"}, headers=heir.headers)
+    path = f"/api/lists/{list_id}/transfer"
+    return client.post(path, json={"user_id": heir.id}, headers=alice.headers)
+
+
 PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
+    "only_owner_admins": _only_owner_admins,
+    "owner_fixed": _owner_fixed,
+    "owner_cannot_leave": _owner_cannot_leave,
+    "new_owner_name_taken": _new_owner_name_taken,
     "invalid_changes_cursor": lambda client, alice: client.get(
         "/api/tasks/changes", params={"cursor": "x.y"}, headers=alice.headers
     ),
@@ -155,7 +198,14 @@ CHAT_PROVIDER = {
 # tests/chat/test_chatkit_isolation.py compares its body with the example's.
 CHATKIT = {"chatkit_item_not_found"}
 # Limits, reached by rows written on the test's own engine (thousands of requests otherwise).
-FILLED = {"limit_reached", "too_many_lists", "too_many_comments"}
+# (`list_members_full`: tests/sharing/test_invitations.py.)
+FILLED = {
+    "limit_reached",
+    "too_many_lists",
+    "too_many_comments",
+    "new_owner_too_many_lists",
+    "list_members_full",
+}
 # A member's refusals, in a list shared by a membership row written on the test's own engine:
 # test_the_sharing_examples.
 SHARED = {"forbidden", "not_the_author", "not_the_author_or_admin"}
@@ -210,9 +260,11 @@ def test_a_missing_row(client: TestClient, alice: Account, name: str) -> None:
         known: dict[str, int] = {}
         for parameter in outer:
             make_row(client, alice, parameter, known, makers)
-        response = client.request(
-            method, fill_path(path, {**known, last: 999_999}), headers=alice.headers
-        )
+        missing: dict[str, object] = {**known, last: 999_999}
+        if path.endswith("/{user_id}"):  # a list's member (sharing): the user is the row
+            make_row(client, alice, last, known, makers)
+            missing = {**known, "user_id": "no-such-user"}
+        response = client.request(method, fill_path(path, missing), headers=alice.headers)
         if response.status_code == 404 and response.json() == EXAMPLES[name].example()["value"]:
             return
         answers.append((method, path, response.status_code, response.text))
@@ -324,3 +376,22 @@ def test_the_sharing_examples(
         example = EXAMPLES[name]
         assert answer.status_code == example.status, (name, answer.text)
         assert answer.json() == example.example()["value"], name
+
+
+def test_the_new_owner_limit_example(client: TestClient, alice: Account, db_engine: Engine) -> None:
+    """A transfer to a member with as many lists as there can be (written directly)."""
+    from backend.models.task_list import LISTS_PER_USER
+
+    list_id, (heir,) = _shared(client, alice, "editor")
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO task_lists (user_id, name, name_key, position) "
+                "SELECT :user, 'l' || n, 'l' || n, n FROM generate_series(1, :count) AS n"
+            ),
+            {"user": heir.id, "count": LISTS_PER_USER},
+        )
+    path = f"/api/lists/{list_id}/transfer"
+    answer = client.post(path, json={"user_id": heir.id}, headers=alice.headers)
+    assert answer.status_code == 422
+    assert answer.json() == EXAMPLES["new_owner_too_many_lists"].example()["value"]

@@ -67,6 +67,10 @@ CHAT_PATHS = {
     "/api/conversations/{conversation_id}/messages",
 }
 
+# Routes that succeed only with a secret another user made (an invitation's token: its
+# sample is no token of anyone's); their own tests: tests/sharing/test_invitations.py.
+NEEDS_A_SECRET = {"/api/invitations/accept"}
+
 
 def _door_routes(
     skipped: set[str] = CHAT_PATHS,
@@ -262,7 +266,12 @@ def test_bob_cannot_reach_alices_rows(
         if sample is not None and _names_rows(sample):
             # Bob's own target, naming Alice's rows: as if they did not exist.
             same(send(bobs, alices), send(bobs, missing))
-        if not aims and not (sample is not None and _names_rows(sample)):
+        if path in NEEDS_A_SECRET:
+            # Bob without the secret: the one 404, nothing of Alice's in it.
+            answer = send(bobs, bobs)
+            assert answer.status_code == 404, answer.text
+            assert ALICE_LIST not in answer.text and alice.id not in answer.text
+        elif not aims and not (sample is not None and _names_rows(sample)):
             answer = send(bobs, bobs)
             assert answer.status_code < 400, answer.text
             assert ALICE_TITLE not in answer.text and alice.id not in answer.text

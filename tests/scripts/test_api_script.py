@@ -242,6 +242,27 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     assert status_of(api.run("get-list", sid, expect_ok=False)) == 404
     api.run("delete-list", chores)
 
+    # Shared lists (issue 39): Ada invites Cy, who accepts; a role, a revoke, a transfer, and
+    # Ada (an admin now) leaves.
+    team = str(api.json("create-list", "Team")["data"]["id"])
+    invitation = api.json("invite", team, '{"role": "editor"}')["data"]
+    assert [i["id"] for i in api.json("invitations", team)["data"]] == [invitation["id"]]
+    ada = api.token
+    api.token = None
+    api.run("register", "cy@example.com", "pass-word-1")
+    cy = api.json("login", "cy@example.com", "pass-word-1")["data"]
+    api.token = cy["access_token"]
+    assert api.json("accept-invitation", invitation["token"])["data"]["role"] == "editor"
+    api.token = ada
+    cy_id = cy["user"]["id"]
+    assert [m["role"] for m in api.json("members", team)["data"]] == ["owner", "editor"]
+    assert api.json("update-member", team, cy_id, '{"role": "admin"}')["data"]["role"] == "admin"
+    spare = api.json("invite", team, '{"role": "viewer"}')["data"]
+    assert status_of(api.run("revoke-invitation", team, str(spare["id"]))) == 204
+    assert api.json("transfer-list", team, cy_id)["data"]["role"] == "admin"
+    assert status_of(api.run("remove-member", team, me)) == 204
+    assert status_of(api.run("members", team, expect_ok=False)) == 404
+
     # Chat (issue 32): this server has no model (tests/chat/test_api_script.py has one).
     unconfigured = api.run("chat", "add milk", expect_ok=False)
     assert status_of(unconfigured) == 503

@@ -33,15 +33,19 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/tasks/{task_id}/move"): {},
     ("POST", "/api/tasks/{task_id}/comments"): {"body": "A comment"},
     ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): {"body": "Changed"},
+    ("PATCH", "/api/lists/{list_id}/members/{user_id}"): {"role": "editor"},
+    ("POST", "/api/lists/{list_id}/invitations"): {"role": "viewer"},
 }
+# Routes that name a member (another account, a viewer of the list) or an invitation.
+TRANSFER = ("POST", "/api/lists/{list_id}/transfer")
 # Standings without a role in the list: each is answered as a missing resource is.
 NO_ROLE = ("stranger", "removed")
 ROLES = tuple(role.value for role in Role)
 STANDINGS = (*NO_ROLE, *ROLES)
 
 
-def _path(template: str, list_id: int, task_id: int, comment_id: int = MISSING) -> str:
-    return template.format(list_id=list_id, task_id=task_id, comment_id=comment_id)
+def _path(template: str, list_id: int, task_id: int, **more: Any) -> str:
+    return template.format(list_id=list_id, task_id=task_id, **more)
 
 
 def _comment(client: TestClient, shared: SharedList, caller: Account, standing: str) -> int:
@@ -56,6 +60,30 @@ def _comment(client: TestClient, shared: SharedList, caller: Account, standing: 
     return comment_id
 
 
+def _named(
+    client: TestClient,
+    shared: SharedList,
+    route: tuple[str, str],
+    register: Callable[..., Account],
+    grant: Grant,
+) -> dict[str, Any]:
+    """The member (`{user_id}`, a transfer's `user_id`) or invitation (`{invitation_id}`) the
+    route names: carol, a viewer of the list; a pending invitation of the owner's."""
+    more: dict[str, Any] = {}
+    if "{user_id}" in route[1] or route == TRANSFER:
+        carol = register("carol@example.com")
+        grant(shared, carol, "viewer")
+        more["user_id"] = carol.id
+    if "{invitation_id}" in route[1]:
+        made = client.post(
+            f"/api/lists/{shared.list_id}/invitations",
+            json={"role": "viewer"},
+            headers=shared.owner.headers,
+        )
+        more["invitation_id"] = made.json()["data"]["id"]
+    return more
+
+
 @pytest.mark.parametrize("standing", STANDINGS)
 @pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
 def test_the_answer_follows_the_declared_role(
@@ -63,11 +91,15 @@ def test_the_answer_follows_the_declared_role(
     shared_list: SharedList,
     bob: Account,
     grant: Grant,
+    register: Callable[..., Account],
     route: tuple[str, str],
     standing: str,
 ) -> None:
     method, template = route
     body = BODIES.get(route)
+    more = _named(client, shared_list, route, register, grant)
+    if route == TRANSFER:
+        body = {"user_id": more["user_id"]}
     caller = shared_list.owner if standing == "owner" else bob
     if standing == "removed":
         grant(shared_list, bob, "admin")
@@ -76,14 +108,13 @@ def test_the_answer_follows_the_declared_role(
         grant(shared_list, bob, standing)
     if route == ("GET", "/api/tasks/{task_id}/occurrences"):
         template += "?count=1"
-    comment_id = MISSING
     if "{comment_id}" in template:
-        comment_id = _comment(client, shared_list, caller, standing)
-    path = _path(template, shared_list.list_id, shared_list.task_id, comment_id)
+        more["comment_id"] = _comment(client, shared_list, caller, standing)
+    path = _path(template, shared_list.list_id, shared_list.task_id, **more)
     answer = client.request(method, path, json=body, headers=caller.headers)
     if standing in NO_ROLE:
         missing = client.request(
-            method, _path(template, MISSING, MISSING), json=body, headers=caller.headers
+            method, _path(template, MISSING, MISSING, **more), json=body, headers=caller.headers
         )
         assert answer.status_code == 404, answer.text
         assert answer.content == missing.content
@@ -97,11 +128,11 @@ def test_the_answer_follows_the_declared_role(
 
 # Arguments each tool takes beside the task's or list's id.
 TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "add_comment": {"body": "A comment"},
     "add_task": {"title": "Added"},
     "update_task": {"title": "Changed"},
     "assign_task": {"assignees": []},
     "rename_list": {"name": "Renamed"},
-    "add_comment": {"body": "A comment"},
 }
 
 

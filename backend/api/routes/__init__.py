@@ -13,7 +13,9 @@ from backend.api.routes import (
     chatkit,
     comments,
     health,
+    invitations,
     lists,
+    members,
     tasks,
     user_tasks,
 )
@@ -23,6 +25,8 @@ api_router.include_router(tasks.router)
 api_router.include_router(comments.router)
 api_router.include_router(changes.router)
 api_router.include_router(lists.router)
+api_router.include_router(members.router)
+api_router.include_router(invitations.router)
 api_router.include_router(auth.router)
 api_router.include_router(health.router)
 api_router.include_router(chat.router)

@@ -1,0 +1,138 @@
+"""Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create,
+list and revoke them under `/api/lists/{list_id}/invitations` (admin+), accept one with its
+token at `/api/invitations/accept` (any signed-in account). Thin: enter through the door, call
+`door.invitations`, return the envelope. Creating one is counted against the caller's own
+invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from backend.api.conditional import etag
+from backend.api.deps import Door, DoorRoute
+from backend.api.responses import (
+    FORBIDDEN_ROLE,
+    INVITATION_NOT_FOUND,
+    LIST_NOT_FOUND,
+    MEMBERS_FULL,
+    ONLY_OWNER_ADMINS,
+    VALIDATION,
+    errors,
+    rate_limited,
+)
+from backend.models.common import DecimalDigits
+from backend.models.envelopes import (
+    InvitationCreatedEnvelope,
+    InvitationsEnvelope,
+    SingleListEnvelope,
+)
+from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
+from backend.models.task_list import LIST_ID_MAX, ListPublic
+from backend.models.types import TASK_ID_MAX
+
+router = APIRouter(
+    prefix="/api", tags=["invitations"], responses=errors(401, 422, 503), route_class=DoorRoute
+)
+
+ListId = Annotated[
+    int,
+    Path(ge=1, le=LIST_ID_MAX, description="The list's id.", examples=[7]),
+    DecimalDigits,
+]
+InvitationId = Annotated[
+    int,
+    Path(ge=1, le=TASK_ID_MAX, description="The invitation's id.", examples=[3]),
+    DecimalDigits,
+]
+
+
+@router.post(
+    "/invitations/accept",
+    operation_id="acceptInvitation",
+    response_model=SingleListEnvelope,
+    summary="Accept an invitation",
+    description="Join the invitation's list with its role (a member keeps a higher role it "
+    "has). A token is used once. An unknown, expired, revoked or used token, one addressed "
+    "to another email, or the list's owner's own: the same 404 whatever the reason.",
+    responses={
+        **rate_limited(200, "The list as you now see it, with your role.", "ETag"),
+        **errors(400, 404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
+    },
+)
+def accept_invitation(door: Door, data: InvitationAccept, response: Response) -> SingleListEnvelope:
+    list_id = door.invitations.accept(data.token)
+    row = door.lists.get(list_id)
+    response.headers["ETag"] = etag(row)
+    return SingleListEnvelope(data=ListPublic.model_validate(row))
+
+
+@router.post(
+    "/lists/{list_id}/invitations",
+    operation_id="createInvitation",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvitationCreatedEnvelope,
+    summary="Invite someone to a list",
+    description=f"Admins and the owner invite (an `admin` invitation: the owner only). The "
+    f"answer carries the token, shown only here: send it to the invitee. It expires in "
+    f"{INVITATION_DAYS} days; an invitation to an email replaces a pending one to the same "
+    "email. The answer is the same whether or not the email has an account. A list has at "
+    "most 100 members and pending invitations together. Invitations have their own rate "
+    "limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`).",
+    responses={
+        **rate_limited(201, "Created, with its token."),
+        **errors(
+            400,
+            403,
+            404,
+            413,
+            429,
+            examples=(
+                FORBIDDEN_ROLE,
+                ONLY_OWNER_ADMINS,
+                LIST_NOT_FOUND,
+                VALIDATION,
+                MEMBERS_FULL,
+            ),
+        ),
+    },
+)
+def create_invitation(
+    door: Door, list_id: ListId, data: InvitationCreate
+) -> InvitationCreatedEnvelope:
+    door.limits.invitations(door.caller_id)
+    return InvitationCreatedEnvelope(data=door.invitations.create(list_id, data))
+
+
+@router.get(
+    "/lists/{list_id}/invitations",
+    operation_id="listInvitations",
+    response_model=InvitationsEnvelope,
+    summary="List a list's pending invitations",
+    description="Admins and the owner: the unexpired invitations, oldest first, never a token.",
+    responses=errors(403, 404, examples=(FORBIDDEN_ROLE, LIST_NOT_FOUND)),
+)
+def list_invitations(door: Door, list_id: ListId) -> InvitationsEnvelope:
+    return InvitationsEnvelope(data=list(door.invitations.pending(list_id)))
+
+
+@router.delete(
+    "/lists/{list_id}/invitations/{invitation_id}",
+    operation_id="revokeInvitation",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an invitation",
+    description="Admins and the owner (an `admin` invitation: the owner only). Its token "
+    "no longer works.",
+    responses={
+        **rate_limited(204, "Revoked."),
+        **errors(
+            403,
+            404,
+            429,
+            examples=(FORBIDDEN_ROLE, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, INVITATION_NOT_FOUND),
+        ),
+    },
+)
+def revoke_invitation(door: Door, list_id: ListId, invitation_id: InvitationId) -> None:
+    door.invitations.revoke(list_id, invitation_id)

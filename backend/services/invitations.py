@@ -1,0 +1,286 @@
+"""Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create
+(admin+; an `admin` invitation the owner only), list the pending ones, revoke, accept.
+
+An invitation is in its list owner's space, as every row of the list is. Its token is
+`secrets.token_urlsafe(32)`, shown once (the create's answer) and stored only as its SHA-256
+(`token_hash`). Accepting is one statement: it deletes the invitation by its token's hash (the
+token is the capability: `scope._capability`), unexpired and addressed to the caller (or to
+nobody), and inserts the caller's membership from the deleted row (`scope._joins`: a
+membership of the caller only), so a token is used once, and an accept racing a revoke ends
+in one of the two. Whatever makes a token unusable (unknown, expired, revoked, used, addressed
+to another email, presented by the list's owner) is the one 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from backend.db.scope import OWNER, Scoped, access, owned
+from backend.errors import Forbidden, LimitReached, NotFound
+from backend.models import ListInvitation, ListMember, User
+from backend.models.sharing import (
+    INVITATION_DAYS,
+    MEMBER_ROLES,
+    MEMBERS_PER_LIST,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationPublic,
+    Role,
+)
+from backend.models.task_list import TaskList
+from backend.services.access import Action, allows, refuse, roles
+
+_LISTS = TaskList.__table__  # type: ignore[attr-defined]
+_L = _LISTS.c
+_INVITATIONS = ListInvitation.__table__  # type: ignore[attr-defined]
+_I = _INVITATIONS.c
+_MEMBERS = ListMember.__table__  # type: ignore[attr-defined]
+_M = _MEMBERS.c
+_U = User.__table__.c  # type: ignore[attr-defined]
+
+_LIST_ID = bindparam("list_id", type_=BigInteger)
+_INVITATION_ID = bindparam("invitation_id", type_=BigInteger)
+_HASH = bindparam("token_hash", type_=Text)
+
+LIST_NOT_FOUND = "List not found"
+INVITATION_NOT_FOUND = "Invitation not found"
+ONLY_OWNER_ADMINS = "Only the list's owner may invite an admin"
+_READ = roles(Action.LIST_READ)
+_INVITE = roles(Action.INVITE)
+_ADMIN = Role.admin.value
+_PUBLIC = (_I.id, _I.list_id, _I.role, _I.email, _I.expires_at)
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _mine() -> Any:
+    mine = _MEMBERS.alias("mine")
+    return (
+        select(mine.c.role)
+        .where(mine.c.list_id == _L.id, mine.c.member_id == bindparam(OWNER))
+        .scalar_subquery()
+    )
+
+
+# The caller's role in the list: `owner` in its own space, else its membership's.
+_CALLER_ROLE = case((_L.user_id == bindparam(OWNER), literal("owner")), else_=_mine()).label(
+    "caller_role"
+)
+_VISIBLE = and_(_L.id == _LIST_ID, access(_LISTS, _READ))
+# The caller's role in a list it can see (no row: it cannot, or there is none).
+_ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)
+
+
+_EMAIL = bindparam("email", type_=Text)
+
+
+def _room() -> Any:
+    """Whether the list has room for one more member: its members and pending invitations
+    (but one this invitation replaces) fewer than `MEMBERS_PER_LIST`. Each membership comes
+    from an invitation, so this bounds the members too."""
+    member = _MEMBERS.alias("counted_member")
+    pending = _INVITATIONS.alias("counted_invitation")
+    members = select(func.count()).where(member.c.list_id == _L.id, access(member, _INVITE))
+    invitations = select(func.count()).where(
+        pending.c.list_id == _L.id,
+        access(pending, _INVITE),
+        pending.c.expires_at > func.now(),
+        or_(
+            pending.c.email.is_(None),
+            func.lower(pending.c.email).is_distinct_from(func.lower(_EMAIL)),
+        ),
+    )
+    return members.scalar_subquery() + invitations.scalar_subquery() < MEMBERS_PER_LIST
+
+
+def _create(*, admin: bool) -> Any:
+    """A new invitation to `:list_id` in its owner's space (admin+; an `admin` one: the owner
+    only), replacing a pending one for the same address, while the list has room."""
+    lists = owned(select(_L.user_id), _L.user_id) if admin else select(_L.user_id)
+    source = lists.where(_L.id == _LIST_ID, _room())
+    if not admin:
+        source = source.where(access(_LISTS, _INVITE))
+    source = source.with_only_columns(
+        _L.user_id,
+        _L.id,
+        bindparam("role", type_=Text),
+        _EMAIL,
+        _HASH,
+        bindparam(OWNER),
+        func.now() + literal_column(f"interval '{INVITATION_DAYS} days'"),
+    )
+    insert = pg_insert(ListInvitation).from_select(
+        ["user_id", "list_id", "role", "email", "token_hash", "invited_by", "expires_at"], source
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[_I.list_id, func.lower(_I.email)],
+        index_where=_I.email.isnot(None),
+        set_={
+            "role": insert.excluded.role,
+            "token_hash": insert.excluded.token_hash,
+            "invited_by": insert.excluded.invited_by,
+            "created_at": func.now(),
+            "expires_at": insert.excluded.expires_at,
+        },
+    ).returning(*_PUBLIC)
+
+
+_CREATE = _create(admin=False)
+_CREATE_ADMIN = _create(admin=True)
+# The pending invitations of a list the caller may see, with its role (one row with NULLs
+# when there are none; no row: no list).
+_PENDING = (
+    select(_CALLER_ROLE, *_PUBLIC)
+    .select_from(
+        _LISTS.outerjoin(
+            _INVITATIONS,
+            and_(
+                _I.user_id == _L.user_id,
+                _I.list_id == _L.id,
+                access(_INVITATIONS, _INVITE),
+                _I.expires_at > func.now(),
+            ),
+        )
+    )
+    .where(_VISIBLE)
+    .order_by(_I.id)
+)
+# Revoke (admin+; an `admin` invitation: the owner only).
+_REVOKE = (
+    delete(_INVITATIONS)
+    .where(
+        _I.id == _INVITATION_ID,
+        _I.list_id == _LIST_ID,
+        access(_INVITATIONS, _INVITE),
+        or_(_I.user_id == bindparam(OWNER), _I.role != _ADMIN),
+    )
+    .returning(_I.id)
+)
+# The caller's role and whether the invitation is the list's (why a revoke matched nothing).
+_REVOKE_REFUSAL = select(
+    _CALLER_ROLE,
+    select(_I.role)
+    .where(_I.id == _INVITATION_ID, _I.list_id == _L.id, access(_INVITATIONS, _INVITE))
+    .scalar_subquery()
+    .label("invitation_role"),
+).where(_VISIBLE)
+
+# A role's rank among the member roles (1-4): an accepted invitation never lowers a role.
+_ORDER = literal(",".join(MEMBER_ROLES), type_=Text)
+
+
+def _rank(column: Any) -> Any:
+    return func.array_position(func.string_to_array(_ORDER, literal(",", type_=Text)), column)
+
+
+def _accept() -> Any:
+    """Use the invitation whose token hashes to `:token_hash`: deleted (single use) when it
+    is unexpired, addressed to the caller's email or to nobody, and of a list the caller does
+    not own; the caller's membership from it (a higher role than its present one only)."""
+    caller_email = select(func.lower(_U.email)).where(_U.id == bindparam(OWNER)).scalar_subquery()
+    used = (
+        delete(_INVITATIONS)
+        .where(
+            _I.token_hash == _HASH,
+            _I.expires_at > func.now(),
+            or_(_I.email.is_(None), func.lower(_I.email) == caller_email),
+            _I.user_id != bindparam(OWNER),
+        )
+        .returning(_I.user_id, _I.list_id, _I.role)
+        .cte("used")
+    )
+    joined = pg_insert(ListMember).from_select(
+        ["user_id", "list_id", "member_id", "role"],
+        select(used.c.user_id, used.c.list_id, bindparam(OWNER), used.c.role),
+    )
+    # A member keeps a higher role than the invitation's (the row is written either way, so
+    # the statement answers the list's id).
+    higher = case(
+        (_rank(joined.excluded.role) > _rank(_M.role), joined.excluded.role), else_=_M.role
+    )
+    return joined.on_conflict_do_update(
+        index_elements=["list_id", "member_id"], set_={"role": higher}
+    ).returning(_M.list_id)
+
+
+_ACCEPT = _accept()
+
+
+class InvitationService(Scoped):
+    def create(self, list_id: int, data: InvitationCreate) -> InvitationCreated:
+        """A new invitation (admin+; an `admin` one the owner only), with its token: the only
+        time the token is shown."""
+        token = secrets.token_urlsafe(32)
+        statement = _CREATE_ADMIN if data.role is Role.admin else _CREATE
+        rows = self._write(
+            statement,
+            list_id=list_id,
+            role=data.role.value,
+            email=data.email,
+            token_hash=token_hash(token),
+            last=True,
+        )
+        if rows:
+            return InvitationCreated.model_validate({**rows[0]._mapping, "token": token})
+        role = self._read(_ROLE_IN, list_id=list_id).scalar()
+        if not allows(role, Action.INVITE):
+            raise refuse(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
+        if data.role is Role.admin and role != Role.owner:
+            raise Forbidden(ONLY_OWNER_ADMINS)
+        raise LimitReached(
+            f"A list has at most {MEMBERS_PER_LIST} members and pending invitations together"
+        )
+
+    def pending(self, list_id: int) -> Sequence[InvitationPublic]:
+        """The list's pending invitations (admin+), oldest first; never a token."""
+        rows = self._read(_PENDING, list_id=list_id).all()
+        if not rows:
+            raise NotFound(LIST_NOT_FOUND)
+        role = rows[0].caller_role
+        if not allows(role, Action.INVITE):
+            raise refuse(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
+        return [InvitationPublic.model_validate(row) for row in rows if row.id is not None]
+
+    def revoke(self, list_id: int, invitation_id: int) -> None:
+        """Delete a pending invitation of the list (admin+; an `admin` one the owner only)."""
+        if self._write(_REVOKE, list_id=list_id, invitation_id=invitation_id, last=True):
+            return
+        found = self._read(_REVOKE_REFUSAL, list_id=list_id, invitation_id=invitation_id).first()
+        if found is None:
+            raise NotFound(LIST_NOT_FOUND)
+        role, invited_as = tuple(found)
+        if not allows(role, Action.INVITE):
+            raise refuse(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
+        if invited_as is None:
+            raise NotFound(INVITATION_NOT_FOUND)
+        raise Forbidden(ONLY_OWNER_ADMINS)
+
+    def accept(self, token: str) -> int:
+        """Use the token: the caller becomes a member of its list (or keeps a higher role it
+        has); the list's id. Any token that cannot be used is the one 404."""
+        rows = self._write(_ACCEPT, token_hash=token_hash(token), last=True)
+        if not rows:
+            raise NotFound(INVITATION_NOT_FOUND)
+        list_id: int = rows[0].list_id
+        return list_id
