@@ -233,10 +233,16 @@ def list_owner(n: int) -> str:
     return f"lister-{n}"
 
 
-def seed_lists(conn: Connection, owners: list[str], name: str) -> None:
+def seed_lists(conn: Connection, owners: list[str], name: str, tasks: int = LIST_TASKS) -> None:
     """One list of `LIST_TASKS` tasks for each of `owners` (an owner named twice gets two),
-    in the caller's transaction; each named `<name> <n>` (unique per owner and `name`)."""
-    conn.execute(LISTS_SQL, {"owners": owners, "name": name, **_LAYOUT})
+    in the caller's transaction; each named `<name> <n>` (unique per owner and `name`). A list
+    of another number of `tasks` has them all at its top level (one in four completed)."""
+    layout = _LAYOUT if tasks == LIST_TASKS else {**_LAYOUT, **_flat(tasks)}
+    conn.execute(LISTS_SQL, {"owners": owners, "name": name, **layout})
+
+
+def _flat(tasks: int) -> dict[str, int]:
+    return {"tasks": tasks, "top": tasks, "parents": 0, "second": tasks}
 
 
 def seed_in_chunks(
