@@ -297,7 +297,8 @@ class Bench:
             for name in ("api", "before"):
                 if name in by_name:
                     checked += servers.confirm_production_settings(by_name[name])
-            if "api" in by_name and self.shared is not None:
+            sharing_runs = any(s in SHARED for s in self.plan.scenarios)
+            if "api" in by_name and self.shared is not None and sharing_runs:
                 checked += shared.validate(by_name["api"].url, *self.shared)
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)

@@ -51,7 +51,7 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert results["failures"] == []
     assert results["config"]["servers"] == ["api", "baseline", "naive"]
     validation = results["validation"]
-    assert len(validation) == 16
+    assert len(validation) == 18  # shared-list's: the member's page is the owner's, twice
     # The naive app (issue 31) is checked on its own terms, beside the API's answers.
     assert sum(v.split(": ", 1)[1].startswith("naive: ") for v in validation) == 3
     # Every listing is validated (meta.changes_cursor included): a first page, one with a
