@@ -4,14 +4,17 @@
 
 Seeds a scratch database (`task_api_plans`, dropped and re-created on the server named by
 DATABASE_URL, or on an embedded server in .data/plans-postgres): tasks, then lists and
-subtasks made from them (scripts/seeding.py). Then prints EXPLAIN (ANALYZE, BUFFERS) of the
-exact SQL the service builds for several filter/sort combinations of the listing
-(`task_statements.listing`), for a subtree read and for moves (`task_tree.move_statement`;
-a move is explained inside a transaction that is rolled back), as Markdown.
+subtasks made from them, then memberships of other users' lists, the caller's among them
+(scripts/seeding.py). Then prints EXPLAIN (ANALYZE, BUFFERS) of the exact SQL the service
+builds for several filter/sort combinations of the listing (`task_statements.listing`: the
+caller's own tasks and the shared lists', a shared list's page as a member), for a subtree
+read, for moves (`task_tree.move_statement`), for a shared task read (`GET`) and written
+(`updating`, a PATCH) as a member, and for the lists (`lists._ALL`), as Markdown; a write is
+explained inside a transaction that is rolled back.
 tests/test_query_plans.py uses the same pieces on a smaller set to fail on any sequential scan
-of `tasks`, and the statements that read `task_events` (`EVENT_STATEMENTS`, in the outbox's
-two states `EVENT_STATES`) to show that every index of `task_events`, which every task write
-maintains, is one some plan reads.
+of `tasks`, `list_members` or `task_lists`, and the statements that read `task_events`
+(`EVENT_STATEMENTS`, in the outbox's two states `EVENT_STATES`) to show that every index of
+`task_events`, which every task write maintains, is one some plan reads.
 """
 
 from __future__ import annotations
@@ -41,12 +44,16 @@ from backend.events import outbox
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
 from backend.services import changes
+from backend.services.lists import _ALL as LISTS
 from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
-from backend.services.task_statements import SUBTREE, listing, move_statements
+from backend.services.task_statements import GET, SUBTREE, listing, move_statements, updating
 from backend.services.task_tree import Placement
-from scripts.seeding import seed, seed_tree
+from scripts.seeding import seed, seed_shares, seed_tree
 
 CALLER = "user-42"
+# How many other users' Inbox lists (30 tasks each) the caller is a member of
+# (`seeding.seed_shares`), besides the one membership every user has.
+CALLER_SHARES = 15
 LATER = datetime.now(UTC) + timedelta(days=7)
 
 
@@ -59,12 +66,14 @@ class Rows:
     parent_id: int  # the task in `list_id` with the most subtasks
     first_id: int  # the first and the last top-level task of `list_id`, in manual order
     last_id: int
+    shared_list_id: int  # the list of another owner's with the most tasks the caller edits
+    shared_task_id: int  # a task in it
 
 
 # name -> the listing it stands for (each a query a frontend really sends); one that names
 # the caller's list or task is built from their ids.
 COMBINATIONS: dict[str, TaskListQuery | Callable[[Rows], TaskListQuery]] = {
-    "default: newest first": TaskListQuery(),
+    "default: newest first, own tasks and shared lists' (both arms)": TaskListQuery(),
     "pending, by title, second page": TaskListQuery(
         filters=TaskFilters(status=TaskStatus.pending),
         sort=TaskSort.title,
@@ -90,7 +99,21 @@ COMBINATIONS: dict[str, TaskListQuery | Callable[[Rows], TaskListQuery]] = {
     "a task's subtasks in manual order": lambda rows: TaskListQuery(
         filters=TaskFilters(parent_id=rows.parent_id), sort=TaskSort.position
     ),
+    "a shared list's page, as a member: its top level in manual order": lambda rows: TaskListQuery(
+        filters=TaskFilters(list_id=rows.shared_list_id, parent_id=NONE),
+        sort=TaskSort.position,
+    ),
+    "a shared list's page, as a member: newest first": lambda rows: TaskListQuery(
+        filters=TaskFilters(list_id=rows.shared_list_id)
+    ),
 }
+
+
+def _patch(task_id: int, values: dict[str, Any]) -> tuple[Any, dict[str, Any], bool]:
+    """The UPDATE a PATCH of these fields sends (`updating`, built once per shape), its
+    values."""
+    bound = updating(values)
+    return bound.statement, {"task_id": task_id, **bound.values}, True
 
 
 def _move(task_id: int, body: TaskMove) -> tuple[Any, dict[str, Any], bool]:
@@ -114,6 +137,15 @@ STATEMENTS: dict[str, Callable[[Rows], tuple[Any, dict[str, Any], bool]]] = {
     "a move: to another list, with its subtasks": lambda rows: _move(
         rows.parent_id, TaskMove(list_id=rows.other_list_id)
     ),
+    "a shared task by id, as a member (GET)": lambda rows: (
+        GET,
+        {"task_id": rows.shared_task_id},
+        False,
+    ),
+    "a PATCH of a shared task, as an editor": lambda rows: _patch(
+        rows.shared_task_id, {"title": "Renamed", "priority": Priority.high}
+    ),
+    "the lists, own and shared, with their counts": lambda rows: (LISTS, {}, False),
 }
 
 ROWS_SQL = text(
@@ -138,11 +170,31 @@ ROWS_SQL = text(
 )
 
 
+# The list shared with the caller, editor or admin, with the most tasks, and its first task.
+SHARED_ROWS_SQL = text(
+    """
+    WITH chosen AS (
+        SELECT m.user_id, m.list_id FROM list_members AS m
+        JOIN tasks AS t ON t.user_id = m.user_id AND t.list_id = m.list_id
+        WHERE m.member_id = :caller AND m.role IN ('editor', 'admin')
+        GROUP BY m.user_id, m.list_id ORDER BY count(*) DESC, m.list_id LIMIT 1
+    )
+    SELECT chosen.list_id,
+           (SELECT min(t.id) FROM tasks AS t
+            WHERE t.user_id = chosen.user_id AND t.list_id = chosen.list_id)
+    FROM chosen
+    """
+)
+
+
 def caller_rows(conn: Connection) -> Rows:
     values = conn.execute(ROWS_SQL, {"caller": CALLER}).one()
     if None in values:
         raise RuntimeError(f"{CALLER} has no list with subtasks: run seed_tree first")
-    return Rows(*values)
+    shared = conn.execute(SHARED_ROWS_SQL, {"caller": CALLER}).first()
+    if shared is None or None in shared:
+        raise RuntimeError(f"{CALLER} edits no shared list with tasks: run seed_shares first")
+    return Rows(*values, *shared)
 
 
 def plans(conn: Connection, rows: Rows) -> dict[str, tuple[str, bool]]:
@@ -222,13 +274,36 @@ def task_scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from task_scans(child)
 
 
+def indexes_read(node: dict[str, Any]) -> Iterator[str]:
+    """The name of every index a plan reads (of tasks, list_members, task_lists)."""
+    if "Index Name" in node:
+        yield str(node["Index Name"])
+    for child in node.get("Plans", []):
+        yield from indexes_read(child)
+
+
+# The tables the access predicate reads besides tasks: a sequential scan of either is a read
+# of every user's memberships or lists.
+SHARING_TABLES = ("list_members", "task_lists")
+
+
+def sequential_scans(node: dict[str, Any]) -> Iterator[str]:
+    """The table of every sequential scan of `SHARING_TABLES` in a plan."""
+    if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in SHARING_TABLES:
+        yield str(node["Relation Name"])
+    for child in node.get("Plans", []):
+        yield from sequential_scans(child)
+
+
 def problems(name: str, plan: dict[str, Any]) -> list[str]:
-    """What is wrong with a plan: no read of tasks at all, a sequential scan of tasks, or an
-    index scan of it not bounded by the caller's user_id. A primary-key lookup (one task by
-    its id, e.g. the moved task or the next level of a subtree) is bounded by the key: it
-    reads one row, which must then pass a user_id filter."""
+    """What is wrong with a plan: no read of tasks at all, a sequential scan of tasks (or of
+    `SHARING_TABLES`), or an index scan of tasks not bounded by the caller's user_id (the
+    member arm's is bounded by the owners of the caller's lists, `user_id = ANY(...)`). A
+    primary-key lookup (one task by its id, e.g. the moved task or the next level of a
+    subtree) is bounded by the key: it reads one row, which must then pass a user_id filter."""
     scans = list(task_scans(plan["Plan"]))
     found = [] if scans else [f"{name}: no scan of tasks in {plan}"]
+    found += [f"{name}: sequential scan of {table}" for table in sequential_scans(plan["Plan"])]
     for node in scans:
         if node["Node Type"] == "Seq Scan":
             found.append(f"{name}: sequential scan of tasks")
@@ -389,9 +464,11 @@ def main() -> int:
         with engine.begin() as conn:
             seed(conn, args.users, args.tasks)
             seed_tree(conn)
+            seed_shares(conn, args.users, CALLER, CALLER_SHARES)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE tasks"))  # seed_tree's UPDATE left dead rows
             conn.execute(text("VACUUM ANALYZE task_lists"))
+            conn.execute(text("VACUUM ANALYZE list_members"))
         print(f"<!-- seeded in {time.monotonic() - started:.0f} s -->", file=sys.stderr)
 
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -402,10 +479,12 @@ def main() -> int:
             for name, (sql, writes) in plans(conn, rows).items()
         }
         found = [p for name, (_, _, plan) in explained.items() for p in problems(name, plan)]
+        members = conn.scalar(text("SELECT count(*) FROM list_members"))
         verdict = (
-            "every plan reads tasks through an index, only the caller's entries (no `Seq Scan` "
-            "on tasks; a primary-key lookup reads the one task it names, checked to be the "
-            "caller's)"
+            "every plan reads tasks through an index, only the caller's entries and those of "
+            "the lists shared with it (no `Seq Scan` on tasks, list_members or task_lists; a "
+            "primary-key lookup reads the one task it names, checked to be the caller's or a "
+            "shared list's)"
             if not found
             else "PROBLEMS: " + "; ".join(found)
         )
@@ -414,13 +493,17 @@ def main() -> int:
             f"PostgreSQL {version}; caller `{CALLER}` owns about "
             f"{args.tasks // args.users} tasks: 3 in 10 in no list, the rest in its 3 lists; 4 in "
             "10 are subtasks, up to two levels down (`scripts/seeding.py`). "
+            f"{members:,} memberships: every user is a member of another user's Work list "
+            f"(roles in turn), and `{CALLER}` also of {CALLER_SHARES} other users' Inbox lists "
+            "(30 tasks each; editor of two in three, viewer of the rest). "
             f"Generated by `scripts/query_plans.py --users {args.users} --tasks {args.tasks}` "
-            f"on {datetime.now(UTC):%Y-%m-%d}: the task listings, a subtree read and two moves "
-            "(each run inside a transaction rolled back), the exact SQL the service sends; "
-            f"{verdict}.\n"
+            f"on {datetime.now(UTC):%Y-%m-%d}: the task listings (each two arms: the caller's "
+            "own tasks and the shared lists'), a subtree read, two moves and a PATCH (each run "
+            "inside a transaction rolled back), a task read by id and the lists, the exact SQL "
+            f"the service sends; {verdict}.\n"
         )
         for name, (sql, writes, plan) in explained.items():
-            scans = sorted({n["Index Name"] for n in task_scans(plan["Plan"]) if "Index Name" in n})
+            scans = sorted(set(indexes_read(plan["Plan"])))
             print(f"## {name}\n\nIndexes: {', '.join(f'`{s}`' for s in scans)}\n")
             print(f"```sql\n{sql}\n```\n")
             print(f"```\n{explain_text(conn, sql, writes=writes)}\n```\n")

@@ -12,7 +12,9 @@ it index maintenance.
 Lists (`seed_lists`, the benchmark's): `LIST_TASKS` tasks each, of which subtasks two levels
 deep, with explicit positions, for other users than the tasks above (`list_owner`), so that no
 listing of theirs changes. Lists and parents for the seeded tasks themselves (`seed_tree`, the
-query plans'): three lists per user, subtasks two levels deep.
+query plans'): three lists per user, subtasks two levels deep. Memberships (`seed_shares`, the
+query plans'): one per user, in another user's Work list, roles in turn; and one caller made a
+member of several other users' Inbox lists, hundreds of tasks in all.
 """
 
 from __future__ import annotations
@@ -183,15 +185,64 @@ def seed_tree(conn: Connection) -> None:
     conn.execute(text("ANALYZE tasks"))
 
 
+# Memberships (`seed_shares`): user-n's Work list has one member, user-(1 + (n + users / 2) %
+# users) (never its owner), its role the n-th of the four in turn: as many memberships as
+# users, every user a member of one list of someone else's. Then `caller` joins the first
+# `lists` Inbox lists of other users (30 tasks each, by `TREE_SQL`), as an editor of two in
+# three and a viewer of the rest. Written as the membership routes write them: one row of
+# `list_members` in the list owner's space.
+MEMBERS_SQL = text(
+    """
+    INSERT INTO list_members (user_id, list_id, member_id, role, joined_at)
+    SELECT lists.user_id, lists.id, 'user-' || (1 + (owners.n + :users / 2) % :users),
+           (ARRAY['viewer', 'commenter', 'editor', 'admin'])[1 + owners.n % 4],
+           now() - owners.n * interval '1 minute'
+    FROM generate_series(1, :users) AS owners (n)
+    JOIN task_lists AS lists ON lists.user_id = 'user-' || owners.n AND lists.name_key = 'work'
+    """
+)
+CALLER_MEMBER_SQL = text(
+    """
+    INSERT INTO list_members (user_id, list_id, member_id, role)
+    SELECT chosen.user_id, chosen.id, :caller,
+           CASE WHEN chosen.n % 3 = 0 THEN 'viewer' ELSE 'editor' END
+    FROM (
+        SELECT lists.user_id, lists.id, row_number() OVER (ORDER BY lists.id) AS n
+        FROM task_lists AS lists
+        WHERE lists.name_key = 'inbox' AND lists.user_id <> :caller
+          AND NOT EXISTS (
+              SELECT FROM list_members AS m WHERE m.list_id = lists.id AND m.member_id = :caller
+          )
+        ORDER BY lists.id
+        LIMIT :lists
+    ) AS chosen
+    """
+)
+
+
+def seed_shares(conn: Connection, users: int, caller: str, lists: int) -> None:
+    """The memberships (`MEMBERS_SQL`, `CALLER_MEMBER_SQL`) of a seed made by `seed` and
+    `seed_tree` (`users` >= 3), in the caller's transaction, then ANALYZE."""
+    conn.execute(MEMBERS_SQL, {"users": users})
+    conn.execute(CALLER_MEMBER_SQL, {"caller": caller, "lists": lists})
+    conn.execute(text("ANALYZE list_members"))
+
+
 def list_owner(n: int) -> str:
     """The n-th (1-based) owner of seeded lists: a user of its own, not one of `user-N`."""
     return f"lister-{n}"
 
 
-def seed_lists(conn: Connection, owners: list[str], name: str) -> None:
+def seed_lists(conn: Connection, owners: list[str], name: str, tasks: int = LIST_TASKS) -> None:
     """One list of `LIST_TASKS` tasks for each of `owners` (an owner named twice gets two),
-    in the caller's transaction; each named `<name> <n>` (unique per owner and `name`)."""
-    conn.execute(LISTS_SQL, {"owners": owners, "name": name, **_LAYOUT})
+    in the caller's transaction; each named `<name> <n>` (unique per owner and `name`). A list
+    of another number of `tasks` has them all at its top level (one in four completed)."""
+    layout = _LAYOUT if tasks == LIST_TASKS else {**_LAYOUT, **_flat(tasks)}
+    conn.execute(LISTS_SQL, {"owners": owners, "name": name, **layout})
+
+
+def _flat(tasks: int) -> dict[str, int]:
+    return {"tasks": tasks, "top": tasks, "parents": 0, "second": tasks}
 
 
 def seed_in_chunks(

@@ -1,5 +1,7 @@
 """Every listing query, the subtree read and the moves read only the caller's rows through an
-index: a sequential scan of `tasks`, or an index scan not bounded by user_id, fails this
+index, and the shared lists' (a member's listing, a shared list's page, a shared task read and
+patched, the lists) only those of the lists shared with it: a sequential scan of `tasks`,
+`list_members` or `task_lists`, or an index scan of tasks not bounded by user_id, fails this
 test. And every index of `task_events` (each one a cost of every task write) is read by the
 plan of some statement that reads the table: an index nothing reads fails it too."""
 
@@ -12,6 +14,8 @@ from sqlalchemy import Engine, create_engine, text
 
 from backend.db.engine import normalize_url
 from scripts.query_plans import (
+    CALLER,
+    CALLER_SHARES,
     COMBINATIONS,
     EVENT_STATEMENTS,
     EVENT_STATES,
@@ -20,24 +24,26 @@ from scripts.query_plans import (
     event_indexes,
     event_plans,
     explain,
+    indexes_read,
     plans,
     problems,
     seed,
-    task_scans,
 )
-from scripts.seeding import seed_tree
+from scripts.seeding import seed_shares, seed_tree
 
 
 @pytest.fixture
 def seeded(database_url: str) -> Iterator[Engine]:
-    # 40,000 tasks over 400 users (and a change event for each): large enough that the
-    # planner's choices are the real ones. Seeded on a plain engine: the app's per-transaction
-    # statement timeout (and its response deadline) bound requests, not a bulk load whose
-    # duration depends on the machine. Per test: every test's end truncates the tables.
+    # 40,000 tasks over 400 users (and a change event for each), 415 memberships: large
+    # enough that the planner's choices are the real ones. Seeded on a plain engine: the app's
+    # per-transaction statement timeout (and its response deadline) bound requests, not a bulk
+    # load whose duration depends on the machine. Per test: every test's end truncates the
+    # tables.
     engine = create_engine(normalize_url(database_url))
     with engine.begin() as conn:
         seed(conn, users=400, tasks=40_000)
         seed_tree(conn)
+        seed_shares(conn, 400, CALLER, CALLER_SHARES)
     yield engine
     engine.dispose()
 
@@ -55,6 +61,23 @@ def test_plans_touch_only_the_callers_rows(seeded: Engine) -> None:
     assert (
         "ix_tasks_user_id_parent_id" in indexes["a subtree: the task and its subtasks, depth-first"]
     )
+    # A member reads a shared list's page through the same sibling key, the caller's
+    # memberships through theirs; a shared task by id, read or written, through the primary
+    # key (its access checked on the one row).
+    for name in (
+        "a shared list's page, as a member: its top level in manual order",
+        "a shared list's page, as a member: newest first",
+        "default: newest first, own tasks and shared lists' (both arms)",
+    ):
+        assert {
+            "uq_tasks_user_id_list_id_parent_id_position",
+            "ix_list_members_member_id_list_id",
+        } <= indexes[name], (name, indexes[name])
+    for name in (
+        "a shared task by id, as a member (GET)",
+        "a PATCH of a shared task, as an editor",
+    ):
+        assert indexes[name] == {"pk_tasks", "ix_list_members_member_id_list_id"}, indexes[name]
 
 
 def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:
@@ -64,8 +87,7 @@ def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:
         for name, (sql, writes) in plans(conn, caller_rows(conn)).items():
             plan = explain(conn, sql, writes=writes)
             found += problems(name, plan)
-            scans = task_scans(plan["Plan"])
-            indexes[name] = {n["Index Name"] for n in scans if "Index Name" in n}
+            indexes[name] = set(indexes_read(plan["Plan"]))
     return found, indexes
 
 

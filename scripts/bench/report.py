@@ -152,6 +152,75 @@ def _find(
     return found[0] if found else {}
 
 
+# Issue 39: a member listing a shared list of 100 tasks, against its owner listing it.
+SHARED_OVER_OWNER = 1.2
+SHARED_RUNS = ("shared-list", "shared-list-owner")
+
+
+def _shared_pair(
+    rows: list[dict[str, Any]], rtt: float | None, level: int
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The API's member and owner runs of shared-list at `rtt` and `level`, 1 worker."""
+    member, owner = (_find(rows, name, rtt, level).get("api") for name in SHARED_RUNS)
+    return (member, owner) if member and owner else None
+
+
+def _shared_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Issue 39's scenario: a member and the owner list the same shared list of 100 tasks,
+    side by side, with the member's latency and throughput over the owner's."""
+    rows = pair_rows(runs)
+    keys = sorted(
+        {
+            (r["size"], _rtt_key(r.get("db_rtt_ms")), r["workers"], r["connections"])
+            for r in rows
+            if r["scenario"] == SHARED_RUNS[0]
+        }
+    )
+    if not keys:
+        return []
+    lines = [
+        "",
+        "## A shared list: its member against its owner (issue 39, the API alone)",
+        "",
+        "`GET /api/tasks?list_id=<id>` of a list of 100 tasks (one page), by a member (viewer) "
+        "and, in the next run, by the list's owner: the same request and answer; a different "
+        "list (of 32) per request. Ratios: the member's over the owner's.",
+        "",
+        "| size | RTT | workers | conns | req/s member / owner | p50 / p90 / p99 ms member | "
+        "p50 / p90 / p99 ms owner | p50 ratio | req/s ratio | CPU ms/req member / owner |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, rtt_key, workers, level in keys:
+        rtt = None if rtt_key < 0 else rtt_key
+        found = {
+            name: next(
+                (
+                    r["api"]
+                    for r in rows
+                    if r["scenario"] == name
+                    and r["size"] == size
+                    and r.get("db_rtt_ms") == rtt
+                    and r["workers"] == workers
+                    and r["connections"] == level
+                    and "api" in r
+                ),
+                None,
+            )
+            for name in SHARED_RUNS
+        }
+        member, owner = found[SHARED_RUNS[0]], found[SHARED_RUNS[1]]
+        if member is None or owner is None:
+            continue
+        lines.append(
+            f"| {size} | {_rtt_name(rtt)} | {workers} | {level} | "
+            f"{member['rps']:,.1f} / {owner['rps']:,.1f} | {_latency(member)} | "
+            f"{_latency(owner)} | {member['p50_ms'] / owner['p50_ms']:.2f} | "
+            f"{member['rps'] / owner['rps']:.2f} | "
+            f"{member['cpu_ms_per_request']} / {owner['cpu_ms_per_request']} |"
+        )
+    return lines
+
+
 def _rtt_key(rtt: float | None) -> float:
     return -1.0 if rtt is None else rtt
 
@@ -191,6 +260,19 @@ def round_trip_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "measured": f"{ratio}x ({row['api']['rps']:,.0f} / {row['before']['rps']:,.0f} "
                 "req/s)",
                 "met": ratio is not None and ratio >= GET_RPS_OVER_BEFORE,
+                "against": "rtt",
+            }
+        )
+    pair = _shared_pair(rows, RTT_TARGET_MS, 1)
+    if pair is not None:
+        member, owner = pair
+        ratio = round(member["p50_ms"] / owner["p50_ms"], 2)
+        out.append(
+            {
+                "target": f"shared-list: a member's p50 at {RTT_TARGET_MS:g} ms RTT, 1 "
+                f"connection <= {SHARED_OVER_OWNER:g}x the owner's (issue 39)",
+                "measured": f"{ratio}x ({member['p50_ms']:.1f} / {owner['p50_ms']:.1f} ms)",
+                "met": ratio <= SHARED_OVER_OWNER,
                 "against": "rtt",
             }
         )
@@ -388,6 +470,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _round_trip_table(pair_rows(results["runs"]), before)
     lines += _naive_table(pair_rows(results["runs"]))
     lines += _lists_table(results["runs"])
+    lines += _shared_table(results["runs"])
     lines += [
         "",
         "## Results",

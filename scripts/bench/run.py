@@ -28,8 +28,8 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
-from scripts.bench import dbproxy, lists, report, seed, servers, validate, workload, wrk
-from scripts.bench.wrk import API_ONLY, SCENARIOS, WRITES, serves
+from scripts.bench import dbproxy, lists, report, seed, servers, shared, validate, workload, wrk
+from scripts.bench.wrk import API_ONLY, SCENARIOS, SHARED, WRITES, serves
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
 SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
@@ -56,7 +56,9 @@ class Plan:
     def estimate(self) -> float:
         count = len(self.kinds)
         # The list scenarios run on the API alone, the naive app serves five routes.
-        per_level = sum(serves(k, s) for k in self.kinds for s in self.scenarios)
+        per_level = sum(
+            serves(k, s) * len(SHARED.get(s, (s,))) for k in self.kinds for s in self.scenarios
+        )
         runs_per_size = per_level * len(self.concurrency)
         if self.two_workers:
             runs_per_size += per_level
@@ -162,6 +164,9 @@ class Bench:
         # The list scenarios' data file and a seeded task with subtasks (token, id), per size.
         self.list_data: Path | None = None
         self.parent: tuple[str, int] | None = None
+        # The shared-list scenario's data file, its members' and owners' tokens and its lists.
+        self.shared_data: Path | None = None
+        self.shared: tuple[list[str], list[str], list[int]] | None = None
         # PostgreSQL's CPU time (every process of the server), sampled around each timed run.
         self.postgres: servers.PostgresCpu | None = None
         if plan.before is not None:
@@ -196,6 +201,11 @@ class Bench:
             tops = lists.seeded_tops(db)
             self.list_data = lists.write_data(self.work / f"lists-{size}.lua", list_tokens, tops)
             self.parent = (list_tokens[0], tops[0][0]) if tops else None
+            shared_lists = shared.pairs(db)
+            self.shared_data, members, owners = shared.write_data(
+                self.work / f"shared-{size}.lua", settings, shared_lists
+            )
+            self.shared = (members, owners, shared_lists)
             last = index == len(self.plan.sizes) - 1
             for rtt in self.plan.db_rtt_ms:
                 for workers in [1, 2] if self.plan.two_workers else [1]:
@@ -287,13 +297,17 @@ class Bench:
             for name in ("api", "before"):
                 if name in by_name:
                     checked += servers.confirm_production_settings(by_name[name])
+            sharing_runs = any(s in SHARED for s in self.plan.scenarios)
+            if "api" in by_name and self.shared is not None and sharing_runs:
+                checked += shared.validate(by_name["api"].url, *self.shared)
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
             moves = "move" in self.plan.scenarios
+            sharing = [run for s in self.plan.scenarios for run in SHARED.get(s, ())]
             for target in started:
-                for scenario in ("list", "mix", *(("move",) if moves else ())):
-                    if not serves(target.name, scenario):
+                for scenario in ("list", "mix", *(("move",) if moves else ()), *sharing):
+                    if not serves(target.name, _scenario_of(scenario)):
                         continue
                     if self.plan.warmup_seconds:
                         warm = wrk.run(
@@ -315,9 +329,13 @@ class Bench:
                         for target in order:
                             if not serves(target.name, scenario):
                                 continue
-                            self._timed(
-                                size, db, data, workers, scenario, level, target, get_rate, rtt
-                            )
+                            # A shared-list level is two runs, the member's and the owner's,
+                            # their order alternating.
+                            runs = SHARED.get(scenario, (scenario,))
+                            for run in runs if turn % 2 else runs[::-1]:
+                                self._timed(
+                                    size, db, data, workers, run, level, target, get_rate, rtt
+                                )
                             if scenario in WRITES or scenario == "mix":
                                 seed.reset(engine)
             if soak_seconds and "api" in by_name:
@@ -397,7 +415,12 @@ class Bench:
         )
 
     def _data(self, scenario: str, data: Path) -> Path:
-        """The data file a scenario's script reads: the list owners' for the list scenarios."""
+        """The data file a scenario's script reads: the list owners' for the list scenarios,
+        the shared lists' for the shared-list runs."""
+        if _scenario_of(scenario) in SHARED:
+            if self.shared_data is None:  # pragma: no cover - written before any pass
+                raise RuntimeError("no shared-list data")
+            return self.shared_data
         if scenario in API_ONLY:
             if self.list_data is None:  # pragma: no cover - written before any pass
                 raise RuntimeError("no list data")
@@ -452,6 +475,11 @@ class Bench:
             f"{soak['end_rss_mb']} MB (last half {growth:+.1f} MB), non-2xx {result.non2xx}"
         )
         return soak
+
+
+def _scenario_of(run: str) -> str:
+    """The scenario a timed run belongs to (a shared-list level is two runs)."""
+    return next((name for name, runs in SHARED.items() if run in runs), run)
 
 
 def _rtt(value: str) -> float | None:

@@ -3,7 +3,8 @@
 Besides the users' tasks (`scripts/seeding.py`), each of `list_owners` other users owns one
 list of 1,000 tasks, subtasks included (the `move` scenario's; `delete-list` deletes lists
 made just before its run, `lists.make_pool`). Their places as seeded are kept in
-`bench_seed_places`, so that `reset` can put back what the moves moved.
+`bench_seed_places`, so that `reset` can put back what the moves moved. Lists of 100 tasks
+shared with a member each (`shared.seed_shared`) are the `shared-list` scenario's.
 
 The naive app's own table (`naive_tasks`, scripts/bench/naive.py) gets a copy of the seeded
 tasks, same ids and values (`copy_to_naive`), so both apps read the same data; the copy is
@@ -32,7 +33,7 @@ from backend.db.migrations import migrate_up
 from scripts.seeding import list_owner, seed_in_chunks, seed_lists
 
 # Bump when the seed's shape changes, so `--reuse` re-seeds an old database.
-SEED_VERSION = 2
+SEED_VERSION = 3
 MARKER = "bench_seed"
 PLACES = "bench_seed_places"
 # Users who own a seeded list of 1,000 tasks (one each): at most this many, one per
@@ -111,6 +112,10 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
             )
         )
         conn.execute(text(f"ALTER TABLE {PLACES} ADD PRIMARY KEY (id)"))
+        # After the places: no move touches the shared lists (`seeded_tops` reads the places).
+        from scripts.bench.shared import seed_shared  # it reads this module's BenchDb
+
+        seed_shared(conn)
         conn.execute(
             text(
                 f"CREATE TABLE {MARKER} (users integer NOT NULL, tasks integer NOT NULL, "

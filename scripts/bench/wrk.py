@@ -22,11 +22,15 @@ SCENARIOS = (
     "delete",
     "move",
     "delete-list",
+    "shared-list",  # issue 39: a member and the owner list the same shared list of 100 tasks
     "mix",
 )
 WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
 # Issue 24's list scenarios (scripts/bench/lists.py): the API alone, on the list owners' data.
 API_ONLY = {"move", "delete-list"}
+# Issue 39's (scripts/bench/shared.py): the API alone, on the shared lists' data; each level is
+# two runs, the member's (the scenario's name) and the owner's (`-owner`).
+SHARED = {"shared-list": ("shared-list", "shared-list-owner")}
 # Issue 31: the routes the naive session-per-request app (scripts/bench/naive.py) serves, the
 # five the comparison with it is about; the other scenarios skip it.
 NAIVE = ("get", "list", "update", "toggle", "create")
@@ -34,7 +38,7 @@ NAIVE = ("get", "list", "update", "toggle", "create")
 
 def serves(server: str, scenario: str) -> bool:
     """Whether `server` ("api", "before", "baseline", "naive") takes part in `scenario`."""
-    if scenario in API_ONLY:
+    if scenario in API_ONLY or scenario in SHARED:
         return server == "api"
     return server != "naive" or scenario in NAIVE
 

@@ -51,7 +51,7 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert results["failures"] == []
     assert results["config"]["servers"] == ["api", "baseline", "naive"]
     validation = results["validation"]
-    assert len(validation) == 16
+    assert len(validation) == 18  # shared-list's: the member's page is the owner's, twice
     # The naive app (issue 31) is checked on its own terms, beside the API's answers.
     assert sum(v.split(": ", 1)[1].startswith("naive: ") for v in validation) == 3
     # Every listing is validated (meta.changes_cursor included): a first page, one with a
@@ -68,12 +68,14 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert any("/metrics served" in v for v in validation)
     assert any("JSON access log on" in v for v in validation)
     runs = results["runs"]
-    # The list scenarios (issue 24) run on the API alone, the naive app serves five routes.
+    # The list scenarios (issue 24) run on the API alone, the naive app serves five routes;
+    # shared-list (issue 39) is two runs on the API alone, the member's and the owner's.
     assert {(r["scenario"], r["server"]) for r in runs} == {
-        (s, server)
+        (run, server)
         for s in wrk.SCENARIOS
+        for run in wrk.SHARED.get(s, (s,))
         for server in ("api", "baseline", "naive")
-        if server == "api" or s not in wrk.API_ONLY
+        if server == "api" or (s not in wrk.API_ONLY and s not in wrk.SHARED)
         if server != "naive" or s in ("get", "list", "update", "toggle", "create")
     }
     for run in runs:
@@ -94,9 +96,12 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert machine["cores"] and machine["postgresql"] and machine["python"]
     assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3
     comparisons = results["comparisons"]
-    assert len(comparisons) == len(wrk.SCENARIOS)
+    assert len(comparisons) == len(wrk.SCENARIOS) + 1  # shared-list: the member's, the owner's
     for row in comparisons:
-        if row["scenario"] not in wrk.API_ONLY:
+        if row["scenario"] not in {
+            *wrk.API_ONLY,
+            *(r for runs in wrk.SHARED.values() for r in runs),
+        }:
             assert row["api_over_baseline_rps"] > 0 and row["api_over_baseline_cpu"] > 0, row
 
     markdown = (out / "results.md").read_text()
@@ -106,6 +111,8 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert "## Lists: moving and deleting in a list of 1,000 tasks" in markdown
     assert "## The API beside the naive app (issue 31)" in markdown
     assert "| delete-list | no proxy | 1 | 4 |" in markdown
+    assert "## A shared list: its member against its owner (issue 39" in markdown
+    assert any("shared-list: member and owner list the same 100 tasks" in v for v in validation)
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
