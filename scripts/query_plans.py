@@ -9,7 +9,7 @@ subtasks made from them, then memberships of other users' lists, the caller's am
 builds for several filter/sort combinations of the listing (`task_statements.listing`: the
 caller's own tasks and the shared lists', a shared list's page as a member), for a subtree
 read, for moves (`task_tree.move_statement`), for a shared task read (`GET`) and written
-(`updating`, a PATCH) as a member, and for the lists (`lists._ALL`), as Markdown; a write is
+(`updating`, a PATCH) as a member, and for the lists (`lists.ALL_LISTS`), as Markdown; a write is
 explained inside a transaction that is rolled back.
 tests/test_query_plans.py uses the same pieces on a smaller set to fail on any sequential scan
 of `tasks`, `list_members` or `task_lists`, and the statements that read `task_events`
@@ -44,7 +44,7 @@ from backend.events import outbox
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
 from backend.services import changes
-from backend.services.lists import _ALL as LISTS
+from backend.services.lists import ALL_LISTS as LISTS
 from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
 from backend.services.task_statements import GET, SUBTREE, listing, move_statements, updating
 from backend.services.task_tree import Placement

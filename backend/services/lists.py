@@ -106,7 +106,7 @@ _CREATED_VIEW = (
 
 _VISIBLE = access(_TABLE, _READ)
 # The caller's own lists in their order, then those shared with it, by name.
-_ALL = (
+ALL_LISTS = (
     select(*LIST_VIEW)
     .where(_VISIBLE)
     .order_by(_L.user_id != bindparam(OWNER), _L.position, _L.name_key, _L.id)
@@ -182,7 +182,7 @@ class _Target:
 class ListService(Scoped):
     def all(self) -> Sequence[ListRow]:
         """Every list of the caller's (at most LISTS_PER_USER), in their order."""
-        return cast(Sequence[ListRow], self._read(_ALL).all())
+        return cast(Sequence[ListRow], self._read(ALL_LISTS).all())
 
     def get(self, list_id: int) -> ListRow:
         row = self._read(_GET, list_id=list_id).first()
