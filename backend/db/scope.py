@@ -486,7 +486,7 @@ class Scoped:
 
     def _ahead(self, statement: Any, **values: Any) -> None:
         """Send `statement`, whose rows nobody reads (it matters by its effect), in the same
-        message as the next statement, ahead of it. Only in a write's transaction."""
+        message as the next statement, ahead of it (the same transaction)."""
         self._send.ahead(*self._bind(statement, values))
 
     def _at_commit(self, statement: Any, **values: Any) -> None:
