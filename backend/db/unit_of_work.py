@@ -27,6 +27,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
+from backend.services.activity import ActivityService
 from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
 from backend.services.conversations import ConversationService
@@ -64,6 +65,7 @@ class UnitOfWork:
     tasks: TaskService
     lists: ListService
     changes: ChangeFeed
+    activity: ActivityService
     conversations: ConversationService
     chatkit: ChatKitService
 
@@ -144,6 +146,7 @@ class UnitOfWork:
         self.tasks = TaskService(send, caller_id)
         self.lists = ListService(send, caller_id)
         self.changes = ChangeFeed(send, caller_id)
+        self.activity = ActivityService(send, caller_id)
         self.conversations = ConversationService(send, caller_id)
         self.chatkit = ChatKitService(send, caller_id)
         return self

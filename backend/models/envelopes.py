@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from backend.models.activity import ActivityItem
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
@@ -126,3 +127,7 @@ class ConversationsEnvelope(ListEnvelope[ConversationPublic]):
 
 class MessagesEnvelope(ListEnvelope[MessagePublic]):
     """A page of a conversation's messages, oldest first."""
+
+
+class ActivityEnvelope(ListEnvelope[ActivityItem]):
+    """A page of activity, newest first."""

@@ -37,6 +37,20 @@ class ChangeType(StrEnum):
     deleted = "deleted"
 
 
+class FeedType(StrEnum):
+    """What the change feed serves: a task's change, or (migration 0032) a task of a list
+    shared with the caller, reached (`access.granted`: an upsert, with the task) or no longer
+    reachable (`access.ended`: a tombstone, without)."""
+
+    created = "created"
+    updated = "updated"
+    completed = "completed"
+    reopened = "reopened"
+    deleted = "deleted"
+    access_granted = "access.granted"
+    access_ended = "access.ended"
+
+
 # A row of `task_events` that is no change: a due reminder, on its way to the sinks
 # (migration 0010). The change feed never shows it.
 REMINDER = "reminder"

@@ -6,12 +6,23 @@ routes (the bulk of the traffic) come first, and the published contract's
 
 from fastapi import APIRouter
 
-from backend.api.routes import auth, changes, chat, chatkit, health, lists, tasks, user_tasks
+from backend.api.routes import (
+    activity,
+    auth,
+    changes,
+    chat,
+    chatkit,
+    health,
+    lists,
+    tasks,
+    user_tasks,
+)
 
 api_router = APIRouter()
 api_router.include_router(tasks.router)
 api_router.include_router(changes.router)
 api_router.include_router(lists.router)
+api_router.include_router(activity.router)
 api_router.include_router(auth.router)
 api_router.include_router(health.router)
 api_router.include_router(chat.router)
