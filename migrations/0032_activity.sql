@@ -152,8 +152,7 @@ $$;
 -- A membership's events, in the owner's space; and the member's own feed: gaining access
 -- brings the list's tasks as `access.granted` upserts, losing it `access.ended` tombstones
 -- (under the member's change lock: its feed's order, specs/events.md). At most one row per
--- task of the list (TASKS_PER_LIST, 10,000). A member that became the list's owner (a
--- transfer) keeps its tasks: no tombstones.
+-- task of the list (TASKS_PER_LIST, 10,000).
 CREATE FUNCTION list_members_record_event() RETURNS trigger
 LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
@@ -182,9 +181,11 @@ BEGIN
     END IF;
     PERFORM task_events_lock(OLD.member_id);
     PERFORM task_events_lock(OLD.user_id);
+    -- No tombstones for a member that now owns the list (a transfer) or whose account is
+    -- being deleted (its feed goes with it).
     IF NOT EXISTS (
         SELECT FROM task_lists AS l WHERE l.id = OLD.list_id AND l.user_id = OLD.member_id
-    ) THEN
+    ) AND EXISTS (SELECT FROM users AS u WHERE u.id = OLD.member_id) THEN
         INSERT INTO task_events (user_id, task_id, list_id, type, state, delivered_at, actor_id)
         SELECT OLD.member_id, t.id, OLD.list_id, 'access.ended',
                'delivered', clock_timestamp(), actor

@@ -61,6 +61,8 @@
 # route: PATCH  /api/lists/{list_id}            update-list ID JSON
 # route: POST   /api/lists/{list_id}/move       move-list ID [JSON]
 # route: DELETE /api/lists/{list_id}            delete-list ID
+# route: GET    /api/lists/{list_id}/activity   list-activity ID [QUERY]
+# route: GET    /api/activity                   activity [QUERY]
 # route: POST   /api/chat                       chat MESSAGE [CONVERSATION_ID]
 # route: GET    /api/conversations              conversations [QUERY]
 # route: GET    /api/conversations/{conversation_id}/messages messages ID [QUERY]
@@ -286,6 +288,11 @@ case "$command" in
     need 1 "$@"
     request DELETE "/api/lists/$1"
     ;;
+  list-activity)
+    need 1 "$@"
+    request GET "/api/lists/$1/activity${2:+?$2}"
+    ;;
+  activity) request GET "/api/activity${1:+?$1}" ;;
   chat)
     need 1 "$@"
     request POST /api/chat "$(chat_body "$@")"

@@ -21,6 +21,8 @@ def test_openapi_matches_committed_snapshot(client: TestClient) -> None:
 
 
 _SIGNED_IN = ("/api/tasks", "/api/{user_id}/tasks", "/api/lists", "/api/{user_id}/lists")
+# Issue 39's routes live under /api only: "the /api/{user_id} twins keep today's routes".
+NO_TWIN = {"listListActivity"}
 
 
 def test_every_task_route_documents_auth_and_errors(client: TestClient) -> None:
@@ -55,7 +57,7 @@ def test_every_task_route_has_its_published_twin(
     document = client.get("/openapi.json").json()
     operations = _operations(document)
     for (method, path), operation in operations.items():
-        if not path.startswith(stem):
+        if not path.startswith(stem) or operation["operationId"] in NO_TWIN:
             continue
         twin = operations[(method, path.replace(stem, twin_stem, 1))]
         assert twin["tags"] == [tag]
@@ -97,7 +99,7 @@ def test_operation_ids_are_the_names_a_client_should_have(client: TestClient) ->
     for (method, path), operation_id in ids.items():
         for stem in ("/api/tasks", "/api/lists"):
             twin_stem = stem.replace("/api/", "/api/{user_id}/", 1)
-            if path.startswith(stem):
+            if path.startswith(stem) and operation_id not in NO_TWIN:
                 twin = ids[(method, path.replace(stem, twin_stem, 1))]
                 assert twin == OPERATION_IDS[operation_id], (method, path, twin)
     assert len(ids) >= 50

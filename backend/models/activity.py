@@ -69,7 +69,12 @@ class ActivityItem(BaseModel):
             object_type, object_id, event = ObjectType.task, row.task_id, f"task.{kind}"
         else:
             object_type = ObjectType(kind.split(".", 1)[0])
-            object_id = row.list_id if object_type is ObjectType.list else row.object_id
+            if object_type is ObjectType.list:
+                object_id = row.list_id
+            elif object_type is ObjectType.member:
+                object_id = row.object_id  # a user id
+            else:
+                object_id = int(row.object_id)  # read as text from the stored row
             event = kind
         return cls(
             id=row.id,

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from tests.conftest import Account
-from tests.sharing.helpers import add_member, get, make_list, make_task
+from tests.sharing.helpers import add_member, get, make_list, make_task, remove_member
 
 
 def test_a_patch_records_its_actor_and_the_old_and_new_values(
@@ -99,3 +99,65 @@ def test_activity_pages_newest_first_with_a_cursor(client: TestClient, alice: Ac
         headers=alice.headers,
     )
     assert response.status_code == 422
+
+
+def _invite(db_engine: Engine, owner: Account, list_id: int, email: str) -> int:
+    with db_engine.begin() as conn:
+        invitation_id: int = conn.execute(
+            text(
+                "INSERT INTO list_invitations "
+                "(user_id, list_id, role, email, token_hash, invited_by, expires_at) "
+                "VALUES (:o, :l, 'viewer', :e, md5(:e) || md5(:e), :o, now() + interval '7 days') "
+                "RETURNING id"
+            ),
+            {"o": owner.id, "l": list_id, "e": email},
+        ).scalar_one()
+    return invitation_id
+
+
+def _delete_invitation_as(db_engine: Engine, invitation_id: int, actor: str) -> None:
+    """As a request of `actor` deletes it: the entry's setting, then the deletion."""
+    with db_engine.begin() as conn:
+        conn.execute(text("SELECT set_config('task_api.actor', :a, true)"), {"a": actor})
+        conn.execute(text("DELETE FROM list_invitations WHERE id = :i"), {"i": invitation_id})
+
+
+def test_invitations_are_activity_revoked_or_accepted_by_who_deleted_them(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    list_id = make_list(client, alice)
+    revoked = _invite(db_engine, alice, list_id, "x@example.com")
+    accepted = _invite(db_engine, alice, list_id, "y@example.com")
+    _delete_invitation_as(db_engine, revoked, alice.id)  # the owner revokes
+    _delete_invitation_as(db_engine, accepted, bob.id)  # the invitee accepts
+    items = get(client, alice, f"/api/lists/{list_id}/activity")["data"]
+    seen = [
+        (i["event"], i["object_id"], i["actor_id"])
+        for i in items
+        if i["object_type"] == "invitation"
+    ]
+    assert seen == [
+        ("invitation.accepted", accepted, bob.id),
+        ("invitation.revoked", revoked, alice.id),
+        ("invitation.created", accepted, None),
+        ("invitation.created", revoked, None),
+    ]
+    with db_engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT object FROM task_events WHERE type = 'invitation.created' LIMIT 1")
+        ).scalar_one()
+    assert "token_hash" not in stored
+
+
+def test_a_removed_member_loses_the_lists_activity(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    list_id = make_list(client, alice)
+    make_task(client, alice, "Shared", list_id=list_id)
+    add_member(db_engine, alice, list_id, bob, "viewer")
+    assert get(client, bob, f"/api/lists/{list_id}/activity")["data"]
+    remove_member(db_engine, list_id, bob)
+    gone = client.get(f"/api/lists/{list_id}/activity", headers=bob.headers)
+    missing = client.get("/api/lists/999999999/activity", headers=bob.headers)
+    assert gone.status_code == 404 and gone.content == missing.content
+    assert all(item["list_id"] != list_id for item in get(client, bob, "/api/activity")["data"])
