@@ -150,9 +150,10 @@ END
 $$;
 
 -- A membership's events, in the owner's space; and the member's own feed: gaining access
--- brings the list's tasks as `access.granted` upserts, losing it `access.ended` tombstones
--- (under the member's change lock: its feed's order, specs/events.md). At most one row per
--- task of the list (TASKS_PER_LIST, 10,000).
+-- brings the list's tasks as `access.granted` upserts (under the member's change lock, which
+-- its caller, the member accepting or the former owner of a transfer, holds already),
+-- losing it `access.ended` tombstones (under the owner's: specs/events.md, "Order across
+-- spaces"). At most one row per task of the list (TASKS_PER_LIST, 10,000).
 CREATE FUNCTION list_members_record_event() RETURNS trigger
 LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
@@ -179,7 +180,10 @@ BEGIN
         VALUES (NEW.user_id, NEW.list_id, 'member.added', to_jsonb(NEW), actor);
         RETURN NEW;
     END IF;
-    PERFORM task_events_lock(OLD.member_id);
+    -- The tombstones are written under the owner's lock only: a removal never waits for the
+    -- member's lock (which the member's own write holds while it waits for the owner's: a
+    -- lock-order deadlock). The feed's horizon counts them in the owner's space
+    -- (`task_events_horizon`).
     PERFORM task_events_lock(OLD.user_id);
     -- No tombstones for a member that now owns the list (a transfer) or whose account is
     -- being deleted (its feed goes with it).
@@ -305,14 +309,16 @@ END
 $$;
 
 -- The highest position a feed page may serve: below every busy space's first change still
--- in flight, which is above that space's last visible one (within a space, id order is
--- commit order; reminders, written by the worker without the lock, do not count). STABLE: it reads in the page's own snapshot. Without a hold (no setting,
+-- in flight, which is above that space's last visible one written under its lock (within a
+-- space, id order is commit order). Two kinds do not count: reminders (the worker writes
+-- them without a lock) and tombstones (`access.ended`, written under the list owner's lock,
+-- always before that owner's `member.removed`, which counts in the owner's space). STABLE: it reads in the page's own snapshot. Without a hold (no setting,
 -- or nothing busy), no bound.
 CREATE FUNCTION task_events_horizon() RETURNS BIGINT
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT coalesce(min(coalesce(
         (SELECT max(e.id) FROM task_events AS e
-         WHERE e.user_id = b.space AND e.type <> 'reminder'), 0
+         WHERE e.user_id = b.space AND e.type NOT IN ('reminder', 'access.ended')), 0
     )), 9223372036854775807)
     FROM unnest(coalesce(nullif(current_setting('task_api.busy', true), ''), '{}')::text[])
         AS b(space)

@@ -211,3 +211,32 @@ def test_membership_and_comment_events_reach_the_sinks(
         assert set(access_states) == {"delivered"}
     published = receiver.by_path("/v1.0/publish/pubsub/task-events")
     assert all(not r.json()["event_type"].startswith("access.") for r in published)
+
+
+def test_a_removal_does_not_wait_for_the_members_own_write_and_is_not_served_past_it(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    """Bob's own write is in flight (his change lock held, an id taken) while Alice's list
+    drops him: the removal does not wait for Bob's lock (the member's own write may be waiting
+    for the owner's: a deadlock), and Bob's poll does not pass his in-flight change to serve
+    the tombstones, which have higher ids; once it commits he gets both, in order."""
+    list_id = make_list(client, alice)
+    shared = make_task(client, alice, "Shared", list_id=list_id)
+    add_member(db_engine, alice, list_id, bob, "editor")
+    _, cursor = drain_feed(client, bob)
+
+    conn = db_engine.connect()
+    transaction = conn.begin()
+    try:
+        mine = conn.execute(
+            text("INSERT INTO tasks (user_id, title) VALUES (:b, 'in flight') RETURNING id"),
+            {"b": bob.id},
+        ).scalar_one()
+        remove_member(db_engine, list_id, bob)  # within the engine's statement deadline
+        feed, cursor = drain_feed(client, bob, cursor)
+        assert feed == []
+        transaction.commit()
+    finally:
+        conn.close()
+    feed, _ = drain_feed(client, bob, cursor)
+    assert _entries(feed) == [("created", mine), ("access.ended", shared)]
