@@ -248,8 +248,9 @@ CREATE TRIGGER task_comments_record_event_on_update AFTER UPDATE OF body ON task
     EXECUTE FUNCTION task_comments_record_event();
 
 -- An invitation's events (never its token's hash). A pending invitation is deleted when it is
--- accepted or revoked: deleted by the list's owner or an admin, or by nobody's request (an
--- expired one's clean-up), it was revoked; by anyone else (the invitee), accepted.
+-- accepted or revoked: deleted by the list's owner or an admin (not one who joined in this
+-- transaction: an invitation to be admin, accepted), or by nobody's request (an expired one's
+-- clean-up), it was revoked; by anyone else (the invitee), accepted.
 CREATE FUNCTION list_invitations_record_event() RETURNS trigger
 LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
@@ -269,6 +270,7 @@ BEGIN
         CASE WHEN actor IS NULL OR actor = OLD.user_id OR EXISTS (
                 SELECT FROM list_members AS m
                 WHERE m.list_id = OLD.list_id AND m.member_id = actor AND m.role = 'admin'
+                    AND m.joined_at <> now()  -- not the admin this acceptance just made
             ) THEN 'invitation.revoked' ELSE 'invitation.accepted' END,
         to_jsonb(OLD) - 'token_hash', actor
     );

@@ -161,3 +161,27 @@ def test_a_removed_member_loses_the_lists_activity(
     missing = client.get("/api/lists/999999999/activity", headers=bob.headers)
     assert gone.status_code == 404 and gone.content == missing.content
     assert all(item["list_id"] != list_id for item in get(client, bob, "/api/activity")["data"])
+
+
+def test_accepting_an_invitation_to_be_admin_is_accepted_not_revoked(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    """The invitee becomes admin in the transaction that deletes the invitation: still an
+    acceptance (the membership joined just now)."""
+    list_id = make_list(client, alice)
+    invitation = _invite(db_engine, alice, list_id, "z@example.com")
+    with db_engine.begin() as conn:
+        conn.execute(text("SELECT set_config('task_api.actor', :a, true)"), {"a": bob.id})
+        conn.execute(
+            text(
+                "INSERT INTO list_members (user_id, list_id, member_id, role) "
+                "VALUES (:o, :l, :m, 'admin')"
+            ),
+            {"o": alice.id, "l": list_id, "m": bob.id},
+        )
+        conn.execute(text("DELETE FROM list_invitations WHERE id = :i"), {"i": invitation})
+    items = get(client, bob, f"/api/lists/{list_id}/activity")["data"]
+    assert [(i["event"], i["actor_id"]) for i in items[:2]] == [
+        ("invitation.accepted", bob.id),
+        ("member.added", bob.id),
+    ]
