@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Integer, and_, bindparam, func, select, true
+from sqlalchemy import BigInteger, Integer, bindparam, func, select, true, union_all
 
-from backend.db.scope import Scoped, access
+from backend.db.scope import OWNER, Scoped, access, shared
 from backend.errors import NotFound
 from backend.models import TaskEvent
 from backend.models.activity import ACTIVITY_TYPES
@@ -43,14 +43,23 @@ _COLUMNS = (
     # comment's body is not the log's).
     func.coalesce(_E.object["member_id"].astext, _E.object["id"].astext).label("object_id"),
 )
-_SHOWN = and_(access(_T, _READ), of_types(ACTIVITY_TYPES))
-_NEWER_FIRST = (
-    select(*_COLUMNS)
-    .where(_SHOWN, _E.id < func.coalesce(_BEFORE, 9223372036854775807))
-    .order_by(_E.id.desc())
-    .limit(_LIMIT)
-)
-_PAGE = _NEWER_FIRST
+_SHOWN = of_types(ACTIVITY_TYPES)
+_OLDER = _E.id < func.coalesce(_BEFORE, 9223372036854775807)
+
+
+def _newest(*where: Any) -> Any:
+    return select(*_COLUMNS).where(*where).order_by(_E.id.desc()).limit(_LIMIT)
+
+
+# Two arms, each on its own index (an OR of them is one bitmap, sorted whole): the caller's
+# space newest first on `ix_task_events_user_id_id`, the lists shared with it on
+# `ix_task_events_user_id_list_id_id`; merged, newest first.
+_ARMS = union_all(
+    _newest(_E.user_id == bindparam(OWNER), _SHOWN, _OLDER),
+    _newest(shared(_T, _READ), _SHOWN, _OLDER),
+).subquery("arms")
+_PAGE = select(*_ARMS.c).order_by(_ARMS.c.id.desc()).limit(_LIMIT)
+_NEWER_FIRST = _newest(access(_T, _READ), _SHOWN, _OLDER)
 # A list's: whether the caller may see the list (1, else 0: missing or not a member), and
 # the page, outer-joined so an empty page still has a row.
 _SEEN = (
