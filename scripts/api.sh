@@ -73,6 +73,8 @@
 # route: GET    /api/lists/{list_id}/invitations invitations ID
 # route: DELETE /api/lists/{list_id}/invitations/{invitation_id} revoke-invitation ID ID
 # route: POST   /api/invitations/accept         accept-invitation TOKEN
+# route: GET    /api/lists/{list_id}/activity   list-activity ID [QUERY]
+# route: GET    /api/activity                   activity [QUERY]
 # route: POST   /api/chat                       chat MESSAGE [CONVERSATION_ID]
 # route: GET    /api/conversations              conversations [QUERY]
 # route: GET    /api/conversations/{conversation_id}/messages messages ID [QUERY]
@@ -346,6 +348,11 @@ case "$command" in
     need 1 "$@"
     request POST /api/invitations/accept "{\"token\": $(json_string "$1")}"
     ;;
+  list-activity)
+    need 1 "$@"
+    request GET "/api/lists/$1/activity${2:+?$2}"
+    ;;
+  activity) request GET "/api/activity${1:+?$1}" ;;
   chat)
     need 1 "$@"
     request POST /api/chat "$(chat_body "$@")"

@@ -43,7 +43,7 @@ from backend.db.scope import OWNER
 from backend.events import outbox
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
-from backend.services import changes
+from backend.services import activity, changes
 from backend.services.lists import ALL_LISTS as LISTS
 from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
 from backend.services.task_statements import GET, SUBTREE, listing, move_statements, updating
@@ -367,6 +367,10 @@ EVENT_STATEMENTS: dict[str, Callable[[], str]] = {
     "requeue the dead": lambda: _literal(_sent(lambda c: outbox.requeue(c, None))),
     "the change feed's page": lambda: statement_sql(changes._PAGE, {"after": 5, "limit": 101}),
     "a listing's feed position": lambda: statement_sql(select(changes.latest_position())),
+    "the activity's page": lambda: statement_sql(activity._PAGE, {"before": None, "limit": 51}),
+    "a list's activity page": lambda: statement_sql(
+        activity._LIST_PAGE, {"list_id": 1, "before": None, "limit": 51}
+    ),
     "prune delivered changes": lambda: _literal(
         changes._PRUNE_DELIVERED.bindparams(hours=72, batch=1000)
     ),

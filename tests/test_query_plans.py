@@ -102,6 +102,7 @@ EVENT_INDEXES = {
     "ix_task_events_dead_id": ("healthy", "the dead letters"),
     "ix_task_events_occurred_at": ("healthy", "prune delivered changes"),
     "ix_task_events_user_id_id": ("healthy", "the change feed's page"),
+    "ix_task_events_user_id_list_id_id": ("healthy", "the change feed's page"),
 }
 
 

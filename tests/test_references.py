@@ -37,6 +37,7 @@ NOT_REFERENCES = {
         "its task's list, copied by the comment's insert and kept by the trigger "
         "`tasks_move_comments` for the access predicate; never set by a client"
     ),
+    ("task_events", "actor_id"): "who made a change: an account, kept as history (no key)",
     ("list_members", "member_id"): (
         "an account, not a row of the owner's: the member (the caller, when it accepts)"
     ),

@@ -27,6 +27,13 @@ TAGS: list[dict[str, Any]] = [
         "(specs/events.md).",
     },
     {
+        "name": "activity",
+        "description": "What happened, newest first: in the caller's space and every list "
+        "shared with it (`/api/activity`), or in one list (`/api/lists/{list_id}/activity`, "
+        "viewer or above). Each item says who did it and, for an update, each changed field's "
+        "old and new value. The same record as the change feed and the events.",
+    },
+    {
         "name": "user-tasks",
         "description": "The paths of the published hackathon contract, `/api/{user_id}/tasks...`, "
         "for frontends written against it. Each answers exactly like its `/api/tasks...` "

@@ -113,6 +113,14 @@ def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
     return or_(table.c.user_id == bindparam(OWNER), shared(table, roles))
 
 
+def space_locked(table: Any) -> ColumnElement[bool]:
+    """A write's condition that takes the change lock of the row's space (its `user_id`)
+    before the row is locked (migration 0033): a member writing in an owner's space takes the
+    two locks in the order the owner's own write does, so the two cannot deadlock."""
+    locked: ColumnElement[bool] = func.task_api_lock_space(table.c.user_id)
+    return locked
+
+
 class Unscoped(AssertionError):
     """A programming error: a scoped service tried to run a statement not scoped to its caller."""
 
@@ -566,7 +574,7 @@ class Scoped:
 
     def _ahead(self, statement: Any, **values: Any) -> None:
         """Send `statement`, whose rows nobody reads (it matters by its effect), in the same
-        message as the next statement, ahead of it. Only in a write's transaction."""
+        message as the next statement, ahead of it (the same transaction)."""
         self._send.ahead(*self._bind(statement, values))
 
     def _at_commit(self, statement: Any, **values: Any) -> None:

@@ -199,10 +199,12 @@ class Sender:
         return self.write(_STEPS, {"steps": texts}, last=last).scalar_one()
 
     def ahead(self, statement: Any, values: Mapping[str, Any]) -> None:
-        """Send `statement` (whose rows nobody reads) with the next statement, ahead of it:
-        only in a write's transaction (an Idempotency-Key's check)."""
-        if self.stage is not Stage.WRITE:
-            raise RuntimeError("a statement ahead needs a write's transaction")
+        """Send `statement` (whose rows nobody reads) with the next statement, ahead of it, in
+        the same transaction: a write's (an Idempotency-Key's check) or a read's message, one
+        implicit transaction (the change feed's hold, whose locks last until the message
+        ends)."""
+        if self.stage not in (Stage.WRITE, Stage.READ):
+            raise RuntimeError("a statement ahead needs a request's transaction")
         self._ahead.append(render(self.conn, statement, values, f"a{len(self._ahead)}_"))
 
     def at_commit(self, statement: Any, values: Mapping[str, Any]) -> bool:

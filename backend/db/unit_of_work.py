@@ -27,6 +27,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
+from backend.services.activity import ActivityService
 from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
 from backend.services.comments import CommentService
@@ -68,6 +69,7 @@ class UnitOfWork:
     lists: ListService
     comments: CommentService
     changes: ChangeFeed
+    activity: ActivityService
     conversations: ConversationService
     chatkit: ChatKitService
 
@@ -149,6 +151,7 @@ class UnitOfWork:
         self.lists = ListService(send, caller_id)
         self.comments = CommentService(send, caller_id)
         self.changes = ChangeFeed(send, caller_id)
+        self.activity = ActivityService(send, caller_id)
         self.conversations = ConversationService(send, caller_id)
         self.chatkit = ChatKitService(send, caller_id)
         return self

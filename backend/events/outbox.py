@@ -5,8 +5,9 @@ A worker claims a batch with FOR UPDATE SKIP LOCKED in an open transaction, deli
 records the outcome in the same transaction: two workers never hold the same record, and a
 worker that dies mid-batch loses its connection, so PostgreSQL rolls the claim back and the
 records are pending again (delivered again later: at least once, with the same event id).
-Only the first pending record of each task (and of each list, for list events) is claimable,
-so one task's events go out in order even with many workers.
+Only the first pending record of each task (its changes and comments) and of each list (its
+own, membership and invitation events) is claimable, so they go out in order even with many
+workers.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ _CLAIM = (
         _E.type,
         _E.task,
         _E.list,
+        _E.object,
+        _E.actor_id,
+        _E.changes,
         _E.occurred_at,
         _E.attempts,
         _E.delivered_to,
@@ -46,8 +50,14 @@ _CLAIM = (
         ~exists().where(
             _EARLIER.c.task_id == _E.task_id, _EARLIER.c.state == PENDING, _EARLIER.c.id < _E.id
         ),
+        # A list's own events (the list, its members, invitations), in order: they name no
+        # task (a task's changes carry their list too, and keep the task's order only).
         ~exists().where(
-            _EARLIER.c.list_id == _E.list_id, _EARLIER.c.state == PENDING, _EARLIER.c.id < _E.id
+            _E.task_id.is_(None),
+            _EARLIER.c.list_id == _E.list_id,
+            _EARLIER.c.task_id.is_(None),
+            _EARLIER.c.state == PENDING,
+            _EARLIER.c.id < _E.id,
         ),
     )
     .order_by(_E.id)

@@ -38,6 +38,12 @@ class EventRow(Protocol):
     @property
     def list(self) -> dict[str, Any] | None: ...
     @property
+    def object(self) -> dict[str, Any] | None: ...
+    @property
+    def actor_id(self) -> str | None: ...
+    @property
+    def changes(self) -> dict[str, Any] | None: ...
+    @property
     def occurred_at(self) -> datetime: ...
 
 
@@ -50,7 +56,52 @@ def _instant(moment: datetime) -> str:
 
 
 def is_list_event(row: EventRow) -> bool:
-    return row.task_id is None
+    """An event of a list itself or of what it holds besides its tasks' changes: the list,
+    its members, invitations and comments (migration 0030). It goes to the list topic, and
+    a webhook's `type` is its own (`list.created`, `member.added`, `comment.updated`, ...)."""
+    return row.task_id is None or row.type.startswith(_COMMENT)
+
+
+_COMMENT = "comment."
+# The stored row's fields each kind of event publishes (never an invitation's token hash,
+# which the database does not record).
+_OBJECT_FIELDS = {
+    "member": ("user_id", "role", "joined_at"),
+    "comment": ("id", "task_id", "author_id", "body", "created_at", "updated_at"),
+    "invitation": ("id", "list_id", "role", "email", "invited_by", "created_at", "expires_at"),
+}
+
+
+def _optional(row: EventRow, name: str) -> Any:
+    """A column added by migration 0030 (`object`, `actor_id`, `changes`): None where a
+    record was read without it (a tool's own SELECT of the columns it knew)."""
+    return getattr(row, name, None)
+
+
+def _stored_instant(value: Any) -> Any:
+    """A timestamp as the database's JSON has it (`...+00:00`), as the API writes them."""
+    if isinstance(value, str) and value.endswith("+00:00"):
+        return _instant(datetime.fromisoformat(value))
+    return value
+
+
+def _object_body(row: EventRow) -> dict[str, Any]:
+    """A membership's, comment's or invitation's event: the row's public fields (a
+    membership's member as `user_id`), under its kind's name."""
+    kind = row.type.split(".", 1)[0]
+    stored = dict(row.object or {})
+    if kind == "member":
+        stored["user_id"] = stored.get("member_id")
+    body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
+    if kind == "comment":
+        body["task_id"] = row.task_id
+    body["list_id"] = row.list_id
+    body[kind] = {name: _stored_instant(stored.get(name)) for name in _OBJECT_FIELDS[kind]}
+    body["changes"] = row.changes
+    body["actor_id"] = row.actor_id
+    body["user_id"] = row.user_id
+    body["timestamp"] = _instant(row.occurred_at)
+    return body
 
 
 def event_body(row: EventRow) -> dict[str, Any]:
@@ -59,6 +110,8 @@ def event_body(row: EventRow) -> dict[str, Any]:
     its `event_id`."""
     if row.type == REMINDER:
         return {**(row.task or {}), "event_id": str(row.event_id)}
+    if _optional(row, "object") is not None:
+        return _object_body(row)
     if is_list_event(row):
         stored = None if row.list is None else ListData.model_validate(row.list)
         return {
@@ -66,6 +119,8 @@ def event_body(row: EventRow) -> dict[str, Any]:
             "event_type": row.type,
             "list_id": row.list_id,
             "list_data": None if stored is None else stored.model_dump(mode="json"),
+            "changes": _optional(row, "changes"),
+            "actor_id": _optional(row, "actor_id"),
             "user_id": row.user_id,
             "timestamp": _instant(row.occurred_at),
         }
@@ -75,6 +130,8 @@ def event_body(row: EventRow) -> dict[str, Any]:
         "event_type": row.type,
         "task_id": row.task_id,
         "task_data": task,
+        "changes": _optional(row, "changes"),
+        "actor_id": _optional(row, "actor_id"),
         "user_id": row.user_id,
         "timestamp": _instant(row.occurred_at),
     }
@@ -136,7 +193,8 @@ class WebhookSink:
 
     def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
         now = datetime.now(UTC)
-        # `reminder` and `list.created` (...) as they are; task changes as `task.<type>`.
+        # `reminder`, `list.created`, `member.added` (...) as they are; task changes as
+        # `task.<type>`.
         own = row.type == REMINDER or is_list_event(row)
         kind = row.type if own else f"task.{row.type}"
         payload = json.dumps(

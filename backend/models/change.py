@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from backend.models.common import UtcDatetime
 from backend.models.task import TaskPublic
-from backend.models.task_event import ChangeType
+from backend.models.task_event import FeedType
 
 
 class TaskChange(BaseModel):
@@ -18,14 +18,17 @@ class TaskChange(BaseModel):
         "de-duplication.",
         examples=["0b6f3b1e-8f7a-4d58-9a4c-2f3c9a1d7e55"],
     )
-    type: ChangeType = Field(
+    type: FeedType = Field(
         description="`created`, `updated`, `completed` (now completed), `reopened` (no "
-        "longer completed) or `deleted`.",
+        "longer completed) or `deleted`; for a list shared with you, `access.granted` (you "
+        "can now see the task: an upsert, with `task`) or `access.ended` (you no longer can: "
+        "drop your copy; `task` null).",
         examples=["completed"],
     )
     task_id: int = Field(examples=[42])
     task: TaskPublic | None = Field(
-        description="The task as this change left it; null for `deleted`. Compare "
+        description="The task as this change left it; null for `deleted` and "
+        "`access.ended`. Compare "
         "`task.updated_at`/the ETag version to skip a change already seen."
     )
     occurred_at: UtcDatetime = Field(

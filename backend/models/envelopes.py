@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from backend.models.activity import ActivityItem
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
@@ -155,3 +156,7 @@ class CommentEnvelope(DataEnvelope[CommentPublic]):
 
 class CommentsEnvelope(ListEnvelope[CommentPublic]):
     """A page of a task's comments, oldest first."""
+
+
+class ActivityEnvelope(ListEnvelope[ActivityItem]):
+    """A page of activity, newest first."""

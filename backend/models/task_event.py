@@ -37,9 +37,59 @@ class ChangeType(StrEnum):
     deleted = "deleted"
 
 
+class FeedType(StrEnum):
+    """What the change feed serves: a task's change, or (migration 0030) a task of a list
+    shared with the caller, reached (`access.granted`: an upsert, with the task) or no longer
+    reachable (`access.ended`: a tombstone, without)."""
+
+    created = "created"
+    updated = "updated"
+    completed = "completed"
+    reopened = "reopened"
+    deleted = "deleted"
+    access_granted = "access.granted"
+    access_ended = "access.ended"
+
+
 # A row of `task_events` that is no change: a due reminder, on its way to the sinks
 # (migration 0010). The change feed never shows it.
 REMINDER = "reminder"
+
+
+# A task's change types (`ChangeType`), as the change feed serves them; besides, what the
+# feed adds for a member (migration 0030): a task of a list shared with it, reached (as an
+# upsert, with the task) or no longer reachable (a tombstone, without).
+CHANGE_TYPES = tuple(ChangeType)
+ACCESS_GRANTED = "access.granted"
+ACCESS_ENDED = "access.ended"
+FEED_TYPES = (*CHANGE_TYPES, ACCESS_GRANTED, ACCESS_ENDED)
+LIST_EVENTS = ("list.created", "list.updated", "list.deleted")
+MEMBER_EVENTS = ("member.added", "member.updated", "member.removed")
+COMMENT_EVENTS = ("comment.created", "comment.updated", "comment.deleted")
+INVITATION_EVENTS = ("invitation.created", "invitation.revoked", "invitation.accepted")
+EVENT_TYPES = (
+    *CHANGE_TYPES,
+    REMINDER,
+    *LIST_EVENTS,
+    *MEMBER_EVENTS,
+    *COMMENT_EVENTS,
+    *INVITATION_EVENTS,
+    ACCESS_GRANTED,
+    ACCESS_ENDED,
+)
+# What each kind of event holds (migration 0030).
+_KINDS = (
+    "CASE WHEN type IN ('created', 'updated', 'completed', 'reopened', 'deleted') THEN task_id "
+    "IS NOT NULL AND list IS NULL AND object IS NULL AND (type = 'deleted') = (task IS NULL) "
+    "WHEN type = 'reminder' THEN task_id IS NOT NULL AND task IS NOT NULL AND list_id IS NULL "
+    "AND list IS NULL AND object IS NULL WHEN type LIKE 'list.%' THEN task_id IS NULL AND task "
+    "IS NULL AND object IS NULL AND list_id IS NOT NULL AND (type = 'list.deleted') = (list IS "
+    "NULL) WHEN type LIKE 'member.%' OR type LIKE 'invitation.%' THEN task_id IS NULL AND task "
+    "IS NULL AND list IS NULL AND list_id IS NOT NULL AND object IS NOT NULL WHEN type LIKE "
+    "'comment.%' THEN task_id IS NOT NULL AND task IS NULL AND list IS NULL AND object IS NOT "
+    "NULL ELSE task_id IS NOT NULL AND list_id IS NOT NULL AND list IS NULL AND object IS NULL "
+    "AND (type = 'access.ended') = (task IS NULL) END"
+)
 
 
 class DeliveryState(StrEnum):
@@ -55,16 +105,10 @@ class TaskEvent(SQLModel, table=True):
     __tablename__ = "task_events"
     __table_args__ = (
         CheckConstraint(
-            "type IN ('created', 'updated', 'completed', 'reopened', 'deleted', 'reminder', "
-            "'list.created', 'list.updated', 'list.deleted')",
+            "type IN (" + ", ".join(f"'{t}'" for t in EVENT_TYPES) + ")",
             name="ck_task_events_type",
         ),
-        CheckConstraint(
-            "CASE WHEN type LIKE 'list.%' THEN task_id IS NULL AND task IS NULL AND list_id IS "
-            "NOT NULL AND (type = 'list.deleted') = (list IS NULL) ELSE task_id IS NOT NULL AND "
-            "list_id IS NULL AND list IS NULL AND (type = 'deleted') = (task IS NULL) END",
-            name="ck_task_events_task_present",
-        ),
+        CheckConstraint(_KINDS, name="ck_task_events_task_present"),
         CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="ck_task_events_state"),
         Index("ix_task_events_user_id_id", "user_id", "id"),
         Index("ix_task_events_pending_id", "id", postgresql_where=text("state = 'pending'")),
@@ -80,7 +124,14 @@ class TaskEvent(SQLModel, table=True):
             "ix_task_events_pending_list_id_id",
             "list_id",
             "id",
-            postgresql_where=text("state = 'pending' AND list_id IS NOT NULL"),
+            postgresql_where=text("state = 'pending' AND list_id IS NOT NULL AND task_id IS NULL"),
+        ),
+        Index(
+            "ix_task_events_user_id_list_id_id",
+            "user_id",
+            "list_id",
+            "id",
+            postgresql_where=text("list_id IS NOT NULL"),
         ),
     )
 
@@ -103,6 +154,13 @@ class TaskEvent(SQLModel, table=True):
     occurred_at: datetime = SQLField(
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=_NOW)
     )
+    # Who made the change: the request's caller; None for the worker, the CLI, psql.
+    actor_id: str | None = SQLField(default=None, sa_column=Column(Text))
+    # An update's changed fields, `{field: [old, new]}`.
+    changes: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
+    # A membership's, comment's or invitation's event: the row as the change left it (as it
+    # was, for a deletion). The column is `object`.
+    object_data: dict[str, Any] | None = SQLField(default=None, sa_column=Column("object", JSONB))
     state: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'pending'")))
     attempts: int = SQLField(sa_column=Column(Integer, nullable=False, server_default=text("0")))
     next_attempt_at: datetime = SQLField(

@@ -124,7 +124,7 @@ class Task(SQLModel, table=True):
         default_factory=list,
         sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
     )
-    # Who the task is for: its owner or members of its list (migration 0033).
+    # Who the task is for: its owner or members of its list (migration 0031).
     assignees: list[str] = SQLField(
         default_factory=list,
         sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),

@@ -83,6 +83,7 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/api/lists/{list_id}/invitations"): Action.INVITE,
     ("GET", "/api/lists/{list_id}/invitations"): Action.INVITE,
     ("DELETE", "/api/lists/{list_id}/invitations/{invitation_id}"): Action.INVITE,
+    ("GET", "/api/lists/{list_id}/activity"): Action.LIST_READ,
 }
 
 

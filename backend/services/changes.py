@@ -1,8 +1,12 @@
-"""The change feed: one caller's task changes in commit order, deletions included.
+"""The change feed: one caller's task changes in commit order, deletions included, and those
+of every list shared with it (issue 39).
 
 Rows come from `task_events`, which a trigger on `tasks` fills in the transaction of each
-change (migration 0008). Within one user, `id` order is commit order, so a position (the last
-`id` a client has seen) never skips a change that commits later.
+change (migration 0008). Within one space (the rows of one `user_id`), `id` order is commit
+order. A caller's feed merges several spaces (its own, and each owner's whose lists it is a
+member of): each page is read behind a hold (`HOLD`, migration 0030) that bounds it below any
+change still in flight in a busy space, so a position (the last `id` a client has seen) never
+skips a change that commits later (specs/events.md, "Order across spaces").
 
 Records are pruned past retention (`prune`); per user, `task_events_pruned` keeps the highest
 id deleted, updated by the statement that deletes. A position below it may have missed
@@ -16,13 +20,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Integer, and_, bindparam, func, select, text, true
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import Scoped, owned
+from backend.db.scope import OWNER, Scoped, owned, shared
 from backend.errors import CursorExpired
 from backend.models import TaskEvent, TaskEventsPruned
-from backend.models.task_event import REMINDER
+from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
+from backend.services.access import Action, roles
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _P = TaskEventsPruned.__table__.c  # type: ignore[attr-defined]
@@ -54,24 +72,53 @@ class ChangePage:
 _AFTER = bindparam("after", type_=Integer)
 _LIMIT = bindparam("limit", type_=Integer)
 _COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _E.task, _E.occurred_at)
-# Reminder events and list events share the outbox but are no task changes: the feed and its
-# positions skip them.
-_CHANGES = and_(_E.type != REMINDER, _E.task_id.is_not(None))
+_T = TaskEvent.__table__  # type: ignore[attr-defined]
+
+
+def of_types(types: Sequence[str]) -> ColumnElement[bool]:
+    """`type IN (...)` with the types written into the SQL (our constants: one plan, and no
+    list parameter, which a statement sent ahead or in a bulk step cannot carry)."""
+    return cast(ColumnElement[bool], _E.type.in_([literal_column(f"'{t}'") for t in types]))
+
+
+# Reminders, list, membership, comment and invitation events share the outbox but are no task
+# changes: the feed and its positions skip them. The caller's own space gives its task changes
+# and the access it gained or lost (`access.granted`, `access.ended`); a list shared with it,
+# its tasks' changes.
+# Two arms, each read on its own index (an OR of them would be one bitmap, sorted, or a scan
+# of every user's events from the top for a maximum): the own arm in id order on
+# `ix_task_events_user_id_id`, the shared one on `ix_task_events_user_id_list_id_id`.
+_OWN = and_(_E.user_id == bindparam(OWNER), of_types(FEED_TYPES))
+_SHARED = and_(shared(_T, roles(Action.LIST_READ)), of_types(CHANGE_TYPES))
+_CHANGES = or_(_OWN, _SHARED)
+# Where a page may go: below any change in flight in a busy space (`HOLD` sent ahead of the
+# page, in its message: otherwise no bound). Evaluated in the page's snapshot.
+_HORIZON = func.task_events_horizon(type_=BigInteger)
+# Sent ahead of a statement that reads a feed position (a page, a listing's
+# `changes_cursor`): the caller's spaces' change locks tried, the busy ones kept for
+# `_HORIZON` (migration 0030).
+HOLD = text("SELECT task_events_hold(:owner)")
 _PRUNED = owned(select(_P.through_id), _P.user_id)
 # One statement, one snapshot: how far pruning went (0 before any), and the page after
 # `after` (NULL: from where pruning left off), outer-joined so an empty page still has a row.
 _THROUGH = owned(
     select(func.coalesce(func.max(_P.through_id), 0).label("through")), _P.user_id
 ).subquery("pruned")
-_ROWS = (
-    owned(
-        select(*_COLUMNS).where(_E.id > func.coalesce(_AFTER, _THROUGH.c.through), _CHANGES),
-        _E.user_id,
+
+
+def _arm(arm: ColumnElement[bool]) -> Any:
+    after = func.coalesce(_AFTER, _THROUGH.c.through)
+    return (
+        select(*_COLUMNS)
+        .where(_E.id > after, _E.id <= _HORIZON, arm)
+        .correlate(_THROUGH)
+        .order_by(_E.id)
+        .limit(_LIMIT)
     )
-    .order_by(_E.id)
-    .limit(_LIMIT)
-    .lateral("page")
-)
+
+
+_BOTH = union_all(_arm(_OWN), _arm(_SHARED)).subquery("arms")
+_ROWS = select(*_BOTH.c).order_by(_BOTH.c.id).limit(_LIMIT).lateral("page")
 _PAGE = (
     select(_THROUGH.c.through, *_ROWS.c)
     .select_from(_THROUGH.outerjoin(_ROWS, true()))
@@ -80,18 +127,21 @@ _PAGE = (
 
 
 def latest_position() -> ColumnElement[int]:
-    """The caller's position now: their latest change id, or how far pruning went if that is
-    further (0 before any). An expression over scalar subqueries: a listing selects it in its
-    own statement, so the listing and the position come from one snapshot."""
-    latest = owned(select(func.max(_E.id)).where(_CHANGES), _E.user_id).scalar_subquery()
+    """The caller's position now: their latest change id (their own or a shared list's, below
+    the horizon of a `HOLD` sent ahead), or how far pruning went if that is further (0 before
+    any). An expression over scalar subqueries: a listing selects it in its own statement, so
+    the listing and the position come from one snapshot."""
+    own = select(func.max(_E.id)).where(_OWN, _E.id <= _HORIZON).scalar_subquery()
+    theirs = select(func.max(_E.id)).where(_SHARED, _E.id <= _HORIZON).scalar_subquery()
     pruned = _PRUNED.scalar_subquery()
-    return cast(ColumnElement[int], func.greatest(latest, pruned, 0))
+    return cast(ColumnElement[int], func.greatest(own, theirs, pruned, 0))
 
 
 class ChangeFeed(Scoped):
     def page(self, after: int | None, limit: int) -> ChangePage:
         """Up to `limit` changes after position `after` (from the oldest retained without
         one). Raises `CursorExpired` when changes after `after` have been pruned."""
+        self._ahead(HOLD)
         rows = self._read(_PAGE, after=after, limit=limit + 1).all()
         through = int(rows[0].through)
         # Read in the page's snapshot: a prune that removed part of it is seen.
@@ -117,11 +167,18 @@ WITH gone AS (
         ORDER BY occurred_at
         LIMIT :batch
     )
-    RETURNING user_id, id, type, task_id
+    RETURNING user_id, id, type, task_id, list_id
 ), recorded AS (
     INSERT INTO task_events_pruned (user_id, through_id)
-    SELECT user_id, max(id) FROM gone WHERE type <> 'reminder' AND task_id IS NOT NULL
-    GROUP BY user_id
+    SELECT p.user_id, max(p.id) FROM (
+        SELECT user_id, id FROM gone WHERE type IN ({feed})
+        UNION ALL
+        -- A shared list's changes were in its members' feeds too.
+        SELECT m.member_id, g.id FROM gone AS g
+        JOIN list_members AS m ON m.list_id = g.list_id AND m.user_id = g.user_id
+        WHERE g.type IN ({changes})
+    ) AS p
+    GROUP BY p.user_id
     ON CONFLICT (user_id) DO UPDATE
         SET through_id = greatest(task_events_pruned.through_id, excluded.through_id)
 )
@@ -129,15 +186,19 @@ SELECT count(*) FROM gone
 """
 # Only delivered (or dead) changes below the user's first pending one: what a user's feed
 # retains is always every change after their `through_id`, with no hole.
+_FEED_TYPES_SQL = ", ".join(f"'{t}'" for t in FEED_TYPES)
+_CHANGE_TYPES_SQL = ", ".join(f"'{t}'" for t in CHANGE_TYPES)
 _PRUNE_DELIVERED = text(
     _PRUNE.format(
+        feed=_FEED_TYPES_SQL,
+        changes=_CHANGE_TYPES_SQL,
         kept="""AND state <> 'pending' AND NOT EXISTS (
             SELECT 1 FROM task_events AS earlier
             WHERE earlier.user_id = task_events.user_id
-              AND earlier.state = 'pending' AND earlier.id < task_events.id)"""
+              AND earlier.state = 'pending' AND earlier.id < task_events.id)""",
     )
 )
-_PRUNE_ANY = text(_PRUNE.format(kept=""))
+_PRUNE_ANY = text(_PRUNE.format(feed=_FEED_TYPES_SQL, changes=_CHANGE_TYPES_SQL, kept=""))
 
 
 def prune(engine: Engine, retention_hours: int, *, undelivered: bool, batch: int = 1000) -> int:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, owned
+from backend.db.scope import OWNER, Scoped, access, owned, space_locked
 from backend.errors import Forbidden, LimitReached, NotFound
 from backend.models import ListInvitation, ListMember, User
 from backend.models.sharing import (
@@ -174,6 +174,7 @@ _REVOKE = (
         _I.list_id == _LIST_ID,
         access(_INVITATIONS, _INVITE),
         or_(_I.user_id == bindparam(OWNER), _I.role != _ADMIN),
+        space_locked(_INVITATIONS),
     )
     .returning(_I.id)
 )
@@ -206,6 +207,7 @@ def _accept() -> Any:
             _I.expires_at > func.now(),
             or_(_I.email.is_(None), func.lower(_I.email) == caller_email),
             _I.user_id != bindparam(OWNER),
+            space_locked(_INVITATIONS),
         )
         .returning(_I.user_id, _I.list_id, _I.role)
         .cte("used")

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, owned
+from backend.db.scope import OWNER, Scoped, access, owned, space_locked
 from backend.db.sender import Rows
 from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
 from backend.models import Task
@@ -226,7 +226,7 @@ class ListService(Scoped):
             conditions.append(~_NAME_TAKEN)
         statement = (
             update(TaskList)
-            .where(access(_TABLE, _RENAME), *conditions)
+            .where(access(_TABLE, _RENAME), *conditions, space_locked(_TABLE))
             .values(**values, version=_L.version + 1, updated_at=func.now())
             .returning(*LIST_VIEW)
         )

@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 
-from backend.db.scope import OWNER, Scoped, access, owned
+from backend.db.scope import OWNER, Scoped, access, owned, space_locked
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import ListMember, Task, User
 from backend.models.sharing import MemberPublic, Role
@@ -143,7 +143,9 @@ def _change(*, admin: bool) -> Any:
     else:
         t = _member
         statement = update(t).where(
-            access(t, _MANAGE), or_(t.c.user_id == bindparam(OWNER), t.c.role != _ADMIN)
+            access(t, _MANAGE),
+            or_(t.c.user_id == bindparam(OWNER), t.c.role != _ADMIN),
+            space_locked(t),
         )
     return (
         statement.where(t.c.list_id == _LIST_ID, t.c.member_id == _TARGET, _U.id == t.c.member_id)
@@ -162,13 +164,18 @@ _REMOVE = (
         _member.c.member_id == _TARGET,
         access(_member, _MANAGE),
         or_(_member.c.user_id == bindparam(OWNER), _member.c.role != _ADMIN),
+        space_locked(_member),
     )
     .returning(_member.c.member_id)
 )
 # The caller leaves the list (its own membership; the owner has none).
 _LEAVE = (
     delete(_MEMBERS)
-    .where(_MEMBERS.c.list_id == _LIST_ID, _MEMBERS.c.member_id == bindparam(OWNER))
+    .where(
+        _MEMBERS.c.list_id == _LIST_ID,
+        _MEMBERS.c.member_id == bindparam(OWNER),
+        space_locked(_MEMBERS),
+    )
     .returning(_MEMBERS.c.member_id)
 )
 

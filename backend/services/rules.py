@@ -45,7 +45,8 @@ class DatabaseRule:
 
 
 class Rule:
-    """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025)."""
+    """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025,
+    0030)."""
 
     PLACE = DatabaseRule(
         "place",
@@ -161,10 +162,31 @@ class Rule:
         "change events",
         "tasks, task_lists",
         "every change of a task or list, cascaded ones too, writes its `task_events` row (the "
-        "feed and the outbox)",
+        "feed, the activity and the outbox), with its actor and, for an update, the changed "
+        "fields' old and new values",
         (Why.SAFER,),
         "in the writing transaction, for every writer: no change goes unrecorded",
         triggers=("tasks_record_event", "tasks_record_event_on_update", "task_lists_record_event"),
+        every_write=True,
+    )
+    SHARING_EVENTS = DatabaseRule(
+        "sharing events",
+        "list_members, task_comments, list_invitations, task_lists",
+        "every membership, comment and invitation change writes its `task_events` row "
+        "(`member.*`, `comment.*`, `invitation.*`); gaining or losing a list (a list's "
+        "deletion ends its memberships first) writes the member's `access.granted` upserts or "
+        "`access.ended` tombstones, one per task of the list",
+        (Why.SAFER,),
+        "in the writing transaction, for every writer (the routes, a cascade, an account's "
+        "deletion, psql): the activity, the feed and the outbox miss nothing",
+        triggers=(
+            "list_members_record_event",
+            "list_members_record_event_on_update",
+            "task_comments_record_event",
+            "task_comments_record_event_on_update",
+            "list_invitations_record_event",
+            "task_lists_end_memberships",
+        ),
         every_write=True,
     )
 

@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, Bound, Stmt, access, shared
+from backend.db.scope import OWNER, Bound, Stmt, access, shared, space_locked
 from backend.models import Priority, SortOrder, Task, TaskSort
 from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
@@ -81,8 +81,10 @@ _READ = roles(Action.LIST_READ)
 
 def owned_task(statement: Stmt, action: Action = Action.LIST_READ) -> Stmt:
     """A statement on `tasks`, scoped to the rows the caller may `action` (reading, by
-    default; `Action.TASK_WRITE` for a write)."""
-    return statement.where(access(_TASKS, roles(action)))
+    default; `Action.TASK_WRITE` for a write, which takes the row's space's lock first)."""
+    if action is Action.LIST_READ:
+        return statement.where(access(_TASKS, roles(action)))
+    return statement.where(access(_TASKS, roles(action)), space_locked(_TASKS))
 
 
 # When a task was completed: an already-completed task keeps its original completion time.

@@ -79,6 +79,6 @@ class UserService:
     @fires(Rule.HANDOVER, Rule.UNASSIGN, Rule.SUBTASK_COUNTS)
     def delete(self, user_id: str) -> None:
         """Delete the account: each of its lists shared with others is handed over first
-        (migration 0034), then its rows go with it (ON DELETE CASCADE), its memberships too
+        (migration 0032), then its rows go with it (ON DELETE CASCADE), its memberships too
         (which unassigns it)."""
         self._send.write(delete(User).where(_USERS.id == user_id), {})

@@ -54,10 +54,15 @@ def test_a_change_reaches_dapr_and_the_webhook_signed(
         "event_type",
         "task_id",
         "task_data",
+        "changes",
+        "actor_id",
         "user_id",
         "timestamp",
     }
     assert (created["task_id"], created["user_id"]) == (task_id, alice.id)
+    # Written outside a request: no actor; what the completion changed, old and new.
+    assert created["actor_id"] is None and created["changes"] is None
+    assert dapr[1].json()["changes"]["completed"] == [False, True]
     assert created["task_data"]["title"] == "Buy milk 1" and created["timestamp"].endswith("Z")
     assert created["task_data"]["is_overdue"] is False  # the API's own task rendering
     assert dapr[2].json()["task_data"] is None
@@ -260,6 +265,8 @@ def test_list_events_reach_their_topic_and_the_webhook_in_order(
         "event_type",
         "list_id",
         "list_data",
+        "changes",
+        "actor_id",
         "user_id",
         "timestamp",
     }

@@ -140,6 +140,15 @@ def test_transferring_while_the_new_owner_leaves_is_one_or_the_other(
         owner, roles, _ = _state(db_engine, list_id)
         # Never an owner who is also a member; always exactly one owner.
         assert owner not in roles
+        codes = (transfer.status_code, leave.status_code)
+        if 503 in codes:
+            # Each holds its caller's change lock and wants the other's: PostgreSQL ends one
+            # (a deadlock), which changed nothing and says retry (specs/api-contract.md).
+            if transfer.status_code == 503:
+                assert leave.status_code == 204 and (owner, roles) == (alice.id, {}), codes
+            else:
+                assert transfer.status_code == 200 and owner == bob.id, codes
+            continue
         if transfer.status_code == 200:
             # The leave came second: the leaver is the owner now, and cannot leave.
             assert leave.status_code == 409, leave.text

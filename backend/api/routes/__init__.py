@@ -7,6 +7,7 @@ routes (the bulk of the traffic) come first, and the published contract's
 from fastapi import APIRouter
 
 from backend.api.routes import (
+    activity,
     auth,
     changes,
     chat,
@@ -27,6 +28,7 @@ api_router.include_router(changes.router)
 api_router.include_router(lists.router)
 api_router.include_router(members.router)
 api_router.include_router(invitations.router)
+api_router.include_router(activity.router)
 api_router.include_router(auth.router)
 api_router.include_router(health.router)
 api_router.include_router(chat.router)

@@ -1,4 +1,4 @@
--- depends: 0029_sharing
+-- depends: 0030_activity
 -- Assignees (issue 39): who a task is for, as user ids on the task itself (read with it, no
 -- join). Each is the task's owner or a member of its list, checked by the statement that
 -- writes them (backend/services/assignees.py `assignable`). A member removed from a list (or

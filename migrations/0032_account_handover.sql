@@ -1,4 +1,4 @@
--- depends: 0033_assignees
+-- depends: 0031_assignees
 -- Deleting an account (issue 39; specs/data-model.md, "Sharing"): each of its lists that has
 -- other members is handed to the oldest admin, else the oldest editor, else the oldest other
 -- member, before the account's rows go; a list nobody else is in goes with the account (the
@@ -6,7 +6,7 @@
 -- member); the list takes the last place among the heir's lists and, when the heir has a
 -- list of that name already, the list's id after its name. Its tasks, memberships,
 -- invitations and comments follow it to the heir's space (ON UPDATE CASCADE, 0029). The
--- account's other memberships go by their key's cascade, which unassigns it (0033); its
+-- account's other memberships go by their key's cascade, which unassigns it (0031); its
 -- comments stay, with no author (0029).
 CREATE FUNCTION users_hand_over_lists() RETURNS trigger
 LANGUAGE plpgsql AS $$
