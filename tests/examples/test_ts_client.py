@@ -82,7 +82,8 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "bulk-move", "update-list", "update-list-stale", "lists", "get-list", "stats-by-list",
         "user-lists", "delete-list", "get-deleted-list", "comments", "comment-elsewhere",
         "comments-after", "invite", "accept", "member-tasks", "assign", "members",
-        "downgrade", "viewer-write", "remove", "removed-read", "aborted",
+        "downgrade", "viewer-write", "remove", "removed-read", "revoked-accept", "transfer",
+        "left-read", "aborted",
         "after-logout-all", "after-delete-me",
     ]  # fmt: skip
     assert values["health"] == {
@@ -261,7 +262,8 @@ def check_sharing(values: dict[str, Any]) -> None:
     """The demo's sharing section: an invitation (its token shown once), a second account
     accepting it as an editor, working in the list and assigning itself, then downgraded
     (a write is 403 FORBIDDEN), then removed (unassigned; a read is the 404 of a missing
-    task)."""
+    task); a revoked invitation's token refused; a transfer to the member, and the old owner
+    leaving."""
     assert values["invite"] == {
         "role": "editor",
         "status": "pending",
@@ -278,6 +280,13 @@ def check_sharing(values: dict[str, Any]) -> None:
     assert (forbidden["status"], forbidden["code"]) == (403, "FORBIDDEN")
     assert values["remove"] == {"members": ["owner"], "unassigned": []}
     assert values["removed-read"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+    assert values["revoked-accept"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+    # The transfer: the member owns the list, the old owner is an admin (and then leaves it).
+    assert values["transfer"] == {
+        "role": "admin",
+        "members": [["owner", True], ["admin", False]],
+    }
+    assert values["left-read"] == {"status": 404, "code": "NOT_FOUND", "details": []}
 
 
 def test_client_uses_a_token_from_the_cli(built_client: None, live_server: str) -> None:

@@ -299,8 +299,20 @@ async function main(): Promise<void> {
     unassigned: (await api.getTask(flyer.id))?.task.assignees,
   });
   await failure("removed-read", () => mate.getTask(flyer.id));
-  await mate.deleteMe();
-  await api.deleteList(team.id);
+  // A revoked invitation's token is the 404 of any unusable token.
+  const spare = await api.createInvitation(team.id, { role: "viewer" });
+  await api.revokeInvitation(team.id, spare.id);
+  await failure("revoked-accept", () => mate.acceptInvitation(spare.token));
+  // Handing the list over: the member becomes its owner, the owner an admin, who then leaves.
+  await mate.acceptInvitation((await api.createInvitation(team.id, { role: "editor" })).token);
+  const handed = await api.transferList(team.id, mateId);
+  step("transfer", {
+    role: handed.list.role,
+    members: (await mate.listMembers(team.id)).map((m) => [m.role, m.user_id === mateId]),
+  });
+  await api.leaveList(team.id);
+  await failure("left-read", () => api.getList(team.id));
+  await mate.deleteMe(); // the list goes with it: nobody else is in it
 
   // Abort: a signal cancels the call (here, one already aborted).
   const controller = new AbortController();
