@@ -2,7 +2,8 @@
  * Every route of the API through the client, against a live server; one JSON line per step.
  * BASE_URL (default http://127.0.0.1:8000); TOKEN to use instead of registering (then the
  * account steps that need a password are skipped). Use a throwaway account: the demo clears
- * the account's completed tasks and, at the end, deletes the account it registered.
+ * the account's completed tasks and, at the end, deletes the account it registered. It also
+ * registers a second account to share a list with, and deletes it once done.
  *
  *   npm ci && npm run build && BASE_URL=http://127.0.0.1:8000 npm run demo
  */
