@@ -156,6 +156,37 @@ def check_lists(out: str) -> None:
     assert "HTTP/1.1 204 " in out
 
 
+def check_sharing(out: str) -> None:
+    """Two accounts: Sam accepts an editor's invitation, assigns itself and comments; a
+    viewer's write is 403, a removed member's read 404 and its assignment gone; the list is
+    then handed to Sam and its old owner leaves. The bodies come in the page's order."""
+    (
+        invitation, pending, accepted, listed, seen, assigned, comment, mine, by_id, comments,
+        members, downgraded, after_removal, accepted_again, handed, members_after,
+    ) = bodies(out)  # fmt: skip
+    assert (invitation["role"], invitation["status"]) == ("editor", "pending")
+    assert invitation["token"] and [i["id"] for i in pending] == [invitation["id"]]
+    assert "token" not in pending[0]  # shown once, in the create's answer
+    assert (accepted["name"], accepted["role"]) == ("Team", "editor")
+    assert [(lst["name"], lst["role"]) for lst in listed] == [("Team", "editor")]
+    owner, sam = members[0]["user_id"], members_after[0]["user_id"]
+    # Sam sees the owner's task, in the owner's space (its user_id).
+    assert [(t["title"], t["user_id"]) for t in seen] == [("Print the flyer", owner)]
+    assert assigned["assignees"] == [sam] and comment["author_id"] == sam
+    assert [t["id"] for t in mine] == [t["id"] for t in by_id] == [assigned["id"]]
+    assert [c["body"] for c in comments] == ["On it: 100 copies by Friday."]
+    assert [(m["role"], m["email"]) for m in members] == [
+        ("owner", None), ("editor", "sam@example.com"),
+    ]  # fmt: skip
+    assert downgraded["role"] == "viewer"
+    assert re.findall(r"HTTP/1.1 (\d+)", out) == ["403", "204", "404", "204"], out
+    assert '"code":"FORBIDDEN"' in out
+    assert after_removal["assignees"] == []  # removing Sam unassigned it
+    assert accepted_again["role"] == "editor"
+    assert handed["role"] == "admin" and handed["user_id"] == sam  # in Sam's space now
+    assert [(m["role"], m["user_id"]) for m in members_after] == [("owner", sam)]
+
+
 def check_authentication(out: str) -> None:
     assert '"email":"grace@example.com"' in out
     assert '"token_type":"bearer"' in out  # the form's bare OAuth2 answer
@@ -193,6 +224,7 @@ CHECKS = {
     "guides/tasks.md": check_tasks,
     "guides/recurrence.md": check_recurrence,
     "guides/lists.md": check_lists,
+    "guides/sharing.md": check_sharing,
     "guides/authentication.md": check_authentication,
     "guides/mcp.md": check_mcp,
     "guides/chat.md": check_chat,

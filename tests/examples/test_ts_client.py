@@ -2,7 +2,8 @@
 (openapi-typescript types, openapi-fetch calls) and its thin wrapper (src/task-api.ts),
 type-checked by tsc (src/type-checks.ts: wrong calls, lists, subtasks and moves included, must
 not compile), then run under Node against the real server: every route (lists, moves and
-subtrees too), the conditional and idempotent requests, a typed LIMIT_REACHED, retries after
+subtrees too; a list shared with a second account: invitation, roles, assignees, removal),
+the conditional and idempotent requests, a typed LIMIT_REACHED, retries after
 Retry-After on a rate-limited server and on a stub, and abort signals.
 
 Generating in the test (rather than committing the output) means the types can never be
@@ -80,7 +81,9 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "move-task", "move-stale", "move-cycle", "subtree", "complete-down", "subtasks-page",
         "bulk-move", "update-list", "update-list-stale", "lists", "get-list", "stats-by-list",
         "user-lists", "delete-list", "get-deleted-list", "comments", "comment-elsewhere",
-        "comments-after", "aborted",
+        "comments-after", "invite", "accept", "member-tasks", "assign", "members",
+        "downgrade", "viewer-write", "remove", "removed-read", "revoked-accept", "transfer",
+        "left-read", "aborted",
         "after-logout-all", "after-delete-me",
     ]  # fmt: skip
     assert values["health"] == {
@@ -184,6 +187,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         ["2030-04-01T07:00:00Z", False, True],  # one next occurrence, though completed twice
     ]
     check_lists_subtasks_and_moves(values)
+    check_sharing(values)
     assert values["aborted"] == "AbortError"
     assert values["after-logout-all"]["status"] == 401
     assert values["after-delete-me"]["status"] == 401
@@ -252,6 +256,37 @@ def check_lists_subtasks_and_moves(values: dict[str, Any]) -> None:
     assert sorted(deleted["changes"]) == [["deleted", t] for t in sorted((milk, oat, whole))]
     assert deleted["lists"] == ["Chores"]
     assert values["get-deleted-list"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+
+
+def check_sharing(values: dict[str, Any]) -> None:
+    """The demo's sharing section: an invitation (its token shown once), a second account
+    accepting it as an editor, working in the list and assigning itself, then downgraded
+    (a write is 403 FORBIDDEN), then removed (unassigned; a read is the 404 of a missing
+    task); a revoked invitation's token refused; a transfer to the member, and the old owner
+    leaving."""
+    assert values["invite"] == {
+        "role": "editor",
+        "status": "pending",
+        "token": True,
+        "pending": [[True, "editor", False]],
+    }
+    assert values["accept"] == {"accepted": ["Team", "editor"], "listed": ["Team", "editor"]}
+    # The owner's task, in the owner's space (its user_id), seen by the member.
+    assert values["member-tasks"] == [["Print the flyer", True]]
+    assert values["assign"] == {"assignees": [True], "assigned_to_me": ["Print the flyer"]}
+    assert values["members"] == [["owner", True, False], ["editor", False, True]]
+    assert values["downgrade"] == ["viewer", "viewer"]
+    forbidden = values["viewer-write"]
+    assert (forbidden["status"], forbidden["code"]) == (403, "FORBIDDEN")
+    assert values["remove"] == {"members": ["owner"], "unassigned": []}
+    assert values["removed-read"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+    assert values["revoked-accept"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+    # The transfer: the member owns the list, the old owner is an admin (and then leaves it).
+    assert values["transfer"] == {
+        "role": "admin",
+        "members": [["owner", True], ["admin", False]],
+    }
+    assert values["left-read"] == {"status": 404, "code": "NOT_FOUND", "details": []}
 
 
 def test_client_uses_a_token_from_the_cli(built_client: None, live_server: str) -> None:

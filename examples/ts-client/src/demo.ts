@@ -2,7 +2,8 @@
  * Every route of the API through the client, against a live server; one JSON line per step.
  * BASE_URL (default http://127.0.0.1:8000); TOKEN to use instead of registering (then the
  * account steps that need a password are skipped). Use a throwaway account: the demo clears
- * the account's completed tasks and, at the end, deletes the account it registered.
+ * the account's completed tasks and, at the end, deletes the account it registered. It also
+ * registers a second account to share a list with, and deletes it once done.
  *
  *   npm ci && npm run build && BASE_URL=http://127.0.0.1:8000 npm run demo
  */
@@ -261,6 +262,58 @@ async function main(): Promise<void> {
   await failure("comment-elsewhere", () => api.deleteComment(sink.id, booked.id));
   await api.deleteComment(noted.id, booked.id);
   step("comments-after", (await api.listComments(noted.id)).data.map((c) => c.body));
+
+  // Sharing a list: a second account is invited as an editor, accepts, works in the list,
+  // is downgraded to viewer (its write is then 403 FORBIDDEN), and removed (then a 404).
+  const mate = new TaskApi({ baseUrl });
+  const mateEmail = `ts-client-mate-${Date.now()}@example.com`;
+  const mateId = (await mate.register({ email: mateEmail, password })).user.id;
+  const team = (await api.createList({ name: "Team" })).list;
+  const flyer = (await api.createTask({ title: "Print the flyer", list_id: team.id })).task;
+  const invitation = await api.createInvitation(team.id, { role: "editor", email: mateEmail });
+  const pending = await api.listInvitations(team.id);
+  step("invite", {
+    role: invitation.role,
+    status: invitation.status,
+    token: invitation.token.length > 0,
+    pending: pending.map((i) => [i.id === invitation.id, i.role, "token" in i]),
+  });
+  const joined = await mate.acceptInvitation(invitation.token);
+  const shared = (await mate.listLists()).find((l) => l.id === team.id);
+  step("accept", { accepted: [joined.name, joined.role], listed: [shared?.name, shared?.role] });
+  const inTeam = await mate.listTasks({ list_id: team.id });
+  step("member-tasks", inTeam.data.map((t) => [t.title, t.user_id === me.id]));
+  const assigned = await mate.updateTask(flyer.id, { assignees: [mateId] });
+  const mine = await mate.listTasks({ assignee: "me" });
+  step("assign", {
+    assignees: assigned.task.assignees.map((id) => id === mateId),
+    assigned_to_me: mine.data.map((t) => t.title),
+  });
+  const members = await api.listMembers(team.id);
+  step("members", members.map((m) => [m.role, m.user_id === me.id, m.email === mateEmail]));
+  const viewer = await api.updateMember(team.id, mateId, "viewer");
+  step("downgrade", [viewer.role, (await mate.getList(team.id)).list.role]);
+  await failure("viewer-write", () => mate.updateTask(flyer.id, { title: "Print 100 flyers" }));
+  await api.removeMember(team.id, mateId);
+  step("remove", {
+    members: (await api.listMembers(team.id)).map((m) => m.role),
+    unassigned: (await api.getTask(flyer.id))?.task.assignees,
+  });
+  await failure("removed-read", () => mate.getTask(flyer.id));
+  // A revoked invitation's token is the 404 of any unusable token.
+  const spare = await api.createInvitation(team.id, { role: "viewer" });
+  await api.revokeInvitation(team.id, spare.id);
+  await failure("revoked-accept", () => mate.acceptInvitation(spare.token));
+  // Handing the list over: the member becomes its owner, the owner an admin, who then leaves.
+  await mate.acceptInvitation((await api.createInvitation(team.id, { role: "editor" })).token);
+  const handed = await api.transferList(team.id, mateId);
+  step("transfer", {
+    role: handed.list.role,
+    members: (await mate.listMembers(team.id)).map((m) => [m.role, m.user_id === mateId]),
+  });
+  await api.leaveList(team.id);
+  await failure("left-read", () => api.getList(team.id));
+  await mate.deleteMe(); // the list goes with it: nobody else is in it
 
   // Abort: a signal cancels the call (here, one already aborted).
   const controller = new AbortController();

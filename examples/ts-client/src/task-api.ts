@@ -28,7 +28,8 @@ export type Task = Schemas["TaskPublic"];
 export type TaskCreate = Schemas["TaskCreate"];
 export type TaskReplace = Schemas["TaskReplace"];
 export type TaskUpdate = Schemas["TaskUpdate"];
-/** `listTasks`' query: filters (`list_id`, `parent_id`: an id or "none"), `sort`, `cursor`... */
+/** `listTasks`' query: filters (`list_id`, `parent_id`: an id or "none"; `assignee`: "me",
+ * "none" or a user id), `sort`, `cursor`... */
 export type TaskQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
 export type TaskSort = Schemas["TaskSort"];
 export type TaskPage = Schemas["TaskListEnvelope"];
@@ -64,6 +65,17 @@ export type MessagePage = Schemas["MessagesEnvelope"];
 export type PageQuery = { limit?: number; cursor?: string };
 export type Comment = Schemas["CommentPublic"];
 export type CommentPage = Schemas["CommentsEnvelope"];
+/** What a caller may do with a list, each role including the ones before it. */
+export type Role = Schemas["Role"];
+/** A role `updateMember` and `createInvitation` give (an owner is made by `transferList`). */
+export type MemberRole = Schemas["MemberUpdate"]["role"];
+/** A member of a shared list (its owner included, with the role `owner`). */
+export type Member = Schemas["MemberPublic"];
+/** A pending invitation, as `listInvitations` shows it (never its token). */
+export type Invitation = Schemas["InvitationPublic"];
+/** A new invitation: the only answer that carries its `token`. */
+export type InvitationCreated = Schemas["InvitationCreated"];
+export type InvitationCreate = Schemas["InvitationCreate"];
 /** One server-sent event of a streamed chat turn (specs/chat.md, "Streaming"). */
 export type ChatEvent =
   | { event: "start"; data: { conversation_id: number } }
@@ -468,6 +480,73 @@ export class TaskApi {
     const params = { path: { task_id: taskId, comment_id: commentId } };
     const path = "/api/tasks/{task_id}/comments/{comment_id}";
     ok(await this.client.DELETE(path, { params, ...options }));
+  }
+
+  // -- sharing: members, transfer, invitations -----------------------------------------------
+  // Anyone who is not a member of the list gets the 404 of a missing list; a member below the
+  // role a call needs, 403 FORBIDDEN (specs/api-contract.md, "Shared lists").
+
+  /** The list's owner (role `owner`), then its members in the order they joined (viewer+). */
+  async listMembers(listId: number, options: CallOptions = {}): Promise<Member[]> {
+    const params = { path: { list_id: listId } };
+    return data(await this.client.GET("/api/lists/{list_id}/members", { params, ...options }));
+  }
+
+  /** Change a member's role (admin+ for roles below admin; the owner for `admin`). */
+  async updateMember(listId: number, userId: string, role: MemberRole, options: CallOptions = {}) {
+    const params = { path: { list_id: listId, user_id: userId } };
+    const path = "/api/lists/{list_id}/members/{user_id}";
+    return data(await this.client.PATCH(path, { params, body: { role }, ...options })) as Member;
+  }
+
+  /** Remove a member (admin+ below admin, the owner for admins); it loses access at once. */
+  async removeMember(listId: number, userId: string, options: CallOptions = {}) {
+    const params = { path: { list_id: listId, user_id: userId } };
+    ok(await this.client.DELETE("/api/lists/{list_id}/members/{user_id}", { params, ...options }));
+  }
+
+  /** Leave a list shared with you (its owner cannot: 409; transfer it first). `userId` is
+   * yours; without it, `me()` is asked first (one more round trip). */
+  async leaveList(listId: number, options: CallOptions & { userId?: string } = {}) {
+    const { userId, ...init } = options;
+    await this.removeMember(listId, userId ?? (await this.me(init)).id, init);
+  }
+
+  /** Make a member the owner (owner only); you become an admin. The list as you now see it. */
+  async transferList(listId: number, userId: string, options: CallOptions = {}) {
+    const params = { path: { list_id: listId } };
+    const path = "/api/lists/{list_id}/transfer";
+    const body = { user_id: userId };
+    return taggedList(await this.client.POST(path, { params, body, ...options }));
+  }
+
+  /** Invite to a list (admin+; an `admin` invitation: the owner). The answer alone carries
+   * the `token` to hand to the invitee; with an `email`, only that account may accept. */
+  async createInvitation(listId: number, body: InvitationCreate, options: CallOptions = {}) {
+    const params = { path: { list_id: listId } };
+    const path = "/api/lists/{list_id}/invitations";
+    return data(await this.client.POST(path, { params, body, ...options })) as InvitationCreated;
+  }
+
+  /** The list's pending invitations, oldest first (admin+), without their tokens. */
+  async listInvitations(listId: number, options: CallOptions = {}): Promise<Invitation[]> {
+    const params = { path: { list_id: listId } };
+    const path = "/api/lists/{list_id}/invitations";
+    return data(await this.client.GET(path, { params, ...options }));
+  }
+
+  /** Revoke a pending invitation: its token stops working. */
+  async revokeInvitation(listId: number, invitationId: number, options: CallOptions = {}) {
+    const params = { path: { list_id: listId, invitation_id: invitationId } };
+    const path = "/api/lists/{list_id}/invitations/{invitation_id}";
+    ok(await this.client.DELETE(path, { params, ...options }));
+  }
+
+  /** Accept an invitation with its token: the list, with your role in it. Any unusable token
+   * (unknown, expired, revoked, used, someone else's) is the same 404. */
+  async acceptInvitation(token: string, options: CallOptions = {}): Promise<TaskList> {
+    const body = { token };
+    return data(await this.client.POST("/api/invitations/accept", { body, ...options }));
   }
 
   // -- chat ---------------------------------------------------------------------------------

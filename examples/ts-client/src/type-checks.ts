@@ -6,6 +6,8 @@ import type {
   BulkOperation,
   ErrorCode,
   ListMove,
+  Member,
+  Role,
   Task,
   TaskApi,
   TaskCreate,
@@ -116,6 +118,35 @@ export async function typeChecks(api: TaskApi): Promise<void> {
   void [byList, open, named, typo];
   void missingTitle;
   void noTag;
+
+  // Sharing: roles are named, members and assignees are user ids. What must compile:
+  const role: Role = list.role;
+  const assignees: string[] = task.assignees;
+  const assignedToMe: TaskQuery = { assignee: "me", list_id: 7 };
+  const [owner]: Member[] = await api.listMembers(7);
+  const joined: Role = (await api.acceptInvitation("token")).role;
+  const { token } = await api.createInvitation(7, { role: "editor", email: "ada@example.com" });
+  void api.updateMember(7, "5f0c6e8e", "viewer");
+  void api.updateTask(1, { assignees: ["5f0c6e8e"] });
+  void api.transferList(7, owner!.user_id);
+  // And what must not:
+  // @ts-expect-error an owner is made by transferList, not by changing a role
+  void api.updateMember(7, "5f0c6e8e", "owner");
+  // @ts-expect-error no such role
+  void api.createInvitation(7, { role: "guest" });
+  // @ts-expect-error an invitation makes a member, never the owner
+  void api.createInvitation(7, { role: "owner" });
+  // @ts-expect-error a member is named by its user id (a string)
+  void api.removeMember(7, 42);
+  // @ts-expect-error assignees are user ids
+  void api.updateTask(1, { assignees: [42] });
+  // @ts-expect-error acceptInvitation takes the token itself
+  void api.acceptInvitation({ token: "x" });
+  // @ts-expect-error the pending invitations never carry their tokens
+  void (await api.listInvitations(7))[0]?.token;
+  // @ts-expect-error revoking names the invitation by id
+  void api.revokeInvitation(7, "3");
+  void [role, assignees, assignedToMe, joined, token];
 
   // Chat: a message is a string, a conversation an id; events are typed by their name.
   // @ts-expect-error the message is a string
