@@ -81,7 +81,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "move-task", "move-stale", "move-cycle", "subtree", "complete-down", "subtasks-page",
         "bulk-move", "update-list", "update-list-stale", "lists", "get-list", "stats-by-list",
         "user-lists", "delete-list", "get-deleted-list", "comments", "comment-elsewhere",
-        "comments-after", "invite", "accept", "member-tasks", "assign", "members",
+        "comments-after", "invite", "accept", "member-tasks", "assign", "members", "activity",
         "downgrade", "viewer-write", "remove", "removed-read", "revoked-accept", "transfer",
         "left-read", "aborted",
         "after-logout-all", "after-delete-me",
@@ -275,6 +275,7 @@ def check_sharing(values: dict[str, Any]) -> None:
     assert values["member-tasks"] == [["Print the flyer", True]]
     assert values["assign"] == {"assignees": [True], "assigned_to_me": ["Print the flyer"]}
     assert values["members"] == [["owner", True, False], ["editor", False, True]]
+    assert values["activity"] == ["task.updated", True, ["assignees"]]
     assert values["downgrade"] == ["viewer", "viewer"]
     forbidden = values["viewer-write"]
     assert (forbidden["status"], forbidden["code"]) == (403, "FORBIDDEN")

@@ -291,6 +291,9 @@ async function main(): Promise<void> {
   });
   const members = await api.listMembers(team.id);
   step("members", members.map((m) => [m.role, m.user_id === me.id, m.email === mateEmail]));
+  // The list's activity, newest first: the member's assignment, by the member.
+  const [latest] = (await mate.listListActivity(team.id, { limit: 1 })).data;
+  step("activity", [latest?.event, latest?.actor_id === mateId, Object.keys(latest?.changes ?? {})]);
   const viewer = await api.updateMember(team.id, mateId, "viewer");
   step("downgrade", [viewer.role, (await mate.getList(team.id)).list.role]);
   await failure("viewer-write", () => mate.updateTask(flyer.id, { title: "Print 100 flyers" }));

@@ -65,6 +65,9 @@ export type MessagePage = Schemas["MessagesEnvelope"];
 export type PageQuery = { limit?: number; cursor?: string };
 export type Comment = Schemas["CommentPublic"];
 export type CommentPage = Schemas["CommentsEnvelope"];
+/** What happened: a task, list, member, comment or invitation changed, by whom, old and new. */
+export type ActivityItem = Schemas["ActivityItem"];
+export type ActivityPage = Schemas["ActivityEnvelope"];
 /** What a caller may do with a list, each role including the ones before it. */
 export type Role = Schemas["Role"];
 /** A role `updateMember` and `createInvitation` give (an owner is made by `transferList`). */
@@ -533,6 +536,22 @@ export class TaskApi {
     const params = { path: { list_id: listId } };
     const path = "/api/lists/{list_id}/invitations";
     return data(await this.client.GET(path, { params, ...options }));
+  }
+
+  // -- activity -----------------------------------------------------------------------------
+
+  /** What happened in your space and every list shared with you, newest first (follow
+   * `meta.next_cursor`). */
+  async listActivity(query: PageQuery = {}, options: CallOptions = {}): Promise<ActivityPage> {
+    const params = { query };
+    return ok(await this.client.GET("/api/activity", { params, ...options })) as ActivityPage;
+  }
+
+  /** One list's activity (viewer or above; anyone else: the 404 of a missing list). */
+  async listListActivity(listId: number, query: PageQuery = {}, options: CallOptions = {}) {
+    const params = { path: { list_id: listId }, query };
+    const path = "/api/lists/{list_id}/activity";
+    return ok(await this.client.GET(path, { params, ...options })) as ActivityPage;
   }
 
   /** Revoke a pending invitation: its token stops working. */
