@@ -22,6 +22,7 @@ from backend.api.responses import (
     errors,
     rate_limited,
 )
+from backend.api.routes.lists import ListId
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     InvitationCreatedEnvelope,
@@ -29,18 +30,13 @@ from backend.models.envelopes import (
     SingleListEnvelope,
 )
 from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
-from backend.models.task_list import LIST_ID_MAX, ListPublic
+from backend.models.task_list import ListPublic
 from backend.models.types import TASK_ID_MAX
 
 router = APIRouter(
     prefix="/api", tags=["invitations"], responses=errors(401, 422, 503), route_class=DoorRoute
 )
 
-ListId = Annotated[
-    int,
-    Path(ge=1, le=LIST_ID_MAX, description="The list's id.", examples=[7]),
-    DecimalDigits,
-]
 InvitationId = Annotated[
     int,
     Path(ge=1, le=TASK_ID_MAX, description="The invitation's id.", examples=[3]),

@@ -24,21 +24,17 @@ from backend.api.responses import (
     errors,
     rate_limited,
 )
-from backend.models.common import DecimalDigits, StorableText
+from backend.api.routes.lists import ListId
+from backend.models.common import StorableText
 from backend.models.envelopes import MemberEnvelope, MembersEnvelope, SingleListEnvelope
 from backend.models.sharing import MemberUpdate, Transfer
-from backend.models.task_list import LIST_ID_MAX, ListPublic
+from backend.models.task_list import ListPublic
 from backend.models.user import USER_ID_MAX_LENGTH
 
 router = APIRouter(
     prefix="/api/lists", tags=["members"], responses=errors(401, 422, 503), route_class=DoorRoute
 )
 
-ListId = Annotated[
-    int,
-    Path(ge=1, le=LIST_ID_MAX, description="The list's id.", examples=[7]),
-    DecimalDigits,
-]
 MemberId = Annotated[
     str,
     Path(
