@@ -237,12 +237,21 @@ STATS = owned_task(
 # its own (ordered by the path of positions from the task). Bounded by MAX_DEPTH and
 # SUBTASKS_PER_TASK: one statement, one page.
 _SUBTREE_WALK: Any = owned_task(
-    select(_T.id, sql_cast(postgresql_array([], type_=BigInteger), ARRAY(BigInteger)).label("path"))
+    select(
+        _T.id,
+        _T.user_id,
+        sql_cast(postgresql_array([], type_=BigInteger), ARRAY(BigInteger)).label("path"),
+    )
 ).where(_T.id == TASK_ID)
 _SUBTREE_WALK = _SUBTREE_WALK.cte("subtree", recursive=True)
+# A subtask is in its parent's space (their same-user key): each level is read on the
+# `(user_id, parent_id)` index of that one space.
 _SUBTREE_WALK = _SUBTREE_WALK.union_all(
-    owned_task(select(_T.id, func.array_append(_SUBTREE_WALK.c.path, _T.position))).where(
+    owned_task(
+        select(_T.id, _T.user_id, func.array_append(_SUBTREE_WALK.c.path, _T.position))
+    ).where(
         _T.parent_id == _SUBTREE_WALK.c.id,
+        _T.user_id == _SUBTREE_WALK.c.user_id,
         func.cardinality(_SUBTREE_WALK.c.path) < MAX_DEPTH,
     )
 )
