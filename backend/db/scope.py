@@ -36,7 +36,9 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -104,6 +106,23 @@ def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
         listed == any_(_memberships(roles, "list_id")),
         table.c.user_id == any_(_memberships(roles, "user_id")),
     )
+
+
+def caller_role(table: Any) -> ColumnElement[str]:
+    """The caller's role in the list of a row of `table`: `owner` in its own space, else its
+    membership's (NULL: none). Read beside the row, where a write that matched nothing asks
+    why (403 or 404) and where a list is handed out with the caller's `role`."""
+    from backend.models import ListMember
+
+    mine = ListMember.__table__.alias("mine")  # type: ignore[attr-defined]
+    listed = table.c.id if _named(table) == "task_lists" else table.c.list_id
+    member = select(mine.c.role).where(
+        mine.c.list_id == listed, mine.c.member_id == bindparam(OWNER)
+    )
+    role: ColumnElement[str] = case(
+        (table.c.user_id == bindparam(OWNER), literal("owner")), else_=member.scalar_subquery()
+    )
+    return role
 
 
 def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:

@@ -21,10 +21,8 @@ from sqlalchemy import (
     Integer,
     Text,
     bindparam,
-    case,
     delete,
     func,
-    literal_column,
     or_,
     select,
     true,
@@ -32,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, shared
+from backend.db.scope import OWNER, Scoped, access, caller_role, shared
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import Task
 from backend.models.sharing import ListMember, TaskComment
@@ -134,12 +132,7 @@ _DELETE = (
 # Why a write matched nothing, read on its own: the caller's role in the task (no row: the
 # caller cannot see it, the answer a missing task gets), its comment count, and the comment
 # named (NULL `comment_found`: none of this task's) with its author.
-_MEMBER_ROLE = (
-    select(_M.role)
-    .where(_M.list_id == _T.list_id, _M.member_id == bindparam(OWNER))
-    .scalar_subquery()
-)
-_ROLE = case((_T.user_id == bindparam(OWNER), literal_column("'owner'")), else_=_MEMBER_ROLE)
+_ROLE = caller_role(_TASKS)
 _CREATE_REFUSAL = select(
     _ROLE.label("role"),
     select(func.count())

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, owned, space_locked
+from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
 from backend.errors import Forbidden, LimitReached, NotFound
 from backend.models import ListInvitation, ListMember, User
 from backend.models.sharing import (
@@ -74,19 +74,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _mine() -> Any:
-    mine = _MEMBERS.alias("mine")
-    return (
-        select(mine.c.role)
-        .where(mine.c.list_id == _L.id, mine.c.member_id == bindparam(OWNER))
-        .scalar_subquery()
-    )
-
-
-# The caller's role in the list: `owner` in its own space, else its membership's.
-_CALLER_ROLE = case((_L.user_id == bindparam(OWNER), literal("owner")), else_=_mine()).label(
-    "caller_role"
-)
+_CALLER_ROLE = caller_role(_LISTS).label("caller_role")
 _VISIBLE = and_(_L.id == _LIST_ID, access(_LISTS, _READ))
 # The caller's role in a list it can see (no row: it cannot, or there is none).
 _ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)

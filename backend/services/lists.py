@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, owned, space_locked
+from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
 from backend.db.sender import Rows
 from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
 from backend.models import Task
@@ -89,11 +89,7 @@ def _counts() -> tuple[Any, Any]:
     return total.label("task_count"), pending.label("open_task_count")
 
 
-# The caller's role in the list: `owner` in its own space, else its membership's.
-_MEMBER_ROLE = (
-    select(_M.role).where(_M.list_id == _L.id, _M.member_id == bindparam(OWNER)).scalar_subquery()
-)
-_ROLE = case((_L.user_id == bindparam(OWNER), literal("owner")), else_=_MEMBER_ROLE).label("role")
+_ROLE = caller_role(_TABLE).label("role")
 
 # What every statement that hands a list to the API returns.
 LIST_VIEW = (*LIST_COLUMNS, *_counts(), _ROLE)

@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 
-from backend.db.scope import OWNER, Scoped, access, owned, space_locked
+from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import ListMember, Task, User
 from backend.models.sharing import MemberPublic, Role
@@ -65,20 +65,7 @@ _ADMIN = Role.admin.value
 ONLY_OWNER_ADMINS = "Only the list's owner may make, demote or remove an admin"
 
 
-def _member_role(alias: str) -> Any:
-    """The caller's own role in the list `task_lists` names (None: not a member)."""
-    mine = _MEMBERS.alias(alias)
-    return (
-        select(mine.c.role)
-        .where(mine.c.list_id == _L.id, mine.c.member_id == bindparam(OWNER))
-        .scalar_subquery()
-    )
-
-
-# The caller's role in the list: `owner` in its own space, else its membership's.
-_CALLER_ROLE = case(
-    (_L.user_id == bindparam(OWNER), literal("owner")), else_=_member_role("mine")
-).label("caller_role")
+_CALLER_ROLE = caller_role(_LISTS).label("caller_role")
 _target = _MEMBERS.alias("target")
 # The target's role in the list (None: it is neither the owner nor a member).
 _TARGET_ROLE = case(

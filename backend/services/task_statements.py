@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, Bound, Stmt, access, shared, space_locked
+from backend.db.scope import OWNER, Bound, Stmt, access, caller_role, shared, space_locked
 from backend.models import Priority, SortOrder, Task, TaskSort
 from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
@@ -115,17 +115,7 @@ GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
 GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TASK_WRITE)
 # Why a write matched no task: its version and the caller's role in it (no row: the caller
 # cannot see it, the answer a missing task gets).
-_MEMBER_ROLE = (
-    select(_M.role)
-    .where(_M.list_id == _T.list_id, _M.member_id == bindparam(OWNER))
-    .scalar_subquery()
-)
-ACCESS = owned_task(
-    select(
-        _T.version,
-        case((_T.user_id == bindparam(OWNER), literal_column("'owner'")), else_=_MEMBER_ROLE),
-    ).where(_T.id == TASK_ID)
-)
+ACCESS = owned_task(select(_T.version, caller_role(_TASKS)).where(_T.id == TASK_ID))
 # A write that completes a pending recurring task whose series goes on adds its next
 # occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
 # written only once that row has been read (`TaskService._write_completing`).

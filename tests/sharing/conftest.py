@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from tests.conftest import Account
+from tests.sharing.helpers import add_member, remove_member
 
 
 @dataclass
@@ -39,24 +39,8 @@ def grant(db_engine: Engine) -> Callable[[SharedList, Account, str | None], None
     write it: one row of `list_members` in the owner's space."""
 
     def _grant(shared: SharedList, member: Account, role: str | None) -> None:
-        values: dict[str, Any] = {
-            "owner": shared.owner.id,
-            "list_id": shared.list_id,
-            "member": member.id,
-            "role": role,
-        }
-        with db_engine.begin() as conn:
-            conn.execute(
-                text("DELETE FROM list_members WHERE list_id = :list_id AND member_id = :member"),
-                values,
-            )
-            if role is not None:
-                conn.execute(
-                    text(
-                        "INSERT INTO list_members (user_id, list_id, member_id, role) "
-                        "VALUES (:owner, :list_id, :member, :role)"
-                    ),
-                    values,
-                )
+        remove_member(db_engine, shared.list_id, member)
+        if role is not None:
+            add_member(db_engine, shared.owner, shared.list_id, member, role)
 
     return _grant
