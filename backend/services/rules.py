@@ -46,7 +46,7 @@ class DatabaseRule:
 
 class Rule:
     """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025,
-    0030)."""
+    0030, 0037)."""
 
     PLACE = DatabaseRule(
         "place",
@@ -171,11 +171,13 @@ class Rule:
     )
     SHARING_EVENTS = DatabaseRule(
         "sharing events",
-        "list_members, task_comments, list_invitations, task_lists",
+        "list_members, task_comments, list_invitations, task_lists, tasks",
         "every membership, comment and invitation change writes its `task_events` row "
         "(`member.*`, `comment.*`, `invitation.*`); gaining or losing a list (a list's "
         "deletion ends its memberships first) writes the member's `access.granted` upserts or "
-        "`access.ended` tombstones, one per task of the list",
+        "`access.ended` tombstones, one per task of the list; a task moved out of a list (its "
+        "subtasks with it) writes a tombstone for each member of the old list that cannot "
+        "read the new one",
         (Why.SAFER,),
         "in the writing transaction, for every writer (the routes, a cascade, an account's "
         "deletion, psql): the activity, the feed and the outbox miss nothing",
@@ -186,6 +188,7 @@ class Rule:
             "task_comments_record_event_on_update",
             "list_invitations_record_event",
             "task_lists_end_memberships",
+            "tasks_end_access_on_move",
         ),
         every_write=True,
     )
