@@ -429,12 +429,14 @@ def test_requests_fire_what_their_methods_name(
         Reply(text="Added."),
     )
     call("POST", "/api/chat", {"message": "add a task"})
-    # A task that changes lists takes its comments along: a PATCH, a move and a bulk move.
+    # A task that changes lists takes its comments along and keeps only the assignees who
+    # may be assigned there: a PATCH, a move and a bulk move.
     first = int(call("POST", "/api/lists", {"name": "First"}, setup=True)["id"])
     second = int(call("POST", "/api/lists", {"name": "Second"}, setup=True)["id"])
-    call("PATCH", f"/api/tasks/{task(list_id=first)}", {"list_id": second})
-    call("POST", f"/api/tasks/{task(list_id=first)}/move", {"list_id": second})
-    moving = [{"op": "move", "id": task(list_id=first), "list_id": second}]
+    mine = {"list_id": first, "assignees": [alice.id]}
+    call("PATCH", f"/api/tasks/{task(**mine)}", {"list_id": second})
+    call("POST", f"/api/tasks/{task(**mine)}/move", {"list_id": second})
+    moving = [{"op": "move", "id": task(**mine), "list_id": second}]
     call("POST", "/api/tasks/bulk", {"operations": moving})
     # Deleting an account hands its shared list over, and its memberships go (unassigning).
     theirs = client.post("/api/lists", json={"name": "Theirs"}, headers=bob.headers)

@@ -46,7 +46,7 @@ class DatabaseRule:
 
 class Rule:
     """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025,
-    0030, 0037)."""
+    0030, 0037, 0039)."""
 
     PLACE = DatabaseRule(
         "place",
@@ -130,6 +130,16 @@ class Rule:
         "every move, a cascaded one too, keeps who may read a comment equal to who may read "
         "its task",
         triggers=("tasks_move_comments",),
+    )
+    UNASSIGN_ON_MOVE = DatabaseRule(
+        "unassign on a move",
+        "tasks",
+        "a task that changes lists keeps only the assignees who may be assigned there: its "
+        "owner and the new list's members",
+        (Why.SAFER,),
+        "every move (PATCH, the move route, bulk, a subtree's rows) keeps the assignees "
+        "members, in the row's own write (its answer and event show the result)",
+        triggers=("tasks_unassign_on_move",),
     )
     UNASSIGN = DatabaseRule(
         "unassign a removed member",

@@ -236,6 +236,7 @@ class TaskService(Scoped):
         Rule.REMINDERS,
         Rule.SUCCESSOR_SUBTASKS,
         Rule.COMMENTS_FOLLOW,
+        Rule.UNASSIGN_ON_MOVE,
     )
     def update(
         self,
@@ -284,7 +285,7 @@ class TaskService(Scoped):
             values["due_date"] = data.due_date
         return self._replan(task_id, values, plan_of, expected, placement=placement)
 
-    @fires(Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS, Rule.COMMENTS_FOLLOW)
+    @fires(Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS, Rule.COMMENTS_FOLLOW, Rule.UNASSIGN_ON_MOVE)
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
         if task_id == placement.anchor_id:
@@ -543,6 +544,7 @@ class TaskService(Scoped):
         Rule.SUCCESSOR_SUBTASKS,
         Rule.PLACE,
         Rule.COMMENTS_FOLLOW,
+        Rule.UNASSIGN_ON_MOVE,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
         """Apply operations in order, all in one message (`Scoped._steps`); the first

@@ -134,3 +134,66 @@ def test_the_listing_filters_by_assignee(
     assert titles("assignee=me", owner) == []
     too_long = client.get("/api/tasks?assignee=" + "x" * 300, headers=bob.headers)
     assert too_long.status_code == 422
+
+
+def test_a_move_keeps_only_the_assignees_of_the_new_place(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    register: Callable[..., Account],
+    grant: Grant,
+) -> None:
+    """A task that changes lists keeps its owner and the new list's members as assignees,
+    in the move's own answer (PATCH, the move route, bulk), its subtasks too."""
+    carol = register("carol@example.com")
+    owner = shared_list.owner
+    other = client.post("/api/lists", json={"name": "Other"}, headers=owner.headers)
+    other_list = SharedList(owner=owner, list_id=other.json()["data"]["id"], task_id=0)
+    grant(shared_list, bob, "editor")
+    grant(shared_list, carol, "editor")
+    grant(other_list, bob, "editor")  # bob is in both lists, carol in the first only
+    everyone = [carol.id, owner.id, bob.id]
+
+    def assigned_task(**fields: object) -> int:
+        made = client.post(
+            "/api/tasks",
+            json={"title": "t", "list_id": shared_list.list_id, "assignees": everyone, **fields},
+            headers=owner.headers,
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["data"]["assignees"] == everyone
+        task_id: int = made.json()["data"]["id"]
+        return task_id
+
+    def assignees(task_id: int) -> list[str]:
+        got = client.get(f"/api/tasks/{task_id}", headers=owner.headers)
+        value: list[str] = got.json()["data"]["assignees"]
+        return value
+
+    parent = assigned_task()
+    child = assigned_task(parent_id=parent)
+    moved = client.patch(
+        f"/api/tasks/{parent}", json={"list_id": other_list.list_id}, headers=owner.headers
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["data"]["assignees"] == [owner.id, bob.id]  # the answer says it
+    assert assignees(child) == [owner.id, bob.id]  # the subtree moved with it
+    # The move route and a bulk move, to no list: its owner only.
+    routed = assigned_task()
+    answer = client.post(f"/api/tasks/{routed}/move", json={"list_id": None}, headers=owner.headers)
+    assert answer.status_code == 200, answer.text
+    assert assignees(routed) == [owner.id]
+    bulked = assigned_task()
+    step = [{"op": "move", "id": bulked, "list_id": other_list.list_id}]
+    applied = client.post("/api/tasks/bulk", json={"operations": step}, headers=owner.headers)
+    assert applied.status_code == 200, applied.text
+    assert assignees(bulked) == [owner.id, bob.id]
+    # A move that names new assignees of the new list keeps exactly those.
+    named = assigned_task()
+    both = client.patch(
+        f"/api/tasks/{named}",
+        json={"list_id": other_list.list_id, "assignees": [bob.id]},
+        headers=owner.headers,
+    )
+    assert both.status_code == 200, both.text
+    assert both.json()["data"]["assignees"] == [bob.id]
