@@ -75,16 +75,22 @@ class Stage(Enum):
 class Outcome:
     """What the server told the request (`task_api_outcome`): the write count (hits, seconds
     to the window's reset), a refusal (`TA429`, `TA401` + gone/revoked, `TA208` a replay with
-    the recorded answer, `TA422`), all None when nothing was said."""
+    the recorded answer, `TA422`), the route's own count (`Sender.count`, migration 0035),
+    all None when nothing was said."""
 
     hits: int | None = None
     reset: int | None = None
     refused: str | None = None
     reason: str | None = None
     replay: dict[str, Any] | None = None
+    route_hits: int | None = None
+    route_reset: int | None = None
 
 
-_OUTCOME = tuple(f"task_api_{name}" for name in ("hits", "reset", "refused", "reason", "replay"))
+_OUTCOME = tuple(
+    f"task_api_{name}"
+    for name in ("hits", "reset", "refused", "reason", "replay", "route_hits", "route_reset")
+)
 # The statement wrapped to answer with the outcome and its rows; a row of the statement is
 # told from the outcome's lone row (no rows) by `task_api_row`.
 _WITH_OUTCOME = (
@@ -214,6 +220,16 @@ class Sender:
             return False
         self._at_commit.append(render(self.conn, statement, values, f"c{len(self._at_commit)}_"))
         return True
+
+    def count(self, sql: str, values: Mapping[str, Any]) -> None:
+        """Send `sql` (a route's own rate-limit count, `task_api_count`) with the caller's
+        entry, after it, in the request's first message: it stands whatever the route then
+        does, as the write count does (a rolled-back one is counted again,
+        `UnitOfWork._refused`; a further transaction's entry, `begin_again`, counts nothing)."""
+        if self.entry is None:
+            raise RuntimeError("a count rides with the caller's entry: before the first statement")
+        sql_, params = self.entry
+        self.entry = (sql_ + sql, {**params, **values})
 
     def hold(self) -> None:
         """The route writes again after its write: no statement may end the transaction."""

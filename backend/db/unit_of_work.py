@@ -4,10 +4,11 @@ services bound to them.
 `backend.api.deps` builds one per request and enters it inside the route's single thread-pool
 hop. For a signed-in caller the connection is in autocommit, and the caller's entry (a
 write's count against the caller's limit, the account check, a write's change lock:
-`task_api_enter`) travels in the same message as the route's first statement, whose answer
-carries the outcome (backend/db/sender.py). A write commits in its own message where nothing
-follows it; one that decides more from its answer (a keyed create, a bulk `complete`) begins
-a transaction and commits it on leaving. After a rollback the write is counted again.
+`task_api_enter`; a route's own limit's count beside it, `task_api_count`) travels in the
+same message as the route's first statement, whose answer carries the outcome
+(backend/db/sender.py). A write commits in its own message where nothing follows it; one
+that decides more from its answer (a keyed create, a bulk `complete`) begins a transaction
+and commits it on leaving. After a rollback the counts are taken again.
 
 The route returns only after the commit, so a 2xx is always durable. Services never commit.
 """
@@ -37,10 +38,11 @@ from backend.services.invitations import InvitationService
 from backend.services.lists import ListService
 from backend.services.members import MemberService
 from backend.services.rate_limits import (
+    Count,
     HeaderSink,
     RateLimiter,
     Usage,
-    WriteCount,
+    recount_sql,
     settle_usages,
     write_count,
 )
@@ -59,6 +61,8 @@ _REFUSED_ACCOUNT = {
     "revoked": "This token was revoked",
 }
 _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
+# A route's own limit's count, after the entry (migration 0035).
+_COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
 _locals = lru_cache(maxsize=8)(transaction_locals)
 _TOO_LATE = "TA504"  # a write run after its deadline (`task_api_in_time`): not committed
 
@@ -97,7 +101,8 @@ class UnitOfWork:
         self.response_headers: HeaderSink = {} if response_headers is None else response_headers
         self._conn: Connection | None = None
         self._locals = transaction_locals
-        self._count: WriteCount | None = None  # a write's count (None: not counted)
+        self._count: Count | None = None  # a write's count (None: not counted)
+        self._route_count: Count | None = None  # the route's own limit's (`_count_with_entry`)
         self._ended = False  # the route ended the transaction (`roll_back`)
 
     def __enter__(self) -> Self:
@@ -157,18 +162,29 @@ class UnitOfWork:
         return self
 
     def _settle(self, outcome: Outcome) -> None:
-        """What the entry and the key's check said of this request: the count's headers (or
+        """What the entry and the key's check said of this request: the counts' headers (or
         `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
-        mismatch. A refused request's message wrote nothing (migration 0020)."""
-        count = self._count
+        mismatch. A refused request's message wrote nothing (migration 0020). The route's
+        own count's headers come first; over its limit it is the 429, with its headers
+        alone, unless the write limit's 429 or the account's 401 comes first
+        (specs/statements.md, "A route's own limit")."""
+        count, route, over = self._count, self._route_count, None
+        if outcome.route_hits is not None and route is not None:
+            usage = Usage(route.policy, outcome.route_hits, outcome.route_reset or 1)
+            if usage.hits > route.policy.limit:
+                over = usage
+            else:
+                settle_usages((usage,), route.headers)
         if outcome.hits is not None and count is not None:
             usage = Usage(count.policy, outcome.hits, outcome.reset or 1)
             settle_usages((usage,), count.headers)
-        if outcome.refused is None:
-            return
-        if outcome.refused == "TA401":
+        refused = outcome.refused
+        if refused == "TA401":
             raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
-        IdempotencyService.refused(outcome)
+        if over is not None:
+            settle_usages((over,), {})
+        if refused is not None:
+            IdempotencyService.refused(outcome)
 
     # Built when a route first uses them: most requests never do.
     @cached_property
@@ -191,9 +207,26 @@ class UnitOfWork:
 
     @cached_property
     def limits(self) -> RateLimiter:
+        with_entry = None if self._claims is None else self._count_with_entry
         return RateLimiter(
-            self._connection(), self._settings, self._client_ip, self.response_headers
+            self._connection(), self._settings, self._client_ip, self.response_headers, with_entry
         )
+
+    def _count_with_entry(self, count: Count) -> None:
+        """Count the route's own limit (`count`) in the request's first message, beside the
+        caller's entry: the answer carries it (`_settle`), over the limit nothing else is
+        written, and a refused request counts."""
+        if self._route_count is not None:
+            raise RuntimeError("a request counts against one route limit")
+        self.send.count(
+            _COUNT,
+            {
+                "c_key": count.key,
+                "c_window": count.policy.window_seconds,
+                "c_limit": count.policy.limit,
+            },
+        )
+        self._route_count = count
 
     @property
     def claims(self) -> TokenClaims | None:
@@ -280,16 +313,19 @@ class UnitOfWork:
 
     def _refused(self, exc: BaseException | None) -> None:
         """After a failed request: roll back the transaction if one is still open, and count
-        the write again (the rollback took its count), in one message (`RateLimited` from the
-        count); a write given up on before it committed is 503; else let `exc` propagate."""
+        the write (and the route's own limit) again (the rollback took the counts), in one
+        message (`RateLimited` from a count); a write given up on before it committed is 503;
+        else let `exc` propagate."""
         send = self.send
         if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count
         parts = ["ROLLBACK"] if send.in_transaction() else []
         send.began = False
         recount = None
-        if self._count is not None and not send.resumed:
-            recount = self._count.recount_sql()
+        # The write's count, then the route's (the order the entry locked their rows in).
+        counts = [] if send.resumed else [c for c in (self._count, self._route_count) if c]
+        if counts:
+            recount = recount_sql(counts)
             parts.append(recount[0])
         if parts:
             try:
@@ -300,8 +336,14 @@ class UnitOfWork:
                 # A connection the server dropped cannot roll back; the error that brought
                 # us here is the one to report, and closing discards the connection anyway.
                 result = None
-            if result is not None and recount is not None and self._count is not None:
-                self._count.settle_row(result.one())
+            if result is not None and recount is not None:
+                said = {key: (hits, reset) for key, hits, reset in result.all()}
+                none = (None, None)
+                hits, reset = said.get(self._count.key, none) if self._count else none
+                route_hits, route_reset = (
+                    said.get(self._route_count.key, none) if self._route_count else none
+                )
+                self._settle(Outcome(hits, reset, route_hits=route_hits, route_reset=route_reset))
         code = getattr(getattr(exc, "orig", None), "pgcode", None)
         if code == _TOO_LATE:
             raise ServiceUnavailable(NO_ANSWER_MESSAGE) from None

@@ -1,5 +1,7 @@
 """Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create
-(admin+; an `admin` invitation the owner only), list the pending ones, revoke, accept.
+(admin+; an `admin` invitation the owner only), list the pending ones, revoke, accept. Each
+is one message (a refusal reads why in a second); creating one is counted against the
+invitation limit with the caller's entry (the route, `RateLimiter.invitations`).
 
 An invitation is in its list owner's space, as every row of the list is. Its token is
 `secrets.token_urlsafe(32)`, shown once (the create's answer) and stored only as its SHA-256
@@ -7,8 +9,10 @@ An invitation is in its list owner's space, as every row of the list is. Its tok
 token is the capability: `scope._capability`), unexpired and addressed to the caller (or to
 nobody), and inserts the caller's membership from the deleted row (`scope._joins`: a
 membership of the caller only), so a token is used once, and an accept racing a revoke ends
-in one of the two. Whatever makes a token unusable (unknown, expired, revoked, used, addressed
-to another email, presented by the list's owner) is the one 404.
+in one of the two. It rides ahead of the read of the list joined, in the same message and
+transaction: a statement of its own, so it sees the new membership and reads the list as
+`GET /api/lists/{id}` does (`access`). Whatever makes a token unusable (unknown, expired,
+revoked, used, addressed to another email, presented by the list's owner) is the one 404.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -45,8 +49,9 @@ from backend.models.sharing import (
     InvitationPublic,
     Role,
 )
-from backend.models.task_list import TaskList
+from backend.models.task_list import ListRow, TaskList
 from backend.services.access import Action, allows, refuse, roles
+from backend.services.lists import LIST_VIEW
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _L = _LISTS.c
@@ -183,10 +188,15 @@ def _rank(column: Any) -> Any:
     return func.array_position(func.string_to_array(_ORDER, literal(",", type_=Text)), column)
 
 
+# Where the accept leaves the id of the list joined for the read after it (transaction-local).
+_JOINED_SETTING = "task_api.joined_list"
+
+
 def _accept() -> Any:
     """Use the invitation whose token hashes to `:token_hash`: deleted (single use) when it
     is unexpired, addressed to the caller's email or to nobody, and of a list the caller does
-    not own; the caller's membership from it (a higher role than its present one only)."""
+    not own; the caller's membership from it (a higher role than its present one only). The
+    list's id is left in `_JOINED_SETTING`."""
     caller_email = select(func.lower(_U.email)).where(_U.id == bindparam(OWNER)).scalar_subquery()
     used = (
         delete(_INVITATIONS)
@@ -205,16 +215,23 @@ def _accept() -> Any:
         select(used.c.user_id, used.c.list_id, bindparam(OWNER), used.c.role),
     )
     # A member keeps a higher role than the invitation's (the row is written either way, so
-    # the statement answers the list's id).
+    # the statement leaves the list's id).
     higher = case(
         (_rank(joined.excluded.role) > _rank(_M.role), joined.excluded.role), else_=_M.role
     )
+    joined_list = func.set_config(_JOINED_SETTING, _M.list_id.cast(Text), True)
     return joined.on_conflict_do_update(
         index_elements=["list_id", "member_id"], set_={"role": higher}
-    ).returning(_M.list_id)
+    ).returning(joined_list)
 
 
 _ACCEPT = _accept()
+# The list the accept ahead of it joined, as GET /api/lists/{id} reads it (the same view and
+# access predicate; no row: nothing was joined).
+_JOINED = select(*LIST_VIEW).where(
+    _L.id == func.nullif(func.current_setting(_JOINED_SETTING, True), "").cast(BigInteger),
+    access(_LISTS, _READ),
+)
 
 
 class InvitationService(Scoped):
@@ -266,11 +283,12 @@ class InvitationService(Scoped):
             raise NotFound(INVITATION_NOT_FOUND)
         raise Forbidden(ONLY_OWNER_ADMINS)
 
-    def accept(self, token: str) -> int:
+    def accept(self, token: str) -> ListRow:
         """Use the token: the caller becomes a member of its list (or keeps a higher role it
-        has); the list's id. Any token that cannot be used is the one 404."""
-        rows = self._write(_ACCEPT, token_hash=token_hash(token), last=True)
-        if not rows:
+        has); the list as the caller now sees it. Any token that cannot be used is the one
+        404. One message: the accept rides ahead of the list's read, which commits both."""
+        self._ahead(_ACCEPT, token_hash=token_hash(token))
+        row = self._write(_JOINED, last=True).first()
+        if row is None:
             raise NotFound(INVITATION_NOT_FOUND)
-        list_id: int = rows[0].list_id
-        return list_id
+        return cast(ListRow, row)

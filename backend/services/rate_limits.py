@@ -10,8 +10,9 @@ allows no second driver or store, hence the one statement here.
 Sign-in and sign-up counters are written in their own short transaction, committed before
 the request's own transaction begins on the same connection: a sign-in that fails (and rolls
 the request back) must still count. A task write is counted by the caller's entry, in the
-write's own transaction and message (`WriteCount`, specs/statements.md), and counted again
-after a rollback.
+write's own transaction and message (`Count`, specs/statements.md), and counted again after a
+rollback; so is a signed-in route's own limit (an invitation's), beside the entry
+(`task_api_count`, migration 0035).
 
 Responses carry the IETF draft headers (draft-ietf-httpapi-ratelimit-headers):
 `RateLimit-Policy: "sign-in-ip";q=20;w=300` and `RateLimit: "sign-in-ip";r=19;t=241`, and a
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -113,11 +114,16 @@ class RateLimiter:
         settings: Settings,
         client_ip: str,
         headers: HeaderSink,
+        with_entry: Callable[[Count], None] | None = None,
     ) -> None:
+        """`with_entry`: where a signed-in caller's route counts its own limit, with the
+        caller's entry in the request's first message (`UnitOfWork`); else, in a
+        transaction of its own."""
         self._conn = connection
         self._settings = settings
         self._client_ip = client_ip
         self._headers = headers
+        self._with_entry = with_entry
 
     def sign_in(self, email: str) -> None:
         s = self._settings
@@ -145,9 +151,15 @@ class RateLimiter:
 
     def invitations(self, user_id: str) -> None:
         """One invitation created by `user_id` (the token's subject), against the per-user
-        invitation limit (an hour's window), in a transaction of its own before the route's."""
+        invitation limit (an hour's window), before anything of the route's: with the caller's
+        entry (refused ones count: the message commits it; over the limit the request writes
+        nothing else, `UnitOfWork._settle` raises `RateLimited`)."""
         s = self._settings
-        self._enforce((Policy("invitations", s.rate_limit_invitations_per_hour, 3600), user_id))
+        policy = Policy("invitations", s.rate_limit_invitations_per_hour, 3600)
+        if self._with_entry is None:
+            self._enforce((policy, user_id))
+        elif s.rate_limit_enabled and policy.limit > 0:
+            self._with_entry(Count(self._headers, policy, _key(policy, user_id), clean=False))
 
     def write(self, user_id: str) -> None:
         """One write by `user_id` (the token's subject), against the per-user write limit, in a
@@ -180,11 +192,12 @@ class RateLimiter:
 
 
 @dataclass(frozen=True)
-class WriteCount:
-    """One write's count against the caller's write limit, made by another statement: the
-    caller's entry (`task_api_enter`, reported in the answer's outcome columns), or the
-    recount after a rolled-back transaction took that count with it (a refused or failing
-    write still counts). Its headers go to `headers`."""
+class Count:
+    """A request's count against one of the caller's limits, made by another statement: the
+    write limit's by the caller's entry (`task_api_enter`), a route's own by the statement
+    beside it (`task_api_count`), each reported in the answer's outcome columns; or the
+    recount after a rolled-back transaction took it with it (a refused or failing request
+    still counts). Its headers go to `headers`."""
 
     headers: HeaderSink
     policy: Policy
@@ -192,19 +205,23 @@ class WriteCount:
     # Whether this count also deletes expired windows (about one in `_CLEAN_UP_ONE_IN`).
     clean: bool
 
-    def recount_sql(self) -> tuple[str, dict[str, Any]]:
-        """The hit as SQL for a message of its own making (after a `ROLLBACK`)."""
-        sql = _HIT_SQL.format(
-            keys="%(keys)s::text[]", windows="%(windows)s::integer[]", clean="false"
+
+def recount_sql(counts: Sequence[Count]) -> tuple[str, dict[str, Any]]:
+    """The hits of `counts` as SQL for a message of its own making (after a `ROLLBACK`): a
+    row each, in their order, which is the order the entry took their rows' locks in."""
+    parts: list[str] = []
+    values: dict[str, Any] = {}
+    for index, count in enumerate(counts):
+        parts.append(
+            _HIT_SQL.format(
+                keys=f"%(k{index})s::text[]", windows=f"%(w{index})s::integer[]", clean="false"
+            )
         )
-        return sql, {"keys": [self.key], "windows": [self.policy.window_seconds]}
-
-    def settle_row(self, row: Any) -> None:
-        _, hits, reset = row
-        settle_usages((Usage(self.policy, int(hits), int(reset)),), self.headers)
+        values[f"k{index}"], values[f"w{index}"] = [count.key], [count.policy.window_seconds]
+    return " UNION ALL ".join(parts), values
 
 
-def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> WriteCount | None:
+def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> Count | None:
     """What counting a write by `user_id` (the token's subject) takes, for a statement that
     counts it with other work (the caller's entry, `UnitOfWork`); None when writes are not
     limited. Its headers go to `headers`."""
@@ -212,7 +229,7 @@ def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> WriteC
     if not settings.rate_limit_enabled or limit <= 0:
         return None
     policy = Policy("task-writes", limit, settings.rate_limit_task_window_seconds)
-    return WriteCount(headers, policy, _key(policy, user_id), _clean_up())
+    return Count(headers, policy, _key(policy, user_id), _clean_up())
 
 
 def _clean_up() -> bool:

@@ -19,13 +19,14 @@ that does what the API does for the benchmarked routes, and nothing more:
   would complete a series, in one statement, marked `task_api_written`). The message's last
   statement answers with the request's outcome as columns beside its rows: `WITH r AS
   (<statement>) SELECT o.*, r.* FROM task_api_outcome() AS o LEFT JOIN (SELECT true AS
-  task_api_row, * FROM r) AS r ON true` (migration 0027: hits, reset, refused, reason,
-  replay; a lone row with `task_api_row` NULL when the statement returned none). The count
-  becomes the `RateLimit` headers (429 over the limit: the entry refused the write, which
-  wrote nothing, and its count committed), a refused account a 401; no notice carries
-  anything and none is read. A failed write rolls back (if a transaction is still open) and
-  counts again in one message; one given up on by the deadline check is a 503. An empty
-  first page reads its feed position with a second message, as the API does.
+  task_api_row, * FROM r) AS r ON true` (migrations 0027, 0035: hits, reset, refused,
+  reason, replay, a route's own count; a lone row with `task_api_row` NULL when the
+  statement returned none). The count becomes the `RateLimit` headers (429 over the limit:
+  the entry refused the write, which wrote nothing, and its count committed), a refused
+  account a 401; no notice carries anything and none is read. A failed write rolls back (if
+  a transaction is still open) and counts again in one message; one given up on by the
+  deadline check is a 503. An empty first page reads its feed position with a second
+  message, as the API does.
   `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
   counting proxy and compares their text;
 - runs the same SQL as the API and returns the same JSON bodies, including every task's
@@ -109,14 +110,15 @@ ENTER = (
     "%(e_key)s, %(e_window)s, %(e_limit)s, %(e_clean)s); "
 )
 # The message's last statement (`Sender._send`, `_WITH_OUTCOME`): the request's outcome read
-# as columns (`task_api_outcome`, migration 0027: hits, reset, refused, reason, replay), then
+# as columns (`task_api_outcome`, migrations 0027, 0035: hits, reset, refused, reason, replay,
+# and a route's own count, which none of the baseline's routes has), then
 # `task_api_row` (NULL on the outcome's lone row when the statement returned none), then the
 # statement's columns. `{ctes}`: CTEs whose last, `r`, is the statement.
 WITH_OUTCOME = (
     "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome() AS o "
     "LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
 )
-OUTCOME_COLUMNS = 5
+OUTCOME_COLUMNS = 7
 # A toggle (`scope._WRITTEN_OR_STORED`): the written row, or the stored one when the write
 # matched none (both CTEs see the snapshot from before the write), marked with which it is.
 WRITTEN_OR_STORED = (
@@ -406,7 +408,7 @@ class Entry:
         """What the entry said (`UnitOfWork._settle`): the count as headers (429 over the
         limit: the write was skipped, its count committed), a refused account (401, with a
         write's headers too)."""
-        hits, reset, refused, reason, _replay = outcome
+        hits, reset, refused, reason, _replay, _route_hits, _route_reset = outcome
         if self.counted and hits is not None and reset is not None:
             self.headers = _limit_headers(hits, reset)
             if hits > WRITE_LIMIT:

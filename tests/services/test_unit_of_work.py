@@ -5,6 +5,7 @@ turns into a 503, never with SQLAlchemy's complaint about the dead connection (a
 from __future__ import annotations
 
 import os
+import re
 from contextlib import nullcontext
 
 import psycopg2
@@ -133,3 +134,28 @@ def test_a_write_after_the_one_that_committed_the_request_is_refused(
         work.tasks.create(TaskCreate(title="two"))
     with UnitOfWork(db_engine, settings, claims=claims) as work:
         assert work.tasks.titles() == {"one"}
+
+
+def test_a_route_count_taken_back_by_a_failed_message_is_counted_again(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """A route's own limit (an invitation's) rides with the entry; a message that fails
+    takes both counts with it, and the unit of work counts both again, as it does a write's
+    alone, in the order the entry took them, each once."""
+    claims = TokenClaims(subject="recounted", local=False)
+    limited = settings.model_copy(
+        update={"rate_limit_invitations_per_hour": 7, "rate_limit_task_writes_per_user": 50}
+    )
+    broken = insert(Task).values(user_id=bindparam(OWNER), title=None)  # NOT NULL
+    headers: dict[str, str] = {}
+    with (
+        pytest.raises(IntegrityError),
+        UnitOfWork(
+            db_engine, limited, claims=claims, counts_write=True, response_headers=headers
+        ) as work,
+    ):
+        work.limits.invitations(claims.subject)
+        work.tasks._write(broken, last=True)
+    window = limited.rate_limit_task_window_seconds
+    assert headers["RateLimit-Policy"] == f'"invitations";q=7;w=3600, "task-writes";q=50;w={window}'
+    assert re.fullmatch(r'"invitations";r=6;t=\d+, "task-writes";r=49;t=\d+', headers["RateLimit"])

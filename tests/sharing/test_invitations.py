@@ -5,17 +5,21 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
+from backend.config import Settings
 from backend.db.scope import unscoped
+from backend.main import create_app
 from backend.services import invitations as invitation_statements
+from tests.api.test_rate_limits import _clear_of_a_window_boundary  # noqa: F401 (a fixture)
 from tests.conftest import Account, count_rows
-from tests.sharing.helpers import invite, join, make_list, members
+from tests.sharing.helpers import invite, join, make_list, make_task, members
 
 MISSING = 999_999
 
@@ -26,7 +30,8 @@ def carol(register: Callable[..., Account]) -> Account:
 
 
 @pytest.mark.parametrize(
-    "name", ["_CREATE", "_CREATE_ADMIN", "_PENDING", "_REVOKE", "_REVOKE_REFUSAL", "_ACCEPT"]
+    "name",
+    ["_CREATE", "_CREATE_ADMIN", "_PENDING", "_REVOKE", "_REVOKE_REFUSAL", "_ACCEPT", "_JOINED"],
 )
 def test_the_invitation_statements_are_scoped(name: str) -> None:
     assert unscoped(getattr(invitation_statements, name)) is None
@@ -115,6 +120,34 @@ def test_accepting_joins_the_list_once_with_its_role(
     used_by_carol = _accept(client, carol, token)
     assert used_by_carol.status_code == 404  # type: ignore[attr-defined]
     assert members(client, alice, list_id) == {alice.id: "owner", bob.id: "commenter"}
+
+
+def test_accepting_answers_what_get_then_answers_byte_for_byte(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """The accept's answer is read in its own message, after the membership's write: the
+    list, its task counts and the caller's role as `GET /api/lists/{id}` then answers them,
+    body and ETag alike, whether the caller joins, keeps a higher role or takes one."""
+    list_id = make_list(client, alice, "Counted")
+    parent = make_task(client, alice, "open", list_id=list_id)
+    make_task(client, alice, "under it", parent_id=parent)
+    done = make_task(client, alice, "done", list_id=list_id)
+    assert (
+        client.patch(
+            f"/api/tasks/{done}", json={"completed": True}, headers=alice.headers
+        ).status_code
+        == 200
+    )
+    make_task(client, alice, "elsewhere")
+    for role, seen in (("editor", "editor"), ("viewer", "editor"), ("admin", "admin")):
+        accepted = _accept(client, bob, invite(client, alice, list_id, role)["token"])
+        assert accepted.status_code == 200, accepted.text  # type: ignore[attr-defined]
+        got = client.get(f"/api/lists/{list_id}", headers=bob.headers)
+        assert got.status_code == 200, got.text
+        assert accepted.content == got.content  # type: ignore[attr-defined]
+        assert accepted.headers["etag"] == got.headers["etag"]  # type: ignore[attr-defined]
+        data = accepted.json()["data"]  # type: ignore[attr-defined]
+        assert (data["role"], data["task_count"], data["open_task_count"]) == (seen, 3, 2)
 
 
 def test_every_unusable_token_is_the_same_404(
@@ -285,3 +318,72 @@ def test_a_list_has_room_for_so_many_members_and_pending_invitations(
     assert again.status_code == 201, again.text
     assert again.json()["data"]["id"] == kept["id"]
     assert count_rows(db_engine, "list_invitations") == 1
+
+
+@pytest.fixture
+def few_invitations(settings: Settings) -> Iterator[TestClient]:
+    """An app allowing 4 invitations and 50 writes an hour (one-hour windows, aligned to the
+    clock hour: `_clear_of_a_window_boundary` keeps a test clear of a boundary)."""
+    limits = {
+        "rate_limit_invitations_per_hour": 4,
+        "rate_limit_task_writes_per_user": 50,
+        "rate_limit_task_window_seconds": 3600,
+    }
+    app = create_app(settings.model_copy(update=limits))
+    with TestClient(app, raise_server_exceptions=False) as limited:
+        yield limited
+
+
+_BOTH = '"invitations";q=4;w=3600, "task-writes";q=50;w=3600'
+_REMAINING = re.compile(r'"invitations";r=(\d+);t=\d+, "task-writes";r=(\d+);t=\d+')
+
+
+@pytest.mark.usefixtures("_clear_of_a_window_boundary")
+def test_every_create_counts_refused_ones_too_and_a_429_writes_nothing_else(
+    client: TestClient,
+    few_invitations: TestClient,
+    alice: Account,
+    bob: Account,
+    db_engine: Engine,
+) -> None:
+    """The invitation limit counts each create, refused ones too (403, 404), in the create's
+    own message, and each answer says so beside the write count; over it, the 429 carries
+    the invitation limit's headers alone and writes nothing but the counts."""
+    list_id = make_list(client, alice)
+    other = make_list(client, alice, "Not Bob's")
+    join(client, alice, bob, list_id, "admin")
+    path = f"/api/lists/{list_id}/invitations"
+    answers = [
+        few_invitations.post(path, json={"role": "viewer"}, headers=bob.headers),
+        few_invitations.post(path, json={"role": "admin"}, headers=bob.headers),
+        few_invitations.post(
+            f"/api/lists/{other}/invitations", json={"role": "viewer"}, headers=bob.headers
+        ),
+        few_invitations.post(
+            f"/api/lists/{MISSING}/invitations", json={"role": "viewer"}, headers=bob.headers
+        ),
+    ]
+    assert [a.status_code for a in answers] == [201, 403, 404, 404], [a.text for a in answers]
+    assert all(a.headers["ratelimit-policy"] == _BOTH for a in answers)
+    counted = [_REMAINING.fullmatch(a.headers["ratelimit"]) for a in answers]
+    assert all(counted), [a.headers["ratelimit"] for a in answers]
+    invitations = [int(m.group(1)) for m in counted if m]
+    writes = [int(m.group(2)) for m in counted if m]
+    assert invitations == [3, 2, 1, 0]
+    assert writes == list(range(writes[0], writes[0] - 4, -1))
+
+    def written() -> tuple[int, int]:
+        return count_rows(db_engine, "task_events"), count_rows(db_engine, "list_invitations")
+
+    before = written()
+    refused = few_invitations.post(path, json={"role": "viewer"}, headers=bob.headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "RATE_LIMITED"
+    assert refused.headers["ratelimit-policy"] == '"invitations";q=4;w=3600'
+    assert re.fullmatch(r'"invitations";r=0;t=\d+', refused.headers["ratelimit"])
+    assert 1 <= int(refused.headers["retry-after"]) <= 3600
+    assert written() == before
+    # The refused create counted as a write, as every write does.
+    after = few_invitations.post("/api/lists", json={"name": "Bob's"}, headers=bob.headers)
+    assert after.status_code == 201, after.text
+    assert re.fullmatch(rf'"task-writes";r={writes[-1] - 2};t=\d+', after.headers["ratelimit"])

@@ -2,7 +2,8 @@
 list and revoke them under `/api/lists/{list_id}/invitations` (admin+), accept one with its
 token at `/api/invitations/accept` (any signed-in account). Thin: enter through the door, call
 `door.invitations`, return the envelope. Creating one is counted against the caller's own
-invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else."""
+invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else, in the request's
+first message (`RateLimiter.invitations`): each route is one message."""
 
 from __future__ import annotations
 
@@ -58,8 +59,7 @@ InvitationId = Annotated[
     },
 )
 def accept_invitation(door: Door, data: InvitationAccept, response: Response) -> SingleListEnvelope:
-    list_id = door.invitations.accept(data.token)
-    row = door.lists.get(list_id)
+    row = door.invitations.accept(data.token)
     response.headers["ETag"] = etag(row)
     return SingleListEnvelope(data=ListPublic.model_validate(row))
 
