@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from backend.config import Settings
 from backend.main import create_app
+from backend.observability.metrics import POOL_SAMPLER
 from tests.conftest import Account
 
 BACKEND = str(Path(__file__).resolve().parent.parent / "backend")
@@ -48,6 +49,8 @@ class Walk:
     def hook(self, frame: FrameType, event: str, _arg: Any) -> None:
         if event != "call" or not self.recording:
             return
+        if threading.current_thread().name == POOL_SAMPLER:
+            return  # a timer's work, not the request's: it would count when it happened to run
         code = frame.f_code
         if code.co_filename.startswith(BACKEND) and not code.co_name.startswith("<"):
             with self._lock:

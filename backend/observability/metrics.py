@@ -45,6 +45,7 @@ UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # How stale another worker's pool gauges may be in a scrape.
 POOL_SAMPLE_SECONDS = 1.0
+POOL_SAMPLER = "pool-gauges"  # the sampling thread's name
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
@@ -148,7 +149,7 @@ class HttpMetrics:
         self.pool_max_overflow.set(max_overflow)
         self._sample_pool()
         self._drop_dead_workers()
-        threading.Thread(target=self._sample_until_closed, name="pool-gauges", daemon=True).start()
+        threading.Thread(target=self._sample_until_closed, name=POOL_SAMPLER, daemon=True).start()
 
     def _sample_until_closed(self) -> None:
         while not self._stop.wait(POOL_SAMPLE_SECONDS):
