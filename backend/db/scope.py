@@ -596,6 +596,11 @@ class Scoped:
         message as the next statement, ahead of it (the same transaction)."""
         self._send.ahead(*self._bind(statement, values))
 
+    def _lock_spaces(self, statement: Any, **values: Any) -> None:
+        """The write's change locks are `statement`'s to take (`task_api_lock_spaces`, migration
+        0036), ahead of the write in its message, instead of the caller's at entry."""
+        self._send.locks_spaces(*self._bind(statement, values))
+
     def _at_commit(self, statement: Any, **values: Any) -> None:
         """Send `statement`, whose result nobody reads, in the message that commits the
         request's transaction; where no such message comes, now."""

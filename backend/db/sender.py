@@ -120,13 +120,15 @@ def transaction_locals(timeout_ms: int, idle_timeout_ms: int = 0) -> str:
 class Entry:
     """A signed-in caller's entry (`task_api_enter`): its SQL and values, sent with the
     request's first statement; its values for a further transaction (`begin_again`, counting
-    nothing); whether the request writes; what to call with the outcome."""
+    nothing); whether the request writes; what to call with the outcome; its values without
+    the caller's change lock, for a write that takes its locks itself (`locks_spaces`)."""
 
     sql: str
     values: dict[str, Any]
     again: dict[str, Any]
     write: bool
     settle: Callable[[Outcome], None]
+    unlocked: dict[str, Any] | None = None
 
 
 class Sender:
@@ -149,6 +151,7 @@ class Sender:
         self.entry: tuple[str, dict[str, Any]] | None = None
         self._again: tuple[str, dict[str, Any]] | None = None
         self._settle: Callable[[Outcome], None] = _ignore
+        self._unlocked: dict[str, Any] | None = None
         # A `BEGIN` of ours was sent: a COMMIT (with `_at_commit`) ends the transaction.
         self.began = False
         self._ahead: list[tuple[str, dict[str, Any]]] = []
@@ -164,6 +167,7 @@ class Sender:
             self.entry = (entry.sql, entry.values)
             self._again = (entry.sql, entry.again)
             self._settle = entry.settle
+            self._unlocked = entry.unlocked
 
     @property
     def can_finish(self) -> bool:
@@ -212,6 +216,15 @@ class Sender:
         if self.stage not in (Stage.WRITE, Stage.READ):
             raise RuntimeError("a statement ahead needs a request's transaction")
         self._ahead.append(render(self.conn, statement, values, f"a{len(self._ahead)}_"))
+
+    def locks_spaces(self, statement: Any, values: Mapping[str, Any]) -> None:
+        """The write takes its change locks itself: the entry takes none (not the caller's),
+        and `statement`, which takes them, goes ahead of the next statement (migration 0036:
+        a write in two spaces waits for neither lock while it holds the other)."""
+        if self.entry is None or self._unlocked is None or self.stage is not Stage.WRITE:
+            raise RuntimeError("a write's locks go ahead of its first statement")
+        self.entry = (self.entry[0], self._unlocked)
+        self.ahead(statement, values)
 
     def at_commit(self, statement: Any, values: Mapping[str, Any]) -> bool:
         """Queue `statement` (whose result nobody reads) for the COMMIT's message; False

@@ -139,7 +139,8 @@ class UnitOfWork:
                     count.policy.limit,
                 )
             # A further transaction (`begin_again`) enters the same way, counting nothing.
-            entry = Entry(_ENTER, values, {**values, **_UNCOUNTED}, write, self._settle)
+            unlocked = {**values, "e_write": False}
+            entry = Entry(_ENTER, values, {**values, **_UNCOUNTED}, write, self._settle, unlocked)
             self.send = send = Sender(conn, locals_, entry)
         except BaseException:
             self._conn = None

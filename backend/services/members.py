@@ -9,7 +9,8 @@ write that matched nothing reads why on its own (`_STANDING`: the failure path a
 round trip), in the order the contract gives: not a member (the 404 a missing list gets), then
 the caller's role (403), then the member named.
 
-A transfer is one statement too: the new owner's membership row becomes the old owner's
+A transfer is one statement too, after the one that takes both owners' change locks in the
+same message (migration 0036): the new owner's membership row becomes the old owner's
 (`admin`) and the list's `user_id` becomes the new owner's, whose lists the statement reads
 through the new owner's membership (`scope._members_lists`): its count (`LISTS_PER_USER`) and
 its last position (the list goes last among them), and whether one has the list's name. The
@@ -37,6 +38,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import array
 
 from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
@@ -232,6 +234,10 @@ def _transfer() -> Any:
 
 
 _TRANSFER, _ROOM = _transfer()
+# The two spaces' change locks, taken before the transfer's first row lock (migration 0036):
+# the new owner's writes in its own space or, as a member, in this list cannot deadlock with
+# it. The target as named: an id that is no member changes nothing but a moment's wait.
+_LOCK_SPACES = select(func.task_api_lock_spaces(array([bindparam(OWNER), _TARGET])))
 # Why a transfer did not happen: the caller's role, the target's, and the new owner's room.
 _TRANSFER_REFUSAL = select(
     _CALLER_ROLE,
@@ -292,6 +298,7 @@ class MemberService(Scoped):
 
     def transfer(self, list_id: int, user_id: str) -> ListRow:
         """Make the member `user_id` the list's owner and the caller (its owner) an admin."""
+        self._lock_spaces(_LOCK_SPACES, target=user_id)
         rows = self._write(_TRANSFER, in_list=list_id, target=user_id, last=True)
         if rows:
             return cast(ListRow, rows[0])

@@ -29,7 +29,10 @@ that does what the API does for the benchmarked routes, and nothing more:
   message, as the API does.
   `tests/scripts/test_bench_round_trips.py` counts both servers' messages through the
   counting proxy and compares their text;
-- runs the same SQL as the API and returns the same JSON bodies, including every task's
+- runs the same SQL as the API (shared lists' too: every statement's access predicate, a task
+  of a list shared with the caller reached by its membership; a listing's two arms, the
+  caller's own tasks and its shared lists'; a write's space lock, migration 0033; the feed
+  position of both) and returns the same JSON bodies, including every task's
   subtask counts (columns the database keeps, migration 0024),
   `is_overdue`, an encrypted `next_cursor` and, on a listing, the change-feed position read in
   the page's own statement, encrypted as `meta.changes_cursor` (`cursors.py`).
@@ -78,8 +81,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_table import Task
+from backend.services.access import Action, roles
 from scripts.bench.cursors import encode_changes_cursor, encode_cursor, list_fingerprint
 
 SECRET = os.environ["JWT_SECRET"]
@@ -153,25 +158,80 @@ VIEW = COLUMNS.replace(
 # Per field: its column's conversion to JSON (None: as the driver reads it).
 TYPE_NAMES = {column.name: type(column.type).__name__ for column in Task.__table__.columns}  # type: ignore[attr-defined]
 FIELD_NAMES = tuple(field.name for field in TASK_FIELDS)
-# `backend.services.changes.latest_position`: the caller's latest change id (reminders and
-# list events aside), or how far pruning went if that is further, or 0.
+# The access predicate of shared lists (`backend.db.scope.access`): the row is the caller's, or
+# in a list the caller is a member of with a role enough for the action (the member arm alone,
+# `shared`: the list ids and the owners' ids of the caller's memberships, each an array read
+# once per statement). Roles and event types are the API's declarations, written into the SQL.
+READ_ROLES = roles(Action.LIST_READ)
+WRITE_ROLES = roles(Action.TASK_WRITE)
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def _shared(table: str, member_roles: tuple[str, ...]) -> str:
+    memberships = (
+        "array((SELECT list_members.{column} FROM list_members WHERE list_members.member_id = "
+        f"%(user)s AND list_members.role IN ({_sql_list(member_roles)})))"
+    )
+    return (
+        f"{table}.list_id = ANY ({memberships.format(column='list_id')}) "
+        f"AND {table}.user_id = ANY ({memberships.format(column='user_id')})"
+    )
+
+
+def _access(member_roles: tuple[str, ...]) -> str:
+    return f"(tasks.user_id = %(user)s OR {_shared('tasks', member_roles)})"
+
+
+# A write's condition (`scope.space_locked`, migration 0033): the change lock of the row's space
+# before the row's lock.
+SPACE_LOCKED = "task_api_lock_space(tasks.user_id)"
+# `backend.services.changes.latest_position`: the caller's latest change, of its own space (task
+# changes and the access it gained or lost) or of a list shared with it (its tasks' changes,
+# the id as an expression so the memberships' index finds them), below the horizon of a hold
+# sent ahead (none here: no bound); or how far pruning went if that is further, or 0.
 FEED_POSITION = (
-    "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.type != "
-    "'reminder' AND task_events.task_id IS NOT NULL AND task_events.user_id = %(user)s), "
+    "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.user_id = %(user)s "
+    f"AND task_events.type IN ({_sql_list(FEED_TYPES)}) "
+    "AND task_events.id <= task_events_horizon()), "
+    f"(SELECT max(task_events.id + 0) FROM task_events WHERE {_shared('task_events', READ_ROLES)} "
+    f"AND task_events.type IN ({_sql_list(CHANGE_TYPES)}) "
+    "AND task_events.id <= task_events_horizon()), "
     "(SELECT task_events_pruned.through_id FROM task_events_pruned "
     "WHERE task_events_pruned.user_id = %(user)s), 0)"
 )
-# A page: the task's columns and its sort key; `{where}`: the filters.
+# A listing's two arms (`task_statements.listing`): the caller's own tasks, and the tasks of the
+# lists shared with it (in other spaces), each its first page by its own index; then the page
+# of both. `{where}`: the filters, in each arm.
+_ARM = (
+    "(SELECT {columns}, tasks.created_at AS sort_key FROM tasks WHERE {arm}{{where}} "
+    "ORDER BY tasks.created_at DESC, tasks.id DESC LIMIT %(limit)s)"
+)
+_ARM_COLUMNS = ", ".join(f"tasks.{name} AS {name}" for name in COLUMN_NAMES).replace(
+    "tasks.open_subtask_count AS open_subtask_count",
+    "CASE WHEN tasks.completed = true THEN 0 ELSE tasks.open_subtask_count END "
+    "AS open_subtask_count",
+)
+_ARMS = (
+    _ARM.format(columns=_ARM_COLUMNS, arm="tasks.user_id = %(user)s")
+    + " UNION ALL "
+    + _ARM.format(
+        columns=_ARM_COLUMNS, arm=f"{_shared('tasks', READ_ROLES)} AND tasks.user_id != %(user)s"
+    )
+)
+_PAGE_COLUMNS = ", ".join(f"page.{name}" for name in (*COLUMN_NAMES, "sort_key"))
+# A page: the task's columns and its sort key.
 PAGE_SQL = (
-    f"SELECT {VIEW}, created_at AS sort_key FROM tasks WHERE user_id = %(user)s{{where}} "
-    "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+    f"SELECT {_PAGE_COLUMNS} FROM ({_ARMS}) AS page "
+    "ORDER BY page.sort_key DESC, page.id DESC LIMIT %(limit)s"
 )
 # A first page (`TaskService.list_page(feed_position=True)`): the feed position is a column of
 # the page's own statement, so both come from one snapshot.
 LIST_SQL = (
-    f"SELECT {VIEW}, created_at AS sort_key, {FEED_POSITION} AS feed_position "
-    "FROM tasks WHERE user_id = %(user)s{where} ORDER BY created_at DESC, id DESC "
-    "LIMIT %(limit)s"
+    f"SELECT {_PAGE_COLUMNS}, {FEED_POSITION} AS feed_position FROM ({_ARMS}) AS page "
+    "ORDER BY page.sort_key DESC, page.id DESC LIMIT %(limit)s"
 )
 # An empty first page carries no position: it is read with the proof that the page is still
 # empty, in one statement (`TaskService._with_position`), a message of its own.
@@ -179,26 +239,30 @@ EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
 # Re-reads of an empty page that filled up meanwhile, before giving up (503), as the API.
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
-GET_SQL = f"SELECT {VIEW} FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s"
+GET_SQL = f"SELECT {VIEW} FROM tasks WHERE tasks.id = %(task_id)s AND {_access(READ_ROLES)}"
 # The API's insert writes the schedule too: for a task without one, these values.
 INSERT_SQL = (
     "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
-    "due_date, tags, recurrence, time_zone, reminders, series_id, series_start, next_due_date) "
-    "VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
-    "CASE WHEN %(completed)s THEN now() END, %(priority)s, %(due_date)s, %(tags)s, NULL, 'UTC', "
-    "'[]'::JSONB, NULL::UUID, NULL, NULL) "
+    "due_date, tags, assignees, recurrence, time_zone, reminders, series_id, series_start, "
+    "next_due_date) VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
+    "CASE WHEN %(completed)s THEN now() END, %(priority)s, %(due_date)s, %(tags)s, "
+    "'{}'::TEXT[], NULL, 'UTC', '[]'::JSONB, NULL::UUID, NULL, NULL) "
     f"RETURNING {VIEW}"
 )
+# Which task a write reaches: by id, an editor's or more, in its space's lock.
+WRITABLE = f"{_access(WRITE_ROLES)} AND {SPACE_LOCKED}"
 # A toggle writes unless it completes a series (`COMPLETES_SERIES` in the API), whose next
 # occurrence the API adds in a second message; the baseline's tasks never recur.
 TOGGLE_SQL = (
     "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN NOT completed "
     "THEN coalesce(completed_at, now()) END, updated_at = now(), version = version + 1 "
-    "WHERE id = %(task_id)s AND NOT (completed = false AND recurrence IS NOT NULL AND "
+    "WHERE tasks.id = %(task_id)s AND NOT (completed = false AND recurrence IS NOT NULL AND "
     "next_due_date IS NOT NULL AND series_start IS NOT NULL AND due_date IS NOT NULL) "
-    f"AND user_id = %(user)s RETURNING {VIEW}"
+    f"AND {WRITABLE} RETURNING {VIEW}"
 )
-DELETE_SQL = "DELETE FROM tasks WHERE id = %(task_id)s AND user_id = %(user)s RETURNING id, title"
+# The stored task, when the toggle wrote none (reached as the write would reach it).
+STORED_SQL = f"SELECT {VIEW} FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE}"
+DELETE_SQL = f"DELETE FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE} RETURNING id, title"
 # The fields a PATCH may send here, in the declaration's order (the API's SET order): none of
 # the schedule (the API reads the stored task first, a second round trip) or the place.
 PATCHED = ("title", "description", "priority", "tags")
@@ -562,7 +626,7 @@ async def toggle_task(request: Request) -> Response:
         values = {"task_id": _task_id(request), "user": subject}
         entry = Entry(subject, version, write=True)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run(conn, TOGGLE_SQL, values, stored=GET_SQL)
+            rows = await entry.run(conn, TOGGLE_SQL, values, stored=STORED_SQL)
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
         if not rows[0][-1]:  # `task_api_written`: false, the stored row
@@ -656,7 +720,7 @@ async def update_task(request: Request) -> Response:
         sets = "".join(f"{name} = %({name})s, " for name in changes)
         sql = (
             f"UPDATE tasks SET {sets}updated_at = now(), version = version + 1 "
-            f"WHERE id = %(task_id)s AND user_id = %(user)s RETURNING {VIEW}"
+            f"WHERE tasks.id = %(task_id)s AND {WRITABLE} RETURNING {VIEW}"
         )
         entry = Entry(subject, version, write=True)
         values = {"task_id": task_id, "user": subject, **changes}

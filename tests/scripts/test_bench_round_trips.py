@@ -152,11 +152,7 @@ def test_the_baseline_sends_the_apis_messages(
         assert counts.round_trips == budget, (kind, counts.round_trips, counts.queries)
         messages[kind] = counts.queries
     api, baseline = ([_normalised(m) for m in messages[k]] for k in ("api", "baseline"))
-    if api != baseline:
-        # The raw baseline's statements predate shared lists (issue 39: the access predicate,
-        # the listing's two arms, a write's space lock): the same messages, round trips and
-        # work per request still, but not yet the same text. Said in issue 39's closing note.
-        pytest.xfail("scripts/bench/baseline.py's text is not yet the shared lists' statements")
+    assert api == baseline, (messages["api"], messages["baseline"])
     for kind, sent in messages.items():
         # Each server's own text, before `_normalised`: the entry goes with the first
         # statement, whose answer carries the outcome as its columns (no notice carries it).

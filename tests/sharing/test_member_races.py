@@ -17,6 +17,8 @@ from sqlalchemy import Engine, text
 from tests.conftest import Account
 
 ROUNDS = 8
+# A transfer's races: more rounds, on the unlimited server (each round writes several times).
+TRANSFER_ROUNDS = 20
 
 
 @pytest.fixture
@@ -126,39 +128,100 @@ def test_accepting_while_the_invitation_is_revoked_is_one_or_the_other(
 
 
 def test_transferring_while_the_new_owner_leaves_is_one_or_the_other(
-    live_server: str, alice: Account, bob: Account, db_engine: Engine
+    unlimited_live_server: str, alice: Account, bob: Account, db_engine: Engine
 ) -> None:
-    for round_ in range(ROUNDS):
-        list_id = _call(live_server, alice, "POST", "/api/lists", {"name": f"Race {round_}"})["id"]
-        _call(live_server, alice, "POST", "/api/tasks", {"title": "t", "list_id": list_id})
-        _join(live_server, alice, bob, list_id, "editor")
+    # Unlimited: alice writes four times a round, more in a minute than the limit allows.
+    server = unlimited_live_server
+    for round_ in range(TRANSFER_ROUNDS):
+        list_id = _call(server, alice, "POST", "/api/lists", {"name": f"Race {round_}"})["id"]
+        _call(server, alice, "POST", "/api/tasks", {"title": "t", "list_id": list_id})
+        _join(server, alice, bob, list_id, "editor")
         transfer, leave = _at_once(
-            live_server,
+            server,
             (alice, "POST", f"/api/lists/{list_id}/transfer", {"user_id": bob.id}),
             (bob, "DELETE", f"/api/lists/{list_id}/members/{bob.id}", None),
         )
         owner, roles, _ = _state(db_engine, list_id)
-        # Never an owner who is also a member; always exactly one owner.
+        # Never an owner who is also a member; always exactly one owner. Never a deadlock:
+        # the transfer takes both change locks before any row lock, waiting for neither while
+        # it holds the other (migration 0036), so the leave's order (bob's, then alice's
+        # space) cannot meet it.
         assert owner not in roles
-        codes = (transfer.status_code, leave.status_code)
-        if 503 in codes:
-            # Each holds its caller's change lock and wants the other's: PostgreSQL ends one
-            # (a deadlock), which changed nothing and says retry (specs/api-contract.md).
-            if transfer.status_code == 503:
-                assert leave.status_code == 204 and (owner, roles) == (alice.id, {}), codes
-            else:
-                assert transfer.status_code == 200 and owner == bob.id, codes
-            continue
         if transfer.status_code == 200:
             # The leave came second: the leaver is the owner now, and cannot leave.
             assert leave.status_code == 409, leave.text
             assert (owner, roles) == (bob.id, {alice.id: "admin"})
         else:
-            assert transfer.status_code in (404, 409), transfer.text
+            # The leave came first: bob is no member to hand the list to.
+            assert transfer.status_code == 404, transfer.text
             assert leave.status_code == 204, leave.text
             assert (owner, roles) == (alice.id, {})
-        with db_engine.connect() as conn:
-            tasks_owner = conn.execute(
-                text("SELECT DISTINCT user_id FROM tasks WHERE list_id = :l"), {"l": list_id}
-            ).scalar_one()
-        assert tasks_owner == owner
+        assert _tasks_owners(db_engine, list_id) == {owner}
+
+
+def _tasks_owners(engine: Engine, list_id: int) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT DISTINCT user_id FROM tasks WHERE list_id = :l"), {"l": list_id}
+        ).scalars()
+        return set(rows)
+
+
+# What the new owner (bob) or the old one (alice) writes while alice hands bob her list: in
+# bob's own space (a list, a task), in the list as its member, in a list of bob's that alice
+# is a member of, and bob handing alice a list of his at the same moment (each of those last
+# takes the two spaces' locks in the other order). (caller, method, path, body, the answer):
+# `LIST` is the list being handed over, `BOBS` bob's list.
+RACERS = {
+    "bob creates a list": ("bob", "POST", "/api/lists", {"name": "Bob's {round}"}, 201),
+    "bob creates a task": ("bob", "POST", "/api/tasks", {"title": "mine"}, 201),
+    "bob adds to the list": ("bob", "POST", "/api/tasks", {"title": "b", "list_id": "LIST"}, 201),
+    "alice adds to bob's": ("alice", "POST", "/api/tasks", {"title": "a", "list_id": "BOBS"}, 201),
+    "bob hands his over": ("bob", "POST", "/api/lists/BOBS/transfer", {"user_id": "ALICE"}, 200),
+}
+
+
+@pytest.mark.parametrize("racer", list(RACERS))
+def test_a_transfer_racing_either_owners_write_never_deadlocks(
+    unlimited_live_server: str, alice: Account, bob: Account, db_engine: Engine, racer: str
+) -> None:
+    """Both requests always succeed (the transfer reads the new owner's lists after it holds
+    that space's lock, so a list bob just made is counted and the handed list goes after
+    it), and the stored state is both writes'."""
+    # Unlimited: each round writes five times or more per account.
+    server = unlimited_live_server
+    who, method, path, body, expected = RACERS[racer]
+    for round_ in range(TRANSFER_ROUNDS):
+        list_id = _call(server, alice, "POST", "/api/lists", {"name": f"Race {round_}"})["id"]
+        _call(server, alice, "POST", "/api/tasks", {"title": "t", "list_id": list_id})
+        _join(server, alice, bob, list_id, "editor")
+        bobs = _call(server, bob, "POST", "/api/lists", {"name": f"Bob's list {round_}"})["id"]
+        _join(server, bob, alice, bobs, "editor")
+        names = {"LIST": list_id, "BOBS": bobs, "ALICE": alice.id}
+        racer_path = path.replace("LIST", str(list_id)).replace("BOBS", str(bobs))
+        racer_body = {
+            key: names.get(value, value.format(round=round_) if isinstance(value, str) else value)
+            for key, value in body.items()
+        }
+        transfer, raced = _at_once(
+            server,
+            (alice, "POST", f"/api/lists/{list_id}/transfer", {"user_id": bob.id}),
+            ({"alice": alice, "bob": bob}[who], method, racer_path, racer_body),
+        )
+        assert transfer.status_code == 200, transfer.text
+        assert raced.status_code == expected, raced.text
+        owner, roles, _ = _state(db_engine, list_id)
+        assert (owner, roles) == (bob.id, {alice.id: "admin"})
+        assert _tasks_owners(db_engine, list_id) == {bob.id}
+        if path == "/api/tasks":
+            # The new task is in bob's space whichever list it went into: bob's own, the one
+            # handed to him (before the transfer, it moved with the list), or bob's list.
+            with db_engine.connect() as conn:
+                stored = conn.execute(
+                    text("SELECT user_id, list_id FROM tasks WHERE id = :t"),
+                    {"t": raced.json()["data"]["id"]},
+                ).one()
+            assert tuple(stored) == (bob.id, racer_body.get("list_id")), racer
+        if racer == "bob hands his over":
+            assert _state(db_engine, bobs)[:2] == (alice.id, {bob.id: "admin"})
+            assert _tasks_owners(db_engine, bobs) <= {alice.id}

@@ -1,0 +1,1 @@
+DROP FUNCTION task_api_lock_spaces(TEXT[]);
