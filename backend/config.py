@@ -114,8 +114,11 @@ class Settings(BaseSettings):
     # Direct (non-pooled) URL for migrations; Neon's `-pooler` host is for the app only.
     database_migration_url: SecretStr | None = None
     embedded_pg_dir: Path = Path(".data/postgres")
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Every connection kept (no overflow): an overflow connection is closed when given back, so
+    # load above the pool's size starts a backend every few requests (specs/benchmark.md,
+    # issue 37: ~10 ms of PostgreSQL CPU each, up to half a write's cost at 32 connections).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Below Neon's 5-minute idle suspend, so no pooled connection outlives its compute.
     db_pool_recycle_seconds: int = Field(default=240, ge=10)

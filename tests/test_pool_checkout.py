@@ -77,3 +77,39 @@ def test_a_connection_the_server_ended_is_replaced_before_use(
         assert second != first
     finally:
         engine.dispose()
+
+
+def test_the_default_pool_keeps_every_connection_it_opens(
+    database_url: str, settings: Settings
+) -> None:
+    """Load above the pool's size must not close and reopen connections: an overflow
+    connection is closed when given back, and each new one is a backend started (~10 ms of
+    PostgreSQL CPU, specs/benchmark.md issue 37). With the defaults (not the test settings'),
+    a full pool given back and taken again is the same backends."""
+    defaults = Settings.model_fields
+    most = int(defaults["db_pool_size"].default) + int(defaults["db_max_overflow"].default)
+    engine = create_db_engine(
+        database_url,
+        settings.model_copy(
+            update={
+                "db_pool_size": defaults["db_pool_size"].default,
+                "db_max_overflow": defaults["db_max_overflow"].default,
+                "db_pool_ping_idle_seconds": 3600,
+            }
+        ),
+    )
+
+    def backends() -> set[int]:
+        conns = [engine.connect() for _ in range(most)]
+        try:
+            return {conn.execute(text("SELECT pg_backend_pid()")).scalar_one() for conn in conns}
+        finally:
+            for conn in conns:
+                conn.close()
+
+    try:
+        first = backends()
+        assert len(first) == most
+        assert backends() == first
+    finally:
+        engine.dispose()

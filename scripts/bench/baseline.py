@@ -92,7 +92,7 @@ LEEWAY = int(os.environ.get("JWT_LEEWAY_SECONDS", "30"))
 RATE_LIMITED = os.environ.get("RATE_LIMIT_ENABLED", "true").lower() == "true"
 WRITE_LIMIT = int(os.environ.get("RATE_LIMIT_TASK_WRITES_PER_USER", "120"))
 WRITE_WINDOW = int(os.environ.get("RATE_LIMIT_TASK_WINDOW_SECONDS", "60"))
-POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10")) + int(os.environ.get("DB_MAX_OVERFLOW", "10"))
+POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "20")) + int(os.environ.get("DB_MAX_OVERFLOW", "0"))
 STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000"))
 # `Settings.effective_db_response_timeout_ms`: the statement timeout plus 2 s unless set.
 _RESPONSE = os.environ.get("DB_RESPONSE_TIMEOUT_MS")

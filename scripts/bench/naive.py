@@ -54,8 +54,8 @@ ALGORITHM = "HS256"
 engine = create_engine(
     DATABASE_URL,
     pool_pre_ping=True,
-    pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),
-    max_overflow=int(os.environ.get("DB_MAX_OVERFLOW", "10")),
+    pool_size=int(os.environ.get("DB_POOL_SIZE", "20")),
+    max_overflow=int(os.environ.get("DB_MAX_OVERFLOW", "0")),
 )
 
 

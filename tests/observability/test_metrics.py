@@ -107,26 +107,29 @@ def test_trailing_slash_counts_under_the_template(
     assert value(found, "http_requests_total", method="GET", route="/api/tasks", status="200") == 1
 
 
-def test_pool_and_in_flight_gauges(metrics_client: TestClient, settings: Settings) -> None:
-    app: FastAPI = metrics_client.app  # type: ignore[assignment]
-    found = samples(metrics_client)
-    assert value(found, "db_pool_size") == settings.db_pool_size
-    assert value(found, "db_pool_max_overflow") == settings.db_max_overflow
-    assert value(found, "db_pool_checked_out") == 0
-    assert value(found, "http_requests_in_flight") == 1  # the scrape itself
-    # Connections taken from the app's own pool show up, beyond the size as overflow.
-    engine = app.state.engine
-    held = [engine.connect() for _ in range(settings.db_pool_size + 2)]
-    try:
+def test_pool_and_in_flight_gauges(settings: Settings) -> None:
+    # An overflow configured (the default has none), so that its gauge has something to show.
+    pooled = settings.model_copy(update={"db_pool_size": 3, "db_max_overflow": 2})
+    with TestClient(create_app(pooled), raise_server_exceptions=False) as metrics_client:
+        app: FastAPI = metrics_client.app  # type: ignore[assignment]
         found = samples(metrics_client)
-        assert value(found, "db_pool_checked_out") == settings.db_pool_size + 2
-        assert value(found, "db_pool_overflow") == 2
-    finally:
-        for connection in held:
-            connection.close()
-    found = samples(metrics_client)
-    assert value(found, "db_pool_checked_out") == 0
-    assert value(found, "db_pool_overflow") == 0
+        assert value(found, "db_pool_size") == 3
+        assert value(found, "db_pool_max_overflow") == 2
+        assert value(found, "db_pool_checked_out") == 0
+        assert value(found, "http_requests_in_flight") == 1  # the scrape itself
+        # Connections taken from the app's own pool show up, beyond the size as overflow.
+        engine = app.state.engine
+        held = [engine.connect() for _ in range(3 + 2)]
+        try:
+            found = samples(metrics_client)
+            assert value(found, "db_pool_checked_out") == 3 + 2
+            assert value(found, "db_pool_overflow") == 2
+        finally:
+            for connection in held:
+                connection.close()
+        found = samples(metrics_client)
+        assert value(found, "db_pool_checked_out") == 0
+        assert value(found, "db_pool_overflow") == 0
 
 
 def test_token_protects_metrics(settings: Settings) -> None:
