@@ -17,7 +17,7 @@ from backend.services.reminders import fire_due
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
-from tests.sharing.helpers import drain_feed, get
+from tests.sharing.helpers import add_member, drain_feed, get, make_list
 
 Grant = Callable[[SharedList, Account, str | None], None]
 
@@ -305,3 +305,41 @@ def _mcp_task(client: TestClient, account: Account, task_id: int) -> Any:
     result = call_tool_rpc(client, "/mcp", account.token, "get_task", {"task_id": task_id})
     assert not result.get("isError"), result
     return result
+
+
+def test_a_new_member_is_granted_the_tasks_without_the_owners_reminders(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant
+) -> None:
+    """`access.granted` (the joining member's feed) holds the member's own reminders: none."""
+    alice = shared_list.owner
+    patch(client, alice, shared_list.task_id, due_date=iso(DUE), reminders=OWNERS)
+    cursor = drain_feed(client, bob)[1]
+    grant(shared_list, bob, "editor")
+    granted = [c for c in drain_feed(client, bob, cursor)[0] if c["task_id"] == shared_list.task_id]
+    assert granted and all(c["task"]["reminders"] == [] for c in granted), granted
+
+
+def test_a_member_moving_a_task_with_its_reminders_sets_only_its_own(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant, db_engine: Engine
+) -> None:
+    """A PATCH that moves a task to another list writes its subtree in the same statement: the
+    member's reminders go on the task it names only; the subtree's and the owner's stay."""
+    alice = shared_list.owner
+    grant(shared_list, bob, "editor")
+    second = make_list(client, alice, "Second")
+    add_member(db_engine, alice, second, bob, "editor")
+    patch(client, alice, shared_list.task_id, due_date=iso(DUE), reminders=OWNERS)
+    child = client.post(
+        "/api/tasks",
+        json={"title": "Child", "parent_id": shared_list.task_id, "due_date": iso(DUE),
+              "reminders": OWNERS},
+        headers=alice.headers,
+    ).json()["data"]["id"]  # fmt: skip
+    moved = patch(client, bob, shared_list.task_id, list_id=second, reminders=MEMBERS)
+    assert (moved["list_id"], moved["reminders"]) == (second, MEMBERS)
+    assert task(client, bob, shared_list.task_id)["reminders"] == MEMBERS
+    assert task(client, alice, shared_list.task_id)["reminders"] == OWNERS
+    assert task(client, bob, child)["list_id"] == second
+    assert task(client, bob, child)["reminders"] == []
+    assert task(client, alice, child)["reminders"] == OWNERS
+    assert member_rows(db_engine) == {(shared_list.task_id, bob.id)}
