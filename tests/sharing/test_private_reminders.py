@@ -14,6 +14,9 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.services.reminders import fire_due
+from tests.chat.conftest import chat, chat_app, model  # noqa: F401  (the chat fixtures)
+from tests.chat.fake_model import FakeModel, call, say
+from tests.chat.test_chat import send
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
@@ -98,8 +101,10 @@ def test_a_members_reminders_are_its_own_and_fire_for_it(
         f"/api/tasks/{task_id}", json={"reminders": MEMBERS}, headers=carol.headers
     )
     assert refused.status_code == 403
-    # The same instant for two users: two reminders.
-    patch(client, bob, task_id, reminders=OWNERS)
+    # PUT merges as PATCH does: bob's own again. The same instant for two users: two reminders.
+    put = client.put(f"/api/tasks/{task_id}", json={"reminders": OWNERS}, headers=bob.headers)
+    assert put.status_code == 200 and put.json()["data"]["reminders"] == OWNERS, put.text
+    assert task(client, alice, task_id)["reminders"] == OWNERS
     assert schedule(db_engine, task_id) == {
         (None, DUE - timedelta(minutes=60)),
         (bob.id, DUE - timedelta(minutes=60)),
@@ -343,3 +348,33 @@ def test_a_member_moving_a_task_with_its_reminders_sets_only_its_own(
     assert task(client, bob, child)["reminders"] == []
     assert task(client, alice, child)["reminders"] == OWNERS
     assert member_rows(db_engine) == {(shared_list.task_id, bob.id)}
+
+
+def test_chat_reads_and_sets_the_callers_own(
+    chat: TestClient,  # noqa: F811  (the chat fixtures, imported above)
+    model: FakeModel,  # noqa: F811
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+) -> None:
+    """The agent's tools are the MCP tools over the same service: bob's agent sets bob's
+    reminders and reads no one else's."""
+    alice, task_id = shared_list.owner, shared_list.task_id
+    grant(shared_list, bob, "editor")
+    patch(client, alice, task_id, due_date=iso(DUE), reminders=OWNERS)
+    model.script(
+        call(
+            "update_task",
+            {"task_id": task_id, "reminders": MEMBERS},
+            ("get_task", {"task_id": task_id}),
+            ("list_tasks", {}),
+        ),
+        say("Done."),
+    )
+    answer = send(chat, bob, "remind me a quarter of an hour before")
+    assert [c["outcome"] for c in answer["tool_calls"]] == ["ok", "ok", "ok"], answer
+    assert '"minutes_before_due": 60' not in json.dumps(answer)
+    assert '"minutes_before_due": 15' in json.dumps(answer)
+    assert task(client, bob, task_id)["reminders"] == MEMBERS
+    assert task(client, alice, task_id)["reminders"] == OWNERS
