@@ -1,4 +1,4 @@
--- depends: 0033_space_locks
+-- depends: 0034_private_reminders
 -- A route's own rate limit counted in the request's first message (issue 39: invitations in
 -- one message each). `POST /api/lists/{id}/invitations` is counted against the caller's
 -- invitation limit as well as its write limit; that count used to be a transaction of its

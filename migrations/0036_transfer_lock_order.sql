@@ -1,4 +1,4 @@
--- depends: 0033_space_locks
+-- depends: 0035_route_counts
 -- A transfer's lock order (issue 39). A transfer writes in two spaces: it moves the list's rows
 -- from the old owner's space to the new owner's. Other writes take their caller's change lock
 -- at entry and then, for a member, the space's (0033): the new owner writing in the list as a

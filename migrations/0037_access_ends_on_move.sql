@@ -1,4 +1,4 @@
--- depends: 0033_space_locks
+-- depends: 0036_transfer_lock_order
 -- A task moved out of a shared list (issue 39, "Losing access"; specs/events.md, "Gaining and
 -- losing access"): each member of its old list that cannot read its new one (no list, a list
 -- of the owner's own, a list the member is not in) gets an `access.ended` tombstone in its

@@ -88,11 +88,12 @@ def _owned_names(
     conjuncts: list[Any], caller: str, single: str | None, lists: set[str]
 ) -> set[str]:
     """The names the conjuncts scope to `caller` (`single`: the level's only range name, which
-    an unqualified column means): `<name>.user_id = '<caller>'` (`list_members` also by its
-    `member_id`), the member arm `<name>.list_id = ANY(ARRAY(<a SELECT from list_members>))`
-    (that SELECT is a level of its own, checked scoped), or an OR of those, all of one name
-    (the access predicate, backend/db/scope.py `access`); `lists`: the names `task_lists` is
-    read as, whose member arm compares `id`."""
+    an unqualified column means): `<name>.user_id = '<caller>'` (`list_members` and
+    `task_member_reminders` also by their `member_id`), the member arm
+    `<name>.list_id = ANY(ARRAY(<a SELECT from list_members>))` (that SELECT is a level of its
+    own, checked scoped), or an OR of those, all of one name (the access predicate,
+    backend/db/scope.py `access`); `lists`: the names `task_lists` is read as, whose member arm
+    compares `id`."""
     names: set[str] = set()
     for node in conjuncts:
         name = _scoped_by(node, caller, single, lists)

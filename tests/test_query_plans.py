@@ -63,7 +63,7 @@ def test_plans_touch_only_the_callers_rows(seeded: Engine) -> None:
     )
     # A member reads a shared list's page through the same sibling key, the caller's
     # memberships through theirs; a shared task by id, read or written, through the primary
-    # key (its access checked on the one row).
+    # key (its access checked on the one row), and its own reminders on it through theirs.
     for name in (
         "a shared list's page, as a member: its top level in manual order",
         "a shared list's page, as a member: newest first",
@@ -77,7 +77,11 @@ def test_plans_touch_only_the_callers_rows(seeded: Engine) -> None:
         "a shared task by id, as a member (GET)",
         "a PATCH of a shared task, as an editor",
     ):
-        assert indexes[name] == {"pk_tasks", "ix_list_members_member_id_list_id"}, indexes[name]
+        assert indexes[name] == {
+            "pk_tasks",
+            "ix_list_members_member_id_list_id",
+            "pk_task_member_reminders",
+        }, indexes[name]
 
 
 def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:

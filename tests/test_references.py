@@ -41,6 +41,14 @@ NOT_REFERENCES = {
     ("list_members", "member_id"): (
         "an account, not a row of the owner's: the member (the caller, when it accepts)"
     ),
+    ("task_member_reminders", "member_id"): (
+        "an account, not a row of the owner's: the member whose reminders they are (the "
+        "caller, written by the trigger its own write fires)"
+    ),
+    ("task_reminders", "recipient_id"): (
+        "an account: who a scheduled reminder is for (a member of the task's list; NULL for "
+        "the task's owner), written by the schedule's triggers only"
+    ),
     ("task_comments", "author_id"): (
         "an account, not a row of the owner's: the commenter (the caller, on insert), NULL "
         "once that account is deleted"

@@ -320,14 +320,14 @@ def test_requests_fire_what_their_methods_name(
     declared = {f.__qualname__: set(rules_of(f)) for f in _declaring_methods().values()}
     seen: dict[str, set[DatabaseRule]] = {}  # method: the rules that fired while it was walked
 
-    def call(method: str, path: str, body: Any = None, *, setup: bool = False) -> Any:
+    def call(
+        method: str, path: str, body: Any = None, *, setup: bool = False, by: Account = alice
+    ) -> Any:
         spied()
         tracer.called.clear()
         tracer.recording = not setup
         try:
-            response: httpx.Response = client.request(
-                method, path, json=body, headers=alice.headers
-            )
+            response: httpx.Response = client.request(method, path, json=body, headers=by.headers)
         finally:
             tracer.recording = False
         assert response.is_success, (method, path, response.text)
@@ -438,6 +438,22 @@ def test_requests_fire_what_their_methods_name(
     call("POST", f"/api/tasks/{task(**mine)}/move", {"list_id": second})
     moving = [{"op": "move", "id": task(**mine), "list_id": second}]
     call("POST", "/api/tasks/bulk", {"operations": moving})
+    # A member's reminders are its own: created with a task, carried by a series' next
+    # occurrence, dropped when it leaves the list (migration 0034).
+    shared = int(call("POST", "/api/lists", {"name": "Shared"}, setup=True)["id"])
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO list_members (user_id, list_id, member_id, role) VALUES "
+                "(:owner, :list_id, :member, 'editor')"
+            ),
+            {"owner": alice.id, "list_id": shared, "member": bob.id},
+        )
+    series = task(list_id=shared, recurrence="FREQ=DAILY", **_REMINDED)
+    call("PATCH", f"/api/tasks/{series}", {"reminders": [{"minutes_before_due": 9}]}, by=bob)
+    call("POST", "/api/tasks", {"title": "b", "list_id": shared, **_REMINDED}, by=bob)
+    call("PATCH", f"/api/tasks/{series}/complete", {"completed": True})
+    call("DELETE", f"/api/lists/{shared}/members/{bob.id}")
     # Deleting an account hands its shared list over, and its memberships go (unassigning).
     theirs = client.post("/api/lists", json={"name": "Theirs"}, headers=bob.headers)
     with db_engine.begin() as conn:

@@ -76,9 +76,12 @@ def owned(statement: Stmt, user_id: ColumnElement[Any]) -> Stmt:
 
 
 # `list_members`' column of the member (its `user_id` is the list owner's, as every row of a
-# shared list's): a caller's own memberships are read by it.
+# shared list's): a caller's own memberships are read by it, and its own reminders on a
+# shared list's task (`task_member_reminders`, migration 0034).
 MEMBER = "member_id"
 MEMBERSHIPS = "list_members"
+MEMBER_REMINDERS = "task_member_reminders"
+_MEMBER_TABLES = (MEMBERSHIPS, MEMBER_REMINDERS)
 
 
 @cache
@@ -178,9 +181,9 @@ def _conjuncts(criterion: Any) -> Any:
 
 def _owner_of(conjunct: Any) -> Any:
     """The table a conjunct scopes to the caller, or None: `<table>.user_id = :owner` (a
-    membership's `member_id = :owner` too), the member arm `shared` (its `list_id` compared
-    with the caller's memberships' list ids), or `access` (an OR whose arms are those, all of
-    one table). Within an AND, one conjunct that scopes is enough."""
+    membership's or a member's reminders' `member_id = :owner` too), the member arm `shared`
+    (its `list_id` compared with the caller's memberships' list ids), or `access` (an OR whose
+    arms are those, all of one table). Within an AND, one conjunct that scopes is enough."""
     if isinstance(conjunct, BooleanClauseList) and conjunct.operator is operators.or_:
         tables = {_owner_of(arm) for arm in conjunct.clauses}
         return tables.pop() if len(tables) == 1 and None not in tables else None
@@ -191,7 +194,7 @@ def _owner_of(conjunct: Any) -> Any:
     name = getattr(conjunct.left, "name", None)
     table = getattr(conjunct.left, "table", None)
     if _is_owner(conjunct.right) or (name == "user_id" and is_space(conjunct.right)):
-        if name == "user_id" or (name == MEMBER and _named(table) == MEMBERSHIPS):
+        if name == "user_id" or (name == MEMBER and _named(table) in _MEMBER_TABLES):
             return table
         return None
     if _capability(name, table, conjunct.right) or _members_lists(name, table, conjunct.right):

@@ -28,6 +28,7 @@ from backend.models.task_event import (
     DeliveryState,
     TaskEvent,
     TaskEventsPruned,
+    TaskMemberReminder,
     TaskReminder,
 )
 from backend.models.user import (
@@ -63,6 +64,7 @@ __all__ = [
     "TaskCreate",
     "TaskEvent",
     "TaskEventsPruned",
+    "TaskMemberReminder",
     "TaskPublic",
     "TaskReminder",
     "TaskReplace",

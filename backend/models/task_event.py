@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     ForeignKeyConstraint,
     Identity,
     Index,
@@ -190,7 +191,14 @@ class TaskReminder(SQLModel, table=True):
 
     __tablename__ = "task_reminders"
     __table_args__ = (
-        UniqueConstraint("task_id", "remind_at", name="uq_task_reminders_task_id_remind_at"),
+        # One instant per recipient (migration 0034): NULL, the owner, is one recipient too.
+        UniqueConstraint(
+            "task_id",
+            "recipient_id",
+            "remind_at",
+            name="uq_task_reminders_task_id_recipient_id_remind_at",
+            postgresql_nulls_not_distinct=True,
+        ),
         # The task is the same user's (migration 0013, specs/data-model.md).
         ForeignKeyConstraint(
             ["user_id", "task_id"],
@@ -205,6 +213,11 @@ class TaskReminder(SQLModel, table=True):
             name="ck_task_reminders_outcome",
         ),
         Index("ix_task_reminders_due", "remind_at", postgresql_where=text("fired_at IS NULL")),
+        Index(
+            "ix_task_reminders_recipient_id",
+            "recipient_id",
+            postgresql_where=text("recipient_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = SQLField(
@@ -212,6 +225,42 @@ class TaskReminder(SQLModel, table=True):
     )
     task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    # Who it is for: a member of the task's list (its own reminders), NULL for the owner.
+    recipient_id: str | None = SQLField(
+        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"))
+    )
     remind_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
     fired_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
     outcome: str | None = SQLField(default=None, sa_column=Column(Text))
+
+
+class TaskMemberReminder(SQLModel, table=True):
+    """A member's own reminders on a task of a list shared with it (migration 0034), in the
+    list owner's space; the owner's are the task's `reminders`. A trigger writes it when a
+    member writes a task's `reminders`; the task's view reads it for that member only."""
+
+    __tablename__ = "task_member_reminders"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "task_id"],
+            ["tasks.user_id", "tasks.id"],
+            onupdate="CASCADE",
+            ondelete="CASCADE",
+            deferrable=True,
+            initially="DEFERRED",
+            name="fk_task_member_reminders_user_id_task_id_tasks",
+        ),
+        CheckConstraint(
+            "CASE WHEN jsonb_typeof(reminders) = 'array' "
+            "THEN jsonb_array_length(reminders) BETWEEN 1 AND 5 ELSE false END",
+            name="ck_task_member_reminders_array",
+        ),
+        Index("ix_task_member_reminders_member_id", "member_id"),
+    )
+
+    user_id: str = SQLField(sa_column=Column(Text, primary_key=True))
+    task_id: int = SQLField(sa_column=Column(BigInteger, primary_key=True))
+    member_id: str = SQLField(
+        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    reminders: list[dict[str, Any]] = SQLField(sa_column=Column(JSONB, nullable=False))

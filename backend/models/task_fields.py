@@ -293,11 +293,15 @@ FIELDS: tuple[TaskField, ...] = (
     TaskField(
         "reminders",
         list[MinutesBeforeDue | ReminderAtPublic],
-        Doc(examples=[[{"minutes_before_due": 30}]]),
+        Doc(
+            "The caller's own reminders: on a task of a shared list, its owner's for the owner "
+            "and each member's own for that member (`[]` until it sets some).",
+            [[{"minutes_before_due": 30}]],
+        ),
         Writable(
             Reminders,
             create=Doc(REMINDERS_DESCRIPTION, [[{"minutes_before_due": 30}]]),
-            patch=Doc("Replaces the whole list (`[]` removes them)."),
+            patch=Doc("Replaces the caller's own list (`[]` removes them)."),
             default_factory=list,
             mcp_add=REMINDERS_ARG_DESCRIPTION,
             mcp_update=f"Replaces the reminders. {REMINDERS_ARG_DESCRIPTION}",

@@ -256,8 +256,9 @@ Reminders = Annotated[
 REMINDERS_DESCRIPTION = (
     f'Up to {REMINDERS_MAX_COUNT} reminders, each `{{"minutes_before_due": 0-'
     f"{MINUTES_BEFORE_DUE_MAX}}}` (up to four weeks before `due_date`, which it needs) or "
-    '`{"at": "<ISO 8601 instant>"}`; duplicates are dropped. Stored and returned; a '
-    "recurring task's next occurrence gets them too, `at` moved with the due date."
+    '`{"at": "<ISO 8601 instant>"}`; duplicates are dropped. The caller\'s own: on a shared '
+    "list's task each user sets and reads only its own. A recurring task's next occurrence "
+    "gets them too, `at` moved with the due date."
 )
 
 

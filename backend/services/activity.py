@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Integer, bindparam, func, select, true, union_all
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    true,
+    union_all,
+)
 
 from backend.db.scope import OWNER, Scoped, access, shared
 from backend.errors import NotFound
@@ -38,7 +48,12 @@ _COLUMNS = (
     _E.type,
     _E.task_id,
     _E.list_id,
-    _E.changes,
+    # A change recorded in another space (a list shared with the caller) shows no reminders:
+    # they are its owner's own (migration 0034).
+    case(
+        (_E.user_id == bindparam(OWNER), _E.changes),
+        else_=_E.changes.op("-")(literal_column("'reminders'")),
+    ).label("changes"),
     # A membership's member, a comment's or an invitation's id: not the stored row (a
     # comment's body is not the log's).
     func.coalesce(_E.object["member_id"].astext, _E.object["id"].astext).label("object_id"),

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     and_,
     bindparam,
+    case,
     func,
     literal_column,
     or_,
@@ -38,7 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped, owned, shared
 from backend.errors import CursorExpired
-from backend.models import TaskEvent, TaskEventsPruned
+from backend.models import TaskEvent, TaskEventsPruned, TaskMemberReminder
 from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
 from backend.services.access import Action, roles
 
@@ -71,8 +72,23 @@ class ChangePage:
 
 _AFTER = bindparam("after", type_=Integer)
 _LIMIT = bindparam("limit", type_=Integer)
-_COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _E.task, _E.occurred_at)
 _T = TaskEvent.__table__  # type: ignore[attr-defined]
+_R = TaskMemberReminder.__table__.c  # type: ignore[attr-defined]
+# A task as recorded in another space (a list shared with the caller) holds its owner's
+# reminders: the caller reads its own instead, as it reads the task (migration 0034).
+_THEIRS = func.jsonb_set(
+    _E.task,
+    literal_column("'{reminders}'"),
+    func.coalesce(
+        select(_R.reminders)
+        .where(_R.user_id == _E.user_id, _R.task_id == _E.task_id, _R.member_id == bindparam(OWNER))
+        .correlate(_T)
+        .scalar_subquery(),
+        literal_column("'[]'::jsonb"),
+    ),
+)
+_TASK = case((_E.user_id == bindparam(OWNER), _E.task), else_=_THEIRS).label("task")
+_COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _TASK, _E.occurred_at)
 
 
 def of_types(types: Sequence[str]) -> ColumnElement[bool]:

@@ -46,6 +46,7 @@ from backend.models import ListMember, Task, User
 from backend.models.sharing import MemberPublic, Role
 from backend.models.task_list import LISTS_PER_USER, POSITION_GAP, ListRow, TaskList
 from backend.services.access import Action, allows, refuse, roles
+from backend.services.rules import Rule, fires
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _L = _LISTS.c
@@ -277,6 +278,7 @@ class MemberService(Scoped):
         standing = self._standing(list_id, user_id)
         raise self._refusal(standing, Action.MEMBER_MANAGE, granting=role is Role.admin)
 
+    @fires(Rule.UNASSIGN, Rule.FORGET_REMINDERS, Rule.REMINDERS)
     def remove(self, list_id: int, user_id: str) -> None:
         """Remove the member `user_id` (admin+ for members below admin, the owner for an
         admin), or, when it is the caller, leave the list (the owner cannot)."""
@@ -296,6 +298,7 @@ class MemberService(Scoped):
             raise Conflict("The membership changed while it was being removed; retry")
         raise self._refusal(standing, Action.MEMBER_MANAGE, granting=False)
 
+    @fires(Rule.EXCHANGE_REMINDERS)
     def transfer(self, list_id: int, user_id: str) -> ListRow:
         """Make the member `user_id` the list's owner and the caller (its owner) an admin."""
         self._lock_spaces(_LOCK_SPACES, target=user_id)

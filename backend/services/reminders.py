@@ -1,8 +1,10 @@
 """Firing due reminders: each becomes one `reminder` event in the outbox.
 
-The schedule (`task_reminders`) is kept by a trigger on `tasks` (migration 0010); this module
-only turns due rows into events. One statement claims due reminders with FOR UPDATE SKIP
-LOCKED, marks them fired and inserts their events, in one transaction: several workers
+The schedule (`task_reminders`) is kept by triggers on `tasks` and `task_member_reminders`
+(migrations 0010, 0034); this module only turns due rows into events, each in the outbox of the
+user it is for (`recipient_id`: a member of the task's shared list, its own reminders; NULL:
+the task's owner). One statement claims due reminders with FOR UPDATE SKIP LOCKED, marks them
+fired and inserts their events, in one transaction: several workers
 never fire one reminder twice, and a worker killed before its commit fires nothing (the
 next one does). The event is then delivered like any change (retries, dead-lettering).
 
@@ -40,7 +42,7 @@ WITH due AS (
         END
     FROM due
     WHERE r.id = due.id
-    RETURNING r.task_id, r.user_id, r.remind_at, r.outcome
+    RETURNING r.task_id, coalesce(r.recipient_id, r.user_id) AS user_id, r.remind_at, r.outcome
 ), sent AS (
     INSERT INTO task_events (user_id, task_id, type, task)
     SELECT fired.user_id, fired.task_id, 'reminder', jsonb_build_object(

@@ -46,7 +46,7 @@ class DatabaseRule:
 
 class Rule:
     """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025,
-    0030, 0037, 0039)."""
+    0030, 0034, 0037, 0039)."""
 
     PLACE = DatabaseRule(
         "place",
@@ -98,12 +98,55 @@ class Rule:
     )
     REMINDERS = DatabaseRule(
         "reminders",
-        "tasks",
+        "tasks, task_member_reminders",
         "a change of `due_date`, `reminders` or `completed` reschedules the task's unsent "
-        "reminders in `task_reminders`",
+        "reminders in `task_reminders`, each user's (a member's own: at the commit, and when "
+        "the task's due date or completion changes)",
         (Why.SAFER,),
         "the worker's schedule follows every write of a task, a successor's and its copies' too",
-        triggers=("tasks_schedule_reminders_on_insert", "tasks_schedule_reminders_on_update"),
+        triggers=(
+            "tasks_schedule_reminders_on_insert",
+            "tasks_schedule_reminders_on_update",
+            "tasks_schedule_member_reminders",
+            "task_member_reminders_schedule",
+            "task_member_reminders_schedule_on_update",
+        ),
+    )
+    PRIVATE_REMINDERS = DatabaseRule(
+        "private reminders",
+        "tasks",
+        "a member's write of a shared task's `reminders` writes its own row of "
+        "`task_member_reminders` (the task's stay its owner's); a series' next occurrence "
+        "carries each member's; a task that leaves a list drops the reminders of those not in "
+        "the list it is in now",
+        (Why.SAFER,),
+        "every writer (create, PATCH, PUT, bulk, MCP, a successor) keeps each user's reminders "
+        "its own, with no read of the caller's role first",
+        triggers=(
+            "tasks_keep_member_reminders",
+            "tasks_successor_member_reminders",
+            "tasks_move_member_reminders",
+        ),
+    )
+    FORGET_REMINDERS = DatabaseRule(
+        "a removed member's reminders go",
+        "list_members",
+        "a member removed from a list (leaving, removed, its account deleted) loses its "
+        "reminders on that list's tasks, at the commit, unless it became the list's owner",
+        (Why.SAFER,),
+        "every removal path drops them in the same transaction",
+        triggers=("list_members_forget_reminders",),
+    )
+    EXCHANGE_REMINDERS = DatabaseRule(
+        "a new owner's reminders",
+        "task_lists",
+        "a list changing owner (a transfer, an account's handover) makes the old owner's "
+        "reminders on its tasks its member row and the new owner's the tasks' own (no version "
+        "change, no event)",
+        (Why.SAFER,),
+        "before the list's rows follow the new owner, so no event of the move holds the "
+        "other's reminders",
+        triggers=("task_lists_exchange_reminders",),
     )
     SUBTREE_CASCADE = DatabaseRule(
         "delete subtree",
@@ -227,6 +270,10 @@ PLUMBING: dict[str, str] = {
     "follow its owner on a transfer",
     "fk_task_comments_user_id_task_id_tasks": "a task's comments go with it, and follow its "
     "owner on a transfer",
+    "fk_task_member_reminders_user_id_task_id_tasks": "a task's members' reminders go with it, "
+    "and follow its owner on a transfer",
+    "fk_task_member_reminders_member_id_users": "a member's reminders go with its account",
+    "fk_task_reminders_recipient_id_users": "a member's scheduled reminders go with its account",
 }
 
 

@@ -16,11 +16,12 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER
+from backend.db.scope import OWNER, access
 from backend.errors import InvalidRequest
 from backend.models import Task, TaskRow
 from backend.models.task_fields import COPIED_TO_SUCCESSOR
 from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
+from backend.services.access import Action, roles
 from backend.services.task_statements import PLANNED
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -35,6 +36,17 @@ _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
 _MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id")
 
 
+# The space of the task it follows (a member completing a shared list's task writes in its
+# owner's): read as a placement reads its space (`task_tree._space`), checked scoped alike.
+_PREVIOUS = Task.__table__.alias("previous")  # type: ignore[attr-defined]
+_SPACE = func.coalesce(
+    select(_PREVIOUS.c.user_id)
+    .where(_PREVIOUS.c.id == _SUCCESSOR_OF, access(_PREVIOUS, roles(Action.TASK_WRITE)))
+    .scalar_subquery(),
+    bindparam(OWNER),
+)
+
+
 def _successor(source: Any, *conditions: Any) -> Any:
     """The next occurrence's INSERT, its columns read from `source`'s row `:previous_id`."""
     c = source.c
@@ -43,7 +55,7 @@ def _successor(source: Any, *conditions: Any) -> Any:
         .from_select(
             ["user_id", *COPIED_TO_SUCCESSOR, *_MOVED],
             select(
-                bindparam(OWNER),
+                _SPACE,
                 *(c[name] for name in COPIED_TO_SUCCESSOR),
                 c.next_due_date,
                 sql_cast(
@@ -67,7 +79,10 @@ def _successor(source: Any, *conditions: Any) -> Any:
 
 # Read from the stored row (after the write, in a later statement of its transaction), or
 # from the rows the write returns (`w`: in the write's own statement, `Scoped._write`'s `then`).
-SUCCESSOR = _successor(Task.__table__, _T.user_id == bindparam(OWNER))  # type: ignore[attr-defined]
+SUCCESSOR = _successor(
+    Task.__table__,  # type: ignore[attr-defined]
+    access(Task.__table__, roles(Action.TASK_WRITE)),  # type: ignore[attr-defined]
+)
 _WRITTEN = table(
     "w",
     *(

@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.db.scope import OWNER, Bound, Stmt, access, caller_role, shared, space_locked
-from backend.models import Priority, SortOrder, Task, TaskSort
+from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
 from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
@@ -66,12 +66,37 @@ _L = TaskList.__table__.c  # type: ignore[attr-defined]
 # among them (kept by the database, migration 0024). A completed task has no open subtask
 # (completing one completes its subtasks), which also holds in the RETURNING of the statement
 # that completes it, though its stored count drops only once its subtasks' completion has run.
-TASK_VIEW = tuple(
-    case((_T.completed == true(), 0), else_=c).label(c.name)
-    if c.name == "open_subtask_count"
-    else c
-    for c in TASK_COLUMNS
+#
+# A task's `reminders` are the caller's own (migration 0034): the task's column for its owner,
+# a member's row for a member of its list (none: `[]`). The owner's path reads no other table
+# (the CASE evaluates the subquery only for a row of another space).
+_R = TaskMemberReminder.__table__.c  # type: ignore[attr-defined]
+_MINE = _T.user_id == bindparam(OWNER)
+_MEMBERS_OWN = func.coalesce(
+    select(_R.reminders)
+    .where(_R.user_id == _T.user_id, _R.task_id == _T.id, _R.member_id == bindparam(OWNER))
+    .correlate(Task.__table__)  # type: ignore[attr-defined]
+    .scalar_subquery(),
+    literal_column("'[]'::jsonb"),
 )
+
+
+def _viewed(c: Any, reminders: Any = _MEMBERS_OWN) -> Any:
+    if c.name == "open_subtask_count":
+        return case((_T.completed == true(), 0), else_=c).label(c.name)
+    if c.name == "reminders":
+        return case((_MINE, c), else_=reminders).label(c.name)
+    return c
+
+
+TASK_VIEW = tuple(_viewed(c) for c in TASK_COLUMNS)
+
+
+def written_view(reminders: Any) -> tuple[Any, ...]:
+    """`TASK_VIEW` for a write that sets `reminders` (its value's expression): a member's are
+    written to its own row by a trigger, which the statement's `RETURNING` cannot see yet, so
+    a member reads back the value it sent."""
+    return tuple(_viewed(c, reminders) for c in TASK_COLUMNS)
 
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -104,8 +129,14 @@ def completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
 def changing(statement: Any, values: dict[str, Any]) -> Any:
     """An UPDATE of one task: every change bumps `version` in the same statement, so the
     ETag changes with it and concurrent writers each see (and bump) the other's version."""
+    view = TASK_VIEW
+    if "reminders" in values:
+        sent = values["reminders"]
+        if not isinstance(sent, ClauseElement):
+            sent = bindparam("sent_reminders", sent, type_=_T.reminders.type)
+        view = written_view(sent)
     return statement.values(**values, updated_at=func.now(), version=_T.version + 1).returning(
-        *TASK_VIEW
+        *view
     )
 
 
@@ -163,7 +194,12 @@ CREATE_VALUES: dict[str, Any] = {
         for name in (*(f for f in WRITABLE if f in AS_SENT), *PLANNED)
     },
 }
-CREATE = insert(Task).values(user_id=bindparam(OWNER), **CREATE_VALUES).returning(*TASK_VIEW)
+# In the caller's own space: its reminders are the task's.
+CREATE = (
+    insert(Task)
+    .values(user_id=bindparam(OWNER), **CREATE_VALUES)
+    .returning(*written_view(_T.reminders))
+)
 
 # Statistics in one statement: the counts, the tasks in no list, and every list's counts (in
 # the order of the lists) as JSON.
@@ -313,7 +349,7 @@ COMPLETING = completing(completion(True))
 
 @lru_cache(maxsize=64)
 def create_statements(shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]:
-    return create_statement(shape, CREATE_VALUES, TASK_VIEW)
+    return create_statement(shape, CREATE_VALUES, written_view(CREATE_VALUES["reminders"]))
 
 
 @lru_cache(maxsize=128)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import delete, select, true
+from sqlalchemy import bindparam, delete, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import Bound, Scoped, StepRefused, Then, owned
@@ -69,6 +69,7 @@ from backend.services.task_statements import (
     move_statements,
     owned_task,
     updating,
+    written_view,
 )
 from backend.services.task_tree import Placement, Refusal, Sent, move_statement
 from backend.services.versions import Expected, version_in
@@ -202,7 +203,13 @@ class TaskService(Scoped):
         """The titles of the caller's tasks (the seed command skips demo tasks it has)."""
         return set(self._read(owned_task(select(_T.title))).scalars())
 
-    @fires(Rule.PLACE, Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS, Rule.REMINDERS)
+    @fires(
+        Rule.PLACE,
+        Rule.REOPEN_ANCESTORS,
+        Rule.SUBTASK_COUNTS,
+        Rule.REMINDERS,
+        Rule.PRIVATE_REMINDERS,
+    )
     def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
         """A new task; a recurring one starts its series at its due date. Created completed,
         it is not a completion: no next occurrence is created. In a list or under a parent
@@ -234,6 +241,7 @@ class TaskService(Scoped):
         Rule.REOPEN_ANCESTORS,
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
+        Rule.PRIVATE_REMINDERS,
         Rule.SUCCESSOR_SUBTASKS,
         Rule.COMMENTS_FOLLOW,
         Rule.UNASSIGN_ON_MOVE,
@@ -285,7 +293,13 @@ class TaskService(Scoped):
             values["due_date"] = data.due_date
         return self._replan(task_id, values, plan_of, expected, placement=placement)
 
-    @fires(Rule.REOPEN_ANCESTORS, Rule.SUBTASK_COUNTS, Rule.COMMENTS_FOLLOW, Rule.UNASSIGN_ON_MOVE)
+    @fires(
+        Rule.REOPEN_ANCESTORS,
+        Rule.SUBTASK_COUNTS,
+        Rule.COMMENTS_FOLLOW,
+        Rule.PRIVATE_REMINDERS,
+        Rule.UNASSIGN_ON_MOVE,
+    )
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
         if task_id == placement.anchor_id:
@@ -311,8 +325,12 @@ class TaskService(Scoped):
             raise InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
         checked = expected is not None
         if values:
+            view = TASK_VIEW
+            if "reminders" in values:  # a member reads back what it sent (`written_view`)
+                sent = bindparam("sent_reminders", values["reminders"], type_=_T.reminders.type)
+                view = written_view(sent)
             statement, refusal = move_statement(
-                placement.shape, checked=checked, values=values, returning=TASK_VIEW
+                placement.shape, checked=checked, values=values, returning=view
             )
         else:
             statement, refusal = move_statements(placement.shape, checked)
@@ -398,8 +416,20 @@ class TaskService(Scoped):
                 then = self._successor(Planned(task_id, plan[2], planned))
             read = frozenset({current.version})
             if placement is not None:
+                # A move writes its subtree in the same statement: a member's reminders (a
+                # trigger makes them its own, row by row) are written apart, after it.
+                own = None
+                if current.user_id != self.user_id:
+                    own = planned.pop("reminders")
+                    if own == current.reminders:
+                        own = None
                 try:
-                    return self._move(task_id, placement, read, planned, last=True, then=then)
+                    moved = self._move(
+                        task_id, placement, read, planned, last=own is None, then=then
+                    )
+                    if own is None:
+                        return moved
+                    return self._update(task_id, {"reminders": own}, last=True)
                 except PreconditionFailed:
                     if expected is not None:
                         raise
@@ -463,6 +493,7 @@ class TaskService(Scoped):
         Rule.REOPEN_ANCESTORS,
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
+        Rule.PRIVATE_REMINDERS,
         Rule.SUCCESSOR_SUBTASKS,
         Rule.PLACE,
     )
@@ -540,6 +571,7 @@ class TaskService(Scoped):
         Rule.REOPEN_ANCESTORS,
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
+        Rule.PRIVATE_REMINDERS,
         Rule.SUBTREE_CASCADE,
         Rule.SUCCESSOR_SUBTASKS,
         Rule.PLACE,

@@ -76,7 +76,13 @@ class UserService:
             {},
         )
 
-    @fires(Rule.HANDOVER, Rule.UNASSIGN, Rule.SUBTASK_COUNTS)
+    @fires(
+        Rule.HANDOVER,
+        Rule.UNASSIGN,
+        Rule.SUBTASK_COUNTS,
+        Rule.FORGET_REMINDERS,
+        Rule.EXCHANGE_REMINDERS,
+    )
     def delete(self, user_id: str) -> None:
         """Delete the account: each of its lists shared with others is handed over first
         (migration 0032), then its rows go with it (ON DELETE CASCADE), its memberships too

@@ -157,12 +157,14 @@ def check_lists(out: str) -> None:
 
 
 def check_sharing(out: str) -> None:
-    """Two accounts: Sam accepts an editor's invitation, assigns itself and comments; a
-    viewer's write is 403, a removed member's read 404 and its assignment gone; the list is
-    then handed to Sam and its old owner leaves. The bodies come in the page's order."""
+    """Two accounts: Sam accepts an editor's invitation, assigns itself, sets its own
+    reminders (the owner's stay none) and comments; a viewer's write is 403, a removed
+    member's read 404 and its assignment gone; the list is then handed to Sam and its old
+    owner leaves. The bodies come in the page's order."""
     (
-        invitation, pending, accepted, listed, seen, assigned, comment, mine, by_id, comments,
-        members, downgraded, after_removal, accepted_again, handed, members_after,
+        invitation, pending, accepted, listed, seen, assigned, reminded, owners, comment, mine,
+        by_id, comments, members, downgraded, after_removal, accepted_again, handed,
+        members_after,
     ) = bodies(out)  # fmt: skip
     assert (invitation["role"], invitation["status"]) == ("editor", "pending")
     assert invitation["token"] and [i["id"] for i in pending] == [invitation["id"]]
@@ -173,6 +175,9 @@ def check_sharing(out: str) -> None:
     # Sam sees the owner's task, in the owner's space (its user_id).
     assert [(t["title"], t["user_id"]) for t in seen] == [("Print the flyer", owner)]
     assert assigned["assignees"] == [sam] and comment["author_id"] == sam
+    # Reminders are private: Sam's are its own, the owner's task shows the owner's (none).
+    assert reminded["reminders"] == [{"at": "2999-01-01T08:00:00Z"}]
+    assert owners["id"] == reminded["id"] and owners["reminders"] == []
     assert [t["id"] for t in mine] == [t["id"] for t in by_id] == [assigned["id"]]
     assert [c["body"] for c in comments] == ["On it: 100 copies by Friday."]
     assert [(m["role"], m["email"]) for m in members] == [
