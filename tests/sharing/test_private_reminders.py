@@ -354,13 +354,16 @@ def test_a_member_moving_a_task_with_its_reminders_sets_only_its_own(
         headers=alice.headers,
     ).json()["data"]["id"]  # fmt: skip
     alice_cursor = drain_feed(client, alice)[1]
-    # Refused (a stale If-Match): no row of bob's.
-    stale = client.patch(
+    # Refused by the move itself (a list bob only views; the message commits all the same):
+    # no row of bob's.
+    viewed = make_list(client, alice, "Viewed")
+    add_member(db_engine, alice, viewed, bob, "viewer")
+    refused = client.patch(
         f"/api/tasks/{shared_list.task_id}",
-        json={"list_id": second, "reminders": MEMBERS, "due_date": iso(DUE)},
-        headers={**bob.headers, "If-Match": '"0"'},
+        json={"list_id": viewed, "reminders": MEMBERS, "due_date": iso(DUE)},
+        headers=bob.headers,
     )
-    assert stale.status_code == 412, stale.text
+    assert refused.status_code == 403, refused.text
     assert member_rows(db_engine) == set()
     before = _changes(db_engine, shared_list.task_id)
     moved = patch(
@@ -424,3 +427,41 @@ def test_chat_reads_and_sets_the_callers_own(
     assert '"minutes_before_due": 15' in json.dumps(answer)
     assert task(client, bob, task_id)["reminders"] == MEMBERS
     assert task(client, alice, task_id)["reminders"] == OWNERS
+
+
+def test_a_members_agent_moving_a_task_sets_its_own_at_the_commit(
+    chat: TestClient,  # noqa: F811  (the chat fixtures, imported above)
+    model: FakeModel,  # noqa: F811
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    db_engine: Engine,
+) -> None:
+    """A chat turn holds its tool's commit (its record commits with the write): the move
+    cannot commit in its message, so the member's reminders ride with the COMMIT, from the
+    stored task (`own_reminders`' second form): replacing its row, then clearing it."""
+    setup(client, shared_list, bob, grant)
+    alice = shared_list.owner
+    task_id = shared_list.task_id
+    second = make_list(client, alice, "Second")
+    add_member(db_engine, alice, second, bob, "editor")
+    later = [{"minutes_before_due": 5}]
+    for list_id, reminders in ((second, later), (shared_list.list_id, [])):
+        model.script(
+            call(
+                "update_task",
+                {"task_id": task_id, "list_id": list_id, "reminders": reminders},
+            ),
+            say("Done."),
+        )
+        answer = send(chat, bob, "move it")
+        assert [c["outcome"] for c in answer["tool_calls"]] == ["ok"], answer
+        mine = task(client, bob, task_id)
+        assert (mine["list_id"], mine["reminders"]) == (list_id, reminders)
+        assert task(client, alice, task_id)["reminders"] == OWNERS
+        expected = {(None, DUE - timedelta(minutes=60))}
+        if reminders:
+            expected.add((bob.id, DUE - timedelta(minutes=5)))
+        assert schedule(db_engine, task_id) == expected
+    assert member_rows(db_engine) == set()
