@@ -85,29 +85,33 @@ def _column(node: Any) -> tuple[str, ...] | None:
 
 
 def _owned_names(
-    conjuncts: list[Any], caller: str, single: str | None, lists: set[str]
+    conjuncts: list[Any], caller: str, single: str | None, relations: dict[str, str]
 ) -> set[str]:
     """The names the conjuncts scope to `caller` (`single`: the level's only range name, which
     an unqualified column means): `<name>.user_id = '<caller>'` (`list_members` and
-    `task_member_reminders` also by their `member_id`), the member arm
-    `<name>.list_id = ANY(ARRAY(<a SELECT from list_members>))` (that SELECT is a level of its
-    own, checked scoped), or an OR of those, all of one name (the access predicate,
-    backend/db/scope.py `access`); `lists`: the names `task_lists` is read as, whose member arm
-    compares `id`."""
+    `task_member_reminders` also by their `member_id`, no other table: backend/db/scope.py
+    `_MEMBER_TABLES`), the member arm `<name>.list_id = ANY(ARRAY(<a SELECT from
+    list_members>))` (that SELECT is a level of its own, checked scoped), or an OR of those,
+    all of one name (the access predicate, backend/db/scope.py `access`); `relations`: each
+    range name's table (`task_lists`' member arm compares `id`)."""
     names: set[str] = set()
     for node in conjuncts:
-        name = _scoped_by(node, caller, single, lists)
+        name = _scoped_by(node, caller, single, relations)
         if name is not None:
             names.add(name)
     return names
 
 
-def _scoped_by(node: Any, caller: str, single: str | None, lists: set[str]) -> str | None:
+# The tables scoped by `member_id` (a membership's member, a member's own reminders).
+_MEMBER_TABLES = ("list_members", "task_member_reminders")
+
+
+def _scoped_by(node: Any, caller: str, single: str | None, relations: dict[str, str]) -> str | None:
     if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.OR_EXPR:
-        arms = {_scoped_by(arm, caller, single, lists) for arm in node.args or ()}
+        arms = {_scoped_by(arm, caller, single, relations) for arm in node.args or ()}
         return arms.pop() if len(arms) == 1 and None not in arms else None
     if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.AND_EXPR:
-        found = (_scoped_by(arm, caller, single, lists) for arm in node.args or ())
+        found = (_scoped_by(arm, caller, single, relations) for arm in node.args or ())
         return next((name for name in found if name is not None), None)
     if not isinstance(node, ast.A_Expr) or [getattr(n, "sval", None) for n in node.name or ()] != [
         "="
@@ -116,7 +120,7 @@ def _scoped_by(node: Any, caller: str, single: str | None, lists: set[str]) -> s
     if node.kind == A_Expr_Kind.AEXPR_OP_ANY:
         fields = _column(node.lexpr)
         name = (fields[-2] if len(fields) >= 2 else single) if fields else None
-        listed = "id" if name in lists else "list_id"
+        listed = "id" if relations.get(name or "") == "task_lists" else "list_id"
         if fields is None or fields[-1] != listed or not _memberships(node.rexpr):
             return None
         return name
@@ -126,8 +130,11 @@ def _scoped_by(node: Any, caller: str, single: str | None, lists: set[str]) -> s
         fields = _column(column)
         if fields is None or fields[-1] not in ("user_id", "member_id"):
             continue
+        name = fields[-2] if len(fields) >= 2 else single
+        if fields[-1] == "member_id" and relations.get(name or "") not in _MEMBER_TABLES:
+            continue
         if _string(value) == caller or (fields[-1] == "user_id" and _space(value, caller)):
-            return fields[-2] if len(fields) >= 2 else single
+            return name
     return None
 
 
@@ -299,8 +306,8 @@ def _level_problem(node: Any, caller: str) -> str | None:
         _ranges(node.usingClause, ranges, conditions)
     conditions.extend(_conjuncts(node.whereClause))
     single = _name(ranges[0]) if len(ranges) == 1 else None
-    lists = {_name(r) for r in ranges if r.relname == "task_lists"}
-    owned = _owned_names(conditions, caller, single, lists)
+    relations = {_name(r): str(r.relname) for r in ranges}
+    owned = _owned_names(conditions, caller, single, relations)
     owned |= _capabilities(conditions, ranges, single)
     for reference in ranges:
         if reference.relname in SCOPED_TABLES and _name(reference) not in owned:

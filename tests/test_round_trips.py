@@ -721,3 +721,38 @@ def test_tool_round_trips(
     assert measured.spans == (f"tool {case}" in HOLDS_ACROSS_ROUND_TRIP), (
         f"{case}: a transaction held across a round trip: {measured.spans}"
     )
+
+
+def test_a_members_move_with_its_reminders_keeps_the_budget(
+    proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account
+) -> None:
+    """ "PATCH /api/tasks/{task_id}+schedule and list_id" measured as a member (issue 39): Bob,
+    an editor of Alice's two lists, moves her recurring task and sets his own reminders in
+    the same PATCH. His reminders are a row of his own, written in the move's message: the
+    owner's budget holds for him."""
+    ids = _rows(client, alice)
+    bob = _registering(client)("bob@example.com")
+    for list_id in (ids["LIST"], ids["OTHER_LIST"]):
+        made = client.post(
+            f"/api/lists/{list_id}/invitations", json={"role": "editor"}, headers=alice.headers
+        )
+        token = made.json()["data"]["token"]
+        joined = client.post("/api/invitations/accept", json={"token": token}, headers=bob.headers)
+        assert joined.status_code == 200, joined.text
+    task = client.post(
+        "/api/tasks", json={**TASK_BODY, "list_id": ids["LIST"]}, headers=alice.headers
+    ).json()["data"]
+    assert counted.get("/api/auth/me", headers=bob.headers).status_code == 200
+    body = {
+        "recurrence": "weekly",
+        "list_id": ids["OTHER_LIST"],
+        "reminders": [{"minutes_before_due": 30}],
+    }
+    send = lambda: counted.patch(f"/api/tasks/{task['id']}", json=body, headers=bob.headers)
+    measured = _measure(proxy, send)
+    assert measured.status == 200, measured.text
+    assert '"reminders":[{"minutes_before_due":30}]' in measured.text.replace(" ", "")
+    assert measured.connections == 0, "a new connection: the pool was not warm"
+    budget = BUDGETS["PATCH /api/tasks/{task_id}+schedule and list_id"]
+    assert measured.round_trips == budget, f"{measured.round_trips} round trips, budget {budget}"
+    assert not measured.spans

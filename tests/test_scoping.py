@@ -77,6 +77,10 @@ _MINE = "tasks.user_id = 'alice-id'"
         + _step(f"DELETE FROM tasks WHERE {_MINE} AND tasks.id = 2 RETURNING tasks.id")
         + "])",
         "SELECT users.id, users.token_version FROM users WHERE users.id = 'alice-id'",
+        # The two tables whose rows are the caller's by their `member_id` (a membership, a
+        # member's own reminders; backend/db/scope.py `_MEMBER_TABLES`), qualified or not.
+        "SELECT m.list_id FROM list_members AS m WHERE m.member_id = 'alice-id'",
+        "DELETE FROM task_member_reminders WHERE task_id = 1 AND member_id = 'alice-id'",
     ],
 )
 def test_scoped_statements_pass(statement: str) -> None:
@@ -124,6 +128,11 @@ def test_scoped_statements_pass(statement: str) -> None:
         + "])",
         # A second statement in the message, unscoped.
         "SELECT task_api_enter('alice-id'); SELECT count(*) FROM tasks",
+        # `member_id = <caller>` scopes those two tables only: on any other it is no scope.
+        "SELECT t.id FROM tasks AS t WHERE t.member_id = 'alice-id'",
+        "DELETE FROM task_reminders WHERE member_id = 'alice-id'",
+        "SELECT t.id FROM list_members AS m JOIN tasks AS t ON t.list_id = m.list_id "
+        "AND t.member_id = 'alice-id' WHERE m.member_id = 'alice-id'",
     ],
 )
 def test_unscoped_statements_are_reported(statement: str) -> None:

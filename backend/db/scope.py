@@ -459,8 +459,8 @@ _WRITTEN_OR_STORED = (
     "w AS ({sql}), s AS ({stored}), r AS (SELECT w.*, true AS task_api_written FROM w "
     "UNION ALL SELECT s.*, false FROM s WHERE NOT EXISTS (SELECT FROM w))"
 )
-# `_write(..., then=)`: a statement that writes from the write's rows (`w`) in its statement.
-_WRITE_THEN = "w AS ({sql}), t AS ({then}), r AS (SELECT * FROM w)"
+# `_write(..., then=)`: statements that write from the write's rows (`w`) in its statement.
+_WRITE_THEN = "w AS ({sql}), {thens}r AS (SELECT * FROM w)"
 
 
 def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
@@ -510,13 +510,18 @@ class Scoped:
         return self._send.read(*self._bind(statement, values))
 
     def _write(
-        self, statement: Any, *, last: bool = False, then: Then | None = None, **values: Any
+        self,
+        statement: Any,
+        *,
+        last: bool = False,
+        then: Then | tuple[Then, ...] | None = None,
+        **values: Any,
     ) -> Rows:
         """Send a write and return its rows. `last`: nothing follows it, so where the unit of
         work allows it commits the request in its own message (one round trip); after that
         only reads may follow. `then`: a statement that writes after it (a recurring task's
         next occurrence), from its rows in the same statement when it commits here, else
-        with the COMMIT."""
+        with the COMMIT (several: in their order)."""
         # `_bind`, inline: a write's path is counted (tests/test_walk.py, PATCH <= 50).
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}
@@ -525,12 +530,19 @@ class Scoped:
         values = {OWNER: self.user_id, **values}
         if then is None:
             return self._send.write(statement, values, last=last)
+        thens = (then,) if isinstance(then, Then) else then
         if last and self._send.can_finish:
-            from_write, then_values = self._bind(then.from_write, {})
-            around = (_WRITE_THEN, {"then": from_write}, then_values)
+            parts: dict[str, Any] = {}
+            then_values: dict[str, Any] = {}
+            for index, each in enumerate(thens):
+                parts[f"t{index}"], bound = self._bind(each.from_write, {})
+                then_values.update(bound)
+            ctes = "".join(f"t{index} AS ({{t{index}}}), " for index in range(len(thens)))
+            around = (_WRITE_THEN.replace("{thens}", ctes), parts, then_values)
             return self._send.write(statement, values, last=True, around=around)
         rows = self._send.write(statement, values)
-        self._at_commit(then.alone)
+        for each in thens:
+            self._at_commit(each.alone)
         return rows
 
     def _write_or_stored(self, write: Any, stored: Any, **values: Any) -> tuple[Any, bool] | None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    column,
     delete,
     exists,
     false,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    table,
     true,
     union_all,
     update,
@@ -36,9 +38,19 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import array as postgresql_array
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, Bound, Stmt, access, caller_role, shared, space_locked
+from backend.db.scope import (
+    OWNER,
+    Bound,
+    Stmt,
+    Then,
+    access,
+    caller_role,
+    shared,
+    space_locked,
+)
 from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
 from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
@@ -100,6 +112,52 @@ def written_view(reminders: Any) -> tuple[Any, ...]:
 
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
+
+
+# A member's own reminders on a task it moves (issue 39): not in the move's SET, which writes
+# the subtree and respaced siblings in the same UPDATE (the trigger that makes a member's
+# `reminders` its row, 0034, acts on every row whose SET names the column), but in the move's
+# statement from its rows (`w`, `Scoped._write`'s `then`: only if the move wrote the task), or
+# with the COMMIT from the stored task. `[]` is no row.
+_MOVED_ROWS = table("w", column("id", BigInteger))
+_OWN = bindparam("own_reminders", type_=_R.reminders.type)
+_OWN_TASK = bindparam("own_task_id", type_=BigInteger)
+
+
+def _own_reminders(*gates: Any) -> Any:
+    chosen = select(_T.user_id, _T.id, bindparam(OWNER), _OWN).where(
+        _T.id == _OWN_TASK, access(_TASKS, roles(Action.TASK_WRITE)), *gates
+    )
+    written = pg_insert(TaskMemberReminder).from_select(
+        ["user_id", "task_id", "member_id", "reminders"], chosen
+    )
+    return written.on_conflict_do_update(
+        index_elements=["user_id", "task_id", "member_id"],
+        set_={"reminders": written.excluded.reminders},
+    )
+
+
+def _no_own_reminders(*gates: Any) -> Any:
+    return delete(TaskMemberReminder).where(
+        _R.task_id == _OWN_TASK, _R.member_id == bindparam(OWNER), *gates
+    )
+
+
+_MOVED = exists(select(_MOVED_ROWS.c.id).where(_MOVED_ROWS.c.id == _OWN_TASK))
+# (from the move's rows, alone at the COMMIT), for a member's reminders set and cleared.
+OWN_REMINDERS = (_own_reminders(_MOVED), _own_reminders())
+NO_OWN_REMINDERS = (_no_own_reminders(_MOVED), _no_own_reminders())
+
+
+def own_reminders(task_id: int, reminders: list[Any]) -> Then:
+    """The write of the caller's own `reminders` on `task_id`, after the move of it."""
+    values: dict[str, Any] = {"own_task_id": task_id}
+    if not reminders:
+        return Then(Bound(NO_OWN_REMINDERS[0], values), Bound(NO_OWN_REMINDERS[1], values))
+    values["own_reminders"] = reminders
+    return Then(Bound(OWN_REMINDERS[0], values), Bound(OWN_REMINDERS[1], values))
+
+
 _M = ListMember.__table__.c  # type: ignore[attr-defined]
 _READ = roles(Action.LIST_READ)
 

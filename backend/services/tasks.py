@@ -67,6 +67,7 @@ from backend.services.task_statements import (
     listing_still_empty,
     listing_total,
     move_statements,
+    own_reminders,
     owned_task,
     updating,
     written_view,
@@ -317,17 +318,22 @@ class TaskService(Scoped):
         *,
         last: bool = False,
         then: Then | None = None,
+        own: list[Any] | None = None,
     ) -> TaskRow:
         """The placement statement: the task (with `values` written on it too), its subtree
         and any respaced siblings; the moved task's row. `last`: nothing follows it, so it
-        may commit the request itself (`_write(last=True)`)."""
+        may commit the request itself (`_write(last=True)`). `own`: a member's reminders,
+        written from the move's rows (`own_reminders`), and read back as sent."""
         if task_id == placement.parent_id:
             raise InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
         checked = expected is not None
-        if values:
+        thens: tuple[Then, ...] = () if then is None else (then,)
+        if own is not None:
+            thens += (own_reminders(task_id, own),)
+        if values or own is not None:
             view = TASK_VIEW
-            if "reminders" in values:  # a member reads back what it sent (`written_view`)
-                sent = bindparam("sent_reminders", values["reminders"], type_=_T.reminders.type)
+            if own is not None:  # a member reads back what it sent (`written_view`)
+                sent = bindparam("sent_reminders", own, type_=_T.reminders.type)
                 view = written_view(sent)
             statement, refusal = move_statement(
                 placement.shape, checked=checked, values=values, returning=view
@@ -337,7 +343,7 @@ class TaskService(Scoped):
         binds = {"task_id": task_id, **placement.values()}
         if expected is not None:
             binds["versions"] = sorted(expected)
-        rows = self._write(statement, **binds, last=last, then=then)
+        rows = self._write(statement, **binds, last=last, then=thens or None)
         moved = next((row for row in rows if row.id == task_id), None)
         if moved is None:
             self._refuse(refusal, placement, binds)
@@ -417,19 +423,17 @@ class TaskService(Scoped):
             read = frozenset({current.version})
             if placement is not None:
                 # A move writes its subtree in the same statement: a member's reminders (a
-                # trigger makes them its own, row by row) are written apart, after it.
+                # trigger would make them its own on every row written) go in a statement of
+                # their own in the move's message (`own_reminders`).
                 own = None
                 if current.user_id != self.user_id:
                     own = planned.pop("reminders")
                     if own == current.reminders:
                         own = None
                 try:
-                    moved = self._move(
-                        task_id, placement, read, planned, last=own is None, then=then
+                    return self._move(
+                        task_id, placement, read, planned, last=True, then=then, own=own
                     )
-                    if own is None:
-                        return moved
-                    return self._update(task_id, {"reminders": own}, last=True)
                 except PreconditionFailed:
                     if expected is not None:
                         raise

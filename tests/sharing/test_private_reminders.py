@@ -324,11 +324,24 @@ def test_a_new_member_is_granted_the_tasks_without_the_owners_reminders(
     assert granted and all(c["task"]["reminders"] == [] for c in granted), granted
 
 
+def _changes(engine: Engine, task_id: int) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM task_events WHERE task_id = :t AND type = 'updated'"),
+                {"t": task_id},
+            ).scalar_one()
+        )
+
+
 def test_a_member_moving_a_task_with_its_reminders_sets_only_its_own(
     client: TestClient, shared_list: SharedList, bob: Account, grant: Grant, db_engine: Engine
 ) -> None:
     """A PATCH that moves a task to another list writes its subtree in the same statement: the
-    member's reminders go on the task it names only; the subtree's and the owner's stay."""
+    member's reminders go on the task it names only, in the move's message (the schedule a
+    reminder fires from follows at the commit); the subtree's and the owner's stay, and
+    neither user's reaches the other through the feed or the activity. A move refused
+    writes none; a move with `[]` clears the member's."""
     alice = shared_list.owner
     grant(shared_list, bob, "editor")
     second = make_list(client, alice, "Second")
@@ -340,14 +353,50 @@ def test_a_member_moving_a_task_with_its_reminders_sets_only_its_own(
               "reminders": OWNERS},
         headers=alice.headers,
     ).json()["data"]["id"]  # fmt: skip
-    moved = patch(client, bob, shared_list.task_id, list_id=second, reminders=MEMBERS)
+    alice_cursor = drain_feed(client, alice)[1]
+    # Refused by the move itself (a list bob only views; the message commits all the same):
+    # no row of bob's.
+    viewed = make_list(client, alice, "Viewed")
+    add_member(db_engine, alice, viewed, bob, "viewer")
+    refused = client.patch(
+        f"/api/tasks/{shared_list.task_id}",
+        json={"list_id": viewed, "reminders": MEMBERS, "due_date": iso(DUE)},
+        headers=bob.headers,
+    )
+    assert refused.status_code == 403, refused.text
+    assert member_rows(db_engine) == set()
+    before = _changes(db_engine, shared_list.task_id)
+    moved = patch(
+        client, bob, shared_list.task_id, list_id=second, reminders=MEMBERS, due_date=iso(DUE)
+    )
     assert (moved["list_id"], moved["reminders"]) == (second, MEMBERS)
+    # One write of the task (one change recorded), as a member's PATCH without a move.
+    assert _changes(db_engine, shared_list.task_id) == before + 1
     assert task(client, bob, shared_list.task_id)["reminders"] == MEMBERS
     assert task(client, alice, shared_list.task_id)["reminders"] == OWNERS
     assert task(client, bob, child)["list_id"] == second
     assert task(client, bob, child)["reminders"] == []
     assert task(client, alice, child)["reminders"] == OWNERS
     assert member_rows(db_engine) == {(shared_list.task_id, bob.id)}
+    assert schedule(db_engine, shared_list.task_id) == {
+        (None, DUE - timedelta(minutes=60)),
+        (bob.id, DUE - timedelta(minutes=15)),
+    }
+    assert schedule(db_engine, child) == {(None, DUE - timedelta(minutes=60))}
+    seen = json.dumps(
+        [
+            drain_feed(client, alice, alice_cursor)[0],
+            get(client, alice, "/api/activity"),
+            get(client, alice, f"/api/lists/{second}/activity"),
+        ]
+    )
+    assert '"minutes_before_due": 15' not in seen, seen
+    # Back, clearing bob's: his row and his schedule go, alice's stay.
+    back = patch(client, bob, shared_list.task_id, list_id=shared_list.list_id, reminders=[])
+    assert (back["list_id"], back["reminders"]) == (shared_list.list_id, [])
+    assert member_rows(db_engine) == set()
+    assert schedule(db_engine, shared_list.task_id) == {(None, DUE - timedelta(minutes=60))}
+    assert task(client, alice, shared_list.task_id)["reminders"] == OWNERS
 
 
 def test_chat_reads_and_sets_the_callers_own(
@@ -378,3 +427,41 @@ def test_chat_reads_and_sets_the_callers_own(
     assert '"minutes_before_due": 15' in json.dumps(answer)
     assert task(client, bob, task_id)["reminders"] == MEMBERS
     assert task(client, alice, task_id)["reminders"] == OWNERS
+
+
+def test_a_members_agent_moving_a_task_sets_its_own_at_the_commit(
+    chat: TestClient,  # noqa: F811  (the chat fixtures, imported above)
+    model: FakeModel,  # noqa: F811
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    db_engine: Engine,
+) -> None:
+    """A chat turn holds its tool's commit (its record commits with the write): the move
+    cannot commit in its message, so the member's reminders ride with the COMMIT, from the
+    stored task (`own_reminders`' second form): replacing its row, then clearing it."""
+    setup(client, shared_list, bob, grant)
+    alice = shared_list.owner
+    task_id = shared_list.task_id
+    second = make_list(client, alice, "Second")
+    add_member(db_engine, alice, second, bob, "editor")
+    later = [{"minutes_before_due": 5}]
+    for list_id, reminders in ((second, later), (shared_list.list_id, [])):
+        model.script(
+            call(
+                "update_task",
+                {"task_id": task_id, "list_id": list_id, "reminders": reminders},
+            ),
+            say("Done."),
+        )
+        answer = send(chat, bob, "move it")
+        assert [c["outcome"] for c in answer["tool_calls"]] == ["ok"], answer
+        mine = task(client, bob, task_id)
+        assert (mine["list_id"], mine["reminders"]) == (list_id, reminders)
+        assert task(client, alice, task_id)["reminders"] == OWNERS
+        expected = {(None, DUE - timedelta(minutes=60))}
+        if reminders:
+            expected.add((bob.id, DUE - timedelta(minutes=5)))
+        assert schedule(db_engine, task_id) == expected
+    assert member_rows(db_engine) == set()
