@@ -67,6 +67,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 def _unit_of_work(request: Request, response: Response, claims: TokenClaims | None) -> UnitOfWork:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
+    # A write by a task's id takes the task's space's change lock with the caller's on entry
+    # (migration 0041). Digits only, within BIGINT; anything else is refused by the route's
+    # own validation and locks only the caller's space.
+    named = request.path_params.get("task_id", "")
+    task_id = int(named) if named.isascii() and named.isdigit() and len(named) <= 18 else None
     work = UnitOfWork(
         request.app.state.engine,
         request.app.state.settings,
@@ -75,6 +80,7 @@ def _unit_of_work(request: Request, response: Response, claims: TokenClaims | No
         client_ip=client_ip,
         response_headers=response.headers,
         transaction_locals=request.app.state.transaction_locals,
+        task_id=task_id,
     )
     # For the validation-error handler: a refused write still counts (`count_refused_write`).
     request.state.unit_of_work = work

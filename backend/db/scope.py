@@ -611,10 +611,11 @@ class Scoped:
         message as the next statement, ahead of it (the same transaction)."""
         self._send.ahead(*self._bind(statement, values))
 
-    def _lock_spaces(self, statement: Any, **values: Any) -> None:
+    def _lock_spaces(self, statement: Any, *, first: bool = True, **values: Any) -> None:
         """The write's change locks are `statement`'s to take (`task_api_lock_spaces`, migration
-        0036), ahead of the write in its message, instead of the caller's at entry."""
-        self._send.locks_spaces(*self._bind(statement, values))
+        0036), ahead of the write in its message, instead of the caller's at entry. Not
+        `first`: only where the write is the request's first (else its locks are taken)."""
+        self._send.locks_spaces(*self._bind(statement, values), first=first)
 
     def _at_commit(self, statement: Any, **values: Any) -> None:
         """Send `statement`, whose result nobody reads, in the message that commits the

@@ -217,11 +217,15 @@ class Sender:
             raise RuntimeError("a statement ahead needs a request's transaction")
         self._ahead.append(render(self.conn, statement, values, f"a{len(self._ahead)}_"))
 
-    def locks_spaces(self, statement: Any, values: Mapping[str, Any]) -> None:
+    def locks_spaces(self, statement: Any, values: Mapping[str, Any], *, first: bool) -> None:
         """The write takes its change locks itself: the entry takes none (not the caller's),
         and `statement`, which takes them, goes ahead of the next statement (migration 0036:
-        a write in two spaces waits for neither lock while it holds the other)."""
+        a write in two spaces waits for neither lock while it holds the other). Not `first`:
+        where the entry has gone or takes its locks itself (one of many creates in a unit of
+        work, a write by a task's id), this does nothing."""
         if self.entry is None or self._unlocked is None or self.stage is not Stage.WRITE:
+            if not first:
+                return
             raise RuntimeError("a write's locks go ahead of its first statement")
         self.entry = (self.entry[0], self._unlocked)
         self.ahead(statement, values)

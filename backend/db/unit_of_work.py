@@ -61,6 +61,10 @@ _REFUSED_ACCOUNT = {
     "revoked": "This token was revoked",
 }
 _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
+# A write by a task's id enters without its caller's change lock and takes it with the task's
+# space's, neither waited for while the other is held (migration 0041): two members writing in
+# each other's lists would each hold their own lock and wait for the other's.
+_LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
 _locals = lru_cache(maxsize=8)(transaction_locals)
@@ -87,15 +91,18 @@ class UnitOfWork:
         client_ip: str = "unknown",
         response_headers: HeaderSink | None = None,
         transaction_locals: str | None = None,
+        task_id: int | None = None,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
         request is a write, counted against the caller's per-user limit on entry;
         `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
-        it (the app: `app.state.transaction_locals`)."""
+        it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
+        path's), whose space's change lock its entry takes with the caller's."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
         self._counts_write = counts_write
+        self._task_id = task_id
         self._client_ip = client_ip
         # Where the rate-limit headers for the response go (the door passes the response's).
         self.response_headers: HeaderSink = {} if response_headers is None else response_headers
@@ -139,8 +146,13 @@ class UnitOfWork:
                     count.policy.limit,
                 )
             # A further transaction (`begin_again`) enters the same way, counting nothing.
-            unlocked = {**values, "e_write": False}
-            entry = Entry(_ENTER, values, {**values, **_UNCOUNTED}, write, self._settle, unlocked)
+            unlocked: dict[str, Any] | None = {**values, "e_write": False}
+            sql = _ENTER
+            if write and self._task_id is not None:
+                sql, values = _ENTER + _LOCK_TASK, {**values, "e_write": False}
+                values["e_task"] = self._task_id
+                unlocked = None  # its locks are taken: none for a statement to take
+            entry = Entry(sql, values, {**values, **_UNCOUNTED}, write, self._settle, unlocked)
             self.send = send = Sender(conn, locals_, entry)
         except BaseException:
             self._conn = None

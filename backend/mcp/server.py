@@ -121,12 +121,16 @@ def run_tool(
     """Validate and run one call in the caller's unit of work (in a worker thread).
     `record` (a chat turn's): called with the unit of work and the result of a call that
     writes, before its transaction commits, to keep a record that commits with the write."""
+    # A write by a task's id takes its space's change lock with the caller's (migration 0041);
+    # an id the arguments' validation will refuse locks only the caller's space.
+    named = arguments.get("task_id")
     work = UnitOfWork(
         caller.engine,
         caller.settings,
         claims=caller.claims,
         counts_write=tool.writes,
         client_ip=caller.client_ip,
+        task_id=named if type(named) is int and 0 < named < 2**63 else None,
     )
     try:
         parsed = tool.arguments.model_validate(arguments)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -51,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.db.scope import OWNER, access
@@ -180,6 +182,17 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
         return bindparam(OWNER)
     owner = select(named.c.user_id).where(named.c.id == by, access(named, _EDIT))
     return func.coalesce(owner.scalar_subquery(), bindparam(OWNER))
+
+
+@cache
+def spaces_lock(shape: tuple[Sent, Sent, Anchor, bool]) -> Any:
+    """What takes a new task's change locks, ahead of its insert and before any row lock: the
+    caller's and those of the space it goes into (`_space`), waiting for neither while it
+    holds the other (migration 0036). The caller's taken at entry and the space's in the
+    write, two members adding to each other's lists would each hold one and wait for the
+    other's: a deadlock (specs/events.md)."""
+    space = _space(shape, moving=False)
+    return select(func.task_api_lock_spaces(array([bindparam(OWNER), space])))
 
 
 def _scalar(statement: Any) -> Any:

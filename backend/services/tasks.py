@@ -72,7 +72,7 @@ from backend.services.task_statements import (
     updating,
     written_view,
 )
-from backend.services.task_tree import Placement, Refusal, Sent, move_statement
+from backend.services.task_tree import Placement, Refusal, Sent, move_statement, spaces_lock
 from backend.services.versions import Expected, version_in
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -230,6 +230,8 @@ class TaskService(Scoped):
             return cast(TaskRow, row)
         if data.recurrence is not None and placement.parent is Sent.id:
             raise not_recurring()
+        # The caller's change lock and the space's it writes in, together (`spaces_lock`).
+        self._lock_spaces(spaces_lock(placement.shape), first=False, **placement.values())
         statement, refusal = create_statements(placement.shape)
         rows = self._write(statement, **values, **placement.values(), last=True)
         if not rows:

@@ -225,3 +225,58 @@ def test_a_transfer_racing_either_owners_write_never_deadlocks(
         if racer == "bob hands his over":
             assert _state(db_engine, bobs)[:2] == (alice.id, {bob.id: "admin"})
             assert _tasks_owners(db_engine, bobs) <= {alice.id}
+
+
+# Each round, each thread sends this many writes back to back on its own connection: more
+# overlaps per round than one request each would give.
+MUTUAL_WRITES = 6
+MUTUAL_ROUNDS = 15
+
+
+def test_two_members_writing_in_each_others_lists_never_deadlock(
+    unlimited_live_server: str, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    """Alice is an editor of bob's list and bob of alice's; each writes in the other's list
+    at the same moment (PATCH a task, add one). Each write takes the caller's change lock and
+    the owner's: taken caller first, the two would be (alice, bob) and (bob, alice), a
+    deadlock PostgreSQL breaks by failing one (503 "retry"). Every write must succeed."""
+    # Unlimited: each account writes MUTUAL_WRITES times a round, more than the limit allows.
+    server = unlimited_live_server
+    alices = _call(server, alice, "POST", "/api/lists", {"name": "Alice's"})["id"]
+    bobs = _call(server, bob, "POST", "/api/lists", {"name": "Bob's"})["id"]
+    _join(server, alice, bob, alices, "editor")
+    _join(server, bob, alice, bobs, "editor")
+    in_bobs = _call(server, alice, "POST", "/api/tasks", {"title": "a", "list_id": bobs})["id"]
+    in_alices = _call(server, bob, "POST", "/api/tasks", {"title": "b", "list_id": alices})["id"]
+
+    def writes(caller: Account, task_id: int, list_id: int, round_: int) -> list[httpx.Response]:
+        with httpx.Client(base_url=server, headers=caller.headers, timeout=60) as http:
+            http.get("/api/auth/me")  # connected and warm before the barrier
+            barrier.wait()
+            answers = []
+            for n in range(MUTUAL_WRITES):
+                if n % 2:
+                    body = {"title": f"{round_}.{n}", "list_id": list_id}
+                    answers.append(http.post("/api/tasks", json=body))
+                else:
+                    body = {"title": f"{round_}.{n}", "completed": n % 4 == 0}
+                    answers.append(http.patch(f"/api/tasks/{task_id}", json=body))
+            return answers
+
+    failed: list[str] = []
+    for round_ in range(MUTUAL_ROUNDS):
+        barrier = threading.Barrier(2)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            mine = pool.submit(writes, alice, in_bobs, bobs, round_)
+            theirs = pool.submit(writes, bob, in_alices, alices, round_)
+            answers = mine.result() + theirs.result()
+        failed += [f"{a.status_code} {a.text}" for a in answers if not a.is_success]
+    assert not failed, f"{len(failed)} of {2 * MUTUAL_WRITES * MUTUAL_ROUNDS}: {failed[:3]}"
+    # Both tasks carry the last round's writes; each list holds what its member added.
+    with db_engine.connect() as conn:
+        added = conn.execute(
+            text("SELECT list_id, count(*) FROM tasks WHERE list_id IN (:a, :b) GROUP BY 1"),
+            {"a": alices, "b": bobs},
+        ).all()
+    each = 1 + MUTUAL_ROUNDS * (MUTUAL_WRITES // 2)
+    assert dict(added) == {alices: each, bobs: each}
