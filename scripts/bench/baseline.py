@@ -12,7 +12,8 @@ that does what the API does for the benchmarked routes, and nothing more:
   route's statement, in autocommit. A write that nothing follows (create, PATCH of fields
   outside the schedule, delete) is ONE message too, with no `BEGIN` or `COMMIT`: PostgreSQL
   runs it as one implicit transaction. It holds the `SET LOCAL`s, the entry (the write count
-  against the caller's limit and the caller's change lock), the deadline check
+  against the caller's limit and the caller's change lock; a write by a task's id takes that
+  lock and the task's space's after the entry instead, migration 0041), the deadline check
   `task_api_in_time(...)` (in the server's clock: its offset is measured once per new
   connection, one round trip, as the API's engine does) and the write. A toggle is one too
   (the API's toggle of a task with no series to go on: the write, or the stored row when it
@@ -32,8 +33,9 @@ that does what the API does for the benchmarked routes, and nothing more:
 - runs the same SQL as the API (shared lists' too: every statement's access predicate, a task
   of a list shared with the caller reached by its membership; a listing's two arms, the
   caller's own tasks and its shared lists'; a write's space lock, migration 0033; the feed
-  position of both) and returns the same JSON bodies, including every task's
-  subtask counts (columns the database keeps, migration 0024),
+  position of both; a task's reminders as the caller reads them, migration 0034) and returns
+  the same JSON bodies, including every task's subtask counts (columns the database keeps,
+  migration 0024),
   `is_overdue`, an encrypted `next_cursor` and, on a listing, the change-feed position read in
   the page's own statement, encrypted as `meta.changes_cursor` (`cursors.py`).
 
@@ -114,6 +116,9 @@ ENTER = (
     "SELECT task_api_enter(%(e_subject)s, %(e_version)s, true, NULL, NULL, %(e_write)s, "
     "%(e_key)s, %(e_window)s, %(e_limit)s, %(e_clean)s); "
 )
+# A write by a task's id: both change locks, waiting for neither while it holds the other
+# (`UnitOfWork`, migration 0041).
+LOCK_TASK_SPACES = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # The message's last statement (`Sender._send`, `_WITH_OUTCOME`): the request's outcome read
 # as columns (`task_api_outcome`, migrations 0027, 0035: hits, reset, refused, reason, replay,
 # and a route's own count, which none of the baseline's routes has), then
@@ -148,12 +153,27 @@ CLOCK_SQL = "SELECT extract(epoch FROM clock_timestamp())::float8"
 # (`backend/models/task_fields.py`) in its order, as `TaskPublic` prints them.
 COLUMN_NAMES = tuple(column.name for column in Task.__table__.columns)  # type: ignore[attr-defined]
 COLUMNS = ", ".join(COLUMN_NAMES)
+# A task's reminders as the caller reads them (migration 0034): the task's own for its owner, a
+# member's own row (or none) for a member.
+OWN_REMINDERS = (
+    "CASE WHEN tasks.user_id = %(user)s THEN tasks.reminders ELSE coalesce((SELECT "
+    "task_member_reminders.reminders FROM task_member_reminders WHERE "
+    "task_member_reminders.user_id = tasks.user_id AND task_member_reminders.task_id = tasks.id "
+    "AND task_member_reminders.member_id = %(user)s), '[]'::jsonb) END"
+)
 # `backend.services.task_statements.TASK_VIEW`: the columns, but a completed task has no open
-# subtask (also in the RETURNING of the statement that completes it).
+# subtask (also in the RETURNING of the statement that completes it), and the reminders are the
+# caller's.
 VIEW = COLUMNS.replace(
     "open_subtask_count",
     "CASE WHEN tasks.completed = true THEN 0 ELSE tasks.open_subtask_count END "
     "AS open_subtask_count",
+).replace(", reminders,", f", {OWN_REMINDERS} AS reminders,")
+# A write's `RETURNING` in the caller's own space (`task_statements.written_view`): the
+# reminders written, the task's own.
+WRITTEN_VIEW = VIEW.replace(
+    f"{OWN_REMINDERS} AS reminders",
+    "CASE WHEN tasks.user_id = %(user)s THEN tasks.reminders ELSE tasks.reminders END AS reminders",
 )
 # Per field: its column's conversion to JSON (None: as the driver reads it).
 TYPE_NAMES = {column.name: type(column.type).__name__ for column in Task.__table__.columns}  # type: ignore[attr-defined]
@@ -209,10 +229,14 @@ _ARM = (
     "(SELECT {columns}, tasks.created_at AS sort_key FROM tasks WHERE {arm}{{where}} "
     "ORDER BY tasks.created_at DESC, tasks.id DESC LIMIT %(limit)s)"
 )
-_ARM_COLUMNS = ", ".join(f"tasks.{name} AS {name}" for name in COLUMN_NAMES).replace(
-    "tasks.open_subtask_count AS open_subtask_count",
-    "CASE WHEN tasks.completed = true THEN 0 ELSE tasks.open_subtask_count END "
-    "AS open_subtask_count",
+_ARM_COLUMNS = (
+    ", ".join(f"tasks.{name} AS {name}" for name in COLUMN_NAMES)
+    .replace(
+        "tasks.open_subtask_count AS open_subtask_count",
+        "CASE WHEN tasks.completed = true THEN 0 ELSE tasks.open_subtask_count END "
+        "AS open_subtask_count",
+    )
+    .replace("tasks.reminders AS reminders", f"{OWN_REMINDERS} AS reminders")
 )
 _ARMS = (
     _ARM.format(columns=_ARM_COLUMNS, arm="tasks.user_id = %(user)s")
@@ -247,7 +271,7 @@ INSERT_SQL = (
     "next_due_date) VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
     "CASE WHEN %(completed)s THEN now() END, %(priority)s, %(due_date)s, %(tags)s, "
     "'{}'::TEXT[], NULL, 'UTC', '[]'::JSONB, NULL::UUID, NULL, NULL) "
-    f"RETURNING {VIEW}"
+    f"RETURNING {WRITTEN_VIEW}"
 )
 # Which task a write reaches: by id, an editor's or more, in its space's lock.
 WRITABLE = f"{_access(WRITE_ROLES)} AND {SPACE_LOCKED}"
@@ -430,7 +454,7 @@ def _limit_headers(hits: int, reset: int) -> dict[str, str]:
 class Entry:
     """The caller's entry for one request, sent ahead of its first statement."""
 
-    def __init__(self, subject: str, version: int, write: bool) -> None:
+    def __init__(self, subject: str, version: int, write: bool, task_id: int | None = None) -> None:
         self.subject = subject
         self.write = write
         self.counted = write and RATE_LIMITED and WRITE_LIMIT > 0
@@ -439,7 +463,11 @@ class Entry:
             if self.counted
             else (None, None, None, False)
         )
-        self.params: tuple[Any, ...] = (subject, version, write, *count)
+        # A write by a task's id takes its change locks after the entry, the caller's and the
+        # task's space's together (migration 0041), so the entry takes none.
+        self.params: tuple[Any, ...] = (subject, version, write and task_id is None, *count)
+        self.locks = "" if task_id is None else LOCK_TASK_SPACES
+        self.task_id = task_id
         self.headers: dict[str, str] = {}
 
     async def run(
@@ -456,8 +484,10 @@ class Entry:
         ctes = f"r AS ({statement})"
         if stored is not None:
             ctes = WRITTEN_OR_STORED.format(sql=statement, stored=stored)
-        head = LOCALS + ENTER + (conn.deadline() if self.write else "")
+        head = LOCALS + ENTER + self.locks + (conn.deadline() if self.write else "")
         values = {**dict(zip(ENTRY_NAMES, self.params, strict=True)), **params}
+        if self.locks:
+            values["e_task"] = self.task_id
         try:
             answer = await conn.last(head + WITH_OUTCOME.format(ctes=ctes), values)
         except psycopg.Error as error:
@@ -624,7 +654,7 @@ async def toggle_task(request: Request) -> Response:
     try:
         subject, version = _claims(request)
         values = {"task_id": _task_id(request), "user": subject}
-        entry = Entry(subject, version, write=True)
+        entry = Entry(subject, version, write=True, task_id=values["task_id"])
         async with request.app.state.pool.connection() as conn:
             rows = await entry.run(conn, TOGGLE_SQL, values, stored=STORED_SQL)
         if not rows:
@@ -722,7 +752,7 @@ async def update_task(request: Request) -> Response:
             f"UPDATE tasks SET {sets}updated_at = now(), version = version + 1 "
             f"WHERE tasks.id = %(task_id)s AND {WRITABLE} RETURNING {VIEW}"
         )
-        entry = Entry(subject, version, write=True)
+        entry = Entry(subject, version, write=True, task_id=task_id)
         values = {"task_id": task_id, "user": subject, **changes}
         async with request.app.state.pool.connection() as conn:
             rows = await entry.run(conn, sql, values)
@@ -739,7 +769,7 @@ async def delete_task(request: Request) -> Response:
     try:
         subject, version = _claims(request)
         task_id = _task_id(request)
-        entry = Entry(subject, version, write=True)
+        entry = Entry(subject, version, write=True, task_id=task_id)
         async with request.app.state.pool.connection() as conn:
             rows = await entry.run(conn, DELETE_SQL, {"task_id": task_id, "user": subject})
         if not rows:
