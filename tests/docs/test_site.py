@@ -130,6 +130,7 @@ def test_site_builds_with_every_section(built_site: Path) -> None:
         "get-started/curl/index.html",
         "guides/events/index.html",
         "reference/openapi/index.html",
+        "reference/schema/index.html",  # specs/schema.sql, whole
         "specs/api-contract/index.html",  # specs/ shown as it is, not copied
         "design/architecture/index.html",
         "design/performance/index.html",
@@ -141,6 +142,7 @@ def test_site_builds_with_every_section(built_site: Path) -> None:
         "assets/swagger-ui/swagger-ui-bundle.js",
         "assets/swagger-ui/swagger-ui.css",
         "specs/openapi.json",
+        "specs/schema.sql",
         "specs/benchmark.png",
         "design/request-path.svg",
         "design/event-path.svg",
