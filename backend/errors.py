@@ -13,12 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+import psycopg2
 from psycopg2.errors import ForeignKeyViolation, QueryCanceled
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
-from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
 
 
 class AppError(Exception):
@@ -291,6 +290,16 @@ def describe(exc: Exception) -> ErrorParts:
         )
     logger.error("unhandled error", exc_info=exc)
     return ErrorParts(500, AppError.code, AppError.message)
+
+
+class DatabaseTimeout(psycopg2.OperationalError):
+    """The database did not answer one round trip within the timeout; the connection was shut
+    (raised by the watchdog, `backend/db/deadline.py`)."""
+
+
+class DatabaseUnresponsive(psycopg2.OperationalError):
+    """The breaker is open: the database stopped answering moments ago; not even tried
+    (`backend/db/deadline.py`)."""
 
 
 def _unavailable_message(exc: Exception) -> str:

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers every table on the metadata)
-from backend.db.unit_of_work import CALLER_KEY
+from backend.services.registry import CALLER_KEY
 
 # Derived, not listed: a new table with a `user_id` column is checked without editing this file.
 SCOPED_TABLES = tuple(

@@ -1,5 +1,5 @@
-"""The import structure of `backend/`: the domain loads no web framework, and no module
-imports itself back through others.
+"""The import structure of `backend/`: the domain loads no web framework, no module imports
+itself back through others, and no module imports one on a higher floor (`LAYERS`).
 
 Both are read from the code, not from a running app: the first imports the domain modules in a
 fresh interpreter and looks at `sys.modules`; the second parses every module's imports.
@@ -189,6 +189,79 @@ def test_cycle_finder_finds_cycles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
     assert cycles(graph) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+# -- the layer order ----------------------------------------------------------------------------
+
+# The house's floors, from the ground up: a module imports its own floor and those below,
+# never one above (inside functions too; `if TYPE_CHECKING:` never runs and is not read). A
+# request goes down them: the transports (REST's api/ beside uvicorn's protocol, server.py;
+# chat on the MCP tools) -> the contracts both transports accept -> services (and
+# registry.py, the unit of work that binds them to a request) -> the data layer (db/: engine,
+# sender, scope) -> tables and types (models/) -> what everything uses (errors, config).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("backend", "backend.config", "backend.errors", "backend.recurrence"),
+    ("backend.models", "backend.observability"),
+    ("backend.auth",),
+    ("backend.db",),
+    ("backend.services",),
+    ("backend.contracts", "backend.events"),
+    ("backend.mcp",),
+    ("backend.chat",),
+    ("backend.api", "backend.server"),
+    ("backend.main",),
+    ("backend.cli", "backend.__main__"),
+)
+
+
+def floor_of(module: str, layers: tuple[tuple[str, ...], ...] = LAYERS) -> int | None:
+    """The floor of the longest declared package `module` is in (None: undeclared)."""
+    best: tuple[int, int] | None = None
+    for floor, packages in enumerate(layers):
+        for package in packages:
+            if _under(module, package) and (best is None or len(package) > best[1]):
+                best = (floor, len(package))
+    return None if best is None else best[0]
+
+
+def upward_imports(
+    graph: dict[str, set[str]], layers: tuple[tuple[str, ...], ...] = LAYERS
+) -> list[str]:
+    """Every import of a module on a higher floor than the importer's, as `a -> b`."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        here = floor_of(module, layers)
+        for target in sorted(targets):
+            there = floor_of(target, layers)
+            if here is not None and there is not None and there > here:
+                found.append(f"{module} -> {target}")
+    return found
+
+
+def test_backend_imports_only_down_the_layers() -> None:
+    graph = import_graph()
+    undeclared = sorted(module for module in graph if floor_of(module) is None)
+    assert not undeclared, f"modules on no floor of LAYERS (declare their place): {undeclared}"
+    # Imports inside functions are read too (the parser's own check above).
+    assert "backend.api.errors" in graph["backend.server"]
+    found = upward_imports(graph)
+    assert not found, (
+        "imports of a higher floor (LAYERS; move what both need down, or the importer up):\n"
+        + "\n".join(f"  {edge}" for edge in found)
+    )
+
+
+def test_layer_check_finds_upward_imports() -> None:
+    layers = (("p.low",), ("p.mid",), ("p.top", "p.side"))
+    graph = {
+        "p.low.a": {"p.low.b"},
+        "p.low.b": {"p.mid.c"},
+        "p.mid.c": {"p.low.a"},
+        "p.top.d": {"p.side", "p.mid.c"},
+        "p.side": {"p.top.d"},
+    }
+    assert upward_imports(graph, layers) == ["p.low.b -> p.mid.c"]
+    assert floor_of("p.top.d.e", layers) == 2 and floor_of("q", layers) is None
 
 
 # -- MCP and the REST layer ---------------------------------------------------------------------

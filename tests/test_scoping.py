@@ -24,8 +24,8 @@ from sqlmodel import col
 
 from backend.db.scope import OWNER, Scoped, Unscoped, owned, scoped_tables, unscoped
 from backend.db.sender import Sender
-from backend.db.unit_of_work import CALLER_KEY
 from backend.models import Task
+from backend.services.registry import CALLER_KEY
 from tests import scoping
 from tests.conftest import Account
 
@@ -289,9 +289,9 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",
     ("backend.services.rate_limits", "RateLimiter._hit"): "counters keyed by token subject "
     "or IP, before an account is read",
-    ("backend.db.unit_of_work", "UnitOfWork.__exit__"): "COMMIT (with what was queued for it, "
+    ("backend.services.registry", "UnitOfWork.__exit__"): "COMMIT (with what was queued for it, "
     "checked when queued), or the caller's entry alone",
-    ("backend.db.unit_of_work", "UnitOfWork._refused"): "the write's recount after a "
+    ("backend.services.registry", "UnitOfWork._refused"): "the write's recount after a "
     "refusal: the caller's counter, no per-user table",
     ("backend.services.users", "UserService.delete"): "the accounts table (no user_id)",
     ("backend.services.users", "UserService.find_by_email"): "the accounts table (no user_id)",

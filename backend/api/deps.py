@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.unit_of_work import UnitOfWork
+from backend.services.registry import UnitOfWork
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 # Requests that change data: counted against the caller's per-user write limit.

@@ -13,9 +13,9 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from backend.db.unit_of_work import UnitOfWork
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.services.idempotency import Replayed, StoredResponse, fingerprint
+from backend.services.registry import UnitOfWork
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 # Response headers that belong to the recorded answer (rate-limit headers are per attempt).

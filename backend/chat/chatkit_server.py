@@ -87,7 +87,6 @@ from backend.chat.chatkit_widgets import (
     tasks_of_call,
 )
 from backend.chat.chatkit_widgets import redraw as redraw_widget
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import InvalidRequest, NotFound, describe, validation_details
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS
@@ -96,6 +95,7 @@ from backend.models.task import TASK_ID_MAX
 from backend.models.types import Title
 from backend.observability.logging import OUTCOME_STATUS_KEY
 from backend.services.chatkit import ITEM_NOT_FOUND
+from backend.services.registry import UnitOfWork
 
 REQUEST = TypeAdapter[ChatKitReq](ChatKitReq)
 _MESSAGE = TypeAdapter[str](MessageText)

@@ -37,10 +37,10 @@ from chatkit.types import (
 from chatkit.widgets import DynamicWidgetRoot
 from pydantic import TypeAdapter
 
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import InvalidRequest
 from backend.mcp.server import Caller
 from backend.services.rate_limits import HeaderSink
+from backend.services.registry import UnitOfWork
 
 T = TypeVar("T")
 _ITEM = TypeAdapter[ThreadItem](ThreadItem)

@@ -24,7 +24,6 @@ from agents import FunctionTool, RunContextWrapper
 from mcp_types import CallToolResult
 
 from backend.chat.claim import Claim, ClaimEnded
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS, Tool
@@ -34,6 +33,7 @@ from backend.models.conversation import (
     storable,
     stored_call,
 )
+from backend.services.registry import UnitOfWork
 
 # The tools the agent gets: the published contract's five, and the reads and the reopen that
 # let it answer questions and undo a completion. Lists are managed elsewhere (REST, MCP): a

@@ -33,11 +33,11 @@ from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
 from backend.chat.claim import Claim
 from backend.chat.tools import Emit, Ledger
 from backend.config import Settings
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import AppError, ChatNotConfigured, NotFound, describe
 from backend.mcp.server import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
 from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
+from backend.services.registry import UnitOfWork
 
 log = logging.getLogger(__name__)
 

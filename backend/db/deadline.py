@@ -41,6 +41,10 @@ import psycopg2
 import psycopg2.extensions
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
+# What the watchdog and the breaker raise: errors, so `backend.errors` (below the data layer)
+# maps them to a 503 without importing this module.
+from backend.errors import DatabaseTimeout, DatabaseUnresponsive
+
 logger = logging.getLogger(__name__)
 
 # How often the watchdog looks at the registered round trips: the answer to a timed-out one
@@ -51,14 +55,6 @@ BREAKER_PROBE_INTERVAL_SECONDS = 0.2
 # A failed connection attempt that took this long was a timeout (a stuck server), which trips
 # the breaker; a refused one fails in milliseconds and gains nothing from it.
 SLOW_CONNECT_FAILURE_SECONDS = 0.5
-
-
-class DatabaseTimeout(psycopg2.OperationalError):
-    """The database did not answer one round trip within the timeout; the connection was shut."""
-
-
-class DatabaseUnresponsive(psycopg2.OperationalError):
-    """The breaker is open: the database stopped answering moments ago; not even tried."""
 
 
 class Breaker:

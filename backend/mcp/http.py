@@ -40,10 +40,10 @@ from starlette.types import Message, Receive, Scope, Send
 from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import ErrorParts, ServiceUnavailable, Unauthorized, describe, error_body
 from backend.mcp.server import Caller, build_server
 from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY
+from backend.services.registry import UnitOfWork
 
 MCP_PATH = "/mcp"
 # RFC 9728 section 3.1: the well-known prefix inserted before the resource's path.

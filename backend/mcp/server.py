@@ -29,9 +29,9 @@ from sqlalchemy import Engine
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import NotFound, Unauthorized, describe, envelope
 from backend.mcp.tools import TOOLS, Tool
+from backend.services.registry import UnitOfWork
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from backend.auth.bearer import authenticate
 from backend.auth.tokens import MAX_SUBJECT_LENGTH, TokenClaims
 from backend.auth.verifier import TokenVerifier
 from backend.config import Settings
-from backend.db.unit_of_work import UnitOfWork
 from backend.mcp.server import Caller, build_server
 from backend.models.common import storable_text
+from backend.services.registry import UnitOfWork
 
 CLIENT = "stdio"  # what the rate limiter and the logs see as the client address
 

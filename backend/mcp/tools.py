@@ -49,7 +49,6 @@ from backend.contracts.tasks import (
     USER_ID_MIN_LENGTH,
     stats_public,
 )
-from backend.db.unit_of_work import UnitOfWork
 from backend.models import (
     Priority,
     TaskCreate,
@@ -78,6 +77,7 @@ from backend.models.task_list import (
 )
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
+from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskListQuery
 
 USER_ID_DESCRIPTION = (

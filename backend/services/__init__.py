@@ -1,7 +1,7 @@
-"""Business logic. One class per resource, built with `(session, user_id)` where data is owned.
+"""Business logic. One class per resource, built with `(send, user_id)` where data is owned.
 
 Services run queries and raise `backend.errors.AppError`s; they never read HTTP objects and
-never commit (the request's session dependency does that once).
+never commit (the request's `UnitOfWork`, registry.py, does that once).
 """
 
 from backend.services.tasks import TaskService

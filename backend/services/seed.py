@@ -14,8 +14,8 @@ from rich.progress import track
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import create_db_engine
-from backend.db.unit_of_work import UnitOfWork
 from backend.models import TaskCreate, UserRegister
+from backend.services.registry import UnitOfWork
 from backend.services.users import UserService
 
 MAX_SEED_TASKS = 1000

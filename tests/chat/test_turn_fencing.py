@@ -17,9 +17,9 @@ from sqlalchemy import Engine, text
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import IdempotencyKeyInUse
 from backend.services.conversations import Reply, TurnStart
+from backend.services.registry import UnitOfWork
 from tests.conftest import Account
 
 RAN_OUT = timedelta(0)

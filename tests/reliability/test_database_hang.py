@@ -35,12 +35,12 @@ from sqlalchemy.exc import OperationalError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import DB_RESPONSE_MARGIN_MS, Settings
-from backend.db.deadline import DatabaseTimeout, DatabaseUnresponsive
 from backend.db.engine import create_db_engine
 from backend.db.migrations import migrate_up
 from backend.db.sender import Sender, transaction_locals
-from backend.db.unit_of_work import UnitOfWork
+from backend.errors import DatabaseTimeout, DatabaseUnresponsive
 from backend.models import TaskCreate
+from backend.services.registry import UnitOfWork
 from tests.conftest import TEST_SECRET, bearer, make_token, running_server
 from tests.reliability.load import Outcome, Recorder
 from tests.reliability.servers import DedicatedPostgres, PgBouncer

@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.unit_of_work import UnitOfWork
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.task_ops import BulkOperation
+from backend.services.registry import UnitOfWork
 from backend.services.task_statements import TASK_VIEW
 
 _FULL = {

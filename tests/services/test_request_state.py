@@ -14,9 +14,9 @@ from sqlalchemy import Engine, event
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import CONNECTION_KEYS, create_db_engine
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import Unauthorized
 from backend.models import TaskCreate
+from backend.services.registry import UnitOfWork
 
 
 @pytest.fixture

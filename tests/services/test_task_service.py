@@ -11,10 +11,10 @@ from sqlalchemy import Connection, Engine
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.sender import Sender
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import NotFound
 from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate
 from backend.services import TaskService
+from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskFilters, TaskListQuery
 
 

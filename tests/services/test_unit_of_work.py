@@ -18,9 +18,9 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import libpq_url
 from backend.db.scope import OWNER
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import describe
 from backend.models import Task, TaskCreate
+from backend.services.registry import UnitOfWork
 
 
 def _terminate(database_url: str, pid: int) -> None:

@@ -31,9 +31,9 @@ from backend.api.responses import (
 from backend.api.routes import changes, lists, tasks
 from backend.api.routes.tasks import TaskRoute
 from backend.contracts.tasks import USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
-from backend.db.unit_of_work import UnitOfWork
 from backend.errors import NotFound
 from backend.models.common import StorableText
+from backend.services.registry import UnitOfWork
 
 PREFIX = "/api/{user_id}/tasks"
 LISTS_PREFIX = "/api/{user_id}/lists"

@@ -1,5 +1,8 @@
 """One request's work: a connection from the pool, its `Sender`, the caller, and the
-services bound to them.
+services bound to them (the service registry: a new service is an attribute here).
+
+It lives beside the services it builds, above the data layer it drives (`backend/db/`
+imports nothing from `backend/services/`: tests/test_imports.py, the layer order).
 
 `backend.api.deps` builds one per request and enters it inside the route's single thread-pool
 hop. For a signed-in caller the connection is in autocommit, and the caller's entry (a
