@@ -35,6 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+# The app's package alone (no module of it): the marker its request gate reads.
+from backend.api import OVER_CONNECTION_LIMIT
+
 # Nothing heavier at import: uvicorn unpickles `protocol_factory`'s partial, and so imports
 # this module, in each spawned worker before that worker answers its supervisor's health
 # check (5 s): importing the app's modules here (FastAPI, SQLAlchemy) took seconds on a loaded
@@ -46,8 +49,6 @@ if TYPE_CHECKING:
 
     from backend.config import Settings
 
-# The scope extension by which the server asks the app to refuse a request (503).
-OVER_CONNECTION_LIMIT = "task_api.over_connection_limit"
 # Raw answers never reach the app's header middleware: the same protective headers as an
 # API error (backend/api/middleware.py).
 _PROTECTIVE = (

@@ -195,10 +195,10 @@ def test_cycle_finder_finds_cycles() -> None:
 
 # The house's floors, from the ground up: a module imports its own floor and those below,
 # never one above (inside functions too; `if TYPE_CHECKING:` never runs and is not read). A
-# request goes down them: the transports (REST's api/ beside uvicorn's protocol, server.py;
-# chat on the MCP tools) -> the contracts both transports accept -> services (and
-# registry.py, the unit of work that binds them to a request) -> the data layer (db/: engine,
-# sender, scope) -> tables and types (models/) -> what everything uses (errors, config).
+# request goes down them: uvicorn's protocol (server.py) -> the app (main.py, api/) -> the
+# transports' shared parts (chat on the MCP tools) -> the contracts both accept -> services
+# (and registry.py, the unit of work that binds them to a request) -> the data layer (db/:
+# engine, sender, scope) -> tables and types (models/) -> what everything uses (errors, config).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend", "backend.config", "backend.errors", "backend.recurrence"),
     ("backend.models", "backend.observability"),
@@ -208,8 +208,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend.contracts", "backend.events"),
     ("backend.mcp",),
     ("backend.chat",),
-    ("backend.api", "backend.server"),
-    ("backend.main",),
+    ("backend.api",),
+    ("backend.main", "backend.server"),
     ("backend.cli", "backend.__main__"),
 )
 

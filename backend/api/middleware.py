@@ -44,6 +44,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api import OVER_CONNECTION_LIMIT
 from backend.api.errors import error_response
 from backend.observability.logging import (
     OUTCOME_STATUS_KEY,
@@ -52,7 +53,6 @@ from backend.observability.logging import (
     log_access,
 )
 from backend.observability.metrics import HttpMetrics
-from backend.server import OVER_CONNECTION_LIMIT
 
 # Logged as `backend.errors`, the name operators' log queries and alerts match on.
 logger = logging.getLogger("backend.errors")
