@@ -73,6 +73,8 @@ BUDGETS: dict[str, int] = {
     "GET /api/tasks/{task_id}/occurrences": 1,
     "GET /api/tasks/{task_id}/subtree": 1,
     "GET /api/tasks?list_id": 1,
+    # The count of every matching task is a statement of its own, sent after the page's.
+    "GET /api/tasks?include_total": 2,
     "POST /api/tasks": 1,
     "POST /api/tasks+list_id": 1,
     "POST /api/tasks+parent_id": 1,
@@ -274,7 +276,8 @@ def _routes(app: FastAPI) -> dict[str, APIRoute]:
     }
 
 
-ROUTES = _routes(create_app(Settings(environment="test", jwt_secret="t" * 48)))
+APP = create_app(Settings(environment="test", jwt_secret="t" * 48))
+ROUTES = _routes(APP)
 ROUTE_KEYS = list(ROUTES)
 MAKERS = creators(list({id(r): r for r in ROUTES.values()}.values()))
 TOOL_NAMES = [tool.name for tool in TOOLS]
@@ -306,7 +309,10 @@ def test_every_route_and_tool_has_a_budget() -> None:
         _budget(key)
     for case in TOOL_CASES:
         _budget(f"tool {case}")
+    for key, name in PARAMETER_CASES:
+        _budget(f"{key}?{name}")
     measured = {_plain(k) for k in CASES} | {f"tool {case}" for case in TOOL_CASES}
+    measured |= {_plain(f"{key}?{name}") for key, name in PARAMETER_CASES}
     assert not set(BUDGETS) - measured, f"budgets for nothing: {sorted(set(BUDGETS) - measured)}"
     assert len(ROUTE_KEYS) >= 30 and len(TOOL_NAMES) >= 8
 
@@ -637,6 +643,168 @@ def test_route_round_trips(
     assert measured.spans == (budget_key in HOLDS_ACROSS_ROUND_TRIP), (
         f"{key}: a transaction held across a round trip: {measured.spans}"
     )
+
+
+# -- every query parameter of every GET route, one at a time -----------------------------------
+
+# A query parameter naming a row: the row of `_rows` it is sent with (its integer form; a
+# missing row is a 404, not a page).
+ROW_PARAMETERS = {"list_id": "LIST", "parent_id": "PARENT"}
+# A parameter whose only valid values are ones the API issued: read from the route itself.
+ISSUED = {"cursor": "meta.next_cursor of the route's first page, `limit=1`"}
+# Routes whose empty first page costs one more message, and why (specs/statements.md, "Still
+# more than the floor"): the page's change-feed position rides on its rows, so without rows it
+# is read again with proof that the page is still empty (`TaskService._with_position`).
+EMPTY_FIRST_PAGE = {"GET /api/tasks": "the feed position read again with proof of the emptiness"}
+_OPENAPI: dict[str, Any] = APP.openapi()
+
+
+def _query_parameters(path: str) -> list[dict[str, Any]]:
+    """The route's declared query parameters, as its OpenAPI operation states them."""
+    operation = _OPENAPI["paths"][path]["get"]
+    return [p for p in operation.get("parameters", []) if p["in"] == "query"]
+
+
+def _schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The first non-null branch of `schema`, a `$ref` resolved."""
+    branches = [b for b in schema.get("anyOf", [schema]) if b.get("type") != "null"]
+    branch = branches[0]
+    if "$ref" in branch:
+        return {
+            **_OPENAPI["components"]["schemas"][branch["$ref"].rsplit("/", 1)[1]],
+            **{key: value for key, value in branch.items() if key != "$ref"},
+        }
+    return branch
+
+
+def query_value(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
+    """A valid value of a query parameter, from its declaration: a row's id for a parameter
+    naming a row; else its schema's first example; else by type (an enum's first value that is
+    not the default, an integer's minimum, `true` where the default is false, a date, a
+    one-character string; an array of one such item)."""
+    integer = any(b.get("type") == "integer" for b in schema.get("anyOf", [schema]))
+    if name.endswith("_id") and integer:
+        assert name in ROW_PARAMETERS, f"?{name} names a row: say which in ROW_PARAMETERS"
+        return ids[ROW_PARAMETERS[name]]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    branch = _schema(schema)
+    default = schema.get("default", branch.get("default"))
+    if "enum" in branch:
+        return next((v for v in branch["enum"] if v != default), branch["enum"][0])
+    kind, format_ = branch.get("type"), branch.get("format")
+    if kind == "array":
+        return [query_value(name, branch["items"], ids)]
+    if kind == "integer":
+        return branch.get("minimum", 1)
+    if kind == "boolean":
+        return default is not True
+    if format_ == "date-time":
+        return "2030-01-01T00:00:00Z"
+    if format_ == "date":
+        return "2030-01-01"
+    assert kind == "string", f"?{name}: no sample for {schema}"
+    return "a"
+
+
+def test_query_values_follow_the_declarations() -> None:
+    ids = {"LIST": 7, "PARENT": 8}
+    assert (
+        query_value("sort", {"$ref": "#/components/schemas/TaskSort", "default": "created"}, ids)
+        == "updated"
+    )
+    assert query_value("list_id", {"anyOf": [{"type": "integer"}, {"type": "null"}]}, ids) == 7
+    assert query_value("tag", {"type": "array", "items": {"type": "string"}}, ids) == ["a"]
+    assert query_value("flag", {"type": "boolean", "default": False}, ids) is True
+    assert query_value("n", {"type": "integer", "minimum": 1, "examples": [50]}, ids) == 50
+    when = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
+    assert query_value("since", when, ids) == "2030-01-01T00:00:00Z"
+
+
+PARAMETER_CASES = [
+    (key, parameter["name"])
+    for key, route in ROUTES.items()
+    if key.startswith("GET ") and takes_the_door(route)
+    for parameter in _query_parameters(route.path)
+]
+
+
+def _listing_rows(
+    key: str,
+    client: TestClient,
+    counted: TestClient,
+    alice: Account,
+    chat: FakeModel,
+    ids: dict[str, int],
+) -> str:
+    """The rows a listing's second page needs, and the route's URL for Alice."""
+    path = key.partition(" ")[2]
+    _chat(key, counted, alice, chat, ids)
+    if "conversations" in path and "{conversation_id}" not in path:
+        _chat(key, counted, alice, chat, ids)  # two conversations: a page of one has a next
+    known = {"task_id": ids["TASK"], "list_id": ids["LIST"], "user_id": alice.id}
+    if "CONVERSATION" in ids:
+        known["conversation_id"] = ids["CONVERSATION"]
+    url = fill_path(path, known)
+    post = ROUTES.get(f"POST {path}")
+    if post is not None and (model := body_model(post)) is not None:
+        for _ in range(
+            2
+        ):  # the listing's own rows (comments): two, so that a page of one has a next
+            made = client.post(url, json=SAMPLES[model.__name__][0], headers=alice.headers)
+            assert made.status_code == 201, made.text
+    return url
+
+
+@pytest.mark.parametrize(
+    ("key", "name"), PARAMETER_CASES, ids=[f"{k}?{n}" for k, n in PARAMETER_CASES]
+)
+def test_query_parameter_round_trips(
+    key: str,
+    name: str,
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+    chat_model: FakeModel,
+) -> None:
+    """Each GET route once per declared query parameter, with a valid value of it: what a
+    parameter's handling costs (a read of its own, a count beside the page) is measured like
+    the route, against the route's budget (issue 50: a listing parameter that read the database
+    cost 2 round trips and nothing noticed)."""
+    ids = _rows(client, alice)
+    url = _listing_rows(key, client, counted, alice, chat_model, ids)
+    assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
+    parameters = {p["name"]: p for p in _query_parameters(ROUTES[key].path)}
+    if name in ISSUED:
+        first = counted.get(url, params={"limit": 1}, headers=alice.headers)
+        assert first.status_code == 200, first.text
+        value = first.json()["meta"]["next_cursor"]
+        assert value, f"{key}: no second page to read a cursor from: make more rows"
+    else:
+        value = query_value(name, parameters[name]["schema"], ids)
+    required = {
+        other: query_value(other, p["schema"], ids)
+        for other, p in parameters.items()
+        if p.get("required") and other != name
+    }
+    params = {**required, name: value}
+    measured = _measure(proxy, lambda: counted.get(url, params=params, headers=alice.headers))
+    assert measured.status == 200, f"{key}?{name}={value!r}: {measured.text}"
+    assert measured.connections == 0, "a new connection: the pool was not warm"
+    budget, source = _budget(f"{key}?{name}")
+    if (
+        _plain(key) in EMPTY_FIRST_PAGE
+        and name not in ISSUED
+        and not json.loads(measured.text)["data"]
+    ):
+        budget, source = budget + 1, f"{source}, +1 {EMPTY_FIRST_PAGE[_plain(key)]}"
+    assert measured.round_trips == budget, (
+        f"{key}?{name}={value!r}: {measured.round_trips} round trips, budget {budget} ({source}); "
+        "a parameter's handling rides in the route's one message (or declares its budget in "
+        "BUDGETS with the reason)"
+    )
+    assert not measured.spans, f"{key}?{name}: a transaction held across a round trip"
 
 
 def test_the_rate_limit_clean_up_costs_no_round_trip(
