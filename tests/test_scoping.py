@@ -33,7 +33,7 @@ CALLER = "alice-id"
 
 
 def _step(sql: str) -> str:
-    """`sql` as an element of the steps array `Scoped._steps` sends (a quoted literal)."""
+    """`sql` as an element of the steps array `TaskSending._steps` sends (a quoted literal)."""
     return "'" + sql.replace("'", "''") + "'"
 
 
@@ -244,6 +244,23 @@ def test_the_executor_runs_a_scoped_statement(db_engine: Engine) -> None:
         assert Scoped(Sender(conn, ""), CALLER)._read(count).scalar() == 0
 
 
+def test_a_bulk_steps_statement_and_its_reason_are_checked_before_sending(
+    db_engine: Engine,
+) -> None:
+    """`TaskSending._steps` (the task service's own mode, beside it in backend/services/)
+    checks each step's statement and its `reason` as `_read` does: either unscoped refuses the
+    whole message before anything is sent."""
+    from backend.services.task_sending import Step, TaskSending
+
+    scoped = owned(select(col(Task.id)), col(Task.user_id)).where(col(Task.id) == 1)
+    unscoped_ = select(literal("x")).where(col(Task.id) == 1)
+    with db_engine.connect() as conn:
+        service = TaskSending(Sender(conn, ""), CALLER)
+        for step in (Step(unscoped_, {}, 1), Step(scoped, {}, 1, reason=unscoped_)):
+            with pytest.raises(Unscoped):
+                service._steps([step])
+
+
 def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engine) -> None:
     """The executor remembers the shapes it found scoped (their cache keys); a statement that
     differs only in the owner predicate is another shape and is checked again."""
@@ -264,8 +281,10 @@ def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engi
 OUTSIDE_THE_EXECUTOR = {
     ("backend.db.scope", "Scoped._read"): "the executor: checks, then binds :owner",
     ("backend.db.scope", "Scoped._write"): "the executor: checks (its `then` too), then binds",
-    ("backend.db.scope", "Scoped._write_or_stored"): "the executor: checks both, then sends",
-    ("backend.db.scope", "Scoped._steps"): "the executor: checks every step first",
+    ("backend.services.task_sending", "TaskSending._write_or_stored"): "the executor: checks "
+    "both, then sends",
+    ("backend.services.task_sending", "TaskSending._steps"): "the executor: checks every step "
+    "first",
     ("backend.db.scope", "Scoped._ahead"): "the executor: checks, then sends ahead",
     ("backend.db.scope", "Scoped._at_commit"): "the executor: checks, then queues",
     ("backend.db.sender", "Sender.ahead"): "the sender: renders a statement the executor checked",

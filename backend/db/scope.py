@@ -20,17 +20,13 @@ from __future__ import annotations
 import operator
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
-from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import (
     BigInteger,
-    DateTime,
-    Enum,
     Table,
     Text,
     and_,
@@ -57,7 +53,7 @@ from sqlalchemy.sql.elements import (
 )
 from sqlalchemy.sql.selectable import Alias, Join, Select
 
-from backend.db.sender import Rows, Sender, inline, render
+from backend.db.sender import Rows, Sender
 
 # The bound parameter every scoped statement carries: the caller's id.
 OWNER = "owner"
@@ -425,57 +421,8 @@ class Bound:
     values: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class Step:
-    """One statement of `Scoped._steps`: it writes the task `task_id` (and maybe others) and
-    RETURNs its rows; the step's row is the one whose `id` is `task_id`. When it writes
-    nothing, `reason` (a scoped SELECT of one text value, or NULL; evaluated then only) says
-    why, for the caller to turn into an error: None is a missing task."""
-
-    statement: Any
-    values: Mapping[str, Any]
-    task_id: int
-    reason: Any = None
-
-
-class StepRefused(Exception):
-    """A step wrote nothing: `reason` as its step said (None: the task is missing)."""
-
-    def __init__(self, index: int, reason: str | None) -> None:
-        super().__init__(reason or "missing")
-        self.index = index
-        self.reason = reason
-
-
-# One step of `task_api_steps` (migration 0027): the step's row as JSON, and when it wrote
-# nothing (no row), why (NULL: the task is missing).
-_STEP = (
-    "WITH r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
-    "SELECT (SELECT row FROM j), CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END"
-)
-# `_write_or_stored`: the written row, or the stored one when the write matched none (both
-# CTEs see the snapshot from before the write), marked with which it is.
-_WRITTEN_OR_STORED = (
-    "w AS ({sql}), s AS ({stored}), r AS (SELECT w.*, true AS task_api_written FROM w "
-    "UNION ALL SELECT s.*, false FROM s WHERE NOT EXISTS (SELECT FROM w))"
-)
 # `_write(..., then=)`: statements that write from the write's rows (`w`) in its statement.
 _WRITE_THEN = "w AS ({sql}), {thens}r AS (SELECT * FROM w)"
-
-
-def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
-    """A bulk step's row, sent as JSON (`to_jsonb`), typed as the driver types it: an instant
-    from its ISO 8601 text, an enum member from its value; the rest as it is."""
-    types = {column.key: column.type for column in columns}
-    values: dict[str, Any] = {}
-    for name, value in row.items():
-        type_ = types.get(name)
-        if value is not None and isinstance(type_, DateTime):
-            value = datetime.fromisoformat(value)
-        elif value is not None and isinstance(type_, Enum) and type_.enum_class is not None:
-            value = type_.enum_class(value)
-        values[name] = value
-    return SimpleNamespace(**values)
 
 
 @dataclass(frozen=True)
@@ -545,66 +492,10 @@ class Scoped:
             self._at_commit(each.alone)
         return rows
 
-    def _write_or_stored(self, write: Any, stored: Any, **values: Any) -> tuple[Any, bool] | None:
-        """`write` (one row's UPDATE ... RETURNING) committing the request in its message,
-        with `stored` (a SELECT of the same row, as it was before the write) in the same
-        statement: (the written row, True), or when `write` matched no row, (the stored row or
-        None, False). None when the transaction cannot end here: nothing was sent."""
-        if not self._send.can_finish:
-            return None
-        write, values = self._bind(write, values)
-        stored, values = self._bind(stored, values)
-        around = (_WRITTEN_OR_STORED, {"stored": stored}, values)
-        rows = self._send.write(write, values, last=True, around=around)
-        if not rows:
-            return None, False
-        row = dict(rows[0]._mapping)
-        written = bool(row.pop("task_api_written"))
-        return SimpleNamespace(**row), written
-
-    def _can_begin_again(self) -> bool:
-        return self._send.can_begin_again
-
-    def _begin_again(self) -> None:
-        """A further transaction of this request, after a statement committed the first one:
-        entered with the next statement, as the first was."""
-        self._send.begin_again()
-
     def _hold_commit(self) -> None:
         """Something this service adds after the route's write must commit with it: the
         write may not commit the request itself."""
         self._send.hold()
-
-    def _steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
-        """Run `steps` in order as one message (one round trip, however many): each row a
-        step returns, as JSON, in order. A step that matches no row undoes the steps before
-        it and refuses the rest (`StepRefused`; the request then fails as any refused write
-        does). `last`: nothing follows, so where allowed the message commits them. Each step
-        travels as its statement's text, run by `task_api_steps` in a subtransaction: a
-        refusal is no error in the server's log."""
-        conn = self._send.conn
-        texts: list[str] = []
-        for index, step in enumerate(steps):
-            statement, values = self._bind(step.statement, dict(step.values))
-            sql, params = render(conn, statement, values, f"s{index}_")
-            reason = "NULL"
-            if step.reason is not None:
-                _check(step.reason)
-                reason, reason_values = render(conn, step.reason, values, f"w{index}_")
-                reason = f"({reason})"
-                params.update(reason_values)
-            params[f"p{index}"] = step.task_id
-            texts.append(
-                inline(conn, _STEP.format(statement=sql, id=f"p{index}", reason=reason), params)
-            )
-        answer = self._send.steps(texts, last=last)
-        if isinstance(answer, dict):
-            reason = answer["reason"]
-            raise StepRefused(int(answer["refused"]), None if reason == "missing" else reason)
-        if answer is None:  # refused before the steps ran: the entry's refusal is raised already
-            raise RuntimeError("the steps ran in a refused request")
-        result: list[dict[str, Any]] = answer
-        return result
 
     def _ahead(self, statement: Any, **values: Any) -> None:
         """Send `statement`, whose rows nobody reads (it matters by its effect), in the same

@@ -1,5 +1,5 @@
 """Bulk operations (`POST /api/tasks/bulk`): each operation as one statement on its task, all
-sent in one message (`Scoped._steps`), and why a step that wrote nothing was refused."""
+sent in one message (`TaskSending._steps`), and why a step that wrote nothing was refused."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any, cast
 
 from sqlalchemy import Text, bindparam, case, func, literal, or_, select
 
-from backend.db.scope import Step, decoded
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
 from backend.models.task import TAGS_MAX_COUNT
@@ -22,6 +21,7 @@ from backend.models.task_ops import (
     SetPriorityOp,
 )
 from backend.services.task_placement import refused
+from backend.services.task_sending import Step, decoded
 from backend.services.task_statements import (
     DELETE,
     TASK_ID,
@@ -50,7 +50,7 @@ _REMOVE_TAG = updating({"tags": func.array_remove(_T.tags, _TAG)})
 
 
 def step(operation: BulkOperation) -> Step:
-    """A bulk operation as one statement on its task (`Scoped._steps`)."""
+    """A bulk operation as one statement on its task (`TaskSending._steps`)."""
     at = {"task_id": operation.id}
     match operation:
         case CompleteOp():

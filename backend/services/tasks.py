@@ -19,7 +19,7 @@ from typing import Any, NoReturn, cast
 from sqlalchemy import bindparam, delete, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import Bound, Scoped, StepRefused, Then, owned
+from backend.db.scope import Bound, Then, owned
 from backend.errors import (
     AppError,
     Conflict,
@@ -47,6 +47,7 @@ from backend.services.task_schedule import (
     not_recurring,
     plan_schedule,
 )
+from backend.services.task_sending import StepRefused, TaskSending
 from backend.services.task_statements import (
     ACCESS,
     AS_SENT,
@@ -126,7 +127,7 @@ _NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
 }
 
 
-class TaskService(Scoped):
+class TaskService(TaskSending):
     def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
         """One page; with `feed_position`, also the caller's change-feed position as of the
         very snapshot the page was read in. The statement is the one built for the query's
@@ -585,7 +586,7 @@ class TaskService(Scoped):
         Rule.UNASSIGN_ON_MOVE,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
-        """Apply operations in order, all in one message (`Scoped._steps`); the first
+        """Apply operations in order, all in one message (`TaskSending._steps`); the first
         failure aborts the batch (the request's transaction rolls back, so nothing is
         changed) and names the failing operation. A recurring task a step completed gets
         its next occurrence, as from any completing write."""
