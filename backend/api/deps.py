@@ -117,6 +117,7 @@ def counted_against(limit: RouteLimit) -> Any:
 
     return Depends(declare)
 
+
 # No caller (sign-up, sign-in): `door.users`, `door.limits`.
 AnonymousDoor = Annotated[UnitOfWork, Depends(anonymous_door)]
 

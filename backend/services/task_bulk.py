@@ -11,8 +11,8 @@ from sqlalchemy import Text, bindparam, case, func, literal, literal_column, nul
 from backend.db.scope import Step, caller_role, decoded
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
-from backend.models.task import TAGS_MAX_COUNT
 from backend.models.sharing import Role
+from backend.models.task import TAGS_MAX_COUNT
 from backend.models.task_ops import (
     AddTagOp,
     BulkOperation,
@@ -45,7 +45,9 @@ _T = _TASKS.c
 # write's (403); only then the reason of the step's values (a full task's tags, a move's
 # refusal). The roles are written into the SQL: a step's statement carries no list parameter.
 _ROLE = caller_role(_TASKS)
-_WRITERS = [literal_column(f"'{r}'") for r in (Role.owner.value, *roles(Action.TASK_WRITE))]
+_WRITERS: list[Any] = [
+    literal_column(f"'{role}'") for role in (Role.owner.value, *roles(Action.TASK_WRITE))
+]
 _BELOW = "role:"
 
 

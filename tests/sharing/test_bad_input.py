@@ -95,9 +95,9 @@ def test_a_role_refused_by_validation_is_named_by_its_plain_values(
         assert answer.status_code == 422, (method, path, answer.text)
         assert not _ENUM_REPR.search(answer.text), answer.text
         details = answer.json()["error"]["details"]
-        assert details == [
-            {"field": "body.role", "message": _ROLES, "type": "literal_error"}
-        ], details
+        assert details == [{"field": "body.role", "message": _ROLES, "type": "literal_error"}], (
+            details
+        )
     priority = client.post(
         "/api/tasks", json={"title": "x", "priority": "urgent"}, headers=alice.headers
     )
