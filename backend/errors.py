@@ -9,6 +9,7 @@ a script uses it without loading FastAPI; the HTTP handlers are `backend/api/err
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -208,6 +209,17 @@ def error_body(
 _PARAMETERS = frozenset({"query", "path", "header", "cookie"})
 
 
+# An enum member as Python writes it (`<Role.viewer: 'viewer'>`), which pydantic puts in the
+# message of a `Literal` of members and of any enum whose repr it shows: a client reads the
+# value it sends instead (`'viewer'`).
+_ENUM_MEMBER = re.compile(r"<[A-Za-z_]\w*\.\w+: ('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?)>")
+
+
+def error_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message as a client reads it: every enum member by its value."""
+    return _ENUM_MEMBER.sub(r"\1", str(error.get("msg", "Invalid value")))
+
+
 def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     # Only location, message and type: pydantic's `input`/`ctx` may echo large or odd values.
     details: list[dict[str, Any]] = []
@@ -217,7 +229,7 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
             loc = loc[:2]
         detail = {
             "field": ".".join(str(part) for part in loc) or None,
-            "message": str(err.get("msg", "Invalid value")),
+            "message": error_message(err),
             "type": str(err.get("type", "value_error")),
         }
         if detail not in details:

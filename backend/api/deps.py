@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.services.rate_limits import RouteLimit
 from backend.services.registry import UnitOfWork
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
@@ -103,6 +104,20 @@ async def anonymous_door(request: Request, response: Response) -> UnitOfWork:
 
 # A signed-in caller's unit of work: `door.caller_id`, `door.tasks`, `door.users`, ...
 Door = Annotated[UnitOfWork, Depends(door)]
+
+
+def counted_against(limit: RouteLimit) -> Any:
+    """A route's own per-user rate limit (`dependencies=[counted_against(...)]`): its door
+    counts it with the caller's entry, and a request refused for its input (422) before the
+    route ran counts against it too, with the write (`UnitOfWork.count_refused_write`). A
+    dependency runs before the body is validated, on the route's own (cached) door."""
+
+    async def declare(work: Door) -> None:
+        work.route_limit = limit
+
+    return Depends(declare)
+
+
 # No caller (sign-up, sign-in): `door.users`, `door.limits`.
 AnonymousDoor = Annotated[UnitOfWork, Depends(anonymous_door)]
 

@@ -87,7 +87,13 @@ from backend.chat.chatkit_widgets import (
     tasks_of_call,
 )
 from backend.chat.chatkit_widgets import redraw as redraw_widget
-from backend.errors import InvalidRequest, NotFound, describe, validation_details
+from backend.errors import (
+    InvalidRequest,
+    NotFound,
+    describe,
+    error_message,
+    validation_details,
+)
 from backend.mcp.server import Caller, run_tool
 from backend.mcp.tools import TOOLS
 from backend.models.conversation import MessageText
@@ -250,8 +256,7 @@ def _valid(adapter: TypeAdapter[str], value: Any, field: str) -> str:
     try:
         return adapter.validate_python(value)
     except ValidationError as exc:
-        message = exc.errors()[0].get("msg", "Invalid value")
-        raise InvalidRequest.at(field, str(message)) from None
+        raise InvalidRequest.at(field, error_message(exc.errors()[0])) from None
 
 
 def _shown(page: Page[ThreadItem]) -> Page[ThreadItem]:

@@ -150,23 +150,40 @@ class RateLimiter:
         )
 
     def invitations(self, user_id: str) -> None:
-        """One invitation created by `user_id` (the token's subject), against the per-user
-        invitation limit (an hour's window), before anything of the route's: with the caller's
+        """One invitation created by `user_id` (the token's subject): `route` with its limit."""
+        self.route(invitation_limit, user_id)
+
+    def route(self, limit: RouteLimit, user_id: str) -> None:
+        """One request of a route with its own per-user limit (`limit`, e.g.
+        `invitation_limit`) by `user_id`, before anything of the route's: with the caller's
         entry (refused ones count: the message commits it; over the limit the request writes
         nothing else, `UnitOfWork._settle` raises `RateLimited`)."""
-        s = self._settings
-        policy = Policy("invitations", s.rate_limit_invitations_per_hour, 3600)
+        policy = limit(self._settings)
         if self._with_entry is None:
             self._enforce((policy, user_id))
-        elif s.rate_limit_enabled and policy.limit > 0:
+        elif self._settings.rate_limit_enabled and policy.limit > 0:
             self._with_entry(Count(self._headers, policy, _key(policy, user_id), clean=False))
 
-    def write(self, user_id: str) -> None:
-        """One write by `user_id` (the token's subject), against the per-user write limit, in a
-        transaction of its own."""
+    def write(self, user_id: str, route: RouteLimit | None = None) -> None:
+        """One write by `user_id` (the token's subject), against the per-user write limit and,
+        for a route with its own (`route`), that one too, in one statement of its own
+        transaction: a write refused before it ran (its input) counts as any other. The
+        headers and the 429 as the entry's answer gives them (`UnitOfWork._settle`): the
+        route's first; over its limit, the 429 with its headers alone, unless the write
+        limit's comes first."""
         count = write_count(self._settings, user_id, self._headers)
-        if count is not None:
-            self._enforce((count.policy, user_id))
+        checks = [] if count is None else [(count.policy, user_id)]
+        if route is not None:
+            checks.append((route(self._settings), user_id))
+        # Counted in the order the entry locks their rows in: the write's, then the route's.
+        usages = self._hit(checks)
+        writes = [u for u in usages if count is not None and u.policy == count.policy]
+        own = [u for u in usages if u not in writes]
+        over = [u for u in own if u.hits > u.policy.limit]
+        if own and not over:
+            settle_usages(own, self._headers)
+        settle_usages(writes, self._headers)
+        settle_usages(over, {})
 
     def _enforce(self, *checks: tuple[Policy, str]) -> None:
         settle_usages(self._hit(checks), self._headers)
@@ -219,6 +236,15 @@ def recount_sql(counts: Sequence[Count]) -> tuple[str, dict[str, Any]]:
         )
         values[f"k{index}"], values[f"w{index}"] = [count.key], [count.policy.window_seconds]
     return " UNION ALL ".join(parts), values
+
+
+# A route's own per-user limit, from the settings (`RateLimiter.route`).
+RouteLimit = Callable[[Settings], Policy]
+
+
+def invitation_limit(settings: Settings) -> Policy:
+    """`POST /api/lists/{list_id}/invitations`'s own limit: an hour's window."""
+    return Policy("invitations", settings.rate_limit_invitations_per_hour, 3600)
 
 
 def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> Count | None:

@@ -44,6 +44,7 @@ from backend.services.rate_limits import (
     Count,
     HeaderSink,
     RateLimiter,
+    RouteLimit,
     Usage,
     recount_sql,
     settle_usages,
@@ -113,6 +114,9 @@ class UnitOfWork:
         self._locals = transaction_locals
         self._count: Count | None = None  # a write's count (None: not counted)
         self._route_count: Count | None = None  # the route's own limit's (`_count_with_entry`)
+        # The route's own limit, declared on the route (`backend/api/deps.py`,
+        # `counted_against`): counted with the entry, and for a write refused before it ran.
+        self.route_limit: RouteLimit | None = None
         self._ended = False  # the route ended the transaction (`roll_back`)
 
     def __enter__(self) -> Self:
@@ -175,6 +179,8 @@ class UnitOfWork:
         self.activity = ActivityService(send, caller_id)
         self.conversations = ConversationService(send, caller_id)
         self.chatkit = ChatKitService(send, caller_id)
+        if self.route_limit is not None:
+            self.limits.route(self.route_limit, caller_id)
         return self
 
     def _settle(self, outcome: Outcome) -> None:
@@ -365,10 +371,11 @@ class UnitOfWork:
             raise ServiceUnavailable(NO_ANSWER_MESSAGE) from None
 
     def count_refused_write(self) -> None:
-        """Count a write refused before it ran (invalid input): it counts like any other.
-        Raises `RateLimited` when that write was over the limit."""
+        """Count a write refused before it ran (invalid input): it counts like any other,
+        against the route's own limit too (`route_limit`). Raises `RateLimited` when that
+        write was over a limit."""
         if self._claims is None or not self._counts_write:
             return
         with self._engine.connect() as conn:
             limits = RateLimiter(conn, self._settings, self._client_ip, self.response_headers)
-            limits.write(self._claims.subject)
+            limits.write(self._claims.subject, self.route_limit)

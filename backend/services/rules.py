@@ -228,7 +228,8 @@ class Rule:
         "every membership, comment and invitation change writes its `task_events` row "
         "(`member.*`, `comment.*`, `invitation.*`); gaining or losing a list (a list's "
         "deletion ends its memberships first) writes the member's `access.granted` upserts or "
-        "`access.ended` tombstones, one per task of the list; a task moved out of a list (its "
+        "`access.ended` tombstones, one per task of the list (an end deletes the member's "
+        "upserts of the list: migration 0043); a task moved out of a list (its "
         "subtasks with it) writes a tombstone for each member of the old list that cannot "
         "read the new one",
         (Why.SAFER,),

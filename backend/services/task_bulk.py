@@ -3,12 +3,15 @@ sent in one message (`TaskSending._steps`), and why a step that wrote nothing wa
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Text, bindparam, case, func, literal, or_, select
+from sqlalchemy import Text, bindparam, case, func, literal, literal_column, null, or_, select
 
+from backend.db.scope import caller_role
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
+from backend.models.sharing import Role
 from backend.models.task import TAGS_MAX_COUNT
 from backend.models.task_ops import (
     AddTagOp,
@@ -20,6 +23,7 @@ from backend.models.task_ops import (
     ReopenOp,
     SetPriorityOp,
 )
+from backend.services.access import Action, refuse, roles
 from backend.services.task_placement import refused
 from backend.services.task_sending import Step, decoded
 from backend.services.task_statements import (
@@ -33,11 +37,31 @@ from backend.services.task_statements import (
 )
 from backend.services.task_tree import Placement, Refusal, Sent
 
-_T = Task.__table__.c  # type: ignore[attr-defined]
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_T = _TASKS.c
 
-# Whether the caller's task `:task_id` exists, as a step's reason: its tags are full.
+# Why a step wrote nothing (`Scoped._steps` reads it in the step's own statement, only when
+# it wrote nothing), permission first (issue 49): no row (NULL) when the caller cannot read
+# the task, the same 404 as a missing one; `role:<role>` when it reads it with a role below a
+# write's (403); only then the reason of the step's values (a full task's tags, a move's
+# refusal). The roles are written into the SQL: a step's statement carries no list parameter.
+_ROLE = caller_role(_TASKS)
+_WRITERS: list[Any] = [
+    literal_column(f"'{role}'") for role in (Role.owner.value, *roles(Action.TASK_WRITE))
+]
+_BELOW = "role:"
+
+
+def _permission_first(reason: Any) -> Any:
+    """The reason of a step on `:task_id`: the caller's role first, then `reason` (an
+    expression; NULL: none but the role)."""
+    why = case((_ROLE.in_(_WRITERS), reason), else_=literal(_BELOW).concat(_ROLE))
+    return owned_task(select(why).where(_T.id == TASK_ID))
+
+
+_WRITABLE = _permission_first(null())
 _TOO_MANY_TAGS = "tags"
-_TAGS_FULL = owned_task(select(literal(_TOO_MANY_TAGS)).where(_T.id == TASK_ID))
+_TAGS_FULL = _permission_first(literal(_TOO_MANY_TAGS))
 # The steps that take a tag, built once (`:tag`). The count bound is part of the statement: a
 # concurrent add cannot exceed it.
 _TAG = bindparam("tag", type_=Text)
@@ -54,25 +78,34 @@ def step(operation: BulkOperation) -> Step:
     at = {"task_id": operation.id}
     match operation:
         case CompleteOp():
-            return Step(updating(completion(True)), at, operation.id)
+            return Step(updating(completion(True)), at, operation.id, reason=_WRITABLE)
         case ReopenOp():
-            return Step(updating(completion(False)), at, operation.id)
+            return Step(updating(completion(False)), at, operation.id, reason=_WRITABLE)
         case DeleteOp():
-            return Step(DELETE, at, operation.id)
+            return Step(DELETE, at, operation.id, reason=_WRITABLE)
         case SetPriorityOp(priority=priority):
-            return Step(updating({"priority": priority}), at, operation.id)
+            statement = updating({"priority": priority})
+            return Step(statement, at, operation.id, reason=_WRITABLE)
         case AddTagOp(tag=tag):
             return Step(_ADD_TAG, {**at, "tag": tag}, operation.id, reason=_TAGS_FULL)
         case RemoveTagOp(tag=tag):
-            return Step(_REMOVE_TAG, {**at, "tag": tag}, operation.id)
+            return Step(_REMOVE_TAG, {**at, "tag": tag}, operation.id, reason=_WRITABLE)
         case MoveOp():
             # To the top level of the list (or of no list), last; a task already there stays
             # where it is. The placement's own refusal says why it wrote nothing.
             placement = bulk_placement(operation)
-            statement, refusal = move_statements(placement.shape, False)
+            statement, reason = _moving(placement.shape)
             binds = {**at, **placement.values()}
-            return Step(statement, binds, operation.id, reason=refusal)
+            return Step(statement, binds, operation.id, reason=reason)
     raise AssertionError(f"unhandled operation {operation!r}")  # pragma: no cover
+
+
+@lru_cache(maxsize=8)
+def _moving(shape: Any) -> tuple[Any, Any]:
+    """A bulk move's statement, and its reason: the role first, then the placement's refusal
+    (built once per shape)."""
+    statement, refusal = move_statements(shape, False)
+    return statement, _permission_first(refusal.scalar_subquery())
 
 
 def bulk_placement(operation: MoveOp) -> Placement:
@@ -89,6 +122,8 @@ def step_error(operation: BulkOperation, reason: str | None) -> AppError:
     """Why a bulk operation wrote nothing (`step`'s reasons)."""
     if reason is None:
         return NotFound("Task not found")
+    if reason.startswith(_BELOW):
+        return refuse(reason.removeprefix(_BELOW), Action.TASK_WRITE, NotFound("Task not found"))
     if reason == _TOO_MANY_TAGS:
         return InvalidRequest(f"A task has at most {TAGS_MAX_COUNT} tags")
     if not isinstance(operation, MoveOp):  # pragma: no cover - only moves give reasons

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -69,3 +70,37 @@ def test_bad_input_is_a_4xx_envelope_and_changes_nothing(
             error = answer.json()["error"]
             assert error["code"] and error["message"], (method, path, body)
     assert snapshot(db_engine, alice.id) == before
+
+
+# An enum member as Python writes it (`<Role.viewer: 'viewer'>`): never in a client's message.
+_ENUM_REPR = re.compile(r"<\w+\.\w+: [^>]*>")
+_ROLES = "Input should be 'viewer', 'commenter', 'editor' or 'admin'"
+
+
+def test_a_role_refused_by_validation_is_named_by_its_plain_values(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """Issue 49, 5: a 422's message shows an enum's values as a client sends them, for a
+    membership's role, an invitation's, and any other enum (a task's priority)."""
+    list_id = make_list(client, alice)
+    join(client, alice, bob, list_id, "editor")
+    lists = f"/api/lists/{list_id}"
+    for method, path, body in (
+        ("PATCH", f"{lists}/members/{bob.id}", {"role": "superuser"}),
+        ("PATCH", f"{lists}/members/{bob.id}", {"role": "owner"}),
+        ("POST", f"{lists}/invitations", {"role": "owner"}),
+        ("POST", f"{lists}/invitations", {"role": "Viewer"}),
+    ):
+        answer = client.request(method, path, json=body, headers=alice.headers)
+        assert answer.status_code == 422, (method, path, answer.text)
+        assert not _ENUM_REPR.search(answer.text), answer.text
+        details = answer.json()["error"]["details"]
+        assert details == [{"field": "body.role", "message": _ROLES, "type": "literal_error"}], (
+            details
+        )
+    priority = client.post(
+        "/api/tasks", json={"title": "x", "priority": "urgent"}, headers=alice.headers
+    )
+    assert priority.status_code == 422, priority.text
+    assert not _ENUM_REPR.search(priority.text), priority.text
+    assert "'high'" in priority.json()["error"]["details"][0]["message"]

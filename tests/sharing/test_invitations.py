@@ -387,3 +387,29 @@ def test_every_create_counts_refused_ones_too_and_a_429_writes_nothing_else(
     after = few_invitations.post("/api/lists", json={"name": "Bob's"}, headers=bob.headers)
     assert after.status_code == 201, after.text
     assert re.fullmatch(rf'"task-writes";r={writes[-1] - 2};t=\d+', after.headers["ratelimit"])
+
+
+@pytest.mark.usefixtures("_clear_of_a_window_boundary")
+def test_a_create_refused_for_its_body_counts_against_the_invitation_limit(
+    client: TestClient, few_invitations: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """Issue 49, 4: a create whose body fails validation (422) is a refused create, and
+    counts as the others do, against both limits, in one statement; the fifth is the 429."""
+    list_id = make_list(client, alice)
+    path = f"/api/lists/{list_id}/invitations"
+    bodies: list[object] = [
+        {"role": "owner"},
+        {"role": "viewer", "email": "not-an-email"},
+        {"role": "viewer", "token": "mine"},
+        {"role": "viewer", "expires_in_days": "soon"},
+    ]
+    answers = [few_invitations.post(path, json=body, headers=alice.headers) for body in bodies]
+    assert [a.status_code for a in answers] == [422] * 4, [a.text for a in answers]
+    assert all(a.headers.get("ratelimit-policy") == _BOTH for a in answers), [
+        dict(a.headers) for a in answers
+    ]
+    counted = [_REMAINING.fullmatch(a.headers["ratelimit"]) for a in answers]
+    assert [int(m.group(1)) for m in counted if m] == [3, 2, 1, 0]
+    refused = few_invitations.post(path, json={"role": "viewer"}, headers=alice.headers)
+    assert refused.status_code == 429, refused.text
+    assert count_rows(db_engine, "list_invitations") == 0

@@ -202,3 +202,78 @@ def test_a_members_listing_interleaves_its_own_and_shared_tasks_in_order(
     assert stats["total"] == 7
     by_list = [(entry["name"], entry["total"]) for entry in stats["by_list"]]
     assert by_list == [("Team", 4), (None, 3)]
+
+
+_BULK_OPERATIONS: list[dict[str, object]] = [
+    {"op": "complete"},
+    {"op": "reopen"},
+    {"op": "delete"},
+    {"op": "set_priority", "priority": "high"},
+    {"op": "add_tag", "tag": "mine"},
+    {"op": "remove_tag", "tag": "kept"},
+    {"op": "move", "list_id": None},
+    {"op": "move", "list_id": "LIST"},
+]
+
+
+def _bulk(operation: dict[str, object], task_id: int, list_id: int) -> dict[str, object]:
+    values = {k: list_id if v == "LIST" else v for k, v in operation.items()}
+    return {"operations": [{**values, "id": task_id}]}
+
+
+@pytest.mark.parametrize("role", ["viewer", "commenter"])
+def test_a_bulk_operation_below_editor_is_403_before_any_check_of_its_values(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant, role: str
+) -> None:
+    """Issue 49, 2: permission first (a reader below editor: 403 FORBIDDEN, naming the
+    operation), then the values (a full task's tags: 422 only for a writer)."""
+    owner = shared_list.owner
+    task = f"/api/tasks/{shared_list.task_id}"
+    tags = {"tags": ["kept", *(f"t{n}" for n in range(19))]}  # 20: full
+    assert client.patch(task, json=tags, headers=owner.headers).status_code == 200
+    grant(shared_list, bob, role)
+    before = client.get(task, headers=owner.headers)
+    for operation in _BULK_OPERATIONS:
+        body = _bulk(operation, shared_list.task_id, shared_list.list_id)
+        answer = client.post("/api/tasks/bulk", json=body, headers=bob.headers)
+        assert answer.status_code == 403, (operation, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "FORBIDDEN", (operation, error)
+        assert error["details"][0]["field"] == "body.operations.0", error
+        assert f"({role})" in error["message"], error
+    after = client.get(task, headers=owner.headers)
+    assert after.content == before.content
+    # A writer gets the value's error: the task is full.
+    grant(shared_list, bob, "editor")
+    body = _bulk({"op": "add_tag", "tag": "mine"}, shared_list.task_id, shared_list.list_id)
+    full = client.post("/api/tasks/bulk", json=body, headers=bob.headers)
+    assert full.status_code == 422, full.text
+    assert "at most 20 tags" in full.json()["error"]["message"]
+
+
+def test_a_strangers_bulk_operation_is_a_missing_tasks_404_byte_for_byte(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant
+) -> None:
+    for operation in _BULK_OPERATIONS:
+        real = _bulk(operation, shared_list.task_id, shared_list.list_id)
+        missing = _bulk(operation, MISSING, shared_list.list_id)
+        answer = client.post("/api/tasks/bulk", json=real, headers=bob.headers)
+        nothing = client.post("/api/tasks/bulk", json=missing, headers=bob.headers)
+        assert answer.status_code == 404, (operation, answer.text)
+        assert answer.content == nothing.content, operation
+
+
+def test_a_viewers_bulk_refusal_names_its_operation_and_undoes_the_ones_before(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant
+) -> None:
+    grant(shared_list, bob, "viewer")
+    mine = client.post("/api/tasks", json={"title": "Bob's"}, headers=bob.headers)
+    own = mine.json()["data"]["id"]
+    steps = [
+        {"op": "complete", "id": own},
+        {"op": "add_tag", "id": shared_list.task_id, "tag": "x"},
+    ]
+    answer = client.post("/api/tasks/bulk", json={"operations": steps}, headers=bob.headers)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"]["details"][0]["field"] == "body.operations.1"
+    assert client.get(f"/api/tasks/{own}", headers=bob.headers).json()["data"]["completed"] is False

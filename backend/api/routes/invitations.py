@@ -3,7 +3,8 @@ list and revoke them under `/api/lists/{list_id}/invitations` (admin+), accept o
 token at `/api/invitations/accept` (any signed-in account). Thin: enter through the door, call
 `door.invitations`, return the envelope. Creating one is counted against the caller's own
 invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else, in the request's
-first message (`RateLimiter.invitations`): each route is one message."""
+first message, declared on the route (`counted_against`): a create refused for its body (422)
+counts too. Each route is one message."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from backend.api.conditional import etag
-from backend.api.deps import Door, DoorRoute
+from backend.api.deps import Door, DoorRoute, counted_against
 from backend.api.responses import (
     FORBIDDEN_ROLE,
     INVITATION_NOT_FOUND,
@@ -33,6 +34,7 @@ from backend.models.envelopes import (
 from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
 from backend.models.task_list import ListPublic
 from backend.models.types import TASK_ID_MAX
+from backend.services.rate_limits import invitation_limit
 
 router = APIRouter(
     prefix="/api", tags=["invitations"], responses=errors(401, 422, 503), route_class=DoorRoute
@@ -70,6 +72,7 @@ def accept_invitation(door: Door, data: InvitationAccept, response: Response) ->
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationCreatedEnvelope,
     summary="Invite someone to a list",
+    dependencies=[counted_against(invitation_limit)],
     description=f"Admins and the owner invite (an `admin` invitation: the owner only). The "
     f"answer carries the token, shown only here: send it to the invitee. It expires in "
     f"{INVITATION_DAYS} days; an invitation to an email replaces a pending one to the same "
@@ -97,7 +100,6 @@ def accept_invitation(door: Door, data: InvitationAccept, response: Response) ->
 def create_invitation(
     door: Door, list_id: ListId, data: InvitationCreate
 ) -> InvitationCreatedEnvelope:
-    door.limits.invitations(door.caller_id)
     return InvitationCreatedEnvelope(data=door.invitations.create(list_id, data))
 
 

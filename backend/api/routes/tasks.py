@@ -266,7 +266,9 @@ def task_stats(door: Door) -> TaskStatsEnvelope:
     response_model=BulkResponseEnvelope,
     summary="Apply several operations, all or nothing",
     description="Operations run in order in one transaction. If any fails (a task that is not "
-    "yours is a 404, as everywhere), nothing is changed and the error names the operation.",
+    "yours is a 404, as everywhere; one of a list shared with you below editor, a 403, before "
+    "any check of the operation's values), nothing is changed and the error names the "
+    "operation.",
     responses={
         **rate_limited(
             200,
