@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Text, bindparam, case, func, literal, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Text,
+    any_,
+    bindparam,
+    case,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+)
 
-from backend.db.scope import Step, decoded
+from backend.db.scope import Step, decoded, spaces_locked
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
 from backend.models.task import TAGS_MAX_COUNT
@@ -34,6 +46,18 @@ from backend.services.task_statements import (
 from backend.services.task_tree import Placement, Refusal, Sent
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
+
+# A bulk request takes the caller's change lock and those of the spaces of the tasks it names
+# (their owners', where the caller is a member of the task's list) together, ahead of its
+# steps (`spaces_locked`): holding its own while a step waited for an owner's, it could
+# deadlock with that owner's bulk request on the caller's tasks.
+LOCK_TASKS = spaces_locked(
+    owned_task(
+        select(func.array_agg(distinct(_T.user_id))).where(
+            _T.id == any_(bindparam("task_ids", type_=ARRAY(BigInteger)))
+        )
+    ).scalar_subquery()
+)
 
 # Whether the caller's task `:task_id` exists, as a step's reason: its tags are full.
 _TOO_MANY_TAGS = "tags"

@@ -280,3 +280,117 @@ def test_two_members_writing_in_each_others_lists_never_deadlock(
         ).all()
     each = 1 + MUTUAL_ROUNDS * (MUTUAL_WRITES // 2)
     assert dict(added) == {alices: each, bobs: each}
+
+
+# The other writes a member makes in an owner's space (issue 49), each raced the same way:
+# alice does it in bob's list while bob does it in alice's (each an admin of the other's list;
+# carol a viewer of both). (write number, the other's list, the task alice or bob added there,
+# the tokens of invitations to that list, the invitation made by the last write) -> request.
+Mirrored = Callable[[int, int, int, list[str], dict[str, Any]], tuple[str, str, Any]]
+
+
+def _rename(n: int, list_id: int, task_id: int, tokens: list[str], made: dict[str, Any]) -> Any:
+    return "PATCH", f"/api/lists/{list_id}", {"name": f"Renamed {list_id}.{n}.{len(tokens)}"}
+
+
+def _bulk(n: int, list_id: int, task_id: int, tokens: list[str], made: dict[str, Any]) -> Any:
+    priority = ("low", "medium", "high")[n % 3]
+    operations = [{"op": "set_priority", "id": task_id, "priority": priority}]
+    return "POST", "/api/tasks/bulk", {"operations": operations}
+
+
+def _invite(n: int, list_id: int, task_id: int, tokens: list[str], made: dict[str, Any]) -> Any:
+    # Even: invite (carol's address: the pending one is replaced); odd: revoke it.
+    if n % 2 == 0:
+        return "POST", f"/api/lists/{list_id}/invitations", {"role": "viewer", "email": "x@e.org"}
+    # (An invitation that failed leaves the last one's id: already revoked, a 404.)
+    return "DELETE", f"/api/lists/{list_id}/invitations/{made.get('id', 1)}", None
+
+
+def _role(n: int, list_id: int, task_id: int, tokens: list[str], made: dict[str, Any]) -> Any:
+    role = ("commenter", "viewer")[n % 2]
+    return "PATCH", f"/api/lists/{list_id}/members/{made['carol']}", {"role": role}
+
+
+def _leave(n: int, list_id: int, task_id: int, tokens: list[str], made: dict[str, Any]) -> Any:
+    # Even: leave the other's list; odd: join it again with one of its invitations.
+    if n % 2 == 0:
+        return "DELETE", f"/api/lists/{list_id}/members/{made['me']}", None
+    return "POST", "/api/invitations/accept", {"token": tokens.pop()}
+
+
+MIRRORED: dict[str, Mirrored] = {
+    "a list's rename": _rename,
+    "a bulk request": _bulk,
+    "an invitation made and revoked": _invite,
+    "a member's role changed": _role,
+    "leaving and accepting again": _leave,
+}
+
+
+@pytest.mark.parametrize("write", list(MIRRORED))
+def test_two_admins_managing_each_others_lists_never_deadlock(
+    unlimited_live_server: str,
+    alice: Account,
+    bob: Account,
+    carol: Account,
+    db_engine: Engine,
+    write: str,
+) -> None:
+    """Alice is an admin of bob's list and bob of alice's; each makes the same kind of write
+    in the other's list at the same moment. Taken caller first (at entry) and the owner's
+    space after it, the two locks would be (alice, bob) and (bob, alice): PostgreSQL breaks
+    the deadlock by failing one (503). Each takes both, waiting for neither while it holds
+    the other: every write succeeds."""
+    server = unlimited_live_server
+    request = MIRRORED[write]
+    alices = _call(server, alice, "POST", "/api/lists", {"name": "Alice's"})["id"]
+    bobs = _call(server, bob, "POST", "/api/lists", {"name": "Bob's"})["id"]
+    _join(server, alice, bob, alices, "admin")
+    _join(server, bob, alice, bobs, "admin")
+    _join(server, alice, carol, alices, "viewer")
+    _join(server, bob, carol, bobs, "viewer")
+    in_bobs = _call(server, alice, "POST", "/api/tasks", {"title": "a", "list_id": bobs})["id"]
+    in_alices = _call(server, bob, "POST", "/api/tasks", {"title": "b", "list_id": alices})["id"]
+
+    def invitations(owner: Account, list_id: int) -> list[str]:
+        # Enough for every accept of a round (`_leave`), made by the list's owner beforehand.
+        return [
+            _call(server, owner, "POST", f"/api/lists/{list_id}/invitations", {"role": "admin"})[
+                "token"
+            ]
+            for _ in range(MUTUAL_WRITES // 2)
+        ]
+
+    def writes(caller: Account, list_id: int, task_id: int, tokens: list[str]) -> list[Any]:
+        made: dict[str, Any] = {"carol": carol.id, "me": caller.id}
+        with httpx.Client(base_url=server, headers=caller.headers, timeout=60) as http:
+            http.get("/api/auth/me")  # connected and warm before the barrier
+            barrier.wait()
+            answers = []
+            for n in range(MUTUAL_WRITES):
+                method, path, body = request(n, list_id, task_id, tokens, made)
+                answer = http.request(method, path, json=body)
+                if method == "POST" and path.endswith("/invitations") and answer.is_success:
+                    made["id"] = answer.json()["data"]["id"]
+                answers.append(answer)
+            return answers
+
+    failed: list[str] = []
+    for _ in range(MUTUAL_ROUNDS):
+        leaving = write == "leaving and accepting again"
+        to_bobs = invitations(bob, bobs) if leaving else []
+        to_alices = invitations(alice, alices) if leaving else []
+        barrier = threading.Barrier(2)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            mine = pool.submit(writes, alice, bobs, in_bobs, to_bobs)
+            theirs = pool.submit(writes, bob, alices, in_alices, to_alices)
+            answers = mine.result() + theirs.result()
+        failed += [f"{a.status_code} {a.text}" for a in answers if not a.is_success]
+    assert not failed, f"{len(failed)} of {2 * MUTUAL_WRITES * MUTUAL_ROUNDS}: {failed[:3]}"
+    # Each is still what the other's list made it: an admin (or, after leaving and accepting
+    # an admin's invitation again, an admin still), and carol a member of both.
+    _, alices_roles, _ = _state(db_engine, alices)
+    _, bobs_roles, _ = _state(db_engine, bobs)
+    assert alices_roles[bob.id] == bobs_roles[alice.id] == "admin"
+    assert carol.id in alices_roles and carol.id in bobs_roles
