@@ -338,6 +338,9 @@ def _act(door: UnitOfWork, context: ChatKitContext, request: ThreadsCustomAction
         raise InvalidRequest.at("params.action", "Unknown action")
     if params.item_id is None:
         raise InvalidRequest.at("params.item_id", "An action names its widget")
+    # The task's space's change lock with the caller's, in the entry (a member's button on a
+    # task of an owner's list: holding its own while it waited for the owner's could deadlock).
+    door.names_task(task_id)
     with door:
         row = door.chatkit.thread(params.thread_id)
         item = item_of(row.public_id, door.chatkit.item(row.public_id, params.item_id))

@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql import operators, sqltypes, visitors
 from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.sql.elements import (
     BinaryExpression,
@@ -137,6 +137,23 @@ def space_locked(table: Any) -> ColumnElement[bool]:
     two locks in the order the owner's own write does, so the two cannot deadlock."""
     locked: ColumnElement[bool] = func.task_api_lock_space(table.c.user_id)
     return locked
+
+
+def spaces_locked(space: Any) -> Any:
+    """The statement that takes a write's change locks, the caller's and those of `space`
+    (the owner's id, or an array of owners' ids, of the rows the write names, read with the
+    access predicate: NULL, or the caller's own, where it is no member), waiting for neither
+    while it holds the other (`task_api_lock_spaces`, migration 0036). Sent ahead of the
+    write by `Scoped._lock_spaces`, instead of the caller's lock at entry: a member's write
+    that took the caller's at entry and the owner's in its statement could deadlock with the
+    owner's write, as a member, in one of the caller's lists (specs/events.md, "Lock order
+    across spaces")."""
+    spaces = (
+        func.array_append(space, bindparam(OWNER))
+        if isinstance(space.type, sqltypes.ARRAY)
+        else postgresql.array([bindparam(OWNER), space])
+    )
+    return select(func.task_api_lock_spaces(spaces))
 
 
 class Unscoped(AssertionError):

@@ -227,7 +227,8 @@ class Sender:
             if not first:
                 return
             raise RuntimeError("a write's locks go ahead of its first statement")
-        self.entry = (self.entry[0], self._unlocked)
+        # What rides with the entry stays (a route's own count, `count`).
+        self.entry = (self.entry[0], {**self.entry[1], **self._unlocked})
         self.ahead(statement, values)
 
     def at_commit(self, statement: Any, values: Mapping[str, Any]) -> bool:

@@ -37,7 +37,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
+from backend.db.scope import (
+    OWNER,
+    Scoped,
+    access,
+    caller_role,
+    owned,
+    space_locked,
+    spaces_locked,
+)
 from backend.errors import Forbidden, LimitReached, NotFound
 from backend.models import ListInvitation, ListMember, User
 from backend.models.sharing import (
@@ -83,6 +91,10 @@ _CALLER_ROLE = caller_role(_LISTS).label("caller_role")
 _VISIBLE = and_(_L.id == _LIST_ID, access(_LISTS, _READ))
 # The caller's role in a list it can see (no row: it cannot, or there is none).
 _ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)
+# A create or a revoke by an admin takes the caller's change lock and the list's owner's
+# together, ahead of its write (`spaces_locked`): one holding its own lock while it waits for
+# the owner's could deadlock with that owner doing the same in one of the caller's lists.
+_LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
 
 _EMAIL = bindparam("email", type_=Text)
@@ -192,21 +204,32 @@ def _rank(column: Any) -> Any:
 _JOINED_SETTING = "task_api.joined_list"
 
 
-def _accept() -> Any:
-    """Use the invitation whose token hashes to `:token_hash`: deleted (single use) when it
-    is unexpired, addressed to the caller's email or to nobody, and of a list the caller does
-    not own; the caller's membership from it (a higher role than its present one only). The
-    list's id is left in `_JOINED_SETTING`."""
+def _usable() -> tuple[Any, ...]:
+    """The invitation the caller may use: its token hashes to `:token_hash`, it is
+    unexpired, addressed to the caller's email or to nobody, and of a list the caller does not
+    own."""
     caller_email = select(func.lower(_U.email)).where(_U.id == bindparam(OWNER)).scalar_subquery()
+    return (
+        _I.token_hash == _HASH,
+        _I.expires_at > func.now(),
+        or_(_I.email.is_(None), func.lower(_I.email) == caller_email),
+        _I.user_id != bindparam(OWNER),
+    )
+
+
+# The accept takes the caller's change lock and the list's owner's together, ahead of it:
+# holding its own while it waited for the owner's (its write's), it could deadlock with that
+# owner accepting an invitation to one of the caller's lists at the same moment.
+_LOCK_INVITING = spaces_locked(select(_I.user_id).where(*_usable()).scalar_subquery())
+
+
+def _accept() -> Any:
+    """Use the invitation whose token hashes to `:token_hash` (`_usable`): deleted (single
+    use); the caller's membership from it (a higher role than its present one only). The
+    list's id is left in `_JOINED_SETTING`."""
     used = (
         delete(_INVITATIONS)
-        .where(
-            _I.token_hash == _HASH,
-            _I.expires_at > func.now(),
-            or_(_I.email.is_(None), func.lower(_I.email) == caller_email),
-            _I.user_id != bindparam(OWNER),
-            space_locked(_INVITATIONS),
-        )
+        .where(*_usable(), space_locked(_INVITATIONS))
         .returning(_I.user_id, _I.list_id, _I.role)
         .cte("used")
     )
@@ -240,6 +263,7 @@ class InvitationService(Scoped):
         time the token is shown."""
         token = secrets.token_urlsafe(32)
         statement = _CREATE_ADMIN if data.role is Role.admin else _CREATE
+        self._lock_spaces(_LOCK_LIST, list_id=list_id)
         rows = self._write(
             statement,
             list_id=list_id,
@@ -271,6 +295,7 @@ class InvitationService(Scoped):
 
     def revoke(self, list_id: int, invitation_id: int) -> None:
         """Delete a pending invitation of the list (admin+; an `admin` one the owner only)."""
+        self._lock_spaces(_LOCK_LIST, list_id=list_id)
         if self._write(_REVOKE, list_id=list_id, invitation_id=invitation_id, last=True):
             return
         found = self._read(_REVOKE_REFUSAL, list_id=list_id, invitation_id=invitation_id).first()
@@ -287,7 +312,9 @@ class InvitationService(Scoped):
         """Use the token: the caller becomes a member of its list (or keeps a higher role it
         has); the list as the caller now sees it. Any token that cannot be used is the one
         404. One message: the accept rides ahead of the list's read, which commits both."""
-        self._ahead(_ACCEPT, token_hash=token_hash(token))
+        hashed = token_hash(token)
+        self._lock_spaces(_LOCK_INVITING, token_hash=hashed)
+        self._ahead(_ACCEPT, token_hash=hashed)
         row = self._write(_JOINED, last=True).first()
         if row is None:
             raise NotFound(INVITATION_NOT_FOUND)

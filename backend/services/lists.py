@@ -37,7 +37,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
+from backend.db.scope import (
+    OWNER,
+    Scoped,
+    access,
+    caller_role,
+    owned,
+    space_locked,
+    spaces_locked,
+)
 from backend.db.sender import Rows
 from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
 from backend.models import Task
@@ -158,6 +166,10 @@ _BY_NAME = _L.name_key == _REF_KEY
 # caller's), and whether another list has the name being written.
 _REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
 _REFUSAL_BY_NAME = _owned(select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME))
+# A write of a list by its id takes the caller's change lock and the list's owner's (where the
+# caller is a member) together, ahead of it (`spaces_locked`): a member renaming an owner's
+# list while that owner renames one of the member's would otherwise deadlock.
+LOCK_LIST = spaces_locked(select(_L.user_id).where(_BY_ID, _VISIBLE).scalar_subquery())
 
 
 class _Target:
@@ -231,6 +243,8 @@ class ListService(Scoped):
         binds: dict[str, Any] = dict(target.binds)
         if key is not None:
             binds["name_key"] = key
+        if not target.name:  # by name: the caller's own list, its own lock at entry
+            self._lock_spaces(LOCK_LIST, **target.binds)
         rows = self._write(statement, **binds, last=True)
         row = rows[0] if rows else None
         if row is None:

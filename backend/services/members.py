@@ -40,7 +40,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import array
 
-from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
+from backend.db.scope import (
+    OWNER,
+    Scoped,
+    access,
+    caller_role,
+    owned,
+    space_locked,
+    spaces_locked,
+)
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import ListMember, Task, User
 from backend.models.sharing import MemberPublic, Role
@@ -85,6 +93,11 @@ _VISIBLE = and_(_L.id == _LIST_ID, access(_LISTS, _READ))
 # Why a write matched nothing: the caller's role and the target's (no row: the caller may not
 # see the list, or there is none).
 _STANDING = select(_CALLER_ROLE, _TARGET_ROLE).where(_VISIBLE)
+# A role's change, a removal or a leave takes the caller's change lock and the list's
+# owner's together, ahead of its write (`spaces_locked`): an admin (or a member leaving)
+# holding its own lock while it waits for the owner's could deadlock with that owner doing the
+# same in one of the caller's lists.
+_LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
 # The members: the owner (its `joined_at` the list's creation), then the members in the order
 # they joined.
@@ -270,6 +283,7 @@ class MemberService(Scoped):
         """Give the member `user_id` the role `role` (admin+; the owner where `admin` is
         given or taken)."""
         statement = _CHANGE_ADMIN if role is Role.admin else _CHANGE
+        self._lock_spaces(_LOCK_LIST, in_list=list_id)
         rows = self._write(
             statement, in_list=list_id, target=user_id, new_role=role.value, last=True
         )
@@ -284,6 +298,7 @@ class MemberService(Scoped):
         admin), or, when it is the caller, leave the list (the owner cannot)."""
         leaving = user_id == self.user_id
         statement = _LEAVE if leaving else _REMOVE
+        self._lock_spaces(_LOCK_LIST, in_list=list_id)
         if self._write(statement, in_list=list_id, target=user_id, last=True):
             return
         standing = self._standing(list_id, user_id)

@@ -317,6 +317,14 @@ class UnitOfWork:
                         dbapi.autocommit = False
             conn.close()
 
+    def names_task(self, task_id: int) -> None:
+        """The write is by `task_id`, named in its body rather than its path (a ChatKit
+        widget's button): its entry takes the task's space's change lock with the caller's
+        (migration 0041), as a route's by its path's `task_id` does. Before entering."""
+        if self._conn is not None:
+            raise RuntimeError("a write's task is named before its unit of work is entered")
+        self._task_id = task_id
+
     def hold_commit(self) -> None:
         """This request writes more than once (or adds to the transaction after its write):
         no service's write may commit it in its own message (`Scoped._write(last=True)`)."""

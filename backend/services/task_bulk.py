@@ -6,9 +6,23 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Text, bindparam, case, func, literal, literal_column, null, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Text,
+    any_,
+    bindparam,
+    case,
+    distinct,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+)
 
-from backend.db.scope import caller_role
+from backend.db.scope import caller_role, spaces_locked
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
 from backend.models.sharing import Role
@@ -40,7 +54,7 @@ from backend.services.task_tree import Placement, Refusal, Sent
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
 
-# Why a step wrote nothing (`Scoped._steps` reads it in the step's own statement, only when
+# Why a step wrote nothing (`TaskSending._steps` reads it in the step's own statement, only when
 # it wrote nothing), permission first (issue 49): no row (NULL) when the caller cannot read
 # the task, the same 404 as a missing one; `role:<role>` when it reads it with a role below a
 # write's (403); only then the reason of the step's values (a full task's tags, a move's
@@ -60,6 +74,20 @@ def _permission_first(reason: Any) -> Any:
 
 
 _WRITABLE = _permission_first(null())
+
+
+# A bulk request takes the caller's change lock and those of the spaces of the tasks it names
+# (their owners', where the caller is a member of the task's list) together, ahead of its
+# steps (`spaces_locked`): holding its own while a step waited for an owner's, it could
+# deadlock with that owner's bulk request on the caller's tasks.
+LOCK_TASKS = spaces_locked(
+    owned_task(
+        select(func.array_agg(distinct(_T.user_id))).where(
+            _T.id == any_(bindparam("task_ids", type_=ARRAY(BigInteger)))
+        )
+    ).scalar_subquery()
+)
+
 _TOO_MANY_TAGS = "tags"
 _TAGS_FULL = _permission_first(literal(_TOO_MANY_TAGS))
 # The steps that take a tag, built once (`:tag`). The count bound is part of the statement: a

@@ -35,7 +35,7 @@ from backend.recurrence import Schedule
 from backend.services.access import Action, allows, refuse
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
-from backend.services.task_bulk import step, step_error, task_of
+from backend.services.task_bulk import LOCK_TASKS, step, step_error, task_of
 from backend.services.task_listing import Keyset, ListingShape, TaskListQuery
 from backend.services.task_placement import anchor_field, placement_of, refused, unassignable
 from backend.services.task_schedule import (
@@ -593,6 +593,7 @@ class TaskService(TaskSending):
         try:
             # Only a completion can add a statement (a recurring task's next occurrence).
             last = not any(isinstance(operation, CompleteOp) for operation in operations)
+            self._lock_spaces(LOCK_TASKS, task_ids=sorted({o.id for o in operations}))
             rows = self._steps([step(operation) for operation in operations], last=last)
         except StepRefused as refused:
             error = step_error(operations[refused.index], refused.reason)
