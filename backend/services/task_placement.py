@@ -4,7 +4,14 @@ that place it are backend/services/task_tree.py."""
 
 from __future__ import annotations
 
-from backend.errors import AppError, InvalidRequest, LimitReached, NotFound, PreconditionFailed
+from backend.errors import (
+    AppError,
+    Forbidden,
+    InvalidRequest,
+    LimitReached,
+    NotFound,
+    PreconditionFailed,
+)
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, TASKS_PER_LIST, name_key
 from backend.services.task_schedule import not_recurring
@@ -26,6 +33,12 @@ def refused(reason: Refusal, placement: Placement) -> AppError:
             return NotFound.at("body.parent_id", "Task not found")
         case Refusal.anchor:
             return NotFound.at(anchor_field(placement), "Task not found")
+        case Refusal.personal:
+            return Forbidden.at(
+                list_field,
+                "Only the list's owner may move its tasks to no list (a task in no list is its "
+                "owner's personal task)",
+            )
         case Refusal.list_mismatch:
             return InvalidRequest.at(
                 list_field,
@@ -54,16 +67,22 @@ def refused(reason: Refusal, placement: Placement) -> AppError:
                 f"A top-level task has at most {SUBTASKS_PER_TASK} subtasks, at every depth",
             )
         case Refusal.other_owner:
-            return InvalidRequest.at(
-                list_field,
-                "A task moves only between lists of the same owner (a list shared with you "
-                "is its owner's): create it in that list instead",
-            )
+            return other_owner(list_field)
         case Refusal.assignee:
             return unassignable()
         case Refusal.list_full:
             return LimitReached.at(list_field, f"A list holds at most {TASKS_PER_LIST} tasks")
     raise AssertionError(reason)  # pragma: no cover
+
+
+def other_owner(field: str) -> InvalidRequest:
+    """A list, parent or anchor the caller may write, but in another owner's space than the
+    task's."""
+    return InvalidRequest.at(
+        field,
+        "A task moves only between lists of the same owner (a list shared with you "
+        "is its owner's): create it in that list instead",
+    )
 
 
 def unassignable() -> InvalidRequest:

@@ -10,8 +10,11 @@ the same snapshot:
   follows it) and, rarely, a few respaced siblings, at an exact place (after or before a
   sibling, or last).
 
-Both compute `refusal`, the first rule the write would break (a missing or another user's
-list, parent or anchor first: the same 404 whichever), and write nothing unless it is null.
+Both compute `refusal`, the first rule the write would break (a list, parent or anchor that
+is missing or not one the caller may write first: the same refusal whichever; then no list in
+another user's space, which is that user's personal space), and write nothing unless it is
+null. Each row a request names is read through the access predicate with an editor's roles:
+"the same owner" is never enough (issue 49).
 When nothing was written, `TaskService` reads `refusal` again on its own (the failure path
 alone pays that round trip) to say why. The caller's change lock, taken when the request
 entered, serializes a user's writes: "count, then insert" limits and "read the neighbours,
@@ -103,8 +106,9 @@ class Refusal(StrEnum):
     task = "task"  # the moved task: missing or another user's
     stale = "stale"  # If-Match names none of its versions
     list = "list"  # the list: missing or another user's
-    parent = "parent"  # the parent: missing or another user's
-    anchor = "anchor"  # after_id / before_id: missing or another user's
+    parent = "parent"  # the parent: missing, or not a task the caller may write in the space
+    anchor = "anchor"  # after_id / before_id: likewise
+    personal = "personal"  # no list in another user's space (a member's list_id: null)
     list_mismatch = "list_mismatch"  # list and parent sent, the parent is in another list
     anchor_group = "anchor_group"  # the anchor is not in the list / under the parent sent
     cycle = "cycle"  # under itself or one of its subtasks
@@ -153,13 +157,21 @@ class Placement:
 
 
 def _tasks(space: Any, *columns: Any) -> Any:
-    """The tasks of the space a placement writes in (`_space`)."""
+    """The tasks of the space a placement writes in (`_space`): the rows a placement's rules
+    count (ancestors, subtrees, siblings), all under a destination already checked writable."""
     return select(*columns).where(_C.user_id == space)
 
 
 # What a placement needs in the space it writes in (the moved task, the list, the parent and
 # the anchor are each read with it).
 _EDIT = roles(Action.TASK_WRITE)
+
+
+def _writable(space: Any, *columns: Any) -> Any:
+    """A task a request names (a parent, an anchor): in the space the placement writes in and
+    one the caller may write, through the access predicate with an editor's roles. Any other
+    (missing, another user's, a private row of the space's owner) is the same `Refusal`."""
+    return _tasks(space, *columns).where(access(_T, _EDIT))
 
 
 def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
@@ -242,19 +254,23 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
         rules.append((_scalar(select(chosen.c.user_id)) != space, Refusal.other_owner))
         list_value = _scalar(select(chosen.c.id))
 
+    # The parent and the anchor are rows the caller may write (`_writable`), not merely rows
+    # of the space: a shared task's owner owns private rows its members must not reach.
     parent_row = None
     if parent_sent is Sent.id:
-        parent_row = _tasks(space, _C.id, _C.list_id).where(_C.id == PARENT_ID).cte("parent")
+        parent_row = _writable(space, _C.id, _C.list_id).where(_C.id == PARENT_ID).cte("parent")
         rules.append((~exists(select(parent_row.c.id)), Refusal.parent))
 
     anchor_row = None
     if anchor is not Anchor.last:
         anchor_row = (
-            _tasks(space, _C.id, _C.list_id, _C.parent_id, _C.position)
+            _writable(space, _C.id, _C.list_id, _C.parent_id, _C.position)
             .where(_C.id == ANCHOR_ID)
             .cte("anchor")
         )
         rules.append((~exists(select(anchor_row.c.id)), Refusal.anchor))
+    # Checked once the destination is known, before the rules about the body's values.
+    personal_at = len(rules)
 
     if parent_row is not None and list_sent is not Sent.omitted:
         parent_list = _scalar(select(parent_row.c.list_id))
@@ -290,6 +306,8 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
         sql_cast(dest_parent, BigInteger).label("parent_id"),
     ).cte("destination")
     d_list, d_parent = _scalar(select(dest.c.list_id)), _scalar(select(dest.c.parent_id))
+    # No list in another user's space is that user's personal space: never a member's to write.
+    rules.insert(personal_at, (and_(space != bindparam(OWNER), d_list.is_(None)), Refusal.personal))
 
     # The destination parent and its ancestors (none at the top level).
     up = _tasks(space, _C.id, _C.parent_id, literal(1).label("n")).where(_C.id == d_parent)

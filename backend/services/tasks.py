@@ -37,7 +37,13 @@ from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import LOCK_TASKS, step, step_error, task_of
 from backend.services.task_listing import Keyset, ListingShape, TaskListQuery
-from backend.services.task_placement import anchor_field, placement_of, refused, unassignable
+from backend.services.task_placement import (
+    anchor_field,
+    other_owner,
+    placement_of,
+    refused,
+    unassignable,
+)
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
     SUCCESSOR,
@@ -370,13 +376,18 @@ class TaskService(TaskSending):
     def _refusal(self, reason: Refusal, placement: Placement, binds: dict[str, Any]) -> AppError:
         if reason is Refusal.list and placement.list is Sent.name:
             return unknown_list(self._read, placement.list_name or "", field="body.list")
-        # A task or list the placement named and could not write: one the caller sees as a
-        # member below editor is a 403, not a 404.
+        # A task or list the placement named and could not write, by the caller's role in
+        # that row: none (it cannot read it, or it does not exist) is the 404 `refused` says;
+        # a member below editor, 403; a parent or anchor it may write, but in another owner's
+        # space than the task's, is the 422 a list of another owner gets.
         sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
         if binds.get(sent) is not None:
             role = self._read(statement, **{by: binds[sent]}).first()
             if role is not None and not allows(role[-1], Action.TASK_WRITE):
                 return refuse(role[-1], Action.TASK_WRITE, NotFound("Task not found"))
+            if role is not None and reason in (Refusal.parent, Refusal.anchor):
+                field = "body.parent_id" if reason is Refusal.parent else anchor_field(placement)
+                return other_owner(field)
         return refused(reason, placement)
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
