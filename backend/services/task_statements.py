@@ -102,6 +102,15 @@ def _viewed(c: Any, reminders: Any = _MEMBERS_OWN) -> Any:
 
 
 TASK_VIEW = tuple(_viewed(c) for c in TASK_COLUMNS)
+# A listing's two arms know whose rows they read (`listing`): the own arm's reminders are the
+# task's column, the member arm's the member's own row; no CASE, and the own arm plans no
+# subquery it never runs (issue 49).
+_OWN_VIEW = tuple(
+    _T.reminders.label(c.name) if c.name == "reminders" else _viewed(c) for c in TASK_COLUMNS
+)
+_MEMBER_VIEW = tuple(
+    _MEMBERS_OWN.label(c.name) if c.name == "reminders" else _viewed(c) for c in TASK_COLUMNS
+)
 
 
 def written_view(reminders: Any) -> tuple[Any, ...]:
@@ -425,27 +434,25 @@ def listing(shape: ListingShape) -> Any:
     arms, each a page on its own index: the caller's own tasks, and those of the lists shared
     with it (`shared`); the page is the first rows of both in the order asked (an OR of the
     two would read every own task to sort them)."""
-    columns = [*TASK_VIEW, sort_key(shape.sort).label("sort_key")]
+    key = sort_key(shape.sort).label("sort_key")
 
-    def arm(scope: ColumnElement[bool]) -> Any:
-        statement = select(*columns).where(scope, *filter_conditions(shape.filters))
+    def arm(view: tuple[Any, ...], scope: ColumnElement[bool]) -> Any:
+        statement = select(*view, key).where(scope, *filter_conditions(shape.filters))
         if shape.after is not None:
             statement = statement.where(after_keyset(shape))
         return statement.order_by(*order_by(shape.sort, shape.direction)).limit(LIMIT)
 
     mine = _T.user_id == bindparam(OWNER)
-    page = union_all(arm(mine), arm(and_(shared(_TASKS, _READ), ~mine))).subquery("page")
-    outer = [page.c[c.name] for c in columns]
+    theirs = arm(_MEMBER_VIEW, and_(shared(_TASKS, _READ), ~mine))
+    page = union_all(arm(_OWN_VIEW, mine), theirs).subquery("page")
+    outer = [page.c[c.name] for c in (*TASK_COLUMNS, key)]
     if shape.feed_position:
         outer.append(latest_position().label("feed_position"))
-    key, task_id = page.c.sort_key, page.c.id
+    last, task_id = page.c.sort_key, page.c.id
     ordered = (
-        [key.asc(), task_id.asc()]
+        [last.asc(), task_id.asc()]
         if shape.direction is SortOrder.asc
-        else [
-            key.desc(),
-            task_id.desc(),
-        ]
+        else [last.desc(), task_id.desc()]
     )
     if shape.sort is TaskSort.due_date:
         ordered[0] = ordered[0].nulls_last()

@@ -210,15 +210,13 @@ def _access(member_roles: tuple[str, ...]) -> str:
 SPACE_LOCKED = "task_api_lock_space(tasks.user_id)"
 # `backend.services.changes.latest_position`: the caller's latest change, of its own space (task
 # changes and the access it gained or lost) or of a list shared with it (its tasks' changes,
-# the id as an expression so the memberships' index finds them), below the horizon of a hold
-# sent ahead (none here: no bound); or how far pruning went if that is further, or 0.
+# the id as an expression so the memberships' index finds them), or how far pruning went if that
+# is further, or 0. No horizon: a listing sends no hold ahead (issue 49).
 FEED_POSITION = (
     "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.user_id = %(user)s "
-    f"AND task_events.type IN ({_sql_list(FEED_TYPES)}) "
-    "AND task_events.id <= task_events_horizon()), "
+    f"AND task_events.type IN ({_sql_list(FEED_TYPES)})), "
     f"(SELECT max(task_events.id + 0) FROM task_events WHERE {_shared('task_events', READ_ROLES)} "
-    f"AND task_events.type IN ({_sql_list(CHANGE_TYPES)}) "
-    "AND task_events.id <= task_events_horizon()), "
+    f"AND task_events.type IN ({_sql_list(CHANGE_TYPES)})), "
     "(SELECT task_events_pruned.through_id FROM task_events_pruned "
     "WHERE task_events_pruned.user_id = %(user)s), 0)"
 )
@@ -229,20 +227,27 @@ _ARM = (
     "(SELECT {columns}, tasks.created_at AS sort_key FROM tasks WHERE {arm}{{where}} "
     "ORDER BY tasks.created_at DESC, tasks.id DESC LIMIT %(limit)s)"
 )
-_ARM_COLUMNS = (
-    ", ".join(f"tasks.{name} AS {name}" for name in COLUMN_NAMES)
-    .replace(
-        "tasks.open_subtask_count AS open_subtask_count",
-        "CASE WHEN tasks.completed = true THEN 0 ELSE tasks.open_subtask_count END "
-        "AS open_subtask_count",
-    )
-    .replace("tasks.reminders AS reminders", f"{OWN_REMINDERS} AS reminders")
+_OWN_ARM_COLUMNS = ", ".join(f"tasks.{name} AS {name}" for name in COLUMN_NAMES).replace(
+    "tasks.open_subtask_count AS open_subtask_count",
+    "CASE WHEN tasks.completed = true THEN 0 ELSE tasks.open_subtask_count END "
+    "AS open_subtask_count",
+)
+# Each arm knows whose rows it reads (issue 49): the own arm's reminders are the task's, the
+# member arm's the member's own row (or none).
+MEMBERS_REMINDERS = (
+    "coalesce((SELECT task_member_reminders.reminders FROM task_member_reminders WHERE "
+    "task_member_reminders.user_id = tasks.user_id AND task_member_reminders.task_id = tasks.id "
+    "AND task_member_reminders.member_id = %(user)s), '[]'::jsonb)"
+)
+_MEMBER_ARM_COLUMNS = _OWN_ARM_COLUMNS.replace(
+    "tasks.reminders AS reminders", f"{MEMBERS_REMINDERS} AS reminders"
 )
 _ARMS = (
-    _ARM.format(columns=_ARM_COLUMNS, arm="tasks.user_id = %(user)s")
+    _ARM.format(columns=_OWN_ARM_COLUMNS, arm="tasks.user_id = %(user)s")
     + " UNION ALL "
     + _ARM.format(
-        columns=_ARM_COLUMNS, arm=f"{_shared('tasks', READ_ROLES)} AND tasks.user_id != %(user)s"
+        columns=_MEMBER_ARM_COLUMNS,
+        arm=f"{_shared('tasks', READ_ROLES)} AND tasks.user_id != %(user)s",
     )
 )
 _PAGE_COLUMNS = ", ".join(f"page.{name}" for name in (*COLUMN_NAMES, "sort_key"))

@@ -305,6 +305,20 @@ def test_no_user_reads_anothers_reminders_anywhere(
     assert f'"minutes_before_due": {15}' in json.dumps(drain_feed(client, bob, bob_cursor)[0])
 
 
+def test_a_listing_shows_each_caller_its_own_reminders(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant
+) -> None:
+    """A listing's two arms each read one side (issue 49): the owner's own arm the task's
+    column, the member's arm the member's row; each caller sees its own, not none."""
+    alice = shared_list.owner
+    task_id = setup(client, shared_list, bob, grant)
+    for account, own in ((alice, OWNERS), (bob, MEMBERS)):
+        for query in ({}, {"list_id": shared_list.list_id}):
+            listed = get(client, account, "/api/tasks", **query)["data"]
+            [seen] = [t for t in listed if t["id"] == task_id]
+            assert seen["reminders"] == own, (account.email, query, seen["reminders"])
+
+
 def _mcp_task(client: TestClient, account: Account, task_id: int) -> Any:
     """The task as the MCP tool `get_task` returns it (raw JSON-RPC on the app's /mcp)."""
     result = call_tool_rpc(client, "/mcp", account.token, "get_task", {"task_id": task_id})
