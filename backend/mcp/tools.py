@@ -58,11 +58,11 @@ from backend.models import (
 )
 from backend.models.common import StorableText
 from backend.models.references import (
-    COMMENTS,
     MEMBERS,
     SUBJECT,
     USERS,
     Action,
+    NotAReference,
     Reference,
 )
 from backend.models.sharing import CommentBody, CommentPublic
@@ -389,16 +389,16 @@ class AddCommentArguments(_OneTask):
 
 
 COMMENTS_PAGE_MAX = 100
+# A position in the task's comments (those with a greater id follow), read only among the
+# task's own: it reaches no row, so any id answers as a position would.
+_COMMENTS_AFTER = NotAReference("a position in the task's comments: those after this id")
 
 
 class ListCommentsArguments(_OneTask):
     limit: Annotated[StrictInt, Field(ge=1, le=COMMENTS_PAGE_MAX)] = Field(
         default=50, description=f"At most this many comments (1-{COMMENTS_PAGE_MAX})."
     )
-    after_id: (
-        Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), Reference(COMMENTS, Action.COMMENT_READ)]
-        | None
-    ) = Field(
+    after_id: Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), _COMMENTS_AFTER] | None = Field(
         default=None,
         description="Only the comments after this one (the last id of the previous call).",
     )

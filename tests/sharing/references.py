@@ -112,7 +112,7 @@ def request_fields(app: FastAPI) -> list[Field]:
     for route in api_routes(app):
         if route.path.startswith(TWINS):
             continue
-        for method in sorted(route.methods - {"HEAD"}):
+        for method in sorted((route.methods or set()) - {"HEAD"}):
             target = (method, route.path)
             for dependant in _dependants(route.dependant):
                 for where, params in (
