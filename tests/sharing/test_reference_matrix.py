@@ -1,11 +1,12 @@
 """The reference matrix, generated from the declarations (issue 49): every field of every
-route's body or query and every MCP tool's arguments that declares a `Reference` to a task or
-a list (backend/models/references.py; found by tests/sharing/references.py, so a new field
-adds its cases with no test edited) x every caller (the owner of the route's row, a member
-with each role, a stranger, a removed member) x every kind of row the field may name (the
-caller's own personal task, its own list's, a list of the owner's where it has each role, the
-route's own list, the owner's private list, the owner's personal task, another user's row, a
-missing id).
+route's body or query and every MCP tool's arguments that declares a `Reference` to a task, a
+list or a user it assigns (backend/models/references.py; found by tests/sharing/references.py,
+so a new field adds its cases with no test edited) x every caller (the owner of the route's
+row, a member with each role, a stranger, a removed member) x every kind of row the field may
+name (the caller's own personal task, its own list's, a list of the owner's where it has each
+role, the route's own list, the owner's private list, the owner's personal task, another
+user's row, a missing id; for an assignee: the list's owner, the caller, a member, a removed
+member, a stranger, an unknown id).
 
 The answer each case must get:
 - the route's own row (a path's `{task_id}`/`{list_id}`, a tool's `task_id`) unreachable: the
@@ -15,6 +16,8 @@ The answer each case must get:
 - readable with a role below the field's action: 403 `FORBIDDEN`, nothing changed;
 - in another owner's space than the route's row (a task moves only between one owner's
   lists): refused, nothing changed (a list: 422, as the contract says; a task: 404 or 422);
+- an assignee who is neither the task's owner nor a member of its list: the bytes an unknown
+  id gets (422);
 - otherwise a 2xx.
 
 Each test is one field and one caller; it sends every kind of row and fails listing every
@@ -43,6 +46,9 @@ from tests.sharing.helpers import add_member, remove_member
 from tests.sharing.references import Field, id_fields
 
 MISSING = 2_000_000_000
+# A missing route row: another id than the missing named one (a row named after itself is
+# refused from the two ids alone: "a task cannot be its own parent").
+MISSING_SUBJECT = MISSING + 1
 ROLES = ("admin", "editor", "commenter", "viewer")
 STANDINGS = ("owner", *ROLES, "stranger", "removed")
 
@@ -348,30 +354,40 @@ def _check(
     if reference.table == MEMBERS:
         _members(client, db_engine, world)
     failures: list[str] = []
+    # The route's task and the named rows are made once and made again only after a case
+    # that changed rows: a refused case leaves them as they were (which it checks).
+    task: int | None = None
+    made: dict[str, Row | None] = {}
+    before: list[Any] | None = None  # the rows as the previous case left them
     for kind in kinds:
         if reference.table == LISTS and kind == "the route's list" and "{list_id}" in f.target[1]:
             continue  # a list is never its own anchor: 422 from the two ids alone
         expected: Answer | None = None
-        task = _task(client, world.alice, world.shared)
+        if task is None:
+            task, before = _task(client, world.alice, world.shared), None
         row: Row | None = None
         named: Any
         if reference.table == MEMBERS:
             named = [_user(world, kind)]
             missing_named: Any = [MISSING_USER]
         else:
-            row = _fresh_row(client, world, reference.table, kind)
+            if kind not in made:
+                made[kind], before = _fresh_row(client, world, reference.table, kind), None
+            row = made[kind]
             named = row.id if row else MISSING
             missing_named = MISSING
         subject = {"task_id": task, "list_id": world.shared}
         body = _set(_fill(base, task, world.shared), f.path, named)
-        before = _state(db_engine)
+        before = before or _state(db_engine)
         answer = _send(client, f.target, caller, subject, f.where, body)
-        changed = _state(db_engine) != before
+        after = _state(db_engine)
+        changed = after != before
+        before = after
         subject_role = _role(world, caller, Row(task, world.alice.id, world.shared))
         ref_role = _role(world, caller, row)
         if subject_action is not None and subject_role is None:
-            gone = {"task_id": MISSING, "list_id": MISSING}
-            without = _set(_fill(base, MISSING, MISSING), f.path, named)
+            gone = {"task_id": MISSING_SUBJECT, "list_id": MISSING_SUBJECT}
+            without = _set(_fill(base, MISSING_SUBJECT, MISSING_SUBJECT), f.path, named)
             expected = _send(client, f.target, caller, gone, f.where, without)
             ok = answer == expected and answer.status == 404 and not changed
             want = "the answer for a missing route row (404)"
@@ -411,6 +427,9 @@ def _check(
         else:
             ok = 200 <= answer.status < 300
             want = "2xx"
+        if changed:
+            task, before = None, None
+            made.clear()
         if not ok:
             got = f"{answer.status} {answer.content[:160]!r}" + (
                 " (rows changed)" if changed else ""
