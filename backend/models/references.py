@@ -15,8 +15,9 @@ declared, as a marker in its `Annotated` metadata:
 - `NotAReference(why)`: an id that names no user's row (an OAuth client's public id).
 
 tests/sharing/test_declared.py finds every id-carrying field of every route and tool and fails
-on one without a marker; tests/sharing/test_reference_matrix.py sends every `Reference` field
-every kind of row, as every caller, and checks the answer.
+on one without a marker; tests/sharing/test_reference_matrix.py sends every `Reference` to a
+task, a list or an assignee every kind of row, as every caller, and checks the answer (a
+transfer's member, a conversation and a tool's own `user_id` are declared, not in it yet).
 """
 
 from __future__ import annotations
