@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.common import StorableText
+from backend.models.references import LISTS, TASKS, Action, NotAReference, Reference
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_fields import DUE_DATE_DESCRIPTION
 from backend.models.task_list import ListName, name_key
@@ -46,6 +47,9 @@ PageLimit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 # `none`: in no list / top level.
 PlacedId = Annotated[int, Field(ge=1, le=TASK_ID_MAX)]
 NoneWord = Literal["none"]
+# A user id the listing filters by: it names no row the caller must reach (an id nobody the
+# caller can see is assigned matches no task, as a stranger's does).
+_ASSIGNEE_FILTER = NotAReference("a filter: the tasks the caller sees assigned to that id")
 
 
 def listing_query(
@@ -224,7 +228,9 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "list_id",
-        lambda a: Annotated[PlacedId, a.integer] | NoneWord | None,
+        lambda a: (
+            Annotated[PlacedId, a.integer, Reference(LISTS, Action.LIST_READ)] | NoneWord | None
+        ),
         rest=Spelling(
             "In this list (its id), or `none`: in no list. Subtasks included; "
             "add `parent_id=none` for the list's top level.",
@@ -239,7 +245,9 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "parent_id",
-        lambda a: Annotated[PlacedId, a.integer] | NoneWord | None,
+        lambda a: (
+            Annotated[PlacedId, a.integer, Reference(TASKS, Action.LIST_READ)] | NoneWord | None
+        ),
         rest=Spelling(
             "Subtasks of this task (its id; direct ones), or `none`: top-level tasks.",
             examples=["none"],
@@ -248,7 +256,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "assignee",
-        lambda a: AssigneeId | None,
+        lambda a: Annotated[AssigneeId, _ASSIGNEE_FILTER] | None,
         rest=Spelling(
             "`me`: assigned to you; `none`: assigned to nobody; a user id: assigned to that user.",
             examples=["me"],

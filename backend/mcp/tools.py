@@ -56,6 +56,14 @@ from backend.models import (
     TaskUpdate,
 )
 from backend.models.common import StorableText
+from backend.models.references import (
+    MEMBERS,
+    SUBJECT,
+    USERS,
+    Action,
+    NotAReference,
+    Reference,
+)
 from backend.models.sharing import CommentBody, CommentPublic
 from backend.models.task import (
     create_field,
@@ -110,11 +118,13 @@ class _Arguments(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: UserId | None = Field(default=None, description=USER_ID_DESCRIPTION)
+    user_id: Annotated[UserId, Reference(USERS, None)] | None = Field(
+        default=None, description=USER_ID_DESCRIPTION
+    )
 
 
 class _OneTask(_Arguments):
-    task_id: TaskId
+    task_id: Annotated[TaskId, SUBJECT]
 
 
 def one_list(id_sent: bool, name: str | None, *, required: bool = False) -> None:
@@ -269,7 +279,7 @@ class TaskAssigned(TaskChange):
 
 
 class AssignTaskArguments(_OneTask):
-    assignees: Assignees = Field(
+    assignees: Annotated[Assignees, Reference(MEMBERS, Action.TASK_WRITE)] = Field(
         description="Who the task is for, replacing whoever it was for: user ids, each the "
         "task's owner or a member of its list (list_members of a shared list); [] for nobody."
     )
@@ -353,7 +363,9 @@ class CreateListArguments(_Arguments):
 class _OneList(_Arguments):
     """A list by id or by name (one of them)."""
 
-    list_id: ListId | None = Field(default=None, description="The list's id (list_lists).")
+    list_id: Annotated[ListId, SUBJECT] | None = Field(
+        default=None, description="The list's id (list_lists)."
+    )
     # `list` in the tool's schema (an attribute named `list` would shadow the built-in here).
     list_name: ListName | None = Field(
         default=None, alias="list", description=LIST_NAME_DESCRIPTION
@@ -377,13 +389,16 @@ class AddCommentArguments(_OneTask):
 
 
 COMMENTS_PAGE_MAX = 100
+# A position in the task's comments (those with a greater id follow), read only among the
+# task's own: it reaches no row, so any id answers as a position would.
+_COMMENTS_AFTER = NotAReference("a position in the task's comments: those after this id")
 
 
 class ListCommentsArguments(_OneTask):
     limit: Annotated[StrictInt, Field(ge=1, le=COMMENTS_PAGE_MAX)] = Field(
         default=50, description=f"At most this many comments (1-{COMMENTS_PAGE_MAX})."
     )
-    after_id: Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX)] | None = Field(
+    after_id: Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), _COMMENTS_AFTER] | None = Field(
         default=None,
         description="Only the comments after this one (the last id of the previous call).",
     )

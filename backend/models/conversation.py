@@ -28,6 +28,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.common import JsonInt
+from backend.models.references import CONVERSATIONS, Reference
 from backend.models.text import MultiLineText
 
 # Ids are BIGINT identities: a path or body id above this is refused (422), never sent.
@@ -222,7 +223,7 @@ MessageText = Annotated[
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    conversation_id: ConversationId | None = Field(
+    conversation_id: Annotated[ConversationId, Reference(CONVERSATIONS, None)] | None = Field(
         default=None,
         description="The conversation to continue (from an earlier answer or "
         "`GET /api/conversations`); absent or null starts a new one.",

@@ -4,9 +4,11 @@ schemas: FastAPI's `OAuth2PasswordRequestForm` would appear in the OpenAPI docum
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+
+from backend.models.references import NotAReference
 
 
 class TokenRequest(BaseModel):
@@ -29,7 +31,9 @@ class TokenRequest(BaseModel):
     )
     password: str = Field(default="", json_schema_extra={"format": "password"})
     scope: str = Field(default="", description="Ignored: a token grants the whole account.")
-    client_id: str | None = Field(default=None, description="Ignored.")
+    client_id: Annotated[str, NotAReference("an OAuth client's id, ignored")] | None = Field(
+        default=None, description="Ignored."
+    )
     client_secret: str | None = Field(
         default=None, description="Ignored.", json_schema_extra={"format": "password"}
     )

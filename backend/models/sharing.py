@@ -30,6 +30,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.common import JsonInt, StorableText, UtcDatetime
+from backend.models.references import MEMBERS, Action, Reference
 from backend.models.text import MultiLineVisibleText
 from backend.models.types import TASK_ID_MAX
 from backend.models.user import USER_ID_MAX_LENGTH, Email
@@ -218,7 +219,10 @@ class Transfer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: Annotated[
-        str, StringConstraints(min_length=1, max_length=USER_ID_MAX_LENGTH), StorableText
+        str,
+        StringConstraints(min_length=1, max_length=USER_ID_MAX_LENGTH),
+        StorableText,
+        Reference(MEMBERS, Action.LIST_TRANSFER),
     ] = Field(
         description="A member of the list: it becomes the owner, the owner an admin.",
         examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],

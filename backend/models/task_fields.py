@@ -15,11 +15,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import StrictBool
 
 from backend.models.common import UtcDatetime
+from backend.models.references import LISTS, MEMBERS, TASKS, Action, Reference
 from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, ListId, TaskRef
 from backend.models.text import MULTI_LINE_RULE, SINGLE_LINE_RULE
 from backend.models.types import (
@@ -231,7 +232,7 @@ FIELDS: tuple[TaskField, ...] = (
             [["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"]],
         ),
         Writable(
-            Assignees,
+            Annotated[Assignees, Reference(MEMBERS, Action.TASK_WRITE)],
             create=Doc(
                 "Up to 20 user ids, each the task's owner or a member of its list (editor or "
                 "above to change).",
@@ -335,7 +336,7 @@ FIELDS: tuple[TaskField, ...] = (
         int | None,
         Doc("The task's list; null: in no list.", [7]),
         Writable(
-            ListId,
+            Annotated[ListId, Reference(LISTS, Action.TASK_WRITE)],
             create=Doc(LIST_ID_DESCRIPTION, [7]),
             patch=Doc(
                 "Moves the task (with its subtasks) to the end of that list's top level; null: "
@@ -354,7 +355,7 @@ FIELDS: tuple[TaskField, ...] = (
         int | None,
         Doc("The task this one is a subtask of; null: top level.", [None]),
         Writable(
-            TaskRef,
+            Annotated[TaskRef, Reference(TASKS, Action.TASK_WRITE)],
             create=Doc(PARENT_ID_DESCRIPTION, [41]),
             patch=Doc(
                 "Makes it a subtask of that task (last among its subtasks, in its list); "

@@ -32,6 +32,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
+from backend.models.references import LISTS, Action, Reference
 from backend.models.sharing import Role
 from backend.models.text import SINGLE_LINE_RULE, SingleLineText
 from backend.models.types import TASK_ID_MAX
@@ -207,8 +208,12 @@ class ListMove(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_ANCHOR)
 
-    after_id: ListId | None = Field(default=None, description="Put it right after this list.")
-    before_id: ListId | None = Field(default=None, description="Put it right before this list.")
+    after_id: Annotated[ListId, Reference(LISTS, Action.LIST_ORDER)] | None = Field(
+        default=None, description="Put it right after this list."
+    )
+    before_id: Annotated[ListId, Reference(LISTS, Action.LIST_ORDER)] | None = Field(
+        default=None, description="Put it right before this list."
+    )
 
     @model_validator(mode="after")
     def _one_anchor(self) -> Self:

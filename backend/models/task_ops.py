@@ -7,17 +7,21 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.models.common import JsonInt, UtcDatetime
+from backend.models.references import LISTS, TASKS, Action, Reference
 from backend.models.task import TASK_ID_MAX, Priority, Tag, TaskPublic, TimeZone
 from backend.models.task_list import ONE_ANCHOR, ListId, TaskRef
 
 BULK_MAX_OPERATIONS = 100
+# What a bulk operation or a move names: rows the caller may write tasks in (issue 49).
+_WRITE_TASK = Reference(TASKS, Action.TASK_WRITE)
+_WRITE_LIST = Reference(LISTS, Action.TASK_WRITE)
 TaskIdField = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX, examples=[42])]
 
 
 class _Op(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: TaskIdField
+    id: Annotated[TaskIdField, _WRITE_TASK]
 
 
 class CompleteOp(_Op):
@@ -52,7 +56,7 @@ class MoveOp(_Op):
     task already at that list's top level stays where it is."""
 
     op: Literal["move"]
-    list_id: ListId | None = Field(examples=[7])
+    list_id: Annotated[ListId, _WRITE_LIST] | None = Field(examples=[7])
 
 
 BulkOperation = Annotated[
@@ -144,12 +148,18 @@ class TaskMove(BaseModel):
         },
     )
 
-    list_id: ListId | None = Field(
+    list_id: Annotated[ListId, _WRITE_LIST] | None = Field(
         default=None, description="The destination list; null: out of any list."
     )
-    parent_id: TaskRef | None = Field(default=None, description="The new parent; null: top level.")
-    after_id: TaskRef | None = Field(default=None, description="Right after this task.")
-    before_id: TaskRef | None = Field(default=None, description="Right before this task.")
+    parent_id: Annotated[TaskRef, _WRITE_TASK] | None = Field(
+        default=None, description="The new parent; null: top level."
+    )
+    after_id: Annotated[TaskRef, _WRITE_TASK] | None = Field(
+        default=None, description="Right after this task."
+    )
+    before_id: Annotated[TaskRef, _WRITE_TASK] | None = Field(
+        default=None, description="Right before this task."
+    )
 
     @model_validator(mode="after")
     def _one_anchor(self) -> Self:

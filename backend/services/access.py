@@ -14,25 +14,11 @@ for byte; a member below the least role gets 403 `FORBIDDEN` (`refuse`).
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from backend.errors import Forbidden, NotFound
+from backend.models.references import Action
 from backend.models.sharing import Role
 
-
-class Action(StrEnum):
-    LIST_READ = "list.read"  # a list, its tasks, members
-    LIST_RENAME = "list.rename"
-    LIST_DELETE = "list.delete"
-    LIST_TRANSFER = "list.transfer"
-    LIST_ORDER = "list.order"  # its place among the owner's lists
-    TASK_WRITE = "task.write"  # create, change, complete, move, reorder, delete, assign
-    COMMENT_READ = "comment.read"
-    COMMENT_ADD = "comment.add"  # and edit or delete one's own
-    COMMENT_MODERATE = "comment.moderate"  # delete anyone's
-    MEMBER_MANAGE = "member.manage"  # change roles below admin, remove members below admin
-    ADMIN_MANAGE = "admin.manage"  # make, demote or remove an admin
-    INVITE = "invite"  # create, list and revoke invitations
+__all__ = ["LEAST_ROLE", "ROUTES", "TOOLS", "Action", "allows", "refuse", "roles"]
 
 
 LEAST_ROLE: dict[Action, Role] = {

@@ -1,14 +1,18 @@
 """Every route that reaches a list's rows by id says which action it performs, so the role
 matrix (test_role_matrix.py) covers it: a new route with `{list_id}` or `{task_id}` in its
-path and no entry in backend/services/access.py's `ROUTES` fails here."""
+path and no entry in backend/services/access.py's `ROUTES` fails here. Every id a body, a
+query or a tool's arguments carries says what it names (backend/models/references.py), so
+the reference matrix (test_reference_matrix.py) covers it."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from backend.mcp.tools import TOOLS as MCP_TOOLS
-from backend.services.access import ROUTES, TOOLS
+from backend.models.references import TABLES, Subject
+from backend.services.access import LEAST_ROLE, ROUTES, TOOLS
 from tests.conftest import api_routes
+from tests.sharing.references import ID_NAME, id_fields, tool_fields
 
 # The published contract's `/api/{user_id}/...` twins answer as their `/api/...` routes do
 # (one implementation); they are checked through those.
@@ -38,3 +42,29 @@ def test_every_tool_by_id_declares_its_action() -> None:
         tool.name for tool in MCP_TOOLS if {"task_id", "list_id"} & set(tool.arguments.model_fields)
     }
     assert by_id == set(TOOLS)
+
+
+def test_every_id_field_declares_what_it_names(app: FastAPI) -> None:
+    """A field of a body, a query or a tool's arguments that carries an id (`id`, `*_id`,
+    `*_ids`, `assignee(s)`) says what it names (backend/models/references.py), so the
+    reference matrix (test_reference_matrix.py) sends it every kind of row: a new one without
+    a marker fails here."""
+    undeclared = [f.id for f in id_fields(app) if ID_NAME.search(f.name) and not f.markers]
+    assert undeclared == []
+
+
+def test_a_tool_by_id_declares_its_action() -> None:
+    """A tool whose arguments name the row it acts on (`SUBJECT`) has its action in
+    `access.TOOLS`; a tool there without a subject reaches its list by a reference."""
+    subjects = {f.target[1] for f in tool_fields() if Subject() in f.markers}
+    referring = {f.target[1] for f in tool_fields() if f.reference and f.reference.action}
+    assert subjects <= set(TOOLS)
+    assert set(TOOLS) - subjects <= referring
+
+
+def test_every_reference_names_a_known_table_and_action(app: FastAPI) -> None:
+    for field in id_fields(app):
+        reference = field.reference
+        if reference is not None:
+            assert reference.table in TABLES, field.id
+            assert reference.action is None or reference.action in LEAST_ROLE, field.id

@@ -1,0 +1,140 @@
+"""Every id-carrying field of every request, found from the declarations (the pydantic models
+the routes and MCP tools validate with), with the marker it carries
+(backend/models/references.py). tests/sharing/test_declared.py fails on an id without one;
+tests/sharing/test_reference_matrix.py generates its cases from the `Reference` fields."""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from backend.mcp.tools import TOOLS as MCP_TOOLS
+from backend.models.references import NotAReference, Reference, Subject
+from tests.conftest import api_routes
+
+# A field that carries an id by its name: `id`, `*_id`, `*_ids`, `assignee(s)`.
+ID_NAME = re.compile(r"(^|_)ids?$|^assignees?$")
+MARKERS = (Reference, Subject, NotAReference)
+# The `/api/{user_id}/...` twins answer as their `/api/...` routes do (one implementation).
+TWINS = "/api/{user_id}/"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of one request: `target` is `("PATCH", "/api/tasks/{task_id}")` or
+    `("tool", "update_task")`; `where` is `body`, `query` or `arguments`; `path` the field's
+    place in it (`operations[].list_id`)."""
+
+    target: tuple[str, str]
+    where: str
+    path: str
+    markers: tuple[Any, ...]
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def reference(self) -> Reference | None:
+        found = [m for m in self.markers if isinstance(m, Reference)]
+        return found[0] if found else None
+
+    @property
+    def id(self) -> str:
+        return f"{self.target[0]} {self.target[1]} {self.where}.{self.path}"
+
+
+def _markers(annotation: Any) -> Iterator[Any]:
+    """The markers anywhere in a type (through `Annotated`, unions, lists), not inside a
+    model's own fields."""
+    if get_origin(annotation) is Annotated:
+        yield from (m for m in annotation.__metadata__ if isinstance(m, MARKERS))
+        yield from _markers(get_args(annotation)[0])
+        return
+    for arg in get_args(annotation):
+        yield from _markers(arg)
+
+
+def _models(annotation: Any, suffix: str = "") -> Iterator[tuple[type[BaseModel], str]]:
+    """The models a type holds, with how a path reaches each (`[]` for a list's items)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation, suffix
+        return
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        yield from _models(get_args(annotation)[0], suffix)
+    elif origin in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            yield from _models(arg, suffix)
+    elif origin in (list, tuple, set, frozenset):
+        for arg in get_args(annotation):
+            yield from _models(arg, suffix + "[]")
+
+
+def _fields(info: FieldInfo, key: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    markers = tuple(m for m in info.metadata if isinstance(m, MARKERS))
+    yield key, markers + tuple(_markers(info.annotation))
+    for model, suffix in _models(info.annotation):
+        yield from model_fields(model, f"{key}{suffix}.")
+
+
+def model_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, tuple[Any, ...]]]:
+    for name, info in model.model_fields.items():
+        yield from _fields(info, prefix + (info.alias or name))
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _dependants(sub)
+
+
+def _param_fields(info: FieldInfo, alias: str, where: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """A body that is one model is its fields; a query parameter (or a form field) is
+    itself."""
+    model = info.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model_fields(model)
+    return _fields(info, alias)
+
+
+def request_fields(app: FastAPI) -> list[Field]:
+    """Every field of every route's body and query and every tool's arguments."""
+    found: dict[tuple[Any, ...], Field] = {}
+    for route in api_routes(app):
+        if route.path.startswith(TWINS):
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            target = (method, route.path)
+            for dependant in _dependants(route.dependant):
+                for where, params in (
+                    ("query", dependant.query_params),
+                    ("body", dependant.body_params),
+                ):
+                    for param in params:
+                        for path, markers in _param_fields(param.field_info, param.alias, where):
+                            found[(target, where, path)] = Field(target, where, path, markers)
+    fields = list(found.values()) + tool_fields()
+    return sorted(fields, key=lambda f: f.id)
+
+
+def tool_fields() -> list[Field]:
+    """Every field of every MCP tool's arguments."""
+    return [
+        Field(("tool", tool.name), "arguments", path, markers)
+        for tool in MCP_TOOLS
+        for path, markers in model_fields(tool.arguments)
+    ]
+
+
+def id_fields(app: FastAPI) -> list[Field]:
+    """The fields that carry an id, by name, or that declare a marker."""
+    return [f for f in request_fields(app) if ID_NAME.search(f.name) or f.markers]
