@@ -30,7 +30,7 @@ from backend.errors import (
 )
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task import reminders_json
-from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
+from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
 from backend.recurrence import Schedule
 from backend.services.access import Action, allows, refuse
 from backend.services.lists import LIST_ROLE, unknown_list
@@ -390,19 +390,6 @@ class TaskService(TaskSending):
                 return other_owner(field)
         return refused(reason, placement)
 
-    def _below_editor(self, operation: BulkOperation) -> AppError | None:
-        """A bulk step wrote nothing: if it names a task or a list the caller sees as a
-        member below editor, that is the answer (403, the failure path's own reads), before
-        any rule of the step's values (issue 49: permission before validation)."""
-        named: list[tuple[Any, str, int]] = [(ACCESS, "task_id", operation.id)]
-        if isinstance(operation, MoveOp) and operation.list_id is not None:
-            named.append((LIST_ROLE, "list_id", operation.list_id))
-        for statement, by, value in named:
-            role = self._read(statement, **{by: value}).first()
-            if role is not None and not allows(role[-1], Action.TASK_WRITE):
-                return refuse(role[-1], Action.TASK_WRITE, NotFound("Task not found"))
-        return None
-
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
         """The task and the next `count` due dates of its series after its own (fewer when
         the series ends; none when it does not recur)."""
@@ -620,8 +607,7 @@ class TaskService(TaskSending):
             self._lock_spaces(LOCK_TASKS, task_ids=sorted({o.id for o in operations}))
             rows = self._steps([step(operation) for operation in operations], last=last)
         except StepRefused as refused:
-            operation = operations[refused.index]
-            error = self._below_editor(operation) or step_error(operation, refused.reason)
+            error = step_error(operations[refused.index], refused.reason)
             detail = {
                 "field": f"body.operations.{refused.index}",
                 "message": error.message,
