@@ -482,24 +482,25 @@ def test_requests_fire_what_their_methods_name(
     # Every other write route, generated, by Bob (Alice has gone): its path's rows made first
     # (set-up), its body the schema's first sample with placeholders filled; what it fires
     # must be named as above.
-    routes = {f"{m} {r.path}": r for r in api_routes(client.app) for m in r.methods}  # type: ignore[arg-type]
+    app_routes = api_routes(client.app)  # type: ignore[arg-type]
+    routes = {f"{m} {r.path}": r for r in app_routes for m in r.methods or ()}
     makers = creators(list({id(r): r for r in routes.values()}.values()))
     for name in sorted(set(writes) - requested - set(NOT_REQUESTED)):
         method, path = name.split(" ", 1)
         known: dict[str, int] = {}
         for parameter in path_parameters(path):
             make_row(client, bob, parameter, known, makers)
-        model = body_model(routes[name])
+        schema = body_model(routes[name])
         body = None
-        if model is not None:
-            assert model.__name__ in SAMPLES, f"{name}: no sample for {model.__name__}"
+        if schema is not None:
+            assert schema.__name__ in SAMPLES, f"{name}: no sample for {schema.__name__}"
             placeholders = {
                 TASK: make_row(client, bob, "task_id", known, makers),
                 LIST: make_row(client, bob, "list_id", known, makers),
                 REF: make_row(client, bob, "task_id", {}, makers),
                 LIST_REF: make_row(client, bob, "list_id", {}, makers),
             }
-            body = fill_sample(unique(SAMPLES[model.__name__][0], model), placeholders)
+            body = fill_sample(unique(SAMPLES[schema.__name__][0], schema), placeholders)
         call(method, fill_path(path, known), body, by=bob)
 
     unrequested = sorted(set(writes) - requested - set(NOT_REQUESTED))
