@@ -21,6 +21,7 @@ from backend.api.middleware import EdgeMiddleware
 from backend.api.routes import api_router
 from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
+from backend.chat.stack import Preload
 from backend.config import Settings, get_settings
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
@@ -61,6 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.chat_configured:
+            # The chat stack loads beside the start (backend/chat/stack.py): /health/ready
+            # answers 503 until it has.
+            app.state.chat_stack = Preload()
         # Blocking work (starting the embedded server, migrating) runs off the event loop.
         url = await anyio.to_thread.run_sync(resolve_database_url, settings)
         if settings.should_auto_migrate:
@@ -105,8 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.token_verifier = TokenVerifier(settings)
     app.state.migration_ids = migration_ids()
-    # Chat (backend/api/routes/chat.py): the model client, built on first use, and the
-    # streamed turns still running (held so that a disconnected client's turn finishes).
+    # Chat (backend/api/routes/chat.py): its stack loading (when configured: the lifespan),
+    # the model client, built on first use, and the streamed turns still running (held so
+    # that a disconnected client's turn finishes).
+    app.state.chat_stack = None
     app.state.chat_model = None
     app.state.chat_turns = set()
     install_error_handlers(app)

@@ -13,6 +13,7 @@ has an entry in `MADE_ELSEWHERE`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -173,6 +174,36 @@ def unfillable(routes: list[APIRoute]) -> dict[str, list[str]]:
     return missing
 
 
+_UNIQUE = itertools.count(1)
+
+
+def unique(sample: Any, model: type[BaseModel] | None) -> Any:
+    """The sample with a number after each free-text string, new on every call: two rows made
+    from one sample never collide on a name that must be unique (a list's, a new resource's),
+    with no sample edited. A string is free text when its property in the body schema has no
+    `enum`, `const` or `format`, and its `pattern`, if any, still matches with the number."""
+    if model is None or not isinstance(sample, dict):
+        return sample
+    schema = model.model_json_schema()
+    properties = schema.get("properties", {})
+    n = next(_UNIQUE)
+    varied = dict(sample)
+    for key, value in sample.items():
+        if not isinstance(value, str) or key not in properties:
+            continue
+        prop = properties[key]
+        strings = [p for p in prop.get("anyOf", [prop]) if p.get("type") == "string"]
+        if len(strings) != 1 or {"enum", "const", "format"} & set(strings[0]):
+            continue
+        candidate = f"{value} {n}"
+        pattern = strings[0].get("pattern")
+        if len(candidate) > strings[0].get("maxLength", len(candidate)):
+            continue
+        if pattern is None or re.search(pattern, candidate):
+            varied[key] = candidate
+    return varied
+
+
 def fill_sample(sample: Any, rows: Mapping[int, int]) -> Any:
     """A sample with its placeholders replaced by row ids."""
     text_ = json.dumps(sample)
@@ -199,7 +230,8 @@ def make_row(
     body = None
     if creator.model is not None:
         placeholders = {TASK: known.get("task_id", 0), LIST: known.get("list_id", 0)}
-        body = fill_sample(SAMPLES[creator.model.__name__][0], placeholders)
+        sample = unique(SAMPLES[creator.model.__name__][0], creator.model)
+        body = fill_sample(sample, placeholders)
     url = fill_path(creator.collection, known)
     created = client.post(url, json=body, headers=account.headers)
     assert created.status_code in (200, 201), (url, created.text)

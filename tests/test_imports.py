@@ -75,6 +75,75 @@ def test_domain_modules_load_no_web_framework() -> None:
     )
 
 
+# -- start-up: the chat stack on first use ------------------------------------------------------
+
+# The chat stack: seconds to import, which only a chat turn needs (backend/chat/stack.py).
+CHAT_PACKAGES = ("agents", "chatkit", "openai")
+# What every process imports: the app (serve, uvicorn's factory), the commands, the worker.
+ENTRY_MODULES = ["backend.main", "backend.cli", "backend.events.worker"]
+
+
+def modules_loaded(modules: list[str], packages: tuple[str, ...], then: str = "") -> list[str]:
+    """The modules of `packages` a fresh interpreter holds after importing `modules` (and
+    running `then`)."""
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"{then}\n"
+        f"print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in {packages!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
+def test_the_app_and_the_commands_load_no_chat_stack() -> None:
+    """`import backend.main` (every `serve`, `migrate`, `token`, worker start) pays for no
+    chat: a turn loads its stack when first used, or a server with chat configured as it
+    starts. A module-level import of `agents`, `chatkit` or `openai` on these modules' path
+    fails this (move it into the function, types under `if TYPE_CHECKING:`)."""
+    assert modules_loaded(ENTRY_MODULES, CHAT_PACKAGES) == []
+
+
+def first_use_imports() -> set[str]:
+    """What `backend/` imports inside functions from the chat stack or `backend.chat`: the
+    imports a first chat request runs."""
+    found: set[str] = set()
+    for path in sorted(BACKEND.rglob("*.py")):
+        for function in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in _imports(function):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+                found.update(
+                    name
+                    for name in names
+                    if any(_under(name, package) for package in (*CHAT_PACKAGES, "backend.chat"))
+                )
+    return found
+
+
+def test_the_preload_loads_what_a_first_chat_request_imports() -> None:
+    """A server with chat configured is ready (`/health/ready`) once `stack.load()` has run:
+    after it, a chat turn or a ChatKit request imports nothing it has not."""
+    lazy = first_use_imports()
+    assert {"backend.chat.agent", "backend.chat.provider", "chatkit.server"} <= lazy
+    wanted = (*CHAT_PACKAGES, "backend")
+    loaded = set(
+        modules_loaded(["backend.main"], wanted, "from backend.chat import stack; stack.load()")
+    )
+    assert {"agents", "chatkit", "openai"} <= loaded
+    assert lazy <= loaded, f"imported on first use, not by the preload: {sorted(lazy - loaded)}"
+
+
 # -- import cycles ------------------------------------------------------------------------------
 
 

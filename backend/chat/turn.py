@@ -23,21 +23,23 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from agents.items import TResponseInputItem
-from agents.models.interface import Model
 
-from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
 from backend.chat.claim import Claim
-from backend.chat.tools import Emit, Ledger
 from backend.config import Settings
 from backend.errors import AppError, ChatNotConfigured, NotFound, describe
 from backend.mcp.server import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
 from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
 from backend.services.registry import UnitOfWork
+
+if TYPE_CHECKING:  # the chat stack loads on first use (backend/chat/stack.py)
+    from agents.items import TResponseInputItem
+    from agents.models.interface import Model
+
+    from backend.chat.tools import Emit, Ledger
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,10 @@ async def run(
     """Steps 3 and 4: the answer, or the AppError to send (after storing either)."""
     if start.answered is not None:
         return answer_of(start.answered)
+    # The Agents SDK, on the first turn that runs (backend/chat/stack.py).
+    from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
+    from backend.chat.tools import Ledger
+
     settings = caller.settings
     claim = Claim(settings.chat_heartbeat_seconds, start.since)
     ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id, claim=claim)

@@ -13,6 +13,7 @@ constraint the validation does not catch (`conflict`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,9 +22,10 @@ from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
 from backend.config import Settings
+from backend.errors import LimitReached
 from backend.main import create_app
 from backend.services.changes import prune
-from tests.conftest import Account
+from tests.conftest import ROOT, Account
 from tests.resources import (
     TWIN_PREFIX,
     creators,
@@ -197,15 +199,11 @@ CHAT_PROVIDER = {
 # An item of a ChatKit thread exists only once a turn stored it (the fake model):
 # tests/chat/test_chatkit_isolation.py compares its body with the example's.
 CHATKIT = {"chatkit_item_not_found"}
-# Limits, reached by rows written on the test's own engine (thousands of requests otherwise).
-# (`list_members_full`: tests/sharing/test_invitations.py.)
-FILLED = {
-    "limit_reached",
-    "too_many_lists",
-    "too_many_comments",
-    "new_owner_too_many_lists",
-    "list_members_full",
-}
+# Limits (every `LIMIT_REACHED` example, from the declarations: a new resource's limit needs
+# no entry), reached by rows written directly in a test of their own (thousands of requests
+# otherwise): here, and `list_members_full` in tests/sharing/test_invitations.py. Each is
+# compared with what the API answers somewhere in tests/ (`test_every_limit_is_reached`).
+FILLED = {name for name, example in EXAMPLES.items() if example.code == LimitReached.code}
 # A member's refusals, in a list shared by a membership row written on the test's own engine:
 # test_the_sharing_examples.
 SHARED = {"forbidden", "not_the_author", "not_the_author_or_admin"}
@@ -239,6 +237,17 @@ def test_every_example_is_provoked_or_says_why_not() -> None:
     provoked |= set(MISSING_ROWS)
     assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
+
+
+def test_every_limit_is_reached() -> None:
+    """A limit's example is named in some test besides this file's declarations (a test that
+    fills the rows and compares the answer with `EXAMPLES[name]`)."""
+    here = Path(__file__).resolve()
+    sources = [p.read_text() for p in (ROOT / "tests").rglob("*.py") if p.resolve() != here]
+    sources.append(here.read_text().split("def test_every_limit_is_reached", 1)[1])
+    assert {"limit_reached", "too_many_lists", "list_members_full"} <= FILLED
+    unreached = sorted(name for name in FILLED if not any(f'"{name}"' in s for s in sources))
+    assert not unreached, f"limit examples no test reaches: {unreached}"
 
 
 @pytest.mark.parametrize("name", sorted(PROVOKE))
@@ -301,13 +310,13 @@ def test_the_cursor_expired_example(client: TestClient, alice: Account, db_engin
     assert answer.json() == EXAMPLES["cursor_expired"].example()["value"]
 
 
-def test_the_limit_examples(client: TestClient, alice: Account, db_engine: Engine) -> None:
-    """10,000 tasks in a list and 100 lists, written directly (the limits are what a request
-    that would pass them is told)."""
+def test_the_limit_examples(client: TestClient, alice: Account, setup_engine: Engine) -> None:
+    """10,000 tasks in a list and 100 lists, written directly, with no deadline (the limits
+    are what a request that would pass them is told)."""
     from backend.models.task_list import LISTS_PER_USER, TASKS_PER_LIST
 
     full = _list(client, alice, "Full")
-    with db_engine.begin() as conn:
+    with setup_engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO tasks (user_id, title, list_id, position) "
@@ -331,7 +340,11 @@ def test_the_limit_examples(client: TestClient, alice: Account, db_engine: Engin
 
 
 def test_the_sharing_examples(
-    client: TestClient, alice: Account, register: Callable[..., Account], db_engine: Engine
+    client: TestClient,
+    alice: Account,
+    register: Callable[..., Account],
+    db_engine: Engine,
+    setup_engine: Engine,
 ) -> None:
     """Alice's list shared with Bob as a viewer, then as a commenter: what a member below the
     role, or not the comment's author, is told."""
@@ -358,7 +371,7 @@ def test_the_sharing_examples(
     mine = f"{comments}/{alices['id']}"
     answers["not_the_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
     answers["not_the_author_or_admin"] = client.delete(mine, headers=bob.headers)
-    with db_engine.begin() as conn:
+    with setup_engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO task_comments (user_id, task_id, list_id, author_id, body) "

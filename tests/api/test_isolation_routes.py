@@ -48,6 +48,7 @@ from tests.resources import (
     takes_the_door,
     the_app_routes,
     unfillable,
+    unique,
 )
 
 ALICE_TITLE = "alice-secret-title"
@@ -107,6 +108,25 @@ def test_every_path_parameter_can_be_filled() -> None:
         "its body schema a sample in tests/resources.py SAMPLES, or declare it in MADE_ELSEWHERE"
     )
     assert {"task_id", "list_id"} <= set(MAKERS)
+
+
+def test_rows_made_from_one_sample_differ_in_their_free_text() -> None:
+    """A row for a path and the command's own body come from one sample (tests/resources.py,
+    scripts/api.sh's generated run): their free text differs, so a name that must be unique (a
+    list's) takes both, and what the schema constrains (an enum, a format, a pattern) stays
+    as valid as the sample was."""
+    models = {m.__name__: m for r in the_app_routes() if (m := body_model(r)) is not None}
+    first, second = (unique(SAMPLES["ListCreate"][0], models["ListCreate"]) for _ in range(2))
+    assert first["name"] != second["name"]
+    invitation = unique(SAMPLES["InvitationCreate"][1], models["InvitationCreate"])
+    assert (invitation["role"], invitation["email"]) == ("admin", "eve@example.com")
+    for name, samples in SAMPLES.items():
+        for sample in samples:
+            try:
+                models[name].model_validate(sample)
+            except ValueError:
+                continue  # a placeholder's id (filled when sent)
+            models[name].model_validate(unique(sample, models[name]))
 
 
 def test_the_route_table_is_found() -> None:

@@ -270,8 +270,12 @@ class Server:
 
 @pytest.fixture
 def two_workers(database_url: str) -> Iterator[Server]:
-    """`python -m backend serve --workers 2` with rate limits on, against the test database."""
+    """`python -m backend serve --workers 2` with rate limits on, against the test database.
+    With no statement deadline: the test counts what the limits answer, and a loaded machine
+    must not turn a counted request into a 503 (a deadline's own answer:
+    tests/reliability/test_statement_timeout.py)."""
     limits = {
+        "DB_STATEMENT_TIMEOUT_MS": "0",
         "RATE_LIMIT_ENABLED": "true",
         "RATE_LIMIT_SIGN_IN_PER_ACCOUNT": "5",
         "RATE_LIMIT_SIGN_IN_PER_IP": "1000",
@@ -289,8 +293,9 @@ def two_workers(database_url: str) -> Iterator[Server]:
 def _fresh_connection(
     method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
 ) -> httpx.Response:
-    # A new connection per request, so the kernel spreads them over both workers' accepts.
-    with httpx.Client(timeout=10) as http:
+    # A new connection per request, so the kernel spreads them over both workers' accepts; a
+    # generous wait (the sign-ins' password hashes queue on a loaded machine).
+    with httpx.Client(timeout=120) as http:
         return http.request(
             method, url, headers={**(headers or {}), "Connection": "close"}, **kwargs
         )

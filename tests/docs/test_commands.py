@@ -17,14 +17,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, make_token
+from tests.conftest import ROOT, make_token, python_on_path
 from tests.docs.pages import blocks, runnable
 
 DOCS = ROOT / "docs"
@@ -59,10 +58,7 @@ def run_script(
 ) -> subprocess.CompletedProcess[str]:
     script = script.replace("BASE_URL=http://127.0.0.1:8000", f"BASE_URL={base_url}")
     # `python` as the pages spell it: the interpreter running the tests (a venv's python).
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    if not (bin_dir / "python").exists():
-        (bin_dir / "python").symlink_to(sys.executable)
+    bin_dir = python_on_path(tmp_path / "bin")
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", PRELUDE + script],
         cwd=ROOT,

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from tests.conftest import ROOT
 from tests.conftest import api_routes as api_routes_of
-from tests.resources import SAMPLES, body_model, creators, make_row, path_parameters
+from tests.resources import SAMPLES, body_model, creators, make_row, path_parameters, unique
 
 SCRIPT = ROOT / "scripts" / "api.sh"
 ROUTE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(\S+)", re.MULTILINE)
@@ -83,7 +83,8 @@ def test_every_served_route_has_a_command(app: FastAPI) -> None:
 def _run_generated(api: Api, app: FastAPI) -> None:
     """Each served command the walk above did not run, from its route-table line: an `ID` is a
     row made for its path through the collections' POST routes (tests/resources.py), a `JSON`
-    (or `TITLE|JSON`, `NAME|JSON`) its body schema's first sample, optional arguments left out;
+    (or `TITLE|JSON`, `NAME|JSON`) its body schema's first sample, its free text made unique
+    (`resources.unique`), optional arguments left out;
     it must succeed. An argument of another kind fails: run that command in the walk."""
     routes = {(m, r.path): r for r in api_routes_of(app) for m in r.methods}
     makers = creators(list({id(r): r for r in routes.values()}.values()))
@@ -104,7 +105,9 @@ def _run_generated(api: Api, app: FastAPI) -> None:
                 elif token.endswith("JSON"):
                     model = body_model(routes[(method, path)])
                     assert model is not None and model.__name__ in SAMPLES, (command, model)
-                    arguments.append(json.dumps(SAMPLES[model.__name__][0]))
+                    # Its own values: a row the command's path needed was made from the
+                    # same sample, and a name may have to be unique.
+                    arguments.append(json.dumps(unique(SAMPLES[model.__name__][0], model)))
                 else:
                     pytest.fail(f"{command}: no generated value for {token}; run it in the walk")
             api.run(command, *arguments)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, _free_port, stop_process
+from tests.conftest import ROOT, _free_port, python_on_path, stop_process
 from tests.docs.pages import blocks
 
 RUN_PAGE = ROOT / "docs" / "get-started" / "run.md"
@@ -80,9 +80,7 @@ def test_quick_start_on_a_fresh_embedded_database(tmp_path: Path) -> None:
     serve, second_terminal = quick_start()
     assert serve == "python -m backend serve --dev"
     env = newcomer_env(tmp_path, _free_port())
-    bin_dir = tmp_path / "bin"  # `python` as the page spells it: this interpreter
-    bin_dir.mkdir()
-    (bin_dir / "python").symlink_to(sys.executable)
+    bin_dir = python_on_path(tmp_path / "bin")  # `python` as the page spells it: this one
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     with serve_dev(env):
         out = run(env, "bash", "-euo", "pipefail", "-c", second_terminal)

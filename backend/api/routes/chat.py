@@ -40,7 +40,6 @@ from backend.api.responses import (
 )
 from backend.api.routes.user_tasks import UserId
 from backend.chat import turn
-from backend.chat.provider import build_model
 from backend.errors import describe, error_body
 from backend.mcp.server import Caller
 from backend.models.common import DecimalDigits, ListMeta
@@ -208,9 +207,12 @@ def chat_caller(door: Door, request: Request) -> Caller:
 
 
 def chat_model(request: Request) -> Any:
-    """The app's model client, built on first use (chat may never be used)."""
+    """The app's model client, built on first use (chat may never be used): the Agents SDK
+    and the `openai` client are imported then, not at start (backend/chat/stack.py)."""
     state = request.app.state
     if getattr(state, "chat_model", None) is None:
+        from backend.chat.provider import build_model
+
         state.chat_model = build_model(state.settings)
     return state.chat_model
 

@@ -8,10 +8,9 @@ thread-pool worker or database connection; its database work runs in worker thre
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from chatkit.server import StreamingResult
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -28,7 +27,9 @@ from backend.api.responses import (
     rate_limited,
 )
 from backend.api.routes.chat import ChatIdempotencyKey, chat_caller, chat_model
-from backend.chat.chatkit_server import TaskChatKitServer, parse, prepare
+
+if TYPE_CHECKING:  # ChatKit loads on the first request (backend/chat/stack.py)
+    from backend.chat.chatkit_server import TaskChatKitServer
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
 
@@ -149,6 +150,10 @@ async def chatkit(
     response: Response,
     idempotency_key: ChatIdempotencyKey = None,
 ) -> Response:
+    from chatkit.server import StreamingResult
+
+    from backend.chat.chatkit_server import parse, prepare
+
     body = await request.body()
     parsed = parse(body)
     caller = chat_caller(door, request)
@@ -167,6 +172,8 @@ async def chatkit(
 
 def _server(request: Request) -> TaskChatKitServer:
     """The app's ChatKit server (it holds no request's state), built on first use."""
+    from backend.chat.chatkit_server import TaskChatKitServer
+
     state = request.app.state
     if getattr(state, "chatkit_server", None) is None:
         state.chatkit_server = TaskChatKitServer(state.chat_turns)

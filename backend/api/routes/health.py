@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.api.errors import error_response
 from backend.api.responses import DATABASE_UNREACHABLE, NOT_READY, errors
+from backend.chat.stack import Preload
 from backend.models.envelopes import HealthEnvelope, HealthStatus, ReadyEnvelope
 from backend.services.health import pending_migrations
 
@@ -36,6 +37,11 @@ async def health() -> HealthEnvelope:
 def ready(request: Request) -> JSONResponse:
     expected: frozenset[str] = request.app.state.migration_ids
     retry = {"Retry-After": "5"}
+    # With chat configured, not before its stack has loaded (backend/chat/stack.py).
+    chat: Preload | None = request.app.state.chat_stack
+    if chat is not None and (not chat.done or chat.failed is not None):
+        reason = "The chat stack is loading" if not chat.done else "The chat stack failed to load"
+        return error_response(503, "SERVICE_UNAVAILABLE", reason, headers=retry)
     try:
         pending = pending_migrations(request.app.state.engine, expected)
     except SQLAlchemyError:
