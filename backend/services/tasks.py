@@ -30,12 +30,12 @@ from backend.errors import (
 )
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task import reminders_json
-from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp
+from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
 from backend.recurrence import Schedule
 from backend.services.access import Action, allows, refuse
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
-from backend.services.task_bulk import LOCK_TASKS, step, step_error, task_of
+from backend.services.task_bulk import LOCK_TASKS, bulk_placement, step, step_error, task_of
 from backend.services.task_listing import Keyset, ListingShape, TaskListQuery
 from backend.services.task_placement import (
     anchor_field,
@@ -607,7 +607,14 @@ class TaskService(TaskSending):
             self._lock_spaces(LOCK_TASKS, task_ids=sorted({o.id for o in operations}))
             rows = self._steps([step(operation) for operation in operations], last=last)
         except StepRefused as refused:
-            error = step_error(operations[refused.index], refused.reason)
+            operation = operations[refused.index]
+            error = step_error(operation, refused.reason)
+            if isinstance(operation, MoveOp) and refused.reason in tuple(Refusal):
+                # A move's refusal is explained as a PATCH's is: by the caller's role in
+                # the row it named (a list it reads below editor: 403).
+                placement = bulk_placement(operation)
+                binds = {**placement.values(), "task_id": operation.id}
+                error = self._refusal(Refusal(refused.reason), placement, binds)
             detail = {
                 "field": f"body.operations.{refused.index}",
                 "message": error.message,
