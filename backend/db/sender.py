@@ -24,6 +24,7 @@ from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from backend.db.engine import CONNECTION_CLOCK_OFFSET, CONNECTION_IN_TIME
+from backend.db.scope_check import check
 
 
 class Rows(list[Row[Any]]):
@@ -413,8 +414,11 @@ def _compiled(
 
 
 def _compile(dialect: Dialect, statement: Any, keys: tuple[str, ...]) -> _Compiled:
+    """`statement` compiled for the value names `keys`, and scope-checked as compiled: an
+    unscoped one raises `Unscoped` here, before anything is sent (backend/db/scope_check.py)."""
     compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(keys))
     sql = str(compiled)
+    check(sql, statement)
     if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
         raise ValueError("only plain named parameters can be rendered (no IN lists)")
     binds = tuple(

@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import array
 
 from backend.db.scope import OWNER, Scoped, access, caller_role, owned, space_locked
+from backend.db.scope_check import changes_owner
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import ListMember, Task, User
 from backend.models.sharing import MemberPublic, Role
@@ -235,6 +236,8 @@ def _transfer() -> Any:
 
 
 _TRANSFER, _ROOM = _transfer()
+# It sets `user_id` (the list's, the membership's): named in rules.py `OWNER_CHANGES`.
+_TRANSFER = changes_owner(_TRANSFER)
 # The two spaces' change locks, taken before the transfer's first row lock (migration 0036):
 # the new owner's writes in its own space or, as a member, in this list cannot deadlock with
 # it. The target as named: an id that is no member changes nothing but a moment's wait.
