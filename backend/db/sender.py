@@ -4,7 +4,9 @@ A `Sender` belongs to one unit of work and its connection. Each call sends one m
 one `execute`: the transaction-local settings, the caller's entry once, what rides ahead of
 the statement, the statement, and for the message that carries the entry, the request's
 outcome read as columns of its last statement (`task_api_outcome`, migration 0027). Rows
-come back through one decoder (the end of `Sender._send`) whatever the message held.
+come back through one decoder (the end of `Sender._send`) whatever the message held. Every
+statement is compiled here (`_compile`, once per statement object and value names) and
+scope-checked as compiled (backend/db/scope_check.py): an unscoped one is never sent.
 """
 
 from __future__ import annotations
