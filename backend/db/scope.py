@@ -42,7 +42,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Alias
 
-from backend.db.scope_check import OWNER
+# The bound parameter every scoped statement carries, the caller's id (the check's too).
+from backend.db.scope_check import OWNER as OWNER
 from backend.db.sender import Rows, Sender, inline, render
 
 

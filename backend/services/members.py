@@ -12,9 +12,10 @@ the caller's role (403), then the member named.
 A transfer is one statement too, after the one that takes both owners' change locks in the
 same message (migration 0036): the new owner's membership row becomes the old owner's
 (`admin`) and the list's `user_id` becomes the new owner's, whose lists the statement reads
-through the new owner's membership (`scope._members_lists`): its count (`LISTS_PER_USER`) and
-its last position (the list goes last among them), and whether one has the list's name. The
-list's tasks, memberships, invitations and comments follow by `ON UPDATE CASCADE`.
+through the new owner's membership (`scope_check._capabilities`): its count
+(`LISTS_PER_USER`) and its last position (the list goes last among them), and whether one has
+the list's name. The list's tasks, memberships, invitations and comments follow by `ON UPDATE
+CASCADE`. It sets `user_id`: `rules.OWNER_CHANGES` names it, the one such statement.
 """
 
 from __future__ import annotations
