@@ -420,9 +420,9 @@ def _compile(dialect: Dialect, statement: Any, keys: tuple[str, ...]) -> _Compil
     unscoped one raises `Unscoped` here, before anything is sent (backend/db/scope_check.py)."""
     compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(keys))
     sql = str(compiled)
-    check(sql, statement)
     if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
         raise ValueError("only plain named parameters can be rendered (no IN lists)")
+    check(sql, statement)
     binds = tuple(
         (name, bind, bind.type.dialect_impl(dialect).bind_processor(dialect))
         for bind, name in compiled.bind_names.items()
