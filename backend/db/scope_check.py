@@ -208,7 +208,8 @@ def _level_problem(node: Any, owner_change: bool) -> str | None:
     for reference in ranges:
         if reference.relname in tables and _name(reference) not in owned:
             return (
-                f"{reference.relname} read or written without `{_name(reference)}.user_id = :owner`"
+                f"{reference.relname} read or written without `{_name(reference)}.user_id = "
+                ":owner` (or access) as an AND-conjunct"
             )
     return None
 
