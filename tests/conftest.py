@@ -46,7 +46,6 @@ from backend.config import Settings  # noqa: E402
 from backend.db.engine import create_db_engine, libpq_url, normalize_url  # noqa: E402
 from backend.db.migrations import migrate_up  # noqa: E402
 from backend.main import create_app  # noqa: E402
-from tests import scoping  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DB_NAME = "task_api_test"
@@ -135,8 +134,6 @@ def client(_client: TestClient) -> TestClient:
     return _client
 
 
-scoping.install()
-
 # The end-to-end tier: real tools and many processes (a browser, podman, Node, wrk, PgBouncer,
 # multi-worker servers, worker processes, mypy, the fuzzer; a single test of that kind elsewhere
 # carries `@pytest.mark.e2e`). `python -m pytest -m "not e2e"` is the fast tier (the API,
@@ -199,16 +196,6 @@ def _low_cost_password_hashing() -> Iterator[None]:
 def production_password_hashing() -> Iterator[None]:
     with _password_hashing(PRODUCTION_PASSWORD_HASH):
         yield
-
-
-@pytest.fixture(autouse=True)
-def _every_statement_scoped() -> Iterator[None]:
-    """Fails the test during which the app sent a statement on a per-user table that is not
-    scoped to its caller (tests/scoping.py)."""
-    scoping.take()
-    yield
-    unscoped = scoping.take()
-    assert not unscoped, "statements not scoped to the caller:\n" + "\n\n".join(unscoped)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,7 @@
-"""The scoping check itself (tests/scoping.py): it sees the app's statements, accepts the
-scoped ones and reports the unscoped ones, so a passing suite means something."""
+"""The one scope check (backend/db/scope_check.py): it sees every statement the app sends,
+accepts the scoped ones and refuses the others before the database sees them, so a passing
+suite means something. Statements are given as the sender compiles them (pyformat;
+`%(owner)s` is the caller)."""
 
 from __future__ import annotations
 
@@ -20,71 +22,63 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col
 
-from backend.db.scope import OWNER, Scoped, Unscoped, owned, scoped_tables, unscoped
+from backend.db import scope_check
+from backend.db.scope import OWNER, Scoped, owned
+from backend.db.scope_check import Unscoped, problem, scoped_tables, unscoped
 from backend.db.sender import Sender
 from backend.models import Task
-from backend.services.registry import CALLER_KEY
-from tests import scoping
-from tests.conftest import Account
+from backend.services import lists, members, rules
+from backend.services.task_sending import Step
+from tests.conftest import Account, count_rows
 
 CALLER = "alice-id"
-
-
-def _step(sql: str) -> str:
-    """`sql` as an element of the steps array `TaskSending._steps` sends (a quoted literal)."""
-    return "'" + sql.replace("'", "''") + "'"
-
-
-_MINE = "tasks.user_id = 'alice-id'"
+_MINE = "tasks.user_id = %(owner)s"
 
 
 @pytest.mark.parametrize(
     "statement",
     [
-        f"SELECT tasks.id FROM tasks WHERE {_MINE} AND tasks.id = 1",
-        f"SET LOCAL TimeZone = 'UTC'; SELECT task_api_enter('alice-id'); UPDATE tasks SET "
-        f"title = 'x' WHERE {_MINE} AND tasks.id = 1",
-        "INSERT INTO tasks (user_id, title) VALUES ('alice-id'::VARCHAR, 'x') RETURNING tasks.id",
+        f"SELECT tasks.id FROM tasks WHERE {_MINE} AND tasks.id = %(id)s",
+        f"UPDATE tasks SET title = 'x' WHERE {_MINE} AND tasks.id = 1",
+        "INSERT INTO tasks (user_id, title) VALUES (%(owner)s::VARCHAR, 'x') RETURNING tasks.id",
         # The one-message create: a data-modifying CTE.
-        "WITH r AS (INSERT INTO tasks (user_id, title, position) VALUES ('alice-id'::VARCHAR, "
-        "'x', 1), ('alice-id', 'y', 2) RETURNING tasks.id, tasks.title) "
+        "WITH r AS (INSERT INTO tasks (user_id, title, position) VALUES (%(owner)s::VARCHAR, "
+        "'x', 1), (%(owner)s, 'y', 2) RETURNING tasks.id, tasks.title) "
         "SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r",
-        # INSERT ... SELECT from the caller's rows (the owner constant or a scoped user_id).
-        "INSERT INTO tasks (user_id, title, list_id) SELECT 'alice-id', 'x', task_lists.id "
-        "FROM task_lists WHERE task_lists.user_id = 'alice-id' AND task_lists.id = 3 "
+        # INSERT ... SELECT from the caller's rows (the owner or a scoped user_id).
+        "INSERT INTO tasks (user_id, title, list_id) SELECT %(owner)s, 'x', task_lists.id "
+        "FROM task_lists WHERE task_lists.user_id = %(owner)s AND task_lists.id = 3 "
         "RETURNING tasks.id",
         "INSERT INTO tasks (user_id, title) SELECT src.user_id, src.title FROM tasks AS src "
-        "WHERE src.user_id = 'alice-id' AND src.id = 1",
+        "WHERE src.user_id = %(owner)s AND src.id = 1",
         # UPDATE ... FROM and DELETE ... USING, both sides scoped; a JOIN scoped in its ON.
         f"UPDATE tasks SET list_id = task_lists.id FROM task_lists WHERE {_MINE} AND "
-        "task_lists.user_id = 'alice-id' AND task_lists.id = 2",
-        f"DELETE FROM tasks USING task_lists WHERE {_MINE} AND task_lists.user_id = 'alice-id'",
+        "task_lists.user_id = %(owner)s AND task_lists.id = 2",
+        f"DELETE FROM tasks USING task_lists WHERE {_MINE} AND task_lists.user_id = %(owner)s",
         "SELECT t.id FROM tasks AS t JOIN task_lists AS l ON l.id = t.list_id AND "
-        "l.user_id = 'alice-id' WHERE t.user_id = 'alice-id'",
+        "l.user_id = %(owner)s WHERE t.user_id = %(owner)s",
         # Subqueries and UNION arms, each scoped at its own level.
         f"SELECT tasks.id FROM tasks WHERE {_MINE} AND tasks.id IN (SELECT child.parent_id "
-        "FROM tasks AS child WHERE child.user_id = 'alice-id') UNION ALL SELECT task_lists.id "
-        "FROM task_lists WHERE task_lists.user_id = 'alice-id'",
-        # A bulk operation: every step of the array is checked, and scoped.
-        "SELECT task_api_steps(ARRAY["
-        + _step(
-            f"WITH r AS (UPDATE tasks SET done = true WHERE {_MINE} AND tasks.id = 1 "
-            "RETURNING tasks.id) SELECT (SELECT to_jsonb(r) FROM r)"
-        )
-        + ", "
-        + _step(f"DELETE FROM tasks WHERE {_MINE} AND tasks.id = 2 RETURNING tasks.id")
-        + "])",
-        "SELECT users.id, users.token_version FROM users WHERE users.id = 'alice-id'",
+        "FROM tasks AS child WHERE child.user_id = %(owner)s) UNION ALL SELECT task_lists.id "
+        "FROM task_lists WHERE task_lists.user_id = %(owner)s",
+        # A bulk operation: its steps bound (each checked when `Scoped._steps` rendered it).
+        "SELECT task_api_steps(%(steps)s::TEXT[]) AS steps",
+        "SELECT users.id, users.token_version FROM users WHERE users.id = %(id_1)s",
         # The two tables whose rows are the caller's by their `member_id` (a membership, a
-        # member's own reminders; backend/db/scope.py `_MEMBER_TABLES`), qualified or not.
-        "SELECT m.list_id FROM list_members AS m WHERE m.member_id = 'alice-id'",
-        "DELETE FROM task_member_reminders WHERE task_id = 1 AND member_id = 'alice-id'",
+        # member's own reminders), qualified or not.
+        "SELECT m.list_id FROM list_members AS m WHERE m.member_id = %(owner)s",
+        "DELETE FROM task_member_reminders WHERE task_id = 1 AND member_id = %(owner)s",
+        # A literal `%` (compiled as `%%`) beside the parameters.
+        f"SELECT tasks.id FROM tasks WHERE {_MINE} AND tasks.title LIKE '50%%'",
+        # Functions of our own, raw text: no table is named.
+        "SELECT task_api_idempotency_key(%(owner)s, %(key)s, %(lock)s, %(fingerprint)s)",
     ],
 )
 def test_scoped_statements_pass(statement: str) -> None:
-    assert scoping.problem(statement, CALLER) is None
+    assert problem(statement) is None
 
 
 @pytest.mark.parametrize(
@@ -92,20 +86,22 @@ def test_scoped_statements_pass(statement: str) -> None:
     [
         # No predicate at all.
         "SELECT tasks.id FROM tasks WHERE tasks.id = 1",
-        # A predicate naming another user.
+        # A predicate naming another user, or another parameter than the caller's.
         "DELETE FROM tasks WHERE tasks.user_id = 'mallory' AND tasks.id = 1",
+        "DELETE FROM tasks WHERE tasks.user_id = %(user_id)s AND tasks.id = 1",
         # The owner predicate widened by OR, or negated.
         f"SELECT tasks.id FROM tasks WHERE {_MINE} OR true",
         f"UPDATE tasks SET title = 'x' WHERE ({_MINE} OR tasks.id = 1) AND tasks.id > 0",
         f"SELECT tasks.id FROM tasks WHERE NOT ({_MINE})",
         # The outer statement scoped, its subquery not.
-        "DELETE FROM idempotency_keys WHERE idempotency_keys.user_id = 'alice-id' AND "
+        "DELETE FROM idempotency_keys WHERE idempotency_keys.user_id = %(owner)s AND "
         "(user_id, key) IN (SELECT user_id, key FROM idempotency_keys WHERE expires_at < now())",
         # An insert for someone else: plain, in a data-modifying CTE, one row of several.
         "INSERT INTO tasks (user_id, title) VALUES ('mallory', 'x')",
+        "INSERT INTO tasks (user_id, title) VALUES (%(user_id)s, 'x')",
         "WITH r AS (INSERT INTO tasks (user_id, title) VALUES ('mallory'::VARCHAR, 'x') "
         "RETURNING tasks.id) SELECT task_api_return(jsonb_agg(to_jsonb(r))) FROM r",
-        "INSERT INTO tasks (user_id, title) VALUES ('alice-id', 'x'), ('mallory', 'y')",
+        "INSERT INTO tasks (user_id, title) VALUES (%(owner)s, 'x'), ('mallory', 'y')",
         "INSERT INTO idempotency_keys (key, fingerprint) VALUES ('k', 'f')",
         # INSERT ... SELECT of another user's id, or of an unscoped row's.
         "INSERT INTO tasks (user_id, title) SELECT 'mallory', 'x'",
@@ -120,46 +116,74 @@ def test_scoped_statements_pass(statement: str) -> None:
         f"WHERE {_MINE}",
         f"SELECT tasks.id FROM tasks WHERE {_MINE} UNION SELECT task_lists.id FROM task_lists",
         f"WITH o AS (SELECT tasks.id FROM tasks) SELECT o.id FROM o, tasks WHERE {_MINE}",
-        # A bulk operation with one unscoped step among scoped ones.
-        "SELECT task_api_steps(ARRAY["
-        + _step(f"DELETE FROM tasks WHERE {_MINE} AND tasks.id = 1")
-        + ", "
-        + _step("DELETE FROM tasks WHERE tasks.id = 2")
-        + "])",
+        # Steps given as text in the statement: no one checked them.
+        "SELECT task_api_steps(ARRAY['DELETE FROM tasks WHERE tasks.id = 2'])",
         # A second statement in the message, unscoped.
-        "SELECT task_api_enter('alice-id'); SELECT count(*) FROM tasks",
+        "SELECT task_api_enter(%(owner)s); SELECT count(*) FROM tasks",
         # `member_id = <caller>` scopes those two tables only: on any other it is no scope.
-        "SELECT t.id FROM tasks AS t WHERE t.member_id = 'alice-id'",
-        "DELETE FROM task_reminders WHERE member_id = 'alice-id'",
+        "SELECT t.id FROM tasks AS t WHERE t.member_id = %(owner)s",
+        "DELETE FROM task_reminders WHERE member_id = %(owner)s",
         "SELECT t.id FROM list_members AS m JOIN tasks AS t ON t.list_id = m.list_id "
-        "AND t.member_id = 'alice-id' WHERE m.member_id = 'alice-id'",
+        "AND t.member_id = %(owner)s WHERE m.member_id = %(owner)s",
+        # A change of owner (issue 49): an UPDATE that sets `user_id`, even to the caller (a
+        # member would take a shared row into its own space), an upsert's too.
+        f"UPDATE tasks SET user_id = 'mallory' WHERE {_MINE}",
+        f"UPDATE tasks SET user_id = %(owner)s, title = 'x' WHERE {_MINE}",
+        f"WITH w AS (UPDATE tasks SET user_id = %(to)s WHERE {_MINE} RETURNING tasks.id) "
+        "SELECT w.id FROM w",
+        "INSERT INTO tasks (user_id, title) VALUES (%(owner)s, 'x') ON CONFLICT (id) "
+        "DO UPDATE SET user_id = 'mallory'",
+        # Not SQL at all.
+        "SELECT FROM WHERE",
     ],
 )
 def test_unscoped_statements_are_reported(statement: str) -> None:
-    assert scoping.problem(statement, CALLER) is not None
+    assert problem(statement) is not None
 
 
-def test_the_check_sees_the_apps_statements(client: TestClient, alice: Account) -> None:
-    before = scoping.checked
-    created = client.post("/api/tasks", json={"title": "seen"}, headers=alice.headers)
-    client.get(f"/api/tasks/{created.json()['data']['id']}", headers=alice.headers)
-    client.get("/api/tasks", headers=alice.headers)
-    assert scoping.checked - before >= 3  # the insert, the get, the page
+def test_a_change_of_owner_passes_only_where_it_is_allowed() -> None:
+    change = f"UPDATE tasks SET user_id = %(to)s WHERE {_MINE}"
+    assert problem(change) is not None
+    assert problem(change, owner_change=True) is None
+    # Allowed to change owners is not allowed to skip the scope.
+    assert problem("UPDATE tasks SET user_id = %(to)s", owner_change=True) is not None
 
 
-def test_an_unscoped_statement_on_a_callers_connection_is_caught(db_engine: Engine) -> None:
-    with db_engine.connect() as conn:
-        conn.execution_options(**{CALLER_KEY: CALLER})
-        conn.execute(text("SELECT count(*) FROM tasks"))
-    caught = scoping.take()
-    assert len(caught) == 1 and "SELECT count(*) FROM tasks" in caught[0]
+def test_the_owner_changes_are_the_ones_rules_names() -> None:
+    """The statements marked `changes_owner` are those backend/services/rules.py
+    `OWNER_CHANGES` names, each one an UPDATE that sets `user_id` (not a stale name)."""
+    import importlib
+
+    named = {}
+    for name in rules.OWNER_CHANGES:
+        module, attribute = name.rsplit(".", 1)
+        named[name] = getattr(importlib.import_module(module), attribute)
+    assert set(map(id, named.values())) == set(map(id, scope_check._OWNER_CHANGES))
+    for name, statement in named.items():
+        scope_check._OWNER_CHANGES.discard(statement)
+        try:
+            assert unscoped(statement) is not None, f"{name} changes no owner"
+        finally:
+            scope_check._OWNER_CHANGES.add(statement)
+        assert unscoped(statement) is None, name
+    assert set(rules.OWNER_CHANGES) == {"backend.services.members._TRANSFER"}
+    assert members._TRANSFER in scope_check._OWNER_CHANGES
 
 
 def test_the_scoped_tables_come_from_the_metadata() -> None:
     # Every table with a `user_id` column, with no list to keep up to date.
-    assert set(scoping.SCOPED_TABLES) == scoped_tables()
     assert {"tasks", "idempotency_keys", "task_events", "task_reminders"} <= scoped_tables()
     assert "users" not in scoped_tables()
+
+
+def test_a_statement_is_parsed_once_per_text() -> None:
+    sql = f"SELECT tasks.id FROM tasks WHERE {_MINE} AND tasks.id = %(parsed_once)s"
+    before = problem.cache_info()
+    for _ in range(3):
+        assert problem(sql) is None
+    after = problem.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
+    assert after.maxsize is not None  # bounded
 
 
 _ALIEN = Task.__table__.alias("other")  # type: ignore[attr-defined]
@@ -178,12 +202,18 @@ _CTE_UPDATE_UNOWNED = update(Task).values(title="x").returning(col(Task.id)).cte
         delete(Task).where(col(Task.id) == 1),
         insert(Task).values(user_id="alice-id", title="x"),
         text("SELECT count(*) FROM tasks"),
+        # A raw statement that binds :owner, widened (issue 49: once accepted as text).
+        text("SELECT count(*) FROM tasks WHERE tasks.user_id = :owner OR true"),
         select(col(Task.id)).where(or_(_OWNER_IS_CALLER, col(Task.id) == 1)),
         select(col(Task.id)).where(not_(_OWNER_IS_CALLER)),
         select(_CTE_INSERT_OTHER.c.id),
         select(_CTE_UPDATE_UNOWNED.c.id),
         insert(Task).from_select(["user_id", "title"], select(literal("bob"), literal("x"))),
         insert(Task).from_select(["user_id", "title"], select(col(Task.user_id), col(Task.title))),
+        owned(update(Task), col(Task.user_id)).values(user_id=bindparam("to")),
+        pg_insert(Task)
+        .values(user_id=bindparam(OWNER), title="x")
+        .on_conflict_do_update(index_elements=["id"], set_={"user_id": "bob"}),
     ],
     ids=[
         "select",
@@ -193,18 +223,22 @@ _CTE_UPDATE_UNOWNED = update(Task).values(title="x").returning(col(Task.id)).cte
         "delete",
         "insert",
         "text",
+        "text-or-true",
         "or",
         "not",
         "cte-insert-other",
         "cte-update-unowned",
         "insert-select-other",
         "insert-select-unowned",
+        "update-sets-user-id",
+        "upsert-sets-user-id",
     ],
 )
 def test_the_executor_refuses_an_unscoped_statement(db_engine: Engine, statement: Any) -> None:
     # Refused before it reaches the database: a service cannot run one by mistake.
     with db_engine.connect() as conn, pytest.raises(Unscoped):
-        Scoped(Sender(conn, ""), CALLER)._read(statement)
+        service = Scoped(Sender(conn, ""), CALLER)
+        (service._write if getattr(statement, "is_dml", False) else service._read)(statement)
 
 
 @pytest.mark.parametrize(
@@ -231,8 +265,16 @@ def test_the_executor_refuses_an_unscoped_statement(db_engine: Engine, statement
             ["user_id", "title"],
             owned(select(col(Task.user_id), col(Task.title)), col(Task.user_id)),
         ),
+        text("SELECT count(*) FROM tasks WHERE tasks.user_id = :owner AND tasks.id > :id"),
     ],
-    ids=["or-beside-owner", "cte-insert", "cte-update", "insert-select", "insert-select-own"],
+    ids=[
+        "or-beside-owner",
+        "cte-insert",
+        "cte-update",
+        "insert-select",
+        "insert-select-own",
+        "text",
+    ],
 )
 def test_the_runtime_check_accepts_scoped_shapes(statement: Any) -> None:
     assert unscoped(statement) is None
@@ -250,7 +292,7 @@ def test_a_bulk_steps_statement_and_its_reason_are_checked_before_sending(
     """`TaskSending._steps` (the task service's own mode, beside it in backend/services/)
     checks each step's statement and its `reason` as `_read` does: either unscoped refuses the
     whole message before anything is sent."""
-    from backend.services.task_sending import Step, TaskSending
+    from backend.services.task_sending import TaskSending
 
     scoped = owned(select(col(Task.id)), col(Task.user_id)).where(col(Task.id) == 1)
     unscoped_ = select(literal("x")).where(col(Task.id) == 1)
@@ -262,8 +304,9 @@ def test_a_bulk_steps_statement_and_its_reason_are_checked_before_sending(
 
 
 def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engine) -> None:
-    """The executor remembers the shapes it found scoped (their cache keys); a statement that
-    differs only in the owner predicate is another shape and is checked again."""
+    """The sender remembers the statements it compiled and checked (by object and value
+    names); a statement that differs only in the owner predicate is another one, checked
+    again."""
     scoped = owned(select(col(Task.id)), col(Task.user_id)).where(col(Task.id) == 1)
     literal = select(col(Task.id)).where(col(Task.user_id) == CALLER, col(Task.id) == 1)
     with db_engine.connect() as conn:
@@ -274,24 +317,79 @@ def test_a_known_scoped_shape_does_not_vouch_for_an_unscoped_one(db_engine: Engi
                 service._read(literal)
 
 
+def test_a_value_named_like_a_column_is_checked_as_sent(db_engine: Engine) -> None:
+    """An UPDATE sets a column for each value named after one (`execute`'s rule): a scoped
+    update sent with a `user_id` value is a change of owner, refused as sent."""
+    rename = owned(update(Task), col(Task.user_id)).values(title=bindparam("new_title"))
+    with db_engine.connect() as conn:
+        service = Scoped(Sender(conn, ""), CALLER)
+        service._write(rename, new_title="x")
+        with pytest.raises(Unscoped, match="sets user_id"):
+            service._write(rename, new_title="x", user_id="bob")
+
+
+def test_no_value_rebinds_the_caller(db_engine: Engine) -> None:
+    mine = owned(select(func.count()).select_from(Task), col(Task.user_id))
+    with db_engine.connect() as conn:
+        bound = Scoped(Sender(conn, ""), CALLER)._bind(mine, {OWNER: "bob-id"})
+    assert bound[1][OWNER] == CALLER
+
+
+def test_a_bulk_step_is_checked_when_rendered(db_engine: Engine) -> None:
+    step = Step(delete(Task).where(col(Task.id) == 1).returning(col(Task.id)), {}, task_id=1)
+    with db_engine.connect() as conn, pytest.raises(Unscoped):
+        Scoped(Sender(conn, ""), CALLER)._steps([step])
+
+
+def test_an_unscoped_write_never_reaches_the_database(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    """A raw statement that binds :owner and widens it (`OR true`) is refused before it is
+    sent: bob's task is still there."""
+    made = client.post("/api/tasks", json={"title": "bob's"}, headers=bob.headers)
+    assert made.status_code == 201, made.text
+    wipe = text("DELETE FROM tasks WHERE tasks.user_id = :owner OR true")
+    with db_engine.connect() as conn, pytest.raises(Unscoped, match="OR true"):
+        Scoped(Sender(conn, ""), alice.id)._write(wipe)
+    assert count_rows(db_engine, "tasks") == 1
+
+
+def test_a_services_unscoped_statement_fails_its_first_request(
+    client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deliberate break in a service: `GET /api/lists/{id}`'s statement as raw text with
+    `OR true` after its access predicate. The first request fails (500), refused before it
+    was sent; the statement without the break is scoped."""
+    made = client.post("/api/lists", json={"name": "Mine"}, headers=alice.headers)
+    assert made.status_code == 201, made.text
+    path = f"/api/lists/{made.json()['data']['id']}"
+    scoped = (
+        "SELECT * FROM task_lists WHERE task_lists.id = :list_id AND task_lists.user_id = :owner"
+    )
+    assert unscoped(text(scoped)) is None
+    monkeypatch.setattr(lists, "_GET", text(scoped + " OR true"))
+    answer = client.get(path, headers=alice.headers)
+    assert answer.status_code == 500, answer.text
+
+
 # Every function under backend/ that sends a statement itself (not through `Scoped._read` and
 # its siblings), as (module, function), and why it may: it is the executor, or it runs outside a
 # caller's request, or over no per-user table. Nothing is exempt by class: a new method that
 # sends a statement fails the test below until it is listed here with its reason.
 OUTSIDE_THE_EXECUTOR = {
-    ("backend.db.scope", "Scoped._read"): "the executor: checks, then binds :owner",
-    ("backend.db.scope", "Scoped._write"): "the executor: checks (its `then` too), then binds",
-    ("backend.services.task_sending", "TaskSending._write_or_stored"): "the executor: checks "
-    "both, then sends",
-    ("backend.services.task_sending", "TaskSending._steps"): "the executor: checks every step "
-    "first",
-    ("backend.db.scope", "Scoped._ahead"): "the executor: checks, then sends ahead",
-    ("backend.db.scope", "Scoped._at_commit"): "the executor: checks, then queues",
-    ("backend.db.sender", "Sender.ahead"): "the sender: renders a statement the executor checked",
-    ("backend.db.sender", "Sender.at_commit"): "the sender: renders a checked statement",
+    ("backend.db.scope", "Scoped._read"): "the executor: binds :owner, the sender checks",
+    ("backend.db.scope", "Scoped._write"): "the executor: binds (its `then`s too), sends",
+    ("backend.services.task_sending", "TaskSending._write_or_stored"): "the executor: binds "
+    "both, the sender checks",
+    ("backend.services.task_sending", "TaskSending._steps"): "the executor: renders (checks) "
+    "every step first",
+    ("backend.db.scope", "Scoped._ahead"): "the executor: binds, the sender checks as it renders",
+    ("backend.db.scope", "Scoped._at_commit"): "the executor: binds, the sender checks, queues",
+    ("backend.db.sender", "Sender.ahead"): "the sender: renders (compiles and checks) a statement",
+    ("backend.db.sender", "Sender.at_commit"): "the sender: renders (compiles and checks)",
     ("backend.db.sender", "Sender.commit"): "the sender: COMMIT with what was queued (checked)",
     ("backend.db.sender", "Sender.send_entry"): "the sender: the caller's entry, no table",
-    ("backend.db.sender", "Sender._send"): "the sender: sends what the executor checked",
+    ("backend.db.sender", "Sender._send"): "the sender: compiles, checks (`_compile`), sends",
     ("backend.db.sender", "inline"): "the sender: renders a checked statement's parameters",
     ("backend.db.engine", "_learn_server_clock"): "the engine: the server's clock, no table",
     ("backend.db.deadline", "BreakerPool.connect"): "the pool: a new connection's probe",

@@ -4,7 +4,9 @@ A `Sender` belongs to one unit of work and its connection. Each call sends one m
 one `execute`: the transaction-local settings, the caller's entry once, what rides ahead of
 the statement, the statement, and for the message that carries the entry, the request's
 outcome read as columns of its last statement (`task_api_outcome`, migration 0027). Rows
-come back through one decoder (the end of `Sender._send`) whatever the message held.
+come back through one decoder (the end of `Sender._send`) whatever the message held. Every
+statement is compiled here (`_compile`, once per statement object and value names) and
+scope-checked as compiled (backend/db/scope_check.py): an unscoped one is never sent.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from backend.db.engine import CONNECTION_CLOCK_OFFSET, CONNECTION_IN_TIME
+from backend.db.scope_check import check
 
 
 class Rows(list[Row[Any]]):
@@ -414,10 +417,13 @@ def _compiled(
 
 
 def _compile(dialect: Dialect, statement: Any, keys: tuple[str, ...]) -> _Compiled:
+    """`statement` compiled for the value names `keys`, and scope-checked as compiled: an
+    unscoped one raises `Unscoped` here, before anything is sent (backend/db/scope_check.py)."""
     compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(keys))
     sql = str(compiled)
     if compiled.positiontup or compiled.escaped_bind_names or "POSTCOMPILE" in sql:
         raise ValueError("only plain named parameters can be rendered (no IN lists)")
+    check(sql, statement)
     binds = tuple(
         (name, bind, bind.type.dialect_impl(dialect).bind_processor(dialect))
         for bind, name in compiled.bind_names.items()

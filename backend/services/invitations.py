@@ -6,9 +6,9 @@ invitation limit with the caller's entry (the route, `RateLimiter.invitations`).
 An invitation is in its list owner's space, as every row of the list is. Its token is
 `secrets.token_urlsafe(32)`, shown once (the create's answer) and stored only as its SHA-256
 (`token_hash`). Accepting is one statement: it deletes the invitation by its token's hash (the
-token is the capability: `scope._capability`), unexpired and addressed to the caller (or to
-nobody), and inserts the caller's membership from the deleted row (`scope._joins`: a
-membership of the caller only), so a token is used once, and an accept racing a revoke ends
+token is the capability: `scope_check._capabilities`), unexpired and addressed to the caller
+(or to nobody), and inserts the caller's membership from the deleted row (`scope_check._joins`:
+a membership of the caller only), so a token is used once, and an accept racing a revoke ends
 in one of the two. It rides ahead of the read of the list joined, in the same message and
 transaction: a statement of its own, so it sees the new membership and reads the list as
 `GET /api/lists/{id}` does (`access`). Whatever makes a token unusable (unknown, expired,

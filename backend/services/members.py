@@ -12,9 +12,10 @@ the caller's role (403), then the member named.
 A transfer is one statement too, after the one that takes both owners' change locks in the
 same message (migration 0036): the new owner's membership row becomes the old owner's
 (`admin`) and the list's `user_id` becomes the new owner's, whose lists the statement reads
-through the new owner's membership (`scope._members_lists`): its count (`LISTS_PER_USER`) and
-its last position (the list goes last among them), and whether one has the list's name. The
-list's tasks, memberships, invitations and comments follow by `ON UPDATE CASCADE`.
+through the new owner's membership (`scope_check._capabilities`): its count
+(`LISTS_PER_USER`) and its last position (the list goes last among them), and whether one has
+the list's name. The list's tasks, memberships, invitations and comments follow by `ON UPDATE
+CASCADE`. It sets `user_id`: `rules.OWNER_CHANGES` names it, the one such statement.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from backend.db.scope import (
     space_locked,
     spaces_locked,
 )
+from backend.db.scope_check import changes_owner
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import ListMember, Task, User
 from backend.models.sharing import MemberPublic, Role
@@ -248,6 +250,8 @@ def _transfer() -> Any:
 
 
 _TRANSFER, _ROOM = _transfer()
+# It sets `user_id` (the list's, the membership's): named in rules.py `OWNER_CHANGES`.
+_TRANSFER = changes_owner(_TRANSFER)
 # The two spaces' change locks, taken before the transfer's first row lock (migration 0036):
 # the new owner's writes in its own space or, as a member, in this list cannot deadlock with
 # it. The target as named: an id that is no member changes nothing but a moment's wait.

@@ -53,8 +53,6 @@ from backend.services.rate_limits import (
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
-# The execution option naming the caller a connection serves during a unit of work.
-CALLER_KEY = "task_api_caller_id"
 # The caller's entry (migrations 0014, 0020), and what its account refusals say.
 _ENTER = (
     "SELECT task_api_enter(%(e_subject)s, %(e_version)s, %(e_local)s, %(e_email)s, "
@@ -168,10 +166,6 @@ class UnitOfWork:
         # The services, bound to the token's subject (the account's id: the entry refuses
         # any other).
         caller_id = self.caller_id = claims.subject
-        # Whom this connection now serves: every statement on it must be scoped to this id
-        # (tests/scoping.py checks each one the test run sends). An execution option lives
-        # and dies with this Connection, not with the pooled database connection under it.
-        conn.execution_options(**{CALLER_KEY: caller_id})
         self.tasks = TaskService(send, caller_id)
         self.lists = ListService(send, caller_id)
         self.comments = CommentService(send, caller_id)

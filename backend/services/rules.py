@@ -252,6 +252,16 @@ RULES: tuple[DatabaseRule, ...] = tuple(
     value for value in vars(Rule).values() if isinstance(value, DatabaseRule)
 )
 
+# The statements that change a row's owner (an UPDATE that sets `user_id`), by module and
+# name, with the rule it fires: the scope check refuses any other before the database sees
+# it (backend/db/scope_check.py; each is marked there with `changes_owner`, and
+# tests/test_scoping.py holds the two lists equal). A list's transfer sets the list's
+# and its new owner's membership's; an account's handover (`HANDOVER`) sends no such
+# statement (`users_hand_over_lists` changes the owners in the database, on the DELETE).
+OWNER_CHANGES: dict[str, DatabaseRule] = {
+    "backend.services.members._TRANSFER": Rule.EXCHANGE_REMINDERS,
+}
+
 # Triggers and cascading keys that are not rules, by name pattern, with the reason: they
 # change no row a request writes (a refusal skips rows, a check refuses), or they delete rows
 # that exist only as a part of the row deleted (nothing else reads them, no event records them).

@@ -12,7 +12,8 @@
 - `_begin_again`: a further transaction of the request after a statement committed the first
   (a series' completion or a schedule change read first, then written version-checked).
 
-Each binds and checks its statements through `Scoped._bind`, as `_read` and `_write` do.
+Each binds its statements to the caller through `Scoped._bind`, as `_read` and `_write` do;
+the sender checks each as it renders it (backend/db/scope_check.py).
 """
 
 from __future__ import annotations
@@ -122,7 +123,6 @@ class TaskSending(Scoped):
             sql, params = render(conn, statement, values, f"s{index}_")
             reason = "NULL"
             if step.reason is not None:
-                self._bind(step.reason, {})  # refused here if unscoped, as any statement
                 reason, reason_values = render(conn, step.reason, values, f"w{index}_")
                 reason = f"({reason})"
                 params.update(reason_values)

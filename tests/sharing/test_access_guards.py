@@ -1,7 +1,7 @@
-"""Both scoping guards know the access predicate of shared lists, and nothing looser: the
-statement check (backend/db/scope.py `unscoped`, before a statement is sent) and the SQL
-observer (tests/scoping.py, on every statement a test sends). Each accepted shape is paired
-with a deliberate break of it that each guard reports."""
+"""The scope check (backend/db/scope_check.py) knows the access predicate of shared lists, and
+nothing looser: on SQL as sent (`problem`; `%(owner)s` is the caller) and on built statements
+compiled as the sender compiles them (`unscoped`). Each accepted shape is paired with a
+deliberate break of it that the check reports."""
 
 from __future__ import annotations
 
@@ -10,24 +10,23 @@ from typing import Any
 import pytest
 from sqlalchemy import any_, bindparam, func, insert, literal, or_, select, update
 
-from backend.db.scope import OWNER, _memberships, access, shared, unscoped
+from backend.db.scope import OWNER, _memberships, access, shared
+from backend.db.scope_check import problem, unscoped
 from backend.models import ListMember, Task
 from backend.models.task_list import TaskList
 from backend.services.access import Action, roles
-from tests import scoping
 
-CALLER = "alice-id"
 T = Task.__table__  # type: ignore[attr-defined]
 L = TaskList.__table__  # type: ignore[attr-defined]
 M = ListMember.__table__  # type: ignore[attr-defined]
 READ = roles(Action.LIST_READ)
 
-_LISTS = "ARRAY((SELECT m.list_id FROM list_members m WHERE m.member_id = 'alice-id'))"
-_OWNERS = "ARRAY((SELECT m.user_id FROM list_members m WHERE m.member_id = 'alice-id'))"
-_ACCESS = f"(t.user_id = 'alice-id' OR (t.list_id = ANY({_LISTS}) AND t.user_id = ANY({_OWNERS})))"
+_LISTS = "ARRAY((SELECT m.list_id FROM list_members m WHERE m.member_id = %(owner)s))"
+_OWNERS = "ARRAY((SELECT m.user_id FROM list_members m WHERE m.member_id = %(owner)s))"
+_ACCESS = f"(t.user_id = %(owner)s OR (t.list_id = ANY({_LISTS}) AND t.user_id = ANY({_OWNERS})))"
 _SPACE = (
-    "COALESCE((SELECT l.user_id FROM task_lists l WHERE l.id = 3 AND (l.user_id = 'alice-id' "
-    f"OR l.id = ANY({_LISTS}))), 'alice-id')"
+    "COALESCE((SELECT l.user_id FROM task_lists l WHERE l.id = 3 AND (l.user_id = %(owner)s "
+    f"OR l.id = ANY({_LISTS}))), %(owner)s)"
 )
 
 
@@ -37,21 +36,21 @@ _SPACE = (
         f"SELECT t.id FROM tasks t WHERE t.id = 1 AND {_ACCESS}",
         f"SELECT t.id FROM tasks t WHERE t.list_id = ANY({_LISTS}) AND t.user_id = ANY({_OWNERS})",
         f"UPDATE tasks t SET title = 'x' WHERE t.id = 1 AND {_ACCESS}",
-        f"SELECT l.id FROM task_lists l WHERE l.user_id = 'alice-id' OR l.id = ANY({_LISTS})",
-        "SELECT m.role FROM list_members m WHERE m.member_id = 'alice-id'",
+        f"SELECT l.id FROM task_lists l WHERE l.user_id = %(owner)s OR l.id = ANY({_LISTS})",
+        "SELECT m.role FROM list_members m WHERE m.member_id = %(owner)s",
         f"SELECT t.id FROM tasks t WHERE t.user_id = {_SPACE} AND t.parent_id = 4",
         f"INSERT INTO tasks (user_id, title) SELECT {_SPACE}, 'x'",
     ],
 )
-def test_the_observer_accepts_the_access_predicate(sql: str) -> None:
-    assert scoping.problem(sql, CALLER) is None
+def test_the_check_accepts_the_access_predicate_as_sent(sql: str) -> None:
+    assert problem(sql) is None
 
 
 @pytest.mark.parametrize(
     "sql",
     [
         # An OR arm that is not an access arm.
-        "SELECT t.id FROM tasks t WHERE t.user_id = 'alice-id' OR t.list_id = 5",
+        "SELECT t.id FROM tasks t WHERE t.user_id = %(owner)s OR t.list_id = 5",
         # The owners' array alone: every task of every owner who shared a list with alice.
         f"SELECT t.id FROM tasks t WHERE t.user_id = ANY({_OWNERS})",
         # A task id compared with list ids.
@@ -65,15 +64,15 @@ def test_the_observer_accepts_the_access_predicate(sql: str) -> None:
         "SELECT m.member_id FROM list_members m WHERE m.list_id = 7",
         # A space read without the access predicate, or falling back to someone else.
         "SELECT t.id FROM tasks t WHERE t.user_id = COALESCE((SELECT l.user_id FROM "
-        "task_lists l WHERE l.id = 3), 'alice-id')",
+        "task_lists l WHERE l.id = 3), %(owner)s)",
         "SELECT t.id FROM tasks t WHERE t.user_id = COALESCE((SELECT l.user_id FROM "
-        "task_lists l WHERE l.user_id = 'alice-id'), 'bob-id')",
+        "task_lists l WHERE l.user_id = %(owner)s), 'bob-id')",
         "INSERT INTO tasks (user_id, title) SELECT COALESCE((SELECT l.user_id FROM task_lists l "
-        "WHERE l.id = 3), 'alice-id'), 'x'",
+        "WHERE l.id = 3), %(owner)s), 'x'",
     ],
 )
-def test_the_observer_reports_a_broken_access_predicate(sql: str) -> None:
-    assert scoping.problem(sql, CALLER) is not None
+def test_the_check_reports_a_broken_access_predicate_as_sent(sql: str) -> None:
+    assert problem(sql) is not None
 
 
 def _space() -> Any:

@@ -1,6 +1,6 @@
-"""The two scoping guards on the shapes sharing adds, and each shown to fail on a deliberate
-break: the statement check (backend/db/scope.py `unscoped`, on statement objects) and the SQL
-observer (tests/scoping.py `problem`, on the SQL a test run sends).
+"""The scope check (backend/db/scope_check.py) on the shapes sharing adds, each shown to fail
+on a deliberate break: built statements (`unscoped`, compiled as the sender compiles them) and
+SQL as sent (`problem`, pyformat: `%(owner)s` is the caller).
 
 The new shapes, each allowed narrowly: an invitation reached by its token's hash (not by its
 id), a membership inserted for the caller only (in the list owner's space), and a new owner's
@@ -13,15 +13,14 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from backend.db.scope import OWNER, owned, unscoped
+from backend.db.scope import OWNER, owned
+from backend.db.scope_check import problem, unscoped
 from backend.models import ListInvitation, ListMember
 from backend.models.task_list import TaskList
-from tests import scoping
 
 _I = ListInvitation.__table__  # type: ignore[attr-defined]
 _M = ListMember.__table__  # type: ignore[attr-defined]
 _L = TaskList.__table__  # type: ignore[attr-defined]
-HASH = "0" * 63 + "a"
 
 
 def _joined(member: Any) -> Any:
@@ -76,59 +75,56 @@ def test_statement_check_a_members_lists_through_its_membership() -> None:
     assert unscoped(others) is not None
 
 
-CALLER = "alice-id"
-
-
-def test_observer_an_invitation_by_its_token_hash_not_by_its_id() -> None:
-    assert (
-        scoping.problem(f"DELETE FROM list_invitations WHERE token_hash = '{HASH}'", CALLER) is None
-    )
-    # The break: by id alone; by something that is not a SHA-256; another table by a hash.
+def test_sql_an_invitation_by_its_token_hash_not_by_its_id() -> None:
+    assert problem("DELETE FROM list_invitations WHERE token_hash = %(token_hash)s") is None
+    # The break: by id alone; by a constant rather than a hash the caller holds; by a column;
+    # under OR; another table by a hash.
     for sql in (
-        "SELECT id FROM list_invitations WHERE id = 5",
+        "SELECT id FROM list_invitations WHERE id = %(id)s",
         "SELECT id FROM list_invitations WHERE token_hash = 'guess'",
         "SELECT id FROM list_invitations WHERE token_hash = email",
-        f"SELECT id FROM list_invitations WHERE id = 5 OR token_hash = '{HASH}'",
-        f"SELECT role FROM list_members WHERE role = '{HASH}'",
+        "SELECT id FROM list_invitations WHERE id = 5 OR token_hash = %(h)s",
+        "SELECT role FROM list_members WHERE role = %(h)s",
     ):
-        assert scoping.problem(sql, CALLER) is not None, sql
+        assert problem(sql) is not None, sql
 
 
-def test_observer_a_membership_inserted_for_the_caller_only() -> None:
+def test_sql_a_membership_inserted_for_the_caller_only() -> None:
     columns = "INSERT INTO list_members (user_id, list_id, member_id, role)"
     used = (
-        f"WITH used AS (DELETE FROM list_invitations WHERE token_hash = '{HASH}' "
+        "WITH used AS (DELETE FROM list_invitations WHERE token_hash = %(token_hash)s "
         "RETURNING user_id, list_id, role) "
     )
-    joined = f"{used}{columns} SELECT used.user_id, used.list_id, '{{}}', used.role FROM used"
-    assert scoping.problem(joined.format(CALLER), CALLER) is None
-    assert scoping.problem(f"{columns} VALUES ('bob-id', 1, '{CALLER}', 'viewer')", CALLER) is None
+    joined = f"{used}{columns} SELECT used.user_id, used.list_id, {{}}, used.role FROM used"
+    assert problem(joined.format("%(owner)s")) is None
+    assert problem(f"{columns} VALUES ('bob-id', 1, %(owner)s, 'viewer')") is None
     # The break: a membership for someone else (or rows of which one is).
-    assert scoping.problem(joined.format("carol-id"), CALLER) is not None
+    assert problem(joined.format("'carol-id'")) is not None
+    assert problem(joined.format("%(member)s")) is not None
     for sql in (
         f"{columns} VALUES ('bob-id', 1, 'carol-id', 'viewer')",
-        f"{columns} VALUES ('bob-id', 1, '{CALLER}', 'viewer'), ('bob-id', 2, 'carol-id', 'admin')",
+        f"{columns} VALUES ('bob-id', 1, %(owner)s, 'viewer'), ('bob-id', 2, 'carol-id', 'admin')",
         "INSERT INTO list_invitations (user_id, list_id, role, token_hash, invited_by) "
-        f"VALUES ('bob-id', 1, 'viewer', 'h', '{CALLER}')",
+        "VALUES ('bob-id', 1, 'viewer', 'h', %(owner)s)",
     ):
-        assert scoping.problem(sql, CALLER) is not None, sql
+        assert problem(sql) is not None, sql
 
 
-def test_observer_a_members_lists_through_its_membership() -> None:
+def test_sql_a_members_lists_through_its_membership() -> None:
     heir = (
-        "(SELECT heir.member_id FROM list_members AS heir WHERE heir.user_id = '{}' "
+        "(SELECT heir.member_id FROM list_members AS heir WHERE heir.user_id = {} "
         "AND heir.list_id = 1)"
     )
     room = "SELECT count(*) FROM task_lists AS theirs WHERE theirs.user_id = " + heir
-    assert scoping.problem(room.format(CALLER), CALLER) is None
+    assert problem(room.format("%(owner)s")) is None
     # The breaks: the membership of another user's list, another column, another table.
-    assert scoping.problem(room.format("bob-id"), CALLER) is not None
+    assert problem(room.format("'bob-id'")) is not None
     for sql in (
         "SELECT count(*) FROM task_lists AS theirs WHERE theirs.user_id = "
-        f"(SELECT m.list_id::text FROM list_members AS m WHERE m.user_id = '{CALLER}')",
+        "(SELECT m.list_id::text FROM list_members AS m WHERE m.user_id = %(owner)s)",
         "SELECT count(*) FROM task_lists AS theirs WHERE theirs.user_id = "
         "(SELECT u.id FROM users AS u WHERE u.email = 'bob@example.com')",
         "SELECT count(*) FROM tasks AS theirs WHERE theirs.user_id = "
-        f"(SELECT m.member_id FROM list_members AS m WHERE m.user_id = '{CALLER}')",
+        "(SELECT m.member_id FROM list_members AS m WHERE m.user_id = %(owner)s)",
     ):
-        assert scoping.problem(sql, CALLER) is not None, sql
+        assert problem(sql) is not None, sql

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
 from backend.config import Settings
-from backend.db.scope import unscoped
+from backend.db.scope_check import unscoped
 from backend.main import create_app
 from backend.services import invitations as invitation_statements
 from tests.api.test_rate_limits import _clear_of_a_window_boundary  # noqa: F401 (a fixture)

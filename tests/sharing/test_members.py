@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.db.scope import unscoped
+from backend.db.scope_check import unscoped
 from backend.services import members as member_statements
 from tests.conftest import Account
 from tests.sharing.helpers import join, make_list, members

@@ -1,0 +1,419 @@
+"""The one scope check (issue 49): every statement the app sends through its `Sender`, on the
+SQL as compiled for sending, before the database sees it.
+
+`sender._compile` hands each statement's SQL here once per statement object and value names
+(built statements and raw `text()` alike); `problem` parses it with PostgreSQL's own parser
+(pglast, libpg_query) and is cached by the SQL's text, so a statement seen before costs a dict
+lookup. The caller is the parameter `%(owner)s` (`scope.Scoped` binds it to the caller, after
+the statement's own values, so no value can rebind it). A statement that fails raises
+`Unscoped`.
+
+Every query level (the statement, each CTE including data-modifying ones, subqueries, UNION
+arms, the SELECT of an `INSERT ... SELECT`, `UPDATE ... FROM`, `DELETE ... USING`, JOINs) that
+reads or writes a per-user table (every table of the metadata with a `user_id` column) must
+scope each name it reads the table as among the AND-conjuncts of its own WHERE or JOIN ... ON
+(a predicate under OR or NOT does not count):
+
+- owned: `<name>.user_id = :owner`;
+- the access predicate of shared lists (`scope.access`): `<name>.user_id = :owner OR
+  (<name>.list_id = ANY(ARRAY(<a SELECT of list_id from list_members>)) AND ...)`, or its
+  member arm alone (`scope.shared`; `task_lists` compares its `id`); the owners' array beside
+  it, `user_id = ANY(...)`, does not scope on its own;
+- a placement's space (`task_tree._space`): `<name>.user_id = coalesce((SELECT x.user_id FROM
+  <one per-user table> x ...), :owner)`;
+- `<name>.member_id = :owner` on `list_members` and `task_member_reminders` only (a
+  membership's member, a member's own reminders);
+- an invitation by its token (`list_invitations.token_hash = :<a bind>`, not a literal, not a
+  column); a member's lists through its membership of the caller's list (`task_lists.user_id =
+  (SELECT member_id FROM list_members ...)`, a transfer's room check).
+
+Every SELECT inside those (a membership array, a space, a member) is a level of its own,
+checked the same way. An INSERT into a per-user table sets `user_id` to `:owner` in every
+VALUES row, or selects `:owner`, a space, or a scoped range's `user_id` at that position; an
+INSERT into `list_members` may instead set `member_id` to `:owner` (the caller joins a list).
+An UPDATE that sets `user_id` (an `ON CONFLICT DO UPDATE` too) changes a row's owner: only the
+statements `changes_owner` marked may (backend/services/rules.py `OWNER_CHANGES` names them;
+an account's handover changes owners in the database, `users_hand_over_lists`).
+`task_api_steps` runs the steps `Scoped._steps` rendered, each checked when it was rendered:
+it is accepted with a bound array only. The same property lets `tasks` be distributed by
+`user_id` (Citus): no request needs a second shard.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Iterator
+from functools import cache, lru_cache
+from typing import Any, TypeVar
+
+from pglast import ast, parse_sql
+from pglast.enums import A_Expr_Kind, BoolExprType, SetOperation, SubLinkType
+from pglast.parser import ParseError
+from sqlalchemy.dialects import postgresql
+
+# The bound parameter every scoped statement carries: the caller's id.
+OWNER = "owner"
+# The parameter number the caller's placeholder is parsed as (`_parseable`).
+_CALLER = 1
+
+
+class Unscoped(AssertionError):
+    """A programming error: a statement not scoped to its caller was about to be sent."""
+
+
+@cache
+def scoped_tables() -> frozenset[str]:
+    """Every per-user table: each table of the metadata with a `user_id` column (derived: a
+    new one is checked without editing this file)."""
+    from sqlmodel import SQLModel
+
+    import backend.models  # noqa: F401  (registers every table on the metadata)
+
+    return frozenset(t.name for t in SQLModel.metadata.tables.values() if "user_id" in t.c)
+
+
+# The statements that may change a row's owner (`changes_owner`), by object.
+_OWNER_CHANGES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+S = TypeVar("S")
+
+
+def changes_owner(statement: S) -> S:
+    """Mark `statement` as one that may set `user_id` (a list's transfer); each one is named
+    in backend/services/rules.py `OWNER_CHANGES` (tests/test_scoping.py)."""
+    _OWNER_CHANGES.add(statement)
+    return statement
+
+
+def check(sql: str, statement: Any) -> None:
+    """Refuse (`Unscoped`) `statement` compiled as `sql` (pyformat, as sent) unless scoped."""
+    found = problem(sql, statement in _OWNER_CHANGES)
+    if found is not None:
+        raise Unscoped(f"{found}:\n{sql}")
+
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def unscoped(statement: Any, keys: tuple[str, ...] = ()) -> str | None:
+    """Why `statement`, compiled as the sender compiles it for the value names `keys`, is not
+    scoped to the caller, or None."""
+    sql = str(statement.compile(dialect=_DIALECT, column_keys=list(keys)))
+    return problem(sql, statement in _OWNER_CHANGES)
+
+
+# A pyformat placeholder in compiled SQL (a literal `%` is compiled as `%%`).
+_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
+
+
+def _parseable(sql: str) -> str:
+    """`sql` with its placeholders as PostgreSQL's (`$n`): the caller's `$1`, the others
+    numbered after it in the order they first appear."""
+    numbers = {OWNER: _CALLER}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${numbers.setdefault(match.group(1), len(numbers) + 1)}"
+
+    return _PLACEHOLDER.sub(number, sql).replace("%%", "%")
+
+
+@lru_cache(maxsize=2048)
+def problem(sql: str, owner_change: bool = False) -> str | None:
+    """Why `sql` (pyformat as compiled: `%(owner)s` is the caller; one or more statements) is
+    not scoped to the caller, or None when it is (or touches no per-user table).
+    `owner_change`: it may set `user_id` (`changes_owner`)."""
+    try:
+        statements = parse_sql(_parseable(sql))
+    except ParseError as error:
+        return f"not parsed ({error})"
+    for raw in statements:
+        found = _walk(raw.stmt, owner_change)
+        if found is not None:
+            return found
+    return None
+
+
+# The function that runs a bulk operation's steps, each given as its statement's text.
+_STEPS_FUNCTION = "task_api_steps"
+_LEVELS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
+
+
+def _walk(node: Any, owner_change: bool) -> str | None:
+    """The first problem at any query level under `node`."""
+    if isinstance(node, _LEVELS):
+        found = _level_problem(node, owner_change)
+        if found is not None:
+            return found
+    if (
+        isinstance(node, ast.FuncCall)
+        and getattr((node.funcname or [None])[-1], "sval", None) == _STEPS_FUNCTION
+    ):
+        arguments = [_uncast(argument) for argument in node.args or ()]
+        if len(arguments) != 1 or not isinstance(arguments[0], ast.ParamRef):
+            return f"{_STEPS_FUNCTION} with steps that are not bound (Scoped._steps renders them)"
+    for child in _children(node):
+        found = _walk(child, owner_change)
+        if found is not None:
+            return found
+    return None
+
+
+def _children(node: Any) -> Iterator[ast.Node]:
+    """Every node directly below `node` (a node, or a tuple of them)."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _children(item)
+    elif isinstance(node, ast.Node):
+        for name in getattr(node, "__slots__", ()):
+            value = getattr(node, name, None)
+            if isinstance(value, ast.Node):
+                yield value
+            elif isinstance(value, tuple | list):
+                yield from _children(value)
+
+
+def _level_problem(node: Any, owner_change: bool) -> str | None:
+    """Why this query level reads or writes a per-user table unscoped, or None."""
+    ranges: list[Any] = []
+    conditions: list[Any] = []
+    tables = scoped_tables()
+    if isinstance(node, ast.InsertStmt):
+        target: Any = node.relation
+        conflict = node.onConflictClause
+        if conflict is not None and _sets_owner(conflict.targetList) and not owner_change:
+            return f"INSERT INTO {target.relname} ... DO UPDATE sets user_id"
+        if target.relname in tables:
+            return _insert_problem(node)
+        return None
+    if isinstance(node, ast.SelectStmt):
+        _ranges(node.fromClause, ranges, conditions)
+    elif isinstance(node, ast.UpdateStmt):
+        if _sets_owner(node.targetList) and not owner_change:
+            return (
+                f"UPDATE {_name(node.relation)} sets user_id: only a statement named in "
+                "backend/services/rules.py OWNER_CHANGES may change a row's owner"
+            )
+        ranges.append(node.relation)
+        _ranges(node.fromClause, ranges, conditions)
+    elif isinstance(node, ast.DeleteStmt):
+        ranges.append(node.relation)
+        _ranges(node.usingClause, ranges, conditions)
+    conditions.extend(_conjuncts(node.whereClause))
+    single = _name(ranges[0]) if len(ranges) == 1 else None
+    relations = {_name(r): str(r.relname) for r in ranges}
+    owned = _owned_names(conditions, single, relations)
+    owned |= _capabilities(conditions, single, relations)
+    for reference in ranges:
+        if reference.relname in tables and _name(reference) not in owned:
+            return (
+                f"{reference.relname} read or written without `{_name(reference)}.user_id = "
+                ":owner` (or access) as an AND-conjunct"
+            )
+    return None
+
+
+def _sets_owner(targets: Any) -> bool:
+    return any(getattr(target, "name", None) == "user_id" for target in targets or ())
+
+
+def _conjuncts(expression: Any) -> Iterator[Any]:
+    """The AND-conjuncts of a WHERE/ON expression (an OR or NOT is one opaque conjunct)."""
+    if isinstance(expression, ast.BoolExpr) and expression.boolop == BoolExprType.AND_EXPR:
+        for argument in expression.args or ():
+            yield from _conjuncts(argument)
+    elif expression is not None:
+        yield expression
+
+
+def _uncast(node: Any) -> Any:
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    return node
+
+
+def _is_owner(node: Any) -> bool:
+    """Whether `node` is the caller's placeholder, possibly cast (`%(owner)s::VARCHAR`)."""
+    node = _uncast(node)
+    return isinstance(node, ast.ParamRef) and node.number == _CALLER
+
+
+def _column(node: Any) -> tuple[str, ...] | None:
+    if isinstance(node, ast.ColumnRef) and all(
+        isinstance(f, ast.String) for f in node.fields or ()
+    ):
+        return tuple(str(f.sval) for f in node.fields or ())
+    return None
+
+
+def _ranges(items: Any, ranges: list[Any], conditions: list[Any]) -> None:
+    """The tables a FROM/USING list reads at this level (not in its subqueries), and its
+    JOIN ... ON conditions."""
+    for item in items or ():
+        if isinstance(item, ast.RangeVar):
+            ranges.append(item)
+        elif isinstance(item, ast.JoinExpr):
+            _ranges((item.larg, item.rarg), ranges, conditions)
+            conditions.extend(_conjuncts(item.quals))
+
+
+def _name(reference: Any) -> str:
+    return str(reference.alias.aliasname if reference.alias is not None else reference.relname)
+
+
+def _selects(node: Any, table: str | None, column: str, sublink: SubLinkType) -> bool:
+    """Whether `node` is a sublink of kind `sublink` whose SELECT reads one table (`table`, or
+    any per-user table for None) and selects its `column` alone."""
+    if not isinstance(node, ast.SubLink) or node.subLinkType != sublink:
+        return False
+    ranges: list[Any] = []
+    _ranges(getattr(node.subselect, "fromClause", None), ranges, [])
+    targets: Any = getattr(node.subselect, "targetList", None) or ()
+    selected = _column(targets[0].val) if len(targets) == 1 else None
+    if len(ranges) != 1 or selected is None or selected[-1] != column:
+        return False
+    return ranges[0].relname in scoped_tables() if table is None else ranges[0].relname == table
+
+
+# The tables scoped by `member_id` (a membership's member, a member's own reminders).
+_MEMBER_TABLES = ("list_members", "task_member_reminders")
+
+
+def _owned_names(conjuncts: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
+    """The range names the conjuncts scope to the caller (`single`: the level's only range
+    name, which an unqualified column means; `relations`: each range name's table)."""
+    names: set[str] = set()
+    for node in conjuncts:
+        name = _scoped_by(node, single, relations)
+        if name is not None:
+            names.add(name)
+    return names
+
+
+def _scoped_by(node: Any, single: str | None, relations: dict[str, str]) -> str | None:
+    """The name one conjunct scopes: owned, the member arm, or an OR of those all of one name
+    (the access predicate); within an AND, one arm that scopes is enough."""
+    if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.OR_EXPR:
+        arms = {_scoped_by(arm, single, relations) for arm in node.args or ()}
+        return arms.pop() if len(arms) == 1 and None not in arms else None
+    if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.AND_EXPR:
+        found = (_scoped_by(arm, single, relations) for arm in node.args or ())
+        return next((name for name in found if name is not None), None)
+    if not isinstance(node, ast.A_Expr) or [getattr(n, "sval", None) for n in node.name or ()] != [
+        "="
+    ]:
+        return None
+    if node.kind == A_Expr_Kind.AEXPR_OP_ANY:
+        fields = _column(node.lexpr)
+        name = (fields[-2] if len(fields) >= 2 else single) if fields else None
+        listed = "id" if relations.get(name or "") == "task_lists" else "list_id"
+        if fields is None or fields[-1] != listed or not _memberships(node.rexpr):
+            return None
+        return name
+    if node.kind != A_Expr_Kind.AEXPR_OP:
+        return None
+    for column, value in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
+        fields = _column(column)
+        if fields is None or fields[-1] not in ("user_id", "member_id"):
+            continue
+        name = fields[-2] if len(fields) >= 2 else single
+        if fields[-1] == "member_id" and relations.get(name or "") not in _MEMBER_TABLES:
+            continue
+        if _is_owner(value) or (fields[-1] == "user_id" and _space(value)):
+            return name
+    return None
+
+
+def _memberships(node: Any) -> bool:
+    """Whether `node` is `ARRAY(<a SELECT of list_id from list_members>)` (that SELECT is a
+    level of its own, checked scoped)."""
+    return _selects(node, "list_members", "list_id", SubLinkType.ARRAY_SUBLINK)
+
+
+def _space(node: Any) -> bool:
+    """Whether `node` is a placement's space: `coalesce((SELECT x.user_id FROM <a per-user
+    table> x ...), :owner)`; that SELECT is a level of its own, checked scoped."""
+    node = _uncast(node)
+    if not isinstance(node, ast.CoalesceExpr) or len(node.args or ()) != 2:
+        return False
+    first, second = node.args or (None, None)
+    return _is_owner(second) and _selects(first, None, "user_id", SubLinkType.EXPR_SUBLINK)
+
+
+def _capabilities(conditions: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
+    """The names scoped by the two capabilities of shared lists, each an AND-conjunct at this
+    level: an invitation by its token, `<name>.token_hash = :<a bind>` (`list_invitations`
+    only), and the lists of a member of the caller's list, `<name>.user_id = (SELECT member_id
+    FROM list_members ...)` (`task_lists` only)."""
+    names: set[str] = set()
+    for node in conditions:
+        if not isinstance(node, ast.A_Expr) or node.kind != A_Expr_Kind.AEXPR_OP:
+            continue
+        if [getattr(n, "sval", None) for n in node.name or ()] != ["="]:
+            continue
+        fields = _column(node.lexpr)
+        if fields is None:
+            continue
+        name = fields[-2] if len(fields) >= 2 else single
+        relation = relations.get(name or "")
+        if (relation, fields[-1]) == ("list_invitations", "token_hash"):
+            bound = isinstance(_uncast(node.rexpr), ast.ParamRef)
+        elif (relation, fields[-1]) == ("task_lists", "user_id"):
+            bound = _selects(node.rexpr, "list_members", "member_id", SubLinkType.EXPR_SUBLINK)
+        else:
+            bound = False
+        if bound:
+            names.add(str(name))
+    return names
+
+
+def _joins(statement: Any) -> bool:
+    """Whether an INSERT into `list_members` inserts memberships of the caller only
+    (`member_id` is `:owner` in every VALUES row, or the SELECT's column): the caller joins a
+    list, in its owner's space."""
+    names = [target.name for target in statement.cols or ()]
+    source = statement.selectStmt
+    if statement.relation.relname != "list_members" or "member_id" not in names:
+        return False
+    if not isinstance(source, ast.SelectStmt) or source.op != SetOperation.SETOP_NONE:
+        return False
+    at = names.index("member_id")
+    if source.valuesLists:
+        return all(_is_owner(row[at]) for row in source.valuesLists)
+    targets = source.targetList or ()
+    return at < len(targets) and _is_owner(targets[at].val)
+
+
+def _insert_problem(statement: Any) -> str | None:
+    table = statement.relation.relname
+    if _joins(statement):
+        return None
+    names = [target.name for target in statement.cols or ()]
+    if "user_id" not in names:
+        return f"INSERT INTO {table} without user_id"
+    position = names.index("user_id")
+    source = statement.selectStmt
+    wrong = f"INSERT INTO {table} with a user_id that is not :owner"
+    if not isinstance(source, ast.SelectStmt) or source.op != SetOperation.SETOP_NONE:
+        return wrong
+    if source.valuesLists:
+        if any(not _is_owner(row[position]) for row in source.valuesLists):
+            return wrong
+        return None
+    targets = source.targetList or ()
+    if position >= len(targets):
+        return wrong
+    value = targets[position].val
+    if _is_owner(value) or _space(value):
+        return None
+    fields = _column(_uncast(value))
+    ranges: list[Any] = []
+    _ranges(source.fromClause, ranges, [])
+    scoped = {_name(r) for r in ranges if r.relname in scoped_tables()}
+    if fields is not None and fields[-1] == "user_id":
+        if len(fields) >= 2 and fields[-2] in scoped:
+            return None
+        if len(fields) == 1 and len(ranges) == 1 and scoped:
+            return None
+    return wrong
