@@ -335,12 +335,6 @@ def test_no_value_rebinds_the_caller(db_engine: Engine) -> None:
     assert bound[1][OWNER] == CALLER
 
 
-def test_a_bulk_step_is_checked_when_rendered(db_engine: Engine) -> None:
-    step = Step(delete(Task).where(col(Task.id) == 1).returning(col(Task.id)), {}, task_id=1)
-    with db_engine.connect() as conn, pytest.raises(Unscoped):
-        Scoped(Sender(conn, ""), CALLER)._steps([step])
-
-
 def test_an_unscoped_write_never_reaches_the_database(
     client: TestClient, alice: Account, bob: Account, db_engine: Engine
 ) -> None:
