@@ -287,8 +287,10 @@ def test_a_commit_sent_to_a_stuck_server_is_never_applied(
             send.write(
                 text("INSERT INTO users (id) VALUES ('late-commit') ON CONFLICT DO NOTHING"), {}
             )
+            # Scoped as every statement the sender sends must be (backend/db/scope_check.py).
             send.write(
-                text("INSERT INTO tasks (user_id, title) VALUES ('late-commit', :t)"), {"t": title}
+                text("INSERT INTO tasks (user_id, title) VALUES (:owner, :t)"),
+                {"owner": "late-commit", "t": title},
             )
             dedicated_pg.pause()
             started = time.monotonic()
