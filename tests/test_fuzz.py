@@ -135,6 +135,10 @@ def _outside_documented_schema(case: Any) -> str | None:
         # A rule's pattern only says which characters it is written with: whether it ever
         # occurs, how often, RFC 5545's value ranges, and that it needs a due_date, no.
         return "recurrence: what a rule means is refused (422) by rules JSON Schema cannot hold"
+    if body.get("assignees"):
+        # An assignee is a user id of the task's owner or a member of its list, which no
+        # schema keyword can name: any other id is refused (422), as the contract says.
+        return "assignees: each must be the task's owner or a member of its list"
     reminders = body.get("reminders")
     reminders = [r for r in reminders if isinstance(r, dict)] if isinstance(reminders, list) else []
     if any("minutes_before_due" in r for r in reminders):
