@@ -38,7 +38,6 @@ from backend.models.task_ops import (
     SetPriorityOp,
 )
 from backend.services.access import Action, refuse, roles
-from backend.services.task_placement import refused
 from backend.services.task_sending import Step, decoded
 from backend.services.task_statements import (
     DELETE,
@@ -146,8 +145,9 @@ def task_of(row: dict[str, Any]) -> TaskRow:
     return cast(TaskRow, decoded(TASK_VIEW, row))
 
 
-def step_error(operation: BulkOperation, reason: str | None) -> AppError:
-    """Why a bulk operation wrote nothing (`step`'s reasons)."""
+def step_error(operation: BulkOperation, reason: str | None) -> AppError | Refusal:
+    """Why a bulk operation wrote nothing (`step`'s reasons); a move's placement refusal is
+    returned as such, for `TaskService._refusal` to explain as a PATCH's."""
     if reason is None:
         return NotFound("Task not found")
     if reason.startswith(_BELOW):
@@ -156,4 +156,4 @@ def step_error(operation: BulkOperation, reason: str | None) -> AppError:
         return InvalidRequest(f"A task has at most {TAGS_MAX_COUNT} tags")
     if not isinstance(operation, MoveOp):  # pragma: no cover - only moves give reasons
         raise AssertionError(reason)
-    return refused(Refusal(reason), bulk_placement(operation))
+    return Refusal(reason)

@@ -609,12 +609,11 @@ class TaskService(TaskSending):
         except StepRefused as refused:
             operation = operations[refused.index]
             error = step_error(operation, refused.reason)
-            if isinstance(operation, MoveOp) and refused.reason in tuple(Refusal):
-                # A move's refusal is explained as a PATCH's is: by the caller's role in
-                # the row it named (a list it reads below editor: 403).
-                placement = bulk_placement(operation)
+            if isinstance(error, Refusal):
+                # A move's: explained as a PATCH's is, by the caller's role in the row it named.
+                placement = bulk_placement(cast(MoveOp, operation))
                 binds = {**placement.values(), "task_id": operation.id}
-                error = self._refusal(Refusal(refused.reason), placement, binds)
+                error = self._refusal(error, placement, binds)
             detail = {
                 "field": f"body.operations.{refused.index}",
                 "message": error.message,
