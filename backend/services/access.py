@@ -1,24 +1,51 @@
-"""What each role may do with a shared list: declared once (issue 39; specs/api-contract.md,
-"Shared lists").
+"""What each role may do with a shared list, and the one way a service applies it: declared
+once (issue 39; specs/api-contract.md, "Shared lists").
 
-`LEAST_ROLE` names every action on a list's rows and the least role it needs; a service asks
-`roles(action)` for the stored member roles that qualify and reaches the rows through
-`backend/db/scope.py`'s `access` predicate with them, so a caller without the role finds no
-row. `ROUTES` and `TOOLS` say which action each route and MCP tool performs: the generated
-role matrix (tests/sharing/test_role_matrix.py) reads them, and a route or tool that touches a
+`LEAST_ROLE` names every action on a list's rows and the least role it needs. A service names
+the action, never the predicate nor a role: it reaches a shared table's rows with `may(table,
+action)` (the access relation: the caller's space, or a list where its role is enough; built
+on `backend/db/scope.py`'s predicate, which only this module applies), the member arm alone
+with `may_shared`, reads the caller's role beside a row with `role_in`, tests a role read so
+in SQL with `role_may`, and turns a role into nothing, 403 or the missing row's 404 with
+`denied` / `require` (tests/sharing/test_access_only.py: no other module does any of it).
+`ROUTES` and `TOOLS` say which action each route and MCP tool performs: the generated role
+matrix (tests/sharing/test_role_matrix.py) reads them, and a route or tool that touches a
 list's rows without an entry here fails tests/sharing/test_declared.py.
 
 A caller who is not a member of the list gets the answer a missing resource gets (404), byte
-for byte; a member below the least role gets 403 `FORBIDDEN` (`refuse`).
+for byte; a member below the least role gets 403 `FORBIDDEN`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import and_, bindparam, literal_column, or_
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend.db.scope import OWNER, access, caller_role, shared
 from backend.errors import Forbidden, NotFound
 from backend.models.references import Action
 from backend.models.sharing import Role
 
-__all__ = ["LEAST_ROLE", "ROUTES", "TOOLS", "Action", "allows", "refuse", "roles"]
+__all__ = [
+    "LEAST_ROLE",
+    "ROUTES",
+    "TOOLS",
+    "Action",
+    "allows",
+    "denied",
+    "may",
+    "may_manage",
+    "may_shared",
+    "needed_for",
+    "owns",
+    "refuse",
+    "require",
+    "role_in",
+    "role_may",
+    "roles",
+]
 
 
 LEAST_ROLE: dict[Action, Role] = {
@@ -111,3 +138,75 @@ def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbid
         f"Your role in this list ({Role(role).value}) does not allow this; "
         f"it needs {LEAST_ROLE[action].value}"
     )
+
+
+# The relation services reach a shared table through (lists, tasks, comments, memberships,
+# invitations, events): each takes the table and the action, and binds the caller (`owner`).
+
+
+def may(table: Any, action: Action) -> ColumnElement[bool]:
+    """The rows of `table` the caller may `action`: in its own space, or in a list where its
+    role is at least the action's."""
+    return access(table, roles(action))
+
+
+def may_shared(table: Any, action: Action) -> ColumnElement[bool]:
+    """`may`'s member arm alone (a read that takes the caller's own space in an arm of its
+    own, on its own index)."""
+    return shared(table, roles(action))
+
+
+def may_manage(table: Any, action: Action) -> ColumnElement[bool]:
+    """The rows of `table` (memberships, invitations: a `role` column) the caller may
+    `action`, where one that holds `admin` needs `Action.ADMIN_MANAGE` besides (`needed_for`):
+    only the list's owner, whose space the row is in, acts on an admin."""
+    return and_(
+        may(table, action),
+        or_(table.c.user_id == bindparam(OWNER), table.c.role != Role.admin.value),
+    )
+
+
+def role_in(table: Any) -> ColumnElement[str]:
+    """The caller's role in the list of a row of `table` (`owner`, a member's role, NULL: no
+    member), read beside the row: why a write matched nothing, a list's `role`."""
+    return caller_role(table)
+
+
+def role_may(role: ColumnElement[str], action: Action) -> ColumnElement[bool]:
+    """Whether a role read with `role_in` may `action`, in SQL. The roles are written into the
+    SQL (our own constants): one plan for every caller, no list parameter."""
+    enough = [literal_column(f"'{each}'") for each in (Role.owner.value, *roles(action))]
+    return role.in_(enough)
+
+
+def needed_for(role: Role | str | None, action: Action) -> Action:
+    """What `action` needs when the member or invitation it acts on, or the role it gives,
+    is `role`: an admin's is the owner's (`Action.ADMIN_MANAGE`)."""
+    return Action.ADMIN_MANAGE if role == Role.admin else action
+
+
+def owns(role: Role | str | None) -> bool:
+    """Whether `role` (read with `role_in`) is the list's owner's."""
+    return role == Role.owner
+
+
+def denied(
+    role: Role | str | None, action: Action, missing: NotFound, *, forbidden: str = ""
+) -> Forbidden | NotFound | None:
+    """What a caller holding `role` (None: no member) meets when it asks to `action`: nothing
+    when it may; else `missing` when it is no member, 403 (`forbidden`, or the roles' own
+    explanation) when its role is below the action's."""
+    if allows(role, action):
+        return None
+    if forbidden and role is not None:
+        return Forbidden(forbidden)
+    return refuse(role, action, missing)
+
+
+def require(
+    role: Role | str | None, action: Action, missing: NotFound, *, forbidden: str = ""
+) -> None:
+    """Raise `denied`'s error, if any."""
+    refused = denied(role, action, missing, forbidden=forbidden)
+    if refused is not None:
+        raise refused
