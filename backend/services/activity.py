@@ -25,18 +25,17 @@ from sqlalchemy import (
     union_all,
 )
 
-from backend.db.scope import OWNER, Scoped, access, shared
+from backend.db.scope import OWNER, Scoped
 from backend.errors import NotFound
 from backend.models import TaskEvent
 from backend.models.activity import ACTIVITY_TYPES
 from backend.models.task_list import TaskList
-from backend.services.access import Action, roles
+from backend.services.access import Action, may, may_shared
 from backend.services.changes import of_types
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _T = TaskEvent.__table__  # type: ignore[attr-defined]
 _L = TaskList.__table__  # type: ignore[attr-defined]
-_READ = roles(Action.LIST_READ)
 
 _BEFORE = bindparam("before", type_=BigInteger)
 _LIMIT = bindparam("limit", type_=Integer)
@@ -71,16 +70,16 @@ def _newest(*where: Any) -> Any:
 # `ix_task_events_user_id_list_id_id`; merged, newest first.
 _ARMS = union_all(
     _newest(_E.user_id == bindparam(OWNER), _SHOWN, _OLDER),
-    _newest(shared(_T, _READ), _SHOWN, _OLDER),
+    _newest(may_shared(_T, Action.LIST_READ), _SHOWN, _OLDER),
 ).subquery("arms")
 _PAGE = select(*_ARMS.c).order_by(_ARMS.c.id.desc()).limit(_LIMIT)
-_NEWER_FIRST = _newest(access(_T, _READ), _SHOWN, _OLDER)
+_NEWER_FIRST = _newest(may(_T, Action.LIST_READ), _SHOWN, _OLDER)
 # A list's: whether the caller may see the list (1, else 0: missing or not a member), and
 # the page, outer-joined so an empty page still has a row.
 _SEEN = (
     select(func.count().label("seen"))
     .select_from(_L)
-    .where(_L.c.id == _LIST, access(_L, _READ))
+    .where(_L.c.id == _LIST, may(_L, Action.LIST_READ))
     .subquery("seen")
 )
 _LIST_ROWS = _NEWER_FIRST.where(_E.list_id == _LIST).lateral("page")

@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import access
 from backend.models.sharing import ListMember
-from backend.services.access import Action, roles
+from backend.services.access import Action, may
 
 _MEMBERS = ListMember.__table__  # type: ignore[attr-defined]
 _M = _MEMBERS.c
@@ -25,7 +24,7 @@ def assignable(assignees: Any, space: Any, list_id: Any) -> ColumnElement[bool]:
     member = select(_M.member_id).where(
         _M.list_id == list_id,
         _M.member_id == assignee.c.id,
-        access(_MEMBERS, roles(Action.LIST_READ)),
+        may(_MEMBERS, Action.LIST_READ),
     )
     # Correlated to the task written (whatever names it), never joined to a second copy.
     member = member.correlate_except(_MEMBERS)

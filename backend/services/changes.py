@@ -37,11 +37,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import OWNER, Scoped, owned, shared
+from backend.db.scope import OWNER, Scoped, owned
 from backend.errors import CursorExpired
 from backend.models import TaskEvent, TaskEventsPruned, TaskMemberReminder
 from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
-from backend.services.access import Action, roles
+from backend.services.access import Action, may_shared
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _P = TaskEventsPruned.__table__.c  # type: ignore[attr-defined]
@@ -105,7 +105,7 @@ def of_types(types: Sequence[str]) -> ColumnElement[bool]:
 # of every user's events from the top for a maximum): the own arm in id order on
 # `ix_task_events_user_id_id`, the shared one on `ix_task_events_user_id_list_id_id`.
 _OWN = and_(_E.user_id == bindparam(OWNER), of_types(FEED_TYPES))
-_SHARED = and_(shared(_T, roles(Action.LIST_READ)), of_types(CHANGE_TYPES))
+_SHARED = and_(may_shared(_T, Action.LIST_READ), of_types(CHANGE_TYPES))
 _CHANGES = or_(_OWN, _SHARED)
 # The shared arm's id, as an expression: so its maximum and its order are read from the rows
 # the memberships' index finds (none without a membership), never by walking the primary key
