@@ -30,11 +30,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped, access, caller_role, shared
+from backend.db.scope import OWNER, Scoped
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import Task
 from backend.models.sharing import ListMember, TaskComment
-from backend.services.access import Action, allows, refuse, roles
+from backend.services.access import Action, may, may_shared, require, role_in
 
 # The most comments a task holds; a comment beyond it is 422 LIMIT_REACHED.
 COMMENTS_PER_TASK = 1000
@@ -58,14 +58,12 @@ _BODY = bindparam("text", type_=Text)
 
 # What every statement that hands a comment to the API returns.
 COMMENT_VIEW = (_C.id, _C.task_id, _C.author_id, _C.body, _C.created_at, _C.updated_at)
-_READ = roles(Action.COMMENT_READ)
-_ADD = roles(Action.COMMENT_ADD)
 
 
 def _comments_of_task(action: Action) -> Any:
     """The task's comments the caller may `action` (a task's comments share its space and
     list, so they are exactly as reachable as it is)."""
-    return access(_COMMENTS, roles(action))
+    return may(_COMMENTS, action)
 
 
 # A page of a task's comments, oldest first, after the keyset `:after` (0: from the start),
@@ -84,7 +82,7 @@ _PAGE = (
         *(_PAGE_OF.c[column.name] for column in COMMENT_VIEW),
     )
     .select_from(_TASKS.outerjoin(_PAGE_OF, true()))
-    .where(_T.id == _TASK_ID, access(_TASKS, _READ))
+    .where(_T.id == _TASK_ID, may(_TASKS, Action.COMMENT_READ))
     .order_by(_PAGE_OF.c.id)
 )
 
@@ -101,7 +99,7 @@ _CREATE = (
     .from_select(
         ["user_id", "task_id", "list_id", "author_id", "body"],
         select(_T.user_id, _T.id, _T.list_id, bindparam(OWNER), _BODY).where(
-            _T.id == _TASK_ID, access(_TASKS, _ADD), _COUNT < COMMENTS_PER_TASK
+            _T.id == _TASK_ID, may(_TASKS, Action.COMMENT_ADD), _COUNT < COMMENTS_PER_TASK
         ),
     )
     .returning(*COMMENT_VIEW)
@@ -123,7 +121,7 @@ _DELETE = (
         or_(
             _C.author_id == bindparam(OWNER),
             _C.user_id == bindparam(OWNER),
-            shared(_COMMENTS, roles(Action.COMMENT_MODERATE)),
+            may_shared(_COMMENTS, Action.COMMENT_MODERATE),
         ),
     )
     .returning(_C.id)
@@ -132,14 +130,14 @@ _DELETE = (
 # Why a write matched nothing, read on its own: the caller's role in the task (no row: the
 # caller cannot see it, the answer a missing task gets), its comment count, and the comment
 # named (NULL `comment_found`: none of this task's) with its author.
-_ROLE = caller_role(_TASKS)
+_ROLE = role_in(_TASKS)
 _CREATE_REFUSAL = select(
     _ROLE.label("role"),
     select(func.count())
     .where(_C.task_id == _T.id, _comments_of_task(Action.COMMENT_READ))
     .scalar_subquery()
     .label("comments"),
-).where(_T.id == _TASK_ID, access(_TASKS, _READ))
+).where(_T.id == _TASK_ID, may(_TASKS, Action.COMMENT_READ))
 _NAMED = (
     select(_C.id, _C.author_id)
     .where(_C.id == _COMMENT_ID, _C.task_id == _T.id, _comments_of_task(Action.COMMENT_READ))
@@ -152,7 +150,7 @@ _WRITE_REFUSAL = (
         _NAMED.c.author_id,
     )
     .select_from(_TASKS.outerjoin(_NAMED, true()))
-    .where(_T.id == _TASK_ID, access(_TASKS, _READ))
+    .where(_T.id == _TASK_ID, may(_TASKS, Action.COMMENT_READ))
 )
 
 
@@ -176,8 +174,7 @@ class CommentService(Scoped):
         if found is None:
             raise NotFound(TASK_NOT_FOUND)
         role, count = tuple(found)
-        if not allows(role, Action.COMMENT_ADD):
-            raise refuse(role, Action.COMMENT_ADD, NotFound(TASK_NOT_FOUND))
+        require(role, Action.COMMENT_ADD, NotFound(TASK_NOT_FOUND))
         if count >= COMMENTS_PER_TASK:
             raise LimitReached(
                 f"This task has {count} comments, the most there can be ({COMMENTS_PER_TASK})"
@@ -204,13 +201,12 @@ class CommentService(Scoped):
         if found is None:
             raise NotFound(TASK_NOT_FOUND)
         role, comment_found, author_id = tuple(found)
-        if not allows(role, Action.COMMENT_ADD):
-            raise refuse(role, Action.COMMENT_ADD, NotFound(TASK_NOT_FOUND))
+        require(role, Action.COMMENT_ADD, NotFound(TASK_NOT_FOUND))
         if comment_found is None:
             raise NotFound(COMMENT_NOT_FOUND)
         if author_id != self.user_id:
             if not moderate:
                 raise Forbidden(NOT_THE_AUTHOR)
-            if not allows(role, Action.COMMENT_MODERATE):
-                raise Forbidden(NOT_THE_AUTHOR_OR_ADMIN)
+            missing = NotFound(TASK_NOT_FOUND)
+            require(role, Action.COMMENT_MODERATE, missing, forbidden=NOT_THE_AUTHOR_OR_ADMIN)
         raise Conflict("The comment changed while it was being written; retry")
