@@ -37,15 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import (
-    OWNER,
-    Scoped,
-    access,
-    caller_role,
-    owned,
-    space_locked,
-    spaces_locked,
-)
+from backend.db.scope import OWNER, Scoped, owned, space_locked, spaces_locked
 from backend.errors import Forbidden, LimitReached, NotFound
 from backend.models import ListInvitation, ListMember, User
 from backend.models.sharing import (
@@ -55,10 +47,9 @@ from backend.models.sharing import (
     InvitationCreate,
     InvitationCreated,
     InvitationPublic,
-    Role,
 )
 from backend.models.task_list import ListRow, TaskList
-from backend.services.access import Action, allows, refuse, roles
+from backend.services.access import Action, may, may_manage, needed_for, require, role_in
 from backend.services.lists import LIST_VIEW
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
@@ -76,9 +67,6 @@ _HASH = bindparam("token_hash", type_=Text)
 LIST_NOT_FOUND = "List not found"
 INVITATION_NOT_FOUND = "Invitation not found"
 ONLY_OWNER_ADMINS = "Only the list's owner may invite an admin"
-_READ = roles(Action.LIST_READ)
-_INVITE = roles(Action.INVITE)
-_ADMIN = Role.admin.value
 _PUBLIC = (_I.id, _I.list_id, _I.role, _I.email, _I.expires_at)
 
 
@@ -87,8 +75,8 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-_CALLER_ROLE = caller_role(_LISTS).label("caller_role")
-_VISIBLE = and_(_L.id == _LIST_ID, access(_LISTS, _READ))
+_CALLER_ROLE = role_in(_LISTS).label("caller_role")
+_VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
 # The caller's role in a list it can see (no row: it cannot, or there is none).
 _ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)
 # A create or a revoke by an admin takes the caller's change lock and the list's owner's
@@ -106,10 +94,10 @@ def _room() -> Any:
     from an invitation, so this bounds the members too."""
     member = _MEMBERS.alias("counted_member")
     pending = _INVITATIONS.alias("counted_invitation")
-    members = select(func.count()).where(member.c.list_id == _L.id, access(member, _INVITE))
+    members = select(func.count()).where(member.c.list_id == _L.id, may(member, Action.INVITE))
     invitations = select(func.count()).where(
         pending.c.list_id == _L.id,
-        access(pending, _INVITE),
+        may(pending, Action.INVITE),
         pending.c.expires_at > func.now(),
         or_(
             pending.c.email.is_(None),
@@ -125,7 +113,7 @@ def _create(*, admin: bool) -> Any:
     lists = owned(select(_L.user_id), _L.user_id) if admin else select(_L.user_id)
     source = lists.where(_L.id == _LIST_ID, _room())
     if not admin:
-        source = source.where(access(_LISTS, _INVITE))
+        source = source.where(may(_LISTS, Action.INVITE))
     source = source.with_only_columns(
         _L.user_id,
         _L.id,
@@ -163,7 +151,7 @@ _PENDING = (
             and_(
                 _I.user_id == _L.user_id,
                 _I.list_id == _L.id,
-                access(_INVITATIONS, _INVITE),
+                may(_INVITATIONS, Action.INVITE),
                 _I.expires_at > func.now(),
             ),
         )
@@ -177,8 +165,7 @@ _REVOKE = (
     .where(
         _I.id == _INVITATION_ID,
         _I.list_id == _LIST_ID,
-        access(_INVITATIONS, _INVITE),
-        or_(_I.user_id == bindparam(OWNER), _I.role != _ADMIN),
+        may_manage(_INVITATIONS, Action.INVITE),
         space_locked(_INVITATIONS),
     )
     .returning(_I.id)
@@ -187,7 +174,7 @@ _REVOKE = (
 _REVOKE_REFUSAL = select(
     _CALLER_ROLE,
     select(_I.role)
-    .where(_I.id == _INVITATION_ID, _I.list_id == _L.id, access(_INVITATIONS, _INVITE))
+    .where(_I.id == _INVITATION_ID, _I.list_id == _L.id, may(_INVITATIONS, Action.INVITE))
     .scalar_subquery()
     .label("invitation_role"),
 ).where(_VISIBLE)
@@ -253,7 +240,7 @@ _ACCEPT = _accept()
 # access predicate; no row: nothing was joined).
 _JOINED = select(*LIST_VIEW).where(
     _L.id == func.nullif(func.current_setting(_JOINED_SETTING, True), "").cast(BigInteger),
-    access(_LISTS, _READ),
+    may(_LISTS, Action.LIST_READ),
 )
 
 
@@ -262,7 +249,8 @@ class InvitationService(Scoped):
         """A new invitation (admin+; an `admin` one the owner only), with its token: the only
         time the token is shown."""
         token = secrets.token_urlsafe(32)
-        statement = _CREATE_ADMIN if data.role is Role.admin else _CREATE
+        action = needed_for(data.role, Action.INVITE)
+        statement = _CREATE_ADMIN if action is Action.ADMIN_MANAGE else _CREATE
         self._lock_spaces(_LOCK_LIST, list_id=list_id)
         rows = self._write(
             statement,
@@ -275,10 +263,9 @@ class InvitationService(Scoped):
         if rows:
             return InvitationCreated.model_validate({**rows[0]._mapping, "token": token})
         role = self._read(_ROLE_IN, list_id=list_id).scalar()
-        if not allows(role, Action.INVITE):
-            raise refuse(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
-        if data.role is Role.admin and role != Role.owner:
-            raise Forbidden(ONLY_OWNER_ADMINS)
+        missing = NotFound(LIST_NOT_FOUND)
+        require(role, Action.INVITE, missing)
+        require(role, action, missing, forbidden=ONLY_OWNER_ADMINS)
         raise LimitReached(
             f"A list has at most {MEMBERS_PER_LIST} members and pending invitations together"
         )
@@ -288,9 +275,7 @@ class InvitationService(Scoped):
         rows = self._read(_PENDING, list_id=list_id).all()
         if not rows:
             raise NotFound(LIST_NOT_FOUND)
-        role = rows[0].caller_role
-        if not allows(role, Action.INVITE):
-            raise refuse(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
+        require(rows[0].caller_role, Action.INVITE, NotFound(LIST_NOT_FOUND))
         return [InvitationPublic.model_validate(row) for row in rows if row.id is not None]
 
     def revoke(self, list_id: int, invitation_id: int) -> None:
@@ -302,8 +287,7 @@ class InvitationService(Scoped):
         if found is None:
             raise NotFound(LIST_NOT_FOUND)
         role, invited_as = tuple(found)
-        if not allows(role, Action.INVITE):
-            raise refuse(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
+        require(role, Action.INVITE, NotFound(LIST_NOT_FOUND))
         if invited_as is None:
             raise NotFound(INVITATION_NOT_FOUND)
         raise Forbidden(ONLY_OWNER_ADMINS)

@@ -34,28 +34,28 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    or_,
     select,
     union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import array
 
-from backend.db.scope import (
-    OWNER,
-    Scoped,
-    access,
-    caller_role,
-    owned,
-    space_locked,
-    spaces_locked,
-)
+from backend.db.scope import OWNER, Scoped, owned, space_locked, spaces_locked
 from backend.db.scope_check import changes_owner
-from backend.errors import Conflict, Forbidden, LimitReached, NotFound
+from backend.errors import Conflict, LimitReached, NotFound
 from backend.models import ListMember, Task, User
 from backend.models.sharing import MemberPublic, Role
 from backend.models.task_list import LISTS_PER_USER, POSITION_GAP, ListRow, TaskList
-from backend.services.access import Action, allows, refuse, roles
+from backend.services.access import (
+    Action,
+    denied,
+    may,
+    may_manage,
+    needed_for,
+    owns,
+    require,
+    role_in,
+)
 from backend.services.rules import Rule, fires
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
@@ -72,13 +72,11 @@ _TARGET = bindparam("target", type_=Text)
 
 LIST_NOT_FOUND = "List not found"
 MEMBER_NOT_FOUND = "Member not found"
-_READ = roles(Action.LIST_READ)
-_MANAGE = roles(Action.MEMBER_MANAGE)
 _ADMIN = Role.admin.value
 ONLY_OWNER_ADMINS = "Only the list's owner may make, demote or remove an admin"
 
 
-_CALLER_ROLE = caller_role(_LISTS).label("caller_role")
+_CALLER_ROLE = role_in(_LISTS).label("caller_role")
 _target = _MEMBERS.alias("target")
 # The target's role in the list (None: it is neither the owner nor a member).
 _TARGET_ROLE = case(
@@ -87,11 +85,11 @@ _TARGET_ROLE = case(
     .where(
         _target.c.list_id == _L.id,
         _target.c.member_id == _TARGET,
-        access(_target, _READ),
+        may(_target, Action.LIST_READ),
     )
     .scalar_subquery(),
 ).label("target_role")
-_VISIBLE = and_(_L.id == _LIST_ID, access(_LISTS, _READ))
+_VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
 # Why a write matched nothing: the caller's role and the target's (no row: the caller may not
 # see the list, or there is none).
 _STANDING = select(_CALLER_ROLE, _TARGET_ROLE).where(_VISIBLE)
@@ -128,7 +126,7 @@ _MEMBER_ROWS = (
         literal(1).label("rank"),
     )
     .select_from(_member.join(_member_user, _member_user.c.id == _member.c.member_id))
-    .where(_member.c.list_id == _LIST_ID, access(_member, _READ))
+    .where(_member.c.list_id == _LIST_ID, may(_member, Action.LIST_READ))
 )
 _both = union_all(_OWNER_ROW, _MEMBER_ROWS).subquery("members")
 _ALL = select(
@@ -147,11 +145,7 @@ def _change(*, admin: bool) -> Any:
         statement = owned(update(t), t.c.user_id)
     else:
         t = _member
-        statement = update(t).where(
-            access(t, _MANAGE),
-            or_(t.c.user_id == bindparam(OWNER), t.c.role != _ADMIN),
-            space_locked(t),
-        )
+        statement = update(t).where(may_manage(t, Action.MEMBER_MANAGE), space_locked(t))
     return (
         statement.where(t.c.list_id == _LIST_ID, t.c.member_id == _TARGET, _U.id == t.c.member_id)
         .values(role=bindparam("new_role", type_=Text))
@@ -167,8 +161,7 @@ _REMOVE = (
     .where(
         _member.c.list_id == _LIST_ID,
         _member.c.member_id == _TARGET,
-        access(_member, _MANAGE),
-        or_(_member.c.user_id == bindparam(OWNER), _member.c.role != _ADMIN),
+        may_manage(_member, Action.MEMBER_MANAGE),
         space_locked(_member),
     )
     .returning(_member.c.member_id)
@@ -286,7 +279,8 @@ class MemberService(Scoped):
     def change_role(self, list_id: int, user_id: str, role: Role) -> MemberPublic:
         """Give the member `user_id` the role `role` (admin+; the owner where `admin` is
         given or taken)."""
-        statement = _CHANGE_ADMIN if role is Role.admin else _CHANGE
+        granted = needed_for(role, Action.MEMBER_MANAGE)
+        statement = _CHANGE_ADMIN if granted is Action.ADMIN_MANAGE else _CHANGE
         self._lock_spaces(_LOCK_LIST, in_list=list_id)
         rows = self._write(
             statement, in_list=list_id, target=user_id, new_role=role.value, last=True
@@ -294,7 +288,7 @@ class MemberService(Scoped):
         if rows:
             return MemberPublic.model_validate(rows[0])
         standing = self._standing(list_id, user_id)
-        raise self._refusal(standing, Action.MEMBER_MANAGE, granting=role is Role.admin)
+        raise self._refusal(standing, granted)
 
     @fires(Rule.UNASSIGN, Rule.FORGET_REMINDERS, Rule.REMINDERS)
     def remove(self, list_id: int, user_id: str) -> None:
@@ -309,13 +303,13 @@ class MemberService(Scoped):
         if standing.caller is None:
             raise NotFound(LIST_NOT_FOUND)
         if leaving:
-            if standing.caller == Role.owner:
+            if owns(standing.caller):
                 raise Conflict(
                     "The owner cannot leave the list; transfer it to a member first "
                     "(POST /api/lists/{list_id}/transfer)"
                 )
             raise Conflict("The membership changed while it was being removed; retry")
-        raise self._refusal(standing, Action.MEMBER_MANAGE, granting=False)
+        raise self._refusal(standing, Action.MEMBER_MANAGE)
 
     @fires(Rule.EXCHANGE_REMINDERS)
     def transfer(self, list_id: int, user_id: str) -> ListRow:
@@ -328,9 +322,8 @@ class MemberService(Scoped):
         if found is None:
             raise NotFound(LIST_NOT_FOUND)
         caller, target, lists, taken, name = tuple(found)
-        if not allows(caller, Action.LIST_TRANSFER):
-            raise refuse(caller, Action.LIST_TRANSFER, NotFound(LIST_NOT_FOUND))
-        if target == Role.owner:
+        require(caller, Action.LIST_TRANSFER, NotFound(LIST_NOT_FOUND))
+        if owns(target):
             raise Conflict.at("body.user_id", "You own this list already")
         if target is None:
             raise NotFound.at("body.user_id", MEMBER_NOT_FOUND)
@@ -355,21 +348,24 @@ class MemberService(Scoped):
         return Standing(caller, target_role)
 
     @staticmethod
-    def _refusal(standing: Standing, action: Action, *, granting: bool) -> Exception:
+    def _refusal(standing: Standing, granted: Action) -> Exception:
         """Why a change or removal of a member matched nothing, in the contract's order:
-        not a member (404), below the action's role (403), no such member (404), the owner
-        (409), an admin's rights over admins (403)."""
-        if standing.caller is None:
-            return NotFound(LIST_NOT_FOUND)
-        if not allows(standing.caller, action):
-            return refuse(standing.caller, action, NotFound(LIST_NOT_FOUND))
+        not a member (404), below `member.manage` (403), no such member (404), the owner
+        (409), an admin's rights over admins (403: `granted`, what the role given needs, or
+        the member's own role needs `admin.manage`)."""
+        missing = NotFound(LIST_NOT_FOUND)
+        refused = denied(standing.caller, Action.MEMBER_MANAGE, missing)
+        if refused is not None:
+            return refused
         if standing.target is None:
             return NotFound(MEMBER_NOT_FOUND)
-        if standing.target == Role.owner:
+        if owns(standing.target):
             return Conflict(
                 "The owner's role cannot be changed, nor the owner removed; the owner "
                 "transfers the list (POST /api/lists/{list_id}/transfer)"
             )
-        if standing.caller != Role.owner and (granting or standing.target == _ADMIN):
-            return Forbidden(ONLY_OWNER_ADMINS)
+        for action in (granted, needed_for(standing.target, Action.MEMBER_MANAGE)):
+            refused = denied(standing.caller, action, missing, forbidden=ONLY_OWNER_ADMINS)
+            if refused is not None:
+                return refused
         return Conflict("The membership changed while it was being written; retry")
