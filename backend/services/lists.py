@@ -37,15 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import (
-    OWNER,
-    Scoped,
-    access,
-    caller_role,
-    owned,
-    space_locked,
-    spaces_locked,
-)
+from backend.db.scope import OWNER, Scoped, owned, space_locked, spaces_locked
 from backend.db.sender import Rows
 from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
 from backend.models import Task
@@ -59,7 +51,7 @@ from backend.models.task_list import (
     TaskList,
     name_key,
 )
-from backend.services.access import Action, allows, refuse, roles
+from backend.services.access import Action, denied, may, require, role_in
 from backend.services.rules import Rule, fires
 from backend.services.task_tree import place
 from backend.services.versions import VERSIONS, Expected, version_in
@@ -70,8 +62,6 @@ _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
 _OTHER = _TABLE.alias("other")
 _M = ListMember.__table__.c  # type: ignore[attr-defined]
-_READ = roles(Action.LIST_READ)
-_RENAME = roles(Action.LIST_RENAME)
 LIST_COLUMNS = tuple(_TABLE.columns)
 
 _LIST_ID = bindparam("list_id", type_=BigInteger)
@@ -90,14 +80,14 @@ def _counts() -> tuple[Any, Any]:
     """A list's task counts (subtasks included), read with it: the sibling-position index,
     which leads with (user_id, list_id) (a list's tasks are in its owner's space)."""
     tasks = select(func.count()).where(
-        _T.user_id == _L.user_id, _T.list_id == _L.id, access(_TASKS, _READ)
+        _T.user_id == _L.user_id, _T.list_id == _L.id, may(_TASKS, Action.LIST_READ)
     )
     total = tasks.correlate(_TABLE).scalar_subquery()
     pending = tasks.where(_T.completed == false()).correlate(_TABLE).scalar_subquery()
     return total.label("task_count"), pending.label("open_task_count")
 
 
-_ROLE = caller_role(_TABLE).label("role")
+_ROLE = role_in(_TABLE).label("role")
 
 # What every statement that hands a list to the API returns.
 LIST_VIEW = (*LIST_COLUMNS, *_counts(), _ROLE)
@@ -108,7 +98,7 @@ _CREATED_VIEW = (
     literal("owner").label("role"),
 )
 
-_VISIBLE = access(_TABLE, _READ)
+_VISIBLE = may(_TABLE, Action.LIST_READ)
 # The caller's own lists in their order, then those shared with it, by name.
 ALL_LISTS = (
     select(*LIST_VIEW)
@@ -234,7 +224,7 @@ class ListService(Scoped):
             conditions.append(~_NAME_TAKEN)
         statement = (
             update(TaskList)
-            .where(access(_TABLE, _RENAME), *conditions, space_locked(_TABLE))
+            .where(may(_TABLE, Action.LIST_RENAME), *conditions, space_locked(_TABLE))
             .values(**values, version=_L.version + 1, updated_at=func.now())
             .returning(*LIST_VIEW)
         )
@@ -266,8 +256,7 @@ class ListService(Scoped):
             if target.name:
                 raise unknown_list(self._read, target.name, field="list")
             raise NotFound(LIST_NOT_FOUND)
-        if not allows(role, action):
-            raise refuse(role, action, NotFound(LIST_NOT_FOUND))
+        require(role, action, NotFound(LIST_NOT_FOUND))
         if expected is not None and version not in expected:
             raise PreconditionFailed(LIST_CHANGED)
         if taken:
@@ -312,7 +301,9 @@ class ListService(Scoped):
         reason = self._read(refusal, **binds).scalar()
         if reason == "list":
             role = self._read(LIST_ROLE, list_id=list_id).scalar()
-            raise refuse(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND))
+            # (No refusal: the list became the caller's own after the write, a race.)
+            retry = Conflict("The list changed while it was being moved; retry")
+            raise denied(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND)) or retry
         if reason == "stale":
             raise PreconditionFailed(LIST_CHANGED)
         field = "body.after_id" if after_id is not None else "body.before_id"
