@@ -16,16 +16,14 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
-    literal_column,
     null,
     or_,
     select,
 )
 
-from backend.db.scope import caller_role, spaces_locked
+from backend.db.scope import spaces_locked
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
-from backend.models.sharing import Role
 from backend.models.task import TAGS_MAX_COUNT
 from backend.models.task_ops import (
     AddTagOp,
@@ -37,7 +35,7 @@ from backend.models.task_ops import (
     ReopenOp,
     SetPriorityOp,
 )
-from backend.services.access import Action, refuse, roles
+from backend.services.access import Action, denied, role_in, role_may
 from backend.services.task_sending import Step, decoded
 from backend.services.task_statements import (
     DELETE,
@@ -57,18 +55,15 @@ _T = _TASKS.c
 # it wrote nothing), permission first (issue 49): no row (NULL) when the caller cannot read
 # the task, the same 404 as a missing one; `role:<role>` when it reads it with a role below a
 # write's (403); only then the reason of the step's values (a full task's tags, a move's
-# refusal). The roles are written into the SQL: a step's statement carries no list parameter.
-_ROLE = caller_role(_TASKS)
-_WRITERS: list[Any] = [
-    literal_column(f"'{role}'") for role in (Role.owner.value, *roles(Action.TASK_WRITE))
-]
+# refusal).
+_ROLE = role_in(_TASKS)
 _BELOW = "role:"
 
 
 def _permission_first(reason: Any) -> Any:
     """The reason of a step on `:task_id`: the caller's role first, then `reason` (an
     expression; NULL: none but the role)."""
-    why = case((_ROLE.in_(_WRITERS), reason), else_=literal(_BELOW).concat(_ROLE))
+    why = case((role_may(_ROLE, Action.TASK_WRITE), reason), else_=literal(_BELOW).concat(_ROLE))
     return owned_task(select(why).where(_T.id == TASK_ID))
 
 
@@ -151,7 +146,9 @@ def step_error(operation: BulkOperation, reason: str | None) -> AppError | Refus
     if reason is None:
         return NotFound("Task not found")
     if reason.startswith(_BELOW):
-        return refuse(reason.removeprefix(_BELOW), Action.TASK_WRITE, NotFound("Task not found"))
+        # The statement read a role below a write's: `denied` is its 403 (never None here).
+        role, missing = reason.removeprefix(_BELOW), NotFound("Task not found")
+        return denied(role, Action.TASK_WRITE, missing) or missing
     if reason == _TOO_MANY_TAGS:
         return InvalidRequest(f"A task has at most {TAGS_MAX_COUNT} tags")
     if not isinstance(operation, MoveOp):  # pragma: no cover - only moves give reasons
