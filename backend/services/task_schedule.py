@@ -16,12 +16,12 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, access
+from backend.db.scope import OWNER
 from backend.errors import InvalidRequest
 from backend.models import Task, TaskRow
 from backend.models.task_fields import COPIED_TO_SUCCESSOR
 from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
-from backend.services.access import Action, roles
+from backend.services.access import Action, may
 from backend.services.task_statements import PLANNED
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -41,7 +41,7 @@ _MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id")
 _PREVIOUS = Task.__table__.alias("previous")  # type: ignore[attr-defined]
 _SPACE = func.coalesce(
     select(_PREVIOUS.c.user_id)
-    .where(_PREVIOUS.c.id == _SUCCESSOR_OF, access(_PREVIOUS, roles(Action.TASK_WRITE)))
+    .where(_PREVIOUS.c.id == _SUCCESSOR_OF, may(_PREVIOUS, Action.TASK_WRITE))
     .scalar_subquery(),
     bindparam(OWNER),
 )
@@ -81,7 +81,7 @@ def _successor(source: Any, *conditions: Any) -> Any:
 # from the rows the write returns (`w`: in the write's own statement, `Scoped._write`'s `then`).
 SUCCESSOR = _successor(
     Task.__table__,  # type: ignore[attr-defined]
-    access(Task.__table__, roles(Action.TASK_WRITE)),  # type: ignore[attr-defined]
+    may(Task.__table__, Action.TASK_WRITE),  # type: ignore[attr-defined]
 )
 _WRITTEN = table(
     "w",

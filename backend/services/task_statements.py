@@ -46,16 +46,13 @@ from backend.db.scope import (
     Bound,
     Stmt,
     Then,
-    access,
-    caller_role,
-    shared,
     space_locked,
 )
 from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
 from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
 from backend.models.task_list import MAX_DEPTH, TaskList
-from backend.services.access import Action, roles
+from backend.services.access import Action, may, may_shared, role_in
 from backend.services.assignees import assignable
 from backend.services.changes import latest_position
 from backend.services.task_listing import (
@@ -135,7 +132,7 @@ _OWN_TASK = bindparam("own_task_id", type_=BigInteger)
 
 def _own_reminders(*gates: Any) -> Any:
     chosen = select(_T.user_id, _T.id, bindparam(OWNER), _OWN).where(
-        _T.id == _OWN_TASK, access(_TASKS, roles(Action.TASK_WRITE)), *gates
+        _T.id == _OWN_TASK, may(_TASKS, Action.TASK_WRITE), *gates
     )
     written = pg_insert(TaskMemberReminder).from_select(
         ["user_id", "task_id", "member_id", "reminders"], chosen
@@ -168,15 +165,14 @@ def own_reminders(task_id: int, reminders: list[Any]) -> Then:
 
 
 _M = ListMember.__table__.c  # type: ignore[attr-defined]
-_READ = roles(Action.LIST_READ)
 
 
 def owned_task(statement: Stmt, action: Action = Action.LIST_READ) -> Stmt:
     """A statement on `tasks`, scoped to the rows the caller may `action` (reading, by
     default; `Action.TASK_WRITE` for a write, which takes the row's space's lock first)."""
     if action is Action.LIST_READ:
-        return statement.where(access(_TASKS, roles(action)))
-    return statement.where(access(_TASKS, roles(action)), space_locked(_TASKS))
+        return statement.where(may(_TASKS, action))
+    return statement.where(may(_TASKS, action), space_locked(_TASKS))
 
 
 # When a task was completed: an already-completed task keeps its original completion time.
@@ -213,7 +209,7 @@ GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
 GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TASK_WRITE)
 # Why a write matched no task: its version and the caller's role in it (no row: the caller
 # cannot see it, the answer a missing task gets).
-ACCESS = owned_task(select(_T.version, caller_role(_TASKS)).where(_T.id == TASK_ID))
+ACCESS = owned_task(select(_T.version, role_in(_TASKS)).where(_T.id == TASK_ID))
 # A write that completes a pending recurring task whose series goes on adds its next
 # occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
 # written only once that row has been read (`TaskService._write_completing`).
@@ -309,7 +305,7 @@ _LISTS_COUNTED = (
         .select_from(
             TaskList.__table__.outerjoin(_PER_LIST, _PER_LIST.c.list_id == _L.id)  # type: ignore[attr-defined]
         )
-        .where(access(TaskList.__table__, _READ))  # type: ignore[attr-defined]
+        .where(may(TaskList.__table__, Action.LIST_READ))  # type: ignore[attr-defined]
     )
     .correlate(None)
     .scalar_subquery()
@@ -443,7 +439,7 @@ def listing(shape: ListingShape) -> Any:
         return statement.order_by(*order_by(shape.sort, shape.direction)).limit(LIMIT)
 
     mine = _T.user_id == bindparam(OWNER)
-    theirs = arm(_MEMBER_VIEW, and_(shared(_TASKS, _READ), ~mine))
+    theirs = arm(_MEMBER_VIEW, and_(may_shared(_TASKS, Action.LIST_READ), ~mine))
     page = union_all(arm(_OWN_VIEW, mine), theirs).subquery("page")
     outer = [page.c[c.name] for c in (*TASK_COLUMNS, key)]
     if shape.feed_position:

@@ -58,7 +58,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, access
+from backend.db.scope import OWNER
 from backend.models import Task
 from backend.models.task_list import (
     MAX_DEPTH,
@@ -67,7 +67,7 @@ from backend.models.task_list import (
     TASKS_PER_LIST,
     TaskList,
 )
-from backend.services.access import Action, roles
+from backend.services.access import Action, may
 from backend.services.assignees import assignable
 from backend.services.versions import VERSIONS
 
@@ -162,16 +162,11 @@ def _tasks(space: Any, *columns: Any) -> Any:
     return select(*columns).where(_C.user_id == space)
 
 
-# What a placement needs in the space it writes in (the moved task, the list, the parent and
-# the anchor are each read with it).
-_EDIT = roles(Action.TASK_WRITE)
-
-
 def _writable(space: Any, *columns: Any) -> Any:
     """A task a request names (a parent, an anchor): in the space the placement writes in and
     one the caller may write, through the access predicate with an editor's roles. Any other
     (missing, another user's, a private row of the space's owner) is the same `Refusal`."""
-    return _tasks(space, *columns).where(access(_T, _EDIT))
+    return _tasks(space, *columns).where(may(_T, Action.TASK_WRITE))
 
 
 def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
@@ -192,7 +187,7 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
         named, by = _T.alias("space_of"), ANCHOR_ID
     else:
         return bindparam(OWNER)
-    owner = select(named.c.user_id).where(named.c.id == by, access(named, _EDIT))
+    owner = select(named.c.user_id).where(named.c.id == by, may(named, Action.TASK_WRITE))
     return func.coalesce(owner.scalar_subquery(), bindparam(OWNER))
 
 
@@ -248,7 +243,11 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     if list_sent in (Sent.id, Sent.name):
         match = _L.id == LIST_ID if list_sent is Sent.id else _L.name_key == LIST_KEY
         # A list by name is one of the caller's own (names are unique per owner only).
-        visible = access(_LISTS, _EDIT) if list_sent is Sent.id else _L.user_id == bindparam(OWNER)
+        visible = (
+            may(_LISTS, Action.TASK_WRITE)
+            if list_sent is Sent.id
+            else _L.user_id == bindparam(OWNER)
+        )
         chosen = select(_L.id, _L.user_id).where(match, visible).cte("chosen_list")
         rules.append((~exists(select(chosen.c.id)), Refusal.list))
         rules.append((_scalar(select(chosen.c.user_id)) != space, Refusal.other_owner))

@@ -32,7 +32,7 @@ from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
 from backend.recurrence import Schedule
-from backend.services.access import Action, allows, refuse
+from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import LOCK_TASKS, bulk_placement, step, step_error, task_of
@@ -383,8 +383,10 @@ class TaskService(TaskSending):
         sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
         if binds.get(sent) is not None:
             role = self._read(statement, **{by: binds[sent]}).first()
-            if role is not None and not allows(role[-1], Action.TASK_WRITE):
-                return refuse(role[-1], Action.TASK_WRITE, NotFound("Task not found"))
+            missing = NotFound("Task not found")
+            below = None if role is None else denied(role[-1], Action.TASK_WRITE, missing)
+            if below is not None:
+                return below
             if role is not None and reason in (Refusal.parent, Refusal.anchor):
                 field = "body.parent_id" if reason is Refusal.parent else anchor_field(placement)
                 return other_owner(field)
@@ -655,8 +657,7 @@ class TaskService(TaskSending):
         if found is None:
             raise NotFound("Task not found")
         version, role = tuple(found)
-        if not allows(role, Action.TASK_WRITE):
-            raise refuse(role, Action.TASK_WRITE, NotFound("Task not found"))
+        require(role, Action.TASK_WRITE, NotFound("Task not found"))
         if expected is not None and version not in expected:
             raise PreconditionFailed()
         if assigning:
