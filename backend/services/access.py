@@ -175,7 +175,7 @@ def role_in(table: Any) -> ColumnElement[str]:
 def role_may(role: ColumnElement[str], action: Action) -> ColumnElement[bool]:
     """Whether a role read with `role_in` may `action`, in SQL. The roles are written into the
     SQL (our own constants): one plan for every caller, no list parameter."""
-    enough = [literal_column(f"'{each}'") for each in (Role.owner.value, *roles(action))]
+    enough: list[Any] = [literal_column(f"'{each}'") for each in (Role.owner.value, *roles(action))]
     return role.in_(enough)
 
 
