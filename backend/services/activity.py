@@ -2,8 +2,9 @@
 with it, newest first, read from `task_events`, the record the change feed and the worker
 read (migration 0030 adds the actor and an update's old and new values).
 
-Every statement reaches the events through the access predicate (`access`: the caller's own
-space, or a list it is a member of, viewer or above), as it reaches the tasks. A list's
+Every statement reaches the events through the access relation (`may(table,
+Action.LIST_READ)`, backend/services/access.py: the caller's own space, or a list it is a
+member of, viewer or above), as it reaches the tasks. A list's
 activity reads whether the caller may see the list in the same statement as the page: a
 stranger's answer is the 404 of a missing list.
 """

@@ -3,8 +3,8 @@ migration 0029.
 
 A comment lives where its task lives: in the task's owner's space (`user_id`), with the task's
 list (`list_id`, kept in step by the trigger `tasks_move_comments`), so every statement
-reaches comments and their task through the one access predicate (backend/db/scope.py
-`access`) with the roles the action needs (backend/services/access.py). Each request is one
+reaches comments and their task through the one access relation, naming the action
+(backend/services/access.py `may`). Each request is one
 statement, and a write commits itself in it (`_write(last=True)`: one round trip); a write
 that matched nothing reads why on its own (the failure path alone pays that round trip), in
 the order the contract gives: a caller who cannot see the task gets the 404 a missing task

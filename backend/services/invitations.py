@@ -11,7 +11,7 @@ token is the capability: `scope_check._capabilities`), unexpired and addressed t
 a membership of the caller only), so a token is used once, and an accept racing a revoke ends
 in one of the two. It rides ahead of the read of the list joined, in the same message and
 transaction: a statement of its own, so it sees the new membership and reads the list as
-`GET /api/lists/{id}` does (`access`). Whatever makes a token unusable (unknown, expired,
+`GET /api/lists/{id}` does (`may`). Whatever makes a token unusable (unknown, expired,
 revoked, used, addressed to another email, presented by the list's owner) is the one 404.
 """
 

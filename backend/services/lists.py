@@ -1,16 +1,15 @@
 """Lists (`task_lists`, migration 0017), the caller's own and those shared with it (0029).
 
-Every statement is built with `owned` (the caller's own lists: creating, deleting and
-ordering them) or `access` with the roles an action needs (reading, renaming), and sent with
+Every statement is built with `owned` (the caller's own lists: creating, deleting and ordering
+them) or `may` with the action (reading, renaming: backend/services/access.py), and sent with
 `Scoped._read`/`_write`: a list the caller may not reach is a list that does not exist, and a
-member below the action's role is told so (`access.refuse`). Each list carries the caller's
-`role` in it. Each request is one
-statement, and a write commits itself in the same message (`_write(last=True)`: one round
-trip): a list is read with its task counts, created with its limit and
-its name's uniqueness checked in the insert, changed with If-Match and the name checked in
-the update. A write that matched nothing reads why on its own (the failure path alone pays
-that round trip). Deleting a list deletes its tasks (the foreign key's cascade), each one a
-`deleted` change, and the list's `list.deleted` event after them (migration 0019).
+member below the action's role is told so (`require`). Each list carries the caller's `role` in
+it. Each request is one statement, and a write commits itself in the same message
+(`_write(last=True)`: one round trip): a list is read with its task counts, created with its
+limit and its name's uniqueness checked in the insert, changed with If-Match and the name
+checked in the update. A write that matched nothing reads why on its own (the failure path
+alone pays that round trip). Deleting a list deletes its tasks (the foreign key's cascade),
+each one a `deleted` change, and the list's `list.deleted` event after them (migration 0019).
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 a role, remove one (or leave), transfer the list to one of them.
 
 Every row is in the list owner's space (`list_members.user_id` is the owner's id) and every
-statement reaches it through the access predicate (`backend/db/scope.py` `access`) with the
-roles its action needs (`backend/services/access.py`), or through `owned` where only the owner
-may act. Each request is one statement, a write committing itself (`_write(last=True)`); a
-write that matched nothing reads why on its own (`_STANDING`: the failure path alone pays that
-round trip), in the order the contract gives: not a member (the 404 a missing list gets), then
-the caller's role (403), then the member named.
+statement reaches it through the access relation, naming its action (`may`, `may_manage`:
+`backend/services/access.py`), or through `owned` where only the owner may act. Each request
+is one statement, a write committing itself (`_write(last=True)`); a write that matched
+nothing reads why on its own (`_STANDING`: the failure path alone pays that round trip), in
+the order the contract gives: not a member (the 404 a missing list gets), then the caller's
+role (403), then the member named.
 
 A transfer is one statement too, after the one that takes both owners' change locks in the
 same message (migration 0036): the new owner's membership row becomes the old owner's

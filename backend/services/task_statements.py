@@ -2,8 +2,8 @@
 the hot routes' statements (get, create, toggle, delete, statistics, a subtree), built once at
 import (only their values change), and those built once per shape (a PATCH's `updating`, a
 placement's, a listing's). Every one is built with `owned_task`, which adds the access
-predicate for an action (`tasks` in the caller's space, or in a list shared with it with the
-role the action needs: backend/db/scope.py `access`); `Scoped` binds `owner` to the caller.
+relation for an action (`tasks` in the caller's space, or in a list shared with it with the
+role the action needs: backend/services/access.py `may`); `Scoped` binds `owner` to the caller.
 """
 
 from __future__ import annotations
@@ -428,7 +428,7 @@ def listing(shape: ListingShape) -> Any:
     """A page: the task's columns and counts, its sort key (read back to build the next
     cursor) and, when asked, the caller's change-feed position in the page's snapshot. Two
     arms, each a page on its own index: the caller's own tasks, and those of the lists shared
-    with it (`shared`); the page is the first rows of both in the order asked (an OR of the
+    with it (`may_shared`); the page is the first rows of both in the order asked (an OR of the
     two would read every own task to sort them)."""
     key = sort_key(shape.sort).label("sort_key")
 

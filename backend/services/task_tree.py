@@ -13,7 +13,7 @@ the same snapshot:
 Both compute `refusal`, the first rule the write would break (a list, parent or anchor that
 is missing or not one the caller may write first: the same refusal whichever; then no list in
 another user's space, which is that user's personal space), and write nothing unless it is
-null. Each row a request names is read through the access predicate with an editor's roles:
+null. Each row a request names is read through `may(table, Action.TASK_WRITE)` (an editor's):
 "the same owner" is never enough (issue 49).
 When nothing was written, `TaskService` reads `refusal` again on its own (the failure path
 alone pays that round trip) to say why. The caller's change lock, taken when the request
@@ -164,8 +164,8 @@ def _tasks(space: Any, *columns: Any) -> Any:
 
 def _writable(space: Any, *columns: Any) -> Any:
     """A task a request names (a parent, an anchor): in the space the placement writes in and
-    one the caller may write, through the access predicate with an editor's roles. Any other
-    (missing, another user's, a private row of the space's owner) is the same `Refusal`."""
+    one the caller may write (`may`, an editor's action). Any other (missing, another
+    user's, a private row of the space's owner) is the same `Refusal`."""
     return _tasks(space, *columns).where(may(_T, Action.TASK_WRITE))
 
 
@@ -173,9 +173,9 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
     """The space (the owner's id: a list's tasks are in its owner's) a placement writes in:
     the moved task's; for a new task, its list's, its parent's or its anchor's, whichever is
     sent first; else (or when the caller may not write there) the caller's own, where the
-    task or list named is then not found. Each is read through the access predicate with an
-    editor's roles, so every statement of the placement stays in a space the caller may
-    write (both scoping guards accept `user_id = coalesce(<that read>, :owner)`)."""
+    task or list named is then not found. Each is read through `may` with an editor's action,
+    so every statement of the placement stays in a space the caller may write (both scoping
+    guards accept `user_id = coalesce(<that read>, :owner)`)."""
     list_sent, parent_sent, anchor, _ = shape
     if moving:
         named, by = _T.alias("space_of"), TASK_ID
