@@ -18,7 +18,7 @@ from backend.api import openapi
 from backend.api.deps import document_security
 from backend.api.errors import install_error_handlers
 from backend.api.middleware import EdgeMiddleware
-from backend.api.routes import api_router
+from backend.api.routes import api_router, tag_descriptions
 from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
 from backend.chat.stack import Preload
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Task API",
         version="0.1.0",
         description=DESCRIPTION,
-        openapi_tags=openapi.TAGS,
+        openapi_tags=openapi.tags(tag_descriptions),
         license_info=openapi.LICENSE,
         contact=openapi.CONTACT,
         lifespan=lifespan,

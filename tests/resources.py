@@ -4,9 +4,10 @@ table (to compare before and after).
 
 The guards that read this (tests/api/test_isolation_routes.py, tests/mcp/test_isolation.py,
 tests/test_round_trips.py) enumerate routes and tools themselves; a new resource declares
-here only what cannot be derived: a sample body for each new body schema (`SAMPLES`). A path
-parameter `{<name>_id}` is filled by the POST route of its collection (the route path without
-the last `/{<name>_id}`, its body from `SAMPLES`), so a new nested resource needs nothing else;
+here only what cannot be derived: a sample body for each body schema (`samples`: `SAMPLES`, or
+the schema's own `examples`, so a new resource's schema that declares them needs no entry). A
+path parameter `{<name>_id}` is filled by the POST route of its collection (the route path
+without the last `/{<name>_id}`, its body from `samples`), so a new resource needs nothing else;
 one whose rows no POST route creates fails `test_every_path_parameter_can_be_filled` until it
 has an entry in `MADE_ELSEWHERE`.
 """
@@ -35,8 +36,8 @@ from tests.conftest import Account, api_routes
 TASK, LIST, REF, LIST_REF = -1, -2, -3, -4
 # Valid bodies for each body schema a route takes (each one is sent by the isolation test; the
 # first is what the round-trip test sends where it has no body of its own, and what makes a
-# row for a path parameter). A route with a body schema missing here fails the guards: add a
-# sample.
+# row for a path parameter). A body schema missing here is sampled by its own `examples`
+# (`samples`); one with neither fails the guards.
 SAMPLES: dict[str, list[Any]] = {
     "TaskCreate": [
         {"title": "bob's"},
@@ -92,6 +93,17 @@ SAMPLES: dict[str, list[Any]] = {
     "InvitationCreate": [{"role": "viewer"}, {"role": "admin", "email": "eve@example.com"}],
     "InvitationAccept": [{"token": "not-a-token"}],
 }
+
+
+def samples(model: type[BaseModel]) -> list[Any]:
+    """The sample bodies of a body schema: `SAMPLES`'s, else the `examples` the schema declares
+    (`model_config = ConfigDict(json_schema_extra={"examples": [...]})`: Swagger shows them too);
+    none: an empty list (the guards say which schema needs them)."""
+    if model.__name__ in SAMPLES:
+        return SAMPLES[model.__name__]
+    examples: list[Any] = model.model_json_schema().get("examples", [])
+    return examples
+
 
 # Path parameters the guards fill without a POST route: the caller's own id, and rows that
 # only something else makes (each with where its tests are).
@@ -169,7 +181,7 @@ def unfillable(routes: list[APIRoute]) -> dict[str, list[str]]:
                 missing.setdefault(name, []).append(route.path)
                 continue
             model = made[name].model if name in made else None
-            if model is not None and model.__name__ not in SAMPLES:
+            if model is not None and not samples(model):
                 missing.setdefault(name, []).append(f"{route.path} (no sample {model.__name__})")
     return missing
 
@@ -177,30 +189,32 @@ def unfillable(routes: list[APIRoute]) -> dict[str, list[str]]:
 _UNIQUE = itertools.count(1)
 
 
+def takes_text(model: type[BaseModel], key: str, candidate: str) -> bool:
+    """The body schema's property `key` is free text that `candidate` satisfies: a string
+    with no `enum`, `const` or `format`, whose `maxLength` and `pattern`, if any, allow it."""
+    prop = model.model_json_schema(by_alias=True).get("properties", {}).get(key)
+    if prop is None:
+        return False
+    strings = [p for p in prop.get("anyOf", [prop]) if p.get("type") == "string"]
+    if len(strings) != 1 or {"enum", "const", "format"} & set(strings[0]):
+        return False
+    if len(candidate) > strings[0].get("maxLength", len(candidate)):
+        return False
+    pattern = strings[0].get("pattern")
+    return pattern is None or re.search(pattern, candidate) is not None
+
+
 def unique(sample: Any, model: type[BaseModel] | None) -> Any:
-    """The sample with a number after each free-text string, new on every call: two rows made
-    from one sample never collide on a name that must be unique (a list's, a new resource's),
-    with no sample edited. A string is free text when its property in the body schema has no
-    `enum`, `const` or `format`, and its `pattern`, if any, still matches with the number."""
+    """The sample with a number after each free-text string (`takes_text`), new on every
+    call: two rows made from one sample never collide on a name that must be unique (a
+    list's, a new resource's), with no sample edited."""
     if model is None or not isinstance(sample, dict):
         return sample
-    schema = model.model_json_schema()
-    properties = schema.get("properties", {})
     n = next(_UNIQUE)
     varied = dict(sample)
     for key, value in sample.items():
-        if not isinstance(value, str) or key not in properties:
-            continue
-        prop = properties[key]
-        strings = [p for p in prop.get("anyOf", [prop]) if p.get("type") == "string"]
-        if len(strings) != 1 or {"enum", "const", "format"} & set(strings[0]):
-            continue
-        candidate = f"{value} {n}"
-        pattern = strings[0].get("pattern")
-        if len(candidate) > strings[0].get("maxLength", len(candidate)):
-            continue
-        if pattern is None or re.search(pattern, candidate):
-            varied[key] = candidate
+        if isinstance(value, str) and takes_text(model, key, f"{value} {n}"):
+            varied[key] = f"{value} {n}"
     return varied
 
 
@@ -230,7 +244,7 @@ def make_row(
     body = None
     if creator.model is not None:
         placeholders = {TASK: known.get("task_id", 0), LIST: known.get("list_id", 0)}
-        sample = unique(SAMPLES[creator.model.__name__][0], creator.model)
+        sample = unique(samples(creator.model)[0], creator.model)
         body = fill_sample(sample, placeholders)
     url = fill_path(creator.collection, known)
     created = client.post(url, json=body, headers=account.headers)

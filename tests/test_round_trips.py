@@ -37,12 +37,11 @@ from tests.chat import fake_model
 from tests.chat.fake_model import FakeModel, call, say
 from tests.conftest import TEST_SECRET, Account, _registering, api_routes
 from tests.mcp.conftest import call_tool_rpc, post_rpc
-from tests.mcp.test_isolation import EXTRA_ARGUMENTS
+from tests.mcp.test_isolation import extra_arguments
 from tests.resources import (
     LIST,
     LIST_REF,
     REF,
-    SAMPLES,
     TASK,
     body_model,
     creators,
@@ -50,7 +49,9 @@ from tests.resources import (
     fill_sample,
     make_row,
     path_parameters,
+    samples,
     takes_the_door,
+    unique,
 )
 
 # Today's counts (specs/statements.md). A read is one message: the transaction's `SET LOCAL`s,
@@ -536,7 +537,7 @@ def _rest_request(
             REF: ids["PARENT"],
             LIST_REF: ids["OTHER_LIST"],
         }
-        body = fill_sample(SAMPLES[model.__name__][0], placeholders)
+        body = fill_sample(samples(model)[0], placeholders)
     if plain == "/api/auth/register":
         body = {"email": "newcomer@example.com", "password": "password-123"}
     elif plain == "/api/auth/login":
@@ -751,7 +752,7 @@ def _listing_rows(
         for _ in range(
             2
         ):  # the listing's own rows (comments): two, so that a page of one has a next
-            made = client.post(url, json=SAMPLES[model.__name__][0], headers=alice.headers)
+            made = client.post(url, json=unique(samples(model)[0], model), headers=alice.headers)
             assert made.status_code == 201, made.text
     return url
 
@@ -852,7 +853,7 @@ def _tool_arguments(name: str) -> dict[str, Any]:
     test's first extra arguments for it."""
     tool = next(tool for tool in TOOLS if tool.name == name)
     target = {"task_id": "TASK"} if "task_id" in tool.arguments.model_fields else {}
-    extra = EXTRA_ARGUMENTS.get(name, [{}])[0]
+    extra = extra_arguments(tool)[0]
     return {**target, **{key: _ISOLATION_ROWS.get(v, v) for key, v in extra.items()}}
 
 
@@ -878,6 +879,12 @@ def test_tool_round_trips(
     assert post_rpc(counted, "/mcp", "tools/list", {}, alice.headers).status_code == 200
     assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
     arguments = _fill(TOOL_ARGUMENTS.get(case) or _tool_arguments(name), ids)
+    # An argument naming a row a path parameter names too (`filter_id`): one of Alice's, made
+    # through its collection (tests/resources.py), so a new tool's row needs no entry in `_rows`.
+    known = {"task_id": ids["TASK"], "list_id": ids["LIST"]}
+    for key in arguments.keys() & MAKERS.keys() - known.keys():
+        if case not in TOOL_ARGUMENTS:
+            arguments[key] = make_row(client, alice, key, known, MAKERS)
     measured = _measure(proxy, lambda: call_tool_rpc(counted, "/mcp", alice.token, name, arguments))
     assert '"isError": false' in measured.text, measured.text
     assert measured.connections == 0, "a new connection: the pool was not warm"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -100,6 +101,13 @@ TAGS: list[dict[str, Any]] = [
         "current.",
     },
 ]
+
+
+def tags(more: Mapping[str, str]) -> list[dict[str, Any]]:
+    """`TAGS`, then each tag a router module describes itself (its `TAGS`: a new resource's)."""
+    named = {tag["name"] for tag in TAGS}
+    return [*TAGS, *({"name": n, "description": d} for n, d in more.items() if n not in named)]
+
 
 LICENSE = {"name": "MIT", "identifier": "MIT"}
 CONTACT = {"name": "The Task API contributors"}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.errors import (
+    AppError,
     ChatNotConfigured,
     ChatProviderError,
     ChatProviderTimeout,
@@ -24,6 +25,7 @@ from backend.errors import (
     ServiceUnavailable,
 )
 from backend.models import ErrorEnvelope
+from backend.services.lists import name_taken
 
 # -- headers --------------------------------------------------------------------------------
 
@@ -116,6 +118,14 @@ class ErrorExample:
     def __post_init__(self) -> None:
         if EXAMPLES.setdefault(self.name, self) is not self:
             raise ValueError(f"two error examples are named {self.name!r}")
+
+    @classmethod
+    def of(cls, name: str, summary: str, error: AppError) -> ErrorExample:
+        """The example of what raising `error` answers: its status, code, message and details,
+        so the example and the service's error are written once (a new resource's
+        `ErrorExample.of("x_not_found", "No such x", NotFound("X not found"))`)."""
+        details = tuple(dict(detail) for detail in error.details)
+        return cls(error.status_code, name, summary, error.code, error.message, details)
 
     def example(self) -> dict[str, Any]:
         """The Example object, for the document's `components/examples`."""
@@ -211,19 +221,8 @@ TOO_MANY_LISTS = ErrorExample(
     LimitReached.code,
     "You have 100 lists, the most there can be (100)",
 )
-LIST_NAME_TAKEN = ErrorExample(
-    409,
-    "list_name_taken",
-    "You have a list by that name (names ignore case)",
-    "CONFLICT",
-    'You have a list named "Groceries" already (names ignore case)',
-    (
-        {
-            "field": "body.name",
-            "message": 'You have a list named "Groceries" already (names ignore case)',
-            "type": "conflict",
-        },
-    ),
+LIST_NAME_TAKEN = ErrorExample.of(
+    "list_name_taken", "You have a list by that name (names ignore case)", name_taken("Groceries")
 )
 LIST_PRECONDITION = ErrorExample(
     412,

@@ -1,8 +1,12 @@
 """SQLModel tables and the request/response schemas built around them.
 
 Importing this package registers every table on `SQLModel.metadata` (used by the
-migrations-vs-models test, never to create tables).
+migrations-vs-models test, never to create tables): every module of the package is imported,
+found by name, so a new resource's table needs no line here (the names below are re-exports).
 """
+
+import importlib
+import pkgutil
 
 from backend.models.chatkit_item import ChatKitItem
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
@@ -78,3 +82,6 @@ __all__ = [
     "UserRegister",
     "UserRow",
 ]
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -44,14 +44,14 @@ class Action(StrEnum):
     INVITE = "invite"  # create, list and revoke invitations
 
 
-# The names of the tables a reference names (`Reference.table`).
+# The names of the tables the existing references name (`Reference.table`: any table of the
+# metadata; a new resource's reference names its own, `Reference(MyRow.__tablename__, None)`).
 TASKS = "tasks"
 LISTS = "task_lists"
 MEMBERS = "list_members"  # a user id that must be the owner or a member of the row's list
 COMMENTS = "task_comments"
 USERS = "users"
 CONVERSATIONS = "conversations"
-TABLES = (TASKS, LISTS, MEMBERS, COMMENTS, USERS, CONVERSATIONS)
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ class ListService(Scoped):
         if row is None:
             count, taken = tuple(self._read(_CREATE_REFUSAL, name_key=key).one())
             if taken:
-                raise _name_taken(data.name)
+                raise name_taken(data.name)
             raise LimitReached(f"You have {count} lists, the most there can be ({LISTS_PER_USER})")
         return cast(ListRow, row)
 
@@ -259,7 +259,7 @@ class ListService(Scoped):
         if expected is not None and version not in expected:
             raise PreconditionFailed(LIST_CHANGED)
         if taken:
-            raise _name_taken(name or "")
+            raise name_taken(name or "")
         raise Conflict("The list changed while it was being written; retry")  # pragma: no cover
 
     @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
@@ -359,5 +359,6 @@ def unknown_list(run: Callable[..., Rows], name: str, *, field: str) -> NotFound
     return NotFound.at(field, message)
 
 
-def _name_taken(name: str) -> Conflict:
+def name_taken(name: str) -> Conflict:
+    """What a second list by `name` is told (also the OpenAPI example's body)."""
     return Conflict.at("body.name", f'You have a list named "{name}" already (names ignore case)')

@@ -21,7 +21,7 @@ from __future__ import annotations
 from contextlib import suppress
 from functools import cached_property, lru_cache
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Connection, Engine
@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.db.scope import Scoped
 from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.services.activity import ActivityService
@@ -70,6 +71,7 @@ _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
 _locals = lru_cache(maxsize=8)(transaction_locals)
+S = TypeVar("S", bound=Scoped)
 _TOO_LATE = "TA504"  # a write run after its deadline (`task_api_in_time`): not committed
 
 
@@ -203,6 +205,15 @@ class UnitOfWork:
             IdempotencyService.refused(outcome)
 
     # Built when a route first uses them: most requests never do.
+    def service(self, kind: type[S]) -> S:
+        """A resource's `Scoped` service bound to this request's caller, built on first use
+        (one per request): `door.service(SavedFilterService)`. A new resource's service needs
+        no attribute here; the attributes above are the existing resources'."""
+        services: dict[type[Scoped], Scoped] = self.__dict__.setdefault("_services", {})
+        if kind not in services:
+            services[kind] = kind(self.send, self.caller_id)
+        return cast(S, services[kind])
+
     @cached_property
     def idempotency(self) -> IdempotencyService:
         ttl = self._settings.idempotency_key_ttl_seconds

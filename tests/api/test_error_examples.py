@@ -5,6 +5,11 @@ An example of a missing row named by the path (`task_not_found`, a new resource'
 entry: it is provoked on the routes that document it, read from the OpenAPI document, with the
 path's last row missing and the others made (tests/resources.py).
 
+A conflict documented on a collection's POST route (a name taken: `list_name_taken`, a new
+resource's) needs no entry either: the body schema's first sample (tests/resources.py) is sent
+twice, and the second answer is compared with the example (so a new resource writes its 409
+example for its sample's values).
+
 The rest cannot be provoked against a healthy test database (`service_unavailable`,
 `database_unreachable`, `migrations_pending`; tests/reliability covers those answers), or need a
 constraint the validation does not catch (`conflict`).
@@ -28,10 +33,12 @@ from backend.services.changes import prune
 from tests.conftest import ROOT, Account
 from tests.resources import (
     TWIN_PREFIX,
+    body_model,
     creators,
     fill_path,
     make_row,
     path_parameters,
+    samples,
     the_app_routes,
 )
 
@@ -230,11 +237,29 @@ def _missing_rows() -> dict[str, list[tuple[str, str]]]:
 MISSING_ROWS = _missing_rows()
 
 
+def _sent_twice() -> dict[str, list[str]]:
+    """Each 409 example provoked nowhere else -> the POST routes (under /api/, not a twin)
+    that document it, from the document."""
+    document = create_app(Settings(environment="test", jwt_secret="t" * 48)).openapi()
+    found: dict[str, list[str]] = {}
+    for path, operations in document["paths"].items():
+        if path.startswith(TWIN_PREFIX) or "post" not in operations:
+            continue
+        content = operations["post"]["responses"].get("409", {}).get("content", {})
+        for name in content.get("application/json", {}).get("examples", {}):
+            if name not in {*PROVOKE, *NOT_PROVOKED, *CHAT_PROVIDER, *CHATKIT, *SHARED}:
+                found.setdefault(name, []).append(path)
+    return found
+
+
+SENT_TWICE = _sent_twice()
+
+
 def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
     # test_the_cursor_expired_example, after pruning; a missing row: test_a_missing_row.
     provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER | CHATKIT | SHARED
-    provoked |= set(MISSING_ROWS)
+    provoked |= set(MISSING_ROWS) | set(SENT_TWICE)
     assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
@@ -278,6 +303,29 @@ def test_a_missing_row(client: TestClient, alice: Account, name: str) -> None:
             return
         answers.append((method, path, response.status_code, response.text))
     pytest.fail(f"no route documenting {name} answers it: {answers}")
+
+
+@pytest.mark.parametrize("name", sorted(SENT_TWICE))
+def test_a_sample_sent_twice(client: TestClient, alice: Account, name: str) -> None:
+    """Some POST route documenting the conflict answers it, byte for byte, to its body
+    schema's first sample sent a second time (the rows of its path Alice's own)."""
+    routes = the_app_routes()
+    makers = creators(routes)
+    posts = {r.path: r for r in routes if "POST" in r.methods}
+    answers = []
+    for path in SENT_TWICE[name]:
+        known: dict[str, int] = {}
+        for parameter in path_parameters(path):
+            make_row(client, alice, parameter, known, makers)
+        model = body_model(posts[path])
+        assert model is not None and samples(model), f"{path}: no sample body to send twice"
+        url, body = fill_path(path, known), samples(model)[0]
+        client.post(url, json=body, headers=alice.headers)
+        response = client.post(url, json=body, headers=alice.headers)
+        if response.status_code == 409 and response.json() == EXAMPLES[name].example()["value"]:
+            return
+        answers.append((path, body, response.status_code, response.text))
+    pytest.fail(f"no POST route documenting {name} answers it to its sample sent twice: {answers}")
 
 
 def test_the_rate_limit_example(settings: Settings, register: Callable[..., Account]) -> None:

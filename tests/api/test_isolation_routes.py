@@ -44,6 +44,7 @@ from tests.resources import (
     fill_sample,
     make_row,
     path_parameters,
+    samples,
     snapshot,
     takes_the_door,
     the_app_routes,
@@ -90,7 +91,7 @@ MAKERS: dict[str, Creator] = creators(the_app_routes())
 CASES = [
     pytest.param(method, path, model, index, id=f"{method} {path} {index}")
     for method, path, model in ROUTES
-    for index in range(len(SAMPLES.get(model.__name__, [None])) if model is not None else 1)
+    for index in range(len(samples(model)) if model is not None else 1)
 ]
 
 
@@ -105,7 +106,8 @@ def test_every_path_parameter_can_be_filled() -> None:
     missing = unfillable(the_app_routes())
     assert not missing, (
         f"path parameters no guard can fill: {missing}; give the collection a POST route and "
-        "its body schema a sample in tests/resources.py SAMPLES, or declare it in MADE_ELSEWHERE"
+        "its body schema `examples` (or a sample in tests/resources.py SAMPLES), or declare it in "
+        "MADE_ELSEWHERE"
     )
     assert {"task_id", "list_id"} <= set(MAKERS)
 
@@ -120,8 +122,8 @@ def test_rows_made_from_one_sample_differ_in_their_free_text() -> None:
     assert first["name"] != second["name"]
     invitation = unique(SAMPLES["InvitationCreate"][1], models["InvitationCreate"])
     assert (invitation["role"], invitation["email"]) == ("admin", "eve@example.com")
-    for name, samples in SAMPLES.items():
-        for sample in samples:
+    for name, bodies in SAMPLES.items():
+        for sample in bodies:
             try:
                 models[name].model_validate(sample)
             except ValueError:
@@ -151,7 +153,7 @@ def test_the_route_table_is_found() -> None:
         assert twins == {r for r in ROUTES if r[1].startswith(twin_stem)}
     for _, _, model in ROUTES:
         if model is not None:
-            assert model.__name__ in SAMPLES, f"no sample body for {model.__name__}: add one"
+            assert samples(model), f"no sample body for {model.__name__}: declare `examples`"
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def test_bob_cannot_reach_alices_rows(
     extra = {name: MISSING + 10 + n for n, name in enumerate(sorted(alices.more))}
     missing = Rows(MISSING, MISSING + 1, MISSING + 2, MISSING + 3, extra)
     before = snapshot(db_engine, alice.id)
-    sample = SAMPLES[model.__name__][index] if model is not None else None
+    sample = samples(model)[index] if model is not None else None
 
     def send(
         target: Rows,

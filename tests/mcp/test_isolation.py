@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from backend.mcp.tools import TOOLS
+from backend.mcp.tools import TOOLS, Tool
 from tests.conftest import Account, count_rows
 from tests.mcp.conftest import NOT_FOUND, mcp_client, rest, run, structured, task_rows, tool_error
 from tests.resources import snapshot
@@ -23,8 +23,9 @@ TASK, REF, LIST, LIST_NAME = "<task>", "<ref>", "<list>", "<list name>"
 A_LIST = "A secret list"
 NOBODYS_LIST = "nobody has this list"
 
-# Arguments beyond `task_id` and `user_id` a tool is tried with (each dict one call); a tool
-# that needs more than those two and has no entry fails `test_every_tool_is_tried`.
+# Arguments beyond `task_id` and `user_id` a tool is tried with (each dict one call). A tool
+# without an entry is tried with its required arguments' declared examples (`extra_arguments`);
+# one that needs an argument with no example fails `test_every_tool_is_tried`.
 EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
     "add_task": [
         {"title": "planted by B", "recurrence": "daily", "due_date": "2030-01-01"},
@@ -52,6 +53,24 @@ EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def extra_arguments(tool: Tool[Any]) -> list[dict[str, Any]]:
+    """The tool's `EXTRA_ARGUMENTS`, else one call with each required argument but `task_id`
+    at the first of its `examples` (`Field(examples=[...])`, in the tool's schema too): a new
+    tool needs no entry here."""
+    if tool.name in EXTRA_ARGUMENTS:
+        return EXTRA_ARGUMENTS[tool.name]
+    schema = tool.arguments.model_json_schema(by_alias=True)
+    properties = schema["properties"]
+    required = [name for name in schema.get("required", []) if name != "task_id"]
+    return [
+        {
+            name: properties[name]["examples"][0]
+            for name in required
+            if "examples" in properties[name]
+        }
+    ]
+
+
 def _fill(arguments: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
     return {key: rows.get(value, value) for key, value in arguments.items()}
 
@@ -68,7 +87,7 @@ def _every_call(rows: dict[str, Any], user_id: str | None) -> list[tuple[str, di
     calls = []
     for tool in TOOLS:
         target = {"task_id": TASK} if "task_id" in tool.arguments.model_fields else {}
-        for extra in EXTRA_ARGUMENTS.get(tool.name, [{}]):
+        for extra in extra_arguments(tool):
             calls.append((tool.name, {**who, **target, **extra}))
     return calls
 

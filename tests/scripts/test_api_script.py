@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from tests.conftest import ROOT
 from tests.conftest import api_routes as api_routes_of
-from tests.resources import SAMPLES, body_model, creators, make_row, path_parameters, unique
+from tests.resources import body_model, creators, make_row, path_parameters, samples, unique
 
 SCRIPT = ROOT / "scripts" / "api.sh"
 ROUTE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(\S+)", re.MULTILINE)
@@ -104,10 +104,10 @@ def _run_generated(api: Api, app: FastAPI) -> None:
                     arguments.append(str(ids.pop(0)))
                 elif token.endswith("JSON"):
                     model = body_model(routes[(method, path)])
-                    assert model is not None and model.__name__ in SAMPLES, (command, model)
+                    assert model is not None and samples(model), (command, model)
                     # Its own values: a row the command's path needed was made from the
                     # same sample, and a name may have to be unique.
-                    arguments.append(json.dumps(unique(SAMPLES[model.__name__][0], model)))
+                    arguments.append(json.dumps(unique(samples(model)[0], model)))
                 else:
                     pytest.fail(f"{command}: no generated value for {token}; run it in the walk")
             api.run(command, *arguments)

@@ -6,13 +6,17 @@ writes text, with rate limiting on (the production default).
 Every write must answer the status it deserves, store the text verbatim, carry the true
 `RateLimit` count (one less per write, as counted here; never a `Retry-After`) and write
 exactly the rows it should. The doors are checked against the app's route table
-(tests/api/test_isolation_routes.py's enumeration) and the MCP tool table, so a new write
-route or tool without a door here fails `test_every_write_route_and_tool_has_a_door`.
+(tests/api/test_isolation_routes.py's enumeration) and the MCP tool table. A new resource's
+plain routes (`POST /x`, and `PUT`/`PATCH`/`DELETE /x/{x_id}`) and write tools get a generated
+door (`GENERATED_DOORS`: its sample with the text in every free-text field, from the schema);
+any other write route or tool without a door here fails
+`test_every_write_route_and_tool_has_a_door`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -28,9 +32,11 @@ from sqlalchemy import Engine, text
 from backend.config import Settings
 from backend.main import create_app
 from backend.mcp.tools import TOOLS
-from tests.api.test_isolation_routes import ROUTES
+from tests.api.test_isolation_routes import MAKERS, ROUTES
 from tests.conftest import bearer, make_token
 from tests.mcp.conftest import call_tool_rpc
+from tests.mcp.test_isolation import extra_arguments
+from tests.resources import make_row, path_parameters, samples, snapshot, takes_text
 
 LIMIT = 100_000
 WINDOW = 24 * 3600
@@ -408,15 +414,101 @@ NO_TEXT = {
 }
 
 
-def test_every_write_route_and_tool_has_a_door() -> None:
+# -- generated doors: a new resource's plain routes and write tools ---------------------------
+
+WRITES: dict[tuple[str, str], Any] = {
+    (method, path.replace("/api/{user_id}", "/api").removeprefix("/api")): model
+    for method, path, model in ROUTES
+    if method in {"POST", "PUT", "PATCH", "DELETE"} and not path.startswith("/api/auth/")
+}
+
+
+def _with_text(model: Any, sample: dict[str, Any], value: str) -> tuple[dict[str, Any], list[str]]:
+    """The sample with `value` in every free-text field of its schema, and those fields."""
+    properties = model.model_json_schema(by_alias=True).get("properties", {})
+    keys = [
+        key
+        for key in properties
+        if key != "user_id" and key not in MAKERS and takes_text(model, key, value)
+    ]
+    return {**sample, **dict.fromkeys(keys, value)}, keys
+
+
+def _stored(w: Writer, value: str) -> bool:
+    """Some row of the writer's, in any per-user table, holds `value` verbatim in a column."""
+    rows = [json.loads(row) for table in snapshot(w.engine, w.user_id).values() for row in table]
+    return any(value in row.values() for row in rows)
+
+
+def _resource_door(collection: str) -> tuple[Door, set[tuple[str, str]]]:
+    """POST `collection` with the text, then its row's PUT and PATCH with the text and "!"
+    and its DELETE, where the resource has them: each answer and the stored row hold the text."""
+    kind = collection.removeprefix("/")
+    items = {p for (_, p) in WRITES if p.startswith(collection + "/{") and p.count("/") == 2}
+    item = min(items, default="")
+    routes = {("POST", collection)} | {(m, item) for m in ("PUT", "PATCH", "DELETE")} & set(WRITES)
+
+    def door(w: Writer, value: str) -> None:
+        w.twin = False  # a new resource has no /api/{user_id} twin
+        model = WRITES[("POST", collection)]
+        body, keys = _with_text(model, samples(model)[0], value)
+        assert keys, f"POST {collection}: no free-text field; name its routes in NO_TEXT"
+        created = w.rest("POST", kind, "", 201, body).json()["data"]
+        assert {key: created[key] for key in keys} == dict.fromkeys(keys, value)
+        assert _stored(w, value)
+        row = f"/{created['id']}"
+        for method in ("PUT", "PATCH"):
+            if (method, item) in routes and (changed := WRITES[(method, item)]) is not None:
+                body, keys = _with_text(changed, samples(changed)[0], value + "!")
+                answer = w.rest(method, kind, row, 200, body).json()["data"]
+                assert {key: answer[key] for key in keys} == dict.fromkeys(keys, value + "!")
+                assert _stored(w, value + "!")
+        if ("DELETE", item) in routes:
+            w.rest("DELETE", kind, row, 204)
+            assert not _stored(w, value + "!") and not _stored(w, value)
+
+    return door, routes
+
+
+def _tool_door(tool: Any) -> Door:
+    """The tool with its derived arguments (tests/mcp/test_isolation.py), the text in every
+    free-text one, a row of the writer's for any argument a path parameter names."""
+
+    def door(w: Writer, value: str) -> None:
+        derived = extra_arguments(tool)[0]
+        keys = [k for k in derived if k not in MAKERS and takes_text(tool.arguments, k, value)]
+        arguments = {**derived, **dict.fromkeys(keys, value)}
+        for key in arguments.keys() & MAKERS.keys():
+            known: dict[str, int] = {}
+            arguments[key] = make_row(w.client, w, key, known, MAKERS)  # type: ignore[arg-type]
+            w.count += len(known)  # each row made is a write the limit counted
+        w.mcp(tool.name, arguments)
+        assert not keys or _stored(w, value)
+
+    return door
+
+
+def _generated() -> tuple[dict[str, tuple[Door, set[tuple[str, str]]]], dict[str, Door]]:
     covered = set().union(*(routes for _, routes in REST_DOORS.values())) | NO_TEXT
-    writes = {
-        (method, path.replace("/api/{user_id}", "/api").removeprefix("/api"))
-        for method, path, _ in ROUTES
-        if method in {"POST", "PUT", "PATCH", "DELETE"} and not path.startswith("/api/auth/")
+    rest = {
+        path: _resource_door(path)
+        for method, path in WRITES.keys() - covered
+        if method == "POST" and not path_parameters(path)
     }
-    assert writes - covered == set(), "write routes without a door here"
+    named = set().union(*(names for _, names in MCP_DOORS.values()))
+    tools = {f"mcp-{t.name}": _tool_door(t) for t in TOOLS if t.writes and t.name not in named}
+    return rest, tools
+
+
+GENERATED_DOORS, GENERATED_TOOL_DOORS = _generated()
+
+
+def test_every_write_route_and_tool_has_a_door() -> None:
+    doors = {**REST_DOORS, **GENERATED_DOORS}
+    covered = set().union(*(routes for _, routes in doors.values())) | NO_TEXT
+    assert WRITES.keys() - covered == set(), "write routes without a door here"
     tools = set().union(*(names for _, names in MCP_DOORS.values()))
+    tools |= {name.removeprefix("mcp-") for name in GENERATED_TOOL_DOORS}
     assert {tool.name for tool in TOOLS if tool.writes} - tools == set()
 
 
@@ -430,12 +522,19 @@ def _registered(client: TestClient, engine: Engine, twin: bool) -> Writer:
 
 # (door, twin, the TEXTS sent through it)
 EVERY = range(len(TEXTS))
-PLAN: list[tuple[str, bool, Any]] = [
-    (name, twin, EVERY if name == "create" else SHARP)
-    for name in REST_DOORS
-    for twin in (False, True)
-] + [(name, False, EVERY if name == "mcp-tasks" else SHARP) for name in MCP_DOORS]
-DOORS: dict[str, Door] = {name: door for name, (door, _) in {**REST_DOORS, **MCP_DOORS}.items()}
+PLAN: list[tuple[str, bool, Any]] = (
+    [
+        (name, twin, EVERY if name == "create" else SHARP)
+        for name in REST_DOORS
+        for twin in (False, True)
+    ]
+    + [(name, False, EVERY if name == "mcp-tasks" else SHARP) for name in MCP_DOORS]
+    + [(name, False, SHARP) for name in [*GENERATED_DOORS, *GENERATED_TOOL_DOORS]]
+)
+DOORS: dict[str, Door] = {
+    **{name: door for name, (door, _) in {**REST_DOORS, **MCP_DOORS, **GENERATED_DOORS}.items()},
+    **GENERATED_TOOL_DOORS,
+}
 
 
 def _cases(plan: list[tuple[str, bool, Any]]) -> list[Any]:
@@ -474,4 +573,20 @@ def test_protocol_text_as_the_token_subject(
     writes, also under /api/{user_id}/... with the text as the path's user id."""
     writer = Writer(limited, db_engine, value, make_token(sub=value), twin)
     DOORS[door](writer, "plain " + tag_of(value))
+    writer.assert_counted()
+
+
+@pytest.mark.parametrize("value", [TEXTS[n] for n in SHARP])
+def test_the_generated_doors_hold_for_lists(
+    limited: TestClient, db_engine: Engine, value: str
+) -> None:
+    """The doors a new resource gets, generated for lists (which have their own): a real
+    check of the text, the answers, the rows and the count."""
+    door, routes = _resource_door("/lists")
+    item = "/lists/{list_id}"
+    assert routes == {("POST", "/lists"), ("PUT", item), ("PATCH", item), ("DELETE", item)}
+    writer = _registered(limited, db_engine, False)
+    door(writer, value)
+    _tool_door(next(tool for tool in TOOLS if tool.name == "create_list"))(writer, value)
+    assert [row["name"] for row in writer.rows("task_lists")] == [value]
     writer.assert_counted()

@@ -7,9 +7,11 @@ the reference matrix (test_reference_matrix.py) covers it."""
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlmodel import SQLModel
 
+import backend.models  # noqa: F401  (registers every table on the metadata)
 from backend.mcp.tools import TOOLS as MCP_TOOLS
-from backend.models.references import TABLES, Subject
+from backend.models.references import Subject
 from backend.services.access import LEAST_ROLE, ROUTES, TOOLS
 from tests.conftest import api_routes
 from tests.sharing.references import ID_NAME, id_fields, tool_fields
@@ -66,5 +68,5 @@ def test_every_reference_names_a_known_table_and_action(app: FastAPI) -> None:
     for field in id_fields(app):
         reference = field.reference
         if reference is not None:
-            assert reference.table in TABLES, field.id
+            assert reference.table in SQLModel.metadata.tables, field.id
             assert reference.action is None or reference.action in LEAST_ROLE, field.id

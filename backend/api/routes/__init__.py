@@ -1,39 +1,49 @@
-"""One router per resource; `api_router` collects them.
+"""One router per resource; `api_router` collects them: every module of this package, found
+by name (a new resource's module needs no line here), each one's `ROUTERS` or its `router`,
+and its `TAGS` (tag name -> the OpenAPI description of a tag `backend/api/openapi.py` lacks).
 
 Order matters for speed: a request is matched against the routes in order, so the task
-routes (the bulk of the traffic) come first, and the published contract's
-`/api/{user_id}/tasks` paths last (no `/api/tasks` request ever tries them)."""
+routes (the bulk of the traffic) come first (`FIRST`), any module not named there after them
+in name order, and the published contract's `/api/{user_id}/tasks` paths last (`LAST`: no
+`/api/tasks` request ever tries them)."""
+
+import importlib
+import pkgutil
+from types import ModuleType
 
 from fastapi import APIRouter
 
-from backend.api.routes import (
-    activity,
-    auth,
-    changes,
-    chat,
-    chatkit,
-    comments,
-    health,
-    invitations,
-    lists,
-    members,
-    tasks,
-    user_tasks,
+FIRST = (
+    "tasks",
+    "comments",
+    "changes",
+    "lists",
+    "members",
+    "invitations",
+    "activity",
+    "auth",
+    "health",
 )
+LAST = ("user_tasks",)
+
+
+def _modules() -> list[ModuleType]:
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    middle = [n for n in names if n not in FIRST and n not in LAST]
+    ordered = [*FIRST, *middle, *LAST]
+    return [importlib.import_module(f"{__name__}.{name}") for name in ordered]
+
+
+def _routers(module: ModuleType) -> tuple[APIRouter, ...]:
+    routers: tuple[APIRouter, ...] = getattr(module, "ROUTERS", None) or (module.router,)
+    return routers
+
 
 api_router = APIRouter()
-api_router.include_router(tasks.router)
-api_router.include_router(comments.router)
-api_router.include_router(changes.router)
-api_router.include_router(lists.router)
-api_router.include_router(members.router)
-api_router.include_router(invitations.router)
-api_router.include_router(activity.router)
-api_router.include_router(auth.router)
-api_router.include_router(health.router)
-api_router.include_router(chat.router)
-api_router.include_router(chatkit.router)
-api_router.include_router(user_tasks.router)
-api_router.include_router(user_tasks.lists_router)
+tag_descriptions: dict[str, str] = {}
+for _module in _modules():
+    for _router in _routers(_module):
+        api_router.include_router(_router)
+    tag_descriptions.update(getattr(_module, "TAGS", {}))
 
-__all__ = ["api_router"]
+__all__ = ["api_router", "tag_descriptions"]

@@ -202,3 +202,5 @@ lists_router = _router(
     text=_LIST_NOT_FOUND_TEXT,
     route_class=DoorRoute,
 )
+# Both, in this order (backend/api/routes/__init__.py includes them).
+ROUTERS = (router, lists_router)
