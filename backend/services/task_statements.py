@@ -45,7 +45,6 @@ from backend.db.scope import (
     OWNER,
     Bound,
     Stmt,
-    Then,
     access,
     caller_role,
     shared,
@@ -67,6 +66,7 @@ from backend.services.task_listing import (
     order_by,
     sort_key,
 )
+from backend.services.task_sending import Then
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
