@@ -60,6 +60,73 @@ EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+# -- every id argument, from the declarations ---------------------------------------------------
+
+MAKERS: dict[str, Creator] = creators(the_app_routes())
+# A user id that names nobody: what a missing assignee is.
+NOBODY = "nobody-at-all"
+
+
+def _row_parameter(table: str) -> str:
+    """The path parameter whose POST route makes a row of `table`: the one collection whose
+    last segment is the table's name or ends it (`/api/lists`: `task_lists`)."""
+    found = [
+        name
+        for name, maker in MAKERS.items()
+        if (segment := maker.collection.rsplit("/", 1)[-1]) == table
+        or table.endswith(f"_{segment}")
+    ]
+    assert len(found) == 1, f"no single REST collection makes rows of {table}: {found}"
+    return found[0]
+
+
+def id_arguments(tool: Tool[Any]) -> dict[str, str]:
+    """The tool's top-level id arguments (but its `user_id`, tried above), each with what
+    names the row it takes: a path parameter whose POST route makes one (`task_id`), or
+    MEMBERS (a user id)."""
+    found: dict[str, str] = {}
+    for path, markers in model_fields(tool.arguments):
+        if "." in path or "[]" in path or not ID_NAME.search(path):
+            continue
+        marker = next(iter(markers), None)
+        if isinstance(marker, NotAReference) or (
+            isinstance(marker, Reference) and marker.table == USERS
+        ):
+            continue
+        if isinstance(marker, Subject):
+            found[path] = path  # the row the tool acts on: `task_id` names a task
+        elif isinstance(marker, Reference):
+            found[path] = MEMBERS if marker.table == MEMBERS else _row_parameter(marker.table)
+        else:  # tests/sharing/test_declared.py fails on it too
+            raise AssertionError(f"{tool.name}.{path} declares nothing")
+    return found
+
+
+def _row(parameter: str) -> str:
+    """The placeholder of a row its path parameter names (`<filter_id>`), for a tool's id
+    argument that only its declaration names: made for the caller by `_own_rows`."""
+    return f"<{parameter}>"
+
+
+def _required_rows(tool: Tool[Any]) -> dict[str, str]:
+    """The tool's required id arguments but `task_id` (TASK) -> their rows' placeholders."""
+    fields = tool.arguments.model_fields
+    return {
+        argument: _row(parameter)
+        for argument, parameter in id_arguments(tool).items()
+        if argument != "task_id" and parameter != MEMBERS and fields[argument].is_required()
+    }
+
+
+def _own_rows(http: Any, account: Account, known: dict[str, int]) -> dict[str, int]:
+    """The account's row for every placeholder `_required_rows` puts in a call."""
+    needed = {p for tool in TOOLS for p in _required_rows(tool).values()}
+    return {
+        placeholder: make_row(http, account, placeholder[1:-1], known, MAKERS)
+        for placeholder in sorted(needed)
+    }
+
+
 def _fill(arguments: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
     return {key: rows.get(value, value) for key, value in arguments.items()}
 
@@ -76,6 +143,7 @@ def _every_call(rows: dict[str, Any], user_id: str | None) -> list[tuple[str, di
     calls = []
     for tool in TOOLS:
         target = {"task_id": TASK} if "task_id" in tool.arguments.model_fields else {}
+        target.update(_required_rows(tool))
         for extra in EXTRA_ARGUMENTS.get(tool.name, [{}]):
             calls.append((tool.name, {**who, **target, **extra}))
     return calls
@@ -84,7 +152,7 @@ def _every_call(rows: dict[str, Any], user_id: str | None) -> list[tuple[str, di
 def test_every_tool_is_tried() -> None:
     """Each generated call is valid for its tool, so a refusal below is isolation, not a bad
     argument; and every tool is called."""
-    rows = {TASK: 1, REF: 2, LIST: 3, LIST_NAME: "a list"}
+    rows = {TASK: 1, REF: 2, LIST: 3, LIST_NAME: "a list", **{_row(p): 4 for p in MAKERS}}
     calls = _every_call(rows, "someone")
     assert {name for name, _ in calls} == {tool.name for tool in TOOLS}
     by_name = {tool.name: tool for tool in TOOLS}
@@ -112,6 +180,7 @@ def test_another_users_rows_are_invisible_and_untouchable(
     b_task = api_b.post("/api/tasks", json={"title": "B's own"}).json()["data"]["id"]
     b_ref = api_b.post("/api/tasks", json={"title": "B's other"}).json()["data"]["id"]
     bobs = {TASK: b_task, REF: b_ref, LIST: b_list, LIST_NAME: "B's list"}
+    bobs.update(_own_rows(api_b, bob, {"task_id": b_task, "list_id": b_list}))
     a_before, a_everything = task_rows(db_engine, alice.id), snapshot(db_engine, alice.id)
     b_before = task_rows(db_engine, bob.id)
     not_found = {tool.name: {**NOT_FOUND, "message": tool.not_found} for tool in TOOLS}
@@ -207,48 +276,6 @@ def test_writes_with_another_users_id_write_nothing(
     assert count_rows(db_engine, "task_lists") == 0
 
 
-# -- every id argument, from the declarations ---------------------------------------------------
-
-MAKERS: dict[str, Creator] = creators(the_app_routes())
-# A user id that names nobody: what a missing assignee is.
-NOBODY = "nobody-at-all"
-
-
-def _row_parameter(table: str) -> str:
-    """The path parameter whose POST route makes a row of `table`: the one collection whose
-    last segment is the table's name or ends it (`/api/lists`: `task_lists`)."""
-    found = [
-        name
-        for name, maker in MAKERS.items()
-        if (segment := maker.collection.rsplit("/", 1)[-1]) == table
-        or table.endswith(f"_{segment}")
-    ]
-    assert len(found) == 1, f"no single REST collection makes rows of {table}: {found}"
-    return found[0]
-
-
-def id_arguments(tool: Tool[Any]) -> dict[str, str]:
-    """The tool's top-level id arguments (but its `user_id`, tried above), each with what
-    names the row it takes: a path parameter whose POST route makes one (`task_id`), or
-    MEMBERS (a user id)."""
-    found: dict[str, str] = {}
-    for path, markers in model_fields(tool.arguments):
-        if "." in path or "[]" in path or not ID_NAME.search(path):
-            continue
-        marker = next(iter(markers), None)
-        if isinstance(marker, NotAReference) or (
-            isinstance(marker, Reference) and marker.table == USERS
-        ):
-            continue
-        if isinstance(marker, Subject):
-            found[path] = path  # the row the tool acts on: `task_id` names a task
-        elif isinstance(marker, Reference):
-            found[path] = MEMBERS if marker.table == MEMBERS else _row_parameter(marker.table)
-        else:  # tests/sharing/test_declared.py fails on it too
-            raise AssertionError(f"{tool.name}.{path} declares nothing")
-    return found
-
-
 def test_id_arguments_are_found() -> None:
     by_name = {tool.name: tool for tool in TOOLS}
     assert id_arguments(by_name["update_task"]) == {
@@ -261,15 +288,15 @@ def test_id_arguments_are_found() -> None:
     assert id_arguments(by_name["list_comments"]) == {"task_id": "task_id"}  # not after_id
 
 
-def _base(tool: Tool[Any], own_task: int) -> dict[str, Any]:
+def _base(tool: Tool[Any], own: dict[str, int]) -> dict[str, Any]:
     """The fewest arguments the tool is tried with above, naming no row but the caller's own
-    task where it takes one (`task_id`): the call that an id argument is added to."""
+    (`own`: a row per path parameter) where it must: the call an id argument is added to."""
     calls = [arguments for name, arguments in _every_call({}, None) if name == tool.name]
     plain = [{k: v for k, v in call.items() if not _names_rows({k: v})} for call in calls]
-    base = min(plain, key=len)
+    rows = {TASK: own["task_id"], **{_row(parameter): row for parameter, row in own.items()}}
     return {
-        key: own_task if value == TASK else list(value) if isinstance(value, tuple) else value
-        for key, value in base.items()
+        key: list(value) if isinstance(value, tuple) else rows.get(value, value)
+        for key, value in min(plain, key=len).items()
     }
 
 
@@ -310,7 +337,7 @@ def test_every_id_argument_aimed_at_another_users_row_answers_as_a_missing_one(
         async with mcp_client(unlimited_live_server, bob.token) as client:
             for tool in TOOLS:
                 for argument, names in id_arguments(tool).items():
-                    base = _base(tool, bobs["task_id"])
+                    base = _base(tool, bobs)
                     aimed = {**base, argument: value(aimed_at[names], argument, tool)}
                     absent = {**base, argument: value(missing[names], argument, tool)}
                     result = await client.call_tool(tool.name, aimed)
