@@ -26,7 +26,7 @@ from backend.config import Settings, get_settings
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
 from backend.db.sender import transaction_locals
-from backend.mcp.http import install_mcp
+from backend.mcp.mount import install_mcp
 from backend.observability.metrics import install_metrics
 
 DESCRIPTION = """
@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
         try:
-            async with mcp.run():  # the MCP transport at /mcp (backend/mcp/http.py)
+            # The MCP transport at /mcp, its SDK loaded beside the start (backend/mcp/mount.py).
+            async with mcp.run():
                 yield
         finally:
             engine.dispose()
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     document_security(app)
     openapi.install(app)
-    mcp = install_mcp(app, settings)
+    mcp = app.state.mcp = install_mcp(app, settings)
     metrics = install_metrics(app, settings)
 
     # The edge (backend/api/middleware.py: access log and metrics, HEAD and the protective

@@ -123,10 +123,19 @@ def app(settings: Settings) -> FastAPI:
     return create_app(settings)
 
 
+def loaded(client: TestClient) -> TestClient:
+    """`client` once what its app loads beside the start has loaded (the MCP endpoint; the
+    chat stack if configured), so that `/health/ready` answers for the database alone."""
+    state = client.app.state  # type: ignore[attr-defined]
+    assert state.mcp.wait(60), "the MCP endpoint did not load"
+    assert state.chat_stack is None or state.chat_stack.wait(60), "the chat stack did not load"
+    return client
+
+
 @pytest.fixture(scope="session")
 def _client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+        yield loaded(client)
 
 
 @pytest.fixture
@@ -447,7 +456,7 @@ def unlimited_live_server(database_url: str) -> Iterator[str]:
 def _unlimited_client(settings: Settings) -> Iterator[TestClient]:
     unlimited = create_app(settings.model_copy(update={"rate_limit_enabled": False}))
     with TestClient(unlimited, raise_server_exceptions=False) as client:
-        yield client
+        yield loaded(client)
 
 
 @pytest.fixture

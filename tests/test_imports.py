@@ -79,6 +79,11 @@ def test_domain_modules_load_no_web_framework() -> None:
 
 # The chat stack: seconds to import, which only a chat turn needs (backend/chat/stack.py).
 CHAT_PACKAGES = ("agents", "chatkit", "openai")
+# The MCP SDK: most of a second, loaded by the app beside its start (backend/mcp/mount.py).
+MCP_PACKAGES = ("mcp", "mcp_types")
+# What only a first use needs: an issuer's keys fetched (httpx, which brings `rich` for its
+# command line); the worker delivers with httpx and imports it at once.
+APP_LATER_PACKAGES = ("httpx", "rich")
 # What every process imports: the app (serve, uvicorn's factory), the commands, the worker.
 ENTRY_MODULES = ["backend.main", "backend.cli", "backend.events.worker"]
 
@@ -103,10 +108,22 @@ def modules_loaded(modules: list[str], packages: tuple[str, ...], then: str = ""
 
 def test_the_app_and_the_commands_load_no_chat_stack() -> None:
     """`import backend.main` (every `serve`, `migrate`, `token`, worker start) pays for no
-    chat: a turn loads its stack when first used, or a server with chat configured as it
-    starts. A module-level import of `agents`, `chatkit` or `openai` on these modules' path
-    fails this (move it into the function, types under `if TYPE_CHECKING:`)."""
-    assert modules_loaded(ENTRY_MODULES, CHAT_PACKAGES) == []
+    chat and no MCP SDK: a turn loads its stack when first used, or a server with chat
+    configured as it starts; the app loads the MCP endpoint as it starts. A module-level
+    import of `agents`, `chatkit`, `openai` or `mcp` on these modules' path fails this (move
+    it into the function, types under `if TYPE_CHECKING:`)."""
+    assert modules_loaded(ENTRY_MODULES, (*CHAT_PACKAGES, *MCP_PACKAGES)) == []
+    assert modules_loaded(["backend.main"], APP_LATER_PACKAGES) == []
+
+
+def test_the_mcp_mount_loads_the_endpoint_and_its_sdk() -> None:
+    """What `McpMount` imports as the app starts is the endpoint, and the SDK with it: the
+    module it names exists and brings what `/mcp` needs."""
+    from backend.mcp.mount import ENDPOINT_MODULE
+
+    then = f"importlib.import_module({ENDPOINT_MODULE!r})"
+    loaded = set(modules_loaded(["backend.main"], (*MCP_PACKAGES, "backend"), then))
+    assert {ENDPOINT_MODULE, "backend.mcp.server", "mcp", "mcp_types"} <= loaded
 
 
 def first_use_imports() -> set[str]:

@@ -35,7 +35,7 @@ from backend.mcp.tools import TOOLS
 from scripts.bench.dbproxy import DbProxy
 from tests.chat import fake_model
 from tests.chat.fake_model import FakeModel, call, say
-from tests.conftest import TEST_SECRET, Account, _registering, api_routes
+from tests.conftest import TEST_SECRET, Account, _registering, api_routes, loaded
 from tests.mcp.conftest import call_tool_rpc, post_rpc
 from tests.mcp.test_isolation import extra_arguments
 from tests.resources import (
@@ -266,7 +266,7 @@ def counted(proxy: DbProxy, database_url: str, chat_model: FakeModel) -> Iterato
         chat_heartbeat_seconds=60,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
+        yield loaded(client)
 
 
 def _routes(app: FastAPI) -> dict[str, APIRoute]:

@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 logger = logging.getLogger(__name__)
 
 MAX_JWKS_BYTES = 64 * 1024
@@ -89,6 +87,10 @@ class JwksCache:
         return self._attempted_at is None or now - self._attempted_at >= self.min_refetch_seconds
 
     def _refresh(self, now: float) -> None:
+        # On first use: most processes never fetch keys, and httpx costs a tenth of a second
+        # at start (issue 50).
+        import httpx
+
         self._attempted_at = now
         try:
             keys = self._fetch()
@@ -104,6 +106,8 @@ class JwksCache:
         self._fetched_at = now
 
     def _fetch(self) -> dict[str, dict[str, Any]]:
+        import httpx  # loaded by `_refresh`
+
         # httpx's timeout bounds each network step; the deadline bounds the whole fetch, so a
         # server that drips bytes cannot hold the lock (and the requests behind it) for long.
         deadline = time.monotonic() + self.timeout_seconds

@@ -43,7 +43,7 @@ from backend.errors import (
     ChatProviderUnavailable,
     ChatTooManyTurns,
 )
-from backend.mcp.server import Caller
+from backend.mcp.caller import Caller
 from backend.models.conversation import ANSWER_MAX_CHARS, clean_text
 
 INSTRUCTIONS = """\

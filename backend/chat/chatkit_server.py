@@ -94,7 +94,8 @@ from backend.errors import (
     error_message,
     validation_details,
 )
-from backend.mcp.server import Caller, run_tool
+from backend.mcp.caller import Caller
+from backend.mcp.server import run_tool
 from backend.mcp.tools import TOOLS
 from backend.models.conversation import MessageText
 from backend.models.task import TASK_ID_MAX

@@ -38,7 +38,7 @@ from chatkit.widgets import DynamicWidgetRoot
 from pydantic import TypeAdapter
 
 from backend.errors import InvalidRequest
-from backend.mcp.server import Caller
+from backend.mcp.caller import Caller
 from backend.services.rate_limits import HeaderSink
 from backend.services.registry import UnitOfWork
 

@@ -25,7 +25,8 @@ from mcp_types import CallToolResult
 
 from backend.chat.claim import Claim, ClaimEnded
 from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
-from backend.mcp.server import Caller, run_tool
+from backend.mcp.caller import Caller
+from backend.mcp.server import run_tool
 from backend.mcp.tools import TOOLS, Tool
 from backend.models.conversation import (
     ARGUMENTS_MAX_CHARS,

@@ -30,7 +30,7 @@ import anyio.to_thread
 from backend.chat.claim import Claim
 from backend.config import Settings
 from backend.errors import AppError, ChatNotConfigured, NotFound, describe
-from backend.mcp.server import Caller
+from backend.mcp.caller import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
 from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
 from backend.services.registry import UnitOfWork

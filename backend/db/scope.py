@@ -155,24 +155,11 @@ class Bound:
     values: Mapping[str, Any]
 
 
-# `_write(..., then=)`: statements that write from the write's rows (`w`) in its statement.
-_WRITE_THEN = "w AS ({sql}), {thens}r AS (SELECT * FROM w)"
-
-
-@dataclass(frozen=True)
-class Then:
-    """A statement that writes after a write: as a CTE reading the write's rows (`w`), for a
-    write that commits in its own message, or `alone` (reading the stored rows), queued for
-    the COMMIT."""
-
-    from_write: Bound
-    alone: Bound
-
-
 class Scoped:
     """A service over one caller's rows, sending through the unit of work's `Sender` (which
     checks every statement scoped as it compiles it, backend/db/scope_check.py): every
-    statement is bound to the caller (`owner`). Two ways to send: `_read` and `_write`."""
+    statement is bound to the caller (`owner`). Two ways to send: `_read` and `_write`
+    (the task service's own modes: backend/services/task_sending.py)."""
 
     def __init__(self, send: Sender, user_id: str) -> None:
         self._send = send
@@ -188,39 +175,14 @@ class Scoped:
         """Send a statement that only reads (an unscoped one is refused before it is sent)."""
         return self._send.read(*self._bind(statement, values))
 
-    def _write(
-        self,
-        statement: Any,
-        *,
-        last: bool = False,
-        then: Then | tuple[Then, ...] | None = None,
-        **values: Any,
-    ) -> Rows:
+    def _write(self, statement: Any, *, last: bool = False, **values: Any) -> Rows:
         """Send a write and return its rows. `last`: nothing follows it, so where the unit of
         work allows it commits the request in its own message (one round trip); after that
-        only reads may follow. `then`: a statement that writes after it (a recurring task's
-        next occurrence), from its rows in the same statement when it commits here, else
-        with the COMMIT (several: in their order)."""
+        only reads may follow."""
         # `_bind`, inline: a write's path is counted (tests/test_walk.py, PATCH <= 50).
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}
-        values = {**values, OWNER: self.user_id}
-        if then is None:
-            return self._send.write(statement, values, last=last)
-        thens = (then,) if isinstance(then, Then) else then
-        if last and self._send.can_finish:
-            parts: dict[str, Any] = {}
-            then_values: dict[str, Any] = {}
-            for index, each in enumerate(thens):
-                parts[f"t{index}"], bound = self._bind(each.from_write, {})
-                then_values.update(bound)
-            ctes = "".join(f"t{index} AS ({{t{index}}}), " for index in range(len(thens)))
-            around = (_WRITE_THEN.replace("{thens}", ctes), parts, then_values)
-            return self._send.write(statement, values, last=True, around=around)
-        rows = self._send.write(statement, values)
-        for each in thens:
-            self._at_commit(each.alone)
-        return rows
+        return self._send.write(statement, {**values, OWNER: self.user_id}, last=last)
 
     def _hold_commit(self) -> None:
         """Something this service adds after the route's write must commit with it: the

@@ -5,7 +5,10 @@
 - `server.py`  the MCP server (the SDK's low-level `Server`): lists the tools, validates a
                call's arguments, runs it in a worker thread inside a `UnitOfWork`, and turns
                errors into tool errors carrying the REST error envelope.
-- `http.py`    Streamable HTTP at `/mcp` in the API app: bearer check (`auth.bearer.authenticate`),
+- `caller.py`  `Caller`: who calls a tool (what chat names too, without the SDK).
+- `mount.py`   `/mcp` on the API app; it imports `http.py` (and the SDK) beside the start, and
+               the readiness probe waits for it.
+- `http.py`    Streamable HTTP at `/mcp`: bearer check (`auth.bearer.authenticate`),
                stateless JSON responses, the RFC 9728 metadata when an external issuer is set.
 - `stdio.py`   the same server over stdio for one user (`python -m backend mcp`).
 """

@@ -22,7 +22,6 @@ without an external one nothing is advertised (docs/guides/mcp.md: how a client 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,20 +33,18 @@ from fastapi.security.utils import get_authorization_scheme_param
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.auth import ProtectedResourceMetadata
-from starlette.routing import Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import ErrorParts, ServiceUnavailable, Unauthorized, describe, error_body
-from backend.mcp.server import Caller, build_server
+from backend.mcp.caller import Caller
+from backend.mcp.mount import MCP_PATH, METADATA_PATH, authorization_server
+from backend.mcp.server import build_server
 from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY
 from backend.services.registry import UnitOfWork
 
-MCP_PATH = "/mcp"
-# RFC 9728 section 3.1: the well-known prefix inserted before the resource's path.
-METADATA_PATH = "/.well-known/oauth-protected-resource" + MCP_PATH
 # Where the verified claims wait for the tool handlers (the request's scope state).
 _CLAIMS = "mcp_claims"
 # Where a tool call's unit of work leaves its refusal of the caller's account (HTTP 401).
@@ -89,15 +86,6 @@ def _is_tool_call(body: bytes) -> bool:
 
 async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
-
-
-def authorization_server(settings: Settings) -> str | None:
-    """The external issuer an MCP client should send its user to, when one is configured:
-    the issuer of the JWKS-signed tokens (Better Auth: its base URL)."""
-    issuer = settings.jwks_issuer
-    if settings.jwt_jwks_url is None or issuer is None:
-        return None
-    return issuer if issuer.startswith(("https://", "http://")) else None
 
 
 class McpEndpoint:
@@ -242,37 +230,6 @@ def _client_ip(request: Request) -> str:
 
 def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
-
-
-class _NamedRoute(Route):
-    """A Starlette route that names itself in the scope, as FastAPI's routes do, so the access
-    log and the metrics label its requests `/mcp` (not "unmatched")."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match is not Match.NONE:
-            child["route"] = self
-        return match, child
-
-
-def install_mcp(app: FastAPI, settings: Settings) -> McpEndpoint:
-    """Route `/mcp` (and its RFC 9728 metadata, when an external issuer is configured) on the
-    app; the caller runs `endpoint.run()` in the app's lifespan."""
-    endpoint = McpEndpoint(app, settings)
-    # The SDK logs the end of every stateless request's transport at INFO ("Terminating
-    # session: None"): one line per request beside our access line, saying nothing.
-    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
-    # An ASGI endpoint for every method, outside the OpenAPI document. `/mcp/` reaches it
-    # too, with no redirect (the edge middleware's trailing-slash step).
-    app.router.routes.append(_NamedRoute(MCP_PATH, endpoint, name="mcp"))
-    if authorization_server(settings) is not None:
-        app.add_api_route(
-            METADATA_PATH,
-            endpoint.protected_resource_metadata,
-            methods=["GET"],
-            include_in_schema=False,
-        )
-    return endpoint
 
 
 def _observe(scope: Scope, tool: str, status: int) -> None:

@@ -16,7 +16,6 @@ import importlib.metadata
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
@@ -25,11 +24,9 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
-from backend.auth.tokens import TokenClaims
-from backend.config import Settings
 from backend.errors import NotFound, Unauthorized, describe, envelope
+from backend.mcp.caller import Caller
 from backend.mcp.tools import TOOLS, Tool
 from backend.services.registry import UnitOfWork
 
@@ -43,22 +40,6 @@ INSTRUCTIONS = (
     'is {"error": {"code", "message", "details"}}; VALIDATION_ERROR details name the '
     "argument at fault."
 )
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling and where their data lives: what a unit of work needs. `refused` hears
-    of a tool call whose unit of work refused the account (a revoked token, a deleted
-    account), for a transport that answers that itself (HTTP: 401)."""
-
-    engine: Engine
-    settings: Settings
-    claims: TokenClaims
-    client_ip: str
-    refused: Callable[[Unauthorized], None] | None = None
-    # Hears each call's outcome (the tool, and the status its error envelope carries, 200 for
-    # none), for a transport that logs and counts it (HTTP: the access log and metrics).
-    observed: Callable[[str, int], None] | None = None
 
 
 # The transport's answer to "who is calling?" for one request; raises an AppError if nobody.

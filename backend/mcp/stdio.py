@@ -25,7 +25,8 @@ from backend.auth.bearer import authenticate
 from backend.auth.tokens import MAX_SUBJECT_LENGTH, TokenClaims
 from backend.auth.verifier import TokenVerifier
 from backend.config import Settings
-from backend.mcp.server import Caller, build_server
+from backend.mcp.caller import Caller
+from backend.mcp.server import build_server
 from backend.models.common import storable_text
 from backend.services.registry import UnitOfWork
 

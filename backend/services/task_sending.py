@@ -1,8 +1,11 @@
 """`Scoped`'s sending modes that only the task service uses, beside it.
 
-`backend/db/scope.py` keeps what every service sends with (`_read`, `_write` and its `then=`,
-`_ahead`, `_at_commit`, the space locks); `TaskSending`, the task service's base, adds:
+`backend/db/scope.py` keeps what every service sends with (`_read`, `_write`, `_ahead`,
+`_at_commit`, the space locks); `TaskSending`, the task service's base, adds:
 
+- `_write_then`: a write with statements that write after it (`Then`: a recurring task's next
+  occurrence, a member's own reminders), from its rows in the same statement when it commits
+  the request in its message, else with the COMMIT;
 - `_steps`: a bulk request's operations, many statements in one message (`task_api_steps`,
   migration 0027), each step's row back as JSON (`decoded`), a step that wrote nothing refused
   without an error in the server's log (`StepRefused`);
@@ -26,8 +29,18 @@ from typing import Any
 
 from sqlalchemy import DateTime, Enum
 
-from backend.db.scope import Scoped
-from backend.db.sender import inline, render
+from backend.db.scope import OWNER, Bound, Scoped
+from backend.db.sender import Rows, inline, render
+
+
+@dataclass(frozen=True)
+class Then:
+    """A statement that writes after a write: as a CTE reading the write's rows (`w`), for a
+    write that commits in its own message, or `alone` (reading the stored rows), queued for
+    the COMMIT."""
+
+    from_write: Bound
+    alone: Bound
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,8 @@ _STEP = (
     "WITH r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
     "SELECT (SELECT row FROM j), CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END"
 )
+# `_write_then`: statements that write from the write's rows (`w`) in its statement.
+_WRITE_THEN = "w AS ({sql}), {thens}r AS (SELECT * FROM w)"
 # `_write_or_stored`: the written row, or the stored one when the write matched none (both
 # CTEs see the snapshot from before the write), marked with which it is.
 _WRITTEN_OR_STORED = (
@@ -83,6 +98,38 @@ def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
 
 class TaskSending(Scoped):
     """A `Scoped` service with the task service's own sending modes (module docstring)."""
+
+    def _write_then(
+        self,
+        statement: Any,
+        then: Then | tuple[Then, ...] | None,
+        *,
+        last: bool = False,
+        **values: Any,
+    ) -> Rows:
+        """`_write`, with `then`: statements that write after it, from its rows in the same
+        statement when it commits the request here, else with the COMMIT (several: in their
+        order)."""
+        # `_bind`, inline, as `_write` does (tests/test_walk.py counts a write's path).
+        if isinstance(statement, Bound):
+            statement, values = statement.statement, {**statement.values, **values}
+        values = {**values, OWNER: self.user_id}
+        if not then:
+            return self._send.write(statement, values, last=last)
+        thens = (then,) if isinstance(then, Then) else then
+        if last and self._send.can_finish:
+            parts: dict[str, Any] = {}
+            then_values: dict[str, Any] = {}
+            for index, each in enumerate(thens):
+                parts[f"t{index}"], bound = self._bind(each.from_write, {})
+                then_values.update(bound)
+            ctes = "".join(f"t{index} AS ({{t{index}}}), " for index in range(len(thens)))
+            around = (_WRITE_THEN.replace("{thens}", ctes), parts, then_values)
+            return self._send.write(statement, values, last=True, around=around)
+        rows = self._send.write(statement, values)
+        for each in thens:
+            self._at_commit(each.alone)
+        return rows
 
     def _write_or_stored(self, write: Any, stored: Any, **values: Any) -> tuple[Any, bool] | None:
         """`write` (one row's UPDATE ... RETURNING) committing the request in its message,

@@ -45,7 +45,6 @@ from backend.db.scope import (
     OWNER,
     Bound,
     Stmt,
-    Then,
     space_locked,
 )
 from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
@@ -64,6 +63,7 @@ from backend.services.task_listing import (
     order_by,
     sort_key,
 )
+from backend.services.task_sending import Then
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, cast
 from sqlalchemy import bindparam, delete, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import Bound, Then, owned
+from backend.db.scope import Bound, owned
 from backend.errors import (
     AppError,
     Conflict,
@@ -53,7 +53,7 @@ from backend.services.task_schedule import (
     not_recurring,
     plan_schedule,
 )
-from backend.services.task_sending import StepRefused, TaskSending
+from backend.services.task_sending import StepRefused, TaskSending, Then
 from backend.services.task_statements import (
     ACCESS,
     AS_SENT,
@@ -352,7 +352,7 @@ class TaskService(TaskSending):
         binds = {"task_id": task_id, **placement.values()}
         if expected is not None:
             binds["versions"] = sorted(expected)
-        rows = self._write(statement, **binds, last=last, then=thens or None)
+        rows = self._write_then(statement, thens, **binds, last=last)
         moved = next((row for row in rows if row.id == task_id), None)
         if moved is None:
             self._refuse(refusal, placement, binds)
@@ -564,12 +564,8 @@ class TaskService(TaskSending):
                 return cast(TaskRow, task)
             # Completes a series: its next occurrence is written with the completion.
             self._begin_again()
-            rows = self._write(
-                series,
-                task_id=task_id,
-                read_version=task.version,
-                last=True,
-                then=self._successor(task),
+            rows = self._write_then(
+                series, self._successor(task), task_id=task_id, read_version=task.version, last=True
             )
             if rows:
                 return cast(TaskRow, rows[0])
@@ -675,5 +671,5 @@ class TaskService(TaskSending):
         """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
         nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
         statement = updating(values, *conditions)
-        rows = self._write(statement, task_id=task_id, last=last, then=then)
+        rows = self._write_then(statement, then, task_id=task_id, last=last)
         return cast(TaskRow, rows[0]) if rows else None

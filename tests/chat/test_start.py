@@ -50,6 +50,7 @@ def test_not_ready_until_the_chat_stack_has_loaded(
     release.set()
     preload = chat.app.state.chat_stack  # type: ignore[attr-defined]
     assert preload.wait(60)
+    assert chat.app.state.mcp.wait(60)  # type: ignore[attr-defined]  # (tests/mcp/test_start.py)
     ready = chat.get("/health/ready")
     assert ready.status_code == 200, ready.text
     # The stack it loaded answers the first turn.

@@ -2,7 +2,13 @@
 sends: B's token with A's user_id, A's task and list ids (as the target, or as a list, parent
 or listing filter), A's list names, every tool. The answers are those for a task or list that
 does not exist, and A's rows stay exactly as they were: every table with a `user_id` column,
-read from the database (tests/resources.py), so a new tool's table is compared unnamed."""
+read from the database (tests/resources.py), so a new tool's table is compared unnamed.
+
+Besides, every id a tool's arguments take is found from their declarations (the marker each
+id field carries, backend/models/references.py) and aimed at A's row of its table, made
+through the REST API as the isolation of the routes makes it (tests/resources.py): the
+answer is the one a missing id gets, so a new resource's tool is covered with no edit here.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from backend.mcp.tools import TOOLS, Tool
+from backend.models.references import MEMBERS, USERS, NotAReference, Reference, Subject
 from tests.conftest import Account, count_rows
 from tests.mcp.conftest import NOT_FOUND, mcp_client, rest, run, structured, task_rows, tool_error
-from tests.resources import snapshot
+from tests.resources import Creator, creators, make_row, snapshot, the_app_routes
+from tests.sharing.references import ID_NAME, model_fields
 
 MISSING_ID = 9_000_000_000
 # Placeholders: the owner's target task, another task of theirs (a parent), their list's id
@@ -71,6 +79,73 @@ def extra_arguments(tool: Tool[Any]) -> list[dict[str, Any]]:
     ]
 
 
+# -- every id argument, from the declarations ---------------------------------------------------
+
+MAKERS: dict[str, Creator] = creators(the_app_routes())
+# A user id that names nobody: what a missing assignee is.
+NOBODY = "nobody-at-all"
+
+
+def _row_parameter(table: str) -> str:
+    """The path parameter whose POST route makes a row of `table`: the one collection whose
+    last segment is the table's name or ends it (`/api/lists`: `task_lists`)."""
+    found = [
+        name
+        for name, maker in MAKERS.items()
+        if (segment := maker.collection.rsplit("/", 1)[-1]) == table
+        or table.endswith(f"_{segment}")
+    ]
+    assert len(found) == 1, f"no single REST collection makes rows of {table}: {found}"
+    return found[0]
+
+
+def id_arguments(tool: Tool[Any]) -> dict[str, str]:
+    """The tool's top-level id arguments (but its `user_id`, tried above), each with what
+    names the row it takes: a path parameter whose POST route makes one (`task_id`), or
+    MEMBERS (a user id)."""
+    found: dict[str, str] = {}
+    for path, markers in model_fields(tool.arguments):
+        if "." in path or "[]" in path or not ID_NAME.search(path):
+            continue
+        marker = next(iter(markers), None)
+        if isinstance(marker, NotAReference) or (
+            isinstance(marker, Reference) and marker.table == USERS
+        ):
+            continue
+        if isinstance(marker, Subject):
+            found[path] = path  # the row the tool acts on: `task_id` names a task
+        elif isinstance(marker, Reference):
+            found[path] = MEMBERS if marker.table == MEMBERS else _row_parameter(marker.table)
+        else:  # tests/sharing/test_declared.py fails on it too
+            raise AssertionError(f"{tool.name}.{path} declares nothing")
+    return found
+
+
+def _row(parameter: str) -> str:
+    """The placeholder of a row its path parameter names (`<filter_id>`), for a tool's id
+    argument that only its declaration names: made for the caller by `_own_rows`."""
+    return f"<{parameter}>"
+
+
+def _required_rows(tool: Tool[Any]) -> dict[str, str]:
+    """The tool's required id arguments but `task_id` (TASK) -> their rows' placeholders."""
+    fields = tool.arguments.model_fields
+    return {
+        argument: _row(parameter)
+        for argument, parameter in id_arguments(tool).items()
+        if argument != "task_id" and parameter != MEMBERS and fields[argument].is_required()
+    }
+
+
+def _own_rows(http: Any, account: Account, known: dict[str, int]) -> dict[str, int]:
+    """The account's row for every placeholder `_required_rows` puts in a call."""
+    needed = {p for tool in TOOLS for p in _required_rows(tool).values()}
+    return {
+        placeholder: make_row(http, account, placeholder[1:-1], known, MAKERS)
+        for placeholder in sorted(needed)
+    }
+
+
 def _fill(arguments: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
     return {key: rows.get(value, value) for key, value in arguments.items()}
 
@@ -87,15 +162,16 @@ def _every_call(rows: dict[str, Any], user_id: str | None) -> list[tuple[str, di
     calls = []
     for tool in TOOLS:
         target = {"task_id": TASK} if "task_id" in tool.arguments.model_fields else {}
+        target.update(_required_rows(tool))
         for extra in extra_arguments(tool):
-            calls.append((tool.name, {**who, **target, **extra}))
+            calls.append((tool.name, {**who, **extra, **target}))
     return calls
 
 
 def test_every_tool_is_tried() -> None:
     """Each generated call is valid for its tool, so a refusal below is isolation, not a bad
     argument; and every tool is called."""
-    rows = {TASK: 1, REF: 2, LIST: 3, LIST_NAME: "a list"}
+    rows = {TASK: 1, REF: 2, LIST: 3, LIST_NAME: "a list", **{_row(p): 4 for p in MAKERS}}
     calls = _every_call(rows, "someone")
     assert {name for name, _ in calls} == {tool.name for tool in TOOLS}
     by_name = {tool.name: tool for tool in TOOLS}
@@ -123,6 +199,7 @@ def test_another_users_rows_are_invisible_and_untouchable(
     b_task = api_b.post("/api/tasks", json={"title": "B's own"}).json()["data"]["id"]
     b_ref = api_b.post("/api/tasks", json={"title": "B's other"}).json()["data"]["id"]
     bobs = {TASK: b_task, REF: b_ref, LIST: b_list, LIST_NAME: "B's list"}
+    bobs.update(_own_rows(api_b, bob, {"task_id": b_task, "list_id": b_list}))
     a_before, a_everything = task_rows(db_engine, alice.id), snapshot(db_engine, alice.id)
     b_before = task_rows(db_engine, bob.id)
     not_found = {tool.name: {**NOT_FOUND, "message": tool.not_found} for tool in TOOLS}
@@ -216,3 +293,84 @@ def test_writes_with_another_users_id_write_nothing(
     run(main)
     assert [row["user_id"] for row in task_rows(db_engine)] == [bob.id]
     assert count_rows(db_engine, "task_lists") == 0
+
+
+def test_id_arguments_are_found() -> None:
+    by_name = {tool.name: tool for tool in TOOLS}
+    assert id_arguments(by_name["update_task"]) == {
+        "task_id": "task_id",
+        "assignees": MEMBERS,
+        "list_id": "list_id",
+        "parent_id": "task_id",
+    }
+    assert id_arguments(by_name["rename_list"]) == {"list_id": "list_id"}
+    assert id_arguments(by_name["list_comments"]) == {"task_id": "task_id"}  # not after_id
+
+
+def _base(tool: Tool[Any], own: dict[str, int]) -> dict[str, Any]:
+    """The fewest arguments the tool is tried with above, naming no row but the caller's own
+    (`own`: a row per path parameter) where it must: the call an id argument is added to."""
+    calls = [arguments for name, arguments in _every_call({}, None) if name == tool.name]
+    plain = [{k: v for k, v in call.items() if not _names_rows({k: v})} for call in calls]
+    rows = {TASK: own["task_id"], **{_row(parameter): row for parameter, row in own.items()}}
+    return {
+        key: list(value) if isinstance(value, tuple) else rows.get(value, value)
+        for key, value in min(plain, key=len).items()
+    }
+
+
+def _about(error: dict[str, Any], argument: str) -> bool:
+    """Whether a refusal is the one a missing row gets: NOT_FOUND, or (an assignee, who is
+    no row of the caller's) a VALIDATION_ERROR naming the argument."""
+    fields = {str(detail.get("field") or "").rsplit(".", 1)[-1] for detail in error["details"]}
+    return error["code"] == "NOT_FOUND" or (
+        error["code"] == "VALIDATION_ERROR" and fields == {argument}
+    )
+
+
+def test_every_id_argument_aimed_at_another_users_row_answers_as_a_missing_one(
+    unlimited_live_server: str, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    parameters = {p for tool in TOOLS for p in id_arguments(tool).values() if p != MEMBERS}
+    alices: dict[str, int] = {}
+    bobs: dict[str, int] = {}
+    with (
+        rest(unlimited_live_server, alice.token) as api_a,
+        rest(unlimited_live_server, bob.token) as api_b,
+    ):
+        for parameter in sorted(parameters):
+            make_row(api_a, alice, parameter, alices, MAKERS)  # type: ignore[arg-type]
+            make_row(api_b, bob, parameter, bobs, MAKERS)  # type: ignore[arg-type]
+    a_everything = snapshot(db_engine, alice.id)
+    aimed_at: dict[str, Any] = {**alices, MEMBERS: alice.id}
+    missing: dict[str, Any] = {**dict.fromkeys(alices, MISSING_ID), MEMBERS: NOBODY}
+    tried: list[str] = []
+
+    def value(row: Any, argument: str, tool: Tool[Any]) -> Any:
+        """The row's id, in a list where the argument takes many (`assignees`)."""
+        prop = tool.arguments.model_json_schema()["properties"][argument]
+        many = any(each.get("type") == "array" for each in prop.get("anyOf", [prop]))
+        return [row] if many else row
+
+    async def main() -> None:
+        async with mcp_client(unlimited_live_server, bob.token) as client:
+            for tool in TOOLS:
+                for argument, names in id_arguments(tool).items():
+                    base = _base(tool, bobs)
+                    aimed = {**base, argument: value(aimed_at[names], argument, tool)}
+                    absent = {**base, argument: value(missing[names], argument, tool)}
+                    result = await client.call_tool(tool.name, aimed)
+                    compared = await client.call_tool(tool.name, absent)
+                    text = json.dumps([c.model_dump() for c in result.content])
+                    if names == MEMBERS:  # the id it names is in the message
+                        text = text.replace(alice.id, NOBODY)
+                    expected = json.dumps([c.model_dump() for c in compared.content])
+                    assert text == expected, (tool.name, argument, result, compared)
+                    if compared.is_error:  # refused for this id, not another argument
+                        error = tool_error(compared)
+                        assert _about(error, argument), (tool.name, argument, error)
+                    tried.append(f"{tool.name}.{argument}")
+
+    run(main)
+    assert snapshot(db_engine, alice.id) == a_everything
+    assert {"update_task.parent_id", "delete_list.list_id", "assign_task.assignees"} <= set(tried)

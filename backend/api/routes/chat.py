@@ -41,7 +41,7 @@ from backend.api.responses import (
 from backend.api.routes.user_tasks import UserId
 from backend.chat import turn
 from backend.errors import describe, error_body
-from backend.mcp.server import Caller
+from backend.mcp.caller import Caller
 from backend.models.common import DecimalDigits, ListMeta
 from backend.models.conversation import (
     CONVERSATION_ID_MAX,

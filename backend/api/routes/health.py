@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend.api.errors import error_response
 from backend.api.responses import DATABASE_UNREACHABLE, NOT_READY, errors
 from backend.chat.stack import Preload
+from backend.mcp.mount import McpMount
 from backend.models.envelopes import HealthEnvelope, HealthStatus, ReadyEnvelope
 from backend.services.health import pending_migrations
 
@@ -41,6 +42,11 @@ def ready(request: Request) -> JSONResponse:
     chat: Preload | None = request.app.state.chat_stack
     if chat is not None and (not chat.done or chat.failed is not None):
         reason = "The chat stack is loading" if not chat.done else "The chat stack failed to load"
+        return error_response(503, "SERVICE_UNAVAILABLE", reason, headers=retry)
+    # Nor before /mcp answers (its SDK loads beside the start: backend/mcp/mount.py).
+    mcp: McpMount = request.app.state.mcp
+    if not mcp.ready:
+        reason = "The MCP endpoint failed to load" if mcp.failed else "The MCP endpoint is loading"
         return error_response(503, "SERVICE_UNAVAILABLE", reason, headers=retry)
     try:
         pending = pending_migrations(request.app.state.engine, expected)
