@@ -17,6 +17,7 @@ from backend.api.routes import (
     invitations,
     lists,
     members,
+    stream,
     tasks,
     user_tasks,
 )
@@ -25,6 +26,7 @@ api_router = APIRouter()
 api_router.include_router(tasks.router)
 api_router.include_router(comments.router)
 api_router.include_router(changes.router)
+api_router.include_router(stream.router)
 api_router.include_router(lists.router)
 api_router.include_router(members.router)
 api_router.include_router(invitations.router)
