@@ -129,7 +129,9 @@ async def _writes(
     """`rate` creates a second for `seconds`, each by a random owner in its list: when each
     answer was read, by title."""
     answered: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    # Idle connections dropped before the server's keep-alive timeout (5 s) can close one
+    # under a request.
+    limits = httpx.Limits(max_connections=64, keepalive_expiry=1)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
         async def write(n: int) -> None:
@@ -171,7 +173,7 @@ async def _throughput(url: str, tokens: list[str], connections: int, seconds: fl
     """Writes a second of `connections` writers, each writing as fast as answered."""
     done = 0
     ends = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=connections)
+    limits = httpx.Limits(max_connections=connections, keepalive_expiry=1)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
         async def writer(n: int) -> None:
