@@ -226,6 +226,25 @@ class Settings(BaseSettings):
     # How long task changes stay in the change feed (GET /api/tasks/changes) once delivered
     # (specs/events.md); a feed cursor older than this is 410 CURSOR_EXPIRED.
     change_retention_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
+    # The live change stream (GET /api/changes/stream, specs/events.md "The live stream"):
+    # a heartbeat comment this often, which also re-checks the caller's token and account
+    # (expired, revoked, deleted: the stream ends) and reads the feed (a missed wake-up).
+    stream_heartbeat_seconds: float = Field(default=15.0, ge=0.05, le=300)
+    # How often each worker's one reader polls the feed's head to wake its streams.
+    stream_poll_ms: int = Field(default=100, ge=10, le=10_000)
+    # Open streams per user (per worker; past it 429) and per worker (past it 503).
+    stream_max_per_user: int = Field(default=10, ge=1, le=1000)
+    stream_max_per_worker: int = Field(default=2000, ge=1, le=100_000)
+    # Feed reads for woken streams at once, each off the event loop with a pooled connection.
+    stream_read_concurrency: int = Field(default=4, ge=1, le=64)
+    # A client that has not taken an event this long is disconnected (its buffer is the
+    # socket's, never the server's memory).
+    stream_send_timeout_seconds: float = Field(default=10.0, ge=0.1, le=300)
+    # A stream ends after this long (the client resumes from its last id): a connection is
+    # rebalanced across replicas, and a token's lifetime is never outlived by much.
+    stream_max_seconds: float = Field(default=3600.0, ge=0.1, le=86_400)
+    # How long a stream ticket (POST /api/changes/stream/tickets) can be used, once.
+    stream_ticket_seconds: int = Field(default=60, ge=5, le=600)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # The server's own bounds on a request (backend/server.py, specs/reliability.md R8), per

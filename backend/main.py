@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from backend.api import openapi
 from backend.api.deps import document_security
 from backend.api.errors import install_error_handlers
+from backend.api.live import Hub
 from backend.api.middleware import EdgeMiddleware
 from backend.api.routes import api_router, tag_descriptions
 from backend.auth.passwords import dummy_hash
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(40, 4 * (settings.db_pool_size + settings.db_max_overflow))
         app.state.engine = engine
+        app.state.live = Hub(engine, settings)  # the live change streams (backend/api/live.py)
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
         try:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 # The app's package alone (no module of it): the marker its request gate reads.
-from backend.api import OVER_CONNECTION_LIMIT
+from backend.api import CONNECTION, OVER_CONNECTION_LIMIT
 
 # Nothing heavier at import: uvicorn unpickles `protocol_factory`'s partial, and so imports
 # this module, in each spawned worker before that worker answers its supervisor's health
@@ -89,6 +89,19 @@ def raw_error(status: int, code: str, message: str) -> bytes:
     return STATUS_LINE[status] + headers + _PROTECTIVE + b"\r\n" + response.body
 
 
+class LongResponse:
+    """What a long response may ask of its connection (`CONNECTION`, backend/api)."""
+
+    __slots__ = ("_transport", "closing")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.closing = asyncio.Event()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(
         self,
@@ -110,6 +123,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._connection = LongResponse(transport)
         self._over_limit = len(self.connections) > self.limits.max_connections
         self._arm()  # a connection that never sends a byte is closed too
 
@@ -146,9 +160,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
+        extensions: dict[str, Any] = {CONNECTION: self._connection}
         if self._over_limit:
-            self.scope["extensions"] = {OVER_CONNECTION_LIMIT: {}}
+            extensions[OVER_CONNECTION_LIMIT] = {}
+        self.scope["extensions"] = extensions
         super().on_headers_complete()
+
+    def shutdown(self) -> None:
+        # A response still running (a live stream) is told, and ends itself cleanly.
+        self._connection.closing.set()
+        super().shutdown()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -7,6 +7,7 @@
 #   BASE_URL   API root (default http://127.0.0.1:8000)
 #   TOKEN      bearer token, sent when set (get one with `login`, `register` or
 #              `python -m backend token USER_ID --dev`)
+#   FOLLOW_SECONDS  `follow` stops after this many seconds (default: when the server ends it)
 #   IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH
 #              sent as the Idempotency-Key, If-Match and If-None-Match headers when set
 #              (e.g. IF_MATCH='"42-3"' scripts/api.sh update 42 '{"title": "x"}')
@@ -44,6 +45,8 @@
 # route: POST   /api/tasks                      create TITLE|JSON
 # route: GET    /api/tasks/stats                stats
 # route: GET    /api/tasks/changes              changes [CURSOR]
+# route: GET    /api/changes/stream             follow [CURSOR]
+# route: POST   /api/changes/stream/tickets     stream-ticket
 # route: POST   /api/tasks/bulk                 bulk JSON
 # route: DELETE /api/tasks/completed            clear-completed
 # route: GET    /api/tasks/{task_id}            get ID
@@ -229,6 +232,29 @@ case "$command" in
     ;;
   stats) request GET /api/tasks/stats ;;
   changes) request GET "/api/tasks/changes${1:+?cursor=$1}" ;;
+  follow)
+    # The live change stream, printed as it comes (Server-Sent Events: `id:` the feed cursor
+    # to resume from with `follow CURSOR`, `data:` the change). An HTTP error prints the
+    # envelope and exits 1; the stream's end (or FOLLOW_SECONDS) exits 0.
+    args=(-sSN --fail-with-body -H 'Accept: text/event-stream')
+    if [[ -n "${TOKEN:-}" ]]; then
+      args+=(-H "Authorization: Bearer $TOKEN")
+    fi
+    if [[ -n "${1:-}" ]]; then
+      args+=(-H "Last-Event-ID: $1")
+    fi
+    if [[ -n "${FOLLOW_SECONDS:-}" ]]; then
+      args+=(-m "$FOLLOW_SECONDS")
+    fi
+    code=0
+    curl "${args[@]}" "$BASE_URL/api/changes/stream" || code=$?
+    case $code in
+      0 | 28) exit 0 ;;  # ended by the server, or FOLLOW_SECONDS passed
+      22) echo >&2; echo "HTTP error GET /api/changes/stream" >&2; exit 1 ;;
+      *) exit "$code" ;;
+    esac
+    ;;
+  stream-ticket) request POST /api/changes/stream/tickets ;;
   bulk)
     need 1 "$@"
     request POST /api/tasks/bulk "$1"

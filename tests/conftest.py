@@ -389,14 +389,15 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
 
 @contextmanager
 def running_server(
-    database_url: str, *, workers: int = 1, **env_overrides: str
+    database_url: str, *, workers: int = 1, port: int | None = None, **env_overrides: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    """`python -m backend serve` in a subprocess on a loopback port, against `database_url`.
+    """`python -m backend serve` in a subprocess on a loopback port (`port`, or a free one),
+    against `database_url`.
 
     Ready once /health answers and every worker has logged its start-up (at LOG_LEVEL INFO,
     the default here). Yields the base URL, the process and the path of its log.
     """
-    port = _free_port()
+    port = port or _free_port()
     env = {
         **os.environ,
         "ENVIRONMENT": "test",

@@ -70,6 +70,8 @@ BUDGETS: dict[str, int] = {
     "GET /api/tasks?search": 1,
     "GET /api/tasks/stats": 1,
     "GET /api/tasks/changes": 1,
+    # The live stream's opening: its caller's entry with where it starts (the feed's head).
+    "GET /api/changes/stream": 1,
     "GET /api/tasks/{task_id}": 1,
     "GET /api/tasks/{task_id}/occurrences": 1,
     "GET /api/tasks/{task_id}/subtree": 1,
@@ -264,6 +266,10 @@ def counted(proxy: DbProxy, database_url: str, chat_model: FakeModel) -> Iterato
         # A turn's heartbeat is a round trip of its own a beat after it began: never inside
         # a counted turn, however slow the run.
         chat_heartbeat_seconds=60,
+        # A live stream ends at once (its opening is what is counted), before the worker's
+        # reader of the feed's head polls at all.
+        stream_max_seconds=0.2,
+        stream_poll_ms=10_000,
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield loaded(client)

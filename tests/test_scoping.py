@@ -397,6 +397,10 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.events.outbox", "failed"): "the outbox worker: marks what it failed",
     ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",
     ("backend.services.changes", "prune"): "the prune command and the worker: every user's",
+    ("backend.services.live", "feed_head"): "the live streams' reader: every user's newest id",
+    ("backend.services.live", "moved_since"): "the live streams' reader: whose feeds moved",
+    ("backend.services.stream_tickets", "use"): "a stream ticket names its user: used (deleted) "
+    "by its hash before any caller is known",
     ("backend.services.idempotency", "prune_expired"): "the prune command: every user's",
     ("backend.services.reminders", "fire_due"): "the worker: every user's due reminders",
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",

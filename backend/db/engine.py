@@ -6,10 +6,12 @@ import logging
 import os
 import select
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
@@ -194,3 +196,21 @@ CONNECTION_CLOCK_OFFSET = "task_api_connection_clock_offset"
 CONNECTION_IN_TIME = "task_api_connection_commit_in_time"
 # All a pooled connection keeps between requests.
 CONNECTION_KEYS = frozenset((_CONNECTION_IDLE_SINCE, CONNECTION_CLOCK_OFFSET, CONNECTION_IN_TIME))
+
+
+@contextmanager
+def autocommitted(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection whose statements each commit on their own: one round trip each,
+    no `BEGIN` before or `ROLLBACK` after (the pool's reset of an idle connection sends
+    nothing). For the few statements outside a request's unit of work that need no
+    transaction (the live streams' reader, a stream ticket's use)."""
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is None:
+            raise RuntimeError("a checked-out connection has its DBAPI connection")
+        dbapi.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not dbapi.closed:
+                dbapi.autocommit = False

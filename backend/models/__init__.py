@@ -14,6 +14,7 @@ from backend.models.conversation import Conversation, Message
 from backend.models.idempotency import IdempotencyKey
 from backend.models.rate_limit import RateLimit
 from backend.models.sharing import ListInvitation, ListMember, Role, TaskComment
+from backend.models.stream_ticket import StreamTicket, StreamTicketPublic
 from backend.models.task import (
     Priority,
     SortOrder,
@@ -62,6 +63,8 @@ __all__ = [
     "RateLimit",
     "Role",
     "SortOrder",
+    "StreamTicket",
+    "StreamTicketPublic",
     "Task",
     "TaskComment",
     "TaskCompletion",

@@ -16,6 +16,7 @@ from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
 from backend.models.sharing import CommentPublic, InvitationCreated, InvitationPublic, MemberPublic
+from backend.models.stream_ticket import StreamTicketPublic
 from backend.models.task import TaskPublic
 from backend.models.task_list import ListPublic
 from backend.models.task_ops import (
@@ -160,3 +161,7 @@ class CommentsEnvelope(ListEnvelope[CommentPublic]):
 
 class ActivityEnvelope(ListEnvelope[ActivityItem]):
     """A page of activity, newest first."""
+
+
+class StreamTicketEnvelope(DataEnvelope[StreamTicketPublic]):
+    """A one-time ticket that opens your live change stream."""

@@ -159,7 +159,14 @@ def latest_position() -> ColumnElement[int]:
     return cast(ColumnElement[int], func.greatest(own, theirs, pruned, 0))
 
 
+_HEAD = select(latest_position().label("position"))
+
+
 class ChangeFeed(Scoped):
+    def head(self) -> int:
+        """The caller's position now: where a live stream without a cursor starts."""
+        return int(self._read(_HEAD).scalar_one())
+
     def page(self, after: int | None, limit: int) -> ChangePage:
         """Up to `limit` changes after position `after` (from the oldest retained without
         one). Raises `CursorExpired` when changes after `after` have been pruned."""

@@ -51,6 +51,7 @@ from backend.services.rate_limits import (
     settle_usages,
     write_count,
 )
+from backend.services.stream_tickets import StreamTickets
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
@@ -227,6 +228,10 @@ class UnitOfWork:
     @cached_property
     def invitations(self) -> InvitationService:
         return InvitationService(self.send, self.caller_id)
+
+    @cached_property
+    def stream_tickets(self) -> StreamTickets:
+        return StreamTickets(self.send, self.caller_id)
 
     @cached_property
     def users(self) -> UserService:

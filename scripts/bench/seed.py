@@ -71,6 +71,18 @@ def database_name(users: int, tasks: int) -> str:
     return f"task_api_bench_{users}u_{tasks}t"
 
 
+def fresh_database(server: str, name: str) -> str:
+    """Database `name` on `server`, made anew and migrated: its URL."""
+    url = make_url(libpq_url(server)).set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    migrate_up(url)
+    return url
+
+
 def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = False) -> BenchDb:
     name = database_name(users, tasks)
     url = make_url(libpq_url(server)).set(database=name).render_as_string(hide_password=False)
@@ -83,12 +95,7 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
         max_id = reset(engine)
         engine.dispose()
         return BenchDb(url, users, tasks, max_id, None, list_owners(users))
-    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    migrate_up(url)
+    fresh_database(server, name)
     engine = create_engine(normalize_url(url))
     started = time.monotonic()
     columns = (

@@ -214,6 +214,13 @@ def check_events(out: str) -> None:
     ]
 
 
+def check_live(out: str) -> None:
+    """`follow` from the listing's cursor printed the create as an event, with its id."""
+    events = [line for line in out.splitlines() if line.startswith("data: ")]
+    assert [json.loads(e[6:])["task"]["title"] for e in events] == ["Milk"], out
+    assert any(line.startswith("id: ") for line in out.splitlines()), out
+
+
 def check_operations(out: str) -> None:
     assert out.rstrip().endswith("200"), out  # /metrics outside production
     assert '"status":"ok"' in out.replace(" ", "")
@@ -230,6 +237,7 @@ CHECKS = {
     "guides/mcp.md": check_mcp,
     "guides/chat.md": check_chat,
     "guides/events.md": check_events,
+    "guides/live.md": check_live,
     "guides/operations.md": check_operations,
 }
 

@@ -76,7 +76,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "get-not-modified", "update", "update-stale", "replace", "toggle", "set",
         "delete-stale", "delete", "get-deleted", "create-invalid", "create-more", "bulk",
         "filter", "pages", "all-tasks", "stats", "clear-completed", "clear-completed-again",
-        "user-path", "bulk-delete", "changes", "stats-after", "bulk-missing", "recurring",
+        "user-path", "bulk-delete", "changes", "stream", "stats-after", "bulk-missing", "recurring",
         "recurring-next", "create-lists", "list-name-taken", "create-in-list", "list-page",
         "move-task", "move-stale", "move-cycle", "subtree", "complete-down", "subtasks-page",
         "bulk-move", "update-list", "update-list-stale", "lists", "get-list", "stats-by-list",
@@ -91,6 +91,8 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "ready": {"status": "ready", "database": "ok", "migrations": "current"},
     }
     assert values["token"]["token_type"] == "bearer"
+    # The live stream from the feed's cursor: the feed's changes, each with an id.
+    assert values["stream"] == [[*change, True] for change in values["changes"]["changes"]]
     # Comments: two pages of one, an edit by its author, another task's id a missing comment.
     assert values["comments"] == {
         "pages": [["Tuesday?"], ["Booked:\n9 am"]],

@@ -187,6 +187,12 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
         api.run("update", done, '{"title": "Done sooner"}')
         [change] = api.json("changes", cursor)["data"]
         assert (change["type"], change["task"]["title"]) == ("updated", "Done sooner")
+    if ("GET", "/api/changes/stream") in routes:
+        # The live stream from the same cursor: the same change, as an event.
+        followed = api.run("follow", cursor, env={"FOLLOW_SECONDS": "3"}).stdout
+        assert '"title":"Done sooner"' in followed and "id: " in followed, followed
+        failed = api.run("follow", "not-a-cursor", expect_ok=False)
+        assert '"code":"VALIDATION_ERROR"' in failed.stdout
     if ("GET", "/api/tasks/{task_id}/occurrences") in routes:
         weekly = api.json(
             "create", '{"title": "Bins", "recurrence": "weekly", "due_date": "2030-01-07"}'

@@ -403,7 +403,8 @@ MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
 
 
 # Write routes whose bodies carry no human text (a role, a user id, an invitation's token, an
-# address validated as an email): nothing for a door to send; tests/sharing tests their input.
+# address validated as an email; a stream ticket's, no body): nothing for a door to send;
+# tests/sharing (and tests/changes/test_stream.py) test their input.
 NO_TEXT = {
     ("PATCH", "/lists/{list_id}/members/{user_id}"),
     ("DELETE", "/lists/{list_id}/members/{user_id}"),
@@ -411,6 +412,7 @@ NO_TEXT = {
     ("POST", "/lists/{list_id}/invitations"),
     ("DELETE", "/lists/{list_id}/invitations/{invitation_id}"),
     ("POST", "/invitations/accept"),
+    ("POST", "/changes/stream/tickets"),
 }
 
 

@@ -146,6 +146,18 @@ async function main(): Promise<void> {
     changes: changes.data.map((change) => [change.type, change.task_id, change.task]),
     has_more: changes.meta.has_more,
   });
+  // The same changes, live: the stream from the same cursor gives each with its id.
+  const streaming = new AbortController();
+  const streamed: unknown[] = [];
+  for await (const { id, change } of api.changes.stream({
+    cursor: synced.meta.changes_cursor,
+    signal: streaming.signal,
+  })) {
+    streamed.push([change.type, change.task_id, change.task, id.length > 0]);
+    if (streamed.length === changes.data.length) break;
+  }
+  streaming.abort();
+  step("stream", streamed);
   step("stats-after", await api.taskStats());
   await failure("bulk-missing", () => api.bulkTasks([{ op: "complete", id: rent.id }]));
 

@@ -18,7 +18,9 @@
  *   done, so any method may be retried);
  * - abort signals: every call takes `{ signal }`, which also cuts a wait before a retry;
  * - chat: `chat` (one turn, with an Idempotency-Key so a retried turn never repeats a committed
- *   tool call) and `chatStream` (the same turn as parsed server-sent events).
+ *   tool call) and `chatStream` (the same turn as parsed server-sent events);
+ * - the live change stream: `changes.stream()`, every change as it commits, reconnecting from
+ *   the last event's id after any interruption (nothing missed, nothing twice).
  */
 import createClient, { type Client } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
@@ -39,6 +41,18 @@ export type Reminder = Task["reminders"][number];
 export type TimeZone = Schemas["TimeZone"];
 export type TaskChange = Schemas["TaskChange"];
 export type ChangesPage = Schemas["TaskChangesEnvelope"];
+/** One change of the live stream and its `id`: a feed cursor, to resume from. */
+export interface StreamedChange {
+  id: string;
+  change: TaskChange;
+}
+export type ChangeStreamOptions = CallOptions & {
+  /** Resume after this id (an event's, a feed's `next_cursor`, a listing's `changes_cursor`);
+   * default: from now. */
+  cursor?: string;
+  /** Wait before reconnecting after the stream was cut (default 1000 ms). */
+  reconnectMs?: number;
+};
 /** Where `moveTask` puts a task: `after_id` / `before_id` (a sibling), `parent_id`, `list_id`. */
 export type TaskMove = Schemas["TaskMove"];
 export type BulkOperation = Schemas["BulkRequest"]["operations"][number];
@@ -222,6 +236,11 @@ export class TaskApi {
     });
   }
 
+  /** The change feed, live: `for await (const { id, change } of api.changes.stream())`. */
+  readonly changes = {
+    stream: (options: ChangeStreamOptions = {}) => this.streamChanges(options),
+  };
+
   // -- auth ---------------------------------------------------------------------------------
 
   async register(body: Registration, options: CallOptions = {}): Promise<AuthSession> {
@@ -364,6 +383,42 @@ export class TaskApi {
     const { limit, ...init } = options;
     const query = { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) };
     return ok(await this.client.GET("/api/tasks/changes", { params: { query }, ...init }));
+  }
+
+  /**
+   * Your changes as they commit (GET /api/changes/stream): the feed's entries, each with its
+   * `id`. When the stream is cut (a server's restart or shutdown, `STREAM_MAX_SECONDS`, the
+   * network) it reconnects with `Last-Event-ID`, the last id: nothing missed, nothing twice.
+   * Ends by throwing `ApiError` on 401 (the token expired or was revoked), 410 CURSOR_EXPIRED
+   * (list again and stream from its `changes_cursor`) or 422, or the signal's reason.
+   */
+  private async *streamChanges(options: ChangeStreamOptions): AsyncGenerator<StreamedChange> {
+    const { cursor, reconnectMs = 1000, signal = new AbortController().signal } = options;
+    let last = cursor;
+    for (;;) {
+      try {
+        const result = await this.client.GET("/api/changes/stream", {
+          params: { header: { "Last-Event-ID": last ?? null } },
+          headers: { Accept: "text/event-stream" },
+          parseAs: "stream",
+          signal,
+        });
+        if (!result.response.ok || !result.response.body) {
+          const error = ApiError.from(result.response, result.error);
+          if (result.response.status < 500) throw error; // 5xx: reconnect below
+        } else {
+          for await (const record of serverSentEvents(result.response.body)) {
+            if (record.id === null) continue;
+            last = record.id;
+            yield { id: record.id, change: record.data as TaskChange };
+          }
+        }
+      } catch (error) {
+        if (error instanceof ApiError || signal.aborted) throw error;
+        // A cut connection (TypeError from fetch, a reset body): reconnect from `last`.
+      }
+      await sleep(reconnectMs, signal);
+    }
   }
 
   async taskStats(options: CallOptions = {}): Promise<TaskStats> {
@@ -597,7 +652,9 @@ export class TaskApi {
     if (!result.response.ok || !result.response.body) {
       throw ApiError.from(result.response, result.error);
     }
-    yield* serverSentEvents(result.response.body);
+    for await (const record of serverSentEvents(result.response.body)) {
+      yield { event: record.event, data: record.data } as ChatEvent;
+    }
   }
 
   /** Your conversations, newest activity first (follow `meta.next_cursor`). */
@@ -619,27 +676,42 @@ export class TaskApi {
   }
 }
 
-/** Parse a text/event-stream body into `{ event, data }` records (one per blank-line block). */
-async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ChatEvent> {
+/** One server-sent event: its `event` name ("message" by default), JSON `data` and `id`. */
+interface EventRecord {
+  event: string;
+  data: unknown;
+  id: string | null;
+}
+
+/** Parse a text/event-stream body into records (one per blank-line block with `data:`;
+ * comments, such as heartbeats, and `retry:` skipped). */
+async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<EventRecord> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffered = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    buffered += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-    let end: number;
-    while ((end = buffered.indexOf("\n\n")) >= 0) {
-      const block = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      let event = "message";
-      const lines: string[] = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) lines.push(line.slice(5).replace(/^ /, ""));
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      buffered += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+      let end: number;
+      while ((end = buffered.indexOf("\n\n")) >= 0) {
+        const block = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        let event = "message";
+        let id: string | null = null;
+        const lines: string[] = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) lines.push(line.slice(5).replace(/^ /, ""));
+          else if (line.startsWith("id:")) id = line.slice(3).replace(/^ /, "");
+        }
+        if (lines.length) yield { event, data: JSON.parse(lines.join("\n")), id };
       }
-      if (lines.length) yield { event, data: JSON.parse(lines.join("\n")) } as ChatEvent;
     }
+  } finally {
+    // A consumer that stopped early (a `break`) closes the connection.
+    await reader.cancel().catch(() => undefined);
   }
 }
 

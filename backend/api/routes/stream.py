@@ -1,0 +1,178 @@
+"""`GET /api/changes/stream`: the caller's change feed, live (Server-Sent Events; issue 51,
+specs/events.md "The live stream"). Each event is one change of `GET /api/tasks/changes`,
+with the same JSON, its `id:` the feed cursor after it.
+
+Thin: verify the caller, take the stream's place in the worker's hub (`backend/api/live.py`),
+read where it starts, and hand the rest to `ChangeStream`. An `async def` route: a stream
+holds no thread and no connection while idle; its feed reads run in worker threads through
+the door's own `UnitOfWork` (`ChangeStream.page`), so the reads are the feed's own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from backend.api import deps
+from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.live import ChangeStream, Hub
+from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor
+from backend.api.responses import (
+    CURSOR_EXPIRED,
+    INVALID_CHANGES_CURSOR,
+    VALIDATION,
+    errors,
+    ok,
+)
+from backend.auth.tokens import TokenClaims
+from backend.errors import Unauthorized
+from backend.models import StreamTicketPublic
+from backend.models.envelopes import StreamTicketEnvelope
+from backend.services import stream_tickets
+from backend.services.changes import ChangePage
+from backend.services.registry import UnitOfWork
+
+ERROR_ENVELOPE = "#/components/schemas/ErrorEnvelope"
+# Whatever was wrong with a ticket (unknown, used, expired, its account gone): one answer.
+BAD_TICKET = "Invalid, used or expired stream ticket: get a new one"
+
+router = APIRouter(prefix="/api/changes", tags=["changes"], route_class=DoorRoute)
+
+EVENT_STREAM = {
+    "description": "The stream: a `retry:` hint, then one event per change (`id:` the feed "
+    "cursor after it, `data:` the change's JSON, as `GET /api/tasks/changes` gives it), and "
+    "a `: heartbeat` comment when idle. It ends when the token expires or is revoked, the "
+    "account is deleted, the server shuts down or after `STREAM_MAX_SECONDS`: reconnect with "
+    "`Last-Event-ID`.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+
+
+def _signed_in(work: UnitOfWork) -> TokenClaims:
+    claims = work.claims
+    if claims is None:  # a signed-in caller's door always has them
+        raise RuntimeError("a signed-in caller's door has its token's claims")
+    return claims
+
+
+async def stream_claims(
+    request: Request,
+    response: Response,
+    ticket: Annotated[
+        str | None,
+        Query(
+            max_length=256,
+            description="A one-time ticket (`POST /api/changes/stream/tickets`), for a "
+            "browser's `EventSource`, which cannot send the bearer header. Used up by any "
+            "attempt; an unknown, used or expired one is 401.",
+        ),
+    ] = None,
+) -> TokenClaims:
+    """The caller: by the ticket when one is given (used up here), else the bearer token
+    (the door's own check; its unit of work, never entered, is dropped)."""
+    if ticket is None:
+        return _signed_in(await deps.door(request, response))
+    hub: Hub = request.app.state.live
+    engine = request.app.state.engine
+    claims: TokenClaims | None = await hub.read(stream_tickets.use, engine, ticket)
+    if claims is None:
+        raise Unauthorized(BAD_TICKET)
+    request.state.user_id = claims.subject  # for the access log (never the ticket)
+    return claims
+
+
+@router.post(
+    "/stream/tickets",
+    operation_id="createStreamTicket",
+    status_code=201,
+    response_model=StreamTicketEnvelope,
+    summary="Get a ticket to open your live change stream",
+    responses={**ok(201, "The ticket: use it once, within a minute."), **errors(401, 429, 503)},
+    description="For a browser's `EventSource`, which cannot send the bearer header: pass the "
+    "ticket as `?ticket=` to `GET /api/changes/stream`. Valid once, for "
+    "`STREAM_TICKET_SECONDS` (60 by default); the long-lived token never goes into a URL. "
+    "The stream ends when the token it was made with expires or is revoked.",
+)
+def create_stream_ticket(door: Door, settings: SettingsDep) -> StreamTicketEnvelope:
+    seconds = settings.stream_ticket_seconds
+    ticket, expires_at = door.stream_tickets.issue(_signed_in(door), seconds)
+    return StreamTicketEnvelope(data=StreamTicketPublic(ticket=ticket, expires_at=expires_at))
+
+
+def _as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """The error responses of a route whose success is an event stream: still JSON (FastAPI
+    would file a response's `model` under the route's own media type)."""
+    for response in responses.values():
+        response.pop("model", None)
+        response["content"]["application/json"]["schema"] = {"$ref": ERROR_ENVELOPE}
+    return responses
+
+
+@router.get(
+    "/stream",
+    operation_id="streamChanges",
+    status_code=200,
+    summary="Follow your task changes live",
+    response_class=ChangeStream,
+    responses={
+        200: EVENT_STREAM,
+        **_as_json(
+            errors(
+                401,
+                410,
+                422,
+                429,
+                503,
+                examples=(CURSOR_EXPIRED, VALIDATION, INVALID_CHANGES_CURSOR),
+            )
+        ),
+    },
+    description="Server-Sent Events: every change of your change feed as it commits, your "
+    "own and your shared lists' (`access.granted`, `access.ended` included). Resume with "
+    "`Last-Event-ID` (or `cursor`): every change after it, none twice; a cursor older than "
+    "the feed keeps is 410 `CURSOR_EXPIRED`, as for the feed. Without one the stream starts "
+    "now. A bearer token, or for a browser's `EventSource` a one-time `ticket` "
+    "(`POST /api/changes/stream/tickets`).",
+)
+async def stream_changes(
+    request: Request,
+    settings: SettingsDep,
+    claims: Annotated[TokenClaims, Depends(stream_claims)],
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description="Where to resume: an event's `id`, a feed's `next_cursor` or a "
+            "listing's `changes_cursor`. `Last-Event-ID` wins when both are sent.",
+        ),
+    ] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=MAX_CURSOR_LENGTH,
+            description="The last event's `id` (sent by `EventSource` when it reconnects).",
+        ),
+    ] = None,
+) -> ChangeStream:
+    given = last_event_id or cursor
+    after = (
+        decode_changes_cursor(settings.signing_secret(), claims.subject, given) if given else None
+    )
+    hub: Hub = request.app.state.live
+    listener = hub.admit(claims.subject)
+    locals_ = request.app.state.transaction_locals
+
+    def start() -> ChangePage | int:
+        with UnitOfWork(
+            request.app.state.engine, settings, claims=claims, transaction_locals=locals_
+        ) as work:
+            return work.changes.head() if after is None else work.changes.page(after, 100)
+
+    try:
+        first = await hub.read(start)
+    except BaseException:
+        hub.leave(listener)
+        raise
+    return ChangeStream(hub, settings, claims, listener, first, locals_)

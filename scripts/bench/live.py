@@ -1,0 +1,373 @@
+"""The live change stream's benchmark (issue 51): `python -m scripts.bench.live`.
+
+One API worker (`serve`, production settings), `--lists` shared lists of `--members` members
+each, every member with a stream open (1,000 by default), the lists' owners writing `--rate`
+changes a second (a create in a random list). Reported, beside the same run with no stream:
+
+- the delay from a write's answer (as its writer read it) to each member's event, p50/p99;
+- the worker's memory per open stream (its RSS with the streams, less without, per stream);
+- the CPU seconds of the worker and of PostgreSQL per second of the run;
+- through a proxy adding `--rtt-ms` to every database round trip: a single writer's p50 and
+  the writes a second of `--connections` concurrent writers, with and without the streams;
+- the most lock waits seen in `pg_locks` (sampled every 50 ms), and whether any was the
+  commit-time lock a `NOTIFY` takes (an object lock on database 0): the write path must add none.
+
+The client (this process: the streams, the writers) shares the machine with the server:
+figures are this machine's, loaded as it is. Writes JSON to `--out` and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import secrets
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from backend.auth.tokens import issue_token
+from backend.config import Settings
+from backend.db.engine import normalize_url
+from scripts.bench import seed, servers
+from scripts.bench.dbproxy import DbProxy
+
+DATABASE = "task_api_bench_live"
+# Lock waits a NOTIFY's commit would show: the object lock on database 0 (pg_database).
+_LOCKS = text(
+    "SELECT count(*) FILTER (WHERE NOT granted), "
+    "count(*) FILTER (WHERE NOT granted AND locktype = 'object' AND objid = 0 "
+    "AND classid = 'pg_database'::regclass) FROM pg_locks"
+)
+
+
+class Locks:
+    """Samples `pg_locks` every 50 ms while running: the most waits seen at once."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_engine(normalize_url(url))
+        self.most = self.notify = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self._engine.connect() as conn:
+            while not self._stop.wait(0.05):
+                waiting, notify = conn.execute(_LOCKS).one()
+                conn.rollback()
+                self.most, self.notify = max(self.most, waiting), max(self.notify, notify)
+
+    def __enter__(self) -> Locks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+
+
+class Streams:
+    """`count` open streams (raw sockets, one asyncio loop), recording when each event came."""
+
+    def __init__(self, url: str, tokens: list[str]) -> None:
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.tokens = tokens
+        self.received: list[tuple[str, float]] = []
+        self.opened = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        ready = asyncio.Semaphore(64)  # connects at once
+        self._tasks = [asyncio.create_task(self._follow(t, ready)) for t in self.tokens]
+        while self.opened < len(self.tokens):
+            if any(t.done() for t in self._tasks):
+                for task in self._tasks:
+                    if task.done():
+                        task.result()  # a failed open raises here
+            await asyncio.sleep(0.1)
+
+    async def _follow(self, token: str, ready: asyncio.Semaphore) -> None:
+        async with ready:
+            reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+            writer.write(
+                f"GET /api/changes/stream HTTP/1.1\r\nHost: {self.host}\r\n"
+                f"Authorization: Bearer {token}\r\n\r\n".encode()
+            )
+            status = await reader.readline()
+            if b" 200 " not in status:
+                raise RuntimeError(f"a stream was refused: {status!r}")
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+            self.opened += 1
+        try:
+            while line := await reader.readline():
+                if line.startswith(b"data: "):
+                    title = json.loads(line[6:])["task"]["title"]
+                    self.received.append((title, time.monotonic()))
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+async def _writes(
+    url: str, owners: list[tuple[str, int]], rate: float, seconds: float, tag: str
+) -> dict[str, float]:
+    """`rate` creates a second for `seconds`, each by a random owner in its list: when each
+    answer was read, by title."""
+    answered: dict[str, float] = {}
+    # Idle connections dropped before the server's keep-alive timeout (5 s) can close one
+    # under a request.
+    limits = httpx.Limits(max_connections=64, keepalive_expiry=1)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def write(n: int) -> None:
+            token, list_id = random.choice(owners)  # noqa: S311 (a load, not a secret)
+            title = f"{tag}-{n}"
+            made = await client.post(
+                "/api/tasks",
+                json={"title": title, "list_id": list_id},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if made.status_code != 201:
+                raise RuntimeError(f"a write failed: {made.status_code} {made.text}")
+            answered[title] = time.monotonic()
+
+        started = time.monotonic()
+        pending = []
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            pending.append(asyncio.create_task(write(n)))
+        await asyncio.gather(*pending)
+    return answered
+
+
+async def _write_latency(url: str, token: str, count: int) -> float:
+    """A single writer's median write time (ms), one write after another."""
+    times = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        for n in range(count):
+            began = time.perf_counter()
+            made = await client.post("/api/tasks", json={"title": f"p50-{n}"}, headers=headers)
+            times.append((time.perf_counter() - began) * 1000)
+            if made.status_code != 201:
+                raise RuntimeError(made.text)
+    return statistics.median(times[5:])
+
+
+async def _throughput(url: str, tokens: list[str], connections: int, seconds: float) -> float:
+    """Writes a second of `connections` writers, each writing as fast as answered."""
+    done = 0
+    ends = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=connections, keepalive_expiry=1)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def writer(n: int) -> None:
+            nonlocal done
+            headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"}
+            while time.monotonic() < ends:
+                made = await client.post("/api/tasks", json={"title": "tp"}, headers=headers)
+                if made.status_code == 201:
+                    done += 1
+
+        await asyncio.gather(*(writer(n) for n in range(connections)))
+    return done / seconds
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"count": len(values), "p50_ms": pick(0.5) * 1000, "p99_ms": pick(0.99) * 1000}
+
+
+@contextmanager
+def _api(
+    url: str, secret: str, log_dir: Path, settings: dict[str, str]
+) -> Iterator[servers.Server]:
+    extra = {
+        "HTTP_MAX_CONNECTIONS": "5000",
+        "STREAM_MAX_PER_WORKER": "5000",
+        "WEB_CONCURRENCY": "1",
+        **settings,
+    }
+    with servers.start(
+        "api", workers=1, database_url=url, secret=secret, log_dir=log_dir, extra_env=extra
+    ) as api:
+        yield api
+
+
+async def _setup(url: str, owners: list[str], members: list[list[str]]) -> list[int]:
+    """Every account provisioned (its first request), a list per owner: the lists' ids."""
+    sem = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def me(token: str) -> None:
+            async with sem:
+                if not (await client.get("/api/auth/me", headers=_bearer(token))).is_success:
+                    raise RuntimeError("an account could not be provisioned")
+
+        await asyncio.gather(*(me(t) for group in members for t in group))
+        lists = []
+        for n, token in enumerate(owners):
+            made = await client.post(
+                "/api/lists", json={"name": f"Shared {n}"}, headers=_bearer(token)
+            )
+            lists.append(int(made.json()["data"]["id"]))
+    return lists
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _rss(api: servers.Server) -> int:
+    return sum(api.rss().values())
+
+
+def _phase(
+    api: servers.Server, pg: servers.PostgresCpu, url: str, run: Any
+) -> tuple[Any, dict[str, float | None]]:
+    cpu, pg_cpu, began = api.cpu_seconds(), pg.cpu_seconds(), time.monotonic()
+    result = asyncio.run(run())
+    elapsed = time.monotonic() - began
+    after = pg.cpu_seconds()
+    return result, {
+        "worker_cpu_per_s": (api.cpu_seconds() - cpu) / elapsed,
+        "postgres_cpu_per_s": None
+        if after is None or pg_cpu is None
+        else (after - pg_cpu) / elapsed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lists", type=int, default=100)
+    parser.add_argument("--members", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=50, help="changes a second")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rtt-ms", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=Path("bench-live.json"))
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a server setting"
+    )
+    args = parser.parse_args(argv)
+
+    url = seed.fresh_database(seed.server_url(), DATABASE)
+    secret = secrets.token_urlsafe(48)
+    settings = Settings(environment="test", jwt_secret=secret)
+    token = lambda user: issue_token(user, settings, local=False, expires_in=24 * 3600)  # noqa: E731
+    owner_ids = [f"owner-{n}" for n in range(args.lists)]
+    member_ids = [[f"member-{n}-{m}" for m in range(args.members)] for n in range(args.lists)]
+    owners = [token(u) for u in owner_ids]
+    members = [[token(u) for u in group] for group in member_ids]
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    pg = servers.PostgresCpu.for_url(url)
+    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    engine = create_engine(normalize_url(url))
+
+    chosen = dict(item.split("=", 1) for item in args.set)
+    with _api(url, secret, log_dir, chosen) as api:
+        lists = asyncio.run(_setup(api.url, owners, members))
+        with engine.begin() as conn:
+            for owner, list_id, group in zip(owner_ids, lists, member_ids, strict=True):
+                for member in group:
+                    conn.execute(
+                        text(
+                            "INSERT INTO list_members (user_id, list_id, member_id, role) "
+                            "VALUES (:o, :l, :m, 'editor')"
+                        ),
+                        {"o": owner, "l": list_id, "m": member},
+                    )
+        writers = list(zip(owners, lists, strict=True))
+        # Without streams.
+        with Locks(url) as locks:
+            _, cost = _phase(
+                api, pg, url, lambda: _writes(api.url, writers, args.rate, args.seconds, "none")
+            )
+        report["no_streams"] = {**cost, "lock_waits_max": locks.most, "notify_waits": locks.notify}
+        time.sleep(1)
+        rss_before = _rss(api)
+        tokens = [t for group in members for t in group]
+
+        async def with_streams() -> tuple[dict[str, float], Streams, int]:
+            streams = Streams(api.url, tokens)
+            await streams.open()
+            await asyncio.sleep(2)
+            rss = _rss(api)
+            answered = await _writes(api.url, writers, args.rate, args.seconds, "live")
+            await asyncio.sleep(2)  # the last events' way
+            streams.close()
+            return answered, streams, rss
+
+        with Locks(url) as locks:
+            (answered, streams, rss_with), cost = _phase(api, pg, url, with_streams)
+        delays = [at - answered[t] for t, at in streams.received if t in answered]
+        expected = len(answered) * args.members
+        report["streams"] = {
+            **cost,
+            "open": streams.opened,
+            "events": len(delays),
+            "events_expected": expected,
+            "delay": _quantiles(delays),
+            "rss_per_stream_kb": (rss_with - rss_before) / max(1, streams.opened) / 1024,
+            "lock_waits_max": locks.most,
+            "notify_waits": locks.notify,
+        }
+
+    # The write path at `--rtt-ms` per database round trip, with and without the streams.
+    with (
+        DbProxy.for_url(url, delay_ms=args.rtt_ms) as proxy,
+        _api(proxy.url(url), secret, log_dir, chosen) as api,
+    ):
+        write_path: dict[str, Any] = {}
+        for label, streaming in (("none", False), ("streams", True)):
+
+            async def measure(streaming: bool = streaming) -> dict[str, float]:
+                streams = Streams(api.url, tokens)
+                if streaming:
+                    await streams.open()
+                    await asyncio.sleep(2)
+                p50 = await _write_latency(api.url, owners[0], 105)
+                rate = await _throughput(api.url, owners, args.connections, args.seconds / 2)
+                streams.close()
+                return {"write_p50_ms": p50, "writes_per_s": rate}
+
+            with Locks(url) as locks:
+                result, _ = _phase(api, pg, url, measure)
+            write_path[label] = {
+                **result,
+                "lock_waits_max": locks.most,
+                "notify_waits": locks.notify,
+            }
+        write_path["p50_ratio"] = (
+            write_path["streams"]["write_p50_ms"] / write_path["none"]["write_p50_ms"]
+        )
+        write_path["throughput_ratio"] = (
+            write_path["streams"]["writes_per_s"] / write_path["none"]["writes_per_s"]
+        )
+        report["write_path_at_rtt"] = write_path
+    engine.dispose()
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
