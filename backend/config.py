@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     # Invitations to shared lists a user may create per hour (their own budget beside the
     # write limit: each one mails a token, specs/api-contract.md "Shared lists").
     rate_limit_invitations_per_hour: int = Field(default=30, ge=0)
+    # Fetches of one calendar feed's URL per hour (its token's own budget: calendar apps poll
+    # every few minutes at most; specs/api-contract.md "Calendar feeds").
+    rate_limit_calendar_feed_per_hour: int = Field(default=120, ge=0)
 
     # Event delivery by `python -m backend worker` (backend/events/, specs/events.md).
     # Dapr pub/sub: the sidecar's HTTP endpoint (e.g. http://localhost:3500); unset: no Dapr.

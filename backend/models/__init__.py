@@ -4,6 +4,7 @@ Importing this package registers every table on `SQLModel.metadata` (used by the
 migrations-vs-models test, never to create tables).
 """
 
+from backend.models.calendar_feed import CalendarFeed
 from backend.models.chatkit_item import ChatKitItem
 from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import Conversation, Message
@@ -42,6 +43,7 @@ from backend.models.user import (
 
 __all__ = [
     "AuthSession",
+    "CalendarFeed",
     "ChangeType",
     "ChatKitItem",
     "Conversation",

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from backend.api.routes import (
     activity,
     auth,
+    calendar,
     changes,
     chat,
     chatkit,
@@ -29,6 +30,7 @@ api_router.include_router(lists.router)
 api_router.include_router(members.router)
 api_router.include_router(invitations.router)
 api_router.include_router(activity.router)
+api_router.include_router(calendar.router)
 api_router.include_router(auth.router)
 api_router.include_router(health.router)
 api_router.include_router(chat.router)
