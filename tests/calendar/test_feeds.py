@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
+from backend.config import Settings
+from backend.main import create_app
 from backend.models.calendar_feed import FEEDS_PER_USER
 from backend.services.invitations import token_hash
 from tests.conftest import Account, count_rows
@@ -224,3 +226,18 @@ def test_another_users_feed_cannot_be_rotated_or_revoked(
         assert answer.json()["error"]["message"] == "Calendar feed not found"
     assert client.get(path_of(feed)).status_code == 200
     assert client.get("/api/calendar-feeds", headers=bob.headers).json()["data"] == []
+
+
+def test_each_token_has_its_own_rate_limit(settings: Settings, alice: Account) -> None:
+    limited = settings.model_copy(
+        update={"rate_limit_enabled": True, "rate_limit_calendar_feed_per_hour": 2}
+    )
+    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        feed, other = make_feed(client, alice), make_feed(client, alice)
+        answers = [client.get(path_of(feed)) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[0].headers["RateLimit"].startswith('"calendar-feed";r=1;')
+        refused = answers[2]
+        assert refused.json()["error"]["code"] == "RATE_LIMITED"
+        assert int(refused.headers["Retry-After"]) > 0
+        assert client.get(path_of(other)).status_code == 200  # another token, its own count
