@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     # Built-in tokens live ACCESS_TOKEN_EXPIRE_MINUTES and are revocable instead.
     jwt_max_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
+    # The address clients reach the API at (https://tasks.example.com): the start of a calendar
+    # feed's URL that MCP and chat hand out; unset, REST uses the request's own address and a
+    # tool gives the path alone.
+    public_url: HttpUrl | None = None
+
     # CORS: explicit origins, comma-separated or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -44,6 +44,11 @@ FEED_MAX_TASKS = 2000
 TOKEN_PATTERN = "^[A-Za-z0-9_-]{43}$"  # noqa: S105 (a shape, not a secret)
 
 
+def feed_url(token: str, base: str) -> str:
+    """The feed's address: `base` (the API's, no trailing slash; empty: the path alone)."""
+    return f"{base.rstrip('/')}/api/calendar/{token}.ics"
+
+
 class FeedKind(StrEnum):
     """`events` (VEVENT: every calendar app shows them) or `todos` (VTODO, for apps that
     read tasks)."""

@@ -276,6 +276,10 @@ class UnitOfWork:
         self._route_count = count
 
     @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
     def claims(self) -> TokenClaims | None:
         """The verified token this unit of work enters with (None: sign-up, sign-in): what a
         later unit of work for the same caller needs (a chat turn's tool calls)."""

@@ -27,7 +27,7 @@ from backend.api.responses import (
     rate_limited,
 )
 from backend.errors import NotFound
-from backend.models.calendar_feed import CalendarFeedCreate, CalendarFeedCreated
+from backend.models.calendar_feed import CalendarFeedCreate, CalendarFeedCreated, feed_url
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import CalendarFeedCreatedEnvelope, CalendarFeedsEnvelope
 from backend.models.types import TASK_ID_MAX
@@ -55,8 +55,9 @@ ALL_TASKS_NAME = "Tasks"
 NOT_ICS = "A calendar feed's address ends in .ics"
 
 
-def _created(request: Request, new: NewFeed) -> CalendarFeedCreatedEnvelope:
-    url = str(request.url_for("calendar_feed", token=new.token))
+def _created(door: Door, request: Request, new: NewFeed) -> CalendarFeedCreatedEnvelope:
+    public = door.settings.public_url
+    url = feed_url(new.token, str(public) if public else str(request.base_url))
     return CalendarFeedCreatedEnvelope(data=CalendarFeedCreated(**new.feed.model_dump(), url=url))
 
 
@@ -80,7 +81,7 @@ def _created(request: Request, new: NewFeed) -> CalendarFeedCreatedEnvelope:
 def create_calendar_feed(
     door: Door, request: Request, data: CalendarFeedCreate
 ) -> CalendarFeedCreatedEnvelope:
-    return _created(request, door.calendar_feeds.create(data))
+    return _created(door, request, door.calendar_feeds.create(data))
 
 
 @router.get(
@@ -109,7 +110,7 @@ def list_calendar_feeds(door: Door) -> CalendarFeedsEnvelope:
 def rotate_calendar_feed(
     door: Door, request: Request, feed_id: FeedId
 ) -> CalendarFeedCreatedEnvelope:
-    return _created(request, door.calendar_feeds.rotate(feed_id))
+    return _created(door, request, door.calendar_feeds.rotate(feed_id))
 
 
 @router.delete(
@@ -145,7 +146,7 @@ def revoke_calendar_feed(door: Door, feed_id: FeedId) -> None:
             "headers": headers("ETag", "Last-Modified", *RATE_LIMIT_HEADERS),
         },
         **not_modified(),
-        **errors(404, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
+        **errors(404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
     },
 )
 def calendar_feed(
