@@ -94,7 +94,16 @@ class CalendarFeed(SQLModel, table=True):
 
 
 class CalendarFeedCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The schema states the scope's rule (`_list_with_list_scope`), so generated valid
+    # bodies hold it (tests/test_fuzz.py).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"scope": {"const": "list"}}, "required": ["scope"]},
+            "then": {"required": ["list_id"], "properties": {"list_id": {"type": "integer"}}},
+            "else": {"properties": {"list_id": {"type": "null"}}},
+        },
+    )
 
     kind: FeedKind = Field(
         default=FeedKind.events,
