@@ -158,7 +158,6 @@ def calendar_feed(
     sent = {
         "ETag": tag,
         "Last-Modified": format_datetime(read.last_modified.astimezone(UTC), usegmt=True),
-        "Cache-Control": "private, no-cache",
     }
     # The token's count (`door`'s): a returned response does not carry `response`'s headers.
     sent.update(
