@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     # Built-in tokens live ACCESS_TOKEN_EXPIRE_MINUTES and are revocable instead.
     jwt_max_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
+    # The address clients reach the API at (https://tasks.example.com): the start of a calendar
+    # feed's URL that MCP and chat hand out; unset, REST uses the request's own address and a
+    # tool gives the path alone.
+    public_url: HttpUrl | None = None
+
     # CORS: explicit origins, comma-separated or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -185,6 +190,9 @@ class Settings(BaseSettings):
     # Invitations to shared lists a user may create per hour (their own budget beside the
     # write limit: each one mails a token, specs/api-contract.md "Shared lists").
     rate_limit_invitations_per_hour: int = Field(default=30, ge=0)
+    # Fetches of one calendar feed's URL per hour (its token's own budget: calendar apps poll
+    # every few minutes at most; specs/api-contract.md "Calendar feeds").
+    rate_limit_calendar_feed_per_hour: int = Field(default=120, ge=0)
 
     # Event delivery by `python -m backend worker` (backend/events/, specs/events.md).
     # Dapr pub/sub: the sidecar's HTTP endpoint (e.g. http://localhost:3500); unset: no Dapr.

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import MAXYEAR, UTC, date, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Final
@@ -346,3 +346,24 @@ def shift_reminder(at: datetime, old_due: datetime, new_due: datetime) -> dateti
     except OverflowError:
         return None
     return moved if 1900 <= moved.year <= INSTANT_MAX_YEAR else None
+
+
+def calendar_rule(recurrence: str, zone_name: str, series_start: datetime) -> str:
+    """The series' rule as an iCalendar RRULE whose DTSTART is one of its later occurrences
+    (a calendar feed's open occurrence, issue 52): COUNT (counted from the series' start) and
+    UNTIL become one UTC UNTIL, the series' last instant (RFC 5545 3.3.10: a DTSTART with a
+    TZID takes a UTC UNTIL)."""
+    rule = parse_rule(recurrence)
+    ends: list[datetime] = []
+    if isinstance(rule.until, datetime):
+        ends.append(rule.until)
+    elif rule.until is not None:  # that whole local day
+        after = datetime.combine(rule.until + timedelta(days=1), time(), time_zone(zone_name))
+        ends.append(after.astimezone(UTC) - timedelta(seconds=1))
+    if rule.count is not None:
+        start = series_start.astimezone(UTC)
+        schedule = Schedule.of(recurrence, zone_name, start)
+        ends.append(([start, *schedule.after(start, rule.count - 1)])[-1])
+    if not ends:
+        return rule.pattern
+    return f"{rule.pattern};UNTIL={min(ends):%Y%m%dT%H%M%SZ}"

@@ -1,4 +1,4 @@
--- depends: 0043_access_ended_withdraws_copies
+-- depends: 0044_calendar_feeds
 -- Stream tickets (issue 51): a browser's `EventSource` cannot send a bearer header, so it
 -- opens the live change stream (GET /api/changes/stream?ticket=...) with a ticket that a
 -- request with the bearer token made a moment before (POST /api/changes/stream/tickets).

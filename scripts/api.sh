@@ -78,6 +78,11 @@
 # route: POST   /api/invitations/accept         accept-invitation TOKEN
 # route: GET    /api/lists/{list_id}/activity   list-activity ID [QUERY]
 # route: GET    /api/activity                   activity [QUERY]
+# route: POST   /api/calendar-feeds             create-feed [JSON]
+# route: GET    /api/calendar-feeds             feeds
+# route: POST   /api/calendar-feeds/{feed_id}/rotate rotate-feed ID
+# route: DELETE /api/calendar-feeds/{feed_id}   revoke-feed ID
+# route: GET    /api/calendar/{token}.ics       feed TOKEN
 # route: POST   /api/chat                       chat MESSAGE [CONVERSATION_ID]
 # route: GET    /api/conversations              conversations [QUERY]
 # route: GET    /api/conversations/{conversation_id}/messages messages ID [QUERY]
@@ -379,6 +384,26 @@ case "$command" in
     request GET "/api/lists/$1/activity${2:+?$2}"
     ;;
   activity) request GET "/api/activity${1:+?$1}" ;;
+  create-feed)
+    body='{}'
+    if (($# > 0)); then
+      body=$1
+    fi
+    request POST /api/calendar-feeds "$body"
+    ;;
+  feeds) request GET /api/calendar-feeds ;;
+  rotate-feed)
+    need 1 "$@"
+    request POST "/api/calendar-feeds/$1/rotate"
+    ;;
+  revoke-feed)
+    need 1 "$@"
+    request DELETE "/api/calendar-feeds/$1"
+    ;;
+  feed)  # a feed's iCalendar text, by the token in its URL (no sign-in needed)
+    need 1 "$@"
+    request GET "/api/calendar/$1.ics"
+    ;;
   chat)
     need 1 "$@"
     request POST /api/chat "$(chat_body "$@")"

@@ -26,13 +26,15 @@ from uv import find_uv_bin
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (
     "# Generated from uv.lock by `python scripts/lock.py`: do not edit by hand.\n"
-    "# Install: pip install --require-hashes -r {name} && pip install --no-deps -e .\n"
+    "# Install: pip install --require-hashes{no_deps} -r {name} && pip install --no-deps -e .\n"
 )
 # The export for each file: uv export's arguments beyond the common ones.
 EXPORTS: dict[str, list[str]] = {
     "requirements.lock": [],
     "requirements-dev.lock": ["--extra", "test"],
 }
+# The dev export is installed with `--no-deps`: uv.lock resolved it whole, with pyproject's
+# `[tool.uv] override-dependencies`, which pip's resolver would not know of.
 
 
 def uv(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,7 +60,11 @@ def export(extra_args: list[str]) -> str:
 
 
 def expected_exports() -> dict[str, str]:
-    return {name: HEADER.format(name=name) + export(args) for name, args in EXPORTS.items()}
+    return {
+        name: HEADER.format(name=name, no_deps=" --no-deps" if "--extra" in args else "")
+        + export(args)
+        for name, args in EXPORTS.items()
+    }
 
 
 def check() -> int:

@@ -1254,6 +1254,37 @@ $$;
 SET default_table_access_method = heap;
 
 --
+-- Name: calendar_feeds; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.calendar_feeds (
+    id bigint NOT NULL,
+    user_id text NOT NULL,
+    kind text DEFAULT 'events'::text NOT NULL,
+    scope text DEFAULT 'all'::text NOT NULL,
+    list_id bigint,
+    token_hash text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    rotated_at timestamp with time zone,
+    CONSTRAINT ck_calendar_feeds_kind CHECK ((kind = ANY (ARRAY['events'::text, 'todos'::text]))),
+    CONSTRAINT ck_calendar_feeds_list_id CHECK (((scope = 'list'::text) = (list_id IS NOT NULL))),
+    CONSTRAINT ck_calendar_feeds_scope CHECK ((scope = ANY (ARRAY['all'::text, 'list'::text])))
+);
+
+--
+-- Name: calendar_feeds_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.calendar_feeds ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.calendar_feeds_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: messages; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1670,6 +1701,13 @@ CREATE TABLE public.users (
 );
 
 --
+-- Name: calendar_feeds pk_calendar_feeds; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.calendar_feeds
+    ADD CONSTRAINT pk_calendar_feeds PRIMARY KEY (id);
+
+--
 -- Name: chatkit_items pk_chatkit_items; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1780,6 +1818,20 @@ ALTER TABLE ONLY public.tasks
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT pk_users PRIMARY KEY (id);
+
+--
+-- Name: calendar_feeds uq_calendar_feeds_token_hash; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.calendar_feeds
+    ADD CONSTRAINT uq_calendar_feeds_token_hash UNIQUE (token_hash);
+
+--
+-- Name: calendar_feeds uq_calendar_feeds_user_id_id; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.calendar_feeds
+    ADD CONSTRAINT uq_calendar_feeds_user_id_id UNIQUE (user_id, id);
 
 --
 -- Name: chatkit_items uq_chatkit_items_public_id; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2061,6 +2113,12 @@ CREATE INDEX ix_tasks_user_id_updated_at_id ON public.tasks USING btree (user_id
 --
 
 CREATE UNIQUE INDEX uq_list_invitations_list_id_email ON public.list_invitations USING btree (list_id, lower(email)) WHERE (email IS NOT NULL);
+
+--
+-- Name: calendar_feeds calendar_feeds_admit_write; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER calendar_feeds_admit_write BEFORE INSERT OR DELETE OR UPDATE ON public.calendar_feeds FOR EACH ROW WHEN ((current_setting('task_api.refused'::text, true) <> ''::text)) EXECUTE FUNCTION public.task_api_skip_refused_write();
 
 --
 -- Name: chatkit_items chatkit_items_admit_write; Type: TRIGGER; Schema: public; Owner: -
@@ -2355,6 +2413,13 @@ CREATE TRIGGER users_admit_write BEFORE INSERT OR DELETE OR UPDATE ON public.use
 --
 
 CREATE TRIGGER users_hand_over_lists BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION public.users_hand_over_lists();
+
+--
+-- Name: calendar_feeds fk_calendar_feeds_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.calendar_feeds
+    ADD CONSTRAINT fk_calendar_feeds_user_id_users FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 --
 -- Name: chatkit_items fk_chatkit_items_user_id_conversation_id_conversations; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -92,6 +92,7 @@ SAMPLES: dict[str, list[Any]] = {
     "Transfer": [{"user_id": "not-a-member"}],
     "InvitationCreate": [{"role": "viewer"}, {"role": "admin", "email": "eve@example.com"}],
     "InvitationAccept": [{"token": "not-a-token"}],
+    "CalendarFeedCreate": [{}, {"scope": "list", "list_id": LIST, "kind": "todos"}],
 }
 
 
@@ -111,6 +112,8 @@ MADE_ELSEWHERE: dict[str, str] = {
     "user_id": "the caller's id (or another user's): every guard puts it in itself",
     "conversation_id": "a chat turn stores it (needs the fake model): tests/chat/test_isolation.py"
     " and test_round_trips._chat",
+    "token": "a calendar feed's secret, in the answer of POST /api/calendar-feeds only: "
+    "tests/calendar and test_round_trips._share",
 }
 # The /api/{user_id}/... twins answer as their own routes (backend/api/routes/user_tasks.py).
 TWIN_PREFIX = "/api/{user_id}/"

@@ -18,7 +18,9 @@ from tests.conftest import ROOT
 LOCK_SCRIPT = ROOT / "scripts" / "lock.py"
 RUNTIME_LOCK = ROOT / "requirements.lock"
 DEV_LOCK = ROOT / "requirements-dev.lock"
-INSTALL_DEV = "pip install --require-hashes -r requirements-dev.lock && pip install --no-deps -e ."
+INSTALL_DEV = (
+    "pip install --require-hashes --no-deps -r requirements-dev.lock && pip install --no-deps -e ."
+)
 INSTALL_RUNTIME = "pip install --require-hashes -r requirements.lock && pip install --no-deps -e ."
 
 

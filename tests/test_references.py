@@ -49,6 +49,11 @@ NOT_REFERENCES = {
         "an account: who a scheduled reminder is for (a member of the task's list; NULL for "
         "the task's owner), written by the schedule's triggers only"
     ),
+    ("calendar_feeds", "list_id"): (
+        "a list feed's list, possibly another's (shared: in its owner's space); read through "
+        "the access predicate at each fetch, a list the creator cannot read being the feed's "
+        "404 (migration 0044)"
+    ),
     ("task_comments", "author_id"): (
         "an account, not a row of the owner's: the commenter (the caller, on insert), NULL "
         "once that account is deleted"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -31,10 +32,14 @@ from starlette.concurrency import run_in_threadpool
 from backend.auth.bearer import authenticate
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
+from backend.errors import NotFound
+from backend.models.calendar_feed import TOKEN_PATTERN
+from backend.services.calendar_feeds import FEED_NOT_FOUND
 from backend.services.rate_limits import RouteLimit
 from backend.services.registry import UnitOfWork
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
+FEED_TOKEN = re.compile(TOKEN_PATTERN)
 # Requests that change data: counted against the caller's per-user write limit.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -65,7 +70,9 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def _unit_of_work(request: Request, response: Response, claims: TokenClaims | None) -> UnitOfWork:
+def _unit_of_work(
+    request: Request, response: Response, claims: TokenClaims | None, feed_token: str | None = None
+) -> UnitOfWork:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
     # A write by a task's id takes the task's space's change lock with the caller's on entry
@@ -82,6 +89,7 @@ def _unit_of_work(request: Request, response: Response, claims: TokenClaims | No
         response_headers=response.headers,
         transaction_locals=request.app.state.transaction_locals,
         task_id=task_id,
+        feed_token=feed_token,
     )
     # For the validation-error handler: a refused write still counts (`count_refused_write`).
     request.state.unit_of_work = work
@@ -102,6 +110,15 @@ async def anonymous_door(request: Request, response: Response) -> UnitOfWork:
     return _unit_of_work(request, response, None)
 
 
+async def feed_door(request: Request, response: Response, token: str) -> UnitOfWork:
+    """A calendar feed's fetch (`GET /api/calendar/{token}.ics`): no bearer header (calendar
+    apps send none), the token in the path is the credential. A token that cannot be one
+    (length, alphabet) is the unknown token's 404 before any connection is taken."""
+    if not FEED_TOKEN.fullmatch(token):
+        raise NotFound(FEED_NOT_FOUND)
+    return _unit_of_work(request, response, None, feed_token=token)
+
+
 # A signed-in caller's unit of work: `door.caller_id`, `door.tasks`, `door.users`, ...
 Door = Annotated[UnitOfWork, Depends(door)]
 
@@ -120,6 +137,8 @@ def counted_against(limit: RouteLimit) -> Any:
 
 # No caller (sign-up, sign-in): `door.users`, `door.limits`.
 AnonymousDoor = Annotated[UnitOfWork, Depends(anonymous_door)]
+# No caller, a calendar feed's token: `door.feed_reader`.
+FeedDoor = Annotated[UnitOfWork, Depends(feed_door)]
 
 
 class DoorRoute(APIRoute):

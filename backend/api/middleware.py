@@ -51,6 +51,7 @@ from backend.observability.logging import (
     TOOL_KEY,
     TOOL_STATUS_KEY,
     log_access,
+    redacted,
 )
 from backend.observability.metrics import HttpMetrics
 
@@ -230,7 +231,7 @@ class EdgeMiddleware:
             logger.exception(
                 "unhandled error on %s %s (request id %s)",
                 scope.get("method"),
-                scope.get("path"),
+                redacted(scope.get("path", "")),
                 correlation_id.get(),
             )
             if _STATUS in scope["state"]:

@@ -73,6 +73,13 @@ TAGS: list[dict[str, Any]] = [
         "is the same 404.",
     },
     {
+        "name": "calendar",
+        "description": "Calendar feeds: subscribe to your tasks in Google Calendar, Outlook or "
+        "Apple Calendar. Create a feed (all your tasks with a due date, or one list) and give "
+        "its URL to the calendar app; the URL's token is the credential, shown once, stored "
+        "hashed, rotated or revoked here. The feed itself is iCalendar (`text/calendar`).",
+    },
+    {
         "name": "user-lists",
         "description": "The `/api/lists...` routes at `/api/{user_id}/lists...`, as the "
         "`user-tasks` paths are: the same answer when `user_id` is the token's subject, a list "

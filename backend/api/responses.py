@@ -46,6 +46,11 @@ HEADERS: dict[str, dict[str, Any]] = {
         required=True,
     ),
     "Location": _header("The new task's path.", "/api/tasks/42", required=True),
+    "Last-Modified": _header(
+        "When the newest of the feed's tasks last changed (informational: a task deleted or "
+        "leaving the window changes the `ETag`, not this; revalidate with `If-None-Match`).",
+        "Thu, 26 Nov 2026 12:00:00 GMT",
+    ),
     "Link": _header(
         'The next page (`rel="next"`): this path and query with `cursor` replaced; absent '
         "on the last page.",
@@ -220,6 +225,21 @@ TOO_MANY_LISTS = ErrorExample(
     "You have as many lists as there can be",
     LimitReached.code,
     "You have 100 lists, the most there can be (100)",
+)
+CALENDAR_FEED_NOT_FOUND = ErrorExample(
+    404,
+    "calendar_feed_not_found",
+    "No such calendar feed: unknown, malformed, revoked or rotated token, another's feed, or "
+    "a list feed whose list its creator can no longer read (one answer for every reason)",
+    "NOT_FOUND",
+    "Calendar feed not found",
+)
+FEEDS_FULL = ErrorExample(
+    422,
+    "calendar_feeds_full",
+    "You have as many calendar feeds as there can be",
+    LimitReached.code,
+    "An account has at most 20 calendar feeds",
 )
 LIST_NAME_TAKEN = ErrorExample.of(
     "list_name_taken", "You have a list by that name (names ignore case)", name_taken("Groceries")

@@ -49,6 +49,7 @@ CHAT_TOOLS = (
     "reopen_task",
     "task_stats",
     "list_lists",
+    "create_calendar_feed",
 )
 
 # What an event listener hears: ("tool_call_start" | "tool_call_end", the call so far).

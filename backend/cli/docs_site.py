@@ -32,7 +32,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None:
         print(
             "error: MkDocs is not installed; it comes with the test install: "
-            "pip install --require-hashes -r requirements-dev.lock",
+            "pip install --require-hashes --no-deps -r requirements-dev.lock",
             file=sys.stderr,
         )
         return 1

@@ -23,8 +23,10 @@ scope each name it reads the table as among the AND-conjuncts of its own WHERE o
   <one per-user table> x ...), :owner)`;
 - `<name>.member_id = :owner` on `list_members` and `task_member_reminders` only (a
   membership's member, a member's own reminders);
-- an invitation by its token (`list_invitations.token_hash = :<a bind>`, not a literal, not a
-  column); a member's lists through its membership of the caller's list (`task_lists.user_id =
+- an invitation or a calendar feed by its token (`<name>.token_hash = :<a bind>`, not a
+  literal, not a column); a calendar feed's creator standing in for the caller (`<name>.user_id`
+  or `member_id = (SELECT user_id FROM calendar_feeds ...)`: a feed reads as its creator); a
+  member's lists through its membership of the caller's list (`task_lists.user_id =
   (SELECT member_id FROM list_members ...)`, a transfer's room check).
 
 Every SELECT inside those (a membership array, a space, a member) is a level of its own,
@@ -320,7 +322,7 @@ def _scoped_by(node: Any, single: str | None, relations: dict[str, str]) -> str 
         name = fields[-2] if len(fields) >= 2 else single
         if fields[-1] == "member_id" and relations.get(name or "") not in _MEMBER_TABLES:
             continue
-        if _is_owner(value) or (fields[-1] == "user_id" and _space(value)):
+        if _is_owner(value) or _feed_creator(value) or (fields[-1] == "user_id" and _space(value)):
             return name
     return None
 
@@ -341,11 +343,22 @@ def _space(node: Any) -> bool:
     return _is_owner(second) and _selects(first, None, "user_id", SubLinkType.EXPR_SUBLINK)
 
 
+# The rows a token is the capability for: an invitation, a calendar feed (by its hash).
+_TOKENS = (("list_invitations", "token_hash"), ("calendar_feeds", "token_hash"))
+
+
+def _feed_creator(node: Any) -> bool:
+    """Whether `node` is a calendar feed's creator, `(SELECT user_id FROM calendar_feeds ...)`:
+    a feed's fetch reads as its creator, the caller standing in for `:owner` (that SELECT is a
+    level of its own, scoped by the feed's token: `_capabilities`)."""
+    return _selects(_uncast(node), "calendar_feeds", "user_id", SubLinkType.EXPR_SUBLINK)
+
+
 def _capabilities(conditions: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
-    """The names scoped by the two capabilities of shared lists, each an AND-conjunct at this
-    level: an invitation by its token, `<name>.token_hash = :<a bind>` (`list_invitations`
-    only), and the lists of a member of the caller's list, `<name>.user_id = (SELECT member_id
-    FROM list_members ...)` (`task_lists` only)."""
+    """The names scoped by the capabilities, each an AND-conjunct at this level: an
+    invitation or a calendar feed by its token, `<name>.token_hash = :<a bind>`
+    (`list_invitations`, `calendar_feeds` only), and the lists of a member of the caller's
+    list, `<name>.user_id = (SELECT member_id FROM list_members ...)` (`task_lists` only)."""
     names: set[str] = set()
     for node in conditions:
         if not isinstance(node, ast.A_Expr) or node.kind != A_Expr_Kind.AEXPR_OP:
@@ -357,7 +370,7 @@ def _capabilities(conditions: list[Any], single: str | None, relations: dict[str
             continue
         name = fields[-2] if len(fields) >= 2 else single
         relation = relations.get(name or "")
-        if (relation, fields[-1]) == ("list_invitations", "token_hash"):
+        if (relation, fields[-1]) in _TOKENS:
             bound = isinstance(_uncast(node.rexpr), ast.ParamRef)
         elif (relation, fields[-1]) == ("task_lists", "user_id"):
             bound = _selects(node.rexpr, "list_members", "member_id", SubLinkType.EXPR_SUBLINK)

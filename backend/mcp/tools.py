@@ -55,6 +55,7 @@ from backend.models import (
     TaskPublic,
     TaskUpdate,
 )
+from backend.models.calendar_feed import CalendarFeedCreate, FeedKind, FeedScope, feed_url
 from backend.models.common import StorableText
 from backend.models.references import (
     MEMBERS,
@@ -382,6 +383,30 @@ class RenameListArguments(_OneList):
     color: Color | None = Field(default=None, description="A new colour, #rrggbb (optional).")
 
 
+class CreateCalendarFeedArguments(_Arguments):
+    kind: FeedKind = Field(
+        default=FeedKind.events,
+        description="events (shown by every calendar app; the default) or todos (VTODO).",
+    )
+    list_id: Annotated[ListId, SUBJECT] | None = Field(
+        default=None,
+        description="One list's tasks only (list_lists; one the user can read); none: every "
+        "task of the user's with a due date, shared lists included.",
+    )
+
+
+class CalendarFeedMade(BaseModel):
+    feed_id: int
+    status: Literal["created"] = "created"
+    kind: FeedKind
+    list_id: int | None
+    url: str = Field(
+        description="The feed's address, with its secret token: give it to the user to "
+        "subscribe to in a calendar app. It is shown only now (the path alone when the server "
+        "has no PUBLIC_URL: prefix the API's address)."
+    )
+
+
 class AddCommentArguments(_OneTask):
     body: CommentBody = Field(
         description="1-10000 characters, trimmed; several lines allowed.",
@@ -583,6 +608,19 @@ def _delete_list(work: UnitOfWork, arguments: _OneList) -> ListDeleted:
     return ListDeleted(list_id=row.id, name=row.name, deleted_tasks=row.task_count)
 
 
+def _create_calendar_feed(
+    work: UnitOfWork, arguments: CreateCalendarFeedArguments
+) -> CalendarFeedMade:
+    scope = FeedScope.all if arguments.list_id is None else FeedScope.list
+    data = CalendarFeedCreate(kind=arguments.kind, scope=scope, list_id=arguments.list_id)
+    new = work.calendar_feeds.create(data)
+    public = work.settings.public_url
+    url = feed_url(new.token, str(public) if public else "")
+    return CalendarFeedMade(
+        feed_id=new.feed.id, kind=new.feed.kind, list_id=new.feed.list_id, url=url
+    )
+
+
 def _add_comment(work: UnitOfWork, arguments: AddCommentArguments) -> CommentAdded:
     row = work.comments.create(arguments.task_id, arguments.body)
     return CommentAdded(comment_id=row.id, task_id=row.task_id)
@@ -730,6 +768,18 @@ TOOLS: tuple[Tool[Any], ...] = (
         run=_delete_list,
         destructive=True,
         idempotent=True,
+    ),
+    Tool(
+        name="create_calendar_feed",
+        not_found="List not found",
+        title="Create a calendar feed",
+        description="Create an iCalendar feed URL of the user's tasks with a due date (or of "
+        "one list, list_id) to subscribe to in Google Calendar, Outlook or Apple Calendar. "
+        "The URL holds a secret token, shown only in this answer: give it to the user. "
+        'Returns its feed_id, "status": "created", its kind, list_id and url.',
+        arguments=CreateCalendarFeedArguments,
+        result=CalendarFeedMade,
+        run=_create_calendar_feed,
     ),
     Tool(
         name="add_comment",

@@ -47,6 +47,7 @@ from backend.models.user import (
 
 __all__ = [
     "AuthSession",
+    "CalendarFeed",
     "ChangeType",
     "ChatKitItem",
     "Conversation",

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from backend.models.activity import ActivityItem
+from backend.models.calendar_feed import CalendarFeedCreated, CalendarFeedPublic
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
@@ -95,6 +96,16 @@ class InvitationsEnvelope(BaseModel):
 
 class InvitationCreatedEnvelope(DataEnvelope[InvitationCreated]):
     """A new invitation, with its token (shown only here)."""
+
+
+class CalendarFeedsEnvelope(BaseModel):
+    """Your calendar feeds, oldest first (never a URL: its token is shown once)."""
+
+    data: list[CalendarFeedPublic]
+
+
+class CalendarFeedCreatedEnvelope(DataEnvelope[CalendarFeedCreated]):
+    """A calendar feed with its URL (shown only when made or rotated)."""
 
 
 class TaskOccurrencesEnvelope(DataEnvelope[TaskOccurrences]):

@@ -91,6 +91,17 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 _access = logging.getLogger(ACCESS_LOGGER)
 
 
+# A calendar feed's URL carries its secret token (issue 52): logged without it.
+_FEED_PATH = "/api/calendar/"
+
+
+def redacted(path: str) -> str:
+    """`path` as a log may show it: at most 256 characters, a feed's token replaced."""
+    if path.startswith(_FEED_PATH):
+        return _FEED_PATH + "{token}"
+    return path[:256]
+
+
 def log_access(
     *,
     method: str,
@@ -118,7 +129,7 @@ def log_access(
     }
     if route is None:
         # No route matched (404, refused preflight, early 413): the path is the only clue.
-        extra["path"] = path[:256]
+        extra["path"] = redacted(path)
     called = ""
     if tool is not None:
         extra["tool"], extra["tool_status"] = tool, tool_status
@@ -130,7 +141,7 @@ def log_access(
         '%s "%s %s" %d %.2fms user=%s%s',
         client or "-",
         method,
-        route or path[:256],
+        route or redacted(path),
         status,
         duration_ms,
         user_id or "-",

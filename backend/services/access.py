@@ -115,6 +115,7 @@ TOOLS: dict[str, Action] = {
     "delete_list": Action.LIST_DELETE,
     "add_comment": Action.COMMENT_ADD,
     "list_comments": Action.COMMENT_READ,
+    "create_calendar_feed": Action.LIST_READ,  # of a list (`list_id`)
 }
 
 

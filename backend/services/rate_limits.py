@@ -247,6 +247,16 @@ def invitation_limit(settings: Settings) -> Policy:
     return Policy("invitations", settings.rate_limit_invitations_per_hour, 3600)
 
 
+def calendar_feed_count(settings: Settings, token: str, headers: HeaderSink) -> Count | None:
+    """A calendar feed's fetch, counted against its token's own limit (an hour's window): a
+    leaked URL polled hard costs one statement a request. None when limits are off."""
+    limit = settings.rate_limit_calendar_feed_per_hour
+    if not settings.rate_limit_enabled or limit <= 0:
+        return None
+    policy = Policy("calendar-feed", limit, 3600)
+    return Count(headers, policy, _key(policy, token), clean=False)
+
+
 def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> Count | None:
     """What counting a write by `user_id` (the token's subject) takes, for a statement that
     counts it with other work (the caller's entry, `UnitOfWork`); None when writes are not

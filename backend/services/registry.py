@@ -33,6 +33,7 @@ from backend.db.scope import Scoped
 from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.services.activity import ActivityService
+from backend.services.calendar_feeds import CalendarFeedReader, CalendarFeedService
 from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
 from backend.services.comments import CommentService
@@ -47,6 +48,7 @@ from backend.services.rate_limits import (
     RateLimiter,
     RouteLimit,
     Usage,
+    calendar_feed_count,
     recount_sql,
     settle_usages,
     write_count,
@@ -97,6 +99,7 @@ class UnitOfWork:
         response_headers: HeaderSink | None = None,
         transaction_locals: str | None = None,
         task_id: int | None = None,
+        feed_token: str | None = None,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
         request is a write, counted against the caller's per-user limit on entry;
@@ -119,6 +122,9 @@ class UnitOfWork:
         # `counted_against`): counted with the entry, and for a write refused before it ran.
         self.route_limit: RouteLimit | None = None
         self._ended = False  # the route ended the transaction (`roll_back`)
+        self._feed_token = feed_token
+        # In autocommit, the entry (or a feed's count) riding with the first statement.
+        self._autocommit = claims is not None or feed_token is not None
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -128,7 +134,8 @@ class UnitOfWork:
         )
         claims = self._claims
         if claims is None:
-            self.send = Sender(conn, locals_)
+            entry = None if self._feed_token is None else self._feed_entry(self._feed_token)
+            self.send = Sender(conn, locals_, entry)
             return self
         try:
             # The caller's entry, with the route's first statement. Keyed on the token's
@@ -179,6 +186,21 @@ class UnitOfWork:
         if self.route_limit is not None:
             self.limits.route(self.route_limit, caller_id)
         return self
+
+    def _feed_entry(self, token: str) -> Entry:
+        """A feed's fetch: its count against the token's limit (none when limits are off)
+        rides with its one statement, whose answer carries it (`_settle`: 429 over it)."""
+        count = calendar_feed_count(self._settings, token, self.response_headers)
+        sql, values = "", {}
+        if count is not None:
+            self._route_count = count
+            sql = _COUNT
+            values = {
+                "c_key": count.key,
+                "c_window": count.policy.window_seconds,
+                "c_limit": count.policy.limit,
+            }
+        return Entry(sql, values, values, False, self._settle)
 
     def _settle(self, outcome: Outcome) -> None:
         """What the entry and the key's check said of this request: the counts' headers (or
@@ -234,6 +256,15 @@ class UnitOfWork:
         return StreamTickets(self.send, self.caller_id)
 
     @cached_property
+    def calendar_feeds(self) -> CalendarFeedService:
+        return CalendarFeedService(self.send, self.caller_id)
+
+    @cached_property
+    def feed_reader(self) -> CalendarFeedReader:
+        """A calendar feed's fetch: no caller (the token is the credential, `feed_token`)."""
+        return CalendarFeedReader(self.send, "")
+
+    @cached_property
     def users(self) -> UserService:
         return UserService(self.send)
 
@@ -259,6 +290,10 @@ class UnitOfWork:
             },
         )
         self._route_count = count
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     @property
     def claims(self) -> TokenClaims | None:
@@ -290,7 +325,7 @@ class UnitOfWork:
             return
         send = self.send
         try:
-            if self._claims is None:
+            if not self._autocommit:
                 if exc_type is None:
                     conn.commit()
                 else:
@@ -314,7 +349,7 @@ class UnitOfWork:
                     self._refused(error)
                     raise
         finally:
-            if self._claims is not None and not conn.invalidated:
+            if self._autocommit and not conn.invalidated:
                 # Back to psycopg2's transactions for the pool's next borrower; a connection
                 # still inside a transaction it was sent (a failure between `BEGIN` and its
                 # end that could not roll back) is discarded: nothing of this request may

@@ -28,8 +28,19 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
-from scripts.bench import dbproxy, lists, report, seed, servers, shared, validate, workload, wrk
-from scripts.bench.wrk import API_ONLY, SCENARIOS, SHARED, WRITES, serves
+from scripts.bench import (
+    calendar,
+    dbproxy,
+    lists,
+    report,
+    seed,
+    servers,
+    shared,
+    validate,
+    workload,
+    wrk,
+)
+from scripts.bench.wrk import API_ONLY, CALENDAR, PAIRED, SCENARIOS, SHARED, WRITES, serves
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
 SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
@@ -57,7 +68,7 @@ class Plan:
         count = len(self.kinds)
         # The list scenarios run on the API alone, the naive app serves five routes.
         per_level = sum(
-            serves(k, s) * len(SHARED.get(s, (s,))) for k in self.kinds for s in self.scenarios
+            serves(k, s) * len(PAIRED.get(s, (s,))) for k in self.kinds for s in self.scenarios
         )
         runs_per_size = per_level * len(self.concurrency)
         if self.two_workers:
@@ -167,6 +178,9 @@ class Bench:
         # The shared-list scenario's data file, its members' and owners' tokens and its lists.
         self.shared_data: Path | None = None
         self.shared: tuple[list[str], list[str], list[int]] | None = None
+        # The calendar feeds' data file and their tokens (their tags: `calendar.validate`).
+        self.calendar_data: Path | None = None
+        self.calendar_tokens: list[str] = []
         # PostgreSQL's CPU time (every process of the server), sampled around each timed run.
         self.postgres: servers.PostgresCpu | None = None
         if plan.before is not None:
@@ -206,6 +220,11 @@ class Bench:
                 self.work / f"shared-{size}.lua", settings, shared_lists
             )
             self.shared = (members, owners, shared_lists)
+            if any(s in CALENDAR for s in self.plan.scenarios):
+                self.calendar_tokens = calendar.tokens(db)
+                self.calendar_data = calendar.write_data(
+                    self.work / f"calendar-{size}.lua", self.calendar_tokens, []
+                )
             last = index == len(self.plan.sizes) - 1
             for rtt in self.plan.db_rtt_ms:
                 for workers in [1, 2] if self.plan.two_workers else [1]:
@@ -300,11 +319,14 @@ class Bench:
             sharing_runs = any(s in SHARED for s in self.plan.scenarios)
             if "api" in by_name and self.shared is not None and sharing_runs:
                 checked += shared.validate(by_name["api"].url, *self.shared)
+            if "api" in by_name and self.calendar_data is not None:
+                api_url = by_name["api"].url
+                checked += calendar.validate(api_url, self.calendar_tokens, self.calendar_data)
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
             moves = "move" in self.plan.scenarios
-            sharing = [run for s in self.plan.scenarios for run in SHARED.get(s, ())]
+            sharing = [run for s in self.plan.scenarios for run in PAIRED.get(s, ())]
             for target in started:
                 for scenario in ("list", "mix", *(("move",) if moves else ()), *sharing):
                     if not serves(target.name, _scenario_of(scenario)):
@@ -331,7 +353,7 @@ class Bench:
                                 continue
                             # A shared-list level is two runs, the member's and the owner's,
                             # their order alternating.
-                            runs = SHARED.get(scenario, (scenario,))
+                            runs = PAIRED.get(scenario, (scenario,))
                             for run in runs if turn % 2 else runs[::-1]:
                                 self._timed(
                                     size, db, data, workers, run, level, target, get_rate, rtt
@@ -417,6 +439,10 @@ class Bench:
     def _data(self, scenario: str, data: Path) -> Path:
         """The data file a scenario's script reads: the list owners' for the list scenarios,
         the shared lists' for the shared-list runs."""
+        if _scenario_of(scenario) in CALENDAR:
+            if self.calendar_data is None:  # pragma: no cover - written before any pass
+                raise RuntimeError("no calendar data")
+            return self.calendar_data
         if _scenario_of(scenario) in SHARED:
             if self.shared_data is None:  # pragma: no cover - written before any pass
                 raise RuntimeError("no shared-list data")
@@ -479,7 +505,7 @@ class Bench:
 
 def _scenario_of(run: str) -> str:
     """The scenario a timed run belongs to (a shared-list level is two runs)."""
-    return next((name for name, runs in SHARED.items() if run in runs), run)
+    return next((name for name, runs in PAIRED.items() if run in runs), run)
 
 
 def _rtt(value: str) -> float | None:

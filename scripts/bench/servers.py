@@ -28,6 +28,7 @@ RATE_LIMIT_ENV = {
     "RATE_LIMIT_ENABLED": "true",
     "RATE_LIMIT_TASK_WRITES_PER_USER": "100000000",
     "RATE_LIMIT_TASK_WINDOW_SECONDS": "60",
+    "RATE_LIMIT_CALENDAR_FEED_PER_HOUR": "100000000",
 }
 # The API as in production (backend/config.py): production mode, the JSON access log, and
 # Prometheus metrics on (production serves them only with a token, so one is set). Revocation

@@ -40,7 +40,8 @@ def member(n: int) -> str:
     return f"member-{n}"
 
 
-_USERS = text("INSERT INTO users (id) SELECT unnest(CAST(:users AS text[]))")
+# Accounts by id (the calendar-feed scenario makes its own with it too).
+INSERT_USERS = text("INSERT INTO users (id) SELECT unnest(CAST(:users AS text[]))")
 _MEMBERS = text(
     "INSERT INTO list_members (user_id, list_id, member_id, role) "
     "SELECT l.user_id, l.id, 'member-' || substr(l.user_id, 8), :role FROM task_lists AS l "
@@ -56,7 +57,7 @@ def seed_shared(conn: Connection) -> None:
     """The owners, their lists and the members, in the caller's transaction (`seed.prepare`)."""
     owners = [sharer(n) for n in range(1, SHARED_PAIRS + 1)]
     members = [member(n) for n in range(1, SHARED_PAIRS + 1)]
-    conn.execute(_USERS, {"users": owners + members})
+    conn.execute(INSERT_USERS, {"users": owners + members})
     seed_lists(conn, owners, "Shared", tasks=SHARED_TASKS)
     conn.execute(_MEMBERS, {"role": ROLE, "owners": owners})
     conn.execute(text("ANALYZE list_members"))

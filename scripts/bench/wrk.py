@@ -23,6 +23,7 @@ SCENARIOS = (
     "move",
     "delete-list",
     "shared-list",  # issue 39: a member and the owner list the same shared list of 100 tasks
+    "calendar-feed",  # issue 52: a 1,000-task calendar feed fetched whole, then revalidated
     "mix",
 )
 WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
@@ -31,6 +32,11 @@ API_ONLY = {"move", "delete-list"}
 # Issue 39's (scripts/bench/shared.py): the API alone, on the shared lists' data; each level is
 # two runs, the member's (the scenario's name) and the owner's (`-owner`).
 SHARED = {"shared-list": ("shared-list", "shared-list-owner")}
+# Issue 52's (scripts/bench/calendar.py): the API alone, on the feeds' data; each level is two
+# runs, the full feed (the scenario's name) and its revalidation, a 304 (`-304`).
+CALENDAR = {"calendar-feed": ("calendar-feed", "calendar-feed-304")}
+# The scenarios whose level is two runs.
+PAIRED = {**SHARED, **CALENDAR}
 # Issue 31: the routes the naive session-per-request app (scripts/bench/naive.py) serves, the
 # five the comparison with it is about; the other scenarios skip it.
 NAIVE = ("get", "list", "update", "toggle", "create")
@@ -38,7 +44,7 @@ NAIVE = ("get", "list", "update", "toggle", "create")
 
 def serves(server: str, scenario: str) -> bool:
     """Whether `server` ("api", "before", "baseline", "naive") takes part in `scenario`."""
-    if scenario in API_ONLY or scenario in SHARED:
+    if scenario in API_ONLY or scenario in PAIRED:
         return server == "api"
     return server != "naive" or scenario in NAIVE
 

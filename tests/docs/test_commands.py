@@ -226,6 +226,17 @@ def check_operations(out: str) -> None:
     assert '"status":"ok"' in out.replace(" ", "")
 
 
+def check_calendar(out: str) -> None:
+    """A feed with the page's task as a weekly event in its zone with its alarm, a 304 to its
+    own tag, and the rotated and revoked URLs dead."""
+    assert out.count("BEGIN:VCALENDAR") == 1 and "/api/calendar/" in out
+    assert "SUMMARY:Team sync" in out and "DTSTART;TZID=Europe/Berlin:" in out
+    assert "RRULE:FREQ=WEEKLY;BYDAY=MO" in out and "TRIGGER:-PT15M" in out
+    assert re.search(r"^304$", out, re.MULTILINE), out
+    assert re.findall(r"HTTP/1.1 (\d+)", out) == ["404", "404"], out
+    assert "HTTP/1.1 204" not in out  # the revoke prints nothing
+
+
 # What each page's commands must have shown, beyond exiting 0.
 CHECKS = {
     "get-started/curl.md": check_curl,
@@ -239,6 +250,7 @@ CHECKS = {
     "guides/events.md": check_events,
     "guides/live.md": check_live,
     "guides/operations.md": check_operations,
+    "guides/calendar.md": check_calendar,
 }
 
 

@@ -58,6 +58,7 @@ EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
     "delete_list": [{"list_id": LIST}, {"list": LIST_NAME}],
     "add_comment": [{"body": "planted by B"}],
     "list_comments": [{}, {"limit": 1, "after_id": 1}],
+    "create_calendar_feed": [{}, {"list_id": LIST, "kind": "todos"}],
 }
 
 

@@ -272,6 +272,11 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
     assert status_of(api.run("remove-member", team, me)) == 204
     assert status_of(api.run("members", team, expect_ok=False)) == 404
 
+    # Calendar feeds (issue 52): a feed of Ada's tasks, read by its URL's token.
+    made = api.json("create-feed", '{"kind": "todos"}')["data"]
+    feed = api.run("feed", made["url"].rsplit("/", 1)[1].removesuffix(".ics"))
+    assert feed.stdout.startswith("BEGIN:VCALENDAR") and "ETag: " in feed.stderr
+
     # Chat (issue 32): this server has no model (tests/chat/test_api_script.py has one).
     unconfigured = api.run("chat", "add milk", expect_ok=False)
     assert status_of(unconfigured) == 503

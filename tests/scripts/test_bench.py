@@ -51,7 +51,8 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert results["failures"] == []
     assert results["config"]["servers"] == ["api", "baseline", "naive"]
     validation = results["validation"]
-    assert len(validation) == 18  # shared-list's: the member's page is the owner's, twice
+    # shared-list's: the member's page is the owner's, twice; calendar-feed's: its feeds.
+    assert len(validation) == 19
     # The naive app (issue 31) is checked on its own terms, beside the API's answers.
     assert sum(v.split(": ", 1)[1].startswith("naive: ") for v in validation) == 3
     # Every listing is validated (meta.changes_cursor included): a first page, one with a
@@ -69,13 +70,14 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert any("JSON access log on" in v for v in validation)
     runs = results["runs"]
     # The list scenarios (issue 24) run on the API alone, the naive app serves five routes;
-    # shared-list (issue 39) is two runs on the API alone, the member's and the owner's.
+    # shared-list (issue 39) is two runs on the API alone, the member's and the owner's;
+    # calendar-feed (issue 52) two too, the full feed and its 304.
     assert {(r["scenario"], r["server"]) for r in runs} == {
         (run, server)
         for s in wrk.SCENARIOS
-        for run in wrk.SHARED.get(s, (s,))
+        for run in wrk.PAIRED.get(s, (s,))
         for server in ("api", "baseline", "naive")
-        if server == "api" or (s not in wrk.API_ONLY and s not in wrk.SHARED)
+        if server == "api" or (s not in wrk.API_ONLY and s not in wrk.PAIRED)
         if server != "naive" or s in ("get", "list", "update", "toggle", "create")
     }
     for run in runs:
@@ -96,11 +98,12 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert machine["cores"] and machine["postgresql"] and machine["python"]
     assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3
     comparisons = results["comparisons"]
-    assert len(comparisons) == len(wrk.SCENARIOS) + 1  # shared-list: the member's, the owner's
+    # shared-list: the member's, the owner's; calendar-feed: the full feed, the 304.
+    assert len(comparisons) == len(wrk.SCENARIOS) + 2
     for row in comparisons:
         if row["scenario"] not in {
             *wrk.API_ONLY,
-            *(r for runs in wrk.SHARED.values() for r in runs),
+            *(r for runs in wrk.PAIRED.values() for r in runs),
         }:
             assert row["api_over_baseline_rps"] > 0 and row["api_over_baseline_cpu"] > 0, row
 
@@ -113,6 +116,7 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert "| delete-list | no proxy | 1 | 4 |" in markdown
     assert "## A shared list: its member against its owner (issue 39" in markdown
     assert any("shared-list: member and owner list the same 100 tasks" in v for v in validation)
+    assert any("calendar-feed: 4 feeds of 1000 events each, each a 304" in v for v in validation)
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 

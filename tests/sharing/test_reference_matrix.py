@@ -100,6 +100,8 @@ BASES: dict[tuple[str, str], dict[str, Any]] = {
     ("tool", "list_tasks"): {},
     ("tool", "update_task"): {"task_id": "$task"},
     ("tool", "assign_task"): {"task_id": "$task"},
+    # A calendar feed of the list named (issue 52): reading it is enough.
+    ("POST", "/api/calendar-feeds"): {"scope": "list"},
 }
 
 

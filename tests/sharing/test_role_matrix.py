@@ -178,7 +178,8 @@ def test_a_tool_answers_as_its_route_does(
     standing: str,
 ) -> None:
     caller = _take(client, shared_list, bob, grant, db_engine, standing)
-    by = "list_id" if tool.endswith("_list") or tool in ("add_task", "list_tasks") else "task_id"
+    named_list = ("add_task", "list_tasks", "create_calendar_feed")
+    by = "list_id" if tool.endswith("_list") or tool in named_list else "task_id"
     real = shared_list.list_id if by == "list_id" else shared_list.task_id
     arguments = {by: real, **TOOL_ARGUMENTS.get(tool, {})}
     result = call_tool_rpc(client, "/mcp", caller.token, tool, arguments)

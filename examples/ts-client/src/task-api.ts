@@ -93,6 +93,11 @@ export type Invitation = Schemas["InvitationPublic"];
 /** A new invitation: the only answer that carries its `token`. */
 export type InvitationCreated = Schemas["InvitationCreated"];
 export type InvitationCreate = Schemas["InvitationCreate"];
+/** A calendar feed, as `listCalendarFeeds` shows it (never its URL). */
+export type CalendarFeed = Schemas["CalendarFeedPublic"];
+/** A new or rotated feed: the only answer that carries its `url` (with its secret token). */
+export type CalendarFeedCreated = Schemas["CalendarFeedCreated"];
+export type CalendarFeedCreate = Schemas["CalendarFeedCreate"];
 /** One server-sent event of a streamed chat turn (specs/chat.md, "Streaming"). */
 export type ChatEvent =
   | { event: "start"; data: { conversation_id: number } }
@@ -591,6 +596,33 @@ export class TaskApi {
     const params = { path: { list_id: listId } };
     const path = "/api/lists/{list_id}/invitations";
     return data(await this.client.GET(path, { params, ...options }));
+  }
+
+  // -- calendar feeds -----------------------------------------------------------------------
+
+  /** A feed of your tasks with a due date (`scope: "all"`) or of one list you can read
+   * (`scope: "list"`, `list_id`) for a calendar app. The answer alone carries its `url`. */
+  async createCalendarFeed(body: CalendarFeedCreate = {}, options: CallOptions = {}) {
+    const answer = await this.client.POST("/api/calendar-feeds", { body, ...options });
+    return data(answer) as CalendarFeedCreated;
+  }
+
+  /** Your calendar feeds, oldest first, without their URLs. */
+  async listCalendarFeeds(options: CallOptions = {}): Promise<CalendarFeed[]> {
+    return data(await this.client.GET("/api/calendar-feeds", { ...options }));
+  }
+
+  /** A new URL for the feed: the old one answers 404 at once. */
+  async rotateCalendarFeed(feedId: number, options: CallOptions = {}) {
+    const params = { path: { feed_id: feedId } };
+    const path = "/api/calendar-feeds/{feed_id}/rotate";
+    return data(await this.client.POST(path, { params, ...options })) as CalendarFeedCreated;
+  }
+
+  /** Revoke a feed: its URL answers 404 from now on. */
+  async revokeCalendarFeed(feedId: number, options: CallOptions = {}) {
+    const params = { path: { feed_id: feedId } };
+    ok(await this.client.DELETE("/api/calendar-feeds/{feed_id}", { params, ...options }));
   }
 
   // -- activity -----------------------------------------------------------------------------

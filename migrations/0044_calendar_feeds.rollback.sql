@@ -1,0 +1,2 @@
+-- Drops the feeds: every feed URL stops working.
+DROP TABLE calendar_feeds;
