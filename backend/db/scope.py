@@ -75,7 +75,7 @@ def _memberships(roles: tuple[str, ...], column: str) -> Any:
 
 # Whether the caller is a member of any list, evaluated by the planner (migration 0044): for a
 # member of nothing, what it gates is planned as false (never costed), for a member as true.
-MEMBER_PLANNED = func.task_api_member_planned(bindparam(OWNER), type_=Boolean)
+MEMBER_PLANNED = func.task_api_member_planned(bindparam(OWNER, type_=Text), type_=Boolean)
 
 
 def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
