@@ -435,10 +435,13 @@ def move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tu
 @lru_cache(maxsize=512)
 def listing(shape: ListingShape) -> Any:
     """A page: the task's columns and counts, its sort key (read back to build the next
-    cursor) and, when asked, the caller's change-feed position in the page's snapshot. Two
-    arms, each a page on its own index: the caller's own tasks, and those of the lists shared
-    with it (`shared`); the page is the first rows of both in the order asked (an OR of the
-    two would read every own task to sort them)."""
+    cursor), whether the caller is a member of some list (`member`: it chooses the caller's
+    next listing, `task_listing.member_pages`) and, when asked, the caller's change-feed
+    position in the page's snapshot. A member's (`member_page`): two arms, each a page on its
+    own index, the caller's own tasks and those of the lists shared with it (`shared`); the
+    page is the first rows of both in the order asked (an OR of the two would read every own
+    task to sort them). Else one page over `access` (for a member of nothing, planned as the
+    own arm alone)."""
     key = sort_key(shape.sort).label("sort_key")
 
     def arm(view: tuple[Any, ...], scope: ColumnElement[bool]) -> Any:
