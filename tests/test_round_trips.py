@@ -32,6 +32,7 @@ from fastapi.testclient import TestClient
 from backend.config import Settings
 from backend.main import create_app
 from backend.mcp.tools import TOOLS
+from backend.services.task_listing import member_pages
 from scripts.bench.dbproxy import DbProxy
 from tests.chat import fake_model
 from tests.chat.fake_model import FakeModel, call, say
@@ -503,6 +504,16 @@ SHARED: dict[str, tuple[str, str, Any]] = {
 }
 
 
+def _join(client: TestClient, owner: Account, member: Account, list_id: int, role: str) -> None:
+    """`member` joins `owner`'s list with `role`, through an invitation accepted."""
+    made = client.post(
+        f"/api/lists/{list_id}/invitations", json={"role": role}, headers=owner.headers
+    )
+    token = made.json()["data"]["token"]
+    joined = client.post("/api/invitations/accept", json={"token": token}, headers=member.headers)
+    assert joined.status_code == 200, joined.text
+
+
 def _share(key: str, client: TestClient, alice: Account, ids: dict[str, Any]) -> None:
     """Bob, a member of Alice's LIST, and an invitation of Bob's for Alice, for the routes
     of `SHARED`."""
@@ -513,12 +524,7 @@ def _share(key: str, client: TestClient, alice: Account, ids: dict[str, Any]) ->
         ids["FEED_TOKEN"] = feed["url"].rsplit("/", 1)[1].removesuffix(".ics")
         return
     bob = _registering(client)("bob@example.com")
-    made = client.post(
-        f"/api/lists/{ids['LIST']}/invitations", json={"role": "editor"}, headers=alice.headers
-    )
-    token = made.json()["data"]["token"]
-    joined = client.post("/api/invitations/accept", json={"token": token}, headers=bob.headers)
-    assert joined.status_code == 200, joined.text
+    _join(client, alice, bob, ids["LIST"], "editor")
     ids["MEMBER_ID"], ids["MEMBER_JSON"] = bob.id, json.dumps(bob.id)
     his = client.post("/api/lists", json={"name": "Bob's"}, headers=bob.headers).json()["data"]
     invited = client.post(
@@ -925,12 +931,7 @@ def test_a_members_move_with_its_reminders_keeps_the_budget(
     ids = _rows(client, alice)
     bob = _registering(client)("bob@example.com")
     for list_id in (ids["LIST"], ids["OTHER_LIST"]):
-        made = client.post(
-            f"/api/lists/{list_id}/invitations", json={"role": "editor"}, headers=alice.headers
-        )
-        token = made.json()["data"]["token"]
-        joined = client.post("/api/invitations/accept", json={"token": token}, headers=bob.headers)
-        assert joined.status_code == 200, joined.text
+        _join(client, alice, bob, list_id, "editor")
     task = client.post(
         "/api/tasks", json={**TASK_BODY, "list_id": ids["LIST"]}, headers=alice.headers
     ).json()["data"]
@@ -948,3 +949,27 @@ def test_a_members_move_with_its_reminders_keeps_the_budget(
     budget = BUDGETS["PATCH /api/tasks/{task_id}+schedule and list_id"]
     assert measured.round_trips == budget, f"{measured.round_trips} round trips, budget {budget}"
     assert not measured.spans
+
+
+@pytest.mark.parametrize("hint", [False, True], ids=["seen as no member", "seen as a member"])
+def test_a_listing_on_a_wrong_member_hint_keeps_the_budget(
+    proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account, hint: bool
+) -> None:
+    """A listing is sent as one page to a caller last seen as a member of nothing, as the
+    member's two pages otherwise (issue 49, `task_listing.member_pages`); when that is wrong
+    (Bob has joined Alice's list; Alice is a member of nothing), the statement sent still
+    answers rightly in the listing's one round trip: the planner decides the member arm."""
+    ids = _rows(client, alice)
+    bob = _registering(client)("bob@example.com")
+    _join(client, alice, bob, ids["LIST"], "viewer")
+    client.post("/api/tasks", json={**TASK_BODY, "list_id": ids["LIST"]}, headers=alice.headers)
+    caller = alice if hint else bob
+    assert counted.get("/api/auth/me", headers=caller.headers).status_code == 200
+    member_pages.saw(caller.id, hint)
+    measured = _measure(proxy, lambda: counted.get("/api/tasks", headers=caller.headers))
+    assert measured.status == 200, measured.text
+    assert json.loads(measured.text)["data"], "Bob: the shared task; Alice: hers"
+    assert measured.connections == 0, "a new connection: the pool was not warm"
+    budget = BUDGETS["GET /api/tasks"]
+    assert measured.round_trips == budget, f"{measured.round_trips} round trips, budget {budget}"
+    assert member_pages.member_page(caller.id) is not hint, "the answer corrected the hint"

@@ -22,6 +22,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Table,
     Text,
     and_,
@@ -72,16 +73,31 @@ def _memberships(roles: tuple[str, ...], column: str) -> Any:
     return func.array(ids.scalar_subquery(), type_=ARRAY(type_))
 
 
+# Whether the caller is a member of any list, evaluated by the planner (migration 0046): for a
+# member of nothing, what it gates is planned as false (never costed), for a member as true.
+MEMBER_PLANNED = func.task_api_member_planned(bindparam(OWNER, type_=Text), type_=Boolean)
+
+
 def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
     """The member arm of `access` alone: the row's list is one the caller is a member of with
     one of `roles`. The list decides; the owners' ids beside it let the plan use the same
     `(user_id, list_id, ...)` indexes an owner's reads use (a list's rows are in its owner's
-    space: the two arrays never admit a row the lists alone would not)."""
+    space: the two arrays never admit a row the lists alone would not). Gated on the caller
+    being a member at all, so a member of nothing does not pay for planning it (issue 49)."""
     listed = table.c.id if _named(table) == "task_lists" else table.c.list_id
     return and_(
+        MEMBER_PLANNED,
         listed == any_(_memberships(roles, "list_id")),
         table.c.user_id == any_(_memberships(roles, "user_id")),
     )
+
+
+def if_member(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`value` for a caller who is a member of some list, else NULL, decided while planning
+    (`shared`'s gate): a subquery that only a member's rows need (a member's own reminders, a
+    shared list's feed position) is then not planned for a member of nothing."""
+    gated: ColumnElement[Any] = case((MEMBER_PLANNED, value))
+    return gated
 
 
 def caller_role(table: Any) -> ColumnElement[str]:

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import OWNER, Scoped, owned
+from backend.db.scope import OWNER, Scoped, if_member, owned
 from backend.errors import CursorExpired
 from backend.models import TaskEvent, TaskEventsPruned, TaskMemberReminder
 from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
@@ -152,9 +152,10 @@ def latest_position() -> ColumnElement[int]:
     subqueries: a listing selects it in its own statement, so the listing and the position
     come from one snapshot. No horizon: a listing sends no `HOLD` ahead, so
     `task_events_horizon()` would be no bound there, and each call of it cost its planning
-    (issue 49: 0.17 ms of a listing's 0.37 ms to plan the position)."""
+    (issue 49: 0.17 ms of a listing's 0.37 ms to plan the position). A member of nothing
+    plans no shared list's arm (`if_member`)."""
     own = select(func.max(_E.id)).where(_OWN).scalar_subquery()
-    theirs = select(func.max(_UNORDERED)).where(_SHARED).scalar_subquery()
+    theirs = if_member(select(func.max(_UNORDERED)).where(_SHARED).scalar_subquery())
     pruned = _PRUNED.scalar_subquery()
     return cast(ColumnElement[int], func.greatest(own, theirs, pruned, 0))
 

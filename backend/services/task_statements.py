@@ -42,9 +42,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.db.scope import (
+    MEMBER_PLANNED,
     OWNER,
     Bound,
     Stmt,
+    if_member,
     space_locked,
 )
 from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
@@ -78,15 +80,18 @@ _L = TaskList.__table__.c  # type: ignore[attr-defined]
 #
 # A task's `reminders` are the caller's own (migration 0034): the task's column for its owner,
 # a member's row for a member of its list (none: `[]`). The owner's path reads no other table
-# (the CASE evaluates the subquery only for a row of another space).
+# (the CASE evaluates the subquery only for a row of another space), and a member of nothing
+# plans none (`if_member`: it reads no row of another space).
 _R = TaskMemberReminder.__table__.c  # type: ignore[attr-defined]
 _MINE = _T.user_id == bindparam(OWNER)
-_MEMBERS_OWN = func.coalesce(
-    select(_R.reminders)
-    .where(_R.user_id == _T.user_id, _R.task_id == _T.id, _R.member_id == bindparam(OWNER))
-    .correlate(Task.__table__)  # type: ignore[attr-defined]
-    .scalar_subquery(),
-    literal_column("'[]'::jsonb"),
+_MEMBERS_OWN = if_member(
+    func.coalesce(
+        select(_R.reminders)
+        .where(_R.user_id == _T.user_id, _R.task_id == _T.id, _R.member_id == bindparam(OWNER))
+        .correlate(Task.__table__)  # type: ignore[attr-defined]
+        .scalar_subquery(),
+        literal_column("'[]'::jsonb"),
+    )
 )
 
 
@@ -426,10 +431,13 @@ def move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tu
 @lru_cache(maxsize=512)
 def listing(shape: ListingShape) -> Any:
     """A page: the task's columns and counts, its sort key (read back to build the next
-    cursor) and, when asked, the caller's change-feed position in the page's snapshot. Two
-    arms, each a page on its own index: the caller's own tasks, and those of the lists shared
-    with it (`may_shared`); the page is the first rows of both in the order asked (an OR of the
-    two would read every own task to sort them)."""
+    cursor), whether the caller is a member of some list (`member`: it chooses the caller's
+    next listing, `task_listing.member_pages`) and, when asked, the caller's change-feed
+    position in the page's snapshot. A member's (`member_page`): two arms, each a page on its
+    own index, the caller's own tasks and those of the lists shared with it (`may_shared`); the
+    page is the first rows of both in the order asked (an OR of the two would read every own
+    task to sort them). Else one page over `may` (for a member of nothing, planned as the
+    own arm alone)."""
     key = sort_key(shape.sort).label("sort_key")
 
     def arm(view: tuple[Any, ...], scope: ColumnElement[bool]) -> Any:
@@ -438,10 +446,18 @@ def listing(shape: ListingShape) -> Any:
             statement = statement.where(after_keyset(shape))
         return statement.order_by(*order_by(shape.sort, shape.direction)).limit(LIMIT)
 
+    member = MEMBER_PLANNED.label("member")
+    if not shape.member_page:
+        # One page of every task the caller may read: for a member of nothing the planner
+        # folds the member arm of `access` away, leaving the own page alone (issue 49).
+        one = arm(TASK_VIEW, may(_TASKS, Action.LIST_READ)).add_columns(member)
+        if shape.feed_position:
+            one = one.add_columns(latest_position().label("feed_position"))
+        return one
     mine = _T.user_id == bindparam(OWNER)
     theirs = arm(_MEMBER_VIEW, and_(may_shared(_TASKS, Action.LIST_READ), ~mine))
     page = union_all(arm(_OWN_VIEW, mine), theirs).subquery("page")
-    outer = [page.c[c.name] for c in (*TASK_COLUMNS, key)]
+    outer = [page.c[c.name] for c in (*TASK_COLUMNS, key)] + [member]
     if shape.feed_position:
         outer.append(latest_position().label("feed_position"))
     last, task_id = page.c.sort_key, page.c.id

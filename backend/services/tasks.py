@@ -36,7 +36,7 @@ from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import LOCK_TASKS, bulk_placement, step, step_error, task_of
-from backend.services.task_listing import Keyset, ListingShape, TaskListQuery
+from backend.services.task_listing import Keyset, ListingShape, TaskListQuery, member_pages
 from backend.services.task_placement import (
     anchor_field,
     other_owner,
@@ -138,8 +138,12 @@ class TaskService(TaskSending):
         """One page; with `feed_position`, also the caller's change-feed position as of the
         very snapshot the page was read in. The statement is the one built for the query's
         shape (`task_statements.listing`), the query's values bound to it."""
-        shape, values = query.shape(feed_position=feed_position), query.values()
+        member_page = member_pages.member_page(self.user_id)
+        shape = query.shape(feed_position=feed_position, member_page=member_page)
+        values = query.values()
         rows = cast(Sequence[TaskRow], self._read(listing(shape), **values).all())
+        if rows:
+            member_pages.saw(self.user_id, bool(rows[0].member))  # type: ignore[attr-defined]
         position = None
         if feed_position:
             rows, position = self._with_position(shape, values, rows)

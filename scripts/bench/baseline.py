@@ -155,11 +155,24 @@ COLUMN_NAMES = tuple(column.name for column in Task.__table__.columns)  # type: 
 COLUMNS = ", ".join(COLUMN_NAMES)
 # A task's reminders as the caller reads them (migration 0034): the task's own for its owner, a
 # member's own row (or none) for a member.
-OWN_REMINDERS = (
-    "CASE WHEN tasks.user_id = %(user)s THEN tasks.reminders ELSE coalesce((SELECT "
-    "task_member_reminders.reminders FROM task_member_reminders WHERE "
+# Whether the caller is a member of any list, evaluated while the statement is planned
+# (migration 0044, `scope.shared`): a member of nothing plans no member arm (issue 49).
+MEMBER_PLANNED = "task_api_member_planned(%(user)s)"
+
+
+def _if_member(value: str) -> str:
+    """`backend.db.scope.if_member`: a member's-only value, NULL for a member of nothing."""
+    return f"CASE WHEN {MEMBER_PLANNED} THEN {value} END"
+
+
+# A member's own reminders on a task of another space (none: `[]`).
+MEMBERS_REMINDERS = _if_member(
+    "coalesce((SELECT task_member_reminders.reminders FROM task_member_reminders WHERE "
     "task_member_reminders.user_id = tasks.user_id AND task_member_reminders.task_id = tasks.id "
-    "AND task_member_reminders.member_id = %(user)s), '[]'::jsonb) END"
+    "AND task_member_reminders.member_id = %(user)s), '[]'::jsonb)"
+)
+OWN_REMINDERS = (
+    f"CASE WHEN tasks.user_id = %(user)s THEN tasks.reminders ELSE {MEMBERS_REMINDERS} END"
 )
 # `backend.services.task_statements.TASK_VIEW`: the columns, but a completed task has no open
 # subtask (also in the RETURNING of the statement that completes it), and the reminders are the
@@ -196,7 +209,7 @@ def _shared(table: str, member_roles: tuple[str, ...]) -> str:
         f"%(user)s AND list_members.role IN ({_sql_list(member_roles)})))"
     )
     return (
-        f"{table}.list_id = ANY ({memberships.format(column='list_id')}) "
+        f"{MEMBER_PLANNED} AND {table}.list_id = ANY ({memberships.format(column='list_id')}) "
         f"AND {table}.user_id = ANY ({memberships.format(column='user_id')})"
     )
 
@@ -215,8 +228,11 @@ SPACE_LOCKED = "task_api_lock_space(tasks.user_id)"
 FEED_POSITION = (
     "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.user_id = %(user)s "
     f"AND task_events.type IN ({_sql_list(FEED_TYPES)})), "
-    f"(SELECT max(task_events.id + 0) FROM task_events WHERE {_shared('task_events', READ_ROLES)} "
-    f"AND task_events.type IN ({_sql_list(CHANGE_TYPES)})), "
+    + _if_member(
+        "(SELECT max(task_events.id + 0) FROM task_events WHERE "
+        f"{_shared('task_events', READ_ROLES)} AND task_events.type IN ({_sql_list(CHANGE_TYPES)}))"
+    )
+    + ", "
     "(SELECT task_events_pruned.through_id FROM task_events_pruned "
     "WHERE task_events_pruned.user_id = %(user)s), 0)"
 )
@@ -234,11 +250,6 @@ _OWN_ARM_COLUMNS = ", ".join(f"tasks.{name} AS {name}" for name in COLUMN_NAMES)
 )
 # Each arm knows whose rows it reads (issue 49): the own arm's reminders are the task's, the
 # member arm's the member's own row (or none).
-MEMBERS_REMINDERS = (
-    "coalesce((SELECT task_member_reminders.reminders FROM task_member_reminders WHERE "
-    "task_member_reminders.user_id = tasks.user_id AND task_member_reminders.task_id = tasks.id "
-    "AND task_member_reminders.member_id = %(user)s), '[]'::jsonb)"
-)
 _MEMBER_ARM_COLUMNS = _OWN_ARM_COLUMNS.replace(
     "tasks.reminders AS reminders", f"{MEMBERS_REMINDERS} AS reminders"
 )
@@ -251,20 +262,40 @@ _ARMS = (
     )
 )
 _PAGE_COLUMNS = ", ".join(f"page.{name}" for name in (*COLUMN_NAMES, "sort_key"))
-# A page: the task's columns and its sort key.
-PAGE_SQL = (
-    f"SELECT {_PAGE_COLUMNS} FROM ({_ARMS}) AS page "
+# Whether the caller is a member of some list (`task_statements.listing`'s `member`): it chooses
+# the caller's next listing (`MEMBERS`).
+_MEMBER = f"{MEMBER_PLANNED} AS member"
+# A page: the task's columns and its sort key; a first page (`TaskService.list_page(
+# feed_position=True)`) also the feed position, a column of the page's own statement, so both
+# come from one snapshot. A member's: the two arms; a member of nothing's (issue 49): one page
+# of every task the caller may read, the member arm folded away while planning.
+_MEMBER_PAGE = (
+    f"SELECT {_PAGE_COLUMNS}, {_MEMBER}<position> FROM ({_ARMS}) AS page "
     "ORDER BY page.sort_key DESC, page.id DESC LIMIT %(limit)s"
 )
-# A first page (`TaskService.list_page(feed_position=True)`): the feed position is a column of
-# the page's own statement, so both come from one snapshot.
-LIST_SQL = (
-    f"SELECT {_PAGE_COLUMNS}, {FEED_POSITION} AS feed_position FROM ({_ARMS}) AS page "
-    "ORDER BY page.sort_key DESC, page.id DESC LIMIT %(limit)s"
+_ONE_PAGE = (
+    f"SELECT {VIEW}, tasks.created_at AS sort_key, {_MEMBER}<position> FROM tasks "
+    f"WHERE {_access(READ_ROLES)}{{where}} ORDER BY tasks.created_at DESC, tasks.id DESC "
+    "LIMIT %(limit)s"
 )
+_POSITION = f", {FEED_POSITION} AS feed_position"
+# By whether the caller is a member (its `MEMBERS` entry): the page, the first page; `{where}`:
+# the filters.
+PAGE_SQL = {
+    True: _MEMBER_PAGE.replace("<position>", ""),
+    False: _ONE_PAGE.replace("<position>", ""),
+}
+LIST_SQL = {
+    True: _MEMBER_PAGE.replace("<position>", _POSITION),
+    False: _ONE_PAGE.replace("<position>", _POSITION),
+}
 # An empty first page carries no position: it is read with the proof that the page is still
 # empty, in one statement (`TaskService._with_position`), a message of its own.
-EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
+EMPTY_LIST_SQL = {
+    member: f"SELECT {FEED_POSITION}, EXISTS ({page})" for member, page in PAGE_SQL.items()
+}
+# `task_listing.MemberPages`: who this process last saw as a member (unknown: a member).
+MEMBERS: dict[str, bool] = {}
 # Re-reads of an empty page that filled up meanwhile, before giving up (503), as the API.
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
@@ -550,7 +581,8 @@ _AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
 _ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES.get(name, ""))) for name in FIELD_NAMES)
 _ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
 _SUBTASKS, _OPEN = _AT["subtask_count"], _AT["open_subtask_count"]
-SORT_KEY = len(COLUMN_NAMES)  # a listing row's sort key follows the view, then the position
+# A listing row's sort key follows the view, then whether the caller is a member, the position.
+SORT_KEY = len(COLUMN_NAMES)
 
 
 def _task(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
@@ -577,15 +609,18 @@ async def _page(
     """A first page and the feed position of its snapshot (`TaskService._with_position`): a
     column of the page's rows, or, for an empty page, read with the proof that it is still
     empty (a message of its own); a page that filled up in between is read again."""
-    rows = await entry.run(conn, LIST_SQL.format(where=where), values)
+    member = MEMBERS.get(values["user"], True)
+    rows = await entry.run(conn, LIST_SQL[member].format(where=where), values)
+    if rows:
+        MEMBERS[values["user"]] = rows[0][SORT_KEY + 1]
     for _ in range(EMPTY_PAGE_ATTEMPTS):
         if rows:
-            return rows, rows[0][SORT_KEY + 1]
-        empty = await conn.last(LOCALS + EMPTY_LIST_SQL.format(where=where), values)
+            return rows, rows[0][SORT_KEY + 2]
+        empty = await conn.last(LOCALS + EMPTY_LIST_SQL[member].format(where=where), values)
         position, appeared = empty[0]
         if not appeared:
             return rows, position
-        rows = await conn.last(LOCALS + LIST_SQL.format(where=where), values)
+        rows = await conn.last(LOCALS + LIST_SQL[member].format(where=where), values)
     raise Refused(503, "SERVICE_UNAVAILABLE", CHANGING)
 
 
