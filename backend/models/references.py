@@ -1,17 +1,17 @@
 """Which request fields name a row, and what the caller must be allowed to do with that row
 (issue 49; specs/api-contract.md, "Shared lists").
 
-A field of a request body, a query or an MCP tool's arguments that carries an id (its name is
-`id`, `*_id`, `*_ids`, `assignee` or `assignees`) declares what it names, where it is
-declared, as a marker in its `Annotated` metadata:
+A field of a request's path, body or query, or an MCP tool's arguments, that carries an id
+(its name is `id`, `*_id`, `*_ids`, `assignee` or `assignees`) declares what it names, where
+it is declared, as a marker in its `Annotated` metadata:
 
 - `Reference(table, action)`: a row of `table` that the caller must be allowed to `action`
   (`backend/services/access.py`'s `LEAST_ROLE`: the least role). A row the caller cannot read
   (another user's, the owner's private one, one that does not exist) answers as a missing one,
   byte for byte; a row it can read with a role below the action's is 403 `FORBIDDEN`. `action`
   None: a row only its own user reaches (a conversation, the caller's account), no role does.
-- `SUBJECT`: the row the route or tool acts on (an MCP tool's `task_id`/`list_id`), whose
-  action is the tool's own in `access.TOOLS`.
+- `SUBJECT`: the row the route or tool acts on (a path's `{task_id}`/`{list_id}`, an MCP
+  tool's `task_id`/`list_id`), whose action is its own in `access.ROUTES`/`access.TOOLS`.
 - `NotAReference(why)`: an id that names no user's row (an OAuth client's public id).
 
 tests/sharing/test_declared.py finds every id-carrying field of every route and tool and fails
@@ -49,7 +49,8 @@ class Action(StrEnum):
 TASKS = "tasks"
 LISTS = "task_lists"
 MEMBERS = "list_members"  # a user id that must be the owner or a member of the row's list
-COMMENTS = "task_comments"
+COMMENTS = "task_comments"  # a comment of the route's task
+INVITATIONS = "list_invitations"  # an invitation of the route's list
 USERS = "users"
 CONVERSATIONS = "conversations"
 

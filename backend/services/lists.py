@@ -21,6 +21,7 @@ from typing import Any, NoReturn, cast
 from sqlalchemy import (
     BigInteger,
     Text,
+    and_,
     any_,
     bindparam,
     case,
@@ -150,11 +151,13 @@ _CREATE_REFUSAL = _owned(
 
 
 _BY_ID = _L.id == _LIST_ID
-_BY_NAME = _L.name_key == _REF_KEY
+# A name is one of the caller's own lists (specs/mcp.md, "Lists by name"): names are unique
+# per owner only, so a shared list of the same name must not be written with it.
+_BY_NAME = and_(_L.name_key == _REF_KEY, _L.user_id == bindparam(OWNER))
 # Why a write of the target matched nothing: its version (no row: no such list of the
 # caller's), and whether another list has the name being written.
 _REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
-_REFUSAL_BY_NAME = _owned(select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME))
+_REFUSAL_BY_NAME = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME)
 # A write of a list by its id takes the caller's change lock and the list's owner's (where the
 # caller is a member) together, ahead of it (`spaces_locked`): a member renaming an owner's
 # list while that owner renames one of the member's would otherwise deadlock.
@@ -284,6 +287,9 @@ class ListService(Scoped):
         which respaces a few lists only when the two it goes between are adjacent."""
         anchor_id = after_id if after_id is not None else before_id
         if anchor_id == list_id:
+            # A rule of the body's values: permission on the list comes first.
+            role = self._read(LIST_ROLE, list_id=list_id).scalar()
+            require(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND))
             field = "body.after_id" if after_id is not None else "body.before_id"
             raise InvalidRequest.at(field, "A list cannot be placed next to itself")
         statement, refusal = _move_statement(

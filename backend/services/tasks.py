@@ -317,8 +317,11 @@ class TaskService(TaskSending):
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
         if task_id == placement.anchor_id:
-            raise InvalidRequest.at(
-                anchor_field(placement), "A task cannot be placed next to itself"
+            raise self._named_itself(
+                task_id,
+                InvalidRequest.at(
+                    anchor_field(placement), "A task cannot be placed next to itself"
+                ),
             )
         return self._move(task_id, placement, expected, {}, last=True)
 
@@ -338,7 +341,9 @@ class TaskService(TaskSending):
         may commit the request itself (`_write(last=True)`). `own`: a member's reminders,
         written from the move's rows (`own_reminders`), and read back as sent."""
         if task_id == placement.parent_id:
-            raise InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
+            raise self._named_itself(
+                task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
+            )
         checked = expected is not None
         thens: tuple[Then, ...] = () if then is None else (then,)
         if own is not None:
@@ -361,6 +366,14 @@ class TaskService(TaskSending):
         if moved is None:
             self._refuse(refusal, placement, binds)
         return cast(TaskRow, moved)
+
+    def _named_itself(self, task_id: int, error: InvalidRequest) -> AppError:
+        """A body naming the task itself (its parent, its anchor) breaks a rule of the body's
+        values, and permission comes first: the 404 or 403 a write of it gets, else `error`
+        (the failure path's own round trip)."""
+        found = self._read(ACCESS, task_id=task_id).first()
+        role = None if found is None else found[-1]
+        return denied(role, Action.TASK_WRITE, NotFound("Task not found")) or error
 
     def subtree(self, task_id: int) -> list[TaskRow]:
         """The task and every task under it, depth-first in position order (one statement:

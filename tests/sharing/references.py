@@ -1,5 +1,5 @@
-"""Every id-carrying field of every request, found from the declarations (the pydantic models
-the routes and MCP tools validate with), with the marker it carries
+"""Every id-carrying field of every request, found from the declarations (the path parameters
+and pydantic models the routes and MCP tools validate with), with the marker it carries
 (backend/models/references.py). tests/sharing/test_declared.py fails on an id without one;
 tests/sharing/test_reference_matrix.py generates its cases from the `Reference` fields."""
 
@@ -16,9 +16,11 @@ from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from backend.config import Settings
+from backend.main import create_app
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.references import NotAReference, Reference, Subject
-from tests.conftest import api_routes
+from tests.conftest import TEST_SECRET, api_routes
 
 # A field that carries an id by its name: `id`, `*_id`, `*_ids`, `assignee(s)`.
 ID_NAME = re.compile(r"(^|_)ids?$|^assignees?$")
@@ -30,7 +32,7 @@ TWINS = "/api/{user_id}/"
 @dataclass(frozen=True)
 class Field:
     """One field of one request: `target` is `("PATCH", "/api/tasks/{task_id}")` or
-    `("tool", "update_task")`; `where` is `body`, `query` or `arguments`; `path` the field's
+    `("tool", "update_task")`; `where` is `path`, `body`, `query` or `arguments`; `path` the field's
     place in it (`operations[].list_id`)."""
 
     target: tuple[str, str]
@@ -107,7 +109,7 @@ def _param_fields(info: FieldInfo, alias: str, where: str) -> Iterator[tuple[str
 
 
 def request_fields(app: FastAPI) -> list[Field]:
-    """Every field of every route's body and query and every tool's arguments."""
+    """Every field of every route's path, body and query and every tool's arguments."""
     found: dict[tuple[Any, ...], Field] = {}
     for route in api_routes(app):
         if route.path.startswith(TWINS):
@@ -116,6 +118,7 @@ def request_fields(app: FastAPI) -> list[Field]:
             target = (method, route.path)
             for dependant in _dependants(route.dependant):
                 for where, params in (
+                    ("path", dependant.path_params),
                     ("query", dependant.query_params),
                     ("body", dependant.body_params),
                 ):
@@ -135,6 +138,29 @@ def tool_fields() -> list[Field]:
     ]
 
 
+def declared_app() -> FastAPI:
+    """The app, only to read its routes' declarations at collection (nothing connects)."""
+    settings = Settings(
+        environment="test",
+        database_url="postgresql://collect@localhost/collect",
+        jwt_secret=TEST_SECRET,
+        auto_migrate=False,
+    )
+    return create_app(settings)
+
+
 def id_fields(app: FastAPI) -> list[Field]:
     """The fields that carry an id, by name, or that declare a marker."""
     return [f for f in request_fields(app) if ID_NAME.search(f.name) or f.markers]
+
+
+def failure(
+    case: str, want: str, got: tuple[int, bytes], changed: bool, missing: tuple[int, bytes] | None
+) -> str:
+    """A generated matrix's line for a case that answered otherwise: what it wanted, what it
+    got (and whether rows changed), and what the same request naming a missing id got."""
+    line = f"{case}: wanted {want}, got {got[0]} {got[1][:160]!r}"
+    line += " (rows changed)" if changed else ""
+    if missing is not None:
+        line += f"; a missing one's: {missing[0]} {missing[1][:160]!r}"
+    return line

@@ -33,20 +33,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.config import Settings
-from backend.main import create_app
 from backend.models.references import LISTS, MEMBERS, TASKS, Reference
 from backend.models.types import TAGS_MAX_COUNT
 from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, Action, allows
-from tests.conftest import TEST_SECRET, Account
+from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, remove_member
-from tests.sharing.references import Field, id_fields
+from tests.sharing.references import Field, declared_app, failure, id_fields
 
 MISSING = 2_000_000_000
 # A missing route row: another id than the missing named one (a row named after itself is
@@ -54,17 +51,6 @@ MISSING = 2_000_000_000
 MISSING_SUBJECT = MISSING + 1
 ROLES = ("admin", "editor", "commenter", "viewer")
 STANDINGS = ("owner", *ROLES, "stranger", "removed")
-
-
-def _declared_app() -> FastAPI:
-    """The app, only to read its routes' declarations at collection (nothing connects)."""
-    settings = Settings(
-        environment="test",
-        database_url="postgresql://collect@localhost/collect",
-        jwt_secret=TEST_SECRET,
-        auto_migrate=False,
-    )
-    return create_app(settings)
 
 
 def _in_matrix(reference: Reference | None) -> bool:
@@ -79,7 +65,7 @@ def _in_matrix(reference: Reference | None) -> bool:
     return reference.table in (TASKS, LISTS)
 
 
-FIELDS = [f for f in id_fields(_declared_app()) if _in_matrix(f.reference)]
+FIELDS = [f for f in id_fields(declared_app()) if _in_matrix(f.reference)]
 
 # What each route or tool with such a field is sent besides it ("$task": the route's own
 # task; "$list": its own list). A route or tool with a reference field and no line here
@@ -443,12 +429,9 @@ def _check(
             task, before = None, None
             made.clear()
         if not ok:
-            got = f"{answer.status} {answer.content[:160]!r}" + (
-                " (rows changed)" if changed else ""
-            )
-            if expected is not None:
-                got += f"; a missing one's: {expected.status} {expected.content[:160]!r}"
-            failures.append(f"{f.id} | {standing} | {kind}: wanted {want}, got {got}")
+            missed = None if expected is None else (expected.status, expected.content)
+            got = (answer.status, answer.content)
+            failures.append(failure(f"{f.id} | {standing} | {kind}", want, got, changed, missed))
     return failures
 
 

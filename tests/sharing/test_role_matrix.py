@@ -1,6 +1,7 @@
 """The role matrix, generated from the one declaration (backend/services/access.py: `ROUTES`
 and `LEAST_ROLE`): for every declared route and every standing a caller can have towards a
-list, the answer it must get. A stranger, a removed member and anyone else without a role get
+list (tests/sharing/standings.py), the answer it must get. A stranger, a removed member, one
+who left, a pending invitee and anyone else without a role get
 the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
 and changes nothing; a member with the role gets a 2xx."""
 
@@ -12,15 +13,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from backend.models.sharing import Role
 from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
+from tests.sharing.standings import NO_ROLE, ROLES, STANDINGS, Grant, take
 
-Grant = Callable[[SharedList, Account, str | None], None]
 MISSING = 2_000_000_000
 
 # A body each route accepts from a caller allowed to send it (None: no body).
@@ -39,10 +39,6 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
 }
 # Routes that name a member (another account, a viewer of the list) or an invitation.
 TRANSFER = ("POST", "/api/lists/{list_id}/transfer")
-# Standings without a role in the list: each is answered as a missing resource is.
-NO_ROLE = ("stranger", "removed", "expired invitation")
-ROLES = tuple(role.value for role in Role)
-STANDINGS = (*NO_ROLE, *ROLES)
 
 
 def _path(template: str, list_id: int, task_id: int, **more: Any) -> str:
@@ -85,39 +81,6 @@ def _named(
     return more
 
 
-def _take(
-    client: TestClient,
-    shared: SharedList,
-    bob: Account,
-    grant: Grant,
-    db_engine: Engine,
-    standing: str,
-) -> Account:
-    """Give bob `standing` towards the list; the caller of that standing (the owner for
-    `owner`). A removed member was an admin; an expired invitation's holder was invited as an
-    editor, and its token, accepted too late, made it nothing."""
-    if standing == "owner":
-        return shared.owner
-    if standing == "removed":
-        grant(shared, bob, "admin")
-        grant(shared, bob, None)
-    elif standing == "expired invitation":
-        invited = client.post(
-            f"/api/lists/{shared.list_id}/invitations",
-            json={"role": "editor"},
-            headers=shared.owner.headers,
-        )
-        assert invited.status_code == 201, invited.text
-        with db_engine.begin() as conn:
-            conn.execute(text("UPDATE list_invitations SET expires_at = now() - interval '1 s'"))
-        token = invited.json()["data"]["token"]
-        late = client.post("/api/invitations/accept", json={"token": token}, headers=bob.headers)
-        assert late.status_code == 404, late.text
-    elif standing != "stranger":
-        grant(shared, bob, standing)
-    return bob
-
-
 @pytest.mark.parametrize("standing", STANDINGS)
 @pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
 def test_the_answer_follows_the_declared_role(
@@ -135,7 +98,7 @@ def test_the_answer_follows_the_declared_role(
     more = _named(client, shared_list, route, register, grant)
     if route == TRANSFER:
         body = {"user_id": more["user_id"]}
-    caller = _take(client, shared_list, bob, grant, db_engine, standing)
+    caller = take(client, shared_list, bob, grant, db_engine, standing)
     if route == ("GET", "/api/tasks/{task_id}/occurrences"):
         template += "?count=1"
     if "{comment_id}" in template:
@@ -177,7 +140,7 @@ def test_a_tool_answers_as_its_route_does(
     tool: str,
     standing: str,
 ) -> None:
-    caller = _take(client, shared_list, bob, grant, db_engine, standing)
+    caller = take(client, shared_list, bob, grant, db_engine, standing)
     named_list = ("add_task", "list_tasks", "create_calendar_feed")
     by = "list_id" if tool.endswith("_list") or tool in named_list else "task_id"
     real = shared_list.list_id if by == "list_id" else shared_list.task_id

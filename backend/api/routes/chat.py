@@ -51,6 +51,7 @@ from backend.models.conversation import (
 )
 from backend.models.envelopes import ChatEnvelope, ConversationsEnvelope, MessagesEnvelope
 from backend.models.idempotency import KEY_MAX_LENGTH
+from backend.models.references import CONVERSATIONS, Reference
 from backend.observability.logging import OUTCOME_STATUS_KEY
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
@@ -59,6 +60,7 @@ ConversationId = Annotated[
     int,
     Path(ge=1, le=CONVERSATION_ID_MAX, description="The conversation's id.", examples=[3]),
     DecimalDigits,
+    Reference(CONVERSATIONS, None),
 ]
 PageSize = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100."), DecimalDigits]
 Cursor = Annotated[

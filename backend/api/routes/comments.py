@@ -26,6 +26,7 @@ from backend.api.responses import (
 from backend.api.routes.tasks import TaskId
 from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import CommentEnvelope, CommentsEnvelope
+from backend.models.references import COMMENTS, Action, Reference
 from backend.models.sharing import CommentCreate, CommentPublic, CommentUpdate
 from backend.models.types import TASK_ID_MAX
 from backend.services.comments import COMMENTS_PER_TASK
@@ -38,6 +39,7 @@ CommentId = Annotated[
     int,
     Path(ge=1, le=TASK_ID_MAX, description="The comment's id.", examples=[11]),
     DecimalDigits,
+    Reference(COMMENTS, Action.COMMENT_ADD),
 ]
 PAGE_MAX = 100
 PageSize = Annotated[

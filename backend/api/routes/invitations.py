@@ -31,6 +31,7 @@ from backend.models.envelopes import (
     InvitationsEnvelope,
     SingleListEnvelope,
 )
+from backend.models.references import INVITATIONS, Action, Reference
 from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
 from backend.models.task_list import ListPublic
 from backend.models.types import TASK_ID_MAX
@@ -44,6 +45,7 @@ InvitationId = Annotated[
     int,
     Path(ge=1, le=TASK_ID_MAX, description="The invitation's id.", examples=[3]),
     DecimalDigits,
+    Reference(INVITATIONS, Action.INVITE),
 ]
 
 

@@ -21,6 +21,7 @@ from backend.api.responses import (
 )
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import CountMeta, ListsEnvelope, SingleListEnvelope
+from backend.models.references import SUBJECT
 from backend.models.task_list import (
     LIST_ID_MAX,
     LISTS_PER_USER,
@@ -40,6 +41,7 @@ ListId = Annotated[
     int,
     Path(ge=1, le=LIST_ID_MAX, description="The list's id.", examples=[7]),
     DecimalDigits,
+    SUBJECT,
 ]
 _CHANGED = rate_limited(200, "The list as changed, with its new `ETag`.", "ETag")
 _WRITE_EXAMPLES = (LIST_NOT_FOUND, LIST_NAME_TAKEN, LIST_PRECONDITION, VALIDATION)

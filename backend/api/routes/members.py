@@ -27,6 +27,7 @@ from backend.api.responses import (
 from backend.api.routes.lists import ListId
 from backend.models.common import StorableText
 from backend.models.envelopes import MemberEnvelope, MembersEnvelope, SingleListEnvelope
+from backend.models.references import MEMBERS, Action, Reference
 from backend.models.sharing import MemberUpdate, Transfer
 from backend.models.task_list import ListPublic
 from backend.models.user import USER_ID_MAX_LENGTH
@@ -44,6 +45,7 @@ MemberId = Annotated[
         examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],
     ),
     StorableText,
+    Reference(MEMBERS, Action.MEMBER_MANAGE),
 ]
 
 

@@ -66,6 +66,7 @@ from backend.models.envelopes import (
     TaskStatsEnvelope,
     TaskSubtreeEnvelope,
 )
+from backend.models.references import SUBJECT
 from backend.models.task_ops import (
     OCCURRENCES_MAX,
     BulkRequest,
@@ -101,6 +102,7 @@ TaskId = Annotated[
     int,
     Path(ge=TASK_ID_MIN, le=TASK_ID_MAX, description="The task's id.", examples=[42]),
     DecimalDigits,
+    SUBJECT,
 ]
 # The 200 of every route that changes one task: the new state and its new ETag.
 _CHANGED = rate_limited(200, "The task as changed, with its new `ETag`.", "ETag")
