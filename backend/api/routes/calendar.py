@@ -27,9 +27,15 @@ from backend.api.responses import (
     rate_limited,
 )
 from backend.errors import NotFound
-from backend.models.calendar_feed import CalendarFeedCreate, CalendarFeedCreated, feed_url
+from backend.models.calendar_feed import (
+    CalendarFeed,
+    CalendarFeedCreate,
+    CalendarFeedCreated,
+    feed_url,
+)
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import CalendarFeedCreatedEnvelope, CalendarFeedsEnvelope
+from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
 from backend.services import calendar_ics
 from backend.services.calendar_feeds import NewFeed
@@ -40,6 +46,7 @@ FeedId = Annotated[
     int,
     Path(ge=1, le=TASK_ID_MAX, description="The feed's id.", examples=[4]),
     DecimalDigits,
+    Reference(CalendarFeed.__tablename__, None),  # the caller's own feed
 ]
 FeedToken = Annotated[
     str,
