@@ -10,6 +10,7 @@ logged twice.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -91,15 +92,17 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 _access = logging.getLogger(ACCESS_LOGGER)
 
 
-# A calendar feed's URL carries its secret token (issue 52): logged without it.
+# A calendar feed's URL carries its secret token (issue 52): logged without it, and so is
+# anything shaped like one in a path no route knows (a mistyped prefix, `/API/...`, `..`).
 _FEED_PATH = "/api/calendar/"
+_TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_-]{43,}")
 
 
 def redacted(path: str) -> str:
     """`path` as a log may show it: at most 256 characters, a feed's token replaced."""
     if path.startswith(_FEED_PATH):
         return _FEED_PATH + "{token}"
-    return path[:256]
+    return _TOKEN_SHAPED.sub("{token}", path[:256])
 
 
 def log_access(

@@ -394,6 +394,8 @@ class UnitOfWork:
         send = self.send
         if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count
+        if self._feed_token is not None and not send.in_transaction():
+            return  # a feed's one statement, autocommitted: its count is already kept
         parts = ["ROLLBACK"] if send.in_transaction() else []
         send.began = False
         recount = None

@@ -96,3 +96,23 @@ def test_a_thousand_task_feed_is_one_round_trip_and_its_304_makes_no_body(
     assert again.status_code == 304 and again.content == b""
     assert (revalidated.round_trips, revalidated.connections) == (1, 0)
     assert len(bodies) == before, "a 304 made the body"
+
+
+def test_an_unknown_token_is_one_round_trip_and_counted_once(
+    proxy: DbProxy, counted: TestClient, alice: Account
+) -> None:
+    """A fetch that finds no feed (a guessed, revoked or rotated token) costs what a found one
+    does: its count rode, committed, with the one statement, and is not sent again."""
+    feed = make_feed(counted, alice)
+    path = path_of(feed)
+    unknown = path[: -len("x.ics")] + ("y" if path[-5] != "y" else "z") + ".ics"
+    assert counted.get(unknown).status_code == 404  # warm: the pool holds a connection
+    with proxy.measure() as missing:
+        first = counted.get(unknown)
+    assert first.status_code == 404
+    assert (missing.round_trips, missing.connections) == (1, 0)
+    second = counted.get(unknown)
+    remaining = [
+        int(r.headers["RateLimit"].rsplit("r=", 1)[1].split(";")[0]) for r in (first, second)
+    ]
+    assert remaining[0] - remaining[1] == 1, remaining

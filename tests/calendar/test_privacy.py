@@ -39,10 +39,12 @@ def test_the_token_is_in_no_log_line_and_no_metric(
     tag = observed.get(path).headers["ETag"]
     assert observed.get(path, headers={"If-None-Match": tag}).status_code == 304
     rotated = observed.post(f"/api/calendar-feeds/{feed['id']}/rotate", headers=alice.headers)
+    new_token = rotated.json()["data"]["url"].rsplit("/", 1)[1].removesuffix(".ics")
     assert observed.get(path).status_code == 404  # the old token, now unknown
     assert observed.get(path.removesuffix(".ics")).status_code == 404
     assert observed.get(path + "/more").status_code == 404  # no route: the path is logged
-    new_token = rotated.json()["data"]["url"].rsplit("/", 1)[1].removesuffix(".ics")
+    for mistyped in ("/calendar/", "/api//calendar/", "/API/calendar/", "/api/x/../calendar/"):
+        assert observed.get(f"{mistyped}{new_token}.ics").status_code in (200, 404)
     assert observed.get(f"/api/calendar/{new_token}.ics").status_code == 200
     access = [r for r in caplog.records if r.name == ACCESS_LOGGER]
     assert len(access) >= 7
