@@ -97,6 +97,9 @@ def settings(database_url: str) -> Settings:
         cors_origins=["http://localhost:3000"],
         auto_migrate=False,
         rate_limit_enabled=True,
+        # A live stream (GET /api/changes/stream) asked by a test that walks every route ends
+        # on its own; tests of the stream itself run a server with their own settings.
+        stream_max_seconds=0.5,
     )
 
 

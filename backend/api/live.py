@@ -229,7 +229,6 @@ class ChangeStream(Response):
                 "status": 200,
                 "headers": [
                     (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-store"),
                     (b"x-accel-buffering", b"no"),
                 ],
             }
