@@ -141,6 +141,9 @@ def test_migrations_gate_the_pods_then_the_api_serves_and_drains(
                 return server.poll() is not None and pytest.fail((tmp_path / "api").read_text())
 
         until(lambda: answers("/health"), timeout=60, message="the liveness probe's path")
+        # Ready once what the start loads beside it (the MCP endpoint) answers, as the
+        # readiness probe waits for it.
+        until(lambda: answers("/health/ready"), timeout=60, message="the readiness probe's path")
         ready = httpx.get(f"{base}/health/ready", timeout=5).json()
         assert ready == {"data": {"status": "ready", "database": "ok", "migrations": "current"}}
         server.send_signal(signal.SIGTERM)
