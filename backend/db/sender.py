@@ -163,6 +163,9 @@ class Sender:
         self.held = False
         # A further transaction began after one committed the request's count.
         self.resumed = False
+        # The message that carried the entry (and the counts riding with it) committed: a
+        # failure after it has no count to put back (`UnitOfWork._refused`).
+        self.counted = False
         if entry is not None:
             # Autocommit: psycopg2 sends no `BEGIN` of its own.
             conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
@@ -287,6 +290,7 @@ class Sender:
             sql, params = self.entry
             self.entry = None
             rows = self.conn.exec_driver_sql(self._locals + sql + _OUTCOME_ONLY, params).one()
+            self.counted = not self.in_transaction()
             self._settle(Outcome(*rows))
 
     def in_transaction(self) -> bool:
@@ -341,6 +345,8 @@ class Sender:
         result = self.conn.exec_driver_sql(message, params)
         if finish:
             self.stage = Stage.COMMITTED
+        if entry is not None and not self.in_transaction():
+            self.counted = True  # autocommitted with its statement
         if not result.returns_rows:
             return Rows()
         rows: list[Any] = list(result.all())

@@ -388,19 +388,19 @@ class UnitOfWork:
 
     def _refused(self, exc: BaseException | None) -> None:
         """After a failed request: roll back the transaction if one is still open, and count
-        the write (and the route's own limit) again (the rollback took the counts), in one
+        the write (and the route's own limit) again if the rollback took the counts, in one
         message (`RateLimited` from a count); a write given up on before it committed is 503;
         else let `exc` propagate."""
         send = self.send
         if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count
-        if self._feed_token is not None and not send.in_transaction():
-            return  # a feed's one statement, autocommitted: its count is already kept
         parts = ["ROLLBACK"] if send.in_transaction() else []
         send.began = False
         recount = None
         # The write's count, then the route's (the order the entry locked their rows in).
-        counts = [] if send.resumed else [c for c in (self._count, self._route_count) if c]
+        # Counted again only when the rollback took them: not when they committed already.
+        stands = send.resumed or send.counted
+        counts = [] if stands else [c for c in (self._count, self._route_count) if c]
         if counts:
             recount = recount_sql(counts)
             parts.append(recount[0])
