@@ -20,17 +20,14 @@ from pydantic.config import JsonDict
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
-    ForeignKey,
-    Identity,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import id_column, now_column, user_id_column
 from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
 from backend.models.references import LISTS, Action, Reference
 from backend.models.sharing import Role
@@ -83,12 +80,8 @@ class TaskList(SQLModel, table=True):
         UniqueConstraint("user_id", "position", deferrable=True, initially="IMMEDIATE"),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
-    user_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
+    id: int | None = id_column()
+    user_id: str = user_id_column()
     name: str = SQLField(sa_column=Column(Text, nullable=False))
     # `name_key(name)`: the case-insensitive identity of the name (written by the API).
     name_key: str = SQLField(sa_column=Column(Text, nullable=False))
@@ -97,14 +90,8 @@ class TaskList(SQLModel, table=True):
     version: int = SQLField(
         default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
     )
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-    updated_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
+    updated_at: datetime | None = now_column()
 
 
 class ListRow(Protocol):
