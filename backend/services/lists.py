@@ -40,6 +40,7 @@ from backend.db.scope import OWNER, Scoped, owned, space_locked, spaces_locked
 from backend.db.sender import Rows
 from backend.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Task
+from backend.models.names import name_key
 from backend.models.sharing import ListMember
 from backend.models.task_list import (
     LISTS_PER_USER,
@@ -48,7 +49,6 @@ from backend.models.task_list import (
     ListRow,
     ListUpdate,
     TaskList,
-    name_key,
 )
 from backend.services.access import Action, denied, may, require, role_in
 from backend.services.named_rows import NAME_KEY, NamedRows

@@ -22,7 +22,7 @@ from sqlmodel import SQLModel
 from backend.db.scope import OWNER, Scoped, owned
 from backend.db.sender import Rows
 from backend.errors import AppError, Conflict, LimitReached, NotFound
-from backend.models.task_list import name_key
+from backend.models.names import name_key
 
 NAME_KEY = bindparam("name_key", type_=Text)
 ROW_ID = bindparam("row_id", type_=BigInteger)
@@ -133,7 +133,7 @@ class NamedRowService(Scoped):
         return row
 
     def create(self, data: SQLModel | Any) -> Row[Any]:
-        values = data.model_dump()
+        values = data.model_dump(mode="json")
         name = values.pop("name")
         statement = self.rows.insert(tuple(values))
         rows = self._write(statement, name=name, name_key=name_key(name), **values, last=True)
@@ -143,7 +143,7 @@ class NamedRowService(Scoped):
 
     def update(self, row_id: int, data: Any) -> Row[Any]:
         """Change the fields sent (`exclude_unset`)."""
-        values = data.model_dump(exclude_unset=True)
+        values = data.model_dump(mode="json", exclude_unset=True)
         key = name_key(values["name"]) if "name" in values else None
         statement = self.rows.change(tuple(values))
         binds = {**values, "name_key": key} if key is not None else values
