@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from sqlalchemy import BigInteger, Row, Text, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import SQLModel
@@ -132,7 +133,7 @@ class NamedRowService(Scoped):
             raise self.rows.not_found()
         return row
 
-    def create(self, data: SQLModel | Any) -> Row[Any]:
+    def create(self, data: BaseModel) -> Row[Any]:
         values = data.model_dump(mode="json")
         name = values.pop("name")
         statement = self.rows.insert(tuple(values))
@@ -141,7 +142,7 @@ class NamedRowService(Scoped):
             return rows[0]
         raise self.rows.refused_create(self._read, name)
 
-    def update(self, row_id: int, data: Any) -> Row[Any]:
+    def update(self, row_id: int, data: BaseModel) -> Row[Any]:
         """Change the fields sent (`exclude_unset`)."""
         values = data.model_dump(mode="json", exclude_unset=True)
         key = name_key(values["name"]) if "name" in values else None
