@@ -1,5 +1,6 @@
-"""Named, limited rows: a per-user table whose rows have a `name` unique per user ignoring case
-(`name_key`, `uq_<table>_user_id_name_key`) and of which a user has at most `limit`.
+"""Private and named rows: `PrivateRows`, a per-user table's rows of which a user has at most
+`limit` (calendar feeds); `NamedRows`, such rows with a `name` unique per user ignoring case
+(`name_key`, `uq_<table>_user_id_name_key`).
 
 `NamedRows` builds the statements such a table needs once, and the errors they end in: a
 create that inserts only under the limit and with a free name (the unique key is the arbiter:
@@ -31,13 +32,31 @@ ROW_ID = bindparam("row_id", type_=BigInteger)
 _HIDDEN = frozenset({"user_id", "name_key"})
 
 
-class NamedRows:
-    """The statements and errors of a table of named, limited rows (`noun`: what the errors
-    call a row, `list`; `plural`: `lists`)."""
+class PrivateRows:
+    """The statements and errors of a per-user table of which a user has at most `limit` rows
+    (`noun`: what the errors call a row, `list`; `plural`: `lists`)."""
 
     def __init__(self, table: type[SQLModel], *, noun: str, plural: str, limit: int) -> None:
         self.table: Any = table.__table__  # type: ignore[attr-defined]
         self.noun, self.plural, self.limit = noun, plural, limit
+        c = self.table.c
+        # The caller has room for one more row: a create's condition.
+        mine = owned(select(func.count()).select_from(self.table), c.user_id)
+        self.room = mine.scalar_subquery() < limit
+        self.remove = owned(delete(self.table), c.user_id).where(c.id == ROW_ID).returning(c.id)
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"{self.noun.capitalize()} not found")
+
+    def too_many(self, count: int) -> LimitReached:
+        return LimitReached(f"You have {count} {self.plural}, the most there can be ({self.limit})")
+
+
+class NamedRows(PrivateRows):
+    """`PrivateRows` with a name, unique per user ignoring case."""
+
+    def __init__(self, table: type[SQLModel], *, noun: str, plural: str, limit: int) -> None:
+        super().__init__(table, noun=noun, plural=plural, limit=limit)
         c, other = self.table.c, self.table.alias("other")
         # Another row of the same owner has the name being written (`:name_key`): a rename's
         # condition, correlated with the row written.
@@ -56,7 +75,6 @@ class NamedRows:
         mine = owned(select(*self.view), c.user_id)
         self.all = mine.order_by(c.name_key, c.id)
         self.one = mine.where(c.id == ROW_ID)
-        self.remove = owned(delete(self.table), c.user_id).where(c.id == ROW_ID).returning(c.id)
         # Why a change matched nothing: no row (no such row of the caller's), or the name.
         self.change_refusal = owned(select(self.taken), c.user_id).where(c.id == ROW_ID)
 
@@ -82,16 +100,10 @@ class NamedRows:
         count, taken = tuple(read(self.create_refusal, name_key=name_key(name)).one())
         return self.name_taken(name) if taken else self.too_many(count)
 
-    def not_found(self) -> NotFound:
-        return NotFound(f"{self.noun.capitalize()} not found")
-
     def name_taken(self, name: str) -> Conflict:
         """What a second row by `name` is told (also the OpenAPI example's body)."""
         message = f'You have a {self.noun} named "{name}" already (names ignore case)'
         return Conflict.at("body.name", message)
-
-    def too_many(self, count: int) -> LimitReached:
-        return LimitReached(f"You have {count} {self.plural}, the most there can be ({self.limit})")
 
     @cache  # noqa: B019
     def insert(self, columns: tuple[str, ...]) -> Any:
