@@ -28,7 +28,6 @@ from sqlalchemy import (
     BindParameter,
     Text,
     bindparam,
-    delete,
     exists,
     func,
     literal,
@@ -56,6 +55,7 @@ from backend.models.task import SortOrder, TaskSort, TaskStatus
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may
 from backend.services.invitations import token_hash
+from backend.services.named_rows import PrivateRows
 from backend.services.task_listing import ID, FilterShape, ListingShape
 from backend.services.task_statements import listing
 
@@ -74,8 +74,10 @@ _PUBLIC = (_F.id, _F.kind, _F.scope, _F.list_id, _F.created_at, _F.rotated_at)
 
 # A list the caller may read, and how many feeds it has (why a create wrote nothing).
 _READABLE = exists(select(_L.id).where(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ)))
-_COUNT = owned(select(func.count()).select_from(_FEEDS), _F.user_id).scalar_subquery()
-_ROOM = _COUNT < FEEDS_PER_USER
+FEED_ROWS = PrivateRows(
+    CalendarFeed, noun="calendar feed", plural="calendar feeds", limit=FEEDS_PER_USER
+)
+_ROOM = FEED_ROWS.room
 
 
 def _create(scope: FeedScope) -> Any:
@@ -99,7 +101,6 @@ def _create(scope: FeedScope) -> Any:
 _CREATE = {scope: _create(scope) for scope in FeedScope}
 _WHY_NOT_CREATED = select(_READABLE.label("readable"), _ROOM.label("room"))
 _MINE = owned(select(*_PUBLIC), _F.user_id).order_by(_F.id)
-_REVOKE = owned(delete(_FEEDS).where(_F.id == _FEED_ID), _F.user_id).returning(_F.id)
 _ROTATE = (
     owned(update(_FEEDS).where(_F.id == _FEED_ID), _F.user_id)
     .values(token_hash=_HASH, rotated_at=func.now())
@@ -142,8 +143,8 @@ class CalendarFeedService(Scoped):
         return NewFeed(CalendarFeedPublic.model_validate(rows[0]), token)
 
     def revoke(self, feed_id: int) -> None:
-        if not self._write(_REVOKE, feed_id=feed_id, last=True):
-            raise NotFound(FEED_NOT_FOUND)
+        if not self._write(FEED_ROWS.remove, row_id=feed_id, last=True):
+            raise FEED_ROWS.not_found()
 
 
 # A fetch: the feed's creator stands in for the caller, its list for a listing's `list_id`.
