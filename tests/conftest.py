@@ -397,8 +397,9 @@ def running_server(
     """`python -m backend serve` in a subprocess on a loopback port (`port`, or a free one),
     against `database_url`.
 
-    Ready once /health answers and every worker has logged its start-up (at LOG_LEVEL INFO,
-    the default here). Yields the base URL, the process and the path of its log.
+    Ready once `/health/ready` answers 200, as the readiness probe waits (what loads beside
+    the start, the MCP endpoint, has loaded), and every worker has logged its start-up (at
+    LOG_LEVEL INFO, the default here). Yields the base URL, the process and the path of its log.
     """
     port = port or _free_port()
     env = {
@@ -427,7 +428,7 @@ def running_server(
         while True:
             started = log.read_text().count("Application startup complete")
             try:
-                healthy = httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+                healthy = httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200
             except httpx.TransportError:
                 healthy = False
             if healthy and started >= workers:
