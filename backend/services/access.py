@@ -57,6 +57,8 @@ LEAST_ROLE: dict[Action, Role] = {
     Action.COMMENT_MODERATE: Role.admin,
     Action.MEMBER_MANAGE: Role.admin,
     Action.INVITE: Role.admin,
+    # Undoing another member's change (`POST /api/activity/{event_id}/undo`, by an entry's
+    # id: its own change needs TASK_WRITE on the task; backend/services/undo.py).
     Action.UNDO_OTHERS: Role.admin,
     Action.ADMIN_MANAGE: Role.owner,
     Action.LIST_DELETE: Role.owner,
@@ -98,9 +100,6 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/api/lists/{list_id}/invitations"): Action.INVITE,
     ("DELETE", "/api/lists/{list_id}/invitations/{invitation_id}"): Action.INVITE,
     ("GET", "/api/lists/{list_id}/activity"): Action.LIST_READ,
-    # Undo names an activity entry, not the task: its own change needs TASK_WRITE on the
-    # task, another member's `Action.UNDO_OTHERS` besides (backend/services/undo.py).
-    ("POST", "/api/activity/{event_id}/undo"): Action.TASK_WRITE,
 }
 
 

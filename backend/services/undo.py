@@ -22,7 +22,9 @@ from typing import Any, NoReturn
 
 from sqlalchemy import (
     BigInteger,
+    Text,
     and_,
+    any_,
     bindparam,
     false,
     func,
@@ -30,9 +32,9 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped
@@ -185,6 +187,11 @@ def _undo_statement(*conditions: ColumnElement[bool]) -> Any:
 
 
 _UNDO = _undo_statement()
+# With If-Match: the task's `<id>-<version>` is one the header names.
+_UNDO_IF_MATCH = _undo_statement(
+    func.concat(_T.id, literal_column("'-'"), _T.version)
+    == any_(bindparam("tags", type_=ARRAY(Text)))
+)
 
 # Why an undo wrote nothing: the entry as the caller may see it, whether it may undo another's
 # change there, and the task as the caller reads it now (NULL: gone, or out of its reach) with
@@ -219,16 +226,15 @@ class UndoService(Scoped):
         Rule.REOPEN_ANCESTORS,
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
-        Rule.PRIVATE_REMINDERS,
     )
     def undo(self, event_id: int, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
         """Write back what entry `event_id` changed; the task as it is then. `tags`: the
         (task id, version) pairs an If-Match accepts (None: no condition)."""
-        statement = _UNDO
-        if tags is not None:
-            matched = tuple_(_T.id, _T.version).in_(sorted(tags)) if tags else false()
-            statement = _undo_statement(matched)
-        rows = self._write(statement, event_id=event_id, last=True)
+        if tags is None:
+            rows = self._write(_UNDO, event_id=event_id, last=True)
+        else:
+            named = sorted(f"{task_id}-{version}" for task_id, version in tags)
+            rows = self._write(_UNDO_IF_MATCH, event_id=event_id, tags=named, last=True)
         if rows:
             return rows[0]  # type: ignore[no-any-return]
         self._refusal(event_id, tags)
