@@ -79,9 +79,23 @@ RESTORED = (
 _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
 
 ENTRY_NOT_FOUND = "Activity entry not found"
+NOTHING_OF_YOURS = "No change of yours to undo"
 NOT_YOURS = "Only its author, or an admin of the list it happened in, may undo this change"
 
-_ENTRY = bindparam("event_id", type_=BigInteger)
+_NAMED = bindparam("event_id", type_=BigInteger)
+# The entry named, or without one (NULL) the caller's newest undoable change it may still
+# see ("undo that"), looked up only then.
+_MINE = _EVENTS.alias("mine_last")
+_ENTRY = func.coalesce(
+    _NAMED,
+    select(func.max(_MINE.c.id))
+    .where(
+        _MINE.c.actor_id == bindparam(OWNER),
+        _MINE.c.type.in_([literal_column(f"'{kind}'") for kind in UNDOABLE]),
+        may(_MINE, Action.LIST_READ),
+    )
+    .scalar_subquery(),
+)
 # The caller made the change, or may undo others' where it happened (admin and above).
 _PERMITTED = or_(_E.actor_id == bindparam(OWNER), role_may(role_in(_EVENTS), Action.UNDO_OTHERS))
 
@@ -227,9 +241,10 @@ class UndoService(Scoped):
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
     )
-    def undo(self, event_id: int, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
-        """Write back what entry `event_id` changed; the task as it is then. `tags`: the
-        (task id, version) pairs an If-Match accepts (None: no condition)."""
+    def undo(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
+        """Write back what entry `event_id` (None: the caller's newest change) changed; the
+        task as it is then. `tags`: the (task id, version) pairs an If-Match accepts (None:
+        no condition)."""
         if tags is None:
             rows = self._write(_UNDO, event_id=event_id, last=True)
         else:
@@ -239,13 +254,13 @@ class UndoService(Scoped):
             return rows[0]  # type: ignore[no-any-return]
         self._refusal(event_id, tags)
 
-    def _refusal(self, event_id: int, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
+    def _refusal(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
         """Why the undo of `event_id` wrote nothing (read after it, in a snapshot of its own:
         what it finds is the state a retry would meet)."""
         found = self._read(_WHY, event_id=event_id).first()
         missing = NotFound(ENTRY_NOT_FOUND)
         if found is None:
-            raise missing
+            raise missing if event_id is not None else NotFound(NOTHING_OF_YOURS)
         if found.type == ChangeType.deleted.value:
             _undo_delete(self, found.task_id)
         if found.type not in UNDOABLE:
