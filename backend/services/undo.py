@@ -141,10 +141,10 @@ def _changed(name: str) -> ColumnElement[bool]:
 
 def _undoable() -> ColumnElement[bool]:
     """The entry is of an undoable kind and changed only fields an undo restores."""
-    keys = select(literal_column("k")).select_from(
+    keys: Any = select(literal_column("k")).select_from(
         func.jsonb_object_keys(_ENTRY_ROW.c.changes).alias("k")
     )
-    restored = [literal_column(f"'{name}'") for name in RESTORED]
+    restored: list[Any] = [literal_column(f"'{name}'") for name in RESTORED]
     return and_(
         _ENTRY_ROW.c.type.in_([literal_column(f"'{kind}'") for kind in UNDOABLE]),
         _ENTRY_ROW.c.changes.is_not(None),
@@ -251,18 +251,19 @@ class UndoService(Scoped):
             named = sorted(f"{task_id}-{version}" for task_id, version in tags)
             rows = self._write(_UNDO_IF_MATCH, event_id=event_id, tags=named, last=True)
         if rows:
-            return rows[0]  # type: ignore[no-any-return]
-        self._refusal(event_id, tags)
-
-    def _refusal(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
-        """Why the undo of `event_id` wrote nothing (read after it, in a snapshot of its own:
-        what it finds is the state a retry would meet)."""
+            return rows[0]
+        # It wrote nothing (and committed nothing): why, read in a snapshot of its own (what
+        # it finds is the state a retry would meet); a deletion is restored instead.
         found = self._read(_WHY, event_id=event_id).first()
-        missing = NotFound(ENTRY_NOT_FOUND)
         if found is None:
-            raise missing if event_id is not None else NotFound(NOTHING_OF_YOURS)
+            raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
         if found.type == ChangeType.deleted.value:
-            _undo_delete(self, found.task_id)
+            return _undo_delete(self, found.task_id)
+        self._refusal(found, tags)
+
+    def _refusal(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
+        """The error for an entry `found` (`_WHY`'s row) whose undo wrote nothing."""
+        missing = NotFound(ENTRY_NOT_FOUND)
         if found.type not in UNDOABLE:
             raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
         current: dict[str, Any] | None = found.current
@@ -328,10 +329,13 @@ def _newer(
     return sorted(name for name in names if current.get(name) != left.get(name))
 
 
-def _undo_delete(service: UndoService, task_id: int) -> NoReturn:
-    """Undo a deletion: restore the task from the trash. The one place the trash's restore
-    is wired in (issue 53's trash); until then a deletion removed the task for good."""
-    raise Conflict(
-        "This task was deleted for good and cannot be restored: it was deleted before "
-        "the trash kept deleted tasks"
-    )
+def _undo_delete(service: UndoService, task_id: int) -> TaskRow:
+    """Undo a deletion: the task restored from the trash, as `POST /api/trash/{id}/restore`
+    restores it. The one place the trash's restore is wired in (issue 53's trash branch):
+    the undo's own statement has committed nothing, so the restore is a further transaction of
+    the request (`begin_again`), then `TrashService(service._send, service.user_id)
+    .restore(task_id)` and its row returned. Until then a deleted task is gone for good."""
+    raise Conflict(DELETED_FOR_GOOD)
+
+
+DELETED_FOR_GOOD = "This task was deleted for good and cannot be restored (it is in no trash)"
