@@ -4,10 +4,13 @@ does not revert answer 422, a deletion 409 until the trash merges. Over real Pos
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.conftest import Account
+from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import make_list, make_task
 from tests.undo.helpers import entries, last_entry, stored, undo
 
@@ -105,11 +108,21 @@ def test_a_due_date_and_recurrence_change_is_undone_as_a_whole_schedule(
         assert task[field] == before[field], field
 
 
-def test_a_creation_a_list_a_member_and_a_comment_are_not_undone(
-    client: TestClient, alice: Account, db_engine: Engine
+def test_a_creation_a_list_a_member_an_invitation_and_a_comment_are_not_undone(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+    db_engine: Engine,
 ) -> None:
-    list_id = make_list(client, alice)
-    task_id = make_task(client, alice, "Shared", list_id=list_id)
+    alice, task_id = shared_list.owner, shared_list.task_id
+    grant(shared_list, bob, "editor")
+    invited = client.post(
+        f"/api/lists/{shared_list.list_id}/invitations",
+        json={"role": "viewer"},
+        headers=alice.headers,
+    )
+    assert invited.status_code == 201, invited.text
     comment = client.post(
         f"/api/tasks/{task_id}/comments", json={"body": "Hi"}, headers=alice.headers
     )
@@ -117,7 +130,14 @@ def test_a_creation_a_list_a_member_and_a_comment_are_not_undone(
     items = client.get("/api/activity", headers=alice.headers).json()["data"]
     kinds = {item["event"]: item["id"] for item in items}
     count = entries(db_engine)
-    for event in ("task.created", "list.created", "comment.created"):
+    events = (
+        "task.created",
+        "list.created",
+        "member.added",
+        "invitation.created",
+        "comment.created",
+    )
+    for event in events:
         response = undo(client, alice, kinds[event])
         assert response.status_code == 422, (event, response.text)
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
