@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from httpx import Response
 from sqlalchemy import Engine, text
 
 from tests.conftest import Account
@@ -23,7 +22,7 @@ def last_entry(client: TestClient, account: Account, task_id: int, event: str) -
     )
 
 
-def undo(client: TestClient, account: Account, entry_id: int | str, **headers: str) -> Response:
+def undo(client: TestClient, account: Account, entry_id: int | str, **headers: str) -> Any:
     return client.post(f"/api/activity/{entry_id}/undo", headers={**account.headers, **headers})
 
 
