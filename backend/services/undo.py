@@ -12,7 +12,8 @@ it wrote nothing is a second statement sent, to say why.
 What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of any field
 but the task's place among lists and parents and its reminders, a completion and a reopening
 (not the completion of a recurring task's occurrence again: completing one creates the next
-occurrence, which only the task routes do), and a deletion (`_undo_delete`).
+occurrence, which only the task routes do); a move between lists or parents, by the move's
+own statement once the undo's has found it (`_move_back`); and a deletion (`_undo_delete`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from backend.services.assignees import assignable
 from backend.services.rules import Rule, fires
 from backend.services.task_schedule import SCHEDULE_FIELDS
 from backend.services.task_statements import PLANNED, TASK_VIEW, owned_task
+from backend.services.task_tree import Placement, Sent
+from backend.services.tasks import TaskService
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
@@ -54,8 +57,8 @@ _E = _EVENTS.c
 
 # The kinds of entry an undo writes back, and the fields it restores: every field a task write
 # records but where the task is (`list_id`, `parent_id`: a move between lists or parents is
-# undone by moving it back, `POST /api/tasks/{id}/move`), whose space it is in, and its
-# reminders (an owner's private ones; a member's are its own row, never recorded here).
+# moved back, `_move_back`), whose space it is in, and its reminders (an owner's private
+# ones; a member's are its own row, never recorded here).
 # `position` alone (a reorder among the same siblings) is restored.
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
 RESTORED = (
@@ -259,48 +262,90 @@ class UndoService(Scoped):
             raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
         if found.type == ChangeType.deleted.value:
             return _undo_delete(self, found.task_id)
+        if found.type == ChangeType.updated.value and _a_move(found.changes):
+            return self._move_back(found, tags)
         self._refusal(found, tags)
 
-    def _refusal(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
-        """The error for an entry `found` (`_WHY`'s row) whose undo wrote nothing."""
-        missing = NotFound(ENTRY_NOT_FOUND)
-        if found.type not in UNDOABLE:
-            raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
+    def _move_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
+        """Undo a move between lists or parents: the task, with its subtree, moved back to the
+        list and parent it left (last among its siblings there) by the move route's own
+        statement, which checks the destination as every move does, and only at the version
+        read here: a change in between is refused, never overwritten."""
+        current = self._admitted(found, tags)
+        newer = _newer(found.changes, found.left, current)
+        if newer:
+            raise _conflict(newer, found.left, current)
+        was = {name: found.changes[name][0] for name in _MOVED if name in found.changes}
+        old_list = was.get("list_id", current["list_id"])
+        old_parent = was.get("parent_id", current["parent_id"])
+        placement = Placement(
+            list=Sent.null if old_list is None else Sent.id,
+            parent=Sent.null if old_parent is None else Sent.id,
+            list_id=old_list,
+            parent_id=old_parent,
+        )
+        if self._send.can_begin_again:  # the undo's own statement committed (nothing)
+            self._send.begin_again()
+        moving = TaskService(self._send, self.user_id)
+        return moving.move(int(current["id"]), placement, frozenset({int(current["version"])}))
+
+    def _admitted(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
+        """The task as it is now, once the caller may undo entry `found` (`_WHY`'s row) on it:
+        else the error (the task gone, the caller's role, If-Match)."""
         current: dict[str, Any] | None = found.current
         if current is None:
             raise Conflict("The task no longer exists: it was deleted after this change")
+        missing = NotFound(ENTRY_NOT_FOUND)
         require(current.pop("role"), Action.TASK_WRITE, missing)
         if not found.permitted:
             require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
+        if tags is not None and (int(current["id"]), int(current["version"])) not in tags:
+            raise PreconditionFailed()
+        return current
+
+    def _refusal(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
+        """The error for an entry `found` (`_WHY`'s row) whose undo wrote nothing."""
+        if found.type not in UNDOABLE:
+            raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
+        current = self._admitted(found, tags)
         changes: Mapping[str, Any] = found.changes or {}
         kept = sorted(set(changes) - set(RESTORED))
         if kept:
             raise InvalidRequest(
-                f"This change cannot be undone: it changed {', '.join(kept)} (a move between "
-                "lists or parents is undone with POST /api/tasks/{task_id}/move, reminders "
-                "with PATCH)"
+                f"This change cannot be undone: it changed {', '.join(kept)} with other "
+                "fields (a move is undone alone; reminders are set again with PATCH)"
             )
         if not changes:
             raise InvalidRequest("This change cannot be undone: it changed no field")
-        if tags is not None and (int(current["id"]), int(current["version"])) not in tags:
-            raise PreconditionFailed()
-        left: Mapping[str, Any] = found.left
-        newer = _newer(changes, left, current)
+        newer = _newer(changes, found.left, current)
         if newer:
-            raise Conflict(
-                "A later change touched the same fields; nothing was undone",
-                details=[
-                    {
-                        "field": name,
-                        "message": "changed since this entry",
-                        "type": Conflict.detail_type,
-                        "current": current.get(name),
-                        "entry": left.get(name),
-                    }
-                    for name in newer
-                ],
-            )
+            raise _conflict(newer, found.left, current)
         raise Conflict(_REFUSED_BY_RULES)
+
+
+def _conflict(newer: list[str], left: Mapping[str, Any], current: Mapping[str, Any]) -> Conflict:
+    return Conflict(
+        "A later change touched the same fields; nothing was undone",
+        details=[
+            {
+                "field": name,
+                "message": "changed since this entry",
+                "type": Conflict.detail_type,
+                "current": current.get(name),
+                "entry": left.get(name),
+            }
+            for name in newer
+        ],
+    )
+
+
+# A move between lists or parents (`position` changes with it): undone by moving it back.
+_MOVED = ("list_id", "parent_id", "position")
+
+
+def _a_move(changes: Mapping[str, Any] | None) -> bool:
+    keys = set(changes or {})
+    return bool(keys & {"list_id", "parent_id"}) and keys <= set(_MOVED)
 
 
 _REFUSED_BY_RULES = (

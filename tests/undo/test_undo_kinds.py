@@ -147,22 +147,80 @@ def test_a_creation_a_list_a_member_an_invitation_and_a_comment_are_not_undone(
     assert entries(db_engine) == count
 
 
-def test_a_move_between_lists_is_refused_with_the_way_to_move_it_back(
+def test_a_move_between_lists_goes_back_with_its_subtasks(
     client: TestClient, alice: Account
 ) -> None:
     home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
     task_id = make_task(client, alice, "Call", list_id=home)
+    step = make_task(client, alice, "Find the number", parent_id=task_id)
     moved = client.patch(f"/api/tasks/{task_id}", json={"list_id": work}, headers=alice.headers)
+    assert moved.status_code == 200, moved.text
+    entry = last_entry(client, alice, task_id, "task.updated")
+    assert "list_id" in entry["changes"]
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["list_id"] == home
+    subtask = client.get(f"/api/tasks/{step}", headers=alice.headers).json()["data"]
+    assert (subtask["list_id"], subtask["parent_id"]) == (home, task_id)
+    recorded = last_entry(client, alice, task_id, "task.updated")
+    assert recorded["id"] > entry["id"] and recorded["changes"]["list_id"] == [work, home]
+
+
+def test_a_move_under_a_parent_goes_back_to_the_top_level(
+    client: TestClient, alice: Account
+) -> None:
+    parent = make_task(client, alice, "Trip")
+    task_id = make_task(client, alice, "Pack")
+    moved = client.post(
+        f"/api/tasks/{task_id}/move", json={"parent_id": parent}, headers=alice.headers
+    )
     assert moved.status_code == 200, moved.text
     entry = last_entry(client, alice, task_id, "task.updated")
 
     response = undo(client, alice, entry["id"])
 
-    assert response.status_code == 422, response.text
-    assert "list_id" in response.json()["error"]["message"]
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["parent_id"] is None
     assert (
-        client.get(f"/api/tasks/{task_id}", headers=alice.headers).json()["data"]["list_id"] == work
+        client.get(f"/api/tasks/{parent}", headers=alice.headers).json()["data"]["subtask_count"]
+        == 0
     )
+
+
+def test_a_move_moved_again_since_is_a_409_with_nothing_changed(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    home, work, later = (make_list(client, alice, name) for name in ("Home", "Work", "Later"))
+    task_id = make_task(client, alice, "Call", list_id=home)
+    client.patch(f"/api/tasks/{task_id}", json={"list_id": work}, headers=alice.headers)
+    entry = last_entry(client, alice, task_id, "task.updated")
+    client.patch(f"/api/tasks/{task_id}", json={"list_id": later}, headers=alice.headers)
+    before, count = stored(db_engine, task_id), entries(db_engine)
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 409, response.text
+    details = {d["field"]: (d["current"], d["entry"]) for d in response.json()["error"]["details"]}
+    assert details["list_id"] == (later, work)
+    assert stored(db_engine, task_id) == before and entries(db_engine) == count
+
+
+def test_a_move_back_into_a_list_since_deleted_changes_nothing(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
+    task_id = make_task(client, alice, "Call", list_id=home)
+    client.patch(f"/api/tasks/{task_id}", json={"list_id": work}, headers=alice.headers)
+    entry = last_entry(client, alice, task_id, "task.updated")
+    assert client.delete(f"/api/lists/{home}", headers=alice.headers).status_code == 204
+    before = stored(db_engine, task_id)
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code in (404, 422), response.text
+    assert stored(db_engine, task_id) == before
 
 
 def test_a_deletion_answers_409_until_the_trash_restores_it(
