@@ -245,3 +245,29 @@ def test_a_body_is_refused_and_no_token_is_a_401(client: TestClient, alice: Acco
     assert client.post(f"/api/activity/{entry['id']}/undo").status_code == 401
     bad = client.post(f"/api/activity/{entry['id']}/undo", headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401
+
+
+def test_an_admin_moves_a_members_move_back_in_a_shared_list(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    carol: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    grant(shared_list, bob, "editor")
+    grant(shared_list, carol, "admin")
+    owner = shared_list.owner
+    body = {"title": "Parent", "list_id": shared_list.list_id}
+    parent = client.post("/api/tasks", json=body, headers=owner.headers).json()["data"]["id"]
+    moved = client.post(
+        f"/api/tasks/{shared_list.task_id}/move", json={"parent_id": parent}, headers=bob.headers
+    )
+    assert moved.status_code == 200, moved.text
+    entry = last_entry(client, bob, shared_list.task_id, "task.updated")
+
+    assert undo(client, owner, entry["id"] + 10_000).status_code == 404
+    response = undo(client, carol, entry["id"])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["parent_id"] is None
+    assert response.json()["data"]["list_id"] == shared_list.list_id
