@@ -153,11 +153,11 @@ NOT_UNDOABLE = ErrorExample.of(
     summary="Undo one change from the activity",
     description="Writes back what the entry changed: an update's fields to their old values, "
     "a completion to open and a reopening to completed, a reorder to its old place, a move "
-    "back to its list and parent; a deletion is restored. Your own changes, or any member's in a list you administer (admin "
-    "or owner). Only while every field it changed still holds the value it left: else 409 "
-    "with each field's current value, and nothing changes. The undo is itself recorded as a "
-    "change. `If-Match` takes the task's ETag. The kinds of entry and their answers: "
-    'specs/api-contract.md, "Undo".',
+    "back to its list and parent; a deletion is restored. Your own changes, or any "
+    "member's in a list you administer (admin or owner). Only while every field it changed "
+    "still holds the value it left: else 409 with each field's current value, and nothing "
+    "changes. The undo is itself recorded as a change. `If-Match` takes the task's ETag. "
+    'The kinds of entry and their answers: specs/api-contract.md, "Undo".',
     responses={
         **rate_limited(200, "The task as the undo left it, with its new `ETag`.", "ETag"),
         **errors(
