@@ -78,6 +78,7 @@
 # route: POST   /api/invitations/accept         accept-invitation TOKEN
 # route: GET    /api/lists/{list_id}/activity   list-activity ID [QUERY]
 # route: GET    /api/activity                   activity [QUERY]
+# route: POST   /api/activity/{event_id}/undo   undo ID
 # route: POST   /api/calendar-feeds             create-feed [JSON]
 # route: GET    /api/calendar-feeds             feeds
 # route: POST   /api/calendar-feeds/{feed_id}/rotate rotate-feed ID
@@ -384,6 +385,10 @@ case "$command" in
     request GET "/api/lists/$1/activity${2:+?$2}"
     ;;
   activity) request GET "/api/activity${1:+?$1}" ;;
+  undo)
+    need 1 "$@"
+    request POST "/api/activity/$1/undo"
+    ;;
   create-feed)
     body='{}'
     if (($# > 0)); then

@@ -112,6 +112,7 @@ MADE_ELSEWHERE: dict[str, str] = {
     "user_id": "the caller's id (or another user's): every guard puts it in itself",
     "conversation_id": "a chat turn stores it (needs the fake model): tests/chat/test_isolation.py"
     " and test_round_trips._chat",
+    "event_id": "an activity entry: a write of the route's task makes one (`make_row`); tests/undo",
     "token": "a calendar feed's secret, in the answer of POST /api/calendar-feeds only: "
     "tests/calendar and test_round_trips._share",
 }
@@ -240,6 +241,8 @@ def make_row(
     parameters from `known`, made first when missing); remembered in `known`."""
     if name in known:
         return known[name]
+    if name == "event_id":
+        return _activity_entry(client, account, known, made)
     assert name in made, f"nothing makes {{{name}}}: see test_every_path_parameter_can_be_filled"
     creator = made[name]
     for outer in path_parameters(creator.collection):
@@ -255,6 +258,21 @@ def make_row(
     row_id: int = created.json()["data"]["id"]
     known[name] = row_id
     return row_id
+
+
+def _activity_entry(
+    client: TestClient, account: Account, known: dict[str, int], made: Mapping[str, Creator]
+) -> int:
+    """An activity entry to name (`{event_id}`): a change of the title of the route's task,
+    which an undo can write back."""
+    task_id = make_row(client, account, "task_id", known, made)
+    title = f"Renamed {next(_UNIQUE)}"
+    changed = client.patch(f"/api/tasks/{task_id}", json={"title": title}, headers=account.headers)
+    assert changed.status_code == 200, changed.text
+    newest = client.get("/api/activity", params={"limit": 1}, headers=account.headers)
+    assert newest.status_code == 200, newest.text
+    known["event_id"] = int(newest.json()["data"][0]["id"])
+    return known["event_id"]
 
 
 def per_user_tables(engine: Engine) -> list[str]:

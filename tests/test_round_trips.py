@@ -886,6 +886,7 @@ TOOL_CASES = [
     "update_task+parent_id",
     "list_tasks+list",
     "complete_task+not recurring",
+    "undo+activity_id",
 ]
 
 
@@ -908,6 +909,9 @@ def test_tool_round_trips(
     for key in arguments.keys() & MAKERS.keys() - known.keys():
         if case not in TOOL_ARGUMENTS:
             arguments[key] = make_row(client, alice, key, known, MAKERS)
+    if name == "undo":  # a change of Alice's to undo: her newest, or named by its entry
+        entry = make_row(client, alice, "event_id", known, MAKERS)
+        arguments = {"activity_id": entry} if case == "undo+activity_id" else {}
     measured = _measure(proxy, lambda: call_tool_rpc(counted, "/mcp", alice.token, name, arguments))
     assert '"isError": false' in measured.text, measured.text
     assert measured.connections == 0, "a new connection: the pool was not warm"

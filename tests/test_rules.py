@@ -387,6 +387,30 @@ def test_requests_fire_what_their_methods_name(
     parent, child = completed_parent()
     call("PATCH", f"/api/tasks/{child}", {"completed": False})
     call("PATCH", f"/api/tasks/{task(**_REMINDED)}", {"due_date": "2999-02-01T09:00:00Z"})
+
+    # undo: a subtask's reopening undone completes it again (counts); its completion undone
+    # reopens it and its parent; a listed, reminded task's due date undone reschedules both
+    # kinds of reminders.
+    def undo_last(task_id: int, event: str) -> None:
+        listed = client.get("/api/activity", params={"limit": 100}, headers=alice.headers)
+        entry = next(
+            item
+            for item in listed.json()["data"]
+            if item["object_id"] == task_id and item["event"] == event
+        )
+        call("POST", f"/api/activity/{entry['id']}/undo")
+
+    parent, child = completed_parent()
+    call("PATCH", f"/api/tasks/{child}/complete", {"completed": False}, setup=True)
+    undo_last(child, "task.reopened")
+    undo_last(child, "task.completed")
+    parent, child = completed_parent()
+    call("PATCH", f"/api/tasks/{parent}/complete", {"completed": False}, setup=True)
+    undo_last(parent, "task.reopened")
+    undone_list = int(call("POST", "/api/lists", {"name": "U"}, setup=True)["id"])
+    reminded = task(list_id=undone_list, **_REMINDED)
+    call("PATCH", f"/api/tasks/{reminded}", {"due_date": "2999-03-01T09:00:00Z"}, setup=True)
+    undo_last(reminded, "task.updated")
     # move: an open task moved under a completed parent reopens it and counts in.
     parent, _ = completed_parent()
     call("POST", f"/api/tasks/{task()}/move", {"parent_id": parent})

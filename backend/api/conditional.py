@@ -82,6 +82,23 @@ def if_match_versions(
     return frozenset(versions)
 
 
+# A task's tag anywhere in an If-Match: `<id>-<version>`, maybe with its counts.
+_ANY_TASK = re.compile(r"([0-9]{1,18})-([0-9]{1,18})(?:-[0-9]{1,18}-[0-9]{1,18})?")
+
+
+def if_match_tasks(header: str | None) -> frozenset[tuple[int, int]] | None:
+    """The (task id, version) pairs If-Match accepts where the route names no task (an undo
+    names an activity entry): None means no condition, as for `if_match_versions`."""
+    if header is None or header.strip() == "*":
+        return None
+    pairs = set()
+    for weak, tag in _entity_tags(header):
+        found = _ANY_TASK.fullmatch(tag)
+        if not weak and found is not None:
+            pairs.add((int(found.group(1)), int(found.group(2))))
+    return frozenset(pairs)
+
+
 def none_match(header: str | None, current: str) -> bool:
     """True when If-None-Match names the current ETag (weak comparison) or is `*`: a GET
     then answers 304 Not Modified."""

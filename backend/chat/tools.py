@@ -50,6 +50,7 @@ CHAT_TOOLS = (
     "task_stats",
     "list_lists",
     "create_calendar_feed",
+    "undo",
 )
 
 # What an event listener hears: ("tool_call_start" | "tool_call_end", the call so far).

@@ -52,6 +52,7 @@ from backend.contracts.tasks import (
 from backend.models import (
     Priority,
     TaskCreate,
+    TaskEvent,
     TaskPublic,
     TaskUpdate,
 )
@@ -88,6 +89,7 @@ from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
 from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskListQuery
+from backend.services.undo import UndoService
 
 USER_ID_DESCRIPTION = (
     "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "
@@ -272,6 +274,10 @@ class TaskUpdated(TaskChange):
 
 class TaskDeleted(TaskChange):
     status: Literal["deleted"] = "deleted"
+
+
+class TaskUndone(TaskChange):
+    status: Literal["undone"] = "undone"
 
 
 class TaskAssigned(TaskChange):
@@ -579,6 +585,26 @@ def _delete_task(work: UnitOfWork, arguments: _OneTask) -> TaskDeleted:
     return TaskDeleted(task_id=arguments.task_id, title=title)
 
 
+class UndoArguments(_Arguments):
+    activity_id: (
+        Annotated[
+            StrictInt,
+            Field(ge=TASK_ID_MIN, le=TASK_ID_MAX, examples=[1042]),
+            Reference(TaskEvent.__tablename__, Action.TASK_WRITE),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="The activity entry to undo (`id` in GET /api/activity). Omitted: your own "
+        "newest change of a task.",
+    )
+
+
+def _undo(work: UnitOfWork, arguments: UndoArguments) -> TaskUndone:
+    task = work.service(UndoService).undo(arguments.activity_id)
+    return TaskUndone(task_id=task.id, title=task.title)
+
+
 def _task_stats(work: UnitOfWork, arguments: _Arguments) -> TaskStatsPublic:
     return stats_public(work.tasks.stats())
 
@@ -801,6 +827,19 @@ TOOLS: tuple[Tool[Any], ...] = (
         run=_list_comments,
         read_only=True,
         idempotent=True,
+    ),
+    Tool(
+        name="undo",
+        title="Undo a change",
+        description='Undo one change of a task from the activity ("undo that"): its fields '
+        "back to their old values, a completion back to open, a reopening back to completed. "
+        "Without activity_id, your own newest change. Refused (409, nothing changed) when a "
+        "later change touched the same fields; another member's change only as the list's "
+        'admin or owner. Returns its task_id, "status": "undone" and its title.',
+        arguments=UndoArguments,
+        result=TaskUndone,
+        run=_undo,
+        destructive=True,
     ),
     Tool(
         name="task_stats",

@@ -42,6 +42,7 @@ class Action(StrEnum):
     MEMBER_MANAGE = "member.manage"  # change roles below admin, remove members below admin
     ADMIN_MANAGE = "admin.manage"  # make, demote or remove an admin
     INVITE = "invite"  # create, list and revoke invitations
+    UNDO_OTHERS = "activity.undo_others"  # undo a change another member made
 
 
 # The names of the tables the existing references name (`Reference.table`: any table of the

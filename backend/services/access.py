@@ -57,6 +57,9 @@ LEAST_ROLE: dict[Action, Role] = {
     Action.COMMENT_MODERATE: Role.admin,
     Action.MEMBER_MANAGE: Role.admin,
     Action.INVITE: Role.admin,
+    # Undoing another member's change (`POST /api/activity/{event_id}/undo`, by an entry's
+    # id: its own change needs TASK_WRITE on the task; backend/services/undo.py).
+    Action.UNDO_OTHERS: Role.admin,
     Action.ADMIN_MANAGE: Role.owner,
     Action.LIST_DELETE: Role.owner,
     Action.LIST_TRANSFER: Role.owner,

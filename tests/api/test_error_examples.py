@@ -83,6 +83,25 @@ def _key_mismatch(client: TestClient, alice: Account) -> httpx.Response:
     return client.post("/api/tasks", json={"title": "second"}, headers=headers)
 
 
+def _newest_entry(client: TestClient, alice: Account) -> int:
+    listed = client.get("/api/activity", params={"limit": 1}, headers=alice.headers)
+    return int(listed.json()["data"][0]["id"])
+
+
+def _undo_conflict(client: TestClient, alice: Account) -> httpx.Response:
+    task_id = client.post("/api/tasks", json={"title": "Buy milk"}, headers=alice.headers)
+    path = f"/api/tasks/{task_id.json()['data']['id']}"
+    client.patch(path, json={"title": "Buy oat milk"}, headers=alice.headers)
+    entry = _newest_entry(client, alice)
+    client.patch(path, json={"title": "Buy bread"}, headers=alice.headers)
+    return client.post(f"/api/activity/{entry}/undo", headers=alice.headers)
+
+
+def _not_undoable(client: TestClient, alice: Account) -> httpx.Response:
+    _list(client, alice)
+    return client.post(f"/api/activity/{_newest_entry(client, alice)}/undo", headers=alice.headers)
+
+
 def _list(client: TestClient, account: Account, name: str = "Groceries") -> int:
     created = client.post("/api/lists", json={"name": name}, headers=account.headers)
     assert created.status_code == 201, created.text
@@ -166,6 +185,11 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
         "/api/auth/login", json={"email": alice.email, "password": "wrong-password"}
     ),
     "bulk_task_not_found": _bulk_missing,
+    "undo_conflict": _undo_conflict,
+    "not_undoable": _not_undoable,
+    "activity_entry_not_found": lambda client, alice: client.post(
+        "/api/activity/999999999/undo", headers=alice.headers
+    ),
     "email_taken": lambda client, alice: client.post(
         "/api/auth/register", json={"email": alice.email, "password": "password-123"}
     ),

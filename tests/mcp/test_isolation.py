@@ -83,6 +83,9 @@ def extra_arguments(tool: Tool[Any]) -> list[dict[str, Any]]:
 # -- every id argument, from the declarations ---------------------------------------------------
 
 MAKERS: dict[str, Creator] = creators(the_app_routes())
+# Rows no collection makes, which a write of another row does (tests/resources.py `make_row`):
+# an activity entry.
+MADE_BY_A_WRITE = {"task_events": "event_id"}
 # A user id that names nobody: what a missing assignee is.
 NOBODY = "nobody-at-all"
 
@@ -90,6 +93,8 @@ NOBODY = "nobody-at-all"
 def _row_parameter(table: str) -> str:
     """The path parameter whose POST route makes a row of `table`: the one collection whose
     last segment is the table's name or ends it (`/api/lists`: `task_lists`)."""
+    if table in MADE_BY_A_WRITE:
+        return MADE_BY_A_WRITE[table]
     found = [
         name
         for name, maker in MAKERS.items()

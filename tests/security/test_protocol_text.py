@@ -416,9 +416,11 @@ NO_TEXT = {
     ("POST", "/calendar-feeds"),
     ("POST", "/calendar-feeds/{feed_id}/rotate"),
     ("DELETE", "/calendar-feeds/{feed_id}"),
+    ("POST", "/activity/{event_id}/undo"),  # an entry's id: tests/undo
 }
-# Write tools whose arguments carry no human text (a calendar feed's kind and list).
-NO_TEXT_TOOLS = {"create_calendar_feed"}
+# Write tools whose arguments carry no human text (a calendar feed's kind and list; an
+# activity entry's id).
+NO_TEXT_TOOLS = {"create_calendar_feed", "undo"}
 
 
 # -- generated doors: a new resource's plain routes and write tools ---------------------------

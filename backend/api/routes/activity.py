@@ -1,21 +1,39 @@
 """`GET /api/activity` and `GET /api/lists/{list_id}/activity`: what happened, newest first
-(specs/api-contract.md, "Shared lists" -> Activity). Thin: enter through the door, read
-`door.activity`, return the envelope."""
+(specs/api-contract.md, "Shared lists" -> Activity); `POST /api/activity/{event_id}/undo`
+(issue 53, "Undo"). Thin: enter through the door, call `door.activity` or the undo service,
+return the envelope."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
 
+from backend.api.conditional import IfMatch, if_match_tasks, task_etag
 from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
-from backend.api.responses import INVALID_CURSOR, LIST_NOT_FOUND, VALIDATION, errors
+from backend.api.responses import (
+    INVALID_CURSOR,
+    LIST_NOT_FOUND,
+    PRECONDITION,
+    VALIDATION,
+    ErrorExample,
+    errors,
+    rate_limited,
+)
 from backend.api.routes.lists import ListId
+from backend.errors import Conflict, InvalidRequest, NotFound
+from backend.models import TaskEvent, TaskPublic
 from backend.models.activity import ActivityItem
 from backend.models.common import DecimalDigits, ListMeta
-from backend.models.envelopes import ActivityEnvelope
+from backend.models.envelopes import ActivityEnvelope, TaskEnvelope
+from backend.models.references import Reference
+from backend.models.types import TASK_ID_MAX
+from backend.services import undo
+from backend.services.access import Action
 
 router = APIRouter(tags=["activity"], responses=errors(401, 422, 503), route_class=DoorRoute)
 
@@ -82,3 +100,89 @@ def list_list_activity(
     before = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
     rows, more = door.activity.list_page(list_id, before, limit)
     return _envelope(rows, more, limit, secret, kind, user_id)
+
+
+EventId = Annotated[
+    int,
+    Path(
+        ge=1,
+        le=TASK_ID_MAX,
+        description="The activity entry's id (`id` in `GET /api/activity`).",
+        examples=[1042],
+    ),
+    DecimalDigits,
+    # An entry the caller may read; undoing it needs TASK_WRITE on its task (access.ROUTES).
+    Reference(TaskEvent.__tablename__, Action.TASK_WRITE),
+]
+
+
+class _UndoRequest(BaseModel):
+    """What an Idempotency-Key's record compares: the entry undone (the route has no body)."""
+
+    event_id: int
+
+
+ENTRY_NOT_FOUND = ErrorExample.of(
+    "activity_entry_not_found", "No such entry you can see", NotFound(undo.ENTRY_NOT_FOUND)
+)
+UNDO_CONFLICT = ErrorExample.of(
+    "undo_conflict",
+    "A later change touched the same fields",
+    Conflict(
+        "A later change touched the same fields; nothing was undone",
+        details=[
+            {
+                "field": "title",
+                "message": "changed since this entry",
+                "type": "conflict",
+                "current": "Buy bread",
+                "entry": "Buy oat milk",
+            }
+        ],
+    ),
+)
+NOT_UNDOABLE = ErrorExample.of(
+    "not_undoable", "An entry of a kind undo does not revert", InvalidRequest(undo.NOT_UNDONE)
+)
+
+
+@router.post(
+    "/api/activity/{event_id}/undo",
+    operation_id="undoActivity",
+    response_model=TaskEnvelope,
+    summary="Undo one change from the activity",
+    description="Writes back what the entry changed: an update's fields to their old values, "
+    "a completion to open and a reopening to completed, a reorder to its old place, a move "
+    "back to its list and parent; a deletion is restored. Your own changes, or any "
+    "member's in a list you administer (admin or owner). Only while every field it changed "
+    "still holds the value it left: else 409 with each field's current value, and nothing "
+    "changes. The undo is itself recorded as a change. `If-Match` takes the task's ETag. "
+    'The kinds of entry and their answers: specs/api-contract.md, "Undo".',
+    responses={
+        **rate_limited(200, "The task as the undo left it, with its new `ETag`.", "ETag"),
+        **errors(
+            403,
+            404,
+            409,
+            412,
+            422,
+            429,
+            examples=(ENTRY_NOT_FOUND, UNDO_CONFLICT, NOT_UNDOABLE, PRECONDITION, VALIDATION),
+        ),
+    },
+)
+def undo_activity(
+    door: Door,
+    event_id: EventId,
+    response: Response,
+    idempotent: IdempotentDep,
+    if_match: IfMatch = None,
+) -> TaskEnvelope | Response:
+    tags = if_match_tasks(if_match)
+
+    def write() -> TaskEnvelope:
+        task = door.service(undo.UndoService).undo(event_id, tags)
+        response.headers["ETag"] = task_etag(task)
+        return TaskEnvelope(data=TaskPublic.model_validate(task))
+
+    return idempotent.respond(door, _UndoRequest(event_id=event_id), 200, write)

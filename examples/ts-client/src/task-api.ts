@@ -641,6 +641,18 @@ export class TaskApi {
     return ok(await this.client.GET(path, { params, ...options })) as ActivityPage;
   }
 
+  /** Undo one activity entry: its task's fields back to their old values (409 CONFLICT, with
+   * each field's current value, when a later change touched them; nothing changes). */
+  async undoActivity(
+    entryId: number,
+    options: WriteOptions & CreateOptions = {},
+  ): Promise<Tagged> {
+    const { ifMatch, idempotencyKey = crypto.randomUUID(), ...init } = options;
+    const header = { "If-Match": ifMatch ?? null, "Idempotency-Key": idempotencyKey };
+    const params = { path: { event_id: entryId }, header };
+    return tagged(await this.client.POST("/api/activity/{event_id}/undo", { params, ...init }));
+  }
+
   /** Revoke a pending invitation: its token stops working. */
   async revokeInvitation(listId: number, invitationId: number, options: CallOptions = {}) {
     const params = { path: { list_id: listId, invitation_id: invitationId } };

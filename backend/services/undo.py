@@ -1,0 +1,386 @@
+"""Undo one activity entry (issue 53; specs/api-contract.md, "Undo"): the task's changed fields
+back to the values the entry records as old, written only where each still holds the value
+the entry left, so an undo never erases a newer change.
+
+The write is one statement: the entry (`task_events`, reached through the access relation),
+the old and new rows it records typed as `tasks` rows (`jsonb_populate_record` over the stored
+`task` as the change left it), and an UPDATE of the task whose WHERE holds every condition
+(the caller's right to undo it, each changed field still at its new value, If-Match). The
+database records the undo itself as a change like any other (the `tasks` trigger). Only when
+it wrote nothing is a second statement sent, to say why.
+
+What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of any field
+but the task's place among lists and parents and its reminders, a completion and a reopening
+(not the completion of a recurring task's occurrence again: completing one creates the next
+occurrence, which only the task routes do); a move between lists or parents, by the move's
+own statement once the undo's has found it (`_move_back`); and a deletion (`_undo_delete`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend.db.scope import OWNER, Scoped
+from backend.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
+from backend.models import Task, TaskEvent, TaskRow
+from backend.models.task_event import ChangeType
+from backend.services.access import Action, may, require, role_in, role_may
+from backend.services.assignees import assignable
+from backend.services.rules import Rule, fires
+from backend.services.task_schedule import SCHEDULE_FIELDS
+from backend.services.task_statements import PLANNED, TASK_VIEW, owned_task
+from backend.services.task_tree import Placement, Sent
+from backend.services.tasks import TaskService
+
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_T = _TASKS.c
+_EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
+_E = _EVENTS.c
+
+# The kinds of entry an undo writes back, and the fields it restores: every field a task write
+# records but where the task is (`list_id`, `parent_id`: a move between lists or parents is
+# moved back, `_move_back`), whose space it is in, and its reminders (an owner's private
+# ones; a member's are its own row, never recorded here).
+# `position` alone (a reorder among the same siblings) is restored.
+UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
+RESTORED = (
+    "title",
+    "description",
+    "completed",
+    "completed_at",
+    "priority",
+    "due_date",
+    "tags",
+    "assignees",
+    "recurrence",
+    "time_zone",
+    "series_id",
+    "series_start",
+    "next_due_date",
+    "position",
+)
+# The schedule a task's recurrence derives from: an entry that changed any of it is undone only
+# while all of it is as the entry left it, so what is written back is a schedule the task had.
+_SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
+
+ENTRY_NOT_FOUND = "Activity entry not found"
+NOTHING_OF_YOURS = "No change of yours to undo"
+NOT_YOURS = "Only its author, or an admin of the list it happened in, may undo this change"
+
+_NAMED = bindparam("event_id", type_=BigInteger)
+# The entry named, or without one (NULL) the caller's newest undoable change it may still
+# see ("undo that"), looked up only then.
+_MINE = _EVENTS.alias("mine_last")
+_ENTRY = func.coalesce(
+    _NAMED,
+    select(func.max(_MINE.c.id))
+    .where(
+        _MINE.c.actor_id == bindparam(OWNER),
+        _MINE.c.type.in_([literal_column(f"'{kind}'") for kind in UNDOABLE]),
+        may(_MINE, Action.LIST_READ),
+    )
+    .scalar_subquery(),
+)
+# The caller made the change, or may undo others' where it happened (admin and above).
+_PERMITTED = or_(_E.actor_id == bindparam(OWNER), role_may(role_in(_EVENTS), Action.UNDO_OTHERS))
+
+
+def _record(json: Any) -> Any:
+    """A `tasks` row typed from a stored task's JSON (its columns; others NULL)."""
+    return func.jsonb_populate_record(literal_column("NULL::tasks"), json)
+
+
+# The entry as the caller may see it, with the task's rows before and after it: `was` is the
+# row the change left with each changed field's old value over it.
+_OLD_VALUES = (
+    select(func.jsonb_object_agg(literal_column("c.key"), literal_column("c.value -> 0")))
+    .select_from(func.jsonb_each(_E.changes).alias("c"))
+    .scalar_subquery()
+)
+_ENTRY_ROW = (
+    select(
+        _E.id,
+        _E.user_id,
+        _E.task_id,
+        _E.type,
+        _E.changes,
+        _PERMITTED.label("permitted"),
+        _record(_E.task).label("now"),
+        _record(_E.task.op("||")(func.coalesce(_OLD_VALUES, literal_column("'{}'::jsonb")))).label(
+            "was"
+        ),
+    )
+    .where(_E.id == _ENTRY, may(_EVENTS, Action.LIST_READ))
+    .cte("undone")
+)
+
+
+def _field(row: str, name: str) -> Any:
+    """A field of the entry's typed row `row` (`now`, `was`)."""
+    return literal_column(f"(undone.{row}).{name}", type_=_T[name].type)
+
+
+def _changed(name: str) -> ColumnElement[bool]:
+    return _ENTRY_ROW.c.changes.has_key(name)  # type: ignore[no-any-return]
+
+
+def _undoable() -> ColumnElement[bool]:
+    """The entry is of an undoable kind and changed only fields an undo restores."""
+    keys: Any = select(literal_column("k")).select_from(
+        func.jsonb_object_keys(_ENTRY_ROW.c.changes).alias("k")
+    )
+    restored: list[Any] = [literal_column(f"'{name}'") for name in RESTORED]
+    return and_(
+        _ENTRY_ROW.c.type.in_([literal_column(f"'{kind}'") for kind in UNDOABLE]),
+        _ENTRY_ROW.c.changes.is_not(None),
+        ~keys.where(literal_column("k").not_in(restored)).exists(),
+    )
+
+
+def _unchanged_since() -> ColumnElement[bool]:
+    """Every field the entry changed still holds the value it left (and, where it changed the
+    schedule, the whole schedule)."""
+    held = [
+        or_(~_changed(name), _T[name].is_not_distinct_from(_field("now", name)))
+        for name in RESTORED
+    ]
+    schedule = or_(
+        *(_changed(name) for name in _SCHEDULE),
+    )
+    whole = and_(*(_T[name].is_not_distinct_from(_field("now", name)) for name in _SCHEDULE))
+    return and_(*held, or_(~schedule, whole))
+
+
+def _allowed_now() -> ColumnElement[bool]:
+    """What the task's own rules ask of the values written back: assignees still allowed in
+    its list, no recurrence on a subtask, and no recurring occurrence completed again."""
+    back = _field("was", "completed")
+    return and_(
+        or_(~_changed("assignees"), assignable(_field("was", "assignees"), _T.user_id, _T.list_id)),
+        or_(_T.parent_id.is_(None), _field("was", "recurrence").is_(None), ~_changed("recurrence")),
+        or_(~_changed("completed"), back.is_(false()), _T.recurrence.is_(None)),
+    )
+
+
+def _undo_statement(*conditions: ColumnElement[bool]) -> Any:
+    # Each restored field: its old value where the entry changed it, else as stored.
+    values: dict[str, Any] = {
+        name: literal_column(
+            f"CASE WHEN undone.changes ? '{name}' THEN (undone.was).{name} ELSE tasks.{name} END",
+            type_=_T[name].type,
+        )
+        for name in RESTORED
+    }
+    statement = owned_task(update(Task), Action.TASK_WRITE).where(
+        _T.id == _ENTRY_ROW.c.task_id,
+        _T.user_id == _ENTRY_ROW.c.user_id,
+        _ENTRY_ROW.c.permitted.is_(true()),
+        _undoable(),
+        _unchanged_since(),
+        _allowed_now(),
+        *conditions,
+    )
+    return statement.values(**values, updated_at=func.now(), version=_T.version + 1).returning(
+        *TASK_VIEW
+    )
+
+
+_UNDO = _undo_statement()
+# With If-Match: the task's `<id>-<version>` is one the header names.
+_UNDO_IF_MATCH = _undo_statement(
+    func.concat(_T.id, literal_column("'-'"), _T.version)
+    == any_(bindparam("tags", type_=ARRAY(Text)))
+)
+
+# Why an undo wrote nothing: the entry as the caller may see it, whether it may undo another's
+# change there, and the task as the caller reads it now (NULL: gone, or out of its reach) with
+# the caller's role in its list.
+_NOW = _TASKS.alias("now_task")
+_N = _NOW.c
+_CURRENT = (
+    select(
+        func.to_jsonb(literal_column("now_task")).op("||")(
+            func.jsonb_build_object(literal_column("'role'"), role_in(_NOW))
+        )
+    )
+    .where(_N.id == _E.task_id, _N.user_id == _E.user_id, may(_NOW, Action.LIST_READ))
+    .scalar_subquery()
+)
+_WHY = select(
+    _E.type,
+    _E.task_id,
+    _PERMITTED.label("permitted"),
+    role_in(_EVENTS).label("entry_role"),
+    _E.changes,
+    _E.task.label("left"),
+    _CURRENT.label("current"),
+).where(_E.id == _ENTRY, may(_EVENTS, Action.LIST_READ))
+
+
+class UndoService(Scoped):
+    """Undo an activity entry (`POST /api/activity/{id}/undo`, the MCP `undo` tool)."""
+
+    @fires(
+        Rule.COMPLETE_SUBTASKS,
+        Rule.REOPEN_ANCESTORS,
+        Rule.SUBTASK_COUNTS,
+        Rule.REMINDERS,
+    )
+    def undo(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
+        """Write back what entry `event_id` (None: the caller's newest change) changed; the
+        task as it is then. `tags`: the (task id, version) pairs an If-Match accepts (None:
+        no condition)."""
+        if tags is None:
+            rows = self._write(_UNDO, event_id=event_id, last=True)
+        else:
+            named = sorted(f"{task_id}-{version}" for task_id, version in tags)
+            rows = self._write(_UNDO_IF_MATCH, event_id=event_id, tags=named, last=True)
+        if rows:
+            return rows[0]
+        # It wrote nothing (and committed nothing): why, read in a snapshot of its own (what
+        # it finds is the state a retry would meet); a deletion is restored instead.
+        found = self._read(_WHY, event_id=event_id).first()
+        if found is None:
+            raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
+        if found.type == ChangeType.deleted.value:
+            return _undo_delete(self, found.task_id)
+        if found.type == ChangeType.updated.value and _a_move(found.changes):
+            return self._move_back(found, tags)
+        self._refusal(found, tags)
+
+    def _move_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
+        """Undo a move between lists or parents: the task, with its subtree, moved back to the
+        list and parent it left (last among its siblings there) by the move route's own
+        statement, which checks the destination as every move does, and only at the version
+        read here: a change in between is refused, never overwritten."""
+        current = self._admitted(found, tags)
+        newer = _newer(found.changes, found.left, current)
+        if newer:
+            raise _conflict(newer, found.left, current)
+        was = {name: found.changes[name][0] for name in _MOVED if name in found.changes}
+        old_list = was.get("list_id", current["list_id"])
+        old_parent = was.get("parent_id", current["parent_id"])
+        placement = Placement(
+            list=Sent.null if old_list is None else Sent.id,
+            parent=Sent.null if old_parent is None else Sent.id,
+            list_id=old_list,
+            parent_id=old_parent,
+        )
+        if self._send.can_begin_again:  # the undo's own statement committed (nothing)
+            self._send.begin_again()
+        moving = TaskService(self._send, self.user_id)
+        return moving.move(int(current["id"]), placement, frozenset({int(current["version"])}))
+
+    def _admitted(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
+        """The task as it is now, once the caller may undo entry `found` (`_WHY`'s row) on it:
+        else the error (the task gone, the caller's role, If-Match)."""
+        current: dict[str, Any] | None = found.current
+        if current is None:
+            raise Conflict("The task no longer exists: it was deleted after this change")
+        missing = NotFound(ENTRY_NOT_FOUND)
+        require(current.pop("role"), Action.TASK_WRITE, missing)
+        if not found.permitted:
+            require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
+        if tags is not None and (int(current["id"]), int(current["version"])) not in tags:
+            raise PreconditionFailed()
+        return current
+
+    def _refusal(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
+        """The error for an entry `found` (`_WHY`'s row) whose undo wrote nothing."""
+        if found.type not in UNDOABLE:
+            raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
+        current = self._admitted(found, tags)
+        changes: Mapping[str, Any] = found.changes or {}
+        kept = sorted(set(changes) - set(RESTORED))
+        if kept:
+            raise InvalidRequest(
+                f"This change cannot be undone: it changed {', '.join(kept)} with other "
+                "fields (a move is undone alone; reminders are set again with PATCH)"
+            )
+        if not changes:
+            raise InvalidRequest("This change cannot be undone: it changed no field")
+        newer = _newer(changes, found.left, current)
+        if newer:
+            raise _conflict(newer, found.left, current)
+        raise Conflict(_REFUSED_BY_RULES)
+
+
+def _conflict(newer: list[str], left: Mapping[str, Any], current: Mapping[str, Any]) -> Conflict:
+    return Conflict(
+        "A later change touched the same fields; nothing was undone",
+        details=[
+            {
+                "field": name,
+                "message": "changed since this entry",
+                "type": Conflict.detail_type,
+                "current": current.get(name),
+                "entry": left.get(name),
+            }
+            for name in newer
+        ],
+    )
+
+
+# A move between lists or parents (`position` changes with it): undone by moving it back.
+_MOVED = ("list_id", "parent_id", "position")
+
+
+def _a_move(changes: Mapping[str, Any] | None) -> bool:
+    keys = set(changes or {})
+    return bool(keys & {"list_id", "parent_id"}) and keys <= set(_MOVED)
+
+
+_REFUSED_BY_RULES = (
+    "The task's rules refuse the old values now: an assignee no longer in its list, a "
+    "recurrence on what is now a subtask, or a recurring occurrence completed again (complete "
+    "it with PATCH /api/tasks/{task_id}/complete, which creates its next occurrence)"
+)
+NOT_UNDONE = (
+    "Only a task's changes (update, completion, reopening, deletion) can be undone; lists, "
+    "members, invitations and comments are changed again with their own routes"
+)
+_NOT_UNDONE: dict[str, str] = {
+    ChangeType.created.value: "A creation is not undone: delete the task instead",
+    "other": NOT_UNDONE,
+}
+
+
+def _newer(
+    changes: Mapping[str, Any], left: Mapping[str, Any], current: Mapping[str, Any]
+) -> list[str]:
+    """The fields a later change touched: changed by the entry (or, where it changed the
+    schedule, of the schedule) and no longer the value it left."""
+    names = set(changes)
+    if names & set(_SCHEDULE):
+        names |= set(_SCHEDULE)
+    return sorted(name for name in names if current.get(name) != left.get(name))
+
+
+def _undo_delete(service: UndoService, task_id: int) -> TaskRow:
+    """Undo a deletion: the task restored from the trash, as `POST /api/trash/{id}/restore`
+    restores it. The one place the trash's restore is wired in (issue 53's trash branch):
+    the undo's own statement has committed nothing, so the restore is a further transaction of
+    the request (`begin_again`), then `TrashService(service._send, service.user_id)
+    .restore(task_id)` and its row returned. Until then a deleted task is gone for good."""
+    raise Conflict(DELETED_FOR_GOOD)
+
+
+DELETED_FOR_GOOD = "This task was deleted for good and cannot be restored (it is in no trash)"

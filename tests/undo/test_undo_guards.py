@@ -1,0 +1,273 @@
+"""Undo's guards (issue 53, "Undo"): a later change of the same field makes it a 409 with the
+current values and nothing changed; who may undo what in a shared list (its author, or an
+admin or the owner for another's change; 404 for what the caller cannot see); If-Match,
+Idempotency-Key and bad ids. Over real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from tests.conftest import Account
+from tests.sharing.conftest import SharedList
+from tests.undo.helpers import entries, last_entry, stored, undo
+
+
+def _rename(client: TestClient, account: Account, task_id: int, title: str) -> None:
+    response = client.patch(f"/api/tasks/{task_id}", json={"title": title}, headers=account.headers)
+    assert response.status_code == 200, response.text
+
+
+def _all_tasks(db_engine: Engine) -> list[dict[str, object]]:
+    with db_engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM tasks ORDER BY id")).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def test_a_later_change_of_the_same_field_makes_it_a_409_with_nothing_changed(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    made = client.post("/api/tasks", json={"title": "Draft"}, headers=alice.headers)
+    task_id = made.json()["data"]["id"]
+    _rename(client, alice, task_id, "Second")
+    entry = last_entry(client, alice, task_id, "task.updated")
+    _rename(client, alice, task_id, "Third")
+    before, count = _all_tasks(db_engine), entries(db_engine)
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "CONFLICT"
+    assert error["details"] == [
+        {
+            "field": "title",
+            "message": "changed since this entry",
+            "type": "conflict",
+            "current": "Third",
+            "entry": "Second",
+        }
+    ]
+    assert _all_tasks(db_engine) == before
+    assert entries(db_engine) == count
+
+
+def test_a_later_change_of_another_field_does_not_stop_it(
+    client: TestClient, alice: Account
+) -> None:
+    made = client.post("/api/tasks", json={"title": "Draft"}, headers=alice.headers)
+    task_id = made.json()["data"]["id"]
+    _rename(client, alice, task_id, "Second")
+    entry = last_entry(client, alice, task_id, "task.updated")
+    patched = client.patch(
+        f"/api/tasks/{task_id}", json={"priority": "high"}, headers=alice.headers
+    )
+    assert patched.status_code == 200
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["data"]["title"], response.json()["data"]["priority"]) == (
+        "Draft",
+        "high",
+    )
+    # Undone once, it is the later change now: a second undo of it is a 409.
+    again = undo(client, alice, entry["id"])
+    assert again.status_code == 409, again.text
+
+
+def test_an_admin_undoes_a_members_change_in_a_shared_list(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    carol: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    grant(shared_list, bob, "editor")
+    grant(shared_list, carol, "admin")
+    _rename(client, bob, shared_list.task_id, "Bob's title")
+    entry = last_entry(client, bob, shared_list.task_id, "task.updated")
+    assert entry["actor_id"] == bob.id
+
+    response = undo(client, carol, entry["id"])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["title"] == "Shared task"
+    recorded = last_entry(client, shared_list.owner, shared_list.task_id, "task.updated")
+    assert recorded["actor_id"] == carol.id
+
+
+def test_the_owner_undoes_a_members_change_and_an_editor_its_own(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    grant(shared_list, bob, "editor")
+    _rename(client, bob, shared_list.task_id, "First")
+    first = last_entry(client, bob, shared_list.task_id, "task.updated")
+    assert undo(client, bob, first["id"]).status_code == 200
+    _rename(client, bob, shared_list.task_id, "Again")
+    again = last_entry(client, bob, shared_list.task_id, "task.updated")
+    response = undo(client, shared_list.owner, again["id"])
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["title"] == "Shared task"
+
+
+@pytest.mark.parametrize("role", ["editor", "commenter", "viewer"])
+def test_a_member_below_admin_may_not_undo_anothers_change(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    carol: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+    db_engine: Engine,
+    role: str,
+) -> None:
+    grant(shared_list, bob, "editor")
+    grant(shared_list, carol, role)
+    _rename(client, bob, shared_list.task_id, "Bob's title")
+    entry = last_entry(client, bob, shared_list.task_id, "task.updated")
+    before = stored(db_engine, shared_list.task_id)
+
+    response = undo(client, carol, entry["id"])
+
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == "FORBIDDEN"
+    assert stored(db_engine, shared_list.task_id) == before
+
+
+def test_a_viewer_may_not_undo_even_its_own_change_once_demoted(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    grant(shared_list, bob, "editor")
+    _rename(client, bob, shared_list.task_id, "Bob's title")
+    entry = last_entry(client, bob, shared_list.task_id, "task.updated")
+    grant(shared_list, bob, "viewer")
+
+    response = undo(client, bob, entry["id"])
+
+    assert response.status_code == 403, response.text
+
+
+def test_a_stranger_and_a_removed_member_get_a_missing_entrys_404(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    carol: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+    db_engine: Engine,
+) -> None:
+    grant(shared_list, bob, "admin")
+    _rename(client, shared_list.owner, shared_list.task_id, "Owner's title")
+    entry = last_entry(client, shared_list.owner, shared_list.task_id, "task.updated")
+    private = client.post("/api/tasks", json={"title": "Mine"}, headers=shared_list.owner.headers)
+    _rename(client, shared_list.owner, private.json()["data"]["id"], "Mine, renamed")
+    private_entry = last_entry(
+        client, shared_list.owner, private.json()["data"]["id"], "task.updated"
+    )
+    grant(shared_list, bob, None)
+    with db_engine.connect() as conn:
+        missing = conn.execute(text("SELECT max(id) + 1000 FROM task_events")).scalar_one()
+    expected = undo(client, carol, missing)
+    assert expected.status_code == 404
+
+    for caller, entry_id in ((carol, entry["id"]), (bob, entry["id"]), (bob, private_entry["id"])):
+        response = undo(client, caller, entry_id)
+        assert response.status_code == 404, response.text
+        assert response.content == expected.content
+
+
+def test_if_match_names_the_tasks_etag(client: TestClient, alice: Account) -> None:
+    made = client.post("/api/tasks", json={"title": "Draft"}, headers=alice.headers)
+    task_id = made.json()["data"]["id"]
+    _rename(client, alice, task_id, "Second")
+    entry = last_entry(client, alice, task_id, "task.updated")
+    etag = client.get(f"/api/tasks/{task_id}", headers=alice.headers).headers["ETag"]
+
+    stale = undo(client, alice, entry["id"], **{"If-Match": f'"{task_id}-1"'})
+    assert stale.status_code == 412, stale.text
+    other = undo(client, alice, entry["id"], **{"If-Match": f'"{task_id + 1}-2"'})
+    assert other.status_code == 412, other.text
+    response = undo(client, alice, entry["id"], **{"If-Match": etag})
+    assert response.status_code == 200, response.text
+
+
+def test_an_idempotency_key_replays_the_first_answer(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    made = client.post("/api/tasks", json={"title": "Draft"}, headers=alice.headers)
+    task_id = made.json()["data"]["id"]
+    _rename(client, alice, task_id, "Second")
+    entry = last_entry(client, alice, task_id, "task.updated")
+    key = {"Idempotency-Key": "undo-1"}
+
+    first = undo(client, alice, entry["id"], **key)
+    count = entries(db_engine)
+    replay = undo(client, alice, entry["id"], **key)
+
+    assert first.status_code == replay.status_code == 200, replay.text
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.content == first.content
+    assert entries(db_engine) == count  # no second write
+    _rename(client, alice, task_id, "Third")
+    other = last_entry(client, alice, task_id, "task.updated")
+    mismatch = undo(client, alice, other["id"], **key)
+    assert mismatch.status_code == 422, mismatch.text
+    assert mismatch.json()["error"]["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+
+
+BAD_IDS = ["0", "-1", "abc", "1.5", "1e3", "%00", "1%002", "99999999999999999999", "+1", "5_0"]
+
+
+@pytest.mark.parametrize("entry_id", BAD_IDS)
+def test_bad_ids_are_a_422_and_change_nothing(
+    client: TestClient, alice: Account, db_engine: Engine, entry_id: str
+) -> None:
+    client.post("/api/tasks", json={"title": "Keep"}, headers=alice.headers)
+    count = entries(db_engine)
+    response = undo(client, alice, entry_id)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert entries(db_engine) == count
+
+
+def test_a_body_is_refused_and_no_token_is_a_401(client: TestClient, alice: Account) -> None:
+    made = client.post("/api/tasks", json={"title": "Draft"}, headers=alice.headers)
+    _rename(client, alice, made.json()["data"]["id"], "Second")
+    entry = last_entry(client, alice, made.json()["data"]["id"], "task.updated")
+    assert client.post(f"/api/activity/{entry['id']}/undo").status_code == 401
+    bad = client.post(f"/api/activity/{entry['id']}/undo", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+
+
+def test_an_admin_moves_a_members_move_back_in_a_shared_list(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    carol: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    grant(shared_list, bob, "editor")
+    grant(shared_list, carol, "admin")
+    owner = shared_list.owner
+    body = {"title": "Parent", "list_id": shared_list.list_id}
+    parent = client.post("/api/tasks", json=body, headers=owner.headers).json()["data"]["id"]
+    moved = client.post(
+        f"/api/tasks/{shared_list.task_id}/move", json={"parent_id": parent}, headers=bob.headers
+    )
+    assert moved.status_code == 200, moved.text
+    entry = last_entry(client, bob, shared_list.task_id, "task.updated")
+
+    assert undo(client, owner, entry["id"] + 10_000).status_code == 404
+    response = undo(client, carol, entry["id"])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["parent_id"] is None
+    assert response.json()["data"]["list_id"] == shared_list.list_id
