@@ -142,10 +142,17 @@ def test_migrations_gate_the_pods_then_the_api_serves_and_drains(
 
         until(lambda: answers("/health"), timeout=60, message="the liveness probe's path")
         # Ready once what the start loads beside it (the MCP endpoint) answers, as the
-        # readiness probe waits for it.
-        until(lambda: answers("/health/ready"), timeout=60, message="the readiness probe's path")
-        ready = httpx.get(f"{base}/health/ready", timeout=5).json()
-        assert ready == {"data": {"status": "ready", "database": "ok", "migrations": "current"}}
+        # readiness probe waits for it. Each worker answers for itself (one's 200 can be
+        # followed by another's 503 while its endpoint loads), so the answer is awaited whole.
+        ready = {"data": {"status": "ready", "database": "ok", "migrations": "current"}}
+        until(
+            lambda: (
+                answers("/health/ready")
+                and httpx.get(f"{base}/health/ready", timeout=5).json() == ready
+            ),
+            timeout=60,
+            message="the readiness probe's path",
+        )
         server.send_signal(signal.SIGTERM)
         # The drain fits in what the pod allows after its preStop wait.
         pod = find(list(_rendered("local")), *api)["spec"]["template"]["spec"]
