@@ -163,6 +163,12 @@ async def stream_changes(
     listener = live.admit(claims.subject)
     try:
         first = await live.start(claims, after)
+    except Unauthorized as refused:
+        live.leave(listener)
+        if "ticket" in request.query_params:
+            # The ticket's token revoked since: a bad ticket's answer like any other's.
+            raise Unauthorized(BAD_TICKET) from refused
+        raise
     except BaseException:
         live.leave(listener)
         raise
