@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -108,11 +109,15 @@ class ChangeStream(Response):
         closing: asyncio.Event = connection.closing if connection is not None else asyncio.Event()
         ends = time.monotonic() + settings.stream_max_seconds
         wake = self._listener.wake
+        # The first heartbeat at a random point of the second half of the period: streams
+        # opened together (a reconnecting crowd, the benchmark) do not read all at once.
+        heartbeat = settings.stream_heartbeat_seconds * random.uniform(0.5, 1.0)  # noqa: S311
         try:
             while True:
                 beat = False
                 if not more:
-                    left = min(settings.stream_heartbeat_seconds, ends - time.monotonic())
+                    left = min(heartbeat, ends - time.monotonic())
+                    heartbeat = settings.stream_heartbeat_seconds
                     beat = not await _first_of(wake, closing, gone, left)
                 if gone.done() or closing.is_set() or time.monotonic() >= ends:
                     break
@@ -121,7 +126,7 @@ class ChangeStream(Response):
                     break  # the token expired: the client signs in again
                 wake.clear()
                 try:
-                    page = await self._live.page(self._claims, position)
+                    page = await self._live.page(self._claims, position, woken=not beat)
                 except Unauthorized:
                     break  # revoked or deleted: the reconnect is refused (401)
                 except AppError:

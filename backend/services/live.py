@@ -22,11 +22,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
@@ -50,18 +52,32 @@ RESCAN_SECONDS = 2.0
 _MOVED_LIMIT = 5000
 
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
-# The primary key's range: the newest rows only. A member's wake-up comes from the list's
-# membership as it is now (a removed member's tombstones are in its own space: woken too).
+# The primary key's range (the newest rows only), less the ids already seen: one row per new
+# event with the users it wakes, so a poll's answer is what moved since the last one, not the
+# whole rescan window (1,000 rows a poll at 50 changes a second to lists of 10 members, parsed
+# in the worker's Python 10 times a second, was a quarter of its CPU). A member's wake-up comes
+# from the list's membership as it is now (a removed member's tombstones are in its own space).
 _MOVED_SQL = """
-SELECT e.id, e.user_id, m.member_id
+SELECT e.id, e.user_id, array_remove(array_agg(m.member_id), NULL) AS members
 FROM task_events AS e
 LEFT JOIN list_members AS m ON m.user_id = e.user_id AND m.list_id = e.list_id
-WHERE e.id > :floor AND e.type IN ({types})
+WHERE e.id > :floor AND e.type IN ({types}) AND e.id <> ALL(:seen)
+GROUP BY e.id
 ORDER BY e.id
 LIMIT :limit
 """
-_MOVED = text(_MOVED_SQL.format(types=_TYPES))
+_MOVED = text(_MOVED_SQL.format(types=_TYPES)).bindparams(
+    bindparam("seen", type_=ARRAY(BigInteger))
+)
 _HEAD = text("SELECT coalesce(max(id), 0) FROM task_events")
+
+
+@dataclass(frozen=True)
+class Moved:
+    """An event the reader had not seen: its id and the users whose feeds it moves."""
+
+    id: int
+    users: tuple[str, ...]
 
 
 def feed_head(conn: Connection) -> int:
@@ -69,10 +85,10 @@ def feed_head(conn: Connection) -> int:
     return int(conn.execute(_HEAD).scalar_one())
 
 
-def moved_since(conn: Connection, floor: int, limit: int) -> Sequence[tuple[int, str, str | None]]:
-    """Events after `floor`, oldest first: (id, the space's user, a member of its list)."""
-    rows = conn.execute(_MOVED, {"floor": floor, "limit": limit}).all()
-    return [(int(r.id), str(r.user_id), r.member_id) for r in rows]
+def moved_since(conn: Connection, floor: int, seen: Iterable[int], limit: int) -> list[Moved]:
+    """Events after `floor` but those in `seen`, oldest first."""
+    rows = conn.execute(_MOVED, {"floor": floor, "seen": list(seen), "limit": limit}).all()
+    return [Moved(int(r.id), (str(r.user_id), *r.members)) for r in rows]
 
 
 class Listener:
@@ -96,6 +112,7 @@ class LiveFeeds:
         self._open = 0
         self._reader: asyncio.Task[None] | None = None
         self._reads: anyio.CapacityLimiter | None = None
+        self._checks = asyncio.Lock()  # heartbeats' reads: one at a time
         self._conn: Connection | None = None  # the reader's own, while it runs
         self.polls = 0  # the reader's queries, for tests and the benchmark
 
@@ -144,12 +161,16 @@ class LiveFeeds:
             return await self._off_loop(lambda: self._work(claims, lambda w: w.changes.head()))
         return await self.page(claims, after)
 
-    async def page(self, claims: TokenClaims, after: int) -> ChangePage:
+    async def page(self, claims: TokenClaims, after: int, *, woken: bool = True) -> ChangePage:
         """The caller's feed after `after`: the door's entry checks the account (revoked,
-        deleted: `Unauthorized`) in the page's own message."""
-        return await self._off_loop(
-            lambda: self._work(claims, lambda work: work.changes.page(after, PAGE))
-        )
+        deleted: `Unauthorized`) in the page's own message. Heartbeats' reads (`woken` False:
+        a check, nothing known to have moved) queue one at a time among the woken streams'
+        reads, so 1,000 streams' heartbeats never hold up an event for more than one read."""
+        read = lambda: self._work(claims, lambda work: work.changes.page(after, PAGE))  # noqa: E731
+        if woken:
+            return await self._off_loop(read)
+        async with self._checks:
+            return await self._off_loop(read)
 
     async def use_ticket(self, ticket: str) -> TokenClaims | None:
         """The claims a stream ticket was made with, or None; the ticket is used up."""
@@ -184,40 +205,40 @@ class LiveFeeds:
 
     async def _follow_heads(self) -> None:
         interval = self._settings.stream_poll_ms / 1000
+        loop = asyncio.get_running_loop()
         # Started by a stream's opening, which read its own start: the streams opened before
         # the head is known catch up with one read each.
         await asyncio.sleep(interval)
         head = await self._poll(None)
         self._wake(set(self._by_user))
-        # Recent heads: the query starts at the one of `RESCAN_SECONDS` ago, and ids seen
-        # since wake nobody twice.
+        # Recent heads: the query starts at the one of `RESCAN_SECONDS` ago, less the ids
+        # seen since (each wakes its users once).
         heads: deque[tuple[float, int]] = deque([(time.monotonic(), head)])
         seen: set[int] = set()
+        tick = loop.time()
         while self._open:
-            await asyncio.sleep(interval)
+            # A fixed rate: a slow poll does not push the next one back.
+            tick = max(tick + interval, loop.time())
+            await asyncio.sleep(tick - loop.time())
             now = time.monotonic()
             while len(heads) > 1 and heads[1][0] < now - RESCAN_SECONDS:
                 heads.popleft()
             floor = heads[0][1]
-            rows = await self._poll(floor)
-            if rows is None:
+            seen = {i for i in seen if i > floor}
+            moved = await self._poll(floor, seen)
+            if moved is None:
                 continue
-            users: set[str] = set()
-            for event_id, space, member in rows:
-                if event_id not in seen:
-                    users.add(space)
-                    if member is not None:
-                        users.add(member)
-            if len(rows) >= _MOVED_LIMIT:  # far behind: every stream reads its own feed
+            users = {user for event in moved for user in event.users}
+            if len(moved) >= _MOVED_LIMIT:  # far behind: every stream reads its own feed
                 users = set(self._by_user)
-            seen = {row[0] for row in rows} | {i for i in seen if i > floor}
-            newest = max((row[0] for row in rows), default=heads[-1][1])
+            seen.update(event.id for event in moved)
+            newest = max((event.id for event in moved), default=heads[-1][1])
             heads.append((now, max(newest, heads[-1][1])))
             self._wake(users)
 
-    async def _poll(self, floor: int | None) -> Any:
+    async def _poll(self, floor: int | None, seen: Iterable[int] = ()) -> Any:
         try:
-            return await anyio.to_thread.run_sync(self._query, floor)
+            return await anyio.to_thread.run_sync(self._query, floor, seen)
         except Exception:  # the database away: the streams' heartbeats read on their own
             logger.warning("The live streams' reader could not read the feed's head")
             conn, self._conn = self._conn, None
@@ -225,7 +246,7 @@ class LiveFeeds:
                 await anyio.to_thread.run_sync(conn.invalidate)
             return None if floor is not None else 0
 
-    def _query(self, floor: int | None) -> int | Sequence[tuple[int, str, str | None]]:
+    def _query(self, floor: int | None, seen: Iterable[int]) -> int | list[Moved]:
         """One poll on the reader's own connection (autocommitted: one round trip, no
         transaction held between polls), opened on its first poll."""
         if self._conn is None:
@@ -235,7 +256,7 @@ class LiveFeeds:
         self.polls += 1
         if floor is None:
             return feed_head(self._conn)
-        return moved_since(self._conn, floor, _MOVED_LIMIT)
+        return moved_since(self._conn, floor, seen, _MOVED_LIMIT)
 
 
 def _autocommit(conn: Connection, on: bool) -> None:

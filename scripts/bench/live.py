@@ -29,10 +29,10 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -44,6 +44,7 @@ from scripts.bench import seed, servers
 from scripts.bench.dbproxy import DbProxy
 
 DATABASE = "task_api_bench_live"
+T = TypeVar("T")
 # Lock waits a NOTIFY's commit would show: the object lock on database 0 (pg_database).
 _LOCKS = text(
     "SELECT count(*) FILTER (WHERE NOT granted), "
@@ -107,6 +108,20 @@ class Streams:
                 raise RuntimeError(answer)
             self.opened += answer
 
+    def count(self) -> int:
+        """Events received so far, in every process."""
+        total = 0
+        for _, pipe in self._children:
+            pipe.send("count")
+            total += pipe.recv()
+        return total
+
+    def wait_for(self, expected: int, seconds: float) -> None:
+        """Until `expected` events came, or `seconds` passed (those late are counted short)."""
+        deadline = time.monotonic() + seconds
+        while self.count() < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def close(self) -> None:
         for _, pipe in self._children:
             pipe.send("stop")
@@ -153,7 +168,8 @@ def _stream_process(url: str, tokens: list[str], pipe: Any) -> None:
                     task.result()  # a failed open raises here
             await asyncio.sleep(0.05)
         pipe.send(len(opened))
-        await asyncio.to_thread(pipe.recv)  # "stop"
+        while await asyncio.to_thread(pipe.recv) == "count":
+            pipe.send(len(received))
         for task in tasks:
             task.cancel()
 
@@ -195,6 +211,20 @@ async def _writes(
             pending.append(asyncio.create_task(write(n)))
         await asyncio.gather(*pending)
     return answered
+
+
+async def _probing(url: str, work: Awaitable[T]) -> tuple[T, list[float]]:
+    """`work`'s result, and the time (s) of each `GET /health` sent 5 times a second
+    while it ran."""
+    times: list[float] = []
+    task = asyncio.ensure_future(work)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while not task.done():
+            began = time.monotonic()
+            await client.get("/health")
+            times.append(time.monotonic() - began)
+            await asyncio.sleep(0.2)
+    return await task, times
 
 
 async def _write_latency(url: str, token: str, count: int) -> float:
@@ -357,18 +387,21 @@ def main(argv: list[str] | None = None) -> int:
         rss_before = _rss(api)
         tokens = [t for group in members for t in group]
 
-        async def with_streams() -> tuple[dict[str, float], Streams, int]:
+        async def with_streams() -> tuple[tuple[dict[str, float], list[float]], Streams, int]:
             streams = Streams(api.url, tokens, args.client_processes)
             await streams.open()
             await asyncio.sleep(2)
             rss = _rss(api)
-            answered = await _writes(api.url, writers, args.rate, args.seconds, "live")
-            await asyncio.sleep(2)  # the last events' way
+            answered, probe = await _probing(
+                api.url, _writes(api.url, writers, args.rate, args.seconds, "live")
+            )
+            # The last events' way: every one awaited (a late one counts in the delays).
+            await asyncio.to_thread(streams.wait_for, len(answered) * args.members, 30)
             await asyncio.to_thread(streams.close)
-            return answered, streams, rss
+            return (answered, probe), streams, rss
 
         with Locks(url) as locks:
-            (answered, streams, rss_with), cost = _phase(api, pg, url, with_streams)
+            ((answered, probe), streams, rss_with), cost = _phase(api, pg, url, with_streams)
         delays = [at - answered[t] for t, at in streams.received if t in answered]
         expected = len(answered) * args.members
         report["streams"] = {
@@ -377,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
             "events": len(delays),
             "events_expected": expected,
             "delay": _quantiles(delays),
+            # A control: the same worker's answer to a request that does nothing (GET
+            # /health, 5 a second) during the run, from the writers' process: what the
+            # machine's load alone adds to any round trip through the worker.
+            "health_probe": _quantiles(probe),
             "rss_per_stream_kb": (rss_with - rss_before) / max(1, streams.opened) / 1024,
             "lock_waits_max": locks.most,
             "notify_waits": locks.notify,
