@@ -126,7 +126,9 @@ class ChangeStream(Response):
                     break  # the token expired: the client signs in again
                 wake.clear()
                 try:
-                    page = await self._live.page(self._claims, position, woken=not beat)
+                    page = await self._live.page(
+                        self._claims, position, heartbeat=wake if beat else None
+                    )
                 except Unauthorized:
                     break  # revoked or deleted: the reconnect is refused (401)
                 except AppError:

@@ -161,16 +161,37 @@ class LiveFeeds:
             return await self._off_loop(lambda: self._work(claims, lambda w: w.changes.head()))
         return await self.page(claims, after)
 
-    async def page(self, claims: TokenClaims, after: int, *, woken: bool = True) -> ChangePage:
+    async def page(
+        self, claims: TokenClaims, after: int, *, heartbeat: asyncio.Event | None = None
+    ) -> ChangePage:
         """The caller's feed after `after`: the door's entry checks the account (revoked,
-        deleted: `Unauthorized`) in the page's own message. Heartbeats' reads (`woken` False:
-        a check, nothing known to have moved) queue one at a time among the woken streams'
-        reads, so 1,000 streams' heartbeats never hold up an event for more than one read."""
+        deleted: `Unauthorized`) in the page's own message. A heartbeat's read (`heartbeat`:
+        the stream's wake-up event; a check, nothing known to have moved) waits for its turn,
+        one heartbeat read at a time, so 1,000 streams' heartbeats never hold up an event by
+        more than one read; a wake-up while it waits makes it an ordinary read at once (a
+        stream waiting for its heartbeat's turn still gets its events)."""
         read = lambda: self._work(claims, lambda work: work.changes.page(after, PAGE))  # noqa: E731
-        if woken:
+        if heartbeat is None or not await self._heartbeat_turn(heartbeat):
             return await self._off_loop(read)
-        async with self._checks:
+        try:
             return await self._off_loop(read)
+        finally:
+            self._checks.release()
+
+    async def _heartbeat_turn(self, wake: asyncio.Event) -> bool:
+        """Whether the heartbeats' turn came (the lock is then held) before a wake-up did."""
+        turn = asyncio.ensure_future(self._checks.acquire())
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((turn, woken), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the stream ended while it waited
+            woken.cancel()
+            if not turn.cancel():
+                self._checks.release()
+            raise
+        woken.cancel()
+        # Not done: the wait for the turn is given up. Done (at once or meanwhile): ours.
+        return not turn.cancel()
 
     async def use_ticket(self, ticket: str) -> TokenClaims | None:
         """The claims a stream ticket was made with, or None; the ticket is used up."""
