@@ -30,8 +30,8 @@ from backend.models.references import Action
 from backend.models.sharing import Role
 
 __all__ = [
-    "LEAST_ROLE",
     "FEEDS",
+    "LEAST_ROLE",
     "ROUTES",
     "TOOLS",
     "Action",
