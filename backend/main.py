@@ -17,7 +17,6 @@ from fastapi_offline import FastAPIOffline
 from backend.api import openapi
 from backend.api.deps import document_security
 from backend.api.errors import install_error_handlers
-from backend.api.live import Hub
 from backend.api.middleware import EdgeMiddleware
 from backend.api.routes import api_router, tag_descriptions
 from backend.auth.passwords import dummy_hash
@@ -29,6 +28,7 @@ from backend.db.migrations import migrate_up, migration_ids
 from backend.db.sender import transaction_locals
 from backend.mcp.mount import install_mcp
 from backend.observability.metrics import install_metrics
+from backend.services.live import LiveFeeds
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -83,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(40, 4 * (settings.db_pool_size + settings.db_max_overflow))
         app.state.engine = engine
-        app.state.live = Hub(engine, settings)  # the live change streams (backend/api/live.py)
+        # The live change streams' service (backend/services/live.py).
+        app.state.live = LiveFeeds(engine, settings, app.state.transaction_locals)
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
         try:

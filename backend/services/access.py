@@ -8,9 +8,10 @@ on `backend/db/scope.py`'s predicate, which only this module applies), the membe
 with `may_shared`, reads the caller's role beside a row with `role_in`, tests a role read so
 in SQL with `role_may`, and turns a role into nothing, 403 or the missing row's 404 with
 `denied` / `require` (tests/sharing/test_access_only.py: no other module does any of it).
-`ROUTES` and `TOOLS` say which action each route and MCP tool performs: the generated role
-matrix (tests/sharing/test_role_matrix.py) reads them, and a route or tool that touches a
-list's rows without an entry here fails tests/sharing/test_declared.py.
+`ROUTES` and `TOOLS` say which action each route and MCP tool performs, `FEEDS` which action
+a caller's feed of changes needs to show a list's: the generated role matrix
+(tests/sharing/test_role_matrix.py) reads them, and a route or tool that touches a list's
+rows without an entry here fails tests/sharing/test_declared.py.
 
 A caller who is not a member of the list gets the answer a missing resource gets (404), byte
 for byte; a member below the least role gets 403 `FORBIDDEN`.
@@ -29,6 +30,7 @@ from backend.models.references import Action
 from backend.models.sharing import Role
 
 __all__ = [
+    "FEEDS",
     "LEAST_ROLE",
     "ROUTES",
     "TOOLS",
@@ -119,6 +121,16 @@ TOOLS: dict[str, Action] = {
     "add_comment": Action.COMMENT_ADD,
     "list_comments": Action.COMMENT_READ,
     "create_calendar_feed": Action.LIST_READ,  # of a list (`list_id`)
+}
+
+
+# Routes that read a list's changes by no id of it: the caller's own change feed, polled or
+# live. A list's changes show in it for a role with the action, and for no other standing
+# after it lost the role (tests/sharing/test_role_matrix.py; a route answering change
+# events without an entry here fails tests/sharing/test_declared.py).
+FEEDS: dict[tuple[str, str], Action] = {
+    ("GET", "/api/tasks/changes"): Action.LIST_READ,
+    ("GET", "/api/changes/stream"): Action.LIST_READ,
 }
 
 

@@ -1,11 +1,15 @@
-"""What wakes the live change streams (issue 51): which users' change feeds moved.
+"""The live change streams' service (issue 51; specs/events.md, "The live stream"): everything
+a stream reads, and the one reader that wakes them.
 
-Each worker has one reader (`backend/api/live.py`) that polls the head of `task_events` every
-`STREAM_POLL_MS` while it has a stream open, never one query per stream. A change event in a
-space wakes that space's user and, for a shared list's change, the list's members: the users
-whose feed (`backend/services/changes.py`) may now answer more. The reader only wakes; what
-a stream sends is always its caller's feed page, read through the door's unit of work, so
-who sees what is the feed's rule and nothing here.
+`LiveFeeds` (one per app, `app.state.live`) owns what the streams need of the database: the
+engine, the worker's one reader with its own connection, and the feed reads of each stream.
+The reader runs while a stream is open: every `STREAM_POLL_MS` it reads which users' change
+feeds moved (`_MOVED`: events after a floor, joined to the list's members, never one query
+per stream) and wakes those users' streams. A woken stream reads its caller's feed page
+(`page`) through the door's own `UnitOfWork` and `ChangeFeed.page`, off the event loop and at
+most `STREAM_READ_CONCURRENCY` at once: what a stream sends is always the feed's answer, so
+who sees what is the feed's rule and nothing here. The ASGI response that sends the events is
+`backend/api/live.py`'s; an idle stream holds no thread and no connection.
 
 Polling rather than `LISTEN`/`NOTIFY` (specs/events.md, "The live stream"): no trigger or
 writer sends anything (the write path is unchanged), no direct connection is needed (a
@@ -14,36 +18,275 @@ pooled endpoint drops `LISTEN`), and it does not depend on the events worker run
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, text
+import anyio
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from backend.db.engine import autocommitted
+from backend.auth.tokens import TokenClaims
+from backend.config import Settings
+from backend.errors import RateLimited, ServiceUnavailable
 from backend.models.task_event import FEED_TYPES
+from backend.services import stream_tickets
+from backend.services.changes import ChangePage
+from backend.services.registry import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Changes per feed read; a stream reads again at once while `has_more`.
+PAGE = 100
+# What a reconnecting EventSource waits, in ms (the `retry:` hint; also a 429's Retry-After).
+RETRY_MS = 2000
+# How far back the reader looks again for changes that committed after higher ids did (a
+# busy space's, specs/events.md "Order across spaces"): a slower one is caught by the
+# stream's heartbeat read, never lost.
+RESCAN_SECONDS = 2.0
+_MOVED_LIMIT = 5000
 
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
-# The primary key's range: the newest rows only. A member's wake-up comes from the list's
-# membership as it is now (a removed member's tombstones are in its own space: woken too).
+# The primary key's range (the newest rows only), less the ids already seen: one row per new
+# event with the users it wakes, so a poll's answer is what moved since the last one, not the
+# whole rescan window (1,000 rows a poll at 50 changes a second to lists of 10 members, parsed
+# in the worker's Python 10 times a second, was a quarter of its CPU). A member's wake-up comes
+# from the list's membership as it is now (a removed member's tombstones are in its own space).
 _MOVED_SQL = """
-SELECT e.id, e.user_id, m.member_id
+SELECT e.id, e.user_id, array_remove(array_agg(m.member_id), NULL) AS members
 FROM task_events AS e
 LEFT JOIN list_members AS m ON m.user_id = e.user_id AND m.list_id = e.list_id
-WHERE e.id > :floor AND e.type IN ({types})
+WHERE e.id > :floor AND e.type IN ({types}) AND e.id <> ALL(:seen)
+GROUP BY e.id
 ORDER BY e.id
 LIMIT :limit
 """
-_MOVED = text(_MOVED_SQL.format(types=_TYPES))
+_MOVED = text(_MOVED_SQL.format(types=_TYPES)).bindparams(
+    bindparam("seen", type_=ARRAY(BigInteger))
+)
 _HEAD = text("SELECT coalesce(max(id), 0) FROM task_events")
 
 
-def feed_head(engine: Engine) -> int:
+@dataclass(frozen=True)
+class Moved:
+    """An event the reader had not seen: its id and the users whose feeds it moves."""
+
+    id: int
+    users: tuple[str, ...]
+
+
+def feed_head(conn: Connection) -> int:
     """The newest change event's id (every user's): where the reader starts."""
-    with autocommitted(engine) as conn:
-        return int(conn.execute(_HEAD).scalar_one())
+    return int(conn.execute(_HEAD).scalar_one())
 
 
-def moved_since(engine: Engine, floor: int, limit: int) -> Sequence[tuple[int, str, str | None]]:
-    """Events after `floor`, oldest first: (id, the space's user, a member of its list)."""
-    with autocommitted(engine) as conn:
-        rows = conn.execute(_MOVED, {"floor": floor, "limit": limit}).all()
-    return [(int(r.id), str(r.user_id), r.member_id) for r in rows]
+def moved_since(conn: Connection, floor: int, seen: Iterable[int], limit: int) -> list[Moved]:
+    """Events after `floor` but those in `seen`, oldest first."""
+    rows = conn.execute(_MOVED, {"floor": floor, "seen": list(seen), "limit": limit}).all()
+    return [Moved(int(r.id), (str(r.user_id), *r.members)) for r in rows]
+
+
+class Listener:
+    """One open stream's place: woken when its user's feed may have moved."""
+
+    __slots__ = ("user_id", "wake")
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.wake = asyncio.Event()
+
+
+class LiveFeeds:
+    def __init__(
+        self, engine: Engine, settings: Settings, transaction_locals: str | None = None
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._locals = transaction_locals
+        self._by_user: dict[str, set[Listener]] = {}
+        self._open = 0
+        self._reader: asyncio.Task[None] | None = None
+        self._reads: anyio.CapacityLimiter | None = None
+        self._checks = asyncio.Lock()  # heartbeats' reads: one at a time
+        self._conn: Connection | None = None  # the reader's own, while it runs
+        self.polls = 0  # the reader's queries, for tests and the benchmark
+
+    @property
+    def open_streams(self) -> int:
+        return self._open
+
+    # -- the streams' places ------------------------------------------------------------
+
+    def admit(self, user_id: str) -> Listener:
+        """A place for a new stream, or 429 (the user's bound) / 503 (the worker's)."""
+        settings = self._settings
+        mine = self._by_user.get(user_id, set())
+        if len(mine) >= settings.stream_max_per_user:
+            raise RateLimited(
+                f"At most {settings.stream_max_per_user} live streams per user; close one",
+                extra_headers={"Retry-After": str(max(1, RETRY_MS // 1000))},
+            )
+        if self._open >= settings.stream_max_per_worker:
+            raise ServiceUnavailable("This server holds all the live streams it can; reconnect")
+        listener = Listener(user_id)
+        self._by_user.setdefault(user_id, mine).add(listener)
+        self._open += 1
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read_heads())
+        return listener
+
+    def leave(self, listener: Listener) -> None:
+        mine = self._by_user.get(listener.user_id)
+        if mine is None or listener not in mine:
+            return
+        mine.discard(listener)
+        if not mine:
+            del self._by_user[listener.user_id]
+        self._open -= 1
+        if not self._open and self._reader is not None:
+            self._reader.cancel()  # no stream to wake: no query (its connection goes back)
+            self._reader = None
+
+    # -- what a stream reads (each off the event loop, at most STREAM_READ_CONCURRENCY) ---
+
+    async def start(self, claims: TokenClaims, after: int | None) -> ChangePage | int:
+        """Where a stream starts: the caller's position now (no cursor), or its first page
+        after `after` (the feed's own errors: 410, 422)."""
+        if after is None:
+            return await self._off_loop(lambda: self._work(claims, lambda w: w.changes.head()))
+        return await self.page(claims, after)
+
+    async def page(
+        self, claims: TokenClaims, after: int, *, heartbeat: asyncio.Event | None = None
+    ) -> ChangePage:
+        """The caller's feed after `after`: the door's entry checks the account (revoked,
+        deleted: `Unauthorized`) in the page's own message. A heartbeat's read (`heartbeat`:
+        the stream's wake-up event; a check, nothing known to have moved) waits for its turn,
+        one heartbeat read at a time, so 1,000 streams' heartbeats never hold up an event by
+        more than one read; a wake-up while it waits makes it an ordinary read at once (a
+        stream waiting for its heartbeat's turn still gets its events)."""
+        read = lambda: self._work(claims, lambda work: work.changes.page(after, PAGE))  # noqa: E731
+        if heartbeat is None or not await self._heartbeat_turn(heartbeat):
+            return await self._off_loop(read)
+        try:
+            return await self._off_loop(read)
+        finally:
+            self._checks.release()
+
+    async def _heartbeat_turn(self, wake: asyncio.Event) -> bool:
+        """Whether the heartbeats' turn came (the lock is then held) before a wake-up did."""
+        turn = asyncio.ensure_future(self._checks.acquire())
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((turn, woken), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the stream ended while it waited
+            woken.cancel()
+            if not turn.cancel():
+                self._checks.release()
+            raise
+        woken.cancel()
+        # Not done: the wait for the turn is given up. Done (at once or meanwhile): ours.
+        return not turn.cancel()
+
+    async def use_ticket(self, ticket: str) -> TokenClaims | None:
+        """The claims a stream ticket was made with, or None; the ticket is used up."""
+        return await self._off_loop(lambda: stream_tickets.use(self._engine, ticket))
+
+    def _work(self, claims: TokenClaims, read: Callable[[UnitOfWork], T]) -> T:
+        with UnitOfWork(
+            self._engine, self._settings, claims=claims, transaction_locals=self._locals
+        ) as work:
+            return read(work)
+
+    async def _off_loop(self, function: Callable[[], T]) -> T:
+        if self._reads is None:
+            self._reads = anyio.CapacityLimiter(self._settings.stream_read_concurrency)
+        return await anyio.to_thread.run_sync(function, limiter=self._reads)
+
+    # -- the worker's one reader ----------------------------------------------------------
+
+    def _wake(self, users: set[str]) -> None:
+        for user in users:
+            for listener in self._by_user.get(user, ()):
+                listener.wake.set()
+
+    async def _read_heads(self) -> None:
+        """The worker's one reader: runs while a stream is open."""
+        try:
+            await self._follow_heads()
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await anyio.to_thread.run_sync(_give_back, conn)
+
+    async def _follow_heads(self) -> None:
+        interval = self._settings.stream_poll_ms / 1000
+        loop = asyncio.get_running_loop()
+        # Started by a stream's opening, which read its own start: the streams opened before
+        # the head is known catch up with one read each.
+        await asyncio.sleep(interval)
+        head = await self._poll(None)
+        self._wake(set(self._by_user))
+        # Recent heads: the query starts at the one of `RESCAN_SECONDS` ago, less the ids
+        # seen since (each wakes its users once).
+        heads: deque[tuple[float, int]] = deque([(time.monotonic(), head)])
+        seen: set[int] = set()
+        tick = loop.time()
+        while self._open:
+            # A fixed rate: a slow poll does not push the next one back.
+            tick = max(tick + interval, loop.time())
+            await asyncio.sleep(tick - loop.time())
+            now = time.monotonic()
+            while len(heads) > 1 and heads[1][0] < now - RESCAN_SECONDS:
+                heads.popleft()
+            floor = heads[0][1]
+            seen = {i for i in seen if i > floor}
+            moved = await self._poll(floor, seen)
+            if moved is None:
+                continue
+            users = {user for event in moved for user in event.users}
+            if len(moved) >= _MOVED_LIMIT:  # far behind: every stream reads its own feed
+                users = set(self._by_user)
+            seen.update(event.id for event in moved)
+            newest = max((event.id for event in moved), default=heads[-1][1])
+            heads.append((now, max(newest, heads[-1][1])))
+            self._wake(users)
+
+    async def _poll(self, floor: int | None, seen: Iterable[int] = ()) -> Any:
+        try:
+            return await anyio.to_thread.run_sync(self._query, floor, seen)
+        except Exception:  # the database away: the streams' heartbeats read on their own
+            logger.warning("The live streams' reader could not read the feed's head")
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await anyio.to_thread.run_sync(conn.invalidate)
+            return None if floor is not None else 0
+
+    def _query(self, floor: int | None, seen: Iterable[int]) -> int | list[Moved]:
+        """One poll on the reader's own connection (autocommitted: one round trip, no
+        transaction held between polls), opened on its first poll."""
+        if self._conn is None:
+            conn = self._engine.connect()
+            _autocommit(conn, True)
+            self._conn = conn
+        self.polls += 1
+        if floor is None:
+            return feed_head(self._conn)
+        return moved_since(self._conn, floor, seen, _MOVED_LIMIT)
+
+
+def _autocommit(conn: Connection, on: bool) -> None:
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.closed:
+        dbapi.autocommit = on
+
+
+def _give_back(conn: Connection) -> None:
+    """The reader's connection back to the pool as the pool lends them (in a transaction)."""
+    _autocommit(conn, False)
+    conn.close()

@@ -21,16 +21,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import random
 import secrets
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -42,6 +44,7 @@ from scripts.bench import seed, servers
 from scripts.bench.dbproxy import DbProxy
 
 DATABASE = "task_api_bench_live"
+T = TypeVar("T")
 # Lock waits a NOTIFY's commit would show: the object lock on database 0 (pg_database).
 _LOCKS = text(
     "SELECT count(*) FILTER (WHERE NOT granted), "
@@ -77,31 +80,68 @@ class Locks:
 
 
 class Streams:
-    """`count` open streams (raw sockets, one asyncio loop), recording when each event came."""
+    """`count` open streams, spread over `processes` client processes (each one asyncio loop
+    on raw sockets), recording when each event came: `time.monotonic()` taken where the
+    process reads the event's line, comparable with the writers' (one machine's clock, the
+    same in every process). One process for 1,000 streams and the writers was its own
+    bottleneck: an event waited for the loop behind the writers' HTTP client."""
 
-    def __init__(self, url: str, tokens: list[str]) -> None:
-        self.host, port = url.removeprefix("http://").split(":")
-        self.port = int(port)
+    def __init__(self, url: str, tokens: list[str], processes: int = 4) -> None:
+        self.url = url
         self.tokens = tokens
+        self.processes = max(1, min(processes, len(tokens)))
         self.received: list[tuple[str, float]] = []
         self.opened = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._children: list[tuple[Any, Any]] = []
 
     async def open(self) -> None:
-        ready = asyncio.Semaphore(64)  # connects at once
-        self._tasks = [asyncio.create_task(self._follow(t, ready)) for t in self.tokens]
-        while self.opened < len(self.tokens):
-            if any(t.done() for t in self._tasks):
-                for task in self._tasks:
-                    if task.done():
-                        task.result()  # a failed open raises here
-            await asyncio.sleep(0.1)
+        context = multiprocessing.get_context("spawn")
+        for n in range(self.processes):
+            ours, theirs = context.Pipe()
+            share = self.tokens[n :: self.processes]
+            child = context.Process(target=_stream_process, args=(self.url, share, theirs))
+            child.start()
+            self._children.append((child, ours))
+        for _, pipe in self._children:  # each says how many it opened, or why it failed
+            answer = await asyncio.to_thread(pipe.recv)
+            if isinstance(answer, str):
+                raise RuntimeError(answer)
+            self.opened += answer
 
-    async def _follow(self, token: str, ready: asyncio.Semaphore) -> None:
+    def count(self) -> int:
+        """Events received so far, in every process."""
+        total = 0
+        for _, pipe in self._children:
+            pipe.send("count")
+            total += pipe.recv()
+        return total
+
+    def wait_for(self, expected: int, seconds: float) -> None:
+        """Until `expected` events came, or `seconds` passed (those late are counted short)."""
+        deadline = time.monotonic() + seconds
+        while self.count() < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        for _, pipe in self._children:
+            pipe.send("stop")
+        for child, pipe in self._children:
+            self.received.extend(pipe.recv())
+            child.join()
+        self._children = []
+
+
+def _stream_process(url: str, tokens: list[str], pipe: Any) -> None:
+    """A client process: opens its streams, reports how many, reads until told to stop,
+    then sends back every (title, time read)."""
+    received: list[tuple[str, float]] = []
+    host, port = url.removeprefix("http://").split(":")
+
+    async def follow(token: str, ready: asyncio.Semaphore, opened: list[int]) -> None:
         async with ready:
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+            reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 20)
             writer.write(
-                f"GET /api/changes/stream HTTP/1.1\r\nHost: {self.host}\r\n"
+                f"GET /api/changes/stream HTTP/1.1\r\nHost: {host}\r\n"
                 f"Authorization: Bearer {token}\r\n\r\n".encode()
             )
             status = await reader.readline()
@@ -109,18 +149,36 @@ class Streams:
                 raise RuntimeError(f"a stream was refused: {status!r}")
             while (await reader.readline()) not in (b"\r\n", b""):
                 pass
-            self.opened += 1
+            opened.append(1)
         try:
             while line := await reader.readline():
                 if line.startswith(b"data: "):
-                    title = json.loads(line[6:])["task"]["title"]
-                    self.received.append((title, time.monotonic()))
+                    at = time.monotonic()
+                    received.append((json.loads(line[6:])["task"]["title"], at))
         finally:
             writer.close()
 
-    def close(self) -> None:
-        for task in self._tasks:
+    async def run() -> None:
+        ready = asyncio.Semaphore(64)  # connects at once
+        opened: list[int] = []
+        tasks = [asyncio.create_task(follow(t, ready, opened)) for t in tokens]
+        while len(opened) < len(tokens):
+            for task in tasks:
+                if task.done():
+                    task.result()  # a failed open raises here
+            await asyncio.sleep(0.05)
+        pipe.send(len(opened))
+        while await asyncio.to_thread(pipe.recv) == "count":
+            pipe.send(len(received))
+        for task in tasks:
             task.cancel()
+
+    try:
+        asyncio.run(run())
+    except Exception as error:  # reported to the parent, which raises it
+        pipe.send(f"a client process failed: {error!r}")
+        return
+    pipe.send(received)
 
 
 async def _writes(
@@ -153,6 +211,20 @@ async def _writes(
             pending.append(asyncio.create_task(write(n)))
         await asyncio.gather(*pending)
     return answered
+
+
+async def _probing(url: str, work: Awaitable[T]) -> tuple[T, list[float]]:
+    """`work`'s result, and the time (s) of each `GET /health` sent 5 times a second
+    while it ran."""
+    times: list[float] = []
+    task = asyncio.ensure_future(work)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while not task.done():
+            began = time.monotonic()
+            await client.get("/health")
+            times.append(time.monotonic() - began)
+            await asyncio.sleep(0.2)
+    return await task, times
 
 
 async def _write_latency(url: str, token: str, count: int) -> float:
@@ -242,12 +314,15 @@ def _rss(api: servers.Server) -> int:
 
 def _phase(
     api: servers.Server, pg: servers.PostgresCpu, url: str, run: Any
-) -> tuple[Any, dict[str, float | None]]:
+) -> tuple[Any, dict[str, Any]]:
     cpu, pg_cpu, began = api.cpu_seconds(), pg.cpu_seconds(), time.monotonic()
+    load_before = os.getloadavg()[0]
     result = asyncio.run(run())
     elapsed = time.monotonic() - began
     after = pg.cpu_seconds()
     return result, {
+        # The machine's 1-minute load average before and after (2 cores, shared).
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "worker_cpu_per_s": (api.cpu_seconds() - cpu) / elapsed,
         "postgres_cpu_per_s": None
         if after is None or pg_cpu is None
@@ -263,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rtt-ms", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--client-processes", type=int, default=4, help="processes holding the streams"
+    )
+    parser.add_argument(
+        "--skip-write-path", action="store_true", help="no runs through the RTT proxy"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-live.json"))
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a server setting"
@@ -306,18 +387,21 @@ def main(argv: list[str] | None = None) -> int:
         rss_before = _rss(api)
         tokens = [t for group in members for t in group]
 
-        async def with_streams() -> tuple[dict[str, float], Streams, int]:
-            streams = Streams(api.url, tokens)
+        async def with_streams() -> tuple[tuple[dict[str, float], list[float]], Streams, int]:
+            streams = Streams(api.url, tokens, args.client_processes)
             await streams.open()
             await asyncio.sleep(2)
             rss = _rss(api)
-            answered = await _writes(api.url, writers, args.rate, args.seconds, "live")
-            await asyncio.sleep(2)  # the last events' way
-            streams.close()
-            return answered, streams, rss
+            answered, probe = await _probing(
+                api.url, _writes(api.url, writers, args.rate, args.seconds, "live")
+            )
+            # The last events' way: every one awaited (a late one counts in the delays).
+            await asyncio.to_thread(streams.wait_for, len(answered) * args.members, 30)
+            await asyncio.to_thread(streams.close)
+            return (answered, probe), streams, rss
 
         with Locks(url) as locks:
-            (answered, streams, rss_with), cost = _phase(api, pg, url, with_streams)
+            ((answered, probe), streams, rss_with), cost = _phase(api, pg, url, with_streams)
         delays = [at - answered[t] for t, at in streams.received if t in answered]
         expected = len(answered) * args.members
         report["streams"] = {
@@ -326,11 +410,20 @@ def main(argv: list[str] | None = None) -> int:
             "events": len(delays),
             "events_expected": expected,
             "delay": _quantiles(delays),
+            # A control: the same worker's answer to a request that does nothing (GET
+            # /health, 5 a second) during the run, from the writers' process: what the
+            # machine's load alone adds to any round trip through the worker.
+            "health_probe": _quantiles(probe),
             "rss_per_stream_kb": (rss_with - rss_before) / max(1, streams.opened) / 1024,
             "lock_waits_max": locks.most,
             "notify_waits": locks.notify,
         }
 
+    if args.skip_write_path:
+        engine.dispose()
+        args.out.write_text(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2))
+        return 0
     # The write path at `--rtt-ms` per database round trip, with and without the streams.
     with (
         DbProxy.for_url(url, delay_ms=args.rtt_ms) as proxy,
@@ -340,13 +433,14 @@ def main(argv: list[str] | None = None) -> int:
         for label, streaming in (("none", False), ("streams", True)):
 
             async def measure(streaming: bool = streaming) -> dict[str, float]:
-                streams = Streams(api.url, tokens)
+                streams = Streams(api.url, tokens, args.client_processes)
                 if streaming:
                     await streams.open()
                     await asyncio.sleep(2)
                 p50 = await _write_latency(api.url, owners[0], 105)
                 rate = await _throughput(api.url, owners, args.connections, args.seconds / 2)
-                streams.close()
+                if streaming:
+                    await asyncio.to_thread(streams.close)
                 return {"write_p50_ms": p50, "writes_per_s": rate}
 
             with Locks(url) as locks:

@@ -1,6 +1,7 @@
 """Every route that reaches a list's rows by id says which action it performs, so the role
 matrix (test_role_matrix.py) covers it: a new route with `{list_id}` or `{task_id}` in its
-path and no entry in backend/services/access.py's `ROUTES` fails here. Every id a body, a
+path and no entry in backend/services/access.py's `ROUTES` fails here, as does a route that
+answers change events (the feed, its live stream) without one in `FEEDS`. Every id a body, a
 query or a tool's arguments carries says what it names (backend/models/references.py), so
 the reference matrix (test_reference_matrix.py) covers it."""
 
@@ -10,9 +11,11 @@ from fastapi import FastAPI
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers every table on the metadata)
+from backend.api.live import ChangeStream
 from backend.mcp.tools import TOOLS as MCP_TOOLS
+from backend.models.envelopes import TaskChangesEnvelope
 from backend.models.references import Subject
-from backend.services.access import LEAST_ROLE, ROUTES, TOOLS
+from backend.services.access import FEEDS, LEAST_ROLE, ROUTES, TOOLS
 from tests.conftest import api_routes
 from tests.sharing.references import ID_NAME, id_fields, tool_fields
 
@@ -37,6 +40,19 @@ def test_every_route_by_id_declares_its_action(app: FastAPI) -> None:
 
 def test_every_declared_route_exists(app: FastAPI) -> None:
     assert set(ROUTES) - _by_id(app) == set()
+
+
+def test_every_route_answering_changes_is_a_declared_feed(app: FastAPI) -> None:
+    """The change feed and its live stream read a list's rows by no id: `FEEDS` puts them in
+    the role matrix; a new route answering change events must be there too."""
+    feeds = {
+        (method, route.path)
+        for route in api_routes(app)
+        if not route.path.startswith(_TWINS)
+        and (route.response_model is TaskChangesEnvelope or route.response_class is ChangeStream)
+        for method in route.methods - {"HEAD"}
+    }
+    assert feeds == set(FEEDS)
 
 
 def test_every_tool_by_id_declares_its_action() -> None:

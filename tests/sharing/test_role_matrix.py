@@ -1,24 +1,29 @@
-"""The role matrix, generated from the one declaration (backend/services/access.py: `ROUTES`
-and `LEAST_ROLE`): for every declared route and every standing a caller can have towards a
-list (tests/sharing/standings.py), the answer it must get. A stranger, a removed member, one
-who left, a pending invitee and anyone else without a role get
+"""The role matrix, generated from the one declaration (backend/services/access.py: `ROUTES`,
+`TOOLS`, `FEEDS` and `LEAST_ROLE`): for every declared route and every standing a caller can
+have towards a list (tests/sharing/standings.py), the answer it must get. A stranger, a
+removed member, one who left, a pending invitee and anyone else without a role get
 the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
-and changes nothing; a member with the role gets a 2xx."""
+and changes nothing; a member with the role gets a 2xx. A feed (the change feed, polled or
+live, by bearer token or stream ticket) shows the list's changes to a role that may read
+them, and nothing of the list to any other standing; a stream ticket is the same 401
+whatever was wrong with it."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
-from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, Action, allows
+from backend.services.access import FEEDS, LEAST_ROLE, ROUTES, TOOLS, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
+from tests.sharing.helpers import drain_feed, make_task
 from tests.sharing.standings import NO_ROLE, ROLES, STANDINGS, Grant, take
 
 MISSING = 2_000_000_000
@@ -155,3 +160,100 @@ def test_a_tool_answers_as_its_route_does(
     else:
         assert result["isError"] is True
         assert json.loads(result["content"][0]["text"])["error"]["code"] == "FORBIDDEN"
+
+
+STREAM = ("GET", "/api/changes/stream")
+TICKETS = "/api/changes/stream/tickets"
+# Every way a feed is read: the live stream by its bearer token and by a stream ticket.
+FEED_READS = [
+    (route, via) for route in sorted(FEEDS) for via in ("bearer", "ticket")[: 1 + (route == STREAM)]
+]
+
+
+def _ticket(client: TestClient, account: Account) -> str:
+    made = client.post(TICKETS, headers=account.headers)
+    assert made.status_code == 201, made.text
+    ticket: str = made.json()["data"]["ticket"]
+    return ticket
+
+
+def _changes(
+    client: TestClient, route: tuple[str, str], via: str, caller: Account, cursor: str
+) -> list[dict[str, Any]]:
+    """The caller's changes after `cursor` through the feed route: the polled feed followed
+    to its end, or the stream's events (the test settings end a stream after 0.5 s)."""
+    if route != STREAM:
+        return drain_feed(client, caller, cursor)[0]
+    params, headers = {"cursor": cursor}, caller.headers
+    if via == "ticket":
+        params["ticket"], headers = _ticket(client, caller), {}
+    answer = client.get(route[1], params=params, headers=headers)
+    assert answer.status_code == 200, answer.text
+    lines = answer.text.splitlines()
+    return [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("feed", FEED_READS, ids=lambda f: f"{f[0][0]} {f[0][1]} {f[1]}")
+def test_a_feed_shows_a_list_as_the_declared_role_reads_it(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    db_engine: Engine,
+    feed: tuple[tuple[str, str], str],
+    standing: str,
+) -> None:
+    route, via = feed
+    caller = take(client, shared_list, bob, grant, db_engine, standing)
+    _, cursor = drain_feed(client, caller)  # after whatever its standing left (tombstones)
+    owner = shared_list.owner
+    renamed = client.patch(
+        f"/api/tasks/{shared_list.task_id}", json={"title": "Renamed"}, headers=owner.headers
+    )
+    assert renamed.status_code == 200, renamed.text
+    added = make_task(client, owner, "Added", list_id=shared_list.list_id)
+    # The caller's own change after the owner's: read, it shows the read went past them.
+    marker = make_task(client, caller, "Marker")
+    seen = [change["task_id"] for change in _changes(client, route, via, caller, cursor)]
+    assert marker in seen
+    of_list = [task_id for task_id in seen if task_id in (shared_list.task_id, added)]
+    if standing not in NO_ROLE and allows(standing, FEEDS[route]):
+        assert of_list == [shared_list.task_id, added]
+    else:
+        assert of_list == []
+
+
+def _spoiled(client: TestClient, db_engine: Engine, account: Account, fault: str) -> str:
+    """A ticket with `fault`, made the way it happens."""
+    if fault == "never issued":
+        return secrets.token_urlsafe(32)
+    ticket = _ticket(client, account)
+    if fault == "used":
+        assert client.get(STREAM[1], params={"ticket": ticket}).status_code == 200
+    elif fault == "expired":
+        with db_engine.begin() as conn:
+            conn.execute(
+                text("UPDATE stream_tickets SET expires_at = now() - interval '1 s'"),
+            )
+    elif fault == "token revoked":
+        assert client.post("/api/auth/logout-all", headers=account.headers).status_code == 204
+    elif fault == "account deleted":
+        assert client.delete("/api/auth/me", headers=account.headers).status_code == 204
+    return ticket
+
+
+# Whatever is wrong with a stream ticket, its use is answered the same.
+TICKET_FAULTS = ("never issued", "used", "expired", "token revoked", "account deleted")
+
+
+@pytest.mark.parametrize("fault", TICKET_FAULTS)
+def test_a_bad_ticket_is_the_same_401_whatever_was_wrong(
+    client: TestClient, db_engine: Engine, register: Callable[..., Account], fault: str
+) -> None:
+    holder = register()
+    answer = client.get(STREAM[1], params={"ticket": _spoiled(client, db_engine, holder, fault)})
+    unknown = client.get(STREAM[1], params={"ticket": secrets.token_urlsafe(32)})
+    assert answer.status_code == 401, answer.text
+    assert answer.content == unknown.content
+    assert answer.headers["www-authenticate"] == unknown.headers["www-authenticate"]

@@ -2,10 +2,11 @@
 specs/events.md "The live stream"). Each event is one change of `GET /api/tasks/changes`,
 with the same JSON, its `id:` the feed cursor after it.
 
-Thin: verify the caller, take the stream's place in the worker's hub (`backend/api/live.py`),
-read where it starts, and hand the rest to `ChangeStream`. An `async def` route: a stream
-holds no thread and no connection while idle; its feed reads run in worker threads through
-the door's own `UnitOfWork` (`ChangeStream.page`), so the reads are the feed's own.
+Thin: verify the caller, take the stream's place (`backend/services/live.py`, `LiveFeeds`,
+which reads where it starts and every page after), and hand the rest to `ChangeStream`
+(`backend/api/live.py`). An `async def` route: a stream holds no thread and no connection
+while idle; its feed reads run in worker threads through the door's own `UnitOfWork`, so the
+reads are the feed's own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from backend.api import deps
 from backend.api.deps import Door, DoorRoute, SettingsDep
-from backend.api.live import ChangeStream, Hub
+from backend.api.live import ChangeStream
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor
 from backend.api.responses import (
     CURSOR_EXPIRED,
@@ -29,8 +30,7 @@ from backend.auth.tokens import TokenClaims
 from backend.errors import Unauthorized
 from backend.models import StreamTicketPublic
 from backend.models.envelopes import StreamTicketEnvelope
-from backend.services import stream_tickets
-from backend.services.changes import ChangePage
+from backend.services.live import LiveFeeds
 from backend.services.registry import UnitOfWork
 
 ERROR_ENVELOPE = "#/components/schemas/ErrorEnvelope"
@@ -73,9 +73,8 @@ async def stream_claims(
     (the door's own check; its unit of work, never entered, is dropped)."""
     if ticket is None:
         return _signed_in(await deps.door(request, response))
-    hub: Hub = request.app.state.live
-    engine = request.app.state.engine
-    claims: TokenClaims | None = await hub.read(stream_tickets.use, engine, ticket)
+    live: LiveFeeds = request.app.state.live
+    claims = await live.use_ticket(ticket)
     if claims is None:
         raise Unauthorized(BAD_TICKET)
     request.state.user_id = claims.subject  # for the access log (never the ticket)
@@ -160,19 +159,17 @@ async def stream_changes(
     after = (
         decode_changes_cursor(settings.signing_secret(), claims.subject, given) if given else None
     )
-    hub: Hub = request.app.state.live
-    listener = hub.admit(claims.subject)
-    locals_ = request.app.state.transaction_locals
-
-    def start() -> ChangePage | int:
-        with UnitOfWork(
-            request.app.state.engine, settings, claims=claims, transaction_locals=locals_
-        ) as work:
-            return work.changes.head() if after is None else work.changes.page(after, 100)
-
+    live: LiveFeeds = request.app.state.live
+    listener = live.admit(claims.subject)
     try:
-        first = await hub.read(start)
-    except BaseException:
-        hub.leave(listener)
+        first = await live.start(claims, after)
+    except Unauthorized as refused:
+        live.leave(listener)
+        if "ticket" in request.query_params:
+            # The ticket's token revoked since: a bad ticket's answer like any other's.
+            raise Unauthorized(BAD_TICKET) from refused
         raise
-    return ChangeStream(hub, settings, claims, listener, first, locals_)
+    except BaseException:
+        live.leave(listener)
+        raise
+    return ChangeStream(live, settings, claims, listener, first)
