@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, Strict, StrictBool, StringConstraints
 
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
-from backend.models.common import StorableText
+from backend.models.common import DecimalDigits, StorableText
 from backend.models.references import LISTS, TASKS, Action, NotAReference, Reference
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_fields import DUE_DATE_DESCRIPTION
@@ -71,9 +71,10 @@ def listing_query(
     order: SortOrder | None = None,
     limit: int = DEFAULT_LIMIT,
     include_total: bool = False,
+    saved: tuple[int, int] | None = None,
 ) -> TaskListQuery:
     """The service's query for validated listing parameters (the first page; a cursor, which
-    only REST has, sets `after`)."""
+    only REST has, sets `after`); `saved`: the saved filter applied (id, version)."""
     filters = TaskFilters(
         status=status,
         priorities=tuple(priorities),
@@ -88,6 +89,7 @@ def listing_query(
         list_key=None if list_name is None else name_key(list_name),
         parent_id=parent_id,
         assignee=assignee,
+        saved=saved,
     )
     return TaskListQuery(
         filters=filters, sort=sort, order=order, limit=limit, include_total=include_total
@@ -293,6 +295,27 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
 # The MCP tool's arguments lead with the text search (the order its validation errors have
 # always come in); otherwise the order above.
 _MCP_FIRST = ("status", "search")
+
+
+class QueryString:
+    """How a listing value arrives in REST's query string: digits, a flag, a repeated key."""
+
+    integer = DecimalDigits
+    flag = bool
+
+    def values(self, item: Any) -> Any:
+        return Annotated[list[item], FilterValuesBound]
+
+
+class JsonValues:
+    """How a listing value arrives as a JSON value under REST's name (a saved filter's
+    query): a strict JSON integer or boolean, an array for a repeatable filter."""
+
+    integer = Strict()
+    flag = StrictBool
+
+    def values(self, item: Any) -> Any:
+        return Annotated[list[item], FilterValuesBound]
 
 
 def listing_fields(transport: str, arrival: Arrival) -> dict[str, Any]:
