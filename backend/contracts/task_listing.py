@@ -17,10 +17,11 @@ from pydantic import AfterValidator, Field, Strict, StrictBool, StringConstraint
 
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.common import DecimalDigits, StorableText
+from backend.models.names import name_key
 from backend.models.references import LISTS, TASKS, Action, NotAReference, Reference
 from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_fields import DUE_DATE_DESCRIPTION
-from backend.models.task_list import ListName, name_key
+from backend.models.task_list import ListName
 from backend.models.text import nfc
 from backend.models.types import AssigneeId
 from backend.services.task_listing import PlacedFilter, TaskFilters, TaskListQuery

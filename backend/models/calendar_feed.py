@@ -19,16 +19,14 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
-    Identity,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import id_column, now_column, user_id_column
 from backend.models.common import JsonInt, UtcDatetime
 from backend.models.references import LISTS, Action, Reference
 from backend.models.task_list import LIST_ID_MAX
@@ -74,22 +72,15 @@ class CalendarFeed(SQLModel, table=True):
         ),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
-    user_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
+    id: int | None = id_column()
+    user_id: str = user_id_column()
     kind: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'events'")))
     scope: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'all'")))
     # No key: a shared list is in its owner's space; each fetch reads it through `access`.
     list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     # SHA-256 of the token, hex (`invitations.token_hash`): the token is shown once.
     token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
     rotated_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
 
 

@@ -9,17 +9,17 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     ForeignKeyConstraint,
     Index,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
+
+from backend.models.columns import now_column
 
 
 class ChatKitItem(SQLModel, table=True):
@@ -50,7 +50,4 @@ class ChatKitItem(SQLModel, table=True):
     conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     public_id: str = SQLField(sa_column=Column(Text, nullable=False))
     item: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()

@@ -15,18 +15,17 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKeyConstraint,
-    Identity,
     Index,
     Integer,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import id_column, now_column
 from backend.models.common import JsonInt
 from backend.models.references import CONVERSATIONS, Reference
 from backend.models.text import MultiLineText
@@ -56,22 +55,14 @@ class Conversation(SQLModel, table=True):
         ),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    id: int | None = id_column()
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     public_id: str | None = SQLField(
         default=None, sa_column=Column(Text, nullable=False, server_default=_random_id("thr_"))
     )
     title: str | None = SQLField(default=None, sa_column=Column(Text))
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-    updated_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
+    updated_at: datetime | None = now_column()
 
 
 class Message(SQLModel, table=True):
@@ -104,9 +95,7 @@ class Message(SQLModel, table=True):
         UniqueConstraint("public_id", name="uq_messages_public_id"),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    id: int | None = id_column()
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     role: str = SQLField(sa_column=Column(Text, nullable=False))
@@ -120,10 +109,7 @@ class Message(SQLModel, table=True):
     public_id: str | None = SQLField(
         default=None, sa_column=Column(Text, nullable=False, server_default=_random_id("msg_"))
     )
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
     # An unfinished answer's last heartbeat from the attempt running its turn (migration 0026).
     heartbeat_at: datetime | None = SQLField(
         default=None, sa_column=Column(DateTime(timezone=True))

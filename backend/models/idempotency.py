@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, SmallInteger, Text, func, text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, SmallInteger, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
+
+from backend.models.columns import now_column
 
 KEY_MAX_LENGTH = 255
 
@@ -32,8 +34,5 @@ class IdempotencyKey(SQLModel, table=True):
         default_factory=dict,
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'")),
     )
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
     expires_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -19,16 +19,15 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
-    Identity,
     Index,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import id_column, now_column
 from backend.models.common import JsonInt, StorableText, UtcDatetime
 from backend.models.references import MEMBERS, Action, Reference
 from backend.models.text import MultiLineVisibleText
@@ -97,10 +96,7 @@ class ListMember(SQLModel, table=True):
         sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     )
     role: str = SQLField(sa_column=Column(Text, nullable=False))
-    joined_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    joined_at: datetime | None = now_column()
 
 
 class ListInvitation(SQLModel, table=True):
@@ -121,9 +117,7 @@ class ListInvitation(SQLModel, table=True):
         ),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    id: int | None = id_column()
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     list_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     role: str = SQLField(sa_column=Column(Text, nullable=False))
@@ -131,10 +125,7 @@ class ListInvitation(SQLModel, table=True):
     # SHA-256 of the token, hex: the token itself is shown once and never stored.
     token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
     invited_by: str = SQLField(sa_column=Column(Text, nullable=False))
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
     expires_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
@@ -155,9 +146,7 @@ class TaskComment(SQLModel, table=True):
         Index("ix_task_comments_task_id_id", "task_id", "id"),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    id: int | None = id_column()
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     # The task's list, kept in step by the trigger `tasks_move_comments` (the access predicate
@@ -168,14 +157,8 @@ class TaskComment(SQLModel, table=True):
         default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))
     )
     body: str = SQLField(sa_column=Column(Text, nullable=False))
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-    updated_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
+    updated_at: datetime | None = now_column()
 
 
 # --- Request and response schemas ---

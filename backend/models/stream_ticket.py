@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, Text
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, Text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
+
+from backend.models.columns import user_id_column
 
 
 class StreamTicket(SQLModel, table=True):
@@ -17,9 +19,7 @@ class StreamTicket(SQLModel, table=True):
 
     # SHA-256 of the ticket, hex (`invitations.token_hash`): the ticket itself is never stored.
     token_hash: str = SQLField(sa_column=Column(Text, primary_key=True, nullable=False))
-    user_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
+    user_id: str = user_id_column()
     # What the stream needs of the bearer token the ticket was made with.
     local: bool = SQLField(sa_column=Column(Boolean, nullable=False))
     token_version: int | None = SQLField(default=None, sa_column=Column(Integer))

@@ -18,7 +18,6 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
-    Identity,
     Index,
     Integer,
     Text,
@@ -28,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
+
+from backend.models.columns import id_column
 
 
 class ChangeType(StrEnum):
@@ -136,9 +137,7 @@ class TaskEvent(SQLModel, table=True):
         ),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    id: int | None = id_column()
     event_id: uuid.UUID = SQLField(
         sa_column=Column(
             UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")
@@ -220,9 +219,7 @@ class TaskReminder(SQLModel, table=True):
         ),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    id: int | None = id_column()
     task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     # Who it is for: a member of the task's list (its own reminders), NULL for the owner.

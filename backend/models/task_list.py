@@ -4,7 +4,6 @@ and the documented limits of lists, subtasks and manual order (specs/api-contrac
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Protocol, Self
 
@@ -20,21 +19,18 @@ from pydantic.config import JsonDict
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
-    ForeignKey,
-    Identity,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import id_column, now_column, user_id_column
 from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
+from backend.models.names import NAME_MAX_LENGTH, Name, name_doc
 from backend.models.references import LISTS, Action, Reference
 from backend.models.sharing import Role
-from backend.models.text import SINGLE_LINE_RULE, SingleLineText
 from backend.models.types import TASK_ID_MAX
 
 # The limits (each refused with 422 LIMIT_REACHED when a write would pass it). A user's writes
@@ -50,23 +46,12 @@ MAX_DEPTH = 3
 # Positions are integers with gaps of this size (migration 0018 places new tasks with it).
 POSITION_GAP = 65_536
 
-LIST_NAME_MAX_LENGTH = 100
+LIST_NAME_MAX_LENGTH = NAME_MAX_LENGTH
 LIST_ID_MAX = TASK_ID_MAX
 COLOR_PATTERN = "^#[0-9A-Fa-f]{6}$"
 
 
-def name_key(name: str) -> str:
-    """What makes two list names the same name: their Unicode case fold, in NFC (`Groceries`,
-    `GROCERIES` and `groceries` are one name; so are `Straße` and `STRASSE`). Stored in
-    `task_lists.name_key`, unique per user; agents name a list by it."""
-    return unicodedata.normalize("NFC", name.casefold())
-
-
-ListName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=LIST_NAME_MAX_LENGTH),
-    SingleLineText,
-]
+ListName = Name
 # `#rrggbb`, stored and returned lower-case.
 Color = Annotated[str, StringConstraints(pattern=COLOR_PATTERN), AfterValidator(str.lower)]
 ListId = Annotated[JsonInt, Field(ge=1, le=LIST_ID_MAX)]
@@ -83,12 +68,8 @@ class TaskList(SQLModel, table=True):
         UniqueConstraint("user_id", "position", deferrable=True, initially="IMMEDIATE"),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
-    user_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
+    id: int | None = id_column()
+    user_id: str = user_id_column()
     name: str = SQLField(sa_column=Column(Text, nullable=False))
     # `name_key(name)`: the case-insensitive identity of the name (written by the API).
     name_key: str = SQLField(sa_column=Column(Text, nullable=False))
@@ -97,14 +78,8 @@ class TaskList(SQLModel, table=True):
     version: int = SQLField(
         default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
     )
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-    updated_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
+    updated_at: datetime | None = now_column()
 
 
 class ListRow(Protocol):
@@ -148,8 +123,7 @@ LIST_READ_ONLY = frozenset(
     }
 )
 
-_NAME_DOC = f"1-{LIST_NAME_MAX_LENGTH} characters, trimmed; {SINGLE_LINE_RULE}. Unique among "
-_NAME_DOC += "your lists, ignoring case (`Groceries` and `groceries` are the same name)."
+_NAME_DOC = name_doc("lists")
 _COLOR_DOC = "`#rrggbb` (hexadecimal, stored lower-case); null: no colour."
 
 

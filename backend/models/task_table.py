@@ -10,9 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    ForeignKey,
     ForeignKeyConstraint,
-    Identity,
     Index,
     Integer,
     Text,
@@ -26,6 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import id_column, now_column, user_id_column
 from backend.models.types import Priority, TextArray
 from backend.recurrence import DEFAULT_TIME_ZONE
 
@@ -92,12 +91,8 @@ class Task(SQLModel, table=True):
         ),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
-    user_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
+    id: int | None = id_column()
+    user_id: str = user_id_column()
     title: str = SQLField(sa_column=Column(Text, nullable=False))
     description: str | None = SQLField(default=None, sa_column=Column(Text))
     completed: bool = SQLField(
@@ -129,14 +124,8 @@ class Task(SQLModel, table=True):
         default_factory=list,
         sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
     )
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-    updated_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
+    updated_at: datetime | None = now_column()
     # Incremented by every UPDATE (migration 0006); the ETag is "<id>-<version>" (with the
     # subtask counts after it when there are any: `backend.api.conditional.task_etag`).
     version: int = SQLField(

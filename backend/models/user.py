@@ -7,10 +7,11 @@ from typing import Annotated, Protocol
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
-from sqlalchemy import Column, DateTime, Integer, Text, func, text
+from sqlalchemy import Column, Integer, Text, text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import now_column
 from backend.models.common import NotBlankText, StorableText, UtcDatetime, text_pattern
 
 USER_ID_MAX_LENGTH = 255
@@ -33,10 +34,7 @@ class User(SQLModel, table=True):
         default=0,
         sa_column=Column(Integer, nullable=False, server_default=text("0")),
     )
-    created_at: datetime | None = SQLField(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    created_at: datetime | None = now_column()
 
 
 class UserRow(Protocol):

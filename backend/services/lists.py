@@ -35,12 +35,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, Scoped, owned, space_locked, spaces_locked
 from backend.db.sender import Rows
-from backend.errors import Conflict, InvalidRequest, LimitReached, NotFound, PreconditionFailed
+from backend.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Task
+from backend.models.names import name_key
 from backend.models.sharing import ListMember
 from backend.models.task_list import (
     LISTS_PER_USER,
@@ -49,9 +49,9 @@ from backend.models.task_list import (
     ListRow,
     ListUpdate,
     TaskList,
-    name_key,
 )
 from backend.services.access import Action, denied, may, require, role_in
+from backend.services.named_rows import NAME_KEY, NamedRows
 from backend.services.rules import Rule, fires
 from backend.services.task_tree import place
 from backend.services.versions import VERSIONS, Expected, version_in
@@ -60,13 +60,11 @@ _TABLE = TaskList.__table__  # type: ignore[attr-defined]
 _L = _TABLE.c
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
-_OTHER = _TABLE.alias("other")
 _M = ListMember.__table__.c  # type: ignore[attr-defined]
 LIST_COLUMNS = tuple(_TABLE.columns)
 
 _LIST_ID = bindparam("list_id", type_=BigInteger)
 _ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
-_NAME_KEY = bindparam("name_key", type_=Text)
 
 LIST_NOT_FOUND = "List not found"
 LIST_CHANGED = "The list has changed since it was read (If-Match does not match its ETag)"
@@ -108,47 +106,25 @@ ALL_LISTS = (
 _GET = select(*LIST_VIEW).where(_L.id == _LIST_ID, _VISIBLE)
 # The caller's role in a list it can see (no row: it cannot): why a write matched nothing.
 LIST_ROLE = select(_ROLE).where(_L.id == _LIST_ID, _VISIBLE)
-_NAMED = _owned(select(*LIST_VIEW).where(_L.name_key == _NAME_KEY))
+_NAMED = _owned(select(*LIST_VIEW).where(_L.name_key == NAME_KEY))
 # The caller's list names, in their order: what the error for an unknown name lists.
 _LIST_NAMES = _owned(select(_L.name)).order_by(_L.position)
 _NAMES_SHOWN = 30
 
-# A new list goes last; the insert happens only under the limit and with a name the user has
-# no list by (the unique key on it is the arbiter: nothing is inserted, nothing raised).
-_CREATE = (
-    pg_insert(TaskList)
-    .from_select(
-        ["user_id", "name", "name_key", "color", "position"],
-        _owned(
-            select(
-                bindparam(OWNER),
-                bindparam("name", type_=Text),
-                _NAME_KEY,
-                bindparam("color", type_=Text),
-                func.coalesce(func.max(_L.position), 0) + POSITION_GAP,
-            )
-        ).having(func.count() < LISTS_PER_USER),
-    )
-    .on_conflict_do_nothing(index_elements=["user_id", "name_key"])
-    .returning(*_CREATED_VIEW)
+# Named, at most LISTS_PER_USER, names unique per owner ignoring case (services/named_rows.py).
+LIST_ROWS = NamedRows(TaskList, noun="list", plural="lists", limit=LISTS_PER_USER)
+# A new list goes last.
+_CREATE = LIST_ROWS.create(
+    {
+        "color": bindparam("color", type_=Text),
+        "position": func.coalesce(func.max(_L.position), 0) + POSITION_GAP,
+    },
+    _CREATED_VIEW,
 )
-# Another of the caller's lists has the name (`name_key`) being written to this one (a list
-# shared with the caller is checked by its owner's unique key: its other lists are not ours
-# to read).
-_NAME_TAKEN = exists(
-    owned(select(_OTHER.c.id), _OTHER.c.user_id).where(
-        _OTHER.c.user_id == _L.user_id, _OTHER.c.name_key == _NAME_KEY, _OTHER.c.id != _L.id
-    )
-).correlate(_TABLE)
+# Another list of the owner's has the name being written (a list shared with the caller is
+# checked by its owner's unique key: its other lists are not ours to read).
+_NAME_TAKEN = LIST_ROWS.taken
 _REF_KEY = bindparam("ref_key", type_=Text)
-# Why a create inserted nothing: the count, and whether the name is taken.
-_CREATE_REFUSAL = _owned(
-    select(
-        func.count(),
-        func.count().filter(_L.name_key == _NAME_KEY),
-    )
-)
-
 
 _BY_ID = _L.id == _LIST_ID
 # A name is one of the caller's own lists (specs/mcp.md, "Lists by name"): names are unique
@@ -203,13 +179,9 @@ class ListService(Scoped):
         # Each write is the request's last statement: it commits it (one round trip); a
         # refused one reads why afterwards.
         rows = self._write(_CREATE, name=data.name, name_key=key, color=data.color, last=True)
-        row = rows[0] if rows else None
-        if row is None:
-            count, taken = tuple(self._read(_CREATE_REFUSAL, name_key=key).one())
-            if taken:
-                raise name_taken(data.name)
-            raise LimitReached(f"You have {count} lists, the most there can be ({LISTS_PER_USER})")
-        return cast(ListRow, row)
+        if not rows:
+            raise LIST_ROWS.refused_create(self._read, data.name)
+        return cast(ListRow, rows[0])
 
     def update(
         self, list_id: int | None, data: ListUpdate, expected: Expected = None, *, named: str = ""
@@ -222,7 +194,7 @@ class ListService(Scoped):
         key = name_key(values["name"]) if "name" in values else None
         conditions: list[Any] = [target.condition, *version_in(_L.version, expected)]
         if key is not None:
-            values["name_key"] = _NAME_KEY  # bound below, as in the name check
+            values["name_key"] = NAME_KEY  # bound below, as in the name check
             conditions.append(~_NAME_TAKEN)
         statement = (
             update(TaskList)
@@ -365,6 +337,4 @@ def unknown_list(run: Callable[..., Rows], name: str, *, field: str) -> NotFound
     return NotFound.at(field, message)
 
 
-def name_taken(name: str) -> Conflict:
-    """What a second list by `name` is told (also the OpenAPI example's body)."""
-    return Conflict.at("body.name", f'You have a list named "{name}" already (names ignore case)')
+name_taken = LIST_ROWS.name_taken

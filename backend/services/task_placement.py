@@ -13,7 +13,8 @@ from backend.errors import (
     PreconditionFailed,
 )
 from backend.models import TaskCreate, TaskUpdate
-from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, TASKS_PER_LIST, name_key
+from backend.models.names import name_key
+from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, TASKS_PER_LIST
 from backend.services.task_schedule import not_recurring
 from backend.services.task_tree import Anchor, Placement, Refusal, Sent
 

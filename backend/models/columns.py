@@ -1,0 +1,35 @@
+"""The columns most tables share, declared once: an identity key, the owning user (its key
+cascades with the account) and a timestamp the database sets (`created_at`, `updated_at`).
+
+    class Thing(SQLModel, table=True):
+        id: int | None = id_column()
+        user_id: str = user_id_column()
+        created_at: datetime | None = now_column()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Text, func
+from sqlmodel import Field
+
+
+def id_column() -> Any:
+    """`id BIGINT GENERATED ALWAYS AS IDENTITY`, the primary key."""
+    return Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+
+
+def user_id_column() -> Any:
+    """`user_id TEXT NOT NULL`, a key to `users` that deletes the row with its account."""
+    return Field(sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+
+
+def now_column() -> Any:
+    """`TIMESTAMPTZ NOT NULL DEFAULT now()`: a moment the database writes."""
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
