@@ -3,16 +3,15 @@
 -- `GET /api/tasks`, private to the user. `name` is unique per user ignoring case through
 -- `name_key`, its Unicode case fold written by the API (as `task_lists.name_key`, 0017).
 -- `query` is the listing's parameters as a JSON object (REST's names), validated by the
--- listing's own rules when saved; only the parameters given are stored. `version` goes up with every change: a listing that applies a
--- filter names the version it read (`GET /api/tasks?filter=`), so a changed filter is noticed.
--- A filter's list ids are no references: a list the user loses matches nothing of it.
+-- listing's own rules when saved; only the parameters given are stored. A listing applying a
+-- filter (`GET /api/tasks?filter=`) holds only while `query` is still the one it applied. A
+-- filter's list ids are no references: a list the user loses matches nothing of it.
 CREATE TABLE saved_filters (
     id          BIGINT      GENERATED ALWAYS AS IDENTITY,
     user_id     TEXT        NOT NULL,
     name        TEXT        NOT NULL,
     name_key    TEXT        NOT NULL,
     query       JSONB       NOT NULL DEFAULT '{}',
-    version     BIGINT      NOT NULL DEFAULT 1,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_saved_filters PRIMARY KEY (id),

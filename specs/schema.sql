@@ -1460,7 +1460,6 @@ CREATE TABLE public.saved_filters (
     name text NOT NULL,
     name_key text NOT NULL,
     query jsonb DEFAULT '{}'::jsonb NOT NULL,
-    version bigint DEFAULT 1 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL
 );

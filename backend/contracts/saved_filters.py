@@ -26,7 +26,8 @@ from backend.contracts.task_listing import LISTING_PARAMS, JsonValues, listing_f
 from backend.errors import AppError
 from backend.models.common import NOT_SENT, NotNull, UtcDatetime
 from backend.models.envelopes import CountMeta
-from backend.models.saved_filter import NAME_DOC, QUERY_DOC, FilterName
+from backend.models.names import Name
+from backend.models.saved_filter import NAME_DOC, QUERY_DOC
 from backend.services.registry import UnitOfWork
 from backend.services.saved_filters import AppliedFilter, SavedFilterService
 from backend.services.task_listing import TaskListQuery
@@ -77,7 +78,7 @@ class FilterCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "Due soon", "query": _QUERY_EXAMPLE}]},
     )
 
-    name: FilterName = Field(description=NAME_DOC, examples=["Due soon"])
+    name: Name = Field(description=NAME_DOC, examples=["Due soon"])
     query: SavedQuery = Field(default_factory=SavedQuery, description=QUERY_DOC)
 
 
@@ -88,7 +89,7 @@ class FilterUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"name": "Overdue at work"}]}
     )
 
-    name: Annotated[FilterName, NotNull] = Field(description=NAME_DOC, **NOT_SENT)
+    name: Annotated[Name, NotNull] = Field(description=NAME_DOC, **NOT_SENT)
     query: Annotated[SavedQuery, NotNull] = Field(description=QUERY_DOC, **NOT_SENT)
 
 
@@ -147,7 +148,7 @@ def filtered(
 def applied_query(applied: AppliedFilter, sent: BaseModel, transport: str) -> TaskListQuery:
     """The listing's query: the filter's parameters, then those `sent` gave (a transport's
     validated listing model: "rest" or "mcp"), which replace the filter's own; the query
-    holds only while the filter has the version read (`TaskFilters.saved`)."""
+    holds only while the filter still holds the query applied (`TaskFilters.saved`)."""
     stored = SavedQuery.model_validate(applied.query)
     chosen = _given(stored, "rest")
     overrides = _given(sent, transport)
@@ -155,7 +156,7 @@ def applied_query(applied: AppliedFilter, sent: BaseModel, transport: str) -> Ta
         if group & overrides.keys():
             for keyword in group:
                 chosen.pop(keyword, None)
-    return listing_query(**{**chosen, **overrides}, saved=(applied.id, applied.version))
+    return listing_query(**{**chosen, **overrides}, saved=(applied.id, applied.query))
 
 
 def _given(model: BaseModel, transport: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ strict JSON with a bare value for a one-item list); where the published names or
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -72,10 +72,10 @@ def listing_query(
     order: SortOrder | None = None,
     limit: int = DEFAULT_LIMIT,
     include_total: bool = False,
-    saved: tuple[int, int] | None = None,
+    saved: tuple[int, Mapping[str, Any]] | None = None,
 ) -> TaskListQuery:
     """The service's query for validated listing parameters (the first page; a cursor, which
-    only REST has, sets `after`); `saved`: the saved filter applied (id, version)."""
+    only REST has, sets `after`); `saved`: the saved filter applied (id, stored query)."""
     filters = TaskFilters(
         status=status,
         priorities=tuple(priorities),

@@ -36,7 +36,13 @@ from pydantic import (
     model_validator,
 )
 
-from backend.contracts.saved_filters import FilterPublic, SavedQuery, filtered
+from backend.contracts.saved_filters import (
+    FilterCreate,
+    FilterPublic,
+    FilterUpdate,
+    SavedQuery,
+    filtered,
+)
 from backend.contracts.task_listing import (
     LIST_NAME_DESCRIPTION,
     FilterValuesBound,
@@ -58,6 +64,7 @@ from backend.models import (
 )
 from backend.models.calendar_feed import CalendarFeedCreate, FeedKind, FeedScope, feed_url
 from backend.models.common import StorableText
+from backend.models.names import Name
 from backend.models.references import (
     MEMBERS,
     SUBJECT,
@@ -66,7 +73,7 @@ from backend.models.references import (
     NotAReference,
     Reference,
 )
-from backend.models.saved_filter import FILTER_ID_MAX, FILTERS_PER_USER, FilterName, SavedFilter
+from backend.models.saved_filter import FILTER_ID_MAX, FILTERS_PER_USER, SavedFilter
 from backend.models.sharing import CommentBody, CommentPublic
 from backend.models.task import (
     create_field,
@@ -89,7 +96,7 @@ from backend.models.task_list import (
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
 from backend.services.registry import UnitOfWork
-from backend.services.saved_filters import FILTER_NOT_FOUND, SavedFilterService
+from backend.services.saved_filters import SavedFilterService
 from backend.services.task_listing import TaskListQuery
 
 USER_ID_DESCRIPTION = (
@@ -231,7 +238,7 @@ class _ListTasks(_Arguments):
         list_id: int | str | None
         list_name: str | None
 
-    filter: _FilterId | FilterName | None = Field(
+    filter: _FilterId | Name | None = Field(
         default=None,
         description="A saved filter of the user's (list_filters), by id or by name (case "
         "ignored): its parameters apply, and the ones given here replace its own.",
@@ -467,7 +474,7 @@ class FilterSummaries(BaseModel):
 
 
 class SaveFilterArguments(_Arguments):
-    name: FilterName = Field(
+    name: Name = Field(
         description="1-100 characters; unique among the user's filters.", examples=["Urgent"]
     )
     query: SavedQuery = Field(
@@ -483,7 +490,7 @@ class _OneFilter(_Arguments):
 
 
 class UpdateFilterArguments(_OneFilter):
-    name: FilterName | None = Field(default=None, description="Its new name.")
+    name: Name | None = Field(default=None, description="Its new name.")
     query: SavedQuery | None = Field(
         default=None, description="Its new query (replaces the whole query): as save_filter's."
     )
@@ -495,8 +502,15 @@ class FilterChange(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     filter_id: int
-    status: Literal["saved", "updated", "deleted"]
+    status: Literal["saved", "updated"]
     name: str
+
+
+class FilterDeleted(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    filter_id: int
+    status: Literal["deleted"] = "deleted"
 
 
 ERRORS = (
@@ -674,21 +688,20 @@ def _list_filters(work: UnitOfWork, arguments: _Arguments) -> FilterSummaries:
 
 
 def _save_filter(work: UnitOfWork, arguments: SaveFilterArguments) -> FilterChange:
-    row = work.service(SavedFilterService).create(arguments.name, arguments.query.given())
+    data = FilterCreate(name=arguments.name, query=arguments.query)
+    row = work.service(SavedFilterService).create(data)
     return FilterChange(filter_id=row.id, status="saved", name=row.name)
 
 
 def _update_filter(work: UnitOfWork, arguments: UpdateFilterArguments) -> FilterChange:
-    query = None if arguments.query is None else arguments.query.given()
-    row = work.service(SavedFilterService).update(
-        arguments.filter_id, name=arguments.name, query=query
-    )
+    sent = {k: getattr(arguments, k) for k in ("name", "query") if getattr(arguments, k)}
+    row = work.service(SavedFilterService).update(arguments.filter_id, FilterUpdate(**sent))
     return FilterChange(filter_id=row.id, status="updated", name=row.name)
 
 
-def _delete_filter(work: UnitOfWork, arguments: _OneFilter) -> FilterChange:
-    row = work.service(SavedFilterService).delete(arguments.filter_id)
-    return FilterChange(filter_id=row.id, status="deleted", name=row.name)
+def _delete_filter(work: UnitOfWork, arguments: _OneFilter) -> FilterDeleted:
+    work.service(SavedFilterService).delete(arguments.filter_id)
+    return FilterDeleted(filter_id=arguments.filter_id)
 
 
 def _create_calendar_feed(
@@ -854,7 +867,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="list_filters",
-        not_found=FILTER_NOT_FOUND,
+        not_found=SavedFilterService.rows.not_found().message,
         title="List saved filters",
         description=f"The user's saved filters (at most {FILTERS_PER_USER}), by name: id, name "
         "and query (GET /api/tasks parameters). list_tasks applies one (filter: id or name).",
@@ -867,7 +880,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="save_filter",
-        not_found=FILTER_NOT_FOUND,
+        not_found=SavedFilterService.rows.not_found().message,
         title="Save a filter",
         description="Save a task query under a name, to list its tasks again later "
         "(list_tasks with filter). The query is checked as list_tasks/GET /api/tasks check "
@@ -879,7 +892,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="update_filter",
-        not_found=FILTER_NOT_FOUND,
+        not_found=SavedFilterService.rows.not_found().message,
         title="Rename or change a saved filter",
         description="Rename a saved filter (name) and/or replace its query. Returns its "
         'filter_id, "status": "updated" and its name.',
@@ -891,12 +904,12 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="delete_filter",
-        not_found=FILTER_NOT_FOUND,
+        not_found=SavedFilterService.rows.not_found().message,
         title="Delete a saved filter",
-        description="Delete a saved filter; its tasks stay. Returns its filter_id, "
-        '"status": "deleted" and its name.',
+        description='Delete a saved filter; its tasks stay. Returns its filter_id and "status": '
+        '"deleted".',
         arguments=_OneFilter,
-        result=FilterChange,
+        result=FilterDeleted,
         run=_delete_filter,
         destructive=True,
         idempotent=True,

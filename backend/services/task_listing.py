@@ -14,6 +14,7 @@ shape compiles nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -77,7 +78,7 @@ _AFTER_ID = bindparam("after_id", type_=_T.id.type)
 _ASSIGNEE = bindparam("assignee", type_=Text())
 _S = SavedFilter.__table__.c  # type: ignore[attr-defined]
 _FILTER_ID = bindparam("filter_id", type_=_S.id.type)
-_FILTER_VERSION = bindparam("filter_version", type_=_S.version.type)
+_FILTER_QUERY = bindparam("filter_query", type_=_S.query.type)
 LIMIT = bindparam("limit", type_=Integer())
 
 
@@ -121,9 +122,9 @@ class TaskFilters:
     list_key: str | None = None
     parent_id: PlacedFilter = None
     assignee: str | None = None  # ME, NONE or a user id
-    # The saved filter applied (`GET /api/tasks?filter=`): its id and the version whose query
-    # these filters hold. The listing matches nothing unless the filter still has it.
-    saved: tuple[int, int] | None = None
+    # The saved filter applied (`GET /api/tasks?filter=`): its id and the stored query these
+    # filters hold. The listing matches nothing unless the filter still holds that query.
+    saved: tuple[int, Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         # One normal form whoever builds the filters (REST query string, MCP arguments):
@@ -165,7 +166,7 @@ class TaskFilters:
             "parent_id": None if self.parent_id == NONE else self.parent_id,
             "assignee": None if self.assignee in (ME, NONE) else self.assignee,
             "filter_id": None if self.saved is None else self.saved[0],
-            "filter_version": None if self.saved is None else self.saved[1],
+            "filter_query": None if self.saved is None else dict(self.saved[1]),
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -192,7 +193,7 @@ class TaskFilters:
             values["parent_id"] = self.parent_id
         if self.assignee is not None:
             values["assignee"] = self.assignee
-        if self.saved is not None:  # the id: a rename (a new version) keeps a cursor valid
+        if self.saved is not None:  # its query's values are the filters' above
             values["saved"] = self.saved[0]
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
@@ -379,7 +380,7 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
     if shape.saved:
         # Uncorrelated: evaluated once (an InitPlan), the page's index scan unchanged.
         current = owned(
-            select(_S.id).where(_S.id == _FILTER_ID, _S.version == _FILTER_VERSION), _S.user_id
+            select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY), _S.user_id
         )
         conditions.append(exists(current))
     return conditions

@@ -50,7 +50,7 @@ def test_an_agent_saves_and_applies_filters(live_server: str, alice: Account, bo
             unknown = tool_error(await client.call_tool("list_tasks", {"filter": "Urgent"}))
             assert unknown == {
                 "code": "NOT_FOUND",
-                "message": "Saved filter not found",
+                "message": "Filter not found",
                 "details": [],
             }
 
@@ -67,7 +67,7 @@ def test_an_agent_saves_and_applies_filters(live_server: str, alice: Account, bo
 
         async with mcp_client(live_server, alice.token) as client:
             deleted = structured(await client.call_tool("delete_filter", {"filter_id": fid}))
-            assert deleted == {"filter_id": fid, "status": "deleted", "name": "Hot"}
+            assert deleted == {"filter_id": fid, "status": "deleted"}
             gone = tool_error(await client.call_tool("delete_filter", {"filter_id": fid}))
             assert gone == unknown
 

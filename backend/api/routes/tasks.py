@@ -166,7 +166,7 @@ else:
                 default=None,
                 description="Apply a saved filter of yours (its id, `/api/filters`): its "
                 "parameters, and those sent beside it, which replace its own. Another user's or "
-                "a missing filter: 404 `Saved filter not found`.",
+                "a missing filter: 404 `Filter not found`.",
                 examples=[3],
             ),
         ),
