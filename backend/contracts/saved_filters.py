@@ -25,7 +25,6 @@ from pydantic import (
 from backend.contracts.task_listing import LISTING_PARAMS, JsonValues, listing_fields, listing_query
 from backend.errors import AppError
 from backend.models.common import NOT_SENT, NotNull, UtcDatetime
-from backend.models.envelopes import CountMeta
 from backend.models.names import Name
 from backend.models.saved_filter import NAME_DOC, QUERY_DOC
 from backend.services.registry import UnitOfWork
@@ -103,19 +102,6 @@ class FilterPublic(BaseModel):
     query: SavedQuery = Field(description=QUERY_DOC)
     created_at: UtcDatetime = Field(examples=["2026-11-26T12:00:00Z"])
     updated_at: UtcDatetime = Field(examples=["2026-11-26T12:00:00Z"])
-
-
-class FilterEnvelope(BaseModel):
-    """One saved filter."""
-
-    data: FilterPublic
-
-
-class FiltersEnvelope(BaseModel):
-    """Every saved filter of yours, by name (at most 100: one page)."""
-
-    data: list[FilterPublic]
-    meta: CountMeta
 
 
 def filtered(

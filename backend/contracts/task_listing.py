@@ -50,6 +50,9 @@ PlacedId = Annotated[int, Field(ge=1, le=TASK_ID_MAX)]
 NoneWord = Literal["none"]
 # A user id the listing filters by: it names no row the caller must reach (an id nobody the
 # caller can see is assigned matches no task, as a stranger's does).
+# The list and the parent the listing filters by: rows the caller must be able to read.
+_IN_LIST = Reference(LISTS, Action.LIST_READ)
+_UNDER_PARENT = Reference(TASKS, Action.LIST_READ)
 _ASSIGNEE_FILTER = NotAReference("a filter: the tasks the caller sees assigned to that id")
 
 
@@ -112,6 +115,10 @@ class Arrival(Protocol):
     flag: Any
 
     def values(self, item: Any) -> Any: ...
+
+    def names(self, reference: Reference) -> Any:
+        """What a row id the listing filters by declares: the row it names, as a request
+        names it (`reference`), or none (a saved filter's, kept while the row goes)."""
 
 
 @dataclass(frozen=True)
@@ -231,9 +238,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "list_id",
-        lambda a: (
-            Annotated[PlacedId, a.integer, Reference(LISTS, Action.LIST_READ)] | NoneWord | None
-        ),
+        lambda a: Annotated[PlacedId, a.integer, a.names(_IN_LIST)] | NoneWord | None,
         rest=Spelling(
             "In this list (its id), or `none`: in no list. Subtasks included; "
             "add `parent_id=none` for the list's top level.",
@@ -248,9 +253,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "parent_id",
-        lambda a: (
-            Annotated[PlacedId, a.integer, Reference(TASKS, Action.LIST_READ)] | NoneWord | None
-        ),
+        lambda a: Annotated[PlacedId, a.integer, a.names(_UNDER_PARENT)] | NoneWord | None,
         rest=Spelling(
             "Subtasks of this task (its id; direct ones), or `none`: top-level tasks.",
             examples=["none"],
@@ -307,6 +310,9 @@ class QueryString:
     def values(self, item: Any) -> Any:
         return Annotated[list[item], FilterValuesBound]
 
+    def names(self, reference: Reference) -> Any:
+        return reference
+
 
 class JsonValues:
     """How a listing value arrives as a JSON value under REST's name (a saved filter's
@@ -317,6 +323,14 @@ class JsonValues:
 
     def values(self, item: Any) -> Any:
         return Annotated[list[item], FilterValuesBound]
+
+    def names(self, reference: Reference) -> Any:
+        return _SAVED_ROW
+
+
+# A list or parent a saved filter names: no reference (the filter is kept when the caller loses
+# the row, and then matches nothing of it: specs/api-contract.md, "Saved filters").
+_SAVED_ROW = NotAReference("a saved filter's: a row the caller cannot read matches nothing")
 
 
 def listing_fields(transport: str, arrival: Arrival) -> dict[str, Any]:

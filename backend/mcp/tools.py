@@ -223,6 +223,9 @@ class _JsonArguments:
     def values(self, item: Any) -> Any:
         return Annotated[list[item], BeforeValidator(_as_list), FilterValuesBound]
 
+    def names(self, reference: Reference) -> Any:
+        return reference
+
 
 # A saved filter named by its id (the caller's own: private).
 _FilterId = Annotated[

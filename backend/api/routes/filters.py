@@ -4,19 +4,15 @@ is applied by `GET /api/tasks?filter=`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path
+from fastapi.routing import APIRoute
 
 from backend.api.deps import Door
 from backend.api.named_routes import NAMED_RESOURCES, named_rows_router
 from backend.api.responses import VALIDATION, errors, rate_limited
-from backend.contracts.saved_filters import (
-    FilterCreate,
-    FilterEnvelope,
-    FilterPublic,
-    FilterUpdate,
-)
+from backend.contracts.saved_filters import FilterCreate, FilterPublic, FilterUpdate
 from backend.models.common import DecimalDigits
 from backend.models.references import Reference
 from backend.models.saved_filter import FILTER_ID_MAX, SavedFilter
@@ -37,6 +33,10 @@ TAGS = {
     "a 404 like a missing one. Names are unique per user, ignoring case; at most 100."
 }
 _RESOURCE = NAMED_RESOURCES[-1]
+# The envelope of one filter, as the router's own routes answer it (one schema, one name).
+FilterEnvelope: Any = next(
+    r.response_model for r in router.routes if isinstance(r, APIRoute) and r.name == "get_row"
+)
 
 FilterId = Annotated[
     int,
@@ -64,7 +64,7 @@ FilterId = Annotated[
         ),
     },
 )
-def replace_filter(door: Door, filter_id: FilterId, data: FilterCreate) -> FilterEnvelope:
+def replace_filter(door: Door, filter_id: FilterId, data: FilterCreate) -> Any:
     whole = FilterUpdate(name=data.name, query=data.query)
     row = door.service(SavedFilterService).update(filter_id, whole)
     return FilterEnvelope(data=FilterPublic.model_validate(row))
