@@ -28,6 +28,8 @@
 #   scripts/api.sh list 'status=pending&sort=title'
 #   scripts/api.sh create-list Groceries
 #   scripts/api.sh list 'list_id=7&parent_id=none&sort=position'   # a list's top level, in order
+#   scripts/api.sh create-filter '{"name": "Urgent", "query": {"priority": ["high"]}}'
+#   scripts/api.sh list 'filter=3&status=completed'                 # a saved filter, overridden
 #   scripts/api.sh move 42 '{"after_id": 41}'
 #
 # The route table (tests/scripts/test_api_script.py checks that every route the API serves
@@ -79,6 +81,12 @@
 # route: GET    /api/lists/{list_id}/activity   list-activity ID [QUERY]
 # route: GET    /api/activity                   activity [QUERY]
 # route: POST   /api/activity/{event_id}/undo   undo ID
+# route: GET    /api/filters                    filters
+# route: POST   /api/filters                    create-filter JSON
+# route: GET    /api/filters/{filter_id}        get-filter ID
+# route: PUT    /api/filters/{filter_id}        replace-filter ID JSON
+# route: PATCH  /api/filters/{filter_id}        update-filter ID JSON
+# route: DELETE /api/filters/{filter_id}        delete-filter ID
 # route: POST   /api/calendar-feeds             create-feed [JSON]
 # route: GET    /api/calendar-feeds             feeds
 # route: POST   /api/calendar-feeds/{feed_id}/rotate rotate-feed ID
@@ -395,6 +403,27 @@ case "$command" in
       body=$1
     fi
     request POST /api/calendar-feeds "$body"
+    ;;
+  filters) request GET /api/filters ;;
+  create-filter)
+    need 1 "$@"
+    request POST /api/filters "$1"
+    ;;
+  get-filter)
+    need 1 "$@"
+    request GET "/api/filters/$1"
+    ;;
+  replace-filter)
+    need 2 "$@"
+    request PUT "/api/filters/$1" "$2"
+    ;;
+  update-filter)
+    need 2 "$@"
+    request PATCH "/api/filters/$1" "$2"
+    ;;
+  delete-filter)
+    need 1 "$@"
+    request DELETE "/api/filters/$1"
     ;;
   feeds) request GET /api/calendar-feeds ;;
   rotate-feed)

@@ -8,15 +8,15 @@ strict JSON with a bare value for a one-item list); where the published names or
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, Strict, StrictBool, StringConstraints
 
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
-from backend.models.common import StorableText
+from backend.models.common import DecimalDigits, StorableText
 from backend.models.names import name_key
 from backend.models.references import LISTS, TASKS, Action, NotAReference, Reference
 from backend.models.task import TASK_ID_MAX, Instant, Tag
@@ -50,6 +50,9 @@ PlacedId = Annotated[int, Field(ge=1, le=TASK_ID_MAX)]
 NoneWord = Literal["none"]
 # A user id the listing filters by: it names no row the caller must reach (an id nobody the
 # caller can see is assigned matches no task, as a stranger's does).
+# The list and the parent the listing filters by: rows the caller must be able to read.
+_IN_LIST = Reference(LISTS, Action.LIST_READ)
+_UNDER_PARENT = Reference(TASKS, Action.LIST_READ)
 _ASSIGNEE_FILTER = NotAReference("a filter: the tasks the caller sees assigned to that id")
 
 
@@ -72,9 +75,10 @@ def listing_query(
     order: SortOrder | None = None,
     limit: int = DEFAULT_LIMIT,
     include_total: bool = False,
+    saved: tuple[int, Mapping[str, Any]] | None = None,
 ) -> TaskListQuery:
     """The service's query for validated listing parameters (the first page; a cursor, which
-    only REST has, sets `after`)."""
+    only REST has, sets `after`); `saved`: the saved filter applied (id, stored query)."""
     filters = TaskFilters(
         status=status,
         priorities=tuple(priorities),
@@ -89,6 +93,7 @@ def listing_query(
         list_key=None if list_name is None else name_key(list_name),
         parent_id=parent_id,
         assignee=assignee,
+        saved=saved,
     )
     return TaskListQuery(
         filters=filters, sort=sort, order=order, limit=limit, include_total=include_total
@@ -110,6 +115,10 @@ class Arrival(Protocol):
     flag: Any
 
     def values(self, item: Any) -> Any: ...
+
+    def names(self, reference: Reference) -> Any:
+        """What a row id the listing filters by declares: the row it names, as a request
+        names it (`reference`), or none (a saved filter's, kept while the row goes)."""
 
 
 @dataclass(frozen=True)
@@ -229,9 +238,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "list_id",
-        lambda a: (
-            Annotated[PlacedId, a.integer, Reference(LISTS, Action.LIST_READ)] | NoneWord | None
-        ),
+        lambda a: Annotated[PlacedId, a.integer, a.names(_IN_LIST)] | NoneWord | None,
         rest=Spelling(
             "In this list (its id), or `none`: in no list. Subtasks included; "
             "add `parent_id=none` for the list's top level.",
@@ -246,9 +253,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "parent_id",
-        lambda a: (
-            Annotated[PlacedId, a.integer, Reference(TASKS, Action.LIST_READ)] | NoneWord | None
-        ),
+        lambda a: Annotated[PlacedId, a.integer, a.names(_UNDER_PARENT)] | NoneWord | None,
         rest=Spelling(
             "Subtasks of this task (its id; direct ones), or `none`: top-level tasks.",
             examples=["none"],
@@ -294,6 +299,38 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
 # The MCP tool's arguments lead with the text search (the order its validation errors have
 # always come in); otherwise the order above.
 _MCP_FIRST = ("status", "search")
+
+
+class QueryString:
+    """How a listing value arrives in REST's query string: digits, a flag, a repeated key."""
+
+    integer = DecimalDigits
+    flag = bool
+
+    def values(self, item: Any) -> Any:
+        return Annotated[list[item], FilterValuesBound]
+
+    def names(self, reference: Reference) -> Any:
+        return reference
+
+
+class JsonValues:
+    """How a listing value arrives as a JSON value under REST's name (a saved filter's
+    query): a strict JSON integer or boolean, an array for a repeatable filter."""
+
+    integer = Strict()
+    flag = StrictBool
+
+    def values(self, item: Any) -> Any:
+        return Annotated[list[item], FilterValuesBound]
+
+    def names(self, reference: Reference) -> Any:
+        return _SAVED_ROW
+
+
+# A list or parent a saved filter names: no reference (the filter is kept when the caller loses
+# the row, and then matches nothing of it: specs/api-contract.md, "Saved filters").
+_SAVED_ROW = NotAReference("a saved filter's: a row the caller cannot read matches nothing")
 
 
 def listing_fields(transport: str, arrival: Arrival) -> dict[str, Any]:

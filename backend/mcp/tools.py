@@ -36,6 +36,13 @@ from pydantic import (
     model_validator,
 )
 
+from backend.contracts.saved_filters import (
+    FilterCreate,
+    FilterPublic,
+    FilterUpdate,
+    SavedQuery,
+    filtered,
+)
 from backend.contracts.task_listing import (
     LIST_NAME_DESCRIPTION,
     FilterValuesBound,
@@ -58,6 +65,7 @@ from backend.models import (
 )
 from backend.models.calendar_feed import CalendarFeedCreate, FeedKind, FeedScope, feed_url
 from backend.models.common import StorableText
+from backend.models.names import Name
 from backend.models.references import (
     MEMBERS,
     SUBJECT,
@@ -66,6 +74,7 @@ from backend.models.references import (
     NotAReference,
     Reference,
 )
+from backend.models.saved_filter import FILTER_ID_MAX, FILTERS_PER_USER, SavedFilter
 from backend.models.sharing import CommentBody, CommentPublic
 from backend.models.task import (
     create_field,
@@ -88,6 +97,7 @@ from backend.models.task_list import (
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
 from backend.services.registry import UnitOfWork
+from backend.services.saved_filters import SavedFilterService
 from backend.services.task_listing import TaskListQuery
 from backend.services.undo import UndoService
 
@@ -215,6 +225,15 @@ class _JsonArguments:
     def values(self, item: Any) -> Any:
         return Annotated[list[item], BeforeValidator(_as_list), FilterValuesBound]
 
+    def names(self, reference: Reference) -> Any:
+        return reference
+
+
+# A saved filter named by its id (the caller's own: private).
+_FilterId = Annotated[
+    StrictInt, Field(ge=1, le=FILTER_ID_MAX), Reference(SavedFilter.__tablename__, None)
+]
+
 
 class _ListTasks(_Arguments):
     """list_tasks' arguments: `contracts/task_listing.LISTING_PARAMS`' (REST's listing takes
@@ -223,6 +242,12 @@ class _ListTasks(_Arguments):
     if TYPE_CHECKING:
         list_id: int | str | None
         list_name: str | None
+
+    filter: _FilterId | Name | None = Field(
+        default=None,
+        description="A saved filter of the user's (list_filters), by id or by name (case "
+        "ignored): its parameters apply, and the ones given here replace its own.",
+    )
 
     def query(self) -> TaskListQuery:
         return query_of(self, "mcp")
@@ -451,6 +476,52 @@ class CommentPage(BaseModel):
     has_more: bool = Field(description="More comments follow: call again with after_id.")
 
 
+class FilterSummaries(BaseModel):
+    """The caller's saved filters: list_filters' result."""
+
+    filters: list[FilterPublic]
+
+
+class SaveFilterArguments(_Arguments):
+    name: Name = Field(
+        description="1-100 characters; unique among the user's filters.", examples=["Urgent"]
+    )
+    query: SavedQuery = Field(
+        default_factory=SavedQuery,
+        description="GET /api/tasks parameters by their REST names, as JSON values: status, "
+        "priority (array), tag (array), due_before, due_after, overdue, q (text search), "
+        "updated_since, recurring, list_id, parent_id, assignee, sort, order, limit.",
+    )
+
+
+class _OneFilter(_Arguments):
+    filter_id: _FilterId = Field(description="The filter's id (list_filters).", examples=[3])
+
+
+class UpdateFilterArguments(_OneFilter):
+    name: Name | None = Field(default=None, description="Its new name.")
+    query: SavedQuery | None = Field(
+        default=None, description="Its new query (replaces the whole query): as save_filter's."
+    )
+
+
+class FilterChange(BaseModel):
+    """What a filter tool did: which filter, what happened, its name."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    filter_id: int
+    status: Literal["saved", "updated"]
+    name: str
+
+
+class FilterDeleted(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    filter_id: int
+    status: Literal["deleted"] = "deleted"
+
+
 ERRORS = (
     'On failure the result is a tool error whose text is {"error": {"code", "message", '
     '"details"}}, as in the REST API.'
@@ -544,7 +615,13 @@ def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
 
 
 def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummaries:
-    page = work.tasks.list_page(arguments.query())
+    saved = arguments.filter
+    if saved is None:
+        page = work.tasks.list_page(arguments.query())
+    else:
+        if not isinstance(saved, int):
+            saved = work.service(SavedFilterService).named(saved).id
+        page = filtered(work, saved, arguments, "mcp", work.tasks.list_page, lambda p: not p.items)
     if arguments.list_name is not None and not page.items:
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
         work.lists.named(arguments.list_name, field="list")
@@ -632,6 +709,28 @@ def _delete_list(work: UnitOfWork, arguments: _OneList) -> ListDeleted:
     # The result names the list and how many tasks went with it (the delete returns them).
     row = work.lists.delete(arguments.list_id, named=arguments.list_name or "")
     return ListDeleted(list_id=row.id, name=row.name, deleted_tasks=row.task_count)
+
+
+def _list_filters(work: UnitOfWork, arguments: _Arguments) -> FilterSummaries:
+    rows = work.service(SavedFilterService).all()
+    return FilterSummaries(filters=[FilterPublic.model_validate(row) for row in rows])
+
+
+def _save_filter(work: UnitOfWork, arguments: SaveFilterArguments) -> FilterChange:
+    data = FilterCreate(name=arguments.name, query=arguments.query)
+    row = work.service(SavedFilterService).create(data)
+    return FilterChange(filter_id=row.id, status="saved", name=row.name)
+
+
+def _update_filter(work: UnitOfWork, arguments: UpdateFilterArguments) -> FilterChange:
+    sent = {k: getattr(arguments, k) for k in ("name", "query") if getattr(arguments, k)}
+    row = work.service(SavedFilterService).update(arguments.filter_id, FilterUpdate(**sent))
+    return FilterChange(filter_id=row.id, status="updated", name=row.name)
+
+
+def _delete_filter(work: UnitOfWork, arguments: _OneFilter) -> FilterDeleted:
+    work.service(SavedFilterService).delete(arguments.filter_id)
+    return FilterDeleted(filter_id=arguments.filter_id)
 
 
 def _create_calendar_feed(
@@ -792,6 +891,55 @@ TOOLS: tuple[Tool[Any], ...] = (
         arguments=_OneList,
         result=ListDeleted,
         run=_delete_list,
+        destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="list_filters",
+        not_found=SavedFilterService.rows.not_found().message,
+        title="List saved filters",
+        description=f"The user's saved filters (at most {FILTERS_PER_USER}), by name: id, name "
+        "and query (GET /api/tasks parameters). list_tasks applies one (filter: id or name).",
+        arguments=_Arguments,
+        result=FilterSummaries,
+        run=_list_filters,
+        read_only=True,
+        idempotent=True,
+        text=lambda structured: structured["filters"],
+    ),
+    Tool(
+        name="save_filter",
+        not_found=SavedFilterService.rows.not_found().message,
+        title="Save a filter",
+        description="Save a task query under a name, to list its tasks again later "
+        "(list_tasks with filter). The query is checked as list_tasks/GET /api/tasks check "
+        "it. Names are unique among the user's filters, ignoring case. Returns its filter_id, "
+        '"status": "saved" and its name.',
+        arguments=SaveFilterArguments,
+        result=FilterChange,
+        run=_save_filter,
+    ),
+    Tool(
+        name="update_filter",
+        not_found=SavedFilterService.rows.not_found().message,
+        title="Rename or change a saved filter",
+        description="Rename a saved filter (name) and/or replace its query. Returns its "
+        'filter_id, "status": "updated" and its name.',
+        arguments=UpdateFilterArguments,
+        result=FilterChange,
+        run=_update_filter,
+        destructive=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="delete_filter",
+        not_found=SavedFilterService.rows.not_found().message,
+        title="Delete a saved filter",
+        description='Delete a saved filter; its tasks stay. Returns its filter_id and "status": '
+        '"deleted".',
+        arguments=_OneFilter,
+        result=FilterDeleted,
+        run=_delete_filter,
         destructive=True,
         idempotent=True,
     ),

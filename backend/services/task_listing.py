@@ -14,6 +14,7 @@ shape compiles nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    exists,
     false,
     func,
     or_,
@@ -37,6 +39,7 @@ from sqlmodel import col
 
 from backend.db.scope import OWNER, owned
 from backend.models import Priority, SortOrder, Task, TaskSort, TaskStatus
+from backend.models.saved_filter import SavedFilter
 from backend.models.task_list import TaskList
 
 # `list_id` / `parent_id` filters: an id, or this for "no list" / "top level".
@@ -73,6 +76,9 @@ _LIST_KEY = bindparam("list_key", type_=_L.name_key.type)
 _PARENT_ID = bindparam("parent_id", type_=_T.parent_id.type)
 _AFTER_ID = bindparam("after_id", type_=_T.id.type)
 _ASSIGNEE = bindparam("assignee", type_=Text())
+_S = SavedFilter.__table__.c  # type: ignore[attr-defined]
+_FILTER_ID = bindparam("filter_id", type_=_S.id.type)
+_FILTER_QUERY = bindparam("filter_query", type_=_S.query.type)
 LIMIT = bindparam("limit", type_=Integer())
 
 
@@ -93,6 +99,7 @@ class FilterShape:
     list_key: bool
     parent_id: str | None  # NONE, ID or None
     assignee: str | None = None  # ME, NONE, ID or None
+    saved: bool = False  # a saved filter applied: holds only at the version read
 
 
 # `assignee` filter: the caller, nobody (NONE), or a user id.
@@ -115,6 +122,9 @@ class TaskFilters:
     list_key: str | None = None
     parent_id: PlacedFilter = None
     assignee: str | None = None  # ME, NONE or a user id
+    # The saved filter applied (`GET /api/tasks?filter=`): its id and the stored query these
+    # filters hold. The listing matches nothing unless the filter still holds that query.
+    saved: tuple[int, Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         # One normal form whoever builds the filters (REST query string, MCP arguments):
@@ -139,6 +149,7 @@ class TaskFilters:
             list_key=self.list_key is not None,
             parent_id=_placed_shape(self.parent_id),
             assignee=self.assignee if self.assignee in (None, ME, NONE) else ID,
+            saved=self.saved is not None,
         )
 
     def values(self) -> dict[str, Any]:
@@ -154,6 +165,8 @@ class TaskFilters:
             "list_key": self.list_key,
             "parent_id": None if self.parent_id == NONE else self.parent_id,
             "assignee": None if self.assignee in (ME, NONE) else self.assignee,
+            "filter_id": None if self.saved is None else self.saved[0],
+            "filter_query": None if self.saved is None else dict(self.saved[1]),
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -180,6 +193,8 @@ class TaskFilters:
             values["parent_id"] = self.parent_id
         if self.assignee is not None:
             values["assignee"] = self.assignee
+        if self.saved is not None:  # its query's values are the filters' above
+            values["saved"] = self.saved[0]
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
@@ -362,6 +377,12 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
     elif shape.assignee is not None:
         who = bindparam(OWNER) if shape.assignee == ME else _ASSIGNEE
         conditions.append(who == any_(_T.assignees))
+    if shape.saved:
+        # Uncorrelated: evaluated once (an InitPlan), the page's index scan unchanged.
+        current = owned(
+            select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY), _S.user_id
+        )
+        conditions.append(exists(current))
     return conditions
 
 

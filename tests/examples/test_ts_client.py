@@ -80,7 +80,8 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "recurring-next", "create-lists", "list-name-taken", "create-in-list", "list-page",
         "move-task", "move-stale", "move-cycle", "subtree", "complete-down", "subtasks-page",
         "bulk-move", "update-list", "update-list-stale", "lists", "get-list", "stats-by-list",
-        "user-lists", "delete-list", "get-deleted-list", "comments", "comment-elsewhere",
+        "user-lists", "delete-list", "get-deleted-list", "filter-name-taken", "saved-filters",
+        "get-deleted-filter", "comments", "comment-elsewhere",
         "comments-after", "invite", "accept", "member-tasks", "assign", "members", "activity",
         "downgrade", "viewer-write", "remove", "removed-read", "revoked-accept", "transfer",
         "left-read", "aborted",
@@ -99,6 +100,17 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "edited": ["Tuesday.", True],
     }
     assert values["comment-elsewhere"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+    # A saved filter: applied, a parameter beside it replacing its own; renamed, replaced.
+    saved = values["saved-filters"]
+    assert saved["query"] == {"priority": ["high"], "sort": "title"}
+    assert ["Renew passport", "high"] in saved["applied"]
+    assert {priority for _, priority in saved["applied"]} == {"high"}
+    assert ["Sort photos", "low"] in saved["overridden"]
+    assert {priority for _, priority in saved["overridden"]} == {"low"}
+    assert saved["renamed"] == ["Hot", saved["query"]] and saved["replaced"] == ["Everything", {}]
+    assert (saved["listed"], saved["read"]) == (["Everything"], "Everything")
+    assert values["filter-name-taken"]["status"] == 409
+    assert values["get-deleted-filter"] == {"status": 404, "code": "NOT_FOUND", "details": []}
     assert values["comments-after"] == ["Tuesday."]
 
     # Create with an Idempotency-Key, and its replay: one task, the same answer.

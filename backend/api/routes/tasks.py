@@ -4,7 +4,7 @@ the envelope."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -44,7 +44,8 @@ from backend.api.responses import (
     ok,
     rate_limited,
 )
-from backend.contracts.task_listing import FilterValuesBound, listing_fields, query_of
+from backend.contracts.saved_filters import filtered
+from backend.contracts.task_listing import QueryString, listing_fields, query_of
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, move_placement, stats_public
 from backend.models import (
     TaskCompletion,
@@ -66,7 +67,8 @@ from backend.models.envelopes import (
     TaskStatsEnvelope,
     TaskSubtreeEnvelope,
 )
-from backend.models.references import SUBJECT
+from backend.models.references import SUBJECT, Reference
+from backend.models.saved_filter import FILTER_ID_MAX, SavedFilter
 from backend.models.task_ops import (
     OCCURRENCES_MAX,
     BulkRequest,
@@ -77,6 +79,7 @@ from backend.models.task_ops import (
     TaskOccurrences,
 )
 from backend.services.task_listing import TaskListQuery
+from backend.services.tasks import TaskPage
 
 # The fixed paths under /api/tasks, which `/{task_id}` must not claim.
 FIXED_PATHS = frozenset({"stats", "bulk", "completed", "changes"})
@@ -119,16 +122,6 @@ def _one(task: TaskRow, response: Response) -> TaskEnvelope:
     return TaskEnvelope(data=TaskPublic.model_validate(task))
 
 
-class _QueryString:
-    """How a listing value arrives in the query string: digits, a flag, a repeated key."""
-
-    integer = DecimalDigits
-    flag = bool
-
-    def values(self, item: Any) -> Any:
-        return Annotated[list[item], FilterValuesBound]
-
-
 class _ListParams(BaseModel):
     """The listing's query string, validated as one model (one pass in pydantic-core, where
     a dozen separate query parameters each cost FastAPI a resolution step). Its fields are
@@ -145,19 +138,36 @@ if TYPE_CHECKING:
 
     class ListParams(_ListParams):
         cursor: str | None
+        filter: int | None
 
 else:
     ListParams = create_model(
         "ListParams",
         __base__=_ListParams,
         __module__=__name__,
-        **listing_fields("rest", _QueryString()),
+        **listing_fields("rest", QueryString()),
         cursor=(
             str | None,
             Field(
                 default=None,
                 max_length=MAX_CURSOR_LENGTH,
                 description="`meta.next_cursor` of the previous page.",
+            ),
+        ),
+        filter=(
+            Annotated[
+                int,
+                Field(ge=1, le=FILTER_ID_MAX),
+                DecimalDigits,
+                Reference(SavedFilter.__tablename__, None),
+            ]
+            | None,
+            Field(
+                default=None,
+                description="Apply a saved filter of yours (its id, `/api/filters`): its "
+                "parameters, and those sent beside it, which replace its own. Another user's or "
+                "a missing filter: 404 `Filter not found`.",
+                examples=[3],
             ),
         ),
     )
@@ -184,12 +194,20 @@ def list_tasks(
 ) -> TaskPageJSON:
     secret = settings.signing_secret()
     user_id = door.caller_id
-    query = params.query()
-    feed = None
-    if params.cursor:
-        after, feed = decode_cursor(secret, user_id, query, params.cursor)
-        query = replace(query, after=after)
-    page = door.tasks.list_page(query, feed_position=feed is None)
+
+    def read(query: TaskListQuery) -> tuple[TaskListQuery, int | None, TaskPage]:
+        feed = None
+        if params.cursor:
+            after, feed = decode_cursor(secret, user_id, query, params.cursor)
+            query = replace(query, after=after)
+        return query, feed, door.tasks.list_page(query, feed_position=feed is None)
+
+    if params.filter is None:
+        query, feed, page = read(params.query())
+    else:
+        query, feed, page = filtered(
+            door, params.filter, params, "rest", read, lambda result: not result[2].items
+        )
     if feed is None:
         feed = page.feed_position or 0
     next_cursor = encode_cursor(secret, user_id, query, page.next, feed) if page.next else None

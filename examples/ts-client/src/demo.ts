@@ -257,6 +257,30 @@ async function main(): Promise<void> {
     lists: (await api.listLists()).map((l) => l.name),
   });
   await failure("get-deleted-list", () => api.getList(shop));
+
+  // A saved filter: applied by id, a parameter beside it replacing its own; renamed, deleted.
+  await api.createTask({ title: "Renew passport", priority: "high" });
+  await api.createTask({ title: "Sort photos", priority: "low" });
+  const urgent = await api.createFilter({
+    name: "Urgent",
+    query: { priority: ["high"], sort: "title" },
+  });
+  const applied = await api.listTasks({ filter: urgent.id });
+  const overridden = await api.listTasks({ filter: urgent.id, priority: ["low"] });
+  await failure("filter-name-taken", () => api.createFilter({ name: "URGENT" }));
+  const hot = await api.updateFilter(urgent.id, { name: "Hot" });
+  const everything = await api.replaceFilter(urgent.id, { name: "Everything" });
+  step("saved-filters", {
+    query: urgent.query,
+    applied: applied.data.map((t) => [t.title, t.priority]),
+    overridden: overridden.data.map((t) => [t.title, t.priority]),
+    renamed: [hot.name, hot.query],
+    replaced: [everything.name, everything.query],
+    listed: (await api.listFilters()).map((f) => f.name),
+    read: (await api.getFilter(urgent.id)).name,
+  });
+  await api.deleteFilter(urgent.id);
+  await failure("get-deleted-filter", () => api.getFilter(urgent.id));
   await api.deleteList(errands.id);
 
   // Comments on a task: added, paged oldest first, edited, deleted; another task's id is 404.

@@ -93,6 +93,11 @@ export type Invitation = Schemas["InvitationPublic"];
 /** A new invitation: the only answer that carries its `token`. */
 export type InvitationCreated = Schemas["InvitationCreated"];
 export type InvitationCreate = Schemas["InvitationCreate"];
+/** A saved filter: a name and a query of `GET /api/tasks` (`query`: its parameters as JSON). */
+export type SavedFilter = Schemas["FilterPublic"];
+export type SavedQuery = Schemas["SavedQuery"];
+export type FilterCreate = Schemas["FilterCreate"];
+export type FilterUpdate = Schemas["FilterUpdate"];
 /** A calendar feed, as `listCalendarFeeds` shows it (never its URL). */
 export type CalendarFeed = Schemas["CalendarFeedPublic"];
 /** A new or rotated feed: the only answer that carries its `url` (with its secret token). */
@@ -596,6 +601,44 @@ export class TaskApi {
     const params = { path: { list_id: listId } };
     const path = "/api/lists/{list_id}/invitations";
     return data(await this.client.GET(path, { params, ...options }));
+  }
+
+  // -- saved filters ------------------------------------------------------------------------
+
+  /** Your saved filters (at most 100), by name. Apply one: `listTasks({ filter: id })`, with
+   * any parameter beside it replacing the filter's own. */
+  async listFilters(options: CallOptions = {}): Promise<SavedFilter[]> {
+    return data(await this.client.GET("/api/filters", options));
+  }
+
+  /** Save a query under a name: 409 CONFLICT for a name you have (ignoring case), 422 for a
+   * query `GET /api/tasks` would refuse, 422 LIMIT_REACHED past 100. */
+  async createFilter(body: FilterCreate, options: CallOptions = {}): Promise<SavedFilter> {
+    return data(await this.client.POST("/api/filters", { body, ...options }));
+  }
+
+  async getFilter(id: number, options: CallOptions = {}): Promise<SavedFilter> {
+    const params = { path: { filter_id: id } };
+    return data(await this.client.GET("/api/filters/{filter_id}", { params, ...options }));
+  }
+
+  /** PUT: its name and whole query (omitted: `{}`, every task). */
+  async replaceFilter(id: number, body: FilterCreate, options: CallOptions = {}) {
+    const params = { path: { filter_id: id } };
+    const answer = await this.client.PUT("/api/filters/{filter_id}", { params, body, ...options });
+    return data(answer) as SavedFilter;
+  }
+
+  /** PATCH: rename it and/or replace its query. */
+  async updateFilter(id: number, body: FilterUpdate, options: CallOptions = {}) {
+    const params = { path: { filter_id: id } };
+    const path = "/api/filters/{filter_id}";
+    return data(await this.client.PATCH(path, { params, body, ...options })) as SavedFilter;
+  }
+
+  async deleteFilter(id: number, options: CallOptions = {}): Promise<void> {
+    const params = { path: { filter_id: id } };
+    ok(await this.client.DELETE("/api/filters/{filter_id}", { params, ...options }));
   }
 
   // -- calendar feeds -----------------------------------------------------------------------

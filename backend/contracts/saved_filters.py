@@ -1,0 +1,155 @@
+"""Saved filters as REST and MCP accept and show them (`/api/filters`, the filter tools), and
+how a listing applies one (`applied_query`).
+
+A filter's query is typed by the listing's own declaration (`task_listing.LISTING_PARAMS`, by
+REST's query-string names, values as JSON: `SavedQuery`), so a query is validated by the very
+rules `GET /api/tasks` applies to the same parameters, and a saved filter can never fail later
+for a reason it could have been refused for. Only the parameters given are stored; a listing
+that applies the filter takes them, and the parameters it was sent itself beside them win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+)
+
+from backend.contracts.task_listing import LISTING_PARAMS, JsonValues, listing_fields, listing_query
+from backend.errors import AppError
+from backend.models.common import NOT_SENT, NotNull, UtcDatetime
+from backend.models.names import Name
+from backend.models.saved_filter import NAME_DOC, QUERY_DOC
+from backend.services.registry import UnitOfWork
+from backend.services.saved_filters import AppliedFilter, SavedFilterService
+from backend.services.task_listing import TaskListQuery
+
+# A listing may name its list by id (REST, MCP) or by name (MCP's `list`): one choice, so a
+# list sent beside a filter replaces the filter's whichever way either names it.
+_ONE_CHOICE = ({"list_id", "list_name"},)
+R = TypeVar("R")
+_QUERY_EXAMPLE: dict[str, Any] = {"status": "pending", "priority": ["high"], "sort": "due_date"}
+
+
+class _SavedQuery(BaseModel):
+    """A saved filter's query: the listing's parameters by REST's names (`extra="forbid"`:
+    an unknown name, or `cursor`, is refused)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_QUERY_EXAMPLE]})
+
+    def given(self) -> dict[str, Any]:
+        """The parameters given, as stored (JSON values)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # Shown as stored: only the parameters given (no return annotation: the document
+        # keeps the model's schema).
+        shown: dict[str, Any] = handler(self)
+        return {name: value for name, value in shown.items() if name in self.model_fields_set}
+
+
+if TYPE_CHECKING:
+
+    class SavedQuery(_SavedQuery): ...
+
+else:
+    SavedQuery = create_model(
+        "SavedQuery",
+        __base__=_SavedQuery,
+        __module__=__name__,
+        **listing_fields("rest", JsonValues()),
+    )
+
+
+class FilterCreate(BaseModel):
+    """A new saved filter (PUT: its whole new state)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "Due soon", "query": _QUERY_EXAMPLE}]},
+    )
+
+    name: Name = Field(description=NAME_DOC, examples=["Due soon"])
+    query: SavedQuery = Field(default_factory=SavedQuery, description=QUERY_DOC)
+
+
+class FilterUpdate(BaseModel):
+    """PATCH body: only the fields sent change (a query sent replaces the whole query)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "Overdue at work"}]}
+    )
+
+    name: Annotated[Name, NotNull] = Field(description=NAME_DOC, **NOT_SENT)
+    query: Annotated[SavedQuery, NotNull] = Field(description=QUERY_DOC, **NOT_SENT)
+
+
+class FilterPublic(BaseModel):
+    """A saved filter."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[3])
+    name: str = Field(description=NAME_DOC, examples=["Due soon"])
+    query: SavedQuery = Field(description=QUERY_DOC)
+    created_at: UtcDatetime = Field(examples=["2026-11-26T12:00:00Z"])
+    updated_at: UtcDatetime = Field(examples=["2026-11-26T12:00:00Z"])
+
+
+def filtered(
+    work: UnitOfWork,
+    filter_id: int,
+    sent: BaseModel,
+    transport: str,
+    read: Callable[[TaskListQuery], R],
+    empty: Callable[[R], bool],
+) -> R:
+    """`read` (a listing's page, its query given) with the saved filter `filter_id` applied
+    (`applied_query`): from the filter as this process last read it, in one round trip; an
+    empty page, or a refusal (a cursor made with the filter as it is now), then asks whether
+    that was stale, and reads the filter and the page again if it was. Another user's or a
+    missing filter: NotFound."""
+    filters = work.service(SavedFilterService)
+    applied, fresh = filters.applied(filter_id)
+    while True:
+        try:
+            result = read(applied_query(applied, sent, transport))
+        except AppError:
+            if fresh or filters.still_current(applied):
+                raise
+        else:
+            if fresh or not empty(result) or filters.still_current(applied):
+                return result
+        applied, fresh = filters.applied(filter_id, fresh=True)
+
+
+def applied_query(applied: AppliedFilter, sent: BaseModel, transport: str) -> TaskListQuery:
+    """The listing's query: the filter's parameters, then those `sent` gave (a transport's
+    validated listing model: "rest" or "mcp"), which replace the filter's own; the query
+    holds only while the filter still holds the query applied (`TaskFilters.saved`)."""
+    stored = SavedQuery.model_validate(applied.query)
+    chosen = _given(stored, "rest")
+    overrides = _given(sent, transport)
+    for group in _ONE_CHOICE:
+        if group & overrides.keys():
+            for keyword in group:
+                chosen.pop(keyword, None)
+    return listing_query(**{**chosen, **overrides}, saved=(applied.id, applied.query))
+
+
+def _given(model: BaseModel, transport: str) -> dict[str, Any]:
+    """The listing keywords `model` was given (not defaulted), with their values."""
+    given: Mapping[str, Any] = {
+        p.keyword: getattr(model, p.attribute(transport))
+        for p in LISTING_PARAMS
+        if p.spelling(transport) is not None and p.attribute(transport) in model.model_fields_set
+    }
+    return dict(given)

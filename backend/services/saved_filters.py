@@ -1,0 +1,118 @@
+"""Saved filters (`saved_filters`, migration 0047): the caller's own named rows
+(`NamedRowService`: CRUD, names, the limit, one round trip a request), and what a listing
+applying one needs.
+
+A listing that applies a filter (`GET /api/tasks?filter=`) needs the filter's query before it
+builds its statement, whose shape the query decides. `applied` gives it from this process's
+`saved_queries` when it has read the filter before (no round trip), else reads it; the
+listing's statement then holds only while the filter's stored query is still that one
+(`task_listing.TaskFilters.saved`), so a filter changed or deleted meanwhile (by another
+replica too) is never applied stale: its page comes back empty and `still_current` says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Row, bindparam, select
+from sqlalchemy.dialects.postgresql import JSONB
+
+from backend.db.scope import owned
+from backend.models.names import name_key
+from backend.models.saved_filter import FILTERS_PER_USER, SavedFilter
+from backend.services.named_rows import NAME_KEY, ROW_ID, NamedRows, NamedRowService
+
+_ROWS = NamedRows(SavedFilter, noun="filter", plural="filters", limit=FILTERS_PER_USER)
+_C = _ROWS.table.c
+_BY_NAME = owned(select(*_ROWS.view).where(_C.name_key == NAME_KEY), _C.user_id)
+# The filter still holds the query a listing applied.
+_CURRENT = owned(
+    select(_C.id).where(_C.id == ROW_ID, _C.query == bindparam("query", type_=JSONB)),
+    _C.user_id,
+)
+
+
+@dataclass(frozen=True)
+class AppliedFilter:
+    """A filter as a listing applies it: its id and its stored query (a JSON object)."""
+
+    id: int
+    query: Mapping[str, Any]
+
+
+class SavedQueries:
+    """The filters this process has read, by (user, id): a listing that applies one sends its
+    statement at once, holding only while the stored query is still this one. Bounded as
+    `task_listing.MemberPages` is."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int], AppliedFilter] = {}
+
+    def get(self, user_id: str, filter_id: int) -> AppliedFilter | None:
+        return self._seen.get((user_id, filter_id))
+
+    def saw(self, user_id: str, row: Any) -> None:
+        if len(self._seen) >= self.LIMIT:
+            self._seen.clear()
+        self._seen[(user_id, row.id)] = AppliedFilter(row.id, row.query)
+
+    def forget(self, user_id: str, filter_id: int) -> None:
+        self._seen.pop((user_id, filter_id), None)
+
+
+saved_queries = SavedQueries()
+
+
+class SavedFilterService(NamedRowService):
+    rows = _ROWS
+
+    def all(self) -> Sequence[Row[Any]]:
+        rows = super().all()
+        for row in rows:
+            saved_queries.saw(self.user_id, row)
+        return rows
+
+    def get(self, row_id: int) -> Row[Any]:
+        return self._seen(super().get(row_id))
+
+    def named(self, name: str) -> Row[Any]:
+        """The caller's filter by its name (case ignored): what an agent names it by."""
+        row = self._read(_BY_NAME, name_key=name_key(name)).first()
+        if row is None:
+            raise self.rows.not_found()
+        return self._seen(row)
+
+    def create(self, data: Any) -> Row[Any]:
+        return self._seen(super().create(data))
+
+    def update(self, row_id: int, data: Any) -> Row[Any]:
+        return self._seen(super().update(row_id, data))
+
+    def delete(self, row_id: int) -> None:
+        saved_queries.forget(self.user_id, row_id)
+        super().delete(row_id)
+
+    def applied(self, filter_id: int, *, fresh: bool = False) -> tuple[AppliedFilter, bool]:
+        """The filter a listing applies, and whether it was read now (`fresh`: read it
+        whatever this process saw). Another user's or a missing filter: NotFound."""
+        if not fresh:
+            seen = saved_queries.get(self.user_id, filter_id)
+            if seen is not None:
+                return seen, False
+        row = self.get(filter_id)
+        return AppliedFilter(row.id, row.query), True
+
+    def still_current(self, applied: AppliedFilter) -> bool:
+        """Whether the filter still holds the query a listing applied (an empty page asks)."""
+        found = self._read(_CURRENT, row_id=applied.id, query=dict(applied.query)).first()
+        if found is None:
+            saved_queries.forget(self.user_id, applied.id)
+        return found is not None
+
+    def _seen(self, row: Any) -> Row[Any]:
+        saved_queries.saw(self.user_id, row)
+        return cast(Row[Any], row)

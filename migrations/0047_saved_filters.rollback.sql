@@ -1,0 +1,2 @@
+-- Drops every saved filter.
+DROP TABLE saved_filters;
