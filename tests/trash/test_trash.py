@@ -224,3 +224,26 @@ def test_bulk_and_completed_deletes_go_to_the_trash(client: TestClient, alice: A
     assert sorted(t["id"] for t in trash) == sorted([one, done])
     _restore(client, alice, done)
     assert get(client, alice, f"/api/tasks/{done_child}")["data"]["parent_id"] == done
+
+
+def test_a_deleted_lists_tasks_go_to_the_trash_and_back_to_the_top_level(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    list_id = make_list(client, alice)
+    add_member(db_engine, alice, list_id, bob, "editor")
+    top = make_task(client, alice, "Top", list_id=list_id, assignees=[alice.id, bob.id])
+    child = make_task(client, alice, "Child", parent_id=top)
+    other = make_task(client, alice, "Elsewhere")
+    assert client.delete(f"/api/lists/{list_id}", headers=alice.headers).status_code == 204
+
+    trash = get(client, alice, "/api/trash")["data"]
+    assert [(t["id"], t["list_id"], t["subtask_count"]) for t in trash] == [(top, None, 1)]
+    assert get(client, bob, "/api/trash")["data"] == []
+    restored = _restore(client, alice, top)["data"]
+    assert (restored["list_id"], restored["parent_id"], restored["assignees"]) == (
+        None,
+        None,
+        [alice.id],
+    )
+    listed = {t["id"]: t for t in get(client, alice, "/api/tasks")["data"]}
+    assert set(listed) == {top, child, other} and listed[child]["parent_id"] == top
