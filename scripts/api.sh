@@ -78,6 +78,9 @@
 # route: POST   /api/invitations/accept         accept-invitation TOKEN
 # route: GET    /api/lists/{list_id}/activity   list-activity ID [QUERY]
 # route: GET    /api/activity                   activity [QUERY]
+# route: GET    /api/trash                      trash [QUERY]
+# route: POST   /api/trash/{trash_id}/restore   restore ID
+# route: DELETE /api/trash/{trash_id}           purge ID
 # route: POST   /api/calendar-feeds             create-feed [JSON]
 # route: GET    /api/calendar-feeds             feeds
 # route: POST   /api/calendar-feeds/{feed_id}/rotate rotate-feed ID
@@ -384,6 +387,15 @@ case "$command" in
     request GET "/api/lists/$1/activity${2:+?$2}"
     ;;
   activity) request GET "/api/activity${1:+?$1}" ;;
+  trash) request GET "/api/trash${1:+?$1}" ;;
+  restore)  # a deleted task, back from the trash
+    need 1 "$@"
+    request POST "/api/trash/$1/restore"
+    ;;
+  purge)  # a deleted task, out of the trash for good
+    need 1 "$@"
+    request DELETE "/api/trash/$1"
+    ;;
   create-feed)
     body='{}'
     if (($# > 0)); then
