@@ -102,6 +102,14 @@ def test_a_restore_brings_back_the_subtree_comments_and_assignees_field_by_field
     assert _state(client, alice, ids) == before
     assert _state(client, bob, ids) == bob_before
     assert get(client, alice, "/api/trash")["data"] == []
+    # The activity, as each member reads it: the deletion, then the task again, by Bob.
+    for account in (alice, bob):
+        events = [
+            (item["event"], item["actor_id"])
+            for item in get(client, account, "/api/activity", limit=100)["data"]
+            if item["object_type"] == "task" and item["object_id"] == ids[0]
+        ]
+        assert events[:2] == [("task.created", bob.id), ("task.deleted", bob.id)], events
 
 
 def test_each_members_feed_replayed_across_the_delete_and_restore_matches_its_listing(

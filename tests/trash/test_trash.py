@@ -247,3 +247,22 @@ def test_a_deleted_lists_tasks_go_to_the_trash_and_back_to_the_top_level(
     )
     listed = {t["id"]: t for t in get(client, alice, "/api/tasks")["data"]}
     assert set(listed) == {top, child, other} and listed[child]["parent_id"] == top
+
+
+def test_a_restore_with_an_idempotency_key_is_replayed_not_repeated(
+    client: TestClient, alice: Account
+) -> None:
+    task_id = make_task(client, alice, "Once")
+    assert client.delete(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 204
+    headers = {**alice.headers, "Idempotency-Key": "restore-1"}
+    first = client.post(f"/api/trash/{task_id}/restore", headers=headers)
+    again = client.post(f"/api/trash/{task_id}/restore", headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.content == first.content and again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["ETag"] == first.headers["ETag"]
+    other = make_task(client, alice, "Other")
+    assert client.delete(f"/api/tasks/{other}", headers=alice.headers).status_code == 204
+    mismatch = client.post(f"/api/trash/{other}/restore", headers=headers)
+    assert mismatch.status_code == 422, mismatch.text
+    assert mismatch.json()["error"]["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+    assert [t["id"] for t in get(client, alice, "/api/trash")["data"]] == [other]
