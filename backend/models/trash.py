@@ -11,7 +11,17 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -25,7 +35,13 @@ TRASH_DAYS = 30
 
 class TaskTrash(SQLModel, table=True):
     __tablename__ = "task_trash"
-    __table_args__ = (UniqueConstraint("user_id", "id", name="uq_task_trash_user_id_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "id", name="uq_task_trash_user_id_id"),
+        # The listing, a member's arm (a list's trash), the worker's purge.
+        Index("ix_task_trash_user_id_deleted_at_id", "user_id", "deleted_at", "id"),
+        Index("ix_task_trash_list_id", "list_id", postgresql_where=text("list_id IS NOT NULL")),
+        Index("ix_task_trash_deleted_at", "deleted_at"),
+    )
 
     # The deleted task's id (task ids are never reused).
     id: int = SQLField(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))

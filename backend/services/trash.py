@@ -68,8 +68,8 @@ def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False)
             _T.user_id,
             _T.list_id,
             _T.title,
-            bindparam(OWNER),
-            func.task_trash_snapshot(_T.user_id, _T.id),
+            bindparam(OWNER).label("deleted_by"),
+            func.task_trash_snapshot(_T.user_id, _T.id).label("snapshot"),
         )
         .select_from(_TASKS.join(gone, gone.c.id == _T.id))
         .where(*scoped, roots)
