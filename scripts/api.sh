@@ -87,6 +87,9 @@
 # route: PUT    /api/filters/{filter_id}        replace-filter ID JSON
 # route: PATCH  /api/filters/{filter_id}        update-filter ID JSON
 # route: DELETE /api/filters/{filter_id}        delete-filter ID
+# route: GET    /api/trash                      trash [QUERY]
+# route: POST   /api/trash/{trash_id}/restore   restore ID
+# route: DELETE /api/trash/{trash_id}           purge ID
 # route: POST   /api/calendar-feeds             create-feed [JSON]
 # route: GET    /api/calendar-feeds             feeds
 # route: POST   /api/calendar-feeds/{feed_id}/rotate rotate-feed ID
@@ -396,6 +399,15 @@ case "$command" in
   undo)
     need 1 "$@"
     request POST "/api/activity/$1/undo"
+    ;;
+  trash) request GET "/api/trash${1:+?$1}" ;;
+  restore)  # a deleted task, back from the trash
+    need 1 "$@"
+    request POST "/api/trash/$1/restore"
+    ;;
+  purge)  # a deleted task, out of the trash for good
+    need 1 "$@"
+    request DELETE "/api/trash/$1"
     ;;
   create-feed)
     body='{}'

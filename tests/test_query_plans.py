@@ -8,6 +8,7 @@ plan of some statement that reads the table: an index nothing reads fails it too
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -30,6 +31,7 @@ from scripts.query_plans import (
     seed,
 )
 from scripts.seeding import seed_shares, seed_tree
+from tests.conftest import count_rows
 
 
 @pytest.fixture
@@ -82,6 +84,46 @@ def test_plans_touch_only_the_callers_rows(seeded: Engine) -> None:
             "ix_list_members_member_id_list_id",
             "pk_task_member_reminders",
         }, indexes[name]
+
+
+def _shape(node: dict[str, Any]) -> tuple[Any, ...]:
+    """A plan's shape: each node's type and what it reads, not its costs or row estimates."""
+    return (
+        node["Node Type"],
+        node.get("Relation Name"),
+        node.get("Index Name"),
+        tuple(_shape(child) for child in node.get("Plans", ())),
+    )
+
+
+def _shapes(engine: Engine) -> dict[str, tuple[Any, ...]]:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return {
+            name: _shape(explain(conn, sql, writes=writes)["Plan"])
+            for name, (sql, writes) in plans(conn, caller_rows(conn)).items()
+        }
+
+
+def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
+    """Issue 53: a trashed task is not in `tasks` (migration 0048, `task_trash`), so no listing,
+    feed page or write statement reads the trash: with as many trashed tasks as live ones
+    (each user's, snapshots of its own subtrees), analyzed, every plan is the same shape."""
+    before = _shapes(seeded)
+    with seeded.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO task_trash (id, user_id, list_id, title, deleted_by, snapshot) "
+                "SELECT t.id + 1000000000, t.user_id, t.list_id, t.title, t.user_id, "
+                "task_trash_snapshot(t.user_id, t.id) FROM tasks AS t"
+            )
+        )
+        conn.execute(text("ANALYZE task_trash"))
+        trashed = conn.scalar(text("SELECT count(*) FROM task_trash"))
+    assert trashed == count_rows(seeded, "tasks")
+    with seeded.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name, (sql, _) in plans(conn, caller_rows(conn)).items():
+            assert "task_trash" not in sql, name
+    assert _shapes(seeded) == before
 
 
 def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:

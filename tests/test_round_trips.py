@@ -41,6 +41,7 @@ from tests.conftest import TEST_SECRET, Account, _registering, api_routes, loade
 from tests.mcp.conftest import call_tool_rpc, post_rpc
 from tests.mcp.test_isolation import extra_arguments
 from tests.resources import (
+    DELETED_INTO,
     LIST,
     LIST_REF,
     REF,
@@ -785,6 +786,11 @@ def _listing_rows(
     if "CONVERSATION" in ids:
         known["conversation_id"] = ids["CONVERSATION"]
     url = fill_path(path, known)
+    if path in DELETED_INTO:  # two rows made by another collection's DELETE (the trash's)
+        for name, creator in MAKERS.items():
+            if creator.deleted and creator.collection == DELETED_INTO[path]:
+                make_row(client, alice, name, {}, MAKERS)
+                make_row(client, alice, name, {}, MAKERS)
     post = ROUTES.get(f"POST {path}")
     if post is not None and (model := body_model(post)) is not None:
         for _ in range(

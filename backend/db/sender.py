@@ -440,7 +440,7 @@ def _compile(dialect: Dialect, statement: Any, keys: tuple[str, ...]) -> _Compil
     )
     ctes = f"r AS ({sql})"
     if getattr(statement, "is_dml", False):
-        own, main = _own_ctes(sql)
+        own, main = own_ctes(sql)
         if not statement.exported_columns:  # a write that returns nothing
             ctes = f"{own}w AS ({main}), r AS (SELECT WHERE false)"
         elif own:  # a data-modifying WITH must stay at the top level
@@ -469,7 +469,7 @@ def render(
     return sql, params
 
 
-def _own_ctes(sql: str) -> tuple[str, str]:
+def own_ctes(sql: str) -> tuple[str, str]:
     """A write's SQL split into its own CTEs (`name AS (...), `, to list before others) and
     its statement; ("", sql) without them. Compiled SQL: quotes hold only our literals."""
     if not sql.startswith("WITH ") or sql.startswith("WITH RECURSIVE"):

@@ -27,6 +27,7 @@ from backend.events.outbox import ClaimedRow
 from backend.events.sinks import DeliveryFailed, Sink, event_body
 from backend.services.changes import prune
 from backend.services.reminders import fire_due
+from backend.services.trash import purge_expired
 
 logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
@@ -123,6 +124,9 @@ class Worker:
             pruned = prune(self._engine, self._settings.change_retention_hours, undelivered=False)
             if pruned:
                 logger.info("pruned %d delivered events past retention", pruned)
+            purged = purge_expired(self._engine)
+            if purged:
+                logger.info("purged %d deleted tasks past the trash's days", purged)
         return handled == self._settings.event_batch_size
 
     def deliver_batch(self) -> int:

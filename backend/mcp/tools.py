@@ -836,7 +836,8 @@ TOOLS: tuple[Tool[Any], ...] = (
     Tool(
         name="delete_task",
         title="Delete a task",
-        description="Delete a task for good. Returns its task_id, "
+        description="Delete a task, with its subtasks and comments, into the trash: it can "
+        "be restored for 30 days (POST /api/trash/{task_id}/restore). Returns its task_id, "
         '"status": "deleted" and the title it had.',
         arguments=_OneTask,
         result=TaskDeleted,

@@ -102,6 +102,9 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/api/lists/{list_id}/invitations"): Action.INVITE,
     ("DELETE", "/api/lists/{list_id}/invitations/{invitation_id}"): Action.INVITE,
     ("GET", "/api/lists/{list_id}/activity"): Action.LIST_READ,
+    # The trash (backend/services/trash.py): a deleted task of a list, as a task's write.
+    ("POST", "/api/trash/{trash_id}/restore"): Action.TASK_WRITE,
+    ("DELETE", "/api/trash/{trash_id}"): Action.TASK_WRITE,
 }
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import DateTime, Enum
 
 from backend.db.scope import OWNER, Bound, Scoped
-from backend.db.sender import Rows, inline, render
+from backend.db.sender import Rows, inline, own_ctes, render
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class StepRefused(Exception):
 # One step of `task_api_steps` (migration 0027): the step's row as JSON, and when it wrote
 # nothing (no row), why (NULL: the task is missing).
 _STEP = (
-    "WITH r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
+    "WITH {own}r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
     "SELECT (SELECT row FROM j), CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END"
 )
 # `_write_then`: statements that write from the write's rows (`w`) in its statement.
@@ -168,6 +168,8 @@ class TaskSending(Scoped):
         for index, step in enumerate(steps):
             statement, values = self._bind(step.statement, dict(step.values))
             sql, params = render(conn, statement, values, f"s{index}_")
+            # A data-modifying WITH must stay at the top level (a delete's trash).
+            own, sql = own_ctes(sql)
             reason = "NULL"
             if step.reason is not None:
                 reason, reason_values = render(conn, step.reason, values, f"w{index}_")
@@ -175,7 +177,11 @@ class TaskSending(Scoped):
                 params.update(reason_values)
             params[f"p{index}"] = step.task_id
             texts.append(
-                inline(conn, _STEP.format(statement=sql, id=f"p{index}", reason=reason), params)
+                inline(
+                    conn,
+                    _STEP.format(own=own, statement=sql, id=f"p{index}", reason=reason),
+                    params,
+                )
             )
         answer = self._send.steps(texts, last=last)
         if isinstance(answer, dict):

@@ -47,6 +47,7 @@ from backend.db.scope import (
     Bound,
     Stmt,
     if_member,
+    owned,
     space_locked,
 )
 from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
@@ -67,6 +68,7 @@ from backend.services.task_listing import (
 )
 from backend.services.task_sending import Then
 from backend.services.task_tree import Anchor, Sent, create_statement, move_statement
+from backend.services.trash import trashing
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
@@ -241,8 +243,22 @@ def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tupl
     )
 
 
-DELETE = owned_task(delete(Task).where(_T.id == TASK_ID), Action.TASK_WRITE).returning(
-    _T.id, _T.title
+# A delete puts the task in the trash in its own statement (backend/services/trash.py).
+DELETING = owned_task(delete(Task).where(_T.id == TASK_ID), Action.TASK_WRITE)
+_WRITABLE_READ = may(_TASKS, Action.TASK_WRITE)
+DELETE = trashing(DELETING, _WRITABLE_READ)
+
+
+def deleting(*conditions: ColumnElement[bool]) -> Any:
+    """`DELETE` with more conditions (If-Match's versions), built for this request."""
+    return trashing(DELETING.where(*conditions), _WRITABLE_READ)
+
+
+# The caller's completed tasks (its own space only: a shared list's are deleted one by one).
+DELETE_COMPLETED = trashing(
+    owned(delete(Task).where(_T.completed == true()), _T.user_id),
+    _T.user_id == bindparam(OWNER),
+    counted=True,
 )
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import bindparam, delete, select, true
+from sqlalchemy import bindparam, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import Bound, owned
+from backend.db.scope import Bound
 from backend.errors import (
     AppError,
     Conflict,
@@ -60,6 +60,7 @@ from backend.services.task_statements import (
     COMPLETING,
     CREATE,
     DELETE,
+    DELETE_COMPLETED,
     GET,
     GET_WRITABLE,
     PLACED,
@@ -70,6 +71,7 @@ from backend.services.task_statements import (
     completing,
     completion,
     create_statements,
+    deleting,
     listing,
     listing_still_empty,
     listing_total,
@@ -592,8 +594,8 @@ class TaskService(TaskSending):
 
     @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, task_id: int, expected: Expected = None) -> str:
-        """Delete the task (its subtree with it); return the title it had."""
-        statement = DELETE if expected is None else DELETE.where(*version_in(_T.version, expected))
+        """Delete the task (its subtree with it) into the trash; return the title it had."""
+        statement = DELETE if expected is None else deleting(*version_in(_T.version, expected))
         deleted = self._write(statement, task_id=task_id, last=True)
         if not deleted:
             self._missing_or_stale(task_id, expected)
@@ -642,10 +644,10 @@ class TaskService(TaskSending):
 
     @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:
-        """Delete the caller's completed tasks (with their subtrees); return how many."""
-        # The caller's own space only: a shared list's tasks are deleted one by one.
-        completed = owned(delete(Task).where(_T.completed == true()), _T.user_id)
-        return len(self._write(completed.returning(_T.id), last=True))
+        """Delete the caller's completed tasks (with their subtrees) into the trash; return
+        how many."""
+        rows = self._write(DELETE_COMPLETED, last=True)
+        return int(rows[0].deleted) if rows else 0
 
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False

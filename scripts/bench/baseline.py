@@ -322,7 +322,20 @@ TOGGLE_SQL = (
 )
 # The stored task, when the toggle wrote none (reached as the write would reach it).
 STORED_SQL = f"SELECT {VIEW} FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE}"
-DELETE_SQL = f"DELETE FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE} RETURNING id, title"
+# A delete puts the task in the trash in its statement (backend/services/trash.py `trashing`):
+# the DELETE is a CTE ahead of the INSERT the message answers with.
+DELETED_SQL = (
+    f"gone AS (DELETE FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE} "
+    "RETURNING id, parent_id), "
+)
+DELETE_SQL = (
+    "INSERT INTO task_trash (id, user_id, list_id, title, deleted_by, snapshot) "
+    "SELECT tasks.id, tasks.user_id, tasks.list_id, tasks.title, %(user)s AS deleted_by, "
+    "task_trash_snapshot(tasks.user_id, tasks.id) AS snapshot "
+    f"FROM tasks JOIN gone ON gone.id = tasks.id WHERE {_access(WRITE_ROLES)} "
+    "AND (gone.parent_id IS NULL OR (gone.parent_id NOT IN (SELECT gone.id FROM gone))) "
+    "RETURNING task_trash.id, task_trash.title"
+)
 # The fields a PATCH may send here, in the declaration's order (the API's SET order): none of
 # the schedule (the API reads the stored task first, a second round trip) or the place.
 PATCHED = ("title", "description", "priority", "tags")
@@ -507,7 +520,12 @@ class Entry:
         self.headers: dict[str, str] = {}
 
     async def run(
-        self, conn: Conn, statement: str, params: dict[str, Any], stored: str | None = None
+        self,
+        conn: Conn,
+        statement: str,
+        params: dict[str, Any],
+        stored: str | None = None,
+        ahead: str = "",
     ) -> list[tuple[Any, ...]]:
         """The request's first statement, in the message that carries the entry
         (`Sender._send`): the locals, the entry, and the statement wrapped to answer with the
@@ -516,8 +534,9 @@ class Entry:
         after the deadline check; its rows are the statement's, and with no row (a 404) the
         count alone has committed, as in the API. With `stored` (a toggle), the row that reads
         comes back when the write wrote none, marked by a last column (`task_api_written`).
+        `ahead`: the statement's own CTEs (a delete's), listed before it at the top level.
         The outcome is settled before the rows are read (`UnitOfWork._settle`)."""
-        ctes = f"r AS ({statement})"
+        ctes = f"{ahead}r AS ({statement})"
         if stored is not None:
             ctes = WRITTEN_OR_STORED.format(sql=statement, stored=stored)
         head = LOCALS + ENTER + self.locks + (conn.deadline() if self.write else "")
@@ -811,7 +830,9 @@ async def delete_task(request: Request) -> Response:
         task_id = _task_id(request)
         entry = Entry(subject, version, write=True, task_id=task_id)
         async with request.app.state.pool.connection() as conn:
-            rows = await entry.run(conn, DELETE_SQL, {"task_id": task_id, "user": subject})
+            rows = await entry.run(
+                conn, DELETE_SQL, {"task_id": task_id, "user": subject}, ahead=DELETED_SQL
+            )
         if not rows:
             raise Refused(404, "NOT_FOUND", "Task not found", entry.headers)
     except Refused as exc:

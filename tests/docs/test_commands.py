@@ -237,6 +237,12 @@ def check_calendar(out: str) -> None:
     assert "HTTP/1.1 204" not in out  # the revoke prints nothing
 
 
+def check_trash(out: str) -> None:
+    """The delete, the trash with the task's one subtask, the restore, then the purge."""
+    lines = [line.strip() for line in out.splitlines()]
+    assert lines[-4].endswith("204") and lines[-3:] == ["1", "Plan the trip", "204"], out
+
+
 # What each page's commands must have shown, beyond exiting 0.
 CHECKS = {
     "get-started/curl.md": check_curl,
@@ -251,6 +257,7 @@ CHECKS = {
     "guides/live.md": check_live,
     "guides/operations.md": check_operations,
     "guides/calendar.md": check_calendar,
+    "guides/trash.md": check_trash,
 }
 
 

@@ -74,7 +74,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
     assert list(values) == [
         "health", "register", "token", "me", "create", "create-replayed", "list", "get",
         "get-not-modified", "update", "update-stale", "replace", "toggle", "set",
-        "delete-stale", "delete", "get-deleted", "create-invalid", "create-more", "bulk",
+        "delete-stale", "delete", "get-deleted", "trash", "create-invalid", "create-more", "bulk",
         "filter", "pages", "all-tasks", "stats", "clear-completed", "clear-completed-again",
         "user-path", "bulk-delete", "changes", "stream", "stats-after", "bulk-missing", "recurring",
         "recurring-next", "create-lists", "list-name-taken", "create-in-list", "list-page",
@@ -141,6 +141,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
     assert values["set"]["task"]["completed"] is False
     assert values["delete-stale"]["status"] == 412
     assert values["get-deleted"] == {"status": 404, "code": "NOT_FOUND", "details": []}
+    assert values["trash"] == {"trashed": [task["id"]], "restored": "Buy bread", "after": 0}
     invalid = values["create-invalid"]
     assert (invalid["status"], invalid["code"]) == (422, "VALIDATION_ERROR")
     assert invalid["details"][0]["field"] == "body.title"

@@ -403,7 +403,8 @@ MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
 
 
 # Write routes whose bodies carry no human text (a role, a user id, an invitation's token, an
-# address validated as an email; a stream ticket's, no body): nothing for a door to send;
+# address validated as an email; a stream ticket's or the trash's, no body): nothing for a
+# door to send;
 # tests/sharing (and tests/changes/test_stream.py) test their input.
 NO_TEXT = {
     ("PATCH", "/lists/{list_id}/members/{user_id}"),
@@ -417,6 +418,10 @@ NO_TEXT = {
     ("POST", "/calendar-feeds/{feed_id}/rotate"),
     ("DELETE", "/calendar-feeds/{feed_id}"),
     ("POST", "/activity/{event_id}/undo"),  # an entry's id: tests/undo
+    # A deleted task's id alone: a restore writes back the text stored before (tests/trash
+    # compares the task and its comments field by field).
+    ("POST", "/trash/{trash_id}/restore"),
+    ("DELETE", "/trash/{trash_id}"),
 }
 # Write tools whose arguments carry no human text (a calendar feed's kind and list; an
 # activity entry's id).

@@ -69,13 +69,24 @@ def _named(
     register: Callable[..., Account],
     grant: Grant,
 ) -> dict[str, Any]:
-    """The member (`{user_id}`, a transfer's `user_id`) or invitation (`{invitation_id}`) the
-    route names: carol, a viewer of the list; a pending invitation of the owner's."""
+    """The member (`{user_id}`, a transfer's `user_id`), invitation (`{invitation_id}`) or
+    trashed task (`{trash_id}`) the route names: carol, a viewer of the list; a pending
+    invitation of the owner's; a task of the list its owner deleted."""
     more: dict[str, Any] = {}
     if "{user_id}" in route[1] or route == TRANSFER:
         carol = register("carol@example.com")
         grant(shared, carol, "viewer")
         more["user_id"] = carol.id
+    if "{trash_id}" in route[1]:  # a task of the list, deleted by its owner
+        made = client.post(
+            "/api/tasks",
+            json={"title": "Deleted", "list_id": shared.list_id},
+            headers=shared.owner.headers,
+        )
+        trash_id = made.json()["data"]["id"]
+        gone = client.delete(f"/api/tasks/{trash_id}", headers=shared.owner.headers)
+        assert gone.status_code == 204, gone.text
+        more["trash_id"] = trash_id
     if "{invitation_id}" in route[1]:
         made = client.post(
             f"/api/lists/{shared.list_id}/invitations",
@@ -111,8 +122,9 @@ def test_the_answer_follows_the_declared_role(
     path = _path(template, shared_list.list_id, shared_list.task_id, **more)
     answer = client.request(method, path, json=body, headers=caller.headers)
     if standing in NO_ROLE:
+        absent = {**more, **({"trash_id": MISSING} if "trash_id" in more else {})}
         missing = client.request(
-            method, _path(template, MISSING, MISSING, **more), json=body, headers=caller.headers
+            method, _path(template, MISSING, MISSING, **absent), json=body, headers=caller.headers
         )
         assert answer.status_code == 404, answer.text
         assert answer.content == missing.content

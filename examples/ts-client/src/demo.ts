@@ -77,6 +77,12 @@ async function main(): Promise<void> {
   await api.deleteTask(id, { ifMatch: set.etag });
   step("delete", { id });
   await failure("get-deleted", () => api.getTask(id));
+  // The trash: the deleted task is there; restored, then deleted and purged for good.
+  const trashed = (await api.listTrash()).data.map((entry) => entry.id);
+  const restored = await api.restoreTask(id);
+  await api.deleteTask(id);
+  await api.purgeTask(id);
+  step("trash", { trashed, restored: restored.title, after: (await api.listTrash()).data.length });
   await failure("create-invalid", () => api.createTask({ title: "   " }));
 
   // Several tasks: bulk operations, filters, cursor pages, stats, clearing completed ones.

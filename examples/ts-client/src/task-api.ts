@@ -82,6 +82,8 @@ export type CommentPage = Schemas["CommentsEnvelope"];
 /** What happened: a task, list, member, comment or invitation changed, by whom, old and new. */
 export type ActivityItem = Schemas["ActivityItem"];
 export type ActivityPage = Schemas["ActivityEnvelope"];
+/** A page of the trash: deleted tasks you may restore, most recently deleted first. */
+export type TrashPage = Schemas["TrashEnvelope"];
 /** What a caller may do with a list, each role including the ones before it. */
 export type Role = Schemas["Role"];
 /** A role `updateMember` and `createInvitation` give (an owner is made by `transferList`). */
@@ -666,6 +668,30 @@ export class TaskApi {
   async revokeCalendarFeed(feedId: number, options: CallOptions = {}) {
     const params = { path: { feed_id: feedId } };
     ok(await this.client.DELETE("/api/calendar-feeds/{feed_id}", { params, ...options }));
+  }
+
+  // -- trash --------------------------------------------------------------------------------
+
+  /** Deleted tasks you may restore (yours, and those of lists you edit), most recently deleted
+   * first (follow `meta.next_cursor`); each stays 30 days. */
+  async listTrash(query: PageQuery = {}, options: CallOptions = {}): Promise<TrashPage> {
+    const params = { query };
+    return ok(await this.client.GET("/api/trash", { params, ...options })) as TrashPage;
+  }
+
+  /** Bring a deleted task back, with its id, subtasks and comments (a retry with the same
+   * `idempotencyKey` gets the first answer). */
+  async restoreTask(taskId: number, options: CreateOptions = {}): Promise<Task> {
+    const { idempotencyKey = crypto.randomUUID(), ...init } = options;
+    const params = { path: { trash_id: taskId }, header: { "Idempotency-Key": idempotencyKey } };
+    const path = "/api/trash/{trash_id}/restore";
+    return data(await this.client.POST(path, { params, ...init }));
+  }
+
+  /** Delete a deleted task for good (it leaves the trash). */
+  async purgeTask(taskId: number, options: CallOptions = {}) {
+    const params = { path: { trash_id: taskId } };
+    ok(await this.client.DELETE("/api/trash/{trash_id}", { params, ...options }));
   }
 
   // -- activity -----------------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""`/api/trash`: deleted tasks, restorable for 30 days (issue 53; specs/api-contract.md, "The
+trash"). Thin: enter through the door, call `TrashService`, return the envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BaseModel
+
+from backend.api.conditional import task_etag
+from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.idempotency import IdempotentDep
+from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.responses import (
+    CONFLICT,
+    FORBIDDEN,
+    INVALID_CURSOR,
+    KEY_MISMATCH,
+    LIST_FULL,
+    VALIDATION,
+    ErrorExample,
+    errors,
+    rate_limited,
+)
+from backend.errors import NotFound
+from backend.models import TaskPublic
+from backend.models.common import DecimalDigits, ListMeta
+from backend.models.references import Action, Reference
+from backend.models.trash import (
+    TRASH_DAYS,
+    RestoredTaskEnvelope,
+    TaskTrash,
+    TrashedTaskPublic,
+    TrashEnvelope,
+)
+from backend.models.types import TASK_ID_MAX
+from backend.services.trash import TRASH_NOT_FOUND, TrashService, cursor_key
+
+router = APIRouter(
+    prefix="/api/trash", tags=["trash"], responses=errors(401, 422, 503), route_class=DoorRoute
+)
+TAGS = {
+    "trash": f"Deleted tasks, with their subtasks and comments, restorable for {TRASH_DAYS} days."
+}
+
+TrashId = Annotated[
+    int,
+    Path(ge=1, le=TASK_ID_MAX, description="The deleted task's id.", examples=[42]),
+    DecimalDigits,
+    Reference(TaskTrash.__tablename__, Action.TASK_WRITE),
+]
+PAGE_MAX = 100
+PageSize = Annotated[
+    int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
+]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
+]
+TRASHED_NOT_FOUND = ErrorExample.of(
+    "trashed_not_found", "No such task in a trash you may restore from", NotFound(TRASH_NOT_FOUND)
+)
+_KIND = "trash"
+
+
+class _Restoring(BaseModel):
+    """What an Idempotency-Key's record of a restore is keyed by (it has no body)."""
+
+    trash_id: int
+
+
+@router.get(
+    "",
+    operation_id="listTrash",
+    response_model=TrashEnvelope,
+    summary="List the deleted tasks you may restore",
+    description="Most recently deleted first, keyset-paged (follow `meta.next_cursor` until "
+    "null): your own deleted tasks, and those of the shared lists where you are `editor` or "
+    f"more. Each stays {TRASH_DAYS} days (`purge_at`), with its subtasks and comments.",
+    responses=errors(422, examples=(VALIDATION, INVALID_CURSOR)),
+)
+def list_trash(
+    door: Door, settings: SettingsDep, limit: PageSize = 50, cursor: Cursor = None
+) -> TrashEnvelope:
+    secret, user_id = settings.signing_secret(), door.caller_id
+    before = decode_row_cursor(secret, _KIND, user_id, cursor) if cursor else None
+    rows, more = door.service(TrashService).page(before, limit)
+    last = rows[-1] if more else None
+    next_cursor = (
+        encode_row_cursor(secret, _KIND, user_id, cursor_key(last.deleted_at), last.id)
+        if last is not None
+        else None
+    )
+    return TrashEnvelope(
+        data=[TrashedTaskPublic.model_validate(row) for row in rows],
+        meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
+    )
+
+
+@router.post(
+    "/{trash_id}/restore",
+    operation_id="restoreTask",
+    response_model=RestoredTaskEnvelope,
+    summary="Restore a deleted task",
+    description="Brings the task back with its id, subtasks, comments, the assignees still "
+    "allowed in its list and its reminders (those in the future fire): to its list and parent "
+    "if they still exist and you may still edit there, else to the top level. Needs `editor` "
+    "or more in its list (a personal task: its owner). Refused, changing nothing, when the "
+    "list or the top-level task would pass its limit.",
+    responses={
+        **rate_limited(200, "The task as restored.", "ETag", "Idempotent-Replayed"),
+        **errors(
+            403,
+            404,
+            409,
+            422,
+            429,
+            examples=(FORBIDDEN, TRASHED_NOT_FOUND, CONFLICT, KEY_MISMATCH, LIST_FULL, VALIDATION),
+        ),
+    },
+)
+def restore_task(
+    door: Door, trash_id: TrashId, response: Response, idempotent: IdempotentDep
+) -> RestoredTaskEnvelope | Response:
+    def restore() -> RestoredTaskEnvelope:
+        task = door.service(TrashService).restore(trash_id)
+        response.headers["ETag"] = task_etag(task)
+        return RestoredTaskEnvelope(data=TaskPublic.model_validate(task))
+
+    return idempotent.respond(door, _Restoring(trash_id=trash_id), status.HTTP_200_OK, restore)
+
+
+@router.delete(
+    "/{trash_id}",
+    operation_id="purgeTask",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a task for good",
+    description="Removes a deleted task from the trash at once (else it goes after "
+    f"{TRASH_DAYS} days). Needs `editor` or more in its list (a personal task: its owner).",
+    responses={
+        **rate_limited(204, "Gone for good."),
+        **errors(403, 404, 429, examples=(FORBIDDEN, TRASHED_NOT_FOUND)),
+    },
+)
+def purge_task(door: Door, trash_id: TrashId) -> None:
+    door.service(TrashService).purge(trash_id)

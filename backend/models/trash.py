@@ -1,0 +1,94 @@
+"""The trash (`task_trash`, migration 0048; specs/api-contract.md, "The trash"): the table and
+the schemas of `/api/trash`.
+
+A row is a deleted task with its subtree, comments and members' reminders as they were (its
+`snapshot`), kept 30 days. Its `id` is the task's: a restore brings the task back with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.common import DataEnvelope, ListEnvelope, UtcDatetime
+from backend.models.task import TaskPublic
+
+# How long a deleted task stays restorable; the events worker purges it after that.
+TRASH_DAYS = 30
+
+
+class TaskTrash(SQLModel, table=True):
+    __tablename__ = "task_trash"
+    __table_args__ = (
+        UniqueConstraint("user_id", "id", name="uq_task_trash_user_id_id"),
+        # The listing, a member's arm (a list's trash), the worker's purge.
+        Index("ix_task_trash_user_id_deleted_at_id", "user_id", "deleted_at", "id"),
+        Index("ix_task_trash_list_id", "list_id", postgresql_where=text("list_id IS NOT NULL")),
+        Index("ix_task_trash_deleted_at", "deleted_at"),
+    )
+
+    # The deleted task's id (task ids are never reused).
+    id: int = SQLField(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # The task's owner's space: a shared list's trash is its owner's, as its tasks are.
+    user_id: str = SQLField(
+        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    # No key: the list may be deleted after the task; a member reaches the row through it.
+    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    title: str = SQLField(sa_column=Column(Text, nullable=False))
+    deleted_by: str | None = SQLField(
+        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))
+    )
+    deleted_at: datetime | None = SQLField(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    snapshot: Any = SQLField(sa_column=Column(JSONB, nullable=False))
+
+
+class TrashedTaskPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="The deleted task's id (a restore keeps it).", examples=[42])
+    title: str = Field(examples=["Buy milk"])
+    list_id: int | None = Field(
+        description="The list it was in (null: none, or the list was deleted since).",
+        examples=[7],
+    )
+    deleted_by: str | None = Field(
+        description="Who deleted it (null: that account was deleted since).",
+        examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],
+    )
+    deleted_at: UtcDatetime = Field(examples=["2026-11-26T12:00:00Z"])
+    purge_at: UtcDatetime = Field(
+        description=f"When it leaves the trash for good ({TRASH_DAYS} days after its deletion).",
+        examples=["2026-12-26T12:00:00Z"],
+    )
+    subtask_count: int = Field(
+        description="Its subtasks at every depth, restored with it.", examples=[3]
+    )
+    comment_count: int = Field(description="Its comments and its subtasks'.", examples=[2])
+
+
+class TrashEnvelope(ListEnvelope[TrashedTaskPublic]):
+    """A page of the trash, most recently deleted first."""
+
+
+class RestoredTaskEnvelope(DataEnvelope[TaskPublic]):
+    """The task as restored."""

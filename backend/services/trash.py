@@ -1,0 +1,259 @@
+"""The trash (issue 53; specs/api-contract.md, "The trash"): a deleted task with its subtree,
+comments and members' reminders, kept `TRASH_DAYS` in `task_trash` (migration 0048).
+
+`trashing` makes a DELETE of tasks put what it deletes in the trash in the same statement: a
+data-modifying CTE, so a delete stays one round trip, and `tasks` never holds a trashed row
+(no listing, search, feed page, calendar or limit has one to filter). The DELETE's triggers
+record the deletion as before. `TrashService` lists what the caller may restore (its own
+space's trash, and that of the lists it may edit: `may(task_trash, Action.TASK_WRITE)`, as
+a task's write), restores (`task_trash_restore` inserts the rows again with their ids, so
+the tasks' triggers record them again for everyone who can read them) and purges.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    bindparam,
+    column,
+    delete,
+    extract,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend.db.scope import OWNER, Scoped, spaces_locked
+from backend.errors import LimitReached, NotFound
+from backend.models import Task, TaskRow
+from backend.models.task_list import SUBTASKS_PER_TASK, TASKS_PER_LIST, TaskList
+from backend.models.trash import TRASH_DAYS, TaskTrash
+from backend.services.access import Action, may, require, role_in
+
+_TRASH = TaskTrash.__table__  # type: ignore[attr-defined]
+_R = _TRASH.c
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_T = _TASKS.c
+_LISTS = TaskList.__table__  # type: ignore[attr-defined]
+_L = _LISTS.c
+
+TRASH_NOT_FOUND = "Deleted task not found in the trash"
+_WRITTEN = ["id", "user_id", "list_id", "title", "deleted_by", "snapshot"]
+
+
+def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False) -> Any:
+    """`deleting` (a DELETE of tasks, scoped) as one statement that also puts each task it
+    deletes, with its subtree as the statement's snapshot still holds it, in the trash (a task
+    whose parent the same DELETE deletes is in that parent's entry). `scoped`: the predicate
+    the read of the deleted rows is scoped by (the DELETE's rows: the caller may write them).
+    Returns the trashed tasks' `id` and `title` (`counted`: and how many tasks the DELETE
+    itself deleted, `deleted`)."""
+    gone = deleting.returning(_T.id, _T.parent_id).cte("gone")
+    roots = or_(gone.c.parent_id.is_(None), gone.c.parent_id.not_in(select(gone.c.id)))
+    kept = (
+        select(
+            _T.id,
+            _T.user_id,
+            _T.list_id,
+            _T.title,
+            bindparam(OWNER).label("deleted_by"),
+            func.task_trash_snapshot(_T.user_id, _T.id).label("snapshot"),
+        )
+        .select_from(_TASKS.join(gone, gone.c.id == _T.id))
+        .where(*scoped, roots)
+    )
+    returned: list[Any] = [_R.id, _R.title]
+    if counted:
+        returned.append(select(func.count()).select_from(gone).scalar_subquery().label("deleted"))
+    return insert(_TRASH).from_select(_WRITTEN, kept).returning(*returned).add_cte(gone)
+
+
+def trashing_lists(deleted: Any) -> Any:
+    """The CTE that puts the top-level tasks of the caller's lists `deleted` (a SELECT of
+    their ids, with the conditions of the DELETE it rides with), each with its subtree, in the
+    trash, in no list: a restore brings them to the top level. The list's DELETE then deletes
+    its tasks by its foreign key's cascade, as before; the caller's change lock, held since the
+    request entered, keeps any other write of its space from coming between the two reads."""
+    kept = select(
+        _T.id,
+        _T.user_id,
+        null(),
+        _T.title,
+        bindparam(OWNER),
+        func.task_trash_snapshot(_T.user_id, _T.id),
+    ).where(_T.user_id == bindparam(OWNER), _T.parent_id.is_(None), _T.list_id.in_(deleted))
+    return insert(_TRASH).from_select(_WRITTEN, kept).cte("trashed_tasks")
+
+
+_TRASH_ID = bindparam("trash_id", type_=BigInteger)
+_BEFORE_AT = bindparam("before_at", type_=BigInteger)
+_BEFORE_ID = bindparam("before_id", type_=BigInteger)
+_LIMIT = bindparam("limit", type_=Integer)
+_MICROS = func.floor(extract("epoch", _R.deleted_at) * 1_000_000).cast(BigInteger)
+_PURGE_AT = _R.deleted_at + literal_column(f"interval '{TRASH_DAYS} days'")
+_MAY = may(_TRASH, Action.TASK_WRITE)
+
+# The trash, most recently deleted first, keyset-paged on (deleted_at, id).
+_PAGE = (
+    select(
+        _R.id,
+        _R.title,
+        _R.list_id,
+        _R.deleted_by,
+        _R.deleted_at,
+        _PURGE_AT.label("purge_at"),
+        (func.jsonb_array_length(_R.snapshot["tasks"]) - 1).label("subtask_count"),
+        func.jsonb_array_length(_R.snapshot["comments"]).label("comment_count"),
+        _MICROS.label("key"),
+    )
+    .where(
+        _MAY,
+        tuple_(_MICROS, _R.id)
+        < tuple_(
+            func.coalesce(_BEFORE_AT, literal_column("9223372036854775807")),
+            func.coalesce(_BEFORE_ID, literal_column("9223372036854775807")),
+        ),
+    )
+    .order_by(_MICROS.desc(), _R.id.desc())
+    .limit(_LIMIT)
+)
+
+# Where a restore puts the task: its list if it still exists and the caller may still write
+# in it (else none: the top level), under its parent if that is still in the list and one the
+# caller may write. A member's restore needs the list (no member writes its owner's top level).
+_TRASHED = (
+    select(
+        _R.id,
+        _R.user_id,
+        _R.list_id,
+        _R.snapshot["tasks"][0]["parent_id"].astext.cast(BigInteger).label("parent_id"),
+    )
+    .where(_R.id == _TRASH_ID, _MAY)
+    .cte("trashed")
+)
+_LISTED = select(
+    _TRASHED.c.id,
+    _TRASHED.c.user_id,
+    _TRASHED.c.parent_id,
+    select(_L.id)
+    .where(
+        _L.id == _TRASHED.c.list_id,
+        _L.user_id == _TRASHED.c.user_id,
+        may(_LISTS, Action.TASK_WRITE),
+    )
+    .scalar_subquery()
+    .label("list_id"),
+).cte("listed")
+_PLACED = (
+    select(
+        _LISTED.c.id,
+        _LISTED.c.user_id,
+        _LISTED.c.list_id,
+        select(_T.id)
+        .where(
+            _T.id == _LISTED.c.parent_id,
+            _T.user_id == _LISTED.c.user_id,
+            _T.list_id.is_not_distinct_from(_LISTED.c.list_id),
+            may(_TASKS, Action.TASK_WRITE),
+        )
+        .scalar_subquery()
+        .label("parent_id"),
+    )
+    .where(or_(_LISTED.c.user_id == bindparam(OWNER), _LISTED.c.list_id.is_not(None)))
+    .cte("placed")
+)
+_P = _PLACED.c
+_RESTORED = func.task_trash_restore(
+    _P.id,
+    _P.user_id,
+    _P.list_id,
+    _P.parent_id,
+    bindparam(OWNER),
+    TASKS_PER_LIST,
+    SUBTASKS_PER_TASK,
+).table_valued(*(column(c.name, c.type) for c in _TASKS.columns), name="restored")
+RESTORE = select(*_RESTORED.c).select_from(_PLACED).join(_RESTORED, true())
+# Why a restore wrote nothing: no placed row (missing, or not the caller's to restore), or
+# the limit `task_trash_fit` names.
+_FIT = func.task_trash_fit(
+    _P.id, _P.user_id, _P.list_id, _P.parent_id, TASKS_PER_LIST, SUBTASKS_PER_TASK
+).table_valued("parent_id", "refusal", name="fit")
+_WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
+# The caller's role in a trashed task's list, where it may read it (a viewer: 403).
+_ROLE = select(role_in(_TRASH)).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
+_LOCK = spaces_locked(select(_R.user_id).where(_R.id == _TRASH_ID, _MAY).scalar_subquery())
+_PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id)
+_EXPIRED = text(
+    "DELETE FROM task_trash WHERE id IN (SELECT id FROM task_trash WHERE deleted_at < "
+    "now() - make_interval(days => :days) ORDER BY deleted_at LIMIT :batch) RETURNING id"
+)
+_LIMITS = {
+    "list_full": f"A list holds at most {TASKS_PER_LIST} tasks",
+    "tree_full": f"A top-level task has at most {SUBTASKS_PER_TASK} subtasks, at every depth",
+}
+
+
+def cursor_key(deleted_at: datetime) -> int:
+    """A trashed task's place in the listing's order, as the cursor carries it."""
+    return int(deleted_at.timestamp() * 1_000_000)
+
+
+class TrashService(Scoped):
+    def page(self, before: tuple[int, int] | None, limit: int) -> tuple[list[Any], bool]:
+        """Up to `limit` trashed tasks the caller may restore, deleted before `before` (a
+        cursor's (key, id)), most recent first; and whether there are more."""
+        at, task_id = before if before is not None else (None, None)
+        rows = self._read(_PAGE, before_at=at, before_id=task_id, limit=limit + 1).all()
+        return list(rows[:limit]), len(rows) > limit
+
+    def restore(self, task_id: int) -> TaskRow:
+        """Bring the trashed task `task_id` (the trash row's id is the task's) back with its
+        subtree, comments, allowed assignees and members' reminders: to its list and parent
+        if they still exist and the caller may still write there, else to the top level of
+        the space. One round trip; a refusal reads why (404, 403 or the limit's 422)."""
+        self._lock_spaces(_LOCK, first=False, trash_id=task_id)
+        rows = self._write(RESTORE, trash_id=task_id, last=True)
+        if rows:
+            return cast(TaskRow, rows[0])
+        self._refuse(task_id)
+        found = self._read(_WHY, trash_id=task_id).first()
+        if found is not None and found.refusal in _LIMITS:
+            raise LimitReached(_LIMITS[found.refusal])
+        raise NotFound(TRASH_NOT_FOUND)
+
+    def purge(self, task_id: int) -> None:
+        """Remove the trashed task `task_id` for good."""
+        if not self._write(_PURGE, trash_id=task_id, last=True):
+            self._refuse(task_id)
+            raise NotFound(TRASH_NOT_FOUND)
+
+    def _refuse(self, task_id: int) -> None:
+        """404 for a trashed task the caller cannot see; 403 for a member below editor."""
+        found = self._read(_ROLE, trash_id=task_id).first()
+        if found is None:
+            raise NotFound(TRASH_NOT_FOUND)
+        require(found[0], Action.TASK_WRITE, NotFound(TRASH_NOT_FOUND))
+
+
+def purge_expired(engine: Engine, batch: int = 1000) -> int:
+    """Remove the trashed tasks past their `TRASH_DAYS`, in batches of their own transaction
+    (the events worker's periodic job). Returns how many."""
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            deleted = len(conn.execute(_EXPIRED, {"days": TRASH_DAYS, "batch": batch}).all())
+        total += deleted
+        if deleted < batch:
+            return total

@@ -1,0 +1,145 @@
+"""The trash (issue 53, "A trash"): a delete keeps the task with its subtree, comments and
+assignees; a restore brings it back as it was, field by field, and every member's change
+feed, replayed across the delete and the restore, matches its listing. Over real PostgreSQL,
+rate limiting on; memberships are rows of `list_members` (tests/sharing/helpers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from tests.conftest import Account
+from tests.sharing.helpers import add_member, drain_feed, get, make_list, make_task
+
+
+def _tree(client: TestClient, owner: Account, list_id: int, assignee: Account) -> list[int]:
+    """A top-level task with three levels of subtasks (and a sibling), each commented."""
+    root = make_task(
+        client,
+        owner,
+        "Plan the trip",
+        list_id=list_id,
+        assignees=[owner.id, assignee.id],
+        priority="high",
+        tags=["travel"],
+        description="All of it",
+    )
+    level1 = make_task(client, owner, "Book", parent_id=root, assignees=[assignee.id])
+    level2 = make_task(client, owner, "Flights", parent_id=level1)
+    level3 = make_task(client, owner, "Compare fares", parent_id=level2)
+    sibling = make_task(client, owner, "Hotel", parent_id=level1)
+    for task_id in (root, level1, level3):
+        response = client.post(
+            f"/api/tasks/{task_id}/comments",
+            json={"body": f"Note on {task_id}"},
+            headers=assignee.headers,
+        )
+        assert response.status_code == 201, response.text
+    done = client.patch(f"/api/tasks/{level3}", json={"completed": True}, headers=owner.headers)
+    assert done.status_code == 200, done.text
+    return [root, level1, level2, level3, sibling]
+
+
+def _state(client: TestClient, account: Account, ids: list[int]) -> dict[int, Any]:
+    """Every task of `ids` and its comments, as `account` reads them."""
+    state: dict[int, Any] = {}
+    for task_id in ids:
+        task = get(client, account, f"/api/tasks/{task_id}")["data"]
+        comments = get(client, account, f"/api/tasks/{task_id}/comments")["data"]
+        state[task_id] = (task, comments)
+    return state
+
+
+def _listing(client: TestClient, account: Account) -> dict[int, dict[str, Any]]:
+    return {task["id"]: task for task in get(client, account, "/api/tasks", limit=500)["data"]}
+
+
+# What a change entry holds of a task: its own fields, not the counts the database keeps on
+# it (null in the feed: specs/data-model.md).
+_DERIVED = ("subtask_count", "open_subtask_count")
+
+
+def _own_fields(tasks: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {
+        task_id: {k: v for k, v in task.items() if k not in _DERIVED}
+        for task_id, task in tasks.items()
+    }
+
+
+def _replay(feed: list[dict[str, Any]], known: dict[int, dict[str, Any]]) -> None:
+    for entry in feed:
+        if entry["type"] in ("deleted", "access.revoked"):
+            known.pop(entry["task_id"], None)
+        elif entry.get("task") is not None:
+            known[entry["task_id"]] = entry["task"]
+
+
+def test_a_restore_brings_back_the_subtree_comments_and_assignees_field_by_field(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    list_id = make_list(client, alice)
+    add_member(db_engine, alice, list_id, bob, "editor")
+    ids = _tree(client, alice, list_id, bob)
+    before = _state(client, alice, ids)
+    bob_before = _state(client, bob, ids)
+
+    deleted = client.delete(f"/api/tasks/{ids[0]}", headers=bob.headers)
+    assert deleted.status_code == 204, deleted.text
+    for task_id in ids:
+        assert client.get(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 404
+    trash = get(client, alice, "/api/trash")["data"]
+    assert [(t["id"], t["title"], t["list_id"], t["deleted_by"]) for t in trash] == [
+        (ids[0], "Plan the trip", list_id, bob.id)
+    ]
+    assert trash[0]["subtask_count"] == 4 and trash[0]["comment_count"] == 3
+    assert get(client, bob, "/api/trash")["data"] == trash
+
+    restored = client.post(f"/api/trash/{ids[0]}/restore", headers=bob.headers)
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["data"] == bob_before[ids[0]][0]
+    assert _state(client, alice, ids) == before
+    assert _state(client, bob, ids) == bob_before
+    assert get(client, alice, "/api/trash")["data"] == []
+    # The activity, as each member reads it: the deletion, then the task again, by Bob.
+    for account in (alice, bob):
+        events = [
+            (item["event"], item["actor_id"])
+            for item in get(client, account, "/api/activity", limit=100)["data"]
+            if item["object_type"] == "task" and item["object_id"] == ids[0]
+        ]
+        assert events[:2] == [("task.created", bob.id), ("task.deleted", bob.id)], events
+
+
+def test_each_members_feed_replayed_across_the_delete_and_restore_matches_its_listing(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    list_id = make_list(client, alice)
+    add_member(db_engine, alice, list_id, bob, "editor")
+    ids = _tree(client, alice, list_id, bob)
+    views = {}
+    for account in (alice, bob):
+        known = _listing(client, account)
+        _, cursor = drain_feed(client, account)
+        views[account.id] = (known, cursor)
+
+    assert client.delete(f"/api/tasks/{ids[1]}", headers=alice.headers).status_code == 204
+    after_delete = {}
+    for account in (alice, bob):
+        known, cursor = views[account.id]
+        feed, cursor = drain_feed(client, account, cursor)
+        assert {e["task_id"] for e in feed if e["type"] == "deleted"} >= {ids[1], ids[2], ids[3]}
+        _replay(feed, known)
+        assert _own_fields(known) == _own_fields(_listing(client, account))
+        after_delete[account.id] = (known, cursor)
+
+    response = client.post(f"/api/trash/{ids[1]}/restore", headers=bob.headers)
+    assert response.status_code == 200, response.text
+    for account in (alice, bob):
+        known, cursor = after_delete[account.id]
+        feed, _ = drain_feed(client, account, cursor)
+        assert {e["task_id"] for e in feed if e["type"] == "created"} >= set(ids[1:])
+        _replay(feed, known)
+        assert _own_fields(known) == _own_fields(_listing(client, account))
+        assert set(ids) <= set(known)
