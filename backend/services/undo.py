@@ -49,6 +49,7 @@ from backend.services.task_schedule import SCHEDULE_FIELDS
 from backend.services.task_statements import PLANNED, TASK_VIEW, owned_task
 from backend.services.task_tree import Placement, Sent
 from backend.services.tasks import TaskService
+from backend.services.trash import TrashService
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
@@ -376,11 +377,16 @@ def _newer(
 
 def _undo_delete(service: UndoService, task_id: int) -> TaskRow:
     """Undo a deletion: the task restored from the trash, as `POST /api/trash/{id}/restore`
-    restores it. The one place the trash's restore is wired in (issue 53's trash branch):
-    the undo's own statement has committed nothing, so the restore is a further transaction of
-    the request (`begin_again`), then `TrashService(service._send, service.user_id)
-    .restore(task_id)` and its row returned. Until then a deleted task is gone for good."""
-    raise Conflict(DELETED_FOR_GOOD)
+    restores it (where, with what, who may: `TrashService.restore`). The undo's own statement
+    committed nothing, so the restore is a further transaction of the request. A task in no
+    trash the caller reaches (purged, restored already, past its 30 days) is 409."""
+    send = service._send
+    if send.can_begin_again:
+        send.begin_again()
+    try:
+        return TrashService(send, service.user_id).restore(task_id)
+    except NotFound:
+        raise Conflict(DELETED_FOR_GOOD) from None
 
 
 DELETED_FOR_GOOD = "This task was deleted for good and cannot be restored (it is in no trash)"

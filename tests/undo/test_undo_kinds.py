@@ -1,6 +1,6 @@
 """Each kind of activity entry undone (issue 53, "Undo"; specs/api-contract.md, "Undo"):
 an update's fields back, a completion and a reopening, a reorder, a schedule; the kinds undo
-does not revert answer 422, a deletion 409 until the trash merges. Over real PostgreSQL."""
+does not revert answer 422, a deletion is restored from the trash. Over real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -223,17 +223,26 @@ def test_a_move_back_into_a_list_since_deleted_changes_nothing(
     assert stored(db_engine, task_id) == before
 
 
-def test_a_deletion_answers_409_until_the_trash_restores_it(
+def test_a_deletion_is_undone_by_a_restore_and_a_second_undo_is_409(
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
-    # To complete at merge with the trash (issue 53): `_undo_delete` restores the task and this
-    # test then expects 200 and the task back (backend/services/undo.py).
     task_id = make_task(client, alice, "Gone")
+    before = stored(db_engine, task_id)
     assert client.delete(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 204
     entry = last_entry(client, alice, task_id, "task.deleted")
 
     response = undo(client, alice, entry["id"])
 
-    assert response.status_code == 409, response.text
-    assert response.json()["error"]["code"] == "CONFLICT"
-    assert stored(db_engine, task_id) is None
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["id"] == task_id
+    assert response.json()["data"]["title"] == "Gone"
+    back = stored(db_engine, task_id)
+    assert back is not None and before is not None
+    assert {k: back[k] for k in ("title", "list_id", "parent_id", "completed")} == {
+        k: before[k] for k in ("title", "list_id", "parent_id", "completed")
+    }
+    # The trash gave it back: the same entry undone again finds no trashed task.
+    again = undo(client, alice, entry["id"])
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "CONFLICT"
+    assert stored(db_engine, task_id) is not None
