@@ -54,6 +54,10 @@ NOT_REFERENCES = {
         "the access predicate at each fetch, a list the creator cannot read being the feed's "
         "404 (migration 0044)"
     ),
+    ("task_trash", "list_id"): (
+        "the list a deleted task was in, possibly another's (shared: in its owner's space) or "
+        "deleted since; read through the access predicate, never followed (migration 0048)"
+    ),
     ("task_comments", "author_id"): (
         "an account, not a row of the owner's: the commenter (the caller, on insert), NULL "
         "once that account is deleted"

@@ -101,6 +101,7 @@ _WITH_OUTCOME = (
     "LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
 )
 _OUTCOME_ONLY = "SELECT * FROM task_api_outcome()"
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 # A bulk request's statements, run by `task_api_steps` (migration 0027).
 _STEPS = select(func.task_api_steps(bindparam("steps", type_=ARRAY(Text))).label("steps"))
 
@@ -345,8 +346,9 @@ class Sender:
         result = self.conn.exec_driver_sql(message, params)
         if finish:
             self.stage = Stage.COMMITTED
-        if entry is not None and not self.in_transaction():
-            self.counted = True  # autocommitted with its statement
+        if entry is not None:  # autocommitted with its statement (`in_transaction`, inline)
+            dbapi = self.conn.connection.dbapi_connection
+            self.counted = dbapi is not None and dbapi.info.transaction_status == _IDLE
         if not result.returns_rows:
             return Rows()
         rows: list[Any] = list(result.all())

@@ -98,6 +98,8 @@ def _row_parameter(table: str) -> str:
     found = [
         name
         for name, maker in MAKERS.items()
+        # A deleted row's maker (the trash's) makes no live row of its table.
+        if not maker.deleted
         if (segment := maker.collection.rsplit("/", 1)[-1]) == table
         or table.endswith(f"_{segment}")
     ]
