@@ -311,7 +311,7 @@ class MemberService(Scoped):
             raise Conflict("The membership changed while it was being removed; retry")
         raise self._refusal(standing, Action.MEMBER_MANAGE)
 
-    @fires(Rule.EXCHANGE_REMINDERS)
+    @fires(Rule.EXCHANGE_REMINDERS, Rule.TRASH_STAYS)
     def transfer(self, list_id: int, user_id: str) -> ListRow:
         """Make the member `user_id` the list's owner and the caller (its owner) an admin."""
         self._lock_spaces(_LOCK_SPACES, target=user_id)

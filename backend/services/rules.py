@@ -148,6 +148,16 @@ class Rule:
         "other's reminders",
         triggers=("task_lists_exchange_reminders",),
     )
+    TRASH_STAYS = DatabaseRule(
+        "the trash stays with its owner",
+        "task_lists",
+        "a list changing owner (a transfer, an account's handover) leaves its tasks' trash "
+        "with the former owner, in no list (migration 0049)",
+        (Why.SAFER,),
+        "a trash row's list is no key: without it, the new owner's members who are also the "
+        "old owner's would still reach the old owner's rows",
+        triggers=("task_lists_trash_stays",),
+    )
     SUBTREE_CASCADE = DatabaseRule(
         "delete subtree",
         "tasks",

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import OWNER, Scoped
+from backend.db.scope import OWNER, Scoped, spaces_locked
 from backend.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Task, TaskEvent, TaskRow
 from backend.models.task_event import ChangeType
@@ -99,6 +99,11 @@ _ENTRY = func.coalesce(
         may(_MINE, Action.LIST_READ),
     )
     .scalar_subquery(),
+)
+# The change locks of the caller and the entry's space, ahead of the undo in its message (a
+# member's undo takes the owner's in its statement: specs/events.md, "Lock order across spaces").
+_LOCK = spaces_locked(
+    select(_E.user_id).where(_E.id == _ENTRY, may(_EVENTS, Action.LIST_READ)).scalar_subquery()
 )
 # The caller made the change, or may undo others' where it happened (admin and above).
 _PERMITTED = or_(_E.actor_id == bindparam(OWNER), role_may(role_in(_EVENTS), Action.UNDO_OTHERS))
@@ -249,6 +254,7 @@ class UndoService(Scoped):
         """Write back what entry `event_id` (None: the caller's newest change) changed; the
         task as it is then. `tags`: the (task id, version) pairs an If-Match accepts (None:
         no condition)."""
+        self._lock_spaces(_LOCK, event_id=event_id)
         if tags is None:
             rows = self._write(_UNDO, event_id=event_id, last=True)
         else:
@@ -262,6 +268,9 @@ class UndoService(Scoped):
         if found is None:
             raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
         if found.type == ChangeType.deleted.value:
+            if not found.permitted:  # another's deletion: admin+, as any other undo
+                missing = NotFound(ENTRY_NOT_FOUND)
+                require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
             return _undo_delete(self, found.task_id)
         if found.type == ChangeType.updated.value and _a_move(found.changes):
             return self._move_back(found, tags)

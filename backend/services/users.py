@@ -82,6 +82,7 @@ class UserService:
         Rule.SUBTASK_COUNTS,
         Rule.FORGET_REMINDERS,
         Rule.EXCHANGE_REMINDERS,
+        Rule.TRASH_STAYS,
     )
     def delete(self, user_id: str) -> None:
         """Delete the account: each of its lists shared with others is handed over first

@@ -266,3 +266,36 @@ def test_a_restore_with_an_idempotency_key_is_replayed_not_repeated(
     assert mismatch.status_code == 422, mismatch.text
     assert mismatch.json()["error"]["code"] == "IDEMPOTENCY_KEY_MISMATCH"
     assert [t["id"] for t in get(client, alice, "/api/trash")["data"]] == [other]
+
+
+def test_a_transferred_lists_trash_stays_with_its_former_owner(
+    client: TestClient, alice: Account, bob: Account, register, db_engine: Engine
+) -> None:
+    # Carol edits two of Alice's lists; Alice hands one of them to Bob. The trash row names
+    # the list and Alice's space apart, so without migration 0049 Carol would still reach it
+    # through her other membership in Alice's space.
+    carol = register()
+    given = make_list(client, alice, "Given")
+    kept = make_list(client, alice, "Kept")
+    add_member(db_engine, alice, given, bob, "admin")
+    for list_id in (given, kept):
+        add_member(db_engine, alice, list_id, carol, "editor")
+    gone = make_task(client, alice, "Gone", list_id=given)
+    assert client.delete(f"/api/tasks/{gone}", headers=alice.headers).status_code == 204
+    assert [t["id"] for t in get(client, carol, "/api/trash")["data"]] == [gone]
+
+    moved = client.post(
+        f"/api/lists/{given}/transfer", json={"user_id": bob.id}, headers=alice.headers
+    )
+    assert moved.status_code == 200, moved.text
+
+    never = _restore(client, carol, 987654321, 404)
+    for account in (carol, bob):
+        assert get(client, account, "/api/trash")["data"] == []
+        assert _restore(client, account, gone, 404) == never
+        purged = client.delete(f"/api/trash/{gone}", headers=account.headers)
+        assert purged.status_code == 404 and purged.json() == never
+    [row] = get(client, alice, "/api/trash")["data"]
+    assert (row["id"], row["list_id"]) == (gone, None)
+    restored = _restore(client, alice, gone)["data"]
+    assert (restored["id"], restored["list_id"]) == (gone, None)

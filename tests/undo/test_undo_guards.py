@@ -271,3 +271,28 @@ def test_an_admin_moves_a_members_move_back_in_a_shared_list(
     assert response.status_code == 200, response.text
     assert response.json()["data"]["parent_id"] is None
     assert response.json()["data"]["list_id"] == shared_list.list_id
+
+
+def test_another_members_deletion_is_undone_by_an_admin_not_an_editor(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    carol: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+    db_engine: Engine,
+) -> None:
+    grant(shared_list, bob, "editor")
+    grant(shared_list, carol, "editor")
+    gone = client.delete(f"/api/tasks/{shared_list.task_id}", headers=bob.headers)
+    assert gone.status_code == 204, gone.text
+    entry = last_entry(client, bob, shared_list.task_id, "task.deleted")
+
+    refused = undo(client, carol, entry["id"])
+
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "FORBIDDEN"
+    assert stored(db_engine, shared_list.task_id) is None
+    grant(shared_list, carol, "admin")
+    restored = undo(client, carol, entry["id"])
+    assert restored.status_code == 200, restored.text
+    assert stored(db_engine, shared_list.task_id) is not None
