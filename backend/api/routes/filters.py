@@ -33,6 +33,8 @@ TAGS = {
     "a 404 like a missing one. Names are unique per user, ignoring case; at most 100."
 }
 _RESOURCE = NAMED_RESOURCES[-1]
+# A listing's `?filter=` naming no filter of the caller's answers this (GET /api/tasks).
+FILTER_NOT_FOUND = _RESOURCE.not_found
 # The envelope of one filter, as the router's own routes answer it (one schema, one name).
 FilterEnvelope: Any = next(
     r.response_model for r in router.routes if isinstance(r, APIRoute) and r.name == "get_row"

@@ -44,6 +44,7 @@ from backend.api.responses import (
     ok,
     rate_limited,
 )
+from backend.api.routes.filters import FILTER_NOT_FOUND
 from backend.contracts.saved_filters import filtered
 from backend.contracts.task_listing import QueryString, listing_fields, query_of
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, move_placement, stats_public
@@ -180,7 +181,12 @@ else:
     summary="List your tasks",
     responses={
         **ok(200, "One page of your tasks; `Link` names the next page.", "Link"),
-        **errors(422, examples=(VALIDATION, INVALID_CURSOR)),
+        **errors(
+            404,
+            422,
+            examples=(FILTER_NOT_FOUND, VALIDATION, INVALID_CURSOR),
+            descriptions={404: "`filter` names no saved filter of yours (`NOT_FOUND`)."},
+        ),
     },
     description="Filters combine with AND. Pages are keyset-based: follow `meta.next_cursor` "
     '(or the `Link: rel="next"` header) until it is null; tasks added or deleted meanwhile '
