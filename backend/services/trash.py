@@ -25,7 +25,6 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
-    null,
     or_,
     select,
     text,
@@ -78,23 +77,6 @@ def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False)
     if counted:
         returned.append(select(func.count()).select_from(gone).scalar_subquery().label("deleted"))
     return insert(_TRASH).from_select(_WRITTEN, kept).returning(*returned).add_cte(gone)
-
-
-def trashing_lists(deleted: Any) -> Any:
-    """The CTE that puts the top-level tasks of the caller's lists `deleted` (a SELECT of
-    their ids, with the conditions of the DELETE it rides with), each with its subtree, in the
-    trash, in no list: a restore brings them to the top level. The list's DELETE then deletes
-    its tasks by its foreign key's cascade, as before; the caller's change lock, held since the
-    request entered, keeps any other write of its space from coming between the two reads."""
-    kept = select(
-        _T.id,
-        _T.user_id,
-        null(),
-        _T.title,
-        bindparam(OWNER),
-        func.task_trash_snapshot(_T.user_id, _T.id),
-    ).where(_T.user_id == bindparam(OWNER), _T.parent_id.is_(None), _T.list_id.in_(deleted))
-    return insert(_TRASH).from_select(_WRITTEN, kept).cte("trashed_tasks")
 
 
 _TRASH_ID = bindparam("trash_id", type_=BigInteger)
