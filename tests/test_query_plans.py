@@ -120,8 +120,9 @@ def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
         conn.execute(
             text(
                 "INSERT INTO task_trash (id, user_id, list_id, title, deleted_by, snapshot) "
-                "SELECT t.id + 1000000000, t.user_id, t.list_id, t.title, t.user_id, "
-                "task_trash_snapshot(t.user_id, t.id) FROM tasks AS t"
+                "SELECT t.id + 1000000000, t.user_id, t.list_id, t.title, t.user_id, s.snapshot "
+                "FROM tasks AS t "
+                "JOIN task_trash_snapshots(array(SELECT id FROM tasks)) AS s ON s.root_id = t.id"
             )
         )
         conn.execute(text("ANALYZE task_trash"))

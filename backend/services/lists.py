@@ -54,6 +54,7 @@ from backend.services.access import Action, denied, may, require, role_in
 from backend.services.named_rows import NAME_KEY, NamedRows
 from backend.services.rules import Rule, fires
 from backend.services.task_tree import place
+from backend.services.trash import trashing_lists
 from backend.services.versions import VERSIONS, Expected, version_in
 
 _TABLE = TaskList.__table__  # type: ignore[attr-defined]
@@ -240,12 +241,15 @@ class ListService(Scoped):
     @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
         """Delete the list (or, for an agent, the one `named`) and, by the foreign key's
-        cascade, every task in it; the list as it was, with the counts of the tasks that went
-        with it (read in the statement's snapshot, before the cascade)."""
+        cascade, every task in it, into the trash (restorable to the top level); the list as
+        it was, with the counts of the tasks that went with it (read in the statement's
+        snapshot, before the cascade)."""
         target = _Target(list_id, named)
         conditions = (target.condition, *version_in(_L.version, expected))
         binds = dict(target.binds)
         statement = _owned(delete(TaskList)).where(*conditions).returning(*LIST_VIEW)
+        # Its tasks go to the trash in the same statement (backend/services/trash.py).
+        statement = statement.add_cte(trashing_lists(_owned(select(_L.id)).where(*conditions)))
         rows = self._write(statement, **binds, last=True)
         row = rows[0] if rows else None
         if row is None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -61,22 +62,49 @@ def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False)
     itself deleted, `deleted`)."""
     gone = deleting.returning(_T.id, _T.parent_id).cte("gone")
     roots = or_(gone.c.parent_id.is_(None), gone.c.parent_id.not_in(select(gone.c.id)))
+    snapshots = _snapshots(select(gone.c.id).where(roots))
     kept = (
-        select(
-            _T.id,
-            _T.user_id,
-            _T.list_id,
-            _T.title,
-            bindparam(OWNER).label("deleted_by"),
-            func.task_trash_snapshot(_T.user_id, _T.id).label("snapshot"),
-        )
-        .select_from(_TASKS.join(gone, gone.c.id == _T.id))
+        select(*_kept(_T.list_id, snapshots))
+        .select_from(_TASKS.join(gone, gone.c.id == _T.id).join(snapshots, _rooted(snapshots)))
         .where(*scoped, roots)
     )
     returned: list[Any] = [_R.id, _R.title]
     if counted:
         returned.append(select(func.count()).select_from(gone).scalar_subquery().label("deleted"))
     return insert(_TRASH).from_select(_WRITTEN, kept).returning(*returned).add_cte(gone)
+
+
+def trashing_lists(deleted: Any) -> Any:
+    """The CTE that puts the top-level tasks of the caller's lists `deleted` (a SELECT of
+    their ids, with the conditions of the DELETE it rides with), each with its subtree, in the
+    trash, in no list: a restore brings them to the top level. The list's DELETE then deletes
+    its tasks by its foreign key's cascade, as before; the caller's change lock, held since the
+    request entered, keeps any other write of its space from coming between the two reads."""
+    tops = (_T.user_id == bindparam(OWNER), _T.parent_id.is_(None), _T.list_id.in_(deleted))
+    snapshots = _snapshots(select(_T.id).where(*tops))
+    kept = (
+        select(*_kept(null(), snapshots))
+        .select_from(_TASKS.join(snapshots, _rooted(snapshots)))
+        .where(*tops)
+    )
+    return insert(_TRASH).from_select(_WRITTEN, kept).cte("trashed_tasks")
+
+
+def _snapshots(roots: Any) -> Any:
+    """What the tasks `roots` (a SELECT of their ids) are, each with its subtree: every root's
+    snapshot in one pass (migration 0050), not a function call per root."""
+    ids = select(func.array_agg(roots.subquery().c.id)).scalar_subquery()
+    return func.task_trash_snapshots(ids).table_valued("root_id", "snapshot").alias("snapshots")
+
+
+def _rooted(snapshots: Any) -> Any:
+    return snapshots.c.root_id == _T.id
+
+
+def _kept(list_id: Any, snapshots: Any) -> list[Any]:
+    """A trash row's columns (`_WRITTEN`) for the task read, in `list_id`."""
+    owner: Any = bindparam(OWNER).label("deleted_by")
+    return [_T.id, _T.user_id, list_id, _T.title, owner, snapshots.c.snapshot]
 
 
 _TRASH_ID = bindparam("trash_id", type_=BigInteger)

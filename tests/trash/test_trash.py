@@ -226,6 +226,48 @@ def test_bulk_and_completed_deletes_go_to_the_trash(client: TestClient, alice: A
     assert get(client, alice, f"/api/tasks/{done_child}")["data"]["parent_id"] == done
 
 
+def test_a_deleted_lists_tasks_go_to_the_trash_and_back_to_the_top_level(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    list_id = make_list(client, alice)
+    add_member(db_engine, alice, list_id, bob, "editor")
+    top = make_task(client, alice, "Top", list_id=list_id, assignees=[alice.id, bob.id])
+    child = make_task(client, alice, "Child", parent_id=top)
+    other = make_task(client, alice, "Elsewhere")
+    assert client.delete(f"/api/lists/{list_id}", headers=alice.headers).status_code == 204
+
+    trash = get(client, alice, "/api/trash")["data"]
+    assert [(t["id"], t["list_id"], t["subtask_count"]) for t in trash] == [(top, None, 1)]
+    assert get(client, bob, "/api/trash")["data"] == []
+    restored = _restore(client, alice, top)["data"]
+    assert (restored["list_id"], restored["parent_id"], restored["assignees"]) == (
+        None,
+        None,
+        [alice.id],
+    )
+    listed = {t["id"]: t for t in get(client, alice, "/api/tasks")["data"]}
+    assert set(listed) == {top, child, other} and listed[child]["parent_id"] == top
+
+
+def test_a_restore_with_an_idempotency_key_is_replayed_not_repeated(
+    client: TestClient, alice: Account
+) -> None:
+    task_id = make_task(client, alice, "Once")
+    assert client.delete(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 204
+    headers = {**alice.headers, "Idempotency-Key": "restore-1"}
+    first = client.post(f"/api/trash/{task_id}/restore", headers=headers)
+    again = client.post(f"/api/trash/{task_id}/restore", headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.content == first.content and again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["ETag"] == first.headers["ETag"]
+    other = make_task(client, alice, "Other")
+    assert client.delete(f"/api/tasks/{other}", headers=alice.headers).status_code == 204
+    mismatch = client.post(f"/api/trash/{other}/restore", headers=headers)
+    assert mismatch.status_code == 422, mismatch.text
+    assert mismatch.json()["error"]["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+    assert [t["id"] for t in get(client, alice, "/api/trash")["data"]] == [other]
+
+
 def test_a_transferred_lists_trash_stays_with_its_former_owner(
     client: TestClient, alice: Account, bob: Account, register, db_engine: Engine
 ) -> None:
