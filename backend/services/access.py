@@ -70,7 +70,8 @@ LEAST_ROLE: dict[Action, Role] = {
 
 
 # What each route that reaches a list's rows does (the generated role matrix reads this; a
-# route with `{list_id}` or `{task_id}` in its path must be here: tests/sharing/test_declared.py).
+# route with `{list_id}`, `{task_id}`, `{trash_id}` or `{event_id}` in its path must be here:
+# tests/sharing/test_declared.py).
 ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/api/lists/{list_id}"): Action.LIST_READ,
     ("PATCH", "/api/lists/{list_id}"): Action.LIST_RENAME,
@@ -105,6 +106,9 @@ ROUTES: dict[tuple[str, str], Action] = {
     # The trash (backend/services/trash.py): a deleted task of a list, as a task's write.
     ("POST", "/api/trash/{trash_id}/restore"): Action.TASK_WRITE,
     ("DELETE", "/api/trash/{trash_id}"): Action.TASK_WRITE,
+    # Undo (backend/services/undo.py): one's own change needs the task's write (the least
+    # role); another member's, UNDO_OTHERS on top (tests/undo/test_undo_guards.py).
+    ("POST", "/api/activity/{event_id}/undo"): Action.TASK_WRITE,
 }
 
 

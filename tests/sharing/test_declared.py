@@ -1,8 +1,8 @@
 """Every route that reaches a list's rows by id says which action it performs, so the role
-matrix (test_role_matrix.py) covers it: a new route with `{list_id}`, `{task_id}` or
-`{trash_id}` in its path and no entry in backend/services/access.py's `ROUTES` fails here, as
-does a route that answers change events (the feed, its live stream) without one in `FEEDS`.
-Every id a body, a query or a tool's arguments carries says what it names
+matrix (test_role_matrix.py) covers it: a new route with `{list_id}`, `{task_id}`,
+`{trash_id}` or `{event_id}` in its path and no entry in backend/services/access.py's `ROUTES`
+fails here, as does a route that answers change events (the feed, its live stream) without
+one in `FEEDS`. Every id a body, a query or a tool's arguments carries says what it names
 (backend/models/references.py), so the reference matrix (test_reference_matrix.py) covers it."""
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from tests.sharing.references import ID_NAME, id_fields, tool_fields
 # The published contract's `/api/{user_id}/...` twins answer as their `/api/...` routes do
 # (one implementation); they are checked through those.
 _TWINS = "/api/{user_id}/"
-# Path parameters naming a list's rows: a list, a task, a deleted task (the trash's).
-_BY_ID = ("list_id", "task_id", "trash_id")
+# Path parameters naming a list's rows: a list, a task, a deleted task (the trash's), an
+# activity entry (its undo).
+_BY_ID = ("list_id", "task_id", "trash_id", "event_id")
 
 
 def _by_id(app: FastAPI) -> set[tuple[str, str]]:

@@ -25,6 +25,7 @@ from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import drain_feed, make_task
 from tests.sharing.standings import NO_ROLE, ROLES, STANDINGS, Grant, take
+from tests.undo.helpers import last_entry
 
 MISSING = 2_000_000_000
 
@@ -60,6 +61,18 @@ def _comment(client: TestClient, shared: SharedList, caller: Account, standing: 
     assert made.status_code == 201, made.text
     comment_id: int = made.json()["data"]["id"]
     return comment_id
+
+
+def _entry(client: TestClient, shared: SharedList, caller: Account, standing: str) -> int:
+    """An activity entry of the list's task for an undo: the caller's own change when it may
+    write the task (the route's least role is for one's own change), else the owner's."""
+    author = caller if standing in ROLES and allows(standing, Action.TASK_WRITE) else shared.owner
+    changed = client.patch(
+        f"/api/tasks/{shared.task_id}", json={"title": "To undo"}, headers=author.headers
+    )
+    assert changed.status_code == 200, changed.text
+    entry_id: int = last_entry(client, author, shared.task_id, "task.updated")["id"]
+    return entry_id
 
 
 def _named(
@@ -119,10 +132,12 @@ def test_the_answer_follows_the_declared_role(
         template += "?count=1"
     if "{comment_id}" in template:
         more["comment_id"] = _comment(client, shared_list, caller, standing)
+    if "{event_id}" in template:
+        more["event_id"] = _entry(client, shared_list, caller, standing)
     path = _path(template, shared_list.list_id, shared_list.task_id, **more)
     answer = client.request(method, path, json=body, headers=caller.headers)
     if standing in NO_ROLE:
-        absent = {**more, **({"trash_id": MISSING} if "trash_id" in more else {})}
+        absent = {**more, **{name: MISSING for name in ("trash_id", "event_id") if name in more}}
         missing = client.request(
             method, _path(template, MISSING, MISSING, **absent), json=body, headers=caller.headers
         )
