@@ -16,8 +16,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Integer,
+    any_,
     bindparam,
     column,
     delete,
@@ -36,11 +38,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped, spaces_locked
-from backend.errors import LimitReached, NotFound
+from backend.errors import LimitReached, NotFound, PreconditionFailed
 from backend.models import Task, TaskRow
 from backend.models.task_list import SUBTASKS_PER_TASK, TASKS_PER_LIST, TaskList
 from backend.models.trash import TRASH_DAYS, TaskTrash
 from backend.services.access import Action, may, require, role_in
+from backend.services.versions import Expected
 
 _TRASH = TaskTrash.__table__  # type: ignore[attr-defined]
 _R = _TRASH.c
@@ -143,6 +146,10 @@ _PAGE = (
 # Where a restore puts the task: its list if it still exists and the caller may still write
 # in it (else none: the top level), under its parent if that is still in the list and one the
 # caller may write. A member's restore needs the list (no member writes its owner's top level).
+# The trashed task's version when it was deleted: what an If-Match names (`if_match`, the
+# versions it accepts; NULL: no condition).
+_VERSION = _R.snapshot["tasks"][0]["version"].astext.cast(BigInteger)
+_IF_MATCH = bindparam("if_match", type_=ARRAY(BigInteger))
 _TRASHED = (
     select(
         _R.id,
@@ -150,7 +157,7 @@ _TRASHED = (
         _R.list_id,
         _R.snapshot["tasks"][0]["parent_id"].astext.cast(BigInteger).label("parent_id"),
     )
-    .where(_R.id == _TRASH_ID, _MAY)
+    .where(_R.id == _TRASH_ID, _MAY, or_(_IF_MATCH.is_(None), any_(_IF_MATCH) == _VERSION))
     .cte("trashed")
 )
 _LISTED = select(
@@ -201,8 +208,9 @@ _FIT = func.task_trash_fit(
     _P.id, _P.user_id, _P.list_id, _P.parent_id, TASKS_PER_LIST, SUBTASKS_PER_TASK
 ).table_valued("parent_id", "refusal", name="fit")
 _WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
-# The caller's role in a trashed task's list, where it may read it (a viewer: 403).
-_ROLE = select(role_in(_TRASH)).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
+# The caller's role in a trashed task's list, where it may read it (a viewer: 403), and the
+# task's version.
+_ROLE = select(role_in(_TRASH), _VERSION).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
 _LOCK = spaces_locked(select(_R.user_id).where(_R.id == _TRASH_ID, _MAY).scalar_subquery())
 _PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id)
 _EXPIRED = text(
@@ -228,17 +236,21 @@ class TrashService(Scoped):
         rows = self._read(_PAGE, before_at=at, before_id=task_id, limit=limit + 1).all()
         return list(rows[:limit]), len(rows) > limit
 
-    def restore(self, task_id: int) -> TaskRow:
+    def restore(self, task_id: int, expected: Expected = None) -> TaskRow:
         """Bring the trashed task `task_id` (the trash row's id is the task's) back with its
         subtree, comments, allowed assignees and members' reminders: to its list and parent
         if they still exist and the caller may still write there, else to the top level of
-        the space. One round trip; a refusal reads why (404, 403 or the limit's 422)."""
+        the space; only at a version in `expected` when given (If-Match: the task's when it
+        was deleted). One round trip; a refusal reads why (404, 403, 412 or a limit's 422)."""
+        if_match = None if expected is None else sorted(expected)
         self._lock_spaces(_LOCK, first=False, trash_id=task_id)
-        rows = self._write(RESTORE, trash_id=task_id, last=True)
+        rows = self._write(RESTORE, trash_id=task_id, if_match=if_match, last=True)
         if rows:
             return cast(TaskRow, rows[0])
-        self._refuse(task_id)
-        found = self._read(_WHY, trash_id=task_id).first()
+        version = self._refuse(task_id)
+        if expected is not None and version not in expected:
+            raise PreconditionFailed()
+        found = self._read(_WHY, trash_id=task_id, if_match=if_match).first()
         if found is not None and found.refusal in _LIMITS:
             raise LimitReached(_LIMITS[found.refusal])
         raise NotFound(TRASH_NOT_FOUND)
@@ -249,12 +261,15 @@ class TrashService(Scoped):
             self._refuse(task_id)
             raise NotFound(TRASH_NOT_FOUND)
 
-    def _refuse(self, task_id: int) -> None:
-        """404 for a trashed task the caller cannot see; 403 for a member below editor."""
+    def _refuse(self, task_id: int) -> int:
+        """404 for a trashed task the caller cannot see; 403 for a member below editor; else
+        the trashed task's version."""
         found = self._read(_ROLE, trash_id=task_id).first()
         if found is None:
             raise NotFound(TRASH_NOT_FOUND)
-        require(found[0], Action.TASK_WRITE, NotFound(TRASH_NOT_FOUND))
+        role, version = tuple(found)
+        require(role, Action.TASK_WRITE, NotFound(TRASH_NOT_FOUND))
+        return int(version)
 
 
 def purge_expired(engine: Engine, batch: int = 1000) -> int:

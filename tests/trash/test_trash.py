@@ -299,3 +299,27 @@ def test_a_transferred_lists_trash_stays_with_its_former_owner(
     assert (row["id"], row["list_id"]) == (gone, None)
     restored = _restore(client, alice, gone)["data"]
     assert (restored["id"], restored["list_id"]) == (gone, None)
+
+
+def test_a_restore_with_if_match_takes_the_tag_the_task_had_when_deleted(
+    client: TestClient, alice: Account
+) -> None:
+    task_id = make_task(client, alice, "Tagged")
+    old_tag = client.get(f"/api/tasks/{task_id}", headers=alice.headers).headers["ETag"]
+    changed = client.patch(f"/api/tasks/{task_id}", json={"title": "Newer"}, headers=alice.headers)
+    tag = changed.headers["ETag"]
+    assert tag != old_tag
+    assert client.delete(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 204
+    url = f"/api/trash/{task_id}/restore"
+    for stale in (old_tag, f"W/{tag}", '"1-1"'):
+        refused = client.post(url, headers={**alice.headers, "If-Match": stale})
+        assert refused.status_code == 412, refused.text
+        assert refused.json()["error"]["code"] == "PRECONDITION_FAILED"
+    assert [t["id"] for t in get(client, alice, "/api/trash")["data"]] == [task_id]
+    restored = client.post(url, headers={**alice.headers, "If-Match": tag})
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["data"]["title"] == "Newer"
+    assert get(client, alice, "/api/trash")["data"] == []
+    # Gone from the trash now: the 404 a missing row gets, whatever the tag.
+    again = client.post(url, headers={**alice.headers, "If-Match": tag})
+    assert again.status_code == 404, again.text

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
-from backend.api.conditional import task_etag
+from backend.api.conditional import IfMatch, if_match_versions, task_etag
 from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
@@ -18,6 +18,7 @@ from backend.api.responses import (
     INVALID_CURSOR,
     KEY_MISMATCH,
     LIST_FULL,
+    PRECONDITION,
     VALIDATION,
     ErrorExample,
     errors,
@@ -107,24 +108,40 @@ def list_trash(
     "allowed in its list and its reminders (those in the future fire): to its list and parent "
     "if they still exist and you may still edit there, else to the top level. Needs `editor` "
     "or more in its list (a personal task: its owner). Refused, changing nothing, when the "
-    "list or the top-level task would pass its limit.",
+    "list or the top-level task would pass its limit. `If-Match` takes the `ETag` the task "
+    "had when it was deleted.",
     responses={
         **rate_limited(200, "The task as restored.", "ETag", "Idempotent-Replayed"),
         **errors(
             403,
             404,
             409,
+            412,
             422,
             429,
-            examples=(FORBIDDEN, TRASHED_NOT_FOUND, CONFLICT, KEY_MISMATCH, LIST_FULL, VALIDATION),
+            examples=(
+                FORBIDDEN,
+                TRASHED_NOT_FOUND,
+                CONFLICT,
+                PRECONDITION,
+                KEY_MISMATCH,
+                LIST_FULL,
+                VALIDATION,
+            ),
         ),
     },
 )
 def restore_task(
-    door: Door, trash_id: TrashId, response: Response, idempotent: IdempotentDep
+    door: Door,
+    trash_id: TrashId,
+    response: Response,
+    idempotent: IdempotentDep,
+    if_match: IfMatch = None,
 ) -> RestoredTaskEnvelope | Response:
+    expected = if_match_versions(if_match, trash_id)
+
     def restore() -> RestoredTaskEnvelope:
-        task = door.service(TrashService).restore(trash_id)
+        task = door.service(TrashService).restore(trash_id, expected)
         response.headers["ETag"] = task_etag(task)
         return RestoredTaskEnvelope(data=TaskPublic.model_validate(task))
 

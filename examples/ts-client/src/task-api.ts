@@ -681,9 +681,10 @@ export class TaskApi {
 
   /** Bring a deleted task back, with its id, subtasks and comments (a retry with the same
    * `idempotencyKey` gets the first answer). */
-  async restoreTask(taskId: number, options: CreateOptions = {}): Promise<Task> {
-    const { idempotencyKey = crypto.randomUUID(), ...init } = options;
-    const params = { path: { trash_id: taskId }, header: { "Idempotency-Key": idempotencyKey } };
+  async restoreTask(taskId: number, options: CreateOptions & WriteOptions = {}): Promise<Task> {
+    const { idempotencyKey = crypto.randomUUID(), ifMatch, ...init } = options;
+    const header = { "Idempotency-Key": idempotencyKey, "If-Match": ifMatch ?? null };
+    const params = { path: { trash_id: taskId }, header };
     const path = "/api/trash/{trash_id}/restore";
     return data(await this.client.POST(path, { params, ...init }));
   }
