@@ -984,6 +984,7 @@ BEGIN
     SELECT (jsonb_populate_record(r, jsonb_build_object(
         'user_id', p_space,
         'list_id', p_list,
+        'updated_at', now(),
         'parent_id', CASE WHEN r.id = p_id THEN v_fit.parent_id ELSE r.parent_id END,
         'position', CASE WHEN r.id <> p_id OR NOT EXISTS (
                 SELECT FROM tasks o

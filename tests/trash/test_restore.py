@@ -5,6 +5,7 @@ rate limiting on; memberships are rows of `list_members` (tests/sharing/helpers)
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -50,6 +51,11 @@ def _state(client: TestClient, account: Account, ids: list[int]) -> dict[int, An
         comments = get(client, account, f"/api/tasks/{task_id}/comments")["data"]
         state[task_id] = (task, comments)
     return state
+
+
+def _unchanged(task: dict[str, Any]) -> dict[str, Any]:
+    """A task's fields but `updated_at`, which a restore sets."""
+    return {k: v for k, v in task.items() if k != "updated_at"}
 
 
 def _listing(client: TestClient, account: Account) -> dict[int, dict[str, Any]]:
@@ -98,9 +104,17 @@ def test_a_restore_brings_back_the_subtree_comments_and_assignees_field_by_field
 
     restored = client.post(f"/api/trash/{ids[0]}/restore", headers=bob.headers)
     assert restored.status_code == 200, restored.text
-    assert restored.json()["data"] == bob_before[ids[0]][0]
-    assert _state(client, alice, ids) == before
-    assert _state(client, bob, ids) == bob_before
+    assert _unchanged(restored.json()["data"]) == _unchanged(bob_before[ids[0]][0])
+    # Field by field as before, but `updated_at`: the restore's time, for every task of it (a
+    # client polling `updated_since` finds them again).
+    for account, was in ((alice, before), (bob, bob_before)):
+        now = _state(client, account, ids)
+        assert {i: (_unchanged(t), c) for i, (t, c) in now.items()} == {
+            i: (_unchanged(t), c) for i, (t, c) in was.items()
+        }
+        times = {datetime.fromisoformat(task["updated_at"]) for task, _ in now.values()}
+        last = max(datetime.fromisoformat(task["updated_at"]) for task, _ in was.values())
+        assert len(times) == 1 and times.pop() > last
     assert get(client, alice, "/api/trash")["data"] == []
     # The activity, as each member reads it: the deletion, then the task again, by Bob.
     for account in (alice, bob):
