@@ -12,7 +12,7 @@ the tasks' triggers record them again for everyone who can read them) and purges
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -23,7 +23,6 @@ from sqlalchemy import (
     bindparam,
     column,
     delete,
-    extract,
     func,
     insert,
     literal_column,
@@ -114,11 +113,15 @@ _TRASH_ID = bindparam("trash_id", type_=BigInteger)
 _BEFORE_AT = bindparam("before_at", type_=BigInteger)
 _BEFORE_ID = bindparam("before_id", type_=BigInteger)
 _LIMIT = bindparam("limit", type_=Integer)
-_MICROS = func.floor(extract("epoch", _R.deleted_at) * 1_000_000).cast(BigInteger)
+# The cursor's time: microseconds since the epoch, exact both ways (`cursor_key`).
+_BEFORE: Any = literal_column("'epoch'::timestamptz") + _BEFORE_AT * literal_column(
+    "interval '1 microsecond'"
+)
 _PURGE_AT = _R.deleted_at + literal_column(f"interval '{TRASH_DAYS} days'")
 _MAY = may(_TRASH, Action.TASK_WRITE)
 
-# The trash, most recently deleted first, keyset-paged on (deleted_at, id).
+# The trash, most recently deleted first, keyset-paged on (deleted_at, id): the order of the
+# index (user_id, deleted_at, id), read backwards for a caller without memberships.
 _PAGE = (
     select(
         _R.id,
@@ -129,17 +132,12 @@ _PAGE = (
         _PURGE_AT.label("purge_at"),
         (func.jsonb_array_length(_R.snapshot["tasks"]) - 1).label("subtask_count"),
         func.jsonb_array_length(_R.snapshot["comments"]).label("comment_count"),
-        _MICROS.label("key"),
     )
     .where(
         _MAY,
-        tuple_(_MICROS, _R.id)
-        < tuple_(
-            func.coalesce(_BEFORE_AT, literal_column("9223372036854775807")),
-            func.coalesce(_BEFORE_ID, literal_column("9223372036854775807")),
-        ),
+        or_(_BEFORE_AT.is_(None), tuple_(_R.deleted_at, _R.id) < tuple_(_BEFORE, _BEFORE_ID)),
     )
-    .order_by(_MICROS.desc(), _R.id.desc())
+    .order_by(_R.deleted_at.desc(), _R.id.desc())
     .limit(_LIMIT)
 )
 
@@ -223,9 +221,13 @@ _LIMITS = {
 }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def cursor_key(deleted_at: datetime) -> int:
-    """A trashed task's place in the listing's order, as the cursor carries it."""
-    return int(deleted_at.timestamp() * 1_000_000)
+    """A trashed task's place in the listing's order, as the cursor carries it: whole
+    microseconds since the epoch (integer arithmetic: a float's rounding would skip a row)."""
+    return (deleted_at - _EPOCH) // timedelta(microseconds=1)
 
 
 class TrashService(Scoped):

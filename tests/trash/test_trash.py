@@ -208,6 +208,21 @@ def test_the_listing_pages_most_recently_deleted_first(client: TestClient, alice
     assert seen == ids[::-1]
 
 
+def test_tasks_deleted_together_page_by_id(client: TestClient, alice: Account) -> None:
+    """One statement's deletions share their `deleted_at`: the cursor's id breaks the tie."""
+    ids = [make_task(client, alice, f"Task {n}", completed=True) for n in range(5)]
+    cleared = client.delete("/api/tasks/completed", headers=alice.headers)
+    assert cleared.json() == {"data": {"deleted": 5}}
+    pages: list[list[int]] = []
+    cursor = None
+    while cursor is not None or not pages:
+        body = get(client, alice, "/api/trash", limit=2, **({"cursor": cursor} if cursor else {}))
+        pages.append([t["id"] for t in body["data"]])
+        cursor = body["meta"]["next_cursor"]
+    assert pages == [ids[:2:-1], ids[2:0:-1], ids[:1]]
+    assert len({t["deleted_at"] for t in get(client, alice, "/api/trash")["data"]}) == 1
+
+
 def test_bulk_and_completed_deletes_go_to_the_trash(client: TestClient, alice: Account) -> None:
     one = make_task(client, alice, "One")
     done = make_task(client, alice, "Done", completed=True)
