@@ -209,6 +209,19 @@ _WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
 # The caller's role in a trashed task's list, where it may read it (a viewer: 403), and the
 # task's version.
 _ROLE = select(role_in(_TRASH), _VERSION).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
+# The trashed task whose entry holds task `trash_id`: itself, or the task it was deleted with
+# (a subtask is in its deleted ancestor's snapshot). A scan of the caller's trash: the failure
+# path of an undo only.
+_HOLDING = (
+    select(_R.id)
+    .where(
+        _MAY,
+        _R.snapshot["tasks"].op("@>")(
+            func.jsonb_build_array(func.jsonb_build_object("id", _TRASH_ID))
+        ),
+    )
+    .limit(1)
+)
 _LOCK = spaces_locked(select(_R.user_id).where(_R.id == _TRASH_ID, _MAY).scalar_subquery())
 _PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id)
 _EXPIRED = text(
@@ -256,6 +269,12 @@ class TrashService(Scoped):
         if found is not None and found.refusal in _LIMITS:
             raise LimitReached(_LIMITS[found.refusal])
         raise NotFound(TRASH_NOT_FOUND)
+
+    def holding(self, task_id: int) -> int | None:
+        """The trashed task the caller may restore whose entry holds task `task_id` (deleted
+        with a parent, a subtask is in its entry); None when there is none."""
+        root = self._read(_HOLDING, trash_id=task_id).scalar()
+        return None if root is None else int(root)
 
     def purge(self, task_id: int) -> None:
         """Remove the trashed task `task_id` for good."""

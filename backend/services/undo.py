@@ -386,16 +386,25 @@ def _newer(
 
 def _undo_delete(service: UndoService, task_id: int) -> TaskRow:
     """Undo a deletion: the task restored from the trash, as `POST /api/trash/{id}/restore`
-    restores it (where, with what, who may: `TrashService.restore`). The undo's own statement
-    committed nothing, so the restore is a further transaction of the request. A task in no
-    trash the caller reaches (purged, restored already, past its 30 days) is 409."""
+    restores it (where, with what, who may: `TrashService.restore`); a subtask deleted with
+    its parent, by restoring that parent (the one deletion), answering with the subtask. The
+    undo's own statement committed nothing, so the restore is a further transaction of the
+    request. A task in no trash the caller reaches (purged, restored already, past its 30
+    days) is 409."""
     send = service._send
     if send.can_begin_again:
         send.begin_again()
+    trash = TrashService(send, service.user_id)
     try:
-        return TrashService(send, service.user_id).restore(task_id)
+        return trash.restore(task_id)
     except NotFound:
-        raise Conflict(DELETED_FOR_GOOD) from None
+        pass
+    # A subtask deleted with its parent: the deletion it was part of, undone whole.
+    root = trash.holding(task_id)
+    if root is None:
+        raise Conflict(DELETED_FOR_GOOD)
+    trash.restore(root)
+    return TaskService(send, service.user_id).get(task_id)
 
 
 DELETED_FOR_GOOD = "This task was deleted for good and cannot be restored (it is in no trash)"

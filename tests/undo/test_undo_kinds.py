@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from tests.conftest import Account
 from tests.sharing.conftest import SharedList
-from tests.sharing.helpers import make_list, make_task
+from tests.sharing.helpers import get, make_list, make_task
 from tests.undo.helpers import entries, last_entry, stored, undo
 
 
@@ -246,3 +246,23 @@ def test_a_deletion_is_undone_by_a_restore_and_a_second_undo_is_409(
     assert again.status_code == 409, again.text
     assert again.json()["error"]["code"] == "CONFLICT"
     assert stored(db_engine, task_id) is not None
+
+
+def test_undoing_a_deletion_with_subtasks_restores_the_whole_task_whichever_entry(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """A task deleted with its subtasks records a deletion per task, the subtasks' last (the
+    cascade runs after the parent's row): "undo that" names a subtask's entry, and restores
+    the deletion it was part of, the whole task, answering with the subtask."""
+    parent = make_task(client, alice, "Parent")
+    child = make_task(client, alice, "Child", parent_id=parent)
+    grandchild = make_task(client, alice, "Grandchild", parent_id=child)
+    assert client.delete(f"/api/tasks/{parent}", headers=alice.headers).status_code == 204
+    entry = get(client, alice, "/api/activity", limit=1)["data"][0]
+    assert entry["event"] == "task.deleted" and entry["object_id"] in (child, grandchild)
+    response = undo(client, alice, entry["id"])
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["id"] == entry["object_id"]
+    for task_id in (parent, child, grandchild):
+        assert stored(db_engine, task_id) is not None
+    assert client.get("/api/trash", headers=alice.headers).json()["data"] == []
