@@ -35,13 +35,18 @@ LANGUAGE sql STABLE AS $$
     FROM kept k
     LEFT JOIN comments c ON c.root = k.root
     LEFT JOIN reminders m ON m.root = k.root
+    -- A root inside another root's subtree is in that one's snapshot only (clearing completed
+    -- tasks deletes a completed task under an open one whose completed parent goes too).
+    WHERE NOT EXISTS (SELECT FROM subtree s WHERE s.id = k.root AND s.root <> k.root)
 $$;
 
+-- No release calls 0048's one-root function: 0048 and this migration ship together.
 DROP FUNCTION task_trash_snapshot(TEXT, BIGINT);
 
--- 0048's restore, its tasks changed now (`updated_at`): a client polling
--- `GET /api/tasks?updated_since=` finds a restored task as it finds any other change, not at the
--- time it was last edited before its deletion.
+-- 0048's restore, each task it brings back changed now (`updated_at`, `version`): a client
+-- polling `GET /api/tasks?updated_since=` finds it as it finds any other change (not at the time
+-- of its last edit before the delete), and a copy cached before the delete is not current by
+-- its ETag (`If-None-Match`).
 CREATE OR REPLACE FUNCTION task_trash_restore(
     p_id BIGINT, p_space TEXT, p_list BIGINT, p_parent BIGINT, p_caller TEXT,
     p_list_limit INTEGER, p_tree_limit INTEGER
@@ -67,6 +72,7 @@ BEGIN
         'user_id', p_space,
         'list_id', p_list,
         'updated_at', now(),
+        'version', r.version + 1,
         'parent_id', CASE WHEN r.id = p_id THEN v_fit.parent_id ELSE r.parent_id END,
         'position', CASE WHEN r.id <> p_id OR NOT EXISTS (
                 SELECT FROM tasks o

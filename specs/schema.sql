@@ -985,6 +985,7 @@ BEGIN
         'user_id', p_space,
         'list_id', p_list,
         'updated_at', now(),
+        'version', r.version + 1,
         'parent_id', CASE WHEN r.id = p_id THEN v_fit.parent_id ELSE r.parent_id END,
         'position', CASE WHEN r.id <> p_id OR NOT EXISTS (
                 SELECT FROM tasks o
@@ -1062,6 +1063,9 @@ CREATE FUNCTION public.task_trash_snapshots(p_roots bigint[]) RETURNS TABLE(root
     FROM kept k
     LEFT JOIN comments c ON c.root = k.root
     LEFT JOIN reminders m ON m.root = k.root
+    -- A root inside another root's subtree is in that one's snapshot only (clearing completed
+    -- tasks deletes a completed task under an open one whose completed parent goes too).
+    WHERE NOT EXISTS (SELECT FROM subtree s WHERE s.id = k.root AND s.root <> k.root)
 $$;
 
 --

@@ -887,8 +887,9 @@ TOOLS: tuple[Tool[Any], ...] = (
         not_found="List not found",
         title="Delete a list",
         description="Delete a list (by list_id or by name, list) and every task in it, "
-        'subtasks included, for good. Returns its list_id, "status": "deleted", its name '
-        "and how many tasks were deleted with it.",
+        "subtasks included: its tasks go to the trash for 30 days, restorable to the top "
+        'level. Returns its list_id, "status": "deleted", its name and how many tasks were '
+        "deleted with it.",
         arguments=_OneList,
         result=ListDeleted,
         run=_delete_list,

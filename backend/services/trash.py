@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    DateTime,
     Integer,
     any_,
     bindparam,
@@ -210,16 +211,17 @@ _WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
 # task's version.
 _ROLE = select(role_in(_TRASH), _VERSION).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
 # The trashed task whose entry holds task `trash_id`: itself, or the task it was deleted with
-# (a subtask is in its deleted ancestor's snapshot). A scan of the caller's trash: the failure
-# path of an undo only.
+# (a subtask is in its deleted ancestor's snapshot), by the deletion recorded at `at` (the
+# newest at or before it). A scan of the caller's trash: the failure path of an undo only.
+_HELD = func.jsonb_build_array(func.jsonb_build_object("id", _TRASH_ID))
 _HOLDING = (
     select(_R.id)
     .where(
         _MAY,
-        _R.snapshot["tasks"].op("@>")(
-            func.jsonb_build_array(func.jsonb_build_object("id", _TRASH_ID))
-        ),
+        _R.snapshot["tasks"].op("@>")(_HELD),
+        _R.deleted_at <= bindparam("at", type_=DateTime(timezone=True)),
     )
+    .order_by(_R.deleted_at.desc(), _R.id)
     .limit(1)
 )
 _LOCK = spaces_locked(select(_R.user_id).where(_R.id == _TRASH_ID, _MAY).scalar_subquery())
@@ -270,10 +272,11 @@ class TrashService(Scoped):
             raise LimitReached(_LIMITS[found.refusal])
         raise NotFound(TRASH_NOT_FOUND)
 
-    def holding(self, task_id: int) -> int | None:
+    def holding(self, task_id: int, at: datetime) -> int | None:
         """The trashed task the caller may restore whose entry holds task `task_id` (deleted
-        with a parent, a subtask is in its entry); None when there is none."""
-        root = self._read(_HOLDING, trash_id=task_id).scalar()
+        with a parent, a subtask is in its entry), deleted by the deletion recorded at `at`;
+        None when there is none."""
+        root = self._read(_HOLDING, trash_id=task_id, at=at).scalar()
         return None if root is None else int(root)
 
     def purge(self, task_id: int) -> None:

@@ -19,6 +19,7 @@ own statement once the undo's has found it (`_move_back`); and a deletion (`_und
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import (
@@ -233,6 +234,7 @@ _CURRENT = (
 _WHY = select(
     _E.type,
     _E.task_id,
+    _E.occurred_at.label("at"),
     _PERMITTED.label("permitted"),
     role_in(_EVENTS).label("entry_role"),
     _E.changes,
@@ -271,7 +273,7 @@ class UndoService(Scoped):
             if not found.permitted:  # another's deletion: admin+, as any other undo
                 missing = NotFound(ENTRY_NOT_FOUND)
                 require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
-            return _undo_delete(self, found.task_id)
+            return _undo_delete(self, found.task_id, found.at, tags)
         if found.type == ChangeType.updated.value and _a_move(found.changes):
             return self._move_back(found, tags)
         self._refusal(found, tags)
@@ -384,27 +386,43 @@ def _newer(
     return sorted(name for name in names if current.get(name) != left.get(name))
 
 
-def _undo_delete(service: UndoService, task_id: int) -> TaskRow:
+def _undo_delete(
+    service: UndoService, task_id: int, at: datetime, tags: frozenset[tuple[int, int]] | None
+) -> TaskRow:
     """Undo a deletion: the task restored from the trash, as `POST /api/trash/{id}/restore`
-    restores it (where, with what, who may: `TrashService.restore`); a subtask deleted with
-    its parent, by restoring that parent (the one deletion), answering with the subtask. The
-    undo's own statement committed nothing, so the restore is a further transaction of the
-    request. A task in no trash the caller reaches (purged, restored already, past its 30
-    days) is 409."""
+    restores it (where, with what, who may, If-Match: `TrashService.restore`); a subtask
+    deleted with its parent, by restoring that parent (the deletion recorded at `at`),
+    answering with the subtask. The undo's own statement committed nothing, so each restore is
+    a further transaction of the request. A task in no trash the caller reaches (purged,
+    restored already, past its 30 days) is 409."""
     send = service._send
-    if send.can_begin_again:
-        send.begin_again()
     trash = TrashService(send, service.user_id)
+    expected = None if tags is None else frozenset(v for t, v in tags if t == task_id)
     try:
-        return trash.restore(task_id)
+        _begin_again(send)
+        return trash.restore(task_id, expected)
     except NotFound:
         pass
-    # A subtask deleted with its parent: the deletion it was part of, undone whole.
-    root = trash.holding(task_id)
+    _begin_again(send)
+    root = trash.holding(task_id, at)
     if root is None:
         raise Conflict(DELETED_FOR_GOOD)
-    trash.restore(root)
+    if tags is not None:  # it names the subtask's version, not the parent's that comes back
+        raise Conflict(WITH_ITS_PARENT)
+    _begin_again(send)
+    try:
+        trash.restore(root)
+    except NotFound:
+        raise Conflict(DELETED_FOR_GOOD) from None
     return TaskService(send, service.user_id).get(task_id)
 
 
+def _begin_again(send: Any) -> None:
+    if send.can_begin_again:
+        send.begin_again()
+
+
+WITH_ITS_PARENT = (
+    "This task was deleted with its parent: undo it without If-Match to restore them together"
+)
 DELETED_FOR_GOOD = "This task was deleted for good and cannot be restored (it is in no trash)"

@@ -90,6 +90,7 @@ def test_a_restore_brings_back_the_subtree_comments_and_assignees_field_by_field
     ids = _tree(client, alice, list_id, bob)
     before = _state(client, alice, ids)
     bob_before = _state(client, bob, ids)
+    tag = client.get(f"/api/tasks/{ids[0]}", headers=alice.headers).headers["ETag"]
 
     deleted = client.delete(f"/api/tasks/{ids[0]}", headers=bob.headers)
     assert deleted.status_code == 204, deleted.text
@@ -105,8 +106,12 @@ def test_a_restore_brings_back_the_subtree_comments_and_assignees_field_by_field
     restored = client.post(f"/api/trash/{ids[0]}/restore", headers=bob.headers)
     assert restored.status_code == 200, restored.text
     assert _unchanged(restored.json()["data"]) == _unchanged(bob_before[ids[0]][0])
-    # Field by field as before, but `updated_at`: the restore's time, for every task of it (a
-    # client polling `updated_since` finds them again).
+    assert restored.headers["ETag"] != tag
+    stale = client.get(f"/api/tasks/{ids[0]}", headers={**alice.headers, "If-None-Match": tag})
+    assert stale.status_code == 200, stale.text
+    # Field by field as before, but `updated_at` (the restore's time, for every task of it: a
+    # client polling `updated_since` finds them again) and the ETag (a version more: a copy
+    # cached before the delete is not current).
     for account, was in ((alice, before), (bob, bob_before)):
         now = _state(client, account, ids)
         assert {i: (_unchanged(t), c) for i, (t, c) in now.items()} == {

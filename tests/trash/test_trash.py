@@ -223,6 +223,24 @@ def test_tasks_deleted_together_page_by_id(client: TestClient, alice: Account) -
     assert len({t["deleted_at"] for t in get(client, alice, "/api/trash")["data"]}) == 1
 
 
+def test_a_root_inside_another_roots_subtree_is_in_that_ones_snapshot_only(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """`task_trash_snapshots` (migration 0050) given a task and its grandchild as roots keeps
+    one snapshot, the ancestor's, holding both: a second copy would collide on restore."""
+    top = make_task(client, alice, "Top")
+    child = make_task(client, alice, "Child", parent_id=top)
+    grandchild = make_task(client, alice, "Grandchild", parent_id=child)
+    with db_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT root_id, snapshot FROM task_trash_snapshots(:roots)"),
+            {"roots": [grandchild, top]},
+        ).all()
+    assert [(root, [t["id"] for t in snapshot["tasks"]]) for root, snapshot in rows] == [
+        (top, [top, child, grandchild])
+    ]
+
+
 def test_bulk_and_completed_deletes_go_to_the_trash(client: TestClient, alice: Account) -> None:
     one = make_task(client, alice, "One")
     done = make_task(client, alice, "Done", completed=True)

@@ -252,8 +252,9 @@ def test_undoing_a_deletion_with_subtasks_restores_the_whole_task_whichever_entr
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
     """A task deleted with its subtasks records a deletion per task, the subtasks' last (the
-    cascade runs after the parent's row): "undo that" names a subtask's entry, and restores
-    the deletion it was part of, the whole task, answering with the subtask."""
+    cascade runs after the parent's row): the newest entry is a subtask's, and undoing it
+    restores the deletion it was part of, the whole task, answering with the subtask, as any
+    write of the caller's (the restored tasks' entries name the caller)."""
     parent = make_task(client, alice, "Parent")
     child = make_task(client, alice, "Child", parent_id=parent)
     grandchild = make_task(client, alice, "Grandchild", parent_id=child)
@@ -266,3 +267,10 @@ def test_undoing_a_deletion_with_subtasks_restores_the_whole_task_whichever_entr
     for task_id in (parent, child, grandchild):
         assert stored(db_engine, task_id) is not None
     assert client.get("/api/trash", headers=alice.headers).json()["data"] == []
+    newest = get(client, alice, "/api/activity", limit=3)["data"]
+    assert {(e["event"], e["object_id"], e["actor_id"]) for e in newest} == {
+        ("task.created", task_id, alice.id) for task_id in (parent, child, grandchild)
+    }
+    # Undone already: the same entry again finds nothing to restore.
+    again = undo(client, alice, entry["id"])
+    assert again.status_code == 409, again.text

@@ -177,7 +177,8 @@ def move_list(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a list and its tasks",
     description="Deletes the list and every task in it, subtasks included, in one "
-    "transaction; each task's deletion is in the change feed.",
+    "transaction; each task's deletion is in the change feed. Its tasks go to the trash "
+    "(`GET /api/trash`) in no list: restored, they come back to your top level.",
     responses={
         **rate_limited(204, "Deleted, with its tasks."),
         **errors(404, 412, 429, examples=(LIST_NOT_FOUND, LIST_PRECONDITION)),
