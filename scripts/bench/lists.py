@@ -32,8 +32,8 @@ from scripts.bench.workload import TOKEN_LIFETIME, _lua
 from scripts.seeding import list_owner, seed_lists
 
 # The delete-list pool: lists for `seconds` at up to this many deletions per second (a list
-# of 1,000 tasks takes PostgreSQL about 45 ms to delete on this machine's two cores), and no
-# more than one connection can have in flight per round trip.
+# of 1,000 tasks takes PostgreSQL 45-160 ms to delete and trash on this machine's two cores:
+# specs/benchmark.md), and no more than one connection can have in flight per round trip.
 DELETE_LIST_MAX_RATE = 40.0
 DELETE_LIST_SERVER_MS = 50.0
 
