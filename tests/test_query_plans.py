@@ -31,7 +31,6 @@ from scripts.query_plans import (
     seed,
 )
 from scripts.seeding import seed_shares, seed_tree
-from tests.conftest import count_rows
 
 SEEDED_TABLES = ("users", "tasks", "task_lists", "list_members")
 
@@ -113,8 +112,8 @@ def _shapes(engine: Engine) -> dict[str, tuple[Any, ...]]:
 
 def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
     """Issue 53: a trashed task is not in `tasks` (migration 0048, `task_trash`), so no listing,
-    feed page or write statement reads the trash: with as many trashed tasks as live ones
-    (each user's, snapshots of its own subtrees), analyzed, every plan is the same shape."""
+    feed page or write statement reads the trash: with a trashed entry for every top-level
+    task (each user's, snapshots of its whole subtree), analyzed, every plan is the same shape."""
     before = _shapes(seeded)
     with seeded.begin() as conn:
         conn.execute(
@@ -122,12 +121,15 @@ def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
                 "INSERT INTO task_trash (id, user_id, list_id, title, deleted_by, snapshot) "
                 "SELECT t.id + 1000000000, t.user_id, t.list_id, t.title, t.user_id, s.snapshot "
                 "FROM tasks AS t "
-                "JOIN task_trash_snapshots(array(SELECT id FROM tasks)) AS s ON s.root_id = t.id"
+                "JOIN task_trash_snapshots(array(SELECT id FROM tasks WHERE parent_id IS NULL)) "
+                "AS s ON s.root_id = t.id"
             )
         )
         conn.execute(text("ANALYZE task_trash"))
         trashed = conn.scalar(text("SELECT count(*) FROM task_trash"))
-    assert trashed == count_rows(seeded, "tasks")
+    with seeded.connect() as conn:
+        tops = conn.scalar(text("SELECT count(*) FROM tasks WHERE parent_id IS NULL"))
+    assert trashed == tops
     with seeded.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for name, (sql, _) in plans(conn, caller_rows(conn)).items():
             assert "task_trash" not in sql, name

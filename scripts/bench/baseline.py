@@ -327,15 +327,16 @@ STORED_SQL = f"SELECT {VIEW} FROM tasks WHERE tasks.id = %(task_id)s AND {WRITAB
 DELETED_SQL = (
     f"gone AS (DELETE FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE} "
     "RETURNING id, parent_id), "
-    "kept AS (SELECT tasks.id, tasks.user_id, tasks.list_id, tasks.title "
-    f"FROM tasks JOIN gone ON gone.id = tasks.id WHERE {_access(WRITE_ROLES)} "
-    "AND (gone.parent_id IS NULL OR (gone.parent_id NOT IN (SELECT gone.id FROM gone)))), "
 )
+_ROOTS = "(gone.parent_id IS NULL OR (gone.parent_id NOT IN (SELECT gone.id FROM gone)))"
 DELETE_SQL = (
     "INSERT INTO task_trash (id, user_id, list_id, title, deleted_by, snapshot) "
-    "SELECT kept.id, kept.user_id, kept.list_id, kept.title, %(user)s AS deleted_by, "
-    "s.snapshot FROM kept "
-    "JOIN task_trash_snapshots((SELECT array_agg(kept.id) FROM kept)) AS s ON s.root_id = kept.id "
+    "SELECT tasks.id, tasks.user_id, tasks.list_id, tasks.title, %(user)s AS deleted_by, "
+    "snapshots.snapshot FROM tasks JOIN gone ON gone.id = tasks.id "
+    "JOIN task_trash_snapshots((SELECT array_agg(anon_1.id) AS array_agg_1 FROM "
+    "(SELECT gone.id AS id FROM gone WHERE gone.parent_id IS NULL OR "
+    "(gone.parent_id NOT IN (SELECT gone.id FROM gone))) AS anon_1)) AS snapshots "
+    f"ON tasks.id = snapshots.root_id WHERE {_access(WRITE_ROLES)} AND {_ROOTS} "
     "RETURNING task_trash.id, task_trash.title"
 )
 # The fields a PATCH may send here, in the declaration's order (the API's SET order): none of
