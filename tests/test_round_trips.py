@@ -84,6 +84,12 @@ BUDGETS: dict[str, int] = {
     # read. A process's first use reads the filter first: two (specs/api-contract.md).
     "GET /api/tasks?filter": 1,
     "GET /api/tasks?filter cold": 2,
+    # Undo (issue 53): an update's undo is the route's one message (its default); a
+    # deletion's too, the restore riding in the undo's statement. A move's undo finds the
+    # entry with the statement that would have undone an update, then moves the task back by
+    # the move's own statement (its destination checks): two.
+    "POST /api/activity/{event_id}/undo+deletion": 1,
+    "POST /api/activity/{event_id}/undo+move": 2,
     # The count of every matching task is a statement of its own, sent after the page's.
     "GET /api/tasks?include_total": 2,
     "POST /api/tasks": 1,
@@ -582,6 +588,8 @@ CASES = [
     *ROUTE_KEYS,
     "GET /api/tasks?search",
     "GET /api/tasks?filter cold",
+    "POST /api/activity/{event_id}/undo+deletion",
+    "POST /api/activity/{event_id}/undo+move",
     "POST /api/tasks+Idempotency-Key",
     "POST /api/tasks+Idempotency-Key replayed",
     *VARIANTS,
@@ -639,6 +647,26 @@ def _chat(
         model.script(say("done"))
 
 
+def _undoing(
+    key: str, client: TestClient, counted: TestClient, alice: Account, ids: dict[str, int]
+) -> Callable[[], Any]:
+    """The undo of Alice's deletion of TASK (`+deletion`: restored from the trash) or of its
+    move into LIST (`+move`: moved back), by its activity entry."""
+    task = ids["TASK"]
+    if key.endswith("+deletion"):
+        done = client.delete(f"/api/tasks/{task}", headers=alice.headers)
+    else:
+        done = client.post(
+            f"/api/tasks/{task}/move", json={"list_id": ids["LIST"]}, headers=alice.headers
+        )
+    assert done.status_code < 300, done.text
+    newest = client.get("/api/activity", params={"limit": 1}, headers=alice.headers).json()
+    entry = newest["data"][0]
+    event = "task.deleted" if key.endswith("+deletion") else "task.updated"
+    assert (entry["object_id"], entry["event"]) == (task, event), entry
+    return lambda: counted.post(f"/api/activity/{entry['id']}/undo", headers=alice.headers)
+
+
 @pytest.mark.parametrize("key", CASES)
 def test_route_round_trips(
     key: str,
@@ -659,6 +687,8 @@ def test_route_round_trips(
         saved_queries.forget(alice.id, ids["FILTER"])  # as a replica that never read it
         url = f"/api/tasks?filter={ids['FILTER']}&tag=a"
         send = lambda: counted.get(url, headers=alice.headers)
+    elif key.startswith("POST /api/activity/{event_id}/undo+"):
+        send = _undoing(key, client, counted, alice, ids)
     elif key.startswith("POST /api/tasks+Idempotency-Key"):
         headers = {**alice.headers, "Idempotency-Key": "k-1"}
         send = lambda: counted.post("/api/tasks", json={"title": "once"}, headers=headers)

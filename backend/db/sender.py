@@ -441,7 +441,10 @@ def _compile(dialect: Dialect, statement: Any, keys: tuple[str, ...]) -> _Compil
         for column in getattr(statement, "exported_columns", None) or ()
     )
     ctes = f"r AS ({sql})"
-    if getattr(statement, "is_dml", False):
+    # A write, or a read whose WITH writes (an undo's UPDATE beside its restore).
+    if getattr(statement, "is_dml", False) or any(
+        getattr(cte.element, "is_dml", False) for cte in compiled.ctes or ()
+    ):
         own, main = own_ctes(sql)
         if not statement.exported_columns:  # a write that returns nothing
             ctes = f"{own}w AS ({main}), r AS (SELECT WHERE false)"

@@ -149,58 +149,79 @@ _PAGE = (
 # versions it accepts; NULL: no condition).
 _VERSION = _R.snapshot["tasks"][0]["version"].astext.cast(BigInteger)
 _IF_MATCH = bindparam("if_match", type_=ARRAY(BigInteger))
-_TRASHED = (
-    select(
-        _R.id,
-        _R.user_id,
-        _R.list_id,
-        _R.snapshot["tasks"][0]["parent_id"].astext.cast(BigInteger).label("parent_id"),
+_IF_MATCH_HELD = or_(_IF_MATCH.is_(None), any_(_IF_MATCH) == _VERSION)
+
+
+def _placed(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
+    """Where trashed task `trash_id` (an expression) goes back to, where the caller may
+    restore it and `conditions` hold: its id, space, list and parent (a CTE)."""
+    trashed = (
+        select(
+            _R.id,
+            _R.user_id,
+            _R.list_id,
+            _R.snapshot["tasks"][0]["parent_id"].astext.cast(BigInteger).label("parent_id"),
+        )
+        .where(_R.id == trash_id, _MAY, *conditions)
+        .cte("trashed")
     )
-    .where(_R.id == _TRASH_ID, _MAY, or_(_IF_MATCH.is_(None), any_(_IF_MATCH) == _VERSION))
-    .cte("trashed")
-)
-_LISTED = select(
-    _TRASHED.c.id,
-    _TRASHED.c.user_id,
-    _TRASHED.c.parent_id,
-    select(_L.id)
-    .where(
-        _L.id == _TRASHED.c.list_id,
-        _L.user_id == _TRASHED.c.user_id,
-        may(_LISTS, Action.TASK_WRITE),
-    )
-    .scalar_subquery()
-    .label("list_id"),
-).cte("listed")
-_PLACED = (
-    select(
-        _LISTED.c.id,
-        _LISTED.c.user_id,
-        _LISTED.c.list_id,
-        select(_T.id)
+    listed = select(
+        trashed.c.id,
+        trashed.c.user_id,
+        trashed.c.parent_id,
+        select(_L.id)
         .where(
-            _T.id == _LISTED.c.parent_id,
-            _T.user_id == _LISTED.c.user_id,
-            _T.list_id.is_not_distinct_from(_LISTED.c.list_id),
-            may(_TASKS, Action.TASK_WRITE),
+            _L.id == trashed.c.list_id,
+            _L.user_id == trashed.c.user_id,
+            may(_LISTS, Action.TASK_WRITE),
         )
         .scalar_subquery()
-        .label("parent_id"),
+        .label("list_id"),
+    ).cte("listed")
+    return (
+        select(
+            listed.c.id,
+            listed.c.user_id,
+            listed.c.list_id,
+            select(_T.id)
+            .where(
+                _T.id == listed.c.parent_id,
+                _T.user_id == listed.c.user_id,
+                _T.list_id.is_not_distinct_from(listed.c.list_id),
+                may(_TASKS, Action.TASK_WRITE),
+            )
+            .scalar_subquery()
+            .label("parent_id"),
+        )
+        .where(or_(listed.c.user_id == bindparam(OWNER), listed.c.list_id.is_not(None)))
+        .cte("placed")
     )
-    .where(or_(_LISTED.c.user_id == bindparam(OWNER), _LISTED.c.list_id.is_not(None)))
-    .cte("placed")
-)
+
+
+def restoring(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
+    """The restore's statement for trashed task `trash_id` (an expression: a parameter, or
+    what an undo's entry names), where `conditions` hold too: the restored task's columns."""
+    placed = _placed(trash_id, *conditions)
+    restored = func.task_trash_restore(
+        placed.c.id,
+        placed.c.user_id,
+        placed.c.list_id,
+        placed.c.parent_id,
+        bindparam(OWNER),
+        TASKS_PER_LIST,
+        SUBTASKS_PER_TASK,
+    ).table_valued(*(column(c.name, c.type) for c in _TASKS.columns), name="restored")
+    return select(*restored.c).select_from(placed).join(restored, true())
+
+
+def tagged(tags: Any) -> ColumnElement[bool]:
+    """The trashed task's ETag when it was deleted (`<id>-<version>`) is one of `tags`."""
+    return func.concat(_R.id, literal_column("'-'"), _VERSION) == any_(tags)
+
+
+RESTORE = restoring(_TRASH_ID, _IF_MATCH_HELD)
+_PLACED = _placed(_TRASH_ID, _IF_MATCH_HELD)
 _P = _PLACED.c
-_RESTORED = func.task_trash_restore(
-    _P.id,
-    _P.user_id,
-    _P.list_id,
-    _P.parent_id,
-    bindparam(OWNER),
-    TASKS_PER_LIST,
-    SUBTASKS_PER_TASK,
-).table_valued(*(column(c.name, c.type) for c in _TASKS.columns), name="restored")
-RESTORE = select(*_RESTORED.c).select_from(_PLACED).join(_RESTORED, true())
 # Why a restore wrote nothing: no placed row (missing, or not the caller's to restore), or
 # the limit `task_trash_fit` names.
 _FIT = func.task_trash_fit(

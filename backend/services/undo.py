@@ -4,23 +4,25 @@ the entry left, so an undo never erases a newer change.
 
 The write is one statement: the entry (`task_events`, reached through the access relation),
 the old and new rows it records typed as `tasks` rows (`jsonb_populate_record` over the stored
-`task` as the change left it), and an UPDATE of the task whose WHERE holds every condition
-(the caller's right to undo it, each changed field still at its new value, If-Match). The
-database records the undo itself as a change like any other (the `tasks` trigger). Only when
-it wrote nothing is a second statement sent, to say why.
+`task` as the change left it), an UPDATE of the task whose WHERE holds every condition (the
+caller's right to undo it, each changed field still at its new value, If-Match), and for a
+deletion's entry the trash's restore (`trash.restoring`). The database records the undo itself
+as a change like any other (the `tasks` trigger). Beside what it wrote, the statement reads
+the entry and the task as they are, so a refusal needs no second message.
 
 What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of any field
 but the task's place among lists and parents and its reminders, a completion and a reopening
 (not the completion of a recurring task's occurrence again: completing one creates the next
-occurrence, which only the task routes do); a move between lists or parents, by the move's
-own statement once the undo's has found it (`_move_back`); and a deletion (`_undo_delete`).
+occurrence, which only the task routes do); a deletion; and a move between lists or parents,
+by the move's own statement once the undo's has found it (`_move_back`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, NoReturn
+from types import SimpleNamespace
+from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -50,7 +53,7 @@ from backend.services.task_schedule import SCHEDULE_FIELDS
 from backend.services.task_statements import PLANNED, TASK_VIEW, owned_task
 from backend.services.task_tree import Placement, Sent
 from backend.services.tasks import TaskService
-from backend.services.trash import TrashService
+from backend.services.trash import TrashService, restoring, tagged
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
@@ -210,13 +213,6 @@ def _undo_statement(*conditions: ColumnElement[bool]) -> Any:
     )
 
 
-_UNDO = _undo_statement()
-# With If-Match: the task's `<id>-<version>` is one the header names.
-_UNDO_IF_MATCH = _undo_statement(
-    func.concat(_T.id, literal_column("'-'"), _T.version)
-    == any_(bindparam("tags", type_=ARRAY(Text)))
-)
-
 # Why an undo wrote nothing: the entry as the caller may see it, whether it may undo another's
 # change there, and the task as the caller reads it now (NULL: gone, or out of its reach) with
 # the caller's role in its list.
@@ -242,6 +238,35 @@ _WHY = select(
     _CURRENT.label("current"),
 ).where(_E.id == _ENTRY, may(_EVENTS, Action.LIST_READ))
 
+# A deletion's entry names its task, restored from the trash (`trash.restoring`: where it
+# goes back to, and who may restore it) where the caller may undo the entry.
+_DELETED = (
+    select(_ENTRY_ROW.c.task_id)
+    .where(
+        _ENTRY_ROW.c.type == literal_column(f"'{ChangeType.deleted.value}'"),
+        _ENTRY_ROW.c.permitted.is_(true()),
+    )
+    .scalar_subquery()
+)
+_TAGS = bindparam("tags", type_=ARRAY(Text))
+
+
+def _attempt(if_match: bool) -> Any:
+    """The undo in one statement: the update's fields written back, or a deletion's task
+    restored, and beside what it wrote the entry as `_WHY` reads it (columns `why_*`), for
+    the error when it wrote nothing. `if_match`: only at a task's `<id>-<version>` in `tags`."""
+    tagged_task = func.concat(_T.id, literal_column("'-'"), _T.version) == any_(_TAGS)
+    written = _undo_statement(*([tagged_task] if if_match else [])).cte("written")
+    restored = restoring(_DELETED, *([tagged(_TAGS)] if if_match else [])).cte("restored_task")
+    done = union_all(select(*written.c), select(*restored.c)).subquery("done")
+    why = _WHY.subquery("why")
+    entry = [c.label(f"why_{c.name}") for c in why.c]
+    return select(*done.c, *entry).select_from(why.outerjoin(done, true()))
+
+
+_UNDO = _attempt(if_match=False)
+_UNDO_IF_MATCH = _attempt(if_match=True)
+
 
 class UndoService(Scoped):
     """Undo an activity entry (`POST /api/activity/{id}/undo`, the MCP `undo` tool)."""
@@ -262,13 +287,13 @@ class UndoService(Scoped):
         else:
             named = sorted(f"{task_id}-{version}" for task_id, version in tags)
             rows = self._write(_UNDO_IF_MATCH, event_id=event_id, tags=named, last=True)
-        if rows:
-            return rows[0]
-        # It wrote nothing (and committed nothing): why, read in a snapshot of its own (what
-        # it finds is the state a retry would meet); a deletion is restored instead.
-        found = self._read(_WHY, event_id=event_id).first()
-        if found is None:
+        if not rows:
             raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
+        if rows[0].id is not None:
+            return cast(TaskRow, rows[0])
+        # It wrote nothing (and committed nothing): why, as its statement read the entry.
+        read = rows[0]._mapping.items()
+        found = SimpleNamespace(**{k[4:]: v for k, v in read if k.startswith("why_")})
         if found.type == ChangeType.deleted.value:
             if not found.permitted:  # another's deletion: admin+, as any other undo
                 missing = NotFound(ENTRY_NOT_FOUND)
@@ -389,12 +414,12 @@ def _newer(
 def _undo_delete(
     service: UndoService, task_id: int, at: datetime, tags: frozenset[tuple[int, int]] | None
 ) -> TaskRow:
-    """Undo a deletion: the task restored from the trash, as `POST /api/trash/{id}/restore`
-    restores it (where, with what, who may, If-Match: `TrashService.restore`); a subtask
-    deleted with its parent, by restoring that parent (the deletion recorded at `at`),
-    answering with the subtask. The undo's own statement committed nothing, so each restore is
-    a further transaction of the request. A task in no trash the caller reaches (purged,
-    restored already, past its 30 days) is 409."""
+    """A deletion the undo's statement did not restore: why, from the restore itself
+    (`TrashService.restore`: who may, If-Match, the limits); or a subtask deleted with its
+    parent, restored by restoring that parent (the deletion recorded at `at`), answering with
+    the subtask. The undo's own statement committed nothing, so each step is a further
+    transaction of the request. A task in no trash the caller reaches (purged, restored
+    already, past its 30 days) is 409."""
     send = service._send
     trash = TrashService(send, service.user_id)
     expected = None if tags is None else frozenset(v for t, v in tags if t == task_id)
