@@ -84,6 +84,10 @@ BUDGETS: dict[str, int] = {
     # read. A process's first use reads the filter first: two (specs/api-contract.md).
     "GET /api/tasks?filter": 1,
     "GET /api/tasks?filter cold": 2,
+    # An empty page says itself whether the filter still held the query it applied: what
+    # every empty first page costs (the feed position read again with proof), nothing more.
+    "GET /api/tasks?filter empty": 2,
+    "tool list_tasks+empty filter": 1,
     # Undo (issue 53): an update's undo is the route's one message (its default); a
     # deletion's too, the restore riding in the undo's statement. A move's undo finds the
     # entry with the statement that would have undone an update, then moves the task back by
@@ -588,6 +592,7 @@ CASES = [
     *ROUTE_KEYS,
     "GET /api/tasks?search",
     "GET /api/tasks?filter cold",
+    "GET /api/tasks?filter empty",
     "POST /api/activity/{event_id}/undo+deletion",
     "POST /api/activity/{event_id}/undo+move",
     "POST /api/tasks+Idempotency-Key",
@@ -686,6 +691,9 @@ def test_route_round_trips(
     elif key == "GET /api/tasks?filter cold":
         saved_queries.forget(alice.id, ids["FILTER"])  # as a replica that never read it
         url = f"/api/tasks?filter={ids['FILTER']}&tag=a"
+        send = lambda: counted.get(url, headers=alice.headers)
+    elif key == "GET /api/tasks?filter empty":
+        url = f"/api/tasks?filter={ids['FILTER']}&tag=nothing-has-it"
         send = lambda: counted.get(url, headers=alice.headers)
     elif key.startswith("POST /api/activity/{event_id}/undo+"):
         send = _undoing(key, client, counted, alice, ids)
@@ -911,6 +919,7 @@ TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
     "add_task+list": {"title": "eggs", "list": "Groceries"},
     "update_task+parent_id": {"task_id": "PLAIN", "parent_id": "PARENT"},
     "list_tasks+list": {"list": "groceries"},
+    "list_tasks+empty filter": {"filter": "FILTER", "tag": "nothing-has-it"},
     "complete_task+not recurring": {"task_id": "PLAIN"},
 }
 # The isolation test's placeholders (tests/mcp/test_isolation.py) as this test's rows.
@@ -936,6 +945,7 @@ TOOL_CASES = [
     "add_task+list",
     "update_task+parent_id",
     "list_tasks+list",
+    "list_tasks+empty filter",
     "complete_task+not recurring",
     "undo+activity_id",
 ]

@@ -29,12 +29,14 @@ from backend.models.names import Name
 from backend.models.saved_filter import NAME_DOC, QUERY_DOC
 from backend.services.registry import UnitOfWork
 from backend.services.saved_filters import AppliedFilter, SavedFilterService
-from backend.services.task_listing import TaskListQuery
+from backend.services.task_listing import FilterChanged, TaskListQuery
 
 # A listing may name its list by id (REST, MCP) or by name (MCP's `list`): one choice, so a
 # list sent beside a filter replaces the filter's whichever way either names it.
 _ONE_CHOICE = ({"list_id", "list_name"},)
 R = TypeVar("R")
+# Reads of a filter that changed while a page applied it, before giving up (503).
+_FILTER_READS = 3
 _QUERY_EXAMPLE: dict[str, Any] = {"status": "pending", "priority": ["high"], "sort": "due_date"}
 
 
@@ -110,25 +112,24 @@ def filtered(
     sent: BaseModel,
     transport: str,
     read: Callable[[TaskListQuery], R],
-    empty: Callable[[R], bool],
 ) -> R:
     """`read` (a listing's page, its query given) with the saved filter `filter_id` applied
-    (`applied_query`): from the filter as this process last read it, in one round trip; an
-    empty page, or a refusal (a cursor made with the filter as it is now), then asks whether
-    that was stale, and reads the filter and the page again if it was. Another user's or a
-    missing filter: NotFound."""
+    (`applied_query`): from the filter as this process last read it, in one round trip, the
+    page saying whether the filter still held that query (else `FilterChanged`); a refusal (a
+    cursor made with the filter as it is now) asks whether the filter was stale. A stale one
+    is read again, and the page with it. Another user's or a missing filter: NotFound."""
     filters = work.service(SavedFilterService)
     applied, fresh = filters.applied(filter_id)
-    while True:
+    for _ in range(_FILTER_READS):
         try:
-            result = read(applied_query(applied, sent, transport))
+            return read(applied_query(applied, sent, transport))
+        except FilterChanged:
+            pass
         except AppError:
             if fresh or filters.still_current(applied):
                 raise
-        else:
-            if fresh or not empty(result) or filters.still_current(applied):
-                return result
         applied, fresh = filters.applied(filter_id, fresh=True)
+    raise FilterChanged()
 
 
 def applied_query(applied: AppliedFilter, sent: BaseModel, transport: str) -> TaskListQuery:

@@ -621,7 +621,7 @@ def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummarie
     else:
         if not isinstance(saved, int):
             saved = work.service(SavedFilterService).named(saved).id
-        page = filtered(work, saved, arguments, "mcp", work.tasks.list_page, lambda p: not p.items)
+        page = filtered(work, saved, arguments, "mcp", work.tasks.list_page)
     if arguments.list_name is not None and not page.items:
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
         work.lists.named(arguments.list_name, field="list")

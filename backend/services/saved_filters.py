@@ -7,7 +7,8 @@ builds its statement, whose shape the query decides. `applied` gives it from thi
 `saved_queries` when it has read the filter before (no round trip), else reads it; the
 listing's statement then holds only while the filter's stored query is still that one
 (`task_listing.TaskFilters.saved`), so a filter changed or deleted meanwhile (by another
-replica too) is never applied stale: its page comes back empty and `still_current` says why.
+replica too) is never applied stale: its page says so (`task_listing.FilterChanged`) and the
+listing reads the filter again; a refused cursor asks `still_current`.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class SavedFilterService(NamedRowService):
             seen = saved_queries.get(self.user_id, filter_id)
             if seen is not None:
                 return seen, False
+        saved_queries.forget(self.user_id, filter_id)  # kept again once read (`get`)
         row = self.get(filter_id)
         return AppliedFilter(row.id, row.query), True
 

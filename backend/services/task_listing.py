@@ -38,6 +38,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from backend.db.scope import OWNER, owned
+from backend.errors import ServiceUnavailable
 from backend.models import Priority, SortOrder, Task, TaskSort, TaskStatus
 from backend.models.saved_filter import SavedFilter
 from backend.models.task_list import TaskList
@@ -379,11 +380,23 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
         conditions.append(who == any_(_T.assignees))
     if shape.saved:
         # Uncorrelated: evaluated once (an InitPlan), the page's index scan unchanged.
-        current = owned(
-            select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY), _S.user_id
-        )
-        conditions.append(exists(current))
+        conditions.append(filter_held())
     return conditions
+
+
+class FilterChanged(ServiceUnavailable):
+    """The saved filter a page applied no longer holds the query applied (changed or deleted
+    since this process read it): the listing reads the filter again (`contracts.saved_filters
+    .filtered`); a 503 only if it kept changing."""
+
+    message = "The saved filter kept changing while it was applied; retry"
+
+
+def filter_held() -> ColumnElement[bool]:
+    """The saved filter a listing applies still holds the query it applied (`TaskFilters.saved`:
+    binds `filter_id` and `filter_query`)."""
+    current = owned(select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY), _S.user_id)
+    return exists(current)
 
 
 def _placed_shape(value: PlacedFilter) -> str | None:

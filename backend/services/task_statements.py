@@ -63,6 +63,7 @@ from backend.services.task_listing import (
     ListingShape,
     after_keyset,
     filter_conditions,
+    filter_held,
     order_by,
     sort_key,
 )
@@ -446,6 +447,35 @@ def move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tu
 # a known shape compiles nothing and its scope check is looked up (issue 37).
 @lru_cache(maxsize=512)
 def listing(shape: ListingShape) -> Any:
+    """`listing_page`, and with a saved filter applied whether the filter still holds the query the
+    page applied (`filter_held`, on every row): an empty page is then one row of NULLs with
+    it, so that no second read is needed to tell an empty page from a stale filter's."""
+    rows = listing_page(shape)
+    if not shape.filters.saved:
+        return rows
+    found = rows.subquery("saved_page")
+    held = select(filter_held().label("filter_held")).subquery("held")
+    return (
+        select(*found.c, held.c.filter_held)
+        .select_from(held.outerjoin(found, true()))
+        .order_by(*_in_order(found, shape))
+    )
+
+
+def _in_order(page: Any, shape: ListingShape) -> list[Any]:
+    """The order of the rows of `page` (a subquery of a listing's page): its sort key, then id."""
+    last, task_id = page.c.sort_key, page.c.id
+    ordered = (
+        [last.asc(), task_id.asc()]
+        if shape.direction is SortOrder.asc
+        else [last.desc(), task_id.desc()]
+    )
+    if shape.sort is TaskSort.due_date:
+        ordered[0] = ordered[0].nulls_last()
+    return ordered
+
+
+def listing_page(shape: ListingShape) -> Any:
     """A page: the task's columns and counts, its sort key (read back to build the next
     cursor), whether the caller is a member of some list (`member`: it chooses the caller's
     next listing, `task_listing.member_pages`) and, when asked, the caller's change-feed
@@ -472,19 +502,11 @@ def listing(shape: ListingShape) -> Any:
         return one
     mine = _T.user_id == bindparam(OWNER)
     theirs = arm(_MEMBER_VIEW, and_(may_shared(_TASKS, Action.LIST_READ), ~mine))
-    page = union_all(arm(_OWN_VIEW, mine), theirs).subquery("page")
-    outer = [page.c[c.name] for c in (*TASK_COLUMNS, key)] + [member]
+    both = union_all(arm(_OWN_VIEW, mine), theirs).subquery("page")
+    outer = [both.c[c.name] for c in (*TASK_COLUMNS, key)] + [member]
     if shape.feed_position:
         outer.append(latest_position().label("feed_position"))
-    last, task_id = page.c.sort_key, page.c.id
-    ordered = (
-        [last.asc(), task_id.asc()]
-        if shape.direction is SortOrder.asc
-        else [last.desc(), task_id.desc()]
-    )
-    if shape.sort is TaskSort.due_date:
-        ordered[0] = ordered[0].nulls_last()
-    return select(*outer).order_by(*ordered).limit(LIMIT)
+    return select(*outer).order_by(*_in_order(both, shape)).limit(LIMIT)
 
 
 @lru_cache(maxsize=128)
@@ -497,5 +519,4 @@ def listing_total(shape: FilterShape) -> Any:
 def listing_still_empty(shape: ListingShape) -> Any:
     """The caller's feed position, and whether the page `shape` has a row now (read in one
     snapshot: an empty page's position, `TaskService._with_position`)."""
-    page = listing(replace(shape, feed_position=False))
-    return select(latest_position(), exists(page))
+    return select(latest_position(), exists(listing_page(replace(shape, feed_position=False))))

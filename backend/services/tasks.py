@@ -36,7 +36,13 @@ from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import LOCK_TASKS, bulk_placement, step, step_error, task_of
-from backend.services.task_listing import Keyset, ListingShape, TaskListQuery, member_pages
+from backend.services.task_listing import (
+    FilterChanged,
+    Keyset,
+    ListingShape,
+    TaskListQuery,
+    member_pages,
+)
 from backend.services.task_placement import (
     anchor_field,
     other_owner,
@@ -143,7 +149,7 @@ class TaskService(TaskSending):
         member_page = member_pages.member_page(self.user_id)
         shape = query.shape(feed_position=feed_position, member_page=member_page)
         values = query.values()
-        rows = cast(Sequence[TaskRow], self._read(listing(shape), **values).all())
+        rows = self._page_rows(shape, values)
         if rows:
             member_pages.saw(self.user_id, bool(rows[0].member))  # type: ignore[attr-defined]
         position = None
@@ -173,8 +179,18 @@ class TaskService(TaskSending):
             position, appeared = cast(tuple[int, bool], check.one())
             if not appeared:
                 return rows, int(position)
-            rows = cast(Sequence[TaskRow], self._read(listing(shape), **values).all())
+            rows = self._page_rows(shape, values)
         raise ServiceUnavailable("The task list kept changing while it was read; retry")
+
+    def _page_rows(self, shape: ListingShape, values: dict[str, Any]) -> Sequence[TaskRow]:
+        """The page's rows; with a saved filter applied, once the filter still holds the query
+        the page applied (else `FilterChanged`: its page is the filter's as it was)."""
+        rows = cast(Sequence[Any], self._read(listing(shape), **values).all())
+        if not shape.filters.saved:
+            return rows
+        if not rows[0].filter_held:
+            raise FilterChanged()
+        return rows if rows[0].id is not None else []
 
     def stats(self) -> TaskStats:
         row: Sequence[Any] = self._read(STATS).one()

@@ -211,9 +211,7 @@ def list_tasks(
     if params.filter is None:
         query, feed, page = read(params.query())
     else:
-        query, feed, page = filtered(
-            door, params.filter, params, "rest", read, lambda result: not result[2].items
-        )
+        query, feed, page = filtered(door, params.filter, params, "rest", read)
     if feed is None:
         feed = page.feed_position or 0
     next_cursor = encode_cursor(secret, user_id, query, page.next, feed) if page.next else None
