@@ -92,14 +92,15 @@ NOT_YOURS = "Only its author, or an admin of the list it happened in, may undo t
 
 _NAMED = bindparam("event_id", type_=BigInteger)
 # The entry named, or without one (NULL) the caller's newest undoable change it may still
-# see ("undo that"), looked up only then.
+# see ("undo that": a deletion too, restored), looked up only then.
+_LAST_KINDS = (*UNDOABLE, ChangeType.deleted.value)
 _MINE = _EVENTS.alias("mine_last")
 _ENTRY = func.coalesce(
     _NAMED,
     select(func.max(_MINE.c.id))
     .where(
         _MINE.c.actor_id == bindparam(OWNER),
-        _MINE.c.type.in_([literal_column(f"'{kind}'") for kind in UNDOABLE]),
+        _MINE.c.type.in_([literal_column(f"'{kind}'") for kind in _LAST_KINDS]),
         may(_MINE, Action.LIST_READ),
     )
     .scalar_subquery(),

@@ -69,3 +69,21 @@ def test_nothing_of_ones_own_to_undo_and_anothers_entry_are_not_found(
     assert rpc_error(_call(client, bob, "undo"))["code"] == "NOT_FOUND"
     entry = last_entry(client, shared_list.owner, shared_list.task_id, "task.created")
     assert rpc_error(_call(client, bob, "undo", activity_id=entry["id"]))["code"] == "NOT_FOUND"
+
+
+def test_undo_that_after_a_deletion_restores_the_task(client: TestClient, alice: Account) -> None:
+    """An agent's "undo that" right after deleting a task brings the task back (the newest
+    change is the deletion), not an older edit of another task."""
+    edited = _call(client, alice, "add_task", title="Keep")["structuredContent"]["task_id"]
+    _call(client, alice, "update_task", task_id=edited, title="Kept")
+    gone = _call(client, alice, "add_task", title="Call mum")["structuredContent"]["task_id"]
+    assert _call(client, alice, "delete_task", task_id=gone)["isError"] is False
+    assert client.get(f"/api/tasks/{gone}", headers=alice.headers).status_code == 404
+
+    undone = _call(client, alice, "undo")
+
+    assert undone["isError"] is False, undone
+    assert undone["structuredContent"] == {"task_id": gone, "status": "undone", "title": "Call mum"}
+    assert client.get(f"/api/tasks/{gone}", headers=alice.headers).status_code == 200
+    kept = client.get(f"/api/tasks/{edited}", headers=alice.headers).json()["data"]
+    assert kept["title"] == "Kept"
