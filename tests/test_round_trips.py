@@ -935,7 +935,9 @@ def _tool_arguments(name: str) -> dict[str, Any]:
     """A tool without arguments here: its target task (if it takes one) and the isolation
     test's first extra arguments for it."""
     tool = next(tool for tool in TOOLS if tool.name == name)
-    target = {"task_id": "TASK"} if "task_id" in tool.arguments.model_fields else {}
+    target: dict[str, Any] = {"task_id": "TASK"} if "task_id" in tool.arguments.model_fields else {}
+    if "trash_id" in tool.arguments.model_fields:  # a deleted task: made below (`MAKERS`)
+        target["trash_id"] = 0
     extra = extra_arguments(tool)[0]
     return {**target, **{key: _ISOLATION_ROWS.get(v, v) for key, v in extra.items()}}
 

@@ -113,7 +113,7 @@ ROUTES: dict[tuple[str, str], Action] = {
 
 
 # What each MCP tool that reaches a task or list by id does (the role matrix reads this too;
-# a tool taking `task_id` or `list_id` must be here: tests/sharing/test_declared.py).
+# a tool taking `task_id`, `list_id` or `trash_id` must be here: tests/sharing/test_declared.py).
 TOOLS: dict[str, Action] = {
     "add_task": Action.TASK_WRITE,  # into a list (`list_id`)
     "list_tasks": Action.LIST_READ,  # of a list (`list_id`)
@@ -123,6 +123,7 @@ TOOLS: dict[str, Action] = {
     "update_task": Action.TASK_WRITE,
     "assign_task": Action.TASK_WRITE,
     "delete_task": Action.TASK_WRITE,
+    "restore_task": Action.TASK_WRITE,  # a deleted task of a list (`trash_id`)
     "rename_list": Action.LIST_RENAME,
     "delete_list": Action.LIST_DELETE,
     "add_comment": Action.COMMENT_ADD,

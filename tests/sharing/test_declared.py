@@ -60,7 +60,9 @@ def test_every_route_answering_changes_is_a_declared_feed(app: FastAPI) -> None:
 
 def test_every_tool_by_id_declares_its_action() -> None:
     by_id = {
-        tool.name for tool in MCP_TOOLS if {"task_id", "list_id"} & set(tool.arguments.model_fields)
+        tool.name
+        for tool in MCP_TOOLS
+        if {"task_id", "list_id", "trash_id"} & set(tool.arguments.model_fields)
     }
     assert by_id == set(TOOLS)
 

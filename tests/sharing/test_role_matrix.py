@@ -75,6 +75,19 @@ def _entry(client: TestClient, shared: SharedList, caller: Account, standing: st
     return entry_id
 
 
+def _trashed(client: TestClient, shared: SharedList) -> int:
+    """A task of the list, deleted by its owner: its id, now in the trash."""
+    made = client.post(
+        "/api/tasks",
+        json={"title": "Deleted", "list_id": shared.list_id},
+        headers=shared.owner.headers,
+    )
+    trash_id: int = made.json()["data"]["id"]
+    gone = client.delete(f"/api/tasks/{trash_id}", headers=shared.owner.headers)
+    assert gone.status_code == 204, gone.text
+    return trash_id
+
+
 def _named(
     client: TestClient,
     shared: SharedList,
@@ -90,16 +103,8 @@ def _named(
         carol = register("carol@example.com")
         grant(shared, carol, "viewer")
         more["user_id"] = carol.id
-    if "{trash_id}" in route[1]:  # a task of the list, deleted by its owner
-        made = client.post(
-            "/api/tasks",
-            json={"title": "Deleted", "list_id": shared.list_id},
-            headers=shared.owner.headers,
-        )
-        trash_id = made.json()["data"]["id"]
-        gone = client.delete(f"/api/tasks/{trash_id}", headers=shared.owner.headers)
-        assert gone.status_code == 204, gone.text
-        more["trash_id"] = trash_id
+    if "{trash_id}" in route[1]:
+        more["trash_id"] = _trashed(client, shared)
     if "{invitation_id}" in route[1]:
         made = client.post(
             f"/api/lists/{shared.list_id}/invitations",
@@ -176,6 +181,8 @@ def test_a_tool_answers_as_its_route_does(
     named_list = ("add_task", "list_tasks", "create_calendar_feed")
     by = "list_id" if tool.endswith("_list") or tool in named_list else "task_id"
     real = shared_list.list_id if by == "list_id" else shared_list.task_id
+    if tool == "restore_task":
+        by, real = "trash_id", _trashed(client, shared_list)
     arguments = {by: real, **TOOL_ARGUMENTS.get(tool, {})}
     result = call_tool_rpc(client, "/mcp", caller.token, tool, arguments)
     if standing in NO_ROLE:
