@@ -30,6 +30,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    exists,
     false,
     func,
     literal_column,
@@ -180,14 +181,30 @@ def _unchanged_since() -> ColumnElement[bool]:
     return and_(*held, or_(~schedule, whole))
 
 
+_SIBLING = _TASKS.alias("at_old_place")
+_S = _SIBLING.c
+
+
 def _allowed_now() -> ColumnElement[bool]:
     """What the task's own rules ask of the values written back: assignees still allowed in
-    its list, no recurrence on a subtask, and no recurring occurrence completed again."""
+    its list, no recurrence on a subtask, no recurring occurrence completed again, and a
+    reorder's old place among its siblings still free (their positions are unique)."""
     back = _field("was", "completed")
+    taken = exists(
+        select(_S.id).where(
+            _S.user_id == _T.user_id,
+            _S.list_id.is_not_distinct_from(_T.list_id),
+            _S.parent_id.is_not_distinct_from(_T.parent_id),
+            _S.position == _field("was", "position"),
+            _S.id != _T.id,
+            may(_SIBLING, Action.LIST_READ),
+        )
+    )
     return and_(
         or_(~_changed("assignees"), assignable(_field("was", "assignees"), _T.user_id, _T.list_id)),
         or_(_T.parent_id.is_(None), _field("was", "recurrence").is_(None), ~_changed("recurrence")),
         or_(~_changed("completed"), back.is_(false()), _T.recurrence.is_(None)),
+        or_(~_changed("position"), ~taken),
     )
 
 
@@ -358,6 +375,19 @@ class UndoService(Scoped):
         newer = _newer(changes, found.left, current)
         if newer:
             raise _conflict(newer, found.left, current)
+        if set(changes) == {"position"}:  # a reorder: its old place is what refused it
+            raise Conflict(
+                _PLACE_TAKEN,
+                details=[
+                    {
+                        "field": "position",
+                        "message": "another task holds this place since",
+                        "type": Conflict.detail_type,
+                        "current": current.get("position"),
+                        "entry": changes["position"][0],
+                    }
+                ],
+            )
         raise Conflict(_REFUSED_BY_RULES)
 
 
@@ -386,6 +416,10 @@ def _a_move(changes: Mapping[str, Any] | None) -> bool:
     return bool(keys & {"list_id", "parent_id"}) and keys <= set(_MOVED)
 
 
+_PLACE_TAKEN = (
+    "Another task took this task's old place among its siblings since; nothing was undone "
+    "(place it with POST /api/tasks/{task_id}/move)"
+)
 _REFUSED_BY_RULES = (
     "The task's rules refuse the old values now: an assignee no longer in its list, a "
     "recurrence on what is now a subtask, or a recurring occurrence completed again (complete "

@@ -27,6 +27,44 @@ def _all_tasks(db_engine: Engine) -> list[dict[str, object]]:
     return [dict(row._mapping) for row in rows]
 
 
+def test_a_reorder_whose_old_place_was_taken_since_is_a_409_saying_so(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """S2 moved before S1, then S3 added last under the same parent takes S2's old position:
+    the undo cannot put S2 back there (sibling positions are unique), and says why."""
+    h = alice.headers
+    parent = client.post("/api/tasks", json={"title": "P"}, headers=h).json()["data"]["id"]
+    first, second = (
+        client.post("/api/tasks", json={"title": t, "parent_id": parent}, headers=h).json()["data"]
+        for t in ("S1", "S2")
+    )
+    moved = client.post(
+        f"/api/tasks/{second['id']}/move", json={"before_id": first["id"]}, headers=h
+    )
+    assert moved.status_code == 200, moved.text
+    entry = last_entry(client, alice, second["id"], "task.updated")
+    third = client.post("/api/tasks", json={"title": "S3", "parent_id": parent}, headers=h)
+    assert third.json()["data"]["position"] == second["position"]
+    before, count = _all_tasks(db_engine), entries(db_engine)
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["message"].startswith("Another task took this task's old place")
+    assert error["details"] == [
+        {
+            "field": "position",
+            "message": "another task holds this place since",
+            "type": "conflict",
+            "current": moved.json()["data"]["position"],
+            "entry": second["position"],
+        }
+    ]
+    assert _all_tasks(db_engine) == before
+    assert entries(db_engine) == count
+
+
 def test_a_later_change_of_the_same_field_makes_it_a_409_with_nothing_changed(
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
