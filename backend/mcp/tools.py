@@ -1048,7 +1048,8 @@ TOOLS: tuple[Tool[Any], ...] = (
         description='Undo one change of a task from the activity ("undo that"): its fields '
         "back to their old values, a completion back to open, a reopening back to completed, "
         "a move back, a deleted task restored from the trash. Without activity_id, your own "
-        "newest change (a deletion included). Refused (409, nothing changed) when a "
+        "newest change (a deletion included; a list's deletion is refused, naming the trash). "
+        "Refused (409, nothing changed) when a "
         "later change touched the same fields; another member's change only as the list's "
         'admin or owner. Returns its task_id, "status": "undone" and its title.',
         arguments=UndoArguments,

@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     table,
     true,
@@ -518,5 +519,9 @@ def listing_total(shape: FilterShape) -> Any:
 @lru_cache(maxsize=128)
 def listing_still_empty(shape: ListingShape) -> Any:
     """The caller's feed position, and whether the page `shape` has a row now (read in one
-    snapshot: an empty page's position, `TaskService._with_position`)."""
-    return select(latest_position(), exists(listing_page(replace(shape, feed_position=False))))
+    snapshot: an empty page's position, `TaskService._with_position`); a saved filter that no
+    longer holds the query applied counts as a row, so the page is read again (and says so)."""
+    appeared: ColumnElement[bool] = exists(listing_page(replace(shape, feed_position=False)))
+    if shape.filters.saved:
+        appeared = or_(appeared, ~filter_held())
+    return select(latest_position(), appeared)

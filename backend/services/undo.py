@@ -92,16 +92,34 @@ NOTHING_OF_YOURS = "No change of yours to undo"
 NOT_YOURS = "Only its author, or an admin of the list it happened in, may undo this change"
 
 _NAMED = bindparam("event_id", type_=BigInteger)
-# The entry named, or without one (NULL) the caller's newest undoable change it may still
-# see ("undo that": a deletion too, restored), looked up only then.
-_LAST_KINDS = (*UNDOABLE, ChangeType.deleted.value)
+LIST_DELETED = "list.deleted"
+# The entry named, or without one (NULL) the caller's newest change it may still see of a kind
+# undo takes ("undo that"), looked up only then: a deletion too (restored), and a list's
+# deletion (refused, saying where its tasks went), whose tasks' own deletion entries, recorded
+# after it, are not the newest change (undoing one would bring back one task of the list).
+_LAST_KINDS = (*UNDOABLE, ChangeType.deleted.value, LIST_DELETED)
 _MINE = _EVENTS.alias("mine_last")
+_LIST_GONE = _EVENTS.alias("list_gone")
+_WITH_ITS_LIST = exists(
+    select(_LIST_GONE.c.id).where(
+        _LIST_GONE.c.user_id == _MINE.c.user_id,
+        _LIST_GONE.c.list_id == _MINE.c.list_id,
+        _LIST_GONE.c.type == literal_column(f"'{LIST_DELETED}'"),
+        _LIST_GONE.c.id < _MINE.c.id,
+        may(_LIST_GONE, Action.LIST_READ),
+    )
+)
 _ENTRY = func.coalesce(
     _NAMED,
     select(func.max(_MINE.c.id))
     .where(
         _MINE.c.actor_id == bindparam(OWNER),
         _MINE.c.type.in_([literal_column(f"'{kind}'") for kind in _LAST_KINDS]),
+        or_(
+            _MINE.c.type != literal_column(f"'{ChangeType.deleted.value}'"),
+            _MINE.c.list_id.is_(None),
+            ~_WITH_ITS_LIST,
+        ),
         may(_MINE, Action.LIST_READ),
     )
     .scalar_subquery(),
@@ -316,6 +334,8 @@ class UndoService(Scoped):
             if not found.permitted:  # another's deletion: admin+, as any other undo
                 missing = NotFound(ENTRY_NOT_FOUND)
                 require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
+            if found.current is not None:  # the task is back: restored since
+                raise Conflict(RESTORED_ALREADY)
             return _undo_delete(self, found.task_id, found.at, tags)
         if found.type == ChangeType.updated.value and _a_move(found.changes):
             return self._move_back(found, tags)
@@ -431,6 +451,9 @@ NOT_UNDONE = (
 )
 _NOT_UNDONE: dict[str, str] = {
     ChangeType.created.value: "A creation is not undone: delete the task instead",
+    LIST_DELETED: "A list's deletion is not undone: its tasks are in the trash, each "
+    "restorable to the top level (GET /api/trash, POST /api/trash/{trash_id}/restore; MCP "
+    "list_trash, restore_task)",
     "other": NOT_UNDONE,
 }
 
@@ -485,4 +508,5 @@ def _begin_again(send: Any) -> None:
 WITH_ITS_PARENT = (
     "This task was deleted with its parent: undo it without If-Match to restore them together"
 )
+RESTORED_ALREADY = "This deletion is undone already: the task is back"
 DELETED_FOR_GOOD = "This task was deleted for good and cannot be restored (it is in no trash)"

@@ -11,8 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
+from backend.contracts.task_listing import listing_query
+from backend.db.sender import Sender
 from backend.models.names import NAME_MAX_LENGTH
 from backend.services.saved_filters import saved_queries
+from backend.services.task_listing import TaskListQuery
+from backend.services.task_statements import listing_still_empty
+from backend.services.tasks import TaskService
 from tests.conftest import Account, count_rows
 from tests.sharing.conftest import SharedList
 
@@ -253,3 +258,25 @@ def test_deleting_the_account_deletes_its_filters(
     make_filter(client, alice, "Mine")
     assert client.delete("/api/auth/me", headers=alice.headers).status_code == 204
     assert count_rows(db_engine, "saved_filters") == 0
+
+
+def test_an_empty_pages_second_read_counts_a_changed_filter_as_a_row(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """An empty first page reads the feed position again with proof that the page is still
+    empty (`listing_still_empty`); a filter changed in between must not pass for that proof:
+    the page's query, applied with the query the filter no longer holds, answers "a row
+    appeared" (so the page is read again and says the filter changed)."""
+    fid = make_filter(client, alice, "F", status="pending")["id"]
+    shape_of = lambda stored: listing_query(tags=["none-has-it"], saved=(fid, stored))
+    current, stale = shape_of({"status": "pending"}), shape_of({"status": "completed"})
+
+    def appeared(query: TaskListQuery) -> bool:
+        statement = listing_still_empty(query.shape(feed_position=True, member_page=False))
+        with db_engine.connect() as conn:
+            service = TaskService(Sender(conn, ""), alice.id)  # type: ignore[arg-type]
+            _, found = service._read(statement, **query.values()).one()
+        return bool(found)
+
+    assert appeared(current) is False
+    assert appeared(stale) is True

@@ -87,3 +87,39 @@ def test_undo_that_after_a_deletion_restores_the_task(client: TestClient, alice:
     assert client.get(f"/api/tasks/{gone}", headers=alice.headers).status_code == 200
     kept = client.get(f"/api/tasks/{edited}", headers=alice.headers).json()["data"]
     assert kept["title"] == "Kept"
+
+
+def test_undo_that_after_a_lists_deletion_says_where_its_tasks_went(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """A list's deletion records each of its tasks' deletions after its own: "undo that" does
+    not take the newest of those (it would bring back one task of the list and call it done)
+    but the list's deletion, which it refuses, naming the trash; nothing changes."""
+    made = client.post("/api/lists", json={"name": "Groceries"}, headers=alice.headers)
+    list_id = made.json()["data"]["id"]
+    for title in ("Milk", "Eggs", "Bread"):
+        client.post("/api/tasks", json={"title": title, "list_id": list_id}, headers=alice.headers)
+    assert _call(client, alice, "delete_list", list_id=list_id)["isError"] is False
+    before = task_rows(db_engine)
+
+    refused = rpc_error(_call(client, alice, "undo"))
+
+    assert refused["code"] == "VALIDATION_ERROR"
+    assert refused["message"].startswith("A list's deletion is not undone")
+    assert task_rows(db_engine) == before
+    trashed = client.get("/api/trash", headers=alice.headers).json()["data"]
+    assert sorted(t["title"] for t in trashed) == ["Bread", "Eggs", "Milk"]
+
+
+def test_undo_that_twice_after_a_deletion_says_it_is_undone_already(
+    client: TestClient, alice: Account
+) -> None:
+    gone = _call(client, alice, "add_task", title="Call mum")["structuredContent"]["task_id"]
+    _call(client, alice, "delete_task", task_id=gone)
+    assert _call(client, alice, "undo")["isError"] is False
+
+    again = rpc_error(_call(client, alice, "undo"))
+
+    assert again["code"] == "CONFLICT"
+    assert again["message"] == "This deletion is undone already: the task is back"
+    assert client.get(f"/api/tasks/{gone}", headers=alice.headers).status_code == 200
