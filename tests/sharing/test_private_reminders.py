@@ -479,3 +479,38 @@ def test_a_members_agent_moving_a_task_sets_its_own_at_the_commit(
             expected.add((bob.id, DUE - timedelta(minutes=5)))
         assert schedule(db_engine, task_id) == expected
     assert member_rows(db_engine) == set()
+
+
+def test_a_member_restoring_or_undoing_a_deletion_is_not_shown_the_owners_reminders(
+    client: TestClient, shared_list: SharedList, bob: Account, grant: Grant
+) -> None:
+    """The trash's restore (REST, MCP) and a deletion's undo answer with the restored task: a
+    member's answer carries its own reminders, restored with the task, never the owner's
+    (`task_trash_restore` returns the caller's own for a member)."""
+    task_id = setup(client, shared_list, bob, grant)
+    alice = shared_list.owner
+    for restore in ("rest", "mcp", "undo"):
+        gone = client.delete(f"/api/tasks/{task_id}", headers=alice.headers)
+        assert gone.status_code == 204, gone.text
+        if restore == "rest":
+            answer = client.post(f"/api/trash/{task_id}/restore", headers=bob.headers)
+            assert answer.status_code == 200, answer.text
+            shown = answer.json()["data"]["reminders"]
+        elif restore == "mcp":
+            result = call_tool_rpc(client, "/mcp", bob.token, "restore_task", {"trash_id": task_id})
+            assert result["isError"] is False, result
+            shown = task(client, bob, task_id)["reminders"]
+            assert "minutes_before_due" not in json.dumps(result)
+        else:
+            entry = next(
+                item
+                for item in get(client, bob, "/api/activity", limit=50)["data"]
+                if item["object_id"] == task_id and item["event"] == "task.deleted"
+            )
+            grant(shared_list, bob, "admin")  # another member's deletion: admin+
+            answer = client.post(f"/api/activity/{entry['id']}/undo", headers=bob.headers)
+            assert answer.status_code == 200, answer.text
+            shown = answer.json()["data"]["reminders"]
+        assert shown == MEMBERS, restore
+        assert task(client, alice, task_id)["reminders"] == OWNERS
+        assert task(client, bob, task_id)["reminders"] == MEMBERS
