@@ -424,8 +424,9 @@ NO_TEXT = {
     ("DELETE", "/trash/{trash_id}"),
 }
 # Write tools whose arguments carry no human text (a calendar feed's kind and list; an
-# activity entry's id).
-NO_TEXT_TOOLS = {"create_calendar_feed", "undo"}
+# activity entry's id; a deleted task's id, whose restore writes back the text stored before:
+# tests/trash).
+NO_TEXT_TOOLS = {"create_calendar_feed", "undo", "restore_task"}
 
 
 # -- generated doors: a new resource's plain routes and write tools ---------------------------
