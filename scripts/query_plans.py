@@ -11,6 +11,9 @@ caller's own tasks and the shared lists', a shared list's page as a member), for
 read, for moves (`task_tree.move_statement`), for a shared task read (`GET`) and written
 (`updating`, a PATCH) as a member, and for the lists (`lists.ALL_LISTS`), as Markdown; a write is
 explained inside a transaction that is rolled back.
+The report is of a full trash (`FILL_TRASH`: every top-level task's subtree kept in `task_trash`,
+as if each had been deleted) with every plan's shape compared to its shape before the trash
+was filled, and of the change feed's page and position with a change recorded for every task.
 tests/test_query_plans.py uses the same pieces on a smaller set to fail on any sequential scan
 of `tasks`, `list_members` or `task_lists`, and the statements that read `task_events`
 (`EVENT_STATEMENTS`, in the outbox's two states `EVENT_STATES`) to show that every index of
@@ -438,6 +441,43 @@ def event_plans(conn: Connection, *, seed: bool = True) -> dict[tuple[str, str],
     return found
 
 
+# The trash as full as it can be (issue 53): a trashed copy of every top-level task with its
+# subtree's snapshot, under an id no task has (`tasks` keeps its rows, so each plan reads the
+# same tasks with and without it, and only the trash's presence differs).
+FILL_TRASH = (
+    "INSERT INTO task_trash (id, user_id, list_id, title, deleted_by, snapshot) "
+    "SELECT t.id + 1000000000, t.user_id, t.list_id, t.title, t.user_id, s.snapshot "
+    "FROM tasks AS t "
+    "JOIN task_trash_snapshots(array(SELECT id FROM tasks WHERE parent_id IS NULL)) "
+    "AS s ON s.root_id = t.id"
+)
+# The feed's statements a listing's reader depends on, reported beside the listings.
+FEED_STATEMENTS = ("the change feed's page", "a listing's feed position")
+
+
+def plan_shape(node: dict[str, Any]) -> tuple[Any, ...]:
+    """A plan's shape: each node's type and what it reads, not its costs or row estimates."""
+    return (
+        node["Node Type"],
+        node.get("Relation Name"),
+        node.get("Index Name"),
+        tuple(plan_shape(child) for child in node.get("Plans", ())),
+    )
+
+
+def report_plans(conn: Connection) -> dict[str, tuple[str, bool]]:
+    """name -> (SQL, writes): `plans`, and the feed's (`FEED_STATEMENTS`)."""
+    feed = {name: (EVENT_STATEMENTS[name](), False) for name in FEED_STATEMENTS}
+    return plans(conn, caller_rows(conn)) | feed
+
+
+def shapes(conn: Connection) -> dict[str, tuple[Any, ...]]:
+    return {
+        name: plan_shape(explain(conn, sql, writes=writes)["Plan"])
+        for name, (sql, writes) in report_plans(conn).items()
+    }
+
+
 def explain_text(conn: Connection, sql: str, *, writes: bool = False) -> str:
     return "\n".join(_explained(conn, sql, "ANALYZE, BUFFERS", writes=writes))
 
@@ -472,20 +512,36 @@ def main() -> int:
             seed(conn, args.users, args.tasks)
             seed_tree(conn)
             seed_shares(conn, args.users, CALLER, CALLER_SHARES)
+            for insert in EVENT_SEED:
+                conn.execute(text(insert))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE tasks"))  # seed_tree's UPDATE left dead rows
-            conn.execute(text("VACUUM ANALYZE task_lists"))
-            conn.execute(text("VACUUM ANALYZE list_members"))
+            for table in ("task_lists", "list_members", "task_events"):
+                conn.execute(text(f"VACUUM ANALYZE {table}"))
         print(f"<!-- seeded in {time.monotonic() - started:.0f} s -->", file=sys.stderr)
 
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("TRUNCATE task_trash"))  # a reused database's last run filled it
+        conn.execute(text("ANALYZE task_trash"))
+        before = shapes(conn)
+        conn.execute(text(FILL_TRASH))
+        conn.execute(text("VACUUM ANALYZE task_trash"))
+        trashed = conn.scalar(text("SELECT count(*) FROM task_trash"))
+        changed = sorted(name for name, shape in shapes(conn).items() if before[name] != shape)
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         version = conn.scalar(text("SHOW server_version"))
-        rows = caller_rows(conn)
         explained = {
             name: (sql, writes, explain(conn, sql, writes=writes))
-            for name, (sql, writes) in plans(conn, rows).items()
+            for name, (sql, writes) in report_plans(conn).items()
         }
-        found = [p for name, (_, _, plan) in explained.items() for p in problems(name, plan)]
+        found = [
+            p
+            for name, (_, _, plan) in explained.items()
+            if name not in FEED_STATEMENTS
+            for p in problems(name, plan)
+        ]
+        found += [f"{name}: another plan with the trash full" for name in changed]
         members = conn.scalar(text("SELECT count(*) FROM list_members"))
         verdict = (
             "every plan reads tasks through an index, only the caller's entries and those of "
@@ -507,7 +563,11 @@ def main() -> int:
             f"on {datetime.now(UTC):%Y-%m-%d}: the task listings (each two arms: the caller's "
             "own tasks and the shared lists'), a subtree read, two moves and a PATCH (each run "
             "inside a transaction rolled back), a task read by id and the lists, the exact SQL "
-            f"the service sends; {verdict}.\n"
+            f"the service sends; {verdict}. With the trash full ({trashed:,} trashed tasks: "
+            "every top-level task's subtree kept in `task_trash`, `FILL_TRASH`), each plan "
+            "has the shape it had before the trash was filled (node types and the relations "
+            "and indexes read, compared in this run); the change feed's page and a listing's "
+            "feed position are read with a change recorded for every task and list.\n"
         )
         for name, (sql, writes, plan) in explained.items():
             scans = sorted(set(indexes_read(plan["Plan"])))

@@ -20,6 +20,7 @@ from scripts.query_plans import (
     COMBINATIONS,
     EVENT_STATEMENTS,
     EVENT_STATES,
+    FILL_TRASH,
     STATEMENTS,
     caller_rows,
     event_indexes,
@@ -29,6 +30,7 @@ from scripts.query_plans import (
     plans,
     problems,
     seed,
+    shapes,
 )
 from scripts.seeding import seed_shares, seed_tree
 
@@ -92,22 +94,9 @@ def test_plans_touch_only_the_callers_rows(seeded: Engine) -> None:
         }, indexes[name]
 
 
-def _shape(node: dict[str, Any]) -> tuple[Any, ...]:
-    """A plan's shape: each node's type and what it reads, not its costs or row estimates."""
-    return (
-        node["Node Type"],
-        node.get("Relation Name"),
-        node.get("Index Name"),
-        tuple(_shape(child) for child in node.get("Plans", ())),
-    )
-
-
 def _shapes(engine: Engine) -> dict[str, tuple[Any, ...]]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return {
-            name: _shape(explain(conn, sql, writes=writes)["Plan"])
-            for name, (sql, writes) in plans(conn, caller_rows(conn)).items()
-        }
+        return shapes(conn)
 
 
 def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
@@ -116,15 +105,7 @@ def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
     task (each user's, snapshots of its whole subtree), analyzed, every plan is the same shape."""
     before = _shapes(seeded)
     with seeded.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO task_trash (id, user_id, list_id, title, deleted_by, snapshot) "
-                "SELECT t.id + 1000000000, t.user_id, t.list_id, t.title, t.user_id, s.snapshot "
-                "FROM tasks AS t "
-                "JOIN task_trash_snapshots(array(SELECT id FROM tasks WHERE parent_id IS NULL)) "
-                "AS s ON s.root_id = t.id"
-            )
-        )
+        conn.execute(text(FILL_TRASH))
         conn.execute(text("ANALYZE task_trash"))
         trashed = conn.scalar(text("SELECT count(*) FROM task_trash"))
     with seeded.connect() as conn:
