@@ -89,11 +89,10 @@ BUDGETS: dict[str, int] = {
     "GET /api/tasks?filter empty": 2,
     "tool list_tasks+empty filter": 1,
     # Undo (issue 53): an update's undo is the route's one message (its default); a
-    # deletion's too, the restore riding in the undo's statement. A move's undo finds the
-    # entry with the statement that would have undone an update, then moves the task back by
-    # the move's own statement (its destination checks): two.
+    # deletion's too, the restore riding in the undo's statement, and a move's, the move
+    # route's statement (its destination checks) riding in it with the entry's list and parent.
     "POST /api/activity/{event_id}/undo+deletion": 1,
-    "POST /api/activity/{event_id}/undo+move": 2,
+    "POST /api/activity/{event_id}/undo+move": 1,
     # The count of every matching task is a statement of its own, sent after the page's.
     "GET /api/tasks?include_total": 2,
     "POST /api/tasks": 1,

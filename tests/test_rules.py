@@ -473,6 +473,10 @@ def test_requests_fire_what_their_methods_name(
     call("POST", f"/api/tasks/{task(**mine)}/move", {"list_id": second})
     moving = [{"op": "move", "id": task(**mine), "list_id": second}]
     call("POST", "/api/tasks/bulk", {"operations": moving})
+    # A move's undo moves it back with the move's statement: the same rules.
+    moved_back = task(**mine)
+    call("POST", f"/api/tasks/{moved_back}/move", {"list_id": second}, setup=True)
+    undo_last(moved_back, "task.updated")
     # A member's reminders are its own: created with a task, carried by a series' next
     # occurrence, dropped when it leaves the list (migration 0034).
     shared = int(call("POST", "/api/lists", {"name": "Shared"}, setup=True)["id"])

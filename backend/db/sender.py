@@ -475,10 +475,12 @@ def render(
 
 
 def own_ctes(sql: str) -> tuple[str, str]:
-    """A write's SQL split into its own CTEs (`name AS (...), `, to list before others) and
-    its statement; ("", sql) without them. Compiled SQL: quotes hold only our literals."""
-    if not sql.startswith("WITH ") or sql.startswith("WITH RECURSIVE"):
+    """A write's SQL split into its own CTEs (`name AS (...), `, to list before others, after
+    a `WITH`: `RECURSIVE` first where they are, which then applies to the whole list) and its
+    statement; ("", sql) without them. Compiled SQL: quotes hold only our literals."""
+    if not sql.startswith("WITH "):
         return "", sql
+    keyword = "RECURSIVE " if sql.startswith("WITH RECURSIVE ") else ""
     depth, quoted = 0, False
     for index, char in enumerate(sql):
         if char == "'":
@@ -489,8 +491,9 @@ def own_ctes(sql: str) -> tuple[str, str]:
             depth += 1
         elif char == ")":
             depth -= 1
-            if depth == 0 and not sql.startswith(", ", index + 1):
-                return sql[5 : index + 1] + ", ", sql[index + 1 :].lstrip()
+            # Past a CTE's body, or a recursive one's column list (`name(a, b) AS (...)`).
+            if depth == 0 and not sql.startswith((", ", " AS "), index + 1):
+                return keyword + sql[5 + len(keyword) : index + 1] + ", ", sql[index + 1 :].lstrip()
     raise ValueError("unbalanced WITH clause")
 
 

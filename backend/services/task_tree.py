@@ -81,6 +81,20 @@ LIST_ID = bindparam("list_id", type_=BigInteger)
 LIST_KEY = bindparam("list_key", type_=Text)
 PARENT_ID = bindparam("parent_id", type_=BigInteger)
 ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
+
+
+@dataclass(frozen=True)
+class Named:
+    """What a move's statement moves where: the request's values (`BOUND`), or expressions
+    of a statement it is part of (an undo reads them from the entry it undoes)."""
+
+    task_id: Any
+    list_id: Any
+    parent_id: Any
+    versions: Any
+
+
+BOUND = Named(TASK_ID, LIST_ID, PARENT_ID, VERSIONS)
 # The smallest gap a respacing leaves between two siblings.
 MIN_SPACING = 1024
 
@@ -92,6 +106,9 @@ class Sent(StrEnum):
     null = "null"  # sent as null: no list / top level
     id = "id"  # an id
     name = "name"  # a list's name (MCP)
+    # An id or null, said by the statement the placement is part of (an undo moving a task
+    # back to the list and parent an activity entry records, `undo.py`), not by a request.
+    given = "given"
 
 
 class Anchor(StrEnum):
@@ -169,7 +186,7 @@ def _writable(space: Any, *columns: Any) -> Any:
     return _tasks(space, *columns).where(may(_T, Action.TASK_WRITE))
 
 
-def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
+def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = BOUND) -> Any:
     """The space (the owner's id: a list's tasks are in its owner's) a placement writes in:
     the moved task's; for a new task, its list's, its parent's or its anchor's, whichever is
     sent first; else (or when the caller may not write there) the caller's own, where the
@@ -178,7 +195,7 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool) -> Any:
     guards accept `user_id = coalesce(<that read>, :owner)`)."""
     list_sent, parent_sent, anchor, _ = shape
     if moving:
-        named, by = _T.alias("space_of"), TASK_ID
+        named, by = _T.alias("space_of"), at.task_id
     elif list_sent is Sent.id:
         named, by = TaskList.__table__.alias("space_of"), LIST_ID  # type: ignore[attr-defined]
     elif parent_sent is Sent.id:
@@ -221,44 +238,49 @@ class _Destination:
     same_group: ColumnElement[bool] | None = None
 
 
-def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checked: bool) -> Any:
+def _destination(
+    shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checked: bool, at: Named = BOUND
+) -> Any:
     """Resolve where the task goes and check every rule (`Refusal`), for a new task
-    (`moving=False`) or the task `:task_id`; `checked`: If-Match sent (`:versions`)."""
+    (`moving=False`) or the task `at.task_id`; `checked`: If-Match sent (`at.versions`)."""
     list_sent, parent_sent, anchor, _ = shape
     rules: list[tuple[ColumnElement[bool], Refusal]] = []
-    space = _space(shape, moving=moving)
+    space = _space(shape, moving=moving, at=at)
 
     moved = None
     if moving:
         moved = (
             _tasks(space, _C.id, _C.list_id, _C.parent_id, _C.position, _C.version, _C.recurrence)
-            .where(_C.id == TASK_ID)
+            .where(_C.id == at.task_id)
             .cte("moving")
         )
         rules.append((~exists(select(moved.c.id)), Refusal.task))
         if checked:
-            rules.append((~(_scalar(select(moved.c.version)) == any_(VERSIONS)), Refusal.stale))
+            rules.append((~(_scalar(select(moved.c.version)) == any_(at.versions)), Refusal.stale))
 
     list_value: Any = null()
-    if list_sent in (Sent.id, Sent.name):
-        match = _L.id == LIST_ID if list_sent is Sent.id else _L.name_key == LIST_KEY
+    if list_sent in (Sent.id, Sent.name, Sent.given):
+        by_id = list_sent is not Sent.name
+        match = _L.id == at.list_id if by_id else _L.name_key == LIST_KEY
         # A list by name is one of the caller's own (names are unique per owner only).
-        visible = (
-            may(_LISTS, Action.TASK_WRITE)
-            if list_sent is Sent.id
-            else _L.user_id == bindparam(OWNER)
-        )
+        visible = may(_LISTS, Action.TASK_WRITE) if by_id else _L.user_id == bindparam(OWNER)
         chosen = select(_L.id, _L.user_id).where(match, visible).cte("chosen_list")
-        rules.append((~exists(select(chosen.c.id)), Refusal.list))
+        missing: ColumnElement[bool] = ~exists(select(chosen.c.id))
+        if list_sent is Sent.given:  # no list named: no list
+            missing = and_(at.list_id.is_not(None), missing)
+        rules.append((missing, Refusal.list))
         rules.append((_scalar(select(chosen.c.user_id)) != space, Refusal.other_owner))
         list_value = _scalar(select(chosen.c.id))
 
     # The parent and the anchor are rows the caller may write (`_writable`), not merely rows
     # of the space: a shared task's owner owns private rows its members must not reach.
     parent_row = None
-    if parent_sent is Sent.id:
-        parent_row = _writable(space, _C.id, _C.list_id).where(_C.id == PARENT_ID).cte("parent")
-        rules.append((~exists(select(parent_row.c.id)), Refusal.parent))
+    if parent_sent in (Sent.id, Sent.given):
+        parent_row = _writable(space, _C.id, _C.list_id).where(_C.id == at.parent_id).cte("parent")
+        no_parent: ColumnElement[bool] = ~exists(select(parent_row.c.id))
+        if parent_sent is Sent.given:  # no parent named: the top level
+            no_parent = and_(at.parent_id.is_not(None), no_parent)
+        rules.append((no_parent, Refusal.parent))
 
     anchor_row = None
     if anchor is not Anchor.last:
@@ -271,8 +293,9 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     # Checked once the destination is known, before the rules about the body's values.
     personal_at = len(rules)
 
-    if parent_row is not None and list_sent is not Sent.omitted:
-        parent_list = _scalar(select(parent_row.c.list_id))
+    parent_list = None if parent_row is None else _scalar(select(parent_row.c.list_id))
+    # A given parent takes the task into its list as it is now, whatever list was given.
+    if parent_list is not None and parent_sent is Sent.id and list_sent is not Sent.omitted:
         rules.append((parent_list.is_distinct_from(list_value), Refusal.list_mismatch))
 
     current_list = _scalar(select(moved.c.list_id)) if moved is not None else null()
@@ -282,12 +305,19 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
         dest_parent: Any = _scalar(select(anchor_row.c.parent_id))
         if list_sent is not Sent.omitted:
             rules.append((dest_list.is_distinct_from(list_value), Refusal.anchor_group))
-        if parent_sent is Sent.id:
-            rules.append((dest_parent.is_distinct_from(PARENT_ID), Refusal.anchor_group))
+        if parent_sent in (Sent.id, Sent.given):
+            rules.append((dest_parent.is_distinct_from(at.parent_id), Refusal.anchor_group))
         elif parent_sent is Sent.null:
             rules.append((dest_parent.is_not(None), Refusal.anchor_group))
+    elif parent_sent is Sent.given:
+        # Under the parent named (in its list), else at the top level of the list named.
+        at_top = list_value if list_sent is not Sent.omitted else current_list
+        dest_parent, dest_list = (
+            at.parent_id,
+            case((at.parent_id.is_(None), at_top), else_=parent_list),
+        )
     elif parent_row is not None:
-        dest_parent, dest_list = PARENT_ID, _scalar(select(parent_row.c.list_id))
+        dest_parent, dest_list = at.parent_id, parent_list
     elif parent_sent is Sent.null:
         dest_parent = null()
         dest_list = list_value if list_sent is not Sent.omitted else current_list
@@ -324,7 +354,7 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     size: Any = literal(1)
     if moved is not None:
         subtree = _tasks(space, _C.id, _C.parent_id, _C.position, literal(0).label("n")).where(
-            _C.id == TASK_ID
+            _C.id == at.task_id
         )
         subtree = subtree.cte("subtree", recursive=True)
         subtree = subtree.union_all(
@@ -350,7 +380,7 @@ def _destination(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checke
     in_tree = _scalar(select(func.count()).select_from(below))
     already: Any = false()
     if moved is not None:
-        already = exists(select(below.c.id).where(below.c.id == TASK_ID))
+        already = exists(select(below.c.id).where(below.c.id == at.task_id))
     joining = case((already, 0), else_=size)
     rules.append(
         (and_(root.is_not(None), in_tree + joining > SUBTASKS_PER_TASK), Refusal.tree_full)
@@ -418,27 +448,28 @@ def move_statement(
     checked: bool,
     values: Mapping[str, Any],
     returning: Any,
+    at: Named = BOUND,
 ) -> tuple[Any, Any]:
-    """One `UPDATE ... FROM plan` moving `:task_id` (and `values`, the other fields a PATCH or
-    PUT sends, on it alone), its subtree and any respaced siblings; and the read of its
-    refusal. Rows come back for every task written: the moved one is `:task_id`."""
-    destination, anchor_row = _destination(shape, moving=True, checked=checked)
+    """One `UPDATE ... FROM plan` moving `at.task_id` (and `values`, the other fields a PATCH
+    or PUT sends, on it alone), its subtree and any respaced siblings; and the read of its
+    refusal. Rows come back for every task written: the moved one is `at.task_id`."""
+    destination, anchor_row = _destination(shape, moving=True, checked=checked, at=at)
     _, _, anchor, stay = shape
     moved, subtree, space = destination.moving, destination.subtree, destination.space
     d_list, d_parent = destination.list_id, destination.parent_id
 
     # The destination's siblings (the moved task excluded), each branch on an index.
     siblings = union_all(
-        _tasks(space, _C.id, _C.position).where(_C.parent_id == d_parent, _C.id != TASK_ID),
+        _tasks(space, _C.id, _C.position).where(_C.parent_id == d_parent, _C.id != at.task_id),
         _tasks(space, _C.id, _C.position).where(
-            _C.list_id == d_list, _C.parent_id.is_(None), d_parent.is_(None), _C.id != TASK_ID
+            _C.list_id == d_list, _C.parent_id.is_(None), d_parent.is_(None), _C.id != at.task_id
         ),
         _tasks(space, _C.id, _C.position).where(
             _C.list_id.is_(None),
             _C.parent_id.is_(None),
             d_list.is_(None),
             d_parent.is_(None),
-            _C.id != TASK_ID,
+            _C.id != at.task_id,
         ),
     ).cte("siblings")
     position = siblings.c.position
@@ -457,7 +488,7 @@ def move_statement(
     )
     plan = union_all(
         select(
-            TASK_ID.label("id"),
+            at.task_id.label("id"),
             d_list.label("list_id"),
             d_parent.label("parent_id"),
             new_position.label("position"),
@@ -469,7 +500,7 @@ def move_statement(
     ).cte("plan")
 
     changes: dict[str, Any] = {
-        name: case((_C.id == TASK_ID, _typed(name, value)), else_=_C[name])
+        name: case((_C.id == at.task_id, _typed(name, value)), else_=_C[name])
         for name, value in values.items()
     }
     assigned = {k: _typed(k, v) for k, v in values.items() if k == "assignees"}

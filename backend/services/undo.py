@@ -5,16 +5,18 @@ the entry left, so an undo never erases a newer change.
 The write is one statement: the entry (`task_events`, reached through the access relation),
 the old and new rows it records typed as `tasks` rows (`jsonb_populate_record` over the stored
 `task` as the change left it), an UPDATE of the task whose WHERE holds every condition (the
-caller's right to undo it, each changed field still at its new value, If-Match), and for a
-deletion's entry the trash's restore (`trash.restoring`). The database records the undo itself
+caller's right to undo it, each changed field still at its new value, If-Match); for a
+deletion's entry the trash's restore (`trash.restoring`); and for a move between lists or
+parents the move route's own statement, taking its list and parent from the entry
+(`_moving_back`). The database records the undo itself
 as a change like any other (the `tasks` trigger). Beside what it wrote, the statement reads
 the entry and the task as they are, so a refusal needs no second message.
 
 What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of any field
 but the task's place among lists and parents and its reminders, a completion and a reopening
 (not the completion of a recurring task's occurrence again: completing one creates the next
-occurrence, which only the task routes do); a deletion; and a move between lists or parents,
-by the move's own statement once the undo's has found it (`_move_back`).
+occurrence, which only the task routes do); a deletion; and a move between lists or parents
+(last among its siblings there, as a move without an anchor places it).
 """
 
 from __future__ import annotations
@@ -30,16 +32,19 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     exists,
     false,
     func,
     literal_column,
+    null,
     or_,
     select,
     true,
     union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -52,7 +57,7 @@ from backend.services.assignees import assignable
 from backend.services.rules import Rule, fires
 from backend.services.task_schedule import SCHEDULE_FIELDS
 from backend.services.task_statements import PLANNED, TASK_VIEW, owned_task
-from backend.services.task_tree import Placement, Sent
+from backend.services.task_tree import Anchor, Named, Placement, Sent, move_statement
 from backend.services.tasks import TaskService
 from backend.services.trash import TrashService, restoring, tagged
 
@@ -63,7 +68,7 @@ _E = _EVENTS.c
 
 # The kinds of entry an undo writes back, and the fields it restores: every field a task write
 # records but where the task is (`list_id`, `parent_id`: a move between lists or parents is
-# moved back, `_move_back`), whose space it is in, and its reminders (an owner's private
+# moved back, `_moving_back`), whose space it is in, and its reminders (an owner's private
 # ones; a member's are its own row, never recorded here).
 # `position` alone (a reorder among the same siblings) is restored.
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
@@ -90,6 +95,9 @@ _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
 ENTRY_NOT_FOUND = "Activity entry not found"
 NOTHING_OF_YOURS = "No change of yours to undo"
 NOT_YOURS = "Only its author, or an admin of the list it happened in, may undo this change"
+
+# A move between lists or parents (`position` changes with it): undone by moving it back.
+_MOVED = ("list_id", "parent_id", "position")
 
 _NAMED = bindparam("event_id", type_=BigInteger)
 LIST_DELETED = "list.deleted"
@@ -284,17 +292,84 @@ _DELETED = (
     )
     .scalar_subquery()
 )
-_TAGS = bindparam("tags", type_=ARRAY(Text))
+# Not `tags`: a value named after a column the move's UPDATE does not set would be one more SET.
+_TAGS = bindparam("etags", type_=ARRAY(Text))
+
+
+# A move between lists or parents (`_a_move`, in SQL): moved back where the caller may undo the
+# entry, while the task's place is still the one the move left.
+_PLACE_HELD = _TASKS.alias("moved_task")
+_MOVE_ENTRY = and_(
+    _ENTRY_ROW.c.type == literal_column(f"'{ChangeType.updated.value}'"),
+    _ENTRY_ROW.c.permitted.is_(true()),
+    or_(_changed("list_id"), _changed("parent_id")),
+    ~select(literal_column("k"))
+    .select_from(func.jsonb_object_keys(_ENTRY_ROW.c.changes).alias("k"))
+    .where(literal_column("k").not_in([literal_column(f"'{name}'") for name in _MOVED]))
+    .exists(),
+    exists(
+        select(_PLACE_HELD.c.id).where(
+            _PLACE_HELD.c.id == _ENTRY_ROW.c.task_id,
+            _PLACE_HELD.c.user_id == _ENTRY_ROW.c.user_id,
+            may(_PLACE_HELD, Action.TASK_WRITE),
+            *(
+                or_(~_changed(name), _PLACE_HELD.c[name].is_not_distinct_from(_field("now", name)))
+                for name in _MOVED
+            ),
+        )
+    ),
+)
+
+
+def _moving_back(if_match: bool) -> Any:
+    """The move route's statement (`task_tree.move_statement`, an UPDATE) moving the entry's
+    task back to the list and parent it recorded as old (`Sent.given`: either may be none),
+    with the route's every check of the destination; its task is NULL, so it moves nothing,
+    unless the entry is a move the caller may undo (`_MOVE_ENTRY`). `if_match`: only at a
+    version of the task in `tags`."""
+    back = select(
+        case((_MOVE_ENTRY, _ENTRY_ROW.c.task_id), else_=null()).label("task_id"),
+        # Under a parent the task goes to that parent's list: no list is named then.
+        case((_field("was", "parent_id").is_(None), _field("was", "list_id")), else_=null()).label(
+            "list_id"
+        ),
+        _field("was", "parent_id").label("parent_id"),
+    ).cte("moved_back_to")
+    task_id = select(back.c.task_id).scalar_subquery()
+    versions = None
+    if if_match:  # the versions the tags name of this task (`<id>-<version>`)
+        pairs = select(func.unnest(_TAGS).label("tag")).subquery("tag_pairs")
+        part = func.split_part(pairs.c.tag, literal_column("'-'"), 2)
+        tagged_versions = select(sql_cast(part, BigInteger)).where(
+            func.split_part(pairs.c.tag, literal_column("'-'"), 1) == sql_cast(task_id, Text)
+        )
+        versions = func.array(tagged_versions.scalar_subquery(), type_=ARRAY(BigInteger))
+    at = Named(
+        task_id=task_id,
+        list_id=select(back.c.list_id).scalar_subquery(),
+        parent_id=select(back.c.parent_id).scalar_subquery(),
+        versions=versions,
+    )
+    shape = (Sent.given, Sent.given, Anchor.last, False)
+    statement, _ = move_statement(shape, checked=if_match, values={}, returning=TASK_VIEW, at=at)
+    return statement, task_id
 
 
 def _attempt(if_match: bool) -> Any:
-    """The undo in one statement: the update's fields written back, or a deletion's task
-    restored, and beside what it wrote the entry as `_WHY` reads it (columns `why_*`), for
-    the error when it wrote nothing. `if_match`: only at a task's `<id>-<version>` in `tags`."""
+    """The undo in one statement: the update's fields written back, a deletion's task
+    restored, or a move's task moved back, and beside what it wrote the entry as `_WHY` reads
+    it (columns `why_*`), for the error when it wrote nothing. `if_match`: only at a task's
+    `<id>-<version>` in `tags`."""
     tagged_task = func.concat(_T.id, literal_column("'-'"), _T.version) == any_(_TAGS)
     written = _undo_statement(*([tagged_task] if if_match else [])).cte("written")
     restored = restoring(_DELETED, *([tagged(_TAGS)] if if_match else [])).cte("restored_task")
-    done = union_all(select(*written.c), select(*restored.c)).subquery("done")
+    move, moved_id = _moving_back(if_match)
+    moved = move.cte("moved_back")
+    done = union_all(
+        select(*written.c),
+        select(*restored.c),
+        select(*moved.c).where(moved.c.id == moved_id),
+    ).subquery("done")
     why = _WHY.subquery("why")
     entry = [c.label(f"why_{c.name}") for c in why.c]
     return select(*done.c, *entry).select_from(why.outerjoin(done, true()))
@@ -312,6 +387,9 @@ class UndoService(Scoped):
         Rule.REOPEN_ANCESTORS,
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
+        Rule.COMMENTS_FOLLOW,
+        Rule.PRIVATE_REMINDERS,
+        Rule.UNASSIGN_ON_MOVE,
     )
     def undo(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
         """Write back what entry `event_id` (None: the caller's newest change) changed; the
@@ -322,7 +400,7 @@ class UndoService(Scoped):
             rows = self._write(_UNDO, event_id=event_id, last=True)
         else:
             named = sorted(f"{task_id}-{version}" for task_id, version in tags)
-            rows = self._write(_UNDO_IF_MATCH, event_id=event_id, tags=named, last=True)
+            rows = self._write(_UNDO_IF_MATCH, event_id=event_id, etags=named, last=True)
         if not rows:
             raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
         if rows[0].id is not None:
@@ -342,10 +420,11 @@ class UndoService(Scoped):
         self._refusal(found, tags)
 
     def _move_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
-        """Undo a move between lists or parents: the task, with its subtree, moved back to the
-        list and parent it left (last among its siblings there) by the move route's own
-        statement, which checks the destination as every move does, and only at the version
-        read here: a change in between is refused, never overwritten."""
+        """A move the undo's statement did not move back (`_moving_back`): why, as the move
+        route says it (the caller's role, a newer change, If-Match, then the move itself at
+        the version read here, whose refusal names the rule: the list or parent gone, a list
+        full). Its further statement is the failure path's; were it to succeed (the obstacle
+        gone in between), it is the undo done, at the version checked."""
         current = self._admitted(found, tags)
         newer = _newer(found.changes, found.left, current)
         if newer:
@@ -353,12 +432,12 @@ class UndoService(Scoped):
         was = {name: found.changes[name][0] for name in _MOVED if name in found.changes}
         old_list = was.get("list_id", current["list_id"])
         old_parent = was.get("parent_id", current["parent_id"])
-        placement = Placement(
-            list=Sent.null if old_list is None else Sent.id,
-            parent=Sent.null if old_parent is None else Sent.id,
-            list_id=old_list,
-            parent_id=old_parent,
-        )
+        # As `_moving_back` places it: under its old parent, in that parent's list as it is now.
+        if old_parent is not None:
+            placement = Placement(parent=Sent.id, parent_id=old_parent)
+        else:
+            choice = Sent.null if old_list is None else Sent.id
+            placement = Placement(list=choice, parent=Sent.null, list_id=old_list)
         if self._send.can_begin_again:  # the undo's own statement committed (nothing)
             self._send.begin_again()
         moving = TaskService(self._send, self.user_id)
@@ -425,10 +504,6 @@ def _conflict(newer: list[str], left: Mapping[str, Any], current: Mapping[str, A
             for name in newer
         ],
     )
-
-
-# A move between lists or parents (`position` changes with it): undone by moving it back.
-_MOVED = ("list_id", "parent_id", "position")
 
 
 def _a_move(changes: Mapping[str, Any] | None) -> bool:

@@ -189,6 +189,82 @@ def test_a_move_under_a_parent_goes_back_to_the_top_level(
     )
 
 
+def test_a_subtask_moved_out_goes_back_under_its_parent_in_the_parents_list_now(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """The undo moves a task back under the parent it left; a parent moved to another list
+    since takes it there (a subtask is in its parent's list), its subtree with it."""
+    home, work, later = (make_list(client, alice, name) for name in ("Home", "Work", "Later"))
+    parent = make_task(client, alice, "Trip", list_id=home)
+    task_id = make_task(client, alice, "Pack", parent_id=parent)
+    step = make_task(client, alice, "Socks", parent_id=task_id)
+    moved = client.post(
+        f"/api/tasks/{task_id}/move",
+        json={"list_id": work, "parent_id": None},
+        headers=alice.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    entry = last_entry(client, alice, task_id, "task.updated")
+    assert (
+        client.patch(
+            f"/api/tasks/{parent}", json={"list_id": later}, headers=alice.headers
+        ).status_code
+        == 200
+    )
+    count = entries(db_engine)
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 200, response.text
+    task = response.json()["data"]
+    assert (task["parent_id"], task["list_id"]) == (parent, later)
+    subtask = client.get(f"/api/tasks/{step}", headers=alice.headers).json()["data"]
+    assert (subtask["parent_id"], subtask["list_id"]) == (task_id, later)
+    trip = client.get(f"/api/tasks/{parent}", headers=alice.headers).json()["data"]
+    assert trip["subtask_count"] == 1  # its direct subtasks
+    assert entries(db_engine) > count
+
+
+def test_a_moves_undo_takes_if_match_and_a_stale_tag_changes_nothing(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
+    task_id = make_task(client, alice, "Call", list_id=home)
+    client.patch(f"/api/tasks/{task_id}", json={"list_id": work}, headers=alice.headers)
+    entry = last_entry(client, alice, task_id, "task.updated")
+    etag = client.get(f"/api/tasks/{task_id}", headers=alice.headers).headers["ETag"]
+    before, count = stored(db_engine, task_id), entries(db_engine)
+
+    stale = undo(client, alice, entry["id"], **{"If-Match": f'"{task_id}-1"'})
+    other = undo(client, alice, entry["id"], **{"If-Match": f'"{task_id + 1}-2"'})
+
+    assert (stale.status_code, other.status_code) == (412, 412), (stale.text, other.text)
+    assert stored(db_engine, task_id) == before and entries(db_engine) == count
+    response = undo(client, alice, entry["id"], **{"If-Match": etag})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["list_id"] == home
+
+
+def test_a_move_back_under_a_parent_since_deleted_changes_nothing(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    parent = make_task(client, alice, "Trip")
+    task_id = make_task(client, alice, "Pack", parent_id=parent)
+    moved = client.post(
+        f"/api/tasks/{task_id}/move", json={"parent_id": None}, headers=alice.headers
+    )
+    assert moved.status_code == 200, moved.text
+    entry = last_entry(client, alice, task_id, "task.updated")
+    assert client.delete(f"/api/tasks/{parent}", headers=alice.headers).status_code == 204
+    before, count = stored(db_engine, task_id), entries(db_engine)
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["details"][0]["field"] == "body.parent_id"
+    assert stored(db_engine, task_id) == before and entries(db_engine) == count
+
+
 def test_a_move_moved_again_since_is_a_409_with_nothing_changed(
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
