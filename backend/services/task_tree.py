@@ -92,6 +92,9 @@ class Named:
     list_id: Any
     parent_id: Any
     versions: Any
+    # A position to take among the destination's siblings where none holds it (else it goes
+    # where the anchor says): an undo's move back to the place it left.
+    position: Any = None
 
 
 BOUND = Named(TASK_ID, LIST_ID, PARENT_ID, VERSIONS)
@@ -483,9 +486,11 @@ def move_statement(
         else:
             after, before = _scalar(select(func.max(position)).where(position < pivot)), pivot
     keep = destination.same_group if stay and destination.same_group is not None else false()
-    new_position, respaced = place(
-        siblings, after, before, keep=keep, kept=_scalar(select(moved.c.position))
-    )
+    kept = _scalar(select(moved.c.position))
+    if at.position is not None:
+        free = ~exists(select(siblings.c.id).where(siblings.c.position == at.position))
+        keep, kept = and_(at.position.is_not(None), free), at.position
+    new_position, respaced = place(siblings, after, before, keep=keep, kept=kept)
     plan = union_all(
         select(
             at.task_id.label("id"),

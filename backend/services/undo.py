@@ -16,7 +16,7 @@ What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of
 but the task's place among lists and parents and its reminders, a completion and a reopening
 (not the completion of a recurring task's occurrence again: completing one creates the next
 occurrence, which only the task routes do); a deletion; and a move between lists or parents
-(last among its siblings there, as a move without an anchor places it).
+(at its old position among its siblings there, or last where another task holds it since).
 """
 
 from __future__ import annotations
@@ -334,6 +334,7 @@ def _moving_back(if_match: bool) -> Any:
             "list_id"
         ),
         _field("was", "parent_id").label("parent_id"),
+        _field("was", "position").label("position"),
     ).cte("moved_back_to")
     task_id = select(back.c.task_id).scalar_subquery()
     versions = None
@@ -349,6 +350,7 @@ def _moving_back(if_match: bool) -> Any:
         list_id=select(back.c.list_id).scalar_subquery(),
         parent_id=select(back.c.parent_id).scalar_subquery(),
         versions=versions,
+        position=select(back.c.position).scalar_subquery(),
     )
     shape = (Sent.given, Sent.given, Anchor.last, False)
     statement, _ = move_statement(shape, checked=if_match, values={}, returning=TASK_VIEW, at=at)

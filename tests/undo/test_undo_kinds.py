@@ -189,6 +189,43 @@ def test_a_move_under_a_parent_goes_back_to_the_top_level(
     )
 
 
+def test_a_move_goes_back_to_its_old_place_among_its_siblings_or_last_if_taken(
+    client: TestClient, alice: Account
+) -> None:
+    home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
+    first, middle, last = (make_task(client, alice, t, list_id=home) for t in "ABC")
+
+    def order() -> list[int]:
+        page = client.get(
+            "/api/tasks",
+            params={"list_id": home, "parent_id": "none", "sort": "position"},
+            headers=alice.headers,
+        )
+        return [task["id"] for task in page.json()["data"]]
+
+    before = order()
+    assert set(before) == {first, middle, last}
+    client.patch(f"/api/tasks/{middle}", json={"list_id": work}, headers=alice.headers)
+    entry = last_entry(client, alice, middle, "task.updated")
+    response = undo(client, alice, entry["id"])
+    assert response.status_code == 200, response.text
+    assert order() == before
+
+    client.patch(f"/api/tasks/{middle}", json={"list_id": work}, headers=alice.headers)
+    entry = last_entry(client, alice, middle, "task.updated")
+    old = entry["changes"]["position"][0]
+    # Between its old neighbours, evenly spaced, a new task takes exactly its old position.
+    taken = make_task(client, alice, "D", list_id=home)
+    moved = client.post(
+        f"/api/tasks/{taken}/move", json={"after_id": before[0]}, headers=alice.headers
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["data"]["position"] == old
+    response = undo(client, alice, entry["id"])
+    assert response.status_code == 200, response.text
+    assert order()[-1] == middle
+
+
 def test_a_subtask_moved_out_goes_back_under_its_parent_in_the_parents_list_now(
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
