@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 from backend.config import Settings
 from backend.events import outbox
+from backend.models.trash import TRASH_DAYS
 from tests.cli.helpers import closed_port, run_cli
 from tests.conftest import Account, stop_process
 from tests.events.conftest import (
@@ -177,6 +178,31 @@ def test_past_retention_the_worker_prunes_delivered_and_dead_but_not_pending(
             text("SELECT user_id, state, attempts FROM task_events ORDER BY id")
         ).all()
     assert [tuple(r) for r in left] == [(alice.id, "delivered", 0), (bob.id, "pending", 1)]
+
+
+def test_a_worker_cycle_purges_the_trash_past_its_days(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
+) -> None:
+    """The worker's cycle, not the function alone: a deleted task past TRASH_DAYS is purged,
+    one a day short of them is kept."""
+    with db_engine.begin() as conn:
+        for trash_id, age in ((900_001, f"{TRASH_DAYS} days 1 hour"), (900_002, "29 days")):
+            conn.execute(
+                text(
+                    "INSERT INTO task_trash (id, user_id, title, deleted_by, deleted_at, snapshot) "
+                    "VALUES (:id, :user, 'gone', :user, now() - CAST(:age AS interval), "
+                    "'{\"tasks\": []}')"
+                ),
+                {"id": trash_id, "user": alice.id, "age": age},
+            )
+    worker = make_worker(db_engine, delivery_settings(settings, receiver))
+    try:
+        worker.cycle()  # the first cycle prunes and purges
+    finally:
+        worker.close()
+    with db_engine.connect() as conn:
+        left = conn.scalars(text("SELECT id FROM task_trash ORDER BY id")).all()
+    assert left == [900_002]
 
 
 def test_the_prune_command_keeps_undelivered_changes_only_when_a_sink_delivers_them(
