@@ -8,15 +8,16 @@ the old and new rows it records typed as `tasks` rows (`jsonb_populate_record` o
 caller's right to undo it, each changed field still at its new value, If-Match); for a
 deletion's entry the trash's restore (`trash.restoring`); and for a move between lists or
 parents the move route's own statement, taking its list and parent from the entry
-(`_moving_back`). The database records the undo itself
-as a change like any other (the `tasks` trigger). Beside what it wrote, the statement reads
-the entry and the task as they are, so a refusal needs no second message.
+(`_moving_back`). The database records the undo itself as a change like any other (the
+`tasks` trigger). Beside what it wrote, the statement reads the entry and the task as they
+are, so a refusal needs no second message.
 
 What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of any field
-but the task's place among lists and parents and its reminders, a completion and a reopening
-(not the completion of a recurring task's occurrence again: completing one creates the next
-occurrence, which only the task routes do); a deletion; and a move between lists or parents
-(at its old position among its siblings there, or last where another task holds it since).
+but the task's place among lists and parents (the owner's reminders by the owner alone), a
+completion and a reopening (not the completion of a recurring task's occurrence again:
+completing one creates the next occurrence, which only the task routes do); a deletion; and a
+move between lists or parents (at its old position among its siblings there, or last where
+another task holds it since).
 """
 
 from __future__ import annotations
@@ -68,8 +69,7 @@ _E = _EVENTS.c
 
 # The kinds of entry an undo writes back, and the fields it restores: every field a task write
 # records but where the task is (`list_id`, `parent_id`: a move between lists or parents is
-# moved back, `_moving_back`), whose space it is in, and its reminders (an owner's private
-# ones; a member's are its own row, never recorded here).
+# moved back, `_moving_back`), whose space it is in, and its reminders (`REMINDED`).
 # `position` alone (a reorder among the same siblings) is restored.
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
 RESTORED = (
@@ -88,9 +88,15 @@ RESTORED = (
     "next_due_date",
     "position",
 )
-# The schedule a task's recurrence derives from: an entry that changed any of it is undone only
-# while all of it is as the entry left it, so what is written back is a schedule the task had.
+# The task's reminders are its owner's own (a member's are a row of its own, never recorded):
+# an entry that changed them is undone by the owner only, by a statement of its own, since a
+# member's write of the column is its own reminders' (`tasks_keep_member_reminders`).
+REMINDED = (*RESTORED, "reminders")
+# The schedule a task's recurrence derives from: an entry that changed any of it (or the
+# reminders, set against it) is undone only while all of it is as the entry left it, so what
+# is written back is a schedule the task had.
 _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
+_SET_AGAINST_SCHEDULE = (*_SCHEDULE, "reminders")
 
 ENTRY_NOT_FOUND = "Activity entry not found"
 NOTHING_OF_YOURS = "No change of yours to undo"
@@ -180,12 +186,12 @@ def _changed(name: str) -> ColumnElement[bool]:
     return _ENTRY_ROW.c.changes.has_key(name)  # type: ignore[no-any-return]
 
 
-def _undoable() -> ColumnElement[bool]:
-    """The entry is of an undoable kind and changed only fields an undo restores."""
+def _undoable(names: tuple[str, ...]) -> ColumnElement[bool]:
+    """The entry is of an undoable kind and changed only fields `names` restores."""
     keys: Any = select(literal_column("k")).select_from(
         func.jsonb_object_keys(_ENTRY_ROW.c.changes).alias("k")
     )
-    restored: list[Any] = [literal_column(f"'{name}'") for name in RESTORED]
+    restored: list[Any] = [literal_column(f"'{name}'") for name in names]
     return and_(
         _ENTRY_ROW.c.type.in_([literal_column(f"'{kind}'") for kind in UNDOABLE]),
         _ENTRY_ROW.c.changes.is_not(None),
@@ -193,16 +199,13 @@ def _undoable() -> ColumnElement[bool]:
     )
 
 
-def _unchanged_since() -> ColumnElement[bool]:
-    """Every field the entry changed still holds the value it left (and, where it changed the
-    schedule, the whole schedule)."""
+def _unchanged_since(names: tuple[str, ...]) -> ColumnElement[bool]:
+    """Every field of `names` the entry changed still holds the value it left (and, where it
+    changed the schedule or the reminders, the whole schedule)."""
     held = [
-        or_(~_changed(name), _T[name].is_not_distinct_from(_field("now", name)))
-        for name in RESTORED
+        or_(~_changed(name), _T[name].is_not_distinct_from(_field("now", name))) for name in names
     ]
-    schedule = or_(
-        *(_changed(name) for name in _SCHEDULE),
-    )
+    schedule = or_(*(_changed(name) for name in _SET_AGAINST_SCHEDULE if name in names))
     whole = and_(*(_T[name].is_not_distinct_from(_field("now", name)) for name in _SCHEDULE))
     return and_(*held, or_(~schedule, whole))
 
@@ -234,21 +237,24 @@ def _allowed_now() -> ColumnElement[bool]:
     )
 
 
-def _undo_statement(*conditions: ColumnElement[bool]) -> Any:
-    # Each restored field: its old value where the entry changed it, else as stored.
+def _undo_statement(names: tuple[str, ...], *conditions: ColumnElement[bool]) -> Any:
+    """The UPDATE writing back the fields `names` (`RESTORED`, or with the owner's reminders
+    `REMINDED`): each its old value where the entry changed it, else as stored."""
     values: dict[str, Any] = {
         name: literal_column(
             f"CASE WHEN undone.changes ? '{name}' THEN (undone.was).{name} ELSE tasks.{name} END",
             type_=_T[name].type,
         )
-        for name in RESTORED
+        for name in names
     }
+    if "reminders" in names:  # only an entry that changed them, undone by the task's owner
+        conditions = (*conditions, _changed("reminders"), _T.user_id == bindparam(OWNER))
     statement = owned_task(update(Task), Action.TASK_WRITE).where(
         _T.id == _ENTRY_ROW.c.task_id,
         _T.user_id == _ENTRY_ROW.c.user_id,
         _ENTRY_ROW.c.permitted.is_(true()),
-        _undoable(),
-        _unchanged_since(),
+        _undoable(names),
+        _unchanged_since(names),
         _allowed_now(),
         *conditions,
     )
@@ -363,12 +369,15 @@ def _attempt(if_match: bool) -> Any:
     it (columns `why_*`), for the error when it wrote nothing. `if_match`: only at a task's
     `<id>-<version>` in `tags`."""
     tagged_task = func.concat(_T.id, literal_column("'-'"), _T.version) == any_(_TAGS)
-    written = _undo_statement(*([tagged_task] if if_match else [])).cte("written")
+    matched = [tagged_task] if if_match else []
+    written = _undo_statement(RESTORED, *matched).cte("written")
+    reminded = _undo_statement(REMINDED, *matched).cte("written_reminders")
     restored = restoring(_DELETED, *([tagged(_TAGS)] if if_match else [])).cte("restored_task")
     move, moved_id = _moving_back(if_match)
     moved = move.cte("moved_back")
     done = union_all(
         select(*written.c),
+        select(*reminded.c),
         select(*restored.c),
         select(*moved.c).where(moved.c.id == moved_id),
     ).subquery("done")
@@ -465,12 +474,14 @@ class UndoService(Scoped):
             raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
         current = self._admitted(found, tags)
         changes: Mapping[str, Any] = found.changes or {}
-        kept = sorted(set(changes) - set(RESTORED))
+        kept = sorted(set(changes) - set(REMINDED))
         if kept:
             raise InvalidRequest(
                 f"This change cannot be undone: it changed {', '.join(kept)} with other "
-                "fields (a move is undone alone; reminders are set again with PATCH)"
+                "fields (a move is undone alone)"
             )
+        if "reminders" in changes and current["user_id"] != self.user_id:
+            raise InvalidRequest(_OWNERS_REMINDERS)
         if not changes:
             raise InvalidRequest("This change cannot be undone: it changed no field")
         newer = _newer(changes, found.left, current)
@@ -513,6 +524,10 @@ def _a_move(changes: Mapping[str, Any] | None) -> bool:
     return bool(keys & {"list_id", "parent_id"}) and keys <= set(_MOVED)
 
 
+_OWNERS_REMINDERS = (
+    "This change cannot be undone by you: it changed the reminders of the task's owner, which "
+    "are the owner's own (set your own with PATCH)"
+)
 _PLACE_TAKEN = (
     "Another task took this task's old place among its siblings since; nothing was undone "
     "(place it with POST /api/tasks/{task_id}/move)"
@@ -541,7 +556,7 @@ def _newer(
     """The fields a later change touched: changed by the entry (or, where it changed the
     schedule, of the schedule) and no longer the value it left."""
     names = set(changes)
-    if names & set(_SCHEDULE):
+    if names & set(_SET_AGAINST_SCHEDULE):
         names |= set(_SCHEDULE)
     return sorted(name for name in names if current.get(name) != left.get(name))
 

@@ -6,6 +6,7 @@ Idempotency-Key and bad ids. Over real PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -334,3 +335,111 @@ def test_another_members_deletion_is_undone_by_an_admin_not_an_editor(
     restored = undo(client, carol, entry["id"])
     assert restored.status_code == 200, restored.text
     assert stored(db_engine, shared_list.task_id) is not None
+
+
+def _reminders(db_engine: Engine, task_id: int) -> tuple[Any, list[tuple[Any, ...]], list[Any]]:
+    """The task's own reminders, its members' rows, and the reminders scheduled for it."""
+    with db_engine.connect() as conn:
+        own = conn.scalar(text("SELECT reminders FROM tasks WHERE id = :id"), {"id": task_id})
+        members = conn.execute(
+            text(
+                "SELECT member_id, reminders FROM task_member_reminders WHERE task_id = :id "
+                "ORDER BY member_id"
+            ),
+            {"id": task_id},
+        ).all()
+        scheduled = conn.scalars(
+            text(
+                "SELECT remind_at FROM task_reminders WHERE task_id = :id "
+                "AND recipient_id IS NULL ORDER BY remind_at"
+            ),
+            {"id": task_id},
+        ).all()
+    return own, [tuple(row) for row in members], list(scheduled)
+
+
+def test_the_owner_undoes_a_change_of_its_reminders_which_are_rescheduled(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    due = {"due_date": "2999-01-01T09:00:00Z"}
+    made = client.post(
+        "/api/tasks",
+        json={"title": "Dentist", **due, "reminders": [{"minutes_before_due": 60}]},
+        headers=alice.headers,
+    )
+    task_id = made.json()["data"]["id"]
+    before = _reminders(db_engine, task_id)
+    changed = client.patch(
+        f"/api/tasks/{task_id}",
+        json={"reminders": [{"minutes_before_due": 10}]},
+        headers=alice.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    entry = last_entry(client, alice, task_id, "task.updated")
+    assert set(entry["changes"]) == {"reminders"}
+    assert _reminders(db_engine, task_id) != before
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["reminders"] == [{"minutes_before_due": 60}]
+    assert _reminders(db_engine, task_id) == before
+
+
+def test_a_reminders_undo_after_the_due_date_changed_is_a_409(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    made = client.post(
+        "/api/tasks",
+        json={"title": "Dentist", "due_date": "2999-01-01T09:00:00Z"},
+        headers=alice.headers,
+    )
+    task_id = made.json()["data"]["id"]
+    body = {"reminders": [{"minutes_before_due": 10}]}
+    assert client.patch(f"/api/tasks/{task_id}", json=body, headers=alice.headers).is_success
+    entry = last_entry(client, alice, task_id, "task.updated")
+    later = {"due_date": "2999-02-01T09:00:00Z"}
+    assert client.patch(f"/api/tasks/{task_id}", json=later, headers=alice.headers).is_success
+    before, count = stored(db_engine, task_id), entries(db_engine)
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 409, response.text
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert "due_date" in fields
+    assert stored(db_engine, task_id) == before and entries(db_engine) == count
+
+
+def test_an_admin_may_not_undo_the_owners_reminders_and_its_undo_writes_none_of_them(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    carol: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+    db_engine: Engine,
+) -> None:
+    """The owner's reminders are its own: an admin's undo of the owner's change to them is a
+    422, and its undo of a member's title change leaves every reminder as it was (a write of
+    the column by a member would be the member's own reminders)."""
+    grant(shared_list, bob, "admin")
+    grant(shared_list, carol, "editor")
+    owner, task_id = shared_list.owner, shared_list.task_id
+    owners = {"due_date": "2999-01-01T09:00:00Z", "reminders": [{"minutes_before_due": 30}]}
+    assert client.patch(f"/api/tasks/{task_id}", json=owners, headers=owner.headers).is_success
+    entry = last_entry(client, owner, task_id, "task.updated")
+    before = _reminders(db_engine, task_id)
+
+    refused = undo(client, bob, entry["id"])
+
+    assert refused.status_code == 422, refused.text
+    assert "owner's own" in refused.json()["error"]["message"]
+    assert _reminders(db_engine, task_id) == before
+    renamed = client.patch(
+        f"/api/tasks/{task_id}", json={"title": "Carol's"}, headers=carol.headers
+    )
+    assert renamed.status_code == 200, renamed.text
+    theirs = last_entry(client, bob, task_id, "task.updated")
+    response = undo(client, bob, theirs["id"])
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["reminders"] == []  # Bob's own: none
+    assert _reminders(db_engine, task_id) == before
