@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.conftest import Account
 from tests.sharing.helpers import add_member, drain_feed, get, make_list, make_task
@@ -162,3 +162,36 @@ def test_each_members_feed_replayed_across_the_delete_and_restore_matches_its_li
         _replay(feed, known)
         assert _own_fields(known) == _own_fields(_listing(client, account))
         assert set(ids) <= set(known)
+
+
+def test_a_snapshot_from_before_a_column_existed_restores_with_its_default(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """A column added since a task was trashed (the "add a field" recipe: with a default) is
+    not in its snapshot: the restore gives it the column's default, as an INSERT without it
+    would, instead of refusing NULL. Simulated by dropping, from the stored snapshot, keys of
+    NOT NULL columns with defaults (`priority`, `tags`; a comment's `created_at`)."""
+    task_id = make_task(client, alice, "Old", priority="high", tags=["kept"])
+    comment = client.post(
+        f"/api/tasks/{task_id}/comments", json={"body": "Still here"}, headers=alice.headers
+    )
+    assert comment.status_code == 201, comment.text
+    assert client.delete(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 204
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE task_trash SET snapshot = jsonb_set(jsonb_set(snapshot, '{tasks,0}', "
+                "(snapshot #> '{tasks,0}') - 'priority' - 'tags'), '{comments,0}', "
+                "(snapshot #> '{comments,0}') - 'created_at') WHERE id = :id"
+            ),
+            {"id": task_id},
+        )
+
+    response = client.post(f"/api/trash/{task_id}/restore", headers=alice.headers)
+
+    assert response.status_code == 200, response.text
+    task = response.json()["data"]
+    assert (task["title"], task["priority"], task["tags"]) == ("Old", "none", [])
+    comments = get(client, alice, f"/api/tasks/{task_id}/comments")["data"]
+    assert [c["body"] for c in comments] == ["Still here"]
+    assert comments[0]["created_at"] is not None
