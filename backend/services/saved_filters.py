@@ -4,7 +4,8 @@ applying one needs.
 
 A listing that applies a filter (`GET /api/tasks?filter=`) needs the filter's query before it
 builds its statement, whose shape the query decides. `applied` gives it from this process's
-`saved_queries` when it has read the filter before (no round trip), else reads it; the
+`saved_queries` when it has read the filter before (no round trip), else reads it with the
+caller's other filters (one round trip: a user's next filter is then known too); the
 listing's statement then holds only while the filter's stored query is still that one
 (`task_listing.TaskFilters.saved`), so a filter changed or deleted meanwhile (by another
 replica too) is never applied stale: its page says so (`task_listing.FilterChanged`) and the
@@ -104,6 +105,12 @@ class SavedFilterService(NamedRowService):
             seen = saved_queries.get(self.user_id, filter_id)
             if seen is not None:
                 return seen, False
+            # Not read on this process yet: every filter of the caller's, in the one round trip
+            # one would take (at most FILTERS_PER_USER rows), so its others are known here too.
+            found = next((row for row in self.all() if row.id == filter_id), None)
+            if found is None:
+                raise self.rows.not_found()
+            return AppliedFilter(found.id, found.query), True
         saved_queries.forget(self.user_id, filter_id)  # kept again once read (`get`)
         row = self.get(filter_id)
         return AppliedFilter(row.id, row.query), True

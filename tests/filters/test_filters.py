@@ -235,6 +235,27 @@ def test_a_changed_filter_is_applied_as_it_is_now(
     assert gone.json() == EXAMPLES["filter_not_found"].example()["value"]
 
 
+def test_a_filter_first_applied_on_a_process_makes_the_users_other_filters_known(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """A process that never read a user's filters (a replica started since) reads them all in
+    the round trip one would take: the user's next filter applies in one round trip."""
+    first = make_filter(client, alice, "Urgent", priority=["high"])["id"]
+    second = make_filter(client, alice, "Someday", priority=["low"])["id"]
+    theirs = make_filter(client, bob, "Bob's", status="pending")["id"]
+    for user_id, filter_id in ((alice.id, first), (alice.id, second), (bob.id, theirs)):
+        saved_queries.forget(user_id, filter_id)
+    add(client, alice, "fix the leak", priority="high")
+
+    assert titles(client, alice, filter=first) == ["fix the leak"]
+
+    assert saved_queries.get(alice.id, second).query == {"priority": ["low"]}  # type: ignore[union-attr]
+    assert saved_queries.get(bob.id, theirs) is None  # another user's: not read
+    missing = client.get("/api/tasks", params={"filter": theirs}, headers=alice.headers)
+    assert missing.status_code == 404
+    assert missing.json() == EXAMPLES["filter_not_found"].example()["value"]
+
+
 def test_a_list_the_user_loses_matches_nothing(
     client: TestClient,
     bob: Account,
