@@ -88,6 +88,8 @@ BUDGETS: dict[str, int] = {
     # every empty first page costs (the feed position read again with proof), nothing more.
     "GET /api/tasks?filter empty": 2,
     "tool list_tasks+empty filter": 1,
+    # By its name (an agent's way): the name as this process last read it, checked by the page.
+    "tool list_tasks+filter name": 1,
     # Undo (issue 53): an update's undo is the route's one message (its default); a
     # deletion's too, the restore riding in the undo's statement, and a move's, the move
     # route's statement (its destination checks) riding in it with the entry's list and parent.
@@ -919,6 +921,7 @@ TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
     "update_task+parent_id": {"task_id": "PLAIN", "parent_id": "PARENT"},
     "list_tasks+list": {"list": "groceries"},
     "list_tasks+empty filter": {"filter": "FILTER", "tag": "nothing-has-it"},
+    "list_tasks+filter name": {"filter": "open"},
     "complete_task+not recurring": {"task_id": "PLAIN"},
 }
 # The isolation test's placeholders (tests/mcp/test_isolation.py) as this test's rows.
@@ -947,6 +950,7 @@ TOOL_CASES = [
     "update_task+parent_id",
     "list_tasks+list",
     "list_tasks+empty filter",
+    "list_tasks+filter name",
     "complete_task+not recurring",
     "undo+activity_id",
 ]

@@ -108,12 +108,13 @@ class FilterPublic(BaseModel):
 
 def filtered(
     work: UnitOfWork,
-    filter_id: int,
+    filter_id: int | str,
     sent: BaseModel,
     transport: str,
     read: Callable[[TaskListQuery], R],
 ) -> R:
-    """`read` (a listing's page, its query given) with the saved filter `filter_id` applied
+    """`read` (a listing's page, its query given) with the saved filter `filter_id` (or the
+    caller's filter of that name) applied
     (`applied_query`): from the filter as this process last read it, in one round trip, the
     page saying whether the filter still held that query (else `FilterChanged`); a refusal (a
     cursor made with the filter as it is now) asks whether the filter was stale. A stale one
@@ -143,7 +144,8 @@ def applied_query(applied: AppliedFilter, sent: BaseModel, transport: str) -> Ta
         if group & overrides.keys():
             for keyword in group:
                 chosen.pop(keyword, None)
-    return listing_query(**{**chosen, **overrides}, saved=(applied.id, applied.query))
+    saved = (applied.id, applied.query, applied.name_key)
+    return listing_query(**{**chosen, **overrides}, saved=saved)
 
 
 def _given(model: BaseModel, transport: str) -> dict[str, Any]:

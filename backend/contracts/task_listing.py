@@ -75,10 +75,11 @@ def listing_query(
     order: SortOrder | None = None,
     limit: int = DEFAULT_LIMIT,
     include_total: bool = False,
-    saved: tuple[int, Mapping[str, Any]] | None = None,
+    saved: tuple[int, Mapping[str, Any], str | None] | None = None,
 ) -> TaskListQuery:
     """The service's query for validated listing parameters (the first page; a cursor, which
-    only REST has, sets `after`); `saved`: the saved filter applied (id, stored query)."""
+    only REST has, sets `after`); `saved`: the saved filter applied (id, stored query, the name key
+    it was named by or None)."""
     filters = TaskFilters(
         status=status,
         priorities=tuple(priorities),

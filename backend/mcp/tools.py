@@ -621,8 +621,6 @@ def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummarie
     if saved is None:
         page = work.tasks.list_page(arguments.query())
     else:
-        if not isinstance(saved, int):
-            saved = work.service(SavedFilterService).named(saved).id
         page = filtered(work, saved, arguments, "mcp", work.tasks.list_page)
     if arguments.list_name is not None and not page.items:
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)

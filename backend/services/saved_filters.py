@@ -38,10 +38,12 @@ _CURRENT = owned(
 
 @dataclass(frozen=True)
 class AppliedFilter:
-    """A filter as a listing applies it: its id and its stored query (a JSON object)."""
+    """A filter as a listing applies it: its id, its stored query (a JSON object), and the
+    name key it was named by (MCP), which the page then checks too."""
 
     id: int
     query: Mapping[str, Any]
+    name_key: str | None = None
 
 
 class SavedQueries:
@@ -53,14 +55,23 @@ class SavedQueries:
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, int], AppliedFilter] = {}
+        self._ids: dict[tuple[str, str], int] = {}  # (user, name key) -> id, as last read
 
     def get(self, user_id: str, filter_id: int) -> AppliedFilter | None:
         return self._seen.get((user_id, filter_id))
 
+    def named(self, user_id: str, key: str) -> AppliedFilter | None:
+        """The filter this process last read under that name (a rename since: the page that
+        applies it says so, `task_listing.filter_held`)."""
+        filter_id = self._ids.get((user_id, key))
+        return None if filter_id is None else self._seen.get((user_id, filter_id))
+
     def saw(self, user_id: str, row: Any) -> None:
         if len(self._seen) >= self.LIMIT:
             self._seen.clear()
+            self._ids.clear()
         self._seen[(user_id, row.id)] = AppliedFilter(row.id, row.query)
+        self._ids[(user_id, name_key(row.name))] = row.id
 
     def forget(self, user_id: str, filter_id: int) -> None:
         self._seen.pop((user_id, filter_id), None)
@@ -98,9 +109,17 @@ class SavedFilterService(NamedRowService):
         saved_queries.forget(self.user_id, row_id)
         super().delete(row_id)
 
-    def applied(self, filter_id: int, *, fresh: bool = False) -> tuple[AppliedFilter, bool]:
-        """The filter a listing applies, and whether it was read now (`fresh`: read it
-        whatever this process saw). Another user's or a missing filter: NotFound."""
+    def applied(self, filter_id: int | str, *, fresh: bool = False) -> tuple[AppliedFilter, bool]:
+        """The filter a listing applies (by id, or by name), and whether it was read now
+        (`fresh`: read it whatever this process saw). Another user's or a missing filter:
+        NotFound."""
+        if isinstance(filter_id, str):
+            key = name_key(filter_id)
+            known = None if fresh else saved_queries.named(self.user_id, key)
+            if known is not None:
+                return AppliedFilter(known.id, known.query, key), False
+            row = self.named(filter_id)
+            return AppliedFilter(row.id, row.query, key), True
         if not fresh:
             seen = saved_queries.get(self.user_id, filter_id)
             if seen is not None:

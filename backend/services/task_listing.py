@@ -80,6 +80,8 @@ _ASSIGNEE = bindparam("assignee", type_=Text())
 _S = SavedFilter.__table__.c  # type: ignore[attr-defined]
 _FILTER_ID = bindparam("filter_id", type_=_S.id.type)
 _FILTER_QUERY = bindparam("filter_query", type_=_S.query.type)
+# A filter applied by its name (MCP): the page holds only while the name still names it.
+_FILTER_NAME = bindparam("filter_name_key", None, type_=_S.name_key.type)
 LIMIT = bindparam("limit", type_=Integer())
 
 
@@ -123,9 +125,10 @@ class TaskFilters:
     list_key: str | None = None
     parent_id: PlacedFilter = None
     assignee: str | None = None  # ME, NONE or a user id
-    # The saved filter applied (`GET /api/tasks?filter=`): its id and the stored query these
-    # filters hold. The listing matches nothing unless the filter still holds that query.
-    saved: tuple[int, Mapping[str, Any]] | None = None
+    # The saved filter applied (`GET /api/tasks?filter=`): its id, the stored query these
+    # filters hold, and the name key it was named by (MCP; else None). The listing matches
+    # nothing unless the filter still holds that query (and that name).
+    saved: tuple[int, Mapping[str, Any], str | None] | None = None
 
     def __post_init__(self) -> None:
         # One normal form whoever builds the filters (REST query string, MCP arguments):
@@ -168,6 +171,7 @@ class TaskFilters:
             "assignee": None if self.assignee in (ME, NONE) else self.assignee,
             "filter_id": None if self.saved is None else self.saved[0],
             "filter_query": None if self.saved is None else dict(self.saved[1]),
+            "filter_name_key": None if self.saved is None else self.saved[2],
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -393,9 +397,13 @@ class FilterChanged(ServiceUnavailable):
 
 
 def filter_held() -> ColumnElement[bool]:
-    """The saved filter a listing applies still holds the query it applied (`TaskFilters.saved`:
-    binds `filter_id` and `filter_query`)."""
-    current = owned(select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY), _S.user_id)
+    """The saved filter a listing applies still holds the query it applied, and the name it was
+    applied by if any (`TaskFilters.saved`: binds `filter_id`, `filter_query`, and
+    `filter_name_key` or none: a NULL the planner folds away, the statement the same)."""
+    named = or_(_FILTER_NAME.is_(None), _S.name_key == _FILTER_NAME)
+    current = owned(
+        select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY, named), _S.user_id
+    )
     return exists(current)
 
 

@@ -19,6 +19,7 @@ from backend.services.task_listing import TaskListQuery
 from backend.services.task_statements import listing_still_empty
 from backend.services.tasks import TaskService
 from tests.conftest import Account, count_rows
+from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
 
 
@@ -289,7 +290,7 @@ def test_an_empty_pages_second_read_counts_a_changed_filter_as_a_row(
     the page's query, applied with the query the filter no longer holds, answers "a row
     appeared" (so the page is read again and says the filter changed)."""
     fid = make_filter(client, alice, "F", status="pending")["id"]
-    shape_of = lambda stored: listing_query(tags=["none-has-it"], saved=(fid, stored))
+    shape_of = lambda stored: listing_query(tags=["none-has-it"], saved=(fid, stored, None))
     current, stale = shape_of({"status": "pending"}), shape_of({"status": "completed"})
 
     def appeared(query: TaskListQuery) -> bool:
@@ -301,3 +302,38 @@ def test_an_empty_pages_second_read_counts_a_changed_filter_as_a_row(
 
     assert appeared(current) is False
     assert appeared(stale) is True
+
+
+def test_a_filter_named_by_an_agent_is_the_one_that_holds_the_name_now(
+    client: TestClient, alice: Account, setup_engine: Engine
+) -> None:
+    """MCP `list_tasks` by a filter's name uses the name as this process last read it, and the
+    page holds only while the name still names that filter: renamed behind this process's back
+    (another replica) and the name given to another filter, the other filter applies."""
+    add(client, alice, "fix the leak", priority="high")
+    add(client, alice, "paint", priority="low")
+    urgent = make_filter(client, alice, "Urgent", priority=["high"])["id"]
+
+    def by_name(name: str) -> Any:
+        result = call_tool_rpc(client, "/mcp", alice.token, "list_tasks", {"filter": name})
+        return result["structuredContent"] if not result["isError"] else result
+
+    assert [t["title"] for t in by_name("urgent")["tasks"]] == ["fix the leak"]
+    with setup_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE saved_filters SET name = 'Old', name_key = 'old' WHERE id = :id"),
+            {"id": urgent},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO saved_filters (user_id, name, name_key, query) "
+                "VALUES (:user, 'Urgent', 'urgent', CAST(:q AS jsonb))"
+            ),
+            {"user": alice.id, "q": '{"priority": ["low"]}'},
+        )
+    assert [t["title"] for t in by_name("Urgent")["tasks"]] == ["paint"]
+    assert [t["title"] for t in by_name("old")["tasks"]] == ["fix the leak"]
+    with setup_engine.begin() as conn:
+        conn.execute(text("DELETE FROM saved_filters WHERE name_key = 'urgent'"))
+    gone = call_tool_rpc(client, "/mcp", alice.token, "list_tasks", {"filter": "urgent"})
+    assert gone["isError"] is True and "Filter not found" in gone["content"][0]["text"]
