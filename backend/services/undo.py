@@ -302,9 +302,16 @@ _DELETED = (
 _TAGS = bindparam("etags", type_=ARRAY(Text))
 
 
-# A move between lists or parents (`_a_move`, in SQL): moved back where the caller may undo the
-# entry, while the task's place is still the one the move left.
-_PLACE_HELD = _TASKS.alias("moved_task")
+# The task the entry names as the caller may write it now (none: it moves nothing).
+_PLACED = _TASKS.alias("moved_task")
+_P = _PLACED.c
+# A subtask's list change with no change of its parent is its parent's move, recorded on each
+# task of the subtree: undone by undoing the parent's, never alone.
+_WITH_ITS_PARENT = and_(
+    _changed("list_id"), ~_changed("parent_id"), _field("now", "parent_id").is_not(None)
+)
+# A move between lists or parents (`_a_move`, in SQL) the caller may undo, while the task's
+# place is still the one the move left.
 _MOVE_ENTRY = and_(
     _ENTRY_ROW.c.type == literal_column(f"'{ChangeType.updated.value}'"),
     _ENTRY_ROW.c.permitted.is_(true()),
@@ -313,35 +320,41 @@ _MOVE_ENTRY = and_(
     .select_from(func.jsonb_object_keys(_ENTRY_ROW.c.changes).alias("k"))
     .where(literal_column("k").not_in([literal_column(f"'{name}'") for name in _MOVED]))
     .exists(),
-    exists(
-        select(_PLACE_HELD.c.id).where(
-            _PLACE_HELD.c.id == _ENTRY_ROW.c.task_id,
-            _PLACE_HELD.c.user_id == _ENTRY_ROW.c.user_id,
-            may(_PLACE_HELD, Action.TASK_WRITE),
-            *(
-                or_(~_changed(name), _PLACE_HELD.c[name].is_not_distinct_from(_field("now", name)))
-                for name in _MOVED
-            ),
-        )
-    ),
+    ~_WITH_ITS_PARENT,
+    _P.id.is_not(None),
+    *(or_(~_changed(name), _P[name].is_not_distinct_from(_field("now", name))) for name in _MOVED),
 )
+
+
+def _old(name: str) -> Any:
+    """Where the entry's move took the task from: a field it changed, its old value; else the
+    task's as it is now (a later change of another field is kept, as every undo keeps it)."""
+    return case((_changed(name), _field("was", name)), else_=_P[name])
 
 
 def _moving_back(if_match: bool) -> Any:
     """The move route's statement (`task_tree.move_statement`, an UPDATE) moving the entry's
-    task back to the list and parent it recorded as old (`Sent.given`: either may be none),
-    with the route's every check of the destination; its task is NULL, so it moves nothing,
-    unless the entry is a move the caller may undo (`_MOVE_ENTRY`). `if_match`: only at a
-    version of the task in `tags`."""
-    back = select(
-        case((_MOVE_ENTRY, _ENTRY_ROW.c.task_id), else_=null()).label("task_id"),
-        # Under a parent the task goes to that parent's list: no list is named then.
-        case((_field("was", "parent_id").is_(None), _field("was", "list_id")), else_=null()).label(
-            "list_id"
-        ),
-        _field("was", "parent_id").label("parent_id"),
-        _field("was", "position").label("position"),
-    ).cte("moved_back_to")
+    task back to the list and parent it left (`Sent.given`: either may be none; under a
+    parent, that parent's list as it is now), at its old position if the entry changed it and
+    no sibling holds it, with the route's every check of the destination; its task is NULL,
+    so it moves nothing, unless the entry is a move the caller may undo (`_MOVE_ENTRY`).
+    `if_match`: only at a version of the task in `tags`."""
+    now = and_(
+        _P.id == _ENTRY_ROW.c.task_id,
+        _P.user_id == _ENTRY_ROW.c.user_id,
+        may(_PLACED, Action.TASK_WRITE),
+    )
+    parent = _old("parent_id")
+    back = (
+        select(
+            case((_MOVE_ENTRY, _ENTRY_ROW.c.task_id), else_=null()).label("task_id"),
+            case((parent.is_(None), _old("list_id")), else_=null()).label("list_id"),
+            parent.label("parent_id"),
+            case((_changed("position"), _field("was", "position")), else_=null()).label("position"),
+        )
+        .select_from(_ENTRY_ROW.outerjoin(_PLACED, now))
+        .cte("moved_back_to")
+    )
     task_id = select(back.c.task_id).scalar_subquery()
     versions = None
     if if_match:  # the versions the tags name of this task (`<id>-<version>`)
@@ -437,6 +450,9 @@ class UndoService(Scoped):
         full). Its further statement is the failure path's; were it to succeed (the obstacle
         gone in between), it is the undo done, at the version checked."""
         current = self._admitted(found, tags)
+        changed = set(found.changes)
+        if "list_id" in changed and "parent_id" not in changed and found.left.get("parent_id"):
+            raise InvalidRequest(_MOVED_WITH_ITS_PARENT)
         newer = _newer(found.changes, found.left, current)
         if newer:
             raise _conflict(newer, found.left, current)
@@ -524,6 +540,9 @@ def _a_move(changes: Mapping[str, Any] | None) -> bool:
     return bool(keys & {"list_id", "parent_id"}) and keys <= set(_MOVED)
 
 
+_MOVED_WITH_ITS_PARENT = (
+    "This task moved with its parent: undo the parent's move (its own activity entry) instead"
+)
 _OWNERS_REMINDERS = (
     "This change cannot be undone by you: it changed the reminders of the task's owner, which "
     "are the owner's own (set your own with PATCH)"

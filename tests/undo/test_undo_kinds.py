@@ -262,6 +262,53 @@ def test_a_subtask_moved_out_goes_back_under_its_parent_in_the_parents_list_now(
     assert entries(db_engine) > count
 
 
+def test_a_moves_undo_keeps_a_later_change_of_the_other_field(
+    client: TestClient, alice: Account
+) -> None:
+    """Moved under a parent in its list, then carried to another list with that parent: the
+    undo takes it out from under the parent, in the list it is in now (the later change of its
+    list is kept, as any undo keeps a later change of another field)."""
+    home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
+    parent = make_task(client, alice, "Trip", list_id=home)
+    task_id = make_task(client, alice, "Pack", list_id=home)
+    moved = client.post(
+        f"/api/tasks/{task_id}/move", json={"parent_id": parent}, headers=alice.headers
+    )
+    assert moved.status_code == 200, moved.text
+    entry = last_entry(client, alice, task_id, "task.updated")
+    assert "list_id" not in entry["changes"]
+    carried = client.patch(f"/api/tasks/{parent}", json={"list_id": work}, headers=alice.headers)
+    assert carried.status_code == 200, carried.text
+
+    response = undo(client, alice, entry["id"])
+
+    assert response.status_code == 200, response.text
+    task = response.json()["data"]
+    assert (task["parent_id"], task["list_id"]) == (None, work)
+
+
+def test_a_subtasks_list_change_made_by_its_parents_move_is_not_undone_alone(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
+    parent = make_task(client, alice, "Trip", list_id=home)
+    child = make_task(client, alice, "Pack", parent_id=parent)
+    carried = client.patch(f"/api/tasks/{parent}", json={"list_id": work}, headers=alice.headers)
+    assert carried.status_code == 200, carried.text
+    entry = last_entry(client, alice, child, "task.updated")
+    assert set(entry["changes"]) >= {"list_id"} and "parent_id" not in entry["changes"]
+
+    for later in (None, {"parent_id": None}):
+        if later is not None:  # taken out from under its parent since: still its parent's move
+            out = client.post(f"/api/tasks/{child}/move", json=later, headers=alice.headers)
+            assert out.status_code == 200, out.text
+        before, count = stored(db_engine, child), entries(db_engine)
+        response = undo(client, alice, entry["id"])
+        assert response.status_code == 422, response.text
+        assert "moved with its parent" in response.json()["error"]["message"]
+        assert stored(db_engine, child) == before and entries(db_engine) == count
+
+
 def test_a_moves_undo_takes_if_match_and_a_stale_tag_changes_nothing(
     client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
