@@ -69,4 +69,4 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION task_api_column_defaults(regclass);
+DROP FUNCTION task_api_missing_defaults(regclass, JSONB);

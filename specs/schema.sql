@@ -199,34 +199,6 @@ CREATE FUNCTION public.task_api_actor() RETURNS text
 $$;
 
 --
--- Name: task_api_column_defaults(regclass); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.task_api_column_defaults(p_table regclass) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_sql TEXT;
-    v_defaults JSONB;
-BEGIN
-    SELECT 'SELECT jsonb_build_object(' || string_agg(
-               quote_literal(a.attname) || ', ' || pg_get_expr(d.adbin, d.adrelid), ', '
-               ORDER BY a.attnum
-           ) || ')'
-    INTO v_sql
-    FROM pg_attribute a
-    JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
-      AND a.attgenerated = '' AND pg_get_expr(d.adbin, d.adrelid) NOT LIKE 'nextval(%';
-    IF v_sql IS NULL THEN
-        RETURN '{}';
-    END IF;
-    EXECUTE v_sql INTO v_defaults;
-    RETURN v_defaults;
-END
-$$;
-
---
 -- Name: task_api_count(text, integer, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -457,6 +429,35 @@ CREATE FUNCTION public.task_api_member_planned(p_caller text) RETURNS boolean
     AS $$
 BEGIN
     RETURN EXISTS (SELECT FROM list_members WHERE member_id = p_caller);
+END
+$$;
+
+--
+-- Name: task_api_missing_defaults(regclass, jsonb); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.task_api_missing_defaults(p_table regclass, p_row jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_sql TEXT;
+    v_defaults JSONB;
+BEGIN
+    SELECT 'SELECT to_jsonb(d) FROM (SELECT ' || string_agg(
+               format('%s AS %I', pg_get_expr(d.adbin, d.adrelid), a.attname), ', '
+               ORDER BY a.attnum
+           ) || ') AS d'
+    INTO v_sql
+    FROM pg_attribute a
+    JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attgenerated = '' AND NOT p_row ? a.attname::text
+      AND pg_get_expr(d.adbin, d.adrelid) NOT LIKE '%nextval(%';
+    IF v_sql IS NULL THEN
+        RETURN '{}';
+    END IF;
+    EXECUTE v_sql INTO v_defaults;
+    RETURN v_defaults;
 END
 $$;
 
@@ -998,8 +999,6 @@ DECLARE
     v_fit RECORD;
     v_snapshot JSONB;
     v_root tasks;
-    v_task_defaults JSONB := task_api_column_defaults('tasks'::regclass);
-    v_comment_defaults JSONB := task_api_column_defaults('task_comments'::regclass);
 BEGIN
     v_fit := task_trash_fit(p_id, p_space, p_list, p_parent, p_list_limit, p_tree_limit);
     IF v_fit.refusal IS NOT NULL THEN
@@ -1034,7 +1033,9 @@ BEGIN
                           SELECT FROM list_members m WHERE m.list_id = p_list AND m.member_id = a))
     ))).*
     FROM jsonb_array_elements(v_snapshot -> 'tasks') WITH ORDINALITY AS s(j, n)
-    CROSS JOIN LATERAL jsonb_populate_record(NULL::tasks, v_task_defaults || s.j) AS r
+    CROSS JOIN LATERAL jsonb_populate_record(
+        NULL::tasks, task_api_missing_defaults('tasks', s.j) || s.j
+    ) AS r
     ORDER BY s.n;
     INSERT INTO task_comments OVERRIDING SYSTEM VALUE
     SELECT (jsonb_populate_record(c, jsonb_build_object(
@@ -1043,7 +1044,9 @@ BEGIN
         'author_id', (SELECT u.id FROM users u WHERE u.id = c.author_id)
     ))).*
     FROM jsonb_array_elements(v_snapshot -> 'comments') AS e(j)
-    CROSS JOIN LATERAL jsonb_populate_record(NULL::task_comments, v_comment_defaults || e.j) AS c
+    CROSS JOIN LATERAL jsonb_populate_record(
+        NULL::task_comments, task_api_missing_defaults('task_comments', e.j) || e.j
+    ) AS c
     ORDER BY c.id;
     INSERT INTO task_member_reminders (user_id, task_id, member_id, reminders)
     SELECT p_space, r.task_id, r.member_id, r.reminders

@@ -195,3 +195,25 @@ def test_a_snapshot_from_before_a_column_existed_restores_with_its_default(
     comments = get(client, alice, f"/api/tasks/{task_id}/comments")["data"]
     assert [c["body"] for c in comments] == ["Still here"]
     assert comments[0]["created_at"] is not None
+
+
+def test_missing_defaults_are_each_rows_own_and_never_draw_a_sequence(db_engine: Engine) -> None:
+    """`task_api_missing_defaults` (migration 0051) gives only the keys a row lacks, evaluated
+    for that row (a volatile default differs between two rows), never a sequence's `nextval`."""
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TEMP TABLE later_columns (n serial, kept int, "
+                "tag uuid NOT NULL DEFAULT gen_random_uuid(), size int NOT NULL DEFAULT 5) "
+                "ON COMMIT DROP"
+            )
+        )
+        call = text("SELECT task_api_missing_defaults('later_columns', CAST(:row AS jsonb))")
+        first = conn.scalar(call, {"row": '{"kept": 1}'})
+        second = conn.scalar(call, {"row": '{"kept": 1}'})
+        held = conn.scalar(call, {"row": '{"tag": null, "size": 2}'})
+        drawn = conn.scalar(text("SELECT is_called FROM later_columns_n_seq"))
+    assert set(first) == set(second) == {"tag", "size"} and first["size"] == 5
+    assert first["tag"] != second["tag"]
+    assert held == {}
+    assert drawn is False  # the sequence never drew a number
