@@ -18,6 +18,7 @@ from scripts.query_plans import (
     CALLER,
     CALLER_SHARES,
     COMBINATIONS,
+    EVENT_SEED,
     EVENT_STATEMENTS,
     EVENT_STATES,
     FILL_TRASH,
@@ -102,7 +103,13 @@ def _shapes(engine: Engine) -> dict[str, tuple[Any, ...]]:
 def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
     """Issue 53: a trashed task is not in `tasks` (migration 0048, `task_trash`), so no listing,
     feed page or write statement reads the trash: with a trashed entry for every top-level
-    task (each user's, snapshots of its whole subtree), analyzed, every plan is the same shape."""
+    task (each user's, snapshots of its whole subtree), analyzed, every plan is the same shape;
+    the feed's page and position read with a change recorded for every task and list."""
+    with seeded.begin() as conn:
+        for insert in EVENT_SEED:
+            conn.execute(text(insert))
+    with seeded.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE task_events"))
     before = _shapes(seeded)
     with seeded.begin() as conn:
         conn.execute(text(FILL_TRASH))
