@@ -67,7 +67,7 @@ class SavedQueries:
         return None if filter_id is None else self._seen.get((user_id, filter_id))
 
     def saw(self, user_id: str, row: Any) -> None:
-        if len(self._seen) >= self.LIMIT:
+        if len(self._seen) >= self.LIMIT or len(self._ids) >= self.LIMIT:  # renames add names
             self._seen.clear()
             self._ids.clear()
         self._seen[(user_id, row.id)] = AppliedFilter(row.id, row.query)

@@ -310,8 +310,9 @@ _P = _PLACED.c
 _WITH_ITS_PARENT = and_(
     _changed("list_id"), ~_changed("parent_id"), _field("now", "parent_id").is_not(None)
 )
-# A move between lists or parents (`_a_move`, in SQL) the caller may undo, while the task's
-# place is still the one the move left.
+# A move between lists or parents (`_a_move`, in SQL) the caller may undo, while the task is
+# where the move put it: its list, parent and position each as the entry left them (a later
+# move of any kind, even one that changed a field this one did not, is a newer change).
 _MOVE_ENTRY = and_(
     _ENTRY_ROW.c.type == literal_column(f"'{ChangeType.updated.value}'"),
     _ENTRY_ROW.c.permitted.is_(true()),
@@ -322,35 +323,29 @@ _MOVE_ENTRY = and_(
     .exists(),
     ~_WITH_ITS_PARENT,
     _P.id.is_not(None),
-    *(or_(~_changed(name), _P[name].is_not_distinct_from(_field("now", name))) for name in _MOVED),
+    *(_P[name].is_not_distinct_from(_field("now", name)) for name in _MOVED),
 )
-
-
-def _old(name: str) -> Any:
-    """Where the entry's move took the task from: a field it changed, its old value; else the
-    task's as it is now (a later change of another field is kept, as every undo keeps it)."""
-    return case((_changed(name), _field("was", name)), else_=_P[name])
 
 
 def _moving_back(if_match: bool) -> Any:
     """The move route's statement (`task_tree.move_statement`, an UPDATE) moving the entry's
     task back to the list and parent it left (`Sent.given`: either may be none; under a
-    parent, that parent's list as it is now), at its old position if the entry changed it and
-    no sibling holds it, with the route's every check of the destination; its task is NULL,
-    so it moves nothing, unless the entry is a move the caller may undo (`_MOVE_ENTRY`).
-    `if_match`: only at a version of the task in `tags`."""
+    parent, that parent's list as it is now), at its old position where no sibling holds it,
+    with the route's every check of the destination; its task is NULL, so it moves nothing,
+    unless the entry is a move the caller may undo (`_MOVE_ENTRY`). `if_match`: only at a
+    version of the task in `tags`."""
     now = and_(
         _P.id == _ENTRY_ROW.c.task_id,
         _P.user_id == _ENTRY_ROW.c.user_id,
         may(_PLACED, Action.TASK_WRITE),
     )
-    parent = _old("parent_id")
+    parent = _field("was", "parent_id")
     back = (
         select(
             case((_MOVE_ENTRY, _ENTRY_ROW.c.task_id), else_=null()).label("task_id"),
-            case((parent.is_(None), _old("list_id")), else_=null()).label("list_id"),
+            case((parent.is_(None), _field("was", "list_id")), else_=null()).label("list_id"),
             parent.label("parent_id"),
-            case((_changed("position"), _field("was", "position")), else_=null()).label("position"),
+            _field("was", "position").label("position"),
         )
         .select_from(_ENTRY_ROW.outerjoin(_PLACED, now))
         .cte("moved_back_to")
@@ -453,7 +448,8 @@ class UndoService(Scoped):
         changed = set(found.changes)
         if "list_id" in changed and "parent_id" not in changed and found.left.get("parent_id"):
             raise InvalidRequest(_MOVED_WITH_ITS_PARENT)
-        newer = _newer(found.changes, found.left, current)
+        # Where the move put it, as a whole: a later move of any field is a newer change.
+        newer = _newer(dict.fromkeys(_MOVED), found.left, current)
         if newer:
             raise _conflict(newer, found.left, current)
         was = {name: found.changes[name][0] for name in _MOVED if name in found.changes}

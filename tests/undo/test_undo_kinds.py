@@ -262,12 +262,12 @@ def test_a_subtask_moved_out_goes_back_under_its_parent_in_the_parents_list_now(
     assert entries(db_engine) > count
 
 
-def test_a_moves_undo_keeps_a_later_change_of_the_other_field(
-    client: TestClient, alice: Account
+def test_a_moves_undo_after_a_later_move_of_the_other_field_is_a_409(
+    client: TestClient, alice: Account, db_engine: Engine
 ) -> None:
-    """Moved under a parent in its list, then carried to another list with that parent: the
-    undo takes it out from under the parent, in the list it is in now (the later change of its
-    list is kept, as any undo keeps a later change of another field)."""
+    """A move is undone only from where it put the task: moved under a parent in its list,
+    then carried to another list with that parent, the undo is refused (the later change of
+    its list is kept), nothing written."""
     home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
     parent = make_task(client, alice, "Trip", list_id=home)
     task_id = make_task(client, alice, "Pack", list_id=home)
@@ -279,12 +279,46 @@ def test_a_moves_undo_keeps_a_later_change_of_the_other_field(
     assert "list_id" not in entry["changes"]
     carried = client.patch(f"/api/tasks/{parent}", json={"list_id": work}, headers=alice.headers)
     assert carried.status_code == 200, carried.text
+    before, count = stored(db_engine, task_id), entries(db_engine)
 
     response = undo(client, alice, entry["id"])
 
-    assert response.status_code == 200, response.text
-    task = response.json()["data"]
-    assert (task["parent_id"], task["list_id"]) == (None, work)
+    assert response.status_code == 409, response.text
+    details = {d["field"]: (d["current"], d["entry"]) for d in response.json()["error"]["details"]}
+    assert details["list_id"] == (work, home)
+    assert stored(db_engine, task_id) == before and entries(db_engine) == count
+
+
+def test_a_later_move_that_kept_the_position_still_makes_a_moves_undo_a_409(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """Later moves that changed only the field the entry did not (the position kept, as a
+    first child and a lone top-level task keep the same number): the undo still sees the task
+    elsewhere than the move put it, and writes nothing."""
+    home, work = make_list(client, alice, "Home"), make_list(client, alice, "Work")
+    # A list change, then made a subtask in that list.
+    moved = make_task(client, alice, "A", list_id=home)
+    client.post(f"/api/tasks/{moved}/move", json={"list_id": work}, headers=alice.headers)
+    first = last_entry(client, alice, moved, "task.updated")
+    under = make_task(client, alice, "B", list_id=work)
+    parented = client.post(
+        f"/api/tasks/{moved}/move", json={"parent_id": under}, headers=alice.headers
+    )
+    assert parented.status_code == 200, parented.text
+    # A parent change, then moved to another list.
+    make_task(client, alice, "C", list_id=work)
+    parent = make_task(client, alice, "D", list_id=home)
+    child = make_task(client, alice, "E", parent_id=parent)
+    client.post(f"/api/tasks/{child}/move", json={"parent_id": None}, headers=alice.headers)
+    second = last_entry(client, alice, child, "task.updated")
+    listed = client.post(f"/api/tasks/{child}/move", json={"list_id": work}, headers=alice.headers)
+    assert listed.status_code == 200, listed.text
+
+    for task_id, entry in ((moved, first), (child, second)):
+        before, count = stored(db_engine, task_id), entries(db_engine)
+        response = undo(client, alice, entry["id"])
+        assert response.status_code == 409, response.text
+        assert stored(db_engine, task_id) == before and entries(db_engine) == count
 
 
 def test_a_subtasks_list_change_made_by_its_parents_move_is_not_undone_alone(
