@@ -28,6 +28,7 @@ from backend.db.scope import OWNER, access, caller_role, shared
 from backend.errors import Forbidden, NotFound
 from backend.models.references import Action
 from backend.models.sharing import Role
+from backend.models.task_children import CHILDREN
 
 __all__ = [
     "FEEDS",
@@ -86,13 +87,10 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("PATCH", "/api/tasks/{task_id}/complete"): Action.TASK_WRITE,
     ("POST", "/api/tasks/{task_id}/move"): Action.TASK_WRITE,
     ("DELETE", "/api/tasks/{task_id}"): Action.TASK_WRITE,
-    # A comment's PATCH and DELETE need COMMENT_ADD for the caller's own comment (the least
-    # role); on top of it, only its author edits, and another's is deleted with
-    # COMMENT_MODERATE (tests/sharing/test_comments.py).
-    ("GET", "/api/tasks/{task_id}/comments"): Action.COMMENT_READ,
-    ("POST", "/api/tasks/{task_id}/comments"): Action.COMMENT_ADD,
-    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
-    ("DELETE", "/api/tasks/{task_id}/comments/{comment_id}"): Action.COMMENT_ADD,
+    # A task's children's routes: `_child_routes` (below), from their declarations. A
+    # comment's PATCH and DELETE need its `write` (COMMENT_ADD) for the caller's own comment;
+    # on top of it, only its author edits, and another's is deleted with COMMENT_MODERATE
+    # (tests/sharing/test_comments.py).
     # Members and invitations (backend/services/members.py, invitations.py). Removing a
     # member is `member.manage` for others; any member may remove itself (leave).
     ("GET", "/api/lists/{list_id}/members"): Action.LIST_READ,
@@ -110,6 +108,25 @@ ROUTES: dict[tuple[str, str], Action] = {
     # role); another member's, UNDO_OTHERS on top (tests/undo/test_undo_guards.py).
     ("POST", "/api/activity/{event_id}/undo"): Action.TASK_WRITE,
 }
+
+
+def _child_routes() -> dict[tuple[str, str], Action]:
+    """The least action of each route of a task's child (`backend/models/task_children.py`):
+    its collection is read with `read` and added to with `write`; a row of it is read with
+    `read` and changed or deleted with `write`."""
+    routes: dict[tuple[str, str], Action] = {}
+    for child in CHILDREN:
+        if child.path is None or child.read is None or child.write is None:
+            continue
+        many = f"/api/tasks/{{task_id}}/{child.path}"
+        one = f"{many}/{{{child.noun.replace(' ', '_')}_id}}"
+        routes |= {("GET", many): child.read, ("POST", many): child.write}
+        routes |= {("GET", one): child.read, ("PATCH", one): child.write}
+        routes[("DELETE", one)] = child.write
+    return routes
+
+
+ROUTES |= _child_routes()
 
 
 # What each MCP tool that reaches a task or list by id does (the role matrix reads this too;

@@ -34,10 +34,11 @@ from backend.db.scope import OWNER, Scoped
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import Task
 from backend.models.sharing import ListMember, TaskComment
+from backend.models.task_children import COMMENTS_PER_TASK
 from backend.services.access import Action, may, may_shared, require, role_in
 
-# The most comments a task holds; a comment beyond it is 422 LIMIT_REACHED.
-COMMENTS_PER_TASK = 1000
+__all__ = ["COMMENTS_PER_TASK", "CommentService"]
+
 TASK_NOT_FOUND = "Task not found"
 COMMENT_NOT_FOUND = "Comment not found"
 NOT_THE_AUTHOR = "Only a comment's author may edit it"
@@ -84,6 +85,19 @@ _PAGE = (
     .select_from(_TASKS.outerjoin(_PAGE_OF, true()))
     .where(_T.id == _TASK_ID, may(_TASKS, Action.COMMENT_READ))
     .order_by(_PAGE_OF.c.id)
+)
+
+# One comment of the task, with the task in the same statement: no row, a task the caller
+# cannot see; a row with no comment (`id` NULL), no such comment of this task.
+_ONE_OF = (
+    select(*COMMENT_VIEW)
+    .where(_C.id == _COMMENT_ID, _C.task_id == _T.id, _comments_of_task(Action.COMMENT_READ))
+    .lateral("c")
+)
+_ONE = (
+    select(_T.id.label("found_task_id"), *(_ONE_OF.c[column.name] for column in COMMENT_VIEW))
+    .select_from(_TASKS.outerjoin(_ONE_OF, true()))
+    .where(_T.id == _TASK_ID, may(_TASKS, Action.COMMENT_READ))
 )
 
 # The comments the task has: at most COMMENTS_PER_TASK.
@@ -164,6 +178,16 @@ class CommentService(Scoped):
             raise NotFound(TASK_NOT_FOUND)
         found = sorted((row for row in rows if row.id is not None), key=lambda row: row.id)
         return found[:limit], len(found) > limit
+
+    def get(self, task_id: int, comment_id: int) -> Any:
+        """One comment of the task. One statement: a task the caller cannot see is the 404 a
+        missing one gets, then a comment that is not the task's."""
+        found = self._read(_ONE, task=task_id, comment=comment_id).first()
+        if found is None:
+            raise NotFound(TASK_NOT_FOUND)
+        if found.id is None:
+            raise NotFound(COMMENT_NOT_FOUND)
+        return found
 
     def create(self, task_id: int, body: str) -> Any:
         """Add the caller's comment to the task (commenter+, or the task's owner)."""

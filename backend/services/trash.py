@@ -118,6 +118,8 @@ _LIMIT = bindparam("limit", type_=Integer)
 _BEFORE: Any = literal_column("'epoch'::timestamptz") + _BEFORE_AT * literal_column(
     "interval '1 microsecond'"
 )
+# A snapshot's comments: under `children` since migration 0052, before it under `comments`.
+_COMMENTS_KEPT = func.coalesce(_R.snapshot["children"]["task_comments"], _R.snapshot["comments"])
 _PURGE_AT = _R.deleted_at + literal_column(f"interval '{TRASH_DAYS} days'")
 _MAY = may(_TRASH, Action.TASK_WRITE)
 
@@ -132,7 +134,7 @@ _PAGE = (
         _R.deleted_at,
         _PURGE_AT.label("purge_at"),
         (func.jsonb_array_length(_R.snapshot["tasks"]) - 1).label("subtask_count"),
-        func.jsonb_array_length(_R.snapshot["comments"]).label("comment_count"),
+        func.jsonb_array_length(_COMMENTS_KEPT).label("comment_count"),
     )
     .where(
         _MAY,

@@ -181,8 +181,8 @@ def test_a_snapshot_from_before_a_column_existed_restores_with_its_default(
         conn.execute(
             text(
                 "UPDATE task_trash SET snapshot = jsonb_set(jsonb_set(snapshot, '{tasks,0}', "
-                "(snapshot #> '{tasks,0}') - 'priority' - 'tags'), '{comments,0}', "
-                "(snapshot #> '{comments,0}') - 'created_at') WHERE id = :id"
+                "(snapshot #> '{tasks,0}') - 'priority' - 'tags'), '{children,task_comments,0}', "
+                "(snapshot #> '{children,task_comments,0}') - 'created_at') WHERE id = :id"
             ),
             {"id": task_id},
         )
@@ -217,3 +217,33 @@ def test_missing_defaults_are_each_rows_own_and_never_draw_a_sequence(db_engine:
     assert first["tag"] != second["tag"]
     assert held == {}
     assert drawn is False  # the sequence never drew a number
+
+
+def test_a_snapshot_taken_before_children_were_declared_restores_its_comments(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """A task trashed before migration 0052 kept its comments and members' reminders under
+    their own keys (`comments`, `member_reminders`), not under `children`: it restores them."""
+    task_id = make_task(client, alice, "Old")
+    comment = client.post(
+        f"/api/tasks/{task_id}/comments", json={"body": "Still here"}, headers=alice.headers
+    )
+    assert comment.status_code == 201, comment.text
+    assert client.delete(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 204
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE task_trash SET snapshot = (snapshot - 'children') || jsonb_build_object("
+                "'comments', snapshot #> '{children,task_comments}', "
+                "'member_reminders', snapshot #> '{children,task_member_reminders}') "
+                "WHERE id = :id"
+            ),
+            {"id": task_id},
+        )
+    assert get(client, alice, "/api/trash")["data"][0]["comment_count"] == 1
+
+    response = client.post(f"/api/trash/{task_id}/restore", headers=alice.headers)
+
+    assert response.status_code == 200, response.text
+    comments = get(client, alice, f"/api/tasks/{task_id}/comments")["data"]
+    assert [c["body"] for c in comments] == ["Still here"]

@@ -28,19 +28,16 @@ from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import CommentEnvelope, CommentsEnvelope
 from backend.models.references import COMMENTS, Action, Reference
 from backend.models.sharing import CommentCreate, CommentPublic, CommentUpdate
+from backend.models.task_children import COMMENTS_PER_TASK
 from backend.models.types import TASK_ID_MAX
-from backend.services.comments import COMMENTS_PER_TASK
 
 router = APIRouter(
     prefix="/api/tasks", tags=["comments"], responses=errors(401, 422, 503), route_class=DoorRoute
 )
 
-CommentId = Annotated[
-    int,
-    Path(ge=1, le=TASK_ID_MAX, description="The comment's id.", examples=[11]),
-    DecimalDigits,
-    Reference(COMMENTS, Action.COMMENT_ADD),
-]
+_COMMENT_ID = Path(ge=1, le=TASK_ID_MAX, description="The comment's id.", examples=[11])
+CommentId = Annotated[int, _COMMENT_ID, DecimalDigits, Reference(COMMENTS, Action.COMMENT_ADD)]
+ReadCommentId = Annotated[int, _COMMENT_ID, DecimalDigits, Reference(COMMENTS, Action.COMMENT_READ)]
 PAGE_MAX = 100
 PageSize = Annotated[
     int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
@@ -118,6 +115,24 @@ def create_task_comment(
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/tasks/{task_id}/comments/{row.id}"
     return CommentEnvelope(data=CommentPublic.model_validate(row))
+
+
+@router.get(
+    _COMMENT,
+    operation_id="getTaskComment",
+    response_model=CommentEnvelope,
+    summary="Get one comment",
+    description="Anyone who may read the task may read its comments (a shared list's viewer "
+    "and up).",
+    responses={
+        **ok(200, "The comment."),
+        **errors(404, 422, examples=(*_MISSING, VALIDATION)),
+    },
+)
+def get_task_comment(door: Door, task_id: TaskId, comment_id: ReadCommentId) -> CommentEnvelope:
+    return CommentEnvelope(
+        data=CommentPublic.model_validate(door.comments.get(task_id, comment_id))
+    )
 
 
 @router.patch(

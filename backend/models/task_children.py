@@ -1,0 +1,90 @@
+"""A task's children, declared once (issue 60; specs/data-model.md, "A task's children").
+
+A child of a task is a table whose rows belong to one task: a key `(user_id, task_id)` ->
+`tasks (user_id, id)`, `ON UPDATE CASCADE ON DELETE CASCADE`, so its rows are in the task's
+owner's space, follow the task through a handover (a list's transfer) and go with it (a
+delete, the account's deletion). `CHILDREN` names every one; from it come:
+
+- the trash: a deleted task's snapshot holds every child's rows and a restore brings them back
+  (migration 0052 reads the same names from `task_children`, which each child's migration
+  fills; tests/test_task_children.py compares the two and restores a row of every child);
+- the least role of each of its routes (`backend/services/access.py` `ROUTES`, from `path`,
+  `noun`, `read` and `write`), and the role matrix generated from them;
+- the check that no table with a key to `tasks` is left out (`NOT_CHILDREN` says why each
+  such table that is no child is not: tests/test_task_children.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.references import Action
+from backend.models.sharing import TaskComment
+from backend.models.task_event import TaskMemberReminder
+
+# The most comments a task holds; a comment beyond it is 422 LIMIT_REACHED.
+COMMENTS_PER_TASK = 1000
+
+
+@dataclass(frozen=True)
+class TaskChild:
+    """A table whose rows belong to one task.
+
+    `path`: its collection under `/api/tasks/{task_id}/` (None: no routes of its own), each
+    row at `/{<noun>_id}`; `read`: the least action to read its rows, `write`: to add one or
+    change or delete one's own (the role matrix tries both); `per_task`: the most rows a task
+    holds (None: bounded otherwise). `sample`: a row's own columns, for the generated tests
+    (every column with a key to `users` is given a member of the task's list)."""
+
+    table: type[SQLModel]
+    noun: str
+    path: str | None = None
+    read: Action | None = None
+    write: Action | None = None
+    per_task: int | None = None
+    sample: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.table.__tablename__)
+
+
+CHILDREN: tuple[TaskChild, ...] = (
+    TaskChild(
+        TaskComment,
+        noun="comment",
+        path="comments",
+        read=Action.COMMENT_READ,
+        write=Action.COMMENT_ADD,
+        per_task=COMMENTS_PER_TASK,
+        sample={"body": "Bring the receipts"},
+    ),
+    # A member's own reminders on a shared task, written through the task's `reminders`.
+    TaskChild(
+        TaskMemberReminder,
+        noun="member reminder",
+        sample={"reminders": [{"minutes_before_due": 30}]},
+    ),
+)
+
+# Tables with a key to `tasks` that are no task's child, and why.
+NOT_CHILDREN: dict[str, str] = {
+    "tasks": "a task's subtasks are tasks: the trash keeps the whole subtree itself",
+    "task_reminders": "derived: the reminders due, scheduled by triggers from a task's "
+    "`reminders` and its members' whenever those are written (a restore writes them again)",
+}
+
+
+class TaskChildTable(SQLModel, table=True):
+    """The names of `CHILDREN` in the database, for the trash's functions (migration 0052):
+    each child's migration adds its row."""
+
+    __tablename__ = "task_children"
+
+    name: str = SQLField(sa_column=Column(Text, primary_key=True))

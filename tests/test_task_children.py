@@ -1,0 +1,189 @@
+"""A task's children, declared once (issue 60; backend/models/task_children.py): every table
+with a key to `tasks` is declared a child or says why not, the database's registry is the
+declared one, each child follows its task through a handover and a deletion, and a row of
+every child, on a task and on its subtask, comes back field by field from the trash. A new
+child gets all of it from its declaration: no test here names one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
+
+from backend.models.task_children import CHILDREN, NOT_CHILDREN, TaskChild
+from tests.conftest import Account
+from tests.sharing.helpers import add_member, make_list, make_task
+
+# Every foreign key to `tasks`: the referencing table, its columns, the key's actions.
+_KEYS_TO_TASKS = text(
+    """
+    SELECT k.conrelid::regclass::text AS child,
+           array(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY AS c(n, i)
+                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = c.n
+                 ORDER BY c.i) AS columns,
+           k.confupdtype AS on_update, k.confdeltype AS on_delete
+    FROM pg_constraint k
+    WHERE k.contype = 'f' AND k.confrelid = 'tasks'::regclass
+    """
+)
+
+
+def _keys(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(_KEYS_TO_TASKS))
+
+
+def test_every_table_keyed_to_tasks_is_a_child_or_says_why_not(db_engine: Engine) -> None:
+    keyed = {row.child for row in _keys(db_engine)}
+    declared = {child.name for child in CHILDREN}
+    assert keyed - declared - set(NOT_CHILDREN) == set(), "declare it in CHILDREN"
+    assert set(NOT_CHILDREN) - keyed == set(), "no longer keyed to tasks"
+    assert declared & set(NOT_CHILDREN) == set()
+    assert len(declared) == len(CHILDREN)
+
+
+def test_the_trash_reads_the_declared_children(db_engine: Engine) -> None:
+    """Migration 0052's functions take their tables from `task_children`: the same names."""
+    with db_engine.connect() as conn:
+        registered = set(conn.execute(text("SELECT name FROM task_children")).scalars())
+    assert registered == {child.name for child in CHILDREN}
+
+
+@pytest.mark.parametrize("child", CHILDREN, ids=lambda child: child.name)
+def test_a_child_follows_its_task_through_a_handover_and_a_deletion(
+    db_engine: Engine, child: TaskChild
+) -> None:
+    """Its key is (user_id, task_id) -> tasks (user_id, id), cascading both ways: a list's
+    transfer moves the rows to the new owner's space with their task, and a task's (or an
+    account's) deletion takes them with it."""
+    keys = [row for row in _keys(db_engine) if row.child == child.name]
+    assert [(row.columns, row.on_update, row.on_delete) for row in keys] == [
+        (["user_id", "task_id"], "c", "c")
+    ]
+
+
+def _user_columns(child: TaskChild) -> list[str]:
+    """The child's columns, but `user_id`, with a key to `users`."""
+    table = child.table.__table__  # type: ignore[attr-defined]
+    return sorted(
+        column.name
+        for column in table.columns
+        if column.name != "user_id"
+        and any(key.column.table.name == "users" for key in column.foreign_keys)
+    )
+
+
+def _add_row(
+    engine: Engine, child: TaskChild, owner: Account, list_id: int, task_id: int, member: Account
+) -> None:
+    """A row of `child` on the task, made as its own writer would leave it: in the owner's
+    space and the task's list, every user column a member of the list."""
+    table = child.table.__table__  # type: ignore[attr-defined]
+    values: dict[str, Any] = {"user_id": owner.id, "task_id": task_id, **child.sample}
+    if "list_id" in table.columns:
+        values["list_id"] = list_id
+    values |= dict.fromkeys(_user_columns(child), member.id)
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(**values))
+
+
+def _rows(engine: Engine, child: TaskChild, ids: list[int]) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    f"SELECT to_jsonb(c) FROM {child.name} c WHERE c.task_id = ANY (:ids) "
+                    "ORDER BY to_jsonb(c)::text"
+                ),
+                {"ids": ids},
+            ).scalars()
+        )
+
+
+@pytest.mark.parametrize("child", CHILDREN, ids=lambda child: child.name)
+def test_a_row_of_every_child_comes_back_from_the_trash_field_by_field(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, child: TaskChild
+) -> None:
+    list_id = make_list(client, alice)
+    add_member(db_engine, alice, list_id, bob, "editor")
+    root = make_task(client, alice, "Plan the trip", list_id=list_id)
+    subtask = make_task(client, alice, "Book", parent_id=root)
+    for task_id in (root, subtask):
+        _add_row(db_engine, child, alice, list_id, task_id, bob)
+    before = _rows(db_engine, child, [root, subtask])
+    assert len(before) == 2
+
+    deleted = client.delete(f"/api/tasks/{root}", headers=bob.headers)
+    assert deleted.status_code == 204, deleted.text
+    assert _rows(db_engine, child, [root, subtask]) == []
+    restored = client.post(f"/api/trash/{root}/restore", headers=bob.headers)
+    assert restored.status_code == 200, restored.text
+    assert _rows(db_engine, child, [root, subtask]) == before
+
+
+@pytest.fixture
+def throwaway_child(setup_engine: Engine) -> Iterator[str]:
+    """A child table made as a new child's migration would make it, then dropped."""
+    with setup_engine.begin() as conn:
+        conn.execute(
+            text(
+                """
+                CREATE TABLE test_task_links (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    user_id TEXT NOT NULL,
+                    task_id BIGINT NOT NULL,
+                    url TEXT NOT NULL,
+                    added_by TEXT REFERENCES users (id) ON DELETE SET NULL,
+                    FOREIGN KEY (user_id, task_id) REFERENCES tasks (user_id, id)
+                        ON UPDATE CASCADE ON DELETE CASCADE
+                );
+                INSERT INTO task_children (name) VALUES ('test_task_links');
+                """
+            )
+        )
+    try:
+        yield "test_task_links"
+    finally:
+        with setup_engine.begin() as conn:
+            conn.execute(text("DELETE FROM task_children WHERE name = 'test_task_links'"))
+            conn.execute(text("DROP TABLE test_task_links"))
+
+
+def test_a_new_child_needs_no_line_in_the_trash(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, throwaway_child: str
+) -> None:
+    """The trash's functions name no child: a table registered by its migration is kept and
+    restored, a column with a key to a user that is gone coming back NULL."""
+    root = make_task(client, alice, "Read up")
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO {throwaway_child} (user_id, task_id, url, added_by) "
+                "VALUES (:owner, :task, 'https://example.com/a', :owner), "
+                "(:owner, :task, 'https://example.com/b', :bob)"
+            ),
+            {"owner": alice.id, "task": root, "bob": bob.id},
+        )
+    query = text(f"SELECT id, url, added_by FROM {throwaway_child} ORDER BY id")
+    with db_engine.connect() as conn:
+        before = [tuple(row) for row in conn.execute(query)]
+    assert client.delete(f"/api/tasks/{root}", headers=alice.headers).status_code == 204
+    deleted_bob = client.request(
+        "DELETE", "/api/auth/me", json={"password": bob.password}, headers=bob.headers
+    )
+    assert deleted_bob.status_code == 204, deleted_bob.text
+    restored = client.post(f"/api/trash/{root}/restore", headers=alice.headers)
+    assert restored.status_code == 200, restored.text
+    with db_engine.connect() as conn:
+        after = [tuple(row) for row in conn.execute(query)]
+    assert after == [before[0], (*before[1][:2], None)]
+
+
+def test_the_declared_tables_are_the_models(db_engine: Engine) -> None:
+    """Each child names a table of the metadata (and so of the schema)."""
+    for child in CHILDREN:
+        assert SQLModel.metadata.tables[child.name] is child.table.__table__  # type: ignore[attr-defined]
