@@ -61,6 +61,7 @@
 # route: GET    /api/tasks/{task_id}/subtree    subtree ID
 # route: GET    /api/tasks/{task_id}/comments   comments ID [QUERY]
 # route: POST   /api/tasks/{task_id}/comments   add-comment ID JSON
+# route: GET    /api/tasks/{task_id}/comments/{comment_id} comment ID ID
 # route: PATCH  /api/tasks/{task_id}/comments/{comment_id} update-comment ID ID JSON
 # route: DELETE /api/tasks/{task_id}/comments/{comment_id} delete-comment ID ID
 # route: GET    /api/lists                      lists
@@ -325,6 +326,10 @@ case "$command" in
   comments)
     need 1 "$@"
     request GET "/api/tasks/$1/comments${2:+?$2}"
+    ;;
+  comment)
+    need 2 "$@"
+    request GET "/api/tasks/$1/comments/$2"
     ;;
   add-comment)
     need 2 "$@"

@@ -39,8 +39,9 @@ class TaskChild:
     `path`: its collection under `/api/tasks/{task_id}/` (None: no routes of its own), each
     row at `/{<noun>_id}`; `read`: the least action to read its rows, `write`: to add one or
     change or delete one's own (the role matrix tries both); `per_task`: the most rows a task
-    holds (None: bounded otherwise). `sample`: a row's own columns, for the generated tests
-    (every column with a key to `users` is given a member of the task's list)."""
+    holds (None: bounded otherwise); `edits`: a row is changed in place (`PATCH`), else only
+    added and deleted. `sample`: a row's own columns, for the generated tests (every column
+    with a key to `users` is given a member of the task's list)."""
 
     table: type[SQLModel]
     noun: str
@@ -48,6 +49,7 @@ class TaskChild:
     read: Action | None = None
     write: Action | None = None
     per_task: int | None = None
+    edits: bool = True
     sample: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -113,7 +113,7 @@ ROUTES: dict[tuple[str, str], Action] = {
 def _child_routes() -> dict[tuple[str, str], Action]:
     """The least action of each route of a task's child (`backend/models/task_children.py`):
     its collection is read with `read` and added to with `write`; a row of it is read with
-    `read` and changed or deleted with `write`."""
+    `read` and changed (where it `edits`) or deleted with `write`."""
     routes: dict[tuple[str, str], Action] = {}
     for child in CHILDREN:
         if child.path is None or child.read is None or child.write is None:
@@ -121,8 +121,9 @@ def _child_routes() -> dict[tuple[str, str], Action]:
         many = f"/api/tasks/{{task_id}}/{child.path}"
         one = f"{many}/{{{child.noun.replace(' ', '_')}_id}}"
         routes |= {("GET", many): child.read, ("POST", many): child.write}
-        routes |= {("GET", one): child.read, ("PATCH", one): child.write}
-        routes[("DELETE", one)] = child.write
+        routes |= {("GET", one): child.read, ("DELETE", one): child.write}
+        if child.edits:
+            routes[("PATCH", one)] = child.write
     return routes
 
 

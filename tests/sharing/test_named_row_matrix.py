@@ -12,8 +12,9 @@ The answer each case must get:
 - a named row the route cannot reach (missing, another task's comment, another list's
   invitation, a user who is no member): the bytes the same request naming a missing id gets;
 - then the row's own rule (specs/api-contract.md, "Comments", "Members, transfer and
-  invitations"): another's comment is edited by nobody and deleted by an admin; the owner as
-  the member named is 409; an admin, or an admin invitation, needs the owner;
+  invitations"): another's comment is read by any reader, edited by nobody and deleted by an
+  admin; the owner as the member named is 409; an admin, or an admin invitation, needs the
+  owner;
 - otherwise a 2xx. A refused case changes nothing.
 """
 
@@ -170,7 +171,10 @@ def _rule(f: Field, role: str, kind: str, owner: bool) -> int | None:
     table = f.reference.table if f.reference else ""
     if table == COMMENTS:
         mine = kind == "the caller's own comment" or (owner and kind == "the owner's comment")
-        if mine or (method == "DELETE" and allows(role, Action.COMMENT_MODERATE)):
+        # Any comment of a task the caller may read is read; only its author edits it.
+        if method == "GET" or mine:
+            return None
+        if method == "DELETE" and allows(role, Action.COMMENT_MODERATE):
             return None
         return 403
     if table == MEMBERS:
