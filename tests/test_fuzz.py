@@ -86,17 +86,30 @@ def fuzz_schema(fuzz_app: FastAPI) -> Any:
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
 
 
+def _with_a_change(register: Callable[..., Account], client: TestClient) -> tuple[Account, str]:
+    """A new caller with one task, and its change feed's cursor from before the task: a live
+    stream opened there has an event to send (and to validate)."""
+    caller = register()
+    start = client.get("/api/tasks/changes", headers=caller.headers).json()["meta"]["next_cursor"]
+    client.post("/api/tasks", json={"title": "caller's"}, headers=caller.headers)
+    return caller, start
+
+
 @dataclass
 class Users:
-    """The caller (re-registered when a case deletes it or revokes its tokens) and a bystander."""
+    """The caller (re-registered when a case deletes it or revokes its tokens) with its feed's
+    cursor from before its first change, and a bystander."""
 
     register: Callable[..., Account]
+    client: TestClient
     caller: Account
+    start: str
     other: Account
     others_task: dict[str, Any]
+    streamed: bool = False
 
     def refresh_caller(self) -> None:
-        self.caller = self.register()
+        self.caller, self.start = _with_a_change(self.register, self.client)
 
 
 @pytest.fixture
@@ -104,13 +117,12 @@ def users(unlimited_register: Callable[..., Account], client: TestClient) -> Use
     # Re-registered after every case that deletes the caller or revokes its tokens: more
     # sign-ups than the per-IP limit allows.
     register = unlimited_register
-    caller, other = register(), register()
-    client.post("/api/tasks", json={"title": "caller's"}, headers=caller.headers)
+    (caller, start), other = _with_a_change(register, client), register()
     created = client.post(
         "/api/tasks", json={"title": "not yours", "tags": ["private"]}, headers=other.headers
     )
     assert created.status_code == 201, created.text
-    return Users(register, caller, other, created.json()["data"])
+    return Users(register, client, caller, start, other, created.json()["data"])
 
 
 def _outside_documented_schema(case: Any) -> str | None:
@@ -238,6 +250,26 @@ def test_no_input_causes_a_server_error_or_schema_violation(
         ("POST", "/api/auth/logout-all"),
     } and response.status_code < 300:
         users.refresh_caller()
+    if (case.method, case.path) == STREAM and not users.streamed:
+        _stream_from_the_start(case, users)
+
+
+STREAM = ("GET", "/api/changes/stream")
+
+
+def _stream_from_the_start(case: Any, users: Users) -> None:
+    """The live stream with events in it: a generated cursor is never an issued one (422) and
+    a stream without one starts now, so no generated case makes it send an event. Once per
+    run, the same case resumes from the caller's first change and every check validates each
+    event against the event the document declares (its `data` as the feed's JSON)."""
+    case.query = {}
+    case.headers = {"Last-Event-ID": users.start}
+    response = case.call_and_validate(
+        headers={"Authorization": f"Bearer {users.caller.token}"}, checks=ALL_CHECKS
+    )
+    assert response.status_code == 200, response.text
+    assert "\ndata: " in f"\n{response.text}", response.text
+    users.streamed = True
 
 
 def test_reliability_r5_lists_exactly_the_waivers_applied_here() -> None:

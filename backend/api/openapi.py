@@ -123,7 +123,9 @@ CONTACT = {"name": "The Task API contributors"}
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Add what the routes' responses refer to (`components/headers`, `components/examples`)
     and `X-Request-ID` on every response of every operation: the outermost middleware adds
-    it to each one, so the document says so in one place too."""
+    it to each one, so the document says so in one place too. An event stream that declares
+    its events (`itemSchema`, the live change stream) keeps no `schema`: FastAPI's default
+    `{"type": "string"}` would be read as the whole stream's (OpenAPI 3.2, schemathesis)."""
     request_id = {"$ref": HEADER_REF + "X-Request-ID"}
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
@@ -131,6 +133,9 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             # A counted request carries its count whatever its status (a 422 too).
             counted = RATE_LIMIT_HEADERS if "429" in responses else ()
             for response in responses.values():
+                for media in response.get("content", {}).values():
+                    if "itemSchema" in media:
+                        media.pop("schema", None)
                 declared = response.setdefault("headers", {})
                 declared["X-Request-ID"] = request_id
                 for name in counted:

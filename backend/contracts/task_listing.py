@@ -292,7 +292,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
     ),
     ListingParam(
         "include_total",
-        lambda a: bool,
+        lambda a: a.flag,
         False,
         rest=Spelling("Also count every matching task into `meta.total`.", examples=[True]),
     ),

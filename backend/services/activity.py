@@ -7,6 +7,11 @@ Action.LIST_READ)`, backend/services/access.py: the caller's own space, or a lis
 member of, viewer or above), as it reaches the tasks. A list's
 activity reads whether the caller may see the list in the same statement as the page: a
 stranger's answer is the 404 of a missing list.
+
+An entry recorded in another's space (a list shared with the caller) shows what the caller may
+read now: a list or task id among its `changes` (a move's `list_id`, `parent_id`) that the
+caller may not read (the owner's private list, a task under it) reads null, in the same
+statement, by the same access relation (issue 61, item 2).
 """
 
 from __future__ import annotations
@@ -16,20 +21,25 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Integer,
+    Text,
     bindparam,
     case,
+    exists,
     func,
     literal_column,
     select,
     true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from backend.db.scope import OWNER, Scoped
 from backend.errors import NotFound
-from backend.models import TaskEvent
+from backend.models import Task, TaskEvent
 from backend.models.activity import ACTIVITY_TYPES
+from backend.models.references import LISTS, TASKS
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, may_shared
 from backend.services.changes import of_types
@@ -41,40 +51,85 @@ _L = TaskList.__table__  # type: ignore[attr-defined]
 _BEFORE = bindparam("before", type_=BigInteger)
 _LIMIT = bindparam("limit", type_=Integer)
 _LIST = bindparam("list_id", type_=BigInteger)
-_COLUMNS = (
-    _E.id,
-    _E.occurred_at,
-    _E.actor_id,
-    _E.type,
-    _E.task_id,
-    _E.list_id,
-    # A change recorded in another space (a list shared with the caller) shows no reminders:
-    # they are its owner's own (migration 0034).
-    case(
-        (_E.user_id == bindparam(OWNER), _E.changes),
-        else_=_E.changes.op("-")(literal_column("'reminders'")),
-    ).label("changes"),
-    # A membership's member, a comment's or an invitation's id: not the stored row (a
-    # comment's body is not the log's).
-    func.coalesce(_E.object["member_id"].astext, _E.object["id"].astext).label("object_id"),
+# The rows an update's `changes` name by id, as `[old, new]`: each field and the table of the
+# row (a task field's own `Reference`, backend/models/task_fields.py).
+_NAMED = {"list_id": LISTS, "parent_id": TASKS}
+_TABLES = {
+    LISTS: TaskList.__table__.alias("named_list"),  # type: ignore[attr-defined]
+    TASKS: Task.__table__.alias("named_task"),  # type: ignore[attr-defined]
+}
+_NULL: Any = literal_column("'null'::jsonb")
+
+
+def _key(field: str) -> Any:
+    return literal_column(f"'{field}'")  # our own constants: one plan, no value bound
+
+
+def _readable(changes: Any, field: str, side: int) -> Any:
+    """`changes -> field -> side` (the JSON id of a row of `_NAMED[field]`'s table, or null)
+    while the caller may read that row now (the access relation, viewer or above), else
+    JSON null."""
+    table = _TABLES[_NAMED[field]]
+    pair = changes.op("->", return_type=JSONB)(_key(field))
+    ref = pair.op("->>", return_type=Text)(literal_column(str(side))).cast(BigInteger)
+    seen = exists().where(table.c.id == ref, may(table, Action.LIST_READ))
+    return case((seen, pair.op("->", return_type=JSONB)(literal_column(str(side)))), else_=_NULL)
+
+
+def _as_readable(changes: Any) -> Any:
+    """An update's `changes` as a caller who is not the space's owner reads them: without the
+    owner's reminders (migration 0034), each id of `_NAMED` it may not read null. A field
+    the update did not change stays out (`jsonb_strip_nulls` drops its SQL NULL); `changes`
+    null (not an update) is null."""
+    pairs = []
+    for field in _NAMED:
+        changed = changes.op("?", return_type=Boolean)(_key(field))
+        pair = func.jsonb_build_array(_readable(changes, field, 0), _readable(changes, field, 1))
+        pairs += [_key(field), case((changed, pair))]
+    kept = changes.op("-", return_type=JSONB)(_key("reminders"))
+    return kept.op("||", return_type=JSONB)(func.jsonb_strip_nulls(func.jsonb_build_object(*pairs)))
+
+
+def _columns(changes: Any) -> tuple[Any, ...]:
+    return (
+        _E.id,
+        _E.occurred_at,
+        _E.actor_id,
+        _E.type,
+        _E.task_id,
+        _E.list_id,
+        changes.label("changes"),
+        # A membership's member, a comment's or an invitation's id: not the stored row (a
+        # comment's body is not the log's).
+        func.coalesce(_E.object["member_id"].astext, _E.object["id"].astext).label("object_id"),
+    )
+
+
+# A change recorded in the caller's space reads whole; one recorded in another's (a list shared
+# with the caller) shows no reminders, they are its owner's own (migration 0034), nor an id of
+# a row the caller may not read now (`_as_readable`).
+_OWN = _columns(_E.changes)
+_SHARED = _columns(_as_readable(_E.changes))
+_EITHER = _columns(
+    case((_E.user_id == bindparam(OWNER), _E.changes), else_=_as_readable(_E.changes))
 )
 _SHOWN = of_types(ACTIVITY_TYPES)
 _OLDER = _E.id < func.coalesce(_BEFORE, 9223372036854775807)
 
 
-def _newest(*where: Any) -> Any:
-    return select(*_COLUMNS).where(*where).order_by(_E.id.desc()).limit(_LIMIT)
+def _newest(columns: tuple[Any, ...], *where: Any) -> Any:
+    return select(*columns).where(*where).order_by(_E.id.desc()).limit(_LIMIT)
 
 
 # Two arms, each on its own index (an OR of them is one bitmap, sorted whole): the caller's
 # space newest first on `ix_task_events_user_id_id`, the lists shared with it on
 # `ix_task_events_user_id_list_id_id`; merged, newest first.
 _ARMS = union_all(
-    _newest(_E.user_id == bindparam(OWNER), _SHOWN, _OLDER),
-    _newest(may_shared(_T, Action.LIST_READ), _SHOWN, _OLDER),
+    _newest(_OWN, _E.user_id == bindparam(OWNER), _SHOWN, _OLDER),
+    _newest(_SHARED, may_shared(_T, Action.LIST_READ), _SHOWN, _OLDER),
 ).subquery("arms")
 _PAGE = select(*_ARMS.c).order_by(_ARMS.c.id.desc()).limit(_LIMIT)
-_NEWER_FIRST = _newest(may(_T, Action.LIST_READ), _SHOWN, _OLDER)
+_NEWER_FIRST = _newest(_EITHER, may(_T, Action.LIST_READ), _SHOWN, _OLDER)
 # A list's: whether the caller may see the list (1, else 0: missing or not a member), and
 # the page, outer-joined so an empty page still has a row.
 _SEEN = (

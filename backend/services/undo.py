@@ -99,6 +99,9 @@ _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
 _SET_AGAINST_SCHEDULE = (*_SCHEDULE, "reminders")
 
 ENTRY_NOT_FOUND = "Activity entry not found"
+# The entry's task as the caller reads it now is none: deleted, or moved where the caller
+# cannot read it (a list it is no member of). One answer for both: it tells them not apart.
+TASK_GONE = "The task no longer exists or is out of your reach"
 NOTHING_OF_YOURS = "No change of yours to undo"
 NOT_YOURS = "Only its author, or an admin of the list it happened in, may undo this change"
 
@@ -471,7 +474,7 @@ class UndoService(Scoped):
         else the error (the task gone, the caller's role, If-Match)."""
         current: dict[str, Any] | None = found.current
         if current is None:
-            raise Conflict("The task no longer exists: it was deleted after this change")
+            raise Conflict(TASK_GONE)
         missing = NotFound(ENTRY_NOT_FOUND)
         require(current.pop("role"), Action.TASK_WRITE, missing)
         if not found.permitted:

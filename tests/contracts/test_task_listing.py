@@ -11,7 +11,14 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from backend.api.routes.tasks import ListParams
-from backend.contracts.task_listing import MAX_FILTER_VALUES, MAX_LIMIT, SEARCH_MAX_LENGTH
+from backend.contracts.saved_filters import SavedQuery
+from backend.contracts.task_listing import (
+    LISTING_PARAMS,
+    MAX_FILTER_VALUES,
+    MAX_LIMIT,
+    SEARCH_MAX_LENGTH,
+    QueryString,
+)
 from backend.mcp.tools import ListTasksArguments
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 
@@ -72,3 +79,31 @@ def test_the_same_bounds_refuse_the_same_values(
     mcp = rest if mcp is None else mcp
     assert _refused(ListParams, rest)[0][0] == next(iter(rest))
     assert _refused(ListTasksArguments, mcp)[0][0] == next(iter(mcp))
+
+
+# A value a lax boolean would take as true, which a JSON flag refuses.
+_NOT_A_BOOLEAN = ("yes", "on", "true", 1, 0)
+
+
+def _flags(transport: str) -> list[str]:
+    """Every listing parameter that is a flag, by its name on `transport`."""
+    return [
+        param.attribute(transport)
+        for param in LISTING_PARAMS
+        if param.spelling(transport) is not None and "bool" in repr(param.type(QueryString()))
+    ]
+
+
+@pytest.mark.parametrize("value", _NOT_A_BOOLEAN, ids=repr)
+@pytest.mark.parametrize("flag", _flags("rest"))
+def test_every_flag_of_a_saved_query_is_a_strict_boolean(flag: str, value: Any) -> None:
+    """A saved filter's query holds JSON values: each flag `true` or `false`, never text or a
+    number (issue 61, item 8: `include_total` took them, typed without its transport's)."""
+    assert SavedQuery.model_validate({flag: True}).model_dump()[flag] is True
+    assert _refused(SavedQuery, {flag: value}) == [(flag,)]
+
+
+@pytest.mark.parametrize("value", _NOT_A_BOOLEAN, ids=repr)
+@pytest.mark.parametrize("flag", _flags("mcp"))
+def test_every_flag_of_the_tool_is_a_strict_boolean(flag: str, value: Any) -> None:
+    assert _refused(ListTasksArguments, {flag: value}) == [(flag,)]

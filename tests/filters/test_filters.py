@@ -91,6 +91,12 @@ def test_create_read_list_change_delete(client: TestClient, alice: Account) -> N
         ({"q": "nul\x00byte"}, "q"),
         ({"tag": ["bad\x00tag"]}, "tag"),
         ({"overdue": "yes"}, "overdue"),
+        # Every flag a strict JSON boolean (issue 61, item 8): include_total took these.
+        ({"include_total": "yes"}, "include_total"),
+        ({"include_total": "on"}, "include_total"),
+        ({"include_total": 1}, "include_total"),
+        ({"include_total": "true"}, "include_total"),
+        ({"recurring": 1}, "recurring"),
         ({"sort": "random"}, "sort"),
         ({"cursor": "abc"}, "cursor"),  # a page is no part of a filter
         ({"filter": 3}, "filter"),

@@ -4,6 +4,8 @@ PostgreSQL, rate limiting on; memberships are rows of `list_members` (tests/shar
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -185,3 +187,32 @@ def test_accepting_an_invitation_to_be_admin_is_accepted_not_revoked(
         ("invitation.accepted", bob.id),
         ("member.added", bob.id),
     ]
+
+
+def test_a_moves_ids_follow_what_the_member_may_read_now(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    """The owner moves a task from its private list into a shared one: the member reads the
+    private list's id as null while it may not read that list, the id once it may, and null
+    again once it may not (issue 61, item 2). The owner reads every id all along."""
+    shared = make_list(client, alice, "Team")
+    private = make_list(client, alice, "Private")
+    add_member(db_engine, alice, shared, bob, "viewer")
+    task_id = make_task(client, alice, "Moved", list_id=private)
+    moved = client.patch(f"/api/tasks/{task_id}", json={"list_id": shared}, headers=alice.headers)
+    assert moved.status_code == 200, moved.text
+
+    def moves(account: Account) -> list[Any]:
+        return [
+            item["changes"]["list_id"]
+            for item in get(client, account, f"/api/lists/{shared}/activity")["data"]
+            if item["object_id"] == task_id and item["event"] == "task.updated"
+        ]
+
+    assert moves(alice) == [[private, shared]]
+    assert moves(bob) == [[None, shared]]
+    add_member(db_engine, alice, private, bob, "viewer")
+    assert moves(bob) == [[private, shared]]
+    remove_member(db_engine, private, bob)
+    assert moves(bob) == [[None, shared]]
+    assert moves(alice) == [[private, shared]]

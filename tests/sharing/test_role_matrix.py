@@ -6,13 +6,16 @@ the bytes a missing resource gets; a member below the route's least role gets 40
 and changes nothing; a member with the role gets a 2xx. A feed (the change feed, polled or
 live, by bearer token or stream ticket) shows the list's changes to a role that may read
 them, and nothing of the list to any other standing; a stream ticket is the same 401
-whatever was wrong with it."""
+whatever was wrong with it. The activity of a move across the list's boundary (the owner's
+task moved in from a private list or from under a private parent, or out to one) names to each
+standing only the rows it may read now: any other id is null (issue 61, item 2)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,7 +26,7 @@ from backend.services.access import FEEDS, LEAST_ROLE, ROUTES, TOOLS, Action, al
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
-from tests.sharing.helpers import drain_feed, make_task
+from tests.sharing.helpers import drain_feed, get, make_list, make_task
 from tests.sharing.standings import NO_ROLE, ROLES, STANDINGS, Grant, take
 from tests.undo.helpers import last_entry
 
@@ -291,3 +294,143 @@ def test_a_bad_ticket_is_the_same_401_whatever_was_wrong(
     assert answer.status_code == 401, answer.text
     assert answer.content == unknown.content
     assert answer.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+
+
+@dataclass
+class Boundary:
+    """The owner's rows beside the shared list L (its task T): a private list P with a task
+    PT, and a personal task PP (in no list)."""
+
+    private_list: int
+    private_task: int
+    personal_task: int
+
+
+def _boundary(client: TestClient, shared: SharedList) -> Boundary:
+    owner = shared.owner
+    private_list = make_list(client, owner, "Private")
+    return Boundary(
+        private_list=private_list,
+        private_task=make_task(client, owner, "PT", list_id=private_list),
+        personal_task=make_task(client, owner, "PP"),
+    )
+
+
+# Each move across L's boundary by its owner: the task moved (made where it starts), the
+# request, and the move's `[old, new]` of `list_id` and `parent_id`, as the owner reads them
+# (names: "L", "P", "T", "PT", "PP", the task itself "X"; None: no list, top level). None for
+# the expected pairs: the move leaves L, so no member sees its entry.
+MOVE_ROUTES = ("PATCH", "POST /move")
+BOUNDARY_MOVES: dict[str, tuple[dict[str, str], dict[str, str | None], dict[str, Any] | None]] = {
+    # made with,             moved with,                         [old, new] of list, parent
+    "from a private list": (
+        {"list_id": "P"},
+        {"list_id": "L"},
+        {"list_id": ["P", "L"]},
+    ),
+    "from under a private parent": (
+        {"parent_id": "PT"},
+        {"list_id": "L", "parent_id": None},
+        {"list_id": ["P", "L"], "parent_id": ["PT", None]},
+    ),
+    "from under a private parent to under T": (
+        {"parent_id": "PT"},
+        {"parent_id": "T"},
+        {"list_id": ["P", "L"], "parent_id": ["PT", "T"]},
+    ),
+    "from under a personal task": (
+        {"parent_id": "PP"},
+        {"list_id": "L", "parent_id": None},
+        {"list_id": [None, "L"], "parent_id": ["PP", None]},
+    ),
+    "out to a private list": (
+        {"list_id": "L"},
+        {"list_id": "P"},
+        None,
+    ),
+}
+
+
+def _moved(
+    client: TestClient, shared: SharedList, rows: Boundary, move: str, route: str
+) -> tuple[int, dict[str, Any]]:
+    """The owner makes a task where `move` starts and moves it across; its id, and every id
+    by its name."""
+    ids: dict[str, Any] = {
+        "L": shared.list_id,
+        "T": shared.task_id,
+        "P": rows.private_list,
+        "PT": rows.private_task,
+        "PP": rows.personal_task,
+        None: None,
+    }
+    made_with, moved_with, _ = BOUNDARY_MOVES[move]
+    owner = shared.owner
+    task_id = make_task(client, owner, "X", **{k: ids[v] for k, v in made_with.items()})
+    body = {k: ids[v] for k, v in moved_with.items()}
+    if route == "PATCH":
+        answer = client.patch(f"/api/tasks/{task_id}", json=body, headers=owner.headers)
+    else:
+        answer = client.post(f"/api/tasks/{task_id}/move", json=body, headers=owner.headers)
+    assert answer.status_code == 200, answer.text
+    return task_id, ids
+
+
+def _move_entries(items: list[dict[str, Any]], task_id: int) -> list[dict[str, Any]]:
+    return [
+        item
+        for item in items
+        if item["object_type"] == "task"
+        and item["object_id"] == task_id
+        and item["event"] == "task.updated"
+    ]
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize("route", MOVE_ROUTES)
+@pytest.mark.parametrize("move", sorted(BOUNDARY_MOVES))
+def test_the_activity_of_a_move_across_the_boundary_names_only_readable_rows(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    db_engine: Engine,
+    move: str,
+    route: str,
+    standing: str,
+) -> None:
+    rows = _boundary(client, shared_list)
+    caller = take(client, shared_list, bob, grant, db_engine, standing)
+    task_id, ids = _moved(client, shared_list, rows, move, route)
+    recorded = BOUNDARY_MOVES[move][2]
+    everywhere = get(client, caller, "/api/activity", limit=100)["data"]
+    listed = client.get(
+        f"/api/lists/{shared_list.list_id}/activity", params={"limit": 100}, headers=caller.headers
+    )
+    if standing in NO_ROLE:  # nothing of the list, the move's entry neither
+        assert _move_entries(everywhere, task_id) == []
+        assert listed.status_code == 404, listed.text
+        return
+    assert listed.status_code == 200, listed.text
+    in_list = listed.json()["data"]
+    if recorded is None:  # moved out: the entry is P's, the owner's alone
+        assert _move_entries(in_list, task_id) == []
+        assert bool(_move_entries(everywhere, task_id)) is (standing == "owner")
+        return
+    # What a member reads of the owner's rows: L and its tasks, no list, no parent.
+    readable = {None, ids["L"], ids["T"]}
+    owner = standing == "owner"
+    expected = {
+        field: [ids[name] if owner or ids[name] in readable else None for name in pair]
+        for field, pair in recorded.items()
+    }
+    for items in (everywhere, in_list):
+        entry = _move_entries(items, task_id)[0]
+        assert {field: entry["changes"].get(field) for field in expected} == expected
+        if owner:
+            continue
+        # Nor in any other entry a member reads: no id of the owner's rows it may not read.
+        for item in items:
+            for field in ("list_id", "parent_id"):
+                for value in (item["changes"] or {}).get(field, []):
+                    assert value in readable, (item, field)

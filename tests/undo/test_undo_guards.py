@@ -223,6 +223,48 @@ def test_a_stranger_and_a_removed_member_get_a_missing_entrys_404(
         assert response.content == expected.content
 
 
+def test_a_task_moved_out_of_reach_answers_as_a_deleted_one_saying_both(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    """An editor's change, whose task the owner then moved to a private list or deleted: the
+    undo answers the same bytes either way (nothing tells the two apart), and the message
+    names both, not "it was deleted" (issue 61, item 8)."""
+    owner = shared_list.owner
+    grant(shared_list, bob, "editor")
+    private_list = client.post("/api/lists", json={"name": "Private"}, headers=owner.headers)
+    assert private_list.status_code == 201, private_list.text
+    made = client.post(
+        "/api/tasks",
+        json={"title": "Deleted", "list_id": shared_list.list_id},
+        headers=owner.headers,
+    )
+    deleted = made.json()["data"]["id"]
+    moved = shared_list.task_id
+    _rename(client, bob, moved, "Bob's title")
+    _rename(client, bob, deleted, "Bob's too")
+    moved_entry = last_entry(client, bob, moved, "task.updated")
+    deleted_entry = last_entry(client, bob, deleted, "task.updated")
+    away = client.patch(
+        f"/api/tasks/{moved}",
+        json={"list_id": private_list.json()["data"]["id"]},
+        headers=owner.headers,
+    )
+    assert away.status_code == 200, away.text
+    assert client.delete(f"/api/tasks/{deleted}", headers=owner.headers).status_code == 204
+
+    out_of_reach = undo(client, bob, moved_entry["id"])
+    gone = undo(client, bob, deleted_entry["id"])
+
+    assert out_of_reach.status_code == gone.status_code == 409, out_of_reach.text
+    assert out_of_reach.content == gone.content
+    assert out_of_reach.json()["error"]["message"] == (
+        "The task no longer exists or is out of your reach"
+    )
+
+
 def test_if_match_names_the_tasks_etag(client: TestClient, alice: Account) -> None:
     made = client.post("/api/tasks", json={"title": "Draft"}, headers=alice.headers)
     task_id = made.json()["data"]["id"]

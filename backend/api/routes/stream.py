@@ -39,13 +39,43 @@ BAD_TICKET = "Invalid, used or expired stream ticket: get a new one"
 
 router = APIRouter(prefix="/api/changes", tags=["changes"], route_class=DoorRoute)
 
+# One event of the stream, as a Server-Sent Events parser hands it over (OpenAPI 3.2's
+# `itemSchema` of a sequential media type, which FastAPI's own event streams declare too):
+# schema-driven clients and the fuzz test (tests/test_fuzz.py) validate every event with it,
+# its `data` as the feed's `TaskChange`. The `retry:` hint and the heartbeat comment are no
+# events (a parser dispatches neither).
+STREAM_EVENT = {
+    "type": "object",
+    "required": ["data", "id"],
+    "properties": {
+        "id": {
+            "type": "string",
+            "description": "The feed's cursor after this change: `Last-Event-ID` (or `cursor`) "
+            "resumes after it.",
+        },
+        "event": {
+            "type": "string",
+            "enum": ["message"],
+            "description": "No `event:` line is sent: every event is the default `message` "
+            "(`EventSource.onmessage`); what changed is `data.type`.",
+        },
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/TaskChange"},
+            "description": "The change's JSON, as `GET /api/tasks/changes` gives it in `data`.",
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
 EVENT_STREAM = {
     "description": "The stream: a `retry:` hint, then one event per change (`id:` the feed "
     "cursor after it, `data:` the change's JSON, as `GET /api/tasks/changes` gives it), and "
     "a `: heartbeat` comment when idle. It ends when the token expires or is revoked, the "
     "account is deleted, the server shuts down or after `STREAM_MAX_SECONDS`: reconnect with "
     "`Last-Event-ID`.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": {"itemSchema": STREAM_EVENT}},
 }
 
 
