@@ -214,8 +214,9 @@ def test_head_answers_every_get_route_like_get_without_a_body(
         .replace("{list_id}", str(listed.json()["data"]["id"]))
         .replace("{user_id}", alice.id)
     )
-    # Any other id (a saved filter's, a new resource's): a row made through its collection.
-    known: dict[str, int] = {}
+    # Any other id (a saved filter's, a new resource's, a task's child's): a row made through
+    # its collection, under the same task and list as the path names.
+    known: dict[str, int] = {"task_id": task["id"], "list_id": listed.json()["data"]["id"]}
     for name in path_parameters(url):
         make_row(client, alice, name, known, MAKERS)
     url = fill_path(url, known)
