@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api import OVER_CONNECTION_LIMIT
 from backend.api.errors import error_response
+from backend.errors import loggable
 from backend.observability.logging import (
     OUTCOME_STATUS_KEY,
     TOOL_KEY,
@@ -227,12 +228,13 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, counting_receive, send)
-        except Exception:
-            logger.exception(
+        except Exception as exc:
+            logger.error(
                 "unhandled error on %s %s (request id %s)",
                 scope.get("method"),
                 redacted(scope.get("path", "")),
                 correlation_id.get(),
+                exc_info=loggable(exc),
             )
             if _STATUS in scope["state"]:
                 raise

@@ -16,6 +16,7 @@ from typing import Any
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 from backend.config import LogFormat, Settings
+from backend.errors import database_error, database_failure, loggable
 
 ACCESS_LOGGER = "task_api.access"
 # Where an MCP request's tool call leaves its tool and outcome (the status its error envelope
@@ -32,6 +33,37 @@ _TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [pid %(process)d] [%(correlation_id)s] %(message)s"
 )
 _JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s %(correlation_id)s"
+
+
+class WithoutStatements(logging.Filter):
+    """On every handler: a record's database error (its exception, or an argument) keeps its
+    class, SQLSTATE and sender but not the statement's SQL nor its values (issue 61), whoever
+    logged it (our code, uvicorn's "Exception in ASGI application", a library)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            safe = loggable(exc)
+            if safe is not exc:
+                record.exc_info = (type(safe), safe, safe.__traceback__)
+                record.exc_text = None  # another handler may have rendered the original
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, BaseException) for arg in record.args
+        ):
+            record.args = tuple(
+                database_failure(arg)
+                if isinstance(arg, BaseException) and database_error(arg) is not None
+                else arg
+                for arg in record.args
+            )
+        return True
+
+
+def without_statements(handlers: list[logging.Handler]) -> None:
+    """Install `WithoutStatements` on `handlers` (a command's `basicConfig` ones)."""
+    for handler in handlers:
+        if not any(isinstance(f, WithoutStatements) for f in handler.filters):
+            handler.addFilter(WithoutStatements())
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
@@ -64,7 +96,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "()": "asgi_correlation_id.CorrelationIdFilter",
                 "uuid_length": None,
                 "default_value": None if fmt is LogFormat.json else "-",
-            }
+            },
+            "without_statements": {"()": WithoutStatements},
         },
         "formatters": {"default": formatter},
         "handlers": {
@@ -72,7 +105,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "default",
-                "filters": ["request_id"],
+                "filters": ["request_id", "without_statements"],
             }
         },
         "root": {"handlers": ["default"], "level": level},
