@@ -10,7 +10,6 @@ logged twice.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -125,24 +124,17 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 _access = logging.getLogger(ACCESS_LOGGER)
 
 
-# A calendar feed's URL carries its secret token (issue 52): logged without it, and so is
-# anything shaped like one in a path no route knows (a mistyped prefix, `/API/...`, `..`).
-_FEED_PATH = "/api/calendar/"
-_TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_-]{43,}")
-
-
-def redacted(path: str) -> str:
-    """`path` as a log may show it: at most 256 characters, a feed's token replaced."""
-    if path.startswith(_FEED_PATH):
-        return _FEED_PATH + "{token}"
-    return _TOKEN_SHAPED.sub("{token}", path[:256])
+# What an access line shows for a path no route has (a 404 by routing, a scanner's probe): a
+# fixed placeholder, never the path. A calendar feed's URL carries its secret token (issue 52),
+# and a token split by `/` or cut short in a mistyped path is no token by its shape (issue 61):
+# only route templates are logged. The metrics' label for the same requests.
+UNMATCHED = "unmatched"
 
 
 def log_access(
     *,
     method: str,
     route: str | None,
-    path: str,
     status: int,
     duration_s: float,
     client: str | None,
@@ -163,9 +155,6 @@ def log_access(
         "client": client,
         "user_id": user_id,
     }
-    if route is None:
-        # No route matched (404, refused preflight, early 413): the path is the only clue.
-        extra["path"] = redacted(path)
     called = ""
     if tool is not None:
         extra["tool"], extra["tool_status"] = tool, tool_status
@@ -177,7 +166,7 @@ def log_access(
         '%s "%s %s" %d %.2fms user=%s%s',
         client or "-",
         method,
-        route or redacted(path),
+        route or f"<{UNMATCHED}>",
         status,
         duration_ms,
         user_id or "-",
