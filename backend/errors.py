@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 import psycopg2
 from psycopg2.errors import ForeignKeyViolation, QueryCanceled
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 
@@ -290,10 +290,10 @@ def describe(exc: Exception) -> ErrorParts:
                 401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers or {}
             )
         # A constraint the API's own validation should have caught: report it, never the SQL.
-        logger.warning("integrity error mapped to 409: %s", type(exc.__cause__ or exc).__name__)
+        logger.warning("integrity error mapped to 409: %s", database_failure(exc))
         return ErrorParts(409, Conflict.code, Conflict.message)
     if isinstance(exc, DataError):
-        logger.warning("data error mapped to 422: %s", type(exc.__cause__ or exc).__name__)
+        logger.warning("data error mapped to 422: %s", database_failure(exc))
         return ErrorParts(422, InvalidRequest.code, "A value is out of range or malformed")
     if isinstance(exc, OperationalError | PoolTimeoutError):
         return ErrorParts(
@@ -302,7 +302,7 @@ def describe(exc: Exception) -> ErrorParts:
             _unavailable_message(exc),
             headers=ServiceUnavailable.headers or {},
         )
-    logger.error("unhandled error", exc_info=exc)
+    logger.error("unhandled error", exc_info=loggable(exc))
     return ErrorParts(500, AppError.code, AppError.message)
 
 
@@ -328,9 +328,97 @@ def _unavailable_message(exc: Exception) -> str:
         # watchdog and the breaker log the event once; no traceback per request.
         logger.info("database not answering: %s", orig)
         return NO_ANSWER_MESSAGE
-    # The traceback (which statement, which connection step) goes to the log only.
-    logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
+    # The traceback (which statement, which connection step) goes to the log only, without
+    # the statement's SQL and values (`loggable`).
+    logger.error("database unavailable: %s", database_failure(exc), exc_info=loggable(exc))
     return ServiceUnavailable.message
+
+
+# How a database error is logged (issue 61): SQLAlchemy's message carries the statement's SQL
+# and its parameters (`[SQL: ...] [parameters: {...}]`: user ids, e-mails, Idempotency-Keys,
+# a restore's snapshot), and a server error's text may quote a value (`DETAIL: Key
+# (email)=(...)`, `invalid input syntax for type ...: "..."`). A log names the error's class,
+# its SQLSTATE and the code that sent the statement, never its text; PostgreSQL's own log keeps
+# the failing statement (docs/guides/operations.md, "What PostgreSQL logs").
+_DATABASE_ERRORS = (SQLAlchemyError, psycopg2.Error)
+# Modules that send every statement on someone else's behalf: the sender named is their caller.
+_CARRIERS = ("backend.db.", "backend.errors")
+
+
+def database_error(exc: BaseException) -> BaseException | None:
+    """`exc` if it is an error of SQLAlchemy or psycopg2, else the first in its chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _DATABASE_ERRORS):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def sent_from(exc: BaseException) -> str:
+    """The code that sent the failing statement (or opened the connection): the innermost
+    frame of `backend` outside the data layer's carriers, as `module.function`."""
+    found = innermost = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith("backend."):
+            here = f"{module}.{tb.tb_frame.f_code.co_qualname}"
+            innermost = here
+            if not module.startswith(_CARRIERS):
+                found = here
+        tb = tb.tb_next
+    return found or innermost or "unknown"
+
+
+def database_failure(exc: BaseException) -> str:
+    """A database error as a log may show it: its class, the DB-API error's class and
+    SQLSTATE, and where it was sent from; never the statement nor its values. A connection
+    failure (no SQLSTATE: libpq's own words, about the connection, not a statement) and a pool
+    timeout keep their first line."""
+    error = database_error(exc) or exc
+    orig = getattr(error, "orig", None) if isinstance(error, SQLAlchemyError) else error
+    parts = [type(error).__name__]
+    if isinstance(orig, psycopg2.Error) and orig is not error:
+        parts.append(f"{type(orig).__module__}.{type(orig).__name__}")
+    code = getattr(orig, "pgcode", None) if isinstance(orig, psycopg2.Error) else None
+    if code:
+        parts.append(f"SQLSTATE {code}")
+    elif isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError | None) and (
+        orig is not None or isinstance(error, PoolTimeoutError)  # the pool's words: size, wait
+    ):
+        first = str(orig if orig is not None else error).strip().splitlines()
+        if first:
+            parts.append(first[0][:200])
+    name = f"{parts[0]} ({', '.join(parts[1:])})" if parts[1:] else parts[0]
+    return f"{name} sent from {sent_from(exc)}"
+
+
+class LoggedDatabaseError(Exception):
+    """Stands in for a database error in a log record: the same traceback (which statement,
+    which connection step), its `database_failure` for a message, and no chained errors (the
+    DB-API error's text)."""
+
+
+def loggable(exc: BaseException) -> BaseException:
+    """`exc` as a log record may carry it: itself, or when it is (or follows) a database error,
+    a `LoggedDatabaseError` with its traceback and without the statement or its values."""
+    error = database_error(exc)
+    if error is None:
+        return exc
+    if error is exc:
+        message = database_failure(exc)
+    else:  # raised while handling a database error: its own text stays, unless it quotes it
+        text = str(exc)
+        quoted = str(error)
+        if "[SQL:" in text or (quoted and quoted in text):
+            text = "(its text quotes the database error)"
+        message = f"{type(exc).__qualname__}: {text} (after {database_failure(error)})"
+    stand_in = LoggedDatabaseError(message).with_traceback(exc.__traceback__)
+    stand_in.__suppress_context__ = True
+    return stand_in
 
 
 def envelope(parts: ErrorParts) -> dict[str, Any]:

@@ -46,12 +46,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api import OVER_CONNECTION_LIMIT
 from backend.api.errors import error_response
+from backend.errors import loggable
 from backend.observability.logging import (
     OUTCOME_STATUS_KEY,
     TOOL_KEY,
     TOOL_STATUS_KEY,
+    UNMATCHED,
     log_access,
-    redacted,
 )
 from backend.observability.metrics import HttpMetrics
 
@@ -174,8 +175,10 @@ class EdgeMiddleware:
             # A stream that began as 200 and ended with an error event: the error's status.
             status = state.get(OUTCOME_STATUS_KEY) or status
             # Set by the router on a match (also a 405's partial match). `path_format` is the
-            # template without convertors: /api/tasks/{task_id}.
+            # template without convertors: /api/tasks/{task_id}. No match: `route_template`.
             route: str | None = getattr(scope.get("route"), "path_format", None)
+            if route is None:
+                route = route_template(scope)
             method: str = scope["method"]
             tool, tool_status = state.get(TOOL_KEY), state.get(TOOL_STATUS_KEY)
             if metrics is not None:
@@ -187,7 +190,6 @@ class EdgeMiddleware:
             log_access(
                 method=method,
                 route=route,
-                path=scope["path"],
                 status=status,
                 duration_s=seconds,
                 client=client[0] if client else None,
@@ -227,14 +229,56 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, counting_receive, send)
-        except Exception:
-            logger.exception(
+        except Exception as exc:
+            logger.error(
                 "unhandled error on %s %s (request id %s)",
                 scope.get("method"),
-                redacted(scope.get("path", "")),
+                logged_route(scope),
                 correlation_id.get(),
+                exc_info=loggable(exc),
             )
             if _STATUS in scope["state"]:
                 raise
             response = error_response(500, "INTERNAL_ERROR", "Internal server error")
             await response(scope, receive, send)
+
+
+def route_template(scope: Scope) -> str | None:
+    """The template of the route `scope`'s path is for (`/api/tasks/{task_id}`: no ids, no
+    tokens), or None when no route has that path.
+
+    Set by the router on a match (also a 405's partial match); a request refused before it
+    reached the router (an early 413, a refused preflight, the request gate) is matched here
+    by its path alone. `path_format` is the template without convertors. A path no route has
+    is never shown: guessing which part of it is a secret misses a token split by `/` or cut
+    short (issue 61)."""
+    template: str | None = getattr(scope.get("route"), "path_format", None)
+    if template is not None:
+        return template
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+    path: str = scope.get("path", "")
+    return _template_of(routes or (), path.rstrip("/") or "/", "")
+
+
+def _template_of(routes: Sequence[Any], path: str, prefix: str) -> str | None:
+    """The first of `routes` (and of the routers included in them, FastAPI's
+    `original_router`) whose pattern matches `path`: its template."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            found = _template_of(inner.routes, path, prefix + getattr(context, "prefix", ""))
+            if found is not None:
+                return found
+            continue
+        pattern, template = getattr(route, "path_regex", None), getattr(route, "path_format", None)
+        if pattern is None or template is None or not path.startswith(prefix):
+            continue
+        if pattern.match(path[len(prefix) :]):
+            return f"{prefix}{template}"
+    return None
+
+
+def logged_route(scope: Scope) -> str:
+    """What a log line shows for the request's path: its route template, or `<unmatched>`."""
+    return route_template(scope) or f"<{UNMATCHED}>"

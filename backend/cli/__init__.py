@@ -86,9 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger(__name__).setLevel(logging.INFO)  # its own few lines always show
-    # initdb/pg_ctl output and migration steps buried the start-up; LOG_LEVEL=DEBUG shows them.
-    from backend.observability.logging import CHATTY_LOGGERS
+    from backend.observability.logging import CHATTY_LOGGERS, without_statements
 
+    # A database error logged by any command keeps its class, never its SQL or values.
+    without_statements(logging.getLogger().handlers)
+    # initdb/pg_ctl output and migration steps buried the start-up; LOG_LEVEL=DEBUG shows them.
     debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import Connection, Engine
 
 from backend.config import Settings
+from backend.errors import database_error, database_failure, loggable
 from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.outbox import ClaimedRow
@@ -102,8 +103,10 @@ class Worker:
                 full = self.cycle()
                 self.readiness.last_ok, self.readiness.error = time.monotonic(), None
             except Exception as exc:  # the database went away: log, wait, try again
-                logger.exception("delivery cycle failed")
-                self.readiness.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                # A database error by its class and sender, never its SQL or values.
+                logger.error("delivery cycle failed", exc_info=loggable(exc))
+                failed = database_failure(exc) if database_error(exc) else None
+                self.readiness.error = (failed or f"{type(exc).__name__}: {exc}")[:200]
                 full = False
             if not full:
                 stop.wait(self._settings.worker_poll_seconds)

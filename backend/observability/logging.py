@@ -10,12 +10,12 @@ logged twice.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 from backend.config import LogFormat, Settings
+from backend.errors import database_error, database_failure, loggable
 
 ACCESS_LOGGER = "task_api.access"
 # Where an MCP request's tool call leaves its tool and outcome (the status its error envelope
@@ -32,6 +32,37 @@ _TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [pid %(process)d] [%(correlation_id)s] %(message)s"
 )
 _JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s %(correlation_id)s"
+
+
+class WithoutStatements(logging.Filter):
+    """On every handler: a record's database error (its exception, or an argument) keeps its
+    class, SQLSTATE and sender but not the statement's SQL nor its values (issue 61), whoever
+    logged it (our code, uvicorn's "Exception in ASGI application", a library)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            safe = loggable(exc)
+            if safe is not exc:
+                record.exc_info = (type(safe), safe, safe.__traceback__)
+                record.exc_text = None  # another handler may have rendered the original
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, BaseException) for arg in record.args
+        ):
+            record.args = tuple(
+                database_failure(arg)
+                if isinstance(arg, BaseException) and database_error(arg) is not None
+                else arg
+                for arg in record.args
+            )
+        return True
+
+
+def without_statements(handlers: list[logging.Handler]) -> None:
+    """Install `WithoutStatements` on `handlers` (a command's `basicConfig` ones)."""
+    for handler in handlers:
+        if not any(isinstance(f, WithoutStatements) for f in handler.filters):
+            handler.addFilter(WithoutStatements())
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
@@ -64,7 +95,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "()": "asgi_correlation_id.CorrelationIdFilter",
                 "uuid_length": None,
                 "default_value": None if fmt is LogFormat.json else "-",
-            }
+            },
+            "without_statements": {"()": WithoutStatements},
         },
         "formatters": {"default": formatter},
         "handlers": {
@@ -72,7 +104,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "default",
-                "filters": ["request_id"],
+                "filters": ["request_id", "without_statements"],
             }
         },
         "root": {"handlers": ["default"], "level": level},
@@ -92,24 +124,17 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 _access = logging.getLogger(ACCESS_LOGGER)
 
 
-# A calendar feed's URL carries its secret token (issue 52): logged without it, and so is
-# anything shaped like one in a path no route knows (a mistyped prefix, `/API/...`, `..`).
-_FEED_PATH = "/api/calendar/"
-_TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_-]{43,}")
-
-
-def redacted(path: str) -> str:
-    """`path` as a log may show it: at most 256 characters, a feed's token replaced."""
-    if path.startswith(_FEED_PATH):
-        return _FEED_PATH + "{token}"
-    return _TOKEN_SHAPED.sub("{token}", path[:256])
+# What an access line shows for a path no route has (a 404 by routing, a scanner's probe): a
+# fixed placeholder, never the path. A calendar feed's URL carries its secret token (issue 52),
+# and a token split by `/` or cut short in a mistyped path is no token by its shape (issue 61):
+# only route templates are logged. The metrics' label for the same requests.
+UNMATCHED = "unmatched"
 
 
 def log_access(
     *,
     method: str,
     route: str | None,
-    path: str,
     status: int,
     duration_s: float,
     client: str | None,
@@ -130,9 +155,6 @@ def log_access(
         "client": client,
         "user_id": user_id,
     }
-    if route is None:
-        # No route matched (404, refused preflight, early 413): the path is the only clue.
-        extra["path"] = redacted(path)
     called = ""
     if tool is not None:
         extra["tool"], extra["tool_status"] = tool, tool_status
@@ -144,7 +166,7 @@ def log_access(
         '%s "%s %s" %d %.2fms user=%s%s',
         client or "-",
         method,
-        route or redacted(path),
+        route or f"<{UNMATCHED}>",
         status,
         duration_ms,
         user_id or "-",

@@ -34,14 +34,14 @@ from sqlalchemy.pool import Pool, QueuePool
 
 from backend.config import Settings
 from backend.errors import Unauthorized
+from backend.observability.logging import UNMATCHED
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
 # A fast API: most requests take a few milliseconds; 5 s is far past any client's patience.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# Requests no route matched (404s, refused preflights) share one label value, so scanners
-# cannot create label values; methods outside this set are counted as OTHER.
-UNMATCHED = "unmatched"
+# Requests on a path no route has (404s by routing) share one label value, `UNMATCHED`, so
+# scanners cannot create label values; methods outside this set are counted as OTHER.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # How stale another worker's pool gauges may be in a scrape.
 POOL_SAMPLE_SECONDS = 1.0

@@ -19,6 +19,7 @@ pooled endpoint drops `LISTEN`), and it does not depend on the events worker run
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import deque
@@ -32,7 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.errors import RateLimited, ServiceUnavailable
+from backend.errors import RateLimited, ServiceUnavailable, database_error, database_failure
 from backend.models.task_event import FEED_TYPES
 from backend.services import stream_tickets
 from backend.services.changes import ChangePage
@@ -115,6 +116,9 @@ class LiveFeeds:
         self._checks = asyncio.Lock()  # heartbeats' reads: one at a time
         self._conn: Connection | None = None  # the reader's own, while it runs
         self.polls = 0  # the reader's queries, for tests and the benchmark
+        # The reader's polls failed in a row (0 while it reads): the database away. Logged
+        # once when it starts and once, with the count, when it ends (issue 61, item 9).
+        self.failed_polls = 0
 
     @property
     def open_streams(self) -> int:
@@ -137,7 +141,11 @@ class LiveFeeds:
         self._by_user.setdefault(user_id, mine).add(listener)
         self._open += 1
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.get_running_loop().create_task(self._read_heads())
+            # In a context of its own: the reader outlives the request that opened the first
+            # stream, so its lines carry no request id (not that request's, stale).
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read_heads(), context=contextvars.Context()
+            )
         return listener
 
     def leave(self, listener: Listener) -> None:
@@ -220,6 +228,12 @@ class LiveFeeds:
         try:
             await self._follow_heads()
         finally:
+            if self.failed_polls:
+                logger.warning(
+                    "The live streams' reader stopped (no stream open) after %d failed polls",
+                    self.failed_polls,
+                )
+                self.failed_polls = 0
             conn, self._conn = self._conn, None
             if conn is not None:
                 await anyio.to_thread.run_sync(_give_back, conn)
@@ -259,13 +273,25 @@ class LiveFeeds:
 
     async def _poll(self, floor: int | None, seen: Iterable[int] = ()) -> Any:
         try:
-            return await anyio.to_thread.run_sync(self._query, floor, seen)
-        except Exception:  # the database away: the streams' heartbeats read on their own
-            logger.warning("The live streams' reader could not read the feed's head")
+            answer = await anyio.to_thread.run_sync(self._query, floor, seen)
+        except Exception as exc:  # the database away: the streams' heartbeats read on their own
+            if not self.failed_polls:  # one line while it lasts, not one a poll
+                logger.warning(
+                    "The live streams' reader cannot read the feed's head (%s); polling on",
+                    database_failure(exc) if database_error(exc) else type(exc).__name__,
+                )
+            self.failed_polls += 1
             conn, self._conn = self._conn, None
             if conn is not None:
                 await anyio.to_thread.run_sync(conn.invalidate)
             return None if floor is not None else 0
+        if self.failed_polls:
+            logger.warning(
+                "The live streams' reader reads the feed's head again after %d failed polls",
+                self.failed_polls,
+            )
+            self.failed_polls = 0
+        return answer
 
     def _query(self, floor: int | None, seen: Iterable[int]) -> int | list[Moved]:
         """One poll on the reader's own connection (autocommitted: one round trip, no

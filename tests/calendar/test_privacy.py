@@ -42,7 +42,7 @@ def test_the_token_is_in_no_log_line_and_no_metric(
     new_token = rotated.json()["data"]["url"].rsplit("/", 1)[1].removesuffix(".ics")
     assert observed.get(path).status_code == 404  # the old token, now unknown
     assert observed.get(path.removesuffix(".ics")).status_code == 404
-    assert observed.get(path + "/more").status_code == 404  # no route: the path is logged
+    assert observed.get(path + "/more").status_code == 404  # no route: no path is logged
     for mistyped in ("/calendar/", "/api//calendar/", "/API/calendar/", "/api/x/../calendar/"):
         assert observed.get(f"{mistyped}{new_token}.ics").status_code in (200, 404)
     assert observed.get(f"/api/calendar/{new_token}.ics").status_code == 200

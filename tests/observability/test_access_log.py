@@ -5,6 +5,7 @@ The JSON rendering, the request id and multiple workers are in test_serve.py."""
 from __future__ import annotations
 
 import logging
+import secrets
 
 import pytest
 from fastapi import FastAPI
@@ -94,11 +95,47 @@ def test_statuses_from_outer_middleware_are_logged(
     )
     missing = client.get("/no/such/path")
     assert (too_big.status_code, refused.status_code, missing.status_code) == (413, 400, 404)
-    assert [(r.status, r.route, r.path) for r in lines(access)] == [  # type: ignore[attr-defined]
-        (413, None, "/api/tasks"),
-        (400, None, "/api/tasks"),
-        (404, None, "/no/such/path"),
+    # Refused before routing, by their route's template; a path no route has, not at all.
+    assert [(r.status, r.route) for r in lines(access)] == [  # type: ignore[attr-defined]
+        (413, "/api/tasks"),
+        (400, "/api/tasks"),
+        (404, None),
     ]
+    assert not any(hasattr(r, "path") for r in lines(access))
+
+
+def test_no_path_is_logged_only_route_templates(
+    client: TestClient, alice: Account, settings: Settings, access: pytest.LogCaptureFixture
+) -> None:
+    """Issue 61, item 7: a path no route has is logged as a fixed placeholder, never as sent
+    (a token split by `/`, or its first 30 characters, is no token by its shape), and a
+    request refused before routing (an early 413) by its route's template, not its path."""
+    token = secrets.token_urlsafe(32)  # a feed token's shape: 43 characters
+    unknown = [
+        f"/api/calendar/{token[:21]}/{token[21:]}.ics",  # split by `/`
+        f"/api/tasks/{token[:21]}/x/{token[21:]}",
+        f"/api/calendars/{token[:30]}.ics",  # a prefix, in a mistyped route
+        f"/API/calendar/{token}.ics",
+        f"/{token[:30]}",
+    ]
+    for path in unknown:
+        assert client.get(path).status_code == 404
+    too_big = client.put(
+        f"/api/tasks/{token[:12]}",  # no route would take it, but the template is known
+        content=b"x" * (settings.max_body_bytes + 1),
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    found = lines(access)
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in found)
+    for piece in (token[:8], token[21:29], token[-8:]):
+        assert piece not in logged, logged
+    assert not any(hasattr(r, "path") for r in found)
+    assert [(r.status, r.route) for r in found] == [  # type: ignore[attr-defined]
+        *[(404, None)] * len(unknown),
+        (413, "/api/tasks/{task_id}"),
+    ]
+    assert all("<unmatched>" in r.getMessage() for r in found[: len(unknown)])
 
 
 def test_unhandled_error_is_logged_as_500(

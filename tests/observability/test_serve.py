@@ -287,7 +287,7 @@ def test_database_unavailable_is_logged_with_traceback(
     request_id = response.headers["x-request-id"]
     records = _records_when(log, _has(request_id, "task_api.access"))
     error = next(r for r in records if r["level"] == "ERROR" and r["request_id"] == request_id)
-    assert error["message"] == "database unavailable: OperationalError"
+    assert error["message"].startswith("database unavailable: OperationalError (")
     assert "Traceback (most recent call last)" in error["exc_info"]
     access = next(
         r for r in records if r["logger"] == "task_api.access" and r["request_id"] == request_id
