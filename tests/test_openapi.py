@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.services.access import ROUTES as SHARING_ROUTES
+from tests.sharing.references import ROUTES as SHARING_ROUTES
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "specs" / "openapi.json"
 REGENERATE = "python -m backend openapi > specs/openapi.json"

@@ -75,11 +75,12 @@ from backend.models.references import (
     Reference,
 )
 from backend.models.saved_filter import FILTER_ID_MAX, FILTERS_PER_USER, SavedFilter
-from backend.models.sharing import CommentBody, CommentPublic
+from backend.models.sharing import CommentBody, CommentPublic, TaskComment
 from backend.models.task import (
     create_field,
     patch_field,
 )
+from backend.models.task_children import child_of
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_fields import (
     MCP_EDITABLE,
@@ -548,6 +549,9 @@ class Tool(Generic[A]):
     # What a user_id other than the caller's gets: the answer for a missing task (a list
     # tool: a missing list), as the REST twins answer.
     not_found: str = "Task not found"
+    # What it does to the list's rows it names by id (`task_id`, `list_id`, `trash_id`): the
+    # role matrix reads it (tests/sharing/test_declared.py: a tool taking one without it fails).
+    action: Action | None = None
 
     @property
     def writes(self) -> bool:
@@ -793,9 +797,13 @@ def _list_comments(work: UnitOfWork, arguments: ListCommentsArguments) -> Commen
     return CommentPage(comments=[CommentPublic.model_validate(row) for row in rows], has_more=more)
 
 
+# The comment tools act as the declared child's routes do (backend/models/task_children.py).
+_COMMENTS = child_of(TaskComment)
+
 TOOLS: tuple[Tool[Any], ...] = (
     Tool(
         name="add_task",
+        action=Action.TASK_WRITE,
         title="Add a task",
         description="Create a task for the signed-in user. Returns its task_id, "
         '"status": "created" and its title. Only title is required.',
@@ -805,6 +813,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="list_tasks",
+        action=Action.LIST_READ,
         title="List tasks",
         description="List the signed-in user's tasks, newest first unless sorted otherwise. "
         "status picks all (default), pending or completed tasks; the other arguments filter "
@@ -819,6 +828,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="get_task",
+        action=Action.LIST_READ,
         title="Get a task",
         description="One task with every field: description, priority, due date, tags, "
         "completion and timestamps (UTC).",
@@ -830,6 +840,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="complete_task",
+        action=Action.TASK_WRITE,
         title="Complete a task",
         description="Mark a task as completed. Sets, never toggles: completing a completed "
         'task keeps it completed. Returns its task_id, "status": "completed" and its title.',
@@ -840,6 +851,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="reopen_task",
+        action=Action.TASK_WRITE,
         title="Reopen a task",
         description="Mark a completed task as pending again. Returns its task_id, "
         '"status": "reopened" and its title.',
@@ -850,6 +862,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="update_task",
+        action=Action.TASK_WRITE,
         title="Update a task",
         description="Change some fields of a task: only the fields sent change. Returns its "
         'task_id, "status": "updated" and its (new) title.',
@@ -861,6 +874,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="assign_task",
+        action=Action.TASK_WRITE,
         title="Assign a task",
         description="Set who a task is for (replacing whoever it was for): its owner or "
         "members of its list; editor or above in a shared list. Returns its task_id, "
@@ -872,6 +886,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="delete_task",
+        action=Action.TASK_WRITE,
         title="Delete a task",
         description="Delete a task, with its subtasks and comments, into the trash: it can "
         "be restored for 30 days (POST /api/trash/{task_id}/restore). Returns its task_id, "
@@ -896,6 +911,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="restore_task",
+        action=Action.TASK_WRITE,
         not_found=TRASH_NOT_FOUND,
         title="Restore a deleted task",
         description="Bring a deleted task back from the trash (trash_id: its id, from "
@@ -934,6 +950,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="rename_list",
+        action=Action.LIST_RENAME,
         not_found="List not found",
         title="Rename a list",
         description="Rename a list (by list_id or by its current name, list), optionally "
@@ -946,6 +963,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="delete_list",
+        action=Action.LIST_DELETE,
         not_found="List not found",
         title="Delete a list",
         description="Delete a list (by list_id or by name, list) and every task in it, "
@@ -1009,6 +1027,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="create_calendar_feed",
+        action=Action.LIST_READ,
         not_found="List not found",
         title="Create a calendar feed",
         description="Create an iCalendar feed URL of the user's tasks with a due date (or of "
@@ -1021,6 +1040,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="add_comment",
+        action=_COMMENTS.action(writes=True),
         title="Comment on a task",
         description="Add a comment by the signed-in user to a task of theirs, or of a list "
         "shared with them as commenter or more. Returns its comment_id, its task_id and "
@@ -1031,6 +1051,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         name="list_comments",
+        action=_COMMENTS.action(writes=False),
         title="List a task's comments",
         description="A task's comments, oldest first (each with its author_id), at most "
         "limit at a time; has_more: call again with after_id, the last comment's id.",

@@ -11,7 +11,8 @@ it is declared, as a marker in its `Annotated` metadata:
   byte for byte; a row it can read with a role below the action's is 403 `FORBIDDEN`. `action`
   None: a row only its own user reaches (a conversation, the caller's account), no role does.
 - `SUBJECT`: the row the route or tool acts on (a path's `{task_id}`/`{list_id}`, an MCP
-  tool's `task_id`/`list_id`), whose action is its own in `access.ROUTES`/`access.TOOLS`.
+  tool's `task_id`/`list_id`), whose action the route or tool declares itself
+  (backend/api/actions.py; a tool's `action`).
 - `NotAReference(why)`: an id that names no user's row (an OAuth client's public id).
 
 tests/sharing/test_declared.py finds every id-carrying field of every route and tool and fails
@@ -67,7 +68,7 @@ class Reference:
 
 @dataclass(frozen=True)
 class Subject:
-    """The field names the row the route or tool acts on (its action: `access.TOOLS`)."""
+    """The field names the row the route or tool acts on (its action: the route's or tool's own)."""
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ delete, the account's deletion). `CHILDREN` names every one; from it come:
 - the trash: a deleted task's snapshot holds every child's rows and a restore brings them back
   (migration 0052 reads the same names from `task_children`, which each child's migration
   fills; tests/test_task_children.py compares the two and restores a row of every child);
-- the least role of each of its routes (`backend/services/access.py` `ROUTES`, from `path`,
-  `noun`, `read` and `write`), and the role matrix generated from them;
+- the action each of its routes declares (`read` to list or get, `write` to add, change or
+  delete: `backend/api/actions.py`), and so the role matrix;
 - the check that no table with a key to `tasks` is left out (`NOT_CHILDREN` says why each
   such table that is no child is not: tests/test_task_children.py).
 """
@@ -56,6 +56,14 @@ class TaskChild:
     def name(self) -> str:
         return str(self.table.__tablename__)
 
+    def action(self, *, writes: bool) -> Action:
+        """What its routes and tools declare: `write` to add, change or delete, else `read`
+        (a child with routes declares both)."""
+        action = self.write if writes else self.read
+        if action is None:
+            raise ValueError(f"{self.name} declares no routes")
+        return action
+
 
 CHILDREN: tuple[TaskChild, ...] = (
     TaskChild(
@@ -74,6 +82,12 @@ CHILDREN: tuple[TaskChild, ...] = (
         sample={"reminders": [{"minutes_before_due": 30}]},
     ),
 )
+
+
+def child_of(table: type[SQLModel]) -> TaskChild:
+    """The declaration of the child whose table is `table`."""
+    return next(child for child in CHILDREN if child.table is table)
+
 
 # Tables with a key to `tasks` that are no task's child, and why.
 NOT_CHILDREN: dict[str, str] = {

@@ -8,10 +8,10 @@ on `backend/db/scope.py`'s predicate, which only this module applies), the membe
 with `may_shared`, reads the caller's role beside a row with `role_in`, tests a role read so
 in SQL with `role_may`, and turns a role into nothing, 403 or the missing row's 404 with
 `denied` / `require` (tests/sharing/test_access_only.py: no other module does any of it).
-`ROUTES` and `TOOLS` say which action each route and MCP tool performs, `FEEDS` which action
-a caller's feed of changes needs to show a list's: the generated role matrix
-(tests/sharing/test_role_matrix.py) reads them, and a route or tool that touches a list's
-rows without an entry here fails tests/sharing/test_declared.py.
+Each route and MCP tool that reaches a list's rows declares its action itself (a route's
+`openapi_extra=acts(...)` or `feeds(...)`: backend/api/actions.py; a tool's `action`): the
+generated role matrix (tests/sharing/test_role_matrix.py) reads them, and a route or tool that
+touches a list's rows without one fails tests/sharing/test_declared.py.
 
 A caller who is not a member of the list gets the answer a missing resource gets (404), byte
 for byte; a member below the least role gets 403 `FORBIDDEN`.
@@ -28,16 +28,13 @@ from backend.db.scope import OWNER, access, caller_role, shared
 from backend.errors import Forbidden, NotFound
 from backend.models.references import Action
 from backend.models.sharing import Role
-from backend.models.task_children import CHILDREN
 
 __all__ = [
-    "FEEDS",
     "LEAST_ROLE",
-    "ROUTES",
-    "TOOLS",
     "Action",
     "allows",
     "denied",
+    "least_role",
     "may",
     "may_manage",
     "may_shared",
@@ -70,94 +67,9 @@ LEAST_ROLE: dict[Action, Role] = {
 }
 
 
-# What each route that reaches a list's rows does (the generated role matrix reads this; a
-# route with `{list_id}`, `{task_id}`, `{trash_id}` or `{event_id}` in its path must be here:
-# tests/sharing/test_declared.py).
-ROUTES: dict[tuple[str, str], Action] = {
-    ("GET", "/api/lists/{list_id}"): Action.LIST_READ,
-    ("PATCH", "/api/lists/{list_id}"): Action.LIST_RENAME,
-    ("PUT", "/api/lists/{list_id}"): Action.LIST_RENAME,
-    ("DELETE", "/api/lists/{list_id}"): Action.LIST_DELETE,
-    ("POST", "/api/lists/{list_id}/move"): Action.LIST_ORDER,
-    ("GET", "/api/tasks/{task_id}"): Action.LIST_READ,
-    ("GET", "/api/tasks/{task_id}/subtree"): Action.LIST_READ,
-    ("GET", "/api/tasks/{task_id}/occurrences"): Action.LIST_READ,
-    ("PATCH", "/api/tasks/{task_id}"): Action.TASK_WRITE,
-    ("PUT", "/api/tasks/{task_id}"): Action.TASK_WRITE,
-    ("PATCH", "/api/tasks/{task_id}/complete"): Action.TASK_WRITE,
-    ("POST", "/api/tasks/{task_id}/move"): Action.TASK_WRITE,
-    ("DELETE", "/api/tasks/{task_id}"): Action.TASK_WRITE,
-    # A task's children's routes: `_child_routes` (below), from their declarations. A
-    # comment's PATCH and DELETE need its `write` (COMMENT_ADD) for the caller's own comment;
-    # on top of it, only its author edits, and another's is deleted with COMMENT_MODERATE
-    # (tests/sharing/test_comments.py).
-    # Members and invitations (backend/services/members.py, invitations.py). Removing a
-    # member is `member.manage` for others; any member may remove itself (leave).
-    ("GET", "/api/lists/{list_id}/members"): Action.LIST_READ,
-    ("PATCH", "/api/lists/{list_id}/members/{user_id}"): Action.MEMBER_MANAGE,
-    ("DELETE", "/api/lists/{list_id}/members/{user_id}"): Action.MEMBER_MANAGE,
-    ("POST", "/api/lists/{list_id}/transfer"): Action.LIST_TRANSFER,
-    ("POST", "/api/lists/{list_id}/invitations"): Action.INVITE,
-    ("GET", "/api/lists/{list_id}/invitations"): Action.INVITE,
-    ("DELETE", "/api/lists/{list_id}/invitations/{invitation_id}"): Action.INVITE,
-    ("GET", "/api/lists/{list_id}/activity"): Action.LIST_READ,
-    # The trash (backend/services/trash.py): a deleted task of a list, as a task's write.
-    ("POST", "/api/trash/{trash_id}/restore"): Action.TASK_WRITE,
-    ("DELETE", "/api/trash/{trash_id}"): Action.TASK_WRITE,
-    # Undo (backend/services/undo.py): one's own change needs the task's write (the least
-    # role); another member's, UNDO_OTHERS on top (tests/undo/test_undo_guards.py).
-    ("POST", "/api/activity/{event_id}/undo"): Action.TASK_WRITE,
-}
-
-
-def _child_routes() -> dict[tuple[str, str], Action]:
-    """The least action of each route of a task's child (`backend/models/task_children.py`):
-    its collection is read with `read` and added to with `write`; a row of it is read with
-    `read` and changed (where it `edits`) or deleted with `write`."""
-    routes: dict[tuple[str, str], Action] = {}
-    for child in CHILDREN:
-        if child.path is None or child.read is None or child.write is None:
-            continue
-        many = f"/api/tasks/{{task_id}}/{child.path}"
-        one = f"{many}/{{{child.noun.replace(' ', '_')}_id}}"
-        routes |= {("GET", many): child.read, ("POST", many): child.write}
-        routes |= {("GET", one): child.read, ("DELETE", one): child.write}
-        if child.edits:
-            routes[("PATCH", one)] = child.write
-    return routes
-
-
-ROUTES |= _child_routes()
-
-
-# What each MCP tool that reaches a task or list by id does (the role matrix reads this too;
-# a tool taking `task_id`, `list_id` or `trash_id` must be here: tests/sharing/test_declared.py).
-TOOLS: dict[str, Action] = {
-    "add_task": Action.TASK_WRITE,  # into a list (`list_id`)
-    "list_tasks": Action.LIST_READ,  # of a list (`list_id`)
-    "get_task": Action.LIST_READ,
-    "complete_task": Action.TASK_WRITE,
-    "reopen_task": Action.TASK_WRITE,
-    "update_task": Action.TASK_WRITE,
-    "assign_task": Action.TASK_WRITE,
-    "delete_task": Action.TASK_WRITE,
-    "restore_task": Action.TASK_WRITE,  # a deleted task of a list (`trash_id`)
-    "rename_list": Action.LIST_RENAME,
-    "delete_list": Action.LIST_DELETE,
-    "add_comment": Action.COMMENT_ADD,
-    "list_comments": Action.COMMENT_READ,
-    "create_calendar_feed": Action.LIST_READ,  # of a list (`list_id`)
-}
-
-
-# Routes that read a list's changes by no id of it: the caller's own change feed, polled or
-# live. A list's changes show in it for a role with the action, and for no other standing
-# after it lost the role (tests/sharing/test_role_matrix.py; a route answering change
-# events without an entry here fails tests/sharing/test_declared.py).
-FEEDS: dict[tuple[str, str], Action] = {
-    ("GET", "/api/tasks/changes"): Action.LIST_READ,
-    ("GET", "/api/changes/stream"): Action.LIST_READ,
-}
+def least_role(action: Action) -> str:
+    """The least role `action` needs, by name (a route's OpenAPI says it: api/actions.py)."""
+    return LEAST_ROLE[action].value
 
 
 def roles(action: Action) -> tuple[str, ...]:

@@ -29,7 +29,6 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from backend.services.access import ROUTES as SHARING_ROUTES
 from tests.conftest import Account
 from tests.resources import (
     LIST,
@@ -51,6 +50,7 @@ from tests.resources import (
     unfillable,
     unique,
 )
+from tests.sharing.references import ROUTES as SHARING_ROUTES
 
 ALICE_TITLE = "alice-secret-title"
 ALICE_LIST = "alice-secret-list"

@@ -16,10 +16,11 @@ from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from backend.api.actions import FEED, declared
 from backend.config import Settings
 from backend.main import create_app
 from backend.mcp.tools import TOOLS as MCP_TOOLS
-from backend.models.references import NotAReference, Reference, Subject
+from backend.models.references import Action, NotAReference, Reference, Subject
 from tests.conftest import TEST_SECRET, api_routes
 
 # A field that carries an id by its name: `id`, `*_id`, `*_ids`, `assignee(s)`.
@@ -147,6 +148,14 @@ def declared_app() -> FastAPI:
         auto_migrate=False,
     )
     return create_app(settings)
+
+
+# What each route and tool declares it does to a list's rows (backend/api/actions.py; a
+# tool's `action`), read from the app once: the matrices' routes and tools.
+_DECLARED = declared_app()
+ROUTES: dict[tuple[str, str], Action] = declared(_DECLARED)
+FEEDS: dict[tuple[str, str], Action] = declared(_DECLARED, FEED)
+TOOLS: dict[str, Action] = {tool.name: tool.action for tool in MCP_TOOLS if tool.action}
 
 
 def id_fields(app: FastAPI) -> list[Field]:

@@ -1,9 +1,10 @@
 """Every route that reaches a list's rows by id says which action it performs, so the role
-matrix (test_role_matrix.py) covers it: a new route with `{list_id}`, `{task_id}`,
-`{trash_id}` or `{event_id}` in its path and no entry in backend/services/access.py's `ROUTES`
-fails here, as does a route that answers change events (the feed, its live stream) without
-one in `FEEDS`. Every id a body, a query or a tool's arguments carries says what it names
-(backend/models/references.py), so the reference matrix (test_reference_matrix.py) covers it."""
+matrix (test_role_matrix.py) covers it: a new route with `{list_id}`, `{task_id}`, `{trash_id}`
+or `{event_id}` in its path that declares no action (`openapi_extra=acts(...)`,
+backend/api/actions.py) fails here, as does a route that answers change events (the feed, its
+live stream) without `feeds(...)`, and a tool by such an id without its `action`. Every id a
+body, a query or a tool's arguments carries says what it names (backend/models/references.py),
+so the reference matrix (test_reference_matrix.py) covers it."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from backend.api.live import ChangeStream
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.envelopes import TaskChangesEnvelope
 from backend.models.references import Subject
-from backend.services.access import FEEDS, LEAST_ROLE, ROUTES, TOOLS
+from backend.services.access import LEAST_ROLE
 from tests.conftest import api_routes
-from tests.sharing.references import ID_NAME, id_fields, tool_fields
+from tests.sharing.references import FEEDS, ID_NAME, ROUTES, TOOLS, id_fields, tool_fields
 
 # The published contract's `/api/{user_id}/...` twins answer as their `/api/...` routes do
 # (one implementation); they are checked through those.
@@ -78,7 +79,7 @@ def test_every_id_field_declares_what_it_names(app: FastAPI) -> None:
 
 def test_a_tool_by_id_declares_its_action() -> None:
     """A tool whose arguments name the row it acts on (`SUBJECT`) has its action in
-    `access.TOOLS`; a tool there without a subject reaches its list by a reference."""
+    its `action`; a tool with one without a subject reaches its list by a reference."""
     subjects = {f.target[1] for f in tool_fields() if Subject() in f.markers}
     referring = {f.target[1] for f in tool_fields() if f.reference and f.reference.action}
     assert subjects <= set(TOOLS)

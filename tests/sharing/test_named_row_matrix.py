@@ -1,13 +1,14 @@
-"""The named-row matrix, generated from the declarations (issue 49): every id a route of
-`access.ROUTES` carries in its path or body that names a comment, a member or an invitation
-(a `Reference` to `task_comments`, `list_members` or `list_invitations`: found by
-tests/sharing/references.py, so a new one adds its cases with no test edited) x every standing
-(tests/sharing/standings.py: the owner, each role, a stranger, a removed member, one who left,
-a pending invitee, an expired invitation's holder) x every kind of row its table's id may name.
+"""The named-row matrix, generated from the declarations (issue 49): every id a route of the
+routes' declared actions (tests/sharing/references.py `ROUTES`) carries in its path or body
+that names a comment, a member or an invitation (a `Reference` to `task_comments`,
+`list_members` or `list_invitations`: found by tests/sharing/references.py, so a new one adds
+its cases with no test edited) x every standing (tests/sharing/standings.py: the owner, each
+role, a stranger, a removed member, one who left, a pending invitee, an expired invitation's
+holder) x every kind of row its table's id may name.
 
 The answer each case must get:
 - no role in the route's list: the bytes the same request by a missing list or task gets (404);
-- a member below the route's action (`access.ROUTES`): 403 `FORBIDDEN` (leaving, a member
+- a member below the route's declared action: 403 `FORBIDDEN` (leaving, a member
   removing itself, needs no role);
 - a named row the route cannot reach (missing, another task's comment, another list's
   invitation, a user who is no member): the bytes the same request naming a missing id gets;
@@ -30,11 +31,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.models.references import COMMENTS, INVITATIONS, MEMBERS, Reference
-from backend.services.access import LEAST_ROLE, ROUTES, Action, allows
+from backend.services.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, invite, make_list, make_task, remove_member
-from tests.sharing.references import Field, declared_app, failure, id_fields
+from tests.sharing.references import ROUTES, Field, declared_app, failure, id_fields
 from tests.sharing.standings import NO_ROLE, STANDINGS, Grant, take
 from tests.sharing.test_role_matrix import BODIES
 

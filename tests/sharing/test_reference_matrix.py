@@ -38,12 +38,12 @@ from sqlalchemy import Engine, text
 
 from backend.models.references import LISTS, MEMBERS, TASKS, Reference
 from backend.models.types import TAGS_MAX_COUNT
-from backend.services.access import LEAST_ROLE, ROUTES, TOOLS, Action, allows
+from backend.services.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, remove_member
-from tests.sharing.references import Field, declared_app, failure, id_fields
+from tests.sharing.references import ROUTES, TOOLS, Field, declared_app, failure, id_fields
 
 MISSING = 2_000_000_000
 # A missing route row: another id than the missing named one (a row named after itself is

@@ -1,7 +1,7 @@
-"""The role matrix, generated from the one declaration (backend/services/access.py: `ROUTES`,
-`TOOLS`, `FEEDS` and `LEAST_ROLE`): for every declared route and every standing a caller can
-have towards a list (tests/sharing/standings.py), the answer it must get. A stranger, a
-removed member, one who left, a pending invitee and anyone else without a role get
+"""The role matrix, generated from the declarations (each route's action on the route,
+backend/api/actions.py; each tool's `action`; `LEAST_ROLE`): for every declared route and
+every standing a caller can have towards a list (tests/sharing/standings.py), the answer it
+must get. A stranger, a removed member, one who left, a pending invitee and anyone else without a role get
 the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
 and changes nothing; a member with the role gets a 2xx. A feed (the change feed, polled or
 live, by bearer token or stream ticket) shows the list's changes to a role that may read
@@ -22,11 +22,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.services.access import FEEDS, LEAST_ROLE, ROUTES, TOOLS, Action, allows
+from backend.services.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import drain_feed, get, make_list, make_task
+from tests.sharing.references import FEEDS, ROUTES, TOOLS
 from tests.sharing.standings import NO_ROLE, ROLES, STANDINGS, Grant, take
 from tests.undo.helpers import last_entry
 

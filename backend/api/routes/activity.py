@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
+from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_tasks, task_etag
 from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.idempotency import IdempotentDep
@@ -30,10 +31,9 @@ from backend.models import TaskEvent, TaskPublic
 from backend.models.activity import ActivityItem
 from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import ActivityEnvelope, TaskEnvelope
-from backend.models.references import Reference
+from backend.models.references import Action, Reference
 from backend.models.types import TASK_ID_MAX
 from backend.services import undo
-from backend.services.access import Action
 
 router = APIRouter(tags=["activity"], responses=errors(401, 422, 503), route_class=DoorRoute)
 
@@ -80,6 +80,7 @@ def list_activity(
 
 @router.get(
     "/api/lists/{list_id}/activity",
+    openapi_extra=acts(Action.LIST_READ),
     operation_id="listListActivity",
     response_model=ActivityEnvelope,
     summary="What happened in a list",
@@ -111,7 +112,7 @@ EventId = Annotated[
         examples=[1042],
     ),
     DecimalDigits,
-    # An entry the caller may read; undoing it needs TASK_WRITE on its task (access.ROUTES).
+    # An entry the caller may read; undoing it needs TASK_WRITE on its task (its `acts`).
     Reference(TaskEvent.__tablename__, Action.TASK_WRITE),
 ]
 
@@ -148,6 +149,7 @@ NOT_UNDOABLE = ErrorExample.of(
 
 @router.post(
     "/api/activity/{event_id}/undo",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="undoActivity",
     response_model=TaskEnvelope,
     summary="Undo one change from the activity",

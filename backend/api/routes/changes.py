@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from backend.api.actions import feeds
 from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.pagination import (
     MAX_CURSOR_LENGTH,
@@ -18,6 +19,7 @@ from backend.api.responses import CURSOR_EXPIRED, INVALID_CHANGES_CURSOR, VALIDA
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import TaskChangesEnvelope
+from backend.models.references import Action
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -45,6 +47,7 @@ class ChangesParams(BaseModel):
 
 @router.get(
     "/changes",
+    openapi_extra=feeds(Action.LIST_READ),
     operation_id="listTaskChanges",
     response_model=TaskChangesEnvelope,
     summary="Poll your task changes",

@@ -1,6 +1,6 @@
 """`/api/tasks/{task_id}/comments`: a task's comments (issue 39, "Shared lists"). Thin: enter
-through the door, call `door.comments`, return the envelope. Who may do what is
-backend/services/access.py's (`ROUTES` names each route's action)."""
+through the door, call `door.comments`, return the envelope. Each route's action is the
+declared child's (backend/models/task_children.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
+from backend.api.actions import acts
 from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -27,8 +28,8 @@ from backend.api.routes.tasks import TaskId
 from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import CommentEnvelope, CommentsEnvelope
 from backend.models.references import COMMENTS, Action, Reference
-from backend.models.sharing import CommentCreate, CommentPublic, CommentUpdate
-from backend.models.task_children import COMMENTS_PER_TASK
+from backend.models.sharing import CommentCreate, CommentPublic, CommentUpdate, TaskComment
+from backend.models.task_children import COMMENTS_PER_TASK, child_of
 from backend.models.types import TASK_ID_MAX
 
 router = APIRouter(
@@ -46,6 +47,9 @@ Cursor = Annotated[
     str | None,
     Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
 ]
+# Its routes' actions are the declared child's (`read`, `write`: backend/models/task_children.py).
+_CHILD = child_of(TaskComment)
+_READ, _WRITE = acts(_CHILD.action(writes=False)), acts(_CHILD.action(writes=True))
 _COMMENTS = "/{task_id}/comments"
 _COMMENT = "/{task_id}/comments/{comment_id}"
 _MISSING = (TASK_NOT_FOUND, COMMENT_NOT_FOUND)
@@ -58,6 +62,7 @@ def _kind(task_id: int) -> str:
 
 @router.get(
     _COMMENTS,
+    openapi_extra=_READ,
     operation_id="listTaskComments",
     response_model=CommentsEnvelope,
     summary="List a task's comments",
@@ -87,6 +92,7 @@ def list_task_comments(
 
 @router.post(
     _COMMENTS,
+    openapi_extra=_WRITE,
     operation_id="createTaskComment",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentEnvelope,
@@ -119,6 +125,7 @@ def create_task_comment(
 
 @router.get(
     _COMMENT,
+    openapi_extra=_READ,
     operation_id="getTaskComment",
     response_model=CommentEnvelope,
     summary="Get one comment",
@@ -137,6 +144,7 @@ def get_task_comment(door: Door, task_id: TaskId, comment_id: ReadCommentId) -> 
 
 @router.patch(
     _COMMENT,
+    openapi_extra=_WRITE,
     operation_id="updateTaskComment",
     response_model=CommentEnvelope,
     summary="Edit your comment",
@@ -163,6 +171,7 @@ def update_task_comment(
 
 @router.delete(
     _COMMENT,
+    openapi_extra=_WRITE,
     operation_id="deleteTaskComment",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a comment",

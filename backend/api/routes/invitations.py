@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
+from backend.api.actions import acts
 from backend.api.conditional import etag
 from backend.api.deps import Door, DoorRoute, counted_against
 from backend.api.responses import (
@@ -70,6 +71,7 @@ def accept_invitation(door: Door, data: InvitationAccept, response: Response) ->
 
 @router.post(
     "/lists/{list_id}/invitations",
+    openapi_extra=acts(Action.INVITE),
     operation_id="createInvitation",
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationCreatedEnvelope,
@@ -107,6 +109,7 @@ def create_invitation(
 
 @router.get(
     "/lists/{list_id}/invitations",
+    openapi_extra=acts(Action.INVITE),
     operation_id="listInvitations",
     response_model=InvitationsEnvelope,
     summary="List a list's pending invitations",
@@ -119,6 +122,7 @@ def list_invitations(door: Door, list_id: ListId) -> InvitationsEnvelope:
 
 @router.delete(
     "/lists/{list_id}/invitations/{invitation_id}",
+    openapi_extra=acts(Action.INVITE),
     operation_id="revokeInvitation",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke an invitation",

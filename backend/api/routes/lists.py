@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
+from backend.api.actions import acts
 from backend.api.conditional import IfMatch, etag, if_match_versions
 from backend.api.deps import Door, DoorRoute
 from backend.api.responses import (
@@ -21,7 +22,7 @@ from backend.api.responses import (
 )
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import CountMeta, ListsEnvelope, SingleListEnvelope
-from backend.models.references import SUBJECT
+from backend.models.references import SUBJECT, Action
 from backend.models.task_list import (
     LIST_ID_MAX,
     LISTS_PER_USER,
@@ -92,6 +93,7 @@ def create_list(
 
 @router.get(
     "/{list_id}",
+    openapi_extra=acts(Action.LIST_READ),
     operation_id="getList",
     response_model=SingleListEnvelope,
     summary="Get a list",
@@ -106,6 +108,7 @@ def get_list(door: Door, list_id: ListId, response: Response) -> SingleListEnvel
 
 @router.put(
     "/{list_id}",
+    openapi_extra=acts(Action.LIST_RENAME),
     operation_id="replaceList",
     response_model=SingleListEnvelope,
     summary="Change the fields sent (as PATCH does)",
@@ -129,6 +132,7 @@ def replace_list(
 
 @router.patch(
     "/{list_id}",
+    openapi_extra=acts(Action.LIST_RENAME),
     operation_id="updateList",
     response_model=SingleListEnvelope,
     summary="Rename or recolour a list",
@@ -150,6 +154,7 @@ def update_list(
 
 @router.post(
     "/{list_id}/move",
+    openapi_extra=acts(Action.LIST_ORDER),
     operation_id="moveList",
     response_model=SingleListEnvelope,
     summary="Put a list at another place among yours",
@@ -173,6 +178,7 @@ def move_list(
 
 @router.delete(
     "/{list_id}",
+    openapi_extra=acts(Action.LIST_DELETE),
     operation_id="deleteList",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a list and its tasks",

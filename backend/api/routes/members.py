@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
+from backend.api.actions import acts
 from backend.api.conditional import etag
 from backend.api.deps import Door, DoorRoute
 from backend.api.responses import (
@@ -51,6 +52,7 @@ MemberId = Annotated[
 
 @router.get(
     "/{list_id}/members",
+    openapi_extra=acts(Action.LIST_READ),
     operation_id="listMembers",
     response_model=MembersEnvelope,
     summary="List a list's members",
@@ -64,6 +66,7 @@ def list_members(door: Door, list_id: ListId) -> MembersEnvelope:
 
 @router.patch(
     "/{list_id}/members/{user_id}",
+    openapi_extra=acts(Action.MEMBER_MANAGE),
     operation_id="updateMember",
     response_model=MemberEnvelope,
     summary="Change a member's role",
@@ -98,6 +101,7 @@ def update_member(
 
 @router.delete(
     "/{list_id}/members/{user_id}",
+    openapi_extra=acts(Action.MEMBER_MANAGE),
     operation_id="removeMember",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a member, or leave a list",
@@ -127,6 +131,7 @@ def remove_member(door: Door, list_id: ListId, user_id: MemberId) -> None:
 
 @router.post(
     "/{list_id}/transfer",
+    openapi_extra=acts(Action.LIST_TRANSFER),
     operation_id="transferList",
     response_model=SingleListEnvelope,
     summary="Make a member the list's owner",

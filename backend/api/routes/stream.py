@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from backend.api import deps
+from backend.api.actions import feeds
 from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.live import ChangeStream
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor
@@ -30,6 +31,7 @@ from backend.auth.tokens import TokenClaims
 from backend.errors import Unauthorized
 from backend.models import StreamTicketPublic
 from backend.models.envelopes import StreamTicketEnvelope
+from backend.models.references import Action
 from backend.services.live import LiveFeeds
 from backend.services.registry import UnitOfWork
 
@@ -140,6 +142,7 @@ def _as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict
 
 @router.get(
     "/stream",
+    openapi_extra=feeds(Action.LIST_READ),
     operation_id="streamChanges",
     status_code=200,
     summary="Follow your task changes live",

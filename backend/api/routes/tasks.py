@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.routing import Match
 from starlette.types import Scope
 
+from backend.api.actions import acts
 from backend.api.conditional import (
     IfMatch,
     IfNoneMatch,
@@ -68,7 +69,7 @@ from backend.models.envelopes import (
     TaskStatsEnvelope,
     TaskSubtreeEnvelope,
 )
-from backend.models.references import SUBJECT, Reference
+from backend.models.references import SUBJECT, Action, Reference
 from backend.models.saved_filter import FILTER_ID_MAX, SavedFilter
 from backend.models.task_ops import (
     OCCURRENCES_MAX,
@@ -345,6 +346,7 @@ def clear_completed(door: Door) -> ClearedCompletedEnvelope:
 
 @router.get(
     "/{task_id}",
+    openapi_extra=acts(Action.LIST_READ),
     operation_id="getTask",
     response_model=TaskEnvelope,
     summary="Get a task",
@@ -362,6 +364,7 @@ def get_task(
 
 @router.put(
     "/{task_id}",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="replaceTask",
     response_model=TaskEnvelope,
     summary="Change the fields sent (as PATCH does)",
@@ -383,6 +386,7 @@ def replace_task(
 
 @router.patch(
     "/{task_id}",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="updateTask",
     response_model=TaskEnvelope,
     summary="Change some fields of a task",
@@ -404,6 +408,7 @@ def update_task(
 
 @router.patch(
     "/{task_id}/complete",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="completeTask",
     response_model=TaskEnvelope,
     summary="Toggle or set completion",
@@ -424,6 +429,7 @@ def complete_task(
 
 @router.post(
     "/{task_id}/move",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="moveTask",
     response_model=TaskEnvelope,
     summary="Move a task, with its subtasks, to an exact place",
@@ -446,6 +452,7 @@ def move_task(
 
 @router.get(
     "/{task_id}/subtree",
+    openapi_extra=acts(Action.LIST_READ),
     operation_id="getTaskSubtree",
     response_model=TaskSubtreeEnvelope,
     summary="A task and all its subtasks",
@@ -463,6 +470,7 @@ def task_subtree(door: Door, task_id: TaskId) -> TaskSubtreeEnvelope:
 
 @router.get(
     "/{task_id}/occurrences",
+    openapi_extra=acts(Action.LIST_READ),
     operation_id="listTaskOccurrences",
     response_model=TaskOccurrencesEnvelope,
     summary="Preview a recurring task's next due dates",
@@ -494,6 +502,7 @@ def task_occurrences(
 
 @router.delete(
     "/{task_id}",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="deleteTask",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",

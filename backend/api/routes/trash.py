@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
+from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_versions, task_etag
 from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.idempotency import IdempotentDep
@@ -101,6 +102,7 @@ def list_trash(
 
 @router.post(
     "/{trash_id}/restore",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="restoreTask",
     response_model=RestoredTaskEnvelope,
     summary="Restore a deleted task",
@@ -150,6 +152,7 @@ def restore_task(
 
 @router.delete(
     "/{trash_id}",
+    openapi_extra=acts(Action.TASK_WRITE),
     operation_id="purgeTask",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task for good",

@@ -1,0 +1,53 @@
+"""What each route does to a list's rows, declared on the route itself (issue 60).
+
+A route that reaches a list's rows by id (`{list_id}`, `{task_id}`, `{trash_id}`,
+`{event_id}`) declares its action with `openapi_extra=acts(Action.X)`; one that answers change
+events (the feed, its live stream) with `openapi_extra=feeds(Action.X)`. The declaration is
+part of the route's OpenAPI operation (`x-action`, and `x-least-role`, the least role a member
+of a shared list needs: backend/services/access.py), so a client reads it too,
+and `declared` reads it back from the app: the role matrix (tests/sharing/test_role_matrix.py)
+and tests/sharing/test_declared.py (a route by such an id without it fails) take it from
+there, with no table of routes to keep beside the routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from backend.models.references import Action
+from backend.services.access import least_role
+
+ACTION = "x-action"
+FEED = "x-feed-action"
+LEAST = "x-least-role"
+
+
+def acts(action: Action) -> dict[str, Any]:
+    """A route's `openapi_extra`: it performs `action` on the list's rows it names."""
+    return {ACTION: action.value, LEAST: least_role(action)}
+
+
+def feeds(action: Action) -> dict[str, Any]:
+    """A route's `openapi_extra`: it answers the changes of the lists where the caller may
+    `action` (and, after it lost the role, none)."""
+    return {FEED: action.value, LEAST: least_role(action)}
+
+
+def declared(app: FastAPI, key: str = ACTION) -> dict[tuple[str, str], Action]:
+    """(method, path) -> the action each route of `app` declares under `key` (`ACTION` or
+    `FEED`)."""
+    found: dict[tuple[str, str], Action] = {}
+    stack: list[Any] = list(app.routes)
+    while stack:
+        route = stack.pop()
+        # An included router is one entry of `app.routes`, its routes inside.
+        inner = getattr(route, "original_router", None)
+        stack.extend(inner.routes if inner is not None else ())
+        if isinstance(route, APIRoute) and key in (route.openapi_extra or {}):
+            action = Action(route.openapi_extra[key])  # type: ignore[index]
+            methods = route.methods or set()
+            found |= {(method, route.path): action for method in methods - {"HEAD"}}
+    return found
