@@ -295,3 +295,25 @@ def test_every_feed_404_is_one_answer_headers_and_rate_limit_included(
         if answer != first
     }
     assert differing == {}
+
+
+def test_sign_out_everywhere_ends_every_feed(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """`POST /api/auth/logout-all` (issue 61, item 4): every credential the API issued for the
+    account stops working, its feeds' URLs too (revoked: the unknown token's 404, and gone
+    from its list); another account's feed is untouched."""
+    client.post("/api/tasks", json={"title": "due", "due_date": _due(1)}, headers=alice.headers)
+    feeds = [make_feed(client, alice), make_feed(client, alice, kind="todos")]
+    kept = make_feed(client, bob)
+    for feed in (*feeds, kept):
+        assert client.get(path_of(feed)).status_code == 200
+    unknown = _not_found(client, f"/api/calendar/{'A' * 43}.ics")
+    assert client.post("/api/auth/logout-all", headers=alice.headers).status_code == 204
+    assert [_not_found(client, path_of(feed)) for feed in feeds] == [unknown, unknown]
+    assert client.get(path_of(kept)).status_code == 200
+    signed_in = client.post(
+        "/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
+    fresh = {"Authorization": f"Bearer {signed_in.json()['data']['access_token']}"}
+    assert client.get("/api/calendar-feeds", headers=fresh).json()["data"] == []
