@@ -5,14 +5,14 @@ conversation: the stored tool call, `GET /api/conversations/{id}/messages`, Chat
 and the model's requests say the feed was made and where to get its URL, never the URL.
 
 The scan: every credential the API issues (`CREDENTIALS`: the calendar feed token, the stream
-ticket) is issued through every door that issues it (REST, MCP, a chat turn, ChatKit), used,
-and then searched for in the logs (INFO and DEBUG), every table of the database (stored
-messages and ChatKit items, task events and activity, the outbox and webhook deliveries,
-everything), the model's requests, the change feed, the activity and the conversations'
-answers: 0 hits. The credentials are read where they are made: each issuing module's
-`secrets` records the values it returns (the real function makes them; nothing else
-changes), so a credential no answer shows (a chat's feed) is searched for too. A later
-credential (app passwords, download links) is one more line in `CREDENTIALS`.
+ticket, a list invitation's token) is issued through every door that issues it (REST, MCP, a
+chat turn, ChatKit), used, and then searched for in the logs (INFO and DEBUG), every table of
+the database (stored messages and ChatKit items, task events and so the activity and the
+outbox the webhooks deliver, everything), the model's requests, the change feed, the activity
+and the conversations' answers: 0 hits. The credentials are read where they are made: each
+issuing module's `secrets` records the values it returns (the real function makes them;
+nothing else changes), so a credential no answer shows (a chat's feed) is searched for too. A
+later credential (app passwords, download links) is one more line in `CREDENTIALS`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.services import calendar_feeds, stream_tickets
+from backend.services import calendar_feeds, invitations, stream_tickets
 from tests.chat.chatkit import done_items, items, new_thread
 from tests.chat.fake_model import FakeModel, call, say, tool_results
 from tests.conftest import Account
@@ -48,6 +48,7 @@ class Credential:
 CREDENTIALS = (
     Credential("calendar feed token", calendar_feeds),
     Credential("stream ticket", stream_tickets),
+    Credential("list invitation token", invitations),
 )
 
 
@@ -141,13 +142,28 @@ class _Scene:
     shown: dict[str, list[str]] = field(default_factory=dict)  # values the API showed its caller
 
 
-def _scenario(chat: TestClient, model: FakeModel, alice: Account) -> _Scene:
+def _scenario(chat: TestClient, model: FakeModel, alice: Account, bob: Account) -> _Scene:
     """Every door that issues a credential, and a use of each: REST and MCP feeds (fetched,
     rotated), a feed made in a chat turn and in ChatKit (a second turn sends the history),
-    stream tickets (one used after signing out everywhere)."""
+    an invitation (accepted), stream tickets (one used after signing out everywhere)."""
     scene = _Scene()
     feeds = scene.shown.setdefault("calendar feed token", [])
     tickets = scene.shown.setdefault("stream ticket", [])
+    invited = scene.shown.setdefault("list invitation token", [])
+    made_list = chat.post("/api/lists", json={"name": "Team"}, headers=alice.headers)
+    assert made_list.status_code == 201, made_list.text
+    list_id = made_list.json()["data"]["id"]
+    invitation = chat.post(
+        f"/api/lists/{list_id}/invitations",
+        json={"role": "viewer", "email": bob.email},
+        headers=alice.headers,
+    )
+    assert invitation.status_code == 201, invitation.text
+    invited.append(invitation.json()["data"]["token"])
+    accepted = chat.post(
+        "/api/invitations/accept", json={"token": invited[-1]}, headers=bob.headers
+    )
+    assert accepted.status_code == 200, accepted.text
     due = {"title": "dentist", "due_date": "2030-01-01T09:00:00Z", "description": "see notes"}
     assert chat.post("/api/tasks", json=due, headers=alice.headers).status_code == 201
     made = chat.post("/api/calendar-feeds", json={}, headers=alice.headers)
@@ -245,18 +261,20 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
     chat: TestClient,
     model: FakeModel,
     alice: Account,
+    bob: Account,
     setup_engine: Engine,
     issued: dict[str, list[str]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # INFO and DEBUG: every line any logger writes
-    scene = _scenario(chat, model, alice)
+    scene = _scenario(chat, model, alice, bob)
     # What each door showed its caller is what was recorded where it was made (so the
     # recording sees every credential), and a chat's feeds were issued though none showed.
     for name, shown in scene.shown.items():
         assert set(shown) <= set(issued[name]), name
     assert len(issued["calendar feed token"]) == 5  # REST, its rotation, MCP, chat, ChatKit
     assert len(issued["stream ticket"]) == 2
+    assert len(issued["list invitation token"]) == 1
     places: dict[str, str] = {
         "logs (DEBUG and INFO)": _server_logs(caplog.records),
         "the model's requests": json.dumps(model.requests),
