@@ -140,7 +140,7 @@ async def _run(
     def record(work: UnitOfWork, result: CallToolResult) -> None:
         # In the write's transaction: the turn's answer keeps the call if the write commits.
         if message_id is not None:
-            call = _call(tool.name, arguments, "ok", None, result.structured_content)
+            call = _call(tool.name, arguments, "ok", None, _kept(tool, result))
             work.conversations.record_call(message_id, call)
 
     def claimed() -> CallToolResult:
@@ -157,7 +157,14 @@ async def _run(
     except Exception as exc:  # every failure is the tool's answer to the model, as on MCP
         parts = describe(exc)
         return _call(tool.name, arguments, "error", parts.code, envelope(parts))
-    return _call(tool.name, arguments, "ok", None, result.structured_content)
+    return _call(tool.name, arguments, "ok", None, _kept(tool, result))
+
+
+def _kept(tool: Tool[Any], result: CallToolResult) -> Any:
+    """A call's result as the turn keeps it, streams it and sends it to the model: never a
+    credential (`Tool.withheld`: a feed's URL is replaced by where to get it; issue 61)."""
+    content = result.structured_content
+    return tool.withheld(content) if isinstance(content, dict) else content
 
 
 def _call(name: str, arguments: Any, outcome: str, code: str | None, result: Any) -> dict[str, Any]:

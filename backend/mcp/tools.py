@@ -417,6 +417,18 @@ class RenameListArguments(_OneList):
     color: Color | None = Field(default=None, description="A new colour, #rrggbb (optional).")
 
 
+@dataclass(frozen=True)
+class Credential:
+    """A result field that holds a credential the API issues (a calendar feed's URL; the next
+    ones: app passwords, download links), as `Annotated[str, Credential(where=...)]`. MCP's
+    answer goes to the caller's own client and holds it; a chat never does (issue 61): its
+    turn keeps and sends the model `Tool.withheld`'s result, the field replaced by
+    `<field>_withheld`, `where` (formatted with the result's fields) telling where the user
+    gets it instead."""
+
+    where: str
+
+
 class CreateCalendarFeedArguments(_Arguments):
     kind: FeedKind = Field(
         default=FeedKind.events,
@@ -434,10 +446,17 @@ class CalendarFeedMade(BaseModel):
     status: Literal["created"] = "created"
     kind: FeedKind
     list_id: int | None
-    url: str = Field(
-        description="The feed's address, with its secret token: give it to the user to "
-        "subscribe to in a calendar app. It is shown only now (the path alone when the server "
-        "has no PUBLIC_URL: prefix the API's address)."
+    url: Annotated[
+        str,
+        Credential(
+            where="The feed's URL holds a secret token: a chat never shows it. The user gets "
+            "it in their own client, which asks for a new one (POST "
+            "/api/calendar-feeds/{feed_id}/rotate) and shows it only to them, once."
+        ),
+    ] = Field(
+        description="The feed's address, with its secret token, for the caller's own client "
+        "only: give it to the user to subscribe to in a calendar app. It is shown only now "
+        "(the path alone when the server has no PUBLIC_URL: prefix the API's address)."
     )
 
 
@@ -573,6 +592,16 @@ class Tool(Generic[A]):
                 open_world_hint=False,
             ),
         )
+
+    def withheld(self, structured: dict[str, Any]) -> dict[str, Any]:
+        """`structured` (this tool's result) as a chat keeps it and sends it to its model:
+        each `Credential` field replaced by `<field>_withheld`, where to get it instead."""
+        kept = dict(structured)
+        for name, info in self.result.model_fields.items():
+            for credential in (m for m in info.metadata if isinstance(m, Credential)):
+                if kept.pop(name, None) is not None:
+                    kept[f"{name}_withheld"] = credential.where.format(**structured)
+        return kept
 
     def result_of(self, result: BaseModel) -> mcp_types.CallToolResult:
         structured = result.model_dump(mode="json")
@@ -1032,7 +1061,9 @@ TOOLS: tuple[Tool[Any], ...] = (
         title="Create a calendar feed",
         description="Create an iCalendar feed URL of the user's tasks with a due date (or of "
         "one list, list_id) to subscribe to in Google Calendar, Outlook or Apple Calendar. "
-        "The URL holds a secret token, shown only in this answer: give it to the user. "
+        "The url holds a secret token and goes only to the caller's own client, in this "
+        "answer only: give it to the user there. A chat never sees it: its result has "
+        "url_withheld instead, saying where the user gets the URL. "
         'Returns its feed_id, "status": "created", its kind, list_id and url.',
         arguments=CreateCalendarFeedArguments,
         result=CalendarFeedMade,

@@ -28,6 +28,7 @@ from sqlalchemy import (
     BindParameter,
     Text,
     bindparam,
+    delete,
     exists,
     func,
     literal,
@@ -101,6 +102,8 @@ def _create(scope: FeedScope) -> Any:
 _CREATE = {scope: _create(scope) for scope in FeedScope}
 _WHY_NOT_CREATED = select(_READABLE.label("readable"), _ROOM.label("room"))
 _MINE = owned(select(*_PUBLIC), _F.user_id).order_by(_F.id)
+# Sign out everywhere ends every feed of the caller's (issue 61): its URLs are credentials.
+_END_ALL = owned(delete(_FEEDS), _F.user_id)
 _ROTATE = (
     owned(update(_FEEDS).where(_F.id == _FEED_ID), _F.user_id)
     .values(token_hash=_HASH, rotated_at=func.now())
@@ -141,6 +144,11 @@ class CalendarFeedService(Scoped):
         if not rows:
             raise NotFound(FEED_NOT_FOUND)
         return NewFeed(CalendarFeedPublic.model_validate(rows[0]), token)
+
+    def end_all(self) -> None:
+        """Revoke every feed of the caller's (`POST /api/auth/logout-all`: every credential
+        the API issued stops working), in the message of the request's next statement."""
+        self._ahead(_END_ALL)
 
     def revoke(self, feed_id: int) -> None:
         if not self._write(FEED_ROWS.remove, row_id=feed_id, last=True):

@@ -1,6 +1,6 @@
 """A calendar feed's body (issue 52; specs/api-contract.md, "Calendar feeds"): the tasks a
 fetch read, as RFC 5545 text made by `icalendar` (folding at 75 octets without splitting a
-character, escaping, VTIMEZONE from the zone database), never by hand.
+character, VTIMEZONE from the zone database; TEXT escaped by `_Text`, below), never by hand.
 
 Each task is one component: a VEVENT (`events`) or a VTODO (`todos`) with a stable `UID`, its
 `SEQUENCE` and `LAST-MODIFIED` from its version, `DTSTAMP` its last change (so one state of the
@@ -8,6 +8,11 @@ tasks is one body, byte for byte: the ETag's promise), `DTSTART` in its own time
 recurring task's rule as `RRULE` from its open occurrence (`recurrence.calendar_rule`; each
 completed occurrence is a task of its own, shown once) and the reader's own reminders as
 VALARMs. `tag` is the feed's ETag, from what the body is made of, without making it.
+
+Every text we write (the feed's name, a title, a description, a tag) is TEXT escaped as
+RFC 5545 section 3.3.11 says, by `_Text`: icalendar's own `vText` reads a literal `\\N` as a
+line break before it escapes backslashes (issue 61: `C:\\New` came out as `C:` and `ew`), so
+its escaping is replaced, not its parser: a real parser reads back exactly the stored text.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from icalendar import Alarm, Calendar, Event, Todo, vRecur
+from icalendar import Alarm, Calendar, Event, Todo, vCategory, vRecur, vText
 
 from backend.recurrence import calendar_rule, time_zone
 
@@ -27,6 +32,30 @@ UID_DOMAIN = "task-api"
 # changes with the tasks only, within a year).
 _ZONE_YEARS_BACK = 1
 _ZONE_YEARS_AHEAD = 6
+
+
+class _Text(vText):
+    """A TEXT value: each backslash escaped first, then `;` `,` and each line break (CRLF,
+    CR or LF) as `\\n`; nothing else is a sequence (RFC 5545, 3.3.11)."""
+
+    def to_ical(self) -> bytes:
+        escaped = (
+            str(self)
+            .replace("\\", "\\\\")
+            .replace(";", "\\;")
+            .replace(",", "\\,")
+            .replace("\r\n", "\\n")
+            .replace("\r", "\\n")
+            .replace("\n", "\\n")
+        )
+        return escaped.encode()  # UTF-8, as the whole body
+
+
+class _Categories(vCategory):
+    """CATEGORIES: each tag a `_Text`, joined by the commas that separate them."""
+
+    def to_ical(self) -> bytes:
+        return b",".join(_Text(str(tag)).to_ical() for tag in self.cats)
 
 
 def tag(feed_id: int, kind: str, name: str, year: int, rows: Sequence[Any]) -> str:
@@ -45,7 +74,7 @@ def body(kind: str, name: str, now: datetime, rows: Sequence[Any]) -> bytes:
     calendar.add("prodid", PRODUCT)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", name)
+    calendar.add("x-wr-calname", _Text(name))
     todos = kind == "todos"
     for row in rows:
         calendar.add_component(_todo(row) if todos else _event(row))
@@ -63,11 +92,11 @@ def _common(component: Any, row: Any, start_as: str) -> None:
     component.add("dtstamp", row.updated_at.astimezone(UTC))
     component.add("last-modified", row.updated_at.astimezone(UTC))
     component.add("sequence", row.version)
-    component.add("summary", row.title)
+    component.add("summary", _Text(row.title))
     if row.description:
-        component.add("description", row.description)
+        component.add("description", _Text(row.description))
     if row.tags:
-        component.add("categories", list(row.tags))
+        component.add("categories", _Categories(list(row.tags)))
     component.add(start_as, row.due_date.astimezone(time_zone(row.time_zone)))
     if row.recurrence and not row.completed:
         start_of_series = row.series_start or row.due_date
@@ -99,7 +128,7 @@ def _todo(row: Any) -> Todo:
 def _alarm(reminder: dict[str, Any], title: str) -> Alarm:
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
-    alarm.add("description", title)
+    alarm.add("description", _Text(title))
     if "minutes_before_due" in reminder:
         alarm.add("trigger", timedelta(minutes=-int(reminder["minutes_before_due"])))
     else:

@@ -39,7 +39,7 @@ from backend.services.chatkit import ChatKitService
 from backend.services.comments import CommentService
 from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
-from backend.services.invitations import InvitationService
+from backend.services.invitations import InvitationService, token_hash
 from backend.services.lists import ListService
 from backend.services.members import MemberService
 from backend.services.rate_limits import (
@@ -73,6 +73,12 @@ _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
 _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
+# A feed's fetch counts only while its token is a live feed's (issue 61): a revoked, rotated
+# or never-valid token counts nothing and is told nothing, so no count says it once existed.
+_FEED_COUNT = (
+    "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s) FROM calendar_feeds "
+    "WHERE calendar_feeds.token_hash = %(c_token_hash)s; "
+)
 _locals = lru_cache(maxsize=8)(transaction_locals)
 S = TypeVar("S", bound=Scoped)
 _TOO_LATE = "TA504"  # a write run after its deadline (`task_api_in_time`): not committed
@@ -123,6 +129,9 @@ class UnitOfWork:
         self.route_limit: RouteLimit | None = None
         self._ended = False  # the route ended the transaction (`roll_back`)
         self._feed_token = feed_token
+        # A feed's count's `RateLimit` headers: the route sends them with the feed only, never
+        # with its 404 (every feed 404 is one answer, headers included).
+        self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
         self._autocommit = claims is not None or feed_token is not None
 
@@ -188,17 +197,19 @@ class UnitOfWork:
         return self
 
     def _feed_entry(self, token: str) -> Entry:
-        """A feed's fetch: its count against the token's limit (none when limits are off)
-        rides with its one statement, whose answer carries it (`_settle`: 429 over it)."""
-        count = calendar_feed_count(self._settings, token, self.response_headers)
+        """A feed's fetch: its count against the token's limit (none when limits are off, or
+        the token is no live feed's) rides with its one statement, whose answer carries it
+        (`_settle`: 429 over it; its headers go to `feed_headers`)."""
+        count = calendar_feed_count(self._settings, token, self.feed_headers)
         sql, values = "", {}
         if count is not None:
             self._route_count = count
-            sql = _COUNT
+            sql = _FEED_COUNT
             values = {
                 "c_key": count.key,
                 "c_window": count.policy.window_seconds,
                 "c_limit": count.policy.limit,
+                "c_token_hash": token_hash(token),
             }
         return Entry(sql, values, values, False, self._settle)
 

@@ -241,3 +241,79 @@ def test_each_token_has_its_own_rate_limit(settings: Settings, alice: Account) -
         assert refused.json()["error"]["code"] == "RATE_LIMITED"
         assert int(refused.headers["Retry-After"]) > 0
         assert client.get(path_of(other)).status_code == 200  # another token, its own count
+
+
+# Headers that differ between any two answers, whatever they say (the request's own id).
+_PER_REQUEST = {"x-request-id", "date"}
+
+
+def _whole_404(client: TestClient, path: str) -> tuple[int, dict[str, str], bytes]:
+    got = client.get(path)
+    kept = {k: v for k, v in got.headers.items() if k.lower() not in _PER_REQUEST}
+    return got.status_code, kept, got.content
+
+
+def test_every_feed_404_is_one_answer_headers_and_rate_limit_included(
+    settings: Settings,
+    alice: Account,
+    bob: Account,
+    shared_list: SharedList,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    """With rate limits on (issue 61, item 3): a token that was once live (revoked, rotated,
+    a list feed whose creator lost the list) and fetched before, an unknown one and a
+    malformed one all get the same 404, headers included: no count tells a dead token from
+    one that never existed, however often either was fetched."""
+    limited = settings.model_copy(
+        update={"rate_limit_enabled": True, "rate_limit_calendar_feed_per_hour": 120}
+    )
+    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        grant(shared_list, bob, "viewer")
+        revoked, rotated = make_feed(client, alice), make_feed(client, alice)
+        lost = make_feed(client, bob, scope="list", list_id=shared_list.list_id)
+        for feed in (revoked, rotated, lost):
+            for _ in range(3):
+                assert client.get(path_of(feed)).status_code == 200
+        client.delete(f"/api/calendar-feeds/{revoked['id']}", headers=alice.headers)
+        client.post(f"/api/calendar-feeds/{rotated['id']}/rotate", headers=alice.headers)
+        grant(shared_list, bob, None)
+        paths = [
+            f"/api/calendar/{'A' * 43}.ics",  # never valid
+            path_of(revoked),
+            path_of(rotated),
+            path_of(lost),
+            f"/api/calendar/{'A' * 42}.ics",  # malformed: too short
+            f"/api/calendar/{'A' * 42}%21.ics",  # malformed: `!`
+        ]
+        # Each fetched twice: a second fetch of one is the answer a first of another got.
+        answers = [_whole_404(client, path) for _ in range(2) for path in paths]
+    first = answers[0]
+    assert first[0] == 404 and b"Calendar feed not found" in first[2]
+    differing = {
+        paths[index % len(paths)]: sorted(set(answer[1].items()) ^ set(first[1].items()))
+        for index, answer in enumerate(answers)
+        if answer != first
+    }
+    assert differing == {}
+
+
+def test_sign_out_everywhere_ends_every_feed(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """`POST /api/auth/logout-all` (issue 61, item 4): every credential the API issued for the
+    account stops working, its feeds' URLs too (revoked: the unknown token's 404, and gone
+    from its list); another account's feed is untouched."""
+    client.post("/api/tasks", json={"title": "due", "due_date": _due(1)}, headers=alice.headers)
+    feeds = [make_feed(client, alice), make_feed(client, alice, kind="todos")]
+    kept = make_feed(client, bob)
+    for feed in (*feeds, kept):
+        assert client.get(path_of(feed)).status_code == 200
+    unknown = _not_found(client, f"/api/calendar/{'A' * 43}.ics")
+    assert client.post("/api/auth/logout-all", headers=alice.headers).status_code == 204
+    assert [_not_found(client, path_of(feed)) for feed in feeds] == [unknown, unknown]
+    assert client.get(path_of(kept)).status_code == 200
+    signed_in = client.post(
+        "/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
+    fresh = {"Authorization": f"Bearer {signed_in.json()['data']['access_token']}"}
+    assert client.get("/api/calendar-feeds", headers=fresh).json()["data"] == []

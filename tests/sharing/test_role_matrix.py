@@ -1,14 +1,14 @@
 """The role matrix, generated from the declarations (each route's action on the route,
-backend/api/actions.py; each tool's `action`; `LEAST_ROLE`): for every declared route and
-every standing a caller can have towards a list (tests/sharing/standings.py), the answer it
-must get. A stranger, a removed member, one who left, a pending invitee and anyone else
-without a role get the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
+backend/api/actions.py; each tool's `action`; `LEAST_ROLE`): for every declared route and every
+standing a caller can have towards a list (tests/sharing/standings.py), the answer it must get.
+A stranger, a removed member, one who left, a pending invitee and anyone else without a role
+get the bytes a missing resource gets; a member below the route's least role gets 403 FORBIDDEN
 and changes nothing; a member with the role gets a 2xx. A feed (the change feed, polled or
-live, by bearer token or stream ticket) shows the list's changes to a role that may read
-them, and nothing of the list to any other standing; a stream ticket is the same 401
-whatever was wrong with it. The activity of a move across the list's boundary (the owner's
-task moved in from a private list or from under a private parent, or out to one) names to each
-standing only the rows it may read now: any other id is null (issue 61, item 2)."""
+live, by bearer token or stream ticket) shows the list's changes to a role that may read them,
+and nothing of the list to any other standing; a stream ticket is the same 401 whatever was
+wrong with it. The activity of a move across the list's boundary (the owner's task moved in
+from a private list or from under a private parent, or out to one) names to each standing only
+the rows it may read now: any other id is null (issue 61, item 2)."""
 
 from __future__ import annotations
 

@@ -117,11 +117,13 @@ def me(door: Door) -> UserEnvelope:
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Sign out everywhere: revoke every token this API issued for the account",
     description="Every built-in token issued so far (including the one sending this request) "
-    "stops working immediately; sign in again for a new one. Tokens from an external issuer "
-    "(Better Auth, JWKS) are revoked at that issuer.",
+    "stops working immediately; sign in again for a new one. Every calendar feed of the "
+    "account is revoked too (its URL answers 404; make a new one). Tokens from an external "
+    "issuer (Better Auth, JWKS) are revoked at that issuer.",
     responses={**rate_limited(204, "Signed out everywhere."), **errors(401, 429)},
 )
 def logout_all(door: Door) -> None:
+    door.calendar_feeds.end_all()  # in the message of the token version's write
     door.users.revoke_tokens(door.caller_id)
 
 

@@ -144,8 +144,9 @@ def revoke_calendar_feed(door: Door, feed_id: FeedId) -> None:
     description="For calendar apps: no `Authorization` header, the token is the credential. "
     "RFC 5545 text: your tasks due from 60 days ago to a year ahead (at most 2000, the "
     "soonest), as the feed's creator may read them at this moment, with the creator's own "
-    "reminders. `ETag`/`If-None-Match` answer 304 when nothing changed. Each token has its "
-    "own rate limit (`RATE_LIMIT_CALENDAR_FEED_PER_HOUR`).",
+    "reminders. `ETag`/`If-None-Match` answer 304 when nothing changed. Each live token has "
+    "its own rate limit (`RATE_LIMIT_CALENDAR_FEED_PER_HOUR`); every 404 is the same answer, "
+    "headers included (no `RateLimit` headers).",
     responses={
         200: {
             "description": "The feed.",
@@ -156,9 +157,7 @@ def revoke_calendar_feed(door: Door, feed_id: FeedId) -> None:
         **errors(404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
     },
 )
-def calendar_feed(
-    door: FeedDoor, token: FeedToken, response: Response, if_none_match: IfNoneMatch = None
-) -> Response:
+def calendar_feed(door: FeedDoor, token: FeedToken, if_none_match: IfNoneMatch = None) -> Response:
     now = datetime.now(UTC)
     read = door.feed_reader.read(token, now, ALL_TASKS_NAME)
     tag = calendar_ics.tag(read.feed_id, read.kind, read.name, now.year, read.tasks)
@@ -166,10 +165,8 @@ def calendar_feed(
         "ETag": tag,
         "Last-Modified": format_datetime(read.last_modified.astimezone(UTC), usegmt=True),
     }
-    # The token's count (`door`'s): a returned response does not carry `response`'s headers.
-    sent.update(
-        {name: response.headers[name] for name in RATE_LIMIT_HEADERS if name in response.headers}
-    )
+    # The token's count (`door`'s), only with the feed: every 404 is one answer, headers too.
+    sent.update(door.feed_headers)
     if if_none_match is not None and none_match(if_none_match, tag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=sent)
     body = calendar_ics.body(read.kind, read.name, now, read.tasks)

@@ -1,0 +1,292 @@
+"""No credential the API issues is kept or sent where it does not belong (issue 61).
+
+A calendar feed made through the chat (`/api/chat` and ChatKit) keeps its URL out of the
+conversation: the stored tool call, `GET /api/conversations/{id}/messages`, ChatKit's items
+and the model's requests say the feed was made and where to get its URL, never the URL.
+
+The scan: every credential the API issues (`CREDENTIALS`: the calendar feed token, the stream
+ticket, a list invitation's token) is issued through every door that issues it (REST, MCP, a
+chat turn, ChatKit), used, and then searched for in the logs (INFO and DEBUG), every table of
+the database (stored messages and ChatKit items, task events and so the activity and the
+outbox the webhooks deliver, everything), the model's requests, the change feed, the activity
+and the conversations' answers: 0 hits. The credentials are read where they are made: each
+issuing module's `secrets` records the values it returns (the real function makes them;
+nothing else changes), so a credential no answer shows (a chat's feed) is searched for too. A
+later credential (app passwords, download links) is one more line in `CREDENTIALS`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from backend.services import calendar_feeds, invitations, stream_tickets
+from tests.chat.chatkit import done_items, items, new_thread
+from tests.chat.fake_model import FakeModel, call, say, tool_results
+from tests.conftest import Account
+from tests.mcp.conftest import call_tool_rpc
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A credential the API issues: its name, and the module that makes it (its calls of
+    `secrets.token_*` are what it issues)."""
+
+    name: str
+    module: ModuleType
+
+
+# Every credential the API issues; a new one is a line here (and its use in `_scenario`).
+CREDENTIALS = (
+    Credential("calendar feed token", calendar_feeds),
+    Credential("stream ticket", stream_tickets),
+    Credential("list invitation token", invitations),
+)
+
+
+@dataclass
+class _Recording:
+    """A module's `secrets`: the same functions, each `token_*` value returned recorded."""
+
+    issued: list[str] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(secrets, name)
+        if not name.startswith("token_"):
+            return real
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            value = real(*args, **kwargs)
+            self.issued.append(value)
+            return value
+
+        return recorded
+
+
+@pytest.fixture
+def issued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """What each credential's module issued during the test, by the credential's name."""
+    made: dict[str, list[str]] = {}
+    for credential in CREDENTIALS:
+        recording = _Recording()
+        monkeypatch.setattr(credential.module, "secrets", recording)
+        made[credential.name] = recording.issued
+    return made
+
+
+def _token_of(url: str) -> str:
+    return url.rsplit("/", 1)[1].removesuffix(".ics")
+
+
+def _feeds(client: TestClient, account: Account) -> list[dict[str, Any]]:
+    listed = client.get("/api/calendar-feeds", headers=account.headers)
+    assert listed.status_code == 200, listed.text
+    return list(listed.json()["data"])
+
+
+def test_a_feed_made_in_a_chat_keeps_its_url_out_of_the_conversation(
+    chat: TestClient, model: FakeModel, alice: Account, issued: dict[str, list[str]]
+) -> None:
+    model.script(call("create_calendar_feed", {}), say("Your feed is made."), say("ok"))
+    answer = chat.post("/api/chat", json={"message": "a calendar feed"}, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    [feed] = _feeds(chat, alice)
+    [token] = issued["calendar feed token"]
+    # The feed was made; what the chat keeps and sends says so and where to get its URL.
+    [made] = data["tool_calls"]
+    assert (made["name"], made["outcome"]) == ("create_calendar_feed", "ok")
+    result = made["result"]
+    assert "url" not in result and result["feed_id"] == feed["id"]
+    assert result["status"] == "created"
+    assert f"/api/calendar-feeds/{feed['id']}/rotate" in result["url_withheld"]
+    [sent] = tool_results(model.requests[1])
+    assert sent == result
+    # A later turn sends the history: the call without the URL again.
+    later = chat.post(
+        "/api/chat",
+        json={"message": "thanks", "conversation_id": data["conversation_id"]},
+        headers=alice.headers,
+    )
+    assert later.status_code == 200, later.text
+    stored = chat.get(
+        f"/api/conversations/{data['conversation_id']}/messages", headers=alice.headers
+    )
+    assert stored.status_code == 200
+    for place in (answer.text, later.text, stored.text, json.dumps(model.requests)):
+        assert token not in place and "/api/calendar/" not in place
+    # ChatKit: the same.
+    model.script(call("create_calendar_feed", {"kind": "todos"}), say("Made."))
+    thread_id, events = new_thread(chat, alice, "a todo feed")
+    assert len(_feeds(chat, alice)) == 2
+    [_, second] = issued["calendar feed token"]
+    page = items(chat, alice, thread_id)
+    for place in (json.dumps(events), json.dumps(page), json.dumps(model.requests)):
+        assert second not in place and "/api/calendar/" not in place
+    assert done_items(events, "assistant_message")
+
+
+@dataclass
+class _Scene:
+    """What the scenario left to search besides the database and the logs."""
+
+    answers: list[str] = field(default_factory=list)  # what the API answered that may not hold one
+    shown: dict[str, list[str]] = field(default_factory=dict)  # values the API showed its caller
+
+
+def _scenario(chat: TestClient, model: FakeModel, alice: Account, bob: Account) -> _Scene:
+    """Every door that issues a credential, and a use of each: REST and MCP feeds (fetched,
+    rotated), a feed made in a chat turn and in ChatKit (a second turn sends the history),
+    an invitation (accepted), stream tickets (one used after signing out everywhere)."""
+    scene = _Scene()
+    feeds = scene.shown.setdefault("calendar feed token", [])
+    tickets = scene.shown.setdefault("stream ticket", [])
+    invited = scene.shown.setdefault("list invitation token", [])
+    made_list = chat.post("/api/lists", json={"name": "Team"}, headers=alice.headers)
+    assert made_list.status_code == 201, made_list.text
+    list_id = made_list.json()["data"]["id"]
+    invitation = chat.post(
+        f"/api/lists/{list_id}/invitations",
+        json={"role": "viewer", "email": bob.email},
+        headers=alice.headers,
+    )
+    assert invitation.status_code == 201, invitation.text
+    invited.append(invitation.json()["data"]["token"])
+    accepted = chat.post(
+        "/api/invitations/accept", json={"token": invited[-1]}, headers=bob.headers
+    )
+    assert accepted.status_code == 200, accepted.text
+    due = {"title": "dentist", "due_date": "2030-01-01T09:00:00Z", "description": "see notes"}
+    assert chat.post("/api/tasks", json=due, headers=alice.headers).status_code == 201
+    made = chat.post("/api/calendar-feeds", json={}, headers=alice.headers)
+    assert made.status_code == 201, made.text
+    rest = made.json()["data"]
+    feeds.append(_token_of(rest["url"]))
+    assert chat.get(f"/api/calendar/{feeds[-1]}.ics").status_code == 200
+    rotated = chat.post(f"/api/calendar-feeds/{rest['id']}/rotate", headers=alice.headers)
+    feeds.append(_token_of(rotated.json()["data"]["url"]))
+    assert chat.get(f"/api/calendar/{feeds[-1]}.ics").status_code == 200
+    assert chat.get(f"/api/calendar/{feeds[0]}.ics").status_code == 404
+    mcp = call_tool_rpc(chat, "/mcp", alice.token, "create_calendar_feed", {"kind": "todos"})
+    feeds.append(_token_of(mcp["structuredContent"]["url"]))
+    # A chat turn that makes a feed, and a later one that sends the history.
+    model.script(call("create_calendar_feed", {}), say("Made it."), say("You are welcome."))
+    first = chat.post("/api/chat", json={"message": "a feed please"}, headers=alice.headers)
+    assert first.status_code == 200, first.text
+    conversation_id = first.json()["data"]["conversation_id"]
+    body = {"message": "thanks", "conversation_id": conversation_id}
+    second = chat.post("/api/chat", json=body, headers=alice.headers)
+    assert second.status_code == 200, second.text
+    scene.answers += [first.text, second.text]
+    # ChatKit, two turns too.
+    model.script(call("create_calendar_feed", {"kind": "todos"}), say("Made."), say("Sure."))
+    thread_id, events = new_thread(chat, alice, "a todo feed")
+    more = chat.post(
+        "/api/chatkit",
+        json={
+            "type": "threads.add_user_message",
+            "params": {
+                "thread_id": thread_id,
+                "input": {
+                    "content": [{"type": "input_text", "text": "thanks"}],
+                    "attachments": [],
+                    "quoted_text": None,
+                    "inference_options": {"tool_choice": None, "model": None},
+                },
+            },
+            "metadata": {},
+        },
+        headers=alice.headers,
+    )
+    assert more.status_code == 200, more.text
+    scene.answers += [json.dumps(events), more.text, json.dumps(items(chat, alice, thread_id))]
+    assert len(_feeds(chat, alice)) == 4
+    # What the API answers about the account's history.
+    for path in (
+        "/api/tasks/changes",
+        "/api/activity",
+        "/api/conversations",
+        f"/api/conversations/{conversation_id}/messages",
+    ):
+        answer = chat.get(path, headers=alice.headers)
+        assert answer.status_code == 200, (path, answer.text)
+        scene.answers.append(answer.text)
+    # Stream tickets: one left unused, one used after signing out everywhere (refused).
+    for _ in range(2):
+        ticket = chat.post("/api/changes/stream/tickets", headers=alice.headers)
+        assert ticket.status_code == 201, ticket.text
+        tickets.append(ticket.json()["data"]["ticket"])
+    assert chat.post("/api/auth/logout-all", headers=alice.headers).status_code == 204
+    refused = chat.get("/api/changes/stream", params={"ticket": tickets[-1]})
+    assert refused.status_code == 401
+    assert chat.get(f"/api/calendar/{feeds[-1]}.ics").status_code == 404
+    return scene
+
+
+def _database(engine: Engine) -> dict[str, str]:
+    """Every table of the database, each as the text of its rows."""
+    with engine.connect() as conn:
+        names = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ).scalars()
+        return {
+            f"table {name}": "\n".join(
+                conn.execute(text(f'SELECT t::text FROM "{name}" AS t')).scalars()
+            )
+            for name in names
+        }
+
+
+def _server_logs(records: list[logging.LogRecord]) -> str:
+    """Every line the server logged, with its fields (the test's own HTTP client logs the
+    URLs it requested: `httpx` lines about `testserver` are the test's, not the server's)."""
+    lines = []
+    for record in records:
+        message = record.getMessage()
+        if record.name.startswith("httpx") and "http://testserver" in message:
+            continue
+        lines.append(f"{record.name} {record.levelname} {message} {record.__dict__}")
+    return "\n".join(lines)
+
+
+def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
+    chat: TestClient,
+    model: FakeModel,
+    alice: Account,
+    bob: Account,
+    setup_engine: Engine,
+    issued: dict[str, list[str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # INFO and DEBUG: every line any logger writes
+    scene = _scenario(chat, model, alice, bob)
+    # What each door showed its caller is what was recorded where it was made (so the
+    # recording sees every credential), and a chat's feeds were issued though none showed.
+    for name, shown in scene.shown.items():
+        assert set(shown) <= set(issued[name]), name
+    assert len(issued["calendar feed token"]) == 5  # REST, its rotation, MCP, chat, ChatKit
+    assert len(issued["stream ticket"]) == 2
+    assert len(issued["list invitation token"]) == 1
+    places: dict[str, str] = {
+        "logs (DEBUG and INFO)": _server_logs(caplog.records),
+        "the model's requests": json.dumps(model.requests),
+        **{f"answer {index}": answer for index, answer in enumerate(scene.answers)},
+        **_database(setup_engine),
+    }
+    assert {"table messages", "table task_events", "table chatkit_items"} <= set(places), sorted(
+        places
+    )
+    found = {
+        f"{credential.name} #{index}": [place for place, held in places.items() if value in held]
+        for credential in CREDENTIALS
+        for index, value in enumerate(issued[credential.name])
+    }
+    assert {name: where for name, where in found.items() if where} == {}
