@@ -35,7 +35,7 @@ NOT_REFERENCES = {
     ("chatkit_items", "public_id"): "the row's own ChatKit id (migration 0025)",
     ("task_comments", "list_id"): (
         "its task's list, copied by the comment's insert and kept by the trigger "
-        "`tasks_move_comments` for the access predicate; never set by a client"
+        "`tasks_move_children` (migration 0053) for the access predicate; never set by a client"
     ),
     ("task_events", "actor_id"): "who made a change: an account, kept as history (no key)",
     ("list_members", "member_id"): (

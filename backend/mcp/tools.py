@@ -817,7 +817,7 @@ def _create_calendar_feed(
 
 
 def _add_comment(work: UnitOfWork, arguments: AddCommentArguments) -> CommentAdded:
-    row = work.comments.create(arguments.task_id, arguments.body)
+    row = work.comments.add(arguments.task_id, {"body": arguments.body})
     return CommentAdded(comment_id=row.id, task_id=row.task_id)
 
 

@@ -149,8 +149,8 @@ class TaskComment(SQLModel, table=True):
     id: int | None = id_column()
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    # The task's list, kept in step by the trigger `tasks_move_comments` (the access predicate
-    # reads it); NULL for a personal task's comment.
+    # The task's list, kept in step by the trigger `tasks_move_children` (migration 0053; the
+    # access predicate reads it); NULL for a personal task's comment.
     list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     # NULL once the author's account is deleted: the comment stays.
     author_id: str | None = SQLField(

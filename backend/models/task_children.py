@@ -40,8 +40,11 @@ class TaskChild:
     row at `/{<noun>_id}`; `read`: the least action to read its rows, `write`: to add one or
     change or delete one's own (the role matrix tries both); `per_task`: the most rows a task
     holds (None: bounded otherwise); `edits`: a row is changed in place (`PATCH`), else only
-    added and deleted. `sample`: a row's own columns, for the generated tests (every column
-    with a key to `users` is given a member of the task's list)."""
+    added and deleted; `fields`: the columns a client writes. `author`: the column that
+    records who added a row (set to the caller), whose rows only their author changes, and
+    deletes unless the caller may `moderate` (or owns the task's space). `sample`: a row's own
+    columns, for the generated tests (every column with a key to `users` is given a member of
+    the task's list)."""
 
     table: type[SQLModel]
     noun: str
@@ -50,6 +53,9 @@ class TaskChild:
     write: Action | None = None
     per_task: int | None = None
     edits: bool = True
+    fields: tuple[str, ...] = ()
+    author: str | None = None
+    moderate: Action | None = None
     sample: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,6 +79,9 @@ CHILDREN: tuple[TaskChild, ...] = (
         read=Action.COMMENT_READ,
         write=Action.COMMENT_ADD,
         per_task=COMMENTS_PER_TASK,
+        fields=("body",),
+        author="author_id",
+        moderate=Action.COMMENT_MODERATE,
         sample={"body": "Bring the receipts"},
     ),
     # A member's own reminders on a shared task, written through the task's `reminders`.

@@ -174,15 +174,15 @@ class Rule:
         "the list key's cascade: one statement, each task's deletion recorded by its trigger",
         cascades=("fk_tasks_user_id_list_id_task_lists",),
     )
-    COMMENTS_FOLLOW = DatabaseRule(
-        "comments follow their task",
+    CHILDREN_FOLLOW = DatabaseRule(
+        "a task's children follow it",
         "tasks",
-        "a task that changes lists takes its comments' `list_id` along (the access predicate "
-        "reads it)",
+        "a task that changes lists takes its children's `list_id` along (comments': the access "
+        "predicate reads it), each declared child by the registry (migration 0053)",
         (Why.SAFER,),
-        "every move, a cascaded one too, keeps who may read a comment equal to who may read "
-        "its task",
-        triggers=("tasks_move_comments",),
+        "every move, a cascaded one too, keeps who may read a child's row equal to who may "
+        "read its task",
+        triggers=("tasks_move_children",),
     )
     UNASSIGN_ON_MOVE = DatabaseRule(
         "unassign on a move",

@@ -275,7 +275,7 @@ class TaskService(TaskSending):
         Rule.REMINDERS,
         Rule.PRIVATE_REMINDERS,
         Rule.SUCCESSOR_SUBTASKS,
-        Rule.COMMENTS_FOLLOW,
+        Rule.CHILDREN_FOLLOW,
         Rule.UNASSIGN_ON_MOVE,
     )
     def update(
@@ -328,7 +328,7 @@ class TaskService(TaskSending):
     @fires(
         Rule.REOPEN_ANCESTORS,
         Rule.SUBTASK_COUNTS,
-        Rule.COMMENTS_FOLLOW,
+        Rule.CHILDREN_FOLLOW,
         Rule.PRIVATE_REMINDERS,
         Rule.UNASSIGN_ON_MOVE,
     )
@@ -626,7 +626,7 @@ class TaskService(TaskSending):
         Rule.SUBTREE_CASCADE,
         Rule.SUCCESSOR_SUBTASKS,
         Rule.PLACE,
-        Rule.COMMENTS_FOLLOW,
+        Rule.CHILDREN_FOLLOW,
         Rule.UNASSIGN_ON_MOVE,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:

@@ -409,7 +409,7 @@ class UndoService(Scoped):
         Rule.REOPEN_ANCESTORS,
         Rule.SUBTASK_COUNTS,
         Rule.REMINDERS,
-        Rule.COMMENTS_FOLLOW,
+        Rule.CHILDREN_FOLLOW,
         Rule.PRIVATE_REMINDERS,
         Rule.UNASSIGN_ON_MOVE,
     )

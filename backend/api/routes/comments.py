@@ -117,7 +117,7 @@ def list_task_comments(
 def create_task_comment(
     door: Door, task_id: TaskId, data: CommentCreate, request: Request, response: Response
 ) -> CommentEnvelope:
-    row = door.comments.create(task_id, data.body)
+    row = door.comments.add(task_id, data.model_dump())
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/tasks/{task_id}/comments/{row.id}"
     return CommentEnvelope(data=CommentPublic.model_validate(row))
@@ -165,7 +165,7 @@ def get_task_comment(door: Door, task_id: TaskId, comment_id: ReadCommentId) -> 
 def update_task_comment(
     door: Door, task_id: TaskId, comment_id: CommentId, data: CommentUpdate
 ) -> CommentEnvelope:
-    row = door.comments.edit(task_id, comment_id, data.body)
+    row = door.comments.change(task_id, comment_id, data.model_dump())
     return CommentEnvelope(data=CommentPublic.model_validate(row))
 
 
@@ -183,4 +183,4 @@ def update_task_comment(
     },
 )
 def delete_task_comment(door: Door, task_id: TaskId, comment_id: CommentId) -> None:
-    door.comments.delete(task_id, comment_id)
+    door.comments.remove(task_id, comment_id)

@@ -1,0 +1,226 @@
+"""A task's child's statements and refusals, built once from its declaration (issue 60;
+backend/models/task_children.py): `ChildRows`, and `TaskChildService`, the whole service of a
+child that needs nothing of its own (comments are one).
+
+A child's row lives where its task lives: in the task's owner's space (`user_id`), with the
+task's list (`list_id`, kept in step as the task moves), so every statement reaches the rows
+and their task through the one access relation, naming the child's declared actions
+(backend/services/access.py `may`). Each request is one statement, and a write commits itself
+in it (`_write(last=True)`: one round trip); a write that matched nothing reads why on its own
+(the failure path alone pays that round trip), in the order the contract gives: a caller who
+cannot see the task gets the 404 a missing task gets, a member below the role 403, then a row
+that is not the task's 404, then (a child with an `author`) a row that is not the caller's 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, NoReturn
+
+from sqlalchemy import BigInteger, Integer, bindparam, delete, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from backend.db.scope import OWNER, Scoped
+from backend.errors import Conflict, Forbidden, LimitReached, NotFound
+from backend.models import Task
+from backend.models.task_children import TaskChild
+from backend.services.access import least_role, may, may_shared, require, role_in
+
+TASK_NOT_FOUND = "Task not found"
+
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_T = _TASKS.c
+# Named unlike any column (an INSERT or UPDATE takes a column's name as its value's).
+_TASK_ID = bindparam("task", type_=BigInteger)
+_ROW_ID = bindparam("child", type_=BigInteger)
+_AFTER = bindparam("after", type_=BigInteger)
+_LIMIT = bindparam("limit", type_=Integer)
+# Columns no answer shows: the space and the copy of the task's list.
+_HIDDEN = frozenset({"user_id", "list_id"})
+
+
+def _value(name: str) -> str:
+    """The bind a written field's value is sent as."""
+    return f"new_{name}"
+
+
+class ChildRows:
+    """The statements of `child` (its `fields` written by a client) and the errors they end
+    in."""
+
+    def __init__(self, child: TaskChild) -> None:
+        self.child = child
+        table: Any = child.table.__table__  # type: ignore[attr-defined]
+        c = table.c
+        read, write = child.action(writes=False), child.action(writes=True)
+        self.view = tuple(column for column in c if column.name not in _HIDDEN)
+        values = {name: bindparam(_value(name), type_=c[name].type) for name in child.fields}
+
+        # A page of the task's rows, oldest first, after the keyset `:after` (0: from the
+        # start), with the task in the same statement: no row at all is a task the caller
+        # cannot see, one row with no child (`id` NULL) an empty page.
+        page = (
+            select(*self.view)
+            .where(c.task_id == _T.id, c.id > _AFTER, may(table, read))
+            .order_by(c.id)
+            .limit(_LIMIT)
+            .lateral("c")
+        )
+        self.page = (
+            select(_T.id.label("found_task_id"), *(page.c[col.name] for col in self.view))
+            .select_from(_TASKS.outerjoin(page, true()))
+            .where(_T.id == _TASK_ID, may(_TASKS, read))
+            .order_by(page.c.id)
+        )
+        one = (
+            select(*self.view)
+            .where(c.id == _ROW_ID, c.task_id == _T.id, may(table, read))
+            .lateral("c")
+        )
+        self.one = (
+            select(_T.id.label("found_task_id"), *(one.c[col.name] for col in self.view))
+            .select_from(_TASKS.outerjoin(one, true()))
+            .where(_T.id == _TASK_ID, may(_TASKS, read))
+        )
+        # A new row, in the task's space and list (by the caller, where it has an author):
+        # only on a task the caller may write it on, under the cap (the insert selects nothing
+        # otherwise; why is read afterwards).
+        kept = select(func.count()).where(c.task_id == _TASK_ID, may(table, write))
+        columns = ["user_id", "task_id", "list_id", *child.fields]
+        chosen: list[Any] = [_T.user_id, _T.id, _T.list_id, *values.values()]
+        if child.author:
+            columns.append(child.author)
+            chosen.append(bindparam(OWNER))
+        room = [kept.scalar_subquery() < child.per_task] if child.per_task else []
+        self.create = (
+            pg_insert(table)
+            .from_select(
+                columns,
+                select(*chosen).where(_T.id == _TASK_ID, may(_TASKS, write), *room),
+            )
+            .returning(*self.view)
+        )
+        this = (c.id == _ROW_ID, c.task_id == _TASK_ID, may(table, write))
+        changed: dict[str, Any] = dict(values)
+        if "updated_at" in c:
+            changed["updated_at"] = func.now()
+        # With an author, only the author changes a row (while it may still write).
+        own = [c[child.author] == bindparam(OWNER)] if child.author else []
+        self.edit = update(table).where(*this, *own).values(changed).returning(*self.view)
+        # With an author, the author's own row, the space's owner's, or anyone's for a member
+        # who may `moderate`; without, any row the caller may write.
+        anyones: list[Any] = []
+        if child.author:
+            moderators = [may_shared(table, child.moderate)] if child.moderate else []
+            anyones = [or_(own[0], c.user_id == bindparam(OWNER), *moderators)]
+        self.delete = delete(table).where(*this, *anyones).returning(c.id)
+
+        # Why a write matched nothing, read on its own: the caller's role in the task (no
+        # row: the caller cannot see it, the answer a missing task gets), its row count, and
+        # the row named (NULL `found`: none of this task's) with its author.
+        role = role_in(_TASKS)
+        self.create_refusal = select(
+            role.label("role"),
+            select(func.count())
+            .where(c.task_id == _T.id, may(table, read))
+            .scalar_subquery()
+            .label("count"),
+        ).where(_T.id == _TASK_ID, may(_TASKS, read))
+        author = c[child.author] if child.author else c.user_id
+        named = (
+            select(c.id, author.label("author"))
+            .where(c.id == _ROW_ID, c.task_id == _T.id, may(table, read))
+            .lateral("named")
+        )
+        self.write_refusal = (
+            select(role.label("role"), named.c.id.label("found"), named.c.author)
+            .select_from(_TASKS.outerjoin(named, true()))
+            .where(_T.id == _TASK_ID, may(_TASKS, read))
+        )
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"{self.child.noun.capitalize()} not found")
+
+    def not_the_author(self, *, deleting: bool) -> Forbidden:
+        noun = self.child.noun
+        if deleting and self.child.moderate:
+            role = least_role(self.child.moderate)
+            return Forbidden(f"Only a {noun}'s author, or an {role} of the list, may delete it")
+        return Forbidden(f"Only a {noun}'s author may {'delete' if deleting else 'edit'} it")
+
+
+class TaskChildService(Scoped):
+    """A task's child's whole service: `rows` built from its declaration."""
+
+    rows: ClassVar[ChildRows]
+
+    def page(self, task_id: int, limit: int, after: int | None) -> tuple[list[Any], bool]:
+        """A page of the task's rows, oldest first, after the id `after`; whether more
+        follow. One statement: a task the caller cannot see is the 404 a missing one gets."""
+        rows = self._read(self.rows.page, task=task_id, after=after or 0, limit=limit + 1)
+        if not rows:
+            raise NotFound(TASK_NOT_FOUND)
+        found = sorted((row for row in rows if row.id is not None), key=lambda row: row.id)
+        return found[:limit], len(found) > limit
+
+    def get(self, task_id: int, row_id: int) -> Any:
+        """One row of the task: a task the caller cannot see is the 404 a missing one gets,
+        then a row that is not the task's."""
+        found = self._read(self.rows.one, task=task_id, child=row_id).first()
+        if found is None:
+            raise NotFound(TASK_NOT_FOUND)
+        if found.id is None:
+            raise self.rows.not_found()
+        return found
+
+    def add(self, task_id: int, fields: Mapping[str, Any]) -> Any:
+        """Add a row to the task (the child's `write`, or the task's owner)."""
+        values = {_value(name): value for name, value in fields.items()}
+        rows = self._write(self.rows.create, task=task_id, last=True, **values)
+        if rows:
+            return rows[0]
+        child = self.rows.child
+        found = self._read(self.rows.create_refusal, task=task_id).first()
+        if found is None:
+            raise NotFound(TASK_NOT_FOUND)
+        role, count = tuple(found)
+        require(role, child.action(writes=True), NotFound(TASK_NOT_FOUND))
+        if child.per_task is not None and count >= child.per_task:
+            raise LimitReached(
+                f"This task has {count} {child.path or child.noun + 's'}, "
+                f"the most there can be ({child.per_task})"
+            )
+        raise Conflict(f"The task changed while the {child.noun} was being added; retry")
+
+    def change(self, task_id: int, row_id: int, fields: Mapping[str, Any]) -> Any:
+        """Change a row (with an author: the caller's own, while it may still write)."""
+        values = {_value(name): value for name, value in fields.items()}
+        rows = self._write(self.rows.edit, task=task_id, child=row_id, last=True, **values)
+        if rows:
+            return rows[0]
+        self._refuse(task_id, row_id, deleting=False)
+
+    def remove(self, task_id: int, row_id: int) -> None:
+        """Delete a row (with an author: the caller's own, or anyone's for a moderator)."""
+        if self._write(self.rows.delete, task=task_id, child=row_id, last=True):
+            return
+        self._refuse(task_id, row_id, deleting=True)
+
+    def _refuse(self, task_id: int, row_id: int, *, deleting: bool) -> NoReturn:
+        """A write of a row matched nothing: say why, membership before role before
+        authorship."""
+        child = self.rows.child
+        found = self._read(self.rows.write_refusal, task=task_id, child=row_id).first()
+        if found is None:
+            raise NotFound(TASK_NOT_FOUND)
+        role, row_found, author = tuple(found)
+        require(role, child.action(writes=True), NotFound(TASK_NOT_FOUND))
+        if row_found is None:
+            raise self.rows.not_found()
+        if child.author and author != self.user_id:
+            if not deleting or child.moderate is None:
+                raise self.rows.not_the_author(deleting=deleting)
+            missing = NotFound(TASK_NOT_FOUND)
+            forbidden = str(self.rows.not_the_author(deleting=True))
+            require(role, child.moderate, missing, forbidden=forbidden)
+        raise Conflict(f"The {child.noun} changed while it was being written; retry")
