@@ -6,7 +6,8 @@ The app under test talks to the test database through a counting proxy
 a Query ('Q'; psycopg2 sends every statement, `BEGIN` and `COMMIT` each as one) or a Sync
 ('S'). Each request is measured alone, on a warm pool (no new connection: asserted), after a
 warm-up request with the same token; it must succeed, and its count must equal its budget.
-Counts, not times: deterministic.
+Counts, not times: deterministic. Every statement a measured request sends is also held to
+`scripts.statement_sizes.LIMIT` bytes of SQL (22,000: issue 60).
 
 The routes come from the app's route table and the tools from the MCP server's tools, so a new
 route or tool is measured without being named here: its path parameters are filled and its body
@@ -34,6 +35,7 @@ from backend.main import create_app
 from backend.mcp.tools import TOOLS
 from backend.services.saved_filters import saved_queries
 from scripts.bench.dbproxy import DbProxy
+from scripts.statement_sizes import LIMIT, recording
 from tests.chat import fake_model
 from tests.chat.fake_model import FakeModel, call, say
 from tests.conftest import TEST_SECRET, Account, _registering, api_routes, loaded
@@ -488,8 +490,14 @@ VARIANTS: dict[str, tuple[str, str, Any]] = {
 
 
 def _measure(proxy: DbProxy, send: Callable[[], Any]) -> Measured:
-    with proxy.measure() as counts:
+    """The request's messages counted, and every statement it sent held to `LIMIT` bytes of
+    SQL as the code composes it, values as parameters (issue 60; the sizes and planning
+    times of the largest: `python -m scripts.statement_sizes`)."""
+    with proxy.measure() as counts, recording() as statements:
         response = send()
+    for sql, _ in statements:
+        size = len(sql.encode())
+        assert size <= LIMIT, f"a statement of {size:,} bytes (at most {LIMIT:,}): {sql[:200]}"
     text = response.text if hasattr(response, "text") else json.dumps(response)
     status = getattr(response, "status_code", 200)
     return Measured(status, counts.round_trips, counts.connections, text, _spans(counts.queries))
