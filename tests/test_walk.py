@@ -31,6 +31,9 @@ from tests.conftest import Account
 BACKEND = str(Path(__file__).resolve().parent.parent / "backend")
 
 CEILINGS = {
+    # A first page (issue 60): 57, one statement form for every caller. With `member_pages`
+    # it was 59, and 97 on the listing that switched a member of nothing to its second form.
+    "GET /api/tasks": 57,
     "GET /api/tasks/{task_id}": 35,
     "PATCH /api/tasks/{task_id}": 50,
     "PATCH /api/tasks/{task_id}/complete": 47,
@@ -104,6 +107,7 @@ def test_one_request_walks_a_bounded_path(
     task = client.post("/api/tasks", json={"title": "walked"}, headers=headers).json()["data"]
     path = f"/api/tasks/{task['id']}"
     sends: dict[str, Callable[[], Any]] = {
+        "GET /api/tasks": lambda: client.get("/api/tasks", headers=headers),
         "GET /api/tasks/{task_id}": lambda: client.get(path, headers=headers),
         "PATCH /api/tasks/{task_id}": lambda: client.patch(
             path, json={"title": "walked again"}, headers=headers

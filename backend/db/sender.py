@@ -124,8 +124,9 @@ def transaction_locals(timeout_ms: int, idle_timeout_ms: int = 0) -> str:
 class Entry:
     """A signed-in caller's entry (`task_api_enter`): its SQL and values, sent with the
     request's first statement; its values for a further transaction (`begin_again`, counting
-    nothing); whether the request writes; what to call with the outcome; its values without
-    the caller's change lock, for a write that takes its locks itself (`locks_spaces`)."""
+    nothing); whether the request writes; what to call with the outcome; what its values
+    change to enter without the caller's change lock, for a write that takes its locks itself
+    (`locks_spaces`: over the first transaction's values or a further one's, uncounted)."""
 
     sql: str
     values: dict[str, Any]

@@ -169,8 +169,11 @@ class UnitOfWork:
                     count.policy.window_seconds,
                     count.policy.limit,
                 )
-            # A further transaction (`begin_again`) enters the same way, counting nothing.
-            unlocked: dict[str, Any] | None = {**values, "e_write": False}
+            # A further transaction (`begin_again`) enters the same way, counting nothing. A
+            # write that takes its locks itself enters without the caller's change lock: what
+            # its entry's values then change, over those of the transaction it enters (the
+            # first counts; one after `begin_again` does not).
+            unlocked: dict[str, Any] | None = {"e_write": False}
             sql = _ENTER
             if write and self._task_id is not None:
                 sql, values = _ENTER + _LOCK_TASK, {**values, "e_write": False}

@@ -48,8 +48,8 @@ class AppliedFilter:
 
 class SavedQueries:
     """The filters this process has read, by (user, id): a listing that applies one sends its
-    statement at once, holding only while the stored query is still this one. Bounded as
-    `task_listing.MemberPages` is."""
+    statement at once, holding only while the stored query is still this one. Bounded: past
+    `LIMIT` entries it forgets them all (each listing then reads its filter again)."""
 
     LIMIT = 100_000
 

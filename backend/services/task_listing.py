@@ -225,35 +225,6 @@ class ListingShape:
     direction: SortOrder
     after: After
     feed_position: bool  # whether it reads the caller's change-feed position too
-    # Whether the lists shared with the caller are read as a page of their own (a member's
-    # listing), or every task it may read as one page (a member of nothing's: `member_pages`).
-    member_page: bool = True
-
-
-class MemberPages:
-    """Which callers this process last saw as members of some list (a listing's `member`
-    column), so that a member of nothing is sent the listing that plans no member page
-    (issue 49). Only a hint: either statement answers any caller rightly in one round trip
-    (the other's member arm is planned or not by the caller's memberships as they are then),
-    and each answer corrects it. Unknown callers get the member's statement, whose plan holds
-    at any size."""
-
-    # A bound on the memory: past it, every caller is unknown again.
-    LIMIT = 100_000
-
-    def __init__(self) -> None:
-        self._member: dict[str, bool] = {}
-
-    def member_page(self, caller: str) -> bool:
-        return self._member.get(caller, True)
-
-    def saw(self, caller: str, member: bool) -> None:
-        if len(self._member) >= self.LIMIT:
-            self._member.clear()
-        self._member[caller] = member
-
-
-member_pages = MemberPages()
 
 
 @dataclass(frozen=True)
@@ -269,14 +240,12 @@ class TaskListQuery:
     def direction(self) -> SortOrder:
         return self.order or DEFAULT_ORDER[self.sort]
 
-    def shape(self, *, feed_position: bool = False, member_page: bool = True) -> ListingShape:
+    def shape(self, *, feed_position: bool = False) -> ListingShape:
         after: After = None
         if self.after is not None:
             in_no_due_date = self.sort is TaskSort.due_date and self.after.key is None
             after = "no due date" if in_no_due_date else "key"
-        return ListingShape(
-            self.filters.shape(), self.sort, self.direction, after, feed_position, member_page
-        )
+        return ListingShape(self.filters.shape(), self.sort, self.direction, after, feed_position)
 
     def values(self) -> dict[str, Any]:
         """The values the shape's statement binds: the filters', the keyset's and the limit

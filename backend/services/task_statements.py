@@ -43,7 +43,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from backend.db.scope import (
-    MEMBER_PLANNED,
     OWNER,
     Bound,
     Stmt,
@@ -478,13 +477,11 @@ def _in_order(page: Any, shape: ListingShape) -> list[Any]:
 
 def listing_page(shape: ListingShape) -> Any:
     """A page: the task's columns and counts, its sort key (read back to build the next
-    cursor), whether the caller is a member of some list (`member`: it chooses the caller's
-    next listing, `task_listing.member_pages`) and, when asked, the caller's change-feed
-    position in the page's snapshot. A member's (`member_page`): two arms, each a page on its
-    own index, the caller's own tasks and those of the lists shared with it (`may_shared`); the
-    page is the first rows of both in the order asked (an OR of the two would read every own
-    task to sort them). Else one page over `may` (for a member of nothing, planned as the
-    own arm alone)."""
+    cursor) and, when asked, the caller's change-feed position in the page's snapshot. Two
+    arms, each a page on its own index, the caller's own tasks and those of the lists shared
+    with it (`may_shared`); the page is the first rows of both in the order asked (an OR of the
+    two would read every own task to sort them). One form for every caller: for a member of
+    nothing the member arm is planned as false (migration 0046's gate), never costed."""
     key = sort_key(shape.sort).label("sort_key")
 
     def arm(view: tuple[Any, ...], scope: ColumnElement[bool]) -> Any:
@@ -493,18 +490,10 @@ def listing_page(shape: ListingShape) -> Any:
             statement = statement.where(after_keyset(shape))
         return statement.order_by(*order_by(shape.sort, shape.direction)).limit(LIMIT)
 
-    member = MEMBER_PLANNED.label("member")
-    if not shape.member_page:
-        # One page of every task the caller may read: for a member of nothing the planner
-        # folds the member arm of `access` away, leaving the own page alone (issue 49).
-        one = arm(TASK_VIEW, may(_TASKS, Action.LIST_READ)).add_columns(member)
-        if shape.feed_position:
-            one = one.add_columns(latest_position().label("feed_position"))
-        return one
     mine = _T.user_id == bindparam(OWNER)
     theirs = arm(_MEMBER_VIEW, and_(may_shared(_TASKS, Action.LIST_READ), ~mine))
     both = union_all(arm(_OWN_VIEW, mine), theirs).subquery("page")
-    outer = [both.c[c.name] for c in (*TASK_COLUMNS, key)] + [member]
+    outer = [both.c[c.name] for c in (*TASK_COLUMNS, key)]
     if shape.feed_position:
         outer.append(latest_position().label("feed_position"))
     return select(*outer).order_by(*_in_order(both, shape)).limit(LIMIT)

@@ -85,8 +85,9 @@ ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
 
 @dataclass(frozen=True)
 class Named:
-    """What a move's statement moves where: the request's values (`BOUND`), or expressions
-    of a statement it is part of (an undo reads them from the entry it undoes)."""
+    """What a move's statement moves where: the request's values (`BOUND`), or other
+    expressions (an undo binds them from the entry it undoes, its task only where the caller
+    may undo the entry: `undo._MOVE_BACK`)."""
 
     task_id: Any
     list_id: Any
@@ -109,8 +110,8 @@ class Sent(StrEnum):
     null = "null"  # sent as null: no list / top level
     id = "id"  # an id
     name = "name"  # a list's name (MCP)
-    # An id or null, said by the statement the placement is part of (an undo moving a task
-    # back to the list and parent an activity entry records, `undo.py`), not by a request.
+    # An id or null, bound in one shape for both (an undo moving a task back to the list and
+    # parent an activity entry records, `undo.py`), not said by a request.
     given = "given"
 
 

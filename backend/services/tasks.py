@@ -41,7 +41,6 @@ from backend.services.task_listing import (
     Keyset,
     ListingShape,
     TaskListQuery,
-    member_pages,
 )
 from backend.services.task_placement import (
     anchor_field,
@@ -146,12 +145,9 @@ class TaskService(TaskSending):
         """One page; with `feed_position`, also the caller's change-feed position as of the
         very snapshot the page was read in. The statement is the one built for the query's
         shape (`task_statements.listing`), the query's values bound to it."""
-        member_page = member_pages.member_page(self.user_id)
-        shape = query.shape(feed_position=feed_position, member_page=member_page)
+        shape = query.shape(feed_position=feed_position)
         values = query.values()
         rows = self._page_rows(shape, values)
-        if rows:
-            member_pages.saw(self.user_id, bool(rows[0].member))  # type: ignore[attr-defined]
         position = None
         if feed_position:
             rows, position = self._with_position(shape, values, rows)

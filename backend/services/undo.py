@@ -2,15 +2,24 @@
 back to the values the entry records as old, written only where each still holds the value
 the entry left, so an undo never erases a newer change.
 
-The write is one statement: the entry (`task_events`, reached through the access relation),
-the old and new rows it records typed as `tasks` rows (`jsonb_populate_record` over the stored
-`task` as the change left it), an UPDATE of the task whose WHERE holds every condition (the
-caller's right to undo it, each changed field still at its new value, If-Match); for a
-deletion's entry the trash's restore (`trash.restoring`); and for a move between lists or
-parents the move route's own statement, taking its list and parent from the entry
-(`_moving_back`). The database records the undo itself as a change like any other (the
-`tasks` trigger). Beside what it wrote, the statement reads the entry and the task as they
-are, so a refusal needs no second message.
+Two messages (issue 60: no statement form chosen per kind inside one statement). The first
+reads the entry as the caller may see it (`_WHY`: its kind, whether the caller may undo it,
+what it changed, the task as it is), in a message that commits with the caller's entry; the
+second, a further transaction of the request under the entry's space's change lock, is only
+its kind's statement:
+
+- an update, a completion or a reopening: an UPDATE of the task whose WHERE holds every
+  condition (the entry read again through the access relation, the caller's right to undo
+  it, each changed field still at its new value, If-Match), `_WRITE_BACK`;
+- a deletion: the trash's restore (`trash.restoring`) where the caller may undo the entry,
+  `_RESTORE_BACK`;
+- a move between lists or parents: the move route's own statement
+  (`task_tree.move_statement`), its task, list, parent and old position bound from the entry
+  and the version the first message read, `_MOVE_BACK`.
+
+The database records the undo itself as a change like any other (the `tasks` trigger). A
+statement that wrote nothing is explained from the entry read again (`_refusal`, `_moved`,
+`_undo_delete`): the failure path pays its messages.
 
 What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of any field
 but the task's place among lists and parents (the owner's reminders by the owner alone), a
@@ -42,10 +51,8 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    union_all,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -53,40 +60,55 @@ from backend.db.scope import OWNER, Scoped, spaces_locked
 from backend.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Task, TaskEvent, TaskRow
 from backend.models.task_event import ChangeType
+from backend.models.task_fields import FIELDS
 from backend.services.access import Action, may, require, role_in, role_may
 from backend.services.assignees import assignable
 from backend.services.rules import Rule, fires
 from backend.services.task_schedule import SCHEDULE_FIELDS
 from backend.services.task_statements import PLANNED, TASK_VIEW, owned_task
-from backend.services.task_tree import Anchor, Named, Placement, Sent, move_statement
+from backend.services.task_tree import (
+    LIST_ID,
+    PARENT_ID,
+    TASK_ID,
+    Anchor,
+    Named,
+    Placement,
+    Sent,
+    move_statement,
+)
 from backend.services.tasks import TaskService
 from backend.services.trash import TrashService, restoring, tagged
+from backend.services.versions import VERSIONS
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
 _EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
 _E = _EVENTS.c
 
-# The kinds of entry an undo writes back, and the fields it restores: every field a task write
-# records but where the task is (`list_id`, `parent_id`: a move between lists or parents is
-# moved back, `_moving_back`), whose space it is in, and its reminders (`REMINDED`).
+# The kinds of entry an undo writes back, and the fields it restores: every field a change
+# records (the `tasks` trigger: every column but the derived counts, `version` and
+# `updated_at`) but those `NOT_RESTORED` names, so a field added to `task_fields.FIELDS` is
+# undone with the others (tests/services/test_undo_fields.py compares them with the table).
 # `position` alone (a reorder among the same siblings) is restored.
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
-RESTORED = (
-    "title",
-    "description",
-    "completed",
-    "completed_at",
-    "priority",
-    "due_date",
-    "tags",
-    "assignees",
-    "recurrence",
-    "time_zone",
-    "series_id",
-    "series_start",
-    "next_due_date",
-    "position",
+_UNRECORDED = frozenset({"updated_at"})
+NOT_RESTORED = frozenset(
+    {
+        # Its identity and history: no write changes them.
+        "id",
+        "created_at",
+        "previous_task_id",
+        # Whose space it is in (a list's transfer moves it; never undone).
+        "user_id",
+        # Where it is: a move between lists or parents is moved back (`_MOVE_BACK`).
+        "list_id",
+        "parent_id",
+        # The owner's own (`REMINDED`).
+        "reminders",
+    }
+)
+RESTORED = tuple(
+    f.name for f in FIELDS if not f.derived and f.name not in _UNRECORDED | NOT_RESTORED
 )
 # The task's reminders are its owner's own (a member's are a row of its own, never recorded):
 # an entry that changed them is undone by the owner only, by a statement of its own, since a
@@ -141,13 +163,20 @@ _ENTRY = func.coalesce(
     )
     .scalar_subquery(),
 )
-# The change locks of the caller and the entry's space, ahead of the undo in its message (a
-# member's undo takes the owner's in its statement: specs/events.md, "Lock order across spaces").
+# The change locks of the caller and the entry's space, ahead of the undo's write in its
+# message (a member's undo takes the owner's: specs/events.md, "Lock order across spaces"),
+# the entry named by its id (`_LOCK`), or, where the first message cannot commit itself (an
+# Idempotency-Key's check holds it), ahead of that message, the entry as it finds it.
 _LOCK = spaces_locked(
+    select(_E.user_id).where(_E.id == _NAMED, may(_EVENTS, Action.LIST_READ)).scalar_subquery()
+)
+_LOCK_FIRST = spaces_locked(
     select(_E.user_id).where(_E.id == _ENTRY, may(_EVENTS, Action.LIST_READ)).scalar_subquery()
 )
 # The caller made the change, or may undo others' where it happened (admin and above).
 _PERMITTED = or_(_E.actor_id == bindparam(OWNER), role_may(role_in(_EVENTS), Action.UNDO_OTHERS))
+# The entry named is one the caller may see and undo (the deletion's and move's statements).
+_MAY_UNDO = exists(select(_E.id).where(_E.id == _NAMED, may(_EVENTS, Action.LIST_READ), _PERMITTED))
 
 
 def _record(json: Any) -> Any:
@@ -155,8 +184,8 @@ def _record(json: Any) -> Any:
     return func.jsonb_populate_record(literal_column("NULL::tasks"), json)
 
 
-# The entry as the caller may see it, with the task's rows before and after it: `was` is the
-# row the change left with each changed field's old value over it.
+# The entry named as the caller may see it, with the task's rows before and after it: `was`
+# is the row the change left with each changed field's old value over it.
 _OLD_VALUES = (
     select(func.jsonb_object_agg(literal_column("c.key"), literal_column("c.value -> 0")))
     .select_from(func.jsonb_each(_E.changes).alias("c"))
@@ -175,7 +204,7 @@ _ENTRY_ROW = (
             "was"
         ),
     )
-    .where(_E.id == _ENTRY, may(_EVENTS, Action.LIST_READ))
+    .where(_E.id == _NAMED, may(_EVENTS, Action.LIST_READ))
     .cte("undone")
 )
 
@@ -240,9 +269,14 @@ def _allowed_now() -> ColumnElement[bool]:
     )
 
 
-def _undo_statement(names: tuple[str, ...], *conditions: ColumnElement[bool]) -> Any:
+# Not `tags`: a value named after a column the UPDATE does not set would be one more SET.
+_TAGS = bindparam("etags", type_=ARRAY(Text))
+
+
+def _undo_statement(names: tuple[str, ...], if_match: bool) -> Any:
     """The UPDATE writing back the fields `names` (`RESTORED`, or with the owner's reminders
-    `REMINDED`): each its old value where the entry changed it, else as stored."""
+    `REMINDED`): each its old value where the entry changed it, else as stored. `if_match`:
+    only at a task's `<id>-<version>` in `etags`."""
     values: dict[str, Any] = {
         name: literal_column(
             f"CASE WHEN undone.changes ? '{name}' THEN (undone.was).{name} ELSE tasks.{name} END",
@@ -250,8 +284,12 @@ def _undo_statement(names: tuple[str, ...], *conditions: ColumnElement[bool]) ->
         )
         for name in names
     }
+    conditions: list[ColumnElement[bool]] = []
+    if if_match:
+        tagged_task = func.concat(_T.id, literal_column("'-'"), _T.version) == any_(_TAGS)
+        conditions.append(tagged_task)
     if "reminders" in names:  # only an entry that changed them, undone by the task's owner
-        conditions = (*conditions, _changed("reminders"), _T.user_id == bindparam(OWNER))
+        conditions += [_changed("reminders"), _T.user_id == bindparam(OWNER)]
     statement = owned_task(update(Task), Action.TASK_WRITE).where(
         _T.id == _ENTRY_ROW.c.task_id,
         _T.user_id == _ENTRY_ROW.c.user_id,
@@ -266,9 +304,17 @@ def _undo_statement(names: tuple[str, ...], *conditions: ColumnElement[bool]) ->
     )
 
 
-# Why an undo wrote nothing: the entry as the caller may see it, whether it may undo another's
-# change there, and the task as the caller reads it now (NULL: gone, or out of its reach) with
-# the caller's role in its list.
+# An update's, completion's or reopening's statement, by the fields it may write back and
+# whether If-Match was sent.
+_WRITE_BACK = {
+    (names, if_match): _undo_statement(names, if_match)
+    for names in (RESTORED, REMINDED)
+    for if_match in (False, True)
+}
+
+# Why an undo wrote nothing, and what the first message reads: the entry as the caller may
+# see it, whether it may undo another's change there, and the task as the caller reads it now
+# (NULL: gone, or out of its reach) with the caller's role in its list.
 _NOW = _TASKS.alias("now_task")
 _N = _NOW.c
 _CURRENT = (
@@ -281,6 +327,7 @@ _CURRENT = (
     .scalar_subquery()
 )
 _WHY = select(
+    _E.id,
     _E.type,
     _E.task_id,
     _E.occurred_at.label("at"),
@@ -293,112 +340,32 @@ _WHY = select(
 
 # A deletion's entry names its task, restored from the trash (`trash.restoring`: where it
 # goes back to, and who may restore it) where the caller may undo the entry.
-_DELETED = (
-    select(_ENTRY_ROW.c.task_id)
-    .where(
-        _ENTRY_ROW.c.type == literal_column(f"'{ChangeType.deleted.value}'"),
-        _ENTRY_ROW.c.permitted.is_(true()),
-    )
-    .scalar_subquery()
+_TRASH_ID = bindparam("trash_id", type_=BigInteger)
+_RESTORE_BACK = {
+    if_match: restoring(_TRASH_ID, _MAY_UNDO, *([tagged(_TAGS)] if if_match else []))
+    for if_match in (False, True)
+}
+
+# A move between lists or parents, moved back by the move route's statement: to the list and
+# parent it left (`Sent.given`: either may be none; under a parent, that parent's list as it is
+# now), at its old position where no sibling holds it, else last, with the route's every
+# check of the destination; only at the version of the task the first message read (where
+# the move left it), and only where the caller may undo the entry (else it names no task).
+_UNDONE_TASK = select(case((_MAY_UNDO, TASK_ID), else_=null()).label("id")).cte("undone_task")
+_BACK = Named(
+    task_id=select(_UNDONE_TASK.c.id).scalar_subquery(),  # read once, named in many places
+    list_id=LIST_ID,
+    parent_id=PARENT_ID,
+    versions=VERSIONS,
+    position=bindparam("old_position", type_=_T.position.type),
 )
-# Not `tags`: a value named after a column the move's UPDATE does not set would be one more SET.
-_TAGS = bindparam("etags", type_=ARRAY(Text))
-
-
-# The task the entry names as the caller may write it now (none: it moves nothing).
-_PLACED = _TASKS.alias("moved_task")
-_P = _PLACED.c
-# A subtask's list change with no change of its parent is its parent's move, recorded on each
-# task of the subtree: undone by undoing the parent's, never alone.
-_WITH_ITS_PARENT = and_(
-    _changed("list_id"), ~_changed("parent_id"), _field("now", "parent_id").is_not(None)
+_MOVE_BACK, _ = move_statement(
+    (Sent.given, Sent.given, Anchor.last, False),
+    checked=True,
+    values={},
+    returning=TASK_VIEW,
+    at=_BACK,
 )
-# A move between lists or parents (`_a_move`, in SQL) the caller may undo, while the task is
-# where the move put it: its list, parent and position each as the entry left them (a later
-# move of any kind, even one that changed a field this one did not, is a newer change).
-_MOVE_ENTRY = and_(
-    _ENTRY_ROW.c.type == literal_column(f"'{ChangeType.updated.value}'"),
-    _ENTRY_ROW.c.permitted.is_(true()),
-    or_(_changed("list_id"), _changed("parent_id")),
-    ~select(literal_column("k"))
-    .select_from(func.jsonb_object_keys(_ENTRY_ROW.c.changes).alias("k"))
-    .where(literal_column("k").not_in([literal_column(f"'{name}'") for name in _MOVED]))
-    .exists(),
-    ~_WITH_ITS_PARENT,
-    _P.id.is_not(None),
-    *(_P[name].is_not_distinct_from(_field("now", name)) for name in _MOVED),
-)
-
-
-def _moving_back(if_match: bool) -> Any:
-    """The move route's statement (`task_tree.move_statement`, an UPDATE) moving the entry's
-    task back to the list and parent it left (`Sent.given`: either may be none; under a
-    parent, that parent's list as it is now), at its old position where no sibling holds it,
-    with the route's every check of the destination; its task is NULL, so it moves nothing,
-    unless the entry is a move the caller may undo (`_MOVE_ENTRY`). `if_match`: only at a
-    version of the task in `tags`."""
-    now = and_(
-        _P.id == _ENTRY_ROW.c.task_id,
-        _P.user_id == _ENTRY_ROW.c.user_id,
-        may(_PLACED, Action.TASK_WRITE),
-    )
-    parent = _field("was", "parent_id")
-    back = (
-        select(
-            case((_MOVE_ENTRY, _ENTRY_ROW.c.task_id), else_=null()).label("task_id"),
-            case((parent.is_(None), _field("was", "list_id")), else_=null()).label("list_id"),
-            parent.label("parent_id"),
-            _field("was", "position").label("position"),
-        )
-        .select_from(_ENTRY_ROW.outerjoin(_PLACED, now))
-        .cte("moved_back_to")
-    )
-    task_id = select(back.c.task_id).scalar_subquery()
-    versions = None
-    if if_match:  # the versions the tags name of this task (`<id>-<version>`)
-        pairs = select(func.unnest(_TAGS).label("tag")).subquery("tag_pairs")
-        part = func.split_part(pairs.c.tag, literal_column("'-'"), 2)
-        tagged_versions = select(sql_cast(part, BigInteger)).where(
-            func.split_part(pairs.c.tag, literal_column("'-'"), 1) == sql_cast(task_id, Text)
-        )
-        versions = func.array(tagged_versions.scalar_subquery(), type_=ARRAY(BigInteger))
-    at = Named(
-        task_id=task_id,
-        list_id=select(back.c.list_id).scalar_subquery(),
-        parent_id=select(back.c.parent_id).scalar_subquery(),
-        versions=versions,
-        position=select(back.c.position).scalar_subquery(),
-    )
-    shape = (Sent.given, Sent.given, Anchor.last, False)
-    statement, _ = move_statement(shape, checked=if_match, values={}, returning=TASK_VIEW, at=at)
-    return statement, task_id
-
-
-def _attempt(if_match: bool) -> Any:
-    """The undo in one statement: the update's fields written back, a deletion's task
-    restored, or a move's task moved back, and beside what it wrote the entry as `_WHY` reads
-    it (columns `why_*`), for the error when it wrote nothing. `if_match`: only at a task's
-    `<id>-<version>` in `tags`."""
-    tagged_task = func.concat(_T.id, literal_column("'-'"), _T.version) == any_(_TAGS)
-    matched = [tagged_task] if if_match else []
-    written = _undo_statement(RESTORED, *matched).cte("written")
-    reminded = _undo_statement(REMINDED, *matched).cte("written_reminders")
-    restored = restoring(_DELETED, *([tagged(_TAGS)] if if_match else [])).cte("restored_task")
-    move, moved_id = _moving_back(if_match)
-    moved = move.cte("moved_back")
-    done = union_all(
-        select(*written.c),
-        select(*reminded.c),
-        select(*restored.c),
-        select(*moved.c).where(moved.c.id == moved_id),
-    ).subquery("done")
-    why = _WHY.subquery("why")
-    entry = [c.label(f"why_{c.name}") for c in why.c]
-    return select(*done.c, *entry).select_from(why.outerjoin(done, true()))
-
-
-_UNDO = _attempt(if_match=False)
-_UNDO_IF_MATCH = _attempt(if_match=True)
 
 
 class UndoService(Scoped):
@@ -416,37 +383,88 @@ class UndoService(Scoped):
     def undo(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
         """Write back what entry `event_id` (None: the caller's newest change) changed; the
         task as it is then. `tags`: the (task id, version) pairs an If-Match accepts (None:
-        no condition)."""
-        self._lock_spaces(_LOCK, event_id=event_id)
-        if tags is None:
-            rows = self._write(_UNDO, event_id=event_id, last=True)
-        else:
-            named = sorted(f"{task_id}-{version}" for task_id, version in tags)
-            rows = self._write(_UNDO_IF_MATCH, event_id=event_id, etags=named, last=True)
+        no condition). The entry is read first (a message that commits with the caller's
+        entry), then only its kind's statement is sent."""
+        if not self._send.can_finish:  # held open: the locks first, for both messages
+            self._lock_spaces(_LOCK_FIRST, event_id=event_id)
+        rows = self._write(_WHY, event_id=event_id, last=True)  # a read: committing the entry
         if not rows:
             raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
-        if rows[0].id is not None:
-            return cast(TaskRow, rows[0])
-        # It wrote nothing (and committed nothing): why, as its statement read the entry.
-        read = rows[0]._mapping.items()
-        found = SimpleNamespace(**{k[4:]: v for k, v in read if k.startswith("why_")})
+        found = SimpleNamespace(**rows[0]._mapping)
         if found.type == ChangeType.deleted.value:
-            if not found.permitted:  # another's deletion: admin+, as any other undo
-                missing = NotFound(ENTRY_NOT_FOUND)
-                require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
-            if found.current is not None:  # the task is back: restored since
-                raise Conflict(RESTORED_ALREADY)
-            return _undo_delete(self, found.task_id, found.at, tags)
+            return self._restore(found, tags)
         if found.type == ChangeType.updated.value and _a_move(found.changes):
             return self._move_back(found, tags)
-        self._refusal(found, tags)
+        return self._write_back(found, tags)
+
+    def _again(self, found: Any) -> None:
+        """The second message: a further transaction of the request (the first committed),
+        under the caller's and the entry's space's change locks."""
+        if self._send.can_begin_again:
+            self._send.begin_again()
+        self._lock_spaces(_LOCK, first=False, event_id=found.id)
+
+    def _why(self, found: Any) -> Any:
+        """Entry `found` read again (`_WHY`), after a statement that wrote nothing."""
+        row = self._read(_WHY, event_id=found.id).first()
+        if row is None:
+            raise NotFound(ENTRY_NOT_FOUND)
+        return SimpleNamespace(**row._mapping)
+
+    def _write_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
+        """An update's, completion's or reopening's fields written back (`_WRITE_BACK`)."""
+        self._undoable(found, tags)
+        names = REMINDED if "reminders" in found.changes else RESTORED
+        values: dict[str, Any] = {"event_id": found.id}
+        if tags is not None:
+            values["etags"] = sorted(f"{task_id}-{version}" for task_id, version in tags)
+        self._again(found)
+        rows = self._write(_WRITE_BACK[(names, tags is not None)], **values, last=True)
+        if rows:
+            return cast(TaskRow, rows[0])
+        self._refusal(self._why(found), tags)
+
+    def _restore(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
+        """A deletion's task restored from the trash (`_RESTORE_BACK`), else why."""
+        if not found.permitted:  # another's deletion: admin+, as any other undo
+            missing = NotFound(ENTRY_NOT_FOUND)
+            require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
+        if found.current is not None:  # the task is back: restored since
+            raise Conflict(RESTORED_ALREADY)
+        values: dict[str, Any] = {"event_id": found.id, "trash_id": found.task_id}
+        if tags is not None:
+            values["etags"] = sorted(f"{task_id}-{version}" for task_id, version in tags)
+        self._again(found)
+        rows = self._write(_RESTORE_BACK[tags is not None], **values, last=True)
+        if rows:
+            return cast(TaskRow, rows[0])
+        return _undo_delete(self, found.task_id, found.at, tags)
 
     def _move_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
-        """A move the undo's statement did not move back (`_moving_back`): why, as the move
-        route says it (the caller's role, a newer change, If-Match, then the move itself at
-        the version read here, whose refusal names the rule: the list or parent gone, a list
-        full). Its further statement is the failure path's; were it to succeed (the obstacle
-        gone in between), it is the undo done, at the version checked."""
+        """A move between lists or parents moved back (`_MOVE_BACK`) from where the move put
+        it, at the version read; else why, as the move route says it (`_moved`)."""
+        back = self._placed_back(found, tags)
+        values = {
+            "event_id": found.id,
+            "task_id": int(back.current["id"]),
+            # Under its old parent, in that parent's list as it is now.
+            "list_id": back.list_id if back.parent_id is None else None,
+            "parent_id": back.parent_id,
+            "old_position": back.position,
+            "versions": [int(back.current["version"])],
+        }
+        self._again(found)
+        rows = self._write(_MOVE_BACK, **values, last=True)
+        moved = next((row for row in rows if row.id == values["task_id"]), None)
+        if moved is not None:
+            return cast(TaskRow, moved)
+        return self._moved(self._why(found), tags)
+
+    def _placed_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> Any:
+        """Where a move entry `found` (`_WHY`'s row) puts its task back, once the caller may
+        undo it there: the task as it is now (`current`), its old `list_id`, `parent_id` and
+        `position`; else the error (the caller's role, If-Match, a subtask that moved with its
+        parent, a newer change)."""
         current = self._admitted(found, tags)
         changed = set(found.changes)
         if "list_id" in changed and "parent_id" not in changed and found.left.get("parent_id"):
@@ -456,17 +474,27 @@ class UndoService(Scoped):
         if newer:
             raise _conflict(newer, found.left, current)
         was = {name: found.changes[name][0] for name in _MOVED if name in found.changes}
-        old_list = was.get("list_id", current["list_id"])
-        old_parent = was.get("parent_id", current["parent_id"])
-        # As `_moving_back` places it: under its old parent, in that parent's list as it is now.
-        if old_parent is not None:
-            placement = Placement(parent=Sent.id, parent_id=old_parent)
+        return SimpleNamespace(
+            current=current, **{name: was.get(name, current[name]) for name in _MOVED}
+        )
+
+    def _moved(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
+        """A move `_MOVE_BACK` did not move back: why, as the move route says it (the caller's
+        role, a newer change, If-Match, then the move itself at the version read here, whose
+        refusal names the rule: the list or parent gone, a list full). Its further statement
+        is the failure path's; were it to succeed (the obstacle gone in between), it is the
+        undo done, at the version checked."""
+        back = self._placed_back(found, tags)
+        # As `_MOVE_BACK` places it: under its old parent, in that parent's list as it is now.
+        if back.parent_id is not None:
+            placement = Placement(parent=Sent.id, parent_id=back.parent_id)
         else:
-            choice = Sent.null if old_list is None else Sent.id
-            placement = Placement(list=choice, parent=Sent.null, list_id=old_list)
+            choice = Sent.null if back.list_id is None else Sent.id
+            placement = Placement(list=choice, parent=Sent.null, list_id=back.list_id)
         if self._send.can_begin_again:  # the undo's own statement committed (nothing)
             self._send.begin_again()
         moving = TaskService(self._send, self.user_id)
+        current = back.current
         return moving.move(int(current["id"]), placement, frozenset({int(current["version"])}))
 
     def _admitted(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
@@ -475,6 +503,7 @@ class UndoService(Scoped):
         current: dict[str, Any] | None = found.current
         if current is None:
             raise Conflict(TASK_GONE)
+        current = dict(current)
         missing = NotFound(ENTRY_NOT_FOUND)
         require(current.pop("role"), Action.TASK_WRITE, missing)
         if not found.permitted:
@@ -483,8 +512,10 @@ class UndoService(Scoped):
             raise PreconditionFailed()
         return current
 
-    def _refusal(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
-        """The error for an entry `found` (`_WHY`'s row) whose undo wrote nothing."""
+    def _undoable(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
+        """The checks of an entry `found` (`_WHY`'s row) that need no write, made before its
+        statement is sent: its kind, the caller's right, If-Match, the fields it changed;
+        the task as it is now."""
         if found.type not in UNDOABLE:
             raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
         current = self._admitted(found, tags)
@@ -499,6 +530,12 @@ class UndoService(Scoped):
             raise InvalidRequest(_OWNERS_REMINDERS)
         if not changes:
             raise InvalidRequest("This change cannot be undone: it changed no field")
+        return current
+
+    def _refusal(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> NoReturn:
+        """The error for an entry `found` (`_WHY`'s row) whose undo wrote nothing."""
+        current = self._undoable(found, tags)
+        changes: Mapping[str, Any] = found.changes
         newer = _newer(changes, found.left, current)
         if newer:
             raise _conflict(newer, found.left, current)

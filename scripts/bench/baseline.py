@@ -262,40 +262,21 @@ _ARMS = (
     )
 )
 _PAGE_COLUMNS = ", ".join(f"page.{name}" for name in (*COLUMN_NAMES, "sort_key"))
-# Whether the caller is a member of some list (`task_statements.listing`'s `member`): it chooses
-# the caller's next listing (`MEMBERS`).
-_MEMBER = f"{MEMBER_PLANNED} AS member"
 # A page: the task's columns and its sort key; a first page (`TaskService.list_page(
 # feed_position=True)`) also the feed position, a column of the page's own statement, so both
-# come from one snapshot. A member's: the two arms; a member of nothing's (issue 49): one page
-# of every task the caller may read, the member arm folded away while planning.
-_MEMBER_PAGE = (
-    f"SELECT {_PAGE_COLUMNS}, {_MEMBER}<position> FROM ({_ARMS}) AS page "
+# come from one snapshot. The two arms for every caller (issue 60): a member of nothing's
+# member arm is planned as an empty result.
+_PAGE = (
+    f"SELECT {_PAGE_COLUMNS}<position> FROM ({_ARMS}) AS page "
     "ORDER BY page.sort_key DESC, page.id DESC LIMIT %(limit)s"
 )
-_ONE_PAGE = (
-    f"SELECT {VIEW}, tasks.created_at AS sort_key, {_MEMBER}<position> FROM tasks "
-    f"WHERE {_access(READ_ROLES)}{{where}} ORDER BY tasks.created_at DESC, tasks.id DESC "
-    "LIMIT %(limit)s"
-)
 _POSITION = f", {FEED_POSITION} AS feed_position"
-# By whether the caller is a member (its `MEMBERS` entry): the page, the first page; `{where}`:
-# the filters.
-PAGE_SQL = {
-    True: _MEMBER_PAGE.replace("<position>", ""),
-    False: _ONE_PAGE.replace("<position>", ""),
-}
-LIST_SQL = {
-    True: _MEMBER_PAGE.replace("<position>", _POSITION),
-    False: _ONE_PAGE.replace("<position>", _POSITION),
-}
+# The page, the first page; `{where}`: the filters.
+PAGE_SQL = _PAGE.replace("<position>", "")
+LIST_SQL = _PAGE.replace("<position>", _POSITION)
 # An empty first page carries no position: it is read with the proof that the page is still
 # empty, in one statement (`TaskService._with_position`), a message of its own.
-EMPTY_LIST_SQL = {
-    member: f"SELECT {FEED_POSITION}, EXISTS ({page})" for member, page in PAGE_SQL.items()
-}
-# `task_listing.MemberPages`: who this process last saw as a member (unknown: a member).
-MEMBERS: dict[str, bool] = {}
+EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
 # Re-reads of an empty page that filled up meanwhile, before giving up (503), as the API.
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
@@ -603,7 +584,7 @@ _AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
 _ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES.get(name, ""))) for name in FIELD_NAMES)
 _ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
 _SUBTASKS, _OPEN = _AT["subtask_count"], _AT["open_subtask_count"]
-# A listing row's sort key follows the view, then whether the caller is a member, the position.
+# A listing row's sort key follows the view, then the feed position.
 SORT_KEY = len(COLUMN_NAMES)
 
 
@@ -631,18 +612,15 @@ async def _page(
     """A first page and the feed position of its snapshot (`TaskService._with_position`): a
     column of the page's rows, or, for an empty page, read with the proof that it is still
     empty (a message of its own); a page that filled up in between is read again."""
-    member = MEMBERS.get(values["user"], True)
-    rows = await entry.run(conn, LIST_SQL[member].format(where=where), values)
-    if rows:
-        MEMBERS[values["user"]] = rows[0][SORT_KEY + 1]
+    rows = await entry.run(conn, LIST_SQL.format(where=where), values)
     for _ in range(EMPTY_PAGE_ATTEMPTS):
         if rows:
-            return rows, rows[0][SORT_KEY + 2]
-        empty = await conn.last(LOCALS + EMPTY_LIST_SQL[member].format(where=where), values)
+            return rows, rows[0][SORT_KEY + 1]
+        empty = await conn.last(LOCALS + EMPTY_LIST_SQL.format(where=where), values)
         position, appeared = empty[0]
         if not appeared:
             return rows, position
-        rows = await conn.last(LOCALS + LIST_SQL[member].format(where=where), values)
+        rows = await conn.last(LOCALS + LIST_SQL.format(where=where), values)
     raise Refused(503, "SERVICE_UNAVAILABLE", CHANGING)
 
 

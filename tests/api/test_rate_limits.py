@@ -183,6 +183,31 @@ def test_task_writes_are_limited_per_user(client_limited: TestClient, db_engine:
     assert client_limited.post("/api/tasks", json={"title": "b"}, headers=bob).status_code == 201
 
 
+def test_an_undo_counts_once_in_its_two_messages(client_limited: TestClient) -> None:
+    """An undo reads its entry in a message that counts the write, then writes in a further
+    transaction that counts nothing (issue 60), its change locks taken by its own statement:
+    one write each, an update's undo and a deletion's."""
+    alice = bearer(_register(client_limited, "undo-rl@example.com"))
+    created = client_limited.post("/api/tasks", json={"title": "one"}, headers=alice)
+    task_id = created.json()["data"]["id"]
+
+    def undo_newest() -> Any:
+        newest = client_limited.get("/api/activity", params={"limit": 1}, headers=alice)
+        return client_limited.post(
+            f"/api/activity/{newest.json()['data'][0]['id']}/undo", headers=alice
+        )
+
+    answered = [
+        client_limited.patch(f"/api/tasks/{task_id}", json={"title": "two"}, headers=alice),
+        undo_newest(),
+        client_limited.delete(f"/api/tasks/{task_id}", headers=alice),
+        undo_newest(),
+    ]
+    assert [r.status_code for r in answered] == [200, 200, 204, 200]
+    remaining = [re.search(r";r=(\d+);", r.headers["ratelimit"]) for r in answered]
+    assert [m.group(1) if m else None for m in remaining] == ["3", "2", "1", "0"]
+
+
 def test_keyed_writes_count_and_carry_headers_replays_and_refusals_too(
     client_limited: TestClient, db_engine: Engine
 ) -> None:

@@ -300,7 +300,7 @@ def test_an_empty_pages_second_read_counts_a_changed_filter_as_a_row(
     current, stale = shape_of({"status": "pending"}), shape_of({"status": "completed"})
 
     def appeared(query: TaskListQuery) -> bool:
-        statement = listing_still_empty(query.shape(feed_position=True, member_page=False))
+        statement = listing_still_empty(query.shape(feed_position=True))
         with db_engine.connect() as conn:
             service = TaskService(Sender(conn, ""), alice.id)  # type: ignore[arg-type]
             _, found = service._read(statement, **query.values()).one()
