@@ -251,40 +251,12 @@ LIST_PRECONDITION = ErrorExample(
     PreconditionFailed.code,
     "The list has changed since it was read (If-Match does not match its ETag)",
 )
-COMMENT_NOT_FOUND = ErrorExample(
-    404,
-    "comment_not_found",
-    "No such comment on this task (a comment of another task looks the same)",
-    "NOT_FOUND",
-    "Comment not found",
-)
 FORBIDDEN = ErrorExample(
     403,
     "forbidden",
     "A member of the task's list below the role the request needs",
     Forbidden.code,
     "Your role in this list (viewer) does not allow this; it needs commenter",
-)
-NOT_THE_AUTHOR = ErrorExample(
-    403,
-    "not_the_author",
-    "A comment only its author may change",
-    Forbidden.code,
-    "Only a comment's author may edit it",
-)
-NOT_THE_AUTHOR_OR_ADMIN = ErrorExample(
-    403,
-    "not_the_author_or_admin",
-    "Another's comment, deleted by a member below admin",
-    Forbidden.code,
-    "Only a comment's author, or an admin of the list, may delete it",
-)
-TOO_MANY_COMMENTS = ErrorExample(
-    422,
-    "too_many_comments",
-    "The task has as many comments as there can be",
-    LimitReached.code,
-    "This task has 1000 comments, the most there can be (1000)",
 )
 MEMBERS_FULL = ErrorExample(
     422,

@@ -16,7 +16,7 @@ from backend.models.calendar_feed import CalendarFeedCreated, CalendarFeedPublic
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
-from backend.models.sharing import CommentPublic, InvitationCreated, InvitationPublic, MemberPublic
+from backend.models.sharing import InvitationCreated, InvitationPublic, MemberPublic
 from backend.models.stream_ticket import StreamTicketPublic
 from backend.models.task import TaskPublic
 from backend.models.task_list import ListPublic
@@ -160,14 +160,6 @@ class ConversationsEnvelope(ListEnvelope[ConversationPublic]):
 
 class MessagesEnvelope(ListEnvelope[MessagePublic]):
     """A page of a conversation's messages, oldest first."""
-
-
-class CommentEnvelope(DataEnvelope[CommentPublic]):
-    """One comment on a task."""
-
-
-class CommentsEnvelope(ListEnvelope[CommentPublic]):
-    """A page of a task's comments, oldest first."""
 
 
 class ActivityEnvelope(ListEnvelope[ActivityItem]):

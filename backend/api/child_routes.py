@@ -1,0 +1,253 @@
+"""The REST routes of a task's child (`TaskChildService`; backend/models/task_children.py),
+written once: `GET`/`POST /api/tasks/{task_id}/<path>` (a keyset-paged page, oldest first;
+201 + `Location`), `GET`/`PATCH` (where it `edits`)/`DELETE .../{<noun>_id}`. Each route is as
+thin as a hand-written one: enter through the door, call the service, return the envelope;
+each declares its action (the child's `read` or `write`: backend/api/actions.py). What differs
+between children is named by the declaration (operation ids, summaries, the path parameter,
+error examples and envelope names derive from its `noun` and `path`) and the three schemas.
+
+No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations,
+which name this call's schemas.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from pydantic import BaseModel, create_model
+
+from backend.api.actions import acts
+from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.responses import (
+    FORBIDDEN,
+    INVALID_CURSOR,
+    TASK_NOT_FOUND,
+    VALIDATION,
+    ErrorExample,
+    errors,
+    ok,
+    rate_limited,
+)
+from backend.api.routes.tasks import TaskId
+from backend.errors import LimitReached
+from backend.models.common import DataEnvelope, DecimalDigits, ListEnvelope, ListMeta
+from backend.models.references import Reference
+from backend.models.types import TASK_ID_MAX
+from backend.services.access import least_role
+from backend.services.child_rows import TaskChildService
+
+PAGE_MAX = 100
+PageSize = Annotated[
+    int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
+]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
+]
+
+
+def _camel(words: str) -> str:
+    return "".join(word.capitalize() for word in words.split())
+
+
+def task_child_router(
+    service: type[TaskChildService],
+    *,
+    tag: str,
+    public: type[BaseModel],
+    create: type[BaseModel],
+    update: type[BaseModel] | None = None,
+) -> APIRouter:
+    """The routes of `service`'s child under `/api/tasks/{task_id}/<path>`, tagged `tag`."""
+    rows = service.rows
+    child = rows.child
+    noun, path = child.noun, child.path or ""
+    snake, one, many = "_".join(noun.split()), _camel(noun), _camel(path.replace("_", " "))
+    read, write = child.action(writes=False), child.action(writes=True)
+    reader, writer = least_role(read), least_role(write)
+    one_envelope: Any = create_model(f"{one}Envelope", __base__=DataEnvelope[public])  # type: ignore[valid-type]
+    one_envelope.__doc__ = f"One {noun} of a task."
+    page_envelope: Any = create_model(f"{many}Envelope", __base__=ListEnvelope[public])  # type: ignore[valid-type]
+    page_envelope.__doc__ = f"A page of a task's {path}, oldest first."
+    missing = ErrorExample.of(
+        f"{snake}_not_found", f"No such {noun} of this task", rows.not_found()
+    )
+    found = (TASK_NOT_FOUND, missing)
+    authored: tuple[ErrorExample, ...] = ()
+    if child.author:
+        authored = (
+            ErrorExample.of(
+                "not_the_author",
+                f"A {noun} only its author may change",
+                rows.not_the_author(deleting=False),
+            ),
+            ErrorExample.of(
+                "not_the_author_or_admin",
+                f"Another's {noun}, deleted by a member below the role to moderate",
+                rows.not_the_author(deleting=True),
+            ),
+        )
+    full: tuple[ErrorExample, ...] = ()
+    if child.per_task:
+        full = (
+            ErrorExample.of(
+                f"too_many_{path}",
+                f"The task has as many {path} as there can be",
+                LimitReached(
+                    f"This task has {child.per_task} {path}, the most there can be "
+                    f"({child.per_task})"
+                ),
+            ),
+        )
+    row_id = Annotated[
+        int,
+        Path(
+            alias=f"{snake}_id",
+            ge=1,
+            le=TASK_ID_MAX,
+            description=f"The {noun}'s id.",
+            examples=[11],
+        ),
+        DecimalDigits,
+    ]
+    read_id = Annotated[row_id, Reference(child.name, read)]
+    write_id = Annotated[row_id, Reference(child.name, write)]
+    router = APIRouter(
+        prefix="/api/tasks", tags=[tag], responses=errors(401, 422, 503), route_class=DoorRoute
+    )
+    collection, by_id = f"/{{task_id}}/{path}", f"/{{task_id}}/{path}/{{{snake}_id}}"
+    who = f"the task's owner, or a member of its list with `{writer}` or more"
+    own = f" Only its author changes it while still `{writer}`." if child.author else ""
+
+    def _one(row: Any) -> Any:
+        return one_envelope(data=public.model_validate(row))
+
+    @router.get(
+        collection,
+        openapi_extra=acts(read),
+        operation_id=f"listTask{many}",
+        response_model=page_envelope,
+        summary=f"List a task's {path}",
+        description="Oldest first, keyset-paged: follow `meta.next_cursor` until it is null. "
+        f"Anyone who may read the task may read its {path} (a shared list's {reader} and up).",
+        responses={
+            **ok(200, f"One page of the task's {path}."),
+            **errors(404, 422, examples=(TASK_NOT_FOUND, VALIDATION, INVALID_CURSOR)),
+        },
+    )
+    def list_rows(
+        door: Door,
+        settings: SettingsDep,
+        task_id: TaskId,
+        limit: PageSize = 50,
+        cursor: Cursor = None,
+    ) -> Any:
+        secret, caller, kind = settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
+        after = decode_row_cursor(secret, kind, caller, cursor)[1] if cursor else None
+        found, more = door.service(service).page(task_id, limit, after)
+        next_cursor = encode_row_cursor(secret, kind, caller, 0, found[-1].id) if more else None
+        return page_envelope(
+            data=[public.model_validate(row) for row in found],
+            meta=ListMeta(count=len(found), limit=limit, has_more=more, next_cursor=next_cursor),
+        )
+
+    limit = f" At most {child.per_task} a task." if child.per_task else ""
+    author = " The caller is its author." if child.author else ""
+
+    @router.post(
+        collection,
+        openapi_extra=acts(write),
+        operation_id=f"createTask{one}",
+        status_code=status.HTTP_201_CREATED,
+        response_model=one_envelope,
+        summary=f"Add a {noun} to a task",
+        description=f"Needs {who} (a personal task: its owner).{author}{limit}",
+        responses={
+            **rate_limited(
+                201, f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).", "Location"
+            ),
+            **errors(
+                400,
+                403,
+                404,
+                413,
+                422,
+                429,
+                examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, *full),
+            ),
+        },
+    )
+    def create_row(
+        door: Door,
+        task_id: TaskId,
+        data: create,  # type: ignore[valid-type]
+        request: Request,
+        response: Response,
+    ) -> Any:
+        row = door.service(service).add(task_id, data.model_dump())  # type: ignore[attr-defined]
+        root = request.scope.get("root_path", "")
+        response.headers["Location"] = f"{root}/api/tasks/{task_id}/{path}/{row.id}"
+        return _one(row)
+
+    @router.get(
+        by_id,
+        openapi_extra=acts(read),
+        operation_id=f"getTask{one}",
+        response_model=one_envelope,
+        summary=f"Get one {noun}",
+        description=f"Anyone who may read the task may read its {path} (a shared list's "
+        f"{reader} and up).",
+        responses={**ok(200, f"The {noun}."), **errors(404, 422, examples=(*found, VALIDATION))},
+    )
+    def get_row(door: Door, task_id: TaskId, row: read_id) -> Any:
+        return _one(door.service(service).get(task_id, row))
+
+    if child.edits and update is not None:
+
+        @router.patch(
+            by_id,
+            openapi_extra=acts(write),
+            operation_id=f"updateTask{one}",
+            response_model=one_envelope,
+            summary=f"Change a {noun}: the fields sent",
+            description=f"Needs {who}.{own}",
+            responses={
+                **rate_limited(200, f"The {noun} as changed."),
+                **errors(
+                    400,
+                    403,
+                    404,
+                    413,
+                    422,
+                    429,
+                    examples=(FORBIDDEN, *authored[:1], *found, VALIDATION),
+                ),
+            },
+        )
+        def update_row(door: Door, task_id: TaskId, row: write_id, data: update) -> Any:  # type: ignore[valid-type]
+            fields = data.model_dump()  # type: ignore[attr-defined]
+            return _one(door.service(service).change(task_id, row, fields))
+
+    moderate = (
+        f" Another's: a member with `{least_role(child.moderate)}` or more, or the list's owner."
+        if child.author and child.moderate
+        else ""
+    )
+
+    @router.delete(
+        by_id,
+        openapi_extra=acts(write),
+        operation_id=f"deleteTask{one}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        summary=f"Delete a {noun}",
+        description=f"Needs {who}.{' Its author deletes its own.' if child.author else ''}"
+        f"{moderate}",
+        responses={
+            **rate_limited(204, "Deleted."),
+            **errors(403, 404, 429, examples=(FORBIDDEN, *authored[1:], *found)),
+        },
+    )
+    def delete_row(door: Door, task_id: TaskId, row: write_id) -> None:
+        door.service(service).remove(task_id, row)
+
+    return router
