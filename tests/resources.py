@@ -87,8 +87,8 @@ SAMPLES: dict[str, list[Any]] = {
     "ListMove": [{}, {"after_id": LIST_REF}, {"before_id": LIST_REF}],
     "CommentCreate": [{"body": "alice-secret-comment"}, {"body": "two\nlines"}],
     "CommentUpdate": [{"body": "hijacked"}],
-    # Sharing (issue 39): a role for a member, a member to transfer to, an invitation, a token.
-    "MemberUpdate": [{"role": "viewer"}],
+    # Sharing (issue 39): a member to transfer to, an invitation, a token (a member's new role:
+    # MemberUpdate's own `examples`).
     "Transfer": [{"user_id": "not-a-member"}],
     "InvitationCreate": [{"role": "viewer"}, {"role": "admin", "email": "eve@example.com"}],
     "InvitationAccept": [{"token": "not-a-token"}],

@@ -17,7 +17,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from backend.errors import ACCOUNT_KEY_SUFFIXES
-from tests.conftest import Account
+from backend.models.task_children import CHILDREN
+from tests.conftest import ROOT, Account
 
 # Columns that name a row but are not references a client can set, with why they need no key.
 NOT_REFERENCES = {
@@ -33,10 +34,6 @@ NOT_REFERENCES = {
     ("conversations", "public_id"): "the row's own ChatKit id (migration 0025)",
     ("messages", "public_id"): "the row's own ChatKit id (migration 0025)",
     ("chatkit_items", "public_id"): "the row's own ChatKit id (migration 0025)",
-    ("task_comments", "list_id"): (
-        "its task's list, copied by the comment's insert and kept by the trigger "
-        "`tasks_move_children` (migration 0053) for the access predicate; never set by a client"
-    ),
     ("task_events", "actor_id"): "who made a change: an account, kept as history (no key)",
     ("list_members", "member_id"): (
         "an account, not a row of the owner's: the member (the caller, when it accepts)"
@@ -63,6 +60,32 @@ NOT_REFERENCES = {
         "once that account is deleted"
     ),
 }
+
+# A task's child is reached through its task (its `(user_id, task_id)` key): a `list_id` on
+# one is a copy of its task's list, never set by a client, kept for the plans of its reads;
+# specs/data-model.md ("A task's children") says why each child that keeps one does.
+CHILD_COPIES = {
+    (child.name, "list_id"): "a copy of its task's list: specs/data-model.md, \"A task's children\""
+    for child in CHILDREN
+    if "list_id" in child.table.__table__.columns  # type: ignore[attr-defined]
+}
+
+
+def _children_section() -> str:
+    """The section's text, its lines joined (a phrase may wrap anywhere)."""
+    text_ = (ROOT / "specs" / "data-model.md").read_text()
+    return " ".join(text_.split("## A task's children", 1)[1].split("\n## ", 1)[0].split())
+
+
+def test_a_childs_copied_list_id_says_why_in_the_specs() -> None:
+    """No hand exemption for a child's copy: the data model's section on a task's children
+    names each child that keeps one, and why (the copy's reason is the spec's, not a test's)."""
+    section = _children_section()
+    for table, _ in CHILD_COPIES:
+        assert f"`{table}` (its `list_id`" in section, (
+            f'{table} keeps a list_id: say why in specs/data-model.md, "A task\'s children"'
+        )
+
 
 _PER_USER_TABLES = text(
     "SELECT table_name FROM information_schema.columns "
@@ -128,9 +151,10 @@ def test_every_reference_between_per_user_rows_is_a_same_user_key(db_engine: Eng
         for table, column in id_columns
         if table in per_user and column != "id" and (table, column) not in keyed
     }
-    assert unkeyed == set(NOT_REFERENCES), (
-        f"per-user reference columns without a same-user key: {unkeyed - set(NOT_REFERENCES)}; "
-        f"exemptions that no longer apply: {set(NOT_REFERENCES) - unkeyed}"
+    exempt = set(NOT_REFERENCES) | set(CHILD_COPIES)
+    assert unkeyed == exempt, (
+        f"per-user reference columns without a same-user key: {unkeyed - exempt}; "
+        f"exemptions that no longer apply: {exempt - unkeyed}"
     )
     # The keys of today's references, so the checks above are not vacuous.
     assert {("task_reminders", "task_id"), ("tasks", "list_id"), ("tasks", "parent_id")} <= keyed

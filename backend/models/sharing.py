@@ -193,7 +193,7 @@ class MemberPublic(BaseModel):
 
 
 class MemberUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "editor"}]})
 
     role: MemberRole
 

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StrictBool,
     computed_field,
     create_model,
@@ -101,15 +102,19 @@ class _TaskInput(BaseModel):
         return data
 
 
+# A change every role that may write a task may send (Swagger's example; the role matrix's).
+_PATCH_EXAMPLES: list[JsonValue] = [{"title": "Call the plumber", "priority": "high"}]
+
+
 class _TaskPatch(_TaskInput):
-    pass
+    model_config = ConfigDict(json_schema_extra={"examples": _PATCH_EXAMPLES})
 
 
 class _TaskMerge(_TaskPatch):
     """PUT merges, as PATCH does: a body that names no field would change nothing, so it is
     refused (a PUT of `{}` is more likely a client's bug than a wish to bump `updated_at`)."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "examples": _PATCH_EXAMPLES})
 
     @model_validator(mode="after")
     def _names_a_field(self) -> Self:

@@ -7,10 +7,12 @@ Every write must answer the status it deserves, store the text verbatim, carry t
 `RateLimit` count (one less per write, as counted here; never a `Retry-After`) and write
 exactly the rows it should. The doors are checked against the app's route table
 (tests/api/test_isolation_routes.py's enumeration) and the MCP tool table. A new resource's
-plain routes (`POST /x`, and `PUT`/`PATCH`/`DELETE /x/{x_id}`) and write tools get a generated
-door (`GENERATED_DOORS`: its sample with the text in every free-text field, from the schema);
-any other write route or tool without a door here fails
-`test_every_write_route_and_tool_has_a_door`.
+plain routes (`POST /x`, and `PUT`/`PATCH`/`DELETE /x/{x_id}`), a collection under a row the
+guards make (a task's children: `/tasks/{task_id}/<children>` and `/{child_id}`) and write
+tools get a generated door (`GENERATED_DOORS`: its sample with the text in every free-text
+field, from the schema, multi-line where the field takes it); a write route without a body
+sends no text (`NO_BODY`, from the route table); any other write route or tool without a door
+here fails `test_every_write_route_and_tool_has_a_door`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ from tests.api.test_isolation_routes import MAKERS, ROUTES
 from tests.conftest import bearer, make_token
 from tests.mcp.conftest import call_tool_rpc
 from tests.mcp.test_isolation import extra_arguments
-from tests.resources import make_row, path_parameters, samples, snapshot, takes_text
+from tests.resources import (
+    fill_path,
+    make_row,
+    path_parameters,
+    samples,
+    snapshot,
+    takes_text,
+)
 
 LIMIT = 100_000
 WINDOW = 24 * 3600
@@ -295,21 +304,6 @@ def _lists(w: Writer, value: str) -> None:
     assert w.rows("task_lists") == []
 
 
-def _comments(w: Writer, value: str) -> None:
-    # Comments have no /api/{user_id} twin: the twin run sends the same requests.
-    w.twin = False
-    task_id = w.create_task("plain")
-    body = description_of(value)
-    created = w.rest("POST", "tasks", f"/{task_id}/comments", 201, {"body": body})
-    comment_id = created.json()["data"]["id"]
-    assert [r["body"] for r in w.rows("task_comments")] == [body]
-    w.rest("PATCH", "tasks", f"/{task_id}/comments/{comment_id}", 200, {"body": value})
-    assert w.get("tasks", f"/{task_id}/comments")[0]["body"] == value
-    assert [r["body"] for r in w.rows("task_comments")] == [value]
-    w.rest("DELETE", "tasks", f"/{task_id}/comments/{comment_id}", 204)
-    assert w.rows("task_comments") == []
-
-
 def _mcp_tasks(w: Writer, value: str) -> None:
     w.mcp("create_list", {"name": value})
     added = w.mcp(
@@ -347,14 +341,6 @@ def _mcp_lists(w: Writer, value: str) -> None:
     assert w.rows("task_lists") == []
 
 
-def _mcp_comments(w: Writer, value: str) -> None:
-    task_id = w.create_task("plain")
-    body = description_of(value)
-    added = w.mcp("add_comment", {"task_id": task_id, "body": body})
-    assert (added["status"], added["task_id"]) == ("created", task_id)
-    assert [r["body"] for r in w.rows("task_comments")] == [body]
-
-
 REST_DOORS: dict[str, tuple[Door, set[tuple[str, str]]]] = {
     "create": (_create, {("POST", "/tasks")}),
     "put": (_put, {("PUT", "/tasks/{task_id}")}),
@@ -375,14 +361,6 @@ REST_DOORS: dict[str, tuple[Door, set[tuple[str, str]]]] = {
             ("DELETE", "/lists/{list_id}"),
         },
     ),
-    "comments": (
-        _comments,
-        {
-            ("POST", "/tasks/{task_id}/comments"),
-            ("PATCH", "/tasks/{task_id}/comments/{comment_id}"),
-            ("DELETE", "/tasks/{task_id}/comments/{comment_id}"),
-        },
-    ),
 }
 MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
     "mcp-tasks": (
@@ -398,30 +376,19 @@ MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
         },
     ),
     "mcp-lists": (_mcp_lists, {"create_list", "rename_list", "delete_list"}),
-    "mcp-comments": (_mcp_comments, {"add_comment"}),
 }
 
 
 # Write routes whose bodies carry no human text (a role, a user id, an invitation's token, an
-# address validated as an email; a stream ticket's or the trash's, no body): nothing for a
-# door to send;
-# tests/sharing (and tests/changes/test_stream.py) test their input.
+# address validated as an email, a feed's kind): nothing for a door to send; tests/sharing and
+# tests/calendar test their input. A route without a body (a delete, a stream ticket, a
+# restore, which writes back the text stored before: tests/trash) sends no text: `NO_BODY`.
 NO_TEXT = {
     ("PATCH", "/lists/{list_id}/members/{user_id}"),
-    ("DELETE", "/lists/{list_id}/members/{user_id}"),
     ("POST", "/lists/{list_id}/transfer"),
     ("POST", "/lists/{list_id}/invitations"),
-    ("DELETE", "/lists/{list_id}/invitations/{invitation_id}"),
     ("POST", "/invitations/accept"),
-    ("POST", "/changes/stream/tickets"),
     ("POST", "/calendar-feeds"),
-    ("POST", "/calendar-feeds/{feed_id}/rotate"),
-    ("DELETE", "/calendar-feeds/{feed_id}"),
-    ("POST", "/activity/{event_id}/undo"),  # an entry's id: tests/undo
-    # A deleted task's id alone: a restore writes back the text stored before (tests/trash
-    # compares the task and its comments field by field).
-    ("POST", "/trash/{trash_id}/restore"),
-    ("DELETE", "/trash/{trash_id}"),
 }
 # Write tools whose arguments carry no human text (a calendar feed's kind and list; an
 # activity entry's id; a deleted task's id, whose restore writes back the text stored before:
@@ -436,17 +403,29 @@ WRITES: dict[tuple[str, str], Any] = {
     for method, path, model in ROUTES
     if method in {"POST", "PUT", "PATCH", "DELETE"} and not path.startswith("/api/auth/")
 }
+# Write routes that take no body: no client text reaches them (found from the route table).
+NO_BODY = {route for route, model in WRITES.items() if model is None}
 
 
-def _with_text(model: Any, sample: dict[str, Any], value: str) -> tuple[dict[str, Any], list[str]]:
-    """The sample with `value` in every free-text field of its schema, and those fields."""
+def _texts(model: Any, value: str, lines: bool = False) -> dict[str, str]:
+    """Each free-text field of the schema with `value` (`lines`: the multi-line
+    `description_of(value)` where the field takes it)."""
     properties = model.model_json_schema(by_alias=True).get("properties", {})
-    keys = [
-        key
-        for key in properties
-        if key != "user_id" and key not in MAKERS and takes_text(model, key, value)
-    ]
-    return {**sample, **dict.fromkeys(keys, value)}, keys
+    found = {}
+    for key in properties:
+        if key == "user_id" or key in MAKERS or not takes_text(model, key, value):
+            continue
+        many = description_of(value)
+        found[key] = many if lines and takes_text(model, key, many) else value
+    return found
+
+
+def _with_text(
+    model: Any, sample: dict[str, Any], value: str, lines: bool = False
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The sample with `value` in every free-text field of its schema, and those fields."""
+    texts = _texts(model, value, lines)
+    return {**sample, **texts}, texts
 
 
 def _stored(w: Writer, value: str) -> bool:
@@ -456,27 +435,34 @@ def _stored(w: Writer, value: str) -> bool:
 
 
 def _resource_door(collection: str) -> tuple[Door, set[tuple[str, str]]]:
-    """POST `collection` with the text, then its row's PUT and PATCH with the text and "!"
-    and its DELETE, where the resource has them: each answer and the stored row hold the text."""
-    kind = collection.removeprefix("/")
-    items = {p for (_, p) in WRITES if p.startswith(collection + "/{") and p.count("/") == 2}
+    """POST `collection` with the text (multi-line where a field takes it), then its row's PUT
+    and PATCH with the text and "!" and its DELETE, where the resource has them: each answer
+    and the stored row hold the text. A collection under another row (a task's children,
+    `/tasks/{task_id}/comments`) is under a row of the writer's, made first."""
+    depth = collection.count("/") + 1
+    items = {p for (_, p) in WRITES if p.startswith(collection + "/{") and p.count("/") == depth}
     item = min(items, default="")
     routes = {("POST", collection)} | {(m, item) for m in ("PUT", "PATCH", "DELETE")} & set(WRITES)
 
     def door(w: Writer, value: str) -> None:
         w.twin = False  # a new resource has no /api/{user_id} twin
+        known: dict[str, int] = {}
+        for name in path_parameters(collection):
+            make_row(w.client, w, name, known, MAKERS)  # type: ignore[arg-type]
+        w.count += len(known)  # each row made is a write the limit counted
+        kind = fill_path(collection, known).removeprefix("/")
         model = WRITES[("POST", collection)]
-        body, keys = _with_text(model, samples(model)[0], value)
-        assert keys, f"POST {collection}: no free-text field; name its routes in NO_TEXT"
+        body, texts = _with_text(model, samples(model)[0], value, lines=True)
+        assert texts, f"POST {collection}: no free-text field; name its routes in NO_TEXT"
         created = w.rest("POST", kind, "", 201, body).json()["data"]
-        assert {key: created[key] for key in keys} == dict.fromkeys(keys, value)
-        assert _stored(w, value)
+        assert {key: created[key] for key in texts} == texts
+        assert all(_stored(w, text_) for text_ in texts.values())
         row = f"/{created['id']}"
         for method in ("PUT", "PATCH"):
             if (method, item) in routes and (changed := WRITES[(method, item)]) is not None:
-                body, keys = _with_text(changed, samples(changed)[0], value + "!")
+                body, texts = _with_text(changed, samples(changed)[0], value + "!")
                 answer = w.rest(method, kind, row, 200, body).json()["data"]
-                assert {key: answer[key] for key in keys} == dict.fromkeys(keys, value + "!")
+                assert {key: answer[key] for key in texts} == texts
                 assert _stored(w, value + "!")
         if ("DELETE", item) in routes:
             w.rest("DELETE", kind, row, 204)
@@ -487,28 +473,33 @@ def _resource_door(collection: str) -> tuple[Door, set[tuple[str, str]]]:
 
 def _tool_door(tool: Any) -> Door:
     """The tool with its derived arguments (tests/mcp/test_isolation.py), the text in every
-    free-text one, a row of the writer's for any argument a path parameter names."""
+    free-text one (multi-line where it takes it), a row of the writer's for any argument a
+    path parameter names."""
 
     def door(w: Writer, value: str) -> None:
         derived = extra_arguments(tool)[0]
-        keys = [k for k in derived if k not in MAKERS and takes_text(tool.arguments, k, value)]
-        arguments = {**derived, **dict.fromkeys(keys, value)}
+        texts = {k: v for k, v in _texts(tool.arguments, value, lines=True).items() if k in derived}
+        arguments = {**derived, **texts}
         for key in arguments.keys() & MAKERS.keys():
             known: dict[str, int] = {}
             arguments[key] = make_row(w.client, w, key, known, MAKERS)  # type: ignore[arg-type]
             w.count += len(known)  # each row made is a write the limit counted
         w.mcp(tool.name, arguments)
-        assert not keys or _stored(w, value)
+        assert all(_stored(w, text_) for text_ in texts.values())
 
     return door
 
 
 def _generated() -> tuple[dict[str, tuple[Door, set[tuple[str, str]]]], dict[str, Door]]:
-    covered = set().union(*(routes for _, routes in REST_DOORS.values())) | NO_TEXT
+    """A door for each collection a POST with a body adds to (`/x`, or under rows the guards
+    make: `/tasks/{task_id}/<children>`) that no door here covers, and each write tool."""
+    covered = set().union(*(routes for _, routes in REST_DOORS.values())) | NO_TEXT | NO_BODY
     rest = {
         path: _resource_door(path)
         for method, path in WRITES.keys() - covered
-        if method == "POST" and not path_parameters(path)
+        if method == "POST"
+        and not path.endswith("}")
+        and all(name in MAKERS for name in path_parameters(path))
     }
     named = set().union(*(names for _, names in MCP_DOORS.values())) | NO_TEXT_TOOLS
     tools = {f"mcp-{t.name}": _tool_door(t) for t in TOOLS if t.writes and t.name not in named}
@@ -520,7 +511,7 @@ GENERATED_DOORS, GENERATED_TOOL_DOORS = _generated()
 
 def test_every_write_route_and_tool_has_a_door() -> None:
     doors = {**REST_DOORS, **GENERATED_DOORS}
-    covered = set().union(*(routes for _, routes in doors.values())) | NO_TEXT
+    covered = set().union(*(routes for _, routes in doors.values())) | NO_TEXT | NO_BODY
     assert WRITES.keys() - covered == set(), "write routes without a door here"
     tools = set().union(*(names for _, names in MCP_DOORS.values()))
     tools |= {name.removeprefix("mcp-") for name in GENERATED_TOOL_DOORS}

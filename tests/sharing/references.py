@@ -13,6 +13,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -20,8 +21,9 @@ from backend.api.actions import FEED, declared
 from backend.config import Settings
 from backend.main import create_app
 from backend.mcp.tools import TOOLS as MCP_TOOLS
-from backend.models.references import Action, NotAReference, Reference, Subject
+from backend.models.references import LISTS, MEMBERS, Action, NotAReference, Reference, Subject
 from tests.conftest import TEST_SECRET, api_routes
+from tests.resources import LIST, LIST_REF, REF, TASK, body_model, fill_sample, samples, unique
 
 # A field that carries an id by its name: `id`, `*_id`, `*_ids`, `assignee(s)`.
 ID_NAME = re.compile(r"(^|_)ids?$|^assignees?$")
@@ -156,6 +158,80 @@ _DECLARED = declared_app()
 ROUTES: dict[tuple[str, str], Action] = declared(_DECLARED)
 FEEDS: dict[tuple[str, str], Action] = declared(_DECLARED, FEED)
 TOOLS: dict[str, Action] = {tool.name: tool.action for tool in MCP_TOOLS if tool.action}
+
+
+# -- what the matrices send: from the body schemas' samples and the tools' arguments ----------
+
+PLACEHOLDERS = (TASK, LIST, REF, LIST_REF)
+_BY_TARGET: dict[tuple[str, str], APIRoute] = {
+    (method, route.path): route
+    for route in api_routes(_DECLARED)
+    for method in (route.methods or set()) - {"HEAD"}
+}
+
+
+def _placeholders(value: Any) -> set[Any]:
+    """The placeholders (tests/resources.py: `TASK`, `LIST`, `REF`, `LIST_REF`) a sample holds."""
+    if isinstance(value, dict):
+        return set().union(*map(_placeholders, value.values()))
+    if isinstance(value, list | tuple):
+        return set().union(*map(_placeholders, value))
+    return {value} if value in PLACEHOLDERS and not isinstance(value, bool) else set()
+
+
+def _ids(value: Any) -> bool:
+    """Whether a body names a row by id anywhere (a key named as an id carries one)."""
+    if isinstance(value, dict):
+        return any(ID_NAME.search(k) or _ids(v) for k, v in value.items())
+    return isinstance(value, list) and any(map(_ids, value))
+
+
+def _member_keys(model: type[BaseModel]) -> set[str]:
+    """The body's fields that name a member of the route's list (a transfer's heir), not an
+    assignee (a task write's)."""
+    return {
+        path
+        for path, markers in model_fields(model)
+        for m in markers
+        if isinstance(m, Reference) and m.table == MEMBERS and m.action is not Action.TASK_WRITE
+    }
+
+
+def sample_body(target: tuple[str, str], task_id: int, list_id: int) -> Any:
+    """A body the route accepts from a caller allowed to send it (None: it takes none): the
+    first of its body schema's OpenAPI `examples` that names no row, else of its samples
+    (tests/resources.py `samples`: the isolation guards') that names no row but the route's
+    own task and list, those filled in; its free text made unique. A member it names is
+    `names_a_member`'s to fill."""
+    model = body_model(_BY_TARGET[target])
+    if model is None:
+        return None
+    # The schema's own examples first, those that name no row by id (a row's id is the
+    # world's: only the isolation samples' placeholders name one).
+    examples = [e for e in model.model_json_schema().get("examples", []) if not _ids(e)]
+    own = [s for s in examples + samples(model) if _placeholders(s) <= {TASK, LIST}]
+    assert own, f"{target}: no sample of {model.__name__} names only its own task or list"
+    return fill_sample(unique(own[0], model), {TASK: task_id, LIST: list_id})
+
+
+def names_a_member(target: tuple[str, str]) -> set[str]:
+    """The body fields of the route's sample that name a member of its list."""
+    model = body_model(_BY_TARGET[target])
+    if model is None:
+        return set()
+    return _member_keys(model) & set(sample_body(target, 0, 0) or {})
+
+
+def tool_subject(tool: Any) -> str:
+    """The argument that names the row a tool acts on: its `Subject`, else the list it names
+    with the tool's own action (add_task's, list_tasks' `list_id`)."""
+    for path, markers in model_fields(tool.arguments):
+        for m in markers:
+            if isinstance(m, Subject) or (
+                isinstance(m, Reference) and m.table == LISTS and m.action is tool.action
+            ):
+                return path
+    raise AssertionError(f"{tool.name}: no argument names its row (a Subject)")
 
 
 def id_fields(app: FastAPI) -> list[Field]:

@@ -1,10 +1,12 @@
 """The named-row matrix, generated from the declarations (issue 49): every id a route of the
 routes' declared actions (tests/sharing/references.py `ROUTES`) carries in its path or body
-that names a comment, a member or an invitation (a `Reference` to `task_comments`,
+that names a row of a task's child, a member or an invitation (a `Reference` to the table of
+a child with routes, `CHILDREN` in backend/models/task_children.py: comments today, or to
 `list_members` or `list_invitations`: found by tests/sharing/references.py, so a new one adds
-its cases with no test edited) x every standing (tests/sharing/standings.py: the owner, each
-role, a stranger, a removed member, one who left, a pending invitee, an expired invitation's
-holder) x every kind of row its table's id may name.
+its cases with no test edited; a child's kinds of row, how one is made, through its POST route
+with its body schema's sample, and its rule come from its declaration) x every standing
+(tests/sharing/standings.py: the owner, each role, a stranger, a removed member, one who left,
+a pending invitee, an expired invitation's holder) x every kind of row its table's id may name.
 
 The answer each case must get:
 - no role in the route's list: the bytes the same request by a missing list or task gets (404);
@@ -30,18 +32,21 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.models.references import COMMENTS, INVITATIONS, MEMBERS, Reference
+from backend.models.references import INVITATIONS, MEMBERS, Reference
+from backend.models.task_children import CHILDREN, TaskChild
 from backend.services.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, invite, make_list, make_task, remove_member
-from tests.sharing.references import ROUTES, Field, declared_app, failure, id_fields
+from tests.sharing.references import ROUTES, Field, declared_app, failure, id_fields, sample_body
 from tests.sharing.standings import NO_ROLE, STANDINGS, Grant, take
-from tests.sharing.test_role_matrix import BODIES
 
 MISSING = 2_000_000_000
 MISSING_USER = "00000000-0000-4000-8000-000000000000"
-TABLES = (COMMENTS, MEMBERS, INVITATIONS)
+# Every child of a task with routes of its own (backend/models/task_children.py `CHILDREN`):
+# its rows' kinds, how one is made and its rule come from the declaration.
+ROUTED = {child.name: child for child in CHILDREN if child.path is not None}
+TABLES = (*ROUTED, MEMBERS, INVITATIONS)
 
 
 def _named(reference: Reference | None) -> bool:
@@ -54,17 +59,25 @@ def _named(reference: Reference | None) -> bool:
 
 FIELDS = [f for f in id_fields(declared_app()) if f.target in ROUTES and _named(f.reference)]
 
+
+def _child_kinds(child: TaskChild) -> dict[str, bool]:
+    """The kinds of a child's row a route of its may name: on the route's task, the caller's,
+    the owner's and an admin's; on another task of the list or the owner's private task."""
+    noun = child.noun
+    return {
+        f"the caller's own {noun}": True,
+        f"the owner's {noun}": True,
+        f"an admin's {noun}": True,
+        f"a {noun} on another task of the list": False,
+        f"a {noun} on the owner's private task": False,
+        "missing": False,
+    }
+
+
 # The kinds of row each table's id may name; those marked False are unreachable from the
 # route's row (the answer a missing id gets).
 KINDS: dict[str, dict[str, bool]] = {
-    COMMENTS: {
-        "the caller's own comment": True,
-        "the owner's comment": True,
-        "an admin's comment": True,
-        "a comment on another task of the list": False,
-        "a comment on the owner's private task": False,
-        "missing": False,
-    },
+    **{name: _child_kinds(child) for name, child in ROUTED.items()},
     MEMBERS: {
         "the owner": True,
         "the caller": True,
@@ -97,11 +110,21 @@ def _people(register: Callable[..., Account]) -> dict[str, Account]:
     return {kind: register() for kind in ("a viewer", "an admin", "gone", "left", "invitee")}
 
 
-def _comment(client: TestClient, task: int, author: Account) -> int:
-    made = client.post(f"/api/tasks/{task}/comments", json={"body": "A"}, headers=author.headers)
+def _child_row(client: TestClient, child: TaskChild, task: int, author: Account) -> int:
+    """A row of the child on the task, added by `author` through its POST route with its
+    body schema's sample."""
+    route = ("POST", f"/api/tasks/{{task_id}}/{child.path}")
+    body = sample_body(route, task, 0)
+    made = client.post(f"/api/tasks/{task}/{child.path}", json=body, headers=author.headers)
     assert made.status_code == 201, made.text
-    comment_id: int = made.json()["data"]["id"]
-    return comment_id
+    row_id: int = made.json()["data"]["id"]
+    return row_id
+
+
+def _authored(child: TaskChild) -> bool:
+    """A child whose rows record who added them (its declared `author`): only that author
+    changes one (a member who may `moderate` deletes any), else any writer of the task."""
+    return child.author is not None
 
 
 def _world(
@@ -126,13 +149,18 @@ def _world(
     )
     assert left.status_code == 204, left.text
     invite(client, alice, list_id, "editor", people["invitee"].email)
-    add_member(db_engine, alice, list_id, bob, "commenter")  # bob's comment, then its standing
-    ids = {
-        "bob's comment": _comment(client, task, bob),
-        "the owner's comment": _comment(client, task, alice),
-        "an admin's comment": _comment(client, task, people["an admin"]),
-        "a comment on another task of the list": _comment(client, other_task, alice),
-        "a comment on the owner's private task": _comment(client, private, alice),
+    add_member(db_engine, alice, list_id, bob, "admin")  # bob's rows, then its standing
+    ids: dict[str, Any] = {}
+    for child in ROUTED.values():
+        noun = child.noun
+        ids |= {
+            f"bob's {noun}": _child_row(client, child, task, bob),
+            f"the owner's {noun}": _child_row(client, child, task, alice),
+            f"an admin's {noun}": _child_row(client, child, task, people["an admin"]),
+            f"a {noun} on another task of the list": _child_row(client, child, other_task, alice),
+            f"a {noun} on the owner's private task": _child_row(client, child, private, alice),
+        }
+    ids |= {
         "the owner": alice.id,
         "a viewer": people["a viewer"].id,
         "an admin": people["an admin"].id,
@@ -159,9 +187,10 @@ def _id(world: World, table: str, kind: str, caller: Account, stranger: Account)
         return caller.id
     if kind == "a stranger":
         return stranger.id
-    if kind == "the caller's own comment":
+    if table in ROUTED and kind.startswith("the caller's own "):
+        noun = ROUTED[table].noun
         owner = caller.id == world.shared.owner.id
-        return world.ids["the owner's comment" if owner else "bob's comment"]
+        return world.ids[f"the owner's {noun}" if owner else f"bob's {noun}"]
     return world.ids[kind]
 
 
@@ -170,12 +199,15 @@ def _rule(f: Field, role: str, kind: str, owner: bool) -> int | None:
     (None: a 2xx)."""
     method, route = f.target
     table = f.reference.table if f.reference else ""
-    if table == COMMENTS:
-        mine = kind == "the caller's own comment" or (owner and kind == "the owner's comment")
-        # Any comment of a task the caller may read is read; only its author edits it.
-        if method == "GET" or mine:
+    if table in ROUTED:
+        noun = ROUTED[table].noun
+        mine = kind == f"the caller's own {noun}" or (owner and kind == f"the owner's {noun}")
+        # Any row of a task the caller may read is read; only its author edits an authored
+        # one (a comment), one who may `moderate` deletes it; any writer changes another.
+        if method == "GET" or mine or not _authored(ROUTED[table]):
             return None
-        if method == "DELETE" and allows(role, Action.COMMENT_MODERATE):
+        moderate = ROUTED[table].moderate
+        if method == "DELETE" and moderate is not None and allows(role, moderate):
             return None
         return 403
     if table == MEMBERS:
@@ -184,7 +216,7 @@ def _rule(f: Field, role: str, kind: str, owner: bool) -> int | None:
         admin = kind == "an admin" or (kind == "the caller" and role == "admin")
         if route.endswith("/transfer"):
             return None
-        if admin or (BODIES.get(f.target) or {}).get("role") == "admin":
+        if admin or (sample_body(f.target, 0, 0) or {}).get("role") == "admin":
             return None if allows(role, Action.ADMIN_MANAGE) else 403
         return None
     if kind == "an admin invitation":
@@ -194,7 +226,7 @@ def _rule(f: Field, role: str, kind: str, owner: bool) -> int | None:
 
 def _request(f: Field, list_id: int, task_id: int, named: Any) -> tuple[str, str, Any]:
     method, template = f.target
-    body = BODIES.get(f.target)
+    body = sample_body(f.target, task_id, list_id)
     name = f.path
     if f.where == "body":
         body = {**(body or {}), name: named}
@@ -203,7 +235,7 @@ def _request(f: Field, list_id: int, task_id: int, named: Any) -> tuple[str, str
 
 
 def _state(db_engine: Engine) -> list[Any]:
-    tables = ("tasks", "task_lists", "list_members", "list_invitations", "task_comments")
+    tables = ("tasks", "task_lists", "list_members", "list_invitations", *ROUTED)
     with db_engine.connect() as conn:
         return [conn.execute(text(f"SELECT * FROM {t} ORDER BY 1, 2")).all() for t in tables]
 

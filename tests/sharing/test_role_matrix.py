@@ -22,33 +22,31 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.services.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
+from tests.mcp.test_isolation import LIST as ISOLATION_LIST
+from tests.mcp.test_isolation import LIST_NAME as ISOLATION_LIST_NAME
+from tests.mcp.test_isolation import REF as ISOLATION_REF
+from tests.mcp.test_isolation import TASK as ISOLATION_TASK
+from tests.mcp.test_isolation import extra_arguments
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import drain_feed, get, make_list, make_task
-from tests.sharing.references import FEEDS, ROUTES, TOOLS
+from tests.sharing.references import (
+    FEEDS,
+    ROUTES,
+    TOOLS,
+    names_a_member,
+    sample_body,
+    tool_subject,
+)
 from tests.sharing.standings import NO_ROLE, ROLES, STANDINGS, Grant, take
 from tests.undo.helpers import last_entry
 
 MISSING = 2_000_000_000
-
-# A body each route accepts from a caller allowed to send it (None: no body).
-BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
-    ("PATCH", "/api/lists/{list_id}"): {"color": "#112233"},
-    ("PUT", "/api/lists/{list_id}"): {"color": "#112233"},
-    ("POST", "/api/lists/{list_id}/move"): {},
-    ("PATCH", "/api/tasks/{task_id}"): {"title": "Changed"},
-    ("PUT", "/api/tasks/{task_id}"): {"title": "Changed"},
-    ("PATCH", "/api/tasks/{task_id}/complete"): {"completed": True},
-    ("POST", "/api/tasks/{task_id}/move"): {},
-    ("POST", "/api/tasks/{task_id}/comments"): {"body": "A comment"},
-    ("PATCH", "/api/tasks/{task_id}/comments/{comment_id}"): {"body": "Changed"},
-    ("PATCH", "/api/lists/{list_id}/members/{user_id}"): {"role": "editor"},
-    ("POST", "/api/lists/{list_id}/invitations"): {"role": "viewer"},
-}
-# Routes that name a member (another account, a viewer of the list) or an invitation.
-TRANSFER = ("POST", "/api/lists/{list_id}/transfer")
+# What a route is sent comes from its declarations: its body schema's sample (`sample_body`:
+# the schema's OpenAPI `examples`), a member its path or body names (`names_a_member`).
 
 
 def _path(template: str, list_id: int, task_id: int, **more: Any) -> str:
@@ -99,11 +97,11 @@ def _named(
     register: Callable[..., Account],
     grant: Grant,
 ) -> dict[str, Any]:
-    """The member (`{user_id}`, a transfer's `user_id`), invitation (`{invitation_id}`) or
-    trashed task (`{trash_id}`) the route names: carol, a viewer of the list; a pending
-    invitation of the owner's; a task of the list its owner deleted."""
+    """The member (`{user_id}`, a body's member: a transfer's `user_id`), invitation
+    (`{invitation_id}`) or trashed task (`{trash_id}`) the route names: carol, a viewer of the
+    list; a pending invitation of the owner's; a task of the list its owner deleted."""
     more: dict[str, Any] = {}
-    if "{user_id}" in route[1] or route == TRANSFER:
+    if "{user_id}" in route[1] or names_a_member(route):
         carol = register("carol@example.com")
         grant(shared, carol, "viewer")
         more["user_id"] = carol.id
@@ -132,13 +130,10 @@ def test_the_answer_follows_the_declared_role(
     standing: str,
 ) -> None:
     method, template = route
-    body = BODIES.get(route)
+    body = sample_body(route, shared_list.task_id, shared_list.list_id)
     more = _named(client, shared_list, route, register, grant)
-    if route == TRANSFER:
-        body = {"user_id": more["user_id"]}
+    body = body and {**body, **dict.fromkeys(names_a_member(route), more.get("user_id"))}
     caller = take(client, shared_list, bob, grant, db_engine, standing)
-    if route == ("GET", "/api/tasks/{task_id}/occurrences"):
-        template += "?count=1"
     if "{comment_id}" in template:
         more["comment_id"] = _comment(client, shared_list, caller, standing)
     if "{event_id}" in template:
@@ -160,14 +155,21 @@ def test_the_answer_follows_the_declared_role(
         assert LEAST_ROLE[ROUTES[route]].value in answer.json()["error"]["message"]
 
 
-# Arguments each tool takes beside the task's or list's id.
-TOOL_ARGUMENTS: dict[str, dict[str, Any]] = {
-    "add_comment": {"body": "A comment"},
-    "add_task": {"title": "Added"},
-    "update_task": {"title": "Changed"},
-    "assign_task": {"assignees": []},
-    "rename_list": {"name": "Renamed"},
-}
+def _arguments(tool: str, shared: SharedList) -> tuple[str, dict[str, Any]]:
+    """The argument that names the tool's row (`tool_subject`) and the tool's arguments: the
+    first of the isolation guard's (tests/mcp/test_isolation.py `extra_arguments`: each
+    required argument's `Field(examples=[...])`) that names no row but the list's task and
+    list, those filled in."""
+    declared = next(t for t in MCP_TOOLS if t.name == tool)
+    rows = {ISOLATION_TASK: shared.task_id, ISOLATION_LIST: shared.list_id}
+    own = [a for a in extra_arguments(declared) if set(map(str, a.values())) & OTHER_ROWS == set()]
+    assert own, f"{tool}: no arguments name only the list's task or list"
+    filled = {k: rows.get(v, v) if isinstance(v, str) else v for k, v in own[0].items()}
+    return tool_subject(declared), filled
+
+
+# Placeholders of the isolation guard's arguments that name another row.
+OTHER_ROWS = {ISOLATION_REF, ISOLATION_LIST_NAME}
 
 
 @pytest.mark.parametrize("standing", STANDINGS)
@@ -182,12 +184,11 @@ def test_a_tool_answers_as_its_route_does(
     standing: str,
 ) -> None:
     caller = take(client, shared_list, bob, grant, db_engine, standing)
-    named_list = ("add_task", "list_tasks", "create_calendar_feed")
-    by = "list_id" if tool.endswith("_list") or tool in named_list else "task_id"
-    real = shared_list.list_id if by == "list_id" else shared_list.task_id
-    if tool == "restore_task":
-        by, real = "trash_id", _trashed(client, shared_list)
-    arguments = {by: real, **TOOL_ARGUMENTS.get(tool, {})}
+    by, given = _arguments(tool, shared_list)
+    real = {"list_id": shared_list.list_id, "task_id": shared_list.task_id}.get(by)
+    if by == "trash_id":
+        real = _trashed(client, shared_list)
+    arguments = {**given, by: real}
     result = call_tool_rpc(client, "/mcp", caller.token, tool, arguments)
     if standing in NO_ROLE:
         missing = call_tool_rpc(client, "/mcp", caller.token, tool, {**arguments, by: MISSING})
