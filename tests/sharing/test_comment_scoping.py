@@ -19,8 +19,8 @@ from backend.db.scope import OWNER, access
 from backend.db.scope_check import unscoped
 from backend.models import Task
 from backend.models.sharing import ListMember, TaskComment
-from backend.services import comments
 from backend.services.access import Action, roles
+from backend.services.comments import CommentService
 
 _C = TaskComment.__table__.c  # type: ignore[attr-defined]
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -32,13 +32,16 @@ _TASK = bindparam("task", type_=BigInteger)
 _COMMENT = bindparam("comment", type_=BigInteger)
 
 
+# The statements a task's child sends (backend/services/child_rows.py), built for comments.
+_ROWS = CommentService.rows
 SENT = {
-    "page": comments._PAGE,
-    "create": comments._CREATE,
-    "edit": comments._EDIT,
-    "delete": comments._DELETE,
-    "create refusal": comments._CREATE_REFUSAL,
-    "write refusal": comments._WRITE_REFUSAL,
+    "page": _ROWS.page,
+    "one": _ROWS.one,
+    "create": _ROWS.create,
+    "edit": _ROWS.edit,
+    "delete": _ROWS.delete,
+    "create refusal": _ROWS.create_refusal,
+    "write refusal": _ROWS.write_refusal,
 }
 
 
