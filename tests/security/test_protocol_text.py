@@ -480,7 +480,9 @@ def _tool_door(tool: Any) -> Door:
         derived = extra_arguments(tool)[0]
         texts = {k: v for k, v in _texts(tool.arguments, value, lines=True).items() if k in derived}
         arguments = {**derived, **texts}
-        for key in arguments.keys() & MAKERS.keys():
+        # The row it acts on (a required `task_id`, ...): one of the writer's.
+        required = set(tool.arguments.model_json_schema(by_alias=True).get("required", []))
+        for key in (arguments.keys() | required) & MAKERS.keys():
             known: dict[str, int] = {}
             arguments[key] = make_row(w.client, w, key, known, MAKERS)  # type: ignore[arg-type]
             w.count += len(known)  # each row made is a write the limit counted
