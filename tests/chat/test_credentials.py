@@ -30,7 +30,7 @@ from sqlalchemy import Engine, text
 
 from backend.services import calendar_feeds, invitations, stream_tickets
 from tests.chat.chatkit import done_items, items, new_thread
-from tests.chat.fake_model import FakeModel, call, say, tool_results
+from tests.chat.fake_model import FakeModel, call, fail, say, tool_results
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 
@@ -290,3 +290,83 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
         for index, value in enumerate(issued[credential.name])
     }
     assert {name: where for name, where in found.items() if where} == {}
+
+
+def _store_as_before(engine: Engine, conversation_id: int, url: str) -> None:
+    """Set-up: the conversation's feed call as the code before issue 61 stored it (its result
+    with the URL), written directly."""
+    with engine.begin() as conn:
+        changed = conn.execute(
+            text(
+                "UPDATE messages SET tool_calls = jsonb_set(tool_calls, '{0,result}', "
+                "(tool_calls #> '{0,result}') - 'url_withheld' || jsonb_build_object('url', "
+                "CAST(:url AS text))) WHERE conversation_id = :conversation AND role = 'assistant'"
+            ),
+            {"url": url, "conversation": conversation_id},
+        )
+        assert changed.rowcount == 1
+
+
+def test_a_feed_url_stored_before_it_was_withheld_is_withheld_wherever_it_is_read(
+    chat: TestClient,
+    model: FakeModel,
+    alice: Account,
+    setup_engine: Engine,
+    issued: dict[str, list[str]],
+) -> None:
+    """A conversation stored before issue 61's fix keeps the feed's URL in its stored call: a
+    later turn sends the model the history without it, the listing shows none (review F1)."""
+    model.script(call("create_calendar_feed", {}), say("Made."), say("You are welcome."))
+    first = chat.post("/api/chat", json={"message": "a calendar feed"}, headers=alice.headers)
+    assert first.status_code == 200, first.text
+    conversation = first.json()["data"]["conversation_id"]
+    [feed] = _feeds(chat, alice)
+    [token] = issued["calendar feed token"]
+    _store_as_before(setup_engine, conversation, f"http://testserver/api/calendar/{token}.ics")
+    later = chat.post(
+        "/api/chat",
+        json={"message": "thanks", "conversation_id": conversation},
+        headers=alice.headers,
+    )
+    assert later.status_code == 200, later.text
+    listed = chat.get(f"/api/conversations/{conversation}/messages", headers=alice.headers)
+    assert listed.status_code == 200, listed.text
+    sent = json.dumps(model.requests[-1])
+    for place in (sent, later.text, listed.text):
+        assert token not in place and "/api/calendar/" not in place
+    [made] = next(m for m in listed.json()["data"] if m["tool_calls"])["tool_calls"]
+    assert f"/api/calendar-feeds/{feed['id']}/rotate" in made["result"]["url_withheld"]
+    assert tool_results(model.requests[-1]) == [made["result"]]
+
+
+def test_a_retry_replays_an_earlier_feed_call_without_its_stored_url(
+    chat: TestClient,
+    model: FakeModel,
+    alice: Account,
+    setup_engine: Engine,
+    issued: dict[str, list[str]],
+) -> None:
+    """A failed turn's committed feed call, stored with its URL before issue 61's fix: its
+    keyed retry replays the call (the ledger), sends it to the model and stores it again,
+    each without the URL (review F1)."""
+    headers = {**alice.headers, "Idempotency-Key": "feed-turn"}
+    body = {"message": "a calendar feed"}
+    model.script(call("create_calendar_feed", {}), fail(400))
+    failed = chat.post("/api/chat", json=body, headers=headers)
+    assert failed.status_code == 502, failed.text
+    conversation = int(failed.json()["error"]["details"][0]["message"])
+    [token] = issued["calendar feed token"]
+    _store_as_before(setup_engine, conversation, f"/api/calendar/{token}.ics")
+    model.script(call("create_calendar_feed", {}), say("Made."))
+    retried = chat.post("/api/chat", json=body, headers=headers)
+    assert retried.status_code == 200, retried.text
+    assert len(_feeds(chat, alice)) == 1  # replayed, not run again
+    listed = chat.get(f"/api/conversations/{conversation}/messages", headers=alice.headers)
+    with setup_engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT tool_calls::text FROM messages WHERE conversation_id = :c"),
+            {"c": conversation},
+        ).scalars()
+        kept = "\n".join(value or "" for value in stored)
+    for place in (json.dumps(model.requests[2:]), retried.text, listed.text, kept):
+        assert token not in place and "/api/calendar/" not in place
