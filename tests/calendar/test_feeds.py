@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import icalendar
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -14,6 +15,7 @@ from backend.api.responses import EXAMPLES
 from backend.config import Settings
 from backend.main import create_app
 from backend.models.calendar_feed import FEEDS_PER_USER
+from backend.services import calendar_ics
 from backend.services.invitations import token_hash
 from tests.conftest import Account, count_rows
 from tests.sharing.conftest import SharedList
@@ -89,6 +91,23 @@ def test_304_when_nothing_changed_and_200_after_a_change(
     changed = client.get(path_of(feed), headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.headers["ETag"] != tag
     assert summaries(icalendar.Calendar.from_ical(changed.content)) == ["b"]
+
+
+def test_the_etag_follows_the_bodys_format(
+    client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same tasks rendered by another `body()` are another body (review F4: issue 61's
+    escaping fix changed the body, not the ETag, and a client holding it kept the broken
+    rendering): a new `BODY_FORMAT` is a new ETag, a 200 to the old one's If-None-Match."""
+    client.post("/api/tasks", json={"title": "C:\\New", "due_date": _due(2)}, headers=alice.headers)
+    feed = make_feed(client, alice)
+    tag = client.get(path_of(feed)).headers["ETag"]
+    assert client.get(path_of(feed), headers={"If-None-Match": tag}).status_code == 304
+    # raising=False: the constant is what this checks, present or not.
+    format_now = getattr(calendar_ics, "BODY_FORMAT", 0)
+    monkeypatch.setattr(calendar_ics, "BODY_FORMAT", format_now + 1, raising=False)
+    bumped = client.get(path_of(feed), headers={"If-None-Match": tag})
+    assert bumped.status_code == 200 and bumped.headers["ETag"] != tag
 
 
 def _not_found(client: TestClient, path: str) -> tuple[int, str, bytes]:
