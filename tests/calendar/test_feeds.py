@@ -316,6 +316,29 @@ def test_every_feed_404_is_one_answer_headers_and_rate_limit_included(
     assert differing == {}
 
 
+def test_a_lost_lists_feed_is_the_unknown_tokens_404_past_the_limit(
+    settings: Settings,
+    alice: Account,
+    bob: Account,
+    shared_list: SharedList,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    """Review F3: a `list` feed whose creator lost the list reads nothing (404) and so counts
+    nothing: fetched past the per-token limit it is still the unknown token's 404, headers
+    included, never a 429 that an unknown token never gets."""
+    limited = settings.model_copy(
+        update={"rate_limit_enabled": True, "rate_limit_calendar_feed_per_hour": 2}
+    )
+    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        grant(shared_list, bob, "viewer")
+        lost = make_feed(client, bob, scope="list", list_id=shared_list.list_id)
+        grant(shared_list, bob, None)
+        unknown = f"/api/calendar/{'A' * 43}.ics"
+        answers = [_whole_404(client, path) for _ in range(4) for path in (path_of(lost), unknown)]
+    assert answers[0][0] == 404
+    assert [answer for answer in answers if answer != answers[0]] == []
+
+
 def test_sign_out_everywhere_ends_every_feed(
     client: TestClient, alice: Account, bob: Account
 ) -> None:
