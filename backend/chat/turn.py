@@ -31,7 +31,6 @@ from backend.chat.claim import Claim
 from backend.config import Settings
 from backend.errors import AppError, ChatNotConfigured, NotFound, describe
 from backend.mcp.caller import Caller
-from backend.mcp.tools import withheld_call
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
 from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
 from backend.services.registry import UnitOfWork
@@ -127,6 +126,7 @@ async def run(
     # The Agents SDK, on the first turn that runs (backend/chat/stack.py).
     from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
     from backend.chat.tools import Ledger
+    from backend.mcp.tools import withheld_call
 
     settings = caller.settings
     # A failed attempt's calls as a stored call is read (no credential, one stored before the
@@ -333,6 +333,9 @@ def answer_of(row: Any) -> ChatAnswer:
 
 def message_view(row: Any) -> dict[str, Any]:
     """A stored message as `MessagePublic` reads it (its calls as `withheld_call` reads them)."""
+    # The tools (and the MCP SDK) load as the app starts (backend/mcp/mount.py), not on import.
+    from backend.mcp.tools import withheld_call
+
     assistant = row.role == "assistant"
     return {
         "id": row.id,
