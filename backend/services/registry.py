@@ -195,7 +195,7 @@ class UnitOfWork:
 
     def _feed_entry(self, conn: Connection, token: str) -> Entry:
         """A feed's fetch: its count against the token's limit (none when limits are off, or
-        the token is no live feed's) rides with its one statement, whose answer carries it
+        the token reads no feed: `FEED_COUNT`) rides with its one statement, whose answer carries it
         (`_settle`: 429 over it; its headers go to `feed_headers`)."""
         count = calendar_feed_count(self._settings, token, self.feed_headers)
         sql, values = "", dict[str, Any]()
