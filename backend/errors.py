@@ -404,7 +404,11 @@ class LoggedDatabaseError(Exception):
 
 def loggable(exc: BaseException) -> BaseException:
     """`exc` as a log record may carry it: itself, or when it is (or follows) a database error,
-    a `LoggedDatabaseError` with its traceback and without the statement or its values."""
+    a `LoggedDatabaseError` with its traceback and without the statement or its values. An
+    exception group (a task group's failure) is rendered with each of its exceptions: each is
+    made loggable so (review F5 of issue 61), in a copy of the group."""
+    if isinstance(exc, BaseExceptionGroup):
+        exc = _loggable_group(exc)
     error = database_error(exc)
     if error is None:
         return exc
@@ -419,6 +423,20 @@ def loggable(exc: BaseException) -> BaseException:
     stand_in = LoggedDatabaseError(message).with_traceback(exc.__traceback__)
     stand_in.__suppress_context__ = True
     return stand_in
+
+
+def _loggable_group(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[Any]:
+    """`group` with each of its exceptions `loggable` (itself when none changed): the same
+    class and message (`derive`), traceback, chain and notes."""
+    parts = [loggable(each) for each in group.exceptions]
+    if all(part is each for part, each in zip(parts, group.exceptions, strict=True)):
+        return group
+    kept = group.derive(parts).with_traceback(group.__traceback__)
+    kept.__cause__, kept.__context__ = group.__cause__, group.__context__
+    kept.__suppress_context__ = group.__suppress_context__
+    if hasattr(group, "__notes__"):
+        kept.__notes__ = list(group.__notes__)
+    return kept
 
 
 def envelope(parts: ErrorParts) -> dict[str, Any]:

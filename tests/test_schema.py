@@ -298,6 +298,84 @@ def test_lists_migration_leaves_tasks_where_they_were(database_url: str) -> None
         engine.dispose()
 
 
+def test_chat_feed_urls_migration_withholds_them_as_the_chat_does(database_url: str) -> None:
+    """0054 (issue 61 review, F1): a `create_calendar_feed` call stored with its URL before
+    the chat withheld it is rewritten exactly as `withheld_call` reads it (`url` replaced by
+    `url_withheld`); every other call, and a call stored since, stay as they were."""
+    import json
+
+    from backend.mcp.tools import withheld_call
+
+    token = "T0ken" * 8
+    calls = [
+        {
+            "name": "add_task",
+            "arguments": {"title": "x"},
+            "outcome": "ok",
+            "error_code": None,
+            "result": {"task_id": 1, "status": "created", "title": "x"},
+        },
+        {
+            "name": "create_calendar_feed",
+            "arguments": {},
+            "outcome": "ok",
+            "error_code": None,
+            "result": {
+                "feed_id": 7,
+                "status": "created",
+                "kind": "events",
+                "list_id": None,
+                "url": f"https://tasks.example/api/calendar/{token}.ics",
+            },
+        },
+        {
+            "name": "create_calendar_feed",
+            "arguments": {"list_id": 9},
+            "outcome": "error",
+            "error_code": "NOT_FOUND",
+            "result": {"error": {"code": "NOT_FOUND"}},
+        },
+    ]
+    since = [withheld_call(calls[1])]
+    with scratch_database(database_url, "task_api_feed_urls") as scratch:
+        later = _migrated_up_to(scratch, "0053_task_children_follow")
+        engine = create_engine(normalize_url(scratch))
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+            conversation = conn.execute(
+                text("INSERT INTO conversations (user_id) VALUES ('u1') RETURNING id")
+            ).scalar_one()
+            asked = conn.execute(
+                text(
+                    "INSERT INTO messages (user_id, conversation_id, role, content) "
+                    "VALUES ('u1', :c, 'user', 'hi') RETURNING id"
+                ),
+                {"c": conversation},
+            ).scalar_one()
+            for stored, reply_to in ((calls, asked), (since, None), (None, None)):
+                conn.execute(
+                    text(
+                        "INSERT INTO messages (user_id, conversation_id, role, content, "
+                        "tool_calls, reply_to) VALUES ('u1', :c, :role, 'ok', "
+                        "CAST(:calls AS jsonb), :reply_to)"
+                    ),
+                    {
+                        "c": conversation,
+                        "role": "user" if reply_to is None else "assistant",
+                        "calls": None if stored is None else json.dumps(stored),
+                        "reply_to": reply_to,
+                    },
+                )
+        assert migrate_up(scratch) == later
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT tool_calls FROM messages ORDER BY id")).scalars()
+            after = list(rows)
+        engine.dispose()
+    assert after == [None, [withheld_call(call) for call in calls], since, None]
+    assert token not in json.dumps(after)
+    assert "url_withheld" in after[1][1]["result"] and after[1][1] != calls[1]
+
+
 def test_schema_file_is_what_the_migrations_build(database_url: str) -> None:
     """specs/schema.sql (the schema to read instead of 41 migrations) is regenerated with the
     migrations: a scratch database migrated from nothing dumps to exactly its text. The session

@@ -44,6 +44,7 @@ from backend.errors import (
     ChatTooManyTurns,
 )
 from backend.mcp.caller import Caller
+from backend.mcp.tools import withheld_call
 from backend.models.conversation import ANSWER_MAX_CHARS, clean_text
 
 INSTRUCTIONS = """\
@@ -130,9 +131,12 @@ def _items(message: Any) -> list[TResponseInputItem]:
 
 
 def call_items(calls: Sequence[dict[str, Any]], prefix: str) -> list[TResponseInputItem]:
-    """Tool calls as the model made them, each with its result (ids of our own making)."""
+    """Tool calls as the model made them, each with its result (ids of our own making), as a
+    stored call is read: never a credential (`withheld_call`: one stored before the chat
+    withheld them too)."""
     items: list[TResponseInputItem] = []
-    for index, call in enumerate(calls):
+    for index, stored in enumerate(calls):
+        call = withheld_call(stored)
         call_id = f"call_{prefix}_{index}"
         arguments = call["arguments"]
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)

@@ -27,7 +27,7 @@ from backend.chat.claim import Claim, ClaimEnded
 from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
-from backend.mcp.tools import TOOLS, Tool
+from backend.mcp.tools import TOOLS, Tool, withheld_call
 from backend.models.conversation import (
     ARGUMENTS_MAX_CHARS,
     STORED_DEPTH_MAX,
@@ -84,7 +84,7 @@ class Ledger:
         """A call that committed in an earlier attempt of this turn, with these arguments."""
         for call in self.earlier:
             if call["name"] == name and call["arguments"] == arguments and call["outcome"] == "ok":
-                return call
+                return withheld_call(call)  # as a stored call is read: no credential
         return None
 
 

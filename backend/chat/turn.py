@@ -126,8 +126,12 @@ async def run(
     # The Agents SDK, on the first turn that runs (backend/chat/stack.py).
     from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
     from backend.chat.tools import Ledger
+    from backend.mcp.tools import withheld_call
 
     settings = caller.settings
+    # A failed attempt's calls as a stored call is read (no credential, one stored before the
+    # chat withheld them neither): what the ledger replays and this answer stores again.
+    start = replace(start, earlier_calls=[withheld_call(c) for c in start.earlier_calls])
     claim = Claim(settings.chat_heartbeat_seconds, start.since)
     ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id, claim=claim)
     items: list[TResponseInputItem] = [
@@ -328,14 +332,17 @@ def answer_of(row: Any) -> ChatAnswer:
 
 
 def message_view(row: Any) -> dict[str, Any]:
-    """A stored message as `MessagePublic` reads it."""
+    """A stored message as `MessagePublic` reads it (its calls as `withheld_call` reads them)."""
+    # The tools (and the MCP SDK) load as the app starts (backend/mcp/mount.py), not on import.
+    from backend.mcp.tools import withheld_call
+
     assistant = row.role == "assistant"
     return {
         "id": row.id,
         "conversation_id": row.conversation_id,
         "role": row.role,
         "content": row.content,
-        "tool_calls": row.tool_calls or [],
+        "tool_calls": [withheld_call(call) for call in row.tool_calls or []],
         "error_code": row.error_code,
         "usage": {"input_tokens": row.input_tokens or 0, "output_tokens": row.output_tokens or 0}
         if assistant

@@ -1121,6 +1121,22 @@ TOOLS: tuple[Tool[Any], ...] = (
 )
 
 
+_BY_NAME = {tool.name: tool for tool in TOOLS}
+
+
+def withheld_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A chat's tool call (as `ToolCallPublic` fields) as it is read: its result
+    `Tool.withheld`, wherever a stored call is read (the model's history, a retry's earlier
+    calls, the message listing, a replayed answer). A call stored before a chat withheld
+    credentials (issue 61) then holds none either; one stored since is unchanged."""
+    tool = _BY_NAME.get(call.get("name"))  # type: ignore[arg-type]
+    result = call.get("result")
+    if tool is None or call.get("outcome") != "ok" or not isinstance(result, dict):
+        return call
+    kept = tool.withheld(result)
+    return call if kept == result else {**call, "result": kept}
+
+
 def tools_document() -> dict[str, Any]:
     """Every tool as `tools/list` returns it: the committed snapshot, specs/mcp-tools.json."""
     return {

@@ -37,7 +37,9 @@ _JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s %(correlation_id)
 class WithoutStatements(logging.Filter):
     """On every handler: a record's database error (its exception, or an argument) keeps its
     class, SQLSTATE and sender but not the statement's SQL nor its values (issue 61), whoever
-    logged it (our code, uvicorn's "Exception in ASGI application", a library)."""
+    logged it (our code, uvicorn's "Exception in ASGI application", a library). An exception
+    group's exceptions are each cut so (`loggable` walks `.exceptions`); a group as an argument
+    is its message and count, which quote none of them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None

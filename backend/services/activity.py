@@ -10,8 +10,9 @@ stranger's answer is the 404 of a missing list.
 
 An entry recorded in another's space (a list shared with the caller) shows what the caller may
 read now: a list or task id among its `changes` (a move's `list_id`, `parent_id`) that the
-caller may not read (the owner's private list, a task under it) reads null, in the same
-statement, by the same access relation (issue 61, item 2).
+caller may not read (the owner's private list, a task under it) reads null, and an assignee
+the caller may not know (neither the space's owner nor a member of a list it may read) is left
+out of `assignees`, in the same statement, by the same access relation (issue 61, item 2).
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ from sqlalchemy import (
     Text,
     bindparam,
     case,
+    column,
     exists,
     func,
     literal_column,
+    or_,
     select,
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 
 from backend.db.scope import OWNER, Scoped
 from backend.errors import NotFound
-from backend.models import Task, TaskEvent
+from backend.models import ListMember, Task, TaskEvent
 from backend.models.activity import ACTIVITY_TYPES
 from backend.models.references import LISTS, TASKS
 from backend.models.task_list import TaskList
@@ -59,6 +62,10 @@ _TABLES = {
     TASKS: Task.__table__.alias("named_task"),  # type: ignore[attr-defined]
 }
 _NULL: Any = literal_column("'null'::jsonb")
+# The users an update's `changes` name, as `[old, new]` arrays of user ids (review F2 of issue
+# 61): a member reads only those it may know now (`_known_users`).
+ASSIGNEES = "assignees"
+_MEMBERS = ListMember.__table__.alias("named_member")  # type: ignore[attr-defined]
 
 
 def _key(field: str) -> Any:
@@ -76,16 +83,48 @@ def _readable(changes: Any, field: str, side: int) -> Any:
     return case((seen, pair.op("->", return_type=JSONB)(literal_column(str(side)))), else_=_NULL)
 
 
+def _known_users(changes: Any, side: int) -> Any:
+    """`changes -> 'assignees' -> side` (a JSON array of user ids) with only the ids the caller
+    may know now, in their order: the space's owner, and members of a list the caller may read
+    (the access relation on memberships, viewer or above); anything but an array as it is."""
+    ids = changes.op("->", return_type=JSONB)(_key(ASSIGNEES)).op("->", return_type=JSONB)(
+        literal_column(str(side))
+    )
+    each = (
+        func.jsonb_array_elements(ids)
+        .table_valued(column("value", JSONB), with_ordinality="position")
+        .render_derived(name="assignee")
+    )
+    user = each.c.value.op("#>>", return_type=Text)(literal_column("'{}'"))
+    member = exists().where(_MEMBERS.c.member_id == user, may(_MEMBERS, Action.LIST_READ))
+    known = (
+        select(
+            func.coalesce(
+                func.jsonb_agg(aggregate_order_by(each.c.value, each.c.position)),
+                literal_column("'[]'::jsonb"),
+            )
+        )
+        .select_from(each)
+        .where(or_(user == _E.user_id, member))
+        .scalar_subquery()
+    )
+    return case((func.jsonb_typeof(ids) == literal_column("'array'"), known), else_=ids)
+
+
 def _as_readable(changes: Any) -> Any:
     """An update's `changes` as a caller who is not the space's owner reads them: without the
-    owner's reminders (migration 0034), each id of `_NAMED` it may not read null. A field
-    the update did not change stays out (`jsonb_strip_nulls` drops its SQL NULL); `changes`
-    null (not an update) is null."""
+    owner's reminders (migration 0034), each id of `_NAMED` it may not read null, each user id
+    of `assignees` it may not know left out (`_known_users`). A field the update did not
+    change stays out (`jsonb_strip_nulls` drops its SQL NULL); `changes` null (not an update)
+    is null."""
     pairs = []
     for field in _NAMED:
         changed = changes.op("?", return_type=Boolean)(_key(field))
         pair = func.jsonb_build_array(_readable(changes, field, 0), _readable(changes, field, 1))
         pairs += [_key(field), case((changed, pair))]
+    assigned = changes.op("?", return_type=Boolean)(_key(ASSIGNEES))
+    known = func.jsonb_build_array(_known_users(changes, 0), _known_users(changes, 1))
+    pairs += [_key(ASSIGNEES), case((assigned, known))]
     kept = changes.op("-", return_type=JSONB)(_key("reminders"))
     return kept.op("||", return_type=JSONB)(func.jsonb_strip_nulls(func.jsonb_build_object(*pairs)))
 

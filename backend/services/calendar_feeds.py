@@ -26,12 +26,15 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     BindParameter,
+    Integer,
     Text,
+    and_,
     bindparam,
     delete,
     exists,
     func,
     literal,
+    or_,
     select,
     true,
     union_all,
@@ -175,6 +178,34 @@ def _as_feed(statement: Any) -> Any:
     return visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
 
 
+# A `list` feed's list as its creator reads it now (NULL: gone, or no longer the creator's to
+# read): its name in a fetch, which is the unknown token's 404 without it.
+_LIST_NAME = _as_feed(
+    select(_L.name).where(_L.id == bindparam("list_id"), may(_LISTS, Action.LIST_READ))
+).scalar_subquery()
+# A fetch that reads a feed (a 200 or a 304): its token is a feed's, and an `all` feed or a
+# `list` feed whose list its creator may read (`_LIST_NAME`, the fetch's own condition).
+_LIVE = and_(
+    _F.token_hash == _HASH,
+    or_(_F.scope == FeedScope.all.value, _LIST_NAME.is_not(None)),
+)
+# A fetch's count against its token's limit (review F3): it counts only where `_LIVE` holds,
+# so a token that reads no feed (unknown, revoked, rotated, its list lost) counts nothing and
+# is told nothing. Rides with the fetch's statement (`UnitOfWork._feed_entry`, its binds
+# prefixed `c_`).
+FEED_COUNT = (
+    select(
+        func.task_api_count(
+            bindparam("key", type_=Text),
+            bindparam("window", type_=Integer),
+            bindparam("limit", type_=Integer),
+        )
+    )
+    .select_from(_FEEDS)
+    .where(_LIVE)
+)
+
+
 def _window_listing(list_id: str | None) -> Any:
     """`GET /api/tasks?due_after=&due_before=&sort=due_date` (and `list_id`), every status."""
     filters = FilterShape(
@@ -206,16 +237,13 @@ def _fetch() -> Any:
         select(every).where(scope == FeedScope.all.value),
         select(one).where(scope == FeedScope.list.value),
     ).subquery("tasks")
-    list_name = _as_feed(
-        select(_L.name).where(_L.id == bindparam("list_id"), may(_LISTS, Action.LIST_READ))
-    ).scalar_subquery()
     return (
         select(
             _F.id.label("feed_id"),
             _F.kind.label("feed_kind"),
             _F.scope.label("feed_scope"),
             func.coalesce(_F.rotated_at, _F.created_at).label("feed_made_at"),
-            list_name.label("feed_list_name"),
+            _LIST_NAME.label("feed_list_name"),
             *tasks.c,
         )
         .select_from(_FEEDS.outerjoin(tasks, true()))

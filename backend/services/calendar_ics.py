@@ -32,6 +32,12 @@ UID_DOMAIN = "task-api"
 # changes with the tasks only, within a year).
 _ZONE_YEARS_BACK = 1
 _ZONE_YEARS_AHEAD = 6
+# The version of the body's format, part of every ETag (`tag`): the same values rendered by
+# another `body` are another body. Bump it whenever `body()`'s output changes for the same
+# values (escaping, a property added or written differently, another `icalendar` rendering),
+# or a client holding the old ETag keeps the old rendering (304). 2: TEXT escaped backslash
+# first (issue 61, item 5).
+BODY_FORMAT = 2
 
 
 class _Text(vText):
@@ -59,10 +65,10 @@ class _Categories(vCategory):
 
 
 def tag(feed_id: int, kind: str, name: str, year: int, rows: Sequence[Any]) -> str:
-    """The strong ETag of the body `body` would make from the same values: the tasks'
-    versions and the reader's own reminders (a member's change no version counts), the
-    feed's kind and name, the year its zones are written for."""
-    digest = hashlib.sha256(repr((feed_id, kind, name, year)).encode())
+    """The strong ETag of the body `body` would make from the same values: the body's format
+    (`BODY_FORMAT`), the tasks' versions and the reader's own reminders (a member's change no
+    version counts), the feed's kind and name, the year its zones are written for."""
+    digest = hashlib.sha256(repr((BODY_FORMAT, feed_id, kind, name, year)).encode())
     for row in rows:
         digest.update(repr((row.id, row.version, row.reminders)).encode())
     return f'"{digest.hexdigest()[:32]}"'

@@ -30,10 +30,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.scope import Scoped
-from backend.db.sender import Entry, Outcome, Sender, Stage, transaction_locals
+from backend.db.sender import Entry, Outcome, Sender, Stage, render, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.services.activity import ActivityService
-from backend.services.calendar_feeds import CalendarFeedReader, CalendarFeedService
+from backend.services.calendar_feeds import FEED_COUNT, CalendarFeedReader, CalendarFeedService
 from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
 from backend.services.comments import CommentService
@@ -73,12 +73,6 @@ _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
 _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
-# A feed's fetch counts only while its token is a live feed's (issue 61): a revoked, rotated
-# or never-valid token counts nothing and is told nothing, so no count says it once existed.
-_FEED_COUNT = (
-    "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s) FROM calendar_feeds "
-    "WHERE calendar_feeds.token_hash = %(c_token_hash)s; "
-)
 _locals = lru_cache(maxsize=8)(transaction_locals)
 S = TypeVar("S", bound=Scoped)
 _TOO_LATE = "TA504"  # a write run after its deadline (`task_api_in_time`): not committed
@@ -143,7 +137,7 @@ class UnitOfWork:
         )
         claims = self._claims
         if claims is None:
-            entry = None if self._feed_token is None else self._feed_entry(self._feed_token)
+            entry = None if self._feed_token is None else self._feed_entry(conn, self._feed_token)
             self.send = Sender(conn, locals_, entry)
             return self
         try:
@@ -199,21 +193,29 @@ class UnitOfWork:
             self.limits.route(self.route_limit, caller_id)
         return self
 
-    def _feed_entry(self, token: str) -> Entry:
+    def _feed_entry(self, conn: Connection, token: str) -> Entry:
         """A feed's fetch: its count against the token's limit (none when limits are off, or
-        the token is no live feed's) rides with its one statement, whose answer carries it
+        the token reads no feed: `FEED_COUNT`) rides with its one statement, whose answer carries it
         (`_settle`: 429 over it; its headers go to `feed_headers`)."""
         count = calendar_feed_count(self._settings, token, self.feed_headers)
-        sql, values = "", {}
+        sql, values = "", dict[str, Any]()
         if count is not None:
             self._route_count = count
-            sql = _FEED_COUNT
-            values = {
-                "c_key": count.key,
-                "c_window": count.policy.window_seconds,
-                "c_limit": count.policy.limit,
-                "c_token_hash": token_hash(token),
-            }
+            # Only a fetch that reads a feed counts (issue 61; review F3): a revoked, rotated
+            # or never-valid token, or a list feed whose creator lost the list, counts nothing
+            # and is told nothing, so no count says it once existed (`FEED_COUNT`).
+            sql, values = render(
+                conn,
+                FEED_COUNT,
+                {
+                    "key": count.key,
+                    "window": count.policy.window_seconds,
+                    "limit": count.policy.limit,
+                    "token_hash": token_hash(token),
+                },
+                "c_",
+            )
+            sql += "; "
         return Entry(sql, values, values, False, self._settle)
 
     def _settle(self, outcome: Outcome) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import icalendar
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -14,6 +15,7 @@ from backend.api.responses import EXAMPLES
 from backend.config import Settings
 from backend.main import create_app
 from backend.models.calendar_feed import FEEDS_PER_USER
+from backend.services import calendar_ics
 from backend.services.invitations import token_hash
 from tests.conftest import Account, count_rows
 from tests.sharing.conftest import SharedList
@@ -89,6 +91,23 @@ def test_304_when_nothing_changed_and_200_after_a_change(
     changed = client.get(path_of(feed), headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.headers["ETag"] != tag
     assert summaries(icalendar.Calendar.from_ical(changed.content)) == ["b"]
+
+
+def test_the_etag_follows_the_bodys_format(
+    client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same tasks rendered by another `body()` are another body (review F4: issue 61's
+    escaping fix changed the body, not the ETag, and a client holding it kept the broken
+    rendering): a new `BODY_FORMAT` is a new ETag, a 200 to the old one's If-None-Match."""
+    client.post("/api/tasks", json={"title": "C:\\New", "due_date": _due(2)}, headers=alice.headers)
+    feed = make_feed(client, alice)
+    tag = client.get(path_of(feed)).headers["ETag"]
+    assert client.get(path_of(feed), headers={"If-None-Match": tag}).status_code == 304
+    # raising=False: the constant is what this checks, present or not.
+    format_now = getattr(calendar_ics, "BODY_FORMAT", 0)
+    monkeypatch.setattr(calendar_ics, "BODY_FORMAT", format_now + 1, raising=False)
+    bumped = client.get(path_of(feed), headers={"If-None-Match": tag})
+    assert bumped.status_code == 200 and bumped.headers["ETag"] != tag
 
 
 def _not_found(client: TestClient, path: str) -> tuple[int, str, bytes]:
@@ -295,6 +314,29 @@ def test_every_feed_404_is_one_answer_headers_and_rate_limit_included(
         if answer != first
     }
     assert differing == {}
+
+
+def test_a_lost_lists_feed_is_the_unknown_tokens_404_past_the_limit(
+    settings: Settings,
+    alice: Account,
+    bob: Account,
+    shared_list: SharedList,
+    grant: Callable[[SharedList, Account, str | None], None],
+) -> None:
+    """Review F3: a `list` feed whose creator lost the list reads nothing (404) and so counts
+    nothing: fetched past the per-token limit it is still the unknown token's 404, headers
+    included, never a 429 that an unknown token never gets."""
+    limited = settings.model_copy(
+        update={"rate_limit_enabled": True, "rate_limit_calendar_feed_per_hour": 2}
+    )
+    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        grant(shared_list, bob, "viewer")
+        lost = make_feed(client, bob, scope="list", list_id=shared_list.list_id)
+        grant(shared_list, bob, None)
+        unknown = f"/api/calendar/{'A' * 43}.ics"
+        answers = [_whole_404(client, path) for _ in range(4) for path in (path_of(lost), unknown)]
+    assert answers[0][0] == 404
+    assert [answer for answer in answers if answer != answers[0]] == []
 
 
 def test_sign_out_everywhere_ends_every_feed(

@@ -4,15 +4,17 @@ A calendar feed made through the chat (`/api/chat` and ChatKit) keeps its URL ou
 conversation: the stored tool call, `GET /api/conversations/{id}/messages`, ChatKit's items
 and the model's requests say the feed was made and where to get its URL, never the URL.
 
-The scan: every credential the API issues (`CREDENTIALS`: the calendar feed token, the stream
-ticket, a list invitation's token) is issued through every door that issues it (REST, MCP, a
-chat turn, ChatKit), used, and then searched for in the logs (INFO and DEBUG), every table of
+The scan: every credential the API issues (`CREDENTIALS`: the bearer access token of a sign-in
+or a registration, the calendar feed token, the stream ticket, a list invitation's token) is
+issued through every door that issues it (REST, MCP, a chat turn, ChatKit), used, and then
+searched for in the logs (INFO and DEBUG), every table of
 the database (stored messages and ChatKit items, task events and so the activity and the
 outbox the webhooks deliver, everything), the model's requests, the change feed, the activity
 and the conversations' answers: 0 hits. The credentials are read where they are made: each
-issuing module's `secrets` records the values it returns (the real function makes them;
-nothing else changes), so a credential no answer shows (a chat's feed) is searched for too. A
-later credential (app passwords, download links) is one more line in `CREDENTIALS`.
+issuing module's `secrets` (the access token's: `jwt`, its `encode`) records the values it
+returns (the real function makes them; nothing else changes), so a credential no answer shows
+(a chat's feed) is searched for too. A later credential (app passwords, download links) is one
+more line in `CREDENTIALS`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.auth import tokens
 from backend.services import calendar_feeds, invitations, stream_tickets
 from tests.chat.chatkit import done_items, items, new_thread
-from tests.chat.fake_model import FakeModel, call, say, tool_results
+from tests.chat.fake_model import FakeModel, call, fail, say, tool_results
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 
@@ -38,14 +41,17 @@ from tests.mcp.conftest import call_tool_rpc
 @dataclass(frozen=True)
 class Credential:
     """A credential the API issues: its name, and the module that makes it (its calls of
-    `secrets.token_*` are what it issues)."""
+    `<maker>.<prefix>*`, by default `secrets.token_*`, are what it issues)."""
 
     name: str
     module: ModuleType
+    maker: str = "secrets"
+    prefix: str = "token_"
 
 
 # Every credential the API issues; a new one is a line here (and its use in `_scenario`).
 CREDENTIALS = (
+    Credential("bearer access token", tokens, maker="jwt", prefix="encode"),
     Credential("calendar feed token", calendar_feeds),
     Credential("stream ticket", stream_tickets),
     Credential("list invitation token", invitations),
@@ -54,13 +60,16 @@ CREDENTIALS = (
 
 @dataclass
 class _Recording:
-    """A module's `secrets`: the same functions, each `token_*` value returned recorded."""
+    """A module's `secrets` (or the maker it names): the same functions, each value a
+    `<prefix>*` one returned recorded."""
 
+    real: Any = secrets
+    prefix: str = "token_"
     issued: list[str] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> Any:
-        real = getattr(secrets, name)
-        if not name.startswith("token_"):
+        real = getattr(self.real, name)
+        if not name.startswith(self.prefix):
             return real
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
@@ -76,8 +85,9 @@ def issued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """What each credential's module issued during the test, by the credential's name."""
     made: dict[str, list[str]] = {}
     for credential in CREDENTIALS:
-        recording = _Recording()
-        monkeypatch.setattr(credential.module, "secrets", recording)
+        maker = getattr(credential.module, credential.maker)
+        recording = _Recording(maker, credential.prefix)
+        monkeypatch.setattr(credential.module, credential.maker, recording)
         made[credential.name] = recording.issued
     return made
 
@@ -143,10 +153,30 @@ class _Scene:
 
 
 def _scenario(chat: TestClient, model: FakeModel, alice: Account, bob: Account) -> _Scene:
-    """Every door that issues a credential, and a use of each: REST and MCP feeds (fetched,
-    rotated), a feed made in a chat turn and in ChatKit (a second turn sends the history),
-    an invitation (accepted), stream tickets (one used after signing out everywhere)."""
+    """Every door that issues a credential, and a use of each: access tokens (a sign-in's,
+    used for everything alice does below, and a registration's), REST and MCP feeds
+    (fetched, rotated), a feed made in a chat turn and in ChatKit (a second turn sends the
+    history), an invitation (accepted), stream tickets (one used after signing out
+    everywhere)."""
     scene = _Scene()
+    bearers = scene.shown.setdefault("bearer access token", [])
+    signed_in = chat.post(
+        "/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    bearers.append(signed_in.json()["data"]["access_token"])
+    alice = Account(alice.id, alice.email, alice.password, bearers[-1])
+    alice.headers = {"Authorization": f"Bearer {bearers[-1]}"}
+    carol = chat.post(
+        "/api/auth/register", json={"email": "carol@example.com", "password": "password-123"}
+    )
+    assert carol.status_code == 201, carol.text
+    bearers.append(carol.json()["data"]["access_token"])
+    carol_headers = {"Authorization": f"Bearer {bearers[-1]}"}
+    model.script(say("Hello."))  # the registration's token, used for a chat turn
+    hello = chat.post("/api/chat", json={"message": "hello"}, headers=carol_headers)
+    assert hello.status_code == 200, hello.text
+    scene.answers.append(hello.text)
     feeds = scene.shown.setdefault("calendar feed token", [])
     tickets = scene.shown.setdefault("stream ticket", [])
     invited = scene.shown.setdefault("list invitation token", [])
@@ -272,6 +302,7 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
     # recording sees every credential), and a chat's feeds were issued though none showed.
     for name, shown in scene.shown.items():
         assert set(shown) <= set(issued[name]), name
+    assert len(issued["bearer access token"]) == 2  # a sign-in's and a registration's
     assert len(issued["calendar feed token"]) == 5  # REST, its rotation, MCP, chat, ChatKit
     assert len(issued["stream ticket"]) == 2
     assert len(issued["list invitation token"]) == 1
@@ -290,3 +321,83 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
         for index, value in enumerate(issued[credential.name])
     }
     assert {name: where for name, where in found.items() if where} == {}
+
+
+def _store_as_before(engine: Engine, conversation_id: int, url: str) -> None:
+    """Set-up: the conversation's feed call as the code before issue 61 stored it (its result
+    with the URL), written directly."""
+    with engine.begin() as conn:
+        changed = conn.execute(
+            text(
+                "UPDATE messages SET tool_calls = jsonb_set(tool_calls, '{0,result}', "
+                "(tool_calls #> '{0,result}') - 'url_withheld' || jsonb_build_object('url', "
+                "CAST(:url AS text))) WHERE conversation_id = :conversation AND role = 'assistant'"
+            ),
+            {"url": url, "conversation": conversation_id},
+        )
+        assert changed.rowcount == 1
+
+
+def test_a_feed_url_stored_before_it_was_withheld_is_withheld_wherever_it_is_read(
+    chat: TestClient,
+    model: FakeModel,
+    alice: Account,
+    setup_engine: Engine,
+    issued: dict[str, list[str]],
+) -> None:
+    """A conversation stored before issue 61's fix keeps the feed's URL in its stored call: a
+    later turn sends the model the history without it, the listing shows none (review F1)."""
+    model.script(call("create_calendar_feed", {}), say("Made."), say("You are welcome."))
+    first = chat.post("/api/chat", json={"message": "a calendar feed"}, headers=alice.headers)
+    assert first.status_code == 200, first.text
+    conversation = first.json()["data"]["conversation_id"]
+    [feed] = _feeds(chat, alice)
+    [token] = issued["calendar feed token"]
+    _store_as_before(setup_engine, conversation, f"http://testserver/api/calendar/{token}.ics")
+    later = chat.post(
+        "/api/chat",
+        json={"message": "thanks", "conversation_id": conversation},
+        headers=alice.headers,
+    )
+    assert later.status_code == 200, later.text
+    listed = chat.get(f"/api/conversations/{conversation}/messages", headers=alice.headers)
+    assert listed.status_code == 200, listed.text
+    sent = json.dumps(model.requests[-1])
+    for place in (sent, later.text, listed.text):
+        assert token not in place and "/api/calendar/" not in place
+    [made] = next(m for m in listed.json()["data"] if m["tool_calls"])["tool_calls"]
+    assert f"/api/calendar-feeds/{feed['id']}/rotate" in made["result"]["url_withheld"]
+    assert tool_results(model.requests[-1]) == [made["result"]]
+
+
+def test_a_retry_replays_an_earlier_feed_call_without_its_stored_url(
+    chat: TestClient,
+    model: FakeModel,
+    alice: Account,
+    setup_engine: Engine,
+    issued: dict[str, list[str]],
+) -> None:
+    """A failed turn's committed feed call, stored with its URL before issue 61's fix: its
+    keyed retry replays the call (the ledger), sends it to the model and stores it again,
+    each without the URL (review F1)."""
+    headers = {**alice.headers, "Idempotency-Key": "feed-turn"}
+    body = {"message": "a calendar feed"}
+    model.script(call("create_calendar_feed", {}), fail(400))
+    failed = chat.post("/api/chat", json=body, headers=headers)
+    assert failed.status_code == 502, failed.text
+    conversation = int(failed.json()["error"]["details"][0]["message"])
+    [token] = issued["calendar feed token"]
+    _store_as_before(setup_engine, conversation, f"/api/calendar/{token}.ics")
+    model.script(call("create_calendar_feed", {}), say("Made."))
+    retried = chat.post("/api/chat", json=body, headers=headers)
+    assert retried.status_code == 200, retried.text
+    assert len(_feeds(chat, alice)) == 1  # replayed, not run again
+    listed = chat.get(f"/api/conversations/{conversation}/messages", headers=alice.headers)
+    with setup_engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT tool_calls::text FROM messages WHERE conversation_id = :c"),
+            {"c": conversation},
+        ).scalars()
+        kept = "\n".join(value or "" for value in stored)
+    for place in (json.dumps(model.requests[2:]), retried.text, listed.text, kept):
+        assert token not in place and "/api/calendar/" not in place

@@ -80,3 +80,31 @@ def test_database_errors_are_logged_without_sql_or_values(
     assert "IntegrityError (psycopg2.errors.UniqueViolation, SQLSTATE 23505)" in logged
     assert "RuntimeError: while saving (after IntegrityError" in logged
     assert logged.count("Traceback (most recent call last)") == 2
+
+
+def test_a_database_error_inside_an_exception_group_is_logged_without_sql_or_values(
+    setup_engine: Engine, served_log: io.StringIO
+) -> None:
+    """An `ExceptionGroup` (a task group's failure: anyio, asyncio.TaskGroup) renders each of
+    its exceptions with its text: one that is (or follows) a database error is cut like one
+    logged alone, the group and its other exceptions kept (review F5)."""
+    secret = f"secret-{secrets.token_hex(8)}"
+    data, integrity = _data_error(setup_engine, secret), _integrity_error(setup_engine, secret)
+    try:
+        try:
+            raise integrity
+        except IntegrityError as exc:
+            raise RuntimeError("while saving") from exc
+    except RuntimeError as wrapped:
+        after = wrapped
+    nested = ExceptionGroup("inner", [after, KeyError("kept")])
+    group = ExceptionGroup("task group failed", [data, nested, ValueError("also kept")])
+    logger = logging.getLogger(LOGGER)
+    logger.error("failed", exc_info=group)
+    logger.warning("failed: %s", group)
+    logged = served_log.getvalue()
+    assert secret not in logged and "[SQL" not in logged and "[parameters" not in logged, logged
+    assert "DataError (psycopg2.errors.InvalidTextRepresentation, SQLSTATE 22P02)" in logged
+    assert "RuntimeError: while saving (after IntegrityError" in logged
+    for kept in ("task group failed", "inner", "KeyError: 'kept'", "ValueError: also kept"):
+        assert kept in logged, (kept, logged)

@@ -8,7 +8,9 @@ live, by bearer token or stream ticket) shows the list's changes to a role that 
 and nothing of the list to any other standing; a stream ticket is the same 401 whatever was
 wrong with it. The activity of a move across the list's boundary (the owner's task moved in
 from a private list or from under a private parent, or out to one) names to each standing only
-the rows it may read now: any other id is null (issue 61, item 2)."""
+the rows it may read now: any other id is null (issue 61, item 2); a move in from another
+shared list names as assignees only the users it may know now, the owner and members of a
+list it may read (review F2)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from tests.mcp.test_isolation import REF as ISOLATION_REF
 from tests.mcp.test_isolation import TASK as ISOLATION_TASK
 from tests.mcp.test_isolation import extra_arguments
 from tests.sharing.conftest import SharedList
-from tests.sharing.helpers import drain_feed, get, make_list, make_task
+from tests.sharing.helpers import add_member, drain_feed, get, make_list, make_task
 from tests.sharing.references import (
     FEEDS,
     ROUTES,
@@ -319,9 +321,10 @@ def _boundary(client: TestClient, shared: SharedList) -> Boundary:
 
 
 # Each move across L's boundary by its owner: the task moved (made where it starts), the
-# request, and the move's `[old, new]` of `list_id` and `parent_id`, as the owner reads them
-# (names: "L", "P", "T", "PT", "PP", the task itself "X"; None: no list, top level). None for
-# the expected pairs: the move leaves L, so no member sees its entry.
+# request, and the move's `[old, new]` of `list_id` and `parent_id` (and `assignees`), as the
+# owner reads them (names: "L", "P", "T", "PT", "PP", the task itself "X"; "O" another list
+# of the owner's shared with carol, "A" the owner, "C" carol; None: no list, top level). None
+# for the expected pairs: the move leaves L, so no member sees its entry.
 MOVE_ROUTES = ("PATCH", "POST /move")
 BOUNDARY_MOVES: dict[str, tuple[dict[str, str], dict[str, str | None], dict[str, Any] | None]] = {
     # made with,             moved with,                         [old, new] of list, parent
@@ -350,25 +353,47 @@ BOUNDARY_MOVES: dict[str, tuple[dict[str, str], dict[str, str | None], dict[str,
         {"list_id": "P"},
         None,
     ),
+    "from another shared list with assignees": (
+        {"list_id": "O", "assignees": ["A", "C"]},
+        {"list_id": "L"},
+        {"list_id": ["O", "L"], "assignees": [["A", "C"], ["A"]]},
+    ),
 }
+# The fields whose values are arrays of user ids: a member reads only those it may know.
+USER_FIELDS = ("assignees",)
 
 
 def _moved(
-    client: TestClient, shared: SharedList, rows: Boundary, move: str, route: str
+    client: TestClient,
+    shared: SharedList,
+    rows: Boundary,
+    move: str,
+    route: str,
+    carol: Callable[[], Account],
+    db_engine: Engine,
 ) -> tuple[int, dict[str, Any]]:
     """The owner makes a task where `move` starts and moves it across; its id, and every id
     by its name."""
+    owner = shared.owner
     ids: dict[str, Any] = {
         "L": shared.list_id,
         "T": shared.task_id,
         "P": rows.private_list,
         "PT": rows.private_task,
         "PP": rows.personal_task,
+        "A": owner.id,
         None: None,
     }
     made_with, moved_with, _ = BOUNDARY_MOVES[move]
-    owner = shared.owner
-    task_id = make_task(client, owner, "X", **{k: ids[v] for k, v in made_with.items()})
+    if "O" in made_with.values():  # another list of the owner's, shared with carol only
+        ids["O"] = make_list(client, owner, "Other")
+        ids["C"] = carol().id
+        add_member(db_engine, owner, ids["O"], carol(), "viewer")
+
+    def named(value: Any) -> Any:
+        return [ids[name] for name in value] if isinstance(value, list) else ids[value]
+
+    task_id = make_task(client, owner, "X", **{k: named(v) for k, v in made_with.items()})
     body = {k: ids[v] for k, v in moved_with.items()}
     if route == "PATCH":
         answer = client.patch(f"/api/tasks/{task_id}", json=body, headers=owner.headers)
@@ -397,13 +422,21 @@ def test_the_activity_of_a_move_across_the_boundary_names_only_readable_rows(
     bob: Account,
     grant: Grant,
     db_engine: Engine,
+    register: Callable[..., Account],
     move: str,
     route: str,
     standing: str,
 ) -> None:
     rows = _boundary(client, shared_list)
     caller = take(client, shared_list, bob, grant, db_engine, standing)
-    task_id, ids = _moved(client, shared_list, rows, move, route)
+    carol: list[Account] = []
+
+    def carol_once() -> Account:
+        if not carol:
+            carol.append(register("carol@example.com"))
+        return carol[0]
+
+    task_id, ids = _moved(client, shared_list, rows, move, route, carol_once, db_engine)
     recorded = BOUNDARY_MOVES[move][2]
     everywhere = get(client, caller, "/api/activity", limit=100)["data"]
     listed = client.get(
@@ -419,11 +452,15 @@ def test_the_activity_of_a_move_across_the_boundary_names_only_readable_rows(
         assert _move_entries(in_list, task_id) == []
         assert bool(_move_entries(everywhere, task_id)) is (standing == "owner")
         return
-    # What a member reads of the owner's rows: L and its tasks, no list, no parent.
+    # What a member reads of the owner's rows: L and its tasks, no list, no parent; of its
+    # users: the owner and L's members (itself), never carol (a member of O alone).
     readable = {None, ids["L"], ids["T"]}
+    known = {ids["A"], bob.id}
     owner = standing == "owner"
     expected = {
-        field: [ids[name] if owner or ids[name] in readable else None for name in pair]
+        field: [[ids[name] for name in side if owner or ids[name] in known] for side in pair]
+        if field in USER_FIELDS
+        else [ids[name] if owner or ids[name] in readable else None for name in pair]
         for field, pair in recorded.items()
     }
     for items in (everywhere, in_list):
@@ -436,3 +473,6 @@ def test_the_activity_of_a_move_across_the_boundary_names_only_readable_rows(
             for field in ("list_id", "parent_id"):
                 for value in (item["changes"] or {}).get(field, []):
                     assert value in readable, (item, field)
+            for field in USER_FIELDS:
+                for side in (item["changes"] or {}).get(field, []):
+                    assert set(side) <= known, (item, field)
