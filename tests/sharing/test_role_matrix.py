@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.mcp.tools import TOOLS as MCP_TOOLS
+from backend.models.task_children import CHILDREN, TaskChild
 from backend.services.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
@@ -55,16 +56,24 @@ def _path(template: str, list_id: int, task_id: int, **more: Any) -> str:
     return template.format(list_id=list_id, task_id=task_id, **more)
 
 
-def _comment(client: TestClient, shared: SharedList, caller: Account, standing: str) -> int:
-    """A comment on the list's task for a route by comment id: the caller's own when it may
-    comment (a route's least role is for one's own comment), else the owner's."""
-    author = caller if standing in ROLES and allows(standing, Action.COMMENT_ADD) else shared.owner
+def _child_row(
+    client: TestClient, shared: SharedList, caller: Account, standing: str, child: TaskChild
+) -> int:
+    """A row of a task's child (backend/models/task_children.py) on the list's task, for a
+    route by its id: the caller's own when the child has an author and the caller may write it
+    (a route's least role is for one's own row), else the owner's."""
+    own = child.author and standing in ROLES and allows(standing, child.action(writes=True))
+    author = caller if own else shared.owner
     made = client.post(
-        f"/api/tasks/{shared.task_id}/comments", json={"body": "A"}, headers=author.headers
+        f"/api/tasks/{shared.task_id}/{child.path}", json=dict(child.sample), headers=author.headers
     )
     assert made.status_code == 201, made.text
-    comment_id: int = made.json()["data"]["id"]
-    return comment_id
+    row_id: int = made.json()["data"]["id"]
+    return row_id
+
+
+# A task's child's row id in a path -> its declaration.
+CHILD_IDS = {f"{'_'.join(c.noun.split())}_id": c for c in CHILDREN if c.path}
 
 
 def _entry(client: TestClient, shared: SharedList, caller: Account, standing: str) -> int:
@@ -136,8 +145,9 @@ def test_the_answer_follows_the_declared_role(
     more = _named(client, shared_list, route, register, grant)
     body = body and {**body, **dict.fromkeys(names_a_member(route), more.get("user_id"))}
     caller = take(client, shared_list, bob, grant, db_engine, standing)
-    if "{comment_id}" in template:
-        more["comment_id"] = _comment(client, shared_list, caller, standing)
+    for name, child in CHILD_IDS.items():
+        if f"{{{name}}}" in template:
+            more[name] = _child_row(client, shared_list, caller, standing, child)
     if "{event_id}" in template:
         more["event_id"] = _entry(client, shared_list, caller, standing)
     path = _path(template, shared_list.list_id, shared_list.task_id, **more)
