@@ -236,16 +236,18 @@ class Settings(BaseSettings):
     change_retention_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
     # The live change stream (GET /api/changes/stream, specs/events.md "The live stream"):
     # a heartbeat comment this often, which also re-checks the caller's token and account
-    # (expired, revoked, deleted: the stream ends) and reads the feed (a missed wake-up).
+    # (expired, revoked, deleted: the stream ends) and reads the feed (a missed wake-up), in
+    # the reader's next read.
     stream_heartbeat_seconds: float = Field(default=15.0, ge=0.05, le=300)
     # How often each worker's one reader polls the feed's head to wake its streams.
     stream_poll_ms: int = Field(default=100, ge=10, le=10_000)
     # Open streams per user (per worker; past it 429) and per worker (past it 503).
     stream_max_per_user: int = Field(default=10, ge=1, le=1000)
     stream_max_per_worker: int = Field(default=2000, ge=1, le=100_000)
-    # Feed reads for woken streams at once, each off the event loop with a pooled connection.
-    # A read mostly waits (for PostgreSQL, for a core): 8 keeps 1,000 streams' reads from
-    # queueing, and leaves most of the default pool to requests (specs/benchmark.md, issue 51).
+    # Streams' own reads at once (where a stream starts: its position, or its catch-up after
+    # Last-Event-ID), each off the event loop with a pooled connection; every read after it is
+    # the reader's, one statement for every woken stream (issue 64). 8 keeps a reconnecting
+    # crowd's reads from queueing and leaves most of the default pool to requests.
     stream_read_concurrency: int = Field(default=8, ge=1, le=64)
     # A client that has not taken an event this long is disconnected (its buffer is the
     # socket's, never the server's memory).

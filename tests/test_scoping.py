@@ -5,6 +5,7 @@ suite means something. Statements are given as the sender compiles them (pyforma
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -139,6 +140,95 @@ def test_scoped_statements_pass(statement: str) -> None:
 )
 def test_unscoped_statements_are_reported(statement: str) -> None:
     assert problem(statement) is not None
+
+
+# Many callers (issue 64, `scope.each_caller`): `callers.owner` is a caller only in a SELECT
+# whose own FROM holds `unnest(<bound arrays>) AS callers(owner, ...)`, the one `callers`.
+_UNNEST = "unnest(CAST(%(callers_owner)s AS TEXT[]), CAST(%(callers_after)s AS BIGINT[]))"
+_CALLERS = f"{_UNNEST} WITH ORDINALITY AS callers(owner, after, n)"
+_THEIRS = "tasks.user_id = callers.owner"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"SELECT callers.n, t.id FROM {_CALLERS} JOIN LATERAL (SELECT tasks.id FROM tasks "
+        f"WHERE {_THEIRS} AND tasks.id > callers.after) AS t ON true",
+        f"SELECT p.id FROM {_CALLERS}, LATERAL (SELECT m.list_id AS id FROM list_members AS m "
+        "WHERE m.member_id = callers.owner) AS p",
+        # Each level checked as for one caller: the membership's array too.
+        f"SELECT t.id FROM {_UNNEST} AS callers(owner, after) CROSS JOIN LATERAL (SELECT "
+        "tasks.id FROM tasks WHERE tasks.list_id = ANY(ARRAY(SELECT m.list_id FROM "
+        "list_members AS m WHERE m.member_id = callers.owner))) AS t",
+    ],
+)
+def test_a_statement_for_many_callers_binding_each_passes(statement: str) -> None:
+    assert problem(statement) is None
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # `callers` from a table, a subquery, a CTE, or an unnest of what is not bound.
+        f"SELECT t.id FROM users AS callers(owner) JOIN LATERAL (SELECT tasks.id FROM tasks "
+        f"WHERE {_THEIRS}) AS t ON true",
+        f"SELECT t.id FROM (SELECT users.id AS owner FROM users) AS callers JOIN LATERAL "
+        f"(SELECT tasks.id FROM tasks WHERE {_THEIRS}) AS t ON true",
+        f"WITH callers AS (SELECT users.id AS owner FROM users) SELECT t.id FROM callers "
+        f"JOIN LATERAL (SELECT tasks.id FROM tasks WHERE {_THEIRS}) AS t ON true",
+        "SELECT t.id FROM unnest(ARRAY(SELECT users.id FROM users)) AS callers(owner) "
+        f"JOIN LATERAL (SELECT tasks.id FROM tasks WHERE {_THEIRS}) AS t ON true",
+        "SELECT t.id FROM unnest(ARRAY['mallory']) AS callers(owner) "
+        f"JOIN LATERAL (SELECT tasks.id FROM tasks WHERE {_THEIRS}) AS t ON true",
+        "SELECT t.id FROM unnest(%(owner)s) AS callers(owner) "
+        f"JOIN LATERAL (SELECT tasks.id FROM tasks WHERE {_THEIRS}) AS t ON true",
+        "SELECT t.id FROM generate_series(1, 2) AS callers(owner) "
+        f"JOIN LATERAL (SELECT tasks.id FROM tasks WHERE {_THEIRS}) AS t ON true",
+        # Its first column not `owner`; another column, an unqualified `owner`.
+        f"SELECT t.id FROM {_UNNEST} AS callers(after, owner) JOIN LATERAL (SELECT tasks.id "
+        f"FROM tasks WHERE {_THEIRS}) AS t ON true",
+        f"SELECT t.id FROM {_CALLERS} JOIN LATERAL (SELECT tasks.id FROM tasks "
+        "WHERE tasks.user_id = callers.after) AS t ON true",
+        f"SELECT t.id FROM {_CALLERS} JOIN LATERAL (SELECT tasks.id FROM tasks "
+        "WHERE tasks.user_id = owner) AS t ON true",
+        # A second `callers` anywhere: shadowed, nothing is granted.
+        f"SELECT t.id FROM {_CALLERS} JOIN LATERAL (SELECT tasks.id FROM tasks, "
+        f"users AS callers WHERE {_THEIRS}) AS t ON true",
+        f"SELECT t.id FROM {_CALLERS} JOIN LATERAL (SELECT tasks.id FROM tasks JOIN "
+        f"(SELECT users.id AS owner FROM users) AS callers ON true WHERE {_THEIRS}) AS t ON true",
+        # `callers` not in the statement's own FROM, but a subquery's.
+        f"SELECT t.id FROM (SELECT callers.owner FROM {_CALLERS}) AS c JOIN LATERAL (SELECT "
+        "tasks.id FROM tasks WHERE tasks.user_id = c.owner) AS t ON true",
+        # Writes never: an UPDATE, a DELETE, an INSERT for many callers.
+        f"UPDATE tasks SET title = 'x' FROM {_CALLERS} WHERE {_THEIRS}",
+        f"DELETE FROM tasks USING {_CALLERS} WHERE {_THEIRS}",
+        f"INSERT INTO tasks (user_id, title) SELECT callers.owner, 'x' FROM {_CALLERS}",
+        # Beside it, a table read without any caller.
+        f"SELECT t.id FROM {_CALLERS} JOIN LATERAL (SELECT tasks.id FROM tasks) AS t ON true",
+    ],
+)
+def test_no_other_statement_gets_the_many_callers_allowance(statement: str) -> None:
+    assert problem(statement) is not None
+
+
+def test_the_feeds_page_for_many_callers_is_the_one_callers_checked() -> None:
+    """The live reader's statement passes the check as compiled, and is the feed's page:
+    with `callers.owner` read back as `:owner` and `callers.after` as `:after`, its
+    lateral page is the one caller's page's SQL, character for character."""
+    from sqlalchemy.dialects import postgresql
+
+    from backend.services import changes
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    assert unscoped(changes._PAGES) is None
+    assert unscoped(changes._PAGE) is None
+    many = str(changes._EACH.page.element.compile(dialect=dialect))
+    one = str(changes._PAGE.compile(dialect=dialect))
+    # The one caller's binds carry the casts of their comparisons; the row's columns are typed.
+    untyped = lambda sql: re.sub(r"%\((owner|after)\)s(::\w+)?", r"%(\1)s", sql)
+    read_back = many.replace("callers.owner", "%(owner)s").replace("callers.after", "%(after)s")
+    assert "callers.owner" in many
+    assert untyped(read_back) == untyped(one)
 
 
 def test_a_change_of_owner_passes_only_where_it_is_allowed() -> None:
@@ -397,6 +487,8 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.events.outbox", "failed"): "the outbox worker: marks what it failed",
     ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",
     ("backend.services.changes", "prune"): "the prune command and the worker: every user's",
+    ("backend.db.sender", "read_for_callers"): "the sender: compiles and checks (`_compiled`) "
+    "the live reader's message, each caller bound (`scope.each_caller`)",
     ("backend.services.live", "feed_head"): "the live streams' reader: every user's newest id",
     ("backend.services.live", "moved_since"): "the live streams' reader: whose feeds moved",
     ("backend.services.stream_tickets", "use"): "a stream ticket names its user: used (deleted) "

@@ -1,10 +1,10 @@
 """One live change stream's response (issue 51; specs/events.md, "The live stream"): the
 Server-Sent Events of the caller's change feed, over ASGI.
 
-What a stream reads, and the worker's one reader that wakes it, are the service's
-(`backend/services/live.py`, `LiveFeeds`); this module only waits for a wake-up, the
-heartbeat, the client's leaving or the server's shutdown, and writes the events to the socket
-(never buffered here: a client that stops reading is disconnected).
+What a stream reads, and the worker's one reader that reads it for every woken stream at once,
+are the service's (`backend/services/live.py`, `LiveFeeds`); this module only waits for the
+reader's pages, the heartbeat, the client's leaving or the server's shutdown, and writes the
+events to the socket (never buffered here: a client that stops reading is disconnected).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from backend.api import CONNECTION
 from backend.api.pagination import encode_changes_cursor
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.errors import AppError, Unauthorized
 from backend.models.change import TaskChange
 from backend.services.changes import ChangePage
 from backend.services.live import RETRY_MS, Listener, LiveFeeds
@@ -96,46 +95,44 @@ class ChangeStream(Response):
                 ],
             }
         )
+        listener = self._listener
         first = self._first
-        position = first if isinstance(first, int) else first.next
         chunk = format_sse_event(retry=RETRY_MS)
-        more = False
         if not isinstance(first, int):
             chunk += self._events(first.changes)
-            more = first.has_more
+        # The reader reads on from here (at once if the first page was full).
+        listener.started(first)
         if not await emit(chunk):
             return
         gone = asyncio.get_running_loop().create_task(_disconnected(receive))
         closing: asyncio.Event = connection.closing if connection is not None else asyncio.Event()
         ends = time.monotonic() + settings.stream_max_seconds
-        wake = self._listener.wake
+        wake = listener.wake
         # The first heartbeat at a random point of the second half of the period: streams
-        # opened together (a reconnecting crowd, the benchmark) do not read all at once.
+        # opened together (a reconnecting crowd, the benchmark) do not beat all at once.
         heartbeat = settings.stream_heartbeat_seconds * random.uniform(0.5, 1.0)  # noqa: S311
         try:
             while True:
-                beat = False
-                if not more:
-                    left = min(heartbeat, ends - time.monotonic())
+                left = min(heartbeat, ends - time.monotonic())
+                beat = not await _first_of(wake, closing, gone, left)
+                if beat:
                     heartbeat = settings.stream_heartbeat_seconds
-                    beat = not await _first_of(wake, closing, gone, left)
                 if gone.done() or closing.is_set() or time.monotonic() >= ends:
                     break
                 expires = self._claims.expires_at
                 if expires is not None and expires <= time.time():
                     break  # the token expired: the client signs in again
                 wake.clear()
-                try:
-                    page = await self._live.page(
-                        self._claims, position, heartbeat=wake if beat else None
-                    )
-                except Unauthorized:
-                    break  # revoked or deleted: the reconnect is refused (401)
-                except AppError:
-                    break  # the database away (503): the client reconnects elsewhere
-                position, more = page.next, page.has_more
-                chunk = self._events(page.changes)
+                chunk = b"".join(self._events(page.changes) for page in listener.take())
+                if listener.ended is not None:
+                    # Revoked or deleted (the reconnect is refused: 401), pruned past its
+                    # position (410), the database away (503): the client reconnects.
+                    if chunk:
+                        await emit(chunk)
+                    break
                 if beat:
+                    # The next poll checks the account and reads the feed for this stream.
+                    listener.check()
                     chunk += _HEARTBEAT
                 if chunk and not await emit(chunk):
                     return

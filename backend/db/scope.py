@@ -29,19 +29,23 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
+    column,
     func,
     literal,
     literal_column,
     or_,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql import sqltypes
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import sqltypes, visitors
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import Alias
 
 # The bound parameter every scoped statement carries, the caller's id (the check's too).
+from backend.db.scope_check import CALLERS
 from backend.db.scope_check import OWNER as OWNER
 from backend.db.sender import Rows, Sender
 
@@ -147,6 +151,51 @@ def spaces_locked(space: Any) -> Any:
         else postgresql.array([bindparam(OWNER), space])
     )
     return select(func.task_api_lock_spaces(spaces))
+
+
+@dataclass(frozen=True)
+class EachCaller:
+    """A statement built for one caller, for many at once (`each_caller`): `callers`, their
+    range (`owner`, the values, `n`: each caller's place in the arrays), and `page`, the
+    statement LATERAL to it, to select from `callers.join(page, true())`."""
+
+    callers: Any
+    page: Any
+
+    def joined(self) -> Any:
+        return self.callers.join(self.page, true())
+
+
+def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -> EachCaller:
+    """`statement`, built for one caller (`:owner`), for many callers in one statement (issue
+    64: the live streams' reader): the range `callers` is `unnest` of bound arrays, the callers'
+    ids (`callers_owner`) and one per name of `values` (its SQL type: a value each caller has
+    its own of, `callers_<name>`), `WITH ORDINALITY` (`n`); `statement` is LATERAL to it, with
+    `:owner` and each of those values read from the caller's row (`callers.owner`, ...). The
+    statement is the same construction as the one-caller one: the same predicates, with the
+    caller taken from a row. The scope check accepts `callers.owner` as the caller in this
+    shape only (scope_check.py, "Many callers"): every caller is a bound value."""
+    arrays: list[Any] = [cast(bindparam(f"{CALLERS}_{OWNER}"), ARRAY(Text))]
+    columns: list[Any] = [column(OWNER, Text)]
+    for key, type_ in values.items():
+        arrays.append(cast(bindparam(f"{CALLERS}_{key}"), ARRAY(type_)))
+        columns.append(column(key, type_))
+    callers = (
+        func.unnest(*arrays)
+        .table_valued(*columns, with_ordinality="n")
+        .render_derived(name=CALLERS)
+    )
+    # Read from the caller's row: a column by its text, so no FROM is added for it.
+    read = {key: literal_column(f"{CALLERS}.{key}", type_) for key, type_ in values.items()}
+    read[OWNER] = literal_column(f"{CALLERS}.{OWNER}", Text)
+
+    def replace(element: Any, **_: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in read:
+            return read[element.key]
+        return None
+
+    page: Any = visitors.replacement_traverse(statement, {}, replace)
+    return EachCaller(callers, page.lateral(name))
 
 
 def _table_of(selectable: Any) -> Table | None:

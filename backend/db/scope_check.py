@@ -46,6 +46,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
@@ -56,6 +57,8 @@ from sqlalchemy.dialects import postgresql
 
 # The bound parameter every scoped statement carries: the caller's id.
 OWNER = "owner"
+# The range of a statement for many callers (`scope.each_caller`): `callers.owner` is a caller.
+CALLERS = "callers"
 # The parameter number the caller's placeholder is parsed as (`_parseable`).
 _CALLER = 1
 
@@ -131,10 +134,82 @@ def problem(sql: str, owner_change: bool = False) -> str | None:
     except ParseError as error:
         return f"not parsed ({error})"
     for raw in statements:
-        found = _walk(raw.stmt, owner_change)
+        many = _MANY.set(_each_caller(raw.stmt))
+        try:
+            found = _walk(raw.stmt, owner_change)
+        finally:
+            _MANY.reset(many)
         if found is not None:
             return found
     return None
+
+
+# Whether the statement being walked is one for many callers (`_each_caller`).
+_MANY: ContextVar[bool] = ContextVar("many_callers", default=False)
+
+
+def _each_caller(statement: Any) -> bool:
+    """Whether `statement` is a SELECT for many callers: its own FROM holds the one range named
+    `callers` in the whole statement, `unnest` of bound parameters only, its first column
+    `owner` (`scope.each_caller`)."""
+    if not isinstance(statement, ast.SelectStmt):
+        return False
+    named = [node for node in _nodes(statement) if _names_callers(node)]
+    own: list[Any] = []
+    _top_ranges(statement.fromClause, own)
+    if len(named) != 1 or named[0] not in own:
+        return False
+    found = named[0]
+    if not isinstance(found, ast.RangeFunction) or found.is_rowsfrom:
+        return False
+    functions = found.functions or ()
+    if len(functions) != 1:
+        return False
+    call = functions[0][0]
+    if not isinstance(call, ast.FuncCall) or [
+        getattr(n, "sval", None) for n in call.funcname or ()
+    ] not in (["unnest"], ["pg_catalog", "unnest"]):
+        return False
+    arguments = [_uncast(argument) for argument in call.args or ()]
+    if not arguments or not all(
+        isinstance(argument, ast.ParamRef) and argument.number != _CALLER for argument in arguments
+    ):
+        return False
+    columns = [getattr(c, "sval", None) for c in getattr(found.alias, "colnames", None) or ()]
+    return bool(columns) and columns[0] == OWNER
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    """`node` and every node under it (each item of a list too)."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _nodes(item)
+    elif isinstance(node, ast.Node):
+        yield node
+        for name in getattr(node, "__slots__", ()):
+            yield from _nodes(getattr(node, name, None))
+
+
+def _names_callers(node: Any) -> bool:
+    """Whether `node` brings a name `callers` into a query: a table or its alias, a subquery,
+    a function in FROM, a JOIN's alias, a CTE."""
+    if isinstance(node, ast.CommonTableExpr):
+        return bool(node.ctename == CALLERS)
+    if isinstance(node, ast.RangeVar) and node.relname == CALLERS:
+        return True
+    if isinstance(node, ast.RangeVar | ast.RangeSubselect | ast.RangeFunction | ast.JoinExpr):
+        alias = node.alias
+        return alias is not None and alias.aliasname == CALLERS
+    return False
+
+
+def _top_ranges(items: Any, found: list[Any]) -> None:
+    """The ranges of a FROM list at its own level, through its JOINs."""
+    for item in items or ():
+        if isinstance(item, ast.JoinExpr):
+            _top_ranges((item.larg, item.rarg), found)
+        else:
+            found.append(item)
 
 
 # The function that runs a bulk operation's steps, each given as its statement's text.
@@ -236,9 +311,12 @@ def _uncast(node: Any) -> Any:
 
 
 def _is_owner(node: Any) -> bool:
-    """Whether `node` is the caller's placeholder, possibly cast (`%(owner)s::VARCHAR`)."""
+    """Whether `node` is the caller's placeholder, possibly cast (`%(owner)s::VARCHAR`), or in
+    a statement for many callers the caller's column (`callers.owner`)."""
     node = _uncast(node)
-    return isinstance(node, ast.ParamRef) and node.number == _CALLER
+    if isinstance(node, ast.ParamRef):
+        return bool(node.number == _CALLER)
+    return _MANY.get() and _column(node) == (CALLERS, OWNER)
 
 
 def _column(node: Any) -> tuple[str, ...] | None:

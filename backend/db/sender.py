@@ -374,6 +374,36 @@ class Sender:
         return Rows(IteratorResult(SimpleResultMetaData(columns), iter(rows)).all())  # type: ignore[arg-type]
 
 
+def read_for_callers(
+    conn: Connection,
+    locals_: str,
+    statement: Any,
+    values: Mapping[str, Any],
+    *,
+    ahead: tuple[Any, Mapping[str, Any]] | None = None,
+) -> Rows:
+    """One message on a connection of no request, autocommitted (the live streams' reader,
+    issue 64): the transaction's settings, `ahead` (rows nobody reads: the feed's hold), then
+    `statement`, one implicit transaction. Each is compiled and scope-checked as a request's
+    (`_compiled`); a statement for many callers binds every caller (`scope.each_caller`).
+    Its rows decoded as `_send` decodes a request's."""
+    head, params = locals_, dict[str, Any]()
+    if ahead is not None:
+        sql, params = render(conn, ahead[0], ahead[1], "a_")
+        head += sql + "; "
+    compiled, own = _compiled(conn.dialect, statement, values)
+    params.update(own)
+    result = conn.exec_driver_sql(head + compiled.sql, params)
+    rows: list[Any] = list(result.all())
+    processors = compiled.processors
+    if processors:
+        rows = [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row))  # noqa: B905
+            for row in rows
+        ]
+    return Rows(IteratorResult(SimpleResultMetaData(list(result.keys())), iter(rows)).all())  # type: ignore[arg-type]
+
+
 def _ignore(_outcome: Outcome) -> None:
     return None
 

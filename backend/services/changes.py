@@ -22,6 +22,7 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     Engine,
     Integer,
     and_,
@@ -37,9 +38,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import OWNER, Scoped, if_member, owned
+from backend.db.scope import OWNER, Scoped, each_caller, if_member, owned
+from backend.db.sender import read_for_callers
 from backend.errors import CursorExpired
-from backend.models import TaskEvent, TaskEventsPruned, TaskMemberReminder
+from backend.models import TaskEvent, TaskEventsPruned, TaskMemberReminder, User
 from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
 from backend.services.access import Action, may_shared
 
@@ -112,12 +114,14 @@ _CHANGES = or_(_OWN, _SHARED)
 # of every user's events (the plan the planner picks for a plain `id`, unable to tell the
 # memberships' arrays are short; 54 ms at 73k events in the benchmark's database).
 _UNORDERED = _E.id + 0
-# Where a page may go: below any change in flight in a busy space (`HOLD` sent ahead of the
-# page, in its message: otherwise no bound). Evaluated in the page's snapshot.
-_HORIZON = func.task_events_horizon(type_=BigInteger)
+# Where a page may go: below any change in flight in a busy space of the caller's (`HOLD` sent
+# ahead of the page, in its message: otherwise no bound). Evaluated in the page's snapshot.
+_HORIZON = func.task_events_horizon(bindparam(OWNER), type_=BigInteger)
 # Sent ahead of a feed page: the caller's spaces' change locks tried, the busy ones kept for
-# `_HORIZON` (migration 0030). A listing sends none (its `changes_cursor`, `latest_position`).
+# `_HORIZON` (migrations 0030, 0055). A listing sends none (its `changes_cursor`,
+# `latest_position`). `HOLD_MANY`: the same for every space of many callers (`pages`).
 HOLD = text("SELECT task_events_hold(:owner)")
+HOLD_MANY = text("SELECT task_events_hold_many(CAST(:callers_owner AS TEXT[]))")
 _PRUNED = owned(select(_P.through_id), _P.user_id)
 # One statement, one snapshot: how far pruning went (0 before any), and the page after
 # `after` (NULL: from where pruning left off), outer-joined so an empty page still has a row.
@@ -162,6 +166,85 @@ def latest_position() -> ColumnElement[int]:
 
 _HEAD = select(latest_position().label("position"))
 
+# The page for many callers at once (issue 64: the live streams' reader, one statement per
+# poll for every woken stream): `_PAGE` itself, each caller's `owner` and `after` read from
+# its row of `callers` (`each_caller`: the same construction, the same access relation and
+# tombstones), with the caller's account beside it (gone, or its tokens revoked: the
+# stream ends, as the door's entry would refuse it).
+_EACH = each_caller(_PAGE, {"after": BigInteger}, "pages")
+_USERS = User.__table__  # type: ignore[attr-defined]
+_U = _USERS.c
+_PAGES = (
+    select(
+        _EACH.callers.c.n.label("caller"),
+        _U.id.label("account"),
+        _U.token_version.label("account_version"),
+        *_EACH.page.c,
+    )
+    .select_from(_EACH.joined().outerjoin(_USERS, _U.id == _EACH.callers.c.owner))
+    .order_by(_EACH.callers.c.n, _EACH.page.c.id)
+)
+
+
+@dataclass(frozen=True)
+class CallerPage:
+    """One caller's share of `pages`: its page (None: changes after its position were pruned,
+    the feed's 410), and its account's token version (None: the account is gone)."""
+
+    page: ChangePage | None
+    account_version: int | None
+    account: bool
+
+
+def pages(
+    conn: Connection, locals_: str, positions: Sequence[tuple[str, int]], limit: int
+) -> list[CallerPage]:
+    """Up to `limit` changes after each (caller, position) of `positions`, each caller's page
+    as `ChangeFeed.page` reads it, in one message: the hold of every caller's spaces, then one
+    statement (`read_for_callers`, on a connection of no request, autocommitted)."""
+    owners = [owner for owner, _ in positions]
+    rows = read_for_callers(
+        conn,
+        locals_,
+        _PAGES,
+        {
+            "callers_owner": owners,
+            "callers_after": [after for _, after in positions],
+            "limit": limit + 1,
+        },
+        ahead=(HOLD_MANY, {"callers_owner": owners}),
+    )
+    grouped: list[list[Any]] = [[] for _ in positions]
+    for row in rows:
+        grouped[int(row.caller) - 1].append(row)
+    answers = []
+    for (_, after), group in zip(positions, grouped, strict=True):
+        try:
+            page: ChangePage | None = _paged(group, after, limit)
+        except CursorExpired:
+            page = None
+        first = group[0]
+        answers.append(CallerPage(page, first.account_version, first.account is not None))
+    return answers
+
+
+def _paged(rows: Sequence[Any], after: int | None, limit: int) -> ChangePage:
+    """A page from `_PAGE`'s rows (one at least: the pruning's, with no change when there is
+    none). Raises `CursorExpired` when changes after `after` have been pruned."""
+    through = int(rows[0].through)
+    # Read in the page's snapshot: a prune that removed part of it is seen.
+    if after is not None and through > after:
+        raise CursorExpired()
+    # What pruning left is where the feed starts.
+    start = through if after is None else after
+    found = [row for row in rows if row.id is not None]
+    changes = cast(Sequence[ChangeRow], found[:limit])
+    return ChangePage(
+        changes=changes,
+        next=changes[-1].id if changes else start,
+        has_more=len(found) > limit,
+    )
+
 
 class ChangeFeed(Scoped):
     def head(self) -> int:
@@ -172,20 +255,7 @@ class ChangeFeed(Scoped):
         """Up to `limit` changes after position `after` (from the oldest retained without
         one). Raises `CursorExpired` when changes after `after` have been pruned."""
         self._ahead(HOLD)
-        rows = self._read(_PAGE, after=after, limit=limit + 1).all()
-        through = int(rows[0].through)
-        # Read in the page's snapshot: a prune that removed part of it is seen.
-        if after is not None and through > after:
-            raise CursorExpired()
-        # What pruning left is where the feed starts.
-        start = through if after is None else after
-        rows = [row for row in rows if row.id is not None]
-        changes = cast(Sequence[ChangeRow], rows[:limit])
-        return ChangePage(
-            changes=changes,
-            next=changes[-1].id if changes else start,
-            has_more=len(rows) > limit,
-        )
+        return _paged(self._read(_PAGE, after=after, limit=limit + 1), after, limit)
 
 
 # One statement: the deletion and the record of how far it went commit together.

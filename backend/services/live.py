@@ -1,14 +1,16 @@
-"""The live change streams' service (issue 51; specs/events.md, "The live stream"): everything
-a stream reads, and the one reader that wakes them.
+"""The live change streams' service (issues 51, 64; specs/events.md, "The live stream"):
+everything a stream reads, and the one reader that wakes them.
 
 `LiveFeeds` (one per app, `app.state.live`) owns what the streams need of the database: the
-engine, the worker's one reader with its own connection, and the feed reads of each stream.
-The reader runs while a stream is open: every `STREAM_POLL_MS` it reads which users' change
-feeds moved (`_MOVED`: events after a floor, joined to the list's members, never one query
-per stream) and wakes those users' streams. A woken stream reads its caller's feed page
-(`page`) through the door's own `UnitOfWork` and `ChangeFeed.page`, off the event loop and at
-most `STREAM_READ_CONCURRENCY` at once: what a stream sends is always the feed's answer, so
-who sees what is the feed's rule and nothing here. The ASGI response that sends the events is
+engine and the worker's one reader with its own connection. The reader runs while a stream
+is open: every `STREAM_POLL_MS` it reads which users' change feeds moved (`_MOVED`: events
+after a floor, joined to the list's members, never one query per stream), then, in one
+message, the feed's page of every woken stream (`changes.pages`: the feed's own statement for
+a row of callers, so who sees what is the feed's rule and nothing here), and hands each
+stream its share, in order, with its own position. A stream's heartbeat is a check in the
+next poll's read (its account, a missed wake-up), not a read of its own; a stream reads alone
+only where it starts (`start`: its position, or its catch-up after `Last-Event-ID`), through
+the door's own `UnitOfWork` and `ChangeFeed.page`. The ASGI response that sends the events is
 `backend/api/live.py`'s; an idle stream holds no thread and no connection.
 
 Polling rather than `LISTEN`/`NOTIFY` (specs/events.md, "The live stream"): no trigger or
@@ -25,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, text
@@ -36,7 +38,7 @@ from backend.config import Settings
 from backend.errors import RateLimited, ServiceUnavailable, database_error, database_failure
 from backend.models.task_event import FEED_TYPES
 from backend.services import stream_tickets
-from backend.services.changes import ChangePage
+from backend.services.changes import CallerPage, ChangePage, pages
 from backend.services.registry import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ RETRY_MS = 2000
 # stream's heartbeat read, never lost.
 RESCAN_SECONDS = 2.0
 _MOVED_LIMIT = 5000
+# Feed reads a poll at most: the first, and again for the streams whose page was full.
+_ROUNDS = 4
 
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
 # The primary key's range (the newest rows only), less the ids already seen: one row per new
@@ -93,13 +97,40 @@ def moved_since(conn: Connection, floor: int, seen: Iterable[int], limit: int) -
 
 
 class Listener:
-    """One open stream's place: woken when its user's feed may have moved."""
+    """One open stream's place: the reader reads its feed from `position` when its user's
+    feed may have moved (`due`), queues the pages for the stream (`pages`) and sets `wake`.
+    `ended`: why the reader ended it (its account gone or revoked, its position pruned, the
+    database away); the stream then ends."""
 
-    __slots__ = ("user_id", "wake")
+    __slots__ = ("claims", "due", "ended", "pages", "position", "user_id", "wake")
 
-    def __init__(self, user_id: str) -> None:
-        self.user_id = user_id
+    def __init__(self, claims: TokenClaims) -> None:
+        self.claims = claims
+        self.user_id = claims.subject
         self.wake = asyncio.Event()
+        # Unknown until the stream's start was read: the reader leaves it until then.
+        self.position: int | None = None
+        self.due = False
+        self.pages: deque[ChangePage] = deque()
+        self.ended: str | None = None
+
+    def started(self, first: ChangePage | int) -> None:
+        """Where the stream's start left it: the reader reads on from there (at once when the
+        first page was full)."""
+        if isinstance(first, int):
+            self.position = first
+        else:
+            self.position = first.next
+            self.due = self.due or first.has_more
+
+    def check(self) -> None:
+        """The heartbeat: the next poll reads this stream's feed (its account checked)."""
+        self.due = True
+
+    def take(self) -> list[ChangePage]:
+        pages = list(self.pages)
+        self.pages.clear()
+        return pages
 
 
 class LiveFeeds:
@@ -113,9 +144,9 @@ class LiveFeeds:
         self._open = 0
         self._reader: asyncio.Task[None] | None = None
         self._reads: anyio.CapacityLimiter | None = None
-        self._checks = asyncio.Lock()  # heartbeats' reads: one at a time
         self._conn: Connection | None = None  # the reader's own, while it runs
-        self.polls = 0  # the reader's queries, for tests and the benchmark
+        self.polls = 0  # the reader's wake-up queries, for tests and the benchmark
+        self.reads = 0  # the reader's feed reads (one statement each, every woken stream)
         # The reader's polls failed in a row (0 while it reads): the database away. Logged
         # once when it starts and once, with the count, when it ends (issue 61, item 9).
         self.failed_polls = 0
@@ -126,9 +157,10 @@ class LiveFeeds:
 
     # -- the streams' places ------------------------------------------------------------
 
-    def admit(self, user_id: str) -> Listener:
+    def admit(self, claims: TokenClaims) -> Listener:
         """A place for a new stream, or 429 (the user's bound) / 503 (the worker's)."""
         settings = self._settings
+        user_id = claims.subject
         mine = self._by_user.get(user_id, set())
         if len(mine) >= settings.stream_max_per_user:
             raise RateLimited(
@@ -137,7 +169,7 @@ class LiveFeeds:
             )
         if self._open >= settings.stream_max_per_worker:
             raise ServiceUnavailable("This server holds all the live streams it can; reconnect")
-        listener = Listener(user_id)
+        listener = Listener(claims)
         self._by_user.setdefault(user_id, mine).add(listener)
         self._open += 1
         if self._reader is None or self._reader.done():
@@ -160,46 +192,17 @@ class LiveFeeds:
             self._reader.cancel()  # no stream to wake: no query (its connection goes back)
             self._reader = None
 
-    # -- what a stream reads (each off the event loop, at most STREAM_READ_CONCURRENCY) ---
+    # -- where a stream starts (its own read, off the event loop) -----------------------
 
     async def start(self, claims: TokenClaims, after: int | None) -> ChangePage | int:
         """Where a stream starts: the caller's position now (no cursor), or its first page
-        after `after` (the feed's own errors: 410, 422)."""
+        after `after` (a reconnect's catch-up; the feed's own errors: 410, 422). The door's
+        entry checks the account (revoked, deleted: `Unauthorized`) in the read's message."""
         if after is None:
             return await self._off_loop(lambda: self._work(claims, lambda w: w.changes.head()))
-        return await self.page(claims, after)
-
-    async def page(
-        self, claims: TokenClaims, after: int, *, heartbeat: asyncio.Event | None = None
-    ) -> ChangePage:
-        """The caller's feed after `after`: the door's entry checks the account (revoked,
-        deleted: `Unauthorized`) in the page's own message. A heartbeat's read (`heartbeat`:
-        the stream's wake-up event; a check, nothing known to have moved) waits for its turn,
-        one heartbeat read at a time, so 1,000 streams' heartbeats never hold up an event by
-        more than one read; a wake-up while it waits makes it an ordinary read at once (a
-        stream waiting for its heartbeat's turn still gets its events)."""
-        read = lambda: self._work(claims, lambda work: work.changes.page(after, PAGE))  # noqa: E731
-        if heartbeat is None or not await self._heartbeat_turn(heartbeat):
-            return await self._off_loop(read)
-        try:
-            return await self._off_loop(read)
-        finally:
-            self._checks.release()
-
-    async def _heartbeat_turn(self, wake: asyncio.Event) -> bool:
-        """Whether the heartbeats' turn came (the lock is then held) before a wake-up did."""
-        turn = asyncio.ensure_future(self._checks.acquire())
-        woken = asyncio.ensure_future(wake.wait())
-        try:
-            await asyncio.wait((turn, woken), return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:  # the stream ended while it waited
-            woken.cancel()
-            if not turn.cancel():
-                self._checks.release()
-            raise
-        woken.cancel()
-        # Not done: the wait for the turn is given up. Done (at once or meanwhile): ours.
-        return not turn.cancel()
+        return await self._off_loop(
+            lambda: self._work(claims, lambda work: work.changes.page(after, PAGE))
+        )
 
     async def use_ticket(self, ticket: str) -> TokenClaims | None:
         """The claims a stream ticket was made with, or None; the ticket is used up."""
@@ -221,7 +224,7 @@ class LiveFeeds:
     def _wake(self, users: set[str]) -> None:
         for user in users:
             for listener in self._by_user.get(user, ()):
-                listener.wake.set()
+                listener.due = True
 
     async def _read_heads(self) -> None:
         """The worker's one reader: runs while a stream is open."""
@@ -242,10 +245,11 @@ class LiveFeeds:
         interval = self._settings.stream_poll_ms / 1000
         loop = asyncio.get_running_loop()
         # Started by a stream's opening, which read its own start: the streams opened before
-        # the head is known catch up with one read each.
+        # the head is known catch up in the first read.
         await asyncio.sleep(interval)
         head = await self._poll(None)
         self._wake(set(self._by_user))
+        await self._deliver()
         # Recent heads: the query starts at the one of `RESCAN_SECONDS` ago, less the ids
         # seen since (each wakes its users once).
         heads: deque[tuple[float, int]] = deque([(time.monotonic(), head)])
@@ -261,15 +265,72 @@ class LiveFeeds:
             floor = heads[0][1]
             seen = {i for i in seen if i > floor}
             moved = await self._poll(floor, seen)
-            if moved is None:
-                continue
-            users = {user for event in moved for user in event.users}
-            if len(moved) >= _MOVED_LIMIT:  # far behind: every stream reads its own feed
-                users = set(self._by_user)
-            seen.update(event.id for event in moved)
-            newest = max((event.id for event in moved), default=heads[-1][1])
-            heads.append((now, max(newest, heads[-1][1])))
-            self._wake(users)
+            if moved is not None:
+                users = {user for event in moved for user in event.users}
+                if len(moved) >= _MOVED_LIMIT:  # far behind: every stream reads
+                    users = set(self._by_user)
+                seen.update(event.id for event in moved)
+                newest = max((event.id for event in moved), default=heads[-1][1])
+                heads.append((now, max(newest, heads[-1][1])))
+                self._wake(users)
+            await self._deliver()
+
+    async def _deliver(self) -> None:
+        """Every due stream's feed page in one statement (`changes.pages`), each handed its
+        share; again at once for the streams whose page was full (a catch-up), a few times
+        at most a poll. A stream still sending its last pages waits for the next poll (at most
+        a page queued per stream: a slow client is the socket's, never the server's memory)."""
+        for _ in range(_ROUNDS):
+            due = [
+                listener
+                for mine in self._by_user.values()
+                for listener in mine
+                if listener.due
+                and listener.position is not None
+                and not listener.pages
+                and listener.ended is None
+            ]
+            if not due:
+                return
+            for listener in due:
+                listener.due = False
+            positions = [(listener.user_id, cast(int, listener.position)) for listener in due]
+            try:
+                answers = await anyio.to_thread.run_sync(self._pages, positions)
+            except Exception as exc:  # the database away: these streams end (they reconnect)
+                logger.warning(
+                    "The live streams' reader could not read %d streams' feeds (%s)",
+                    len(due),
+                    database_failure(exc) if database_error(exc) else type(exc).__name__,
+                )
+                await self._drop_conn()
+                for listener in due:
+                    listener.ended = "unavailable"
+                    listener.wake.set()
+                return
+            for listener, answer in zip(due, answers, strict=True):
+                self._hand(listener, answer)
+
+    @staticmethod
+    def _hand(listener: Listener, answer: CallerPage) -> None:
+        claims = listener.claims
+        if not answer.account or (claims.local and answer.account_version != claims.token_version):
+            listener.ended = "account"  # revoked or deleted: the reconnect is refused (401)
+        elif answer.page is None:
+            listener.ended = "expired"  # pruned past its position: the reconnect gets 410
+        else:
+            page = answer.page
+            listener.position = page.next
+            listener.due = listener.due or page.has_more
+            if not page.changes:
+                return
+            listener.pages.append(page)
+        listener.wake.set()
+
+    def _pages(self, positions: list[tuple[str, int]]) -> list[CallerPage]:
+        conn = self._connection()
+        self.reads += 1
+        return pages(conn, self._locals or "", positions, PAGE)
 
     async def _poll(self, floor: int | None, seen: Iterable[int] = ()) -> Any:
         try:
@@ -281,9 +342,7 @@ class LiveFeeds:
                     database_failure(exc) if database_error(exc) else type(exc).__name__,
                 )
             self.failed_polls += 1
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                await anyio.to_thread.run_sync(conn.invalidate)
+            await self._drop_conn()
             return None if floor is not None else 0
         if self.failed_polls:
             logger.warning(
@@ -293,17 +352,27 @@ class LiveFeeds:
             self.failed_polls = 0
         return answer
 
-    def _query(self, floor: int | None, seen: Iterable[int]) -> int | list[Moved]:
-        """One poll on the reader's own connection (autocommitted: one round trip, no
-        transaction held between polls), opened on its first poll."""
+    async def _drop_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await anyio.to_thread.run_sync(conn.invalidate)
+
+    def _connection(self) -> Connection:
+        """The reader's own connection (autocommitted: one round trip, no transaction held
+        between polls), opened on its first poll."""
         if self._conn is None:
             conn = self._engine.connect()
             _autocommit(conn, True)
             self._conn = conn
+        return self._conn
+
+    def _query(self, floor: int | None, seen: Iterable[int]) -> int | list[Moved]:
+        """One poll on the reader's own connection."""
+        conn = self._connection()
         self.polls += 1
         if floor is None:
-            return feed_head(self._conn)
-        return moved_since(self._conn, floor, seen, _MOVED_LIMIT)
+            return feed_head(conn)
+        return moved_since(conn, floor, seen, _MOVED_LIMIT)
 
 
 def _autocommit(conn: Connection, on: bool) -> None:

@@ -193,7 +193,7 @@ async def stream_changes(
         decode_changes_cursor(settings.signing_secret(), claims.subject, given) if given else None
     )
     live: LiveFeeds = request.app.state.live
-    listener = live.admit(claims.subject)
+    listener = live.admit(claims)
     try:
         first = await live.start(claims, after)
     except Unauthorized as refused:
