@@ -12,6 +12,11 @@ changes a second (a create in a random list). Reported, beside the same run with
 - the most lock waits seen in `pg_locks` (sampled every 50 ms), and whether any was the
   commit-time lock a `NOTIFY` takes (an object lock on database 0): the write path must add none.
 
+The streams are held by `--client-processes` processes; `--workers` API processes share the
+port (the kernel splits the streams between them); `--before REF` serves the code of REF (an
+export) to the same client, for a before/after in the same conditions. Per delivered event:
+the worker's and PostgreSQL's CPU while the owners write, less the run's without streams.
+
 The client (this process: the streams, the writers) shares the machine with the server:
 figures are this machine's, loaded as it is. Writes JSON to `--out` and prints a summary.
 """
@@ -270,16 +275,29 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 @contextmanager
 def _api(
-    url: str, secret: str, log_dir: Path, settings: dict[str, str]
+    url: str,
+    secret: str,
+    log_dir: Path,
+    settings: dict[str, str],
+    workers: int = 1,
+    code: Path | None = None,
 ) -> Iterator[servers.Server]:
+    """The API (`workers` processes on one port: the kernel splits the streams between them),
+    from `code` (an export of `--before REF`) or this tree."""
     extra = {
-        "HTTP_MAX_CONNECTIONS": "5000",
-        "STREAM_MAX_PER_WORKER": "5000",
-        "WEB_CONCURRENCY": "1",
+        "HTTP_MAX_CONNECTIONS": "10000",
+        "STREAM_MAX_PER_WORKER": "10000",
+        "WEB_CONCURRENCY": str(workers),
         **settings,
     }
     with servers.start(
-        "api", workers=1, database_url=url, secret=secret, log_dir=log_dir, extra_env=extra
+        "before" if code is not None else "api",
+        workers=workers,
+        database_url=url,
+        secret=secret,
+        log_dir=log_dir,
+        code=code if code is not None else servers.ROOT,
+        extra_env=extra,
     ) as api:
         yield api
 
@@ -323,6 +341,7 @@ def _phase(
     return result, {
         # The machine's 1-minute load average before and after (2 cores, shared).
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "seconds": elapsed,
         "worker_cpu_per_s": (api.cpu_seconds() - cpu) / elapsed,
         "postgres_cpu_per_s": None
         if after is None or pg_cpu is None
@@ -344,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-write-path", action="store_true", help="no runs through the RTT proxy"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="API worker processes (the streams split)"
+    )
+    parser.add_argument(
+        "--before", metavar="REF", help="serve the API's code at REF (an export), same client"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-live.json"))
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a server setting"
@@ -364,7 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_engine(normalize_url(url))
 
     chosen = dict(item.split("=", 1) for item in args.set)
-    with _api(url, secret, log_dir, chosen) as api:
+    code = None
+    if args.before:
+        commit = servers.resolve_ref(args.before)
+        report["code"] = commit
+        code = servers.export_before(commit, log_dir)
+    with _api(url, secret, log_dir, chosen, args.workers, code) as api:
         lists = asyncio.run(_setup(api.url, owners, members))
         with engine.begin() as conn:
             for owner, list_id, group in zip(owner_ids, lists, member_ids, strict=True):
@@ -387,21 +417,34 @@ def main(argv: list[str] | None = None) -> int:
         rss_before = _rss(api)
         tokens = [t for group in members for t in group]
 
-        async def with_streams() -> tuple[tuple[dict[str, float], list[float]], Streams, int]:
+        async def with_streams() -> tuple[
+            tuple[dict[str, float], list[float]], Streams, int, dict[str, Any]
+        ]:
             streams = Streams(api.url, tokens, args.client_processes)
             await streams.open()
             await asyncio.sleep(2)
             rss = _rss(api)
+            cpu, pg_cpu, began = api.cpu_seconds(), pg.cpu_seconds(), time.monotonic()
             answered, probe = await _probing(
                 api.url, _writes(api.url, writers, args.rate, args.seconds, "live")
             )
             # The last events' way: every one awaited (a late one counts in the delays).
-            await asyncio.to_thread(streams.wait_for, len(answered) * args.members, 30)
+            await asyncio.to_thread(streams.wait_for, len(answered) * args.members, 60)
+            elapsed, pg_after = time.monotonic() - began, pg.cpu_seconds()
+            window = {
+                "seconds": elapsed,
+                "worker_cpu_per_s": (api.cpu_seconds() - cpu) / elapsed,
+                "postgres_cpu_per_s": None
+                if pg_after is None or pg_cpu is None
+                else (pg_after - pg_cpu) / elapsed,
+            }
             await asyncio.to_thread(streams.close)
-            return (answered, probe), streams, rss
+            return (answered, probe), streams, rss, window
 
         with Locks(url) as locks:
-            ((answered, probe), streams, rss_with), cost = _phase(api, pg, url, with_streams)
+            ((answered, probe), streams, rss_with, window), cost = _phase(
+                api, pg, url, with_streams
+            )
         delays = [at - answered[t] for t, at in streams.received if t in answered]
         expected = len(answered) * args.members
         report["streams"] = {
@@ -415,6 +458,22 @@ def main(argv: list[str] | None = None) -> int:
             # machine's load alone adds to any round trip through the worker.
             "health_probe": _quantiles(probe),
             "rss_per_stream_kb": (rss_with - rss_before) / max(1, streams.opened) / 1024,
+            # What the streams add, per delivered event: the CPU per second while the owners
+            # wrote and the events came (the streams open), less the run's without streams,
+            # times that window's length, per event.
+            **{
+                f"{name}_ms_per_event": None
+                if window[key] is None or report["no_streams"][key] is None
+                else (window[key] - report["no_streams"][key])
+                * window["seconds"]
+                / max(1, len(delays))
+                * 1000
+                for name, key in (
+                    ("worker", "worker_cpu_per_s"),
+                    ("postgres", "postgres_cpu_per_s"),
+                )
+            },
+            "writing": window,
             "lock_waits_max": locks.most,
             "notify_waits": locks.notify,
         }
@@ -427,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     # The write path at `--rtt-ms` per database round trip, with and without the streams.
     with (
         DbProxy.for_url(url, delay_ms=args.rtt_ms) as proxy,
-        _api(proxy.url(url), secret, log_dir, chosen) as api,
+        _api(proxy.url(url), secret, log_dir, chosen, args.workers, code) as api,
     ):
         write_path: dict[str, Any] = {}
         for label, streaming in (("none", False), ("streams", True)):
