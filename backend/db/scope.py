@@ -192,6 +192,11 @@ def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -
     def replace(element: Any, **_: Any) -> Any:
         if isinstance(element, BindParameter) and element.key in read:
             return read[element.key]
+        if element is MEMBER_PLANNED:
+            # A gate for the planner (`shared`): for a caller known only as the statement runs
+            # it decides nothing, and would cost a call per caller. True keeps the member arm,
+            # whose memberships' arrays decide, as for a member (it only ever removes access).
+            return true()
         return None
 
     page: Any = visitors.replacement_traverse(statement, {}, replace)

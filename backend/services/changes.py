@@ -172,16 +172,16 @@ _HEAD = select(latest_position().label("position"))
 # tombstones), with the caller's account beside it (gone, or its tokens revoked: the
 # stream ends, as the door's entry would refuse it).
 _EACH = each_caller(_PAGE, {"after": BigInteger}, "pages")
-_USERS = User.__table__  # type: ignore[attr-defined]
-_U = _USERS.c
+_U = User.__table__.c  # type: ignore[attr-defined]
+# The caller's account, by its primary key (one lookup per caller, never a scan of users).
+_ACCOUNT = select(_U.token_version).where(_U.id == _EACH.callers.c.owner).scalar_subquery()
 _PAGES = (
     select(
         _EACH.callers.c.n.label("caller"),
-        _U.id.label("account"),
-        _U.token_version.label("account_version"),
+        _ACCOUNT.label("account_version"),
         *_EACH.page.c,
     )
-    .select_from(_EACH.joined().outerjoin(_USERS, _U.id == _EACH.callers.c.owner))
+    .select_from(_EACH.joined())
     .order_by(_EACH.callers.c.n, _EACH.page.c.id)
 )
 
@@ -189,7 +189,7 @@ _PAGES = (
 @dataclass(frozen=True)
 class CallerPage:
     """One caller's share of `pages`: its page (None: changes after its position were pruned,
-    the feed's 410), and its account's token version (None: the account is gone)."""
+    the feed's 410), and its account's token version (None, and not `account`: it is gone)."""
 
     page: ChangePage | None
     account_version: int | None
@@ -224,7 +224,8 @@ def pages(
         except CursorExpired:
             page = None
         first = group[0]
-        answers.append(CallerPage(page, first.account_version, first.account is not None))
+        version = first.account_version
+        answers.append(CallerPage(page, version, version is not None))
     return answers
 
 

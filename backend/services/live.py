@@ -111,7 +111,7 @@ class Listener:
         # Unknown until the stream's start was read: the reader leaves it until then.
         self.position: int | None = None
         self.due = False
-        self.pages: deque[ChangePage] = deque()
+        self.pages: list[ChangePage] = []
         self.ended: str | None = None
 
     def started(self, first: ChangePage | int) -> None:
@@ -128,8 +128,7 @@ class Listener:
         self.due = True
 
     def take(self) -> list[ChangePage]:
-        pages = list(self.pages)
-        self.pages.clear()
+        pages, self.pages = self.pages, []
         return pages
 
 
