@@ -153,6 +153,7 @@ def client(_client: TestClient) -> TestClient:
 # cores) to run while working; `python -m pytest` (and .ci/run) runs both.
 E2E_FOLDERS = {"browser", "cli", "container", "examples", "interop", "reliability", "scripts"}
 E2E_FILES = {
+    "changes/test_live_workers.py",
     "chat/test_api_script.py",
     "chat/test_chatkit_disconnect.py",
     "chat/test_disconnect.py",

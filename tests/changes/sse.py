@@ -75,6 +75,13 @@ class Stream:
             return False
         return True
 
+    def until_end(self, timeout: float) -> list[Event]:
+        """Every event left until the stream ends (fails if it has not within `timeout` s)."""
+        left: list[Event] = []
+        while (item := self._events.get(timeout=timeout)) is not END:
+            left.append(item)
+        return left
+
     def quiet(self, seconds: float) -> bool:
         """No event within `seconds`."""
         try:
