@@ -239,8 +239,9 @@ class Settings(BaseSettings):
     # (expired, revoked, deleted: the stream ends) and reads the feed (a missed wake-up), in
     # the reader's next read.
     stream_heartbeat_seconds: float = Field(default=15.0, ge=0.05, le=300)
-    # How often each worker's one reader polls the feed's head to wake its streams.
-    stream_poll_ms: int = Field(default=100, ge=10, le=10_000)
+    # How often each worker's one reader polls the feed's head to wake its streams (then
+    # reads every woken stream's page in one statement; 50 ms: issue 64, specs/benchmark.md).
+    stream_poll_ms: int = Field(default=50, ge=10, le=10_000)
     # Open streams per user (per worker; past it 429) and per worker (past it 503).
     stream_max_per_user: int = Field(default=10, ge=1, le=1000)
     stream_max_per_worker: int = Field(default=2000, ge=1, le=100_000)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,9 +34,30 @@ logger = logging.getLogger(__name__)
 _HEARTBEAT = format_sse_event(comment="heartbeat")
 
 
-def _event(secret: str, user_id: str, row: Any) -> bytes:
+# The JSON of recent changes, by id: the reader hands the same change to every member's
+# stream in the same poll, and its JSON differs between them only where the task does (a
+# member reads its own reminders), so each distinct one is encoded once (issue 64).
+_ENCODED: OrderedDict[int, list[tuple[Any, str]]] = OrderedDict()
+_ENCODED_MOST = 2048
+
+
+def _data(row: Any) -> str:
+    known = _ENCODED.get(row.id)
+    if known is not None:
+        for task, data in known:
+            if task == row.task:
+                return data
     data = TaskChange.from_row(row).model_dump_json()
-    return format_sse_event(data_str=data, id=encode_changes_cursor(secret, user_id, row.id))
+    if known is None:
+        known = _ENCODED[row.id] = []
+        if len(_ENCODED) > _ENCODED_MOST:
+            _ENCODED.popitem(last=False)
+    known.append((row.task, data))
+    return data
+
+
+def _event(secret: str, user_id: str, row: Any) -> bytes:
+    return format_sse_event(data_str=_data(row), id=encode_changes_cursor(secret, user_id, row.id))
 
 
 class ChangeStream(Response):
