@@ -33,6 +33,7 @@ import psycopg2
 import pytest
 from asgi_correlation_id import CorrelationIdFilter, correlation_id
 
+from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.services.live import LiveFeeds
@@ -229,7 +230,7 @@ def test_the_live_reader_logs_an_outage_once_and_its_end_with_a_count(
     async def outage() -> None:
         # The stream is opened by a request: its id is in the context the reader starts from.
         correlation_id.set(f"stream-request-{uuid.uuid4().hex}")
-        listener = feeds.admit(f"live-{uuid.uuid4().hex}")
+        listener = feeds.admit(TokenClaims(subject=f"live-{uuid.uuid4().hex}", local=False))
         correlation_id.set(None)
         try:
             await _until_async(lambda: feeds.polls >= 2, "the reader's first polls")
