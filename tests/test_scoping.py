@@ -507,6 +507,8 @@ OUTSIDE_THE_EXECUTOR = {
     "or IP, before an account is read",
     ("backend.services.registry", "UnitOfWork.__exit__"): "COMMIT (with what was queued for it, "
     "checked when queued), or the caller's entry alone",
+    ("backend.services.registry", "UnitOfWork._feed_entry"): "a feed's fetch: its count, "
+    "rendered (compiled and checked: `render`) to ride in the entry, by the token's hash",
     ("backend.services.registry", "UnitOfWork._refused"): "the write's recount after a "
     "refusal: the caller's counter, no per-user table",
     ("backend.services.users", "UserService.delete"): "the accounts table (no user_id)",
