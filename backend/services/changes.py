@@ -25,6 +25,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
+    Text,
     and_,
     bindparam,
     case,
@@ -116,7 +117,7 @@ _CHANGES = or_(_OWN, _SHARED)
 _UNORDERED = _E.id + 0
 # Where a page may go: below any change in flight in a busy space of the caller's (`HOLD` sent
 # ahead of the page, in its message: otherwise no bound). Evaluated in the page's snapshot.
-_HORIZON = func.task_events_horizon(bindparam(OWNER), type_=BigInteger)
+_HORIZON = func.task_events_horizon(bindparam(OWNER, type_=Text), type_=BigInteger)
 # Sent ahead of a feed page: the caller's spaces' change locks tried, the busy ones kept for
 # `_HORIZON` (migrations 0030, 0055). A listing sends none (its `changes_cursor`,
 # `latest_position`). `HOLD_MANY`: the same for every space of many callers (`pages`).
