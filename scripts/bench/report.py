@@ -393,7 +393,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str = "{}") -> str:
-    values = [fmt.format(row[server][key]) if server in row else "-" for server in SERVERS]
+    """Each server's figure, `-` where it did not run or has none (PostgreSQL's CPU when the
+    database is not on this machine)."""
+    values = [
+        "-" if row.get(server, {}).get(key) is None else fmt.format(row[server][key])
+        for server in SERVERS
+    ]
     return " / ".join(values)
 
 
