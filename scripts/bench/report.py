@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -67,14 +68,15 @@ def _ratio(api: float | None, base: float | None) -> float | None:
 
 
 def pair_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (size, workers, scenario, connections, round trip) with every server side
-    by side, and the API's ratios to the API before and to the baseline: throughput
-    (`ratio_before`, `ratio`), CPU per request (`cpu_ratio_before`, `cpu_ratio`) and p50
-    (`p50_ratio_before`)."""
+    """One row per (size, workers, scenario, connections, round trip, round) with every server
+    side by side, and the API's ratios to the API before and to the baseline: throughput
+    (`ratio_before`, `ratio`), CPU per request (`cpu_ratio_before`, `cpu_ratio`), PostgreSQL's
+    CPU per request (`pg_cpu_ratio_before`, `pg_cpu_ratio`) and p50 (`p50_ratio_before`)."""
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for run in runs:
         rtt = run.get("db_rtt_ms")
-        key = (run["size"], run["workers"], run["scenario"], run["connections"], rtt)
+        round_ = run.get("round", 1)
+        key = (run["size"], run["workers"], run["scenario"], run["connections"], rtt, round_)
         rows.setdefault(
             key,
             {
@@ -83,6 +85,7 @@ def pair_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "scenario": key[2],
                 "connections": key[3],
                 "db_rtt_ms": rtt,
+                "round": round_,
             },
         )[run["server"]] = run
     for row in rows.values():
@@ -94,6 +97,10 @@ def pair_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row["cpu_ratio" + suffix] = _ratio(
                     row["api"]["cpu_ms_per_request"], row[other]["cpu_ms_per_request"]
                 )
+                row["pg_cpu_ratio" + suffix] = _ratio(
+                    row["api"].get("postgres_cpu_ms_per_request"),
+                    row[other].get("postgres_cpu_ms_per_request"),
+                )
         if "before" in row:
             row["p50_ratio_before"] = _ratio(row["api"]["p50_ms"], row["before"]["p50_ms"])
     return list(rows.values())
@@ -103,7 +110,9 @@ def comparisons(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The side-by-side rows without the nested runs, for results.json."""
     out = []
     for row in pair_rows(runs):
-        flat = {k: row[k] for k in ("size", "workers", "scenario", "connections", "db_rtt_ms")}
+        flat = {
+            k: row[k] for k in ("size", "workers", "scenario", "connections", "db_rtt_ms", "round")
+        }
         for server in (*SERVERS, "naive"):
             if server in row:
                 run = row[server]
@@ -119,6 +128,8 @@ def comparisons(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ("api_over_baseline_rps", "ratio"),
             ("api_over_before_cpu", "cpu_ratio_before"),
             ("api_over_baseline_cpu", "cpu_ratio"),
+            ("api_over_before_postgres_cpu", "pg_cpu_ratio_before"),
+            ("api_over_baseline_postgres_cpu", "pg_cpu_ratio"),
             ("api_over_before_p50", "p50_ratio_before"),
         ):
             if key in row:
@@ -382,7 +393,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str = "{}") -> str:
-    values = [fmt.format(row[server][key]) if server in row else "-" for server in SERVERS]
+    """Each server's figure, `-` where it did not run or has none (PostgreSQL's CPU when the
+    database is not on this machine)."""
+    values = [
+        "-" if row.get(server, {}).get(key) is None else fmt.format(row[server][key])
+        for server in SERVERS
+    ]
     return " / ".join(values)
 
 
@@ -471,6 +487,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _naive_table(pair_rows(results["runs"]))
     lines += _lists_table(results["runs"])
     lines += _shared_table(results["runs"])
+    lines += _rounds_table(pair_rows(results["runs"]), before)
     lines += [
         "",
         "## Results",
@@ -479,26 +496,32 @@ def markdown(results: dict[str, Any]) -> str:
         f"{before}); the ratios are the API's figure over the other server's (throughput: "
         "higher is better for the API; CPU: lower is). CPU ms per request is the workers' CPU "
         "time (user + system) over the requests served, a cost figure that other load on the "
-        "machine barely disturbs; RSS is the peak of any one worker during that run. `-`: not "
-        "run.",
+        "machine barely disturbs; PG CPU that of every process of the database server over the "
+        "same run; RSS is the peak of any one worker during that run. `-`: not run.",
         "",
         f"| size | workers | scenario | conns | req/s {names} | API/before | "
         "API/baseline | API p50 / p90 / p99 | before p50 / p90 / p99 | baseline p50 / p90 / p99 | "
-        f"CPU ms/req {names} | CPU API/before | CPU API/baseline | RSS MB {names} |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"CPU ms/req {names} | CPU API/before | CPU API/baseline | RSS MB {names} | "
+        f"PG CPU ms/req {names} | PG CPU API/before |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = pair_rows(results["runs"])
     for row in rows:
         size = row["size"]
         if row.get("db_rtt_ms") is not None or len({r.get("db_rtt_ms") for r in rows}) > 1:
             size = f"{size}, RTT {_rtt_name(row.get('db_rtt_ms'))}"
+        scenario = row["scenario"]
+        if len({r["round"] for r in rows}) > 1:
+            scenario = f"{scenario}, round {row['round']}"
         lines.append(
-            f"| {size} | {row['workers']} | {row['scenario']} | {row['connections']} | "
+            f"| {size} | {row['workers']} | {scenario} | {row['connections']} | "
             f"{_cell(row, 'rps', '{:,}')} | {row.get('ratio_before', '-')} | "
             f"{row.get('ratio', '-')} | {_latency(row.get('api'))} | "
             f"{_latency(row.get('before'))} | {_latency(row.get('baseline'))} | "
             f"{_cell(row, 'cpu_ms_per_request')} | {row.get('cpu_ratio_before', '-')} | "
-            f"{row.get('cpu_ratio', '-')} | {_cell(row, 'peak_rss_mb')} |"
+            f"{row.get('cpu_ratio', '-')} | {_cell(row, 'peak_rss_mb')} | "
+            f"{_cell(row, 'postgres_cpu_ms_per_request')} | "
+            f"{row.get('pg_cpu_ratio_before', '-')} |"
         )
     soak = results.get("soak")
     if soak:
@@ -561,6 +584,59 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
                 f"{many.get('cpu_ratio_before', '-')} |"
             )
     return lines
+
+
+def _rounds_table(rows: list[dict[str, Any]], before: str) -> list[str]:
+    """With `--rounds N` and `--before REF`: each round's figures of the API and the API
+    before side by side, with the machine's load as each run began, and per scenario and
+    level the median of the rounds' ratios (a shared machine's load moves single runs)."""
+    paired = [r for r in rows if "api" in r and "before" in r]
+    if len({r["round"] for r in paired}) < 2:
+        return []
+
+    def both(row: dict[str, Any], key: str, fmt: str = "{}") -> str:
+        return " / ".join(
+            "-" if row[s].get(key) is None else fmt.format(row[s][key]) for s in ("api", "before")
+        )
+
+    lines = [
+        "",
+        f"## Round by round: the API against {before}",
+        "",
+        "Each scenario's level run once per round, the two servers back to back, the first "
+        "turning from round to round. Every figure is API / before; load is the machine's "
+        "1-minute load average as each run began; PG CPU is that of every process of the "
+        "database server over the run, per request. The median row is the median of the "
+        "rounds' ratios.",
+        "",
+        "| scenario | RTT | conns | round | load | req/s | p50 ms | CPU ms/req | "
+        "PG CPU ms/req | CPU API/before | PG CPU API/before |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in paired:
+        key = (row["size"], row["workers"], row["scenario"], row["db_rtt_ms"], row["connections"])
+        groups.setdefault(key, []).append(row)
+    for (_, _, scenario, rtt, level), group in groups.items():
+        head = f"| {scenario} | {_rtt_name(rtt)} | {level} |"
+        for row in sorted(group, key=lambda r: r["round"]):
+            lines.append(
+                f"{head} {row['round']} | {both(row, 'load_average')} | "
+                f"{both(row, 'rps', '{:,.0f}')} | {both(row, 'p50_ms', '{:.1f}')} | "
+                f"{both(row, 'cpu_ms_per_request')} | "
+                f"{both(row, 'postgres_cpu_ms_per_request')} | "
+                f"{row.get('cpu_ratio_before', '-')} | {row.get('pg_cpu_ratio_before', '-')} |"
+            )
+        lines.append(
+            f"{head} median | | | | | | {_median(group, 'cpu_ratio_before')} | "
+            f"**{_median(group, 'pg_cpu_ratio_before')}** |"
+        )
+    return lines
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> str:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return f"{statistics.median(values):.3f}" if values else "-"
 
 
 def _naive_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -663,7 +739,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    everything = [r for r in pair_rows(results["runs"]) if r["workers"] == 1]
+    everything = [r for r in pair_rows(results["runs"]) if r["workers"] == 1 and r["round"] == 1]
     rtts = sorted({r.get("db_rtt_ms") for r in everything}, key=_rtt_key)
     rows = [r for r in everything if r.get("db_rtt_ms") == rtts[0]] if rtts else []
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))

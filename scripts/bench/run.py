@@ -63,6 +63,8 @@ class Plan:
     db_rtt_ms: tuple[float | None, ...] = (None,)
     # `--before REF`: the git ref as given and its commit; the "before" server runs its code.
     before: tuple[str, str] | None = None
+    # `--rounds N`: each scenario's level run N times back to back, the servers' order turning.
+    rounds: int = 1
 
     def estimate(self) -> float:
         count = len(self.kinds)
@@ -73,7 +75,7 @@ class Plan:
         runs_per_size = per_level * len(self.concurrency)
         if self.two_workers:
             runs_per_size += per_level
-        runs_per_size *= len(self.db_rtt_ms)
+        runs_per_size *= len(self.db_rtt_ms) * self.rounds
         pools = 0.0
         if "delete-list" in self.scenarios and "api" in self.kinds:
             lists_made = sum(
@@ -123,6 +125,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         kinds=parse_only(args.only, before=before is not None),
         db_rtt_ms=tuple(args.db_rtt_ms) if args.db_rtt_ms else (None,),
         before=before,
+        rounds=args.rounds,
     )
 
 
@@ -207,6 +210,8 @@ class Bench:
             self.postgres = servers.PostgresCpu.for_url(db.url)
             settings = workload.settings_for(self.secret, db.url)
             tokens = workload.mint_tokens(settings, users)
+            if "list" in self.plan.scenarios:
+                self.validation.append(f"{size}: {workload.callers_in_no_list(db)}")
             owned = workload.owned_pairs(db)
             data = workload.write_data(self.work / f"data-{size}.lua", tokens, owned)
             # The list owners' tokens and seeded lists (the list scenarios' data), and a task
@@ -251,6 +256,7 @@ class Bench:
                     else None
                 ),
                 "db_rtt_ms": [] if self.plan.db_rtt_ms == (None,) else list(self.plan.db_rtt_ms),
+                "rounds": self.plan.rounds,
                 "api_env": servers.API_ENV,
                 "rate_limit": servers.RATE_LIMIT_ENV["RATE_LIMIT_TASK_WRITES_PER_USER"],
                 "seed_seconds": self.seed_seconds,
@@ -346,20 +352,30 @@ class Bench:
             with servers.RssSampler(started):
                 for scenario in self.plan.scenarios:
                     for level in levels:
-                        order = started[turn % len(started) :] + started[: turn % len(started)]
-                        turn += 1
-                        for target in order:
-                            if not serves(target.name, scenario):
-                                continue
-                            # A shared-list level is two runs, the member's and the owner's,
-                            # their order alternating.
-                            runs = PAIRED.get(scenario, (scenario,))
-                            for run in runs if turn % 2 else runs[::-1]:
-                                self._timed(
-                                    size, db, data, workers, run, level, target, get_rate, rtt
-                                )
-                            if scenario in WRITES or scenario == "mix":
-                                seed.reset(engine)
+                        for round_ in range(1, self.plan.rounds + 1):
+                            order = started[turn % len(started) :] + started[: turn % len(started)]
+                            turn += 1
+                            for target in order:
+                                if not serves(target.name, scenario):
+                                    continue
+                                # A shared-list level is two runs, the member's and the owner's,
+                                # their order alternating.
+                                runs = PAIRED.get(scenario, (scenario,))
+                                for run in runs if turn % 2 else runs[::-1]:
+                                    self._timed(
+                                        size,
+                                        db,
+                                        data,
+                                        workers,
+                                        run,
+                                        level,
+                                        target,
+                                        get_rate,
+                                        rtt,
+                                        round_,
+                                    )
+                                if scenario in WRITES or scenario == "mix":
+                                    seed.reset(engine)
             if soak_seconds and "api" in by_name:
                 self.soak = self._soak(size, by_name["api"], data, workers, soak_seconds)
                 seed.reset(engine)
@@ -376,6 +392,7 @@ class Bench:
         target: servers.Server,
         get_rate: dict[tuple[str, int], float],
         rtt: float | None = None,
+        round_: int = 1,
     ) -> None:
         pool = None
         if scenario == "delete":
@@ -386,6 +403,7 @@ class Bench:
             count = lists.pool_size(self.plan.seconds, level, rtt)
             pool = lists.make_pool(db, count, self.work / "lists-pool.lua")
         events = lists.last_event(db) if scenario in API_ONLY else None
+        load = round(os.getloadavg()[0], 2)
         began, cpu, own = time.monotonic(), target.cpu_seconds(), _own_cpu_seconds()
         database = self.postgres.cpu_seconds() if self.postgres else None
         result = wrk.run(
@@ -401,6 +419,8 @@ class Bench:
         label = f"{size} {workers}w {scenario} c={level} {target.name}"
         if rtt is not None:
             label = f"{size} rtt={rtt:g}ms {workers}w {scenario} c={level} {target.name}"
+        if self.plan.rounds > 1:
+            label += f" r{round_}"
         _check(result, label, self.failures)
         row = {
             "size": size,
@@ -409,6 +429,9 @@ class Bench:
             "connections": level,
             "server": target.name,
             "db_rtt_ms": rtt,
+            "round": round_,
+            # The machine's 1-minute load average as the run began (2 cores, shared).
+            "load_average": load,
             **result.to_dict(),
             "peak_rss_mb": servers.peak_rss_mb(target, began),
             "cpu_ms_per_request": _per_request(target.cpu_seconds() - cpu, result.requests),
@@ -518,6 +541,16 @@ def _rtt(value: str) -> float | None:
         raise argparse.ArgumentTypeError(f"not a number of ms or 'off': {value!r}") from None
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {value!r}")
+    return number
+
+
 def _own_cpu_seconds() -> float:
     times = psutil.Process().cpu_times()
     return float(times.user + times.system)
@@ -600,6 +633,15 @@ def main(argv: list[str] | None = None) -> int:
         "(half each way), one pass per value, e.g. --db-rtt-ms 0 2 10 (a database one region "
         "away is 10 or more); `off` is a pass without the proxy (--db-rtt-ms off 0: the "
         "proxy's own cost); default: no proxy",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run each scenario's level N times back to back, the servers' order turning each "
+        "time (on a loaded machine: per-round figures with the load average, and the median "
+        "ratios); default 1",
     )
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="output folder")

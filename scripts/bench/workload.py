@@ -60,6 +60,31 @@ def owned_pairs(db: BenchDb) -> list[list[int]]:
     return [[int(u), int(i)] for u, i in rows]
 
 
+def callers_in_no_list(db: BenchDb) -> str:
+    """Check that the seeded users (the `list` scenario's callers, and get/update/toggle's) are
+    members of no list and own no shared list: their listing is a member of nothing's, the one
+    whose member arm the planner gates away (issue 60). RuntimeError otherwise."""
+    engine = create_engine(normalize_url(db.url))
+    with engine.connect() as conn:
+        member, sharing = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE member_id = ANY(CAST(:users AS text[]))), "
+                "count(*) FILTER (WHERE user_id = ANY(CAST(:users AS text[]))) FROM list_members"
+            ),
+            {"users": [f"user-{n}" for n in range(1, db.users + 1)]},
+        ).one()
+    engine.dispose()
+    if member or sharing:
+        raise RuntimeError(
+            f"the seeded users have {member} memberships and share {sharing} times: the list "
+            "scenario would not measure a member of nothing"
+        )
+    return (
+        f"list: its {db.users} callers (user-1..user-{db.users}) are members of no list and "
+        "own no shared list"
+    )
+
+
 def write_data(path: Path, tokens: list[str], owned: list[list[int]]) -> Path:
     path.write_text(f"return {{\ntokens = {_lua(tokens)},\nowned = {_lua(owned)},\n}}\n")
     return path

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from scripts.bench import wrk
+from scripts.bench.run import main as bench_main
 from scripts.bench.workload import write_data
 from tests.conftest import require_debian_package
 
@@ -51,8 +52,9 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert results["failures"] == []
     assert results["config"]["servers"] == ["api", "baseline", "naive"]
     validation = results["validation"]
-    # shared-list's: the member's page is the owner's, twice; calendar-feed's: its feeds.
-    assert len(validation) == 19
+    # shared-list's: the member's page is the owner's, twice; calendar-feed's: its feeds; the
+    # list scenario's callers are members of no list.
+    assert len(validation) == 20
     # The naive app (issue 31) is checked on its own terms, beside the API's answers.
     assert sum(v.split(": ", 1)[1].startswith("naive: ") for v in validation) == 3
     # Every listing is validated (meta.changes_cursor included): a first page, one with a
@@ -125,11 +127,14 @@ def test_before_runs_the_api_at_a_ref(
     wrk_installed: None, database_url: str, tmp_path: Path
 ) -> None:
     """`--before REF`: the API's code at REF, exported and served by its own `serve`,
-    validated against the API and reported beside it with API/before ratios."""
+    validated against the API and reported beside it with API/before ratios (PostgreSQL's
+    CPU per request too); `--rounds 2`: each level twice, the servers' order turning, each
+    run with the load average as it began, and a table round by round with the median
+    ratios."""
     out = tmp_path / "bench"
     options = (
         "--size 2x100 --seconds 1 --concurrency 2 --no-two-workers --warmup 0 "
-        "--scenarios get toggle --only api --before HEAD --out"
+        "--scenarios get toggle list --only api --before HEAD --rounds 2 --out"
     )
     run_bench(options, out, database_url)
     results = json.loads((out / "results.json").read_text())
@@ -139,14 +144,45 @@ def test_before_runs_the_api_at_a_ref(
     assert results["config"]["before"]["ref"] == "HEAD" and len(commit) >= 7
     assert any("api and before each flip completion" in v for v in results["validation"])
     assert any("API before: /metrics served" in v for v in results["validation"])
-    assert {(r["scenario"], r["server"]) for r in results["runs"]} == {
-        (s, server) for s in ("get", "toggle") for server in ("api", "before")
-    }
+    # The list scenario's callers are checked to be members of no list (issue 60's listing).
+    assert any(
+        "list: its 2 callers (user-1..user-2) are members of no list and own no shared list" in v
+        for v in results["validation"]
+    )
+    runs = results["runs"]
+    assert sorted((r["scenario"], r["server"], r["round"]) for r in runs) == sorted(
+        (s, server, round_)
+        for s in ("get", "toggle", "list")
+        for server in ("api", "before")
+        for round_ in (1, 2)
+    )
+    for scenario in ("get", "toggle", "list"):
+        firsts = [
+            next(r["server"] for r in runs if r["scenario"] == scenario and r["round"] == n)
+            for n in (1, 2)
+        ]
+        assert firsts[0] != firsts[1], (scenario, firsts)  # the order turned
+    assert all(r["load_average"] >= 0 for r in runs)
+    assert len(results["comparisons"]) == 6  # a row per scenario and round
     for row in results["comparisons"]:
         assert row["api_over_before_rps"] > 0 and row["api_over_before_cpu"] > 0, row
+        if not os.environ.get("TEST_DATABASE_URL"):
+            assert row["api_over_before_postgres_cpu"] > 0, row
     markdown = (out / "results.md").read_text()
     assert f"the code of HEAD ({commit})" in markdown
     assert f"## CPU per request, API against the API at {commit}" in markdown
+    assert f"## Round by round: the API against the API at {commit}" in markdown
+    assert (
+        "| list | no proxy | 2 | 2 |" in markdown and "| list | no proxy | 2 | median |" in markdown
+    )
+    assert "| 2x100 | 1 | list, round 2 | 2 |" in markdown
+
+
+def test_rounds_must_be_a_positive_count() -> None:
+    """`--rounds 0` is refused before anything starts."""
+    with pytest.raises(SystemExit) as refused:
+        bench_main(["--rounds", "0"])
+    assert refused.value.code == 2
 
 
 def test_only_runs_the_servers_named(
