@@ -291,7 +291,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend.auth",),
     ("backend.db",),
     ("backend.services",),
-    ("backend.contracts", "backend.events"),
+    ("backend.contracts", "backend.events", "backend.dav"),
     ("backend.mcp",),
     ("backend.chat",),
     ("backend.api",),

@@ -1,0 +1,177 @@
+"""How CalDAV clients complete one occurrence of a recurring task, and what each becomes here
+(issue 62; specs/caldav.md, "Completing a recurring task").
+
+A recurring task here is one open occurrence; completing it (the service's own completion, as
+`PATCH completed=true` does) leaves it completed and inserts the next occurrence. Clients say
+"this occurrence is done" in three shapes, each resolved into that one completion, so the end
+is always one completed occurrence and one open one, never two open ones or a lost one:
+
+- `OVERRIDE_COMPLETED` (Thunderbird, eM Client): the master unchanged plus a VTODO with
+  RECURRENCE-ID = the open occurrence's due date, marked COMPLETED.
+- `DUE_ADVANCED` (Tasks.org through its own sync or DAVx5): the master's DUE moved to a later
+  occurrence of the same rule, STATUS back to NEEDS-ACTION (a COMPLETED time may linger). A
+  DUE moved off the rule is a completion only when COMPLETED is present ("repeat from the
+  completion date"); otherwise it is a postponement, a plain update.
+- `COMPLETED_COPY` (todoman, the `caldav` library): a new UID holding a completed copy (no
+  RRULE) of the open occurrence (same SUMMARY and DUE), plus the master with DUE advanced.
+  Whichever of the two PUTs comes first completes the occurrence; the other then changes
+  nothing (`match_completed_copy` finds the occurrence the copy stands for).
+- `MASTER_COMPLETED`: the master itself STATUS:COMPLETED with its RRULE (as `PATCH
+  completed=true` on a recurring task): the occurrence completes, the series goes on.
+
+The client's object (its UID and href) follows the series: after a completion it belongs to
+the new open occurrence (`Resolution.keep_on == "successor"`), and the completed occurrence is
+served under its own derived UID; the completed copy's object (`COMPLETED_COPY`) stays with
+the completed occurrence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from backend.dav.vtodo import ParsedTodo
+from backend.models.task import TaskUpdate
+from backend.recurrence import Schedule
+
+if TYPE_CHECKING:
+    from backend.models import TaskRow
+    from backend.services.registry import UnitOfWork
+    from backend.services.versions import Expected
+
+# What a completing form writes on the completed occurrence besides its completion: never its
+# due date (that is the occurrence's identity) nor its rule (the series goes on unchanged).
+_SCHEDULE = frozenset({"completed", "due_date", "recurrence", "time_zone"})
+
+
+class Form(StrEnum):
+    PLAIN = "plain"
+    OVERRIDE_COMPLETED = "override_completed"
+    DUE_ADVANCED = "due_advanced"
+    COMPLETED_COPY = "completed_copy"
+    MASTER_COMPLETED = "master_completed"
+    ADOPTED_COPY = "adopted_copy"  # the copy of an occurrence completed already: no write
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What one PUT becomes. `update`: the fields written on the stored task (for a completing
+    form: the PUT's fields but the schedule, with `completed: true`); `completes`: it completes
+    an occurrence;
+    `successor_due`: the next occurrence's due date when the client's differs from the rule's;
+    `keep_on`: which task the PUT's object belongs to afterwards."""
+
+    form: Form
+    update: TaskUpdate | None
+    completes: bool
+    successor_due: Any = None
+    keep_on: Literal["task", "successor"] = "task"
+
+
+def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
+    """The form of a PUT on the resource of `stored` (the task its UID names)."""
+    fields = parsed.fields
+    if stored.recurrence is None or stored.completed or stored.due_date is None:
+        return _plain(parsed)
+    due = stored.due_date
+    if any(o.completed and o.recurrence_id == due for o in parsed.overrides):
+        return _completing(Form.OVERRIDE_COMPLETED, parsed)
+    same_rule = fields.get("recurrence") == stored.recurrence
+    if fields.get("completed") and same_rule:
+        return _completing(Form.MASTER_COMPLETED, parsed)
+    new_due = fields.get("due_date")
+    if fields.get("completed") or not same_rule or new_due is None or new_due <= due:
+        return _plain(parsed)
+    if new_due == stored.next_due_date or _on_series(stored, new_due):
+        successor_due = None if new_due == stored.next_due_date else new_due
+        return _completing(Form.DUE_ADVANCED, parsed, successor_due)
+    if parsed.completed_at is not None:  # repeat from the completion date
+        return _completing(Form.DUE_ADVANCED, parsed, new_due)
+    return _plain(parsed)  # a postponement
+
+
+def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
+    """For a PUT creating a new UID: the occurrence it is a completed copy of, if it is one
+    (todoman, `caldav`): the copy is completed, has no overrides, and has the SUMMARY and DUE
+    of a recurring task among `candidates` (the collection's tasks with a rule and without
+    a client object of their own, open or completed). None: an ordinary new task."""
+    fields = parsed.fields
+    if not fields.get("completed") or parsed.overrides or fields.get("due_date") is None:
+        return None
+    for task in candidates:
+        if (
+            task.recurrence is not None
+            and task.title == fields["title"]
+            and task.due_date == fields["due_date"]
+        ):
+            return task
+    return None
+
+
+def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
+    """The resolution of a completed copy `match_completed_copy` matched to `occurrence`."""
+    if occurrence.completed:
+        return Resolution(Form.ADOPTED_COPY, None, completes=False)
+    return Resolution(Form.COMPLETED_COPY, _fields(parsed), completes=True, keep_on="task")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The rows after `apply`: the task the PUT named, and the new open occurrence if the PUT
+    completed one (its object then belongs to it when `keep_on == "successor"`)."""
+
+    task: TaskRow
+    successor: TaskRow | None
+
+
+def apply(
+    work: UnitOfWork, stored: TaskRow, resolution: Resolution, expected: Expected = None
+) -> Applied:
+    """Write `resolution` through the task service (the same validation, events, change feed
+    and completion as REST), in one transaction."""
+    tasks = work.tasks
+    if resolution.form is Form.ADOPTED_COPY:
+        return Applied(stored, None)
+    work.hold_commit()  # a write, its successor's read, maybe its due date: one transaction
+    task = stored
+    if resolution.update is not None:
+        # A completing update completes through the service's own completion (the next
+        # occurrence inserted with it, exactly once), as PATCH completed=true does.
+        task = tasks.update(stored.id, resolution.update, expected)
+    successor = None
+    if task.completed and task.recurrence is not None and not stored.completed:
+        successor = tasks.successor(task.id)
+        if successor is not None and resolution.successor_due is not None:
+            successor = tasks.update(
+                successor.id, TaskUpdate.model_validate({"due_date": resolution.successor_due})
+            )
+    return Applied(task, successor)
+
+
+def _fields(parsed: ParsedTodo) -> TaskUpdate:
+    """The PUT's fields but its schedule, and `completed: true`: the occurrence completes."""
+    values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
+    return TaskUpdate.model_validate({**values, "completed": True})
+
+
+def _completing(form: Form, parsed: ParsedTodo, successor_due: Any = None) -> Resolution:
+    return Resolution(
+        form, _fields(parsed), completes=True, successor_due=successor_due, keep_on="successor"
+    )
+
+
+def _plain(parsed: ParsedTodo) -> Resolution:
+    return Resolution(Form.PLAIN, parsed.update(), completes=False)
+
+
+def _on_series(stored: TaskRow, instant: Any) -> bool:
+    """Whether `instant` is one of the series' due dates after the stored occurrence."""
+    if stored.series_start is None or stored.due_date is None or stored.recurrence is None:
+        return False
+    schedule = Schedule.of(stored.recurrence, stored.time_zone, stored.series_start)
+    for due in schedule.after(stored.due_date, 1000):
+        if due >= instant:
+            return bool(due == instant)
+    return False
