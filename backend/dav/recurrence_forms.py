@@ -18,6 +18,9 @@ is always one completed occurrence and one open one, never two open ones or a lo
   nothing (`match_completed_copy` finds the occurrence the copy stands for).
 - `MASTER_COMPLETED`: the master itself STATUS:COMPLETED with its RRULE (as `PATCH
   completed=true` on a recurring task): the occurrence completes, the series goes on.
+- `SERIES_BEHIND`: Thunderbird's object from before it read our answer (a replay, an edit made
+  offline): its master's DUE is an occurrence completed here already, its override says so;
+  the other fields apply, the schedule stays (no due date moves back, nothing reopens).
 
 The client's object (its UID and href) follows the series: after a completion it belongs to
 the new open occurrence (`Resolution.keep_on == "successor"`), and the completed occurrence is
@@ -33,7 +36,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from backend.dav.vtodo import ParsedTodo
-from backend.models.task import TaskUpdate
+from backend.models.task import TaskUpdate, reminders_json
 from backend.recurrence import Schedule
 
 if TYPE_CHECKING:
@@ -43,11 +46,12 @@ if TYPE_CHECKING:
 
 # What a completing form writes on the completed occurrence besides its completion: never its
 # due date (that is the occurrence's identity) nor its rule (the series goes on unchanged).
-_SCHEDULE = frozenset({"completed", "due_date", "recurrence", "time_zone"})
+_SCHEDULE = frozenset({"completed", "due_date", "recurrence", "time_zone", "reminders"})
 
 
 class Form(StrEnum):
     PLAIN = "plain"
+    SERIES_BEHIND = "series_behind"  # a client's older view of the series: schedule kept
     OVERRIDE_COMPLETED = "override_completed"
     DUE_ADVANCED = "due_advanced"
     COMPLETED_COPY = "completed_copy"
@@ -58,15 +62,17 @@ class Form(StrEnum):
 @dataclass(frozen=True)
 class Resolution:
     """What one PUT becomes. `update`: the fields written on the stored task (for a completing
-    form: the PUT's fields but the schedule, with `completed: true`); `completes`: it completes
-    an occurrence;
-    `successor_due`: the next occurrence's due date when the client's differs from the rule's;
-    `keep_on`: which task the PUT's object belongs to afterwards."""
+    form: the PUT's fields but the schedule and reminders, with `completed: true`, which the
+    service's own completion turns into the next occurrence); `completes`: it completes an
+    occurrence; `successor_update`: what the PUT says of the next occurrence that the
+    service's copy does not (the writer's new reminders; a due date off the rule), written on
+    it in a next unit of work (`follow_up`); `keep_on`: which task the PUT's object belongs to
+    afterwards."""
 
     form: Form
     update: TaskUpdate | None
     completes: bool
-    successor_due: Any = None
+    successor_update: TaskUpdate | None = None
     keep_on: Literal["task", "successor"] = "task"
 
 
@@ -77,18 +83,27 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
         return _plain(parsed)
     due = stored.due_date
     if any(o.completed and o.recurrence_id == due for o in parsed.overrides):
-        return _completing(Form.OVERRIDE_COMPLETED, parsed)
+        return _completing(Form.OVERRIDE_COMPLETED, stored, parsed)
+    new_due = fields.get("due_date")
+    if (
+        new_due is not None
+        and new_due < due
+        and any(o.completed and o.recurrence_id < due for o in parsed.overrides)
+    ):
+        # Thunderbird's series from before our last answer (a replay, or an edit made before
+        # it synced): its completed occurrences are tasks here already; the schedule stays.
+        values = {k: v for k, v in fields.items() if k not in _SCHEDULE or k == "reminders"}
+        return Resolution(Form.SERIES_BEHIND, TaskUpdate.model_validate(values), completes=False)
     same_rule = fields.get("recurrence") == stored.recurrence
     if fields.get("completed") and same_rule:
-        return _completing(Form.MASTER_COMPLETED, parsed)
-    new_due = fields.get("due_date")
+        return _completing(Form.MASTER_COMPLETED, stored, parsed)
     if fields.get("completed") or not same_rule or new_due is None or new_due <= due:
         return _plain(parsed)
     if new_due == stored.next_due_date or _on_series(stored, new_due):
         successor_due = None if new_due == stored.next_due_date else new_due
-        return _completing(Form.DUE_ADVANCED, parsed, successor_due)
+        return _completing(Form.DUE_ADVANCED, stored, parsed, successor_due)
     if parsed.completed_at is not None:  # repeat from the completion date
-        return _completing(Form.DUE_ADVANCED, parsed, new_due)
+        return _completing(Form.DUE_ADVANCED, stored, parsed, new_due)
     return _plain(parsed)  # a postponement
 
 
@@ -119,47 +134,69 @@ def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
 
 @dataclass(frozen=True)
 class Applied:
-    """The rows after `apply`: the task the PUT named, and the new open occurrence if the PUT
-    completed one (its object then belongs to it when `keep_on == "successor"`)."""
+    """After `apply`: the task the PUT named as written, and whether the PUT completed an
+    occurrence of its series (then `follow_up`, in the next unit of work, finds the next
+    occurrence, which the service inserts with the COMMIT, and writes `successor_update`)."""
 
     task: TaskRow
-    successor: TaskRow | None
+    completed_occurrence: bool
+    successor_update: TaskUpdate | None = None
 
 
 def apply(
     work: UnitOfWork, stored: TaskRow, resolution: Resolution, expected: Expected = None
 ) -> Applied:
-    """Write `resolution` through the task service (the same validation, events, change feed
-    and completion as REST), in one transaction."""
-    tasks = work.tasks
-    if resolution.form is Form.ADOPTED_COPY:
-        return Applied(stored, None)
-    work.hold_commit()  # a write, its successor's read, maybe its due date: one transaction
-    task = stored
-    if resolution.update is not None:
-        # A completing update completes through the service's own completion (the next
-        # occurrence inserted with it, exactly once), as PATCH completed=true does.
-        task = tasks.update(stored.id, resolution.update, expected)
-    successor = None
-    if task.completed and task.recurrence is not None and not stored.completed:
-        successor = tasks.successor(task.id)
-        if successor is not None and resolution.successor_due is not None:
-            successor = tasks.update(
-                successor.id, TaskUpdate.model_validate({"due_date": resolution.successor_due})
-            )
-    return Applied(task, successor)
+    """Write `resolution` through the task service: one write, as a PATCH (the same
+    validation, events, change feed, and for a completion the service's own next occurrence,
+    exactly once, committed with it)."""
+    if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
+        return Applied(stored, completed_occurrence=False)
+    task = work.tasks.update(stored.id, resolution.update, expected)
+    completed = task.completed and task.recurrence is not None and not stored.completed
+    return Applied(task, completed, resolution.successor_update if completed else None)
+
+
+def follow_up(work: UnitOfWork, applied: Applied) -> TaskRow | None:
+    """The next occurrence `applied` created (None if it completed none, or the series
+    ended), with `successor_update` written on it: the DAV layer's next unit of work after a
+    completing PUT, where it also hands the client's object on (`keep_on`). Each state in
+    between is one completed occurrence and one open one."""
+    if not applied.completed_occurrence:
+        return None
+    successor = work.tasks.successor(applied.task.id)
+    if successor is None or applied.successor_update is None:
+        return successor
+    return work.tasks.update(successor.id, applied.successor_update)
 
 
 def _fields(parsed: ParsedTodo) -> TaskUpdate:
-    """The PUT's fields but its schedule, and `completed: true`: the occurrence completes."""
+    """The PUT's fields but its schedule and reminders, and `completed: true`: the occurrence
+    completes (its reminders are the ones the next occurrence copies)."""
     values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
     return TaskUpdate.model_validate({**values, "completed": True})
 
 
-def _completing(form: Form, parsed: ParsedTodo, successor_due: Any = None) -> Resolution:
+def _completing(
+    form: Form, stored: TaskRow, parsed: ParsedTodo, successor_due: Any = None
+) -> Resolution:
+    later: dict[str, Any] = {}
+    sent = parsed.fields.get("reminders", [])
+    if _reminders(sent) != _reminders(stored.reminders):
+        later["reminders"] = sent
+    if successor_due is not None:
+        later["due_date"] = successor_due
     return Resolution(
-        form, _fields(parsed), completes=True, successor_due=successor_due, keep_on="successor"
+        form,
+        _fields(parsed),
+        completes=True,
+        successor_update=TaskUpdate.model_validate(later) if later else None,
+        keep_on="successor",
     )
+
+
+def _reminders(reminders: Any) -> list[dict[str, Any]]:
+    """Reminders as stored (what the service returns), to compare sent ones with them."""
+    return reminders_json(TaskUpdate.model_validate({"reminders": reminders}).reminders or [])
 
 
 def _plain(parsed: ParsedTodo) -> Resolution:
