@@ -27,7 +27,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Todo, vRecur, vText
 from icalendar.parser import Contentline
@@ -168,10 +167,14 @@ class _Block:
         )
 
 
+_PHYSICAL = re.compile(r"[^\n]*\n|[^\n]+$")
+
+
 def _logical_lines(text: str) -> Iterator[str]:
-    """Each content line with its continuation lines (RFC 5545 3.1), as received."""
+    """Each content line with its continuation lines (RFC 5545 3.1), as received. Lines end
+    at LF only (`str.splitlines` would also split inside a value at U+2028, U+0085, ...)."""
     current = ""
-    for physical in text.splitlines(keepends=True):
+    for physical in _PHYSICAL.findall(text):
         if physical[:1] in (" ", "\t") and current:
             current += physical
             continue
@@ -314,7 +317,9 @@ def _decode(body: bytes) -> str:
     text = text.removeprefix("\ufeff")
     if _CONTROL.search(text):
         raise MalformedCalendar("The body holds a control character (RFC 5545 3.1)")
-    return text
+    # Lines end in CRLF (RFC 5545 3.1): a client's bare LF or CR is kept as CRLF, so the
+    # lines we merge in and the client's end alike.
+    return re.sub(r"\r\n|\r|\n", "\r\n", text)
 
 
 def _parse_message(error: BaseException) -> str:
@@ -858,7 +863,7 @@ def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
         return
     zone_calendar = Calendar()
     todo = Todo()
-    todo.add("due", task.due_date.astimezone(ZoneInfo(task.time_zone)))
+    todo.add("due", task.due_date.astimezone(time_zone(task.time_zone)))
     zone_calendar.add_component(todo)
     year = task.due_date.year
     zone_calendar.add_missing_timezones(

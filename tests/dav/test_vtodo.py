@@ -681,3 +681,74 @@ def test_future_overrides_stay_past_and_completed_ones_leave() -> None:
     assert "RECURRENCE-ID;TZID=Europe/Berlin:20261130T090000" not in text
     assert "RECURRENCE-ID;TZID=Europe/Berlin:20261214T090000" in text and "X-MOVED:1" in text
     assert "DTSTART;TZID=Europe/Berlin:20261207T080000" in raw_lines(served)
+
+
+def test_bare_line_feeds_are_kept_as_crlf_and_values_are_not_split() -> None:
+    body = fixture("todoman.ics").replace(b"\r\n", b"\n")
+    body = body.replace(b"LOCATION:Town hall", "X-NOTE:one\u2028two\u0085three".encode())
+    parsed = parse(body)
+    assert b"\n" not in parsed.keep.replace(b"\r\n", b"")
+    served = render(stored_as(parsed, title="Edited"), parsed.keep, [])
+    assert "X-NOTE:one\u2028two\u0085three" in raw_lines(served)
+    assert b"\n" not in served.replace(b"\r\n", b"")
+
+
+_UNKNOWN = st.lists(
+    st.tuples(
+        st.sampled_from(["X-FOO", "X-MOZ-SNOOZE", "X-APPLE-THING", "LOCATION", "URL", "CONTACT"]),
+        st.text(alphabet=st.sampled_from('abc ;:,"\\=-/é'), max_size=90),
+        st.booleans(),
+    ),
+    max_size=4,
+)
+_EDITS = st.fixed_dictionaries(
+    {},
+    optional={
+        "title": st.sampled_from(["New title", "Comma, semicolon; colon:", "END:VTODO"]),
+        "tags": st.lists(st.sampled_from(["a", "b,c", "é", "x;y"]), unique=True, max_size=3),
+        "priority": st.sampled_from(list(Priority)),
+        "completed": st.booleans(),
+        "shift": st.integers(-3000, 3000),
+        "description": st.sampled_from([None, "Two\nlines", "back\\slash"]),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(CLIENTS), unknown=_UNKNOWN, edits=_EDITS)
+def test_any_edit_of_any_client_object_round_trips(
+    name: str, unknown: list[tuple[str, str, bool]], edits: dict[str, Any]
+) -> None:
+    """Unknown lines added to a real client's object, then any of our fields edited: the
+    served object reads back as the edited task, and every unknown line is there as sent."""
+    added = []
+    for prop, value, with_param in unknown:
+        escaped = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+        param = ';X-PARAM="' + value.replace('"', "") + '"' if with_param else ""
+        added.append(f"{prop}{param}:{escaped}")
+    body = fixture(name)
+    end = body.index(b"END:VTODO")
+    body = body[:end] + "".join(f"{line}\r\n" for line in added).encode() + body[end:]
+    parsed = parse(body)
+    values: dict[str, Any] = {k: v for k, v in edits.items() if k != "shift"}
+    base = stored_as(parsed)
+    if "shift" in edits and base.due_date is not None:
+        values["due_date"] = base.due_date + timedelta(minutes=edits["shift"])
+    if values.get("completed"):
+        values["completed_at"] = NOW
+    task = stored_as(parsed, **values)
+    served = render(task, parsed.keep, [], parent_uid=parsed.parent_uid)
+    back = parse(served, zone=task.time_zone)
+    fields = back.fields
+    assert fields["title"] == task.title
+    assert fields["description"] == (task.description or None)
+    assert fields["tags"] == task.tags
+    assert fields["priority"] == Priority(task.priority).value
+    assert fields["completed"] == task.completed
+    assert fields["due_date"] == task.due_date
+    assert back.uid == parsed.uid and back.parent_uid == parsed.parent_uid
+    lines = raw_lines(served)
+    for line in added:
+        assert line in lines
+    if task.completed:
+        assert "RRULE" not in todo_of(served)
