@@ -229,14 +229,20 @@ def _tree(text: str) -> _Block:
         elif not stack:
             raise MalformedCalendar("A property outside BEGIN:VCALENDAR ... END:VCALENDAR")
         else:
-            stack[-1].items.append(
-                _Line(raw, name, {k.upper(): v for k, v in params.items()}, value)
-            )
+            stack[-1].items.append(_Line(raw, name, _params(params), value))
     if stack or top is None or top.name != "VCALENDAR":
         raise MalformedCalendar("A calendar object is one complete VCALENDAR")
     if not top.end.endswith("\n"):
         top.end += "\r\n"
     return top
+
+
+def _params(params: Any) -> dict[str, str]:
+    """Parameters by upper-case name; a multi-valued one (`RELTYPE=A,B`) as its text."""
+    return {
+        str(name).upper(): ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        for name, value in params.items()
+    }
 
 
 def _master(calendar: _Block) -> _Block:
@@ -528,7 +534,8 @@ def _parent_uid(todo: Any) -> str | None:
     """The first RELATED-TO whose RELTYPE is PARENT (or absent, which means PARENT)."""
     props = todo.get("RELATED-TO")
     for prop in props if isinstance(props, list) else [props] if props is not None else []:
-        if str(prop.params.get("RELTYPE", "PARENT")).upper() == "PARENT" and str(prop).strip():
+        reltype = _params(prop.params).get("RELTYPE", "PARENT")
+        if reltype.upper() == "PARENT" and str(prop).strip():
             return str(prop)
     return None
 
@@ -567,7 +574,7 @@ def _reminder(
     if isinstance(value, date):  # an absolute trigger (a datetime is a date too)
         return {"at": _as_utc(value, zone)}
     offset: timedelta = value
-    related_end = str(trigger.params.get("RELATED", "START")).upper() == "END"
+    related_end = _params(trigger.params).get("RELATED", "START").upper() == "END"
     if not related_end and start is not None:
         return {"at": _as_utc(start, zone) + offset}
     if due is None:

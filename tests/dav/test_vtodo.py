@@ -771,3 +771,42 @@ def test_any_edit_of_any_client_object_round_trips(
         assert line in lines
     if task.completed:
         assert "RRULE" not in todo_of(served)
+
+
+_PIECES = st.sampled_from(
+    [":", ";", "=", '"', ",", "\\", "T", "Z", "2026", "-P", "T1H", "VALUE=DATE", "TZID=",
+     "RELATED=END", "X-", "BEGIN", "END", "\r\n", "\r\n ", "é", "\u2028", "99", "0", "-"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(CLIENTS),
+    at=st.integers(0, 60),
+    cut=st.integers(0, 40),
+    noise=st.lists(_PIECES, max_size=6).map("".join),
+)
+def test_a_damaged_client_object_is_read_or_refused(
+    name: str, at: int, cut: int, noise: str
+) -> None:
+    """A real object with a stretch replaced by iCalendar-looking noise: read (and then served
+    and read back) or refused with a CalendarObjectRefused, never another exception."""
+    text = fixture(name).decode()
+    lines = text.split("\r\n")
+    index = at % len(lines)
+    line = lines[index]
+    lines[index] = line[: cut % (len(line) + 1)] + noise + line[cut % (len(line) + 1) + 3 :]
+    try:
+        parsed = parse("\r\n".join(lines).encode())
+    except CalendarObjectRefused:
+        return
+    served = render(stored_as(parsed), parsed.keep, parsed.fields["reminders"])
+    assert parse(served, zone=stored_as(parsed).time_zone).uid == parsed.uid
+
+
+def test_a_multi_valued_parameter_is_read() -> None:
+    body = fixture("jtx_board.ics").replace(b"RELTYPE=PARENT", b"RELTYPE=,ENT")
+    parsed = parse(body)
+    assert parsed.parent_uid is None  # not a PARENT relation: the client's, kept
+    served = render(stored_as(parsed), parsed.keep, [])
+    assert "RELATED-TO;RELTYPE=,ENT:e91f6c2a-0b4d-47e3-8a1f-5d2c9b7e3f10" in raw_lines(served)
