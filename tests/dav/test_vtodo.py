@@ -456,6 +456,7 @@ def test_a_midnight_due_is_a_date_and_comes_back_the_same() -> None:
     assert parse(body, zone="Europe/Berlin").fields["due_date"] == task.due_date
     utc = render(row(due_date=datetime(2026, 12, 1, 15, 30, tzinfo=UTC)), None, [])
     assert "DUE:20261201T153000Z" in unfolded(utc)
+    assert b"VTIMEZONE" not in utc  # UTC needs none
 
 
 def test_a_completed_occurrence_carries_no_rule() -> None:
