@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-from backend.dav.vtodo import ParsedTodo
+from backend.dav.vtodo import ParsedTodo, rule_key
 from backend.models.task import TaskUpdate, reminders_json
-from backend.recurrence import Schedule
+from backend.recurrence import Schedule, calendar_rule, normalize_rule
 
 if TYPE_CHECKING:
     from backend.models import TaskRow
@@ -80,7 +80,7 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     """The form of a PUT on the resource of `stored` (the task its UID names)."""
     fields = parsed.fields
     if stored.recurrence is None or stored.completed or stored.due_date is None:
-        return _plain(parsed)
+        return _plain(stored, parsed)
     due = stored.due_date
     if any(o.completed and o.recurrence_id == due for o in parsed.overrides):
         return _completing(Form.OVERRIDE_COMPLETED, stored, parsed)
@@ -94,17 +94,17 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
         # it synced): its completed occurrences are tasks here already; the schedule stays.
         values = {k: v for k, v in fields.items() if k not in _SCHEDULE or k == "reminders"}
         return Resolution(Form.SERIES_BEHIND, TaskUpdate.model_validate(values), completes=False)
-    same_rule = fields.get("recurrence") == stored.recurrence
+    same_rule = _same_rule(stored, fields.get("recurrence"))
     if fields.get("completed") and same_rule:
         return _completing(Form.MASTER_COMPLETED, stored, parsed)
     if fields.get("completed") or not same_rule or new_due is None or new_due <= due:
-        return _plain(parsed)
+        return _plain(stored, parsed)
     if new_due == stored.next_due_date or _on_series(stored, new_due):
         successor_due = None if new_due == stored.next_due_date else new_due
         return _completing(Form.DUE_ADVANCED, stored, parsed, successor_due)
     if parsed.completed_at is not None:  # repeat from the completion date
         return _completing(Form.DUE_ADVANCED, stored, parsed, new_due)
-    return _plain(parsed)  # a postponement
+    return _plain(stored, parsed)  # a postponement
 
 
 def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
@@ -199,8 +199,27 @@ def _reminders(reminders: Any) -> list[dict[str, Any]]:
     return reminders_json(TaskUpdate.model_validate({"reminders": reminders}).reminders or [])
 
 
-def _plain(parsed: ParsedTodo) -> Resolution:
-    return Resolution(Form.PLAIN, parsed.update(), completes=False)
+def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
+    """The PUT as a PATCH of every field; the rule left out when it is the stored one as we
+    serve it (a `COUNT` series' later occurrence goes out with one `UNTIL`): written, it
+    would start the series again at the due date."""
+    fields = parsed.fields
+    if stored.recurrence is not None and _same_rule(stored, fields.get("recurrence")):
+        fields = {k: v for k, v in fields.items() if k != "recurrence"}
+    return Resolution(Form.PLAIN, TaskUpdate.model_validate(fields), completes=False)
+
+
+def _same_rule(stored: TaskRow, sent: str | None) -> bool:
+    """Whether `sent` is the stored rule, as stored or as `render` serves it, its parts in
+    any order (icalendar writes them in its own)."""
+    if sent is None or stored.recurrence is None:
+        return sent == stored.recurrence
+    if rule_key(sent) == rule_key(stored.recurrence):
+        return True
+    if stored.series_start is None:
+        return False
+    served = calendar_rule(stored.recurrence, stored.time_zone, stored.series_start)
+    return rule_key(sent) == rule_key(normalize_rule(served))
 
 
 def _on_series(stored: TaskRow, instant: Any) -> bool:

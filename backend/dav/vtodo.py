@@ -733,7 +733,7 @@ def _kept_values(master: _Block, zone: str) -> dict[str, Any]:
         "due": (due, due_zone in (None, zone)),
         "tags": _tags(todo),
         "parent": _parent_uid(todo),
-        "recurrence": rule,
+        "recurrence": rule_key(rule),
         "order": _sort_order(todo),
         "stamps": None,
     }
@@ -748,10 +748,15 @@ def _our_values(task: Any, parent_uid: str | None) -> dict[str, Any]:
         "due": (task.due_date, True),
         "tags": list(task.tags),
         "parent": parent_uid,
-        "recurrence": _rule_shown(task),
+        "recurrence": rule_key(_rule_shown(task)),
         "order": task.position,
         "stamps": None,
     }
+
+
+def rule_key(rule: str | None) -> frozenset[str] | None:
+    """A rule's parts, in no order: two spellings of one rule compare equal."""
+    return None if rule is None else frozenset(rule.split(";"))
 
 
 def _rule_shown(task: Any) -> str | None:
@@ -923,4 +928,5 @@ __all__ = [
     "object_tag",
     "parse",
     "render",
+    "rule_key",
 ]

@@ -23,7 +23,7 @@ from backend.dav.recurrence_forms import (
     follow_up,
     match_completed_copy,
 )
-from backend.dav.vtodo import ParsedTodo, parse, render
+from backend.dav.vtodo import ParsedTodo, parse, render, rule_key
 from backend.models import TaskCreate, TaskRow, TaskUpdate
 from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskFilters, TaskListQuery
@@ -254,3 +254,38 @@ def test_a_rest_edit_keeps_what_the_client_sent(db_engine: Engine, settings: Set
     ):
         assert line in served.split("\r\n"), line
     assert "TRIGGER;RELATED=END:-PT15M" in served  # the reader's own reminder
+
+
+def test_a_counted_series_completes_again_with_the_rule_as_served(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """A COUNT series' later occurrence is served with one UNTIL; Tasks.org sends that back
+    with the next advance: it is the same rule (the series is not restarted), so the advance
+    completes the second occurrence too."""
+    counted = fixture("tasks_org.ics").replace(
+        b"RRULE:FREQ=DAILY;INTERVAL=2", b"RRULE:FREQ=DAILY;INTERVAL=2;COUNT=5"
+    )
+    task = _create(db_engine, settings, parse(counted))
+    _put(
+        db_engine,
+        settings,
+        task.id,
+        _advanced("20261124").replace(b"INTERVAL=2", b"INTERVAL=2;COUNT=5"),
+    )
+    _, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    served = render(open_, parse(counted).keep, [])
+    rule = next(line for line in served.split(b"\r\n") if line.startswith(b"RRULE:"))
+    assert set(rule[6:].split(b";")) == {b"FREQ=DAILY", b"INTERVAL=2", b"UNTIL=20261130T000000Z"}
+    # The client advances again, sending the rule as it was served.
+    again = served.replace(b"DUE;VALUE=DATE:20261124", b"DUE;VALUE=DATE:20261126").replace(
+        b"DTSTART;VALUE=DATE:20261124", b"DTSTART;VALUE=DATE:20261126"
+    )
+    form, outcome = _put(db_engine, settings, open_.id, again)
+    assert form is Form.DUE_ADVANCED
+    rows = _series(db_engine, settings, task)
+    assert [r.completed for r in rows] == [True, True, False]
+    assert rows[-1].due_date == datetime(2026, 11, 26, tzinfo=UTC)
+    # The series goes on as set (not restarted with the UNTIL it was served with).
+    assert rule_key(rows[-1].recurrence) == {"FREQ=DAILY", "INTERVAL=2", "COUNT=5"}
+    assert rows[-1].series_start == task.series_start
+    assert outcome.successor is not None and outcome.successor.id == rows[-1].id
