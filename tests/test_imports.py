@@ -21,7 +21,7 @@ BACKEND = ROOT / "backend"
 # scripts, MCP over stdio, services in tests).
 WEB_PACKAGES = ("fastapi", "starlette", "asgi_correlation_id")
 # The domain: errors and their mapping, models, services, the recurrence rules, the argument
-# contracts REST and MCP share, and the bearer check.
+# contracts REST and MCP share, the bearer check, and the CalDAV mapping (HTTP comes after it).
 DOMAIN = (
     "errors.py",
     "auth/bearer.py",
@@ -29,6 +29,8 @@ DOMAIN = (
     "models/**/*.py",
     "services/**/*.py",
     "contracts/**/*.py",
+    "dav/vtodo.py",
+    "dav/recurrence_forms.py",
 )
 
 
@@ -291,7 +293,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend.auth",),
     ("backend.db",),
     ("backend.services",),
-    ("backend.contracts", "backend.events"),
+    ("backend.contracts", "backend.events", "backend.dav"),
     ("backend.mcp",),
     ("backend.chat",),
     ("backend.api",),

@@ -213,6 +213,8 @@ def changing(statement: Any, values: dict[str, Any]) -> Any:
 
 TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
 GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
+# The occurrence a recurring task's completion created (`previous_task_id` is unique).
+NEXT_OCCURRENCE = owned_task(select(*TASK_VIEW).where(_T.previous_task_id == TASK_ID))
 # The task as a writer reads it before its write (a series' completion, If-Match).
 GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TASK_WRITE)
 # Why a write matched no task: its version and the caller's role in it (no row: the caller

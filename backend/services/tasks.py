@@ -68,6 +68,7 @@ from backend.services.task_statements import (
     DELETE_COMPLETED,
     GET,
     GET_WRITABLE,
+    NEXT_OCCURRENCE,
     PLACED,
     STATS,
     SUBTREE,
@@ -224,6 +225,12 @@ class TaskService(TaskSending):
         if not rows:
             raise NotFound("Task not found")
         return cast(TaskRow, rows[0])
+
+    def successor(self, task_id: int) -> TaskRow | None:
+        """The next occurrence completing `task_id` created, if any and the caller may read
+        it (CalDAV hands the client's object on to it: specs/caldav.md)."""
+        rows = self._read(NEXT_OCCURRENCE, task_id=task_id)
+        return cast(TaskRow, rows[0]) if rows else None
 
     def titles(self) -> set[str]:
         """The titles of the caller's tasks (the seed command skips demo tasks it has)."""

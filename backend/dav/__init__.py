@@ -1,0 +1,2 @@
+"""CalDAV (issue 62): the VTODO mapping (`vtodo`) and recurring completions
+(`recurrence_forms`)."""

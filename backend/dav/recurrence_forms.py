@@ -1,0 +1,233 @@
+"""How CalDAV clients complete one occurrence of a recurring task, and what each becomes here
+(issue 62; specs/caldav.md, "Completing a recurring task").
+
+A recurring task here is one open occurrence; completing it (the service's own completion, as
+`PATCH completed=true` does) leaves it completed and inserts the next occurrence. Clients say
+"this occurrence is done" in three shapes, each resolved into that one completion, so the end
+is always one completed occurrence and one open one, never two open ones or a lost one:
+
+- `OVERRIDE_COMPLETED` (Thunderbird, eM Client): the master unchanged plus a VTODO with
+  RECURRENCE-ID = the open occurrence's due date, marked COMPLETED.
+- `DUE_ADVANCED` (Tasks.org through its own sync or DAVx5): the master's DUE moved to a later
+  occurrence of the same rule, STATUS back to NEEDS-ACTION (a COMPLETED time may linger). A
+  DUE moved off the rule is a completion only when COMPLETED is present ("repeat from the
+  completion date"); otherwise it is a postponement, a plain update.
+- `COMPLETED_COPY` (todoman, the `caldav` library): a new UID holding a completed copy (no
+  RRULE) of the open occurrence (same SUMMARY and DUE), plus the master with DUE advanced.
+  Whichever of the two PUTs comes first completes the occurrence; the other then changes
+  nothing (`match_completed_copy` finds the occurrence the copy stands for).
+- `MASTER_COMPLETED`: the master itself STATUS:COMPLETED with its RRULE (as `PATCH
+  completed=true` on a recurring task): the occurrence completes, the series goes on.
+- `SERIES_BEHIND`: Thunderbird's object from before it read our answer (a replay, an edit made
+  offline): its master's DUE is an occurrence completed here already, its override says so;
+  the other fields apply, the schedule stays (no due date moves back, nothing reopens).
+
+The client's object (its UID and href) follows the series: after a completion it belongs to
+the new open occurrence (`Resolution.keep_on == "successor"`), and the completed occurrence is
+served under its own derived UID; the completed copy's object (`COMPLETED_COPY`) stays with
+the completed occurrence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from backend.dav.vtodo import ParsedTodo, rule_key
+from backend.models.task import TaskUpdate, reminders_json
+from backend.recurrence import Schedule, calendar_rule, normalize_rule
+
+if TYPE_CHECKING:
+    from backend.models import TaskRow
+    from backend.services.registry import UnitOfWork
+    from backend.services.versions import Expected
+
+# What a completing form writes on the completed occurrence besides its completion: never its
+# due date (that is the occurrence's identity) nor its rule (the series goes on unchanged).
+_SCHEDULE = frozenset({"completed", "due_date", "recurrence", "time_zone", "reminders"})
+
+
+class Form(StrEnum):
+    PLAIN = "plain"
+    SERIES_BEHIND = "series_behind"  # a client's older view of the series: schedule kept
+    OVERRIDE_COMPLETED = "override_completed"
+    DUE_ADVANCED = "due_advanced"
+    COMPLETED_COPY = "completed_copy"
+    MASTER_COMPLETED = "master_completed"
+    ADOPTED_COPY = "adopted_copy"  # the copy of an occurrence completed already: no write
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What one PUT becomes. `update`: the fields written on the stored task (for a completing
+    form: the PUT's fields but the schedule and reminders, with `completed: true`, which the
+    service's own completion turns into the next occurrence); `completes`: it completes an
+    occurrence; `successor_update`: what the PUT says of the next occurrence that the
+    service's copy does not (the writer's new reminders; a due date off the rule), written on
+    it in a next unit of work (`follow_up`); `keep_on`: which task the PUT's object belongs to
+    afterwards."""
+
+    form: Form
+    update: TaskUpdate | None
+    completes: bool
+    successor_update: TaskUpdate | None = None
+    keep_on: Literal["task", "successor"] = "task"
+
+
+def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
+    """The form of a PUT on the resource of `stored` (the task its UID names)."""
+    fields = parsed.fields
+    if stored.recurrence is None or stored.completed or stored.due_date is None:
+        return _plain(stored, parsed)
+    due = stored.due_date
+    if any(o.completed and o.recurrence_id == due for o in parsed.overrides):
+        return _completing(Form.OVERRIDE_COMPLETED, stored, parsed)
+    new_due = fields.get("due_date")
+    if (
+        new_due is not None
+        and new_due < due
+        and any(o.completed and o.recurrence_id < due for o in parsed.overrides)
+    ):
+        # Thunderbird's series from before our last answer (a replay, or an edit made before
+        # it synced): its completed occurrences are tasks here already; the schedule stays.
+        values = {k: v for k, v in fields.items() if k not in _SCHEDULE or k == "reminders"}
+        return Resolution(Form.SERIES_BEHIND, TaskUpdate.model_validate(values), completes=False)
+    same_rule = _same_rule(stored, fields.get("recurrence"))
+    if fields.get("completed") and same_rule:
+        return _completing(Form.MASTER_COMPLETED, stored, parsed)
+    if fields.get("completed") or not same_rule or new_due is None or new_due <= due:
+        return _plain(stored, parsed)
+    if new_due == stored.next_due_date or _on_series(stored, new_due):
+        successor_due = None if new_due == stored.next_due_date else new_due
+        return _completing(Form.DUE_ADVANCED, stored, parsed, successor_due)
+    if parsed.completed_at is not None:  # repeat from the completion date
+        return _completing(Form.DUE_ADVANCED, stored, parsed, new_due)
+    return _plain(stored, parsed)  # a postponement
+
+
+def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
+    """For a PUT creating a new UID: the occurrence it is a completed copy of, if it is one
+    (todoman, `caldav`): the copy is completed, has no overrides, and has the SUMMARY and DUE
+    of a recurring task among `candidates` (the collection's tasks with a rule and without
+    a client object of their own, open or completed). None: an ordinary new task."""
+    fields = parsed.fields
+    if not fields.get("completed") or parsed.overrides or fields.get("due_date") is None:
+        return None
+    for task in candidates:
+        if (
+            task.recurrence is not None
+            and task.title == fields["title"]
+            and task.due_date == fields["due_date"]
+        ):
+            return task
+    return None
+
+
+def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
+    """The resolution of a completed copy `match_completed_copy` matched to `occurrence`."""
+    if occurrence.completed:
+        return Resolution(Form.ADOPTED_COPY, None, completes=False)
+    return Resolution(Form.COMPLETED_COPY, _fields(parsed), completes=True, keep_on="task")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """After `apply`: the task the PUT named as written, and whether the PUT completed an
+    occurrence of its series (then `follow_up`, in the next unit of work, finds the next
+    occurrence, which the service inserts with the COMMIT, and writes `successor_update`)."""
+
+    task: TaskRow
+    completed_occurrence: bool
+    successor_update: TaskUpdate | None = None
+
+
+def apply(
+    work: UnitOfWork, stored: TaskRow, resolution: Resolution, expected: Expected = None
+) -> Applied:
+    """Write `resolution` through the task service: one write, as a PATCH (the same
+    validation, events, change feed, and for a completion the service's own next occurrence,
+    exactly once, committed with it)."""
+    if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
+        return Applied(stored, completed_occurrence=False)
+    task = work.tasks.update(stored.id, resolution.update, expected)
+    completed = task.completed and task.recurrence is not None and not stored.completed
+    return Applied(task, completed, resolution.successor_update if completed else None)
+
+
+def follow_up(work: UnitOfWork, applied: Applied) -> TaskRow | None:
+    """The next occurrence `applied` created (None if it completed none, or the series
+    ended), with `successor_update` written on it: the DAV layer's next unit of work after a
+    completing PUT, where it also hands the client's object on (`keep_on`). Each state in
+    between is one completed occurrence and one open one."""
+    if not applied.completed_occurrence:
+        return None
+    successor = work.tasks.successor(applied.task.id)
+    if successor is None or applied.successor_update is None:
+        return successor
+    return work.tasks.update(successor.id, applied.successor_update)
+
+
+def _fields(parsed: ParsedTodo) -> TaskUpdate:
+    """The PUT's fields but its schedule and reminders, and `completed: true`: the occurrence
+    completes (its reminders are the ones the next occurrence copies)."""
+    values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
+    return TaskUpdate.model_validate({**values, "completed": True})
+
+
+def _completing(
+    form: Form, stored: TaskRow, parsed: ParsedTodo, successor_due: Any = None
+) -> Resolution:
+    later: dict[str, Any] = {}
+    sent = parsed.fields.get("reminders", [])
+    if _reminders(sent) != _reminders(stored.reminders):
+        later["reminders"] = sent
+    if successor_due is not None:
+        later["due_date"] = successor_due
+    return Resolution(
+        form,
+        _fields(parsed),
+        completes=True,
+        successor_update=TaskUpdate.model_validate(later) if later else None,
+        keep_on="successor",
+    )
+
+
+def _reminders(reminders: Any) -> list[dict[str, Any]]:
+    """Reminders as stored (what the service returns), to compare sent ones with them."""
+    return reminders_json(TaskUpdate.model_validate({"reminders": reminders}).reminders or [])
+
+
+def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
+    """The PUT as a PATCH of every field; the rule left out when it is the stored one as we
+    serve it (a `COUNT` series' later occurrence goes out with one `UNTIL`): written, it
+    would start the series again at the due date."""
+    fields = parsed.fields
+    if stored.recurrence is not None and _same_rule(stored, fields.get("recurrence")):
+        fields = {k: v for k, v in fields.items() if k != "recurrence"}
+    return Resolution(Form.PLAIN, TaskUpdate.model_validate(fields), completes=False)
+
+
+def _same_rule(stored: TaskRow, sent: str | None) -> bool:
+    """Whether `sent` is the stored rule, as stored or as `render` serves it, its parts in
+    any order (icalendar writes them in its own)."""
+    if sent is None or stored.recurrence is None:
+        return sent == stored.recurrence
+    if rule_key(sent) == rule_key(stored.recurrence):
+        return True
+    if stored.series_start is None:
+        return False
+    served = calendar_rule(stored.recurrence, stored.time_zone, stored.series_start)
+    return rule_key(sent) == rule_key(normalize_rule(served))
+
+
+def _on_series(stored: TaskRow, instant: Any) -> bool:
+    """Whether `instant` is one of the series' due dates after the stored occurrence."""
+    if stored.series_start is None or stored.due_date is None or stored.recurrence is None:
+        return False
+    schedule = Schedule.of(stored.recurrence, stored.time_zone, stored.series_start)
+    for due in schedule.after(stored.due_date, 1000):
+        if due >= instant:
+            return bool(due == instant)
+    return False

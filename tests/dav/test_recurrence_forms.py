@@ -1,0 +1,291 @@
+"""Recurring completions over CalDAV (backend/dav/recurrence_forms.py; specs/caldav.md): each
+client's form, written through the task service on the real database, ends as one completed
+occurrence and one open one, also when replayed or when its two PUTs come in either order. And
+the merge over rows the service wrote: a REST edit keeps what the client sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from backend.auth.tokens import TokenClaims
+from backend.config import Settings
+from backend.dav.recurrence_forms import (
+    Applied,
+    Form,
+    apply,
+    classify,
+    classify_copy,
+    follow_up,
+    match_completed_copy,
+)
+from backend.dav.vtodo import ParsedTodo, parse, render, rule_key
+from backend.models import TaskCreate, TaskRow, TaskUpdate
+from backend.services.registry import UnitOfWork
+from backend.services.task_listing import TaskFilters, TaskListQuery
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SUBJECT = "caldav-forms"
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def _work(engine: Engine, settings: Settings) -> UnitOfWork:
+    claims = TokenClaims(subject=SUBJECT, local=False)
+    return UnitOfWork(engine, settings, claims=claims, counts_write=True)
+
+
+def _create(engine: Engine, settings: Settings, parsed: ParsedTodo) -> TaskRow:
+    with _work(engine, settings) as work:
+        return work.tasks.create(TaskCreate.model_validate(parsed.create_fields()))
+
+
+def _series(engine: Engine, settings: Settings, task: TaskRow) -> list[TaskRow]:
+    """Every occurrence of `task`'s series, oldest first."""
+    with _work(engine, settings) as work:
+        page = work.tasks.list_page(TaskListQuery(filters=TaskFilters(recurring=True), limit=50))
+    return sorted(
+        (row for row in page.items if row.series_id == task.series_id), key=lambda r: r.id
+    )
+
+
+def _put(engine: Engine, settings: Settings, task_id: int, body: bytes) -> tuple[Form, Any]:
+    """A PUT on the resource of `task_id`: read, classify, apply (one unit of work)."""
+    with _work(engine, settings) as work:
+        stored = work.tasks.get(task_id)
+        parsed = parse(body, zone=stored.time_zone)
+        resolution = classify(stored, parsed)
+        applied = apply(work, stored, resolution)
+    # The next unit of work: the next occurrence (inserted with the first one's COMMIT).
+    with _work(engine, settings) as work:
+        successor = follow_up(work, applied)
+    return resolution.form, Outcome(applied.task, successor, applied)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task: TaskRow
+    successor: TaskRow | None
+    applied: Applied
+
+
+def _one_done_one_open(rows: list[TaskRow]) -> tuple[TaskRow, TaskRow]:
+    assert [r.completed for r in rows] == [True, False], [(r.id, r.completed) for r in rows]
+    return rows[0], rows[1]
+
+
+def test_thunderbird_override(db_engine: Engine, settings: Settings) -> None:
+    task = _create(db_engine, settings, parse(fixture("thunderbird.ics")))
+    assert task.due_date == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+    form, applied = _put(db_engine, settings, task.id, fixture("thunderbird_completed.ics"))
+
+    assert form is Form.OVERRIDE_COMPLETED
+    done, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    assert (done.id, applied.task.id) == (task.id, task.id)
+    assert applied.successor is not None and applied.successor.id == open_.id
+    assert open_.due_date == datetime(2026, 12, 7, 8, 0, tzinfo=UTC)  # next Monday 09:00
+    # The client's object now serves the open occurrence: the override has left it.
+    kept = parse(fixture("thunderbird_completed.ics")).keep
+    served = render(open_, kept, open_.reminders).decode()
+    assert "RECURRENCE-ID" not in served
+    assert "DUE;TZID=Europe/Berlin:20261207T090000" in served
+    assert "RRULE:FREQ=WEEKLY;BYDAY=MO" in served and "X-MOZ-GENERATION:3" in served
+    # The completed occurrence is a task of its own under its own UID, without the rule.
+    completed = render(done, None, []).decode()
+    assert f"UID:task-{done.id}@task-api" in completed and "RRULE" not in completed
+
+    # The same PUT again (a retry; no If-Match): nothing reopens, nothing moves back.
+    form, _ = _put(db_engine, settings, open_.id, fixture("thunderbird_completed.ics"))
+    assert form is Form.SERIES_BEHIND
+    done_again, open_again = _one_done_one_open(_series(db_engine, settings, task))
+    assert open_again.due_date == open_.due_date and done_again.id == done.id
+
+
+def test_thunderbird_completing_the_master(db_engine: Engine, settings: Settings) -> None:
+    task = _create(db_engine, settings, parse(fixture("thunderbird.ics")))
+    body = fixture("thunderbird.ics").replace(
+        b"STATUS:NEEDS-ACTION", b"STATUS:COMPLETED\r\nCOMPLETED:20261130T101500Z"
+    )
+    form, applied = _put(db_engine, settings, task.id, body)
+    assert form is Form.MASTER_COMPLETED
+    _done, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    assert applied.successor is not None and applied.successor.id == open_.id
+    assert open_.reminders == [{"minutes_before_due": 30}]  # the writer's, carried on
+
+
+def _advanced(days: str, extra: bytes = b"") -> bytes:
+    """Tasks.org's PUT after completing: DUE and DTSTART moved to `days`, NEEDS-ACTION."""
+    return (
+        fixture("tasks_org.ics")
+        .replace(b"DUE;VALUE=DATE:20261122", b"DUE;VALUE=DATE:" + days.encode())
+        .replace(b"DTSTART;VALUE=DATE:20261122", b"DTSTART;VALUE=DATE:" + days.encode() + extra)
+    )
+
+
+def test_tasks_org_due_advanced(db_engine: Engine, settings: Settings) -> None:
+    task = _create(db_engine, settings, parse(fixture("tasks_org.ics")))
+    assert task.next_due_date == datetime(2026, 11, 24, tzinfo=UTC)
+
+    form, applied = _put(db_engine, settings, task.id, _advanced("20261124"))
+
+    assert form is Form.DUE_ADVANCED
+    done, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    assert done.due_date == datetime(2026, 11, 22, tzinfo=UTC)
+    assert open_.due_date == datetime(2026, 11, 24, tzinfo=UTC)
+    assert applied.successor is not None and applied.successor.id == open_.id
+    # Tasks.org sends no If-Match: the same PUT again, on the open occurrence, changes nothing.
+    form, _ = _put(db_engine, settings, open_.id, _advanced("20261124"))
+    assert form is Form.PLAIN
+    _, still_open = _one_done_one_open(_series(db_engine, settings, task))
+    assert still_open.due_date == open_.due_date
+
+
+def test_tasks_org_repeat_after_completion(db_engine: Engine, settings: Settings) -> None:
+    task = _create(db_engine, settings, parse(fixture("tasks_org.ics")))
+    # Off the rule (the 25th; the series has the 24th), but a COMPLETED time lingers.
+    body = _advanced("20261125", b"\r\nCOMPLETED:20261123T070000Z")
+    form, applied = _put(db_engine, settings, task.id, body)
+    assert form is Form.DUE_ADVANCED
+    later = applied.applied.successor_update
+    assert later is not None and later.model_fields_set == {"due_date"}
+    _, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    assert open_.due_date == datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def test_a_postponement_completes_nothing(db_engine: Engine, settings: Settings) -> None:
+    task = _create(db_engine, settings, parse(fixture("tasks_org.ics")))
+    form, outcome = _put(db_engine, settings, task.id, _advanced("20261125"))
+    assert form is Form.PLAIN and outcome.successor is None
+    [moved] = _series(db_engine, settings, task)
+    assert not moved.completed and moved.due_date == datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def _todoman(rrule: bool = True, due: bytes = b"20261215T180000") -> bytes:
+    body = fixture("todoman.ics").replace(b"DUE:20261215T180000", b"DUE:" + due)
+    if rrule:
+        body = body.replace(b"SEQUENCE:0", b"SEQUENCE:0\r\nRRULE:FREQ=WEEKLY")
+    return body
+
+
+def _copy() -> bytes:
+    """todoman's completed copy: a new UID, no RRULE, the old DUE, COMPLETED."""
+    return (
+        _todoman(rrule=False)
+        .replace(b"UID:9a6c0d2b8f3e4a1c9d7e5b3a1f0c2e4d@vps.example", b"UID:copy-7f3e1d@vps")
+        .replace(b"STATUS:NEEDS-ACTION", b"STATUS:COMPLETED\r\nCOMPLETED:20261215T190000Z")
+        .replace(b"PERCENT-COMPLETE:0", b"PERCENT-COMPLETE:100")
+    )
+
+
+def _put_copy(engine: Engine, settings: Settings, task: TaskRow) -> Form:
+    """The copy's PUT: a new UID; the collection's recurring tasks are its candidates."""
+    parsed = parse(_copy())
+    candidates = _series(engine, settings, task)
+    with _work(engine, settings) as work:
+        occurrence = match_completed_copy(parsed, candidates)
+        assert occurrence is not None
+        resolution = classify_copy(occurrence, parsed)
+        applied = apply(work, occurrence, resolution)
+    assert applied.task.completed
+    return resolution.form
+
+
+def test_todoman_copy_then_master(db_engine: Engine, settings: Settings) -> None:
+    task = _create(db_engine, settings, parse(_todoman()))
+    assert _put_copy(db_engine, settings, task) is Form.COMPLETED_COPY
+    _done, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    assert open_.due_date == datetime(2026, 12, 22, 18, 0, tzinfo=UTC)
+    # Then the advanced master, on the open occurrence its object now belongs to.
+    form, _ = _put(db_engine, settings, open_.id, _todoman(due=b"20261222T180000"))
+    assert form is Form.PLAIN
+    _one_done_one_open(_series(db_engine, settings, task))
+
+
+def test_todoman_master_then_copy(db_engine: Engine, settings: Settings) -> None:
+    task = _create(db_engine, settings, parse(_todoman()))
+    form, _ = _put(db_engine, settings, task.id, _todoman(due=b"20261222T180000"))
+    assert form is Form.DUE_ADVANCED
+    _one_done_one_open(_series(db_engine, settings, task))
+    assert _put_copy(db_engine, settings, task) is Form.ADOPTED_COPY
+    _one_done_one_open(_series(db_engine, settings, task))
+
+
+def test_an_ordinary_new_task_is_no_copy() -> None:
+    parsed = parse(fixture("jtx_board.ics"))
+    assert match_completed_copy(parsed, []) is None
+
+
+def test_a_task_that_does_not_recur_is_a_plain_update(
+    db_engine: Engine, settings: Settings
+) -> None:
+    task = _create(db_engine, settings, parse(fixture("jtx_board.ics")))
+    body = fixture("jtx_board.ics").replace(b"STATUS:IN-PROCESS", b"STATUS:COMPLETED")
+    form, outcome = _put(db_engine, settings, task.id, body)
+    assert form is Form.PLAIN and outcome.task.completed and outcome.successor is None
+
+
+def test_a_rest_edit_keeps_what_the_client_sent(db_engine: Engine, settings: Settings) -> None:
+    """The merge over real rows: the client's object, then a PATCH through the service."""
+    parsed = parse(fixture("apple_reminders.ics"))
+    task = _create(db_engine, settings, parsed)
+    assert render(task, parsed.keep, task.reminders) == render(
+        task, parsed.keep, task.reminders
+    )  # deterministic: one state, one body, one ETag
+    with _work(db_engine, settings) as work:
+        edited = work.tasks.update(
+            task.id, TaskUpdate.model_validate({"title": "Pick up the blue coat"})
+        )
+    served = render(edited, parsed.keep, edited.reminders).decode()
+    assert "SUMMARY:Pick up the blue coat" in served
+    for line in (
+        "X-APPLE-UNIVERSAL-ID:5E0A7C3D-1B2F-4E8A-A0C9-6D4F2B1E9A07",
+        "X-APPLE-LOCAL-FLAGS;X-APPLE-SYNC=1:1",
+        "DUE;TZID=Europe/Berlin:20261203T170000",
+        "DESCRIPTION:Ticket 4471\\, blue coat",
+        "UID:8D3A5C1E-2F7B-4B9A-9C61-3E2D7F0A4B11",
+        "CREATED:20261120T081512Z",
+    ):
+        assert line in served.split("\r\n"), line
+    assert "TRIGGER;RELATED=END:-PT15M" in served  # the reader's own reminder
+
+
+def test_a_counted_series_completes_again_with_the_rule_as_served(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """A COUNT series' later occurrence is served with one UNTIL; Tasks.org sends that back
+    with the next advance: it is the same rule (the series is not restarted), so the advance
+    completes the second occurrence too."""
+    counted = fixture("tasks_org.ics").replace(
+        b"RRULE:FREQ=DAILY;INTERVAL=2", b"RRULE:FREQ=DAILY;INTERVAL=2;COUNT=5"
+    )
+    task = _create(db_engine, settings, parse(counted))
+    _put(
+        db_engine,
+        settings,
+        task.id,
+        _advanced("20261124").replace(b"INTERVAL=2", b"INTERVAL=2;COUNT=5"),
+    )
+    _, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    served = render(open_, parse(counted).keep, [])
+    rule = next(line for line in served.split(b"\r\n") if line.startswith(b"RRULE:"))
+    assert set(rule[6:].split(b";")) == {b"FREQ=DAILY", b"INTERVAL=2", b"UNTIL=20261130T000000Z"}
+    # The client advances again, sending the rule as it was served.
+    again = served.replace(b"DUE;VALUE=DATE:20261124", b"DUE;VALUE=DATE:20261126").replace(
+        b"DTSTART;VALUE=DATE:20261124", b"DTSTART;VALUE=DATE:20261126"
+    )
+    form, outcome = _put(db_engine, settings, open_.id, again)
+    assert form is Form.DUE_ADVANCED
+    rows = _series(db_engine, settings, task)
+    assert [r.completed for r in rows] == [True, True, False]
+    assert rows[-1].due_date == datetime(2026, 11, 26, tzinfo=UTC)
+    # The series goes on as set (not restarted with the UNTIL it was served with).
+    assert rule_key(rows[-1].recurrence) == {"FREQ=DAILY", "INTERVAL=2", "COUNT=5"}
+    assert rows[-1].series_start == task.series_start
+    assert outcome.successor is not None and outcome.successor.id == rows[-1].id
