@@ -295,6 +295,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend.mcp",),
     ("backend.chat",),
     ("backend.api",),
+    ("backend.dav",),
     ("backend.main", "backend.server"),
     ("backend.cli", "backend.__main__"),
 )
