@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.api.responses import EXAMPLES
 from backend.models.app_password import APP_PASSWORDS_PER_USER, PASSWORD_PATTERN
 from tests.conftest import Account
 
@@ -97,7 +98,8 @@ def test_names_are_unique_and_the_limit_holds(client: TestClient, alice: Account
     for index in range(1, APP_PASSWORDS_PER_USER):
         create(client, alice, f"device {index}")
     full = client.post("/api/app-passwords", json={"name": "one more"}, headers=alice.headers)
-    assert full.status_code == 422 and full.json()["error"]["code"] == "LIMIT_REACHED"
+    example = EXAMPLES["too_many_app_passwords"]
+    assert (full.status_code, full.json()) == (example.status, example.example()["value"])
     listed = client.get("/api/app-passwords", headers=alice.headers).json()
     assert listed["meta"]["count"] == APP_PASSWORDS_PER_USER
 
