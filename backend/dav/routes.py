@@ -19,10 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from backend.dav import resources
 from backend.dav.auth import CHALLENGE, sign_in
 from backend.dav.xml import (
+    DAV,
     MAX_BODY_BYTES,
     MEDIA_TYPE,
     Found,
     PayloadTooLarge,
+    PreconditionRefused,
+    clark,
     error_body,
     multistatus,
     propfind_request,
@@ -57,8 +60,9 @@ def _error(error: AppError) -> Response:
     if error.status_code == 401:
         # Every 401 here asks for Basic (an account refused at entry too, not `Bearer`).
         headers.update(CHALLENGE)
+    condition = error.condition if isinstance(error, PreconditionRefused) else None
     return Response(
-        error_body(error.code, error.message),
+        error_body(error.code, error.message, condition),
         status_code=error.status_code,
         media_type=MEDIA_TYPE,
         headers=headers,
@@ -80,9 +84,12 @@ async def _body(request: Request) -> bytes:
 
 
 def _depth(request: Request, default: str = "0") -> int:
+    """The request's `Depth`: 0 or 1 (absent: 0, what every client sends anyway)."""
     depth = request.headers.get("depth", default).strip().lower()
+    if depth == "infinity":
+        # Refused as RFC 4918 §9.1 lets a server: 403 naming `propfind-finite-depth`.
+        raise PreconditionRefused(clark(DAV, "propfind-finite-depth"), BAD_DEPTH)
     if depth not in ("0", "1"):
-        # `infinity` is refused as RFC 4918 §9.1 lets a server (and as clients expect).
         raise InvalidRequest(BAD_DEPTH)
     return int(depth)
 

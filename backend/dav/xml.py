@@ -50,6 +50,18 @@ class MalformedXml(InvalidRequest):
     message = "The request body is not well-formed XML of the kind this method takes"
 
 
+class PreconditionRefused(AppError):
+    """A DAV precondition a request fails (RFC 4918 §16): 403, its element named in the
+    error body (`condition`, a Clark name)."""
+
+    status_code = 403
+    code = "DAV_PRECONDITION"
+
+    def __init__(self, condition: str, message: str) -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
 def clark(namespace: str, local: str) -> str:
     return f"{{{namespace}}}{local}"
 
@@ -172,14 +184,14 @@ def multistatus(found: Iterable[Found], asked: PropfindRequest) -> bytes:
     return written
 
 
-def error_body(code: str, message: str) -> bytes:
-    """A DAV error body (RFC 4918 §16): `D:error` with the error's code and message."""
-    root = element(
-        clark(DAV, "error"),
-        None,
-        element("{urn:x-task-api:}code", code),
-        element("{urn:x-task-api:}message", message),
-    )
+def error_body(code: str, message: str, condition: str | None = None) -> bytes:
+    """A DAV error body (RFC 4918 §16): `D:error` with the precondition failed (if one), and
+    the error's code and message."""
+    root = element(clark(DAV, "error"))
+    if condition is not None:
+        root.append(element(condition))
+    root.append(element("{urn:x-task-api:}code", code))
+    root.append(element("{urn:x-task-api:}message", message))
     written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return written
 

@@ -138,7 +138,9 @@ def test_bad_xml_is_a_4xx_with_a_dav_error_body(client: TestClient, alice: Accou
     big = client.request("PROPFIND", "/dav/", content=b" " * (300 * 1024), headers=headers)
     assert big.status_code == 413
     depth = client.request("PROPFIND", "/dav/", headers={**headers, "Depth": "infinity"})
-    assert depth.status_code == 422
+    assert depth.status_code == 403 and b"<D:propfind-finite-depth />" in depth.content
+    odd = client.request("PROPFIND", "/dav/", headers={**headers, "Depth": "2"})
+    assert odd.status_code == 422 and b"<D:error" in odd.content
 
 
 def test_a_named_property_it_lacks_is_a_404_propstat(client: TestClient, alice: Account) -> None:
