@@ -61,6 +61,10 @@ def test_the_password_signs_in_over_dav_and_its_use_is_shown(
     assert answer.status_code == 207, answer.text
     [row] = client.get("/api/app-passwords", headers=alice.headers).json()["data"]
     assert row["last_used_at"] is not None
+    # Written at most once a minute: a client syncing again at once writes no row.
+    assert propfind(client, basic(made["username"], made["password"])).status_code == 207
+    [again] = client.get("/api/app-passwords", headers=alice.headers).json()["data"]
+    assert again["last_used_at"] == row["last_used_at"]
 
 
 def test_revoked_is_refused_from_the_next_request_on(client: TestClient, alice: Account) -> None:

@@ -74,6 +74,13 @@ def test_discovery_finds_principal_home_and_every_readable_list(
     theirs = listed[f"/dav/calendars/{shared}/"]
     privileges = theirs.findall(f".//{D}current-user-privilege-set/{D}privilege/*")
     assert [p.tag for p in privileges] == [f"{D}read"]  # a viewer reads only
+    owned = mine.findall(f".//{D}current-user-privilege-set/{D}privilege/*")
+    assert {p.tag for p in owned} >= {f"{D}read", f"{D}write-content", f"{D}write-properties"}
+    # A `read` password: read only, whatever the role.
+    reader = _signed_in(client, alice, "read")
+    read_only = _responses(_propfind(client, f"/dav/calendars/{own}/", reader))
+    tags = read_only[f"/dav/calendars/{own}/"].findall(f".//{D}privilege/*")
+    assert [p.tag for p in tags] == [f"{D}read"]
 
 
 def test_a_list_the_caller_may_not_read_is_the_missing_ones_404(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from base64 import b64encode
 
 import httpx
+import pytest
 
 from tests.conftest import running_server
 
@@ -15,6 +16,7 @@ def _basic(username: str, password: str) -> str:
     return "Basic " + b64encode(f"{username}:{password}".encode()).decode()
 
 
+@pytest.mark.e2e  # a server process of its own (its log read at DEBUG)
 def test_dav_through_a_served_process_logs_no_credential(database_url: str) -> None:
     with running_server(database_url, LOG_LEVEL="DEBUG") as (base_url, _, log):
         with httpx.Client(base_url=base_url, timeout=30) as http:
