@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from backend.dav import resources
-from backend.dav.auth import CHALLENGE, sign_in
+from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
 from backend.dav.xml import (
     DAV,
     MAX_BODY_BYTES,
@@ -57,12 +57,15 @@ def _dav_headers() -> dict[str, str]:
 
 def _error(error: AppError) -> Response:
     headers = {**(error.headers or {}), **error.extra_headers}
+    message = error.message
     if error.status_code == 401:
-        # Every 401 here asks for Basic (an account refused at entry too, not `Bearer`).
+        # Every 401 here is one answer asking for Basic: an account refused at entry (signed
+        # out everywhere since the check) too, not its bearer-token wording.
         headers.update(CHALLENGE)
+        message = SIGN_IN_REFUSED
     condition = error.condition if isinstance(error, PreconditionRefused) else None
     return Response(
-        error_body(error.code, error.message, condition),
+        error_body(error.code, message, condition),
         status_code=error.status_code,
         media_type=MEDIA_TYPE,
         headers=headers,

@@ -97,6 +97,7 @@ def test_a_list_the_caller_may_not_read_is_the_missing_ones_404(
 
 def test_only_basic_with_an_app_password_signs_in(client: TestClient, alice: Account) -> None:
     made = create(client, alice)
+    bodies = set()
     for headers in (
         {},
         alice.headers,  # a bearer token
@@ -110,6 +111,8 @@ def test_only_basic_with_an_app_password_signs_in(client: TestClient, alice: Acc
         assert answer.status_code == 401, (headers, answer.text)
         assert answer.headers["WWW-Authenticate"].startswith('Basic realm="')
         assert answer.headers["content-type"].startswith("application/xml")
+        bodies.add(answer.content)
+    assert len(bodies) == 1  # one answer for every reason
 
 
 def test_failed_sign_ins_are_rate_limited_per_username(client: TestClient, alice: Account) -> None:
