@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     # Fetches of one calendar feed's URL per hour (its token's own budget: calendar apps poll
     # every few minutes at most; specs/api-contract.md "Calendar feeds").
     rate_limit_calendar_feed_per_hour: int = Field(default=120, ge=0)
+    # Failed CalDAV sign-ins (HTTP Basic with a wrong app password) per client address and
+    # per username, in `rate_limit_auth_window_seconds`: past either, every attempt from it is
+    # 429 until the window ends, a right password too (specs/api-contract.md "App passwords").
+    rate_limit_dav_failures_per_ip: int = Field(default=30, ge=0)
+    rate_limit_dav_failures_per_username: int = Field(default=10, ge=0)
 
     # Event delivery by `python -m backend worker` (backend/events/, specs/events.md).
     # Dapr pub/sub: the sidecar's HTTP endpoint (e.g. http://localhost:3500); unset: no Dapr.

@@ -23,6 +23,7 @@ from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
 from backend.chat.stack import Preload
 from backend.config import Settings, get_settings
+from backend.dav.routes import router as dav_router
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
 from backend.db.sender import transaction_locals
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.chat_turns = set()
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(dav_router)
     document_security(app)
     openapi.install(app)
     mcp = app.state.mcp = install_mcp(app, settings)

@@ -95,6 +95,9 @@
 # route: GET    /api/calendar-feeds             feeds
 # route: POST   /api/calendar-feeds/{feed_id}/rotate rotate-feed ID
 # route: DELETE /api/calendar-feeds/{feed_id}   revoke-feed ID
+# route: POST   /api/app-passwords              create-app-password JSON
+# route: GET    /api/app-passwords              app-passwords
+# route: DELETE /api/app-passwords/{app_password_id} revoke-app-password ID
 # route: GET    /api/calendar/{token}.ics       feed TOKEN
 # route: POST   /api/chat                       chat MESSAGE [CONVERSATION_ID]
 # route: GET    /api/conversations              conversations [QUERY]
@@ -450,6 +453,15 @@ case "$command" in
   revoke-feed)
     need 1 "$@"
     request DELETE "/api/calendar-feeds/$1"
+    ;;
+  create-app-password)  # the answer's password is shown only here: give it to a CalDAV client
+    need 1 "$@"
+    request POST /api/app-passwords "$1"
+    ;;
+  app-passwords) request GET /api/app-passwords ;;
+  revoke-app-password)
+    need 1 "$@"
+    request DELETE "/api/app-passwords/$1"
     ;;
   feed)  # a feed's iCalendar text, by the token in its URL (no sign-in needed)
     need 1 "$@"

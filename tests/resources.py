@@ -115,6 +115,9 @@ MADE_ELSEWHERE: dict[str, str] = {
     "event_id": "an activity entry: a write of the route's task makes one (`make_row`); tests/undo",
     "token": "a calendar feed's secret, in the answer of POST /api/calendar-feeds only: "
     "tests/calendar and test_round_trips._share",
+    "segment": "a DAV collection's path segment (a list's id, or `no-list`), signed in with an "
+    "app password: tests/dav and test_round_trips._dav_request",
+    "rest": "any other path under the DAV root, the one 404: tests/dav",
 }
 # Collections whose rows another collection's DELETE makes (no POST of their own): a trashed
 # task is a task deleted, and its id is the task's (`/api/trash`, issue 53).

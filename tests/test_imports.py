@@ -293,10 +293,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend.auth",),
     ("backend.db",),
     ("backend.services",),
-    ("backend.contracts", "backend.events", "backend.dav"),
+    ("backend.contracts", "backend.events", "backend.dav.vtodo", "backend.dav.recurrence_forms"),
     ("backend.mcp",),
     ("backend.chat",),
     ("backend.api",),
+    ("backend.dav",),
     ("backend.main", "backend.server"),
     ("backend.cli", "backend.__main__"),
 )

@@ -19,6 +19,7 @@ is declared here with the reason; a route outside the door has no kind and must 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -146,6 +147,25 @@ BUDGETS: dict[str, int] = {
     # A calendar feed's fetch (issue 52), outside the door: the token's count and the read as
     # the feed's creator in one message (autocommit); its address without `.ics`, none.
     "GET /api/calendar/{token}.ics": 1,
+    # DAV (issue 62): the app password's check (its own message: it finds the account the
+    # request then enters as), then the route's read with the entry. A PROPFIND that reads
+    # nothing of the database (the root, the home at Depth 0) still sends the entry (the
+    # account checked, as every signed-in request). Discovery and OPTIONS read nothing.
+    "GET /.well-known/caldav": 0,
+    "OPTIONS /.well-known/caldav": 0,
+    "PROPFIND /.well-known/caldav": 0,
+    "OPTIONS /dav": 0,
+    "PROPFIND /dav": 2,
+    "OPTIONS /dav/principal": 0,
+    "PROPFIND /dav/principal": 2,
+    "OPTIONS /dav/calendars": 0,
+    "PROPFIND /dav/calendars": 2,
+    "OPTIONS /dav/calendars/{segment}": 0,
+    "PROPFIND /dav/calendars/{segment}": 2,
+    # Any other path under the root: the one 404, before any sign-in.
+    "GET /dav/{rest:path}": 0,
+    "OPTIONS /dav/{rest:path}": 0,
+    "PROPFIND /dav/{rest:path}": 0,
     "GET /api/calendar/{token}": 0,
     "POST /api/auth/register": 6,
     "POST /api/auth/login": 6,
@@ -535,6 +555,24 @@ SHARED: dict[str, tuple[str, str, Any]] = {
 }
 
 
+# DAV routes (issue 62): signed in with an app password of Alice's (`DAV_AUTH`), Depth 1.
+DAV_PATHS = {
+    "/.well-known/caldav": "/.well-known/caldav",
+    "/dav": "/dav/",
+    "/dav/principal": "/dav/principal/",
+    "/dav/calendars": "/dav/calendars/",
+    "/dav/calendars/{segment}": "/dav/calendars/LIST/",
+    "/dav/{rest:path}": "/dav/nothing/here",
+}
+
+
+def _dav_request(key: str, counted: TestClient, ids: dict[str, Any]) -> Callable[[], Any]:
+    method, _, path = key.partition(" ")
+    url = DAV_PATHS[path].replace("LIST", str(ids["LIST"]))
+    headers = {"Authorization": ids["DAV_AUTH"], "Depth": "1"}
+    return lambda: counted.request(method, url, headers=headers, follow_redirects=False)
+
+
 def _join(client: TestClient, owner: Account, member: Account, list_id: int, role: str) -> None:
     """`member` joins `owner`'s list with `role`, through an invitation accepted."""
     made = client.post(
@@ -548,6 +586,12 @@ def _join(client: TestClient, owner: Account, member: Account, list_id: int, rol
 def _share(key: str, client: TestClient, alice: Account, ids: dict[str, Any]) -> None:
     """Bob, a member of Alice's LIST, and an invitation of Bob's for Alice, for the routes
     of `SHARED`."""
+    if key.partition(" ")[2] in DAV_PATHS:
+        made = client.post("/api/app-passwords", json={"name": "dav"}, headers=alice.headers)
+        data = made.json()["data"]
+        pair = f"{data['username']}:{data['password']}".encode()
+        ids["DAV_AUTH"] = "Basic " + base64.b64encode(pair).decode()
+        return
     if key not in SHARED:
         return
     if "/api/calendar/" in key:
@@ -716,11 +760,16 @@ def test_route_round_trips(
         send = lambda: counted.post("/api/tasks", json={"title": "once"}, headers=headers)
         if key.endswith("replayed"):
             assert send().status_code == 201
+    elif key.partition(" ")[2] in DAV_PATHS:
+        send = _dav_request(key, counted, ids)
     else:
         send = _rest_request(key, counted, alice, ids)
     measured = _measure(proxy, send)
     budget_key = _plain(key)
     if budget_key in {"GET /metrics", "GET /docs/oauth2-redirect", "GET /api/calendar/{token}"}:
+        assert measured.status < 500, measured.text
+    elif "/dav/{rest:path}" in budget_key:  # the one 404 of an unknown DAV path
+        assert measured.status == 404, measured.text
         assert measured.status < 500, measured.text
     else:
         assert measured.status < 400, measured.text

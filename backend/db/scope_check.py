@@ -23,11 +23,11 @@ scope each name it reads the table as among the AND-conjuncts of its own WHERE o
   <one per-user table> x ...), :owner)`;
 - `<name>.member_id = :owner` on `list_members` and `task_member_reminders` only (a
   membership's member, a member's own reminders);
-- an invitation or a calendar feed by its token (`<name>.token_hash = :<a bind>`, not a
-  literal, not a column); a calendar feed's creator standing in for the caller (`<name>.user_id`
-  or `member_id = (SELECT user_id FROM calendar_feeds ...)`: a feed reads as its creator); a
-  member's lists through its membership of the caller's list (`task_lists.user_id =
-  (SELECT member_id FROM list_members ...)`, a transfer's room check).
+- an invitation, a calendar feed or an app password by its token (`<name>.token_hash =
+  :<a bind>`, not a literal, not a column); a calendar feed's creator standing in for the
+  caller (`<name>.user_id` or `member_id = (SELECT user_id FROM calendar_feeds ...)`: a feed
+  reads as its creator); a member's lists through its membership of the caller's list
+  (`task_lists.user_id = (SELECT member_id FROM list_members ...)`, a transfer's room check).
 
 Every SELECT inside those (a membership array, a space, a member) is a level of its own,
 checked the same way. An INSERT into a per-user table sets `user_id` to `:owner` in every
@@ -421,8 +421,13 @@ def _space(node: Any) -> bool:
     return _is_owner(second) and _selects(first, None, "user_id", SubLinkType.EXPR_SUBLINK)
 
 
-# The rows a token is the capability for: an invitation, a calendar feed (by its hash).
-_TOKENS = (("list_invitations", "token_hash"), ("calendar_feeds", "token_hash"))
+# The rows a token is the capability for: an invitation, a calendar feed, an app password (by
+# its hash).
+_TOKENS = (
+    ("list_invitations", "token_hash"),
+    ("calendar_feeds", "token_hash"),
+    ("app_passwords", "token_hash"),
+)
 
 
 def _feed_creator(node: Any) -> bool:
@@ -434,9 +439,10 @@ def _feed_creator(node: Any) -> bool:
 
 def _capabilities(conditions: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
     """The names scoped by the capabilities, each an AND-conjunct at this level: an
-    invitation or a calendar feed by its token, `<name>.token_hash = :<a bind>`
-    (`list_invitations`, `calendar_feeds` only), and the lists of a member of the caller's
-    list, `<name>.user_id = (SELECT member_id FROM list_members ...)` (`task_lists` only)."""
+    invitation, a calendar feed or an app password by its token, `<name>.token_hash = :<a
+    bind>` (`list_invitations`, `calendar_feeds`, `app_passwords` only), and the lists of a
+    member of the caller's list, `<name>.user_id = (SELECT member_id FROM list_members ...)`
+    (`task_lists` only)."""
     names: set[str] = set()
     for node in conditions:
         if not isinstance(node, ast.A_Expr) or node.kind != A_Expr_Kind.AEXPR_OP:

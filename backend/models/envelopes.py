@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from backend.models.activity import ActivityItem
+from backend.models.app_password import AppPasswordCreated, AppPasswordPublic
 from backend.models.calendar_feed import CalendarFeedCreated, CalendarFeedPublic
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
@@ -106,6 +107,17 @@ class CalendarFeedsEnvelope(BaseModel):
 
 class CalendarFeedCreatedEnvelope(DataEnvelope[CalendarFeedCreated]):
     """A calendar feed with its URL (shown only when made or rotated)."""
+
+
+class AppPasswordsEnvelope(BaseModel):
+    """Your app passwords, by name (never a password)."""
+
+    data: list[AppPasswordPublic]
+    meta: CountMeta
+
+
+class AppPasswordCreatedEnvelope(DataEnvelope[AppPasswordCreated]):
+    """An app password with the password itself (shown only here)."""
 
 
 class TaskOccurrencesEnvelope(DataEnvelope[TaskOccurrences]):

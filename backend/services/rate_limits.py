@@ -153,6 +153,12 @@ class RateLimiter:
         """One invitation created by `user_id` (the token's subject): `route` with its limit."""
         self.route(invitation_limit, user_id)
 
+    def dav_failure(self, username: str) -> None:
+        """One failed CalDAV sign-in (HTTP Basic) with `username`, counted against the
+        per-address and per-username limits in a transaction of its own: the headers, or
+        `RateLimited` when this one is over."""
+        self._enforce(*dav_failure_checks(self._settings, self._client_ip, username))
+
     def route(self, limit: RouteLimit, user_id: str) -> None:
         """One request of a route with its own per-user limit (`limit`, e.g.
         `invitation_limit`) by `user_id`, before anything of the route's: with the caller's
@@ -206,6 +212,25 @@ class RateLimiter:
             ).all()
         usages = {key: Usage(by_key[key], hits, reset) for key, hits, reset in rows}
         return [usages[key] for key in by_key]
+
+
+def dav_failure_checks(
+    settings: Settings, client_ip: str, username: str
+) -> tuple[tuple[Policy, str], tuple[Policy, str]]:
+    """The limits of failed CalDAV sign-ins: per client address, per username."""
+    window = settings.rate_limit_auth_window_seconds
+    return (
+        (Policy("dav-auth-ip", settings.rate_limit_dav_failures_per_ip, window), client_ip),
+        (
+            Policy("dav-auth-user", settings.rate_limit_dav_failures_per_username, window),
+            username,
+        ),
+    )
+
+
+def limit_key(policy: Policy, client: str) -> str:
+    """The `rate_limits` key of `policy`'s count for `client` (what a read of it names)."""
+    return _key(policy, client)
 
 
 @dataclass(frozen=True)

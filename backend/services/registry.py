@@ -100,12 +100,15 @@ class UnitOfWork:
         transaction_locals: str | None = None,
         task_id: int | None = None,
         feed_token: str | None = None,
+        signs_in: bool = False,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
         request is a write, counted against the caller's per-user limit on entry;
         `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
         it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
-        path's), whose space's change lock its entry takes with the caller's."""
+        path's), whose space's change lock its entry takes with the caller's; `signs_in`: no
+        caller yet, a credential's check that writes (a DAV request's app password,
+        `AppPasswordCheck`), in one message of its own."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
@@ -127,7 +130,8 @@ class UnitOfWork:
         # with its 404 (every feed 404 is one answer, headers included).
         self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
-        self._autocommit = claims is not None or feed_token is not None
+        self._autocommit = claims is not None or feed_token is not None or signs_in
+        self._signs_in = signs_in
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -137,7 +141,12 @@ class UnitOfWork:
         )
         claims = self._claims
         if claims is None:
-            entry = None if self._feed_token is None else self._feed_entry(conn, self._feed_token)
+            entry = None
+            if self._feed_token is not None:
+                entry = self._feed_entry(conn, self._feed_token)
+            elif self._signs_in:
+                # Nothing rides with the check: it commits in its own message.
+                entry = Entry("", {}, {}, True, self._settle)
             self.send = Sender(conn, locals_, entry)
             return self
         try:

@@ -14,7 +14,8 @@ and the conversations' answers: 0 hits. The credentials are read where they are 
 issuing module's `secrets` (the access token's: `jwt`, its `encode`) records the values it
 returns (the real function makes them; nothing else changes), so a credential no answer shows
 (a chat's feed) is searched for too. A later credential (app passwords, download links) is one
-more line in `CREDENTIALS`.
+more line in `CREDENTIALS`. App passwords (issue 62) are made over REST and used over DAV,
+right and wrong: every `Authorization: Basic` value sent is searched for too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from base64 import b64encode
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -31,7 +33,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.auth import tokens
-from backend.services import calendar_feeds, invitations, stream_tickets
+from backend.services import app_passwords, calendar_feeds, invitations, stream_tickets
 from tests.chat.chatkit import done_items, items, new_thread
 from tests.chat.fake_model import FakeModel, call, fail, say, tool_results
 from tests.conftest import Account
@@ -55,6 +57,7 @@ CREDENTIALS = (
     Credential("calendar feed token", calendar_feeds),
     Credential("stream ticket", stream_tickets),
     Credential("list invitation token", invitations),
+    Credential("app password", app_passwords),
 )
 
 
@@ -149,6 +152,7 @@ class _Scene:
     """What the scenario left to search besides the database and the logs."""
 
     answers: list[str] = field(default_factory=list)  # what the API answered that may not hold one
+    basic_headers: list[str] = field(default_factory=list)  # every DAV `Authorization` sent
     shown: dict[str, list[str]] = field(default_factory=dict)  # values the API showed its caller
 
 
@@ -249,6 +253,36 @@ def _scenario(chat: TestClient, model: FakeModel, alice: Account, bob: Account) 
         answer = chat.get(path, headers=alice.headers)
         assert answer.status_code == 200, (path, answer.text)
         scene.answers.append(answer.text)
+    # App passwords: used over DAV (discovery, a list's collection), a wrong one tried, one
+    # revoked and tried, one ended by signing out everywhere below.
+    passwords = scene.shown.setdefault("app password", [])
+    made_passwords = []
+    for name in ("phone", "laptop"):
+        created = chat.post("/api/app-passwords", json={"name": name}, headers=alice.headers)
+        assert created.status_code == 201, created.text
+        made_passwords.append(created.json()["data"])
+        # What `secrets` made: the password without its `tapw_` prefix.
+        passwords.append(made_passwords[-1]["password"].removeprefix("tapw_"))
+    phone, laptop = made_passwords
+    wrong = "tapw_" + "w" * 43
+    for password, path, status in (
+        (phone["password"], "/dav/", 207),
+        (phone["password"], "/dav/calendars/", 207),
+        (phone["password"], f"/dav/calendars/{list_id}/", 207),
+        (wrong, "/dav/", 401),
+        (laptop["password"], "/dav/", 207),
+    ):
+        header = _basic(phone["username"], password)
+        scene.basic_headers.append(header)
+        answer = chat.request("PROPFIND", path, headers={"Authorization": header, "Depth": "1"})
+        assert answer.status_code == status, (path, answer.text)
+        scene.answers.append(answer.text)
+    revoked = chat.delete(f"/api/app-passwords/{laptop['id']}", headers=alice.headers)
+    assert revoked.status_code == 204
+    header = _basic(laptop["username"], laptop["password"])
+    assert chat.request("PROPFIND", "/dav/", headers={"Authorization": header}).status_code == 401
+    listed = chat.get("/api/app-passwords", headers=alice.headers)
+    scene.answers.append(listed.text)
     # Stream tickets: one left unused, one used after signing out everywhere (refused).
     for _ in range(2):
         ticket = chat.post("/api/changes/stream/tickets", headers=alice.headers)
@@ -258,7 +292,13 @@ def _scenario(chat: TestClient, model: FakeModel, alice: Account, bob: Account) 
     refused = chat.get("/api/changes/stream", params={"ticket": tickets[-1]})
     assert refused.status_code == 401
     assert chat.get(f"/api/calendar/{feeds[-1]}.ics").status_code == 404
+    ended = chat.request("PROPFIND", "/dav/", headers={"Authorization": scene.basic_headers[0]})
+    assert ended.status_code == 401
     return scene
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + b64encode(f"{username}:{password}".encode()).decode()
 
 
 def _database(engine: Engine) -> dict[str, str]:
@@ -306,6 +346,7 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
     assert len(issued["calendar feed token"]) == 5  # REST, its rotation, MCP, chat, ChatKit
     assert len(issued["stream ticket"]) == 2
     assert len(issued["list invitation token"]) == 1
+    assert len(issued["app password"]) == 2
     places: dict[str, str] = {
         "logs (DEBUG and INFO)": _server_logs(caplog.records),
         "the model's requests": json.dumps(model.requests),
@@ -320,6 +361,10 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
         for credential in CREDENTIALS
         for index, value in enumerate(issued[credential.name])
     }
+    for index, header in enumerate(scene.basic_headers):
+        secret = header.removeprefix("Basic ")
+        found[f"Basic header #{index}"] = [p for p, held in places.items() if secret in held]
+    assert len(scene.basic_headers) == 5
     assert {name: where for name, where in found.items() if where} == {}
 
 

@@ -237,6 +237,15 @@ def check_calendar(out: str) -> None:
     assert "HTTP/1.1 204" not in out  # the revoke prints nothing
 
 
+def check_caldav(out: str) -> None:
+    """The well-known redirect, the home with the page's list and the tasks in no list as
+    VTODO calendars, the password's last use, and the revoked password's 401."""
+    assert "301 http://127.0.0.1" in out and "/dav/" in out, out
+    assert "Groceries" in out and "Tasks without a list" in out and 'name="VTODO"' in out, out
+    assert re.search(r"^\d{4}-\d\d-\d\dT", out, re.MULTILINE), out  # last_used_at
+    assert re.findall(r"HTTP/1.1 (\d+)", out) == ["401"], out  # the revoked password
+
+
 def check_trash(out: str) -> None:
     """The delete, the trash with the task's one subtask, the restore, then the purge."""
     lines = [line.strip() for line in out.splitlines()]
@@ -257,6 +266,7 @@ CHECKS = {
     "guides/live.md": check_live,
     "guides/operations.md": check_operations,
     "guides/calendar.md": check_calendar,
+    "guides/caldav.md": check_caldav,
     "guides/trash.md": check_trash,
 }
 

@@ -15,6 +15,7 @@ from backend.errors import NotFound
 from backend.models import AuthSession, UserLogin, UserPublic, UserRegister, UserRow
 from backend.models.envelopes import AuthSessionEnvelope, UserEnvelope
 from backend.models.oauth import TokenRequest, TokenResponse
+from backend.services.app_passwords import AppPasswordService
 
 router = APIRouter(
     prefix="/api/auth",
@@ -118,12 +119,14 @@ def me(door: Door) -> UserEnvelope:
     summary="Sign out everywhere: revoke every token this API issued for the account",
     description="Every built-in token issued so far (including the one sending this request) "
     "stops working immediately; sign in again for a new one. Every calendar feed of the "
-    "account is revoked too (its URL answers 404; make a new one). Tokens from an external "
+    "account is revoked too (its URL answers 404; make a new one), and every app password "
+    "(CalDAV clients are refused until given a new one). Tokens from an external "
     "issuer (Better Auth, JWKS) are revoked at that issuer.",
     responses={**rate_limited(204, "Signed out everywhere."), **errors(401, 429)},
 )
 def logout_all(door: Door) -> None:
     door.calendar_feeds.end_all()  # in the message of the token version's write
+    door.service(AppPasswordService).end_all()  # and every app password (CalDAV) too
     door.users.revoke_tokens(door.caller_id)
 
 

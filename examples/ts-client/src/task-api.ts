@@ -105,6 +105,11 @@ export type CalendarFeed = Schemas["CalendarFeedPublic"];
 /** A new or rotated feed: the only answer that carries its `url` (with its secret token). */
 export type CalendarFeedCreated = Schemas["CalendarFeedCreated"];
 export type CalendarFeedCreate = Schemas["CalendarFeedCreate"];
+/** An app password for a CalDAV client, as `listAppPasswords` shows it (never the password). */
+export type AppPassword = Schemas["AppPasswordPublic"];
+/** A new app password: the only answer that carries its `password`. */
+export type AppPasswordCreated = Schemas["AppPasswordCreated"];
+export type AppPasswordCreate = Schemas["AppPasswordCreate"];
 /** One server-sent event of a streamed chat turn (specs/chat.md, "Streaming"). */
 export type ChatEvent =
   | { event: "start"; data: { conversation_id: number } }
@@ -668,6 +673,26 @@ export class TaskApi {
   async revokeCalendarFeed(feedId: number, options: CallOptions = {}) {
     const params = { path: { feed_id: feedId } };
     ok(await this.client.DELETE("/api/calendar-feeds/{feed_id}", { params, ...options }));
+  }
+
+  // -- app passwords (CalDAV) ---------------------------------------------------------------
+
+  /** A password for one CalDAV client (HTTP Basic with the answer's `username`, at its
+   * `dav_url`); `scope: "read"` for a read-only client. The answer alone carries `password`. */
+  async createAppPassword(body: AppPasswordCreate, options: CallOptions = {}) {
+    const answer = await this.client.POST("/api/app-passwords", { body, ...options });
+    return data(answer) as AppPasswordCreated;
+  }
+
+  /** Your app passwords, by name, with when each was last used; never a password. */
+  async listAppPasswords(options: CallOptions = {}): Promise<AppPassword[]> {
+    return data(await this.client.GET("/api/app-passwords", { ...options }));
+  }
+
+  /** Revoke an app password: a client signing in with it is refused from the next request. */
+  async revokeAppPassword(appPasswordId: number, options: CallOptions = {}) {
+    const params = { path: { app_password_id: appPasswordId } };
+    ok(await this.client.DELETE("/api/app-passwords/{app_password_id}", { params, ...options }));
   }
 
   // -- trash --------------------------------------------------------------------------------

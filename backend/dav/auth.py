@@ -1,0 +1,128 @@
+"""HTTP Basic for DAV: the account's DAV username and one of its app passwords.
+
+A request's check is one message (`AppPasswordCheck`: the password's row by its hash, its
+`last_used_at` written when a minute old, and the failure counts of the client's address and
+the username read beside it). Past either failure limit every attempt is 429 until its window
+ends, a right password too (else a guess would still learn it was right); a failed attempt is
+counted in a transaction of its own and answered 401, the same 401 for every reason (no such
+username, a wrong, revoked or malformed password, a bearer token). Then the request enters as
+the password's account, as a signed-in REST request does (`task_api_enter`: the account's
+token version, so signing out everywhere between the check and the route is a 401 too).
+
+The credential is read from the header here and passed on only as its hash: no log line, no
+event and no error carries it (`tests/chat/test_credentials.py`).
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from base64 import b64decode
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from backend.auth.tokens import TokenClaims
+from backend.errors import Forbidden, Unauthorized
+from backend.models.app_password import PASSWORD_PATTERN, AppPasswordScope, dav_username
+from backend.services.app_passwords import AppPasswordCheck
+from backend.services.rate_limits import Usage, dav_failure_checks, limit_key, settle_usages
+from backend.services.registry import UnitOfWork
+
+REALM = "Task API CalDAV"
+CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
+SIGN_IN_REFUSED = "Sign in with your DAV username and an app password"
+READ_ONLY = "This app password may only read"
+# Methods that change something: a `read` password's request with one is 403.
+WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH", "PROPPATCH", "MKCOL", "MKCALENDAR"})
+WRITE_METHODS |= frozenset({"MOVE", "COPY", "LOCK", "UNLOCK"})
+_MAX_CREDENTIALS = 1024  # a longer header is no credential of ours
+_PASSWORD_LENGTH = len("tapw_") + 43
+_SHAPE = re.compile(PASSWORD_PATTERN)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+def refused(headers: dict[str, str] | None = None) -> Unauthorized:
+    """The one 401 of every refused sign-in, with Basic's challenge (and any counts' headers)."""
+    return Unauthorized(SIGN_IN_REFUSED, extra_headers={**(headers or {}), **CHALLENGE})
+
+
+def basic_credentials(header: str | None) -> Credentials | None:
+    """The username and password of an `Authorization: Basic` header (None: none, another
+    scheme, or not one: bad base64, no `:`, not UTF-8, too long)."""
+    if not header or len(header) > _MAX_CREDENTIALS:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    if not colon or not username:
+        return None
+    return Credentials(username, password)
+
+
+def _looks_like_a_password(password: str) -> bool:
+    """Whether `password` has an app password's shape (anything else is refused unsent)."""
+    return len(password) == _PASSWORD_LENGTH and _SHAPE.fullmatch(password) is not None
+
+
+def sign_in(request: Request, response: Response) -> UnitOfWork:
+    """The request's unit of work as the app password's account (not entered yet). Sync: call
+    it in the thread pool. `Unauthorized` (401 + Basic challenge), `RateLimited` (429) or
+    `Forbidden` (a `read` password's write)."""
+    credentials = basic_credentials(request.headers.get("authorization"))
+    if credentials is None:
+        raise refused()
+    app = request.app
+    settings, engine = app.state.settings, app.state.engine
+    client_ip = request.client.host if request.client else "unknown"
+    checks = dav_failure_checks(settings, client_ip, credentials.username)
+    checked = None
+    if _looks_like_a_password(credentials.password):
+        with UnitOfWork(engine, settings, signs_in=True, client_ip=client_ip) as work:
+            checked = AppPasswordCheck(work.send, "").check(
+                credentials.password, limit_key(*checks[0]), limit_key(*checks[1])
+            )
+        if settings.rate_limit_enabled:
+            # Already past a failure limit: refused, whatever the password (Retry-After).
+            failures = (checked.ip_failures, checked.user_failures)
+            over = [
+                Usage(policy, counted[0] + 1, counted[1])
+                for (policy, _), counted in zip(checks, failures, strict=True)
+                if counted is not None and 0 < policy.limit <= counted[0]
+            ]
+            settle_usages(over, {})
+    user_id = None if checked is None else checked.user_id
+    if checked is None or user_id is None or dav_username(user_id) != credentials.username:
+        headers: dict[str, str] = {}
+        with UnitOfWork(engine, settings, client_ip=client_ip, response_headers=headers) as work:
+            work.limits.dav_failure(credentials.username)
+        raise refused(headers)
+    request.state.dav_scope = checked.scope
+    if checked.scope is AppPasswordScope.read and request.method in WRITE_METHODS:
+        raise Forbidden(READ_ONLY)
+    # The account's current token version: the entry refuses the request if it changed
+    # since (signing out everywhere, which also deleted the password).
+    claims = TokenClaims(subject=user_id, local=True, token_version=checked.token_version)
+    work = UnitOfWork(
+        engine,
+        settings,
+        claims=claims,
+        counts_write=request.method in WRITE_METHODS,
+        client_ip=client_ip,
+        response_headers=response.headers,
+        transaction_locals=app.state.transaction_locals,
+    )
+    # For the access log: the account, never the credential.
+    request.state.user_id = user_id
+    return work

@@ -1,0 +1,119 @@
+"""The DAV resources and their properties. Paths are the caller's own: `/dav/principal/` is
+whoever signed in (there is no other user's principal to ask for), `/dav/calendars/` its
+calendar home, `/dav/calendars/{list_id}/` a list it may read (own or shared) and
+`/dav/calendars/no-list/` its tasks in no list. A list is read through `ListService` (the
+access relation): one the caller may not read is the missing one's 404.
+
+No `getctag` or `sync-token` yet: nothing here counts a collection's changes; they come with
+sync (the change feed), as do the objects (`collection_path(...) + "<name>.ics"`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from backend.dav.xml import APPLE, CALDAV, DAV, Found, Value, clark, element, href
+from backend.models.app_password import DAV_ROOT
+
+PRINCIPAL = f"{DAV_ROOT}principal/"
+HOME = f"{DAV_ROOT}calendars/"
+NO_LIST = "no-list"
+NO_LIST_NAME = "Tasks without a list"
+_LIST_SEGMENT = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+def collection_path(list_id: int | None) -> str:
+    """A collection's path: a list's, or the tasks in no list's (`None`)."""
+    return f"{HOME}{NO_LIST if list_id is None else list_id}/"
+
+
+def list_of(segment: str) -> int | str | None:
+    """The list a collection's path segment names: its id, None (no list), or the segment
+    itself when it names none (the missing collection's 404)."""
+    if segment == NO_LIST:
+        return None
+    if _LIST_SEGMENT.fullmatch(segment):
+        return int(segment)
+    return segment
+
+
+def _collection(*types: str) -> Element:
+    """`resourcetype`: a collection, and what else it is (`principal`, `calendar`)."""
+    kinds = (clark(DAV, "collection"), *types)
+    return element(clark(DAV, "resourcetype"), None, *(element(t) for t in kinds))
+
+
+def _privileges(role: str, writes: bool) -> list[Any]:
+    """`current-user-privilege-set` by role (viewer, commenter: read; editor: write-content,
+    bind, unbind; admin, owner: write-properties too) and the password's scope."""
+    names = ["read"]
+    if writes and role in ("editor", "admin", "owner"):
+        names += ["write-content", "bind", "unbind"]
+    if writes and role in ("admin", "owner"):
+        names.append("write-properties")
+    return [element(clark(DAV, "privilege"), None, element(clark(DAV, n))) for n in names]
+
+
+def _common() -> dict[str, Value]:
+    return {
+        clark(DAV, "current-user-principal"): href(PRINCIPAL),
+        clark(DAV, "principal-URL"): href(PRINCIPAL),
+    }
+
+
+def root() -> Found:
+    return Found(DAV_ROOT, {clark(DAV, "resourcetype"): _collection(), **_common()})
+
+
+def principal(display_name: str) -> Found:
+    properties: dict[str, Value] = {
+        clark(DAV, "resourcetype"): _collection(clark(DAV, "principal")),
+        clark(DAV, "displayname"): display_name,
+        clark(CALDAV, "calendar-home-set"): href(HOME),
+        **_common(),
+    }
+    return Found(PRINCIPAL, properties)
+
+
+def home() -> Found:
+    return Found(
+        HOME,
+        {
+            clark(DAV, "resourcetype"): _collection(),
+            clark(CALDAV, "calendar-home-set"): href(HOME),
+            **_common(),
+        },
+    )
+
+
+def collection(row: Any | None, writes: bool) -> Found:
+    """A list's collection (`row`: a `ListRow`, with the caller's `role`), or the tasks in no
+    list's (None: the caller's own)."""
+    components = element(
+        clark(CALDAV, "supported-calendar-component-set"),
+        None,
+        _component("VTODO"),
+    )
+    role = "owner" if row is None else row.role
+    properties: dict[str, Value] = {
+        clark(DAV, "resourcetype"): _collection(clark(CALDAV, "calendar")),
+        clark(DAV, "displayname"): NO_LIST_NAME if row is None else row.name,
+        clark(CALDAV, "supported-calendar-component-set"): list(components),
+        clark(DAV, "current-user-privilege-set"): _privileges(role, writes),
+        clark(DAV, "owner"): href(PRINCIPAL) if role == "owner" else None,
+        **_common(),
+    }
+    if row is not None and row.color:
+        # Apple's colour property: `#RRGGBB` (ours is stored lower-case).
+        properties[clark(APPLE, "calendar-color")] = row.color.upper()
+    if row is None or role != "owner":
+        properties.pop(clark(DAV, "owner"))
+    return Found(collection_path(None if row is None else row.id), properties)
+
+
+def _component(name: str) -> Element:
+    node = element(clark(CALDAV, "comp"))
+    node.set("name", name)
+    return node

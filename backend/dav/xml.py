@@ -1,0 +1,199 @@
+"""DAV's XML: request bodies parsed by `defusedxml` (a DTD, and so any entity, external or
+"billion laughs", is refused before anything is expanded), bounded in size (`MAX_BODY_BYTES`,
+413) and depth (`MAX_DEPTH`); answers built with the standard library's ElementTree, which
+escapes every text node and attribute (an href, a list's name).
+
+Property names are Clark names, `{namespace}local` (ElementTree's own spelling).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+from xml.etree.ElementTree import Element
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
+from backend.errors import AppError, InvalidRequest
+
+DAV: Final = "DAV:"
+CALDAV: Final = "urn:ietf:params:xml:ns:caldav"
+CS: Final = "http://calendarserver.org/ns/"
+APPLE: Final = "http://apple.com/ns/ical/"
+_PREFIXES = {DAV: "D", CALDAV: "C", CS: "CS", APPLE: "A"}
+for _uri, _prefix in _PREFIXES.items():
+    ET.register_namespace(_prefix, _uri)
+
+# A PROPFIND or REPORT body: a few kilobytes in practice (a multiget of hundreds of hrefs
+# stays far below this); more is 413 before it is parsed.
+MAX_BODY_BYTES = 256 * 1024
+# Nesting past this is no DAV request (a filter is a handful of levels deep).
+MAX_DEPTH = 32
+MEDIA_TYPE = "application/xml; charset=utf-8"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = f"A DAV request body is at most {MAX_BODY_BYTES} bytes"
+
+
+class MalformedXml(InvalidRequest):
+    """A body that is not a DAV request (malformed, a DTD or entity, too deep, the wrong
+    root): 400, never a 5xx."""
+
+    status_code = 400
+    code = "INVALID_XML"
+    message = "The request body is not well-formed XML of the kind this method takes"
+
+
+class PreconditionRefused(AppError):
+    """A DAV precondition a request fails (RFC 4918 §16): 403, its element named in the
+    error body (`condition`, a Clark name)."""
+
+    status_code = 403
+    code = "DAV_PRECONDITION"
+
+    def __init__(self, condition: str, message: str) -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
+def clark(namespace: str, local: str) -> str:
+    return f"{{{namespace}}}{local}"
+
+
+def parse(body: bytes, root: str) -> Element | None:
+    """The document in `body`, whose root element must be `root` (a Clark name); None for an
+    empty body. `MalformedXml` for anything else."""
+    if not body.strip():
+        return None
+    try:
+        document = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (ParseError, DefusedXmlException, ValueError):
+        raise MalformedXml() from None
+    if not isinstance(document, Element) or document.tag != root or _depth(document) > MAX_DEPTH:
+        raise MalformedXml()
+    return document
+
+
+def _depth(element: Element) -> int:
+    deepest, stack = 1, [(element, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in node)
+    return deepest
+
+
+@dataclass(frozen=True)
+class PropfindRequest:
+    """What a PROPFIND asks: every property (`allprop`, an empty body), their names
+    (`propname`) or the ones named (`names`)."""
+
+    allprop: bool = True
+    propname: bool = False
+    names: tuple[str, ...] = field(default_factory=tuple)
+
+
+def propfind_request(body: bytes) -> PropfindRequest:
+    document = parse(body, clark(DAV, "propfind"))
+    if document is None:
+        return PropfindRequest()
+    children = list(document)
+    if not children:
+        raise MalformedXml()
+    kind = children[0]
+    if kind.tag == clark(DAV, "allprop"):
+        return PropfindRequest()
+    if kind.tag == clark(DAV, "propname"):
+        return PropfindRequest(allprop=False, propname=True)
+    if kind.tag == clark(DAV, "prop"):
+        return PropfindRequest(allprop=False, names=tuple(str(child.tag) for child in kind))
+    raise MalformedXml()
+
+
+# A property's value: text, an element (or several) to put inside it, or nothing (empty).
+Value = str | Element | list[Element] | None
+
+
+def element(tag: str, text: str | None = None, *children: Element) -> Element:
+    node = Element(tag)
+    if text is not None:
+        node.text = text
+    node.extend(children)
+    return node
+
+
+def href(path: str) -> Element:
+    return element(clark(DAV, "href"), path)
+
+
+@dataclass(frozen=True)
+class Found:
+    """One resource of a multistatus: its href and its properties (Clark name -> value)."""
+
+    path: str
+    properties: Mapping[str, Value]
+
+
+def _propstat(props: Iterable[Element], status: str) -> Element:
+    prop = element(clark(DAV, "prop"), None, *props)
+    return element(
+        clark(DAV, "propstat"), None, prop, element(clark(DAV, "status"), f"HTTP/1.1 {status}")
+    )
+
+
+def _valued(name: str, value: Value) -> Element:
+    node = Element(name)
+    if isinstance(value, str):
+        node.text = value
+    elif isinstance(value, Element):
+        node.append(value)
+    elif isinstance(value, list):
+        node.extend(value)
+    return node
+
+
+def multistatus(found: Iterable[Found], asked: PropfindRequest) -> bytes:
+    """A 207 body: per resource, the properties asked for that it has (200) and those it has
+    not (404), or every property (`allprop`) or every name (`propname`)."""
+    root = Element(clark(DAV, "multistatus"))
+    for resource in found:
+        response = element(clark(DAV, "response"), None, href(resource.path))
+        if asked.propname:
+            response.append(_propstat((Element(n) for n in resource.properties), "200 OK"))
+        elif asked.allprop:
+            props = (_valued(n, v) for n, v in resource.properties.items())
+            response.append(_propstat(props, "200 OK"))
+        else:
+            have = [n for n in asked.names if n in resource.properties]
+            missing = [n for n in asked.names if n not in resource.properties]
+            if have or not missing:
+                props = (_valued(n, resource.properties[n]) for n in have)
+                response.append(_propstat(props, "200 OK"))
+            if missing:
+                response.append(_propstat((Element(n) for n in missing), "404 Not Found"))
+        root.append(response)
+    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return written
+
+
+def error_body(code: str, message: str, condition: str | None = None) -> bytes:
+    """A DAV error body (RFC 4918 §16): `D:error` with the precondition failed (if one), and
+    the error's code and message."""
+    root = element(clark(DAV, "error"))
+    if condition is not None:
+        root.append(element(condition))
+    root.append(element("{urn:x-task-api:}code", code))
+    root.append(element("{urn:x-task-api:}message", message))
+    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return written
+
+
+ET.register_namespace("T", "urn:x-task-api:")

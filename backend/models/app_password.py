@@ -1,0 +1,122 @@
+"""App passwords (`app_passwords`, migration 0058; specs/api-contract.md, "App passwords"): the
+table and the request and response schemas of `/api/app-passwords`.
+
+A CalDAV client signs in with HTTP Basic only: the username of the account's DAV identity
+(`dav_username`, the same for every password of the account) and one of its app passwords.
+The password is shown once, in the create's answer; only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import CheckConstraint, Column, DateTime, Text, UniqueConstraint
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.common import UtcDatetime
+from backend.models.names import Name, name_doc
+from backend.models.types import TASK_ID_MAX
+
+# How many app passwords one account may have (a create past it: 422 LIMIT_REACHED).
+APP_PASSWORDS_PER_USER = 50
+APP_PASSWORD_ID_MAX = TASK_ID_MAX
+# A password: this prefix (secret scanners and people recognise it) and
+# `secrets.token_urlsafe(32)` (256 random bits, no `:`, which Basic would split on).
+PASSWORD_PREFIX = "tapw_"  # noqa: S105 (a prefix, not a secret)
+PASSWORD_PATTERN = "^tapw_[A-Za-z0-9_-]{43}$"  # noqa: S105 (a shape, not a secret)
+# The DAV root, under the API's base address: `/.well-known/caldav` redirects here.
+DAV_ROOT = "/dav/"
+
+
+def dav_username(user_id: str) -> str:
+    """The account's DAV username: its id, every character but `A-Z a-z 0-9 - . _ ~ @ +`
+    percent-encoded (an id from an external issuer may hold `:` or `|`). Not the email: an
+    account may have none and may change it, and a username a client keeps must not change."""
+    return quote(user_id, safe="@+-._~")
+
+
+def dav_url(base: str) -> str:
+    """The DAV root's address: `base` (the API's, no trailing slash; empty: the path alone)."""
+    return f"{base.rstrip('/')}{DAV_ROOT}"
+
+
+class AppPasswordScope(StrEnum):
+    """`read`: a DAV client reads only (any write is 403); `read_write`: it writes too."""
+
+    read = "read"
+    read_write = "read_write"
+
+
+class AppPassword(SQLModel, table=True):
+    __tablename__ = "app_passwords"
+    __table_args__ = (
+        UniqueConstraint("user_id", "id", name="uq_app_passwords_user_id_id"),
+        UniqueConstraint("user_id", "name_key", name="uq_app_passwords_user_id_name_key"),
+        UniqueConstraint("token_hash", name="uq_app_passwords_token_hash"),
+        CheckConstraint("scope IN ('read', 'read_write')", name="ck_app_passwords_scope"),
+    )
+
+    id: int | None = id_column()
+    user_id: str = user_id_column()
+    name: str = SQLField(sa_column=Column(Text, nullable=False))
+    name_key: str = SQLField(sa_column=Column(Text, nullable=False))
+    scope: str = SQLField(sa_column=Column(Text, nullable=False))
+    # SHA-256 of the password, hex (`invitations.token_hash`): the password is shown once.
+    token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = now_column()
+    updated_at: datetime | None = now_column()
+    # Written by a DAV request's check, at most once a minute (services/app_passwords.py).
+    last_used_at: datetime | None = SQLField(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+
+
+class AppPasswordCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "iPhone Reminders", "scope": "read_write"}]},
+    )
+
+    name: Name = Field(description=name_doc("app passwords"), examples=["iPhone Reminders"])
+    scope: AppPasswordScope = Field(
+        default=AppPasswordScope.read_write,
+        description="`read_write` (the default): the client reads and writes; `read`: it "
+        "only reads (any write over DAV is 403).",
+        examples=["read_write"],
+    )
+
+
+class AppPasswordPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[3])
+    name: str = Field(examples=["iPhone Reminders"])
+    scope: AppPasswordScope = Field(examples=["read_write"])
+    username: str = Field(
+        description="The username to sign in with over CalDAV (HTTP Basic): the same for "
+        "every app password of the account.",
+        examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],
+    )
+    dav_url: str = Field(
+        description="The CalDAV address to give a client (`/.well-known/caldav` leads here).",
+        examples=["https://tasks.example.com/dav/"],
+    )
+    created_at: UtcDatetime = Field(examples=["2026-11-27T09:00:00Z"])
+    last_used_at: UtcDatetime | None = Field(
+        description="When a CalDAV request last signed in with it (to the minute); null: never.",
+        examples=[None],
+    )
+
+
+class AppPasswordCreated(AppPasswordPublic):
+    password: str = Field(
+        description="The password (`tapw_` and 43 characters of `A-Z a-z 0-9 _ -`: 256 random "
+        "bits): shown only in this answer, stored only as a hash. Give it to one CalDAV "
+        "client with `username`; revoke it when the device is gone.",
+        examples=["tapw_q3V0aG9yaXR5LXRva2VuLWV4YW1wbGUtMzItYnl0ZXM"],
+    )
