@@ -108,7 +108,12 @@ def content_disposition(filename: str) -> str:
     RFC 5987 `filename*` (UTF-8, percent-encoded): never a quote, backslash, CR or LF raw."""
     name = sanitize_filename(filename)
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r'[^\x20-\x7e]|["\\%]', "_", ascii_name).strip(" .") or FALLBACK_NAME
+    ascii_name = re.sub(r'[^\x20-\x7e]|["\\%]', "_", ascii_name)
+    stem, dot, extension = ascii_name.rpartition(".")
+    ascii_name = ascii_name.strip(" .")
+    if not ascii_name or (dot and extension and not stem.strip(" ._")):
+        # Nothing of the stem is ASCII (日本語.txt): a generic stem, the extension kept.
+        ascii_name = f"{FALLBACK_NAME}.{extension}" if dot else FALLBACK_NAME
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 

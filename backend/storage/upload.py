@@ -100,11 +100,14 @@ def detect_type(head: bytes, filename: str = "") -> str:
     if not head:
         return OCTET_STREAM
     try:
-        found = puremagic.from_string(head, mime=True, filename=filename or None)
+        matches = puremagic.magic_string(head, filename or None)
     except (puremagic.PureError, ValueError):
-        found = ""
-    if found:
-        return str(found).lower()
+        matches = []
+    # Given a name, puremagic also offers the extension's type with no byte matched: not a
+    # detection. Among real matches (best first) the extension has already raised its own.
+    for match in matches:
+        if match.byte_match and match.mime_type:
+            return str(match.mime_type).lower()
     return TEXT_TYPE if _is_text(head) else OCTET_STREAM
 
 
