@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from backend.errors import ServiceUnavailable
 from backend.storage.upload import Measured, Readable
 
 # Segments of letters, digits, '.', '_' or '-' that start with a letter or digit (so never
@@ -21,8 +22,18 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]
 MAX_KEY_LENGTH = 512
 
 
-class StorageError(Exception):
-    """The storage could not do what was asked (unreachable, refused): a 503, retryable."""
+class StorageError(ServiceUnavailable):
+    """The storage could not do what was asked (unreachable, refused): a 503, retryable. The
+    cause stays in the log (`raise ... from`), never in the answer."""
+
+    message = "The file storage is not available; retry shortly"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__()
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail or self.message
 
 
 class ObjectMissing(StorageError):

@@ -135,33 +135,29 @@ class S3Storage:
         }
 
     def _call(self, method: Any, **params: Any) -> Any:
+        """`method(**params)`; None for a missing object (404) on a read, StorageError for
+        any other failure (unreachable, refused, timed out)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return method(**params)
-        except (BotoCoreError, ClientError) as exc:
+        except ClientError as exc:
+            if _status(exc) == 404 and method.__name__ in {"get_object", "head_object"}:
+                return None
+            raise StorageError(f"{method.__name__} failed: {exc}") from exc
+        except BotoCoreError as exc:
             raise StorageError(f"{method.__name__} failed: {exc}") from exc
 
     def open(self, key: str) -> Iterator[bytes]:
-        from botocore.exceptions import ClientError
-
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if _status(exc) == 404:
-                raise ObjectMissing(key) from None
-            raise StorageError(f"get_object failed: {exc}") from exc
+        answer = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(key))
+        if answer is None:
+            raise ObjectMissing(key)
         return _chunks(answer["Body"])
 
     def stat(self, key: str) -> StoredObject | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if _status(exc) == 404:
-                return None
-            raise StorageError(f"head_object failed: {exc}") from exc
+        head = self._call(self.client.head_object, Bucket=self.bucket, Key=self._key(key))
+        if head is None:
+            return None
         return StoredObject(key, head["ContentLength"], head["LastModified"])
 
     def exists(self, key: str) -> bool:
@@ -175,7 +171,7 @@ class S3Storage:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix + prefix
         )
-        for page in pages:
+        for page in _pages(pages):
             for item in page.get("Contents", []):
                 yield StoredObject(
                     item["Key"][len(self.prefix) :], item["Size"], item["LastModified"]
@@ -186,7 +182,7 @@ class S3Storage:
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self.prefix
         )
-        for page in pages:
+        for page in _pages(pages):
             for upload in page.get("Uploads", []):
                 if upload["Initiated"] < older_than:
                     self._call(
@@ -270,8 +266,22 @@ def _status(exc: Any) -> int | None:
     return int(status) if status is not None else None
 
 
+def _pages(pages: Any) -> Iterator[Any]:
+    """A paginator's pages, a failure as StorageError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield from pages
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageError(f"listing failed: {exc}") from exc
+
+
 def _chunks(body: Any) -> Iterator[bytes]:
+    from botocore.exceptions import BotoCoreError
+
     try:
         yield from body.iter_chunks(CHUNK_BYTES)
+    except BotoCoreError as exc:
+        raise StorageError(f"reading the object failed: {exc}") from exc
     finally:
         body.close()

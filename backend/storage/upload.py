@@ -16,6 +16,7 @@ from typing import Protocol
 
 import puremagic
 
+from backend.errors import PayloadTooLarge
 from backend.storage.names import OCTET_STREAM
 
 # One read of the source: what the pipeline holds of it at once (a backend may buffer more,
@@ -32,11 +33,11 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-class FileTooLarge(Exception):
+class FileTooLarge(PayloadTooLarge):
     """The source holds more than the maximum: the upload is refused (413), nothing kept."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(f"the file is larger than {max_bytes} bytes")
+        super().__init__(f"The file is larger than {max_bytes} bytes")
         self.max_bytes = max_bytes
 
 

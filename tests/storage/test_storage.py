@@ -8,13 +8,15 @@ import hashlib
 import io
 import os
 import random
+import socket
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from backend.storage import FileTooLarge, ObjectMissing, new_key
+from backend.errors import describe
+from backend.storage import FileTooLarge, ObjectMissing, StorageError, new_key
 from backend.storage.filesystem import INCOMING, FilesystemStorage
 from backend.storage.s3 import MIN_PART_BYTES, SPOOL_MEMORY_BYTES, S3Storage
 from backend.storage.upload import CHUNK_BYTES
@@ -189,3 +191,36 @@ def test_filesystem_files_are_private(fs_storage: FilesystemStorage) -> None:
     path = fs_storage.root / key
     assert path.stat().st_mode & 0o077 == 0
     assert path.parent.stat().st_mode & 0o077 == 0
+
+
+def test_refusals_map_to_the_error_envelope() -> None:
+    too_large = describe(FileTooLarge(10))
+    assert (too_large.status, too_large.code) == (413, "PAYLOAD_TOO_LARGE")
+    unavailable = describe(StorageError("put_object failed: secret endpoint details"))
+    assert (unavailable.status, unavailable.code) == (503, "SERVICE_UNAVAILABLE")
+    assert "secret" not in unavailable.message and unavailable.headers["Retry-After"]
+
+
+def test_an_unreachable_store_is_a_storage_error_not_a_crash() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    storage = S3Storage(
+        bucket="nowhere",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region="default",
+        access_key_id="AK",
+        secret_access_key="SK",
+        addressing_style="path",
+    )
+    key = new_key()
+    with pytest.raises(StorageError):
+        storage.put(key, io.BytesIO(b"data"), max_bytes=10)
+    with pytest.raises(StorageError):
+        storage.open(key)
+    with pytest.raises(StorageError):
+        storage.stat(key)
+    with pytest.raises(StorageError):
+        list(storage.list())
+    with pytest.raises(StorageError):
+        storage.delete(key)
