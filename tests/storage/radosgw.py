@@ -12,8 +12,10 @@ check). Measured here: `apt-get install` of the three packages ~14 s (60 MB), a 
 
 from __future__ import annotations
 
+import ctypes
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -28,6 +30,7 @@ from pathlib import Path
 PACKAGES = ("radosgw", "ceph-mon", "ceph-osd")
 COMMANDS = ("radosgw", "ceph-mon", "ceph-osd", "ceph", "ceph-authtool", "monmaptool")
 START_TIMEOUT_SECONDS = 120
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class _Cluster:
                 [command[0], "-c", str(self.conf), "-f", *command[1:]],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         )
 
@@ -128,6 +132,12 @@ class _Cluster:
             f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
             for path in sorted((self.root / "log").glob("*"))
         )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL, so a
+    killed run leaves no daemon behind (Linux's PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _gateway_answers(port: int) -> bool:

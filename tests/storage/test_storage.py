@@ -129,12 +129,38 @@ def test_s3_objects_carry_the_served_type_and_attachment(s3_storage: S3Storage) 
     assert head["ContentDisposition"] == "attachment"
 
 
-def test_a_hostile_name_is_never_a_path(fs_storage: FilesystemStorage, tmp_path: Path) -> None:
+HOSTILE_NAMES = ("../../../etc/passwd", "/abs/path", "a\x00b", "..\\..\\win.ini", "\r\nX: y", "")
+
+
+def test_a_hostile_name_is_never_a_path_or_a_key(storage: Storage, tmp_path: Path) -> None:
     key = new_key()
-    for name in ("../../../etc/passwd", "/abs/path", "a\x00b", "..\\..\\win.ini", "\r\nX: y"):
-        fs_storage.put(key, io.BytesIO(b"x"), max_bytes=10, filename=name)
-    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert files == [f"attachments/{key}"]
+    for name in HOSTILE_NAMES:
+        storage.put(key, io.BytesIO(b"x"), max_bytes=10, filename=name)
+    assert [found.key for found in storage.list()] == [key]
+    if isinstance(storage, FilesystemStorage):
+        files = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()]
+        assert files == [f"attachments/{key}"]
+
+
+class Disconnecting(Source):
+    """A client that goes away after `after` bytes (the connection drops mid-body)."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__(10 * after)
+        self.after = after
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.given >= self.after:
+            raise ConnectionResetError("the client went away")
+        return super().read(min(size, self.after - self.given))
+
+
+def test_a_client_gone_mid_upload_leaves_nothing(storage: Storage) -> None:
+    # Past S3's first part: a multipart upload is under way when the client goes.
+    key = new_key()
+    with pytest.raises(ConnectionResetError):
+        storage.put(key, Disconnecting(MIN_PART_BYTES + 100_000), max_bytes=10**9)
+    nothing_stored(storage, key)
 
 
 @pytest.mark.parametrize("key", ["../x", "a/../b", "/etc/passwd", "a//b", ".hidden", "a/", ""])
