@@ -29,7 +29,8 @@ class FilesystemStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        (self.root / INCOMING).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.root / INCOMING).mkdir(mode=0o700, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         # check_key allows no '..' segment and no leading '/': the path stays under root.

@@ -216,7 +216,8 @@ def test_filesystem_files_are_private(fs_storage: FilesystemStorage) -> None:
     fs_storage.put(key, io.BytesIO(b"secret"), max_bytes=10)
     path = fs_storage.root / key
     assert path.stat().st_mode & 0o077 == 0
-    assert path.parent.stat().st_mode & 0o077 == 0
+    for directory in (path.parent, fs_storage.root, fs_storage.root / INCOMING):
+        assert directory.stat().st_mode & 0o077 == 0
 
 
 def test_refusals_map_to_the_error_envelope() -> None:
