@@ -8,7 +8,7 @@ refuses to talk to the monitor). Every daemon runs in the foreground as a child 
 process (as Debian's `ceph` user when the suite runs as root), dies with it, and is stopped by
 its pid. radosgw itself checks S3 requests: SigV4 signatures, the expiry of presigned URLs,
 signed response overrides (what a mock such as moto's server does not). Measured here:
-`apt-get install` of the three packages ~14 s (61 MB), a start ~13 s, a stop ~5 s.
+`apt-get install` of the three packages ~14 s (61 MB), a start ~3 s, a stop under 1 s.
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ osd pool default min size = 1
 osd pool default pg num = 8
 osd pool default pgp num = 8
 mon allow pool size one = true
+# The monitor batches map changes for a second by default; radosgw's start creates its pools
+# one after another, each a map change: 11 s instead of 1.
+paxos propose interval = 0.05
+paxos min wait = 0.01
 mon warn on pool no redundancy = false
 mon data avail warn = 1
 mon data avail crit = 0
@@ -124,9 +128,10 @@ class _Cluster:
         )
 
     def stop(self) -> None:
+        # One at a time, the gateway first and the monitor last: an OSD stopping tells the
+        # monitor, and waits for it (5 s) if the monitor is already gone.
         for process in reversed(self.processes):
             process.terminate()
-        for process in self.processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
