@@ -14,7 +14,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -309,6 +309,32 @@ class Settings(BaseSettings):
     def chat_configured(self) -> bool:
         return self.chat_base_url is not None and self.chat_model is not None
 
+    # Attachments (specs/storage.md). S3_BUCKET set: an S3-compatible store (needed for more
+    # than one replica); unset: files under ATTACHMENTS_DIR (default: beside the embedded
+    # database, `.data/attachments`), for one replica only.
+    attachments_dir: Path | None = None
+    attachments_max_file_bytes: int = Field(default=25 * 1024 * 1024, ge=1, le=5 * 1024**3)
+    # How long a presigned download URL lives: minutes, not days (a removed member's link
+    # works until then).
+    attachments_url_seconds: int = Field(default=300, ge=10, le=3600)
+    s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    # Unset: AWS S3 itself. R2, Neon, Ceph, MinIO: their endpoint, e.g. https://host:port.
+    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    s3_region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,40}$")
+    # Unset: boto3's own chain (AWS_ACCESS_KEY_ID..., a web identity, an instance role).
+    s3_access_key_id: str | None = Field(default=None, min_length=1, max_length=256)
+    s3_secret_access_key: SecretStr | None = None
+    # path: https://endpoint/bucket/key (Neon, Ceph, MinIO need it); virtual: bucket.endpoint.
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # Keys live under this prefix in the bucket (a bucket shared with other data).
+    s3_prefix: str = Field(default="attachments/", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*/)*$")
+    # Multipart part size: the most one upload spools (1 MiB in memory, the rest on disk).
+    s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
+
+    @property
+    def effective_attachments_dir(self) -> Path:
+        return self.attachments_dir or self.embedded_pg_dir.parent / "attachments"
+
     # Prometheus /metrics. Unset: served outside production, and in production only when
     # METRICS_TOKEN is set. With a token, /metrics needs `Authorization: Bearer <token>`.
     metrics_enabled: bool | None = None
@@ -347,7 +373,15 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "dapr_http_endpoint", "dapr_api_token", "dapr_task_updates_topic", mode="before"
+        "dapr_http_endpoint",
+        "dapr_api_token",
+        "dapr_task_updates_topic",
+        "s3_bucket",
+        "s3_endpoint_url",
+        "s3_region",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -426,6 +460,8 @@ class Settings(BaseSettings):
                     "EVENT_WEBHOOKS URLs must use https in production (plain http only on "
                     "this host)"
                 )
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both")
         if self.is_production and self.database_url is None:
             raise ValueError(
                 "DATABASE_URL is required in production (the embedded database is for "

@@ -138,6 +138,14 @@ class RateLimited(AppError):
     message = "Too many requests; retry after the time in Retry-After"
 
 
+class PayloadTooLarge(AppError):
+    """A body past its limit (an attachment one byte over the maximum): nothing was kept."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "The request body is too large"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"

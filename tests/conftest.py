@@ -281,15 +281,19 @@ def skip_or_fail_in_ci(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def apt_install(package: str) -> str | None:
-    """Install a Debian package (CI runs as root on a fresh machine); return why it could not
-    be installed, or None."""
+def apt_install(package: str, *more: str, recommends: bool = True) -> str | None:
+    """Install Debian packages (CI runs as root on a fresh machine), with their recommended
+    packages unless `recommends` is false; return why they could not be installed, or None."""
     if shutil.which("apt-get") is None:
         return "apt-get is not available"
     if os.geteuid() != 0:
-        return f"not root, so apt-get cannot install it (run: sudo apt-get install -y {package})"
+        names = " ".join((package, *more))
+        return f"not root, so apt-get cannot install it (run: sudo apt-get install -y {names})"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+    install = ["apt-get", "install", "-y", "-qq", package, *more]
+    if not recommends:
+        install.insert(2, "--no-install-recommends")
+    for command in (["apt-get", "update", "-qq"], install):
         # Another apt run (a second suite, a helper's set-up) may hold apt's or dpkg's lock:
         # wait for it (DPkg::Lock::Timeout does not cover `update`'s lists lock).
         deadline = time.monotonic() + 600

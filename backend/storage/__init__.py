@@ -1,0 +1,60 @@
+"""Where attachments' bytes live: one small interface (`ObjectStorage`, base.py), two backends
+(filesystem.py, the default beside the embedded database; s3.py, any S3-compatible store),
+the measured upload (upload.py) and how bytes are served (names.py). specs/storage.md says
+why; `storage_from_settings` picks the backend from the settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from backend.storage.base import (
+    ObjectMissing,
+    ObjectStorage,
+    StorageError,
+    StoredObject,
+    check_key,
+    new_key,
+)
+from backend.storage.names import download_headers, sanitize_filename
+from backend.storage.upload import FileTooLarge, Measured
+
+if TYPE_CHECKING:
+    from backend.config import Settings
+
+__all__ = [
+    "FileTooLarge",
+    "Measured",
+    "ObjectMissing",
+    "ObjectStorage",
+    "StorageError",
+    "StoredObject",
+    "check_key",
+    "download_headers",
+    "new_key",
+    "sanitize_filename",
+    "storage_from_settings",
+]
+
+
+def storage_from_settings(settings: Settings) -> ObjectStorage:
+    """S3 when S3_BUCKET is set, else the filesystem under ATTACHMENTS_DIR."""
+    if settings.s3_bucket:
+        from backend.storage.s3 import S3Storage
+
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=(
+                settings.s3_secret_access_key.get_secret_value()
+                if settings.s3_secret_access_key
+                else None
+            ),
+            addressing_style=settings.s3_addressing_style,
+            prefix=settings.s3_prefix,
+            part_bytes=settings.s3_part_bytes,
+        )
+    from backend.storage.filesystem import FilesystemStorage
+
+    return FilesystemStorage(settings.effective_attachments_dir)
