@@ -24,6 +24,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -95,12 +96,12 @@ CHILDREN: tuple[TaskChild, ...]
 
 
 def _collect() -> tuple[TaskChild, ...]:
-    import backend.models as models  # every module of the package: each one's declarations
-
+    """Every module of this package, by name as `backend/models/__init__.py` finds them (the
+    modules that declare a child import this one: nothing here imports them by name)."""
     found = {
         value.name: value
-        for module in pkgutil.iter_modules(models.__path__)
-        for value in vars(importlib.import_module(f"{models.__name__}.{module.name}")).values()
+        for module in pkgutil.iter_modules([str(Path(__file__).parent)])
+        for value in vars(importlib.import_module(f"{__package__}.{module.name}")).values()
         if isinstance(value, TaskChild)
     }
     return tuple(found[name] for name in sorted(found))
