@@ -831,7 +831,9 @@ def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
     )
 
     def add(work: UnitOfWork, given: Any) -> BaseModel:
-        row = work.child(child).add(given.task_id, given.model_dump(include=set(child.fields)))
+        # Through the create schema, as the route's body is (its own validators too).
+        data = create.model_validate(given.model_dump(include=set(create.model_fields)))
+        row = work.child(child).add(given.task_id, data.model_dump())
         return added(**{f"{snake}_id": row.id, "task_id": row.task_id})
 
     def listing(work: UnitOfWork, given: Any) -> BaseModel:
