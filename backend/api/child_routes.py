@@ -1,10 +1,12 @@
 """The REST routes of a task's child (`TaskChildService`; backend/models/task_children.py),
-written once: `GET`/`POST /api/tasks/{task_id}/<path>` (a keyset-paged page, oldest first;
-201 + `Location`), `GET`/`PATCH` (where it `edits`)/`DELETE .../{<noun>_id}`. Each route is as
+written once, included for every declared child with a `path` (backend/api/routes/children.py):
+`GET`/`POST /api/tasks/{task_id}/<path>` (a keyset-paged page, oldest first; 201 +
+`Location`), `GET`/`PATCH` (where it `edits`)/`DELETE .../{<noun>_id}`. Each route is as
 thin as a hand-written one: enter through the door, call the service, return the envelope;
 each declares its action (the child's `read` or `write`: backend/api/actions.py). What differs
 between children is named by the declaration (operation ids, summaries, the path parameter,
-error examples and envelope names derive from its `noun` and `path`) and the three schemas.
+error examples and envelope names derive from its `noun` and `path`), with its three schemas
+and its tag.
 
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations,
 which name this call's schemas.
@@ -32,9 +34,10 @@ from backend.api.routes.tasks import TaskId
 from backend.errors import LimitReached
 from backend.models.common import DataEnvelope, DecimalDigits, ListEnvelope, ListMeta
 from backend.models.references import Reference
+from backend.models.task_children import TaskChild
 from backend.models.types import TASK_ID_MAX
 from backend.services.access import least_role
-from backend.services.child_rows import TaskChildService
+from backend.services.child_rows import child_service
 
 PAGE_MAX = 100
 PageSize = Annotated[
@@ -50,19 +53,16 @@ def _camel(words: str) -> str:
     return "".join(word.capitalize() for word in words.split())
 
 
-def task_child_router(
-    service: type[TaskChildService],
-    *,
-    tag: str,
-    public: type[BaseModel],
-    create: type[BaseModel],
-    update: type[BaseModel] | None = None,
-) -> APIRouter:
-    """The routes of `service`'s child under `/api/tasks/{task_id}/<path>`, tagged `tag`."""
-    rows = service.rows
-    child = rows.child
-    noun, path = child.noun, child.path or ""
-    snake, one, many = "_".join(noun.split()), _camel(noun), _camel(path.replace("_", " "))
+def task_child_router(child: TaskChild) -> APIRouter:
+    """The routes of `child` under `/api/tasks/{task_id}/<path>`, tagged its `tag`."""
+    rows = child_service(child).rows
+    public: type[BaseModel] | None = child.public
+    create: type[BaseModel] | None = child.create
+    update, tag = child.update, child.tag or child.path
+    if child.path is None or public is None or create is None or tag is None:
+        raise ValueError(f"{child.name}: a child with routes declares its path and schemas")
+    noun, path = child.noun, child.path
+    snake, one, many = child.snake, _camel(noun), _camel(path.replace("_", " "))
     read, write = child.action(writes=False), child.action(writes=True)
     reader, writer = least_role(read), least_role(write)
     one_envelope: Any = create_model(f"{one}Envelope", __base__=DataEnvelope[public])  # type: ignore[valid-type]
@@ -144,7 +144,7 @@ def task_child_router(
     ) -> Any:
         secret, caller, kind = settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
         after = decode_row_cursor(secret, kind, caller, cursor)[1] if cursor else None
-        found, more = door.service(service).page(task_id, limit, after)
+        found, more = door.child(child).page(task_id, limit, after)
         next_cursor = encode_row_cursor(secret, kind, caller, 0, found[-1].id) if more else None
         return page_envelope(
             data=[public.model_validate(row) for row in found],
@@ -184,7 +184,7 @@ def task_child_router(
         request: Request,
         response: Response,
     ) -> Any:
-        row = door.service(service).add(task_id, data.model_dump())  # type: ignore[attr-defined]
+        row = door.child(child).add(task_id, data.model_dump())  # type: ignore[attr-defined]
         root = request.scope.get("root_path", "")
         response.headers["Location"] = f"{root}/api/tasks/{task_id}/{path}/{row.id}"
         return _one(row)
@@ -200,7 +200,7 @@ def task_child_router(
         responses={**ok(200, f"The {noun}."), **errors(404, 422, examples=(*found, VALIDATION))},
     )
     def get_row(door: Door, task_id: TaskId, row: read_id) -> Any:
-        return _one(door.service(service).get(task_id, row))
+        return _one(door.child(child).get(task_id, row))
 
     if child.edits and update is not None:
 
@@ -226,7 +226,7 @@ def task_child_router(
         )
         def update_row(door: Door, task_id: TaskId, row: write_id, data: update) -> Any:  # type: ignore[valid-type]
             fields = data.model_dump()  # type: ignore[attr-defined]
-            return _one(door.service(service).change(task_id, row, fields))
+            return _one(door.child(child).change(task_id, row, fields))
 
     moderate = (
         f" Another's: a member with `{least_role(child.moderate)}` or more, or the list's owner."
@@ -248,6 +248,6 @@ def task_child_router(
         },
     )
     def delete_row(door: Door, task_id: TaskId, row: write_id) -> None:
-        door.service(service).remove(task_id, row)
+        door.child(child).remove(task_id, row)
 
     return router

@@ -50,14 +50,6 @@ TAGS: list[dict[str, Any]] = [
         "ignoring case. Another user's list is a 404 like one that does not exist.",
     },
     {
-        "name": "comments",
-        "description": "A task's comments: list (oldest first, keyset pages), add, edit your "
-        "own, delete. A task's comments are as visible as the task: in a shared list, a viewer "
-        "reads them, a commenter adds them and edits or deletes its own, an admin or the owner "
-        "deletes any; a member below the role gets 403 `FORBIDDEN`, anyone else the 404 a "
-        "missing task gets.",
-    },
-    {
         "name": "members",
         "description": "Who shares a list, and how far: its owner and members with their roles "
         "(`viewer` < `commenter` < `editor` < `admin` < `owner`), a member's role changed or "

@@ -75,12 +75,11 @@ from backend.models.references import (
     Reference,
 )
 from backend.models.saved_filter import FILTER_ID_MAX, FILTERS_PER_USER, SavedFilter
-from backend.models.sharing import CommentBody, CommentPublic, TaskComment
 from backend.models.task import (
     create_field,
     patch_field,
 )
-from backend.models.task_children import child_of
+from backend.models.task_children import CHILDREN, TaskChild
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_fields import (
     MCP_EDITABLE,
@@ -98,6 +97,7 @@ from backend.models.task_list import (
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.trash import TrashedTaskPublic
 from backend.models.types import Assignees
+from backend.services.access import least_role
 from backend.services.registry import UnitOfWork
 from backend.services.saved_filters import SavedFilterService
 from backend.services.task_listing import TaskListQuery
@@ -460,42 +460,7 @@ class CalendarFeedMade(BaseModel):
     )
 
 
-class AddCommentArguments(_OneTask):
-    body: CommentBody = Field(
-        description="1-10000 characters, trimmed; several lines allowed.",
-    )
-
-
-COMMENTS_PAGE_MAX = 100
-# A position in the task's comments (those with a greater id follow), read only among the
-# task's own: it reaches no row, so any id answers as a position would.
-_COMMENTS_AFTER = NotAReference("a position in the task's comments: those after this id")
-
-
-class ListCommentsArguments(_OneTask):
-    limit: Annotated[StrictInt, Field(ge=1, le=COMMENTS_PAGE_MAX)] = Field(
-        default=50, description=f"At most this many comments (1-{COMMENTS_PAGE_MAX})."
-    )
-    after_id: Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), _COMMENTS_AFTER] | None = Field(
-        default=None,
-        description="Only the comments after this one (the last id of the previous call).",
-    )
-
-
-class CommentAdded(BaseModel):
-    """What add_comment did: which comment, on which task."""
-
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
-
-    comment_id: int
-    task_id: int
-    status: Literal["created"] = "created"
-
-
-# A page of a task's comments, oldest first: list_comments' result.
-class CommentPage(BaseModel):
-    comments: list[CommentPublic]
-    has_more: bool = Field(description="More comments follow: call again with after_id.")
+CHILD_PAGE_MAX = 100
 
 
 class FilterSummaries(BaseModel):
@@ -816,18 +781,93 @@ def _create_calendar_feed(
     )
 
 
-def _add_comment(work: UnitOfWork, arguments: AddCommentArguments) -> CommentAdded:
-    row = work.comments.add(arguments.task_id, {"body": arguments.body})
-    return CommentAdded(comment_id=row.id, task_id=row.task_id)
+def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
+    """The MCP tools `child` declares (backend/models/task_children.py `tools`), acting as its
+    routes do: `add_<noun>` takes its `create` body's fields and returns the new row's id and
+    its task's, `list_<path>` a page of `public` rows oldest first, after `after_id`."""
+    if not child.tools:
+        return ()
+    noun, snake, path, public = child.noun, child.snake, str(child.path), child.public
+    create = child.create
+    if public is None or create is None or child.path is None:
+        raise ValueError(f"{child.name}: a child with tools declares its path and schemas")
+    many = "".join(word.capitalize() for word in path.split("_"))
+    one = "".join(word.capitalize() for word in noun.split())
+    who = least_role(child.action(writes=True))
+    ids: dict[str, Any] = {f"{snake}_id": (int, ...), "task_id": (int, ...)}
+    added: Any = create_model(
+        f"{one}Added",
+        __config__=ConfigDict(json_schema_serialization_defaults_required=True),
+        __doc__=f"What add_{snake} did: which {noun}, on which task.",
+        **ids,
+        status=(Literal["created"], "created"),
+    )
+    body: dict[str, Any] = {n: (f.annotation, f) for n, f in create.model_fields.items()}
+    arguments: Any = create_model(f"Add{one}Arguments", __base__=_OneTask, **body)
+    # A position in the task's rows (those with a greater id follow), read only among the
+    # task's own: it reaches no row, so any id answers as a position would.
+    after = NotAReference(f"a position in the task's {path}: those after this id")
+    paging: Any = create_model(
+        f"List{many}Arguments",
+        __base__=_OneTask,
+        limit=(
+            Annotated[StrictInt, Field(ge=1, le=CHILD_PAGE_MAX)],
+            Field(default=50, description=f"At most this many {path} (1-{CHILD_PAGE_MAX})."),
+        ),
+        after_id=(
+            Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), after] | None,
+            Field(
+                default=None,
+                description=f"Only the {path} after this one (the last id of the previous call).",
+            ),
+        ),
+    )
+    # No docstring: it would enter the output schema.
+    rows: dict[str, Any] = {path: (list[public], ...)}  # type: ignore[valid-type]
+    page: Any = create_model(
+        f"{many}Page",
+        **rows,
+        has_more=(bool, Field(description=f"More {path} follow: call again with after_id.")),
+    )
 
+    def add(work: UnitOfWork, given: Any) -> BaseModel:
+        # Through the create schema, as the route's body is (its own validators too).
+        data = create.model_validate(given.model_dump(include=set(create.model_fields)))
+        row = work.child(child).add(given.task_id, data.model_dump())
+        return added(**{f"{snake}_id": row.id, "task_id": row.task_id})
 
-def _list_comments(work: UnitOfWork, arguments: ListCommentsArguments) -> CommentPage:
-    rows, more = work.comments.page(arguments.task_id, arguments.limit, arguments.after_id)
-    return CommentPage(comments=[CommentPublic.model_validate(row) for row in rows], has_more=more)
+    def listing(work: UnitOfWork, given: Any) -> BaseModel:
+        found, more = work.child(child).page(given.task_id, given.limit, given.after_id)
+        return page(**{path: [public.model_validate(row) for row in found], "has_more": more})
 
+    author = f" (each with its {child.author})" if child.author else ""
+    tools: dict[str, Tool[Any]] = {
+        "add": Tool(
+            name=f"add_{snake}",
+            action=child.action(writes=True),
+            title=f"Add a {noun} to a task",
+            description=f"Add a {noun} by the signed-in user to a task of theirs, or of a list "
+            f"shared with them as {who} or more. Returns its {snake}_id, its task_id and "
+            '"status": "created".',
+            arguments=arguments,
+            result=added,
+            run=add,
+        ),
+        "list": Tool(
+            name=f"list_{path}",
+            action=child.action(writes=False),
+            title=f"List a task's {path}",
+            description=f"A task's {path}, oldest first{author}, at most limit at a time; "
+            f"has_more: call again with after_id, the last {noun}'s id.",
+            arguments=paging,
+            result=page,
+            run=listing,
+            read_only=True,
+            idempotent=True,
+        ),
+    }
+    return tuple(tools[kind] for kind in child.tools)
 
-# The comment tools act as the declared child's routes do (backend/models/task_children.py).
-_COMMENTS = child_of(TaskComment)
 
 TOOLS: tuple[Tool[Any], ...] = (
     Tool(
@@ -1069,29 +1109,8 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=CalendarFeedMade,
         run=_create_calendar_feed,
     ),
-    Tool(
-        name="add_comment",
-        action=_COMMENTS.action(writes=True),
-        title="Comment on a task",
-        description="Add a comment by the signed-in user to a task of theirs, or of a list "
-        "shared with them as commenter or more. Returns its comment_id, its task_id and "
-        '"status": "created".',
-        arguments=AddCommentArguments,
-        result=CommentAdded,
-        run=_add_comment,
-    ),
-    Tool(
-        name="list_comments",
-        action=_COMMENTS.action(writes=False),
-        title="List a task's comments",
-        description="A task's comments, oldest first (each with its author_id), at most "
-        "limit at a time; has_more: call again with after_id, the last comment's id.",
-        arguments=ListCommentsArguments,
-        result=CommentPage,
-        run=_list_comments,
-        read_only=True,
-        idempotent=True,
-    ),
+    # Every declared child's (backend/models/task_children.py): comments' add and list.
+    *(tool for child in CHILDREN for tool in child_tools(child)),
     Tool(
         name="undo",
         title="Undo a change",

@@ -30,6 +30,7 @@ from sqlmodel import SQLModel
 from backend.models.columns import id_column, now_column
 from backend.models.common import JsonInt, StorableText, UtcDatetime
 from backend.models.references import MEMBERS, Action, Reference
+from backend.models.task_children import TaskChild
 from backend.models.text import MultiLineVisibleText
 from backend.models.types import TASK_ID_MAX
 from backend.models.user import USER_ID_MAX_LENGTH, Email
@@ -62,6 +63,8 @@ _ROLE_CHECK = "role IN (" + ", ".join(f"'{r}'" for r in MEMBER_ROLES) + ")"
 # Invitations last this long unless the request says less (`expires_in_days`).
 INVITATION_DAYS = 7
 COMMENT_MAX_LENGTH = 10_000
+# The most comments a task holds; a comment beyond it is 422 LIMIT_REACHED.
+COMMENTS_PER_TASK = 1000
 MEMBERS_PER_LIST = 100
 
 
@@ -260,7 +263,7 @@ class InvitationAccept(BaseModel):
 class CommentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    body: CommentBody
+    body: CommentBody = Field(description="1-10000 characters, trimmed; several lines allowed.")
 
 
 class CommentUpdate(CommentCreate):
@@ -279,3 +282,27 @@ class CommentPublic(BaseModel):
     body: str = Field(examples=["Bought the milk."])
     created_at: UtcDatetime = Field(examples=["2026-11-25T17:00:00Z"])
     updated_at: UtcDatetime = Field(examples=["2026-11-25T17:00:00Z"])
+
+
+# A task's comments, a declared child of its task (backend/models/task_children.py): its
+# service, routes and the tools `add_comment` and `list_comments` all come from here.
+TASK_COMMENTS = TaskChild(
+    TaskComment,
+    noun="comment",
+    path="comments",
+    read=Action.COMMENT_READ,
+    write=Action.COMMENT_ADD,
+    per_task=COMMENTS_PER_TASK,
+    fields=("body",),
+    author="author_id",
+    moderate=Action.COMMENT_MODERATE,
+    sample={"body": "Bring the receipts"},
+    public=CommentPublic,
+    create=CommentCreate,
+    update=CommentUpdate,
+    about="A task's comments: list (oldest first, keyset pages), add, edit your own, delete. "
+    "A task's comments are as visible as the task: in a shared list, a viewer reads them, a "
+    "commenter adds them and edits or deletes its own, an admin or the owner deletes any; a "
+    "member below the role gets 403 `FORBIDDEN`, anyone else the 404 a missing task gets.",
+    tools=("add", "list"),
+)

@@ -3,33 +3,40 @@
 A child of a task is a table whose rows belong to one task: a key `(user_id, task_id)` ->
 `tasks (user_id, id)`, `ON UPDATE CASCADE ON DELETE CASCADE`, so its rows are in the task's
 owner's space, follow the task through a handover (a list's transfer) and go with it (a
-delete, the account's deletion). `CHILDREN` names every one; from it come:
+delete, the account's deletion). Each is declared beside its table, in its own module of
+`backend.models` (a `TaskChild` at module level), and `CHILDREN` collects them all, by table
+name, so a new child needs no line here; from it come:
 
 - the trash: a deleted task's snapshot holds every child's rows and a restore brings them back
   (migration 0052 reads the same names from `task_children`, which each child's migration
   fills; tests/test_task_children.py compares the two and restores a row of every child);
-- the action each of its routes declares (`read` to list or get, `write` to add, change or
-  delete: `backend/api/actions.py`), and so the role matrix;
+- its service (backend/services/child_rows.py `child_service`: `work.child(...)`), its routes
+  (backend/api/child_routes.py, all included by backend/api/routes/children.py) and its MCP
+  tools (backend/mcp/tools.py `child_tools`), each declaring its action (`read` to list or
+  get, `write` to add, change or delete: `backend/api/actions.py`), and so the role matrix;
 - the check that no table with a key to `tasks` is left out (`NOT_CHILDREN` says why each
   such table that is no child is not: tests/test_task_children.py).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from sqlalchemy import Column, Text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.references import Action
-from backend.models.sharing import TaskComment
-from backend.models.task_event import TaskMemberReminder
 
-# The most comments a task holds; a comment beyond it is 422 LIMIT_REACHED.
-COMMENTS_PER_TASK = 1000
+# The MCP tools a child may have: `add_<noun>` (its `create` fields) and `list_<path>` (a
+# page, oldest first), each acting as the matching route does.
+ToolKind = Literal["add", "list"]
 
 
 @dataclass(frozen=True)
@@ -57,10 +64,21 @@ class TaskChild:
     author: str | None = None
     moderate: Action | None = None
     sample: Mapping[str, Any] = field(default_factory=dict)
+    public: type[BaseModel] | None = None
+    create: type[BaseModel] | None = None
+    update: type[BaseModel] | None = None
+    tag: str | None = None
+    about: str = ""
+    tools: tuple[ToolKind, ...] = ()
 
     @property
     def name(self) -> str:
         return str(self.table.__tablename__)
+
+    @property
+    def snake(self) -> str:
+        """Its noun in names: `<snake>_id`, `add_<snake>`."""
+        return "_".join(self.noun.split())
 
     def action(self, *, writes: bool) -> Action:
         """What its routes and tools declare: `write` to add, change or delete, else `read`
@@ -71,31 +89,39 @@ class TaskChild:
         return action
 
 
-CHILDREN: tuple[TaskChild, ...] = (
-    TaskChild(
-        TaskComment,
-        noun="comment",
-        path="comments",
-        read=Action.COMMENT_READ,
-        write=Action.COMMENT_ADD,
-        per_task=COMMENTS_PER_TASK,
-        fields=("body",),
-        author="author_id",
-        moderate=Action.COMMENT_MODERATE,
-        sample={"body": "Bring the receipts"},
-    ),
-    # A member's own reminders on a shared task, written through the task's `reminders`.
-    TaskChild(
-        TaskMemberReminder,
-        noun="member reminder",
-        sample={"reminders": [{"minutes_before_due": 30}]},
-    ),
-)
+# Every declared child, by table name: collected from the modules of `backend.models` on
+# first use (`__getattr__`), as the package discovers its tables, since each declaration
+# lives beside its table and that module imports this one.
+CHILDREN: tuple[TaskChild, ...]
+
+
+def _collect() -> tuple[TaskChild, ...]:
+    """Every module of this package, by name as `backend/models/__init__.py` finds them (the
+    modules that declare a child import this one: nothing here imports them by name)."""
+    found = {
+        value.name: value
+        for module in pkgutil.iter_modules([str(Path(__file__).parent)])
+        for value in vars(importlib.import_module(f"{__package__}.{module.name}")).values()
+        if isinstance(value, TaskChild)
+    }
+    return tuple(found[name] for name in sorted(found))
+
+
+def _children() -> tuple[TaskChild, ...]:
+    if "CHILDREN" not in globals():
+        globals()["CHILDREN"] = _collect()
+    return globals()["CHILDREN"]  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CHILDREN":
+        return _children()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def child_of(table: type[SQLModel]) -> TaskChild:
     """The declaration of the child whose table is `table`."""
-    return next(child for child in CHILDREN if child.table is table)
+    return next(child for child in _children() if child.table is table)
 
 
 # Tables with a key to `tasks` that are no task's child, and why.

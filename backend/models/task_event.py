@@ -29,6 +29,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.columns import id_column
+from backend.models.task_children import TaskChild
 
 
 class ChangeType(StrEnum):
@@ -261,3 +262,10 @@ class TaskMemberReminder(SQLModel, table=True):
         sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     )
     reminders: list[dict[str, Any]] = SQLField(sa_column=Column(JSONB, nullable=False))
+
+
+# A task's child (backend/models/task_children.py), with no routes of its own: a member's
+# reminders are written through the task's `reminders`.
+MEMBER_REMINDERS = TaskChild(
+    TaskMemberReminder, noun="member reminder", sample={"reminders": [{"minutes_before_due": 30}]}
+)

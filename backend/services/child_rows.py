@@ -1,6 +1,7 @@
 """A task's child's statements and refusals, built once from its declaration (issue 60;
 backend/models/task_children.py): `ChildRows`, and `TaskChildService`, the whole service of a
-child that needs nothing of its own (comments are one).
+child, made for each by `child_service` (no child has a service of its own): a route, a tool,
+chat and the CLI reach it as `work.child(<declaration>)` (backend/services/registry.py).
 
 A child's row lives where its task lives: in the task's owner's space (`user_id`), with the
 task's list (`list_id`, kept in step as the task moves), so every statement reaches the rows
@@ -224,3 +225,14 @@ class TaskChildService(Scoped):
             forbidden = str(self.rows.not_the_author(deleting=True))
             require(role, child.moderate, missing, forbidden=forbidden)
         raise Conflict(f"The {child.noun} changed while it was being written; retry")
+
+
+_SERVICES: dict[str, type[TaskChildService]] = {}
+
+
+def child_service(child: TaskChild) -> type[TaskChildService]:
+    """`child`'s service, made once (its statements built from the declaration)."""
+    if child.name not in _SERVICES:
+        name = f"{''.join(word.capitalize() for word in child.noun.split())}Service"
+        _SERVICES[child.name] = type(name, (TaskChildService,), {"rows": ChildRows(child)})
+    return _SERVICES[child.name]

@@ -32,11 +32,12 @@ from backend.config import Settings
 from backend.db.scope import Scoped
 from backend.db.sender import Entry, Outcome, Sender, Stage, render, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
+from backend.models.task_children import TaskChild
 from backend.services.activity import ActivityService
 from backend.services.calendar_feeds import FEED_COUNT, CalendarFeedReader, CalendarFeedService
 from backend.services.changes import ChangeFeed
 from backend.services.chatkit import ChatKitService
-from backend.services.comments import CommentService
+from backend.services.child_rows import TaskChildService, child_service
 from backend.services.conversations import ConversationService
 from backend.services.idempotency import IdempotencyService
 from backend.services.invitations import InvitationService, token_hash
@@ -82,7 +83,6 @@ class UnitOfWork:
     caller_id: str
     tasks: TaskService
     lists: ListService
-    comments: CommentService
     changes: ChangeFeed
     activity: ActivityService
     conversations: ConversationService
@@ -193,7 +193,6 @@ class UnitOfWork:
         caller_id = self.caller_id = claims.subject
         self.tasks = TaskService(send, caller_id)
         self.lists = ListService(send, caller_id)
-        self.comments = CommentService(send, caller_id)
         self.changes = ChangeFeed(send, caller_id)
         self.activity = ActivityService(send, caller_id)
         self.conversations = ConversationService(send, caller_id)
@@ -261,6 +260,11 @@ class UnitOfWork:
         if kind not in services:
             services[kind] = kind(self.send, self.caller_id)
         return cast(S, services[kind])
+
+    def child(self, child: TaskChild) -> TaskChildService:
+        """A task's child's service (backend/services/child_rows.py), one per request: the one
+        way a route, a tool, chat or the CLI reaches it (`work.child(TASK_COMMENTS)`)."""
+        return self.service(child_service(child))
 
     @cached_property
     def idempotency(self) -> IdempotencyService:

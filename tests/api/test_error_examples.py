@@ -425,7 +425,7 @@ def test_the_sharing_examples(
 ) -> None:
     """Alice's list shared with Bob as a viewer, then as a commenter: what a member below the
     role, or not the comment's author, is told."""
-    from backend.services.comments import COMMENTS_PER_TASK
+    from backend.models.sharing import COMMENTS_PER_TASK
 
     bob = register()
     list_id = _list(client, alice)

@@ -19,8 +19,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
-from backend.models.sharing import COMMENT_MAX_LENGTH
-from backend.services.comments import COMMENTS_PER_TASK
+from backend.models.sharing import COMMENT_MAX_LENGTH, COMMENTS_PER_TASK
 from tests.conftest import Account
 
 MISSING_TASK = 2**53 - 1

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 
 FIRST = (
     "tasks",
-    "comments",
+    "children",
     "changes",
     "lists",
     "members",
