@@ -18,7 +18,7 @@
 # (4xx/5xx; the error envelope is still printed), 2 on a usage error, and curl's own code
 # when the server cannot be reached. Needs curl and python3.
 #
-# Bodies: create, replace, update, bulk, move, the list and comment commands take a JSON object; create
+# Bodies: create, replace, update, bulk, move, the list and child commands take a JSON object; create
 # and create-list also take a bare title / name; move-list without one puts the list last.
 #
 # Example:
@@ -59,11 +59,11 @@
 # route: GET    /api/tasks/{task_id}/occurrences occurrences ID [COUNT]
 # route: POST   /api/tasks/{task_id}/move       move ID JSON
 # route: GET    /api/tasks/{task_id}/subtree    subtree ID
-# route: GET    /api/tasks/{task_id}/comments   comments ID [QUERY]
-# route: POST   /api/tasks/{task_id}/comments   add-comment ID JSON
-# route: GET    /api/tasks/{task_id}/comments/{comment_id} comment ID ID
-# route: PATCH  /api/tasks/{task_id}/comments/{comment_id} update-comment ID ID JSON
-# route: DELETE /api/tasks/{task_id}/comments/{comment_id} delete-comment ID ID
+# route: GET    /api/tasks/{task_id}/{children} children ID PATH [QUERY]
+# route: POST   /api/tasks/{task_id}/{children} add-child ID PATH JSON
+# route: GET    /api/tasks/{task_id}/{children}/{child_id} child ID PATH ID
+# route: PATCH  /api/tasks/{task_id}/{children}/{child_id} update-child ID PATH ID JSON
+# route: DELETE /api/tasks/{task_id}/{children}/{child_id} delete-child ID PATH ID
 # route: GET    /api/lists                      lists
 # route: POST   /api/lists                      create-list NAME|JSON
 # route: GET    /api/lists/{list_id}            get-list ID
@@ -104,6 +104,12 @@
 # route: GET    /api/conversations/{conversation_id}/messages messages ID [QUERY]
 # route: DELETE /api/conversations/{conversation_id} delete-conversation ID
 # route: POST   /api/chatkit                    call POST /api/chatkit JSON
+#
+# A task's children (`CHILDREN` in backend/models/task_children.py) share five commands: PATH
+# is the child's collection under /api/tasks/ID/ (`comments`), e.g. `children 42 comments`,
+# `add-child 42 comments '{"body": "Done"}'`, `update-child 42 comments 7 JSON`. Comments keep
+# their own names too: comments ID [QUERY], comment ID ID, add-comment ID JSON,
+# update-comment ID ID JSON, delete-comment ID ID.
 #
 # chat-stream MESSAGE [CONVERSATION_ID] sends the chat turn with Accept: text/event-stream and
 # prints the server-sent events as they arrive (specs/chat.md). /api/chatkit takes ChatKit's
@@ -220,6 +226,19 @@ if [[ -z "$command" || "$command" == -h || "$command" == --help || "$command" ==
 fi
 shift
 
+# Comments' own names: the child commands with PATH `comments`.
+case "$command" in
+  comments | comment | add-comment | update-comment | delete-comment)
+    need 1 "$@"
+    if [[ "$command" == comments ]]; then
+      command=children
+    else
+      command=${command%comment}child  # comment -> child, add-comment -> add-child, ...
+    fi
+    set -- "$1" comments "${@:2}"
+    ;;
+esac
+
 case "$command" in
   health) request GET /health ;;
   ready) request GET /health/ready ;;
@@ -326,25 +345,25 @@ case "$command" in
       request POST /api/lists "{\"name\": $(json_string "$1")}"
     fi
     ;;
-  comments)
-    need 1 "$@"
-    request GET "/api/tasks/$1/comments${2:+?$2}"
-    ;;
-  comment)
+  children)  # a task's children by their collection's PATH, e.g. `children 42 comments`
     need 2 "$@"
-    request GET "/api/tasks/$1/comments/$2"
+    request GET "/api/tasks/$1/$2${3:+?$3}"
     ;;
-  add-comment)
-    need 2 "$@"
-    request POST "/api/tasks/$1/comments" "$2"
-    ;;
-  update-comment)
+  child)
     need 3 "$@"
-    request PATCH "/api/tasks/$1/comments/$2" "$3"
+    request GET "/api/tasks/$1/$2/$3"
     ;;
-  delete-comment)
-    need 2 "$@"
-    request DELETE "/api/tasks/$1/comments/$2"
+  add-child)
+    need 3 "$@"
+    request POST "/api/tasks/$1/$2" "$3"
+    ;;
+  update-child)
+    need 4 "$@"
+    request PATCH "/api/tasks/$1/$2/$3" "$4"
+    ;;
+  delete-child)
+    need 3 "$@"
+    request DELETE "/api/tasks/$1/$2/$3"
     ;;
   get-list)
     need 1 "$@"

@@ -14,6 +14,7 @@ has an entry in `MADE_ELSEWHERE`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -29,6 +30,7 @@ from sqlalchemy import Engine, text
 from backend.api.deps import door
 from backend.config import Settings
 from backend.main import create_app
+from backend.models.task_children import CHILDREN
 from tests.conftest import Account, api_routes
 
 # Placeholders in the sample bodies: the target task (a bulk operation's), a list, another
@@ -37,7 +39,7 @@ TASK, LIST, REF, LIST_REF = -1, -2, -3, -4
 # Valid bodies for each body schema a route takes (each one is sent by the isolation test; the
 # first is what the round-trip test sends where it has no body of its own, and what makes a
 # row for a path parameter). A body schema missing here is sampled by its own `examples`
-# (`samples`); one with neither fails the guards.
+# (`samples`), or a task's child's by its declaration; one with none fails the guards.
 SAMPLES: dict[str, list[Any]] = {
     "TaskCreate": [
         {"title": "bob's"},
@@ -85,8 +87,9 @@ SAMPLES: dict[str, list[Any]] = {
     "ListReplace": [{"name": "hijacked", "color": "#000000"}],
     "ListUpdate": [{"name": "hijacked"}],
     "ListMove": [{}, {"after_id": LIST_REF}, {"before_id": LIST_REF}],
+    # A task's child's bodies need no line: its declared `sample` (`child_samples`). Comments'
+    # second body is a multi-line one.
     "CommentCreate": [{"body": "alice-secret-comment"}, {"body": "two\nlines"}],
-    "CommentUpdate": [{"body": "hijacked"}],
     # Sharing (issue 39): a member to transfer to, an invitation, a token (a member's new role:
     # MemberUpdate's own `examples`).
     "Transfer": [{"user_id": "not-a-member"}],
@@ -103,7 +106,24 @@ def samples(model: type[BaseModel]) -> list[Any]:
     if model.__name__ in SAMPLES:
         return SAMPLES[model.__name__]
     examples: list[Any] = model.model_json_schema().get("examples", [])
-    return examples
+    return examples or child_samples().get(model.__name__, [])
+
+
+@functools.cache
+def child_samples() -> dict[str, list[Any]]:
+    """Body schema name -> its sample, for the bodies of a task's child's routes (`CHILDREN`):
+    its declared `sample`'s client fields, so a new child's schemas need no line in `SAMPLES`."""
+    found: dict[str, list[Any]] = {}
+    for child in CHILDREN:
+        if child.path is None:
+            continue
+        body = {k: v for k, v in child.sample.items() if k in child.fields} or dict(child.sample)
+        collection = f"/api/tasks/{{task_id}}/{child.path}"
+        for route in the_app_routes():
+            model = body_model(route)
+            if model is not None and route.path.startswith(collection):
+                found.setdefault(model.__name__, [body])
+    return found
 
 
 # Path parameters the guards fill without a POST route: the caller's own id, and rows that

@@ -55,10 +55,6 @@ NOT_REFERENCES = {
         "the list a deleted task was in, possibly another's (shared: in its owner's space) or "
         "deleted since; read through the access predicate, never followed (migration 0048)"
     ),
-    ("task_comments", "author_id"): (
-        "an account, not a row of the owner's: the commenter (the caller, on insert), NULL "
-        "once that account is deleted"
-    ),
 }
 
 # A task's child is reached through its task (its `(user_id, task_id)` key): a `list_id` on
@@ -71,20 +67,66 @@ CHILD_COPIES = {
 }
 
 
+# A child's `author` (`TaskChild.author`: who added the row, the caller on insert) names an
+# account, not a row of the owner's: declared, it needs no line above (checked where its name
+# is an id column's, `<name>_id`).
+CHILD_AUTHORS = {
+    (child.name, child.author): "an account: who added the row (`TaskChild.author`)"
+    for child in CHILDREN
+    if child.author is not None and child.author.endswith("_id")
+}
+
+
 def _children_section() -> str:
     """The section's text, its lines joined (a phrase may wrap anywhere)."""
     text_ = (ROOT / "specs" / "data-model.md").read_text()
     return " ".join(text_.split("## A task's children", 1)[1].split("\n## ", 1)[0].split())
 
 
-def test_a_childs_copied_list_id_says_why_in_the_specs() -> None:
-    """No hand exemption for a child's copy: the data model's section on a task's children
-    names each child that keeps one, and why (the copy's reason is the spec's, not a test's)."""
-    section = _children_section()
-    for table, _ in CHILD_COPIES:
-        assert f"`{table}` (its `list_id`" in section, (
-            f'{table} keeps a list_id: say why in specs/data-model.md, "A task\'s children"'
+# What the data model's section says of every child that keeps a `list_id`, once for all.
+COPY_STATEMENT = (
+    "Every child whose table has a `list_id` column keeps in it a copy of its task's list, "
+    "never set by a client: `tasks_move_children` (migration 0053) rewrites it in every such "
+    "child"
+)
+
+
+def test_the_specs_say_why_a_child_keeps_a_copied_list_id() -> None:
+    """No hand exemption for a child's copy, and no line per child: the data model's section
+    on a task's children says once, for every child with one, what the copy is and why (the
+    copy's reason is the spec's, not a test's); the next test checks each child does so."""
+    assert COPY_STATEMENT in _children_section()
+
+
+@pytest.mark.parametrize("table", [t for t, _ in CHILD_COPIES] or [None])
+def test_a_childs_copied_list_id_is_what_the_specs_say(
+    client: TestClient, db_engine: Engine, alice: Account, table: str | None
+) -> None:
+    """No client writes the copy (no field of the child's is `list_id`), and it follows its
+    task from one list to another and out of any (the trigger reads the registry)."""
+    if table is None:
+        pytest.skip("no child keeps a list_id")
+    from tests.sharing.helpers import make_list, make_task
+
+    child = next(c for c in CHILDREN if c.name == table)
+    assert "list_id" not in child.fields
+    first, second = make_list(client, alice, "One"), make_list(client, alice, "Two")
+    task_id = make_task(client, alice, "Moves", list_id=first)
+    columns = child.table.__table__.columns  # type: ignore[attr-defined]
+    row = {"user_id": alice.id, "task_id": task_id, "list_id": first, **child.sample}
+    for column in columns:  # every user column the owner's (an author, say)
+        if any(key.column.table.name == "users" for key in column.foreign_keys):
+            row[column.name] = alice.id
+    with db_engine.begin() as conn:
+        conn.execute(child.table.__table__.insert().values(**row))  # type: ignore[attr-defined]
+    copies = text(f"SELECT list_id FROM {table} WHERE task_id = :task")
+    for list_id in (second, None):
+        moved = client.patch(
+            f"/api/tasks/{task_id}", json={"list_id": list_id}, headers=alice.headers
         )
+        assert moved.status_code == 200, moved.text
+        with db_engine.connect() as conn:
+            assert list(conn.execute(copies, {"task": task_id}).scalars()) == [list_id]
 
 
 _PER_USER_TABLES = text(
@@ -151,7 +193,7 @@ def test_every_reference_between_per_user_rows_is_a_same_user_key(db_engine: Eng
         for table, column in id_columns
         if table in per_user and column != "id" and (table, column) not in keyed
     }
-    exempt = set(NOT_REFERENCES) | set(CHILD_COPIES)
+    exempt = set(NOT_REFERENCES) | set(CHILD_COPIES) | set(CHILD_AUTHORS)
     assert unkeyed == exempt, (
         f"per-user reference columns without a same-user key: {unkeyed - exempt}; "
         f"exemptions that no longer apply: {exempt - unkeyed}"

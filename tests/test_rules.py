@@ -95,10 +95,16 @@ def _declared(attribute: str) -> dict[str, DatabaseRule]:
 
 
 # A task's child's key to its task (`CHILDREN`, backend/models/task_children.py): its rows go
-# with the task and follow its owner, as tests/test_task_children.py checks of every child.
+# with the task and follow its owner, as tests/test_task_children.py checks of every child; a
+# key from one of its columns to `users` (a member's own row): the row goes with the account.
 CHILD_KEYS = {
     f"fk_{child.name}_user_id_task_id_tasks": "a task's child goes with its task (CHILDREN)"
     for child in CHILDREN
+} | {
+    f"fk_{child.name}_{column.name}_users": "a child's row of an account goes with it"
+    for child in CHILDREN
+    for column in child.table.__table__.columns  # type: ignore[attr-defined]
+    if any(key.column.table.name == "users" for key in column.foreign_keys)
 }
 
 

@@ -30,6 +30,7 @@ from backend.api.responses import EXAMPLES
 from backend.config import Settings
 from backend.errors import LimitReached
 from backend.main import create_app
+from backend.models.task_children import CHILDREN, TaskChild
 from backend.services.changes import prune
 from tests.conftest import ROOT, Account
 from tests.resources import (
@@ -239,6 +240,9 @@ FILLED = {name for name, example in EXAMPLES.items() if example.code == LimitRea
 # A member's refusals, in a list shared by a membership row written on the test's own engine:
 # test_the_sharing_examples.
 SHARED = {"forbidden", "not_the_author", "not_the_author_or_admin"}
+# A task's children with a per-task limit and routes: each one's `too_many_<path>` is reached
+# by test_a_childs_limit_example, generated from `CHILDREN`.
+LIMITED = [child for child in CHILDREN if child.per_task and child.path]
 
 
 def _missing_rows() -> dict[str, list[tuple[str, str]]]:
@@ -292,12 +296,14 @@ def test_every_example_is_provoked_or_says_why_not() -> None:
 def test_every_limit_is_reached() -> None:
     """A limit's example is named in some test besides this file's declarations (a test that
     fills the rows and compares the answer with `EXAMPLES[name]`), or is a named-rows
-    resource's (each reached by tests/api/test_named_resources.py)."""
+    resource's (each reached by tests/api/test_named_resources.py) or a task's child's (each
+    reached by test_a_childs_limit_example)."""
     here = Path(__file__).resolve()
     sources = [p.read_text() for p in (ROOT / "tests").rglob("*.py") if p.resolve() != here]
     sources.append(here.read_text().split("def test_every_limit_is_reached", 1)[1])
     assert {"limit_reached", "too_many_lists", "list_members_full"} <= FILLED
     generic = {resource.full.name for resource in NAMED_RESOURCES}  # test_named_resources.py
+    generic |= {f"too_many_{child.path}" for child in LIMITED}  # test_a_childs_limit_example
     unreached = sorted(
         name for name in FILLED - generic if not any(f'"{name}"' in s for s in sources)
     )
@@ -421,12 +427,9 @@ def test_the_sharing_examples(
     alice: Account,
     register: Callable[..., Account],
     db_engine: Engine,
-    setup_engine: Engine,
 ) -> None:
     """Alice's list shared with Bob as a viewer, then as a commenter: what a member below the
     role, or not the comment's author, is told."""
-    from backend.models.sharing import COMMENTS_PER_TASK
-
     bob = register()
     list_id = _list(client, alice)
     task = client.post("/api/tasks", json={"title": "t", "list_id": list_id}, headers=alice.headers)
@@ -448,24 +451,47 @@ def test_the_sharing_examples(
     mine = f"{comments}/{alices['id']}"
     answers["not_the_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
     answers["not_the_author_or_admin"] = client.delete(mine, headers=bob.headers)
-    with setup_engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO task_comments (user_id, task_id, list_id, author_id, body) "
-                "SELECT :owner, :task, :list, :owner, 'c' FROM generate_series(2, :count)"
-            ),
-            {
-                "owner": alice.id,
-                "task": task.json()["data"]["id"],
-                "list": list_id,
-                "count": COMMENTS_PER_TASK,
-            },
-        )
-    answers["too_many_comments"] = client.post(comments, json={"body": "x"}, headers=bob.headers)
     for name, answer in answers.items():
         example = EXAMPLES[name]
         assert answer.status_code == example.status, (name, answer.text)
         assert answer.json() == example.example()["value"], name
+
+
+def _user_columns(child: TaskChild) -> list[str]:
+    """The child's columns with a key to `users` (an author's, say)."""
+    table = child.table.__table__  # type: ignore[attr-defined]
+    return [
+        column.name
+        for column in table.columns
+        if any(key.column.table.name == "users" for key in column.foreign_keys)
+    ]
+
+
+@pytest.mark.parametrize("child", LIMITED, ids=lambda child: child.name)
+def test_a_childs_limit_example(
+    client: TestClient, alice: Account, setup_engine: Engine, child: TaskChild
+) -> None:
+    """A task holding as many of a child's rows as there can be (`per_task`, written directly:
+    its sample, every user column the owner's, the task's list where it keeps a copy), then one
+    more through its POST route: the `too_many_<path>` example (child_routes.py), byte for
+    byte. Generated from `CHILDREN`: a new child's limit needs no case here."""
+    assert child.per_task and child.path
+    list_id = _list(client, alice)
+    made = client.post("/api/tasks", json={"title": "t", "list_id": list_id}, headers=alice.headers)
+    task_id = made.json()["data"]["id"]
+    table = child.table.__table__  # type: ignore[attr-defined]
+    row = {"user_id": alice.id, "task_id": task_id, **child.sample}
+    row |= dict.fromkeys(_user_columns(child), alice.id)
+    if "list_id" in table.columns:
+        row["list_id"] = list_id
+    with setup_engine.begin() as conn:
+        conn.execute(table.insert(), [row] * child.per_task)
+    answer = client.post(
+        f"/api/tasks/{task_id}/{child.path}", json=dict(child.sample), headers=alice.headers
+    )
+    example = EXAMPLES[f"too_many_{child.path}"]
+    assert answer.status_code == example.status == 422, answer.text
+    assert answer.json() == example.example()["value"]
 
 
 def test_the_new_owner_limit_example(client: TestClient, alice: Account, db_engine: Engine) -> None:

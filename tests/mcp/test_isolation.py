@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from backend.mcp.tools import TOOLS, Tool
 from backend.models.references import MEMBERS, USERS, NotAReference, Reference, Subject
+from backend.models.task_children import CHILDREN
 from tests.conftest import Account, count_rows
 from tests.mcp.conftest import NOT_FOUND, mcp_client, rest, run, structured, task_rows, tool_error
 from tests.resources import Creator, creators, make_row, snapshot, the_app_routes
@@ -56,7 +57,8 @@ EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
         {"list": LIST_NAME, "name": "renamed by B"},
     ],
     "delete_list": [{"list_id": LIST}, {"list": LIST_NAME}],
-    "add_comment": [{"body": "planted by B"}],
+    # A page after a comment too (a cursor that is a child's id, not a task's). A child's
+    # tool needs no line: its arguments that are the child's `fields` take its `sample`.
     "list_comments": [{}, {"limit": 1, "after_id": 1}],
     "create_calendar_feed": [{}, {"list_id": LIST, "kind": "todos"}],
 }
@@ -64,18 +66,21 @@ EXTRA_ARGUMENTS: dict[str, list[dict[str, Any]]] = {
 
 def extra_arguments(tool: Tool[Any]) -> list[dict[str, Any]]:
     """The tool's `EXTRA_ARGUMENTS`, else one call with each required argument but `task_id`
-    at the first of its `examples` (`Field(examples=[...])`, in the tool's schema too): a new
-    tool needs no entry here."""
+    at the first of its `examples` (`Field(examples=[...])`, in the tool's schema too), or a
+    task's child's field at the child's declared `sample`: a new tool needs no entry here."""
     if tool.name in EXTRA_ARGUMENTS:
         return EXTRA_ARGUMENTS[tool.name]
     schema = tool.arguments.model_json_schema(by_alias=True)
     properties = schema["properties"]
     required = [name for name in schema.get("required", []) if name != "task_id"]
+    declared = {f: c.sample[f] for c in CHILDREN for f in c.fields if f in c.sample}
     return [
         {
             name: properties[name]["examples"][0]
-            for name in required
             if "examples" in properties[name]
+            else declared[name]
+            for name in required
+            if "examples" in properties[name] or name in declared
         }
     ]
 

@@ -14,27 +14,73 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from backend.models.task_children import CHILDREN
 from tests.conftest import ROOT
 from tests.conftest import api_routes as api_routes_of
 from tests.resources import body_model, creators, make_row, path_parameters, samples, unique
 
 SCRIPT = ROOT / "scripts" / "api.sh"
-ROUTE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(\S+)", re.MULTILINE)
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
 
-def script_routes() -> dict[tuple[str, str], str]:
-    """(method, path) -> command, from the script's own route table."""
-    return {(m, p): c for m, p, c in ROUTE_LINE.findall(SCRIPT.read_text())}
+# The child commands' placeholders (`children ID PATH`, ...): each declared child's collection
+# and row id, so a new child's routes need no line in the script.
+CHILD_PATH, CHILD_ID = "{children}", "{child_id}"
+CHILD_PATHS = {child.path for child in CHILDREN if child.path is not None}
 
 
-USAGE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(.+)$", re.MULTILINE)
+def _expanded(method: str, path: str, usage: list[str]) -> list[tuple[str, str, list[str]]]:
+    """A route-table line, or for a child command's line one per declared child with routes
+    (its PATCH where it `edits`): its path, and its usage with `PATH` the child's path."""
+    if CHILD_PATH not in path:
+        return [(method, path, usage)]
+    return [
+        (
+            method,
+            path.replace(CHILD_PATH, child.path).replace(
+                CHILD_ID, f"{{{'_'.join(child.noun.split())}_id}}"
+            ),
+            [child.path if token == "PATH" else token for token in usage],
+        )
+        for child in CHILDREN
+        if child.path is not None and (method != "PATCH" or child.edits)
+    ]
+
+
+def _lines() -> list[tuple[str, str, str]]:
+    return USAGE_LINE.findall(SCRIPT.read_text())
+
+
+def child_commands() -> set[str]:
+    """The commands that take a child's PATH after the task's ID."""
+    return {usage.split()[0] for _, path, usage in _lines() if CHILD_PATH in path}
 
 
 def script_usages() -> dict[tuple[str, str], list[str]]:
-    """(method, path) -> the command and its arguments as the route table writes them."""
-    return {(m, p): u.split() for m, p, u in USAGE_LINE.findall(SCRIPT.read_text())}
+    """(method, path) -> the command and its arguments as the route table writes them (a
+    child command's `PATH` filled in for each child)."""
+    return {
+        (m, path): usage
+        for method, p, u in _lines()
+        for m, path, usage in _expanded(method, p, u.split())
+    }
+
+
+def ran_as(args: list[str] | tuple[str, ...]) -> str:
+    """What a run of the script counts as: its command, with the child's PATH for a child
+    command (`children comments`: each child's commands are run)."""
+    if args[0] in child_commands() and len(args) > 2:
+        return f"{args[0]} {args[2]}"
+    return args[0]
+
+
+def script_routes() -> dict[tuple[str, str], str]:
+    """(method, path) -> what running its command counts as, from the script's route table."""
+    return {route: ran_as(usage) for route, usage in script_usages().items()}
+
+
+USAGE_LINE = re.compile(r"^# route: (GET|POST|PUT|PATCH|DELETE)\s+(\S+)\s+(.+)$", re.MULTILINE)
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -61,7 +107,7 @@ class Api:
         result = subprocess.run(
             ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60
         )
-        self.ran.add(args[0])
+        self.ran.add(ran_as(args))
         assert (result.returncode == 0) == expect_ok, (args, result.stdout, result.stderr)
         return result
 
@@ -92,7 +138,7 @@ def _run_generated(api: Api, app: FastAPI) -> None:
     with httpx.Client(base_url=api.base_url) as http:
         owner = _Headers({"Authorization": f"Bearer {api.token}"})
         for (method, path), (command, *usage) in script_usages().items():
-            if command in api.ran or (method, path) not in served:
+            if ran_as([command, *usage]) in api.ran or (method, path) not in served:
                 continue
             known: dict[str, int] = {}
             ids = [make_row(http, owner, p, known, makers) for p in path_parameters(path)]  # type: ignore[arg-type]
@@ -102,6 +148,8 @@ def _run_generated(api: Api, app: FastAPI) -> None:
                     break
                 if token == "ID":
                     arguments.append(str(ids.pop(0)))
+                elif token in CHILD_PATHS:  # a child command's PATH, filled in
+                    arguments.append(token)
                 elif token.endswith("JSON"):
                     model = body_model(routes[(method, path)])
                     assert model is not None and samples(model), (command, model)
@@ -299,6 +347,23 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
 
     commands_for_served = {c for r, c in script_routes().items() if r in served_routes(app)}
     assert commands_for_served <= api.ran, commands_for_served - api.ran
+
+
+def test_comments_keep_their_own_commands(live_server: str) -> None:
+    """`comments`, `add-comment`, ... are the child commands with PATH `comments`."""
+    api = Api(live_server)
+    api.run("register", "cy@example.com", "pass-word-1")
+    api.token = api.json("login", "cy@example.com", "pass-word-1")["data"]["access_token"]
+    task = str(api.json("create", "Read")["data"]["id"])
+    added = api.json("add-comment", task, '{"body": "First"}')["data"]
+    assert api.json("add-child", task, "comments", '{"body": "Second"}')["data"]["body"] == "Second"
+    assert [c["body"] for c in api.json("comments", task, "limit=1")["data"]] == ["First"]
+    assert api.json("comment", task, str(added["id"]))["data"]["body"] == "First"
+    changed = api.json("update-comment", task, str(added["id"]), '{"body": "Changed"}')["data"]
+    assert changed["body"] == "Changed"
+    assert status_of(api.run("delete-comment", task, str(added["id"]))) == 204
+    assert [c["body"] for c in api.json("children", task, "comments")["data"]] == ["Second"]
+    assert api.run("comments", expect_ok=False).returncode == 2
 
 
 def test_http_errors_exit_non_zero_and_print_the_envelope(live_server: str) -> None:
