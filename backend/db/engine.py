@@ -109,6 +109,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
             raise
 
     _check_on_checkout(engine, settings.db_pool_ping_idle_seconds)
+    _keep_heap(engine)
     if response_timeout_ms > 0:
         _learn_server_clock(engine, response_timeout_ms / 1000)
     return engine
@@ -164,6 +165,32 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):  # type: ignore[arg-type]
                 raise exc.InvalidatePoolError(str(error)) from error
             raise
+
+
+# What a new connection's server process allocates once and frees (specs/benchmark.md, "Where
+# a listing's CPU went"): a 4 MiB value, above glibc's initial mmap threshold.
+_HEAP_KEPT = "SELECT length(repeat(' ', 4194304))"
+
+
+def _keep_heap(engine: Engine) -> None:
+    """Keep a new connection's server process from giving its heap back after every statement.
+
+    PostgreSQL parses and plans a statement in memory it frees when the next one arrives. For
+    a statement whose planning passes ~0.5 MB (a listing's two arms under the outcome wrapper:
+    a 512 kB block), glibc returns the top of the heap to the system at each free (its trim
+    threshold is twice its mmap threshold, 128 kB until the process frees a larger mapped
+    block) and faults it back in page by page on the next: ~140 page faults and 0.3 ms of
+    the server's CPU per listing. A 4 MiB value allocated and freed once raises both
+    thresholds for the life of the process (glibc's dynamic mmap threshold), so the heap is
+    kept. One round trip per new connection; a transaction pooler's backends are not ours to
+    tune, and nothing depends on this but the server's CPU."""
+
+    @event.listens_for(engine, "connect")
+    def _heap(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        dbapi_connection.autocommit = True
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(_HEAP_KEPT)
+        dbapi_connection.autocommit = False
 
 
 def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
