@@ -16,6 +16,8 @@ from xml.etree.ElementTree import Element
 
 from backend.dav.xml import APPLE, CALDAV, DAV, Found, Value, clark, element, href
 from backend.models.app_password import DAV_ROOT
+from backend.models.references import Action
+from backend.services.access import owns, permitted
 
 PRINCIPAL = f"{DAV_ROOT}principal/"
 HOME = f"{DAV_ROOT}calendars/"
@@ -46,12 +48,14 @@ def _collection(*types: str) -> Element:
 
 
 def _privileges(role: str, writes: bool) -> list[Any]:
-    """`current-user-privilege-set` by role (viewer, commenter: read; editor: write-content,
-    bind, unbind; admin, owner: write-properties too) and the password's scope."""
+    """`current-user-privilege-set` by role and the password's scope: read; write-content,
+    bind, unbind for a role that may write tasks; write-properties for one that may rename the
+    list (backend/services/access.py decides both)."""
+    may = permitted(role, Action.TASK_WRITE, Action.LIST_RENAME) if writes else frozenset()
     names = ["read"]
-    if writes and role in ("editor", "admin", "owner"):
+    if Action.TASK_WRITE in may:
         names += ["write-content", "bind", "unbind"]
-    if writes and role in ("admin", "owner"):
+    if Action.LIST_RENAME in may:
         names.append("write-properties")
     return [element(clark(DAV, "privilege"), None, element(clark(DAV, n))) for n in names]
 
@@ -102,13 +106,13 @@ def collection(row: Any | None, writes: bool) -> Found:
         clark(DAV, "displayname"): NO_LIST_NAME if row is None else row.name,
         clark(CALDAV, "supported-calendar-component-set"): list(components),
         clark(DAV, "current-user-privilege-set"): _privileges(role, writes),
-        clark(DAV, "owner"): href(PRINCIPAL) if role == "owner" else None,
+        clark(DAV, "owner"): href(PRINCIPAL) if owns(role) else None,
         **_common(),
     }
     if row is not None and row.color:
         # Apple's colour property: `#RRGGBB` (ours is stored lower-case).
         properties[clark(APPLE, "calendar-color")] = row.color.upper()
-    if row is None or role != "owner":
+    if row is None or not owns(role):
         properties.pop(clark(DAV, "owner"))
     return Found(collection_path(None if row is None else row.id), properties)
 

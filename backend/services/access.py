@@ -83,6 +83,12 @@ def allows(role: Role | str | None, action: Action) -> bool:
     return role is not None and Role(role).rank >= LEAST_ROLE[action].rank
 
 
+def permitted(role: Role | str | None, *actions: Action) -> frozenset[Action]:
+    """Which of `actions` a caller holding `role` may perform: what a client is told it may do
+    (a DAV collection's privilege set), never a check before a write (the statement is)."""
+    return frozenset(action for action in actions if allows(role, action))
+
+
 def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbidden | NotFound:
     """The error for a caller whose write matched no row: `missing` when it is not a member
     (or the row does not exist), 403 when its role is below the action's."""

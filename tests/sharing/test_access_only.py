@@ -1,6 +1,6 @@
 """Access is applied by construction (issue 49): outside backend/services/access.py no module
 applies the access predicate or checks a role by hand. Services name the action (`may`,
-`may_shared`, `may_manage`, `role_in`, `role_may`, `require`, `denied`, `needed_for`,
+`may_shared`, `may_manage`, `role_in`, `role_may`, `require`, `denied`, `needed_for`, `permitted`,
 `owns`); the predicate (backend/db/scope.py) and the role table (`LEAST_ROLE`, `roles`,
 `allows`, `refuse`) are the access module's alone.
 
