@@ -7,14 +7,19 @@ child gets all of it from its declaration: no test here names one."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import BigInteger, Column, Engine, MetaData, Table, Text, text
 from sqlmodel import SQLModel
 
+from backend.auth.tokens import TokenClaims
+from backend.config import Settings
+from backend.models.references import Action
 from backend.models.task_children import CHILDREN, NOT_CHILDREN, TaskChild
+from backend.services.registry import UnitOfWork
 from tests.conftest import Account
 from tests.sharing.helpers import add_member, make_list, make_task
 
@@ -136,7 +141,9 @@ def throwaway_child(setup_engine: Engine) -> Iterator[str]:
                     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                     user_id TEXT NOT NULL,
                     task_id BIGINT NOT NULL,
+                    list_id BIGINT,
                     url TEXT NOT NULL,
+                    title TEXT,
                     added_by TEXT REFERENCES users (id) ON DELETE SET NULL,
                     FOREIGN KEY (user_id, task_id) REFERENCES tasks (user_id, id)
                         ON UPDATE CASCADE ON DELETE CASCADE
@@ -187,3 +194,46 @@ def test_the_declared_tables_are_the_models(db_engine: Engine) -> None:
     """Each child names a table of the metadata (and so of the schema)."""
     for child in CHILDREN:
         assert SQLModel.metadata.tables[child.name] is child.table.__table__  # type: ignore[attr-defined]
+
+
+def test_a_change_writes_the_fields_sent_and_keeps_the_others(
+    client: TestClient,
+    alice: Account,
+    db_engine: Engine,
+    settings: Settings,
+    throwaway_child: str,
+) -> None:
+    """A child's `PATCH` (`TaskChildService.change`) writes the fields sent, a null among
+    them, and keeps the others: a child's update schema may make every field optional."""
+    table = Table(
+        throwaway_child,
+        MetaData(),
+        Column("id", BigInteger, primary_key=True),
+        Column("user_id", Text),
+        Column("task_id", BigInteger),
+        Column("list_id", BigInteger),
+        Column("url", Text),
+        Column("title", Text),
+        Column("added_by", Text),
+    )
+    links = TaskChild(
+        SimpleNamespace(__table__=table, __tablename__=throwaway_child),  # type: ignore[arg-type]
+        noun="test link",
+        read=Action.LIST_READ,
+        write=Action.TASK_WRITE,
+        fields=("url", "title"),
+    )
+    task = make_task(client, alice, "Read up")
+    with db_engine.connect() as conn:
+        version = conn.execute(
+            text("SELECT token_version FROM users WHERE id = :id"), {"id": alice.id}
+        ).scalar_one()
+    claims = TokenClaims(subject=alice.id, local=True, token_version=version)
+    with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
+        row = work.child(links).add(task, {"url": "https://example.com/a", "title": "A"})
+    with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
+        kept = work.child(links).change(task, row.id, {"title": "Renamed"})
+    assert (kept.url, kept.title) == ("https://example.com/a", "Renamed")
+    with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
+        cleared = work.child(links).change(task, row.id, {"title": None})
+    assert (cleared.url, cleared.title) == ("https://example.com/a", None)

@@ -225,7 +225,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
             },
         )
         def update_row(door: Door, task_id: TaskId, row: write_id, data: update) -> Any:  # type: ignore[valid-type]
-            fields = data.model_dump()  # type: ignore[attr-defined]
+            fields = data.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
             return _one(door.child(child).change(task_id, row, fields))
 
     moderate = (

@@ -18,7 +18,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, NoReturn
 
-from sqlalchemy import BigInteger, Integer, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, Scoped
@@ -43,6 +55,12 @@ _HIDDEN = frozenset({"user_id", "list_id"})
 def _value(name: str) -> str:
     """The bind a written field's value is sent as."""
     return f"new_{name}"
+
+
+def _sent(name: str) -> str:
+    """The bind that says whether a change sent the field (a field not sent keeps its value:
+    a `PATCH` writes the fields sent, a null sent included)."""
+    return f"sent_{name}"
 
 
 class ChildRows:
@@ -102,7 +120,10 @@ class ChildRows:
             .returning(*self.view)
         )
         this = (c.id == _ROW_ID, c.task_id == _TASK_ID, may(table, write))
-        changed: dict[str, Any] = dict(values)
+        changed: dict[str, Any] = {
+            name: case((bindparam(_sent(name), type_=Boolean), value), else_=c[name])
+            for name, value in values.items()
+        }
         if "updated_at" in c:
             changed["updated_at"] = func.now()
         # With an author, only the author changes a row (while it may still write).
@@ -194,8 +215,11 @@ class TaskChildService(Scoped):
         raise Conflict(f"The task changed while the {child.noun} was being added; retry")
 
     def change(self, task_id: int, row_id: int, fields: Mapping[str, Any]) -> Any:
-        """Change a row (with an author: the caller's own, while it may still write)."""
-        values = {_value(name): value for name, value in fields.items()}
+        """Change a row: the `fields` given, the others kept (with an author: the caller's own
+        row, while it may still write)."""
+        declared = self.rows.child.fields
+        values = {_value(name): fields.get(name) for name in declared}
+        values |= {_sent(name): name in fields for name in declared}
         rows = self._write(self.rows.edit, task=task_id, child=row_id, last=True, **values)
         if rows:
             return rows[0]
