@@ -846,9 +846,9 @@ def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
             name=f"add_{snake}",
             action=child.action(writes=True),
             title=f"Add a {noun} to a task",
-            description=f"Add a {noun} by the signed-in user to a task of theirs, or of a list "
-            f"shared with them as {who} or more. Returns its {snake}_id, its task_id and "
-            '"status": "created".',
+            description=f"Add a {noun} to a task of the signed-in user's, or of a list shared "
+            f"with them as {who} or more.{' The user is its author.' if child.author else ''} "
+            f'Returns its {snake}_id, its task_id and "status": "created".',
             arguments=arguments,
             result=added,
             run=add,
