@@ -37,6 +37,7 @@ DELETE FROM task_events WHERE type NOT IN (
     'invitation.created', 'invitation.revoked', 'invitation.accepted',
     'access.granted', 'access.ended'
 );
+UPDATE task_events SET task = NULL WHERE type LIKE 'comment.%' AND task IS NOT NULL;
 ALTER TABLE task_events
     DROP CONSTRAINT ck_task_events_type,
     DROP CONSTRAINT ck_task_events_task_present,

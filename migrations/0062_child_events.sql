@@ -18,7 +18,8 @@ ALTER TABLE task_children
     ADD COLUMN edits TEXT[] NOT NULL DEFAULT '{}';
 
 -- Any child's event: a type of its own noun, constrained by its shape (a noun that is no other
--- kind's, `task_children_register` checks), holding its task and the row.
+-- kind's, `task_children_register` checks), naming its task and holding the row (and the task
+-- as the child's change found it: NULL when it went with its task).
 ALTER TABLE task_events
     DROP CONSTRAINT ck_task_events_type,
     DROP CONSTRAINT ck_task_events_task_present,
@@ -46,18 +47,22 @@ ALTER TABLE task_events
             WHEN type LIKE 'access.%'
                 THEN task_id IS NOT NULL AND list_id IS NOT NULL AND list IS NULL
                     AND object IS NULL AND (type = 'access.ended') = (task IS NULL)
-            ELSE task_id IS NOT NULL AND task IS NULL AND list IS NULL AND object IS NOT NULL
+            ELSE task_id IS NOT NULL AND list IS NULL AND object IS NOT NULL
         END
     );
 
 -- A child row's event (0030's comment event, for any child): the trigger's first argument is
 -- the noun, the others the edited columns (an update records those that changed). The list is
 -- the row's own copy where it keeps one (comments: a deleted task's cascade still has it),
--- else its task's.
+-- else its task's. The task, as the change found it, rides in `task`: the change feed serves
+-- a child's event as an upsert of its (unchanged) task, so a client that drops a task on a
+-- null `task` (a deletion, a tombstone) keeps it; NULL when the task is gone (its deletion's
+-- cascade), which its own `deleted` follows.
 CREATE FUNCTION task_children_record_event() RETURNS trigger
 LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
     v_row JSONB;
+    v_task JSONB;
     v_list BIGINT;
     v_was JSONB;
     v_changes JSONB;
@@ -68,11 +73,11 @@ BEGIN
         v_row := to_jsonb(NEW);
     END IF;
     PERFORM task_events_lock(v_row ->> 'user_id');
+    SELECT to_jsonb(t) - 'subtask_count' - 'open_subtask_count', t.list_id INTO v_task, v_list
+    FROM tasks t
+    WHERE t.user_id = v_row ->> 'user_id' AND t.id = (v_row ->> 'task_id')::BIGINT;
     IF v_row ? 'list_id' THEN
         v_list := (v_row ->> 'list_id')::BIGINT;
-    ELSE
-        SELECT t.list_id INTO v_list FROM tasks t
-        WHERE t.user_id = v_row ->> 'user_id' AND t.id = (v_row ->> 'task_id')::BIGINT;
     END IF;
     IF TG_OP = 'UPDATE' THEN
         v_was := to_jsonb(OLD);
@@ -81,11 +86,11 @@ BEGIN
         FROM unnest(TG_ARGV[1:TG_NARGS - 1]) AS c(name)
         WHERE v_was -> c.name IS DISTINCT FROM v_row -> c.name;
     END IF;
-    INSERT INTO task_events (user_id, task_id, list_id, type, object, actor_id, changes)
+    INSERT INTO task_events (user_id, task_id, list_id, type, task, object, actor_id, changes)
     VALUES (v_row ->> 'user_id', (v_row ->> 'task_id')::BIGINT, v_list,
             TG_ARGV[0] || CASE TG_OP WHEN 'INSERT' THEN '.created' WHEN 'UPDATE' THEN '.updated'
                                      ELSE '.deleted' END,
-            v_row, task_api_actor(), v_changes);
+            v_task, v_row, task_api_actor(), v_changes);
     RETURN NULL;
 END
 $$;

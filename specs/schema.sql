@@ -573,6 +573,7 @@ CREATE FUNCTION public.task_children_record_event() RETURNS trigger
     AS $$
 DECLARE
     v_row JSONB;
+    v_task JSONB;
     v_list BIGINT;
     v_was JSONB;
     v_changes JSONB;
@@ -583,11 +584,11 @@ BEGIN
         v_row := to_jsonb(NEW);
     END IF;
     PERFORM task_events_lock(v_row ->> 'user_id');
+    SELECT to_jsonb(t) - 'subtask_count' - 'open_subtask_count', t.list_id INTO v_task, v_list
+    FROM tasks t
+    WHERE t.user_id = v_row ->> 'user_id' AND t.id = (v_row ->> 'task_id')::BIGINT;
     IF v_row ? 'list_id' THEN
         v_list := (v_row ->> 'list_id')::BIGINT;
-    ELSE
-        SELECT t.list_id INTO v_list FROM tasks t
-        WHERE t.user_id = v_row ->> 'user_id' AND t.id = (v_row ->> 'task_id')::BIGINT;
     END IF;
     IF TG_OP = 'UPDATE' THEN
         v_was := to_jsonb(OLD);
@@ -596,11 +597,11 @@ BEGIN
         FROM unnest(TG_ARGV[1:TG_NARGS - 1]) AS c(name)
         WHERE v_was -> c.name IS DISTINCT FROM v_row -> c.name;
     END IF;
-    INSERT INTO task_events (user_id, task_id, list_id, type, object, actor_id, changes)
+    INSERT INTO task_events (user_id, task_id, list_id, type, task, object, actor_id, changes)
     VALUES (v_row ->> 'user_id', (v_row ->> 'task_id')::BIGINT, v_list,
             TG_ARGV[0] || CASE TG_OP WHEN 'INSERT' THEN '.created' WHEN 'UPDATE' THEN '.updated'
                                      ELSE '.deleted' END,
-            v_row, task_api_actor(), v_changes);
+            v_task, v_row, task_api_actor(), v_changes);
     RETURN NULL;
 END
 $$;
@@ -2046,7 +2047,7 @@ CASE
     WHEN (type ~~ 'list.%'::text) THEN ((task_id IS NULL) AND (task IS NULL) AND (object IS NULL) AND (list_id IS NOT NULL) AND ((type = 'list.deleted'::text) = (list IS NULL)))
     WHEN ((type ~~ 'member.%'::text) OR (type ~~ 'invitation.%'::text)) THEN ((task_id IS NULL) AND (task IS NULL) AND (list IS NULL) AND (list_id IS NOT NULL) AND (object IS NOT NULL))
     WHEN (type ~~ 'access.%'::text) THEN ((task_id IS NOT NULL) AND (list_id IS NOT NULL) AND (list IS NULL) AND (object IS NULL) AND ((type = 'access.ended'::text) = (task IS NULL)))
-    ELSE ((task_id IS NOT NULL) AND (task IS NULL) AND (list IS NULL) AND (object IS NOT NULL))
+    ELSE ((task_id IS NOT NULL) AND (list IS NULL) AND (object IS NOT NULL))
 END),
     CONSTRAINT ck_task_events_type CHECK (((type = ANY (ARRAY['created'::text, 'updated'::text, 'completed'::text, 'reopened'::text, 'deleted'::text, 'reminder'::text, 'list.created'::text, 'list.updated'::text, 'list.deleted'::text, 'member.added'::text, 'member.updated'::text, 'member.removed'::text, 'invitation.created'::text, 'invitation.revoked'::text, 'invitation.accepted'::text, 'access.granted'::text, 'access.ended'::text])) OR (type ~ '^[a-z][a-z_]*\.(created|updated|deleted)$'::text)))
 );

@@ -211,15 +211,15 @@ def test_the_declared_tables_are_the_models(db_engine: Engine) -> None:
 
 
 def _child_events(client: TestClient, account: Account, noun: str) -> dict[str, list[Any]]:
-    """The `<noun>.*` entries `account` reads in the change feed (type, task) and the activity
-    (event, object type, its id, list)."""
+    """The `<noun>.*` entries `account` reads in the change feed (type, task, the task's title:
+    an upsert of the unchanged task) and the activity (event, object type, its id, list)."""
     feed = client.get("/api/tasks/changes", params={"limit": 1000}, headers=account.headers)
     assert feed.status_code == 200, feed.text
     activity = client.get("/api/activity", params={"limit": 100}, headers=account.headers)
     assert activity.status_code == 200, activity.text
     return {
         "feed": [
-            (c["type"], c["task_id"], c["task"])
+            (c["type"], c["task_id"], c["task"] and c["task"]["title"])
             for c in feed.json()["data"]
             if c["type"].startswith(f"{noun}.")
         ],
@@ -266,7 +266,7 @@ def test_a_new_child_records_its_events_for_whoever_reads_its_task(
         conn.execute(text(f"DELETE FROM {throwaway_child} WHERE id = :id"), {"id": link})
     kinds = ["test_link.created", "test_link.updated", "test_link.deleted"]
     seen = {
-        "feed": [(kind, task, None) for kind in kinds],
+        "feed": [(kind, task, "Read up") for kind in kinds],
         "activity": [(kind, "test_link", link, list_id) for kind in kinds],
     }
     assert _child_events(client, alice, "test_link") == seen

@@ -24,13 +24,13 @@ class TaskChange(BaseModel):
         "can now see the task: an upsert, with `task`) or `access.ended` (you no longer can: "
         "drop your copy; `task` null); a task's child added, changed or removed, "
         "`<noun>.created`, `<noun>.updated`, `<noun>.deleted` (`comment.created`, ...: read "
-        "the task's children again; the task is unchanged, `task` null).",
+        "the task's children again; `task` is the task, unchanged by it).",
         examples=["completed"],
     )
     task_id: int = Field(examples=[42])
     task: TaskPublic | None = Field(
-        description="The task as this change left it; null for `deleted`, "
-        "`access.ended` and a child's event. Compare "
+        description="The task as this change left it (a child's event: as it found it, "
+        "null when the task went with it); null for `deleted` and `access.ended`. Compare "
         "`task.updated_at`/the ETag version to skip a change already seen."
     )
     occurred_at: UtcDatetime = Field(

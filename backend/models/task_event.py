@@ -102,8 +102,8 @@ _KINDS = (
     "NULL) WHEN type LIKE 'member.%' OR type LIKE 'invitation.%' THEN task_id IS NULL AND task "
     "IS NULL AND list IS NULL AND list_id IS NOT NULL AND object IS NOT NULL WHEN type LIKE "
     "'access.%' THEN task_id IS NOT NULL AND list_id IS NOT NULL AND list IS NULL AND object "
-    "IS NULL AND (type = 'access.ended') = (task IS NULL) ELSE task_id IS NOT NULL AND task IS "
-    "NULL AND list IS NULL AND object IS NOT NULL END"
+    "IS NULL AND (type = 'access.ended') = (task IS NULL) ELSE task_id IS NOT NULL AND list IS "
+    "NULL AND object IS NOT NULL END"
 )
 
 
