@@ -12,8 +12,8 @@
 -- are private to their member), which adds its `task_children` row and creates its triggers.
 
 ALTER TABLE task_children
-    -- The noun of its events (`<noun>.created`, ...); NULL: it records none.
-    ADD COLUMN noun TEXT,
+    -- The noun of its events (`<noun>.created`, ...), one child's only; NULL: it records none.
+    ADD COLUMN noun TEXT CONSTRAINT uq_task_children_noun UNIQUE,
     -- The columns whose change is recorded (`<noun>.updated`); none: only added and removed.
     ADD COLUMN edits TEXT[] NOT NULL DEFAULT '{}';
 

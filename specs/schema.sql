@@ -2457,6 +2457,13 @@ ALTER TABLE ONLY public.saved_filters
     ADD CONSTRAINT uq_saved_filters_user_id_name_key UNIQUE (user_id, name_key);
 
 --
+-- Name: task_children uq_task_children_noun; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_children
+    ADD CONSTRAINT uq_task_children_noun UNIQUE (noun);
+
+--
 -- Name: task_lists uq_task_lists_user_id_id; Type: CONSTRAINT; Schema: public; Owner: -
 --
 

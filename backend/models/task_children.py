@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Text, text
+from sqlalchemy import Column, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -163,6 +163,7 @@ class TaskChildTable(SQLModel, table=True):
     (0062): each child's migration adds its row with `task_children_register`."""
 
     __tablename__ = "task_children"
+    __table_args__ = (UniqueConstraint("noun", name="uq_task_children_noun"),)
 
     name: str = SQLField(sa_column=Column(Text, primary_key=True))
     # Its events' noun (`<noun>.created`, ...); None: it records none.
