@@ -1,8 +1,10 @@
 """A task's children, declared once (issue 60; backend/models/task_children.py): every table
 with a key to `tasks` is declared a child or says why not, the database's registry is the
-declared one, each child follows its task through a handover and a deletion, and a row of
-every child, on a task and on its subtask, comes back field by field from the trash. A new
-child gets all of it from its declaration: no test here names one."""
+declared one, each child follows its task through a handover and a deletion, a row of every
+child, on a task and on its subtask, comes back field by field from the trash, and a child's
+rows added, changed and removed are events its task's readers see (but a member's own
+reminders'). A new child gets all of it from its declaration and its migration's
+registration: no test here names one."""
 
 from __future__ import annotations
 
@@ -51,11 +53,29 @@ def test_every_table_keyed_to_tasks_is_a_child_or_says_why_not(db_engine: Engine
     assert len(declared) == len(CHILDREN)
 
 
-def test_the_trash_reads_the_declared_children(db_engine: Engine) -> None:
-    """Migration 0052's functions take their tables from `task_children`: the same names."""
+def test_the_registry_is_the_declared_children(db_engine: Engine) -> None:
+    """Migration 0052's functions take their tables from `task_children`, 0062's events their
+    nouns and edited columns: the same names, and events where the declaration says so, each
+    table that records them with the registry's triggers (`task_children_register`)."""
     with db_engine.connect() as conn:
-        registered = set(conn.execute(text("SELECT name FROM task_children")).scalars())
-    assert registered == {child.name for child in CHILDREN}
+        registered = {
+            row.name: (row.noun, list(row.edits))
+            for row in conn.execute(text("SELECT name, noun, edits FROM task_children"))
+        }
+        recording = set(
+            conn.execute(
+                text(
+                    "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger "
+                    "WHERE tgfoid = 'task_children_record_event'::regproc"
+                )
+            ).scalars()
+        )
+    assert registered == {
+        child.name: (child.snake if child.events else None, list(child.edited))
+        for child in CHILDREN
+    }
+    assert recording == {child.name for child in CHILDREN if child.events}
+    assert not next(child for child in CHILDREN if child.name == "task_member_reminders").events
 
 
 @pytest.mark.parametrize("child", CHILDREN, ids=lambda child: child.name)
@@ -132,7 +152,8 @@ def test_a_row_of_every_child_comes_back_from_the_trash_field_by_field(
 
 @pytest.fixture
 def throwaway_child(setup_engine: Engine) -> Iterator[str]:
-    """A child table made as a new child's migration would make it, then dropped."""
+    """A child table made as a new child's migration would make it (registered, with events
+    of its noun `test_link` and `url` edited), then dropped."""
     with setup_engine.begin() as conn:
         conn.execute(
             text(
@@ -148,7 +169,7 @@ def throwaway_child(setup_engine: Engine) -> Iterator[str]:
                     FOREIGN KEY (user_id, task_id) REFERENCES tasks (user_id, id)
                         ON UPDATE CASCADE ON DELETE CASCADE
                 );
-                INSERT INTO task_children (name) VALUES ('test_task_links');
+                SELECT task_children_register('test_task_links', 'test_link', ARRAY['url']);
                 """
             )
         )
@@ -237,3 +258,98 @@ def test_a_change_writes_the_fields_sent_and_keeps_the_others(
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
         cleared = work.child(links).change(task, row.id, {"title": None})
     assert (cleared.url, cleared.title) == ("https://example.com/a", None)
+
+
+def _child_events(client: TestClient, account: Account, noun: str) -> dict[str, list[Any]]:
+    """The `<noun>.*` entries `account` reads in the change feed (type, task, the task's title:
+    an upsert of the unchanged task) and the activity (event, object type, its id, list)."""
+    feed = client.get("/api/tasks/changes", params={"limit": 1000}, headers=account.headers)
+    assert feed.status_code == 200, feed.text
+    activity = client.get("/api/activity", params={"limit": 100}, headers=account.headers)
+    assert activity.status_code == 200, activity.text
+    return {
+        "feed": [
+            (c["type"], c["task_id"], c["task"] and c["task"]["title"])
+            for c in feed.json()["data"]
+            if c["type"].startswith(f"{noun}.")
+        ],
+        "activity": [
+            (a["event"], a["object_type"], a["object_id"], a["list_id"])
+            for a in reversed(activity.json()["data"])
+            if a["object_type"] == noun
+        ],
+    }
+
+
+def test_a_new_child_records_its_events_for_whoever_reads_its_task(
+    client: TestClient,
+    alice: Account,
+    bob: Account,
+    register: Any,
+    db_engine: Engine,
+    throwaway_child: str,
+) -> None:
+    """Registered by its migration, a child's row added, its edited column changed and the row
+    removed are `<noun>.created`, `.updated`, `.deleted` on its task, in the change feed and
+    the activity of the task's owner and of a member of its list (the row's copy of its
+    task's list), never of anyone else."""
+    carol = register()
+    list_id = make_list(client, alice)
+    add_member(db_engine, alice, list_id, bob, "viewer")
+    task = make_task(client, alice, "Read up", list_id=list_id)
+    with db_engine.begin() as conn:
+        link = conn.execute(
+            text(
+                f"INSERT INTO {throwaway_child} (user_id, task_id, list_id, url) "
+                "VALUES (:owner, :task, :list, 'https://example.com/a') RETURNING id"
+            ),
+            {"owner": alice.id, "task": task, "list": list_id},
+        ).scalar_one()
+        conn.execute(
+            text(f"UPDATE {throwaway_child} SET added_by = :bob WHERE id = :id"),
+            {"bob": bob.id, "id": link},
+        )  # not an edited column: no event
+        conn.execute(
+            text(f"UPDATE {throwaway_child} SET url = 'https://example.com/b' WHERE id = :id"),
+            {"id": link},
+        )
+        conn.execute(text(f"DELETE FROM {throwaway_child} WHERE id = :id"), {"id": link})
+    kinds = ["test_link.created", "test_link.updated", "test_link.deleted"]
+    seen = {
+        "feed": [(kind, task, "Read up") for kind in kinds],
+        "activity": [(kind, "test_link", link, list_id) for kind in kinds],
+    }
+    assert _child_events(client, alice, "test_link") == seen
+    assert _child_events(client, bob, "test_link") == seen
+    assert _child_events(client, carol, "test_link") == {"feed": [], "activity": []}
+    with db_engine.connect() as conn:
+        changes = conn.execute(
+            text("SELECT changes FROM task_events WHERE type = 'test_link.updated'")
+        ).scalar_one()
+    assert changes == {"url": ["https://example.com/a", "https://example.com/b"]}
+
+
+def test_a_members_own_reminders_record_no_event(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine
+) -> None:
+    """`TaskChild(events=False)`: a member's reminders are its own, no one else's to see."""
+    list_id = make_list(client, alice)
+    add_member(db_engine, alice, list_id, bob, "editor")
+    task = make_task(client, alice, "Call", list_id=list_id, due_date="2030-01-01T09:00:00Z")
+    last = text("SELECT coalesce(max(id), 0) FROM task_events")
+    with db_engine.connect() as conn:
+        before = conn.execute(last).scalar_one()
+    reminded = client.patch(
+        f"/api/tasks/{task}", json={"reminders": [{"minutes_before_due": 30}]}, headers=bob.headers
+    )
+    assert reminded.status_code == 200, reminded.text
+    with db_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT count(*) FROM task_member_reminders WHERE member_id = :bob"),
+            {"bob": bob.id},
+        ).scalar_one()
+        recorded = conn.execute(
+            text("SELECT type, object FROM task_events WHERE id > :before"), {"before": before}
+        ).all()
+    assert rows == 1
+    assert [row for row in recorded if row.object is not None] == []

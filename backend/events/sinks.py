@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Protocol
 
 import httpx
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
-from backend.models import TaskPublic
+from backend.models import TaskPublic, task_children
 from backend.models.task_event import REMINDER
 from backend.models.task_list import ListData
 
@@ -57,19 +58,30 @@ def _instant(moment: datetime) -> str:
 
 def is_list_event(row: EventRow) -> bool:
     """An event of a list itself or of what it holds besides its tasks' changes: the list,
-    its members, invitations and comments (migration 0030). It goes to the list topic, and
-    a webhook's `type` is its own (`list.created`, `member.added`, `comment.updated`, ...)."""
-    return row.task_id is None or row.type.startswith(_COMMENT)
+    its members, invitations and its tasks' children (comments, ...: migrations 0030, 0062).
+    It goes to the list topic, and a webhook's `type` is its own (`list.created`,
+    `member.added`, `comment.updated`, ...)."""
+    return row.task_id is None or row.type.split(".", 1)[0] in _child_fields()
 
 
-_COMMENT = "comment."
 # The stored row's fields each kind of event publishes (never an invitation's token hash,
 # which the database does not record).
 _OBJECT_FIELDS = {
     "member": ("user_id", "role", "joined_at"),
-    "comment": ("id", "task_id", "author_id", "body", "created_at", "updated_at"),
     "invitation": ("id", "list_id", "role", "email", "invited_by", "created_at", "expires_at"),
 }
+
+
+@cache
+def _child_fields() -> dict[str, tuple[str, ...] | None]:
+    """Each declared child's event noun and the fields of its row its events publish: its
+    public schema's (a comment's: `id`, `task_id`, `author_id`, `body`, `created_at`,
+    `updated_at`), else None (the stored row but its space and list)."""
+    return {
+        child.snake: None if child.public is None else tuple(child.public.model_fields)
+        for child in task_children.CHILDREN
+        if child.events
+    }
 
 
 def _optional(row: EventRow, name: str) -> Any:
@@ -86,17 +98,21 @@ def _stored_instant(value: Any) -> Any:
 
 
 def _object_body(row: EventRow) -> dict[str, Any]:
-    """A membership's, comment's or invitation's event: the row's public fields (a
-    membership's member as `user_id`), under its kind's name."""
+    """A membership's, invitation's or task's child's (a comment's) event: the row's public
+    fields (a membership's member as `user_id`), under its kind's name (a child's noun)."""
     kind = row.type.split(".", 1)[0]
     stored = dict(row.object or {})
     if kind == "member":
         stored["user_id"] = stored.get("member_id")
     body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
-    if kind == "comment":
+    children = _child_fields()
+    if kind in children:
         body["task_id"] = row.task_id
     body["list_id"] = row.list_id
-    body[kind] = {name: _stored_instant(stored.get(name)) for name in _OBJECT_FIELDS[kind]}
+    fields = _OBJECT_FIELDS.get(kind) or children.get(kind)
+    if fields is None:
+        fields = tuple(name for name in stored if name not in ("user_id", "list_id"))
+    body[kind] = {name: _stored_instant(stored.get(name)) for name in fields}
     body["changes"] = row.changes
     body["actor_id"] = row.actor_id
     body["user_id"] = row.user_id

@@ -4,31 +4,47 @@ read (no second record)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 
+from backend.models import task_children
 from backend.models.common import UtcDatetime
 from backend.models.task_event import (
     CHANGE_TYPES,
-    COMMENT_EVENTS,
     INVITATION_EVENTS,
     LIST_EVENTS,
     MEMBER_EVENTS,
 )
 
-# What the activity shows: every event but reminders and the feed's own access entries.
-ACTIVITY_TYPES = (*CHANGE_TYPES, *LIST_EVENTS, *MEMBER_EVENTS, *COMMENT_EVENTS, *INVITATION_EVENTS)
+# What the activity shows: every event but reminders and the feed's own access entries (a
+# task's children's too, told by their shape: backend/services/activity.py).
+ACTIVITY_TYPES = (*CHANGE_TYPES, *LIST_EVENTS, *MEMBER_EVENTS, *INVITATION_EVENTS)
 _TASK_TYPES = frozenset(CHANGE_TYPES)
 
 
-class ObjectType(StrEnum):
+class ObjectType(str):
+    """What an entry is about: `task`, `list`, `member`, each declared child's noun that
+    records events (`comment`, ...) or `invitation`. A string whose schema's `enum` is read
+    from the declarations when the document is built (a new child needs no line here)."""
+
     task = "task"
     list = "list"
     member = "member"
-    comment = "comment"
     invitation = "invitation"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.str_schema(ref="ObjectType")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        nouns = [child.snake for child in task_children.CHILDREN if child.events]
+        kinds = [cls.task, cls.list, cls.member, *nouns, cls.invitation]
+        return {"enum": kinds, "title": "ObjectType", "type": "string"}
 
 
 class ActivityItem(BaseModel):
@@ -43,14 +59,16 @@ class ActivityItem(BaseModel):
     )
     object_type: ObjectType = Field(examples=["task"])
     object_id: int | str = Field(
-        description="The task's, list's, comment's or invitation's id; a member's user id.",
+        description="The task's, list's, invitation's or task's child's (a comment's) id; a "
+        "member's user id.",
         examples=[42],
     )
     event: str = Field(
         description="`task.created`, `task.updated`, `task.completed`, `task.reopened`, "
         "`task.deleted`, `list.created`, `list.updated`, `list.deleted`, `member.added`, "
-        "`member.updated`, `member.removed`, `comment.created`, `comment.updated`, "
-        "`comment.deleted`, `invitation.created`, `invitation.revoked`, `invitation.accepted`.",
+        "`member.updated`, `member.removed`, `invitation.created`, `invitation.revoked`, "
+        "`invitation.accepted`; a task's child's `<noun>.created`, `<noun>.updated`, "
+        "`<noun>.deleted` (`comment.created`, `comment.updated`, `comment.deleted`).",
         examples=["task.updated"],
     )
     list_id: int | None = Field(
@@ -68,10 +86,10 @@ class ActivityItem(BaseModel):
         if kind in _TASK_TYPES:
             object_type, object_id, event = ObjectType.task, row.task_id, f"task.{kind}"
         else:
-            object_type = ObjectType(kind.split(".", 1)[0])
-            if object_type is ObjectType.list:
+            object_type = kind.split(".", 1)[0]  # a child's: its noun
+            if object_type == ObjectType.list:
                 object_id = row.list_id
-            elif object_type is ObjectType.member:
+            elif object_type == ObjectType.member:
                 object_id = row.object_id  # a user id
             else:
                 object_id = int(row.object_id)  # read as text from the stored row
@@ -80,7 +98,7 @@ class ActivityItem(BaseModel):
             id=row.id,
             at=row.occurred_at,
             actor_id=row.actor_id,
-            object_type=object_type,
+            object_type=ObjectType(object_type),
             object_id=object_id,
             event=event,
             list_id=row.list_id,

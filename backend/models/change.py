@@ -22,13 +22,15 @@ class TaskChange(BaseModel):
         description="`created`, `updated`, `completed` (now completed), `reopened` (no "
         "longer completed) or `deleted`; for a list shared with you, `access.granted` (you "
         "can now see the task: an upsert, with `task`) or `access.ended` (you no longer can: "
-        "drop your copy; `task` null).",
+        "drop your copy; `task` null); a task's child added, changed or removed, "
+        "`<noun>.created`, `<noun>.updated`, `<noun>.deleted` (`comment.created`, ...: read "
+        "the task's children again; `task` is the task, unchanged by it).",
         examples=["completed"],
     )
     task_id: int = Field(examples=[42])
     task: TaskPublic | None = Field(
-        description="The task as this change left it; null for `deleted` and "
-        "`access.ended`. Compare "
+        description="The task as this change left it (a child's event: as it found it, "
+        "null when the task went with it); null for `deleted` and `access.ended`. Compare "
         "`task.updated_at`/the ETag version to skip a change already seen."
     )
     occurred_at: UtcDatetime = Field(
@@ -40,7 +42,7 @@ class TaskChange(BaseModel):
     def from_row(cls, row: Any) -> TaskChange:
         return cls(
             event_id=row.event_id,
-            type=row.type,
+            type=FeedType(row.type),
             task_id=row.task_id,
             task=None if row.task is None else TaskPublic.from_stored(row.task),
             occurred_at=row.occurred_at,

@@ -7,6 +7,9 @@ delete, the account's deletion). Each is declared beside its table, in its own m
 `backend.models` (a `TaskChild` at module level), and `CHILDREN` collects them all, by table
 name, so a new child needs no line here; from it come:
 
+- the events: each child's rows added, changed and removed are recorded on their task by one
+  trigger function the registry attaches (`task_children_register`, migration 0062), unless
+  it declares `events=False`;
 - the trash: a deleted task's snapshot holds every child's rows and a restore brings them back
   (migration 0052 reads the same names from `task_children`, which each child's migration
   fills; tests/test_task_children.py compares the two and restores a row of every child);
@@ -28,7 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -51,7 +55,10 @@ class TaskChild:
     records who added a row (set to the caller), whose rows only their author changes, and
     deletes unless the caller may `moderate` (or owns the task's space). `sample`: a row's own
     columns, for the generated tests (every column with a key to `users` is given a member of
-    the task's list)."""
+    the task's list). `events`: its rows added, changed (a column of `fields`, when it
+    `edits`) and removed are recorded as events on their task (`<snake>.created`, `.updated`,
+    `.deleted`), as its migration registered it (`task_children_register`, migration 0062);
+    False for rows private to one member (members' own reminders)."""
 
     table: type[SQLModel]
     noun: str
@@ -70,6 +77,7 @@ class TaskChild:
     tag: str | None = None
     about: str = ""
     tools: tuple[ToolKind, ...] = ()
+    events: bool = True
 
     @property
     def name(self) -> str:
@@ -79,6 +87,19 @@ class TaskChild:
     def snake(self) -> str:
         """Its noun in names: `<snake>_id`, `add_<snake>`."""
         return "_".join(self.noun.split())
+
+    @property
+    def edited(self) -> tuple[str, ...]:
+        """The columns whose change is an event (`task_children.edits`, migration 0062)."""
+        return self.fields if self.events and self.edits else ()
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The types of the events it records (none without `events`)."""
+        if not self.events:
+            return ()
+        verbs = ("created", "updated", "deleted") if self.edited else ("created", "deleted")
+        return tuple(f"{self.snake}.{verb}" for verb in verbs)
 
     def action(self, *, writes: bool) -> Action:
         """What its routes and tools declare: `write` to add, change or delete, else `read`
@@ -132,10 +153,23 @@ NOT_CHILDREN: dict[str, str] = {
 }
 
 
+def child_event_types() -> tuple[str, ...]:
+    """Every declared child's event types, by table name (migration 0062)."""
+    return tuple(kind for child in _children() for kind in child.event_types)
+
+
 class TaskChildTable(SQLModel, table=True):
-    """The names of `CHILDREN` in the database, for the trash's functions (migration 0052):
-    each child's migration adds its row."""
+    """`CHILDREN` in the database, for the trash's functions (migration 0052) and the events
+    (0062): each child's migration adds its row with `task_children_register`."""
 
     __tablename__ = "task_children"
+    __table_args__ = (UniqueConstraint("noun", name="uq_task_children_noun"),)
 
     name: str = SQLField(sa_column=Column(Text, primary_key=True))
+    # Its events' noun (`<noun>.created`, ...); None: it records none.
+    noun: str | None = SQLField(default=None, sa_column=Column(Text))
+    # The columns whose change is recorded as `<noun>.updated`.
+    edits: list[str] = SQLField(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )

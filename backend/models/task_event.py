@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models import task_children
 from backend.models.columns import id_column
 from backend.models.task_children import TaskChild
 
@@ -40,18 +43,25 @@ class ChangeType(StrEnum):
     deleted = "deleted"
 
 
-class FeedType(StrEnum):
+class FeedType(str):
     """What the change feed serves: a task's change, or (migration 0030) a task of a list
     shared with the caller, reached (`access.granted`: an upsert, with the task) or no longer
-    reachable (`access.ended`: a tombstone, without)."""
+    reachable (`access.ended`: a tombstone, without); or (migration 0062) an event of a task's
+    child, `<noun>.created`, `.updated`, `.deleted` (`comment.created`, ...). A string whose
+    schema's `enum` is read from the declarations when the document is built."""
 
-    created = "created"
-    updated = "updated"
-    completed = "completed"
-    reopened = "reopened"
-    deleted = "deleted"
-    access_granted = "access.granted"
-    access_ended = "access.ended"
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.str_schema(ref="FeedType")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        kinds = [*FEED_TYPES, *(t for c in task_children.CHILDREN for t in c.event_types)]
+        about = "What the change feed serves: a task's change, a task of a list shared with "
+        about += "the caller reached or no longer reachable, or an event of a task's child."
+        return {"description": about, "enum": kinds, "title": "FeedType", "type": "string"}
 
 
 # A row of `task_events` that is no change: a due reminder, on its way to the sinks
@@ -68,19 +78,21 @@ ACCESS_ENDED = "access.ended"
 FEED_TYPES = (*CHANGE_TYPES, ACCESS_GRANTED, ACCESS_ENDED)
 LIST_EVENTS = ("list.created", "list.updated", "list.deleted")
 MEMBER_EVENTS = ("member.added", "member.updated", "member.removed")
-COMMENT_EVENTS = ("comment.created", "comment.updated", "comment.deleted")
 INVITATION_EVENTS = ("invitation.created", "invitation.revoked", "invitation.accepted")
 EVENT_TYPES = (
     *CHANGE_TYPES,
     REMINDER,
     *LIST_EVENTS,
     *MEMBER_EVENTS,
-    *COMMENT_EVENTS,
     *INVITATION_EVENTS,
     ACCESS_GRANTED,
     ACCESS_ENDED,
 )
-# What each kind of event holds (migration 0030).
+# Besides, a task's child's events (migration 0062): `<noun>.created`, `.updated`, `.deleted`,
+# each child's noun its own (`comment.created`, ...: `TaskChild.event_types`); the nouns of
+# the kinds above are refused as a child's (`task_children_register`).
+CHILD_EVENT = r"^[a-z][a-z_]*\.(created|updated|deleted)$"
+# What each kind of event holds (migrations 0030, 0062).
 _KINDS = (
     "CASE WHEN type IN ('created', 'updated', 'completed', 'reopened', 'deleted') THEN task_id "
     "IS NOT NULL AND list IS NULL AND object IS NULL AND (type = 'deleted') = (task IS NULL) "
@@ -89,9 +101,9 @@ _KINDS = (
     "IS NULL AND object IS NULL AND list_id IS NOT NULL AND (type = 'list.deleted') = (list IS "
     "NULL) WHEN type LIKE 'member.%' OR type LIKE 'invitation.%' THEN task_id IS NULL AND task "
     "IS NULL AND list IS NULL AND list_id IS NOT NULL AND object IS NOT NULL WHEN type LIKE "
-    "'comment.%' THEN task_id IS NOT NULL AND task IS NULL AND list IS NULL AND object IS NOT "
-    "NULL ELSE task_id IS NOT NULL AND list_id IS NOT NULL AND list IS NULL AND object IS NULL "
-    "AND (type = 'access.ended') = (task IS NULL) END"
+    "'access.%' THEN task_id IS NOT NULL AND list_id IS NOT NULL AND list IS NULL AND object "
+    "IS NULL AND (type = 'access.ended') = (task IS NULL) ELSE task_id IS NOT NULL AND list IS "
+    "NULL AND object IS NOT NULL END"
 )
 
 
@@ -108,7 +120,7 @@ class TaskEvent(SQLModel, table=True):
     __tablename__ = "task_events"
     __table_args__ = (
         CheckConstraint(
-            "type IN (" + ", ".join(f"'{t}'" for t in EVENT_TYPES) + ")",
+            "type IN (" + ", ".join(f"'{t}'" for t in EVENT_TYPES) + f") OR type ~ '{CHILD_EVENT}'",
             name="ck_task_events_type",
         ),
         CheckConstraint(_KINDS, name="ck_task_events_task_present"),
@@ -159,8 +171,8 @@ class TaskEvent(SQLModel, table=True):
     actor_id: str | None = SQLField(default=None, sa_column=Column(Text))
     # An update's changed fields, `{field: [old, new]}`.
     changes: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
-    # A membership's, comment's or invitation's event: the row as the change left it (as it
-    # was, for a deletion). The column is `object`.
+    # A membership's, invitation's or task's child's (a comment's) event: the row as the
+    # change left it (as it was, for a deletion). The column is `object`.
     object_data: dict[str, Any] | None = SQLField(default=None, sa_column=Column("object", JSONB))
     state: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'pending'")))
     attempts: int = SQLField(sa_column=Column(Integer, nullable=False, server_default=text("0")))
@@ -265,7 +277,10 @@ class TaskMemberReminder(SQLModel, table=True):
 
 
 # A task's child (backend/models/task_children.py), with no routes of its own: a member's
-# reminders are written through the task's `reminders`.
+# reminders are written through the task's `reminders`; no events, they are its own.
 MEMBER_REMINDERS = TaskChild(
-    TaskMemberReminder, noun="member reminder", sample={"reminders": [{"minutes_before_due": 30}]}
+    TaskMemberReminder,
+    noun="member reminder",
+    sample={"reminders": [{"minutes_before_due": 30}]},
+    events=False,
 )

@@ -45,7 +45,7 @@ from backend.models.activity import ACTIVITY_TYPES
 from backend.models.references import LISTS, TASKS
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, may_shared
-from backend.services.changes import of_types
+from backend.services.changes import CHILD_EVENT, of_types
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _T = TaskEvent.__table__  # type: ignore[attr-defined]
@@ -152,7 +152,7 @@ _SHARED = _columns(_as_readable(_E.changes))
 _EITHER = _columns(
     case((_E.user_id == bindparam(OWNER), _E.changes), else_=_as_readable(_E.changes))
 )
-_SHOWN = of_types(ACTIVITY_TYPES)
+_SHOWN = or_(of_types(ACTIVITY_TYPES), CHILD_EVENT)
 _OLDER = _E.id < func.coalesce(_BEFORE, 9223372036854775807)
 
 

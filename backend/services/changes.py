@@ -100,15 +100,19 @@ def of_types(types: Sequence[str]) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], _E.type.in_([literal_column(f"'{t}'") for t in types]))
 
 
-# Reminders, list, membership, comment and invitation events share the outbox but are no task
-# changes: the feed and its positions skip them. The caller's own space gives its task changes
-# and the access it gained or lost (`access.granted`, `access.ended`); a list shared with it,
-# its tasks' changes.
+# Reminders, list, membership and invitation events share the outbox but are no task changes:
+# the feed and its positions skip them. The caller's own space gives its task changes, its
+# tasks' children's events and the access it gained or lost (`access.granted`,
+# `access.ended`); a list shared with it, its tasks' changes and children's events.
+# A child's event is told by its shape (`ck_task_events_task_present`, migration 0062: the
+# only kind with both a task and a row), not by a list of its types: a child registered by
+# its migration is in the feed without a line here.
 # Two arms, each read on its own index (an OR of them would be one bitmap, sorted, or a scan
 # of every user's events from the top for a maximum): the own arm in id order on
 # `ix_task_events_user_id_id`, the shared one on `ix_task_events_user_id_list_id_id`.
-_OWN = and_(_E.user_id == bindparam(OWNER), of_types(FEED_TYPES))
-_SHARED = and_(may_shared(_T, Action.LIST_READ), of_types(CHANGE_TYPES))
+CHILD_EVENT = and_(_E.task_id.is_not(None), _E.object.is_not(None))
+_OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), CHILD_EVENT))
+_SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), CHILD_EVENT))
 _CHANGES = or_(_OWN, _SHARED)
 # The shared arm's id, as an expression: so its maximum and its order are read from the rows
 # the memberships' index finds (none without a membership), never by walking the primary key
@@ -269,16 +273,17 @@ WITH gone AS (
         ORDER BY occurred_at
         LIMIT :batch
     )
-    RETURNING user_id, id, type, task_id, list_id
+    RETURNING user_id, id, type, task_id, list_id, object IS NOT NULL AS child
 ), recorded AS (
     INSERT INTO task_events_pruned (user_id, through_id)
     SELECT p.user_id, max(p.id) FROM (
-        SELECT user_id, id FROM gone WHERE type IN ({feed})
+        SELECT user_id, id FROM gone WHERE type IN ({feed}) OR (task_id IS NOT NULL AND child)
         UNION ALL
-        -- A shared list's changes were in its members' feeds too.
+        -- A shared list's changes (and its tasks' children's events) were in its members'
+        -- feeds too.
         SELECT m.member_id, g.id FROM gone AS g
         JOIN list_members AS m ON m.list_id = g.list_id AND m.user_id = g.user_id
-        WHERE g.type IN ({changes})
+        WHERE g.type IN ({changes}) OR (g.task_id IS NOT NULL AND g.child)
     ) AS p
     GROUP BY p.user_id
     ON CONFLICT (user_id) DO UPDATE

@@ -56,6 +56,7 @@ _MOVED_LIMIT = 5000
 # Feed reads a poll at most: the first, and again for the streams whose page was full.
 _ROUNDS = 4
 
+# The feed's kinds: its types, and a task's child's event (a task and a row: migration 0062).
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
 # The primary key's range (the newest rows only), less the ids already seen: one row per new
 # event with the users it wakes, so a poll's answer is what moved since the last one, not the
@@ -66,7 +67,8 @@ _MOVED_SQL = """
 SELECT e.id, e.user_id, array_remove(array_agg(m.member_id), NULL) AS members
 FROM task_events AS e
 LEFT JOIN list_members AS m ON m.user_id = e.user_id AND m.list_id = e.list_id
-WHERE e.id > :floor AND e.type IN ({types}) AND e.id <> ALL(:seen)
+WHERE e.id > :floor AND (e.type IN ({types}) OR (e.task_id IS NOT NULL AND e.object IS NOT NULL))
+  AND e.id <> ALL(:seen)
 GROUP BY e.id
 ORDER BY e.id
 LIMIT :limit

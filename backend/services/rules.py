@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
+from backend.models.task_children import CHILDREN
+
 F = TypeVar("F", bound=Callable[..., object])
+# The children whose rows record events (`TaskChild.events`).
+_RECORDING = tuple(child for child in CHILDREN if child.events)
 
 
 class Why(StrEnum):
@@ -234,9 +238,9 @@ class Rule:
     )
     SHARING_EVENTS = DatabaseRule(
         "sharing events",
-        "list_members, task_comments, list_invitations, task_lists, tasks",
-        "every membership, comment and invitation change writes its `task_events` row "
-        "(`member.*`, `comment.*`, `invitation.*`); gaining or losing a list (a list's "
+        "list_members, list_invitations, task_lists, tasks",
+        "every membership and invitation change writes its `task_events` row "
+        "(`member.*`, `invitation.*`); gaining or losing a list (a list's "
         "deletion ends its memberships first) writes the member's `access.granted` upserts or "
         "`access.ended` tombstones, one per task of the list (an end deletes the member's "
         "upserts of the list: migration 0043); a task moved out of a list (its "
@@ -248,11 +252,26 @@ class Rule:
         triggers=(
             "list_members_record_event",
             "list_members_record_event_on_update",
-            "task_comments_record_event",
-            "task_comments_record_event_on_update",
             "list_invitations_record_event",
             "task_lists_end_memberships",
             "tasks_end_access_on_move",
+        ),
+        every_write=True,
+    )
+    CHILD_EVENTS = DatabaseRule(
+        "child events",
+        ", ".join(child.name for child in _RECORDING),
+        "every row of a task's child (`CHILDREN`) added, changed (a column it edits) or "
+        "removed writes its `task_events` row on its task, `<noun>.created`, `.updated`, "
+        "`.deleted` (`comment.*`, ...), the row in it, by the one function the registry "
+        "attaches (`task_children_register`, migration 0062); not a member's own reminders",
+        (Why.SAFER,),
+        "in the writing transaction, for every writer (the routes, a restore, a cascade, "
+        "psql): the activity, the feed and the outbox miss nothing; a new child needs no trigger",
+        triggers=tuple(
+            f"{child.name}_record_event{suffix}"
+            for child in _RECORDING
+            for suffix in ("", "_on_update")[: 2 if child.edited else 1]
         ),
         every_write=True,
     )
