@@ -161,10 +161,10 @@ def _valued(name: str, value: Value) -> Element:
 
 
 def multistatus(
-    found: Iterable[Found], asked: PropfindRequest, missing: Iterable[str] = ()
+    found: Iterable[Found], asked: PropfindRequest, absent: Iterable[str] = ()
 ) -> bytes:
     """A 207 body: per resource, the properties asked for that it has (200) and those it has
-    not (404), or every property (`allprop`) or every name (`propname`); each of `missing`
+    not (404), or every property (`allprop`) or every name (`propname`); each of `absent`
     (hrefs a multiget named that are not there) a 404 of its own."""
     root = Element(clark(DAV, "multistatus"))
     for resource in found:
@@ -183,7 +183,7 @@ def multistatus(
             if missing:
                 response.append(_propstat((Element(n) for n in missing), "404 Not Found"))
         root.append(response)
-    for path in missing:
+    for path in list(absent):
         status = element(clark(DAV, "status"), "HTTP/1.1 404 Not Found")
         root.append(element(clark(DAV, "response"), None, href(path), status))
     written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
