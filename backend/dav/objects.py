@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -81,6 +82,20 @@ def served(row: Any) -> Served:
 
 def objects(work: UnitOfWork, list_id: int | None) -> list[Served]:
     return [served(row) for row in work.service(DavObjectService).all(list_id)]
+
+
+def listed(work: UnitOfWork, list_id: int | None) -> tuple[Any | None, list[Served]]:
+    """A collection's list as the caller sees it (None: the tasks in no list) and its
+    objects, in one statement; a list the caller cannot read is the missing one's 404."""
+    if list_id is None:
+        return None, objects(work, None)
+    seen, rows = work.service(DavObjectService).listed(list_id)
+    if seen is None:
+        raise NotFound(NOT_FOUND)
+    the_list = SimpleNamespace(
+        id=seen.list_id_seen, name=seen.list_name, color=seen.list_color, role=seen.list_role
+    )
+    return the_list, [served(row) for row in rows]
 
 
 def find(work: UnitOfWork, list_id: int | None, name: str) -> Served | None:

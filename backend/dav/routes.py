@@ -249,11 +249,12 @@ async def dav_collection(request: Request, response: Response) -> Response:
         return await _in_work(request, response, reported)
 
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
-        here = [resources.collection(_list_row(work, list_id), writes)]
-        if depth:
-            here.extend(
-                reports.listed(served, list_id) for served in objects.objects(work, list_id)
-            )
+        if not depth:
+            return [resources.collection(_list_row(work, list_id), writes)]
+        # The list and its objects in one statement (the tasks in no list need no list).
+        row, listed = objects.listed(work, list_id)
+        here = [resources.collection(row, writes)]
+        here.extend(reports.listed(served, list_id) for served in listed)
         return here
 
     return await _propfind(request, response, found, ALLOW_COLLECTION)

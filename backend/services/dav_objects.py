@@ -21,7 +21,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from backend.db.scope import OWNER, Scoped
 from backend.models import Task
 from backend.models.dav_object import TaskDavObject
-from backend.services.access import Action, may
+from backend.models.task_list import TaskList
+from backend.services.access import Action, may, role_in
 from backend.services.task_statements import TASK_VIEW
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -103,6 +104,15 @@ class DavObjectService(Scoped):
         """Every task of the collection the caller may read, with its kept object."""
         return self._read(_ALL[list_id is None], **_values(list_id)).all()
 
+    def listed(self, list_id: int) -> tuple[Any | None, Sequence[Any]]:
+        """A list's collection at Depth 1 in one statement: the list as the caller sees it
+        (`list_id`, `list_name`, `list_color`, `list_role`; None: one it cannot read) and its
+        tasks with their objects."""
+        rows = self._read(_LISTED, dav_list=list_id).all()
+        if not rows:
+            return None, []
+        return rows[0], [row for row in rows if row.id is not None]
+
     def named(self, list_id: int | None, name: str) -> Any | None:
         """The task served under `name` (a kept object's name: the newest holding it)."""
         rows = self._read(_BY_NAME[list_id is None], dav_name=name, **_values(list_id)).all()
@@ -154,4 +164,22 @@ _KEEP = _insert.on_conflict_do_update(
         "body": _insert.excluded.body,
         "updated_at": func.now(),
     },
+)
+
+_LISTS = TaskList.__table__  # type: ignore[attr-defined]
+_the_list = (
+    select(
+        _LISTS.c.id.label("list_id_seen"),
+        _LISTS.c.name.label("list_name"),
+        _LISTS.c.color.label("list_color"),
+        role_in(_LISTS).label("list_role"),
+    )
+    .where(_LISTS.c.id == _LIST, may(_LISTS, Action.LIST_READ))
+    .subquery("the_list")
+)
+_objects = _listing(0).lateral("objects")
+_LISTED = (
+    select(_the_list, *_objects.c)
+    .select_from(_the_list.outerjoin(_objects, true()))
+    .order_by(_objects.c.id)
 )
