@@ -99,19 +99,16 @@ def listed(work: UnitOfWork, list_id: int | None) -> tuple[Any | None, list[Serv
 
 
 def find(work: UnitOfWork, list_id: int | None, name: str) -> Served | None:
-    """The object served under `name` in the collection, if the caller may read it."""
-    dav = work.service(DavObjectService)
-    row = dav.named(list_id, name)
-    if row is not None and not row.shadowed:
-        return served(row)
+    """The object served under `name` in the collection, if the caller may read it: the
+    newest kept object with that name, else the task a derived name names (one statement)."""
     derived = _DERIVED.fullmatch(name)
-    if derived is None:
-        return None
-    row = dav.by_task(list_id, int(derived.group(1)))
-    if row is None:
-        return None
-    found = served(row)
-    return found if found.name == name else None
+    task_id = int(derived.group(1)) if derived is not None else 0
+    rows = work.service(DavObjectService).named(list_id, name, task_id)
+    for row in rows:
+        found = served(row)
+        if found.name == name:
+            return found
+    return None
 
 
 def check_preconditions(found: Served | None, if_match: str | None, if_none: str | None) -> None:
@@ -197,8 +194,5 @@ def _parent(work: UnitOfWork, list_id: int | None, uid: str | None) -> int | Non
     holder = work.service(DavObjectService).holding_uid(list_id, uid)
     if holder is not None:
         return int(holder.id)
-    derived = _DERIVED.fullmatch(f"{uid}.ics")
-    if derived is None:
-        return None
-    row = work.service(DavObjectService).by_task(list_id, int(derived.group(1)))
-    return None if row is None else int(row.id)
+    found = find(work, list_id, f"{uid}.ics") if _DERIVED.fullmatch(f"{uid}.ics") else None
+    return None if found is None else int(found.row.id)

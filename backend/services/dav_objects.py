@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, and_, bindparam, exists, func, select, true
+from sqlalchemy import BigInteger, Text, and_, bindparam, exists, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, Scoped
@@ -93,8 +93,10 @@ _ALL = {key: _listing(None if key else 0).order_by(_T.id) for key in (False, Tru
 
 def _by_name(no_list: bool) -> Any:
     listing = _listing(None if no_list else 0)
-    k_name = listing.selected_columns.kept_name
-    return listing.where(k_name == _NAME).order_by(listing.selected_columns.kept_id.desc())
+    columns = listing.selected_columns
+    return listing.where(or_(columns.kept_name == _NAME, _T.id == _TASK)).order_by(
+        columns.kept_id.desc().nulls_last()
+    )
 
 
 class DavObjectService(Scoped):
@@ -113,15 +115,12 @@ class DavObjectService(Scoped):
             return None, []
         return rows[0], [row for row in rows if row.id is not None]
 
-    def named(self, list_id: int | None, name: str) -> Any | None:
-        """The task served under `name` (a kept object's name: the newest holding it)."""
-        rows = self._read(_BY_NAME[list_id is None], dav_name=name, **_values(list_id)).all()
-        return rows[0] if rows else None
-
-    def by_task(self, list_id: int | None, task_id: int) -> Any | None:
-        """A task of the collection by its id (a derived name: `task-<id>@task-api.ics`)."""
-        statement = _BY_TASK[list_id is None]
-        return self._read(statement, dav_task=task_id, **_values(list_id)).first()
+    def named(self, list_id: int | None, name: str, task_id: int) -> Sequence[Any]:
+        """The tasks that may be served under `name`, in one statement: those whose kept
+        object has it (newest first), and the task `task_id` (a derived name's; 0: none)."""
+        return self._read(
+            _BY_NAME[list_id is None], dav_name=name, dav_task=task_id, **_values(list_id)
+        ).all()
 
     def holding_uid(self, list_id: int | None, uid: str) -> Any | None:
         """The task whose kept object has `uid` in the collection (the newest), if any."""
@@ -139,7 +138,6 @@ def _values(list_id: int | None) -> dict[str, Any]:
 
 
 _BY_NAME = {key: _by_name(key) for key in (False, True)}
-_BY_TASK = {key: _listing(None if key else 0, _T.id == _TASK) for key in (False, True)}
 
 
 def _by_uid(no_list: bool) -> Any:
