@@ -1,5 +1,6 @@
 """The DAV routes: discovery (`/.well-known/caldav` -> the root), OPTIONS and PROPFIND on the
-root, the principal, the calendar home and each collection.
+root, the principal, the calendar home and each collection; REPORT on a collection; GET, HEAD,
+PUT, DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
 
 Each route is async: it reads and parses its bounded body on the event loop, then signs in
 and runs its services in one thread-pool hop (`_in_work`), as `DoorRoute` does for REST. An
