@@ -168,7 +168,6 @@ BUDGETS: dict[str, int] = {
     "OPTIONS /dav/calendars/{segment}/{name:path}": 0,
     "PROPFIND /dav/calendars/{segment}/{name:path}": 2,
     "GET /dav/calendars/{segment}/{name:path}": 2,
-    "HEAD /dav/calendars/{segment}/{name:path}": 2,
     # A PUT: the check; the object's read (its ETag for the preconditions, the stored
     # schedule), which enters as a write does (its change lock: the transaction begins); the
     # task's write through the service; the kept object with the COMMIT. Issue 62 wants a PUT
