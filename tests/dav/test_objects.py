@@ -394,3 +394,24 @@ def test_a_completed_recurring_master_ends_as_one_completed_and_one_open(
     ]
     assert sorted(t["completed"] for t in bins) == [False, True]
     assert put(client, path, done, headers).status_code in (204, 412, 404)
+
+
+def test_an_editors_object_is_kept_in_the_owners_space_and_a_commenter_only_reads(
+    client: TestClient, alice: Account, bob: Account, register: Callable[..., Account]
+) -> None:
+    list_id = make_list(client, alice, "House")
+    join(client, alice, bob, list_id, "editor")
+    commenter_account = register("dave@example.com")
+    join(client, alice, commenter_account, list_id, "commenter")
+    path = f"/dav/calendars/{list_id}/paint.ics"
+    editor, owner = signed_in(client, bob), signed_in(client, alice)
+    commenter = signed_in(client, commenter_account)
+    made = put(client, path, vtodo("paint", "Paint the door", "X-EDITOR-APP:1\r\n"), editor)
+    assert made.status_code == 201, made.text
+    seen = client.get(path, headers=owner)
+    assert b"X-EDITOR-APP:1" in seen.content
+    assert client.get(path, headers=commenter).status_code == 200
+    refused = put(client, path, vtodo("paint", "Paint it red"), commenter)
+    assert refused.status_code == 403
+    assert client.delete(path, headers=commenter).status_code == 403
+    assert client.get(path, headers=owner).content == seen.content
