@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from backend.dav import resources
-from backend.dav.recurrence_forms import apply, classify
+from backend.dav.recurrence_forms import Applied, apply, classify, follow_up
 from backend.dav.vtodo import derived_uid, object_tag, parse, render
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed
@@ -136,9 +136,10 @@ def put(
     body: bytes,
     if_match: str | None,
     if_none: str | None,
-) -> bool:
-    """Write the object: a new task (True) or the named one's update (False), through the task
-    service, the kept object with the write's COMMIT."""
+) -> bool | Handover:
+    """Write the object: a new task (True) or the named one's update (False, or a `Handover`
+    when it completed an occurrence), through the task service, the kept object with the
+    write's COMMIT."""
     found = find(work, list_id, name)
     if found is None and list_id is not None:
         # A list the caller cannot read is the missing one's 404; one it only reads, 403.
@@ -174,7 +175,33 @@ def put(
     resolution = classify(found.row, parsed)
     applied = apply(work, found.row, resolution, frozenset({found.row.version}))
     dav.keep(applied.task.id, parsed.uid, name, kept)
+    if resolution.keep_on == "successor" and applied.completed_occurrence:
+        return Handover(applied, parsed.uid, name, kept)
     return False
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A PUT that completed an occurrence of a series: the client's object goes on to the
+    next occurrence, which the service inserts with the PUT's COMMIT (`hand_over`, in the
+    next unit of work)."""
+
+    applied: Applied
+    uid: str
+    name: str
+    kept: str
+
+
+def hand_over(work: UnitOfWork, handover: Handover) -> None:
+    """Give the client's object to the next occurrence (`follow_up` writes on it what the PUT
+    said of it): a newer object with the same name, so the name serves the open occurrence
+    and the completed one is served under its derived name (its object shadowed)."""
+    work.hold_commit()
+    successor = follow_up(work, handover.applied)
+    if successor is not None:
+        work.service(DavObjectService).keep(
+            successor.id, handover.uid, handover.name, handover.kept
+        )
 
 
 def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | None) -> None:

@@ -381,19 +381,20 @@ def test_a_completed_recurring_master_ends_as_one_completed_and_one_open(
 ) -> None:
     headers = signed_in(client, alice)
     path = NO_LIST + "weekly.ics"
-    series = "DUE:20261207T090000Z\r\nRRULE:FREQ=WEEKLY\r\n"
+    series = "DUE:20261207T090000Z\r\nRRULE:FREQ=WEEKLY\r\nX-SERIES:kept\r\n"
     assert put(client, path, vtodo("weekly", "Bins", series), headers).status_code == 201
     done = vtodo("weekly", "Bins", series).replace(b"NEEDS-ACTION", b"COMPLETED")
     assert put(client, path, done, headers).status_code == 204
-    bins = [
-        t
-        for t in client.get("/api/tasks", params={"limit": 100}, headers=alice.headers).json()[
-            "data"
-        ]
-        if t["title"] == "Bins"
-    ]
-    assert sorted(t["completed"] for t in bins) == [False, True]
-    assert put(client, path, done, headers).status_code in (204, 412, 404)
+    listed = client.get("/api/tasks", params={"limit": 100}, headers=alice.headers).json()["data"]
+    bins = {t["completed"]: t for t in listed if t["title"] == "Bins"}
+    assert set(bins) == {False, True}  # one completed occurrence, one open: never two open
+    # The client's name now serves the open occurrence, its own lines kept; the completed
+    # occurrence is served under its derived name.
+    served = client.get(path, headers=headers).content
+    assert b"X-SERIES:kept" in served and b"STATUS:NEEDS-ACTION" in served
+    assert b"20261214T090000Z" in served and b"RRULE" in served
+    completed = client.get(f"{NO_LIST}task-{bins[True]['id']}@task-api.ics", headers=headers)
+    assert completed.status_code == 200 and b"STATUS:COMPLETED" in completed.content
 
 
 def test_an_editors_object_is_kept_in_the_owners_space_and_a_commenter_only_reads(
