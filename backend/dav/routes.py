@@ -304,8 +304,8 @@ async def dav_object(request: Request, response: Response) -> Response:
     If-None-Match. A task the caller cannot read is the missing one's 404."""
     list_id = _collection_of(request)
     name = request.path_params["name"]
-    if "/" in name or not name:
-        raise NotFound(NOT_FOUND)
+    if not name or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise NotFound(NOT_FOUND)  # no object has such a name (nor could: NUL is no text)
     method = request.method
     if method == "OPTIONS":
         return await _options(request, ALLOW_OBJECT)

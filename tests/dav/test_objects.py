@@ -416,3 +416,32 @@ def test_an_editors_object_is_kept_in_the_owners_space_and_a_commenter_only_read
     assert refused.status_code == 403
     assert client.delete(path, headers=commenter).status_code == 403
     assert client.get(path, headers=owner).content == seen.content
+
+
+def test_hostile_names_and_bodies_are_4xx(client: TestClient, alice: Account) -> None:
+    headers = signed_in(client, alice)
+    missing = client.get(NO_LIST + "absent.ics", headers=headers)
+    # A NUL or a line break in a path is refused at the edge (the API's own 4xx).
+    for name in ("a%00b.ics", "%0a.ics"):
+        assert 400 <= client.get(NO_LIST + name, headers=headers).status_code < 500
+    odd = NO_LIST + "%FF%FE.ics"  # an odd name is a name: kept and served under it
+    assert client.get(odd, headers=headers).content == missing.content
+    assert put(client, odd, vtodo("odd"), headers).status_code == 201
+    assert client.get(odd, headers=headers).status_code == 200
+    for name in ("x" * 2000 + ".ics", "a%2Fb.ics"):
+        assert client.get(NO_LIST + name, headers=headers).content == missing.content, name
+        answer = put(client, NO_LIST + name, vtodo("hostile"), headers)
+        assert 400 <= answer.status_code < 500, (name, answer.text)
+    for body in (b"", b"\xff\xfe", vtodo("n", "A\x00B")):
+        answer = put(client, NO_LIST + "body.ics", body, headers)
+        assert 400 <= answer.status_code < 500, (body, answer.text)
+    bad_range = _query('<C:time-range start="yesterday"/>')
+    answer = client.request("REPORT", NO_LIST, content=bad_range, headers=headers)
+    assert 400 <= answer.status_code < 500
+    unknown = client.request("REPORT", NO_LIST, content=b"<D:x xmlns:D='DAV:'/>", headers=headers)
+    assert unknown.status_code == 403
+    entity = (
+        b'<!DOCTYPE x [<!ENTITY a "aaaa">]>'
+        b'<C:calendar-query xmlns:C="urn:ietf:params:xml:ns:caldav">&a;</C:calendar-query>'
+    )
+    assert client.request("REPORT", NO_LIST, content=entity, headers=headers).status_code == 400
