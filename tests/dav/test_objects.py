@@ -445,3 +445,26 @@ def test_hostile_names_and_bodies_are_4xx(client: TestClient, alice: Account) ->
         b'<C:calendar-query xmlns:C="urn:ietf:params:xml:ns:caldav">&a;</C:calendar-query>'
     )
     assert client.request("REPORT", NO_LIST, content=entity, headers=headers).status_code == 400
+
+
+def test_dav_writes_reach_the_change_feed_and_activity_and_undo(
+    client: TestClient, alice: Account
+) -> None:
+    headers = signed_in(client, alice)
+    path = NO_LIST + "fed.ics"
+    assert put(client, path, vtodo("fed", "Feed me"), headers).status_code == 201
+    task_id = task_of(client, alice, "Feed me")["id"]
+    assert put(client, path, vtodo("fed", "Fed"), headers).status_code == 204
+    assert client.delete(path, headers=headers).status_code == 204
+    feed = client.get("/api/tasks/changes", params={"limit": 100}, headers=alice.headers)
+    changes = [(c["type"], c["task_id"]) for c in feed.json()["data"]]
+    assert [kind for kind, task in changes if task == task_id] == [
+        "created",
+        "updated",
+        "deleted",
+    ]
+    newest = client.get("/api/activity", params={"limit": 1}, headers=alice.headers).json()
+    event_id = newest["data"][0]["id"]
+    undone = client.post(f"/api/activity/{event_id}/undo", headers=alice.headers)
+    assert undone.status_code == 200, undone.text
+    assert client.get(path, headers=headers).status_code == 200  # the delete undone
