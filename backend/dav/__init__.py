@@ -9,12 +9,16 @@ todoman) reads and writes the tasks the REST API serves, through the same servic
   calendar home and one collection per list the caller may read (and one for tasks in no
   list), read through `ListService` (the access relation: a list the caller may not read is
   the missing one's 404);
-- `routes.py`: discovery (`/.well-known/caldav`), OPTIONS and PROPFIND;
+- `routes.py`: discovery (`/.well-known/caldav`), OPTIONS, PROPFIND, REPORT and the objects
+  methods, each joined through `routes.dav_route` (auth, error bodies, the read-only scope's
+  refusal of writes);
+- `objects.py`: a task as the object one reader gets (GET), written through the task service
+  (PUT, DELETE), its ETag `vtodo.object_tag`; `reports.py`: `calendar-multiget` and
+  `calendar-query`;
 - `vtodo.py`: a task as a VTODO and back (parse; render by merging our fields into the
-  client's kept object); `recurrence_forms.py`: the three ways clients complete a recurring
-  task, resolved into the service's own completion (specs/caldav.md).
+  client's kept object, `backend/models/dav_object.py`); `recurrence_forms.py`: the three ways
+  clients complete a recurring task, resolved into the service's own completion
+  (specs/caldav.md).
 
-Objects (a task as a VTODO: GET/PUT/DELETE), REPORT and sync are the next part: a collection's
-path is `collection_path`, an object's lives under it, and `routes.dav_route` is how a method
-joins (auth, error bodies, the read-only scope's refusal of writes).
+Sync (`sync-collection` on the change feed, `getctag`, `sync-token`) is the next part.
 """

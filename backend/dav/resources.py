@@ -5,7 +5,8 @@ calendar home, `/dav/calendars/{list_id}/` a list it may read (own or shared) an
 access relation): one the caller may not read is the missing one's 404.
 
 No `getctag` or `sync-token` yet: nothing here counts a collection's changes; they come with
-sync (the change feed), as do the objects (`collection_path(...) + "<name>.ics"`).
+sync (the change feed). A collection's objects are `collection_path(...) + "<name>"`
+(backend/dav/objects.py).
 """
 
 from __future__ import annotations

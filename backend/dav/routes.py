@@ -1,5 +1,6 @@
 """The DAV routes: discovery (`/.well-known/caldav` -> the root), OPTIONS and PROPFIND on the
-root, the principal, the calendar home and each collection.
+root, the principal, the calendar home and each collection; REPORT on a collection; GET, HEAD,
+PUT, DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
 
 Each route is async: it reads and parses its bounded body on the event loop, then signs in
 and runs its services in one thread-pool hop (`_in_work`), as `DoorRoute` does for REST. An
@@ -11,14 +12,17 @@ that OpenAPI describes); specs/api-contract.md, "CalDAV", is their contract.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from backend.dav import resources
+from backend.dav import objects, reports, resources
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
+from backend.dav.vtodo import CalendarObjectRefused
 from backend.dav.xml import (
+    CALDAV,
     DAV,
     MAX_BODY_BYTES,
     MEDIA_TYPE,
@@ -29,6 +33,7 @@ from backend.dav.xml import (
     error_body,
     multistatus,
     propfind_request,
+    report_request,
 )
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
@@ -41,6 +46,11 @@ router = APIRouter(include_in_schema=False)
 # which methods each resource answers, and grows as objects, REPORT and sync arrive.
 DAV_HEADER = "1, 3, calendar-access"
 ALLOW = "OPTIONS, PROPFIND"
+# A collection answers REPORT too; its objects GET, HEAD, PUT and DELETE (a collection the
+# caller only reads, or a `read` password, is told no PUT or DELETE).
+ALLOW_COLLECTION = "OPTIONS, PROPFIND, REPORT"
+ALLOW_OBJECT = "OPTIONS, PROPFIND, GET, HEAD, PUT, DELETE"
+ALLOW_OBJECT_READ = "OPTIONS, PROPFIND, GET, HEAD"
 NOT_FOUND = "Not found"  # every missing resource, another user's list included: one answer
 BAD_DEPTH = "Depth is 0 or 1 here"
 
@@ -51,8 +61,8 @@ def _route(path: str) -> str:
     return path.rstrip("/")
 
 
-def _dav_headers() -> dict[str, str]:
-    return {"DAV": DAV_HEADER, "Allow": ALLOW}
+def _dav_headers(allow: str = ALLOW) -> dict[str, str]:
+    return {"DAV": DAV_HEADER, "Allow": allow}
 
 
 def _error(error: AppError) -> Response:
@@ -64,6 +74,8 @@ def _error(error: AppError) -> Response:
         headers.update(CHALLENGE)
         message = SIGN_IN_REFUSED
     condition = error.condition if isinstance(error, PreconditionRefused) else None
+    if isinstance(error, CalendarObjectRefused):
+        condition = clark(CALDAV, error.precondition)
     return Response(
         error_body(error.code, message, condition),
         status_code=error.status_code,
@@ -115,6 +127,21 @@ async def _in_work(
     return answer
 
 
+def _hand_over(request: Request, handover: objects.Handover, claims: Any) -> None:
+    """After a PUT that completed an occurrence committed: the next unit of work, as the same
+    caller (not counted again), gives the client's object to the next occurrence."""
+    app = request.app
+    work = UnitOfWork(
+        app.state.engine,
+        app.state.settings,
+        claims=claims,
+        client_ip=request.client.host if request.client else "unknown",
+        transaction_locals=app.state.transaction_locals,
+    )
+    with work:
+        objects.hand_over(work, handover)
+
+
 def _writes(request: Request) -> bool:
     scope: AppPasswordScope = request.state.dav_scope
     return scope is AppPasswordScope.read_write
@@ -137,12 +164,12 @@ def dav_route(
     return answer
 
 
-def _multistatus(found: list[Found], body: bytes) -> Response:
+def _multistatus(found: list[Found], body: bytes, allow: str = ALLOW) -> Response:
     return Response(
         multistatus(found, propfind_request(body)),
         status_code=207,
         media_type=MEDIA_TYPE,
-        headers=_dav_headers(),
+        headers=_dav_headers(allow),
     )
 
 
@@ -153,18 +180,23 @@ async def well_known_caldav(request: Request) -> Response:
     return RedirectResponse(f"{root}{DAV_ROOT}", status_code=301)
 
 
-async def _options(request: Request) -> Response:
-    return Response(status_code=200, headers=_dav_headers())
+async def _options(request: Request, allow: str = ALLOW) -> Response:
+    return Response(status_code=200, headers=_dav_headers(allow))
 
 
 async def _propfind(
-    request: Request, response: Response, found: Callable[..., list[Found]]
+    request: Request,
+    response: Response,
+    found: Callable[..., list[Found]],
+    allow: str = ALLOW,
 ) -> Response:
     body = await _body(request)
     propfind_request(body)  # a malformed body is 400 before anything else is done
     depth = _depth(request)
     return await _in_work(
-        request, response, lambda work, writes: _multistatus(found(work, depth, writes), body)
+        request,
+        response,
+        lambda work, writes: _multistatus(found(work, depth, writes), body, allow),
     )
 
 
@@ -212,31 +244,123 @@ async def dav_home(request: Request, response: Response) -> Response:
     return await _propfind(request, response, found)
 
 
-@router.api_route(resources.HOME + "{segment}", methods=["OPTIONS", "PROPFIND"])
+@router.api_route(resources.HOME + "{segment}", methods=["OPTIONS", "PROPFIND", "REPORT"])
 @dav_route
 async def dav_collection(request: Request, response: Response) -> Response:
     """A collection: a list the caller may read (`ListService.get`: another user's list is
-    the missing one's 404), or the tasks in no list. Depth 1 lists its objects once they
-    exist (the VTODO part of issue 62); today the collection alone."""
+    the missing one's 404), or the tasks in no list. Depth 1 lists its objects (href, ETag,
+    content type: no object rendered); REPORT answers `calendar-multiget` and
+    `calendar-query` (backend/dav/reports.py)."""
+    list_id = _collection_of(request)
+    if request.method == "OPTIONS":
+        return await _options(request, ALLOW_COLLECTION)
+    if request.method == "REPORT":
+        asked = report_request(await _body(request))
+
+        def reported(work: UnitOfWork, writes: bool) -> Response:
+            body = reports.answer(work, list_id, asked)
+            return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
+
+        return await _in_work(request, response, reported)
+
+    def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
+        if not depth:
+            return [resources.collection(_list_row(work, list_id), writes)]
+        # The list and its objects in one statement (the tasks in no list need no list).
+        row, listed = objects.listed(work, list_id)
+        here = [resources.collection(row, writes)]
+        here.extend(reports.listed(served, list_id) for served in listed)
+        return here
+
+    return await _propfind(request, response, found, ALLOW_COLLECTION)
+
+
+def _collection_of(request: Request) -> int | None:
     list_id = resources.list_of(request.path_params["segment"])
     if isinstance(list_id, str):
         raise NotFound(NOT_FOUND)
-    if request.method == "OPTIONS":
-        return await _options(request)
-
-    def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
-        if list_id is None:
-            return [resources.collection(None, writes)]
-        try:
-            row = work.lists.get(list_id)
-        except NotFound:
-            raise NotFound(NOT_FOUND) from None
-        return [resources.collection(row, writes)]
-
-    return await _propfind(request, response, found)
+    return list_id
 
 
-@router.api_route(DAV_ROOT + "{rest:path}", methods=["OPTIONS", "PROPFIND", "GET", "HEAD"])
+def _list_row(work: UnitOfWork, list_id: int | None) -> Any:
+    """The collection's list (None: the tasks in no list); another user's is the 404."""
+    if list_id is None:
+        return None
+    try:
+        return work.lists.get(list_id)
+    except NotFound:
+        raise NotFound(NOT_FOUND) from None
+
+
+@router.api_route(
+    resources.HOME + "{segment}/{name:path}",
+    methods=["OPTIONS", "PROPFIND", "GET", "HEAD", "PUT", "DELETE"],
+)
+@dav_route
+async def dav_object(request: Request, response: Response) -> Response:
+    """One object: a task as the VTODO the caller gets (backend/dav/objects.py). GET renders
+    it with the reader's own reminders; PUT writes it through the task service (201 a new
+    task, 204 an update), DELETE puts the task in the trash; both honour If-Match and
+    If-None-Match. A task the caller cannot read is the missing one's 404."""
+    list_id = _collection_of(request)
+    name = request.path_params["name"]
+    if not name or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise NotFound(NOT_FOUND)  # no object has such a name (nor could: NUL is no text)
+    method = request.method
+    if method == "OPTIONS":
+        return await _options(request, ALLOW_OBJECT)
+    if_match = request.headers.get("if-match")
+    if method == "PUT":
+        body = await _body(request)
+        if_none = request.headers.get("if-none-match")
+
+        handed: list[tuple[objects.Handover, Any]] = []
+
+        def written(work: UnitOfWork, writes: bool) -> Response:
+            outcome = objects.put(work, list_id, name, body, if_match, if_none)
+            if isinstance(outcome, objects.Handover):
+                handed.append((outcome, work.claims))
+            return Response(status_code=201 if outcome is True else 204, headers=_dav_headers())
+
+        answer = await _in_work(request, response, written)
+        if handed:
+            await run_in_threadpool(_hand_over, request, *handed[0])
+        return answer
+    if method == "DELETE":
+
+        def deleted(work: UnitOfWork, writes: bool) -> Response:
+            objects.delete(work, list_id, name, if_match)
+            return Response(status_code=204, headers=_dav_headers())
+
+        return await _in_work(request, response, deleted)
+    if method == "PROPFIND":
+        body = await _body(request)
+        propfind_request(body)
+        _depth(request)
+        return await _in_work(
+            request,
+            response,
+            lambda work, writes: _multistatus(
+                [reports.listed(objects.get(work, list_id, name), list_id)], body, ALLOW_OBJECT
+            ),
+        )
+
+    def read(work: UnitOfWork, writes: bool) -> Response:
+        served = objects.get(work, list_id, name)
+        content = served.body()
+        headers = {"ETag": served.tag, **_dav_headers(ALLOW_OBJECT)}
+        if method == "HEAD":
+            headers["Content-Length"] = str(len(content))
+            return Response(status_code=200, headers=headers, media_type=objects.CONTENT_TYPE)
+        return Response(content, status_code=200, headers=headers, media_type=objects.CONTENT_TYPE)
+
+    return await _in_work(request, response, read)
+
+
+@router.api_route(
+    DAV_ROOT + "{rest:path}",
+    methods=["OPTIONS", "PROPFIND", "GET", "HEAD", "PUT", "DELETE", "REPORT"],
+)
 @dav_route
 async def dav_unknown(request: Request, response: Response) -> Response:
     """Any other path under the root: the one 404."""

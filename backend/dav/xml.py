@@ -160,9 +160,12 @@ def _valued(name: str, value: Value) -> Element:
     return node
 
 
-def multistatus(found: Iterable[Found], asked: PropfindRequest) -> bytes:
+def multistatus(
+    found: Iterable[Found], asked: PropfindRequest, absent: Iterable[str] = ()
+) -> bytes:
     """A 207 body: per resource, the properties asked for that it has (200) and those it has
-    not (404), or every property (`allprop`) or every name (`propname`)."""
+    not (404), or every property (`allprop`) or every name (`propname`); each of `absent`
+    (hrefs a multiget named that are not there) a 404 of its own."""
     root = Element(clark(DAV, "multistatus"))
     for resource in found:
         response = element(clark(DAV, "response"), None, href(resource.path))
@@ -180,6 +183,9 @@ def multistatus(found: Iterable[Found], asked: PropfindRequest) -> bytes:
             if missing:
                 response.append(_propstat((Element(n) for n in missing), "404 Not Found"))
         root.append(response)
+    for path in list(absent):
+        status = element(clark(DAV, "status"), "HTTP/1.1 404 Not Found")
+        root.append(element(clark(DAV, "response"), None, href(path), status))
     written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return written
 
@@ -197,3 +203,86 @@ def error_body(code: str, message: str, condition: str | None = None) -> bytes:
 
 
 ET.register_namespace("T", "urn:x-task-api:")
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A `prop-filter`'s test (RFC 4791 §9.7.2, §9.7.5): the property is absent
+    (`is_not_defined`), present (`text` None), or holds `text` (i;ascii-casemap: case ignored),
+    or does not (`negate`)."""
+
+    prop: str
+    text: str | None = None
+    negate: bool = False
+    is_not_defined: bool = False
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """A REPORT: `calendar-multiget` (its `hrefs`) or `calendar-query` (its VTODO filter:
+    `component` the innermost comp-filter's name, a `time_range` on it, its `prop_filters`);
+    the properties asked for (`names`), `calendar-data` among them."""
+
+    kind: str
+    names: tuple[str, ...]
+    hrefs: tuple[str, ...] = ()
+    component: str | None = None
+    time_range: tuple[str | None, str | None] | None = None
+    prop_filters: tuple[TextMatch, ...] = ()
+
+
+_REPORTS = (clark(CALDAV, "calendar-multiget"), clark(CALDAV, "calendar-query"))
+
+
+def report_request(body: bytes) -> ReportRequest:
+    """The REPORT in `body` (`MalformedXml` for anything else; a report we do not answer is
+    403 `supported-report`, RFC 3253 §3.6)."""
+    if not body.strip():
+        raise MalformedXml()
+    try:
+        document = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (ParseError, DefusedXmlException, ValueError):
+        raise MalformedXml() from None
+    if not isinstance(document, Element) or _depth(document) > MAX_DEPTH:
+        raise MalformedXml()
+    if document.tag not in _REPORTS:
+        raise PreconditionRefused(clark(DAV, "supported-report"), _NO_REPORT)
+    prop = document.find(clark(DAV, "prop"))
+    names = tuple(str(child.tag) for child in prop) if prop is not None else ()
+    if document.tag == _REPORTS[0]:
+        hrefs = tuple((node.text or "").strip() for node in document.iter(clark(DAV, "href")))
+        return ReportRequest("multiget", names, hrefs=hrefs)
+    return _query(document, names)
+
+
+_NO_REPORT = "This collection answers calendar-multiget and calendar-query"
+
+
+def _query(document: Element, names: tuple[str, ...]) -> ReportRequest:
+    top = document.find(clark(CALDAV, "filter"))
+    if top is None:
+        return ReportRequest("query", names)
+    component: str | None = None
+    node = top
+    time_range = None
+    filters: list[TextMatch] = []
+    while (inner := node.find(clark(CALDAV, "comp-filter"))) is not None:
+        component = inner.get("name", "").upper()
+        node = inner
+    if component is not None and node is not top:
+        found = node.find(clark(CALDAV, "time-range"))
+        if found is not None:
+            time_range = (found.get("start"), found.get("end"))
+        for prop in node.findall(clark(CALDAV, "prop-filter")):
+            name = prop.get("name", "").upper()
+            match = prop.find(clark(CALDAV, "text-match"))
+            if prop.find(clark(CALDAV, "is-not-defined")) is not None:
+                filters.append(TextMatch(name, is_not_defined=True))
+            elif match is not None:
+                negate = match.get("negate-condition", "no").lower() == "yes"
+                filters.append(TextMatch(name, match.text or "", negate))
+            else:
+                filters.append(TextMatch(name))
+    return ReportRequest(
+        "query", names, component=component, time_range=time_range, prop_filters=tuple(filters)
+    )

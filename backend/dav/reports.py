@@ -1,0 +1,140 @@
+"""A collection's REPORTs (RFC 4791 §7.8, §7.9): `calendar-multiget` (the objects named, each
+href once, a 404 for one that is not there) and `calendar-query` (a VTODO comp-filter with a
+`time-range` and `prop-filter`s: `text-match`, `is-not-defined`, or defined). Both read the
+collection in one statement and render only the objects whose `calendar-data` is asked for
+(or whose properties a `prop-filter` tests). Depth is ignored (0 and 1 alike, as clients send
+either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from icalendar import Calendar
+
+from backend.dav import objects
+from backend.dav.objects import Served
+from backend.dav.xml import (
+    CALDAV,
+    DAV,
+    Found,
+    PropfindRequest,
+    ReportRequest,
+    TextMatch,
+    Value,
+    clark,
+    multistatus,
+)
+from backend.errors import InvalidRequest
+from backend.services.registry import UnitOfWork
+
+CALENDAR_DATA = clark(CALDAV, "calendar-data")
+GETETAG = clark(DAV, "getetag")
+_BAD_TIME = "A time-range's start and end are UTC date-times (20261201T000000Z)"
+
+
+def listed(served: Served, list_id: int | None, names: Iterable[str] = ()) -> Found:
+    """An object in a listing: its href, ETag and content type (and its body when asked)."""
+    properties: dict[str, Value] = {
+        clark(DAV, "resourcetype"): None,
+        GETETAG: served.tag,
+        clark(DAV, "getcontenttype"): objects.CONTENT_TYPE,
+    }
+    if CALENDAR_DATA in names:
+        properties[CALENDAR_DATA] = served.body().decode()
+    return Found(served.href(list_id), properties)
+
+
+def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes:
+    """The 207 body of the REPORT `asked` on the collection of `list_id` (its rows read in one
+    statement; the list itself by the caller, who must be able to read it)."""
+    _, every = objects.listed(work, list_id)  # a list the caller cannot read: the 404
+    window = _window(asked.time_range)
+    missing: list[str] = []
+    chosen: list[Served] = []
+    if asked.kind == "multiget":
+        by_href = {served.href(list_id): served for served in every}
+        seen: set[str] = set()
+        for wanted in asked.hrefs:
+            path = _path(wanted)
+            if path in seen:
+                continue
+            seen.add(path)
+            if path in by_href:
+                chosen.append(by_href[path])
+            else:
+                missing.append(path)
+    else:
+        chosen = [served for served in every if _matches(served, asked, window)]
+    found = [listed(served, list_id, asked.names) for served in chosen]
+    return multistatus(found, PropfindRequest(allprop=False, names=asked.names), missing)
+
+
+def _path(href: str) -> str:
+    """A requested href as we write ours: its path, decoded and encoded our one way."""
+    path = unquote(urlsplit(href).path)
+    directory, _, name = path.rpartition("/")
+    return f"{directory}/" + objects.quote_name(name) if directory else path
+
+
+def _window(time_range: tuple[str | None, str | None] | None) -> tuple[Any, Any] | None:
+    if time_range is None:
+        return None
+    start, end = (_instant(value) for value in time_range)
+    return start, end
+
+
+def _instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidRequest(_BAD_TIME) from None
+
+
+def _matches(served: Served, asked: ReportRequest, window: tuple[Any, Any] | None) -> bool:
+    if asked.component not in (None, "VCALENDAR", "VTODO"):
+        return False  # a VEVENT (VJOURNAL, ...) query: a task collection holds none
+    if window is not None and not _in_window(served.row, *window):
+        return False
+    if not asked.prop_filters:
+        return True
+    todo = next(iter(Calendar.from_ical(served.body()).walk("VTODO")))
+    return all(_prop_matches(todo, test) for test in asked.prop_filters)
+
+
+def _in_window(row: Any, start: datetime | None, end: datetime | None) -> bool:
+    """RFC 4791 §9.9 for what a task has: its DUE `(start < DUE) AND (end >= DUE)`, else its
+    completion `(start <= COMPLETED) AND (end >= COMPLETED)`, else every range (a task
+    with neither matches any range: clients would otherwise lose undated tasks)."""
+    moment = row.due_date
+    if moment is not None:
+        return (start is None or start < moment) and (end is None or end >= moment)
+    moment = getattr(row, "completed_at", None) if row.completed else None
+    if moment is not None:
+        return (start is None or start <= moment) and (end is None or end >= moment)
+    return True
+
+
+def _prop_matches(todo: Any, test: TextMatch) -> bool:
+    values = todo.get(test.prop)
+    if test.is_not_defined:
+        return values is None
+    if values is None:
+        return False
+    if test.text is None:
+        return True
+    items = values if isinstance(values, list) else [values]
+    texts = [_text(item) for item in items]
+    hit = any(test.text.casefold() in text.casefold() for text in texts)
+    return hit != test.negate
+
+
+def _text(value: Any) -> str:
+    if hasattr(value, "cats"):  # CATEGORIES: each tag
+        return ",".join(str(c) for c in value.cats)
+    return str(value)

@@ -1,0 +1,87 @@
+"""A task's CalDAV object (issue 62; specs/caldav.md, "One task, one object"): the client's
+iCalendar text as it PUT it (minus its VALARMs), kept beside the task so that what we do not
+model comes back on later GETs. A declared child of its task with no routes of its own: the
+DAV layer (backend/services/dav_objects.py) reads and writes it; the trash keeps it and a
+restore brings it back (backend/models/task_children.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.columns import id_column, now_column
+from backend.models.task_children import TaskChild
+
+# RFC 4791's `max-resource-size` we announce (backend/dav/vtodo.py MAX_OBJECT_BYTES), and the
+# longest UID or resource name we keep.
+OBJECT_MAX_BYTES = 256 * 1024
+UID_MAX_LENGTH = 1024
+
+
+class TaskDavObject(SQLModel, table=True):
+    __tablename__ = "task_dav_objects"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "task_id"],
+            ["tasks.user_id", "tasks.id"],
+            onupdate="CASCADE",
+            ondelete="CASCADE",
+            name="fk_task_dav_objects_user_id_task_id_tasks",
+        ),
+        UniqueConstraint("user_id", "task_id", name="uq_task_dav_objects_user_id_task_id"),
+        CheckConstraint(
+            f"char_length(uid) BETWEEN 1 AND {UID_MAX_LENGTH}",
+            name="ck_task_dav_objects_uid_length",
+        ),
+        CheckConstraint(
+            f"char_length(name) BETWEEN 1 AND {UID_MAX_LENGTH}",
+            name="ck_task_dav_objects_name_length",
+        ),
+        CheckConstraint(
+            f"octet_length(body) <= {OBJECT_MAX_BYTES}", name="ck_task_dav_objects_body_length"
+        ),
+        Index("ix_task_dav_objects_task_id_id", "task_id", "id"),
+        Index("ix_task_dav_objects_list_id_name", "list_id", "name"),
+        Index(
+            "ix_task_dav_objects_user_id_name",
+            "user_id",
+            "name",
+            postgresql_where="list_id IS NULL",
+        ),
+    )
+
+    id: int | None = id_column()
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    # The task's list, kept in step by `tasks_move_children` (the access predicate reads it).
+    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    uid: str = SQLField(sa_column=Column(Text, nullable=False))  # the client's, verbatim
+    name: str = SQLField(sa_column=Column(Text, nullable=False))  # its href's last segment
+    body: str = SQLField(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = now_column()
+    updated_at: datetime | None = now_column()
+
+
+# No routes or tools: only the DAV layer reads and writes it, through the access relation.
+DAV_OBJECTS = TaskChild(
+    TaskDavObject,
+    noun="dav object",
+    events=False,
+    sample={
+        "uid": "kept-1@example.com",
+        "name": "kept-1@example.com.ics",
+        "body": "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:kept-1@example.com\r\n"
+        "SUMMARY:Kept\r\nX-CLIENT:1\r\nEND:VTODO\r\nEND:VCALENDAR\r\n",
+    },
+)

@@ -1,0 +1,183 @@
+"""A collection's CalDAV objects (issue 62; specs/caldav.md): its tasks with their kept
+objects (backend/models/dav_object.py), read through the access relation, and the kept object
+written beside a task's write.
+
+A collection is a list the caller may read (`list_id`) or the caller's own tasks in no list
+(None). Every read is one statement: the tasks, each with its kept object (a lateral read of
+the child, through `may` as the child's own statements read it), the UID its parent is
+served with, and whether a newer object of the collection holds its name (`shadowed`: a
+restore, or a move, met another task with the same resource name; the newest is served under
+it, the older task under its derived name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Text, and_, bindparam, exists, func, or_, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from backend.db.scope import OWNER, Scoped
+from backend.models import Task
+from backend.models.dav_object import TaskDavObject
+from backend.models.task_list import TaskList
+from backend.services.access import Action, may, role_in
+from backend.services.task_statements import TASK_VIEW
+
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_T = _TASKS.c
+_OBJECTS = TaskDavObject.__table__  # type: ignore[attr-defined]
+_LIST = bindparam("dav_list", type_=BigInteger)
+_NAME = bindparam("dav_name", type_=Text)
+_UID = bindparam("dav_uid", type_=Text)
+_TASK = bindparam("dav_task", type_=BigInteger)
+_BODY = bindparam("dav_body", type_=Text)
+
+
+def _in(table: Any, list_id: int | None) -> Any:
+    """The rows of `table` in the collection: the list's, or the caller's own in no list."""
+    if list_id is None:
+        return and_(table.c.list_id.is_(None), table.c.user_id == bindparam(OWNER))
+    return table.c.list_id == _LIST
+
+
+def _listing(list_id: int | None, *where: Any) -> Any:
+    kept = _OBJECTS.alias("kept")
+    newer = _OBJECTS.alias("newer")
+    parents = _OBJECTS.alias("parents")
+    k = (
+        select(kept.c.id, kept.c.uid, kept.c.name, kept.c.body)
+        .where(
+            kept.c.user_id == _T.user_id,
+            kept.c.task_id == _T.id,
+            may(kept, Action.LIST_READ),
+        )
+        .lateral("k")
+    )
+    shadowed = exists(
+        select(newer.c.id).where(
+            newer.c.name == k.c.name,
+            newer.c.id > k.c.id,
+            _in(newer, list_id),
+            may(newer, Action.LIST_READ),
+        )
+    )
+    parent_uid = (
+        select(parents.c.uid)
+        .where(
+            parents.c.user_id == _T.user_id,
+            parents.c.task_id == _T.parent_id,
+            may(parents, Action.LIST_READ),
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            *TASK_VIEW,
+            k.c.id.label("kept_id"),
+            k.c.uid.label("kept_uid"),
+            k.c.name.label("kept_name"),
+            k.c.body.label("kept_body"),
+            shadowed.label("shadowed"),
+            parent_uid.label("parent_uid"),
+        )
+        .select_from(_TASKS.outerjoin(k, true()))
+        .where(_in(_TASKS, list_id), may(_TASKS, Action.LIST_READ), *where)
+    )
+
+
+# Per collection shape (a list's, no list's): every task, one by name, one by UID.
+_ALL = {key: _listing(None if key else 0).order_by(_T.id) for key in (False, True)}
+
+
+def _by_name(no_list: bool) -> Any:
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    return listing.where(or_(columns.kept_name == _NAME, _T.id == _TASK)).order_by(
+        columns.kept_id.desc().nulls_last()
+    )
+
+
+class DavObjectService(Scoped):
+    """The caller's view of one collection's objects, and the kept object's write."""
+
+    def all(self, list_id: int | None) -> Sequence[Any]:
+        """Every task of the collection the caller may read, with its kept object."""
+        return self._read(_ALL[list_id is None], **_values(list_id)).all()
+
+    def listed(self, list_id: int) -> tuple[Any | None, Sequence[Any]]:
+        """A list's collection at Depth 1 in one statement: the list as the caller sees it
+        (`list_id`, `list_name`, `list_color`, `list_role`; None: one it cannot read) and its
+        tasks with their objects."""
+        rows = self._read(_LISTED, dav_list=list_id).all()
+        if not rows:
+            return None, []
+        return rows[0], [row for row in rows if row.id is not None]
+
+    def named(self, list_id: int | None, name: str, task_id: int) -> Sequence[Any]:
+        """The tasks that may be served under `name`, in one statement: those whose kept
+        object has it (newest first), and the task `task_id` (a derived name's; 0: none)."""
+        return self._read(
+            _BY_NAME[list_id is None], dav_name=name, dav_task=task_id, **_values(list_id)
+        ).all()
+
+    def holding_uid(self, list_id: int | None, uid: str) -> Any | None:
+        """The task whose kept object has `uid` in the collection (the newest), if any."""
+        statement = _BY_UID[list_id is None]
+        return self._read(statement, dav_uid=uid, **_values(list_id)).first()
+
+    def keep(self, task_id: int, uid: str, name: str, body: str) -> None:
+        """Keep `body` as the task's object (replacing its previous one), in the message that
+        commits the task's write: only on a task the caller may write."""
+        self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
+
+
+def _values(list_id: int | None) -> dict[str, Any]:
+    return {} if list_id is None else {"dav_list": list_id}
+
+
+_BY_NAME = {key: _by_name(key) for key in (False, True)}
+
+
+def _by_uid(no_list: bool) -> Any:
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    return listing.where(columns.kept_uid == _UID).order_by(columns.kept_id.desc())
+
+
+_BY_UID = {key: _by_uid(key) for key in (False, True)}
+
+_chosen = select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
+    _T.id == _TASK, may(_TASKS, Action.TASK_WRITE)
+)
+_insert = pg_insert(_OBJECTS).from_select(
+    ["user_id", "task_id", "list_id", "uid", "name", "body"], _chosen
+)
+_KEEP = _insert.on_conflict_do_update(
+    index_elements=["user_id", "task_id"],
+    set_={
+        "uid": _insert.excluded.uid,
+        "name": _insert.excluded.name,
+        "body": _insert.excluded.body,
+        "updated_at": func.now(),
+    },
+)
+
+_LISTS = TaskList.__table__  # type: ignore[attr-defined]
+_the_list = (
+    select(
+        _LISTS.c.id.label("list_id_seen"),
+        _LISTS.c.name.label("list_name"),
+        _LISTS.c.color.label("list_color"),
+        role_in(_LISTS).label("list_role"),
+    )
+    .where(_LISTS.c.id == _LIST, may(_LISTS, Action.LIST_READ))
+    .subquery("the_list")
+)
+_objects = _listing(0).lateral("objects")
+_LISTED = (
+    select(_the_list, *_objects.c)
+    .select_from(_the_list.outerjoin(_objects, true()))
+    .order_by(_objects.c.id)
+)
