@@ -51,7 +51,10 @@ class TaskChild:
     records who added a row (set to the caller), whose rows only their author changes, and
     deletes unless the caller may `moderate` (or owns the task's space). `sample`: a row's own
     columns, for the generated tests (every column with a key to `users` is given a member of
-    the task's list)."""
+    the task's list). `stored`: the column naming an object in the attachments' storage
+    (backend/storage) that goes with the row: deleted after the commit that deleted the row
+    (its own DELETE, a trash's purge). `create` None: no JSON create route (the child adds
+    rows its own way, e.g. a multipart upload)."""
 
     table: type[SQLModel]
     noun: str
@@ -70,6 +73,7 @@ class TaskChild:
     tag: str | None = None
     about: str = ""
     tools: tuple[ToolKind, ...] = ()
+    stored: str | None = None
 
     @property
     def name(self) -> str:

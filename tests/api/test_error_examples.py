@@ -239,7 +239,7 @@ CHATKIT = {"chatkit_item_not_found"}
 FILLED = {name for name, example in EXAMPLES.items() if example.code == LimitReached.code}
 # A member's refusals, in a list shared by a membership row written on the test's own engine:
 # test_the_sharing_examples.
-SHARED = {"forbidden", "not_the_author", "not_the_author_or_admin"}
+SHARED = {"forbidden", "not_the_comment_author", "not_the_comment_author_or_admin"}
 # A task's children with a per-task limit and routes: each one's `too_many_<path>` is reached
 # by test_a_childs_limit_example, generated from `CHILDREN`.
 LIMITED = [child for child in CHILDREN if child.per_task and child.path]
@@ -449,8 +449,8 @@ def test_the_sharing_examples(
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE list_members SET role = 'commenter'"))
     mine = f"{comments}/{alices['id']}"
-    answers["not_the_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
-    answers["not_the_author_or_admin"] = client.delete(mine, headers=bob.headers)
+    answers["not_the_comment_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
+    answers["not_the_comment_author_or_admin"] = client.delete(mine, headers=bob.headers)
     for name, answer in answers.items():
         example = EXAMPLES[name]
         assert answer.status_code == example.status, (name, answer.text)
