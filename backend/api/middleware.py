@@ -74,6 +74,12 @@ _STATUS = "task_api.status"
 HeaderList = list[tuple[bytes, bytes]]
 
 
+# The headers the edge adds to every answer that lacks them.
+_EDGE_NAMES = frozenset(
+    {b"x-content-type-options", b"x-frame-options", b"cache-control", b"content-security-policy"}
+)
+
+
 class EdgeMiddleware:
     def __init__(
         self,
@@ -137,7 +143,15 @@ class EdgeMiddleware:
                     extra = self.api_headers
                 else:
                     extra = self.docs_headers if status < 400 else self.docs_error_headers
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                own = message.get("headers", ())
+                # A response that set one of these itself (a download's stricter CSP and
+                # caching) keeps its own.
+                named = {name.lower() for name, _ in own}
+                if named.isdisjoint(_EDGE_NAMES):
+                    message = {**message, "headers": [*own, *extra]}
+                else:
+                    kept = [header for header in extra if header[0] not in named]
+                    message = {**message, "headers": [*own, *kept]}
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)

@@ -137,6 +137,6 @@ TASK_ATTACHMENTS = TaskChild(
     "`file`), download, delete. Whoever may read the task lists and downloads them; an editor "
     "and up uploads and deletes its own, a list's admin or owner any; a member below the role "
     "gets 403 `FORBIDDEN`, anyone else the 404 a missing task gets.",
-    tools=("list",),
+    # Its list tool is `list_attachments` (backend/mcp/tools.py): each row with a link.
     stored="storage_key",
 )

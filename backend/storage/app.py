@@ -4,20 +4,33 @@ deletion of objects whose rows are gone, run after the commit that removed them.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 
+from backend.config import Settings
 from backend.storage import ObjectStorage, StorageError, storage_from_settings
 
 logger = logging.getLogger(__name__)
 
 
+# One storage per settings object (an S3 client costs ~0.5 s to build): the app's, a test's.
+_BUILT: dict[int, tuple[Settings, ObjectStorage]] = {}
+_LOCK = threading.Lock()
+
+
+def storage_for(settings: Settings) -> ObjectStorage:
+    """The storage `settings` name, built once."""
+    with _LOCK:
+        built = _BUILT.get(id(settings))
+        if built is None or built[0] is not settings:
+            built = _BUILT[id(settings)] = (settings, storage_from_settings(settings))
+        return built[1]
+
+
 def app_storage(app: Any) -> ObjectStorage:
     """The storage of `app` (a FastAPI app: its `state.settings`)."""
-    storage: ObjectStorage | None = getattr(app.state, "storage", None)
-    if storage is None:
-        storage = app.state.storage = storage_from_settings(app.state.settings)
-    return storage
+    return storage_for(app.state.settings)
 
 
 def delete_objects(app: Any, keys: Iterable[str | None]) -> None:
