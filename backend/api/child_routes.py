@@ -170,7 +170,9 @@ def task_child_router(child: TaskChild) -> APIRouter:
             description=f"Needs {who} (a personal task: its owner).{author}{limit}",
             responses={
                 **rate_limited(
-                    201, f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).", "Location"
+                    201,
+                    f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).",
+                    "Location",
                 ),
                 **errors(
                     400,

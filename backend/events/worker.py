@@ -26,9 +26,9 @@ from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.outbox import ClaimedRow
 from backend.events.sinks import DeliveryFailed, Sink, event_body
+from backend.services.attachments import ORPHAN_AGE, sweep_orphans
 from backend.services.changes import prune
 from backend.services.reminders import fire_due
-from backend.services.attachments import ORPHAN_AGE, sweep_orphans
 from backend.services.trash import purge_expired
 from backend.storage import ObjectStorage, storage_from_settings
 

@@ -100,11 +100,11 @@ from backend.models.trash import TrashedTaskPublic
 from backend.models.types import Assignees
 from backend.services.access import least_role
 from backend.services.registry import UnitOfWork
-from backend.storage.app import storage_for
 from backend.services.saved_filters import SavedFilterService
 from backend.services.task_listing import TaskListQuery
 from backend.services.trash import TRASH_NOT_FOUND, TrashService
 from backend.services.undo import UndoService
+from backend.storage.app import storage_for
 
 USER_ID_DESCRIPTION = (
     "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "

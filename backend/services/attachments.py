@@ -132,9 +132,7 @@ class AttachmentService(Scoped):
         require(role, _WRITE, NotFound(TASK_NOT_FOUND))
         cap = TASK_ATTACHMENTS.per_task or 0
         if count >= cap:
-            raise LimitReached(
-                f"This task has {count} attachments, the most there can be ({cap})"
-            )
+            raise LimitReached(f"This task has {count} attachments, the most there can be ({cap})")
         used = self.used()
         if used + size > quota:
             raise LimitReached(quota_message(size, used, quota))

@@ -31,7 +31,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     true,
     tuple_,
 )
@@ -40,9 +39,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped, spaces_locked
-from backend.models.task_children import CHILDREN
 from backend.errors import LimitReached, NotFound, PreconditionFailed
 from backend.models import Task, TaskRow
+from backend.models.task_children import CHILDREN
 from backend.models.task_list import SUBTASKS_PER_TASK, TASKS_PER_LIST, TaskList
 from backend.models.trash import TRASH_DAYS, TaskTrash
 from backend.services.access import Action, may, require, role_in
@@ -259,13 +258,20 @@ _STORED = postgresql.array(
     or [func.jsonb_build_array()]
 )
 _PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id, _STORED.label("stored"))
-_EXPIRED = text(
-    "DELETE FROM task_trash WHERE id IN (SELECT id FROM task_trash WHERE deleted_at < "
-    "now() - make_interval(days => :days) ORDER BY deleted_at LIMIT :batch) RETURNING id, "
-    "ARRAY["
-    + (", ".join(f"jsonb_path_query_array(snapshot, '{path}')" for path in _STORED_PATHS)
-    or "jsonb_build_array()")
-    + "] AS stored"
+_EXPIRED = (
+    delete(_TRASH)
+    .where(
+        _R.id.in_(
+            select(_R.id)
+            .where(
+                _R.deleted_at
+                < func.now() - func.make_interval(0, 0, 0, bindparam("days", type_=Integer))
+            )
+            .order_by(_R.deleted_at)
+            .limit(bindparam("batch", type_=Integer))
+        )
+    )
+    .returning(_R.id, _STORED.label("stored"))
 )
 _LIMITS = {
     "list_full": f"A list holds at most {TASKS_PER_LIST} tasks",

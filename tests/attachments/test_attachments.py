@@ -64,7 +64,14 @@ def test_round_trip(files: TestClient, people: Callable[..., Account], storage: 
     assert created.status_code == 201, created.text
     row = created.json()["data"]
     assert set(row) == {
-        "id", "task_id", "filename", "content_type", "size", "sha256", "created_at", "uploaded_by"
+        "id",
+        "task_id",
+        "filename",
+        "content_type",
+        "size",
+        "sha256",
+        "created_at",
+        "uploaded_by",
     }
     assert row["size"] == len(data) and row["sha256"] == hashlib.sha256(data).hexdigest()
     assert row["task_id"] == task and row["uploaded_by"] == alice.id
@@ -130,9 +137,14 @@ def test_bad_bodies(files: TestClient, people: Callable[..., Account], storage: 
         ),
         files.post(url, files={"file": ("a", b"x")}, data={"x": "1"}, headers=alice.headers),
         files.post(url, json={"file": "x"}, headers=alice.headers),
-        files.post(url, content=b"garbage", headers={
-            **alice.headers, "Content-Type": "multipart/form-data; boundary=zz"}),
-        files.post(url, content=b"", headers={**alice.headers, "Content-Type": "multipart/form-data"}),
+        files.post(
+            url,
+            content=b"garbage",
+            headers={**alice.headers, "Content-Type": "multipart/form-data; boundary=zz"},
+        ),
+        files.post(
+            url, content=b"", headers={**alice.headers, "Content-Type": "multipart/form-data"}
+        ),
     ]
     for answer in answers:
         assert 400 <= answer.status_code < 500, answer.text
@@ -145,10 +157,19 @@ def _raw_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: byt
     """POST straight to the ASGI app, the headers exactly as given (a client library would
     correct a lying Content-Length); the answer's status."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": b"", "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {},
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
     }
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent: list[dict[str, Any]] = []
@@ -181,7 +202,9 @@ def test_lying_content_length(
             (b"content-type", kind),
             (b"content-length", length),
         ]
-        answer = _raw_post(files.app, url, headers, body[: int(length)] if length == b"10" else body)
+        answer = _raw_post(
+            files.app, url, headers, body[: int(length)] if length == b"10" else body
+        )
         assert 400 <= answer < 500, length
     assert _keys(storage) == before
     assert files.get(url, headers=alice.headers).json()["data"] == []
@@ -228,13 +251,13 @@ def test_hostile_names(
 
 @pytest.mark.parametrize(
     "data",
-    [b"<!DOCTYPE html><html><script>alert(1)</script></html>",
-     b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>x</script></svg>'],
+    [
+        b"<!DOCTYPE html><html><script>alert(1)</script></html>",
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>x</script></svg>',
+    ],
     ids=["html", "svg"],
 )
-def test_active_types_never_inline(
-    files: TestClient, people: Callable[..., Account], data: bytes
-):
+def test_active_types_never_inline(files: TestClient, people: Callable[..., Account], data: bytes):
     alice = people()
     task = _task(files, alice)
     # The declared type lies (image/png): the detected one is kept, and served inert.
@@ -304,9 +327,7 @@ def test_quota_under_concurrent_uploads(
     assert len(_keys(storage) - before) == QUOTA // size
 
 
-def test_sharing(
-    files: TestClient, people: Callable[..., Account], db_engine: Engine
-):
+def test_sharing(files: TestClient, people: Callable[..., Account], db_engine: Engine):
     alice, bob, carol = people(), people(), people()
     list_id = files.post("/api/lists", json={"name": "shared"}, headers=alice.headers).json()[
         "data"

@@ -16,7 +16,15 @@ from starlette.datastructures import UploadFile
 
 from backend.api.actions import acts
 from backend.api.deps import Door, DoorRoute, SettingsDep
-from backend.api.responses import EXAMPLES, FORBIDDEN, TASK_NOT_FOUND, VALIDATION, ErrorExample, errors, ok
+from backend.api.responses import (
+    EXAMPLES,
+    FORBIDDEN,
+    TASK_NOT_FOUND,
+    VALIDATION,
+    ErrorExample,
+    errors,
+    ok,
+)
 from backend.api.routes.tasks import TaskId
 from backend.errors import InvalidRequest, LimitReached
 from backend.models.attachment import (
@@ -129,7 +137,9 @@ FilePart = Annotated[UploadFile, Depends(the_file)]
     "maximum is 413 with nothing stored.",
     responses={
         **ok(201, "Stored; `Location` is the new attachment's path.", "Location"),
-        **errors(403, 404, 413, 422, examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, _FULL, _QUOTA)),
+        **errors(
+            403, 404, 413, 422, examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, _FULL, _QUOTA)
+        ),
     },
 )
 def upload_attachment(
@@ -240,4 +250,4 @@ def upload_body_limit(max_file_bytes: int) -> int:
     return max_file_bytes + MULTIPART_OVERHEAD
 
 
-__all__: list[Any] = ["router", "UPLOAD_PATH", "upload_body_limit"]
+__all__: list[Any] = ["UPLOAD_PATH", "router", "upload_body_limit"]
