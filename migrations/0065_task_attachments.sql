@@ -18,7 +18,6 @@ CREATE TABLE task_attachments (
     sha256       TEXT        NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT pk_task_attachments PRIMARY KEY (id),
-    CONSTRAINT uq_task_attachments_storage_key UNIQUE (storage_key),
     CONSTRAINT fk_task_attachments_user_id_task_id_tasks FOREIGN KEY (user_id, task_id)
         REFERENCES tasks (user_id, id) ON UPDATE CASCADE ON DELETE CASCADE,
     CONSTRAINT fk_task_attachments_uploaded_by_users FOREIGN KEY (uploaded_by)
@@ -30,6 +29,9 @@ CREATE TABLE task_attachments (
 );
 -- A task's attachments, oldest first (the page's keyset), and the task key's cascade.
 CREATE INDEX ix_task_attachments_task_id_id ON task_attachments (task_id, id);
+-- The sweeper's question: which of these stored keys does a row name (random keys, 128
+-- bits: unique by construction, so no constraint to pay for).
+CREATE INDEX ix_task_attachments_storage_key ON task_attachments (storage_key);
 -- An uploader's bytes (the quota).
 CREATE INDEX ix_task_attachments_uploaded_by ON task_attachments (uploaded_by);
 

@@ -2479,13 +2479,6 @@ ALTER TABLE ONLY public.saved_filters
     ADD CONSTRAINT uq_saved_filters_user_id_name_key UNIQUE (user_id, name_key);
 
 --
--- Name: task_attachments uq_task_attachments_storage_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.task_attachments
-    ADD CONSTRAINT uq_task_attachments_storage_key UNIQUE (storage_key);
-
---
 -- Name: task_lists uq_task_lists_user_id_id; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2583,6 +2576,12 @@ CREATE INDEX ix_messages_user_id_conversation_id_id ON public.messages USING btr
 --
 
 CREATE INDEX ix_stream_tickets_user_id_expires_at ON public.stream_tickets USING btree (user_id, expires_at);
+
+--
+-- Name: ix_task_attachments_storage_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_task_attachments_storage_key ON public.task_attachments USING btree (storage_key);
 
 --
 -- Name: ix_task_attachments_task_id_id; Type: INDEX; Schema: public; Owner: -

@@ -17,7 +17,6 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Text,
-    UniqueConstraint,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -42,7 +41,6 @@ class TaskAttachment(SQLModel, table=True):
             ondelete="CASCADE",
             name="fk_task_attachments_user_id_task_id_tasks",
         ),
-        UniqueConstraint("storage_key", name="uq_task_attachments_storage_key"),
         CheckConstraint("size >= 0", name="ck_task_attachments_size"),
         CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="ck_task_attachments_sha256"),
         CheckConstraint(
@@ -53,6 +51,7 @@ class TaskAttachment(SQLModel, table=True):
             name="ck_task_attachments_storage_key_length",
         ),
         Index("ix_task_attachments_task_id_id", "task_id", "id"),
+        Index("ix_task_attachments_storage_key", "storage_key"),
         Index("ix_task_attachments_uploaded_by", "uploaded_by"),
     )
 

@@ -77,11 +77,11 @@ _INSERT = (
 _USED_NOW = select(_USED.label("used"))
 
 
-def quota_message(size: int, used: int, quota: int) -> str:
-    return (
-        f"This file ({size} bytes) would take your uploads past your quota: {used} of "
-        f"{quota} bytes used"
-    )
+# Without numbers, so the documented example is the answer (the numbers: the limits route).
+QUOTA_REACHED = (
+    "This file would take your uploads past your quota (your use and quota: "
+    "GET /api/attachments/limits)"
+)
 
 
 class AttachmentService(Scoped):
@@ -133,9 +133,8 @@ class AttachmentService(Scoped):
         cap = TASK_ATTACHMENTS.per_task or 0
         if count >= cap:
             raise LimitReached(f"This task has {count} attachments, the most there can be ({cap})")
-        used = self.used()
-        if used + size > quota:
-            raise LimitReached(quota_message(size, used, quota))
+        if self.used() + size > quota:
+            raise LimitReached(QUOTA_REACHED)
         raise Conflict("The task changed while the attachment was being added; retry")
 
 

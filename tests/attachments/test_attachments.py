@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from backend.api.responses import EXAMPLES
 from backend.storage import ObjectStorage
 from tests.attachments.conftest import MAX_FILE, QUOTA
 from tests.conftest import Account
@@ -304,7 +305,8 @@ def test_per_task_limit(
         )
     before = _keys(storage)
     full = _upload(files, alice, task, b"two")
-    assert full.status_code == 422 and full.json()["error"]["code"] == "LIMIT_REACHED"
+    assert full.status_code == 422
+    assert full.json() == EXAMPLES["too_many_attachments"].example()["value"]
     assert _keys(storage) == before
 
 
@@ -322,6 +324,8 @@ def test_quota_under_concurrent_uploads(
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(one, range(20)))
     assert sorted(answers) == [201] * (QUOTA // size) + [422] * (20 - QUOTA // size)
+    refused = _upload(files, alice, task, b"x" * size)
+    assert refused.json() == EXAMPLES["attachment_quota_reached"].example()["value"]
     used = files.get("/api/attachments/limits", headers=alice.headers).json()["data"]
     assert used["used_bytes"] == size * (QUOTA // size) <= QUOTA
     assert len(_keys(storage) - before) == QUOTA // size

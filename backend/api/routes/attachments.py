@@ -36,7 +36,7 @@ from backend.models.attachment import (
 from backend.models.common import DataEnvelope, DecimalDigits
 from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
-from backend.services.attachments import AttachmentService, quota_message
+from backend.services.attachments import QUOTA_REACHED, AttachmentService
 from backend.services.child_rows import child_service
 from backend.storage import download_headers
 from backend.storage.app import app_storage
@@ -53,7 +53,7 @@ _FULL = EXAMPLES["too_many_attachments"]
 _QUOTA = ErrorExample.of(
     "attachment_quota_reached",
     "The file would take the caller's uploads past its quota",
-    LimitReached(quota_message(1, 0, 0)),
+    LimitReached(QUOTA_REACHED),
 )
 _NO_FILE = InvalidRequest.at("file", "Send one part named `file` (multipart/form-data)")
 
