@@ -5,8 +5,10 @@ headers; sharing; trash, restore and purge with the bytes compared."""
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -17,7 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from backend.api.responses import EXAMPLES
-from backend.storage import ObjectStorage
+from backend.services.attachments import ORPHAN_AGE, sweep_orphans
+from backend.services.trash import purge_expired
+from backend.storage import ObjectStorage, new_key
 from tests.attachments.conftest import MAX_FILE, QUOTA
 from tests.conftest import Account
 
@@ -417,3 +421,37 @@ def test_trash_restore_purge(
     assert key not in _keys(storage)
     used = files.get("/api/attachments/limits", headers=alice.headers).json()["data"]
     assert used["used_bytes"] == 0
+
+
+def test_sweeper_and_expired_purge(
+    files: TestClient, people: Callable[..., Account], storage: ObjectStorage, db_engine: Engine
+):
+    """The worker's jobs: the 30-day purge deletes a trashed task's bytes after its commit;
+    the sweeper deletes objects no row names (an upload that crashed before its row), and
+    keeps those an attachment or a trash snapshot names."""
+    alice = people()
+    kept_task, trashed_task, expired_task = (_task(files, alice) for _ in range(3))
+    keys = {}
+    for name, task in (("kept", kept_task), ("trashed", trashed_task), ("expired", expired_task)):
+        before = _keys(storage)
+        assert _upload(files, alice, task, name.encode()).status_code == 201
+        (keys[name],) = _keys(storage) - before
+    for task in (trashed_task, expired_task):
+        assert files.delete(f"/api/tasks/{task}", headers=alice.headers).status_code == 204
+    orphan = new_key()
+    storage.put(orphan, io.BytesIO(b"crashed before its row"), max_bytes=100)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE task_trash SET deleted_at = now() - interval '31 days' WHERE id = :id"),
+            {"id": expired_task},
+        )
+    dropped: list[str] = []
+    assert purge_expired(db_engine, drop=dropped.extend) >= 1
+    assert keys["expired"] in dropped and keys["trashed"] not in dropped
+    # A young orphan stays (it may be an upload in flight).
+    sweep_orphans(db_engine, storage, datetime.now(UTC) - ORPHAN_AGE)
+    assert orphan in _keys(storage)
+    sweep_orphans(db_engine, storage, datetime.now(UTC) + timedelta(minutes=1))
+    left = _keys(storage)
+    assert orphan not in left and keys["expired"] not in left
+    assert keys["kept"] in left and keys["trashed"] in left
