@@ -7,7 +7,6 @@ the door, the service, the storage (backend/storage, specs/storage.md).
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
 
 from collections.abc import AsyncIterator, Iterator
-from itertools import chain
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
@@ -218,7 +217,7 @@ def download_attachment(
 def _closing(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """The chunks, the source closed however the stream ends (a client gone mid-way)."""
     try:
-        yield from chain(chunks)
+        yield from chunks
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
