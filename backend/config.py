@@ -314,6 +314,8 @@ class Settings(BaseSettings):
     # database, `.data/attachments`), for one replica only.
     attachments_dir: Path | None = None
     attachments_max_file_bytes: int = Field(default=25 * 1024 * 1024, ge=1, le=5 * 1024**3)
+    # The bytes a user's uploads may hold in all, trashed ones until purged.
+    attachments_quota_bytes: int = Field(default=1024**3, ge=0, le=2**50)
     # How long a presigned download URL lives: minutes, not days (a removed member's link
     # works until then).
     attachments_url_seconds: int = Field(default=300, ge=10, le=3600)

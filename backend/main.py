@@ -19,6 +19,7 @@ from backend.api.deps import document_security
 from backend.api.errors import install_error_handlers
 from backend.api.middleware import EdgeMiddleware
 from backend.api.routes import api_router, tag_descriptions
+from backend.api.routes.attachments import UPLOAD_PATH, upload_body_limit
 from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
 from backend.chat.stack import Preload
@@ -138,6 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         hsts_max_age=settings.hsts_max_age_seconds,
         max_body_size=settings.max_body_bytes,
+        large_bodies=[
+            (
+                "POST",
+                re.compile(UPLOAD_PATH),
+                upload_body_limit(settings.attachments_max_file_bytes),
+            )
+        ],
         cors_origins=settings.cors_origins,
         cors_allow_headers=[
             "Authorization",

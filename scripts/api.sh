@@ -64,6 +64,9 @@
 # route: GET    /api/tasks/{task_id}/{children}/{child_id} child ID PATH ID
 # route: PATCH  /api/tasks/{task_id}/{children}/{child_id} update-child ID PATH ID JSON
 # route: DELETE /api/tasks/{task_id}/{children}/{child_id} delete-child ID PATH ID
+# route: POST   /api/tasks/{task_id}/attachments upload ID FILE
+# route: GET    /api/tasks/{task_id}/attachments/{attachment_id}/download download ID ID OUT
+# route: GET    /api/attachments/limits         attachment-limits
 # route: GET    /api/lists                      lists
 # route: POST   /api/lists                      create-list NAME|JSON
 # route: GET    /api/lists/{list_id}            get-list ID
@@ -193,7 +196,13 @@ request() {
   if [[ -n "${IF_NONE_MATCH:-}" ]]; then
     args+=(-H "If-None-Match: $IF_NONE_MATCH")
   fi
-  if [[ "${1:-}" == --form ]]; then
+  if [[ "${1:-}" == --file ]]; then  # a multipart upload: one part `file`
+    args+=(-F "file=@$2")
+  elif [[ "${1:-}" == --save ]]; then  # the body to a file, following a redirect (S3)
+    body_file=$2
+    args[2]=$body_file
+    args+=(-L)
+  elif [[ "${1:-}" == --form ]]; then
     shift
     for field in "$@"; do
       args+=(--data-urlencode "$field")
@@ -207,7 +216,9 @@ request() {
   # Header names are case-insensitive; print them in one spelling, values as sent.
   tr -d '\r' <"$HEADER_FILE" | sed -n -e 's/^[Ee][Tt][Aa][Gg]: */ETag: /p' \
     -e 's/^[Ii]dempotent-[Rr]eplayed: */Idempotent-Replayed: /p' >&2
-  if [[ -s "$body_file" ]]; then
+  if [[ "$body_file" != "$BODY_FILE" ]] && ((status < 400)); then
+    echo "saved to $body_file" >&2
+  elif [[ -s "$body_file" ]]; then
     if [[ -t 1 ]] && python3 -m json.tool "$body_file" >/dev/null 2>&1; then
       python3 -m json.tool "$body_file"
     else
@@ -242,6 +253,15 @@ esac
 case "$command" in
   health) request GET /health ;;
   ready) request GET /health/ready ;;
+  upload)
+    need 2 "$@"
+    request POST "/api/tasks/$1/attachments" --file "$2"
+    ;;
+  download)
+    need 3 "$@"
+    request GET "/api/tasks/$1/attachments/$2/download" --save "$3"
+    ;;
+  attachment-limits) request GET /api/attachments/limits ;;
   register)
     need 2 "$@"
     body="{\"email\": $(json_string "$1"), \"password\": $(json_string "$2")"

@@ -252,6 +252,24 @@ def unique(sample: Any, model: type[BaseModel] | None) -> Any:
     return varied
 
 
+# The routes that take a file, not JSON: each declared child without a JSON create adds its
+# rows from a multipart upload (attachments), from the declarations (no hand edit).
+FILE_ROUTES = frozenset(
+    ("POST", f"/api/tasks/{{task_id}}/{child.path}")
+    for child in CHILDREN
+    if child.path and child.create is None
+)
+SAMPLE_FILE = ("sample.txt", b"a sample file\n", "text/plain")
+
+
+def body_of(method: str, template: str, body: Any) -> dict[str, Any]:
+    """A request's body arguments for the test client: a one-part file upload for a route in
+    FILE_ROUTES (its template's), else `body` as JSON."""
+    if (method.upper(), template) in FILE_ROUTES:
+        return {"files": {"file": SAMPLE_FILE}}
+    return {"json": body}
+
+
 def fill_sample(sample: Any, rows: Mapping[int, int]) -> Any:
     """A sample with its placeholders replaced by row ids."""
     text_ = json.dumps(sample)
@@ -283,7 +301,8 @@ def make_row(
         sample = unique(samples(creator.model)[0], creator.model)
         body = fill_sample(sample, placeholders)
     url = fill_path(creator.collection, known)
-    created = client.post(url, json=body, headers=account.headers)
+    sent = body_of("POST", creator.collection, body)
+    created = client.post(url, **sent, headers=account.headers)
     assert created.status_code in (200, 201), (url, created.text)
     row_id: int = created.json()["data"]["id"]
     if creator.deleted:

@@ -44,11 +44,13 @@ from tests.mcp.conftest import call_tool_rpc, post_rpc
 from tests.mcp.test_isolation import extra_arguments
 from tests.resources import (
     DELETED_INTO,
+    FILE_ROUTES,
     LIST,
     LIST_REF,
     REF,
     TASK,
     body_model,
+    body_of,
     creators,
     fill_path,
     fill_sample,
@@ -685,7 +687,8 @@ def _rest_request(
     elif plain == "/api/auth/token":
         form = {"grant_type": "password", "username": user.email, "password": user.password}
         return lambda: counted.post(url, data=form)
-    return lambda: counted.request(method, url, json=body, headers=headers)
+    sent = body_of(method, path, body)
+    return lambda: counted.request(method, url, **sent, headers=headers)
 
 
 CASES = [
@@ -935,7 +938,11 @@ def _listing_rows(
                 make_row(client, alice, name, {}, MAKERS)
                 make_row(client, alice, name, {}, MAKERS)
     post = ROUTES.get(f"POST {path}")
-    if post is not None and (model := body_model(post)) is not None:
+    if ("POST", path) in FILE_ROUTES:  # the listing's own rows, uploaded (attachments): two
+        for _ in range(2):
+            made = client.post(url, **body_of("POST", path, None), headers=alice.headers)
+            assert made.status_code == 201, made.text
+    elif post is not None and (model := body_model(post)) is not None:
         for _ in range(
             2
         ):  # the listing's own rows (comments): two, so that a page of one has a next

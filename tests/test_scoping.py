@@ -505,6 +505,8 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.services.idempotency", "prune_expired"): "the prune command: every user's",
     ("backend.services.reminders", "fire_due"): "the worker: every user's due reminders",
     ("backend.services.trash", "purge_expired"): "the worker: every user's trash past its days",
+    ("backend.services.attachments", "sweep_orphans"): "the worker: which stored objects any "
+    "attachment (or trash) still names, every user's",
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",
     ("backend.services.rate_limits", "RateLimiter._hit"): "counters keyed by token subject "
     "or IP, before an account is read",

@@ -14,7 +14,7 @@ which name this call's schemas.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 from pydantic import BaseModel, create_model
 
 from backend.api.actions import acts
@@ -38,6 +38,7 @@ from backend.models.task_children import TaskChild
 from backend.models.types import TASK_ID_MAX
 from backend.services.access import least_role
 from backend.services.child_rows import child_service
+from backend.storage.app import delete_objects
 
 PAGE_MAX = 100
 PageSize = Annotated[
@@ -59,7 +60,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
     public: type[BaseModel] | None = child.public
     create: type[BaseModel] | None = child.create
     update, tag = child.update, child.tag or child.path
-    if child.path is None or public is None or create is None or tag is None:
+    if child.path is None or public is None or tag is None:
         raise ValueError(f"{child.name}: a child with routes declares its path and schemas")
     noun, path = child.noun, child.path
     snake, one, many = child.snake, _camel(noun), _camel(path.replace("_", " "))
@@ -73,16 +74,19 @@ def task_child_router(child: TaskChild) -> APIRouter:
         f"{snake}_not_found", f"No such {noun} of this task", rows.not_found()
     )
     found = (TASK_NOT_FOUND, missing)
-    authored: tuple[ErrorExample, ...] = ()
+    authored: tuple[ErrorExample | None, ...] = (None, None)
     if child.author:
+        # Named by the child: each child's examples are its own.
         authored = (
             ErrorExample.of(
-                "not_the_author",
+                f"not_the_{snake}_author",
                 f"A {noun} only its author may change",
                 rows.not_the_author(deleting=False),
-            ),
+            )
+            if child.edits
+            else None,
             ErrorExample.of(
-                "not_the_author_or_admin",
+                f"not_the_{snake}_author_or_admin",
                 f"Another's {noun}, deleted by a member below the role to moderate",
                 rows.not_the_author(deleting=True),
             ),
@@ -154,40 +158,44 @@ def task_child_router(child: TaskChild) -> APIRouter:
     limit = f" At most {child.per_task} a task." if child.per_task else ""
     author = " The caller is its author." if child.author else ""
 
-    @router.post(
-        collection,
-        openapi_extra=acts(write),
-        operation_id=f"createTask{one}",
-        status_code=status.HTTP_201_CREATED,
-        response_model=one_envelope,
-        summary=f"Add a {noun} to a task",
-        description=f"Needs {who} (a personal task: its owner).{author}{limit}",
-        responses={
-            **rate_limited(
-                201, f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).", "Location"
-            ),
-            **errors(
-                400,
-                403,
-                404,
-                413,
-                422,
-                429,
-                examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, *full),
-            ),
-        },
-    )
-    def create_row(
-        door: Door,
-        task_id: TaskId,
-        data: create,  # type: ignore[valid-type]
-        request: Request,
-        response: Response,
-    ) -> Any:
-        row = door.child(child).add(task_id, data.model_dump())  # type: ignore[attr-defined]
-        root = request.scope.get("root_path", "")
-        response.headers["Location"] = f"{root}/api/tasks/{task_id}/{path}/{row.id}"
-        return _one(row)
+    if create is not None:
+
+        @router.post(
+            collection,
+            openapi_extra=acts(write),
+            operation_id=f"createTask{one}",
+            status_code=status.HTTP_201_CREATED,
+            response_model=one_envelope,
+            summary=f"Add a {noun} to a task",
+            description=f"Needs {who} (a personal task: its owner).{author}{limit}",
+            responses={
+                **rate_limited(
+                    201,
+                    f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).",
+                    "Location",
+                ),
+                **errors(
+                    400,
+                    403,
+                    404,
+                    413,
+                    422,
+                    429,
+                    examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, *full),
+                ),
+            },
+        )
+        def create_row(
+            door: Door,
+            task_id: TaskId,
+            data: create,  # type: ignore[valid-type]
+            request: Request,
+            response: Response,
+        ) -> Any:
+            row = door.child(child).add(task_id, data.model_dump())  # type: ignore[attr-defined]
+            root = request.scope.get("root_path", "")
+            response.headers["Location"] = f"{root}/api/tasks/{task_id}/{path}/{row.id}"
+            return _one(row)
 
     @router.get(
         by_id,
@@ -220,7 +228,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
                     413,
                     422,
                     429,
-                    examples=(FORBIDDEN, *authored[:1], *found, VALIDATION),
+                    examples=(FORBIDDEN, *filter(None, authored[:1]), *found, VALIDATION),
                 ),
             },
         )
@@ -244,10 +252,16 @@ def task_child_router(child: TaskChild) -> APIRouter:
         f"{moderate}",
         responses={
             **rate_limited(204, "Deleted."),
-            **errors(403, 404, 429, examples=(FORBIDDEN, *authored[1:], *found)),
+            **errors(403, 404, 429, examples=(FORBIDDEN, *filter(None, authored[1:]), *found)),
         },
     )
-    def delete_row(door: Door, task_id: TaskId, row: write_id) -> None:
-        door.child(child).remove(task_id, row)
+    def delete_row(
+        door: Door, task_id: TaskId, row: write_id, request: Request, later: BackgroundTasks
+    ) -> None:
+        removed = door.child(child).remove(task_id, row)
+        if child.stored:
+            # After the response, so after the commit (`DoorRoute` commits as the endpoint
+            # returns): a rollback never loses the bytes of a row still there.
+            later.add_task(delete_objects, request.app, [getattr(removed, child.stored)])
 
     return router

@@ -24,7 +24,9 @@ In order, outermost first (the request id, `asgi_correlation_id`, is set just ou
    redirect drops the Authorization header in some clients and costs a round trip).
 6. **Body size**: a declared `Content-Length` over the limit is refused before anything is
    read; a streamed body is counted as it arrives (FastAPI's own `max_body_size` answers in
-   plain text from outside every middleware).
+   plain text from outside every middleware). Larger bodies are admitted only where
+   `large_bodies` says (an attachment's upload: its per-file maximum plus the multipart's
+   overhead).
 7. **Unhandled errors**: the 500 envelope, logged with the request id. Starlette's last-resort
    handler sits outside every middleware, so its answer would miss the request id, CORS and
    the protective headers.
@@ -72,6 +74,12 @@ _STATUS = "task_api.status"
 HeaderList = list[tuple[bytes, bytes]]
 
 
+# The headers the edge adds to every answer that lacks them.
+_EDGE_NAMES = frozenset(
+    {b"x-content-type-options", b"x-frame-options", b"cache-control", b"content-security-policy"}
+)
+
+
 class EdgeMiddleware:
     def __init__(
         self,
@@ -80,6 +88,7 @@ class EdgeMiddleware:
         metrics: HttpMetrics | None,
         hsts_max_age: int,
         max_body_size: int,
+        large_bodies: Sequence[tuple[str, re.Pattern[str], int]] = (),
         cors_origins: Sequence[str],
         cors_allow_headers: Sequence[str],
         cors_expose_headers: Sequence[str],
@@ -87,6 +96,8 @@ class EdgeMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_size = max_body_size
+        # (method, path pattern, the most bytes that route's body may hold)
+        self.large_bodies = tuple(large_bodies)
         self.cors = CORSMiddleware(
             self._inside_cors,
             allow_origins=cors_origins,
@@ -132,7 +143,15 @@ class EdgeMiddleware:
                     extra = self.api_headers
                 else:
                     extra = self.docs_headers if status < 400 else self.docs_error_headers
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                own = message.get("headers", ())
+                # A response that set one of these itself (a download's stricter CSP and
+                # caching) keeps its own.
+                named = {name.lower() for name, _ in own}
+                if named.isdisjoint(_EDGE_NAMES):
+                    message = {**message, "headers": [*own, *extra]}
+                else:
+                    kept = [header for header in extra if header[0] not in named]
+                    message = {**message, "headers": [*own, *kept]}
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
@@ -209,9 +228,17 @@ class EdgeMiddleware:
             if isinstance(raw, bytes):
                 scope["raw_path"] = raw.rstrip(b"/") or b"/"
         limit = self.max_body_size
+        for method, pattern, large in self.large_bodies:
+            if scope.get("method") == method and pattern.match(scope["path"]):
+                limit = large
         too_large = f"Request body is larger than {limit} bytes"
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and not (declared.isascii() and declared.isdigit()):
+            # A negative or non-numeric length (a server in front usually refuses it first).
+            invalid = "Content-Length must be a number of bytes"
+            await error_response(400, "BAD_REQUEST", invalid)(scope, receive, send)
+            return
+        if declared is not None and int(declared) > limit:
             await error_response(413, "PAYLOAD_TOO_LARGE", too_large)(scope, receive, send)
             return
         received = 0

@@ -26,9 +26,11 @@ from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.outbox import ClaimedRow
 from backend.events.sinks import DeliveryFailed, Sink, event_body
+from backend.services.attachments import ORPHAN_AGE, sweep_orphans
 from backend.services.changes import prune
 from backend.services.reminders import fire_due
 from backend.services.trash import purge_expired
+from backend.storage import ObjectStorage, storage_from_settings
 
 logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
@@ -88,6 +90,17 @@ class Worker:
             max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"
         )
         self._pruned_at = -float("inf")  # prune on the first cycle
+        self._objects: ObjectStorage | None = None
+
+    def _storage(self) -> ObjectStorage:
+        if self._objects is None:
+            self._objects = storage_from_settings(self._settings)
+        return self._objects
+
+    def _drop_objects(self, keys: list[str]) -> None:
+        """Delete purged attachments' bytes (their rows' purge has committed)."""
+        for key in keys:
+            self._storage().delete(key)
 
     def close(self, wait: bool = True) -> None:
         """Stop the delivery threads once their calls end; without `wait` (an abandoned batch)
@@ -127,9 +140,12 @@ class Worker:
             pruned = prune(self._engine, self._settings.change_retention_hours, undelivered=False)
             if pruned:
                 logger.info("pruned %d delivered events past retention", pruned)
-            purged = purge_expired(self._engine)
+            purged = purge_expired(self._engine, drop=self._drop_objects)
             if purged:
                 logger.info("purged %d deleted tasks past the trash's days", purged)
+            swept = sweep_orphans(self._engine, self._storage(), datetime.now(UTC) - ORPHAN_AGE)
+            if swept:
+                logger.info("swept %d stored attachments with no row", swept)
         return handled == self._settings.event_batch_size
 
     def deliver_batch(self) -> int:

@@ -63,6 +63,7 @@ from backend.models import (
     TaskPublic,
     TaskUpdate,
 )
+from backend.models.attachment import TASK_ATTACHMENTS, AttachmentPublic
 from backend.models.calendar_feed import CalendarFeedCreate, FeedKind, FeedScope, feed_url
 from backend.models.common import StorableText
 from backend.models.names import Name
@@ -103,6 +104,7 @@ from backend.services.saved_filters import SavedFilterService
 from backend.services.task_listing import TaskListQuery
 from backend.services.trash import TRASH_NOT_FOUND, TrashService
 from backend.services.undo import UndoService
+from backend.storage.app import storage_for
 
 USER_ID_DESCRIPTION = (
     "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "
@@ -781,6 +783,57 @@ def _create_calendar_feed(
     )
 
 
+class ListAttachmentsArguments(_OneTask):
+    limit: Annotated[StrictInt, Field(ge=1, le=CHILD_PAGE_MAX)] = Field(
+        default=50, description=f"At most this many attachments (1-{CHILD_PAGE_MAX})."
+    )
+    after_id: (
+        Annotated[
+            StrictInt,
+            Field(ge=1, le=TASK_ID_MAX),
+            NotAReference("a position in the task's attachments: those after this id"),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Only the attachments after this one (the last id of the previous call).",
+    )
+
+
+class AttachmentLink(AttachmentPublic):
+    download_url: str | None = Field(
+        description="A presigned URL good for `expires_in_seconds` (S3 storage): give it to "
+        "the user, never store it. Null with filesystem storage: download through the API's "
+        "`download_path` with the bearer token."
+    )
+    download_path: str = Field(examples=["/api/tasks/42/attachments/11/download"])
+    expires_in_seconds: int | None = Field(examples=[300])
+
+
+class AttachmentsPage(BaseModel):
+    attachments: list[AttachmentLink]
+    has_more: bool = Field(description="More attachments follow: call again with after_id.")
+
+
+def _list_attachments(work: UnitOfWork, given: ListAttachmentsArguments) -> AttachmentsPage:
+    found, more = work.child(TASK_ATTACHMENTS).page(given.task_id, given.limit, given.after_id)
+    storage, ttl = storage_for(work.settings), work.settings.attachments_url_seconds
+    links = []
+    for row in found:
+        url = storage.presigned_get(
+            row.storage_key, filename=row.filename, content_type=row.content_type, ttl_seconds=ttl
+        )
+        links.append(
+            AttachmentLink(
+                **AttachmentPublic.model_validate(row).model_dump(),
+                download_url=url,
+                download_path=f"/api/tasks/{row.task_id}/attachments/{row.id}/download",
+                expires_in_seconds=ttl if url else None,
+            )
+        )
+    return AttachmentsPage(attachments=links, has_more=more)
+
+
 def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
     """The MCP tools `child` declares (backend/models/task_children.py `tools`), acting as its
     routes do: `add_<noun>` takes its `create` body's fields and returns the new row's id and
@@ -1111,6 +1164,20 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     # Every declared child's (backend/models/task_children.py): comments' add and list.
     *(tool for child in CHILDREN for tool in child_tools(child)),
+    Tool(
+        name="list_attachments",
+        action=TASK_ATTACHMENTS.action(writes=False),
+        title="List a task's attachments",
+        description="A task's files, oldest first (after after_id), each with its name, "
+        "detected type, size, sha256 and a download link that lives minutes "
+        "(download_url, with S3 storage; else download_path through the API). Anyone who may "
+        "read the task. Returns attachments and has_more.",
+        arguments=ListAttachmentsArguments,
+        result=AttachmentsPage,
+        run=_list_attachments,
+        read_only=True,
+        idempotent=True,
+    ),
     Tool(
         name="undo",
         title="Undo a change",

@@ -58,7 +58,10 @@ class TaskChild:
     the task's list). `events`: its rows added, changed (a column of `fields`, when it
     `edits`) and removed are recorded as events on their task (`<snake>.created`, `.updated`,
     `.deleted`), as its migration registered it (`task_children_register`, migration 0062);
-    False for rows private to one member (members' own reminders)."""
+    False for rows private to one member (members' own reminders). `stored`: the column
+    naming an object in the attachments' storage (backend/storage) that goes with the row:
+    deleted after the commit that deleted the row (its own DELETE, a trash's purge). `create`
+    None: no JSON create route (the child adds rows its own way, e.g. a multipart upload)."""
 
     table: type[SQLModel]
     noun: str
@@ -78,6 +81,7 @@ class TaskChild:
     about: str = ""
     tools: tuple[ToolKind, ...] = ()
     events: bool = True
+    stored: str | None = None
 
     @property
     def name(self) -> str:

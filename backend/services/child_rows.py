@@ -135,7 +135,7 @@ class ChildRows:
         if child.author:
             moderators = [may_shared(table, child.moderate)] if child.moderate else []
             anyones = [or_(own[0], c.user_id == bindparam(OWNER), *moderators)]
-        self.delete = delete(table).where(*this, *anyones).returning(c.id)
+        self.delete = delete(table).where(*this, *anyones).returning(*self.view)
 
         # Why a write matched nothing, read on its own: the caller's role in the task (no
         # row: the caller cannot see it, the answer a missing task gets), its row count, and
@@ -225,10 +225,12 @@ class TaskChildService(Scoped):
             return rows[0]
         self._refuse(task_id, row_id, deleting=False)
 
-    def remove(self, task_id: int, row_id: int) -> None:
-        """Delete a row (with an author: the caller's own, or anyone's for a moderator)."""
-        if self._write(self.rows.delete, task=task_id, child=row_id, last=True):
-            return
+    def remove(self, task_id: int, row_id: int) -> Any:
+        """Delete a row (with an author: the caller's own, or anyone's for a moderator);
+        return it as it was."""
+        rows = self._write(self.rows.delete, task=task_id, child=row_id, last=True)
+        if rows:
+            return rows[0]
         self._refuse(task_id, row_id, deleting=True)
 
     def _refuse(self, task_id: int, row_id: int, *, deleting: bool) -> NoReturn:

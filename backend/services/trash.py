@@ -12,6 +12,7 @@ the tasks' triggers record them again for everyone who can read them) and purges
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -30,16 +31,17 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     true,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped, spaces_locked
 from backend.errors import LimitReached, NotFound, PreconditionFailed
 from backend.models import Task, TaskRow
+from backend.models.task_children import CHILDREN
 from backend.models.task_list import SUBTASKS_PER_TASK, TASKS_PER_LIST, TaskList
 from backend.models.trash import TRASH_DAYS, TaskTrash
 from backend.services.access import Action, may, require, role_in
@@ -248,10 +250,28 @@ _HOLDING = (
     .limit(1)
 )
 _LOCK = spaces_locked(select(_R.user_id).where(_R.id == _TRASH_ID, _MAY).scalar_subquery())
-_PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id)
-_EXPIRED = text(
-    "DELETE FROM task_trash WHERE id IN (SELECT id FROM task_trash WHERE deleted_at < "
-    "now() - make_interval(days => :days) ORDER BY deleted_at LIMIT :batch) RETURNING id"
+# The storage keys a purged snapshot's children name (each child with `stored`: an
+# attachment's bytes), deleted once the purge has committed.
+_STORED_PATHS = [f"$.children.{c.name}[*].{c.stored}" for c in CHILDREN if c.stored]
+_STORED = postgresql.array(
+    [func.jsonb_path_query_array(_R.snapshot, path) for path in _STORED_PATHS]
+    or [func.jsonb_build_array()]
+)
+_PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id, _STORED.label("stored"))
+_EXPIRED = (
+    delete(_TRASH)
+    .where(
+        _R.id.in_(
+            select(_R.id)
+            .where(
+                _R.deleted_at
+                < func.now() - func.make_interval(0, 0, 0, bindparam("days", type_=Integer))
+            )
+            .order_by(_R.deleted_at)
+            .limit(bindparam("batch", type_=Integer))
+        )
+    )
+    .returning(_R.id, _STORED.label("stored"))
 )
 _LIMITS = {
     "list_full": f"A list holds at most {TASKS_PER_LIST} tasks",
@@ -302,11 +322,14 @@ class TrashService(Scoped):
         root = self._read(_HOLDING, trash_id=task_id, at=at).scalar()
         return None if root is None else int(root)
 
-    def purge(self, task_id: int) -> None:
-        """Remove the trashed task `task_id` for good."""
-        if not self._write(_PURGE, trash_id=task_id, last=True):
+    def purge(self, task_id: int) -> list[str]:
+        """Remove the trashed task `task_id` for good; return the storage keys its children
+        named (their bytes: the caller deletes them once this has committed)."""
+        rows = self._write(_PURGE, trash_id=task_id, last=True)
+        if not rows:
             self._refuse(task_id)
             raise NotFound(TRASH_NOT_FOUND)
+        return stored_keys(rows)
 
     def _refuse(self, task_id: int) -> int:
         """404 for a trashed task the caller cannot see; 403 for a member below editor; else
@@ -319,13 +342,24 @@ class TrashService(Scoped):
         return int(version)
 
 
-def purge_expired(engine: Engine, batch: int = 1000) -> int:
+def stored_keys(rows: Any) -> list[str]:
+    """The storage keys in purged rows' `stored` (an array of JSON arrays of keys)."""
+    return [str(key) for row in rows for keys in row.stored or () for key in keys or () if key]
+
+
+def purge_expired(
+    engine: Engine, batch: int = 1000, *, drop: Callable[[list[str]], None] | None = None
+) -> int:
     """Remove the trashed tasks past their `TRASH_DAYS`, in batches of their own transaction
-    (the events worker's periodic job). Returns how many."""
+    (the events worker's periodic job); `drop` deletes each batch's stored objects (their
+    bytes) once that batch has committed. Returns how many."""
     total = 0
     while True:
         with engine.begin() as conn:
-            deleted = len(conn.execute(_EXPIRED, {"days": TRASH_DAYS, "batch": batch}).all())
+            rows = conn.execute(_EXPIRED, {"days": TRASH_DAYS, "batch": batch}).all()
+        deleted = len(rows)
+        if drop is not None:
+            drop(stored_keys(rows))
         total += deleted
         if deleted < batch:
             return total

@@ -239,7 +239,12 @@ CHATKIT = {"chatkit_item_not_found"}
 FILLED = {name for name, example in EXAMPLES.items() if example.code == LimitReached.code}
 # A member's refusals, in a list shared by a membership row written on the test's own engine:
 # test_the_sharing_examples.
-SHARED = {"forbidden", "not_the_author", "not_the_author_or_admin"}
+SHARED = {
+    "forbidden",
+    "not_the_comment_author",
+    "not_the_comment_author_or_admin",
+    "not_the_attachment_author_or_admin",
+}
 # A task's children with a per-task limit and routes: each one's `too_many_<path>` is reached
 # by test_a_childs_limit_example, generated from `CHILDREN`.
 LIMITED = [child for child in CHILDREN if child.per_task and child.path]
@@ -449,8 +454,14 @@ def test_the_sharing_examples(
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE list_members SET role = 'commenter'"))
     mine = f"{comments}/{alices['id']}"
-    answers["not_the_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
-    answers["not_the_author_or_admin"] = client.delete(mine, headers=bob.headers)
+    answers["not_the_comment_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
+    answers["not_the_comment_author_or_admin"] = client.delete(mine, headers=bob.headers)
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE list_members SET role = 'editor'"))
+    files = f"/api/tasks/{task.json()['data']['id']}/attachments"
+    upload = client.post(files, files={"file": ("a.txt", b"a")}, headers=alice.headers)
+    theirs = f"{files}/{upload.json()['data']['id']}"
+    answers["not_the_attachment_author_or_admin"] = client.delete(theirs, headers=bob.headers)
     for name, answer in answers.items():
         example = EXAMPLES[name]
         assert answer.status_code == example.status, (name, answer.text)
@@ -486,9 +497,11 @@ def test_a_childs_limit_example(
         row["list_id"] = list_id
     with setup_engine.begin() as conn:
         conn.execute(table.insert(), [row] * child.per_task)
-    answer = client.post(
-        f"/api/tasks/{task_id}/{child.path}", json=dict(child.sample), headers=alice.headers
-    )
+    url = f"/api/tasks/{task_id}/{child.path}"
+    if child.create is None:  # no JSON create: a file (attachments)
+        answer = client.post(url, files={"file": ("a.txt", b"a")}, headers=alice.headers)
+    else:
+        answer = client.post(url, json=dict(child.sample), headers=alice.headers)
     example = EXAMPLES[f"too_many_{child.path}"]
     assert answer.status_code == example.status == 422, answer.text
     assert answer.json() == example.example()["value"]

@@ -36,6 +36,7 @@ from backend.models.references import INVITATIONS, MEMBERS, Reference
 from backend.models.task_children import CHILDREN, TaskChild
 from backend.services.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
+from tests.resources import FILE_ROUTES, body_of
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, invite, make_list, make_task, remove_member
 from tests.sharing.references import ROUTES, Field, declared_app, failure, id_fields, sample_body
@@ -114,8 +115,10 @@ def _child_row(client: TestClient, child: TaskChild, task: int, author: Account)
     """A row of the child on the task, added by `author` through its POST route with its
     body schema's sample."""
     route = ("POST", f"/api/tasks/{{task_id}}/{child.path}")
-    body = sample_body(route, task, 0)
-    made = client.post(f"/api/tasks/{task}/{child.path}", json=body, headers=author.headers)
+    body = None if route in FILE_ROUTES else sample_body(route, task, 0)
+    made = client.post(
+        f"/api/tasks/{task}/{child.path}", **body_of(*route, body), headers=author.headers
+    )
     assert made.status_code == 201, made.text
     row_id: int = made.json()["data"]["id"]
     return row_id

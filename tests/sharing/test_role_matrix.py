@@ -34,6 +34,7 @@ from tests.mcp.test_isolation import LIST_NAME as ISOLATION_LIST_NAME
 from tests.mcp.test_isolation import REF as ISOLATION_REF
 from tests.mcp.test_isolation import TASK as ISOLATION_TASK
 from tests.mcp.test_isolation import extra_arguments
+from tests.resources import body_of
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, drain_feed, get, make_list, make_task
 from tests.sharing.references import (
@@ -64,8 +65,11 @@ def _child_row(
     (a route's least role is for one's own row), else the owner's."""
     own = child.author and standing in ROLES and allows(standing, child.action(writes=True))
     author = caller if own else shared.owner
+    template = f"/api/tasks/{{task_id}}/{child.path}"
     made = client.post(
-        f"/api/tasks/{shared.task_id}/{child.path}", json=dict(child.sample), headers=author.headers
+        f"/api/tasks/{shared.task_id}/{child.path}",
+        **body_of("POST", template, dict(child.sample)),
+        headers=author.headers,
     )
     assert made.status_code == 201, made.text
     row_id: int = made.json()["data"]["id"]
@@ -151,11 +155,14 @@ def test_the_answer_follows_the_declared_role(
     if "{event_id}" in template:
         more["event_id"] = _entry(client, shared_list, caller, standing)
     path = _path(template, shared_list.list_id, shared_list.task_id, **more)
-    answer = client.request(method, path, json=body, headers=caller.headers)
+    answer = client.request(method, path, **body_of(method, template, body), headers=caller.headers)
     if standing in NO_ROLE:
         absent = {**more, **{name: MISSING for name in ("trash_id", "event_id") if name in more}}
         missing = client.request(
-            method, _path(template, MISSING, MISSING, **absent), json=body, headers=caller.headers
+            method,
+            _path(template, MISSING, MISSING, **absent),
+            **body_of(method, template, body),
+            headers=caller.headers,
         )
         assert answer.status_code == 404, answer.text
         assert answer.content == missing.content

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 from pydantic import BaseModel
 
 from backend.api.actions import acts
@@ -38,6 +38,7 @@ from backend.models.trash import (
 )
 from backend.models.types import TASK_ID_MAX
 from backend.services.trash import TRASH_NOT_FOUND, TrashService, cursor_key
+from backend.storage.app import delete_objects
 
 router = APIRouter(
     prefix="/api/trash", tags=["trash"], responses=errors(401, 422, 503), route_class=DoorRoute
@@ -163,5 +164,6 @@ def restore_task(
         **errors(403, 404, 429, examples=(FORBIDDEN, TRASHED_NOT_FOUND)),
     },
 )
-def purge_task(door: Door, trash_id: TrashId) -> None:
-    door.service(TrashService).purge(trash_id)
+def purge_task(door: Door, trash_id: TrashId, request: Request, later: BackgroundTasks) -> None:
+    # The bytes after the response, so after the commit (`DoorRoute`).
+    later.add_task(delete_objects, request.app, door.service(TrashService).purge(trash_id))

@@ -1,0 +1,252 @@
+"""A task's attachments beyond their declared routes (backend/models/attachment.py: list, get
+and delete come from `TASK_ATTACHMENTS`): the upload (`POST .../attachments`, multipart, one
+part `file`), the download (`GET .../{attachment_id}/download`: the bytes from the filesystem,
+or a redirect to a presigned URL of minutes on S3) and `GET /api/attachments/limits`. Thin:
+the door, the service, the storage (backend/storage, specs/storage.md).
+
+No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi.responses import RedirectResponse, StreamingResponse
+from starlette.datastructures import UploadFile
+
+from backend.api.actions import acts
+from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.responses import (
+    EXAMPLES,
+    FORBIDDEN,
+    TASK_NOT_FOUND,
+    VALIDATION,
+    ErrorExample,
+    errors,
+    ok,
+)
+from backend.api.routes.tasks import TaskId
+from backend.errors import InvalidRequest, LimitReached
+from backend.models.attachment import (
+    ATTACHMENTS_PER_TASK,
+    TASK_ATTACHMENTS,
+    AttachmentLimits,
+    AttachmentPublic,
+)
+from backend.models.common import DataEnvelope, DecimalDigits
+from backend.models.references import Reference
+from backend.models.types import TASK_ID_MAX
+from backend.services.attachments import QUOTA_REACHED, AttachmentService
+from backend.services.child_rows import child_service
+from backend.storage import download_headers
+from backend.storage.app import app_storage
+
+# What a multipart body may add to its file's bytes: the boundaries, the part's headers and a
+# long file name (the edge admits the upload route's body up to the maximum plus this).
+MULTIPART_OVERHEAD = 64 * 1024
+UPLOAD_PATH = r"^/api/tasks/[^/]+/attachments$"
+
+_ROWS = child_service(TASK_ATTACHMENTS).rows
+_READ, _WRITE = TASK_ATTACHMENTS.action(writes=False), TASK_ATTACHMENTS.action(writes=True)
+_MISSING = EXAMPLES["attachment_not_found"]  # the generated routes' (backend/api/child_routes.py)
+_FULL = EXAMPLES["too_many_attachments"]
+_QUOTA = ErrorExample.of(
+    "attachment_quota_reached",
+    "The file would take the caller's uploads past its quota",
+    LimitReached(QUOTA_REACHED),
+)
+_NO_FILE = InvalidRequest.at("file", "Send one part named `file` (multipart/form-data)")
+
+AttachmentId = Annotated[
+    int,
+    Path(ge=1, le=TASK_ID_MAX, description="The attachment's id.", examples=[11]),
+    DecimalDigits,
+    Reference(TASK_ATTACHMENTS.name, _READ),
+]
+
+
+class AttachmentEnvelope(DataEnvelope[AttachmentPublic]):
+    """One attachment of a task."""
+
+
+class AttachmentLimitsEnvelope(DataEnvelope[AttachmentLimits]):
+    """The caller's attachment limits and use."""
+
+
+router = APIRouter(tags=["attachments"], responses=errors(401, 503), route_class=DoorRoute)
+
+_MULTIPART = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The file: one part, its name kept (sanitised).",
+                        }
+                    },
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+}
+
+
+async def the_file(request: Request) -> AsyncIterator[UploadFile]:
+    """The one part `file` of a multipart body (spooled by Starlette: 1 MiB in memory, the
+    rest on disk), or 422: no part, another part, two files, not multipart."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "multipart/form-data":
+        raise _NO_FILE
+    try:
+        form = await request.form(max_files=1, max_fields=0)
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_413_CONTENT_TOO_LARGE:
+            raise
+        # A malformed body, a second file or a field: Starlette's 400, as our 422.
+        raise InvalidRequest.at("file", "Send exactly one part, named `file`") from None
+    try:
+        parts = form.multi_items()
+        if len(parts) != 1 or parts[0][0] != "file" or not isinstance(parts[0][1], UploadFile):
+            raise _NO_FILE
+        yield parts[0][1]
+    finally:
+        await form.close()
+
+
+FilePart = Annotated[UploadFile, Depends(the_file)]
+
+
+@router.post(
+    "/api/tasks/{task_id}/attachments",
+    openapi_extra={**acts(_WRITE), **_MULTIPART},
+    operation_id="uploadTaskAttachment",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AttachmentEnvelope,
+    summary="Upload a file to a task",
+    description="multipart/form-data with one part `file`. The bytes are measured (size, "
+    "SHA-256) and their type detected, never taken from the request. Needs the task's owner, "
+    f"or a member of its list with `editor` or more. At most {ATTACHMENTS_PER_TASK} a task "
+    "and the caller's quota (`GET /api/attachments/limits`); one byte over the per-file "
+    "maximum is 413 with nothing stored.",
+    responses={
+        **ok(201, "Stored; `Location` is the new attachment's path.", "Location"),
+        **errors(
+            403, 404, 413, 422, examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, _FULL, _QUOTA)
+        ),
+    },
+)
+def upload_attachment(
+    door: Door,
+    settings: SettingsDep,
+    task_id: TaskId,
+    file: FilePart,
+    request: Request,
+    response: Response,
+) -> AttachmentEnvelope:
+    row = door.service(AttachmentService).upload(
+        app_storage(request.app),
+        task_id,
+        file.file,
+        file.filename or "",
+        max_bytes=settings.attachments_max_file_bytes,
+        quota=settings.attachments_quota_bytes,
+    )
+    root = request.scope.get("root_path", "")
+    response.headers["Location"] = f"{root}/api/tasks/{task_id}/attachments/{row.id}"
+    return AttachmentEnvelope(data=AttachmentPublic.model_validate(row))
+
+
+_BINARY = {
+    "description": "The bytes, served as an attachment (filesystem storage).",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+@router.get(
+    "/api/tasks/{task_id}/attachments/{attachment_id}/download",
+    openapi_extra=acts(_READ),
+    operation_id="downloadTaskAttachment",
+    summary="Download a file of a task",
+    description="Always `Content-Disposition: attachment` (HTML, SVG and other active types "
+    "as `application/octet-stream`), `nosniff` and a sandboxing CSP. With S3 storage, a 302 "
+    "to a presigned URL that lives `ATTACHMENTS_URL_SECONDS` (minutes) with the same "
+    "headers signed in; never store or share it.",
+    response_class=Response,
+    responses={
+        200: _BINARY,
+        302: {"description": "To a short-lived presigned URL (S3 storage): `Location`."},
+        **errors(404, 422, examples=(TASK_NOT_FOUND, _MISSING, VALIDATION)),
+    },
+)
+def download_attachment(
+    door: Door,
+    settings: SettingsDep,
+    task_id: TaskId,
+    attachment_id: AttachmentId,
+    request: Request,
+) -> Response:
+    row = door.child(TASK_ATTACHMENTS).get(task_id, attachment_id)
+    storage = app_storage(request.app)
+    headers = download_headers(row.filename, row.content_type)
+    url = storage.presigned_get(
+        row.storage_key,
+        filename=row.filename,
+        content_type=row.content_type,
+        ttl_seconds=settings.attachments_url_seconds,
+    )
+    if url is not None:
+        return RedirectResponse(
+            url,
+            status_code=status.HTTP_302_FOUND,
+            headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"},
+        )
+    chunks = storage.open(row.storage_key)
+    return StreamingResponse(
+        _closing(chunks),
+        headers={**headers.as_dict(), "Content-Length": str(row.size)},
+        media_type=headers.content_type,
+    )
+
+
+def _closing(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks, the source closed however the stream ends (a client gone mid-way)."""
+    try:
+        yield from chunks
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+@router.get(
+    "/api/attachments/limits",
+    operation_id="getAttachmentLimits",
+    response_model=AttachmentLimitsEnvelope,
+    summary="The caller's attachment limits and use",
+    description="The per-file maximum, the most files a task holds, the caller's quota and "
+    "the bytes its uploads hold (trashed ones count until purged).",
+    responses={**ok(200, "The limits and the caller's use.")},
+)
+def attachment_limits(door: Door, settings: SettingsDep) -> AttachmentLimitsEnvelope:
+    return AttachmentLimitsEnvelope(
+        data=AttachmentLimits(
+            max_file_bytes=settings.attachments_max_file_bytes,
+            max_per_task=ATTACHMENTS_PER_TASK,
+            quota_bytes=settings.attachments_quota_bytes,
+            used_bytes=door.service(AttachmentService).used(),
+        )
+    )
+
+
+def upload_body_limit(max_file_bytes: int) -> int:
+    """The most bytes the upload route's body may hold."""
+    return max_file_bytes + MULTIPART_OVERHEAD
+
+
+__all__: list[Any] = ["UPLOAD_PATH", "router", "upload_body_limit"]

@@ -1,0 +1,141 @@
+"""A task's attachments (issue 63; specs/storage.md; docs/guides/attachments.md): files on a
+task, a declared child of it (backend/models/task_children.py), so its list, get and delete
+routes, its `list_attachments` tool, the trash and the role matrix come from `TASK_ATTACHMENTS`.
+An upload is no JSON body: its route (multipart, one part `file`) and the download are
+backend/api/routes/attachments.py, over backend/services/attachments.py and the storage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Text,
+)
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.columns import id_column, now_column
+from backend.models.common import UtcDatetime
+from backend.models.references import Action
+from backend.models.task_children import TaskChild
+
+# The most files a task holds (Trello's cap per card).
+ATTACHMENTS_PER_TASK = 100
+SHA256_EXAMPLE = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+class TaskAttachment(SQLModel, table=True):
+    __tablename__ = "task_attachments"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "task_id"],
+            ["tasks.user_id", "tasks.id"],
+            onupdate="CASCADE",
+            ondelete="CASCADE",
+            name="fk_task_attachments_user_id_task_id_tasks",
+        ),
+        CheckConstraint("size >= 0", name="ck_task_attachments_size"),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="ck_task_attachments_sha256"),
+        CheckConstraint(
+            "octet_length(filename) BETWEEN 1 AND 255", name="ck_task_attachments_filename_length"
+        ),
+        CheckConstraint(
+            "char_length(storage_key) BETWEEN 1 AND 512",
+            name="ck_task_attachments_storage_key_length",
+        ),
+        Index("ix_task_attachments_task_id_id", "task_id", "id"),
+        Index("ix_task_attachments_storage_key", "storage_key"),
+        Index("ix_task_attachments_uploaded_by", "uploaded_by"),
+    )
+
+    id: int | None = id_column()
+    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    # The task's list, kept in step by `tasks_move_children` (migration 0053).
+    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    # NULL once the uploader's account is deleted: the file stays with its task.
+    uploaded_by: str | None = SQLField(
+        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))
+    )
+    # Random (backend/storage/base.py `new_key`), never from the file name; never shown.
+    storage_key: str = SQLField(sa_column=Column(Text, nullable=False))
+    filename: str = SQLField(sa_column=Column(Text, nullable=False))
+    content_type: str = SQLField(sa_column=Column(Text, nullable=False))
+    size: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    sha256: str = SQLField(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = now_column()
+
+
+class AttachmentPublic(BaseModel):
+    """A file on a task: what was stored, as measured (never as the client declared it)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[11])
+    task_id: int = Field(examples=[42])
+    filename: str = Field(
+        description="The uploaded name, sanitised (no path, control or bidi characters; at "
+        "most 255 bytes).",
+        examples=["receipt.pdf"],
+    )
+    content_type: str = Field(
+        description="Detected from the bytes (the declared type is not trusted).",
+        examples=["application/pdf"],
+    )
+    size: int = Field(description="Bytes, as measured.", examples=[48213])
+    sha256: str = Field(description="The bytes' SHA-256, hex.", examples=[SHA256_EXAMPLE])
+    created_at: UtcDatetime = Field(examples=["2026-11-25T17:00:00Z"])
+    uploaded_by: str | None = Field(
+        description="Null once the uploader's account is deleted.",
+        examples=["5f0c6e8e-3d5c-4d7e-9a53-0c1b2f6f1e9a"],
+    )
+
+
+class AttachmentLimits(BaseModel):
+    """The caller's limits and use."""
+
+    max_file_bytes: int = Field(examples=[26214400])
+    max_per_task: int = Field(examples=[ATTACHMENTS_PER_TASK])
+    quota_bytes: int = Field(examples=[1073741824])
+    used_bytes: int = Field(
+        description="Bytes the caller uploaded that count: trashed files until purged.",
+        examples=[48213],
+    )
+
+
+# A task's attachments, a declared child of its task: no JSON create (the upload is multipart,
+# backend/api/routes/attachments.py) and no edit; the uploader deletes its own, a list's admin
+# or owner any.
+TASK_ATTACHMENTS = TaskChild(
+    TaskAttachment,
+    noun="attachment",
+    path="attachments",
+    read=Action.LIST_READ,
+    write=Action.TASK_WRITE,
+    per_task=ATTACHMENTS_PER_TASK,
+    edits=False,
+    author="uploaded_by",
+    # The same moderation as comments: a list's admin or owner deletes anyone's.
+    moderate=Action.COMMENT_MODERATE,
+    sample={
+        "storage_key": "00/000000000000000000000000000000ff",
+        "filename": "receipt.pdf",
+        "content_type": "application/pdf",
+        "size": 3,
+        "sha256": SHA256_EXAMPLE,
+    },
+    public=AttachmentPublic,
+    about="A task's files: list (oldest first, keyset pages), upload (multipart, one part "
+    "`file`), download, delete. Whoever may read the task lists and downloads them; an editor "
+    "and up uploads and deletes its own, a list's admin or owner any; a member below the role "
+    "gets 403 `FORBIDDEN`, anyone else the 404 a missing task gets.",
+    # Its list tool is `list_attachments` (backend/mcp/tools.py): each row with a link.
+    stored="storage_key",
+)

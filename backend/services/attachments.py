@@ -1,0 +1,164 @@
+"""A task's attachments beyond what their declaration gives (backend/models/attachment.py;
+list, get and delete are the child's generic service): the upload, under the per-task cap and
+the uploader's quota, and the caller's use.
+
+Order, so that nothing is lost or left: the bytes are stored first, under a new random key,
+measured on the way (backend/storage/upload.py); then one statement inserts the row, only on
+a task the caller may write, under the cap and the quota. A refused insert deletes the bytes
+it stored (no row ever named them). The quota holds under concurrent uploads because every
+write request takes the caller's change lock on entry (backend/db/sender.py, migration 0033),
+in a statement of its own ahead of the insert: a concurrent upload of the same caller waits,
+and the insert's own snapshot, taken after the lock, sees every committed attachment.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, Text, bindparam, func, insert, select, text
+from sqlalchemy.engine import Engine
+
+from backend.db.scope import OWNER, Scoped
+from backend.errors import Conflict, LimitReached, NotFound
+from backend.models import Task
+from backend.models.attachment import TASK_ATTACHMENTS
+from backend.services.access import may, require
+from backend.services.child_rows import TASK_NOT_FOUND, child_service
+from backend.storage import ObjectStorage, new_key, sanitize_filename
+from backend.storage.upload import Readable
+
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_T = _TASKS.c
+_ROWS = child_service(TASK_ATTACHMENTS).rows
+_TABLE: Any = TASK_ATTACHMENTS.table.__table__  # type: ignore[attr-defined]
+_C = _TABLE.c
+_WRITE = TASK_ATTACHMENTS.action(writes=True)
+_TASK_ID = bindparam("task", type_=BigInteger)
+_SIZE = bindparam("new_size", type_=BigInteger)
+_QUOTA = bindparam("quota", type_=BigInteger)
+_USED = func.task_attachments_used(bindparam(OWNER, type_=Text), type_=BigInteger)
+
+_KEPT = select(func.count()).where(_C.task_id == _TASK_ID, may(_TABLE, _WRITE))
+_INSERT = (
+    insert(_TABLE)
+    .from_select(
+        [
+            "user_id",
+            "task_id",
+            "list_id",
+            "uploaded_by",
+            "storage_key",
+            "filename",
+            "content_type",
+            "size",
+            "sha256",
+        ],
+        select(
+            _T.user_id,
+            _T.id,
+            _T.list_id,
+            bindparam(OWNER),
+            bindparam("new_key", type_=Text),
+            bindparam("new_filename", type_=Text),
+            bindparam("new_type", type_=Text),
+            _SIZE,
+            bindparam("new_sha256", type_=Text),
+        ).where(
+            _T.id == _TASK_ID,
+            may(_TASKS, _WRITE),
+            _KEPT.scalar_subquery() < TASK_ATTACHMENTS.per_task,
+            _USED + _SIZE <= _QUOTA,
+        ),
+    )
+    .returning(*_ROWS.view)
+)
+_USED_NOW = select(_USED.label("used"))
+
+
+# Without numbers, so the documented example is the answer (the numbers: the limits route).
+QUOTA_REACHED = (
+    "This file would take your uploads past your quota (your use and quota: "
+    "GET /api/attachments/limits)"
+)
+
+
+class AttachmentService(Scoped):
+    def upload(
+        self,
+        storage: ObjectStorage,
+        task_id: int,
+        source: Readable,
+        filename: str,
+        *,
+        max_bytes: int,
+        quota: int,
+    ) -> Any:
+        """Store `source` and add its row to the task; 413 past `max_bytes` (nothing kept),
+        the task's 404/403, or 422 `LIMIT_REACHED` (the cap or the quota; the bytes deleted)."""
+        name = sanitize_filename(filename)
+        key = new_key()
+        measured = storage.put(key, source, max_bytes=max_bytes, filename=name)
+        try:
+            rows = self._write(
+                _INSERT,
+                task=task_id,
+                quota=quota,
+                new_key=key,
+                new_filename=name,
+                new_type=measured.content_type,
+                new_size=measured.size,
+                new_sha256=measured.sha256,
+                last=True,
+            )
+            if rows:
+                return rows[0]
+            self._refuse(task_id, measured.size, quota)
+        except BaseException:
+            # No row names these bytes (the insert refused or failed): they go now.
+            storage.delete(key)
+            raise
+
+    def used(self) -> int:
+        """The bytes the caller's uploads hold that count against its quota."""
+        return int(self._read(_USED_NOW).scalar() or 0)
+
+    def _refuse(self, task_id: int, size: int, quota: int) -> None:
+        found = self._read(_ROWS.create_refusal, task=task_id).first()
+        if found is None:
+            raise NotFound(TASK_NOT_FOUND)
+        role, count = tuple(found)
+        require(role, _WRITE, NotFound(TASK_NOT_FOUND))
+        cap = TASK_ATTACHMENTS.per_task or 0
+        if count >= cap:
+            raise LimitReached(f"This task has {count} attachments, the most there can be ({cap})")
+        if self.used() + size > quota:
+            raise LimitReached(QUOTA_REACHED)
+        raise Conflict("The task changed while the attachment was being added; retry")
+
+
+# An object older than this with no row is an orphan: an upload whose insert never ran (a
+# crash between the two), a deleted account's cascade. Younger ones may be an upload in flight.
+ORPHAN_AGE = timedelta(hours=1)
+_SWEEP_BATCH = 500
+# The keys of a batch still named by an attachment, here or in a trash's snapshot.
+_KNOWN = text("SELECT task_attachments_known(:keys) AS key").bindparams(
+    bindparam("keys", type_=ARRAY(Text))
+)
+
+
+def sweep_orphans(engine: Engine, storage: ObjectStorage, older_than: datetime) -> int:
+    """Delete stored objects no attachment names, stored before `older_than`, and uploads that
+    never finished (the worker's periodic job; safe on several workers at once: a key is only
+    ever deleted once no row names it). Returns how many objects went."""
+    removed = storage.abandon_incomplete(older_than)
+    old = (found.key for found in storage.list() if found.modified < older_than)
+    while batch := list(islice(old, _SWEEP_BATCH)):
+        with engine.connect() as conn:
+            known = {row.key for row in conn.execute(_KNOWN, {"keys": batch})}
+        for key in batch:
+            if key not in known:
+                storage.delete(key)
+                removed += 1
+    return removed
