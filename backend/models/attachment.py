@@ -14,14 +14,13 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Text,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column
+from backend.models.columns import id_column, key_to_task, now_column
 from backend.models.common import UtcDatetime
 from backend.models.references import Action
 from backend.models.task_children import TaskChild
@@ -34,13 +33,7 @@ SHA256_EXAMPLE = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8
 class TaskAttachment(SQLModel, table=True):
     __tablename__ = "task_attachments"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "task_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_task_attachments_user_id_task_id_tasks",
-        ),
+        key_to_task("task_attachments"),
         CheckConstraint("size >= 0", name="ck_task_attachments_size"),
         CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="ck_task_attachments_sha256"),
         CheckConstraint(

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Text,
+    func,
+)
 from sqlmodel import Field
 
 
@@ -32,4 +41,16 @@ def now_column() -> Any:
     return Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def key_to_task(table: str) -> ForeignKeyConstraint:
+    """A task's child's key to its task (backend/models/task_children.py): its rows are in the
+    task's owner's space, follow the task through a handover and go with it."""
+    return ForeignKeyConstraint(
+        ["user_id", "task_id"],
+        ["tasks.user_id", "tasks.id"],
+        onupdate="CASCADE",
+        ondelete="CASCADE",
+        name=f"fk_{table}_user_id_task_id_tasks",
     )

@@ -12,7 +12,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    ForeignKeyConstraint,
     Index,
     Text,
     UniqueConstraint,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column
+from backend.models.columns import id_column, key_to_task, now_column
 from backend.models.task_children import TaskChild
 
 # RFC 4791's `max-resource-size` we announce (backend/dav/vtodo.py MAX_OBJECT_BYTES), and the
@@ -32,13 +31,7 @@ UID_MAX_LENGTH = 1024
 class TaskDavObject(SQLModel, table=True):
     __tablename__ = "task_dav_objects"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "task_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_task_dav_objects_user_id_task_id_tasks",
-        ),
+        key_to_task("task_dav_objects"),
         UniqueConstraint("user_id", "task_id", name="uq_task_dav_objects_user_id_task_id"),
         CheckConstraint(
             f"char_length(uid) BETWEEN 1 AND {UID_MAX_LENGTH}",

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column
+from backend.models.columns import id_column, key_to_task, now_column
 from backend.models.common import JsonInt, StorableText, UtcDatetime
 from backend.models.references import MEMBERS, Action, Reference
 from backend.models.task_children import TaskChild
@@ -135,13 +135,7 @@ class ListInvitation(SQLModel, table=True):
 class TaskComment(SQLModel, table=True):
     __tablename__ = "task_comments"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "task_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_task_comments_user_id_task_id_tasks",
-        ),
+        key_to_task("task_comments"),
         CheckConstraint(
             f"char_length(body) BETWEEN 1 AND {COMMENT_MAX_LENGTH}",
             name="ck_task_comments_body_length",
