@@ -38,6 +38,7 @@ from tests.resources import (
     TASK,
     Creator,
     body_model,
+    body_of,
     creators,
     fill_path,
     fill_sample,
@@ -238,7 +239,7 @@ def test_bob_cannot_reach_alices_rows(
         if sample is not None and verb == method:
             # The bulk operation's task is the target; everything else named is `named`'s.
             body = Rows(target.task, named.list, named.ref, named.list_ref).fill(sample)
-        return client.request(verb, url, json=body, headers=bob.headers)
+        return client.request(verb, url, **body_of(verb, route, body), headers=bob.headers)
 
     def same(foreign: Any, absent: Any) -> None:
         assert foreign.status_code == absent.status_code == 404, foreign.text
