@@ -585,13 +585,15 @@ def rules_table() -> str:
     ]
     for rule in RULES:
         names = ", ".join(f"`{name}`" for name in (*rule.triggers, *rule.cascades))
+        table = rule.table
+        if rule.shown:
+            names, table = rule.shown
         on = sorted(methods.get(rule, {}).items())
         fired = "; ".join(f"{cls} {', '.join(sorted(names))}" for cls, names in on)
         fired = fired or "every write of its tables"
         why = " and ".join(rule.why)
         lines.append(
-            f"| {rule.name} | {rule.does} | {names} ({rule.table}) | {fired} | "
-            f"{why}: {rule.because} |"
+            f"| {rule.name} | {rule.does} | {names} ({table}) | {fired} | {why}: {rule.because} |"
         )
     return "\n".join(lines) + "\n"
 

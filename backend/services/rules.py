@@ -43,6 +43,9 @@ class DatabaseRule:
     triggers: tuple[str, ...] = ()
     cascades: tuple[str, ...] = ()  # foreign keys whose ON DELETE CASCADE is the rule
     every_write: bool = False  # fires for every write of its table: not named per method
+    # How specs/statements.md's table names its triggers and table, where they are made per
+    # registered child (the table stays the same when a child is added).
+    shown: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
         return f"<rule {self.name}>"
@@ -274,6 +277,10 @@ class Rule:
             for suffix in ("", "_on_update")[: 2 if child.edited else 1]
         ),
         every_write=True,
+        shown=(
+            "`<child>_record_event`, `<child>_record_event_on_update` (an edited child's)",
+            "every child registered with its noun",
+        ),
     )
 
 
