@@ -253,6 +253,15 @@ def check_trash(out: str) -> None:
 
 
 # What each page's commands must have shown, beyond exiting 0.
+def check_attachments(out: str) -> None:
+    """A file uploaded, listed, downloaded byte for byte (`cmp`), the caller's limits."""
+    found = bodies(out)
+    listed = [b for b in found if isinstance(b, list) and b]
+    assert listed and listed[0][0]["filename"] == "receipt.txt", out
+    assert listed[0][0]["size"] == len("Paid in full\n"), out
+    assert any(isinstance(b, dict) and "quota_bytes" in b for b in found), out
+
+
 CHECKS = {
     "get-started/curl.md": check_curl,
     "guides/tasks.md": check_tasks,
@@ -268,6 +277,7 @@ CHECKS = {
     "guides/calendar.md": check_calendar,
     "guides/caldav.md": check_caldav,
     "guides/trash.md": check_trash,
+    "guides/attachments.md": check_attachments,
 }
 
 
