@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -166,7 +167,9 @@ class _Headers:
     headers: dict[str, str]
 
 
-def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> None:
+def test_every_command_against_a_live_server(
+    live_server: str, app: FastAPI, tmp_path: Path
+) -> None:
     api = Api(live_server)
     assert api.json("health") == {"data": {"status": "ok"}}
     assert api.json("ready")["data"]["migrations"] == "current"
@@ -248,6 +251,15 @@ def test_every_command_against_a_live_server(live_server: str, app: FastAPI) -> 
         preview = api.json("occurrences", str(weekly["id"]), "2")["data"]["occurrences"]
         assert preview == ["2030-01-14T00:00:00Z", "2030-01-21T00:00:00Z"]
         api.run("delete", str(weekly["id"]))
+    if ("POST", "/api/tasks/{task_id}/attachments") in routes:
+        # A file up and back: upload's FILE and download's OUT are paths, run here.
+        holder = str(api.json("create", '{"title": "With a file"}')["data"]["id"])
+        (sent := tmp_path / "note.txt").write_bytes(b"a note\n")
+        stored = api.json("upload", holder, str(sent))["data"]
+        assert (stored["filename"], stored["size"]) == ("note.txt", 7)
+        api.run("download", holder, str(stored["id"]), str(copy := tmp_path / "copy.txt"))
+        assert copy.read_bytes() == b"a note\n"
+        assert api.json("attachment-limits")["data"]["used_bytes"] >= 7
     if ("DELETE", "/api/tasks/completed") in routes:
         assert status_of(api.run("clear-completed")) == 200
         assert status_of(api.run("get", done, expect_ok=False)) == 404
