@@ -248,7 +248,8 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
 # The foreign keys to `users` of a column a request fills with the caller's id, by the naming
 # convention (`fk_<table>_<column>_users`, backend/models/common.py): a row's `user_id`, the
-# member a request joins as (`member_id`), a comment's author, a trashed task's deleter:
+# member a request joins as (`member_id`), a comment's author, a trashed task's deleter, an
+# attachment's uploader:
 # violated when the caller's account is deleted between the request's account lookup and its
 # write.
 ACCOUNT_KEY_SUFFIXES = (
@@ -257,6 +258,7 @@ ACCOUNT_KEY_SUFFIXES = (
     "_author_id_users",
     "_recipient_id_users",
     "_deleted_by_users",
+    "_uploaded_by_users",
 )
 STATEMENT_TIMEOUT_MESSAGE = "The database took too long to answer; retry shortly"
 NO_ANSWER_MESSAGE = "The database is not answering; retry shortly"
