@@ -1,7 +1,7 @@
 -- 0030's comment events, by hand; no other child records any.
 DROP TRIGGER task_comments_record_event ON task_comments;
 DROP TRIGGER task_comments_record_event_on_update ON task_comments;
-DROP FUNCTION task_children_register(TEXT, TEXT, TEXT[]);
+DROP PROCEDURE task_children_register(TEXT, TEXT, TEXT[]);
 DROP FUNCTION task_children_record_event();
 CREATE FUNCTION task_comments_record_event() RETURNS trigger
 LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$

@@ -7,7 +7,7 @@
 -- change lock, the task's list in `list_id` (the access relation a member reads it through).
 -- Comments were the one child with events (0030's `task_comments_record_event`): they keep
 -- their types, rows and triggers' names, now made by the registry. A child's migration
--- registers itself with `SELECT task_children_register('<table>', '<noun>', ARRAY['<column
+-- registers itself with `CALL task_children_register('<table>', '<noun>', ARRAY['<column
 -- a client edits>', ...])` (no noun: it records no events, as members' own reminders, which
 -- are private to their member), which adds its `task_children` row and creates its triggers.
 
@@ -99,9 +99,10 @@ $$;
 -- snapshot and restore, a move, read it: 0052, 0053) and, for a noun, its event triggers,
 -- `<table>_record_event` (added, removed) and `<table>_record_event_on_update` (a change of
 -- an edited column, when its value changed).
-CREATE FUNCTION task_children_register(
+-- A procedure: `CALL` returns no rows, so a migration runner prints nothing for it.
+CREATE PROCEDURE task_children_register(
     p_name TEXT, p_noun TEXT DEFAULT NULL, p_edits TEXT[] DEFAULT '{}'
-) RETURNS VOID
+)
 LANGUAGE plpgsql AS $$
 BEGIN
     IF p_noun !~ '^[a-z][a-z_]*$'
@@ -138,4 +139,4 @@ DROP TRIGGER task_comments_record_event ON task_comments;
 DROP TRIGGER task_comments_record_event_on_update ON task_comments;
 DROP FUNCTION task_comments_record_event();
 DELETE FROM task_children WHERE name = 'task_comments';
-SELECT task_children_register('task_comments', 'comment', ARRAY['body']);
+CALL task_children_register('task_comments', 'comment', ARRAY['body']);

@@ -39,4 +39,4 @@ CREATE TRIGGER task_dav_objects_admit_write
     EXECUTE FUNCTION task_api_skip_refused_write();
 
 -- No events of its own: a PUT records the task's (backend/models/dav_object.py `events=False`).
-SELECT task_children_register('task_dav_objects');
+CALL task_children_register('task_dav_objects');

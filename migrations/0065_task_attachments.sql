@@ -40,7 +40,7 @@ CREATE TRIGGER task_attachments_admit_write BEFORE INSERT OR UPDATE OR DELETE ON
     EXECUTE FUNCTION task_api_skip_refused_write();
 
 -- Its rows added and removed are events on its task (`attachment.created`, `.deleted`).
-SELECT task_children_register('task_attachments', 'attachment');
+CALL task_children_register('task_attachments', 'attachment');
 
 -- The bytes `p_user` has uploaded that still count against the quota: its attachments, and
 -- those in a trash's snapshot (a trashed task's files count until they are purged).

@@ -642,10 +642,10 @@ END
 $$;
 
 --
--- Name: task_children_register(text, text, text[]); Type: FUNCTION; Schema: public; Owner: -
+-- Name: task_children_register(text, text, text[]); Type: PROCEDURE; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.task_children_register(p_name text, p_noun text DEFAULT NULL::text, p_edits text[] DEFAULT '{}'::text[]) RETURNS void
+CREATE PROCEDURE public.task_children_register(IN p_name text, IN p_noun text DEFAULT NULL::text, IN p_edits text[] DEFAULT '{}'::text[])
     LANGUAGE plpgsql
     AS $_$
 BEGIN

@@ -169,7 +169,7 @@ def throwaway_child(setup_engine: Engine) -> Iterator[str]:
                     FOREIGN KEY (user_id, task_id) REFERENCES tasks (user_id, id)
                         ON UPDATE CASCADE ON DELETE CASCADE
                 );
-                SELECT task_children_register('test_task_links', 'test_link', ARRAY['url']);
+                CALL task_children_register('test_task_links', 'test_link', ARRAY['url']);
                 """
             )
         )
