@@ -225,12 +225,15 @@ SPACE_LOCKED = "task_api_lock_space(tasks.user_id)"
 # changes and the access it gained or lost) or of a list shared with it (its tasks' changes,
 # the id as an expression so the memberships' index finds them), or how far pruning went if that
 # is further, or 0. No horizon: a listing sends no hold ahead (issue 49).
+# A task's child's event (`changes.CHILD_EVENT`): the only kind with both a task and a row.
+_CHILD_EVENT = "task_events.task_id IS NOT NULL AND task_events.object IS NOT NULL"
 FEED_POSITION = (
     "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.user_id = %(user)s "
-    f"AND task_events.type IN ({_sql_list(FEED_TYPES)})), "
+    f"AND (task_events.type IN ({_sql_list(FEED_TYPES)}) OR {_CHILD_EVENT})), "
     + _if_member(
         "(SELECT max(task_events.id + 0) FROM task_events WHERE "
-        f"{_shared('task_events', READ_ROLES)} AND task_events.type IN ({_sql_list(CHANGE_TYPES)}))"
+        f"{_shared('task_events', READ_ROLES)} AND "
+        f"(task_events.type IN ({_sql_list(CHANGE_TYPES)}) OR {_CHILD_EVENT}))"
     )
     + ", "
     "(SELECT task_events_pruned.through_id FROM task_events_pruned "
