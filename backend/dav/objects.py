@@ -22,7 +22,9 @@ from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed
 from backend.models import TaskCreate
 from backend.models.dav_object import UID_MAX_LENGTH
+from backend.models.references import Action
 from backend.recurrence import DEFAULT_TIME_ZONE
+from backend.services.access import permitted
 from backend.services.dav_objects import DavObjectService
 from backend.services.registry import UnitOfWork
 
@@ -147,7 +149,7 @@ def put(
             role = work.lists.get(list_id).role
         except NotFound:
             raise NotFound(NOT_FOUND) from None
-        if role in ("viewer", "commenter"):
+        if Action.TASK_WRITE not in permitted(role, Action.TASK_WRITE):
             raise Forbidden(_READ_ONLY)
     check_preconditions(found, if_match, if_none)
     zone = DEFAULT_TIME_ZONE if found is None else str(found.row.time_zone)
