@@ -8,9 +8,10 @@ other scenario plus the storage's), so the worker is the server process and its 
 the upload path's alone.
 
 - `upload-rss` ("10 concurrent uploads of the maximum size raise the worker's RSS by less than
-  64 MiB"): after one small upload and download (the storage built, boto3 loaded), the
-  worker's RSS; then `ROUNDS` times `CONCURRENT_UPLOADS` uploads of the per-file maximum (as
-  the server reports it, `GET /api/attachments/limits`) sent at once, the worker's peak RSS
+  64 MiB"): after the validation's 1 MiB upload and download (the storage built, boto3
+  loaded), the worker's RSS; then `ROUNDS` times `CONCURRENT_UPLOADS` uploads of the
+  per-file maximum (as the server reports it, `GET /api/attachments/limits`) sent at once,
+  the worker's peak RSS
   read from the kernel (`VmHWM` of /proc/<pid>/status, reset before each round through
   `clear_refs`; VmRSS polled every 10 ms besides, as a check and the fallback). The rise is
   the highest peak over the RSS before the first round.
