@@ -13,6 +13,8 @@ from typing import Any
 
 import psutil
 
+from scripts.bench import attachments
+
 TARGETS_DOC = {
     "list_ratio": "list 100 tasks, API/baseline throughput >= 0.5",
     "write_ratio": "get one / create / toggle, API/baseline throughput >= 0.6",
@@ -389,6 +391,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": soak["peak_rss_mb"] < 150 and soak["last_half_growth_mb"] < 5,
             }
         )
+    out += attachments.targets(results.get("attachments"))
     return out
 
 
@@ -488,6 +491,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _lists_table(results["runs"])
     lines += _shared_table(results["runs"])
     lines += _rounds_table(pair_rows(results["runs"]), before)
+    wrk_results = len(lines)  # the wrk runs' table, dropped below when there were none
     lines += [
         "",
         "## Results",
@@ -523,6 +527,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_cell(row, 'postgres_cpu_ms_per_request')} | "
             f"{row.get('pg_cpu_ratio_before', '-')} |"
         )
+    if not results["runs"]:
+        del lines[wrk_results:]
     soak = results.get("soak")
     if soak:
         lines += [
@@ -537,8 +543,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"(peak {soak['peak_rss_mb']} MB; last-half growth "
             f"{soak['last_half_growth_mb']:+.1f} MB).",
         ]
+    lines += attachments.markdown_lines(results.get("attachments"))
     lines += ["", "## Validation before timing", ""]
     lines += [f"- {v}" for v in results["validation"]]
+    lines += [f"- {v}" for v in (results.get("attachments") or {}).get("validation", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -547,7 +555,7 @@ def _round_trip_table(rows: list[dict[str, Any]], before: str) -> list[str]:
     1 connection, req/s and CPU per request at 32, for the API, the API before and the
     baseline, with the API's ratios to the API before."""
     rtts = sorted({r.get("db_rtt_ms") for r in rows}, key=_rtt_key)
-    if rtts == [None]:
+    if rtts in ([], [None]):
         return []
 
     def latency(row: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
 from scripts.bench import (
+    attachments,
     calendar,
     dbproxy,
     lists,
@@ -66,11 +67,16 @@ class Plan:
     # `--rounds N`: each scenario's level run N times back to back, the servers' order turning.
     rounds: int = 1
 
+    @property
+    def wrk_scenarios(self) -> list[str]:
+        """The scenarios wrk drives (issue 63's attachment ones run on their own)."""
+        return [s for s in self.scenarios if s in SCENARIOS]
+
     def estimate(self) -> float:
         count = len(self.kinds)
         # The list scenarios run on the API alone, the naive app serves five routes.
         per_level = sum(
-            serves(k, s) * len(PAIRED.get(s, (s,))) for k in self.kinds for s in self.scenarios
+            serves(k, s) * len(PAIRED.get(s, (s,))) for k in self.kinds for s in self.wrk_scenarios
         )
         runs_per_size = per_level * len(self.concurrency)
         if self.two_workers:
@@ -86,6 +92,9 @@ class Plan:
             pools = len(self.sizes) * lists_made * 2 * LIST_SECONDS
         seeding = sum(SEED_ESTIMATE_SECONDS.get(s, 5) for s in self.sizes)
         passes = len(self.sizes) * (2 if self.two_workers else 1) * len(self.db_rtt_ms)
+        passes *= bool(self.wrk_scenarios)
+        if "api" in self.kinds:
+            pools += attachments.estimate(self.scenarios, self.concurrency, self.seconds)
         starts = passes * (8 + 2 * count * self.warmup_seconds)
         timed = len(self.sizes) * runs_per_size * (self.seconds + PER_RUN_OVERHEAD)
         return seeding + starts + timed + pools + self.soak_seconds
@@ -172,6 +181,8 @@ class Bench:
         self.failures: list[str] = []
         self.validation: list[str] = []
         self.soak: dict[str, Any] | None = None
+        # Issue 63's scenarios' results (scripts/bench/attachments.py), when chosen.
+        self.attachments: dict[str, Any] | None = None
         self.seed_seconds: dict[str, float | None] = {}
         # The API's code at `--before REF`, exported once for every pass.
         self.before_code: Path | None = None
@@ -231,7 +242,9 @@ class Bench:
                     self.work / f"calendar-{size}.lua", self.calendar_tokens, []
                 )
             last = index == len(self.plan.sizes) - 1
-            for rtt in self.plan.db_rtt_ms:
+            if index == 0:
+                self._attachments(db, tokens, owned)
+            for rtt in self.plan.db_rtt_ms if self.plan.wrk_scenarios else ():
                 for workers in [1, 2] if self.plan.two_workers else [1]:
                     levels = self.plan.concurrency if workers == 1 else [32]
                     first_rtt = rtt == self.plan.db_rtt_ms[0]
@@ -265,6 +278,7 @@ class Bench:
             "validation": self.validation,
             "runs": self.runs,
             "soak": self.soak,
+            "attachments": self.attachments,
             "failures": self.failures,
             "total_seconds": round(time.monotonic() - started, 1),
         }
@@ -350,7 +364,7 @@ class Bench:
             get_rate: dict[tuple[str, int], float] = {}
             turn = 0  # rotates which server goes first, run after run
             with servers.RssSampler(started):
-                for scenario in self.plan.scenarios:
+                for scenario in self.plan.wrk_scenarios:
                     for level in levels:
                         for round_ in range(1, self.plan.rounds + 1):
                             order = started[turn % len(started) :] + started[: turn % len(started)]
@@ -380,6 +394,28 @@ class Bench:
                 self.soak = self._soak(size, by_name["api"], data, workers, soak_seconds)
                 seed.reset(engine)
         engine.dispose()
+
+    def _attachments(self, db: seed.BenchDb, tokens: list[str], owned: list[list[int]]) -> None:
+        """Issue 63's scenarios, on the first size: the API alone, each storage backend in
+        turn (scripts/bench/attachments.py)."""
+        if not attachments.selected(self.plan.scenarios):
+            return
+        if "api" not in self.plan.kinds:
+            self.say("[attachments] skipped: the API is not among the servers (--only)")
+            return
+        self.say("[attachments] the API alone (the baseline and naive app have no attachments)")
+        self.attachments = attachments.run(
+            self.plan.scenarios,
+            levels=self.plan.concurrency,
+            seconds=self.plan.seconds,
+            database_url=db.url,
+            secret=self.secret,
+            tokens=tokens,
+            owned=owned,
+            work=self.work,
+            say=self.say,
+        )
+        self.failures += self.attachments["failures"]
 
     def _timed(
         self,
@@ -618,7 +654,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, help="duration of each timed run")
     parser.add_argument("--concurrency", type=int, nargs="+", help="connection counts")
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS)
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=SCENARIOS + attachments.SCENARIOS,
+        help="default: every wrk scenario; issue 63's upload-rss and attachment-throughput "
+        "(the API alone, on the filesystem and on a radosgw started for the run) only when named",
+    )
     parser.add_argument("--soak", type=float, help="seconds of mixed soak (0: none)")
     parser.add_argument("--warmup", type=float, help="seconds of untimed warm-up per server")
     parser.add_argument(

@@ -34,6 +34,8 @@ PACKAGES = ("radosgw", "ceph-mon", "ceph-osd")
 COMMANDS = ("radosgw", "ceph-mon", "ceph-osd", "ceph", "ceph-authtool", "monmaptool")
 START_TIMEOUT_SECONDS = 120
 PR_SET_PDEATHSIG = 1
+# The OSD's in-memory store: what the cluster can hold at once (taken as it fills).
+MEMSTORE_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def _free_port() -> int:
         return port
 
 
-def _config(root: Path, fsid: str, mon_port: int, rgw_port: int) -> str:
+def _config(root: Path, fsid: str, mon_port: int, rgw_port: int, memstore_bytes: int) -> str:
     return f"""[global]
 fsid = {fsid}
 mon host = v2:127.0.0.1:{mon_port}
@@ -78,7 +80,7 @@ mon warn on pool no redundancy = false
 mon data avail warn = 1
 mon data avail crit = 0
 osd objectstore = memstore
-memstore device bytes = 536870912
+memstore device bytes = {memstore_bytes}
 mon data = {root}/mon/$cluster-$id
 osd data = {root}/osd/$cluster-$id
 run dir = {root}/run
@@ -174,15 +176,17 @@ def _gateway_answers(port: int) -> bool:
 
 
 @contextmanager
-def running_radosgw(root: Path) -> Iterator[Radosgw]:
+def running_radosgw(root: Path, *, memstore_bytes: int = MEMSTORE_BYTES) -> Iterator[Radosgw]:
     """Create a one-node cluster under `root`, start radosgw on a free loopback port, make an
-    S3 user; stop every daemon on exit (memstore: nothing stays behind but `root`)."""
+    S3 user; stop every daemon on exit (memstore: nothing stays behind but `root`). The OSD
+    holds at most `memstore_bytes` in memory (the benchmark, scripts/bench/attachments.py,
+    stores more than the tests)."""
     for sub in ("mon", "osd/ceph-0", "run", "log", "rgw"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     fsid, osd_uuid = str(uuid.uuid4()), str(uuid.uuid4())
     mon_port, rgw_port = _free_port(), _free_port()
     cluster = _Cluster(root)
-    cluster.conf.write_text(_config(root, fsid, mon_port, rgw_port))
+    cluster.conf.write_text(_config(root, fsid, mon_port, rgw_port, memstore_bytes))
     keyring = str(root / "keyring")
     keys: list[tuple[str, list[str]]] = [
         ("mon.", ["mon", "allow *"]),
