@@ -233,3 +233,167 @@ def test_the_caldav_librarys_own_suite_passes(
     # What passes today (the suite's task, search, multiget, ETag, If-Match, UID and
     # discovery tests): a floor, so a silently skipped tier is noticed.
     assert len(run.passed) >= 20, sorted(run.passed)
+
+
+class Desktop:
+    """vdirsyncer and todoman as a person sets them up (docs/guides/caldav.md, "todoman"):
+    one list synced into a local folder that todoman reads."""
+
+    def __init__(self, venv: Path, user: DavUser, list_id: int, home: Path) -> None:
+        self.venv, self.home = venv, home
+        self.folder = home / "calendars" / "groceries"
+        self.folder.mkdir(parents=True)
+        self.vdirsyncer_config = home / "vdirsyncer.conf"
+        self.vdirsyncer_config.write_text(
+            VDIRSYNCER_CONFIG.format(
+                status=home / "status",
+                folder=self.folder,
+                url=f"{user.base_url}/dav/calendars/{list_id}/",
+                username=user.username,
+                password=user.password,
+            )
+        )
+        self.todoman_config = home / "todoman.py"
+        self.todoman_config.write_text(
+            TODOMAN_CONFIG.format(calendars=home / "calendars", cache=home / "todoman.sqlite")
+        )
+        self._run("vdirsyncer", "-c", str(self.vdirsyncer_config), "discover")
+
+    def _run(self, tool: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HOME": str(self.home), "EDITOR": "false", "TZ": "UTC"}
+        command = [str(self.venv / "bin" / tool), *args]
+        done = subprocess.run(
+            command, env=env, text=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL
+        )
+        if ok:
+            assert done.returncode == 0, (tool, args, done.stdout, done.stderr)
+        return done
+
+    def sync(self, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run("vdirsyncer", "-c", str(self.vdirsyncer_config), "sync", ok=ok)
+
+    def todo(self, *args: str) -> str:
+        return self._run("todo", "--config", str(self.todoman_config), *args).stdout
+
+    def todos(self) -> dict[str, dict[str, Any]]:
+        """todoman's own listing (every status), by summary."""
+        listed = json.loads(self.todo("--porcelain", "list", "--status", "ANY"))
+        return {item["summary"]: item for item in listed}
+
+
+VDIRSYNCER_CONFIG = """\
+[general]
+status_path = "{status}/"
+
+[pair tasks]
+a = "tasks_local"
+b = "tasks_remote"
+collections = null
+conflict_resolution = null
+
+[storage tasks_local]
+type = "filesystem"
+path = "{folder}/"
+fileext = ".ics"
+
+[storage tasks_remote]
+type = "caldav"
+url = "{url}"
+username = "{username}"
+password = "{password}"
+item_types = ["VTODO"]
+"""
+
+TODOMAN_CONFIG = """\
+path = "{calendars}/*"
+cache_path = "{cache}"
+date_format = "%Y-%m-%d"
+time_format = "%H:%M"
+default_list = "groceries"
+default_due = 0
+"""
+
+
+def _tasks(user: DavUser, list_id: int) -> dict[str, dict[str, Any]]:
+    listed = user.api("GET", "/api/tasks", params={"list_id": list_id, "limit": 100})
+    return {task["title"]: task for task in listed}
+
+
+def _object_of(user: DavUser, list_id: int, summary: str) -> tuple[str, str, bytes]:
+    """The href, ETag and body of the collection's object whose SUMMARY is `summary`."""
+    auth = (user.username, user.password)
+    collection = f"{user.base_url}/dav/calendars/{list_id}/"
+    found = httpx.request("PROPFIND", collection, auth=auth, headers={"Depth": "1"}, timeout=30)
+    hrefs = [node.text or "" for node in ET.fromstring(found.content).iter("{DAV:}href")]  # noqa: S314
+    for href in hrefs[1:]:
+        got = httpx.get(f"{user.base_url}{href}", auth=auth, timeout=30)
+        if f"SUMMARY:{summary}\r\n" in got.text:
+            return href, got.headers["etag"], got.content
+    raise AssertionError(f"no object {summary!r} in {hrefs}")
+
+
+def test_vdirsyncer_and_todoman_round_trip(
+    clients_venv: Path, dav_server: str, tmp_path: Path
+) -> None:
+    user = dav_user(dav_server, "todoman@example.com")
+    list_id = user.make_list("Groceries")
+    desk = Desktop(clients_venv, user, list_id, tmp_path)
+
+    # Made in todoman, edited there, synced: the API has it as edited.
+    desk.todo("new", "-l", "groceries", "Buy milk")
+    desk.sync()
+    assert set(_tasks(user, list_id)) == {"Buy milk"}
+    desk.todo("edit", str(desk.todos()["Buy milk"]["id"]), "--priority", "high")
+    desk.sync()
+    milk = _tasks(user, list_id)["Buy milk"]
+    assert milk["priority"] == "high"
+
+    # Edited through the API: todoman sees it after a sync, its own edit kept.
+    user.api("PATCH", f"/api/tasks/{milk['id']}", json={"title": "Buy oat milk"})
+    desk.sync()
+    seen = desk.todos()
+    assert set(seen) == {"Buy oat milk"} and seen["Buy oat milk"]["priority"] in (1, 2, 3, 4)
+
+    # Completed in todoman: completed in the API.
+    desk.todo("done", str(seen["Buy oat milk"]["id"]))
+    desk.sync()
+    assert _tasks(user, list_id)["Buy oat milk"]["completed"] is True
+
+    # Deleted in todoman: in the API's trash (gone from the list). Deleted in the API: gone
+    # from todoman. ("Butter" stays: vdirsyncer refuses to sync a side that became empty.)
+    for title in ("Bread", "Butter"):
+        user.api("POST", "/api/tasks", json={"title": title, "list_id": list_id})
+    desk.sync()
+    assert set(desk.todos()) == {"Buy oat milk", "Bread", "Butter"}
+    desk.todo("delete", "--yes", str(desk.todos()["Bread"]["id"]))
+    desk.sync()
+    assert set(_tasks(user, list_id)) == {"Buy oat milk", "Butter"}
+    user.api("DELETE", f"/api/tasks/{milk['id']}")
+    desk.sync()
+    assert set(desk.todos()) == {"Butter"}
+    assert len(list(desk.folder.iterdir())) == 1
+
+    # A stale write is refused. Both sides change one task between syncs: vdirsyncer stops
+    # on the conflict and overwrites neither side; a PUT carrying the ETag both sides last
+    # agreed on is 412 and changes nothing.
+    desk.todo("new", "-l", "groceries", "Eggs")
+    desk.sync()
+    href, agreed, _ = _object_of(user, list_id, "Eggs")
+    eggs = _tasks(user, list_id)["Eggs"]
+    desk.todo("edit", str(desk.todos()["Eggs"]["id"]), "--priority", "low")
+    user.api("PATCH", f"/api/tasks/{eggs['id']}", json={"title": "Eggs (12)"})
+    conflict = desk.sync(ok=False)
+    assert conflict.returncode != 0
+    assert "conflict" in (conflict.stdout + conflict.stderr).lower(), conflict
+    assert _tasks(user, list_id)["Eggs (12)"]["priority"] == "none"
+    assert desk.todos()["Eggs"]["priority"] == 9
+    [local] = [p for p in desk.folder.iterdir() if b"SUMMARY:Eggs\r\n" in p.read_bytes()]
+    stale = httpx.put(
+        f"{user.base_url}{href}",
+        content=local.read_bytes(),
+        auth=(user.username, user.password),
+        headers={"If-Match": agreed, "Content-Type": "text/calendar"},
+        timeout=30,
+    )
+    assert stale.status_code == 412, stale.text
+    assert set(_tasks(user, list_id)) == {"Butter", "Eggs (12)"}
