@@ -63,3 +63,33 @@ def test_an_object_comes_back_as_the_client_wrote_it(client: TestClient, alice: 
         return sorted(line for line in text.split("\r\n") if not line.startswith(stamps))
 
     assert kept(served) == kept(TODOMAN)
+
+
+def _vtodo(uid: str, summary: str, extra: str = "") -> bytes:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//python-caldav//caldav//en_DK\r\n"
+        f"BEGIN:VTODO\r\nUID:{uid}\r\nDTSTAMP:20261127T133434Z\r\nSUMMARY:{summary}\r\n"
+        f"{extra}END:VTODO\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+def test_a_parent_named_by_an_update_takes_the_task_under_it(
+    client: TestClient, alice: Account
+) -> None:
+    """The `caldav` library saves a child, then its parent naming it `RELTYPE=CHILD`, then the
+    child again with `RELTYPE=PARENT`: that update moves the task under its parent (only a
+    PUT creating a task read the relation before), and the child is served with it."""
+    headers = {**signed_in(client, alice), "Content-Type": "text/calendar"}
+    home = "/dav/calendars/no-list/"
+    made = client.put(home + "child.ics", content=_vtodo("child", "Child"), headers=headers)
+    assert made.status_code == 201
+    parent = _vtodo("parent", "Parent", "RELATED-TO;RELTYPE=CHILD:child\r\n")
+    assert client.put(home + "parent.ics", content=parent, headers=headers).status_code == 201
+    child = _vtodo("child", "Child", "RELATED-TO;RELTYPE=PARENT:parent\r\n")
+    assert client.put(home + "child.ics", content=child, headers=headers).status_code == 204
+    tasks = {t["title"]: t for t in client.get("/api/tasks", headers=alice.headers).json()["data"]}
+    assert tasks["Child"]["parent_id"] == tasks["Parent"]["id"]
+    assert (
+        "RELATED-TO;RELTYPE=PARENT:parent\r\n"
+        in client.get(home + "child.ics", headers=headers).text
+    )
