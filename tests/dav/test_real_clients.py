@@ -93,3 +93,41 @@ def test_a_parent_named_by_an_update_takes_the_task_under_it(
         "RELATED-TO;RELTYPE=PARENT:parent\r\n"
         in client.get(home + "child.ics", headers=headers).text
     )
+
+
+def _query(start: str, end: str) -> str:
+    return (
+        '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" '
+        'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter>'
+        '<C:comp-filter name="VCALENDAR"><C:comp-filter name="VTODO">'
+        f'<C:time-range start="{start}" end="{end}"/></C:comp-filter></C:comp-filter>'
+        "</C:filter></C:calendar-query>"
+    )
+
+
+def test_a_time_range_finds_a_series_by_its_later_occurrences(
+    client: TestClient, alice: Account
+) -> None:
+    """RFC 4791 9.9 expands a recurring component: an open occurrence due before the range
+    stands for its later ones (the `caldav` suite's testTodoDatesearch: a yearly task from
+    1992 in 1997-2015). Ranges before it, or after its last occurrence, still miss it."""
+    made = client.post(
+        "/api/tasks",
+        headers=alice.headers,
+        json={"title": "Weekly", "due_date": "2020-01-06T09:00:00Z", "recurrence":
+              "FREQ=WEEKLY;COUNT=10"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    headers = {**signed_in(client, alice), "Depth": "1"}
+
+    def found(start: str, end: str) -> int:
+        answer = client.request(
+            "REPORT", "/dav/calendars/no-list/", headers=headers, content=_query(start, end)
+        )
+        return len(responses(answer))
+
+    assert found("20200101T000000Z", "20200107T000000Z") == 1  # the open occurrence
+    assert found("20200201T000000Z", "20200204T000000Z") == 1  # the 5th: Monday 3 February
+    assert found("20200204T000000Z", "20200209T000000Z") == 0  # between two
+    assert found("20190101T000000Z", "20191231T000000Z") == 0  # before the series
+    assert found("20200310T000000Z", "20210101T000000Z") == 0  # after the 10th (9 March)
