@@ -180,7 +180,7 @@ def put(
     if parent not in (None, applied.task.id, applied.task.parent_id):
         # A parent the object names now (the `caldav` library adds a child's PARENT after
         # saving the parent that names it as CHILD): the task moves under it, as PATCH would.
-        work.tasks.update(applied.task.id, TaskUpdate(parent_id=parent))
+        work.tasks.update(applied.task.id, TaskUpdate.model_validate({"parent_id": parent}))
     dav.keep(applied.task.id, parsed.uid, name, kept)
     if resolution.keep_on == "successor" and applied.completed_occurrence:
         return Handover(applied, parsed.uid, name, kept)
