@@ -252,23 +252,31 @@ class Desktop:
 
     def __init__(self, venv: Path, user: DavUser, list_id: int, home: Path) -> None:
         self.venv, self.home = venv, home
-        self.folder = home / "calendars" / "groceries"
-        self.folder.mkdir(parents=True)
+        calendars = home / "calendars"
+        # The folders `discover` would offer to create (one per collection), made first so
+        # it asks nothing.
+        for collection in ("no-list", str(list_id)):
+            (calendars / collection).mkdir(parents=True)
+        self.folder = calendars / str(list_id)
         self.vdirsyncer_config = home / "vdirsyncer.conf"
         self.vdirsyncer_config.write_text(
             VDIRSYNCER_CONFIG.format(
                 status=home / "status",
-                folder=self.folder,
-                url=f"{user.base_url}/dav/calendars/{list_id}/",
+                calendars=calendars,
+                url=f"{user.base_url}/dav/",
                 username=user.username,
                 password=user.password,
             )
         )
         self.todoman_config = home / "todoman.py"
         self.todoman_config.write_text(
-            TODOMAN_CONFIG.format(calendars=home / "calendars", cache=home / "todoman.sqlite")
+            TODOMAN_CONFIG.format(calendars=calendars, cache=home / "todoman.sqlite")
         )
-        self._run("vdirsyncer", "-c", str(self.vdirsyncer_config), "discover")
+        vdirsyncer = ("vdirsyncer", "-c", str(self.vdirsyncer_config))
+        found = self._run(*vdirsyncer, "discover")
+        assert f'"{list_id}" ("Groceries")' in found.stdout + found.stderr, found
+        self._run(*vdirsyncer, "metasync")
+        assert (self.folder / "displayname").read_text() == "Groceries"
 
     def _run(self, tool: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "HOME": str(self.home), "EDITOR": "false", "TZ": "UTC"}
@@ -292,6 +300,7 @@ class Desktop:
         return {item["summary"]: item for item in listed}
 
 
+# docs/guides/caldav.md's configuration, with this run's folders and password.
 VDIRSYNCER_CONFIG = """\
 [general]
 status_path = "{status}/"
@@ -299,19 +308,20 @@ status_path = "{status}/"
 [pair tasks]
 a = "tasks_local"
 b = "tasks_remote"
-collections = null
+collections = ["from b"]
+metadata = ["displayname", "color"]
 conflict_resolution = null
 
 [storage tasks_local]
 type = "filesystem"
-path = "{folder}/"
+path = "{calendars}/"
 fileext = ".ics"
 
 [storage tasks_remote]
 type = "caldav"
 url = "{url}"
 username = "{username}"
-password = "{password}"
+password.fetch = ["command", "printf", "%s", "{password}"]
 item_types = ["VTODO"]
 """
 
@@ -320,7 +330,7 @@ path = "{calendars}/*"
 cache_path = "{cache}"
 date_format = "%Y-%m-%d"
 time_format = "%H:%M"
-default_list = "groceries"
+default_list = "Groceries"
 default_due = 0
 """
 
@@ -351,7 +361,7 @@ def test_vdirsyncer_and_todoman_round_trip(
     desk = Desktop(clients_venv, user, list_id, tmp_path)
 
     # Made in todoman, edited there, synced: the API has it as edited.
-    desk.todo("new", "-l", "groceries", "Buy milk")
+    desk.todo("new", "-l", "Groceries", "Buy milk")
     desk.sync()
     assert set(_tasks(user, list_id)) == {"Buy milk"}
     desk.todo("edit", str(desk.todos()["Buy milk"]["id"]), "--priority", "high")
@@ -382,12 +392,12 @@ def test_vdirsyncer_and_todoman_round_trip(
     user.api("DELETE", f"/api/tasks/{milk['id']}")
     desk.sync()
     assert set(desk.todos()) == {"Butter"}
-    assert len(list(desk.folder.iterdir())) == 1
+    assert len(list(desk.folder.glob("*.ics"))) == 1
 
     # A stale write is refused. Both sides change one task between syncs: vdirsyncer stops
     # on the conflict and overwrites neither side; a PUT carrying the ETag both sides last
     # agreed on is 412 and changes nothing.
-    desk.todo("new", "-l", "groceries", "Eggs")
+    desk.todo("new", "-l", "Groceries", "Eggs")
     desk.sync()
     href, agreed, _ = _object_of(user, list_id, "Eggs")
     eggs = _tasks(user, list_id)["Eggs"]
@@ -398,7 +408,7 @@ def test_vdirsyncer_and_todoman_round_trip(
     assert "conflict" in (conflict.stdout + conflict.stderr).lower(), conflict
     assert _tasks(user, list_id)["Eggs (12)"]["priority"] == "none"
     assert desk.todos()["Eggs"]["priority"] == 9
-    [local] = [p for p in desk.folder.iterdir() if b"SUMMARY:Eggs\r\n" in p.read_bytes()]
+    [local] = [p for p in desk.folder.glob("*.ics") if b"SUMMARY:Eggs\r\n" in p.read_bytes()]
     stale = httpx.put(
         f"{user.base_url}{href}",
         content=local.read_bytes(),
