@@ -230,6 +230,7 @@ def run_caldav_suite(venv: Path, user: DavUser, work: Path) -> SuiteRun:
     done = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True,
                           timeout=900)  # fmt: skip
     # Parametrised tests (testCreateEventFromiCal[Calendar]) are deselected by their prefix.
+    assert report.exists(), done.stdout + done.stderr  # pytest itself did not run
     return _junit(report, done.stdout + done.stderr)
 
 
