@@ -20,7 +20,7 @@ from backend.dav.recurrence_forms import Applied, apply, classify, follow_up
 from backend.dav.vtodo import derived_uid, object_tag, parse, render
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed
-from backend.models import TaskCreate
+from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.references import Action
 from backend.recurrence import DEFAULT_TIME_ZONE
@@ -176,6 +176,11 @@ def put(
         return True
     resolution = classify(found.row, parsed)
     applied = apply(work, found.row, resolution, frozenset({found.row.version}))
+    parent = _parent(work, list_id, parsed.parent_uid)
+    if parent not in (None, applied.task.id, applied.task.parent_id):
+        # A parent the object names now (the `caldav` library adds a child's PARENT after
+        # saving the parent that names it as CHILD): the task moves under it, as PATCH would.
+        work.tasks.update(applied.task.id, TaskUpdate.model_validate({"parent_id": parent}))
     dav.keep(applied.task.id, parsed.uid, name, kept)
     if resolution.keep_on == "successor" and applied.completed_occurrence:
         return Handover(applied, parsed.uid, name, kept)

@@ -29,6 +29,7 @@ from backend.dav.xml import (
     multistatus,
 )
 from backend.errors import InvalidRequest
+from backend.recurrence import Schedule
 from backend.services.registry import UnitOfWork
 
 CALENDAR_DATA = clark(CALDAV, "calendar-data")
@@ -113,11 +114,29 @@ def _in_window(row: Any, start: datetime | None, end: datetime | None) -> bool:
     with neither matches any range: clients would otherwise lose undated tasks)."""
     moment = row.due_date
     if moment is not None:
+        if start is not None and moment <= start and _recurs(row):
+            # An open occurrence of a series stands for the later ones too (RFC 4791 9.9
+            # expands a recurring component): the first one after `start` may be in range.
+            later = _later_occurrence(row, start)
+            return later is not None and (end is None or end >= later)
         return (start is None or start < moment) and (end is None or end >= moment)
     moment = getattr(row, "completed_at", None) if row.completed else None
     if moment is not None:
         return (start is None or start <= moment) and (end is None or end >= moment)
     return True
+
+
+def _recurs(row: Any) -> bool:
+    return bool(getattr(row, "recurrence", None)) and not row.completed
+
+
+def _later_occurrence(row: Any, after: datetime) -> datetime | None:
+    """The series' first due date after `after` (its start anchors a COUNT)."""
+    start = getattr(row, "series_start", None) or row.due_date
+    try:
+        return Schedule.of(row.recurrence, row.time_zone, start).next_after(after)
+    except ValueError:  # a stored rule is valid; a zone gone from tzdata is not ours to fix
+        return None
 
 
 def _prop_matches(todo: Any, test: TextMatch) -> bool:

@@ -42,10 +42,11 @@ def list_of(segment: str) -> int | str | None:
     return segment
 
 
-def _collection(*types: str) -> Element:
-    """`resourcetype`: a collection, and what else it is (`principal`, `calendar`)."""
-    kinds = (clark(DAV, "collection"), *types)
-    return element(clark(DAV, "resourcetype"), None, *(element(t) for t in kinds))
+def _collection(*types: str) -> list[Element]:
+    """`resourcetype`'s value: a collection, and what else it is (`principal`, `calendar`);
+    the elements go straight inside `D:resourcetype` (a client reading its children found
+    none when they were wrapped in a second `resourcetype`, and listed no calendar)."""
+    return [element(t) for t in (clark(DAV, "collection"), *types)]
 
 
 def _privileges(role: str, writes: bool) -> list[Any]:

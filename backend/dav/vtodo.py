@@ -60,7 +60,7 @@ MAX_DEPTH = 4  # VCALENDAR > VTODO > VALARM > one more (an X- component inside)
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 # The version of `render`'s output, part of every `object_tag`: bump it whenever the same
 # values render differently (a property added or written otherwise, another icalendar).
-RENDER_FORMAT = 1
+RENDER_FORMAT = 2
 
 # The properties of the master VTODO that we model, by the value they carry ("what"). Each
 # group is replaced as a whole when our value differs from the one the kept lines carry.
@@ -678,8 +678,14 @@ def render(
             items.extend(_our_lines(group, task, parent_uid))
             written.add(group)
     for group in _ORDER:
-        if group not in written and group not in present:
-            items.extend(_our_lines(group, task, parent_uid))
+        if group in written or group in present:
+            continue
+        if group == "order" and kept is not None:
+            # A client that sent no sort order keeps none: added, its object would differ
+            # from what it wrote, and vdirsyncer (which compares content when a PUT returns
+            # no ETag) took its next local edit for a change on both sides.
+            continue
+        items.extend(_our_lines(group, task, parent_uid))
     items.extend(_Line(text, "", {}, "") for text in _alarm_lines(task, reader_reminders))
     master.items = items
     _drop_absorbed_overrides(calendar, master, task)
