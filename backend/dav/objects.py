@@ -10,17 +10,17 @@ reader's body is made of, so a listing renders nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 from backend.dav import resources
-from backend.dav.recurrence_forms import Applied, apply, classify, follow_up
+from backend.dav.recurrence_forms import Applied, Resolution, apply, classify, follow_up
 from backend.dav.vtodo import derived_uid, object_tag, parse, render
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed
-from backend.models import TaskCreate
+from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.references import Action
 from backend.recurrence import DEFAULT_TIME_ZONE
@@ -140,46 +140,71 @@ def put(
     if_none: str | None,
 ) -> bool | Handover:
     """Write the object: a new task (True) or the named one's update (False, or a `Handover`
-    when it completed an occurrence), through the task service, the kept object with the
-    write's COMMIT."""
-    found = find(work, list_id, name)
-    if found is None and list_id is not None:
-        # A list the caller cannot read is the missing one's 404; one it only reads, 403.
-        try:
-            role = work.lists.get(list_id).role
-        except NotFound:
-            raise NotFound(NOT_FOUND) from None
-        if Action.TASK_WRITE not in permitted(role, Action.TASK_WRITE):
-            raise Forbidden(_READ_ONLY)
-    check_preconditions(found, if_match, if_none)
-    zone = DEFAULT_TIME_ZONE if found is None else str(found.row.time_zone)
-    parsed = parse(body, zone=zone)
+    when it completed an occurrence), through the task service. Three messages: the sign-in's
+    check, one lookup (the name's task, the list's role, the UID's and the parent's holders:
+    `DavObjectService.lookup`, committing with the entry), then the write naming the version
+    read, the kept object in its message (specs/caldav.md, "Cost")."""
+    parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
+    parent_derived = _DERIVED.fullmatch(f"{parsed.parent_uid}.ics") if parsed.parent_uid else None
+    seen, rows = dav.lookup(
+        list_id,
+        name,
+        _derived_id(name),
+        parsed.uid,
+        parsed.parent_uid,
+        int(parent_derived.group(1)) if parent_derived is not None else 0,
+    )
+    if seen is None:
+        raise NotFound(NOT_FOUND)  # a list the caller cannot read: the missing one's 404
+    candidates = [served(row) for row in rows]
+    # `find`'s rule: the newest kept object with the name, else a derived name's task.
+    found = next((each for each in candidates if each.name == name), None)
+    _may_write(seen)
+    check_preconditions(found, if_match, if_none)
+    if found is not None and str(found.row.time_zone) != DEFAULT_TIME_ZONE:
+        parsed = parse(body, zone=str(found.row.time_zone))
     if found is not None and parsed.uid != found.uid:
         raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_CHANGED)
-    if found is None and dav.holding_uid(list_id, parsed.uid) is not None:
+    holder = next((row for row in rows if row.kept_uid == parsed.uid), None)
+    if found is None and holder is not None:
         raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN)
     kept = parsed.keep.decode()
-    work.hold_commit()
+    dav.begin_write()
     if found is None:
         fields: dict[str, Any] = parsed.create_fields()
         if list_id is not None:
             fields["list_id"] = list_id
-        parent = _parent(work, list_id, parsed.parent_uid)
+        parent = _parent(rows, parsed.parent_uid)
         if parent is not None:
             fields["parent_id"] = parent
             fields.pop("list_id", None)  # a subtask is in its parent's list
-        task = work.tasks.create(TaskCreate.model_validate(fields))
-        dav.keep(task.id, parsed.uid, name, kept)
+        work.tasks.create(
+            TaskCreate.model_validate(fields), then=dav.keep_with_create(parsed.uid, name, kept)
+        )
         return True
-    resolution = classify(found.row, parsed)
-    applied = apply(work, found.row, resolution, frozenset({found.row.version}))
-    dav.keep(applied.task.id, parsed.uid, name, kept)
+    row = found.row
+    resolution = _reparented(classify(row, parsed), row, rows, parsed.parent_uid)
+    dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
+    applied = apply(work, row, resolution, frozenset({row.version}))
     if resolution.keep_on == "successor" and applied.completed_occurrence:
         return Handover(applied, parsed.uid, name, kept)
     return False
+
+
+def _may_write(seen: Any) -> None:
+    """A collection the caller only reads (a viewer's, a commenter's): 403 before anything
+    is written (the service would refuse the write too)."""
+    if Action.TASK_WRITE not in permitted(seen.list_role, Action.TASK_WRITE):
+        raise Forbidden(_READ_ONLY)
+
+
+def _derived_id(name: str) -> int:
+    """The task a derived name (`task-<id>@task-api.ics`) names; 0: none."""
+    derived = _DERIVED.fullmatch(name)
+    return int(derived.group(1)) if derived is not None else 0
 
 
 @dataclass(frozen=True)
@@ -207,21 +232,47 @@ def hand_over(work: UnitOfWork, handover: Handover) -> None:
 
 
 def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | None) -> None:
-    """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does."""
-    found = find(work, list_id, name)
-    if found is None:
+    """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does: the lookup
+    (committing with the entry), then the delete naming the version read."""
+    dav = work.service(DavObjectService)
+    seen, rows = dav.lookup(list_id, name, _derived_id(name), "", None, 0)
+    found = next((each for each in map(served, rows) if each.name == name), None)
+    if seen is None or found is None:
         raise NotFound(NOT_FOUND)
+    _may_write(seen)
     check_preconditions(found, if_match, None)
+    dav.begin_write()
     work.tasks.delete(found.row.id, frozenset({found.row.version}))
 
 
-def _parent(work: UnitOfWork, list_id: int | None, uid: str | None) -> int | None:
-    """The task a `RELATED-TO;RELTYPE=PARENT` names in the collection, if any (else the new
-    task is top-level: a relation to an object we do not hold is kept in the object only)."""
+def _parent(rows: Any, uid: str | None) -> int | None:
+    """The task a `RELATED-TO;RELTYPE=PARENT` names in the collection (from the lookup's
+    rows: the newest object holding the UID, else the task a derived UID names), if any. A
+    relation to an object we do not hold is kept in the object only."""
     if uid is None:
         return None
-    holder = work.service(DavObjectService).holding_uid(list_id, uid)
-    if holder is not None:
-        return int(holder.id)
-    found = find(work, list_id, f"{uid}.ics") if _DERIVED.fullmatch(f"{uid}.ics") else None
-    return None if found is None else int(found.row.id)
+    for row in rows:
+        if row.kept_uid == uid:
+            return int(row.id)
+    derived = _DERIVED.fullmatch(f"{uid}.ics")
+    if derived is None:
+        return None
+    named = int(derived.group(1))
+    return next((int(row.id) for row in rows if row.id == named), None)
+
+
+def _reparented(resolution: Resolution, row: Any, rows: Any, parent_uid: str | None) -> Resolution:
+    """An update's `RELATED-TO;RELTYPE=PARENT`, as a PATCH's `parent_id`: a task of the
+    collection it names (another than the stored parent) moves the task under it; none named
+    moves it to the top level; a UID the collection does not hold moves nothing (kept in the
+    object only)."""
+    if resolution.update is None:
+        return resolution
+    parent = _parent(rows, parent_uid)
+    if parent_uid is not None and parent is None:
+        return resolution
+    if parent == row.parent_id:
+        return resolution
+    sent = resolution.update.model_dump(exclude_unset=True)
+    update = TaskUpdate.model_validate({**sent, "parent_id": parent})
+    return replace(resolution, update=update)
