@@ -30,6 +30,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy import text as sql_text
 
 from backend.config import Settings
 from backend.main import create_app
@@ -844,6 +846,32 @@ def test_route_round_trips(
     assert measured.spans == (budget_key in HOLDS_ACROSS_ROUND_TRIP), (
         f"{key}: a transaction held across a round trip: {measured.spans}"
     )
+
+
+def test_a_depth_1_propfind_of_1000_tasks_is_two_round_trips(
+    proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """Issue 62's target: a collection of 1,000 tasks listed at Depth 1 (href, ETag, content
+    type of each) in the sign-in's check and one statement, nothing rendered."""
+    made = client.post("/api/lists", json={"name": "Big"}, headers=alice.headers)
+    list_id = made.json()["data"]["id"]
+    with db_engine.begin() as conn:
+        conn.execute(
+            sql_text(
+                "INSERT INTO tasks (user_id, title, list_id, position) "
+                "SELECT :user, 'Task ' || n, :list, n * 65536 FROM generate_series(1, 1000) n"
+            ),
+            {"user": alice.id, "list": list_id},
+        )
+    _share("PROPFIND /dav/calendars/{segment}", client, alice, ids := {})
+    assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200
+    headers = {"Authorization": ids["DAV_AUTH"], "Depth": "1"}
+    measured = _measure(
+        proxy, lambda: counted.request("PROPFIND", f"/dav/calendars/{list_id}/", headers=headers)
+    )
+    assert measured.status == 207, measured.text
+    assert measured.text.count("<D:response>") == 1001  # the collection and its 1,000 objects
+    assert measured.round_trips == 2 and not measured.spans
 
 
 # -- every query parameter of every GET route, one at a time -----------------------------------
