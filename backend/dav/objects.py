@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from backend.dav import resources
 from backend.dav.recurrence_forms import Applied, Resolution, apply, classify, follow_up
-from backend.dav.vtodo import derived_uid, object_tag, parse, render
+from backend.dav.vtodo import ParsedTodo, derived_uid, object_tag, parse, render
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed
 from backend.models import TaskCreate, TaskUpdate
@@ -131,6 +131,17 @@ def get(work: UnitOfWork, list_id: int | None, name: str) -> Served:
     return found
 
 
+# How often a write without If-Match whose task changed between its lookup and its write looks
+# up and writes again before it looks up under the caller's change lock instead (the write in
+# the lookup's transaction: nothing can change the task in between), as a PATCH's schedule
+# change does (`TaskService._replan`).
+_TRIES = 3
+
+
+class _Changed(Exception):
+    """The task changed between the lookup and the write, and the client named no version."""
+
+
 def put(
     work: UnitOfWork,
     list_id: int | None,
@@ -143,11 +154,32 @@ def put(
     when it completed an occurrence), through the task service. Three messages: the sign-in's
     check, one lookup (the name's task, the list's role, the UID's and the parent's holders:
     `DavObjectService.lookup`, committing with the entry), then the write naming the version
-    read, the kept object in its message (specs/caldav.md, "Cost")."""
+    read, the kept object in its message (specs/caldav.md, "Cost"). A task changed in between
+    is `412` with If-Match, else looked up and written again."""
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
+    for attempt in range(_TRIES + 1):
+        if attempt:
+            dav.begin_write()
+        try:
+            return _put(work, dav, (list_id, name, body, parsed), if_match, if_none, attempt)
+        except _Changed:
+            continue
+    raise AssertionError("the last try holds the lock")  # pragma: no cover
+
+
+def _put(
+    work: UnitOfWork,
+    dav: DavObjectService,
+    sent: tuple[int | None, str, bytes, ParsedTodo],
+    if_match: str | None,
+    if_none: str | None,
+    attempt: int,
+) -> bool | Handover:
+    list_id, name, body, parsed = sent
+    locking = attempt == _TRIES
     parent_derived = _DERIVED.fullmatch(f"{parsed.parent_uid}.ics") if parsed.parent_uid else None
     seen, rows = dav.lookup(
         list_id,
@@ -156,6 +188,7 @@ def put(
         parsed.uid,
         parsed.parent_uid,
         int(parent_derived.group(1)) if parent_derived is not None else 0,
+        commit=not locking,
     )
     if seen is None:
         raise NotFound(NOT_FOUND)  # a list the caller cannot read: the missing one's 404
@@ -181,14 +214,22 @@ def put(
         if parent is not None:
             fields["parent_id"] = parent
             fields.pop("list_id", None)  # a subtask is in its parent's list
-        work.tasks.create(
-            TaskCreate.model_validate(fields), then=dav.keep_with_create(parsed.uid, name, kept)
-        )
+        # In the create's statement where it commits the request; under the lock (the
+        # lookup's transaction goes on), with the COMMIT.
+        then = dav.keep_with_create(parsed.uid, name, kept) if not locking else None
+        task = work.tasks.create(TaskCreate.model_validate(fields), then=then)
+        if then is None:
+            dav.keep(task.id, parsed.uid, name, kept)
         return True
     row = found.row
     resolution = _reparented(classify(row, parsed), row, rows, parsed.parent_uid)
     dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
-    applied = apply(work, row, resolution, frozenset({row.version}))
+    try:
+        applied = apply(work, row, resolution, frozenset({row.version}))
+    except PreconditionFailed:
+        if if_match is None and not locking:
+            raise _Changed from None
+        raise
     if resolution.keep_on == "successor" and applied.completed_occurrence:
         return Handover(applied, parsed.uid, name, kept)
     return False
@@ -233,16 +274,26 @@ def hand_over(work: UnitOfWork, handover: Handover) -> None:
 
 def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | None) -> None:
     """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does: the lookup
-    (committing with the entry), then the delete naming the version read."""
+    (committing with the entry), then the delete naming the version read (changed in between:
+    `412` with If-Match, else again, as `put`)."""
     dav = work.service(DavObjectService)
-    seen, rows = dav.lookup(list_id, name, _derived_id(name), "", None, 0)
-    found = next((each for each in map(served, rows) if each.name == name), None)
-    if seen is None or found is None:
-        raise NotFound(NOT_FOUND)
-    _may_write(seen)
-    check_preconditions(found, if_match, None)
-    dav.begin_write()
-    work.tasks.delete(found.row.id, frozenset({found.row.version}))
+    for attempt in range(_TRIES + 1):
+        if attempt:
+            dav.begin_write()
+        locking = attempt == _TRIES
+        seen, rows = dav.lookup(list_id, name, _derived_id(name), "", None, 0, commit=not locking)
+        found = next((each for each in map(served, rows) if each.name == name), None)
+        if seen is None or found is None:
+            raise NotFound(NOT_FOUND)
+        _may_write(seen)
+        check_preconditions(found, if_match, None)
+        dav.begin_write()
+        try:
+            work.tasks.delete(found.row.id, frozenset({found.row.version}))
+            return
+        except PreconditionFailed:
+            if if_match is not None or locking:
+                raise
 
 
 def _parent(rows: Any, uid: str | None) -> int | None:

@@ -127,13 +127,16 @@ class DavObjectService(TaskSending):
         uid: str,
         parent_uid: str | None,
         parent_task: int,
+        *,
+        commit: bool = True,
     ) -> tuple[Any | None, Sequence[Any]]:
         """What a write by href needs, in one statement: the list as the caller sees it (as
         `listed`; None: one it cannot read; for no list, a stand-in with the owner's role) and
         the tasks that may be served under `name` (`named`'s), that hold `uid` or
         `parent_uid`, or whose derived name is `task-<parent_task>`. In a write's first
         message it commits with the caller's entry (no lock held while the caller decides:
-        the write then names the version it read)."""
+        the write then names the version it read); not `commit`, it opens the write's
+        transaction (the entry's change lock held until its COMMIT)."""
         statement = _LOOKUP_NO_LIST if list_id is None else _LOOKUP
         values: dict[str, Any] = {} if list_id is None else {"dav_list": list_id}
         values |= {
@@ -143,7 +146,7 @@ class DavObjectService(TaskSending):
             "dav_parent_uid": parent_uid,
             "dav_parent_task": parent_task,
         }
-        if self._send.can_finish:
+        if commit and self._send.can_finish:
             rows = self._write(statement, last=True, **values)
         else:
             rows = self._read(statement, **values)

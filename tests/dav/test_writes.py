@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy import text as sql_text
 
+from backend.services.dav_objects import DavObjectService
 from tests.conftest import Account
 from tests.dav.test_objects import NO_LIST, put, signed_in, vtodo
 from tests.sharing.helpers import join, make_list, make_task
@@ -138,3 +142,40 @@ def test_an_updates_parent_moves_the_task_as_a_patch_would(
     # None: to the top level of the same list.
     top = write(None)
     assert (top["parent_id"], top["list_id"]) == (None, list_id)
+
+
+def test_a_task_changed_between_lookup_and_write_is_412_only_with_if_match(
+    client: TestClient, alice: Account, db_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write names the version its lookup read: another write landing in between (made
+    here, at that moment, on the database directly) makes an If-Match PUT `412`, nothing
+    written; without If-Match, the PUT looks up again and is written (never a spurious 412,
+    as a PATCH is never one)."""
+    task_id = make_task(client, alice, "Water the plants")
+    headers = signed_in(client, alice)
+    path = _derived(None, task_id)
+    tag = client.get(path, headers=headers).headers["etag"]
+    original = DavObjectService.begin_write
+    landed: list[str] = []
+
+    def meanwhile(self: DavObjectService) -> None:
+        if not landed:  # once, between the first lookup and its write
+            landed.append("x")
+            with db_engine.begin() as conn:
+                conn.execute(
+                    sql_text(
+                        "UPDATE tasks SET title = 'Changed meanwhile', version = version + 1 "
+                        "WHERE id = :id"
+                    ),
+                    {"id": task_id},
+                )
+        original(self)
+
+    monkeypatch.setattr(DavObjectService, "begin_write", meanwhile)
+    body = vtodo(f"task-{task_id}@task-api", "Water the roses")
+    assert put(client, path, body, headers, **{"If-Match": tag}).status_code == 412
+    assert _task(client, alice, task_id)["title"] == "Changed meanwhile"
+    landed.clear()
+    answer = put(client, path, body, headers)
+    assert answer.status_code == 204, answer.text
+    assert _task(client, alice, task_id)["title"] == "Water the roses"
