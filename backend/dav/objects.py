@@ -17,7 +17,14 @@ from urllib.parse import quote
 
 from backend.dav import resources
 from backend.dav.recurrence_forms import Applied, Resolution, apply, classify, follow_up
-from backend.dav.vtodo import ParsedTodo, derived_uid, object_tag, parse, render
+from backend.dav.vtodo import (
+    CalendarObjectRefused,
+    ParsedTodo,
+    derived_uid,
+    object_tag,
+    parse,
+    render,
+)
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed
 from backend.models import TaskCreate, TaskUpdate
@@ -222,7 +229,7 @@ def _put(
             dav.keep(task.id, parsed.uid, name, kept)
         return True
     row = found.row
-    resolution = _reparented(classify(row, parsed), row, rows, parsed.parent_uid)
+    resolution = _reparented(classify(row, parsed), found, rows, parsed.parent_uid)
     dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
     try:
         applied = apply(work, row, resolution, frozenset({row.version}))
@@ -312,18 +319,35 @@ def _parent(rows: Any, uid: str | None) -> int | None:
     return next((int(row.id) for row in rows if row.id == named), None)
 
 
-def _reparented(resolution: Resolution, row: Any, rows: Any, parent_uid: str | None) -> Resolution:
+def _reparented(
+    resolution: Resolution, found: Served, rows: Any, parent_uid: str | None
+) -> Resolution:
     """An update's `RELATED-TO;RELTYPE=PARENT`, as a PATCH's `parent_id`: a task of the
     collection it names (another than the stored parent) moves the task under it; none named
-    moves it to the top level; a UID the collection does not hold moves nothing (kept in the
-    object only)."""
+    moves it to the top level, where the client's own last object named a parent (a client
+    that knows subtasks removed it; one that drops what it does not know, Thunderbird's or
+    Apple's, would otherwise flatten every subtask it edits); a UID the collection does not
+    hold moves nothing."""
+    row = found.row
     if resolution.update is None:
         return resolution
     parent = _parent(rows, parent_uid)
     if parent_uid is not None and parent is None:
+        return resolution
+    if parent is None and not _names_a_parent(found.kept):
         return resolution
     if parent == row.parent_id:
         return resolution
     sent = resolution.update.model_dump(exclude_unset=True)
     update = TaskUpdate.model_validate({**sent, "parent_id": parent})
     return replace(resolution, update=update)
+
+
+def _names_a_parent(kept: bytes | None) -> bool:
+    """Whether the client's kept object (None: no client wrote one) names a parent."""
+    if kept is None:
+        return False
+    try:
+        return parse(kept).parent_uid is not None
+    except CalendarObjectRefused:  # pragma: no cover - it was parsed when it was PUT
+        return False

@@ -115,8 +115,8 @@ def test_an_updates_parent_moves_the_task_as_a_patch_would(
     client: TestClient, alice: Account, register: Callable[..., Account]
 ) -> None:
     """RELATED-TO;RELTYPE=PARENT on an update: a task of the same collection moves the task
-    under it; none moves it to the top level; a UID the collection does not hold (another
-    collection's task, or nothing) moves nothing."""
+    under it; none moves it to the top level where the client's last object named one; a UID
+    the collection does not hold (another collection's task, or nothing) moves nothing."""
     list_id = make_list(client, alice, "Trip")
     other = make_list(client, alice, "Work")
     parent = make_task(client, alice, "Pack", list_id=list_id)
@@ -139,9 +139,17 @@ def test_an_updates_parent_moves_the_task_as_a_patch_would(
     # Served as it is: under its parent (our field over the client's line).
     served = client.get(path, headers=headers).content
     assert f"RELATED-TO;RELTYPE=PARENT:task-{parent}@task-api".encode() in served
-    # None: to the top level of the same list.
+    # None, where the client's last object named a parent: to the top level of the list.
     top = write(None)
     assert (top["parent_id"], top["list_id"]) == (None, list_id)
+    # A client that never named a parent (one that drops RELATED-TO, as Thunderbird and
+    # Apple do) leaves a subtask made elsewhere where it is.
+    sub = make_task(client, alice, "Passport", parent_id=parent)
+    written = put(
+        client, _derived(list_id, sub), vtodo(f"task-{sub}@task-api", "Passport"), headers
+    )
+    assert written.status_code == 204, written.text
+    assert _task(client, alice, sub)["parent_id"] == parent
 
 
 def test_a_task_changed_between_lookup_and_write_is_412_only_with_if_match(
