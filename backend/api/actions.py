@@ -12,6 +12,7 @@ there, with no table of routes to keep beside the routes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,6 +24,9 @@ from backend.services.access import least_role
 ACTION = "x-action"
 FEED = "x-feed-action"
 LEAST = "x-least-role"
+# A route whose methods act differently (a DAV resource: PROPFIND and GET read, PUT and DELETE
+# write): method -> action.
+BY_METHOD = "x-actions-by-method"
 
 
 def acts(action: Action) -> dict[str, Any]:
@@ -36,9 +40,15 @@ def feeds(action: Action) -> dict[str, Any]:
     return {FEED: action.value, LEAST: least_role(action)}
 
 
+def acts_by_method(actions: Mapping[str, Action]) -> dict[str, Any]:
+    """A route's `openapi_extra`: each of its methods performs its action on the list's rows
+    the route names (`BY_METHOD`; HEAD declared as itself)."""
+    return {BY_METHOD: {method: action.value for method, action in actions.items()}}
+
+
 def declared(app: FastAPI, key: str = ACTION) -> dict[tuple[str, str], Action]:
-    """(method, path) -> the action each route of `app` declares under `key` (`ACTION` or
-    `FEED`)."""
+    """(method, path) -> the action each route of `app` declares under `key` (`ACTION`,
+    `FEED`, or `BY_METHOD`: each method's own)."""
     found: dict[tuple[str, str], Action] = {}
     stack: list[Any] = list(app.routes)
     while stack:
@@ -47,7 +57,11 @@ def declared(app: FastAPI, key: str = ACTION) -> dict[tuple[str, str], Action]:
         inner = getattr(route, "original_router", None)
         stack.extend(inner.routes if inner is not None else ())
         if isinstance(route, APIRoute) and key in (route.openapi_extra or {}):
-            action = Action(route.openapi_extra[key])  # type: ignore[index]
+            value = route.openapi_extra[key]  # type: ignore[index]
+            if isinstance(value, dict):
+                found |= {(m, route.path): Action(a) for m, a in value.items()}
+                continue
+            action = Action(value)
             methods = route.methods or set()
             found |= {(method, route.path): action for method in methods - {"HEAD"}}
     return found

@@ -15,7 +15,6 @@ event and no error carries it (`tests/chat/test_credentials.py`).
 
 from __future__ import annotations
 
-import binascii
 import re
 from base64 import b64decode
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ def basic_credentials(header: str | None) -> Credentials | None:
         return None
     try:
         decoded = b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad base64 (binascii.Error), non-ASCII, not UTF-8 (UnicodeDecodeError)
         return None
     username, colon, password = decoded.partition(":")
     if not colon or not username:

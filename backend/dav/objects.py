@@ -10,14 +10,21 @@ reader's body is made of, so a listing renders nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 from backend.dav import resources
-from backend.dav.recurrence_forms import Applied, apply, classify, follow_up
-from backend.dav.vtodo import derived_uid, object_tag, parse, render
+from backend.dav.recurrence_forms import Applied, Resolution, apply, classify, follow_up
+from backend.dav.vtodo import (
+    CalendarObjectRefused,
+    ParsedTodo,
+    derived_uid,
+    object_tag,
+    parse,
+    render,
+)
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed
 from backend.models import TaskCreate, TaskUpdate
@@ -131,6 +138,17 @@ def get(work: UnitOfWork, list_id: int | None, name: str) -> Served:
     return found
 
 
+# How often a write without If-Match whose task changed between its lookup and its write looks
+# up and writes again before it looks up under the caller's change lock instead (the write in
+# the lookup's transaction: nothing can change the task in between), as a PATCH's schedule
+# change does (`TaskService._replan`).
+_TRIES = 3
+
+
+class _Changed(Exception):
+    """The task changed between the lookup and the write, and the client named no version."""
+
+
 def put(
     work: UnitOfWork,
     list_id: int | None,
@@ -140,51 +158,101 @@ def put(
     if_none: str | None,
 ) -> bool | Handover:
     """Write the object: a new task (True) or the named one's update (False, or a `Handover`
-    when it completed an occurrence), through the task service, the kept object with the
-    write's COMMIT."""
-    found = find(work, list_id, name)
-    if found is None and list_id is not None:
-        # A list the caller cannot read is the missing one's 404; one it only reads, 403.
-        try:
-            role = work.lists.get(list_id).role
-        except NotFound:
-            raise NotFound(NOT_FOUND) from None
-        if Action.TASK_WRITE not in permitted(role, Action.TASK_WRITE):
-            raise Forbidden(_READ_ONLY)
-    check_preconditions(found, if_match, if_none)
-    zone = DEFAULT_TIME_ZONE if found is None else str(found.row.time_zone)
-    parsed = parse(body, zone=zone)
+    when it completed an occurrence), through the task service. Three messages: the sign-in's
+    check, one lookup (the name's task, the list's role, the UID's and the parent's holders:
+    `DavObjectService.lookup`, committing with the entry), then the write naming the version
+    read, the kept object in its message (specs/caldav.md, "Cost"). A task changed in between
+    is `412` with If-Match, else looked up and written again."""
+    parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
+    for attempt in range(_TRIES + 1):
+        if attempt:
+            dav.begin_write()
+        try:
+            return _put(work, dav, (list_id, name, body, parsed), if_match, if_none, attempt)
+        except _Changed:
+            continue
+    raise AssertionError("the last try holds the lock")  # pragma: no cover
+
+
+def _put(
+    work: UnitOfWork,
+    dav: DavObjectService,
+    sent: tuple[int | None, str, bytes, ParsedTodo],
+    if_match: str | None,
+    if_none: str | None,
+    attempt: int,
+) -> bool | Handover:
+    list_id, name, body, parsed = sent
+    locking = attempt == _TRIES
+    parent_derived = _DERIVED.fullmatch(f"{parsed.parent_uid}.ics") if parsed.parent_uid else None
+    seen, rows = dav.lookup(
+        list_id,
+        name,
+        _derived_id(name),
+        parsed.uid,
+        parsed.parent_uid,
+        int(parent_derived.group(1)) if parent_derived is not None else 0,
+        commit=not locking,
+    )
+    if seen is None:
+        raise NotFound(NOT_FOUND)  # a list the caller cannot read: the missing one's 404
+    candidates = [served(row) for row in rows]
+    # `find`'s rule: the newest kept object with the name, else a derived name's task.
+    found = next((each for each in candidates if each.name == name), None)
+    _may_write(seen)
+    check_preconditions(found, if_match, if_none)
+    if found is not None and str(found.row.time_zone) != DEFAULT_TIME_ZONE:
+        parsed = parse(body, zone=str(found.row.time_zone))
     if found is not None and parsed.uid != found.uid:
         raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_CHANGED)
-    if found is None and dav.holding_uid(list_id, parsed.uid) is not None:
+    holder = next((row for row in rows if row.kept_uid == parsed.uid), None)
+    if found is None and holder is not None:
         raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN)
     kept = parsed.keep.decode()
-    work.hold_commit()
+    dav.begin_write()
     if found is None:
         fields: dict[str, Any] = parsed.create_fields()
         if list_id is not None:
             fields["list_id"] = list_id
-        parent = _parent(work, list_id, parsed.parent_uid)
+        parent = _parent(rows, parsed.parent_uid)
         if parent is not None:
             fields["parent_id"] = parent
             fields.pop("list_id", None)  # a subtask is in its parent's list
-        task = work.tasks.create(TaskCreate.model_validate(fields))
-        dav.keep(task.id, parsed.uid, name, kept)
+        # In the create's statement where it commits the request; under the lock (the
+        # lookup's transaction goes on), with the COMMIT.
+        then = dav.keep_with_create(parsed.uid, name, kept) if not locking else None
+        task = work.tasks.create(TaskCreate.model_validate(fields), then=then)
+        if then is None:
+            dav.keep(task.id, parsed.uid, name, kept)
         return True
-    resolution = classify(found.row, parsed)
-    applied = apply(work, found.row, resolution, frozenset({found.row.version}))
-    parent = _parent(work, list_id, parsed.parent_uid)
-    if parent not in (None, applied.task.id, applied.task.parent_id):
-        # A parent the object names now (the `caldav` library adds a child's PARENT after
-        # saving the parent that names it as CHILD): the task moves under it, as PATCH would.
-        work.tasks.update(applied.task.id, TaskUpdate.model_validate({"parent_id": parent}))
-    dav.keep(applied.task.id, parsed.uid, name, kept)
+    row = found.row
+    resolution = _reparented(classify(row, parsed), found, rows, parsed.parent_uid)
+    dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
+    try:
+        applied = apply(work, row, resolution, frozenset({row.version}))
+    except PreconditionFailed:
+        if if_match is None and not locking:
+            raise _Changed from None
+        raise
     if resolution.keep_on == "successor" and applied.completed_occurrence:
         return Handover(applied, parsed.uid, name, kept)
     return False
+
+
+def _may_write(seen: Any) -> None:
+    """A collection the caller only reads (a viewer's, a commenter's): 403 before anything
+    is written (the service would refuse the write too)."""
+    if Action.TASK_WRITE not in permitted(seen.list_role, Action.TASK_WRITE):
+        raise Forbidden(_READ_ONLY)
+
+
+def _derived_id(name: str) -> int:
+    """The task a derived name (`task-<id>@task-api.ics`) names; 0: none."""
+    derived = _DERIVED.fullmatch(name)
+    return int(derived.group(1)) if derived is not None else 0
 
 
 @dataclass(frozen=True)
@@ -212,21 +280,74 @@ def hand_over(work: UnitOfWork, handover: Handover) -> None:
 
 
 def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | None) -> None:
-    """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does."""
-    found = find(work, list_id, name)
-    if found is None:
-        raise NotFound(NOT_FOUND)
-    check_preconditions(found, if_match, None)
-    work.tasks.delete(found.row.id, frozenset({found.row.version}))
+    """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does: the lookup
+    (committing with the entry), then the delete naming the version read (changed in between:
+    `412` with If-Match, else again, as `put`)."""
+    dav = work.service(DavObjectService)
+    for attempt in range(_TRIES + 1):
+        if attempt:
+            dav.begin_write()
+        locking = attempt == _TRIES
+        seen, rows = dav.lookup(list_id, name, _derived_id(name), "", None, 0, commit=not locking)
+        found = next((each for each in map(served, rows) if each.name == name), None)
+        if seen is None or found is None:
+            raise NotFound(NOT_FOUND)
+        _may_write(seen)
+        check_preconditions(found, if_match, None)
+        dav.begin_write()
+        try:
+            work.tasks.delete(found.row.id, frozenset({found.row.version}))
+            return
+        except PreconditionFailed:
+            if if_match is not None or locking:
+                raise
 
 
-def _parent(work: UnitOfWork, list_id: int | None, uid: str | None) -> int | None:
-    """The task a `RELATED-TO;RELTYPE=PARENT` names in the collection, if any (else the new
-    task is top-level: a relation to an object we do not hold is kept in the object only)."""
+def _parent(rows: Any, uid: str | None) -> int | None:
+    """The task a `RELATED-TO;RELTYPE=PARENT` names in the collection (from the lookup's
+    rows: the newest object holding the UID, else the task a derived UID names), if any. A
+    relation to an object we do not hold is kept in the object only."""
     if uid is None:
         return None
-    holder = work.service(DavObjectService).holding_uid(list_id, uid)
-    if holder is not None:
-        return int(holder.id)
-    found = find(work, list_id, f"{uid}.ics") if _DERIVED.fullmatch(f"{uid}.ics") else None
-    return None if found is None else int(found.row.id)
+    for row in rows:
+        if row.kept_uid == uid:
+            return int(row.id)
+    derived = _DERIVED.fullmatch(f"{uid}.ics")
+    if derived is None:
+        return None
+    named = int(derived.group(1))
+    return next((int(row.id) for row in rows if row.id == named), None)
+
+
+def _reparented(
+    resolution: Resolution, found: Served, rows: Any, parent_uid: str | None
+) -> Resolution:
+    """An update's `RELATED-TO;RELTYPE=PARENT`, as a PATCH's `parent_id`: a task of the
+    collection it names (another than the stored parent) moves the task under it; none named
+    moves it to the top level, where the client's own last object named a parent (a client
+    that knows subtasks removed it; one that drops what it does not know, Thunderbird's or
+    Apple's, would otherwise flatten every subtask it edits); a UID the collection does not
+    hold moves nothing."""
+    row = found.row
+    if resolution.update is None:
+        return resolution
+    parent = _parent(rows, parent_uid)
+    if parent_uid is not None and parent is None:
+        return resolution
+    if parent is None and not _names_a_parent(found.kept):
+        return resolution
+    if parent == row.parent_id:
+        return resolution
+    sent = resolution.update.model_dump(exclude_unset=True)
+    update = TaskUpdate.model_validate({**sent, "parent_id": parent})
+    return replace(resolution, update=update)
+
+
+def _names_a_parent(kept: bytes | None) -> bool:
+    """Whether the client's kept object (None: no client wrote one) names a parent."""
+    if kept is None:
+        return False
+    try:
+        return parse(kept).parent_uid is not None
+    except CalendarObjectRefused:  # pragma: no cover - it was parsed when it was PUT
+        return False

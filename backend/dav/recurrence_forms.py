@@ -151,7 +151,7 @@ def apply(
     exactly once, committed with it)."""
     if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
         return Applied(stored, completed_occurrence=False)
-    task = work.tasks.update(stored.id, resolution.update, expected)
+    task = work.tasks.update(stored.id, resolution.update, expected, current=stored)
     completed = task.completed and task.recurrence is not None and not stored.completed
     return Applied(task, completed, resolution.successor_update if completed else None)
 

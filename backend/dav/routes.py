@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from backend.api.actions import acts_by_method
 from backend.dav import objects, reports, resources
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
 from backend.dav.vtodo import CalendarObjectRefused
@@ -37,6 +38,7 @@ from backend.dav.xml import (
 )
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
+from backend.models.references import Action
 from backend.services.registry import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
@@ -244,7 +246,23 @@ async def dav_home(request: Request, response: Response) -> Response:
     return await _propfind(request, response, found)
 
 
-@router.api_route(resources.HOME + "{segment}", methods=["OPTIONS", "PROPFIND", "REPORT"])
+# What each method does to the list a collection or an object names: the role matrix
+# (tests/sharing/test_role_matrix.py) generates its DAV cases from these declarations.
+_READS = {"PROPFIND": Action.LIST_READ, "REPORT": Action.LIST_READ}
+_OBJECT_ACTIONS = {
+    "PROPFIND": Action.LIST_READ,
+    "GET": Action.LIST_READ,
+    "HEAD": Action.LIST_READ,
+    "PUT": Action.TASK_WRITE,
+    "DELETE": Action.TASK_WRITE,
+}
+
+
+@router.api_route(
+    resources.HOME + "{segment}",
+    methods=["OPTIONS", "PROPFIND", "REPORT"],
+    openapi_extra=acts_by_method(_READS),
+)
 @dav_route
 async def dav_collection(request: Request, response: Response) -> Response:
     """A collection: a list the caller may read (`ListService.get`: another user's list is
@@ -295,6 +313,7 @@ def _list_row(work: UnitOfWork, list_id: int | None) -> Any:
 @router.api_route(
     resources.HOME + "{segment}/{name:path}",
     methods=["OPTIONS", "PROPFIND", "GET", "HEAD", "PUT", "DELETE"],
+    openapi_extra=acts_by_method(_OBJECT_ACTIONS),
 )
 @dav_route
 async def dav_object(request: Request, response: Response) -> Response:

@@ -13,16 +13,30 @@ it, the older task under its derived name).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, and_, bindparam, exists, func, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    or_,
+    select,
+    table,
+    true,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Scoped
+from backend.db.scope import OWNER, Bound
 from backend.models import Task
 from backend.models.dav_object import TaskDavObject
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
+from backend.services.task_sending import TaskSending, Then
 from backend.services.task_statements import TASK_VIEW
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -33,6 +47,9 @@ _NAME = bindparam("dav_name", type_=Text)
 _UID = bindparam("dav_uid", type_=Text)
 _TASK = bindparam("dav_task", type_=BigInteger)
 _BODY = bindparam("dav_body", type_=Text)
+_VERSION = bindparam("dav_version", type_=BigInteger)
+_PARENT_UID = bindparam("dav_parent_uid", type_=Text)
+_PARENT_TASK = bindparam("dav_parent_task", type_=BigInteger)
 
 
 def _in(table: Any, list_id: int | None) -> Any:
@@ -99,8 +116,70 @@ def _by_name(no_list: bool) -> Any:
     )
 
 
-class DavObjectService(Scoped):
+class DavObjectService(TaskSending):
     """The caller's view of one collection's objects, and the kept object's write."""
+
+    def lookup(
+        self,
+        list_id: int | None,
+        name: str,
+        task_id: int,
+        uid: str,
+        parent_uid: str | None,
+        parent_task: int,
+        *,
+        commit: bool = True,
+    ) -> tuple[Any | None, Sequence[Any]]:
+        """What a write by href needs, in one statement: the list as the caller sees it (as
+        `listed`; None: one it cannot read; for no list, a stand-in with the owner's role) and
+        the tasks that may be served under `name` (`named`'s), that hold `uid` or
+        `parent_uid`, or whose derived name is `task-<parent_task>`. In a write's first
+        message it commits with the caller's entry (no lock held while the caller decides:
+        the write then names the version it read); not `commit`, it opens the write's
+        transaction (the entry's change lock held until its COMMIT)."""
+        statement = _LOOKUP_NO_LIST if list_id is None else _LOOKUP
+        values: dict[str, Any] = {} if list_id is None else {"dav_list": list_id}
+        values |= {
+            "dav_name": name,
+            "dav_task": task_id,
+            "dav_uid": uid,
+            "dav_parent_uid": parent_uid,
+            "dav_parent_task": parent_task,
+        }
+        if commit and self._send.can_finish:
+            rows = self._write(statement, last=True, **values)
+        else:
+            rows = self._read(statement, **values)
+        if list_id is None:
+            return _NO_LIST_SEEN, rows
+        if not rows:
+            return None, []
+        return rows[0], [row for row in rows if row.id is not None]
+
+    def begin_write(self) -> None:
+        """The write after `lookup`: a further transaction of the request where the lookup
+        committed the first (its entry uncounted)."""
+        if self._can_begin_again():
+            self._begin_again()
+
+    def keep_ahead(self, task_id: int, version: int, uid: str, name: str, body: str) -> None:
+        """Keep `body` as the task's object in the message of the task's write, ahead of it,
+        only while the task is still `version` (the write names it too: a stale write keeps
+        nothing) and the caller may write it."""
+        self._ahead(
+            _KEEP_AT_VERSION,
+            dav_task=task_id,
+            dav_version=version,
+            dav_uid=uid,
+            dav_name=name,
+            dav_body=body,
+        )
+
+    def keep_with_create(self, uid: str, name: str, body: str) -> Then:
+        """Keep `body` as the object of the task a create writes, in the create's statement
+        (from its row, `w`)."""
+        values = {"dav_uid": uid, "dav_name": name, "dav_body": body}
+        return Then(Bound(_KEEP_FROM_WRITE, values), Bound(_KEEP_FROM_WRITE, values))
 
     def all(self, list_id: int | None) -> Sequence[Any]:
         """Every task of the collection the caller may read, with its kept object."""
@@ -122,11 +201,6 @@ class DavObjectService(Scoped):
             _BY_NAME[list_id is None], dav_name=name, dav_task=task_id, **_values(list_id)
         ).all()
 
-    def holding_uid(self, list_id: int | None, uid: str) -> Any | None:
-        """The task whose kept object has `uid` in the collection (the newest), if any."""
-        statement = _BY_UID[list_id is None]
-        return self._read(statement, dav_uid=uid, **_values(list_id)).first()
-
     def keep(self, task_id: int, uid: str, name: str, body: str) -> None:
         """Keep `body` as the task's object (replacing its previous one), in the message that
         commits the task's write: only on a task the caller may write."""
@@ -140,29 +214,29 @@ def _values(list_id: int | None) -> dict[str, Any]:
 _BY_NAME = {key: _by_name(key) for key in (False, True)}
 
 
-def _by_uid(no_list: bool) -> Any:
-    listing = _listing(None if no_list else 0)
-    columns = listing.selected_columns
-    return listing.where(columns.kept_uid == _UID).order_by(columns.kept_id.desc())
-
-
-_BY_UID = {key: _by_uid(key) for key in (False, True)}
-
 _chosen = select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
     _T.id == _TASK, may(_TASKS, Action.TASK_WRITE)
 )
-_insert = pg_insert(_OBJECTS).from_select(
-    ["user_id", "task_id", "list_id", "uid", "name", "body"], _chosen
-)
-_KEEP = _insert.on_conflict_do_update(
-    index_elements=["user_id", "task_id"],
-    set_={
-        "uid": _insert.excluded.uid,
-        "name": _insert.excluded.name,
-        "body": _insert.excluded.body,
-        "updated_at": func.now(),
-    },
-)
+
+
+def _insert_keep(chosen: Any) -> Any:
+    """The kept object's upsert from `chosen` (its owner, task, list, UID, name, body)."""
+    insert = pg_insert(_OBJECTS).from_select(
+        ["user_id", "task_id", "list_id", "uid", "name", "body"], chosen
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["user_id", "task_id"],
+        set_={
+            "uid": insert.excluded.uid,
+            "name": insert.excluded.name,
+            "body": insert.excluded.body,
+            "updated_at": func.now(),
+        },
+    )
+
+
+_KEEP = _insert_keep(_chosen)
+_KEEP_AT_VERSION = _insert_keep(_chosen.where(_T.version == _VERSION))
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _the_list = (
@@ -180,4 +254,45 @@ _LISTED = (
     select(_the_list, *_objects.c)
     .select_from(_the_list.outerjoin(_objects, true()))
     .order_by(_objects.c.id)
+)
+
+
+# A create's row (`w`, `TaskSending._write_then`): the new task is in its list's owner's space
+# (a list the caller may write tasks in), else the caller's.
+_WRITTEN = table("w", column("id", BigInteger), column("list_id", BigInteger))
+_SPACE = func.coalesce(
+    select(_LISTS.c.user_id)
+    .where(_LISTS.c.id == _WRITTEN.c.list_id, may(_LISTS, Action.TASK_WRITE))
+    .scalar_subquery(),
+    bindparam(OWNER),
+)
+_KEEP_FROM_WRITE = _insert_keep(
+    select(_SPACE, _WRITTEN.c.id, _WRITTEN.c.list_id, _UID, _NAME, _BODY).select_from(_WRITTEN)
+)
+
+
+def _lookup(no_list: bool) -> Any:
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    return listing.where(
+        or_(
+            columns.kept_name == _NAME,
+            _T.id == _TASK,
+            columns.kept_uid == _UID,
+            columns.kept_uid == _PARENT_UID,
+            _T.id == _PARENT_TASK,
+        )
+    ).order_by(columns.kept_id.desc().nulls_last())
+
+
+_LOOKUP_NO_LIST = _lookup(True)
+_found = _lookup(False).lateral("found")
+_LOOKUP = (
+    select(_the_list, *_found.c)
+    .select_from(_the_list.outerjoin(_found, true()))
+    .order_by(_found.c.kept_id.desc().nulls_last())
+)
+# The tasks in no list are the caller's own: it owns that collection.
+_NO_LIST_SEEN = SimpleNamespace(
+    list_id_seen=None, list_name=None, list_color=None, list_role="owner"
 )

@@ -243,11 +243,15 @@ class TaskService(TaskSending):
         Rule.REMINDERS,
         Rule.PRIVATE_REMINDERS,
     )
-    def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
+    def create(
+        self, data: TaskCreate, *, list_name: str | None = None, then: Then | None = None
+    ) -> TaskRow:
         """A new task; a recurring one starts its series at its due date. Created completed,
         it is not a completion: no next occurrence is created. In a list or under a parent
         (`list_name`: a list named as an agent would), checked and written in one statement;
-        the database gives it its place (first at the top level, last under a parent)."""
+        the database gives it its place (first at the top level, last under a parent).
+        `then`: a statement that writes from the new row (a DAV object kept beside it), in
+        the create's own statement."""
         schedule = plan_schedule(
             data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
         )
@@ -258,14 +262,14 @@ class TaskService(TaskSending):
         if placement is None:
             if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
                 raise unassignable()
-            [row] = self._write(CREATE, **values, last=True)
+            [row] = self._write_then(CREATE, then, **values, last=True)
             return cast(TaskRow, row)
         if data.recurrence is not None and placement.parent is Sent.id:
             raise not_recurring()
         # The caller's change lock and the space's it writes in, together (`spaces_lock`).
         self._lock_spaces(spaces_lock(placement.shape), first=False, **placement.values())
         statement, refusal = create_statements(placement.shape)
-        rows = self._write(statement, **values, **placement.values(), last=True)
+        rows = self._write_then(statement, then, **values, **placement.values(), last=True)
         if not rows:
             self._refuse(refusal, placement, {**placement.values(), "assignees": data.assignees})
         return cast(TaskRow, rows[0])
@@ -288,7 +292,11 @@ class TaskService(TaskSending):
         expected: Expected = None,
         *,
         list_name: str | None = None,
+        current: TaskRow | None = None,
     ) -> TaskRow:
+        """Write `data` over the task. `current`: the stored task as the caller has just read
+        it (its version in `expected`: a DAV PUT's, found by its href), so a schedule change
+        writes over it without reading it again (one message, not two)."""
         changes = data.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
@@ -326,7 +334,9 @@ class TaskService(TaskSending):
 
         if "due_date" in sent:
             values["due_date"] = data.due_date
-        return self._replan(task_id, values, plan_of, expected, placement=placement)
+        return self._replan(
+            task_id, values, plan_of, expected, placement=placement, current=current
+        )
 
     @fires(
         Rule.REOPEN_ANCESTORS,
@@ -447,19 +457,25 @@ class TaskService(TaskSending):
         expected: Expected = None,
         *,
         placement: Placement | None = None,
+        current: TaskRow | None = None,
     ) -> TaskRow:
         """Write `values` and the schedule `plan_of(stored task)` over the stored task, and move
         it to `placement` in the same statement. The stored task is read in a message that
-        commits (`_current`), then the write names the version read and commits the request
-        itself: no lock is held while the schedule is planned. A task changed in between is
-        read again; after a few tries, under the caller's change lock."""
+        commits (`_current`; or given: `current`, read by the caller), then the write names
+        the version read and commits the request itself: no lock is held while the schedule
+        is planned. A task changed in between is read again; after a few tries, under the
+        caller's change lock."""
+        given = current if current is not None and expected is not None else None
         for attempt in range(_COMPLETION_TRIES + 1):
             # The last try reads inside the write's transaction, under the caller's change
             # lock (the entry's), so nothing can change the task before it is written.
             locking = attempt == _COMPLETION_TRIES
             if locking and self._can_begin_again():
                 self._begin_again()
-            current = self._current(task_id, expected, commit=not locking)
+            if attempt == 0 and given is not None and given.version in cast(Any, expected):
+                current = given
+            else:
+                current = self._current(task_id, expected, commit=not locking)
             plan = plan_of(current)
             parent = current.parent_id is not None
             if placement is not None and placement.parent is not Sent.omitted:

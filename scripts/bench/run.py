@@ -31,6 +31,7 @@ from backend.db.engine import normalize_url
 from scripts.bench import (
     attachments,
     calendar,
+    dav,
     dbproxy,
     lists,
     report,
@@ -41,7 +42,16 @@ from scripts.bench import (
     workload,
     wrk,
 )
-from scripts.bench.wrk import API_ONLY, CALENDAR, PAIRED, SCENARIOS, SHARED, WRITES, serves
+from scripts.bench.wrk import (
+    API_ONLY,
+    CALENDAR,
+    DAV,
+    PAIRED,
+    SCENARIOS,
+    SHARED,
+    WRITES,
+    serves,
+)
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
 SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
@@ -195,6 +205,9 @@ class Bench:
         # The calendar feeds' data file and their tokens (their tags: `calendar.validate`).
         self.calendar_data: Path | None = None
         self.calendar_tokens: list[str] = []
+        # The DAV scenario's data file and its (Basic header, object path) pairs.
+        self.dav_data: Path | None = None
+        self.dav: list[tuple[str, str]] = []
         # PostgreSQL's CPU time (every process of the server), sampled around each timed run.
         self.postgres: servers.PostgresCpu | None = None
         if plan.before is not None:
@@ -241,6 +254,9 @@ class Bench:
                 self.calendar_data = calendar.write_data(
                     self.work / f"calendar-{size}.lua", self.calendar_tokens, []
                 )
+            if any(s in DAV for s in self.plan.scenarios):
+                self.dav = dav.credentials(db)
+                self.dav_data = dav.write_data(self.work / f"dav-{size}.lua", self.dav)
             last = index == len(self.plan.sizes) - 1
             if index == 0:
                 self._attachments(db, tokens, owned)
@@ -342,6 +358,8 @@ class Bench:
             if "api" in by_name and self.calendar_data is not None:
                 api_url = by_name["api"].url
                 checked += calendar.validate(api_url, self.calendar_tokens, self.calendar_data)
+            if "api" in by_name and self.dav_data is not None:
+                checked += dav.validate(by_name["api"].url, self.dav)
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
@@ -502,6 +520,10 @@ class Bench:
             if self.calendar_data is None:  # pragma: no cover - written before any pass
                 raise RuntimeError("no calendar data")
             return self.calendar_data
+        if scenario in DAV:
+            if self.dav_data is None:  # pragma: no cover - written before any pass
+                raise RuntimeError("no DAV data")
+            return self.dav_data
         if _scenario_of(scenario) in SHARED:
             if self.shared_data is None:  # pragma: no cover - written before any pass
                 raise RuntimeError("no shared-list data")

@@ -24,11 +24,16 @@ SCENARIOS = (
     "delete-list",
     "shared-list",  # issue 39: a member and the owner list the same shared list of 100 tasks
     "calendar-feed",  # issue 52: a 1,000-task calendar feed fetched whole, then revalidated
+    "dav-put",  # issue 62: a CalDAV client's PUT of a whole object, beside `update`'s PATCH
     "mix",
 )
 WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
+WRITES |= {"dav-put"}
 # Issue 24's list scenarios (scripts/bench/lists.py): the API alone, on the list owners' data.
 API_ONLY = {"move", "delete-list"}
+# Issue 62's (scripts/bench/dav.py): the API alone (the baseline and naive apps have no DAV),
+# on its own data file (app passwords' Basic headers and object paths).
+DAV = {"dav-put"}
 # Issue 39's (scripts/bench/shared.py): the API alone, on the shared lists' data; each level is
 # two runs, the member's (the scenario's name) and the owner's (`-owner`).
 SHARED = {"shared-list": ("shared-list", "shared-list-owner")}
@@ -44,7 +49,7 @@ NAIVE = ("get", "list", "update", "toggle", "create")
 
 def serves(server: str, scenario: str) -> bool:
     """Whether `server` ("api", "before", "baseline", "naive") takes part in `scenario`."""
-    if scenario in API_ONLY or scenario in PAIRED:
+    if scenario in API_ONLY or scenario in PAIRED or scenario in DAV:
         return server == "api"
     return server != "naive" or scenario in NAIVE
 

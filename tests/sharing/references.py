@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from backend.api.actions import FEED, declared
+from backend.api.actions import BY_METHOD, FEED, declared
 from backend.config import Settings
 from backend.main import create_app
 from backend.mcp.tools import TOOLS as MCP_TOOLS
@@ -157,6 +157,8 @@ def declared_app() -> FastAPI:
 _DECLARED = declared_app()
 ROUTES: dict[tuple[str, str], Action] = declared(_DECLARED)
 FEEDS: dict[tuple[str, str], Action] = declared(_DECLARED, FEED)
+# The DAV routes' methods (backend/dav/routes.py `acts_by_method`).
+DAV_ROUTES: dict[tuple[str, str], Action] = declared(_DECLARED, BY_METHOD)
 TOOLS: dict[str, Action] = {tool.name: tool.action for tool in MCP_TOOLS if tool.action}
 
 

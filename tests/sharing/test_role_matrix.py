@@ -14,6 +14,7 @@ list it may read (review F2)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from tests.resources import body_of
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, drain_feed, get, make_list, make_task
 from tests.sharing.references import (
+    DAV_ROUTES,
     FEEDS,
     ROUTES,
     TOOLS,
@@ -493,3 +495,155 @@ def test_the_activity_of_a_move_across_the_boundary_names_only_readable_rows(
             for field in USER_FIELDS:
                 for side in (item["changes"] or {}).get(field, []):
                     assert set(side) <= known, (item, field)
+
+
+# -- DAV (issue 62): each declared DAV method (backend/dav/routes.py `acts_by_method`) --------
+
+
+@dataclass(frozen=True)
+class DavSend:
+    """One way a declared DAV method is sent: its headers and body, at the list's collection,
+    the list's task's object (`task-<id>@task-api.ics`) or a name nothing holds (a create),
+    and the 2xx a role that may gets."""
+
+    name: str
+    target: str
+    ok: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+
+
+_PROPFIND = '<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><D:displayname/></D:prop></D:propfind>'
+_REPORT = '<C:{kind} xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">{inner}</C:{kind}>'
+_MULTIGET = _REPORT.format(
+    kind="calendar-multiget", inner="<D:prop><D:getetag/></D:prop><D:href>OBJECT</D:href>"
+)
+_QUERY = _REPORT.format(
+    kind="calendar-query",
+    inner='<D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+    '<C:comp-filter name="VTODO"/></C:comp-filter></C:filter>',
+)
+_VTODO = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Matrix//EN\r\nBEGIN:VTODO\r\nUID:{uid}\r\n"
+    "SUMMARY:Written over DAV\r\nX-MATRIX:kept\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+)
+NEW_NAME = "matrix-new.ics"
+CALENDAR = (("Content-Type", "text/calendar"),)
+# How each declared DAV method is sent: every variant a client sends (Depth 0 and 1, both
+# reports, an update and a create). A method declared without one fails
+# `test_every_declared_dav_method_is_sent`.
+COLLECTION, OBJECT = "/dav/calendars/{segment}", "/dav/calendars/{segment}/{name:path}"
+DAV_SENDS: dict[tuple[str, str], tuple[DavSend, ...]] = {
+    ("PROPFIND", COLLECTION): (
+        DavSend("depth 0", "collection", 207, (("Depth", "0"),), _PROPFIND),
+        DavSend("depth 1", "collection", 207, (("Depth", "1"),), _PROPFIND),
+    ),
+    ("REPORT", COLLECTION): (
+        DavSend("multiget", "collection", 207, (("Depth", "1"),), _MULTIGET),
+        DavSend("query", "collection", 207, (("Depth", "1"),), _QUERY),
+    ),
+    ("PROPFIND", OBJECT): (DavSend("depth 0", "object", 207, (("Depth", "0"),), _PROPFIND),),
+    ("GET", OBJECT): (DavSend("", "object", 200),),
+    ("HEAD", OBJECT): (DavSend("", "object", 200),),
+    ("PUT", OBJECT): (
+        DavSend("update", "object", 204, CALENDAR, _VTODO.format(uid="task-TASK@task-api")),
+        DavSend(
+            "create", "new", 201, (*CALENDAR, ("If-None-Match", "*")), _VTODO.format(uid="new")
+        ),
+    ),
+    ("DELETE", OBJECT): (DavSend("", "object", 204),),
+}
+DAV_CASES = [(route, send) for route in sorted(DAV_ROUTES) for send in DAV_SENDS.get(route, ())]
+
+
+def test_every_declared_dav_method_is_sent() -> None:
+    """The DAV matrix covers what backend/dav/routes.py declares, and only that."""
+    assert set(DAV_SENDS) == set(DAV_ROUTES)
+
+
+def _basic(client: TestClient, account: Account) -> dict[str, str]:
+    """An `Authorization: Basic` header with a new app password of `account`'s."""
+    made = client.post(
+        "/api/app-passwords",
+        json={"name": "matrix", "scope": "read_write"},
+        headers=account.headers,
+    )
+    assert made.status_code == 201, made.text
+    data = made.json()["data"]
+    pair = f"{data['username']}:{data['password']}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+def _dav_path(send: DavSend, list_id: int, task_id: int) -> str:
+    collection = f"/dav/calendars/{list_id}/"
+    if send.target == "collection":
+        return collection
+    return collection + (NEW_NAME if send.target == "new" else f"task-{task_id}@task-api.ics")
+
+
+def _list_state(client: TestClient, shared: SharedList) -> Any:
+    """The list's tasks as the owner reads them (every field: a write would show)."""
+    page = client.get(f"/api/tasks?list_id={shared.list_id}", headers=shared.owner.headers)
+    assert page.status_code == 200, page.text
+    return page.json()["data"]
+
+
+@pytest.mark.parametrize("standing", STANDINGS)
+@pytest.mark.parametrize(
+    "case", DAV_CASES, ids=lambda c: f"{c[0][0]} {c[0][1]} {c[1].name}".rstrip()
+)
+def test_a_dav_method_answers_as_the_declared_role_allows(
+    client: TestClient,
+    shared_list: SharedList,
+    bob: Account,
+    grant: Grant,
+    db_engine: Engine,
+    case: tuple[tuple[str, str], DavSend],
+    standing: str,
+) -> None:
+    """Signed in with an app password (Basic): a role the method's action allows gets its
+    2xx; one below it 403 with nothing changed; no role, the missing collection's or
+    object's 404, byte for byte."""
+    (method, _), send = case
+    caller = take(client, shared_list, bob, grant, db_engine, standing)
+    auth = _basic(client, caller)
+    task_id, list_id = shared_list.task_id, shared_list.list_id
+
+    def request(in_list: int) -> Any:
+        body = send.body.replace("TASK", str(task_id))
+        body = body.replace("OBJECT", _dav_path(DavSend("", "object", 0), in_list, task_id))
+        headers = {**auth, **dict(send.headers)}
+        return client.request(
+            method, _dav_path(send, in_list, task_id), content=body.encode(), headers=headers
+        )
+
+    before = _list_state(client, shared_list)
+    answer = request(list_id)
+    if standing in NO_ROLE:
+        missing = request(MISSING)
+        assert answer.status_code == 404, answer.text
+        assert answer.content == missing.content
+        assert _list_state(client, shared_list) == before
+    elif allows(standing, DAV_ROUTES[case[0]]):
+        assert answer.status_code == send.ok, answer.text
+        if method in ("GET", "HEAD"):
+            assert answer.headers["etag"]
+    else:
+        assert answer.status_code == 403, answer.text
+        assert b"<D:error" in answer.content or b":error" in answer.content
+        assert _list_state(client, shared_list) == before
+
+
+def test_the_matrix_size(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every declared route, tool, feed read and DAV request x every standing; the size is
+    printed, the DAV methods in it."""
+    rest, dav = len(ROUTES), len(DAV_CASES)
+    size = (rest + len(TOOLS) + len(FEED_READS) + dav) * len(STANDINGS)
+    methods = sorted({method for (method, _), _ in DAV_CASES})
+    with capsys.disabled():
+        print(
+            f"\nrole matrix: ({rest} routes + {len(TOOLS)} tools + {len(FEED_READS)} feed reads"
+            f" + {dav} DAV requests [{', '.join(methods)}]) x {len(STANDINGS)} standings"
+            f" = {size} cases"
+        )
+    assert {"PROPFIND", "REPORT", "GET", "HEAD", "PUT", "DELETE"} <= set(methods)
