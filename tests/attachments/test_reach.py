@@ -180,6 +180,9 @@ def served(
         shutil.rmtree(folder, ignore_errors=True)
 
 
+INVALID, BAD = "VALIDATION_ERROR", "BAD_REQUEST"
+
+
 def _raw(base_url: str, path: str, token: str, head: list[str], body: bytes) -> Any:
     lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}"]
     lines += [*head, "Connection: close"]
@@ -210,24 +213,39 @@ def test_bad_bodies_over_raw_http(served: tuple[str, Path, ObjectStorage]) -> No
         two = one[: -len(b"--\r\n")] + one[len(b"--B") :]  # the part twice
         huge = _multipart("n" * 70_000, b"x")  # a file name past the body's allowance
         kind = "Content-Type: multipart/form-data; boundary=B"
-        cases: dict[str, tuple[list[str], bytes]] = {
-            "no file part": ([kind, f"Content-Length: {len(other)}"], other),
-            "two files": ([kind, f"Content-Length: {len(two)}"], two),
-            "not multipart": (["Content-Type: application/json", "Content-Length: 2"], b"{}"),
-            "a huge file name": ([kind, f"Content-Length: {len(huge)}"], huge),
-            "a negative length": ([kind, "Content-Length: -1"], one),
-            "a length that is no number": ([kind, "Content-Length: 1e9"], one),
-            "a shorter length than the body": ([kind, "Content-Length: 10"], one),
-            "a length far past the maximum": ([kind, f"Content-Length: {MAX_FILE * 100}"], one),
-            "two lengths": ([kind, f"Content-Length: {len(one)}", "Content-Length: 5"], one),
+        # (headers, body, the answer's status and code): docs/guides/attachments.md's list.
+        cases: dict[str, tuple[list[str], bytes, int, str]] = {
+            "no file part": ([kind, f"Content-Length: {len(other)}"], other, 422, INVALID),
+            "two files": ([kind, f"Content-Length: {len(two)}"], two, 422, INVALID),
+            "not multipart": (
+                ["Content-Type: application/json", "Content-Length: 2"],
+                b"{}",
+                422,
+                INVALID,
+            ),
+            "a huge file name": ([kind, f"Content-Length: {len(huge)}"], huge, 422, INVALID),
+            "a negative length": ([kind, "Content-Length: -1"], one, 400, BAD),
+            "a length that is no number": ([kind, "Content-Length: 1e9"], one, 400, BAD),
+            "a shorter length than the body": ([kind, "Content-Length: 10"], one, 422, INVALID),
+            "a length far past the maximum": (
+                [kind, f"Content-Length: {MAX_FILE * 100}"],
+                one,
+                413,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            "two lengths": (
+                [kind, f"Content-Length: {len(one)}", "Content-Length: 5"],
+                one,
+                400,
+                BAD,
+            ),
         }
-        for name, (head, body) in cases.items():
+        for name, (head, body, status, code) in cases.items():
             answer = _raw(base_url, path, alice.token, head, body)
-            # A 4xx with the error envelope (the parser's refusals too: backend/server.py),
-            # never a 5xx.
-            assert answer.status is not None and 400 <= answer.status < 500, (name, answer)
+            # The error envelope (the parser's refusals too: backend/server.py), never a 5xx.
+            assert answer.status == status, (name, answer)
             assert answer.header("content-type") == "application/json", (name, answer)
-            assert set(answer.json()) == {"error"}, name
+            assert answer.json()["error"]["code"] == code, (name, answer)
         listed = http.get(path, headers=alice.headers)
         assert listed.status_code == 200 and listed.json()["data"] == []
         assert {found.key for found in storage.list()} == before
