@@ -7,11 +7,14 @@
 -- account's cascade). No `user_id`: never read by a request's statement, only by the functions
 -- below; `uploaded_by` as the snapshot holds it (an account's id, never reused).
 CREATE TABLE task_trash_attachments (
-    trash_id     BIGINT NOT NULL,
-    uploaded_by  TEXT,
-    size         BIGINT NOT NULL,
-    storage_key  TEXT   NOT NULL,
-    CONSTRAINT pk_task_trash_attachments PRIMARY KEY (trash_id, storage_key),
+    trash_id      BIGINT NOT NULL,
+    -- The attachment's id in the snapshot (a restore gives it back): unique where a storage
+    -- key is only unique by construction.
+    attachment_id BIGINT NOT NULL,
+    uploaded_by   TEXT,
+    size          BIGINT NOT NULL,
+    storage_key   TEXT   NOT NULL,
+    CONSTRAINT pk_task_trash_attachments PRIMARY KEY (trash_id, attachment_id),
     CONSTRAINT fk_task_trash_attachments_trash_id_task_trash FOREIGN KEY (trash_id)
         REFERENCES task_trash (id) ON DELETE CASCADE
 );
@@ -21,8 +24,8 @@ CREATE INDEX ix_task_trash_attachments_storage_key ON task_trash_attachments (st
 CREATE FUNCTION task_trash_attachments_add() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO task_trash_attachments (trash_id, uploaded_by, size, storage_key)
-    SELECT n.id, j ->> 'uploaded_by', (j ->> 'size')::BIGINT, j ->> 'storage_key'
+    INSERT INTO task_trash_attachments (trash_id, attachment_id, uploaded_by, size, storage_key)
+    SELECT n.id, (j ->> 'id')::BIGINT, j ->> 'uploaded_by', (j ->> 'size')::BIGINT, j ->> 'storage_key'
     FROM added n
     CROSS JOIN LATERAL jsonb_array_elements(n.snapshot -> 'children' -> 'task_attachments') AS j
     WHERE jsonb_typeof(n.snapshot -> 'children' -> 'task_attachments') = 'array';
@@ -34,8 +37,8 @@ CREATE TRIGGER task_trash_attachments_add AFTER INSERT ON task_trash
     FOR EACH STATEMENT EXECUTE FUNCTION task_trash_attachments_add();
 
 -- The trash as it is today.
-INSERT INTO task_trash_attachments (trash_id, uploaded_by, size, storage_key)
-SELECT t.id, j ->> 'uploaded_by', (j ->> 'size')::BIGINT, j ->> 'storage_key'
+INSERT INTO task_trash_attachments (trash_id, attachment_id, uploaded_by, size, storage_key)
+SELECT t.id, (j ->> 'id')::BIGINT, j ->> 'uploaded_by', (j ->> 'size')::BIGINT, j ->> 'storage_key'
 FROM task_trash t
 CROSS JOIN LATERAL jsonb_array_elements(t.snapshot -> 'children' -> 'task_attachments') AS j
 WHERE jsonb_typeof(t.snapshot -> 'children' -> 'task_attachments') = 'array';

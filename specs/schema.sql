@@ -1015,8 +1015,8 @@ CREATE FUNCTION public.task_trash_attachments_add() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    INSERT INTO task_trash_attachments (trash_id, uploaded_by, size, storage_key)
-    SELECT n.id, j ->> 'uploaded_by', (j ->> 'size')::BIGINT, j ->> 'storage_key'
+    INSERT INTO task_trash_attachments (trash_id, attachment_id, uploaded_by, size, storage_key)
+    SELECT n.id, (j ->> 'id')::BIGINT, j ->> 'uploaded_by', (j ->> 'size')::BIGINT, j ->> 'storage_key'
     FROM added n
     CROSS JOIN LATERAL jsonb_array_elements(n.snapshot -> 'children' -> 'task_attachments') AS j
     WHERE jsonb_typeof(n.snapshot -> 'children' -> 'task_attachments') = 'array';
@@ -2280,6 +2280,7 @@ CREATE TABLE public.task_trash (
 
 CREATE TABLE public.task_trash_attachments (
     trash_id bigint NOT NULL,
+    attachment_id bigint NOT NULL,
     uploaded_by text,
     size bigint NOT NULL,
     storage_key text NOT NULL
@@ -2468,7 +2469,7 @@ ALTER TABLE ONLY public.task_trash
 --
 
 ALTER TABLE ONLY public.task_trash_attachments
-    ADD CONSTRAINT pk_task_trash_attachments PRIMARY KEY (trash_id, storage_key);
+    ADD CONSTRAINT pk_task_trash_attachments PRIMARY KEY (trash_id, attachment_id);
 
 --
 -- Name: tasks pk_tasks; Type: CONSTRAINT; Schema: public; Owner: -

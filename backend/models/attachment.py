@@ -76,7 +76,7 @@ class TaskTrashAttachment(SQLModel, table=True):
 
     __tablename__ = "task_trash_attachments"
     __table_args__ = (
-        PrimaryKeyConstraint("trash_id", "storage_key", name="pk_task_trash_attachments"),
+        PrimaryKeyConstraint("trash_id", "attachment_id", name="pk_task_trash_attachments"),
         Index("ix_task_trash_attachments_uploaded_by", "uploaded_by"),
         Index("ix_task_trash_attachments_storage_key", "storage_key"),
     )
@@ -92,6 +92,8 @@ class TaskTrashAttachment(SQLModel, table=True):
             nullable=False,
         )
     )
+    # The attachment's id in the snapshot (a restore gives it back).
+    attachment_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
     # As the snapshot holds it (an account's id is never reused: no key to `users`).
     uploaded_by: str | None = SQLField(default=None, sa_column=Column(Text))
     size: int = SQLField(sa_column=Column(BigInteger, nullable=False))
