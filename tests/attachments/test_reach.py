@@ -1,8 +1,9 @@
 """Attachments where the suite's TestClient does not reach: the database round trips of a
-download by redirect and of an upload on S3 (counted by the proxy tests/test_round_trips.py
-uses), an expired link refused by the real radosgw through the app's redirect, and bad
-bodies sent as raw HTTP to the real server on both backends (each a 4xx envelope or a
-closed connection, never a 5xx, nothing stored), whose log then holds no link."""
+download by redirect, of an upload on S3 and of an account's deletion with files (counted by
+the proxy tests/test_round_trips.py uses), an expired link refused by the real radosgw
+through the app's redirect, and bad bodies sent as raw HTTP to the real server on both
+backends (each its 4xx with the error envelope, never a 5xx, nothing stored), whose log then
+holds no link."""
 
 from __future__ import annotations
 
@@ -103,6 +104,24 @@ def test_download_by_redirect_is_one_round_trip(counted: TestClient, proxy: DbPr
     assert answer.status_code == 302, answer.text
     assert (trips, connections) == (1, 0)
     assert httpx.get(answer.headers["location"]).content == b"hello"
+
+
+def test_account_deletion_with_files_is_three_round_trips(
+    counted: TestClient, proxy: DbProxy
+) -> None:
+    """Without files an account's deletion stays two messages (tests/test_round_trips.py);
+    with files, one more in its transaction: which of the keys it returned no row names any
+    more (their bytes go after the commit)."""
+    alice = _registering(counted)()
+    task = _task(counted, alice)
+    path = f"/api/tasks/{task}/attachments"
+    added = counted.post(path, files={"file": ("a.txt", b"mine")}, headers=alice.headers)
+    assert added.status_code == 201, added.text
+    assert counted.get("/api/auth/me", headers=alice.headers).status_code == 200  # warm
+    send = lambda: counted.delete("/api/auth/me", headers=alice.headers)
+    answer, trips, connections = _count(proxy, send)
+    assert answer.status_code == 204, answer.text
+    assert (trips, connections) == (3, 0)
 
 
 # -- an expired link -------------------------------------------------------------------------
