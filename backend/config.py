@@ -309,6 +309,10 @@ class Settings(BaseSettings):
     def chat_configured(self) -> bool:
         return self.chat_base_url is not None and self.chat_model is not None
 
+    # The most API replicas the deployment runs (an autoscaler's maximum): the Helm chart and
+    # the Kustomize overlays set it. Nothing is sized by it; `check` warns when it is more
+    # than one with attachments on the filesystem (each replica would see its own files).
+    replicas: int = Field(default=1, ge=1, le=10_000)
     # Attachments (specs/storage.md). S3_BUCKET set: an S3-compatible store (needed for more
     # than one replica); unset: files under ATTACHMENTS_DIR (default: beside the embedded
     # database, `.data/attachments`), for one replica only.

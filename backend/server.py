@@ -205,6 +205,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             # no answer may be written over its own; it sees a disconnect.
             self.transport.close()
 
+    def send_400_response(self, msg: str) -> None:
+        # What the parser refuses before the app sees a request (a negative, non-numeric or
+        # repeated Content-Length, a malformed request line): the API's envelope, not
+        # uvicorn's plain text (tests/attachments/test_reach.py sends them raw).
+        self._refuse(400, "BAD_REQUEST", msg)
+
     def _refuse(self, status: int, code: str, message: str) -> None:
         self.transport.write(raw_error(status, code, message))
         self.transport.close()

@@ -50,6 +50,8 @@ CHAT_TOOLS = (
     "task_stats",
     "list_lists",
     "create_calendar_feed",
+    # Each file's download link is withheld (`download_url_withheld`): specs/chat.md.
+    "list_attachments",
     "undo",
 )
 

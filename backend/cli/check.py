@@ -10,6 +10,8 @@ from backend.cli.common import DEV_HELP, database_url, load_settings
 
 if TYPE_CHECKING:
     from backend.cli.common import Subcommands
+    from backend.config import Settings
+    from backend.db import preflight
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -17,7 +19,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.dev)
     print(f"ok    configuration: {settings.environment.value} mode, settings valid")
-    findings: list[preflight.Finding] = []
+    findings: list[preflight.Finding] = [*storage_findings(settings)]
     migration_url: str | None = None
     if settings.database_url is None:
         print("ok    DATABASE_URL unset: using the embedded PostgreSQL (development and tests)")
@@ -45,11 +47,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def storage_findings(settings: Settings) -> list[preflight.Finding]:
+    """Attachments on the filesystem with more than one replica: each replica would keep and
+    serve only its own files (a warning: one replica on a shared volume is fine)."""
+    from backend.db import preflight
+
+    if settings.s3_bucket is None and settings.replicas > 1:
+        return [
+            preflight.Finding(
+                preflight.Level.warn,
+                f"attachments: on the filesystem (ATTACHMENTS_DIR) with REPLICAS="
+                f"{settings.replicas}: each replica sees only the files uploaded to it; set "
+                "S3_BUCKET (several replicas need S3: specs/storage.md)",
+            )
+        ]
+    return []
+
+
 def add_check(sub: Subcommands) -> None:
     check = sub.add_parser(
         "check",
         help="check configuration, database reachability and migrations",
-        description="Validate the settings, lint DATABASE_URL / DATABASE_MIGRATION_URL for the "
+        description="Validate the settings (warn when attachments are on the filesystem with "
+        "REPLICAS above 1), lint DATABASE_URL / DATABASE_MIGRATION_URL for the "
         "usual Neon mistakes (missing sslmode, pooled host for migrations, direct host for "
         "the app), connect to each with a bounded timeout, and verify that every migration is "
         "applied. Prints one line per finding; exits 1 if any is an error.",

@@ -431,6 +431,37 @@ class Credential:
     where: str
 
 
+def _withheld(model: type[BaseModel], structured: dict[str, Any]) -> dict[str, Any]:
+    """`structured` (a `model`'s dump) with each `Credential` field replaced by
+    `<field>_withheld`, `where` formatted with its own object's fields; in the objects of
+    nested models and lists of them too (each attachment of a page holds a download link)."""
+    kept = dict(structured)
+    for name, info in model.model_fields.items():
+        for credential in (m for m in info.metadata if isinstance(m, Credential)):
+            if kept.pop(name, None) is not None:
+                kept[f"{name}_withheld"] = credential.where.format(**structured)
+        inner = _nested_model(info.annotation)
+        value = kept.get(name)
+        if inner is None or value is None:
+            continue
+        if isinstance(value, list):
+            kept[name] = [_withheld(inner, v) if isinstance(v, dict) else v for v in value]
+        elif isinstance(value, dict):
+            kept[name] = _withheld(inner, value)
+    return kept
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, alone or in a list (`X`, `list[X]`, `X | None`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
 class CreateCalendarFeedArguments(_Arguments):
     kind: FeedKind = Field(
         default=FeedKind.events,
@@ -563,12 +594,7 @@ class Tool(Generic[A]):
     def withheld(self, structured: dict[str, Any]) -> dict[str, Any]:
         """`structured` (this tool's result) as a chat keeps it and sends it to its model:
         each `Credential` field replaced by `<field>_withheld`, where to get it instead."""
-        kept = dict(structured)
-        for name, info in self.result.model_fields.items():
-            for credential in (m for m in info.metadata if isinstance(m, Credential)):
-                if kept.pop(name, None) is not None:
-                    kept[f"{name}_withheld"] = credential.where.format(**structured)
-        return kept
+        return _withheld(self.result, structured)
 
     def result_of(self, result: BaseModel) -> mcp_types.CallToolResult:
         structured = result.model_dump(mode="json")
@@ -801,7 +827,14 @@ class ListAttachmentsArguments(_OneTask):
 
 
 class AttachmentLink(AttachmentPublic):
-    download_url: str | None = Field(
+    download_url: Annotated[
+        str | None,
+        Credential(
+            where="A download link is a credential while it lives: a chat never shows it. "
+            "The user downloads the file in their own client (GET {download_path}), which "
+            "follows the API's redirect to a fresh link."
+        ),
+    ] = Field(
         description="A presigned URL good for `expires_in_seconds` (S3 storage): give it to "
         "the user, never store it. Null with filesystem storage: download through the API's "
         "`download_path` with the bearer token."

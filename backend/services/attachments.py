@@ -75,6 +75,10 @@ _INSERT = (
     .returning(*_ROWS.view)
 )
 _USED_NOW = select(_USED.label("used"))
+# Of those, the ones no row names any more (read after the deletion, in its transaction).
+_FORGOTTEN = text(
+    "SELECT unnest(:keys) AS key EXCEPT SELECT task_attachments_known(:keys)"
+).bindparams(bindparam("keys", type_=ARRAY(Text)))
 
 
 # Without numbers, so the documented example is the answer (the numbers: the limits route).
@@ -119,6 +123,14 @@ class AttachmentService(Scoped):
             # No row names these bytes (the insert refused or failed): they go now.
             storage.delete(key)
             raise
+
+    def forgotten(self, keys: list[str]) -> list[str]:
+        """Of `keys`, those no attachment names any more, here or in a trash: read after the
+        account's deletion in its transaction, deleted once it has committed (a list handed
+        over keeps its files)."""
+        if not keys:
+            return []
+        return [row.key for row in self._read(_FORGOTTEN, keys=keys)]
 
     def used(self) -> int:
         """The bytes the caller's uploads hold that count against its quota."""

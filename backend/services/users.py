@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import NoReturn, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Text, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.passwords import hash_password, verify_password
+from backend.db.scope import OWNER
 from backend.db.sender import Sender
 from backend.errors import Conflict, Unauthorized
 from backend.models import User, UserLogin, UserRegister, UserRow
@@ -22,6 +23,15 @@ _USER_COLUMNS = tuple(_USERS)
 # The same, for a request that may change tasks: it also takes the caller's change lock
 # (migration 0008), so the caller's changes commit in the order the change feed numbers them,
 # and the lock is always taken before any row lock (no lock-order deadlock with the trigger).
+# An account's deletion, with the storage keys of the files it may remove (read from the
+# statement's snapshot, before its cascades): its tasks' attachments and its trash's
+# (migration 0068). Some stay: a shared list is handed over with its tasks' files.
+_DELETE = text(
+    "DELETE FROM users WHERE id = :owner RETURNING ARRAY("
+    "SELECT a.storage_key FROM task_attachments a WHERE a.user_id = :owner "
+    "UNION ALL SELECT k.storage_key FROM task_trash t "
+    "JOIN task_trash_attachments k ON k.trash_id = t.id WHERE t.user_id = :owner) AS keys"
+).bindparams(bindparam(OWNER, type_=Text))
 
 
 class UserService:
@@ -84,8 +94,10 @@ class UserService:
         Rule.EXCHANGE_REMINDERS,
         Rule.TRASH_STAYS,
     )
-    def delete(self, user_id: str) -> None:
+    def delete(self, user_id: str) -> list[str]:
         """Delete the account: each of its lists shared with others is handed over first
         (migration 0032), then its rows go with it (ON DELETE CASCADE), its memberships too
-        (which unassigns it)."""
-        self._send.write(delete(User).where(_USERS.id == user_id), {})
+        (which unassigns it). Returns the storage keys its files had, a handed-over list's
+        included (`AttachmentService.forgotten` says which are gone)."""
+        rows = self._send.write(_DELETE, {OWNER: user_id})
+        return [str(key) for row in rows for key in row.keys]

@@ -13,6 +13,7 @@ app: a filesystem deployment never loads it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -32,6 +33,15 @@ SPOOL_MEMORY_BYTES = 1024 * 1024
 MIN_PART_BYTES = 5 * 1024 * 1024
 # SigV4's longest presigned URL lifetime.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+# botocore writes every signature it makes at DEBUG (`botocore.auth`: a presigned URL's, a
+# request's string to sign; `botocore.endpoint`: each request's Authorization header). A
+# presigned URL is a credential while it lives: never logged, whatever LOG_LEVEL says
+# (tests/chat/test_credentials.py scans the logs for every link issued).
+for _name in ("botocore", "boto3", "s3transfer"):
+    _logger = logging.getLogger(_name)
+    if _logger.level < logging.INFO:
+        _logger.setLevel(logging.INFO)
 
 
 class S3Storage:

@@ -455,3 +455,155 @@ def test_sweeper_and_expired_purge(
     left = _keys(storage)
     assert orphan not in left and keys["expired"] not in left
     assert keys["kept"] in left and keys["trashed"] in left
+
+
+def _shared_list(files: TestClient, owner: Account, member: Account, db_engine: Engine) -> int:
+    made = files.post("/api/lists", json={"name": "team"}, headers=owner.headers)
+    list_id = int(made.json()["data"]["id"])
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO list_members (user_id, list_id, member_id, role) "
+                "VALUES (:owner, :list, :member, 'editor')"
+            ),
+            {"owner": owner.id, "list": list_id, "member": member.id},
+        )
+    return list_id
+
+
+def test_account_deletion_removes_bytes_after_commit(
+    files: TestClient, people: Callable[..., Account], storage: ObjectStorage, db_engine: Engine
+):
+    """The account's files go with its answer (after the commit), its trash's too; a shared
+    list's are handed over with the list and stay, bytes identical."""
+    alice, bob = people(), people()
+    own, trashed = _task(files, alice), _task(files, alice)
+    shared = _task(files, alice, _shared_list(files, alice, bob, db_engine))
+    keys: dict[str, str] = {}
+    rows: dict[str, Any] = {}
+    for name, task, who in (
+        ("own", own, alice),
+        ("trashed", trashed, alice),
+        ("shared", shared, alice),
+        ("bobs", shared, bob),
+    ):
+        before = _keys(storage)
+        answer = _upload(files, who, task, f"{name}'s bytes".encode())
+        assert answer.status_code == 201, answer.text
+        rows[name] = answer.json()["data"]
+        (keys[name],) = _keys(storage) - before
+    assert files.delete(f"/api/tasks/{trashed}", headers=alice.headers).status_code == 204
+    assert set(keys.values()) <= _keys(storage)
+    assert files.delete("/api/auth/me", headers=alice.headers).status_code == 204
+    left = _keys(storage)
+    assert keys["own"] not in left and keys["trashed"] not in left
+    assert keys["shared"] in left and keys["bobs"] in left
+    for name in ("shared", "bobs"):
+        path = f"/api/tasks/{shared}/attachments/{rows[name]['id']}"
+        got = _download(files, bob, path)
+        assert got.status_code == 200 and got.content == f"{name}'s bytes".encode()
+
+
+def test_account_deletion_rolled_back_keeps_bytes(
+    files: TestClient, people: Callable[..., Account], storage: ObjectStorage, db_engine: Engine
+):
+    """A deletion refused at its COMMIT (a deferred constraint of the database's, made for
+    this account) leaves the account, its rows and its bytes."""
+    alice = people()
+    task = _task(files, alice)
+    before = _keys(storage)
+    row = _upload(files, alice, task, b"still here").json()["data"]
+    (key,) = _keys(storage) - before
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION test_refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER DELETE ON users "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                f"WHEN (OLD.id = '{alice.id}') EXECUTE FUNCTION test_refuse_at_commit()"
+            )
+        )
+    try:
+        refused = files.delete("/api/auth/me", headers=alice.headers)
+    finally:
+        with db_engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER test_refuse_at_commit ON users"))
+            conn.execute(text("DROP FUNCTION test_refuse_at_commit()"))
+    assert refused.status_code >= 500, refused.text
+    assert "error" in refused.json()
+    assert files.get("/api/auth/me", headers=alice.headers).status_code == 200
+    assert key in _keys(storage)
+    got = _download(files, alice, f"/api/tasks/{task}/attachments/{row['id']}")
+    assert got.status_code == 200 and got.content == b"still here"
+
+
+_FROM_SNAPSHOTS = text(
+    "SELECT t.id, j ->> 'storage_key' AS key, (j ->> 'size')::bigint AS size, "
+    "j ->> 'uploaded_by' AS uploaded_by FROM task_trash t CROSS JOIN LATERAL "
+    "jsonb_array_elements(coalesce(t.snapshot -> 'children' -> 'task_attachments', '[]')) j "
+    "WHERE t.user_id = :user"
+)
+_KEPT_ROWS = text(
+    "SELECT k.trash_id, k.storage_key, k.size, k.uploaded_by FROM task_trash_attachments k "
+    "JOIN task_trash t ON t.id = k.trash_id WHERE t.user_id = :user"
+)
+
+
+def _trashed_files(db_engine: Engine, user: str) -> tuple[set[Any], set[Any]]:
+    """The trash's files as its snapshots hold them, and as `task_trash_attachments` does."""
+    with db_engine.connect() as conn:
+        snapshots = {tuple(row) for row in conn.execute(_FROM_SNAPSHOTS, {"user": user})}
+        kept = {tuple(row) for row in conn.execute(_KEPT_ROWS, {"user": user})}
+    return snapshots, kept
+
+
+def test_trashed_files_kept_countable(
+    files: TestClient, people: Callable[..., Account], db_engine: Engine
+):
+    """The trash keeps a row per trashed file (migration 0068), in step with its snapshots
+    through a deletion with subtasks, a bulk deletion, a restore and a purge: the quota's
+    indexed sum counts them until purged."""
+    alice, bob = people(), people()
+    list_id = _shared_list(files, alice, bob, db_engine)
+    parent = _task(files, alice)
+    child = files.post(
+        "/api/tasks", json={"title": "sub", "parent_id": parent}, headers=alice.headers
+    ).json()["data"]["id"]
+    listed = _task(files, alice, list_id)
+    sizes = {"parent": 1000, "child": 2000, "listed": 3000, "bobs": 4000}
+    for name, task, who in (
+        ("parent", parent, alice),
+        ("child", child, alice),
+        ("listed", listed, alice),
+        ("bobs", listed, bob),
+    ):
+        assert _upload(files, who, task, b"z" * sizes[name]).status_code == 201
+
+    def used(who: Account) -> int:
+        answer = files.get("/api/attachments/limits", headers=who.headers)
+        return int(answer.json()["data"]["used_bytes"])
+
+    assert used(alice) == 6000 and used(bob) == 4000
+    assert files.delete(f"/api/tasks/{parent}", headers=alice.headers).status_code == 204
+    bulk = files.post(
+        "/api/tasks/bulk",
+        json={"operations": [{"op": "delete", "id": listed}]},
+        headers=alice.headers,
+    )
+    assert bulk.status_code == 200, bulk.text
+    snapshots, kept = _trashed_files(db_engine, alice.id)
+    assert snapshots == kept and len(kept) == 4
+    assert used(alice) == 6000 and used(bob) == 4000  # trashed files count
+    restored = files.post(f"/api/trash/{parent}/restore", headers=alice.headers)
+    assert restored.status_code == 200, restored.text
+    snapshots, kept = _trashed_files(db_engine, alice.id)
+    assert snapshots == kept and len(kept) == 2
+    assert used(alice) == 6000
+    assert files.delete(f"/api/trash/{listed}", headers=alice.headers).status_code == 204
+    assert _trashed_files(db_engine, alice.id) == (set(), set())
+    assert used(alice) == 3000 and used(bob) == 0

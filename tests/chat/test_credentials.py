@@ -15,7 +15,10 @@ issuing module's `secrets` (the access token's: `jwt`, its `encode`) records the
 returns (the real function makes them; nothing else changes), so a credential no answer shows
 (a chat's feed) is searched for too. A later credential (app passwords, download links) is one
 more line in `CREDENTIALS`. App passwords (issue 62) are made over REST and used over DAV,
-right and wrong: every `Authorization: Basic` value sent is searched for too.
+right and wrong: every `Authorization: Basic` value sent is searched for too. Download links
+(issue 63: presigned URLs, on the real radosgw of tests/storage) are issued by a download's
+redirect, MCP's `list_attachments` (the caller's own client: it may hold one) and a chat's
+`list_attachments` (withheld: `download_url_withheld`); their signatures are searched for.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import urllib.request
 from base64 import b64encode
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,10 +39,13 @@ from sqlalchemy import Engine, text
 
 from backend.auth import tokens
 from backend.services import app_passwords, calendar_feeds, invitations, stream_tickets
+from backend.storage import s3
 from tests.chat.chatkit import done_items, items, new_thread
 from tests.chat.fake_model import FakeModel, call, fail, say, tool_results
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
+from tests.storage.conftest import BUCKET, radosgw_server  # noqa: F401
+from tests.storage.radosgw import Radosgw
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,9 @@ class Credential:
     module: ModuleType
     maker: str = "secrets"
     prefix: str = "token_"
+    # Else: a method of the class `maker` names whose answer is a presigned URL (its
+    # signature is the secret recorded).
+    method: str | None = None
 
 
 # Every credential the API issues; a new one is a line here (and its use in `_scenario`).
@@ -58,6 +69,7 @@ CREDENTIALS = (
     Credential("stream ticket", stream_tickets),
     Credential("list invitation token", invitations),
     Credential("app password", app_passwords),
+    Credential("download link", s3, maker="S3Storage", method="presigned_get"),
 )
 
 
@@ -89,10 +101,33 @@ def issued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     made: dict[str, list[str]] = {}
     for credential in CREDENTIALS:
         maker = getattr(credential.module, credential.maker)
+        if credential.method is not None:
+            made[credential.name] = _record_signatures(monkeypatch, maker, credential.method)
+            continue
         recording = _Recording(maker, credential.prefix)
         monkeypatch.setattr(credential.module, credential.maker, recording)
         made[credential.name] = recording.issued
     return made
+
+
+def _record_signatures(monkeypatch: pytest.MonkeyPatch, cls: type, method: str) -> list[str]:
+    """`cls.method` as it is, the signature of each URL it returns recorded."""
+    real = getattr(cls, method)
+    signed: list[str] = []
+
+    def recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        url = real(self, *args, **kwargs)
+        if url is not None:
+            signed.append(_signature_of(url))
+        return url
+
+    monkeypatch.setattr(cls, method, recorded)
+    return signed
+
+
+def _signature_of(url: str) -> str:
+    [signature] = parse_qs(urlsplit(url).query)["X-Amz-Signature"]
+    return signature
 
 
 def _token_of(url: str) -> str:
@@ -199,7 +234,9 @@ def _scenario(chat: TestClient, model: FakeModel, alice: Account, bob: Account) 
     )
     assert accepted.status_code == 200, accepted.text
     due = {"title": "dentist", "due_date": "2030-01-01T09:00:00Z", "description": "see notes"}
-    assert chat.post("/api/tasks", json=due, headers=alice.headers).status_code == 201
+    dentist = chat.post("/api/tasks", json=due, headers=alice.headers)
+    assert dentist.status_code == 201, dentist.text
+    _files(chat, model, alice, dentist.json()["data"]["id"], scene)
     made = chat.post("/api/calendar-feeds", json={}, headers=alice.headers)
     assert made.status_code == 201, made.text
     rest = made.json()["data"]
@@ -297,6 +334,34 @@ def _scenario(chat: TestClient, model: FakeModel, alice: Account, bob: Account) 
     return scene
 
 
+def _files(chat: TestClient, model: FakeModel, alice: Account, task: int, scene: _Scene) -> None:
+    """A file on S3, downloaded by the redirect (a link used), listed over MCP (a link the
+    caller's client holds) and by a chat turn (a link made and withheld)."""
+    links = scene.shown.setdefault("download link", [])
+    data = b"%PDF-1.7\n% the dentist's letter\n"
+    path = f"/api/tasks/{task}/attachments"
+    added = chat.post(path, files={"file": ("letter.pdf", data)}, headers=alice.headers)
+    assert added.status_code == 201, added.text
+    scene.answers.append(added.text)
+    path = f"{path}/{added.json()['data']['id']}/download"
+    redirect = chat.get(path, headers=alice.headers, follow_redirects=False)
+    assert redirect.status_code == 302, redirect.text
+    links.append(_signature_of(redirect.headers["location"]))
+    # Used (urllib: no logger of its own writes the URL into the logs searched below).
+    with urllib.request.urlopen(redirect.headers["location"]) as used:  # noqa: S310
+        assert used.read() == data
+    listed = call_tool_rpc(chat, "/mcp", alice.token, "list_attachments", {"task_id": task})
+    [link] = listed["structuredContent"]["attachments"]
+    links.append(_signature_of(link["download_url"]))
+    model.script(call("list_attachments", {"task_id": task}), say("One file: letter.pdf."))
+    turn = chat.post("/api/chat", json={"message": "which files?"}, headers=alice.headers)
+    assert turn.status_code == 200, turn.text
+    [made] = turn.json()["data"]["tool_calls"]
+    [kept] = made["result"]["attachments"]
+    assert "download_url" not in kept and path in kept["download_url_withheld"]
+    scene.answers.append(turn.text)
+
+
 def _basic(username: str, password: str) -> str:
     return "Basic " + b64encode(f"{username}:{password}".encode()).decode()
 
@@ -328,7 +393,8 @@ def _server_logs(records: list[logging.LogRecord]) -> str:
 
 
 def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
-    chat: TestClient,
+    chat_app: Any,
+    radosgw_server: Radosgw,  # noqa: F811
     model: FakeModel,
     alice: Account,
     bob: Account,
@@ -337,6 +403,15 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # INFO and DEBUG: every line any logger writes
+    chat = chat_app(
+        s3_bucket=BUCKET,
+        s3_endpoint_url=radosgw_server.endpoint,
+        s3_region=radosgw_server.region,
+        s3_access_key_id=radosgw_server.access_key,
+        s3_secret_access_key=radosgw_server.secret_key,
+        s3_addressing_style="path",
+        s3_prefix=f"chat-{secrets.token_hex(4)}/",
+    )
     scene = _scenario(chat, model, alice, bob)
     # What each door showed its caller is what was recorded where it was made (so the
     # recording sees every credential), and a chat's feeds were issued though none showed.
@@ -347,6 +422,7 @@ def test_no_credential_the_api_issues_is_found_where_it_does_not_belong(
     assert len(issued["stream ticket"]) == 2
     assert len(issued["list invitation token"]) == 1
     assert len(issued["app password"]) == 2
+    assert len(issued["download link"]) == 3  # the redirect's, MCP's, the chat's (withheld)
     places: dict[str, str] = {
         "logs (DEBUG and INFO)": _server_logs(caplog.records),
         "the model's requests": json.dumps(model.requests),

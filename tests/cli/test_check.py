@@ -67,6 +67,34 @@ def test_check_passes_on_a_migrated_database(database_url: str) -> None:
     assert result.stdout.strip().endswith("check passed")
 
 
+FILESYSTEM_WARNING = "warn  attachments: on the filesystem (ATTACHMENTS_DIR) with REPLICAS=3"
+
+
+@pytest.mark.parametrize(
+    ("replicas", "bucket", "warned"),
+    [("3", None, True), ("1", None, False), ("3", "task-files", False), (None, None, False)],
+)
+def test_check_warns_of_filesystem_attachments_with_several_replicas(
+    database_url: str, replicas: str | None, bucket: str | None, warned: bool
+) -> None:
+    """Each replica would keep its own files: a warning (the check still passes), naming
+    the fix; none with one replica (the default) or with S3."""
+    env = {"DATABASE_URL": database_url}
+    if replicas is not None:
+        env["REPLICAS"] = replicas
+    if bucket is not None:
+        env |= {"S3_BUCKET": bucket, "S3_ENDPOINT_URL": "http://127.0.0.1:9"}
+    result = run_cli("check", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("check passed")
+    lines = [line for line in result.stderr.splitlines() if "attachments:" in line]
+    if warned:
+        [line] = lines
+        assert line.startswith(FILESYSTEM_WARNING) and "set S3_BUCKET" in line
+    else:
+        assert lines == []
+
+
 def test_check_reports_every_neon_mistake_and_an_unreachable_host() -> None:
     # hostaddr= makes libpq skip name resolution: the Neon-looking hosts resolve to loopback.
     port = closed_port()

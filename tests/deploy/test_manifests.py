@@ -324,6 +324,14 @@ def workload_problems(objects: list[Obj]) -> list[str]:
         ]
         if not waits:
             problems.append(f"{component}: does not wait for the migrations")
+    # REPLICAS is the API's most replicas (the HPA's maximum): what `check` reads to warn of
+    # attachments on the filesystem with several (issue 63).
+    most = max(
+        [find(objects, "Deployment", "task-api")["spec"].get("replicas", 1)]
+        + [o["spec"]["maxReplicas"] for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    )
+    if settings_map(objects).get("REPLICAS") != str(most):
+        problems.append(f"REPLICAS is {settings_map(objects).get('REPLICAS')}, the API runs {most}")
     if workloads["migrate"]["spec"].get("restartPolicy") not in ("OnFailure", "Never"):
         problems.append("migrate: restartPolicy")
     return problems

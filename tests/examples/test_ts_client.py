@@ -13,6 +13,7 @@ every call that no longer fits.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -25,6 +26,8 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, running_server, skip_or_fail_in_ci
+from tests.storage.conftest import BUCKET, radosgw_server  # noqa: F401
+from tests.storage.radosgw import Radosgw
 
 CLIENT = ROOT / "examples" / "ts-client"
 
@@ -435,3 +438,51 @@ def test_chat_and_its_stream(built_client: None, database_url: str) -> None:
     ]
     assert values["chat-missing"] == {"status": 404, "code": "NOT_FOUND"}
     assert values["conversations-after"] == 0
+
+
+@pytest.mark.parametrize("storage", ["filesystem", "s3"])
+def test_client_uploads_lists_downloads_and_deletes_attachments(
+    built_client: None, database_url: str, storage: str, request: pytest.FixtureRequest
+) -> None:
+    """`uploadAttachment` (bytes with a name, a File), `listAttachments`, `getAttachment`,
+    `downloadAttachment` (the bytes compared; on S3 the API's redirect to a presigned URL
+    followed without the bearer token), `attachmentLimits`, `deleteAttachment` and the
+    missing file's typed 404, against the real server on each storage."""
+    env = {"RATE_LIMIT_ENABLED": "false"}
+    if storage == "s3":
+        server: Radosgw = request.getfixturevalue("radosgw_server")
+        env |= {
+            "S3_BUCKET": BUCKET,
+            "S3_ENDPOINT_URL": server.endpoint,
+            "S3_REGION": server.region,
+            "S3_ACCESS_KEY_ID": server.access_key,
+            "S3_SECRET_ACCESS_KEY": server.secret_key,
+            "S3_ADDRESSING_STYLE": "path",
+            "S3_PREFIX": "ts-client/",
+        }
+    with running_server(database_url, **env) as (base_url, _, _):
+        values = steps_of(node("checks.js", "attachments", BASE_URL=base_url))
+    uploaded = values["attachment-upload"]
+    data = bytes((n * 7) % 256 for n in range(70_000))
+    note = "Paid in full, 12 \u20ac\n".encode()
+    assert uploaded == [
+        [
+            "receipt.bin",
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+            "application/octet-stream",
+            True,
+        ],
+        ["re\u00e7u.txt", len(note), hashlib.sha256(note).hexdigest(), "text/plain", True],
+    ]
+    first, second = values["attachments-listed"]
+    assert first < second
+    assert values["attachment-get"] == "receipt.bin"
+    [binary, text] = values["attachment-download"]
+    assert binary == ["receipt.bin", "application/octet-stream", len(data), True]
+    assert text[0] == "re\u00e7u.txt" and text[1].startswith("text/plain")
+    assert text[2:] == [len(note), True]
+    limits = values["attachment-limits"]
+    assert limits["used_bytes"] == len(data) + len(note) and limits["max_per_task"] == 100
+    assert values["attachments-after-delete"] == [second]
+    assert values["attachment-deleted"] == {"status": 404, "code": "NOT_FOUND"}

@@ -9,9 +9,10 @@ No `from __future__ import annotations` here: FastAPI reads the endpoints' annot
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.api.actions import acts
 from backend.api.deps import Door, DoorRoute, SettingsDep
@@ -105,7 +106,7 @@ async def the_file(request: Request) -> AsyncIterator[UploadFile]:
         raise _NO_FILE
     try:
         form = await request.form(max_files=1, max_fields=0)
-    except HTTPException as exc:
+    except StarletteHTTPException as exc:  # Starlette's own (a multipart error), not FastAPI's
         if exc.status_code == status.HTTP_413_CONTENT_TOO_LARGE:
             raise
         # A malformed body, a second file or a field: Starlette's 400, as our 422.

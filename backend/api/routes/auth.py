@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, BackgroundTasks, Form, Request, status
 from pydantic import ValidationError
 
 from backend.api.deps import AnonymousDoor, Door, DoorRoute, SettingsDep
@@ -16,6 +16,8 @@ from backend.models import AuthSession, UserLogin, UserPublic, UserRegister, Use
 from backend.models.envelopes import AuthSessionEnvelope, UserEnvelope
 from backend.models.oauth import TokenRequest, TokenResponse
 from backend.services.app_passwords import AppPasswordService
+from backend.services.attachments import AttachmentService
+from backend.storage.app import delete_objects
 
 router = APIRouter(
     prefix="/api/auth",
@@ -137,5 +139,9 @@ def logout_all(door: Door) -> None:
     summary="Delete the account and all its tasks",
     responses={**rate_limited(204, "Deleted, with all its tasks."), **errors(401, 429)},
 )
-def delete_me(door: Door) -> None:
-    door.users.delete(door.caller_id)
+def delete_me(door: Door, request: Request, later: BackgroundTasks) -> None:
+    held = door.users.delete(door.caller_id)
+    # The files' bytes after the response, so after the commit (`DoorRoute`), as a purge's:
+    # those no row names any more (a list handed over keeps its own).
+    gone = door.service(AttachmentService).forgotten(held)
+    later.add_task(delete_objects, request.app, gone)

@@ -6,6 +6,7 @@
  *   node dist/checks.js stub           a local stub answering 503 / 409 with Retry-After
  *   node dist/checks.js limit-reached  BASE_URL = a server; lists until 422 LIMIT_REACHED
  *   node dist/checks.js chat           BASE_URL = a server whose chat model is the test's fake
+ *   node dist/checks.js attachments    BASE_URL = a server (filesystem or S3 storage)
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -173,6 +174,45 @@ async function chat(baseUrl: string): Promise<void> {
   await api.deleteMe();
 }
 
+/** Files on a task: bytes and a File uploaded, listed, read, downloaded (the redirect to a
+ * presigned URL followed on S3) and compared, the limits, a delete, and the 404 after it. */
+async function attachments(baseUrl: string): Promise<void> {
+  const api = new TaskApi({ baseUrl });
+  await api.register({ email: `files-${Date.now()}@example.com`, password: "files-password" });
+  const { task } = await api.createTask({ title: "File the receipt" });
+  const bytes = new Uint8Array(70_000).map((_, n) => (n * 7) % 256);
+  const note = new File(["Paid in full, 12 \u20ac\n"], "re\u00e7u.txt", { type: "text/plain" });
+  const uploaded = [
+    await api.uploadAttachment(task.id, bytes, "receipt.bin"),
+    await api.uploadAttachment(task.id, note),
+  ];
+  step(
+    "attachment-upload",
+    uploaded.map((a) => [a.filename, a.size, a.sha256, a.content_type, a.task_id === task.id]),
+  );
+  const page = await api.listAttachments(task.id, { limit: 10 });
+  step("attachments-listed", page.data.map((a) => a.id));
+  step("attachment-get", (await api.getAttachment(task.id, uploaded[0]!.id)).filename);
+  const downloads = [];
+  for (const [index, sent] of [bytes, new Uint8Array(await note.arrayBuffer())].entries()) {
+    const got = await api.downloadAttachment(task.id, uploaded[index]!.id);
+    const same = got.bytes.length === sent.length && got.bytes.every((b, n) => b === sent[n]);
+    downloads.push([got.filename, got.contentType, got.bytes.length, same]);
+  }
+  step("attachment-download", downloads);
+  step("attachment-limits", await api.attachmentLimits());
+  await api.deleteAttachment(task.id, uploaded[0]!.id);
+  step("attachments-after-delete", (await api.listAttachments(task.id)).data.map((a) => a.id));
+  try {
+    await api.downloadAttachment(task.id, uploaded[0]!.id);
+    step("attachment-deleted", null);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    step("attachment-deleted", { status: error.status, code: error.code });
+  }
+  await api.deleteMe();
+}
+
 const mode = process.argv[2];
 const baseUrl = process.env.BASE_URL ?? "";
 const run =
@@ -182,7 +222,9 @@ const run =
       ? limitReached(baseUrl)
       : mode === "chat"
         ? chat(baseUrl)
-        : stub();
+        : mode === "attachments"
+          ? attachments(baseUrl)
+          : stub();
 run.catch((error: unknown) => {
   console.error(error instanceof Error ? error.stack : error);
   process.exit(1);

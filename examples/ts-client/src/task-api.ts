@@ -20,7 +20,10 @@
  * - chat: `chat` (one turn, with an Idempotency-Key so a retried turn never repeats a committed
  *   tool call) and `chatStream` (the same turn as parsed server-sent events);
  * - the live change stream: `changes.stream()`, every change as it commits, reconnecting from
- *   the last event's id after any interruption (nothing missed, nothing twice).
+ *   the last event's id after any interruption (nothing missed, nothing twice);
+ * - attachments: `uploadAttachment` sends a Blob, File or bytes as the one multipart part
+ *   `file`; `downloadAttachment` returns the bytes, name and type, following the API's redirect
+ *   to a short-lived presigned URL itself (without the bearer token) when storage is S3.
  */
 import createClient, { type Client } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
@@ -78,6 +81,17 @@ export type ConversationPage = Schemas["ConversationsEnvelope"];
 export type MessagePage = Schemas["MessagesEnvelope"];
 export type PageQuery = { limit?: number; cursor?: string };
 export type Comment = Schemas["CommentPublic"];
+/** A file on a task, as the server measured it (size, SHA-256, detected type). */
+export type Attachment = Schemas["AttachmentPublic"];
+export type AttachmentPage = Schemas["AttachmentsEnvelope"];
+/** The per-file maximum, the most files a task holds, your quota and your use. */
+export type AttachmentLimits = Schemas["AttachmentLimits"];
+/** A downloaded file: its bytes, and the name and type the server sent with them. */
+export interface DownloadedFile {
+  bytes: Uint8Array;
+  filename: string;
+  contentType: string;
+}
 export type CommentPage = Schemas["CommentsEnvelope"];
 /** What happened: a task, list, member, comment or invitation changed, by whom, old and new. */
 export type ActivityItem = Schemas["ActivityItem"];
@@ -237,10 +251,13 @@ export class TaskApi {
   readonly client: Client<paths>;
   /** The bearer token sent (`register`, `login` and `token` set it; sign-outs clear it). */
   accessToken: string | undefined;
+  /** What fetches a presigned URL (no bearer token: the URL is its own credential). */
+  private readonly fetchImpl: (request: Request) => Promise<Response>;
 
   constructor(options: TaskApiOptions) {
     this.accessToken = options.token;
     const fetchImpl = options.fetch ?? ((request: Request) => globalThis.fetch(request));
+    this.fetchImpl = fetchImpl;
     this.client = createClient<paths>({
       baseUrl: options.baseUrl.replace(/\/+$/, ""),
       fetch: retrying(fetchImpl, options.retry),
@@ -555,6 +572,102 @@ export class TaskApi {
     const params = { path: { task_id: taskId, comment_id: commentId } };
     const path = "/api/tasks/{task_id}/comments/{comment_id}";
     ok(await this.client.DELETE(path, { params, ...options }));
+  }
+
+  // -- attachments --------------------------------------------------------------------------
+
+  /**
+   * Upload a file to a task (an editor and up): a Blob or File (its own name unless
+   * `filename` is given) or bytes with a `filename`. The answer is what was stored, measured by
+   * the server; 413 PAYLOAD_TOO_LARGE past the per-file maximum, 422 LIMIT_REACHED past the
+   * task's 100 files or your quota (`attachmentLimits`). A retry (429, 503) sends the same
+   * form again.
+   */
+  async uploadAttachment(
+    taskId: number,
+    file: Blob | Uint8Array,
+    filename?: string,
+    options: CallOptions = {},
+  ): Promise<Attachment> {
+    const name = filename ?? (file instanceof File ? file.name : undefined);
+    if (!name) throw new TypeError("uploadAttachment: bytes need a filename");
+    const form = new FormData();
+    // A copy of bytes (over a possibly shared buffer) as a Blob; a Blob as it is.
+    form.append("file", file instanceof Blob ? file : new Blob([file.slice()]), name);
+    const params = { path: { task_id: taskId } };
+    const path = "/api/tasks/{task_id}/attachments";
+    // The schema types a binary part as a string; the FormData carries the Blob itself, sent
+    // as it is (openapi-fetch lets fetch set the multipart Content-Type and boundary).
+    const body = form as unknown as { file: string };
+    return data(
+      await this.client.POST(path, { params, body, bodySerializer: () => form, ...options }),
+    );
+  }
+
+  /** A task's files, oldest first (follow `meta.next_cursor`); a reader of the task lists. */
+  async listAttachments(taskId: number, query: PageQuery = {}, options: CallOptions = {}) {
+    const params = { path: { task_id: taskId }, query };
+    const path = "/api/tasks/{task_id}/attachments";
+    return ok(await this.client.GET(path, { params, ...options })) as AttachmentPage;
+  }
+
+  async getAttachment(
+    taskId: number,
+    attachmentId: number,
+    options: CallOptions = {},
+  ): Promise<Attachment> {
+    const params = { path: { task_id: taskId, attachment_id: attachmentId } };
+    const path = "/api/tasks/{task_id}/attachments/{attachment_id}";
+    return data(await this.client.GET(path, { params, ...options }));
+  }
+
+  /**
+   * A file's bytes, name and type. With S3 storage the API answers 302 to a presigned URL of
+   * a few minutes: followed here without the bearer token (the URL is its own credential;
+   * never store or share it). In a browser, where a redirect cannot be read, fetch follows it
+   * and drops the token itself (a cross-origin redirect).
+   */
+  async downloadAttachment(
+    taskId: number,
+    attachmentId: number,
+    options: CallOptions = {},
+  ): Promise<DownloadedFile> {
+    const params = { path: { task_id: taskId, attachment_id: attachmentId } };
+    const path = "/api/tasks/{task_id}/attachments/{attachment_id}/download";
+    const asked = { params, parseAs: "stream" as const, ...options };
+    let result = await this.client.GET(path, { ...asked, redirect: "manual" });
+    let response = result.response;
+    if (response.type === "opaqueredirect") {
+      result = await this.client.GET(path, asked);
+      response = result.response;
+    }
+    const location = response.headers.get("Location");
+    if (response.status >= 300 && response.status < 400 && location) {
+      await response.body?.cancel();
+      const init = options.signal ? { signal: options.signal } : {};
+      response = await this.fetchImpl(new Request(new URL(location, response.url), init));
+      if (!response.ok) throw ApiError.from(response, null);
+    } else if (!response.ok) {
+      throw ApiError.from(response, result.error);
+    }
+    return {
+      bytes: new Uint8Array(await response.arrayBuffer()),
+      filename: filenameOf(response.headers.get("Content-Disposition")),
+      contentType: response.headers.get("Content-Type") ?? "application/octet-stream",
+    };
+  }
+
+  /** Delete a file (its uploader, or a list's admin or owner); its bytes go after the commit. */
+  async deleteAttachment(taskId: number, attachmentId: number, options: CallOptions = {}) {
+    const params = { path: { task_id: taskId, attachment_id: attachmentId } };
+    const path = "/api/tasks/{task_id}/attachments/{attachment_id}";
+    ok(await this.client.DELETE(path, { params, ...options }));
+  }
+
+  /** The per-file maximum, the most files a task holds, your quota and your use (trashed
+   * files count until purged). */
+  async attachmentLimits(options: CallOptions = {}): Promise<AttachmentLimits> {
+    return data(await this.client.GET("/api/attachments/limits", options));
   }
 
   // -- sharing: members, transfer, invitations -----------------------------------------------
@@ -877,6 +990,15 @@ function tagged(result: Result<{ data: Task }>): Tagged {
 
 function taggedList(result: Result<{ data: TaskList }>): TaggedList {
   return { list: data(result), etag: result.response.headers.get("ETag") ?? "" };
+}
+
+/** The name in a Content-Disposition: RFC 5987's `filename*` (UTF-8) first, else `filename`. */
+function filenameOf(disposition: string | null): string {
+  if (!disposition) return "";
+  const extended = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(disposition);
+  if (extended?.[1]) return decodeURIComponent(extended[1].trim());
+  const plain = /filename\s*=\s*"((?:[^"\\]|\\.)*)"/i.exec(disposition);
+  return plain?.[1]?.replace(/\\(.)/g, "$1") ?? "";
 }
 
 function retryAfterSeconds(response: Response): number | null {

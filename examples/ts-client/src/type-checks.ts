@@ -163,4 +163,21 @@ export async function typeChecks(api: TaskApi): Promise<void> {
   // @ts-expect-error a conversation's page is one of its conversations: no messages in it
   void (await api.listConversations()).data[0]?.content;
   void calls;
+
+  // Attachments: ids are numbers, a file is a Blob or bytes; an answer is typed as measured.
+  // @ts-expect-error a task id is a number
+  void api.uploadAttachment("1", new Uint8Array(1), "a.bin");
+  // @ts-expect-error a file is a Blob, a File or bytes, not a path
+  void api.uploadAttachment(1, "./receipt.pdf");
+  // @ts-expect-error a download names the task and the attachment
+  void api.downloadAttachment(1);
+  const stored = await api.getAttachment(1, 2);
+  const measured: number = stored.size;
+  // @ts-expect-error no storage key is ever shown
+  void stored.storage_key;
+  const file = await api.downloadAttachment(1, 2);
+  const firstByte: number | undefined = file.bytes[0];
+  // @ts-expect-error the limits' numbers are numbers
+  const quota: string = (await api.attachmentLimits()).quota_bytes;
+  void [measured, firstByte, quota];
 }
