@@ -15,7 +15,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, and_, bindparam, exists, func, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, Scoped
@@ -132,6 +144,14 @@ class DavObjectService(Scoped):
         commits the task's write: only on a task the caller may write."""
         self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
 
+    def changed(self, list_id: int | None, task_ids: list[int], names: list[str]) -> Sequence[Any]:
+        """A sync's changed members in one statement: the tasks `task_ids` still in the
+        collection, and those served under one of `names` (a name a gone object had may be
+        another's now)."""
+        statement = _CHANGED[list_id is None]
+        values = {"dav_tasks": task_ids, "dav_names": names, **_values(list_id)}
+        return self._read(statement, **values).all()
+
 
 def _values(list_id: int | None) -> dict[str, Any]:
     return {} if list_id is None else {"dav_list": list_id}
@@ -147,6 +167,19 @@ def _by_uid(no_list: bool) -> Any:
 
 
 _BY_UID = {key: _by_uid(key) for key in (False, True)}
+_TASKS_CHANGED = bindparam("dav_tasks", type_=ARRAY(BigInteger))
+_NAMES = bindparam("dav_names", type_=ARRAY(Text))
+
+
+def _changed(no_list: bool) -> Any:
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    return listing.where(
+        or_(_T.id == any_(_TASKS_CHANGED), columns.kept_name == any_(_NAMES))
+    ).order_by(_T.id)
+
+
+_CHANGED = {key: _changed(key) for key in (False, True)}
 
 _chosen = select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
     _T.id == _TASK, may(_TASKS, Action.TASK_WRITE)

@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 from backend.db.engine import normalize_url
 from scripts.bench import (
     calendar,
+    davsync,
     dbproxy,
     lists,
     report,
@@ -40,7 +41,16 @@ from scripts.bench import (
     workload,
     wrk,
 )
-from scripts.bench.wrk import API_ONLY, CALENDAR, PAIRED, SCENARIOS, SHARED, WRITES, serves
+from scripts.bench.wrk import (
+    API_ONLY,
+    CALENDAR,
+    DAV,
+    PAIRED,
+    SCENARIOS,
+    SHARED,
+    WRITES,
+    serves,
+)
 
 SIZES = {"10k": (100, 10_000), "1m": (10_000, 1_000_000)}
 SEED_ESTIMATE_SECONDS = {"10k": 5, "1m": 120}
@@ -184,6 +194,8 @@ class Bench:
         # The calendar feeds' data file and their tokens (their tags: `calendar.validate`).
         self.calendar_data: Path | None = None
         self.calendar_tokens: list[str] = []
+        # The DAV sync's data file (its passwords and tokens: `davsync.validate`, per pass).
+        self.dav_data: Path | None = None
         # PostgreSQL's CPU time (every process of the server), sampled around each timed run.
         self.postgres: servers.PostgresCpu | None = None
         if plan.before is not None:
@@ -230,6 +242,8 @@ class Bench:
                 self.calendar_data = calendar.write_data(
                     self.work / f"calendar-{size}.lua", self.calendar_tokens, []
                 )
+            if any(s in DAV for s in self.plan.scenarios):
+                self.dav_data = self.work / f"dav-sync-{size}.lua"
             last = index == len(self.plan.sizes) - 1
             for rtt in self.plan.db_rtt_ms:
                 for workers in [1, 2] if self.plan.two_workers else [1]:
@@ -328,6 +342,8 @@ class Bench:
             if "api" in by_name and self.calendar_data is not None:
                 api_url = by_name["api"].url
                 checked += calendar.validate(api_url, self.calendar_tokens, self.calendar_data)
+            if "api" in by_name and self.dav_data is not None:
+                checked += davsync.validate(by_name["api"].url, db, self.dav_data)
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
@@ -462,6 +478,10 @@ class Bench:
     def _data(self, scenario: str, data: Path) -> Path:
         """The data file a scenario's script reads: the list owners' for the list scenarios,
         the shared lists' for the shared-list runs."""
+        if _scenario_of(scenario) in DAV:
+            if self.dav_data is None:  # pragma: no cover - written before any pass
+                raise RuntimeError("no DAV data")
+            return self.dav_data
         if _scenario_of(scenario) in CALENDAR:
             if self.calendar_data is None:  # pragma: no cover - written before any pass
                 raise RuntimeError("no calendar data")
