@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from tests.conftest import Account
 from tests.dav.test_objects import NO_LIST, put, signed_in, vtodo
+from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.helpers import join, make_list, make_task
 
 D = "{DAV:}"
@@ -303,3 +304,62 @@ def test_propfind_gives_the_sync_token_and_ctag_and_lists_the_report(
     # Depth 0 on the collection says the same.
     one = client.request("PROPFIND", NO_LIST, content=body, headers={**headers, "Depth": "0"})
     assert after.findtext(f".//{D}sync-token").encode() in one.content  # type: ignore[union-attr]
+
+
+def test_a_members_own_reminders_changed_in_the_web_app_reach_its_sync(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """A member's reminders are its own (its ETag is a hash of what it reads): set in the web
+    app, the task is changed for that member's client."""
+    list_id = make_list(client, alice, "Trip")
+    collection = f"/dav/calendars/{list_id}/"
+    join(client, alice, bob, list_id, "editor")
+    task = make_task(
+        client, alice, "Book the train", list_id=list_id, due_date="2027-01-10T09:00:00Z"
+    )
+    bobs = signed_in(client, bob)
+    bob_token, _ = synced(sync(client, collection, bobs))
+    href = derived(collection, task)
+    before = client.get(href, headers=bobs).headers["etag"]
+    reminded = client.patch(
+        f"/api/tasks/{task}", json={"reminders": [{"minutes_before_due": 15}]}, headers=bob.headers
+    )
+    assert reminded.status_code == 200, reminded.text
+    after = client.get(href, headers=bobs).headers["etag"]
+    assert after != before
+    assert synced(sync(client, collection, bobs, bob_token))[1] == {href: after}
+
+
+def test_changes_through_mcp_reach_the_sync(client: TestClient, alice: Account) -> None:
+    headers = signed_in(client, alice)
+    done, gone = make_task(client, alice, "Done by the assistant"), make_task(client, alice, "Gone")
+    token, _ = synced(sync(client, NO_LIST, headers))
+    for tool, task_id in (("complete_task", done), ("delete_task", gone)):
+        result = call_tool_rpc(client, "/mcp", alice.token, tool, {"task_id": task_id})
+        assert result["isError"] is False, result
+    _, members = synced(sync(client, NO_LIST, headers, token))
+    assert members == {
+        derived(NO_LIST, done): client.get(derived(NO_LIST, done), headers=headers).headers["etag"],
+        derived(NO_LIST, gone): "404",
+    }
+
+
+def test_a_completed_occurrence_handed_over_is_reported_under_both_names(
+    client: TestClient, alice: Account
+) -> None:
+    """Completing a recurring task over DAV hands the client's name to the next occurrence;
+    the completed one is served under its derived name: both are reported, as served now."""
+    headers = signed_in(client, alice)
+    path = NO_LIST + "weekly.ics"
+    series = "DUE:20261207T090000Z\r\nRRULE:FREQ=WEEKLY\r\n"
+    assert put(client, path, vtodo("weekly", "Bins", series), headers).status_code == 201
+    token, _ = synced(sync(client, NO_LIST, headers))
+    done = vtodo("weekly", "Bins", series).replace(b"NEEDS-ACTION", b"COMPLETED")
+    assert put(client, path, done, headers).status_code == 204
+    listed = client.get("/api/tasks", params={"limit": 100}, headers=alice.headers).json()["data"]
+    completed = next(t["id"] for t in listed if t["title"] == "Bins" and t["completed"])
+    _, members = synced(sync(client, NO_LIST, headers, token))
+    assert members == {
+        href: client.get(href, headers=headers).headers["etag"]
+        for href in (path, derived(NO_LIST, completed))
+    }
