@@ -45,7 +45,7 @@ from backend.db.scope import OWNER, Scoped, each_caller, if_member, owned
 from backend.db.sender import read_for_callers
 from backend.errors import CursorExpired
 from backend.models import TaskEvent, TaskEventsPruned, TaskMemberReminder, User
-from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
+from backend.models.task_event import CHANGE_TYPES, DAV_TYPES, FEED_TYPES
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, may_shared
 
@@ -113,10 +113,8 @@ def of_types(types: Sequence[str]) -> ColumnElement[bool]:
 # Two arms, each read on its own index (an OR of them would be one bitmap, sorted, or a scan
 # of every user's events from the top for a maximum): the own arm in id order on
 # `ix_task_events_user_id_id`, the shared one on `ix_task_events_user_id_list_id_id`.
-# DAV's own bookkeeping (migration 0066): a kept CalDAV object's changes, recorded for
-# `sync-collection` alone (`CollectionFeed`). Shaped as a child's event; the REST feed, the
-# live streams and the activity leave them out.
-DAV_TYPES = ("dav_object.created", "dav_object.updated", "dav_object.deleted")
+# DAV's own bookkeeping (`DAV_TYPES`, migration 0066), for `sync-collection` alone
+# (`CollectionFeed`): the REST feed, the live streams and the activity leave it out.
 ANY_CHILD_EVENT = and_(_E.task_id.is_not(None), _E.object.is_not(None))
 CHILD_EVENT = and_(ANY_CHILD_EVENT, ~of_types(DAV_TYPES))
 _OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), CHILD_EVENT))

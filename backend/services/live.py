@@ -36,9 +36,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import RateLimited, ServiceUnavailable, database_error, database_failure
-from backend.models.task_event import FEED_TYPES
+from backend.models.task_event import DAV_TYPES, FEED_TYPES
 from backend.services import stream_tickets
-from backend.services.changes import DAV_TYPES, CallerPage, ChangePage, pages
+from backend.services.changes import CallerPage, ChangePage, pages
 from backend.services.registry import UnitOfWork
 
 logger = logging.getLogger(__name__)
