@@ -5,8 +5,9 @@ calendar home, `/dav/calendars/{list_id}/` a list it may read (own or shared) an
 access relation): one the caller may not read is the missing one's 404.
 
 A collection's `sync-token` and `getctag` (one value: backend/dav/sync.py) are read only when
-a PROPFIND names them (not for `allprop`, RFC 6578 §4): they cost a statement. A collection's
-objects are `collection_path(...) + "<name>"` (backend/dav/objects.py).
+a PROPFIND names them (not for `allprop`, RFC 6578 §4): a list's with the list itself
+(`objects.collection`), the home's and the tasks in no list's in a statement of their own. A
+collection's objects are `collection_path(...) + "<name>"` (backend/dav/objects.py).
 """
 
 from __future__ import annotations

@@ -280,6 +280,11 @@ async def dav_collection(request: Request, response: Response) -> Response:
         return await _in_work(request, response, reported)
 
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
+        if list_id is not None and request.state.dav_wants_token:
+            # The list, its objects and the caller's position in one statement.
+            the_list, members, position = objects.collection(work, list_id, depth)
+            here = [resources.collection(the_list, writes, sync.token(list_id, position))]
+            return here + [reports.listed(served, list_id) for served in members]
         token = _token_of(request, work)
         if not depth:
             return [resources.collection(_list_row(work, list_id), writes, token(list_id))]

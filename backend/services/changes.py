@@ -291,7 +291,7 @@ def _in_collection(no_list: bool) -> ColumnElement[bool]:
     return or_(_E.list_id == _COLLECTION, left == func.to_jsonb(_COLLECTION, type_=JSONB))
 
 
-def _dav_head() -> ColumnElement[int]:
+def dav_head() -> ColumnElement[int]:
     """The caller's position for a sync token: its latest change with DAV's events, below any
     change still in flight (`HOLD` sent ahead), or how far pruning went (0 before any)."""
     own = select(func.max(_E.id)).where(_DAV_OWN, _E.id <= _HORIZON).scalar_subquery()
@@ -301,7 +301,7 @@ def _dav_head() -> ColumnElement[int]:
     return cast(ColumnElement[int], func.greatest(own, theirs, _PRUNED.scalar_subquery(), 0))
 
 
-_DAV_HEAD = select(_dav_head().label("position"))
+_DAV_HEAD = select(dav_head().label("position"))
 _NAME = _E.object["name"].astext
 
 
@@ -327,7 +327,7 @@ def _collection_page(no_list: bool) -> Any:
         else exists(select(_L.id).where(_L.id == _COLLECTION, may(_LISTS, Action.LIST_READ)))
     )
     top = select(
-        _THROUGH.c.through, _dav_head().label("head"), readable.label("readable"), *rows.c
+        _THROUGH.c.through, dav_head().label("head"), readable.label("readable"), *rows.c
     ).select_from(_THROUGH.outerjoin(rows, true()))
     return top.order_by(rows.c.id)
 

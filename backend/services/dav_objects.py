@@ -35,6 +35,7 @@ from backend.models import Task
 from backend.models.dav_object import TaskDavObject
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
+from backend.services.changes import HOLD, dav_head
 from backend.services.task_statements import TASK_VIEW
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -118,14 +119,19 @@ class DavObjectService(Scoped):
         """Every task of the collection the caller may read, with its kept object."""
         return self._read(_ALL[list_id is None], **_values(list_id)).all()
 
-    def listed(self, list_id: int) -> tuple[Any | None, Sequence[Any]]:
-        """A list's collection at Depth 1 in one statement: the list as the caller sees it
-        (`list_id`, `list_name`, `list_color`, `list_role`; None: one it cannot read) and its
-        tasks with their objects."""
-        rows = self._read(_LISTED, dav_list=list_id).all()
+    def listed(
+        self, list_id: int, *, position: bool = False, depth: int = 1
+    ) -> tuple[Any | None, Sequence[Any]]:
+        """A list's collection in one statement: the list as the caller sees it (`list_id`,
+        `list_name`, `list_color`, `list_role`; None: one it cannot read) and, at Depth 1, its
+        tasks with their objects; with `position`, the caller's feed position for its sync
+        token (`position`, read behind the feed's hold, sent ahead in the same message)."""
+        if position:
+            self._ahead(HOLD)
+        rows = self._read(_LISTED[position, depth], dav_list=list_id).all()
         if not rows:
             return None, []
-        return rows[0], [row for row in rows if row.id is not None]
+        return rows[0], [row for row in rows if depth and row.id is not None]
 
     def named(self, list_id: int | None, name: str, task_id: int) -> Sequence[Any]:
         """The tasks that may be served under `name`, in one statement: those whose kept
@@ -209,8 +215,20 @@ _the_list = (
     .subquery("the_list")
 )
 _objects = _listing(0).lateral("objects")
-_LISTED = (
-    select(_the_list, *_objects.c)
-    .select_from(_the_list.outerjoin(_objects, true()))
-    .order_by(_objects.c.id)
-)
+# The caller's feed position for a sync token (`sync-token`, `getctag`), beside the list.
+_POSITION = select(dav_head().label("position")).subquery("position")
+
+
+def _listed(position: bool, depth: int) -> Any:
+    head = [_POSITION.c.position] if position else []
+    joined = _the_list.join(_POSITION, true()) if position else _the_list
+    if not depth:
+        return select(_the_list, *head).select_from(joined)
+    return (
+        select(_the_list, *head, *_objects.c)
+        .select_from(joined.outerjoin(_objects, true()))
+        .order_by(_objects.c.id)
+    )
+
+
+_LISTED = {(p, d): _listed(p, d) for p in (False, True) for d in (0, 1)}
