@@ -1,4 +1,4 @@
--- depends: 0065_task_attachments
+-- depends: 0066_dav_object_changes
 -- A trashed task's attachments, one row each, kept by the trash itself (issue 63): the upload's
 -- quota (trashed files count until purged) is then two indexed sums by uploader instead of a
 -- scan of every trash snapshot's JSON on each upload, and the sweeper's and an account

@@ -370,6 +370,13 @@ EVENT_STATEMENTS: dict[str, Callable[[], str]] = {
     "requeue the dead": lambda: _literal(_sent(lambda c: outbox.requeue(c, None))),
     "the change feed's page": lambda: statement_sql(changes._PAGE, {"after": 5, "limit": 101}),
     "a listing's feed position": lambda: statement_sql(select(changes.latest_position())),
+    "a CalDAV list's sync page": lambda: statement_sql(
+        changes._COLLECTION_PAGES[False], {"after": 5, "limit": 5001, "collection": 1}
+    ),
+    "a CalDAV sync of the tasks in no list": lambda: statement_sql(
+        changes._COLLECTION_PAGES[True], {"after": 5, "limit": 5001}
+    ),
+    "a CalDAV sync token": lambda: statement_sql(changes._DAV_HEAD),
     "the activity's page": lambda: statement_sql(activity._PAGE, {"before": None, "limit": 51}),
     "a list's activity page": lambda: statement_sql(
         activity._LIST_PAGE, {"list_id": 1, "before": None, "limit": 51}

@@ -668,6 +668,41 @@ END
 $_$;
 
 --
+-- Name: task_dav_objects_record_change(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.task_dav_objects_record_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET "TimeZone" TO 'UTC'
+    AS $$
+DECLARE
+    v_row task_dav_objects;
+    v_list BIGINT;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        v_row := OLD;
+        v_list := OLD.list_id;
+    ELSE
+        v_row := NEW;
+        v_list := NEW.list_id;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        v_list := OLD.list_id;
+    END IF;
+    PERFORM task_events_lock(v_row.user_id);
+    INSERT INTO task_events (user_id, task_id, list_id, type, object, actor_id, state,
+                             delivered_at)
+    VALUES (v_row.user_id, v_row.task_id, v_list,
+            'dav_object.' || CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated'
+                                        ELSE 'deleted' END,
+            jsonb_build_object('id', v_row.id, 'task_id', v_row.task_id, 'list_id', v_row.list_id,
+                               'uid', v_row.uid, 'name', v_row.name),
+            task_api_actor(), 'delivered', clock_timestamp());
+    RETURN NULL;
+END
+$$;
+
+--
 -- Name: task_events_hold(text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -3033,6 +3068,18 @@ CREATE TRIGGER task_comments_record_event_on_update AFTER UPDATE OF body ON publ
 --
 
 CREATE TRIGGER task_dav_objects_admit_write BEFORE INSERT OR DELETE OR UPDATE ON public.task_dav_objects FOR EACH ROW WHEN ((current_setting('task_api.refused'::text, true) <> ''::text)) EXECUTE FUNCTION public.task_api_skip_refused_write();
+
+--
+-- Name: task_dav_objects task_dav_objects_record_change; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER task_dav_objects_record_change AFTER INSERT OR DELETE ON public.task_dav_objects FOR EACH ROW EXECUTE FUNCTION public.task_dav_objects_record_change();
+
+--
+-- Name: task_dav_objects task_dav_objects_record_change_on_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER task_dav_objects_record_change_on_update AFTER UPDATE OF body, name, uid, list_id ON public.task_dav_objects FOR EACH ROW WHEN (((old.body IS DISTINCT FROM new.body) OR (old.name IS DISTINCT FROM new.name) OR (old.uid IS DISTINCT FROM new.uid) OR (old.list_id IS DISTINCT FROM new.list_id))) EXECUTE FUNCTION public.task_dav_objects_record_change();
 
 --
 -- Name: task_events task_events_admit_write; Type: TRIGGER; Schema: public; Owner: -

@@ -1194,3 +1194,99 @@ def test_a_listing_is_one_round_trip_for_members_and_others(
     assert measured.connections == 0, "a new connection: the pool was not warm"
     budget = BUDGETS["GET /api/tasks"]
     assert measured.round_trips == budget, f"{measured.round_trips} round trips, budget {budget}"
+
+
+_SYNC = (
+    '<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
+    "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"
+)
+_SYNC_TOKEN = re.compile(rb"<D:sync-token>([^<]+)</D:sync-token>")
+
+
+def test_a_sync_of_an_unchanged_thousand_task_list_is_one_statement_and_builds_nothing(
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+    db_engine: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 62's cost target: a `sync-collection` of an unchanged 1,000-task list is the
+    password's check and one statement (the feed's page, the caller's position and the
+    list's access together), and no object is built, tagged or rendered; with one change, one
+    statement more (the changed task's row, tagged, not rendered)."""
+    from sqlalchemy import text
+
+    from backend.dav import objects
+
+    list_id = client.post("/api/lists", json={"name": "Big"}, headers=alice.headers).json()
+    list_id = list_id["data"]["id"]
+    with db_engine.begin() as conn:  # set-up: the tasks' triggers fire as for any writer
+        conn.execute(
+            text(
+                "INSERT INTO tasks (user_id, list_id, title, position) "
+                "SELECT :u, :l, 'Task ' || n, n * 65536 FROM generate_series(1, 1000) AS n"
+            ),
+            {"u": alice.id, "l": list_id},
+        )
+    made = client.post("/api/app-passwords", json={"name": "dav"}, headers=alice.headers)
+    data = made.json()["data"]
+    pair = f"{data['username']}:{data['password']}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(pair).decode(), "Depth": "0"}
+    url = f"/dav/calendars/{list_id}/"
+
+    def sync(token: str) -> Any:
+        return counted.request("REPORT", url, content=_SYNC.format(token=token), headers=headers)
+
+    first = sync("")
+    assert first.status_code == 207 and first.content.count(b"<D:response>") == 1000
+    match = _SYNC_TOKEN.search(first.content)
+    assert match is not None, first.text
+    token = match.group(1).decode()
+    calls = {"served": 0, "object_tag": 0, "render": 0}
+    for name in calls:
+        original = getattr(objects, name)
+
+        def counting(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _original(*args, **kw)
+
+        monkeypatch.setattr(objects, name, counting)
+    measured = _measure(proxy, lambda: sync(token))
+    assert measured.status == 207, measured.text
+    assert "<D:response>" not in measured.text and token in measured.text
+    assert measured.connections == 0, "a new connection: the pool was not warm"
+    budget = BUDGETS["REPORT /dav/calendars/{segment}"]
+    assert measured.round_trips == budget, f"{measured.round_trips} round trips, budget {budget}"
+    assert calls == {"served": 0, "object_tag": 0, "render": 0}
+    # The list's `getctag` and `sync-token` ride with its read: a PROPFIND naming them costs
+    # what one without does, at Depth 0 (a client's poll) and 1 (1,000 objects, none rendered).
+    asked = (
+        '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop>'
+        "<D:sync-token/><CS:getctag/><D:getetag/></D:prop></D:propfind>"
+    )
+    for depth, responses in (("0", 1), ("1", 1001)):
+        polled = _measure(
+            proxy,
+            lambda depth=depth: counted.request(
+                "PROPFIND", url, content=asked, headers={**headers, "Depth": depth}
+            ),
+        )
+        assert polled.status == 207 and polled.text.count("<D:response>") == responses
+        assert polled.text.count(token) == 2, polled.text[:500]  # the token and the ctag
+        assert polled.round_trips == BUDGETS["PROPFIND /dav/calendars/{segment}"]
+    assert calls["render"] == 0
+    calls.update(served=0, object_tag=0)
+    # One change since: one statement more (the changed member's row), one object tagged.
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE tasks SET title = 'Changed', version = version + 1 WHERE id = ("
+                "SELECT min(id) FROM tasks WHERE list_id = :l)"
+            ),
+            {"l": list_id},
+        )
+    changed = _measure(proxy, lambda: sync(token))
+    assert changed.status == 207 and changed.text.count("<D:response>") == 1, changed.text
+    assert changed.round_trips == budget + 1
+    assert calls == {"served": 1, "object_tag": 1, "render": 0}

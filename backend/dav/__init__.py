@@ -18,7 +18,7 @@ todoman) reads and writes the tasks the REST API serves, through the same servic
 - `vtodo.py`: a task as a VTODO and back (parse; render by merging our fields into the
   client's kept object, `backend/models/dav_object.py`); `recurrence_forms.py`: the three ways
   clients complete a recurring task, resolved into the service's own completion
-  (specs/caldav.md).
-
-Sync (`sync-collection` on the change feed, `getctag`, `sync-token`) is the next part.
+  (specs/caldav.md);
+- `sync.py`: `sync-collection` (RFC 6578) on the change feed, and the collection's
+  `sync-token` / `getctag` (one value: a position of the caller's feed).
 """

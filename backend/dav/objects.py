@@ -107,6 +107,20 @@ def listed(work: UnitOfWork, list_id: int | None) -> tuple[Any | None, list[Serv
     return the_list, [served(row) for row in rows]
 
 
+def collection(
+    work: UnitOfWork, list_id: int, depth: int
+) -> tuple[SimpleNamespace, list[Served], int]:
+    """A list's collection, its objects at Depth 1 and the caller's feed position (its sync
+    token's), in one statement; a list the caller cannot read is the missing one's 404."""
+    seen, rows = work.service(DavObjectService).listed(list_id, position=True, depth=depth)
+    if seen is None:
+        raise NotFound(NOT_FOUND)
+    the_list = SimpleNamespace(
+        id=seen.list_id_seen, name=seen.list_name, color=seen.list_color, role=seen.list_role
+    )
+    return the_list, [served(row) for row in rows], int(seen.position)
+
+
 def find(work: UnitOfWork, list_id: int | None, name: str) -> Served | None:
     """The object served under `name` in the collection, if the caller may read it: the
     newest kept object with that name, else the task a derived name names (one statement)."""

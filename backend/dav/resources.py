@@ -4,9 +4,10 @@ calendar home, `/dav/calendars/{list_id}/` a list it may read (own or shared) an
 `/dav/calendars/no-list/` its tasks in no list. A list is read through `ListService` (the
 access relation): one the caller may not read is the missing one's 404.
 
-No `getctag` or `sync-token` yet: nothing here counts a collection's changes; they come with
-sync (the change feed). A collection's objects are `collection_path(...) + "<name>"`
-(backend/dav/objects.py).
+A collection's `sync-token` and `getctag` (one value: backend/dav/sync.py) are read only when
+a PROPFIND names them (not for `allprop`, RFC 6578 §4): a list's with the list itself
+(`objects.collection`), the home's and the tasks in no list's in a statement of their own. A
+collection's objects are `collection_path(...) + "<name>"` (backend/dav/objects.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from backend.dav.xml import APPLE, CALDAV, DAV, Found, Value, clark, element, href
+from backend.dav.xml import APPLE, CALDAV, CS, DAV, Found, Value, clark, element, href
 from backend.models.app_password import DAV_ROOT
 from backend.models.references import Action
 from backend.services.access import owns, permitted
@@ -94,9 +95,31 @@ def home() -> Found:
     )
 
 
-def collection(row: Any | None, writes: bool) -> Found:
+SYNC_TOKEN = clark(DAV, "sync-token")
+GETCTAG = clark(CS, "getctag")
+# RFC 3253 §3.1.5: the REPORTs a collection answers (Thunderbird syncs only when it is listed).
+_REPORTS = (clark(CALDAV, "calendar-multiget"), clark(CALDAV, "calendar-query"))
+
+
+def _supported_reports() -> list[Element]:
+    reports = (*_REPORTS, clark(DAV, "sync-collection"))
+    return [
+        element(
+            clark(DAV, "supported-report"), None, element(clark(DAV, "report"), None, element(r))
+        )
+        for r in reports
+    ]
+
+
+def wants_token(names: tuple[str, ...]) -> bool:
+    """Whether a PROPFIND names a collection's `sync-token` or `getctag`."""
+    return SYNC_TOKEN in names or GETCTAG in names
+
+
+def collection(row: Any | None, writes: bool, token: str | None = None) -> Found:
     """A list's collection (`row`: a `ListRow`, with the caller's `role`), or the tasks in no
-    list's (None: the caller's own)."""
+    list's (None: the caller's own); `token`, its sync token, when the PROPFIND names it
+    (`sync-token` and CalendarServer's `getctag` alike)."""
     components = element(
         clark(CALDAV, "supported-calendar-component-set"),
         None,
@@ -109,8 +132,12 @@ def collection(row: Any | None, writes: bool) -> Found:
         clark(CALDAV, "supported-calendar-component-set"): list(components),
         clark(DAV, "current-user-privilege-set"): _privileges(role, writes),
         clark(DAV, "owner"): href(PRINCIPAL) if owns(role) else None,
+        clark(DAV, "supported-report-set"): _supported_reports(),
         **_common(),
     }
+    if token is not None:
+        properties[SYNC_TOKEN] = token
+        properties[GETCTAG] = token
     if row is not None and row.color:
         # Apple's colour property: `#RRGGBB` (ours is stored lower-case).
         properties[clark(APPLE, "calendar-color")] = row.color.upper()

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.actions import acts_by_method
-from backend.dav import objects, reports, resources
+from backend.dav import objects, reports, resources, sync
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
 from backend.dav.vtodo import CalendarObjectRefused
 from backend.dav.xml import (
@@ -193,13 +193,23 @@ async def _propfind(
     allow: str = ALLOW,
 ) -> Response:
     body = await _body(request)
-    propfind_request(body)  # a malformed body is 400 before anything else is done
+    asked = propfind_request(body)  # a malformed body is 400 before anything else is done
     depth = _depth(request)
+    request.state.dav_wants_token = resources.wants_token(asked.names)
     return await _in_work(
         request,
         response,
         lambda work, writes: _multistatus(found(work, depth, writes), body, allow),
     )
+
+
+def _token_of(request: Request, work: UnitOfWork) -> Callable[[int | None], str | None]:
+    """A collection's sync token, when the PROPFIND names it (the caller's position read
+    once, for every collection of the answer)."""
+    if not request.state.dav_wants_token:
+        return lambda list_id: None
+    position = sync.head(work)
+    return lambda list_id: sync.token(list_id, position)
 
 
 @router.api_route(_route(DAV_ROOT), methods=["OPTIONS", "PROPFIND"])
@@ -239,8 +249,11 @@ async def dav_home(request: Request, response: Response) -> Response:
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
         here = [resources.home()]
         if depth:
-            here.append(resources.collection(None, writes))
-            here.extend(resources.collection(row, writes) for row in work.lists.all())
+            token = _token_of(request, work)
+            here.append(resources.collection(None, writes, token(None)))
+            here.extend(
+                resources.collection(row, writes, token(row.id)) for row in work.lists.all()
+            )
         return here
 
     return await _propfind(request, response, found)
@@ -268,7 +281,7 @@ async def dav_collection(request: Request, response: Response) -> Response:
     """A collection: a list the caller may read (`ListService.get`: another user's list is
     the missing one's 404), or the tasks in no list. Depth 1 lists its objects (href, ETag,
     content type: no object rendered); REPORT answers `calendar-multiget` and
-    `calendar-query` (backend/dav/reports.py)."""
+    `calendar-query` (backend/dav/reports.py) and `sync-collection` (backend/dav/sync.py)."""
     list_id = _collection_of(request)
     if request.method == "OPTIONS":
         return await _options(request, ALLOW_COLLECTION)
@@ -276,17 +289,26 @@ async def dav_collection(request: Request, response: Response) -> Response:
         asked = report_request(await _body(request))
 
         def reported(work: UnitOfWork, writes: bool) -> Response:
-            body = reports.answer(work, list_id, asked)
+            if asked.kind == "sync":
+                body = sync.answer(work, list_id, asked)
+            else:
+                body = reports.answer(work, list_id, asked)
             return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
 
         return await _in_work(request, response, reported)
 
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
+        if list_id is not None and request.state.dav_wants_token:
+            # The list, its objects and the caller's position in one statement.
+            the_list, members, position = objects.collection(work, list_id, depth)
+            here = [resources.collection(the_list, writes, sync.token(list_id, position))]
+            return here + [reports.listed(served, list_id) for served in members]
+        token = _token_of(request, work)
         if not depth:
-            return [resources.collection(_list_row(work, list_id), writes)]
+            return [resources.collection(_list_row(work, list_id), writes, token(list_id))]
         # The list and its objects in one statement (the tasks in no list need no list).
         row, listed = objects.listed(work, list_id)
-        here = [resources.collection(row, writes)]
+        here = [resources.collection(row, writes, token(list_id))]
         here.extend(reports.listed(served, list_id) for served in listed)
         return here
 

@@ -161,11 +161,18 @@ def _valued(name: str, value: Value) -> Element:
 
 
 def multistatus(
-    found: Iterable[Found], asked: PropfindRequest, absent: Iterable[str] = ()
+    found: Iterable[Found],
+    asked: PropfindRequest,
+    absent: Iterable[str] = (),
+    *,
+    truncated: str | None = None,
+    sync_token: str | None = None,
 ) -> bytes:
     """A 207 body: per resource, the properties asked for that it has (200) and those it has
     not (404), or every property (`allprop`) or every name (`propname`); each of `absent`
-    (hrefs a multiget named that are not there) a 404 of its own."""
+    (hrefs a multiget named that are not there, a sync's removed members) a 404 of its own.
+    A sync's answer: `truncated`, the collection's href when it is partial (RFC 6578 §3.6:
+    its own `507` response), and its new `sync_token` last."""
     root = Element(clark(DAV, "multistatus"))
     for resource in found:
         response = element(clark(DAV, "response"), None, href(resource.path))
@@ -186,6 +193,11 @@ def multistatus(
     for path in list(absent):
         status = element(clark(DAV, "status"), "HTTP/1.1 404 Not Found")
         root.append(element(clark(DAV, "response"), None, href(path), status))
+    if truncated is not None:
+        status = element(clark(DAV, "status"), "HTTP/1.1 507 Insufficient Storage")
+        root.append(element(clark(DAV, "response"), None, href(truncated), status))
+    if sync_token is not None:
+        root.append(element(clark(DAV, "sync-token"), sync_token))
     written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return written
 
@@ -229,9 +241,18 @@ class ReportRequest:
     component: str | None = None
     time_range: tuple[str | None, str | None] | None = None
     prop_filters: tuple[TextMatch, ...] = ()
+    # `sync-collection` (RFC 6578 §3.2): the token sent (empty: the initial sync), its
+    # `sync-level` and the client's `limit` (`nresults`), if any.
+    sync_token: str = ""
+    sync_level: str = "1"
+    limit: int | None = None
 
 
-_REPORTS = (clark(CALDAV, "calendar-multiget"), clark(CALDAV, "calendar-query"))
+_REPORTS = (
+    clark(CALDAV, "calendar-multiget"),
+    clark(CALDAV, "calendar-query"),
+    clark(DAV, "sync-collection"),
+)
 
 
 def report_request(body: bytes) -> ReportRequest:
@@ -252,10 +273,39 @@ def report_request(body: bytes) -> ReportRequest:
     if document.tag == _REPORTS[0]:
         hrefs = tuple((node.text or "").strip() for node in document.iter(clark(DAV, "href")))
         return ReportRequest("multiget", names, hrefs=hrefs)
+    if document.tag == _REPORTS[2]:
+        return _sync(document, names)
     return _query(document, names)
 
 
-_NO_REPORT = "This collection answers calendar-multiget and calendar-query"
+_NO_REPORT = "This collection answers calendar-multiget, calendar-query and sync-collection"
+# A `limit`'s `nresults` past this is no limit we could ever reach (a collection's size is
+# bounded far below it); a number this long is refused rather than converted.
+_MAX_NRESULTS = 1_000_000
+
+
+def _sync(document: Element, names: tuple[str, ...]) -> ReportRequest:
+    """A `sync-collection` (RFC 6578 §6.1): `sync-token` (required, empty for the initial
+    sync), `sync-level` (`1` or `infinite`; absent, as early drafts' clients send it: `1`),
+    `prop` and an optional `limit` holding `nresults`, a positive integer."""
+    token = document.find(clark(DAV, "sync-token"))
+    if token is None:
+        raise MalformedXml()
+    level = (document.findtext(clark(DAV, "sync-level")) or "1").strip().lower()
+    if level not in ("1", "infinite", "infinity"):
+        raise MalformedXml()
+    limit = None
+    node = document.find(clark(DAV, "limit"))
+    if node is not None:
+        text = (node.findtext(clark(DAV, "nresults")) or "").strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 7:
+            raise MalformedXml()
+        limit = int(text)
+        if not 0 < limit <= _MAX_NRESULTS:
+            raise MalformedXml()
+    return ReportRequest(
+        "sync", names, sync_token=(token.text or "").strip(), sync_level=level, limit=limit
+    )
 
 
 def _query(document: Element, names: tuple[str, ...]) -> ReportRequest:

@@ -67,6 +67,8 @@ class TaskDavObject(SQLModel, table=True):
 
 
 # No routes or tools: only the DAV layer reads and writes it, through the access relation.
+# No child's events either: its own trigger (migration 0066) records `dav_object.*` for
+# `sync-collection` alone (backend/services/changes.py `CollectionFeed`).
 DAV_OBJECTS = TaskChild(
     TaskDavObject,
     noun="dav object",

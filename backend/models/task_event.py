@@ -88,6 +88,9 @@ EVENT_TYPES = (
     ACCESS_GRANTED,
     ACCESS_ENDED,
 )
+# DAV's own bookkeeping (migration 0066): a kept CalDAV object's changes, shaped as a child's
+# event, recorded as delivered, for `sync-collection` alone (backend/services/changes.py).
+DAV_TYPES = ("dav_object.created", "dav_object.updated", "dav_object.deleted")
 # Besides, a task's child's events (migration 0062): `<noun>.created`, `.updated`, `.deleted`,
 # each child's noun its own (`comment.created`, ...: `TaskChild.event_types`); the nouns of
 # the kinds above are refused as a child's (`task_children_register`).

@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     func,
     literal_column,
     or_,
@@ -37,14 +38,16 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped, each_caller, if_member, owned
 from backend.db.sender import read_for_callers
 from backend.errors import CursorExpired
 from backend.models import TaskEvent, TaskEventsPruned, TaskMemberReminder, User
-from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
-from backend.services.access import Action, may_shared
+from backend.models.task_event import CHANGE_TYPES, DAV_TYPES, FEED_TYPES
+from backend.models.task_list import TaskList
+from backend.services.access import Action, may, may_shared
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _P = TaskEventsPruned.__table__.c  # type: ignore[attr-defined]
@@ -110,7 +113,10 @@ def of_types(types: Sequence[str]) -> ColumnElement[bool]:
 # Two arms, each read on its own index (an OR of them would be one bitmap, sorted, or a scan
 # of every user's events from the top for a maximum): the own arm in id order on
 # `ix_task_events_user_id_id`, the shared one on `ix_task_events_user_id_list_id_id`.
-CHILD_EVENT = and_(_E.task_id.is_not(None), _E.object.is_not(None))
+# DAV's own bookkeeping (`DAV_TYPES`, migration 0066), for `sync-collection` alone
+# (`CollectionFeed`): the REST feed, the live streams and the activity leave it out.
+ANY_CHILD_EVENT = and_(_E.task_id.is_not(None), _E.object.is_not(None))
+CHILD_EVENT = and_(ANY_CHILD_EVENT, ~of_types(DAV_TYPES))
 _OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), CHILD_EVENT))
 _SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), CHILD_EVENT))
 _CHANGES = or_(_OWN, _SHARED)
@@ -262,6 +268,111 @@ class ChangeFeed(Scoped):
         one). Raises `CursorExpired` when changes after `after` have been pruned."""
         self._ahead(HOLD)
         return _paged(self._read(_PAGE, after=after, limit=limit + 1), after, limit)
+
+
+# A CalDAV collection's changes (issue 62; specs/caldav.md, "Sync"): the feed's two arms with
+# DAV's own events in them, narrowed to the events of one collection: those recorded in it
+# (its list, or the caller's own tasks in no list), and a task's move out of it (its
+# `changes` name the list it left). A `sync-collection` token is a position of this feed.
+_DAV_OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), ANY_CHILD_EVENT))
+_DAV_SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), ANY_CHILD_EVENT))
+_COLLECTION = bindparam("collection", type_=BigInteger)
+_LISTS = TaskList.__table__  # type: ignore[attr-defined]
+_L = _LISTS.c
+
+
+def _in_collection(no_list: bool) -> ColumnElement[bool]:
+    left = _E.changes["list_id"][0]  # a move's old list (JSON null: it was in no list)
+    if no_list:
+        return and_(
+            _E.user_id == bindparam(OWNER),
+            or_(_E.list_id.is_(None), left == literal_column("'null'::jsonb")),
+        )
+    return or_(_E.list_id == _COLLECTION, left == func.to_jsonb(_COLLECTION, type_=JSONB))
+
+
+def dav_head() -> ColumnElement[int]:
+    """The caller's position for a sync token: its latest change with DAV's events, below any
+    change still in flight (`HOLD` sent ahead), or how far pruning went (0 before any)."""
+    own = select(func.max(_E.id)).where(_DAV_OWN, _E.id <= _HORIZON).scalar_subquery()
+    theirs = if_member(
+        select(func.max(_UNORDERED)).where(_DAV_SHARED, _UNORDERED <= _HORIZON).scalar_subquery()
+    )
+    return cast(ColumnElement[int], func.greatest(own, theirs, _PRUNED.scalar_subquery(), 0))
+
+
+_DAV_HEAD = select(dav_head().label("position"))
+_NAME = _E.object["name"].astext
+
+
+def _collection_page(no_list: bool) -> Any:
+    def arm(arm: ColumnElement[bool], order: Any) -> Any:
+        return (
+            select(_E.id, _E.task_id, _E.type, _NAME.label("name"))
+            .where(_E.id > _AFTER, _E.id <= _HORIZON, arm, _in_collection(no_list))
+            .order_by(order)
+            .limit(_LIMIT)
+        )
+
+    arms = [arm(_DAV_OWN, _E.id)]
+    if not no_list:  # the caller's own tasks in no list are in its own space only
+        arms.append(arm(_DAV_SHARED, _UNORDERED))
+    both = union_all(*arms).subquery("arms")
+    rows = select(*both.c).order_by(both.c.id).limit(_LIMIT).lateral("page")
+    # Whether the caller may read the collection (a list it is no member of: the missing
+    # one's 404, read in the same statement as its changes).
+    readable = (
+        literal_column("true")
+        if no_list
+        else exists(select(_L.id).where(_L.id == _COLLECTION, may(_LISTS, Action.LIST_READ)))
+    )
+    top = select(
+        _THROUGH.c.through, dav_head().label("head"), readable.label("readable"), *rows.c
+    ).select_from(_THROUGH.outerjoin(rows, true()))
+    return top.order_by(rows.c.id)
+
+
+_COLLECTION_PAGES = {no_list: _collection_page(no_list) for no_list in (False, True)}
+
+
+@dataclass(frozen=True)
+class CollectionChanges:
+    """A collection's changes after a position: each event's task and, for a kept object's,
+    the name it had (`rows`, in feed order, at most the limit); `head`, the caller's position
+    now; `has_more` when there were more; `readable`, whether the caller may read the
+    collection; `expired`, whether changes after the position were pruned (the feed cannot
+    say what changed since)."""
+
+    rows: Sequence[Any]
+    head: int
+    has_more: bool
+    readable: bool
+    expired: bool
+
+
+class CollectionFeed(Scoped):
+    """The change feed as `sync-collection` reads it (backend/dav/sync.py)."""
+
+    def head(self) -> int:
+        """The caller's position now, below any change in flight: a new sync token."""
+        self._ahead(HOLD)
+        return int(self._read(_DAV_HEAD).scalar_one())
+
+    def since(self, after: int, list_id: int | None, limit: int) -> CollectionChanges:
+        """Up to `limit` events of the collection after `after`, with the caller's position
+        now and whether it may read the collection, in one statement."""
+        self._ahead(HOLD)
+        values: dict[str, Any] = {"after": after, "limit": limit + 1}
+        if list_id is not None:
+            values["collection"] = list_id
+        rows = self._read(_COLLECTION_PAGES[list_id is None], **values).all()
+        first = rows[0]
+        head = int(first.head)
+        expired = int(first.through) > after
+        found = [row for row in rows if row.id is not None]
+        return CollectionChanges(
+            found[:limit], head, len(found) > limit, bool(first.readable), expired
+        )
 
 
 # One statement: the deletion and the record of how far it went commit together.

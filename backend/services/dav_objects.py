@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Text,
     and_,
+    any_,
     bindparam,
     column,
     exists,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     table,
     true,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, Bound
@@ -36,6 +38,7 @@ from backend.models import Task
 from backend.models.dav_object import TaskDavObject
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
+from backend.services.changes import HOLD, dav_head
 from backend.services.task_sending import TaskSending, Then
 from backend.services.task_statements import TASK_VIEW
 
@@ -185,14 +188,19 @@ class DavObjectService(TaskSending):
         """Every task of the collection the caller may read, with its kept object."""
         return self._read(_ALL[list_id is None], **_values(list_id)).all()
 
-    def listed(self, list_id: int) -> tuple[Any | None, Sequence[Any]]:
-        """A list's collection at Depth 1 in one statement: the list as the caller sees it
-        (`list_id`, `list_name`, `list_color`, `list_role`; None: one it cannot read) and its
-        tasks with their objects."""
-        rows = self._read(_LISTED, dav_list=list_id).all()
+    def listed(
+        self, list_id: int, *, position: bool = False, depth: int = 1
+    ) -> tuple[Any | None, Sequence[Any]]:
+        """A list's collection in one statement: the list as the caller sees it (`list_id`,
+        `list_name`, `list_color`, `list_role`; None: one it cannot read) and, at Depth 1, its
+        tasks with their objects; with `position`, the caller's feed position for its sync
+        token (`position`, read behind the feed's hold, sent ahead in the same message)."""
+        if position:
+            self._ahead(HOLD)
+        rows = self._read(_LISTED[position, depth], dav_list=list_id).all()
         if not rows:
             return None, []
-        return rows[0], [row for row in rows if row.id is not None]
+        return rows[0], [row for row in rows if depth and row.id is not None]
 
     def named(self, list_id: int | None, name: str, task_id: int) -> Sequence[Any]:
         """The tasks that may be served under `name`, in one statement: those whose kept
@@ -206,6 +214,14 @@ class DavObjectService(TaskSending):
         commits the task's write: only on a task the caller may write."""
         self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
 
+    def changed(self, list_id: int | None, task_ids: list[int], names: list[str]) -> Sequence[Any]:
+        """A sync's changed members in one statement: the tasks `task_ids` still in the
+        collection, and those served under one of `names` (a name a gone object had may be
+        another's now)."""
+        statement = _CHANGED[list_id is None]
+        values = {"dav_tasks": task_ids, "dav_names": names, **_values(list_id)}
+        return self._read(statement, **values).all()
+
 
 def _values(list_id: int | None) -> dict[str, Any]:
     return {} if list_id is None else {"dav_list": list_id}
@@ -213,6 +229,20 @@ def _values(list_id: int | None) -> dict[str, Any]:
 
 _BY_NAME = {key: _by_name(key) for key in (False, True)}
 
+
+_TASKS_CHANGED = bindparam("dav_tasks", type_=ARRAY(BigInteger))
+_NAMES = bindparam("dav_names", type_=ARRAY(Text))
+
+
+def _changed(no_list: bool) -> Any:
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    return listing.where(
+        or_(_T.id == any_(_TASKS_CHANGED), columns.kept_name == any_(_NAMES))
+    ).order_by(_T.id)
+
+
+_CHANGED = {key: _changed(key) for key in (False, True)}
 
 _chosen = select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
     _T.id == _TASK, may(_TASKS, Action.TASK_WRITE)
@@ -250,13 +280,6 @@ _the_list = (
     .subquery("the_list")
 )
 _objects = _listing(0).lateral("objects")
-_LISTED = (
-    select(_the_list, *_objects.c)
-    .select_from(_the_list.outerjoin(_objects, true()))
-    .order_by(_objects.c.id)
-)
-
-
 # A create's row (`w`, `TaskSending._write_then`): the new task is in its list's owner's space
 # (a list the caller may write tasks in), else the caller's.
 _WRITTEN = table("w", column("id", BigInteger), column("list_id", BigInteger))
@@ -296,3 +319,20 @@ _LOOKUP = (
 _NO_LIST_SEEN = SimpleNamespace(
     list_id_seen=None, list_name=None, list_color=None, list_role="owner"
 )
+# The caller's feed position for a sync token (`sync-token`, `getctag`), beside the list.
+_POSITION = select(dav_head().label("position")).subquery("position")
+
+
+def _listed(position: bool, depth: int) -> Any:
+    head = [_POSITION.c.position] if position else []
+    joined = _the_list.join(_POSITION, true()) if position else _the_list
+    if not depth:
+        return select(_the_list, *head).select_from(joined)
+    return (
+        select(_the_list, *head, *_objects.c)
+        .select_from(joined.outerjoin(_objects, true()))
+        .order_by(_objects.c.id)
+    )
+
+
+_LISTED = {(p, d): _listed(p, d) for p in (False, True) for d in (0, 1)}

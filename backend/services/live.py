@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import RateLimited, ServiceUnavailable, database_error, database_failure
-from backend.models.task_event import FEED_TYPES
+from backend.models.task_event import DAV_TYPES, FEED_TYPES
 from backend.services import stream_tickets
 from backend.services.changes import CallerPage, ChangePage, pages
 from backend.services.registry import UnitOfWork
@@ -58,6 +58,8 @@ _ROUNDS = 4
 
 # The feed's kinds: its types, and a task's child's event (a task and a row: migration 0062).
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
+# DAV's bookkeeping (migration 0066) wakes no stream: the feed leaves it out.
+_DAV = ", ".join(f"'{t}'" for t in DAV_TYPES)
 # The primary key's range (the newest rows only), less the ids already seen: one row per new
 # event with the users it wakes, so a poll's answer is what moved since the last one, not the
 # whole rescan window (1,000 rows a poll at 50 changes a second to lists of 10 members, parsed
@@ -67,13 +69,14 @@ _MOVED_SQL = """
 SELECT e.id, e.user_id, array_remove(array_agg(m.member_id), NULL) AS members
 FROM task_events AS e
 LEFT JOIN list_members AS m ON m.user_id = e.user_id AND m.list_id = e.list_id
-WHERE e.id > :floor AND (e.type IN ({types}) OR (e.task_id IS NOT NULL AND e.object IS NOT NULL))
+WHERE e.id > :floor AND (e.type IN ({types})
+    OR (e.task_id IS NOT NULL AND e.object IS NOT NULL AND e.type NOT IN ({dav})))
   AND e.id <> ALL(:seen)
 GROUP BY e.id
 ORDER BY e.id
 LIMIT :limit
 """
-_MOVED = text(_MOVED_SQL.format(types=_TYPES)).bindparams(
+_MOVED = text(_MOVED_SQL.format(types=_TYPES, dav=_DAV)).bindparams(
     bindparam("seen", type_=ARRAY(BigInteger))
 )
 _HEAD = text("SELECT coalesce(max(id), 0) FROM task_events")

@@ -294,6 +294,19 @@ class Rule:
             "every child registered with its noun",
         ),
     )
+    DAV_OBJECT_CHANGES = DatabaseRule(
+        "CalDAV object changes",
+        "task_dav_objects",
+        "a kept CalDAV object added, changed (its bytes, name, UID or list) or removed writes a "
+        "`dav_object.*` row on its task (the row without its body; a move's is the list it "
+        "left), recorded as delivered, for `sync-collection` only (migration 0066)",
+        (Why.SAFER,),
+        "in the writing transaction, for every writer (a PUT, a move, the trash's cascade, a "
+        "restore): a sync misses no change of a client's object and names a gone one by the "
+        "href the client holds",
+        triggers=("task_dav_objects_record_change", "task_dav_objects_record_change_on_update"),
+        every_write=True,
+    )
 
 
 RULES: tuple[DatabaseRule, ...] = tuple(

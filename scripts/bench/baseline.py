@@ -83,7 +83,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from backend.models.task_event import CHANGE_TYPES, FEED_TYPES
+from backend.models.task_event import CHANGE_TYPES, DAV_TYPES, FEED_TYPES
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_table import Task
 from backend.services.access import Action, roles
@@ -225,8 +225,12 @@ SPACE_LOCKED = "task_api_lock_space(tasks.user_id)"
 # changes and the access it gained or lost) or of a list shared with it (its tasks' changes,
 # the id as an expression so the memberships' index finds them), or how far pruning went if that
 # is further, or 0. No horizon: a listing sends no hold ahead (issue 49).
-# A task's child's event (`changes.CHILD_EVENT`): the only kind with both a task and a row.
-_CHILD_EVENT = "task_events.task_id IS NOT NULL AND task_events.object IS NOT NULL"
+# A task's child's event (`changes.CHILD_EVENT`): the only kind with both a task and a row,
+# but DAV's own bookkeeping (`DAV_TYPES`, migration 0066).
+_CHILD_EVENT = (
+    "task_events.task_id IS NOT NULL AND task_events.object IS NOT NULL AND "
+    f"(task_events.type NOT IN ({_sql_list(DAV_TYPES)}))"
+)
 FEED_POSITION = (
     "greatest((SELECT max(task_events.id) FROM task_events WHERE task_events.user_id = %(user)s "
     f"AND (task_events.type IN ({_sql_list(FEED_TYPES)}) OR {_CHILD_EVENT})), "

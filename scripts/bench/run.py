@@ -32,6 +32,7 @@ from scripts.bench import (
     attachments,
     calendar,
     dav,
+    davsync,
     dbproxy,
     lists,
     report,
@@ -46,6 +47,7 @@ from scripts.bench.wrk import (
     API_ONLY,
     CALENDAR,
     DAV,
+    DAV_SYNC,
     PAIRED,
     SCENARIOS,
     SHARED,
@@ -208,6 +210,8 @@ class Bench:
         # The DAV scenario's data file and its (Basic header, object path) pairs.
         self.dav_data: Path | None = None
         self.dav: list[tuple[str, str]] = []
+        # The DAV sync's data file (its passwords and tokens: `davsync.validate`, per pass).
+        self.dav_sync_data: Path | None = None
         # PostgreSQL's CPU time (every process of the server), sampled around each timed run.
         self.postgres: servers.PostgresCpu | None = None
         if plan.before is not None:
@@ -257,6 +261,8 @@ class Bench:
             if any(s in DAV for s in self.plan.scenarios):
                 self.dav = dav.credentials(db)
                 self.dav_data = dav.write_data(self.work / f"dav-{size}.lua", self.dav)
+            if any(s in DAV_SYNC for s in self.plan.scenarios):
+                self.dav_sync_data = self.work / f"dav-sync-{size}.lua"
             last = index == len(self.plan.sizes) - 1
             if index == 0:
                 self._attachments(db, tokens, owned)
@@ -360,6 +366,8 @@ class Bench:
                 checked += calendar.validate(api_url, self.calendar_tokens, self.calendar_data)
             if "api" in by_name and self.dav_data is not None:
                 checked += dav.validate(by_name["api"].url, self.dav)
+            if "api" in by_name and self.dav_sync_data is not None:
+                checked += davsync.validate(by_name["api"].url, db, self.dav_sync_data)
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
@@ -516,6 +524,10 @@ class Bench:
     def _data(self, scenario: str, data: Path) -> Path:
         """The data file a scenario's script reads: the list owners' for the list scenarios,
         the shared lists' for the shared-list runs."""
+        if _scenario_of(scenario) in DAV_SYNC:
+            if self.dav_sync_data is None:  # pragma: no cover - written before any pass
+                raise RuntimeError("no DAV sync data")
+            return self.dav_sync_data
         if _scenario_of(scenario) in CALENDAR:
             if self.calendar_data is None:  # pragma: no cover - written before any pass
                 raise RuntimeError("no calendar data")

@@ -4,7 +4,8 @@ Besides the users' tasks (`scripts/seeding.py`), each of `list_owners` other use
 list of 1,000 tasks, subtasks included (the `move` scenario's; `delete-list` deletes lists
 made just before its run, `lists.make_pool`). Their places as seeded are kept in
 `bench_seed_places`, so that `reset` can put back what the moves moved. Lists of 100 tasks
-shared with a member each (`shared.seed_shared`) are the `shared-list` scenario's.
+shared with a member each (`shared.seed_shared`) are the `shared-list` scenario's, lists of
+1,000 tasks of `syncer-n` (`davsync.seed_syncers`) the `dav-sync` scenario's.
 
 The naive app's own table (`naive_tasks`, scripts/bench/naive.py) gets a copy of the seeded
 tasks, same ids and values (`copy_to_naive`), so both apps read the same data; the copy is
@@ -33,7 +34,7 @@ from backend.db.migrations import migrate_up
 from scripts.seeding import list_owner, seed_in_chunks, seed_lists
 
 # Bump when the seed's shape changes, so `--reuse` re-seeds an old database.
-SEED_VERSION = 3
+SEED_VERSION = 4
 MARKER = "bench_seed"
 PLACES = "bench_seed_places"
 # Users who own a seeded list of 1,000 tasks (one each): at most this many, one per
@@ -123,6 +124,9 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
         from scripts.bench.shared import seed_shared  # it reads this module's BenchDb
 
         seed_shared(conn)
+        from scripts.bench.davsync import seed_syncers  # it reads this module's BenchDb
+
+        seed_syncers(conn)
         conn.execute(
             text(
                 f"CREATE TABLE {MARKER} (users integer NOT NULL, tasks integer NOT NULL, "

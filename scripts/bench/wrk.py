@@ -25,6 +25,7 @@ SCENARIOS = (
     "shared-list",  # issue 39: a member and the owner list the same shared list of 100 tasks
     "calendar-feed",  # issue 52: a 1,000-task calendar feed fetched whole, then revalidated
     "dav-put",  # issue 62: a CalDAV client's PUT of a whole object, beside `update`'s PATCH
+    "dav-sync",  # issue 62: a CalDAV sync of a 1,000-task list, 1 change since, then none
     "mix",
 )
 WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
@@ -40,8 +41,12 @@ SHARED = {"shared-list": ("shared-list", "shared-list-owner")}
 # Issue 52's (scripts/bench/calendar.py): the API alone, on the feeds' data; each level is two
 # runs, the full feed (the scenario's name) and its revalidation, a 304 (`-304`).
 CALENDAR = {"calendar-feed": ("calendar-feed", "calendar-feed-304")}
+# Issue 62's (scripts/bench/davsync.py): the API alone (no other server speaks DAV); each level
+# is two runs, a sync with one change since its token (the scenario's name) and with none
+# (`-unchanged`).
+DAV_SYNC = {"dav-sync": ("dav-sync", "dav-sync-unchanged")}
 # The scenarios whose level is two runs.
-PAIRED = {**SHARED, **CALENDAR}
+PAIRED = {**SHARED, **CALENDAR, **DAV_SYNC}
 # Issue 31: the routes the naive session-per-request app (scripts/bench/naive.py) serves, the
 # five the comparison with it is about; the other scenarios skip it.
 NAIVE = ("get", "list", "update", "toggle", "create")

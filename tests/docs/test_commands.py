@@ -239,8 +239,10 @@ def check_calendar(out: str) -> None:
 
 def check_caldav(out: str) -> None:
     """The well-known redirect, the home with the page's list and the tasks in no list as
-    VTODO calendars, the password's last use, and the revoked password's 401."""
+    VTODO calendars, a sync's token, the password's last use, and the revoked password's
+    401."""
     assert "301 http://127.0.0.1" in out and "/dav/" in out, out
+    assert "<D:sync-token>urn:x-task-api:sync:no-list:" in out, out
     assert "Groceries" in out and "Tasks without a list" in out and 'name="VTODO"' in out, out
     assert re.search(r"^\d{4}-\d\d-\d\dT", out, re.MULTILINE), out  # last_used_at
     assert re.findall(r"HTTP/1.1 (\d+)", out) == ["401"], out  # the revoked password
