@@ -6,8 +6,10 @@ A recurring task here is one open occurrence; completing it (the service's own c
 "this occurrence is done" in three shapes, each resolved into that one completion, so the end
 is always one completed occurrence and one open one, never two open ones or a lost one:
 
-- `OVERRIDE_COMPLETED` (Thunderbird, eM Client): the master unchanged plus a VTODO with
-  RECURRENCE-ID = the open occurrence's due date, marked COMPLETED.
+- `OVERRIDE_COMPLETED` (Thunderbird, eM Client; the `caldav` library's thisandfuture mode):
+  the master unchanged plus a VTODO marked COMPLETED with RECURRENCE-ID = the open
+  occurrence's due date, or with the open occurrence's DUE (the library names it by its
+  DTSTART, and adds a RANGE=THISANDFUTURE override for the rest, which stays the client's).
 - `DUE_ADVANCED` (Tasks.org through its own sync or DAVx5): the master's DUE moved to a later
   occurrence of the same rule, STATUS back to NEEDS-ACTION (a COMPLETED time may linger). A
   DUE moved off the rule is a completion only when COMPLETED is present ("repeat from the

@@ -548,7 +548,9 @@ def _recurrence(todo: Any, zone: str, due: datetime | None) -> str | None:
         local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=time_zone(zone))
         text = text.replace(match.group(0), f"UNTIL={local.astimezone(UTC):%Y%m%dT%H%M%SZ}")
     if due is None:
-        raise UnsupportedRecurrence("A recurring task needs a DUE (its first occurrence)")
+        raise UnsupportedRecurrence(
+            "A recurring task needs a DUE, or DTSTART and DURATION (its first occurrence)"
+        )
     try:
         return normalize_rule(text)
     except RuleError as error:
