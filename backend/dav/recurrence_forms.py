@@ -6,8 +6,10 @@ A recurring task here is one open occurrence; completing it (the service's own c
 "this occurrence is done" in three shapes, each resolved into that one completion, so the end
 is always one completed occurrence and one open one, never two open ones or a lost one:
 
-- `OVERRIDE_COMPLETED` (Thunderbird, eM Client): the master unchanged plus a VTODO with
-  RECURRENCE-ID = the open occurrence's due date, marked COMPLETED.
+- `OVERRIDE_COMPLETED` (Thunderbird, eM Client; the `caldav` library's thisandfuture mode):
+  the master unchanged plus a VTODO marked COMPLETED with RECURRENCE-ID = the open
+  occurrence's due date, or with the open occurrence's DUE (the library names it by its
+  DTSTART, and adds a RANGE=THISANDFUTURE override for the rest, which stays the client's).
 - `DUE_ADVANCED` (Tasks.org through its own sync or DAVx5): the master's DUE moved to a later
   occurrence of the same rule, STATUS back to NEEDS-ACTION (a COMPLETED time may linger). A
   DUE moved off the rule is a completion only when COMPLETED is present ("repeat from the
@@ -16,8 +18,13 @@ is always one completed occurrence and one open one, never two open ones or a lo
   RRULE) of the open occurrence (same SUMMARY and DUE), plus the master with DUE advanced.
   Whichever of the two PUTs comes first completes the occurrence; the other then changes
   nothing (`match_completed_copy` finds the occurrence the copy stands for).
-- `MASTER_COMPLETED`: the master itself STATUS:COMPLETED with its RRULE (as `PATCH
-  completed=true` on a recurring task): the occurrence completes, the series goes on.
+- `MASTER_COMPLETED`: the master itself STATUS:COMPLETED with its RRULE, nothing else
+  saying which occurrence: RFC 5545 puts a master's STATUS on the whole recurrence set, so
+  the series ends (`PATCH completed=true, recurrence=null`): the task completed, no next
+  occurrence. Clients completing one occurrence use one of the three forms above; the
+  `caldav` library's plain `complete()` means the whole series. The object (STATUS:COMPLETED
+  with its RRULE) stays the task's, served as sent (`vtodo.render` keeps the rule of a
+  completed master).
 - `SERIES_BEHIND`: Thunderbird's object from before it read our answer (a replay, an edit made
   offline): its master's DUE is an occurrence completed here already, its override says so;
   the other fields apply, the schedule stays (no due date moves back, nothing reopens).
@@ -82,7 +89,9 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     if stored.recurrence is None or stored.completed or stored.due_date is None:
         return _plain(stored, parsed)
     due = stored.due_date
-    if any(o.completed and o.recurrence_id == due for o in parsed.overrides):
+    if any(o.completed and due in (o.recurrence_id, o.due_date) for o in parsed.overrides):
+        # The override names the occurrence by its DUE (Thunderbird), or by its DTSTART as
+        # RFC 5545 3.8.4.4 says while keeping its DUE (the `caldav` library's thisandfuture).
         return _completing(Form.OVERRIDE_COMPLETED, stored, parsed)
     new_due = fields.get("due_date")
     if (
@@ -96,7 +105,7 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
         return Resolution(Form.SERIES_BEHIND, TaskUpdate.model_validate(values), completes=False)
     same_rule = _same_rule(stored, fields.get("recurrence"))
     if fields.get("completed") and same_rule:
-        return _completing(Form.MASTER_COMPLETED, stored, parsed)
+        return _series_ended(parsed)
     if fields.get("completed") or not same_rule or new_due is None or new_due <= due:
         return _plain(stored, parsed)
     if new_due == stored.next_due_date or _on_series(stored, new_due):
@@ -194,6 +203,14 @@ def _completing(
     )
 
 
+def _series_ended(parsed: ParsedTodo) -> Resolution:
+    """`MASTER_COMPLETED`: the PUT's fields but the schedule, completed, the rule ended (no
+    next occurrence: the service inserts one only for a task that keeps its rule)."""
+    values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
+    update = TaskUpdate.model_validate({**values, "completed": True, "recurrence": None})
+    return Resolution(Form.MASTER_COMPLETED, update, completes=True)
+
+
 def _reminders(reminders: Any) -> list[dict[str, Any]]:
     """Reminders as stored (what the service returns), to compare sent ones with them."""
     return reminders_json(TaskUpdate.model_validate({"reminders": reminders}).reminders or [])
@@ -204,7 +221,9 @@ def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     serve it (a `COUNT` series' later occurrence goes out with one `UNTIL`): written, it
     would start the series again at the due date."""
     fields = parsed.fields
-    if stored.recurrence is not None and _same_rule(stored, fields.get("recurrence")):
+    ended = stored.completed and stored.recurrence is None and fields.get("completed")
+    if ended or (stored.recurrence is not None and _same_rule(stored, fields.get("recurrence"))):
+        # `ended`: a series completed as a whole stays ended when its object comes back.
         fields = {k: v for k, v in fields.items() if k != "recurrence"}
     return Resolution(Form.PLAIN, TaskUpdate.model_validate(fields), completes=False)
 
@@ -212,6 +231,8 @@ def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
 def _same_rule(stored: TaskRow, sent: str | None) -> bool:
     """Whether `sent` is the stored rule, as stored or as `render` serves it, its parts in
     any order (icalendar writes them in its own)."""
+    if sent is None and stored.next_due_date is None:
+        return True  # the last occurrence sent back as a series of one (`vtodo._recurring`)
     if sent is None or stored.recurrence is None:
         return sent == stored.recurrence
     if rule_key(sent) == rule_key(stored.recurrence):

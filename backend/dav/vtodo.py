@@ -43,6 +43,7 @@ from backend.recurrence import (
     DEFAULT_TIME_ZONE,
     TIME_ZONES,
     RuleError,
+    Schedule,
     calendar_rule,
     normalize_rule,
     time_zone,
@@ -372,7 +373,7 @@ def _read(calendar: _Block, master: Any, todos: Sequence[Any], zone: str) -> Par
         "priority": _priority(master).value,
         "due_date": due,
         "tags": _tags(master),
-        "recurrence": _recurrence(master, task_zone, due),
+        "recurrence": _recurring(_recurrence(master, task_zone, due), task_zone, due),
         "reminders": _reminders(master, due, task_zone),
     }
     if due_zone is not None:
@@ -478,15 +479,39 @@ def _as_utc(value: date | datetime, zone: str) -> datetime:
 
 
 def _due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
-    """DUE in UTC, and its zone's name when it has a TZID we know."""
+    """DUE in UTC, and its zone's name when it has a TZID we know. Without DUE, DTSTART +
+    DURATION is the due date (RFC 5545 3.8.2.5: a VTODO has one of DUE and DURATION)."""
     prop = todo.get("DUE")
     if prop is None:
-        return None, None
+        prop = _start_plus_duration(todo)
+        if prop is None:
+            return None, None
     value = prop.dt
     if isinstance(value, datetime) and value.tzinfo is not None:
         named = _zone_name(value)
         return _as_utc(value, zone), named
     return _as_utc(value, zone), None
+
+
+class _Moment:
+    """A computed DUE (`_start_plus_duration`), read as a property's `.dt` is."""
+
+    def __init__(self, dt: date | datetime) -> None:
+        self.dt = dt
+
+
+def _start_plus_duration(todo: Any) -> _Moment | None:
+    """DTSTART + DURATION, when a VTODO states its due date so (no DUE); a date DTSTART with
+    a duration of whole days stays a date."""
+    start, duration = todo.get("DTSTART"), todo.get("DURATION")
+    if start is None or duration is None or not isinstance(duration.dt, timedelta):
+        return None
+    return _Moment(start.dt + duration.dt)
+
+
+def _has_duration(master: _Block) -> bool:
+    """Whether the master states its due date as DTSTART + DURATION (no DUE line)."""
+    return bool(master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE"))
 
 
 def _tags(todo: Any) -> list[str]:
@@ -523,11 +548,27 @@ def _recurrence(todo: Any, zone: str, due: datetime | None) -> str | None:
         local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=time_zone(zone))
         text = text.replace(match.group(0), f"UNTIL={local.astimezone(UTC):%Y%m%dT%H%M%SZ}")
     if due is None:
-        raise UnsupportedRecurrence("A recurring task needs a DUE (its first occurrence)")
+        raise UnsupportedRecurrence(
+            "A recurring task needs a DUE, or DTSTART and DURATION (its first occurrence)"
+        )
     try:
         return normalize_rule(text)
     except RuleError as error:
         raise UnsupportedRecurrence(f"RRULE {error}") from None
+
+
+def _recurring(rule: str | None, zone: str, due: datetime | None) -> str | None:
+    """`rule`, unless it is a series of one occurrence (COUNT=1, an UNTIL at the DUE: the
+    `caldav` library counts COUNT down as it completes occurrences): then the task does not
+    recur here (a rule with no next occurrence is no rule to the task model), and the
+    client's RRULE stays in its object (`render` serves it as sent)."""
+    if rule is None or due is None or _single(rule, zone, due):
+        return None
+    return rule
+
+
+def _single(rule: str, zone: str, due: datetime) -> bool:
+    return Schedule.of(rule, zone, due).next_after(due) is None
 
 
 def _parent_uid(todo: Any) -> str | None:
@@ -656,14 +697,28 @@ def render(
     zone = task.time_zone
     old = _kept_values(master, zone)
     ours = _our_values(task, parent_uid)
+    last = ours["recurrence"] is None or task.next_due_date is None
+    if last and (old["single"] or (task.completed and old["completion"])):
+        # No occurrence after this one, in the client's rule and ours: a series of one
+        # (`_recurring`), or a completed master (a series completed as a whole; a completed
+        # task shows no rule of ours, `_rule_shown`). The client's RRULE is served as sent.
+        ours["recurrence"] = old["recurrence"]
     due_changed = old["due"] != ours["due"]
     items: list[_Line | _Block] = []
     written: set[str] = set()
     present = {group for group in _GROUPS if _has_group(master, group)}
+    duration = _has_duration(master)
+    if duration:
+        # DUE and DURATION are exclusive (RFC 5545 3.6.2): the client's DTSTART + DURATION
+        # state our due date, a changed one by moving DTSTART (`_moved_start`); none, by
+        # dropping DURATION.
+        present.add("due")
     for item in master.items:
         if isinstance(item, _Block):
             if item.name != "VALARM":  # the kept object's alarms are nobody's now
                 items.append(item)
+            continue
+        if item.name == "DURATION" and duration and task.due_date is None:
             continue
         group = _GROUP_OF.get(item.name)
         if item.name == "RELATED-TO" and not _is_parent_line(item):
@@ -689,7 +744,7 @@ def render(
     items.extend(_Line(text, "", {}, "") for text in _alarm_lines(task, reader_reminders))
     master.items = items
     _drop_absorbed_overrides(calendar, master, task)
-    _add_zone(calendar, task, due_changed or kept is None)
+    _add_zone(calendar, task, (due_changed and not duration) or kept is None)
     return calendar.text().encode()
 
 
@@ -731,7 +786,9 @@ def _kept_values(master: _Block, zone: str) -> dict[str, Any]:
         rule = _recurrence(todo, due_zone or zone, due) if todo.get("RRULE") else None
     except CalendarObjectRefused:
         rule = "?"
+    single = rule not in (None, "?") and due is not None and _single(rule, due_zone or zone, due)
     return {
+        "single": single,  # a series of one: the task holds no rule (`_recurring`)
         "title": _summary(todo),
         "description": _description(todo),
         "completion": _completed(todo),
@@ -831,12 +888,13 @@ def _moved_start(line: _Line, master: _Block, task: Any) -> list[_Line]:
     """DTSTART moves with DUE (the client's distance between them kept), so a client never
     sees a start after the due date or a recurring series anchored at a past occurrence."""
     todo = _todo_of(master)
-    start, old_due = todo["DTSTART"].dt, todo.get("DUE")
+    start = todo["DTSTART"].dt
     if task.due_date is None:
         return [line]
+    old_due, _ = _due(todo, task.time_zone)  # DUE, or DTSTART + DURATION
     if old_due is None:
         return [line] if _as_utc(start, task.time_zone) <= task.due_date else []
-    delta = task.due_date - _as_utc(old_due.dt, task.time_zone)
+    delta = task.due_date - old_due
     moved: date | datetime
     if not isinstance(start, datetime):
         moved = start + timedelta(days=delta.days)

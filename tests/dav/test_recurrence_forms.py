@@ -113,11 +113,30 @@ def test_thunderbird_completing_the_master(db_engine: Engine, settings: Settings
     body = fixture("thunderbird.ics").replace(
         b"STATUS:NEEDS-ACTION", b"STATUS:COMPLETED\r\nCOMPLETED:20261130T101500Z"
     )
-    form, applied = _put(db_engine, settings, task.id, body)
+    form, outcome = _put(db_engine, settings, task.id, body)
+    # A master's STATUS is the whole recurrence set's (RFC 5545): the series ends, the task
+    # completed and no next occurrence (one occurrence is completed by the other forms).
     assert form is Form.MASTER_COMPLETED
-    _done, open_ = _one_done_one_open(_series(db_engine, settings, task))
-    assert applied.successor is not None and applied.successor.id == open_.id
-    assert open_.reminders == [{"minutes_before_due": 30}]  # the writer's, carried on
+    [done] = _rows(db_engine, settings, task)
+    assert done.completed and done.recurrence is None
+    assert _series(db_engine, settings, task) == []  # no next occurrence
+    assert outcome.successor is None and not outcome.applied.completed_occurrence
+    # The object stays the task's, served as the client sent it: completed, with its rule.
+    served = render(done, parse(body).keep, [])
+    lines = served.decode().split("\r\n")
+    assert "STATUS:COMPLETED" in lines and "RRULE:FREQ=WEEKLY;BYDAY=MO" in lines
+    # The same PUT again (a retry): the series stays ended, nothing reopens or recurs.
+    form, outcome = _put(db_engine, settings, task.id, body)
+    assert form is Form.PLAIN and outcome.successor is None
+    [again] = _rows(db_engine, settings, task)
+    assert again.completed and again.recurrence is None
+    assert _series(db_engine, settings, task) == []
+
+
+def _rows(engine: Engine, settings: Settings, *tasks: TaskRow) -> list[TaskRow]:
+    """The tasks as stored now (a series that ended is no series: `_series` misses it)."""
+    with _work(engine, settings) as work:
+        return [work.tasks.get(task.id) for task in tasks]
 
 
 def _advanced(days: str, extra: bytes = b"") -> bytes:
@@ -184,9 +203,9 @@ def _copy() -> bytes:
     )
 
 
-def _put_copy(engine: Engine, settings: Settings, task: TaskRow) -> Form:
+def _put_copy(engine: Engine, settings: Settings, task: TaskRow, body: bytes = b"") -> Form:
     """The copy's PUT: a new UID; the collection's recurring tasks are its candidates."""
-    parsed = parse(_copy())
+    parsed = parse(body or _copy())
     candidates = _series(engine, settings, task)
     with _work(engine, settings) as work:
         occurrence = match_completed_copy(parsed, candidates)
@@ -289,3 +308,96 @@ def test_a_counted_series_completes_again_with_the_rule_as_served(
     assert rule_key(rows[-1].recurrence) == {"FREQ=DAILY", "INTERVAL=2", "COUNT=5"}
     assert rows[-1].series_start == task.series_start
     assert outcome.successor is not None and outcome.successor.id == rows[-1].id
+
+
+# The `caldav` library's `complete(handle_rrule=True)` on its own test task (DTSTART + DURATION,
+# no DUE: the due date is their sum), as its two modes send it (caldav 3.6.0,
+# `_complete_recurring_safe` and `_complete_recurring_thisandfuture`).
+_TRASH = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example Corp.//CalDAV Client//EN\r\n"
+    "BEGIN:VTODO\r\nUID:{uid}\r\nDTSTAMP:20221013T151313Z\r\n{when}{status}"
+    "SUMMARY:Take out the trash\r\n{rule}END:VTODO\r\n{more}END:VCALENDAR\r\n"
+)
+_RULE = "RRULE:FREQ=WEEKLY;BYDAY=MO;BYHOUR=6;BYMINUTE=55;COUNT={count}\r\n"
+
+
+def _trash(
+    start: str = "20221017T065500Z",
+    *,
+    due: str = "",
+    count: int | None = 3,
+    done: bool = False,
+    uid: str = "takeoutthethrash",
+    more: str = "",
+) -> bytes:
+    """The task (DURATION:PT10M), or the library's next state of it: DUE in place of the
+    DURATION once it advanced DTSTART (`set_duration(movable_attr="DUE")`)."""
+    when = f"DTSTART:{start}\r\n" + (f"DUE:{due}\r\n" if due else "DURATION:PT10M\r\n")
+    status = "STATUS:COMPLETED\r\nCOMPLETED:20261127T120000Z\r\n" if done else ""
+    status = status or "STATUS:NEEDS-ACTION\r\n"
+    rule = "" if count is None else _RULE.format(count=count)
+    return _TRASH.format(uid=uid, when=when, status=status, rule=rule, more=more).encode()
+
+
+def test_the_caldav_librarys_safe_mode_to_the_end_of_its_count(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """Safe mode: a completed copy (new UID, no RRULE) and the master with DTSTART advanced,
+    DUE = DTSTART + the duration, COUNT one less; at COUNT=1, a plain `complete()`. Each step
+    is one completed occurrence and one open one; the last ends the series."""
+    task = _create(db_engine, settings, parse(_trash()))
+    assert task.due_date == datetime(2022, 10, 17, 7, 5, tzinfo=UTC)  # DTSTART + DURATION
+    assert task.recurrence is not None
+    copy = _trash(count=None, done=True, uid="copy-1")
+    assert _put_copy(db_engine, settings, task, copy) is Form.COMPLETED_COPY
+    _, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    master = _trash("20261130T065500Z", due="20261130T070500Z", count=2)
+    form, _ = _put(db_engine, settings, open_.id, master)
+    assert form is Form.PLAIN  # a new COUNT: the series starts again at the new DUE
+    _, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    assert open_.due_date == datetime(2026, 11, 30, 7, 5, tzinfo=UTC)
+
+    copy = _trash("20261130T065500Z", due="20261130T070500Z", count=None, done=True, uid="c-2")
+    assert _put_copy(db_engine, settings, task, copy) is Form.COMPLETED_COPY
+    rows = _series(db_engine, settings, task)
+    assert [r.completed for r in rows] == [True, True, False]
+    # COUNT=1: a series of one, this occurrence; the task holds no rule for it.
+    last = _trash("20261207T065500Z", due="20261207T070500Z", count=1)
+    form, outcome = _put(db_engine, settings, rows[-1].id, last)
+    assert form is Form.PLAIN and outcome.successor is None
+    assert outcome.task.due_date == datetime(2026, 12, 7, 7, 5, tzinfo=UTC)
+    assert "RRULE:FREQ=WEEKLY;BYDAY=MO;BYHOUR=6;BYMINUTE=55;COUNT=1" in render(
+        outcome.task, parse(last).keep, []
+    ).decode().split("\r\n")  # served as sent
+    # The library's last `complete()`: the master STATUS:COMPLETED, COUNT=1.
+    end = _trash("20261207T065500Z", due="20261207T070500Z", count=1, done=True)
+    _put(db_engine, settings, rows[-1].id, end)
+    rows = _rows(db_engine, settings, *rows)
+    assert [r.completed for r in rows] == [True, True, True]
+    assert [r.completed for r in _series(db_engine, settings, task)] == [True, True]
+
+
+def test_the_caldav_librarys_thisandfuture_mode(db_engine: Engine, settings: Settings) -> None:
+    """Thisandfuture mode: the master unchanged, a completed override whose RECURRENCE-ID is
+    the occurrence's DTSTART (RFC 5545 3.8.4.4) and which keeps its DUE (here DTSTART +
+    DURATION), and a RANGE=THISANDFUTURE override for the rest: OVERRIDE_COMPLETED."""
+    task = _create(db_engine, settings, parse(_trash()))
+    done = (
+        "BEGIN:VTODO\r\nUID:takeoutthethrash\r\nDTSTART:20221017T065500Z\r\n"
+        "DURATION:PT10M\r\nSTATUS:COMPLETED\r\nCOMPLETED:20261127T120000Z\r\n"
+        "SUMMARY:Take out the trash\r\nRECURRENCE-ID:20221017T065500Z\r\nSEQUENCE:1\r\n"
+        "END:VTODO\r\n"
+    )
+    future = (
+        "BEGIN:VTODO\r\nUID:takeoutthethrash\r\nDTSTART:20261130T065500Z\r\n"
+        "DUE:20261130T070500Z\r\nSTATUS:NEEDS-ACTION\r\nSUMMARY:Take out the trash\r\n"
+        "RECURRENCE-ID;RANGE=THISANDFUTURE:20221024T065500Z\r\nSEQUENCE:2\r\nEND:VTODO\r\n"
+    )
+    form, outcome = _put(db_engine, settings, task.id, _trash(more=done + future))
+    assert form is Form.OVERRIDE_COMPLETED
+    completed, open_ = _one_done_one_open(_series(db_engine, settings, task))
+    assert completed.id == task.id and outcome.successor is not None
+    assert outcome.successor.id == open_.id
+    # The same PUT again (a retry): nothing more completes.
+    _put(db_engine, settings, open_.id, _trash(more=done + future))
+    _one_done_one_open(_series(db_engine, settings, task))

@@ -811,3 +811,71 @@ def test_a_multi_valued_parameter_is_read() -> None:
     assert parsed.parent_uid is None  # not a PARENT relation: the client's, kept
     served = render(stored_as(parsed), parsed.keep, [])
     assert "RELATED-TO;RELTYPE=,ENT:e91f6c2a-0b4d-47e3-8a1f-5d2c9b7e3f10" in raw_lines(served)
+
+
+# --- DTSTART + DURATION: the due date without DUE (RFC 5545 3.6.2, 3.8.2.5) ------------------
+
+_DURATION = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example Corp.//CalDAV Client//EN\r\n"
+    b"BEGIN:VTODO\r\nUID:takeoutthethrash\r\nDTSTAMP:20221013T151313Z\r\n"
+    b"DTSTART:20221017T065500Z\r\nSTATUS:NEEDS-ACTION\r\nDURATION:PT10M\r\n"
+    b"SUMMARY:Take out the trash\r\nRRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=3\r\n"
+    b"X-CLIENT:kept\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_a_duration_states_the_due_date_and_a_rule_on_it_is_read() -> None:
+    parsed = parse(_DURATION)
+    assert parsed.fields["due_date"] == datetime(2022, 10, 17, 7, 5, tzinfo=UTC)
+    assert vtodo.rule_key(parsed.fields["recurrence"]) == {"FREQ=WEEKLY", "BYDAY=MO", "COUNT=3"}
+    dated = _DURATION.replace(b"DTSTART:20221017T065500Z", b"DTSTART;VALUE=DATE:20221017")
+    dated = dated.replace(b"DURATION:PT10M", b"DURATION:P2D")
+    assert parse(dated).fields["due_date"] == datetime(2022, 10, 19, tzinfo=UTC)
+    # DURATION without DTSTART states nothing: no due date, and so no rule either.
+    _refused(_DURATION.replace(b"DTSTART:20221017T065500Z\r\n", b""), UnsupportedRecurrence)
+
+
+def test_a_duration_object_comes_back_without_a_due() -> None:
+    parsed = parse(_DURATION)
+    served = raw_lines(render(stored_as(parsed), parsed.keep, []))
+    assert "DURATION:PT10M" in served and "DTSTART:20221017T065500Z" in served
+    assert not any(line.startswith("DUE") for line in served)  # exclusive (RFC 5545 3.6.2)
+
+
+def test_a_rest_due_edit_of_a_duration_object_moves_its_start() -> None:
+    """PATCH due_date on a task a client wrote with DURATION: DTSTART = due - duration, the
+    DURATION kept, no DUE written; the object read again states the new due date."""
+    parsed = parse(_DURATION)
+    task = stored_as(parsed, due_date=datetime(2026, 12, 1, 9, 0, tzinfo=UTC), recurrence=None)
+    served = render(task, parsed.keep, [])
+    lines = raw_lines(served)
+    assert "DTSTART:20261201T085000Z" in lines and "DURATION:PT10M" in lines
+    assert "X-CLIENT:kept" in lines
+    assert not any(line.startswith("DUE") for line in lines)
+    assert parse(served).fields["due_date"] == task.due_date
+    # The due date cleared: DTSTART stays, DURATION goes (it would state a due date).
+    cleared = raw_lines(render(stored_as(parsed, due_date=None, recurrence=None), parsed.keep, []))
+    assert "DTSTART:20221017T065500Z" in cleared
+    assert not any(line.startswith(("DUE", "DURATION")) for line in cleared)
+
+
+def test_a_series_of_one_does_not_recur_and_keeps_its_rule() -> None:
+    """COUNT=1 (the `caldav` library counts COUNT down as it completes occurrences): no next
+    occurrence, so the task holds no rule; the client's RRULE is served as sent."""
+    body = _DURATION.replace(b"COUNT=3", b"COUNT=1")
+    parsed = parse(body)
+    assert parsed.fields["recurrence"] is None
+    lines = raw_lines(render(stored_as(parsed), parsed.keep, []))
+    assert "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=1" in lines
+
+
+def test_a_series_completed_as_a_whole_keeps_its_rule() -> None:
+    """A master sent STATUS:COMPLETED with its RRULE (recurrence_forms MASTER_COMPLETED: the
+    series ended, no rule stored) is served as sent, rule and all."""
+    body = _DURATION.replace(
+        b"STATUS:NEEDS-ACTION", b"STATUS:COMPLETED\r\nCOMPLETED:20261127T120000Z"
+    )
+    parsed = parse(body)
+    task = stored_as(parsed, completed=True, recurrence=None)
+    lines = raw_lines(render(task, parsed.keep, []))
+    assert "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=3" in lines and "STATUS:COMPLETED" in lines
