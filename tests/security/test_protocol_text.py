@@ -498,7 +498,7 @@ def _generated() -> tuple[dict[str, tuple[Door, set[tuple[str, str]]]], dict[str
     covered = set().union(*(routes for _, routes in REST_DOORS.values())) | NO_TEXT | NO_BODY
     rest = {
         path: _resource_door(path)
-        for method, path in WRITES.keys() - covered
+        for method, path in sorted(WRITES.keys() - covered)
         if method == "POST"
         and not path.endswith("}")
         and all(name in MAKERS for name in path_parameters(path))
