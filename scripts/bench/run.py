@@ -647,7 +647,7 @@ def _postgres_version(url: str) -> str:
     return version
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.bench",
         description="Benchmark the API against a raw Starlette + psycopg 3 baseline that sends "
@@ -722,7 +722,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="output folder")
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     wrk.wrk_path()
     # A stopped benchmark stops its servers and the proxy too (the with-blocks unwind); a
     # background run ignores SIGINT, so SIGTERM is the way to stop it.

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from scripts.bench import attachments
 from scripts.bench.run import build_plan
 from scripts.bench.run import main as bench_main
 from tests.conftest import apt_install, skip_or_fail_in_ci
-from tests.scripts.test_bench import wrk_installed  # noqa: F401
+from tests.scripts.test_bench import run_bench, wrk_installed  # noqa: F401
 from tests.storage import radosgw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,16 +33,11 @@ def radosgw_installed() -> None:
 
 
 def _bench(options: str, out: Path, database_url: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "scripts.bench", *options.split(), "--out", str(out)]
-    env = {**os.environ, "DATABASE_URL": database_url, "ATTACHMENTS_MAX_FILE_BYTES": str(MAX_FILE)}
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    env = {"ATTACHMENTS_MAX_FILE_BYTES": str(MAX_FILE)}
+    return run_bench(f"{options} --out", out, database_url, env)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(0)  # run_bench bounds it by what it runs
 def test_attachment_scenarios_validate_measure_and_report(
     wrk_installed: None,  # noqa: F811
     radosgw_installed: None,
@@ -97,6 +90,7 @@ def test_attachment_scenarios_validate_measure_and_report(
     assert "## Results" not in markdown  # no empty wrk table
 
 
+@pytest.mark.timeout(0)  # run_bench bounds it by what it runs
 def test_attachment_scenarios_are_the_apis_alone(
     wrk_installed: None,  # noqa: F811
     database_url: str,
