@@ -177,11 +177,15 @@ def put(
     check, one lookup (the name's task, the list's role, the UID's and the parent's holders:
     `DavObjectService.lookup`, committing with the entry), then the write naming the version
     read, the kept object in its message (specs/caldav.md, "Cost"). A task changed in between
-    is `412` with If-Match, else looked up and written again."""
+    is `412` with If-Match, else looked up and written again. A create under
+    `If-None-Match: *` with no parent relation is one message after the check: nothing to
+    look up, its claim of the name and the UID says whether the object exists."""
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
+    if _creates_only(name, parsed, if_match, if_none):
+        return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
     for attempt in range(_TRIES + 1):
         if attempt:
             dav.begin_write()
@@ -282,6 +286,20 @@ def _create(
     if then is None:
         dav.keep(task.id, parsed.uid, name, kept)
     return True
+
+
+def _creates_only(name: str, parsed: ParsedTodo, if_match: str | None, if_none: str | None) -> bool:
+    """Whether the PUT can only create (`If-None-Match: *`, no `If-Match`) and needs nothing
+    read first: no parent to find, no derived name or UID (a task no client wrote holds those
+    by its id, not by a kept object the claim sees)."""
+    return (
+        if_none is not None
+        and if_none.strip() == "*"
+        and if_match is None
+        and parsed.parent_uid is None
+        and _derived_id(name) == 0
+        and _DERIVED.fullmatch(f"{parsed.uid}.ics") is None
+    )
 
 
 def _holds(candidate: Served, uid: str) -> bool:
