@@ -185,7 +185,12 @@ def put(
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
     if _creates_only(name, parsed, if_match, if_none):
-        return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
+        try:
+            return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
+        except NotFound:  # the create's refusal: the same 404 as the lookup's
+            raise NotFound(NOT_FOUND) from None
+        except Forbidden:
+            raise Forbidden(_READ_ONLY) from None
     for attempt in range(_TRIES + 1):
         if attempt:
             dav.begin_write()
