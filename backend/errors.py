@@ -115,6 +115,18 @@ class PreconditionFailed(AppError):
     message = "The task has changed since it was read (If-Match does not match its ETag)"
 
 
+class Taken(PreconditionFailed):
+    """A write that needs a name or a UID free found it held when it ran (the database refused
+    it, `TA412`: a CalDAV create whose href or UID a concurrent create took). `what`: "name"
+    or "uid"."""
+
+    message = "Another object of this collection holds this name or UID"
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+
 class IdempotencyKeyMismatch(InvalidRequest):
     """The Idempotency-Key was first used for a different request (body or route)."""
 

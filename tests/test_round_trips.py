@@ -179,8 +179,14 @@ BUDGETS: dict[str, int] = {
     # no check (a JWT is checked in process) and no lookup (the id is in the path): what stays
     # above it is the app password's check and the ETag (a hash of rendered bytes, computed
     # here), which the write cannot test in SQL.
+    # The lock and the kept object ride ahead of the write (an update: the change locks of
+    # the caller's and the task's spaces; a create: the list's, then the claim of the name
+    # and UID, which refuses a create that lost a race: issue 70).
     "PUT /dav/calendars/{segment}/{name:path}": 3,
     "PUT /dav/calendars/{segment}/{name:path}+create": 3,
+    # A create under If-None-Match: * with no parent needs nothing read: the check, then the
+    # claim and the create in one message.
+    "PUT /dav/calendars/{segment}/{name:path}+create top": 2,
     "DELETE /dav/calendars/{segment}/{name:path}": 3,
     # Any other path under the root: the one 404, before any sign-in.
     "GET /dav/{rest:path}": 0,
@@ -604,6 +610,12 @@ def _dav_request(key: str, counted: TestClient, ids: dict[str, Any]) -> Callable
         url = f"/dav/calendars/{ids['LIST']}/new-object.ics"
         body = _DAV_NEW.replace(b"PARENT", str(ids["LIST_TASK"]).encode())
         headers |= {"Content-Type": "text/calendar", "If-None-Match": "*"}
+    elif method == "PUT" and variant == "create top":
+        # A new object at the top of a list: nothing to look up first.
+        url = f"/dav/calendars/{ids['LIST']}/new-top.ics"
+        body = _DAV_NEW.replace(b"RELATED-TO:task-PARENT@task-api\r\n", b"")
+        body = body.replace(b"UID:new-object", b"UID:new-top")
+        headers |= {"Content-Type": "text/calendar", "If-None-Match": "*"}
     elif method == "PUT":
         body = _DAV_OBJECT.replace(b"SUBTASK", str(ids["SUBTASK"]).encode())
         body = body.replace(b"PARENT", str(ids["PARENT"]).encode())
@@ -714,6 +726,7 @@ CASES = [
     "POST /api/tasks+Idempotency-Key",
     "POST /api/tasks+Idempotency-Key replayed",
     "PUT /dav/calendars/{segment}/{name:path}+create",
+    "PUT /dav/calendars/{segment}/{name:path}+create top",
     *VARIANTS,
 ]
 

@@ -26,7 +26,7 @@ from backend.dav.vtodo import (
     render,
 )
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
-from backend.errors import Forbidden, NotFound, PreconditionFailed
+from backend.errors import Forbidden, NotFound, PreconditionFailed, Taken
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.references import Action
@@ -41,6 +41,7 @@ _DERIVED = re.compile(r"^task-([1-9][0-9]{0,17})@task-api\.ics$")
 _READ_ONLY = "Your role in this list does not allow this"
 _UID_TAKEN = "Another object of this collection has this UID"
 _UID_CHANGED = "An object's UID does not change"
+_NAME_TAKEN = "An object exists under this name"
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def find(work: UnitOfWork, list_id: int | None, name: str) -> Served | None:
 def check_preconditions(found: Served | None, if_match: str | None, if_none: str | None) -> None:
     """`If-Match` (one of the tags, or `*`: it exists) and `If-None-Match: *` (it does not)."""
     if if_none is not None and if_none.strip() == "*" and found is not None:
-        raise PreconditionFailed("An object exists under this name")
+        raise PreconditionFailed(_NAME_TAKEN)
     if if_match is None:
         return
     tags = {tag.strip() for tag in if_match.split(",")}
@@ -176,11 +177,20 @@ def put(
     check, one lookup (the name's task, the list's role, the UID's and the parent's holders:
     `DavObjectService.lookup`, committing with the entry), then the write naming the version
     read, the kept object in its message (specs/caldav.md, "Cost"). A task changed in between
-    is `412` with If-Match, else looked up and written again."""
+    is `412` with If-Match, else looked up and written again. A create under
+    `If-None-Match: *` with no parent relation is one message after the check: nothing to
+    look up, its claim of the name and the UID says whether the object exists."""
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
+    if _creates_only(name, parsed, if_match, if_none):
+        try:
+            return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
+        except NotFound:  # the create's refusal: the same 404 as the lookup's
+            raise NotFound(NOT_FOUND) from None
+        except Forbidden:
+            raise Forbidden(_READ_ONLY) from None
     for attempt in range(_TRIES + 1):
         if attempt:
             dav.begin_write()
@@ -222,28 +232,16 @@ def _put(
         parsed = parse(body, zone=str(found.row.time_zone))
     if found is not None and parsed.uid != found.uid:
         raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_CHANGED)
-    holder = next((row for row in rows if row.kept_uid == parsed.uid), None)
+    holder = next((each for each in candidates if _holds(each, parsed.uid)), None)
     if found is None and holder is not None:
         raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN)
     kept = parsed.keep.decode()
     dav.begin_write()
     if found is None:
-        fields: dict[str, Any] = parsed.create_fields()
-        if list_id is not None:
-            fields["list_id"] = list_id
-        parent = _parent(rows, parsed.parent_uid)
-        if parent is not None:
-            fields["parent_id"] = parent
-            fields.pop("list_id", None)  # a subtask is in its parent's list
-        # In the create's statement where it commits the request; under the lock (the
-        # lookup's transaction goes on), with the COMMIT.
-        then = dav.keep_with_create(parsed.uid, name, kept) if not locking else None
-        task = work.tasks.create(TaskCreate.model_validate(fields), then=then)
-        if then is None:
-            dav.keep(task.id, parsed.uid, name, kept)
-        return True
+        return _create(work, dav, sent, rows, if_none, locking)
     row = found.row
     resolution = _reparented(classify(row, parsed), found, rows, parsed.parent_uid)
+    dav.lock_task(row.id)
     dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
     try:
         applied = apply(work, row, resolution, frozenset({row.version}))
@@ -254,6 +252,65 @@ def _put(
     if resolution.keep_on == "successor" and applied.completed_occurrence:
         return Handover(applied, parsed.uid, name, kept)
     return False
+
+
+def _create(
+    work: UnitOfWork,
+    dav: DavObjectService,
+    sent: tuple[int | None, str, bytes, ParsedTodo],
+    rows: Any,
+    if_none: str | None,
+    locking: bool,
+) -> bool:
+    """A new task with the client's object, in one message: the collection's change locks,
+    the name and the UID claimed (a concurrent create that took either refuses this one,
+    nothing written), then the create with the object from its row. Its name taken: `412`
+    under `If-None-Match: *`, else the name's task is looked up and updated instead (a retry,
+    a second device); its UID taken: `no-uid-conflict`."""
+    list_id, name, _, parsed = sent
+    kept = parsed.keep.decode()
+    fields: dict[str, Any] = parsed.create_fields()
+    if list_id is not None:
+        fields["list_id"] = list_id
+    parent = _parent(rows, parsed.parent_uid)
+    if parent is not None:
+        fields["parent_id"] = parent
+        fields.pop("list_id", None)  # a subtask is in its parent's list
+    # In the create's statement where it commits the request; under the lock (the
+    # lookup's transaction goes on), with the COMMIT.
+    then = dav.keep_with_create(parsed.uid, name, kept) if not locking else None
+    dav.claim(list_id, name, parsed.uid)
+    try:
+        task = work.tasks.create(TaskCreate.model_validate(fields), then=then)
+    except Taken as taken:
+        if taken.what == "uid":
+            raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN) from None
+        if (if_none is not None and if_none.strip() == "*") or locking:
+            raise PreconditionFailed(_NAME_TAKEN) from None
+        raise _Changed from None
+    if then is None:
+        dav.keep(task.id, parsed.uid, name, kept)
+    return True
+
+
+def _creates_only(name: str, parsed: ParsedTodo, if_match: str | None, if_none: str | None) -> bool:
+    """Whether the PUT can only create (`If-None-Match: *`, no `If-Match`) and needs nothing
+    read first: no parent to find, no derived name or UID (a task no client wrote holds those
+    by its id, not by a kept object the claim sees)."""
+    return (
+        if_none is not None
+        and if_none.strip() == "*"
+        and if_match is None
+        and parsed.parent_uid is None
+        and _derived_id(name) == 0
+        and _DERIVED.fullmatch(f"{parsed.uid}.ics") is None
+    )
+
+
+def _holds(candidate: Served, uid: str) -> bool:
+    """Whether the candidate's served object holds `uid` (a task no client wrote holds none
+    a client can claim: its derived UID names it by its id)."""
+    return candidate.kept is not None and candidate.uid == uid
 
 
 def _may_write(seen: Any) -> None:
@@ -283,13 +340,13 @@ class Handover:
 
 def hand_over(work: UnitOfWork, handover: Handover) -> None:
     """Give the client's object to the next occurrence (`follow_up` writes on it what the PUT
-    said of it): a newer object with the same name, so the name serves the open occurrence
-    and the completed one is served under its derived name (its object shadowed)."""
+    said of it): the completed one's object is no longer served (its task is served under
+    its derived name), and the name and UID serve the open occurrence."""
     work.hold_commit()
     successor = follow_up(work, handover.applied)
     if successor is not None:
-        work.service(DavObjectService).keep(
-            successor.id, handover.uid, handover.name, handover.kept
+        work.service(DavObjectService).hand_over(
+            handover.applied.task.id, successor.id, handover.uid, handover.name, handover.kept
         )
 
 
@@ -309,6 +366,7 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
         _may_write(seen)
         check_preconditions(found, if_match, None)
         dav.begin_write()
+        dav.lock_task(found.row.id)
         try:
             work.tasks.delete(found.row.id, frozenset({found.row.version}))
             return
@@ -324,7 +382,7 @@ def _parent(rows: Any, uid: str | None) -> int | None:
     if uid is None:
         return None
     for row in rows:
-        if row.kept_uid == uid:
+        if row.kept_uid == uid and not row.shadowed:
             return int(row.id)
     derived = _DERIVED.fullmatch(f"{uid}.ics")
     if derived is None:

@@ -10,11 +10,13 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Index,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -45,12 +47,18 @@ class TaskDavObject(SQLModel, table=True):
             f"octet_length(body) <= {OBJECT_MAX_BYTES}", name="ck_task_dav_objects_body_length"
         ),
         Index("ix_task_dav_objects_task_id_id", "task_id", "id"),
-        Index("ix_task_dav_objects_list_id_name", "list_id", "name"),
-        Index(
-            "ix_task_dav_objects_user_id_name",
-            "user_id",
-            "name",
-            postgresql_where="list_id IS NULL",
+        # One served object per collection and name, and per collection and UID (migration
+        # 0069): a list's, and an owner's tasks in no list.
+        *(
+            Index(
+                f"uq_task_dav_objects_{scope}_{key}",
+                scope,
+                key,
+                unique=True,
+                postgresql_where=text(f"served AND list_id IS {where}"),
+            )
+            for scope, where in (("list_id", "NOT NULL"), ("user_id", "NULL"))
+            for key in ("name", "uid")
         ),
     )
 
@@ -62,6 +70,11 @@ class TaskDavObject(SQLModel, table=True):
     uid: str = SQLField(sa_column=Column(Text, nullable=False))  # the client's, verbatim
     name: str = SQLField(sa_column=Column(Text, nullable=False))  # its href's last segment
     body: str = SQLField(sa_column=Column(Text, nullable=False))
+    # False: another object of its collection held its name or UID when it arrived (a restore,
+    # a move): its task is served as one no client wrote (`task_dav_objects_serve`, 0069).
+    served: bool = SQLField(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
+    )
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
 

@@ -5,9 +5,13 @@ written beside a task's write.
 A collection is a list the caller may read (`list_id`) or the caller's own tasks in no list
 (None). Every read is one statement: the tasks, each with its kept object (a lateral read of
 the child, through `may` as the child's own statements read it), the UID its parent is
-served with, and whether a newer object of the collection holds its name (`shadowed`: a
-restore, or a move, met another task with the same resource name; the newest is served under
-it, the older task under its derived name).
+served with, and whether its object is not served (`shadowed`: a restore, or a move, brought
+it where another object held its name or UID: migration 0069, `task_dav_objects_serve`).
+
+A write by href takes the change locks of the collection's space ahead of anything it reads or
+locks, as REST's writes do: a create then checks in its own message that the name and the UID
+are still free (`claim`; the unique keys back it), an update keeps the object only at the
+version its write names (`keep_ahead`), and no two writers of one object wait for each other.
 """
 
 from __future__ import annotations
@@ -22,23 +26,27 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     column,
     exists,
     func,
+    not_,
     or_,
     select,
     table,
     true,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER, Bound
+from backend.db.scope import OWNER, Bound, spaces_locked
 from backend.models import Task
 from backend.models.dav_object import TaskDavObject
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
 from backend.services.changes import HOLD, dav_head
+from backend.services.task_bulk import LOCK_TASKS
 from backend.services.task_sending import TaskSending, Then
 from backend.services.task_statements import TASK_VIEW
 
@@ -64,10 +72,9 @@ def _in(table: Any, list_id: int | None) -> Any:
 
 def _listing(list_id: int | None, *where: Any) -> Any:
     kept = _OBJECTS.alias("kept")
-    newer = _OBJECTS.alias("newer")
     parents = _OBJECTS.alias("parents")
     k = (
-        select(kept.c.id, kept.c.uid, kept.c.name, kept.c.body)
+        select(kept.c.id, kept.c.uid, kept.c.name, kept.c.body, kept.c.served)
         .where(
             kept.c.user_id == _T.user_id,
             kept.c.task_id == _T.id,
@@ -75,19 +82,12 @@ def _listing(list_id: int | None, *where: Any) -> Any:
         )
         .lateral("k")
     )
-    shadowed = exists(
-        select(newer.c.id).where(
-            newer.c.name == k.c.name,
-            newer.c.id > k.c.id,
-            _in(newer, list_id),
-            may(newer, Action.LIST_READ),
-        )
-    )
     parent_uid = (
         select(parents.c.uid)
         .where(
             parents.c.user_id == _T.user_id,
             parents.c.task_id == _T.parent_id,
+            parents.c.served,
             may(parents, Action.LIST_READ),
         )
         .scalar_subquery()
@@ -99,7 +99,7 @@ def _listing(list_id: int | None, *where: Any) -> Any:
             k.c.uid.label("kept_uid"),
             k.c.name.label("kept_name"),
             k.c.body.label("kept_body"),
-            shadowed.label("shadowed"),
+            not_(k.c.served).label("shadowed"),
             parent_uid.label("parent_uid"),
         )
         .select_from(_TASKS.outerjoin(k, true()))
@@ -159,6 +159,33 @@ class DavObjectService(TaskSending):
             return None, []
         return rows[0], [row for row in rows if row.id is not None]
 
+    def claim(self, list_id: int | None, name: str, uid: str) -> None:
+        """Ahead of a create in the collection: its space's change locks (the caller's and the
+        list owner's, before any row lock), then, seeing every write committed under them,
+        the request refused (`Taken`, `task_api_refuse`: no error in the server's log, nothing
+        written) when an object of the collection holds `name` or `uid`."""
+        self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
+        statement = _CLAIM_NO_LIST if list_id is None else _CLAIM
+        self._ahead(statement, dav_name=name, dav_uid=uid, **_values(list_id))
+
+    def lock_task(self, task_id: int) -> None:
+        """Ahead of a write of the task: the change locks of the caller's space and the
+        task's, before any row lock (an owner and an editor writing one object cannot
+        deadlock)."""
+        self.lock(LOCK_TASKS, task_ids=[task_id])
+
+    def lock(self, statement: Any, **values: Any) -> None:
+        """`statement`'s change locks ahead of the next statement: instead of the entry's
+        (the caller's) where the entry is still to be sent; with it, where the request's
+        transaction holds the caller's already (a locking retry). None: the caller's alone
+        (the entry's)."""
+        if statement is None:
+            return
+        if self._send.entry is not None:
+            self._lock_spaces(statement, first=False, **values)
+        else:
+            self._ahead(statement, **values)
+
     def begin_write(self) -> None:
         """The write after `lookup`: a further transaction of the request where the lookup
         committed the first (its entry uncounted)."""
@@ -214,6 +241,14 @@ class DavObjectService(TaskSending):
         commits the task's write: only on a task the caller may write."""
         self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
 
+    def hand_over(self, task_id: int, successor_id: int, uid: str, name: str, body: str) -> None:
+        """Give the object of `task_id` (a completed occurrence) to `successor_id`, in the
+        message that commits the request: the completed one's object no longer served (its
+        task is served under its derived name), then `body` kept as the successor's, which
+        then holds the name and the UID."""
+        self._at_commit(_UNSERVE, dav_task=task_id)
+        self.keep(successor_id, uid, name, body)
+
     def changed(self, list_id: int | None, task_ids: list[int], names: list[str]) -> Sequence[Any]:
         """A sync's changed members in one statement: the tasks `task_ids` still in the
         collection, and those served under one of `names` (a name a gone object had may be
@@ -266,6 +301,11 @@ def _insert_keep(chosen: Any) -> Any:
 
 
 _KEEP = _insert_keep(_chosen)
+_UNSERVE = (
+    update(_OBJECTS)
+    .where(_OBJECTS.c.task_id == _TASK, may(_OBJECTS, Action.TASK_WRITE))
+    .values(served=False)
+)
 _KEEP_AT_VERSION = _insert_keep(_chosen.where(_T.version == _VERSION))
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
@@ -307,6 +347,35 @@ def _lookup(no_list: bool) -> Any:
         )
     ).order_by(columns.kept_id.desc().nulls_last())
 
+
+def _claim(no_list: bool) -> Any:
+    """`claim`'s refusal: `TA412`, the reason "name" or "uid", when a served object of the
+    collection holds either."""
+    held = _OBJECTS.alias("held")
+
+    def holds(value: Any) -> Any:
+        return exists(
+            select(held.c.id).where(
+                held.c.served,
+                _in(held, None if no_list else 0),
+                may(held, Action.LIST_READ),
+                value,
+            )
+        )
+
+    name, uid = holds(held.c.name == _NAME), holds(held.c.uid == _UID)
+    reason = case((name, "name"), else_="uid")
+    return select(
+        func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True)
+    ).where(or_(name, uid))
+
+
+_CLAIM, _CLAIM_NO_LIST = _claim(False), _claim(True)
+_LOCK_LIST = spaces_locked(
+    select(_LISTS.c.user_id)
+    .where(_LISTS.c.id == _LIST, may(_LISTS, Action.LIST_READ))
+    .scalar_subquery()
+)
 
 _LOOKUP_NO_LIST = _lookup(True)
 _found = _lookup(False).lateral("found")

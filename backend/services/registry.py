@@ -31,7 +31,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.scope import Scoped
 from backend.db.sender import Entry, Outcome, Sender, Stage, render, transaction_locals
-from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
+from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Taken, Unauthorized
 from backend.models.task_children import TaskChild
 from backend.services.activity import ActivityService
 from backend.services.calendar_feeds import FEED_COUNT, CalendarFeedReader, CalendarFeedService
@@ -248,6 +248,8 @@ class UnitOfWork:
             raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
         if over is not None:
             settle_usages((over,), {})
+        if refused == "TA412":  # a name or UID held (services/dav_objects.py `claim`)
+            raise Taken(outcome.reason or "name")
         if refused is not None:
             IdempotencyService.refused(outcome)
 

@@ -307,6 +307,18 @@ class Rule:
         triggers=("task_dav_objects_record_change", "task_dav_objects_record_change_on_update"),
         every_write=True,
     )
+    DAV_OBJECT_SERVED = DatabaseRule(
+        "one CalDAV object per name and UID",
+        "task_dav_objects",
+        "a kept CalDAV object arriving in a collection (added, moved, renamed, its UID changed) "
+        "is served only when no served object of the collection holds its name or UID; else "
+        "it is kept unserved, its task served under its derived name (migration 0069)",
+        (Why.SAFER,),
+        "under the space's change lock, for every writer (a restore, a move, a handover, a "
+        "PUT): the unique keys on served objects never meet a write as an SQL error",
+        triggers=("task_dav_objects_serve",),
+        every_write=True,
+    )
 
 
 RULES: tuple[DatabaseRule, ...] = tuple(

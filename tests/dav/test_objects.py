@@ -273,12 +273,34 @@ def test_a_trashed_uid_may_be_put_again_as_a_new_task(client: TestClient, alice:
     assert put(client, path, vtodo("again", "Second"), headers).status_code == 201
     second = task_of(client, alice, "Second")["id"]
     assert second != first
-    # Restoring the first: the newest object keeps the name; the first is served under its own.
+    # Restoring the first: the object there keeps the name; the first is served under its own.
     assert client.post(f"/api/trash/{first}/restore", headers=alice.headers).status_code == 200
     assert b"SUMMARY:Second" in client.get(path, headers=headers).content
     listed = responses(client.request("PROPFIND", NO_LIST, headers={**headers, "Depth": "1"}))
     assert NO_LIST + "again.ics" in listed
     assert f"{NO_LIST}task-{first}@task-api.ics" in listed
+
+
+def test_a_move_into_a_list_holding_the_name_keeps_the_one_there(
+    client: TestClient, alice: Account
+) -> None:
+    """A task whose object's name and UID a list's object holds moves into that list (a
+    PATCH): no error; the list's object keeps them, the moved task is served under its
+    derived name there, and gets its own back when it moves out again."""
+    headers = signed_in(client, alice)
+    garden, shed = make_list(client, alice, "Garden"), make_list(client, alice, "Shed")
+    there, moving = f"/dav/calendars/{garden}/", f"/dav/calendars/{shed}/"
+    assert put(client, there + "m.ics", vtodo("m", "Stays"), headers).status_code == 201
+    assert put(client, moving + "m.ics", vtodo("m", "Moves"), headers).status_code == 201
+    moved = task_of(client, alice, "Moves")["id"]
+    patched = client.patch(f"/api/tasks/{moved}", json={"list_id": garden}, headers=alice.headers)
+    assert patched.status_code == 200, patched.text
+    assert b"SUMMARY:Stays" in client.get(there + "m.ics", headers=headers).content
+    listed = responses(client.request("PROPFIND", there, headers={**headers, "Depth": "1"}))
+    assert set(listed) == {there, there + "m.ics", f"{there}task-{moved}@task-api.ics"}
+    back = client.patch(f"/api/tasks/{moved}", json={"list_id": shed}, headers=alice.headers)
+    assert back.status_code == 200, back.text
+    assert b"SUMMARY:Moves" in client.get(moving + "m.ics", headers=headers).content
 
 
 def test_a_uid_another_object_holds_is_refused(client: TestClient, alice: Account) -> None:

@@ -71,6 +71,23 @@ def test_a_viewers_put_and_delete_are_403_and_change_nothing(
     assert [t["id"] for t in listed] == [task_id] and _task(client, alice, task_id) == before
 
 
+def test_a_create_under_if_none_match_is_refused_as_any_put(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """A create under `If-None-Match: *` writes without a lookup first: a viewer's, and one in
+    a list the caller cannot read or that does not exist, get the bytes a PUT without it gets."""
+    garden, shed = make_list(client, alice, "Garden"), make_list(client, alice, "Shed")
+    join(client, alice, bob, garden, "viewer")
+    viewer = signed_in(client, bob)
+    for list_id, status in ((garden, 403), (shed, 404), (999_999_999, 404)):
+        path = f"/dav/calendars/{list_id}/new.ics"
+        plain = put(client, path, vtodo("new"), viewer)
+        created = put(client, path, vtodo("new"), viewer, **{"If-None-Match": "*"})
+        assert (plain.status_code, created.status_code) == (status, status), created.text
+        assert created.content == plain.content
+    assert client.get(f"/api/tasks?list_id={garden}", headers=alice.headers).json()["data"] == []
+
+
 # What we do not model: an X- property, an unknown parameter on a property we model, an unknown
 # property and an unknown component, each to come back byte for byte.
 UNMODELLED = (
