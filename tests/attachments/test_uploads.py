@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ def _cut(client: TestClient, who: Account, task: int, then: str) -> tuple[int, d
         "server": ("testserver", 80),
         "extensions": {},
     }
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         if pieces:
@@ -132,7 +132,7 @@ def _cut(client: TestClient, who: Account, task: int, then: str) -> tuple[int, d
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     async def run() -> None:
