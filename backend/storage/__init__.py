@@ -58,6 +58,7 @@ def storage_from_settings(settings: Settings) -> ObjectStorage:
                 connect_seconds=settings.s3_connect_timeout_seconds,
                 read_seconds=settings.s3_read_timeout_seconds,
                 attempts=settings.s3_max_attempts,
+                connections=max(10, settings.attachments_max_concurrent_uploads),
             ),
         )
     from backend.storage.filesystem import FilesystemStorage

@@ -56,6 +56,9 @@ class S3Bounds:
     connect_seconds: float = 2.0
     read_seconds: float = 3.0
     attempts: int = 2
+    # Kept connections: one per upload a worker runs at once (botocore's 10 made a 32-upload
+    # load discard and reopen connections, "Connection pool is full").
+    connections: int = 16
 
 
 class S3Storage:
@@ -270,6 +273,7 @@ def make_client(
         retries={"mode": "standard", "total_max_attempts": bounds.attempts},
         connect_timeout=bounds.connect_seconds,
         read_timeout=bounds.read_seconds,
+        max_pool_connections=bounds.connections,
     )
     client: S3Client = boto3.session.Session().client(
         "s3",
