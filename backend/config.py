@@ -339,6 +339,21 @@ class Settings(BaseSettings):
     s3_prefix: str = Field(default="attachments/", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*/)*$")
     # Multipart part size: the most one upload spools (1 MiB in memory, the rest on disk).
     s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
+    # The S3 client's bounds, like the database's (specs/storage.md, "Faults"): a store that
+    # does not connect or answer within them is 503 with Retry-After (a frozen store: about
+    # attempts x (connect or read) seconds), never a request waiting for minutes.
+    s3_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    s3_read_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
+    s3_max_attempts: int = Field(default=2, ge=1, le=10)
+    # Uploads one worker runs at once, from the body's first byte to the row's commit; one
+    # more is 503 with Retry-After at once (each holds up to 1 MiB of memory, a spool on disk
+    # and, while its bytes go to storage, a thread).
+    attachments_max_concurrent_uploads: int = Field(default=16, ge=1, le=1000)
+    # An upload's body that sends no byte for this long is answered 408 REQUEST_TIMEOUT.
+    attachments_stall_seconds: float = Field(default=15.0, gt=0, le=600)
+    # The longest an upload's body may take to arrive (HTTP_REQUEST_TIMEOUT_SECONDS bounds
+    # other requests'): a slow but steady sender holds no connection or thread meanwhile.
+    attachments_upload_seconds: float = Field(default=600.0, gt=0, le=3600)
 
     @property
     def effective_attachments_dir(self) -> Path:

@@ -165,6 +165,34 @@ class ServiceUnavailable(AppError):
     headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "1"}
 
 
+class UploadsBusy(ServiceUnavailable):
+    """As many uploads as a worker runs at once are running (ATTACHMENTS_MAX_CONCURRENT_UPLOADS):
+    refused before any byte of the body is read."""
+
+    message = "Too many uploads in progress on this server; retry after Retry-After"
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "2", "Connection": "close"}
+
+
+class RequestTimeout(AppError):
+    """An upload's body that sent nothing for ATTACHMENTS_STALL_SECONDS: nothing was kept."""
+
+    status_code = 408
+    code = "REQUEST_TIMEOUT"
+    message = "The request was not received in time; send it again"
+    headers: ClassVar[Mapping[str, str] | None] = {"Connection": "close"}
+
+
+class UploadIncomplete(AppError):
+    """The connection ended before the upload's body did (the client went away, or the
+    server's own deadline closed it): nothing was kept. Logged at INFO as the client's abort;
+    the answer has nobody to reach."""
+
+    status_code = 400
+    code = "UPLOAD_INCOMPLETE"
+    message = "The connection ended before the upload's body did; send it again"
+    headers: ClassVar[Mapping[str, str] | None] = {"Connection": "close"}
+
+
 class ChatNotConfigured(AppError):
     """No chat provider is configured (CHAT_BASE_URL, CHAT_MODEL): chat is off, the rest of
     the API is not. Not worth a retry until the deployment changes."""

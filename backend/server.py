@@ -11,7 +11,9 @@ trickling a header, or silent ones, were never closed. This subclass adds, per c
 - **A deadline to receive a request** (`HTTP_REQUEST_TIMEOUT_SECONDS`), head and body, from
   the connection's opening or the request's first byte to its last. A head still unfinished
   is answered 408 and closed; a body still unfinished has its connection closed (the app,
-  already running, sees a client disconnect, as for any client that goes away).
+  already running, sees a client disconnect, as for any client that goes away). An upload's
+  route gives its body a longer deadline (`LongResponse.receive_within`), and bounds its
+  stalls itself.
 - **A bound on connections** (`HTTP_MAX_CONNECTIONS` per worker): a request on a connection
   opened beyond it is marked, and the app answers it 503 with `Connection: close`
   (the request gate of `backend/api/middleware.py`, so the answer has the envelope, a request
@@ -90,16 +92,27 @@ def raw_error(status: int, code: str, message: str) -> bytes:
 
 
 class LongResponse:
-    """What a long response may ask of its connection (`CONNECTION`, backend/api)."""
+    """What a long request or response may ask of its connection (`CONNECTION`, backend/api):
+    `closing`, `abort()`, and `receive_within(seconds)` (an upload's longer deadline)."""
 
-    __slots__ = ("_transport", "closing")
+    __slots__ = ("_protocol", "_transport", "closing")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol | None = None
+    ) -> None:
         self._transport = transport
+        self._protocol = protocol
         self.closing = asyncio.Event()
 
     def abort(self) -> None:
         self._transport.abort()
+
+    def receive_within(self, seconds: float) -> None:
+        """The request's body may take `seconds` from now instead of what is left of
+        HTTP_REQUEST_TIMEOUT_SECONDS (an upload: ATTACHMENTS_UPLOAD_SECONDS; its stalls are
+        the app's own bound)."""
+        if self._protocol is not None:
+            self._protocol.receive_within(seconds)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -123,7 +136,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._connection = LongResponse(transport)
+        self._connection = LongResponse(transport, self)
         self._over_limit = len(self.connections) > self.limits.max_connections
         self._arm()  # a connection that never sends a byte is closed too
 
@@ -186,6 +199,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline = self.loop.call_later(
                 self.limits.request_timeout_seconds, self._timed_out
             )
+
+    def receive_within(self, seconds: float) -> None:
+        if self._awaiting_head or self.transport.is_closing():
+            return  # the body is in (or the connection going): nothing left to time
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._timed_out)
 
     def _disarm(self) -> None:
         if self._deadline is not None:

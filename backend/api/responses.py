@@ -513,6 +513,7 @@ _DESCRIPTIONS = {
     403: "A member of the list whose role is below what the action needs (`FORBIDDEN`); "
     "nothing was changed. Anyone who is not a member gets the 404 a missing resource gets.",
     404: "No such task for this user (`NOT_FOUND`); another user's task looks the same.",
+    408: "The body stopped arriving (`REQUEST_TIMEOUT`); nothing was kept. Send it again.",
     409: "Conflicts with existing data (`CONFLICT`).",
     410: "The changes cursor is older than the change feed's retention (`CURSOR_EXPIRED`): "
     "changes after it may be gone. List the tasks again and poll from that listing's "

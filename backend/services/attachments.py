@@ -2,10 +2,12 @@
 list, get and delete are the child's generic service): the upload, under the per-task cap and
 the uploader's quota, and the caller's use.
 
-Order, so that nothing is lost or left: the bytes are stored first, under a new random key,
-measured on the way (backend/storage/upload.py); then one statement inserts the row, only on
-a task the caller may write, under the cap and the quota. A refused insert deletes the bytes
-it stored (no row ever named them). The quota holds under concurrent uploads because every
+Order, so that nothing is lost or left and no connection waits on bytes: the upload's route
+stores the bytes first, under a new random key, measured on the way, before its unit of work
+takes a connection (backend/api/routes/attachments.py, `backend/storage/app.py`); then one
+message (`record`) inserts the row, only on a task the caller may write, under the cap and the
+quota. A refused insert leaves bytes no row ever named: the route deletes them (the sweeper,
+should that fail). The quota holds under concurrent uploads because every
 write request takes the caller's change lock on entry (backend/db/sender.py, migration 0033),
 in a statement of its own ahead of the insert: a concurrent upload of the same caller waits,
 and the insert's own snapshot, taken after the lock, sees every committed attachment.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import ARRAY, BigInteger, Text, bindparam, func, insert, select, text
 from sqlalchemy.engine import Engine
@@ -26,8 +28,8 @@ from backend.models import Task
 from backend.models.attachment import TASK_ATTACHMENTS
 from backend.services.access import may, require
 from backend.services.child_rows import TASK_NOT_FOUND, child_service
-from backend.storage import ObjectStorage, new_key, sanitize_filename
-from backend.storage.upload import Readable
+from backend.storage import ObjectStorage
+from backend.storage.app import StoredUpload
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
@@ -89,40 +91,27 @@ QUOTA_REACHED = (
 
 
 class AttachmentService(Scoped):
-    def upload(
-        self,
-        storage: ObjectStorage,
-        task_id: int,
-        source: Readable,
-        filename: str,
-        *,
-        max_bytes: int,
-        quota: int,
-    ) -> Any:
-        """Store `source` and add its row to the task; 413 past `max_bytes` (nothing kept),
-        the task's 404/403, or 422 `LIMIT_REACHED` (the cap or the quota; the bytes deleted)."""
-        name = sanitize_filename(filename)
-        key = new_key()
-        measured = storage.put(key, source, max_bytes=max_bytes, filename=name)
-        try:
-            rows = self._write(
-                _INSERT,
-                task=task_id,
-                quota=quota,
-                new_key=key,
-                new_filename=name,
-                new_type=measured.content_type,
-                new_size=measured.size,
-                new_sha256=measured.sha256,
-                last=True,
-            )
-            if rows:
-                return rows[0]
+    def record(self, task_id: int, stored: StoredUpload, *, quota: int) -> Any:
+        """Add the row naming `stored`'s bytes to the task, in one message under the cap and
+        the quota; the task's 404/403, or 422 `LIMIT_REACHED` (the cap or the quota). Once it
+        returns, the row has committed (`stored.recorded`); refused, no row names the bytes
+        and the caller deletes them."""
+        measured = stored.measured
+        rows = self._write(
+            _INSERT,
+            task=task_id,
+            quota=quota,
+            new_key=stored.key,
+            new_filename=stored.filename,
+            new_type=measured.content_type,
+            new_size=measured.size,
+            new_sha256=measured.sha256,
+            last=True,
+        )
+        if not rows:
             self._refuse(task_id, measured.size, quota)
-        except BaseException:
-            # No row names these bytes (the insert refused or failed): they go now.
-            storage.delete(key)
-            raise
+        stored.recorded = True
+        return rows[0]
 
     def forgotten(self, keys: list[str]) -> list[str]:
         """Of `keys`, those no attachment names any more, here or in a trash: read after the
@@ -136,7 +125,7 @@ class AttachmentService(Scoped):
         """The bytes the caller's uploads hold that count against its quota."""
         return int(self._read(_USED_NOW).scalar() or 0)
 
-    def _refuse(self, task_id: int, size: int, quota: int) -> None:
+    def _refuse(self, task_id: int, size: int, quota: int) -> NoReturn:
         found = self._read(_ROWS.create_refusal, task=task_id).first()
         if found is None:
             raise NotFound(TASK_NOT_FOUND)

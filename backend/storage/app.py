@@ -1,15 +1,25 @@
-"""The app's one storage (built from its settings on first use, kept on `app.state`), and the
-deletion of objects whose rows are gone, run after the commit that removed them."""
+"""The app's one storage (built from its settings on first use, kept on `app.state`), an
+upload's bytes stored before any row names them (`store_upload`), and the deletion of objects
+no row names: an upload's refused row, or rows gone, after the commit that removed them."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from backend.config import Settings
-from backend.storage import ObjectStorage, StorageError, storage_from_settings
+from backend.storage import (
+    Measured,
+    ObjectStorage,
+    StorageError,
+    new_key,
+    sanitize_filename,
+    storage_from_settings,
+)
+from backend.storage.upload import Readable
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +43,41 @@ def app_storage(app: Any) -> ObjectStorage:
     return storage_for(app.state.settings)
 
 
+@dataclass
+class StoredUpload:
+    """An upload's bytes, stored under a new random key and measured, that no row names yet:
+    `recorded` once the row that names them has committed (else they are deleted)."""
+
+    key: str
+    filename: str
+    measured: Measured
+    recorded: bool = False
+
+
+def store_upload(
+    storage: ObjectStorage, source: Readable, filename: str, *, max_bytes: int
+) -> StoredUpload:
+    """Stream `source` to a new key (blocking: a worker thread). Past `max_bytes`, 413 and
+    nothing kept; the storage failing, its 503 and nothing kept (backend/storage/base.py)."""
+    name = sanitize_filename(filename)
+    key = new_key()
+    measured = storage.put(key, source, max_bytes=max_bytes, filename=name)
+    return StoredUpload(key, name, measured)
+
+
+def delete_quietly(storage: ObjectStorage, key: str) -> None:
+    """Delete the object under `key`, no row naming it; a failure is logged (the sweeper
+    removes what is left with no row)."""
+    try:
+        storage.delete(key)
+    except (StorageError, ValueError):
+        logger.warning("attachment object not deleted; the sweeper will", exc_info=True)
+
+
 def delete_objects(app: Any, keys: Iterable[str | None]) -> None:
     """Delete the objects of rows already deleted and committed. A failure is logged, not
     raised: the worker's sweeper removes any object left with no row."""
     storage = app_storage(app)
     for key in keys:
-        if not key:
-            continue
-        try:
-            storage.delete(key)
-        except (StorageError, ValueError):
-            logger.warning("attachment object not deleted; the sweeper will", exc_info=True)
+        if key:
+            delete_quietly(storage, key)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from backend.errors import ServiceUnavailable
 from backend.storage.upload import Measured, Readable
@@ -27,6 +27,8 @@ class StorageError(ServiceUnavailable):
     cause stays in the log (`raise ... from`), never in the answer."""
 
     message = "The file storage is not available; retry shortly"
+    # A store that timed out seldom answers a second later.
+    headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "5"}
 
     def __init__(self, detail: str = "") -> None:
         super().__init__()

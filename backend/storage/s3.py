@@ -5,8 +5,10 @@ Memory stays bounded whatever the size: the source is read in CHUNK_BYTES pieces
 spool that keeps at most SPOOL_MEMORY_BYTES in memory and the rest in a temp file. A file
 that ends within the first part is one PutObject; a larger one is a multipart upload, one
 part at a time (botocore reads a seekable part to sign it, then streams it). Anything that
-stops an upload (the maximum passed, the client gone, storage refusing) aborts the multipart
-upload, so nothing is left stored. boto3 is imported when the backend is built, not with the
+stops an upload (the maximum passed, storage refusing) aborts the multipart upload, so
+nothing is left stored; a store that stopped answering is not asked to abort (the wait would
+be as long), and the sweeper's `abandon_incomplete` removes that upload later. Every call is
+bounded (`S3Bounds`). boto3 is imported when the backend is built, not with the
 app: a filesystem deployment never loads it.
 """
 
@@ -16,6 +18,7 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,20 @@ for _name in ("botocore", "boto3", "s3transfer"):
         _logger.setLevel(logging.INFO)
 
 
+@dataclass(frozen=True)
+class S3Bounds:
+    """How long one call may wait: to connect, for each read or write on the socket, and how
+    many attempts (the first included) botocore makes. A frozen store (it accepts the
+    connection, then answers nothing) fails a call in about `attempts x read_seconds`."""
+
+    connect_seconds: float = 2.0
+    read_seconds: float = 3.0
+    attempts: int = 2
+    # Kept connections: one per upload a worker runs at once (botocore's 10 made a 32-upload
+    # load discard and reopen connections, "Connection pool is full").
+    connections: int = 16
+
+
 class S3Storage:
     kind = "s3"
 
@@ -58,6 +75,7 @@ class S3Storage:
         addressing_style: str = "auto",
         prefix: str = "",
         part_bytes: int = 8 * 1024 * 1024,
+        bounds: S3Bounds | None = None,
         client: S3Client | None = None,
     ) -> None:
         if part_bytes < MIN_PART_BYTES:
@@ -71,6 +89,7 @@ class S3Storage:
             access_key_id=access_key_id,
             secret_access_key=secret_access_key,
             addressing_style=addressing_style,
+            bounds=bounds,
         )
 
     def _key(self, key: str) -> str:
@@ -128,12 +147,16 @@ class S3Storage:
             )
             upload_id = None
             return reader.result()
-        finally:
-            if upload_id is not None:
+        except BaseException as exc:
+            # A store that did not answer would keep the abort waiting as long (past the
+            # answer's bound): its unfinished upload is left to the sweeper's
+            # `abandon_incomplete`, which removes it once older than its age.
+            if upload_id is not None and not _unreachable(exc):
                 with contextlib.suppress(Exception):
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=name, UploadId=upload_id
                     )
+            raise
 
     @staticmethod
     def _object_headers(reader: Measuring) -> dict[str, str]:
@@ -231,10 +254,14 @@ def make_client(
     access_key_id: str | None,
     secret_access_key: str | None,
     addressing_style: str,
+    bounds: S3Bounds | None = None,
 ) -> S3Client:
     """A boto3 S3 client for any S3-compatible store: SigV4; checksums only where the
     operation requires them (botocore 1.36 started sending CRC32 checksums on every upload,
-    which Ceph before 19, R2 at first and other stores refuse); bounded timeouts and retries."""
+    which Ceph before 19, R2 at first and other stores refuse); bounded timeouts and retries
+    (`S3Bounds`: botocore's own defaults, 60 s reads and 3 attempts, let a frozen store hold
+    an upload for minutes)."""
+    bounds = bounds or S3Bounds()
     import boto3
     from botocore.config import Config
 
@@ -243,9 +270,10 @@ def make_client(
         s3={"addressing_style": addressing_style},  # type: ignore[arg-type]
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"mode": "standard", "total_max_attempts": bounds.attempts},
+        connect_timeout=bounds.connect_seconds,
+        read_timeout=bounds.read_seconds,
+        max_pool_connections=bounds.connections,
     )
     client: S3Client = boto3.session.Session().client(
         "s3",
@@ -266,6 +294,15 @@ def _fill(part: Any, reader: Measuring, limit: int) -> int:
         length += len(chunk)
     part.seek(0)
     return length
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether `exc` is the store not connecting or not answering in time (not a refusal)."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    cause = exc.__cause__ if isinstance(exc, StorageError) else exc
+    return isinstance(cause, BotoConnectionError | HTTPClientError)
 
 
 def _status(exc: Any) -> int | None:

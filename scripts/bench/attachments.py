@@ -51,8 +51,16 @@ import psutil
 
 from scripts.bench import servers
 
-SCENARIOS = ("upload-rss", "attachment-throughput")
-RSS_SCENARIO, THROUGHPUT_SCENARIO = SCENARIOS
+SCENARIOS = ("upload-rss", "attachment-throughput", "upload-trickle")
+RSS_SCENARIO, THROUGHPUT_SCENARIO, TRICKLE_SCENARIO = SCENARIOS
+# upload-trickle (issue 71): this many uploads of the maximum size, each sending a KiB every
+# TRICKLE_INTERVAL seconds (4 KiB/s) for the run's seconds and then cut by the client, while
+# GET_CONNECTIONS loops read a task each; the same GET load alone first, in the same run.
+TRICKLE_UPLOADS = 40
+TRICKLE_PIECE = 1024
+TRICKLE_INTERVAL = 0.25
+GET_CONNECTIONS = 8
+TRICKLE_TARGET_RATIO = 2.0
 BACKENDS = ("filesystem", "s3")
 CONCURRENT_UPLOADS = 10
 ROUNDS = 3
@@ -83,6 +91,7 @@ def estimate(scenarios: list[str], levels: list[int], seconds: float) -> float:
     if not chosen:
         return 0.0
     timed = 2 * len(levels) * (seconds + 2) if THROUGHPUT_SCENARIO in chosen else 0
+    timed += 2 * (seconds + 2) if TRICKLE_SCENARIO in chosen else 0
     return len(BACKENDS) * (OVERHEAD_SECONDS + timed)
 
 
@@ -167,7 +176,8 @@ def run(
                     database_url=database_url,
                     secret=secret,
                     log_dir=work,
-                    extra_env=env,
+                    # Every trickling upload admitted (the default runs 16 at once).
+                    extra_env={**env, "ATTACHMENTS_MAX_CONCURRENT_UPLOADS": str(TRICKLE_UPLOADS)},
                 )
             )
             # One log per backend (servers.start names it by kind and workers).
@@ -187,6 +197,9 @@ def run(
                 rows, failures = throughput(api, load, levels, seconds, backend, say)
                 found["throughput"] = rows
                 out["failures"] += failures
+            if TRICKLE_SCENARIO in chosen:
+                found["trickle"] = trickle(api, load, found["max_file_bytes"], seconds, say)
+                out["failures"] += found["trickle"].pop("failures")
             out["backends"][backend] = found
     return out
 
@@ -576,6 +589,121 @@ def _own_cpu_seconds() -> float:
     return float(times.user + times.system)
 
 
+# --- upload-trickle ----------------------------------------------------------------------
+
+
+async def _trickling(url: str, load: Load, n: int, max_bytes: int, until: float) -> str:
+    """One upload declaring `max_bytes` of file, sent TRICKLE_PIECE bytes at a time until
+    `until`, then cut (the connection closed): "" if no answer came meanwhile, else the
+    answer's status line (a refusal, say)."""
+    headers, task = load.pair(n)
+    address = httpx.URL(url)
+    boundary = os.urandom(8).hex()
+    part = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    head = (
+        f"POST /api/tasks/{task}/attachments HTTP/1.1\r\nHost: {address.host}\r\n"
+        f"Authorization: {headers['Authorization']}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(part) + max_bytes + len(tail)}\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    answer = asyncio.ensure_future(reader.readline())
+    try:
+        writer.write(head + part)
+        while time.monotonic() < until and not answer.done():
+            writer.write(os.urandom(TRICKLE_PIECE))
+            await writer.drain()
+            await asyncio.wait([answer], timeout=TRICKLE_INTERVAL)
+        return answer.result().decode(errors="replace").strip() if answer.done() else ""
+    finally:
+        answer.cancel()
+        writer.close()
+
+
+async def _read_task(client: httpx.AsyncClient, load: Load, n: int) -> Outcome:
+    headers, task = load.pair(n)
+    began = time.perf_counter()
+    answer = await client.get(f"/api/tasks/{task}", headers=headers)
+    ms = (time.perf_counter() - began) * 1000
+    if answer.status_code != 200:
+        return Outcome(f"GET: {answer.status_code} {answer.text[:200]}", ms=ms)
+    return Outcome(ms=ms)
+
+
+async def _gets_beside_trickles(
+    url: str, load: Load, max_bytes: int, seconds: float, uploads: int
+) -> tuple[Timed, list[str]]:
+    """The GET load for `seconds`, beside `uploads` trickling uploads begun half a second
+    before it (none: the baseline); the GETs' outcomes and the uploads' early answers."""
+    until = time.monotonic() + seconds + 0.5
+    trickles = [
+        asyncio.ensure_future(_trickling(url, load, n, max_bytes, until)) for n in range(uploads)
+    ]
+    if trickles:
+        await asyncio.sleep(0.5)
+
+    async def read(api: httpx.AsyncClient, _: httpx.AsyncClient, n: int) -> Outcome:
+        return await _read_task(api, load, n)
+
+    timed = await _timed(url, GET_CONNECTIONS, seconds, read)
+    answers = [answer for answer in await asyncio.gather(*trickles) if answer]
+    return timed, answers
+
+
+def trickle(
+    api: servers.Server, load: Load, max_bytes: int, seconds: float, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """GET p50/p99 with no upload, then beside TRICKLE_UPLOADS trickling uploads."""
+    runs: dict[str, Any] = {}
+    failures: list[str] = []
+    for name, uploads in (("alone", 0), ("beside uploads", TRICKLE_UPLOADS)):
+        cpu = api.cpu_seconds()
+        (outcomes, took), answered = asyncio.run(
+            _gets_beside_trickles(api.url, load, max_bytes, seconds, uploads)
+        )
+        good = [o.ms for o in outcomes if not o.bad]
+        bad = [o.bad for o in outcomes if o.bad]
+        if bad:
+            failures.append(f"{TRICKLE_SCENARIO} {name}: {len(bad)} bad GETs; first: {bad[0]}")
+        if answered:
+            failures.append(
+                f"{TRICKLE_SCENARIO}: {len(answered)} trickling uploads answered before "
+                f"the client cut them; first: {answered[0]}"
+            )
+        runs[name] = {
+            "uploads": uploads,
+            "requests": len(outcomes),
+            "rps": round(len(good) / took, 1) if took else 0.0,
+            "p50_ms": _percentile(good, 0.5),
+            "p99_ms": _percentile(good, 0.99),
+            "cpu_ms_per_request": round((api.cpu_seconds() - cpu) * 1000 / len(outcomes), 2)
+            if outcomes
+            else 0.0,
+            "uploads_answered_early": len(answered),
+        }
+        say(
+            f"  {TRICKLE_SCENARIO} GET {name:<14} {runs[name]['rps']:>7,.1f} req/s  "
+            f"p50 {runs[name]['p50_ms']:6.1f} ms  p99 {runs[name]['p99_ms']:6.1f} ms  "
+            f"({uploads} uploads at {TRICKLE_PIECE / TRICKLE_INTERVAL / 1024:g} KiB/s)"
+        )
+    alone, beside = runs["alone"]["p99_ms"], runs["beside uploads"]["p99_ms"]
+    ratio = round(beside / alone, 2) if alone else None
+    return {
+        **runs,
+        "seconds": seconds,
+        "get_connections": GET_CONNECTIONS,
+        "upload_bytes_per_second": TRICKLE_PIECE / TRICKLE_INTERVAL,
+        "declared_bytes": max_bytes,
+        "p99_ratio": ratio,
+        "met": ratio is not None and ratio <= TRICKLE_TARGET_RATIO and not failures,
+        "failures": failures,
+    }
+
+
 # --- the report --------------------------------------------------------------------------
 
 
@@ -583,6 +711,18 @@ def targets(found: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Issue 63's memory target per backend, for the report's targets table."""
     out: list[dict[str, Any]] = []
     for backend, result in ((found or {}).get("backends") or {}).items():
+        slow = result.get("trickle")
+        if slow:
+            out.append(
+                {
+                    "target": f"GET p99 beside {TRICKLE_UPLOADS} uploads of the maximum size "
+                    f"trickling at {slow['upload_bytes_per_second'] / 1024:g} KiB/s within "
+                    f"{TRICKLE_TARGET_RATIO:g}x of the same GETs alone, {backend} (issue 71)",
+                    "measured": f"{slow['beside uploads']['p99_ms']} ms against "
+                    f"{slow['alone']['p99_ms']} ms ({slow['p99_ratio']}x)",
+                    "met": slow["met"],
+                }
+            )
         rss = result.get("rss")
         if not rss:
             continue
@@ -605,7 +745,7 @@ def markdown_lines(found: dict[str, Any] | None) -> list[str]:
         return []
     lines = [
         "",
-        "## Attachments (issue 63)",
+        "## Attachments (issues 63, 71)",
         "",
         f"{found['note']}. One API worker per storage backend; load from "
         f"{found['load_generator']}. Every upload answered 201 with the size and SHA-256 "
@@ -631,6 +771,22 @@ def markdown_lines(found: dict[str, Any] | None) -> list[str]:
                 f"peak per round ({rss['rounds'][0]['peak_from']}): {per_round}; "
                 f"{rss['after_rss_mib']} MiB after. Rise {rss['rise_mib']:+} MiB against the "
                 f"{RSS_TARGET_MIB} MiB target: {'met' if rss['met'] else 'NOT met'}.",
+            ]
+    for backend, result in found["backends"].items():
+        slow = result.get("trickle")
+        if slow:
+            lines += [
+                "",
+                f"{backend}, `upload-trickle` (issue 71): {slow['get_connections']} loops of "
+                f"`GET /api/tasks/{{id}}` for {slow['seconds']} s alone, then beside "
+                f"{TRICKLE_UPLOADS} uploads declaring {slow['declared_bytes']:,} bytes sent at "
+                f"{slow['upload_bytes_per_second'] / 1024:g} KiB/s each and cut by the client "
+                f"at the end. GET p50 / p99: {slow['alone']['p50_ms']} / "
+                f"{slow['alone']['p99_ms']} ms alone, {slow['beside uploads']['p50_ms']} / "
+                f"{slow['beside uploads']['p99_ms']} ms beside the uploads "
+                f"({slow['p99_ratio']}x; target {TRICKLE_TARGET_RATIO:g}x: "
+                f"{'met' if slow['met'] else 'NOT met'}); "
+                f"{slow['alone']['rps']:,} and {slow['beside uploads']['rps']:,} GET/s.",
             ]
     rows = [row for result in found["backends"].values() for row in result.get("throughput", [])]
     if rows:

@@ -692,7 +692,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scenarios",
         nargs="+",
         choices=SCENARIOS + attachments.SCENARIOS,
-        help="default: every wrk scenario; issue 63's upload-rss and attachment-throughput "
+        help="default: every wrk scenario; upload-rss, attachment-throughput and upload-trickle "
         "(the API alone, on the filesystem and on a radosgw started for the run) only when named",
     )
     parser.add_argument("--soak", type=float, help="seconds of mixed soak (0: none)")

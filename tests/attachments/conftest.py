@@ -30,6 +30,8 @@ def _settings(settings: Settings, **storage: object) -> Settings:
             "attachments_max_file_bytes": MAX_FILE,
             "attachments_quota_bytes": QUOTA,
             "rate_limit_enabled": False,
+            # test_quota_under_concurrent_uploads runs 20 at once (the bound: test_uploads.py)
+            "attachments_max_concurrent_uploads": 32,
             **storage,
         }
     )

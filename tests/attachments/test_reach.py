@@ -7,8 +7,10 @@ holds no link."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -281,3 +283,78 @@ def test_bad_bodies_over_raw_http(served: tuple[str, Path, ObjectStorage]) -> No
             assert signature not in written and "X-Amz-Signature" not in written
         else:
             assert got.status_code == 200 and got.content == b"hi"
+
+
+# -- slow, stalled and cut bodies through the real server ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hurried(database_url: str) -> Iterator[tuple[str, Path]]:
+    """`serve` on the filesystem whose requests must arrive within 1 s and whose uploads may
+    pause 2 s: its URL and log."""
+    folder = Path(tempfile.mkdtemp(prefix="task-api-slow-"))
+    env = {
+        "ATTACHMENTS_MAX_FILE_BYTES": str(MAX_FILE),
+        "RATE_LIMIT_ENABLED": "false",
+        "ATTACHMENTS_DIR": str(folder),
+        "HTTP_REQUEST_TIMEOUT_SECONDS": "1",
+        "ATTACHMENTS_STALL_SECONDS": "2",
+    }
+    try:
+        with running_server(database_url, **env) as (base_url, _, log):
+            yield base_url, log
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _slow_upload(base_url: str, token: str, task: int, pieces: int, then: str) -> bytes:
+    """An upload whose body goes in `pieces` pieces 0.3 s apart, then `then`: "end" (the
+    rest), "stall" (nothing, until an answer) or "cut" (the socket closed). The answer's
+    bytes (b"" when cut)."""
+    body = _multipart("slow.txt", b"s" * 3000)
+    head = (
+        f"POST /api/tasks/{task}/attachments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    size = len(body) // (pieces + 1)
+    with socket.create_connection(("127.0.0.1", port_of(base_url)), timeout=30) as sock:
+        sock.sendall(head)
+        for n in range(pieces):
+            sock.sendall(body[n * size : (n + 1) * size])
+            time.sleep(0.3)
+        if then == "cut":
+            return b""
+        if then == "end":
+            sock.sendall(body[pieces * size :])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+                break
+        return answer
+
+
+def test_slow_stalled_and_cut_uploads_through_the_server(hurried: tuple[str, Path]) -> None:
+    """A body slower than HTTP_REQUEST_TIMEOUT_SECONDS but steady is stored (the route gives
+    it ATTACHMENTS_UPLOAD_SECONDS); one that stops is 408 with the envelope; one cut by its
+    client is logged as the client's abort, never as an error."""
+    base_url, log = hurried
+    with httpx.Client(base_url=base_url) as http:
+        alice = _registering(http)()
+        task = _task(http, alice)
+        slow = _slow_upload(base_url, alice.token, task, 8, "end")  # ~2.4 s
+        assert slow.startswith(b"HTTP/1.1 201"), slow[:300]
+        stalled = _slow_upload(base_url, alice.token, task, 2, "stall")
+        assert stalled.startswith(b"HTTP/1.1 408"), stalled[:300]
+        assert b"connection: close" in stalled.lower() and b'"REQUEST_TIMEOUT"' in stalled
+        _slow_upload(base_url, alice.token, task, 2, "cut")
+        listed = http.get(f"/api/tasks/{task}/attachments", headers=alice.headers).json()
+        assert [row["filename"] for row in listed["data"]] == ["slow.txt"]
+        deadline = time.monotonic() + 10
+        while "client's abort" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    written = log.read_text()
+    assert "client's abort" in written
+    assert "Traceback" not in written
+    assert not re.search(r'\bERROR\b|"level": "ERROR"| 500 ', written), written[-2000:]

@@ -46,7 +46,7 @@ def test_attachment_scenarios_validate_measure_and_report(
 ) -> None:
     out = tmp_path / "bench"
     options = (
-        "--size 2x100 --scenarios upload-rss attachment-throughput --seconds 1 "
+        "--size 2x100 --scenarios upload-rss attachment-throughput upload-trickle --seconds 1 "
         "--concurrency 2 --no-two-workers --warmup 0 --only api"
     )
     _bench(options, out, database_url)
@@ -83,8 +83,18 @@ def test_attachment_scenarios_validate_measure_and_report(
     # On S3 a download is the API's redirect followed to the object store.
     s3_download = found["backends"]["s3"]["throughput"][1]
     assert s3_download["followed_redirect"] and s3_download["api_p50_ms"] > 0
+    for backend, result in found["backends"].items():
+        # GETs alone, then beside the trickling uploads; none of which was answered early.
+        slow = result["trickle"]
+        assert slow["alone"]["uploads"] == 0, backend
+        assert slow["beside uploads"]["uploads"] == attachments.TRICKLE_UPLOADS, backend
+        for run in (slow["alone"], slow["beside uploads"]):
+            assert run["requests"] > 0 and 0 < run["p50_ms"] <= run["p99_ms"], (backend, run)
+            assert run["uploads_answered_early"] == 0, (backend, run)
+        assert slow["p99_ratio"] > 0, backend
     markdown = (out / "results.md").read_text()
-    assert "## Attachments (issue 63)" in markdown
+    assert "## Attachments (issues 63, 71)" in markdown
+    assert "`upload-trickle` (issue 71)" in markdown
     assert "| s3 | download | 2 |" in markdown
     assert "raise the worker's RSS by < 64 MiB, filesystem (issue 63)" in markdown
     assert "## Results" not in markdown  # no empty wrk table

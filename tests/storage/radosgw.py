@@ -46,6 +46,8 @@ class Radosgw:
     access_key: str
     secret_key: str
     region: str = "default"
+    # The gateway's process (a test freezes it: SIGSTOP, SIGCONT).
+    pid: int = 0
 
 
 def installed() -> bool:
@@ -232,4 +234,5 @@ def running_radosgw(root: Path, *, memstore_bytes: int = MEMSTORE_BYTES) -> Iter
             "radosgw-admin", "user", "create", "--uid", "tests", "--display-name", "tests",
             "--access-key", access_key, "--secret-key", secret_key,
         )  # fmt: skip
-        yield Radosgw(f"http://127.0.0.1:{rgw_port}", access_key, secret_key)
+        gateway = cluster.processes[-1].pid
+        yield Radosgw(f"http://127.0.0.1:{rgw_port}", access_key, secret_key, pid=gateway)

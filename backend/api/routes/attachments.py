@@ -2,18 +2,30 @@
 and delete come from `TASK_ATTACHMENTS`): the upload (`POST .../attachments`, multipart, one
 part `file`), the download (`GET .../{attachment_id}/download`: the bytes from the filesystem,
 or a redirect to a presigned URL of minutes on S3) and `GET /api/attachments/limits`. Thin:
-the door, the service, the storage (backend/storage, specs/storage.md).
+the door, the service, the storage (backend/storage, specs/storage.md). An upload's bytes
+move before its unit of work connects (`stored_file`), and a download's after it has closed
+(the stream, or the redirect): no pooled connection waits on bytes.
 
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
 
+import functools
+import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import Message
 
+from backend.api import CONNECTION
 from backend.api.actions import acts
 from backend.api.deps import Door, DoorRoute, SettingsDep
 from backend.api.responses import (
@@ -26,7 +38,16 @@ from backend.api.responses import (
     ok,
 )
 from backend.api.routes.tasks import TaskId
-from backend.errors import InvalidRequest, LimitReached
+from backend.config import Settings
+from backend.errors import (
+    AppError,
+    InvalidRequest,
+    LimitReached,
+    RequestTimeout,
+    ServiceUnavailable,
+    UploadIncomplete,
+    UploadsBusy,
+)
 from backend.models.attachment import (
     ATTACHMENTS_PER_TASK,
     TASK_ATTACHMENTS,
@@ -38,8 +59,8 @@ from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
 from backend.services.attachments import QUOTA_REACHED, AttachmentService
 from backend.services.child_rows import child_service
-from backend.storage import download_headers
-from backend.storage.app import app_storage
+from backend.storage import StorageError, download_headers
+from backend.storage.app import StoredUpload, app_storage, delete_quietly, store_upload
 
 # What a multipart body may add to its file's bytes: the boundaries, the part's headers and a
 # long file name (the edge admits the upload route's body up to the maximum plus this).
@@ -56,6 +77,18 @@ _QUOTA = ErrorExample.of(
     LimitReached(QUOTA_REACHED),
 )
 _NO_FILE = InvalidRequest.at("file", "Send one part named `file` (multipart/form-data)")
+_STALLED = ErrorExample.of(
+    "upload_stalled",
+    "The upload's body sent nothing for ATTACHMENTS_STALL_SECONDS",
+    RequestTimeout("No byte of the upload arrived for 15 s; send it again"),
+)
+_BUSY = ErrorExample.of(
+    "uploads_busy", "As many uploads as the server runs at once are running", UploadsBusy()
+)
+_STORE_DOWN = ErrorExample.of(
+    "storage_unavailable", "The file storage did not answer in time", StorageError()
+)
+logger = logging.getLogger(__name__)
 
 AttachmentId = Annotated[
     int,
@@ -98,14 +131,64 @@ _MULTIPART = {
 }
 
 
-async def the_file(request: Request) -> AsyncIterator[UploadFile]:
+class UploadSlots:
+    """The uploads a worker runs at once (ATTACHMENTS_MAX_CONCURRENT_UPLOADS), counted on its
+    event loop (one per worker process: no lock needed between a take and its test)."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.running = 0
+
+    def take(self) -> bool:
+        if self.running >= self.most:
+            return False
+        self.running += 1
+        return True
+
+    def give_back(self) -> None:
+        self.running -= 1
+
+
+def _slots(request: Request, settings: Settings) -> UploadSlots:
+    slots: UploadSlots | None = getattr(request.app.state, "upload_slots", None)
+    if slots is None:
+        slots = request.app.state.upload_slots = UploadSlots(
+            settings.attachments_max_concurrent_uploads
+        )
+    return slots
+
+
+def _stalling(request: Request, seconds: float) -> Request:
+    """`request` whose body's every read waits at most `seconds` (408 past it): a sender
+    that stops holds its upload's slot no longer than that."""
+    receive = request.receive
+
+    async def within() -> Message:
+        try:
+            with anyio.fail_after(seconds):
+                return await receive()
+        except TimeoutError:
+            logger.info("An upload's body stalled for %.0f s: 408", seconds)
+            raise RequestTimeout(
+                f"No byte of the upload arrived for {seconds:g} s; send it again"
+            ) from None
+
+    return Request(request.scope, within)
+
+
+@asynccontextmanager
+async def _the_file(request: Request) -> AsyncIterator[UploadFile]:
     """The one part `file` of a multipart body (spooled by Starlette: 1 MiB in memory, the
-    rest on disk), or 422: no part, another part, two files, not multipart."""
+    rest on disk), or 422: no part, another part, two files, not multipart. A body cut short
+    (the client gone, the server's deadline) is the client's abort: logged at INFO."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "multipart/form-data":
         raise _NO_FILE
     try:
         form = await request.form(max_files=1, max_fields=0)
+    except ClientDisconnect:
+        logger.info("An upload's connection ended before its body did (the client's abort)")
+        raise UploadIncomplete() from None
     except StarletteHTTPException as exc:  # Starlette's own (a multipart error), not FastAPI's
         if exc.status_code == status.HTTP_413_CONTENT_TOO_LARGE:
             raise
@@ -120,7 +203,55 @@ async def the_file(request: Request) -> AsyncIterator[UploadFile]:
         await form.close()
 
 
-FilePart = Annotated[UploadFile, Depends(the_file)]
+async def stored_file(
+    request: Request, settings: SettingsDep, task_id: TaskId
+) -> AsyncIterator[StoredUpload]:
+    """The upload's bytes, received and stored before the route's unit of work takes a
+    connection: a slot of the worker's uploads (503 when none is free), the body (its stalls
+    bounded, its whole by ATTACHMENTS_UPLOAD_SECONDS), then the storage in a worker thread.
+    The route records them; refused (or never run: an invalid request), they are deleted. A
+    failure whose outcome is unknown (the database gone mid-commit) leaves them to the
+    sweeper, which deletes them only if no row names them."""
+    slots = _slots(request, settings)
+    if not slots.take():
+        logger.warning("Upload refused: %d uploads running on this worker", slots.most)
+        raise UploadsBusy()
+    try:
+        connection = request.scope.get("extensions", {}).get(CONNECTION)
+        if connection is not None:
+            connection.receive_within(settings.attachments_upload_seconds)
+        async with _the_file(_stalling(request, settings.attachments_stall_seconds)) as file:
+            storage = app_storage(request.app)
+            stored = await run_in_threadpool(
+                functools.partial(
+                    store_upload,
+                    storage,
+                    file.file,
+                    file.filename or "",
+                    max_bytes=settings.attachments_max_file_bytes,
+                )
+            )
+        try:
+            yield stored
+        except Exception as exc:
+            if not stored.recorded and _refused(exc):
+                await run_in_threadpool(delete_quietly, storage, stored.key)
+            raise
+        if not stored.recorded:
+            await run_in_threadpool(delete_quietly, storage, stored.key)
+    finally:
+        slots.give_back()
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether `exc` says the row was not written (a refusal, an invalid request), not that
+    its outcome is unknown (a 503, the connection lost: the sweeper decides)."""
+    if isinstance(exc, ServiceUnavailable):
+        return False
+    return isinstance(exc, AppError | IntegrityError | DataError | RequestValidationError)
+
+
+Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]
 
 
 @router.post(
@@ -134,11 +265,34 @@ FilePart = Annotated[UploadFile, Depends(the_file)]
     "SHA-256) and their type detected, never taken from the request. Needs the task's owner, "
     f"or a member of its list with `editor` or more. At most {ATTACHMENTS_PER_TASK} a task "
     "and the caller's quota (`GET /api/attachments/limits`); one byte over the per-file "
-    "maximum is 413 with nothing stored.",
+    "maximum is 413 with nothing stored. A body that sends nothing for "
+    "`ATTACHMENTS_STALL_SECONDS` is 408; past `ATTACHMENTS_MAX_CONCURRENT_UPLOADS` uploads "
+    "running on the server, or the storage not answering, 503 with `Retry-After`; nothing "
+    "is kept.",
     responses={
         **ok(201, "Stored; `Location` is the new attachment's path.", "Location"),
         **errors(
-            403, 404, 413, 422, examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, _FULL, _QUOTA)
+            403,
+            404,
+            408,
+            413,
+            422,
+            503,
+            examples=(
+                FORBIDDEN,
+                TASK_NOT_FOUND,
+                VALIDATION,
+                _FULL,
+                _QUOTA,
+                _STALLED,
+                _BUSY,
+                _STORE_DOWN,
+            ),
+            descriptions={
+                503: "As many uploads as the server runs at once are running, the file "
+                "storage did not answer within its bounds, or the database is unreachable "
+                "(`SERVICE_UNAVAILABLE`); nothing was kept. Retry after `Retry-After`."
+            },
         ),
     },
 )
@@ -146,17 +300,12 @@ def upload_attachment(
     door: Door,
     settings: SettingsDep,
     task_id: TaskId,
-    file: FilePart,
+    stored: Stored,
     request: Request,
     response: Response,
 ) -> AttachmentEnvelope:
-    row = door.service(AttachmentService).upload(
-        app_storage(request.app),
-        task_id,
-        file.file,
-        file.filename or "",
-        max_bytes=settings.attachments_max_file_bytes,
-        quota=settings.attachments_quota_bytes,
+    row = door.service(AttachmentService).record(
+        task_id, stored, quota=settings.attachments_quota_bytes
     )
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/tasks/{task_id}/attachments/{row.id}"
