@@ -138,8 +138,7 @@ class AttachmentLimits(BaseModel):
 
 
 # A task's attachments, a declared child of its task: no JSON create (the upload is multipart,
-# backend/api/routes/attachments.py) and no edit; the uploader deletes its own, a list's admin
-# or owner any.
+# backend/api/routes/attachments.py) and no edit; whoever may upload deletes any.
 TASK_ATTACHMENTS = TaskChild(
     TaskAttachment,
     noun="attachment",
@@ -149,8 +148,9 @@ TASK_ATTACHMENTS = TaskChild(
     per_task=ATTACHMENTS_PER_TASK,
     edits=False,
     author="uploaded_by",
-    # The same moderation as comments: a list's admin or owner deletes anyone's.
-    moderate=Action.COMMENT_MODERATE,
+    # Editors and up delete any attachment, as they upload ("Files on tasks"): a task's files
+    # are the task's, kept up to date by whoever works on it (a comment is its author's words).
+    delete_any=Action.TASK_WRITE,
     sample={
         "storage_key": "00/000000000000000000000000000000ff",
         "filename": "receipt.pdf",
@@ -161,7 +161,7 @@ TASK_ATTACHMENTS = TaskChild(
     public=AttachmentPublic,
     about="A task's files: list (oldest first, keyset pages), upload (multipart, one part "
     "`file`), download, delete. Whoever may read the task lists and downloads them; an editor "
-    "and up uploads and deletes its own, a list's admin or owner any; a member below the role "
+    "and up uploads them and deletes any, whoever uploaded it; a member below the role "
     "gets 403 `FORBIDDEN`, anyone else the 404 a missing task gets.",
     # Its list tool is `list_attachments` (backend/mcp/tools.py): each row with a link.
     stored="storage_key",

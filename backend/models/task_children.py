@@ -72,7 +72,7 @@ class TaskChild:
     edits: bool = True
     fields: tuple[str, ...] = ()
     author: str | None = None
-    moderate: Action | None = None
+    delete_any: Action | None = None
     sample: Mapping[str, Any] = field(default_factory=dict)
     public: type[BaseModel] | None = None
     create: type[BaseModel] | None = None
@@ -86,6 +86,11 @@ class TaskChild:
     @property
     def name(self) -> str:
         return str(self.table.__tablename__)
+
+    @property
+    def a_noun(self) -> str:
+        """Its noun with its article, for messages: "an attachment", "a comment"."""
+        return with_article(self.noun)
 
     @property
     def snake(self) -> str:
@@ -112,6 +117,12 @@ class TaskChild:
         if action is None:
             raise ValueError(f"{self.name} declares no routes")
         return action
+
+
+def with_article(word: str) -> str:
+    """`word` after "a" or "an", by its first letter (our nouns and roles: no "hour", no
+    "user")."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 # Every declared child, by table name: collected from the modules of `backend.models` on

@@ -373,7 +373,11 @@ def test_sharing(files: TestClient, people: Callable[..., Account], db_engine: E
     member("editor")
     bobs = _upload(files, bob, task, b"bob's")
     assert bobs.status_code == 201
-    assert files.delete(path, headers=bob.headers).status_code == 403  # alice's, not an admin
+    # An editor deletes any attachment of the task, the owner's included (its declared rule).
+    owners = _upload(files, alice, task, b"alice's too").json()["data"]
+    theirs = f"/api/tasks/{task}/attachments/{owners['id']}"
+    assert files.delete(theirs, headers=bob.headers).status_code == 204
+    assert files.get(theirs, headers=alice.headers).status_code == 404
     member("admin")
     bob_path = f"/api/tasks/{task}/attachments/{bobs.json()['data']['id']}"
     # A stranger, and a removed member: the missing task's 404, byte for byte, everywhere.
