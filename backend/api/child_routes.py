@@ -269,6 +269,6 @@ def task_child_router(child: TaskChild) -> APIRouter:
         if child.stored:
             # After the response, so after the commit (`DoorRoute` commits as the endpoint
             # returns): a rollback never loses the bytes of a row still there.
-            later.add_task(delete_objects, request.app, [getattr(removed, child.stored)])
+            later.add_task(delete_objects, request.app, [getattr(removed, child.stored.key)])
 
     return router

@@ -177,7 +177,9 @@ def _world(
             f"{child.a_noun} on another task of the list": _child_row(
                 client, child, other_task, alice
             ),
-            f"{child.a_noun} on the owner's private task": _child_row(client, child, private, alice),
+            f"{child.a_noun} on the owner's private task": _child_row(
+                client, child, private, alice
+            ),
         }
     ids |= {
         "the owner": alice.id,
