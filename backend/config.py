@@ -326,6 +326,10 @@ class Settings(BaseSettings):
     # How long a presigned download URL lives: minutes, not days (a removed member's link
     # works until then).
     attachments_url_seconds: int = Field(default=300, ge=10, le=3600)
+    # The worker's sweeper: a stored object no row names, and an upload never finished (a
+    # multipart upload, a partial file), older than this is removed; a younger one may be an
+    # upload in flight, so at least the longest upload (a slow client's 25 MiB).
+    attachments_orphan_seconds: int = Field(default=3600, ge=0, le=30 * 24 * 3600)
     s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     # Unset: AWS S3 itself. R2, Neon, Ceph, MinIO: their endpoint, e.g. https://host:port.
     s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")

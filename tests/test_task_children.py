@@ -53,14 +53,28 @@ def test_every_table_keyed_to_tasks_is_a_child_or_says_why_not(db_engine: Engine
     assert len(declared) == len(CHILDREN)
 
 
+def registration(child: TaskChild) -> tuple[Any, ...]:
+    """What `child`'s migration registers in `task_children`: its noun, edited columns and
+    stored columns (its key, size and uploader)."""
+    stored = child.stored
+    return (
+        child.snake if child.events else None,
+        list(child.edited),
+        *((stored.key, stored.size, stored.by) if stored else (None, None, None)),
+    )
+
+
 def test_the_registry_is_the_declared_children(db_engine: Engine) -> None:
     """Migration 0052's functions take their tables from `task_children`, 0062's events their
-    nouns and edited columns: the same names, and events where the declaration says so, each
-    table that records them with the registry's triggers (`task_children_register`)."""
+    nouns and edited columns, 0079's stored bytes their columns: the same names, and events
+    where the declaration says so, each table that records them with the registry's triggers
+    (`task_children_register`), each stored child's columns (`task_children_store`)."""
     with db_engine.connect() as conn:
         registered = {
-            row.name: (row.noun, list(row.edits))
-            for row in conn.execute(text("SELECT name, noun, edits FROM task_children"))
+            row.name: (row.noun, list(row.edits), row.stored, row.stored_size, row.stored_by)
+            for row in conn.execute(
+                text("SELECT name, noun, edits, stored, stored_size, stored_by FROM task_children")
+            )
         }
         recording = set(
             conn.execute(
@@ -70,10 +84,7 @@ def test_the_registry_is_the_declared_children(db_engine: Engine) -> None:
                 )
             ).scalars()
         )
-    assert registered == {
-        child.name: (child.snake if child.events else None, list(child.edited))
-        for child in CHILDREN
-    }
+    assert registered == {child.name: registration(child) for child in CHILDREN}
     assert recording == {child.name for child in CHILDREN if child.events}
     assert not next(child for child in CHILDREN if child.name == "task_member_reminders").events
 
@@ -211,6 +222,14 @@ def test_a_new_child_needs_no_line_in_the_trash(
     assert after == [before[0], (*before[1][:2], None)]
 
 
+def test_a_child_that_records_events_has_an_id() -> None:
+    """A child's event names its row by `id` (the feed's `child`, the activity's
+    `object_id`): a child whose rows have none records no events."""
+    for child in CHILDREN:
+        if child.events:
+            assert "id" in child.table.__table__.c, child.name  # type: ignore[attr-defined]
+
+
 def test_the_declared_tables_are_the_models(db_engine: Engine) -> None:
     """Each child names a table of the metadata (and so of the schema)."""
     for child in CHILDREN:
@@ -262,14 +281,15 @@ def test_a_change_writes_the_fields_sent_and_keeps_the_others(
 
 def _child_events(client: TestClient, account: Account, noun: str) -> dict[str, list[Any]]:
     """The `<noun>.*` entries `account` reads in the change feed (type, task, the task's title:
-    an upsert of the unchanged task) and the activity (event, object type, its id, list)."""
+    an upsert of the unchanged task, the row named) and the activity (event, object type, its
+    id, list)."""
     feed = client.get("/api/tasks/changes", params={"limit": 1000}, headers=account.headers)
     assert feed.status_code == 200, feed.text
     activity = client.get("/api/activity", params={"limit": 100}, headers=account.headers)
     assert activity.status_code == 200, activity.text
     return {
         "feed": [
-            (c["type"], c["task_id"], c["task"] and c["task"]["title"])
+            (c["type"], c["task_id"], c["task"] and c["task"]["title"], c["child"])
             for c in feed.json()["data"]
             if c["type"].startswith(f"{noun}.")
         ],
@@ -292,7 +312,8 @@ def test_a_new_child_records_its_events_for_whoever_reads_its_task(
     """Registered by its migration, a child's row added, its edited column changed and the row
     removed are `<noun>.created`, `.updated`, `.deleted` on its task, in the change feed and
     the activity of the task's owner and of a member of its list (the row's copy of its
-    task's list), never of anyone else."""
+    task's list), never of anyone else; each names the row (its kind and id, the deleted
+    one's as it was)."""
     carol = register()
     list_id = make_list(client, alice)
     add_member(db_engine, alice, list_id, bob, "viewer")
@@ -316,7 +337,7 @@ def test_a_new_child_records_its_events_for_whoever_reads_its_task(
         conn.execute(text(f"DELETE FROM {throwaway_child} WHERE id = :id"), {"id": link})
     kinds = ["test_link.created", "test_link.updated", "test_link.deleted"]
     seen = {
-        "feed": [(kind, task, "Read up") for kind in kinds],
+        "feed": [(kind, task, "Read up", {"kind": "test_link", "id": link}) for kind in kinds],
         "activity": [(kind, "test_link", link, list_id) for kind in kinds],
     }
     assert _child_events(client, alice, "test_link") == seen

@@ -76,20 +76,23 @@ def task_child_router(child: TaskChild) -> APIRouter:
     found = (TASK_NOT_FOUND, missing)
     authored: tuple[ErrorExample | None, ...] = (None, None)
     if child.author:
-        # Named by the child: each child's examples are its own.
+        # Named by the child: each child's examples are its own. Another's row is refused a
+        # deletion only where deleting any needs more than writing.
         authored = (
             ErrorExample.of(
                 f"not_the_{snake}_author",
-                f"A {noun} only its author may change",
+                f"{child.a_noun.capitalize()} only its author may change",
                 rows.not_the_author(deleting=False),
             )
             if child.edits
             else None,
             ErrorExample.of(
-                f"not_the_{snake}_author_or_admin",
-                f"Another's {noun}, deleted by a member below the role to moderate",
+                f"not_the_{snake}_author_or_{least_role(child.delete_any or write)}",
+                f"Another's {noun}, deleted by a member below the role to delete any",
                 rows.not_the_author(deleting=True),
-            ),
+            )
+            if child.delete_any is not write
+            else None,
         )
     full: tuple[ErrorExample, ...] = ()
     if child.per_task:
@@ -166,7 +169,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
             operation_id=f"createTask{one}",
             status_code=status.HTTP_201_CREATED,
             response_model=one_envelope,
-            summary=f"Add a {noun} to a task",
+            summary=f"Add {child.a_noun} to a task",
             description=f"Needs {who} (a personal task: its owner).{author}{limit}",
             responses={
                 **rate_limited(
@@ -217,7 +220,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
             openapi_extra=acts(write),
             operation_id=f"updateTask{one}",
             response_model=one_envelope,
-            summary=f"Change a {noun}: the fields sent",
+            summary=f"Change {child.a_noun}: the fields sent",
             description=f"Needs {who}.{own}",
             responses={
                 **rate_limited(200, f"The {noun} as changed."),
@@ -236,20 +239,24 @@ def task_child_router(child: TaskChild) -> APIRouter:
             fields = data.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
             return _one(door.child(child).change(task_id, row, fields))
 
-    moderate = (
-        f" Another's: a member with `{least_role(child.moderate)}` or more, or the list's owner."
-        if child.author and child.moderate
-        else ""
-    )
+    # Who deletes a row (the declaration's `author` and `delete_any`).
+    if not child.author or child.delete_any is write:
+        deletes = f" Any {noun}, whoever added it."
+    elif child.delete_any:
+        deletes = (
+            f" Its author deletes its own; another's: a member with "
+            f"`{least_role(child.delete_any)}` or more, or the list's owner."
+        )
+    else:
+        deletes = " Its author deletes its own, the list's owner any."
 
     @router.delete(
         by_id,
         openapi_extra=acts(write),
         operation_id=f"deleteTask{one}",
         status_code=status.HTTP_204_NO_CONTENT,
-        summary=f"Delete a {noun}",
-        description=f"Needs {who}.{' Its author deletes its own.' if child.author else ''}"
-        f"{moderate}",
+        summary=f"Delete {child.a_noun}",
+        description=f"Needs {who}.{deletes}",
         responses={
             **rate_limited(204, "Deleted."),
             **errors(403, 404, 429, examples=(FORBIDDEN, *filter(None, authored[1:]), *found)),
@@ -262,6 +269,6 @@ def task_child_router(child: TaskChild) -> APIRouter:
         if child.stored:
             # After the response, so after the commit (`DoorRoute` commits as the endpoint
             # returns): a rollback never loses the bytes of a row still there.
-            later.add_task(delete_objects, request.app, [getattr(removed, child.stored)])
+            later.add_task(delete_objects, request.app, [getattr(removed, child.stored.key)])
 
     return router

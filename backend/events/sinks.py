@@ -107,7 +107,9 @@ def _object_body(row: EventRow) -> dict[str, Any]:
     body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
     children = _child_fields()
     if kind in children:
+        # The feed's `child` (backend/models/change.py), from the same row.
         body["task_id"] = row.task_id
+        body["child"] = {"kind": kind, "id": stored.get("id")}
     body["list_id"] = row.list_id
     fields = _OBJECT_FIELDS.get(kind) or children.get(kind)
     if fields is None:

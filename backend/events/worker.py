@@ -26,7 +26,7 @@ from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.outbox import ClaimedRow
 from backend.events.sinks import DeliveryFailed, Sink, event_body
-from backend.services.attachments import ORPHAN_AGE, sweep_orphans
+from backend.services.attachments import orphan_cutoff, sweep_orphans
 from backend.services.changes import prune
 from backend.services.reminders import fire_due
 from backend.services.trash import purge_expired
@@ -143,7 +143,7 @@ class Worker:
             purged = purge_expired(self._engine, drop=self._drop_objects)
             if purged:
                 logger.info("purged %d deleted tasks past the trash's days", purged)
-            swept = sweep_orphans(self._engine, self._storage(), datetime.now(UTC) - ORPHAN_AGE)
+            swept = sweep_orphans(self._engine, self._storage(), orphan_cutoff(self._settings))
             if swept:
                 logger.info("swept %d stored attachments with no row", swept)
         return handled == self._settings.event_batch_size

@@ -15,7 +15,6 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
-    PrimaryKeyConstraint,
     Text,
 )
 from sqlmodel import Field as SQLField
@@ -24,7 +23,7 @@ from sqlmodel import SQLModel
 from backend.models.columns import id_column, key_to_task, now_column
 from backend.models.common import UtcDatetime
 from backend.models.references import Action
-from backend.models.task_children import TaskChild
+from backend.models.task_children import Stored, TaskChild
 
 # The most files a task holds (Trello's cap per card).
 ATTACHMENTS_PER_TASK = 100
@@ -67,39 +66,6 @@ class TaskAttachment(SQLModel, table=True):
     created_at: datetime | None = now_column()
 
 
-class TaskTrashAttachment(SQLModel, table=True):
-    """A trashed task's attachment, one row each, kept by the trash (migration 0068: a
-    trigger on `task_trash`'s insert writes them, its key's cascade removes them), so the
-    quota is an indexed sum and "is this key still named?" an index probe. Never read by a
-    request's statement (no `user_id`): only by `task_attachments_used` and
-    `task_attachments_known`."""
-
-    __tablename__ = "task_trash_attachments"
-    __table_args__ = (
-        PrimaryKeyConstraint("trash_id", "attachment_id", name="pk_task_trash_attachments"),
-        Index("ix_task_trash_attachments_uploaded_by", "uploaded_by"),
-        Index("ix_task_trash_attachments_storage_key", "storage_key"),
-    )
-
-    trash_id: int = SQLField(
-        sa_column=Column(
-            BigInteger,
-            ForeignKey(
-                "task_trash.id",
-                ondelete="CASCADE",
-                name="fk_task_trash_attachments_trash_id_task_trash",
-            ),
-            nullable=False,
-        )
-    )
-    # The attachment's id in the snapshot (a restore gives it back).
-    attachment_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    # As the snapshot holds it (an account's id is never reused: no key to `users`).
-    uploaded_by: str | None = SQLField(default=None, sa_column=Column(Text))
-    size: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    storage_key: str = SQLField(sa_column=Column(Text, nullable=False))
-
-
 class AttachmentPublic(BaseModel):
     """A file on a task: what was stored, as measured (never as the client declared it)."""
 
@@ -138,8 +104,7 @@ class AttachmentLimits(BaseModel):
 
 
 # A task's attachments, a declared child of its task: no JSON create (the upload is multipart,
-# backend/api/routes/attachments.py) and no edit; the uploader deletes its own, a list's admin
-# or owner any.
+# backend/api/routes/attachments.py) and no edit; whoever may upload deletes any.
 TASK_ATTACHMENTS = TaskChild(
     TaskAttachment,
     noun="attachment",
@@ -149,8 +114,9 @@ TASK_ATTACHMENTS = TaskChild(
     per_task=ATTACHMENTS_PER_TASK,
     edits=False,
     author="uploaded_by",
-    # The same moderation as comments: a list's admin or owner deletes anyone's.
-    moderate=Action.COMMENT_MODERATE,
+    # Editors and up delete any attachment, as they upload ("Files on tasks"): a task's files
+    # are the task's, kept up to date by whoever works on it (a comment is its author's words).
+    delete_any=Action.TASK_WRITE,
     sample={
         "storage_key": "00/000000000000000000000000000000ff",
         "filename": "receipt.pdf",
@@ -161,8 +127,8 @@ TASK_ATTACHMENTS = TaskChild(
     public=AttachmentPublic,
     about="A task's files: list (oldest first, keyset pages), upload (multipart, one part "
     "`file`), download, delete. Whoever may read the task lists and downloads them; an editor "
-    "and up uploads and deletes its own, a list's admin or owner any; a member below the role "
+    "and up uploads them and deletes any, whoever uploaded it; a member below the role "
     "gets 403 `FORBIDDEN`, anyone else the 404 a missing task gets.",
     # Its list tool is `list_attachments` (backend/mcp/tools.py): each row with a link.
-    stored="storage_key",
+    stored=Stored(key="storage_key", size="size", by="uploaded_by"),
 )

@@ -289,7 +289,8 @@ TASK_COMMENTS = TaskChild(
     per_task=COMMENTS_PER_TASK,
     fields=("body",),
     author="author_id",
-    moderate=Action.COMMENT_MODERATE,
+    # A list's admin or owner moderates: deletes anyone's comment.
+    delete_any=Action.COMMENT_MODERATE,
     sample={"body": "Bring the receipts"},
     public=CommentPublic,
     create=CommentCreate,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -41,6 +41,23 @@ from backend.models.references import Action
 # The MCP tools a child may have: `add_<noun>` (its `create` fields) and `list_<path>` (a
 # page, oldest first), each acting as the matching route does.
 ToolKind = Literal["add", "list"]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A child whose rows each name an object in the attachments' storage: `key` the column
+    naming it (a random key, backend/storage/base.py `new_key`), `size` the column of its
+    bytes, `by` the column naming whose quota they count against (None: no one's). Its
+    migration registers the same (`task_children_store`, migration 0079), and from that
+    registry come, with no line for the child: the sweeper's "is this key named?"
+    (`task_stored_known`: a key no row names, here or in a trash, is an orphan), the quota
+    (`task_stored_used`), the trash's byte accounting (`task_trash_stored`) and the keys an
+    account's deletion frees (`task_stored_keys_of`). An object goes after the commit that
+    deleted its row (its own DELETE route, a trash's purge, the account's deletion)."""
+
+    key: str
+    size: str
+    by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,9 +75,8 @@ class TaskChild:
     the task's list). `events`: its rows added, changed (a column of `fields`, when it
     `edits`) and removed are recorded as events on their task (`<snake>.created`, `.updated`,
     `.deleted`), as its migration registered it (`task_children_register`, migration 0062);
-    False for rows private to one member (members' own reminders). `stored`: the column
-    naming an object in the attachments' storage (backend/storage) that goes with the row:
-    deleted after the commit that deleted the row (its own DELETE, a trash's purge). `create`
+    False for rows private to one member (members' own reminders). `stored`: its rows name
+    objects in the attachments' storage (backend/storage), `Stored`. `create`
     None: no JSON create route (the child adds rows its own way, e.g. a multipart upload)."""
 
     table: type[SQLModel]
@@ -72,7 +88,7 @@ class TaskChild:
     edits: bool = True
     fields: tuple[str, ...] = ()
     author: str | None = None
-    moderate: Action | None = None
+    delete_any: Action | None = None
     sample: Mapping[str, Any] = field(default_factory=dict)
     public: type[BaseModel] | None = None
     create: type[BaseModel] | None = None
@@ -81,11 +97,16 @@ class TaskChild:
     about: str = ""
     tools: tuple[ToolKind, ...] = ()
     events: bool = True
-    stored: str | None = None
+    stored: Stored | None = None
 
     @property
     def name(self) -> str:
         return str(self.table.__tablename__)
+
+    @property
+    def a_noun(self) -> str:
+        """Its noun with its article, for messages: "an attachment", "a comment"."""
+        return with_article(self.noun)
 
     @property
     def snake(self) -> str:
@@ -112,6 +133,12 @@ class TaskChild:
         if action is None:
             raise ValueError(f"{self.name} declares no routes")
         return action
+
+
+def with_article(word: str) -> str:
+    """`word` after "a" or "an", by its first letter (our nouns and roles: no "hour", no
+    "user")."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 # Every declared child, by table name: collected from the modules of `backend.models` on
@@ -167,7 +194,14 @@ class TaskChildTable(SQLModel, table=True):
     (0062): each child's migration adds its row with `task_children_register`."""
 
     __tablename__ = "task_children"
-    __table_args__ = (UniqueConstraint("noun", name="uq_task_children_noun"),)
+    __table_args__ = (
+        UniqueConstraint("noun", name="uq_task_children_noun"),
+        CheckConstraint(
+            "(stored IS NULL) = (stored_size IS NULL) "
+            "AND (stored IS NOT NULL OR stored_by IS NULL)",
+            name="ck_task_children_stored",
+        ),
+    )
 
     name: str = SQLField(sa_column=Column(Text, primary_key=True))
     # Its events' noun (`<noun>.created`, ...); None: it records none.
@@ -177,3 +211,7 @@ class TaskChildTable(SQLModel, table=True):
         default_factory=list,
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
     )
+    # Its `Stored` (migration 0079): the key, size and uploader columns; NULL: none.
+    stored: str | None = SQLField(default=None, sa_column=Column(Text))
+    stored_size: str | None = SQLField(default=None, sa_column=Column(Text))
+    stored_by: str | None = SQLField(default=None, sa_column=Column(Text))

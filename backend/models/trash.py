@@ -17,6 +17,8 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
+    PrimaryKeyConstraint,
     Text,
     UniqueConstraint,
     func,
@@ -60,6 +62,41 @@ class TaskTrash(SQLModel, table=True):
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
     snapshot: Any = SQLField(sa_column=Column(JSONB, nullable=False))
+
+
+class TaskTrashStored(SQLModel, table=True):
+    """A trashed task's row of a stored child (an attachment), one each, kept by the trash
+    (migrations 0068, 0079: a trigger on `task_trash`'s insert writes them from the registry's
+    stored children, its key's cascade removes them), so the quota is an indexed sum and "is
+    this key still named?" an index probe. No `user_id`: read by `task_stored_used`,
+    `task_stored_known`, `task_stored_keys_of` and a purge's RETURNING, through its trash
+    row."""
+
+    __tablename__ = "task_trash_stored"
+    __table_args__ = (
+        PrimaryKeyConstraint("trash_id", "child", "n", name="pk_task_trash_stored"),
+        Index("ix_task_trash_stored_stored_by", "stored_by"),
+        Index("ix_task_trash_stored_storage_key", "storage_key"),
+    )
+
+    trash_id: int = SQLField(
+        sa_column=Column(
+            BigInteger,
+            ForeignKey(
+                "task_trash.id",
+                ondelete="CASCADE",
+                name="fk_task_trash_stored_trash_id_task_trash",
+            ),
+            nullable=False,
+        )
+    )
+    # The child's table, as registered, and the row's place in the snapshot's array of it.
+    child: str = SQLField(sa_column=Column(Text, nullable=False))
+    n: int = SQLField(sa_column=Column(Integer, nullable=False))
+    # As the snapshot holds it (an account's id is never reused: no key to `users`).
+    stored_by: str | None = SQLField(default=None, sa_column=Column(Text))
+    size: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    storage_key: str = SQLField(sa_column=Column(Text, nullable=False))
 
 
 class TrashedTaskPublic(BaseModel):

@@ -15,13 +15,14 @@ and the insert's own snapshot, taken after the lock, sees every committed attach
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, NoReturn
 
 from sqlalchemy import ARRAY, BigInteger, Text, bindparam, func, insert, select, text
 from sqlalchemy.engine import Engine
 
+from backend.config import Settings
 from backend.db.scope import OWNER, Scoped
 from backend.errors import Conflict, LimitReached, NotFound
 from backend.models import Task
@@ -40,7 +41,8 @@ _WRITE = TASK_ATTACHMENTS.action(writes=True)
 _TASK_ID = bindparam("task", type_=BigInteger)
 _SIZE = bindparam("new_size", type_=BigInteger)
 _QUOTA = bindparam("quota", type_=BigInteger)
-_USED = func.task_attachments_used(bindparam(OWNER, type_=Text), type_=BigInteger)
+# Every stored child's bytes the caller uploaded, here and in a trash (migration 0079).
+_USED = func.task_stored_used(bindparam(OWNER, type_=Text), type_=BigInteger)
 
 _KEPT = select(func.count()).where(_C.task_id == _TASK_ID, may(_TABLE, _WRITE))
 _INSERT = (
@@ -77,10 +79,11 @@ _INSERT = (
     .returning(*_ROWS.view)
 )
 _USED_NOW = select(_USED.label("used"))
-# Of those, the ones no row names any more (read after the deletion, in its transaction).
-_FORGOTTEN = text(
-    "SELECT unnest(:keys) AS key EXCEPT SELECT task_attachments_known(:keys)"
-).bindparams(bindparam("keys", type_=ARRAY(Text)))
+# Of those, the ones no stored child's row names any more (read after the deletion, in its
+# transaction).
+_FORGOTTEN = text("SELECT unnest(:keys) AS key EXCEPT SELECT task_stored_known(:keys)").bindparams(
+    bindparam("keys", type_=ARRAY(Text))
+)
 
 
 # Without numbers, so the documented example is the answer (the numbers: the limits route).
@@ -114,7 +117,7 @@ class AttachmentService(Scoped):
         return rows[0]
 
     def forgotten(self, keys: list[str]) -> list[str]:
-        """Of `keys`, those no attachment names any more, here or in a trash: read after the
+        """Of `keys`, those no stored child's row names any more, here or in a trash: read after the
         account's deletion in its transaction, deleted once it has committed (a list handed
         over keeps its files)."""
         if not keys:
@@ -139,20 +142,26 @@ class AttachmentService(Scoped):
         raise Conflict("The task changed while the attachment was being added; retry")
 
 
-# An object older than this with no row is an orphan: an upload whose insert never ran (a
-# crash between the two), a deleted account's cascade. Younger ones may be an upload in flight.
-ORPHAN_AGE = timedelta(hours=1)
 _SWEEP_BATCH = 500
-# The keys of a batch still named by an attachment, here or in a trash's snapshot.
-_KNOWN = text("SELECT task_attachments_known(:keys) AS key").bindparams(
+# The keys of a batch still named by a stored child's row (an attachment, ...), here or in a
+# trash: the registry's stored children (migration 0079), none named here.
+_KNOWN = text("SELECT task_stored_known(:keys) AS key").bindparams(
     bindparam("keys", type_=ARRAY(Text))
 )
 
 
+def orphan_cutoff(settings: Settings) -> datetime:
+    """An object, or an unfinished upload, older than this with no row is an orphan: an
+    upload whose insert never ran (a crash between the two), a deleted account's cascade, a
+    multipart upload its process never finished or aborted. Younger ones may be in flight."""
+    return datetime.now(UTC) - timedelta(seconds=settings.attachments_orphan_seconds)
+
+
 def sweep_orphans(engine: Engine, storage: ObjectStorage, older_than: datetime) -> int:
-    """Delete stored objects no attachment names, stored before `older_than`, and uploads that
-    never finished (the worker's periodic job; safe on several workers at once: a key is only
-    ever deleted once no row names it). Returns how many objects went."""
+    """Delete stored objects no stored child's row names, stored before `older_than`, and
+    uploads that never finished started before it (the worker's periodic job, with
+    `orphan_cutoff`; safe on several workers at once: a key is only ever deleted once no row
+    names it). Returns how many objects and uploads went."""
     removed = storage.abandon_incomplete(older_than)
     old = (found.key for found in storage.list() if found.modified < older_than)
     while batch := list(islice(old, _SWEEP_BATCH)):

@@ -65,6 +65,8 @@ class ChangeRow(Protocol):
     @property
     def task(self) -> dict[str, Any] | None: ...
     @property
+    def child_id(self) -> int | None: ...
+    @property
     def occurred_at(self) -> datetime: ...
 
 
@@ -94,7 +96,10 @@ _THEIRS = func.jsonb_set(
     ),
 )
 _TASK = case((_E.user_id == bindparam(OWNER), _E.task), else_=_THEIRS).label("task")
-_COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _TASK, _E.occurred_at)
+# A child's event names its row (the one in `object`, as it was for a deletion), so a client
+# updates its copy of that row without listing the task's children; NULL for a task's own.
+_CHILD_ID = _E.object["id"].astext.cast(BigInteger).label("child_id")
+_COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _TASK, _CHILD_ID, _E.occurred_at)
 
 
 def of_types(types: Sequence[str]) -> ColumnElement[bool]:

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from backend.db.scope import OWNER, Scoped
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import Task
-from backend.models.task_children import TaskChild
+from backend.models.task_children import TaskChild, with_article
 from backend.services.access import least_role, may, may_shared, require, role_in
 
 TASK_NOT_FOUND = "Task not found"
@@ -130,11 +130,12 @@ class ChildRows:
         own = [c[child.author] == bindparam(OWNER)] if child.author else []
         self.edit = update(table).where(*this, *own).values(changed).returning(*self.view)
         # With an author, the author's own row, the space's owner's, or anyone's for a member
-        # who may `moderate`; without, any row the caller may write.
+        # who may `delete_any`; without (or when any writer deletes any), any row the caller
+        # may write.
         anyones: list[Any] = []
-        if child.author:
-            moderators = [may_shared(table, child.moderate)] if child.moderate else []
-            anyones = [or_(own[0], c.user_id == bindparam(OWNER), *moderators)]
+        if child.author and child.delete_any is not write:
+            others = [may_shared(table, child.delete_any)] if child.delete_any else []
+            anyones = [or_(own[0], c.user_id == bindparam(OWNER), *others)]
         self.delete = delete(table).where(*this, *anyones).returning(*self.view)
 
         # Why a write matched nothing, read on its own: the caller's role in the task (no
@@ -164,11 +165,13 @@ class ChildRows:
         return NotFound(f"{self.child.noun.capitalize()} not found")
 
     def not_the_author(self, *, deleting: bool) -> Forbidden:
-        noun = self.child.noun
-        if deleting and self.child.moderate:
-            role = least_role(self.child.moderate)
-            return Forbidden(f"Only a {noun}'s author, or an {role} of the list, may delete it")
-        return Forbidden(f"Only a {noun}'s author may {'delete' if deleting else 'edit'} it")
+        """A member who may write the child but not this row (another's): its author only,
+        or (a deletion) a member who may `delete_any`."""
+        a_noun = self.child.a_noun
+        if deleting and self.child.delete_any:
+            role = with_article(least_role(self.child.delete_any))
+            return Forbidden(f"Only {a_noun}'s author, or {role} of the list, may delete it")
+        return Forbidden(f"Only {a_noun}'s author may {'delete' if deleting else 'edit'} it")
 
 
 class TaskChildService(Scoped):
@@ -245,11 +248,11 @@ class TaskChildService(Scoped):
         if row_found is None:
             raise self.rows.not_found()
         if child.author and author != self.user_id:
-            if not deleting or child.moderate is None:
+            if not deleting or child.delete_any is None:
                 raise self.rows.not_the_author(deleting=deleting)
             missing = NotFound(TASK_NOT_FOUND)
             forbidden = str(self.rows.not_the_author(deleting=True))
-            require(role, child.moderate, missing, forbidden=forbidden)
+            require(role, child.delete_any, missing, forbidden=forbidden)
         raise Conflict(f"The {child.noun} changed while it was being written; retry")
 
 

@@ -168,13 +168,14 @@ class Rule:
     TRASHED_FILES = DatabaseRule(
         "trashed files counted",
         "task_trash",
-        "a trash row's attachments (its snapshot's) get a row each in `task_trash_attachments`, "
-        "which go with the trash row (a restore, a purge, the account's cascade; migration 0068)",
+        "a trash row's stored children's rows (its snapshot's attachments, ...) get a row each "
+        "in `task_trash_stored`, which go with the trash row (a restore, a purge, the "
+        "account's cascade; migrations 0068, 0079)",
         (Why.CHEAPER, Why.SAFER),
         "the quota counts trashed files until purged, and the sweeper and an account's deletion "
         "ask whether a key is still named: an index each, not every snapshot's JSON per upload",
-        triggers=("task_trash_attachments_add",),
-        cascades=("fk_task_trash_attachments_trash_id_task_trash",),
+        triggers=("task_trash_stored_add",),
+        cascades=("fk_task_trash_stored_trash_id_task_trash",),
         every_write=True,
     )
     SUBTREE_CASCADE = DatabaseRule(

@@ -34,16 +34,14 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped, spaces_locked
 from backend.errors import LimitReached, NotFound, PreconditionFailed
 from backend.models import Task, TaskRow
-from backend.models.task_children import CHILDREN
 from backend.models.task_list import SUBTASKS_PER_TASK, TASKS_PER_LIST, TaskList
-from backend.models.trash import TRASH_DAYS, TaskTrash
+from backend.models.trash import TRASH_DAYS, TaskTrash, TaskTrashStored
 from backend.services.access import Action, may, require, role_in
 from backend.services.versions import Expected
 
@@ -250,13 +248,11 @@ _HOLDING = (
     .limit(1)
 )
 _LOCK = spaces_locked(select(_R.user_id).where(_R.id == _TRASH_ID, _MAY).scalar_subquery())
-# The storage keys a purged snapshot's children name (each child with `stored`: an
-# attachment's bytes), deleted once the purge has committed.
-_STORED_PATHS = [f"$.children.{c.name}[*].{c.stored}" for c in CHILDREN if c.stored]
-_STORED = postgresql.array(
-    [func.jsonb_path_query_array(_R.snapshot, path) for path in _STORED_PATHS]
-    or [func.jsonb_build_array()]
-)
+# The storage keys a purged snapshot's stored children name (an attachment's bytes: the
+# trash's own rows of them, migration 0079, read before the purge's cascade), deleted once
+# the purge has committed.
+_K = TaskTrashStored.__table__.c  # type: ignore[attr-defined]
+_STORED = func.array(select(_K.storage_key).where(_K.trash_id == _R.id).scalar_subquery())
 _PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id, _STORED.label("stored"))
 _EXPIRED = (
     delete(_TRASH)
@@ -343,8 +339,8 @@ class TrashService(Scoped):
 
 
 def stored_keys(rows: Any) -> list[str]:
-    """The storage keys in purged rows' `stored` (an array of JSON arrays of keys)."""
-    return [str(key) for row in rows for keys in row.stored or () for key in keys or () if key]
+    """The storage keys in purged rows' `stored`."""
+    return [str(key) for row in rows for key in row.stored or ()]
 
 
 def purge_expired(

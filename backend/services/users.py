@@ -23,14 +23,12 @@ _USER_COLUMNS = tuple(_USERS)
 # The same, for a request that may change tasks: it also takes the caller's change lock
 # (migration 0008), so the caller's changes commit in the order the change feed numbers them,
 # and the lock is always taken before any row lock (no lock-order deadlock with the trigger).
-# An account's deletion, with the storage keys of the files it may remove (read from the
-# statement's snapshot, before its cascades): its tasks' attachments and its trash's
-# (migration 0068). Some stay: a shared list is handed over with its tasks' files.
+# An account's deletion, with the storage keys of the objects it may remove (read in the
+# statement's snapshot, before its cascades): its space's stored children's (attachments',
+# ...) and its trash's, from the registry (migration 0079). Some stay: a shared list is handed
+# over with its tasks' files.
 _DELETE = text(
-    "DELETE FROM users WHERE id = :owner RETURNING ARRAY("
-    "SELECT a.storage_key FROM task_attachments a WHERE a.user_id = :owner "
-    "UNION ALL SELECT k.storage_key FROM task_trash t "
-    "JOIN task_trash_attachments k ON k.trash_id = t.id WHERE t.user_id = :owner) AS keys"
+    "DELETE FROM users WHERE id = :owner RETURNING task_stored_keys_of(:owner) AS keys"
 ).bindparams(bindparam(OWNER, type_=Text))
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from backend.api.responses import EXAMPLES
-from backend.services.attachments import ORPHAN_AGE, sweep_orphans
+from backend.services.attachments import orphan_cutoff, sweep_orphans
 from backend.services.trash import purge_expired
 from backend.storage import ObjectStorage, new_key
 from tests.attachments.conftest import MAX_FILE, QUOTA
@@ -373,7 +373,11 @@ def test_sharing(files: TestClient, people: Callable[..., Account], db_engine: E
     member("editor")
     bobs = _upload(files, bob, task, b"bob's")
     assert bobs.status_code == 201
-    assert files.delete(path, headers=bob.headers).status_code == 403  # alice's, not an admin
+    # An editor deletes any attachment of the task, the owner's included (its declared rule).
+    owners = _upload(files, alice, task, b"alice's too").json()["data"]
+    theirs = f"/api/tasks/{task}/attachments/{owners['id']}"
+    assert files.delete(theirs, headers=bob.headers).status_code == 204
+    assert files.get(theirs, headers=alice.headers).status_code == 404
     member("admin")
     bob_path = f"/api/tasks/{task}/attachments/{bobs.json()['data']['id']}"
     # A stranger, and a removed member: the missing task's 404, byte for byte, everywhere.
@@ -393,6 +397,46 @@ def test_sharing(files: TestClient, people: Callable[..., Account], db_engine: E
                 assert answer.content == nobody.content
     member("admin")
     assert files.delete(path, headers=bob.headers).status_code == 204
+
+
+def _attachment_entries(files: TestClient, who: Account, cursor: str) -> list[tuple[Any, ...]]:
+    """The `attachment.*` entries of `who`'s change feed after `cursor`: type, task, child."""
+    feed = files.get("/api/tasks/changes", params={"cursor": cursor}, headers=who.headers)
+    assert feed.status_code == 200, feed.text
+    return [
+        (entry["type"], entry["task_id"], entry["child"])
+        for entry in feed.json()["data"]
+        if entry["type"].startswith("attachment.")
+    ]
+
+
+def test_the_feeds_name_the_added_and_the_removed_attachment(
+    files: TestClient, people: Callable[..., Account], db_engine: Engine
+):
+    """The owner's and a viewer's change feeds say which attachment was added and which was
+    removed (its kind and id), so a client updates its copy without listing the task's."""
+    alice, bob = people(), people()
+    list_id = _shared_list(files, alice, bob, db_engine)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE list_members SET role = 'viewer' WHERE member_id = :m"), {"m": bob.id}
+        )
+    task = _task(files, alice, list_id)
+    cursors = {
+        who.id: files.get("/api/tasks", headers=who.headers).json()["meta"]["changes_cursor"]
+        for who in (alice, bob)
+    }
+    kept = _upload(files, alice, task, b"kept").json()["data"]["id"]
+    gone = _upload(files, alice, task, b"gone").json()["data"]["id"]
+    deleted = files.delete(f"/api/tasks/{task}/attachments/{gone}", headers=alice.headers)
+    assert deleted.status_code == 204, deleted.text
+    seen = [
+        ("attachment.created", task, {"kind": "attachment", "id": kept}),
+        ("attachment.created", task, {"kind": "attachment", "id": gone}),
+        ("attachment.deleted", task, {"kind": "attachment", "id": gone}),
+    ]
+    for who in (alice, bob):
+        assert _attachment_entries(files, who, cursors[who.id]) == seen
 
 
 def test_trash_restore_purge(
@@ -449,7 +493,7 @@ def test_sweeper_and_expired_purge(
     assert purge_expired(db_engine, drop=dropped.extend) >= 1
     assert keys["expired"] in dropped and keys["trashed"] not in dropped
     # A young orphan stays (it may be an upload in flight).
-    sweep_orphans(db_engine, storage, datetime.now(UTC) - ORPHAN_AGE)
+    sweep_orphans(db_engine, storage, orphan_cutoff(files.app.state.settings))
     assert orphan in _keys(storage)
     sweep_orphans(db_engine, storage, datetime.now(UTC) + timedelta(minutes=1))
     left = _keys(storage)
@@ -549,13 +593,13 @@ _FROM_SNAPSHOTS = text(
     "WHERE t.user_id = :user"
 )
 _KEPT_ROWS = text(
-    "SELECT k.trash_id, k.storage_key, k.size, k.uploaded_by FROM task_trash_attachments k "
+    "SELECT k.trash_id, k.storage_key, k.size, k.stored_by FROM task_trash_stored k "
     "JOIN task_trash t ON t.id = k.trash_id WHERE t.user_id = :user"
 )
 
 
 def _trashed_files(db_engine: Engine, user: str) -> tuple[set[Any], set[Any]]:
-    """The trash's files as its snapshots hold them, and as `task_trash_attachments` does."""
+    """The trash's files as its snapshots hold them, and as `task_trash_stored` does."""
     with db_engine.connect() as conn:
         snapshots = {tuple(row) for row in conn.execute(_FROM_SNAPSHOTS, {"user": user})}
         kept = {tuple(row) for row in conn.execute(_KEPT_ROWS, {"user": user})}

@@ -89,6 +89,26 @@ def test_each_event_is_the_feeds_entry_and_its_id_the_feeds_cursor(
     assert stream.retry is not None
 
 
+def test_a_childs_event_names_its_row_as_the_feed_does(
+    http: httpx.Client, register: Callable[..., Account], streams: Callable[..., Stream]
+) -> None:
+    alice = register()
+    task = make_task(http, alice, "Live")  # type: ignore[arg-type]
+    _, cursor = drain_feed(http, alice)  # type: ignore[arg-type]
+    stream = streams(alice)
+    comments = f"/api/tasks/{task}/comments"
+    added = http.post(comments, json={"body": "hi"}, headers=alice.headers).json()["data"]
+    assert http.delete(f"{comments}/{added['id']}", headers=alice.headers).status_code == 204
+    events = stream.take(2)
+    feed, _ = drain_feed(http, alice, cursor)  # type: ignore[arg-type]
+    assert [e.data for e in events] == feed
+    named = {"kind": "comment", "id": added["id"]}
+    assert [(e.data["type"], e.data["child"]) for e in events] == [
+        ("comment.created", named),
+        ("comment.deleted", named),
+    ]
+
+
 def test_resuming_from_the_last_id_loses_and_repeats_nothing(
     http: httpx.Client, register: Callable[..., Account], streams: Callable[..., Stream]
 ) -> None:

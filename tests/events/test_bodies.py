@@ -1,7 +1,8 @@
 """A reminder record (written by the database when a reminder fires) goes out through the same
 sinks as a change: Dapr's reminders topic with the stored Reminder Event plus `event_id`, and
 a signed webhook typed `reminder`. Built from a constructed outbox row, so the bodies are
-pinned without waiting for a reminder to fall due (test_workers.py does that end to end)."""
+pinned without waiting for a reminder to fall due (test_workers.py does that end to end). A
+task's child's event names its row as the feed does."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
 from backend.events.sinks import configured_sinks, event_body
+from tests.conftest import Account
 from tests.events.conftest import SECRET, Receiver, delivery_settings
 
 
@@ -71,3 +75,28 @@ def test_a_reminder_goes_to_the_reminders_topic_and_to_webhooks_typed_reminder(
         "data": body,
     }
     assert hook.headers["webhook-id"] == str(row.event_id)
+
+
+def test_a_childs_event_names_its_row_as_the_feed_does(
+    client: TestClient, alice: Account, db_engine: Engine
+) -> None:
+    """A webhook's (and Dapr's) body of a child's event carries the feed's `child`, read from
+    the same `task_events` row: its kind and id, the deleted row's as it was."""
+    cursor = client.get("/api/tasks", headers=alice.headers).json()["meta"]["changes_cursor"]
+    task = client.post("/api/tasks", json={"title": "t"}, headers=alice.headers).json()["data"]
+    comments = f"/api/tasks/{task['id']}/comments"
+    comment = client.post(comments, json={"body": "hi"}, headers=alice.headers).json()["data"]
+    assert client.delete(f"{comments}/{comment['id']}", headers=alice.headers).status_code == 204
+    feed = client.get("/api/tasks/changes", params={"cursor": cursor}, headers=alice.headers)
+    entries = {e["event_id"]: e["child"] for e in feed.json()["data"] if e["child"]}
+    with db_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT * FROM task_events WHERE type LIKE 'comment.%' ORDER BY id")
+        ).all()
+    bodies = [event_body(row) for row in rows]
+    named = {"kind": "comment", "id": comment["id"]}
+    assert [(b["event_type"], b["child"]) for b in bodies] == [
+        ("comment.created", named),
+        ("comment.deleted", named),
+    ]
+    assert {b["event_id"]: b["child"] for b in bodies} == entries

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ from sqlalchemy import Engine, text
 
 from backend.models.references import INVITATIONS, MEMBERS, Reference
 from backend.models.task_children import CHILDREN, TaskChild
-from backend.services.access import LEAST_ROLE, Action, allows
+from backend.services.access import LEAST_ROLE, Action, allows, least_role
 from tests.conftest import Account
 from tests.resources import FILE_ROUTES, body_of
 from tests.sharing.conftest import SharedList
@@ -42,6 +43,7 @@ from tests.sharing.helpers import add_member, invite, make_list, make_task, remo
 from tests.sharing.references import ROUTES, Field, declared_app, failure, id_fields, sample_body
 from tests.sharing.standings import NO_ROLE, STANDINGS, Grant, take
 
+CONTRACT = (Path(__file__).parents[2] / "specs" / "api-contract.md").read_text()
 MISSING = 2_000_000_000
 MISSING_USER = "00000000-0000-4000-8000-000000000000"
 # Every child of a task with routes of its own (backend/models/task_children.py `CHILDREN`):
@@ -69,8 +71,8 @@ def _child_kinds(child: TaskChild) -> dict[str, bool]:
         f"the caller's own {noun}": True,
         f"the owner's {noun}": True,
         f"an admin's {noun}": True,
-        f"a {noun} on another task of the list": False,
-        f"a {noun} on the owner's private task": False,
+        f"{child.a_noun} on another task of the list": False,
+        f"{child.a_noun} on the owner's private task": False,
         "missing": False,
     }
 
@@ -126,8 +128,20 @@ def _child_row(client: TestClient, child: TaskChild, task: int, author: Account)
 
 def _authored(child: TaskChild) -> bool:
     """A child whose rows record who added them (its declared `author`): only that author
-    changes one (a member who may `moderate` deletes any), else any writer of the task."""
+    changes one (a member who may `delete_any` deletes any), else any writer of the task."""
     return child.author is not None
+
+
+def who_deletes(child: TaskChild) -> str:
+    """The contract's "who" for a child's `DELETE`, from its declaration."""
+    writer = least_role(child.action(writes=True))
+    if not child.author:
+        return f"{writer}+"
+    if child.delete_any is child.write:
+        return f"{writer}+ (anyone's)"
+    if child.delete_any:
+        return f"its author ({writer}+), or {least_role(child.delete_any)}+"
+    return f"its author ({writer}+)"
 
 
 def _world(
@@ -160,8 +174,12 @@ def _world(
             f"bob's {noun}": _child_row(client, child, task, bob),
             f"the owner's {noun}": _child_row(client, child, task, alice),
             f"an admin's {noun}": _child_row(client, child, task, people["an admin"]),
-            f"a {noun} on another task of the list": _child_row(client, child, other_task, alice),
-            f"a {noun} on the owner's private task": _child_row(client, child, private, alice),
+            f"{child.a_noun} on another task of the list": _child_row(
+                client, child, other_task, alice
+            ),
+            f"{child.a_noun} on the owner's private task": _child_row(
+                client, child, private, alice
+            ),
         }
     ids |= {
         "the owner": alice.id,
@@ -206,11 +224,12 @@ def _rule(f: Field, role: str, kind: str, owner: bool) -> int | None:
         noun = ROUTED[table].noun
         mine = kind == f"the caller's own {noun}" or (owner and kind == f"the owner's {noun}")
         # Any row of a task the caller may read is read; only its author edits an authored
-        # one (a comment), one who may `moderate` deletes it; any writer changes another.
+        # one (a comment), one who may `delete_any` deletes it (an attachment: any writer);
+        # any writer changes another.
         if method == "GET" or mine or not _authored(ROUTED[table]):
             return None
-        moderate = ROUTED[table].moderate
-        if method == "DELETE" and moderate is not None and allows(role, moderate):
+        delete_any = ROUTED[table].delete_any
+        if method == "DELETE" and delete_any is not None and allows(role, delete_any):
             return None
         return 403
     if table == MEMBERS:
@@ -305,6 +324,17 @@ def _check(
                 failure(f"{f.id} | {standing} | {kind}", want, got, changed, missing_answer)
             )
     return failures
+
+
+@pytest.mark.parametrize("child", ROUTED.values(), ids=lambda c: c.name)
+def test_the_contract_states_who_deletes_each_childs_rows(child: TaskChild) -> None:
+    """The rule this matrix tests for a child's `DELETE` (its declaration's `author` and
+    `delete_any`) is the one specs/api-contract.md states in that route's row."""
+    operation = f"deleteTask{''.join(word.capitalize() for word in child.noun.split())}"
+    rows = [line for line in CONTRACT.splitlines() if f"| `{operation}` |" in line]
+    assert len(rows) == 1, f"specs/api-contract.md has no one row of {operation}"
+    who = rows[0].split(" | ")[2].strip()
+    assert who == who_deletes(child), (operation, who)
 
 
 def test_the_matrix_size(capsys: pytest.CaptureFixture[str]) -> None:
