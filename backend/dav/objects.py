@@ -30,6 +30,7 @@ from backend.errors import Forbidden, NotFound, PreconditionFailed
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.references import Action
+from backend.models.task_calendar import DERIVED_UID
 from backend.recurrence import DEFAULT_TIME_ZONE
 from backend.services.access import permitted
 from backend.services.dav_objects import DavObjectService
@@ -37,7 +38,7 @@ from backend.services.registry import UnitOfWork
 
 NOT_FOUND = "Not found"
 CONTENT_TYPE = "text/calendar; charset=utf-8; component=VTODO"
-_DERIVED = re.compile(r"^task-([1-9][0-9]{0,17})@task-api\.ics$")
+_DERIVED = re.compile(DERIVED_UID.pattern + r"\.ics")  # a derived UID's object name
 _READ_ONLY = "Your role in this list does not allow this"
 _UID_TAKEN = "Another object of this collection has this UID"
 _UID_CHANGED = "An object's UID does not change"
