@@ -16,7 +16,16 @@ from typing import Any
 from urllib.parse import quote
 
 from backend.dav import resources
-from backend.dav.recurrence_forms import Applied, Resolution, apply, classify, follow_up
+from backend.dav.recurrence_forms import (
+    Applied,
+    Resolution,
+    apply,
+    classify,
+    classify_copy,
+    follow_up,
+    is_completed_copy,
+    match_completed_copy,
+)
 from backend.dav.vtodo import (
     CalendarObjectRefused,
     ParsedTodo,
@@ -229,6 +238,9 @@ def _put(
     kept = parsed.keep.decode()
     dav.begin_write()
     if found is None:
+        copied = _completed_copy(work, dav, list_id, parsed, name, kept)
+        if copied is not None:
+            return copied
         fields: dict[str, Any] = parsed.create_fields()
         if list_id is not None:
             fields["list_id"] = list_id
@@ -257,6 +269,37 @@ def _put(
     return False
 
 
+def _completed_copy(
+    work: UnitOfWork,
+    dav: DavObjectService,
+    list_id: int | None,
+    parsed: ParsedTodo,
+    name: str,
+    kept: str,
+) -> bool | Handover | None:
+    """A new object that is the completed copy of an occurrence of a series (todoman, the
+    `caldav` library; specs/caldav.md, "Completing a recurring task"): the copy's object goes
+    to that occurrence, which completes (the series' object then goes on to the next one), or
+    is completed already (the series' PUT came first). Either way one completed task, never
+    the copy and the occurrence both. None: not a copy, an ordinary create."""
+    if not is_completed_copy(parsed):
+        return None
+    rows = [served(row) for row in dav.all(list_id)]
+    occurrence = match_completed_copy(parsed, [each.row for each in rows])
+    if occurrence is None:
+        return None
+    series = next(each for each in rows if each.row is occurrence)
+    resolution = classify_copy(occurrence, parsed)
+    if resolution.update is None:
+        dav.keep(occurrence.id, parsed.uid, name, kept)
+        return True
+    dav.keep_ahead(occurrence.id, occurrence.version, parsed.uid, name, kept)
+    applied = apply(work, occurrence, resolution, frozenset({occurrence.version}))
+    if not applied.completed_occurrence or series.kept is None:
+        return True
+    return Handover(applied, series.uid, series.name, series.kept.decode(), created=True)
+
+
 def _may_write(seen: Any) -> None:
     """A collection the caller only reads (a viewer's, a commenter's): 403 before anything
     is written (the service would refuse the write too)."""
@@ -280,6 +323,7 @@ class Handover:
     uid: str
     name: str
     kept: str
+    created: bool = False  # the PUT made its object (a completed copy): a 201
 
 
 def hand_over(work: UnitOfWork, handover: Handover) -> None:

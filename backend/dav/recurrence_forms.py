@@ -116,14 +116,20 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     return _plain(stored, parsed)  # a postponement
 
 
-def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
-    """For a PUT creating a new UID: the occurrence it is a completed copy of, if it is one
-    (todoman, `caldav`): the copy is completed, has no overrides, and has the SUMMARY and DUE
-    of a recurring task among `candidates` (the collection's tasks with a rule and without
-    a client object of their own, open or completed). None: an ordinary new task."""
+def is_completed_copy(parsed: ParsedTodo) -> bool:
+    """Whether a PUT creating a new UID may be a completed copy of an occurrence (todoman,
+    `caldav`): completed, no overrides, a due date."""
     fields = parsed.fields
-    if not fields.get("completed") or parsed.overrides or fields.get("due_date") is None:
+    return bool(fields.get("completed")) and not parsed.overrides and bool(fields.get("due_date"))
+
+
+def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
+    """The occurrence a completed copy (`is_completed_copy`) stands for: the recurring task
+    among `candidates` (the collection's tasks, open or completed) with its SUMMARY and DUE.
+    None: an ordinary new task."""
+    if not is_completed_copy(parsed):
         return None
+    fields = parsed.fields
     for task in candidates:
         if (
             task.recurrence is not None

@@ -8,12 +8,15 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
 from backend.dav import vtodo
 from backend.dav.vtodo import InvalidTodoObject, parse, render
 from backend.models.task_calendar import MAPPING, NOT_MAPPED, derived_uid
 from backend.models.task_fields import FIELDS, WRITABLE
 from backend.services import calendar_ics
+from tests.conftest import Account
+from tests.dav.test_objects import NO_LIST, put, signed_in
 from tests.dav.test_vtodo import NOW, fixture, row, stored_as
 
 _VALARM = re.compile(r"BEGIN:VALARM\r\n.*?END:VALARM\r\n", re.S)
@@ -131,3 +134,45 @@ def test_completed_is_read_as_sent() -> None:
     assert parsed.fields["completed"] is True
     assert parsed.completed_at == datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
     assert vtodo.RENDER_FORMAT >= 3
+
+
+def _series(uid: str, due: str, extra: str = "") -> bytes:
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//todoman//EN\r\nBEGIN:VTODO\r\n"
+        f"UID:{uid}\r\nSUMMARY:Water plants\r\nDUE:{due}\r\n{extra}END:VTODO\r\nEND:VCALENDAR\r\n"
+    )
+    return body.encode()
+
+
+@pytest.mark.parametrize("copy_first", [True, False])
+def test_a_completed_copy_and_its_series_are_one_completed_task(
+    client: TestClient, alice: Account, copy_first: bool
+) -> None:
+    """todoman and the `caldav` library complete an occurrence as two PUTs: a completed copy
+    under a new UID and the series with its DUE advanced on the rule. In either order, REST
+    then holds one completed occurrence and one open one, the copy's object served for the
+    completed one."""
+    headers = signed_in(client, alice)
+    series = _series("series-1", "20261201T090000Z", "RRULE:FREQ=DAILY\r\nSTATUS:NEEDS-ACTION\r\n")
+    assert put(client, f"{NO_LIST}series-1.ics", series, headers).status_code == 201
+    copy = _series(
+        "copy-1", "20261201T090000Z", "STATUS:COMPLETED\r\nCOMPLETED:20261201T080000Z\r\n"
+    )
+    advanced = _series(
+        "series-1", "20261202T090000Z", "RRULE:FREQ=DAILY\r\nSTATUS:NEEDS-ACTION\r\n"
+    )
+    writes = [(f"{NO_LIST}copy-1.ics", copy), (f"{NO_LIST}series-1.ics", advanced)]
+    for path, body in writes if copy_first else writes[::-1]:
+        answer = put(client, path, body, headers)
+        assert answer.status_code in (201, 204), answer.text
+    listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
+    assert sorted((t["completed"], t["due_date"]) for t in listed) == [
+        (False, "2026-12-02T09:00:00Z"),
+        (True, "2026-12-01T09:00:00Z"),
+    ]
+    done = next(t for t in listed if t["completed"])
+    copy_served = client.get(f"{NO_LIST}copy-1.ics", headers=headers)
+    assert copy_served.status_code == 200 and b"UID:copy-1" in copy_served.content
+    assert f"task-{done['id']}@task-api".encode() not in copy_served.content
+    series_served = client.get(f"{NO_LIST}series-1.ics", headers=headers)
+    assert b"DUE:20261202T090000Z" in series_served.content
