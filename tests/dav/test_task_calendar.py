@@ -133,6 +133,9 @@ def test_completed_is_read_as_sent() -> None:
     parsed = parse(body)
     assert parsed.fields["completed"] is True
     assert parsed.completed_at == datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    # Served back (the task completed at another time), the client's COMPLETED is as it sent it.
+    served = render(stored_as(parsed, completed_at=NOW), parsed.keep, [])
+    assert b"\r\nCOMPLETED:20261101T100000Z\r\n" in served
     assert vtodo.RENDER_FORMAT >= 3
 
 
