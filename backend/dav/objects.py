@@ -249,9 +249,11 @@ def _put(
             fields["parent_id"] = parent
             fields.pop("list_id", None)  # a subtask is in its parent's list
         # In the create's statement where it commits the request; under the lock (the
-        # lookup's transaction goes on), with the COMMIT.
-        then = dav.keep_with_create(parsed.uid, name, kept) if not locking else None
-        task = work.tasks.create(TaskCreate.model_validate(fields), then=then)
+        # lookup's transaction goes on) or after a completed copy's look-up, with the COMMIT.
+        alone = not locking and not is_completed_copy(parsed)
+        then = dav.keep_with_create(parsed.uid, name, kept) if alone else None
+        created = TaskCreate.model_validate(fields)
+        task = work.tasks.create(created, then=then, completed_at=parsed.completed_at)
         if then is None:
             dav.keep(task.id, parsed.uid, name, kept)
         return True

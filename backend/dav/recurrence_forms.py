@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -81,6 +82,7 @@ class Resolution:
     completes: bool
     successor_update: TaskUpdate | None = None
     keep_on: Literal["task", "successor"] = "task"
+    completed_at: datetime | None = None  # the client's COMPLETED, where no series completes
 
 
 def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
@@ -166,7 +168,9 @@ def apply(
     exactly once, committed with it)."""
     if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
         return Applied(stored, completed_occurrence=False)
-    task = work.tasks.update(stored.id, resolution.update, expected, current=stored)
+    task = work.tasks.update(
+        stored.id, resolution.update, expected, current=stored, completed_at=resolution.completed_at
+    )
     completed = task.completed and task.recurrence is not None and not stored.completed
     return Applied(task, completed, resolution.successor_update if completed else None)
 
@@ -231,7 +235,11 @@ def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     if ended or (stored.recurrence is not None and _same_rule(stored, fields.get("recurrence"))):
         # `ended`: a series completed as a whole stays ended when its object comes back.
         fields = {k: v for k, v in fields.items() if k != "recurrence"}
-    return Resolution(Form.PLAIN, TaskUpdate.model_validate(fields), completes=False)
+    # The client's completion time, where the write completes no series (one that would is
+    # stamped now: that is how the service knows to add its next occurrence).
+    at = parsed.completed_at if stored.recurrence is None and not fields.get("recurrence") else None
+    update = TaskUpdate.model_validate(fields)
+    return Resolution(Form.PLAIN, update, completes=False, completed_at=at)
 
 
 def _same_rule(stored: TaskRow, sent: str | None) -> bool:

@@ -179,3 +179,22 @@ def test_a_completed_copy_and_its_series_are_one_completed_task(
     assert f"task-{done['id']}@task-api".encode() not in copy_served.content
     series_served = client.get(f"{NO_LIST}series-1.ics", headers=headers)
     assert b"DUE:20261202T090000Z" in series_served.content
+
+
+def test_completed_is_stored_as_sent(client: TestClient, alice: Account) -> None:
+    """STATUS:COMPLETED with COMPLETED:20261101T100000Z is a task completed then, created so or
+    completed by an update; REST's completions are stamped now, as before."""
+    headers = signed_in(client, alice)
+    done = "STATUS:COMPLETED\r\nCOMPLETED:20261101T100000Z\r\n"
+    made = put(client, f"{NO_LIST}made.ics", _series("made", "20261201T090000Z", done), headers)
+    assert made.status_code == 201, made.text
+    opened = _series("later", "20261201T090000Z", "STATUS:NEEDS-ACTION\r\n")
+    assert put(client, f"{NO_LIST}later.ics", opened, headers).status_code == 201
+    later = put(client, f"{NO_LIST}later.ics", _series("later", "20261201T090000Z", done), headers)
+    assert later.status_code == 204, later.text
+    listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
+    assert [t["completed_at"] for t in listed] == ["2026-11-01T10:00:00Z"] * 2
+    rest = client.post(
+        "/api/tasks", json={"title": "Now", "completed": True}, headers=alice.headers
+    )
+    assert rest.json()["data"]["completed_at"] > "2026-11-27"
