@@ -198,3 +198,19 @@ def test_completed_is_stored_as_sent(client: TestClient, alice: Account) -> None
         "/api/tasks", json={"title": "Now", "completed": True}, headers=alice.headers
     )
     assert rest.json()["data"]["completed_at"] > "2026-11-27"
+
+
+def test_two_users_custom_zones_each_read_with_its_own(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """Over HTTP, in one server process: alice's and bob's objects name one custom TZID with
+    other offsets, written in turns, each twice; each task's due date is its own zone's."""
+    signed = {alice.id: signed_in(client, alice), bob.id: signed_in(client, bob)}
+    for turn in range(2):
+        for who, offset in ((alice, "+0200"), (bob, "+0500"))[:: 1 if turn == 0 else -1]:
+            path = f"{NO_LIST}zone-{turn}.ics"
+            body = _custom_zone(offset).replace(b"UID:zone-", f"UID:{turn}-zone-".encode())
+            assert put(client, path, body, signed[who.id]).status_code == 201
+    for who, hour in ((alice, "07"), (bob, "04")):
+        listed = client.get("/api/tasks", headers=who.headers).json()["data"]
+        assert [t["due_date"] for t in listed] == [f"2026-12-01T{hour}:00:00Z"] * 2
