@@ -16,7 +16,16 @@ from typing import Any
 from urllib.parse import quote
 
 from backend.dav import resources
-from backend.dav.recurrence_forms import Applied, Resolution, apply, classify, follow_up
+from backend.dav.recurrence_forms import (
+    Applied,
+    Resolution,
+    apply,
+    classify,
+    classify_copy,
+    follow_up,
+    is_completed_copy,
+    match_completed_copy,
+)
 from backend.dav.vtodo import (
     CalendarObjectRefused,
     ParsedTodo,
@@ -30,6 +39,7 @@ from backend.errors import Forbidden, NotFound, PreconditionFailed, Taken
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.references import Action
+from backend.models.task_calendar import DERIVED_UID
 from backend.recurrence import DEFAULT_TIME_ZONE
 from backend.services.access import permitted
 from backend.services.dav_objects import DavObjectService
@@ -37,7 +47,7 @@ from backend.services.registry import UnitOfWork
 
 NOT_FOUND = "Not found"
 CONTENT_TYPE = "text/calendar; charset=utf-8; component=VTODO"
-_DERIVED = re.compile(r"^task-([1-9][0-9]{0,17})@task-api\.ics$")
+_DERIVED = re.compile(DERIVED_UID.pattern + r"\.ics")  # a derived UID's object name
 _READ_ONLY = "Your role in this list does not allow this"
 _UID_TAKEN = "Another object of this collection has this UID"
 _UID_CHANGED = "An object's UID does not change"
@@ -238,6 +248,9 @@ def _put(
     kept = parsed.keep.decode()
     dav.begin_write()
     if found is None:
+        copied = _completed_copy(work, dav, list_id, parsed, name, kept)
+        if copied is not None:
+            return copied
         return _create(work, dav, sent, rows, if_none, locking)
     row = found.row
     resolution = _reparented(classify(row, parsed), found, rows, parsed.parent_uid)
@@ -277,11 +290,13 @@ def _create(
         fields["parent_id"] = parent
         fields.pop("list_id", None)  # a subtask is in its parent's list
     # In the create's statement where it commits the request; under the lock (the
-    # lookup's transaction goes on), with the COMMIT.
-    then = dav.keep_with_create(parsed.uid, name, kept) if not locking else None
+    # lookup's transaction goes on) or after a completed copy's look-up, with the COMMIT.
+    alone = not locking and not is_completed_copy(parsed)
+    then = dav.keep_with_create(parsed.uid, name, kept) if alone else None
     dav.claim(list_id, name, parsed.uid)
     try:
-        task = work.tasks.create(TaskCreate.model_validate(fields), then=then)
+        created = TaskCreate.model_validate(fields)
+        task = work.tasks.create(created, then=then, completed_at=parsed.completed_at)
     except Taken as taken:
         if taken.what == "uid":
             raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN) from None
@@ -301,6 +316,7 @@ def _creates_only(name: str, parsed: ParsedTodo, if_match: str | None, if_none: 
         if_none is not None
         and if_none.strip() == "*"
         and if_match is None
+        and not is_completed_copy(parsed)  # it may be an occurrence's: looked up
         and parsed.parent_uid is None
         and _derived_id(name) == 0
         and _DERIVED.fullmatch(f"{parsed.uid}.ics") is None
@@ -311,6 +327,37 @@ def _holds(candidate: Served, uid: str) -> bool:
     """Whether the candidate's served object holds `uid` (a task no client wrote holds none
     a client can claim: its derived UID names it by its id)."""
     return candidate.kept is not None and candidate.uid == uid
+
+
+def _completed_copy(
+    work: UnitOfWork,
+    dav: DavObjectService,
+    list_id: int | None,
+    parsed: ParsedTodo,
+    name: str,
+    kept: str,
+) -> bool | Handover | None:
+    """A new object that is the completed copy of an occurrence of a series (todoman, the
+    `caldav` library; specs/caldav.md, "Completing a recurring task"): the copy's object goes
+    to that occurrence, which completes (the series' object then goes on to the next one), or
+    is completed already (the series' PUT came first). Either way one completed task, never
+    the copy and the occurrence both. None: not a copy, an ordinary create."""
+    if not is_completed_copy(parsed):
+        return None
+    rows = [served(row) for row in dav.all(list_id)]
+    occurrence = match_completed_copy(parsed, [each.row for each in rows])
+    if occurrence is None:
+        return None
+    series = next(each for each in rows if each.row is occurrence)
+    resolution = classify_copy(occurrence, parsed)
+    if resolution.update is None:
+        dav.keep(occurrence.id, parsed.uid, name, kept)
+        return True
+    dav.keep_ahead(occurrence.id, occurrence.version, parsed.uid, name, kept)
+    applied = apply(work, occurrence, resolution, frozenset({occurrence.version}))
+    if not applied.completed_occurrence or series.kept is None:
+        return True
+    return Handover(applied, series.uid, series.name, series.kept.decode(), created=True)
 
 
 def _may_write(seen: Any) -> None:
@@ -336,6 +383,7 @@ class Handover:
     uid: str
     name: str
     kept: str
+    created: bool = False  # the PUT made its object (a completed copy): a 201
 
 
 def hand_over(work: UnitOfWork, handover: Handover) -> None:

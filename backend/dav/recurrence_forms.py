@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -81,6 +82,7 @@ class Resolution:
     completes: bool
     successor_update: TaskUpdate | None = None
     keep_on: Literal["task", "successor"] = "task"
+    completed_at: datetime | None = None  # the client's COMPLETED, where no series completes
 
 
 def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
@@ -116,14 +118,20 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     return _plain(stored, parsed)  # a postponement
 
 
-def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
-    """For a PUT creating a new UID: the occurrence it is a completed copy of, if it is one
-    (todoman, `caldav`): the copy is completed, has no overrides, and has the SUMMARY and DUE
-    of a recurring task among `candidates` (the collection's tasks with a rule and without
-    a client object of their own, open or completed). None: an ordinary new task."""
+def is_completed_copy(parsed: ParsedTodo) -> bool:
+    """Whether a PUT creating a new UID may be a completed copy of an occurrence (todoman,
+    `caldav`): completed, no overrides, a due date."""
     fields = parsed.fields
-    if not fields.get("completed") or parsed.overrides or fields.get("due_date") is None:
+    return bool(fields.get("completed")) and not parsed.overrides and bool(fields.get("due_date"))
+
+
+def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
+    """The occurrence a completed copy (`is_completed_copy`) stands for: the recurring task
+    among `candidates` (the collection's tasks, open or completed) with its SUMMARY and DUE.
+    None: an ordinary new task."""
+    if not is_completed_copy(parsed):
         return None
+    fields = parsed.fields
     for task in candidates:
         if (
             task.recurrence is not None
@@ -160,7 +168,9 @@ def apply(
     exactly once, committed with it)."""
     if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
         return Applied(stored, completed_occurrence=False)
-    task = work.tasks.update(stored.id, resolution.update, expected, current=stored)
+    task = work.tasks.update(
+        stored.id, resolution.update, expected, current=stored, completed_at=resolution.completed_at
+    )
     completed = task.completed and task.recurrence is not None and not stored.completed
     return Applied(task, completed, resolution.successor_update if completed else None)
 
@@ -225,7 +235,11 @@ def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     if ended or (stored.recurrence is not None and _same_rule(stored, fields.get("recurrence"))):
         # `ended`: a series completed as a whole stays ended when its object comes back.
         fields = {k: v for k, v in fields.items() if k != "recurrence"}
-    return Resolution(Form.PLAIN, TaskUpdate.model_validate(fields), completes=False)
+    # The client's completion time, where the write completes no series (one that would is
+    # stamped now: that is how the service knows to add its next occurrence).
+    at = parsed.completed_at if stored.recurrence is None and not fields.get("recurrence") else None
+    update = TaskUpdate.model_validate(fields)
+    return Resolution(Form.PLAIN, update, completes=False, completed_at=at)
 
 
 def _same_rule(stored: TaskRow, sent: str | None) -> bool:

@@ -1,104 +1,85 @@
 """A task as a CalDAV object (issue 62; specs/caldav.md): VTODO in, task fields out, and back.
 
-Three functions for the DAV layer:
+Which property carries which field is `backend.models.task_calendar.MAPPING` (the calendar
+feeds read it too); this module applies it to a client's object:
 
 - `parse(body, zone=...)`: a client's PUT body -> `ParsedTodo` (the task fields the REST
   service accepts, validated by `TaskUpdate`; the UID; the parent's UID; the recurrence
   overrides; the object to keep). Anything a client can send that we refuse raises a
   `CalendarObjectRefused` subclass (a 403 with its CalDAV precondition), never another error.
 - `render(task, kept, reader_reminders, parent_uid=...)`: the bytes one reader gets. The client's
-  object (`kept`, as `ParsedTodo.keep` stored it) is merged, never rebuilt: each property we
-  model is replaced by ours only when its meaning differs from ours (a REST edit), so an
-  unchanged task comes back with the client's own lines; every line we do not model (X-
-  properties, unknown properties and parameters, unknown components, other VTIMEZONEs) comes
+  object (`kept`, as `ParsedTodo.keep` stored it) is merged, never rebuilt: each mapped group
+  of properties is replaced by ours only when its meaning differs from ours (a REST edit), so
+  an unchanged task comes back with the client's own lines; every line we do not model comes
   back byte for byte. VALARMs are the reader's own reminders: a kept object holds none.
 - `etag(body)`: the strong ETag of exactly those bytes.
 
-The text is read and written by `icalendar` (content lines, values, escaping, folding,
-VTIMEZONE); what is kept is kept as the client's raw lines, grouped by their BEGIN/END.
+The text is read and written by `icalendar`, with no process-wide state: a VTIMEZONE of a
+client's own (a TZID the zone database does not know) is read for its own object only
+(`_OwnZones`), never registered in icalendar's process-wide cache, where one user's zone
+would read another's DUE. What is kept is kept as the client's raw lines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 
-from icalendar import Alarm, Calendar, Todo, vRecur, vText
+from icalendar import Calendar, Todo, vText
 from icalendar.parser import Contentline
+from icalendar.parser.ical.calendar import CalendarIcalParser
+from icalendar.timezone import tzp
 from pydantic import ValidationError
 
-from backend.errors import AppError
 from backend.models.task import TaskUpdate
-from backend.models.types import (
-    MINUTES_BEFORE_DUE_MAX,
-    REMINDERS_MAX_COUNT,
-    Priority,
+from backend.models.task_calendar import (
+    BY_GROUP,
+    CALDAV_NS,
+    GROUP_OF,
+    MAPPING,
+    PROPERTY_OF,
+    SINGLE,
+    CalendarObjectRefused,
+    InvalidTodoObject,
+    MalformedCalendar,
+    Target,
+    UnsupportedRecurrence,
+    alarm,
+    as_utc,
+    completed,
+    derived_uid,
+    due,
+    is_parent,
+    params,
+    parent_uid,
+    rule,
+    rule_key,
+    sent_rule,
+    shown_rule,
+    sort_order,
 )
-from backend.recurrence import (
-    DEFAULT_TIME_ZONE,
-    TIME_ZONES,
-    RuleError,
-    Schedule,
-    calendar_rule,
-    normalize_rule,
-    time_zone,
-)
-from backend.services.calendar_ics import _Categories, _Text
+from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES, time_zone
 
 PRODUCT = "-//Task API//CalDAV//EN"
-UID_DOMAIN = "task-api"
 # Bounds on what a PUT may hold (RFC 4791 `max-resource-size`): a task with a long description,
 # its zones and a few hundred recurrence overrides fits many times over.
 MAX_OBJECT_BYTES = 256 * 1024
 MAX_LINES = 4000
 MAX_COMPONENTS = 400
 MAX_DEPTH = 4  # VCALENDAR > VTODO > VALARM > one more (an X- component inside)
-CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 # The version of `render`'s output, part of every `object_tag`: bump it whenever the same
 # values render differently (a property added or written otherwise, another icalendar).
-RENDER_FORMAT = 2
+RENDER_FORMAT = 3
 
-# The properties of the master VTODO that we model, by the value they carry ("what"). Each
-# group is replaced as a whole when our value differs from the one the kept lines carry.
-_GROUPS: dict[str, tuple[str, ...]] = {
-    "title": ("SUMMARY",),
-    "description": ("DESCRIPTION",),
-    "completion": ("STATUS", "COMPLETED", "PERCENT-COMPLETE"),
-    "priority": ("PRIORITY",),
-    "due": ("DUE",),
-    "tags": ("CATEGORIES",),
-    "parent": ("RELATED-TO",),
-    "recurrence": ("RRULE",),
-    "order": ("X-APPLE-SORT-ORDER",),
-    "stamps": ("DTSTAMP", "LAST-MODIFIED"),
-}
-_GROUP_OF = {name: group for group, names in _GROUPS.items() for name in names}
-# The order our groups are written in when the kept object has none of their lines.
-_ORDER = tuple(_GROUPS)
 _ALLOWED_COMPONENTS = frozenset({"VTODO", "VTIMEZONE"})
 _NOT_A_TODO = frozenset({"VEVENT", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_FLOATING_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6})(?=;|$)")
 _KNOWN_ZONES = frozenset(TIME_ZONES)
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors: each is a DAV precondition (RFC 4791 5.3.2.1), a 403 with `<C:{precondition}/>`.
-
-
-class CalendarObjectRefused(AppError):
-    """A PUT body we do not store: nothing is written. `precondition` is the CalDAV element
-    (namespace `CALDAV_NS`) the DAV layer puts in its `DAV:error` body."""
-
-    status_code = 403
-    code = "INVALID_CALENDAR_OBJECT"
-    message = "Not a calendar object this collection can store"
-    precondition: ClassVar[str] = "valid-calendar-object-resource"
+_MERGED = tuple(m.group for m in MAPPING if m.merged)
 
 
 class ObjectTooLarge(CalendarObjectRefused):
@@ -106,27 +87,11 @@ class ObjectTooLarge(CalendarObjectRefused):
     precondition = "max-resource-size"
 
 
-class MalformedCalendar(CalendarObjectRefused):
-    """Not iCalendar (RFC 5545) text we can read: bad UTF-8, NUL or control bytes, lines that
-    are not content lines, unbalanced BEGIN/END, values of the wrong type."""
-
-    message = "The body is not valid iCalendar data"
-    precondition = "valid-calendar-data"
-
-
 class NotATodo(CalendarObjectRefused):
     """A VEVENT (VJOURNAL, ...) in a task collection, or no VTODO at all."""
 
     message = "A task collection holds VTODO components only"
     precondition = "supported-calendar-component"
-
-
-class InvalidTodoObject(CalendarObjectRefused):
-    """A VTODO whose shape RFC 4791 4.1 forbids: several UIDs, no UID, no master, METHOD."""
-
-
-class UnsupportedRecurrence(CalendarObjectRefused):
-    """A recurrence the task model cannot hold (the message says which part and why)."""
 
 
 class FieldRefused(CalendarObjectRefused):
@@ -207,7 +172,7 @@ def _tree(text: str) -> _Block:
                 raise MalformedCalendar("An empty line inside a component")
             continue
         try:
-            name, params, value = Contentline(unfolded).parts()  # type: ignore[no-untyped-call]
+            name, parameters, value = Contentline(unfolded).parts()  # type: ignore[no-untyped-call]
         except (ValueError, KeyError, IndexError, TypeError):
             raise MalformedCalendar(f"Line {number + 1} is not an iCalendar content line") from None
         name = name.upper()
@@ -230,7 +195,7 @@ def _tree(text: str) -> _Block:
         elif not stack:
             raise MalformedCalendar("A property outside BEGIN:VCALENDAR ... END:VCALENDAR")
         else:
-            stack[-1].items.append(_Line(raw, name, _params(params), value))
+            stack[-1].items.append(_Line(raw, name, params(parameters), value))
     if stack or top is None or top.name != "VCALENDAR":
         raise MalformedCalendar("A calendar object is one complete VCALENDAR")
     if not top.end.endswith("\n"):
@@ -238,16 +203,72 @@ def _tree(text: str) -> _Block:
     return top
 
 
-def _params(params: Any) -> dict[str, str]:
-    """Parameters by upper-case name; a multi-valued one (`RELTYPE=A,B`) as its text."""
-    return {
-        str(name).upper(): ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        for name, value in params.items()
-    }
-
-
 def _master(calendar: _Block) -> _Block:
     return next(b for b in calendar.blocks("VTODO") if not b.lines("RECURRENCE-ID"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading with icalendar, the object's own zones only.
+
+
+class _OwnZones(CalendarIcalParser):
+    """icalendar's parser without its process-wide registry of custom zones (it caches each
+    VTIMEZONE whose TZID the zone database does not know, and reads every later object's
+    TZID of that name with the first one's definition): such a TZID is read with `zones`,
+    the object's own VTIMEZONEs (`_zones`); an IANA name (or Windows name) as the library
+    resolves it."""
+
+    def __init__(self, text: str, zones: dict[str, tzinfo]) -> None:
+        super().__init__(text, Calendar._get_component_factory(), Calendar.types_factory)
+        self._zones = zones
+
+    def handle_end_component(self, vals: str) -> None:
+        if vals.upper() != "VTIMEZONE":
+            super().handle_end_component(vals)
+            return
+        component = self._stack.pop()  # as the library's, without `tzp.cache_timezone_component`
+        if self._stack:
+            self._stack[-1].add_component(component)
+        else:
+            self._components.append(component)
+
+    def prepare_components(self) -> None:
+        """Nothing: the library re-parses a forward reference to a zone from its cache;
+        `_zones` are read before any property."""
+
+    def parse_and_add_property(
+        self, name: str, params: Any, val: str, tzid: str | None, line: Any
+    ) -> None:
+        zone = self._zones.get(tzid) if tzid is not None and "T" in val.upper() else None
+        super().parse_and_add_property(name, params, val, zone or tzid, line)  # type: ignore[arg-type]
+
+
+def _ical(text: str, zones: dict[str, tzinfo]) -> Any:
+    """`text` (one VCALENDAR) as icalendar's `Calendar`, TZIDs read with `zones`."""
+    components = _OwnZones(text, zones).parse()
+    if len(components) != 1 or not isinstance(components[0], Calendar):
+        raise MalformedCalendar("A calendar object is one VCALENDAR")
+    return components[0]
+
+
+def _zones(calendar: _Block) -> dict[str, tzinfo]:
+    """The object's VTIMEZONEs whose TZID the zone database does not know, by TZID."""
+    zones: dict[str, tzinfo] = {}
+    for block in calendar.blocks("VTIMEZONE"):
+        ids = block.lines("TZID")
+        tzid = str(vText.from_ical(ids[0].value)) if ids else ""
+        if tzid and tzid not in _KNOWN_ZONES and tzid not in zones:
+            text = f"BEGIN:VCALENDAR\r\n{block.text()}END:VCALENDAR\r\n"
+            component = _ical(text, {}).walk("VTIMEZONE")[0]
+            zones[tzid] = tzp.create_timezone(component)
+    return zones
+
+
+def _todo_of(master: _Block, zones: dict[str, tzinfo]) -> Any:
+    """The master's own lines (no sub-components) read by icalendar."""
+    lines = "".join(item.raw for item in master.items if isinstance(item, _Line))
+    text = f"BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\n{lines}END:VTODO\r\nEND:VCALENDAR\r\n"
+    return _ical(text, zones).walk("VTODO")[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,21 +315,18 @@ def parse(body: bytes, zone: str = DEFAULT_TIME_ZONE) -> ParsedTodo:
     (a subclass saying which precondition) for anything we do not store."""
     text = _decode(body)
     calendar = _tree(text)
+    _check_shape(calendar)
     try:
-        parsed = Calendar.from_ical(text)
+        parsed = _ical(text, _zones(calendar))
+    except CalendarObjectRefused:
+        raise
     except Exception as error:  # the library's own parse errors are many types
         raise MalformedCalendar(_parse_message(error)) from None
-    if not isinstance(parsed, Calendar):
-        raise MalformedCalendar("A calendar object is one VCALENDAR")
     for component in parsed.walk():
         if getattr(component, "errors", None):
             raise MalformedCalendar("A property's value is not valid iCalendar")
-    _check_shape(calendar)
-    todos = list(parsed.walk("VTODO"))
-    masters = [t for t in todos if t.get("RECURRENCE-ID") is None]
-    master = masters[0]
     try:
-        return _read(calendar, master, todos, zone)
+        return _read(calendar, parsed.walk("VTODO"), zone)
     except CalendarObjectRefused:
         raise
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as error:
@@ -354,6 +372,10 @@ def _check_shape(calendar: _Block) -> None:
         if len(lines) != 1 or not vText.from_ical(lines[0].value).strip():
             raise InvalidTodoObject("Every VTODO has one UID")
         uids.add(str(vText.from_ical(lines[0].value)))
+        twice = sorted(n for n in SINGLE if len(todo.lines(n)) > 1)
+        if twice:
+            # Refused rather than one of them kept: which one the client means is its own.
+            raise InvalidTodoObject(f"{twice[0]} occurs at most once in a VTODO (RFC 5545 3.6.2)")
     if len(uids) > 1:
         raise InvalidTodoObject("The components of a calendar object share one UID")
     masters = [t for t in todos if not t.lines("RECURRENCE-ID")]
@@ -361,48 +383,25 @@ def _check_shape(calendar: _Block) -> None:
         raise InvalidTodoObject("A calendar object has one VTODO without RECURRENCE-ID")
 
 
-def _read(calendar: _Block, master: Any, todos: Sequence[Any], zone: str) -> ParsedTodo:
-    uid = str(master["UID"])
+def _read(calendar: _Block, todos: Sequence[Any], zone: str) -> ParsedTodo:
+    master = next(t for t in todos if t.get("RECURRENCE-ID") is None)
     stored_zone = zone if zone in _KNOWN_ZONES else DEFAULT_TIME_ZONE
-    due, due_zone = _due(master, stored_zone)
-    task_zone = due_zone or stored_zone
-    fields: dict[str, Any] = {
-        "title": _summary(master),
-        "description": _description(master),
-        "completed": _completed(master),
-        "priority": _priority(master).value,
-        "due_date": due,
-        "tags": _tags(master),
-        "recurrence": _recurring(_recurrence(master, task_zone, due), task_zone, due),
-        "reminders": _reminders(master, due, task_zone),
-    }
-    if due_zone is not None:
-        fields["time_zone"] = due_zone
+    fields: dict[str, Any] = {}
+    for mapped in MAPPING:
+        if mapped.into is not None:
+            fields.update(mapped.into(mapped.read(master, stored_zone)))
     _validate(fields)
-    overrides = tuple(_override(todo, task_zone) for todo in todos if todo is not master)
-    completed_at = master.get("COMPLETED")
+    task_zone = due(master, stored_zone)[1] or stored_zone
+    stamp = master.get("COMPLETED")
     return ParsedTodo(
-        uid=uid,
+        uid=str(master["UID"]),
         fields=fields,
-        parent_uid=_parent_uid(master),
-        sort_order=_sort_order(master),
-        completed_at=_as_utc(completed_at.dt, task_zone) if completed_at is not None else None,
-        overrides=overrides,
+        parent_uid=parent_uid(master),
+        sort_order=sort_order(master),
+        completed_at=as_utc(stamp.dt, task_zone) if stamp is not None else None,
+        overrides=tuple(_override(t, task_zone) for t in todos if t is not master),
         keep=_without_alarms(calendar).encode(),
     )
-
-
-_PROPERTY_OF = {
-    "title": "SUMMARY",
-    "description": "DESCRIPTION",
-    "completed": "STATUS",
-    "priority": "PRIORITY",
-    "due_date": "DUE",
-    "tags": "CATEGORIES",
-    "recurrence": "RRULE",
-    "reminders": "VALARM",
-    "time_zone": "DUE",
-}
 
 
 def _validate(fields: dict[str, Any]) -> None:
@@ -413,227 +412,17 @@ def _validate(fields: dict[str, Any]) -> None:
         details = []
         for problem in error.errors():
             where = str(problem["loc"][0]) if problem["loc"] else "body"
-            details.append(
-                {
-                    "field": _PROPERTY_OF.get(where, where),
-                    "message": problem["msg"],
-                    "type": "error",
-                }
-            )
+            name = PROPERTY_OF.get(where, where)
+            details.append({"field": name, "message": problem["msg"], "type": "error"})
         first = details[0]
         raise FieldRefused(f"{first['field']}: {first['message']}", details=details) from None
 
 
-def _summary(todo: Any) -> str:
-    value = todo.get("SUMMARY")
-    return "" if value is None else str(value)
-
-
-def _description(todo: Any) -> str | None:
-    value = todo.get("DESCRIPTION")
-    text = None if value is None else str(value)
-    return text or None
-
-
-def _completed(todo: Any) -> bool:
-    """STATUS decides when present (a reopened task that still carries COMPLETED is open);
-    CANCELLED is closed too. Without STATUS, a COMPLETED time or 100 percent."""
-    status = todo.get("STATUS")
-    if status is not None:
-        return str(status).upper() in ("COMPLETED", "CANCELLED")
-    percent = todo.get("PERCENT-COMPLETE")
-    return todo.get("COMPLETED") is not None or (percent is not None and int(percent) >= 100)
-
-
-def _priority(todo: Any) -> Priority:
-    """RFC 5545 3.8.1.9: 1-4 high, 5 medium, 6-9 low, 0 or absent none."""
-    value = todo.get("PRIORITY")
-    if value is None:
-        return Priority.none
-    number = int(value)
-    if not 0 <= number <= 9:
-        raise MalformedCalendar("PRIORITY is 0-9 (RFC 5545 3.8.1.9)")
-    if number == 0:
-        return Priority.none
-    if number <= 4:
-        return Priority.high
-    return Priority.medium if number == 5 else Priority.low
-
-
-def _zone_name(moment: datetime) -> str | None:
-    """The IANA name of an aware value's zone; None for UTC or a zone we do not know by name
-    (a client's own VTIMEZONE, such as Outlook's `W. Europe Standard Time`)."""
-    key = getattr(moment.tzinfo, "key", None)
-    if key in _KNOWN_ZONES and key not in ("UTC", "Etc/UTC"):
-        return str(key)
-    return None
-
-
-def _as_utc(value: date | datetime, zone: str) -> datetime:
-    """A DATE (its midnight), a floating DATE-TIME (on `zone`'s clock) or an aware one, in UTC."""
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time(0))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=time_zone(zone))
-    return value.astimezone(UTC)
-
-
-def _due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
-    """DUE in UTC, and its zone's name when it has a TZID we know. Without DUE, DTSTART +
-    DURATION is the due date (RFC 5545 3.8.2.5: a VTODO has one of DUE and DURATION)."""
-    prop = todo.get("DUE")
-    if prop is None:
-        prop = _start_plus_duration(todo)
-        if prop is None:
-            return None, None
-    value = prop.dt
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        named = _zone_name(value)
-        return _as_utc(value, zone), named
-    return _as_utc(value, zone), None
-
-
-class _Moment:
-    """A computed DUE (`_start_plus_duration`), read as a property's `.dt` is."""
-
-    def __init__(self, dt: date | datetime) -> None:
-        self.dt = dt
-
-
-def _start_plus_duration(todo: Any) -> _Moment | None:
-    """DTSTART + DURATION, when a VTODO states its due date so (no DUE); a date DTSTART with
-    a duration of whole days stays a date."""
-    start, duration = todo.get("DTSTART"), todo.get("DURATION")
-    if start is None or duration is None or not isinstance(duration.dt, timedelta):
-        return None
-    return _Moment(start.dt + duration.dt)
-
-
-def _has_duration(master: _Block) -> bool:
-    """Whether the master states its due date as DTSTART + DURATION (no DUE line)."""
-    return bool(master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE"))
-
-
-def _tags(todo: Any) -> list[str]:
-    """Every CATEGORIES value (several lines, several per line) in order, once each, as a
-    tag is stored (trimmed, lower-cased, NFC); blank ones dropped."""
-    tags: list[str] = []
-    for prop in _category_props(todo):
-        for cat in prop.cats:
-            # icalendar splits on the unescaped commas but leaves each item escaped (`\\,`).
-            text = str(vText.from_ical(str(cat)))
-            tag = unicodedata.normalize("NFC", text.strip().lower())
-            if tag and tag not in tags:
-                tags.append(tag)
-    return tags
-
-
-def _category_props(todo: Any) -> list[Any]:
-    props = todo.get("CATEGORIES")
-    if props is None:
-        return []
-    return props if isinstance(props, list) else [props]
-
-
-def _recurrence(todo: Any, zone: str, due: datetime | None) -> str | None:
-    rules = todo.get("RRULE")
-    if rules is None:
-        return None
-    if isinstance(rules, list):
-        raise UnsupportedRecurrence("A task has one RRULE")
-    text = rules.to_ical().decode()
-    # A floating UNTIL (no Z) is read on the series' clock and written in UTC.
-    match = _FLOATING_UNTIL.search(text)
-    if match is not None:
-        local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=time_zone(zone))
-        text = text.replace(match.group(0), f"UNTIL={local.astimezone(UTC):%Y%m%dT%H%M%SZ}")
-    if due is None:
-        raise UnsupportedRecurrence(
-            "A recurring task needs a DUE, or DTSTART and DURATION (its first occurrence)"
-        )
-    try:
-        return normalize_rule(text)
-    except RuleError as error:
-        raise UnsupportedRecurrence(f"RRULE {error}") from None
-
-
-def _recurring(rule: str | None, zone: str, due: datetime | None) -> str | None:
-    """`rule`, unless it is a series of one occurrence (COUNT=1, an UNTIL at the DUE: the
-    `caldav` library counts COUNT down as it completes occurrences): then the task does not
-    recur here (a rule with no next occurrence is no rule to the task model), and the
-    client's RRULE stays in its object (`render` serves it as sent)."""
-    if rule is None or due is None or _single(rule, zone, due):
-        return None
-    return rule
-
-
-def _single(rule: str, zone: str, due: datetime) -> bool:
-    return Schedule.of(rule, zone, due).next_after(due) is None
-
-
-def _parent_uid(todo: Any) -> str | None:
-    """The first RELATED-TO whose RELTYPE is PARENT (or absent, which means PARENT)."""
-    props = todo.get("RELATED-TO")
-    for prop in props if isinstance(props, list) else [props] if props is not None else []:
-        reltype = _params(prop.params).get("RELTYPE", "PARENT")
-        if reltype.upper() == "PARENT" and str(prop).strip():
-            return str(prop)
-    return None
-
-
-def _sort_order(todo: Any) -> int | None:
-    value = todo.get("X-APPLE-SORT-ORDER")
-    if value is None:
-        return None
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
-
-
-def _reminders(todo: Any, due: datetime | None, zone: str) -> list[dict[str, Any]]:
-    """The master's DISPLAY and AUDIO alarms as reminders: relative to the due date (RELATED=
-    END, or START without a DTSTART) up to four weeks before it -> `minutes_before_due`;
-    any other time -> `at`. At most `REMINDERS_MAX_COUNT` (the first ones)."""
-    start = todo.get("DTSTART")
-    reminders: list[dict[str, Any]] = []
-    for alarm in todo.walk("VALARM"):
-        action = str(alarm.get("ACTION", "DISPLAY")).upper()
-        trigger = alarm.get("TRIGGER")
-        if action not in ("DISPLAY", "AUDIO") or trigger is None:
-            continue
-        reminder = _reminder(trigger, due, start.dt if start is not None else None, zone)
-        if reminder is not None and reminder not in reminders:
-            reminders.append(reminder)
-    return reminders[:REMINDERS_MAX_COUNT]
-
-
-def _reminder(
-    trigger: Any, due: datetime | None, start: date | datetime | None, zone: str
-) -> dict[str, Any] | None:
-    value = trigger.dt
-    if isinstance(value, date):  # an absolute trigger (a datetime is a date too)
-        return {"at": _as_utc(value, zone)}
-    offset: timedelta = value
-    related_end = _params(trigger.params).get("RELATED", "START").upper() == "END"
-    if not related_end and start is not None:
-        return {"at": _as_utc(start, zone) + offset}
-    if due is None:
-        return None
-    before = -offset
-    if timedelta(0) <= before <= timedelta(minutes=MINUTES_BEFORE_DUE_MAX) and not (
-        before.total_seconds() % 60
-    ):
-        return {"minutes_before_due": int(before.total_seconds() // 60)}
-    return {"at": due + offset}
-
-
 def _override(todo: Any, zone: str) -> Override:
-    due, _ = _due(todo, zone)
     return Override(
-        recurrence_id=_as_utc(todo["RECURRENCE-ID"].dt, zone),
-        completed=_completed(todo),
-        due_date=due,
+        recurrence_id=as_utc(todo["RECURRENCE-ID"].dt, zone),
+        completed=completed(todo),
+        due_date=due(todo, zone)[0],
     )
 
 
@@ -651,11 +440,6 @@ def _without_alarms(calendar: _Block) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Rendering: the kept object with our fields merged in.
-
-
-def derived_uid(task_id: int) -> str:
-    """The UID of a task no client named (the calendar feeds' too: one task, one UID)."""
-    return f"task-{task_id}@{UID_DOMAIN}"
 
 
 def etag(body: bytes) -> str:
@@ -682,6 +466,9 @@ def object_tag(
     return f'"o{digest.hexdigest()[:39]}"'
 
 
+_UNREADABLE = object()  # a kept value we cannot read agrees with nothing
+
+
 def render(
     task: Any,
     kept: bytes | None,
@@ -693,20 +480,22 @@ def render(
     as `ParsedTodo.keep` stored it; None for a task no client wrote), with the reader's own
     reminders as VALARMs. `parent_uid`: the UID the parent task is served with, if any."""
     calendar = _tree(kept.decode()) if kept is not None else _skeleton(task)
+    zones = _zones(calendar)
     master = _master(calendar)
-    zone = task.time_zone
-    old = _kept_values(master, zone)
-    ours = _our_values(task, parent_uid)
-    last = ours["recurrence"] is None or task.next_due_date is None
-    if last and (old["single"] or (task.completed and old["completion"])):
+    target = Target("todo", reader_reminders, parent_uid)
+    todo = _todo_of(master, zones)
+    agree = {group: _agrees(BY_GROUP[group], todo, task, target) for group in _MERGED}
+    if not agree["recurrence"] and (shown_rule(task) is None or task.next_due_date is None):
         # No occurrence after this one, in the client's rule and ours: a series of one
-        # (`_recurring`), or a completed master (a series completed as a whole; a completed
-        # task shows no rule of ours, `_rule_shown`). The client's RRULE is served as sent.
-        ours["recurrence"] = old["recurrence"]
-    due_changed = old["due"] != ours["due"]
+        # (`task_calendar.rule`), or a completed master (a series completed as a whole; a
+        # completed task shows no rule of ours). The client's RRULE is served as sent.
+        ended = task.completed and _attempt(completed, todo, task.time_zone) is True
+        sent = _attempt(sent_rule, todo, task.time_zone)
+        single = sent not in (None, _UNREADABLE) and rule(todo, task.time_zone) is None
+        agree["recurrence"] = ended or single
     items: list[_Line | _Block] = []
     written: set[str] = set()
-    present = {group for group in _GROUPS if _has_group(master, group)}
+    present = {group for group in _MERGED if _has_group(master, group)}
     duration = _has_duration(master)
     if duration:
         # DUE and DURATION are exclusive (RFC 5545 3.6.2): the client's DTSTART + DURATION
@@ -720,19 +509,17 @@ def render(
             continue
         if item.name == "DURATION" and duration and task.due_date is None:
             continue
-        group = _GROUP_OF.get(item.name)
-        if item.name == "RELATED-TO" and not _is_parent_line(item):
-            group = None  # CHILD and SIBLING relations are the client's
-        if item.name == "DTSTART" and due_changed:
-            items.extend(_moved_start(item, master, task))
+        group = _group(item)
+        if item.name == "DTSTART" and not agree["due"]:
+            items.extend(_moved_start(item, todo, task))
             continue
-        if group is None or (old[group] == ours[group] and group != "stamps"):
+        if group is None or agree[group]:
             items.append(item)
             continue
         if group not in written:
-            items.extend(_our_lines(group, task, parent_uid))
+            items.extend(_our_lines(group, task, target))
             written.add(group)
-    for group in _ORDER:
+    for group in _MERGED:
         if group in written or group in present:
             continue
         if group == "order" and kept is not None:
@@ -740,25 +527,36 @@ def render(
             # from what it wrote, and vdirsyncer (which compares content when a PUT returns
             # no ETag) took its next local edit for a change on both sides.
             continue
-        items.extend(_our_lines(group, task, parent_uid))
-    items.extend(_Line(text, "", {}, "") for text in _alarm_lines(task, reader_reminders))
+        items.extend(_our_lines(group, task, target))
+    items.extend(
+        _Line(alarm(task, r, target).to_ical().decode(), "", {}, "") for r in reader_reminders
+    )
     master.items = items
-    _drop_absorbed_overrides(calendar, master, task)
-    _add_zone(calendar, task, (due_changed and not duration) or kept is None)
+    _drop_absorbed_overrides(calendar, master, task, zones)
+    _add_zone(calendar, task, (not agree["due"] and not duration) or kept is None)
     return calendar.text().encode()
 
 
-def _is_parent_line(line: _Line) -> bool:
-    return line.params.get("RELTYPE", "PARENT").upper() == "PARENT"
+def _attempt(read: Any, todo: Any, zone: str) -> Any:
+    try:
+        return read(todo, zone)
+    except (CalendarObjectRefused, ValueError, TypeError):
+        return _UNREADABLE
+
+
+def _agrees(mapped: Any, todo: Any, task: Any, target: Target) -> bool:
+    old = _attempt(mapped.read, todo, task.time_zone)
+    return old is not _UNREADABLE and bool(mapped.same(old, mapped.shown(task, target), task))
+
+
+def _group(line: _Line) -> str | None:
+    if line.name == "RELATED-TO" and not is_parent(line):
+        return None  # CHILD and SIBLING relations are the client's
+    return GROUP_OF.get(line.name)
 
 
 def _has_group(master: _Block, group: str) -> bool:
-    return any(
-        isinstance(item, _Line)
-        and _GROUP_OF.get(item.name) == group
-        and (item.name != "RELATED-TO" or _is_parent_line(item))
-        for item in master.items
-    )
+    return any(isinstance(item, _Line) and _group(item) == group for item in master.items)
 
 
 def _skeleton(task: Any) -> _Block:
@@ -772,109 +570,10 @@ def _skeleton(task: Any) -> _Block:
     return _tree(calendar.to_ical().decode())
 
 
-def _todo_of(master: _Block) -> Any:
-    """The master's own lines (no sub-components) read by icalendar."""
-    lines = "".join(item.raw for item in master.items if isinstance(item, _Line))
-    text = f"BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\n{lines}END:VTODO\r\nEND:VCALENDAR\r\n"
-    return Calendar.from_ical(text).walk("VTODO")[0]
-
-
-def _kept_values(master: _Block, zone: str) -> dict[str, Any]:
-    todo = _todo_of(master)
-    due, due_zone = _due(todo, zone)
-    try:
-        rule = _recurrence(todo, due_zone or zone, due) if todo.get("RRULE") else None
-    except CalendarObjectRefused:
-        rule = "?"
-    single = rule not in (None, "?") and due is not None and _single(rule, due_zone or zone, due)
-    return {
-        "single": single,  # a series of one: the task holds no rule (`_recurring`)
-        "title": _summary(todo),
-        "description": _description(todo),
-        "completion": _completed(todo),
-        "priority": _priority(todo),
-        "due": (due, due_zone in (None, zone)),
-        "tags": _tags(todo),
-        "parent": _parent_uid(todo),
-        "recurrence": rule_key(rule),
-        "order": _sort_order(todo),
-        "stamps": None,
-    }
-
-
-def _our_values(task: Any, parent_uid: str | None) -> dict[str, Any]:
-    return {
-        "title": task.title,
-        "description": task.description or None,
-        "completion": task.completed,
-        "priority": Priority(task.priority),
-        "due": (task.due_date, True),
-        "tags": list(task.tags),
-        "parent": parent_uid,
-        "recurrence": rule_key(_rule_shown(task)),
-        "order": task.position,
-        "stamps": None,
-    }
-
-
-def rule_key(rule: str | None) -> frozenset[str] | None:
-    """A rule's parts, in no order: two spellings of one rule compare equal."""
-    return None if rule is None else frozenset(rule.split(";"))
-
-
-def _rule_shown(task: Any) -> str | None:
-    """An open recurring task carries its rule; a completed occurrence is a task of its own."""
-    if task.recurrence is None or task.completed or task.due_date is None:
-        return None
-    if task.series_start is None or task.series_start == task.due_date:
-        return str(task.recurrence)
-    return normalize_rule(calendar_rule(task.recurrence, task.time_zone, task.series_start))
-
-
-def _due_value(task: Any, date_only: bool) -> date | datetime:
-    local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
-    return local.date() if date_only else local
-
-
-def _is_midnight(task: Any) -> bool:
-    local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
-    return local.time() == time(0)
-
-
-def _our_lines(group: str, task: Any, parent_uid: str | None) -> list[_Line]:
+def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
     """Our content lines for one group, written by icalendar (escaping, folding)."""
     todo = Todo()
-    if group == "title":
-        todo.add("summary", _Text(task.title))
-    elif group == "description" and task.description:
-        todo.add("description", _Text(task.description))
-    elif group == "completion":
-        if task.completed:
-            todo.add("status", "COMPLETED")
-            if task.completed_at is not None:
-                todo.add("completed", task.completed_at.astimezone(UTC))
-            todo.add("percent-complete", 100)
-        else:
-            todo.add("status", "NEEDS-ACTION")
-    elif group == "priority" and task.priority != Priority.none:
-        todo.add("priority", {"high": 1, "medium": 5, "low": 9}[str(task.priority)])
-    elif group == "due" and task.due_date is not None:
-        # A due date at midnight on its zone's clock is a date (RFC 5545 VALUE=DATE): the
-        # same instant comes back from it (`_as_utc`), and date-only clients show it all-day.
-        todo.add("due", _due_value(task, _is_midnight(task)))
-    elif group == "tags" and task.tags:
-        todo.add("categories", _Categories(list(task.tags)))
-    elif group == "parent" and parent_uid is not None:
-        todo.add("related-to", _Text(parent_uid), parameters={"RELTYPE": "PARENT"})
-    elif group == "recurrence":
-        rule = _rule_shown(task)
-        if rule is not None:
-            todo.add("rrule", vRecur.from_ical(rule))
-    elif group == "order":
-        todo.add("x-apple-sort-order", task.position)
-    elif group == "stamps":
-        todo.add("dtstamp", task.updated_at.astimezone(UTC))
-        todo.add("last-modified", task.updated_at.astimezone(UTC))
+    BY_GROUP[group].write(todo, task, target)
     return _inner(todo)
 
 
@@ -884,16 +583,15 @@ def _inner(component: Any) -> list[_Line]:
     return [_Line(raw, "", {}, "") for raw in list(_logical_lines(text))[1:-1]]
 
 
-def _moved_start(line: _Line, master: _Block, task: Any) -> list[_Line]:
+def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
     """DTSTART moves with DUE (the client's distance between them kept), so a client never
     sees a start after the due date or a recurring series anchored at a past occurrence."""
-    todo = _todo_of(master)
     start = todo["DTSTART"].dt
     if task.due_date is None:
         return [line]
-    old_due, _ = _due(todo, task.time_zone)  # DUE, or DTSTART + DURATION
+    old_due, _ = due(todo, task.time_zone)  # DUE, or DTSTART + DURATION
     if old_due is None:
-        return [line] if _as_utc(start, task.time_zone) <= task.due_date else []
+        return [line] if as_utc(start, task.time_zone) <= task.due_date else []
     delta = task.due_date - old_due
     moved: date | datetime
     if not isinstance(start, datetime):
@@ -902,46 +600,30 @@ def _moved_start(line: _Line, master: _Block, task: Any) -> list[_Line]:
         moved = start + delta
     else:
         moved = (start.astimezone(UTC) + delta).astimezone(start.tzinfo)
-    fresh = Todo()
-    fresh.add("dtstart", moved)
-    lines = _inner(fresh)
     tzid = line.params.get("TZID")
     if tzid is not None and isinstance(moved, datetime) and moved.tzinfo is not None:
         # The client's own TZID (its VTIMEZONE names it), not the name icalendar gives.
-        value = moved.strftime("%Y%m%dT%H%M%S")
-        lines = [_Line(f"DTSTART;TZID={tzid}:{value}\r\n", "DTSTART", {}, "")]
-    return lines
+        return [_Line(f"DTSTART;TZID={tzid}:{moved:%Y%m%dT%H%M%S}\r\n", "DTSTART", {}, "")]
+    fresh = Todo()
+    fresh.add("dtstart", moved)
+    return _inner(fresh)
 
 
-def _alarm_lines(task: Any, reminders: Sequence[dict[str, Any]]) -> list[str]:
-    """The reader's reminders as VALARMs (DISPLAY; relative to DUE, or at an instant)."""
-    lines: list[str] = []
-    for reminder in reminders:
-        alarm = Alarm()
-        alarm.add("action", "DISPLAY")
-        alarm.add("description", _Text(task.title))
-        if "minutes_before_due" in reminder:
-            alarm.add(
-                "trigger",
-                timedelta(minutes=-int(reminder["minutes_before_due"])),
-                parameters={"RELATED": "END"},
-            )
-        else:
-            at = reminder["at"]
-            at = datetime.fromisoformat(at) if isinstance(at, str) else at
-            alarm.add("trigger", at.astimezone(UTC))
-        lines.append(alarm.to_ical().decode())
-    return lines
+def _has_duration(master: _Block) -> bool:
+    """Whether the master states its due date as DTSTART + DURATION (no DUE line)."""
+    return bool(master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE"))
 
 
-def _drop_absorbed_overrides(calendar: _Block, master: _Block, task: Any) -> None:
+def _drop_absorbed_overrides(
+    calendar: _Block, master: _Block, task: Any, zones: dict[str, tzinfo]
+) -> None:
     """Overrides of occurrences that are tasks of their own now (completed ones, and any
     before the open occurrence) leave the object; later ones stay the client's."""
-    keep_from = task.due_date if _rule_shown(task) is not None else None
+    keep_from = task.due_date if shown_rule(task) is not None else None
     items: list[_Line | _Block] = []
     for item in calendar.items:
         if isinstance(item, _Block) and item.name == "VTODO" and item is not master:
-            override = _override(_todo_of(item), task.time_zone)
+            override = _override(_todo_of(item, zones), task.time_zone)
             if keep_from is None or override.completed or override.recurrence_id <= keep_from:
                 continue
         items.append(item)

@@ -4,8 +4,8 @@ The request and response schemas (`backend/models/task.py`: TaskCreate, TaskRepl
 TaskUpdate, TaskPublic), the MCP tool arguments (`backend/mcp/tools.py`), the read-only list,
 the PATCH null rule, the column sets of the task service's writes
 (`backend/services/task_statements.py`) and the page encoders are derived from `FIELDS`.
-Adding a field: its migration, the column on `Task` (`task_table.py`), and one `TaskField` here
-(CLAUDE.md, "Add a field").
+Adding a field: its migration, the column on `Task` (`task_table.py`), one `TaskField` here, and
+its calendar property or why none (`task_calendar.py`) (CLAUDE.md, "Add a field").
 
 The order of `FIELDS` is the order of the fields in every schema and response.
 """

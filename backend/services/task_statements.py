@@ -9,6 +9,7 @@ role the action needs: backend/services/access.py `may`); `Scoped` binds `owner`
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     Boolean,
+    DateTime,
     Integer,
     Text,
     and_,
@@ -185,16 +187,21 @@ def owned_task(statement: Stmt, action: Action = Action.LIST_READ) -> Stmt:
 
 # When a task was completed: an already-completed task keeps its original completion time.
 _STAMP = func.coalesce(_T.completed_at, func.now())
+# The completion time a CalDAV client sent (its COMPLETED); unbound (None): now.
+COMPLETED_AT_SENT = bindparam("completed_at_sent", None, type_=DateTime(timezone=True))
 
 
-def completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
+def completion(completed: ColumnElement[bool] | bool, at: datetime | None = None) -> dict[str, Any]:
     """Values that set `completed` and keep `completed_at` consistent with it.
 
-    `completed` is a value, or an expression over the stored row (a toggle).
+    `completed` is a value, or an expression over the stored row (a toggle). `at`: when the
+    client says it completed the task (a CalDAV COMPLETED), for a task that completes no
+    series (a series' completion is known by `completed_at = now()`, task_schedule.py).
     """
+    stamp = _STAMP if at is None else func.coalesce(_T.completed_at, at)
     if isinstance(completed, bool):
-        return {"completed": completed, "completed_at": _STAMP if completed else None}
-    return {"completed": completed, "completed_at": case((completed, _STAMP), else_=None)}
+        return {"completed": completed, "completed_at": stamp if completed else None}
+    return {"completed": completed, "completed_at": case((completed, stamp), else_=None)}
 
 
 def changing(statement: Any, values: dict[str, Any]) -> Any:
@@ -275,7 +282,7 @@ AS_SENT = set(WRITABLE) - {"completed", *PLANNED, *PLACED}
 # What a create writes (but `user_id` and the placement): one bound value per column.
 CREATE_VALUES: dict[str, Any] = {
     "completed": _COMPLETED,
-    "completed_at": case((_COMPLETED, func.now()), else_=None),
+    "completed_at": case((_COMPLETED, func.coalesce(COMPLETED_AT_SENT, func.now())), else_=None),
     **{
         name: bindparam(name, type_=_T[name].type)
         for name in (*(f for f in WRITABLE if f in AS_SENT), *PLANNED)

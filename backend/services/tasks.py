@@ -62,6 +62,7 @@ from backend.services.task_sending import StepRefused, TaskSending, Then
 from backend.services.task_statements import (
     ACCESS,
     AS_SENT,
+    COMPLETED_AT_SENT,
     COMPLETING,
     CREATE,
     DELETE,
@@ -244,18 +245,26 @@ class TaskService(TaskSending):
         Rule.PRIVATE_REMINDERS,
     )
     def create(
-        self, data: TaskCreate, *, list_name: str | None = None, then: Then | None = None
+        self,
+        data: TaskCreate,
+        *,
+        list_name: str | None = None,
+        then: Then | None = None,
+        completed_at: datetime | None = None,
     ) -> TaskRow:
         """A new task; a recurring one starts its series at its due date. Created completed,
         it is not a completion: no next occurrence is created. In a list or under a parent
         (`list_name`: a list named as an agent would), checked and written in one statement;
         the database gives it its place (first at the top level, last under a parent).
         `then`: a statement that writes from the new row (a DAV object kept beside it), in
-        the create's own statement."""
+        the create's own statement. `completed_at`: when a task created completed was
+        completed, as a CalDAV client says (else now)."""
         schedule = plan_schedule(
             data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
         )
         values = {**data.model_dump(include=AS_SENT), "completed": data.completed, **schedule}
+        if completed_at is not None:
+            values[COMPLETED_AT_SENT.key] = completed_at
         placement = placement_of(data, list_name)
         # Nothing follows an insert (created completed is no completion): it commits the
         # request itself, one round trip; a placement refused reads why afterwards.
@@ -293,14 +302,17 @@ class TaskService(TaskSending):
         *,
         list_name: str | None = None,
         current: TaskRow | None = None,
+        completed_at: datetime | None = None,
     ) -> TaskRow:
         """Write `data` over the task. `current`: the stored task as the caller has just read
         it (its version in `expected`: a DAV PUT's, found by its href), so a schedule change
-        writes over it without reading it again (one message, not two)."""
+        writes over it without reading it again (one message, not two). `completed_at`: when
+        the client says it completed the task (a CalDAV COMPLETED), for a write that completes
+        no series (the caller's to know: a series' completion is stamped now)."""
         changes = data.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
-            values.update(completion(changes["completed"]))
+            values.update(completion(changes["completed"], completed_at))
         sent = data.model_fields_set & SCHEDULE_FIELDS
         placing = list_name is not None or not data.model_fields_set.isdisjoint(PLACED)
         placement = placement_of(data, list_name, stay=True) if placing else None

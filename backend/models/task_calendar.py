@@ -1,0 +1,561 @@
+"""A task as iCalendar (RFC 5545) properties, declared once beside its fields (task_fields.py).
+
+`MAPPING` says, for every task field with a calendar meaning, which properties carry it, how a
+VTODO's properties read into it and how the task writes them. The CalDAV parser and renderer
+(backend/dav/vtodo.py) and the calendar feeds (backend/services/calendar_ics.py) read it
+alike, so a field reaches every calendar or none; `NOT_MAPPED` says why a writable field has
+no property (tests/dav/test_task_calendar.py fails on a writable field in neither).
+
+Values are read and written by `icalendar` (escaping, folding, value types); TEXT is escaped
+by `Text` (icalendar's own `vText` reads a literal `\\N` as a line break before it escapes
+backslashes, issue 61). A refusal is a `CalendarObjectRefused` subclass (a CalDAV
+precondition, specs/caldav.md "Refusals").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, ClassVar, Literal
+
+from icalendar import Alarm, vCategory, vRecur, vText
+
+from backend.errors import AppError
+from backend.models.types import MINUTES_BEFORE_DUE_MAX, REMINDERS_MAX_COUNT, Priority
+from backend.recurrence import (
+    TIME_ZONES,
+    RuleError,
+    Schedule,
+    calendar_rule,
+    normalize_rule,
+    time_zone,
+)
+
+# The UID of a task no client named: CalDAV's object and every calendar feed's component.
+UID_DOMAIN = "task-api"
+DERIVED_UID = re.compile(r"task-([1-9][0-9]{0,17})@" + re.escape(UID_DOMAIN))
+CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+
+
+def derived_uid(task_id: int) -> str:
+    return f"task-{task_id}@{UID_DOMAIN}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals: each a DAV precondition (RFC 4791 5.3.2.1), a 403 with `<C:{precondition}/>`.
+
+
+class CalendarObjectRefused(AppError):
+    """A PUT body we do not store: nothing is written. `precondition` is the CalDAV element
+    (namespace `CALDAV_NS`) the DAV layer puts in its `DAV:error` body."""
+
+    status_code = 403
+    code = "INVALID_CALENDAR_OBJECT"
+    message = "Not a calendar object this collection can store"
+    precondition: ClassVar[str] = "valid-calendar-object-resource"
+
+
+class MalformedCalendar(CalendarObjectRefused):
+    """Not iCalendar (RFC 5545) text we can read: bad UTF-8, NUL or control bytes, lines that
+    are not content lines, unbalanced BEGIN/END, values of the wrong type."""
+
+    message = "The body is not valid iCalendar data"
+    precondition = "valid-calendar-data"
+
+
+class InvalidTodoObject(CalendarObjectRefused):
+    """A VTODO whose shape RFC 4791 4.1 or RFC 5545 forbids: several UIDs, no UID, no master,
+    METHOD, a property that occurs at most once occurring twice."""
+
+
+class UnsupportedRecurrence(CalendarObjectRefused):
+    """A recurrence the task model cannot hold (the message says which part and why)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Values.
+
+
+class Text(vText):
+    """A TEXT value: each backslash escaped first, then `;` `,` and each line break (CRLF,
+    CR or LF) as `\\n`; nothing else is a sequence (RFC 5545, 3.3.11)."""
+
+    def to_ical(self) -> bytes:
+        escaped = str(self).replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+        return re.sub(r"\r\n|\r|\n", r"\\n", escaped).encode()
+
+
+class Categories(vCategory):
+    """CATEGORIES: each tag a `Text`, joined by the commas that separate them."""
+
+    def to_ical(self) -> bytes:
+        return b",".join(Text(str(tag)).to_ical() for tag in self.cats)
+
+
+_KNOWN_ZONES = frozenset(TIME_ZONES)
+_FLOATING_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6})(?=;|$)")
+_LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*")
+_PRIORITY_OUT = {"high": 1, "medium": 5, "low": 9}
+
+
+def params(parameters: Any) -> dict[str, str]:
+    """Parameters by upper-case name; a multi-valued one (`RELTYPE=A,B`) as its text."""
+    return {
+        str(name).upper(): ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        for name, value in parameters.items()
+    }
+
+
+def as_utc(value: date | datetime, zone: str) -> datetime:
+    """A DATE (its midnight), a floating DATE-TIME (on `zone`'s clock) or an aware one, in UTC."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=time_zone(zone))
+    return value.astimezone(UTC)
+
+
+def _all(todo: Any, name: str) -> list[Any]:
+    props = todo.get(name)
+    return [] if props is None else props if isinstance(props, list) else [props]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a VTODO: each on the clock `zone` (a floating or date value's).
+
+
+def _title(todo: Any, zone: str) -> str:
+    """SUMMARY; its line breaks (an escaped newline) are spaces: a title is one line."""
+    value = todo.get("SUMMARY")
+    return "" if value is None else _LINE_BREAKS.sub(" ", str(value))
+
+
+def _description(todo: Any, zone: str) -> str | None:
+    value = todo.get("DESCRIPTION")
+    return (None if value is None else str(value)) or None
+
+
+def completed(todo: Any, zone: str = "UTC") -> bool:
+    """STATUS decides when present (a reopened task that still carries COMPLETED is open);
+    CANCELLED is closed too. Without STATUS, a COMPLETED time or 100 percent."""
+    status = todo.get("STATUS")
+    if status is not None:
+        return str(status).upper() in ("COMPLETED", "CANCELLED")
+    percent = todo.get("PERCENT-COMPLETE")
+    return todo.get("COMPLETED") is not None or (percent is not None and int(percent) >= 100)
+
+
+def _priority(todo: Any, zone: str) -> Priority:
+    """RFC 5545 3.8.1.9: 1-4 high, 5 medium, 6-9 low, 0 or absent none."""
+    value = todo.get("PRIORITY")
+    number = 0 if value is None else int(value)
+    if not 0 <= number <= 9:
+        raise MalformedCalendar("PRIORITY is 0-9 (RFC 5545 3.8.1.9)")
+    if number == 0:
+        return Priority.none
+    return Priority.high if number <= 4 else Priority.medium if number == 5 else Priority.low
+
+
+def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
+    """DUE in UTC, and its zone's IANA name when its TZID is one (None for UTC, floating, or a
+    client's own zone such as Outlook's `W. Europe Standard Time`). Without DUE, DTSTART +
+    DURATION is the due date (RFC 5545 3.8.2.5: a VTODO has one of DUE and DURATION)."""
+    prop = todo.get("DUE")
+    value = prop.dt if prop is not None else None
+    start, duration = todo.get("DTSTART"), todo.get("DURATION")
+    if value is None and start is not None and isinstance(getattr(duration, "dt", 0), timedelta):
+        value = start.dt + duration.dt
+    if value is None:
+        return None, None
+    key = getattr(getattr(value, "tzinfo", None), "key", None)
+    named = key if key in _KNOWN_ZONES and key not in ("UTC", "Etc/UTC") else None
+    return as_utc(value, zone), named
+
+
+def _tags(todo: Any, zone: str) -> list[str]:
+    """Every CATEGORIES value (several lines, several per line) in order, once each, as a
+    tag is stored (trimmed, lower-cased, NFC); blank ones dropped."""
+    tags: list[str] = []
+    for prop in _all(todo, "CATEGORIES"):
+        for cat in prop.cats:
+            # icalendar splits on the unescaped commas but leaves each item escaped (`\\,`).
+            tag = unicodedata.normalize("NFC", str(vText.from_ical(str(cat))).strip().lower())
+            if tag and tag not in tags:
+                tags.append(tag)
+    return tags
+
+
+def rule(todo: Any, zone: str) -> str | None:
+    """The RRULE as the task model holds it; a series of one (COUNT=1, an UNTIL at the DUE: the
+    `caldav` library counts COUNT down as it completes occurrences) is no rule to the task
+    model: None (the client's RRULE stays in its object)."""
+    found = sent_rule(todo, zone)
+    when, named = due(todo, zone)
+    if found is None or when is None or is_single(found, named or zone, when):
+        return None
+    return found
+
+
+def sent_rule(todo: Any, zone: str) -> str | None:
+    """The RRULE as sent (normalized), on the series' clock (DUE's zone, else `zone`)."""
+    rules = _all(todo, "RRULE")
+    if not rules:
+        return None
+    if len(rules) > 1:
+        raise UnsupportedRecurrence("A task has one RRULE")
+    when, named = due(todo, zone)
+    text = rules[0].to_ical().decode()
+    # A floating UNTIL (no Z) is read on the series' clock and written in UTC.
+    match = _FLOATING_UNTIL.search(text)
+    if match is not None:
+        local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
+        local = local.replace(tzinfo=time_zone(named or zone))
+        text = text.replace(match.group(0), f"UNTIL={local.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+    if when is None:
+        raise UnsupportedRecurrence(
+            "A recurring task needs a DUE, or DTSTART and DURATION (its first occurrence)"
+        )
+    try:
+        return normalize_rule(text)
+    except RuleError as error:
+        raise UnsupportedRecurrence(f"RRULE {error}") from None
+
+
+def rule_key(text: str | None) -> frozenset[str] | None:
+    """A rule's parts, in no order: two spellings of one rule compare equal."""
+    return None if text is None else frozenset(text.split(";"))
+
+
+def is_single(text: str, zone: str, when: datetime) -> bool:
+    return Schedule.of(text, zone, when).next_after(when) is None
+
+
+def is_parent(prop: Any) -> bool:
+    return params(prop.params).get("RELTYPE", "PARENT").upper() == "PARENT"
+
+
+def parent_uid(todo: Any, zone: str = "UTC") -> str | None:
+    """The first RELATED-TO whose RELTYPE is PARENT (or absent, which means PARENT)."""
+    return next((str(p) for p in _all(todo, "RELATED-TO") if is_parent(p) and str(p).strip()), None)
+
+
+def sort_order(todo: Any, zone: str = "UTC") -> int | None:
+    value = str(todo.get("X-APPLE-SORT-ORDER", ""))
+    return int(value) if re.fullmatch(r"[+-]?[0-9]{1,18}", value) else None
+
+
+def reminders(todo: Any, zone: str) -> list[dict[str, Any]]:
+    """The DISPLAY and AUDIO alarms: relative to the due date (RELATED=END, or START without a
+    DTSTART) up to four weeks before it -> `minutes_before_due`; any other time -> `at`. At
+    most `REMINDERS_MAX_COUNT` (the first ones)."""
+    when, named = due(todo, zone)
+    zone = named or zone
+    start = todo.get("DTSTART")
+    found: list[dict[str, Any]] = []
+    for alarm in todo.walk("VALARM"):
+        trigger = alarm.get("TRIGGER")
+        if str(alarm.get("ACTION", "DISPLAY")).upper() not in ("DISPLAY", "AUDIO") or not trigger:
+            continue
+        one = _reminder(trigger, when, start.dt if start is not None else None, zone)
+        if one is not None and one not in found:
+            found.append(one)
+    return found[:REMINDERS_MAX_COUNT]
+
+
+def _reminder(
+    trigger: Any, when: datetime | None, start: date | datetime | None, zone: str
+) -> dict[str, Any] | None:
+    value = trigger.dt
+    if isinstance(value, date):  # an absolute trigger (a datetime is a date too)
+        return {"at": as_utc(value, zone)}
+    if params(trigger.params).get("RELATED", "START").upper() != "END" and start is not None:
+        return {"at": as_utc(start, zone) + value}
+    if when is None:
+        return None
+    before = -value
+    limit = timedelta(minutes=MINUTES_BEFORE_DUE_MAX)
+    if timedelta(0) <= before <= limit and not before.total_seconds() % 60:
+        return {"minutes_before_due": int(before.total_seconds() // 60)}
+    return {"at": when + value}
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing a task: onto an icalendar component, for one reader.
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a rendering writes for: a VTODO (CalDAV, a `todos` feed) or a VEVENT (an `events`
+    feed: the due date is its DTSTART, a reminder is relative to it); the parent's UID; the
+    reader's own reminders."""
+
+    kind: Literal["todo", "event"]
+    reminders: Any = ()
+    parent_uid: str | None = None
+
+
+def shown_rule(task: Any) -> str | None:
+    """An open recurring task carries its rule from its open occurrence, COUNT and UNTIL as
+    one UTC UNTIL (`calendar_rule`: a client expands it from the DUE as the API does); a
+    completed occurrence is a task of its own."""
+    if task.recurrence is None or task.completed or task.due_date is None:
+        return None
+    start = task.series_start or task.due_date
+    return normalize_rule(calendar_rule(task.recurrence, task.time_zone, start))
+
+
+def _same_rule(read: str | None, shown: str | None, task: Any) -> bool:
+    """Two spellings of one series: its parts in any order, or a client's COUNT from the DUE
+    it sent for the UNTIL we write."""
+    if rule_key(read) == rule_key(shown) or read is None or task.due_date is None:
+        return rule_key(read) == rule_key(shown)
+    with_until = normalize_rule(calendar_rule(read, task.time_zone, task.due_date))
+    return rule_key(with_until) == rule_key(shown)
+
+
+def due_value(task: Any, target: Target) -> date | datetime:
+    """The due date on its zone's clock; for a VTODO, a date at its zone's midnight is a DATE
+    (RFC 5545 VALUE=DATE: the same instant comes back from it, date-only clients show it
+    all-day). An event's start stays a time (a DATE event would span the whole day)."""
+    local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
+    return local.date() if target.kind == "todo" and local.time() == time(0) else local
+
+
+def _write_due(component: Any, task: Any, target: Target) -> None:
+    if task.due_date is not None:
+        component.add("due" if target.kind == "todo" else "dtstart", due_value(task, target))
+
+
+def _write_completion(component: Any, task: Any, target: Target) -> None:
+    if not task.completed:
+        component.add("status", "NEEDS-ACTION")
+        return
+    component.add("status", "COMPLETED")
+    if task.completed_at is not None:
+        component.add("completed", task.completed_at.astimezone(UTC))
+    component.add("percent-complete", 100)
+
+
+def alarm(task: Any, reminder: dict[str, Any], target: Target) -> Alarm:
+    """One reminder as a VALARM: DISPLAY, relative to the due date (a VTODO's DUE: `RELATED=
+    END`; an event's DTSTART: the default, START), or at an instant (UTC)."""
+    made = Alarm()
+    made.add("action", "DISPLAY")
+    made.add("description", Text(task.title))
+    if "minutes_before_due" in reminder:
+        related = {"RELATED": "END"} if target.kind == "todo" else {}
+        before = timedelta(minutes=-int(reminder["minutes_before_due"]))
+        made.add("trigger", before, parameters=related)
+    else:
+        at = reminder["at"]
+        made.add(
+            "trigger", (datetime.fromisoformat(at) if isinstance(at, str) else at).astimezone(UTC)
+        )
+    return made
+
+
+def _write_alarms(component: Any, task: Any, target: Target) -> None:
+    for reminder in target.reminders:
+        component.add_component(alarm(task, reminder, target))
+
+
+def _stamp(component: Any, task: Any, target: Target) -> None:
+    component.add("dtstamp", task.updated_at.astimezone(UTC))
+    component.add("last-modified", task.updated_at.astimezone(UTC))
+
+
+def _add(name: str, value: Callable[[Any], Any], **parameters: str) -> Callable[..., None]:
+    """A writer adding `name` with `value(task)` unless it is None."""
+
+    def write(component: Any, task: Any, target: Target) -> None:
+        made = value(task)
+        if made is not None:
+            component.add(name, made, parameters=parameters or None)
+
+    return write
+
+
+# ---------------------------------------------------------------------------------------------
+# The mapping.
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """One calendar meaning of a task. `fields`: the task fields it carries; `properties`:
+    the VTODO's properties (or component) carrying it, its main one first; `read(todo, zone)`:
+    a VTODO's value; `shown(task, target)`: the task's; `same(read, shown, task)`: whether they
+    agree (the renderer then keeps the client's lines); `write(component, task, target)`: the
+    task's properties; `into`: the PUT's field values from `read`'s (None: not a field, the
+    DAV layer resolves it); `single`: at most once in a VTODO (RFC 5545 3.6.2); `event`: on a
+    feed's VEVENT too; `feed`: in the feeds; `merged`: compared and replaced in a client's
+    kept object (else written apart: the UID is the client's, alarms the reader's)."""
+
+    group: str
+    fields: tuple[str, ...]
+    properties: tuple[str, ...]
+    read: Callable[[Any, str], Any]
+    shown: Callable[[Any, Target], Any]
+    write: Callable[[Any, Any, Target], None]
+    into: Callable[[Any], dict[str, Any]] | None = None
+    same: Callable[[Any, Any, Any], bool] = lambda read, shown, task: bool(read == shown)
+    single: bool = True
+    event: bool = True
+    feed: bool = True
+    merged: bool = True
+
+    def __post_init__(self) -> None:
+        if self.into is None and len(self.fields) == 1 and self.group != "parent":
+            object.__setattr__(self, "into", lambda value: {self.fields[0]: value})
+
+
+def _due_fields(value: tuple[datetime | None, str | None]) -> dict[str, Any]:
+    when, named = value
+    return {"due_date": when, **({"time_zone": named} if named else {})}
+
+
+MAPPING: tuple[Mapped, ...] = (
+    Mapped(
+        "uid",
+        (),
+        ("UID",),
+        read=lambda todo, zone: str(todo.get("UID", "")),
+        shown=lambda task, target: derived_uid(task.id),
+        write=_add("uid", lambda task: derived_uid(task.id)),
+        merged=False,
+    ),
+    Mapped(
+        "title",
+        ("title",),
+        ("SUMMARY",),
+        read=_title,
+        shown=lambda task, target: task.title,
+        write=_add("summary", lambda task: Text(task.title)),
+    ),
+    Mapped(
+        "description",
+        ("description",),
+        ("DESCRIPTION",),
+        read=_description,
+        shown=lambda task, target: task.description or None,
+        write=_add(
+            "description", lambda task: Text(task.description) if task.description else None
+        ),
+    ),
+    Mapped(
+        "completion",
+        ("completed", "completed_at"),
+        ("STATUS", "COMPLETED", "PERCENT-COMPLETE"),
+        read=completed,
+        shown=lambda task, target: task.completed,
+        write=_write_completion,
+        into=lambda value: {"completed": value},
+        event=False,  # a VEVENT's STATUS says whether it takes place
+    ),
+    Mapped(
+        "priority",
+        ("priority",),
+        ("PRIORITY",),
+        read=_priority,
+        shown=lambda task, target: Priority(task.priority),
+        write=_add("priority", lambda task: _PRIORITY_OUT.get(str(task.priority))),
+        into=lambda value: {"priority": value.value},
+    ),
+    Mapped(
+        "due",
+        ("due_date", "time_zone"),
+        ("DUE",),
+        read=due,
+        shown=lambda task, target: (task.due_date, task.time_zone),
+        write=_write_due,
+        into=_due_fields,
+        # The instant, and a TZID naming the task's zone (or none: UTC, floating, a client's).
+        same=lambda read, shown, task: read[0] == shown[0] and read[1] in (None, shown[1]),
+    ),
+    Mapped(
+        "tags",
+        ("tags",),
+        ("CATEGORIES",),
+        read=_tags,
+        shown=lambda task, target: list(task.tags),
+        write=_add("categories", lambda task: Categories(list(task.tags)) if task.tags else None),
+        single=False,
+    ),
+    Mapped(
+        "parent",
+        ("parent_id",),
+        ("RELATED-TO",),
+        read=parent_uid,
+        shown=lambda task, target: target.parent_uid,
+        write=lambda component, task, target: (
+            component.add("related-to", Text(target.parent_uid), parameters={"RELTYPE": "PARENT"})
+            if target.parent_uid is not None
+            else None
+        ),
+        single=False,
+    ),
+    Mapped(
+        "recurrence",
+        ("recurrence",),
+        ("RRULE",),
+        read=rule,
+        shown=lambda task, target: shown_rule(task),
+        write=_add("rrule", lambda task: vRecur.from_ical(r) if (r := shown_rule(task)) else None),
+        same=_same_rule,
+        single=False,  # two are refused as `UnsupportedRecurrence`, saying why
+    ),
+    Mapped(
+        "order",
+        (),
+        ("X-APPLE-SORT-ORDER",),
+        read=sort_order,
+        shown=lambda task, target: task.position,
+        write=_add("x-apple-sort-order", lambda task: task.position),
+        single=False,
+        feed=False,  # a move renumbers siblings without a version the feed's ETag counts
+    ),
+    Mapped(
+        "stamps",
+        (),
+        ("DTSTAMP", "LAST-MODIFIED"),
+        read=lambda todo, zone: None,
+        shown=lambda task, target: task.updated_at,  # never the kept one's: always ours
+        write=_stamp,
+    ),
+    Mapped(
+        "reminders",
+        ("reminders",),
+        ("VALARM",),
+        read=reminders,
+        shown=lambda task, target: list(target.reminders),
+        write=_write_alarms,
+        single=False,
+        merged=False,
+    ),
+)
+
+BY_GROUP = {m.group: m for m in MAPPING}
+# The property (or component) a field's refusal names, as a REST 422 names the field.
+PROPERTY_OF = {name: m.properties[0] for m in MAPPING for name in m.fields}
+GROUP_OF = {name: m.group for m in MAPPING if m.merged for name in m.properties}
+# At most once in a VTODO (RFC 5545 3.6.2): the mapped ones and those the due date is read from.
+SINGLE = frozenset(name for m in MAPPING if m.single for name in m.properties) | {
+    "DTSTART",
+    "DURATION",
+    "RECURRENCE-ID",
+}
+# Why a field a client writes has no calendar property.
+NOT_MAPPED: dict[str, str] = {
+    "assignees": "account ids of this service; RFC 5545's ATTENDEE names calendar users by "
+    "address and carries scheduling (RFC 6638), and a client dropping it would unassign",
+    "list_id": "the collection: a CalDAV calendar is a list, the object's place is its href",
+}
+
+
+def write(component: Any, task: Any, target: Target) -> None:
+    """Every mapped property of `task` a rendering for `target` holds (a feed's component)."""
+    for mapped in MAPPING:
+        if mapped.feed and (mapped.event or target.kind == "todo"):
+            mapped.write(component, task, target)
