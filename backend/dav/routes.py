@@ -2,21 +2,28 @@
 root, the principal, the calendar home and each collection; REPORT on a collection; GET, HEAD,
 PUT, DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
 
-Each route is async: it reads and parses its bounded body on the event loop, then signs in
-and runs its services in one thread-pool hop (`_in_work`), as `DoorRoute` does for REST. An
-error is a DAV error body (`D:error`, XML) with the error family's status and headers, never a
-5xx for anything a client sends. None is in the OpenAPI document (its methods are not HTTP's
-that OpenAPI describes); specs/api-contract.md, "CalDAV", is their contract.
+Each route is async and signs in first (`dav_route`: the app password's check, in the thread
+pool), before its path is looked at or its body read: a stranger learns nothing, not even
+whether a path exists, and no byte of its body is parsed. Then the route reads its bounded
+body on the event loop (`MAX_BODY_BYTES`; the edge leaves DAV bodies to it), parses it, and
+runs its services in one thread-pool hop inside the caller's unit of work (`_in_work`), as
+`DoorRoute` does for REST. An error is a DAV error body (`D:error`, XML) with the error
+family's status and headers, never a 5xx for anything a client sends. None is in the OpenAPI
+document (its methods are not HTTP's that OpenAPI describes); specs/api-contract.md, "CalDAV",
+is their contract.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 
 from backend.api.actions import acts_by_method
 from backend.dav import objects, reports, resources, sync
@@ -28,6 +35,7 @@ from backend.dav.xml import (
     MAX_BODY_BYTES,
     MEDIA_TYPE,
     Found,
+    MethodRefused,
     PayloadTooLarge,
     PreconditionRefused,
     clark,
@@ -42,6 +50,8 @@ from backend.models.references import Action
 from backend.services.registry import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
+# Every path these routes answer: the edge leaves their bodies to them (`_body`).
+DAV_PATHS = re.compile(rf"{re.escape(DAV_ROOT.rstrip('/'))}(/|$)")
 
 # What exists today: discovery and properties. `1, 3` (RFC 4918's classes, no locking) and
 # `calendar-access` (RFC 4791: clients look for it to call a server CalDAV); `Allow` says
@@ -114,11 +124,11 @@ def _depth(request: Request, default: str = "0") -> int:
 async def _in_work(
     request: Request, response: Response, run: Callable[[UnitOfWork, bool], Response]
 ) -> Response:
-    """Sign in and run `run(work, writes)` (`writes`: the password may write) in one
-    thread-pool hop inside the caller's unit of work."""
+    """Run `run(work, writes)` (`writes`: the password may write) in one thread-pool hop
+    inside the unit of work `dav_route` signed in."""
 
     def hop() -> Response:
-        work = sign_in(request, response)
+        work: UnitOfWork = request.state.dav_work
         with work:
             return run(work, _writes(request))
 
@@ -152,11 +162,13 @@ def _writes(request: Request) -> bool:
 def dav_route(
     handler: Callable[[Request, Response], Awaitable[Response]],
 ) -> Callable[[Request, Response], Awaitable[Response]]:
-    """A DAV route's handler with DAV's answers for errors: an `AppError` (the request's, the
-    sign-in's) as a DAV error body with its status and headers."""
+    """A DAV route's handler, signed in first (its unit of work, not entered yet, on
+    `request.state.dav_work`), with DAV's answers for errors: an `AppError` (the sign-in's,
+    the request's) as a DAV error body with its status and headers."""
 
     async def answer(request: Request, response: Response) -> Response:
         try:
+            request.state.dav_work = await run_in_threadpool(sign_in, request, response)
             return await handler(request, response)
         except AppError as error:
             return _error(error)
@@ -398,13 +410,27 @@ async def dav_object(request: Request, response: Response) -> Response:
     return await _in_work(request, response, read)
 
 
-@router.api_route(
-    DAV_ROOT + "{rest:path}",
-    methods=["OPTIONS", "PROPFIND", "GET", "HEAD", "PUT", "DELETE", "REPORT"],
-)
+# Every method a DAV client sends. A path under the root no route has, or a method its
+# route does not answer, ends here, signed in first like every other (a stranger cannot
+# tell which paths exist): the one 404, or 405 where a route has the path but not the method.
+_EVERY_METHOD = [
+    "OPTIONS", "PROPFIND", "PROPPATCH", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+    "REPORT", "MKCOL", "MKCALENDAR", "MOVE", "COPY", "LOCK", "UNLOCK", "ACL", "SEARCH",
+]  # fmt: skip
+
+
+@router.api_route(_route(DAV_ROOT), methods=_EVERY_METHOD)
+@router.api_route(DAV_ROOT + "{rest:path}", methods=_EVERY_METHOD)
 @dav_route
 async def dav_unknown(request: Request, response: Response) -> Response:
-    """Any other path under the root: the one 404."""
+    """Any other path under the root: the one 404; a method the path's resource does not
+    answer: 405 with what it does."""
+    for route in router.routes:
+        if getattr(route, "endpoint", None) is dav_unknown or not isinstance(route, APIRoute):
+            continue
+        matched, _ = route.matches(request.scope)
+        if matched is not Match.NONE:
+            raise MethodRefused(", ".join(m for m in _EVERY_METHOD if m in (route.methods or ())))
     raise NotFound(NOT_FOUND)
 
 
