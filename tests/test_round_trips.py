@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from sqlalchemy import text as sql_text
 
 from backend.config import Settings
+from backend.dav.routes import _EVERY_METHOD as DAV_METHODS
 from backend.main import create_app
 from backend.mcp.tools import TOOLS
 from backend.services.saved_filters import saved_queries
@@ -154,22 +155,23 @@ BUDGETS: dict[str, int] = {
     # DAV (issue 62): the app password's check (its own message: it finds the account the
     # request then enters as), then the route's read with the entry. A PROPFIND that reads
     # nothing of the database (the root, the home at Depth 0) still sends the entry (the
-    # account checked, as every signed-in request). Discovery and OPTIONS read nothing.
+    # account checked, as every signed-in request). Discovery reads nothing; OPTIONS, signed
+    # in as every DAV request (issue 70), only the check.
     "GET /.well-known/caldav": 0,
     "OPTIONS /.well-known/caldav": 0,
     "PROPFIND /.well-known/caldav": 0,
-    "OPTIONS /dav": 0,
+    "OPTIONS /dav": 1,
     "PROPFIND /dav": 2,
-    "OPTIONS /dav/principal": 0,
+    "OPTIONS /dav/principal": 1,
     "PROPFIND /dav/principal": 2,
-    "OPTIONS /dav/calendars": 0,
+    "OPTIONS /dav/calendars": 1,
     "PROPFIND /dav/calendars": 2,
-    "OPTIONS /dav/calendars/{segment}": 0,
+    "OPTIONS /dav/calendars/{segment}": 1,
     # Depth 1: the list and its objects in one statement (no object rendered).
     "PROPFIND /dav/calendars/{segment}": 2,
     "REPORT /dav/calendars/{segment}": 2,
     # An object: its lookup by name (a kept object's or a derived one) in one statement.
-    "OPTIONS /dav/calendars/{segment}/{name:path}": 0,
+    "OPTIONS /dav/calendars/{segment}/{name:path}": 1,
     "PROPFIND /dav/calendars/{segment}/{name:path}": 2,
     "GET /dav/calendars/{segment}/{name:path}": 2,
     # A write by href (specs/caldav.md, "Cost"): the check; the lookup (the name's task with its
@@ -182,13 +184,10 @@ BUDGETS: dict[str, int] = {
     "PUT /dav/calendars/{segment}/{name:path}": 3,
     "PUT /dav/calendars/{segment}/{name:path}+create": 3,
     "DELETE /dav/calendars/{segment}/{name:path}": 3,
-    # Any other path under the root: the one 404, before any sign-in.
-    "GET /dav/{rest:path}": 0,
-    "OPTIONS /dav/{rest:path}": 0,
-    "PROPFIND /dav/{rest:path}": 0,
-    "PUT /dav/{rest:path}": 0,
-    "DELETE /dav/{rest:path}": 0,
-    "REPORT /dav/{rest:path}": 0,
+    # Any other path under the root, or a method the path's resource does not answer: the
+    # one 404 (or 405), after the sign-in's check (issue 70: a stranger learns nothing).
+    **{f"{m} /dav/{{rest:path}}": 1 for m in DAV_METHODS if m != "HEAD"},
+    **{f"{m} /dav": 1 for m in DAV_METHODS if m not in ("HEAD", "OPTIONS", "PROPFIND")},
     "GET /api/calendar/{token}": 0,
     "POST /api/auth/register": 6,
     "POST /api/auth/login": 6,
@@ -832,6 +831,8 @@ def test_route_round_trips(
         assert measured.status < 500, measured.text
     elif "/dav/{rest:path}" in budget_key:  # the one 404 of an unknown DAV path
         assert measured.status == 404, measured.text
+    elif budget_key.endswith(" /dav") and not budget_key.startswith(("PROPFIND", "OPTIONS")):
+        assert measured.status == 405, measured.text  # the root answers PROPFIND alone
         assert measured.status < 500, measured.text
     else:
         assert measured.status < 400, measured.text

@@ -215,13 +215,15 @@ async def _propfind(
     )
 
 
-def _token_of(request: Request, work: UnitOfWork) -> Callable[[int | None], str | None]:
-    """A collection's sync token, when the PROPFIND names it (the caller's position read
-    once, for every collection of the answer)."""
+def _token_of(
+    request: Request, work: UnitOfWork, list_ids: list[int | None]
+) -> Callable[[int | None], str | None]:
+    """The collections' sync tokens, when the PROPFIND names them (every collection's position
+    read in one statement)."""
     if not request.state.dav_wants_token:
         return lambda list_id: None
-    position = sync.head(work)
-    return lambda list_id: sync.token(list_id, position)
+    positions = sync.heads(work, list_ids)
+    return lambda list_id: sync.token(list_id, positions[list_id])
 
 
 @router.api_route(_route(DAV_ROOT), methods=["OPTIONS", "PROPFIND"])
@@ -261,11 +263,10 @@ async def dav_home(request: Request, response: Response) -> Response:
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
         here = [resources.home()]
         if depth:
-            token = _token_of(request, work)
+            lists = work.lists.all()
+            token = _token_of(request, work, [None, *(row.id for row in lists)])
             here.append(resources.collection(None, writes, token(None)))
-            here.extend(
-                resources.collection(row, writes, token(row.id)) for row in work.lists.all()
-            )
+            here.extend(resources.collection(row, writes, token(row.id)) for row in lists)
         return here
 
     return await _propfind(request, response, found)
@@ -315,7 +316,7 @@ async def dav_collection(request: Request, response: Response) -> Response:
             the_list, members, position = objects.collection(work, list_id, depth)
             here = [resources.collection(the_list, writes, sync.token(list_id, position))]
             return here + [reports.listed(served, list_id) for served in members]
-        token = _token_of(request, work)
+        token = _token_of(request, work, [list_id])
         if not depth:
             return [resources.collection(_list_row(work, list_id), writes, token(list_id))]
         # The list and its objects in one statement (the tasks in no list need no list).
