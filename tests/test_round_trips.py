@@ -170,6 +170,10 @@ BUDGETS: dict[str, int] = {
     # Depth 1: the list and its objects in one statement (no object rendered).
     "PROPFIND /dav/calendars/{segment}": 2,
     "REPORT /dav/calendars/{segment}": 2,
+    # A collection's own writes (issue 70): the check, then `ListService`'s write as REST's
+    # PATCH and DELETE of a list send it (one statement, committing).
+    "PROPPATCH /dav/calendars/{segment}": 2,
+    "DELETE /dav/calendars/{segment}": 2,
     # An object: its lookup by name (a kept object's or a derived one) in one statement.
     "OPTIONS /dav/calendars/{segment}/{name:path}": 1,
     "PROPFIND /dav/calendars/{segment}/{name:path}": 2,
@@ -598,6 +602,8 @@ def _dav_request(key: str, counted: TestClient, ids: dict[str, Any]) -> Callable
     body = b""
     if method == "REPORT":
         body = _DAV_QUERY
+    elif method == "PROPPATCH":
+        body = _DAV_RENAME
     elif method == "PUT" and variant == "create":
         # A new object in a list, under a task of it (RELATED-TO), as clients create one.
         url = f"/dav/calendars/{ids['LIST']}/new-object.ics"
@@ -616,6 +622,10 @@ _DAV_QUERY = (
     b'<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
     b'<D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter '
     b'name="VTODO"/></C:comp-filter></C:filter></C:calendar-query>'
+)
+_DAV_RENAME = (
+    b'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Renamed</D:displayname>'
+    b"</D:prop></D:set></D:propertyupdate>"
 )
 _DAV_OBJECT = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VTODO\r\n"

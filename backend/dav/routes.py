@@ -16,7 +16,8 @@ is their contract.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from backend.api.actions import acts_by_method
-from backend.dav import objects, reports, resources, sync
+from backend.dav import lists, objects, reports, resources, sync
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
 from backend.dav.vtodo import CalendarObjectRefused
 from backend.dav.xml import (
@@ -42,9 +43,11 @@ from backend.dav.xml import (
     error_body,
     multistatus,
     propfind_request,
+    proppatch_request,
+    propstats,
     report_request,
 )
-from backend.errors import AppError, InvalidRequest, NotFound
+from backend.errors import AppError, InvalidRequest, NotFound, PreconditionFailed
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
 from backend.models.references import Action
 from backend.services.registry import UnitOfWork
@@ -58,13 +61,15 @@ DAV_PATHS = re.compile(rf"{re.escape(DAV_ROOT.rstrip('/'))}(/|$)")
 # which methods each resource answers, and grows as objects, REPORT and sync arrive.
 DAV_HEADER = "1, 3, calendar-access"
 ALLOW = "OPTIONS, PROPFIND"
-# A collection answers REPORT too; its objects GET, HEAD, PUT and DELETE (a collection the
+# A collection answers REPORT too, PROPPATCH (its list's name and colour) and DELETE (its list
+# to the trash); its objects GET, HEAD, PUT and DELETE (a collection the
 # caller only reads, or a `read` password, is told no PUT or DELETE).
-ALLOW_COLLECTION = "OPTIONS, PROPFIND, REPORT"
+ALLOW_COLLECTION = "OPTIONS, PROPFIND, REPORT, PROPPATCH, DELETE"
 ALLOW_OBJECT = "OPTIONS, PROPFIND, GET, HEAD, PUT, DELETE"
 ALLOW_OBJECT_READ = "OPTIONS, PROPFIND, GET, HEAD"
 NOT_FOUND = "Not found"  # every missing resource, another user's list included: one answer
 BAD_DEPTH = "Depth is 0 or 1 here"
+NO_COLLECTION_TAG = "A collection has no ETag to match"
 
 
 def _route(path: str) -> str:
@@ -274,7 +279,12 @@ async def dav_home(request: Request, response: Response) -> Response:
 
 # What each method does to the list a collection or an object names: the role matrix
 # (tests/sharing/test_role_matrix.py) generates its DAV cases from these declarations.
-_READS = {"PROPFIND": Action.LIST_READ, "REPORT": Action.LIST_READ}
+_COLLECTION_ACTIONS = {
+    "PROPFIND": Action.LIST_READ,
+    "REPORT": Action.LIST_READ,
+    "PROPPATCH": Action.LIST_RENAME,
+    "DELETE": Action.LIST_DELETE,
+}
 _OBJECT_ACTIONS = {
     "PROPFIND": Action.LIST_READ,
     "GET": Action.LIST_READ,
@@ -286,18 +296,39 @@ _OBJECT_ACTIONS = {
 
 @router.api_route(
     resources.HOME + "{segment}",
-    methods=["OPTIONS", "PROPFIND", "REPORT"],
-    openapi_extra=acts_by_method(_READS),
+    methods=["OPTIONS", "PROPFIND", "REPORT", "PROPPATCH", "DELETE"],
+    openapi_extra=acts_by_method(_COLLECTION_ACTIONS),
 )
 @dav_route
 async def dav_collection(request: Request, response: Response) -> Response:
     """A collection: a list the caller may read (`ListService.get`: another user's list is
     the missing one's 404), or the tasks in no list. Depth 1 lists its objects (href, ETag,
     content type: no object rendered); REPORT answers `calendar-multiget` and
-    `calendar-query` (backend/dav/reports.py) and `sync-collection` (backend/dav/sync.py)."""
+    `calendar-query` (backend/dav/reports.py) and `sync-collection` (backend/dav/sync.py);
+    PROPPATCH renames and recolours the list, DELETE trashes it (backend/dav/lists.py)."""
     list_id = _collection_of(request)
     if request.method == "OPTIONS":
         return await _options(request, ALLOW_COLLECTION)
+    if request.method == "PROPPATCH":
+        update = proppatch_request(await _body(request))
+
+        def patched(work: UnitOfWork, writes: bool) -> Response:
+            with _the_collection():
+                statuses = lists.proppatch(work, list_id, update)
+            body = propstats(resources.collection_path(list_id), statuses)
+            return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
+
+        return await _in_work(request, response, patched)
+    if request.method == "DELETE":
+        if request.headers.get("if-match") not in (None, "*"):
+            raise PreconditionFailed(NO_COLLECTION_TAG)  # a collection serves no ETag
+
+        def deleted(work: UnitOfWork, writes: bool) -> Response:
+            with _the_collection():
+                lists.delete(work, list_id)
+            return Response(status_code=204, headers=_dav_headers())
+
+        return await _in_work(request, response, deleted)
     if request.method == "REPORT":
         asked = report_request(await _body(request))
 
@@ -333,6 +364,15 @@ def _collection_of(request: Request) -> int | None:
     if isinstance(list_id, str):
         raise NotFound(NOT_FOUND)
     return list_id
+
+
+@contextmanager
+def _the_collection() -> Iterator[None]:
+    """A list's write through `ListService`: its missing list is DAV's one 404."""
+    try:
+        yield
+    except NotFound:
+        raise NotFound(NOT_FOUND) from None
 
 
 def _list_row(work: UnitOfWork, list_id: int | None) -> Any:

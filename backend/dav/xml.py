@@ -147,6 +147,42 @@ def propfind_request(body: bytes) -> PropfindRequest:
     raise MalformedXml()
 
 
+@dataclass(frozen=True)
+class PropertyUpdate:
+    """A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in the
+    order the body names them."""
+
+    changes: tuple[tuple[str, str | None], ...]
+
+
+def proppatch_request(body: bytes) -> PropertyUpdate:
+    document = parse(body, clark(DAV, "propertyupdate"))
+    if document is None:
+        raise MalformedXml()
+    changes: list[tuple[str, str | None]] = []
+    for action in document:
+        if action.tag not in (clark(DAV, "set"), clark(DAV, "remove")):
+            raise MalformedXml()
+        prop = action.find(clark(DAV, "prop"))
+        if prop is None:
+            raise MalformedXml()
+        removes = action.tag == clark(DAV, "remove")
+        changes.extend((str(node.tag), None if removes else (node.text or "")) for node in prop)
+    if not changes:
+        raise MalformedXml()
+    return PropertyUpdate(tuple(changes))
+
+
+def propstats(path: str, statuses: Mapping[str, str]) -> bytes:
+    """A PROPPATCH's 207 body: one propstat per property with its status (`200 OK`, ...)."""
+    response = element(clark(DAV, "response"), None, href(path))
+    for name, status in statuses.items():
+        response.append(_propstat([Element(name)], status))
+    root = element(clark(DAV, "multistatus"), None, response)
+    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return written
+
+
 # A property's value: text, an element (or several) to put inside it, or nothing (empty).
 Value = str | Element | list[Element] | None
 
