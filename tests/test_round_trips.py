@@ -1301,3 +1301,67 @@ def test_a_sync_of_an_unchanged_thousand_task_list_is_one_statement_and_builds_n
     assert changed.status == 207 and changed.text.count("<D:response>") == 1, changed.text
     assert changed.round_trips == budget + 1
     assert calls == {"served": 1, "object_tag": 1, "render": 0}
+
+
+_FILTERED_QUERY = (
+    '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
+    '<D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+    '<C:comp-filter name="VTODO"><C:prop-filter name="SUMMARY"><C:text-match>'
+    'needle</C:text-match></C:prop-filter><C:prop-filter name="DESCRIPTION">'
+    "<C:is-not-defined/></C:prop-filter></C:comp-filter></C:comp-filter></C:filter>"
+    "</C:calendar-query>"
+)
+
+
+def test_a_filtered_calendar_query_of_a_thousand_tasks_renders_only_what_it_returns(
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+    db_engine: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 70's cost target: a `calendar-query` with text and property filters over 1,000
+    tasks is the password's check and one statement, and the only objects rendered are the
+    ones it returns (the filters on SUMMARY and DESCRIPTION are decided on the rows)."""
+    from sqlalchemy import text
+
+    from backend.dav import objects
+
+    list_id = client.post("/api/lists", json={"name": "Big"}, headers=alice.headers).json()
+    list_id = list_id["data"]["id"]
+    with db_engine.begin() as conn:  # set-up: every 100th a needle, every 200th described
+        conn.execute(
+            text(
+                "INSERT INTO tasks (user_id, list_id, title, description, position) "
+                "SELECT :u, :l, CASE WHEN n % 100 = 0 THEN 'A NEEDLE ' || n ELSE 'Task ' || n "
+                "END, CASE WHEN n % 200 = 0 THEN 'described' END, n * 65536 "
+                "FROM generate_series(1, 1000) AS n"
+            ),
+            {"u": alice.id, "l": list_id},
+        )
+    made = client.post("/api/app-passwords", json={"name": "dav"}, headers=alice.headers)
+    data = made.json()["data"]
+    pair = f"{data['username']}:{data['password']}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(pair).decode(), "Depth": "1"}
+    url = f"/dav/calendars/{list_id}/"
+    # Warm: the pool holds a connection.
+    assert counted.request("PROPFIND", url, headers={**headers, "Depth": "0"}).status_code == 207
+    rendered = [0]
+    original = objects.render
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        rendered[0] += 1
+        return original(*args, **kw)
+
+    monkeypatch.setattr(objects, "render", counting)
+    measured = _measure(
+        proxy, lambda: counted.request("REPORT", url, content=_FILTERED_QUERY, headers=headers)
+    )
+    assert measured.status == 207, measured.text
+    # Needles at 100, 200, ..., 1000; those at 200, 400, ... have a description.
+    assert measured.text.count("<D:response>") == 5, measured.text[:500]
+    assert measured.text.count("A NEEDLE") == 5
+    assert rendered[0] == 5
+    assert measured.connections == 0, "a new connection: the pool was not warm"
+    assert measured.round_trips == BUDGETS["REPORT /dav/calendars/{segment}"] == 2
