@@ -197,8 +197,10 @@ class Settings(BaseSettings):
     # every few minutes at most; specs/api-contract.md "Calendar feeds").
     rate_limit_calendar_feed_per_hour: int = Field(default=120, ge=0)
     # Failed CalDAV sign-ins (HTTP Basic with a wrong app password) per client address and
-    # per username, in `rate_limit_auth_window_seconds`: past either, every attempt from it is
-    # 429 until the window ends, a right password too (specs/api-contract.md "App passwords").
+    # per username from one address (never per username alone: anyone could lock its owner
+    # out), in `rate_limit_auth_window_seconds`: past either, every attempt from that address
+    # (with that username) is 429 until the window ends, a right password too
+    # (specs/api-contract.md "CalDAV").
     rate_limit_dav_failures_per_ip: int = Field(default=30, ge=0)
     rate_limit_dav_failures_per_username: int = Field(default=10, ge=0)
 

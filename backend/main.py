@@ -24,6 +24,7 @@ from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
 from backend.chat.stack import Preload
 from backend.config import Settings, get_settings
+from backend.dav.routes import DAV_PATHS
 from backend.dav.routes import router as dav_router
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
@@ -144,7 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "POST",
                 re.compile(UPLOAD_PATH),
                 upload_body_limit(settings.attachments_max_file_bytes),
-            )
+            ),
+            # DAV's bodies (a VTODO, a REPORT) are bounded by its routes, in its error body.
+            ("*", DAV_PATHS, None),
         ],
         cors_origins=settings.cors_origins,
         cors_allow_headers=[

@@ -376,7 +376,10 @@ EVENT_STATEMENTS: dict[str, Callable[[], str]] = {
     "a CalDAV sync of the tasks in no list": lambda: statement_sql(
         changes._COLLECTION_PAGES[True], {"after": 5, "limit": 5001}
     ),
-    "a CalDAV sync token": lambda: statement_sql(changes._DAV_HEAD),
+    "a CalDAV list's sync token": lambda: statement_sql(
+        changes._heads(1, False), {"collection_0": 1}
+    ),
+    "a CalDAV sync token of the tasks in no list": lambda: statement_sql(changes._heads(0, True)),
     "the activity's page": lambda: statement_sql(activity._PAGE, {"before": None, "limit": 51}),
     "a list's activity page": lambda: statement_sql(
         activity._LIST_PAGE, {"list_id": 1, "before": None, "limit": 51}

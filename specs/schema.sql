@@ -2925,10 +2925,22 @@ CREATE INDEX ix_task_events_pending_task_id_id ON public.task_events USING btree
 CREATE INDEX ix_task_events_user_id_id ON public.task_events USING btree (user_id, id);
 
 --
+-- Name: ix_task_events_user_id_left_list; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_task_events_user_id_left_list ON public.task_events USING btree (user_id, (((changes -> 'list_id'::text) -> 0)), id) WHERE (changes ? 'list_id'::text);
+
+--
 -- Name: ix_task_events_user_id_list_id_id; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX ix_task_events_user_id_list_id_id ON public.task_events USING btree (user_id, list_id, id) WHERE (list_id IS NOT NULL);
+
+--
+-- Name: ix_task_events_user_id_no_list_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_task_events_user_id_no_list_id ON public.task_events USING btree (user_id, id) WHERE (list_id IS NULL);
 
 --
 -- Name: ix_task_member_reminders_member_id; Type: INDEX; Schema: public; Owner: -

@@ -147,6 +147,8 @@ EVENT_INDEXES = {
     "ix_task_events_occurred_at": ("healthy", "prune delivered changes"),
     "ix_task_events_user_id_id": ("healthy", "the change feed's page"),
     "ix_task_events_user_id_list_id_id": ("healthy", "the change feed's page"),
+    "ix_task_events_user_id_no_list_id": ("healthy", "a CalDAV sync token of the tasks in no list"),
+    "ix_task_events_user_id_left_list": ("healthy", "a CalDAV list's sync token"),
 }
 
 

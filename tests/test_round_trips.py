@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from sqlalchemy import text as sql_text
 
 from backend.config import Settings
+from backend.dav.routes import _EVERY_METHOD as DAV_METHODS
 from backend.main import create_app
 from backend.mcp.tools import TOOLS
 from backend.services.saved_filters import saved_queries
@@ -154,22 +155,27 @@ BUDGETS: dict[str, int] = {
     # DAV (issue 62): the app password's check (its own message: it finds the account the
     # request then enters as), then the route's read with the entry. A PROPFIND that reads
     # nothing of the database (the root, the home at Depth 0) still sends the entry (the
-    # account checked, as every signed-in request). Discovery and OPTIONS read nothing.
+    # account checked, as every signed-in request). Discovery reads nothing; OPTIONS, signed
+    # in as every DAV request (issue 70), only the check.
     "GET /.well-known/caldav": 0,
     "OPTIONS /.well-known/caldav": 0,
     "PROPFIND /.well-known/caldav": 0,
-    "OPTIONS /dav": 0,
+    "OPTIONS /dav": 1,
     "PROPFIND /dav": 2,
-    "OPTIONS /dav/principal": 0,
+    "OPTIONS /dav/principal": 1,
     "PROPFIND /dav/principal": 2,
-    "OPTIONS /dav/calendars": 0,
+    "OPTIONS /dav/calendars": 1,
     "PROPFIND /dav/calendars": 2,
-    "OPTIONS /dav/calendars/{segment}": 0,
+    "OPTIONS /dav/calendars/{segment}": 1,
     # Depth 1: the list and its objects in one statement (no object rendered).
     "PROPFIND /dav/calendars/{segment}": 2,
     "REPORT /dav/calendars/{segment}": 2,
+    # A collection's own writes (issue 70): the check, then `ListService`'s write as REST's
+    # PATCH and DELETE of a list send it (one statement, committing).
+    "PROPPATCH /dav/calendars/{segment}": 2,
+    "DELETE /dav/calendars/{segment}": 2,
     # An object: its lookup by name (a kept object's or a derived one) in one statement.
-    "OPTIONS /dav/calendars/{segment}/{name:path}": 0,
+    "OPTIONS /dav/calendars/{segment}/{name:path}": 1,
     "PROPFIND /dav/calendars/{segment}/{name:path}": 2,
     "GET /dav/calendars/{segment}/{name:path}": 2,
     # A write by href (specs/caldav.md, "Cost"): the check; the lookup (the name's task with its
@@ -188,13 +194,10 @@ BUDGETS: dict[str, int] = {
     # claim and the create in one message.
     "PUT /dav/calendars/{segment}/{name:path}+create top": 2,
     "DELETE /dav/calendars/{segment}/{name:path}": 3,
-    # Any other path under the root: the one 404, before any sign-in.
-    "GET /dav/{rest:path}": 0,
-    "OPTIONS /dav/{rest:path}": 0,
-    "PROPFIND /dav/{rest:path}": 0,
-    "PUT /dav/{rest:path}": 0,
-    "DELETE /dav/{rest:path}": 0,
-    "REPORT /dav/{rest:path}": 0,
+    # Any other path under the root, or a method the path's resource does not answer: the
+    # one 404 (or 405), after the sign-in's check (issue 70: a stranger learns nothing).
+    **{f"{m} /dav/{{rest:path}}": 1 for m in DAV_METHODS if m != "HEAD"},
+    **{f"{m} /dav": 1 for m in DAV_METHODS if m not in ("HEAD", "OPTIONS", "PROPFIND")},
     "GET /api/calendar/{token}": 0,
     "POST /api/auth/register": 6,
     "POST /api/auth/login": 6,
@@ -605,6 +608,8 @@ def _dav_request(key: str, counted: TestClient, ids: dict[str, Any]) -> Callable
     body = b""
     if method == "REPORT":
         body = _DAV_QUERY
+    elif method == "PROPPATCH":
+        body = _DAV_RENAME
     elif method == "PUT" and variant == "create":
         # A new object in a list, under a task of it (RELATED-TO), as clients create one.
         url = f"/dav/calendars/{ids['LIST']}/new-object.ics"
@@ -629,6 +634,10 @@ _DAV_QUERY = (
     b'<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
     b'<D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter '
     b'name="VTODO"/></C:comp-filter></C:filter></C:calendar-query>'
+)
+_DAV_RENAME = (
+    b'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Renamed</D:displayname>'
+    b"</D:prop></D:set></D:propertyupdate>"
 )
 _DAV_OBJECT = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VTODO\r\n"
@@ -845,6 +854,8 @@ def test_route_round_trips(
         assert measured.status < 500, measured.text
     elif "/dav/{rest:path}" in budget_key:  # the one 404 of an unknown DAV path
         assert measured.status == 404, measured.text
+    elif budget_key.endswith(" /dav") and not budget_key.startswith(("PROPFIND", "OPTIONS")):
+        assert measured.status == 405, measured.text  # the root answers PROPFIND alone
         assert measured.status < 500, measured.text
     else:
         assert measured.status < 400, measured.text
@@ -1303,3 +1314,67 @@ def test_a_sync_of_an_unchanged_thousand_task_list_is_one_statement_and_builds_n
     assert changed.status == 207 and changed.text.count("<D:response>") == 1, changed.text
     assert changed.round_trips == budget + 1
     assert calls == {"served": 1, "object_tag": 1, "render": 0}
+
+
+_FILTERED_QUERY = (
+    '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
+    '<D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+    '<C:comp-filter name="VTODO"><C:prop-filter name="SUMMARY"><C:text-match>'
+    'needle</C:text-match></C:prop-filter><C:prop-filter name="DESCRIPTION">'
+    "<C:is-not-defined/></C:prop-filter></C:comp-filter></C:comp-filter></C:filter>"
+    "</C:calendar-query>"
+)
+
+
+def test_a_filtered_calendar_query_of_a_thousand_tasks_renders_only_what_it_returns(
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+    db_engine: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 70's cost target: a `calendar-query` with text and property filters over 1,000
+    tasks is the password's check and one statement, and the only objects rendered are the
+    ones it returns (the filters on SUMMARY and DESCRIPTION are decided on the rows)."""
+    from sqlalchemy import text
+
+    from backend.dav import objects
+
+    list_id = client.post("/api/lists", json={"name": "Big"}, headers=alice.headers).json()
+    list_id = list_id["data"]["id"]
+    with db_engine.begin() as conn:  # set-up: every 100th a needle, every 200th described
+        conn.execute(
+            text(
+                "INSERT INTO tasks (user_id, list_id, title, description, position) "
+                "SELECT :u, :l, CASE WHEN n % 100 = 0 THEN 'A NEEDLE ' || n ELSE 'Task ' || n "
+                "END, CASE WHEN n % 200 = 0 THEN 'described' END, n * 65536 "
+                "FROM generate_series(1, 1000) AS n"
+            ),
+            {"u": alice.id, "l": list_id},
+        )
+    made = client.post("/api/app-passwords", json={"name": "dav"}, headers=alice.headers)
+    data = made.json()["data"]
+    pair = f"{data['username']}:{data['password']}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(pair).decode(), "Depth": "1"}
+    url = f"/dav/calendars/{list_id}/"
+    # Warm: the pool holds a connection.
+    assert counted.request("PROPFIND", url, headers={**headers, "Depth": "0"}).status_code == 207
+    rendered = [0]
+    original = objects.render
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        rendered[0] += 1
+        return original(*args, **kw)
+
+    monkeypatch.setattr(objects, "render", counting)
+    measured = _measure(
+        proxy, lambda: counted.request("REPORT", url, content=_FILTERED_QUERY, headers=headers)
+    )
+    assert measured.status == 207, measured.text
+    # Needles at 100, 200, ..., 1000; those at 200, 400, ... have a description.
+    assert measured.text.count("<D:response>") == 5, measured.text[:500]
+    assert measured.text.count("A NEEDLE") == 5
+    assert rendered[0] == 5
+    assert measured.connections == 0, "a new connection: the pool was not warm"
+    assert measured.round_trips == BUDGETS["REPORT /dav/calendars/{segment}"] == 2

@@ -63,8 +63,14 @@ NOT_REQUESTED = {
     "update (walked above), signed in with an app password: tests/dav/test_objects.py",
     "DELETE /dav/calendars/{segment}/{name:path}": "a CalDAV DELETE is TaskService's delete "
     "(walked above), signed in with an app password: tests/dav/test_objects.py",
-    "PUT /dav/{rest:path}": "any other DAV path is the one 404: nothing written",
-    "DELETE /dav/{rest:path}": "any other DAV path is the one 404: nothing written",
+    "DELETE /dav/calendars/{segment}": "a CalDAV collection's DELETE is ListService's delete "
+    "(walked by DELETE /api/lists/{list_id}), with an app password: tests/dav/test_collections.py",
+    **{
+        f"{method} {path}": "any other DAV path, or a method the root does not answer: the "
+        "one 404 or 405, nothing written"
+        for method in ("POST", "PUT", "PATCH", "DELETE")
+        for path in ("/dav/{rest:path}", "/dav")
+    },
     "POST /api/auth/register": "writes `users` and `rate_limits`: no rule",
     "POST /api/auth/login": "writes `rate_limits`: no rule",
     "POST /api/auth/token": "writes `rate_limits`: no rule",

@@ -26,7 +26,8 @@ In order, outermost first (the request id, `asgi_correlation_id`, is set just ou
    read; a streamed body is counted as it arrives (FastAPI's own `max_body_size` answers in
    plain text from outside every middleware). Larger bodies are admitted only where
    `large_bodies` says (an attachment's upload: its per-file maximum plus the multipart's
-   overhead).
+   overhead); DAV's routes read theirs themselves, bounded, after their sign-in, and refuse
+   past `backend/dav/xml.py` `MAX_BODY_BYTES` with a DAV error body.
 7. **Unhandled errors**: the 500 envelope, logged with the request id. Starlette's last-resort
    handler sits outside every middleware, so its answer would miss the request id, CORS and
    the protective headers.
@@ -88,7 +89,7 @@ class EdgeMiddleware:
         metrics: HttpMetrics | None,
         hsts_max_age: int,
         max_body_size: int,
-        large_bodies: Sequence[tuple[str, re.Pattern[str], int]] = (),
+        large_bodies: Sequence[tuple[str, re.Pattern[str], int | None]] = (),
         cors_origins: Sequence[str],
         cors_allow_headers: Sequence[str],
         cors_expose_headers: Sequence[str],
@@ -96,7 +97,8 @@ class EdgeMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_size = max_body_size
-        # (method, path pattern, the most bytes that route's body may hold)
+        # (method or `*`, path pattern, the most bytes that route's body may hold; None: the
+        # route reads its body bounded itself)
         self.large_bodies = tuple(large_bodies)
         self.cors = CORSMiddleware(
             self._inside_cors,
@@ -227,10 +229,14 @@ class EdgeMiddleware:
             raw = scope.get("raw_path")
             if isinstance(raw, bytes):
                 scope["raw_path"] = raw.rstrip(b"/") or b"/"
-        limit = self.max_body_size
+        limit: int | None = self.max_body_size
         for method, pattern, large in self.large_bodies:
-            if scope.get("method") == method and pattern.match(scope["path"]):
+            if method in (scope.get("method"), "*") and pattern.match(scope["path"]):
                 limit = large
+        if limit is None:
+            # The route bounds its body itself, after its sign-in, in its own error body.
+            await self.app(scope, receive, send)
+            return
         too_large = f"Request body is larger than {limit} bytes"
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and not (declared.isascii() and declared.isdigit()):

@@ -2,7 +2,8 @@
 
 A request's check is one message (`AppPasswordCheck`: the password's row by its hash, its
 `last_used_at` written when a minute old, and the failure counts of the client's address and
-the username read beside it). Past either failure limit every attempt is 429 until its window
+of the username from that address read beside it: never of the username alone, which every
+co-member sees). Past either failure limit every attempt is 429 until its window
 ends, a right password too (else a guess would still learn it was right); a failed attempt is
 counted in a transaction of its own and answered 401, the same 401 for every reason (no such
 username, a wrong, revoked or malformed password, a bearer token). Then the request enters as

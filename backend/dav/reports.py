@@ -2,8 +2,8 @@
 href once, a 404 for one that is not there) and `calendar-query` (a VTODO comp-filter with a
 `time-range` and `prop-filter`s: `text-match`, `is-not-defined`, or defined). Both read the
 collection in one statement and render only the objects whose `calendar-data` is asked for
-(or whose properties a `prop-filter` tests). Depth is ignored (0 and 1 alike, as clients send
-either).
+(or whose properties a `prop-filter` tests, past the columns a task's row answers:
+`_FROM_COLUMN`). Depth is ignored (0 and 1 alike, as clients send either).
 """
 
 from __future__ import annotations
@@ -97,15 +97,39 @@ def _instant(value: str | None) -> datetime | None:
         raise InvalidRequest(_BAD_TIME) from None
 
 
+# The properties a VTODO takes from one text column of its task alone (backend/dav/vtodo.py
+# renders SUMMARY from the title, always there, and DESCRIPTION from the description, absent
+# when it has none, whatever the client's object held): a `prop-filter` on one of them is
+# decided on the task's row, before anything is built, so a query renders only the objects
+# it returns. A filter on any other property is tested on the rendered object.
+_FROM_COLUMN = {"SUMMARY": "title", "DESCRIPTION": "description"}
+
+
 def _matches(served: Served, asked: ReportRequest, window: tuple[Any, Any] | None) -> bool:
     if asked.component not in (None, "VCALENDAR", "VTODO"):
         return False  # a VEVENT (VJOURNAL, ...) query: a task collection holds none
     if window is not None and not _in_window(served.row, *window):
         return False
-    if not asked.prop_filters:
+    on_rows = [test for test in asked.prop_filters if test.prop in _FROM_COLUMN]
+    if not all(_column_matches(served.row, test) for test in on_rows):
+        return False
+    rest = [test for test in asked.prop_filters if test.prop not in _FROM_COLUMN]
+    if not rest:
         return True
     todo = next(iter(Calendar.from_ical(served.body()).walk("VTODO")))
-    return all(_prop_matches(todo, test) for test in asked.prop_filters)
+    return all(_prop_matches(todo, test) for test in rest)
+
+
+def _column_matches(row: Any, test: TextMatch) -> bool:
+    """`_prop_matches` on the column the property is rendered from."""
+    value = getattr(row, _FROM_COLUMN[test.prop]) or None
+    if test.is_not_defined:
+        return value is None
+    if value is None:
+        return False
+    if test.text is None:
+        return True
+    return (test.text.casefold() in str(value).casefold()) != test.negate
 
 
 def _in_window(row: Any, start: datetime | None, end: datetime | None) -> bool:

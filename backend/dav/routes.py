@@ -2,24 +2,32 @@
 root, the principal, the calendar home and each collection; REPORT on a collection; GET, HEAD,
 PUT, DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
 
-Each route is async: it reads and parses its bounded body on the event loop, then signs in
-and runs its services in one thread-pool hop (`_in_work`), as `DoorRoute` does for REST. An
-error is a DAV error body (`D:error`, XML) with the error family's status and headers, never a
-5xx for anything a client sends. None is in the OpenAPI document (its methods are not HTTP's
-that OpenAPI describes); specs/api-contract.md, "CalDAV", is their contract.
+Each route is async and signs in first (`dav_route`: the app password's check, in the thread
+pool), before its path is looked at or its body read: a stranger learns nothing, not even
+whether a path exists, and no byte of its body is parsed. Then the route reads its bounded
+body on the event loop (`MAX_BODY_BYTES`; the edge leaves DAV bodies to it), parses it, and
+runs its services in one thread-pool hop inside the caller's unit of work (`_in_work`), as
+`DoorRoute` does for REST. An error is a DAV error body (`D:error`, XML) with the error
+family's status and headers, never a 5xx for anything a client sends. None is in the OpenAPI
+document (its methods are not HTTP's that OpenAPI describes); specs/api-contract.md, "CalDAV",
+is their contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 
 from backend.api.actions import acts_by_method
-from backend.dav import objects, reports, resources, sync
+from backend.dav import lists, objects, reports, resources, sync
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
 from backend.dav.vtodo import CalendarObjectRefused
 from backend.dav.xml import (
@@ -28,33 +36,40 @@ from backend.dav.xml import (
     MAX_BODY_BYTES,
     MEDIA_TYPE,
     Found,
+    MethodRefused,
     PayloadTooLarge,
     PreconditionRefused,
     clark,
     error_body,
     multistatus,
     propfind_request,
+    proppatch_request,
+    propstats,
     report_request,
 )
-from backend.errors import AppError, InvalidRequest, NotFound
+from backend.errors import AppError, InvalidRequest, NotFound, PreconditionFailed
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
 from backend.models.references import Action
 from backend.services.registry import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
+# Every path these routes answer: the edge leaves their bodies to them (`_body`).
+DAV_PATHS = re.compile(rf"{re.escape(DAV_ROOT.rstrip('/'))}(/|$)")
 
 # What exists today: discovery and properties. `1, 3` (RFC 4918's classes, no locking) and
 # `calendar-access` (RFC 4791: clients look for it to call a server CalDAV); `Allow` says
 # which methods each resource answers, and grows as objects, REPORT and sync arrive.
 DAV_HEADER = "1, 3, calendar-access"
 ALLOW = "OPTIONS, PROPFIND"
-# A collection answers REPORT too; its objects GET, HEAD, PUT and DELETE (a collection the
+# A collection answers REPORT too, PROPPATCH (its list's name and colour) and DELETE (its list
+# to the trash); its objects GET, HEAD, PUT and DELETE (a collection the
 # caller only reads, or a `read` password, is told no PUT or DELETE).
-ALLOW_COLLECTION = "OPTIONS, PROPFIND, REPORT"
+ALLOW_COLLECTION = "OPTIONS, PROPFIND, REPORT, PROPPATCH, DELETE"
 ALLOW_OBJECT = "OPTIONS, PROPFIND, GET, HEAD, PUT, DELETE"
 ALLOW_OBJECT_READ = "OPTIONS, PROPFIND, GET, HEAD"
 NOT_FOUND = "Not found"  # every missing resource, another user's list included: one answer
 BAD_DEPTH = "Depth is 0 or 1 here"
+NO_COLLECTION_TAG = "A collection has no ETag to match"
 
 
 def _route(path: str) -> str:
@@ -114,11 +129,11 @@ def _depth(request: Request, default: str = "0") -> int:
 async def _in_work(
     request: Request, response: Response, run: Callable[[UnitOfWork, bool], Response]
 ) -> Response:
-    """Sign in and run `run(work, writes)` (`writes`: the password may write) in one
-    thread-pool hop inside the caller's unit of work."""
+    """Run `run(work, writes)` (`writes`: the password may write) in one thread-pool hop
+    inside the unit of work `dav_route` signed in."""
 
     def hop() -> Response:
-        work = sign_in(request, response)
+        work: UnitOfWork = request.state.dav_work
         with work:
             return run(work, _writes(request))
 
@@ -152,11 +167,13 @@ def _writes(request: Request) -> bool:
 def dav_route(
     handler: Callable[[Request, Response], Awaitable[Response]],
 ) -> Callable[[Request, Response], Awaitable[Response]]:
-    """A DAV route's handler with DAV's answers for errors: an `AppError` (the request's, the
-    sign-in's) as a DAV error body with its status and headers."""
+    """A DAV route's handler, signed in first (its unit of work, not entered yet, on
+    `request.state.dav_work`), with DAV's answers for errors: an `AppError` (the sign-in's,
+    the request's) as a DAV error body with its status and headers."""
 
     async def answer(request: Request, response: Response) -> Response:
         try:
+            request.state.dav_work = await run_in_threadpool(sign_in, request, response)
             return await handler(request, response)
         except AppError as error:
             return _error(error)
@@ -203,13 +220,15 @@ async def _propfind(
     )
 
 
-def _token_of(request: Request, work: UnitOfWork) -> Callable[[int | None], str | None]:
-    """A collection's sync token, when the PROPFIND names it (the caller's position read
-    once, for every collection of the answer)."""
+def _token_of(
+    request: Request, work: UnitOfWork, list_ids: list[int | None]
+) -> Callable[[int | None], str | None]:
+    """The collections' sync tokens, when the PROPFIND names them (every collection's position
+    read in one statement)."""
     if not request.state.dav_wants_token:
         return lambda list_id: None
-    position = sync.head(work)
-    return lambda list_id: sync.token(list_id, position)
+    positions = sync.heads(work, list_ids)
+    return lambda list_id: sync.token(list_id, positions[list_id])
 
 
 @router.api_route(_route(DAV_ROOT), methods=["OPTIONS", "PROPFIND"])
@@ -249,11 +268,10 @@ async def dav_home(request: Request, response: Response) -> Response:
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
         here = [resources.home()]
         if depth:
-            token = _token_of(request, work)
+            lists = work.lists.all()
+            token = _token_of(request, work, [None, *(row.id for row in lists)])
             here.append(resources.collection(None, writes, token(None)))
-            here.extend(
-                resources.collection(row, writes, token(row.id)) for row in work.lists.all()
-            )
+            here.extend(resources.collection(row, writes, token(row.id)) for row in lists)
         return here
 
     return await _propfind(request, response, found)
@@ -261,7 +279,12 @@ async def dav_home(request: Request, response: Response) -> Response:
 
 # What each method does to the list a collection or an object names: the role matrix
 # (tests/sharing/test_role_matrix.py) generates its DAV cases from these declarations.
-_READS = {"PROPFIND": Action.LIST_READ, "REPORT": Action.LIST_READ}
+_COLLECTION_ACTIONS = {
+    "PROPFIND": Action.LIST_READ,
+    "REPORT": Action.LIST_READ,
+    "PROPPATCH": Action.LIST_RENAME,
+    "DELETE": Action.LIST_DELETE,
+}
 _OBJECT_ACTIONS = {
     "PROPFIND": Action.LIST_READ,
     "GET": Action.LIST_READ,
@@ -273,18 +296,39 @@ _OBJECT_ACTIONS = {
 
 @router.api_route(
     resources.HOME + "{segment}",
-    methods=["OPTIONS", "PROPFIND", "REPORT"],
-    openapi_extra=acts_by_method(_READS),
+    methods=["OPTIONS", "PROPFIND", "REPORT", "PROPPATCH", "DELETE"],
+    openapi_extra=acts_by_method(_COLLECTION_ACTIONS),
 )
 @dav_route
 async def dav_collection(request: Request, response: Response) -> Response:
     """A collection: a list the caller may read (`ListService.get`: another user's list is
     the missing one's 404), or the tasks in no list. Depth 1 lists its objects (href, ETag,
     content type: no object rendered); REPORT answers `calendar-multiget` and
-    `calendar-query` (backend/dav/reports.py) and `sync-collection` (backend/dav/sync.py)."""
+    `calendar-query` (backend/dav/reports.py) and `sync-collection` (backend/dav/sync.py);
+    PROPPATCH renames and recolours the list, DELETE trashes it (backend/dav/lists.py)."""
     list_id = _collection_of(request)
     if request.method == "OPTIONS":
         return await _options(request, ALLOW_COLLECTION)
+    if request.method == "PROPPATCH":
+        update = proppatch_request(await _body(request))
+
+        def patched(work: UnitOfWork, writes: bool) -> Response:
+            with _the_collection():
+                statuses = lists.proppatch(work, list_id, update)
+            body = propstats(resources.collection_path(list_id), statuses)
+            return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
+
+        return await _in_work(request, response, patched)
+    if request.method == "DELETE":
+        if request.headers.get("if-match") not in (None, "*"):
+            raise PreconditionFailed(NO_COLLECTION_TAG)  # a collection serves no ETag
+
+        def deleted(work: UnitOfWork, writes: bool) -> Response:
+            with _the_collection():
+                lists.delete(work, list_id)
+            return Response(status_code=204, headers=_dav_headers())
+
+        return await _in_work(request, response, deleted)
     if request.method == "REPORT":
         asked = report_request(await _body(request))
 
@@ -303,7 +347,7 @@ async def dav_collection(request: Request, response: Response) -> Response:
             the_list, members, position = objects.collection(work, list_id, depth)
             here = [resources.collection(the_list, writes, sync.token(list_id, position))]
             return here + [reports.listed(served, list_id) for served in members]
-        token = _token_of(request, work)
+        token = _token_of(request, work, [list_id])
         if not depth:
             return [resources.collection(_list_row(work, list_id), writes, token(list_id))]
         # The list and its objects in one statement (the tasks in no list need no list).
@@ -320,6 +364,15 @@ def _collection_of(request: Request) -> int | None:
     if isinstance(list_id, str):
         raise NotFound(NOT_FOUND)
     return list_id
+
+
+@contextmanager
+def _the_collection() -> Iterator[None]:
+    """A list's write through `ListService`: its missing list is DAV's one 404."""
+    try:
+        yield
+    except NotFound:
+        raise NotFound(NOT_FOUND) from None
 
 
 def _list_row(work: UnitOfWork, list_id: int | None) -> Any:
@@ -399,13 +452,27 @@ async def dav_object(request: Request, response: Response) -> Response:
     return await _in_work(request, response, read)
 
 
-@router.api_route(
-    DAV_ROOT + "{rest:path}",
-    methods=["OPTIONS", "PROPFIND", "GET", "HEAD", "PUT", "DELETE", "REPORT"],
-)
+# Every method a DAV client sends. A path under the root no route has, or a method its
+# route does not answer, ends here, signed in first like every other (a stranger cannot
+# tell which paths exist): the one 404, or 405 where a route has the path but not the method.
+_EVERY_METHOD = [
+    "OPTIONS", "PROPFIND", "PROPPATCH", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+    "REPORT", "MKCOL", "MKCALENDAR", "MOVE", "COPY", "LOCK", "UNLOCK", "ACL", "SEARCH",
+]  # fmt: skip
+
+
+@router.api_route(_route(DAV_ROOT), methods=_EVERY_METHOD)
+@router.api_route(DAV_ROOT + "{rest:path}", methods=_EVERY_METHOD)
 @dav_route
 async def dav_unknown(request: Request, response: Response) -> Response:
-    """Any other path under the root: the one 404."""
+    """Any other path under the root: the one 404; a method the path's resource does not
+    answer: 405 with what it does."""
+    for route in router.routes:
+        if getattr(route, "endpoint", None) is dav_unknown or not isinstance(route, APIRoute):
+            continue
+        matched, _ = route.matches(request.scope)
+        if matched is not Match.NONE:
+            raise MethodRefused(", ".join(m for m in _EVERY_METHOD if m in (route.methods or ())))
     raise NotFound(NOT_FOUND)
 
 

@@ -3,7 +3,11 @@ specs/caldav.md, "Sync").
 
 A token is a position of the caller's change feed with DAV's own events in it
 (backend/services/changes.py `CollectionFeed`), bound to its collection:
-`urn:x-task-api:sync:<list id or no-list>:<position>`. The initial sync (an empty token) lists
+`urn:x-task-api:sync:<list id or no-list>:<position>`, where the position is the collection's
+latest event (`collection_head`): a change elsewhere does not move it, so a client that
+compares tokens (or `getctag`) re-lists only the collections that changed. A token naming an
+event the feed no longer holds, and past how far pruning went (a database restored from before
+it), is `valid-sync-token`, as a pruned one is. The initial sync (an empty token) lists
 every object; a later one reports every object of an event of the collection after the
 position (a task's change through any door, a kept object's, a move out, access ended) as it
 is now: a member still served here with its ETag (and `calendar-data` when asked), one no
@@ -39,7 +43,7 @@ _TOKEN = re.compile(r"^urn:x-task-api:sync:(no-list|[1-9][0-9]{0,17}):(0|[1-9][0
 # The events a sync reads at most; past them the answer is partial (RFC 6578 §3.6: a `507`
 # for the collection and a token to go on from), the next request reads on.
 MAX_EVENTS = 5000
-_STALE = "This sync token is not one of this collection's, or is too old: sync from empty"
+_STALE = "This sync token is not one of this collection's, too old, or unknown: sync from empty"
 _TOO_MANY = "More objects than the limit asked for: sync without a limit, or a larger one"
 
 
@@ -72,9 +76,9 @@ def position_of(sent: str, list_id: int | None) -> int:
     return int(matched.group(2))
 
 
-def head(work: UnitOfWork) -> int:
-    """The caller's position now, for a collection's `sync-token` and `getctag`."""
-    return work.service(CollectionFeed).head()
+def heads(work: UnitOfWork, list_ids: list[int | None]) -> dict[int | None, int]:
+    """Each collection's position now, for its `sync-token` and `getctag` (one statement)."""
+    return work.service(CollectionFeed).heads(list_ids)
 
 
 @dataclass
@@ -92,7 +96,9 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
     changes = work.service(CollectionFeed).since(after, list_id, MAX_EVENTS)
     if not changes.readable:  # before the token: a stranger learns nothing from it
         raise NotFound(objects.NOT_FOUND)
-    if changes.expired:
+    if changes.expired or not changes.known:
+        # Pruned past the token, or a token past the feed (a database restored from before
+        # it): what changed since cannot be told, and "nothing" would be a lie.
         raise PreconditionRefused(clark(DAV, "valid-sync-token"), _STALE)
     # A position is never taken back: the head may be below it while a change is in flight
     # in one of the caller's spaces (the hold's horizon), or past a list it has left.
@@ -154,7 +160,7 @@ def _initial(
     """Every object of the collection, and the token they are as of. The position is read
     first: a change between the two statements is in the listing and reported again by the
     next sync, never lost."""
-    position = head(work)
+    position = heads(work, [list_id])[list_id]
     _, every = objects.listed(work, list_id)  # a list the caller cannot read: the 404
     if asked.limit is not None and len(every) > asked.limit:
         raise TooManyMatches()

@@ -351,7 +351,10 @@ def _decode(body: bytes) -> str:
 
 
 def _parse_message(error: BaseException) -> str:
-    # The library's message quotes the input: say what failed without echoing it whole.
+    # The library's message quotes the input: say what failed without echoing it whole. An
+    # OS error (a TZID looked up as a file name) says nothing of the client's data but ours.
+    if isinstance(error, OSError):
+        return "The body is not valid iCalendar data"
     first = str(error).split(":", 1)[0][:120]
     return f"The body is not valid iCalendar data ({first})"
 

@@ -35,10 +35,15 @@ MAX_DEPTH = 32
 MEDIA_TYPE = "application/xml; charset=utf-8"
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "PAYLOAD_TOO_LARGE"
-    message = f"A DAV request body is at most {MAX_BODY_BYTES} bytes"
+class MethodRefused(AppError):
+    """A method the resource does not answer (RFC 9110 15.5.6): 405 with what it does."""
+
+    status_code = 405
+    code = "METHOD_NOT_ALLOWED"
+    message = "This resource does not answer this method"
+
+    def __init__(self, allow: str) -> None:
+        super().__init__(self.message, extra_headers={"Allow": allow})
 
 
 class MalformedXml(InvalidRequest):
@@ -66,16 +71,40 @@ def clark(namespace: str, local: str) -> str:
     return f"{{{namespace}}}{local}"
 
 
+class PayloadTooLarge(PreconditionRefused):
+    """A body past `MAX_BODY_BYTES`: 413 naming CalDAV's `max-resource-size` (RFC 4791
+    5.3.2.1), told before the rest of the body is read."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+    def __init__(self) -> None:
+        super().__init__(
+            clark(CALDAV, "max-resource-size"),
+            f"A DAV request body is at most {MAX_BODY_BYTES} bytes",
+        )
+
+
 def parse(body: bytes, root: str) -> Element | None:
     """The document in `body`, whose root element must be `root` (a Clark name); None for an
     empty body. `MalformedXml` for anything else."""
     if not body.strip():
         return None
+    document = _document(body)
+    if document.tag != root:
+        raise MalformedXml()
+    return document
+
+
+def _document(body: bytes) -> Element:
+    """The XML document in `body`, at most `MAX_DEPTH` deep, else `MalformedXml`."""
     try:
         document = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ParseError, DefusedXmlException, ValueError):
+    except (ParseError, DefusedXmlException, ValueError, LookupError):
+        # The declared encoding is the client's too: one Python has no codec for (or one that
+        # is no text encoding) is LookupError, a multi-byte one expat refuses ValueError.
         raise MalformedXml() from None
-    if not isinstance(document, Element) or document.tag != root or _depth(document) > MAX_DEPTH:
+    if not isinstance(document, Element) or _depth(document) > MAX_DEPTH:
         raise MalformedXml()
     return document
 
@@ -116,6 +145,42 @@ def propfind_request(body: bytes) -> PropfindRequest:
     if kind.tag == clark(DAV, "prop"):
         return PropfindRequest(allprop=False, names=tuple(str(child.tag) for child in kind))
     raise MalformedXml()
+
+
+@dataclass(frozen=True)
+class PropertyUpdate:
+    """A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in the
+    order the body names them."""
+
+    changes: tuple[tuple[str, str | None], ...]
+
+
+def proppatch_request(body: bytes) -> PropertyUpdate:
+    document = parse(body, clark(DAV, "propertyupdate"))
+    if document is None:
+        raise MalformedXml()
+    changes: list[tuple[str, str | None]] = []
+    for action in document:
+        if action.tag not in (clark(DAV, "set"), clark(DAV, "remove")):
+            raise MalformedXml()
+        prop = action.find(clark(DAV, "prop"))
+        if prop is None:
+            raise MalformedXml()
+        removes = action.tag == clark(DAV, "remove")
+        changes.extend((str(node.tag), None if removes else (node.text or "")) for node in prop)
+    if not changes:
+        raise MalformedXml()
+    return PropertyUpdate(tuple(changes))
+
+
+def propstats(path: str, statuses: Mapping[str, str]) -> bytes:
+    """A PROPPATCH's 207 body: one propstat per property with its status (`200 OK`, ...)."""
+    response = element(clark(DAV, "response"), None, href(path))
+    for name, status in statuses.items():
+        response.append(_propstat([Element(name)], status))
+    root = element(clark(DAV, "multistatus"), None, response)
+    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return written
 
 
 # A property's value: text, an element (or several) to put inside it, or nothing (empty).
@@ -260,12 +325,7 @@ def report_request(body: bytes) -> ReportRequest:
     403 `supported-report`, RFC 3253 §3.6)."""
     if not body.strip():
         raise MalformedXml()
-    try:
-        document = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ParseError, DefusedXmlException, ValueError):
-        raise MalformedXml() from None
-    if not isinstance(document, Element) or _depth(document) > MAX_DEPTH:
-        raise MalformedXml()
+    document = _document(body)
     if document.tag not in _REPORTS:
         raise PreconditionRefused(clark(DAV, "supported-report"), _NO_REPORT)
     prop = document.find(clark(DAV, "prop"))

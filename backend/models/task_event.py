@@ -151,6 +151,21 @@ class TaskEvent(SQLModel, table=True):
             "id",
             postgresql_where=text("list_id IS NOT NULL"),
         ),
+        # A CalDAV collection's position (`changes.collection_head`, migration 0074): the
+        # latest event of the tasks in no list, and the latest move out of a collection.
+        Index(
+            "ix_task_events_user_id_no_list_id",
+            "user_id",
+            "id",
+            postgresql_where=text("list_id IS NULL"),
+        ),
+        Index(
+            "ix_task_events_user_id_left_list",
+            "user_id",
+            text("((changes -> 'list_id') -> 0)"),
+            "id",
+            postgresql_where=text("changes ? 'list_id'"),
+        ),
     )
 
     id: int | None = id_column()

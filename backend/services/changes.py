@@ -286,27 +286,82 @@ _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _L = _LISTS.c
 
 
-def _in_collection(no_list: bool) -> ColumnElement[bool]:
-    left = _E.changes["list_id"][0]  # a move's old list (JSON null: it was in no list)
+_NO_LIST_JSON: ColumnElement[Any] = literal_column("'null'::jsonb")
+
+
+def _moved_out_of(collection: Any) -> ColumnElement[bool]:
+    """A task's move out of the collection `collection` names (the old list's id as JSON;
+    `_NO_LIST_JSON`: no list), as `ix_task_events_user_id_left_list` (migration 0074) indexes
+    it, its predicate stated."""
+    left = _E.changes.op("->")(literal_column("'list_id'")).op("->")(literal_column("0"))
+    return and_(_E.changes.op("?")(literal_column("'list_id'")), left == collection)
+
+
+def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElement[bool]:
     if no_list:
         return and_(
             _E.user_id == bindparam(OWNER),
-            or_(_E.list_id.is_(None), left == literal_column("'null'::jsonb")),
+            or_(_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)),
         )
-    return or_(_E.list_id == _COLLECTION, left == func.to_jsonb(_COLLECTION, type_=JSONB))
+    return or_(_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB)))
 
 
-def dav_head() -> ColumnElement[int]:
-    """The caller's position for a sync token: its latest change with DAV's events, below any
-    change still in flight (`HOLD` sent ahead), or how far pruning went (0 before any)."""
-    own = select(func.max(_E.id)).where(_DAV_OWN, _E.id <= _HORIZON).scalar_subquery()
-    theirs = if_member(
-        select(func.max(_UNORDERED)).where(_DAV_SHARED, _UNORDERED <= _HORIZON).scalar_subquery()
+def collection_head(collection: Any = None) -> ColumnElement[int]:
+    """A collection's position for its sync token and `getctag` (issue 70): its latest event
+    (DAV's own included, a move out too) below any change in flight (`HOLD` sent ahead), or
+    how far pruning went (0 before any). Only that collection's changes move it: a change in
+    one list leaves every other list's token as it was. `collection`: the list's id (a bound
+    value or a column; None: the caller's tasks in no list). Each arm is a maximum read on its
+    own index, from the top: the events recorded in the collection
+    (`ix_task_events_user_id_list_id_id`, `ix_task_events_user_id_no_list_id`) and the moves
+    out of it (`ix_task_events_user_id_left_list`)."""
+    pruned = _PRUNED.scalar_subquery()
+    if collection is None:
+        arms = [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
+        own = [
+            select(func.max(_E.id)).where(_DAV_OWN, arm, _E.id <= _HORIZON).scalar_subquery()
+            for arm in arms
+        ]
+        return cast(ColumnElement[int], func.greatest(*own, pruned, 0))
+    arms = [_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB))]
+    own = [
+        select(func.max(_E.id)).where(_DAV_OWN, arm, _E.id <= _HORIZON).scalar_subquery()
+        for arm in arms
+    ]
+    theirs = [
+        if_member(
+            select(func.max(_UNORDERED))
+            .where(_DAV_SHARED, arm, _UNORDERED <= _HORIZON)
+            .scalar_subquery()
+        )
+        for arm in arms
+    ]
+    return cast(ColumnElement[int], func.greatest(*own, *theirs, pruned, 0))
+
+
+def _still_there(no_list: bool) -> ColumnElement[bool]:
+    """Whether the event a token's position names is still in the collection's feed: a
+    position past the feed (a database restored from before it) names none. (0, or how far
+    pruning went, names no event and is never past.)"""
+    arm = or_(_DAV_OWN, _DAV_SHARED) if not no_list else _DAV_OWN
+    return or_(
+        _THROUGH.c.through >= _AFTER,
+        exists(select(_E.id).where(_E.id == _AFTER, arm, _in_collection(no_list))),
     )
-    return cast(ColumnElement[int], func.greatest(own, theirs, _PRUNED.scalar_subquery(), 0))
 
 
-_DAV_HEAD = select(dav_head().label("position"))
+def _listed(lists: Sequence[int]) -> dict[str, int]:
+    return {f"collection_{n}": list_id for n, list_id in enumerate(lists)}
+
+
+def _heads(count: int, no_list: bool) -> Any:
+    """One statement of `count` lists' positions (and the tasks in no list's, last)."""
+    columns = [
+        collection_head(bindparam(f"collection_{n}", type_=BigInteger)) for n in range(count)
+    ]
+    return select(*columns, *([collection_head()] if no_list else []))
+
+
 _NAME = _E.object["name"].astext
 
 
@@ -331,8 +386,13 @@ def _collection_page(no_list: bool) -> Any:
         if no_list
         else exists(select(_L.id).where(_L.id == _COLLECTION, may(_LISTS, Action.LIST_READ)))
     )
+    head = collection_head(None if no_list else _COLLECTION)
     top = select(
-        _THROUGH.c.through, dav_head().label("head"), readable.label("readable"), *rows.c
+        _THROUGH.c.through,
+        head.label("head"),
+        readable.label("readable"),
+        _still_there(no_list).label("known"),
+        *rows.c,
     ).select_from(_THROUGH.outerjoin(rows, true()))
     return top.order_by(rows.c.id)
 
@@ -353,15 +413,22 @@ class CollectionChanges:
     has_more: bool
     readable: bool
     expired: bool
+    known: bool = True
 
 
 class CollectionFeed(Scoped):
     """The change feed as `sync-collection` reads it (backend/dav/sync.py)."""
 
-    def head(self) -> int:
-        """The caller's position now, below any change in flight: a new sync token."""
+    def heads(self, list_ids: Sequence[int | None]) -> dict[int | None, int]:
+        """Each collection's position now (`collection_head`), below any change in flight:
+        their sync tokens, in one statement (None: the tasks in no list)."""
         self._ahead(HOLD)
-        return int(self._read(_DAV_HEAD).scalar_one())
+        lists = [each for each in list_ids if each is not None]
+        row = self._read(_heads(len(lists), None in list_ids), **_listed(lists)).one()
+        found: dict[int | None, Any] = dict(zip(lists, row[: len(lists)], strict=True))
+        if None in list_ids:
+            found[None] = row[-1]
+        return {key: int(value) for key, value in found.items()}
 
     def since(self, after: int, list_id: int | None, limit: int) -> CollectionChanges:
         """Up to `limit` events of the collection after `after`, with the caller's position
@@ -376,7 +443,7 @@ class CollectionFeed(Scoped):
         expired = int(first.through) > after
         found = [row for row in rows if row.id is not None]
         return CollectionChanges(
-            found[:limit], head, len(found) > limit, bool(first.readable), expired
+            found[:limit], head, len(found) > limit, bool(first.readable), expired, first.known
         )
 
 

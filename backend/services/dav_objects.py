@@ -45,7 +45,7 @@ from backend.models import Task
 from backend.models.dav_object import TaskDavObject
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
-from backend.services.changes import HOLD, dav_head
+from backend.services.changes import HOLD, collection_head
 from backend.services.task_bulk import LOCK_TASKS
 from backend.services.task_sending import TaskSending, Then
 from backend.services.task_statements import TASK_VIEW
@@ -220,7 +220,7 @@ class DavObjectService(TaskSending):
     ) -> tuple[Any | None, Sequence[Any]]:
         """A list's collection in one statement: the list as the caller sees it (`list_id`,
         `list_name`, `list_color`, `list_role`; None: one it cannot read) and, at Depth 1, its
-        tasks with their objects; with `position`, the caller's feed position for its sync
+        tasks with their objects; with `position`, the list's position for its sync
         token (`position`, read behind the feed's hold, sent ahead in the same message)."""
         if position:
             self._ahead(HOLD)
@@ -388,8 +388,8 @@ _LOOKUP = (
 _NO_LIST_SEEN = SimpleNamespace(
     list_id_seen=None, list_name=None, list_color=None, list_role="owner"
 )
-# The caller's feed position for a sync token (`sync-token`, `getctag`), beside the list.
-_POSITION = select(dav_head().label("position")).subquery("position")
+# The list's position for its sync token (`sync-token`, `getctag`), beside the list.
+_POSITION = select(collection_head(_LIST).label("position")).subquery("position")
 
 
 def _listed(position: bool, depth: int) -> Any:

@@ -155,7 +155,7 @@ class RateLimiter:
 
     def dav_failure(self, username: str) -> None:
         """One failed CalDAV sign-in (HTTP Basic) with `username`, counted against the
-        per-address and per-username limits in a transaction of its own: the headers, or
+        per-address and per-username-and-address limits in a transaction of its own: the headers, or
         `RateLimited` when this one is over."""
         self._enforce(*dav_failure_checks(self._settings, self._client_ip, username))
 
@@ -217,13 +217,18 @@ class RateLimiter:
 def dav_failure_checks(
     settings: Settings, client_ip: str, username: str
 ) -> tuple[tuple[Policy, str], tuple[Policy, str]]:
-    """The limits of failed CalDAV sign-ins: per client address, per username."""
+    """The limits of failed CalDAV sign-ins: per client address, and per username from that
+    address. Never per username alone: the username is the account's id, which every
+    co-member of a shared list sees, so a limit on it would let anyone lock its owner's
+    devices out; an app password's 256 random bits need no per-account limit to stay
+    unguessable, the limits only slow an address that keeps trying."""
     window = settings.rate_limit_auth_window_seconds
     return (
         (Policy("dav-auth-ip", settings.rate_limit_dav_failures_per_ip, window), client_ip),
         (
             Policy("dav-auth-user", settings.rate_limit_dav_failures_per_username, window),
-            username,
+            # A username holds no space (`dav_username` encodes it), so the pair is one key.
+            f"{username} {client_ip}",
         ),
     )
 

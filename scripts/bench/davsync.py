@@ -1,6 +1,6 @@
 """Issue 62's sync scenario ("a benchmark scenario reports p50 and throughput of a sync with 1
 change in 1,000"), run against the API alone (the baseline and the naive app speak no DAV):
-`dav-sync`.
+`dav-sync`; and issue 70's filtered `calendar-query` of the same lists, `dav-query`.
 
 `SYNCERS` accounts (`syncer-n`, seeded with the database by `seed.prepare`) each own a list of
 `SYNC_TASKS` tasks. Per pass, `validate` gives each a fresh CalDAV app password (its hash
@@ -34,6 +34,18 @@ from scripts.seeding import seed_lists
 
 SCENARIO = "dav-sync"
 UNCHANGED_SCENARIO = "dav-sync-unchanged"
+QUERY_SCENARIO = "dav-query"
+# Issue 70's filtered query (`dav-query`): a text-match on SUMMARY and DESCRIPTION
+# is-not-defined over the list's 1,000 tasks (`Item 1` ... `Item 1000`, none described): 11
+# match (`Item 99`, `Item 990` ... `Item 999`), each returned with its `calendar-data`.
+QUERY = (
+    '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
+    '<D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+    '<C:comp-filter name="VTODO"><C:prop-filter name="SUMMARY"><C:text-match>Item 99'
+    '</C:text-match></C:prop-filter><C:prop-filter name="DESCRIPTION"><C:is-not-defined/>'
+    "</C:prop-filter></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+)
+QUERY_MATCHES = 11
 SYNCERS = 4
 SYNC_TASKS = 1000
 BODY = (
@@ -99,6 +111,18 @@ def _sync(client: httpx.Client, auth: str, list_id: int, token: str) -> tuple[st
     return found.group(1), answer.text.count("<D:response>")
 
 
+def _query(client: httpx.Client, auth: str, list_id: int) -> None:
+    answer = client.request(
+        "REPORT",
+        f"/dav/calendars/{list_id}/",
+        content=QUERY,
+        headers={"Authorization": auth, "Depth": "1", "Content-Type": "application/xml"},
+    )
+    found = answer.text.count("<D:response>")
+    if answer.status_code != 207 or found != QUERY_MATCHES or "BEGIN:VTODO" not in answer.text:
+        raise AssertionError(f"{QUERY_SCENARIO}: {answer.status_code}, {found} objects")
+
+
 def write_data(
     path: Path, auth: list[str], lists: list[int], tokens: tuple[list[str], ...]
 ) -> Path:
@@ -133,11 +157,13 @@ def validate(url: str, db: BenchDb, path: Path) -> list[str]:
                 raise AssertionError(f"{SCENARIO}: {reported} changes reported, not 1")
             if _sync(client, header, list_id, after)[1] != 0:
                 raise AssertionError(f"{UNCHANGED_SCENARIO}: changes reported")
+            _query(client, header, list_id)
             changed.append(before)
             unchanged.append(after)
     engine.dispose()
     write_data(path, auth, lists, (changed, unchanged))
     return [
         f"{SCENARIO}: {SYNCERS} lists of {SYNC_TASKS} tasks, 1 change since the token reported "
-        "alone, none since the next"
+        "alone, none since the next",
+        f"{QUERY_SCENARIO}: the filtered query returns its {QUERY_MATCHES} tasks with their data",
     ]

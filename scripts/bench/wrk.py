@@ -26,6 +26,7 @@ SCENARIOS = (
     "calendar-feed",  # issue 52: a 1,000-task calendar feed fetched whole, then revalidated
     "dav-put",  # issue 62: a CalDAV client's PUT of a whole object, beside `update`'s PATCH
     "dav-sync",  # issue 62: a CalDAV sync of a 1,000-task list, 1 change since, then none
+    "dav-query",  # issue 70: a calendar-query with text and property filters over 1,000 tasks
     "mix",
 )
 WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
@@ -43,8 +44,8 @@ SHARED = {"shared-list": ("shared-list", "shared-list-owner")}
 CALENDAR = {"calendar-feed": ("calendar-feed", "calendar-feed-304")}
 # Issue 62's (scripts/bench/davsync.py): the API alone (no other server speaks DAV); each level
 # is two runs, a sync with one change since its token (the scenario's name) and with none
-# (`-unchanged`).
-DAV_SYNC = {"dav-sync": ("dav-sync", "dav-sync-unchanged")}
+# (`-unchanged`); issue 70's filtered `calendar-query` reads the same accounts' lists.
+DAV_SYNC = {"dav-sync": ("dav-sync", "dav-sync-unchanged"), "dav-query": ("dav-query",)}
 # The scenarios whose level is two runs.
 PAIRED = {**SHARED, **CALENDAR, **DAV_SYNC}
 # Issue 31: the routes the naive session-per-request app (scripts/bench/naive.py) serves, the

@@ -39,8 +39,10 @@ def test_well_known_redirects_to_the_dav_root(client: TestClient) -> None:
         assert (answer.status_code, answer.headers["location"]) == (301, "/dav/")
 
 
-def test_options_says_what_the_server_speaks(client: TestClient) -> None:
-    answer = client.options("/dav/")
+def test_options_says_what_the_server_speaks(client: TestClient, alice: Account) -> None:
+    # Signed in, as every DAV request is (a stranger learns not even which paths exist).
+    assert client.options("/dav/").status_code == 401
+    answer = client.options("/dav/", headers=_signed_in(client, alice))
     assert answer.status_code == 200
     assert "calendar-access" in answer.headers["DAV"]
     assert answer.headers["Allow"] == "OPTIONS, PROPFIND"
@@ -118,7 +120,9 @@ def test_only_basic_with_an_app_password_signs_in(client: TestClient, alice: Acc
     assert len(bodies) == 1  # one answer for every reason
 
 
-def test_failed_sign_ins_are_rate_limited_per_username(client: TestClient, alice: Account) -> None:
+def test_failed_sign_ins_are_rate_limited_per_username_and_address(
+    client: TestClient, alice: Account
+) -> None:
     made = create(client, alice)
     wrong = basic(made["username"], "tapw_" + "x" * 43)
     seen = []
@@ -127,9 +131,15 @@ def test_failed_sign_ins_are_rate_limited_per_username(client: TestClient, alice
         seen.append(answer.status_code)
     assert seen[:10] == [401] * 10 and seen[10] == 429, seen
     assert "dav-auth-user" in answer.headers["RateLimit-Policy"]
-    # Past the limit, the right password is refused too until the window ends.
+    # Past the limit, the right password is refused too until the window ends, from there.
     right = _propfind(client, "/dav/", basic(made["username"], made["password"]))
     assert right.status_code == 429 and "Retry-After" in right.headers
+    # The username is the account id every co-member sees: their guesses from their address
+    # never lock the owner's devices out elsewhere (the limit is per username and address).
+    # (No `with`: the session's app is already started; this client only sends from there.)
+    elsewhere = TestClient(client.app, client=("192.0.2.7", 50000))
+    owner = _propfind(elsewhere, "/dav/", basic(made["username"], made["password"]))
+    assert owner.status_code == 207, owner.text
 
 
 def test_bad_xml_is_a_4xx_with_a_dav_error_body(client: TestClient, alice: Account) -> None:

@@ -365,3 +365,80 @@ def test_a_completed_occurrence_handed_over_is_reported_under_both_names(
         href: client.get(href, headers=headers).headers["etag"]
         for href in (path, derived(NO_LIST, completed))
     }
+
+
+_TOKENS = (
+    '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop>'
+    "<D:sync-token/><CS:getctag/></D:prop></D:propfind>"
+)
+
+
+def _tokens(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
+    """Each collection of the home's `sync-token`, as a client polls them (Depth 1), checked
+    equal to its `getctag`."""
+    answer = client.request(
+        "PROPFIND", "/dav/calendars/", content=_TOKENS, headers={**headers, "Depth": "1"}
+    )
+    assert answer.status_code == 207, answer.text
+    root = ET.fromstring(answer.content)  # noqa: S314 (our own answer)
+    found = {}
+    for response in root.iter(f"{D}response"):
+        token = response.findtext(f".//{D}sync-token")
+        if token:
+            assert response.findtext(f".//{CS}getctag") == token
+            found[response.findtext(f"{D}href") or ""] = token
+    return found
+
+
+def test_a_collections_token_moves_only_with_its_own_changes(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """A change in one list leaves every other collection's token and ctag as they were (a
+    client re-lists only what changed); a move changes both lists; a member's change in a
+    shared list moves that list's token for the owner and the member alike."""
+    headers = signed_in(client, alice)
+    first, second = make_list(client, alice, "First"), make_list(client, alice, "Second")
+    shared = make_list(client, bob, "Bob's")
+    join(client, bob, alice, shared, "editor")
+    one, two, theirs = (f"/dav/calendars/{n}/" for n in (first, second, shared))
+    before = _tokens(client, headers)
+    assert set(before) == {NO_LIST, one, two, theirs}
+    task = make_task(client, alice, "Only in the first", list_id=first)
+    after = _tokens(client, headers)
+    assert after[one] != before[one]
+    assert {k: after[k] for k in (NO_LIST, two, theirs)} == {
+        k: before[k] for k in (NO_LIST, two, theirs)
+    }
+    # The collection's own PROPFIND and its sync say the same token.
+    assert synced(sync(client, one, headers))[0] == after[one]
+    moved = client.patch(f"/api/tasks/{task}", json={"list_id": second}, headers=alice.headers)
+    assert moved.status_code == 200, moved.text
+    again = _tokens(client, headers)
+    assert again[one] != after[one] and again[two] != after[two]
+    assert (again[NO_LIST], again[theirs]) == (after[NO_LIST], after[theirs])
+    # A task of the tasks in no list, then the owner's change in the shared list.
+    make_task(client, alice, "In no list")
+    fourth = _tokens(client, headers)
+    assert fourth[NO_LIST] != again[NO_LIST]
+    assert {k: fourth[k] for k in (one, two, theirs)} == {k: again[k] for k in (one, two, theirs)}
+    make_task(client, bob, "Bob's change", list_id=shared)
+    fifth = _tokens(client, headers)
+    assert fifth[theirs] != fourth[theirs]
+    assert {k: fifth[k] for k in (NO_LIST, one, two)} == {k: fourth[k] for k in (NO_LIST, one, two)}
+
+
+def test_a_token_ahead_of_the_feed_is_refused_not_unchanged(
+    client: TestClient, alice: Account
+) -> None:
+    """A database restored from before a client's last sync: its token names a position the
+    feed does not hold. "Nothing changed" would hide every later change from it for good."""
+    headers = signed_in(client, alice)
+    list_id = make_list(client, alice, "Restored")
+    make_task(client, alice, "Before the backup", list_id=list_id)
+    here = f"/dav/calendars/{list_id}/"
+    for path in (here, NO_LIST):
+        token, _ = synced(sync(client, path, headers))
+        position = int(token.rsplit(":", 1)[1])
+        assert synced(sync(client, path, headers, token))[1] == {}  # its own token: unchanged
+        ahead = token.rsplit(":", 1)[0] + f":{position + 1000}"
+        _refused(sync(client, path, headers, ahead), "valid-sync-token")

@@ -92,9 +92,9 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert results["config"]["servers"] == ["api", "baseline", "naive"]
     validation = results["validation"]
     # shared-list's: the member's page is the owner's, twice; calendar-feed's: its feeds;
-    # dav-put's: each account's PUT; dav-sync's: its lists' syncs; the list scenario's callers
-    # are members of no list.
-    assert len(validation) == 22
+    # dav-put's: each account's PUT; dav-sync's: its lists' syncs, dav-query's: its filtered
+    # query; the list scenario's callers are members of no list.
+    assert len(validation) == 23
     # The naive app (issue 31) is checked on its own terms, beside the API's answers.
     assert sum(v.split(": ", 1)[1].startswith("naive: ") for v in validation) == 3
     # Every listing is validated (meta.changes_cursor included): a first page, one with a
@@ -142,9 +142,9 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert machine["cores"] and machine["postgresql"] and machine["python"]
     assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3
     comparisons = results["comparisons"]
-    # shared-list: the member's, the owner's; calendar-feed: the full feed, the 304; dav-sync:
-    # one change, none.
-    assert len(comparisons) == len(wrk.SCENARIOS) + len(wrk.PAIRED)
+    # One per run: shared-list: the member's, the owner's; calendar-feed: the full feed, the
+    # 304; dav-sync: one change, none; dav-query: one.
+    assert len(comparisons) == sum(len(wrk.PAIRED.get(s, (s,))) for s in wrk.SCENARIOS)
     for row in comparisons:
         if row["scenario"] not in {
             *wrk.API_ONLY,
@@ -165,6 +165,7 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert any("calendar-feed: 4 feeds of 1000 events each, each a 304" in v for v in validation)
     assert any("dav-put: 2 accounts' PUTs answered 204 and served back" in v for v in validation)
     assert any("dav-sync: 4 lists of 1000 tasks, 1 change since the token" in v for v in validation)
+    assert any("dav-query: the filtered query returns its 11 tasks" in v for v in validation)
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 

@@ -527,6 +527,11 @@ _VTODO = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Matrix//EN\r\nBEGIN:VTODO\r\nUID:{uid}\r\n"
     "SUMMARY:Written over DAV\r\nX-MATRIX:kept\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
 )
+_PROPPATCH = (
+    '<D:propertyupdate xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/"><D:set><D:prop>'
+    "<D:displayname>Renamed over DAV</D:displayname><A:calendar-color>#FF0000FF</A:calendar-color>"
+    "</D:prop></D:set></D:propertyupdate>"
+)
 NEW_NAME = "matrix-new.ics"
 CALENDAR = (("Content-Type", "text/calendar"),)
 # How each declared DAV method is sent: every variant a client sends (Depth 0 and 1, both
@@ -542,6 +547,8 @@ DAV_SENDS: dict[tuple[str, str], tuple[DavSend, ...]] = {
         DavSend("multiget", "collection", 207, (("Depth", "1"),), _MULTIGET),
         DavSend("query", "collection", 207, (("Depth", "1"),), _QUERY),
     ),
+    ("PROPPATCH", COLLECTION): (DavSend("rename", "collection", 207, (), _PROPPATCH),),
+    ("DELETE", COLLECTION): (DavSend("", "collection", 204),),
     ("PROPFIND", OBJECT): (DavSend("depth 0", "object", 207, (("Depth", "0"),), _PROPFIND),),
     ("GET", OBJECT): (DavSend("", "object", 200),),
     ("HEAD", OBJECT): (DavSend("", "object", 200),),

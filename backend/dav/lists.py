@@ -1,0 +1,84 @@
+"""A collection's own writes (issue 70): PROPPATCH renames and recolours its list, DELETE
+trashes it, through `ListService` (the REST API's `PATCH` and `DELETE /api/lists/{id}`: the
+same roles, limits, refusals, events and trash; no rule of lists is written here).
+
+PROPPATCH is atomic (RFC 4918 9.2): either every property it names is written or none is.
+`displayname` is the list's name, Apple's `calendar-color` its colour (`#RRGGBB`, or Apple's
+`#RRGGBBAA` with its alpha dropped); removing the colour clears it. Any other property, and
+removing the name, is refused (`403` for it, `424 Failed Dependency` for the others), as is a
+value the list rules refuse (`409` for it): nothing is written and the list is not read.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import ValidationError
+
+from backend.dav.xml import APPLE, DAV, PropertyUpdate, clark
+from backend.errors import Forbidden
+from backend.models.task_list import ListUpdate
+from backend.services.registry import UnitOfWork
+
+DISPLAYNAME = clark(DAV, "displayname")
+CALENDAR_COLOR = clark(APPLE, "calendar-color")
+NO_LIST_IS_NO_LIST = "The tasks in no list are not a list: they cannot be renamed or deleted"
+OK = "200 OK"
+_FORBIDDEN = "403 Forbidden"
+_CONFLICT = "409 Conflict"
+_FAILED = "424 Failed Dependency"
+_APPLE_COLOR = re.compile(r"^(#[0-9A-Fa-f]{6})(?:[0-9A-Fa-f]{2})?$")
+
+
+def _value(name: str, value: str | None) -> tuple[str, str | None] | None:
+    """The `ListUpdate` field and value a property's change is (None: one we do not write)."""
+    if name == DISPLAYNAME and value is not None:
+        return "name", value
+    if name == CALENDAR_COLOR:
+        if value is None:
+            return "color", None
+        matched = _APPLE_COLOR.fullmatch(value.strip())
+        return "color", matched.group(1) if matched else value
+    return None
+
+
+def update_of(asked: PropertyUpdate) -> tuple[ListUpdate | None, dict[str, str]]:
+    """The list update a PROPPATCH asks for, or None and each property's status (the one
+    refused and `424` for the rest) when any is refused."""
+    values: dict[str, str | None] = {}
+    statuses: dict[str, str] = {}
+    for name, value in asked.changes:
+        field = _value(name, value)
+        if field is None:
+            statuses[name] = _FORBIDDEN
+        else:
+            values[field[0]] = field[1]
+    if not statuses:
+        try:
+            return ListUpdate(**values), {name: OK for name, _ in asked.changes}
+        except ValidationError as error:
+            refused = {str(each["loc"][0]) for each in error.errors() if each["loc"]}
+            for name, value in asked.changes:
+                field = _value(name, value)
+                if field is not None and field[0] in refused:
+                    statuses[name] = _CONFLICT
+    for name, _ in asked.changes:
+        statuses.setdefault(name, _FAILED)
+    return None, {name: statuses[name] for name, _ in asked.changes}
+
+
+def proppatch(work: UnitOfWork, list_id: int | None, asked: PropertyUpdate) -> dict[str, str]:
+    """Apply `asked` to the list (`ListService.update`), each property's status."""
+    if list_id is None:
+        raise Forbidden(NO_LIST_IS_NO_LIST)
+    data, statuses = update_of(asked)
+    if data is not None:
+        work.lists.update(list_id, data)
+    return statuses
+
+
+def delete(work: UnitOfWork, list_id: int | None) -> None:
+    """Trash the list and its tasks (`ListService.delete`: the owner's alone, restorable)."""
+    if list_id is None:
+        raise Forbidden(NO_LIST_IS_NO_LIST)
+    work.lists.delete(list_id)
