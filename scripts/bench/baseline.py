@@ -527,7 +527,8 @@ class Entry:
         comes back when the write wrote none, marked by a last column (`task_api_written`).
         `ahead`: the statement's own CTEs (a delete's), listed before it at the top level.
         The outcome is settled before the rows are read (`UnitOfWork._settle`)."""
-        ctes = f"{ahead}r AS ({statement})"
+        # A read's statement planned apart from the wrapper, as the API's (`sender._compiled`).
+        ctes = f"{ahead}r AS {'' if self.write else 'MATERIALIZED '}({statement})"
         if stored is not None:
             ctes = WRITTEN_OR_STORED.format(sql=statement, stored=stored)
         head = LOCALS + ENTER + self.locks + (conn.deadline() if self.write else "")
