@@ -199,6 +199,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return guards.ignore_collect(collection_path, config)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    guards.finish(session)
+
+
 # Parallel runs (pytest-xdist; pyproject's addopts `-n auto --dist loadfile`): a worker per core,
 # each a session of its own (its own embedded PostgreSQL, servers and temp directories), and a
 # test file is one unit of work, run whole by one worker, so what a module starts serves all its

@@ -42,6 +42,8 @@ GUARD_FILES = (
     "tests/test_references.py",  # same-user keys, a child's copied list_id
     "tests/api/test_isolation_routes.py",  # another user's rows through every route
     "tests/mcp/test_isolation.py",  # and through every tool
+    "tests/mcp/test_http_tools.py",  # every tool documented in specs/mcp.md
+    "tests/test_rules.py",  # every write route fires only the rules its methods name
     "tests/api/test_named_resources.py",  # a resource of named rows: CRUD, names, limit
     "tests/test_round_trips.py",  # each route's and tool's round trips
     "tests/security/test_protocol_text.py",  # protocol-like text through every writing door
@@ -98,8 +100,9 @@ def subject_of(name: str) -> Subject:
     known = subjects()
     if name not in known:
         raise pytest.UsageError(
-            f"{OPTION} {name}: no declared child or resource of that table; one of: "
-            + ", ".join(sorted(known))
+            f"{OPTION} {name}: no declared child or resource of that table (a `TaskChild` "
+            "beside its table in backend/models/, found by CHILDREN; a `named_rows_router`); "
+            "declared: " + ", ".join(sorted(known))
         )
     return known[name]
 
@@ -215,9 +218,32 @@ def narrow(config: pytest.Config, items: list[pytest.Item]) -> None:
         else:
             dropped.append(item)
     if own == 0:
-        raise pytest.UsageError(
-            f"{OPTION} {name}: no parametrised case of the collected tests names it "
-            f"(by {', '.join(subject.words)}): nothing of its own would run"
-        )
+        if hasattr(config, "workerinput"):
+            # An xdist worker's usage error is the controller's internal error: the worker
+            # runs nothing and the controller says why (`finish`).
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
+        raise pytest.UsageError(_nothing(subject))
     config.hook.pytest_deselected(items=dropped)
     items[:] = kept
+
+
+def _nothing(subject: Subject) -> str:
+    return (
+        f"{OPTION} {subject.name}: no parametrised case of the collected tests names it "
+        f"(by {', '.join(subject.words)}): nothing of its own would run"
+    )
+
+
+def finish(session: pytest.Session) -> None:
+    """Under xdist, a run whose workers collected nothing for the subject is the usage error
+    a serial run raises (`narrow`), not pytest's "no tests ran"."""
+    name = session.config.getoption(OPTION)
+    if name is None or hasattr(session.config, "workerinput"):
+        return
+    if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {_nothing(subject_of(name))}", red=True)
