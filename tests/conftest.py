@@ -47,6 +47,7 @@ from backend.db.embedded import embedded_server  # noqa: E402
 from backend.db.engine import create_db_engine, libpq_url, normalize_url  # noqa: E402
 from backend.db.migrations import migrate_up  # noqa: E402
 from backend.main import create_app  # noqa: E402
+from tests import guards  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DB_NAME = "task_api_test"
@@ -176,11 +177,30 @@ E2E_FILES = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = item.path.relative_to(ROOT / "tests")
         if path.parts[0] in E2E_FOLDERS or path.as_posix() in E2E_FILES:
             item.add_marker(pytest.mark.e2e)
+    guards.narrow(config, items)
+
+
+# `--guards-for TABLE` (one child's or resource's generated guards) and `--fuzz-operation`:
+# tests/guards.py.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    guards.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    guards.configure(config)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return guards.ignore_collect(collection_path, config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    guards.finish(session)
 
 
 # Parallel runs (pytest-xdist; pyproject's addopts `-n auto --dist loadfile`): a worker per core,

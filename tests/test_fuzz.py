@@ -6,6 +6,9 @@ user's bearer token. Every check runs, including response-schema conformance, pl
 own for the second user: a request may never read or change the other user's task.
 
 Deterministic: a fixed hypothesis seed and a fixed number of examples per operation.
+`--fuzz-operation createComment` (an operationId, or a regular expression searched in
+`METHOD /path`; repeatable) fuzzes only those operations; `--guards-for <table>` only a child's
+or resource's (tests/guards.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from backend.config import Settings
 from backend.main import create_app
+from tests import guards
 from tests.chat import fake_model
 from tests.chat.fake_model import FakeModel, say
 from tests.conftest import Account
@@ -84,6 +88,10 @@ def fuzz_schema(fuzz_app: FastAPI) -> Any:
 
 
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
+# `--fuzz-operation` / `--guards-for` (tests/guards.py): only the operations chosen (a filter of
+# the lazy schema: one on the fixture's schema would be replaced by this one's).
+if (chosen := guards.fuzzed_operations()) is not None:
+    schema = schema.include(name=chosen)
 
 
 def _with_a_change(register: Callable[..., Account], client: TestClient) -> tuple[Account, str]:
@@ -216,6 +224,7 @@ def _others_task_id(case: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
+@pytest.mark.narrowed
 @schema.parametrize()
 @hypothesis.seed(SEED)
 @hypothesis.settings(

@@ -9,6 +9,7 @@ registration: no test here names one."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -348,6 +349,39 @@ def test_a_new_child_records_its_events_for_whoever_reads_its_task(
             text("SELECT changes FROM task_events WHERE type = 'test_link.updated'")
         ).scalar_one()
     assert changes == {"url": ["https://example.com/a", "https://example.com/b"]}
+
+
+# What prints the table of specs/data-model.md's "A task's children" to paste.
+REGENERATE = (
+    'python -c "from tests.test_task_children import children_table; '
+    "print(children_table(), end='')\""
+)
+
+
+def children_table() -> str:
+    """The table of the children in specs/data-model.md, from the declarations."""
+    lines = [
+        "| child | routes under `/api/tasks/{task_id}/` | read / write | per task | events |",
+        "|---|---|---|---|---|",
+    ]
+    for child in CHILDREN:
+        routes = f"`{child.path}`" if child.path else "none"
+        actions = "-"
+        if child.read is not None and child.write is not None:
+            actions = f"`{child.read.value}` / `{child.write.value}`"
+        events = ", ".join(f"`{kind}`" for kind in child.event_types) or "none"
+        limit = f"{child.per_task:,}" if child.per_task else "-"
+        lines.append(f"| `{child.name}` | {routes} | {actions} | {limit} | {events} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_children_in_data_model_md_are_the_declared_ones() -> None:
+    """specs/data-model.md lists every declared child (its list went stale: two of four)."""
+    spec = (Path(__file__).resolve().parent.parent / "specs" / "data-model.md").read_text()
+    assert children_table() in spec, (
+        "specs/data-model.md's table of a task's children is not the declared one: replace it "
+        f'(under "A task\'s children") with the output of\n  {REGENERATE}\n'
+    )
 
 
 def test_a_members_own_reminders_record_no_event(
