@@ -394,7 +394,12 @@ def hand_over(work: UnitOfWork, handover: Handover) -> None:
     successor = follow_up(work, handover.applied)
     if successor is not None:
         work.service(DavObjectService).hand_over(
-            handover.applied.task.id, successor.id, handover.uid, handover.name, handover.kept
+            handover.applied.task.id,
+            successor.id,
+            handover.uid,
+            handover.name,
+            handover.kept,
+            kept=handover.created,
         )
 
 

@@ -241,12 +241,16 @@ class DavObjectService(TaskSending):
         commits the task's write: only on a task the caller may write."""
         self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
 
-    def hand_over(self, task_id: int, successor_id: int, uid: str, name: str, body: str) -> None:
-        """Give the object of `task_id` (a completed occurrence) to `successor_id`, in the
-        message that commits the request: the completed one's object no longer served (its
-        task is served under its derived name), then `body` kept as the successor's, which
-        then holds the name and the UID."""
-        self._at_commit(_UNSERVE, dav_task=task_id)
+    def hand_over(
+        self, task_id: int, successor_id: int, uid: str, name: str, body: str, *, kept: bool
+    ) -> None:
+        """Give the series' object on `task_id` (a completed occurrence) to `successor_id`, in
+        the message that commits the request, then `body` kept as the successor's, which then
+        holds the name and the UID. The completed one's object is no longer served (its task
+        is served under its derived name), unless it is `kept`: a completed copy's object, now
+        the occurrence's own."""
+        if not kept:
+            self._at_commit(_UNSERVE, dav_task=task_id)
         self.keep(successor_id, uid, name, body)
 
     def changed(self, list_id: int | None, task_ids: list[int], names: list[str]) -> Sequence[Any]:
