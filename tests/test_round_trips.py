@@ -218,6 +218,8 @@ BUDGETS: dict[str, int] = {
     "GET /api/conversations/{conversation_id}/messages": 1,
     "DELETE /api/conversations/{conversation_id}": 1,
     "GET /health": 0,
+    # The VAPID public key: from settings (or the data folder's key), no database.
+    "GET /api/push/public-key": 0,
     "GET /health/ready": 4,
     "GET /metrics": 0,
     "GET /docs": 0,

@@ -17,6 +17,7 @@ from backend.models.calendar_feed import CalendarFeedCreated, CalendarFeedPublic
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
+from backend.models.push_subscription import PushPublicKey, PushSubscriptionPublic
 from backend.models.sharing import InvitationCreated, InvitationPublic, MemberPublic
 from backend.models.stream_ticket import StreamTicketPublic
 from backend.models.task import TaskPublic
@@ -118,6 +119,21 @@ class AppPasswordsEnvelope(BaseModel):
 
 class AppPasswordCreatedEnvelope(DataEnvelope[AppPasswordCreated]):
     """An app password with the password itself (shown only here)."""
+
+
+class PushSubscriptionsEnvelope(BaseModel):
+    """Your push subscriptions, oldest first (never their keys)."""
+
+    data: list[PushSubscriptionPublic]
+    meta: CountMeta
+
+
+class PushSubscriptionEnvelope(DataEnvelope[PushSubscriptionPublic]):
+    """A push subscription (its keys are never shown)."""
+
+
+class PushPublicKeyEnvelope(DataEnvelope[PushPublicKey]):
+    """The server's VAPID public key."""
 
 
 class TaskOccurrencesEnvelope(DataEnvelope[TaskOccurrences]):
