@@ -1,5 +1,6 @@
 """The delivery loop. Each cycle: fire due reminders (into the outbox), claim a batch of
-events, deliver each to every sink that has not accepted it yet, record the outcome, commit.
+events, deliver each to every sink that has not accepted it yet, record the outcome, commit;
+then send a batch of reminders' pushes and emails (backend/events/notify.py).
 Several workers, on several machines, share the work through SKIP LOCKED (outbox.py).
 
 A failed attempt is retried after an exponential backoff with full jitter; after
@@ -24,6 +25,7 @@ from backend.config import Settings
 from backend.errors import database_error, database_failure, loggable
 from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
+from backend.events.notify import Notifier
 from backend.events.outbox import ClaimedRow
 from backend.events.sinks import DeliveryFailed, Sink, event_body
 from backend.services.attachments import ORPHAN_AGE, sweep_orphans
@@ -89,6 +91,18 @@ class Worker:
         self._pool = ThreadPoolExecutor(
             max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"
         )
+        # Pushes go to a client's URL: no redirects, no proxy from the environment.
+        self._push_http = httpx.Client(
+            timeout=settings.push_timeout_seconds, follow_redirects=False, trust_env=False
+        )
+        self.notifier = Notifier(
+            engine,
+            settings,
+            self.metrics,
+            self._pool,
+            self._push_http,
+            parallel=PARALLEL_DELIVERIES,
+        )
         self._pruned_at = -float("inf")  # prune on the first cycle
         self._objects: ObjectStorage | None = None
 
@@ -108,6 +122,7 @@ class Worker:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         if wait:
             self._http.close()
+            self._push_http.close()
 
     def run(self, stop: threading.Event) -> None:
         """Cycle until `stop` is set; a cycle in progress finishes first."""
@@ -131,6 +146,9 @@ class Worker:
             self.metrics.reminders.labels("sent").inc(fired.sent)
             self.metrics.reminders.labels("skipped").inc(fired.skipped)
         handled = self.deliver_batch()
+        # Reminders' pushes and emails (backend/events/notify.py): leased, sent with no
+        # transaction open, recorded.
+        notified = self.notifier.run()
         with self._engine.connect() as conn:
             backlog = outbox.backlog(conn)
         self.metrics.observe_backlog(backlog)
@@ -146,7 +164,7 @@ class Worker:
             swept = sweep_orphans(self._engine, self._storage(), datetime.now(UTC) - ORPHAN_AGE)
             if swept:
                 logger.info("swept %d stored attachments with no row", swept)
-        return handled == self._settings.event_batch_size
+        return self._settings.event_batch_size in (handled, notified)
 
     def deliver_batch(self) -> int:
         """Claim, deliver and record one batch in one transaction; returns its size.

@@ -17,6 +17,7 @@ from backend.models.calendar_feed import CalendarFeedCreated, CalendarFeedPublic
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
+from backend.models.notification_settings import EmailConfirmed, NotificationSettingsPublic
 from backend.models.push_subscription import PushPublicKey, PushSubscriptionPublic
 from backend.models.sharing import InvitationCreated, InvitationPublic, MemberPublic
 from backend.models.stream_ticket import StreamTicketPublic
@@ -196,3 +197,11 @@ class ActivityEnvelope(ListEnvelope[ActivityItem]):
 
 class StreamTicketEnvelope(DataEnvelope[StreamTicketPublic]):
     """A one-time ticket that opens your live change stream."""
+
+
+class NotificationSettingsEnvelope(DataEnvelope[NotificationSettingsPublic]):
+    """Your notification settings."""
+
+
+class EmailConfirmedEnvelope(DataEnvelope[EmailConfirmed]):
+    """The address a confirmation link confirmed."""

@@ -44,9 +44,10 @@ class Browser:
         return {"endpoint": endpoint, "expirationTime": None, "keys": self.keys}
 
     def decrypt(self, body: bytes) -> bytes:
-        return http_ece.decrypt(
+        plain: bytes = http_ece.decrypt(
             body, private_key=self.key, auth_secret=self.auth, version="aes128gcm"
         )
+        return plain
 
 
 @dataclass
