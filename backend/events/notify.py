@@ -42,6 +42,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.events.health import WorkerMetrics
+from backend.events.outbox import backoff
 from backend.services.mail import MailFailed, MailSender, reminder_message
 from backend.services.push_endpoints import UnsafeEndpoint, resolve
 
@@ -304,8 +305,6 @@ class Notifier:
                         _GONE, {"user_id": row.user_id, "subscription_id": row.subscription_id}
                     )
                 elif outcome.kind == "retry" and row.attempts < settings.event_max_attempts:
-                    from backend.events.worker import backoff
-
                     wait_seconds = backoff(settings, row.attempts).total_seconds()
                     if outcome.wait is not None:
                         wait_seconds = max(wait_seconds, outcome.wait)

@@ -10,13 +10,12 @@ A failed attempt is retried after an exponential backoff with full jitter; after
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -26,7 +25,7 @@ from backend.errors import database_error, database_failure, loggable
 from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.notify import Notifier
-from backend.events.outbox import ClaimedRow
+from backend.events.outbox import ClaimedRow, backoff
 from backend.events.sinks import DeliveryFailed, Sink, event_body
 from backend.services.attachments import ORPHAN_AGE, sweep_orphans
 from backend.services.changes import prune
@@ -45,15 +44,6 @@ def longest_batch_seconds(settings: Settings, sinks: int) -> float:
     The claim's transaction stays open that long (and no longer: see `deliver_batch`)."""
     waves = -(-settings.event_batch_size // PARALLEL_DELIVERIES)
     return waves * sinks * settings.event_delivery_timeout_seconds
-
-
-def backoff(settings: Settings, attempts: int) -> timedelta:
-    """Full jitter: uniform in [0, min(max, base * 2^(attempts-1))]."""
-    ceiling = min(
-        settings.event_retry_max_seconds,
-        settings.event_retry_base_seconds * 2 ** min(attempts - 1, 30),
-    )
-    return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
 
 
 @dataclass

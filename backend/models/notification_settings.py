@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Identity,
+    Index,
     Integer,
     Text,
     UniqueConstraint,
@@ -105,6 +106,11 @@ class ReminderDelivery(SQLModel, table=True):
             name="ck_reminder_deliveries_channel",
         ),
         CheckConstraint("state IN ('pending', 'dead')", name="ck_reminder_deliveries_state"),
+        Index(
+            "ix_reminder_deliveries_next_attempt_at",
+            "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
     )
 
     id: int | None = SQLField(
