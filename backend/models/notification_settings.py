@@ -159,7 +159,7 @@ class NotificationSettingsPublic(BaseModel):
 class NotificationSettingsUpdate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"push": True, "time_zone": "Europe/Berlin"}]},
+        json_schema_extra={"examples": [{"push": True}]},
     )
 
     push: Annotated[bool, NotNull] = Field(**NOT_SENT, description="Web Push on or off.")

@@ -79,7 +79,8 @@ async def push_public_key(settings: SettingsDep) -> PushPublicKeyEnvelope:
     description="The body is `PushSubscription.toJSON()` as the browser gives it. The "
     "endpoint must be https on a push service's host (FCM, Mozilla, Apple, Windows unless the "
     "server says otherwise); its keys are checked as RFC 8291 needs them. The same endpoint "
-    "again is the same subscription (its keys refreshed): 200 with it instead of 201.",
+    "again is the same subscription (its keys refreshed): 200 with it instead of 201. 503 "
+    "where Web Push is off.",
     responses={
         **rate_limited(201, "Subscribed; `Location` is its path.", "Location"),
         **rate_limited(200, "Already subscribed: the same subscription, its keys refreshed."),
@@ -89,6 +90,8 @@ async def push_public_key(settings: SettingsDep) -> PushPublicKeyEnvelope:
 def create_push_subscription(
     door: Door, request: Request, response: Response, data: PushSubscriptionCreate
 ) -> PushSubscriptionEnvelope:
+    if not door.settings.push_on:
+        raise PUSH_OFF  # nothing would ever be sent to it
     done = door.service(PushSubscriptionService).subscribe(data, door.settings)
     public = PushSubscriptionPublic.model_validate(done.row)
     root = request.scope.get("root_path", "")
