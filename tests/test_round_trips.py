@@ -273,6 +273,9 @@ HOLDS_ACROSS_ROUND_TRIP: dict[str, str] = {
     "POST /api/auth/logout-all": "psycopg2 transaction",
     "DELETE /api/auth/me": "psycopg2 transaction",
     "GET /health/ready": "psycopg2 transaction",
+    # A confirmation link that matches nothing (the measured case): the refused write's
+    # transaction is rolled back after its answer.
+    "GET /api/notification-settings/confirm": "the refused link's rollback",
     # The chat limit's count is a psycopg2 transaction of its own.
     "POST /api/chat": "the chat limit's transaction",
     "POST /api/chat+conversation_id": "the chat limit's transaction",
