@@ -49,6 +49,12 @@ NOT_PROVOKED = {
     "database_unreachable",
     "migrations_pending",
     "conflict",
+    # An upload's faults need a server with tight bounds or a frozen store:
+    # tests/attachments/test_uploads.py (a stalled body's 408, the worker's bound's 503) and
+    # tests/reliability/test_storage_hang.py (radosgw frozen: 503).
+    "upload_stalled",
+    "uploads_busy",
+    "storage_unavailable",
 }
 
 
