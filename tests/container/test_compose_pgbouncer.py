@@ -17,9 +17,9 @@ import psycopg2
 import pytest
 import yaml
 
+from backend.db.embedded import ensure_system_user
 from tests.conftest import ROOT, _free_port
 from tests.reliability.servers import (
-    RUN_AS,
     DedicatedPostgres,
     _scratch_dir,
     _unprivileged,
@@ -66,8 +66,9 @@ def test_compose_pgbouncer_config_pools_transactions_with_scram(
     ini = ini.replace("/etc/pgbouncer/userlist.txt", str(root / "userlist.txt"))
     (root / "pgbouncer.ini").write_text(ini)
     (root / "userlist.txt").write_text(compose_file("pgbouncer-users"))
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(RUN_AS)
+    user = ensure_system_user()
+    if user is not None:
+        entry = pwd.getpwnam(user)
         for path in root.iterdir():
             os.chown(path, entry.pw_uid, entry.pw_gid)
     log = root / "pgbouncer.log"
