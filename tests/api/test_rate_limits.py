@@ -5,15 +5,12 @@ so the limits hold across two uvicorn worker processes."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.testclient import TestClient
@@ -276,25 +273,8 @@ def test_disabled_limits_send_no_headers(unlimited_client: TestClient) -> None:
     assert "ratelimit" not in response.headers
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    baseline: dict[int, int]
-
-    def socket_counts(self) -> dict[int, int]:
-        """Open sockets per child process of `serve` (the workers)."""
-        counts = {}
-        for child in psutil.Process(self.process.pid).children(recursive=True):
-            try:
-                counts[child.pid] = len(child.net_connections(kind="all"))
-            except psutil.Error:
-                continue
-        return counts
-
-
 @pytest.fixture
-def two_workers(database_url: str) -> Iterator[Server]:
+def two_workers(database_url: str) -> Iterator[str]:
     """`python -m backend serve --workers 2` with rate limits on, against the test database.
     With no statement deadline: the test counts what the limits answer, and a loaded machine
     must not turn a counted request into a 503 (a deadline's own answer:
@@ -308,11 +288,8 @@ def two_workers(database_url: str) -> Iterator[Server]:
         "RATE_LIMIT_AUTH_WINDOW_SECONDS": "3600",
         "RATE_LIMIT_TASK_WINDOW_SECONDS": "3600",
     }
-    with running_server(database_url, workers=2, **limits) as (base_url, process, _):
-        server = Server(base_url, process, {})
-        # /health touches no database: nothing but the workers' own sockets so far.
-        server.baseline = server.socket_counts()
-        yield server
+    with running_server(database_url, workers=2, **limits) as (base_url, _, _):
+        yield base_url
 
 
 def _fresh_connection(
@@ -326,10 +303,20 @@ def _fresh_connection(
         )
 
 
-@pytest.mark.e2e
-def test_limits_hold_across_two_worker_processes(two_workers: Server) -> None:
-    base = two_workers.url
-    email = "workers@example.com"
+# Rounds at most, each with a new account, until one was served by both workers: the kernel,
+# not the test, spreads the connections, and on a loaded machine one worker may take a round.
+SPREAD_ROUNDS = 8
+
+
+def _worker(response: httpx.Response) -> str:
+    """The process that answered: a generated request id starts with its process's prefix
+    (backend/main.py, `_request_id_generator`)."""
+    return response.headers["X-Request-ID"][:16]
+
+
+def _limited_round(base: str, email: str) -> set[str]:
+    """Sign-ins and writes past their limits at once; the limits hold exactly. Returns the
+    workers that answered."""
     registered = _fresh_connection(
         "POST",
         f"{base}/api/auth/register",
@@ -338,30 +325,38 @@ def test_limits_hold_across_two_worker_processes(two_workers: Server) -> None:
     assert registered.status_code == 201, registered.text
     token = registered.json()["data"]["access_token"]
 
-    def attempt(_: int) -> int:
+    def attempt(_: int) -> httpx.Response:
         return _fresh_connection(
             "POST",
             f"{base}/api/auth/login",
             json={"email": email, "password": "wrong-password"},
-        ).status_code
+        )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(attempt, range(20)))
+        sign_ins = list(pool.map(attempt, range(20)))
+    statuses = [answer.status_code for answer in sign_ins]
     # Exactly the limit gets through, however the requests were spread over the workers.
     assert statuses.count(401) == 5 and statuses.count(429) == 15, statuses
 
-    def write(i: int) -> int:
+    def write(i: int) -> httpx.Response:
         return _fresh_connection(
             "POST", f"{base}/api/tasks", json={"title": f"t{i}"}, headers=bearer(token)
-        ).status_code
+        )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         writes = list(pool.map(write, range(16)))
-    assert writes.count(201) == 7 and writes.count(429) == 9, writes
-    # Both workers took part: each now holds pooled database connections it did not before.
-    after = two_workers.socket_counts()
-    grown = [pid for pid, n in after.items() if n > two_workers.baseline.get(pid, n)]
-    assert len(grown) == 2, (two_workers.baseline, after)
+    codes = [answer.status_code for answer in writes]
+    assert codes.count(201) == 7 and codes.count(429) == 9, codes
+    return {_worker(answer) for answer in (registered, *sign_ins, *writes)}
+
+
+@pytest.mark.e2e
+def test_limits_hold_across_two_worker_processes(two_workers: str) -> None:
+    for round_number in range(SPREAD_ROUNDS):
+        workers = _limited_round(two_workers, f"workers-{round_number}@example.com")
+        if len(workers) == 2:
+            break
+    assert len(workers) == 2, f"{SPREAD_ROUNDS} rounds, each answered by one worker alone"
 
 
 def test_every_counted_request_carries_the_headers_whatever_its_status(
