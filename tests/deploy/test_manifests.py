@@ -510,8 +510,7 @@ def _referenced_secrets(objects: list[Obj]) -> set[tuple[str, str]]:
         for container in spec["containers"]:
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
-                # An optional key (a feature's, e.g. VAPID_PRIVATE_KEY) need not be created.
-                if ref and not ref.get("optional"):
+                if ref:
                     wanted.add((ref["name"], ref["key"]))
     for obj in objects:
         if is_dapr_component(obj):
