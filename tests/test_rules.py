@@ -59,9 +59,6 @@ from tests.resources import (
 # parameter, the body schema's first sample: tests/resources.py, as the isolation guards make
 # them) can send, and why. A new resource's plain routes are generated: no entry here.
 NOT_REQUESTED = {
-    "POST /api/notification-settings/unsubscribe": "one-click unsubscribe needs the signed "
-    "link a reminder email carries, no bearer; it sets one column no rule watches: "
-    "tests/reminders/test_reminder_email.py",
     "PUT /dav/calendars/{segment}/{name:path}": "a CalDAV PUT is TaskService's create or "
     "update (walked above), signed in with an app password: tests/dav/test_objects.py",
     "DELETE /dav/calendars/{segment}/{name:path}": "a CalDAV DELETE is TaskService's delete "

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from icalendar import Calendar, Todo, vText
+from icalendar.cal.component_factory import ComponentFactory
 from icalendar.parser import Contentline
 from icalendar.parser.ical.calendar import CalendarIcalParser
 from icalendar.timezone import tzp
@@ -211,6 +212,9 @@ def _master(calendar: _Block) -> _Block:
 # Reading with icalendar, the object's own zones only.
 
 
+_COMPONENTS = ComponentFactory()
+
+
 class _OwnZones(CalendarIcalParser):
     """icalendar's parser without its process-wide registry of custom zones (it caches each
     VTIMEZONE whose TZID the zone database does not know, and reads every later object's
@@ -219,18 +223,13 @@ class _OwnZones(CalendarIcalParser):
     resolves it."""
 
     def __init__(self, text: str, zones: dict[str, tzinfo]) -> None:
-        super().__init__(text, Calendar._get_component_factory(), Calendar.types_factory)
+        super().__init__(text, _COMPONENTS, Calendar.types_factory)
         self._zones = zones
 
     def handle_end_component(self, vals: str) -> None:
-        if vals.upper() != "VTIMEZONE":
-            super().handle_end_component(vals)
-            return
-        component = self._stack.pop()  # as the library's, without `tzp.cache_timezone_component`
-        if self._stack:
-            self._stack[-1].add_component(component)
-        else:
-            self._components.append(component)
+        # The library caches a component it ends *by the name VTIMEZONE* process-wide
+        # (`tzp.cache_timezone_component`); the component itself carries its own name.
+        super().handle_end_component("" if vals.upper() == "VTIMEZONE" else vals)
 
     def prepare_components(self) -> None:
         """Nothing: the library re-parses a forward reference to a zone from its cache;

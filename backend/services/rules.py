@@ -356,11 +356,6 @@ PLUMBING: dict[str, str] = {
     # A task's child's keys (`CHILDREN`) need no line: tests/test_rules.py names its key to
     # its task and each key from one of its columns to `users` from the declaration.
     "fk_task_reminders_recipient_id_users": "a member's scheduled reminders go with its account",
-    "task_events_reminder_deliveries": "a fired reminder's deliveries, one per channel of its "
-    "person (the events worker fires reminders, never a request: specs/events.md)",
-    # PostgreSQL cuts a name at 63 bytes.
-    "fk_reminder_deliveries_user_id_subscription_id_push_subscriptio": "a push subscription's "
-    "pending deliveries go with it",
 }
 
 
