@@ -569,4 +569,3 @@ def unlimited_client(_unlimited_client: TestClient) -> TestClient:
     """`client` with rate limits off, for a test that needs more sign-ins or writes than the
     limits allow (timing samples, many writers); say why where it is used."""
     return _unlimited_client
-
