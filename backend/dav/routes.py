@@ -176,6 +176,9 @@ def dav_route(
             request.state.dav_work = await run_in_threadpool(sign_in, request, response)
             return await handler(request, response)
         except AppError as error:
+            forget = getattr(request.state, "dav_forget", None)
+            if error.status_code == 401 and forget is not None:
+                forget()  # a cached password its entry refused: checked afresh next time
             return _error(error)
 
     answer.__name__ = handler.__name__
