@@ -33,6 +33,7 @@ from backend.dav.xml import (
     clark,
 )
 from backend.errors import Forbidden, InvalidRequest
+from backend.models.names import NAME_MAX_LENGTH
 from backend.models.task_list import ListCreate, ListRow, ListUpdate
 from backend.services.registry import UnitOfWork
 
@@ -45,6 +46,15 @@ _CONFLICT = "409 Conflict"
 _FAILED = "424 Failed Dependency"
 NOT_TASKS = "A collection here holds tasks (VTODO) only"
 NOT_A_CALENDAR = "A collection here is a calendar of tasks: ask for DAV:collection and C:calendar"
+# What a refused field of a new list was in the request (never its value).
+_TOLD = {
+    "name": "The list's name (D:displayname, or the URL's last segment without one)",
+    "color": "The list's colour (A:calendar-color)",
+}
+REFUSED = (
+    f"the list rules refuse it (a name is 1-{NAME_MAX_LENGTH} characters on one line, "
+    "a colour #RRGGBB)"
+)
 _CALENDAR_TYPE = frozenset({clark(DAV, "collection"), clark(CALDAV, "calendar")})
 _APPLE_COLOR = re.compile(r"^(#[0-9A-Fa-f]{6})(?:[0-9A-Fa-f]{2})?$")
 
@@ -119,8 +129,7 @@ def create(work: UnitOfWork, segment: str, asked: MakeCollection, *, mkcol: bool
     try:
         data = ListCreate(**values)
     except ValidationError as error:
-        fields = sorted({str(each["loc"][0]) for each in error.errors() if each["loc"]})
-        raise InvalidRequest(
-            f"The list's {' and '.join(fields) or 'body'} is refused by the list rules"
-        ) from None
+        refused = {str(each["loc"][0]) for each in error.errors() if each["loc"]}
+        told = [_TOLD[field] for field in sorted(refused) if field in _TOLD]
+        raise InvalidRequest(f"{' and '.join(told) or 'The list'}: {REFUSED}") from None
     return work.lists.create(data)

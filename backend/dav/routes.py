@@ -1,6 +1,7 @@
 """The DAV routes: discovery (`/.well-known/caldav` -> the root), OPTIONS and PROPFIND on the
-root, the principal, the calendar home and each collection; REPORT on a collection; GET, HEAD,
-PUT, DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
+root, the principal, the calendar home and each collection; REPORT, PROPPATCH and DELETE on a
+collection, MKCALENDAR and extended MKCOL of a new one (backend/dav/lists.py); GET, HEAD, PUT,
+DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
 
 Each route is async and signs in first (`dav_route`: the app password's check, in the thread
 pool), before its path is looked at or its body read: a stranger learns nothing, not even

@@ -239,6 +239,21 @@ def test_a_bad_body_is_a_4xx_with_a_dav_error_and_nothing_made(
     assert _lists(client, alice) == {}
 
 
+@pytest.mark.parametrize("segment", ["%00", "a%0Ab", "x" * 300, "%20"])
+def test_a_segment_no_list_may_be_named_is_a_422_when_the_body_names_none(
+    client: TestClient, alice: Account, segment: str
+) -> None:
+    headers = signed_in(client, alice)
+    answer = client.request("MKCALENDAR", f"/dav/calendars/{segment}/", headers=headers)
+    _dav_error(answer, 422)
+    assert _lists(client, alice) == {}
+    # Named by the body, the segment is only a path.
+    body = _mkcalendar("<D:displayname>Named</D:displayname>")
+    made = client.request("MKCALENDAR", f"/dav/calendars/{segment}/", content=body, headers=headers)
+    assert made.status_code == 201, made.text
+    assert set(_lists(client, alice)) == {"Named"}
+
+
 def test_signing_in_comes_first_and_a_read_password_makes_nothing(
     client: TestClient, alice: Account
 ) -> None:
