@@ -6,9 +6,12 @@ body refused with a DAV error body and nothing made."""
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -297,3 +300,33 @@ def test_a_users_new_list_is_its_own(client: TestClient, alice: Account, bob: Ac
     again = client.request("MKCALENDAR", "/dav/calendars/a/", content=APPLE_BODY, headers=mine)
     assert again.status_code == 201, again.text
     assert again.headers["Location"] != made.headers["Location"]
+
+
+def test_two_devices_making_one_list_at_once_make_one(
+    unlimited_live_server: str, client: TestClient, alice: Account
+) -> None:
+    """Two of Alice's devices add the same list at once (the name is unique in the insert,
+    a constraint, not a check before it): one `201`, the other REST's `409`, one list."""
+    auth = signed_in(client, alice)
+    devices = [auth, auth]  # one password on two devices, each its own connection
+    rounds = 10
+    for round_ in range(rounds):
+        barrier = threading.Barrier(len(devices))
+        body = _mkcalendar(f"<D:displayname>Trip {round_}</D:displayname>")
+
+        def send(
+            auth: dict[str, str],
+            round_: int = round_,
+            body: bytes = body,
+            barrier: threading.Barrier = barrier,
+        ) -> int:
+            with httpx.Client(base_url=unlimited_live_server, headers=auth, timeout=120) as http:
+                http.request("OPTIONS", "/dav/calendars/")  # connected before the barrier
+                barrier.wait(timeout=120)
+                path = f"/dav/calendars/trip-{round_}/"
+                return http.request("MKCALENDAR", path, content=body).status_code
+
+        with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+            assert sorted(pool.map(send, devices)) == [201, 409]
+    names = _lists(client, alice)
+    assert sorted(names) == sorted(f"Trip {n}" for n in range(rounds))
