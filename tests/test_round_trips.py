@@ -178,6 +178,10 @@ BUDGETS: dict[str, int] = {
     # of a list send it (one statement, committing).
     "PROPPATCH /dav/calendars/{segment}": 1,
     "DELETE /dav/calendars/{segment}": 1,
+    # MKCALENDAR and extended MKCOL (issue 70): `ListService.create` as REST's POST /api/lists
+    # sends it (one statement, committing: the limit and the name in it).
+    "MKCALENDAR /dav/calendars/{segment}": 1,
+    "MKCOL /dav/calendars/{segment}": 1,
     # An object: its lookup by name (a kept object's or a derived one) in one statement.
     "OPTIONS /dav/calendars/{segment}/{name:path}": 0,
     "PROPFIND /dav/calendars/{segment}/{name:path}": 1,
@@ -611,6 +615,9 @@ def _dav_request(key: str, counted: TestClient, ids: dict[str, Any]) -> Callable
         body = _DAV_QUERY
     elif method == "PROPPATCH":
         body = _DAV_RENAME
+    elif method in ("MKCALENDAR", "MKCOL") and path == "/dav/calendars/{segment}":
+        url = f"/dav/calendars/made-by-{method.lower()}/"  # a segment no list has
+        body = _DAV_MKCOL if method == "MKCOL" else b""
     elif method == "PUT" and variant == "create":
         # A new object in a list, under a task of it (RELATED-TO), as clients create one.
         url = f"/dav/calendars/{ids['LIST']}/new-object.ics"
@@ -647,6 +654,11 @@ _DAV_QUERY = (
 _DAV_RENAME = (
     b'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Renamed</D:displayname>'
     b"</D:prop></D:set></D:propertyupdate>"
+)
+_DAV_MKCOL = (
+    b'<D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>'
+    b"<D:resourcetype><D:collection/><C:calendar/></D:resourcetype>"
+    b"<D:displayname>Made</D:displayname></D:prop></D:set></D:mkcol>"
 )
 _DAV_OBJECT = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VTODO\r\n"
