@@ -189,6 +189,29 @@ END;
 $$;
 
 --
+-- Name: reminder_deliveries_fan_out(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reminder_deliveries_fan_out() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO reminder_deliveries (user_id, event_id, task_id, channel, subscription_id, payload)
+    SELECT NEW.user_id, NEW.event_id, NEW.task_id, 'push', s.id, NEW.task
+    FROM push_subscriptions AS s
+    WHERE s.user_id = NEW.user_id
+      AND (s.expires_at IS NULL OR s.expires_at > now())
+      AND coalesce(
+          (SELECT n.push FROM notification_settings AS n WHERE n.user_id = NEW.user_id), true);
+    INSERT INTO reminder_deliveries (user_id, event_id, task_id, channel, payload)
+    SELECT NEW.user_id, NEW.event_id, NEW.task_id, 'email', NEW.task
+    FROM notification_settings AS n
+    WHERE n.user_id = NEW.user_id AND n.email AND n.email_confirmed_at IS NOT NULL;
+    RETURN NULL;
+END
+$$;
+
+--
 -- Name: task_api_actor(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2113,6 +2136,54 @@ CREATE TABLE public.list_members (
 );
 
 --
+-- Name: notification_settings; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notification_settings (
+    user_id text NOT NULL,
+    push boolean DEFAULT true NOT NULL,
+    email boolean DEFAULT false NOT NULL,
+    email_address text,
+    email_confirmed_at timestamp with time zone,
+    confirm_token_hash text,
+    confirm_sent_at timestamp with time zone,
+    time_zone text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_notification_settings_confirmed_has_address CHECK (((email_confirmed_at IS NULL) OR (email_address IS NOT NULL))),
+    CONSTRAINT ck_notification_settings_email_address_length CHECK ((char_length(email_address) <= 320)),
+    CONSTRAINT ck_notification_settings_time_zone_length CHECK (((char_length(time_zone) >= 1) AND (char_length(time_zone) <= 64)))
+);
+
+--
+-- Name: push_subscriptions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.push_subscriptions (
+    id bigint NOT NULL,
+    user_id text NOT NULL,
+    endpoint text NOT NULL,
+    p256dh text NOT NULL,
+    auth text NOT NULL,
+    expires_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_push_subscriptions_endpoint_length CHECK ((char_length(endpoint) <= 2048))
+);
+
+--
+-- Name: push_subscriptions_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.push_subscriptions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.push_subscriptions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: rate_limits; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2123,6 +2194,40 @@ CREATE TABLE public.rate_limits (
     hits integer NOT NULL,
     CONSTRAINT ck_rate_limits_hits_positive CHECK ((hits > 0)),
     CONSTRAINT ck_rate_limits_window_order CHECK ((window_end > window_start))
+);
+
+--
+-- Name: reminder_deliveries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reminder_deliveries (
+    id bigint NOT NULL,
+    user_id text NOT NULL,
+    event_id uuid NOT NULL,
+    task_id bigint NOT NULL,
+    channel text NOT NULL,
+    subscription_id bigint,
+    payload jsonb NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    last_error text,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT ck_reminder_deliveries_channel CHECK ((((channel = 'push'::text) AND (subscription_id IS NOT NULL)) OR ((channel = 'email'::text) AND (subscription_id IS NULL)))),
+    CONSTRAINT ck_reminder_deliveries_state CHECK ((state = ANY (ARRAY['pending'::text, 'dead'::text])))
+);
+
+--
+-- Name: reminder_deliveries_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.reminder_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.reminder_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 --
@@ -2527,11 +2632,32 @@ ALTER TABLE ONLY public.messages
     ADD CONSTRAINT pk_messages PRIMARY KEY (id);
 
 --
+-- Name: notification_settings pk_notification_settings; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notification_settings
+    ADD CONSTRAINT pk_notification_settings PRIMARY KEY (user_id);
+
+--
+-- Name: push_subscriptions pk_push_subscriptions; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.push_subscriptions
+    ADD CONSTRAINT pk_push_subscriptions PRIMARY KEY (id);
+
+--
 -- Name: rate_limits pk_rate_limits; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.rate_limits
     ADD CONSTRAINT pk_rate_limits PRIMARY KEY (key);
+
+--
+-- Name: reminder_deliveries pk_reminder_deliveries; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reminder_deliveries
+    ADD CONSTRAINT pk_reminder_deliveries PRIMARY KEY (id);
 
 --
 -- Name: saved_filters pk_saved_filters; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2737,6 +2863,34 @@ ALTER TABLE ONLY public.messages
     ADD CONSTRAINT uq_messages_user_id_reply_to UNIQUE (user_id, reply_to);
 
 --
+-- Name: notification_settings uq_notification_settings_confirm_token_hash; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notification_settings
+    ADD CONSTRAINT uq_notification_settings_confirm_token_hash UNIQUE (confirm_token_hash);
+
+--
+-- Name: push_subscriptions uq_push_subscriptions_user_id_endpoint; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.push_subscriptions
+    ADD CONSTRAINT uq_push_subscriptions_user_id_endpoint UNIQUE (user_id, endpoint);
+
+--
+-- Name: push_subscriptions uq_push_subscriptions_user_id_id; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.push_subscriptions
+    ADD CONSTRAINT uq_push_subscriptions_user_id_id UNIQUE (user_id, id);
+
+--
+-- Name: reminder_deliveries uq_reminder_deliveries_event_id_channel_subscription_id; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reminder_deliveries
+    ADD CONSTRAINT uq_reminder_deliveries_event_id_channel_subscription_id UNIQUE NULLS NOT DISTINCT (event_id, channel, subscription_id);
+
+--
 -- Name: saved_filters uq_saved_filters_user_id_id; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2856,6 +3010,12 @@ CREATE INDEX ix_list_members_member_id_list_id ON public.list_members USING btre
 --
 
 CREATE INDEX ix_messages_user_id_conversation_id_id ON public.messages USING btree (user_id, conversation_id, id);
+
+--
+-- Name: ix_reminder_deliveries_next_attempt_at; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_reminder_deliveries_next_attempt_at ON public.reminder_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::text);
 
 --
 -- Name: ix_stream_tickets_user_id_expires_at; Type: INDEX; Schema: public; Owner: -
@@ -3164,6 +3324,18 @@ CREATE TRIGGER messages_admit_write BEFORE INSERT OR DELETE OR UPDATE ON public.
 CREATE TRIGGER messages_answer_public_id BEFORE INSERT ON public.messages FOR EACH ROW WHEN ((new.role = 'assistant'::text)) EXECUTE FUNCTION public.messages_answer_public_id();
 
 --
+-- Name: notification_settings notification_settings_admit_write; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER notification_settings_admit_write BEFORE INSERT OR DELETE OR UPDATE ON public.notification_settings FOR EACH ROW WHEN ((current_setting('task_api.refused'::text, true) <> ''::text)) EXECUTE FUNCTION public.task_api_skip_refused_write();
+
+--
+-- Name: push_subscriptions push_subscriptions_admit_write; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER push_subscriptions_admit_write BEFORE INSERT OR DELETE OR UPDATE ON public.push_subscriptions FOR EACH ROW WHEN ((current_setting('task_api.refused'::text, true) <> ''::text)) EXECUTE FUNCTION public.task_api_skip_refused_write();
+
+--
 -- Name: saved_filters saved_filters_admit_write; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -3234,6 +3406,12 @@ CREATE TRIGGER task_dav_objects_serve BEFORE INSERT OR UPDATE OF list_id, user_i
 --
 
 CREATE TRIGGER task_events_admit_write BEFORE INSERT OR DELETE OR UPDATE ON public.task_events FOR EACH ROW WHEN ((current_setting('task_api.refused'::text, true) <> ''::text)) EXECUTE FUNCTION public.task_api_skip_refused_write();
+
+--
+-- Name: task_events task_events_reminder_deliveries; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER task_events_reminder_deliveries AFTER INSERT ON public.task_events FOR EACH ROW WHEN ((new.type = 'reminder'::text)) EXECUTE FUNCTION public.reminder_deliveries_fan_out();
 
 --
 -- Name: task_lists task_lists_admit_write; Type: TRIGGER; Schema: public; Owner: -
@@ -3528,6 +3706,34 @@ ALTER TABLE ONLY public.messages
 
 ALTER TABLE ONLY public.messages
     ADD CONSTRAINT fk_messages_user_id_users FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: notification_settings fk_notification_settings_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notification_settings
+    ADD CONSTRAINT fk_notification_settings_user_id_users FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: push_subscriptions fk_push_subscriptions_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.push_subscriptions
+    ADD CONSTRAINT fk_push_subscriptions_user_id_users FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: reminder_deliveries fk_reminder_deliveries_user_id_subscription_id_push_subscriptio; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reminder_deliveries
+    ADD CONSTRAINT fk_reminder_deliveries_user_id_subscription_id_push_subscriptio FOREIGN KEY (user_id, subscription_id) REFERENCES public.push_subscriptions(user_id, id) ON DELETE CASCADE;
+
+--
+-- Name: reminder_deliveries fk_reminder_deliveries_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reminder_deliveries
+    ADD CONSTRAINT fk_reminder_deliveries_user_id_users FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 --
 -- Name: saved_filters fk_saved_filters_user_id_users; Type: FK CONSTRAINT; Schema: public; Owner: -
