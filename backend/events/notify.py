@@ -2,7 +2,7 @@
 specs/events.md, "Reminder deliveries").
 
 A fired reminder's event makes one `reminder_deliveries` row per channel of its person (the
-trigger of migration 0083, in the firing's transaction). Each cycle the worker:
+trigger of migration 0091, in the firing's transaction). Each cycle the worker:
 
 1. leases a batch of due rows in one short transaction (their `next_attempt_at` moved a lease
    ahead, `attempts` counted), reading beside each what sending needs and whether its person

@@ -1,5 +1,5 @@
 """Notification settings and reminder deliveries (`notification_settings`,
-`reminder_deliveries`, migration 0083; specs/api-contract.md, "Notification settings";
+`reminder_deliveries`, migration 0091; specs/api-contract.md, "Notification settings";
 specs/events.md, "Reminder deliveries"): the tables and the schemas of
 `/api/notification-settings`."""
 
@@ -91,7 +91,7 @@ class ReminderDelivery(SQLModel, table=True):
             ["user_id", "subscription_id"],
             ["push_subscriptions.user_id", "push_subscriptions.id"],
             ondelete="CASCADE",
-            name="fk_reminder_deliveries_user_id_subscription_id_push_subscriptions",
+            name="fk_reminder_deliveries_user_id_push_subscriptions",
         ),
         UniqueConstraint(
             "event_id",

@@ -1,4 +1,4 @@
-"""Web Push subscriptions (`push_subscriptions`, migration 0082; specs/api-contract.md, "Push
+"""Web Push subscriptions (`push_subscriptions`, migration 0090; specs/api-contract.md, "Push
 subscriptions"): the table and the schemas of `/api/push-subscriptions`.
 
 A page subscribes with `PushManager.subscribe({applicationServerKey: <our public key>})` and

@@ -3,10 +3,11 @@ channels a person's reminders take, one message a request.
 
 A PATCH is one upsert (no read before it): a new address gets a fresh confirmation token (its
 SHA-256 stored, the token itself only in the mail the route sends after the commit) and is
-unconfirmed until the link is opened; `email: true` is written only where the address it
-leaves is confirmed (else nothing is written: 422). The confirmation link and the one-click
-unsubscribe carry the user's id, so each is one statement on that user's row: the link's token
-hash, or the unsubscribe HMAC checked before anything is sent.
+unconfirmed until the link is opened (opened again, it changes nothing); `email: true` is
+written only where the address it leaves is confirmed (else nothing is written: 422). The
+confirmation link and the one-click unsubscribe carry the user's id, so each is one statement
+on that user's row: the link's token hash, or the unsubscribe HMAC checked before anything is
+sent.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_co
 _CONFIRM = text(
     """
 UPDATE notification_settings
-SET email_confirmed_at = now(), confirm_token_hash = NULL, email = true, updated_at = now()
+SET email_confirmed_at = coalesce(email_confirmed_at, now()),
+    email = email OR email_confirmed_at IS NULL, updated_at = now()
 WHERE notification_settings.user_id = :owner AND confirm_token_hash = :token_hash
   AND confirm_sent_at > now() - make_interval(days => :days)
 RETURNING email_address
@@ -172,7 +174,9 @@ class NotificationSettingsService(Scoped):
 
     def confirm(self, token: str) -> str:
         """Confirm the address by the link's token (no caller: the link names the account,
-        the service is bound to it, and the token is the credential); returns the address."""
+        the service is bound to it, and the token is the credential); returns the address.
+        Opened again (a second click, a mail scanner, a HEAD) while good it answers the same
+        and changes nothing: email stays as the person last set it."""
         row = self._write(
             _CONFIRM, token_hash=token_hash(token), days=CONFIRM_DAYS, last=True
         ).first()

@@ -60,12 +60,20 @@ class Received:
 
 class PushReceiver:
     """A push service on 127.0.0.1: `answers` is a queue of statuses (with headers) to give
-    before accepting (201); each accepted push is checked and decrypted into `received`."""
+    before accepting (201), whichever endpoint is pushed to; `answers_at[path]` one for that
+    endpoint alone, for pushes sent at once (the worker sends a batch concurrently, in no
+    order). Each accepted push is checked and decrypted into `received`."""
 
     def __init__(self, server_public_key: str, browsers: dict[str, Browser]) -> None:
         self.public_key = server_public_key
         self.browsers = browsers  # path -> the browser subscribed there
         self.answers: deque[tuple[int, dict[str, str]]] = deque()
+        self.answers_at: dict[str, deque[tuple[int, dict[str, str]]]] = {}
+        self.lock = threading.Lock()
+        # Set `hold`: the first push received waits (at most 10 s) until it is set again, and
+        # `arrived` says it is waiting; the others are answered as usual.
+        self.hold: threading.Event | None = None
+        self.arrived = threading.Event()
         self.received: list[Received] = []
         self.refused: list[str] = []
         self.calls = 0
@@ -103,9 +111,16 @@ class PushReceiver:
         except Exception as exc:  # a push service refuses what it cannot verify
             self.refused.append(f"{type(exc).__name__}: {exc}")
             return 400, {}
-        if self.answers:
-            return self.answers.popleft()
-        self.received.append(Received(path, headers, claims, payload))
+        with self.lock:
+            held, self.hold = self.hold, None
+        if held is not None:
+            self.arrived.set()
+            held.wait(10)
+        with self.lock:
+            for queue in (self.answers_at.get(path), self.answers):
+                if queue:
+                    return queue.popleft()
+            self.received.append(Received(path, headers, claims, payload))
         return 201, {}
 
     def check_vapid(self, headers: dict[str, str]) -> dict[str, Any]:

@@ -1,14 +1,18 @@
 """A reminder reaches its person's browsers by Web Push (issue 72), end to end against a real
 protocol peer on loopback: `PushReceiver` checks each POST's VAPID JWT against the key the API
 publishes and decrypts its `aes128gcm` body with the browser's private key
-(tests/reminders/push_peer.py). Faults (500, 429, 410), the bound, roles and a removed member.
+(tests/reminders/push_peer.py). Faults (500, 429, 410), the bound, roles and a removed member;
+two workers, and a worker killed mid-send.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -225,7 +229,8 @@ def test_410_deletes_the_subscription(
     subscribe(push_client, alice, receiver, "/push/kept")
     task_with_reminder(push_client, alice, "Gone")
     make_due(db_engine, push_settings)
-    receiver.answers.append((410, {}))
+    # The worker sends both pushes at once: the 410 is the gone endpoint's own answer.
+    receiver.answers_at["/push/gone"] = deque([(410, {})])
     drain(notifier, db_engine)
     listed = push_client.get("/api/push-subscriptions", headers=alice.headers).json()["data"]
     assert [s["endpoint"] for s in listed] == [receiver.endpoint("/push/kept")]
@@ -272,4 +277,116 @@ def test_a_members_reminder_reaches_that_member_alone_and_not_after_removal(
     assert removed.status_code == 204, removed.text
     drain(notifier, db_engine)
     assert receiver.received == []
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+# Two workers and a worker killed mid-send (specs/events.md, "At least once; a repeat is
+# recognisable"): each push exactly once between two sinks, one leasing while the other is
+# still sending; a sink killed after sending and before recording loses nothing, and the
+# repeat carries the same `Topic` and `event_id`.
+
+REMINDERS = 12
+BATCH = 4
+
+
+class Killed(BaseException):
+    """The worker's process ending between the send and the record (SIGKILL, OOM)."""
+
+
+@pytest.fixture
+def sinks(db_engine: Engine, push_settings: Settings) -> Iterator[list[Notifier]]:
+    """Two workers' sinks, each with its own pool and HTTP client, small batches."""
+    small = push_settings.model_copy(update={"event_batch_size": BATCH})
+    with ExitStack() as stack:
+        made = []
+        for _ in range(2):
+            pool = stack.enter_context(ThreadPoolExecutor(4))
+            http = stack.enter_context(
+                httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False)
+            )
+            made.append(Notifier(db_engine, small, WorkerMetrics(), pool, http))
+        yield made
+
+
+def _due_reminders(
+    client: TestClient, who: Account, engine: Engine, settings: Settings
+) -> set[str]:
+    for number in range(REMINDERS):
+        task_with_reminder(client, who, f"Reminder {number}")
+    assert make_due(engine, settings) == REMINDERS
+    with engine.connect() as conn:
+        events = conn.execute(text("SELECT event_id FROM task_events WHERE type = 'reminder'"))
+        return {topic(row.event_id) for row in events}
+
+
+def _topics(peer: PushReceiver) -> Counter[str]:
+    for got in peer.received:
+        assert got.headers["topic"] == topic(got.payload["event_id"])
+    return Counter(got.headers["topic"] for got in peer.received)
+
+
+def test_two_workers_push_each_reminder_exactly_once(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    sinks: list[Notifier],
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/alice")
+    topics = _due_reminders(push_client, alice, db_engine, push_settings)
+    first, second = sinks
+    # The first worker's batch is still being sent (its first push held at the receiver)
+    # when the second leases: it takes the next batch, none of the first's.
+    receiver.hold = release = threading.Event()
+    with ThreadPoolExecutor(1) as background:
+        sending = background.submit(first.run)
+        assert receiver.arrived.wait(10)
+        assert second.run() == BATCH
+        release.set()
+        assert sending.result(timeout=10) == BATCH
+    for _ in range(REMINDERS):  # then both, in turns, until nothing is due (bounded)
+        if first.run() + second.run() == 0:
+            break
+    assert _topics(receiver) == Counter(dict.fromkeys(topics, 1))
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+def test_a_worker_killed_mid_send_loses_nothing_and_the_repeat_is_recognisable(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    sinks: list[Notifier],
+    db_engine: Engine,
+    push_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/alice")
+    topics = _due_reminders(push_client, alice, db_engine, push_settings)
+    killed, survivor = sinks
+
+    def kill(*_: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(killed, "_record", kill)
+    with pytest.raises(Killed):
+        killed.run()
+    sent = _topics(receiver)
+    assert len(sent) == BATCH and set(sent) <= topics
+    # Its batch stays leased: the survivor takes only the others meanwhile (bounded).
+    for _ in range(REMINDERS):
+        if survivor.run() == 0:
+            break
+    with db_engine.connect() as conn:
+        leased = conn.execute(
+            text("SELECT count(*) FROM reminder_deliveries WHERE next_attempt_at > now()")
+        ).scalar_one()
+    assert leased == BATCH
+    assert _topics(receiver) == Counter(dict.fromkeys(topics, 1))
+    # The lease ends (moved to now rather than waited for): the survivor sends them again,
+    # with the same Topic and event id, and nothing is left.
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE reminder_deliveries SET next_attempt_at = clock_timestamp()"))
+    drain(survivor, db_engine)
+    assert _topics(receiver) == Counter({t: 2 if t in sent else 1 for t in topics})
     assert count_rows(db_engine, "reminder_deliveries") == 0

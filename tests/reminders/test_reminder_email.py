@@ -141,7 +141,16 @@ def test_an_address_is_confirmed_by_its_link_and_the_token_is_stored_hashed(
     with setup_engine.connect() as conn:
         stored = conn.execute(text("SELECT n::text FROM notification_settings AS n")).scalar_one()
     assert token not in stored
-    assert mail_client.get(local(link)).status_code == 404  # used once
+    # Opened again (a second click, a scanner's HEAD): the same answer, nothing changed; and
+    # once email is turned off, the old link does not turn it back on.
+    assert mail_client.head(local(link)).status_code == 200
+    off = {"email": False}
+    turned = mail_client.patch("/api/notification-settings", json=off, headers=alice.headers)
+    assert turned.status_code == 200, turned.text
+    again = mail_client.get(local(link))
+    assert again.json()["data"] == {"email_address": "ada@example.com", "email_confirmed": True}
+    now = mail_client.get("/api/notification-settings", headers=alice.headers).json()["data"]
+    assert (now["email"], now["email_confirmed"]) == (False, True)
 
 
 def test_email_on_needs_a_confirmed_address_and_a_bad_link_changes_nothing(

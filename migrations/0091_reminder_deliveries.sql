@@ -1,4 +1,4 @@
--- depends: 0082_push_subscriptions
+-- depends: 0090_push_subscriptions
 -- Reminders that reach a person (issue 72; specs/events.md, "Reminder deliveries").
 --
 -- `notification_settings`: a user's channels (no row: push on, email off). An email address
@@ -56,7 +56,7 @@ CREATE TABLE reminder_deliveries (
     CONSTRAINT pk_reminder_deliveries PRIMARY KEY (id),
     CONSTRAINT fk_reminder_deliveries_user_id_users FOREIGN KEY (user_id)
         REFERENCES users (id) ON DELETE CASCADE,
-    CONSTRAINT fk_reminder_deliveries_user_id_subscription_id_push_subscriptions
+    CONSTRAINT fk_reminder_deliveries_user_id_push_subscriptions
         FOREIGN KEY (user_id, subscription_id)
         REFERENCES push_subscriptions (user_id, id) ON DELETE CASCADE,
     CONSTRAINT uq_reminder_deliveries_event_id_channel_subscription_id
