@@ -232,6 +232,13 @@ BUDGETS: dict[str, int] = {
     "GET /api/conversations/{conversation_id}/messages": 1,
     "DELETE /api/conversations/{conversation_id}": 1,
     "GET /health": 0,
+    # A mail's links, no bearer token. Confirm: the anonymous door's write, the UPDATE on the
+    # linked account's row; a link that matches nothing is measured here (it also rolls back).
+    # Unsubscribe: a forged proof is refused before any statement.
+    "GET /api/notification-settings/confirm": 3,
+    "POST /api/notification-settings/unsubscribe": 0,
+    # The VAPID public key: from settings (or the data folder's key), no database.
+    "GET /api/push/public-key": 0,
     "GET /health/ready": 4,
     "GET /metrics": 0,
     "GET /docs": 0,
@@ -280,6 +287,9 @@ HOLDS_ACROSS_ROUND_TRIP: dict[str, str] = {
     "POST /api/auth/logout-all": "psycopg2 transaction",
     "DELETE /api/auth/me": "psycopg2 transaction",
     "GET /health/ready": "psycopg2 transaction",
+    # A confirmation link that matches nothing (the measured case): the refused write's
+    # transaction is rolled back after its answer.
+    "GET /api/notification-settings/confirm": "the refused link's rollback",
     # The chat limit's count is a psycopg2 transaction of its own.
     "POST /api/chat": "the chat limit's transaction",
     "POST /api/chat+conversation_id": "the chat limit's transaction",
@@ -589,6 +599,17 @@ SHARED: dict[str, tuple[str, str, Any]] = {
     # A feed of Alice's (`FEED_TOKEN`): its URL's token.
     "GET /api/calendar/{token}.ics": ("GET", "/api/calendar/FEED_TOKEN.ics", None),
     "GET /api/calendar/{token}": ("GET", "/api/calendar/FEED_TOKEN", None),
+    # A mail's links with a token no mail carried (the one statement answers 404).
+    "GET /api/notification-settings/confirm": (
+        "GET",
+        "/api/notification-settings/confirm?user=someone&token=" + "A" * 43,
+        None,
+    ),
+    "POST /api/notification-settings/unsubscribe": (
+        "POST",
+        "/api/notification-settings/unsubscribe?user=someone&token=" + "0" * 64,
+        None,
+    ),
 }
 
 
@@ -872,7 +893,13 @@ def test_route_round_trips(
         send = _rest_request(key, counted, alice, ids)
     measured = _measure(proxy, send)
     budget_key = _plain(key)
-    if budget_key in {"GET /metrics", "GET /docs/oauth2-redirect", "GET /api/calendar/{token}"}:
+    if budget_key in {
+        "GET /metrics",
+        "GET /docs/oauth2-redirect",
+        "GET /api/calendar/{token}",
+        "GET /api/notification-settings/confirm",
+        "POST /api/notification-settings/unsubscribe",
+    }:
         assert measured.status < 500, measured.text
     elif "/dav/{rest:path}" in budget_key:  # the one 404 of an unknown DAV path
         assert measured.status == 404, measured.text
