@@ -12,14 +12,17 @@ import binascii
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import tempfile
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -45,6 +48,15 @@ JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+# The browsers' push services (Chrome/Edge/Opera: FCM; Firefox: Mozilla; Safari: Apple; the
+# legacy Edge: WNS): an endpoint elsewhere is refused unless PUSH_ALLOWED_HOSTS says so.
+DEFAULT_PUSH_HOSTS = (
+    "fcm.googleapis.com",
+    "android.googleapis.com",
+    "updates.push.services.mozilla.com",
+    ".push.apple.com",
+    ".notify.windows.com",
+)
 # A webhook secret: Standard Webhooks' `whsec_` + base64 of at least this many random bytes.
 MIN_WEBHOOK_SECRET_BYTES = 24
 
@@ -233,6 +245,38 @@ class Settings(BaseSettings):
     # Reminders (fired by the worker, specs/events.md): one fired more than the grace after
     # its instant (the worker was down or behind) is marked `late`; one more than the
     # maximum lateness after it is skipped, not sent (0: never skipped).
+    # Web Push reminders (issue 72; docs/guides/reminders.md). Unset: on where a VAPID key is
+    # set, and outside production (a key generated and kept in the data folder); PUSH_ENABLED=true
+    # in production without VAPID_PRIVATE_KEY and VAPID_SUBJECT is refused.
+    push_enabled: bool | None = None
+    # The VAPID private key (RFC 8292): base64url of the raw 32-byte P-256 scalar.
+    vapid_private_key: SecretStr | None = None
+    # Who a push service contacts about our traffic: mailto: or https: (RFC 8292's `sub`).
+    vapid_subject: str | None = Field(
+        default=None, pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://[^\s/]+\S*)$", max_length=200
+    )
+    # The push services an endpoint may be on: a host, or `.suffix` for its subdomains.
+    push_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_PUSH_HOSTS), max_length=100
+    )
+    # Tests only (refused in production): an endpoint on a loopback address, http or https.
+    push_allow_loopback: bool = False
+    push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Email reminders (issue 72): the SMTP server the worker sends through. Unset host: no
+    # email. `starttls` (port 587), `tls` (implicit, port 465) or `none` (only to a server on
+    # this host in production, e.g. a local relay).
+    smtp_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = Field(default=None, max_length=256)
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = Field(default=None, max_length=320)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # The link an email reminder gives: `{task_id}` is replaced (your frontend's task page).
+    # Unset: the API's own `PUBLIC_URL/api/tasks/{task_id}`.
+    reminder_task_url_template: str | None = Field(
+        default=None, pattern=r"^https?://[!-~]*\{task_id\}[!-~]*$", max_length=500
+    )
     reminder_grace_seconds: int = Field(default=60, ge=0, le=24 * 3600)
     reminder_max_lateness_seconds: int = Field(default=24 * 3600, ge=0, le=365 * 24 * 3600)
 
@@ -382,6 +426,21 @@ class Settings(BaseSettings):
             return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
         return value
 
+    @field_validator("push_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("push_allowed_hosts")
+    @classmethod
+    def _plain_hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not re.fullmatch(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)+", host):
+                raise ValueError(f"PUSH_ALLOWED_HOSTS: {host!r} is not a host name (or .suffix)")
+        return [host.lower() for host in value]
+
     @field_validator("jwt_jwks_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:
@@ -411,6 +470,13 @@ class Settings(BaseSettings):
         "s3_region",
         "s3_access_key_id",
         "s3_secret_access_key",
+        "vapid_private_key",
+        "vapid_subject",
+        "smtp_host",
+        "smtp_username",
+        "smtp_password",
+        "smtp_from",
+        "reminder_task_url_template",
         mode="before",
     )
     @classmethod
@@ -490,6 +556,34 @@ class Settings(BaseSettings):
                     "EVENT_WEBHOOKS URLs must use https in production (plain http only on "
                     "this host)"
                 )
+        if self.vapid_private_key is not None:
+            vapid_private_key(self.vapid_private_key.get_secret_value())
+        if self.is_production and self.push_allow_loopback:
+            # A loopback endpoint is an SSRF door into this host's own services.
+            raise ValueError("PUSH_ALLOW_LOOPBACK is for tests only; it is refused in production")
+        if (
+            self.is_production
+            and self.push_enabled
+            and (self.vapid_private_key is None or self.vapid_subject is None)
+        ):
+            raise ValueError(
+                "PUSH_ENABLED=true needs VAPID_PRIVATE_KEY and VAPID_SUBJECT in production; "
+                "generate a key with `python -m backend push-key`"
+            )
+        if self.smtp_host is not None and self.smtp_from is None:
+            raise ValueError("SMTP_HOST needs SMTP_FROM (the address reminders come from)")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both")
+        if (
+            self.is_production
+            and self.smtp_host is not None
+            and self.smtp_security == "none"
+            and self.smtp_host not in _LOOPBACK_HOSTS
+        ):
+            raise ValueError(
+                "SMTP_SECURITY=none in production only to a server on this host (a password "
+                "and users' addresses would cross the network in clear)"
+            )
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
             raise ValueError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both")
         if self.is_production and self.database_url is None:
@@ -498,6 +592,26 @@ class Settings(BaseSettings):
                 "development and tests)"
             )
         return self
+
+    @property
+    def push_on(self) -> bool:
+        if self.push_enabled is not None:
+            return self.push_enabled
+        return self.vapid_private_key is not None or not self.is_production
+
+    def vapid_key(self) -> ec.EllipticCurvePrivateKey:
+        """The VAPID key; outside production without one, a random one kept in the data
+        folder (so a page's subscription survives restarts and every process agrees)."""
+        if self.vapid_private_key is not None:
+            return vapid_private_key(self.vapid_private_key.get_secret_value())
+        if self.is_production:
+            raise ValueError("VAPID_PRIVATE_KEY is not set")
+        path = self.embedded_pg_dir.parent / "dev-vapid-key"
+        return vapid_private_key(_development_secret(path, new_vapid_key))
+
+    @property
+    def vapid_contact(self) -> str:
+        return self.vapid_subject or "mailto:admin@localhost"
 
     @property
     def has_event_sinks(self) -> bool:
@@ -560,15 +674,46 @@ class Settings(BaseSettings):
         return _development_secret(self.embedded_pg_dir.parent / "dev-jwt-secret")
 
 
+def vapid_private_key(encoded: str) -> ec.EllipticCurvePrivateKey:
+    """A VAPID private key from base64url of its raw 32-byte scalar."""
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        if len(raw) != 32:
+            raise ValueError
+        return ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+    except (ValueError, binascii.Error):
+        raise ValueError(
+            "VAPID_PRIVATE_KEY must be base64url of a raw 32-byte P-256 private key; "
+            "generate one with `python -m backend push-key`"
+        ) from None
+
+
+def new_vapid_key() -> str:
+    """A new VAPID private key, as VAPID_PRIVATE_KEY holds it."""
+    scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+    return base64.urlsafe_b64encode(scalar.to_bytes(32, "big")).decode().rstrip("=")
+
+
+def vapid_public_key(private: str) -> str:
+    """The public key of a VAPID_PRIVATE_KEY: its uncompressed point, base64url unpadded."""
+    point = vapid_private_key(private).public_key().public_numbers()
+    raw = b"\x04" + point.x.to_bytes(32, "big") + point.y.to_bytes(32, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _new_jwt_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
 @lru_cache
-def _development_secret(path: Path) -> str:
+def _development_secret(path: Path, new: Callable[[], str] = _new_jwt_secret) -> str:
     # Persisted so that tokens survive restarts and every worker process agrees on it. Written
     # whole under a temporary name, then linked into place: of two processes starting at once
     # (two `serve --dev`), the first link wins and both read the winner's value.
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".secret-") as draft:
-            draft.write(secrets.token_urlsafe(48))
+            draft.write(new())
             draft.flush()
             os.chmod(draft.name, 0o600)
             with contextlib.suppress(FileExistsError):

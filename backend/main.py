@@ -20,6 +20,7 @@ from backend.api.errors import install_error_handlers
 from backend.api.middleware import EdgeMiddleware
 from backend.api.routes import api_router, tag_descriptions
 from backend.api.routes.attachments import UPLOAD_PATH, upload_body_limit
+from backend.auth.password_cache import VerifiedPasswords
 from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
 from backend.chat.stack import Preload
@@ -116,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
     )
     app.state.token_verifier = TokenVerifier(settings)
+    # DAV's app passwords verified moments ago (backend/auth/password_cache.py).
+    app.state.dav_passwords = VerifiedPasswords()
     app.state.migration_ids = migration_ids()
     # Chat (backend/api/routes/chat.py): its stack loading (when configured: the lifespan),
     # the model client, built on first use, and the streamed turns still running (held so

@@ -101,6 +101,14 @@
 # route: POST   /api/app-passwords              create-app-password JSON
 # route: GET    /api/app-passwords              app-passwords
 # route: DELETE /api/app-passwords/{app_password_id} revoke-app-password ID
+# route: GET    /api/push/public-key            push-key
+# route: POST   /api/push-subscriptions         subscribe-push JSON
+# route: GET    /api/push-subscriptions         push-subscriptions
+# route: DELETE /api/push-subscriptions/{push_subscription_id} unsubscribe-push ID
+# route: GET    /api/notification-settings      notification-settings
+# route: PATCH  /api/notification-settings      update-notification-settings JSON
+# route: GET    /api/notification-settings/confirm confirm-email USER_ID TOKEN
+# route: POST   /api/notification-settings/unsubscribe unsubscribe-email USER_ID TOKEN
 # route: GET    /api/calendar/{token}.ics       feed TOKEN
 # route: POST   /api/chat                       chat MESSAGE [CONVERSATION_ID]
 # route: GET    /api/conversations              conversations [QUERY]
@@ -501,6 +509,29 @@ case "$command" in
   revoke-app-password)
     need 1 "$@"
     request DELETE "/api/app-passwords/$1"
+    ;;
+  push-key) request GET /api/push/public-key ;;  # a page's applicationServerKey
+  subscribe-push)  # JSON: a browser's PushSubscription.toJSON()
+    need 1 "$@"
+    request POST /api/push-subscriptions "$1"
+    ;;
+  push-subscriptions) request GET /api/push-subscriptions ;;
+  unsubscribe-push)
+    need 1 "$@"
+    request DELETE "/api/push-subscriptions/$1"
+    ;;
+  notification-settings) request GET /api/notification-settings ;;
+  update-notification-settings)  # e.g. '{"email_address": "ada@example.com"}' mails a link
+    need 1 "$@"
+    request PATCH /api/notification-settings "$1"
+    ;;
+  confirm-email)  # the confirmation mail's link, by its user and token (no sign-in needed)
+    need 2 "$@"
+    request GET "/api/notification-settings/confirm?user=$1&token=$2"
+    ;;
+  unsubscribe-email)  # a reminder mail's one-click List-Unsubscribe (no sign-in needed)
+    need 2 "$@"
+    request POST "/api/notification-settings/unsubscribe?user=$1&token=$2"
     ;;
   feed)  # a feed's iCalendar text, by the token in its URL (no sign-in needed)
     need 1 "$@"

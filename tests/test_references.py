@@ -28,6 +28,10 @@ NOT_REFERENCES = {
         "same statement (services/tasks.py), and kept after that row is deleted"
     ),
     ("task_events", "task_id"): "the outbox keeps a deleted task's changes: history, not a link",
+    ("reminder_deliveries", "task_id"): "a fired reminder's task, possibly another user's (a "
+    "member's reminder) or gone by send time: the sink checks who still reaches it",
+    ("reminder_deliveries", "event_id"): "the reminder event's UUID (the push Topic and the "
+    "Message-ID); the event may be pruned first",
     ("task_events", "list_id"): "the outbox keeps a deleted list's events: history, not a link",
     ("task_events", "event_id"): "the event's own public id",
     ("task_events_pruned", "through_id"): "a position in the user's change feed, not a row",

@@ -81,6 +81,8 @@ NOT_REQUESTED = {
     "PATCH /api/lists/{list_id}/members/{user_id}": "writes `list_members`: no rule",
     "DELETE /api/lists/{list_id}/members/{user_id}": "writes `list_members`: no rule",
     "POST /api/invitations/accept": "writes `list_invitations`, `list_members`: no rule",
+    # A reminder mail's one-click link (issue 72): its query is an HMAC no generated request has.
+    "POST /api/notification-settings/unsubscribe": "writes `notification_settings`: no rule",
 }
 
 _TRIGGERS = """

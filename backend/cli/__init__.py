@@ -3,6 +3,7 @@
 serve     run the API (embedded PostgreSQL when DATABASE_URL is unset); add --dev locally
 migrate   apply (up), roll back (down) or list (status) schema migrations
 token     mint a bearer token for a user id, for curl
+push-key  print a new VAPID key pair for Web Push (VAPID_PRIVATE_KEY)
 seed      fill a user's account with demo tasks (once: a second run adds nothing)
 check     check the configuration, the database connection and the migrations
 prune     delete expired Idempotency-Key records and task changes past retention
@@ -43,6 +44,7 @@ COMMANDS = (
     serve.add_serve,
     database.add_migrate,
     token.add_token,
+    token.add_push_key,
     seed.add_seed,
     check.add_check,
     database.add_prune,
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check",
         "seed",
         "token",
+        "push-key",
         "openapi",
         "prune",
         "db",

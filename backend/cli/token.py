@@ -50,3 +50,22 @@ def add_token(sub: Subcommands) -> None:
     )
     token.add_argument("--dev", action="store_true", help=DEV_HELP)
     token.set_defaults(func=cmd_token)
+
+
+def cmd_push_key(args: argparse.Namespace) -> int:
+    from backend.config import new_vapid_key, vapid_public_key
+
+    private = new_vapid_key()
+    print(f"VAPID_PRIVATE_KEY={private}")
+    print(f"# public key (GET /api/push/public-key serves it): {vapid_public_key(private)}")
+    return 0
+
+
+def add_push_key(sub: Subcommands) -> None:
+    push_key = sub.add_parser(
+        "push-key",
+        help="print a new VAPID key pair for Web Push",
+        description="Print a new VAPID private key as a VAPID_PRIVATE_KEY= line (keep it as a "
+        "secret; changing it ends every browser's subscription) and its public key.",
+    )
+    push_key.set_defaults(func=cmd_push_key)

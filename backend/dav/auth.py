@@ -10,6 +10,13 @@ username, a wrong, revoked or malformed password, a bearer token). Then the requ
 the password's account, as a signed-in REST request does (`task_api_enter`: the account's
 token version, so signing out everywhere between the check and the route is a 401 too).
 
+A password this process verified within the last minute skips the check's message
+(backend/auth/password_cache.py): the request enters at once, and its entry, in the route's
+first message, refuses it unless the password's row is still there (revoked since: the same
+401). Such a request pays no failure-limit check: only a password verified as right, sent
+under the same username, hits, and any failure of that username or address in this process
+drops its entries.
+
 The credential is read from the header here and passed on only as its hash: no log line, no
 event and no error carries it (`tests/chat/test_credentials.py`).
 """
@@ -19,14 +26,17 @@ from __future__ import annotations
 import re
 from base64 import b64decode
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from backend.auth.password_cache import VerifiedPassword, VerifiedPasswords
 from backend.auth.tokens import TokenClaims
 from backend.errors import Forbidden, Unauthorized
 from backend.models.app_password import PASSWORD_PATTERN, AppPasswordScope, dav_username
 from backend.services.app_passwords import AppPasswordCheck
+from backend.services.invitations import token_hash
 from backend.services.rate_limits import Usage, dav_failure_checks, limit_key, settle_usages
 from backend.services.registry import UnitOfWork
 
@@ -85,10 +95,22 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
         raise refused()
     app = request.app
     settings, engine = app.state.settings, app.state.engine
-    client_ip = request.client.host if request.client else "unknown"
+    client_ip = _client_ip(request)
+    verified = _verified_passwords(app)
+    shaped = _looks_like_a_password(credentials.password)
+    password_hash = token_hash(credentials.password) if shaped else ""
+    hit = None
+    if shaped:
+        hit = verified.get(credentials.username, credentials.password, password_hash)
+    if hit is not None:
+        # Refused by its entry (revoked since): the route's 401 drops it (`dav_route`).
+        request.state.dav_forget = lambda: verified.forget(
+            credentials.username, credentials.password, password_hash
+        )
+        return _entering(request, response, hit)
     checks = dav_failure_checks(settings, client_ip, credentials.username)
     checked = None
-    if _looks_like_a_password(credentials.password):
+    if shaped:
         with UnitOfWork(engine, settings, signs_in=True, client_ip=client_ip) as work:
             checked = AppPasswordCheck(work.send, "").check(
                 credentials.password, limit_key(*checks[0]), limit_key(*checks[1])
@@ -104,25 +126,58 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
             settle_usages(over, {})
     user_id = None if checked is None else checked.user_id
     if checked is None or user_id is None or dav_username(user_id) != credentials.username:
+        verified.failed(credentials.username, client_ip)
         headers: dict[str, str] = {}
         with UnitOfWork(engine, settings, client_ip=client_ip, response_headers=headers) as work:
             work.limits.dav_failure(credentials.username)
         raise refused(headers)
-    request.state.dav_scope = checked.scope
-    if checked.scope is AppPasswordScope.read and request.method in WRITE_METHODS:
+    found = VerifiedPassword(
+        user_id=user_id,
+        scope=(checked.scope or AppPasswordScope.read).value,  # a found password has one
+        token_version=checked.token_version,
+        password_hash=password_hash,
+        username=credentials.username,
+        client_ip=client_ip,
+    )
+    verified.put(credentials.password, found)
+    return _entering(request, response, found, checked_now=True)
+
+
+def _verified_passwords(app: Any) -> VerifiedPasswords:
+    """The app's cache of verified app passwords (one per app: per process)."""
+    cache = getattr(app.state, "dav_passwords", None)
+    if cache is None:
+        cache = app.state.dav_passwords = VerifiedPasswords()
+    return cache
+
+
+def _entering(
+    request: Request, response: Response, found: VerifiedPassword, *, checked_now: bool = False
+) -> UnitOfWork:
+    """The request's unit of work as `found`'s account: `Forbidden` for a `read` password's
+    write. A password not `checked_now` (cached) is checked again by the entry."""
+    scope = AppPasswordScope(found.scope)
+    request.state.dav_scope = scope
+    if scope is AppPasswordScope.read and request.method in WRITE_METHODS:
         raise Forbidden(READ_ONLY)
+    app = request.app
     # The account's current token version: the entry refuses the request if it changed
     # since (signing out everywhere, which also deleted the password).
-    claims = TokenClaims(subject=user_id, local=True, token_version=checked.token_version)
+    claims = TokenClaims(subject=found.user_id, local=True, token_version=found.token_version)
     work = UnitOfWork(
-        engine,
-        settings,
+        app.state.engine,
+        app.state.settings,
         claims=claims,
         counts_write=request.method in WRITE_METHODS,
-        client_ip=client_ip,
+        client_ip=_client_ip(request),
         response_headers=response.headers,
         transaction_locals=app.state.transaction_locals,
+        app_password=None if checked_now else (found.password_hash, found.scope),
     )
     # For the access log: the account, never the credential.
-    request.state.user_id = user_id
+    request.state.user_id = found.user_id
     return work
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -7,6 +7,14 @@ PROPPATCH is atomic (RFC 4918 9.2): either every property it names is written or
 `#RRGGBBAA` with its alpha dropped); removing the colour clears it. Any other property, and
 removing the name, is refused (`403` for it, `424 Failed Dependency` for the others), as is a
 value the list rules refuse (`409` for it): nothing is written and the list is not read.
+
+MKCALENDAR and extended MKCOL (`create`) make a list through `ListService.create` (REST's
+`POST /api/lists`: the same limit, name rule, events, one statement), its name and colour read
+from the body by the same mapping as PROPPATCH's (`_value`). The collection holds tasks only
+(`VTODO`); a body asking for components without it is `C:supported-calendar-component`, an
+MKCOL not asking for a calendar `D:valid-resourcetype`; a name or colour the list rules refuse
+is REST's 422. Any other property (a time zone, a description, Apple's order) is not kept:
+a list has nowhere to keep it, and refusing it would refuse the list the person made.
 """
 
 from __future__ import annotations
@@ -15,9 +23,18 @@ import re
 
 from pydantic import ValidationError
 
-from backend.dav.xml import APPLE, DAV, PropertyUpdate, clark
-from backend.errors import Forbidden
-from backend.models.task_list import ListUpdate
+from backend.dav.xml import (
+    APPLE,
+    CALDAV,
+    DAV,
+    MakeCollection,
+    PreconditionRefused,
+    PropertyUpdate,
+    clark,
+)
+from backend.errors import Forbidden, InvalidRequest
+from backend.models.names import NAME_MAX_LENGTH
+from backend.models.task_list import ListCreate, ListRow, ListUpdate
 from backend.services.registry import UnitOfWork
 
 DISPLAYNAME = clark(DAV, "displayname")
@@ -27,6 +44,18 @@ OK = "200 OK"
 _FORBIDDEN = "403 Forbidden"
 _CONFLICT = "409 Conflict"
 _FAILED = "424 Failed Dependency"
+NOT_TASKS = "A collection here holds tasks (VTODO) only"
+NOT_A_CALENDAR = "A collection here is a calendar of tasks: ask for DAV:collection and C:calendar"
+# What a refused field of a new list was in the request (never its value).
+_TOLD = {
+    "name": "The list's name (D:displayname, or the URL's last segment without one)",
+    "color": "The list's colour (A:calendar-color)",
+}
+REFUSED = (
+    f"the list rules refuse it (a name is 1-{NAME_MAX_LENGTH} characters on one line, "
+    "a colour #RRGGBB)"
+)
+_CALENDAR_TYPE = frozenset({clark(DAV, "collection"), clark(CALDAV, "calendar")})
 _APPLE_COLOR = re.compile(r"^(#[0-9A-Fa-f]{6})(?:[0-9A-Fa-f]{2})?$")
 
 
@@ -82,3 +111,25 @@ def delete(work: UnitOfWork, list_id: int | None) -> None:
     if list_id is None:
         raise Forbidden(NO_LIST_IS_NO_LIST)
     work.lists.delete(list_id)
+
+
+def create(work: UnitOfWork, segment: str, asked: MakeCollection, *, mkcol: bool) -> ListRow:
+    """A new list of the caller's (`ListService.create`, as `POST /api/lists`) from an
+    MKCALENDAR's or extended MKCOL's body; named `segment` (the client's path segment) when
+    the body names no `displayname`."""
+    if mkcol and (asked.resourcetype is None or not set(asked.resourcetype) >= _CALENDAR_TYPE):
+        raise PreconditionRefused(clark(DAV, "valid-resourcetype"), NOT_A_CALENDAR)
+    if asked.components is not None and "VTODO" not in asked.components:
+        raise PreconditionRefused(clark(CALDAV, "supported-calendar-component"), NOT_TASKS)
+    values: dict[str, str | None] = {"name": segment}
+    for name, value in asked.changes:
+        field = _value(name, value)
+        if field is not None:
+            values[field[0]] = field[1]
+    try:
+        data = ListCreate(**values)
+    except ValidationError as error:
+        refused = {str(each["loc"][0]) for each in error.errors() if each["loc"]}
+        told = [_TOLD[field] for field in sorted(refused) if field in _TOLD]
+        raise InvalidRequest(f"{' and '.join(told) or 'The list'}: {REFUSED}") from None
+    return work.lists.create(data)

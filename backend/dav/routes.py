@@ -1,6 +1,7 @@
 """The DAV routes: discovery (`/.well-known/caldav` -> the root), OPTIONS and PROPFIND on the
-root, the principal, the calendar home and each collection; REPORT on a collection; GET, HEAD,
-PUT, DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
+root, the principal, the calendar home and each collection; REPORT, PROPPATCH and DELETE on a
+collection, MKCALENDAR and extended MKCOL of a new one (backend/dav/lists.py); GET, HEAD, PUT,
+DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
 
 Each route is async and signs in first (`dav_route`: the app password's check, in the thread
 pool), before its path is looked at or its body read: a stranger learns nothing, not even
@@ -41,6 +42,7 @@ from backend.dav.xml import (
     PreconditionRefused,
     clark,
     error_body,
+    make_collection_request,
     multistatus,
     propfind_request,
     proppatch_request,
@@ -56,10 +58,10 @@ router = APIRouter(include_in_schema=False)
 # Every path these routes answer: the edge leaves their bodies to them (`_body`).
 DAV_PATHS = re.compile(rf"{re.escape(DAV_ROOT.rstrip('/'))}(/|$)")
 
-# What exists today: discovery and properties. `1, 3` (RFC 4918's classes, no locking) and
-# `calendar-access` (RFC 4791: clients look for it to call a server CalDAV); `Allow` says
-# which methods each resource answers, and grows as objects, REPORT and sync arrive.
-DAV_HEADER = "1, 3, calendar-access"
+# `1, 3` (RFC 4918's classes, no locking), `calendar-access` (RFC 4791: clients look for it
+# to call a server CalDAV) and `extended-mkcol` (RFC 5689: an MKCOL with properties makes a
+# calendar); `Allow` says which methods each resource answers.
+DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
 ALLOW = "OPTIONS, PROPFIND"
 # A collection answers REPORT too, PROPPATCH (its list's name and colour) and DELETE (its list
 # to the trash); its objects GET, HEAD, PUT and DELETE (a collection the
@@ -176,6 +178,9 @@ def dav_route(
             request.state.dav_work = await run_in_threadpool(sign_in, request, response)
             return await handler(request, response)
         except AppError as error:
+            forget = getattr(request.state, "dav_forget", None)
+            if error.status_code == 401 and forget is not None:
+                forget()  # a cached password its entry refused: checked afresh next time
             return _error(error)
 
     answer.__name__ = handler.__name__
@@ -357,6 +362,33 @@ async def dav_collection(request: Request, response: Response) -> Response:
         return here
 
     return await _propfind(request, response, found, ALLOW_COLLECTION)
+
+
+# The root element of each way of making a collection's body.
+_MADE_BY = {"MKCALENDAR": clark(CALDAV, "mkcalendar"), "MKCOL": clark(DAV, "mkcol")}
+
+
+@router.api_route(resources.HOME + "{segment}", methods=list(_MADE_BY))
+@dav_route
+async def dav_make_collection(request: Request, response: Response) -> Response:
+    """MKCALENDAR (RFC 4791 5.3.1) or extended MKCOL (RFC 5689) under the home: a new list
+    of the caller's (backend/dav/lists.py `create`, `ListService.create` as `POST
+    /api/lists`), `201` with its collection's URL in `Location` (`/dav/calendars/{list_id}/`:
+    the list's id is the server's, the client's segment names it when the body does not).
+    A segment of the server's own (a list id, `no-list`) is a resource that exists: `405`,
+    whether or not the caller may read that list, before the body is read."""
+    segment = request.path_params["segment"]
+    if not isinstance(resources.list_of(segment), str):
+        raise MethodRefused(ALLOW_COLLECTION)
+    asked = make_collection_request(await _body(request), _MADE_BY[request.method])
+
+    def made(work: UnitOfWork, writes: bool) -> Response:
+        row = lists.create(work, segment, asked, mkcol=request.method == "MKCOL")
+        root = request.scope.get("root_path", "")
+        headers = {"Location": root + resources.collection_path(row.id), **_dav_headers()}
+        return Response(status_code=201, headers=headers)
+
+    return await _in_work(request, response, made)
 
 
 def _collection_of(request: Request) -> int | None:

@@ -173,6 +173,44 @@ def proppatch_request(body: bytes) -> PropertyUpdate:
     return PropertyUpdate(tuple(changes))
 
 
+@dataclass(frozen=True)
+class MakeCollection:
+    """An MKCALENDAR's (RFC 4791 5.3.1) or an extended MKCOL's (RFC 5689) body: each property
+    set (its text, in the body's order), the components `supported-calendar-component-set`
+    names and the `resourcetype` asked for (None: not named)."""
+
+    changes: tuple[tuple[str, str], ...] = ()
+    components: tuple[str, ...] | None = None
+    resourcetype: tuple[str, ...] | None = None
+
+
+SUPPORTED_COMPONENTS = clark(CALDAV, "supported-calendar-component-set")
+RESOURCETYPE = clark(DAV, "resourcetype")
+
+
+def make_collection_request(body: bytes, root: str) -> MakeCollection:
+    """`root`'s body (`C:mkcalendar` or `D:mkcol`): `D:set`s of properties; empty: none."""
+    document = parse(body, root)
+    if document is None:
+        return MakeCollection()
+    changes: list[tuple[str, str]] = []
+    components: tuple[str, ...] | None = None
+    resourcetype: tuple[str, ...] | None = None
+    for action in document:
+        prop = action.find(clark(DAV, "prop"))
+        if action.tag != clark(DAV, "set") or prop is None:
+            raise MalformedXml()
+        for node in prop:
+            if node.tag == SUPPORTED_COMPONENTS:
+                named = (c.get("name", "") for c in node if c.tag == clark(CALDAV, "comp"))
+                components = tuple(name.upper() for name in named)
+            elif node.tag == RESOURCETYPE:
+                resourcetype = tuple(str(child.tag) for child in node)
+            else:
+                changes.append((str(node.tag), node.text or ""))
+    return MakeCollection(tuple(changes), components, resourcetype)
+
+
 def propstats(path: str, statuses: Mapping[str, str]) -> bytes:
     """A PROPPATCH's 207 body: one propstat per property with its status (`200 OK`, ...)."""
     response = element(clark(DAV, "response"), None, href(path))

@@ -53,6 +53,21 @@ class WorkerMetrics:
         self.reminders = Counter(
             "task_reminders_fired", "Reminders fired, by outcome.", ["outcome"], registry=r
         )
+        self.notifications = Counter(
+            "reminder_deliveries",
+            "Reminder pushes and emails by outcome: delivered, retried (a failed attempt "
+            "to try again), dead (out of attempts, or refused for good), gone (the push "
+            "service said the subscription ended), dropped (no longer for its person).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.notification_delay = Histogram(
+            "reminder_delivery_delay_seconds",
+            "From a reminder's instant to its push service's or SMTP server's acceptance.",
+            ["channel"],
+            buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 1800),
+            registry=r,
+        )
 
     def observe_backlog(self, backlog: Backlog) -> None:
         self.pending.set(backlog.pending)

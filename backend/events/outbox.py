@@ -12,6 +12,7 @@ workers.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Connection, Integer, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import aliased
 
+from backend.config import Settings
 from backend.events.sinks import EventRow
 from backend.models import DeliveryState, TaskEvent
 
@@ -165,3 +167,12 @@ def requeue(conn: Connection, ids: Sequence[int] | None) -> int:
         .values(state=PENDING, attempts=0, next_attempt_at=func.clock_timestamp())
     )
     return int(result.rowcount)
+
+
+def backoff(settings: Settings, attempts: int) -> timedelta:
+    """Full jitter: uniform in [0, min(max, base * 2^(attempts-1))]."""
+    ceiling = min(
+        settings.event_retry_max_seconds,
+        settings.event_retry_base_seconds * 2 ** min(attempts - 1, 30),
+    )
+    return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)

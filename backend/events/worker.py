@@ -1,5 +1,6 @@
 """The delivery loop. Each cycle: fire due reminders (into the outbox), claim a batch of
-events, deliver each to every sink that has not accepted it yet, record the outcome, commit.
+events, deliver each to every sink that has not accepted it yet, record the outcome, commit;
+then send a batch of reminders' pushes and emails (backend/events/notify.py).
 Several workers, on several machines, share the work through SKIP LOCKED (outbox.py).
 
 A failed attempt is retried after an exponential backoff with full jitter; after
@@ -9,13 +10,12 @@ A failed attempt is retried after an exponential backoff with full jitter; after
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -24,7 +24,8 @@ from backend.config import Settings
 from backend.errors import database_error, database_failure, loggable
 from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
-from backend.events.outbox import ClaimedRow
+from backend.events.notify import Notifier
+from backend.events.outbox import ClaimedRow, backoff
 from backend.events.sinks import DeliveryFailed, Sink, event_body
 from backend.services.attachments import orphan_cutoff, sweep_orphans
 from backend.services.changes import prune
@@ -43,15 +44,6 @@ def longest_batch_seconds(settings: Settings, sinks: int) -> float:
     The claim's transaction stays open that long (and no longer: see `deliver_batch`)."""
     waves = -(-settings.event_batch_size // PARALLEL_DELIVERIES)
     return waves * sinks * settings.event_delivery_timeout_seconds
-
-
-def backoff(settings: Settings, attempts: int) -> timedelta:
-    """Full jitter: uniform in [0, min(max, base * 2^(attempts-1))]."""
-    ceiling = min(
-        settings.event_retry_max_seconds,
-        settings.event_retry_base_seconds * 2 ** min(attempts - 1, 30),
-    )
-    return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
 
 
 @dataclass
@@ -89,6 +81,18 @@ class Worker:
         self._pool = ThreadPoolExecutor(
             max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"
         )
+        # Pushes go to a client's URL: no redirects, no proxy from the environment.
+        self._push_http = httpx.Client(
+            timeout=settings.push_timeout_seconds, follow_redirects=False, trust_env=False
+        )
+        self.notifier = Notifier(
+            engine,
+            settings,
+            self.metrics,
+            self._pool,
+            self._push_http,
+            parallel=PARALLEL_DELIVERIES,
+        )
         self._pruned_at = -float("inf")  # prune on the first cycle
         self._objects: ObjectStorage | None = None
 
@@ -108,6 +112,7 @@ class Worker:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         if wait:
             self._http.close()
+            self._push_http.close()
 
     def run(self, stop: threading.Event) -> None:
         """Cycle until `stop` is set; a cycle in progress finishes first."""
@@ -131,6 +136,9 @@ class Worker:
             self.metrics.reminders.labels("sent").inc(fired.sent)
             self.metrics.reminders.labels("skipped").inc(fired.skipped)
         handled = self.deliver_batch()
+        # Reminders' pushes and emails (backend/events/notify.py): leased, sent with no
+        # transaction open, recorded.
+        notified = self.notifier.run()
         with self._engine.connect() as conn:
             backlog = outbox.backlog(conn)
         self.metrics.observe_backlog(backlog)
@@ -146,7 +154,7 @@ class Worker:
             swept = sweep_orphans(self._engine, self._storage(), orphan_cutoff(self._settings))
             if swept:
                 logger.info("swept %d stored attachments with no row", swept)
-        return handled == self._settings.event_batch_size
+        return self._settings.event_batch_size in (handled, notified)
 
     def deliver_batch(self) -> int:
         """Claim, deliver and record one batch in one transaction; returns its size.

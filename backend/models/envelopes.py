@@ -17,6 +17,8 @@ from backend.models.calendar_feed import CalendarFeedCreated, CalendarFeedPublic
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DataEnvelope, ListEnvelope, ListMeta
 from backend.models.conversation import ChatAnswer, ConversationPublic, MessagePublic
+from backend.models.notification_settings import EmailConfirmed, NotificationSettingsPublic
+from backend.models.push_subscription import PushPublicKey, PushSubscriptionPublic
 from backend.models.sharing import InvitationCreated, InvitationPublic, MemberPublic
 from backend.models.stream_ticket import StreamTicketPublic
 from backend.models.task import TaskPublic
@@ -120,6 +122,21 @@ class AppPasswordCreatedEnvelope(DataEnvelope[AppPasswordCreated]):
     """An app password with the password itself (shown only here)."""
 
 
+class PushSubscriptionsEnvelope(BaseModel):
+    """Your push subscriptions, oldest first (never their keys)."""
+
+    data: list[PushSubscriptionPublic]
+    meta: CountMeta
+
+
+class PushSubscriptionEnvelope(DataEnvelope[PushSubscriptionPublic]):
+    """A push subscription (its keys are never shown)."""
+
+
+class PushPublicKeyEnvelope(DataEnvelope[PushPublicKey]):
+    """The server's VAPID public key."""
+
+
 class TaskOccurrencesEnvelope(DataEnvelope[TaskOccurrences]):
     """A task's next due dates."""
 
@@ -180,3 +197,11 @@ class ActivityEnvelope(ListEnvelope[ActivityItem]):
 
 class StreamTicketEnvelope(DataEnvelope[StreamTicketPublic]):
     """A one-time ticket that opens your live change stream."""
+
+
+class NotificationSettingsEnvelope(DataEnvelope[NotificationSettingsPublic]):
+    """Your notification settings."""
+
+
+class EmailConfirmedEnvelope(DataEnvelope[EmailConfirmed]):
+    """The address a confirmation link confirmed."""

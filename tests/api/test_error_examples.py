@@ -69,6 +69,15 @@ def _undecodable(client: TestClient, alice: Account) -> httpx.Response:
     return client.post("/api/tasks", content=b'{"title": "\xff\xfe"}', headers=headers)
 
 
+def _email_unconfirmed(client: TestClient, alice: Account) -> httpx.Response:
+    return client.patch("/api/notification-settings", json={"email": True}, headers=alice.headers)
+
+
+def _link_not_found(client: TestClient, alice: Account) -> httpx.Response:
+    params = {"user": alice.id, "token": "A" * 43}
+    return client.get("/api/notification-settings/confirm", params=params)
+
+
 def _revoked(client: TestClient, alice: Account) -> httpx.Response:
     client.post("/api/auth/logout-all", headers=alice.headers)
     return client.get("/api/tasks", headers=alice.headers)
@@ -175,6 +184,8 @@ def _new_owner_name_taken(client: TestClient, alice: Account) -> httpx.Response:
 
 
 PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
+    "email_unconfirmed": _email_unconfirmed,
+    "notification_link_not_found": _link_not_found,
     "only_owner_admins": _only_owner_admins,
     "owner_fixed": _owner_fixed,
     "owner_cannot_leave": _owner_cannot_leave,

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -28,6 +30,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
+from backend.services.notification_settings import token_hash
 from tests.conftest import Account, bearer, make_token
 from tests.resources import creators, fill_path, make_row, path_parameters, the_app_routes
 
@@ -188,6 +191,30 @@ def test_hsts_only_when_configured(hsts_client: TestClient) -> None:
 MAKERS = creators(the_app_routes())
 
 
+def _confirmation_link(engine: Engine, who: Account) -> str:
+    """The query of a confirmation mail's link for `who`, made as the server makes one (its
+    token's SHA-256 stored; tests/reminders follow the mail itself)."""
+    token = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO notification_settings"
+                " (user_id, email_address, confirm_token_hash, confirm_sent_at)"
+                " VALUES (:user, 'head@example.com', :hash, now())"
+                " ON CONFLICT (user_id) DO UPDATE SET confirm_token_hash = :hash,"
+                " email_address = 'head@example.com', confirm_sent_at = now()"
+            ),
+            {"user": who.id, "hash": token_hash(token)},
+        )
+    return f"?user={quote(who.id, safe='')}&token={token}"
+
+
+# GET routes whose query is a credential a mail carried: the query each needs, made for alice.
+LINK_QUERIES: dict[str, Callable[[Engine, Account], str]] = {
+    "/api/notification-settings/confirm": _confirmation_link,
+}
+
+
 def _head_and_get(
     client: TestClient, path: str, headers: dict[str, str]
 ) -> tuple[httpx.Response, httpx.Response]:
@@ -220,6 +247,8 @@ def test_head_answers_every_get_route_like_get_without_a_body(
     for name in path_parameters(url):
         make_row(client, alice, name, known, MAKERS)
     url = fill_path(url, known)
+    if path in LINK_QUERIES:
+        url += LINK_QUERIES[path](db_engine, alice)
     got, head = _head_and_get(client, url, alice.headers)
     assert got.status_code == 200, (path, got.text[:200])
     assert head.status_code == got.status_code, (path, head.status_code)

@@ -510,7 +510,8 @@ def _referenced_secrets(objects: list[Obj]) -> set[tuple[str, str]]:
         for container in spec["containers"]:
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
+                # An optional key (a feature's, e.g. VAPID_PRIVATE_KEY) need not be created.
+                if ref and not ref.get("optional"):
                     wanted.add((ref["name"], ref["key"]))
     for obj in objects:
         if is_dapr_component(obj):

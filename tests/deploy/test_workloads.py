@@ -63,7 +63,8 @@ def environment(
     spec: dict[str, Any], secret_values: dict[tuple[str, str], str], **extra: str
 ) -> dict[str, str]:
     """What the kubelet would give the container: the ConfigMap (envFrom), then `env`, each
-    secretKeyRef from `secret_values`; nothing from this test process but PATH."""
+    secretKeyRef from `secret_values` (an `optional` one the Secret lacks: unset, as the
+    kubelet leaves it); nothing from this test process but PATH."""
     scratch = tempfile.mkdtemp(prefix="task-api-pod-")
     env = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -73,6 +74,8 @@ def environment(
     env |= settings_map(list(_rendered("local")))
     for item in spec.get("env", []):
         ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if ref and ref.get("optional") and (ref["name"], ref["key"]) not in secret_values:
+            continue
         env[item["name"]] = secret_values[(ref["name"], ref["key"])] if ref else item["value"]
     return env | extra
 

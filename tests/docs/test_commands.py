@@ -264,6 +264,15 @@ def check_attachments(out: str) -> None:
     assert any(isinstance(b, dict) and "quota_bytes" in b for b in found), out
 
 
+def check_reminders(out: str) -> None:
+    """The VAPID public key (65 bytes, base64url) and the settings as the PATCH left them."""
+    found = bodies(out)
+    keys = [b["public_key"] for b in found if isinstance(b, dict) and "public_key" in b]
+    assert keys and len(keys[0]) == 87, out
+    patched = [b for b in found if isinstance(b, dict) and b.get("time_zone") == "Europe/Berlin"]
+    assert patched and patched[0]["push"] is True and patched[0]["email"] is False, out
+
+
 CHECKS = {
     "get-started/curl.md": check_curl,
     "guides/tasks.md": check_tasks,
@@ -280,6 +289,7 @@ CHECKS = {
     "guides/caldav.md": check_caldav,
     "guides/trash.md": check_trash,
     "guides/attachments.md": check_attachments,
+    "guides/reminders.md": check_reminders,
 }
 
 

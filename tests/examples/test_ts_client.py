@@ -87,7 +87,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "get-deleted-filter", "comments", "comment-elsewhere",
         "comments-after", "invite", "accept", "member-tasks", "assign", "members", "activity",
         "downgrade", "viewer-write", "remove", "removed-read", "revoked-accept", "transfer",
-        "left-read", "aborted",
+        "left-read", "push", "aborted",
         "after-logout-all", "after-delete-me",
     ]  # fmt: skip
     assert values["health"] == {
@@ -95,6 +95,18 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
         "ready": {"status": "ready", "database": "ok", "migrations": "current"},
     }
     assert values["token"]["token_type"] == "bearer"
+    assert values["push"] == {
+        "key": 65,
+        "same": True,
+        "listed": [True],
+        "settings": {
+            "push": False,
+            "email": False,
+            "email_address": None,
+            "email_confirmed": False,
+            "time_zone": None,
+        },
+    }
     # The live stream from the feed's cursor: the feed's changes, each with an id.
     assert values["stream"] == [[*change, True] for change in values["changes"]["changes"]]
     # Comments: two pages of one, an edit by its author, another task's id a missing comment.

@@ -114,8 +114,9 @@ TASKS_ONLY = {
     "search.time-range.alarm": {"support": "unsupported"},
     "search.recurrences.includes-implicit.event": {"support": "unsupported"},
     "search.recurrences.expanded.event": {"support": "unsupported"},
-    # Lists are made, renamed and deleted through REST: no MKCALENDAR, PROPPATCH or DELETE of
-    # a collection. Every collection is VTODO-only by construction, which is what the suite's
+    # The suite runs in one list made over REST: its calendar creation, renaming and deleting
+    # are not exercised here (MKCALENDAR, PROPPATCH and DELETE of a collection are tested in
+    # tests/dav/). Every collection is VTODO-only by construction, which is what the suite's
     # VTODO-only fixtures ask a created calendar to be (fixture_helpers.py).
     "create-calendar": {"support": "unsupported"},
     "create-calendar.with-supported-component-types": {"support": "full"},

@@ -337,6 +337,11 @@ def test_every_command_against_a_live_server(
     feed = api.run("feed", made["url"].rsplit("/", 1)[1].removesuffix(".ics"))
     assert feed.stdout.startswith("BEGIN:VCALENDAR") and "ETag: " in feed.stderr
 
+    # A mail's links (issue 72) carry the account and a token; forged ones change nothing.
+    me_id = api.json("me")["data"]["id"]
+    assert status_of(api.run("confirm-email", me_id, "A" * 43, expect_ok=False)) == 404
+    assert status_of(api.run("unsubscribe-email", me_id, "0" * 64, expect_ok=False)) == 404
+
     # Chat (issue 32): this server has no model (tests/chat/test_api_script.py has one).
     unconfigured = api.run("chat", "add milk", expect_ok=False)
     assert status_of(unconfigured) == 503

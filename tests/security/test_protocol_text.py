@@ -380,8 +380,10 @@ MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
 
 
 # Write routes whose bodies carry no human text (a role, a user id, an invitation's token, an
-# address validated as an email, a feed's kind): nothing for a door to send; tests/sharing and
-# tests/calendar test their input. A route without a body (a delete, a stream ticket, a
+# address validated as an email, a feed's kind, a browser's push subscription: an https URL on
+# a push service and two base64url keys, notification switches with an address and an IANA
+# zone): nothing for a door to send; tests/sharing, tests/calendar and tests/reminders test
+# their input. A route without a body (a delete, a stream ticket, a
 # restore, which writes back the text stored before: tests/trash) sends no text: `NO_BODY`.
 NO_TEXT = {
     ("PATCH", "/lists/{list_id}/members/{user_id}"),
@@ -389,6 +391,8 @@ NO_TEXT = {
     ("POST", "/lists/{list_id}/invitations"),
     ("POST", "/invitations/accept"),
     ("POST", "/calendar-feeds"),
+    ("POST", "/push-subscriptions"),
+    ("PATCH", "/notification-settings"),
 }
 # Write tools whose arguments carry no human text (a calendar feed's kind and list; an
 # activity entry's id; a deleted task's id, whose restore writes back the text stored before:

@@ -360,6 +360,29 @@ async function main(): Promise<void> {
   await failure("left-read", () => api.getList(team.id));
   await mate.deleteMe(); // the list goes with it: nobody else is in it
 
+  // Reminders that reach a person: a browser's subscription (keys as a browser makes them),
+  // the same endpoint again, the settings.
+  const browser = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, [
+    "deriveBits",
+  ]);
+  const point = new Uint8Array(await crypto.subtle.exportKey("raw", browser.publicKey));
+  const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64url");
+  const subscription = {
+    endpoint: `https://fcm.googleapis.com/fcm/send/demo-${crypto.randomUUID()}`,
+    expirationTime: null,
+    keys: { p256dh: b64url(point), auth: b64url(crypto.getRandomValues(new Uint8Array(16))) },
+  };
+  const subscribed = await api.subscribePush(subscription);
+  const resubscribed = await api.subscribePush(subscription);
+  const publicKey = await api.pushPublicKey();
+  step("push", {
+    key: Buffer.from(publicKey, "base64url").length,
+    same: subscribed.id === resubscribed.id,
+    listed: (await api.listPushSubscriptions()).map((s) => s.endpoint === subscription.endpoint),
+    settings: await api.updateNotificationSettings({ push: false }),
+  });
+  await api.deletePushSubscription(subscribed.id);
+
   // Abort: a signal cancels the call (here, one already aborted).
   const controller = new AbortController();
   controller.abort();

@@ -124,6 +124,12 @@ export type AppPassword = Schemas["AppPasswordPublic"];
 /** A new app password: the only answer that carries its `password`. */
 export type AppPasswordCreated = Schemas["AppPasswordCreated"];
 export type AppPasswordCreate = Schemas["AppPasswordCreate"];
+/** A browser's `PushSubscription.toJSON()`, as `subscribePush` takes it. */
+export type PushSubscriptionCreate = Schemas["PushSubscriptionCreate"];
+/** A push subscription as the API shows it (never its keys). */
+export type PushSubscriptionInfo = Schemas["PushSubscriptionPublic"];
+export type NotificationSettings = Schemas["NotificationSettingsPublic"];
+export type NotificationSettingsUpdate = Schemas["NotificationSettingsUpdate"];
 /** One server-sent event of a streamed chat turn (specs/chat.md, "Streaming"). */
 export type ChatEvent =
   | { event: "start"; data: { conversation_id: number } }
@@ -806,6 +812,44 @@ export class TaskApi {
   async revokeAppPassword(appPasswordId: number, options: CallOptions = {}) {
     const params = { path: { app_password_id: appPasswordId } };
     ok(await this.client.DELETE("/api/app-passwords/{app_password_id}", { params, ...options }));
+  }
+
+  // -- reminders on a phone or in an inbox (Web Push, email) -------------------------------
+
+  /** The VAPID public key: a page's `applicationServerKey` for `PushManager.subscribe`. */
+  async pushPublicKey(options: CallOptions = {}): Promise<string> {
+    return data(await this.client.GET("/api/push/public-key", { ...options })).public_key;
+  }
+
+  /** Send reminders to this browser: `subscription.toJSON()` as it is. The same endpoint
+   * again is the same subscription. */
+  async subscribePush(body: PushSubscriptionCreate, options: CallOptions = {}) {
+    // 201 for a new subscription, 200 for the same endpoint again: the same body.
+    const answer = await this.client.POST("/api/push-subscriptions", { body, ...options });
+    return (ok(answer) as { data: PushSubscriptionInfo }).data;
+  }
+
+  /** Your push subscriptions, oldest first; never their keys. */
+  async listPushSubscriptions(options: CallOptions = {}): Promise<PushSubscriptionInfo[]> {
+    return data(await this.client.GET("/api/push-subscriptions", { ...options }));
+  }
+
+  /** Stop sending reminders to a browser. */
+  async deletePushSubscription(subscriptionId: number, options: CallOptions = {}) {
+    const params = { path: { push_subscription_id: subscriptionId } };
+    const path = "/api/push-subscriptions/{push_subscription_id}";
+    ok(await this.client.DELETE(path, { params, ...options }));
+  }
+
+  /** Where your reminders go: push, email (a confirmed address only), the email's zone. */
+  async notificationSettings(options: CallOptions = {}): Promise<NotificationSettings> {
+    return data(await this.client.GET("/api/notification-settings", { ...options }));
+  }
+
+  /** Change them; a new `email_address` is mailed a confirmation link. */
+  async updateNotificationSettings(body: NotificationSettingsUpdate, options: CallOptions = {}) {
+    const answer = await this.client.PATCH("/api/notification-settings", { body, ...options });
+    return data(answer) as NotificationSettings;
   }
 
   // -- trash --------------------------------------------------------------------------------

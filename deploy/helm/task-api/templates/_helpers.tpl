@@ -70,6 +70,25 @@ env:
 {{- end }}
 
 {{/*
+Reminders that reach a person (docs/guides/reminders.md), for the API and the worker: each key
+optional in the task-api Secret; without VAPID_PRIVATE_KEY production sends no push.
+*/}}
+{{- define "task-api.reminderSecrets" -}}
+- name: VAPID_PRIVATE_KEY
+  valueFrom:
+    secretKeyRef:
+      name: task-api
+      key: VAPID_PRIVATE_KEY
+      optional: true
+- name: SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: task-api
+      key: SMTP_PASSWORD
+      optional: true
+{{- end }}
+
+{{/*
 `serve` and `worker` refuse to start while a migration is pending (exit 1, then a growing
 restart back-off): they wait here instead, until `check` passes (the database answers, every
 migration applied by the migrations Job).

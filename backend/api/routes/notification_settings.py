@@ -1,0 +1,118 @@
+"""`/api/notification-settings` (issue 72; specs/api-contract.md, "Notification settings"):
+which channels the caller's reminders take, and the two links a mail carries (confirm an
+address; RFC 8058 one-click unsubscribe), which need no bearer token: the link is the
+credential. Thin: enter through the door, call the service, answer; a confirmation mail is sent
+after the commit, with no connection held.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, status
+
+from backend.api.deps import AnonymousDoor, Door, DoorRoute
+from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
+from backend.errors import InvalidRequest, NotFound
+from backend.models.envelopes import (
+    EmailConfirmedEnvelope,
+    NotificationSettingsEnvelope,
+)
+from backend.models.notification_settings import (
+    CONFIRM_TOKEN,
+    UNSUBSCRIBE_TOKEN,
+    USER_ID_IN_LINK,
+    EmailConfirmed,
+    NotificationSettingsUpdate,
+)
+from backend.services.mail import MailSender, confirmation_message
+from backend.services.notification_settings import (
+    CONFIRM_FIRST,
+    LINK_NOT_FOUND,
+    NotificationSettingsService,
+)
+
+router = APIRouter(
+    prefix="/api/notification-settings", tags=["notification-settings"], route_class=DoorRoute
+)
+TAGS = {
+    "notification-settings": "Where your reminders go besides events: Web Push to your "
+    "subscribed browsers, email to a confirmed address (docs/guides/reminders.md)."
+}
+NO_LINK = ErrorExample.of("notification_link_not_found", "No such link", NotFound(LINK_NOT_FOUND))
+UNCONFIRMED = ErrorExample.of(
+    "email_unconfirmed", "Address not confirmed", InvalidRequest.at("body.email", CONFIRM_FIRST)
+)
+LinkUser = Annotated[USER_ID_IN_LINK, Query(description="The account the link is for.")]
+
+
+@router.get(
+    "",
+    operation_id="getNotificationSettings",
+    response_model=NotificationSettingsEnvelope,
+    summary="Your notification settings",
+    responses={**ok(200, "Your settings (defaults where never set)."), **errors(401, 503)},
+)
+def get_notification_settings(door: Door) -> NotificationSettingsEnvelope:
+    return NotificationSettingsEnvelope(data=door.service(NotificationSettingsService).get())
+
+
+@router.patch(
+    "",
+    operation_id="updateNotificationSettings",
+    response_model=NotificationSettingsEnvelope,
+    summary="Change your notification settings",
+    description="Only the fields sent change. A new `email_address` is sent a confirmation "
+    "link and receives nothing until it is opened; `email: true` needs a confirmed address.",
+    responses={
+        **rate_limited(200, "Your settings."),
+        **errors(400, 401, 413, 422, 429, 503, examples=(VALIDATION, UNCONFIRMED)),
+    },
+)
+def update_notification_settings(
+    door: Door, data: NotificationSettingsUpdate, background: BackgroundTasks
+) -> NotificationSettingsEnvelope:
+    done = door.service(NotificationSettingsService).update(data, door.settings)
+    mail = MailSender.configured(door.settings)
+    if done.confirm_token is not None and mail is not None and done.settings.email_address:
+        message = confirmation_message(
+            door.settings, door.caller_id, done.settings.email_address, done.confirm_token
+        )
+        background.add_task(mail.deliver, message)
+    return NotificationSettingsEnvelope(data=done.settings)
+
+
+@router.get(
+    "/confirm",
+    operation_id="confirmNotificationEmail",
+    response_model=EmailConfirmedEnvelope,
+    summary="Confirm an address (the link in the confirmation mail)",
+    description="No bearer token: the link is the credential. Turns email reminders on.",
+    responses={**ok(200, "Confirmed."), **errors(404, 422, 503, examples=(NO_LINK,))},
+)
+def confirm_notification_email(
+    door: AnonymousDoor,
+    user: LinkUser,
+    token: Annotated[CONFIRM_TOKEN, Query(description="The link's token.")],
+) -> EmailConfirmedEnvelope:
+    # No caller: the service is bound to the account the link names.
+    address = NotificationSettingsService(door.send, user).confirm(token)
+    return EmailConfirmedEnvelope(data=EmailConfirmed(email_address=address, email_confirmed=True))
+
+
+@router.post(
+    "/unsubscribe",
+    operation_id="unsubscribeNotificationEmail",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="One-click unsubscribe (RFC 8058) from email reminders",
+    description="What a mail client POSTs (`List-Unsubscribe=One-Click`) to the "
+    "`List-Unsubscribe` link of a reminder: email reminders off. No bearer token: the link "
+    "carries an HMAC of the account's id; a forged one is 404 and changes nothing.",
+    responses={**ok(204, "Email reminders are off."), **errors(404, 422, 503, examples=(NO_LINK,))},
+)
+def unsubscribe_notification_email(
+    door: AnonymousDoor,
+    user: LinkUser,
+    token: Annotated[UNSUBSCRIBE_TOKEN, Query(description="The link's proof.")],
+) -> None:
+    NotificationSettingsService(door.send, user).unsubscribe(token, door.settings)

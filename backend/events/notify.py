@@ -1,0 +1,335 @@
+"""Reminders that reach a person: the events worker's push and email sink (issue 72;
+specs/events.md, "Reminder deliveries").
+
+A fired reminder's event makes one `reminder_deliveries` row per channel of its person (the
+trigger of migration 0091, in the firing's transaction). Each cycle the worker:
+
+1. leases a batch of due rows in one short transaction (their `next_attempt_at` moved a lease
+   ahead, `attempts` counted), reading beside each what sending needs and whether its person
+   still reaches the task (the owner, or a member of its list) and still wants the channel;
+2. sends, with no transaction and no pooled connection held: a Web Push (RFC 8030 POST to the
+   subscription's checked address, RFC 8291 `aes128gcm` body, RFC 8292 VAPID header, `Topic`
+   from the event id) or an email (backend/services/mail.py);
+3. records every outcome in one short transaction: a delivered row is deleted; a failure is
+   retried after the outbox's backoff (a `Retry-After` is honoured, within the bound) until
+   `EVENT_MAX_ATTEMPTS`, then the row is `dead`; a push service's 404/410 deletes the
+   subscription (and its pending rows); a row no longer for its person is deleted unsent.
+
+At least once: a worker killed after sending and before recording sends again when the lease
+ends; the repeat carries the same `Topic` (a push service replaces an undelivered one) and the
+same `Message-ID`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from functools import partial
+from typing import Any
+
+import httpx
+from py_vapid import Vapid02
+from pywebpush import WebPusher
+from sqlalchemy import Engine, text
+
+from backend.config import Settings
+from backend.events.health import WorkerMetrics
+from backend.events.outbox import backoff
+from backend.services.mail import MailFailed, MailSender, reminder_message
+from backend.services.push_endpoints import UnsafeEndpoint, resolve
+
+logger = logging.getLogger(__name__)
+
+PUSH, EMAIL = "push", "email"
+# A push's payload stays under the 4 KB every push service takes: a longer title is cut.
+TITLE_MAX_BYTES = 1000
+# How long a push service keeps an undelivered push (RFC 8030 `TTL`): a day.
+PUSH_TTL_SECONDS = 24 * 3600
+# The VAPID JWT's lifetime (RFC 8292: at most 24 h).
+VAPID_JWT_SECONDS = 12 * 3600
+
+# Lease a batch: due rows, oldest first, skipping those another worker holds.
+_LEASE = text(
+    """
+WITH due AS (
+    SELECT id FROM reminder_deliveries
+    WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+    ORDER BY next_attempt_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE reminder_deliveries AS d
+    SET next_attempt_at = clock_timestamp() + make_interval(secs => :lease),
+        attempts = d.attempts + 1
+    FROM due
+    WHERE d.id = due.id
+    RETURNING d.id, d.user_id, d.event_id, d.task_id, d.channel, d.subscription_id,
+        d.payload, d.attempts
+)
+SELECT l.id, l.user_id, l.event_id, l.task_id, l.channel, l.subscription_id, l.payload,
+    l.attempts, s.endpoint, s.p256dh, s.auth,
+    n.email_address, n.time_zone AS recipient_time_zone, t.time_zone AS task_time_zone,
+    t.title AS current_title,
+    CASE l.channel
+        WHEN 'push' THEN coalesce(n.push, true)
+        ELSE coalesce(n.email AND n.email_confirmed_at IS NOT NULL, false)
+    END AS wanted,
+    EXISTS (
+        SELECT 1 FROM list_members AS m
+        WHERE m.list_id = t.list_id AND m.member_id = l.user_id
+    ) OR t.user_id = l.user_id AS reachable
+FROM leased AS l
+LEFT JOIN push_subscriptions AS s ON s.user_id = l.user_id AND s.id = l.subscription_id
+LEFT JOIN notification_settings AS n ON n.user_id = l.user_id
+LEFT JOIN tasks AS t ON t.id = l.task_id
+"""
+)
+_DELIVERED = text("DELETE FROM reminder_deliveries WHERE id = ANY(:ids)")
+_RETRY = text(
+    """
+UPDATE reminder_deliveries
+SET next_attempt_at = clock_timestamp() + make_interval(secs => :wait), last_error = :error
+WHERE id = :id
+"""
+)
+_DEAD = text("UPDATE reminder_deliveries SET state = 'dead', last_error = :error WHERE id = :id")
+_GONE = text("DELETE FROM push_subscriptions WHERE user_id = :user_id AND id = :subscription_id")
+
+
+@dataclass
+class Outcome:
+    """What one attempt ended in: `delivered`, `retry` (after `wait` seconds at least),
+    `dead`, `gone` (the subscription ended) or `dropped` (no longer for its person)."""
+
+    kind: str
+    error: str = ""
+    wait: float | None = None
+
+
+def topic(event_id: Any) -> str:
+    """RFC 8030 `Topic` (at most 32 base64url characters): the same for a reminder's every
+    send, so a push service replaces an undelivered one with its repeat."""
+    digest = hashlib.sha256(f"reminder:{event_id}".encode()).digest()[:24]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _cut(title: str) -> str:
+    raw = title.encode()
+    if len(raw) <= TITLE_MAX_BYTES:
+        return title
+    return raw[:TITLE_MAX_BYTES].decode(errors="ignore") + "…"
+
+
+def push_payload(row: Any) -> dict[str, Any]:
+    """What a service worker's `push` event reads (`event.data.json()`)."""
+    stored = row.payload or {}
+    return {
+        "type": "reminder",
+        "event_id": str(row.event_id),
+        "task_id": row.task_id,
+        "title": _cut(str(stored.get("title") or "")),
+        "due_date": stored.get("due_at"),
+        "remind_at": stored.get("remind_at"),
+        "late": bool(stored.get("late")),
+    }
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """A `Retry-After` in seconds (delta or HTTP date); None when absent or unreadable."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class PushSender:
+    """One Web Push: encrypt with pywebpush, sign with py-vapid, POST with httpx to the
+    endpoint's checked address (no redirects, bounded timeouts)."""
+
+    def __init__(self, settings: Settings, client: httpx.Client) -> None:
+        self._settings = settings
+        self._vapid = Vapid02(private_key=settings.vapid_key())
+        self._client = client
+
+    def send(self, row: Any) -> Outcome:
+        try:
+            target = resolve(row.endpoint, self._settings)
+        except UnsafeEndpoint as exc:
+            return Outcome("dead", f"push: {exc}")
+        body = json.dumps(push_payload(row), separators=(",", ":")).encode()
+        subscription = {"endpoint": row.endpoint, "keys": {"p256dh": row.p256dh, "auth": row.auth}}
+        encrypted = WebPusher(subscription).encode(body, content_encoding="aes128gcm")["body"]
+        claims = {
+            "aud": target.origin,
+            "exp": int(time.time()) + VAPID_JWT_SECONDS,
+            "sub": self._settings.vapid_contact,
+        }
+        headers = {
+            **self._vapid.sign(claims),
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+            "TTL": str(PUSH_TTL_SECONDS),
+            "Urgency": "high",
+            "Topic": topic(row.event_id),
+            "Host": target.origin.split("://", 1)[1],
+        }
+        try:
+            response = self._client.post(
+                target.url,
+                content=encrypted,
+                headers=headers,
+                extensions={"sni_hostname": target.host},
+            )
+        except httpx.HTTPError as exc:
+            return Outcome("retry", f"push: {type(exc).__name__}")
+        return self._judge(response)
+
+    @staticmethod
+    def _judge(response: httpx.Response) -> Outcome:
+        status = response.status_code
+        if 200 <= status < 300:
+            return Outcome("delivered")
+        said = f"push: HTTP {status}"
+        if status in (404, 410):
+            return Outcome("gone", said)
+        if status == 413:
+            # The payload is bounded (`TITLE_MAX_BYTES`): the same bytes would be refused again.
+            return Outcome("dead", f"{said} (payload too large)")
+        if status == 429 or status >= 500:
+            return Outcome("retry", said, retry_after(response))
+        # 400, 401, 403 (a VAPID key the subscription was not made with): not for a retry.
+        return Outcome("dead", said)
+
+
+def send_email(mail: MailSender, row: Any) -> Outcome:
+    try:
+        mail.deliver(reminder_message(mail.settings, row))
+    except MailFailed as exc:
+        return Outcome("dead" if exc.permanent else "retry", str(exc))
+    return Outcome("delivered")
+
+
+Sender = Callable[[Any], Outcome]
+
+
+class Notifier:
+    """The push and email sink of the events worker (one `run` per cycle)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        metrics: WorkerMetrics,
+        pool: ThreadPoolExecutor,
+        client: httpx.Client,
+        senders: dict[str, Sender] | None = None,
+        parallel: int = 32,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._metrics = metrics
+        self._pool = pool
+        if senders is None:
+            senders = {}
+            if settings.push_on:
+                senders[PUSH] = PushSender(settings, client).send
+            mail = MailSender.configured(settings)
+            if mail is not None:
+                senders[EMAIL] = partial(send_email, mail)
+        self._senders = senders
+        # A lease outlasts the slowest batch twice over: every call at its timeout, as many
+        # waves as the pool needs for a batch.
+        waves = -(-settings.event_batch_size // parallel)
+        slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
+        self.lease_seconds = 2 * slowest * waves
+
+    def run(self) -> int:
+        """Lease, send and record one batch; returns how many rows it leased."""
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                _LEASE, {"batch": self._settings.event_batch_size, "lease": self.lease_seconds}
+            ).all()
+        if not rows:
+            return 0
+        outcomes: dict[int, Outcome] = {}
+        futures = {self._pool.submit(self._attempt, row): row for row in rows}
+        done, _ = wait(futures, timeout=self.lease_seconds / 2)
+        for future in done:
+            outcomes[futures[future].id] = future.result()
+        # A call still running keeps its lease: the row is leased again when it ends.
+        self._record(rows, outcomes)
+        return len(rows)
+
+    def _attempt(self, row: Any) -> Outcome:
+        if not row.reachable or not row.wanted:
+            return Outcome("dropped")
+        if row.channel == PUSH and row.endpoint is None:
+            return Outcome("dropped")  # the subscription went between fan-out and lease
+        sender = self._senders.get(row.channel)
+        if sender is None:
+            return Outcome("retry", f"{row.channel}: not configured on this worker")
+        try:
+            return sender(row)
+        except Exception as exc:  # a bug, not the receiver: say where, retry within the bound
+            logger.exception("reminder delivery %s (%s) failed", row.id, row.channel)
+            return Outcome("retry", f"{row.channel}: {type(exc).__name__}")
+
+    def _record(self, rows: Sequence[Any], outcomes: dict[int, Outcome]) -> None:
+        settings = self._settings
+        finished: list[int] = []
+        with self._engine.begin() as conn:
+            for row in rows:
+                outcome = outcomes.get(row.id)
+                if outcome is None:
+                    continue
+                counted = outcome.kind
+                if outcome.kind in ("delivered", "dropped"):
+                    finished.append(row.id)
+                    if outcome.kind == "delivered":
+                        self._observe(row)
+                elif outcome.kind == "gone":
+                    conn.execute(
+                        _GONE, {"user_id": row.user_id, "subscription_id": row.subscription_id}
+                    )
+                elif outcome.kind == "retry" and row.attempts < settings.event_max_attempts:
+                    wait_seconds = backoff(settings, row.attempts).total_seconds()
+                    if outcome.wait is not None:
+                        wait_seconds = max(wait_seconds, outcome.wait)
+                    wait_seconds = min(wait_seconds, settings.event_retry_max_seconds)
+                    conn.execute(
+                        _RETRY, {"id": row.id, "wait": wait_seconds, "error": outcome.error}
+                    )
+                    counted = "retried"
+                else:
+                    conn.execute(_DEAD, {"id": row.id, "error": outcome.error})
+                    counted = "dead"
+                    logger.warning(
+                        "reminder delivery %s dead after %d attempts: %s",
+                        row.id,
+                        row.attempts,
+                        outcome.error,
+                    )
+                self._metrics.notifications.labels(row.channel, counted).inc()
+            if finished:
+                conn.execute(_DELIVERED, {"ids": finished})
+
+    def _observe(self, row: Any) -> None:
+        remind_at = (row.payload or {}).get("remind_at")
+        if not remind_at:
+            return
+        moment = datetime.fromisoformat(remind_at.replace("Z", "+00:00"))
+        delay = (datetime.now(UTC) - moment) / timedelta(seconds=1)
+        self._metrics.notification_delay.labels(row.channel).observe(max(delay, 0.0))

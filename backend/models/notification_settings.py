@@ -1,0 +1,183 @@
+"""Notification settings and reminder deliveries (`notification_settings`,
+`reminder_deliveries`, migration 0091; specs/api-contract.md, "Notification settings";
+specs/events.md, "Reminder deliveries"): the tables and the schemas of
+`/api/notification-settings`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from backend.models.common import NOT_SENT, NotNull
+from backend.models.types import TimeZoneName
+from backend.models.user import Email
+
+# A confirmation link's token: `secrets.token_urlsafe(32)`.
+CONFIRM_TOKEN = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+# A one-click unsubscribe link's proof: an HMAC-SHA256, hex.
+UNSUBSCRIBE_TOKEN = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+USER_ID_IN_LINK = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+def _ts(**kwargs: Any) -> Any:
+    return SQLField(default=None, sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class NotificationSettings(SQLModel, table=True):
+    __tablename__ = "notification_settings"
+    __table_args__ = (
+        UniqueConstraint("confirm_token_hash", name="uq_notification_settings_confirm_token_hash"),
+        CheckConstraint(
+            "char_length(email_address) <= 320",
+            name="ck_notification_settings_email_address_length",
+        ),
+        CheckConstraint(
+            "char_length(time_zone) BETWEEN 1 AND 64",
+            name="ck_notification_settings_time_zone_length",
+        ),
+        CheckConstraint(
+            "email_confirmed_at IS NULL OR email_address IS NOT NULL",
+            name="ck_notification_settings_confirmed_has_address",
+        ),
+    )
+
+    user_id: str = SQLField(
+        sa_column=Column(
+            Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    push: bool = SQLField(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
+    )
+    email: bool = SQLField(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    email_address: str | None = SQLField(default=None, sa_column=Column(Text))
+    email_confirmed_at: datetime | None = _ts()
+    # SHA-256 of the confirmation link's random token, hex: the link is shown only in the mail.
+    confirm_token_hash: str | None = SQLField(default=None, sa_column=Column(Text))
+    confirm_sent_at: datetime | None = _ts()
+    time_zone: str | None = SQLField(default=None, sa_column=Column(Text))
+    updated_at: datetime | None = _ts(nullable=False, server_default=func.now())
+
+
+class ReminderDelivery(SQLModel, table=True):
+    __tablename__ = "reminder_deliveries"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "subscription_id"],
+            ["push_subscriptions.user_id", "push_subscriptions.id"],
+            ondelete="CASCADE",
+            name="fk_reminder_deliveries_user_id_push_subscriptions",
+        ),
+        UniqueConstraint(
+            "event_id",
+            "channel",
+            "subscription_id",
+            name="uq_reminder_deliveries_event_id_channel_subscription_id",
+            postgresql_nulls_not_distinct=True,
+        ),
+        CheckConstraint(
+            "(channel = 'push' AND subscription_id IS NOT NULL) "
+            "OR (channel = 'email' AND subscription_id IS NULL)",
+            name="ck_reminder_deliveries_channel",
+        ),
+        CheckConstraint("state IN ('pending', 'dead')", name="ck_reminder_deliveries_state"),
+        Index(
+            "ix_reminder_deliveries_next_attempt_at",
+            "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: int | None = SQLField(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    user_id: str = SQLField(
+        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    event_id: uuid.UUID = SQLField(sa_column=Column(Uuid, nullable=False))
+    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    channel: str = SQLField(sa_column=Column(Text, nullable=False))
+    subscription_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    payload: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
+    state: str = SQLField(
+        default="pending", sa_column=Column(Text, nullable=False, server_default="pending")
+    )
+    attempts: int = SQLField(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    next_attempt_at: datetime | None = _ts(nullable=False, server_default=func.clock_timestamp())
+    last_error: str | None = SQLField(default=None, sa_column=Column(Text))
+    created_at: datetime | None = _ts(nullable=False, server_default=func.clock_timestamp())
+
+
+class NotificationSettingsPublic(BaseModel):
+    push: bool = Field(
+        description="Reminders go to every browser you subscribed (Web Push).", examples=[True]
+    )
+    email: bool = Field(
+        description="Reminders go to `email_address` once it is confirmed.", examples=[False]
+    )
+    email_address: str | None = Field(
+        description="Where email reminders go (null: nowhere).", examples=["ada@example.com"]
+    )
+    email_confirmed: bool = Field(
+        description="Whether `email_address` was confirmed by the link sent to it; only a "
+        "confirmed address receives reminders.",
+        examples=[False],
+    )
+    time_zone: str | None = Field(
+        description="The IANA zone an email names the due time in (null: the task's own).",
+        examples=["Europe/Berlin"],
+    )
+
+
+class NotificationSettingsUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"push": True}]},
+    )
+
+    push: Annotated[bool, NotNull] = Field(**NOT_SENT, description="Web Push on or off.")
+    email: Annotated[bool, NotNull] = Field(
+        **NOT_SENT,
+        description="Email reminders on or off; `true` needs a confirmed address (422 "
+        "otherwise: set `email_address`, open the link sent to it).",
+    )
+    email_address: Email | None = Field(
+        **NOT_SENT,
+        description="A new address gets a confirmation link and receives reminders only "
+        "once it is opened; null removes the address (and email reminders).",
+    )
+    time_zone: TimeZoneName | None = Field(
+        **NOT_SENT, description="The IANA zone emails name due times in; null: the task's."
+    )
+
+
+class EmailConfirmed(BaseModel):
+    email_address: str = Field(examples=["ada@example.com"])
+    email_confirmed: bool = Field(examples=[True])

@@ -1,0 +1,193 @@
+"""Email reminders and address confirmations over SMTP, for the events worker and the
+settings route (issue 72; specs/events.md, "Reminder
+deliveries"; the settings: docs/reference/configuration.md, `SMTP_*`).
+
+A reminder's message names the task, its due time in the recipient's time zone (their
+setting's, else the task's) and a link (`REMINDER_TASK_URL_TEMPLATE`); a plain-text and an HTML
+body, every value from the task escaped for HTML and stripped of line breaks and control
+characters for headers (the standard library's `email` refuses a header with a line break
+anyway). `Message-ID` is derived from the reminder's event, so a resend carries the same one;
+`List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058) give a one-click link that turns the
+person's email reminders off. Nothing here holds a database connection.
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import parseaddr
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from backend.config import Settings
+from backend.services.notification_settings import unsubscribe_token
+
+UNSUBSCRIBE_PATH = "/api/notification-settings/unsubscribe"
+CONFIRM_PATH = "/api/notification-settings/confirm"
+SUBJECT_TITLE_MAX = 150
+
+
+class MailFailed(Exception):
+    """The SMTP server did not take the message: `permanent` (5xx) or not (retry)."""
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def one_line(value: str, limit: int | None = None) -> str:
+    """`value` with every control, format or separator character (CR, LF, U+2028, a bidi
+    override...) made a space: safe in a header, a subject, a plain-text line."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in value
+    ).strip()
+    if limit is not None and len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1] + "…"
+    return cleaned
+
+
+def unsubscribe_url(settings: Settings, user_id: str) -> str:
+    query = urlencode({"user": user_id, "token": unsubscribe_token(settings, user_id)})
+    return f"{_base(settings)}{UNSUBSCRIBE_PATH}?{query}"
+
+
+def confirm_url(settings: Settings, user_id: str, token: str) -> str:
+    return f"{_base(settings)}{CONFIRM_PATH}?{urlencode({'user': user_id, 'token': token})}"
+
+
+def _base(settings: Settings) -> str:
+    return str(settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+
+
+def task_url(settings: Settings, task_id: int) -> str:
+    template = settings.reminder_task_url_template
+    if template:
+        return template.replace("{task_id}", str(int(task_id)))
+    return f"{_base(settings)}/api/tasks/{int(task_id)}"
+
+
+def _domain(settings: Settings) -> str:
+    address = parseaddr(settings.smtp_from or "")[1]
+    return address.rpartition("@")[2] or "localhost"
+
+
+def message_id(settings: Settings, event_id: Any) -> str:
+    """The same for every send of one reminder: a receiver (or a person) sees a repeat."""
+    return f"<reminder-{event_id}@{_domain(settings)}>"
+
+
+def local_time(instant: str | None, zone: str | None) -> str:
+    """An instant (`...Z`) as a person reads it in `zone`:
+    `Fri 27 Nov 2026, 14:30 (Europe/Berlin)`."""
+    if not instant:
+        return "no due date"
+    moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    try:
+        tz = ZoneInfo(zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        tz, zone = ZoneInfo("UTC"), "UTC"
+    return f"{moment.astimezone(tz):%a %d %b %Y, %H:%M} ({zone or 'UTC'})"
+
+
+def reminder_message(settings: Settings, row: Any) -> EmailMessage:
+    """The email of one reminder delivery row (`notify._LEASE`'s columns)."""
+    stored = row.payload or {}
+    title = one_line(str(stored.get("title") or "(untitled)"))
+    zone = row.recipient_time_zone or row.task_time_zone
+    due = local_time(stored.get("due_at"), zone)
+    link = task_url(settings, row.task_id)
+    unsubscribe = unsubscribe_url(settings, row.user_id)
+    late = " (sent late)" if stored.get("late") else ""
+    message = EmailMessage()
+    message["From"] = settings.smtp_from or ""
+    message["To"] = Address(addr_spec=row.email_address)
+    message["Subject"] = f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}"
+    message["Message-ID"] = message_id(settings, row.event_id)
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        f"Reminder{late}: {title}\n\nDue: {due}\nOpen the task: {link}\n\n"
+        f"Stop email reminders: {unsubscribe}\n"
+    )
+    safe = html.escape(title)
+    message.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Reminder{html.escape(late)}: <strong>{safe}</strong></p>"
+        f"<p>Due: {html.escape(due)}</p>"
+        f'<p><a href="{html.escape(link, quote=True)}">Open the task</a></p>'
+        f'<p><small><a href="{html.escape(unsubscribe, quote=True)}">Stop email reminders'
+        "</a></small></p></body></html>",
+        subtype="html",
+    )
+    return message
+
+
+def confirmation_message(
+    settings: Settings, user_id: str, address: str, token: str
+) -> EmailMessage:
+    link = confirm_url(settings, user_id, token)
+    message = EmailMessage()
+    message["From"] = settings.smtp_from or ""
+    message["To"] = Address(addr_spec=address)
+    message["Subject"] = "Confirm your address for task reminders"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        "Someone (we hope you) asked for task reminders at this address.\n\n"
+        f"Confirm it: {link}\n\nIf it was not you, ignore this message: nothing is sent "
+        "until the address is confirmed.\n"
+    )
+    message.add_alternative(
+        "<!doctype html><html><body><p>Someone (we hope you) asked for task reminders at "
+        f'this address.</p><p><a href="{html.escape(link, quote=True)}">Confirm it</a></p>'
+        "<p>If it was not you, ignore this message: nothing is sent until the address is "
+        "confirmed.</p></body></html>",
+        subtype="html",
+    )
+    return message
+
+
+@dataclass(frozen=True)
+class MailSender:
+    settings: Settings
+
+    @classmethod
+    def configured(cls, settings: Settings) -> MailSender | None:
+        return cls(settings) if settings.smtp_host else None
+
+    def deliver(self, message: EmailMessage) -> None:
+        """One SMTP session: connect, TLS as configured, AUTH, send, quit; every wait bounded
+        by `SMTP_TIMEOUT_SECONDS`. Raises `MailFailed`."""
+        s = self.settings
+        host, timeout = s.smtp_host or "", s.smtp_timeout_seconds
+        try:
+            if s.smtp_security == "tls":
+                context = ssl.create_default_context()
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    host, s.smtp_port, timeout=timeout, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(host, s.smtp_port, timeout=timeout)
+            with smtp:
+                if s.smtp_security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                if s.smtp_username and s.smtp_password:
+                    smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise MailFailed(
+                f"email: recipient refused ({codes})", all(c >= 500 for c in codes)
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            # Only the code: a server's text may echo what it was sent.
+            raise MailFailed(f"email: SMTP {exc.smtp_code}", exc.smtp_code >= 500) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailFailed(f"email: {type(exc).__name__}", False) from None

@@ -1,0 +1,192 @@
+"""Notification settings (issue 72; specs/api-contract.md, "Notification settings"): which
+channels a person's reminders take, one message a request.
+
+A PATCH is one upsert (no read before it): a new address gets a fresh confirmation token (its
+SHA-256 stored, the token itself only in the mail the route sends after the commit) and is
+unconfirmed until the link is opened (opened again, it changes nothing); `email: true` is
+written only where the address it leaves is confirmed (else nothing is written: 422). The
+confirmation link and the one-click unsubscribe carry the user's id, so each is one statement
+on that user's row: the link's token hash, or the unsubscribe HMAC checked before anything is
+sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Boolean, Text, bindparam, text
+
+from backend.config import Settings
+from backend.db.scope import Scoped
+from backend.errors import InvalidRequest, NotFound
+from backend.models.notification_settings import (
+    NotificationSettingsPublic,
+    NotificationSettingsUpdate,
+)
+
+# A confirmation link works this long after it was sent.
+CONFIRM_DAYS = 7
+DEFAULTS = NotificationSettingsPublic(
+    push=True, email=False, email_address=None, email_confirmed=False, time_zone=None
+)
+LINK_NOT_FOUND = "No such link (it may have expired or been replaced)"
+CONFIRM_FIRST = "Confirm the address first: open the link sent to it"
+
+_READ = text(
+    """
+SELECT push, email, email_address, email_confirmed_at IS NOT NULL AS email_confirmed, time_zone
+FROM notification_settings WHERE notification_settings.user_id = :owner
+"""
+)
+# Each value bound with its own `*_sent` flag: a field not sent keeps the stored value.
+_WRITE = text(
+    """
+INSERT INTO notification_settings AS n
+    (user_id, push, email, email_address, confirm_token_hash, confirm_sent_at, time_zone)
+SELECT :owner, coalesce(:push, true), false, :email_address,
+    CASE WHEN :email_address IS NULL THEN NULL ELSE :token_hash END,
+    CASE WHEN :email_address IS NULL THEN NULL ELSE now() END,
+    :time_zone
+WHERE NOT coalesce(:email, false) OR EXISTS (
+    SELECT 1 FROM notification_settings AS c
+    WHERE c.user_id = :owner AND c.email_confirmed_at IS NOT NULL
+      AND (NOT :address_sent OR c.email_address = :email_address)
+)
+ON CONFLICT (user_id) DO UPDATE SET
+    push = coalesce(:push, n.push),
+    time_zone = CASE WHEN :time_zone_sent THEN :time_zone ELSE n.time_zone END,
+    email_address = CASE WHEN :address_sent THEN :email_address ELSE n.email_address END,
+    email_confirmed_at = CASE
+        WHEN NOT :address_sent OR n.email_address = :email_address THEN n.email_confirmed_at
+    END,
+    confirm_token_hash = CASE
+        WHEN NOT :address_sent THEN n.confirm_token_hash
+        WHEN :email_address IS NULL THEN NULL
+        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
+            THEN n.confirm_token_hash
+        ELSE :token_hash
+    END,
+    confirm_sent_at = CASE
+        WHEN NOT :address_sent THEN n.confirm_sent_at
+        WHEN :email_address IS NULL THEN NULL
+        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
+            THEN n.confirm_sent_at
+        ELSE now()
+    END,
+    email = CASE
+        WHEN :email IS NOT NULL THEN :email
+        WHEN :address_sent AND :email_address IS NULL THEN false
+        ELSE n.email
+    END,
+    updated_at = now()
+WHERE n.user_id = :owner
+RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_confirmed,
+    time_zone, confirm_token_hash IS NOT DISTINCT FROM :token_hash AS confirm_now
+"""
+).bindparams(
+    bindparam("push", type_=Boolean),
+    bindparam("email", type_=Boolean),
+    bindparam("address_sent", type_=Boolean),
+    bindparam("time_zone_sent", type_=Boolean),
+    bindparam("email_address", type_=Text),
+    bindparam("time_zone", type_=Text),
+    bindparam("token_hash", type_=Text),
+)
+_CONFIRM = text(
+    """
+UPDATE notification_settings
+SET email_confirmed_at = coalesce(email_confirmed_at, now()),
+    email = email OR email_confirmed_at IS NULL, updated_at = now()
+WHERE notification_settings.user_id = :owner AND confirm_token_hash = :token_hash
+  AND confirm_sent_at > now() - make_interval(days => :days)
+RETURNING email_address
+"""
+)
+_UNSUBSCRIBE = text(
+    """
+UPDATE notification_settings SET email = false, updated_at = now()
+WHERE notification_settings.user_id = :owner
+RETURNING email
+"""
+)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def unsubscribe_token(settings: Settings, user_id: str) -> str:
+    """The one-click link's proof: an HMAC of the user id under the server's signing secret
+    (nothing stored; a forged or another user's token does not verify)."""
+    key = settings.signing_secret().encode()
+    return hmac.new(key, f"unsubscribe-email:{user_id}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Updated:
+    settings: NotificationSettingsPublic
+    # The confirmation link's token to mail to `settings.email_address` (None: no mail).
+    confirm_token: str | None
+
+
+def _public(row: Any) -> NotificationSettingsPublic:
+    return NotificationSettingsPublic(
+        push=row.push,
+        email=row.email,
+        email_address=row.email_address,
+        email_confirmed=row.email_confirmed,
+        time_zone=row.time_zone,
+    )
+
+
+class NotificationSettingsService(Scoped):
+    def get(self) -> NotificationSettingsPublic:
+        row = self._read(_READ).first()
+        return DEFAULTS if row is None else _public(row)
+
+    def update(self, data: NotificationSettingsUpdate, settings: Settings) -> Updated:
+        sent = data.model_fields_set
+        address = str(data.email_address).lower() if data.email_address is not None else None
+        if "email_address" in sent and address is not None and not settings.smtp_host:
+            raise InvalidRequest.at(
+                "body.email_address", "This server sends no email (SMTP_HOST is not set)"
+            )
+        token = secrets.token_urlsafe(32)
+        row = self._write(
+            _WRITE,
+            push=data.push if "push" in sent else None,
+            email=data.email if "email" in sent else None,
+            address_sent="email_address" in sent,
+            email_address=address,
+            time_zone_sent="time_zone" in sent,
+            time_zone=data.time_zone,
+            token_hash=token_hash(token),
+            last=True,
+        ).first()
+        if row is None:
+            raise InvalidRequest.at("body.email", CONFIRM_FIRST)
+        mail = token if row.confirm_now and row.email_address is not None else None
+        return Updated(_public(row), mail)
+
+    def confirm(self, token: str) -> str:
+        """Confirm the address by the link's token (no caller: the link names the account,
+        the service is bound to it, and the token is the credential); returns the address.
+        Opened again (a second click, a mail scanner, a HEAD) while good it answers the same
+        and changes nothing: email stays as the person last set it."""
+        row = self._write(
+            _CONFIRM, token_hash=token_hash(token), days=CONFIRM_DAYS, last=True
+        ).first()
+        if row is None:
+            raise NotFound(LINK_NOT_FOUND)
+        return str(row.email_address)
+
+    def unsubscribe(self, token: str, settings: Settings) -> None:
+        """RFC 8058's one-click: email reminders off for the account the service is bound to
+        (the link's), if the link's proof is that account's."""
+        if not hmac.compare_digest(token, unsubscribe_token(settings, self.user_id)):
+            raise NotFound(LINK_NOT_FOUND)
+        self._write(_UNSUBSCRIBE, last=True)

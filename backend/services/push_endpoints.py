@@ -1,0 +1,153 @@
+"""A push endpoint is a URL a client gives us and the worker POSTs to: an SSRF door, so it is
+checked twice (specs/api-contract.md, "Push subscriptions").
+
+- When stored (`check_endpoint`, no I/O): https; no user info; a host on the push services'
+  allowlist (`PUSH_ALLOWED_HOSTS`); an address literal only if public.
+- When sent to (`resolve`, in the worker, holding no connection): every address the host
+  resolves to must be public (not private, loopback, link-local, multicast, reserved or
+  unspecified); the POST goes to that checked address (the name stays the TLS server name and
+  the `Host`), so a DNS answer that changes in between cannot steer it elsewhere. Redirects
+  are never followed and every wait is bounded (backend/events/notify.py).
+
+Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production): then an endpoint
+on 127.0.0.1, ::1 or localhost is accepted, over http too (a receiver without a certificate).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from backend.config import Settings
+from backend.errors import InvalidRequest
+
+FIELD = "body.endpoint"
+_LOOPBACK_NAMES = {"localhost"}
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class UnsafeEndpoint(ValueError):
+    """The endpoint may not be sent to (its scheme, host or an address it resolves to)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one push goes: the endpoint's host (TLS name, `Host`), its checked address."""
+
+    scheme: str
+    host: str
+    port: int
+    address: str
+    path: str
+
+    @property
+    def url(self) -> str:
+        literal = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.scheme}://{literal}:{self.port}{self.path}"
+
+    @property
+    def origin(self) -> str:
+        """The endpoint's origin, the VAPID JWT's `aud` (RFC 8292)."""
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}" + ("" if self.port == default else f":{self.port}")
+
+
+def _address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def _loopback_allowed(host: str, address: IPAddress | None, settings: Settings) -> bool:
+    if not settings.push_allow_loopback:
+        return False
+    return host in _LOOPBACK_NAMES or (address is not None and address.is_loopback)
+
+
+def _allowed_host(host: str, settings: Settings) -> bool:
+    for allowed in settings.push_allowed_hosts:
+        if allowed.startswith(".") and host.endswith(allowed) and len(host) > len(allowed):
+            return True
+        if host == allowed:
+            return True
+    return False
+
+
+def _parts(endpoint: str, settings: Settings) -> tuple[str, str, int, str]:
+    """The endpoint's scheme, host, port and path (with its query), or why it is refused."""
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeEndpoint("the endpoint is not a URL") from exc
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise UnsafeEndpoint("the endpoint has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeEndpoint("the endpoint may not carry a user name or password")
+    address = _address(host)
+    loopback = _loopback_allowed(host, address, settings)
+    if parts.scheme != "https" and not (loopback and parts.scheme == "http"):
+        raise UnsafeEndpoint("the endpoint must use https")
+    if not loopback:
+        if address is not None and not _public(address):
+            raise UnsafeEndpoint("the endpoint's address is not a public one")
+        if not _allowed_host(host, settings):
+            raise UnsafeEndpoint(f"{host} is not a push service this server sends to")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, host, port or default, path
+
+
+def check_endpoint(endpoint: str, settings: Settings) -> None:
+    """Refuse (422 on `endpoint`) what may never be sent to; no DNS (a request holds its
+    connection: the address is checked again when sent to)."""
+    try:
+        _parts(endpoint, settings)
+    except UnsafeEndpoint as exc:
+        raise InvalidRequest.at(FIELD, str(exc)) from None
+
+
+def resolve(endpoint: str, settings: Settings) -> Target:
+    """Where to send: the endpoint checked again, its host resolved, every address public
+    (else `UnsafeEndpoint`). The system resolver's own timeouts bound the lookup."""
+    scheme, host, port, path = _parts(endpoint, settings)
+    literal = _address(host)
+    if literal is not None:
+        return Target(scheme, host, port, str(literal), path)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeEndpoint(f"{host} does not resolve: {type(exc).__name__}") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
+    if not addresses:
+        raise UnsafeEndpoint(f"{host} does not resolve")
+    loopback = _loopback_allowed(host, None, settings)
+    for address in addresses:
+        if not (_public(address) or (loopback and address.is_loopback)):
+            raise UnsafeEndpoint(f"{host} resolves to an address that is not a public one")
+    return Target(scheme, host, port, str(addresses[0]), path)
+
+
+def public_key(settings: Settings) -> str:
+    """The VAPID public key a page passes to `PushManager.subscribe`: the uncompressed P-256
+    point of `settings.vapid_key()`, base64url without padding."""
+    point = (
+        settings.vapid_key()
+        .public_key()
+        .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    )
+    return base64.urlsafe_b64encode(point).decode().rstrip("=")

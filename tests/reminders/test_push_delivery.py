@@ -1,0 +1,392 @@
+"""A reminder reaches its person's browsers by Web Push (issue 72), end to end against a real
+protocol peer on loopback: `PushReceiver` checks each POST's VAPID JWT against the key the API
+publishes and decrypts its `aes128gcm` body with the browser's private key
+(tests/reminders/push_peer.py). Faults (500, 429, 410), the bound, roles and a removed member;
+two workers, and a worker killed mid-send.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from backend.config import Settings
+from backend.events.health import WorkerMetrics
+from backend.events.notify import Notifier, topic
+from backend.events.worker import Worker
+from backend.main import create_app
+from backend.services.reminders import fire_due
+from tests.conftest import Account, count_rows
+from tests.reminders.push_peer import Browser, PushReceiver
+from tests.sharing.helpers import join
+
+
+@pytest.fixture(scope="module")
+def push_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "push_allow_loopback": True,
+            "event_retry_base_seconds": 0.01,
+            "event_retry_max_seconds": 0.02,
+            "event_max_attempts": 4,
+            "push_timeout_seconds": 5.0,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def push_client(push_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(push_settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def receiver(push_client: TestClient) -> Iterator[PushReceiver]:
+    key = push_client.get("/api/push/public-key").json()["data"]["public_key"]
+    with PushReceiver(key, {}) as peer:
+        yield peer
+
+
+@pytest.fixture
+def notifier(db_engine: Engine, push_settings: Settings) -> Iterator[Notifier]:
+    with (
+        ThreadPoolExecutor(4) as pool,
+        httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False) as http,
+    ):
+        yield Notifier(db_engine, push_settings, WorkerMetrics(), pool, http)
+
+
+def subscribe(client: TestClient, who: Account, peer: PushReceiver, path: str) -> Browser:
+    browser = Browser()
+    peer.browsers[path] = browser
+    made = client.post(
+        "/api/push-subscriptions",
+        json=browser.subscription(peer.endpoint(path)),
+        headers=who.headers,
+    )
+    assert made.status_code == 201, made.text
+    return browser
+
+
+def task_with_reminder(client: TestClient, who: Account, title: str, **fields: Any) -> Any:
+    due = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    made = client.post(
+        "/api/tasks",
+        json={"title": title, "due_date": due.isoformat(), "reminders": [{"at": due.isoformat()}]}
+        | fields,
+        headers=who.headers,
+    )
+    assert made.status_code == 201, made.text
+    return made.json()["data"]
+
+
+def make_due(engine: Engine, settings: Settings) -> int:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE task_reminders SET remind_at = now() - interval '1 second' "
+                "WHERE fired_at IS NULL"
+            )
+        )
+    return fire_due(engine, settings).sent
+
+
+def drain(notifier: Notifier, engine: Engine, rounds: int = 100) -> None:
+    """Run the sink until no delivery is pending (each retry waits its backoff: 20 ms at most
+    here); bounded."""
+    for _ in range(rounds):
+        notifier.run()
+        with engine.connect() as conn:
+            pending = conn.execute(
+                text("SELECT count(*) FROM reminder_deliveries WHERE state = 'pending'")
+            ).scalar_one()
+        if not pending:
+            return
+        time.sleep(0.02)
+    raise AssertionError("deliveries still pending")
+
+
+def event_of(engine: Engine, task_id: int) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT event_id, task FROM task_events WHERE type = 'reminder' AND task_id = :t"),
+            {"t": task_id},
+        ).one()
+
+
+def test_a_reminder_reaches_the_browser_encrypted_and_signed(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    notifier: Notifier,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/alice")
+    task = task_with_reminder(push_client, alice, 'Pay rent <b>"now"</b>')
+    assert make_due(db_engine, push_settings) == 1
+    assert count_rows(db_engine, "reminder_deliveries") == 1
+    drain(notifier, db_engine)
+    [got] = receiver.received
+    event = event_of(db_engine, task["id"])
+    assert got.payload == {
+        "type": "reminder",
+        "event_id": str(event.event_id),
+        "task_id": task["id"],
+        "title": 'Pay rent <b>"now"</b>',
+        "due_date": event.task["due_at"],
+        "remind_at": event.task["remind_at"],
+        "late": False,
+    }
+    assert got.headers["topic"] == topic(event.event_id) and len(got.headers["topic"]) <= 32
+    assert got.headers["urgency"] == "high"
+    assert got.claims["aud"] == f"http://127.0.0.1:{receiver.port}"
+    assert receiver.refused == []
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+def test_the_worker_fires_and_pushes_in_one_cycle(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/a")
+    task_with_reminder(push_client, alice, "Water the plants")
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE task_reminders SET remind_at = now() - interval '1 second'"))
+    worker = Worker(db_engine, push_settings, [])
+    try:
+        worker.cycle()
+    finally:
+        worker.close()
+    assert [r.payload["title"] for r in receiver.received] == ["Water the plants"]
+    delivered = worker.metrics.notifications.labels("push", "delivered")._value.get()
+    assert delivered == 1
+
+
+def test_500_and_429_are_retried_and_nothing_is_lost(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    notifier: Notifier,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/flaky")
+    task_with_reminder(push_client, alice, "Flaky")
+    make_due(db_engine, push_settings)
+    receiver.answers.extend([(500, {}), (429, {"Retry-After": "0"})])
+    drain(notifier, db_engine)
+    assert [r.payload["title"] for r in receiver.received] == ["Flaky"]
+    assert receiver.calls == 3
+    # Each try carried the same Topic: a push service would replace, not pile up.
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+def test_a_receiver_failing_past_the_bound_dead_letters_the_push(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    notifier: Notifier,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/down")
+    task_with_reminder(push_client, alice, "Down")
+    make_due(db_engine, push_settings)
+    receiver.answers.extend([(503, {})] * 10)
+    drain(notifier, db_engine)
+    assert receiver.calls == push_settings.event_max_attempts  # retried within its bound
+    with db_engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT state, attempts, last_error FROM reminder_deliveries")
+        ).one()
+    assert tuple(row) == ("dead", 4, "push: HTTP 503")
+
+
+def test_410_deletes_the_subscription(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    notifier: Notifier,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/gone")
+    subscribe(push_client, alice, receiver, "/push/kept")
+    task_with_reminder(push_client, alice, "Gone")
+    make_due(db_engine, push_settings)
+    # The worker sends both pushes at once: the 410 is the gone endpoint's own answer.
+    receiver.answers_at["/push/gone"] = deque([(410, {})])
+    drain(notifier, db_engine)
+    listed = push_client.get("/api/push-subscriptions", headers=alice.headers).json()["data"]
+    assert [s["endpoint"] for s in listed] == [receiver.endpoint("/push/kept")]
+    assert [r.path for r in receiver.received] == ["/push/kept"]
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+def test_a_members_reminder_reaches_that_member_alone_and_not_after_removal(
+    push_client: TestClient,
+    alice: Account,
+    bob: Account,
+    receiver: PushReceiver,
+    notifier: Notifier,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/owner")
+    subscribe(push_client, bob, receiver, "/push/member")
+    made = push_client.post("/api/lists", json={"name": "Home"}, headers=alice.headers)
+    list_id = made.json()["data"]["id"]
+    join(push_client, alice, bob, list_id, "editor")
+    due = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0).isoformat()
+    task = push_client.post(
+        "/api/tasks",
+        json={"title": "Shared", "list_id": list_id, "due_date": due},
+        headers=alice.headers,
+    ).json()["data"]
+    mine = push_client.patch(
+        f"/api/tasks/{task['id']}", json={"reminders": [{"at": due}]}, headers=bob.headers
+    )
+    assert mine.status_code == 200, mine.text
+    assert make_due(db_engine, push_settings) == 1
+    drain(notifier, db_engine)
+    assert [r.path for r in receiver.received] == ["/push/member"]  # never the owner's
+
+    # Bob's next reminder fires, then he loses the list before it is sent: nobody gets it.
+    receiver.received.clear()
+    later = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0).isoformat()
+    push_client.patch(
+        f"/api/tasks/{task['id']}", json={"reminders": [{"at": later}]}, headers=bob.headers
+    )
+    assert make_due(db_engine, push_settings) == 1
+    removed = push_client.delete(f"/api/lists/{list_id}/members/{bob.id}", headers=alice.headers)
+    assert removed.status_code == 204, removed.text
+    drain(notifier, db_engine)
+    assert receiver.received == []
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+# Two workers and a worker killed mid-send (specs/events.md, "At least once; a repeat is
+# recognisable"): each push exactly once between two sinks, one leasing while the other is
+# still sending; a sink killed after sending and before recording loses nothing, and the
+# repeat carries the same `Topic` and `event_id`.
+
+REMINDERS = 12
+BATCH = 4
+
+
+class Killed(BaseException):
+    """The worker's process ending between the send and the record (SIGKILL, OOM)."""
+
+
+@pytest.fixture
+def sinks(db_engine: Engine, push_settings: Settings) -> Iterator[list[Notifier]]:
+    """Two workers' sinks, each with its own pool and HTTP client, small batches."""
+    small = push_settings.model_copy(update={"event_batch_size": BATCH})
+    with ExitStack() as stack:
+        made = []
+        for _ in range(2):
+            pool = stack.enter_context(ThreadPoolExecutor(4))
+            http = stack.enter_context(
+                httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False)
+            )
+            made.append(Notifier(db_engine, small, WorkerMetrics(), pool, http))
+        yield made
+
+
+def _due_reminders(
+    client: TestClient, who: Account, engine: Engine, settings: Settings
+) -> set[str]:
+    for number in range(REMINDERS):
+        task_with_reminder(client, who, f"Reminder {number}")
+    assert make_due(engine, settings) == REMINDERS
+    with engine.connect() as conn:
+        events = conn.execute(text("SELECT event_id FROM task_events WHERE type = 'reminder'"))
+        return {topic(row.event_id) for row in events}
+
+
+def _topics(peer: PushReceiver) -> Counter[str]:
+    for got in peer.received:
+        assert got.headers["topic"] == topic(got.payload["event_id"])
+    return Counter(got.headers["topic"] for got in peer.received)
+
+
+def test_two_workers_push_each_reminder_exactly_once(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    sinks: list[Notifier],
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/alice")
+    topics = _due_reminders(push_client, alice, db_engine, push_settings)
+    first, second = sinks
+    # The first worker's batch is still being sent (its first push held at the receiver)
+    # when the second leases: it takes the next batch, none of the first's.
+    receiver.hold = release = threading.Event()
+    with ThreadPoolExecutor(1) as background:
+        sending = background.submit(first.run)
+        assert receiver.arrived.wait(10)
+        assert second.run() == BATCH
+        release.set()
+        assert sending.result(timeout=10) == BATCH
+    for _ in range(REMINDERS):  # then both, in turns, until nothing is due (bounded)
+        if first.run() + second.run() == 0:
+            break
+    assert _topics(receiver) == Counter(dict.fromkeys(topics, 1))
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+def test_a_worker_killed_mid_send_loses_nothing_and_the_repeat_is_recognisable(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    sinks: list[Notifier],
+    db_engine: Engine,
+    push_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/alice")
+    topics = _due_reminders(push_client, alice, db_engine, push_settings)
+    killed, survivor = sinks
+
+    def kill(*_: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(killed, "_record", kill)
+    with pytest.raises(Killed):
+        killed.run()
+    sent = _topics(receiver)
+    assert len(sent) == BATCH and set(sent) <= topics
+    # Its batch stays leased: the survivor takes only the others meanwhile (bounded).
+    for _ in range(REMINDERS):
+        if survivor.run() == 0:
+            break
+    with db_engine.connect() as conn:
+        leased = conn.execute(
+            text("SELECT count(*) FROM reminder_deliveries WHERE next_attempt_at > now()")
+        ).scalar_one()
+    assert leased == BATCH
+    assert _topics(receiver) == Counter(dict.fromkeys(topics, 1))
+    # The lease ends (moved to now rather than waited for): the survivor sends them again,
+    # with the same Topic and event id, and nothing is left.
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE reminder_deliveries SET next_attempt_at = clock_timestamp()"))
+    drain(survivor, db_engine)
+    assert _topics(receiver) == Counter({t: 2 if t in sent else 1 for t in topics})
+    assert count_rows(db_engine, "reminder_deliveries") == 0
