@@ -183,8 +183,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if path.parts[0] in E2E_FOLDERS or path.as_posix() in E2E_FILES:
             item.add_marker(pytest.mark.e2e)
     # The end-to-end files first: they are the longest units of work, so none is left to run
-    # alone at the end of a parallel run while the other workers idle (the order of work handed
-    # to xdist's workers is the order of collection).
+    # alone at the end of a parallel run while the other workers idle (xdist hands files out in
+    # collection order with pyproject's --no-loadscope-reorder).
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
     guards.narrow(config, items)
 
