@@ -60,7 +60,9 @@ def embedded_server(
     stops when the last process using it exits; with "delete" its data goes too.
     """
     data_dir = data_dir.resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # The folder itself too: the library creates a missing one by a check and then a mkdir that
+    # fails if it exists, outside its lock, so two starters on one new folder raced on it.
+    data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir)
     ensure_system_user()
     with _quiet_import():
