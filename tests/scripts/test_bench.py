@@ -83,7 +83,7 @@ def _stop_with_everything_it_started(process: subprocess.Popen[str], root: psuti
 @pytest.mark.timeout(0)  # run_bench bounds it by what it runs
 def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    options = "--size 2x100 --seconds 1 --concurrency 4 --no-two-workers --warmup 0 --out"
+    options = "--size 2x100 --seconds 2 --concurrency 4 --no-two-workers --warmup 0 --out"
     result = run_bench(options, out, database_url)
     assert "expected to take about" in result.stdout  # the time is announced up front
 
