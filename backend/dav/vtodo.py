@@ -575,7 +575,7 @@ def _skeleton(task: Any) -> _Block:
 def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
     """Our content lines for one group, written by icalendar (escaping, folding)."""
     todo = Todo()
-    BY_GROUP[group].write(todo, task, target)
+    BY_GROUP[group].put(todo, task, target)
     return _inner(todo)
 
 

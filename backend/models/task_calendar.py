@@ -367,17 +367,6 @@ def _stamp(component: Any, task: Any, target: Target) -> None:
     component.add("last-modified", task.updated_at.astimezone(UTC))
 
 
-def _add(name: str, value: Callable[[Any], Any], **parameters: str) -> Callable[..., None]:
-    """A writer adding `name` with `value(task)` unless it is None."""
-
-    def write(component: Any, task: Any, target: Target) -> None:
-        made = value(task)
-        if made is not None:
-            component.add(name, made, parameters=parameters or None)
-
-    return write
-
-
 # ---------------------------------------------------------------------------------------------
 # The mapping.
 
@@ -387,8 +376,9 @@ class Mapped:
     """One calendar meaning of a task. `fields`: the task fields it carries; `properties`:
     the VTODO's properties (or component) carrying it, its main one first; `read(todo, zone)`:
     a VTODO's value; `shown(task, target)`: the task's; `same(read, shown, task)`: whether they
-    agree (the renderer then keeps the client's lines); `write(component, task, target)`: the
-    task's properties; `into`: the PUT's field values from `read`'s (None: not a field, the
+    agree (the renderer then keeps the client's lines); `out(shown)`: the main property's value
+    (None: none written), or `write(component, task, target)` writing the task's properties
+    itself; `into`: the PUT's field values from `read`'s (None: not a field, the
     DAV layer resolves it); `single`: at most once in a VTODO (RFC 5545 3.6.2); `event`: on a
     feed's VEVENT too; `feed`: in the feeds; `merged`: compared and replaced in a client's
     kept object (else written apart: the UID is the client's, alarms the reader's)."""
@@ -398,7 +388,9 @@ class Mapped:
     properties: tuple[str, ...]
     read: Callable[[Any, str], Any]
     shown: Callable[[Any, Target], Any]
-    write: Callable[[Any, Any, Target], None]
+    out: Callable[[Any], Any] = lambda value: value
+    parameters: dict[str, str] | None = None
+    write: Callable[[Any, Any, Target], None] | None = None
     into: Callable[[Any], dict[str, Any]] | None = None
     same: Callable[[Any, Any, Any], bool] = lambda read, shown, task: bool(read == shown)
     single: bool = True
@@ -409,6 +401,15 @@ class Mapped:
     def __post_init__(self) -> None:
         if self.into is None and len(self.fields) == 1 and self.group != "parent":
             object.__setattr__(self, "into", lambda value: {self.fields[0]: value})
+
+    def put(self, component: Any, task: Any, target: Target) -> None:
+        """The task's properties onto `component`: `write`'s, or `out(shown)` as the main one."""
+        if self.write is not None:
+            self.write(component, task, target)
+            return
+        value = self.shown(task, target)
+        if value is not None and (value := self.out(value)) is not None:
+            component.add(self.properties[0], value, parameters=self.parameters)
 
 
 def _due_fields(value: tuple[datetime | None, str | None]) -> dict[str, Any]:
@@ -423,7 +424,6 @@ MAPPING: tuple[Mapped, ...] = (
         ("UID",),
         read=lambda todo, zone: str(todo.get("UID", "")),
         shown=lambda task, target: derived_uid(task.id),
-        write=_add("uid", lambda task: derived_uid(task.id)),
         merged=False,
     ),
     Mapped(
@@ -432,7 +432,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("SUMMARY",),
         read=_title,
         shown=lambda task, target: task.title,
-        write=_add("summary", lambda task: Text(task.title)),
+        out=Text,
     ),
     Mapped(
         "description",
@@ -440,9 +440,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("DESCRIPTION",),
         read=_description,
         shown=lambda task, target: task.description or None,
-        write=_add(
-            "description", lambda task: Text(task.description) if task.description else None
-        ),
+        out=Text,
     ),
     Mapped(
         "completion",
@@ -460,7 +458,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("PRIORITY",),
         read=_priority,
         shown=lambda task, target: Priority(task.priority),
-        write=_add("priority", lambda task: _PRIORITY_OUT.get(str(task.priority))),
+        out=lambda priority: _PRIORITY_OUT.get(str(priority)),
         into=lambda value: {"priority": value.value},
     ),
     Mapped(
@@ -480,7 +478,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("CATEGORIES",),
         read=_tags,
         shown=lambda task, target: list(task.tags),
-        write=_add("categories", lambda task: Categories(list(task.tags)) if task.tags else None),
+        out=lambda tags: Categories(tags) if tags else None,
         single=False,
     ),
     Mapped(
@@ -489,11 +487,8 @@ MAPPING: tuple[Mapped, ...] = (
         ("RELATED-TO",),
         read=parent_uid,
         shown=lambda task, target: target.parent_uid,
-        write=lambda component, task, target: (
-            component.add("related-to", Text(target.parent_uid), parameters={"RELTYPE": "PARENT"})
-            if target.parent_uid is not None
-            else None
-        ),
+        out=Text,
+        parameters={"RELTYPE": "PARENT"},
         single=False,
     ),
     Mapped(
@@ -502,7 +497,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("RRULE",),
         read=rule,
         shown=lambda task, target: shown_rule(task),
-        write=_add("rrule", lambda task: vRecur.from_ical(r) if (r := shown_rule(task)) else None),
+        out=vRecur.from_ical,
         same=_same_rule,
         single=False,  # two are refused as `UnsupportedRecurrence`, saying why
     ),
@@ -512,7 +507,6 @@ MAPPING: tuple[Mapped, ...] = (
         ("X-APPLE-SORT-ORDER",),
         read=sort_order,
         shown=lambda task, target: task.position,
-        write=_add("x-apple-sort-order", lambda task: task.position),
         single=False,
         feed=False,  # a move renumbers siblings without a version the feed's ETag counts
     ),
@@ -558,4 +552,4 @@ def write(component: Any, task: Any, target: Target) -> None:
     """Every mapped property of `task` a rendering for `target` holds (a feed's component)."""
     for mapped in MAPPING:
         if mapped.feed and (mapped.event or target.kind == "todo"):
-            mapped.write(component, task, target)
+            mapped.put(component, task, target)
