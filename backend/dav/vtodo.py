@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -137,22 +137,9 @@ class _Block:
         )
 
 
-_PHYSICAL = re.compile(r"[^\n]*\n|[^\n]+$")
-
-
-def _logical_lines(text: str) -> Iterator[str]:
-    """Each content line with its continuation lines (RFC 5545 3.1), as received. Lines end
-    at LF only (`str.splitlines` would also split inside a value at U+2028, U+0085, ...)."""
-    current = ""
-    for physical in _PHYSICAL.findall(text):
-        if physical[:1] in (" ", "\t") and current:
-            current += physical
-            continue
-        if current:
-            yield current
-        current = physical
-    if current:
-        yield current
+# A content line and its continuation lines (RFC 5545 3.1), as received. Lines end at LF only
+# (`str.splitlines` would also split inside a value at U+2028, U+0085, ...).
+_LOGICAL = re.compile(r"(?:[^\n]*\n|[^\n]+$)(?:[ \t][^\n]*(?:\n|$))*")
 
 
 def _unfold(raw: str) -> str:
@@ -164,7 +151,7 @@ def _tree(text: str) -> _Block:
     stack: list[_Block] = []
     top: _Block | None = None
     count = 0
-    for number, raw in enumerate(_logical_lines(text)):
+    for number, raw in enumerate(_LOGICAL.findall(text)):
         if number >= MAX_LINES:
             raise ObjectTooLarge(f"A calendar object has at most {MAX_LINES} content lines")
         unfolded = _unfold(raw)
@@ -202,10 +189,6 @@ def _tree(text: str) -> _Block:
     if not top.end.endswith("\n"):
         top.end += "\r\n"
     return top
-
-
-def _master(calendar: _Block) -> _Block:
-    return next(b for b in calendar.blocks("VTODO") if not b.lines("RECURRENCE-ID"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,11 +246,12 @@ def _zones(calendar: _Block) -> dict[str, tzinfo]:
     return zones
 
 
-def _todo_of(master: _Block, zones: dict[str, tzinfo]) -> Any:
-    """The master's own lines (no sub-components) read by icalendar."""
-    lines = "".join(item.raw for item in master.items if isinstance(item, _Line))
-    text = f"BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\n{lines}END:VTODO\r\nEND:VCALENDAR\r\n"
-    return _ical(text, zones).walk("VTODO")[0]
+def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
+    """Each VTODO of the object with its reading by icalendar (TZIDs by the object's zones)."""
+    parsed = _ical(calendar.text(), _zones(calendar)).subcomponents
+    return list(
+        zip(calendar.blocks("VTODO"), [c for c in parsed if c.name == "VTODO"], strict=True)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,10 +466,9 @@ def render(
     as `ParsedTodo.keep` stored it; None for a task no client wrote), with the reader's own
     reminders as VALARMs. `parent_uid`: the UID the parent task is served with, if any."""
     calendar = _tree(kept.decode()) if kept is not None else _skeleton(task)
-    zones = _zones(calendar)
-    master = _master(calendar)
+    todos = _todos(calendar)
+    master, todo = next((b, t) for b, t in todos if t.get("RECURRENCE-ID") is None)
     target = Target("todo", reader_reminders, parent_uid)
-    todo = _todo_of(master, zones)
     agree = {group: _agrees(BY_GROUP[group], todo, task, target) for group in _MERGED}
     if not agree["recurrence"] and (shown_rule(task) is None or task.next_due_date is None):
         # No occurrence after this one, in the client's rule and ours: a series of one
@@ -534,7 +517,7 @@ def render(
         _Line(alarm(task, r, target).to_ical().decode(), "", {}, "") for r in reader_reminders
     )
     master.items = items
-    _drop_absorbed_overrides(calendar, master, task, zones)
+    _drop_absorbed_overrides(calendar, todos, task)
     _add_zone(calendar, task, (not agree["due"] and not duration) or kept is None)
     return calendar.text().encode()
 
@@ -582,7 +565,7 @@ def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
 def _inner(component: Any) -> list[_Line]:
     """A component's property lines (folded, CRLF), without its BEGIN and END."""
     text = component.to_ical().decode()
-    return [_Line(raw, "", {}, "") for raw in list(_logical_lines(text))[1:-1]]
+    return [_Line(raw, "", {}, "") for raw in _LOGICAL.findall(text)[1:-1]]
 
 
 def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
@@ -616,20 +599,15 @@ def _has_duration(master: _Block) -> bool:
     return bool(master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE"))
 
 
-def _drop_absorbed_overrides(
-    calendar: _Block, master: _Block, task: Any, zones: dict[str, tzinfo]
-) -> None:
+def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], task: Any) -> None:
     """Overrides of occurrences that are tasks of their own now (completed ones, and any
     before the open occurrence) leave the object; later ones stay the client's."""
     keep_from = task.due_date if shown_rule(task) is not None else None
-    items: list[_Line | _Block] = []
-    for item in calendar.items:
-        if isinstance(item, _Block) and item.name == "VTODO" and item is not master:
-            override = _override(_todo_of(item, zones), task.time_zone)
+    for block, todo in todos:
+        if todo.get("RECURRENCE-ID") is not None:
+            override = _override(todo, task.time_zone)
             if keep_from is None or override.completed or override.recurrence_id <= keep_from:
-                continue
-        items.append(item)
-    calendar.items = items
+                calendar.items.remove(block)
 
 
 def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
