@@ -49,6 +49,7 @@ from backend.models.task_calendar import (
     MalformedCalendar,
     Target,
     UnsupportedRecurrence,
+    add_zones,
     alarm,
     as_utc,
     completed,
@@ -621,20 +622,13 @@ def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
     }
     if task.time_zone in named:
         return
-    zone_calendar = Calendar()
     todo = Todo()
     todo.add("due", task.due_date.astimezone(time_zone(task.time_zone)))
-    zone_calendar.add_component(todo)
-    year = task.due_date.year
-    zone_calendar.add_missing_timezones(
-        first_date=date(max(year - 1, 1900), 1, 1), last_date=date(min(year + 6, 9998), 1, 1)
-    )
-    for component in zone_calendar.walk("VTIMEZONE"):
-        block = _tree(
-            "BEGIN:VCALENDAR\r\n" + component.to_ical().decode() + "END:VCALENDAR\r\n"
-        ).blocks("VTIMEZONE")[0]
-        first_todo = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
-        calendar.items.insert(first_todo, block)
+    zones = Calendar()
+    zones.add_component(todo)
+    add_zones(zones, task.due_date.year)
+    first_todo = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
+    calendar.items[first_todo:first_todo] = _tree(zones.to_ical().decode()).blocks("VTIMEZONE")
 
 
 __all__ = [

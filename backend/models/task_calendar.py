@@ -548,6 +548,13 @@ NOT_MAPPED: dict[str, str] = {
 }
 
 
+def add_zones(calendar: Any, year: int) -> None:
+    """A VTIMEZONE for each zone `calendar` names, from the year before `year` to six after."""
+    calendar.add_missing_timezones(
+        first_date=date(max(year - 1, 1900), 1, 1), last_date=date(min(year + 6, 9998), 1, 1)
+    )
+
+
 def write(component: Any, task: Any, target: Target) -> None:
     """Every mapped property of `task` a rendering for `target` holds (a feed's component)."""
     for mapped in MAPPING:
