@@ -39,7 +39,6 @@ from pydantic import ValidationError
 from backend.models.task import TaskUpdate
 from backend.models.task_calendar import (
     BY_GROUP,
-    CALDAV_NS,
     GROUP_OF,
     MAPPING,
     PROPERTY_OF,
@@ -48,9 +47,7 @@ from backend.models.task_calendar import (
     InvalidTodoObject,
     MalformedCalendar,
     Target,
-    UnsupportedRecurrence,
     add_zones,
-    alarm,
     as_utc,
     completed,
     derived_uid,
@@ -59,7 +56,6 @@ from backend.models.task_calendar import (
     params,
     parent_uid,
     rule,
-    rule_key,
     sent_rule,
     shown_rule,
     sort_order,
@@ -489,9 +485,8 @@ def render(
         # dropping DURATION.
         present.add("due")
     for item in master.items:
-        if isinstance(item, _Block):
-            if item.name != "VALARM":  # the kept object's alarms are nobody's now
-                items.append(item)
+        if isinstance(item, _Block):  # a kept object holds no VALARM (`ParsedTodo.keep`)
+            items.append(item)
             continue
         if item.name == "DURATION" and duration and task.due_date is None:
             continue
@@ -514,9 +509,7 @@ def render(
             # no ETag) took its next local edit for a change on both sides.
             continue
         items.extend(_our_lines(group, task, target))
-    items.extend(
-        _Line(alarm(task, r, target).to_ical().decode(), "", {}, "") for r in reader_reminders
-    )
+    items.extend(_our_lines("reminders", task, target))
     master.items = items
     _drop_absorbed_overrides(calendar, todos, task)
     _add_zone(calendar, task, (not agree["due"] and not duration) or kept is None)
@@ -631,22 +624,5 @@ def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
     calendar.items[first_todo:first_todo] = _tree(zones.to_ical().decode()).blocks("VTIMEZONE")
 
 
-__all__ = [
-    "CALDAV_NS",
-    "MAX_OBJECT_BYTES",
-    "CalendarObjectRefused",
-    "FieldRefused",
-    "InvalidTodoObject",
-    "MalformedCalendar",
-    "NotATodo",
-    "ObjectTooLarge",
-    "Override",
-    "ParsedTodo",
-    "UnsupportedRecurrence",
-    "derived_uid",
-    "etag",
-    "object_tag",
-    "parse",
-    "render",
-    "rule_key",
-]
+# What the DAV layer takes from here though it is declared with the mapping.
+__all__ = ["CalendarObjectRefused", "derived_uid"]
