@@ -118,11 +118,6 @@ def as_utc(value: date | datetime, zone: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _all(todo: Any, name: str) -> list[Any]:
-    props = todo.get(name)
-    return [] if props is None else props if isinstance(props, list) else [props]
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading a VTODO: each on the clock `zone` (a floating or date value's).
 
@@ -179,7 +174,8 @@ def _tags(todo: Any, zone: str) -> list[str]:
     """Every CATEGORIES value (several lines, several per line) in order, once each, as a
     tag is stored (trimmed, lower-cased, NFC); blank ones dropped."""
     tags: list[str] = []
-    for prop in _all(todo, "CATEGORIES"):
+    found = todo.get("CATEGORIES", [])  # not `todo.categories`: it adds an empty one
+    for prop in found if isinstance(found, list) else [found]:
         for cat in prop.cats:
             # icalendar splits on the unescaped commas but leaves each item escaped (`\\,`).
             tag = unicodedata.normalize("NFC", str(vText.from_ical(str(cat))).strip().lower())
@@ -201,7 +197,7 @@ def rule(todo: Any, zone: str) -> str | None:
 
 def sent_rule(todo: Any, zone: str) -> str | None:
     """The RRULE as sent (normalized), on the series' clock (DUE's zone, else `zone`)."""
-    rules = _all(todo, "RRULE")
+    rules = todo.rrules
     if not rules:
         return None
     if len(rules) > 1:
@@ -239,7 +235,7 @@ def is_parent(prop: Any) -> bool:
 
 def parent_uid(todo: Any, zone: str = "UTC") -> str | None:
     """The first RELATED-TO whose RELTYPE is PARENT (or absent, which means PARENT)."""
-    return next((str(p) for p in _all(todo, "RELATED-TO") if is_parent(p) and str(p).strip()), None)
+    return next((str(p) for p in todo.related_to if is_parent(p) and str(p).strip()), None)
 
 
 def sort_order(todo: Any, zone: str = "UTC") -> int | None:
@@ -316,17 +312,17 @@ def _same_rule(read: str | None, shown: str | None, task: Any) -> bool:
     return rule_key(with_until) == rule_key(shown)
 
 
-def due_value(task: Any, target: Target) -> date | datetime:
+def _write_due(component: Any, task: Any, target: Target) -> None:
     """The due date on its zone's clock; for a VTODO, a date at its zone's midnight is a DATE
     (RFC 5545 VALUE=DATE: the same instant comes back from it, date-only clients show it
     all-day). An event's start stays a time (a DATE event would span the whole day)."""
-    local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
-    return local.date() if target.kind == "todo" and local.time() == time(0) else local
-
-
-def _write_due(component: Any, task: Any, target: Target) -> None:
     if task.due_date is not None:
-        component.add("due" if target.kind == "todo" else "dtstart", due_value(task, target))
+        local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
+        todo = target.kind == "todo"
+        component.add(
+            "due" if todo else "dtstart",
+            local.date() if todo and local.time() == time(0) else local,
+        )
 
 
 def _write_completion(component: Any, task: Any, target: Target) -> None:
