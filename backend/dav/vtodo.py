@@ -244,11 +244,11 @@ def _zones(calendar: _Block) -> dict[str, tzinfo]:
 
 
 def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
-    """Each VTODO of the object with its reading by icalendar (TZIDs by the object's zones)."""
-    parsed = _ical(calendar.text(), _zones(calendar)).subcomponents
-    return list(
-        zip(calendar.blocks("VTODO"), [c for c in parsed if c.name == "VTODO"], strict=True)
-    )
+    """Each VTODO of the object with its reading by icalendar (TZIDs by the object's zones);
+    the rest of the object (its zones, its calendar's lines) is not read again."""
+    blocks = calendar.blocks("VTODO")
+    text = "BEGIN:VCALENDAR\r\n" + "".join(b.text() for b in blocks) + "END:VCALENDAR\r\n"
+    return list(zip(blocks, _ical(text, _zones(calendar)).subcomponents, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
