@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.dav import vtodo
-from backend.dav.vtodo import InvalidTodoObject, parse, render
-from backend.models.task_calendar import MAPPING, NOT_MAPPED, derived_uid
+from backend.dav.vtodo import parse, render
+from backend.models.task_calendar import MAPPING, NOT_MAPPED, InvalidTodoObject, derived_uid
 from backend.models.task_fields import FIELDS, WRITABLE
 from backend.services import calendar_ics
 from tests.conftest import Account
