@@ -545,10 +545,17 @@ NOT_MAPPED: dict[str, str] = {
 
 
 def add_zones(calendar: Any, year: int) -> None:
-    """A VTIMEZONE for each zone `calendar` names, from the year before `year` to six after."""
+    """A VTIMEZONE for each zone `calendar` names, from the year before `year` to six after,
+    the added ones in TZID order: icalendar adds them in a set's order, which changes with the
+    process's hash seed, and one state must be one body (a strong ETag) in every process."""
+    had = {id(component) for component in calendar.subcomponents}
     calendar.add_missing_timezones(
         first_date=date(max(year - 1, 1900), 1, 1), last_date=date(min(year + 6, 9998), 1, 1)
     )
+    places = [i for i, c in enumerate(calendar.subcomponents) if id(c) not in had]
+    added = sorted((calendar.subcomponents[i] for i in places), key=lambda z: str(z["TZID"]))
+    for place, zone in zip(places, added, strict=True):
+        calendar.subcomponents[place] = zone
 
 
 def write(component: Any, task: Any, target: Target) -> None:

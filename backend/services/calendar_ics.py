@@ -27,7 +27,7 @@ PRODUCT = "-//Task API//Calendar feed//EN"
 # another `body` are another body. Bump it whenever `body()`'s output changes for the same
 # values (escaping, a property added or written differently, another `icalendar` rendering),
 # or a client holding the old ETag keeps the old rendering (304).
-BODY_FORMAT = 3
+BODY_FORMAT = 4
 
 
 def tag(feed_id: int, kind: str, name: str, year: int, rows: Sequence[Any]) -> str:

@@ -4,7 +4,10 @@ feeds, each object read with its own zones, and what a client sends kept as sent
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -214,3 +217,38 @@ def test_two_users_custom_zones_each_read_with_its_own(
     for who, hour in ((alice, "07"), (bob, "04")):
         listed = client.get("/api/tasks", headers=who.headers).json()["data"]
         assert [t["due_date"] for t in listed] == [f"2026-12-01T{hour}:00:00Z"] * 2
+
+
+_ZONES = ("Pacific/Auckland", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC")
+_FEED_IN_ZONES = f"""
+import hashlib, sys
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+from backend.services import calendar_ics
+from tests.dav.test_vtodo import NOW, row
+tasks = [
+    row(id=n, due_date=(NOW + timedelta(days=n)).astimezone(ZoneInfo(zone)), time_zone=zone)
+    for n, zone in enumerate({_ZONES!r})
+]
+sys.stdout.write(calendar_ics.body("todos", "Tasks", NOW, tasks).decode())
+"""
+
+
+def test_a_feed_is_the_same_bytes_in_every_process() -> None:
+    """One state is one body under one strong ETag, whichever worker serves it: the VTIMEZONEs
+    come in TZID order, not in the order of a set, which a process's hash seed decides."""
+    bodies = set()
+    for seed in ("0", "1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, "-c", _FEED_IN_ZONES],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        bodies.add(done.stdout)
+    assert len(bodies) == 1
+    (feed,) = bodies
+    zones = re.findall(r"BEGIN:VTIMEZONE\r?\nTZID:([^\r\n]+)", feed)
+    assert len(zones) >= 4 and zones == sorted(zones)
