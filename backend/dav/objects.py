@@ -237,7 +237,6 @@ class _Vouched:
     parent_id: None = None
     series_start: None = None
     series_id: None = None
-    completed: bool = False  # never read: a PUT sending no rule is `unruled` whatever it is
 
 
 def _vouched(if_match: str | None, if_none: str | None) -> _Vouched | None:
