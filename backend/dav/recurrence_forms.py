@@ -43,8 +43,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-from backend.dav.vtodo import ParsedTodo, rule_key
+from backend.dav.vtodo import ParsedTodo
 from backend.models.task import TaskUpdate, reminders_json
+from backend.models.task_calendar import rule_key
 from backend.recurrence import Schedule, calendar_rule, normalize_rule
 
 if TYPE_CHECKING:

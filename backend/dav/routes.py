@@ -30,7 +30,6 @@ from starlette.routing import Match
 from backend.api.actions import acts_by_method
 from backend.dav import lists, objects, reports, resources, sync
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
-from backend.dav.vtodo import CalendarObjectRefused
 from backend.dav.xml import (
     CALDAV,
     DAV,
@@ -52,6 +51,7 @@ from backend.dav.xml import (
 from backend.errors import AppError, InvalidRequest, NotFound, PreconditionFailed
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
 from backend.models.references import Action
+from backend.models.task_calendar import CalendarObjectRefused
 from backend.services.registry import UnitOfWork
 
 router = APIRouter(include_in_schema=False)

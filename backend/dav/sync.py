@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from backend.dav import objects, resources
 from backend.dav.objects import Served
 from backend.dav.reports import listed
-from backend.dav.vtodo import derived_uid
 from backend.dav.xml import (
     DAV,
     PreconditionRefused,
@@ -34,6 +33,7 @@ from backend.dav.xml import (
     multistatus,
 )
 from backend.errors import NotFound
+from backend.models.task_calendar import derived_uid
 from backend.services.changes import CollectionFeed
 from backend.services.dav_objects import DavObjectService
 from backend.services.registry import UnitOfWork

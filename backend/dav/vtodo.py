@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -39,7 +39,6 @@ from pydantic import ValidationError
 from backend.models.task import TaskUpdate
 from backend.models.task_calendar import (
     BY_GROUP,
-    CALDAV_NS,
     GROUP_OF,
     MAPPING,
     PROPERTY_OF,
@@ -48,8 +47,7 @@ from backend.models.task_calendar import (
     InvalidTodoObject,
     MalformedCalendar,
     Target,
-    UnsupportedRecurrence,
-    alarm,
+    add_zones,
     as_utc,
     completed,
     derived_uid,
@@ -58,7 +56,6 @@ from backend.models.task_calendar import (
     params,
     parent_uid,
     rule,
-    rule_key,
     sent_rule,
     shown_rule,
     sort_order,
@@ -136,22 +133,9 @@ class _Block:
         )
 
 
-_PHYSICAL = re.compile(r"[^\n]*\n|[^\n]+$")
-
-
-def _logical_lines(text: str) -> Iterator[str]:
-    """Each content line with its continuation lines (RFC 5545 3.1), as received. Lines end
-    at LF only (`str.splitlines` would also split inside a value at U+2028, U+0085, ...)."""
-    current = ""
-    for physical in _PHYSICAL.findall(text):
-        if physical[:1] in (" ", "\t") and current:
-            current += physical
-            continue
-        if current:
-            yield current
-        current = physical
-    if current:
-        yield current
+# A content line and its continuation lines (RFC 5545 3.1), as received. Lines end at LF only
+# (`str.splitlines` would also split inside a value at U+2028, U+0085, ...).
+_LOGICAL = re.compile(r"(?:[^\n]*\n|[^\n]+$)(?:[ \t][^\n]*(?:\n|$))*")
 
 
 def _unfold(raw: str) -> str:
@@ -163,7 +147,7 @@ def _tree(text: str) -> _Block:
     stack: list[_Block] = []
     top: _Block | None = None
     count = 0
-    for number, raw in enumerate(_logical_lines(text)):
+    for number, raw in enumerate(_LOGICAL.findall(text)):
         if number >= MAX_LINES:
             raise ObjectTooLarge(f"A calendar object has at most {MAX_LINES} content lines")
         unfolded = _unfold(raw)
@@ -201,10 +185,6 @@ def _tree(text: str) -> _Block:
     if not top.end.endswith("\n"):
         top.end += "\r\n"
     return top
-
-
-def _master(calendar: _Block) -> _Block:
-    return next(b for b in calendar.blocks("VTODO") if not b.lines("RECURRENCE-ID"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,11 +242,12 @@ def _zones(calendar: _Block) -> dict[str, tzinfo]:
     return zones
 
 
-def _todo_of(master: _Block, zones: dict[str, tzinfo]) -> Any:
-    """The master's own lines (no sub-components) read by icalendar."""
-    lines = "".join(item.raw for item in master.items if isinstance(item, _Line))
-    text = f"BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\n{lines}END:VTODO\r\nEND:VCALENDAR\r\n"
-    return _ical(text, zones).walk("VTODO")[0]
+def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
+    """Each VTODO of the object with its reading by icalendar (TZIDs by the object's zones);
+    the rest of the object (its zones, its calendar's lines) is not read again."""
+    blocks = calendar.blocks("VTODO")
+    text = "BEGIN:VCALENDAR\r\n" + "".join(b.text() for b in blocks) + "END:VCALENDAR\r\n"
+    return list(zip(blocks, _ical(text, _zones(calendar)).subcomponents, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,10 +443,9 @@ def render(
     as `ParsedTodo.keep` stored it; None for a task no client wrote), with the reader's own
     reminders as VALARMs. `parent_uid`: the UID the parent task is served with, if any."""
     calendar = _tree(kept.decode()) if kept is not None else _skeleton(task)
-    zones = _zones(calendar)
-    master = _master(calendar)
+    todos = _todos(calendar)
+    master, todo = next((b, t) for b, t in todos if t.get("RECURRENCE-ID") is None)
     target = Target("todo", reader_reminders, parent_uid)
-    todo = _todo_of(master, zones)
     agree = {group: _agrees(BY_GROUP[group], todo, task, target) for group in _MERGED}
     if not agree["recurrence"] and (shown_rule(task) is None or task.next_due_date is None):
         # No occurrence after this one, in the client's rule and ours: a series of one
@@ -485,9 +465,8 @@ def render(
         # dropping DURATION.
         present.add("due")
     for item in master.items:
-        if isinstance(item, _Block):
-            if item.name != "VALARM":  # the kept object's alarms are nobody's now
-                items.append(item)
+        if isinstance(item, _Block):  # a kept object holds no VALARM (`ParsedTodo.keep`)
+            items.append(item)
             continue
         if item.name == "DURATION" and duration and task.due_date is None:
             continue
@@ -510,11 +489,9 @@ def render(
             # no ETag) took its next local edit for a change on both sides.
             continue
         items.extend(_our_lines(group, task, target))
-    items.extend(
-        _Line(alarm(task, r, target).to_ical().decode(), "", {}, "") for r in reader_reminders
-    )
+    items.extend(_our_lines("reminders", task, target))
     master.items = items
-    _drop_absorbed_overrides(calendar, master, task, zones)
+    _drop_absorbed_overrides(calendar, todos, task)
     _add_zone(calendar, task, (not agree["due"] and not duration) or kept is None)
     return calendar.text().encode()
 
@@ -555,14 +532,14 @@ def _skeleton(task: Any) -> _Block:
 def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
     """Our content lines for one group, written by icalendar (escaping, folding)."""
     todo = Todo()
-    BY_GROUP[group].write(todo, task, target)
+    BY_GROUP[group].put(todo, task, target)
     return _inner(todo)
 
 
 def _inner(component: Any) -> list[_Line]:
     """A component's property lines (folded, CRLF), without its BEGIN and END."""
     text = component.to_ical().decode()
-    return [_Line(raw, "", {}, "") for raw in list(_logical_lines(text))[1:-1]]
+    return [_Line(raw, "", {}, "") for raw in _LOGICAL.findall(text)[1:-1]]
 
 
 def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
@@ -596,20 +573,15 @@ def _has_duration(master: _Block) -> bool:
     return bool(master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE"))
 
 
-def _drop_absorbed_overrides(
-    calendar: _Block, master: _Block, task: Any, zones: dict[str, tzinfo]
-) -> None:
+def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], task: Any) -> None:
     """Overrides of occurrences that are tasks of their own now (completed ones, and any
     before the open occurrence) leave the object; later ones stay the client's."""
     keep_from = task.due_date if shown_rule(task) is not None else None
-    items: list[_Line | _Block] = []
-    for item in calendar.items:
-        if isinstance(item, _Block) and item.name == "VTODO" and item is not master:
-            override = _override(_todo_of(item, zones), task.time_zone)
+    for block, todo in todos:
+        if todo.get("RECURRENCE-ID") is not None:
+            override = _override(todo, task.time_zone)
             if keep_from is None or override.completed or override.recurrence_id <= keep_from:
-                continue
-        items.append(item)
-    calendar.items = items
+                calendar.items.remove(block)
 
 
 def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
@@ -623,37 +595,14 @@ def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
     }
     if task.time_zone in named:
         return
-    zone_calendar = Calendar()
     todo = Todo()
     todo.add("due", task.due_date.astimezone(time_zone(task.time_zone)))
-    zone_calendar.add_component(todo)
-    year = task.due_date.year
-    zone_calendar.add_missing_timezones(
-        first_date=date(max(year - 1, 1900), 1, 1), last_date=date(min(year + 6, 9998), 1, 1)
-    )
-    for component in zone_calendar.walk("VTIMEZONE"):
-        block = _tree(
-            "BEGIN:VCALENDAR\r\n" + component.to_ical().decode() + "END:VCALENDAR\r\n"
-        ).blocks("VTIMEZONE")[0]
-        first_todo = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
-        calendar.items.insert(first_todo, block)
+    zones = Calendar()
+    zones.add_component(todo)
+    add_zones(zones, task.due_date.year)
+    first_todo = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
+    calendar.items[first_todo:first_todo] = _tree(zones.to_ical().decode()).blocks("VTIMEZONE")
 
 
-__all__ = [
-    "CALDAV_NS",
-    "MAX_OBJECT_BYTES",
-    "CalendarObjectRefused",
-    "FieldRefused",
-    "InvalidTodoObject",
-    "MalformedCalendar",
-    "NotATodo",
-    "ObjectTooLarge",
-    "Override",
-    "ParsedTodo",
-    "UnsupportedRecurrence",
-    "derived_uid",
-    "etag",
-    "parse",
-    "render",
-    "rule_key",
-]
+# What the DAV layer takes from here though it is declared with the mapping.
+__all__ = ["CalendarObjectRefused", "derived_uid"]

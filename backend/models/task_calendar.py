@@ -118,11 +118,6 @@ def as_utc(value: date | datetime, zone: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _all(todo: Any, name: str) -> list[Any]:
-    props = todo.get(name)
-    return [] if props is None else props if isinstance(props, list) else [props]
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading a VTODO: each on the clock `zone` (a floating or date value's).
 
@@ -179,7 +174,8 @@ def _tags(todo: Any, zone: str) -> list[str]:
     """Every CATEGORIES value (several lines, several per line) in order, once each, as a
     tag is stored (trimmed, lower-cased, NFC); blank ones dropped."""
     tags: list[str] = []
-    for prop in _all(todo, "CATEGORIES"):
+    found = todo.get("CATEGORIES", [])  # not `todo.categories`: it adds an empty one
+    for prop in found if isinstance(found, list) else [found]:
         for cat in prop.cats:
             # icalendar splits on the unescaped commas but leaves each item escaped (`\\,`).
             tag = unicodedata.normalize("NFC", str(vText.from_ical(str(cat))).strip().lower())
@@ -201,7 +197,7 @@ def rule(todo: Any, zone: str) -> str | None:
 
 def sent_rule(todo: Any, zone: str) -> str | None:
     """The RRULE as sent (normalized), on the series' clock (DUE's zone, else `zone`)."""
-    rules = _all(todo, "RRULE")
+    rules = todo.rrules
     if not rules:
         return None
     if len(rules) > 1:
@@ -239,7 +235,7 @@ def is_parent(prop: Any) -> bool:
 
 def parent_uid(todo: Any, zone: str = "UTC") -> str | None:
     """The first RELATED-TO whose RELTYPE is PARENT (or absent, which means PARENT)."""
-    return next((str(p) for p in _all(todo, "RELATED-TO") if is_parent(p) and str(p).strip()), None)
+    return next((str(p) for p in todo.related_to if is_parent(p) and str(p).strip()), None)
 
 
 def sort_order(todo: Any, zone: str = "UTC") -> int | None:
@@ -316,17 +312,17 @@ def _same_rule(read: str | None, shown: str | None, task: Any) -> bool:
     return rule_key(with_until) == rule_key(shown)
 
 
-def due_value(task: Any, target: Target) -> date | datetime:
+def _write_due(component: Any, task: Any, target: Target) -> None:
     """The due date on its zone's clock; for a VTODO, a date at its zone's midnight is a DATE
     (RFC 5545 VALUE=DATE: the same instant comes back from it, date-only clients show it
     all-day). An event's start stays a time (a DATE event would span the whole day)."""
-    local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
-    return local.date() if target.kind == "todo" and local.time() == time(0) else local
-
-
-def _write_due(component: Any, task: Any, target: Target) -> None:
     if task.due_date is not None:
-        component.add("due" if target.kind == "todo" else "dtstart", due_value(task, target))
+        local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
+        todo = target.kind == "todo"
+        component.add(
+            "due" if todo else "dtstart",
+            local.date() if todo and local.time() == time(0) else local,
+        )
 
 
 def _write_completion(component: Any, task: Any, target: Target) -> None:
@@ -367,17 +363,6 @@ def _stamp(component: Any, task: Any, target: Target) -> None:
     component.add("last-modified", task.updated_at.astimezone(UTC))
 
 
-def _add(name: str, value: Callable[[Any], Any], **parameters: str) -> Callable[..., None]:
-    """A writer adding `name` with `value(task)` unless it is None."""
-
-    def write(component: Any, task: Any, target: Target) -> None:
-        made = value(task)
-        if made is not None:
-            component.add(name, made, parameters=parameters or None)
-
-    return write
-
-
 # ---------------------------------------------------------------------------------------------
 # The mapping.
 
@@ -387,8 +372,9 @@ class Mapped:
     """One calendar meaning of a task. `fields`: the task fields it carries; `properties`:
     the VTODO's properties (or component) carrying it, its main one first; `read(todo, zone)`:
     a VTODO's value; `shown(task, target)`: the task's; `same(read, shown, task)`: whether they
-    agree (the renderer then keeps the client's lines); `write(component, task, target)`: the
-    task's properties; `into`: the PUT's field values from `read`'s (None: not a field, the
+    agree (the renderer then keeps the client's lines); `out(shown)`: the main property's value
+    (None: none written), or `write(component, task, target)` writing the task's properties
+    itself; `into`: the PUT's field values from `read`'s (None: not a field, the
     DAV layer resolves it); `single`: at most once in a VTODO (RFC 5545 3.6.2); `event`: on a
     feed's VEVENT too; `feed`: in the feeds; `merged`: compared and replaced in a client's
     kept object (else written apart: the UID is the client's, alarms the reader's)."""
@@ -398,7 +384,9 @@ class Mapped:
     properties: tuple[str, ...]
     read: Callable[[Any, str], Any]
     shown: Callable[[Any, Target], Any]
-    write: Callable[[Any, Any, Target], None]
+    out: Callable[[Any], Any] = lambda value: value
+    parameters: dict[str, str] | None = None
+    write: Callable[[Any, Any, Target], None] | None = None
     into: Callable[[Any], dict[str, Any]] | None = None
     same: Callable[[Any, Any, Any], bool] = lambda read, shown, task: bool(read == shown)
     single: bool = True
@@ -409,6 +397,15 @@ class Mapped:
     def __post_init__(self) -> None:
         if self.into is None and len(self.fields) == 1 and self.group != "parent":
             object.__setattr__(self, "into", lambda value: {self.fields[0]: value})
+
+    def put(self, component: Any, task: Any, target: Target) -> None:
+        """The task's properties onto `component`: `write`'s, or `out(shown)` as the main one."""
+        if self.write is not None:
+            self.write(component, task, target)
+            return
+        value = self.shown(task, target)
+        if value is not None and (value := self.out(value)) is not None:
+            component.add(self.properties[0], value, parameters=self.parameters)
 
 
 def _due_fields(value: tuple[datetime | None, str | None]) -> dict[str, Any]:
@@ -423,7 +420,6 @@ MAPPING: tuple[Mapped, ...] = (
         ("UID",),
         read=lambda todo, zone: str(todo.get("UID", "")),
         shown=lambda task, target: derived_uid(task.id),
-        write=_add("uid", lambda task: derived_uid(task.id)),
         merged=False,
     ),
     Mapped(
@@ -432,7 +428,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("SUMMARY",),
         read=_title,
         shown=lambda task, target: task.title,
-        write=_add("summary", lambda task: Text(task.title)),
+        out=Text,
     ),
     Mapped(
         "description",
@@ -440,9 +436,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("DESCRIPTION",),
         read=_description,
         shown=lambda task, target: task.description or None,
-        write=_add(
-            "description", lambda task: Text(task.description) if task.description else None
-        ),
+        out=Text,
     ),
     Mapped(
         "completion",
@@ -460,7 +454,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("PRIORITY",),
         read=_priority,
         shown=lambda task, target: Priority(task.priority),
-        write=_add("priority", lambda task: _PRIORITY_OUT.get(str(task.priority))),
+        out=lambda priority: _PRIORITY_OUT.get(str(priority)),
         into=lambda value: {"priority": value.value},
     ),
     Mapped(
@@ -480,7 +474,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("CATEGORIES",),
         read=_tags,
         shown=lambda task, target: list(task.tags),
-        write=_add("categories", lambda task: Categories(list(task.tags)) if task.tags else None),
+        out=lambda tags: Categories(tags) if tags else None,
         single=False,
     ),
     Mapped(
@@ -489,11 +483,8 @@ MAPPING: tuple[Mapped, ...] = (
         ("RELATED-TO",),
         read=parent_uid,
         shown=lambda task, target: target.parent_uid,
-        write=lambda component, task, target: (
-            component.add("related-to", Text(target.parent_uid), parameters={"RELTYPE": "PARENT"})
-            if target.parent_uid is not None
-            else None
-        ),
+        out=Text,
+        parameters={"RELTYPE": "PARENT"},
         single=False,
     ),
     Mapped(
@@ -502,7 +493,7 @@ MAPPING: tuple[Mapped, ...] = (
         ("RRULE",),
         read=rule,
         shown=lambda task, target: shown_rule(task),
-        write=_add("rrule", lambda task: vRecur.from_ical(r) if (r := shown_rule(task)) else None),
+        out=vRecur.from_ical,
         same=_same_rule,
         single=False,  # two are refused as `UnsupportedRecurrence`, saying why
     ),
@@ -512,7 +503,6 @@ MAPPING: tuple[Mapped, ...] = (
         ("X-APPLE-SORT-ORDER",),
         read=sort_order,
         shown=lambda task, target: task.position,
-        write=_add("x-apple-sort-order", lambda task: task.position),
         single=False,
         feed=False,  # a move renumbers siblings without a version the feed's ETag counts
     ),
@@ -554,8 +544,15 @@ NOT_MAPPED: dict[str, str] = {
 }
 
 
+def add_zones(calendar: Any, year: int) -> None:
+    """A VTIMEZONE for each zone `calendar` names, from the year before `year` to six after."""
+    calendar.add_missing_timezones(
+        first_date=date(max(year - 1, 1900), 1, 1), last_date=date(min(year + 6, 9998), 1, 1)
+    )
+
+
 def write(component: Any, task: Any, target: Target) -> None:
     """Every mapped property of `task` a rendering for `target` holds (a feed's component)."""
     for mapped in MAPPING:
         if mapped.feed and (mapped.event or target.kind == "todo"):
-            mapped.write(component, task, target)
+            mapped.put(component, task, target)

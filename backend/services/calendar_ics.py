@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from icalendar import Calendar, Event, Todo
 
-from backend.models.task_calendar import Target, Text, write
+from backend.models.task_calendar import Target, Text, add_zones, write
 
 PRODUCT = "-//Task API//Calendar feed//EN"
-# The years each VTIMEZONE covers, around the year of the fetch (a year's, so the body
-# changes with the tasks only, within a year).
-_ZONE_YEARS_BACK = 1
-_ZONE_YEARS_AHEAD = 6
 # The version of the body's format, part of every ETag (`tag`): the same values rendered by
 # another `body` are another body. Bump it whenever `body()`'s output changes for the same
 # values (escaping, a property added or written differently, another `icalendar` rendering),
@@ -58,8 +54,6 @@ def body(kind: str, name: str, now: datetime, rows: Sequence[Any]) -> bytes:
         if kind != "todos":
             component.add("transp", "TRANSPARENT")  # a due date is not a meeting: no time blocked
         calendar.add_component(component)
-    calendar.add_missing_timezones(
-        first_date=date(now.year - _ZONE_YEARS_BACK, 1, 1),
-        last_date=date(now.year + _ZONE_YEARS_AHEAD, 1, 1),
-    )
+    # Zones around the fetch's year, not the tasks': the body changes with the tasks only.
+    add_zones(calendar, now.year)
     return bytes(calendar.to_ical())

@@ -23,8 +23,9 @@ from backend.dav.recurrence_forms import (
     follow_up,
     match_completed_copy,
 )
-from backend.dav.vtodo import ParsedTodo, parse, render, rule_key
+from backend.dav.vtodo import ParsedTodo, parse, render
 from backend.models import TaskCreate, TaskRow, TaskUpdate
+from backend.models.task_calendar import rule_key
 from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskFilters, TaskListQuery
 

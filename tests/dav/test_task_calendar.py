@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.dav.vtodo import InvalidTodoObject, parse, render
-from backend.models.task_calendar import MAPPING, NOT_MAPPED, derived_uid
+from backend.dav.vtodo import parse, render
+from backend.models.task_calendar import MAPPING, NOT_MAPPED, InvalidTodoObject, derived_uid
 from backend.models.task_fields import FIELDS, WRITABLE
 from backend.services import calendar_ics
 from backend.services.dav_objects import RENDER_FORMAT

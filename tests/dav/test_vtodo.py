@@ -21,18 +21,21 @@ from icalendar import Calendar
 from backend.dav import vtodo
 from backend.dav.vtodo import (
     MAX_OBJECT_BYTES,
-    CalendarObjectRefused,
     FieldRefused,
-    InvalidTodoObject,
-    MalformedCalendar,
     NotATodo,
     ObjectTooLarge,
-    UnsupportedRecurrence,
     etag,
     parse,
     render,
 )
 from backend.models import Priority, TaskUpdate
+from backend.models.task_calendar import (
+    CalendarObjectRefused,
+    InvalidTodoObject,
+    MalformedCalendar,
+    UnsupportedRecurrence,
+    rule_key,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLIENTS = sorted(p.name for p in FIXTURES.glob("*.ics"))
@@ -806,7 +809,7 @@ _DURATION = (
 def test_a_duration_states_the_due_date_and_a_rule_on_it_is_read() -> None:
     parsed = parse(_DURATION)
     assert parsed.fields["due_date"] == datetime(2022, 10, 17, 7, 5, tzinfo=UTC)
-    assert vtodo.rule_key(parsed.fields["recurrence"]) == {"FREQ=WEEKLY", "BYDAY=MO", "COUNT=3"}
+    assert rule_key(parsed.fields["recurrence"]) == {"FREQ=WEEKLY", "BYDAY=MO", "COUNT=3"}
     dated = _DURATION.replace(b"DTSTART:20221017T065500Z", b"DTSTART;VALUE=DATE:20221017")
     dated = dated.replace(b"DURATION:PT10M", b"DURATION:P2D")
     assert parse(dated).fields["due_date"] == datetime(2022, 10, 19, tzinfo=UTC)
