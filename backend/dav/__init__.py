@@ -13,7 +13,8 @@ todoman) reads and writes the tasks the REST API serves, through the same servic
   methods, each joined through `routes.dav_route` (auth, error bodies, the read-only scope's
   refusal of writes);
 - `objects.py`: a task as the object one reader gets (GET), written through the task service
-  (PUT, DELETE), its ETag `vtodo.object_tag`; `reports.py`: `calendar-multiget` and
+  (PUT, DELETE), its ETag the database's (`DavObjectService`'s `tag`); `reports.py`:
+  `calendar-multiget` and
   `calendar-query`;
 - `vtodo.py`: a task as a VTODO and back (parse; render by merging our fields into the
   client's kept object, `backend/models/dav_object.py`); `recurrence_forms.py`: the three ways

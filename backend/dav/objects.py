@@ -3,8 +3,9 @@ reader gets, found by its resource name, and written through the task service.
 
 An object's name is the last segment of the href its client PUT it to (kept with the object:
 `task_dav_objects.name`), or `task-<id>@task-api.ics` for a task no client wrote. Its ETag is
-`vtodo.object_tag` everywhere (GET, PROPFIND, REPORT, If-Match): a hash of everything the
-reader's body is made of, so a listing renders nothing.
+the one the database computes with every object it reads (`DavObjectService`, `tag`) and
+tests in a write's own message: a hash of everything the reader's body is made of, so a
+listing renders nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from backend.dav import resources
@@ -25,12 +26,12 @@ from backend.dav.recurrence_forms import (
     follow_up,
     is_completed_copy,
     match_completed_copy,
+    unruled,
 )
 from backend.dav.vtodo import (
     CalendarObjectRefused,
     ParsedTodo,
     derived_uid,
-    object_tag,
     parse,
     render,
 )
@@ -40,7 +41,8 @@ from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.references import Action
 from backend.models.task_calendar import DERIVED_UID
-from backend.recurrence import DEFAULT_TIME_ZONE
+from backend.models.task_table import TaskRow
+from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services.access import permitted
 from backend.services.dav_objects import DavObjectService
 from backend.services.registry import UnitOfWork
@@ -52,6 +54,9 @@ _READ_ONLY = "Your role in this list does not allow this"
 _UID_TAKEN = "Another object of this collection has this UID"
 _UID_CHANGED = "An object's UID does not change"
 _NAME_TAKEN = "An object exists under this name"
+# A tag that says what an update needs of its task (`DavObjectService`'s `_tag`).
+_VOUCHING = re.compile(r'"([0-9]{1,18})-([0-9]{1,18})\.([A-Za-z0-9_+/-]{1,64})\.[0-9a-f]{32}"')
+_ZONES = frozenset(TIME_ZONES)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class Served:
 
     @property
     def tag(self) -> str:
-        return object_tag(self.row, self.kept, self.row.reminders, parent_uid=self.parent_uid)
+        return str(self.row.tag)
 
     def body(self) -> bytes:
         return render(self.row, self.kept, self.row.reminders, parent_uid=self.parent_uid)
@@ -194,6 +199,11 @@ def put(
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
+    vouched = _vouched(if_match, if_none)
+    if vouched is not None:
+        if _put_vouched(work, dav, (list_id, name, body, parsed), vouched):
+            return False
+        dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
     if _creates_only(name, parsed, if_match, if_none):
         try:
             return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
@@ -209,6 +219,84 @@ def put(
         except _Changed:
             continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Vouched:
+    """What an object's tag `"<id>-<version>.<time zone>.<digest>"` says of its task, true
+    where the update's own message finds that tag current (`DavObjectService.vouch`): the
+    task, its version and its zone, and that it has no rule and no parent, so the service
+    writes a PUT's fields over it without reading it first (`TaskService.update`'s
+    `current`: with no rule, the schedule is the one sent)."""
+
+    id: int
+    version: int
+    time_zone: str
+    tag: str
+    recurrence: None = None
+    parent_id: None = None
+    series_start: None = None
+    series_id: None = None
+
+
+def _vouched(if_match: str | None, if_none: str | None) -> _Vouched | None:
+    """The task an `If-Match` of one tag vouches for (None: another tag, several, `*`)."""
+    if if_match is None or if_none is not None:
+        return None
+    match = _VOUCHING.fullmatch(if_match.strip())
+    if match is None or match.group(3) not in _ZONES:
+        return None
+    tag = match.group(0)
+    return _Vouched(int(match.group(1)), int(match.group(2)), match.group(3), tag)
+
+
+def _put_vouched(
+    work: UnitOfWork,
+    dav: DavObjectService,
+    sent: tuple[int | None, str, bytes, ParsedTodo],
+    vouched: _Vouched,
+) -> bool:
+    """An update naming a tag that vouches for its task, in one message, with no lookup
+    (specs/caldav.md, "Cost"): the change locks of the caller's and the task's spaces, the
+    tag tested where the object is served (`vouch`: under the locks), the kept object at
+    the version, then the service's update naming it, committing. The body is read on the
+    task's clock, as `_put` reads it. False: nothing written, and either the PUT says more
+    than this path writes (a parent, a rule, an occurrence) or the database refused it for
+    a reason the lookup words (a missing object, a role, a UID): `_put` then answers it. A
+    stale tag on an object there to write is the `412` at once."""
+    list_id, name, body, parsed = sent
+    if vouched.time_zone != DEFAULT_TIME_ZONE:
+        parsed = parse(body, zone=vouched.time_zone)
+    fields = parsed.fields
+    if (
+        parsed.parent_uid is not None
+        or fields.get("recurrence") is not None
+        or parsed.overrides
+        or not {"due_date", "reminders", "recurrence"} <= fields.keys()
+    ):
+        return False
+    resolution = unruled(parsed)
+    sent_fields = cast(TaskUpdate, resolution.update).model_dump(exclude_unset=True)
+    update = TaskUpdate.model_validate({"time_zone": vouched.time_zone, **sent_fields})
+    uid_task = _derived_id(f"{parsed.uid}.ics")
+    dav.lock_task(vouched.id)
+    dav.vouch(list_id, name, _derived_id(name), vouched.tag, parsed.uid, uid_task)
+    dav.keep_ahead(vouched.id, vouched.version, parsed.uid, name, parsed.keep.decode())
+    try:
+        work.tasks.update(
+            vouched.id,
+            update,
+            frozenset({vouched.version}),
+            current=cast(TaskRow, vouched),
+            completed_at=resolution.completed_at,
+        )
+    except Taken as taken:
+        if taken.what == "tag":
+            raise PreconditionFailed() from None
+        return False
+    except (PreconditionFailed, NotFound, Forbidden):
+        return False
+    return True
 
 
 def _put(
@@ -406,8 +494,22 @@ def hand_over(work: UnitOfWork, handover: Handover) -> None:
 def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | None) -> None:
     """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does: the lookup
     (committing with the entry), then the delete naming the version read (changed in between:
-    `412` with If-Match, else again, as `put`)."""
+    `412` with If-Match, else again, as `put`). An `If-Match` naming a tag that vouches for
+    its task is one message, as `_put_vouched`: the locks, the tag tested, the delete."""
     dav = work.service(DavObjectService)
+    vouched = _vouched(if_match, None)
+    if vouched is not None:
+        dav.lock_task(vouched.id)
+        dav.vouch(list_id, name, _derived_id(name), vouched.tag)
+        try:
+            work.tasks.delete(vouched.id, frozenset({vouched.version}))
+            return
+        except Taken as taken:
+            if taken.what == "tag":
+                raise PreconditionFailed() from None
+        except (PreconditionFailed, NotFound, Forbidden):
+            pass
+        dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
     for attempt in range(_TRIES + 1):
         if attempt:
             dav.begin_write()

@@ -119,6 +119,17 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     return _plain(stored, parsed)  # a postponement
 
 
+def unruled(parsed: ParsedTodo) -> Resolution:
+    """`classify` of a PUT sending no rule on a task with none (what `_plain` makes of it,
+    whatever else the stored task is): a PATCH of every field, the client's completion time
+    kept. A write that knows this of the stored task without reading it (an object's tag
+    says so, `objects._vouched`) needs nothing more of it."""
+    if parsed.fields.get("recurrence") is not None or parsed.overrides:
+        raise ValueError("a PUT with a rule is classified against the stored task")
+    update = TaskUpdate.model_validate(parsed.fields)
+    return Resolution(Form.PLAIN, update, completes=False, completed_at=parsed.completed_at)
+
+
 def is_completed_copy(parsed: ParsedTodo) -> bool:
     """Whether a PUT creating a new UID may be a completed copy of an occurrence (todoman,
     `caldav`): completed, no overrides, a due date."""

@@ -69,9 +69,8 @@ MAX_OBJECT_BYTES = 256 * 1024
 MAX_LINES = 4000
 MAX_COMPONENTS = 400
 MAX_DEPTH = 4  # VCALENDAR > VTODO > VALARM > one more (an X- component inside)
-# The version of `render`'s output, part of every `object_tag`: bump it whenever the same
-# values render differently (a property added or written otherwise, another icalendar).
-RENDER_FORMAT = 3
+# `render`'s output has a version, part of every object's tag: bump
+# `services.dav_objects.RENDER_FORMAT` whenever the same values render differently.
 
 _ALLOWED_COMPONENTS = frozenset({"VTODO", "VTIMEZONE"})
 _NOT_A_TODO = frozenset({"VEVENT", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"})
@@ -428,25 +427,6 @@ def _without_alarms(calendar: _Block) -> str:
 def etag(body: bytes) -> str:
     """The strong ETag of the exact bytes a reader gets (RFC 4791 5.3.4)."""
     return f'"{hashlib.sha256(body).hexdigest()[:40]}"'
-
-
-def object_tag(
-    task: Any,
-    kept: bytes | None,
-    reader_reminders: Sequence[dict[str, Any]],
-    *,
-    parent_uid: str | None = None,
-) -> str:
-    """The strong ETag of the body `render` makes from the same values, without making it (a
-    listing of 1,000 tasks would otherwise render 1,000 objects, ~2 ms each): a hash of
-    everything the body is made of. `render` is deterministic, so one set of values is one
-    body, and two bodies that differ come from values that differ. The DAV layer uses one
-    of the two tags everywhere (GET, PROPFIND, REPORT), never both."""
-    digest = hashlib.sha256(repr((RENDER_FORMAT, task.id, task.version)).encode())
-    digest.update(repr((task.updated_at.isoformat(), task.position, parent_uid)).encode())
-    digest.update(repr([sorted(r.items()) for r in reader_reminders]).encode())  # in order
-    digest.update(hashlib.sha256(kept or b"").digest())
-    return f'"o{digest.hexdigest()[:39]}"'
 
 
 _UNREADABLE = object()  # a kept value we cannot read agrees with nothing

@@ -27,9 +27,13 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
     column,
     exists,
+    extract,
     func,
+    literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -61,6 +65,8 @@ _BODY = bindparam("dav_body", type_=Text)
 _VERSION = bindparam("dav_version", type_=BigInteger)
 _PARENT_UID = bindparam("dav_parent_uid", type_=Text)
 _PARENT_TASK = bindparam("dav_parent_task", type_=BigInteger)
+_TAG = bindparam("dav_tag", type_=Text)
+_UID_TASK = bindparam("dav_uid_task", type_=BigInteger)
 
 
 def _in(table: Any, list_id: int | None) -> Any:
@@ -68,6 +74,41 @@ def _in(table: Any, list_id: int | None) -> Any:
     if list_id is None:
         return and_(table.c.list_id.is_(None), table.c.user_id == bindparam(OWNER))
     return table.c.list_id == _LIST
+
+
+# The version of `vtodo.render`'s output, part of every object's tag (`_tag`): bump it whenever
+# the same values render differently (a property added or written otherwise, another icalendar).
+RENDER_FORMAT = 4
+_READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
+
+
+def _tag(kept: Any, parent_uid: Any) -> Any:
+    """An object's strong ETag, computed by the database from everything `vtodo.render` makes
+    its body of (the task's id, version, `updated_at` and position, the UID its parent is
+    served with, the reader's reminders in order, the kept object's bytes as served, the
+    render's format): `render` is deterministic, so one set of values is one body, and two
+    bodies that differ come from values that differ. Every read and every write by href
+    compares the same expression, so an `If-Match` is tested in the write's own message
+    (`vouch`). A task with no rule and no parent shows what that write needs to know without
+    reading it first (`"<id>-<version>.<time zone>.<digest>"`, objects._vouched); any other
+    is `"o<digest>"`."""
+    body = case((kept.c.served, kept.c.body))
+    body_digest = func.encode(func.sha256(func.convert_to(func.coalesce(body, ""), "UTF8")), "hex")
+    made_of = func.jsonb_build_array(
+        literal_column(str(RENDER_FORMAT)),
+        _T.id,
+        _T.version,
+        extract("epoch", _T.updated_at),
+        _T.position,
+        parent_uid,
+        _READER_REMINDERS,
+        body_digest,
+    )
+    digest = func.encode(func.sha256(func.convert_to(cast(made_of, Text), "UTF8")), "hex")
+    vouching = and_(_T.recurrence.is_(None), _T.parent_id.is_(None))
+    shown = cast(_T.id, Text) + "-" + cast(_T.version, Text) + "." + _T.time_zone + "."
+    inner = case((vouching, shown + func.left(digest, 32)), else_="o" + func.left(digest, 39))
+    return literal('"', Text) + inner + literal('"', Text)
 
 
 def _listing(list_id: int | None, *where: Any) -> Any:
@@ -101,6 +142,7 @@ def _listing(list_id: int | None, *where: Any) -> Any:
             k.c.body.label("kept_body"),
             not_(k.c.served).label("shadowed"),
             parent_uid.label("parent_uid"),
+            _tag(k, parent_uid).label("tag"),
         )
         .select_from(_TASKS.outerjoin(k, true()))
         .where(_in(_TASKS, list_id), may(_TASKS, Action.LIST_READ), *where)
@@ -203,6 +245,33 @@ class DavObjectService(TaskSending):
             dav_uid=uid,
             dav_name=name,
             dav_body=body,
+        )
+
+    def vouch(
+        self,
+        list_id: int | None,
+        name: str,
+        task_id: int,
+        tag: str,
+        uid: str | None = None,
+        uid_task: int = 0,
+    ) -> None:
+        """Ahead of an update by href whose `If-Match` names one tag, after its change locks:
+        the request refused (`TA412`, nothing written) unless the object served under `name`
+        (a kept object's, else the task `task_id` a derived name names) is one the caller
+        may write, with the tag `tag` now, holding `uid` if given (a kept object's, else the
+        derived UID of `uid_task`: a PUT's; a DELETE names none). The reason: "tag" when
+        that object is there, writable, with another tag (the `412` a lookup would answer
+        too); "look" otherwise (the request is looked up, to answer as a lookup does: a
+        missing object or list, a role, a UID)."""
+        uids = {} if uid is None else {"dav_uid": uid, "dav_uid_task": uid_task}
+        self._ahead(
+            _VOUCH[list_id is None, uid is not None],
+            dav_name=name,
+            dav_task=task_id,
+            dav_tag=tag,
+            **uids,
+            **_values(list_id),
         )
 
     def keep_with_create(self, uid: str, name: str, body: str) -> Then:
@@ -375,6 +444,37 @@ def _claim(no_list: bool) -> Any:
 
 
 _CLAIM, _CLAIM_NO_LIST = _claim(False), _claim(True)
+
+
+def _vouch(no_list: bool, uid: bool) -> Any:
+    """`vouch`'s refusal: `TA412` unless the object served under the name has the tag and
+    the UID; the reason "tag" or "look"."""
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    unserved = func.coalesce(columns.shadowed, True)  # no kept object, or one not served
+    kept, derived = unserved.is_(False), unserved.is_(True)  # derived: the task's name and UID
+    held = _OBJECTS.alias("held")
+    name_held = exists(
+        select(held.c.id).where(
+            held.c.served,
+            _in(held, None if no_list else 0),
+            may(held, Action.LIST_READ),
+            held.c.name == _NAME,
+        )
+    )
+    named = or_(
+        and_(kept, columns.kept_name == _NAME), and_(derived, _T.id == _TASK, not_(name_held))
+    )
+    found = listing.where(named, may(_TASKS, Action.TASK_WRITE))
+    holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
+    current = exists(found.where(columns.tag == _TAG, *([holds_uid] if uid else [])))
+    reason = case((exists(found.where(columns.tag != _TAG)), "tag"), else_="look")
+    return select(
+        func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True)
+    ).where(not_(current))
+
+
+_VOUCH = {(key, uid): _vouch(key, uid) for key in (False, True) for uid in (False, True)}
 _LOCK_LIST = spaces_locked(
     select(_LISTS.c.user_id)
     .where(_LISTS.c.id == _LIST, may(_LISTS, Action.LIST_READ))

@@ -305,8 +305,10 @@ class TaskService(TaskSending):
         completed_at: datetime | None = None,
     ) -> TaskRow:
         """Write `data` over the task. `current`: the stored task as the caller has just read
-        it (its version in `expected`: a DAV PUT's, found by its href), so a schedule change
-        writes over it without reading it again (one message, not two). `completed_at`: when
+        it (its version in `expected`: a DAV PUT's, found by its href), or what a DAV tag
+        tested in this write's message says of it (its version, zone, no rule, no parent:
+        `dav.objects._Vouched`), so a schedule change writes over it without reading it
+        again (one message, not two). `completed_at`: when
         the client says it completed the task (a CalDAV COMPLETED), for a write that completes
         no series (the caller's to know: a series' completion is stamped now)."""
         changes = data.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})

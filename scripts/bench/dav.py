@@ -8,11 +8,18 @@ subtask: a CalDAV client saving its edit, `PUT /dav/calendars/no-list/task-<id>@
 with the whole object (a new SUMMARY and PRIORITY each request), signed in with HTTP Basic, no
 `If-Match` (as Tasks.org sends it). `validate` checks each answers 204 and the task's title
 changed through REST's read of it.
+
+`dav-put-if-match` (issue 70): the same save with `If-Match` naming the object's current tag,
+as DAVx5, Thunderbird and vdirsyncer send it. A PUT's answer carries no ETag, so each request
+writes a task of its own, once: `make_pool` inserts throw-away tasks for the same accounts
+before each run (`seed.reset` deletes them) and reads their tags with one PROPFIND per account,
+and `lua/dav-put-if-match.lua` PUTs each (user, path, tag) of the pool once, as `delete` does.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import httpx
@@ -27,6 +34,7 @@ from scripts.bench.seed import BenchDb
 from scripts.bench.workload import _lua
 
 SCENARIO = "dav-put"
+IF_MATCH_SCENARIO = "dav-put-if-match"
 DAV_USERS = 16
 _NAME = "bench"
 _TASKS = text(
@@ -92,3 +100,60 @@ def validate(url: str, made: list[tuple[str, str]]) -> list[str]:
             if f"SUMMARY:Saved on the phone {n}".encode() not in got.content:
                 raise AssertionError(f"{SCENARIO}: the PUT's title is not served")
     return [f"{SCENARIO}: {len(made)} accounts' PUTs answered 204 and served back"]
+
+
+# A server that holds the PUT's cost near 6 ms of CPU a request, and at most this many a second
+# on this machine: enough pool for a run with room to spare (`pool_size`).
+PUT_SERVER_MS = 6.0
+PUT_MAX_RATE = 400.0
+_DISPOSABLE = text(
+    "INSERT INTO tasks (user_id, title, tags) "
+    "SELECT (:users)[1 + g % cardinality(:users)], 'Disposable DAV ' || g, '{bench}' "
+    "FROM generate_series(1, :count) AS g RETURNING user_id, id"
+)
+_LISTED = re.compile(r"<D:href>([^<]+)</D:href>.*?<D:getetag>([^<]+)</D:getetag>", re.DOTALL)
+_PROPFIND = '<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
+
+
+def pool_size(seconds: float, connections: int, rtt_ms: float | None) -> int:
+    """Tasks enough for a `dav-put-if-match` run, with room to spare."""
+    per_connection = 1000 / ((rtt_ms or 0) + PUT_SERVER_MS)
+    rate = min(PUT_MAX_RATE, connections * per_connection)
+    return int(rate * seconds * 1.5) + 2 * connections + 20
+
+
+def make_pool(url: str, db: BenchDb, made: list[tuple[str, str]], count: int, path: Path) -> Path:
+    """`count` throw-away tasks in no list over the accounts of `made`, each with its current
+    tag (one PROPFIND Depth 1 per account): write their (account number, path, tag) triples."""
+    number = {}
+    for n, (header, _) in enumerate(made, 1):
+        number[base64.b64decode(header.split()[1]).decode().partition(":")[0]] = n
+    users = [f"user-{k}" for k in range(1, db.users + 1) if dav_username(f"user-{k}") in number][
+        : len(made)
+    ]
+    engine = create_engine(normalize_url(db.url))
+    with engine.begin() as conn:
+        rows = conn.execute(_DISPOSABLE, {"users": users, "count": count}).all()
+    engine.dispose()
+    wanted = {f"task-{task_id}@task-api.ics": user for user, task_id in rows}
+    triples: list[list[object]] = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for header, _ in made:
+            listed = client.request(
+                "PROPFIND",
+                "/dav/calendars/no-list/",
+                content=_PROPFIND,
+                headers={"Authorization": header, "Depth": "1"},
+            )
+            if listed.status_code != 207:
+                raise AssertionError(f"{IF_MATCH_SCENARIO}: PROPFIND {listed.status_code}")
+            for href, tag in _LISTED.findall(listed.text):
+                user = wanted.get(href.rsplit("/", 1)[1])
+                if user is not None:
+                    account = number[dav_username(user)]
+                    triples.append([account, href, tag.replace("&quot;", '"')])
+    if len(triples) != len(rows):
+        raise AssertionError(f"{IF_MATCH_SCENARIO}: {len(triples)} tags for {len(rows)} tasks")
+    triples.sort(key=lambda triple: str(triple[1]))
+    path.write_text(f"return {_lua(triples)}\n")
+    return path

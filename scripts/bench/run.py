@@ -464,6 +464,9 @@ class Bench:
         elif scenario == "delete-list":
             count = lists.pool_size(self.plan.seconds, level, rtt)
             pool = lists.make_pool(db, count, self.work / "lists-pool.lua")
+        elif scenario == dav.IF_MATCH_SCENARIO:
+            count = dav.pool_size(self.plan.seconds, level, rtt)
+            pool = dav.make_pool(target.url, db, self.dav, count, self.work / "dav-pool.lua")
         events = lists.last_event(db) if scenario in API_ONLY else None
         load = round(os.getloadavg()[0], 2)
         began, cpu, own = time.monotonic(), target.cpu_seconds(), _own_cpu_seconds()

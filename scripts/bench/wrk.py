@@ -25,17 +25,18 @@ SCENARIOS = (
     "shared-list",  # issue 39: a member and the owner list the same shared list of 100 tasks
     "calendar-feed",  # issue 52: a 1,000-task calendar feed fetched whole, then revalidated
     "dav-put",  # issue 62: a CalDAV client's PUT of a whole object, beside `update`'s PATCH
+    "dav-put-if-match",  # issue 70: the same PUT naming the object's tag in If-Match
     "dav-sync",  # issue 62: a CalDAV sync of a 1,000-task list, 1 change since, then none
     "dav-query",  # issue 70: a calendar-query with text and property filters over 1,000 tasks
     "mix",
 )
 WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
-WRITES |= {"dav-put"}
+WRITES |= {"dav-put", "dav-put-if-match"}
 # Issue 24's list scenarios (scripts/bench/lists.py): the API alone, on the list owners' data.
 API_ONLY = {"move", "delete-list"}
 # Issue 62's (scripts/bench/dav.py): the API alone (the baseline and naive apps have no DAV),
 # on its own data file (app passwords' Basic headers and object paths).
-DAV = {"dav-put"}
+DAV = {"dav-put", "dav-put-if-match"}
 # Issue 39's (scripts/bench/shared.py): the API alone, on the shared lists' data; each level is
 # two runs, the member's (the scenario's name) and the owner's (`-owner`).
 SHARED = {"shared-list": ("shared-list", "shared-list-owner")}

@@ -175,8 +175,10 @@ def test_a_task_changed_between_lookup_and_write_is_412_only_with_if_match(
     """The write names the version its lookup read: another write landing in between (made
     here, at that moment, on the database directly) makes an If-Match PUT `412`, nothing
     written; without If-Match, the PUT looks up again and is written (never a spurious 412,
-    as a PATCH is never one)."""
-    task_id = make_task(client, alice, "Water the plants")
+    as a PATCH is never one). A subtask: its tag does not vouch for it, so its write looks
+    it up first (tests/dav/test_vouched_writes.py: the one-message write)."""
+    parent = make_task(client, alice, "Garden")
+    task_id = make_task(client, alice, "Water the plants", parent_id=parent)
     headers = signed_in(client, alice)
     path = _derived(None, task_id)
     tag = client.get(path, headers=headers).headers["etag"]
