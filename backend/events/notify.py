@@ -256,6 +256,11 @@ class Notifier:
         slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
         self.lease_seconds = 2 * slowest * waves
 
+    @property
+    def channels(self) -> list[str]:
+        """The channels this worker sends (`push`, `email`)."""
+        return sorted(self._senders)
+
     def run(self) -> int:
         """Lease, send and record one batch; returns how many rows it leased."""
         with self._engine.begin() as conn:

@@ -27,9 +27,9 @@ from backend.events.health import WorkerMetrics
 from backend.events.notify import Notifier
 from backend.main import create_app
 from backend.services.notification_settings import unsubscribe_token
+from scripts.bench.reminder_peers import PushReceiver
 from tests.chat.test_credentials import _database, _server_logs
 from tests.conftest import Account
-from tests.reminders.push_peer import PushReceiver
 from tests.reminders.test_push_delivery import drain, make_due, subscribe, task_with_reminder
 from tests.reminders.test_reminder_email import PORT, Inbox, body, local
 
