@@ -19,9 +19,13 @@ import ssl
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import parseaddr
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +36,9 @@ from backend.services.notification_settings import unsubscribe_token
 UNSUBSCRIBE_PATH = "/api/notification-settings/unsubscribe"
 CONFIRM_PATH = "/api/notification-settings/confirm"
 SUBJECT_TITLE_MAX = 150
+# Headers on one line each (RFC 5322's limit, 998): compat32 would fold `List-Unsubscribe`'s
+# long link onto a line of its own, which some clients then read with the break.
+_UNFOLDED = compat32.clone(max_line_length=998)
 
 
 class MailFailed(Exception):
@@ -96,8 +103,13 @@ def local_time(instant: str | None, zone: str | None) -> str:
     return f"{moment.astimezone(tz):%a %d %b %Y, %H:%M} ({zone or 'UTC'})"
 
 
-def reminder_message(settings: Settings, row: Any) -> EmailMessage:
-    """The email of one reminder delivery row (`notify._LEASE`'s columns)."""
+def reminder_message(settings: Settings, row: Any) -> Message:
+    """The email of one reminder delivery row (`notify._LEASE`'s columns).
+
+    Built with the `email.mime` classes (the compat32 policy): a tenth of the CPU of
+    `EmailMessage`'s header objects, which the worker paid on every reminder (specs/
+    benchmark.md, issue 72). Every value from the task is `one_line`d before it is a header
+    and escaped in the HTML; a non-ASCII subject or name is RFC 2047-encoded."""
     stored = row.payload or {}
     title = one_line(str(stored.get("title") or "(untitled)"))
     zone = row.recipient_time_zone or row.task_time_zone
@@ -105,29 +117,41 @@ def reminder_message(settings: Settings, row: Any) -> EmailMessage:
     link = task_url(settings, row.task_id)
     unsubscribe = unsubscribe_url(settings, row.user_id)
     late = " (sent late)" if stored.get("late") else ""
-    message = EmailMessage()
-    message["From"] = settings.smtp_from or ""
-    message["To"] = Address(addr_spec=row.email_address)
-    message["Subject"] = f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}"
-    message["Message-ID"] = message_id(settings, row.event_id)
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
+    plain = (
         f"Reminder{late}: {title}\n\nDue: {due}\nOpen the task: {link}\n\n"
         f"Stop email reminders: {unsubscribe}\n"
     )
     safe = html.escape(title)
-    message.add_alternative(
+    rich = (
         "<!doctype html><html><body>"
         f"<p>Reminder{html.escape(late)}: <strong>{safe}</strong></p>"
         f"<p>Due: {html.escape(due)}</p>"
         f'<p><a href="{html.escape(link, quote=True)}">Open the task</a></p>'
         f'<p><small><a href="{html.escape(unsubscribe, quote=True)}">Stop email reminders'
-        "</a></small></p></body></html>",
-        subtype="html",
+        "</a></small></p></body></html>\n"
     )
+    message = MIMEMultipart("alternative", policy=_UNFOLDED)
+    message["From"] = _address(settings.smtp_from or "")
+    message["To"] = _address(row.email_address)
+    message["Subject"] = _header(f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}")
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = message_id(settings, row.event_id)
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"
+    message.attach(MIMEText(plain, "plain", "utf-8", policy=_UNFOLDED))
+    message.attach(MIMEText(rich, "html", "utf-8", policy=_UNFOLDED))
     return message
+
+
+def _header(value: str) -> str:
+    """A header's text as it is when ASCII, else RFC 2047 (UTF-8)."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(value: str) -> str:
+    name, address = parseaddr(value)
+    return formataddr((one_line(name), address), charset="utf-8")
 
 
 def confirmation_message(
@@ -162,7 +186,7 @@ class MailSender:
     def configured(cls, settings: Settings) -> MailSender | None:
         return cls(settings) if settings.smtp_host else None
 
-    def deliver(self, message: EmailMessage) -> None:
+    def deliver(self, message: Message) -> None:
         """One SMTP session: connect, TLS as configured, AUTH, send, quit; every wait bounded
         by `SMTP_TIMEOUT_SECONDS`. Raises `MailFailed`."""
         s = self.settings
