@@ -246,7 +246,7 @@ class Notifier:
             senders = {}
             if settings.push_on:
                 senders[PUSH] = PushSender(settings, client).send
-            mail = MailSender.configured(settings)
+            mail = MailSender.configured(settings, keep=True)
             if mail is not None:
                 senders[EMAIL] = partial(send_email, mail)
         self._senders = senders

@@ -383,3 +383,42 @@ def test_a_resend_after_a_refusal_carries_the_same_message_id(
     assert refused["Message-ID"] == sent["Message-ID"] == f"<reminder-{event_id}@example.com>"
     assert refused["Subject"] == sent["Subject"] == "Reminder: Renew the passport"
     assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+class CountingSessions(Inbox):
+    """Counts SMTP sessions (each opens with EHLO)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+
+    async def handle_EHLO(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname  # what aiosmtpd's own EHLO does, a hook must too
+        return responses
+
+
+def test_the_worker_keeps_its_smtp_sessions_for_the_next_messages(
+    mail_client: TestClient,
+    alice: Account,
+    notifier: Notifier,
+    db_engine: Engine,
+    mail_settings: Settings,
+) -> None:
+    box = CountingSessions()
+    controller = serve(box)
+    try:
+        confirm(mail_client, alice, box, "ada@example.com")
+        box.messages.clear()
+        box.sessions = 0
+        for number in range(8):
+            task_with_reminder(mail_client, alice, f"Reminder {number}")
+        assert make_due(db_engine, mail_settings) == 8
+        drain(notifier, db_engine)
+    finally:
+        controller.stop()
+    assert len(box.messages) == 8
+    # The notifier's pool has 4 threads: each opened at most one session.
+    assert 1 <= box.sessions <= 4
