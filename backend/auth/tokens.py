@@ -63,6 +63,9 @@ class TokenClaims:
     # Built-in tokens only: must equal the account's current token version.
     token_version: int | None = None
     email: str | None = None
+    # An identity provider's token that says (OpenID Connect's `email_verified`: JSON `true`)
+    # the provider verified `email`; never a built-in token's.
+    email_verified: bool = False
     name: str | None = None
     # `exp` (seconds since the epoch): how long the verified claims may be reused.
     expires_at: float | None = None
@@ -142,11 +145,13 @@ def _decode(token: str, settings: Settings, jwks: JwksCache | None) -> TokenClai
         leeway=settings.jwt_leeway_seconds,
         max_lifetime=None if local else settings.jwt_max_token_lifetime_seconds,
     )
+    email = _email_claim(claims)
     return TokenClaims(
         subject=subject,
         local=local,
         token_version=version if local else None,
-        email=_email_claim(claims),
+        email=email,
+        email_verified=not local and email is not None and claims.get("email_verified") is True,
         name=_optional_claim(claims, "name", 100),
         expires_at=expires_at,
     )

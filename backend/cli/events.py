@@ -41,10 +41,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.dev)
     sinks = configured_sinks(settings)
-    if not sinks:
+    # Reminders' pushes and emails are a sink of their own (backend/events/notify.py): a
+    # worker with only them configured has work to do.
+    notifies = settings.smtp_host is not None or settings.vapid_private_key is not None
+    if not sinks and not notifies:
         print(
-            "no event sink configured: set DAPR_HTTP_ENDPOINT and/or EVENT_WEBHOOKS "
-            "(specs/events.md)",
+            "no event sink configured: set DAPR_HTTP_ENDPOINT and/or EVENT_WEBHOOKS, or "
+            "reminders' VAPID_PRIVATE_KEY and/or SMTP_HOST (specs/events.md)",
             file=sys.stderr,
         )
         return 2
@@ -82,7 +85,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     log = logging.getLogger("backend.events")
-    log.info("worker started: sinks %s", ", ".join(sink.name for sink in sinks))
+    log.info(
+        "worker started: sinks %s; reminders by %s",
+        ", ".join(sink.name for sink in sinks) or "none",
+        ", ".join(worker.notifier.channels) or "none",
+    )
     abandoned = False
     try:
         worker.run(stop)

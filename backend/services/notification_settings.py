@@ -3,7 +3,9 @@ channels a person's reminders take, one message a request.
 
 A PATCH is one upsert (no read before it): a new address gets a fresh confirmation token (its
 SHA-256 stored, the token itself only in the mail the route sends after the commit) and is
-unconfirmed until the link is opened (opened again, it changes nothing); `email: true` is
+unconfirmed until the link is opened (opened again, it changes nothing), unless it is the
+address the caller's identity provider's token says is verified: then it is confirmed in the
+same upsert and no link is made; `email: true` is
 written only where the address it leaves is confirmed (else nothing is written: 422). The
 confirmation link and the one-click unsubscribe carry the user's id, so each is one statement
 on that user's row: the link's token hash, or the unsubscribe HMAC checked before anything is
@@ -43,15 +45,19 @@ FROM notification_settings WHERE notification_settings.user_id = :owner
 """
 )
 # Each value bound with its own `*_sent` flag: a field not sent keeps the stored value.
+# `verified`: the address sent is the one the caller's identity provider verified; confirmed
+# by its word, as by a link opened, it turns email reminders on (unless `email` is sent).
 _WRITE = text(
     """
 INSERT INTO notification_settings AS n
-    (user_id, push, email, email_address, confirm_token_hash, confirm_sent_at, time_zone)
-SELECT :owner, coalesce(:push, true), false, :email_address,
-    CASE WHEN :email_address IS NULL THEN NULL ELSE :token_hash END,
-    CASE WHEN :email_address IS NULL THEN NULL ELSE now() END,
+    (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
+     confirm_sent_at, time_zone)
+SELECT :owner, coalesce(:push, true), :verified AND coalesce(:email, true), :email_address,
+    CASE WHEN :verified THEN now() END,
+    CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE :token_hash END,
+    CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE now() END,
     :time_zone
-WHERE NOT coalesce(:email, false) OR EXISTS (
+WHERE NOT coalesce(:email, false) OR :verified OR EXISTS (
     SELECT 1 FROM notification_settings AS c
     WHERE c.user_id = :owner AND c.email_confirmed_at IS NOT NULL
       AND (NOT :address_sent OR c.email_address = :email_address)
@@ -61,13 +67,16 @@ ON CONFLICT (user_id) DO UPDATE SET
     time_zone = CASE WHEN :time_zone_sent THEN :time_zone ELSE n.time_zone END,
     email_address = CASE WHEN :address_sent THEN :email_address ELSE n.email_address END,
     email_confirmed_at = CASE
-        WHEN NOT :address_sent OR n.email_address = :email_address THEN n.email_confirmed_at
+        WHEN NOT :address_sent OR n.email_address = :email_address
+            THEN coalesce(n.email_confirmed_at, CASE WHEN :verified THEN now() END)
+        WHEN :verified THEN now()
     END,
     confirm_token_hash = CASE
         WHEN NOT :address_sent THEN n.confirm_token_hash
         WHEN :email_address IS NULL THEN NULL
         WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
             THEN n.confirm_token_hash
+        WHEN :verified THEN NULL
         ELSE :token_hash
     END,
     confirm_sent_at = CASE
@@ -75,11 +84,14 @@ ON CONFLICT (user_id) DO UPDATE SET
         WHEN :email_address IS NULL THEN NULL
         WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
             THEN n.confirm_sent_at
+        WHEN :verified THEN NULL
         ELSE now()
     END,
     email = CASE
         WHEN :email IS NOT NULL THEN :email
         WHEN :address_sent AND :email_address IS NULL THEN false
+        WHEN :verified AND n.email_confirmed_at IS NULL THEN true
+        WHEN :verified AND n.email_address IS DISTINCT FROM :email_address THEN true
         ELSE n.email
     END,
     updated_at = now()
@@ -91,6 +103,7 @@ RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_co
     bindparam("push", type_=Boolean),
     bindparam("email", type_=Boolean),
     bindparam("address_sent", type_=Boolean),
+    bindparam("verified", type_=Boolean),
     bindparam("time_zone_sent", type_=Boolean),
     bindparam("email_address", type_=Text),
     bindparam("time_zone", type_=Text),
@@ -148,7 +161,11 @@ class NotificationSettingsService(Scoped):
         row = self._read(_READ).first()
         return DEFAULTS if row is None else _public(row)
 
-    def update(self, data: NotificationSettingsUpdate, settings: Settings) -> Updated:
+    def update(
+        self, data: NotificationSettingsUpdate, settings: Settings, verified: str | None = None
+    ) -> Updated:
+        """`verified`: the caller's address its identity provider's token says is verified;
+        an `email_address` equal to it is confirmed at once (no link is mailed)."""
         sent = data.model_fields_set
         address = str(data.email_address).lower() if data.email_address is not None else None
         if "email_address" in sent and address is not None and not settings.smtp_host:
@@ -162,6 +179,7 @@ class NotificationSettingsService(Scoped):
             email=data.email if "email" in sent else None,
             address_sent="email_address" in sent,
             email_address=address,
+            verified=address is not None and address == verified,
             time_zone_sent="time_zone" in sent,
             time_zone=data.time_zone,
             token_hash=token_hash(token),

@@ -417,6 +417,13 @@ class UnitOfWork:
             raise RuntimeError("a write's task is named before its unit of work is entered")
         self._task_id = task_id
 
+    @property
+    def verified_email(self) -> str | None:
+        """The caller's address where its identity provider's token says it is verified
+        (`email_verified`), else None."""
+        claims = self._claims
+        return claims.email if claims is not None and claims.email_verified else None
+
     def hold_commit(self) -> None:
         """This request writes more than once (or adds to the transaction after its write):
         no service's write may commit it in its own message (`Scoped._write(last=True)`)."""

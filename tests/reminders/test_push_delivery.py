@@ -1,7 +1,7 @@
 """A reminder reaches its person's browsers by Web Push (issue 72), end to end against a real
 protocol peer on loopback: `PushReceiver` checks each POST's VAPID JWT against the key the API
 publishes and decrypts its `aes128gcm` body with the browser's private key
-(tests/reminders/push_peer.py). Faults (500, 429, 410), the bound, roles and a removed member;
+(scripts/bench/reminder_peers.py). Faults (500, 429, 410), the bound, roles and a removed member;
 two workers, and a worker killed mid-send.
 """
 
@@ -27,8 +27,8 @@ from backend.events.notify import Notifier, topic
 from backend.events.worker import Worker
 from backend.main import create_app
 from backend.services.reminders import fire_due
+from scripts.bench.reminder_peers import Browser, PushReceiver
 from tests.conftest import Account, count_rows
-from tests.reminders.push_peer import Browser, PushReceiver
 from tests.sharing.helpers import join
 
 

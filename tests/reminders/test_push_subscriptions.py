@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from backend.api.responses import EXAMPLES
 from backend.config import Settings
 from backend.services.push_endpoints import UnsafeEndpoint, resolve
+from scripts.bench.reminder_peers import Browser, b64, unb64
 from tests.conftest import Account, count_rows
-from tests.reminders.push_peer import Browser, b64, unb64
 
 FCM = "https://fcm.googleapis.com/fcm/send/cXyZ:APA91bExample"
 URL = "/api/push-subscriptions"

@@ -19,27 +19,18 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
+from jose import jwt
 from sqlalchemy import Engine, text
 
+from backend.auth.tokens import issue_token
 from backend.config import Settings
 from backend.events.health import WorkerMetrics
 from backend.events.notify import Notifier
 from backend.main import create_app
 from backend.services.mail import reminder_message
+from scripts.bench.reminder_peers import Inbox
 from tests.conftest import Account, count_rows
-from tests.reminders.test_push_delivery import drain, make_due, task_with_reminder
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.recipients: list[list[str]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        parsed = message_from_bytes(envelope.original_content, policy=policy.default)
-        self.messages.append(cast(EmailMessage, parsed))
-        self.recipients.append(list(envelope.rcpt_tos))
-        return "250 OK"
+from tests.reminders.test_push_delivery import drain, event_of, make_due, task_with_reminder
 
 
 def _port() -> int:
@@ -283,3 +274,151 @@ def test_hostile_titles_cannot_add_headers(mail_settings: Settings) -> None:
         "Reminder: Rent  Bcc: evil@example.com    <b>x</b> Subject: y"
     ]
     assert "&lt;b&gt;x&lt;/b&gt;" in body(cast(EmailMessage, parsed), "html")
+
+
+def _provider_token(settings: Settings, subject: str, **claims: Any) -> dict[str, str]:
+    """An identity provider's token (not the built-in issuer's) carrying `claims`."""
+    base = jwt.get_unverified_claims(issue_token(subject, settings, local=False))
+    signed = jwt.encode({**base, **claims}, settings.signing_secret(), algorithm="HS256")
+    return {"Authorization": f"Bearer {signed}"}
+
+
+def test_an_identity_providers_email_counts_as_confirmed_only_where_it_says_verified(
+    mail_client: TestClient,
+    inbox: Inbox,
+    notifier: Notifier,
+    db_engine: Engine,
+    mail_settings: Settings,
+) -> None:
+    verified = _provider_token(
+        mail_settings, "idp-ida", email="ida@example.com", email_verified=True
+    )
+    answer = mail_client.patch(
+        "/api/notification-settings", json={"email_address": "Ida@Example.com"}, headers=verified
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] == {
+        "push": True,
+        "email": True,
+        "email_address": "ida@example.com",
+        "email_confirmed": True,
+        "time_zone": None,
+    }
+    assert inbox.messages == []  # no link to open: the provider's word confirmed it
+    who = Account("idp-ida", "ida@example.com", "", "", verified)
+    task_with_reminder(mail_client, who, "Call the bank")
+    assert make_due(db_engine, mail_settings) == 1
+    drain(notifier, db_engine)
+    assert [(m["To"], m["Subject"]) for m in inbox.messages] == [
+        ("ida@example.com", "Reminder: Call the bank")
+    ]
+    inbox.messages.clear()
+    # Not verified (false, absent, the string "true"), or another address than the verified
+    # one: unconfirmed, a link mailed, and `email: true` refused until it is opened.
+    cases = [
+        ("idp-ned", {"email": "ned@example.com", "email_verified": False}, "ned@example.com"),
+        ("idp-ola", {"email": "ola@example.com"}, "ola@example.com"),
+        ("idp-pam", {"email": "pam@example.com", "email_verified": "true"}, "pam@example.com"),
+        ("idp-rex", {"email": "rex@example.com", "email_verified": True}, "rex@other.example"),
+    ]
+    for subject, claims, address in cases:
+        headers = _provider_token(mail_settings, subject, **claims)
+        answer = mail_client.patch(
+            "/api/notification-settings", json={"email_address": address}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        data = answer.json()["data"]
+        assert (data["email_confirmed"], data["email"]) == (False, False), subject
+        refused = mail_client.patch(
+            "/api/notification-settings", json={"email": True}, headers=headers
+        )
+        assert refused.status_code == 422, subject
+    assert sorted(str(m["To"]) for m in inbox.messages) == sorted(a for _, _, a in cases)
+
+
+class RefusingOnce(Inbox):
+    """An SMTP server that answers one message's DATA with a 451 (try again later), after
+    reading it: what it was sent is kept in `refused`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse_next = False
+        self.refused: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.refuse_next:
+            self.refuse_next = False
+            parsed = message_from_bytes(envelope.original_content, policy=policy.default)
+            self.refused.append(cast(EmailMessage, parsed))
+            return "451 4.3.0 Try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_resend_after_a_refusal_carries_the_same_message_id(
+    mail_client: TestClient,
+    alice: Account,
+    notifier: Notifier,
+    db_engine: Engine,
+    mail_settings: Settings,
+) -> None:
+    box = RefusingOnce()
+    controller = serve(box)
+    try:
+        confirm(mail_client, alice, box, "ada@example.com")
+        box.messages.clear()
+        task = task_with_reminder(mail_client, alice, "Renew the passport")
+        assert make_due(db_engine, mail_settings) == 1
+        box.refuse_next = True
+        notifier.run()
+        with db_engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT state, attempts, last_error FROM reminder_deliveries")
+            ).one()
+        assert tuple(row) == ("pending", 1, "email: SMTP 451")
+        drain(notifier, db_engine)
+    finally:
+        controller.stop()
+    [refused], [sent] = box.refused, box.messages
+    event_id = event_of(db_engine, task["id"]).event_id
+    assert refused["Message-ID"] == sent["Message-ID"] == f"<reminder-{event_id}@example.com>"
+    assert refused["Subject"] == sent["Subject"] == "Reminder: Renew the passport"
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+class CountingSessions(Inbox):
+    """Counts SMTP sessions (each opens with EHLO)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+
+    async def handle_EHLO(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname  # what aiosmtpd's own EHLO does, a hook must too
+        return responses
+
+
+def test_the_worker_keeps_its_smtp_sessions_for_the_next_messages(
+    mail_client: TestClient,
+    alice: Account,
+    notifier: Notifier,
+    db_engine: Engine,
+    mail_settings: Settings,
+) -> None:
+    box = CountingSessions()
+    controller = serve(box)
+    try:
+        confirm(mail_client, alice, box, "ada@example.com")
+        box.messages.clear()
+        box.sessions = 0
+        for number in range(8):
+            task_with_reminder(mail_client, alice, f"Reminder {number}")
+        assert make_due(db_engine, mail_settings) == 8
+        drain(notifier, db_engine)
+    finally:
+        controller.stop()
+    assert len(box.messages) == 8
+    # The notifier's pool has 4 threads: each opened at most one session.
+    assert 1 <= box.sessions <= 4

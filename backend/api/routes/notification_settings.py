@@ -63,7 +63,9 @@ def get_notification_settings(door: Door) -> NotificationSettingsEnvelope:
     response_model=NotificationSettingsEnvelope,
     summary="Change your notification settings",
     description="Only the fields sent change. A new `email_address` is sent a confirmation "
-    "link and receives nothing until it is opened; `email: true` needs a confirmed address.",
+    "link and receives nothing until it is opened, unless it is the address the caller's "
+    "identity provider's token says is verified (`email_verified: true`): then it is "
+    "confirmed at once and email reminders are on. `email: true` needs a confirmed address.",
     responses={
         **rate_limited(200, "Your settings."),
         **errors(400, 401, 413, 422, 429, 503, examples=(VALIDATION, UNCONFIRMED)),
@@ -72,7 +74,9 @@ def get_notification_settings(door: Door) -> NotificationSettingsEnvelope:
 def update_notification_settings(
     door: Door, data: NotificationSettingsUpdate, background: BackgroundTasks
 ) -> NotificationSettingsEnvelope:
-    done = door.service(NotificationSettingsService).update(data, door.settings)
+    done = door.service(NotificationSettingsService).update(
+        data, door.settings, verified=door.verified_email
+    )
     mail = MailSender.configured(door.settings)
     if done.confirm_token is not None and mail is not None and done.settings.email_address:
         message = confirmation_message(

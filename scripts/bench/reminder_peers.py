@@ -1,23 +1,35 @@
-"""What a browser and a push service do between them, for tests: a browser's subscription keys
-(`Browser`: a P-256 key pair and a 16-byte auth secret; it decrypts an `aes128gcm` body as
-RFC 8291 says, with `http_ece`), and a push service on loopback (`PushReceiver`: an HTTP
-server that checks each POST's VAPID JWT (RFC 8292) against the public key the API publishes,
-then decrypts and keeps its payload, or answers the status a test scripts)."""
+"""The protocol peers a reminder reaches, on loopback, for the tests (tests/reminders/) and the
+reminders benchmark (scripts/bench/reminders.py): what a browser and a push service do between
+them, a browser's subscription keys (`Browser`: a P-256 key pair and a 16-byte auth secret; it
+decrypts an `aes128gcm` body as RFC 8291 says, with `http_ece`) and a push service
+(`PushReceiver`: an HTTP server that checks each POST's VAPID JWT (RFC 8292) against the public
+key the API publishes, then decrypts and keeps its payload, or answers the status a test
+scripts); and an SMTP server's handler (`Inbox`, for aiosmtpd's `Controller`) that parses and
+keeps each message. Each records when it took a delivery (`time.time()`)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 import http_ece
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jose import jwt
+
+
+def _require(holds: bool, said: Any) -> None:
+    """What a real push service checks: a push that fails it is refused (400)."""
+    if not holds:
+        raise ValueError(str(said))
 
 
 def b64(raw: bytes) -> str:
@@ -56,6 +68,7 @@ class Received:
     headers: dict[str, str]
     claims: dict[str, Any]
     payload: dict[str, Any]
+    at: float = field(default_factory=time.time)
 
 
 class PushReceiver:
@@ -80,6 +93,9 @@ class PushReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a push service: a sender may reuse its connections.
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -101,12 +117,13 @@ class PushReceiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
-        self.calls += 1
+        with self.lock:
+            self.calls += 1
         headers = {k.lower(): v for k, v in headers.items()}
         try:
             claims = self.check_vapid(headers)
-            assert headers.get("content-encoding") == "aes128gcm", headers
-            assert int(headers["ttl"]) > 0
+            _require(headers.get("content-encoding") == "aes128gcm", headers)
+            _require(int(headers["ttl"]) > 0, "no TTL")
             payload = json.loads(self.browsers[path].decrypt(body))
         except Exception as exc:  # a push service refuses what it cannot verify
             self.refused.append(f"{type(exc).__name__}: {exc}")
@@ -125,9 +142,9 @@ class PushReceiver:
 
     def check_vapid(self, headers: dict[str, str]) -> dict[str, Any]:
         scheme, _, params = headers["authorization"].partition(" ")
-        assert scheme.lower() == "vapid", scheme
+        _require(scheme.lower() == "vapid", scheme)
         parts = dict(p.strip().split("=", 1) for p in params.split(","))
-        assert parts["k"] == self.public_key, "not the key the API publishes"
+        _require(parts["k"] == self.public_key, "not the key the API publishes")
         point = unb64(parts["k"])
         key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
         numbers = key.public_numbers()
@@ -140,7 +157,7 @@ class PushReceiver:
         claims: dict[str, Any] = jwt.decode(
             parts["t"], jwk, algorithms=["ES256"], audience=f"http://127.0.0.1:{self.port}"
         )
-        assert claims["sub"].startswith(("mailto:", "https:")), claims
+        _require(claims["sub"].startswith(("mailto:", "https:")), claims)
         return claims
 
     def __enter__(self) -> PushReceiver:
@@ -151,3 +168,20 @@ class PushReceiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+class Inbox:
+    """An aiosmtpd handler: every message taken, parsed, with its envelope's recipients and
+    when it arrived."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.recipients: list[list[str]] = []
+        self.arrived: list[float] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = message_from_bytes(envelope.original_content, policy=policy.default)
+        self.arrived.append(time.time())
+        self.messages.append(cast(EmailMessage, parsed))
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 OK"
