@@ -83,7 +83,9 @@ def _stop_with_everything_it_started(process: subprocess.Popen[str], root: psuti
 @pytest.mark.timeout(0)  # run_bench bounds it by what it runs
 def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    options = "--size 2x100 --seconds 2 --concurrency 4 --no-two-workers --warmup 0 --out"
+    # One connection: the delete-list pool is sized for what a connection can delete (a pool
+    # for four is twice the lists to make and delete, half of this test's time).
+    options = "--size 2x100 --seconds 1 --concurrency 1 --no-two-workers --warmup 0 --out"
     result = run_bench(options, out, database_url)
     assert "expected to take about" in result.stdout  # the time is announced up front
 
@@ -138,6 +140,8 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
             assert run["written"]["task_rows_per_request"] >= 1, run
         if run["scenario"] == "delete-list":
             assert run["written"]["task_rows_per_request"] == 1000, run
+        # Each run lasts --seconds, delete-list its floor (a 1 s run may end before a request).
+        assert round(run["seconds"]) == (2 if run["scenario"] == "delete-list" else 1), run
     machine = results["machine"]
     assert machine["cores"] and machine["postgresql"] and machine["python"]
     assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3
@@ -154,12 +158,12 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
             assert row["api_over_baseline_rps"] > 0 and row["api_over_baseline_cpu"] > 0, row
 
     markdown = (out / "results.md").read_text()
-    assert "| 2x100 | 1 | list | 4 |" in markdown
+    assert "| 2x100 | 1 | list | 1 |" in markdown
     assert "| get: API/baseline peak throughput >= 0.6 |" in markdown
     assert "req/s API / before / baseline | API/before | API/baseline |" in markdown
     assert "## Lists: moving and deleting in a list of 1,000 tasks" in markdown
     assert "## The API beside the naive app (issue 31)" in markdown
-    assert "| delete-list | no proxy | 1 | 4 |" in markdown
+    assert "| delete-list | no proxy | 1 | 1 |" in markdown
     assert "## A shared list: its member against its owner (issue 39" in markdown
     assert any("shared-list: member and owner list the same 100 tasks" in v for v in validation)
     assert any("calendar-feed: 4 feeds of 1000 events each, each a 304" in v for v in validation)
@@ -224,6 +228,20 @@ def test_before_runs_the_api_at_a_ref(
         "| list | no proxy | 2 | 2 |" in markdown and "| list | no proxy | 2 | median |" in markdown
     )
     assert "| 2x100 | 1 | list, round 2 | 2 |" in markdown
+
+
+def test_a_run_lasts_its_seconds_or_its_scenarios_floor() -> None:
+    """delete-list's run is never shorter than its floor, and the plan's estimate counts it."""
+    short = build_plan(parse_args(["--seconds", "1", "--only", "api", "--scenarios", "get"]))
+    both = build_plan(
+        parse_args(["--seconds", "1", "--only", "api", "--scenarios", "get", "delete-list"])
+    )
+    assert short.run_seconds("get") == both.run_seconds("get") == 1
+    assert both.run_seconds("delete-list") == 2
+    long = build_plan(parse_args(["--seconds", "5", "--scenarios", "delete-list"]))
+    assert long.run_seconds("delete-list") == 5
+    # delete-list's estimate: its 2 s run and its pool, beyond get's 1 s.
+    assert both.estimate() - short.estimate() > 2
 
 
 def test_rounds_must_be_a_positive_count() -> None:
