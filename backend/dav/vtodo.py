@@ -1,23 +1,17 @@
-"""A task as a CalDAV object (issue 62; specs/caldav.md): VTODO in, task fields out, and back.
+"""A task as a CalDAV object (specs/caldav.md): `backend.models.task_calendar.MAPPING` (which
+the calendar feeds read too) applied to a client's object.
 
-Which property carries which field is `backend.models.task_calendar.MAPPING` (the calendar
-feeds read it too); this module applies it to a client's object:
-
-- `parse(body, zone=...)`: a client's PUT body -> `ParsedTodo` (the task fields the REST
-  service accepts, validated by `TaskUpdate`; the UID; the parent's UID; the recurrence
-  overrides; the object to keep). Anything a client can send that we refuse raises a
+- `parse(body, zone=...)`: a PUT body -> `ParsedTodo` (the REST fields, validated by
+  `TaskUpdate`; the UID; the parent's UID; the recurrence overrides; the object to keep), or a
   `CalendarObjectRefused` subclass (a 403 with its CalDAV precondition), never another error.
-- `render(task, kept, reader_reminders, parent_uid=...)`: the bytes one reader gets. The client's
-  object (`kept`, as `ParsedTodo.keep` stored it) is merged, never rebuilt: each mapped group
-  of properties is replaced by ours only when its meaning differs from ours (a REST edit), so
-  an unchanged task comes back with the client's own lines; every line we do not model comes
-  back byte for byte. VALARMs are the reader's own reminders: a kept object holds none.
+- `render(task, kept, reader_reminders, parent_uid=...)`: the bytes one reader gets: the kept
+  object with each mapped entry's lines replaced by ours only when their meaning differs from
+  ours (a REST edit); every other line comes back byte for byte; VALARMs are the reader's.
 - `etag(body)`: the strong ETag of exactly those bytes.
 
-The text is read and written by `icalendar`, with no process-wide state: a VTIMEZONE of a
-client's own (a TZID the zone database does not know) is read for its own object only
-(`_OwnZones`), never registered in icalendar's process-wide cache, where one user's zone
-would read another's DUE. What is kept is kept as the client's raw lines.
+Nothing is process-wide: a VTIMEZONE of a client's own (a TZID the zone database does not
+know) is read for its own object only (`_OwnZones`), never from icalendar's process-wide
+cache, where one user's zone would read another's DUE.
 """
 
 from __future__ import annotations
@@ -38,8 +32,9 @@ from pydantic import ValidationError
 
 from backend.models.task import TaskUpdate
 from backend.models.task_calendar import (
-    BY_GROUP,
+    BY_NAME,
     GROUP_OF,
+    KNOWN_ZONES,
     MAPPING,
     PROPERTY_OF,
     SINGLE,
@@ -47,20 +42,18 @@ from backend.models.task_calendar import (
     InvalidTodoObject,
     MalformedCalendar,
     Target,
-    add_zones,
     as_utc,
     completed,
     derived_uid,
     due,
     is_parent,
     params,
-    parent_uid,
     rule,
     sent_rule,
     shown_rule,
-    sort_order,
+    zone,
 )
-from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES, time_zone
+from backend.recurrence import DEFAULT_TIME_ZONE
 
 PRODUCT = "-//Task API//CalDAV//EN"
 # Bounds on what a PUT may hold (RFC 4791 `max-resource-size`): a task with a long description,
@@ -75,8 +68,7 @@ MAX_DEPTH = 4  # VCALENDAR > VTODO > VALARM > one more (an X- component inside)
 _ALLOWED_COMPONENTS = frozenset({"VTODO", "VTIMEZONE"})
 _NOT_A_TODO = frozenset({"VEVENT", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_KNOWN_ZONES = frozenset(TIME_ZONES)
-_MERGED = tuple(m.group for m in MAPPING if m.merged)
+_MERGED = tuple(m.name for m in MAPPING if m.merged)
 
 
 class ObjectTooLarge(CalendarObjectRefused):
@@ -117,6 +109,10 @@ class _Block:
 
     def lines(self, name: str) -> list[_Line]:
         return [item for item in self.items if isinstance(item, _Line) and item.name == name]
+
+    def texts(self, name: str) -> list[str]:
+        """The TEXT values of the `name` lines, unescaped."""
+        return [str(vText.from_ical(line.value)) for line in self.lines(name)]
 
     def blocks(self, name: str | None = None) -> list[_Block]:
         return [
@@ -233,9 +229,8 @@ def _zones(calendar: _Block) -> dict[str, tzinfo]:
     """The object's VTIMEZONEs whose TZID the zone database does not know, by TZID."""
     zones: dict[str, tzinfo] = {}
     for block in calendar.blocks("VTIMEZONE"):
-        ids = block.lines("TZID")
-        tzid = str(vText.from_ical(ids[0].value)) if ids else ""
-        if tzid and tzid not in _KNOWN_ZONES and tzid not in zones:
+        tzid = next(iter(block.texts("TZID")), "")
+        if tzid and tzid not in KNOWN_ZONES and tzid not in zones:
             text = f"BEGIN:VCALENDAR\r\n{block.text()}END:VCALENDAR\r\n"
             component = _ical(text, {}).walk("VTIMEZONE")[0]
             zones[tzid] = tzp.create_timezone(component)
@@ -297,18 +292,12 @@ def parse(body: bytes, zone: str = DEFAULT_TIME_ZONE) -> ParsedTodo:
     _check_shape(calendar)
     try:
         parsed = _ical(text, _zones(calendar))
-    except CalendarObjectRefused:
-        raise
-    except Exception as error:  # the library's own parse errors are many types
-        raise MalformedCalendar(_parse_message(error)) from None
-    for component in parsed.walk():
-        if getattr(component, "errors", None):
+        if any(getattr(component, "errors", None) for component in parsed.walk()):
             raise MalformedCalendar("A property's value is not valid iCalendar")
-    try:
         return _read(calendar, parsed.walk("VTODO"), zone)
     except CalendarObjectRefused:
         raise
-    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as error:
+    except Exception as error:  # the library's own errors are many types, a value's too
         raise MalformedCalendar(_parse_message(error)) from None
 
 
@@ -350,10 +339,10 @@ def _check_shape(calendar: _Block) -> None:
     todos = calendar.blocks("VTODO")
     uids = set()
     for todo in todos:
-        lines = todo.lines("UID")
-        if len(lines) != 1 or not vText.from_ical(lines[0].value).strip():
+        uid = todo.texts("UID")
+        if len(uid) != 1 or not uid[0].strip():
             raise InvalidTodoObject("Every VTODO has one UID")
-        uids.add(str(vText.from_ical(lines[0].value)))
+        uids.add(uid[0])
         twice = sorted(n for n in SINGLE if len(todo.lines(n)) > 1)
         if twice:
             # Refused rather than one of them kept: which one the client means is its own.
@@ -367,19 +356,19 @@ def _check_shape(calendar: _Block) -> None:
 
 def _read(calendar: _Block, todos: Sequence[Any], zone: str) -> ParsedTodo:
     master = next(t for t in todos if t.get("RECURRENCE-ID") is None)
-    stored_zone = zone if zone in _KNOWN_ZONES else DEFAULT_TIME_ZONE
+    stored_zone = zone if zone in KNOWN_ZONES else DEFAULT_TIME_ZONE
+    read = {mapped.name: mapped.read(master, stored_zone) for mapped in MAPPING}
     fields: dict[str, Any] = {}
     for mapped in MAPPING:
-        if mapped.into is not None:
-            fields.update(mapped.into(mapped.read(master, stored_zone)))
+        fields.update(mapped.values(read[mapped.name]))
     _validate(fields)
-    task_zone = due(master, stored_zone)[1] or stored_zone
+    task_zone = read["DUE"][1] or stored_zone
     stamp = master.get("COMPLETED")
     return ParsedTodo(
-        uid=str(master["UID"]),
+        uid=read["UID"],
         fields=fields,
-        parent_uid=parent_uid(master),
-        sort_order=sort_order(master),
+        parent_uid=read["RELATED-TO"],
+        sort_order=read["X-APPLE-SORT-ORDER"],
         completed_at=as_utc(stamp.dt, task_zone) if stamp is not None else None,
         overrides=tuple(_override(t, task_zone) for t in todos if t is not master),
         keep=_without_alarms(calendar).encode(),
@@ -403,7 +392,7 @@ def _validate(fields: dict[str, Any]) -> None:
 def _override(todo: Any, zone: str) -> Override:
     return Override(
         recurrence_id=as_utc(todo["RECURRENCE-ID"].dt, zone),
-        completed=completed(todo),
+        completed=completed(todo, zone),
         due_date=due(todo, zone)[0],
     )
 
@@ -446,24 +435,25 @@ def render(
     todos = _todos(calendar)
     master, todo = next((b, t) for b, t in todos if t.get("RECURRENCE-ID") is None)
     target = Target("todo", reader_reminders, parent_uid)
-    agree = {group: _agrees(BY_GROUP[group], todo, task, target) for group in _MERGED}
-    if not agree["recurrence"] and (shown_rule(task) is None or task.next_due_date is None):
+    agree = {name: _agrees(BY_NAME[name], todo, task, target) for name in _MERGED}
+    if not agree["RRULE"] and (shown_rule(task) is None or task.next_due_date is None):
         # No occurrence after this one, in the client's rule and ours: a series of one
         # (`task_calendar.rule`), or a completed master (a series completed as a whole; a
         # completed task shows no rule of ours). The client's RRULE is served as sent.
         ended = task.completed and _attempt(completed, todo, task.time_zone) is True
         sent = _attempt(sent_rule, todo, task.time_zone)
         single = sent not in (None, _UNREADABLE) and rule(todo, task.time_zone) is None
-        agree["recurrence"] = ended or single
+        agree["RRULE"] = ended or single
     items: list[_Line | _Block] = []
     written: set[str] = set()
-    present = {group for group in _MERGED if _has_group(master, group)}
-    duration = _has_duration(master)
+    present = {_group(item) for item in master.items if isinstance(item, _Line)}
+    # DUE and DURATION are exclusive (RFC 5545 3.6.2): the client's DTSTART + DURATION state
+    # our due date, a changed one by moving DTSTART (`_moved_start`); none, by dropping DURATION.
+    duration = bool(
+        master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE")
+    )
     if duration:
-        # DUE and DURATION are exclusive (RFC 5545 3.6.2): the client's DTSTART + DURATION
-        # state our due date, a changed one by moving DTSTART (`_moved_start`); none, by
-        # dropping DURATION.
-        present.add("due")
+        present.add("DUE")
     for item in master.items:
         if isinstance(item, _Block):  # a kept object holds no VALARM (`ParsedTodo.keep`)
             items.append(item)
@@ -471,7 +461,7 @@ def render(
         if item.name == "DURATION" and duration and task.due_date is None:
             continue
         group = _group(item)
-        if item.name == "DTSTART" and not agree["due"]:
+        if item.name == "DTSTART" and not agree["DUE"]:
             items.extend(_moved_start(item, todo, task))
             continue
         if group is None or agree[group]:
@@ -481,18 +471,18 @@ def render(
             items.extend(_our_lines(group, task, target))
             written.add(group)
     for group in _MERGED:
-        if group in written or group in present:
+        if group in present:  # each group a line holds is written (or kept) in its place
             continue
-        if group == "order" and kept is not None:
+        if group == "X-APPLE-SORT-ORDER" and kept is not None:
             # A client that sent no sort order keeps none: added, its object would differ
             # from what it wrote, and vdirsyncer (which compares content when a PUT returns
             # no ETag) took its next local edit for a change on both sides.
             continue
         items.extend(_our_lines(group, task, target))
-    items.extend(_our_lines("reminders", task, target))
+    items.extend(_our_lines("VALARM", task, target))
     master.items = items
     _drop_absorbed_overrides(calendar, todos, task)
-    _add_zone(calendar, task, (not agree["due"] and not duration) or kept is None)
+    _add_zone(calendar, task, (not agree["DUE"] and not duration) or kept is None)
     return calendar.text().encode()
 
 
@@ -514,10 +504,6 @@ def _group(line: _Line) -> str | None:
     return GROUP_OF.get(line.name)
 
 
-def _has_group(master: _Block, group: str) -> bool:
-    return any(isinstance(item, _Line) and _group(item) == group for item in master.items)
-
-
 def _skeleton(task: Any) -> _Block:
     calendar = Calendar()
     calendar.add("prodid", PRODUCT)
@@ -532,7 +518,7 @@ def _skeleton(task: Any) -> _Block:
 def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
     """Our content lines for one group, written by icalendar (escaping, folding)."""
     todo = Todo()
-    BY_GROUP[group].put(todo, task, target)
+    BY_NAME[group].put(todo, task, target)
     return _inner(todo)
 
 
@@ -568,11 +554,6 @@ def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
     return _inner(fresh)
 
 
-def _has_duration(master: _Block) -> bool:
-    """Whether the master states its due date as DTSTART + DURATION (no DUE line)."""
-    return bool(master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE"))
-
-
 def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], task: Any) -> None:
     """Overrides of occurrences that are tasks of their own now (completed ones, and any
     before the open occurrence) leave the object; later ones stay the client's."""
@@ -588,21 +569,10 @@ def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
     """The VTIMEZONE of the zone our DUE names, when the object has none for it."""
     if task.due_date is None or not ours or task.time_zone in ("UTC", "Etc/UTC"):
         return
-    named = {
-        str(vText.from_ical(line.value))
-        for block in calendar.blocks("VTIMEZONE")
-        for line in block.lines("TZID")
-    }
-    if task.time_zone in named:
+    if any(task.time_zone in block.texts("TZID") for block in calendar.blocks("VTIMEZONE")):
         return
-    todo = Todo()
-    todo.add("due", task.due_date.astimezone(time_zone(task.time_zone)))
-    zones = Calendar()
-    zones.add_component(todo)
-    add_zones(zones, task.due_date.year)
+    text = zone(task.time_zone, task.due_date.year).to_ical().decode()
     first_todo = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
-    calendar.items[first_todo:first_todo] = _tree(zones.to_ical().decode()).blocks("VTIMEZONE")
-
-
-# What the DAV layer takes from here though it is declared with the mapping.
-__all__ = ["CalendarObjectRefused", "derived_uid"]
+    calendar.items[first_todo:first_todo] = _tree(
+        f"BEGIN:VCALENDAR\r\n{text}END:VCALENDAR\r\n"
+    ).blocks()
