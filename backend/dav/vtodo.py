@@ -115,18 +115,13 @@ class _Block:
         return [str(vText.from_ical(line.value)) for line in self.lines(name)]
 
     def blocks(self, name: str | None = None) -> list[_Block]:
-        return [
-            item
-            for item in self.items
-            if isinstance(item, _Block) and (name is None or item.name == name)
-        ]
+        return [b for b in self.items if isinstance(b, _Block) and name in (None, b.name)]
 
-    def text(self) -> str:
-        return (
-            self.begin
-            + "".join(item.raw if isinstance(item, _Line) else item.text() for item in self.items)
-            + self.end
-        )
+    def text(self, without: str = "") -> str:
+        """The block as received, its `without` components (at any depth) left out."""
+        kept = [item for item in self.items if not isinstance(item, _Block) or item.name != without]
+        inner = (item.raw if isinstance(item, _Line) else item.text(without) for item in kept)
+        return self.begin + "".join(inner) + self.end
 
 
 # A content line and its continuation lines (RFC 5545 3.1), as received. Lines end at LF only
@@ -140,15 +135,15 @@ def _unfold(raw: str) -> str:
 
 def _tree(text: str) -> _Block:
     """The one VCALENDAR of `text` as blocks; `MalformedCalendar` if it is not one."""
-    stack: list[_Block] = []
-    top: _Block | None = None
+    outside = _Block("", "")  # what holds the VCALENDAR: no property, one component
+    stack = [outside]
     count = 0
     for number, raw in enumerate(_LOGICAL.findall(text)):
         if number >= MAX_LINES:
             raise ObjectTooLarge(f"A calendar object has at most {MAX_LINES} content lines")
         unfolded = _unfold(raw)
         if not unfolded.strip():
-            if stack:
+            if len(stack) > 1:
                 raise MalformedCalendar("An empty line inside a component")
             continue
         try:
@@ -158,26 +153,24 @@ def _tree(text: str) -> _Block:
         name = name.upper()
         if name == "BEGIN":
             count += 1
-            if count > MAX_COMPONENTS or len(stack) >= MAX_DEPTH:
+            if count > MAX_COMPONENTS or len(stack) > MAX_DEPTH:
                 raise ObjectTooLarge("Too many or too deeply nested components")
-            block = _Block(value.upper(), raw)
-            if stack:
-                stack[-1].items.append(block)
-            elif top is not None:
+            if stack[-1] is outside and outside.items:
                 raise MalformedCalendar("A calendar object is one VCALENDAR")
-            else:
-                top = block
+            block = _Block(value.upper(), raw)
+            stack[-1].items.append(block)
             stack.append(block)
         elif name == "END":
-            if not stack or stack[-1].name != value.upper():
+            if stack[-1] is outside or stack[-1].name != value.upper():
                 raise MalformedCalendar(f"END:{value} does not close the open component")
             stack.pop().end = raw
-        elif not stack:
+        elif stack[-1] is outside:
             raise MalformedCalendar("A property outside BEGIN:VCALENDAR ... END:VCALENDAR")
         else:
             stack[-1].items.append(_Line(raw, name, params(parameters), value))
-    if stack or top is None or top.name != "VCALENDAR":
+    if len(stack) > 1 or not outside.blocks("VCALENDAR"):
         raise MalformedCalendar("A calendar object is one complete VCALENDAR")
+    top = outside.blocks()[0]
     if not top.end.endswith("\n"):
         top.end += "\r\n"
     return top
@@ -371,7 +364,7 @@ def _read(calendar: _Block, todos: Sequence[Any], zone: str) -> ParsedTodo:
         sort_order=read["X-APPLE-SORT-ORDER"],
         completed_at=as_utc(stamp.dt, task_zone) if stamp is not None else None,
         overrides=tuple(_override(t, task_zone) for t in todos if t is not master),
-        keep=_without_alarms(calendar).encode(),
+        keep=calendar.text(without="VALARM").encode(),
     )
 
 
@@ -395,18 +388,6 @@ def _override(todo: Any, zone: str) -> Override:
         completed=completed(todo, zone),
         due_date=due(todo, zone)[0],
     )
-
-
-def _without_alarms(calendar: _Block) -> str:
-    def strip(block: _Block) -> _Block:
-        items: list[_Line | _Block] = [
-            item if isinstance(item, _Line) else strip(item)
-            for item in block.items
-            if not (isinstance(item, _Block) and item.name == "VALARM")
-        ]
-        return _Block(block.name, block.begin, items, block.end)
-
-    return strip(calendar).text()
 
 
 # ---------------------------------------------------------------------------------------------
