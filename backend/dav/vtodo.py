@@ -129,10 +129,6 @@ class _Block:
 _LOGICAL = re.compile(r"(?:[^\n]*\n|[^\n]+$)(?:[ \t][^\n]*(?:\n|$))*")
 
 
-def _unfold(raw: str) -> str:
-    return re.sub(r"\r?\n[ \t]", "", raw).rstrip("\r\n")
-
-
 def _tree(text: str) -> _Block:
     """The one VCALENDAR of `text` as blocks; `MalformedCalendar` if it is not one."""
     outside = _Block("", "")  # what holds the VCALENDAR: no property, one component
@@ -141,7 +137,7 @@ def _tree(text: str) -> _Block:
     for number, raw in enumerate(_LOGICAL.findall(text)):
         if number >= MAX_LINES:
             raise ObjectTooLarge(f"A calendar object has at most {MAX_LINES} content lines")
-        unfolded = _unfold(raw)
+        unfolded = re.sub(r"\r?\n[ \t]", "", raw).rstrip("\r\n")
         if not unfolded.strip():
             if len(stack) > 1:
                 raise MalformedCalendar("An empty line inside a component")
@@ -427,28 +423,23 @@ def render(
         agree["RRULE"] = ended or single
     items: list[_Line | _Block] = []
     written: set[str] = set()
-    present = {_group(item) for item in master.items if isinstance(item, _Line)}
+    lines = [item for item in master.items if isinstance(item, _Line)]
+    present = {_group(line) for line in lines}
     # DUE and DURATION are exclusive (RFC 5545 3.6.2): the client's DTSTART + DURATION state
     # our due date, a changed one by moving DTSTART (`_moved_start`); none, by dropping DURATION.
-    duration = bool(
-        master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE")
-    )
+    names = {line.name for line in lines}
+    duration = {"DTSTART", "DURATION"} <= names and "DUE" not in names
     if duration:
         present.add("DUE")
-    for item in master.items:
-        if isinstance(item, _Block):  # a kept object holds no VALARM (`ParsedTodo.keep`)
-            items.append(item)
-            continue
+    for item in master.items:  # a kept object holds no VALARM (`ParsedTodo.keep`)
+        group = _group(item) if isinstance(item, _Line) else None
         if item.name == "DURATION" and duration and task.due_date is None:
             continue
-        group = _group(item)
-        if item.name == "DTSTART" and not agree["DUE"]:
+        if isinstance(item, _Line) and item.name == "DTSTART" and not agree["DUE"]:
             items.extend(_moved_start(item, todo, task))
-            continue
-        if group is None or agree[group]:
+        elif group is None or agree[group]:
             items.append(item)
-            continue
-        if group not in written:
+        elif group not in written:
             items.extend(_our_lines(group, task, target))
             written.add(group)
     for group in _MERGED:

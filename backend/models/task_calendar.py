@@ -99,6 +99,8 @@ class Categories(vCategory):
 _FLOATING_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6})(?=;|$)")
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*")
 _PRIORITY_OUT = {"high": 1, "medium": 5, "low": 9}
+# RFC 5545 3.8.1.9, by value: 0 none, 1-4 high, 5 medium, 6-9 low.
+_PRIORITY_IN = [Priority.none, *[Priority.high] * 4, Priority.medium, *[Priority.low] * 4]
 
 
 def params(parameters: Any) -> dict[str, str]:
@@ -142,13 +144,10 @@ def completed(todo: Any, zone: str) -> bool:
 
 
 def _priority(todo: Any, zone: str) -> Priority:
-    """RFC 5545 3.8.1.9: 1-4 high, 5 medium, 6-9 low, 0 or absent none."""
-    number = int(todo.get("PRIORITY", 0))
+    number = int(todo.get("PRIORITY", 0))  # absent: 0, none
     if not 0 <= number <= 9:
         raise MalformedCalendar("PRIORITY is 0-9 (RFC 5545 3.8.1.9)")
-    if number == 0:
-        return Priority.none
-    return Priority.high if number <= 4 else Priority.medium if number == 5 else Priority.low
+    return _PRIORITY_IN[number]
 
 
 def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
@@ -351,11 +350,6 @@ def _write_alarms(component: Any, task: Any, target: Target) -> None:
         component.add_component(alarm(task, reminder, target))
 
 
-def _stamp(component: Any, task: Any, target: Target) -> None:
-    component.add("dtstamp", task.updated_at.astimezone(UTC))
-    component.add("last-modified", task.updated_at.astimezone(UTC))
-
-
 # ---------------------------------------------------------------------------------------------
 # The mapping.
 
@@ -365,8 +359,8 @@ class Mapped:
     """One calendar meaning of a task. `fields`: the task fields it carries; `properties`:
     the VTODO's properties (or component) carrying it, its main one first (naming the entry);
     `read(todo, zone)`: a VTODO's value; `shown(task, target)`: the task's; `same(read, shown,
-    task)`: whether they agree (the renderer then keeps the client's lines); `out(shown)`: the
-    main property's value (None: none written), or `write(component, task, target)` writing the
+    task)`: whether they agree (the renderer then keeps the client's lines); `out(shown)`: each
+    property's value (None: none written), or `write(component, task, target)` writing the
     task's properties itself; `into`: the PUT's field values from `read`'s (default: the one
     field's); `column`: the main property is that field's text whatever the client's object
     held (a `calendar-query` filter on it is decided on the task's row); `single`: at most once
@@ -398,18 +392,14 @@ class Mapped:
         return self.into(read) if self.into else {name: read for name in self.fields}
 
     def put(self, component: Any, task: Any, target: Target) -> None:
-        """The task's properties onto `component`: `write`'s, or `out(shown)` as the main one."""
+        """The task's properties onto `component`: `write`'s, or `out(shown)` as each one."""
         if self.write is not None:
             self.write(component, task, target)
             return
         value = self.shown(task, target)
         if value is not None and (value := self.out(value)) is not None:
-            component.add(self.properties[0], value, parameters=self.parameters)
-
-
-def _due_fields(value: tuple[datetime | None, str | None]) -> dict[str, Any]:
-    when, named = value
-    return {"due_date": when, **({"time_zone": named} if named else {})}
+            for name in self.properties:
+                component.add(name, value, parameters=self.parameters)
 
 
 MAPPING: tuple[Mapped, ...] = (
@@ -459,7 +449,8 @@ MAPPING: tuple[Mapped, ...] = (
         read=due,
         shown=lambda task, target: (task.due_date, task.time_zone),
         write=_write_due,
-        into=_due_fields,
+        # The zone only when DUE's TZID names one (else the stored task's stays).
+        into=lambda read: {"due_date": read[0]} | ({"time_zone": read[1]} if read[1] else {}),
         # The instant, and a TZID naming the task's zone (or none: UTC, floating, a client's).
         same=lambda read, shown, task: read[0] == shown[0] and read[1] in (None, shown[1]),
     ),
@@ -502,8 +493,7 @@ MAPPING: tuple[Mapped, ...] = (
         (),
         ("DTSTAMP", "LAST-MODIFIED"),
         read=lambda todo, zone: None,
-        shown=lambda task, target: task.updated_at,  # never the kept one's: always ours
-        write=_stamp,
+        shown=lambda task, target: task.updated_at.astimezone(UTC),  # never the kept one's
     ),
     Mapped(
         ("reminders",),
@@ -522,11 +512,9 @@ PROPERTY_OF = {name: m.name for m in MAPPING for name in m.fields}
 # The merged entry (by its main property) a kept line belongs to.
 GROUP_OF = {name: m.name for m in MAPPING if m.merged for name in m.properties}
 # At most once in a VTODO (RFC 5545 3.6.2): the mapped ones and those the due date is read from.
-SINGLE = frozenset(name for m in MAPPING if m.single for name in m.properties) | {
-    "DTSTART",
-    "DURATION",
-    "RECURRENCE-ID",
-}
+SINGLE = frozenset({"DTSTART", "DURATION", "RECURRENCE-ID"}).union(
+    name for m in MAPPING if m.single for name in m.properties
+)
 # Why a field a client writes has no calendar property.
 NOT_MAPPED: dict[str, str] = {
     "assignees": "account ids of this service; RFC 5545's ATTENDEE names calendar users by "
