@@ -181,10 +181,9 @@ _COMPONENTS = ComponentFactory()
 
 class _OwnZones(CalendarIcalParser):
     """icalendar's parser without its process-wide registry of custom zones (it caches each
-    VTIMEZONE whose TZID the zone database does not know, and reads every later object's
-    TZID of that name with the first one's definition): such a TZID is read with `zones`,
-    the object's own VTIMEZONEs (`_zones`); an IANA name (or Windows name) as the library
-    resolves it."""
+    VTIMEZONE whose TZID the zone database does not know, and reads every later object's TZID
+    of that name with the first one's definition): such a TZID is read with `zones`, the
+    object's own (`_zones`); an IANA (or Windows) name as the library resolves it."""
 
     def __init__(self, text: str, zones: dict[str, tzinfo]) -> None:
         super().__init__(text, _COMPONENTS, Calendar.types_factory)
@@ -196,8 +195,8 @@ class _OwnZones(CalendarIcalParser):
         super().handle_end_component("" if vals.upper() == "VTIMEZONE" else vals)
 
     def prepare_components(self) -> None:
-        """Nothing: the library re-parses a forward reference to a zone from its cache;
-        `_zones` are read before any property."""
+        """Nothing: the library re-reads a forward reference to a zone from its cache; ours
+        (`_zones`) are read before any property."""
 
     def parse_and_add_property(
         self, name: str, params: Any, val: str, tzid: str | None, line: Any
@@ -221,14 +220,12 @@ def _zones(calendar: _Block) -> dict[str, tzinfo]:
         tzid = next(iter(block.texts("TZID")), "")
         if tzid and tzid not in KNOWN_ZONES and tzid not in zones:
             text = f"BEGIN:VCALENDAR\r\n{block.text()}END:VCALENDAR\r\n"
-            component = _ical(text, {}).walk("VTIMEZONE")[0]
-            zones[tzid] = tzp.create_timezone(component)
+            zones[tzid] = tzp.create_timezone(_ical(text, {}).walk("VTIMEZONE")[0])
     return zones
 
 
 def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
-    """Each VTODO of the object with its reading by icalendar (TZIDs by the object's zones);
-    the rest of the object (its zones, its calendar's lines) is not read again."""
+    """Each VTODO of the object with icalendar's reading of it (TZIDs by the object's zones)."""
     blocks = calendar.blocks("VTODO")
     text = "BEGIN:VCALENDAR\r\n" + "".join(b.text() for b in blocks) + "END:VCALENDAR\r\n"
     return list(zip(blocks, _ical(text, _zones(calendar)).subcomponents, strict=True))
@@ -240,8 +237,7 @@ def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
 
 @dataclass(frozen=True)
 class Override:
-    """A VTODO with RECURRENCE-ID: one occurrence of the series, as the client changed it
-    (Thunderbird completes an occurrence this way)."""
+    """A VTODO with RECURRENCE-ID: an occurrence as the client changed it (Thunderbird's way)."""
 
     recurrence_id: datetime  # UTC; a date means its midnight on the series' clock
     completed: bool
@@ -296,10 +292,9 @@ def _decode(body: bytes) -> str:
     if b"\x00" in body:
         raise MalformedCalendar("The body holds a NUL byte")
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         raise MalformedCalendar("The body is not UTF-8") from None
-    text = text.removeprefix("\ufeff")
     if _CONTROL.search(text):
         raise MalformedCalendar("The body holds a control character (RFC 5545 3.1)")
     # Lines end in CRLF (RFC 5545 3.1): a client's bare LF or CR is kept as CRLF, so the
@@ -418,9 +413,8 @@ def render(
         # (`task_calendar.rule`), or a completed master (a series completed as a whole; a
         # completed task shows no rule of ours). The client's RRULE is served as sent.
         ended = task.completed and _attempt(completed, todo, task.time_zone) is True
-        sent = _attempt(sent_rule, todo, task.time_zone)
-        single = sent not in (None, _UNREADABLE) and rule(todo, task.time_zone) is None
-        agree["RRULE"] = ended or single
+        sent = _attempt(sent_rule, todo, task.time_zone) not in (None, _UNREADABLE)
+        agree["RRULE"] = ended or (sent and rule(todo, task.time_zone) is None)
     items: list[_Line | _Block] = []
     written: set[str] = set()
     lines = [item for item in master.items if isinstance(item, _Line)]
@@ -496,8 +490,7 @@ def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
 
 def _inner(component: Any) -> list[_Line]:
     """A component's property lines (folded, CRLF), without its BEGIN and END."""
-    text = component.to_ical().decode()
-    return [_Line(raw, "", {}, "") for raw in _LOGICAL.findall(text)[1:-1]]
+    return [_Line(raw, "", {}, "") for raw in _LOGICAL.findall(component.to_ical().decode())[1:-1]]
 
 
 def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:

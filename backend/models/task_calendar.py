@@ -1,15 +1,12 @@
 """A task as iCalendar (RFC 5545) properties, declared once beside its fields (task_fields.py).
 
-`MAPPING` says, for every task field with a calendar meaning, which properties carry it, how a
-VTODO's properties read into it and how the task writes them. The CalDAV parser and renderer
-(backend/dav/vtodo.py) and the calendar feeds (backend/services/calendar_ics.py) read it
-alike, so a field reaches every calendar or none; `NOT_MAPPED` says why a writable field has
-no property (tests/dav/test_task_calendar.py fails on a writable field in neither).
-
-Values are read and written by `icalendar` (escaping, folding, value types); TEXT is escaped
-by `Text` (icalendar's own `vText` reads a literal `\\N` as a line break before it escapes
-backslashes). A refusal is a `CalendarObjectRefused` subclass (a CalDAV precondition,
-specs/caldav.md "Refusals").
+`MAPPING` says, for every task field with a calendar meaning, which properties carry it, how
+they read into it and how the task writes them, for CalDAV (backend/dav/vtodo.py) and the
+calendar feeds (backend/services/calendar_ics.py) alike, so a field reaches every calendar or
+none; `NOT_MAPPED` says why a writable field has none (tests/dav/test_task_calendar.py).
+Values are read and written by `icalendar`; TEXT is escaped by `Text` (icalendar's `vText`
+reads a literal `\\N` as a line break before it escapes backslashes). A refusal is a
+`CalendarObjectRefused` subclass (a CalDAV precondition, specs/caldav.md "Refusals").
 """
 
 from __future__ import annotations
@@ -154,8 +151,7 @@ def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
     """DUE in UTC, and its zone's IANA name when its TZID is one (None for UTC, floating, or a
     client's own zone such as Outlook's `W. Europe Standard Time`). Without DUE, DTSTART +
     DURATION is the due date (RFC 5545 3.8.2.5: a VTODO has one of DUE and DURATION)."""
-    prop = todo.get("DUE")
-    value = prop.dt if prop is not None else None
+    value = getattr(todo.get("DUE"), "dt", None)
     start, duration = todo.get("DTSTART"), todo.get("DURATION")
     if value is None and start is not None and isinstance(getattr(duration, "dt", 0), timedelta):
         value = start.dt + duration.dt
@@ -241,13 +237,13 @@ def reminders(todo: Any, zone: str) -> list[dict[str, Any]]:
     most `REMINDERS_MAX_COUNT` (the first ones)."""
     when, named = due(todo, zone)
     zone = named or zone
-    start = todo.get("DTSTART")
+    start = getattr(todo.get("DTSTART"), "dt", None)
     found: list[dict[str, Any]] = []
     for alarm in todo.walk("VALARM"):
         trigger = alarm.get("TRIGGER")
         if str(alarm.get("ACTION", "DISPLAY")).upper() not in ("DISPLAY", "AUDIO") or not trigger:
             continue
-        one = _reminder(trigger, when, start.dt if start is not None else None, zone)
+        one = _reminder(trigger, when, start, zone)
         if one is not None and one not in found:
             found.append(one)
     return found[:REMINDERS_MAX_COUNT]
@@ -277,8 +273,7 @@ def _reminder(
 @dataclass(frozen=True)
 class Target:
     """What a rendering writes for: a VTODO (CalDAV, a `todos` feed) or a VEVENT (an `events`
-    feed: the due date is its DTSTART, a reminder is relative to it); the parent's UID; the
-    reader's own reminders."""
+    feed: the due date is its DTSTART); the parent's UID; the reader's own reminders."""
 
     kind: Literal["todo", "event"]
     reminders: Any = ()
@@ -338,10 +333,9 @@ def alarm(task: Any, reminder: dict[str, Any], target: Target) -> Alarm:
         before = timedelta(minutes=-int(reminder["minutes_before_due"]))
         made.add("trigger", before, parameters=related)
     else:
-        at = reminder["at"]
-        made.add(
-            "trigger", (datetime.fromisoformat(at) if isinstance(at, str) else at).astimezone(UTC)
-        )
+        at = reminder["at"]  # an instant, or its ISO text as stored
+        at = datetime.fromisoformat(at) if isinstance(at, str) else at
+        made.add("trigger", at.astimezone(UTC))
     return made
 
 
