@@ -531,13 +531,12 @@ def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], 
 
 
 def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
-    """The VTIMEZONE of the zone our DUE names, when the object has none for it."""
+    """The VTIMEZONE of the zone our DUE names, when the object has none for it, before its
+    first component."""
     if task.due_date is None or not ours or task.time_zone in ("UTC", "Etc/UTC"):
         return
     if any(task.time_zone in block.texts("TZID") for block in calendar.blocks("VTIMEZONE")):
         return
     text = zone(task.time_zone, task.due_date.year).to_ical().decode()
-    first_todo = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
-    calendar.items[first_todo:first_todo] = _tree(
-        f"BEGIN:VCALENDAR\r\n{text}END:VCALENDAR\r\n"
-    ).blocks()
+    at = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
+    calendar.items[at:at] = _tree(f"BEGIN:VCALENDAR\r\n{text}END:VCALENDAR\r\n").blocks()
