@@ -28,19 +28,13 @@ from backend.dav.recurrence_forms import (
     match_completed_copy,
     unruled,
 )
-from backend.dav.vtodo import (
-    CalendarObjectRefused,
-    ParsedTodo,
-    derived_uid,
-    parse,
-    render,
-)
+from backend.dav.vtodo import ParsedTodo, parse, render
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed, Taken
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.references import Action
-from backend.models.task_calendar import DERIVED_UID
+from backend.models.task_calendar import DERIVED_UID, CalendarObjectRefused, derived_uid
 from backend.models.task_table import TaskRow
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services.access import permitted

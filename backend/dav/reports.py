@@ -3,7 +3,8 @@ href once, a 404 for one that is not there) and `calendar-query` (a VTODO comp-f
 `time-range` and `prop-filter`s: `text-match`, `is-not-defined`, or defined). Both read the
 collection in one statement and render only the objects whose `calendar-data` is asked for
 (or whose properties a `prop-filter` tests, past the columns a task's row answers:
-`_FROM_COLUMN`). Depth is ignored (0 and 1 alike, as clients send either).
+`_FROM_COLUMN`, from the calendar mapping). Depth is ignored (0 and 1 alike, as clients send
+either).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from backend.dav.xml import (
     multistatus,
 )
 from backend.errors import InvalidRequest
+from backend.models.task_calendar import MAPPING
 from backend.recurrence import Schedule
 from backend.services.registry import UnitOfWork
 
@@ -97,12 +99,11 @@ def _instant(value: str | None) -> datetime | None:
         raise InvalidRequest(_BAD_TIME) from None
 
 
-# The properties a VTODO takes from one text column of its task alone (backend/dav/vtodo.py
-# renders SUMMARY from the title, always there, and DESCRIPTION from the description, absent
-# when it has none, whatever the client's object held): a `prop-filter` on one of them is
-# decided on the task's row, before anything is built, so a query renders only the objects
-# it returns. A filter on any other property is tested on the rendered object.
-_FROM_COLUMN = {"SUMMARY": "title", "DESCRIPTION": "description"}
+# The properties a VTODO takes from one text column of its task alone (SUMMARY, DESCRIPTION:
+# the mapping's `column` entries): a `prop-filter` on one of them is decided on the task's row,
+# before anything is built, so a query renders only the objects it returns. A filter on any
+# other property is tested on the rendered object.
+_FROM_COLUMN = {m.name: m.fields[0] for m in MAPPING if m.column}
 
 
 def _matches(served: Served, asked: ReportRequest, window: tuple[Any, Any] | None) -> bool:

@@ -1,23 +1,17 @@
-"""A task as a CalDAV object (issue 62; specs/caldav.md): VTODO in, task fields out, and back.
+"""A task as a CalDAV object (specs/caldav.md): `backend.models.task_calendar.MAPPING` (which
+the calendar feeds read too) applied to a client's object.
 
-Which property carries which field is `backend.models.task_calendar.MAPPING` (the calendar
-feeds read it too); this module applies it to a client's object:
-
-- `parse(body, zone=...)`: a client's PUT body -> `ParsedTodo` (the task fields the REST
-  service accepts, validated by `TaskUpdate`; the UID; the parent's UID; the recurrence
-  overrides; the object to keep). Anything a client can send that we refuse raises a
+- `parse(body, zone=...)`: a PUT body -> `ParsedTodo` (the REST fields, validated by
+  `TaskUpdate`; the UID; the parent's UID; the recurrence overrides; the object to keep), or a
   `CalendarObjectRefused` subclass (a 403 with its CalDAV precondition), never another error.
-- `render(task, kept, reader_reminders, parent_uid=...)`: the bytes one reader gets. The client's
-  object (`kept`, as `ParsedTodo.keep` stored it) is merged, never rebuilt: each mapped group
-  of properties is replaced by ours only when its meaning differs from ours (a REST edit), so
-  an unchanged task comes back with the client's own lines; every line we do not model comes
-  back byte for byte. VALARMs are the reader's own reminders: a kept object holds none.
+- `render(task, kept, reader_reminders, parent_uid=...)`: the bytes one reader gets: the kept
+  object with each mapped entry's lines replaced by ours only when their meaning differs from
+  ours (a REST edit); every other line comes back byte for byte; VALARMs are the reader's.
 - `etag(body)`: the strong ETag of exactly those bytes.
 
-The text is read and written by `icalendar`, with no process-wide state: a VTIMEZONE of a
-client's own (a TZID the zone database does not know) is read for its own object only
-(`_OwnZones`), never registered in icalendar's process-wide cache, where one user's zone
-would read another's DUE. What is kept is kept as the client's raw lines.
+Nothing is process-wide: a VTIMEZONE of a client's own (a TZID the zone database does not
+know) is read for its own object only (`_OwnZones`), never from icalendar's process-wide
+cache, where one user's zone would read another's DUE.
 """
 
 from __future__ import annotations
@@ -38,8 +32,9 @@ from pydantic import ValidationError
 
 from backend.models.task import TaskUpdate
 from backend.models.task_calendar import (
-    BY_GROUP,
+    BY_NAME,
     GROUP_OF,
+    KNOWN_ZONES,
     MAPPING,
     PROPERTY_OF,
     SINGLE,
@@ -47,20 +42,18 @@ from backend.models.task_calendar import (
     InvalidTodoObject,
     MalformedCalendar,
     Target,
-    add_zones,
     as_utc,
     completed,
     derived_uid,
     due,
     is_parent,
     params,
-    parent_uid,
     rule,
     sent_rule,
     shown_rule,
-    sort_order,
+    zone,
 )
-from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES, time_zone
+from backend.recurrence import DEFAULT_TIME_ZONE
 
 PRODUCT = "-//Task API//CalDAV//EN"
 # Bounds on what a PUT may hold (RFC 4791 `max-resource-size`): a task with a long description,
@@ -75,8 +68,7 @@ MAX_DEPTH = 4  # VCALENDAR > VTODO > VALARM > one more (an X- component inside)
 _ALLOWED_COMPONENTS = frozenset({"VTODO", "VTIMEZONE"})
 _NOT_A_TODO = frozenset({"VEVENT", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_KNOWN_ZONES = frozenset(TIME_ZONES)
-_MERGED = tuple(m.group for m in MAPPING if m.merged)
+_MERGED = tuple(m.name for m in MAPPING if m.merged)
 
 
 class ObjectTooLarge(CalendarObjectRefused):
@@ -118,19 +110,18 @@ class _Block:
     def lines(self, name: str) -> list[_Line]:
         return [item for item in self.items if isinstance(item, _Line) and item.name == name]
 
-    def blocks(self, name: str | None = None) -> list[_Block]:
-        return [
-            item
-            for item in self.items
-            if isinstance(item, _Block) and (name is None or item.name == name)
-        ]
+    def texts(self, name: str) -> list[str]:
+        """The TEXT values of the `name` lines, unescaped."""
+        return [str(vText.from_ical(line.value)) for line in self.lines(name)]
 
-    def text(self) -> str:
-        return (
-            self.begin
-            + "".join(item.raw if isinstance(item, _Line) else item.text() for item in self.items)
-            + self.end
-        )
+    def blocks(self, name: str | None = None) -> list[_Block]:
+        return [b for b in self.items if isinstance(b, _Block) and name in (None, b.name)]
+
+    def text(self, without: str = "") -> str:
+        """The block as received, its `without` components (at any depth) left out."""
+        kept = [item for item in self.items if not isinstance(item, _Block) or item.name != without]
+        inner = (item.raw if isinstance(item, _Line) else item.text(without) for item in kept)
+        return self.begin + "".join(inner) + self.end
 
 
 # A content line and its continuation lines (RFC 5545 3.1), as received. Lines end at LF only
@@ -138,21 +129,17 @@ class _Block:
 _LOGICAL = re.compile(r"(?:[^\n]*\n|[^\n]+$)(?:[ \t][^\n]*(?:\n|$))*")
 
 
-def _unfold(raw: str) -> str:
-    return re.sub(r"\r?\n[ \t]", "", raw).rstrip("\r\n")
-
-
 def _tree(text: str) -> _Block:
     """The one VCALENDAR of `text` as blocks; `MalformedCalendar` if it is not one."""
-    stack: list[_Block] = []
-    top: _Block | None = None
+    outside = _Block("", "")  # what holds the VCALENDAR: no property, one component
+    stack = [outside]
     count = 0
     for number, raw in enumerate(_LOGICAL.findall(text)):
         if number >= MAX_LINES:
             raise ObjectTooLarge(f"A calendar object has at most {MAX_LINES} content lines")
-        unfolded = _unfold(raw)
+        unfolded = re.sub(r"\r?\n[ \t]", "", raw).rstrip("\r\n")
         if not unfolded.strip():
-            if stack:
+            if len(stack) > 1:
                 raise MalformedCalendar("An empty line inside a component")
             continue
         try:
@@ -162,26 +149,24 @@ def _tree(text: str) -> _Block:
         name = name.upper()
         if name == "BEGIN":
             count += 1
-            if count > MAX_COMPONENTS or len(stack) >= MAX_DEPTH:
+            if count > MAX_COMPONENTS or len(stack) > MAX_DEPTH:
                 raise ObjectTooLarge("Too many or too deeply nested components")
-            block = _Block(value.upper(), raw)
-            if stack:
-                stack[-1].items.append(block)
-            elif top is not None:
+            if stack[-1] is outside and outside.items:
                 raise MalformedCalendar("A calendar object is one VCALENDAR")
-            else:
-                top = block
+            block = _Block(value.upper(), raw)
+            stack[-1].items.append(block)
             stack.append(block)
         elif name == "END":
-            if not stack or stack[-1].name != value.upper():
+            if stack[-1] is outside or stack[-1].name != value.upper():
                 raise MalformedCalendar(f"END:{value} does not close the open component")
             stack.pop().end = raw
-        elif not stack:
+        elif stack[-1] is outside:
             raise MalformedCalendar("A property outside BEGIN:VCALENDAR ... END:VCALENDAR")
         else:
             stack[-1].items.append(_Line(raw, name, params(parameters), value))
-    if stack or top is None or top.name != "VCALENDAR":
+    if len(stack) > 1 or not outside.blocks("VCALENDAR"):
         raise MalformedCalendar("A calendar object is one complete VCALENDAR")
+    top = outside.blocks()[0]
     if not top.end.endswith("\n"):
         top.end += "\r\n"
     return top
@@ -196,10 +181,9 @@ _COMPONENTS = ComponentFactory()
 
 class _OwnZones(CalendarIcalParser):
     """icalendar's parser without its process-wide registry of custom zones (it caches each
-    VTIMEZONE whose TZID the zone database does not know, and reads every later object's
-    TZID of that name with the first one's definition): such a TZID is read with `zones`,
-    the object's own VTIMEZONEs (`_zones`); an IANA name (or Windows name) as the library
-    resolves it."""
+    VTIMEZONE whose TZID the zone database does not know, and reads every later object's TZID
+    of that name with the first one's definition): such a TZID is read with `zones`, the
+    object's own (`_zones`); an IANA (or Windows) name as the library resolves it."""
 
     def __init__(self, text: str, zones: dict[str, tzinfo]) -> None:
         super().__init__(text, _COMPONENTS, Calendar.types_factory)
@@ -211,8 +195,8 @@ class _OwnZones(CalendarIcalParser):
         super().handle_end_component("" if vals.upper() == "VTIMEZONE" else vals)
 
     def prepare_components(self) -> None:
-        """Nothing: the library re-parses a forward reference to a zone from its cache;
-        `_zones` are read before any property."""
+        """Nothing: the library re-reads a forward reference to a zone from its cache; ours
+        (`_zones`) are read before any property."""
 
     def parse_and_add_property(
         self, name: str, params: Any, val: str, tzid: str | None, line: Any
@@ -233,18 +217,15 @@ def _zones(calendar: _Block) -> dict[str, tzinfo]:
     """The object's VTIMEZONEs whose TZID the zone database does not know, by TZID."""
     zones: dict[str, tzinfo] = {}
     for block in calendar.blocks("VTIMEZONE"):
-        ids = block.lines("TZID")
-        tzid = str(vText.from_ical(ids[0].value)) if ids else ""
-        if tzid and tzid not in _KNOWN_ZONES and tzid not in zones:
+        tzid = next(iter(block.texts("TZID")), "")
+        if tzid and tzid not in KNOWN_ZONES and tzid not in zones:
             text = f"BEGIN:VCALENDAR\r\n{block.text()}END:VCALENDAR\r\n"
-            component = _ical(text, {}).walk("VTIMEZONE")[0]
-            zones[tzid] = tzp.create_timezone(component)
+            zones[tzid] = tzp.create_timezone(_ical(text, {}).walk("VTIMEZONE")[0])
     return zones
 
 
 def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
-    """Each VTODO of the object with its reading by icalendar (TZIDs by the object's zones);
-    the rest of the object (its zones, its calendar's lines) is not read again."""
+    """Each VTODO of the object with icalendar's reading of it (TZIDs by the object's zones)."""
     blocks = calendar.blocks("VTODO")
     text = "BEGIN:VCALENDAR\r\n" + "".join(b.text() for b in blocks) + "END:VCALENDAR\r\n"
     return list(zip(blocks, _ical(text, _zones(calendar)).subcomponents, strict=True))
@@ -256,8 +237,7 @@ def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
 
 @dataclass(frozen=True)
 class Override:
-    """A VTODO with RECURRENCE-ID: one occurrence of the series, as the client changed it
-    (Thunderbird completes an occurrence this way)."""
+    """A VTODO with RECURRENCE-ID: an occurrence as the client changed it (Thunderbird's way)."""
 
     recurrence_id: datetime  # UTC; a date means its midnight on the series' clock
     completed: bool
@@ -297,18 +277,12 @@ def parse(body: bytes, zone: str = DEFAULT_TIME_ZONE) -> ParsedTodo:
     _check_shape(calendar)
     try:
         parsed = _ical(text, _zones(calendar))
-    except CalendarObjectRefused:
-        raise
-    except Exception as error:  # the library's own parse errors are many types
-        raise MalformedCalendar(_parse_message(error)) from None
-    for component in parsed.walk():
-        if getattr(component, "errors", None):
+        if any(getattr(component, "errors", None) for component in parsed.walk()):
             raise MalformedCalendar("A property's value is not valid iCalendar")
-    try:
         return _read(calendar, parsed.walk("VTODO"), zone)
     except CalendarObjectRefused:
         raise
-    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as error:
+    except Exception as error:  # the library's own errors are many types, a value's too
         raise MalformedCalendar(_parse_message(error)) from None
 
 
@@ -318,10 +292,9 @@ def _decode(body: bytes) -> str:
     if b"\x00" in body:
         raise MalformedCalendar("The body holds a NUL byte")
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         raise MalformedCalendar("The body is not UTF-8") from None
-    text = text.removeprefix("\ufeff")
     if _CONTROL.search(text):
         raise MalformedCalendar("The body holds a control character (RFC 5545 3.1)")
     # Lines end in CRLF (RFC 5545 3.1): a client's bare LF or CR is kept as CRLF, so the
@@ -350,10 +323,10 @@ def _check_shape(calendar: _Block) -> None:
     todos = calendar.blocks("VTODO")
     uids = set()
     for todo in todos:
-        lines = todo.lines("UID")
-        if len(lines) != 1 or not vText.from_ical(lines[0].value).strip():
+        uid = todo.texts("UID")
+        if len(uid) != 1 or not uid[0].strip():
             raise InvalidTodoObject("Every VTODO has one UID")
-        uids.add(str(vText.from_ical(lines[0].value)))
+        uids.add(uid[0])
         twice = sorted(n for n in SINGLE if len(todo.lines(n)) > 1)
         if twice:
             # Refused rather than one of them kept: which one the client means is its own.
@@ -367,22 +340,22 @@ def _check_shape(calendar: _Block) -> None:
 
 def _read(calendar: _Block, todos: Sequence[Any], zone: str) -> ParsedTodo:
     master = next(t for t in todos if t.get("RECURRENCE-ID") is None)
-    stored_zone = zone if zone in _KNOWN_ZONES else DEFAULT_TIME_ZONE
+    stored_zone = zone if zone in KNOWN_ZONES else DEFAULT_TIME_ZONE
+    read = {mapped.name: mapped.read(master, stored_zone) for mapped in MAPPING}
     fields: dict[str, Any] = {}
     for mapped in MAPPING:
-        if mapped.into is not None:
-            fields.update(mapped.into(mapped.read(master, stored_zone)))
+        fields.update(mapped.values(read[mapped.name]))
     _validate(fields)
-    task_zone = due(master, stored_zone)[1] or stored_zone
+    task_zone = read["DUE"][1] or stored_zone
     stamp = master.get("COMPLETED")
     return ParsedTodo(
-        uid=str(master["UID"]),
+        uid=read["UID"],
         fields=fields,
-        parent_uid=parent_uid(master),
-        sort_order=sort_order(master),
+        parent_uid=read["RELATED-TO"],
+        sort_order=read["X-APPLE-SORT-ORDER"],
         completed_at=as_utc(stamp.dt, task_zone) if stamp is not None else None,
         overrides=tuple(_override(t, task_zone) for t in todos if t is not master),
-        keep=_without_alarms(calendar).encode(),
+        keep=calendar.text(without="VALARM").encode(),
     )
 
 
@@ -403,21 +376,9 @@ def _validate(fields: dict[str, Any]) -> None:
 def _override(todo: Any, zone: str) -> Override:
     return Override(
         recurrence_id=as_utc(todo["RECURRENCE-ID"].dt, zone),
-        completed=completed(todo),
+        completed=completed(todo, zone),
         due_date=due(todo, zone)[0],
     )
-
-
-def _without_alarms(calendar: _Block) -> str:
-    def strip(block: _Block) -> _Block:
-        items: list[_Line | _Block] = [
-            item if isinstance(item, _Line) else strip(item)
-            for item in block.items
-            if not (isinstance(item, _Block) and item.name == "VALARM")
-        ]
-        return _Block(block.name, block.begin, items, block.end)
-
-    return strip(calendar).text()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,53 +407,48 @@ def render(
     todos = _todos(calendar)
     master, todo = next((b, t) for b, t in todos if t.get("RECURRENCE-ID") is None)
     target = Target("todo", reader_reminders, parent_uid)
-    agree = {group: _agrees(BY_GROUP[group], todo, task, target) for group in _MERGED}
-    if not agree["recurrence"] and (shown_rule(task) is None or task.next_due_date is None):
+    agree = {name: _agrees(BY_NAME[name], todo, task, target) for name in _MERGED}
+    if not agree["RRULE"] and (shown_rule(task) is None or task.next_due_date is None):
         # No occurrence after this one, in the client's rule and ours: a series of one
         # (`task_calendar.rule`), or a completed master (a series completed as a whole; a
         # completed task shows no rule of ours). The client's RRULE is served as sent.
         ended = task.completed and _attempt(completed, todo, task.time_zone) is True
-        sent = _attempt(sent_rule, todo, task.time_zone)
-        single = sent not in (None, _UNREADABLE) and rule(todo, task.time_zone) is None
-        agree["recurrence"] = ended or single
+        sent = _attempt(sent_rule, todo, task.time_zone) not in (None, _UNREADABLE)
+        agree["RRULE"] = ended or (sent and rule(todo, task.time_zone) is None)
     items: list[_Line | _Block] = []
     written: set[str] = set()
-    present = {group for group in _MERGED if _has_group(master, group)}
-    duration = _has_duration(master)
+    lines = [item for item in master.items if isinstance(item, _Line)]
+    present = {_group(line) for line in lines}
+    # DUE and DURATION are exclusive (RFC 5545 3.6.2): the client's DTSTART + DURATION state
+    # our due date, a changed one by moving DTSTART (`_moved_start`); none, by dropping DURATION.
+    names = {line.name for line in lines}
+    duration = {"DTSTART", "DURATION"} <= names and "DUE" not in names
     if duration:
-        # DUE and DURATION are exclusive (RFC 5545 3.6.2): the client's DTSTART + DURATION
-        # state our due date, a changed one by moving DTSTART (`_moved_start`); none, by
-        # dropping DURATION.
-        present.add("due")
-    for item in master.items:
-        if isinstance(item, _Block):  # a kept object holds no VALARM (`ParsedTodo.keep`)
-            items.append(item)
-            continue
+        present.add("DUE")
+    for item in master.items:  # a kept object holds no VALARM (`ParsedTodo.keep`)
+        group = _group(item) if isinstance(item, _Line) else None
         if item.name == "DURATION" and duration and task.due_date is None:
             continue
-        group = _group(item)
-        if item.name == "DTSTART" and not agree["due"]:
+        if isinstance(item, _Line) and item.name == "DTSTART" and not agree["DUE"]:
             items.extend(_moved_start(item, todo, task))
-            continue
-        if group is None or agree[group]:
+        elif group is None or agree[group]:
             items.append(item)
-            continue
-        if group not in written:
+        elif group not in written:
             items.extend(_our_lines(group, task, target))
             written.add(group)
     for group in _MERGED:
-        if group in written or group in present:
+        if group in present:  # each group a line holds is written (or kept) in its place
             continue
-        if group == "order" and kept is not None:
+        if group == "X-APPLE-SORT-ORDER" and kept is not None:
             # A client that sent no sort order keeps none: added, its object would differ
             # from what it wrote, and vdirsyncer (which compares content when a PUT returns
             # no ETag) took its next local edit for a change on both sides.
             continue
         items.extend(_our_lines(group, task, target))
-    items.extend(_our_lines("reminders", task, target))
+    items.extend(_our_lines("VALARM", task, target))
     master.items = items
     _drop_absorbed_overrides(calendar, todos, task)
-    _add_zone(calendar, task, (not agree["due"] and not duration) or kept is None)
+    _add_zone(calendar, task, (not agree["DUE"] and not duration) or kept is None)
     return calendar.text().encode()
 
 
@@ -514,10 +470,6 @@ def _group(line: _Line) -> str | None:
     return GROUP_OF.get(line.name)
 
 
-def _has_group(master: _Block, group: str) -> bool:
-    return any(isinstance(item, _Line) and _group(item) == group for item in master.items)
-
-
 def _skeleton(task: Any) -> _Block:
     calendar = Calendar()
     calendar.add("prodid", PRODUCT)
@@ -532,14 +484,13 @@ def _skeleton(task: Any) -> _Block:
 def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
     """Our content lines for one group, written by icalendar (escaping, folding)."""
     todo = Todo()
-    BY_GROUP[group].put(todo, task, target)
+    BY_NAME[group].put(todo, task, target)
     return _inner(todo)
 
 
 def _inner(component: Any) -> list[_Line]:
     """A component's property lines (folded, CRLF), without its BEGIN and END."""
-    text = component.to_ical().decode()
-    return [_Line(raw, "", {}, "") for raw in _LOGICAL.findall(text)[1:-1]]
+    return [_Line(raw, "", {}, "") for raw in _LOGICAL.findall(component.to_ical().decode())[1:-1]]
 
 
 def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
@@ -568,11 +519,6 @@ def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
     return _inner(fresh)
 
 
-def _has_duration(master: _Block) -> bool:
-    """Whether the master states its due date as DTSTART + DURATION (no DUE line)."""
-    return bool(master.lines("DURATION") and master.lines("DTSTART") and not master.lines("DUE"))
-
-
 def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], task: Any) -> None:
     """Overrides of occurrences that are tasks of their own now (completed ones, and any
     before the open occurrence) leave the object; later ones stay the client's."""
@@ -585,24 +531,12 @@ def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], 
 
 
 def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
-    """The VTIMEZONE of the zone our DUE names, when the object has none for it."""
+    """The VTIMEZONE of the zone our DUE names, when the object has none for it, before its
+    first component."""
     if task.due_date is None or not ours or task.time_zone in ("UTC", "Etc/UTC"):
         return
-    named = {
-        str(vText.from_ical(line.value))
-        for block in calendar.blocks("VTIMEZONE")
-        for line in block.lines("TZID")
-    }
-    if task.time_zone in named:
+    if any(task.time_zone in block.texts("TZID") for block in calendar.blocks("VTIMEZONE")):
         return
-    todo = Todo()
-    todo.add("due", task.due_date.astimezone(time_zone(task.time_zone)))
-    zones = Calendar()
-    zones.add_component(todo)
-    add_zones(zones, task.due_date.year)
-    first_todo = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
-    calendar.items[first_todo:first_todo] = _tree(zones.to_ical().decode()).blocks("VTIMEZONE")
-
-
-# What the DAV layer takes from here though it is declared with the mapping.
-__all__ = ["CalendarObjectRefused", "derived_uid"]
+    text = zone(task.time_zone, task.due_date.year).to_ical().decode()
+    at = next(i for i, b in enumerate(calendar.items) if isinstance(b, _Block))
+    calendar.items[at:at] = _tree(f"BEGIN:VCALENDAR\r\n{text}END:VCALENDAR\r\n").blocks()

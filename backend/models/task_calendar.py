@@ -1,15 +1,12 @@
 """A task as iCalendar (RFC 5545) properties, declared once beside its fields (task_fields.py).
 
-`MAPPING` says, for every task field with a calendar meaning, which properties carry it, how a
-VTODO's properties read into it and how the task writes them. The CalDAV parser and renderer
-(backend/dav/vtodo.py) and the calendar feeds (backend/services/calendar_ics.py) read it
-alike, so a field reaches every calendar or none; `NOT_MAPPED` says why a writable field has
-no property (tests/dav/test_task_calendar.py fails on a writable field in neither).
-
-Values are read and written by `icalendar` (escaping, folding, value types); TEXT is escaped
-by `Text` (icalendar's own `vText` reads a literal `\\N` as a line break before it escapes
-backslashes, issue 61). A refusal is a `CalendarObjectRefused` subclass (a CalDAV
-precondition, specs/caldav.md "Refusals").
+`MAPPING` says, for every task field with a calendar meaning, which properties carry it, how
+they read into it and how the task writes them, for CalDAV (backend/dav/vtodo.py) and the
+calendar feeds (backend/services/calendar_ics.py) alike, so a field reaches every calendar or
+none; `NOT_MAPPED` says why a writable field has none (tests/dav/test_task_calendar.py).
+Values are read and written by `icalendar`; TEXT is escaped by `Text` (icalendar's `vText`
+reads a literal `\\N` as a line break before it escapes backslashes). A refusal is a
+`CalendarObjectRefused` subclass (a CalDAV precondition, specs/caldav.md "Refusals").
 """
 
 from __future__ import annotations
@@ -17,11 +14,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 
-from icalendar import Alarm, vCategory, vRecur, vText
+from icalendar import Alarm, Timezone, vCategory, vRecur, vText
 
 from backend.errors import AppError
 from backend.models.types import MINUTES_BEFORE_DUE_MAX, REMINDERS_MAX_COUNT, Priority
@@ -37,7 +35,7 @@ from backend.recurrence import (
 # The UID of a task no client named: CalDAV's object and every calendar feed's component.
 UID_DOMAIN = "task-api"
 DERIVED_UID = re.compile(r"task-([1-9][0-9]{0,17})@" + re.escape(UID_DOMAIN))
-CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+KNOWN_ZONES = frozenset(TIME_ZONES)
 
 
 def derived_uid(task_id: int) -> str:
@@ -50,7 +48,7 @@ def derived_uid(task_id: int) -> str:
 
 class CalendarObjectRefused(AppError):
     """A PUT body we do not store: nothing is written. `precondition` is the CalDAV element
-    (namespace `CALDAV_NS`) the DAV layer puts in its `DAV:error` body."""
+    the DAV layer puts in its `DAV:error` body."""
 
     status_code = 403
     code = "INVALID_CALENDAR_OBJECT"
@@ -95,10 +93,11 @@ class Categories(vCategory):
         return b",".join(Text(str(tag)).to_ical() for tag in self.cats)
 
 
-_KNOWN_ZONES = frozenset(TIME_ZONES)
 _FLOATING_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6})(?=;|$)")
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*")
 _PRIORITY_OUT = {"high": 1, "medium": 5, "low": 9}
+# RFC 5545 3.8.1.9, by value: 0 none, 1-4 high, 5 medium, 6-9 low.
+_PRIORITY_IN = [Priority.none, *[Priority.high] * 4, Priority.medium, *[Priority.low] * 4]
 
 
 def params(parameters: Any) -> dict[str, str]:
@@ -124,16 +123,14 @@ def as_utc(value: date | datetime, zone: str) -> datetime:
 
 def _title(todo: Any, zone: str) -> str:
     """SUMMARY; its line breaks (an escaped newline) are spaces: a title is one line."""
-    value = todo.get("SUMMARY")
-    return "" if value is None else _LINE_BREAKS.sub(" ", str(value))
+    return _LINE_BREAKS.sub(" ", str(todo.get("SUMMARY", "")))
 
 
 def _description(todo: Any, zone: str) -> str | None:
-    value = todo.get("DESCRIPTION")
-    return (None if value is None else str(value)) or None
+    return str(todo.get("DESCRIPTION", "")) or None
 
 
-def completed(todo: Any, zone: str = "UTC") -> bool:
+def completed(todo: Any, zone: str) -> bool:
     """STATUS decides when present (a reopened task that still carries COMPLETED is open);
     CANCELLED is closed too. Without STATUS, a COMPLETED time or 100 percent."""
     status = todo.get("STATUS")
@@ -144,29 +141,24 @@ def completed(todo: Any, zone: str = "UTC") -> bool:
 
 
 def _priority(todo: Any, zone: str) -> Priority:
-    """RFC 5545 3.8.1.9: 1-4 high, 5 medium, 6-9 low, 0 or absent none."""
-    value = todo.get("PRIORITY")
-    number = 0 if value is None else int(value)
+    number = int(todo.get("PRIORITY", 0))  # absent: 0, none
     if not 0 <= number <= 9:
         raise MalformedCalendar("PRIORITY is 0-9 (RFC 5545 3.8.1.9)")
-    if number == 0:
-        return Priority.none
-    return Priority.high if number <= 4 else Priority.medium if number == 5 else Priority.low
+    return _PRIORITY_IN[number]
 
 
 def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
     """DUE in UTC, and its zone's IANA name when its TZID is one (None for UTC, floating, or a
     client's own zone such as Outlook's `W. Europe Standard Time`). Without DUE, DTSTART +
     DURATION is the due date (RFC 5545 3.8.2.5: a VTODO has one of DUE and DURATION)."""
-    prop = todo.get("DUE")
-    value = prop.dt if prop is not None else None
+    value = getattr(todo.get("DUE"), "dt", None)
     start, duration = todo.get("DTSTART"), todo.get("DURATION")
     if value is None and start is not None and isinstance(getattr(duration, "dt", 0), timedelta):
         value = start.dt + duration.dt
     if value is None:
         return None, None
     key = getattr(getattr(value, "tzinfo", None), "key", None)
-    named = key if key in _KNOWN_ZONES and key not in ("UTC", "Etc/UTC") else None
+    named = key if key in KNOWN_ZONES and key not in ("UTC", "Etc/UTC") else None
     return as_utc(value, zone), named
 
 
@@ -190,9 +182,9 @@ def rule(todo: Any, zone: str) -> str | None:
     model: None (the client's RRULE stays in its object)."""
     found = sent_rule(todo, zone)
     when, named = due(todo, zone)
-    if found is None or when is None or is_single(found, named or zone, when):
+    if found is None or when is None:
         return None
-    return found
+    return None if Schedule.of(found, named or zone, when).next_after(when) is None else found
 
 
 def sent_rule(todo: Any, zone: str) -> str | None:
@@ -225,20 +217,16 @@ def rule_key(text: str | None) -> frozenset[str] | None:
     return None if text is None else frozenset(text.split(";"))
 
 
-def is_single(text: str, zone: str, when: datetime) -> bool:
-    return Schedule.of(text, zone, when).next_after(when) is None
-
-
 def is_parent(prop: Any) -> bool:
     return params(prop.params).get("RELTYPE", "PARENT").upper() == "PARENT"
 
 
-def parent_uid(todo: Any, zone: str = "UTC") -> str | None:
+def parent_uid(todo: Any, zone: str) -> str | None:
     """The first RELATED-TO whose RELTYPE is PARENT (or absent, which means PARENT)."""
     return next((str(p) for p in todo.related_to if is_parent(p) and str(p).strip()), None)
 
 
-def sort_order(todo: Any, zone: str = "UTC") -> int | None:
+def sort_order(todo: Any, zone: str) -> int | None:
     value = str(todo.get("X-APPLE-SORT-ORDER", ""))
     return int(value) if re.fullmatch(r"[+-]?[0-9]{1,18}", value) else None
 
@@ -249,13 +237,13 @@ def reminders(todo: Any, zone: str) -> list[dict[str, Any]]:
     most `REMINDERS_MAX_COUNT` (the first ones)."""
     when, named = due(todo, zone)
     zone = named or zone
-    start = todo.get("DTSTART")
+    start = getattr(todo.get("DTSTART"), "dt", None)
     found: list[dict[str, Any]] = []
     for alarm in todo.walk("VALARM"):
         trigger = alarm.get("TRIGGER")
         if str(alarm.get("ACTION", "DISPLAY")).upper() not in ("DISPLAY", "AUDIO") or not trigger:
             continue
-        one = _reminder(trigger, when, start.dt if start is not None else None, zone)
+        one = _reminder(trigger, when, start, zone)
         if one is not None and one not in found:
             found.append(one)
     return found[:REMINDERS_MAX_COUNT]
@@ -285,8 +273,7 @@ def _reminder(
 @dataclass(frozen=True)
 class Target:
     """What a rendering writes for: a VTODO (CalDAV, a `todos` feed) or a VEVENT (an `events`
-    feed: the due date is its DTSTART, a reminder is relative to it); the parent's UID; the
-    reader's own reminders."""
+    feed: the due date is its DTSTART); the parent's UID; the reader's own reminders."""
 
     kind: Literal["todo", "event"]
     reminders: Any = ()
@@ -346,21 +333,15 @@ def alarm(task: Any, reminder: dict[str, Any], target: Target) -> Alarm:
         before = timedelta(minutes=-int(reminder["minutes_before_due"]))
         made.add("trigger", before, parameters=related)
     else:
-        at = reminder["at"]
-        made.add(
-            "trigger", (datetime.fromisoformat(at) if isinstance(at, str) else at).astimezone(UTC)
-        )
+        at = reminder["at"]  # an instant, or its ISO text as stored
+        at = datetime.fromisoformat(at) if isinstance(at, str) else at
+        made.add("trigger", at.astimezone(UTC))
     return made
 
 
 def _write_alarms(component: Any, task: Any, target: Target) -> None:
     for reminder in target.reminders:
         component.add_component(alarm(task, reminder, target))
-
-
-def _stamp(component: Any, task: Any, target: Target) -> None:
-    component.add("dtstamp", task.updated_at.astimezone(UTC))
-    component.add("last-modified", task.updated_at.astimezone(UTC))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,16 +351,17 @@ def _stamp(component: Any, task: Any, target: Target) -> None:
 @dataclass(frozen=True)
 class Mapped:
     """One calendar meaning of a task. `fields`: the task fields it carries; `properties`:
-    the VTODO's properties (or component) carrying it, its main one first; `read(todo, zone)`:
-    a VTODO's value; `shown(task, target)`: the task's; `same(read, shown, task)`: whether they
-    agree (the renderer then keeps the client's lines); `out(shown)`: the main property's value
-    (None: none written), or `write(component, task, target)` writing the task's properties
-    itself; `into`: the PUT's field values from `read`'s (None: not a field, the
-    DAV layer resolves it); `single`: at most once in a VTODO (RFC 5545 3.6.2); `event`: on a
-    feed's VEVENT too; `feed`: in the feeds; `merged`: compared and replaced in a client's
-    kept object (else written apart: the UID is the client's, alarms the reader's)."""
+    the VTODO's properties (or component) carrying it, its main one first (naming the entry);
+    `read(todo, zone)`: a VTODO's value; `shown(task, target)`: the task's; `same(read, shown,
+    task)`: whether they agree (the renderer then keeps the client's lines); `out(shown)`: each
+    property's value (None: none written), or `write(component, task, target)` writing the
+    task's properties itself; `into`: the PUT's field values from `read`'s (default: the one
+    field's); `column`: the main property is that field's text whatever the client's object
+    held (a `calendar-query` filter on it is decided on the task's row); `single`: at most once
+    in a VTODO (RFC 5545 3.6.2); `event`: on a feed's VEVENT too; `feed`: in the feeds;
+    `merged`: compared and replaced in a client's kept object (else written apart: the UID is
+    the client's, alarms the reader's)."""
 
-    group: str
     fields: tuple[str, ...]
     properties: tuple[str, ...]
     read: Callable[[Any, str], Any]
@@ -389,33 +371,33 @@ class Mapped:
     write: Callable[[Any, Any, Target], None] | None = None
     into: Callable[[Any], dict[str, Any]] | None = None
     same: Callable[[Any, Any, Any], bool] = lambda read, shown, task: bool(read == shown)
+    column: bool = False
     single: bool = True
     event: bool = True
     feed: bool = True
     merged: bool = True
 
-    def __post_init__(self) -> None:
-        if self.into is None and len(self.fields) == 1 and self.group != "parent":
-            object.__setattr__(self, "into", lambda value: {self.fields[0]: value})
+    @property
+    def name(self) -> str:
+        return self.properties[0]
+
+    def values(self, read: Any) -> dict[str, Any]:
+        """The PUT's field values from `read`'s value."""
+        return self.into(read) if self.into else {name: read for name in self.fields}
 
     def put(self, component: Any, task: Any, target: Target) -> None:
-        """The task's properties onto `component`: `write`'s, or `out(shown)` as the main one."""
+        """The task's properties onto `component`: `write`'s, or `out(shown)` as each one."""
         if self.write is not None:
             self.write(component, task, target)
             return
         value = self.shown(task, target)
         if value is not None and (value := self.out(value)) is not None:
-            component.add(self.properties[0], value, parameters=self.parameters)
-
-
-def _due_fields(value: tuple[datetime | None, str | None]) -> dict[str, Any]:
-    when, named = value
-    return {"due_date": when, **({"time_zone": named} if named else {})}
+            for name in self.properties:
+                component.add(name, value, parameters=self.parameters)
 
 
 MAPPING: tuple[Mapped, ...] = (
     Mapped(
-        "uid",
         (),
         ("UID",),
         read=lambda todo, zone: str(todo.get("UID", "")),
@@ -423,23 +405,22 @@ MAPPING: tuple[Mapped, ...] = (
         merged=False,
     ),
     Mapped(
-        "title",
         ("title",),
         ("SUMMARY",),
         read=_title,
         shown=lambda task, target: task.title,
         out=Text,
+        column=True,
     ),
     Mapped(
-        "description",
         ("description",),
         ("DESCRIPTION",),
         read=_description,
         shown=lambda task, target: task.description or None,
         out=Text,
+        column=True,
     ),
     Mapped(
-        "completion",
         ("completed", "completed_at"),
         ("STATUS", "COMPLETED", "PERCENT-COMPLETE"),
         read=completed,
@@ -449,7 +430,6 @@ MAPPING: tuple[Mapped, ...] = (
         event=False,  # a VEVENT's STATUS says whether it takes place
     ),
     Mapped(
-        "priority",
         ("priority",),
         ("PRIORITY",),
         read=_priority,
@@ -458,18 +438,17 @@ MAPPING: tuple[Mapped, ...] = (
         into=lambda value: {"priority": value.value},
     ),
     Mapped(
-        "due",
         ("due_date", "time_zone"),
         ("DUE",),
         read=due,
         shown=lambda task, target: (task.due_date, task.time_zone),
         write=_write_due,
-        into=_due_fields,
+        # The zone only when DUE's TZID names one (else the stored task's stays).
+        into=lambda read: {"due_date": read[0]} | ({"time_zone": read[1]} if read[1] else {}),
         # The instant, and a TZID naming the task's zone (or none: UTC, floating, a client's).
         same=lambda read, shown, task: read[0] == shown[0] and read[1] in (None, shown[1]),
     ),
     Mapped(
-        "tags",
         ("tags",),
         ("CATEGORIES",),
         read=_tags,
@@ -478,17 +457,16 @@ MAPPING: tuple[Mapped, ...] = (
         single=False,
     ),
     Mapped(
-        "parent",
         ("parent_id",),
         ("RELATED-TO",),
         read=parent_uid,
         shown=lambda task, target: target.parent_uid,
         out=Text,
+        into=lambda uid: {},  # a UID: the DAV layer resolves it to a task
         parameters={"RELTYPE": "PARENT"},
         single=False,
     ),
     Mapped(
-        "recurrence",
         ("recurrence",),
         ("RRULE",),
         read=rule,
@@ -498,7 +476,6 @@ MAPPING: tuple[Mapped, ...] = (
         single=False,  # two are refused as `UnsupportedRecurrence`, saying why
     ),
     Mapped(
-        "order",
         (),
         ("X-APPLE-SORT-ORDER",),
         read=sort_order,
@@ -507,15 +484,12 @@ MAPPING: tuple[Mapped, ...] = (
         feed=False,  # a move renumbers siblings without a version the feed's ETag counts
     ),
     Mapped(
-        "stamps",
         (),
         ("DTSTAMP", "LAST-MODIFIED"),
         read=lambda todo, zone: None,
-        shown=lambda task, target: task.updated_at,  # never the kept one's: always ours
-        write=_stamp,
+        shown=lambda task, target: task.updated_at.astimezone(UTC),  # never the kept one's
     ),
     Mapped(
-        "reminders",
         ("reminders",),
         ("VALARM",),
         read=reminders,
@@ -526,16 +500,15 @@ MAPPING: tuple[Mapped, ...] = (
     ),
 )
 
-BY_GROUP = {m.group: m for m in MAPPING}
+BY_NAME = {m.name: m for m in MAPPING}
 # The property (or component) a field's refusal names, as a REST 422 names the field.
-PROPERTY_OF = {name: m.properties[0] for m in MAPPING for name in m.fields}
-GROUP_OF = {name: m.group for m in MAPPING if m.merged for name in m.properties}
+PROPERTY_OF = {name: m.name for m in MAPPING for name in m.fields}
+# The merged entry (by its main property) a kept line belongs to.
+GROUP_OF = {name: m.name for m in MAPPING if m.merged for name in m.properties}
 # At most once in a VTODO (RFC 5545 3.6.2): the mapped ones and those the due date is read from.
-SINGLE = frozenset(name for m in MAPPING if m.single for name in m.properties) | {
-    "DTSTART",
-    "DURATION",
-    "RECURRENCE-ID",
-}
+SINGLE = frozenset({"DTSTART", "DURATION", "RECURRENCE-ID"}).union(
+    name for m in MAPPING if m.single for name in m.properties
+)
 # Why a field a client writes has no calendar property.
 NOT_MAPPED: dict[str, str] = {
     "assignees": "account ids of this service; RFC 5545's ATTENDEE names calendar users by "
@@ -544,18 +517,21 @@ NOT_MAPPED: dict[str, str] = {
 }
 
 
+def zone(tzid: str, year: int) -> Timezone:
+    """`tzid`'s VTIMEZONE from the zone database, from the year before `year` to six after."""
+    first, last = date(max(year - 1, 1900), 1, 1), date(min(year + 6, 9998), 1, 1)
+    return Timezone.from_tzid(tzid, first_date=first, last_date=last)
+
+
 def add_zones(calendar: Any, year: int) -> None:
-    """A VTIMEZONE for each zone `calendar` names, from the year before `year` to six after,
-    the added ones in TZID order: icalendar adds them in a set's order, which changes with the
-    process's hash seed, and one state must be one body (a strong ETag) in every process."""
-    had = {id(component) for component in calendar.subcomponents}
-    calendar.add_missing_timezones(
-        first_date=date(max(year - 1, 1900), 1, 1), last_date=date(min(year + 6, 9998), 1, 1)
-    )
-    places = [i for i, c in enumerate(calendar.subcomponents) if id(c) not in had]
-    added = sorted((calendar.subcomponents[i] for i in places), key=lambda z: str(z["TZID"]))
-    for place, zone in zip(places, added, strict=True):
-        calendar.subcomponents[place] = zone
+    """A VTIMEZONE (`zone`) for each zone `calendar` names, in TZID order: icalendar's own
+    `add_missing_timezones` adds them in a set's order, which changes with the process's hash
+    seed, and one state must be one body (a strong ETag) in every process."""
+    at = len(calendar.timezones)
+    for tzid in sorted(calendar.get_missing_tzids()):
+        with suppress(ValueError):  # not in the zone database: none written, as icalendar does
+            calendar.subcomponents.insert(at, zone(tzid, year))
+            at += 1
 
 
 def write(component: Any, task: Any, target: Target) -> None:

@@ -1,14 +1,10 @@
-"""A calendar feed's body (issue 52; specs/api-contract.md, "Calendar feeds"): the tasks a
-fetch read, as RFC 5545 text made by `icalendar` (folding at 75 octets without splitting a
-character, VTIMEZONE from the zone database), never by hand.
+"""A calendar feed's body (specs/api-contract.md, "Calendar feeds"), made by `icalendar`.
 
 Each task is one component, a VEVENT (`events`) or a VTODO (`todos`), holding what
-`backend.models.task_calendar.MAPPING` writes for it (CalDAV's renderer writes the same
-properties the same way: its UID, its fields, an open recurring task's rule from its open
-occurrence, the reader's own reminders as VALARMs), plus the feed's `SEQUENCE` (its version)
-and, on an event, `TRANSP:TRANSPARENT`. `DTSTAMP` is its last change, so one state of the
-tasks is one body, byte for byte: the ETag's promise. `tag` is the feed's ETag, from what the
-body is made of, without making it.
+`backend.models.task_calendar.MAPPING` writes for it (as CalDAV's renderer does), plus its
+`SEQUENCE` (its version) and, on an event, `TRANSP:TRANSPARENT`. `DTSTAMP` is its last change,
+so one state of the tasks is one body, byte for byte: the promise of `tag`, the feed's ETag
+from what the body is made of, without making it.
 """
 
 from __future__ import annotations
@@ -23,10 +19,9 @@ from icalendar import Calendar, Event, Todo
 from backend.models.task_calendar import Target, Text, add_zones, write
 
 PRODUCT = "-//Task API//Calendar feed//EN"
-# The version of the body's format, part of every ETag (`tag`): the same values rendered by
-# another `body` are another body. Bump it whenever `body()`'s output changes for the same
-# values (escaping, a property added or written differently, another `icalendar` rendering),
-# or a client holding the old ETag keeps the old rendering (304).
+# The version of the body's format, part of every ETag (`tag`). Bump it whenever `body()`'s
+# output changes for the same values (escaping, a property added or written differently,
+# another `icalendar` rendering), or a client holding the old ETag keeps the old one (304).
 BODY_FORMAT = 4
 
 
