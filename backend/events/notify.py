@@ -2,16 +2,19 @@
 specs/events.md, "Reminder deliveries").
 
 A fired reminder's event makes one `reminder_deliveries` row per channel of its person (the
-trigger of migration 0091, in the firing's transaction). Each cycle the worker:
+trigger of migration 0091, in the firing's transaction). The worker keeps up to
+`EVENT_BATCH_SIZE` rows in flight (`Notifier.pump`, each cycle and whenever half of them have
+returned), with no barrier per batch:
 
-1. leases a batch of due rows in one short transaction (their `next_attempt_at` moved a lease
-   ahead, `attempts` counted), reading beside each what sending needs and whether its person
-   still reaches the task (the owner, or a member of its list) and still wants the channel;
-2. sends, with no transaction and no pooled connection held: a Web Push (RFC 8030 POST to the
-   subscription's checked address, RFC 8291 `aes128gcm` body, RFC 8292 VAPID header, `Topic`
-   from the event id) or an email (backend/services/mail.py);
-3. records every outcome in one short transaction: a delivered row is deleted; a failure is
-   retried after the outbox's backoff (a `Retry-After` is honoured, within the bound) until
+1. it leases due rows (their `next_attempt_at` moved a lease ahead, `attempts` counted),
+   reading beside each what sending needs and whether its person still reaches the task (the
+   owner, or a member of its list) and still wants the channel;
+2. sends each, with no transaction and no pooled connection held: a Web Push (RFC 8030 POST
+   to the subscription's checked address, RFC 8291 `aes128gcm` body, RFC 8292 VAPID header,
+   `Topic` from the event id) or an email (backend/services/mail.py);
+3. records the outcomes that have come back, grouped by kind, in the message that leases the
+   next rows (one implicit transaction): a delivered row is deleted; a failure is retried
+   after the outbox's backoff (a `Retry-After` is honoured, within the bound) until
    `EVENT_MAX_ATTEMPTS`, then the row is `dead`; a push service's 404/410 deletes the
    subscription (and its pending rows); a row no longer for its person is deleted unsent.
 

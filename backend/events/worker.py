@@ -1,6 +1,8 @@
 """The delivery loop. Each cycle: fire due reminders (into the outbox), claim a batch of
 events, deliver each to every sink that has not accepted it yet, record the outcome, commit;
-then send a batch of reminders' pushes and emails (backend/events/notify.py).
+then record the reminders' pushes and emails that came back and lease the next
+(backend/events/notify.py), whose sends the loop does not wait for: it waits the poll, or
+until half of them have come back.
 Several workers, on several machines, share the work through SKIP LOCKED (outbox.py).
 
 A failed attempt is retried after an exponential backoff with full jitter; after
