@@ -1,9 +1,10 @@
 """Reminders' pushes and emails between real worker processes (issue 72; specs/events.md,
 "At least once; a repeat is recognisable"): two `python -m backend worker` processes sharing
 due reminders deliver each exactly once; a worker process killed (SIGKILL) in the middle of
-sending loses nothing: its leases end and another process sends again what it had leased and not
-recorded (no more), with the same `Topic` and `Message-ID`. Real peers on loopback: the push receiver and aiosmtpd
-(scripts/bench/reminder_peers.py). Every wait is a condition polled within a bound."""
+sending loses nothing: its leases end and another process sends again what it had leased and
+not recorded (no more), with the same `Topic` and `Message-ID`. Real peers on loopback: the
+push receiver and aiosmtpd (scripts/bench/reminder_peers.py). Every wait is a condition
+polled within a bound."""
 
 from __future__ import annotations
 
