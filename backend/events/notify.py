@@ -2,16 +2,19 @@
 specs/events.md, "Reminder deliveries").
 
 A fired reminder's event makes one `reminder_deliveries` row per channel of its person (the
-trigger of migration 0091, in the firing's transaction). Each cycle the worker:
+trigger of migration 0091, in the firing's transaction). The worker keeps up to
+`EVENT_BATCH_SIZE` rows in flight (`Notifier.pump`, each cycle and whenever half of them have
+returned), with no barrier per batch:
 
-1. leases a batch of due rows in one short transaction (their `next_attempt_at` moved a lease
-   ahead, `attempts` counted), reading beside each what sending needs and whether its person
-   still reaches the task (the owner, or a member of its list) and still wants the channel;
-2. sends, with no transaction and no pooled connection held: a Web Push (RFC 8030 POST to the
-   subscription's checked address, RFC 8291 `aes128gcm` body, RFC 8292 VAPID header, `Topic`
-   from the event id) or an email (backend/services/mail.py);
-3. records every outcome in one short transaction: a delivered row is deleted; a failure is
-   retried after the outbox's backoff (a `Retry-After` is honoured, within the bound) until
+1. it leases due rows (their `next_attempt_at` moved a lease ahead, `attempts` counted),
+   reading beside each what sending needs and whether its person still reaches the task (the
+   owner, or a member of its list) and still wants the channel;
+2. sends each, with no transaction and no pooled connection held: a Web Push (RFC 8030 POST
+   to the subscription's checked address, RFC 8291 `aes128gcm` body, RFC 8292 VAPID header,
+   `Topic` from the event id) or an email (backend/services/mail.py);
+3. records the outcomes that have come back, grouped by kind, in the message that leases the
+   next rows (one implicit transaction): a delivered row is deleted; a failure is retried
+   after the outbox's backoff (a `Retry-After` is honoured, within the bound) until
    `EVENT_MAX_ATTEMPTS`, then the row is `dead`; a push service's 404/410 deletes the
    subscription (and its pending rows); a row no longer for its person is deleted unsent.
 
@@ -26,9 +29,10 @@ import base64
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -41,6 +45,7 @@ from pywebpush import WebPusher
 from sqlalchemy import Engine, text
 
 from backend.config import Settings
+from backend.db.engine import autocommitted
 from backend.events.health import WorkerMetrics
 from backend.events.outbox import backoff
 from backend.services.mail import MailFailed, MailSender, reminder_message
@@ -56,9 +61,9 @@ PUSH_TTL_SECONDS = 24 * 3600
 # The VAPID JWT's lifetime (RFC 8292: at most 24 h).
 VAPID_JWT_SECONDS = 12 * 3600
 
-# Lease a batch: due rows, oldest first, skipping those another worker holds.
-_LEASE = text(
-    """
+# The statements of `Notifier._record`, sent as one message (an implicit transaction). Lease:
+# due rows, oldest first, skipping those another worker holds.
+_LEASE = """
 WITH due AS (
     SELECT id FROM reminder_deliveries
     WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
@@ -91,17 +96,26 @@ LEFT JOIN push_subscriptions AS s ON s.user_id = l.user_id AND s.id = l.subscrip
 LEFT JOIN notification_settings AS n ON n.user_id = l.user_id
 LEFT JOIN tasks AS t ON t.id = l.task_id
 """
-)
-_DELIVERED = text("DELETE FROM reminder_deliveries WHERE id = ANY(:ids)")
-_RETRY = text(
-    """
-UPDATE reminder_deliveries
-SET next_attempt_at = clock_timestamp() + make_interval(secs => :wait), last_error = :error
-WHERE id = :id
+# Delivered or dropped: done with.
+_DELIVERED = "DELETE FROM reminder_deliveries WHERE id = ANY(CAST(:finished AS bigint[]))"
+# A push service's 404/410: the subscription and (its foreign key's cascade) its pending rows.
+_GONE = """
+DELETE FROM push_subscriptions AS s
+USING unnest(CAST(:users AS text[]), CAST(:subscriptions AS bigint[])) AS g(user_id, id)
+WHERE s.user_id = g.user_id AND s.id = g.id
 """
-)
-_DEAD = text("UPDATE reminder_deliveries SET state = 'dead', last_error = :error WHERE id = :id")
-_GONE = text("DELETE FROM push_subscriptions WHERE user_id = :user_id AND id = :subscription_id")
+_RETRY = """
+UPDATE reminder_deliveries AS d
+SET next_attempt_at = clock_timestamp() + make_interval(secs => r.wait), last_error = r.error
+FROM unnest(CAST(:ids AS bigint[]), CAST(:waits AS float8[]), CAST(:errors AS text[]))
+    AS r(id, wait, error)
+WHERE d.id = r.id
+"""
+_DEAD = """
+UPDATE reminder_deliveries AS d SET state = 'dead', last_error = r.error
+FROM unnest(CAST(:dead_ids AS bigint[]), CAST(:dead_errors AS text[])) AS r(id, error)
+WHERE d.id = r.id
+"""
 
 
 @dataclass
@@ -225,8 +239,24 @@ def send_email(mail: MailSender, row: Any) -> Outcome:
 Sender = Callable[[Any], Outcome]
 
 
+@dataclass
+class _Flight:
+    """A leased row on its way: its send's future and when its lease began (monotonic)."""
+
+    row: Any
+    leased_at: float
+    future: Future[Outcome]
+
+
 class Notifier:
-    """The push and email sink of the events worker (one `run` per cycle)."""
+    """The push and email sink of the events worker, pipelined: at most `window` rows in
+    flight, more leased whenever they have fallen to half (`pump`), outcomes recorded as
+    they finish, in the same message as the next lease; no batch waits for its slowest send.
+
+    A lease outlasts what may be ahead of a row twice over: every call at its timeout, as
+    many waves as the pool needs for a window. An outcome is recorded only within half the
+    lease; a send still running then keeps its row leased until the lease ends, and counts
+    against the window until it returns (its thread is busy)."""
 
     def __init__(
         self,
@@ -236,7 +266,7 @@ class Notifier:
         pool: ThreadPoolExecutor,
         client: httpx.Client,
         senders: dict[str, Sender] | None = None,
-        parallel: int = 32,
+        parallel: int | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -250,33 +280,83 @@ class Notifier:
             if mail is not None:
                 senders[EMAIL] = partial(send_email, mail)
         self._senders = senders
-        # A lease outlasts the slowest batch twice over: every call at its timeout, as many
-        # waves as the pool needs for a batch.
-        waves = -(-settings.event_batch_size // parallel)
+        self.window = settings.event_batch_size
+        threads = parallel or pool._max_workers
+        waves = -(-self.window // threads)
         slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
         self.lease_seconds = 2 * slowest * waves
+        self._flights: dict[int, _Flight] = {}
+        self._lock = threading.Lock()
+        self._sending = 0  # sends not yet returned (under `_lock`)
+        self._more = False  # the last lease took all it asked for: more may be due
+        # Set when the sends in flight have fallen to half the window (more may be due: the
+        # next lease) or to none (all to record): the worker's loop then pumps again.
+        self.room = threading.Event()
 
     @property
     def channels(self) -> list[str]:
         """The channels this worker sends (`push`, `email`)."""
         return sorted(self._senders)
 
-    def run(self) -> int:
-        """Lease, send and record one batch; returns how many rows it leased."""
-        with self._engine.begin() as conn:
-            rows = conn.execute(
-                _LEASE, {"batch": self._settings.event_batch_size, "lease": self.lease_seconds}
-            ).all()
-        if not rows:
-            return 0
+    @property
+    def in_flight(self) -> int:
+        """Rows leased by this worker and not yet recorded."""
+        return len(self._flights)
+
+    def pump(self, lease: bool = True) -> int:
+        """Record the sends that finished and, when at most half the window is in flight
+        (and `lease`), lease up to the window's room, in one message; returns how many rows
+        it leased. Never waits for a send."""
+        self.room.clear()
+        now = time.monotonic()
+        finished = [f for f in self._flights.values() if f.future.done()]
         outcomes: dict[int, Outcome] = {}
-        futures = {self._pool.submit(self._attempt, row): row for row in rows}
-        done, _ = wait(futures, timeout=self.lease_seconds / 2)
-        for future in done:
-            outcomes[futures[future].id] = future.result()
-        # A call still running keeps its lease: the row is leased again when it ends.
-        self._record(rows, outcomes)
+        for flight in finished:
+            del self._flights[flight.row.id]
+            # Past half its lease another worker may lease it soon: its outcome is left
+            # unrecorded, and the row is leased again when the lease ends (at least once).
+            if now - flight.leased_at < self.lease_seconds / 2:
+                outcomes[flight.row.id] = flight.future.result()
+        room = self.window - len(self._flights)
+        wanted = room if lease and room * 2 >= self.window else 0
+        rows = self._record(
+            [f.row for f in finished if f.row.id in outcomes], outcomes, lease=wanted
+        )
+        if wanted:
+            with self._lock:
+                self._more = wanted == len(rows)
+        for row in rows:
+            with self._lock:
+                self._sending += 1
+            future = self._pool.submit(self._attempt, row)
+            future.add_done_callback(self._returned)
+            # The lease began in the statement: `now`, taken before, is on the safe side.
+            self._flights[row.id] = _Flight(row, now, future)
         return len(rows)
+
+    def run(self) -> int:
+        """Lease, send and record one batch, waiting for it (within half the lease): the
+        pump's steps in turn, for tests and tools; returns how many rows it leased."""
+        leased = self.pump()
+        self.finish()
+        return leased
+
+    def finish(self) -> None:
+        """Wait for the sends in flight (each within half its lease) and record them."""
+        if not self._flights:
+            return
+        oldest = min(f.leased_at for f in self._flights.values())
+        wait(
+            [f.future for f in self._flights.values()],
+            timeout=max(0.0, oldest + self.lease_seconds / 2 - time.monotonic()),
+        )
+        self.pump(lease=False)
+
+    def _returned(self, _: Future[Outcome]) -> None:
+        with self._lock:
+            self._sending -= 1
+            if self._sending == 0 or (self._more and self._sending * 2 <= self.window):
+                self.room.set()
 
     def _attempt(self, row: Any) -> Outcome:
         if not row.reachable or not row.wanted:
@@ -287,49 +367,69 @@ class Notifier:
         if sender is None:
             return Outcome("retry", f"{row.channel}: not configured on this worker")
         try:
-            return sender(row)
+            outcome = sender(row)
         except Exception as exc:  # a bug, not the receiver: say where, retry within the bound
             logger.exception("reminder delivery %s (%s) failed", row.id, row.channel)
             return Outcome("retry", f"{row.channel}: {type(exc).__name__}")
+        if outcome.kind == "delivered":
+            self._observe(row)
+        return outcome
 
-    def _record(self, rows: Sequence[Any], outcomes: dict[int, Outcome]) -> None:
+    def _record(self, rows: Sequence[Any], outcomes: dict[int, Outcome], lease: int) -> list[Any]:
+        """One message, one transaction (autocommitted): the outcomes, grouped by kind,
+        then the lease of up to `lease` rows; returns the leased rows."""
         settings = self._settings
         finished: list[int] = []
-        with self._engine.begin() as conn:
-            for row in rows:
-                outcome = outcomes.get(row.id)
-                if outcome is None:
-                    continue
-                counted = outcome.kind
-                if outcome.kind in ("delivered", "dropped"):
-                    finished.append(row.id)
-                    if outcome.kind == "delivered":
-                        self._observe(row)
-                elif outcome.kind == "gone":
-                    conn.execute(
-                        _GONE, {"user_id": row.user_id, "subscription_id": row.subscription_id}
-                    )
-                elif outcome.kind == "retry" and row.attempts < settings.event_max_attempts:
-                    wait_seconds = backoff(settings, row.attempts).total_seconds()
-                    if outcome.wait is not None:
-                        wait_seconds = max(wait_seconds, outcome.wait)
-                    wait_seconds = min(wait_seconds, settings.event_retry_max_seconds)
-                    conn.execute(
-                        _RETRY, {"id": row.id, "wait": wait_seconds, "error": outcome.error}
-                    )
-                    counted = "retried"
-                else:
-                    conn.execute(_DEAD, {"id": row.id, "error": outcome.error})
-                    counted = "dead"
-                    logger.warning(
-                        "reminder delivery %s dead after %d attempts: %s",
-                        row.id,
-                        row.attempts,
-                        outcome.error,
-                    )
-                self._metrics.notifications.labels(row.channel, counted).inc()
-            if finished:
-                conn.execute(_DELIVERED, {"ids": finished})
+        retry: dict[str, list[Any]] = {"ids": [], "waits": [], "errors": []}
+        dead: dict[str, list[Any]] = {"dead_ids": [], "dead_errors": []}
+        gone: dict[str, list[Any]] = {"users": [], "subscriptions": []}
+        for row in rows:
+            outcome = outcomes[row.id]
+            counted = outcome.kind
+            if outcome.kind in ("delivered", "dropped"):
+                finished.append(row.id)
+            elif outcome.kind == "gone":
+                gone["users"].append(row.user_id)
+                gone["subscriptions"].append(row.subscription_id)
+            elif outcome.kind == "retry" and row.attempts < settings.event_max_attempts:
+                wait_seconds = backoff(settings, row.attempts).total_seconds()
+                if outcome.wait is not None:
+                    wait_seconds = max(wait_seconds, outcome.wait)
+                retry["ids"].append(row.id)
+                retry["waits"].append(min(wait_seconds, settings.event_retry_max_seconds))
+                retry["errors"].append(outcome.error)
+                counted = "retried"
+            else:
+                dead["dead_ids"].append(row.id)
+                dead["dead_errors"].append(outcome.error)
+                counted = "dead"
+                logger.warning(
+                    "reminder delivery %s dead after %d attempts: %s",
+                    row.id,
+                    row.attempts,
+                    outcome.error,
+                )
+            self._metrics.notifications.labels(row.channel, counted).inc()
+        parts: list[str] = []
+        values: dict[str, Any] = {}
+        groups: list[tuple[str, dict[str, list[Any]]]] = [
+            (_DELIVERED, {"finished": finished}),
+            (_GONE, gone),
+            (_RETRY, retry),
+            (_DEAD, dead),
+        ]
+        for sql, group in groups:
+            if any(group.values()):
+                parts.append(sql)
+                values.update(group)
+        if lease:
+            parts.append(_LEASE)
+            values.update({"batch": lease, "lease": self.lease_seconds})
+        if not parts:
+            return []
+        with autocommitted(self._engine) as conn:
+            result = conn.execute(text(";\n".join(parts)), values)
+            return list(result.all()) if lease else []
 
     def _observe(self, row: Any) -> None:
         remind_at = (row.payload or {}).get("remind_at")

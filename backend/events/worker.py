@@ -1,6 +1,8 @@
 """The delivery loop. Each cycle: fire due reminders (into the outbox), claim a batch of
 events, deliver each to every sink that has not accepted it yet, record the outcome, commit;
-then send a batch of reminders' pushes and emails (backend/events/notify.py).
+then record the reminders' pushes and emails that came back and lease the next
+(backend/events/notify.py), whose sends the loop does not wait for: it waits the poll, or
+until half of them have come back.
 Several workers, on several machines, share the work through SKIP LOCKED (outbox.py).
 
 A failed attempt is retried after an exponential backoff with full jitter; after
@@ -37,6 +39,11 @@ logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
 # Deliveries of one batch run this many at a time.
 PARALLEL_DELIVERIES = 32
+# Reminders' pushes and emails run this many at a time, in a pool of their own (their lease
+# counts the waves of their own window only).
+PARALLEL_NOTIFICATIONS = 32
+# While waiting for the poll, how often the loop looks at its stop event.
+STOP_CHECK_SECONDS = 0.25
 
 
 def longest_batch_seconds(settings: Settings, sinks: int) -> float:
@@ -85,13 +92,16 @@ class Worker:
         self._push_http = httpx.Client(
             timeout=settings.push_timeout_seconds, follow_redirects=False, trust_env=False
         )
+        self._notify_pool = ThreadPoolExecutor(
+            max_workers=PARALLEL_NOTIFICATIONS, thread_name_prefix="notify"
+        )
         self.notifier = Notifier(
             engine,
             settings,
             self.metrics,
-            self._pool,
+            self._notify_pool,
             self._push_http,
-            parallel=PARALLEL_DELIVERIES,
+            parallel=PARALLEL_NOTIFICATIONS,
         )
         self._pruned_at = -float("inf")  # prune on the first cycle
         self._objects: ObjectStorage | None = None
@@ -110,6 +120,7 @@ class Worker:
         """Stop the delivery threads once their calls end; without `wait` (an abandoned batch)
         queued calls are dropped and those in flight end by their own timeouts."""
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._notify_pool.shutdown(wait=wait, cancel_futures=not wait)
         if wait:
             self._http.close()
             self._push_http.close()
@@ -127,7 +138,20 @@ class Worker:
                 self.readiness.error = (failed or f"{type(exc).__name__}: {exc}")[:200]
                 full = False
             if not full:
-                stop.wait(self._settings.worker_poll_seconds)
+                self._idle(stop)
+        try:  # the sends in flight end (each within half its lease) and are recorded
+            self.notifier.finish()
+        except Exception as exc:  # unrecorded: their rows are sent again when leases end
+            logger.error("recording the last reminder deliveries failed", exc_info=loggable(exc))
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait the poll, or less: until the reminders' sends in flight have fallen to half
+        their window, so that the next are leased while the rest still run."""
+        deadline = time.monotonic() + self._settings.worker_poll_seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.notifier.room.wait(min(left, STOP_CHECK_SECONDS)):
+                return
 
     def cycle(self) -> bool:
         """One round; True when the batch was full (more may be waiting at once)."""
@@ -136,9 +160,9 @@ class Worker:
             self.metrics.reminders.labels("sent").inc(fired.sent)
             self.metrics.reminders.labels("skipped").inc(fired.skipped)
         handled = self.deliver_batch()
-        # Reminders' pushes and emails (backend/events/notify.py): leased, sent with no
-        # transaction open, recorded.
-        notified = self.notifier.run()
+        # Reminders' pushes and emails (backend/events/notify.py): those sent recorded and
+        # the next leased, sent with no transaction open; this cycle does not wait for them.
+        self.notifier.pump()
         with self._engine.connect() as conn:
             backlog = outbox.backlog(conn)
         self.metrics.observe_backlog(backlog)
@@ -154,7 +178,8 @@ class Worker:
             swept = sweep_orphans(self._engine, self._storage(), orphan_cutoff(self._settings))
             if swept:
                 logger.info("swept %d stored attachments with no row", swept)
-        return self._settings.event_batch_size in (handled, notified)
+        # A full outbox batch: the next at once. The notifier's room is waited for (`_idle`).
+        return handled == self._settings.event_batch_size
 
     def deliver_batch(self) -> int:
         """Claim, deliver and record one batch in one transaction; returns its size.
@@ -167,6 +192,9 @@ class Worker:
         the event, so it may see it again on the retry (with the same event id)."""
         with self._engine.connect() as conn, conn.begin():
             rows = outbox.claim(conn, self._settings.event_batch_size)
+            if not self._sinks:  # a worker of reminders only: every sink (none) has them
+                outbox.delivered(conn, [row.id for row in rows])
+                return len(rows)
             attempts = [Attempt(row, list(row.delivered_to)) for row in rows]
             futures = [self._pool.submit(self._deliver, attempt) for attempt in attempts]
             wait(futures, timeout=self.batch_seconds)

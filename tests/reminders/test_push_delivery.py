@@ -169,12 +169,24 @@ def test_the_worker_fires_and_pushes_in_one_cycle(
         conn.execute(text("UPDATE task_reminders SET remind_at = now() - interval '1 second'"))
     worker = Worker(db_engine, push_settings, [])
     try:
-        worker.cycle()
+        worker.cycle()  # fires, leases and sends; does not wait for the send
+        assert worker.notifier.in_flight == 1
+        worker.notifier.finish()  # what the next cycle (or the worker's stop) does: records
     finally:
         worker.close()
     assert [r.payload["title"] for r in receiver.received] == ["Water the plants"]
     delivered = worker.metrics.notifications.labels("push", "delivered")._value.get()
     assert delivered == 1
+    assert worker.notifier.in_flight == 0
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+    # A worker with no event sink: the events it claimed are delivered to all (none) of
+    # them, none failed by a batch deadline of 0 s and retried.
+    with db_engine.connect() as conn:
+        events = conn.execute(
+            text("SELECT state, attempts, last_error FROM task_events ORDER BY id")
+        ).all()
+    assert events[0] == ("delivered", 0, None)
+    assert all(tuple(e) in {("delivered", 0, None), ("pending", 0, None)} for e in events)
 
 
 def test_500_and_429_are_retried_and_nothing_is_lost(
@@ -365,8 +377,12 @@ def test_a_worker_killed_mid_send_loses_nothing_and_the_repeat_is_recognisable(
     topics = _due_reminders(push_client, alice, db_engine, push_settings)
     killed, survivor = sinks
 
-    def kill(*_: Any) -> None:
-        raise Killed
+    record = killed._record
+
+    def kill(rows: Any, outcomes: Any, lease: int) -> Any:
+        if outcomes:  # the batch's outcomes, never recorded
+            raise Killed
+        return record(rows, outcomes, lease)
 
     monkeypatch.setattr(killed, "_record", kill)
     with pytest.raises(Killed):

@@ -336,6 +336,64 @@ def test_an_identity_providers_email_counts_as_confirmed_only_where_it_says_veri
     assert sorted(str(m["To"]) for m in inbox.messages) == sorted(a for _, _, a in cases)
 
 
+def _link(inbox: Inbox, address: str) -> str:
+    [mail] = [m for m in inbox.messages if m["To"] == address]
+    return local(next(w for w in body(mail, "plain").split() if "/confirm?" in w))
+
+
+def test_a_verified_provider_address_confirms_settings_already_stored(
+    mail_client: TestClient, inbox: Inbox, mail_settings: Settings
+) -> None:
+    """The upsert's UPDATE branch: settings exist (the same address unconfirmed, or another
+    one confirmed) when a token whose provider verified the address sends it."""
+    unverified = _provider_token(mail_settings, "idp-uma", email="uma@example.com")
+    verified = _provider_token(
+        mail_settings, "idp-uma", email="uma@example.com", email_verified=True
+    )
+    path = "/api/notification-settings"
+    first = mail_client.patch(path, json={"email_address": "uma@example.com"}, headers=unverified)
+    assert first.status_code == 200, first.text
+    assert (first.json()["data"]["email_confirmed"], first.json()["data"]["email"]) == (
+        False,
+        False,
+    )
+    stale = _link(inbox, "uma@example.com")
+    inbox.messages.clear()
+    # The same address, now with the provider's word: confirmed, on, no second link, and
+    # the first link no longer confirms anything.
+    again = mail_client.patch(path, json={"email_address": "uma@example.com"}, headers=verified)
+    assert again.status_code == 200, again.text
+    assert again.json()["data"] == {
+        "push": True,
+        "email": True,
+        "email_address": "uma@example.com",
+        "email_confirmed": True,
+        "time_zone": None,
+    }
+    assert inbox.messages == []
+    opened = mail_client.get(stale)
+    assert opened.status_code == 404 and opened.json()["error"]["code"] == "NOT_FOUND"
+    # Another address, confirmed by its link, email reminders then turned off; the verified
+    # address sent again replaces it: confirmed and on at once, no link mailed.
+    moved = mail_client.patch(path, json={"email_address": "uma@old.example"}, headers=unverified)
+    assert moved.json()["data"]["email_confirmed"] is False
+    assert mail_client.get(_link(inbox, "uma@old.example")).status_code == 200
+    off = mail_client.patch(path, json={"email": False}, headers=unverified)
+    assert off.json()["data"]["email"] is False
+    inbox.messages.clear()
+    back = mail_client.patch(path, json={"email_address": "uma@example.com"}, headers=verified)
+    assert back.status_code == 200, back.text
+    assert back.json()["data"] == {
+        "push": True,
+        "email": True,
+        "email_address": "uma@example.com",
+        "email_confirmed": True,
+        "time_zone": None,
+    }
+    assert inbox.messages == []
+    assert mail_client.get(path, headers=verified).json()["data"] == back.json()["data"]
+
+
 class RefusingOnce(Inbox):
     """An SMTP server that answers one message's DATA with a 451 (try again later), after
     reading it: what it was sent is kept in `refused`."""
