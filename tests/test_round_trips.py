@@ -195,12 +195,17 @@ BUDGETS: dict[str, int] = {
     # The lock and the kept object ride ahead of the write (an update: the change locks of
     # the caller's and the task's spaces; a create: the list's, then the claim of the name
     # and UID, which refuses a create that lost a race: issue 70).
+    # A PUT with no vouching tag stays 2: the DAV layer needs the stored task to build the
+    # write (a floating DUE read on its zone's clock, a rule's classification, the parent
+    # rule's last object, the schedule planned from it; a create's parent found by UID).
     "PUT /dav/calendars/{segment}/{name:path}": 2,
     "PUT /dav/calendars/{segment}/{name:path}+create": 2,
     # A create under If-None-Match: * with no parent needs nothing read: the claim and the
     # create in one message, as a REST create.
     "PUT /dav/calendars/{segment}/{name:path}+create top": 1,
-    "DELETE /dav/calendars/{segment}/{name:path}": 2,
+    # A DELETE without If-Match: the collection's change locks, the name's task named to the
+    # delete in a statement (refused: looked up), the delete: one message, as REST's.
+    "DELETE /dav/calendars/{segment}/{name:path}": 1,
     # An update or a DELETE naming in If-Match the tag of a task with no rule and no parent
     # (a tag that says the task's id, version and zone: specs/caldav.md, "Cost"): no lookup.
     # The change locks, the tag tested where the object is served (`vouch`), the kept object

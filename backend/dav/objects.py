@@ -489,7 +489,8 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
     """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does: the lookup
     (committing with the entry), then the delete naming the version read (changed in between:
     `412` with If-Match, else again, as `put`). An `If-Match` naming a tag that vouches for
-    its task is one message, as `_put_vouched`: the locks, the tag tested, the delete."""
+    its task is one message, as `_put_vouched`: the locks, the tag tested, the delete; so is
+    a DELETE with no If-Match (`DavObjectService.name_task`). A refusal is looked up."""
     dav = work.service(DavObjectService)
     vouched = _vouched(if_match, None)
     if vouched is not None:
@@ -504,6 +505,16 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
         except (PreconditionFailed, NotFound, Forbidden):
             pass
         dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
+    elif if_match is None:
+        # No version named: whatever is served under the name now goes, in one message (the
+        # collection's locks, the name's task named to the delete, the delete).
+        dav.name_task(list_id, name, _derived_id(name))
+        try:
+            work.tasks.delete(None)
+            return
+        except (PreconditionFailed, NotFound, Forbidden):
+            pass
+        dav.begin_write()  # refused unwritten: looked up, to answer as a lookup does
     for attempt in range(_TRIES + 1):
         if attempt:
             dav.begin_write()

@@ -274,6 +274,16 @@ class DavObjectService(TaskSending):
             **_values(list_id),
         )
 
+    def name_task(self, list_id: int | None, name: str, task_id: int) -> None:
+        """Ahead of a write of the object served under `name` that names no version (a
+        DELETE without If-Match): the collection's change locks (the caller's and the list
+        owner's, whose space holds its tasks), then that object's task named to the write
+        (`task_statements.NAMED_TASK`), or the request refused (`TA412`, reason "look",
+        nothing written) where no object the caller may write is served there."""
+        self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
+        statement = _NAME_TASK[list_id is None]
+        self._ahead(statement, dav_name=name, dav_task=task_id, **_values(list_id))
+
     def keep_with_create(self, uid: str, name: str, body: str) -> Then:
         """Keep `body` as the object of the task a create writes, in the create's statement
         (from its row, `w`)."""
@@ -446,9 +456,9 @@ def _claim(no_list: bool) -> Any:
 _CLAIM, _CLAIM_NO_LIST = _claim(False), _claim(True)
 
 
-def _vouch(no_list: bool, uid: bool) -> Any:
-    """`vouch`'s refusal: `TA412` unless the object served under the name has the tag and
-    the UID; the reason "tag" or "look"."""
+def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
+    """The listing's columns, whether a row's object is a kept one or its task's derived
+    one, and the task the caller may write served under the name."""
     listing = _listing(None if no_list else 0)
     columns = listing.selected_columns
     unserved = func.coalesce(columns.shadowed, True)  # no kept object, or one not served
@@ -466,6 +476,26 @@ def _vouch(no_list: bool, uid: bool) -> Any:
         and_(kept, columns.kept_name == _NAME), and_(derived, _T.id == _TASK, not_(name_held))
     )
     found = listing.where(named, may(_TASKS, Action.TASK_WRITE))
+    return columns, kept, derived, found
+
+
+def _name_task(no_list: bool) -> Any:
+    """`name_task`'s statement: the served task's id set, else `TA412` with "look"."""
+    _, _, _, found = _served_writable(no_list)
+    target = found.with_only_columns(_T.id).limit(1).scalar_subquery()
+    setting = func.set_config("task_api.task", func.coalesce(cast(target, Text), ""), True)
+    named = select(setting.label("task")).subquery("named")
+    return (
+        select(func.task_api_refuse("TA412"), func.set_config("task_api.reason", "look", True))
+        .select_from(named)
+        .where(named.c.task == "")
+    )
+
+
+def _vouch(no_list: bool, uid: bool) -> Any:
+    """`vouch`'s refusal: `TA412` unless the object served under the name has the tag and
+    the UID; the reason "tag" or "look"."""
+    columns, kept, derived, found = _served_writable(no_list)
     holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
     current = exists(found.where(columns.tag == _TAG, *([holds_uid] if uid else [])))
     reason = case((exists(found.where(columns.tag != _TAG)), "tag"), else_="look")
@@ -474,6 +504,7 @@ def _vouch(no_list: bool, uid: bool) -> Any:
     ).where(not_(current))
 
 
+_NAME_TASK = {key: _name_task(key) for key in (False, True)}
 _VOUCH = {(key, uid): _vouch(key, uid) for key in (False, True) for uid in (False, True)}
 _LOCK_LIST = spaces_locked(
     select(_LISTS.c.user_id)

@@ -259,6 +259,15 @@ _WRITABLE_READ = may(_TASKS, Action.TASK_WRITE)
 DELETE = trashing(DELETING, _WRITABLE_READ)
 
 
+# The task a statement ahead of the write, in its message, named (`task_api.task`: a DAV
+# write by href, `DavObjectService.name_task`), where the caller names none by id.
+NAMED_TASK = sql_cast(func.nullif(func.current_setting("task_api.task", True), ""), BigInteger)
+
+DELETE_NAMED = trashing(
+    owned_task(delete(Task).where(_T.id == NAMED_TASK), Action.TASK_WRITE), _WRITABLE_READ
+)
+
+
 def deleting(*conditions: ColumnElement[bool]) -> Any:
     """`DELETE` with more conditions (If-Match's versions), built for this request."""
     return trashing(DELETING.where(*conditions), _WRITABLE_READ)

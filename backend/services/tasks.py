@@ -67,6 +67,7 @@ from backend.services.task_statements import (
     CREATE,
     DELETE,
     DELETE_COMPLETED,
+    DELETE_NAMED,
     GET,
     GET_WRITABLE,
     NEXT_OCCURRENCE,
@@ -642,8 +643,14 @@ class TaskService(TaskSending):
         return self._completing(self._update(task_id, values, expected))
 
     @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
-    def delete(self, task_id: int, expected: Expected = None) -> str:
-        """Delete the task (its subtree with it) into the trash; return the title it had."""
+    def delete(self, task_id: int | None, expected: Expected = None) -> str:
+        """Delete the task (its subtree with it) into the trash; return the title it had.
+        `task_id` None: the task a statement ahead in this message named (`NAMED_TASK`)."""
+        if task_id is None:
+            named = self._write(DELETE_NAMED, last=True)
+            if not named:
+                raise NotFound("Task not found")
+            return cast(str, named[0].title)
         statement = DELETE if expected is None else deleting(*version_in(_T.version, expected))
         deleted = self._write(statement, task_id=task_id, last=True)
         if not deleted:

@@ -227,3 +227,41 @@ def test_the_tag_moves_with_whatever_the_body_is_made_of(
         seen.append(_tag(client, path, headers))
         assert len(set(seen)) == len(seen), change
     assert b"RELATED-TO;RELTYPE=PARENT:task-" in client.get(path, headers=headers).content
+
+
+def test_a_delete_without_if_match_is_one_message_and_refuses_as_a_lookup(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """A DELETE naming no version (issue 70): the name's task named to the delete in the
+    delete's own message. A viewer's is 403, a stranger's and a missing name's 404, a
+    revoked password's 401, nothing deleted; a kept name and a derived one both go."""
+    from tests.api.test_app_passwords import basic, create
+
+    list_id = make_list(client, alice, "Garden")
+    task_id = make_task(client, alice, "Prune", list_id=list_id)
+    join(client, alice, bob, list_id, "viewer")
+    viewer = signed_in(client, bob)
+    path = _path(list_id, task_id)
+    assert client.delete(path, headers=viewer).status_code == 403
+    hidden = make_list(client, alice, "Shed")
+    secret = make_task(client, alice, "Secret", list_id=hidden)
+    assert client.delete(_path(hidden, secret), headers=viewer).status_code == 404
+    owner = signed_in(client, alice)
+    assert client.delete(_path(list_id, 0), headers=owner).status_code == 404
+    made = create(client, alice)
+    revoked = basic(made["username"], made["password"])
+    assert client.get(path, headers=revoked).status_code == 200  # verified: a hit next
+    gone = client.delete(f"/api/app-passwords/{made['id']}", headers=alice.headers)
+    assert gone.status_code in (200, 204)
+    assert client.delete(path, headers=revoked).status_code == 401
+    assert _task(client, alice, task_id)["title"] == "Prune"
+    assert _task(client, alice, secret)["title"] == "Secret"
+    assert client.delete(path, headers=owner).status_code == 204
+    assert client.get(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 404
+    kept = NO_LIST + "mine.ics"
+    assert put(client, kept, vtodo("mine-uid", "Mine"), owner).status_code == 201
+    assert client.delete(kept, headers=owner).status_code == 204
+    assert client.get(kept, headers=owner).status_code == 404
+    assert client.delete(kept, headers=owner).status_code == 404
+    trash = client.get("/api/trash", headers=alice.headers).json()["data"]
+    assert {"Prune", "Mine"} <= {each["title"] for each in trash}
