@@ -490,10 +490,8 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.db.deadline", "BreakerPool.connect"): "the pool: a new connection's probe",
     ("backend.db.preflight", "probe"): "startup: the database answers, before any request",
     ("backend.events.outbox", "backlog"): "the outbox worker: every user's pending events",
-    ("backend.events.notify", "Notifier.run"): "the events worker: every user's due "
-    "reminder deliveries, leased",
     ("backend.events.notify", "Notifier._record"): "the events worker: the leased deliveries' "
-    "outcomes",
+    "outcomes and the next lease of every user's due reminder deliveries",
     ("backend.events.outbox", "claim"): "the outbox worker: every user's pending events",
     ("backend.events.outbox", "dead_letters"): "the outbox admin command: every user's",
     ("backend.events.outbox", "delivered"): "the outbox worker: marks what it delivered",

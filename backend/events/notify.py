@@ -266,7 +266,8 @@ class Notifier:
         pool: ThreadPoolExecutor,
         client: httpx.Client,
         senders: dict[str, Sender] | None = None,
-        parallel: int | None = None,
+        *,
+        parallel: int,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -281,8 +282,8 @@ class Notifier:
                 senders[EMAIL] = partial(send_email, mail)
         self._senders = senders
         self.window = settings.event_batch_size
-        threads = parallel or pool._max_workers
-        waves = -(-self.window // threads)
+        # `parallel`: the pool's threads, so the lease covers the window's waves of sends.
+        waves = -(-self.window // parallel)
         slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
         self.lease_seconds = 2 * slowest * waves
         self._flights: dict[int, _Flight] = {}

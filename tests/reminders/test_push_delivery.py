@@ -64,7 +64,7 @@ def notifier(db_engine: Engine, push_settings: Settings) -> Iterator[Notifier]:
         ThreadPoolExecutor(4) as pool,
         httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False) as http,
     ):
-        yield Notifier(db_engine, push_settings, WorkerMetrics(), pool, http)
+        yield Notifier(db_engine, push_settings, WorkerMetrics(), pool, http, parallel=4)
 
 
 def subscribe(client: TestClient, who: Account, peer: PushReceiver, path: str) -> Browser:
@@ -316,7 +316,7 @@ def sinks(db_engine: Engine, push_settings: Settings) -> Iterator[list[Notifier]
             http = stack.enter_context(
                 httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False)
             )
-            made.append(Notifier(db_engine, small, WorkerMetrics(), pool, http))
+            made.append(Notifier(db_engine, small, WorkerMetrics(), pool, http, parallel=4))
         yield made
 
 

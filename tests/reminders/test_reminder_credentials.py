@@ -108,7 +108,7 @@ def test_no_reminder_credential_is_found_where_it_does_not_belong(
             answers.append(client.get(local(link)).text)
             task_with_reminder(client, alice, "Renew the passport")
             assert make_due(db_engine, both) == 1
-            drain(Notifier(db_engine, both, WorkerMetrics(), pool, http), db_engine)
+            drain(Notifier(db_engine, both, WorkerMetrics(), pool, http, parallel=4), db_engine)
             assert [r.payload["title"] for r in peer.received] == ["Renew the passport"]
             [reminder] = inbox.messages[1:]
             unsubscribe = reminder["List-Unsubscribe"].strip("<>")

@@ -84,7 +84,7 @@ def inbox() -> Iterator[Inbox]:
 @pytest.fixture
 def notifier(db_engine: Engine, mail_settings: Settings) -> Iterator[Notifier]:
     with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
-        yield Notifier(db_engine, mail_settings, WorkerMetrics(), pool, http)
+        yield Notifier(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
 
 
 def local(url: str) -> str:
