@@ -302,18 +302,25 @@ def _cleanup_sql(db_engine: Engine) -> str:
     )
 
 
+def clean_tables(engine: Engine, cleanup: str) -> None:
+    connection = engine.raw_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(cleanup)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+# A module marked `module_tables` (a seed too large to make per test) empties the tables once,
+# at the end of the module's own fixture, and each of its tests undoes what it writes.
 @pytest.fixture(autouse=True)
 def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if "database_url" in request.fixturenames:
-        cleanup = request.getfixturevalue("_cleanup_sql")
-        connection = request.getfixturevalue("db_engine").raw_connection()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(cleanup)
-            connection.commit()
-        finally:
-            connection.close()
+    if "database_url" in request.fixturenames and not request.node.get_closest_marker(
+        "module_tables"
+    ):
+        clean_tables(request.getfixturevalue("db_engine"), request.getfixturevalue("_cleanup_sql"))
 
 
 @dataclass

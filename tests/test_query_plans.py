@@ -34,17 +34,20 @@ from scripts.query_plans import (
     shapes,
 )
 from scripts.seeding import seed_shares, seed_tree
+from tests.conftest import clean_tables
 
 SEEDED_TABLES = ("users", "tasks", "task_lists", "list_members")
 
+# One seed for the module (about 18 s), each test leaving it as it found it.
+pytestmark = pytest.mark.module_tables
 
-@pytest.fixture
-def seeded(database_url: str) -> Iterator[Engine]:
+
+@pytest.fixture(scope="module")
+def seeded(database_url: str, db_engine: Engine, _cleanup_sql: str) -> Iterator[Engine]:
     # 40,000 tasks over 400 users (and a change event for each), 415 memberships: large
     # enough that the planner's choices are the real ones. Seeded on a plain engine: the app's
     # per-transaction statement timeout (and its response deadline) bound requests, not a bulk
-    # load whose duration depends on the machine. Per test: every test's end truncates the
-    # tables.
+    # load whose duration depends on the machine.
     engine = create_engine(normalize_url(database_url))
     with engine.begin() as conn:
         seed(conn, users=400, tasks=40_000)
@@ -52,11 +55,16 @@ def seeded(database_url: str) -> Iterator[Engine]:
         seed_shares(conn, 400, CALLER, CALLER_SHARES)
     # The seed's rows and dead versions counted, its statistics final: an autovacuum run in
     # the middle of a test would change the plans a test compares.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for table in SEEDED_TABLES:
-            conn.execute(text(f"VACUUM ANALYZE {table}"))
+    _vacuum(engine, SEEDED_TABLES)
     yield engine
     engine.dispose()
+    clean_tables(db_engine, _cleanup_sql)
+
+
+def _vacuum(engine: Engine, tables: tuple[str, ...]) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
 
 
 def test_plans_touch_only_the_callers_rows(seeded: Engine) -> None:
@@ -106,22 +114,28 @@ def test_trashed_tasks_leave_every_plan_as_it_is(seeded: Engine) -> None:
     task (each user's, snapshots of its whole subtree), analyzed, every plan is the same shape;
     the feed's page and position read with a change recorded for every task and list."""
     with seeded.begin() as conn:
+        seeded_events = conn.scalar(text("SELECT coalesce(max(id), 0) FROM task_events"))
         for insert in EVENT_SEED:
             conn.execute(text(insert))
-    with seeded.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE task_events"))
-    before = _shapes(seeded)
-    with seeded.begin() as conn:
-        conn.execute(text(FILL_TRASH))
-        conn.execute(text("ANALYZE task_trash"))
-        trashed = conn.scalar(text("SELECT count(*) FROM task_trash"))
-    with seeded.connect() as conn:
-        tops = conn.scalar(text("SELECT count(*) FROM tasks WHERE parent_id IS NULL"))
-    assert trashed == tops
-    with seeded.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name, (sql, _) in plans(conn, caller_rows(conn)).items():
-            assert "task_trash" not in sql, name
-    assert _shapes(seeded) == before
+    try:
+        _vacuum(seeded, ("task_events",))
+        before = _shapes(seeded)
+        with seeded.begin() as conn:
+            conn.execute(text(FILL_TRASH))
+            conn.execute(text("ANALYZE task_trash"))
+            trashed = conn.scalar(text("SELECT count(*) FROM task_trash"))
+        with seeded.connect() as conn:
+            tops = conn.scalar(text("SELECT count(*) FROM tasks WHERE parent_id IS NULL"))
+        assert trashed == tops
+        with seeded.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name, (sql, _) in plans(conn, caller_rows(conn)).items():
+                assert "task_trash" not in sql, name
+        assert _shapes(seeded) == before
+    finally:  # the module's seed as it was, statistics included, for the next test
+        with seeded.begin() as conn:
+            conn.execute(text("DELETE FROM task_trash"))
+            conn.execute(text("DELETE FROM task_events WHERE id > :last"), {"last": seeded_events})
+        _vacuum(seeded, ("task_trash", "task_events"))
 
 
 def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:
