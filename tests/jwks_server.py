@@ -4,7 +4,6 @@ the test puts in it, able to fail (500), hang, or count how often it was asked."
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from jose import jwk, jwt
 
 from backend.auth import eddsa
 from backend.auth.eddsa import Ed25519Key
+from tests.serving import serve_in_thread
 
 # Signing EdDSA test tokens needs the key type python-jose lacks.
 eddsa.register()
@@ -105,8 +105,7 @@ class JwksServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/api/auth/jwks"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(self._httpd)
 
     def publish(self, *keys: SigningKey) -> None:
         self.keys = [k.jwk() for k in keys]

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
+from tests.serving import serve_in_thread
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -220,8 +222,7 @@ def serve() -> Iterator[FakeModel]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     try:
         yield fake
     finally:

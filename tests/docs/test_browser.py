@@ -7,7 +7,6 @@ Screenshots go to test-artifacts/docs-*.png."""
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.browser.conftest import ARTIFACTS
+from tests.serving import serve_in_thread
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -29,8 +29,7 @@ def site_url(built_site: Path) -> Iterator[str]:
     """The built site served by a static file server on a free loopback port."""
     handler = functools.partial(_QuietHandler, directory=str(built_site))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

@@ -24,6 +24,7 @@ from backend.config import Settings, WebhookTarget
 from backend.events.sinks import configured_sinks
 from backend.events.worker import Worker
 from tests.conftest import ROOT, TEST_SECRET
+from tests.serving import serve_in_thread
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -126,8 +127,7 @@ def receiver() -> Iterator[Receiver]:
     server = CountingServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     try:
         yield state
     finally:
