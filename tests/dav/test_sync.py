@@ -513,6 +513,14 @@ def test_a_completion_sent_inside_the_series_object_is_served_there(
         headers={**headers, "Depth": "1"},
     )
     assert set(responses(query)) == {path}
+    # A REST edit of the completed occurrence is that task's: the series' object (the override
+    # as the client sent it) and its ETag do not move, and it gets no href of its own.
+    edited = client.patch(f"/api/tasks/{done}", json={"title": "Bins, done"}, headers=alice.headers)
+    assert edited.status_code == 200, edited.text
+    assert client.get(path, headers=headers).headers["etag"] == served.headers["etag"]
+    assert client.get(derived(NO_LIST, done), headers=headers).status_code == 404
+    edited = client.patch(f"/api/tasks/{done}", json={"title": "Bins"}, headers=alice.headers)
+    assert edited.status_code == 200, edited.text
 
     # The same PUT again (a retry of the completion): nothing more completes.
     assert put(client, path, completing, headers).status_code == 204
