@@ -408,3 +408,62 @@ def test_schema_file_keeps_out_what_varies_between_dumps() -> None:
     )
     for varying in ("restrict", "Dumped", "SET lock_timeout", "complete"):
         assert varying not in text
+
+
+def test_dav_objects_within_migration_marks_completions_sent_inside_a_series(
+    database_url: str,
+) -> None:
+    """0094 (issue 70): a completion made before it in the override form (an unserved kept
+    object with a RECURRENCE-ID whose UID the served object of its series holds) is marked
+    `within`; a Tasks.org completion (no override), another series' object unserved for its
+    UID, and served objects stay as they were."""
+    series = "'00000000-0000-0000-0000-00000000000a'"
+    other = "'00000000-0000-0000-0000-00000000000b'"
+    rule = "'FREQ=WEEKLY'"
+    body = "BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nUID:{uid}\r\nEND:VTODO\r\n{more}END:VCALENDAR\r\n"
+    override = "BEGIN:VTODO\r\nUID:{uid}\r\nRECURRENCE-ID:20261207T090000Z\r\nEND:VTODO\r\n"
+    # (task, series, completed, kept object: uid, name, with an override), inserted in this
+    # order: the first holds the UID and is served, the others are not (0069's trigger).
+    rows = [
+        (2, series, False, ("s", "s.ics", True)),  # the series' object
+        (1, series, True, ("s", "s.ics", True)),  # the override form's completion
+        (3, series, True, ("s", "s-old.ics", False)),  # Tasks.org's: no override
+        (4, other, False, ("s", "o.ics", True)),  # another series' object, a clashing UID
+    ]
+    with scratch_database(database_url, "task_api_dav_within") as scratch:
+        later = _migrated_up_to(scratch, "0091_reminder_deliveries")
+        engine = create_engine(normalize_url(scratch))
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+            for task, in_series, completed, (uid, name, more) in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO tasks (id, user_id, title, completed, completed_at, "
+                        "due_date, recurrence, series_id, series_start, position) "
+                        "OVERRIDING SYSTEM VALUE "
+                        f"VALUES (:id, 'u1', 'Bins', :done, CASE WHEN :done THEN now() END, "
+                        f"'2026-12-07T09:00Z', {rule}, {in_series}::uuid, '2026-11-30T09:00Z', "
+                        ":id)"
+                    ),
+                    {"id": task, "done": completed},
+                )
+                text_ = body.format(uid=uid, more=override.format(uid=uid) if more else "")
+                conn.execute(
+                    text(
+                        "INSERT INTO task_dav_objects (user_id, task_id, uid, name, body) "
+                        "VALUES ('u1', :t, :u, :n, :b)"
+                    ),
+                    {"t": task, "u": uid, "n": name, "b": text_},
+                )
+        assert migrate_up(scratch) == later
+        with engine.connect() as conn:
+            marked = conn.execute(
+                text("SELECT task_id, served, within FROM task_dav_objects ORDER BY task_id")
+            ).all()
+        engine.dispose()
+    assert [tuple(row) for row in marked] == [
+        (1, False, True),
+        (2, True, False),
+        (3, False, False),
+        (4, False, False),
+    ]

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from backend.dav import resources
 from backend.dav.recurrence_forms import (
     Applied,
+    Form,
     Resolution,
     apply,
     classify,
@@ -345,7 +346,8 @@ def _put(
             raise _Changed from None
         raise
     if resolution.keep_on == "successor" and applied.completed_occurrence:
-        return Handover(applied, parsed.uid, name, kept)
+        within = resolution.form is Form.OVERRIDE_COMPLETED
+        return Handover(applied, parsed.uid, name, kept, within=within)
     return False
 
 
@@ -466,12 +468,16 @@ class Handover:
     name: str
     kept: str
     created: bool = False  # the PUT made its object (a completed copy): a 201
+    # The completion came as an override in the series' object: served within it, not as an
+    # object of its own (`OVERRIDE_COMPLETED`).
+    within: bool = False
 
 
 def hand_over(work: UnitOfWork, handover: Handover) -> None:
     """Give the client's object to the next occurrence (`follow_up` writes on it what the PUT
     said of it): the completed one's object is no longer served (its task is served under
-    its derived name), and the name and UID serve the open occurrence."""
+    its derived name, or only inside the series' object where its completion came as an
+    override there), and the name and UID serve the open occurrence."""
     work.hold_commit()
     successor = follow_up(work, handover.applied)
     if successor is not None:
@@ -482,6 +488,7 @@ def hand_over(work: UnitOfWork, handover: Handover) -> None:
             handover.name,
             handover.kept,
             kept=handover.created,
+            within=handover.within,
         )
 
 

@@ -27,12 +27,14 @@ is always one completed occurrence and one open one, never two open ones or a lo
   completed master).
 - `SERIES_BEHIND`: Thunderbird's object from before it read our answer (a replay, an edit made
   offline): its master's DUE is an occurrence completed here already, its override says so;
-  the other fields apply, the schedule stays (no due date moves back, nothing reopens).
+  the other fields apply, the schedule stays (no due date moves back, nothing reopens); its
+  master sent COMPLETED on the same rule ends the series, as `MASTER_COMPLETED`.
 
 The client's object (its UID and href) follows the series: after a completion it belongs to
-the new open occurrence (`Resolution.keep_on == "successor"`), and the completed occurrence is
-served under its own derived UID; the completed copy's object (`COMPLETED_COPY`) stays with
-the completed occurrence.
+the new open occurrence (`Resolution.keep_on == "successor"`). An `OVERRIDE_COMPLETED`
+occurrence is served inside that object, as its client sent it (no object of its own); one
+completed by `DUE_ADVANCED` is served under its own derived UID; the completed copy's object
+(`COMPLETED_COPY`) stays with the completed occurrence.
 """
 
 from __future__ import annotations
@@ -97,16 +99,20 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
         # RFC 5545 3.8.4.4 says while keeping its DUE (the `caldav` library's thisandfuture).
         return _completing(Form.OVERRIDE_COMPLETED, stored, parsed)
     new_due = fields.get("due_date")
+    same_rule = _same_rule(stored, fields.get("recurrence"))
     if (
         new_due is not None
         and new_due < due
         and any(o.completed and o.recurrence_id < due for o in parsed.overrides)
     ):
+        if fields.get("completed") and same_rule:
+            # The master completed as well (the `caldav` library's thisandfuture mode at the
+            # end of a COUNT): the whole recurrence set is, whatever its overrides say.
+            return _series_ended(parsed)
         # Thunderbird's series from before our last answer (a replay, or an edit made before
         # it synced): its completed occurrences are tasks here already; the schedule stays.
         values = {k: v for k, v in fields.items() if k not in _SCHEDULE or k == "reminders"}
         return Resolution(Form.SERIES_BEHIND, TaskUpdate.model_validate(values), completes=False)
-    same_rule = _same_rule(stored, fields.get("recurrence"))
     if fields.get("completed") and same_rule:
         return _series_ended(parsed)
     if fields.get("completed") or not same_rule or new_due is None or new_due <= due:

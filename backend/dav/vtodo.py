@@ -520,13 +520,17 @@ def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
 
 
 def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], task: Any) -> None:
-    """Overrides of occurrences that are tasks of their own now (completed ones, and any
-    before the open occurrence) leave the object; later ones stay the client's."""
+    """Overrides of occurrences that are tasks of their own now (any before the open
+    occurrence that is no completion) leave the object; later ones stay the client's, and so
+    do its completed ones: a completion the client sent inside the series' object is served
+    there, as sent (its task is no object of its own: `task_dav_objects.within`)."""
     keep_from = task.due_date if shown_rule(task) is not None else None
     for block, todo in todos:
         if todo.get("RECURRENCE-ID") is not None:
             override = _override(todo, task.time_zone)
-            if keep_from is None or override.completed or override.recurrence_id <= keep_from:
+            if override.completed:
+                continue
+            if keep_from is None or override.recurrence_id <= keep_from:
                 calendar.items.remove(block)
 
 

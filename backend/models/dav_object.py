@@ -77,6 +77,12 @@ class TaskDavObject(SQLModel, table=True):
     )
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
+    # True: a completed occurrence whose completion its client sent inside the series' object
+    # (`OVERRIDE_COMPLETED`), served within that object; while not served, no object of its
+    # own (migration 0094).
+    within: bool = SQLField(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
 
 
 # No routes or tools: only the DAV layer reads and writes it, through the access relation.

@@ -78,7 +78,7 @@ def _in(table: Any, list_id: int | None) -> Any:
 
 # The version of `vtodo.render`'s output, part of every object's tag (`_tag`): bump it whenever
 # the same values render differently (a property added or written otherwise, another icalendar).
-RENDER_FORMAT = 4
+RENDER_FORMAT = 5
 _READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
 
 
@@ -115,7 +115,7 @@ def _listing(list_id: int | None, *where: Any) -> Any:
     kept = _OBJECTS.alias("kept")
     parents = _OBJECTS.alias("parents")
     k = (
-        select(kept.c.id, kept.c.uid, kept.c.name, kept.c.body, kept.c.served)
+        select(kept.c.id, kept.c.uid, kept.c.name, kept.c.body, kept.c.served, kept.c.within)
         .where(
             kept.c.user_id == _T.user_id,
             kept.c.task_id == _T.id,
@@ -145,8 +145,15 @@ def _listing(list_id: int | None, *where: Any) -> Any:
             _tag(k, parent_uid).label("tag"),
         )
         .select_from(_TASKS.outerjoin(k, true()))
-        .where(_in(_TASKS, list_id), may(_TASKS, Action.LIST_READ), *where)
+        .where(_in(_TASKS, list_id), may(_TASKS, Action.LIST_READ), _own_object(k), *where)
     )
+
+
+def _own_object(k: Any) -> Any:
+    """Whether a task is an object of its own: not a completed occurrence served within its
+    series' object (its kept object `within` and not served: migration 0094), which DAV
+    neither lists, nor syncs, nor serves by any name."""
+    return or_(k.c.within.is_not(True), k.c.served)
 
 
 # Per collection shape (a list's, no list's): every task, one by name, one by UID.
@@ -321,15 +328,24 @@ class DavObjectService(TaskSending):
         self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
 
     def hand_over(
-        self, task_id: int, successor_id: int, uid: str, name: str, body: str, *, kept: bool
+        self,
+        task_id: int,
+        successor_id: int,
+        uid: str,
+        name: str,
+        body: str,
+        *,
+        kept: bool,
+        within: bool = False,
     ) -> None:
         """Give the series' object on `task_id` (a completed occurrence) to `successor_id`, in
         the message that commits the request, then `body` kept as the successor's, which then
-        holds the name and the UID. The completed one's object is no longer served (its task
-        is served under its derived name), unless it is `kept`: a completed copy's object, now
-        the occurrence's own."""
+        holds the name and the UID. The completed one's object is no longer served: its task
+        is served under its derived name, or, `within`, inside the series' object alone (the
+        client sent its completion there); unless it is `kept`: a completed copy's object,
+        now the occurrence's own."""
         if not kept:
-            self._at_commit(_UNSERVE, dav_task=task_id)
+            self._at_commit(_UNSERVE[within], dav_task=task_id)
         self.keep(successor_id, uid, name, body)
 
     def changed(self, list_id: int | None, task_ids: list[int], names: list[str]) -> Sequence[Any]:
@@ -378,17 +394,19 @@ def _insert_keep(chosen: Any) -> Any:
             "uid": insert.excluded.uid,
             "name": insert.excluded.name,
             "body": insert.excluded.body,
+            "within": False,  # an object kept for a task is its own
             "updated_at": func.now(),
         },
     )
 
 
 _KEEP = _insert_keep(_chosen)
-_UNSERVE = (
-    update(_OBJECTS)
+_UNSERVE = {
+    within: update(_OBJECTS)
     .where(_OBJECTS.c.task_id == _TASK, may(_OBJECTS, Action.TASK_WRITE))
-    .values(served=False)
-)
+    .values(served=False, within=within)
+    for within in (False, True)
+}
 _KEEP_AT_VERSION = _insert_keep(_chosen.where(_T.version == _VERSION))
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]

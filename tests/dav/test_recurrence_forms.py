@@ -92,11 +92,15 @@ def test_thunderbird_override(db_engine: Engine, settings: Settings) -> None:
     assert (done.id, applied.task.id) == (task.id, task.id)
     assert applied.successor is not None and applied.successor.id == open_.id
     assert open_.due_date == datetime(2026, 12, 7, 8, 0, tzinfo=UTC)  # next Monday 09:00
-    # The client's object now serves the open occurrence: the override has left it.
+    # The client's object now serves the open occurrence, with the completed override inside
+    # it as sent (the completed occurrence is served there, no object of its own over DAV).
     kept = parse(fixture("thunderbird_completed.ics")).keep
     served = render(open_, kept, open_.reminders).decode()
-    assert "RECURRENCE-ID" not in served
-    assert "DUE;TZID=Europe/Berlin:20261207T090000" in served
+    [override] = [c for c in served.split("BEGIN:VTODO")[1:] if "RECURRENCE-ID" in c]
+    assert "RECURRENCE-ID;TZID=Europe/Berlin:20261130T090000" in override
+    assert "STATUS:COMPLETED" in override
+    master = next(c for c in served.split("BEGIN:VTODO")[1:] if "RECURRENCE-ID" not in c)
+    assert "DUE;TZID=Europe/Berlin:20261207T090000" in master
     assert "RRULE:FREQ=WEEKLY;BYDAY=MO" in served and "X-MOZ-GENERATION:3" in served
     # The completed occurrence is a task of its own under its own UID, without the rule.
     completed = render(done, None, []).decode()
@@ -402,3 +406,37 @@ def test_the_caldav_librarys_thisandfuture_mode(db_engine: Engine, settings: Set
     # The same PUT again (a retry): nothing more completes.
     _put(db_engine, settings, open_.id, _trash(more=done + future))
     _one_done_one_open(_series(db_engine, settings, task))
+
+
+def test_the_caldav_librarys_thisandfuture_mode_to_the_end_of_its_count(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """The library's later calls on its own copy (it never reads ours back): each adds a
+    completed override named from its own earlier ones, and at the end of the COUNT sends the
+    master COMPLETED: the whole recurrence set is, so the series ends there (no occurrence
+    left open)."""
+    task = _create(db_engine, settings, parse(_trash()))
+
+    def override(start: str, due: str, rid: str, rest: str) -> str:
+        return (
+            f"BEGIN:VTODO\r\nUID:takeoutthethrash\r\nDTSTART:{start}\r\n{due}"
+            f"STATUS:COMPLETED\r\nCOMPLETED:20261128T100000Z\r\nSUMMARY:Take out the trash\r\n"
+            f"RECURRENCE-ID{rest}:{rid}\r\nEND:VTODO\r\n"
+        )
+
+    first = override("20221017T065500Z", "DURATION:PT10M\r\n", "20221017T065500Z", "")
+    second = override("20261130T065500Z", "DUE:20261130T070500Z\r\n", "20221024T065500Z", "")
+    third = override("20261207T065500Z", "DUE:20261207T070500Z\r\n", "20261207T065500Z", "")
+    form, outcome = _put(db_engine, settings, task.id, _trash(more=first))
+    assert form is Form.OVERRIDE_COMPLETED and outcome.successor is not None
+    # Its second names the occurrence by its DTSTART (the RECURRENCE-ID), its DUE moved.
+    form, outcome = _put(db_engine, settings, outcome.successor.id, _trash(more=first + second))
+    assert form is Form.OVERRIDE_COMPLETED and outcome.successor is not None
+    # The last call: the master COMPLETED beside three completed overrides, the third named
+    # from the library's own dates (no occurrence of ours).
+    form, outcome = _put(
+        db_engine, settings, outcome.successor.id, _trash(done=True, more=first + second + third)
+    )
+    assert form is Form.MASTER_COMPLETED and outcome.successor is None
+    assert outcome.task.completed and outcome.task.recurrence is None
+    assert [r.completed for r in _series(db_engine, settings, task)] == [True, True]

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from tests.conftest import Account
-from tests.dav.test_objects import NO_LIST, put, signed_in, vtodo
+from tests.dav.test_objects import NO_LIST, put, responses, signed_in, vtodo
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.helpers import join, make_list, make_task
 
@@ -442,3 +442,103 @@ def test_a_token_ahead_of_the_feed_is_refused_not_unchanged(
         assert synced(sync(client, path, headers, token))[1] == {}  # its own token: unchanged
         ahead = token.rsplit(":", 1)[0] + f":{position + 1000}"
         _refused(sync(client, path, headers, ahead), "valid-sync-token")
+
+
+def _thisandfuture(due: str, completed: str | None, future: str) -> bytes:
+    """The `caldav` library's thisandfuture completion of the occurrence due `completed`
+    (None: the series before any): the master as it was, a completed override named by its
+    DTSTART with its DUE, and a RANGE=THISANDFUTURE override for the rest."""
+    master = f"DTSTART:{due}T080000Z\r\nDUE:{due}T090000Z\r\nRRULE:FREQ=WEEKLY\r\n"
+    body = vtodo("weekly-taf", "Bins", master).decode()
+    if completed is None:
+        return body.encode()
+    overrides = (
+        f"BEGIN:VTODO\r\nUID:weekly-taf\r\nSUMMARY:Bins\r\nDTSTART:{completed}T080000Z\r\n"
+        f"DUE:{completed}T090000Z\r\nSTATUS:COMPLETED\r\nCOMPLETED:20261201T100000Z\r\n"
+        f"RECURRENCE-ID:{completed}T080000Z\r\nSEQUENCE:1\r\nEND:VTODO\r\n"
+        f"BEGIN:VTODO\r\nUID:weekly-taf\r\nSUMMARY:Bins\r\nDTSTART:{future}T080000Z\r\n"
+        f"DUE:{future}T090000Z\r\nSTATUS:NEEDS-ACTION\r\n"
+        f"RECURRENCE-ID;RANGE=THISANDFUTURE:{future}T080000Z\r\nSEQUENCE:2\r\nEND:VTODO\r\n"
+    )
+    return body.replace("END:VCALENDAR", overrides + "END:VCALENDAR").encode()
+
+
+def test_a_completion_sent_inside_the_series_object_is_served_there(
+    client: TestClient, alice: Account
+) -> None:
+    """`OVERRIDE_COMPLETED` (the `caldav` library's thisandfuture mode, Thunderbird): the
+    completed occurrence is a task for REST and MCP, and for DAV the override inside the
+    series' object, as sent: one object listed, synced, queried; no href of its own. Deliberate
+    break "serve the completed occurrence as an object of its own": its derived href is 200."""
+    headers = signed_in(client, alice)
+    path = NO_LIST + "weekly-taf.ics"
+    assert put(client, path, _thisandfuture("20261207", None, ""), headers).status_code == 201
+    token, _ = synced(sync(client, NO_LIST, headers))
+    before = client.get(path, headers=headers).headers["etag"]
+    completing = _thisandfuture("20261207", "20261207", "20261214")
+    assert put(client, path, completing, headers, **{"If-Match": before}).status_code == 204
+    listed = client.get("/api/tasks", params={"limit": 100}, headers=alice.headers).json()["data"]
+    bins = sorted((t for t in listed if t["title"] == "Bins"), key=lambda t: t["id"])
+    assert [(t["completed"], t["due_date"][:10]) for t in bins] == [
+        (True, "2026-12-07"),
+        (False, "2026-12-14"),
+    ]
+    tools = call_tool_rpc(client, "/mcp", alice.token, "list_tasks", {"status": "all"})
+    assert {t["id"] for t in tools["structuredContent"]["tasks"]} >= {t["id"] for t in bins}
+    done = bins[0]["id"]
+
+    served = client.get(path, headers=headers)
+    body = served.text
+    assert body.count("BEGIN:VTODO") == 2  # the open master and the completed override
+    assert "RECURRENCE-ID:20261207T080000Z" in body and "STATUS:COMPLETED" in body
+    assert "DUE:20261214T090000Z" in body.split("BEGIN:VTODO")[1]  # the master: the open one
+    assert served.headers["etag"] != before
+    assert client.get(derived(NO_LIST, done), headers=headers).status_code == 404
+    # Listed, synced from empty and since the token: the series' object alone. (The completed
+    # task's derived name, which no client holds, may be reported gone.)
+    propfind = client.request("PROPFIND", NO_LIST, headers={**headers, "Depth": "1"})
+    assert set(responses(propfind)) == {NO_LIST, path}
+    assert synced(sync(client, NO_LIST, headers))[1] == {path: served.headers["etag"]}
+    _, members = synced(sync(client, NO_LIST, headers, token))
+    assert members.pop(path) == served.headers["etag"]
+    assert members in ({}, {derived(NO_LIST, done): "404"})
+    query = client.request(
+        "REPORT",
+        NO_LIST,
+        content=(
+            '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+            '<C:comp-filter name="VTODO"/></C:comp-filter></C:filter></C:calendar-query>'
+        ),
+        headers={**headers, "Depth": "1"},
+    )
+    assert set(responses(query)) == {path}
+    # A REST edit of the completed occurrence is that task's: the series' object (the override
+    # as the client sent it) and its ETag do not move, and it gets no href of its own.
+    edited = client.patch(f"/api/tasks/{done}", json={"title": "Bins, done"}, headers=alice.headers)
+    assert edited.status_code == 200, edited.text
+    assert client.get(path, headers=headers).headers["etag"] == served.headers["etag"]
+    assert client.get(derived(NO_LIST, done), headers=headers).status_code == 404
+    edited = client.patch(f"/api/tasks/{done}", json={"title": "Bins"}, headers=alice.headers)
+    assert edited.status_code == 200, edited.text
+
+    # The same PUT again (a retry of the completion): nothing more completes.
+    assert put(client, path, completing, headers).status_code == 204
+    again = client.get("/api/tasks", params={"limit": 100}, headers=alice.headers).json()["data"]
+    assert sorted(t["completed"] for t in again if t["title"] == "Bins") == [False, True]
+    assert client.get(derived(NO_LIST, done), headers=headers).status_code == 404
+
+    # Deleting the series' object trashes its open occurrence; the completed one inside it
+    # stays a task (REST), no object of its own. A restore brings the object back, the
+    # completion inside it.
+    open_id = bins[1]["id"]
+    assert client.delete(path, headers=headers).status_code == 204
+    propfind = client.request("PROPFIND", NO_LIST, headers={**headers, "Depth": "1"})
+    assert set(responses(propfind)) == {NO_LIST}
+    assert client.get(f"/api/tasks/{done}", headers=alice.headers).status_code == 200
+    restored = client.post(f"/api/trash/{open_id}/restore", headers=alice.headers)
+    assert restored.status_code == 200, restored.text
+    back = client.get(path, headers=headers)
+    assert back.status_code == 200 and "RECURRENCE-ID:20261207T080000Z" in back.text
+    propfind = client.request("PROPFIND", NO_LIST, headers={**headers, "Depth": "1"})
+    assert set(responses(propfind)) == {NO_LIST, path}

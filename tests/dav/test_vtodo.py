@@ -491,9 +491,7 @@ def test_unchanged_task_comes_back_as_the_client_wrote_it(name: str) -> None:
     served = render(task, parsed.keep, [], parent_uid=parsed.parent_uid)
     sent = [line for line in raw_lines(parsed.keep) if not _OURS.match(line)]
     got = [line for line in raw_lines(served) if not _OURS.match(line)]
-    # Overrides of completed occurrences leave (each is a task of its own).
-    if name == "thunderbird_completed.ics":
-        sent = [*sent[: sent.index("BEGIN:VTODO", sent.index("END:VTODO"))], "END:VCALENDAR", ""]
+    # A completed override stays too (its occurrence is served inside this object).
     if parsed.sort_order is None:  # our order is added where the client had none
         got = [line for line in got if not line.startswith("X-APPLE-SORT-ORDER")]
     assert got == sent
@@ -662,14 +660,18 @@ def test_escaping_round_trip(title: str, description: str, lines: int) -> None:
     assert parse(merged).fields["title"] == stored.title
 
 
-def test_future_overrides_stay_past_and_completed_ones_leave() -> None:
+def test_future_and_completed_overrides_stay_past_open_ones_leave() -> None:
     body = fixture("thunderbird_completed.ics")
     future = body.replace(
         b"END:VCALENDAR",
         b"BEGIN:VTODO\r\nUID:5c1d9e44-7b0a-4d2f-9e8b-0f3c6a2d1e77\r\n"
         b"RECURRENCE-ID;TZID=Europe/Berlin:20261214T090000\r\n"
         b"DUE;TZID=Europe/Berlin:20261215T090000\r\nSUMMARY:Water the plants\r\n"
-        b"X-MOVED:1\r\nEND:VTODO\r\nEND:VCALENDAR",
+        b"X-MOVED:1\r\nEND:VTODO\r\n"
+        b"BEGIN:VTODO\r\nUID:5c1d9e44-7b0a-4d2f-9e8b-0f3c6a2d1e77\r\n"
+        b"RECURRENCE-ID;TZID=Europe/Berlin:20261123T090000\r\n"
+        b"DUE;TZID=Europe/Berlin:20261124T090000\r\nSUMMARY:Water the plants\r\n"
+        b"X-PAST:1\r\nEND:VTODO\r\nEND:VCALENDAR",
     )
     parsed = parse(future)
     # The series moved on: its open occurrence is 2026-12-07.
@@ -680,8 +682,11 @@ def test_future_overrides_stay_past_and_completed_ones_leave() -> None:
     )
     served = render(task, parsed.keep, [])
     text = served.decode()
-    assert "RECURRENCE-ID;TZID=Europe/Berlin:20261130T090000" not in text
+    # The completed one stays as sent (its occurrence is served inside this object), a later
+    # one stays the client's, an open one before the open occurrence leaves.
+    assert "RECURRENCE-ID;TZID=Europe/Berlin:20261130T090000" in text
     assert "RECURRENCE-ID;TZID=Europe/Berlin:20261214T090000" in text and "X-MOVED:1" in text
+    assert "20261123T090000" not in text and "X-PAST" not in text
     assert "DTSTART;TZID=Europe/Berlin:20261207T080000" in raw_lines(served)
 
 

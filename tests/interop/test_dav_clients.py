@@ -153,19 +153,7 @@ EVENT_ONLY = {
 # What still fails against our server, each for a reason of ours named here (the report of
 # the branch that found them says more). The test fails when this set changes either way:
 # a new failure, or one fixed without this list being updated.
-KNOWN_FAILURES: dict[str, str] = {
-    # Our contract, not a fault to fix here (specs/caldav.md, "Completing a recurring task"):
-    # every occurrence is an object of its own. The test completes todo6 in thisandfuture
-    # mode (a completed override and a THISANDFUTURE one in the same object), which we read
-    # as OVERRIDE_COMPLETED: one completed occurrence (an object of its own) and the open one.
-    # It then counts the collection's objects with completed ones included and wants 2 (t6
-    # and t8): a server that keeps the completed override inside the series' object. Ours
-    # serves 3 (the completed occurrence, the open one, t8); answering 2 means dropping the
-    # completion, which the test passed with before (the override, named by its DTSTART,
-    # matched no occurrence and was ignored).
-    "testTodoRecurringCompleteThisandfuture": "3 objects with completed ones, the test wants 2",
-    "test_todo_recurring_complete_thisandfuture": "the async twin, the same count",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @dataclass

@@ -1,0 +1,1 @@
+ALTER TABLE task_dav_objects DROP COLUMN within;
