@@ -52,7 +52,7 @@ from backend.services.access import Action, may, role_in
 from backend.services.changes import HOLD, collection_head
 from backend.services.task_bulk import LOCK_TASKS
 from backend.services.task_sending import TaskSending, Then
-from backend.services.task_statements import TASK_VIEW
+from backend.services.task_statements import NAMED_TASK, TASK_VIEW
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
@@ -67,6 +67,7 @@ _PARENT_UID = bindparam("dav_parent_uid", type_=Text)
 _PARENT_TASK = bindparam("dav_parent_task", type_=BigInteger)
 _TAG = bindparam("dav_tag", type_=Text)
 _UID_TASK = bindparam("dav_uid_task", type_=BigInteger)
+_ZONE = bindparam("dav_zone", type_=Text)
 
 
 def _in(table: Any, list_id: int | None) -> Any:
@@ -284,6 +285,33 @@ class DavObjectService(TaskSending):
         statement = _NAME_TASK[list_id is None]
         self._ahead(statement, dav_name=name, dav_task=task_id, **_values(list_id))
 
+    def name_plain(
+        self, list_id: int | None, name: str, task_id: int, uid: str, uid_task: int, zone: str
+    ) -> None:
+        """Ahead of an update by href that names no version and assumes its task has no rule,
+        no parent and the time zone `zone` (a PUT with no precondition): the collection's
+        change locks, as `name_task`'s, then the task served under `name` named to the write
+        (`task_statements.NAMED_TASK`) where it is one the caller may write, holding `uid`
+        (a kept object's, else the derived UID of `uid_task`), with no rule, no parent and
+        that zone; else the request refused (`TA412`, nothing written): the reason "free"
+        where nothing is served under `name` (and it is no derived name: the PUT may create
+        it, its claim then says), "look" otherwise (looked up, to answer as a lookup does)."""
+        self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
+        self._ahead(
+            _NAME_PLAIN[list_id is None],
+            dav_name=name,
+            dav_task=task_id,
+            dav_uid=uid,
+            dav_uid_task=uid_task,
+            dav_zone=zone,
+            **_values(list_id),
+        )
+
+    def keep_named(self, uid: str, name: str, body: str) -> None:
+        """Keep `body` as the object of the task a statement ahead named (`name_plain`), in
+        the message of its write, ahead of it, where the caller may write it."""
+        self._ahead(_KEEP_NAMED, dav_uid=uid, dav_name=name, dav_body=body)
+
     def keep_with_create(self, uid: str, name: str, body: str) -> Then:
         """Keep `body` as the object of the task a create writes, in the create's statement
         (from its row, `w`)."""
@@ -390,6 +418,11 @@ _UNSERVE = (
     .values(served=False)
 )
 _KEEP_AT_VERSION = _insert_keep(_chosen.where(_T.version == _VERSION))
+_KEEP_NAMED = _insert_keep(
+    select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
+        _T.id == NAMED_TASK, may(_TASKS, Action.TASK_WRITE)
+    )
+)
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _the_list = (
@@ -456,15 +489,10 @@ def _claim(no_list: bool) -> Any:
 _CLAIM, _CLAIM_NO_LIST = _claim(False), _claim(True)
 
 
-def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
-    """The listing's columns, whether a row's object is a kept one or its task's derived
-    one, and the task the caller may write served under the name."""
-    listing = _listing(None if no_list else 0)
-    columns = listing.selected_columns
-    unserved = func.coalesce(columns.shadowed, True)  # no kept object, or one not served
-    kept, derived = unserved.is_(False), unserved.is_(True)  # derived: the task's name and UID
+def _name_held(no_list: bool) -> Any:
+    """Whether a served object of the collection the caller may read holds the name."""
     held = _OBJECTS.alias("held")
-    name_held = exists(
+    return exists(
         select(held.c.id).where(
             held.c.served,
             _in(held, None if no_list else 0),
@@ -472,6 +500,16 @@ def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
             held.c.name == _NAME,
         )
     )
+
+
+def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
+    """The listing's columns, whether a row's object is a kept one or its task's derived
+    one, and the task the caller may write served under the name."""
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    unserved = func.coalesce(columns.shadowed, True)  # no kept object, or one not served
+    kept, derived = unserved.is_(False), unserved.is_(True)  # derived: the task's name and UID
+    name_held = _name_held(no_list)
     named = or_(
         and_(kept, columns.kept_name == _NAME), and_(derived, _T.id == _TASK, not_(name_held))
     )
@@ -492,6 +530,33 @@ def _name_task(no_list: bool) -> Any:
     )
 
 
+def _name_plain(no_list: bool) -> Any:
+    """`name_plain`'s statement: the served task's id set where it is as assumed, else
+    `TA412` with "free" (nothing served under the name), "zone:<its zone>" (as assumed but
+    its zone) or "look". A task with a parent is as assumed where the client's last object
+    names none (no `RELATED-TO` in it, or no object of a client's): a body naming no parent
+    then moves nothing (`objects._reparented`)."""
+    columns, kept, derived, found = _served_writable(no_list)
+    holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
+    stays = or_(_T.parent_id.is_(None), derived, func.strpos(columns.kept_body, "RELATED-TO") == 0)
+    plain = found.where(holds_uid, _T.recurrence.is_(None), stays)
+    target = plain.where(_T.time_zone == _ZONE).with_only_columns(_T.id).limit(1)
+    setting = func.set_config(
+        "task_api.task", func.coalesce(cast(target.scalar_subquery(), Text), ""), True
+    )
+    named = select(setting.label("task")).subquery("named")
+    free = and_(_TASK == 0, not_(_name_held(no_list)))
+    other_zone = plain.with_only_columns(_T.time_zone).limit(1).scalar_subquery()
+    reason = case(
+        (free, "free"), (other_zone.is_not(None), func.concat("zone:", other_zone)), else_="look"
+    )
+    return (
+        select(func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True))
+        .select_from(named)
+        .where(named.c.task == "")
+    )
+
+
 def _vouch(no_list: bool, uid: bool) -> Any:
     """`vouch`'s refusal: `TA412` unless the object served under the name has the tag and
     the UID; the reason "tag" or "look"."""
@@ -505,6 +570,7 @@ def _vouch(no_list: bool, uid: bool) -> Any:
 
 
 _NAME_TASK = {key: _name_task(key) for key in (False, True)}
+_NAME_PLAIN = {key: _name_plain(key) for key in (False, True)}
 _VOUCH = {(key, uid): _vouch(key, uid) for key in (False, True) for uid in (False, True)}
 _LOCK_LIST = spaces_locked(
     select(_LISTS.c.user_id)
