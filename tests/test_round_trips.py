@@ -999,8 +999,12 @@ def test_a_dav_request_of_a_password_not_yet_verified_costs_the_check_more(
         ("named zone", "DUE;TZID=Europe/Berlin:20261202T100000\r\n", 1),
         # A subtask no client wrote, its body naming no parent: it stays, one message.
         ("subtask", "", 1),
-        # A series written without its rule: refused, looked up, classified, written.
-        ("series", "DUE:20261201T090000Z\r\n", 3),
+        # A series written without its rule: refused, the lookup read in the same message
+        # (`Sender.beside`), classified, written: two.
+        ("series", "DUE:20261201T090000Z\r\n", 2),
+        # A subtask its client's last object placed under its parent, its body naming none:
+        # moved to the top, from the lookup read in the refused message: two.
+        ("moved", "", 2),
     ],
 )
 def test_a_put_with_no_precondition_refused_its_assumption_costs_what_it_says(
@@ -1019,7 +1023,7 @@ def test_a_put_with_no_precondition_refused_its_assumption_costs_what_it_says(
     fields: dict[str, Any] = {"title": case}
     if case in ("zone", "named zone"):
         fields["time_zone"] = "Europe/Berlin"
-    elif case == "subtask":
+    elif case in ("subtask", "moved"):
         fields["parent_id"] = ids["PARENT"]
     else:
         fields |= {"due_date": "2026-12-01T09:00:00Z", "recurrence": "FREQ=DAILY"}
@@ -1031,6 +1035,12 @@ def test_a_put_with_no_precondition_refused_its_assumption_costs_what_it_says(
     ).encode()
     url = f"/dav/calendars/no-list/task-{task_id}@task-api.ics"
     headers = {"Authorization": ids["DAV_AUTH"], "Content-Type": "text/calendar"}
+    if case == "moved":  # the client's object names the parent first
+        related = f"RELATED-TO;RELTYPE=PARENT:task-{ids['PARENT']}@task-api\r\nEND:VTODO"
+        placed = client.put(
+            url, content=body.replace(b"END:VTODO", related.encode()), headers=headers
+        )
+        assert placed.status_code == 204, placed.text
     _verify_dav_password(counted, ids)
     measured = _measure(proxy, lambda: counted.put(url, content=body, headers=headers))
     assert measured.status == 204, measured.text
@@ -1041,6 +1051,8 @@ def test_a_put_with_no_precondition_refused_its_assumption_costs_what_it_says(
         assert (task["due_date"], task["time_zone"]) == ("2026-12-02T09:00:00Z", "Europe/Berlin")
     if case == "subtask":
         assert task["parent_id"] == ids["PARENT"]
+    if case == "moved":
+        assert task["parent_id"] is None
 
 
 def test_a_verified_password_revoked_since_is_refused_by_its_requests_one_message(

@@ -201,11 +201,14 @@ def put(
         if _put_vouched(work, dav, (list_id, name, body, parsed), vouched):
             return False
         dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
-    elif if_match is None and if_none is None and _writes_plainly(parsed):
+    looked = None
+    if if_match is None and if_none is None and _writes_plainly(parsed):
         done = _put_plain(work, dav, (list_id, name, body, parsed))
         if done is not None:
             return done
-        dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
+        # Refused unwritten for a reason a lookup words: its message read that lookup too.
+        looked = dav.looked(list_id)
+        dav.begin_write()
     if _creates_only(name, parsed, if_match, if_none):
         try:
             return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
@@ -217,8 +220,10 @@ def put(
         if attempt:
             dav.begin_write()
         try:
-            return _put(work, dav, (list_id, name, body, parsed), if_match, if_none, attempt)
+            sent = (list_id, name, body, parsed)
+            return _put(work, dav, sent, if_match, if_none, attempt, looked)
         except _Changed:
+            looked = None
             continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
 
@@ -404,11 +409,13 @@ def _put(
     if_match: str | None,
     if_none: str | None,
     attempt: int,
+    looked: tuple[Any | None, Any] | None = None,
 ) -> bool | Handover:
+    """The PUT after its lookup (`looked`: read already, in a refused guess's message)."""
     list_id, name, body, parsed = sent
     locking = attempt == _TRIES
     parent_derived = _DERIVED.fullmatch(f"{parsed.parent_uid}.ics") if parsed.parent_uid else None
-    seen, rows = dav.lookup(
+    seen, rows = looked or dav.lookup(
         list_id,
         name,
         _derived_id(name),

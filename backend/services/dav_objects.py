@@ -51,7 +51,7 @@ from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
 from backend.services.changes import HOLD, collection_head
 from backend.services.task_bulk import LOCK_TASKS
-from backend.services.task_sending import TaskSending, Then
+from backend.services.task_sending import TaskSending, Then, decoded
 from backend.services.task_statements import NAMED_TASK, TASK_VIEW
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -183,24 +183,24 @@ class DavObjectService(TaskSending):
         message it commits with the caller's entry (no lock held while the caller decides:
         the write then names the version it read); not `commit`, it opens the write's
         transaction (the entry's change lock held until its COMMIT)."""
-        statement = _LOOKUP_NO_LIST if list_id is None else _LOOKUP
-        values: dict[str, Any] = {} if list_id is None else {"dav_list": list_id}
-        values |= {
-            "dav_name": name,
-            "dav_task": task_id,
-            "dav_uid": uid,
-            "dav_parent_uid": parent_uid,
-            "dav_parent_task": parent_task,
-        }
+        statement, values = _looking(list_id, name, task_id, uid, parent_uid, parent_task)
         if commit and self._send.can_finish:
             rows = self._write(statement, last=True, **values)
         else:
             rows = self._read(statement, **values)
-        if list_id is None:
-            return _NO_LIST_SEEN, rows
-        if not rows:
-            return None, []
-        return rows[0], [row for row in rows if row.id is not None]
+        return _seen(list_id, rows)
+
+    def looked(self, list_id: int | None) -> tuple[Any | None, Sequence[Any]] | None:
+        """`lookup`'s answer read in the message a `name_plain` refused (`Sender.beside`), as
+        `lookup` gives it (each row as the driver types it: `decoded`); None: none read."""
+        rows = self._send.beside_rows
+        self._send.beside_rows = None
+        if rows is None:
+            return None
+        columns = (_LOOKUP_NO_LIST if list_id is None else _LOOKUP).selected_columns
+        # `lookup`'s order: the newest kept object first (the JSON array keeps no order).
+        ordered = sorted(rows, key=lambda row: -(row["kept_id"] or 0))
+        return _seen(list_id, [decoded(columns, row) for row in ordered])
 
     def claim(self, list_id: int | None, name: str, uid: str) -> None:
         """Ahead of a create in the collection: its space's change locks (the caller's and the
@@ -297,6 +297,9 @@ class DavObjectService(TaskSending):
         where nothing is served under `name` (and it is no derived name: the PUT may create
         it, its claim then says), "look" otherwise (looked up, to answer as a lookup does)."""
         self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
+        # Where the guess is refused, the lookup that answers the PUT instead comes back in
+        # this message (read under the change locks, beside the write: run only then).
+        self._send.beside(*self._bind(*_looking(list_id, name, task_id, uid, None, 0)))
         self._ahead(
             _NAME_PLAIN[list_id is None],
             dav_name=name,
@@ -585,7 +588,40 @@ _LOOKUP = (
     .select_from(_the_list.outerjoin(_found, true()))
     .order_by(_found.c.kept_id.desc().nulls_last())
 )
+
+
 # The tasks in no list are the caller's own: it owns that collection.
+def _looking(
+    list_id: int | None,
+    name: str,
+    task_id: int,
+    uid: str,
+    parent_uid: str | None,
+    parent_task: int,
+) -> tuple[Any, dict[str, Any]]:
+    """`lookup`'s statement and values."""
+    statement = _LOOKUP_NO_LIST if list_id is None else _LOOKUP
+    values: dict[str, Any] = {} if list_id is None else {"dav_list": list_id}
+    values |= {
+        "dav_name": name,
+        "dav_task": task_id,
+        "dav_uid": uid,
+        "dav_parent_uid": parent_uid,
+        "dav_parent_task": parent_task,
+    }
+    return statement, values
+
+
+def _seen(list_id: int | None, rows: Sequence[Any]) -> tuple[Any | None, Sequence[Any]]:
+    """`lookup`'s rows as it answers: the list as the caller sees it (None: one it cannot
+    read) and the tasks."""
+    if list_id is None:
+        return _NO_LIST_SEEN, rows
+    if not rows:
+        return None, []
+    return rows[0], [row for row in rows if row.id is not None]
+
+
 _NO_LIST_SEEN = SimpleNamespace(
     list_id_seen=None, list_name=None, list_color=None, list_role="owner"
 )
