@@ -1055,6 +1055,66 @@ def test_a_put_with_no_precondition_refused_its_assumption_costs_what_it_says(
         assert task["parent_id"] is None
 
 
+def _water(uid: str, due: str, extra: str) -> bytes:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//todoman//EN\r\nBEGIN:VTODO\r\n"
+        f"UID:{uid}\r\nSUMMARY:Water plants\r\nDUE:{due}\r\n{extra}END:VTODO\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("copy_first", "budget"),
+    [
+        # The copy first: refused (`free`), the lookup and the collection's tasks read in the
+        # refused message (was 7: the lookup's and the collection's own messages), then the
+        # occurrence's completion as a series' is sent (its write, its successor, the series'
+        # object handed over to the successor, the copy's kept): 5, over the target's 2.
+        (True, 5),
+        # The series advanced first: the occurrence completed already, found among the rows
+        # the refused message read, the copy's object kept on it, the request's only write,
+        # committing: 2 (was 4).
+        (False, 2),
+    ],
+)
+def test_a_completed_copy_to_a_new_name_costs_what_it_says(
+    copy_first: bool,
+    budget: int,
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+) -> None:
+    """A completed copy of an occurrence PUT to a new name with no precondition (todoman,
+    the `caldav` library; specs/caldav.md, "Cost")."""
+    ids = _rows(client, alice)
+    _share("PUT /dav/calendars/{segment}/{name:path}", client, alice, ids)
+    headers = {"Authorization": ids["DAV_AUTH"], "Content-Type": "text/calendar"}
+    at = "/dav/calendars/no-list/"
+    rule = "RRULE:FREQ=DAILY\r\nSTATUS:NEEDS-ACTION\r\n"
+    made = client.put(
+        f"{at}series.ics", content=_water("s", "20261201T090000Z", rule), headers=headers
+    )
+    assert made.status_code == 201, made.text
+    if not copy_first:
+        advanced = _water("s", "20261202T090000Z", rule)
+        moved = client.put(f"{at}series.ics", content=advanced, headers=headers)
+        assert moved.status_code == 204, moved.text
+    copy = _water("c", "20261201T090000Z", "STATUS:COMPLETED\r\nCOMPLETED:20261201T080000Z\r\n")
+    _verify_dav_password(counted, ids)
+    _rec = recording  # DEBUG
+    measured = _measure(proxy, lambda: counted.put(f"{at}copy.ics", content=copy, headers=headers))
+    assert measured.status == 201, measured.text
+    assert measured.round_trips == budget
+    listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
+    waters = [t for t in listed if t["title"] == "Water plants"]
+    assert sorted((t["completed"], t["due_date"]) for t in waters) == [
+        (False, "2026-12-02T09:00:00Z"),
+        (True, "2026-12-01T09:00:00Z"),
+    ]
+    served = client.get(f"{at}copy.ics", headers={"Authorization": ids["DAV_AUTH"]})
+    assert served.status_code == 200 and b"UID:c\r\n" in served.content
+
+
 def test_a_verified_password_revoked_since_is_refused_by_its_requests_one_message(
     proxy: DbProxy, counted: TestClient, client: TestClient, alice: Account
 ) -> None:

@@ -38,7 +38,7 @@ from backend.models.task_calendar import DERIVED_UID, CalendarObjectRefused, der
 from backend.models.task_table import TaskRow
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services.access import permitted
-from backend.services.dav_objects import DavObjectService
+from backend.services.dav_objects import DavObjectService, Looked
 from backend.services.registry import UnitOfWork
 
 NOT_FOUND = "Not found"
@@ -342,7 +342,8 @@ def _put_plain(
     (specs/caldav.md, "Cost"). Nothing served under the name (the assumption's refusal says
     so): the create, with its claim, in the next message, when it needs nothing looked up.
     False: updated; True: created; None: nothing written, to be looked up (any other
-    refusal, a create that lost its name to a concurrent one, or one that must look)."""
+    refusal, a create that lost its name to a concurrent one, or one that must look): a
+    refusal's message read that lookup too (`DavObjectService.looked`)."""
     list_id, name, body, parsed = sent
     zone = str(parsed.fields.get("time_zone") or DEFAULT_TIME_ZONE)
     for attempt in range(2):
@@ -390,7 +391,17 @@ def _update_named(
     resolution = unruled(parsed)
     sent_fields = cast(TaskUpdate, resolution.update).model_dump(exclude_unset=True)
     update = TaskUpdate.model_validate({"time_zone": zone, **sent_fields})
-    dav.name_plain(list_id, name, _derived_id(name), parsed.uid, _uid_task(parsed), zone)
+    # A completed copy is a new name (`free`) that then finds its occurrence among the
+    # collection's tasks: those too, read in the refused message.
+    dav.name_plain(
+        list_id,
+        name,
+        _derived_id(name),
+        parsed.uid,
+        _uid_task(parsed),
+        zone,
+        every=is_completed_copy(parsed),
+    )
     dav.keep_named(parsed.uid, name, parsed.keep.decode())
     work.tasks.update(
         None, update, current=cast(TaskRow, _Assumed(zone)), completed_at=resolution.completed_at
@@ -409,20 +420,24 @@ def _put(
     if_match: str | None,
     if_none: str | None,
     attempt: int,
-    looked: tuple[Any | None, Any] | None = None,
+    looked: Looked | None = None,
 ) -> bool | Handover:
     """The PUT after its lookup (`looked`: read already, in a refused guess's message)."""
     list_id, name, body, parsed = sent
     locking = attempt == _TRIES
     parent_derived = _DERIVED.fullmatch(f"{parsed.parent_uid}.ics") if parsed.parent_uid else None
-    seen, rows = looked or dav.lookup(
-        list_id,
-        name,
-        _derived_id(name),
-        parsed.uid,
-        parsed.parent_uid,
-        int(parent_derived.group(1)) if parent_derived is not None else 0,
-        commit=not locking,
+    seen, rows = (
+        (looked.seen, looked.rows)
+        if looked is not None
+        else dav.lookup(
+            list_id,
+            name,
+            _derived_id(name),
+            parsed.uid,
+            parsed.parent_uid,
+            int(parent_derived.group(1)) if parent_derived is not None else 0,
+            commit=not locking,
+        )
     )
     if seen is None:
         raise NotFound(NOT_FOUND)  # a list the caller cannot read: the missing one's 404
@@ -441,7 +456,8 @@ def _put(
     kept = parsed.keep.decode()
     dav.begin_write()
     if found is None:
-        copied = _completed_copy(work, dav, list_id, parsed, name, kept)
+        every = looked.every if looked is not None else None
+        copied = _completed_copy(work, dav, (list_id, parsed, name, kept), every)
         if copied is not None:
             return copied
         return _create(work, dav, sent, rows, if_none, locking)
@@ -525,19 +541,19 @@ def _holds(candidate: Served, uid: str) -> bool:
 def _completed_copy(
     work: UnitOfWork,
     dav: DavObjectService,
-    list_id: int | None,
-    parsed: ParsedTodo,
-    name: str,
-    kept: str,
+    sent: tuple[int | None, ParsedTodo, str, str],
+    every: Any = None,
 ) -> bool | Handover | None:
     """A new object that is the completed copy of an occurrence of a series (todoman, the
     `caldav` library; specs/caldav.md, "Completing a recurring task"): the copy's object goes
     to that occurrence, which completes (the series' object then goes on to the next one), or
     is completed already (the series' PUT came first). Either way one completed task, never
-    the copy and the occurrence both. None: not a copy, an ordinary create."""
+    the copy and the occurrence both. None: not a copy, an ordinary create. `every`: the
+    collection's tasks, read already (in a refused guess's message), else read here."""
+    list_id, parsed, name, kept = sent
     if not is_completed_copy(parsed):
         return None
-    rows = [served(row) for row in dav.all(list_id)]
+    rows = [served(row) for row in (every if every is not None else dav.all(list_id))]
     occurrence = match_completed_copy(parsed, [each.row for each in rows])
     if occurrence is None:
         return None

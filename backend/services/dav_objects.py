@@ -17,6 +17,7 @@ version its write names (`keep_ahead`), and no two writers of one object wait fo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -190,17 +191,24 @@ class DavObjectService(TaskSending):
             rows = self._read(statement, **values)
         return _seen(list_id, rows)
 
-    def looked(self, list_id: int | None) -> tuple[Any | None, Sequence[Any]] | None:
-        """`lookup`'s answer read in the message a `name_plain` refused (`Sender.beside`), as
-        `lookup` gives it (each row as the driver types it: `decoded`); None: none read."""
-        rows = self._send.beside_rows
+    def looked(self, list_id: int | None) -> Looked | None:
+        """What the message a `name_plain` refused read beside its write (`Sender.beside`):
+        `lookup`'s answer, as `lookup` gives it, and with `every`, `all`'s rows (each row as
+        the driver types it: `decoded`); None: nothing read (no refusal)."""
+        read = self._send.beside_rows
         self._send.beside_rows = None
-        if rows is None:
+        if read is None:
             return None
         columns = (_LOOKUP_NO_LIST if list_id is None else _LOOKUP).selected_columns
-        # `lookup`'s order: the newest kept object first (the JSON array keeps no order).
-        ordered = sorted(rows, key=lambda row: -(row["kept_id"] or 0))
-        return _seen(list_id, [decoded(columns, row) for row in ordered])
+        # Each read's order (the JSON array promises none): `lookup`'s, the newest kept
+        # object first; `all`'s, by id.
+        rows = sorted(read[0], key=lambda row: -(row["kept_id"] or 0))
+        seen, found = _seen(list_id, [decoded(columns, row) for row in rows])
+        every = None
+        if len(read) > 1:
+            columns = _ALL[list_id is None].selected_columns
+            every = [decoded(columns, row) for row in sorted(read[1], key=lambda row: row["id"])]
+        return Looked(seen, found, every)
 
     def claim(self, list_id: int | None, name: str, uid: str) -> None:
         """Ahead of a create in the collection: its space's change locks (the caller's and the
@@ -286,7 +294,15 @@ class DavObjectService(TaskSending):
         self._ahead(statement, dav_name=name, dav_task=task_id, **_values(list_id))
 
     def name_plain(
-        self, list_id: int | None, name: str, task_id: int, uid: str, uid_task: int, zone: str
+        self,
+        list_id: int | None,
+        name: str,
+        task_id: int,
+        uid: str,
+        uid_task: int,
+        zone: str,
+        *,
+        every: bool = False,
     ) -> None:
         """Ahead of an update by href that names no version and assumes its task has no rule,
         no parent and the time zone `zone` (a PUT with no precondition): the collection's
@@ -295,11 +311,16 @@ class DavObjectService(TaskSending):
         (a kept object's, else the derived UID of `uid_task`), with no rule, no parent and
         that zone; else the request refused (`TA412`, nothing written): the reason "free"
         where nothing is served under `name` (and it is no derived name: the PUT may create
-        it, its claim then says), "look" otherwise (looked up, to answer as a lookup does)."""
+        it, its claim then says), "look" otherwise. Refused, the message reads `lookup`'s
+        answer too, and with `every`, `all`'s (a completed copy's occurrence is found among
+        them): `looked`."""
         self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
         # Where the guess is refused, the lookup that answers the PUT instead comes back in
         # this message (read under the change locks, beside the write: run only then).
-        self._send.beside(*self._bind(*_looking(list_id, name, task_id, uid, None, 0)))
+        statement, values = _looking(list_id, name, task_id, uid, None, 0)
+        self._beside(statement, **values)
+        if every:
+            self._beside(_ALL[list_id is None], **_values(list_id))
         self._ahead(
             _NAME_PLAIN[list_id is None],
             dav_name=name,
@@ -348,8 +369,14 @@ class DavObjectService(TaskSending):
 
     def keep(self, task_id: int, uid: str, name: str, body: str) -> None:
         """Keep `body` as the task's object (replacing its previous one), in the message that
-        commits the task's write: only on a task the caller may write."""
-        self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
+        commits the task's write: only on a task the caller may write. No transaction open
+        (nothing else written: a completed copy of an occurrence completed already, found
+        among rows read in a refused message), it is the write, committing."""
+        values = {"dav_task": task_id, "dav_uid": uid, "dav_name": name, "dav_body": body}
+        if self._send.can_finish:
+            self._write(_KEEP, last=True, **values)
+        else:
+            self._at_commit(_KEEP, **values)
 
     def hand_over(
         self, task_id: int, successor_id: int, uid: str, name: str, body: str, *, kept: bool
@@ -591,6 +618,16 @@ _LOOKUP = (
 
 
 # The tasks in no list are the caller's own: it owns that collection.
+@dataclass(frozen=True)
+class Looked:
+    """What a refused `name_plain` read beside its write (`DavObjectService.looked`): the
+    list as `lookup` sees it, `lookup`'s tasks, and `all`'s where asked (else None)."""
+
+    seen: Any | None
+    rows: Sequence[Any]
+    every: Sequence[Any] | None
+
+
 def _looking(
     list_id: int | None,
     name: str,
