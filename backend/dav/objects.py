@@ -499,8 +499,9 @@ def _create(
         fields["parent_id"] = parent
         fields.pop("list_id", None)  # a subtask is in its parent's list
     # In the create's statement where it commits the request; under the lock (the
-    # lookup's transaction goes on) or after a completed copy's look-up, with the COMMIT.
-    alone = not locking and not is_completed_copy(parsed)
+    # lookup's transaction goes on) or after a completed copy's read of its collection in a
+    # transaction of ours, with the COMMIT.
+    alone = not locking and dav.can_finish()
     then = dav.keep_with_create(parsed.uid, name, kept) if alone else None
     dav.claim(list_id, name, parsed.uid)
     try:

@@ -336,6 +336,11 @@ class DavObjectService(TaskSending):
         the message of its write, ahead of it, where the caller may write it."""
         self._ahead(_KEEP_NAMED, dav_uid=uid, dav_name=name, dav_body=body)
 
+    def can_finish(self) -> bool:
+        """Whether the next write commits the request in its own message (no transaction of
+        ours open, nothing held for after it)."""
+        return self._send.can_finish
+
     def keep_with_create(self, uid: str, name: str, body: str) -> Then:
         """Keep `body` as the object of the task a create writes, in the create's statement
         (from its row, `w`)."""
