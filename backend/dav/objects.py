@@ -39,7 +39,7 @@ from backend.models.task_calendar import DERIVED_UID, CalendarObjectRefused, der
 from backend.models.task_table import TaskRow
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services.access import permitted
-from backend.services.dav_objects import DavObjectService
+from backend.services.dav_objects import DavObjectService, Looked
 from backend.services.registry import UnitOfWork
 
 NOT_FOUND = "Not found"
@@ -183,13 +183,16 @@ def put(
     if_none: str | None,
 ) -> bool | Handover:
     """Write the object: a new task (True) or the named one's update (False, or a `Handover`
-    when it completed an occurrence), through the task service. Three messages: the sign-in's
-    check, one lookup (the name's task, the list's role, the UID's and the parent's holders:
-    `DavObjectService.lookup`, committing with the entry), then the write naming the version
-    read, the kept object in its message (specs/caldav.md, "Cost"). A task changed in between
-    is `412` with If-Match, else looked up and written again. A create under
-    `If-None-Match: *` with no parent relation is one message after the check: nothing to
-    look up, its claim of the name and the UID says whether the object exists."""
+    when it completed an occurrence), through the task service. At most three messages:
+    the sign-in's check (a password this process has not verified), one lookup (the name's
+    task, the list's role, the UID's and the parent's holders: `DavObjectService.lookup`,
+    committing with the entry), then the write naming the version read, the kept object in
+    its message (specs/caldav.md, "Cost"). A task changed in between is `412` with If-Match,
+    else looked up and written again. A create under `If-None-Match: *` with no parent
+    relation is one message after the check: nothing to look up, its claim of the name and
+    the UID says whether the object exists. So is a PUT with no precondition whose task is
+    as it assumes (`_put_plain`), or two where the name is free (the assumption refused,
+    then the create with its claim)."""
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
@@ -199,6 +202,14 @@ def put(
         if _put_vouched(work, dav, (list_id, name, body, parsed), vouched):
             return False
         dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
+    looked = None
+    if if_match is None and if_none is None and _writes_plainly(parsed):
+        done = _put_plain(work, dav, (list_id, name, body, parsed))
+        if done is not None:
+            return done
+        # Refused unwritten for a reason a lookup words: its message read that lookup too.
+        looked = dav.looked(list_id)
+        dav.begin_write()
     if _creates_only(name, parsed, if_match, if_none):
         try:
             return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
@@ -210,8 +221,10 @@ def put(
         if attempt:
             dav.begin_write()
         try:
-            return _put(work, dav, (list_id, name, body, parsed), if_match, if_none, attempt)
+            sent = (list_id, name, body, parsed)
+            return _put(work, dav, sent, if_match, if_none, attempt, looked)
         except _Changed:
+            looked = None
             continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
 
@@ -262,18 +275,12 @@ def _put_vouched(
     list_id, name, body, parsed = sent
     if vouched.time_zone != DEFAULT_TIME_ZONE:
         parsed = parse(body, zone=vouched.time_zone)
-    fields = parsed.fields
-    if (
-        parsed.parent_uid is not None
-        or fields.get("recurrence") is not None
-        or parsed.overrides
-        or not {"due_date", "reminders", "recurrence"} <= fields.keys()
-    ):
+    if not _writes_plainly(parsed):
         return False
     resolution = unruled(parsed)
     sent_fields = cast(TaskUpdate, resolution.update).model_dump(exclude_unset=True)
     update = TaskUpdate.model_validate({"time_zone": vouched.time_zone, **sent_fields})
-    uid_task = _derived_id(f"{parsed.uid}.ics")
+    uid_task = _uid_task(parsed)
     dav.lock_task(vouched.id)
     dav.vouch(list_id, name, _derived_id(name), vouched.tag, parsed.uid, uid_task)
     dav.keep_ahead(vouched.id, vouched.version, parsed.uid, name, parsed.keep.decode())
@@ -294,6 +301,119 @@ def _put_vouched(
     return True
 
 
+@dataclass(frozen=True)
+class _Assumed:
+    """What a PUT with no precondition assumes of the task served under its name, true where
+    its own message finds it so (`DavObjectService.name_plain`): no rule, its parent left
+    where it is, the time zone its body is read on; so the service writes the PUT's fields
+    over it without reading it first, as under a vouching tag (`_Vouched`). The task is the
+    one named in that message (`task_statements.NAMED_TASK`), as found under its locks."""
+
+    time_zone: str
+    id: None = None
+    version: None = None
+    recurrence: None = None
+    parent_id: None = None
+    series_start: None = None
+    series_id: None = None
+
+
+def _writes_plainly(parsed: ParsedTodo) -> bool:
+    """Whether a PUT's body is what an update of a task with no rule and no parent writes
+    without reading the task (no parent named, no rule, no override): `_put_vouched`'s
+    and `_put_plain`'s."""
+    fields = parsed.fields
+    return (
+        parsed.parent_uid is None
+        and fields.get("recurrence") is None
+        and not parsed.overrides
+        and {"due_date", "reminders", "recurrence"} <= fields.keys()
+    )
+
+
+def _put_plain(
+    work: UnitOfWork, dav: DavObjectService, sent: tuple[int | None, str, bytes, ParsedTodo]
+) -> bool | None:
+    """A PUT with no precondition in one message where it is what it most often is: the
+    update of a task with no rule whose parent it leaves, on the zone its DUE names (else
+    UTC, every task's unless set otherwise); a task on another zone, in two (read again on
+    the zone the refusal names). The collection's change locks, then the task served under
+    the name, holding the PUT's UID, named to the write where it is as assumed
+    (`name_plain`), the kept object on it, and the service's update of it, committing
+    (specs/caldav.md, "Cost"). Nothing served under the name (the assumption's refusal says
+    so): the create, with its claim, in the next message, when it needs nothing looked up.
+    False: updated; True: created; None: nothing written, to be looked up (any other
+    refusal, a create that lost its name to a concurrent one, or one that must look): a
+    refusal's message read that lookup too (`DavObjectService.looked`)."""
+    list_id, name, body, parsed = sent
+    zone = str(parsed.fields.get("time_zone") or DEFAULT_TIME_ZONE)
+    for attempt in range(2):
+        if attempt:
+            dav.begin_write()
+            parsed = parse(body, zone=zone)
+            if not _writes_plainly(parsed):  # pragma: no cover - the zone reads no rule
+                return None
+        try:
+            _update_named(work, dav, (list_id, name, body, parsed), zone)
+            return False
+        except Taken as taken:
+            refused = taken.what
+        except (PreconditionFailed, NotFound, Forbidden):
+            return None
+        # Its task is as assumed but its zone: the body read on that zone, written again
+        # (the second message; the zone's name is the database's, one of `_ZONES`).
+        _, _, other = refused.partition("zone:")
+        if attempt == 0 and other in _ZONES and other != zone:
+            zone = other
+            continue
+        if refused != "free" or attempt or not _creates_only(name, parsed, None, "*"):
+            return None
+        break
+    dav.begin_write()
+    try:
+        return _create(work, dav, sent, (), None, locking=False)
+    except _Changed:  # a concurrent create took the name: this PUT is its update
+        return None
+    except NotFound:  # the create's refusal: the same 404 as the lookup's
+        raise NotFound(NOT_FOUND) from None
+    except Forbidden:
+        raise Forbidden(_READ_ONLY) from None
+
+
+def _update_named(
+    work: UnitOfWork,
+    dav: DavObjectService,
+    sent: tuple[int | None, str, bytes, ParsedTodo],
+    zone: str,
+) -> None:
+    """`_put_plain`'s message: the collection's locks, the task named where it is as
+    assumed (read on `zone`), the kept object on it, the service's update of it."""
+    list_id, name, _, parsed = sent
+    resolution = unruled(parsed)
+    sent_fields = cast(TaskUpdate, resolution.update).model_dump(exclude_unset=True)
+    update = TaskUpdate.model_validate({"time_zone": zone, **sent_fields})
+    # A completed copy is a new name (`free`) that then finds its occurrence among the
+    # collection's tasks: those too, read in the refused message.
+    dav.name_plain(
+        list_id,
+        name,
+        _derived_id(name),
+        parsed.uid,
+        _uid_task(parsed),
+        zone,
+        every=is_completed_copy(parsed),
+    )
+    dav.keep_named(parsed.uid, name, parsed.keep.decode())
+    work.tasks.update(
+        None, update, current=cast(TaskRow, _Assumed(zone)), completed_at=resolution.completed_at
+    )
+
+
+def _uid_task(parsed: ParsedTodo) -> int:
+    """The task a derived UID names (a task no client wrote); 0: none."""
+    return _derived_id(f"{parsed.uid}.ics")
+
+
 def _put(
     work: UnitOfWork,
     dav: DavObjectService,
@@ -301,18 +421,24 @@ def _put(
     if_match: str | None,
     if_none: str | None,
     attempt: int,
+    looked: Looked | None = None,
 ) -> bool | Handover:
+    """The PUT after its lookup (`looked`: read already, in a refused guess's message)."""
     list_id, name, body, parsed = sent
     locking = attempt == _TRIES
     parent_derived = _DERIVED.fullmatch(f"{parsed.parent_uid}.ics") if parsed.parent_uid else None
-    seen, rows = dav.lookup(
-        list_id,
-        name,
-        _derived_id(name),
-        parsed.uid,
-        parsed.parent_uid,
-        int(parent_derived.group(1)) if parent_derived is not None else 0,
-        commit=not locking,
+    seen, rows = (
+        (looked.seen, looked.rows)
+        if looked is not None
+        else dav.lookup(
+            list_id,
+            name,
+            _derived_id(name),
+            parsed.uid,
+            parsed.parent_uid,
+            int(parent_derived.group(1)) if parent_derived is not None else 0,
+            commit=not locking,
+        )
     )
     if seen is None:
         raise NotFound(NOT_FOUND)  # a list the caller cannot read: the missing one's 404
@@ -331,7 +457,8 @@ def _put(
     kept = parsed.keep.decode()
     dav.begin_write()
     if found is None:
-        copied = _completed_copy(work, dav, list_id, parsed, name, kept)
+        every = looked.every if looked is not None else None
+        copied = _completed_copy(work, dav, (list_id, parsed, name, kept), every)
         if copied is not None:
             return copied
         return _create(work, dav, sent, rows, if_none, locking)
@@ -374,8 +501,9 @@ def _create(
         fields["parent_id"] = parent
         fields.pop("list_id", None)  # a subtask is in its parent's list
     # In the create's statement where it commits the request; under the lock (the
-    # lookup's transaction goes on) or after a completed copy's look-up, with the COMMIT.
-    alone = not locking and not is_completed_copy(parsed)
+    # lookup's transaction goes on) or after a completed copy's read of its collection in a
+    # transaction of ours, with the COMMIT.
+    alone = not locking and dav.can_finish()
     then = dav.keep_with_create(parsed.uid, name, kept) if alone else None
     dav.claim(list_id, name, parsed.uid)
     try:
@@ -416,19 +544,19 @@ def _holds(candidate: Served, uid: str) -> bool:
 def _completed_copy(
     work: UnitOfWork,
     dav: DavObjectService,
-    list_id: int | None,
-    parsed: ParsedTodo,
-    name: str,
-    kept: str,
+    sent: tuple[int | None, ParsedTodo, str, str],
+    every: Any = None,
 ) -> bool | Handover | None:
     """A new object that is the completed copy of an occurrence of a series (todoman, the
     `caldav` library; specs/caldav.md, "Completing a recurring task"): the copy's object goes
     to that occurrence, which completes (the series' object then goes on to the next one), or
     is completed already (the series' PUT came first). Either way one completed task, never
-    the copy and the occurrence both. None: not a copy, an ordinary create."""
+    the copy and the occurrence both. None: not a copy, an ordinary create. `every`: the
+    collection's tasks, read already (in a refused guess's message), else read here."""
+    list_id, parsed, name, kept = sent
     if not is_completed_copy(parsed):
         return None
-    rows = [served(row) for row in dav.all(list_id)]
+    rows = [served(row) for row in (every if every is not None else dav.all(list_id))]
     occurrence = match_completed_copy(parsed, [each.row for each in rows])
     if occurrence is None:
         return None

@@ -17,6 +17,7 @@ version its write names (`keep_ahead`), and no two writers of one object wait fo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -51,8 +52,8 @@ from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
 from backend.services.changes import HOLD, collection_head
 from backend.services.task_bulk import LOCK_TASKS
-from backend.services.task_sending import TaskSending, Then
-from backend.services.task_statements import TASK_VIEW
+from backend.services.task_sending import TaskSending, Then, decoded
+from backend.services.task_statements import NAMED_TASK, TASK_VIEW
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
@@ -67,6 +68,7 @@ _PARENT_UID = bindparam("dav_parent_uid", type_=Text)
 _PARENT_TASK = bindparam("dav_parent_task", type_=BigInteger)
 _TAG = bindparam("dav_tag", type_=Text)
 _UID_TASK = bindparam("dav_uid_task", type_=BigInteger)
+_ZONE = bindparam("dav_zone", type_=Text)
 
 
 def _in(table: Any, list_id: int | None) -> Any:
@@ -189,24 +191,31 @@ class DavObjectService(TaskSending):
         message it commits with the caller's entry (no lock held while the caller decides:
         the write then names the version it read); not `commit`, it opens the write's
         transaction (the entry's change lock held until its COMMIT)."""
-        statement = _LOOKUP_NO_LIST if list_id is None else _LOOKUP
-        values: dict[str, Any] = {} if list_id is None else {"dav_list": list_id}
-        values |= {
-            "dav_name": name,
-            "dav_task": task_id,
-            "dav_uid": uid,
-            "dav_parent_uid": parent_uid,
-            "dav_parent_task": parent_task,
-        }
+        statement, values = _looking(list_id, name, task_id, uid, parent_uid, parent_task)
         if commit and self._send.can_finish:
             rows = self._write(statement, last=True, **values)
         else:
             rows = self._read(statement, **values)
-        if list_id is None:
-            return _NO_LIST_SEEN, rows
-        if not rows:
-            return None, []
-        return rows[0], [row for row in rows if row.id is not None]
+        return _seen(list_id, rows)
+
+    def looked(self, list_id: int | None) -> Looked | None:
+        """What the message a `name_plain` refused read beside its write (`Sender.beside`):
+        `lookup`'s answer, as `lookup` gives it, and with `every`, `all`'s rows (each row as
+        the driver types it: `decoded`); None: nothing read (no refusal)."""
+        read = self._send.beside_rows
+        self._send.beside_rows = None
+        if read is None:
+            return None
+        columns = (_LOOKUP_NO_LIST if list_id is None else _LOOKUP).selected_columns
+        # Each read's order (the JSON array promises none): `lookup`'s, the newest kept
+        # object first; `all`'s, by id.
+        rows = sorted(read[0], key=lambda row: -(row["kept_id"] or 0))
+        seen, found = _seen(list_id, [decoded(columns, row) for row in rows])
+        every = None
+        if len(read) > 1:
+            columns = _ALL[list_id is None].selected_columns
+            every = [decoded(columns, row) for row in sorted(read[1], key=lambda row: row["id"])]
+        return Looked(seen, found, every)
 
     def claim(self, list_id: int | None, name: str, uid: str) -> None:
         """Ahead of a create in the collection: its space's change locks (the caller's and the
@@ -291,6 +300,54 @@ class DavObjectService(TaskSending):
         statement = _NAME_TASK[list_id is None]
         self._ahead(statement, dav_name=name, dav_task=task_id, **_values(list_id))
 
+    def name_plain(
+        self,
+        list_id: int | None,
+        name: str,
+        task_id: int,
+        uid: str,
+        uid_task: int,
+        zone: str,
+        *,
+        every: bool = False,
+    ) -> None:
+        """Ahead of an update by href that names no version and assumes its task has no rule,
+        no parent and the time zone `zone` (a PUT with no precondition): the collection's
+        change locks, as `name_task`'s, then the task served under `name` named to the write
+        (`task_statements.NAMED_TASK`) where it is one the caller may write, holding `uid`
+        (a kept object's, else the derived UID of `uid_task`), with no rule, no parent and
+        that zone; else the request refused (`TA412`, nothing written): the reason "free"
+        where nothing is served under `name` (and it is no derived name: the PUT may create
+        it, its claim then says), "look" otherwise. Refused, the message reads `lookup`'s
+        answer too, and with `every`, `all`'s (a completed copy's occurrence is found among
+        them): `looked`."""
+        self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
+        # Where the guess is refused, the lookup that answers the PUT instead comes back in
+        # this message (read under the change locks, beside the write: run only then).
+        statement, values = _looking(list_id, name, task_id, uid, None, 0)
+        self._beside(statement, **values)
+        if every:
+            self._beside(_ALL[list_id is None], **_values(list_id))
+        self._ahead(
+            _NAME_PLAIN[list_id is None],
+            dav_name=name,
+            dav_task=task_id,
+            dav_uid=uid,
+            dav_uid_task=uid_task,
+            dav_zone=zone,
+            **_values(list_id),
+        )
+
+    def keep_named(self, uid: str, name: str, body: str) -> None:
+        """Keep `body` as the object of the task a statement ahead named (`name_plain`), in
+        the message of its write, ahead of it, where the caller may write it."""
+        self._ahead(_KEEP_NAMED, dav_uid=uid, dav_name=name, dav_body=body)
+
+    def can_finish(self) -> bool:
+        """Whether the next write commits the request in its own message (no transaction of
+        ours open, nothing held for after it)."""
+        return self._send.can_finish
+
     def keep_with_create(self, uid: str, name: str, body: str) -> Then:
         """Keep `body` as the object of the task a create writes, in the create's statement
         (from its row, `w`)."""
@@ -324,8 +381,14 @@ class DavObjectService(TaskSending):
 
     def keep(self, task_id: int, uid: str, name: str, body: str) -> None:
         """Keep `body` as the task's object (replacing its previous one), in the message that
-        commits the task's write: only on a task the caller may write."""
-        self._at_commit(_KEEP, dav_task=task_id, dav_uid=uid, dav_name=name, dav_body=body)
+        commits the task's write: only on a task the caller may write. No transaction open
+        (nothing else written: a completed copy of an occurrence completed already, found
+        among rows read in a refused message), it is the write, committing."""
+        values = {"dav_task": task_id, "dav_uid": uid, "dav_name": name, "dav_body": body}
+        if self._send.can_finish:
+            self._write(_KEEP, last=True, **values)
+        else:
+            self._at_commit(_KEEP, **values)
 
     def hand_over(
         self,
@@ -408,6 +471,11 @@ _UNSERVE = {
     for within in (False, True)
 }
 _KEEP_AT_VERSION = _insert_keep(_chosen.where(_T.version == _VERSION))
+_KEEP_NAMED = _insert_keep(
+    select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
+        _T.id == NAMED_TASK, may(_TASKS, Action.TASK_WRITE)
+    )
+)
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _the_list = (
@@ -474,15 +542,10 @@ def _claim(no_list: bool) -> Any:
 _CLAIM, _CLAIM_NO_LIST = _claim(False), _claim(True)
 
 
-def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
-    """The listing's columns, whether a row's object is a kept one or its task's derived
-    one, and the task the caller may write served under the name."""
-    listing = _listing(None if no_list else 0)
-    columns = listing.selected_columns
-    unserved = func.coalesce(columns.shadowed, True)  # no kept object, or one not served
-    kept, derived = unserved.is_(False), unserved.is_(True)  # derived: the task's name and UID
+def _name_held(no_list: bool) -> Any:
+    """Whether a served object of the collection the caller may read holds the name."""
     held = _OBJECTS.alias("held")
-    name_held = exists(
+    return exists(
         select(held.c.id).where(
             held.c.served,
             _in(held, None if no_list else 0),
@@ -490,6 +553,16 @@ def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
             held.c.name == _NAME,
         )
     )
+
+
+def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
+    """The listing's columns, whether a row's object is a kept one or its task's derived
+    one, and the task the caller may write served under the name."""
+    listing = _listing(None if no_list else 0)
+    columns = listing.selected_columns
+    unserved = func.coalesce(columns.shadowed, True)  # no kept object, or one not served
+    kept, derived = unserved.is_(False), unserved.is_(True)  # derived: the task's name and UID
+    name_held = _name_held(no_list)
     named = or_(
         and_(kept, columns.kept_name == _NAME), and_(derived, _T.id == _TASK, not_(name_held))
     )
@@ -510,6 +583,33 @@ def _name_task(no_list: bool) -> Any:
     )
 
 
+def _name_plain(no_list: bool) -> Any:
+    """`name_plain`'s statement: the served task's id set where it is as assumed, else
+    `TA412` with "free" (nothing served under the name), "zone:<its zone>" (as assumed but
+    its zone) or "look". A task with a parent is as assumed where the client's last object
+    names none (no `RELATED-TO` in it, or no object of a client's): a body naming no parent
+    then moves nothing (`objects._reparented`)."""
+    columns, kept, derived, found = _served_writable(no_list)
+    holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
+    stays = or_(_T.parent_id.is_(None), derived, func.strpos(columns.kept_body, "RELATED-TO") == 0)
+    plain = found.where(holds_uid, _T.recurrence.is_(None), stays)
+    target = plain.where(_T.time_zone == _ZONE).with_only_columns(_T.id).limit(1)
+    setting = func.set_config(
+        "task_api.task", func.coalesce(cast(target.scalar_subquery(), Text), ""), True
+    )
+    named = select(setting.label("task")).subquery("named")
+    free = and_(_TASK == 0, not_(_name_held(no_list)))
+    other_zone = plain.with_only_columns(_T.time_zone).limit(1).scalar_subquery()
+    reason = case(
+        (free, "free"), (other_zone.is_not(None), func.concat("zone:", other_zone)), else_="look"
+    )
+    return (
+        select(func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True))
+        .select_from(named)
+        .where(named.c.task == "")
+    )
+
+
 def _vouch(no_list: bool, uid: bool) -> Any:
     """`vouch`'s refusal: `TA412` unless the object served under the name has the tag and
     the UID; the reason "tag" or "look"."""
@@ -523,6 +623,7 @@ def _vouch(no_list: bool, uid: bool) -> Any:
 
 
 _NAME_TASK = {key: _name_task(key) for key in (False, True)}
+_NAME_PLAIN = {key: _name_plain(key) for key in (False, True)}
 _VOUCH = {(key, uid): _vouch(key, uid) for key in (False, True) for uid in (False, True)}
 _LOCK_LIST = spaces_locked(
     select(_LISTS.c.user_id)
@@ -537,7 +638,50 @@ _LOOKUP = (
     .select_from(_the_list.outerjoin(_found, true()))
     .order_by(_found.c.kept_id.desc().nulls_last())
 )
+
+
 # The tasks in no list are the caller's own: it owns that collection.
+@dataclass(frozen=True)
+class Looked:
+    """What a refused `name_plain` read beside its write (`DavObjectService.looked`): the
+    list as `lookup` sees it, `lookup`'s tasks, and `all`'s where asked (else None)."""
+
+    seen: Any | None
+    rows: Sequence[Any]
+    every: Sequence[Any] | None
+
+
+def _looking(
+    list_id: int | None,
+    name: str,
+    task_id: int,
+    uid: str,
+    parent_uid: str | None,
+    parent_task: int,
+) -> tuple[Any, dict[str, Any]]:
+    """`lookup`'s statement and values."""
+    statement = _LOOKUP_NO_LIST if list_id is None else _LOOKUP
+    values: dict[str, Any] = {} if list_id is None else {"dav_list": list_id}
+    values |= {
+        "dav_name": name,
+        "dav_task": task_id,
+        "dav_uid": uid,
+        "dav_parent_uid": parent_uid,
+        "dav_parent_task": parent_task,
+    }
+    return statement, values
+
+
+def _seen(list_id: int | None, rows: Sequence[Any]) -> tuple[Any | None, Sequence[Any]]:
+    """`lookup`'s rows as it answers: the list as the caller sees it (None: one it cannot
+    read) and the tasks."""
+    if list_id is None:
+        return _NO_LIST_SEEN, rows
+    if not rows:
+        return None, []
+    return rows[0], [row for row in rows if row.id is not None]
+
+
 _NO_LIST_SEEN = SimpleNamespace(
     list_id_seen=None, list_name=None, list_color=None, list_role="owner"
 )

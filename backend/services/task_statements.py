@@ -389,14 +389,15 @@ SUBTREE = (
 )
 
 
-def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
-    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold).
+def updating(values: dict[str, Any], *conditions: ColumnElement[bool], named: bool = False) -> Any:
+    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold), or,
+    `named`, of the task a statement ahead in its message named (`NAMED_TASK`).
     Without conditions, and with values that are plain values or `_SHARED` expressions (a
     PATCH, a bulk step), it is the statement built once for the set's shape, with the values
     bound (`Bound`): a request compiles nothing. Otherwise it is built for this call."""
     # How each value is part of the shape: bound, NULL, or a `_SHARED` expression's index.
     shape: list[tuple[str, str | int]] = []
-    per_call = bool(conditions)
+    per_call = bool(conditions) or named
     for name, value in values.items():
         if not isinstance(value, ClauseElement):
             shape.append((name, _NULL if value is None else _BOUND))
@@ -407,7 +408,7 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
             break
         shape.append((name, index))
     if per_call:
-        statement = update(Task).where(_T.id == TASK_ID, *conditions)
+        statement = update(Task).where(_T.id == (NAMED_TASK if named else TASK_ID), *conditions)
         if "assignees" in values:
             sent = values["assignees"]
             if not isinstance(sent, ClauseElement):

@@ -297,7 +297,7 @@ class TaskService(TaskSending):
     )
     def update(
         self,
-        task_id: int,
+        task_id: int | None,
         data: TaskUpdate,
         expected: Expected = None,
         *,
@@ -309,7 +309,10 @@ class TaskService(TaskSending):
         it (its version in `expected`: a DAV PUT's, found by its href), or what a DAV tag
         tested in this write's message says of it (its version, zone, no rule, no parent:
         `dav.objects._Vouched`), so a schedule change writes over it without reading it
-        again (one message, not two). `completed_at`: when
+        again (one message, not two). `task_id` None: the task a statement ahead in this
+        message named (`NAMED_TASK`: a DAV PUT with no precondition, `current` what that
+        statement tested of it), for a write of its schedule fields in place: its update
+        matching no row is a 404 (the caller looks the task up). `completed_at`: when
         the client says it completed the task (a CalDAV COMPLETED), for a write that completes
         no series (the caller's to know: a series' completion is stamped now)."""
         changes = data.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})
@@ -326,7 +329,16 @@ class TaskService(TaskSending):
             and placement.parent is Sent.id
         ):
             raise not_recurring()
+        if task_id is None and (
+            "recurrence" not in sent
+            or data.recurrence is not None
+            or placement is not None
+            or current is None
+        ):
+            raise ValueError("a named task's update sends no rule and stays where it is")
         if not sent:
+            if task_id is None:  # pragma: no cover - refused above
+                raise ValueError("a named task's update writes its schedule")
             # Only a completion can add a statement (a recurring task's next occurrence).
             last = changes.get("completed") is not True
             if placement is not None:
@@ -466,7 +478,7 @@ class TaskService(TaskSending):
 
     def _replan(
         self,
-        task_id: int,
+        task_id: int | None,
         values: dict[str, Any],
         plan_of: Callable[[TaskRow], tuple[str | None, str, datetime | None, list[Any]]],
         expected: Expected = None,
@@ -479,16 +491,23 @@ class TaskService(TaskSending):
         commits (`_current`; or given: `current`, read by the caller), then the write names
         the version read and commits the request itself: no lock is held while the schedule
         is planned. A task changed in between is read again; after a few tries, under the
-        caller's change lock."""
-        given = current if current is not None and expected is not None else None
+        caller's change lock. `task_id` None: the named task (`update`), written once."""
+        named = task_id is None
+        given = current if current is not None and (expected is not None or named) else None
         for attempt in range(_COMPLETION_TRIES + 1):
             # The last try reads inside the write's transaction, under the caller's change
             # lock (the entry's), so nothing can change the task before it is written.
             locking = attempt == _COMPLETION_TRIES
             if locking and self._can_begin_again():
                 self._begin_again()
-            if attempt == 0 and given is not None and given.version in cast(Any, expected):
+            if (
+                attempt == 0
+                and given is not None
+                and (named or given.version in cast(Any, expected))
+            ):
                 current = given
+            elif task_id is None:  # pragma: no cover - the named task's write is its first
+                raise NotFound("Task not found")
             else:
                 current = self._current(task_id, expected, commit=not locking)
             plan = plan_of(current)
@@ -504,9 +523,10 @@ class TaskService(TaskSending):
             # write will leave (known here), is written with it.
             then = None
             if planned.get("completed") is True:
-                then = self._successor(Planned(task_id, plan[2], planned))
+                # (A named task's update sends no rule: no successor, no id needed.)
+                then = self._successor(Planned(cast(int, task_id), plan[2], planned))
             read = frozenset({current.version})
-            if placement is not None:
+            if placement is not None and task_id is not None:
                 # A move writes its subtree in the same statement: a member's reminders (a
                 # trigger would make them its own on every row written) go in a statement of
                 # their own in the move's message (`own_reminders`).
@@ -523,11 +543,14 @@ class TaskService(TaskSending):
                     if expected is not None:
                         raise
                     continue
-            task = self._update_where(
-                task_id, planned, _T.version == current.version, last=True, then=then
-            )
+            # The named task is as its naming statement found it, under the change locks that
+            # statement took: no version to name.
+            versions = () if named else (_T.version == current.version,)
+            task = self._update_where(task_id, planned, *versions, last=True, then=then)
             if task is not None:
                 return task
+            if named:
+                raise NotFound("Task not found")
         raise Conflict("The task changed while it was being written; retry")
 
     def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
@@ -737,14 +760,16 @@ class TaskService(TaskSending):
 
     def _update_where(
         self,
-        task_id: int,
+        task_id: int | None,
         values: dict[str, Any],
         *conditions: ColumnElement[bool],
         last: bool = False,
         then: Then | None = None,
     ) -> TaskRow | None:
         """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
-        nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
-        statement = updating(values, *conditions)
-        rows = self._write_then(statement, then, task_id=task_id, last=last)
+        nothing follows it in the transaction, so it may commit it (`_write(last=True)`).
+        `task_id` None: the task named ahead in the message (`NAMED_TASK`)."""
+        statement = updating(values, *conditions, named=task_id is None)
+        binds = {} if task_id is None else {"task_id": task_id}
+        rows = self._write_then(statement, then, **binds, last=last)
         return cast(TaskRow, rows[0]) if rows else None

@@ -189,3 +189,42 @@ def test_if_match_writers_of_one_object_one_wins_the_rest_412(
             ).one()
         assert title == f"Prune {round_}.{won}"
         assert f"SUMMARY:Prune {round_}.{won}\r\n" in body
+
+
+def test_writers_of_one_object_with_no_precondition_all_write_in_turn(
+    unlimited_live_server: str,
+    client: TestClient,
+    alice: Account,
+    bob: Account,
+    garden: int,
+    db_engine: Engine,
+) -> None:
+    """Sixteen writers of one object at once with no precondition (each in one message: the
+    collection's locks, the task named, its update), half the owner's and half an editor's:
+    every one `204` in turn, never a deadlock's `503`; one task, and its object and its row
+    are the same writer's."""
+    owner, editor = signed_in(client, alice), signed_in(client, bob)
+    collection = f"/dav/calendars/{garden}/"
+    path = f"{collection}weed.ics"
+    with httpx.Client(base_url=unlimited_live_server, headers=owner, timeout=60) as http:
+        made = http.put(path, content=vtodo("weed", "Weed"), headers=_CALENDAR)
+    assert made.status_code == 201, made.text
+    for round_ in range(ROUNDS):
+        writes = [
+            ((owner, editor)[n % 2], path, vtodo("weed", f"Weed {round_}.{n}"), {})
+            for n in range(WRITERS)
+        ]
+        answers = _at_once(unlimited_live_server, collection, writes)
+        assert _statuses(answers) == [204] * WRITERS, [a.text for a in answers]
+        with db_engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT t.title, o.body FROM tasks t JOIN task_dav_objects o"
+                    " ON o.task_id = t.id WHERE o.list_id = :l AND o.name = 'weed.ics'"
+                ),
+                {"l": garden},
+            ).all()
+        [(title, body)] = rows
+        assert title.startswith(f"Weed {round_}.")
+        assert f"SUMMARY:{title}\r\n" in body
+        assert _stored(db_engine, garden, title) == 1
