@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -109,6 +110,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
             raise
 
     _check_on_checkout(engine, settings.db_pool_ping_idle_seconds)
+    _on_return(engine)
     _keep_heap(engine)
     if response_timeout_ms > 0:
         _learn_server_clock(engine, response_timeout_ms / 1000)
@@ -136,10 +138,6 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
     def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info.pop(_CONNECTION_IDLE_SINCE, None)
 
-    @event.listens_for(engine, "checkin")
-    def _idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info[_CONNECTION_IDLE_SINCE] = time.monotonic()
-
     @event.listens_for(engine, "checkout")
     def _check(
         dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
@@ -165,6 +163,28 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):  # type: ignore[arg-type]
                 raise exc.InvalidatePoolError(str(error)) from error
             raise
+
+
+def _on_return(engine: Engine) -> None:
+    """A connection given back to the pool: when it went idle (`_check_on_checkout`), and back
+    in psycopg2's transactions, whoever borrowed it.
+
+    A request's entry, the live streams' reader and `autocommitted` switch their connection to
+    autocommit; a borrower that never gets to switch back (a task cancelled in its `finally`,
+    a connection left to the garbage collector) would otherwise lend autocommit to the next,
+    whose `begin()` would then commit statement by statement. Switching back is psycopg2's
+    own flag, no round trip. One still inside a transaction it was sent as text (which the
+    pool's rollback does not see in autocommit) is discarded."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CONNECTION_IDLE_SINCE] = time.monotonic()
+        if dbapi_connection is None or dbapi_connection.closed or not dbapi_connection.autocommit:
+            return
+        if dbapi_connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            dbapi_connection.autocommit = False
+        else:
+            record.invalidate()
 
 
 # What a new connection's server process allocates once and frees (specs/benchmark.md, "Where
@@ -235,9 +255,5 @@ def autocommitted(engine: Engine) -> Iterator[Connection]:
         dbapi = conn.connection.dbapi_connection
         if dbapi is None:
             raise RuntimeError("a checked-out connection has its DBAPI connection")
-        dbapi.autocommit = True
-        try:
-            yield conn
-        finally:
-            if not dbapi.closed:
-                dbapi.autocommit = False
+        dbapi.autocommit = True  # and back on its return (`_on_return`)
+        yield conn

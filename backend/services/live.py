@@ -243,7 +243,7 @@ class LiveFeeds:
                 self.failed_polls = 0
             conn, self._conn = self._conn, None
             if conn is not None:
-                await anyio.to_thread.run_sync(_give_back, conn)
+                await anyio.to_thread.run_sync(conn.close)  # `_on_return`
 
     async def _follow_heads(self) -> None:
         interval = self._settings.stream_poll_ms / 1000
@@ -366,7 +366,7 @@ class LiveFeeds:
         between polls), opened on its first poll."""
         if self._conn is None:
             conn = self._engine.connect()
-            _autocommit(conn, True)
+            _autocommit(conn)
             self._conn = conn
         return self._conn
 
@@ -379,13 +379,8 @@ class LiveFeeds:
         return moved_since(conn, floor, seen, _MOVED_LIMIT)
 
 
-def _autocommit(conn: Connection, on: bool) -> None:
+def _autocommit(conn: Connection) -> None:
+    """Autocommit until the connection goes back to the pool (`_on_return`)."""
     dbapi = conn.connection.dbapi_connection
     if dbapi is not None and not dbapi.closed:
-        dbapi.autocommit = on
-
-
-def _give_back(conn: Connection) -> None:
-    """The reader's connection back to the pool as the pool lends them (in a transaction)."""
-    _autocommit(conn, False)
-    conn.close()
+        dbapi.autocommit = True

@@ -23,7 +23,6 @@ from functools import cached_property, lru_cache
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -396,17 +395,8 @@ class UnitOfWork:
                     self._refused(error)
                     raise
         finally:
-            if self._autocommit and not conn.invalidated:
-                # Back to psycopg2's transactions for the pool's next borrower; a connection
-                # still inside a transaction it was sent (a failure between `BEGIN` and its
-                # end that could not roll back) is discarded: nothing of this request may
-                # reach the next one.
-                dbapi = conn.connection.dbapi_connection
-                if dbapi is not None and not dbapi.closed:
-                    if dbapi.info.transaction_status != TRANSACTION_STATUS_IDLE:
-                        conn.invalidate()
-                    else:
-                        dbapi.autocommit = False
+            # Back in psycopg2's transactions, or discarded if still inside one it was sent
+            # (a failure between `BEGIN` and its end): `_on_return`.
             conn.close()
 
     def names_task(self, task_id: int) -> None:
