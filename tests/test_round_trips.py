@@ -1107,7 +1107,6 @@ def test_a_completed_copy_to_a_new_name_costs_what_it_says(
         assert moved.status_code == 204, moved.text
     copy = _water("c", "20261201T090000Z", "STATUS:COMPLETED\r\nCOMPLETED:20261201T080000Z\r\n")
     _verify_dav_password(counted, ids)
-    _rec = recording  # DEBUG
     measured = _measure(proxy, lambda: counted.put(f"{at}copy.ics", content=copy, headers=headers))
     assert measured.status == 201, measured.text
     assert measured.round_trips == budget
