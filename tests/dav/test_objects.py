@@ -34,6 +34,20 @@ def vtodo(uid: str, summary: str = "Water the plants", extra: str = "") -> bytes
     ).encode()
 
 
+def task_by_id(client: TestClient, who: Account, task_id: int) -> dict[str, Any]:
+    """The task as its REST route serves it to `who`."""
+    got = client.get(f"/api/tasks/{task_id}", headers=who.headers)
+    assert got.status_code == 200, got.text
+    data: dict[str, Any] = got.json()["data"]
+    return data
+
+
+def derived_path(list_id: int | None, task_id: int) -> str:
+    """Where a task no client wrote is served: its derived name in its list's collection."""
+    collection = NO_LIST if list_id is None else f"/dav/calendars/{list_id}/"
+    return f"{collection}task-{task_id}@task-api.ics"
+
+
 def put(client: TestClient, path: str, body: bytes, headers: dict[str, str], **extra: str) -> Any:
     sent = {**headers, "Content-Type": "text/calendar; charset=utf-8", **extra}
     return client.put(path, content=body, headers=sent)

@@ -6,27 +6,13 @@ answered as a lookup answers it: each test here is one such case and its answer.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy import text as sql_text
 
 from tests.conftest import Account
-from tests.dav.test_objects import NO_LIST, put, signed_in, vtodo
+from tests.dav.test_objects import NO_LIST, derived_path, put, signed_in, task_by_id, vtodo
 from tests.sharing.helpers import join, make_list, make_task
-
-
-def _task(client: TestClient, who: Account, task_id: int) -> dict[str, Any]:
-    got = client.get(f"/api/tasks/{task_id}", headers=who.headers)
-    assert got.status_code == 200, got.text
-    data: dict[str, Any] = got.json()["data"]
-    return data
-
-
-def _path(list_id: int | None, task_id: int) -> str:
-    collection = NO_LIST if list_id is None else f"/dav/calendars/{list_id}/"
-    return f"{collection}task-{task_id}@task-api.ics"
 
 
 def _count(db_engine: Engine) -> int:
@@ -51,12 +37,14 @@ def test_a_put_with_no_precondition_updates_a_kept_object_and_a_derived_one(
     assert after.headers["ETag"] != before.headers["ETag"]
     assert _count(db_engine) == tasks
     task_id = int(after.headers["ETag"].strip('"').partition("-")[0])
-    task = _task(client, alice, task_id)
+    task = task_by_id(client, alice, task_id)
     assert (task["title"], task["due_date"]) == ("Second", "2026-12-01T09:00:00Z")
     rest = make_task(client, alice, "Rest")
-    answer = put(client, _path(None, rest), vtodo(f"task-{rest}@task-api", "Renamed"), headers)
+    answer = put(
+        client, derived_path(None, rest), vtodo(f"task-{rest}@task-api", "Renamed"), headers
+    )
     assert answer.status_code == 204, answer.text
-    assert _task(client, alice, rest)["title"] == "Renamed"
+    assert task_by_id(client, alice, rest)["title"] == "Renamed"
     assert _count(db_engine) == tasks + 1
 
 
@@ -70,26 +58,26 @@ def test_a_floating_due_is_read_on_the_tasks_zone_whatever_was_assumed(
         client, alice, "Call", due_date="2026-12-01T08:00:00Z", time_zone="Europe/Berlin"
     )
     floating = vtodo(f"task-{berlin}@task-api", "Call", "DUE:20261202T100000\r\n")
-    assert put(client, _path(None, berlin), floating, headers).status_code == 204
-    task = _task(client, alice, berlin)
+    assert put(client, derived_path(None, berlin), floating, headers).status_code == 204
+    task = task_by_id(client, alice, berlin)
     assert (task["due_date"], task["time_zone"]) == ("2026-12-02T09:00:00Z", "Europe/Berlin")
     dated = vtodo(f"task-{berlin}@task-api", "Call", "DUE;VALUE=DATE:20261205\r\n")
-    assert put(client, _path(None, berlin), dated, headers).status_code == 204
-    assert _task(client, alice, berlin)["due_date"] == "2026-12-04T23:00:00Z"
+    assert put(client, derived_path(None, berlin), dated, headers).status_code == 204
+    assert task_by_id(client, alice, berlin)["due_date"] == "2026-12-04T23:00:00Z"
     utc = make_task(client, alice, "Mail")
     floating = vtodo(f"task-{utc}@task-api", "Mail", "DUE:20261202T100000\r\n")
-    assert put(client, _path(None, utc), floating, headers).status_code == 204
-    task = _task(client, alice, utc)
+    assert put(client, derived_path(None, utc), floating, headers).status_code == 204
+    task = task_by_id(client, alice, utc)
     assert (task["due_date"], task["time_zone"]) == ("2026-12-02T10:00:00Z", "UTC")
     # A DUE naming a zone is read on it, and the task takes it (as a PATCH of both).
     named = vtodo(f"task-{utc}@task-api", "Mail", "DUE;TZID=America/New_York:20261203T100000\r\n")
-    assert put(client, _path(None, utc), named, headers).status_code == 204
-    task = _task(client, alice, utc)
+    assert put(client, derived_path(None, utc), named, headers).status_code == 204
+    task = task_by_id(client, alice, utc)
     assert (task["due_date"], task["time_zone"]) == ("2026-12-03T15:00:00Z", "America/New_York")
     # No DUE on a task with a zone: the zone stays.
     bare = vtodo(f"task-{berlin}@task-api", "Call later")
-    assert put(client, _path(None, berlin), bare, headers).status_code == 204
-    task = _task(client, alice, berlin)
+    assert put(client, derived_path(None, berlin), bare, headers).status_code == 204
+    task = task_by_id(client, alice, berlin)
     assert (task["title"], task["due_date"], task["time_zone"]) == (
         "Call later",
         None,
@@ -106,9 +94,14 @@ def test_a_subtask_stays_under_its_parent_unless_the_clients_object_named_it(
     headers = signed_in(client, alice)
     parent = make_task(client, alice, "Trip")
     sub = make_task(client, alice, "Pack", parent_id=parent)
-    answer = put(client, _path(None, sub), vtodo(f"task-{sub}@task-api", "Pack bags"), headers)
+    answer = put(
+        client, derived_path(None, sub), vtodo(f"task-{sub}@task-api", "Pack bags"), headers
+    )
     assert answer.status_code == 204, answer.text
-    assert (_task(client, alice, sub)["title"], _task(client, alice, sub)["parent_id"]) == (
+    assert (
+        task_by_id(client, alice, sub)["title"],
+        task_by_id(client, alice, sub)["parent_id"],
+    ) == (
         "Pack bags",
         parent,
     )
@@ -133,9 +126,9 @@ def test_a_series_written_without_its_rule_goes_the_lookups_way(
         client, alice, "Water", due_date="2026-12-01T09:00:00Z", recurrence="FREQ=DAILY"
     )
     body = vtodo(f"task-{series}@task-api", "Water well", "DUE:20261201T090000Z\r\n")
-    answer = put(client, _path(None, series), body, headers)
+    answer = put(client, derived_path(None, series), body, headers)
     assert answer.status_code == 204, answer.text
-    task = _task(client, alice, series)
+    task = task_by_id(client, alice, series)
     assert task["title"] == "Water well"
 
 
@@ -154,17 +147,17 @@ def test_refusals_with_no_precondition_are_the_lookups_and_write_nothing(
     body = vtodo(f"task-{task_id}@task-api", "Viewer was here")
     hidden = make_list(client, alice, "Shed")
     secret = make_task(client, alice, "Secret", list_id=hidden)
-    before = _task(client, alice, task_id)
+    before = task_by_id(client, alice, task_id)
     tasks = _count(db_engine)
-    assert put(client, _path(list_id, task_id), body, viewer).status_code == 403
+    assert put(client, derived_path(list_id, task_id), body, viewer).status_code == 403
     fresh = put(client, f"/dav/calendars/{list_id}/fresh.ics", vtodo("fresh"), viewer)
     assert fresh.status_code == 403, fresh.text
-    stranger = put(client, _path(hidden, secret), vtodo(f"task-{secret}@task-api"), viewer)
+    stranger = put(client, derived_path(hidden, secret), vtodo(f"task-{secret}@task-api"), viewer)
     assert stranger.status_code == 404, stranger.text
     assert put(client, f"/dav/calendars/{hidden}/new.ics", vtodo("n"), viewer).status_code == 404
     assert put(client, "/dav/calendars/999999/new.ics", vtodo("n"), viewer).status_code == 404
     owner = signed_in(client, alice)
-    renamed = put(client, _path(list_id, task_id), vtodo("another-uid", "Prune"), owner)
+    renamed = put(client, derived_path(list_id, task_id), vtodo("another-uid", "Prune"), owner)
     assert renamed.status_code == 403 and b"no-uid-conflict" in renamed.content
     kept = f"/dav/calendars/{list_id}/kept.ics"
     assert put(client, kept, vtodo("kept-uid", "Kept"), owner).status_code == 201
@@ -173,14 +166,16 @@ def test_refusals_with_no_precondition_are_the_lookups_and_write_nothing(
     assert held.status_code == 403 and b"no-uid-conflict" in held.content
     made = create(client, alice)
     revoked = basic(made["username"], made["password"])
-    assert client.get(_path(list_id, task_id), headers=revoked).status_code == 200  # verified
+    assert (
+        client.get(derived_path(list_id, task_id), headers=revoked).status_code == 200
+    )  # verified
     gone = client.delete(f"/api/app-passwords/{made['id']}", headers=alice.headers)
     assert gone.status_code in (200, 204)
-    assert put(client, _path(list_id, task_id), body, revoked).status_code == 401
+    assert put(client, derived_path(list_id, task_id), body, revoked).status_code == 401
     late = put(client, f"/dav/calendars/{list_id}/late.ics", vtodo("late"), revoked)
     assert late.status_code == 401, late.text
-    assert _task(client, alice, task_id) == before
-    assert _task(client, alice, secret)["title"] == "Secret"
+    assert task_by_id(client, alice, task_id) == before
+    assert task_by_id(client, alice, secret)["title"] == "Secret"
     assert _count(db_engine) == tasks
 
 

@@ -6,36 +6,23 @@ the object is served. Each refusal here is the one a lookup would answer, nothin
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy import text as sql_text
 
 from tests.conftest import Account
-from tests.dav.test_objects import NO_LIST, put, signed_in, vtodo
+from tests.dav.test_objects import NO_LIST, derived_path, put, signed_in, task_by_id, vtodo
 from tests.sharing.helpers import join, make_list, make_task
 
 VOUCHING = re.compile(r'"([0-9]+)-([0-9]+)\.([A-Za-z0-9_+/-]+)\.[0-9a-f]{32}"')
 OPAQUE = re.compile(r'"o[0-9a-f]{39}"')
 
 
-def _task(client: TestClient, who: Account, task_id: int) -> dict[str, Any]:
-    got = client.get(f"/api/tasks/{task_id}", headers=who.headers)
-    assert got.status_code == 200, got.text
-    data: dict[str, Any] = got.json()["data"]
-    return data
-
-
 def _version(client: TestClient, who: Account, task_id: int) -> int:
     """The task's version, from its REST ETag (`"<id>-<version>"`)."""
     tag = client.get(f"/api/tasks/{task_id}", headers=who.headers).headers["ETag"]
     return int(tag.strip('"').rpartition("-")[2])
-
-
-def _path(list_id: int | None, task_id: int) -> str:
-    collection = NO_LIST if list_id is None else f"/dav/calendars/{list_id}/"
-    return f"{collection}task-{task_id}@task-api.ics"
 
 
 def _tag(client: TestClient, path: str, headers: dict[str, str]) -> str:
@@ -54,21 +41,23 @@ def test_only_a_task_with_no_rule_and_no_parent_has_a_vouching_tag(
     series = make_task(
         client, alice, "Water", due_date="2026-12-01T09:00:00Z", recurrence="FREQ=DAILY"
     )
-    tag = _tag(client, _path(None, plain), headers)
+    tag = _tag(client, derived_path(None, plain), headers)
     match = VOUCHING.fullmatch(tag)
     assert match is not None, tag
     version = _version(client, alice, plain)
     assert match.groups() == (str(plain), str(version), "Europe/Berlin")
     for opaque in (sub, series):
-        assert OPAQUE.fullmatch(_tag(client, _path(None, opaque), headers))
+        assert OPAQUE.fullmatch(_tag(client, derived_path(None, opaque), headers))
     # The tag moves with the task (a REST edit) and with its object (a PUT), as it did.
     edited = client.patch(f"/api/tasks/{plain}", json={"title": "Edited"}, headers=alice.headers)
     assert edited.status_code == 200
-    after = _tag(client, _path(None, plain), headers)
+    after = _tag(client, derived_path(None, plain), headers)
     assert after != tag
-    written = put(client, _path(None, plain), vtodo(f"task-{plain}@task-api", "Put"), headers)
+    written = put(
+        client, derived_path(None, plain), vtodo(f"task-{plain}@task-api", "Put"), headers
+    )
     assert written.status_code == 204, written.text
-    assert _tag(client, _path(None, plain), headers) not in (tag, after)
+    assert _tag(client, derived_path(None, plain), headers) not in (tag, after)
 
 
 def test_an_update_and_a_delete_under_a_current_tag_write_in_one_message(
@@ -89,14 +78,14 @@ def test_an_update_and_a_delete_under_a_current_tag_write_in_one_message(
     served = client.get(path, headers=headers)
     assert b"SUMMARY:Second" in served.content and b"X-OURS:kept" in served.content
     task_id = int(VOUCHING.fullmatch(tag).group(1))  # type: ignore[union-attr]
-    task = _task(client, alice, task_id)
+    task = task_by_id(client, alice, task_id)
     assert task["title"] == "Second" and task["due_date"] == "2026-12-01T09:00:00Z"
     # The tag before the update is stale now: 412 for both, nothing written.
     assert (
         put(client, path, vtodo("mine", "Third"), headers, **{"If-Match": tag}).status_code == 412
     )
     assert client.delete(path, headers={**headers, "If-Match": tag}).status_code == 412
-    assert _task(client, alice, task_id)["title"] == "Second"
+    assert task_by_id(client, alice, task_id)["title"] == "Second"
     current = served.headers["ETag"]
     gone = client.delete(path, headers={**headers, "If-Match": current})
     assert gone.status_code == 204, gone.text
@@ -112,17 +101,21 @@ def test_a_forged_or_borrowed_tag_is_412_and_changes_nothing(
     current tag names another object."""
     headers = signed_in(client, alice)
     one, two = make_task(client, alice, "One"), make_task(client, alice, "Two")
-    before = _task(client, alice, one)
+    before = task_by_id(client, alice, one)
     forged = f'"{one}-{_version(client, alice, one)}.UTC.{"0" * 32}"'
-    borrowed = _tag(client, _path(None, two), headers)
+    borrowed = _tag(client, derived_path(None, two), headers)
     for tag in (forged, borrowed):
         body = vtodo(f"task-{one}@task-api", "Changed")
-        assert put(client, _path(None, one), body, headers, **{"If-Match": tag}).status_code == 412
         assert (
-            client.delete(_path(None, one), headers={**headers, "If-Match": tag}).status_code == 412
+            put(client, derived_path(None, one), body, headers, **{"If-Match": tag}).status_code
+            == 412
         )
-    assert _task(client, alice, one) == before
-    assert _task(client, alice, two)["title"] == "Two"
+        assert (
+            client.delete(derived_path(None, one), headers={**headers, "If-Match": tag}).status_code
+            == 412
+        )
+    assert task_by_id(client, alice, one) == before
+    assert task_by_id(client, alice, two)["title"] == "Two"
 
 
 def test_refusals_under_a_current_tag_are_the_lookups(
@@ -134,9 +127,9 @@ def test_refusals_under_a_current_tag_are_the_lookups(
     task_id = make_task(client, alice, "Prune", list_id=list_id)
     join(client, alice, bob, list_id, "viewer")
     viewer = signed_in(client, bob)
-    path = _path(list_id, task_id)
+    path = derived_path(list_id, task_id)
     tag = _tag(client, path, viewer)
-    before = _task(client, alice, task_id)
+    before = task_by_id(client, alice, task_id)
     body = vtodo(f"task-{task_id}@task-api", "Viewer was here")
     assert put(client, path, body, viewer, **{"If-Match": tag}).status_code == 403
     assert client.delete(path, headers={**viewer, "If-Match": tag}).status_code == 403
@@ -144,9 +137,9 @@ def test_refusals_under_a_current_tag_are_the_lookups(
     renamed = put(client, path, vtodo("another-uid", "Prune"), owner, **{"If-Match": tag})
     assert renamed.status_code == 403 and b"no-uid-conflict" in renamed.content
     other = make_list(client, alice, "Shed")  # Bob cannot read it: the missing one's 404
-    moved = put(client, _path(other, task_id), body, viewer, **{"If-Match": tag})
+    moved = put(client, derived_path(other, task_id), body, viewer, **{"If-Match": tag})
     assert moved.status_code == 404, moved.text
-    assert _task(client, alice, task_id) == before
+    assert task_by_id(client, alice, task_id) == before
 
 
 def test_a_vouched_update_reads_the_body_on_the_tasks_clock_and_keeps_its_zone(
@@ -158,17 +151,17 @@ def test_a_vouched_update_reads_the_body_on_the_tasks_clock_and_keeps_its_zone(
     task_id = make_task(
         client, alice, "Call", due_date="2026-12-01T08:00:00Z", time_zone="Europe/Berlin"
     )
-    path = _path(None, task_id)
+    path = derived_path(None, task_id)
     tag = _tag(client, path, headers)
     assert ".Europe/Berlin." in tag
     floating = vtodo(f"task-{task_id}@task-api", "Call", "DUE:20261202T100000\r\n")
     assert put(client, path, floating, headers, **{"If-Match": tag}).status_code == 204
-    task = _task(client, alice, task_id)
+    task = task_by_id(client, alice, task_id)
     assert (task["due_date"], task["time_zone"]) == ("2026-12-02T09:00:00Z", "Europe/Berlin")
     utc = vtodo(f"task-{task_id}@task-api", "Call", "DUE:20261203T100000Z\r\n")
     tag = _tag(client, path, headers)
     assert put(client, path, utc, headers, **{"If-Match": tag}).status_code == 204
-    task = _task(client, alice, task_id)
+    task = task_by_id(client, alice, task_id)
     assert (task["due_date"], task["time_zone"]) == ("2026-12-03T10:00:00Z", "Europe/Berlin")
 
 
@@ -179,7 +172,7 @@ def test_a_body_naming_a_parent_under_a_vouching_tag_moves_the_task(
     headers = signed_in(client, alice)
     parent = make_task(client, alice, "Trip")
     task_id = make_task(client, alice, "Pack")
-    path = _path(None, task_id)
+    path = derived_path(None, task_id)
     body = vtodo(
         f"task-{task_id}@task-api", "Pack", f"RELATED-TO;RELTYPE=PARENT:task-{parent}@task-api\r\n"
     )
@@ -187,16 +180,16 @@ def test_a_body_naming_a_parent_under_a_vouching_tag_moves_the_task(
         put(client, path, body, headers, **{"If-Match": _tag(client, path, headers)}).status_code
         == 204
     )
-    assert _task(client, alice, task_id)["parent_id"] == parent
+    assert task_by_id(client, alice, task_id)["parent_id"] == parent
     water = make_task(client, alice, "Water")
     ruled = vtodo(
         f"task-{water}@task-api", "Water", "DUE:20261201T090000Z\r\nRRULE:FREQ=WEEKLY\r\n"
     )
-    tag = _tag(client, _path(None, water), headers)
+    tag = _tag(client, derived_path(None, water), headers)
     assert VOUCHING.fullmatch(tag)
-    answer = put(client, _path(None, water), ruled, headers, **{"If-Match": tag})
+    answer = put(client, derived_path(None, water), ruled, headers, **{"If-Match": tag})
     assert answer.status_code == 204, answer.text
-    assert _task(client, alice, water)["recurrence"] == "FREQ=WEEKLY"
+    assert task_by_id(client, alice, water)["recurrence"] == "FREQ=WEEKLY"
 
 
 def test_the_tag_moves_with_whatever_the_body_is_made_of(
@@ -241,21 +234,21 @@ def test_a_delete_without_if_match_is_one_message_and_refuses_as_a_lookup(
     task_id = make_task(client, alice, "Prune", list_id=list_id)
     join(client, alice, bob, list_id, "viewer")
     viewer = signed_in(client, bob)
-    path = _path(list_id, task_id)
+    path = derived_path(list_id, task_id)
     assert client.delete(path, headers=viewer).status_code == 403
     hidden = make_list(client, alice, "Shed")
     secret = make_task(client, alice, "Secret", list_id=hidden)
-    assert client.delete(_path(hidden, secret), headers=viewer).status_code == 404
+    assert client.delete(derived_path(hidden, secret), headers=viewer).status_code == 404
     owner = signed_in(client, alice)
-    assert client.delete(_path(list_id, 0), headers=owner).status_code == 404
+    assert client.delete(derived_path(list_id, 0), headers=owner).status_code == 404
     made = create(client, alice)
     revoked = basic(made["username"], made["password"])
     assert client.get(path, headers=revoked).status_code == 200  # verified: a hit next
     gone = client.delete(f"/api/app-passwords/{made['id']}", headers=alice.headers)
     assert gone.status_code in (200, 204)
     assert client.delete(path, headers=revoked).status_code == 401
-    assert _task(client, alice, task_id)["title"] == "Prune"
-    assert _task(client, alice, secret)["title"] == "Secret"
+    assert task_by_id(client, alice, task_id)["title"] == "Prune"
+    assert task_by_id(client, alice, secret)["title"] == "Secret"
     assert client.delete(path, headers=owner).status_code == 204
     assert client.get(f"/api/tasks/{task_id}", headers=alice.headers).status_code == 404
     kept = NO_LIST + "mine.ics"

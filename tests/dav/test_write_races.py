@@ -61,6 +61,25 @@ def _stored(engine: Engine, list_id: int, title: str) -> int:
         )
 
 
+def _put(base_url: str, auth: dict[str, str], path: str, body: bytes) -> httpx.Response:
+    """One PUT with no precondition, on its own."""
+    with httpx.Client(base_url=base_url, headers=auth, timeout=60) as http:
+        return http.put(path, content=body, headers=_CALENDAR)
+
+
+def _objects(engine: Engine, list_id: int, name: str) -> list[tuple[str, str]]:
+    """The (title, body) of each task served under `name` in the list."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT t.title, o.body FROM tasks t JOIN task_dav_objects o"
+                " ON o.task_id = t.id WHERE o.list_id = :l AND o.name = :n"
+            ),
+            {"l": list_id, "n": name},
+        ).all()
+    return [(title, body) for title, body in rows]
+
+
 def _statuses(answers: list[httpx.Response]) -> list[int]:
     return sorted(answer.status_code for answer in answers)
 
@@ -139,8 +158,7 @@ def test_puts_without_a_precondition_and_a_retry_make_one_task(
             [(who, path, body, {}) for who in (owner, editor, owner)],
         )
         assert _statuses(answers) == [201, 204, 204], [a.text for a in answers]
-        with httpx.Client(base_url=unlimited_live_server, headers=owner, timeout=60) as http:
-            retried = http.put(path, content=body, headers=_CALENDAR)
+        retried = _put(unlimited_live_server, owner, path, body)
         assert retried.status_code == 204, retried.text
         assert _stored(db_engine, garden, title) == 1
 
@@ -166,8 +184,7 @@ def test_if_match_writers_of_one_object_one_wins_the_rest_412(
     owner, editor = signed_in(client, alice), signed_in(client, bob)
     collection = f"/dav/calendars/{garden}/"
     path = f"{collection}prune.ics"
-    with httpx.Client(base_url=unlimited_live_server, headers=owner, timeout=60) as http:
-        made = http.put(path, content=vtodo("prune", "Prune"), headers=_CALENDAR)
+    made = _put(unlimited_live_server, owner, path, vtodo("prune", "Prune"))
     assert made.status_code == 201, made.text
     for round_ in range(ROUNDS):
         tag = _tag(unlimited_live_server, owner, path)
@@ -179,14 +196,7 @@ def test_if_match_writers_of_one_object_one_wins_the_rest_412(
         answers = _at_once(unlimited_live_server, collection, writes)
         assert _statuses(answers) == [204] + [412] * (WRITERS - 1), [a.text for a in answers]
         [won] = [n for n, answer in enumerate(answers) if answer.status_code == 204]
-        with db_engine.connect() as conn:
-            title, body = conn.execute(
-                text(
-                    "SELECT t.title, o.body FROM tasks t JOIN task_dav_objects o"
-                    " ON o.task_id = t.id WHERE o.list_id = :l AND o.name = 'prune.ics'"
-                ),
-                {"l": garden},
-            ).one()
+        [(title, body)] = _objects(db_engine, garden, "prune.ics")
         assert title == f"Prune {round_}.{won}"
         assert f"SUMMARY:Prune {round_}.{won}\r\n" in body
 
@@ -206,8 +216,7 @@ def test_writers_of_one_object_with_no_precondition_all_write_in_turn(
     owner, editor = signed_in(client, alice), signed_in(client, bob)
     collection = f"/dav/calendars/{garden}/"
     path = f"{collection}weed.ics"
-    with httpx.Client(base_url=unlimited_live_server, headers=owner, timeout=60) as http:
-        made = http.put(path, content=vtodo("weed", "Weed"), headers=_CALENDAR)
+    made = _put(unlimited_live_server, owner, path, vtodo("weed", "Weed"))
     assert made.status_code == 201, made.text
     for round_ in range(ROUNDS):
         writes = [
@@ -216,15 +225,7 @@ def test_writers_of_one_object_with_no_precondition_all_write_in_turn(
         ]
         answers = _at_once(unlimited_live_server, collection, writes)
         assert _statuses(answers) == [204] * WRITERS, [a.text for a in answers]
-        with db_engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT t.title, o.body FROM tasks t JOIN task_dav_objects o"
-                    " ON o.task_id = t.id WHERE o.list_id = :l AND o.name = 'weed.ics'"
-                ),
-                {"l": garden},
-            ).all()
-        [(title, body)] = rows
+        [(title, body)] = _objects(db_engine, garden, "weed.ics")
         assert title.startswith(f"Weed {round_}.")
         assert f"SUMMARY:{title}\r\n" in body
         assert _stored(db_engine, garden, title) == 1

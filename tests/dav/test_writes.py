@@ -16,22 +16,10 @@ from sqlalchemy import text as sql_text
 
 from backend.services.dav_objects import DavObjectService
 from tests.conftest import Account
-from tests.dav.test_objects import NO_LIST, put, signed_in, vtodo
+from tests.dav.test_objects import derived_path, put, signed_in, task_by_id, vtodo
 from tests.sharing.helpers import join, make_list, make_task
 
 STALE = '"o' + "0" * 39 + '"'
-
-
-def _task(client: TestClient, who: Account, task_id: int) -> dict[str, Any]:
-    got = client.get(f"/api/tasks/{task_id}", headers=who.headers)
-    assert got.status_code == 200, got.text
-    data: dict[str, Any] = got.json()["data"]
-    return data
-
-
-def _derived(list_id: int | None, task_id: int) -> str:
-    collection = NO_LIST if list_id is None else f"/dav/calendars/{list_id}/"
-    return f"{collection}task-{task_id}@task-api.ics"
 
 
 def test_a_stale_if_match_put_is_412_and_changes_nothing(
@@ -39,16 +27,16 @@ def test_a_stale_if_match_put_is_412_and_changes_nothing(
 ) -> None:
     """Break "ignore If-Match": the first DAV request, a PUT with a stale tag, is 204."""
     task_id = make_task(client, alice, "Water the plants")
-    before = _task(client, alice, task_id)
+    before = task_by_id(client, alice, task_id)
     headers = signed_in(client, alice)
-    path = _derived(None, task_id)
+    path = derived_path(None, task_id)
     body = vtodo(f"task-{task_id}@task-api", "Water the roses")
     answer = put(client, path, body, headers, **{"If-Match": STALE})
     assert answer.status_code == 412, answer.text
-    assert _task(client, alice, task_id) == before
+    assert task_by_id(client, alice, task_id) == before
     gone = client.delete(path, headers={**headers, "If-Match": STALE})
     assert gone.status_code == 412, gone.text
-    assert _task(client, alice, task_id) == before
+    assert task_by_id(client, alice, task_id) == before
 
 
 def test_a_viewers_put_and_delete_are_403_and_change_nothing(
@@ -58,17 +46,17 @@ def test_a_viewers_put_and_delete_are_403_and_change_nothing(
     list_id = make_list(client, alice, "Garden")
     task_id = make_task(client, alice, "Prune the roses", list_id=list_id)
     join(client, alice, bob, list_id, "viewer")
-    before = _task(client, alice, task_id)
+    before = task_by_id(client, alice, task_id)
     viewer = signed_in(client, bob)
-    path = _derived(list_id, task_id)
+    path = derived_path(list_id, task_id)
     answer = put(client, path, vtodo(f"task-{task_id}@task-api", "Viewer was here"), viewer)
     assert answer.status_code == 403, answer.text
-    assert _task(client, alice, task_id) == before
+    assert task_by_id(client, alice, task_id) == before
     created = put(client, f"/dav/calendars/{list_id}/new.ics", vtodo("new"), viewer)
     assert created.status_code == 403, created.text
     assert client.delete(path, headers=viewer).status_code == 403
     listed = client.get(f"/api/tasks?list_id={list_id}", headers=alice.headers).json()["data"]
-    assert [t["id"] for t in listed] == [task_id] and _task(client, alice, task_id) == before
+    assert [t["id"] for t in listed] == [task_id] and task_by_id(client, alice, task_id) == before
 
 
 def test_a_create_under_if_none_match_is_refused_as_any_put(
@@ -110,7 +98,7 @@ def test_what_we_do_not_model_comes_back_also_after_a_rest_patch(
     """Break "drop X- properties": the first GET after the PUT misses a kept line."""
     task_id = make_task(client, alice, "Weed the beds")
     headers = signed_in(client, alice)
-    path = _derived(None, task_id)
+    path = derived_path(None, task_id)
     written = put(client, path, vtodo(f"task-{task_id}@task-api", "Weed", UNMODELLED), headers)
     assert written.status_code == 204, written.text
     served = client.get(path, headers=headers).content
@@ -140,13 +128,13 @@ def test_an_updates_parent_moves_the_task_as_a_patch_would(
     elsewhere = make_task(client, alice, "Report", list_id=other)
     task_id = make_task(client, alice, "Socks", list_id=list_id)
     headers = signed_in(client, alice)
-    path = _derived(list_id, task_id)
+    path = derived_path(list_id, task_id)
     uid = f"task-{task_id}@task-api"
 
     def write(related: str | None) -> dict[str, Any]:
         answer = put(client, path, vtodo(uid, "Socks", _related(related)), headers)
         assert answer.status_code == 204, answer.text
-        return _task(client, alice, task_id)
+        return task_by_id(client, alice, task_id)
 
     assert write(f"task-{parent}@task-api")["parent_id"] == parent
     # Another collection's task, or a UID nothing holds: the task stays where it is.
@@ -163,10 +151,10 @@ def test_an_updates_parent_moves_the_task_as_a_patch_would(
     # Apple do) leaves a subtask made elsewhere where it is.
     sub = make_task(client, alice, "Passport", parent_id=parent)
     written = put(
-        client, _derived(list_id, sub), vtodo(f"task-{sub}@task-api", "Passport"), headers
+        client, derived_path(list_id, sub), vtodo(f"task-{sub}@task-api", "Passport"), headers
     )
     assert written.status_code == 204, written.text
-    assert _task(client, alice, sub)["parent_id"] == parent
+    assert task_by_id(client, alice, sub)["parent_id"] == parent
 
 
 def test_a_task_changed_between_lookup_and_write_is_412_only_with_if_match(
@@ -180,7 +168,7 @@ def test_a_task_changed_between_lookup_and_write_is_412_only_with_if_match(
     parent = make_task(client, alice, "Garden")
     task_id = make_task(client, alice, "Water the plants", parent_id=parent)
     headers = signed_in(client, alice)
-    path = _derived(None, task_id)
+    path = derived_path(None, task_id)
     tag = client.get(path, headers=headers).headers["etag"]
     original = DavObjectService.begin_write
     landed: list[str] = []
@@ -201,8 +189,8 @@ def test_a_task_changed_between_lookup_and_write_is_412_only_with_if_match(
     monkeypatch.setattr(DavObjectService, "begin_write", meanwhile)
     body = vtodo(f"task-{task_id}@task-api", "Water the roses")
     assert put(client, path, body, headers, **{"If-Match": tag}).status_code == 412
-    assert _task(client, alice, task_id)["title"] == "Changed meanwhile"
+    assert task_by_id(client, alice, task_id)["title"] == "Changed meanwhile"
     landed.clear()
     answer = put(client, path, body, headers)
     assert answer.status_code == 204, answer.text
-    assert _task(client, alice, task_id)["title"] == "Water the roses"
+    assert task_by_id(client, alice, task_id)["title"] == "Water the roses"
