@@ -21,6 +21,7 @@ from backend.services.dav_objects import RENDER_FORMAT
 from tests.conftest import Account
 from tests.dav.test_objects import NO_LIST, put, signed_in
 from tests.dav.test_vtodo import NOW, fixture, row, stored_as
+from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.helpers import join, make_list
 
 _VALARM = re.compile(r"BEGIN:VALARM\r\n.*?END:VALARM\r\n", re.S)
@@ -158,9 +159,9 @@ def test_a_completed_copy_and_its_series_are_one_completed_task(
 ) -> None:
     """todoman and the `caldav` library complete an occurrence as two PUTs: a completed copy
     under a new UID and the series with its DUE advanced on the rule. In either order, REST
-    then holds one completed occurrence and one open one, the copy's object served for the
-    completed one. `shared`: the series in Alice's list, both PUTs an editor's (Bob's), the
-    objects kept in her space."""
+    then holds one completed occurrence and one open one (so does MCP), the copy's object
+    served for the completed one. `shared`: the series in Alice's list, both PUTs an
+    editor's (Bob's), the objects kept in her space."""
     headers = signed_in(client, alice)
     collection = NO_LIST
     if shared:
@@ -182,6 +183,12 @@ def test_a_completed_copy_and_its_series_are_one_completed_task(
         assert answer.status_code in (201, 204), answer.text
     listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
     assert sorted((t["completed"], t["due_date"]) for t in listed) == [
+        (False, "2026-12-02T09:00:00Z"),
+        (True, "2026-12-01T09:00:00Z"),
+    ]
+    tools = call_tool_rpc(client, "/mcp", alice.token, "list_tasks", {"status": "all"})
+    seen = tools["structuredContent"]["tasks"]
+    assert sorted((t["completed"], t["due_date"]) for t in seen) == [
         (False, "2026-12-02T09:00:00Z"),
         (True, "2026-12-01T09:00:00Z"),
     ]
