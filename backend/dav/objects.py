@@ -458,7 +458,12 @@ def _put(
     dav.begin_write()
     if found is None:
         every = looked.every if looked is not None else None
-        copied = _completed_copy(work, dav, (list_id, parsed, name, kept), every)
+        try:
+            copied = _completed_copy(work, dav, (list_id, parsed, name, kept), every)
+        except PreconditionFailed:  # its occurrence changed since it was read
+            if if_match is None and not locking:
+                raise _Changed from None
+            raise
         if copied is not None:
             return copied
         return _create(work, dav, sent, rows, if_none, locking)
@@ -546,13 +551,19 @@ def _completed_copy(
     dav: DavObjectService,
     sent: tuple[int | None, ParsedTodo, str, str],
     every: Any = None,
-) -> bool | Handover | None:
+) -> bool | None:
     """A new object that is the completed copy of an occurrence of a series (todoman, the
     `caldav` library; specs/caldav.md, "Completing a recurring task"): the copy's object goes
     to that occurrence, which completes (the series' object then goes on to the next one), or
     is completed already (the series' PUT came first). Either way one completed task, never
     the copy and the occurrence both. None: not a copy, an ordinary create. `every`: the
-    collection's tasks, read already (in a refused guess's message), else read here."""
+    collection's tasks, read already (in a refused guess's message), else read here.
+
+    A completion is one message, as a series' completion read already is: the change locks
+    of the caller's and the occurrence's spaces, the copy's object kept on the occurrence at
+    the version read (its name and UID the copy's now: the series' are free), then the
+    completion at that version with its next occurrence, and the series' object kept on that
+    one in the completion's statement (`DavObjectService.hand_on`), committing."""
     list_id, parsed, name, kept = sent
     if not is_completed_copy(parsed):
         return None
@@ -565,11 +576,13 @@ def _completed_copy(
     if resolution.update is None:
         dav.keep(occurrence.id, parsed.uid, name, kept)
         return True
+    dav.lock_task(occurrence.id)
     dav.keep_ahead(occurrence.id, occurrence.version, parsed.uid, name, kept)
-    applied = apply(work, occurrence, resolution, frozenset({occurrence.version}))
-    if not applied.completed_occurrence or series.kept is None:
-        return True
-    return Handover(applied, series.uid, series.name, series.kept.decode(), created=True)
+    handed = None
+    if series.kept is not None:
+        handed = dav.hand_on(occurrence.id, series.uid, series.name, series.kept.decode())
+    apply(work, occurrence, resolution, frozenset({occurrence.version}), after=handed)
+    return True
 
 
 def _may_write(seen: Any) -> None:
@@ -595,7 +608,6 @@ class Handover:
     uid: str
     name: str
     kept: str
-    created: bool = False  # the PUT made its object (a completed copy): a 201
     # The completion came as an override in the series' object: served within it, not as an
     # object of its own (`OVERRIDE_COMPLETED`).
     within: bool = False
@@ -615,7 +627,6 @@ def hand_over(work: UnitOfWork, handover: Handover) -> None:
             handover.uid,
             handover.name,
             handover.kept,
-            kept=handover.created,
             within=handover.within,
         )
 

@@ -53,6 +53,7 @@ from backend.recurrence import Schedule, calendar_rule, normalize_rule
 if TYPE_CHECKING:
     from backend.models import TaskRow
     from backend.services.registry import UnitOfWork
+    from backend.services.task_sending import Then
     from backend.services.versions import Expected
 
 # What a completing form writes on the completed occurrence besides its completion: never its
@@ -179,15 +180,25 @@ class Applied:
 
 
 def apply(
-    work: UnitOfWork, stored: TaskRow, resolution: Resolution, expected: Expected = None
+    work: UnitOfWork,
+    stored: TaskRow,
+    resolution: Resolution,
+    expected: Expected = None,
+    after: Then | None = None,
 ) -> Applied:
     """Write `resolution` through the task service: one write, as a PATCH (the same
     validation, events, change feed, and for a completion the service's own next occurrence,
-    exactly once, committed with it)."""
+    exactly once, committed with it; `after` then writes on that occurrence, in the same
+    message: `TaskService.update`)."""
     if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
         return Applied(stored, completed_occurrence=False)
     task = work.tasks.update(
-        stored.id, resolution.update, expected, current=stored, completed_at=resolution.completed_at
+        stored.id,
+        resolution.update,
+        expected,
+        current=stored,
+        completed_at=resolution.completed_at,
+        after=after,
     )
     completed = task.completed and task.recurrence is not None and not stored.completed
     return Applied(task, completed, resolution.successor_update if completed else None)

@@ -446,8 +446,7 @@ async def dav_object(request: Request, response: Response) -> Response:
             outcome = objects.put(work, list_id, name, body, if_match, if_none)
             if isinstance(outcome, objects.Handover):
                 handed.append((outcome, work.claims))
-            created = outcome is True or getattr(outcome, "created", False)
-            return Response(status_code=201 if created else 204, headers=_dav_headers())
+            return Response(status_code=201 if outcome is True else 204, headers=_dav_headers())
 
         answer = await _in_work(request, response, written)
         if handed:

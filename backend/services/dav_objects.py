@@ -52,6 +52,7 @@ from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
 from backend.services.changes import HOLD, collection_head
 from backend.services.task_bulk import LOCK_TASKS
+from backend.services.task_schedule import SUCCEEDED
 from backend.services.task_sending import TaskSending, Then, decoded
 from backend.services.task_statements import NAMED_TASK, TASK_VIEW
 
@@ -398,18 +399,26 @@ class DavObjectService(TaskSending):
         name: str,
         body: str,
         *,
-        kept: bool,
         within: bool = False,
     ) -> None:
         """Give the series' object on `task_id` (a completed occurrence) to `successor_id`, in
         the message that commits the request, then `body` kept as the successor's, which then
         holds the name and the UID. The completed one's object is no longer served: its task
         is served under its derived name, or, `within`, inside the series' object alone (the
-        client sent its completion there); unless it is `kept`: a completed copy's object,
-        now the occurrence's own."""
-        if not kept:
-            self._at_commit(_UNSERVE[within], dav_task=task_id)
+        client sent its completion there)."""
+        self._at_commit(_UNSERVE[within], dav_task=task_id)
         self.keep(successor_id, uid, name, body)
+
+    def hand_on(self, task_id: int, uid: str, name: str, body: str) -> Then:
+        """`body` kept as the object of the next occurrence completing `task_id` inserts,
+        after that insert (`TaskService.update`'s `after`): in the completion's statement,
+        from the inserted row (`SUCCEEDED`), else with the COMMIT, from the stored one. The
+        series' object, whose name and UID a statement ahead gave up (a completed copy's
+        object kept on the occurrence), goes on with its series in the completion's
+        message."""
+        values = {"dav_uid": uid, "dav_name": name, "dav_body": body}
+        stored = {**values, "dav_task": task_id}
+        return Then(Bound(_KEEP_SUCCEEDED, values), Bound(_KEEP_SUCCEEDING, stored))
 
     def changed(self, list_id: int | None, task_ids: list[int], names: list[str]) -> Sequence[Any]:
         """A sync's changed members in one statement: the tasks `task_ids` still in the
@@ -489,17 +498,36 @@ _the_list = (
     .subquery("the_list")
 )
 _objects = _listing(0).lateral("objects")
-# A create's row (`w`, `TaskSending._write_then`): the new task is in its list's owner's space
-# (a list the caller may write tasks in), else the caller's.
+# A create's row (`w`, `TaskSending._write_then`).
 _WRITTEN = table("w", column("id", BigInteger), column("list_id", BigInteger))
-_SPACE = func.coalesce(
-    select(_LISTS.c.user_id)
-    .where(_LISTS.c.id == _WRITTEN.c.list_id, may(_LISTS, Action.TASK_WRITE))
-    .scalar_subquery(),
-    bindparam(OWNER),
-)
+
+
+def _space(written: Any) -> Any:
+    """The space of a task a statement inserts (`written`'s row): its list's owner's (a list
+    the caller may write tasks in), else the caller's."""
+    return func.coalesce(
+        select(_LISTS.c.user_id)
+        .where(_LISTS.c.id == written.c.list_id, may(_LISTS, Action.TASK_WRITE))
+        .scalar_subquery(),
+        bindparam(OWNER),
+    )
+
+
+_SPACE = _space(_WRITTEN)
 _KEEP_FROM_WRITE = _insert_keep(
     select(_SPACE, _WRITTEN.c.id, _WRITTEN.c.list_id, _UID, _NAME, _BODY).select_from(_WRITTEN)
+)
+# `hand_on`'s: from the next occurrence the completion's statement inserted (in its list's
+# owner's space, as the occurrence it follows), or from the stored one after it.
+_KEEP_SUCCEEDED = _insert_keep(
+    select(_space(SUCCEEDED), SUCCEEDED.c.id, SUCCEEDED.c.list_id, _UID, _NAME, _BODY).select_from(
+        SUCCEEDED
+    )
+)
+_KEEP_SUCCEEDING = _insert_keep(
+    select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
+        _T.previous_task_id == _TASK, may(_TASKS, Action.TASK_WRITE)
+    )
 )
 
 

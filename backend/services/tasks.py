@@ -304,17 +304,22 @@ class TaskService(TaskSending):
         list_name: str | None = None,
         current: TaskRow | None = None,
         completed_at: datetime | None = None,
+        after: Then | None = None,
     ) -> TaskRow:
         """Write `data` over the task. `current`: the stored task as the caller has just read
         it (its version in `expected`: a DAV PUT's, found by its href), or what a DAV tag
         tested in this write's message says of it (its version, zone, no rule, no parent:
-        `dav.objects._Vouched`), so a schedule change writes over it without reading it
-        again (one message, not two). `task_id` None: the task a statement ahead in this
-        message named (`NAMED_TASK`: a DAV PUT with no precondition, `current` what that
-        statement tested of it), for a write of its schedule fields in place: its update
-        matching no row is a 404 (the caller looks the task up). `completed_at`: when
-        the client says it completed the task (a CalDAV COMPLETED), for a write that completes
-        no series (the caller's to know: a series' completion is stamped now)."""
+        `dav.objects._Vouched`), so a schedule change, or a series' completion, writes over
+        it without reading it again (one message, not two). `task_id` None: the task a
+        statement ahead in this message named (`NAMED_TASK`: a DAV PUT with no precondition,
+        `current` what that statement tested of it), for a write of its schedule fields in
+        place: its update matching no row is a 404 (the caller looks the task up).
+        `completed_at`: when the client says it completed the task (a CalDAV COMPLETED), for
+        a write that completes no series (the caller's to know: a series' completion is
+        stamped now). `after`: where the write completes a series, a statement that writes on
+        its next occurrence once inserted (`task_schedule.SUCCEEDED` in the completion's
+        statement, else the stored row with the COMMIT: a CalDAV series' object handed to
+        it)."""
         changes = data.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
@@ -343,10 +348,14 @@ class TaskService(TaskSending):
             last = changes.get("completed") is not True
             if placement is not None:
                 moved = self._move(task_id, placement, expected, values, last=last)
-                return self._completing(moved)
+                return self._completing(moved, after)
             if not last:
                 statements = completing(values, *version_in(_T.version, expected))
-                return self._write_completing(task_id, statements, values, expected)
+                read = current is not None and current.version in (expected or ())
+                stored = current if read else None
+                return self._write_completing(
+                    task_id, statements, values, expected, stored=stored, after=after
+                )
             return self._update(task_id, values, expected, last=True)
 
         # The schedule is the stored one with the sent fields over it: read it first (with
@@ -569,15 +578,18 @@ class TaskService(TaskSending):
             raise PreconditionFailed()
         return task
 
-    def _completing(self, task: TaskRow) -> TaskRow:
+    def _completing(self, task: TaskRow, after: Then | None = None) -> TaskRow:
         """After any write that may complete `task`: when this transaction completed a
-        recurring task whose series goes on, insert its next occurrence. Decided from the
-        returned row alone (`completed_at` equals `updated_at`, both this transaction's
-        `now()`, only when it completed it here), so other writes cost nothing more."""
+        recurring task whose series goes on, insert its next occurrence (then `after`, which
+        writes on it: `update`). Decided from the returned row alone (`completed_at` equals
+        `updated_at`, both this transaction's `now()`, only when it completed it here), so
+        other writes cost nothing more."""
         if task.completed and task.completed_at == task.updated_at:
             then = self._successor(task)
             if then is not None:
                 self._at_commit(then.alone)
+                if after is not None:
+                    self._at_commit(after.alone)
         return task
 
     def _successor(self, task: TaskRow | Planned) -> Then | None:
@@ -633,37 +645,53 @@ class TaskService(TaskSending):
         statements: tuple[Any, Any, Any],
         values: dict[str, Any],
         expected: Expected = None,
+        *,
+        stored: TaskRow | None = None,
+        after: Then | None = None,
     ) -> TaskRow:
         """Write `values`, which may complete the task (`completing`'s `statements`), committing in
         the write's own message so that no lock is held while a message crosses the network
         (specs/statements.md). Completing a recurring task adds its next occurrence, computed
         from the stored row: that write is sent once the row has been read, in a second
         message that commits it with the occurrence only if the task is still the version
-        read (else it tries again). Where the transaction cannot end with the write (an
-        Idempotency-Key's record follows), or the task keeps changing, the write holds its row
-        until its COMMIT instead."""
-        unless_series, stored, series = statements
+        read (else it tries again); `stored`, the row the caller read at a version `expected`
+        names, is that read (one message). `after` writes on the next occurrence, after its
+        insert. Where the transaction cannot end with the write (an Idempotency-Key's record
+        follows), or the task keeps changing, the write holds its row until its COMMIT
+        instead."""
+        unless_series, read, series = statements
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
                 self._begin_again()
-            outcome = self._write_or_stored(unless_series, stored, task_id=task_id)
-            if outcome is None:  # the transaction goes on after this write
-                break
-            task, written = outcome
-            if task is None:
-                self._missing_or_stale(task_id, expected)
-            if written:
-                return cast(TaskRow, task)
+            then = None
+            if attempt == 0 and stored is not None and self._send.can_finish:
+                # Read by the caller, at a version the write names: a series it completes is
+                # written at once.
+                then = self._successor(stored)
+                if then is not None and stored.completed:
+                    then = None
+            task: Any = stored
+            if then is None:
+                outcome = self._write_or_stored(unless_series, read, task_id=task_id)
+                if outcome is None:  # the transaction goes on after this write
+                    break
+                task, written = outcome
+                if task is None:
+                    self._missing_or_stale(task_id, expected)
+                if written:
+                    return cast(TaskRow, task)
+                self._begin_again()
+                then = self._successor(task)
             # Completes a series: its next occurrence is written with the completion.
-            self._begin_again()
+            thens = () if then is None else (then,) if after is None else (then, after)
             rows = self._write_then(
-                series, self._successor(task), task_id=task_id, read_version=task.version, last=True
+                series, thens, task_id=task_id, read_version=task.version, last=True
             )
             if rows:
                 return cast(TaskRow, rows[0])
         if self._can_begin_again():
             self._begin_again()
-        return self._completing(self._update(task_id, values, expected))
+        return self._completing(self._update(task_id, values, expected), after)
 
     @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, task_id: int | None, expected: Expected = None) -> str:

@@ -21,6 +21,8 @@ from backend.services.dav_objects import RENDER_FORMAT
 from tests.conftest import Account
 from tests.dav.test_objects import NO_LIST, put, signed_in
 from tests.dav.test_vtodo import NOW, fixture, row, stored_as
+from tests.mcp.conftest import call_tool_rpc
+from tests.sharing.helpers import join, make_list
 
 _VALARM = re.compile(r"BEGIN:VALARM\r\n.*?END:VALARM\r\n", re.S)
 
@@ -150,38 +152,54 @@ def _series(uid: str, due: str, extra: str = "") -> bytes:
     return body.encode()
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("copy_first", [True, False])
 def test_a_completed_copy_and_its_series_are_one_completed_task(
-    client: TestClient, alice: Account, copy_first: bool
+    client: TestClient, alice: Account, bob: Account, copy_first: bool, shared: bool
 ) -> None:
     """todoman and the `caldav` library complete an occurrence as two PUTs: a completed copy
     under a new UID and the series with its DUE advanced on the rule. In either order, REST
-    then holds one completed occurrence and one open one, the copy's object served for the
-    completed one."""
+    then holds one completed occurrence and one open one (so does MCP), the copy's object
+    served for the completed one. `shared`: the series in Alice's list, both PUTs an
+    editor's (Bob's), the objects kept in her space."""
     headers = signed_in(client, alice)
+    collection = NO_LIST
+    if shared:
+        list_id = make_list(client, alice, "Garden")
+        join(client, alice, bob, list_id, "editor")
+        collection = f"/dav/calendars/{list_id}/"
     series = _series("series-1", "20261201T090000Z", "RRULE:FREQ=DAILY\r\nSTATUS:NEEDS-ACTION\r\n")
-    assert put(client, f"{NO_LIST}series-1.ics", series, headers).status_code == 201
+    assert put(client, f"{collection}series-1.ics", series, headers).status_code == 201
+    writer = signed_in(client, bob) if shared else headers
     copy = _series(
         "copy-1", "20261201T090000Z", "STATUS:COMPLETED\r\nCOMPLETED:20261201T080000Z\r\n"
     )
     advanced = _series(
         "series-1", "20261202T090000Z", "RRULE:FREQ=DAILY\r\nSTATUS:NEEDS-ACTION\r\n"
     )
-    writes = [(f"{NO_LIST}copy-1.ics", copy), (f"{NO_LIST}series-1.ics", advanced)]
+    writes = [(f"{collection}copy-1.ics", copy), (f"{collection}series-1.ics", advanced)]
     for path, body in writes if copy_first else writes[::-1]:
-        answer = put(client, path, body, headers)
+        answer = put(client, path, body, writer)
         assert answer.status_code in (201, 204), answer.text
     listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
     assert sorted((t["completed"], t["due_date"]) for t in listed) == [
         (False, "2026-12-02T09:00:00Z"),
         (True, "2026-12-01T09:00:00Z"),
     ]
+    tools = call_tool_rpc(client, "/mcp", alice.token, "list_tasks", {"status": "all"})
+    seen = tools["structuredContent"]["tasks"]
+    assert sorted((t["completed"], t["due_date"]) for t in seen) == [
+        (False, "2026-12-02T09:00:00Z"),
+        (True, "2026-12-01T09:00:00Z"),
+    ]
     done = next(t for t in listed if t["completed"])
-    copy_served = client.get(f"{NO_LIST}copy-1.ics", headers=headers)
-    assert copy_served.status_code == 200 and b"UID:copy-1" in copy_served.content
-    assert f"task-{done['id']}@task-api".encode() not in copy_served.content
-    series_served = client.get(f"{NO_LIST}series-1.ics", headers=headers)
-    assert b"DUE:20261202T090000Z" in series_served.content
+    for reader in (headers, writer):
+        copy_served = client.get(f"{collection}copy-1.ics", headers=reader)
+        assert copy_served.status_code == 200 and b"UID:copy-1" in copy_served.content
+        assert f"task-{done['id']}@task-api".encode() not in copy_served.content
+        series_served = client.get(f"{collection}series-1.ics", headers=reader)
+        assert b"UID:series-1" in series_served.content
+        assert b"DUE:20261202T090000Z" in series_served.content
 
 
 def test_completed_is_stored_as_sent(client: TestClient, alice: Account) -> None:
