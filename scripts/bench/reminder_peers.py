@@ -102,6 +102,11 @@ class PushReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-body (a worker killed while sending): no
+                    # push arrived, so there is nothing to take or refuse.
+                    self.close_connection = True
+                    return
                 status, extra = receiver.handle(self.path, dict(self.headers), body)
                 self.send_response(status)
                 for name, value in extra.items():

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
 from backend.db.engine import normalize_url
+from scripts.bench.reminder_peers import PushReceiver
 from tests.scripts.test_bench import _stop_with_everything_it_started
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +72,21 @@ def test_the_reminders_benchmark_delivers_every_reminder_and_reports(
     for key in ("p50_s", "p99_s", "max_s"):
         assert isinstance(report["delay"][key], float)
     assert report["worker_cpu_seconds"] > 0 and report["deliveries_per_s"] > 0
+
+
+def test_the_push_receiver_takes_no_push_from_a_body_cut_short() -> None:
+    """A sender that goes away mid-body (a worker killed while sending: tests/reminders/
+    test_worker_processes.py) delivered nothing: the receiver neither takes nor refuses it;
+    a whole push it cannot verify is refused."""
+    with PushReceiver("not-the-key", {}) as receiver:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /push/cut HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+                + b"x" * 10
+            )
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(1024) == b""  # closed by the receiver: the request is done with
+        assert (receiver.calls, receiver.refused, receiver.received) == (0, [], [])
+        whole = httpx.post(receiver.endpoint("/push/whole"), content=b"x" * 10, timeout=30)
+        assert whole.status_code == 400
+        assert receiver.calls == 1 and len(receiver.refused) == 1
