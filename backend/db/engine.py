@@ -181,9 +181,13 @@ def _on_return(engine: Engine) -> None:
         record.info[_CONNECTION_IDLE_SINCE] = time.monotonic()
         if dbapi_connection is None or dbapi_connection.closed or not dbapi_connection.autocommit:
             return
-        if dbapi_connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
-            dbapi_connection.autocommit = False
-        else:
+        try:
+            idle = dbapi_connection.info.transaction_status == TRANSACTION_STATUS_IDLE
+            if idle:
+                dbapi_connection.autocommit = False
+        except psycopg2.Error:
+            idle = False  # a connection that cannot say or switch is no one's to borrow
+        if not idle:
             record.invalidate()
 
 
