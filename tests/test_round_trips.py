@@ -37,6 +37,7 @@ from backend.config import Settings
 from backend.dav.routes import _EVERY_METHOD as DAV_METHODS
 from backend.main import create_app
 from backend.mcp.tools import TOOLS
+from backend.services.dav_objects import DavObjectService
 from backend.services.saved_filters import saved_queries
 from scripts.bench.dbproxy import DbProxy
 from scripts.statement_sizes import LIMIT, recording
@@ -1124,6 +1125,108 @@ def test_a_completed_copy_to_a_new_name_costs_what_it_says(
         series = client.get(f"{at}series.ics", headers={"Authorization": ids["DAV_AUTH"]})
         assert series.status_code == 200 and b"UID:s\r\n" in series.content
         assert b"DUE:20261202T090000Z" in series.content
+
+
+@pytest.mark.parametrize(
+    ("form", "if_match", "budget"),
+    [
+        # Tasks.org: the series' DUE moved to its next occurrence (no precondition: the
+        # guess refused, the lookup read in its message). Then one message (was four): the
+        # change locks, the series' object given up by the occurrence at the version read,
+        # the completion at that version with its next occurrence and the object kept on
+        # that one in the same statement, committing: 2.
+        ("due advanced", False, 2),
+        # With If-Match (a tag that does not vouch: the task has a rule): the lookup, then
+        # the same message: 2.
+        ("due advanced", True, 2),
+        # Thunderbird: the master unchanged, the occurrence completed in an override (then
+        # served inside the series' object): the same two.
+        ("override", False, 2),
+        ("override", True, 2),
+    ],
+)
+def test_a_completing_put_of_a_series_object_costs_what_it_says(
+    form: str,
+    if_match: bool,
+    budget: int,
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+) -> None:
+    """A series' own object PUT back completing its open occurrence (specs/caldav.md,
+    "Completing a recurring task"): one completed occurrence, one open one, the series'
+    object serving the open one."""
+    ids = _rows(client, alice)
+    _share("PUT /dav/calendars/{segment}/{name:path}", client, alice, ids)
+    headers = {"Authorization": ids["DAV_AUTH"], "Content-Type": "text/calendar"}
+    url = "/dav/calendars/no-list/series.ics"
+    rule = "RRULE:FREQ=DAILY\r\nSTATUS:NEEDS-ACTION\r\n"
+    made = client.put(url, content=_water("s", "20261201T090000Z", rule), headers=headers)
+    assert made.status_code == 201, made.text
+    if form == "due advanced":
+        body = _water("s", "20261202T090000Z", rule)
+    else:
+        done = (
+            "END:VTODO\r\nBEGIN:VTODO\r\nUID:s\r\nSUMMARY:Water plants\r\n"
+            "RECURRENCE-ID:20261201T090000Z\r\nDUE:20261201T090000Z\r\n"
+            "STATUS:COMPLETED\r\nCOMPLETED:20261201T080000Z\r\n"
+        )
+        body = _water("s", "20261201T090000Z", rule + done)
+    sent = dict(headers)
+    if if_match:
+        sent["If-Match"] = client.get(url, headers=headers).headers["etag"]
+    _verify_dav_password(counted, ids)
+    measured = _measure(proxy, lambda: counted.put(url, content=body, headers=sent))
+    assert measured.status == 204, measured.text
+    assert measured.round_trips == budget
+    listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
+    waters = [t for t in listed if t["title"] == "Water plants"]
+    assert sorted((t["completed"], t["due_date"]) for t in waters) == [
+        (False, "2026-12-02T09:00:00Z"),
+        (True, "2026-12-01T09:00:00Z"),
+    ]
+    served = client.get(url, headers={"Authorization": ids["DAV_AUTH"]})
+    assert served.status_code == 200 and b"UID:s\r\n" in served.content
+    assert b"DUE:20261202T090000Z" in served.content
+
+
+def test_a_put_that_lost_its_create_to_a_concurrent_one_is_its_update_in_three(
+    proxy: DbProxy,
+    counted: TestClient,
+    client: TestClient,
+    alice: Account,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two clients PUT one new name with no precondition: the one whose create finds the
+    name taken (another create committed between its refused guess and its create) is that
+    task's update, one task in the end: its guess (`free`), its create refused with the
+    lookup read in the same message (`claim`'s `beside`), the update naming the version
+    read: 3 (was 4: the lookup in a message of its own)."""
+    ids = _rows(client, alice)
+    _share("PUT /dav/calendars/{segment}/{name:path}", client, alice, ids)
+    headers = {"Authorization": ids["DAV_AUTH"], "Content-Type": "text/calendar"}
+    url = "/dav/calendars/no-list/raced.ics"
+    original = DavObjectService.begin_write
+    raced: list[int] = []
+
+    def meanwhile(self: DavObjectService) -> None:
+        if not raced:  # between the guess and the create: the other client's create lands
+            raced.append(0)  # before it: its own writes pass here too
+            other = _water("r", "20261201T090000Z", "")
+            raced[0] = client.put(url, content=other, headers=headers).status_code
+        original(self)
+
+    monkeypatch.setattr(DavObjectService, "begin_write", meanwhile)
+    _verify_dav_password(counted, ids)
+    loser = _water("r", "20261203T090000Z", "")
+    measured = _measure(proxy, lambda: counted.put(url, content=loser, headers=headers))
+    assert raced == [201]
+    assert measured.status == 204, measured.text
+    assert measured.round_trips == 3 and not measured.spans
+    listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
+    waters = [t for t in listed if t["title"] == "Water plants"]
+    assert [t["due_date"] for t in waters] == ["2026-12-03T09:00:00Z"]
 
 
 def test_a_verified_password_revoked_since_is_refused_by_its_requests_one_message(

@@ -39,8 +39,9 @@ from backend.models.task_calendar import DERIVED_UID, CalendarObjectRefused, der
 from backend.models.task_table import TaskRow
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services.access import permitted
-from backend.services.dav_objects import DavObjectService, Looked
+from backend.services.dav_objects import DavObjectService, Looked, Sought
 from backend.services.registry import UnitOfWork
+from backend.services.task_schedule import goes_on
 
 NOT_FOUND = "Not found"
 CONTENT_TYPE = "text/calendar; charset=utf-8; component=VTODO"
@@ -223,8 +224,8 @@ def put(
         try:
             sent = (list_id, name, body, parsed)
             return _put(work, dav, sent, if_match, if_none, attempt, looked)
-        except _Changed:
-            looked = None
+        except _Changed:  # a lost create's refusal read the lookup in its message
+            looked = dav.looked(list_id)
             continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
 
@@ -409,6 +410,13 @@ def _update_named(
     )
 
 
+def _sought(list_id: int | None, name: str, parsed: ParsedTodo) -> Sought:
+    """What a PUT of `parsed` under `name` looks up: the name's task, the UID's holder and
+    the parent's (a derived parent UID names its task)."""
+    parent_task = _derived_id(f"{parsed.parent_uid}.ics") if parsed.parent_uid else 0
+    return Sought(list_id, name, _derived_id(name), parsed.uid, parsed.parent_uid, parent_task)
+
+
 def _uid_task(parsed: ParsedTodo) -> int:
     """The task a derived UID names (a task no client wrote); 0: none."""
     return _derived_id(f"{parsed.uid}.ics")
@@ -426,19 +434,10 @@ def _put(
     """The PUT after its lookup (`looked`: read already, in a refused guess's message)."""
     list_id, name, body, parsed = sent
     locking = attempt == _TRIES
-    parent_derived = _DERIVED.fullmatch(f"{parsed.parent_uid}.ics") if parsed.parent_uid else None
     seen, rows = (
         (looked.seen, looked.rows)
         if looked is not None
-        else dav.lookup(
-            list_id,
-            name,
-            _derived_id(name),
-            parsed.uid,
-            parsed.parent_uid,
-            int(parent_derived.group(1)) if parent_derived is not None else 0,
-            commit=not locking,
-        )
+        else dav.lookup(_sought(list_id, name, parsed), commit=not locking)
     )
     if seen is None:
         raise NotFound(NOT_FOUND)  # a list the caller cannot read: the missing one's 404
@@ -469,16 +468,26 @@ def _put(
         return _create(work, dav, sent, rows, if_none, locking)
     row = found.row
     resolution = _reparented(classify(row, parsed), found, rows, parsed.parent_uid)
+    within = resolution.form is Form.OVERRIDE_COMPLETED
     dav.lock_task(row.id)
-    dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
+    # The object goes on with its series in the completion's own message: given up by the
+    # occurrence at the version read, kept on the next one the completion inserts. What
+    # the PUT says of that next one beyond the service's copy is written after it.
+    handing = resolution.keep_on == "successor" and resolution.successor_update is None
+    handing = handing and goes_on(row)
+    after = None
+    if handing:
+        dav.give_up_ahead(row.id, row.version, within=within)
+        after = dav.hand_on(row.id, parsed.uid, name, kept)
+    else:
+        dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
     try:
-        applied = apply(work, row, resolution, frozenset({row.version}))
+        applied = apply(work, row, resolution, frozenset({row.version}), after=after)
     except PreconditionFailed:
         if if_match is None and not locking:
             raise _Changed from None
         raise
-    if resolution.keep_on == "successor" and applied.completed_occurrence:
-        within = resolution.form is Form.OVERRIDE_COMPLETED
+    if resolution.keep_on == "successor" and applied.completed_occurrence and not handing:
         return Handover(applied, parsed.uid, name, kept, within=within)
     return False
 
@@ -510,7 +519,7 @@ def _create(
     # transaction of ours, with the COMMIT.
     alone = not locking and dav.can_finish()
     then = dav.keep_with_create(parsed.uid, name, kept) if alone else None
-    dav.claim(list_id, name, parsed.uid)
+    dav.claim(_sought(list_id, name, parsed))
     try:
         created = TaskCreate.model_validate(fields)
         task = work.tasks.create(created, then=then, completed_at=parsed.completed_at)
@@ -665,7 +674,7 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
         if attempt:
             dav.begin_write()
         locking = attempt == _TRIES
-        seen, rows = dav.lookup(list_id, name, _derived_id(name), "", None, 0, commit=not locking)
+        seen, rows = dav.lookup(Sought(list_id, name, _derived_id(name), ""), commit=not locking)
         found = next((each for each in map(served, rows) if each.name == name), None)
         if seen is None or found is None:
             raise NotFound(NOT_FOUND)

@@ -174,35 +174,25 @@ def _by_name(no_list: bool) -> Any:
 class DavObjectService(TaskSending):
     """The caller's view of one collection's objects, and the kept object's write."""
 
-    def lookup(
-        self,
-        list_id: int | None,
-        name: str,
-        task_id: int,
-        uid: str,
-        parent_uid: str | None,
-        parent_task: int,
-        *,
-        commit: bool = True,
-    ) -> tuple[Any | None, Sequence[Any]]:
+    def lookup(self, sought: Sought, *, commit: bool = True) -> tuple[Any | None, Sequence[Any]]:
         """What a write by href needs, in one statement: the list as the caller sees it (as
         `listed`; None: one it cannot read; for no list, a stand-in with the owner's role) and
-        the tasks that may be served under `name` (`named`'s), that hold `uid` or
-        `parent_uid`, or whose derived name is `task-<parent_task>`. In a write's first
+        the tasks that may be served under the name (`named`'s), that hold the UID or the
+        parent's, or whose derived name is the parent's (`Sought`). In a write's first
         message it commits with the caller's entry (no lock held while the caller decides:
         the write then names the version it read); not `commit`, it opens the write's
         transaction (the entry's change lock held until its COMMIT)."""
-        statement, values = _looking(list_id, name, task_id, uid, parent_uid, parent_task)
+        statement, values = _looking(sought)
         if commit and self._send.can_finish:
             rows = self._write(statement, last=True, **values)
         else:
             rows = self._read(statement, **values)
-        return _seen(list_id, rows)
+        return _seen(sought.list_id, rows)
 
     def looked(self, list_id: int | None) -> Looked | None:
-        """What the message a `name_plain` refused read beside its write (`Sender.beside`):
-        `lookup`'s answer, as `lookup` gives it, and with `every`, `all`'s rows (each row as
-        the driver types it: `decoded`); None: nothing read (no refusal)."""
+        """What the message a `name_plain` or a `claim` refused read beside its write
+        (`Sender.beside`): `lookup`'s answer, as `lookup` gives it, and with `every`, `all`'s
+        rows (each row as the driver types it: `decoded`); None: nothing read (no refusal)."""
         read = self._send.beside_rows
         self._send.beside_rows = None
         if read is None:
@@ -218,14 +208,19 @@ class DavObjectService(TaskSending):
             every = [decoded(columns, row) for row in sorted(read[1], key=lambda row: row["id"])]
         return Looked(seen, found, every)
 
-    def claim(self, list_id: int | None, name: str, uid: str) -> None:
+    def claim(self, sought: Sought) -> None:
         """Ahead of a create in the collection: its space's change locks (the caller's and the
         list owner's, before any row lock), then, seeing every write committed under them,
         the request refused (`Taken`, `task_api_refuse`: no error in the server's log, nothing
-        written) when an object of the collection holds `name` or `uid`."""
+        written) when an object of the collection holds the name or the UID. Refused, the
+        message reads `lookup`'s answer too (`looked`): a create that lost its name to a
+        concurrent one is that one's update, in the next message."""
+        list_id = sought.list_id
         self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
-        statement = _CLAIM_NO_LIST if list_id is None else _CLAIM
-        self._ahead(statement, dav_name=name, dav_uid=uid, **_values(list_id))
+        statement, values = _looking(sought)
+        self._beside(statement, **values)
+        claim = _CLAIM_NO_LIST if list_id is None else _CLAIM
+        self._ahead(claim, dav_name=sought.name, dav_uid=sought.uid, **_values(list_id))
 
     def lock_task(self, task_id: int) -> None:
         """Ahead of a write of the task: the change locks of the caller's space and the
@@ -325,7 +320,7 @@ class DavObjectService(TaskSending):
         self.lock(_LOCK_LIST if list_id is not None else None, **_values(list_id))
         # Where the guess is refused, the lookup that answers the PUT instead comes back in
         # this message (read under the change locks, beside the write: run only then).
-        statement, values = _looking(list_id, name, task_id, uid, None, 0)
+        statement, values = _looking(Sought(list_id, name, task_id, uid))
         self._beside(statement, **values)
         if every:
             self._beside(_ALL[list_id is None], **_values(list_id))
@@ -409,6 +404,15 @@ class DavObjectService(TaskSending):
         self._at_commit(_UNSERVE[within], dav_task=task_id)
         self.keep(successor_id, uid, name, body)
 
+    def give_up_ahead(self, task_id: int, version: int, *, within: bool = False) -> None:
+        """Ahead of the write completing the occurrence `task_id` at `version` (the write names
+        it too), under its change locks: its object no longer served where the task is still
+        that version and the caller may write it, so that the name and the UID are free for
+        the next occurrence the completion inserts (`hand_on`, in the same message). The
+        completed one is served under its derived name, or, `within`, inside the series'
+        object alone (the client sent its completion there)."""
+        self._ahead(_UNSERVE_AT_VERSION[within], dav_task=task_id, dav_version=version)
+
     def hand_on(self, task_id: int, uid: str, name: str, body: str) -> Then:
         """`body` kept as the object of the next occurrence completing `task_id` inserts,
         after that insert (`TaskService.update`'s `after`): in the completion's statement,
@@ -478,6 +482,12 @@ _UNSERVE = {
     .where(_OBJECTS.c.task_id == _TASK, may(_OBJECTS, Action.TASK_WRITE))
     .values(served=False, within=within)
     for within in (False, True)
+}
+_AT_VERSION = exists(
+    select(_T.id).where(_T.id == _TASK, _T.version == _VERSION, may(_TASKS, Action.TASK_WRITE))
+)
+_UNSERVE_AT_VERSION = {
+    within: statement.where(_AT_VERSION) for within, statement in _UNSERVE.items()
 }
 _KEEP_AT_VERSION = _insert_keep(_chosen.where(_T.version == _VERSION))
 _KEEP_NAMED = _insert_keep(
@@ -668,34 +678,40 @@ _LOOKUP = (
 )
 
 
-# The tasks in no list are the caller's own: it owns that collection.
+@dataclass(frozen=True)
+class Sought:
+    """What a write by href looks up (`lookup`): its collection (None: the caller's tasks in
+    no list), the object's name, the task a derived name names (0: none), the UID the body
+    holds, and the parent its `RELATED-TO` names: a UID, and the task a derived one names."""
+
+    list_id: int | None
+    name: str
+    task_id: int
+    uid: str
+    parent_uid: str | None = None
+    parent_task: int = 0
+
+
 @dataclass(frozen=True)
 class Looked:
-    """What a refused `name_plain` read beside its write (`DavObjectService.looked`): the
-    list as `lookup` sees it, `lookup`'s tasks, and `all`'s where asked (else None)."""
+    """What a refused `name_plain` or `claim` read beside its write
+    (`DavObjectService.looked`): the list as `lookup` sees it, `lookup`'s tasks, and `all`'s
+    where asked (else None)."""
 
     seen: Any | None
     rows: Sequence[Any]
     every: Sequence[Any] | None
 
 
-def _looking(
-    list_id: int | None,
-    name: str,
-    task_id: int,
-    uid: str,
-    parent_uid: str | None,
-    parent_task: int,
-) -> tuple[Any, dict[str, Any]]:
+def _looking(sought: Sought) -> tuple[Any, dict[str, Any]]:
     """`lookup`'s statement and values."""
-    statement = _LOOKUP_NO_LIST if list_id is None else _LOOKUP
-    values: dict[str, Any] = {} if list_id is None else {"dav_list": list_id}
-    values |= {
-        "dav_name": name,
-        "dav_task": task_id,
-        "dav_uid": uid,
-        "dav_parent_uid": parent_uid,
-        "dav_parent_task": parent_task,
+    statement = _LOOKUP_NO_LIST if sought.list_id is None else _LOOKUP
+    values = _values(sought.list_id) | {
+        "dav_name": sought.name,
+        "dav_task": sought.task_id,
+        "dav_uid": sought.uid,
+        "dav_parent_uid": sought.parent_uid,
+        "dav_parent_task": sought.parent_task,
     }
     return statement, values
 
@@ -710,6 +726,7 @@ def _seen(list_id: int | None, rows: Sequence[Any]) -> tuple[Any | None, Sequenc
     return rows[0], [row for row in rows if row.id is not None]
 
 
+# The tasks in no list are the caller's own: it owns that collection.
 _NO_LIST_SEEN = SimpleNamespace(
     list_id_seen=None, list_name=None, list_color=None, list_role="owner"
 )

@@ -47,6 +47,17 @@ _SPACE = func.coalesce(
 )
 
 
+def goes_on(task: Any) -> bool:
+    """Whether completing `task` (its stored row, or the one a write will leave) inserts a
+    next occurrence: it recurs and its series has one more due date."""
+    return (
+        task.recurrence is not None
+        and task.next_due_date is not None
+        and task.series_start is not None
+        and task.due_date is not None
+    )
+
+
 def _successor(source: Any, *conditions: Any) -> Any:
     """The next occurrence's INSERT, its columns read from `source`'s row `:previous_id`."""
     c = source.c

@@ -54,6 +54,7 @@ from backend.services.task_schedule import (
     SUCCESSOR,
     SUCCESSOR_FROM_WRITE,
     Planned,
+    goes_on,
     moved_reminders,
     not_recurring,
     plan_schedule,
@@ -597,20 +598,17 @@ class TaskService(TaskSending):
         is recurring and its series goes on, to insert if this transaction completed it
         (checked by the statement itself): in the completing write's statement, or with the
         COMMIT (specs/statements.md). Its subtasks come with it (migration 0018)."""
-        if (
-            task.recurrence is not None
-            and task.next_due_date is not None
-            and task.series_start is not None
-            and task.due_date is not None
-        ):
-            schedule = Schedule.of(task.recurrence, task.time_zone, task.series_start)
-            values = {
-                "previous_id": task.id,
-                "following_due_date": schedule.next_after(task.next_due_date),
-                "reminders": moved_reminders(task.reminders, task.due_date, task.next_due_date),
-            }
-            return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))
-        return None
+        if not goes_on(task):
+            return None
+        start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
+        schedule = Schedule.of(cast(str, task.recurrence), task.time_zone, start)
+        due = cast(datetime, task.due_date)
+        values = {
+            "previous_id": task.id,
+            "following_due_date": schedule.next_after(next_due),
+            "reminders": moved_reminders(task.reminders, due, next_due),
+        }
+        return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))
 
     @fires(
         Rule.COMPLETE_SUBTASKS,
