@@ -1143,6 +1143,12 @@ def test_a_completed_copy_to_a_new_name_costs_what_it_says(
         # served inside the series' object): the same two.
         ("override", False, 2),
         ("override", True, 2),
+        # What the PUT says of the next occurrence beyond the service's copy is inserted so,
+        # in the same statement (was 5 and more: a unit of work after the PUT's): Tasks.org's
+        # "repeat after completion", a DUE off the rule with COMPLETED lingering...
+        ("off the rule", False, 2),
+        # ...and a reminder the client added as it completed the occurrence.
+        ("reminder", False, 2),
     ],
 )
 def test_a_completing_put_of_a_series_object_costs_what_it_says(
@@ -1164,8 +1170,15 @@ def test_a_completing_put_of_a_series_object_costs_what_it_says(
     rule = "RRULE:FREQ=DAILY\r\nSTATUS:NEEDS-ACTION\r\n"
     made = client.put(url, content=_water("s", "20261201T090000Z", rule), headers=headers)
     assert made.status_code == 201, made.text
+    next_due = "2026-12-02T09:00:00Z"
     if form == "due advanced":
         body = _water("s", "20261202T090000Z", rule)
+    elif form == "off the rule":
+        next_due = "2026-12-02T10:00:00Z"
+        body = _water("s", "20261202T100000Z", rule + "COMPLETED:20261201T080000Z\r\n")
+    elif form == "reminder":
+        alarm = "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER;RELATED=END:-PT30M\r\nEND:VALARM\r\n"
+        body = _water("s", "20261202T090000Z", rule + alarm)
     else:
         done = (
             "END:VTODO\r\nBEGIN:VTODO\r\nUID:s\r\nSUMMARY:Water plants\r\n"
@@ -1183,12 +1196,14 @@ def test_a_completing_put_of_a_series_object_costs_what_it_says(
     listed = client.get("/api/tasks?status=all", headers=alice.headers).json()["data"]
     waters = [t for t in listed if t["title"] == "Water plants"]
     assert sorted((t["completed"], t["due_date"]) for t in waters) == [
-        (False, "2026-12-02T09:00:00Z"),
+        (False, next_due),
         (True, "2026-12-01T09:00:00Z"),
     ]
+    open_ = next(t for t in waters if not t["completed"])
+    assert open_["reminders"] == ([{"minutes_before_due": 30}] if form == "reminder" else [])
     served = client.get(url, headers={"Authorization": ids["DAV_AUTH"]})
     assert served.status_code == 200 and b"UID:s\r\n" in served.content
-    assert b"DUE:20261202T090000Z" in served.content
+    assert f"DUE:{next_due.replace('-', '').replace(':', '')}".encode() in served.content
 
 
 def test_a_put_that_lost_its_create_to_a_concurrent_one_is_its_update_in_three(

@@ -18,13 +18,11 @@ from urllib.parse import quote
 
 from backend.dav import resources
 from backend.dav.recurrence_forms import (
-    Applied,
     Form,
     Resolution,
     apply,
     classify,
     classify_copy,
-    follow_up,
     is_completed_copy,
     match_completed_copy,
     unruled,
@@ -182,18 +180,19 @@ def put(
     body: bytes,
     if_match: str | None,
     if_none: str | None,
-) -> bool | Handover:
-    """Write the object: a new task (True) or the named one's update (False, or a `Handover`
-    when it completed an occurrence), through the task service. At most three messages:
-    the sign-in's check (a password this process has not verified), one lookup (the name's
-    task, the list's role, the UID's and the parent's holders: `DavObjectService.lookup`,
-    committing with the entry), then the write naming the version read, the kept object in
-    its message (specs/caldav.md, "Cost"). A task changed in between is `412` with If-Match,
-    else looked up and written again. A create under `If-None-Match: *` with no parent
-    relation is one message after the check: nothing to look up, its claim of the name and
-    the UID says whether the object exists. So is a PUT with no precondition whose task is
-    as it assumes (`_put_plain`), or two where the name is free (the assumption refused,
-    then the create with its claim)."""
+) -> bool:
+    """Write the object: a new task (True) or the named one's update (False), through the
+    task service, in at most two messages after the sign-in's check (a password this
+    process has not verified; specs/caldav.md, "Cost"). One where the write's own message
+    tests what it assumes: a tag that vouches for its task (`_put_vouched`), a task as a
+    PUT with no precondition assumes it (`_put_plain`), a create under `If-None-Match: *`
+    that needs nothing looked up (its claim of the name and the UID says whether the object
+    exists). Otherwise the lookup (`DavObjectService.lookup`, committing with the entry, or
+    read in a refused guess's message), then the write naming the version read, the kept
+    object in its message (a completion hands the series' object on in it). A task changed
+    in between is `412` with If-Match, else looked up and written again; a create that lost
+    its name to a concurrent one is that one's update, a third message (its lookup read in
+    the refused create's)."""
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
@@ -430,7 +429,7 @@ def _put(
     if_none: str | None,
     attempt: int,
     looked: Looked | None = None,
-) -> bool | Handover:
+) -> bool:
     """The PUT after its lookup (`looked`: read already, in a refused guess's message)."""
     list_id, name, body, parsed = sent
     locking = attempt == _TRIES
@@ -471,10 +470,9 @@ def _put(
     within = resolution.form is Form.OVERRIDE_COMPLETED
     dav.lock_task(row.id)
     # The object goes on with its series in the completion's own message: given up by the
-    # occurrence at the version read, kept on the next one the completion inserts. What
-    # the PUT says of that next one beyond the service's copy is written after it.
-    handing = resolution.keep_on == "successor" and resolution.successor_update is None
-    handing = handing and goes_on(row)
+    # occurrence at the version read, kept on the next one the completion inserts (a
+    # series with no next occurrence keeps it on its last).
+    handing = resolution.keep_on == "successor" and goes_on(row)
     after = None
     if handing:
         dav.give_up_ahead(row.id, row.version, within=within)
@@ -482,13 +480,11 @@ def _put(
     else:
         dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
     try:
-        applied = apply(work, row, resolution, frozenset({row.version}), after=after)
+        apply(work, row, resolution, frozenset({row.version}), after=after)
     except PreconditionFailed:
         if if_match is None and not locking:
             raise _Changed from None
         raise
-    if resolution.keep_on == "successor" and applied.completed_occurrence and not handing:
-        return Handover(applied, parsed.uid, name, kept, within=within)
     return False
 
 
@@ -605,39 +601,6 @@ def _derived_id(name: str) -> int:
     """The task a derived name (`task-<id>@task-api.ics`) names; 0: none."""
     derived = _DERIVED.fullmatch(name)
     return int(derived.group(1)) if derived is not None else 0
-
-
-@dataclass(frozen=True)
-class Handover:
-    """A PUT that completed an occurrence of a series: the client's object goes on to the
-    next occurrence, which the service inserts with the PUT's COMMIT (`hand_over`, in the
-    next unit of work)."""
-
-    applied: Applied
-    uid: str
-    name: str
-    kept: str
-    # The completion came as an override in the series' object: served within it, not as an
-    # object of its own (`OVERRIDE_COMPLETED`).
-    within: bool = False
-
-
-def hand_over(work: UnitOfWork, handover: Handover) -> None:
-    """Give the client's object to the next occurrence (`follow_up` writes on it what the PUT
-    said of it): the completed one's object is no longer served (its task is served under
-    its derived name, or only inside the series' object where its completion came as an
-    override there), and the name and UID serve the open occurrence."""
-    work.hold_commit()
-    successor = follow_up(work, handover.applied)
-    if successor is not None:
-        work.service(DavObjectService).hand_over(
-            handover.applied.task.id,
-            successor.id,
-            handover.uid,
-            handover.name,
-            handover.kept,
-            within=handover.within,
-        )
 
 
 def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | None) -> None:

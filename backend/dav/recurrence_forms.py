@@ -77,9 +77,9 @@ class Resolution:
     form: the PUT's fields but the schedule and reminders, with `completed: true`, which the
     service's own completion turns into the next occurrence); `completes`: it completes an
     occurrence; `successor_update`: what the PUT says of the next occurrence that the
-    service's copy does not (the writer's new reminders; a due date off the rule), written on
-    it in a next unit of work (`follow_up`); `keep_on`: which task the PUT's object belongs to
-    afterwards."""
+    service's copy does not (the writer's new reminders; a due date off the rule), inserted
+    so with the completion (`TaskService.update`'s `following`); `keep_on`: which task the
+    PUT's object belongs to afterwards."""
 
     form: Form
     update: TaskUpdate | None
@@ -168,53 +168,29 @@ def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
     return Resolution(Form.COMPLETED_COPY, _fields(parsed), completes=True, keep_on="task")
 
 
-@dataclass(frozen=True)
-class Applied:
-    """After `apply`: the task the PUT named as written, and whether the PUT completed an
-    occurrence of its series (then `follow_up`, in the next unit of work, finds the next
-    occurrence, which the service inserts with the COMMIT, and writes `successor_update`)."""
-
-    task: TaskRow
-    completed_occurrence: bool
-    successor_update: TaskUpdate | None = None
-
-
 def apply(
     work: UnitOfWork,
     stored: TaskRow,
     resolution: Resolution,
     expected: Expected = None,
     after: Then | None = None,
-) -> Applied:
+) -> TaskRow:
     """Write `resolution` through the task service: one write, as a PATCH (the same
     validation, events, change feed, and for a completion the service's own next occurrence,
-    exactly once, committed with it; `after` then writes on that occurrence, in the same
-    message: `TaskService.update`)."""
+    exactly once, committed with it, inserted as `successor_update` says; `after` then
+    writes on that occurrence, in the same message: `TaskService.update`). The task the PUT
+    named, as written."""
     if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
-        return Applied(stored, completed_occurrence=False)
-    task = work.tasks.update(
+        return stored
+    return work.tasks.update(
         stored.id,
         resolution.update,
         expected,
         current=stored,
         completed_at=resolution.completed_at,
         after=after,
+        following=resolution.successor_update,
     )
-    completed = task.completed and task.recurrence is not None and not stored.completed
-    return Applied(task, completed, resolution.successor_update if completed else None)
-
-
-def follow_up(work: UnitOfWork, applied: Applied) -> TaskRow | None:
-    """The next occurrence `applied` created (None if it completed none, or the series
-    ended), with `successor_update` written on it: the DAV layer's next unit of work after a
-    completing PUT, where it also hands the client's object on (`keep_on`). Each state in
-    between is one completed occurrence and one open one."""
-    if not applied.completed_occurrence:
-        return None
-    successor = work.tasks.successor(applied.task.id)
-    if successor is None or applied.successor_update is None:
-        return successor
-    return work.tasks.update(successor.id, applied.successor_update)
 
 
 def _fields(parsed: ParsedTodo) -> TaskUpdate:

@@ -146,21 +146,6 @@ async def _in_work(
     return answer
 
 
-def _hand_over(request: Request, handover: objects.Handover, claims: Any) -> None:
-    """After a PUT that completed an occurrence committed: the next unit of work, as the same
-    caller (not counted again), gives the client's object to the next occurrence."""
-    app = request.app
-    work = UnitOfWork(
-        app.state.engine,
-        app.state.settings,
-        claims=claims,
-        client_ip=request.client.host if request.client else "unknown",
-        transaction_locals=app.state.transaction_locals,
-    )
-    with work:
-        objects.hand_over(work, handover)
-
-
 def _writes(request: Request) -> bool:
     scope: AppPasswordScope = request.state.dav_scope
     return scope is AppPasswordScope.read_write
@@ -440,18 +425,11 @@ async def dav_object(request: Request, response: Response) -> Response:
         body = await _body(request)
         if_none = request.headers.get("if-none-match")
 
-        handed: list[tuple[objects.Handover, Any]] = []
-
         def written(work: UnitOfWork, writes: bool) -> Response:
-            outcome = objects.put(work, list_id, name, body, if_match, if_none)
-            if isinstance(outcome, objects.Handover):
-                handed.append((outcome, work.claims))
-            return Response(status_code=201 if outcome is True else 204, headers=_dav_headers())
+            created = objects.put(work, list_id, name, body, if_match, if_none)
+            return Response(status_code=201 if created else 204, headers=_dav_headers())
 
-        answer = await _in_work(request, response, written)
-        if handed:
-            await run_in_threadpool(_hand_over, request, *handed[0])
-        return answer
+        return await _in_work(request, response, written)
     if method == "DELETE":
 
         def deleted(work: UnitOfWork, writes: bool) -> Response:

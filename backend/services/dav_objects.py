@@ -386,24 +386,6 @@ class DavObjectService(TaskSending):
         else:
             self._at_commit(_KEEP, **values)
 
-    def hand_over(
-        self,
-        task_id: int,
-        successor_id: int,
-        uid: str,
-        name: str,
-        body: str,
-        *,
-        within: bool = False,
-    ) -> None:
-        """Give the series' object on `task_id` (a completed occurrence) to `successor_id`, in
-        the message that commits the request, then `body` kept as the successor's, which then
-        holds the name and the UID. The completed one's object is no longer served: its task
-        is served under its derived name, or, `within`, inside the series' object alone (the
-        client sent its completion there)."""
-        self._at_commit(_UNSERVE[within], dav_task=task_id)
-        self.keep(successor_id, uid, name, body)
-
     def give_up_ahead(self, task_id: int, version: int, *, within: bool = False) -> None:
         """Ahead of the write completing the occurrence `task_id` at `version` (the write names
         it too), under its change locks: its object no longer served where the task is still
@@ -417,9 +399,9 @@ class DavObjectService(TaskSending):
         """`body` kept as the object of the next occurrence completing `task_id` inserts,
         after that insert (`TaskService.update`'s `after`): in the completion's statement,
         from the inserted row (`SUCCEEDED`), else with the COMMIT, from the stored one. The
-        series' object, whose name and UID a statement ahead gave up (a completed copy's
-        object kept on the occurrence), goes on with its series in the completion's
-        message."""
+        series' object, whose name and UID a statement ahead gave up (`give_up_ahead`, or
+        a completed copy's object kept on the occurrence), goes on with its series in the
+        completion's message."""
         values = {"dav_uid": uid, "dav_name": name, "dav_body": body}
         stored = {**values, "dav_task": task_id}
         return Then(Bound(_KEEP_SUCCEEDED, values), Bound(_KEEP_SUCCEEDING, stored))

@@ -27,10 +27,11 @@ from backend.services.task_statements import PLANNED
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
 # The next occurrence of a recurring task completed in this transaction: a copy of it, due at
-# its `next_due_date`, pending. `completed_at = now()` holds only when this transaction
-# completed it (an already-completed task keeps its completion time, `completion`), and
-# `previous_task_id` is unique: a second completion (a replay, a race, reopen and complete
-# again) inserts nothing. Built once; the copied columns are read from the stored row.
+# its `next_due_date` (or where the completing write moves it: `successor_due`), pending.
+# `completed_at = now()` holds only when this transaction completed it (an already-completed
+# task keeps its completion time, `completion`), and `previous_task_id` is unique: a second
+# completion (a replay, a race, reopen and complete again) inserts nothing. Built once; the
+# copied columns are read from the stored row.
 _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
 # Moved by the schedule rather than copied: the due date becomes the stored next one.
 _MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id")
@@ -68,7 +69,10 @@ def _successor(source: Any, *conditions: Any) -> Any:
             select(
                 _SPACE,
                 *(c[name] for name in COPIED_TO_SUCCESSOR),
-                c.next_due_date,
+                func.coalesce(
+                    sql_cast(bindparam("successor_due", type_=_T.due_date.type), _T.due_date.type),
+                    c.next_due_date,
+                ),
                 sql_cast(
                     bindparam("following_due_date", type_=_T.next_due_date.type),
                     _T.next_due_date.type,

@@ -306,6 +306,7 @@ class TaskService(TaskSending):
         current: TaskRow | None = None,
         completed_at: datetime | None = None,
         after: Then | None = None,
+        following: TaskUpdate | None = None,
     ) -> TaskRow:
         """Write `data` over the task. `current`: the stored task as the caller has just read
         it (its version in `expected`: a DAV PUT's, found by its href), or what a DAV tag
@@ -320,7 +321,8 @@ class TaskService(TaskSending):
         stamped now). `after`: where the write completes a series, a statement that writes on
         its next occurrence once inserted (`task_schedule.SUCCEEDED` in the completion's
         statement, else the stored row with the COMMIT: a CalDAV series' object handed to
-        it)."""
+        it). `following`: what the write says of that next occurrence (its due date, moved
+        as a PATCH would move it, and its reminders), inserted so (`_successor`)."""
         changes = data.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})
         values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
         if "completed" in changes:
@@ -349,13 +351,19 @@ class TaskService(TaskSending):
             last = changes.get("completed") is not True
             if placement is not None:
                 moved = self._move(task_id, placement, expected, values, last=last)
-                return self._completing(moved, after)
+                return self._completing(moved, after, following)
             if not last:
                 statements = completing(values, *version_in(_T.version, expected))
                 read = current is not None and current.version in (expected or ())
                 stored = current if read else None
                 return self._write_completing(
-                    task_id, statements, values, expected, stored=stored, after=after
+                    task_id,
+                    statements,
+                    values,
+                    expected,
+                    stored=stored,
+                    after=after,
+                    following=following,
                 )
             return self._update(task_id, values, expected, last=True)
 
@@ -579,34 +587,55 @@ class TaskService(TaskSending):
             raise PreconditionFailed()
         return task
 
-    def _completing(self, task: TaskRow, after: Then | None = None) -> TaskRow:
+    def _completing(
+        self, task: TaskRow, after: Then | None = None, following: TaskUpdate | None = None
+    ) -> TaskRow:
         """After any write that may complete `task`: when this transaction completed a
         recurring task whose series goes on, insert its next occurrence (then `after`, which
         writes on it: `update`). Decided from the returned row alone (`completed_at` equals
         `updated_at`, both this transaction's `now()`, only when it completed it here), so
         other writes cost nothing more."""
         if task.completed and task.completed_at == task.updated_at:
-            then = self._successor(task)
+            then = self._successor(task, following)
             if then is not None:
                 self._at_commit(then.alone)
                 if after is not None:
                     self._at_commit(after.alone)
         return task
 
-    def _successor(self, task: TaskRow | Planned) -> Then | None:
+    def _successor(
+        self, task: TaskRow | Planned, following: TaskUpdate | None = None
+    ) -> Then | None:
         """The next occurrence of `task` (its stored row, or the one a write will leave) if it
         is recurring and its series goes on, to insert if this transaction completed it
         (checked by the statement itself): in the completing write's statement, or with the
-        COMMIT (specs/statements.md). Its subtasks come with it (migration 0018)."""
+        COMMIT (specs/statements.md). Its subtasks come with it (migration 0018). Its
+        reminders are the task's, moved with the due date, and its due date the series'
+        next; `following` (a stored row's) says otherwise: a due date off the rule, planned
+        as a PATCH of it is (the next one after it on the same rule), and reminders."""
         if not goes_on(task):
             return None
         start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
-        schedule = Schedule.of(cast(str, task.recurrence), task.time_zone, start)
         due = cast(datetime, task.due_date)
+        rule = cast(str, task.recurrence)
+        reminders = moved_reminders(task.reminders, due, next_due)
+        moved_to = None
+        sent = set() if following is None else following.model_fields_set
+        if following is not None and "reminders" in sent:
+            reminders = reminders_json(following.reminders or [])
+        if following is not None and following.due_date is not None and "due_date" in sent:
+            moved_to = following.due_date
+            planned = plan_schedule(
+                rule, task.time_zone, moved_to, reminders, current=cast(TaskRow, task)
+            )
+            following_due = planned["next_due_date"]
+        else:
+            following_due = Schedule.of(rule, task.time_zone, start).next_after(next_due)
         values = {
             "previous_id": task.id,
-            "following_due_date": schedule.next_after(next_due),
-            "reminders": moved_reminders(task.reminders, due, next_due),
+            "successor_due": moved_to,
+            "following_due_date": following_due,
+            "reminders": reminders,
         }
         return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))
 
@@ -646,6 +675,7 @@ class TaskService(TaskSending):
         *,
         stored: TaskRow | None = None,
         after: Then | None = None,
+        following: TaskUpdate | None = None,
     ) -> TaskRow:
         """Write `values`, which may complete the task (`completing`'s `statements`), committing in
         the write's own message so that no lock is held while a message crosses the network
@@ -665,7 +695,7 @@ class TaskService(TaskSending):
             if attempt == 0 and stored is not None and self._send.can_finish:
                 # Read by the caller, at a version the write names: a series it completes is
                 # written at once.
-                then = self._successor(stored)
+                then = self._successor(stored, following)
                 if then is not None and stored.completed:
                     then = None
             task: Any = stored
@@ -679,7 +709,7 @@ class TaskService(TaskSending):
                 if written:
                     return cast(TaskRow, task)
                 self._begin_again()
-                then = self._successor(task)
+                then = self._successor(task, following)
             # Completes a series: its next occurrence is written with the completion.
             thens = () if then is None else (then,) if after is None else (then, after)
             rows = self._write_then(
@@ -689,7 +719,7 @@ class TaskService(TaskSending):
                 return cast(TaskRow, rows[0])
         if self._can_begin_again():
             self._begin_again()
-        return self._completing(self._update(task_id, values, expected), after)
+        return self._completing(self._update(task_id, values, expected), after, following)
 
     @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, task_id: int | None, expected: Expected = None) -> str:

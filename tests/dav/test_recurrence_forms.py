@@ -15,12 +15,11 @@ from sqlalchemy import Engine
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.dav.recurrence_forms import (
-    Applied,
     Form,
+    Resolution,
     apply,
     classify,
     classify_copy,
-    follow_up,
     match_completed_copy,
 )
 from backend.dav.vtodo import ParsedTodo, parse, render
@@ -57,23 +56,23 @@ def _series(engine: Engine, settings: Settings, task: TaskRow) -> list[TaskRow]:
 
 
 def _put(engine: Engine, settings: Settings, task_id: int, body: bytes) -> tuple[Form, Any]:
-    """A PUT on the resource of `task_id`: read, classify, apply (one unit of work)."""
+    """A PUT on the resource of `task_id`: read, classify, apply (one unit of work); then the
+    next occurrence its completion inserted, read afterwards."""
     with _work(engine, settings) as work:
         stored = work.tasks.get(task_id)
         parsed = parse(body, zone=stored.time_zone)
         resolution = classify(stored, parsed)
-        applied = apply(work, stored, resolution)
-    # The next unit of work: the next occurrence (inserted with the first one's COMMIT).
+        task = apply(work, stored, resolution)
     with _work(engine, settings) as work:
-        successor = follow_up(work, applied)
-    return resolution.form, Outcome(applied.task, successor, applied)
+        successor = work.tasks.successor(task_id)
+    return resolution.form, Outcome(task, successor, resolution)
 
 
 @dataclass(frozen=True)
 class Outcome:
     task: TaskRow
     successor: TaskRow | None
-    applied: Applied
+    resolution: Resolution
 
 
 def _one_done_one_open(rows: list[TaskRow]) -> tuple[TaskRow, TaskRow]:
@@ -125,7 +124,7 @@ def test_thunderbird_completing_the_master(db_engine: Engine, settings: Settings
     [done] = _rows(db_engine, settings, task)
     assert done.completed and done.recurrence is None
     assert _series(db_engine, settings, task) == []  # no next occurrence
-    assert outcome.successor is None and not outcome.applied.completed_occurrence
+    assert outcome.successor is None
     # The object stays the task's, served as the client sent it: completed, with its rule.
     served = render(done, parse(body).keep, [])
     lines = served.decode().split("\r\n")
@@ -177,7 +176,7 @@ def test_tasks_org_repeat_after_completion(db_engine: Engine, settings: Settings
     body = _advanced("20261125", b"\r\nCOMPLETED:20261123T070000Z")
     form, applied = _put(db_engine, settings, task.id, body)
     assert form is Form.DUE_ADVANCED
-    later = applied.applied.successor_update
+    later = applied.resolution.successor_update
     assert later is not None and later.model_fields_set == {"due_date"}
     _, open_ = _one_done_one_open(_series(db_engine, settings, task))
     assert open_.due_date == datetime(2026, 11, 25, tzinfo=UTC)
@@ -216,8 +215,8 @@ def _put_copy(engine: Engine, settings: Settings, task: TaskRow, body: bytes = b
         occurrence = match_completed_copy(parsed, candidates)
         assert occurrence is not None
         resolution = classify_copy(occurrence, parsed)
-        applied = apply(work, occurrence, resolution)
-    assert applied.task.completed
+        written = apply(work, occurrence, resolution)
+    assert written.completed
     return resolution.form
 
 
