@@ -1130,8 +1130,8 @@ def test_a_completed_copy_to_a_new_name_costs_what_it_says(
 @pytest.mark.parametrize(
     ("form", "if_match", "budget"),
     [
-        # Tasks.org: the series' DUE moved to its next occurrence (no precondition: the
-        # guess refused, the lookup read in its message). Then one message (was four): the
+        # Tasks.org: the series' DUE moved to its next occurrence (a body with a rule takes
+        # no guess: the lookup, committing). Then one message (was four): the
         # change locks, the series' object given up by the occurrence at the version read,
         # the completion at that version with its next occurrence and the object kept on
         # that one in the same statement, committing: 2.
@@ -1149,6 +1149,10 @@ def test_a_completed_copy_to_a_new_name_costs_what_it_says(
         ("off the rule", False, 2),
         # ...and a reminder the client added as it completed the occurrence.
         ("reminder", False, 2),
+        # The occurrence completed through REST and reopened first: its next occurrence is
+        # there already (one per task), and the series' object goes on to it all the same.
+        ("due advanced reopened", False, 2),
+        ("override reopened", False, 2),
     ],
 )
 def test_a_completing_put_of_a_series_object_costs_what_it_says(
@@ -1171,6 +1175,15 @@ def test_a_completing_put_of_a_series_object_costs_what_it_says(
     made = client.put(url, content=_water("s", "20261201T090000Z", rule), headers=headers)
     assert made.status_code == 201, made.text
     next_due = "2026-12-02T09:00:00Z"
+    if form.endswith("reopened"):
+        form = form.removesuffix(" reopened")
+        listed = client.get("/api/tasks", headers=alice.headers).json()["data"]
+        [first] = [t for t in listed if t["title"] == "Water plants"]
+        for done in (True, False):
+            patched = client.patch(
+                f"/api/tasks/{first['id']}", json={"completed": done}, headers=alice.headers
+            )
+            assert patched.status_code == 200, patched.text
     if form == "due advanced":
         body = _water("s", "20261202T090000Z", rule)
     elif form == "off the rule":

@@ -224,7 +224,7 @@ def put(
             sent = (list_id, name, body, parsed)
             return _put(work, dav, sent, if_match, if_none, attempt, looked)
         except _Changed:  # a lost create's refusal read the lookup in its message
-            looked = dav.looked(list_id)
+            looked = dav.looked(list_id) if attempt + 1 < _TRIES else None  # the last locks
             continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
 

@@ -402,9 +402,8 @@ class DavObjectService(TaskSending):
         series' object, whose name and UID a statement ahead gave up (`give_up_ahead`, or
         a completed copy's object kept on the occurrence), goes on with its series in the
         completion's message."""
-        values = {"dav_uid": uid, "dav_name": name, "dav_body": body}
-        stored = {**values, "dav_task": task_id}
-        return Then(Bound(_KEEP_SUCCEEDED, values), Bound(_KEEP_SUCCEEDING, stored))
+        values = {"dav_uid": uid, "dav_name": name, "dav_body": body, "dav_task": task_id}
+        return Then(Bound(_KEEP_SUCCEEDED, values), Bound(_KEEP_SUCCEEDING, values))
 
     def changed(self, list_id: int | None, task_ids: list[int], names: list[str]) -> Sequence[Any]:
         """A sync's changed members in one statement: the tasks `task_ids` still in the
@@ -511,10 +510,22 @@ _KEEP_FROM_WRITE = _insert_keep(
 )
 # `hand_on`'s: from the next occurrence the completion's statement inserted (in its list's
 # owner's space, as the occurrence it follows), or from the stored one after it.
-_KEEP_SUCCEEDED = _insert_keep(
-    select(_space(SUCCEEDED), SUCCEEDED.c.id, SUCCEEDED.c.list_id, _UID, _NAME, _BODY).select_from(
-        SUCCEEDED
+# The next occurrence the completion's statement inserted, else the one a completion before
+# it inserted (completed, reopened, completed again: the insert does nothing, one successor
+# per task), read in the same statement.
+_NEXT = (
+    select(SUCCEEDED.c.id, SUCCEEDED.c.list_id)
+    .union_all(
+        select(_T.id, _T.list_id).where(
+            _T.previous_task_id == _TASK,
+            may(_TASKS, Action.TASK_WRITE),
+            not_(exists(select(SUCCEEDED.c.id))),
+        )
     )
+    .subquery("next_occurrence")
+)
+_KEEP_SUCCEEDED = _insert_keep(
+    select(_space(_NEXT), _NEXT.c.id, _NEXT.c.list_id, _UID, _NAME, _BODY).select_from(_NEXT)
 )
 _KEEP_SUCCEEDING = _insert_keep(
     select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(

@@ -618,13 +618,16 @@ class TaskService(TaskSending):
         start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
         due = cast(datetime, task.due_date)
         rule = cast(str, task.recurrence)
-        reminders = moved_reminders(task.reminders, due, next_due)
         moved_to = None
         sent = set() if following is None else following.model_fields_set
-        if following is not None and "reminders" in sent:
-            reminders = reminders_json(following.reminders or [])
         if following is not None and following.due_date is not None and "due_date" in sent:
             moved_to = following.due_date
+        # Shifted to the due date the next occurrence has, as the database shifts its
+        # subtasks' and the members' reminders (`tasks_copy_subtasks`, migration 0018).
+        reminders = moved_reminders(task.reminders, due, moved_to or next_due)
+        if following is not None and "reminders" in sent:
+            reminders = reminders_json(following.reminders or [])
+        if moved_to is not None:
             planned = plan_schedule(
                 rule, task.time_zone, moved_to, reminders, current=cast(TaskRow, task)
             )
