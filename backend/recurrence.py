@@ -245,6 +245,28 @@ def time_zone(name: str) -> ZoneInfo:
         return ZoneInfo.from_file(data, key=name)
 
 
+# A task due on a day (migration 0095) is stored at that day's start on its zone's clock.
+# These read and write that instant; the database's `task_due_end` and `task_due_anchor` are
+# the same rules in SQL.
+DAY_ANCHOR: Final = time(9)  # what `minutes_before_due` counts back from on a day
+
+
+def day_start(day: date, zone_name: str) -> datetime:
+    """The instant (UTC) `day` starts in the zone: its midnight, or where the zone skips
+    midnight (a daylight-saving change at 00:00), its first instant."""
+    return datetime.combine(day, time(0), time_zone(zone_name)).astimezone(UTC)
+
+
+def day_of(instant: datetime, zone_name: str) -> date:
+    """The day `instant` falls on in the zone (a day's stored start reads back as its day)."""
+    return instant.astimezone(time_zone(zone_name)).date()
+
+
+def day_end(instant: datetime, zone_name: str) -> datetime:
+    """The instant the day of `instant` ends in the zone: the next day's start."""
+    return day_start(day_of(instant, zone_name) + timedelta(days=1), zone_name)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A series: its rule, its time zone and its start (a UTC instant)."""

@@ -17,7 +17,7 @@ from fastapi import Response
 from pydantic_core import to_json
 
 from backend.models import ListMeta, TaskPublic, TaskRow
-from backend.models.task import is_overdue
+from backend.models.task import due_value, is_overdue
 from backend.services.task_statements import TASK_VIEW
 
 _FIELDS = tuple(TaskPublic.model_fields)
@@ -43,5 +43,7 @@ def encode_task_page(items: Sequence[TaskRow], meta: ListMeta) -> bytes:
 
 def _task(row: TaskRow, now: datetime) -> dict[str, Any]:
     task = dict(zip(_FIELDS, _VALUES(row), strict=True))
-    task["is_overdue"] = is_overdue(row.completed, row.due_date, now)
+    if row.all_day:
+        task["due_date"] = due_value(row.due_date, True, row.time_zone)
+    task["is_overdue"] = is_overdue(row.completed, task["due_date"], now, row.time_zone)
     return task

@@ -47,6 +47,7 @@ from backend.models.types import (
     TaskStatus,
     TimeZone,
     Title,
+    due_value,
     is_overdue,
     reminders_json,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "TaskUpdate",
     "TimeZone",
     "Title",
+    "due_value",
     "is_overdue",
     "reminders_json",
 ]
@@ -140,11 +142,18 @@ class _TaskOutput(BaseModel):
         events stay readable without a backfill."""
         return cls.model_validate({**event_defaults(), **task})
 
+    @model_validator(mode="after")
+    def _day_shown(self) -> Self:
+        # A day is stored as its start on the task's clock (`all_day`); it is shown as the day.
+        if self.all_day and isinstance(self.due_date, datetime):
+            self.__dict__["due_date"] = due_value(self.due_date, True, self.time_zone)
+        return self
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def is_overdue(self) -> bool:
-        """Not completed and past its due date."""
-        return is_overdue(self.completed, self.due_date, datetime.now(UTC))
+        """Not completed and past its due date (a day: once it has ended in its zone)."""
+        return is_overdue(self.completed, self.due_date, datetime.now(UTC), self.time_zone)
 
 
 def _field(doc: Doc, **kwargs: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import StrictBool
@@ -33,7 +34,7 @@ from backend.models.types import (
     TIME_ZONE_DESCRIPTION,
     Assignees,
     Description,
-    Instant,
+    DueDate,
     MinutesBeforeDue,
     Priority,
     Recurrence,
@@ -49,8 +50,8 @@ from backend.recurrence import DEFAULT_TIME_ZONE
 
 # The MCP tools' own wording (shorter than the REST document's; agents read it in context).
 DUE_DATE_DESCRIPTION = (
-    "ISO 8601: a date-time with an offset (2026-12-01T17:00:00+01:00) or a date (2026-12-01, "
-    "meaning midnight UTC)."
+    "A date (2026-12-01: due on that day in the task's time_zone) or an ISO 8601 date-time "
+    "with an offset (2026-12-01T17:00:00+01:00: due at that instant)."
 )
 MCP_RECURRENCE_DESCRIPTION = (
     "Repeat the task: an RFC 5545 RRULE (FREQ=WEEKLY;BYDAY=MO,TH) or daily, weekdays, weekly, "
@@ -189,20 +190,39 @@ FIELDS: tuple[TaskField, ...] = (
     ),
     TaskField(
         "due_date",
-        UtcDatetime | None,
-        Doc(examples=["2026-12-01T16:00:00Z"]),
+        UtcDatetime | date | None,
+        Doc(
+            "A day (`YYYY-MM-DD`: due on that day in the task's `time_zone`, overdue once it "
+            "has ended there) or an instant (ISO 8601, UTC).",
+            ["2026-12-01T16:00:00Z"],
+        ),
         Writable(
-            Instant,
+            DueDate,
             create=Doc(
-                "ISO 8601 with an offset, or a plain date meaning midnight UTC; the year "
+                "A plain date (`YYYY-MM-DD`) for a task due on a day, read on the task's "
+                "`time_zone` clock; or ISO 8601 with an offset for an instant. The year "
                 f"{INSTANT_MIN_YEAR}-{INSTANT_MAX_YEAR}, as written and in UTC.",
                 ["2026-12-01T17:00:00+01:00", "2026-12-01"],
             ),
-            patch=Doc("As for create; `null` clears it.", ["2026-12-01"]),
+            patch=Doc(
+                "As for create; `null` clears it. A day stays the same day when `time_zone` "
+                "changes.",
+                ["2026-12-01"],
+            ),
             nullable=True,
             mcp_add=DUE_DATE_DESCRIPTION,
             mcp_update=f"New due date; null clears it. {DUE_DATE_DESCRIPTION}",
         ),
+    ),
+    TaskField(
+        "all_day",
+        bool,
+        Doc(
+            "True when the task is due on a day (`due_date` is `YYYY-MM-DD`), false for an "
+            "instant or no due date. Set by sending `due_date`.",
+            [False],
+        ),
+        missing=False,
     ),
     TaskField(
         "tags",

@@ -115,6 +115,11 @@ class Task(SQLModel, table=True):
         ),
     )
     due_date: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
+    # Due on a day (migration 0095): `due_date` is that day's start in `time_zone`.
+    all_day: bool = SQLField(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+    )
     tags: list[str] = SQLField(
         default_factory=list,
         sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
@@ -189,6 +194,8 @@ class TaskRow(Protocol):
     def priority(self) -> Priority: ...
     @property
     def due_date(self) -> datetime | None: ...
+    @property
+    def all_day(self) -> bool: ...
     @property
     def tags(self) -> list[str]: ...
     @property

@@ -5,7 +5,7 @@ priorities, and the listing enums. Declared once here; the field declaration
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,6 +40,8 @@ from backend.recurrence import (
     TIME_ZONE_MAX_LENGTH,
     TIME_ZONES,
     check_time_zone,
+    day_of,
+    day_start,
     normalize_rule,
 )
 
@@ -141,6 +143,16 @@ def iso_text_only(value: Any) -> Any:
     return value
 
 
+def to_due(value: datetime | date) -> datetime | date:
+    """A due date: a plain date is a day (kept as the date, read on the task's zone's clock by
+    the service); a date-time is an instant, in UTC. Years as `to_instant`'s."""
+    if isinstance(value, datetime):
+        return to_instant(value)
+    if not INSTANT_MIN_YEAR <= value.year <= INSTANT_MAX_YEAR:
+        raise ValueError(f"year must be between {INSTANT_MIN_YEAR} and {INSTANT_MAX_YEAR}")
+    return value
+
+
 # ISO 8601 with an offset, or a plain date (midnight UTC). Naive datetimes are refused.
 # Always a UTC datetime once validated, which is what type checkers are told.
 if TYPE_CHECKING:
@@ -150,6 +162,17 @@ else:
         AwareDatetime | date,
         BeforeValidator(iso_text_only),
         AfterValidator(to_instant),
+        _InstantSchema(),
+    ]
+# A task's due date: a plain date (`YYYY-MM-DD`, due on that day in the task's time zone) or an
+# instant (ISO 8601 with an offset, in UTC once validated). Naive date-times are refused.
+if TYPE_CHECKING:
+    DueDate = datetime | date
+else:
+    DueDate = Annotated[
+        AwareDatetime | date,
+        BeforeValidator(iso_text_only),
+        AfterValidator(to_due),
         _InstantSchema(),
     ]
 Tag = Annotated[
@@ -274,9 +297,23 @@ TimeZoneName = Annotated[
 ]
 
 
-def is_overdue(completed: bool, due_date: datetime | None, now: datetime) -> bool:
-    """The rule behind `is_overdue`: not completed and due before `now`."""
-    return not completed and due_date is not None and due_date < now
+def is_overdue(completed: bool, due: datetime | date | None, now: datetime, zone: str) -> bool:
+    """The rule behind `is_overdue`, on `due_date` as shown (`due_value`): not completed and
+    due before `now`; a day once it has ended on the zone's clock (the database's
+    `task_due_end`)."""
+    if completed or due is None:
+        return False
+    if isinstance(due, datetime):
+        return due < now
+    return day_start(due + timedelta(days=1), zone) <= now
+
+
+def due_value(due_date: datetime | None, all_day: bool, zone: str) -> datetime | date | None:
+    """`due_date` as the API shows it: the day (a date) of a task due on a day, else the
+    stored instant."""
+    if due_date is None or not all_day:
+        return due_date
+    return day_of(due_date, zone)
 
 
 class TaskStatus(StrEnum):

@@ -20,7 +20,7 @@ import ssl
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
@@ -96,9 +96,11 @@ def message_id(settings: Settings, event_id: Any) -> str:
 
 def local_time(instant: str | None, zone: str | None) -> str:
     """An instant (`...Z`) as a person reads it in `zone`:
-    `Fri 27 Nov 2026, 14:30 (Europe/Berlin)`."""
+    `Fri 27 Nov 2026, 14:30 (Europe/Berlin)`; a day (`YYYY-MM-DD`) as `Fri 27 Nov 2026`."""
     if not instant:
         return "no due date"
+    if "T" not in instant:
+        return f"{date.fromisoformat(instant):%a %d %b %Y}"
     moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
     try:
         tz = ZoneInfo(zone or "UTC")

@@ -20,8 +20,8 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 
-# `due_at`/`remind_at` are printed as the API prints instants (UTC, Z), whatever the
-# session's time zone.
+# `due_at`/`remind_at` are printed as the API prints them, whatever the session's time zone:
+# instants in UTC with Z, a day as `YYYY-MM-DD` on the task's clock (`due_value`).
 _FIRE = text(
     """
 WITH due AS (
@@ -48,7 +48,9 @@ WITH due AS (
     SELECT fired.user_id, fired.task_id, 'reminder', jsonb_build_object(
         'task_id', fired.task_id,
         'title', tasks.title,
-        'due_at', to_char(tasks.due_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'due_at', CASE WHEN tasks.all_day
+            THEN to_char(tasks.due_date AT TIME ZONE tasks.time_zone, 'YYYY-MM-DD')
+            ELSE to_char(tasks.due_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
         'remind_at',
             to_char(fired.remind_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         'user_id', fired.user_id,

@@ -301,6 +301,15 @@ def after_keyset(shape: ListingShape) -> ColumnElement[bool]:
     return later(tuple_(key, task_id), after)
 
 
+_ALL_DAY = _T.all_day
+
+
+def due_end() -> ColumnElement[Any]:
+    """When a task stops being due: a day's end on its zone's clock, else its instant
+    (migration 0095's `task_due_end`, inlined by the planner)."""
+    return func.task_due_end(_T.due_date, _T.all_day, _T.time_zone, type_=_T.due_date.type)
+
+
 def escape_like(term: str) -> str:
     """Make %, _ and the escape character itself literal in a LIKE pattern."""
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -319,14 +328,22 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
         conditions.append(_T.priority == any_(_PRIORITIES.cast(ARRAY(_T.priority.type))))
     if shape.tags:
         conditions.append(col(Task.tags).contains(_TAGS))
+    # A day is kept from its start (`due_date`) to its end on its zone's clock (`due_end`):
+    # `due_after` keeps a day that starts at or after the bound, `due_before` one that ends
+    # at or before it, and a day is overdue once it has ended. The start's condition stays
+    # beside the end's, so the due_date index still bounds the scan.
     if shape.due_before:
-        conditions.append(due < _DUE_BEFORE)
+        conditions.append(
+            and_(due < _DUE_BEFORE, or_(false() == _ALL_DAY, due_end() <= _DUE_BEFORE))
+        )
     if shape.due_after:
         conditions.append(due >= _DUE_AFTER)
     if shape.overdue is True:
-        conditions.append(and_(completed == false(), due < func.now()))
+        conditions.append(and_(completed == false(), due < func.now(), due_end() <= func.now()))
     elif shape.overdue is False:
-        conditions.append(or_(completed == true(), due.is_(None), due >= func.now()))
+        conditions.append(
+            or_(completed == true(), due.is_(None), due >= func.now(), due_end() > func.now())
+        )
     if shape.q:
         conditions.append(
             or_(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from pydantic import TypeAdapter
@@ -20,7 +20,7 @@ from backend.db.scope import OWNER
 from backend.errors import InvalidRequest
 from backend.models import Task, TaskRow
 from backend.models.task_fields import COPIED_TO_SUCCESSOR
-from backend.recurrence import HORIZON_YEARS, Schedule, shift_reminder
+from backend.recurrence import HORIZON_YEARS, Schedule, day_start, shift_reminder
 from backend.services.access import Action, may
 from backend.services.task_statements import PLANNED
 
@@ -34,7 +34,7 @@ _T = Task.__table__.c  # type: ignore[attr-defined]
 # copied columns are read from the stored row.
 _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
 # Moved by the schedule rather than copied: the due date becomes the stored next one.
-_MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id")
+_MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id", "all_day")
 
 
 # The space of the task it follows (a member completing a shared list's task writes in its
@@ -79,6 +79,7 @@ def _successor(source: Any, *conditions: Any) -> Any:
                 ),
                 bindparam("reminders", type_=JSONB),  # sent as `%(reminders)s::JSONB`
                 c.id,
+                c.all_day,  # a series due on days stays on days
             ).where(
                 c.id == _SUCCESSOR_OF,
                 c.completed == true(),
@@ -102,7 +103,14 @@ _WRITTEN = table(
     "w",
     *(
         column(name, _T[name].type)
-        for name in ("id", *COPIED_TO_SUCCESSOR, "next_due_date", "completed", "completed_at")
+        for name in (
+            "id",
+            *COPIED_TO_SUCCESSOR,
+            "all_day",
+            "next_due_date",
+            "completed",
+            "completed_at",
+        )
         if name != "recurrence"
     ),
     column("recurrence", _T.recurrence.type),
@@ -132,20 +140,29 @@ class Planned:
 def plan_schedule(
     recurrence: str | None,
     time_zone: str,
-    due_date: datetime | None,
+    due: datetime | date | None,
     reminders: list[dict[str, Any]],
     *,
     current: TaskRow | None = None,
 ) -> dict[str, Any]:
     """The schedule columns of a task with these fields (`current`: as stored before, if it
-    exists). A new rule or time zone (re)starts the series at the due date, and must give an
-    occurrence after it; the same rule keeps the series' start and id, and a due date moved
-    only changes which occurrence comes next. Raises `InvalidRequest` for a combination the
-    fields' own validation cannot see."""
-    if due_date is None and any("minutes_before_due" in r for r in reminders):
+    exists). `due` as the API takes it: a day (a date, stored as its start on `time_zone`'s
+    clock, `all_day`) or an instant. A new rule or time zone (re)starts the series at the due
+    date, and must give an occurrence after it; the same rule keeps the series' start and id,
+    and a due date moved only changes which occurrence comes next. Raises `InvalidRequest`
+    for a combination the fields' own validation cannot see."""
+    if due is None and any("minutes_before_due" in r for r in reminders):
         raise InvalidRequest.at("body.reminders", "A minutes_before_due reminder needs a due_date")
+    all_day = not isinstance(due, datetime | None)
+    due_date = due if isinstance(due, datetime | None) else day_start(due, time_zone)
     values: dict[str, Any] = dict.fromkeys(PLANNED)
-    values.update(recurrence=recurrence, time_zone=time_zone, reminders=reminders)
+    values.update(
+        due_date=due_date,
+        all_day=all_day,
+        recurrence=recurrence,
+        time_zone=time_zone,
+        reminders=reminders,
+    )
     if recurrence is None:
         return values
     if due_date is None:
@@ -157,6 +174,7 @@ def plan_schedule(
         and current.series_start is not None
         and current.recurrence == recurrence
         and current.time_zone == time_zone
+        and current.all_day == all_day
     ):
         start, restart = current.series_start, False
     else:

@@ -64,6 +64,7 @@ from backend.services.task_listing import (
     FilterShape,
     ListingShape,
     after_keyset,
+    due_end,
     filter_conditions,
     filter_held,
     order_by,
@@ -282,7 +283,16 @@ DELETE_COMPLETED = trashing(
 _COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the
 # server derives from them.
-PLANNED = ("recurrence", "time_zone", "reminders", "series_id", "series_start", "next_due_date")
+PLANNED = (
+    "due_date",
+    "all_day",
+    "recurrence",
+    "time_zone",
+    "reminders",
+    "series_id",
+    "series_start",
+    "next_due_date",
+)
 # Where the task is: written by the placement statements (backend/services/task_tree.py).
 PLACED = ("list_id", "parent_id")
 # The writable fields written as sent (`completed` also sets `completed_at`; the schedule
@@ -354,7 +364,7 @@ STATS = owned_task(
     select(
         func.count(),
         func.count().filter(_T.completed == true()),
-        func.count().filter(_T.completed == false(), _T.due_date < func.now()),
+        func.count().filter(_T.completed == false(), due_end() <= func.now()),
         *(func.count().filter(_T.priority == p) for p in Priority),
         func.count().filter(_T.list_id.is_(None)),
         func.count().filter(_T.list_id.is_(None), _T.completed == true()),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NoReturn, cast
 
 from sqlalchemy import bindparam, select
@@ -29,9 +29,9 @@ from backend.errors import (
     ServiceUnavailable,
 )
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
-from backend.models.task import reminders_json
+from backend.models.task import due_value, reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
-from backend.recurrence import Schedule
+from backend.recurrence import Schedule, day_start
 from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
@@ -92,6 +92,9 @@ from backend.services.task_statements import (
 )
 from backend.services.task_tree import Placement, Refusal, Sent, move_statement, spaces_lock
 from backend.services.versions import Expected, version_in
+
+# A due date as the API takes it: a day or an instant.
+Due = datetime | date | None
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
@@ -369,16 +372,17 @@ class TaskService(TaskSending):
 
         # The schedule is the stored one with the sent fields over it: read it first (with
         # the caller's entry, in the first message), then write it (with the COMMIT).
-        def plan_of(current: TaskRow) -> tuple[str | None, str, datetime | None, list[Any]]:
+        # A day stays the same day when only the zone changes (its start moves with it).
+        def plan_of(current: TaskRow) -> tuple[str | None, str, Due, list[Any]]:
             return (
                 data.recurrence if "recurrence" in sent else current.recurrence,
                 str(data.time_zone) if "time_zone" in sent else current.time_zone,
-                data.due_date if "due_date" in sent else current.due_date,
+                data.due_date
+                if "due_date" in sent
+                else due_value(current.due_date, current.all_day, current.time_zone),
                 reminders_json(data.reminders or []) if "reminders" in sent else current.reminders,
             )
 
-        if "due_date" in sent:
-            values["due_date"] = data.due_date
         return self._replan(
             task_id, values, plan_of, expected, placement=placement, current=current
         )
@@ -498,7 +502,7 @@ class TaskService(TaskSending):
         self,
         task_id: int | None,
         values: dict[str, Any],
-        plan_of: Callable[[TaskRow], tuple[str | None, str, datetime | None, list[Any]]],
+        plan_of: Callable[[TaskRow], tuple[str | None, str, Due, list[Any]]],
         expected: Expected = None,
         *,
         placement: Placement | None = None,
@@ -542,7 +546,7 @@ class TaskService(TaskSending):
             then = None
             if planned.get("completed") is True:
                 # (A named task's update sends no rule: no successor, no id needed.)
-                then = self._successor(Planned(cast(int, task_id), plan[2], planned))
+                then = self._successor(Planned(cast(int, task_id), planned["due_date"], planned))
             read = frozenset({current.version})
             if placement is not None and task_id is not None:
                 # A move writes its subtree in the same statement: a member's reminders (a
@@ -622,6 +626,8 @@ class TaskService(TaskSending):
         sent = set() if following is None else following.model_fields_set
         if following is not None and following.due_date is not None and "due_date" in sent:
             moved_to = following.due_date
+            if not isinstance(moved_to, datetime):  # a day, on the series' clock
+                moved_to = day_start(moved_to, task.time_zone)
         # Shifted to the due date the next occurrence has, as the database shifts its
         # subtasks' and the members' reminders (`tasks_copy_subtasks`, migration 0018).
         reminders = moved_reminders(task.reminders, due, moved_to or next_due)

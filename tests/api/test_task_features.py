@@ -48,8 +48,9 @@ def test_new_fields_have_defaults(client: TestClient, alice: Account) -> None:
 def test_due_date_accepts_offsets_and_plain_dates(client: TestClient, alice: Account) -> None:
     task = create(client, alice, due_date="2030-06-01T10:00:00+02:00")
     assert task["due_date"] == "2030-06-01T08:00:00Z"
-    task = create(client, alice, due_date="2030-06-01")
-    assert task["due_date"] == "2030-06-01T00:00:00Z"
+    assert task["all_day"] is False
+    task = create(client, alice, due_date="2030-06-01")  # a day (tests/api/test_due_days.py)
+    assert task["due_date"] == "2030-06-01" and task["all_day"] is True
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_put_resets_and_patch_keeps_new_fields(client: TestClient, alice: Accoun
     ).json()["data"]
     assert (patched["priority"], patched["due_date"], patched["tags"]) == (
         "high",
-        "2030-01-01T00:00:00Z",
+        "2030-01-01",
         ["a"],
     )
     cleared = client.patch(

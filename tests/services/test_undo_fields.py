@@ -32,7 +32,8 @@ def test_every_writable_field_is_undone_but_the_place_and_the_reminders() -> Non
 
 
 def test_the_fields_restored_today() -> None:
-    """The derivation gives the 14 fields the hand list named before it (issue 53)."""
+    """The derivation gives the 14 fields the hand list named before it (issue 53), and
+    `all_day` with `due_date` (issue 80)."""
     assert set(undo.RESTORED) == {
         "title",
         "description",
@@ -40,6 +41,7 @@ def test_the_fields_restored_today() -> None:
         "completed_at",
         "priority",
         "due_date",
+        "all_day",
         "tags",
         "assignees",
         "recurrence",
