@@ -246,4 +246,4 @@ def test_no_date_leaves_the_years_a_task_may_have() -> None:
 
 def test_now_must_be_aware() -> None:
     with pytest.raises(ValueError, match="aware"):
-        read("x", now=datetime(2026, 1, 1), zone=BERLIN, directory=DIRECTORY)  # noqa: DTZ001
+        read("x", now=datetime(2026, 1, 1), zone=BERLIN, directory=DIRECTORY)
