@@ -31,6 +31,7 @@ PRIORITIES = {
 }
 _PHRASE_WORDS = 12  # the longest phrase is 9 words: "due on the 5th of may at 5:30 pm"
 _LIST_WORDS = 32  # a list of weekdays: every mon, tue and wed ...
+_STARTS = when.STARTS | {"every", *repeat.WORDS}
 Value = str | int | date | datetime
 
 
@@ -127,8 +128,10 @@ def _scan(
         if word.literal:
             index += 1
             continue
-        keys = tuple(w.key for w in words[index : min(plain[index], index + _PHRASE_WORDS)])
-        taken, kind, value = _phrase(text, words, index, keys, listed[index], today, pieces)
+        taken, kind, value = 0, "", None
+        if word.key in _STARTS or word.key[:1].isdigit():
+            keys = tuple(w.key for w in words[index : min(plain[index], index + _PHRASE_WORDS)])
+            taken, kind, value = _phrase(words, index, keys, listed[index], today, pieces)
         if not taken:
             taken, kind, value = _symbol(text, word, directory)
         if not taken:
@@ -148,7 +151,6 @@ def _scan(
 
 
 def _phrase(
-    text: str,
     words: tuple[Word, ...],
     index: int,
     keys: when.Keys,

@@ -24,6 +24,12 @@ _UNITS = {
 _SINGULAR = ("day", "week", "month", "year")
 
 Keys = tuple[str, ...]  # the lowercased words of one phrase, from where it may start
+# The words a date or time phrase can start with (besides a digit): any other word is skipped
+# without trying the matchers.
+STARTS = frozenset(
+    {*_PREFIXES, "today", "tonight", "tomorrow", "next", "this", "end", "in", "the", "at"}
+    | {"noon", "midnight", *days.WEEKDAYS, *days.MONTHS}
+)
 DateMatch = tuple[int, date, time | None]  # words taken, the day, a time it implies (tonight)
 
 

@@ -8,11 +8,13 @@ the title drops. `#"two words"` and `@"two words"` are one word each (a quoted n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 OPENING = frozenset("([{")
 TRAILING = frozenset(",.;:!?)]}")
 QUOTE = '"'
+_CHUNK = re.compile(r"\S+")  # a run of non-space: linear, nothing to backtrack
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +40,14 @@ def split(text: str) -> Split:
     dropped: list[int] = []
     last_quote = text.rfind(QUOTE)
     size = len(text)
-    i = 0
-    while i < size:
-        if text[i].isspace():
+    chunk = _CHUNK.search(text)
+    while chunk is not None:
+        start, end = chunk.span()
+        i = start
+        while i < end and text[i] in OPENING:
             i += 1
-            continue
-        start = i
-        while i < size and text[i] in OPENING:
-            i += 1
-        if i == size or text[i].isspace():
+        if i == end:
+            chunk = _CHUNK.search(text, end)
             continue
         opens = i > start
         head = text[i]
@@ -54,12 +55,10 @@ def split(text: str) -> Split:
             close = text.index(QUOTE, i + 1)
             words.append(Word(i, close + 1, "", opens=opens, literal=True))
             dropped += (i, close)
-            i = end = close + 1
-            while end < size and not text[end].isspace():
-                end += 1
-            if end > i:
-                words.append(Word(i, end, "", literal=True))
-            i = end
+            rest = _CHUNK.match(text, close + 1)  # what follows the closing quote: text
+            if rest is not None:
+                words.append(Word(close + 1, rest.end(), "", literal=True))
+            chunk = _CHUNK.search(text, close + 1 if rest is None else rest.end())
             continue
         if head in "#@" and i + 2 < size and text[i + 1] == QUOTE and last_quote > i + 2:
             close = text.index(QUOTE, i + 2)
@@ -70,18 +69,15 @@ def split(text: str) -> Split:
                 tail = text[close + 1 : after]
                 key = text[i : close + 1].lower()
                 words.append(Word(i, close + 1, key, opens, bool(tail), tail == ",", quoted=True))
-                i = after
+                chunk = _CHUNK.search(text, after)
                 continue
-        end = i
-        while end < size and not text[end].isspace():
-            end += 1
         core = end
         while core > i and text[core - 1] in TRAILING:
             core -= 1
         if core > i:
             tail = text[core:end]
             words.append(Word(i, core, text[i:core].lower(), opens, bool(tail), tail == ","))
-        i = end
+        chunk = _CHUNK.search(text, end)
     return Split(tuple(words), tuple(dropped))
 
 

@@ -18,8 +18,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=BERLIN)
 
 
-def moment(zone: str, *parts: int) -> datetime:
-    return datetime(*parts, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+def moment(zone: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone))
 
 
 def read_at(

@@ -150,6 +150,13 @@ def test_the_first_time_wins() -> None:
     assert reading.due == instant(date(2026, 11, 28), time(17))
 
 
+def test_a_month_beside_a_time_stays_a_word() -> None:
+    reading = read_at("Call May 5pm")
+    assert (reading.title, reading.due) == ("Call May", instant(date(2026, 11, 28), time(17)))
+    reading = read_at("Party 4th of July")
+    assert (reading.title, reading.due) == ("Party", date(2027, 7, 4))
+
+
 def test_a_standalone_weekday_is_a_date() -> None:
     reading = read_at("Meet Friday team")
     assert (reading.title, reading.due) == ("Meet team", date(2026, 12, 4))
