@@ -20,6 +20,14 @@ The grammar (English, words case-insensitive; the tests are its examples):
   weekday/weekend, every [other] mon[, tue] [and thu], every month on the 15th, every week on
   mon and thu. Its first due is the date typed, else its first day on or after today.
 - `"..."` is literal text: never read, its quote marks dropped from the title.
+
+Where the grammar could go either way: `next friday` is `friday`; `midnight` is 00:00 (with
+a date, that day's start); a date phrase takes the time beside it only while no time was read
+(else that time is title text); the series' start is the first day on or after today its
+pattern has (an INTERVAL counts from there; with a time already past today, the series' next
+occurrence); tags are kept once each (casefolded), assignees once each; a quoted name's
+inner whitespace collapses. `ignore` works on the one pass: a phrase starting at an ignored
+offset is title text as a whole, so ignoring the first date makes the next one the due.
 """
 
 from backend.quickadd.model import Directory, Names, QuickAddError, Reading, Token
