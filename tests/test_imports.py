@@ -288,7 +288,7 @@ def test_cycle_finder_finds_cycles() -> None:
 # (and registry.py, the unit of work that binds them to a request) -> the data layer (db/:
 # engine, sender, scope) -> tables and types (models/) -> what everything uses (errors, config).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("backend", "backend.config", "backend.errors", "backend.recurrence"),
+    ("backend", "backend.config", "backend.errors", "backend.recurrence", "backend.quickadd"),
     ("backend.models", "backend.observability"),
     ("backend.auth",),
     ("backend.db",),
