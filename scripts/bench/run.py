@@ -6,8 +6,9 @@ Seeds (or reuses) a database per size, starts the servers (the API, the API befo
 baseline, the naive app, or those `--only` names) side by side with the same worker count,
 validates their answers, then for every scenario and concurrency level runs wrk against each
 back to back (rotating which goes first), samples each worker's RSS and CPU time and
-PostgreSQL's CPU time, and writes results.json, results.md and results.png. Any non-2xx or
-socket error in a timed run fails the whole benchmark (exit 1) after the reports are written.
+PostgreSQL's CPU time, and writes results.json, results.md and results.png (the chart needs
+matplotlib, the `bench` extra's; without it the run says so). Any non-2xx or socket error in a
+timed run fails the whole benchmark (exit 1) after the reports are written.
 """
 
 from __future__ import annotations
@@ -764,6 +765,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = report.write(results, args.out)
     print(paths["markdown"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {results['total_seconds']:.0f} s")
+    if "chart" not in paths:
+        print(report.NO_CHART)
     if results["failures"]:
         print("FAILED: non-2xx or socket errors in timed runs:")
         for failure in results["failures"]:

