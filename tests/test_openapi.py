@@ -88,9 +88,9 @@ def test_operation_ids_are_the_names_a_client_should_have(client: TestClient) ->
     """The names client generators turn into functions (openapi-fetch, orval,
     openapi-generator) are part of the contract: each route declares one (FastAPI's generated
     `list_tasks_api_tasks_get` fails the pattern), camelCase, unique, a twin's is its route's
-    by `user_tasks.OPERATION_IDS`, and none differs from the committed snapshot's, so a rename
-    shows in the reviewed diff of specs/openapi.json."""
-    from backend.api.routes.user_tasks import OPERATION_IDS
+    by `user_tasks.user_operation_id`, and none differs from the committed snapshot's, so a
+    rename shows in the reviewed diff of specs/openapi.json."""
+    from backend.api.routes.user_tasks import user_operation_id
 
     operations = _operations(client.get("/openapi.json").json())
     ids = {key: operation["operationId"] for key, operation in operations.items()}
@@ -108,8 +108,28 @@ def test_operation_ids_are_the_names_a_client_should_have(client: TestClient) ->
             twin_path = path.replace(stem, twin_stem, 1)
             if path.startswith(stem) and not _twinless(ids, method, path, twin_path):
                 twin = ids[(method, twin_path)]
-                assert twin == OPERATION_IDS[operation_id], (method, path, twin)
+                assert twin == user_operation_id(operation_id), (method, path, twin)
     assert len(ids) >= 50
+
+
+def test_twin_operation_ids_are_derived_as_they_were_listed() -> None:
+    """The derivation gives every twin the id the hand list named before it (issue 81)."""
+    from backend.api.routes.user_tasks import user_operation_id
+
+    listed = {
+        "listTasks": "listUserTasks",
+        "createTask": "createUserTask",
+        "taskStats": "userTaskStats",
+        "bulkTasks": "bulkUserTasks",
+        "clearCompletedTasks": "clearCompletedUserTasks",
+        "getTask": "getUserTask",
+        "listTaskOccurrences": "listUserTaskOccurrences",
+        "listTaskChanges": "listUserTaskChanges",
+        "getTaskSubtree": "getUserTaskSubtree",
+        "listLists": "listUserLists",
+        "moveList": "moveUserList",
+    }
+    assert {name: user_operation_id(name) for name in listed} == listed
 
 
 def test_schema_names_are_plain_words(client: TestClient) -> None:

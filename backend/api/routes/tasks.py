@@ -69,6 +69,7 @@ from backend.models.envelopes import (
     TaskStatsEnvelope,
     TaskSubtreeEnvelope,
 )
+from backend.models.quick_add import QuickAddEnvelope, QuickAddRequest
 from backend.models.references import SUBJECT, Action, Reference
 from backend.models.saved_filter import FILTER_ID_MAX, SavedFilter
 from backend.models.task_ops import (
@@ -80,11 +81,12 @@ from backend.models.task_ops import (
     TaskMove,
     TaskOccurrences,
 )
+from backend.services.quick_add import QuickAddService
 from backend.services.task_listing import TaskListQuery
 from backend.services.tasks import TaskPage
 
 # The fixed paths under /api/tasks, which `/{task_id}` must not claim.
-FIXED_PATHS = frozenset({"stats", "bulk", "completed", "changes"})
+FIXED_PATHS = frozenset({"stats", "bulk", "completed", "changes", "parse", "quick"})
 
 
 class TaskRoute(DoorRoute):
@@ -271,6 +273,72 @@ def create_task(
         return _one(task, response)
 
     return idempotent.respond(door, data, status.HTTP_201_CREATED, create)
+
+
+_QUICK_ADD_EXAMPLES = (VALIDATION, LIST_REFERENCE_NOT_FOUND)
+
+
+@router.post(
+    "/parse",
+    operation_id="parseQuickAddTask",
+    response_model=QuickAddEnvelope,
+    summary="Preview a task typed as text",
+    description="Reads a line as a person types it (`Buy milk tomorrow 5pm #Home @errands "
+    "!high`) into the task `POST /api/tasks/quick` would create from the same body, and the "
+    "tokens it was read from (chips a client draws; `ignore` rejects one). Creates nothing. "
+    "The grammar: docs, Quick add.",
+    responses={
+        **rate_limited(200, "The task the text makes and its tokens."),
+        **errors(403, 404, 422, 429, examples=_QUICK_ADD_EXAMPLES),
+    },
+)
+def parse_quick_add(door: Door, body: QuickAddRequest) -> QuickAddEnvelope:
+    return QuickAddEnvelope(data=door.service(QuickAddService).read(body).preview)
+
+
+@router.post(
+    "/quick",
+    operation_id="quickAddTask",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskEnvelope,
+    summary="Create a task typed as text",
+    description="Creates exactly what `POST /api/tasks/parse` shows for the same body, as "
+    "`POST /api/tasks` creates a task (`Location`, `ETag`, `Idempotency-Key`, events).",
+    responses={
+        **rate_limited(
+            201,
+            "Created; `Location` points at the new task. A replay of an Idempotency-Key's "
+            "first response adds `Idempotent-Replayed: true`.",
+            "Location",
+            "ETag",
+            "Idempotent-Replayed",
+        ),
+        **errors(
+            400,
+            403,
+            404,
+            409,
+            413,
+            422,
+            429,
+            examples=(*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, LIST_FULL),
+        ),
+    },
+)
+def quick_add_task(
+    door: Door,
+    body: QuickAddRequest,
+    request: Request,
+    response: Response,
+    idempotent: IdempotentDep,
+) -> TaskEnvelope | Response:
+    def create() -> TaskEnvelope:
+        task = door.tasks.create(door.service(QuickAddService).read(body).task)
+        root = request.scope.get("root_path", "")
+        response.headers["Location"] = f"{root}/api/tasks/{task.id}"
+        return _one(task, response)
+
+    return idempotent.respond(door, body, status.HTTP_201_CREATED, create)
 
 
 # Fixed paths come before /{task_id}, which would otherwise claim them.

@@ -12,6 +12,8 @@ are matched last (`api_router` includes this router last), so `/api/tasks` pays 
 
 from __future__ import annotations
 
+import re
+
 import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, get_type_hints
@@ -40,30 +42,17 @@ LISTS_PREFIX = "/api/{user_id}/lists"
 TAG = "user-tasks"
 LISTS_TAG = "user-lists"
 
-# Each twin's operation id -> this path's: distinct, so a generated client has both.
-OPERATION_IDS = {
-    "listTasks": "listUserTasks",
-    "createTask": "createUserTask",
-    "taskStats": "userTaskStats",
-    "bulkTasks": "bulkUserTasks",
-    "clearCompletedTasks": "clearCompletedUserTasks",
-    "getTask": "getUserTask",
-    "replaceTask": "replaceUserTask",
-    "updateTask": "updateUserTask",
-    "completeTask": "completeUserTask",
-    "deleteTask": "deleteUserTask",
-    "listTaskOccurrences": "listUserTaskOccurrences",
-    "listTaskChanges": "listUserTaskChanges",
-    "moveTask": "moveUserTask",
-    "getTaskSubtree": "getUserTaskSubtree",
-    "listLists": "listUserLists",
-    "createList": "createUserList",
-    "getList": "getUserList",
-    "replaceList": "replaceUserList",
-    "updateList": "updateUserList",
-    "moveList": "moveUserList",
-    "deleteList": "deleteUserList",
-}
+_NOUN = re.compile(r"(Task|List)")
+
+
+def user_operation_id(operation_id: str) -> str:
+    """A twin's operation id for this path, distinct so a generated client has both:
+    `User` before the first `Task` or `List` it names (`listTasks` -> `listUserTasks`,
+    `createList` -> `createUserList`), or `user` before one that starts with the noun
+    (`taskStats` -> `userTaskStats`). Derived, so a new route under the twins needs no line."""
+    if operation_id.startswith(("task", "list")) and not _NOUN.search(operation_id):
+        return "user" + operation_id[0].upper() + operation_id[1:]
+    return _NOUN.sub(r"User\1", operation_id, count=1)
 
 UserId = Annotated[
     str,
@@ -177,7 +166,7 @@ def _router(
             description=_description(twin, answer),
             response_description=twin.response_description,
             responses=_responses(twin, missing, text),
-            operation_id=OPERATION_IDS[twin.operation_id or ""],
+            operation_id=user_operation_id(twin.operation_id or ""),
             name=f"{twin.name}_for_path_user",
         )
         # Idempotency-Key records are per route path: a retry through either spelling of
