@@ -46,6 +46,8 @@
 # route: GET    /api/tasks                      list [QUERY]
 # route: POST   /api/tasks                      create TITLE|JSON
 # route: GET    /api/tasks/stats                stats
+# route: POST   /api/tasks/parse                parse TEXT|JSON
+# route: POST   /api/tasks/quick                quick TEXT|JSON
 # route: GET    /api/tasks/changes              changes [CURSOR]
 # route: GET    /api/changes/stream             follow [CURSOR]
 # route: POST   /api/changes/stream/tickets     stream-ticket
@@ -132,6 +134,8 @@
 # route: GET    /api/{user_id}/tasks                      call GET /api/USER_ID/tasks
 # route: POST   /api/{user_id}/tasks                      call POST /api/USER_ID/tasks JSON
 # route: GET    /api/{user_id}/tasks/stats                call GET /api/USER_ID/tasks/stats
+# route: POST   /api/{user_id}/tasks/parse                call POST /api/USER_ID/tasks/parse JSON
+# route: POST   /api/{user_id}/tasks/quick                call POST /api/USER_ID/tasks/quick JSON
 # route: GET    /api/{user_id}/tasks/changes              call GET /api/USER_ID/tasks/changes
 # route: POST   /api/{user_id}/tasks/bulk                 call POST /api/USER_ID/tasks/bulk JSON
 # route: DELETE /api/{user_id}/tasks/completed            call DELETE /api/USER_ID/tasks/completed
@@ -299,6 +303,16 @@ case "$command" in
     fi
     ;;
   stats) request GET /api/tasks/stats ;;
+  parse | quick)
+    # Quick add: a line as typed ("Buy milk tomorrow 5pm #Home @errands !high"), previewed
+    # (parse) or created (quick); a JSON body for time_zone, now, list_id, ignore.
+    need 1 "$@"
+    if [[ "$1" == \{* ]]; then
+      request POST "/api/tasks/$command" "$1"
+    else
+      request POST "/api/tasks/$command" "{\"text\": $(json_string "$1")}"
+    fi
+    ;;
   changes) request GET "/api/tasks/changes${1:+?cursor=$1}" ;;
   follow)
     # The live change stream, printed as it comes (Server-Sent Events: `id:` the feed cursor

@@ -15,7 +15,6 @@ from pydantic import (
     Field,
     JsonValue,
     StrictBool,
-    computed_field,
     create_model,
     model_validator,
 )
@@ -143,17 +142,15 @@ class _TaskOutput(BaseModel):
         return cls.model_validate({**event_defaults(), **task})
 
     @model_validator(mode="after")
-    def _day_shown(self) -> Self:
-        # A day is stored as its start on the task's clock (`all_day`); it is shown as the day.
+    def _as_shown(self) -> Self:
+        # A day is stored as its start on the task's clock (`all_day`) and shown as the day;
+        # `is_overdue` is read from it (one function on every task's path, tests/test_walk.py).
         if self.all_day and isinstance(self.due_date, datetime):
             self.__dict__["due_date"] = due_value(self.due_date, True, self.time_zone)
+        self.__dict__["is_overdue"] = is_overdue(
+            self.completed, self.due_date, datetime.now(UTC), self.time_zone
+        )
         return self
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def is_overdue(self) -> bool:
-        """Not completed and past its due date (a day: once it has ended in its zone)."""
-        return is_overdue(self.completed, self.due_date, datetime.now(UTC), self.time_zone)
 
 
 def _field(doc: Doc, **kwargs: Any) -> Any:
@@ -233,6 +230,16 @@ else:
             f.name: (f.public, _field(f.doc, default=None) if f.derived else _field(f.doc))
             for f in FIELDS
         },
+        # Computed by `_as_shown`, whatever is sent; last in every response.
+        is_overdue=(
+            bool,
+            Field(
+                default=False,
+                description="Not completed and past its due date (a day: once that day has "
+                "ended in the task's time_zone).",
+                json_schema_extra={"readOnly": True},
+            ),
+        ),
     )
 
 

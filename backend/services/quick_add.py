@@ -14,7 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Text, any_, bindparam, literal, null, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Text,
+    any_,
+    bindparam,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from backend.db.scope import OWNER, Scoped, owned
@@ -29,7 +40,7 @@ from backend.models.task_list import TaskList
 from backend.models.user import User
 from backend.quickadd import Directory, Names, QuickAddError, Reading, names_in, read
 from backend.recurrence import DEFAULT_TIME_ZONE, time_zone
-from backend.services.access import allows, denied, may, role_in
+from backend.services.access import denied, may, role_in
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _MEMBERS = ListMember.__table__  # type: ignore[attr-defined]
@@ -41,7 +52,20 @@ _DEFAULT = bindparam("default_list", type_=BigInteger)
 LIST_NOT_FOUND = "List not found"
 
 
-def _row(kind: str, list_id: Any, key: Any, user: Any, name: Any, email: Any, role: Any) -> Any:
+_NONE_ID, _NONE_TEXT, _NONE_BOOL = null().cast(BigInteger), null().cast(Text), null().cast(Boolean)
+
+
+def _row(
+    kind: str,
+    list_id: Any,
+    key: Any,
+    user: Any,
+    name: Any,
+    email: Any,
+    role: Any = _NONE_TEXT,
+    writable: Any = _NONE_BOOL,
+) -> Any:
+    """One arm's columns: every arm of the look-up reads these, NULL where it has none."""
     return (
         literal(kind, Text).label("kind"),
         list_id.label("list_id"),
@@ -50,23 +74,32 @@ def _row(kind: str, list_id: Any, key: Any, user: Any, name: Any, email: Any, ro
         name.label("name"),
         email.label("email"),
         role.label("role"),
+        writable.label("writable"),
     )
 
 
-_NONE_ID, _NONE_TEXT = null().cast(BigInteger), null().cast(Text)
 # The lists the line or the body names that the caller can read, with its role in each.
 _NAMED = or_(_L.name_key == any_(_KEYS), _L.id == _DEFAULT)
 _LIST_ROWS = select(
-    *_row("list", _L.id, _L.name_key, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT, role_in(_LISTS))
+    *_row(
+        "list",
+        _L.id,
+        _L.name_key,
+        _L.user_id,
+        _NONE_TEXT,
+        _NONE_TEXT,
+        role_in(_LISTS),
+        may(_LISTS, Action.TASK_WRITE),
+    )
 ).where(_NAMED, may(_LISTS, Action.LIST_READ))
 # Who may be assigned a task in those lists: each list's owner and members.
 _OWNER_ROWS = (
-    select(*_row("member", _L.id, _NONE_TEXT, _U.id, _U.name, _U.email, _NONE_TEXT))
+    select(*_row("member", _L.id, _NONE_TEXT, _U.id, _U.name, _U.email))
     .select_from(_LISTS.join(_USERS, _U.id == _L.user_id))
     .where(_NAMED, may(_LISTS, Action.LIST_READ))
 )
 _MEMBER_ROWS = (
-    select(*_row("member", _M.list_id, _NONE_TEXT, _U.id, _U.name, _U.email, _NONE_TEXT))
+    select(*_row("member", _M.list_id, _NONE_TEXT, _U.id, _U.name, _U.email))
     .select_from(_MEMBERS.join(_USERS, _U.id == _M.member_id))
     .where(
         may(_MEMBERS, Action.LIST_READ),
@@ -74,11 +107,11 @@ _MEMBER_ROWS = (
     )
 )
 # The caller (a task in no list is assigned to its owner only), and its zone.
-_ME = select(*_row("me", _NONE_ID, _NONE_TEXT, _U.id, _U.name, _U.email, _NONE_TEXT)).where(
+_ME = select(*_row("me", _NONE_ID, _NONE_TEXT, _U.id, _U.name, _U.email)).where(
     _U.id == bindparam(OWNER)
 )
 _ZONE = owned(
-    select(*_row("zone", _NONE_ID, _N.time_zone, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT)),
+    select(*_row("zone", _NONE_ID, _N.time_zone, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT)),
     _N.user_id,
 )
 
@@ -154,18 +187,13 @@ class QuickAddService(Scoped):
         keys = sorted({name_key(name) for name in names.lists})
         return list(self._read(union_all(*arms), list_keys=keys, default_list=body.list_id))
 
-    @staticmethod
-    def _directory(names: Names, default: int | None, rows: list[Any]) -> Directory:
-        lists: dict[str, int] = {}
+    def _directory(self, names: Names, default: int | None, rows: list[Any]) -> Directory:
+        me, lists = self.user_id, dict[str, int]()
         for name in names.lists:
             key = name_key(name)
-            writable = [
-                r
-                for r in rows
-                if r.kind == "list" and r.key == key and allows(r.role, Action.TASK_WRITE)
-            ]
-            if writable:  # one's own list first, then the oldest
-                lists[name] = min(writable, key=lambda r: (r.role != "owner", r.list_id)).list_id
+            writable = [r for r in rows if r.kind == "list" and r.key == key and r.writable]
+            if writable:  # the caller's own list first, then the oldest
+                lists[name] = min(writable, key=lambda r: (r.user_id != me, r.list_id)).list_id
         members: dict[int | None, dict[str, str]] = {
             None: _people(r for r in rows if r.kind == "me")
         }

@@ -12,9 +12,8 @@ are matched last (`api_router` includes this router last), so `/api/tasks` pays 
 
 from __future__ import annotations
 
-import re
-
 import inspect
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, get_type_hints
 
@@ -53,6 +52,7 @@ def user_operation_id(operation_id: str) -> str:
     if operation_id.startswith(("task", "list")) and not _NOUN.search(operation_id):
         return "user" + operation_id[0].upper() + operation_id[1:]
     return _NOUN.sub(r"User\1", operation_id, count=1)
+
 
 UserId = Annotated[
     str,
