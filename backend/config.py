@@ -67,6 +67,14 @@ class WebhookTarget(BaseModel):
     url: HttpUrl
     secret: SecretStr
 
+    @field_validator("url")
+    @classmethod
+    def _usable_port(cls, value: HttpUrl) -> HttpUrl:
+        # Port 0 is no port a connection can be made to (the parser refuses above 65535).
+        if value.port == 0:
+            raise ValueError("a webhook URL's port is 1-65535")
+        return value
+
     @field_validator("secret")
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:

@@ -226,6 +226,8 @@ def test_bad_webhook_configuration_is_refused_at_start(database_url: str) -> Non
         ('[{"url": "http://127.0.0.1:1/h", "secret": "short"}]', "whsec_"),
         ('[{"url": "ftp://example.com", "secret": "' + SECRET + '"}]', "URL"),
         ("not json", "EVENT_WEBHOOKS"),
+        ('[{"url": "https://example.com:0/h", "secret": "' + SECRET + '"}]', "1-65535"),
+        ('[{"url": "https://example.com:65536/h", "secret": "' + SECRET + '"}]', "port"),
     ):
         result = run_cli("worker", DATABASE_URL=database_url, EVENT_WEBHOOKS=webhooks)
         assert result.returncode == 2, result.stderr
