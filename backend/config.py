@@ -67,6 +67,14 @@ class WebhookTarget(BaseModel):
     url: HttpUrl
     secret: SecretStr
 
+    @field_validator("url")
+    @classmethod
+    def _usable_port(cls, value: HttpUrl) -> HttpUrl:
+        # Port 0 is no port a connection can be made to (the parser refuses above 65535).
+        if value.port == 0:
+            raise ValueError("a webhook URL's port is 1-65535")
+        return value
+
     @field_validator("secret")
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:
@@ -208,6 +216,12 @@ class Settings(BaseSettings):
     # Fetches of one calendar feed's URL per hour (its token's own budget: calendar apps poll
     # every few minutes at most; specs/api-contract.md "Calendar feeds").
     rate_limit_calendar_feed_per_hour: int = Field(default=120, ge=0)
+    # A mail's links (confirm an address, one-click unsubscribe), opened without a bearer
+    # token: per client address, in `rate_limit_auth_window_seconds`.
+    rate_limit_mail_links_per_ip: int = Field(default=30, ge=0)
+    # Confirmation mails (each PATCH of notification settings that sends an address), an
+    # hour's window, per account and per address: nobody mails anybody 120 times a minute.
+    rate_limit_confirmation_mails_per_hour: int = Field(default=5, ge=0)
     # Failed CalDAV sign-ins (HTTP Basic with a wrong app password) per client address and
     # per username from one address (never per username alone: anyone could lock its owner
     # out), in `rate_limit_auth_window_seconds`: past either, every attempt from that address

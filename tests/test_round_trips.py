@@ -251,11 +251,13 @@ BUDGETS: dict[str, int] = {
     "GET /api/conversations/{conversation_id}/messages": 1,
     "DELETE /api/conversations/{conversation_id}": 1,
     "GET /health": 0,
-    # A mail's links, no bearer token. Confirm: the anonymous door's write, the UPDATE on the
-    # linked account's row; a link that matches nothing is measured here (it also rolls back).
-    # Unsubscribe: a forged proof is refused before any statement.
-    "GET /api/notification-settings/confirm": 3,
-    "POST /api/notification-settings/unsubscribe": 0,
+    # A mail's links, no bearer token, each first counted per client address as sign-in is
+    # (`mail-link-ip`: BEGIN, the hit, COMMIT, a psycopg2 transaction of its own). Confirm:
+    # then the anonymous door's write, the UPDATE on the linked account's row; a link that
+    # matches nothing is measured here (it also rolls back). Unsubscribe: a forged proof is
+    # refused after the count, before any other statement.
+    "GET /api/notification-settings/confirm": 6,
+    "POST /api/notification-settings/unsubscribe": 3,
     # The VAPID public key: from settings (or the data folder's key), no database.
     "GET /api/push/public-key": 0,
     "GET /health/ready": 4,
@@ -308,7 +310,9 @@ HOLDS_ACROSS_ROUND_TRIP: dict[str, str] = {
     "GET /health/ready": "psycopg2 transaction",
     # A confirmation link that matches nothing (the measured case): the refused write's
     # transaction is rolled back after its answer.
-    "GET /api/notification-settings/confirm": "the refused link's rollback",
+    "GET /api/notification-settings/confirm": "the link limit's transaction; the refused "
+    "link's rollback",
+    "POST /api/notification-settings/unsubscribe": "the link limit's transaction",
     # The chat limit's count is a psycopg2 transaction of its own.
     "POST /api/chat": "the chat limit's transaction",
     "POST /api/chat+conversation_id": "the chat limit's transaction",

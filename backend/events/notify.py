@@ -48,6 +48,7 @@ from backend.config import Settings
 from backend.db.engine import autocommitted
 from backend.events.health import WorkerMetrics
 from backend.events.outbox import backoff
+from backend.events.sinks import urls_kept_out_of_logs
 from backend.services.mail import MailFailed, MailSender, reminder_message
 from backend.services.push_endpoints import UnsafeEndpoint, resolve
 
@@ -269,6 +270,7 @@ class Notifier:
         *,
         parallel: int,
     ) -> None:
+        urls_kept_out_of_logs()  # a push endpoint's path is its subscription's capability
         self._engine = engine
         self._settings = settings
         self._metrics = metrics

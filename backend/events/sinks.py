@@ -7,6 +7,7 @@ the API's own `TaskPublic`, so a consumer sees exactly what `GET /api/tasks/{id}
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -46,6 +47,29 @@ class EventRow(Protocol):
     def changes(self) -> dict[str, Any] | None: ...
     @property
     def occurred_at(self) -> datetime: ...
+
+
+class HostOnly(logging.Filter):
+    """On httpx's logger: a request's URL as its scheme and host only. httpx logs every
+    request with its whole URL (`HTTP Request: POST https://...`, INFO), and a webhook's
+    query (or path) may hold its receiver's credential, a push endpoint's path is the
+    subscription's capability; neither may reach a log line at any level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                f"{a.scheme}://{a.host}" if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+def urls_kept_out_of_logs() -> None:
+    """Install `HostOnly` on httpx's logger (once): the worker's sinks and the reminders'
+    pushes call it before their first request. A logger's own filter applies to every
+    record it makes, whatever handler (or level) shows it."""
+    log = logging.getLogger("httpx")
+    if not any(isinstance(f, HostOnly) for f in log.filters):
+        log.addFilter(HostOnly())
 
 
 class DeliveryFailed(Exception):

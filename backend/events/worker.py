@@ -28,7 +28,7 @@ from backend.events import outbox
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.notify import Notifier
 from backend.events.outbox import ClaimedRow, backoff
-from backend.events.sinks import DeliveryFailed, Sink, event_body
+from backend.events.sinks import DeliveryFailed, Sink, event_body, urls_kept_out_of_logs
 from backend.services.attachments import orphan_cutoff, sweep_orphans
 from backend.services.changes import prune
 from backend.services.reminders import fire_due
@@ -84,6 +84,7 @@ class Worker:
         self.readiness = readiness or Readiness(
             settings.worker_poll_seconds, settings.worker_max_lag_seconds, self.batch_seconds
         )
+        urls_kept_out_of_logs()
         self._http = httpx.Client(timeout=settings.event_delivery_timeout_seconds)
         self._pool = ThreadPoolExecutor(
             max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -31,15 +31,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.common import NOT_SENT, NotNull
+from backend.models.common import NOT_SENT, NotNull, StorableText
 from backend.models.types import TimeZoneName
-from backend.models.user import Email
+from backend.models.user import USER_ID_MAX_LENGTH, Email
 
 # A confirmation link's token: `secrets.token_urlsafe(32)`.
 CONFIRM_TOKEN = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
 # A one-click unsubscribe link's proof: an HMAC-SHA256, hex.
 UNSUBSCRIBE_TOKEN = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-USER_ID_IN_LINK = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# The account a link names: a user id as stored (no NUL, which PostgreSQL cannot take: 422).
+USER_ID_IN_LINK = Annotated[
+    str, StringConstraints(min_length=1, max_length=USER_ID_MAX_LENGTH), StorableText
+]
 
 
 def _ts(**kwargs: Any) -> Any:
@@ -162,16 +165,20 @@ class NotificationSettingsUpdate(BaseModel):
         json_schema_extra={"examples": [{"push": True}]},
     )
 
-    push: Annotated[bool, NotNull] = Field(**NOT_SENT, description="Web Push on or off.")
-    email: Annotated[bool, NotNull] = Field(
+    # JSON `true`/`false` only (not `"yes"`, `1`): the schema's `boolean` is the whole rule.
+    push: Annotated[StrictBool, NotNull] = Field(**NOT_SENT, description="Web Push on or off.")
+    email: Annotated[StrictBool, NotNull] = Field(
         **NOT_SENT,
-        description="Email reminders on or off; `true` needs a confirmed address (422 "
-        "otherwise: set `email_address`, open the link sent to it).",
+        description="Email reminders on or off; `true` needs an address: a confirmed one, or "
+        "`email_address` in the same request (then reminders start once its link is opened). "
+        "422 otherwise.",
     )
     email_address: Email | None = Field(
         **NOT_SENT,
         description="A new address gets a confirmation link and receives reminders only "
-        "once it is opened; null removes the address (and email reminders).",
+        "once it is opened (a changed one is unconfirmed again); null removes the address "
+        "(and email reminders). Confirmation mails are bounded per address and per account "
+        "(429 with `Retry-After` past it).",
     )
     time_zone: TimeZoneName | None = Field(
         **NOT_SENT, description="The IANA zone emails name due times in; null: the task's."

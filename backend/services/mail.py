@@ -21,16 +21,19 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from email import message_from_bytes
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import compat32
+from email.policy import SMTPUTF8, compat32
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
 
 from backend.config import Settings
 from backend.services.notification_settings import unsubscribe_token
@@ -137,8 +140,10 @@ def reminder_message(settings: Settings, row: Any) -> Message:
         "</a></small></p></body></html>\n"
     )
     message = MIMEMultipart("alternative", policy=_UNFOLDED)
+    recipient = mailbox(row.email_address)
     message["From"] = _address(settings.smtp_from or "")
-    message["To"] = _address(row.email_address)
+    if recipient.isascii():
+        message["To"] = _address(recipient)
     message["Subject"] = _header(f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}")
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = message_id(settings, row.event_id)
@@ -147,7 +152,28 @@ def reminder_message(settings: Settings, row: Any) -> Message:
     message["Auto-Submitted"] = "auto-generated"
     message.attach(MIMEText(plain, "plain", "utf-8", policy=_UNFOLDED))
     message.attach(MIMEText(rich, "html", "utf-8", policy=_UNFOLDED))
-    return message
+    return message if recipient.isascii() else _international(message, recipient)
+
+
+def mailbox(address: str) -> str:
+    """An address as it goes over SMTP, in envelope and header: an internationalized domain as
+    its A-label (`a@xn--bcher-kva.example`: plain ASCII, any server takes it); a non-ASCII
+    local part as it is (`ü@example.com`), which only a server offering SMTPUTF8 (RFC 6531)
+    takes: smtplib asks for it, and a server without it is refused the message up front (a
+    permanent `MailFailed`, nothing half-sent)."""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return address
+    return checked.ascii_email or checked.normalized
+
+
+def _international(message: Message, recipient: str) -> EmailMessage:
+    """`message` (built without `To`) for a non-ASCII mailbox: headers in UTF-8 (RFC 6532),
+    which only the `email` package's modern policy writes (compat32 cannot)."""
+    converted = message_from_bytes(message.as_bytes(), policy=SMTPUTF8)
+    converted["To"] = recipient
+    return converted
 
 
 def _header(value: str) -> str:
@@ -166,7 +192,9 @@ def confirmation_message(
     link = confirm_url(settings, user_id, token)
     message = EmailMessage()
     message["From"] = settings.smtp_from or ""
-    message["To"] = Address(addr_spec=address)
+    local, _, domain = mailbox(address).rpartition("@")
+    # By its parts: `addr_spec=` would refuse a non-ASCII local part (SMTPUTF8's, RFC 6531).
+    message["To"] = Address(username=local, domain=domain)
     message["Subject"] = "Confirm your address for task reminders"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(
@@ -268,6 +296,9 @@ def _failed(exc: BaseException) -> MailFailed:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return MailFailed(f"email: recipient refused ({codes})", all(c >= 500 for c in codes))
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        # An internationalized address and a server without SMTPUTF8: the same again.
+        return MailFailed("email: the server does not take internationalized addresses", True)
     if isinstance(exc, smtplib.SMTPResponseException):
         return MailFailed(f"email: SMTP {exc.smtp_code}", exc.smtp_code >= 500)
     return MailFailed(f"email: {type(exc).__name__}", False)

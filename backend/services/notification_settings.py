@@ -6,7 +6,10 @@ SHA-256 stored, the token itself only in the mail the route sends after the comm
 unconfirmed until the link is opened (opened again, it changes nothing), unless it is the
 address the caller's identity provider's token says is verified: then it is confirmed in the
 same upsert and no link is made; `email: true` is
-written only where the address it leaves is confirmed (else nothing is written: 422). The
+written only where the address it leaves is confirmed or is sent in the same request (a
+settings form's one call: stored unconfirmed, email on, nothing but the confirmation sent to it
+until its link is opened; the worker sends only to a confirmed address); else nothing is
+written: 422. The
 confirmation link and the one-click unsubscribe carry the user's id, so each is one statement
 on that user's row: the link's token hash, or the unsubscribe HMAC checked before anything is
 sent.
@@ -29,6 +32,7 @@ from backend.models.notification_settings import (
     NotificationSettingsPublic,
     NotificationSettingsUpdate,
 )
+from backend.services.rate_limits import RateLimiter
 
 # A confirmation link works this long after it was sent.
 CONFIRM_DAYS = 7
@@ -36,7 +40,10 @@ DEFAULTS = NotificationSettingsPublic(
     push=True, email=False, email_address=None, email_confirmed=False, time_zone=None
 )
 LINK_NOT_FOUND = "No such link (it may have expired or been replaced)"
-CONFIRM_FIRST = "Confirm the address first: open the link sent to it"
+CONFIRM_FIRST = (
+    "Email reminders need an address: send `email_address` too, or confirm the stored one "
+    "by the link sent to it"
+)
 
 _READ = text(
     """
@@ -52,12 +59,12 @@ _WRITE = text(
 INSERT INTO notification_settings AS n
     (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
      confirm_sent_at, time_zone)
-SELECT :owner, coalesce(:push, true), :verified AND coalesce(:email, true), :email_address,
+SELECT :owner, coalesce(:push, true), coalesce(:email, :verified), :email_address,
     CASE WHEN :verified THEN now() END,
     CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE :token_hash END,
     CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE now() END,
     :time_zone
-WHERE NOT coalesce(:email, false) OR :verified OR EXISTS (
+WHERE NOT coalesce(:email, false) OR :verified OR :email_address IS NOT NULL OR EXISTS (
     SELECT 1 FROM notification_settings AS c
     WHERE c.user_id = :owner AND c.email_confirmed_at IS NOT NULL
       AND (NOT :address_sent OR c.email_address = :email_address)
@@ -162,16 +169,24 @@ class NotificationSettingsService(Scoped):
         return DEFAULTS if row is None else _public(row)
 
     def update(
-        self, data: NotificationSettingsUpdate, settings: Settings, verified: str | None = None
+        self,
+        data: NotificationSettingsUpdate,
+        settings: Settings,
+        verified: str | None = None,
+        limits: RateLimiter | None = None,
     ) -> Updated:
         """`verified`: the caller's address its identity provider's token says is verified;
-        an `email_address` equal to it is confirmed at once (no link is mailed)."""
+        an `email_address` equal to it is confirmed at once (no link is mailed). Any other
+        address sent may be mailed a confirmation: counted first against `limits`' bounds
+        per account and per address (`RateLimited` over either, nothing written)."""
         sent = data.model_fields_set
         address = str(data.email_address).lower() if data.email_address is not None else None
         if "email_address" in sent and address is not None and not settings.smtp_host:
             raise InvalidRequest.at(
                 "body.email_address", "This server sends no email (SMTP_HOST is not set)"
             )
+        if address is not None and address != verified and limits is not None:
+            limits.confirmation_mail(self.user_id, address)
         token = secrets.token_urlsafe(32)
         row = self._write(
             _WRITE,

@@ -4,10 +4,12 @@ checked twice (specs/api-contract.md, "Push subscriptions").
 - When stored (`check_endpoint`, no I/O): https; no user info; a host on the push services'
   allowlist (`PUSH_ALLOWED_HOSTS`); an address literal only if public.
 - When sent to (`resolve`, in the worker, holding no connection): every address the host
-  resolves to must be public (not private, loopback, link-local, multicast, reserved or
-  unspecified); the POST goes to that checked address (the name stays the TLS server name and
-  the `Host`), so a DNS answer that changes in between cannot steer it elsewhere. Redirects
-  are never followed and every wait is bounded (backend/events/notify.py).
+  resolves to must be public (`_public`: globally reachable, not multicast, and no IPv6 form
+  wrapping an IPv4 address that is not: NAT64, 6to4, Teredo, IPv4-mapped, -compatible,
+  -translated; not site-local); the port one of 1-65535; the POST goes to that checked
+  address (the name stays the TLS server name and the `Host`), so a DNS answer that changes
+  in between cannot steer it elsewhere. Redirects are never followed and every wait is
+  bounded (backend/events/notify.py).
 
 Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production): then an endpoint
 on 127.0.0.1, ::1 or localhost is accepted, over http too (a receiver without a certificate).
@@ -65,10 +67,51 @@ def _address(host: str) -> IPAddress | None:
         return None
 
 
+# IPv6 ranges that are no host on the Internet but that Python's `is_global` (3.11) passes:
+# site-local (RFC 3879, deprecated, routed inside a site) and NAT64's local-use prefix (RFC
+# 8215, a translator inside a network).
+_NOT_GLOBAL_V6 = (
+    ipaddress.IPv6Network("fec0::/10"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+)
+# IPv6 forms that carry an IPv4 address in their last 32 bits, which a translator, a relay or
+# the kernel reaches: NAT64's well-known prefix (RFC 6052), IPv4-compatible (RFC 4291,
+# deprecated: `::a.b.c.d`) and IPv4-translated (RFC 2765: `::ffff:0:a.b.c.d`). IPv4-mapped
+# (`::ffff:a.b.c.d`), 6to4 (RFC 3056, bits 16-47) and Teredo (RFC 4380) have their own
+# attributes.
+_EMBEDDING_V6 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+
+
+def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address wraps (none for a plain one)."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if any(address in network for network in _EMBEDDING_V6):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
 def _public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    """Globally reachable: `is_global` and not multicast, and for IPv6 not site-local nor a
+    local-use NAT64 address, not Teredo (its client is behind a NAT: an address inside it),
+    and every IPv4 address it wraps public too (NAT64, 6to4, IPv4-mapped, -compatible,
+    -translated): else a private or loopback IPv4 address is reached through its IPv6 form."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    if address.teredo is not None or any(address in n for n in _NOT_GLOBAL_V6):
+        return False
+    return all(v4.is_global and not v4.is_multicast for v4 in _embedded(address))
 
 
 def _loopback_allowed(host: str, address: IPAddress | None, settings: Settings) -> bool:
@@ -92,7 +135,9 @@ def _parts(endpoint: str, settings: Settings) -> tuple[str, str, int, str]:
         parts = urlsplit(endpoint)
         port = parts.port
     except ValueError as exc:
-        raise UnsafeEndpoint("the endpoint is not a URL") from exc
+        raise UnsafeEndpoint("the endpoint is not a URL (or its port is not 1-65535)") from exc
+    if port == 0:
+        raise UnsafeEndpoint("the endpoint's port is not 1-65535")
     host = (parts.hostname or "").lower()
     if not host:
         raise UnsafeEndpoint("the endpoint has no host")

@@ -141,6 +141,29 @@ class RateLimiter:
             (Policy("sign-up-account", s.rate_limit_sign_up_per_account, window), _norm(email)),
         )
 
+    def mail_link(self) -> None:
+        """One opening of a mail's link (confirm an address, one-click unsubscribe: no bearer
+        token, the link is the credential), counted per client address as sign-in is, in a
+        transaction of its own: a guesser of tokens is slowed like a guesser of passwords."""
+        s = self._settings
+        window = s.rate_limit_auth_window_seconds
+        self._enforce(
+            (Policy("mail-link-ip", s.rate_limit_mail_links_per_ip, window), self._client_ip)
+        )
+
+    def confirmation_mail(self, user_id: str, address: str) -> None:
+        """One confirmation mail about to be made for `address` by `user_id` (a PATCH that
+        sends an address): counted per account and per address (an hour's window each), in
+        one atomic statement of its own transaction (`task_api_hit`: each count is its row's
+        upsert, so concurrent requests never both pass the bound), before the settings'
+        write; over either, `RateLimited` (429 with `Retry-After`) and nothing is written."""
+        s = self._settings
+        limit = s.rate_limit_confirmation_mails_per_hour
+        self._enforce(
+            (Policy("confirmation-mail-account", limit, 3600), user_id),
+            (Policy("confirmation-mail-address", limit, 3600), _norm(address)),
+        )
+
     def chat(self, user_id: str) -> None:
         """One chat turn by `user_id` (the token's subject), against the per-user chat limit,
         in a transaction of its own: model calls cost money, so chat has its own budget."""

@@ -5,9 +5,11 @@ re-queue it."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from standardwebhooks.webhooks import Webhook
@@ -226,6 +228,8 @@ def test_bad_webhook_configuration_is_refused_at_start(database_url: str) -> Non
         ('[{"url": "http://127.0.0.1:1/h", "secret": "short"}]', "whsec_"),
         ('[{"url": "ftp://example.com", "secret": "' + SECRET + '"}]', "URL"),
         ("not json", "EVENT_WEBHOOKS"),
+        ('[{"url": "https://example.com:0/h", "secret": "' + SECRET + '"}]', "1-65535"),
+        ('[{"url": "https://example.com:65536/h", "secret": "' + SECRET + '"}]', "port"),
     ):
         result = run_cli("worker", DATABASE_URL=database_url, EVENT_WEBHOOKS=webhooks)
         assert result.returncode == 2, result.stderr
@@ -346,3 +350,34 @@ def test_changes_also_reach_the_task_updates_topic_on_their_own_retries(
         "reminders",
         "task-events",
     ]
+
+
+def test_no_log_line_carries_a_webhooks_query(
+    db_engine: Engine,
+    settings: Settings,
+    receiver: Receiver,
+    alice: Account,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A receiver's credential in its webhook URL's query (`?token=...`) is in no log line at
+    any level, DEBUG included (httpx's `HTTP Request: POST <url>` among them), whether the
+    call fails or is accepted; the worker names the webhook by its URL without the query."""
+    add_tasks(db_engine, alice.id, 1, "Logged")
+    url = f"{receiver.url}/hook?token=receiver-credential-5a4b3c"
+    hooked = delivery_settings(
+        settings, receiver, event_webhooks=[WebhookTarget(url=url, secret=SECRET)]
+    )
+    receiver.status = 500
+    worker = make_worker(db_engine, hooked)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            worker.deliver_batch()
+            receiver.status = 200
+            delivered = {"delivered": 1}
+            until(lambda: worker.deliver_batch() == 0 and event_states(db_engine) == delivered)
+    finally:
+        worker.close()
+    assert len(receiver.by_path("/hook?token=")) == 1
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("HTTP Request: POST http://127.0.0.1") for line in lines)
+    assert not [line for line in lines if "receiver-credential" in line or "token=" in line]

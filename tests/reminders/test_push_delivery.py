@@ -7,6 +7,7 @@ two workers, and a worker killed mid-send.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -406,3 +407,28 @@ def test_a_worker_killed_mid_send_loses_nothing_and_the_repeat_is_recognisable(
     drain(survivor, db_engine)
     assert _topics(receiver) == Counter({t: 2 if t in sent else 1 for t in topics})
     assert count_rows(db_engine, "reminder_deliveries") == 0
+
+
+def test_no_log_line_carries_a_push_endpoint(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    notifier: Notifier,
+    db_engine: Engine,
+    push_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At DEBUG, every logger (httpx's `HTTP Request: POST <url>` among them), a push that
+    fails, is retried and then delivered: the endpoint's path, the subscription's capability,
+    is in no line; its host may be."""
+    capability = "/push/cXyZ-capability-9f8e7d6c5b4a"
+    subscribe(push_client, alice, receiver, capability)
+    task_with_reminder(push_client, alice, "Logged")
+    assert make_due(db_engine, push_settings) == 1
+    receiver.answers.extend([(500, {}), (429, {"Retry-After": "0"})])
+    with caplog.at_level(logging.DEBUG):
+        drain(notifier, db_engine)
+    assert len(receiver.received) == 1
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("HTTP Request: POST http://127.0.0.1") for line in lines)
+    assert not [line for line in lines if "capability" in line]

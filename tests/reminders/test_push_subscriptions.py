@@ -4,6 +4,8 @@ refused with the envelope and nothing stored."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from typing import Any
 
 import pytest
@@ -19,6 +21,19 @@ from tests.conftest import Account, count_rows
 
 FCM = "https://fcm.googleapis.com/fcm/send/cXyZ:APA91bExample"
 URL = "/api/push-subscriptions"
+# IPv6 forms of inside addresses that `is_global` alone passes (Python 3.11), each wrapping
+# 127.0.0.1 or 10.0.0.1, and a site-local and a local-use NAT64 address.
+WRAPPED_INSIDE = (
+    "64:ff9b::7f00:1",  # NAT64 (RFC 6052)
+    "64:ff9b:1::a00:1",  # local-use NAT64 (RFC 8215)
+    "2002:7f00:1::1",  # 6to4
+    "2002:a00:1::1",
+    "::127.0.0.1",  # IPv4-compatible
+    "::ffff:0:7f00:1",  # IPv4-translated
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo (client 127.0.0.1)
+    "fec0::1",  # site-local
+)
 
 
 def subscribe(client: TestClient, who: Account, body: dict[str, Any]) -> Any:
@@ -80,6 +95,12 @@ def _bad_subscriptions() -> dict[str, dict[str, Any]]:
         "NUL byte": {**good, "endpoint": FCM + "\x00x"},
         "newline": {**good, "endpoint": FCM + "\r\nHost: evil"},
         "ftp": {**good, "endpoint": "ftp://fcm.googleapis.com/x"},
+        "port 0": {**good, "endpoint": "https://fcm.googleapis.com:0/fcm/send/x"},
+        "port 65536": {**good, "endpoint": "https://fcm.googleapis.com:65536/fcm/send/x"},
+        **{
+            f"wrapped address {address}": {**good, "endpoint": f"https://[{address}]/push/x"}
+            for address in WRAPPED_INSIDE
+        },
         "p256dh off the curve": {**good, "keys": {**keys, "p256dh": off_curve}},
         "p256dh compressed": {**good, "keys": {**keys, "p256dh": b64(b"\x02" + b"\x01" * 32)}},
         "p256dh not base64url": {**good, "keys": {**keys, "p256dh": "!" * 87}},
@@ -132,6 +153,38 @@ def test_resolution_refuses_a_name_that_points_inside(settings: Settings) -> Non
     loopback = settings.model_copy(update={"push_allow_loopback": True})
     target = resolve("http://127.0.0.1:9/push/x", loopback)
     assert (target.address, target.port, target.origin) == ("127.0.0.1", 9, "http://127.0.0.1:9")
+
+
+def test_no_ipv6_form_of_an_inside_address_is_sent_to(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When sent to, an allowed host whose literal or DNS answer is an IPv6 form wrapping a
+    private or loopback IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible, -translated) or a
+    site-local one is refused, as is a port no connection can use; a public one wrapped so
+    passes (the worker's `resolve`, the same check as at registration)."""
+    for address in WRAPPED_INSIDE:
+        literal = settings.model_copy(update={"push_allowed_hosts": [address]})
+        with pytest.raises(UnsafeEndpoint, match="not a public one"):
+            resolve(f"https://[{address}]/push/x", literal)
+    named = settings.model_copy(update={"push_allowed_hosts": ["push.example.com"]})
+    answer: list[str] = []
+
+    def resolver(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        # The system's resolver, answering what a hostile DNS server would.
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0)) for a in answer]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    for address in WRAPPED_INSIDE:
+        answer[:] = ["2606:4700::1111", address]
+        with pytest.raises(UnsafeEndpoint, match="not a public one"):
+            resolve("https://push.example.com/push/x", named)
+    for public in ("64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"):
+        answer[:] = [public]
+        sent = resolve("https://push.example.com/push/x", named).address
+        assert ipaddress.ip_address(sent) == ipaddress.ip_address(public)
+    for port in ("0", "65536", "99999"):
+        with pytest.raises(UnsafeEndpoint, match="1-65535"):
+            resolve(f"https://push.example.com:{port}/push/x", named)
 
 
 def test_production_refuses_loopback_and_push_without_a_key() -> None:

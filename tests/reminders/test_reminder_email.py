@@ -480,3 +480,209 @@ def test_the_worker_keeps_its_smtp_sessions_for_the_next_messages(
     assert len(box.messages) == 8
     # The notifier's pool has 4 threads: each opened at most one session.
     assert 1 <= box.sessions <= 4
+
+
+SETTINGS = "/api/notification-settings"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"push": "yes"}, {"push": 1}, {"email": "true"}, {"email": 0}, {"push": None}],
+    ids=["push yes", "push 1", "email 'true'", "email 0", "push null"],
+)
+def test_switches_take_json_booleans_only(
+    mail_client: TestClient, alice: Account, setup_engine: Engine, body: dict[str, Any]
+) -> None:
+    answer = mail_client.patch(SETTINGS, json=body, headers=alice.headers)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert count_rows(setup_engine, "notification_settings") == 0
+
+
+def test_a_settings_form_turns_email_on_with_a_new_address_in_one_call(
+    mail_client: TestClient,
+    alice: Account,
+    inbox: Inbox,
+    notifier: Notifier,
+    db_engine: Engine,
+    mail_settings: Settings,
+) -> None:
+    """`{"email": true, "email_address": ...}` in one PATCH: stored unconfirmed with email on;
+    the address gets the confirmation and nothing else until its link is opened; an address
+    changed later is unconfirmed again (email stays on) until its own link is opened."""
+    both = {"email": True, "email_address": "new@example.com"}
+    answer = mail_client.patch(SETTINGS, json=both, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] | {"time_zone": None} == {
+        "push": True,
+        "email": True,
+        "email_address": "new@example.com",
+        "email_confirmed": False,
+        "time_zone": None,
+    }
+    [confirmation] = inbox.messages
+    assert confirmation["To"] == "new@example.com" and "Confirm" in confirmation["Subject"]
+    task_with_reminder(mail_client, alice, "Before the link")
+    assert make_due(db_engine, mail_settings) == 1
+    drain(notifier, db_engine)
+    assert inbox.messages == [confirmation]  # the reminder was dropped, not sent
+    assert mail_client.get(local(_link(inbox, "new@example.com"))).status_code == 200
+    task_with_reminder(mail_client, alice, "After the link")
+    assert make_due(db_engine, mail_settings) == 1
+    drain(notifier, db_engine)
+    assert [m["Subject"] for m in inbox.messages[1:]] == ["Reminder: After the link"]
+
+    inbox.messages.clear()
+    moved = {"email_address": "other@example.com"}
+    answer = mail_client.patch(SETTINGS, json=moved, headers=alice.headers)
+    data = answer.json()["data"]
+    assert (data["email"], data["email_confirmed"]) == (True, False)
+    task_with_reminder(mail_client, alice, "Address changed")
+    assert make_due(db_engine, mail_settings) == 1
+    drain(notifier, db_engine)
+    assert [m["To"] for m in inbox.messages] == ["other@example.com"]  # its confirmation only
+    # `email: true` with no address at all is still refused.
+    gone = mail_client.patch(SETTINGS, json={"email_address": None}, headers=alice.headers)
+    assert gone.json()["data"]["email"] is False
+    alone = mail_client.patch(SETTINGS, json={"email": True}, headers=alice.headers)
+    assert alone.status_code == 422 and alone.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_confirmation_mails_are_bounded_per_account_and_per_address(
+    mail_client: TestClient, alice: Account, bob: Account, inbox: Inbox, setup_engine: Engine
+) -> None:
+    """Each PATCH that sends an address counts against an hour's bound per account and per
+    address (5 by default); over either: 429 with `Retry-After`, nothing stored, no mail."""
+    limit = mail_client.app.state.settings.rate_limit_confirmation_mails_per_hour
+    for _ in range(limit):
+        body = {"email_address": "target@example.com"}
+        answer = mail_client.patch(SETTINGS, json=body, headers=alice.headers)
+        assert answer.status_code == 200, answer.text
+        assert '"confirmation-mail-address";r=' in answer.headers["ratelimit"]
+    assert len(inbox.messages) == limit
+    over = mail_client.patch(
+        SETTINGS, json={"email_address": "target@example.com"}, headers=alice.headers
+    )
+    assert over.status_code == 429, over.text
+    assert over.json()["error"]["code"] == "RATE_LIMITED"
+    assert 0 < int(over.headers["retry-after"]) <= 3600
+    # Another address from the same account: the account's bound; the same address from
+    # another account: the address's.
+    other = mail_client.patch(
+        SETTINGS, json={"email_address": "else@example.com"}, headers=alice.headers
+    )
+    assert other.status_code == 429
+    by_bob = mail_client.patch(
+        SETTINGS, json={"email_address": "Target@Example.com"}, headers=bob.headers
+    )
+    assert by_bob.status_code == 429
+    assert len(inbox.messages) == limit
+    with setup_engine.connect() as conn:
+        stored = conn.execute(text("SELECT user_id FROM notification_settings")).scalars().all()
+    assert stored == [alice.id]
+    # A PATCH that sends no address is not counted.
+    push = mail_client.patch(SETTINGS, json={"push": False}, headers=alice.headers)
+    assert push.status_code == 200
+
+
+def test_an_internationalized_address_is_mailed_where_the_server_takes_it(
+    mail_client: TestClient,
+    alice: Account,
+    bob: Account,
+    notifier: Notifier,
+    db_engine: Engine,
+    mail_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`ü@example.com` (a non-ASCII local part) is accepted and stored: a server offering
+    SMTPUTF8 gets the confirmation and the reminders; one without it gets nothing (the
+    address stays unconfirmed, a WARNING without the address, never a 500). A non-ASCII
+    domain goes as its A-label, which any server takes."""
+    plain = Inbox()
+    controller = Controller(plain, hostname="127.0.0.1", port=PORT, enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        with caplog.at_level("WARNING"):
+            answer = mail_client.patch(
+                SETTINGS, json={"email_address": "ü@example.com"}, headers=alice.headers
+            )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"]["email_confirmed"] is False
+        assert plain.messages == []
+        assert "internationalized" in caplog.text and "ü@" not in caplog.text
+        idn = mail_client.patch(
+            SETTINGS, json={"email_address": "bo@bücher.example"}, headers=bob.headers
+        )
+        assert idn.status_code == 200, idn.text
+        assert idn.json()["data"]["email_address"] == "bo@bücher.example"
+        assert plain.recipients == [["bo@xn--bcher-kva.example"]]
+    finally:
+        controller.stop()
+    box = Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=PORT, enable_SMTPUTF8=True)
+    controller.start()
+    try:
+        confirm(mail_client, alice, box, "ü@example.com")
+        assert box.recipients == [["ü@example.com"]]
+        box.messages.clear()
+        task_with_reminder(mail_client, alice, "Grüße")
+        assert make_due(db_engine, mail_settings) == 1
+        drain(notifier, db_engine)
+        [mail] = box.messages
+        assert (mail["To"], mail["Subject"]) == ("ü@example.com", "Reminder: Grüße")
+        assert "Grüße" in body(mail, "plain")
+    finally:
+        controller.stop()
+
+
+CONFIRM = "/api/notification-settings/confirm"
+UNSUBSCRIBE = "/api/notification-settings/unsubscribe"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "user=a%00b&token=" + "A" * 43,
+        "user=%00&token=" + "A" * 43,
+        "user=" + "u" * 256 + "&token=" + "A" * 43,
+        "user=" + "u" * 10_000 + "&token=" + "A" * 43,
+        "user=someone&token=" + "A" * 42,
+        "user=someone&token=" + "A" * 42 + "%00",
+        "user=someone&token=" + "A" * 10_000,
+        "user=someone&token=" + "%FF" * 43,
+        "user=%FF%FE&token=" + "A" * 43,
+        "user=&token=" + "A" * 43,
+        "token=" + "A" * 43,
+        "user=a&user=b&token=" + "A" * 43,
+    ],
+    ids=lambda q: q[:40],
+)
+def test_a_malformed_link_is_a_4xx_envelope_never_a_500(
+    mail_client: TestClient, caplog: pytest.LogCaptureFixture, query: str
+) -> None:
+    with caplog.at_level("WARNING"):
+        opened = mail_client.get(f"{CONFIRM}?{query}")
+        posted = mail_client.post(f"{UNSUBSCRIBE}?{query.replace('A' * 42, '0' * 63)}")
+    for answer in (opened, posted):
+        assert 400 <= answer.status_code < 500, answer.text
+        assert answer.json()["error"]["code"] in ("VALIDATION_ERROR", "NOT_FOUND")
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_the_links_are_rate_limited_per_client(mail_client: TestClient) -> None:
+    """Opening a mail's link (either) counts per client address, as sign-in does: past the
+    bound, 429 with `Retry-After`, whatever the link."""
+    limit = mail_client.app.state.settings.rate_limit_mail_links_per_ip
+    for n in range(limit):
+        path = CONFIRM if n % 2 else UNSUBSCRIBE
+        token = "A" * 43 if n % 2 else "0" * 64
+        answer = (mail_client.get if n % 2 else mail_client.post)(
+            f"{path}?user=someone&token={token}"
+        )
+        assert answer.status_code == 404, answer.text
+        assert answer.headers["ratelimit"].startswith('"mail-link-ip";r=')
+    over = mail_client.get(f"{CONFIRM}?user=someone&token={'A' * 43}")
+    assert over.status_code == 429 and over.json()["error"]["code"] == "RATE_LIMITED"
+    assert int(over.headers["retry-after"]) > 0
+    again = mail_client.post(f"{UNSUBSCRIBE}?user=someone&token={'0' * 64}")
+    assert again.status_code == 429

@@ -7,6 +7,8 @@ after the commit, with no connection held.
 
 from __future__ import annotations
 
+import logging
+from email.message import EmailMessage
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
@@ -25,7 +27,7 @@ from backend.models.notification_settings import (
     EmailConfirmed,
     NotificationSettingsUpdate,
 )
-from backend.services.mail import MailSender, confirmation_message
+from backend.services.mail import MailFailed, MailSender, confirmation_message
 from backend.services.notification_settings import (
     CONFIRM_FIRST,
     LINK_NOT_FOUND,
@@ -44,6 +46,18 @@ UNCONFIRMED = ErrorExample.of(
     "email_unconfirmed", "Address not confirmed", InvalidRequest.at("body.email", CONFIRM_FIRST)
 )
 LinkUser = Annotated[USER_ID_IN_LINK, Query(description="The account the link is for.")]
+logger = logging.getLogger(__name__)
+
+
+def send_confirmation(mail: MailSender, message: EmailMessage) -> None:
+    """After the answer: a mail the server did not take (down, or an internationalized
+    address it cannot carry: no SMTPUTF8) is logged, by the SMTP code only, never the
+    address; the address stays unconfirmed and receives nothing, and a PATCH of it again
+    sends a new link. The settings were stored and answered already."""
+    try:
+        mail.deliver(message)
+    except MailFailed as exc:
+        logger.warning("a confirmation mail was not sent: %s", exc)
 
 
 @router.get(
@@ -63,9 +77,14 @@ def get_notification_settings(door: Door) -> NotificationSettingsEnvelope:
     response_model=NotificationSettingsEnvelope,
     summary="Change your notification settings",
     description="Only the fields sent change. A new `email_address` is sent a confirmation "
-    "link and receives nothing until it is opened, unless it is the address the caller's "
-    "identity provider's token says is verified (`email_verified: true`): then it is "
-    "confirmed at once and email reminders are on. `email: true` needs a confirmed address.",
+    "link and receives nothing until it is opened (a changed address is unconfirmed again), "
+    "unless it is the address the caller's identity provider's token says is verified "
+    "(`email_verified: true`): then it is confirmed at once and email reminders are on. "
+    "`email: true` needs an address: a confirmed one, or `email_address` in the same request "
+    "(a settings form's one call: reminders start once its link is opened). A request that "
+    "sends an address counts against the confirmation mails' bounds, per account and per "
+    "address (`RATE_LIMIT_CONFIRMATION_MAILS_PER_HOUR`): over either, 429 with `Retry-After` "
+    "and nothing is written.",
     responses={
         **rate_limited(200, "Your settings."),
         **errors(400, 401, 413, 422, 429, 503, examples=(VALIDATION, UNCONFIRMED)),
@@ -75,14 +94,14 @@ def update_notification_settings(
     door: Door, data: NotificationSettingsUpdate, background: BackgroundTasks
 ) -> NotificationSettingsEnvelope:
     done = door.service(NotificationSettingsService).update(
-        data, door.settings, verified=door.verified_email
+        data, door.settings, verified=door.verified_email, limits=door.limits
     )
     mail = MailSender.configured(door.settings)
     if done.confirm_token is not None and mail is not None and done.settings.email_address:
         message = confirmation_message(
             door.settings, door.caller_id, done.settings.email_address, done.confirm_token
         )
-        background.add_task(mail.deliver, message)
+        background.add_task(send_confirmation, mail, message)
     return NotificationSettingsEnvelope(data=done.settings)
 
 
@@ -91,14 +110,19 @@ def update_notification_settings(
     operation_id="confirmNotificationEmail",
     response_model=EmailConfirmedEnvelope,
     summary="Confirm an address (the link in the confirmation mail)",
-    description="No bearer token: the link is the credential. Turns email reminders on.",
-    responses={**ok(200, "Confirmed."), **errors(404, 422, 503, examples=(NO_LINK,))},
+    description="No bearer token: the link is the credential. Turns email reminders on. "
+    "Rate limited per client address (`RATE_LIMIT_MAIL_LINKS_PER_IP`).",
+    responses={
+        **rate_limited(200, "Confirmed."),
+        **errors(404, 422, 429, 503, examples=(NO_LINK,)),
+    },
 )
 def confirm_notification_email(
     door: AnonymousDoor,
     user: LinkUser,
     token: Annotated[CONFIRM_TOKEN, Query(description="The link's token.")],
 ) -> EmailConfirmedEnvelope:
+    door.limits.mail_link()
     # No caller: the service is bound to the account the link names.
     address = NotificationSettingsService(door.send, user).confirm(token)
     return EmailConfirmedEnvelope(data=EmailConfirmed(email_address=address, email_confirmed=True))
@@ -111,12 +135,17 @@ def confirm_notification_email(
     summary="One-click unsubscribe (RFC 8058) from email reminders",
     description="What a mail client POSTs (`List-Unsubscribe=One-Click`) to the "
     "`List-Unsubscribe` link of a reminder: email reminders off. No bearer token: the link "
-    "carries an HMAC of the account's id; a forged one is 404 and changes nothing.",
-    responses={**ok(204, "Email reminders are off."), **errors(404, 422, 503, examples=(NO_LINK,))},
+    "carries an HMAC of the account's id; a forged one is 404 and changes nothing. Rate "
+    "limited per client address (`RATE_LIMIT_MAIL_LINKS_PER_IP`).",
+    responses={
+        **rate_limited(204, "Email reminders are off."),
+        **errors(404, 422, 429, 503, examples=(NO_LINK,)),
+    },
 )
 def unsubscribe_notification_email(
     door: AnonymousDoor,
     user: LinkUser,
     token: Annotated[UNSUBSCRIBE_TOKEN, Query(description="The link's proof.")],
 ) -> None:
+    door.limits.mail_link()
     NotificationSettingsService(door.send, user).unsubscribe(token, door.settings)
