@@ -289,7 +289,7 @@ _QUICK_ADD_EXAMPLES = (VALIDATION, LIST_REFERENCE_NOT_FOUND)
     "The grammar: docs, Quick add.",
     responses={
         **rate_limited(200, "The task the text makes and its tokens."),
-        **errors(403, 404, 422, 429, examples=_QUICK_ADD_EXAMPLES),
+        **errors(400, 403, 404, 413, 422, 429, examples=_QUICK_ADD_EXAMPLES),
     },
 )
 def parse_quick_add(door: Door, body: QuickAddRequest) -> QuickAddEnvelope:
