@@ -41,6 +41,9 @@ from backend.services.registry import UnitOfWork
 # chat that could delete a list would delete every task in it on a misunderstanding.
 CHAT_TOOLS = (
     "add_task",
+    # A line the user typed as a task ("tomorrow 5pm #errands"): the server reads it, not
+    # the model, so chat adds what REST's quick add and every client would (specs/chat.md).
+    "quick_add_task",
     "list_tasks",
     "complete_task",
     "delete_task",

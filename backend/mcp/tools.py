@@ -67,6 +67,7 @@ from backend.models.attachment import TASK_ATTACHMENTS, AttachmentPublic
 from backend.models.calendar_feed import CalendarFeedCreate, FeedKind, FeedScope, feed_url
 from backend.models.common import StorableText
 from backend.models.names import Name
+from backend.models.quick_add import QuickAddRequest
 from backend.models.references import (
     MEMBERS,
     SUBJECT,
@@ -97,8 +98,9 @@ from backend.models.task_list import (
 )
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.trash import TrashedTaskPublic
-from backend.models.types import Assignees
+from backend.models.types import Assignees, TimeZoneName
 from backend.services.access import least_role
+from backend.services.quick_add import QuickAddService
 from backend.services.registry import UnitOfWork
 from backend.services.saved_filters import SavedFilterService
 from backend.services.task_listing import TaskListQuery
@@ -642,6 +644,22 @@ def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
     return TaskCreated(task_id=task.id, title=task.title)
 
 
+class QuickAddArguments(QuickAddRequest):
+    """REST's quick-add body, the zone a plain name (the tools' `TimeZoneName`)."""
+
+    time_zone: TimeZoneName | None = Field(
+        default=None,
+        description="IANA zone the text's dates and times are read in (Europe/Berlin); "
+        "default the user's notification settings' zone, else UTC.",
+    )
+
+
+def _quick_add_task(work: UnitOfWork, arguments: QuickAddArguments) -> TaskCreated:
+    body = QuickAddRequest.model_validate(arguments.model_dump(exclude_unset=True))
+    task = work.tasks.create(work.service(QuickAddService).read(body).task)
+    return TaskCreated(task_id=task.id, title=task.title)
+
+
 def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummaries:
     saved = arguments.filter
     if saved is None:
@@ -965,6 +983,19 @@ TOOLS: tuple[Tool[Any], ...] = (
         arguments=AddTaskArguments,
         result=TaskCreated,
         run=_add_task,
+    ),
+    Tool(
+        name="quick_add_task",
+        action=Action.TASK_WRITE,
+        title="Add a task from a line of text",
+        description="Create a task from a line as a person types it, read by the server as "
+        "POST /api/tasks/quick reads it: 'Buy milk tomorrow 5pm #Home @errands !high', "
+        "'Water plants every other monday'. #list, @tag, !high|!medium|!low, +member, dates, "
+        "times and 'every ...'; double-quoted text is kept as typed. Pass the user's words "
+        "as they wrote them. Returns its task_id and title.",
+        arguments=QuickAddArguments,
+        result=TaskCreated,
+        run=_quick_add_task,
     ),
     Tool(
         name="list_tasks",
