@@ -644,7 +644,7 @@ def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
     return TaskCreated(task_id=task.id, title=task.title)
 
 
-class QuickAddArguments(QuickAddRequest):
+class QuickAddArguments(_Arguments, QuickAddRequest):
     """REST's quick-add body, the zone a plain name (the tools' `TimeZoneName`)."""
 
     time_zone: TimeZoneName | None = Field(
@@ -655,7 +655,9 @@ class QuickAddArguments(QuickAddRequest):
 
 
 def _quick_add_task(work: UnitOfWork, arguments: QuickAddArguments) -> TaskCreated:
-    body = QuickAddRequest.model_validate(arguments.model_dump(exclude_unset=True))
+    body = QuickAddRequest.model_validate(
+        arguments.model_dump(exclude={"user_id"}, exclude_unset=True)
+    )
     task = work.tasks.create(work.service(QuickAddService).read(body).task)
     return TaskCreated(task_id=task.id, title=task.title)
 
