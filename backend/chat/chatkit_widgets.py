@@ -11,10 +11,12 @@ JSON: the SDK's named classes are deprecated), no I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from chatkit.widgets import DynamicWidgetRoot
+
+from backend.models.task import due_value
 
 COMPLETE = "task.complete"
 DELETE = "task.delete"
@@ -31,7 +33,7 @@ class TaskLine:
 
     id: int
     title: str
-    due_date: datetime | str | None = None
+    due_date: datetime | date | str | None = None
     completed: bool = False
     gone: bool = False
 
@@ -39,10 +41,14 @@ class TaskLine:
     def of(cls, task: Any) -> TaskLine:
         """From a task as a tool or a service returns it (a dict or a row)."""
         fields: dict[str, Any] = task if isinstance(task, dict) else dict(task._mapping)
+        due = fields.get("due_date")
+        if isinstance(due, datetime) and fields.get("all_day"):
+            # A row's day is stored as its start on the task's clock: shown as the day.
+            due = due_value(due, True, str(fields["time_zone"]))
         return cls(
             id=int(fields["id"]),
             title=str(fields["title"]),
-            due_date=fields.get("due_date"),
+            due_date=due,
             completed=bool(fields.get("completed")),
         )
 
@@ -138,6 +144,8 @@ def _button(label: str, action: str, task_id: int, color: str) -> dict[str, Any]
 
 
 def _due(line: TaskLine) -> str:
+    """`Due 2030-12-01`: a day as the day (a date, or `YYYY-MM-DD` as a tool shows it); an
+    instant (a datetime, or ISO 8601 text) as its date in UTC."""
     done = " · done" if line.completed else ""
     if line.due_date is None:
         return f"No due date{done}"

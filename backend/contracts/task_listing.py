@@ -20,7 +20,6 @@ from backend.models.common import DecimalDigits, StorableText
 from backend.models.names import name_key
 from backend.models.references import LISTS, TASKS, Action, NotAReference, Reference
 from backend.models.task import TASK_ID_MAX, Instant, Tag
-from backend.models.task_fields import DUE_DATE_DESCRIPTION
 from backend.models.task_list import ListName
 from backend.models.text import nfc
 from backend.models.types import AssigneeId
@@ -42,6 +41,12 @@ SearchTerm = Annotated[
 ]
 # A bound of a due-date range: `due_before` is exclusive, `due_after` inclusive.
 DueBound = Instant
+# Not a task's due date: a bound is an instant, a plain date its midnight UTC (the MCP wording).
+DUE_BOUND_DESCRIPTION = (
+    "An instant: ISO 8601 with an offset (2026-12-01T00:00:00+01:00), or a date meaning its "
+    "midnight UTC. A task due on a day matches due_after when the day starts at or after it, "
+    "due_before when the day ends at or before it (on the task's clock)."
+)
 # The page size; each transport adds how an integer arrives (digits, or a strict JSON integer).
 PageLimit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 # `list_id` / `parent_id` filters: an id (each transport adds how an integer arrives), or
@@ -196,13 +201,13 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
         "due_before",
         lambda a: DueBound | None,
         rest=Spelling("Due strictly before this instant or date.", examples=["2026-12-01"]),
-        mcp=Spelling(f"Due strictly before this. {DUE_DATE_DESCRIPTION}"),
+        mcp=Spelling(f"Due strictly before this. {DUE_BOUND_DESCRIPTION}"),
     ),
     ListingParam(
         "due_after",
         lambda a: DueBound | None,
         rest=Spelling("Due at or after this instant or date.", examples=["2026-11-22T00:00:00Z"]),
-        mcp=Spelling(f"Due at or after this. {DUE_DATE_DESCRIPTION}"),
+        mcp=Spelling(f"Due at or after this. {DUE_BOUND_DESCRIPTION}"),
     ),
     ListingParam(
         "overdue",

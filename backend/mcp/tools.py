@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, Self, TypeVar
 
 import mcp_types
@@ -79,6 +79,7 @@ from backend.models.references import (
 from backend.models.saved_filter import FILTER_ID_MAX, FILTERS_PER_USER, SavedFilter
 from backend.models.task import (
     create_field,
+    due_value,
     patch_field,
 )
 from backend.models.task_children import CHILDREN, TaskChild
@@ -333,7 +334,11 @@ class TaskSummary(BaseModel):
     title: str
     completed: bool
     priority: Priority
-    due_date: datetime | None
+    due_date: datetime | date | None = Field(
+        description="A day (YYYY-MM-DD: due on that day in the task's time zone) or an instant "
+        "(UTC); null: no due date."
+    )
+    all_day: bool = Field(description="True when due on a day (due_date is YYYY-MM-DD).")
     tags: list[str]
     recurrence: str | None = Field(description="The task's RRULE; null if it does not recur.")
     next_due_date: datetime | None = Field(
@@ -342,6 +347,13 @@ class TaskSummary(BaseModel):
     list_id: int | None = Field(description="Its list; null: in no list.")
     parent_id: int | None = Field(description="The task it is a subtask of; null: top level.")
     subtask_count: int | None = Field(description="How many subtasks it has.")
+
+    @classmethod
+    def of(cls, task: Any) -> TaskSummary:
+        """From a task row: a day (stored as its start on the task's clock) shown as the day."""
+        summary = cls.model_validate(task)
+        summary.due_date = due_value(task.due_date, task.all_day, task.time_zone)
+        return summary
 
 
 # A page of the caller's tasks: list_tasks' result (a docstring would enter its output schema).
@@ -672,7 +684,7 @@ def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummarie
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
         work.lists.named(arguments.list_name, field="list")
     return TaskSummaries(
-        tasks=[TaskSummary.model_validate(task) for task in page.items],
+        tasks=[TaskSummary.of(task) for task in page.items],
         has_more=page.next is not None,
     )
 

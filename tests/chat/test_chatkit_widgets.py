@@ -65,6 +65,21 @@ def test_a_listing_shows_each_task_with_its_due_date_and_actions(
     assert [a["type"] for a in shown[f"task-{done}"]["actions"]] == ["task.delete"]
 
 
+def test_a_day_is_shown_as_the_day_listed_and_redrawn(
+    chat: TestClient, model: FakeModel, alice: Account
+) -> None:
+    """A task due on a day is stored at the day's start on its clock (in Auckland the day
+    before in UTC): the row shows the day, from the listing and from the completed row."""
+    rent = add(chat, alice, "Pay rent", due_date="2030-12-01", time_zone="Pacific/Auckland")
+    thread_id, widget = listed_widget(chat, model, alice)
+    [row] = rows(widget["widget"])
+    assert row["texts"] == ["Pay rent", "Due 2030-12-01"]
+    response = press(chat, alice, thread_id, widget, "task.complete", rent)
+    assert response.status_code == 200, response.text
+    [row] = rows(frames(response.text)[1]["item"]["widget"])
+    assert row["texts"] == ["Pay rent", "Due 2030-12-01 \u00b7 done"]
+
+
 def test_complete_runs_the_task_service_counts_a_write_and_redraws_the_row(
     chat_app: Callable[..., TestClient], model: FakeModel, alice: Account
 ) -> None:

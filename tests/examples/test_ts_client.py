@@ -320,6 +320,22 @@ def check_sharing(values: dict[str, Any]) -> None:
     assert values["left-read"] == {"status": 404, "code": "NOT_FOUND", "details": []}
 
 
+def test_client_keeps_a_day_a_day(built_client: None, live_server: str) -> None:
+    """A task due on a day: `due_date: "2030-12-01"` comes back as that day (`all_day`,
+    `dueOf` a day, never an instant at midnight UTC) on every read, through a zone change and
+    a PUT of the day as read; an instant stays an instant (in UTC); both are due that day."""
+    values = steps_of(node("checks.js", "due-day", BASE_URL=live_server))
+    day = {"kind": "day", "day": "2030-12-01"}
+    assert values["day-created"] == ["2030-12-01", True, day, "Pacific/Auckland"]
+    assert values["day-read"] == values["day-created"]
+    assert values["day-zone-changed"] == ["2030-12-01", True, day, "America/New_York"]
+    assert values["day-sent-back"] == values["day-zone-changed"]
+    instant = {"kind": "instant", "at": "2030-12-01T16:00:00.000Z"}
+    assert values["instant"] == ["2030-12-01T16:00:00Z", False, instant, "UTC"]
+    # The day starts at 05:00Z in New York (its start sorts among instants), the call at 16:00Z.
+    assert values["due-that-day"] == [["Pay rent", "2030-12-01"], ["Call", "2030-12-01T16:00:00Z"]]
+
+
 def test_client_uses_a_token_from_the_cli(built_client: None, live_server: str) -> None:
     minted = subprocess.run(
         [sys.executable, "-m", "backend", "token", "ts-client-user"],

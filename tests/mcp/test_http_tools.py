@@ -110,9 +110,11 @@ def test_every_tool_agrees_with_the_rest_api(live_server: str, alice: Account, m
                 )
             )
             seen = rest_task(report["task_id"])
-            assert (seen["priority"], seen["due_date"], seen["tags"]) == (
+            # A plain date is a day (migration 0095), read back as the day.
+            assert (seen["priority"], seen["due_date"], seen["all_day"], seen["tags"]) == (
                 "high",
-                "2020-01-02T00:00:00Z",
+                "2020-01-02",
+                True,
                 ["work", "q1"],
             )
             # A task written through REST is listed through MCP at once.
@@ -128,6 +130,7 @@ def test_every_tool_agrees_with_the_rest_api(live_server: str, alice: Account, m
                 "completed": False,
                 "priority": "none",
                 "due_date": None,
+                "all_day": False,
                 "tags": [],
                 "recurrence": None,
                 "next_due_date": None,

@@ -7,10 +7,11 @@
  *   node dist/checks.js limit-reached  BASE_URL = a server; lists until 422 LIMIT_REACHED
  *   node dist/checks.js chat           BASE_URL = a server whose chat model is the test's fake
  *   node dist/checks.js attachments    BASE_URL = a server (filesystem or S3 storage)
+ *   node dist/checks.js due-day        BASE_URL = a server; a day round-trips as a day
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ApiError, TaskApi } from "./task-api.js";
+import { ApiError, TaskApi, dueOf, type Task, type TaskCreate } from "./task-api.js";
 
 function step(name: string, value: unknown): void {
   console.log(JSON.stringify({ step: name, value }));
@@ -213,6 +214,34 @@ async function attachments(baseUrl: string): Promise<void> {
   await api.deleteMe();
 }
 
+/** A task due on a day: sent as `YYYY-MM-DD`, read back as that day (never an instant), kept
+ * through a zone change and a PUT of what was read; an instant beside it stays an instant. */
+async function dueDay(baseUrl: string): Promise<void> {
+  const api = new TaskApi({ baseUrl });
+  await api.register({ email: `days-${Date.now()}@example.com`, password: "days-password" });
+  const seen = (task: Task) => [task.due_date, task.all_day, dueOf(task), task.time_zone];
+  const body: TaskCreate = {
+    title: "Pay rent",
+    due_date: "2030-12-01",
+    time_zone: "Pacific/Auckland",
+  };
+  const { task } = await api.createTask(body);
+  step("day-created", seen(task));
+  step("day-read", seen((await api.getTask(task.id))!.task));
+  // A zone change keeps the day; the day read, sent back, is the same day.
+  const moved = await api.updateTask(task.id, { time_zone: "America/New_York" });
+  step("day-zone-changed", seen(moved.task));
+  const { title, due_date } = moved.task;
+  step("day-sent-back", seen((await api.replaceTask(task.id, { title, due_date })).task));
+  const instant = await api.createTask({ title: "Call", due_date: "2030-12-01T17:00:00+01:00" });
+  step("instant", seen(instant.task));
+  // Due that day in New York: both bounds of the day there.
+  const bounds = { due_after: "2030-12-01T05:00:00Z", due_before: "2030-12-02T05:00:00Z" };
+  const page = await api.listTasks({ ...bounds, sort: "due_date", order: "asc" });
+  step("due-that-day", page.data.map((t) => [t.title, t.due_date]));
+  await api.deleteMe();
+}
+
 const mode = process.argv[2];
 const baseUrl = process.env.BASE_URL ?? "";
 const run =
@@ -224,7 +253,9 @@ const run =
         ? chat(baseUrl)
         : mode === "attachments"
           ? attachments(baseUrl)
-          : stub();
+          : mode === "due-day"
+            ? dueDay(baseUrl)
+            : stub();
 run.catch((error: unknown) => {
   console.error(error instanceof Error ? error.stack : error);
   process.exit(1);

@@ -29,6 +29,9 @@ import createClient, { type Client } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
 
 type Schemas = components["schemas"];
+/** A task. `due_date` is a string: a day (`YYYY-MM-DD`, due on that day on the task's
+ * `time_zone` clock, `all_day` true) or an instant (ISO 8601 in UTC, `...Z`); read it with
+ * `dueOf`. */
 export type Task = Schemas["TaskPublic"];
 export type TaskCreate = Schemas["TaskCreate"];
 export type TaskReplace = Schemas["TaskReplace"];
@@ -44,6 +47,26 @@ export type Reminder = Task["reminders"][number];
 export type TimeZone = Schemas["TimeZone"];
 export type TaskChange = Schemas["TaskChange"];
 export type ChangesPage = Schemas["TaskChangesEnvelope"];
+/**
+ * A task's due date as what it is: a day, kept as its `YYYY-MM-DD` (due on that day on the
+ * task's `time_zone` clock: `new Date("2030-12-01")` would be midnight UTC, the day before in
+ * New York), or an instant, a `Date`.
+ */
+export type Due = { kind: "day"; day: string } | { kind: "instant"; at: Date };
+
+/** True for a plain date (`YYYY-MM-DD`: a day), false for a date-time (an instant). */
+export function isDay(dueDate: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}$/.test(dueDate);
+}
+
+/** A task's (or a change's task's) due date: a day, an instant, or null when it has none.
+ * Send `day` back as `due_date` and it stays that day. */
+export function dueOf(task: Pick<Task, "due_date" | "all_day">): Due | null {
+  const value = task.due_date;
+  if (value === null) return null;
+  if (task.all_day || isDay(value)) return { kind: "day", day: value };
+  return { kind: "instant", at: new Date(value) };
+}
 /** One change of the live stream and its `id`: a feed cursor, to resume from. */
 export interface StreamedChange {
   id: string;

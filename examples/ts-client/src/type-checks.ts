@@ -14,6 +14,7 @@ import type {
   TaskMove,
   TaskQuery,
 } from "./task-api.js";
+import { dueOf } from "./task-api.js";
 
 export async function typeChecks(api: TaskApi): Promise<void> {
   // @ts-expect-error title is required
@@ -180,4 +181,18 @@ export async function typeChecks(api: TaskApi): Promise<void> {
   // @ts-expect-error the limits' numbers are numbers
   const quota: string = (await api.attachmentLimits()).quota_bytes;
   void [measured, firstByte, quota];
+
+  // Due dates: a string, a day (YYYY-MM-DD) or an instant; `all_day` says which.
+  const dueText: string | null = task.due_date;
+  const allDay: boolean = task.all_day;
+  const due = dueOf(task);
+  const dayOrInstant: string | Date | undefined = due?.kind === "day" ? due.day : due?.at;
+  void api.createTask({ title: "Rent", due_date: "2030-12-01", time_zone: "Pacific/Auckland" });
+  // @ts-expect-error a day stays its string, never a Date (midnight UTC is another day elsewhere)
+  if (due?.kind === "day") void due.day.getTime();
+  // @ts-expect-error all_day is the server's: a day is set by sending due_date as YYYY-MM-DD
+  void api.createTask({ title: "x", due_date: "2030-12-01", all_day: true });
+  // @ts-expect-error a due date is a string, not a Date
+  void api.updateTask(1, { due_date: new Date() });
+  void [dueText, allDay, dayOrInstant];
 }
