@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from backend.dav.vtodo import ParsedTodo
 from backend.models.task import TaskUpdate, reminders_json
-from backend.models.task_calendar import rule_key
-from backend.recurrence import Schedule, calendar_rule, normalize_rule
+from backend.models.task_calendar import is_day, rule_key, served_rule
+from backend.recurrence import Schedule, day_of, normalize_rule
 
 if TYPE_CHECKING:
     from backend.models import TaskRow
@@ -99,7 +99,7 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
         # The override names the occurrence by its DUE (Thunderbird), or by its DTSTART as
         # RFC 5545 3.8.4.4 says while keeping its DUE (the `caldav` library's thisandfuture).
         return _completing(Form.OVERRIDE_COMPLETED, stored, parsed)
-    new_due = fields.get("due_date")
+    new_due = parsed.due_at  # a day as its start: compared with the stored instants
     same_rule = _same_rule(stored, fields.get("recurrence"))
     if (
         new_due is not None
@@ -118,11 +118,14 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
         return _series_ended(parsed)
     if fields.get("completed") or not same_rule or new_due is None or new_due <= due:
         return _plain(stored, parsed)
+    # The next occurrence's due date, where the client moves it, as the client sent it (a day
+    # or an instant: the service plans it as a PATCH of it).
+    sent_due = fields.get("due_date")
     if new_due == stored.next_due_date or _on_series(stored, new_due):
-        successor_due = None if new_due == stored.next_due_date else new_due
+        successor_due = None if new_due == stored.next_due_date else sent_due
         return _completing(Form.DUE_ADVANCED, stored, parsed, successor_due)
     if parsed.completed_at is not None:  # repeat from the completion date
-        return _completing(Form.DUE_ADVANCED, stored, parsed, new_due)
+        return _completing(Form.DUE_ADVANCED, stored, parsed, sent_due)
     return _plain(stored, parsed)  # a postponement
 
 
@@ -141,7 +144,7 @@ def is_completed_copy(parsed: ParsedTodo) -> bool:
     """Whether a PUT creating a new UID may be a completed copy of an occurrence (todoman,
     `caldav`): completed, no overrides, a due date."""
     fields = parsed.fields
-    return bool(fields.get("completed")) and not parsed.overrides and bool(fields.get("due_date"))
+    return bool(fields.get("completed")) and not parsed.overrides and parsed.due_at is not None
 
 
 def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
@@ -155,10 +158,19 @@ def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> T
         if (
             task.recurrence is not None
             and task.title == fields["title"]
-            and task.due_date == fields["due_date"]
+            and _copies_due(task, parsed)
         ):
             return task
     return None
+
+
+def _copies_due(task: TaskRow, parsed: ParsedTodo) -> bool:
+    """Whether the copy's DUE is the task's: a day by its date (the copy, a new UID, is read
+    on no task's clock), an instant by itself."""
+    sent = parsed.fields.get("due_date")
+    if task.due_date is not None and is_day(task) and not isinstance(sent, datetime | None):
+        return bool(day_of(task.due_date, task.time_zone) == sent)
+    return task.due_date == parsed.due_at
 
 
 def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
@@ -258,7 +270,9 @@ def _same_rule(stored: TaskRow, sent: str | None) -> bool:
         return True
     if stored.series_start is None:
         return False
-    served = calendar_rule(stored.recurrence, stored.time_zone, stored.series_start)
+    served = served_rule(
+        stored.recurrence, stored.time_zone, stored.series_start, bool(stored.all_day)
+    )
     return rule_key(sent) == rule_key(normalize_rule(served))
 
 

@@ -10,7 +10,7 @@ either).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,8 +30,8 @@ from backend.dav.xml import (
     multistatus,
 )
 from backend.errors import InvalidRequest
-from backend.models.task_calendar import MAPPING
-from backend.recurrence import Schedule
+from backend.models.task_calendar import MAPPING, is_day
+from backend.recurrence import Schedule, day_end
 from backend.services.registry import UnitOfWork
 
 CALENDAR_DATA = clark(CALDAV, "calendar-data")
@@ -138,6 +138,8 @@ def _in_window(row: Any, start: datetime | None, end: datetime | None) -> bool:
     completion `(start <= COMPLETED) AND (end >= COMPLETED)`, else every range (a task
     with neither matches any range: clients would otherwise lose undated tasks)."""
     moment = row.due_date
+    if moment is not None and is_day(row):
+        return _day_in_window(row, start, end)
     if moment is not None:
         if start is not None and moment <= start and _recurs(row):
             # An open occurrence of a series stands for the later ones too (RFC 4791 9.9
@@ -149,6 +151,26 @@ def _in_window(row: Any, start: datetime | None, end: datetime | None) -> bool:
     if moment is not None:
         return (start is None or start <= moment) and (end is None or end >= moment)
     return True
+
+
+def _day_in_window(row: Any, start: datetime | None, end: datetime | None) -> bool:
+    """A day is the time from its start to its end on the task's clock (a DATE's span, RFC
+    5545 3.3.4): in range when they overlap, `(start < day's end) AND (end > day's start)`.
+    An open occurrence of a series stands for its later days, as an instant's does."""
+    first = row.due_date
+    if start is not None and day_end(first, row.time_zone) <= start and _recurs(row):
+        # The series' first day ending after `start` (days are at most a day and an hour).
+        schedule_start = getattr(row, "series_start", None) or first
+        try:
+            schedule = Schedule.of(row.recurrence, row.time_zone, schedule_start)
+            later = schedule.after(max(first, start - timedelta(hours=26)), 30)
+        except ValueError:  # a stored rule is valid; a zone gone from tzdata is not ours to fix
+            return False
+        first = next((d for d in later if day_end(d, row.time_zone) > start), None)
+        if first is None:
+            return False
+    ends = day_end(first, row.time_zone)
+    return (start is None or start < ends) and (end is None or end > first)
 
 
 def _recurs(row: Any) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -46,6 +46,7 @@ from backend.models.task_calendar import (
     completed,
     derived_uid,
     due,
+    is_day,
     is_parent,
     params,
     rule,
@@ -53,7 +54,7 @@ from backend.models.task_calendar import (
     shown_rule,
     zone,
 )
-from backend.recurrence import DEFAULT_TIME_ZONE
+from backend.recurrence import DEFAULT_TIME_ZONE, day_of
 
 PRODUCT = "-//Task API//CalDAV//EN"
 # Bounds on what a PUT may hold (RFC 4791 `max-resource-size`): a task with a long description,
@@ -253,6 +254,7 @@ class ParsedTodo:
 
     uid: str
     fields: dict[str, Any]
+    due_at: datetime | None  # the due date as an instant (a day's start on the task's clock)
     parent_uid: str | None
     sort_order: int | None
     completed_at: datetime | None  # the client's COMPLETED (ours is set by the service)
@@ -351,6 +353,9 @@ def _read(calendar: _Block, todos: Sequence[Any], zone: str) -> ParsedTodo:
     return ParsedTodo(
         uid=read["UID"],
         fields=fields,
+        # A day (`fields["due_date"]`, a date) starts on the clock the service reads it on: the
+        # zone sent (a TZID names none for a DATE), else the stored task's, `stored_zone`.
+        due_at=due(master, stored_zone)[0],
         parent_uid=read["RELATED-TO"],
         sort_order=read["X-APPLE-SORT-ORDER"],
         completed_at=as_utc(stamp.dt, task_zone) if stamp is not None else None,
@@ -434,7 +439,7 @@ def render(
         elif group is None or agree[group]:
             items.append(item)
         elif group not in written:
-            items.extend(_our_lines(group, task, target))
+            items.extend(_our_lines(group, task, target, names))
             written.add(group)
     for group in _MERGED:
         if group in present:  # each group a line holds is written (or kept) in its place
@@ -444,7 +449,7 @@ def render(
             # from what it wrote, and vdirsyncer (which compares content when a PUT returns
             # no ETag) took its next local edit for a change on both sides.
             continue
-        items.extend(_our_lines(group, task, target))
+        items.extend(_our_lines(group, task, target, names))
     items.extend(_our_lines("VALARM", task, target))
     master.items = items
     _drop_absorbed_overrides(calendar, todos, task)
@@ -481,10 +486,16 @@ def _skeleton(task: Any) -> _Block:
     return _tree(calendar.to_ical().decode())
 
 
-def _our_lines(group: str, task: Any, target: Target) -> list[_Line]:
-    """Our content lines for one group, written by icalendar (escaping, folding)."""
+def _our_lines(
+    group: str, task: Any, target: Target, kept_names: Collection[str] = ()
+) -> list[_Line]:
+    """Our content lines for one group, written by icalendar (escaping, folding). A day
+    series' `DTSTART` (written with its `DUE`) only where the client's object has none: its
+    own moves with the due date (`_moved_start`)."""
     todo = Todo()
     BY_NAME[group].put(todo, task, target)
+    if "DTSTART" in kept_names:
+        todo.pop("DTSTART", None)
     return _inner(todo)
 
 
@@ -504,7 +515,13 @@ def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
         return [line] if as_utc(start, task.time_zone) <= task.due_date else []
     delta = task.due_date - old_due
     moved: date | datetime
-    if not isinstance(start, datetime):
+    if is_day(task):
+        # A day's start is a DATE as its DUE is (RFC 5545 3.8.2.3), moved by as many days.
+        zone = task.time_zone
+        days = day_of(task.due_date, zone) - day_of(old_due, zone)
+        moved = start if not isinstance(start, datetime) else day_of(as_utc(start, zone), zone)
+        moved += days
+    elif not isinstance(start, datetime):
         moved = start + timedelta(days=delta.days)
     elif start.tzinfo is None:
         moved = start + delta
@@ -537,8 +554,8 @@ def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], 
 def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
     """The VTIMEZONE of the zone our DUE names, when the object has none for it, before its
     first component."""
-    if task.due_date is None or not ours or task.time_zone in ("UTC", "Etc/UTC"):
-        return
+    if task.due_date is None or not ours or task.time_zone in ("UTC", "Etc/UTC") or is_day(task):
+        return  # a day is a DATE: no TZID names the zone
     if any(task.time_zone in block.texts("TZID") for block in calendar.blocks("VTIMEZONE")):
         return
     text = zone(task.time_zone, task.due_date.year).to_ical().decode()

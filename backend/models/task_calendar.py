@@ -24,10 +24,12 @@ from icalendar import Alarm, Timezone, vCategory, vRecur, vText
 from backend.errors import AppError
 from backend.models.types import MINUTES_BEFORE_DUE_MAX, REMINDERS_MAX_COUNT, Priority
 from backend.recurrence import (
+    DAY_ANCHOR,
     TIME_ZONES,
     RuleError,
     Schedule,
     calendar_rule,
+    day_of,
     normalize_rule,
     time_zone,
 )
@@ -94,6 +96,10 @@ class Categories(vCategory):
 
 
 _FLOATING_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6})(?=;|$)")
+_UTC_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6}Z)(?=;|$)")
+# What `minutes_before_due` counts back from on a day (the database's `task_due_anchor`), as a
+# trigger relative to a DATE DUE (the day's start) says it.
+_ANCHOR = timedelta(hours=DAY_ANCHOR.hour, minutes=DAY_ANCHOR.minute)
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*")
 _PRIORITY_OUT = {"high": 1, "medium": 5, "low": 9}
 # RFC 5545 3.8.1.9, by value: 0 none, 1-4 high, 5 medium, 6-9 low.
@@ -160,6 +166,36 @@ def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
     key = getattr(getattr(value, "tzinfo", None), "key", None)
     named = key if key in KNOWN_ZONES and key not in ("UTC", "Etc/UTC") else None
     return as_utc(value, zone), named
+
+
+def due_day(todo: Any) -> date | None:
+    """The day a VTODO is due on, when its DUE (or DTSTART + DURATION in days) is a DATE
+    (`DUE;VALUE=DATE`: Apple Reminders, Tasks.org): a task due on that day (not an instant)."""
+    value = getattr(todo.get("DUE"), "dt", None)
+    start, duration = todo.get("DTSTART"), todo.get("DURATION")
+    if value is None and start is not None and isinstance(getattr(duration, "dt", 0), timedelta):
+        value = start.dt + duration.dt
+    return value if isinstance(value, date) and not isinstance(value, datetime) else None
+
+
+def _due_field(todo: Any, zone: str) -> tuple[date | datetime | None, str | None]:
+    """`due_date` as the API takes it: the day of a DATE DUE (the service reads it on the
+    task's clock), else the instant (`due`); and the zone DUE's TZID names."""
+    when, named = due(todo, zone)
+    day = due_day(todo)
+    return (day if day is not None and when is not None else when), named
+
+
+def _same_due(read: Any, shown: Any, task: Any) -> bool:
+    """The due date as the client's lines state it and ours: a day is the same DATE; an
+    instant the same instant (a DATE at its zone's midnight stating one, as served before
+    days existed); a TZID naming the task's zone, or none (UTC, floating, a client's)."""
+    (value, named), (ours, zone) = read, shown
+    if named not in (None, zone):
+        return False
+    if isinstance(ours, datetime) and value is not None and not isinstance(value, datetime):
+        return as_utc(value, task.time_zone) == ours  # a DATE naming an instant's midnight
+    return bool(value == ours) and type(value) is type(ours)
 
 
 def _tags(todo: Any, zone: str) -> list[str]:
@@ -238,20 +274,27 @@ def reminders(todo: Any, zone: str) -> list[dict[str, Any]]:
     when, named = due(todo, zone)
     zone = named or zone
     start = getattr(todo.get("DTSTART"), "dt", None)
+    anchor = _ANCHOR if due_day(todo) is not None else timedelta(0)
     found: list[dict[str, Any]] = []
     for alarm in todo.walk("VALARM"):
         trigger = alarm.get("TRIGGER")
         if str(alarm.get("ACTION", "DISPLAY")).upper() not in ("DISPLAY", "AUDIO") or not trigger:
             continue
-        one = _reminder(trigger, when, start, zone)
+        one = _reminder(trigger, when, start, zone, anchor)
         if one is not None and one not in found:
             found.append(one)
     return found[:REMINDERS_MAX_COUNT]
 
 
 def _reminder(
-    trigger: Any, when: datetime | None, start: date | datetime | None, zone: str
+    trigger: Any,
+    when: datetime | None,
+    start: date | datetime | None,
+    zone: str,
+    anchor: timedelta = timedelta(0),
 ) -> dict[str, Any] | None:
+    """One trigger as a reminder; `anchor`: where `minutes_before_due` counts back from, after
+    the due date's start (09:00 on a day, `_ANCHOR`; the instant itself otherwise)."""
     value = trigger.dt
     if isinstance(value, date):  # an absolute trigger (a datetime is a date too)
         return {"at": as_utc(value, zone)}
@@ -259,7 +302,7 @@ def _reminder(
         return {"at": as_utc(start, zone) + value}
     if when is None:
         return None
-    before = -value
+    before = anchor - value
     limit = timedelta(minutes=MINUTES_BEFORE_DUE_MAX)
     if timedelta(0) <= before <= limit and not before.total_seconds() % 60:
         return {"minutes_before_due": int(before.total_seconds() // 60)}
@@ -280,14 +323,32 @@ class Target:
     parent_uid: str | None = None
 
 
+def is_day(task: Any) -> bool:
+    """Whether `task` (a row) is due on a day (`all_day`, migration 0095)."""
+    return bool(getattr(task, "all_day", False)) and task.due_date is not None
+
+
+def served_rule(recurrence: str, zone: str, start: datetime, day: bool) -> str:
+    """`calendar_rule` as a calendar states it: a series on days ends on the DATE of its last
+    day (RFC 5545 3.8.5.3: UNTIL has DTSTART's value type, a DATE beside `DTSTART;VALUE=
+    DATE`); a series of instants at its last instant, in UTC."""
+    text = calendar_rule(recurrence, zone, start)
+    if not day:
+        return text
+    return _UTC_UNTIL.sub(
+        lambda m: f"UNTIL={day_of(datetime.strptime(m.group(1), '%Y%m%dT%H%M%S%z'), zone):%Y%m%d}",
+        text,
+    )
+
+
 def shown_rule(task: Any) -> str | None:
     """An open recurring task carries its rule from its open occurrence, COUNT and UNTIL as
-    one UTC UNTIL (`calendar_rule`: a client expands it from the DUE as the API does); a
+    one UNTIL (`served_rule`: a client expands it from the DUE as the API does); a
     completed occurrence is a task of its own."""
     if task.recurrence is None or task.completed or task.due_date is None:
         return None
     start = task.series_start or task.due_date
-    return normalize_rule(calendar_rule(task.recurrence, task.time_zone, start))
+    return normalize_rule(served_rule(task.recurrence, task.time_zone, start, is_day(task)))
 
 
 def _same_rule(read: str | None, shown: str | None, task: Any) -> bool:
@@ -295,14 +356,26 @@ def _same_rule(read: str | None, shown: str | None, task: Any) -> bool:
     it sent for the UNTIL we write."""
     if rule_key(read) == rule_key(shown) or read is None or task.due_date is None:
         return rule_key(read) == rule_key(shown)
-    with_until = normalize_rule(calendar_rule(read, task.time_zone, task.due_date))
-    return rule_key(with_until) == rule_key(shown)
+    served = served_rule(read, task.time_zone, task.due_date, is_day(task))
+    return rule_key(normalize_rule(served)) == rule_key(shown)
 
 
 def _write_due(component: Any, task: Any, target: Target) -> None:
-    """The due date on its zone's clock; for a VTODO, a date at its zone's midnight is a DATE
-    (RFC 5545 VALUE=DATE: the same instant comes back from it, date-only clients show it
-    all-day). An event's start stays a time (a DATE event would span the whole day)."""
+    """The due date on its zone's clock. A day (`all_day`) is a DATE: a VTODO's `DUE;VALUE=
+    DATE` (and its `DTSTART;VALUE=DATE`, the same day, when it recurs: the recurrence set is
+    DTSTART's, RFC 5545 3.8.5.3), an event's `DTSTART;VALUE=DATE` with `DTEND` the next day
+    (an all-day item). An instant: for a VTODO, at its zone's midnight a DATE (as served
+    before days existed: the same instant comes back from it); an event's start a time."""
+    if is_day(task):
+        day = day_of(task.due_date, task.time_zone)
+        if target.kind == "todo":
+            component.add("due", day)
+            if shown_rule(task) is not None:
+                component.add("dtstart", day)
+        else:
+            component.add("dtstart", day)
+            component.add("dtend", day + timedelta(days=1))
+        return
     if task.due_date is not None:
         local: datetime = task.due_date.astimezone(time_zone(task.time_zone))
         todo = target.kind == "todo"
@@ -331,6 +404,8 @@ def alarm(task: Any, reminder: dict[str, Any], target: Target) -> Alarm:
     if "minutes_before_due" in reminder:
         related = {"RELATED": "END"} if target.kind == "todo" else {}
         before = timedelta(minutes=-int(reminder["minutes_before_due"]))
+        if is_day(task):  # counted back from 09:00 of the day, the DATE being its start
+            before += _ANCHOR
         made.add("trigger", before, parameters=related)
     else:
         at = reminder["at"]  # an instant, or its ISO text as stored
@@ -440,13 +515,16 @@ MAPPING: tuple[Mapped, ...] = (
     Mapped(
         ("due_date", "time_zone"),
         ("DUE",),
-        read=due,
-        shown=lambda task, target: (task.due_date, task.time_zone),
+        read=_due_field,
+        # A day as its date (the API's `due_date`), an instant as itself.
+        shown=lambda task, target: (
+            day_of(task.due_date, task.time_zone) if is_day(task) else task.due_date,
+            task.time_zone,
+        ),
         write=_write_due,
         # The zone only when DUE's TZID names one (else the stored task's stays).
         into=lambda read: {"due_date": read[0]} | ({"time_zone": read[1]} if read[1] else {}),
-        # The instant, and a TZID naming the task's zone (or none: UTC, floating, a client's).
-        same=lambda read, shown, task: read[0] == shown[0] and read[1] in (None, shown[1]),
+        same=_same_due,
     ),
     Mapped(
         ("tags",),

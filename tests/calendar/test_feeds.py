@@ -359,3 +359,35 @@ def test_sign_out_everywhere_ends_every_feed(
     )
     fresh = {"Authorization": f"Bearer {signed_in.json()['data']['access_token']}"}
     assert client.get("/api/calendar-feeds", headers=fresh).json()["data"] == []
+
+
+def test_a_day_is_an_all_day_item_in_either_kind_of_feed(
+    client: TestClient, alice: Account
+) -> None:
+    """A task due on a day (a plain `due_date`): an events feed's all-day VEVENT (`DTSTART;
+    VALUE=DATE`, `DTEND` the next day), a todos feed's `DUE;VALUE=DATE` (with `DTSTART;
+    VALUE=DATE` on a series); an instant stays a time in both."""
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    for title, fields in (
+        ("day", {"due_date": day.isoformat(), "time_zone": "Pacific/Auckland"}),
+        ("daily", {"due_date": day.isoformat(), "recurrence": "FREQ=DAILY;COUNT=3"}),
+        ("instant", {"due_date": _due(3), "time_zone": "Europe/Berlin"}),
+    ):
+        made = client.post("/api/tasks", json={"title": title, **fields}, headers=alice.headers)
+        assert made.status_code == 201, made.text
+    events = {str(c["SUMMARY"]): c for c in parsed(client, make_feed(client, alice)).walk("VEVENT")}
+    assert (events["day"]["DTSTART"].dt, events["day"]["DTEND"].dt) == (
+        day,
+        day + timedelta(days=1),
+    )
+    assert events["daily"]["DTSTART"].dt == day
+    assert isinstance(events["instant"]["DTSTART"].dt, datetime)
+    assert "DTEND" not in events["instant"]
+    todos = parsed(client, make_feed(client, alice, kind="todos")).walk("VTODO")
+    by_title = {str(c["SUMMARY"]): c for c in todos}
+    assert by_title["day"]["DUE"].dt == day and "DTSTART" not in by_title["day"]
+    assert by_title["daily"]["DUE"].dt == day and by_title["daily"]["DTSTART"].dt == day
+    # Its COUNT as the DATE of its last day (RFC 5545 3.8.5.3: UNTIL has DTSTART's type).
+    rule = by_title["daily"]["RRULE"].to_ical().decode()
+    assert f"UNTIL={day + timedelta(days=2):%Y%m%d}" in rule.split(";")
+    assert isinstance(by_title["instant"]["DUE"].dt, datetime)

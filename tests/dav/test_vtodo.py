@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +29,7 @@ from backend.dav.vtodo import (
     render,
 )
 from backend.models import Priority, TaskUpdate
+from backend.models.task import due_value
 from backend.models.task_calendar import (
     CalendarObjectRefused,
     InvalidTodoObject,
@@ -36,6 +37,7 @@ from backend.models.task_calendar import (
     UnsupportedRecurrence,
     rule_key,
 )
+from backend.recurrence import day_of, day_start
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLIENTS = sorted(p.name for p in FIXTURES.glob("*.ics"))
@@ -58,6 +60,7 @@ def row(**values: Any) -> SimpleNamespace:
         "completed_at": None,
         "priority": Priority.none,
         "due_date": None,
+        "all_day": False,
         "tags": [],
         "recurrence": None,
         "time_zone": "UTC",
@@ -77,7 +80,11 @@ def row(**values: Any) -> SimpleNamespace:
 def stored_as(parsed: vtodo.ParsedTodo, **values: Any) -> SimpleNamespace:
     """The row the service would store for `parsed` (its fields as written), then `values`."""
     fields = parsed.update()
+    zone = str(values.get("time_zone") or fields.time_zone or "UTC")
     due = fields.due_date
+    all_day = due is not None and not isinstance(due, datetime)  # a day: its start, stored
+    if all_day:
+        due = day_start(due, zone)
     stored: dict[str, Any] = {
         "title": fields.title,
         "description": fields.description,
@@ -85,6 +92,7 @@ def stored_as(parsed: vtodo.ParsedTodo, **values: Any) -> SimpleNamespace:
         "completed_at": NOW if fields.completed else None,
         "priority": fields.priority,
         "due_date": due,
+        "all_day": all_day,
         "tags": list(fields.tags),
         "recurrence": fields.recurrence,
         "time_zone": str(fields.time_zone or "UTC"),
@@ -151,17 +159,21 @@ def test_thunderbird_completed_occurrence_is_an_override() -> None:
 
 def test_tasks_org_date_only_subtask() -> None:
     parsed = parse(fixture("tasks_org.ics"))
-    assert parsed.fields["due_date"] == datetime(2026, 11, 22, tzinfo=UTC)
+    assert parsed.fields["due_date"] == date(2026, 11, 22)  # a day, as REST takes one
+    assert parsed.due_at == datetime(2026, 11, 22, tzinfo=UTC)
     assert "time_zone" not in parsed.fields  # a date names no zone: the stored one stays
     assert parsed.fields["priority"] == "low"
     assert parsed.fields["recurrence"] == "FREQ=DAILY;INTERVAL=2"
-    assert parsed.fields["reminders"] == [{"minutes_before_due": 0}]
+    # At the day's start (PT0S after its DATE): nine hours before 09:00, where a day's
+    # `minutes_before_due` counts back from.
+    assert parsed.fields["reminders"] == [{"minutes_before_due": 540}]
     assert parsed.parent_uid == "7203958264459613012"  # RELATED-TO without RELTYPE: PARENT
 
 
 def test_a_date_is_read_on_the_stored_zones_clock() -> None:
     parsed = parse(fixture("tasks_org.ics"), zone="Europe/Berlin")
-    assert parsed.fields["due_date"] == datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
+    assert parsed.fields["due_date"] == date(2026, 11, 22)  # the day, whatever the zone
+    assert parsed.due_at == datetime(2026, 11, 21, 23, 0, tzinfo=UTC)  # its start there
 
 
 def test_todoman_floating_due_and_split_categories() -> None:
@@ -454,7 +466,9 @@ def test_a_midnight_due_is_a_date_and_comes_back_the_same() -> None:
     task = row(due_date=datetime(2026, 12, 1, 23, 0, tzinfo=UTC), time_zone="Europe/Berlin")
     body = render(task, None, [])
     assert "DUE;VALUE=DATE:20261202" in unfolded(body)
-    assert parse(body, zone="Europe/Berlin").fields["due_date"] == task.due_date
+    # Sent back, the DATE is that day: due on it, starting at the same instant.
+    back = parse(body, zone="Europe/Berlin")
+    assert (back.fields["due_date"], back.due_at) == (date(2026, 12, 2), task.due_date)
     utc = render(row(due_date=datetime(2026, 12, 1, 15, 30, tzinfo=UTC)), None, [])
     assert "DUE:20261201T153000Z" in unfolded(utc)
     assert b"VTIMEZONE" not in utc  # UTC needs none
@@ -739,7 +753,10 @@ def test_any_edit_of_any_client_object_round_trips(
     parsed = parse(body)
     values: dict[str, Any] = {k: v for k, v in edits.items() if k != "shift"}
     base = stored_as(parsed)
-    if "shift" in edits and base.due_date is not None:
+    if "shift" in edits and base.due_date is not None and base.all_day:
+        day = day_of(base.due_date, base.time_zone) + timedelta(days=edits["shift"] // 60)
+        values["due_date"] = day_start(day, base.time_zone)
+    elif "shift" in edits and base.due_date is not None:
         values["due_date"] = base.due_date + timedelta(minutes=edits["shift"])
     if values.get("completed"):
         values["completed_at"] = NOW
@@ -752,7 +769,7 @@ def test_any_edit_of_any_client_object_round_trips(
     assert fields["tags"] == task.tags
     assert fields["priority"] == Priority(task.priority).value
     assert fields["completed"] == task.completed
-    assert fields["due_date"] == task.due_date
+    assert fields["due_date"] == due_value(task.due_date, task.all_day, task.time_zone)
     assert back.uid == parsed.uid and back.parent_uid == parsed.parent_uid
     lines = raw_lines(served)
     for line in added:
@@ -817,7 +834,7 @@ def test_a_duration_states_the_due_date_and_a_rule_on_it_is_read() -> None:
     assert rule_key(parsed.fields["recurrence"]) == {"FREQ=WEEKLY", "BYDAY=MO", "COUNT=3"}
     dated = _DURATION.replace(b"DTSTART:20221017T065500Z", b"DTSTART;VALUE=DATE:20221017")
     dated = dated.replace(b"DURATION:PT10M", b"DURATION:P2D")
-    assert parse(dated).fields["due_date"] == datetime(2022, 10, 19, tzinfo=UTC)
+    assert parse(dated).fields["due_date"] == date(2022, 10, 19)  # a DATE + days: a day
     # DURATION without DTSTART states nothing: no due date, and so no rule either.
     _refused(_DURATION.replace(b"DTSTART:20221017T065500Z\r\n", b""), UnsupportedRecurrence)
 
