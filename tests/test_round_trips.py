@@ -112,6 +112,15 @@ BUDGETS: dict[str, int] = {
     # The count of every matching task is a statement of its own, sent after the page's.
     "GET /api/tasks?include_total": 2,
     "POST /api/tasks": 1,
+    # Quick add: a line with nothing to look up (its zone sent, no #list, no +member) is read
+    # in Python and costs what a create costs: nothing for parse's read but the caller's entry,
+    # the create's one message for quick. Names (or the caller's zone) are one look-up more.
+    "POST /api/tasks/parse": 1,
+    "POST /api/tasks/quick": 1,
+    "POST /api/tasks/parse+names": 1,
+    "POST /api/tasks/quick+names": 2,
+    # The tool's example sends no zone: the caller's is looked up, then the create.
+    "tool quick_add_task": 2,
     "POST /api/tasks+list_id": 1,
     "POST /api/tasks+parent_id": 1,
     "POST /api/tasks/{task_id}/move": 1,
@@ -470,6 +479,18 @@ BODIES: dict[str, Any] = {
 }
 # Requests beyond one per route: the placing variants of the task routes.
 VARIANTS: dict[str, tuple[str, str, Any]] = {
+    # Quick add (issue 80): a line that names a list and a member, its zone the caller's: one
+    # look-up of the names and the zone (with the caller's entry), then the create's message.
+    "POST /api/tasks/parse+names": (
+        "POST",
+        "/api/tasks/parse",
+        {"text": "Buy milk tomorrow #groceries +alice @errands"},
+    ),
+    "POST /api/tasks/quick+names": (
+        "POST",
+        "/api/tasks/quick",
+        {"text": "Buy milk tomorrow #groceries +alice @errands"},
+    ),
     "GET /api/tasks?list_id": ("GET", "/api/tasks?list_id=LIST&parent_id=none&sort=position", None),
     "POST /api/tasks+list_id": ("POST", "/api/tasks", {"title": "listed", "list_id": "LIST"}),
     "POST /api/tasks+parent_id": ("POST", "/api/tasks", {"title": "sub", "parent_id": "PARENT"}),
