@@ -264,6 +264,30 @@ def check_attachments(out: str) -> None:
     assert any(isinstance(b, dict) and "quota_bytes" in b for b in found), out
 
 
+def check_quick_add(out: str) -> None:
+    """The preview read every kind of token at its code-point offsets and created nothing; the
+    quick add created that task; rejecting "Monday" made Friday the due, a day; a line of only
+    tokens was 422."""
+    found = [b for b in bodies(out) if isinstance(b, dict)]
+    previews = [b for b in found if "tokens" in b]
+    preview = previews[0]
+    assert preview["task"]["title"] == "Buy milk", out
+    assert preview["task"]["due_date"] == "2030-11-29T16:00:00Z", out
+    assert [(t["kind"], t["start"], t["end"]) for t in preview["tokens"]] == [
+        ("due", 9, 21), ("list", 22, 27), ("tag", 28, 36), ("priority", 37, 42),
+    ]  # fmt: skip
+    created = [b for b in found if "id" in b and "all_day" in b]
+    milk, report = created
+    assert (milk["title"], milk["list_id"]) == ("Buy milk", preview["task"]["list_id"]), out
+    assert (milk["tags"], milk["priority"], milk["all_day"]) == (["errands"], "high", False)
+    monday = previews[1]["tokens"][0]
+    assert (monday["text"], monday["start"], monday["value"]) == ("Monday", 8, "2030-12-02")
+    assert (report["title"], report["due_date"], report["all_day"]) == (
+        "Prepare Monday report for", "2030-11-29", True,
+    )  # fmt: skip
+    assert re.findall(r"HTTP/1.1 (\d+)", out) == ["422"], out
+
+
 def check_reminders(out: str) -> None:
     """The VAPID public key (65 bytes, base64url) and the settings as the PATCH left them."""
     found = bodies(out)
@@ -290,6 +314,7 @@ CHECKS = {
     "guides/trash.md": check_trash,
     "guides/attachments.md": check_attachments,
     "guides/reminders.md": check_reminders,
+    "guides/quick-add.md": check_quick_add,
 }
 
 
