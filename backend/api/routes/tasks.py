@@ -118,6 +118,15 @@ _IDEMPOTENT_EXAMPLES = (CONFLICT, VALIDATION, KEY_MISMATCH)
 # What a write that places a task (list_id, parent_id) may refuse, besides the usual.
 _PLACED_EXAMPLES = (LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, SUBTASK_CYCLE, LIST_FULL)
 _WRITE_EXAMPLES = (TASK_NOT_FOUND, VALIDATION, PRECONDITION, *_PLACED_EXAMPLES)
+# The 201 of a route that creates a task.
+_CREATED = rate_limited(
+    201,
+    "Created; `Location` points at the new task. A replay of an Idempotency-Key's "
+    "first response adds `Idempotent-Replayed: true`.",
+    "Location",
+    "ETag",
+    "Idempotent-Replayed",
+)
 
 
 def _one(task: TaskRow, response: Response) -> TaskEnvelope:
@@ -240,14 +249,7 @@ def list_tasks(
     response_model=TaskEnvelope,
     summary="Create a task",
     responses={
-        **rate_limited(
-            201,
-            "Created; `Location` points at the new task. A replay of an Idempotency-Key's "
-            "first response adds `Idempotent-Replayed: true`.",
-            "Location",
-            "ETag",
-            "Idempotent-Replayed",
-        ),
+        **_CREATED,
         **errors(
             400,
             404,
@@ -305,14 +307,7 @@ def parse_quick_add(door: Door, body: QuickAddRequest) -> QuickAddEnvelope:
     description="Creates exactly what `POST /api/tasks/parse` shows for the same body, as "
     "`POST /api/tasks` creates a task (`Location`, `ETag`, `Idempotency-Key`, events).",
     responses={
-        **rate_limited(
-            201,
-            "Created; `Location` points at the new task. A replay of an Idempotency-Key's "
-            "first response adds `Idempotent-Replayed: true`.",
-            "Location",
-            "ETag",
-            "Idempotent-Replayed",
-        ),
+        **_CREATED,
         **errors(
             400,
             403,
