@@ -234,3 +234,19 @@ def test_bad_days_are_422(client: TestClient, alice: Account) -> None:
         )
         assert response.status_code == 422, (due, response.text)
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_an_undo_and_a_restore_bring_the_day_back(client: TestClient, alice: Account) -> None:
+    task = create(client, alice, due_date="2030-12-01", time_zone=FAR)
+    patch(client, alice, task["id"], due_date="2030-12-03T10:00:00Z")
+    newest = client.get("/api/activity", params={"limit": 1}, headers=alice.headers).json()
+    undone = client.post(f"/api/activity/{newest['data'][0]['id']}/undo", headers=alice.headers)
+    assert undone.status_code < 300, undone.text
+    back = get(client, alice, task["id"])
+    assert (back["due_date"], back["all_day"]) == ("2030-12-01", True)
+    deleted = client.delete(f"/api/tasks/{task['id']}", headers=alice.headers)
+    assert deleted.status_code == 204, deleted.text
+    restored = client.post(f"/api/trash/{task['id']}/restore", headers=alice.headers)
+    assert restored.status_code < 300, restored.text
+    again = get(client, alice, task["id"])
+    assert (again["due_date"], again["all_day"], again["time_zone"]) == ("2030-12-01", True, FAR)
