@@ -86,6 +86,7 @@ from starlette.routing import Route
 from backend.models.task_event import CHANGE_TYPES, DAV_TYPES, FEED_TYPES
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_table import Task
+from backend.models.types import due_value, is_overdue
 from backend.services.access import Action, roles
 from scripts.bench.cursors import encode_changes_cursor, encode_cursor, list_fingerprint
 
@@ -288,14 +289,15 @@ EMPTY_LIST_SQL = f"SELECT {FEED_POSITION}, EXISTS ({PAGE_SQL})"
 EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
 GET_SQL = f"SELECT {VIEW} FROM tasks WHERE tasks.id = %(task_id)s AND {_access(READ_ROLES)}"
-# The API's insert writes the schedule too: for a task without one, these values; and its
+# The API's insert writes the schedule too: for a task without one, these values (a due
+# day, `YYYY-MM-DD`, is its start on the task's clock, UTC here, and `all_day`); and its
 # completion time is a CalDAV client's COMPLETED when sent (NULL from REST), else now().
 INSERT_SQL = (
     "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
-    "due_date, tags, assignees, recurrence, time_zone, reminders, series_id, series_start, "
-    "next_due_date) VALUES (%(user)s, %(title)s, %(description)s, %(completed)s, "
-    "CASE WHEN %(completed)s THEN coalesce(NULL, now()) END, %(priority)s, %(due_date)s, "
-    "%(tags)s, "
+    "due_date, all_day, tags, assignees, recurrence, time_zone, reminders, series_id, "
+    "series_start, next_due_date) VALUES (%(user)s, %(title)s, %(description)s, "
+    "%(completed)s, CASE WHEN %(completed)s THEN coalesce(NULL, now()) END, %(priority)s, "
+    "%(due_date)s, %(all_day)s, %(tags)s, "
     "'{}'::TEXT[], NULL, 'UTC', '[]'::JSONB, NULL::UUID, NULL, NULL) "
     f"RETURNING {WRITTEN_VIEW}"
 )
@@ -594,6 +596,7 @@ _AT = {name: index for index, name in enumerate(COLUMN_NAMES)}
 _ENCODE = tuple((name, _AT[name], _CONVERT.get(TYPE_NAMES.get(name, ""))) for name in FIELD_NAMES)
 _ID, _VERSION, _COMPLETED, _DUE = _AT["id"], _AT["version"], _AT["completed"], _AT["due_date"]
 _SUBTASKS, _OPEN = _AT["subtask_count"], _AT["open_subtask_count"]
+_ALL_DAY, _ZONE = _AT["all_day"], _AT["time_zone"]
 # A listing row's sort key follows the view, then the feed position.
 SORT_KEY = len(COLUMN_NAMES)
 
@@ -601,6 +604,13 @@ SORT_KEY = len(COLUMN_NAMES)
 def _task(row: tuple[Any, ...], now: datetime) -> dict[str, Any]:
     task = {name: row[i] if f is None else f(row[i]) for name, i, f in _ENCODE}
     completed, due = row[_COMPLETED], row[_DUE]
+    if row[_ALL_DAY] and due is not None:
+        # A task due on a day shows the day, overdue once it has ended (the API's `due_value`
+        # and `is_overdue`).
+        day = due_value(due, True, row[_ZONE])
+        task["due_date"] = day.isoformat() if day is not None else None
+        task["is_overdue"] = is_overdue(completed, day, now, row[_ZONE])
+        return task
     task["is_overdue"] = not completed and due is not None and due < now
     return task
 
@@ -734,6 +744,11 @@ def _instant(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def _is_day(value: Any) -> bool:
+    """A due day (`YYYY-MM-DD`, as `_instant` reads one) rather than an instant: `all_day`."""
+    return value is not None and len(value) == 10
+
+
 def _tags(value: Any) -> list[str]:
     return list(dict.fromkeys(str(t).strip().lower() for t in value))
 
@@ -763,6 +778,7 @@ async def create_task(request: Request) -> Response:
             "completed": bool(body.get("completed", False)),
             "priority": priority,
             "due_date": _instant(body.get("due_date")),
+            "all_day": _is_day(body.get("due_date")),
             "tags": _tags(body.get("tags", [])),
         }
         entry = Entry(subject, version, write=True)

@@ -36,6 +36,7 @@ from scripts.bench import (
     davsync,
     dbproxy,
     lists,
+    quickadd,
     report,
     seed,
     servers,
@@ -50,6 +51,7 @@ from scripts.bench.wrk import (
     DAV,
     DAV_SYNC,
     PAIRED,
+    QUICK_ADD,
     SCENARIOS,
     SHARED,
     WRITES,
@@ -380,13 +382,17 @@ class Bench:
                 checked += dav.validate(by_name["api"].url, self.dav)
             if "api" in by_name and self.dav_sync_data is not None:
                 checked += davsync.validate(by_name["api"].url, db, self.dav_sync_data)
+            if "api" in by_name and any(s in QUICK_ADD for s in self.plan.scenarios):
+                checked += quickadd.validate(by_name["api"].url, tokens[0])
             self.validation += [f"{size}, {workers} worker(s): {c}" for c in checked]
             seed.reset(engine)
             self.say(f"[{size}, {workers}w] validated: {len(checked)} checks, identical answers")
             moves = "move" in self.plan.scenarios
             sharing = [run for s in self.plan.scenarios for run in PAIRED.get(s, ())]
+            # Quick add is not in the mix: its route warms up on its own when chosen.
+            typed = [s for s in self.plan.scenarios if s in QUICK_ADD]
             for target in started:
-                for scenario in ("list", "mix", *(("move",) if moves else ()), *sharing):
+                for scenario in ("list", "mix", *(("move",) if moves else ()), *sharing, *typed):
                     if not serves(target.name, _scenario_of(scenario)):
                         continue
                     if self.plan.warmup_seconds:

@@ -28,10 +28,12 @@ SCENARIOS = (
     "dav-put-if-match",  # issue 70: the same PUT naming the object's tag in If-Match
     "dav-sync",  # issue 62: a CalDAV sync of a 1,000-task list, 1 change since, then none
     "dav-query",  # issue 70: a calendar-query with text and property filters over 1,000 tasks
+    "parse",  # issue 80: a typed 100-character line previewed as a task, beside `create`
+    "quick",  # issue 80: the same line created as a task
     "mix",
 )
 WRITES = {"create", "update", "toggle", "toggle-one-user", "delete", "move", "delete-list"}
-WRITES |= {"dav-put", "dav-put-if-match"}
+WRITES |= {"dav-put", "dav-put-if-match", "quick"}
 # Issue 24's list scenarios (scripts/bench/lists.py): the API alone, on the list owners' data.
 API_ONLY = {"move", "delete-list"}
 # Issue 62's (scripts/bench/dav.py): the API alone (the baseline and naive apps have no DAV),
@@ -47,6 +49,9 @@ CALENDAR = {"calendar-feed": ("calendar-feed", "calendar-feed-304")}
 # is two runs, a sync with one change since its token (the scenario's name) and with none
 # (`-unchanged`); issue 70's filtered `calendar-query` reads the same accounts' lists.
 DAV_SYNC = {"dav-sync": ("dav-sync", "dav-sync-unchanged"), "dav-query": ("dav-query",)}
+# Issue 80's (scripts/bench/quickadd.py): the API alone (the baseline and naive apps have no
+# quick add), on the main data file (any seeded user types the line).
+QUICK_ADD = {"parse", "quick"}
 # The scenarios whose level is two runs.
 PAIRED = {**SHARED, **CALENDAR, **DAV_SYNC}
 # Issue 31: the routes the naive session-per-request app (scripts/bench/naive.py) serves, the
@@ -56,7 +61,7 @@ NAIVE = ("get", "list", "update", "toggle", "create")
 
 def serves(server: str, scenario: str) -> bool:
     """Whether `server` ("api", "before", "baseline", "naive") takes part in `scenario`."""
-    if scenario in API_ONLY or scenario in PAIRED or scenario in DAV:
+    if scenario in API_ONLY or scenario in PAIRED or scenario in DAV or scenario in QUICK_ADD:
         return server == "api"
     return server != "naive" or scenario in NAIVE
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scripts.bench import report, wrk
+from scripts.bench import quickadd, report, wrk
 from scripts.bench.run import build_plan, parse_args
 from scripts.bench.run import main as bench_main
 from scripts.bench.workload import write_data
@@ -100,8 +100,8 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     validation = results["validation"]
     # shared-list's: the member's page is the owner's, twice; calendar-feed's: its feeds;
     # dav-put's: each account's PUT; dav-sync's: its lists' syncs, dav-query's: its filtered
-    # query; the list scenario's callers are members of no list.
-    assert len(validation) == 23
+    # query; the list scenario's callers are members of no list; parse's and quick's line.
+    assert len(validation) == 24
     # The naive app (issue 31) is checked on its own terms, beside the API's answers.
     assert sum(v.split(": ", 1)[1].startswith("naive: ") for v in validation) == 3
     # Every listing is validated (meta.changes_cursor included): a first page, one with a
@@ -122,13 +122,13 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     # shared-list (issue 39) is two runs on the API alone, the member's and the owner's;
     # calendar-feed (issue 52) two too, the full feed and its 304; dav-put (issue 62) on the
     # API alone (the others speak no DAV), dav-sync two, with one change since its token and
-    # with none.
+    # with none; parse and quick (issue 80) on the API alone (the others have no quick add).
     assert {(r["scenario"], r["server"]) for r in runs} == {
         (run, server)
         for s in wrk.SCENARIOS
         for run in wrk.PAIRED.get(s, (s,))
         for server in ("api", "baseline", "naive")
-        if server == "api" or (s not in wrk.API_ONLY and s not in wrk.PAIRED and s not in wrk.DAV)
+        if server == "api" or not {s} & {*wrk.API_ONLY, *wrk.PAIRED, *wrk.DAV, *wrk.QUICK_ADD}
         if server != "naive" or s in ("get", "list", "update", "toggle", "create")
     }
     for run in runs:
@@ -158,6 +158,7 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
         if row["scenario"] not in {
             *wrk.API_ONLY,
             *wrk.DAV,
+            *wrk.QUICK_ADD,
             *(r for runs in wrk.PAIRED.values() for r in runs),
         }:
             assert row["api_over_baseline_rps"] > 0 and row["api_over_baseline_cpu"] > 0, row
@@ -175,6 +176,7 @@ def test_benchmark_runs_end_to_end(wrk_installed: None, database_url: str, tmp_p
     assert any("dav-put: 2 accounts' PUTs answered 204 and served back" in v for v in validation)
     assert any("dav-sync: 4 lists of 1000 tasks, 1 change since the token" in v for v in validation)
     assert any("dav-query: the filtered query returns its 11 tasks" in v for v in validation)
+    assert any("parse, quick: the 100-character line reads as" in v for v in validation)
     if importlib.util.find_spec("matplotlib") is None:
         assert report.NO_CHART in result.stdout
         assert not (out / "results.png").exists()
@@ -316,3 +318,15 @@ def test_db_rtt_runs_each_server_through_the_delay_proxy(
     assert "## Database round trip" in markdown
     assert "| get | 4 ms |" in markdown
     assert "| get | no proxy |" in markdown
+
+
+def test_the_quick_add_scripts_send_the_validated_line() -> None:
+    """parse.lua and quick.lua send the body the validation reads (scripts/bench/quickadd.py):
+    100 characters with a zone, so neither request looks anything up."""
+    assert len(quickadd.TEXT) == 100 and quickadd.BODY["time_zone"]
+    for scenario in quickadd.SCENARIOS:
+        script = (ROOT / "scripts/bench/lua" / f"{scenario}.lua").read_text()
+        assert f"local body = '{quickadd.body_json()}'" in script, scenario
+        assert f'"/api/tasks/{scenario}"' in script, scenario
+    assert set(quickadd.SCENARIOS) == wrk.QUICK_ADD <= set(wrk.SCENARIOS)
+    assert not any(wrk.serves(server, s) for server in ("baseline", "naive") for s in wrk.QUICK_ADD)
