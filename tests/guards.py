@@ -78,6 +78,9 @@ class Subject:
     words: tuple[str, ...]
     routes: tuple[str, ...] = ()
     known: frozenset[str] = frozenset()
+    # A POST route's generated protocol-text door, named by its collection
+    # (tests/security/test_protocol_text.py: `/tasks/{task_id}/comments-text3`).
+    door: str | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -86,6 +89,9 @@ class Subject:
 
     def named_in(self, text: str) -> bool:
         if self.routes:
+            door = self.door
+            if door is not None and text.startswith(door) and text[len(door) :][:1] == "-":
+                return True
             return any(self._route_in(text, route) for route in self.routes)
         return self.pattern.search(text) is not None
 
@@ -132,7 +138,8 @@ def route_subject(name: str) -> Subject:
     method, _, path = name.partition(" ")
     twin = f"{method} /api/{{user_id}}/{path.removeprefix('/api/')}"
     routes = (name, twin) if twin in labels and path.startswith("/api/") else (name,)
-    return Subject(name, routes, routes=routes, known=frozenset(labels))
+    door = path.removeprefix("/api") if method == "POST" and path.startswith("/api/") else None
+    return Subject(name, routes, routes=routes, known=frozenset(labels), door=door)
 
 
 def subject_of(name: str) -> Subject:

@@ -69,6 +69,11 @@ def test_a_route_names_its_cases_and_its_twins_and_a_longer_route_does_not() -> 
         assert quick.named_in(case), case
     for case in ("POST /api/tasks 0", "POST /api/tasks/parse 0", "quick_add_task-owner"):
         assert not quick.named_in(case), case
+    # A POST's generated protocol-text door is named by its collection.
+    comments = guards.subject_of("POST /api/tasks/{task_id}/comments")
+    assert comments.named_in("/tasks/{task_id}/comments-text3")
+    assert not comments.named_in("/tasks/{task_id}/comments/{comment_id}-text3")
+    assert not guards.subject_of("POST /api/tasks").named_in("/tasks/{task_id}/comments-text3")
     tasks = guards.subject_of("POST /api/tasks")
     assert tasks.named_in("POST /api/tasks 0") and tasks.named_in("POST /api/tasks-owner")
     assert not tasks.named_in("POST /api/tasks/quick 0")
