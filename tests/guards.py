@@ -1,7 +1,8 @@
 """One subject's guards: `python -m pytest --guards-for task_comments` runs every generated
 guard of one declared task's child (a table of `CHILDREN`) or private resource of named rows
-(`NAMED_RESOURCES`, by its table: `saved_filters`), and nothing else (docs/contributing,
-"A change's own guards").
+(`NAMED_RESOURCES`, by its table: `saved_filters`), and `--guards-for "POST /api/tasks/quick"`
+those of one route (an operation of specs/openapi.json, with its `/api/{user_id}/...` twin if
+it has one), and nothing else (docs/contributing, "A change's own guards").
 
 The guards are generated from the declarations and parametrised by what they try: a route
 (`POST /api/tasks/{task_id}/comments`), a door (`/tasks/{task_id}/comments`), a tool
@@ -10,9 +11,12 @@ option, a parametrised case runs when its id names the subject, by one of its wo
 table, its noun, its plural: `task_comments`, `comment`, `comments`) standing whole between
 characters that are not letters or digits (so `commenter`, a role, is not `comment`); a test
 that is not parametrised runs whole (a check of every declaration, as the declared actions'
-`tests/sharing/test_declared.py`). The fuzz test (tests/test_fuzz.py) fuzzes the subject's
-operations only: those of specs/openapi.json whose `METHOD /path` names it. Given no test
-file, the run collects `GUARD_FILES` only.
+`tests/sharing/test_declared.py`). A route is named by its `METHOD /path` standing whole: not
+followed by a character of a path, and not the beginning of a longer route found there
+(`POST /api/tasks` is not `POST /api/tasks/quick`, `/api/calendar` not `/api/calendar-feeds`).
+The fuzz test (tests/test_fuzz.py) fuzzes the subject's operations only: those of
+specs/openapi.json whose `METHOD /path` names it. Given no test file, the run collects
+`GUARD_FILES` only.
 
 A selection that names no case of the subject, or a fuzz filter that names no operation, is a
 usage error: a guard narrowed to nothing must never pass for one that ran.
@@ -58,14 +62,25 @@ MARKER = "narrowed"
 FUZZ_OPTION = "--fuzz-operation"
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# A route subject: `METHOD /path`.
+ROUTE = re.compile(rf"(?:{'|'.join(m.upper() for m in _METHODS)}) /\S*")
+# What, following a route in an id, makes it a longer path (`-` may: `move-owner` is the move
+# route's case for an owner; `known` tells `/calendar-feeds` from `/calendar`).
+_IN_A_PATH = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_/{}.") - {""}
 
 
 @dataclass(frozen=True)
 class Subject:
-    """A declared child or resource as the guards' ids name it."""
+    """A declared child, resource or route as the guards' ids name it (a route: `routes`, its
+    `METHOD /path` and its twin's; `known`: every route's, to tell a longer one apart)."""
 
     name: str
     words: tuple[str, ...]
+    routes: tuple[str, ...] = ()
+    known: frozenset[str] = frozenset()
+    # A POST route's generated protocol-text door, named by its collection
+    # (tests/security/test_protocol_text.py: `/tasks/{task_id}/comments-text3`).
+    door: str | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -73,7 +88,22 @@ class Subject:
         return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
 
     def named_in(self, text: str) -> bool:
+        if self.routes:
+            door = self.door
+            if door is not None and text.startswith(door) and text[len(door) :][:1] == "-":
+                return True
+            return any(self._route_in(text, route) for route in self.routes)
         return self.pattern.search(text) is not None
+
+    def _route_in(self, text: str, route: str) -> bool:
+        for found in re.finditer(re.escape(route), text):
+            start, end = found.span()
+            if (start and text[start - 1].isalnum()) or text[end : end + 1] in _IN_A_PATH:
+                continue
+            longer = (r for r in self.known if len(r) > len(route) and r.startswith(route))
+            if not any(text.startswith(r, start) for r in longer):
+                return True
+        return False
 
 
 def _snake(words: str) -> str:
@@ -96,7 +126,25 @@ def subjects() -> dict[str, Subject]:
     return found
 
 
+def route_subject(name: str) -> Subject:
+    """The route `METHOD /path` as a subject: with its `/api/{user_id}/...` twin, which
+    backend/api/routes/user_tasks.py makes from it, when specs/openapi.json has one."""
+    labels = {label for label, _ in operations()}
+    if name not in labels:
+        raise pytest.UsageError(
+            f"{OPTION} {name}: not an operation of specs/{SPEC.name} (a new route: regenerate "
+            "it, `python -m backend openapi > specs/openapi.json`)"
+        )
+    method, _, path = name.partition(" ")
+    twin = f"{method} /api/{{user_id}}/{path.removeprefix('/api/')}"
+    routes = (name, twin) if twin in labels and path.startswith("/api/") else (name,)
+    door = path.removeprefix("/api") if method == "POST" and path.startswith("/api/") else None
+    return Subject(name, routes, routes=routes, known=frozenset(labels), door=door)
+
+
 def subject_of(name: str) -> Subject:
+    if ROUTE.fullmatch(name):
+        return route_subject(name)
     known = subjects()
     if name not in known:
         raise pytest.UsageError(
@@ -146,10 +194,11 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("guards", "one subject's guards (tests/guards.py)")
     group.addoption(
         OPTION,
-        metavar="TABLE",
+        metavar="TABLE|'METHOD /path'",
         default=None,
         help="run only the generated guards' cases of one declared task's child or resource "
-        "(by its table: task_comments, saved_filters); given no test file, the guard files",
+        "(by its table: task_comments, saved_filters) or of one route ('POST /api/tasks/quick',"
+        " with its /api/{user_id} twin); given no test file, the guard files",
     )
     group.addoption(
         FUZZ_OPTION,

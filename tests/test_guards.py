@@ -1,6 +1,6 @@
-"""`--guards-for TABLE` and `--fuzz-operation` (tests/guards.py): the narrowing selects a
-subject's own cases and never nothing. A collection in a subprocess is what a contributor runs
-(`pytest --collect-only`, nothing executed); the rest reads the declarations."""
+"""`--guards-for TABLE|'METHOD /path'` and `--fuzz-operation` (tests/guards.py): the narrowing
+selects a subject's own cases and never nothing. A collection in a subprocess is what a
+contributor runs (`pytest --collect-only`, nothing executed); the rest reads the declarations."""
 
 from __future__ import annotations
 
@@ -55,6 +55,53 @@ def test_a_word_of_the_subject_names_a_case_and_a_longer_word_does_not() -> None
         "list_attachments",
     ):
         assert not comments.named_in(case), case
+
+
+def test_a_route_names_its_cases_and_its_twins_and_a_longer_route_does_not() -> None:
+    quick = guards.subject_of("POST /api/tasks/quick")
+    assert quick.routes == ("POST /api/tasks/quick", "POST /api/{user_id}/tasks/quick")
+    for case in (
+        "POST /api/tasks/quick 0",
+        "POST /api/{user_id}/tasks/quick 0",
+        "POST /api/tasks/quick+names",
+        "POST /api/tasks/quick body.list_id-owner",
+    ):
+        assert quick.named_in(case), case
+    for case in ("POST /api/tasks 0", "POST /api/tasks/parse 0", "quick_add_task-owner"):
+        assert not quick.named_in(case), case
+    # A POST's generated protocol-text door is named by its collection.
+    comments = guards.subject_of("POST /api/tasks/{task_id}/comments")
+    assert comments.named_in("/tasks/{task_id}/comments-text3")
+    assert not comments.named_in("/tasks/{task_id}/comments/{comment_id}-text3")
+    assert not guards.subject_of("POST /api/tasks").named_in("/tasks/{task_id}/comments-text3")
+    tasks = guards.subject_of("POST /api/tasks")
+    assert tasks.named_in("POST /api/tasks 0") and tasks.named_in("POST /api/tasks-owner")
+    assert not tasks.named_in("POST /api/tasks/quick 0")
+    assert not tasks.named_in("POST /api/tasks/{task_id}/move-viewer")
+    # `-` may follow a route (a case's role), but not begin a longer route found there.
+    feeds = guards.subject_of("POST /api/calendar-feeds")
+    assert feeds.named_in("POST /api/calendar-feeds-owner")
+    shorter = guards.Subject("POST /api/calendar", (), ("POST /api/calendar",), feeds.known)
+    assert not shorter.named_in("POST /api/calendar-feeds-owner")
+    assert shorter.named_in("POST /api/calendar-owner")
+    with pytest.raises(pytest.UsageError, match=r"not an operation of specs/openapi\.json"):
+        guards.subject_of("POST /api/tasks/{task_id}/nothing")
+
+
+def test_a_route_is_narrowed_to_its_cases() -> None:
+    file = "tests/test_round_trips.py"
+    narrowed = _collect("--guards-for", "POST /api/tasks/quick", file)
+    assert narrowed.returncode == 0, narrowed.stdout + narrowed.stderr
+    own = [case.split("::")[1] for case in _ids(narrowed.stdout) if "[" in case]
+    assert sorted(own) == [
+        "test_route_round_trips[POST /api/tasks/quick+names]",
+        "test_route_round_trips[POST /api/tasks/quick]",
+        "test_route_round_trips[POST /api/{user_id}/tasks/quick]",
+    ]
+    assert guards.fuzzed(_options(**{guards.OPTION: "POST /api/tasks/quick"})) == [
+        "POST /api/tasks/quick",
+        "POST /api/{user_id}/tasks/quick",
+    ]
 
 
 def test_every_declared_child_and_resource_is_a_subject() -> None:

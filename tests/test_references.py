@@ -4,7 +4,8 @@ foreign key on `(user_id, <ref>)` to the target's `(user_id, id)`.
 
 The per-user tables are read from the database (every table with a `user_id` column), so a
 new table, or a new `<name>_id` column on one (a list, a parent task), is checked without
-anyone listing it: it must be such a key, or an exemption below with its reason.
+anyone listing it: it must be such a key, or say on its column why it is none
+(`info=not_a_reference("why")`).
 """
 
 from __future__ import annotations
@@ -15,51 +16,29 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
 
+import backend.models  # noqa: F401  (every table, found: their columns' declarations)
 from backend.errors import ACCOUNT_KEY_SUFFIXES
+from backend.models.references import NOT_A_REFERENCE
 from backend.models.task_children import CHILDREN
 from tests.conftest import ROOT, Account
 
-# Columns that name a row but are not references a client can set, with why they need no key.
-NOT_REFERENCES = {
-    ("tasks", "series_id"): "a series' UUID, shared by its occurrences; no row is named",
-    ("tasks", "previous_task_id"): (
-        "provenance: written only by the successor insert, from the caller's own row in the "
-        "same statement (services/tasks.py), and kept after that row is deleted"
-    ),
-    ("task_events", "task_id"): "the outbox keeps a deleted task's changes: history, not a link",
-    ("reminder_deliveries", "task_id"): "a fired reminder's task, possibly another user's (a "
-    "member's reminder) or gone by send time: the sink checks who still reaches it",
-    ("reminder_deliveries", "event_id"): "the reminder event's UUID (the push Topic and the "
-    "Message-ID); the event may be pruned first",
-    ("task_events", "list_id"): "the outbox keeps a deleted list's events: history, not a link",
-    ("task_events", "event_id"): "the event's own public id",
-    ("task_events_pruned", "through_id"): "a position in the user's change feed, not a row",
-    ("conversations", "public_id"): "the row's own ChatKit id (migration 0025)",
-    ("messages", "public_id"): "the row's own ChatKit id (migration 0025)",
-    ("chatkit_items", "public_id"): "the row's own ChatKit id (migration 0025)",
-    ("task_events", "actor_id"): "who made a change: an account, kept as history (no key)",
-    ("list_members", "member_id"): (
-        "an account, not a row of the owner's: the member (the caller, when it accepts)"
-    ),
-    ("task_member_reminders", "member_id"): (
-        "an account, not a row of the owner's: the member whose reminders they are (the "
-        "caller, written by the trigger its own write fires)"
-    ),
-    ("task_reminders", "recipient_id"): (
-        "an account: who a scheduled reminder is for (a member of the task's list; NULL for "
-        "the task's owner), written by the schedule's triggers only"
-    ),
-    ("calendar_feeds", "list_id"): (
-        "a list feed's list, possibly another's (shared: in its owner's space); read through "
-        "the access predicate at each fetch, a list the creator cannot read being the feed's "
-        "404 (migration 0044)"
-    ),
-    ("task_trash", "list_id"): (
-        "the list a deleted task was in, possibly another's (shared: in its owner's space) or "
-        "deleted since; read through the access predicate, never followed (migration 0048)"
-    ),
-}
+
+def not_references() -> dict[tuple[str, str], str]:
+    """Columns that name a row but are not references a client can set, with why they need no
+    key: declared on the column (`Column(..., info=not_a_reference("why"))`,
+    backend/models/references.py), read here from every table."""
+    return {
+        (table.name, column.name): column.info[NOT_A_REFERENCE]
+        for table in SQLModel.metadata.tables.values()
+        for column in table.columns
+        if NOT_A_REFERENCE in column.info
+    }
+
+
+NOT_REFERENCES = not_references()
+
 
 # A task's child is reached through its task (its `(user_id, task_id)` key): a `list_id` on
 # one is a copy of its task's list, never set by a client, kept for the plans of its reads;

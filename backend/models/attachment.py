@@ -129,6 +129,6 @@ TASK_ATTACHMENTS = TaskChild(
     "`file`), download, delete. Whoever may read the task lists and downloads them; an editor "
     "and up uploads them and deletes any, whoever uploaded it; a member below the role "
     "gets 403 `FORBIDDEN`, anyone else the 404 a missing task gets.",
-    # Its list tool is `list_attachments` (backend/mcp/tools.py): each row with a link.
+    # Its list tool is `list_attachments` (backend/mcp/tools/attachments.py): each row with a link.
     stored=Stored(key="storage_key", size="size", by="uploaded_by"),
 )

@@ -28,7 +28,7 @@ from sqlmodel import SQLModel
 
 from backend.models.columns import id_column, now_column, user_id_column
 from backend.models.common import JsonInt, UtcDatetime
-from backend.models.references import LISTS, Action, Reference
+from backend.models.references import LISTS, Action, Reference, not_a_reference
 from backend.models.task_list import LIST_ID_MAX
 
 # How many feeds one account may have (a create past it: 422 LIMIT_REACHED).
@@ -77,7 +77,18 @@ class CalendarFeed(SQLModel, table=True):
     kind: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'events'")))
     scope: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'all'")))
     # No key: a shared list is in its owner's space; each fetch reads it through `access`.
-    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    list_id: int | None = SQLField(
+        default=None,
+        sa_column=Column(
+            BigInteger,
+            info=not_a_reference(
+                "a list feed's list, possibly another's (shared: in its "
+                "owner's space); read through the access predicate at each "
+                "fetch, a list the creator cannot read being the feed's 404 "
+                "(migration 0044)"
+            ),
+        ),
+    )
     # SHA-256 of the token, hex (`invitations.token_hash`): the token is shown once.
     token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
     created_at: datetime | None = now_column()

@@ -20,6 +20,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.columns import now_column
+from backend.models.references import not_a_reference
 
 
 class ChatKitItem(SQLModel, table=True):
@@ -48,6 +49,10 @@ class ChatKitItem(SQLModel, table=True):
     )
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    public_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    public_id: str = SQLField(
+        sa_column=Column(
+            Text, nullable=False, info=not_a_reference("the row's own ChatKit id (migration 0025)")
+        )
+    )
     item: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
     created_at: datetime | None = now_column()

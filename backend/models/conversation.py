@@ -27,7 +27,7 @@ from sqlmodel import SQLModel
 
 from backend.models.columns import id_column, now_column
 from backend.models.common import JsonInt
-from backend.models.references import CONVERSATIONS, Reference
+from backend.models.references import CONVERSATIONS, Reference, not_a_reference
 from backend.models.text import MultiLineText
 
 # Ids are BIGINT identities: a path or body id above this is refused (422), never sent.
@@ -58,7 +58,13 @@ class Conversation(SQLModel, table=True):
     id: int | None = id_column()
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     public_id: str | None = SQLField(
-        default=None, sa_column=Column(Text, nullable=False, server_default=_random_id("thr_"))
+        default=None,
+        sa_column=Column(
+            Text,
+            nullable=False,
+            server_default=_random_id("thr_"),
+            info=not_a_reference("the row's own ChatKit id (migration 0025)"),
+        ),
     )
     title: str | None = SQLField(default=None, sa_column=Column(Text))
     created_at: datetime | None = now_column()
@@ -107,7 +113,13 @@ class Message(SQLModel, table=True):
     input_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
     output_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
     public_id: str | None = SQLField(
-        default=None, sa_column=Column(Text, nullable=False, server_default=_random_id("msg_"))
+        default=None,
+        sa_column=Column(
+            Text,
+            nullable=False,
+            server_default=_random_id("msg_"),
+            info=not_a_reference("the row's own ChatKit id (migration 0025)"),
+        ),
     )
     created_at: datetime | None = now_column()
     # An unfinished answer's last heartbeat from the attempt running its turn (migration 0026).

@@ -32,6 +32,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.common import NOT_SENT, NotNull, StorableText
+from backend.models.references import not_a_reference
 from backend.models.types import TimeZoneName
 from backend.models.user import USER_ID_MAX_LENGTH, Email
 
@@ -122,8 +123,27 @@ class ReminderDelivery(SQLModel, table=True):
     user_id: str = SQLField(
         sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     )
-    event_id: uuid.UUID = SQLField(sa_column=Column(Uuid, nullable=False))
-    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    event_id: uuid.UUID = SQLField(
+        sa_column=Column(
+            Uuid,
+            nullable=False,
+            info=not_a_reference(
+                "the reminder event's UUID (the push Topic and the "
+                "Message-ID); the event may be pruned first"
+            ),
+        )
+    )
+    task_id: int = SQLField(
+        sa_column=Column(
+            BigInteger,
+            nullable=False,
+            info=not_a_reference(
+                "a fired reminder's task, possibly another user's (a member's"
+                " reminder) or gone by send time: the sink checks who still "
+                "reaches it"
+            ),
+        )
+    )
     channel: str = SQLField(sa_column=Column(Text, nullable=False))
     subscription_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     payload: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))

@@ -80,3 +80,14 @@ class NotAReference:
 
 SUBJECT = Subject()
 Marker = Reference | Subject | NotAReference
+
+
+# A column's `info` key: the column names a row (or an account) but is no same-user reference
+# a client sets, and why it needs no key (tests/test_references.py reads it from the tables).
+NOT_A_REFERENCE = "not_a_reference"
+
+
+def not_a_reference(why: str) -> dict[str, str]:
+    """A table column's `info` (`Column(..., info=not_a_reference("why"))`): declared where
+    the column is, so the same-user key check needs no list of exemptions."""
+    return {NOT_A_REFERENCE: why}

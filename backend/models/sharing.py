@@ -29,7 +29,7 @@ from sqlmodel import SQLModel
 
 from backend.models.columns import id_column, key_to_task, now_column
 from backend.models.common import JsonInt, StorableText, UtcDatetime
-from backend.models.references import MEMBERS, Action, Reference
+from backend.models.references import MEMBERS, Action, Reference, not_a_reference
 from backend.models.task_children import TaskChild
 from backend.models.text import MultiLineVisibleText
 from backend.models.types import TASK_ID_MAX
@@ -96,7 +96,14 @@ class ListMember(SQLModel, table=True):
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     list_id: int = SQLField(sa_column=Column(BigInteger, primary_key=True))
     member_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+        sa_column=Column(
+            Text,
+            ForeignKey("users.id", ondelete="CASCADE"),
+            primary_key=True,
+            info=not_a_reference(
+                "an account, not a row of the owner's: the member (the caller, when it accepts)"
+            ),
+        )
     )
     role: str = SQLField(sa_column=Column(Text, nullable=False))
     joined_at: datetime | None = now_column()

@@ -15,7 +15,7 @@ name, so a new child needs no line here; from it come:
   fills; tests/test_task_children.py compares the two and restores a row of every child);
 - its service (backend/services/child_rows.py `child_service`: `work.child(...)`), its routes
   (backend/api/child_routes.py, all included by backend/api/routes/children.py) and its MCP
-  tools (backend/mcp/tools.py `child_tools`), each declaring its action (`read` to list or
+  tools (backend/mcp/tools/children.py `child_tools`), each declaring its action (`read` to list or
   get, `write` to add, change or delete: `backend/api/actions.py`), and so the role matrix;
 - the check that no table with a key to `tasks` is left out (`NOT_CHILDREN` says why each
   such table that is no child is not: tests/test_task_children.py).

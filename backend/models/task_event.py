@@ -32,6 +32,7 @@ from sqlmodel import SQLModel
 
 from backend.models import task_children
 from backend.models.columns import id_column
+from backend.models.references import not_a_reference
 from backend.models.task_children import TaskChild
 
 
@@ -171,13 +172,28 @@ class TaskEvent(SQLModel, table=True):
     id: int | None = id_column()
     event_id: uuid.UUID = SQLField(
         sa_column=Column(
-            UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")
+            UUID(as_uuid=True),
+            nullable=False,
+            server_default=text("gen_random_uuid()"),
+            info=not_a_reference("the event's own public id"),
         )
     )
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     # A task's change names the task; a list's event names the list (migration 0019).
-    task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    task_id: int | None = SQLField(
+        default=None,
+        sa_column=Column(
+            BigInteger,
+            info=not_a_reference("the outbox keeps a deleted task's changes: history, not a link"),
+        ),
+    )
+    list_id: int | None = SQLField(
+        default=None,
+        sa_column=Column(
+            BigInteger,
+            info=not_a_reference("the outbox keeps a deleted list's events: history, not a link"),
+        ),
+    )
     type: str = SQLField(sa_column=Column(Text, nullable=False))
     task: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
     # The column is `list`; the attribute is not named after it (it would shadow `list` here).
@@ -186,7 +202,12 @@ class TaskEvent(SQLModel, table=True):
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=_NOW)
     )
     # Who made the change: the request's caller; None for the worker, the CLI, psql.
-    actor_id: str | None = SQLField(default=None, sa_column=Column(Text))
+    actor_id: str | None = SQLField(
+        default=None,
+        sa_column=Column(
+            Text, info=not_a_reference("who made a change: an account, kept as history (no key)")
+        ),
+    )
     # An update's changed fields, `{field: [old, new]}`.
     changes: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
     # A membership's, invitation's or task's child's (a comment's) event: the row as the
@@ -212,7 +233,13 @@ class TaskEventsPruned(SQLModel, table=True):
     __tablename__ = "task_events_pruned"
 
     user_id: str = SQLField(sa_column=Column(Text, primary_key=True))
-    through_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    through_id: int = SQLField(
+        sa_column=Column(
+            BigInteger,
+            nullable=False,
+            info=not_a_reference("a position in the user's change feed, not a row"),
+        )
+    )
 
 
 class TaskReminder(SQLModel, table=True):
@@ -255,7 +282,16 @@ class TaskReminder(SQLModel, table=True):
     user_id: str = SQLField(sa_column=Column(Text, nullable=False))
     # Who it is for: a member of the task's list (its own reminders), NULL for the owner.
     recipient_id: str | None = SQLField(
-        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"))
+        default=None,
+        sa_column=Column(
+            Text,
+            ForeignKey("users.id", ondelete="CASCADE"),
+            info=not_a_reference(
+                "an account: who a scheduled reminder is for (a member of the"
+                " task's list; NULL for the task's owner), written by the "
+                "schedule's triggers only"
+            ),
+        ),
     )
     remind_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
     fired_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
@@ -289,7 +325,16 @@ class TaskMemberReminder(SQLModel, table=True):
     user_id: str = SQLField(sa_column=Column(Text, primary_key=True))
     task_id: int = SQLField(sa_column=Column(BigInteger, primary_key=True))
     member_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+        sa_column=Column(
+            Text,
+            ForeignKey("users.id", ondelete="CASCADE"),
+            primary_key=True,
+            info=not_a_reference(
+                "an account, not a row of the owner's: the member whose "
+                "reminders they are (the caller, written by the trigger its "
+                "own write fires)"
+            ),
+        )
     )
     reminders: list[dict[str, Any]] = SQLField(sa_column=Column(JSONB, nullable=False))
 

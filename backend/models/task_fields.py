@@ -1,8 +1,8 @@
 """Every field of a task, declared once: its types, rules, docs and what the server does with it.
 
 The request and response schemas (`backend/models/task.py`: TaskCreate, TaskReplace,
-TaskUpdate, TaskPublic), the MCP tool arguments (`backend/mcp/tools.py`), the read-only list,
-the PATCH null rule, the column sets of the task service's writes
+TaskUpdate, TaskPublic), the MCP tool arguments (`backend/mcp/tools/tasks.py`), the read-only
+list, the PATCH null rule, the column sets of the task service's writes
 (`backend/services/task_statements.py`) and the page encoders are derived from `FIELDS`.
 Adding a field: its migration, the column on `Task` (`task_table.py`), one `TaskField` here, and
 its calendar property or why none (`task_calendar.py`) (CLAUDE.md, "Add a field").

@@ -25,6 +25,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.references import not_a_reference
 from backend.models.types import Priority, TextArray
 from backend.recurrence import DEFAULT_TIME_ZONE
 
@@ -149,14 +150,30 @@ class Task(SQLModel, table=True):
         default_factory=list,
         sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     )
-    series_id: str | None = SQLField(default=None, sa_column=Column(UUID(as_uuid=False)))
+    series_id: str | None = SQLField(
+        default=None,
+        sa_column=Column(
+            UUID(as_uuid=False),
+            info=not_a_reference("a series' UUID, shared by its occurrences; no row is named"),
+        ),
+    )
     series_start: datetime | None = SQLField(
         default=None, sa_column=Column(DateTime(timezone=True))
     )
     next_due_date: datetime | None = SQLField(
         default=None, sa_column=Column(DateTime(timezone=True))
     )
-    previous_task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    previous_task_id: int | None = SQLField(
+        default=None,
+        sa_column=Column(
+            BigInteger,
+            info=not_a_reference(
+                "provenance: written only by the successor insert, from the "
+                "caller's own row in the same statement (services/tasks.py), "
+                "and kept after that row is deleted"
+            ),
+        ),
+    )
     # Lists, subtasks and manual order (migrations 0017-0018): the list (NULL: none), the
     # parent (NULL: top level) and the place among the siblings (same list and parent),
     # ascending; a new task's place is given by the database (trigger `tasks_place`).

@@ -34,7 +34,7 @@ import re
 import unicodedata
 from typing import Any
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
@@ -212,3 +212,26 @@ MULTI_LINE_RULE = (
     "stored in NFC (length counted as sent and in NFC); tab, LF and CR allowed, no other "
     "control, bidi override/isolate or noncharacter code points"
 )
+
+# Every pattern the text rule gives a field's JSON Schema: how it is recognised in a schema.
+TEXT_RULE_PATTERNS = frozenset(
+    {SINGLE_LINE_PATTERN, MULTI_LINE_PATTERN, MULTI_LINE_VISIBLE_PATTERN}
+)
+
+
+def carries_text(model: type[BaseModel]) -> bool:
+    """Whether `model` (a request body, a tool's arguments) takes human text: a field under
+    the text rule, at any depth (a list's items, a nested object, a union's branch), read from
+    its JSON Schema (the rule's `pattern`). A body without one carries no client text as
+    data: ids, enums, flags, instants, addresses, tokens (what the protocol-text guard,
+    tests/security/test_protocol_text.py, needs no door for)."""
+
+    def found(node: Any) -> bool:
+        if isinstance(node, dict):
+            pattern = node.get("pattern")  # a property named "pattern" is a dict
+            if isinstance(pattern, str) and pattern in TEXT_RULE_PATTERNS:
+                return True
+            return any(map(found, node.values()))
+        return isinstance(node, list) and any(map(found, node))
+
+    return found(model.model_json_schema())

@@ -29,6 +29,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models.common import DataEnvelope, ListEnvelope, UtcDatetime
+from backend.models.references import not_a_reference
 from backend.models.task import TaskPublic
 
 # How long a deleted task stays restorable; the events worker purges it after that.
@@ -52,7 +53,17 @@ class TaskTrash(SQLModel, table=True):
         sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     )
     # No key: the list may be deleted after the task; a member reaches the row through it.
-    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    list_id: int | None = SQLField(
+        default=None,
+        sa_column=Column(
+            BigInteger,
+            info=not_a_reference(
+                "the list a deleted task was in, possibly another's (shared: "
+                "in its owner's space) or deleted since; read through the "
+                "access predicate, never followed (migration 0048)"
+            ),
+        ),
+    )
     title: str = SQLField(sa_column=Column(Text, nullable=False))
     deleted_by: str | None = SQLField(
         default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))

@@ -260,8 +260,15 @@ _SERVICES: dict[str, type[TaskChildService]] = {}
 
 
 def child_service(child: TaskChild) -> type[TaskChildService]:
-    """`child`'s service, made once (its statements built from the declaration)."""
+    """`child`'s service, made once (its statements built from the declaration): a class of
+    its own, named after its noun (`CommentService`), as a resource's service is written."""
     if child.name not in _SERVICES:
+
+        class ChildService(TaskChildService):
+            rows = ChildRows(child)
+
         name = f"{''.join(word.capitalize() for word in child.noun.split())}Service"
-        _SERVICES[child.name] = type(name, (TaskChildService,), {"rows": ChildRows(child)})
+        ChildService.__name__ = name
+        ChildService.__qualname__ = name
+        _SERVICES[child.name] = ChildService
     return _SERVICES[child.name]

@@ -11,8 +11,11 @@ plain routes (`POST /x`, and `PUT`/`PATCH`/`DELETE /x/{x_id}`), a collection und
 guards make (a task's children: `/tasks/{task_id}/<children>` and `/{child_id}`) and write
 tools get a generated door (`GENERATED_DOORS`: its sample with the text in every free-text
 field, from the schema, multi-line where the field takes it); a write route without a body
-sends no text (`NO_BODY`, from the route table); any other write route or tool without a door
-here fails `test_every_write_route_and_tool_has_a_door`.
+sends no text (`NO_BODY`, from the route table), nor does a route whose body or a tool whose
+arguments have no field under the text rule (`NO_TEXT`, `NO_TEXT_TOOLS`: from the models' field
+types, `backend.models.text.carries_text`); any other write route or tool without a door here
+fails `test_every_write_route_and_tool_has_a_door`. Nothing here lists a route or a tool by
+hand but the doors written for the task and list routes.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sqlalchemy import Engine, text
 from backend.config import Settings
 from backend.main import create_app
 from backend.mcp.tools import TOOLS
+from backend.models.text import carries_text
 from tests.api.test_isolation_routes import MAKERS, ROUTES
 from tests.conftest import bearer, make_token
 from tests.mcp.conftest import call_tool_rpc
@@ -394,25 +398,15 @@ MCP_DOORS: dict[str, tuple[Door, set[str]]] = {
 }
 
 
-# Write routes whose bodies carry no human text (a role, a user id, an invitation's token, an
-# address validated as an email, a feed's kind, a browser's push subscription: an https URL on
-# a push service and two base64url keys, notification switches with an address and an IANA
-# zone): nothing for a door to send; tests/sharing, tests/calendar and tests/reminders test
-# their input. A route without a body (a delete, a stream ticket, a
-# restore, which writes back the text stored before: tests/trash) sends no text: `NO_BODY`.
-NO_TEXT = {
-    ("PATCH", "/lists/{list_id}/members/{user_id}"),
-    ("POST", "/lists/{list_id}/transfer"),
-    ("POST", "/lists/{list_id}/invitations"),
-    ("POST", "/invitations/accept"),
-    ("POST", "/calendar-feeds"),
-    ("POST", "/push-subscriptions"),
-    ("PATCH", "/notification-settings"),
-}
-# Write tools whose arguments carry no human text (a calendar feed's kind and list; an
-# activity entry's id; a deleted task's id, whose restore writes back the text stored before:
-# tests/trash).
-NO_TEXT_TOOLS = {"create_calendar_feed", "undo", "restore_task"}
+# Write routes and tools that carry no human text are found, not listed: a body or arguments
+# model with no field under the text rule (`backend.models.text.carries_text`: no
+# `SingleLineText`/`MultiLineText` anywhere in it; a role, a user id, an invitation's token, an
+# address validated as an email, a feed's kind, a browser's push subscription, notification
+# switches; a calendar feed's kind and list, an activity entry's id, a deleted task's id, whose
+# restore writes back the text stored before: tests/trash) sends no text for a door to send
+# (`NO_TEXT`, `NO_TEXT_TOOLS`, below); tests/sharing, tests/calendar and tests/reminders test
+# their input. A route without a body (a delete, a stream ticket, a restore) sends none either:
+# `NO_BODY`.
 
 
 # -- generated doors: a new resource's plain routes and write tools ---------------------------
@@ -424,6 +418,12 @@ WRITES: dict[tuple[str, str], Any] = {
 }
 # Write routes that take no body: no client text reaches them (found from the route table).
 NO_BODY = {route for route, model in WRITES.items() if model is None}
+# Write routes whose body, and write tools whose arguments, take no human text (found from
+# their models' field types: `carries_text`).
+NO_TEXT = {
+    route for route, model in WRITES.items() if model is not None and not carries_text(model)
+}
+NO_TEXT_TOOLS = {tool.name for tool in TOOLS if tool.writes and not carries_text(tool.arguments)}
 
 
 def _texts(model: Any, value: str, lines: bool = False) -> dict[str, str]:
@@ -472,7 +472,7 @@ def _resource_door(collection: str) -> tuple[Door, set[tuple[str, str]]]:
         kind = fill_path(collection, known).removeprefix("/")
         model = WRITES[("POST", collection)]
         body, texts = _with_text(model, samples(model)[0], value, lines=True)
-        assert texts, f"POST {collection}: no free-text field; name its routes in NO_TEXT"
+        assert texts, f"POST {collection}: its text-rule fields take no text sent here"
         created = w.rest("POST", kind, "", 201, body).json()["data"]
         assert {key: created[key] for key in texts} == texts
         assert all(_stored(w, text_) for text_ in texts.values())

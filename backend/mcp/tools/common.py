@@ -1,0 +1,233 @@
+"""What every tool shares: the `Tool` record, the arguments every tool takes (`Arguments`:
+the optional `user_id`, nothing unknown; `OneTask`), the task id, a result's `Credential`
+fields and a write's `TaskChange` result. Each resource's tools are in a module of their own
+(backend/mcp/tools/__init__.py lists them, in `TOOLS`' order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+import mcp_types
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
+
+from backend.contracts.tasks import (
+    TASK_ID_MAX,
+    TASK_ID_MIN,
+    USER_ID_MAX_LENGTH,
+    USER_ID_MIN_LENGTH,
+)
+from backend.models.common import StorableText
+from backend.models.references import (
+    SUBJECT,
+    USERS,
+    Action,
+    Reference,
+)
+from backend.services.registry import UnitOfWork
+
+USER_ID_DESCRIPTION = (
+    "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "
+    "Any other id is refused as not found."
+)
+UserId = Annotated[
+    str,
+    StringConstraints(min_length=USER_ID_MIN_LENGTH, max_length=USER_ID_MAX_LENGTH),
+    StorableText,
+]
+# Strict: JSON integers only (no "42", 42.0 or true), within the REST path parameter's bounds.
+TaskId = Annotated[
+    StrictInt,
+    Field(
+        ge=TASK_ID_MIN,
+        le=TASK_ID_MAX,
+        description="The task's id, as add_task or list_tasks gave it.",
+    ),
+]
+
+
+def as_list(value: Any) -> Any:
+    """One filter value may be sent bare ("high") instead of as a list (["high"])."""
+    return [value] if isinstance(value, str) else value
+
+
+class Arguments(BaseModel):
+    """Every tool's arguments: `user_id` (optional), nothing unknown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Annotated[UserId, Reference(USERS, None)] | None = Field(
+        default=None, description=USER_ID_DESCRIPTION
+    )
+
+
+class OneTask(Arguments):
+    task_id: Annotated[TaskId, SUBJECT]
+
+
+def one_list(id_sent: bool, name: str | None, *, required: bool = False) -> None:
+    """A list is named by its id or by its name (`list`), not both; `required`: one of them."""
+    if required and id_sent == (name is not None):
+        raise ValueError("give the list's list_id or its name (list), one of them")
+    if id_sent and name is not None:
+        raise ValueError("give list_id or list (a name), not both")
+
+
+class TaskChange(BaseModel):
+    """The contract's result of a write: which task, what happened, its title."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    task_id: int
+    status: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A result field that holds a credential the API issues (a calendar feed's URL; the next
+    ones: app passwords, download links), as `Annotated[str, Credential(where=...)]`. MCP's
+    answer goes to the caller's own client and holds it; a chat never does (issue 61): its
+    turn keeps and sends the model `Tool.withheld`'s result, the field replaced by
+    `<field>_withheld`, `where` (formatted with the result's fields) telling where the user
+    gets it instead."""
+
+    where: str
+
+
+def _withheld(model: type[BaseModel], structured: dict[str, Any]) -> dict[str, Any]:
+    """`structured` (a `model`'s dump) with each `Credential` field replaced by
+    `<field>_withheld`, `where` formatted with its own object's fields; in the objects of
+    nested models and lists of them too (each attachment of a page holds a download link)."""
+    kept = dict(structured)
+    for name, info in model.model_fields.items():
+        for credential in (m for m in info.metadata if isinstance(m, Credential)):
+            if kept.pop(name, None) is not None:
+                kept[f"{name}_withheld"] = credential.where.format(**structured)
+        inner = _nested_model(info.annotation)
+        value = kept.get(name)
+        if inner is None or value is None:
+            continue
+        if isinstance(value, list):
+            kept[name] = [_withheld(inner, v) if isinstance(v, dict) else v for v in value]
+        elif isinstance(value, dict):
+            kept[name] = _withheld(inner, value)
+    return kept
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, alone or in a list (`X`, `list[X]`, `X | None`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+CHILD_PAGE_MAX = 100
+
+
+ERRORS = (
+    'On failure the result is a tool error whose text is {"error": {"code", "message", '
+    '"details"}}, as in the REST API.'
+)
+
+A = TypeVar("A", bound=Arguments)
+
+
+@dataclass(frozen=True)
+class Tool(Generic[A]):
+    name: str
+    title: str
+    description: str
+    arguments: type[A]
+    result: type[BaseModel]
+    run: Callable[[UnitOfWork, A], BaseModel]
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    # The text content's JSON when it is not the structured result itself.
+    text: Callable[[dict[str, Any]], Any] | None = None
+    # What a user_id other than the caller's gets: the answer for a missing task (a list
+    # tool: a missing list), as the REST twins answer.
+    not_found: str = "Task not found"
+    # What it does to the list's rows it names by id (`task_id`, `list_id`, `trash_id`): the
+    # role matrix reads it (tests/sharing/test_declared.py: a tool taking one without it fails).
+    action: Action | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Counted against the caller's per-user write limit, as REST writes are."""
+        return not self.read_only
+
+    def definition(self) -> mcp_types.Tool:
+        return mcp_types.Tool(
+            name=self.name,
+            title=self.title,
+            description=f"{self.description} {ERRORS}",
+            input_schema=_flat_schema(self.arguments.model_json_schema()),
+            output_schema=_flat_schema(self.result.model_json_schema(mode="serialization")),
+            annotations=mcp_types.ToolAnnotations(
+                title=self.title,
+                read_only_hint=self.read_only,
+                destructive_hint=None if self.read_only else self.destructive,
+                idempotent_hint=self.idempotent,
+                open_world_hint=False,
+            ),
+        )
+
+    def withheld(self, structured: dict[str, Any]) -> dict[str, Any]:
+        """`structured` (this tool's result) as a chat keeps it and sends it to its model:
+        each `Credential` field replaced by `<field>_withheld`, where to get it instead."""
+        return _withheld(self.result, structured)
+
+    def result_of(self, result: BaseModel) -> mcp_types.CallToolResult:
+        structured = result.model_dump(mode="json")
+        text = json.dumps(self.text(structured) if self.text else structured, ensure_ascii=False)
+        return mcp_types.CallToolResult(
+            content=[mcp_types.TextContent(type="text", text=text)],
+            structured_content=structured,
+        )
+
+
+def _flat_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON Schema as a model reads it best: `$defs` references replaced by their
+    definitions (enums and small objects, never recursive; their docstrings, written for
+    developers, dropped) and no generated `title`s. Every client's tool converter reads it."""
+    definitions = schema.pop("$defs", {})
+
+    def node(value: dict[str, Any]) -> dict[str, Any]:
+        reference = value.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            target = dict(definitions[reference.removeprefix("#/$defs/")])
+            target.pop("description", None)
+            value = {**target, **{k: v for k, v in value.items() if k != "$ref"}}
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "title":
+                continue
+            if key == "properties":
+                flat[key] = {name: node(sub) for name, sub in item.items()}
+            else:
+                flat[key] = walk(item)
+        return flat
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return node(value)
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return node(schema)
