@@ -46,8 +46,9 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.db.engine import autocommitted
+from backend.events.bounds import Answer, post
 from backend.events.health import WorkerMetrics
-from backend.events.outbox import backoff
+from backend.events.outbox import next_try
 from backend.events.sinks import urls_kept_out_of_logs
 from backend.services.mail import MailFailed, MailSender, reminder_message
 from backend.services.push_endpoints import UnsafeEndpoint, resolve
@@ -157,7 +158,7 @@ def push_payload(row: Any) -> dict[str, Any]:
     }
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: Answer | httpx.Response) -> float | None:
     """A `Retry-After` in seconds (delta or HTTP date); None when absent or unreadable."""
     value = response.headers.get("retry-after")
     if not value:
@@ -202,8 +203,10 @@ class PushSender:
             "Host": target.origin.split("://", 1)[1],
         }
         try:
-            response = self._client.post(
+            response = post(
+                self._client,
                 target.url,
+                seconds=self._settings.push_timeout_seconds,
                 content=encrypted,
                 headers=headers,
                 extensions={"sni_hostname": target.host},
@@ -213,7 +216,7 @@ class PushSender:
         return self._judge(response)
 
     @staticmethod
-    def _judge(response: httpx.Response) -> Outcome:
+    def _judge(response: Answer) -> Outcome:
         status = response.status_code
         if 200 <= status < 300:
             return Outcome("delivered")
@@ -394,12 +397,12 @@ class Notifier:
             elif outcome.kind == "gone":
                 gone["users"].append(row.user_id)
                 gone["subscriptions"].append(row.subscription_id)
-            elif outcome.kind == "retry" and row.attempts < settings.event_max_attempts:
-                wait_seconds = backoff(settings, row.attempts).total_seconds()
-                if outcome.wait is not None:
-                    wait_seconds = max(wait_seconds, outcome.wait)
+            elif (
+                outcome.kind == "retry"
+                and (retry_in := next_try(settings, row.attempts, outcome.wait)) is not None
+            ):
                 retry["ids"].append(row.id)
-                retry["waits"].append(min(wait_seconds, settings.event_retry_max_seconds))
+                retry["waits"].append(retry_in.total_seconds())
                 retry["errors"].append(outcome.error)
                 counted = "retried"
             else:
