@@ -266,6 +266,9 @@ class Worker:
             attempt.sink, attempt.error = "render", f"cannot render: {type(exc).__name__}"
             attempt.done = True
             return
+        # Every sink not yet done is tried, each within its own deadline: one that fails (or
+        # never answers) does not keep the event from the others.
+        errors: list[str] = []
         for sink in self._sinks:
             if sink.name in attempt.accepted:
                 continue
@@ -279,15 +282,17 @@ class Worker:
                 if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
                     logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
                 self.metrics.failures.labels(sink.name).inc()
-                attempt.error = f"{sink.name}: {exc}"
-                attempt.done = True
-                return
+                errors.append(f"{sink.name}: {exc}")
+                failed_sink = sink.name
+                continue
             if attempt.abandoned:
                 return
             attempt.accepted.append(sink.name)
             self.metrics.delivered.labels(sink.name).inc()
             age = (datetime.now(UTC) - row.occurred_at).total_seconds()
             self.metrics.latency.labels(sink.name).observe(max(age, 0.0))
+        if errors:
+            attempt.sink, attempt.error = failed_sink, "; ".join(errors)
         attempt.done = True
 
     def _record_failure(self, conn: Connection, attempt: Attempt) -> None:
