@@ -50,12 +50,18 @@ from backend.events.bounds import Answer, post
 from backend.events.health import WorkerMetrics
 from backend.events.outbox import next_try
 from backend.events.sinks import urls_kept_out_of_logs
-from backend.services.mail import MailFailed, MailSender, reminder_message
+from backend.services.mail import (
+    MailFailed,
+    MailSender,
+    confirmation_message,
+    reminder_message,
+)
+from backend.services.notification_settings import confirm_token, token_hash
 from backend.services.push_endpoints import UnsafeEndpoint, resolve
 
 logger = logging.getLogger(__name__)
 
-PUSH, EMAIL = "push", "email"
+PUSH, EMAIL, CONFIRM = "push", "email", "confirm"
 # A push's payload stays under the 4 KB every push service takes: a longer title is cut.
 TITLE_MAX_BYTES = 1000
 # How long a push service keeps an undelivered push (RFC 8030 `TTL`): a day.
@@ -84,12 +90,15 @@ WITH due AS (
 SELECT l.id, l.user_id, l.event_id, l.task_id, l.channel, l.subscription_id, l.payload,
     l.attempts, s.endpoint, s.p256dh, s.auth,
     n.email_address, n.time_zone AS recipient_time_zone, t.time_zone AS task_time_zone,
-    t.title AS current_title,
+    t.title AS current_title, n.confirm_token_hash, n.confirm_nonce,
     CASE l.channel
         WHEN 'push' THEN coalesce(n.push, true)
+        -- An address's confirmation (migration 0097): still the address, still unconfirmed.
+        WHEN 'confirm' THEN coalesce(
+            n.email_address = l.payload ->> 'address' AND n.email_confirmed_at IS NULL, false)
         ELSE coalesce(n.email AND n.email_confirmed_at IS NOT NULL, false)
     END AS wanted,
-    EXISTS (
+    l.channel = 'confirm' OR EXISTS (
         SELECT 1 FROM list_members AS m
         WHERE m.list_id = t.list_id AND m.member_id = l.user_id
     ) OR t.user_id = l.user_id AS reachable
@@ -240,6 +249,27 @@ def send_email(mail: MailSender, row: Any) -> Outcome:
     return Outcome("delivered")
 
 
+def send_confirmation(mail: MailSender, row: Any) -> Outcome:
+    """An address's confirmation link, queued by the PATCH that stored the address (migration
+    0097): its token derived from the settings' nonce; dropped when the link is no longer
+    the one stored (a later PATCH replaced it). The same `Message-ID` on every send of one
+    row."""
+    stored = row.payload or {}
+    if row.confirm_nonce is None:
+        return Outcome("dropped")
+    token = confirm_token(mail.settings, row.user_id, row.confirm_nonce)
+    if row.confirm_token_hash != token_hash(token):
+        return Outcome("dropped")
+    message = confirmation_message(
+        mail.settings, row.user_id, str(stored.get("address")), token, row.event_id
+    )
+    try:
+        mail.deliver(message)
+    except MailFailed as exc:
+        return Outcome("dead" if exc.permanent else "retry", str(exc))
+    return Outcome("delivered")
+
+
 Sender = Callable[[Any], Outcome]
 
 
@@ -285,6 +315,7 @@ class Notifier:
             mail = MailSender.configured(settings, keep=True)
             if mail is not None:
                 senders[EMAIL] = partial(send_email, mail)
+                senders[CONFIRM] = partial(send_confirmation, mail)
         self._senders = senders
         self.window = settings.event_batch_size
         # `parallel`: the pool's threads, so the lease covers the window's waves of sends.

@@ -83,6 +83,8 @@ class NotificationSettings(SQLModel, table=True):
     # SHA-256 of the confirmation link's random token, hex: the link is shown only in the mail.
     confirm_token_hash: str | None = SQLField(default=None, sa_column=Column(Text))
     confirm_sent_at: datetime | None = _ts()
+    # What the worker derives the mailed link's token from (migration 0097; never the token).
+    confirm_nonce: str | None = SQLField(default=None, sa_column=Column(Text))
     time_zone: str | None = SQLField(default=None, sa_column=Column(Text))
     updated_at: datetime | None = _ts(nullable=False, server_default=func.now())
 
@@ -104,8 +106,9 @@ class ReminderDelivery(SQLModel, table=True):
             postgresql_nulls_not_distinct=True,
         ),
         CheckConstraint(
-            "(channel = 'push' AND subscription_id IS NOT NULL) "
-            "OR (channel = 'email' AND subscription_id IS NULL)",
+            "(channel = 'push' AND subscription_id IS NOT NULL AND task_id IS NOT NULL) "
+            "OR (channel = 'email' AND subscription_id IS NULL AND task_id IS NOT NULL) "
+            "OR (channel = 'confirm' AND subscription_id IS NULL AND task_id IS NULL)",
             name="ck_reminder_deliveries_channel",
         ),
         CheckConstraint("state IN ('pending', 'dead')", name="ck_reminder_deliveries_state"),
@@ -123,7 +126,8 @@ class ReminderDelivery(SQLModel, table=True):
         sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     )
     event_id: uuid.UUID = SQLField(sa_column=Column(Uuid, nullable=False))
-    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    # None for an address's confirmation (channel `confirm`, migration 0097).
+    task_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     channel: str = SQLField(sa_column=Column(Text, nullable=False))
     subscription_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
     payload: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
