@@ -43,14 +43,20 @@ import http_ece
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, literal_column, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from backend.config import Settings
 from backend.db.engine import autocommitted
+from backend.db.scope import OWNER
 from backend.events.bounds import Answer, post
 from backend.events.health import WorkerMetrics
 from backend.events.outbox import next_try
 from backend.events.sinks import urls_kept_out_of_logs
+from backend.models import Task
+from backend.models.references import Action
+from backend.services.access import may
 from backend.services.mail import (
     MailFailed,
     MailSender,
@@ -70,8 +76,27 @@ PUSH_TTL_SECONDS = 24 * 3600
 # The VAPID JWT's lifetime (RFC 8292: at most 24 h).
 VAPID_JWT_SECONDS = 12 * 3600
 
+
+def _readable() -> str:
+    """Whether the delivery's person may still read its task, as SQL on the lease's `t` (the
+    task) and `l` (the row): THE access predicate (`services.access.may`, reading a list's
+    tasks), with the row's person where a request binds its caller. Not restated here."""
+    tasks = Task.__table__.alias("t")  # type: ignore[attr-defined]
+
+    def person(element: Any, **_: Any) -> Any:
+        if getattr(element, "__visit_name__", None) == "bindparam" and element.key == OWNER:
+            return literal_column("l.user_id")
+        return None
+
+    predicate = replacement_traverse(may(tasks, Action.LIST_READ), {}, person)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    compiled = predicate.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return f"({compiled})"
+
+
 # The statements of `Notifier._record`, sent as one message (an implicit transaction). Lease:
 # due rows, oldest first, skipping those another worker holds.
+# `READABLE`: the access predicate (`_readable`, compiled from our own statement, no value).
 _LEASE = """
 WITH due AS (
     SELECT id FROM reminder_deliveries
@@ -93,21 +118,18 @@ SELECT l.id, l.user_id, l.event_id, l.task_id, l.channel, l.subscription_id, l.p
     n.email_address, n.time_zone AS recipient_time_zone, t.time_zone AS task_time_zone,
     t.title AS current_title, n.confirm_token_hash, n.confirm_nonce,
     CASE l.channel
-        WHEN 'push' THEN coalesce(n.push, true)
         -- An address's confirmation (migration 0097): still the address, still unconfirmed.
         WHEN 'confirm' THEN coalesce(
             n.email_address = l.payload ->> 'address' AND n.email_confirmed_at IS NULL, false)
-        ELSE coalesce(n.email AND n.email_confirmed_at IS NOT NULL, false)
+        -- The channel rule the fan-out asked too (migration 0098), asked again when sent.
+        ELSE reminder_channel_wanted(l.user_id, l.channel)
     END AS wanted,
-    l.channel = 'confirm' OR EXISTS (
-        SELECT 1 FROM list_members AS m
-        WHERE m.list_id = t.list_id AND m.member_id = l.user_id
-    ) OR t.user_id = l.user_id AS reachable
+    l.channel = 'confirm' OR coalesce(READABLE, false) AS reachable
 FROM leased AS l
 LEFT JOIN push_subscriptions AS s ON s.user_id = l.user_id AND s.id = l.subscription_id
 LEFT JOIN notification_settings AS n ON n.user_id = l.user_id
 LEFT JOIN tasks AS t ON t.id = l.task_id
-"""
+""".replace("READABLE", _readable())
 # Delivered or dropped: done with.
 _DELIVERED = "DELETE FROM reminder_deliveries WHERE id = ANY(CAST(:finished AS bigint[]))"
 # A push service's 404/410: the subscription and (its foreign key's cascade) its pending rows.
