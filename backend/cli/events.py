@@ -106,17 +106,21 @@ class _Abandon(BaseException):
 
 def cmd_status(args: argparse.Namespace) -> int:
     from backend.events import outbox
+    from backend.events.notify import delivery_backlog
 
     settings, engine = _engine(args)
     try:
         with engine.connect() as conn:
             backlog = outbox.backlog(conn)
+            deliveries_pending, deliveries_dead = delivery_backlog(conn)
     finally:
         engine.dispose()
     print(
         f"pending {backlog.pending}, oldest pending {backlog.lag_seconds:.1f} s, "
         f"dead {backlog.dead}"
     )
+    # The same engine's other queue: reminders' pushes and emails, address confirmations.
+    print(f"reminder deliveries: pending {deliveries_pending}, dead {deliveries_dead}")
     # The same threshold as the worker's /health/ready unless the caller names another.
     max_lag = settings.worker_max_lag_seconds if args.max_lag is None else args.max_lag
     if backlog.lag_seconds > max_lag:

@@ -152,6 +152,19 @@ WHERE d.id = r.id
 """
 
 
+_BACKLOG = """
+SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'dead')
+FROM reminder_deliveries
+"""
+
+
+def delivery_backlog(conn: Any) -> tuple[int, int]:
+    """Reminders' pushes and emails and address confirmations: (pending, dead), for `python
+    -m backend events status` (the table holds only what is not yet delivered)."""
+    pending, dead = conn.execute(text(_BACKLOG)).one()
+    return int(pending), int(dead)
+
+
 @dataclass
 class Outcome:
     """What one attempt ended in: `delivered`, `retry` (after `wait` seconds at least),

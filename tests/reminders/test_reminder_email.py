@@ -29,6 +29,7 @@ from backend.events.notify import Notifier
 from backend.main import create_app
 from backend.services.mail import reminder_message
 from scripts.bench.reminder_peers import Inbox
+from tests.cli.helpers import run_cli
 from tests.conftest import Account, count_rows
 from tests.reminders.test_push_delivery import drain, event_of, make_due, task_with_reminder
 
@@ -710,7 +711,11 @@ def test_the_links_are_rate_limited_per_client(mail_client: TestClient) -> None:
 
 
 def test_a_confirmation_is_retried_while_the_smtp_server_is_down_then_sent_once(
-    mail_client: TestClient, alice: Account, db_engine: Engine, mail_settings: Settings
+    mail_client: TestClient,
+    alice: Account,
+    db_engine: Engine,
+    mail_settings: Settings,
+    database_url: str,
 ) -> None:
     """The PATCH's 200 means the confirmation is queued (its own statement): with no SMTP
     server listening it is a failed attempt kept for a retry, and once the server is back
@@ -729,6 +734,8 @@ def test_a_confirmation_is_retried_while_the_smtp_server_is_down_then_sent_once(
                 text("SELECT channel, state, attempts, last_error FROM reminder_deliveries")
             ).one()
         assert row[:3] == ("confirm", "pending", 2) and row.last_error.startswith("email: ")
+        status = run_cli("events", "status", "--max-lag", "3600", DATABASE_URL=database_url)
+        assert "reminder deliveries: pending 1, dead 0" in status.stdout, status.stderr
         box = Inbox()
         controller = serve(box)
         try:
