@@ -356,12 +356,12 @@ def _literal(statement: Any) -> str:
 # statements are module constants), with sample values; the trigger and the reminders only
 # INSERT (no read).
 EVENT_STATEMENTS: dict[str, Callable[[], str]] = {
-    "the worker claims a batch": lambda: _literal(_sent(lambda c: outbox.claim(c, 100))),
-    "a batch delivered": lambda: _literal(_sent(lambda c: outbox.delivered(c, [5, 6]))),
+    "the worker leases a batch": lambda: _literal(_sent(lambda c: outbox.lease(c, 100, 60))),
+    "a batch delivered": lambda: _literal(_sent(lambda c: outbox.delivered(c, [(5, 1), (6, 2)]))),
     "a failed attempt": lambda: _literal(
         _sent(
             lambda c: outbox.failed(
-                c, 5, accepted_by=["dapr"], error="down", retry_in=timedelta(seconds=5)
+                c, 5, attempts=1, accepted_by=["dapr"], error="down", retry_in=timedelta(seconds=5)
             )
         )
     ),

@@ -154,9 +154,9 @@ def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:
 # reads it fails the test (as does one a statement stops reading: drop it then).
 EVENT_INDEXES = {
     "pk_task_events": ("healthy", "a batch delivered"),
-    "ix_task_events_pending_id": ("healthy", "the worker claims a batch"),
-    "ix_task_events_pending_task_id_id": ("a backlog", "the worker claims a batch"),
-    "ix_task_events_pending_list_id_id": ("healthy", "the worker claims a batch"),
+    "ix_task_events_pending_id": ("healthy", "the worker leases a batch"),
+    "ix_task_events_pending_task_id_id": ("a backlog", "the worker leases a batch"),
+    "ix_task_events_pending_list_id_id": ("healthy", "the worker leases a batch"),
     "ix_task_events_dead_id": ("healthy", "the dead letters"),
     "ix_task_events_occurred_at": ("healthy", "prune delivered changes"),
     "ix_task_events_user_id_id": ("healthy", "the change feed's page"),

@@ -18,25 +18,21 @@ if TYPE_CHECKING:
     from backend.cli.common import Subcommands
 
 
-def _engine(args: argparse.Namespace, *, delivery_seconds: float = 0) -> tuple[Settings, Engine]:
+def _engine(args: argparse.Namespace) -> tuple[Settings, Engine]:
     from backend.db.engine import create_db_engine
 
     settings = load_settings(args.dev)
     url = database_url(settings)
     ready_database(settings, url)
-    if delivery_seconds:
-        # The claim stays open while the batch is delivered: the idle-in-transaction and
-        # response timeouts must outlast the slowest delivery, not just a query.
-        floor_ms = int((delivery_seconds + 30) * 1000)
-        timeout = max(settings.effective_db_response_timeout_ms, floor_ms)
-        settings = settings.model_copy(update={"db_response_timeout_ms": timeout})
+    # No transaction is open while a receiver answers (a lease commits before the sends):
+    # the database's own timeouts need not outlast a delivery.
     return settings, create_db_engine(url, settings)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from backend.events.health import serve
     from backend.events.sinks import configured_sinks
-    from backend.events.worker import Worker, longest_batch_seconds
+    from backend.events.worker import Worker
     from backend.observability.logging import logging_config
 
     settings = load_settings(args.dev)
@@ -52,7 +48,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
         return 2
     logging.config.dictConfig(logging_config(settings))
-    settings, engine = _engine(args, delivery_seconds=longest_batch_seconds(settings, len(sinks)))
+    settings, engine = _engine(args)
     worker = Worker(engine, settings, sinks)
     server = None
     if settings.worker_metrics_port:
@@ -77,8 +73,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     def _stop(signum: int, frame: object) -> None:
         if stop.is_set():
-            # A second signal: abandon the batch. Its transaction rolls back, so its events are
-            # pending again (the sinks that got them will get them again: at least once).
+            # A second signal: abandon the batch. Its leased events are leased again when the
+            # lease ends (the sinks that got them will get them again: at least once).
             raise _Abandon
         stop.set()  # the first one: finish the batch in progress, then exit
 
@@ -110,17 +106,21 @@ class _Abandon(BaseException):
 
 def cmd_status(args: argparse.Namespace) -> int:
     from backend.events import outbox
+    from backend.events.notify import delivery_backlog
 
     settings, engine = _engine(args)
     try:
         with engine.connect() as conn:
             backlog = outbox.backlog(conn)
+            deliveries_pending, deliveries_dead = delivery_backlog(conn)
     finally:
         engine.dispose()
     print(
         f"pending {backlog.pending}, oldest pending {backlog.lag_seconds:.1f} s, "
         f"dead {backlog.dead}"
     )
+    # The same engine's other queue: reminders' pushes and emails, address confirmations.
+    print(f"reminder deliveries: pending {deliveries_pending}, dead {deliveries_dead}")
     # The same threshold as the worker's /health/ready unless the caller names another.
     max_lag = settings.worker_max_lag_seconds if args.max_lag is None else args.max_lag
     if backlog.lag_seconds > max_lag:

@@ -39,22 +39,36 @@ from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
 
+import http_ece
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
-from pywebpush import WebPusher
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, literal_column, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from backend.config import Settings
 from backend.db.engine import autocommitted
+from backend.db.scope import OWNER
+from backend.events.bounds import Answer, post
 from backend.events.health import WorkerMetrics
-from backend.events.outbox import backoff
+from backend.events.outbox import next_try
 from backend.events.sinks import urls_kept_out_of_logs
-from backend.services.mail import MailFailed, MailSender, reminder_message
+from backend.models import Task
+from backend.models.references import Action
+from backend.services.access import may
+from backend.services.mail import (
+    MailFailed,
+    MailSender,
+    confirmation_message,
+    reminder_message,
+)
+from backend.services.notification_settings import confirm_token, token_hash
 from backend.services.push_endpoints import UnsafeEndpoint, resolve
 
 logger = logging.getLogger(__name__)
 
-PUSH, EMAIL = "push", "email"
+PUSH, EMAIL, CONFIRM = "push", "email", "confirm"
 # A push's payload stays under the 4 KB every push service takes: a longer title is cut.
 TITLE_MAX_BYTES = 1000
 # How long a push service keeps an undelivered push (RFC 8030 `TTL`): a day.
@@ -62,8 +76,27 @@ PUSH_TTL_SECONDS = 24 * 3600
 # The VAPID JWT's lifetime (RFC 8292: at most 24 h).
 VAPID_JWT_SECONDS = 12 * 3600
 
+
+def _readable() -> str:
+    """Whether the delivery's person may still read its task, as SQL on the lease's `t` (the
+    task) and `l` (the row): THE access predicate (`services.access.may`, reading a list's
+    tasks), with the row's person where a request binds its caller. Not restated here."""
+    tasks = Task.__table__.alias("t")  # type: ignore[attr-defined]
+
+    def person(element: Any, **_: Any) -> Any:
+        if getattr(element, "__visit_name__", None) == "bindparam" and element.key == OWNER:
+            return literal_column("l.user_id")
+        return None
+
+    predicate = replacement_traverse(may(tasks, Action.LIST_READ), {}, person)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    compiled = predicate.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return f"({compiled})"
+
+
 # The statements of `Notifier._record`, sent as one message (an implicit transaction). Lease:
 # due rows, oldest first, skipping those another worker holds.
+# `READABLE`: the access predicate (`_readable`, compiled from our own statement, no value).
 _LEASE = """
 WITH due AS (
     SELECT id FROM reminder_deliveries
@@ -83,20 +116,20 @@ WITH due AS (
 SELECT l.id, l.user_id, l.event_id, l.task_id, l.channel, l.subscription_id, l.payload,
     l.attempts, s.endpoint, s.p256dh, s.auth,
     n.email_address, n.time_zone AS recipient_time_zone, t.time_zone AS task_time_zone,
-    t.title AS current_title,
+    t.title AS current_title, n.confirm_token_hash, n.confirm_nonce,
     CASE l.channel
-        WHEN 'push' THEN coalesce(n.push, true)
-        ELSE coalesce(n.email AND n.email_confirmed_at IS NOT NULL, false)
+        -- An address's confirmation (migration 0097): still the address, still unconfirmed.
+        WHEN 'confirm' THEN coalesce(
+            n.email_address = l.payload ->> 'address' AND n.email_confirmed_at IS NULL, false)
+        -- The channel rule the fan-out asked too (migration 0098), asked again when sent.
+        ELSE reminder_channel_wanted(l.user_id, l.channel)
     END AS wanted,
-    EXISTS (
-        SELECT 1 FROM list_members AS m
-        WHERE m.list_id = t.list_id AND m.member_id = l.user_id
-    ) OR t.user_id = l.user_id AS reachable
+    l.channel = 'confirm' OR coalesce(READABLE, false) AS reachable
 FROM leased AS l
 LEFT JOIN push_subscriptions AS s ON s.user_id = l.user_id AND s.id = l.subscription_id
 LEFT JOIN notification_settings AS n ON n.user_id = l.user_id
 LEFT JOIN tasks AS t ON t.id = l.task_id
-"""
+""".replace("READABLE", _readable())
 # Delivered or dropped: done with.
 _DELIVERED = "DELETE FROM reminder_deliveries WHERE id = ANY(CAST(:finished AS bigint[]))"
 # A push service's 404/410: the subscription and (its foreign key's cascade) its pending rows.
@@ -117,6 +150,19 @@ UPDATE reminder_deliveries AS d SET state = 'dead', last_error = r.error
 FROM unnest(CAST(:dead_ids AS bigint[]), CAST(:dead_errors AS text[])) AS r(id, error)
 WHERE d.id = r.id
 """
+
+
+_BACKLOG = """
+SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'dead')
+FROM reminder_deliveries
+"""
+
+
+def delivery_backlog(conn: Any) -> tuple[int, int]:
+    """Reminders' pushes and emails and address confirmations: (pending, dead), for `python
+    -m backend events status` (the table holds only what is not yet delivered)."""
+    pending, dead = conn.execute(text(_BACKLOG)).one()
+    return int(pending), int(dead)
 
 
 @dataclass
@@ -157,7 +203,7 @@ def push_payload(row: Any) -> dict[str, Any]:
     }
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: Answer | httpx.Response) -> float | None:
     """A `Retry-After` in seconds (delta or HTTP date); None when absent or unreadable."""
     value = response.headers.get("retry-after")
     if not value:
@@ -170,9 +216,30 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def _unpadded(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def encrypt(body: bytes, p256dh: str, auth: str) -> bytes:
+    """RFC 8291's `aes128gcm` message for a subscription (its `p256dh` and `auth`, base64url):
+    ECDH with a fresh P-256 key of ours, by http-ece (RFC 8188). Its 86-byte header: a random
+    16-byte salt, record size 4096, and as key id our ephemeral public key (65 bytes, the
+    uncompressed point) the browser derives the secret with."""
+    ours = ec.generate_private_key(ec.SECP256R1())
+    encrypted: bytes = http_ece.encrypt(
+        body,
+        private_key=ours,
+        dh=_unpadded(p256dh),
+        auth_secret=_unpadded(auth),
+        version="aes128gcm",
+        rs=4096,
+    )
+    return encrypted
+
+
 class PushSender:
-    """One Web Push: encrypt with pywebpush, sign with py-vapid, POST with httpx to the
-    endpoint's checked address (no redirects, bounded timeouts)."""
+    """One Web Push: encrypt with http-ece (`encrypt`), sign with py-vapid, POST with httpx to
+    the endpoint's checked address (no redirects, the whole call bounded)."""
 
     def __init__(self, settings: Settings, client: httpx.Client) -> None:
         self._settings = settings
@@ -185,8 +252,7 @@ class PushSender:
         except UnsafeEndpoint as exc:
             return Outcome("dead", f"push: {exc}")
         body = json.dumps(push_payload(row), separators=(",", ":")).encode()
-        subscription = {"endpoint": row.endpoint, "keys": {"p256dh": row.p256dh, "auth": row.auth}}
-        encrypted = WebPusher(subscription).encode(body, content_encoding="aes128gcm")["body"]
+        encrypted = encrypt(body, row.p256dh, row.auth)
         claims = {
             "aud": target.origin,
             "exp": int(time.time()) + VAPID_JWT_SECONDS,
@@ -202,8 +268,10 @@ class PushSender:
             "Host": target.origin.split("://", 1)[1],
         }
         try:
-            response = self._client.post(
+            response = post(
+                self._client,
                 target.url,
+                seconds=self._settings.push_timeout_seconds,
                 content=encrypted,
                 headers=headers,
                 extensions={"sni_hostname": target.host},
@@ -213,7 +281,7 @@ class PushSender:
         return self._judge(response)
 
     @staticmethod
-    def _judge(response: httpx.Response) -> Outcome:
+    def _judge(response: Answer) -> Outcome:
         status = response.status_code
         if 200 <= status < 300:
             return Outcome("delivered")
@@ -232,6 +300,27 @@ class PushSender:
 def send_email(mail: MailSender, row: Any) -> Outcome:
     try:
         mail.deliver(reminder_message(mail.settings, row))
+    except MailFailed as exc:
+        return Outcome("dead" if exc.permanent else "retry", str(exc))
+    return Outcome("delivered")
+
+
+def send_confirmation(mail: MailSender, row: Any) -> Outcome:
+    """An address's confirmation link, queued by the PATCH that stored the address (migration
+    0097): its token derived from the settings' nonce; dropped when the link is no longer
+    the one stored (a later PATCH replaced it). The same `Message-ID` on every send of one
+    row."""
+    stored = row.payload or {}
+    if row.confirm_nonce is None:
+        return Outcome("dropped")
+    token = confirm_token(mail.settings, row.user_id, row.confirm_nonce)
+    if row.confirm_token_hash != token_hash(token):
+        return Outcome("dropped")
+    message = confirmation_message(
+        mail.settings, row.user_id, str(stored.get("address")), token, row.event_id
+    )
+    try:
+        mail.deliver(message)
     except MailFailed as exc:
         return Outcome("dead" if exc.permanent else "retry", str(exc))
     return Outcome("delivered")
@@ -282,6 +371,7 @@ class Notifier:
             mail = MailSender.configured(settings, keep=True)
             if mail is not None:
                 senders[EMAIL] = partial(send_email, mail)
+                senders[CONFIRM] = partial(send_confirmation, mail)
         self._senders = senders
         self.window = settings.event_batch_size
         # `parallel`: the pool's threads, so the lease covers the window's waves of sends.
@@ -394,12 +484,12 @@ class Notifier:
             elif outcome.kind == "gone":
                 gone["users"].append(row.user_id)
                 gone["subscriptions"].append(row.subscription_id)
-            elif outcome.kind == "retry" and row.attempts < settings.event_max_attempts:
-                wait_seconds = backoff(settings, row.attempts).total_seconds()
-                if outcome.wait is not None:
-                    wait_seconds = max(wait_seconds, outcome.wait)
+            elif (
+                outcome.kind == "retry"
+                and (retry_in := next_try(settings, row.attempts, outcome.wait)) is not None
+            ):
                 retry["ids"].append(row.id)
-                retry["waits"].append(min(wait_seconds, settings.event_retry_max_seconds))
+                retry["waits"].append(retry_in.total_seconds())
                 retry["errors"].append(outcome.error)
                 counted = "retried"
             else:

@@ -1,13 +1,17 @@
 """Every statement on `task_events` that delivery runs (the trigger writes the rows; the
 change feed reads them in backend/services/changes.py).
 
-A worker claims a batch with FOR UPDATE SKIP LOCKED in an open transaction, delivers it and
-records the outcome in the same transaction: two workers never hold the same record, and a
-worker that dies mid-batch loses its connection, so PostgreSQL rolls the claim back and the
-records are pending again (delivered again later: at least once, with the same event id).
+Lease, send, record (specs/events.md, "Delivery"): a worker leases a batch in one short
+statement (FOR UPDATE SKIP LOCKED, its own transaction, committed): each row's
+`next_attempt_at` moves to the lease's end and its `attempts` counts the attempt. The sends
+run with no transaction and no connection held. The outcomes are recorded in one short
+transaction, each only while the row still carries this lease (`attempts` unchanged, still
+pending): a row whose lease ended and that another worker leased again is that worker's. A
+worker that dies mid-batch leaves its rows leased; they are leased again when the lease ends
+(at least once, the repeat with the same event id).
 Only the first pending record of each task (its changes and comments) and of each list (its
-own, membership and invitation events) is claimable, so they go out in order even with many
-workers.
+own, membership and invitation events) is leasable, and a leased or retrying record is still
+pending, so a task's events go out in order even with many workers.
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Integer, and_, bindparam, exists, func, select, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from backend.config import Settings
@@ -29,43 +44,61 @@ _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _EARLIER = aliased(TaskEvent.__table__)  # type: ignore[attr-defined]
 PENDING, DELIVERED, DEAD = DeliveryState.pending, DeliveryState.delivered, DeliveryState.dead
 
-_CLAIM = (
-    select(
-        _E.id,
-        _E.event_id,
-        _E.user_id,
-        _E.task_id,
-        _E.list_id,
-        _E.type,
-        _E.task,
-        _E.list,
-        _E.object,
-        _E.actor_id,
-        _E.changes,
-        _E.occurred_at,
-        _E.attempts,
-        _E.delivered_to,
+_C = aliased(TaskEvent.__table__, name="candidate")  # type: ignore[attr-defined]
+
+
+def _leasing(batch: int, seconds: float) -> Any:
+    """Due rows, oldest first, each the first pending one of its task (or its list's own),
+    leased for `seconds` (the statement's shape is the same for any values: compiled once)."""
+    due = (
+        select(_C.c.id)
+        .where(
+            _C.c.state == PENDING,
+            _C.c.next_attempt_at <= func.clock_timestamp(),
+            ~exists().where(
+                _EARLIER.c.task_id == _C.c.task_id,
+                _EARLIER.c.state == PENDING,
+                _EARLIER.c.id < _C.c.id,
+            ),
+            # A list's own events (the list, its members, invitations), in order: they name no
+            # task (a task's changes carry their list too, and keep the task's order only).
+            ~exists().where(
+                _C.c.task_id.is_(None),
+                _EARLIER.c.list_id == _C.c.list_id,
+                _EARLIER.c.task_id.is_(None),
+                _EARLIER.c.state == PENDING,
+                _EARLIER.c.id < _C.c.id,
+            ),
+        )
+        .order_by(_C.c.id)
+        .limit(bindparam("batch", batch, type_=Integer))
+        .with_for_update(skip_locked=True)
     )
-    .where(
-        _E.state == PENDING,
-        _E.next_attempt_at <= func.clock_timestamp(),
-        ~exists().where(
-            _EARLIER.c.task_id == _E.task_id, _EARLIER.c.state == PENDING, _EARLIER.c.id < _E.id
-        ),
-        # A list's own events (the list, its members, invitations), in order: they name no
-        # task (a task's changes carry their list too, and keep the task's order only).
-        ~exists().where(
-            _E.task_id.is_(None),
-            _EARLIER.c.list_id == _E.list_id,
-            _EARLIER.c.task_id.is_(None),
-            _EARLIER.c.state == PENDING,
-            _EARLIER.c.id < _E.id,
-        ),
+    return (
+        update(TaskEvent)
+        .where(_E.id.in_(due))
+        .values(
+            next_attempt_at=func.clock_timestamp()
+            + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("lease", seconds, type_=Float)),
+            attempts=_E.attempts + 1,
+        )
+        .returning(
+            _E.id,
+            _E.event_id,
+            _E.user_id,
+            _E.task_id,
+            _E.list_id,
+            _E.type,
+            _E.task,
+            _E.list,
+            _E.object,
+            _E.actor_id,
+            _E.changes,
+            _E.occurred_at,
+            _E.attempts,
+            _E.delivered_to,
+        )
     )
-    .order_by(_E.id)
-    .limit(bindparam("batch", type_=Integer))
-    .with_for_update(skip_locked=True)
-)
 
 
 class ClaimedRow(EventRow, Protocol):
@@ -75,15 +108,24 @@ class ClaimedRow(EventRow, Protocol):
     def delivered_to(self) -> list[str]: ...
 
 
-def claim(conn: Connection, batch: int) -> Sequence[ClaimedRow]:
-    return cast(Sequence[ClaimedRow], conn.execute(_CLAIM, {"batch": batch}).all())
+def lease(conn: Connection, batch: int, seconds: float) -> list[ClaimedRow]:
+    """Lease up to `batch` due rows for `seconds` (`attempts` counts this attempt); the
+    caller commits at once. Oldest first."""
+    rows = conn.execute(_leasing(batch, seconds)).all()
+    return sorted(cast(list[ClaimedRow], rows), key=lambda row: row.id)
 
 
-def delivered(conn: Connection, ids: Sequence[int]) -> None:
-    if ids:
+def _held(row_id: int, attempts: int) -> Any:
+    """The row still carries the lease that counted `attempts`."""
+    return and_(_E.id == row_id, _E.attempts == attempts, _E.state == PENDING)
+
+
+def delivered(conn: Connection, leased: Sequence[tuple[int, int]]) -> None:
+    """Rows (id, attempts of their lease) every sink accepted."""
+    if leased:
         conn.execute(
             update(TaskEvent)
-            .where(_E.id.in_(ids))
+            .where(_E.state == PENDING, tuple_(_E.id, _E.attempts).in_(list(leased)))
             .values(state=DELIVERED, delivered_at=func.clock_timestamp(), last_error=None)
         )
 
@@ -92,13 +134,14 @@ def failed(
     conn: Connection,
     row_id: int,
     *,
+    attempts: int,
     accepted_by: Sequence[str],
     error: str,
     retry_in: timedelta | None,
 ) -> None:
-    """Record a failed attempt: retry after `retry_in`, or dead-letter it (None)."""
+    """Record a failed attempt (the lease that counted `attempts`): retry after `retry_in`,
+    or dead-letter it (None)."""
     values: dict[str, Any] = {
-        "attempts": _E.attempts + 1,
         "delivered_to": list(accepted_by),
         "last_error": error[:1000],
     }
@@ -106,7 +149,7 @@ def failed(
         values["state"] = DEAD
     else:
         values["next_attempt_at"] = func.clock_timestamp() + retry_in
-    conn.execute(update(TaskEvent).where(_E.id == row_id).values(**values))
+    conn.execute(update(TaskEvent).where(_held(row_id, attempts)).values(**values))
 
 
 @dataclass(frozen=True)
@@ -176,3 +219,15 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
         settings.event_retry_base_seconds * 2 ** min(attempts - 1, 30),
     )
     return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+
+
+def next_try(settings: Settings, attempts: int, at_least: float | None = None) -> timedelta | None:
+    """THE retry rule of every sink (webhooks, Dapr, Web Push, email): after a failed attempt
+    (the `attempts`-th), when to try again (the backoff, or a receiver's `Retry-After` when
+    longer, within `EVENT_RETRY_MAX_SECONDS`), or None: out of attempts, dead-letter it."""
+    if attempts >= settings.event_max_attempts:
+        return None
+    wait = backoff(settings, attempts)
+    if at_least is not None:
+        wait = max(wait, timedelta(seconds=at_least))
+    return min(wait, timedelta(seconds=settings.event_retry_max_seconds))

@@ -17,6 +17,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
+from backend.events.bounds import ANSWER_MAX_BYTES, Answer, post
 from backend.models import TaskPublic, task_children
 from backend.models.task_event import REMINDER
 from backend.models.task_list import ListData
@@ -179,9 +180,10 @@ def event_body(row: EventRow) -> dict[str, Any]:
     }
 
 
-def _check(response: httpx.Response) -> None:
-    if not response.is_success:
-        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+def _check(answer: Answer) -> None:
+    if not answer.is_success:
+        more = f" (answer cut at {ANSWER_MAX_BYTES} bytes)" if answer.cut else ""
+        raise DeliveryFailed(f"HTTP {answer.status_code}: {answer.text[:200]}{more}")
 
 
 class Sink(Protocol):
@@ -219,7 +221,7 @@ class DaprSink:
         url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
         headers = {"dapr-api-token": self.token} if self.token else {}
         try:
-            _check(client.post(url, json=body, headers=headers))
+            _check(post(client, url, json=body, headers=headers))
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
 
@@ -251,7 +253,7 @@ class WebhookSink:
             "webhook-signature": Webhook(self.secret).sign(event_id, now, payload),
         }
         try:
-            _check(client.post(self.url, content=payload, headers=headers))
+            _check(post(client, self.url, content=payload, headers=headers))
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
 

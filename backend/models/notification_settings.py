@@ -84,6 +84,8 @@ class NotificationSettings(SQLModel, table=True):
     # SHA-256 of the confirmation link's random token, hex: the link is shown only in the mail.
     confirm_token_hash: str | None = SQLField(default=None, sa_column=Column(Text))
     confirm_sent_at: datetime | None = _ts()
+    # What the worker derives the mailed link's token from (migration 0097; never the token).
+    confirm_nonce: str | None = SQLField(default=None, sa_column=Column(Text))
     time_zone: str | None = SQLField(default=None, sa_column=Column(Text))
     updated_at: datetime | None = _ts(nullable=False, server_default=func.now())
 
@@ -105,8 +107,9 @@ class ReminderDelivery(SQLModel, table=True):
             postgresql_nulls_not_distinct=True,
         ),
         CheckConstraint(
-            "(channel = 'push' AND subscription_id IS NOT NULL) "
-            "OR (channel = 'email' AND subscription_id IS NULL)",
+            "(channel = 'push' AND subscription_id IS NOT NULL AND task_id IS NOT NULL) "
+            "OR (channel = 'email' AND subscription_id IS NULL AND task_id IS NOT NULL) "
+            "OR (channel = 'confirm' AND subscription_id IS NULL AND task_id IS NULL)",
             name="ck_reminder_deliveries_channel",
         ),
         CheckConstraint("state IN ('pending', 'dead')", name="ck_reminder_deliveries_state"),
@@ -133,16 +136,17 @@ class ReminderDelivery(SQLModel, table=True):
             ),
         )
     )
-    task_id: int = SQLField(
+    # None for an address's confirmation (channel `confirm`, migration 0097).
+    task_id: int | None = SQLField(
+        default=None,
         sa_column=Column(
             BigInteger,
-            nullable=False,
             info=not_a_reference(
                 "a fired reminder's task, possibly another user's (a member's"
                 " reminder) or gone by send time: the sink checks who still "
-                "reaches it"
+                "reaches it; none for an address's confirmation"
             ),
-        )
+        ),
     )
     channel: str = SQLField(sa_column=Column(Text, nullable=False))
     subscription_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))

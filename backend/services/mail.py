@@ -187,11 +187,15 @@ def _address(value: str) -> str:
 
 
 def confirmation_message(
-    settings: Settings, user_id: str, address: str, token: str
+    settings: Settings, user_id: str, address: str, token: str, event_id: Any = None
 ) -> EmailMessage:
+    """The confirmation of `address`; `event_id`: its queued row's, so that a resend carries
+    the same `Message-ID`."""
     link = confirm_url(settings, user_id, token)
     message = EmailMessage()
     message["From"] = settings.smtp_from or ""
+    if event_id is not None:
+        message["Message-ID"] = f"<confirm-{event_id}@{_domain(settings)}>"
     local, _, domain = mailbox(address).rpartition("@")
     # By its parts: `addr_spec=` would refuse a non-ASCII local part (SMTPUTF8's, RFC 6531).
     message["To"] = Address(username=local, domain=domain)

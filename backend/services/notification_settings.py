@@ -17,6 +17,7 @@ sent.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -54,16 +55,20 @@ FROM notification_settings WHERE notification_settings.user_id = :owner
 # Each value bound with its own `*_sent` flag: a field not sent keeps the stored value.
 # `verified`: the address sent is the one the caller's identity provider verified; confirmed
 # by its word, as by a link opened, it turns email reminders on (unless `email` is sent).
+# A new address's link (a new `confirm_token_hash`) is queued for the events worker by the
+# upsert itself (the triggers of migration 0097); `confirm_nonce` is what the worker derives
+# the link's token from (`confirm_token`): the token itself is never stored.
 _WRITE = text(
     """
 INSERT INTO notification_settings AS n
     (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
-     confirm_sent_at, time_zone)
+     confirm_sent_at, time_zone, confirm_nonce)
 SELECT :owner, coalesce(:push, true), coalesce(:email, :verified), :email_address,
     CASE WHEN :verified THEN now() END,
     CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE :token_hash END,
     CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE now() END,
-    :time_zone
+    :time_zone,
+    CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE :nonce END
 WHERE NOT coalesce(:email, false) OR :verified OR :email_address IS NOT NULL OR EXISTS (
     SELECT 1 FROM notification_settings AS c
     WHERE c.user_id = :owner AND c.email_confirmed_at IS NOT NULL
@@ -94,6 +99,14 @@ ON CONFLICT (user_id) DO UPDATE SET
         WHEN :verified THEN NULL
         ELSE now()
     END,
+    confirm_nonce = CASE
+        WHEN NOT :address_sent THEN n.confirm_nonce
+        WHEN :email_address IS NULL THEN NULL
+        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
+            THEN n.confirm_nonce
+        WHEN :verified THEN NULL
+        ELSE :nonce
+    END,
     email = CASE
         WHEN :email IS NOT NULL THEN :email
         WHEN :address_sent AND :email_address IS NULL THEN false
@@ -115,6 +128,7 @@ RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_co
     bindparam("email_address", type_=Text),
     bindparam("time_zone", type_=Text),
     bindparam("token_hash", type_=Text),
+    bindparam("nonce", type_=Text),
 )
 _CONFIRM = text(
     """
@@ -139,6 +153,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def confirm_token(settings: Settings, user_id: str, nonce: str) -> str:
+    """A confirmation link's token: an HMAC of the user id and the queued row's nonce under
+    the server's signing secret (43 base64url characters), so the worker that mails it
+    derives it and no token is stored (only its SHA-256, by the upsert)."""
+    key = settings.signing_secret().encode()
+    digest = hmac.new(key, f"confirm-email:{user_id}:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def unsubscribe_token(settings: Settings, user_id: str) -> str:
     """The one-click link's proof: an HMAC of the user id under the server's signing secret
     (nothing stored; a forged or another user's token does not verify)."""
@@ -149,8 +172,8 @@ def unsubscribe_token(settings: Settings, user_id: str) -> str:
 @dataclass(frozen=True)
 class Updated:
     settings: NotificationSettingsPublic
-    # The confirmation link's token to mail to `settings.email_address` (None: no mail).
-    confirm_token: str | None
+    # A confirmation mail to `settings.email_address` was queued for the events worker.
+    confirmation_queued: bool
 
 
 def _public(row: Any) -> NotificationSettingsPublic:
@@ -187,7 +210,8 @@ class NotificationSettingsService(Scoped):
             )
         if address is not None and address != verified and limits is not None:
             limits.confirmation_mail(self.user_id, address)
-        token = secrets.token_urlsafe(32)
+        nonce = secrets.token_urlsafe(32)
+        token = confirm_token(settings, self.user_id, nonce)
         row = self._write(
             _WRITE,
             push=data.push if "push" in sent else None,
@@ -198,12 +222,13 @@ class NotificationSettingsService(Scoped):
             time_zone_sent="time_zone" in sent,
             time_zone=data.time_zone,
             token_hash=token_hash(token),
+            nonce=nonce,
             last=True,
         ).first()
         if row is None:
             raise InvalidRequest.at("body.email", CONFIRM_FIRST)
-        mail = token if row.confirm_now and row.email_address is not None else None
-        return Updated(_public(row), mail)
+        queued = row.confirm_now and row.email_address is not None
+        return Updated(_public(row), queued)
 
     def confirm(self, token: str) -> str:
         """Confirm the address by the link's token (no caller: the link names the account,

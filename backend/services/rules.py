@@ -358,6 +358,8 @@ PLUMBING: dict[str, str] = {
     "fk_task_reminders_recipient_id_users": "a member's scheduled reminders go with its account",
     "task_events_reminder_deliveries": "queues a fired reminder's pushes and mails with its "
     "event (the events worker's `fire_due`, no request's write); changes no row a request reads",
+    "notification_settings_queue_confirmation*": "queues a new address's confirmation mail "
+    "for the events worker (migration 0097); changes no row a request reads",
     "fk_reminder_deliveries_user_id_push_subscriptions": "a subscription's pending pushes go "
     "with it (its DELETE, or a push service's 404/410 to the worker)",
 }

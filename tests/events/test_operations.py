@@ -73,7 +73,7 @@ def test_sigterm_finishes_the_batch_in_progress_then_exits_0(
     assert "worker stopped" in log.read_text()
 
 
-def test_a_second_signal_abandons_the_batch_and_it_is_rolled_back(
+def test_a_second_signal_abandons_the_batch_and_its_lease_holds_it_until_it_ends(
     db_engine: Engine, database_url: str, receiver: Receiver, alice: Account
 ) -> None:
     process, log = _slow_worker(db_engine, database_url, receiver, alice)
@@ -83,9 +83,15 @@ def test_a_second_signal_abandons_the_batch_and_it_is_rolled_back(
     assert "batch abandoned" in log.read_text()
     sent = {r.json()["event_id"] for r in receiver.by_path(DAPR)}
     rows = {r[0]: r for r in _rows(db_engine)}
-    # What Dapr got in the abandoned batch is pending again, untouched: it will be sent again.
-    assert sent and all(rows[e][1:] == ("pending", 0, []) for e in sent)
+    # What Dapr got in the abandoned batch is still leased (its attempt counted, nothing
+    # recorded): it is sent again when the lease ends, with the same event id.
+    assert sent and all(rows[e][1:] == ("pending", 1, []) for e in sent)
     assert event_states(db_engine) == {"pending": 20}
+    with db_engine.connect() as conn:
+        leased = conn.execute(
+            text("SELECT count(*) FROM task_events WHERE next_attempt_at > clock_timestamp()")
+        ).scalar_one()
+    assert leased == 5  # the batch; no other was leased
 
 
 def test_health_ready_and_metrics_on_the_workers_port(

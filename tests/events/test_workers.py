@@ -68,7 +68,10 @@ def test_a_worker_killed_mid_batch_loses_nothing(
 ) -> None:
     receiver.delay = 0.2  # each delivery takes a while: the kill lands mid-batch
     log = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
-    env = worker_env(database_url, receiver, EVENT_BATCH_SIZE="20")
+    # The killed worker's batch stays leased for twice its deadline (2 x 2 sinks x 2 s).
+    env = worker_env(
+        database_url, receiver, EVENT_BATCH_SIZE="20", EVENT_DELIVERY_TIMEOUT_SECONDS="2"
+    )
     add_tasks(db_engine, alice.id, 60)
     first = start_worker(env, log)
     until(lambda: len(receiver.by_path(DAPR)) >= 5, 60, log.read_text())

@@ -180,14 +180,14 @@ def test_the_worker_fires_and_pushes_in_one_cycle(
     assert delivered == 1
     assert worker.notifier.in_flight == 0
     assert count_rows(db_engine, "reminder_deliveries") == 0
-    # A worker with no event sink: the events it claimed are delivered to all (none) of
-    # them, none failed by a batch deadline of 0 s and retried.
+    # A worker with no event sink: the events it leased (an attempt each) are delivered to
+    # all (none) of them, none failed by a batch deadline of 0 s and retried.
     with db_engine.connect() as conn:
         events = conn.execute(
             text("SELECT state, attempts, last_error FROM task_events ORDER BY id")
         ).all()
-    assert events[0] == ("delivered", 0, None)
-    assert all(tuple(e) in {("delivered", 0, None), ("pending", 0, None)} for e in events)
+    assert events[0] == ("delivered", 1, None)
+    assert all(tuple(e) in {("delivered", 1, None), ("pending", 0, None)} for e in events)
 
 
 def test_500_and_429_are_retried_and_nothing_is_lost(
@@ -432,3 +432,33 @@ def test_no_log_line_carries_a_push_endpoint(
     lines = [record.getMessage() for record in caplog.records]
     assert any(line.startswith("HTTP Request: POST http://127.0.0.1") for line in lines)
     assert not [line for line in lines if "capability" in line]
+
+
+def test_the_push_body_is_rfc_8291_aes128gcm_with_our_key_as_key_id() -> None:
+    """http-ece directly (no pywebpush): the 86-byte header (16-byte salt, record size 4096,
+    a 65-byte key id: our ephemeral P-256 public key, uncompressed) and a body the
+    subscription's private key and auth secret decrypt."""
+    import base64
+    import os
+
+    import http_ece
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from backend.events.notify import encrypt
+
+    browser = ec.generate_private_key(ec.SECP256R1())
+    point = browser.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    auth = os.urandom(16)
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    sealed = encrypt(b'{"type":"reminder"}', b64(point), b64(auth))
+    salt, record_size, id_length = sealed[:16], sealed[16:20], sealed[20]
+    key_id = sealed[21 : 21 + id_length]
+    assert (len(salt), int.from_bytes(record_size, "big"), id_length) == (16, 4096, 65)
+    assert key_id[0] == 0x04  # an uncompressed point
+    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key_id)  # a P-256 key
+    opened = http_ece.decrypt(sealed, private_key=browser, auth_secret=auth, version="aes128gcm")
+    assert opened == b'{"type":"reminder"}'

@@ -29,6 +29,7 @@ from backend.events.notify import Notifier
 from backend.main import create_app
 from backend.services.mail import reminder_message
 from scripts.bench.reminder_peers import Inbox
+from tests.cli.helpers import run_cli
 from tests.conftest import Account, count_rows
 from tests.reminders.test_push_delivery import drain, event_of, make_due, task_with_reminder
 
@@ -98,6 +99,15 @@ def body(message: EmailMessage, subtype: str) -> str:
     return str(part.get_content())
 
 
+def mailed(client: TestClient) -> None:
+    """The events worker's part: the confirmations the PATCHes queued (and any due reminder
+    email) sent, until none is pending."""
+    app: Any = client.app
+    engine, settings = app.state.engine, app.state.settings
+    with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
+        drain(Notifier(engine, settings, WorkerMetrics(), pool, http, parallel=4), engine)
+
+
 def confirm(client: TestClient, who: Account, inbox: Inbox, address: str) -> None:
     answer = client.patch(
         "/api/notification-settings",
@@ -106,6 +116,7 @@ def confirm(client: TestClient, who: Account, inbox: Inbox, address: str) -> Non
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"]["email_confirmed"] is False
+    mailed(client)
     [mail] = inbox.messages[-1:]
     assert mail["To"] == address and "Confirm" in mail["Subject"]
     link = next(w for w in body(mail, "plain").split() if "/confirm?" in w)
@@ -304,6 +315,7 @@ def test_an_identity_providers_email_counts_as_confirmed_only_where_it_says_veri
         "email_confirmed": True,
         "time_zone": None,
     }
+    mailed(mail_client)
     assert inbox.messages == []  # no link to open: the provider's word confirmed it
     who = Account("idp-ida", "ida@example.com", "", "", verified)
     task_with_reminder(mail_client, who, "Call the bank")
@@ -333,6 +345,7 @@ def test_an_identity_providers_email_counts_as_confirmed_only_where_it_says_veri
             "/api/notification-settings", json={"email": True}, headers=headers
         )
         assert refused.status_code == 422, subject
+    mailed(mail_client)
     assert sorted(str(m["To"]) for m in inbox.messages) == sorted(a for _, _, a in cases)
 
 
@@ -357,6 +370,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
         False,
         False,
     )
+    mailed(mail_client)
     stale = _link(inbox, "uma@example.com")
     inbox.messages.clear()
     # The same address, now with the provider's word: confirmed, on, no second link, and
@@ -370,6 +384,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
         "email_confirmed": True,
         "time_zone": None,
     }
+    mailed(mail_client)
     assert inbox.messages == []
     opened = mail_client.get(stale)
     assert opened.status_code == 404 and opened.json()["error"]["code"] == "NOT_FOUND"
@@ -377,6 +392,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
     # address sent again replaces it: confirmed and on at once, no link mailed.
     moved = mail_client.patch(path, json={"email_address": "uma@old.example"}, headers=unverified)
     assert moved.json()["data"]["email_confirmed"] is False
+    mailed(mail_client)
     assert mail_client.get(_link(inbox, "uma@old.example")).status_code == 200
     off = mail_client.patch(path, json={"email": False}, headers=unverified)
     assert off.json()["data"]["email"] is False
@@ -390,6 +406,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
         "email_confirmed": True,
         "time_zone": None,
     }
+    mailed(mail_client)
     assert inbox.messages == []
     assert mail_client.get(path, headers=verified).json()["data"] == back.json()["data"]
 
@@ -520,6 +537,7 @@ def test_a_settings_form_turns_email_on_with_a_new_address_in_one_call(
         "email_confirmed": False,
         "time_zone": None,
     }
+    mailed(mail_client)  # the events worker sends what the PATCH queued
     [confirmation] = inbox.messages
     assert confirmation["To"] == "new@example.com" and "Confirm" in confirmation["Subject"]
     task_with_reminder(mail_client, alice, "Before the link")
@@ -559,6 +577,7 @@ def test_confirmation_mails_are_bounded_per_account_and_per_address(
         answer = mail_client.patch(SETTINGS, json=body, headers=alice.headers)
         assert answer.status_code == 200, answer.text
         assert '"confirmation-mail-address";r=' in answer.headers["ratelimit"]
+        mailed(mail_client)  # each link its mail (a later PATCH's replaces an unsent one)
     assert len(inbox.messages) == limit
     over = mail_client.patch(
         SETTINGS, json={"email_address": "target@example.com"}, headers=alice.headers
@@ -576,6 +595,7 @@ def test_confirmation_mails_are_bounded_per_account_and_per_address(
         SETTINGS, json={"email_address": "Target@Example.com"}, headers=bob.headers
     )
     assert by_bob.status_code == 429
+    mailed(mail_client)
     assert len(inbox.messages) == limit
     with setup_engine.connect() as conn:
         stored = conn.execute(text("SELECT user_id FROM notification_settings")).scalars().all()
@@ -606,6 +626,7 @@ def test_an_internationalized_address_is_mailed_where_the_server_takes_it(
             answer = mail_client.patch(
                 SETTINGS, json={"email_address": "ü@example.com"}, headers=alice.headers
             )
+            mailed(mail_client)  # refused for good: dead at once, by the SMTP code only
         assert answer.status_code == 200, answer.text
         assert answer.json()["data"]["email_confirmed"] is False
         assert plain.messages == []
@@ -614,6 +635,7 @@ def test_an_internationalized_address_is_mailed_where_the_server_takes_it(
             SETTINGS, json={"email_address": "bo@bücher.example"}, headers=bob.headers
         )
         assert idn.status_code == 200, idn.text
+        mailed(mail_client)
         assert idn.json()["data"]["email_address"] == "bo@bücher.example"
         assert plain.recipients == [["bo@xn--bcher-kva.example"]]
     finally:
@@ -686,3 +708,45 @@ def test_the_links_are_rate_limited_per_client(mail_client: TestClient) -> None:
     assert int(over.headers["retry-after"]) > 0
     again = mail_client.post(f"{UNSUBSCRIBE}?user=someone&token={'0' * 64}")
     assert again.status_code == 429
+
+
+def test_a_confirmation_is_retried_while_the_smtp_server_is_down_then_sent_once(
+    mail_client: TestClient,
+    alice: Account,
+    db_engine: Engine,
+    mail_settings: Settings,
+    database_url: str,
+) -> None:
+    """The PATCH's 200 means the confirmation is queued (its own statement): with no SMTP
+    server listening it is a failed attempt kept for a retry, and once the server is back
+    one message is accepted, its link good."""
+    address = "late@example.com"
+    answer = mail_client.patch(SETTINGS, json={"email_address": address}, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
+        notifier = Notifier(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
+        for _ in range(2):  # nobody listens on the port: failed attempts, kept
+            with db_engine.begin() as conn:
+                conn.execute(text("UPDATE reminder_deliveries SET next_attempt_at = now()"))
+            notifier.run()
+        with db_engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT channel, state, attempts, last_error FROM reminder_deliveries")
+            ).one()
+        assert row[:3] == ("confirm", "pending", 2) and row.last_error.startswith("email: ")
+        status = run_cli("events", "status", "--max-lag", "3600", DATABASE_URL=database_url)
+        assert "reminder deliveries: pending 1, dead 0" in status.stdout, status.stderr
+        box = Inbox()
+        controller = serve(box)
+        try:
+            drain(notifier, db_engine)
+        finally:
+            controller.stop()
+    [mail] = box.messages
+    assert mail["To"] == address and "Confirm" in mail["Subject"]
+    assert mail["Message-ID"].startswith("<confirm-")
+    assert count_rows(db_engine, "reminder_deliveries") == 0
+    link = next(w for w in body(mail, "plain").split() if "/confirm?" in w)
+    opened = mail_client.get(local(link))
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["data"] == {"email_address": address, "email_confirmed": True}

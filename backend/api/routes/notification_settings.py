@@ -1,17 +1,16 @@
 """`/api/notification-settings` (issue 72; specs/api-contract.md, "Notification settings"):
 which channels the caller's reminders take, and the two links a mail carries (confirm an
 address; RFC 8058 one-click unsubscribe), which need no bearer token: the link is the
-credential. Thin: enter through the door, call the service, answer; a confirmation mail is sent
-after the commit, with no connection held.
+credential. Thin: enter through the door, call the service, answer; a confirmation mail is
+queued by the PATCH's own statement and sent by the events worker (retried while the SMTP
+server is down: specs/events.md, "Reminder deliveries").
 """
 
 from __future__ import annotations
 
-import logging
-from email.message import EmailMessage
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi import APIRouter, Query, status
 
 from backend.api.deps import AnonymousDoor, Door, DoorRoute
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
@@ -27,7 +26,6 @@ from backend.models.notification_settings import (
     EmailConfirmed,
     NotificationSettingsUpdate,
 )
-from backend.services.mail import MailFailed, MailSender, confirmation_message
 from backend.services.notification_settings import (
     CONFIRM_FIRST,
     LINK_NOT_FOUND,
@@ -46,18 +44,6 @@ UNCONFIRMED = ErrorExample.of(
     "email_unconfirmed", "Address not confirmed", InvalidRequest.at("body.email", CONFIRM_FIRST)
 )
 LinkUser = Annotated[USER_ID_IN_LINK, Query(description="The account the link is for.")]
-logger = logging.getLogger(__name__)
-
-
-def send_confirmation(mail: MailSender, message: EmailMessage) -> None:
-    """After the answer: a mail the server did not take (down, or an internationalized
-    address it cannot carry: no SMTPUTF8) is logged, by the SMTP code only, never the
-    address; the address stays unconfirmed and receives nothing, and a PATCH of it again
-    sends a new link. The settings were stored and answered already."""
-    try:
-        mail.deliver(message)
-    except MailFailed as exc:
-        logger.warning("a confirmation mail was not sent: %s", exc)
 
 
 @router.get(
@@ -91,17 +77,11 @@ def get_notification_settings(door: Door) -> NotificationSettingsEnvelope:
     },
 )
 def update_notification_settings(
-    door: Door, data: NotificationSettingsUpdate, background: BackgroundTasks
+    door: Door, data: NotificationSettingsUpdate
 ) -> NotificationSettingsEnvelope:
     done = door.service(NotificationSettingsService).update(
         data, door.settings, verified=door.verified_email, limits=door.limits
     )
-    mail = MailSender.configured(door.settings)
-    if done.confirm_token is not None and mail is not None and done.settings.email_address:
-        message = confirmation_message(
-            door.settings, door.caller_id, done.settings.email_address, done.confirm_token
-        )
-        background.add_task(send_confirmation, mail, message)
     return NotificationSettingsEnvelope(data=done.settings)
 
 

@@ -1,0 +1,174 @@
+"""Every send to a receiver bounded: a total deadline per call and a cap on what is read back.
+
+httpx's timeouts bound each connect, write and read, not a whole call: a receiver that
+trickles its answer a byte at a time (headers included) could hold a delivery thread for as
+long as it likes, and one that answers a huge body would be read to its end. So:
+
+- the worker's clients connect through `DeadlineBackend`, whose streams cut every connect,
+  read, write and TLS handshake at what is left of the call's deadline (`deadline`, set around
+  each call in the thread that makes it): a call ends by its deadline whatever the receiver
+  does, headers or body;
+- `post` streams the answer and reads at most `ANSWER_MAX_BYTES` of its body (the rest is
+  never read: the connection is closed, not reused).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+
+# What is read of a receiver's answer at most (an error's first lines are all we keep).
+ANSWER_MAX_BYTES = 4096
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "delivery_deadline", default=None
+)
+
+
+class DeadlinePassed(httpcore.TimeoutException):
+    """The call's whole deadline passed (httpx maps it to a `TimeoutException`)."""
+
+
+def _left(timeout: float | None) -> float | None:
+    """The timeout of one operation: the smaller of its own and what the call has left."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlinePassed("the send's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+def _passed() -> bool:
+    deadline = _DEADLINE.get()
+    return deadline is not None and time.monotonic() >= deadline
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return self._inner.read(max_bytes, _left(timeout))
+        except httpcore.TimeoutException as exc:  # its own timeout, or the call's deadline
+            if _passed():
+                raise DeadlinePassed("the send's deadline passed") from exc
+            raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            self._inner.write(buffer, _left(timeout))
+        except httpcore.TimeoutException as exc:
+            if _passed():
+                raise DeadlinePassed("the send's deadline passed") from exc
+            raise
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, _left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, each operation cut at the call's deadline."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.connect_tcp(host, port, _left(timeout), local_address, socket_options)
+        return _Stream(inner)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.connect_unix_socket(path, _left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def bounded_client(timeout: float, **options: Any) -> httpx.Client:
+    """An httpx client whose every transport (proxies from the environment too) connects
+    through `DeadlineBackend`."""
+    client = httpx.Client(timeout=timeout, **options)
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if pool is None or not hasattr(pool, "_network_backend"):  # pragma: no cover
+            raise RuntimeError("httpx's transport no longer takes a network backend")
+        pool._network_backend = DeadlineBackend()
+    return client
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every network operation of this thread within the block ends by `seconds` from now."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A receiver's answer: its status, headers and at most `ANSWER_MAX_BYTES` of its body
+    (`cut`: there was more, unread)."""
+
+    status_code: int
+    headers: httpx.Headers
+    head: bytes
+    cut: bool
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.head.decode(errors="replace")
+
+
+def post(client: httpx.Client, url: str, *, seconds: float | None = None, **options: Any) -> Answer:
+    """POST within `seconds` in all (None: within the `deadline` around the call), reading at
+    most `ANSWER_MAX_BYTES` of the answer's body (a longer one is left unread and its
+    connection closed; a short one's is kept for the next call). Raises httpx's errors (a
+    timeout when the deadline passes)."""
+    with ExitStack() as stack:
+        if seconds is not None:
+            stack.enter_context(deadline(seconds))
+        response = stack.enter_context(client.stream("POST", url, **options))
+        head = b""
+        for chunk in response.iter_raw(1024):
+            head += chunk
+            if len(head) > ANSWER_MAX_BYTES:
+                cut = head[:ANSWER_MAX_BYTES]
+                return Answer(response.status_code, response.headers, cut, True)
+        return Answer(response.status_code, response.headers, head, False)
