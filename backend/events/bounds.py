@@ -114,17 +114,83 @@ class DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+# httpcore's errors as httpx raises them (the sinks catch `httpx.HTTPError`).
+_TRANSPORT_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+)
+
+
+@contextmanager
+def _as_httpx(request: httpx.Request) -> Iterator[None]:
+    """httpcore's error as httpx's of the same name (`ConnectError`, `ReadTimeout`, ...)."""
+    try:
+        yield
+    except (httpcore.TimeoutException, *_TRANSPORT_ERRORS) as exc:
+        fallback = (
+            httpx.TimeoutException
+            if isinstance(exc, httpcore.TimeoutException)
+            else httpx.TransportError
+        )
+        same = getattr(httpx, type(exc).__name__, None)
+        kind = same if isinstance(same, type) and issubclass(same, fallback) else fallback
+        raise kind(str(exc), request=request) from exc
+
+
+class _Answer(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes], request: httpx.Request) -> None:
+        self.stream, self.request = stream, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx(self.request):
+            yield from self.stream
+
+    def close(self) -> None:
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """httpx's requests over httpcore's connection pool (both libraries' public API), its
+    sockets `DeadlineBackend`'s. Environment proxies are not used: a receiver is reached
+    directly (specs/events.md)."""
+
+    def __init__(self) -> None:
+        self.pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=DeadlineBackend()
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        sent = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx(request):
+            answer = self.pool.handle_request(sent)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Answer(answer.stream, request),  # type: ignore[arg-type]
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 def bounded_client(timeout: float, **options: Any) -> httpx.Client:
-    """An httpx client whose every transport (proxies from the environment too) connects
-    through `DeadlineBackend`."""
-    client = httpx.Client(timeout=timeout, **options)
-    transports = [client._transport, *client._mounts.values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        if pool is None or not hasattr(pool, "_network_backend"):  # pragma: no cover
-            raise RuntimeError("httpx's transport no longer takes a network backend")
-        pool._network_backend = DeadlineBackend()
-    return client
+    """An httpx client whose every connection goes through `DeadlineBackend`."""
+    options.setdefault("trust_env", False)
+    return httpx.Client(timeout=timeout, transport=DeadlineTransport(), **options)
 
 
 @contextmanager

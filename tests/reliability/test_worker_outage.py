@@ -70,6 +70,12 @@ def test_the_database_stopped_mid_send_backs_off_logs_little_and_loses_nothing(
             dedicated_pg.stop("fast")
             until(lambda: len(worker.waits) >= 7, 60, "seven failed cycles")
         until(lambda: event_states(engine) == {"delivered": 10}, 60, "every event delivered")
+        # The cycle that delivered them says the database is back once it has returned.
+        until(
+            lambda: any("succeed again" in r.getMessage() for r in caplog.records),
+            60,
+            "the recovery logged",
+        )
     finally:
         stop.set()
         running.join(60)
