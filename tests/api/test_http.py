@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
+from backend.api.routes.tasks import TaskRoute
 from backend.config import Settings
 from backend.main import create_app
-from tests.conftest import Account, bearer, make_token
+from tests.conftest import Account, api_routes, bearer, make_token
 
 
 def test_request_id_is_generated_and_echoed(client: TestClient) -> None:
@@ -36,6 +37,21 @@ def test_unknown_route_and_method_use_the_envelope(client: TestClient, alice: Ac
     wrong_method = client.request("PATCH", "/api/tasks", headers=alice.headers)
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize("name", sorted(TaskRoute.fixed))
+def test_a_fixed_path_is_no_task_id(
+    app: FastAPI, client: TestClient, alice: Account, name: str
+) -> None:
+    """Every fixed path under /api/tasks (`TaskRoute.fixed`, derived from the routes: a new
+    one needs no line) is its own resource: a method only `/{task_id}` serves is 405, not a
+    422 for a task id `stats`."""
+    assert {"bulk", "changes", "completed", "parse", "quick", "stats"} <= TaskRoute.fixed
+    path = f"/api/tasks/{name}"
+    served = {m for route in api_routes(app) if route.path == path for m in route.methods}
+    method = next(m for m in ("GET", "PUT", "PATCH", "DELETE") if m not in served)
+    response = client.request(method, path, headers=alice.headers)
+    assert response.status_code == 405, (method, path, response.text)
 
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE", "POST", "GET"])

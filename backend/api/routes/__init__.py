@@ -41,9 +41,14 @@ def _routers(module: ModuleType) -> tuple[APIRouter, ...]:
 
 api_router = APIRouter()
 tag_descriptions: dict[str, str] = {}
+_built: list[APIRouter] = []
 for _module in _modules():
-    for _router in _routers(_module):
-        api_router.include_router(_router)
+    _built.extend(_routers(_module))
     tag_descriptions.update(getattr(_module, "TAGS", {}))
+for _router in _built:
+    api_router.include_router(_router)
+# The names `/{task_id}` must not claim: every router's fixed paths under /api/tasks.
+_tasks = importlib.import_module(f"{__name__}.tasks")
+_tasks.TaskRoute.fixed = _tasks.fixed_paths(r for router in _built for r in router.routes)
 
 __all__ = ["api_router", "tag_descriptions"]

@@ -3,12 +3,13 @@ the envelope."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from backend.api.actions import acts
@@ -85,17 +86,27 @@ from backend.services.quick_add import QuickAddService
 from backend.services.task_listing import TaskListQuery
 from backend.services.tasks import TaskPage
 
-# The fixed paths under /api/tasks, which `/{task_id}` must not claim.
-FIXED_PATHS = frozenset({"stats", "bulk", "completed", "changes", "parse", "quick"})
+STEM = "/api/tasks/"
+
+
+def fixed_paths(routes: Iterable[BaseRoute]) -> frozenset[str]:
+    """The fixed paths' names under /api/tasks (`stats`, `bulk`, ...): each first segment after
+    it that is no parameter, of any router's routes (`changes` is the changes router's)."""
+    segments = (getattr(route, "path", "").partition(STEM) for route in routes)
+    named = (rest.partition("/")[0] for before, _, rest in segments if not before and rest)
+    return frozenset(name for name in named if name and not name.startswith("{"))
 
 
 class TaskRoute(DoorRoute):
     """`/{task_id}` matches any segment but the fixed paths' names, so `PUT /api/tasks/stats`
-    is a 405 (not a 422 for an id "stats"); other non-integer ids reach the route: 422."""
+    is a 405 (not a 422 for an id "stats"); other non-integer ids reach the route: 422.
+    `fixed` is derived from every route once they are all built (backend/api/routes)."""
+
+    fixed: ClassVar[frozenset[str]] = frozenset()
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        if match is not Match.NONE and child["path_params"].get("task_id") in FIXED_PATHS:
+        if match is not Match.NONE and child["path_params"].get("task_id") in self.fixed:
             return Match.NONE, {}
         return match, child
 
