@@ -32,8 +32,8 @@
 #   scripts/api.sh list 'filter=3&status=completed'                 # a saved filter, overridden
 #   scripts/api.sh move 42 '{"after_id": 41}'
 #
-# The route table (tests/scripts/test_api_script.py checks that every route the API serves
-# is listed here, and runs each command against a live server):
+# The route table (tests/api/test_api_script_table.py checks that every route the API serves
+# is listed here; tests/scripts/test_api_script.py runs each command against a live server):
 #
 # route: GET    /health                         health
 # route: GET    /health/ready                   ready
@@ -128,33 +128,9 @@
 # prints the server-sent events as they arrive (specs/chat.md). /api/chatkit takes ChatKit's
 # request bodies, e.g. '{"type": "threads.list", "params": {}}' (specs/chat.md, "ChatKit").
 #
-# The published contract's paths answer like the ones above when USER_ID is the token's
-# subject (and 404 otherwise); reach them with `call`:
-#
-# route: GET    /api/{user_id}/tasks                      call GET /api/USER_ID/tasks
-# route: POST   /api/{user_id}/tasks                      call POST /api/USER_ID/tasks JSON
-# route: GET    /api/{user_id}/tasks/stats                call GET /api/USER_ID/tasks/stats
-# route: POST   /api/{user_id}/tasks/parse                call POST /api/USER_ID/tasks/parse JSON
-# route: POST   /api/{user_id}/tasks/quick                call POST /api/USER_ID/tasks/quick JSON
-# route: GET    /api/{user_id}/tasks/changes              call GET /api/USER_ID/tasks/changes
-# route: POST   /api/{user_id}/tasks/bulk                 call POST /api/USER_ID/tasks/bulk JSON
-# route: DELETE /api/{user_id}/tasks/completed            call DELETE /api/USER_ID/tasks/completed
-# route: GET    /api/{user_id}/tasks/{task_id}            call GET /api/USER_ID/tasks/ID
-# route: PUT    /api/{user_id}/tasks/{task_id}            call PUT /api/USER_ID/tasks/ID JSON
-# route: PATCH  /api/{user_id}/tasks/{task_id}            call PATCH /api/USER_ID/tasks/ID JSON
-# route: DELETE /api/{user_id}/tasks/{task_id}            call DELETE /api/USER_ID/tasks/ID
-# route: PATCH  /api/{user_id}/tasks/{task_id}/complete   call PATCH /api/USER_ID/tasks/ID/complete
-# route: GET    /api/{user_id}/tasks/{task_id}/occurrences call GET /api/USER_ID/tasks/ID/occurrences
-# route: POST   /api/{user_id}/tasks/{task_id}/move       call POST /api/USER_ID/tasks/ID/move JSON
-# route: GET    /api/{user_id}/tasks/{task_id}/subtree    call GET /api/USER_ID/tasks/ID/subtree
-# route: GET    /api/{user_id}/lists                      call GET /api/USER_ID/lists
-# route: POST   /api/{user_id}/lists                      call POST /api/USER_ID/lists JSON
-# route: GET    /api/{user_id}/lists/{list_id}            call GET /api/USER_ID/lists/ID
-# route: PUT    /api/{user_id}/lists/{list_id}            call PUT /api/USER_ID/lists/ID JSON
-# route: PATCH  /api/{user_id}/lists/{list_id}            call PATCH /api/USER_ID/lists/ID JSON
-# route: POST   /api/{user_id}/lists/{list_id}/move       call POST /api/USER_ID/lists/ID/move JSON
-# route: DELETE /api/{user_id}/lists/{list_id}            call DELETE /api/USER_ID/lists/ID
-# route: POST   /api/{user_id}/chat                       call POST /api/USER_ID/chat JSON
+# The published contract's /api/{user_id}/... paths (the tasks', lists' and chat's) answer like
+# their /api/... routes above when USER_ID is the token's subject (and 404 otherwise); reach
+# them with `call`, e.g. `call GET /api/USER_ID/tasks/ID`, `call POST /api/USER_ID/lists JSON`.
 #
 # Any other request: scripts/api.sh call METHOD PATH [JSON]
 set -euo pipefail

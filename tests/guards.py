@@ -53,6 +53,7 @@ GUARD_FILES = (
     "tests/security/test_protocol_text.py",  # protocol-like text through every writing door
     "tests/api/test_error_examples.py",  # each documented error example, provoked
     "tests/test_openapi.py",  # the committed document, operation ids, examples
+    "tests/api/test_api_script_table.py",  # each route's command in scripts/api.sh
     "tests/test_fuzz.py",  # the subject's operations fuzzed
 )
 
