@@ -1,21 +1,15 @@
 """Settings: one class, read from the environment and an optional `.env` file.
 
-Unsafe combinations fail at start-up with one clear message (see `Settings._check_safety`):
-a production process never runs with a placeholder secret, a short secret, or a wildcard
-CORS origin.
+Unsafe combinations fail at start-up with one clear message (backend/config_safety.py); the
+server's own keys (VAPID's, development's secrets): backend/keys.py.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
-import os
 import re
-import secrets
-import tempfile
-from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -34,20 +28,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Values from docs and examples that must never sign real tokens.
-_PLACEHOLDER_SECRETS = {
-    "change-me",
-    "changeme",
-    "secret",
-    "your-secret-key",
-    "replace-with-at-least-32-random-bytes-000",
-}
-MIN_SECRET_BYTES = 32
+from backend.config_safety import refuse_unsafe
+from backend.keys import development_secret, new_vapid_key, vapid_private_key
+
 # Asymmetric algorithms a JWKS token may use. HS256 is only ever checked with the secret.
 JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 # The browsers' push services (Chrome/Edge/Opera: FCM; Firefox: Mozilla; Safari: Apple; the
 # legacy Edge: WNS): an endpoint elsewhere is refused unless PUSH_ALLOWED_HOSTS says so.
 DEFAULT_PUSH_HOSTS = (
@@ -117,7 +104,6 @@ class LogFormat(StrEnum):
     text = "text"
 
 
-MIN_METRICS_TOKEN_CHARS = 16
 # The default response timeout is the statement timeout plus this: time for the server's own
 # cancellation of a slow statement to arrive, on a busy machine.
 DB_RESPONSE_MARGIN_MS = 2000
@@ -500,111 +486,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_safety(self) -> Settings:
-        if "*" in self.cors_origins:
-            raise ValueError(
-                "CORS_ORIGINS must list explicit origins: '*' cannot be combined with "
-                "credentialed requests"
-            )
-        if self.jwt_secret is not None:
-            raw = self.jwt_secret.get_secret_value()
-            if len(raw.encode()) < MIN_SECRET_BYTES:
-                raise ValueError(
-                    f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; generate one with "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
-                )
-            if self.is_production and raw.strip().lower() in _PLACEHOLDER_SECRETS:
-                raise ValueError("JWT_SECRET is a placeholder value; set a random secret")
-        elif self.environment is not Environment.development:
-            # Only explicit development mode may fall back to a generated secret.
-            raise ValueError(
-                f"JWT_SECRET (or BETTER_AUTH_SECRET) is required in {self.environment} mode"
-            )
-        url = self.jwt_jwks_url
-        # Keys fetched over plain HTTP could be swapped by anyone on the path.
-        if (
-            self.is_production
-            and url is not None
-            and url.scheme != "https"
-            and url.host not in _LOOPBACK_HOSTS
-        ):
-            raise ValueError(
-                "JWT_JWKS_URL must use https in production (plain http only for an "
-                "issuer on the same host)"
-            )
-        if self.is_production and url is not None and not (self.jwks_issuer and self.jwks_audience):
-            # The same keys may sign other JWTs (Better Auth's session-cache cookie, say):
-            # only iss and aud tell an access token for this API from those.
-            raise ValueError(
-                "JWT_JWKS_URL needs JWT_JWKS_ISSUER and JWT_JWKS_AUDIENCE (or JWT_ISSUER and "
-                "JWT_AUDIENCE) in production"
-            )
-        if self.metrics_token is not None and (
-            len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS
-        ):
-            raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters")
-        if self.is_production and self.metrics_enabled and self.metrics_token is None:
-            # Metrics name every route and show traffic and pool load: not for the public.
-            raise ValueError(
-                "METRICS_ENABLED=true in production needs METRICS_TOKEN (or leave "
-                "METRICS_ENABLED unset to serve no /metrics without a token)"
-            )
-        response_timeout = self.db_response_timeout_ms
-        if response_timeout and 0 < self.db_statement_timeout_ms >= response_timeout:
-            raise ValueError(
-                "DB_RESPONSE_TIMEOUT_MS must be longer than DB_STATEMENT_TIMEOUT_MS (the "
-                "server cancels a slow statement first; the response timeout is for a server "
-                "that cannot)"
-            )
-        names = [target.name for target in self.event_webhooks]
-        for name in sorted({n for n in names if names.count(n) > 1}):
-            # The second would never be sent anything: the first's acceptance counts for it.
-            raise ValueError(f"EVENT_WEBHOOKS lists {name} more than once")
-        for target in self.event_webhooks:
-            # Events carry users' tasks: not in clear over the network.
-            if (
-                self.is_production
-                and target.url.scheme != "https"
-                and target.url.host not in _LOOPBACK_HOSTS
-            ):
-                raise ValueError(
-                    "EVENT_WEBHOOKS URLs must use https in production (plain http only on "
-                    "this host)"
-                )
-        if self.vapid_private_key is not None:
-            vapid_private_key(self.vapid_private_key.get_secret_value())
-        if self.is_production and self.push_allow_loopback:
-            # A loopback endpoint is an SSRF door into this host's own services.
-            raise ValueError("PUSH_ALLOW_LOOPBACK is for tests only; it is refused in production")
-        if (
-            self.is_production
-            and self.push_enabled
-            and (self.vapid_private_key is None or self.vapid_subject is None)
-        ):
-            raise ValueError(
-                "PUSH_ENABLED=true needs VAPID_PRIVATE_KEY and VAPID_SUBJECT in production; "
-                "generate a key with `python -m backend push-key`"
-            )
-        if self.smtp_host is not None and self.smtp_from is None:
-            raise ValueError("SMTP_HOST needs SMTP_FROM (the address reminders come from)")
-        if (self.smtp_username is None) != (self.smtp_password is None):
-            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both")
-        if (
-            self.is_production
-            and self.smtp_host is not None
-            and self.smtp_security == "none"
-            and self.smtp_host not in _LOOPBACK_HOSTS
-        ):
-            raise ValueError(
-                "SMTP_SECURITY=none in production only to a server on this host (a password "
-                "and users' addresses would cross the network in clear)"
-            )
-        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
-            raise ValueError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both")
-        if self.is_production and self.database_url is None:
-            raise ValueError(
-                "DATABASE_URL is required in production (the embedded database is for "
-                "development and tests)"
-            )
+        refuse_unsafe(self)
         return self
 
     @property
@@ -621,7 +503,7 @@ class Settings(BaseSettings):
         if self.is_production:
             raise ValueError("VAPID_PRIVATE_KEY is not set")
         path = self.embedded_pg_dir.parent / "dev-vapid-key"
-        return vapid_private_key(_development_secret(path, new_vapid_key))
+        return vapid_private_key(development_secret(path, new_vapid_key))
 
     @property
     def vapid_contact(self) -> str:
@@ -685,54 +567,7 @@ class Settings(BaseSettings):
         folder (the validator refuses a missing secret in every other mode)."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
-        return _development_secret(self.embedded_pg_dir.parent / "dev-jwt-secret")
-
-
-def vapid_private_key(encoded: str) -> ec.EllipticCurvePrivateKey:
-    """A VAPID private key from base64url of its raw 32-byte scalar."""
-    try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        if len(raw) != 32:
-            raise ValueError
-        return ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
-    except (ValueError, binascii.Error):
-        raise ValueError(
-            "VAPID_PRIVATE_KEY must be base64url of a raw 32-byte P-256 private key; "
-            "generate one with `python -m backend push-key`"
-        ) from None
-
-
-def new_vapid_key() -> str:
-    """A new VAPID private key, as VAPID_PRIVATE_KEY holds it."""
-    scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
-    return base64.urlsafe_b64encode(scalar.to_bytes(32, "big")).decode().rstrip("=")
-
-
-def vapid_public_key(private: str) -> str:
-    """The public key of a VAPID_PRIVATE_KEY: its uncompressed point, base64url unpadded."""
-    point = vapid_private_key(private).public_key().public_numbers()
-    raw = b"\x04" + point.x.to_bytes(32, "big") + point.y.to_bytes(32, "big")
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _new_jwt_secret() -> str:
-    return secrets.token_urlsafe(48)
-
-
-@lru_cache
-def _development_secret(path: Path, new: Callable[[], str] = _new_jwt_secret) -> str:
-    # Persisted so that tokens survive restarts and every worker process agrees on it. Written
-    # whole under a temporary name, then linked into place: of two processes starting at once
-    # (two `serve --dev`), the first link wins and both read the winner's value.
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".secret-") as draft:
-            draft.write(new())
-            draft.flush()
-            os.chmod(draft.name, 0o600)
-            with contextlib.suppress(FileExistsError):
-                os.link(draft.name, path)
-    return path.read_text().strip()
+        return development_secret(self.embedded_pg_dir.parent / "dev-jwt-secret")
 
 
 @lru_cache

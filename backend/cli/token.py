@@ -53,7 +53,7 @@ def add_token(sub: Subcommands) -> None:
 
 
 def cmd_push_key(args: argparse.Namespace) -> int:
-    from backend.config import new_vapid_key, vapid_public_key
+    from backend.keys import new_vapid_key, vapid_public_key
 
     private = new_vapid_key()
     print(f"VAPID_PRIVATE_KEY={private}")
