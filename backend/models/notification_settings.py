@@ -6,7 +6,7 @@ specs/events.md, "Reminder deliveries"): the tables and the schemas of
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Text,
+    Time,
     UniqueConstraint,
     Uuid,
     func,
@@ -66,6 +67,10 @@ class NotificationSettings(SQLModel, table=True):
             "email_confirmed_at IS NULL OR email_address IS NOT NULL",
             name="ck_notification_settings_confirmed_has_address",
         ),
+        CheckConstraint(
+            "(quiet_start IS NULL) = (quiet_end IS NULL)",
+            name="ck_notification_settings_quiet_hours",
+        ),
     )
 
     user_id: str = SQLField(
@@ -87,6 +92,9 @@ class NotificationSettings(SQLModel, table=True):
     # What the worker derives the mailed link's token from (migration 0097; never the token).
     confirm_nonce: str | None = SQLField(default=None, sa_column=Column(Text))
     time_zone: str | None = SQLField(default=None, sa_column=Column(Text))
+    # Quiet hours (migration 0099): local times in `time_zone`, both or neither.
+    quiet_start: time | None = SQLField(default=None, sa_column=Column(Time))
+    quiet_end: time | None = SQLField(default=None, sa_column=Column(Time))
     updated_at: datetime | None = _ts(nullable=False, server_default=func.now())
 
 
@@ -118,6 +126,7 @@ class ReminderDelivery(SQLModel, table=True):
             "next_attempt_at",
             postgresql_where=text("state = 'pending'"),
         ),
+        Index("ix_reminder_deliveries_dead_id", "id", postgresql_where=text("state = 'dead'")),
     )
 
     id: int | None = SQLField(
