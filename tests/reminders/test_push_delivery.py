@@ -465,3 +465,51 @@ def test_the_push_body_is_rfc_8291_aes128gcm_with_our_key_as_key_id() -> None:
     ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key_id)  # a P-256 key
     opened = http_ece.decrypt(sealed, private_key=browser, auth_secret=auth, version="aes128gcm")
     assert opened == b'{"type":"reminder"}'
+
+
+SETTINGS = "/api/notification-settings"
+
+
+def _around_now(engine: Engine) -> dict[str, str]:
+    """A window from an hour ago to an hour ahead on UTC's clock (across midnight or not)."""
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one().astimezone(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    return {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+
+
+def test_a_push_in_quiet_hours_waits_for_the_windows_end_then_goes(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    notifier: Lane,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/alice")
+    quiet = {"quiet_hours": _around_now(db_engine), "time_zone": "UTC"}
+    assert push_client.patch(SETTINGS, json=quiet, headers=alice.headers).status_code == 200
+    task_with_reminder(push_client, alice, "Sleep on it")
+    assert make_due(db_engine, push_settings) == 1
+    assert notifier.run() == 1  # leased, and held: not sent
+    assert receiver.received == []
+    with db_engine.connect() as conn:
+        held = conn.execute(
+            text(
+                "SELECT state, attempts, next_attempt_at, quiet_until(user_id, now()) AS until "
+                "FROM reminder_deliveries"
+            )
+        ).one()
+    # Waiting for the window's end, its attempts untouched (the hold is not a failure).
+    assert (held.state, held.attempts) == ("pending", 0)
+    assert held.next_attempt_at == held.until and held.until > datetime.now(UTC)
+    assert notifier.run() == 0  # not due again before the window ends
+    # The window gone (the row due now), the push goes.
+    assert (
+        push_client.patch(SETTINGS, json={"quiet_hours": None}, headers=alice.headers).status_code
+        == 200
+    )
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE reminder_deliveries SET next_attempt_at = now()"))
+    drain(notifier, db_engine)
+    assert [r.payload["title"] for r in receiver.received] == ["Sleep on it"]
