@@ -138,6 +138,7 @@ def test_an_address_is_confirmed_by_its_link_and_the_token_is_stored_hashed(
         "email_address": "ada@example.com",
         "email_confirmed": True,
         "time_zone": "Asia/Tokyo",
+        "quiet_hours": None,
     }
     link = next(w for w in body(inbox.messages[0], "plain").split() if "/confirm?" in w)
     token = link.rsplit("token=", 1)[1]
@@ -315,6 +316,7 @@ def test_an_identity_providers_email_counts_as_confirmed_only_where_it_says_veri
         "email_address": "ida@example.com",
         "email_confirmed": True,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)
     assert inbox.messages == []  # no link to open: the provider's word confirmed it
@@ -384,6 +386,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
         "email_address": "uma@example.com",
         "email_confirmed": True,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)
     assert inbox.messages == []
@@ -406,6 +409,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
         "email_address": "uma@example.com",
         "email_confirmed": True,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)
     assert inbox.messages == []
@@ -537,6 +541,7 @@ def test_a_settings_form_turns_email_on_with_a_new_address_in_one_call(
         "email_address": "new@example.com",
         "email_confirmed": False,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)  # the events worker sends what the PATCH queued
     [confirmation] = inbox.messages
