@@ -138,8 +138,9 @@ class Lane:
     """One queue's pipeline: lease, send with nothing held, record (the module's docstring).
 
     `room` is set when the sends in flight have fallen to half the window (more may be due)
-    or to none (all to record): the worker's loop then pumps again. Lanes of one worker may
-    share one event."""
+    or to none (all to record): the worker's loop then pumps again. Lanes of one worker share
+    one event, which the loop clears before it pumps them all (a lane clears only its own:
+    one lane's pump must not lose another's wake-up)."""
 
     def __init__(
         self,
@@ -168,6 +169,7 @@ class Lane:
         self._lock = threading.Lock()
         self._sending = 0  # sends not yet returned (under `_lock`)
         self._more = False  # the last lease took all it asked for: more may be due
+        self._own_room = room is None
         self.room = room or threading.Event()
 
     @property
@@ -179,7 +181,8 @@ class Lane:
         """Record the sends that finished and, when at most half the window is in flight
         (and `lease`), lease up to the window's room, in one transaction; returns how many
         rows it leased. Never waits for a send."""
-        self.room.clear()
+        if self._own_room:
+            self.room.clear()
         now = time.monotonic()
         settled: list[Settled] = []
         for flight in [f for f in self._flights.values() if f.future.done()]:

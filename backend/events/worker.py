@@ -200,6 +200,7 @@ class Worker:
         if fired.fired:
             self.metrics.reminders.labels("sent").inc(fired.sent)
             self.metrics.reminders.labels("skipped").inc(fired.skipped)
+        self.room.clear()  # before the pumps: a send that returns during them sets it again
         for lane in self.lanes:
             lane.pump()
         with self._engine.connect() as conn:
