@@ -491,11 +491,12 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.db.deadline", "BreakerPool.connect"): "the pool: a new connection's probe",
     ("backend.db.preflight", "probe"): "startup: the database answers, before any request",
     ("backend.events.outbox", "backlog"): "the outbox worker: every user's pending events",
-    ("backend.events.notify", "Notifier._record"): "the events worker: the leased deliveries' "
-    "outcomes and the next lease of every user's due reminder deliveries",
+    ("backend.events.deliveries", "DeliveryQueue.exchange"): "the events worker: the leased "
+    "deliveries' outcomes and the next lease of every user's due reminder deliveries",
     ("backend.events.outbox", "lease"): "the outbox worker: every user's pending events",
-    ("backend.events.notify", "delivery_backlog"): "the status command: every user's "
-    "reminder deliveries, counted",
+    ("backend.events.deliveries", "dead_letters"): "the events admin command: every user's "
+    "dead reminder deliveries",
+    ("backend.events.deliveries", "requeue"): "the events admin command: every user's",
     ("backend.events.outbox", "dead_letters"): "the outbox admin command: every user's",
     ("backend.events.outbox", "delivered"): "the outbox worker: marks what it delivered",
     ("backend.events.outbox", "failed"): "the outbox worker: marks what it failed",

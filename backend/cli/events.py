@@ -37,8 +37,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.dev)
     sinks = configured_sinks(settings)
-    # Reminders' pushes and emails are a sink of their own (backend/events/notify.py): a
-    # worker with only them configured has work to do.
+    # Reminders' pushes and emails are the engine's other lane (backend/events/notify.py):
+    # a worker with only them configured has work to do.
     notifies = settings.smtp_host is not None or settings.vapid_private_key is not None
     if not sinks and not notifies:
         print(
@@ -84,7 +84,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     log.info(
         "worker started: sinks %s; reminders by %s",
         ", ".join(sink.name for sink in sinks) or "none",
-        ", ".join(worker.notifier.channels) or "none",
+        ", ".join(worker.reminders.names) or "none",
     )
     abandoned = False
     try:
@@ -106,13 +106,11 @@ class _Abandon(BaseException):
 
 def cmd_status(args: argparse.Namespace) -> int:
     from backend.events import outbox
-    from backend.events.notify import delivery_backlog
 
     settings, engine = _engine(args)
     try:
         with engine.connect() as conn:
             backlog = outbox.backlog(conn)
-            deliveries_pending, deliveries_dead = delivery_backlog(conn)
     finally:
         engine.dispose()
     print(
@@ -120,7 +118,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"dead {backlog.dead}"
     )
     # The same engine's other queue: reminders' pushes and emails, address confirmations.
-    print(f"reminder deliveries: pending {deliveries_pending}, dead {deliveries_dead}")
+    print(
+        f"reminder deliveries: pending {backlog.deliveries_pending}, dead {backlog.deliveries_dead}"
+    )
     # The same threshold as the worker's /health/ready unless the caller names another.
     max_lag = settings.worker_max_lag_seconds if args.max_lag is None else args.max_lag
     if backlog.lag_seconds > max_lag:
@@ -134,13 +134,19 @@ def _subject(row: Any) -> str:
     return f"task {row.task_id}" if row.task_id is not None else f"list {row.list_id}"
 
 
+# A reminder delivery's id in `events dead` and `events requeue`: `d` and its row id (the
+# outbox's events are their row ids alone, as before).
+DELIVERY_PREFIX = "d"
+
+
 def cmd_dead(args: argparse.Namespace) -> int:
-    from backend.events import outbox
+    from backend.events import deliveries, outbox
 
     _, engine = _engine(args)
     try:
         with engine.connect() as conn:
             rows = outbox.dead_letters(conn, args.limit)
+            dead = deliveries.dead_letters(conn, args.limit)
     finally:
         engine.dispose()
     for row in rows:
@@ -148,26 +154,50 @@ def cmd_dead(args: argparse.Namespace) -> int:
             f"{row.id}\t{row.event_id}\t{row.type}\t{_subject(row)}\t"
             f"{row.attempts} attempts\t{row.occurred_at.isoformat()}\t{row.last_error or ''}"
         )
+    for row in dead:  # never the address or the endpoint: the row's channel and its task
+        subject = "an address" if row.task_id is None else f"task {row.task_id}"
+        print(
+            f"{DELIVERY_PREFIX}{row.id}\t{row.event_id}\t{row.channel}\t{subject}\t"
+            f"{row.attempts} attempts\t{row.created_at.isoformat()}\t{row.last_error or ''}"
+        )
     print(f"{len(rows)} dead event{'s' if len(rows) != 1 else ''}", file=sys.stderr)
+    if dead:
+        print(
+            f"{len(dead)} dead reminder deliver{'ies' if len(dead) != 1 else 'y'}",
+            file=sys.stderr,
+        )
     return 0
 
 
+def _dead_id(value: str) -> tuple[str, int]:
+    """`17` (an outbox event) or `d17` (a reminder delivery), as `events dead` shows them."""
+    queue = "deliveries" if value.startswith(DELIVERY_PREFIX) else "outbox"
+    digits = value.removeprefix(DELIVERY_PREFIX)
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"not an id from `events dead`: {value!r}")
+    return queue, int(digits)
+
+
 def cmd_requeue(args: argparse.Namespace) -> int:
-    from backend.events import outbox
+    from backend.events import deliveries, outbox
 
     if not args.all and not args.ids:
         print(
             "name the events to requeue (their ids from `events dead`), or --all", file=sys.stderr
         )
         return 2
+    events = sorted({i for queue, i in args.ids if queue == "outbox"})
+    named = sorted({i for queue, i in args.ids if queue == "deliveries"})
     _, engine = _engine(args)
     try:
         with engine.begin() as conn:
-            count = outbox.requeue(conn, None if args.all else args.ids)
+            count = outbox.requeue(conn, None) if args.all else outbox.requeue(conn, events)
+            if args.all or named:
+                count += deliveries.requeue(conn, None if args.all else named)
     finally:
         engine.dispose()
     print(f"requeued {count} event{'s' if count != 1 else ''}")
-    missed = 0 if args.all else len(set(args.ids)) - count
+    missed = 0 if args.all else len(events) + len(named) - count
     if missed:
         # A typo, or an event already requeued or pruned: a script must not take it as done.
         print(f"{missed} of the named events are not dead (see `events dead`)", file=sys.stderr)
@@ -198,12 +228,21 @@ def add_events(sub: Subcommands) -> None:
         help="seconds the oldest pending event may wait (default WORKER_MAX_LAG_SECONDS)",
     )
     status.set_defaults(func=cmd_status)
-    dead = actions.add_parser("dead", help="list dead-lettered events")
+    dead = actions.add_parser(
+        "dead", help="list dead-lettered events and reminder deliveries (ids d<n>)"
+    )
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=cmd_dead)
     requeue = actions.add_parser("requeue", help="send dead events again")
-    requeue.add_argument("ids", nargs="*", type=int, help="event row ids (from `events dead`)")
-    requeue.add_argument("--all", action="store_true", help="every dead event")
+    requeue.add_argument(
+        "ids",
+        nargs="*",
+        type=_dead_id,
+        help="event row ids, or d<n> for a reminder delivery (from `events dead`)",
+    )
+    requeue.add_argument(
+        "--all", action="store_true", help="every dead event and reminder delivery"
+    )
     requeue.set_defaults(func=cmd_requeue)
     for parser in (status, dead, requeue):
         parser.add_argument("--dev", action="store_true", help=DEV_HELP)

@@ -10,12 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-from backend.events.outbox import Backlog
+if TYPE_CHECKING:
+    from backend.events.outbox import Backlog
 
 
 @dataclass
@@ -61,6 +62,16 @@ class WorkerMetrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.deliveries_pending = Gauge(
+            "reminder_deliveries_pending",
+            "Reminder pushes and emails and address confirmations waiting to be sent.",
+            registry=r,
+        )
+        self.deliveries_dead = Gauge(
+            "reminder_deliveries_dead",
+            "Dead-lettered reminder pushes and emails and address confirmations.",
+            registry=r,
+        )
         self.notification_delay = Histogram(
             "reminder_delivery_delay_seconds",
             "From a reminder's instant to its push service's or SMTP server's acceptance.",
@@ -73,6 +84,8 @@ class WorkerMetrics:
         self.pending.set(backlog.pending)
         self.oldest_pending.set(backlog.lag_seconds)
         self.dead.set(backlog.dead)
+        self.deliveries_pending.set(backlog.deliveries_pending)
+        self.deliveries_dead.set(backlog.deliveries_dead)
 
 
 @dataclass

@@ -1,14 +1,14 @@
-"""Every statement on `task_events` that delivery runs (the trigger writes the rows; the
-change feed reads them in backend/services/changes.py).
+"""The outbox queue of the delivery engine (backend/events/engine.py): every statement on
+`task_events` that delivery runs (the trigger writes the rows; the change feed reads them in
+backend/services/changes.py).
 
-Lease, send, record (specs/events.md, "Delivery"): a worker leases a batch in one short
-statement (FOR UPDATE SKIP LOCKED, its own transaction, committed): each row's
-`next_attempt_at` moves to the lease's end and its `attempts` counts the attempt. The sends
-run with no transaction and no connection held. The outcomes are recorded in one short
-transaction, each only while the row still carries this lease (`attempts` unchanged, still
-pending): a row whose lease ended and that another worker leased again is that worker's. A
-worker that dies mid-batch leaves its rows leased; they are leased again when the lease ends
-(at least once, the repeat with the same event id).
+Lease, send, record (specs/events.md, "Delivery"): the engine leases due rows (FOR UPDATE
+SKIP LOCKED): each row's `next_attempt_at` moves to the lease's end and its `attempts` counts
+the attempt. The sends run with no transaction and no connection held. The outcomes are
+recorded in the short transaction of the next lease, each only while the row still carries
+its lease (`attempts` unchanged, still pending): a row whose lease ended and that another
+worker leased again is that worker's. A worker that dies mid-send leaves its rows leased;
+they are leased again when the lease ends (at least once, the repeat with the same event id).
 Only the first pending record of each task (its changes and comments) and of each list (its
 own, membership and invitation events) is leasable, and a leased or retrying record is still
 pending, so a task's events go out in order even with many workers.
@@ -16,7 +16,6 @@ pending, so a task's events go out in order even with many workers.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     Connection,
+    Engine,
     Float,
     Integer,
     and_,
@@ -36,9 +36,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
-from backend.config import Settings
+from backend.events import engine
+from backend.events.engine import Settled
+from backend.events.health import WorkerMetrics
 from backend.events.sinks import EventRow
 from backend.models import DeliveryState, TaskEvent
+from backend.models.notification_settings import ReminderDelivery
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 _EARLIER = aliased(TaskEvent.__table__)  # type: ignore[attr-defined]
@@ -154,10 +157,15 @@ def failed(
 
 @dataclass(frozen=True)
 class Backlog:
+    """Both queues' backlog: the outbox's pending and dead events and the age of the oldest
+    pending one; reminder deliveries' (pushes, emails, confirmations) pending and dead."""
+
     pending: int
     oldest_pending: datetime | None
     dead: int
     now: datetime
+    deliveries_pending: int = 0
+    deliveries_dead: int = 0
 
     @property
     def lag_seconds(self) -> float:
@@ -168,18 +176,22 @@ class Backlog:
 
 # Each part reads only its partial index (and the pending rows' heap for their age), never
 # the delivered rows kept for the retention period: this runs on every poll of every worker.
+# `reminder_deliveries` holds only what is not yet delivered (a delivered row is deleted).
 _PENDING = _E.state == PENDING
+_D = ReminderDelivery.__table__.c  # type: ignore[attr-defined]
 _BACKLOG = select(
     select(func.count()).where(_PENDING).scalar_subquery(),
     select(func.min(_E.occurred_at)).where(_PENDING).scalar_subquery(),
     select(func.count()).where(_E.state == DEAD).scalar_subquery(),
     func.clock_timestamp(),
+    select(func.count()).where(_D.state == "pending").scalar_subquery(),
+    select(func.count()).where(_D.state == "dead").scalar_subquery(),
 )
 
 
 def backlog(conn: Connection) -> Backlog:
     row = conn.execute(_BACKLOG).one()
-    return Backlog(pending=row[0], oldest_pending=row[1], dead=row[2], now=row[3])
+    return Backlog(*row)
 
 
 def dead_letters(conn: Connection, limit: int) -> Sequence[Any]:
@@ -212,22 +224,36 @@ def requeue(conn: Connection, ids: Sequence[int] | None) -> int:
     return int(result.rowcount)
 
 
-def backoff(settings: Settings, attempts: int) -> timedelta:
-    """Full jitter: uniform in [0, min(max, base * 2^(attempts-1))]."""
-    ceiling = min(
-        settings.event_retry_max_seconds,
-        settings.event_retry_base_seconds * 2 ** min(attempts - 1, 30),
-    )
-    return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311  (jitter, not secrecy)
+class OutboxQueue:
+    """`task_events` to the configured sinks (Dapr, webhooks): one row, every sink that has
+    not accepted it yet (`delivered_to`), in order per task."""
 
+    name = "outbox"
 
-def next_try(settings: Settings, attempts: int, at_least: float | None = None) -> timedelta | None:
-    """THE retry rule of every sink (webhooks, Dapr, Web Push, email): after a failed attempt
-    (the `attempts`-th), when to try again (the backoff, or a receiver's `Retry-After` when
-    longer, within `EVENT_RETRY_MAX_SECONDS`), or None: out of attempts, dead-letter it."""
-    if attempts >= settings.event_max_attempts:
-        return None
-    wait = backoff(settings, attempts)
-    if at_least is not None:
-        wait = max(wait, timedelta(seconds=at_least))
-    return min(wait, timedelta(seconds=settings.event_retry_max_seconds))
+    def exchange(
+        self, db: Engine, settled: Sequence[Settled], lease_rows: int, seconds: float
+    ) -> tuple[list[ClaimedRow], int]:
+        if not settled and not lease_rows:
+            return [], 0
+        with db.begin() as conn:
+            done = [(s.row.id, s.row.attempts) for s in settled if s.kind == engine.DELIVERED]
+            delivered(conn, done)
+            for s in settled:
+                if s.kind in (engine.RETRY, engine.DEAD):
+                    failed(
+                        conn,
+                        s.row.id,
+                        attempts=s.row.attempts,
+                        accepted_by=s.outcome.accepted,
+                        error=s.outcome.error,
+                        retry_in=None if s.retry_in is None else timedelta(seconds=s.retry_in),
+                    )
+            rows = lease(conn, lease_rows, seconds) if lease_rows else []
+        return rows, len(rows)
+
+    def observe(self, metrics: WorkerMetrics, settled: Settled) -> None:
+        if settled.kind == engine.DEAD:
+            metrics.dead_lettered.labels(settled.outcome.sink or "send").inc()
+
+    def describe(self, row: ClaimedRow) -> str:
+        return f"event {row.event_id}"

@@ -1,4 +1,5 @@
-"""Where events go: Dapr's pub/sub API and Standard Webhooks endpoints.
+"""Where outbox events go: Dapr's pub/sub API and Standard Webhooks endpoints, and
+`Fanout`, the delivery engine's adapter that sends one leased event to each of them.
 
 An event's body is built once per record from the outbox row; the task inside is rendered by
 the API's own `TaskPublic`, so a consumer sees exactly what `GET /api/tasks/{id}` shows.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -17,7 +19,9 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
-from backend.events.bounds import ANSWER_MAX_BYTES, Answer, post
+from backend.events.bounds import ANSWER_MAX_BYTES, Answer, deadline, post
+from backend.events.engine import DELIVERED, RETRY, Outcome
+from backend.events.health import WorkerMetrics
 from backend.models import TaskPublic, task_children
 from backend.models.task_event import REMINDER
 from backend.models.task_list import ListData
@@ -256,6 +260,60 @@ class WebhookSink:
             _check(post(client, self.url, content=payload, headers=headers))
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+logger = logging.getLogger(__name__)
+
+
+class Fanout:
+    """The outbox's sink adapter: one leased event to every sink that has not accepted it
+    yet (its `delivered_to`), each send within its own deadline, so one that fails (or never
+    answers) does not keep the event from the others. Delivered when all have it; else a
+    failed attempt naming the last sink that failed, with those that accepted."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        client: httpx.Client,
+        settings: Settings,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.sinks = tuple(sinks)
+        self._client = client
+        self._seconds = settings.event_delivery_timeout_seconds
+        self._metrics = metrics
+
+    def send(self, row: Any) -> Outcome:
+        accepted = list(row.delivered_to)
+        if all(sink.name in accepted for sink in self.sinks):
+            return Outcome(DELIVERED, accepted=accepted)  # a worker with no sink: all done
+        try:
+            body = event_body(row)
+        except Exception as exc:  # a record no longer renderable must fail alone
+            logger.exception("event %s cannot be rendered", row.event_id)
+            return Outcome(RETRY, f"cannot render: {type(exc).__name__}", sink="render")
+        errors: list[str] = []
+        failed = ""
+        for sink in self.sinks:
+            if sink.name in accepted:
+                continue
+            try:
+                with deadline(self._seconds):
+                    sink.send(self._client, row, body)
+            except Exception as exc:
+                if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
+                    logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
+                self._metrics.failures.labels(sink.name).inc()
+                errors.append(f"{sink.name}: {exc}")
+                failed = sink.name
+                continue
+            accepted.append(sink.name)
+            self._metrics.delivered.labels(sink.name).inc()
+            age = (datetime.now(UTC) - row.occurred_at).total_seconds()
+            self._metrics.latency.labels(sink.name).observe(max(age, 0.0))
+        if errors:
+            return Outcome(RETRY, "; ".join(errors), sink=failed, accepted=accepted)
+        return Outcome(DELIVERED, accepted=accepted)
 
 
 def configured_sinks(settings: Settings) -> list[Sink]:

@@ -1,16 +1,18 @@
-"""The delivery loop. Each cycle: fire due reminders (into the outbox), lease a batch of
-events (a short transaction, committed), deliver each to every sink that has not accepted it
-yet with no transaction and no connection held, record the outcomes (a short transaction);
-then record the reminders' pushes and emails that came back and lease the next
-(backend/events/notify.py), whose sends the loop does not wait for: it waits the poll, or
-until half of them have come back.
-Several workers, on several machines, share the work through SKIP LOCKED leases (outbox.py).
+"""The worker's loop: the delivery engine (backend/events/engine.py) run until told to stop.
+
+Each cycle fires due reminders (into the outbox), then pumps each lane of the engine: the
+outbox's (Dapr, webhooks: outbox.py, sinks.py) and the reminder deliveries' (Web Push,
+email, address confirmations: deliveries.py, notify.py). A pump records the sends that came
+back and leases the next in one short transaction; the sends run in the lane's own pool
+with no transaction and no connection held, and the loop does not wait for them: it waits
+the poll, or until a lane's sends in flight have fallen to half its window.
+Several workers, on several machines, share the work through SKIP LOCKED leases.
 
 Every send is bounded (backend/events/bounds.py): a total deadline, a cap on the answer read.
-A failed attempt is retried after an exponential backoff with full jitter (`outbox.next_try`,
-the rule of every sink); after `EVENT_MAX_ATTEMPTS` the event is dead (`python -m backend
-events dead|requeue`). While the database is away the loop backs off (doubling its wait up to
-`DATABASE_AWAY_MAX_SECONDS`) and logs the first failure, then only every doubling.
+A failed attempt is retried after `engine.next_try` (the rule of every sink); after
+`EVENT_MAX_ATTEMPTS` it is dead (`python -m backend events dead|requeue`). While the database
+is away the loop backs off (doubling its wait up to `DATABASE_AWAY_MAX_SECONDS`) and logs the
+first failure, then only every doubling.
 """
 
 from __future__ import annotations
@@ -19,20 +21,19 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from backend.config import Settings
 from backend.errors import database_error, database_failure, loggable
 from backend.events import outbox
-from backend.events.bounds import bounded_client, deadline
+from backend.events.bounds import bounded_client
+from backend.events.deliveries import reminder_lane
+from backend.events.engine import Lane, lease_for
 from backend.events.health import Readiness, WorkerMetrics
-from backend.events.notify import Notifier
-from backend.events.outbox import ClaimedRow, next_try
-from backend.events.sinks import DeliveryFailed, Sink, event_body, urls_kept_out_of_logs
+from backend.events.outbox import OutboxQueue
+from backend.events.sinks import Fanout, Sink, urls_kept_out_of_logs
 from backend.services.attachments import orphan_cutoff, sweep_orphans
 from backend.services.changes import prune
 from backend.services.reminders import fire_due
@@ -41,10 +42,10 @@ from backend.storage import ObjectStorage, storage_from_settings
 
 logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
-# Deliveries of one batch run this many at a time.
+# Outbox events are sent this many at a time, in the outbox lane's pool.
 PARALLEL_DELIVERIES = 32
-# Reminders' pushes and emails run this many at a time, in a pool of their own (their lease
-# counts the waves of their own window only).
+# Reminders' pushes and emails run this many at a time, in a pool of their own: a slow
+# receiver of one lane never holds the other's threads.
 PARALLEL_NOTIFICATIONS = 32
 # While waiting for the poll, how often the loop looks at its stop event.
 STOP_CHECK_SECONDS = 0.25
@@ -53,31 +54,16 @@ DATABASE_AWAY_MAX_SECONDS = 30.0
 
 
 def longest_batch_seconds(settings: Settings, sinks: int) -> float:
-    """The batch deadline: how long delivering one batch may take when every call runs to its
-    deadline (`EVENT_DELIVERY_TIMEOUT_SECONDS`, the whole call). No transaction is open
-    meanwhile; the batch's lease lasts twice as long (`lease_seconds`)."""
-    waves = -(-settings.event_batch_size // PARALLEL_DELIVERIES)
-    return waves * max(sinks, 1) * settings.event_delivery_timeout_seconds
+    """The batch deadline: how long the outbox's window of sends may take when every call
+    runs to its deadline (`EVENT_DELIVERY_TIMEOUT_SECONDS`, the whole call): half the lease.
+    No transaction is open meanwhile; a worker told to stop waits at most this long."""
+    return lease_seconds(settings, sinks) / 2
 
 
 def lease_seconds(settings: Settings, sinks: int) -> float:
-    """How long a leased event stays another worker's to skip: twice the batch deadline, so a
-    live worker records its outcomes well before the lease ends."""
-    return 2 * longest_batch_seconds(settings, sinks)
-
-
-@dataclass
-class Attempt:
-    """One record's delivery, filled in by a delivery thread; the batch reads it when the
-    thread is done or the batch deadline has passed (then `sink` is the one being called)."""
-
-    row: ClaimedRow
-    accepted: list[str]
-    sink: str = ""
-    error: str | None = None
-    done: bool = False
-    # Set by the batch when it gave up waiting; the thread's later outcome is then ignored.
-    abandoned: bool = field(default=False)
+    """How long a leased event stays another worker's to skip (`engine.lease_for`)."""
+    per_event = max(sinks, 1) * settings.event_delivery_timeout_seconds
+    return lease_for(per_event, settings.event_batch_size, PARALLEL_DELIVERIES)
 
 
 class Worker:
@@ -91,10 +77,8 @@ class Worker:
     ) -> None:
         self._engine = engine
         self._settings = settings
-        self._sinks = tuple(sinks)
         self.metrics = metrics or WorkerMetrics()
-        self.batch_seconds = longest_batch_seconds(settings, len(self._sinks))
-        self.lease_seconds = lease_seconds(settings, len(self._sinks))
+        self.batch_seconds = longest_batch_seconds(settings, len(sinks))
         self._away = 0  # cycles failed in a row (the database away)
         self.readiness = readiness or Readiness(
             settings.worker_poll_seconds, settings.worker_max_lag_seconds, self.batch_seconds
@@ -102,24 +86,39 @@ class Worker:
         urls_kept_out_of_logs()
         # Every call bounded as a whole (bounds.deadline around each send), not per read.
         self._http = bounded_client(settings.event_delivery_timeout_seconds)
-        self._pool = ThreadPoolExecutor(
-            max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"
-        )
         # Pushes go to a client's URL: no redirects, no proxy from the environment.
         self._push_http = bounded_client(
             settings.push_timeout_seconds, follow_redirects=False, trust_env=False
         )
-        self._notify_pool = ThreadPoolExecutor(
-            max_workers=PARALLEL_NOTIFICATIONS, thread_name_prefix="notify"
-        )
-        self.notifier = Notifier(
+        self._pools = [
+            ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"),
+            ThreadPoolExecutor(max_workers=PARALLEL_NOTIFICATIONS, thread_name_prefix="notify"),
+        ]
+        # Set by either lane when it has room (or all its sends came back): pump again.
+        self.room = threading.Event()
+        fanout = Fanout(sinks, self._http, settings, self.metrics)
+        self.outbox = Lane(
             engine,
             settings,
             self.metrics,
-            self._notify_pool,
+            OutboxQueue(),
+            fanout.send,
+            self._pools[0],
+            parallel=PARALLEL_DELIVERIES,
+            slowest_row_seconds=max(len(sinks), 1) * settings.event_delivery_timeout_seconds,
+            room=self.room,
+            names=[sink.name for sink in sinks],
+        )
+        self.reminders = reminder_lane(
+            engine,
+            settings,
+            self.metrics,
+            self._pools[1],
             self._push_http,
             parallel=PARALLEL_NOTIFICATIONS,
+            room=self.room,
         )
+        self.lanes = (self.outbox, self.reminders)
         self._pruned_at = -float("inf")  # prune on the first cycle
         self._objects: ObjectStorage | None = None
 
@@ -134,19 +133,19 @@ class Worker:
             self._storage().delete(key)
 
     def close(self, wait: bool = True) -> None:
-        """Stop the delivery threads once their calls end; without `wait` (an abandoned batch)
-        queued calls are dropped and those in flight end by their own timeouts."""
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
-        self._notify_pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Stop the delivery threads once their calls end; without `wait` (abandoned sends)
+        queued calls are dropped and those in flight end by their own deadlines."""
+        for pool in self._pools:
+            pool.shutdown(wait=wait, cancel_futures=not wait)
         if wait:
             self._http.close()
             self._push_http.close()
 
     def run(self, stop: threading.Event) -> None:
-        """Cycle until `stop` is set; a cycle in progress finishes first."""
+        """Cycle until `stop` is set; then the sends in flight finish and are recorded."""
         while not stop.is_set():
             try:
-                full = self.cycle()
+                self.cycle()
                 self.readiness.last_ok, self.readiness.error = time.monotonic(), None
                 if self._away:
                     logger.info("delivery cycles succeed again after %d failed", self._away)
@@ -163,12 +162,17 @@ class Worker:
                     )
                 self._wait(stop, self.away_seconds())
                 continue
-            if not full:
-                self._idle(stop)
+            self._idle(stop)
         try:  # the sends in flight end (each within half its lease) and are recorded
-            self.notifier.finish()
+            self.finish()
         except Exception as exc:  # unrecorded: their rows are sent again when leases end
-            logger.error("recording the last reminder deliveries failed", exc_info=loggable(exc))
+            logger.error("recording the last deliveries failed", exc_info=loggable(exc))
+
+    def finish(self) -> None:
+        """Wait for every lane's sends in flight, each within half its lease (the lanes'
+        waits overlap: the longest bounds the whole), and record them."""
+        for lane in self.lanes:
+            lane.finish()
 
     def away_seconds(self) -> float:
         """The wait after the `_away`-th failed cycle in a row: the poll, doubled each time,
@@ -182,24 +186,23 @@ class Worker:
         stop.wait(seconds)
 
     def _idle(self, stop: threading.Event) -> None:
-        """Wait the poll, or less: until the reminders' sends in flight have fallen to half
-        their window, so that the next are leased while the rest still run."""
+        """Wait the poll, or less: until a lane's sends in flight have fallen to half its
+        window (or all came back), so that the next are leased while the rest still run."""
         deadline = time.monotonic() + self._settings.worker_poll_seconds
         while not stop.is_set():
             left = deadline - time.monotonic()
-            if left <= 0 or self.notifier.room.wait(min(left, STOP_CHECK_SECONDS)):
+            if left <= 0 or self.room.wait(min(left, STOP_CHECK_SECONDS)):
                 return
 
-    def cycle(self) -> bool:
-        """One round; True when the batch was full (more may be waiting at once)."""
+    def cycle(self) -> None:
+        """One round: fire due reminders, pump every lane, read the backlog, prune."""
         fired = fire_due(self._engine, self._settings)
         if fired.fired:
             self.metrics.reminders.labels("sent").inc(fired.sent)
             self.metrics.reminders.labels("skipped").inc(fired.skipped)
-        handled = self.deliver_batch()
-        # Reminders' pushes and emails (backend/events/notify.py): those sent recorded and
-        # the next leased, sent with no transaction open; this cycle does not wait for them.
-        self.notifier.pump()
+        self.room.clear()  # before the pumps: a send that returns during them sets it again
+        for lane in self.lanes:
+            lane.pump()
         with self._engine.connect() as conn:
             backlog = outbox.backlog(conn)
         self.metrics.observe_backlog(backlog)
@@ -215,99 +218,9 @@ class Worker:
             swept = sweep_orphans(self._engine, self._storage(), orphan_cutoff(self._settings))
             if swept:
                 logger.info("swept %d stored attachments with no row", swept)
-        # A full outbox batch: the next at once. The notifier's room is waited for (`_idle`).
-        return handled == self._settings.event_batch_size
 
     def deliver_batch(self) -> int:
-        """Lease, deliver and record one batch; returns its size.
-
-        The lease is a short transaction of its own, committed before the first send; the
-        sends hold no transaction and no connection; the outcomes are recorded in another
-        short one. Each send ends by its deadline (bounds.py); the batch waits for them at
-        most the batch deadline. A call still running then counts as a failed attempt; its
-        receiver may still get the event, so it may see it again on the retry (with the same
-        event id)."""
-        with self._engine.begin() as conn:
-            rows = outbox.lease(conn, self._settings.event_batch_size, self.lease_seconds)
-        if not rows:
-            return 0
-        if not self._sinks:  # a worker of reminders only: every sink (none) has them
-            with self._engine.begin() as conn:
-                outbox.delivered(conn, [(row.id, row.attempts) for row in rows])
-            return len(rows)
-        attempts = [Attempt(row, list(row.delivered_to)) for row in rows]
-        futures = [self._pool.submit(self._deliver, attempt) for attempt in attempts]
-        wait(futures, timeout=self.batch_seconds)
-        for attempt in attempts:
-            if not attempt.done:
-                attempt.abandoned = True
-                if not attempt.sink:  # never started: every delivery thread was busy
-                    waiting = (s.name for s in self._sinks if s.name not in attempt.accepted)
-                    attempt.sink = next(waiting, "queue")
-                attempt.error = (
-                    f"{attempt.sink}: no answer within the batch deadline "
-                    f"({self.batch_seconds:g} s)"
-                )
-                self.metrics.failures.labels(attempt.sink).inc()
-        with self._engine.begin() as conn:
-            done = [(a.row.id, a.row.attempts) for a in attempts if a.error is None]
-            outbox.delivered(conn, done)
-            for attempt in attempts:
-                if attempt.error is not None:
-                    self._record_failure(conn, attempt)
-        return len(rows)
-
-    def _deliver(self, attempt: Attempt) -> None:
-        row = attempt.row
-        try:
-            body = event_body(row)
-        except Exception as exc:  # a record no longer renderable must fail alone
-            logger.exception("event %s cannot be rendered", row.event_id)
-            attempt.sink, attempt.error = "render", f"cannot render: {type(exc).__name__}"
-            attempt.done = True
-            return
-        # Every sink not yet done is tried, each within its own deadline: one that fails (or
-        # never answers) does not keep the event from the others.
-        errors: list[str] = []
-        for sink in self._sinks:
-            if sink.name in attempt.accepted:
-                continue
-            attempt.sink = sink.name
-            try:
-                with deadline(self._settings.event_delivery_timeout_seconds):
-                    sink.send(self._http, row, body)
-            except Exception as exc:
-                if attempt.abandoned:
-                    return
-                if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
-                    logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
-                self.metrics.failures.labels(sink.name).inc()
-                errors.append(f"{sink.name}: {exc}")
-                failed_sink = sink.name
-                continue
-            if attempt.abandoned:
-                return
-            attempt.accepted.append(sink.name)
-            self.metrics.delivered.labels(sink.name).inc()
-            age = (datetime.now(UTC) - row.occurred_at).total_seconds()
-            self.metrics.latency.labels(sink.name).observe(max(age, 0.0))
-        if errors:
-            attempt.sink, attempt.error = failed_sink, "; ".join(errors)
-        attempt.done = True
-
-    def _record_failure(self, conn: Connection, attempt: Attempt) -> None:
-        attempts = attempt.row.attempts  # counted by the lease
-        retry_in = next_try(self._settings, attempts)
-        outbox.failed(
-            conn,
-            attempt.row.id,
-            attempts=attempts,
-            accepted_by=list(attempt.accepted),
-            error=attempt.error or "",
-            retry_in=retry_in,
-        )
-        if retry_in is None:
-            self.metrics.dead_lettered.labels(attempt.sink).inc()
-            logger.warning(
-                "event %s dead after %d attempts: %s", attempt.row.event_id, attempts, attempt.error
-            )
+        """Lease, send and record one window of outbox events, waiting for their sends
+        (within half the lease); returns how many it leased. For tests and tools: the
+        worker's loop pumps without waiting."""
+        return self.outbox.run()

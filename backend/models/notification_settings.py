@@ -6,7 +6,7 @@ specs/events.md, "Reminder deliveries"): the tables and the schemas of
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Text,
+    Time,
     UniqueConstraint,
     Uuid,
     func,
@@ -66,6 +67,10 @@ class NotificationSettings(SQLModel, table=True):
             "email_confirmed_at IS NULL OR email_address IS NOT NULL",
             name="ck_notification_settings_confirmed_has_address",
         ),
+        CheckConstraint(
+            "(quiet_start IS NULL) = (quiet_end IS NULL)",
+            name="ck_notification_settings_quiet_hours",
+        ),
     )
 
     user_id: str = SQLField(
@@ -87,6 +92,9 @@ class NotificationSettings(SQLModel, table=True):
     # What the worker derives the mailed link's token from (migration 0097; never the token).
     confirm_nonce: str | None = SQLField(default=None, sa_column=Column(Text))
     time_zone: str | None = SQLField(default=None, sa_column=Column(Text))
+    # Quiet hours (migration 0099): local times in `time_zone`, both or neither.
+    quiet_start: time | None = SQLField(default=None, sa_column=Column(Time))
+    quiet_end: time | None = SQLField(default=None, sa_column=Column(Time))
     updated_at: datetime | None = _ts(nullable=False, server_default=func.now())
 
 
@@ -118,6 +126,7 @@ class ReminderDelivery(SQLModel, table=True):
             "next_attempt_at",
             postgresql_where=text("state = 'pending'"),
         ),
+        Index("ix_reminder_deliveries_dead_id", "id", postgresql_where=text("state = 'dead'")),
     )
 
     id: int | None = SQLField(
@@ -162,6 +171,30 @@ class ReminderDelivery(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False, server_default=func.clock_timestamp())
 
 
+# A quiet window's end: a local time of day, 24-hour `HH:MM` (the schema's `pattern` is the
+# whole rule).
+LocalTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class QuietHours(BaseModel):
+    """A daily window, on the person's clock (`time_zone`; UTC when none is set), in which
+    their reminders' pushes and emails wait; they go at its end."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"start": "22:00", "end": "07:00"}]}
+    )
+
+    start: LocalTime = Field(
+        description="When the window begins, `HH:MM` (24-hour) on the person's clock.",
+        examples=["22:00"],
+    )
+    end: LocalTime = Field(
+        description="When it ends and what waited is sent, `HH:MM`; before `start`: the "
+        "window runs across midnight; equal to `start`: no window.",
+        examples=["07:00"],
+    )
+
+
 class NotificationSettingsPublic(BaseModel):
     push: bool = Field(
         description="Reminders go to every browser you subscribed (Web Push).", examples=[True]
@@ -178,8 +211,15 @@ class NotificationSettingsPublic(BaseModel):
         examples=[False],
     )
     time_zone: str | None = Field(
-        description="The IANA zone an email names the due time in (null: the task's own).",
+        description="The IANA zone an email names the due time in (null: the task's own) "
+        "and quiet hours are read in (null: UTC).",
         examples=["Europe/Berlin"],
+    )
+    quiet_hours: QuietHours | None = Field(
+        default=None,
+        description="The daily window in which reminders' pushes and emails wait, sent at "
+        "its end (null: none).",
+        examples=[{"start": "22:00", "end": "07:00"}],
     )
 
 
@@ -205,7 +245,14 @@ class NotificationSettingsUpdate(BaseModel):
         "(429 with `Retry-After` past it).",
     )
     time_zone: TimeZoneName | None = Field(
-        **NOT_SENT, description="The IANA zone emails name due times in; null: the task's."
+        **NOT_SENT,
+        description="The IANA zone emails name due times in (null: the task's) and quiet "
+        "hours are read in (null: UTC).",
+    )
+    quiet_hours: QuietHours | None = Field(
+        **NOT_SENT,
+        description="A daily window (`start`, `end`: `HH:MM` on your clock) in which "
+        "reminders' pushes and emails wait, then go at its end; null: none.",
     )
 
 

@@ -22,9 +22,10 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
-from sqlalchemy import Boolean, Text, bindparam, text
+from sqlalchemy import Boolean, Text, Time, bindparam, text
 
 from backend.config import Settings
 from backend.db.scope import Scoped
@@ -32,6 +33,7 @@ from backend.errors import InvalidRequest, NotFound
 from backend.models.notification_settings import (
     NotificationSettingsPublic,
     NotificationSettingsUpdate,
+    QuietHours,
 )
 from backend.services.rate_limits import RateLimiter
 
@@ -40,6 +42,7 @@ CONFIRM_DAYS = 7
 DEFAULTS = NotificationSettingsPublic(
     push=True, email=False, email_address=None, email_confirmed=False, time_zone=None
 )
+
 LINK_NOT_FOUND = "No such link (it may have expired or been replaced)"
 CONFIRM_FIRST = (
     "Email reminders need an address: send `email_address` too, or confirm the stored one "
@@ -48,7 +51,8 @@ CONFIRM_FIRST = (
 
 _READ = text(
     """
-SELECT push, email, email_address, email_confirmed_at IS NOT NULL AS email_confirmed, time_zone
+SELECT push, email, email_address, email_confirmed_at IS NOT NULL AS email_confirmed, time_zone,
+    quiet_start, quiet_end
 FROM notification_settings WHERE notification_settings.user_id = :owner
 """
 )
@@ -62,13 +66,14 @@ _WRITE = text(
     """
 INSERT INTO notification_settings AS n
     (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
-     confirm_sent_at, time_zone, confirm_nonce)
+     confirm_sent_at, time_zone, confirm_nonce, quiet_start, quiet_end)
 SELECT :owner, coalesce(:push, true), coalesce(:email, :verified), :email_address,
     CASE WHEN :verified THEN now() END,
     CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE :token_hash END,
     CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE now() END,
     :time_zone,
-    CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE :nonce END
+    CASE WHEN :email_address IS NULL OR :verified THEN NULL ELSE :nonce END,
+    :quiet_start, :quiet_end
 WHERE NOT coalesce(:email, false) OR :verified OR :email_address IS NOT NULL OR EXISTS (
     SELECT 1 FROM notification_settings AS c
     WHERE c.user_id = :owner AND c.email_confirmed_at IS NOT NULL
@@ -77,6 +82,8 @@ WHERE NOT coalesce(:email, false) OR :verified OR :email_address IS NOT NULL OR 
 ON CONFLICT (user_id) DO UPDATE SET
     push = coalesce(:push, n.push),
     time_zone = CASE WHEN :time_zone_sent THEN :time_zone ELSE n.time_zone END,
+    quiet_start = CASE WHEN :quiet_sent THEN :quiet_start ELSE n.quiet_start END,
+    quiet_end = CASE WHEN :quiet_sent THEN :quiet_end ELSE n.quiet_end END,
     email_address = CASE WHEN :address_sent THEN :email_address ELSE n.email_address END,
     email_confirmed_at = CASE
         WHEN NOT :address_sent OR n.email_address = :email_address
@@ -117,7 +124,8 @@ ON CONFLICT (user_id) DO UPDATE SET
     updated_at = now()
 WHERE n.user_id = :owner
 RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_confirmed,
-    time_zone, confirm_token_hash IS NOT DISTINCT FROM :token_hash AS confirm_now
+    time_zone, quiet_start, quiet_end,
+    confirm_token_hash IS NOT DISTINCT FROM :token_hash AS confirm_now
 """
 ).bindparams(
     bindparam("push", type_=Boolean),
@@ -125,6 +133,9 @@ RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_co
     bindparam("address_sent", type_=Boolean),
     bindparam("verified", type_=Boolean),
     bindparam("time_zone_sent", type_=Boolean),
+    bindparam("quiet_sent", type_=Boolean),
+    bindparam("quiet_start", type_=Time),
+    bindparam("quiet_end", type_=Time),
     bindparam("email_address", type_=Text),
     bindparam("time_zone", type_=Text),
     bindparam("token_hash", type_=Text),
@@ -183,6 +194,9 @@ def _public(row: Any) -> NotificationSettingsPublic:
         email_address=row.email_address,
         email_confirmed=row.email_confirmed,
         time_zone=row.time_zone,
+        quiet_hours=None
+        if row.quiet_start is None
+        else QuietHours(start=f"{row.quiet_start:%H:%M}", end=f"{row.quiet_end:%H:%M}"),
     )
 
 
@@ -210,6 +224,7 @@ class NotificationSettingsService(Scoped):
             )
         if address is not None and address != verified and limits is not None:
             limits.confirmation_mail(self.user_id, address)
+        quiet = data.quiet_hours
         nonce = secrets.token_urlsafe(32)
         token = confirm_token(settings, self.user_id, nonce)
         row = self._write(
@@ -221,6 +236,9 @@ class NotificationSettingsService(Scoped):
             verified=address is not None and address == verified,
             time_zone_sent="time_zone" in sent,
             time_zone=data.time_zone,
+            quiet_sent="quiet_hours" in sent,
+            quiet_start=None if quiet is None else time.fromisoformat(quiet.start),
+            quiet_end=None if quiet is None else time.fromisoformat(quiet.end),
             token_hash=token_hash(token),
             nonce=nonce,
             last=True,

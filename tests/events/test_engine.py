@@ -210,3 +210,19 @@ def test_a_huge_answer_is_read_only_up_to_the_cap(
     else:
         assert state == "pending"
         assert error.endswith(f"HTTP 500: {'x' * 200} (answer cut at 4096 bytes)"), error
+
+
+def test_attempts_backoff_and_dead_letters_are_decided_in_one_place() -> None:
+    # One engine for every sink (issue 82): the retry rule is applied by `Lane._settle` alone;
+    # the queues only write what it decided, the sinks only classify an answer.
+    from pathlib import Path
+
+    import backend.events.engine as engine
+
+    root = Path(engine.__file__).parents[1]
+    callers = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "next_try(" in path.read_text() or "backoff(" in path.read_text()
+    )
+    assert callers == ["events/engine.py"], callers

@@ -127,7 +127,10 @@ def test_health_ready_and_metrics_on_the_workers_port(
         assert body["oldest_pending_seconds"] >= 60 and body["max_lag_seconds"] == 5
         metrics = httpx.get(f"{base}/metrics").text
         assert "task_events_pending 1.0" in metrics
-        assert 'task_events_failed_attempts_total{sink="dapr"}' in metrics
+        # The cycle that read the backlog does not wait for its sends: the failed attempt is
+        # counted when the send comes back.
+        failed = 'task_events_failed_attempts_total{sink="dapr"}'
+        until(lambda: failed in httpx.get(f"{base}/metrics").text, 30, log.read_text())
         receiver.status = 200
         until(lambda: (r := ready()) is not None and r.status_code == 200, 30, log.read_text())
         metrics = httpx.get(f"{base}/metrics").text
@@ -235,6 +238,9 @@ def test_the_backlog_reads_partial_indexes_not_the_retained_rows(db_engine: Engi
         plan = "\n".join(conn.execute(text(f"EXPLAIN {sql}")).scalars())
     assert "Seq Scan" not in plan, plan
     assert "ix_task_events_pending_" in plan and "ix_task_events_dead_id" in plan, plan
+    # And the reminder deliveries' pending and dead, beside them in the same statement.
+    assert "ix_reminder_deliveries_next_attempt_at" in plan, plan
+    assert "ix_reminder_deliveries_dead_id" in plan, plan
 
 
 def test_a_second_worker_on_the_same_metrics_port_says_so(database_url: str) -> None:
@@ -257,3 +263,41 @@ def test_requeue_of_an_event_that_is_not_dead_fails(database_url: str) -> None:
     assert result.returncode == 1
     assert result.stdout.strip() == "requeued 0 events"
     assert "1 of the named events are not dead" in result.stderr
+
+
+def test_dead_reminder_deliveries_are_listed_counted_and_requeued(
+    db_engine: Engine, database_url: str, alice: Account
+) -> None:
+    # The engine's other queue: `events dead|requeue|status` cover it too, as `d<id>`.
+    with db_engine.begin() as conn:
+        row_id = conn.execute(
+            text(
+                "INSERT INTO reminder_deliveries (user_id, event_id, task_id, channel, payload, "
+                "state, attempts, last_error) VALUES (:u, gen_random_uuid(), 42, 'email', "
+                "'{}', 'dead', 12, 'email: SMTP 451') RETURNING id"
+            ),
+            {"u": alice.id},
+        ).scalar_one()
+    status = run_cli("events", "status", DATABASE_URL=database_url)
+    assert "reminder deliveries: pending 0, dead 1" in status.stdout, status.stdout
+    listed = run_cli("events", "dead", DATABASE_URL=database_url)
+    assert listed.returncode == 0, listed.stderr
+    [line] = [x for x in listed.stdout.splitlines() if x.startswith("d")]
+    assert line.split("\t")[0] == f"d{row_id}" and line.split("\t")[2:5] == [
+        "email",
+        "task 42",
+        "12 attempts",
+    ]
+    assert line.endswith("email: SMTP 451") and "1 dead reminder delivery" in listed.stderr
+    requeued = run_cli("events", "requeue", f"d{row_id}", DATABASE_URL=database_url)
+    assert requeued.returncode == 0 and requeued.stdout.strip() == "requeued 1 event"
+    with db_engine.connect() as conn:
+        state = conn.execute(
+            text("SELECT state, attempts, last_error FROM reminder_deliveries WHERE id = :i"),
+            {"i": row_id},
+        ).one()
+    assert tuple(state) == ("pending", 0, None)
+    again = run_cli("events", "requeue", f"d{row_id}", DATABASE_URL=database_url)
+    assert again.returncode == 1 and "1 of the named events are not dead" in again.stderr
+    typo = run_cli("events", "requeue", "dx1", DATABASE_URL=database_url)
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr

@@ -23,8 +23,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.config import Settings
+from backend.events.deliveries import reminder_lane
+from backend.events.engine import Lane
 from backend.events.health import WorkerMetrics
-from backend.events.notify import Notifier, topic
+from backend.events.notify import topic
 from backend.events.worker import Worker
 from backend.main import create_app
 from backend.services.reminders import fire_due
@@ -60,12 +62,12 @@ def receiver(push_client: TestClient) -> Iterator[PushReceiver]:
 
 
 @pytest.fixture
-def notifier(db_engine: Engine, push_settings: Settings) -> Iterator[Notifier]:
+def notifier(db_engine: Engine, push_settings: Settings) -> Iterator[Lane]:
     with (
         ThreadPoolExecutor(4) as pool,
         httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False) as http,
     ):
-        yield Notifier(db_engine, push_settings, WorkerMetrics(), pool, http, parallel=4)
+        yield reminder_lane(db_engine, push_settings, WorkerMetrics(), pool, http, parallel=4)
 
 
 def subscribe(client: TestClient, who: Account, peer: PushReceiver, path: str) -> Browser:
@@ -103,7 +105,7 @@ def make_due(engine: Engine, settings: Settings) -> int:
     return fire_due(engine, settings).sent
 
 
-def drain(notifier: Notifier, engine: Engine, rounds: int = 100) -> None:
+def drain(notifier: Lane, engine: Engine, rounds: int = 100) -> None:
     """Run the sink until no delivery is pending (each retry waits its backoff: 20 ms at most
     here); bounded."""
     for _ in range(rounds):
@@ -130,7 +132,7 @@ def test_a_reminder_reaches_the_browser_encrypted_and_signed(
     push_client: TestClient,
     alice: Account,
     receiver: PushReceiver,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     push_settings: Settings,
 ) -> None:
@@ -171,14 +173,14 @@ def test_the_worker_fires_and_pushes_in_one_cycle(
     worker = Worker(db_engine, push_settings, [])
     try:
         worker.cycle()  # fires, leases and sends; does not wait for the send
-        assert worker.notifier.in_flight == 1
-        worker.notifier.finish()  # what the next cycle (or the worker's stop) does: records
+        assert worker.reminders.in_flight == 1
+        worker.finish()  # what the next cycles (or the worker's stop) do: records both lanes
     finally:
         worker.close()
     assert [r.payload["title"] for r in receiver.received] == ["Water the plants"]
     delivered = worker.metrics.notifications.labels("push", "delivered")._value.get()
     assert delivered == 1
-    assert worker.notifier.in_flight == 0
+    assert worker.reminders.in_flight == 0
     assert count_rows(db_engine, "reminder_deliveries") == 0
     # A worker with no event sink: the events it leased (an attempt each) are delivered to
     # all (none) of them, none failed by a batch deadline of 0 s and retried.
@@ -194,7 +196,7 @@ def test_500_and_429_are_retried_and_nothing_is_lost(
     push_client: TestClient,
     alice: Account,
     receiver: PushReceiver,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     push_settings: Settings,
 ) -> None:
@@ -213,7 +215,7 @@ def test_a_receiver_failing_past_the_bound_dead_letters_the_push(
     push_client: TestClient,
     alice: Account,
     receiver: PushReceiver,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     push_settings: Settings,
 ) -> None:
@@ -234,7 +236,7 @@ def test_410_deletes_the_subscription(
     push_client: TestClient,
     alice: Account,
     receiver: PushReceiver,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     push_settings: Settings,
 ) -> None:
@@ -256,7 +258,7 @@ def test_a_members_reminder_reaches_that_member_alone_and_not_after_removal(
     alice: Account,
     bob: Account,
     receiver: PushReceiver,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     push_settings: Settings,
 ) -> None:
@@ -307,7 +309,7 @@ class Killed(BaseException):
 
 
 @pytest.fixture
-def sinks(db_engine: Engine, push_settings: Settings) -> Iterator[list[Notifier]]:
+def sinks(db_engine: Engine, push_settings: Settings) -> Iterator[list[Lane]]:
     """Two workers' sinks, each with its own pool and HTTP client, small batches."""
     small = push_settings.model_copy(update={"event_batch_size": BATCH})
     with ExitStack() as stack:
@@ -317,7 +319,7 @@ def sinks(db_engine: Engine, push_settings: Settings) -> Iterator[list[Notifier]
             http = stack.enter_context(
                 httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False)
             )
-            made.append(Notifier(db_engine, small, WorkerMetrics(), pool, http, parallel=4))
+            made.append(reminder_lane(db_engine, small, WorkerMetrics(), pool, http, parallel=4))
         yield made
 
 
@@ -342,7 +344,7 @@ def test_two_workers_push_each_reminder_exactly_once(
     push_client: TestClient,
     alice: Account,
     receiver: PushReceiver,
-    sinks: list[Notifier],
+    sinks: list[Lane],
     db_engine: Engine,
     push_settings: Settings,
 ) -> None:
@@ -369,7 +371,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_the_repeat_is_recognisable(
     push_client: TestClient,
     alice: Account,
     receiver: PushReceiver,
-    sinks: list[Notifier],
+    sinks: list[Lane],
     db_engine: Engine,
     push_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
@@ -378,14 +380,14 @@ def test_a_worker_killed_mid_send_loses_nothing_and_the_repeat_is_recognisable(
     topics = _due_reminders(push_client, alice, db_engine, push_settings)
     killed, survivor = sinks
 
-    record = killed._record
+    record = killed.queue.exchange
 
-    def kill(rows: Any, outcomes: Any, lease: int) -> Any:
-        if outcomes:  # the batch's outcomes, never recorded
+    def kill(db: Engine, settled: Any, lease: int, seconds: float) -> Any:
+        if settled:  # the batch's outcomes, never recorded
             raise Killed
-        return record(rows, outcomes, lease)
+        return record(db, settled, lease, seconds)
 
-    monkeypatch.setattr(killed, "_record", kill)
+    monkeypatch.setattr(killed.queue, "exchange", kill)
     with pytest.raises(Killed):
         killed.run()
     sent = _topics(receiver)
@@ -413,7 +415,7 @@ def test_no_log_line_carries_a_push_endpoint(
     push_client: TestClient,
     alice: Account,
     receiver: PushReceiver,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     push_settings: Settings,
     caplog: pytest.LogCaptureFixture,
@@ -463,3 +465,51 @@ def test_the_push_body_is_rfc_8291_aes128gcm_with_our_key_as_key_id() -> None:
     ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key_id)  # a P-256 key
     opened = http_ece.decrypt(sealed, private_key=browser, auth_secret=auth, version="aes128gcm")
     assert opened == b'{"type":"reminder"}'
+
+
+SETTINGS = "/api/notification-settings"
+
+
+def _around_now(engine: Engine) -> dict[str, str]:
+    """A window from an hour ago to an hour ahead on UTC's clock (across midnight or not)."""
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one().astimezone(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    return {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+
+
+def test_a_push_in_quiet_hours_waits_for_the_windows_end_then_goes(
+    push_client: TestClient,
+    alice: Account,
+    receiver: PushReceiver,
+    notifier: Lane,
+    db_engine: Engine,
+    push_settings: Settings,
+) -> None:
+    subscribe(push_client, alice, receiver, "/push/alice")
+    quiet = {"quiet_hours": _around_now(db_engine), "time_zone": "UTC"}
+    assert push_client.patch(SETTINGS, json=quiet, headers=alice.headers).status_code == 200
+    task_with_reminder(push_client, alice, "Sleep on it")
+    assert make_due(db_engine, push_settings) == 1
+    assert notifier.run() == 1  # leased, and held: not sent
+    assert receiver.received == []
+    with db_engine.connect() as conn:
+        held = conn.execute(
+            text(
+                "SELECT state, attempts, next_attempt_at, quiet_until(user_id, now()) AS until "
+                "FROM reminder_deliveries"
+            )
+        ).one()
+    # Waiting for the window's end, its attempts untouched (the hold is not a failure).
+    assert (held.state, held.attempts) == ("pending", 0)
+    assert held.next_attempt_at == held.until and held.until > datetime.now(UTC)
+    assert notifier.run() == 0  # not due again before the window ends
+    # The window gone (the row due now), the push goes.
+    assert (
+        push_client.patch(SETTINGS, json={"quiet_hours": None}, headers=alice.headers).status_code
+        == 200
+    )
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE reminder_deliveries SET next_attempt_at = now()"))
+    drain(notifier, db_engine)
+    assert [r.payload["title"] for r in receiver.received] == ["Sleep on it"]

@@ -23,8 +23,8 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from backend.config import Settings, new_vapid_key
+from backend.events.deliveries import reminder_lane
 from backend.events.health import WorkerMetrics
-from backend.events.notify import Notifier
 from backend.main import create_app
 from backend.services.notification_settings import unsubscribe_token
 from scripts.bench.reminder_peers import PushReceiver
@@ -102,7 +102,7 @@ def test_no_reminder_credential_is_found_where_it_does_not_belong(
                 headers=alice.headers,
             )
             answers.append(set_address.text)
-            notifier = Notifier(db_engine, both, WorkerMetrics(), pool, http, parallel=4)
+            notifier = reminder_lane(db_engine, both, WorkerMetrics(), pool, http, parallel=4)
             drain(notifier, db_engine)  # the confirmation the PATCH queued (never its token)
             [confirmation] = inbox.messages
             link = next(w for w in body(confirmation, "plain").split() if "/confirm?" in w)

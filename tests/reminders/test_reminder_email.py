@@ -24,8 +24,9 @@ from sqlalchemy import Engine, text
 
 from backend.auth.tokens import issue_token
 from backend.config import Settings
+from backend.events.deliveries import reminder_lane
+from backend.events.engine import Lane
 from backend.events.health import WorkerMetrics
-from backend.events.notify import Notifier
 from backend.main import create_app
 from backend.services.mail import reminder_message
 from scripts.bench.reminder_peers import Inbox
@@ -83,9 +84,9 @@ def inbox() -> Iterator[Inbox]:
 
 
 @pytest.fixture
-def notifier(db_engine: Engine, mail_settings: Settings) -> Iterator[Notifier]:
+def notifier(db_engine: Engine, mail_settings: Settings) -> Iterator[Lane]:
     with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
-        yield Notifier(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
+        yield reminder_lane(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
 
 
 def local(url: str) -> str:
@@ -105,7 +106,7 @@ def mailed(client: TestClient) -> None:
     app: Any = client.app
     engine, settings = app.state.engine, app.state.settings
     with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
-        drain(Notifier(engine, settings, WorkerMetrics(), pool, http, parallel=4), engine)
+        drain(reminder_lane(engine, settings, WorkerMetrics(), pool, http, parallel=4), engine)
 
 
 def confirm(client: TestClient, who: Account, inbox: Inbox, address: str) -> None:
@@ -137,6 +138,7 @@ def test_an_address_is_confirmed_by_its_link_and_the_token_is_stored_hashed(
         "email_address": "ada@example.com",
         "email_confirmed": True,
         "time_zone": "Asia/Tokyo",
+        "quiet_hours": None,
     }
     link = next(w for w in body(inbox.messages[0], "plain").split() if "/confirm?" in w)
     token = link.rsplit("token=", 1)[1]
@@ -186,7 +188,7 @@ def test_a_reminder_email_with_its_headers_bodies_and_one_click_unsubscribe(
     alice: Account,
     bob: Account,
     inbox: Inbox,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     mail_settings: Settings,
 ) -> None:
@@ -235,7 +237,7 @@ def test_a_reminder_email_with_its_headers_bodies_and_one_click_unsubscribe(
 def test_the_smtp_server_down_then_back_loses_nothing(
     mail_client: TestClient,
     alice: Account,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     mail_settings: Settings,
 ) -> None:
@@ -297,7 +299,7 @@ def _provider_token(settings: Settings, subject: str, **claims: Any) -> dict[str
 def test_an_identity_providers_email_counts_as_confirmed_only_where_it_says_verified(
     mail_client: TestClient,
     inbox: Inbox,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     mail_settings: Settings,
 ) -> None:
@@ -314,6 +316,7 @@ def test_an_identity_providers_email_counts_as_confirmed_only_where_it_says_veri
         "email_address": "ida@example.com",
         "email_confirmed": True,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)
     assert inbox.messages == []  # no link to open: the provider's word confirmed it
@@ -383,6 +386,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
         "email_address": "uma@example.com",
         "email_confirmed": True,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)
     assert inbox.messages == []
@@ -405,6 +409,7 @@ def test_a_verified_provider_address_confirms_settings_already_stored(
         "email_address": "uma@example.com",
         "email_confirmed": True,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)
     assert inbox.messages == []
@@ -432,7 +437,7 @@ class RefusingOnce(Inbox):
 def test_a_resend_after_a_refusal_carries_the_same_message_id(
     mail_client: TestClient,
     alice: Account,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     mail_settings: Settings,
 ) -> None:
@@ -478,7 +483,7 @@ class CountingSessions(Inbox):
 def test_the_worker_keeps_its_smtp_sessions_for_the_next_messages(
     mail_client: TestClient,
     alice: Account,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     mail_settings: Settings,
 ) -> None:
@@ -520,7 +525,7 @@ def test_a_settings_form_turns_email_on_with_a_new_address_in_one_call(
     mail_client: TestClient,
     alice: Account,
     inbox: Inbox,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     mail_settings: Settings,
 ) -> None:
@@ -536,6 +541,7 @@ def test_a_settings_form_turns_email_on_with_a_new_address_in_one_call(
         "email_address": "new@example.com",
         "email_confirmed": False,
         "time_zone": None,
+        "quiet_hours": None,
     }
     mailed(mail_client)  # the events worker sends what the PATCH queued
     [confirmation] = inbox.messages
@@ -609,7 +615,7 @@ def test_an_internationalized_address_is_mailed_where_the_server_takes_it(
     mail_client: TestClient,
     alice: Account,
     bob: Account,
-    notifier: Notifier,
+    notifier: Lane,
     db_engine: Engine,
     mail_settings: Settings,
     caplog: pytest.LogCaptureFixture,
@@ -724,7 +730,7 @@ def test_a_confirmation_is_retried_while_the_smtp_server_is_down_then_sent_once(
     answer = mail_client.patch(SETTINGS, json={"email_address": address}, headers=alice.headers)
     assert answer.status_code == 200, answer.text
     with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
-        notifier = Notifier(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
+        notifier = reminder_lane(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
         for _ in range(2):  # nobody listens on the port: failed attempts, kept
             with db_engine.begin() as conn:
                 conn.execute(text("UPDATE reminder_deliveries SET next_attempt_at = now()"))

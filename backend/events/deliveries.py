@@ -1,0 +1,222 @@
+"""The reminder deliveries queue of the delivery engine (backend/events/engine.py; specs/
+events.md, "Reminder deliveries"): every statement on `reminder_deliveries` the worker and
+the `events` commands run.
+
+A fired reminder's event makes one row per channel of its person (the trigger of migration
+0091, in the firing's transaction); an address's confirmation one `confirm` row (0097). The
+lease reads beside each row what sending needs, whether its person still reaches the task
+(the owner, or a member of its list) and still wants the channel, and holds a push or email
+whose person is in their quiet hours until the window ends (migration 0099) instead of
+sending it. Recording: a delivered or dropped row is deleted; a failure waits its retry; a
+dead one is kept (`state = 'dead'`, its `last_error`); a push service's 404/410 deletes the
+subscription (and, its foreign key's cascade, its pending rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, Engine, literal_column, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.visitors import replacement_traverse
+
+from backend.config import Settings
+from backend.db.engine import autocommitted
+from backend.db.scope import OWNER
+from backend.events import engine
+from backend.events.engine import Lane, Settled
+from backend.events.health import WorkerMetrics
+from backend.events.notify import Channels
+from backend.models import Task
+from backend.models.references import Action
+from backend.services.access import may
+
+
+def _readable() -> str:
+    """Whether the delivery's person may still read its task, as SQL on the lease's `t` (the
+    task) and `l` (the row): THE access predicate (`services.access.may`, reading a list's
+    tasks), with the row's person where a request binds its caller. Not restated here."""
+    tasks = Task.__table__.alias("t")  # type: ignore[attr-defined]
+
+    def person(element: Any, **_: Any) -> Any:
+        if getattr(element, "__visit_name__", None) == "bindparam" and element.key == OWNER:
+            return literal_column("l.user_id")
+        return None
+
+    predicate = replacement_traverse(may(tasks, Action.LIST_READ), {}, person)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    compiled = predicate.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return f"({compiled})"
+
+
+# Lease: due rows, oldest first, skipping those another worker holds. A push or email whose
+# person is in their quiet hours (`quiet_until`, migration 0099) is moved to the window's end
+# instead, its attempt not counted, and not sent (`held`).
+# `READABLE`: the access predicate (`_readable`, compiled from our own statement, no value).
+_LEASE = """
+WITH due AS (
+    SELECT id, CASE WHEN channel <> 'confirm'
+        THEN quiet_until(user_id, clock_timestamp()) END AS quiet
+    FROM reminder_deliveries
+    WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+    ORDER BY next_attempt_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE reminder_deliveries AS d
+    SET next_attempt_at = coalesce(
+            due.quiet, clock_timestamp() + make_interval(secs => :lease)),
+        attempts = d.attempts + CASE WHEN due.quiet IS NULL THEN 1 ELSE 0 END
+    FROM due
+    WHERE d.id = due.id
+    RETURNING d.id, d.user_id, d.event_id, d.task_id, d.channel, d.subscription_id,
+        d.payload, d.attempts, due.quiet IS NOT NULL AS held
+)
+SELECT l.id, l.user_id, l.event_id, l.task_id, l.channel, l.subscription_id, l.payload,
+    l.attempts, l.held, s.endpoint, s.p256dh, s.auth,
+    n.email_address, n.time_zone AS recipient_time_zone, t.time_zone AS task_time_zone,
+    t.title AS current_title, n.confirm_token_hash, n.confirm_nonce,
+    CASE l.channel
+        -- An address's confirmation (migration 0097): still the address, still unconfirmed.
+        WHEN 'confirm' THEN coalesce(
+            n.email_address = l.payload ->> 'address' AND n.email_confirmed_at IS NULL, false)
+        -- The channel rule the fan-out asked too (migration 0098), asked again when sent.
+        ELSE reminder_channel_wanted(l.user_id, l.channel)
+    END AS wanted,
+    l.channel = 'confirm' OR coalesce(READABLE, false) AS reachable
+FROM leased AS l
+LEFT JOIN push_subscriptions AS s ON s.user_id = l.user_id AND s.id = l.subscription_id
+LEFT JOIN notification_settings AS n ON n.user_id = l.user_id
+LEFT JOIN tasks AS t ON t.id = l.task_id
+""".replace("READABLE", _readable())
+# Delivered or dropped: done with.
+_DELIVERED = "DELETE FROM reminder_deliveries WHERE id = ANY(CAST(:finished AS bigint[]))"
+# A push service's 404/410: the subscription and (its foreign key's cascade) its pending rows.
+_GONE = """
+DELETE FROM push_subscriptions AS s
+USING unnest(CAST(:users AS text[]), CAST(:subscriptions AS bigint[])) AS g(user_id, id)
+WHERE s.user_id = g.user_id AND s.id = g.id
+"""
+_RETRY = """
+UPDATE reminder_deliveries AS d
+SET next_attempt_at = clock_timestamp() + make_interval(secs => r.wait), last_error = r.error
+FROM unnest(CAST(:ids AS bigint[]), CAST(:waits AS float8[]), CAST(:errors AS text[]))
+    AS r(id, wait, error)
+WHERE d.id = r.id
+"""
+_DEAD = """
+UPDATE reminder_deliveries AS d SET state = 'dead', last_error = r.error
+FROM unnest(CAST(:dead_ids AS bigint[]), CAST(:dead_errors AS text[])) AS r(id, error)
+WHERE d.id = r.id
+"""
+
+
+class DeliveryQueue:
+    """`reminder_deliveries`: one row, one channel (`push`, `email`, `confirm`)."""
+
+    name = "reminder deliveries"
+
+    def exchange(
+        self, db: Engine, settled: Sequence[Settled], lease: int, seconds: float
+    ) -> tuple[list[Any], int]:
+        """One message, one transaction (autocommitted): the outcomes, grouped by kind,
+        then the lease of up to `lease` rows."""
+        finished: list[int] = []
+        retry: dict[str, list[Any]] = {"ids": [], "waits": [], "errors": []}
+        dead: dict[str, list[Any]] = {"dead_ids": [], "dead_errors": []}
+        gone: dict[str, list[Any]] = {"users": [], "subscriptions": []}
+        for done in settled:
+            row, outcome = done.row, done.outcome
+            if done.kind in (engine.DELIVERED, engine.DROPPED):
+                finished.append(row.id)
+            elif done.kind == engine.GONE:
+                gone["users"].append(row.user_id)
+                gone["subscriptions"].append(row.subscription_id)
+            elif done.kind == engine.RETRY:
+                retry["ids"].append(row.id)
+                retry["waits"].append(done.retry_in)
+                retry["errors"].append(outcome.error)
+            else:
+                dead["dead_ids"].append(row.id)
+                dead["dead_errors"].append(outcome.error)
+        parts: list[str] = []
+        values: dict[str, Any] = {}
+        groups: list[tuple[str, dict[str, list[Any]]]] = [
+            (_DELIVERED, {"finished": finished}),
+            (_GONE, gone),
+            (_RETRY, retry),
+            (_DEAD, dead),
+        ]
+        for sql, group in groups:
+            if any(group.values()):
+                parts.append(sql)
+                values.update(group)
+        if lease:
+            parts.append(_LEASE)
+            values.update({"batch": lease, "lease": seconds})
+        if not parts:
+            return [], 0
+        with autocommitted(db) as conn:
+            result = conn.execute(text(";\n".join(parts)), values)
+            rows = list(result.all()) if lease else []
+        return [row for row in rows if not row.held], len(rows)
+
+    def observe(self, metrics: WorkerMetrics, settled: Settled) -> None:
+        counted = "retried" if settled.kind == engine.RETRY else settled.kind
+        metrics.notifications.labels(settled.row.channel, counted).inc()
+
+    def describe(self, row: Any) -> str:
+        return f"reminder delivery {row.id} ({row.channel})"
+
+
+def reminder_lane(
+    db: Engine,
+    settings: Settings,
+    metrics: WorkerMetrics,
+    pool: ThreadPoolExecutor,
+    client: httpx.Client,
+    *,
+    parallel: int,
+    room: Any = None,
+) -> Lane:
+    """The engine's lane for reminders' pushes and emails and address confirmations, sent
+    by `Channels` (backend/events/notify.py) over `client` in `pool`."""
+    channels = Channels(settings, client, metrics)
+    slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
+    return Lane(
+        db,
+        settings,
+        metrics,
+        DeliveryQueue(),
+        channels.send,
+        pool,
+        parallel=parallel,
+        slowest_row_seconds=slowest,
+        room=room,
+        names=channels.channels,
+    )
+
+
+_DEAD_ROWS = """
+SELECT id, event_id, channel, task_id, user_id, attempts, created_at, last_error
+FROM reminder_deliveries WHERE state = 'dead' ORDER BY id LIMIT :limit
+"""
+_REQUEUE = """
+UPDATE reminder_deliveries
+SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp(), last_error = NULL
+WHERE state = 'dead' AND (CAST(:all AS boolean) OR id = ANY(CAST(:ids AS bigint[])))
+"""
+
+
+def dead_letters(conn: Connection, limit: int) -> Sequence[Any]:
+    """Dead deliveries, oldest first (for `python -m backend events dead`)."""
+    return conn.execute(text(_DEAD_ROWS), {"limit": limit}).all()
+
+
+def requeue(conn: Connection, ids: Sequence[int] | None) -> int:
+    """Dead deliveries (those named, or all) back to pending, with fresh attempts."""
+    chosen = {"all": ids is None, "ids": list(ids or [])}
+    return int(conn.execute(text(_REQUEUE), chosen).rowcount)

@@ -1,0 +1,1 @@
+DROP INDEX ix_reminder_deliveries_dead_id;
