@@ -30,7 +30,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.scope import Scoped
 from backend.db.sender import Entry, Outcome, Sender, Stage, render, transaction_locals
-from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Taken, Unauthorized
+from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.models.task_children import TaskChild
 from backend.services.activity import ActivityService
 from backend.services.calendar_feeds import FEED_COUNT, CalendarFeedReader, CalendarFeedService
@@ -71,15 +71,6 @@ _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
 # space's, neither waited for while the other is held (migration 0041): two members writing in
 # each other's lists would each hold their own lock and wait for the other's.
 _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
-# A DAV request signed in with an app password this process verified moments ago
-# (backend/auth/password_cache.py): after the entry, the request is refused as a revoked
-# token's is unless the password's row is still the caller's, with the scope it was verified
-# with (revoked, or signed out everywhere, since).
-_CREDENTIAL_LIVE = (
-    "SELECT task_api_refuse('TA401', 'revoked') WHERE NOT EXISTS (SELECT FROM app_passwords "
-    "AS a WHERE a.token_hash = %(a_hash)s AND a.user_id = %(e_subject)s "
-    "AND a.scope = %(a_scope)s); "
-)
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
 _locals = lru_cache(maxsize=8)(transaction_locals)
@@ -109,7 +100,6 @@ class UnitOfWork:
         task_id: int | None = None,
         feed_token: str | None = None,
         signs_in: bool = False,
-        app_password: tuple[str, str] | None = None,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
         request is a write, counted against the caller's per-user limit on entry;
@@ -117,9 +107,7 @@ class UnitOfWork:
         it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
         path's), whose space's change lock its entry takes with the caller's; `signs_in`: no
         caller yet, a credential's check that writes (a DAV request's app password,
-        `AppPasswordCheck`), in one message of its own; `app_password`: the hash and scope of
-        a DAV request's app password verified earlier in this process, whose row the entry
-        checks is still there (`_CREDENTIAL_LIVE`)."""
+        `AppPasswordCheck`), in one message of its own."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
@@ -143,7 +131,6 @@ class UnitOfWork:
         # In autocommit, the entry (or a feed's count) riding with the first statement.
         self._autocommit = claims is not None or feed_token is not None or signs_in
         self._signs_in = signs_in
-        self._app_password = app_password
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -194,9 +181,6 @@ class UnitOfWork:
                 sql, values = _ENTER + _LOCK_TASK, {**values, "e_write": False}
                 values["e_task"] = self._task_id
                 unlocked = None  # its locks are taken: none for a statement to take
-            if self._app_password is not None:
-                sql += _CREDENTIAL_LIVE
-                values["a_hash"], values["a_scope"] = self._app_password
             entry = Entry(sql, values, {**values, **_UNCOUNTED}, write, self._settle, unlocked)
             self.send = send = Sender(conn, locals_, entry)
         except BaseException:
@@ -263,8 +247,6 @@ class UnitOfWork:
             raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
         if over is not None:
             settle_usages((over,), {})
-        if refused == "TA412":  # a name or UID held (services/dav_objects.py `claim`)
-            raise Taken(outcome.reason or "name")
         if refused is not None:
             IdempotencyService.refused(outcome)
 
