@@ -28,13 +28,14 @@ from base64 import b64decode
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from backend.api.deps import READ_METHODS
 from backend.auth.password_cache import VerifiedPassword, VerifiedPasswords
 from backend.auth.tokens import TokenClaims
-from backend.db.sender import Outcome
+from backend.db.sender import Entry, Outcome
 from backend.errors import Forbidden, Taken, Unauthorized
 from backend.models.app_password import PASSWORD_PATTERN, AppPasswordScope, dav_username
 from backend.services.app_passwords import AppPasswordCheck
@@ -119,7 +120,7 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
     checks = dav_failure_checks(settings, client_ip, credentials.username)
     checked = None
     if shaped:
-        with UnitOfWork(engine, settings, signs_in=True, client_ip=client_ip) as work:
+        with _CheckWork(engine, settings, client_ip=client_ip) as work:
             checked = AppPasswordCheck(work.send, "").check(
                 credentials.password, limit_key(*checks[0]), limit_key(*checks[1])
             )
@@ -157,6 +158,19 @@ def _verified_passwords(app: Any) -> VerifiedPasswords:
     if cache is None:
         cache = app.state.dav_passwords = VerifiedPasswords()
     return cache
+
+
+class _CheckWork(UnitOfWork):
+    """A DAV request's password check (`AppPasswordCheck`): no caller yet, a check that
+    writes (its failures, `last_used_at`), committing in one message of its own with nothing
+    riding with it."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._autocommit = True
+
+    def _anonymous_entry(self, conn: Connection) -> Entry:
+        return Entry("", {}, {}, True, self._settle)
 
 
 class DavWork(UnitOfWork):

@@ -99,15 +99,13 @@ class UnitOfWork:
         transaction_locals: str | None = None,
         task_id: int | None = None,
         feed_token: str | None = None,
-        signs_in: bool = False,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
         request is a write, counted against the caller's per-user limit on entry;
         `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
         it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
-        path's), whose space's change lock its entry takes with the caller's; `signs_in`: no
-        caller yet, a credential's check that writes (a DAV request's app password,
-        `AppPasswordCheck`), in one message of its own."""
+        path's), whose space's change lock its entry takes with the caller's; `feed_token`: a
+        calendar feed's (its fetch counted with its statement: `_feed_entry`)."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
@@ -129,8 +127,7 @@ class UnitOfWork:
         # with its 404 (every feed 404 is one answer, headers included).
         self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
-        self._autocommit = claims is not None or feed_token is not None or signs_in
-        self._signs_in = signs_in
+        self._autocommit = claims is not None or feed_token is not None
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -140,13 +137,7 @@ class UnitOfWork:
         )
         claims = self._claims
         if claims is None:
-            entry = None
-            if self._feed_token is not None:
-                entry = self._feed_entry(conn, self._feed_token)
-            elif self._signs_in:
-                # Nothing rides with the check: it commits in its own message.
-                entry = Entry("", {}, {}, True, self._settle)
-            self.send = Sender(conn, locals_, entry)
+            self.send = Sender(conn, locals_, self._anonymous_entry(conn))
             return self
         try:
             # The caller's entry, with the route's first statement. Keyed on the token's
@@ -199,6 +190,13 @@ class UnitOfWork:
         if self.route_limit is not None:
             self.limits.route(self.route_limit, caller_id)
         return self
+
+    def _anonymous_entry(self, conn: Connection) -> Entry | None:
+        """What rides with an anonymous request's first statement: a feed's count
+        (`_feed_entry`), else nothing (the request is a transaction of its own)."""
+        if self._feed_token is None:
+            return None
+        return self._feed_entry(conn, self._feed_token)
 
     def _feed_entry(self, conn: Connection, token: str) -> Entry:
         """A feed's fetch: its count against the token's limit (none when limits are off, or
