@@ -79,7 +79,7 @@ class Resolution:
     service's own completion turns into the next occurrence); `completes`: it completes an
     occurrence; `successor_update`: what the PUT says of the next occurrence that the
     service's copy does not (the writer's new reminders; a due date off the rule), inserted
-    so with the completion (`TaskService.update`'s `following`); `keep_on`: which task the
+    so with the completion (a `Revision`'s `following`); `keep_on`: which task the
     PUT's object belongs to afterwards."""
 
     form: Form

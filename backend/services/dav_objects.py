@@ -172,7 +172,7 @@ class DavObjectService(TaskSending):
         """Ahead of a write of the object served under `name` that names no version (a
         DELETE without If-Match): the collection's change locks (the caller's and the list
         owner's, whose space holds its tasks), then that object's task named to the write
-        (`task_statements.NAMED_TASK`), or the request refused (`TA412`, reason "look",
+        (`dav_statements.NAMED_TASK`), or the request refused (`TA412`, reason "look",
         nothing written) where no object the caller may write is served there."""
         self.lock(LOCK_LIST if list_id is not None else None, **collection_values(list_id))
         statement = NAME_TASK[list_id is None]
@@ -192,7 +192,7 @@ class DavObjectService(TaskSending):
         """Ahead of an update by href that names no version and assumes its task has no rule,
         no parent and the time zone `zone` (a PUT with no precondition): the collection's
         change locks, as `name_task`'s, then the task served under `name` named to the write
-        (`task_statements.NAMED_TASK`) where it is one the caller may write, holding `uid`
+        (`dav_statements.NAMED_TASK`) where it is one the caller may write, holding `uid`
         (a kept object's, else the derived UID of `uid_task`), with no rule, no parent and
         that zone; else the request refused (`TA412`, nothing written): the reason "free"
         where nothing is served under `name` (and it is no derived name: the PUT may create
@@ -301,7 +301,7 @@ class DavObjectService(TaskSending):
 
     def hand_on(self, task_id: int, uid: str, name: str, body: str) -> Then:
         """`body` kept as the object of the next occurrence completing `task_id` inserts,
-        after that insert (`TaskService.update`'s `after`): in the completion's statement,
+        after that insert (a `Revision`'s `after`): in the completion's statement,
         from the inserted row (`SUCCEEDED`), else with the COMMIT, from the stored one. The
         series' object, whose name and UID a statement ahead gave up (`give_up_ahead`, or
         a completed copy's object kept on the occurrence), goes on with its series in the

@@ -352,7 +352,7 @@ def _name_plain(no_list: bool) -> Any:
     `TA412` with "free" (nothing served under the name), "zone:<its zone>" (as assumed but
     its zone) or "look". A task with a parent is as assumed where the client's last object
     names none (no `RELATED-TO` in it, or no object of a client's): a body naming no parent
-    then moves nothing (`objects._reparented`)."""
+    then moves nothing (`object_writes._reparented`)."""
     columns, kept, derived, found = _served_writable(no_list)
     holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
     stays = or_(_T.parent_id.is_(None), derived, func.strpos(columns.kept_body, "RELATED-TO") == 0)

@@ -3,10 +3,12 @@
 Every statement is built with `owned_task`, which adds `tasks.user_id = :owner`, and run with
 `Scoped._read`/`_write`, which bind `owner` to the service's caller (backend/db/scope.py). A
 task that belongs to someone else is therefore indistinguishable from one that does not
-exist. The connection is private: nothing outside this class runs a statement on `tasks`.
-The parts it is built from, each one job: the statements (task_statements.py), where a write
-puts a task (task_placement.py, task_tree.py), a recurring task's schedule
-(task_schedule.py), bulk operations (task_bulk.py) and the listing (task_listing.py).
+exist. The connection is private: outside this class, only `DavObjectService` sends a
+statement on `tasks` (a CalDAV write by href, planned by backend/dav/object_writes.py from
+these statements). The parts it is built from, each one job: the statements
+(task_statements.py), a change over one task (task_update.py), where a write puts a task
+(task_placement.py, task_tree.py), a recurring task's schedule (task_schedule.py), bulk
+operations (task_bulk.py) and the listing (task_listing.py).
 """
 
 from __future__ import annotations
