@@ -40,8 +40,11 @@ from backend.services.registry import UnitOfWork
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 FEED_TOKEN = re.compile(TOKEN_PATTERN)
-# Requests that change data: counted against the caller's per-user write limit.
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The methods that only read (RFC 9110's safe methods; WebDAV's PROPFIND, REPORT and SEARCH):
+# a request with any other changes data, REST's and CalDAV's alike: it counts against the
+# caller's per-user write limit (and a read-only app password may not send it: dav/auth.py).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH"})
+
 
 # Two ways to authenticate in Swagger UI: the password flow (built-in accounts) or pasting a
 # token from any trusted issuer. Both send the same `Authorization: Bearer` header, which the
@@ -84,7 +87,7 @@ def _unit_of_work(
         request.app.state.engine,
         request.app.state.settings,
         claims=claims,
-        counts_write=claims is not None and request.method in WRITE_METHODS,
+        counts_write=claims is not None and request.method not in READ_METHODS,
         client_ip=client_ip,
         response_headers=response.headers,
         transaction_locals=request.app.state.transaction_locals,

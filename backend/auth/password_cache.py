@@ -1,7 +1,7 @@
 """App passwords this process verified moments ago (specs/caldav.md, "Cost"), so a DAV client's
 next requests skip the check's message: the request enters as the password's account at once,
 and its entry checks in the request's own message that the password's row is still there,
-with the scope it was verified with (`UnitOfWork(app_password=...)`), as a JWT's revocation is
+with the scope it was verified with (`dav.auth.DavWork(password=...)`), as a JWT's revocation is
 checked against the account's token version. A revoked password is refused by its next request.
 
 Keyed on the SHA-256 of the username, the password and the stored hash (no password is held);

@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import re
 from base64 import b64decode
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Self
 
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from backend.api.deps import READ_METHODS
 from backend.auth.password_cache import VerifiedPassword, VerifiedPasswords
 from backend.auth.tokens import TokenClaims
-from backend.errors import Forbidden, Unauthorized
+from backend.db.sender import Entry, Outcome
+from backend.errors import Forbidden, Taken, Unauthorized
 from backend.models.app_password import PASSWORD_PATTERN, AppPasswordScope, dav_username
 from backend.services.app_passwords import AppPasswordCheck
 from backend.services.invitations import token_hash
@@ -44,9 +47,15 @@ REALM = "Task API CalDAV"
 CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
 SIGN_IN_REFUSED = "Sign in with your DAV username and an app password"
 READ_ONLY = "This app password may only read"
-# Methods that change something: a `read` password's request with one is 403.
-WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH", "PROPPATCH", "MKCOL", "MKCALENDAR"})
-WRITE_METHODS |= frozenset({"MOVE", "COPY", "LOCK", "UNLOCK"})
+_TAKEN = "TA412"  # a write by href refused by its own message (`DavWork`)
+# After the entry of a request signed in with an app password this process verified moments
+# ago: refused as a revoked token's is unless the password's row is still the caller's, with
+# the scope it was verified with (revoked, or signed out everywhere, since).
+_CREDENTIAL_LIVE = (
+    "SELECT task_api_refuse('TA401', 'revoked') WHERE NOT EXISTS (SELECT FROM app_passwords "
+    "AS a WHERE a.token_hash = %(a_hash)s AND a.user_id = %(e_subject)s "
+    "AND a.scope = %(a_scope)s); "
+)
 _MAX_CREDENTIALS = 1024  # a longer header is no credential of ours
 _PASSWORD_LENGTH = len("tapw_") + 43
 _SHAPE = re.compile(PASSWORD_PATTERN)
@@ -111,7 +120,7 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
     checks = dav_failure_checks(settings, client_ip, credentials.username)
     checked = None
     if shaped:
-        with UnitOfWork(engine, settings, signs_in=True, client_ip=client_ip) as work:
+        with _CheckWork(engine, settings, client_ip=client_ip) as work:
             checked = AppPasswordCheck(work.send, "").check(
                 credentials.password, limit_key(*checks[0]), limit_key(*checks[1])
             )
@@ -151,6 +160,46 @@ def _verified_passwords(app: Any) -> VerifiedPasswords:
     return cache
 
 
+class _CheckWork(UnitOfWork):
+    """A DAV request's password check (`AppPasswordCheck`): no caller yet, a check that
+    writes (its failures, `last_used_at`), committing in one message of its own with nothing
+    riding with it."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._autocommit = True
+
+    def _anonymous_entry(self, conn: Connection) -> Entry:
+        return Entry("", {}, {}, True, self._settle)
+
+
+class DavWork(UnitOfWork):
+    """A signed-in DAV request's unit of work. Signed in with an app password this process
+    verified earlier (`password`: its hash and scope; backend/auth/password_cache.py), its
+    entry also checks that the password's row is still the caller's, with that scope
+    (`_CREDENTIAL_LIVE`). A write by href that its own message refused for a name or a UID
+    held, a tag or a guess that did not hold (`TA412`, with its reason: `DavObjectService`'s
+    claim, vouch and naming statements) is `Taken`, nothing written."""
+
+    def __init__(self, *args: Any, password: tuple[str, str] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._password = password
+
+    def __enter__(self) -> Self:
+        work = super().__enter__()
+        if self._password is not None:
+            password_hash, scope = self._password
+            self.send.enter_with(_CREDENTIAL_LIVE, {"a_hash": password_hash, "a_scope": scope})
+        return work
+
+    def _settle(self, outcome: Outcome) -> None:
+        if outcome.refused != _TAKEN:
+            super()._settle(outcome)
+            return
+        super()._settle(replace(outcome, refused=None, reason=None))
+        raise Taken(outcome.reason or "name")
+
+
 def _entering(
     request: Request, response: Response, found: VerifiedPassword, *, checked_now: bool = False
 ) -> UnitOfWork:
@@ -158,21 +207,21 @@ def _entering(
     write. A password not `checked_now` (cached) is checked again by the entry."""
     scope = AppPasswordScope(found.scope)
     request.state.dav_scope = scope
-    if scope is AppPasswordScope.read and request.method in WRITE_METHODS:
+    if scope is AppPasswordScope.read and request.method not in READ_METHODS:
         raise Forbidden(READ_ONLY)
     app = request.app
     # The account's current token version: the entry refuses the request if it changed
     # since (signing out everywhere, which also deleted the password).
     claims = TokenClaims(subject=found.user_id, local=True, token_version=found.token_version)
-    work = UnitOfWork(
+    work = DavWork(
         app.state.engine,
         app.state.settings,
         claims=claims,
-        counts_write=request.method in WRITE_METHODS,
+        counts_write=request.method not in READ_METHODS,
         client_ip=_client_ip(request),
         response_headers=response.headers,
         transaction_locals=app.state.transaction_locals,
-        app_password=None if checked_now else (found.password_hash, found.scope),
+        password=None if checked_now else (found.password_hash, found.scope),
     )
     # For the access log: the account, never the credential.
     request.state.user_id = found.user_id

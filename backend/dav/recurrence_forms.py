@@ -49,6 +49,7 @@ from backend.dav.vtodo import ParsedTodo
 from backend.models.task import TaskUpdate, reminders_json
 from backend.models.task_calendar import is_day, rule_key, served_rule
 from backend.recurrence import Schedule, day_of, normalize_rule
+from backend.services.task_update import Revision
 
 if TYPE_CHECKING:
     from backend.models import TaskRow
@@ -78,7 +79,7 @@ class Resolution:
     service's own completion turns into the next occurrence); `completes`: it completes an
     occurrence; `successor_update`: what the PUT says of the next occurrence that the
     service's copy does not (the writer's new reminders; a due date off the rule), inserted
-    so with the completion (`TaskService.update`'s `following`); `keep_on`: which task the
+    so with the completion (a `Revision`'s `following`); `keep_on`: which task the
     PUT's object belongs to afterwards."""
 
     form: Form
@@ -133,7 +134,7 @@ def unruled(parsed: ParsedTodo) -> Resolution:
     """`classify` of a PUT sending no rule on a task with none (what `_plain` makes of it,
     whatever else the stored task is): a PATCH of every field, the client's completion time
     kept. A write that knows this of the stored task without reading it (an object's tag
-    says so, `objects._vouched`) needs nothing more of it."""
+    says so, `dav_tags.vouched`) needs nothing more of it."""
     if parsed.fields.get("recurrence") is not None or parsed.overrides:
         raise ValueError("a PUT with a rule is classified against the stored task")
     update = TaskUpdate.model_validate(parsed.fields)
@@ -190,19 +191,18 @@ def apply(
     """Write `resolution` through the task service: one write, as a PATCH (the same
     validation, events, change feed, and for a completion the service's own next occurrence,
     exactly once, committed with it, inserted as `successor_update` says; `after` then
-    writes on that occurrence, in the same message: `TaskService.update`). The task the PUT
-    named, as written."""
+    writes on that occurrence, in the same message: `TaskService.update` of a `Revision`).
+    The task the PUT named, as written."""
     if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
         return stored
-    return work.tasks.update(
-        stored.id,
+    revision = Revision(
+        stored,
         resolution.update,
-        expected,
-        current=stored,
         completed_at=resolution.completed_at,
         after=after,
         following=resolution.successor_update,
     )
+    return work.tasks.update(stored.id, revision, expected)
 
 
 def _fields(parsed: ParsedTodo) -> TaskUpdate:

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from backend.api.actions import acts_by_method
-from backend.dav import lists, objects, reports, resources, sync
+from backend.dav import lists, object_writes, objects, reports, resources, sync
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
 from backend.dav.xml import (
     CALDAV,
@@ -426,14 +426,14 @@ async def dav_object(request: Request, response: Response) -> Response:
         if_none = request.headers.get("if-none-match")
 
         def written(work: UnitOfWork, writes: bool) -> Response:
-            created = objects.put(work, list_id, name, body, if_match, if_none)
+            created = object_writes.put(work, list_id, name, body, if_match, if_none)
             return Response(status_code=201 if created else 204, headers=_dav_headers())
 
         return await _in_work(request, response, written)
     if method == "DELETE":
 
         def deleted(work: UnitOfWork, writes: bool) -> Response:
-            objects.delete(work, list_id, name, if_match)
+            object_writes.delete(work, list_id, name, if_match)
             return Response(status_code=204, headers=_dav_headers())
 
         return await _in_work(request, response, deleted)

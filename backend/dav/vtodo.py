@@ -64,7 +64,7 @@ MAX_LINES = 4000
 MAX_COMPONENTS = 400
 MAX_DEPTH = 4  # VCALENDAR > VTODO > VALARM > one more (an X- component inside)
 # `render`'s output has a version, part of every object's tag: bump
-# `services.dav_objects.RENDER_FORMAT` whenever the same values render differently.
+# `services.dav_tags.RENDER_FORMAT` whenever the same values render differently.
 
 _ALLOWED_COMPONENTS = frozenset({"VTODO", "VTIMEZONE"})
 _NOT_A_TODO = frozenset({"VEVENT", "VJOURNAL", "VFREEBUSY", "VAVAILABILITY"})

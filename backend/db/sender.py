@@ -246,6 +246,15 @@ class Sender:
             raise RuntimeError("a statement beside needs a request's transaction")
         self._beside.append(render(self.conn, statement, values, f"b{len(self._beside)}_"))
 
+    def enter_with(self, sql: str, values: Mapping[str, Any]) -> None:
+        """`sql` (statements, each ending `; `) rides with the entry, after it, in the request's
+        first transaction and in any further one (`begin_again`): a check a door adds to the
+        caller's entry (a DAV password verified earlier still there: backend/dav/auth.py)."""
+        if self.entry is None or self._again is None:
+            raise RuntimeError("a check rides with an entry not sent yet")
+        self.entry = (self.entry[0] + sql, {**self.entry[1], **values})
+        self._again = (self._again[0] + sql, {**self._again[1], **values})
+
     def locks_spaces(self, statement: Any, values: Mapping[str, Any], *, first: bool) -> None:
         """The write takes its change locks itself: the entry takes none (not the caller's),
         and `statement`, which takes them, goes ahead of the next statement (migration 0036:

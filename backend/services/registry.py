@@ -30,7 +30,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.scope import Scoped
 from backend.db.sender import Entry, Outcome, Sender, Stage, render, transaction_locals
-from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Taken, Unauthorized
+from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.models.task_children import TaskChild
 from backend.services.activity import ActivityService
 from backend.services.calendar_feeds import FEED_COUNT, CalendarFeedReader, CalendarFeedService
@@ -71,15 +71,6 @@ _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
 # space's, neither waited for while the other is held (migration 0041): two members writing in
 # each other's lists would each hold their own lock and wait for the other's.
 _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
-# A DAV request signed in with an app password this process verified moments ago
-# (backend/auth/password_cache.py): after the entry, the request is refused as a revoked
-# token's is unless the password's row is still the caller's, with the scope it was verified
-# with (revoked, or signed out everywhere, since).
-_CREDENTIAL_LIVE = (
-    "SELECT task_api_refuse('TA401', 'revoked') WHERE NOT EXISTS (SELECT FROM app_passwords "
-    "AS a WHERE a.token_hash = %(a_hash)s AND a.user_id = %(e_subject)s "
-    "AND a.scope = %(a_scope)s); "
-)
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
 _locals = lru_cache(maxsize=8)(transaction_locals)
@@ -108,18 +99,13 @@ class UnitOfWork:
         transaction_locals: str | None = None,
         task_id: int | None = None,
         feed_token: str | None = None,
-        signs_in: bool = False,
-        app_password: tuple[str, str] | None = None,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
         request is a write, counted against the caller's per-user limit on entry;
         `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
         it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
-        path's), whose space's change lock its entry takes with the caller's; `signs_in`: no
-        caller yet, a credential's check that writes (a DAV request's app password,
-        `AppPasswordCheck`), in one message of its own; `app_password`: the hash and scope of
-        a DAV request's app password verified earlier in this process, whose row the entry
-        checks is still there (`_CREDENTIAL_LIVE`)."""
+        path's), whose space's change lock its entry takes with the caller's; `feed_token`: a
+        calendar feed's (its fetch counted with its statement: `_feed_entry`)."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
@@ -141,9 +127,7 @@ class UnitOfWork:
         # with its 404 (every feed 404 is one answer, headers included).
         self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
-        self._autocommit = claims is not None or feed_token is not None or signs_in
-        self._signs_in = signs_in
-        self._app_password = app_password
+        self._autocommit = claims is not None or feed_token is not None
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -153,13 +137,7 @@ class UnitOfWork:
         )
         claims = self._claims
         if claims is None:
-            entry = None
-            if self._feed_token is not None:
-                entry = self._feed_entry(conn, self._feed_token)
-            elif self._signs_in:
-                # Nothing rides with the check: it commits in its own message.
-                entry = Entry("", {}, {}, True, self._settle)
-            self.send = Sender(conn, locals_, entry)
+            self.send = Sender(conn, locals_, self._anonymous_entry(conn))
             return self
         try:
             # The caller's entry, with the route's first statement. Keyed on the token's
@@ -194,9 +172,6 @@ class UnitOfWork:
                 sql, values = _ENTER + _LOCK_TASK, {**values, "e_write": False}
                 values["e_task"] = self._task_id
                 unlocked = None  # its locks are taken: none for a statement to take
-            if self._app_password is not None:
-                sql += _CREDENTIAL_LIVE
-                values["a_hash"], values["a_scope"] = self._app_password
             entry = Entry(sql, values, {**values, **_UNCOUNTED}, write, self._settle, unlocked)
             self.send = send = Sender(conn, locals_, entry)
         except BaseException:
@@ -215,6 +190,13 @@ class UnitOfWork:
         if self.route_limit is not None:
             self.limits.route(self.route_limit, caller_id)
         return self
+
+    def _anonymous_entry(self, conn: Connection) -> Entry | None:
+        """What rides with an anonymous request's first statement: a feed's count
+        (`_feed_entry`), else nothing (the request is a transaction of its own)."""
+        if self._feed_token is None:
+            return None
+        return self._feed_entry(conn, self._feed_token)
 
     def _feed_entry(self, conn: Connection, token: str) -> Entry:
         """A feed's fetch: its count against the token's limit (none when limits are off, or
@@ -263,8 +245,6 @@ class UnitOfWork:
             raise Unauthorized(_REFUSED_ACCOUNT.get(outcome.reason or "", "Invalid token"))
         if over is not None:
             settle_usages((over,), {})
-        if refused == "TA412":  # a name or UID held (services/dav_objects.py `claim`)
-            raise Taken(outcome.reason or "name")
         if refused is not None:
             IdempotencyService.refused(outcome)
 

@@ -118,7 +118,7 @@ _WRITTEN = table(
 SUCCESSOR_FROM_WRITE = _successor(_WRITTEN).returning(_T.id, _T.list_id)
 # The next occurrence as the completing write's statement inserted it (`SUCCESSOR_FROM_WRITE`,
 # its first `then`: `TaskSending._write_then` names it `t0`), for a statement after it there
-# that writes on it (a CalDAV series' object handed to it: `TaskService.update`'s `after`).
+# that writes on it (a CalDAV series' object handed to it: a `Revision`'s `after`).
 SUCCEEDED = table("t0", column("id", _T.id.type), column("list_id", _T.list_id.type))
 # The fields that make up a task's schedule: writing any of them re-plans it.
 SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}

@@ -260,15 +260,6 @@ _WRITABLE_READ = may(_TASKS, Action.TASK_WRITE)
 DELETE = trashing(DELETING, _WRITABLE_READ)
 
 
-# The task a statement ahead of the write, in its message, named (`task_api.task`: a DAV
-# write by href, `DavObjectService.name_task`), where the caller names none by id.
-NAMED_TASK = sql_cast(func.nullif(func.current_setting("task_api.task", True), ""), BigInteger)
-
-DELETE_NAMED = trashing(
-    owned_task(delete(Task).where(_T.id == NAMED_TASK), Action.TASK_WRITE), _WRITABLE_READ
-)
-
-
 def deleting(*conditions: ColumnElement[bool]) -> Any:
     """`DELETE` with more conditions (If-Match's versions), built for this request."""
     return trashing(DELETING.where(*conditions), _WRITABLE_READ)
@@ -399,15 +390,14 @@ SUBTREE = (
 )
 
 
-def updating(values: dict[str, Any], *conditions: ColumnElement[bool], named: bool = False) -> Any:
-    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold), or,
-    `named`, of the task a statement ahead in its message named (`NAMED_TASK`).
+def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
+    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold).
     Without conditions, and with values that are plain values or `_SHARED` expressions (a
     PATCH, a bulk step), it is the statement built once for the set's shape, with the values
     bound (`Bound`): a request compiles nothing. Otherwise it is built for this call."""
     # How each value is part of the shape: bound, NULL, or a `_SHARED` expression's index.
     shape: list[tuple[str, str | int]] = []
-    per_call = bool(conditions) or named
+    per_call = bool(conditions)
     for name, value in values.items():
         if not isinstance(value, ClauseElement):
             shape.append((name, _NULL if value is None else _BOUND))
@@ -418,13 +408,7 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool], named: bo
             break
         shape.append((name, index))
     if per_call:
-        statement = update(Task).where(_T.id == (NAMED_TASK if named else TASK_ID), *conditions)
-        if "assignees" in values:
-            sent = values["assignees"]
-            if not isinstance(sent, ClauseElement):
-                sent = literal(sent, ARRAY(Text))
-            statement = statement.where(assignable(sent, _T.user_id, _T.list_id))
-        return changing(owned_task(statement, Action.TASK_WRITE), values)
+        return updating_of(TASK_ID, values, *conditions)
     binds = {
         f"{_SET}{name}": value
         for name, value in values.items()
@@ -440,6 +424,19 @@ _SHARED: tuple[Any, ...] = (_STAMP,)
 # JSON column, not SQL NULL).
 _BOUND, _NULL = "bound", "null"
 _SET = "set_"
+
+
+def updating_of(task: Any, values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
+    """The UPDATE ... RETURNING of the caller's task `task` (its id, bound or an expression)
+    where `conditions` hold, built for this call: only on a task the caller may write, an
+    assignee only one it may assign."""
+    statement = update(Task).where(_T.id == task, *conditions)
+    if "assignees" in values:
+        sent = values["assignees"]
+        if not isinstance(sent, ClauseElement):
+            sent = literal(sent, ARRAY(Text))
+        statement = statement.where(assignable(sent, _T.user_id, _T.list_id))
+    return changing(owned_task(statement, Action.TASK_WRITE), values)
 
 
 @lru_cache(maxsize=256)

@@ -17,7 +17,7 @@ from backend.dav.vtodo import parse, render
 from backend.models.task_calendar import MAPPING, NOT_MAPPED, InvalidTodoObject, derived_uid
 from backend.models.task_fields import FIELDS, WRITABLE
 from backend.services import calendar_ics
-from backend.services.dav_objects import RENDER_FORMAT
+from backend.services.dav_tags import RENDER_FORMAT
 from tests.conftest import Account
 from tests.dav.test_objects import NO_LIST, put, signed_in
 from tests.dav.test_vtodo import NOW, fixture, row, stored_as

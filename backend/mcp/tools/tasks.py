@@ -65,6 +65,7 @@ from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
 from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskListQuery
+from backend.services.task_update import InList
 
 
 class _NamedList(BaseModel):
@@ -288,7 +289,10 @@ def _reopen_task(work: UnitOfWork, arguments: OneTask) -> TaskReopened:
 
 
 def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdated:
-    task = work.tasks.update(arguments.task_id, arguments.changes(), list_name=arguments.list_name)
+    changes: TaskUpdate | InList = arguments.changes()
+    if arguments.list_name is not None:
+        changes = InList(arguments.changes(), arguments.list_name)
+    task = work.tasks.update(arguments.task_id, changes)
     return TaskUpdated(task_id=task.id, title=task.title)
 
 

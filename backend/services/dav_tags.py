@@ -1,0 +1,80 @@
+"""A CalDAV object's ETag, in this one module: built by the database with every object it
+reads (`tag`, an SQL expression the listing selects and a write's own message compares), and
+read back by the DAV layer (`vouched`: what a tag says of its task). Its format is
+`RENDER_FORMAT`, the version of `dav.vtodo.render`'s output (specs/caldav.md, "ETags").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Text, and_, case, cast, extract, func, literal, literal_column
+
+from backend.models import Task
+from backend.recurrence import TIME_ZONES
+from backend.services.task_statements import TASK_VIEW
+
+_T = Task.__table__.c  # type: ignore[attr-defined]
+
+# The version of `vtodo.render`'s output, part of every object's tag (`_tag`): bump it whenever
+# the same values render differently (a property added or written otherwise, another icalendar).
+RENDER_FORMAT = 5
+_READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
+
+
+def tag(kept: Any, parent_uid: Any) -> Any:
+    """An object's strong ETag, computed by the database from everything `vtodo.render` makes
+    its body of (the task's id, version, `updated_at` and position, the UID its parent is
+    served with, the reader's reminders in order, the kept object's bytes as served, the
+    render's format): `render` is deterministic, so one set of values is one body, and two
+    bodies that differ come from values that differ. Every read and every write by href
+    compares the same expression, so an `If-Match` is tested in the write's own message
+    (`vouch`). A task with no rule and no parent shows what that write needs to know without
+    reading it first (`"<id>-<version>.<time zone>.<digest>"`, `vouched`); any other
+    is `"o<digest>"`."""
+    body = case((kept.c.served, kept.c.body))
+    body_digest = func.encode(func.sha256(func.convert_to(func.coalesce(body, ""), "UTF8")), "hex")
+    made_of = func.jsonb_build_array(
+        literal_column(str(RENDER_FORMAT)),
+        _T.id,
+        _T.version,
+        extract("epoch", _T.updated_at),
+        _T.position,
+        parent_uid,
+        _READER_REMINDERS,
+        body_digest,
+    )
+    digest = func.encode(func.sha256(func.convert_to(cast(made_of, Text), "UTF8")), "hex")
+    vouching = and_(_T.recurrence.is_(None), _T.parent_id.is_(None))
+    shown = cast(_T.id, Text) + "-" + cast(_T.version, Text) + "." + _T.time_zone + "."
+    inner = case((vouching, shown + func.left(digest, 32)), else_="o" + func.left(digest, 39))
+    return literal('"', Text) + inner + literal('"', Text)
+
+
+# A tag that says what an update needs of its task (`tag`'s first form).
+_VOUCHING = re.compile(r'"([0-9]{1,18})-([0-9]{1,18})\.([A-Za-z0-9_+/-]{1,64})\.[0-9a-f]{32}"')
+_ZONES = frozenset(TIME_ZONES)
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """What an object's tag `"<id>-<version>.<time zone>.<digest>"` says of its task, true
+    where a write's own message finds that tag current (`DavObjectService.vouch`): the task,
+    its version and its zone, and that it has no rule and no parent."""
+
+    id: int
+    version: int
+    time_zone: str
+    tag: str
+
+
+def vouched(if_match: str | None) -> Vouched | None:
+    """The task an `If-Match` of one tag vouches for (None: none, another tag, several, `*`)."""
+    if if_match is None:
+        return None
+    match = _VOUCHING.fullmatch(if_match.strip())
+    if match is None or match.group(3) not in _ZONES:
+        return None
+    return Vouched(int(match.group(1)), int(match.group(2)), match.group(3), match.group(0))

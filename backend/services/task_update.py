@@ -1,0 +1,424 @@
+"""How the task service writes a change over one task (`TaskService.update`,
+`set_completed`, `move`): the schedule planned over the stored row, the placement, a
+recurring task's next occurrence written with the completion, and why a write that matched
+no row matched none (404, 403, 412). The public methods are `TaskService`'s (tasks.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, NoReturn, cast
+
+from sqlalchemy import bindparam
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend.db.scope import Bound
+from backend.errors import AppError, Conflict, InvalidRequest, NotFound, PreconditionFailed
+from backend.models import Task, TaskCreate, TaskRow, TaskUpdate
+from backend.models.task import reminders_json
+from backend.recurrence import Schedule, day_start
+from backend.services.access import Action, denied, require
+from backend.services.lists import LIST_ROLE, unknown_list
+from backend.services.task_placement import (
+    anchor_field,
+    other_owner,
+    refused,
+    unassignable,
+)
+from backend.services.task_schedule import (
+    SUCCESSOR,
+    SUCCESSOR_FROM_WRITE,
+    Planned,
+    goes_on,
+    moved_reminders,
+    not_recurring,
+    plan_schedule,
+)
+from backend.services.task_sending import TaskSending, Then
+from backend.services.task_statements import (
+    ACCESS,
+    GET_WRITABLE,
+    TASK_VIEW,
+    move_statements,
+    own_reminders,
+    updating,
+    written_view,
+)
+from backend.services.task_tree import Placement, Refusal, Sent, move_statement
+from backend.services.versions import Expected, version_in
+
+# A due date as the API takes it: a day or an instant.
+Due = datetime | date | None
+
+_T = Task.__table__.c  # type: ignore[attr-defined]
+
+# How often a write that reads the stored task first (a series' completion:
+# `_write_completing`; a schedule change: `_replan`) reads and writes before it holds the
+# caller's change lock instead: each try fails only when another write changed the task between.
+_COMPLETION_TRIES = 3
+
+# What a refused placement named (`_refusal`): the value the request bound, and the read of
+# the caller's role in it (with the name that read binds it by).
+_NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
+    Refusal.task: ("task_id", ACCESS, "task_id"),
+    Refusal.parent: ("parent_id", ACCESS, "task_id"),
+    Refusal.anchor: ("anchor_id", ACCESS, "task_id"),
+    Refusal.list: ("list_id", LIST_ROLE, "list_id"),
+}
+
+
+@dataclass(frozen=True)
+class InList:
+    """A change that puts the task in the list named `list_name`, as an agent names one (an
+    MCP tool's `list_name`)."""
+
+    change: TaskUpdate
+    list_name: str
+
+
+@dataclass(frozen=True)
+class Created:
+    """A create written with more in its statement (`TaskService.create`): `then`, a statement
+    that writes from the new row (a calendar client's object kept beside it); `completed_at`,
+    when a task created completed was completed, as its writer says (else now)."""
+
+    data: TaskCreate
+    then: Then | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A change written over `stored`, the task as its caller has just read it (a calendar
+    client's object over the task it found by its href: `TaskService.update`). `completed_at`:
+    when the writer says it completed the task, for a write that completes no series (a
+    series' completion is stamped now). `after`: where the write completes a series, a
+    statement that writes on its next occurrence once inserted (`task_schedule.SUCCEEDED` in
+    the completion's statement, else the stored row with the COMMIT). `following`: what the
+    write says of that next occurrence (its due date, moved as a PATCH would move it, and its
+    reminders), inserted so (`_successor`)."""
+
+    stored: TaskRow
+    change: TaskUpdate
+    completed_at: datetime | None = None
+    after: Then | None = None
+    following: TaskUpdate | None = None
+
+
+class TaskUpdating(TaskSending):
+    """`TaskService`'s writes of one task (module docstring)."""
+
+    def _move(
+        self,
+        task_id: int,
+        placement: Placement,
+        expected: Expected,
+        values: dict[str, Any],
+        *,
+        last: bool = False,
+        then: Then | None = None,
+        own: list[Any] | None = None,
+    ) -> TaskRow:
+        """The placement statement: the task (with `values` written on it too), its subtree
+        and any respaced siblings; the moved task's row. `last`: nothing follows it, so it
+        may commit the request itself (`_write(last=True)`). `own`: a member's reminders,
+        written from the move's rows (`own_reminders`), and read back as sent."""
+        if task_id == placement.parent_id:
+            raise self._named_itself(
+                task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
+            )
+        checked = expected is not None
+        thens: tuple[Then, ...] = () if then is None else (then,)
+        if own is not None:
+            thens += (own_reminders(task_id, own),)
+        if values or own is not None:
+            view = TASK_VIEW
+            if own is not None:  # a member reads back what it sent (`written_view`)
+                sent = bindparam("sent_reminders", own, type_=_T.reminders.type)
+                view = written_view(sent)
+            statement, refusal = move_statement(
+                placement.shape, checked=checked, values=values, returning=view
+            )
+        else:
+            statement, refusal = move_statements(placement.shape, checked)
+        binds = {"task_id": task_id, **placement.values()}
+        if expected is not None:
+            binds["versions"] = sorted(expected)
+        rows = self._write_then(statement, thens, **binds, last=last)
+        moved = next((row for row in rows if row.id == task_id), None)
+        if moved is None:
+            self._refuse(refusal, placement, binds)
+        return cast(TaskRow, moved)
+
+    def _named_itself(self, task_id: int, error: InvalidRequest) -> AppError:
+        """A body naming the task itself (its parent, its anchor) breaks a rule of the body's
+        values, and permission comes first: the 404 or 403 a write of it gets, else `error`
+        (the failure path's own round trip)."""
+        found = self._read(ACCESS, task_id=task_id).first()
+        role = None if found is None else found[-1]
+        return denied(role, Action.TASK_WRITE, NotFound("Task not found")) or error
+
+    def _refuse(self, refusal: Any, placement: Placement, binds: dict[str, Any]) -> NoReturn:
+        """A placement wrote nothing: read why (the failure path's own round trip) and say it."""
+        reason = self._read(refusal, **binds).scalar()
+        if reason is None:  # pragma: no cover - the write and the read share the lock
+            raise Conflict("The task changed while it was being written; retry")
+        raise self._refusal(Refusal(reason), placement, binds)
+
+    def _refusal(self, reason: Refusal, placement: Placement, binds: dict[str, Any]) -> AppError:
+        if reason is Refusal.list and placement.list is Sent.name:
+            return unknown_list(self._read, placement.list_name or "", field="body.list")
+        # A task or list the placement named and could not write, by the caller's role in
+        # that row: none (it cannot read it, or it does not exist) is the 404 `refused` says;
+        # a member below editor, 403; a parent or anchor it may write, but in another owner's
+        # space than the task's, is the 422 a list of another owner gets.
+        sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
+        if binds.get(sent) is not None:
+            role = self._read(statement, **{by: binds[sent]}).first()
+            missing = NotFound("Task not found")
+            below = None if role is None else denied(role[-1], Action.TASK_WRITE, missing)
+            if below is not None:
+                return below
+            if role is not None and reason in (Refusal.parent, Refusal.anchor):
+                field = "body.parent_id" if reason is Refusal.parent else anchor_field(placement)
+                return other_owner(field)
+        return refused(reason, placement)
+
+    def _replan(
+        self,
+        task_id: int,
+        values: dict[str, Any],
+        plan_of: Callable[[TaskRow], tuple[str | None, str, Due, list[Any]]],
+        expected: Expected = None,
+        *,
+        placement: Placement | None = None,
+        current: TaskRow | None = None,
+    ) -> TaskRow:
+        """Write `values` and the schedule `plan_of(stored task)` over the stored task, and move
+        it to `placement` in the same statement. The stored task is read in a message that
+        commits (`_current`; or given: `current`, read by the caller), then the write names
+        the version read and commits the request itself: no lock is held while the schedule
+        is planned. A task changed in between is read again; after a few tries, under the
+        caller's change lock."""
+        given = current if current is not None and expected is not None else None
+        for attempt in range(_COMPLETION_TRIES + 1):
+            # The last try reads inside the write's transaction, under the caller's change
+            # lock (the entry's), so nothing can change the task before it is written.
+            locking = attempt == _COMPLETION_TRIES
+            if locking and self._can_begin_again():
+                self._begin_again()
+            if attempt == 0 and given is not None and given.version in cast(Any, expected):
+                current = given
+            else:
+                current = self._current(task_id, expected, commit=not locking)
+            plan = plan_of(current)
+            parent = current.parent_id is not None
+            if placement is not None and placement.parent is not Sent.omitted:
+                parent = placement.parent is Sent.id
+            if plan[0] is not None and parent:
+                raise not_recurring()
+            planned = {**values, **plan_schedule(*plan, current=current)}
+            if self._can_begin_again():
+                self._begin_again()
+            # The write may complete the task: its next occurrence, computed from the row the
+            # write will leave (known here), is written with it.
+            then = None
+            if planned.get("completed") is True:
+                then = self._successor(Planned(task_id, planned["due_date"], planned))
+            read = frozenset({current.version})
+            if placement is not None:
+                # A move writes its subtree in the same statement: a member's reminders (a
+                # trigger would make them its own on every row written) go in a statement of
+                # their own in the move's message (`own_reminders`).
+                own = None
+                if current.user_id != self.user_id:
+                    own = planned.pop("reminders")
+                    if own == current.reminders:
+                        own = None
+                try:
+                    return self._move(
+                        task_id, placement, read, planned, last=True, then=then, own=own
+                    )
+                except PreconditionFailed:
+                    if expected is not None:
+                        raise
+                    continue
+            version = _T.version == current.version
+            task = self._update_where(task_id, planned, version, last=True, then=then)
+            if task is not None:
+                return task
+        raise Conflict("The task changed while it was being written; retry")
+
+    def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
+        """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
+        its versions. With `commit`, in a write's first message the read commits (the entry's
+        count with it); else it stays in the write's transaction."""
+        rows = (
+            self._write(GET_WRITABLE, task_id=task_id, last=True)
+            if commit
+            else self._read(GET_WRITABLE, task_id=task_id)
+        )
+        if not rows:
+            self._missing_or_stale(task_id, None)
+        task = cast(TaskRow, rows[0])
+        if expected is not None and task.version not in expected:
+            raise PreconditionFailed()
+        return task
+
+    def _completing(
+        self, task: TaskRow, after: Then | None = None, following: TaskUpdate | None = None
+    ) -> TaskRow:
+        """After any write that may complete `task`: when this transaction completed a
+        recurring task whose series goes on, insert its next occurrence (then `after`, which
+        writes on it: `update`). Decided from the returned row alone (`completed_at` equals
+        `updated_at`, both this transaction's `now()`, only when it completed it here), so
+        other writes cost nothing more."""
+        if task.completed and task.completed_at == task.updated_at:
+            then = self._successor(task, following)
+            if then is not None:
+                self._at_commit(then.alone)
+                if after is not None:
+                    self._at_commit(after.alone)
+        return task
+
+    def _successor(
+        self, task: TaskRow | Planned, following: TaskUpdate | None = None
+    ) -> Then | None:
+        """The next occurrence of `task` (its stored row, or the one a write will leave) if it
+        is recurring and its series goes on, to insert if this transaction completed it
+        (checked by the statement itself): in the completing write's statement, or with the
+        COMMIT (specs/statements.md). Its subtasks come with it (migration 0018). Its
+        reminders are the task's, moved with the due date, and its due date the series'
+        next; `following` (a stored row's) says otherwise: a due date off the rule, planned
+        as a PATCH of it is (the next one after it on the same rule), and reminders."""
+        if not goes_on(task):
+            return None
+        start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
+        due = cast(datetime, task.due_date)
+        rule = cast(str, task.recurrence)
+        moved_to = None
+        sent = set() if following is None else following.model_fields_set
+        if following is not None and following.due_date is not None and "due_date" in sent:
+            moved_to = following.due_date
+            if not isinstance(moved_to, datetime):  # a day, on the series' clock
+                moved_to = day_start(moved_to, task.time_zone)
+        # Shifted to the due date the next occurrence has, as the database shifts its
+        # subtasks' and the members' reminders (`tasks_copy_subtasks`, migration 0018).
+        reminders = moved_reminders(task.reminders, due, moved_to or next_due)
+        if following is not None and "reminders" in sent:
+            reminders = reminders_json(following.reminders or [])
+        if moved_to is not None:
+            planned = plan_schedule(
+                rule, task.time_zone, moved_to, reminders, current=cast(TaskRow, task)
+            )
+            following_due = planned["next_due_date"]
+        else:
+            following_due = Schedule.of(rule, task.time_zone, start).next_after(next_due)
+        values = {
+            "previous_id": task.id,
+            "successor_due": moved_to,
+            "following_due_date": following_due,
+            "reminders": reminders,
+        }
+        return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))
+
+    def _write_completing(
+        self,
+        task_id: int,
+        statements: tuple[Any, Any, Any],
+        values: dict[str, Any],
+        expected: Expected = None,
+        *,
+        stored: TaskRow | None = None,
+        after: Then | None = None,
+        following: TaskUpdate | None = None,
+    ) -> TaskRow:
+        """Write `values`, which may complete the task (`completing`'s `statements`), committing in
+        the write's own message so that no lock is held while a message crosses the network
+        (specs/statements.md). Completing a recurring task adds its next occurrence, computed
+        from the stored row: that write is sent once the row has been read, in a second
+        message that commits it with the occurrence only if the task is still the version
+        read (else it tries again); `stored`, the row the caller read at a version `expected`
+        names, is that read (one message). `after` writes on the next occurrence, after its
+        insert. Where the transaction cannot end with the write (an Idempotency-Key's record
+        follows), or the task keeps changing, the write holds its row until its COMMIT
+        instead."""
+        unless_series, read, series = statements
+        for attempt in range(_COMPLETION_TRIES):
+            if attempt:
+                self._begin_again()
+            then = None
+            if attempt == 0 and stored is not None and self._send.can_finish:
+                # Read by the caller, at a version the write names: a series it completes is
+                # written at once.
+                then = self._successor(stored, following)
+                if then is not None and stored.completed:
+                    then = None
+            task: Any = stored
+            if then is None:
+                outcome = self._write_or_stored(unless_series, read, task_id=task_id)
+                if outcome is None:  # the transaction goes on after this write
+                    break
+                task, written = outcome
+                if task is None:
+                    self._missing_or_stale(task_id, expected)
+                if written:
+                    return cast(TaskRow, task)
+                self._begin_again()
+                then = self._successor(task, following)
+            # Completes a series: its next occurrence is written with the completion.
+            thens = () if then is None else (then,) if after is None else (then, after)
+            rows = self._write_then(
+                series, thens, task_id=task_id, read_version=task.version, last=True
+            )
+            if rows:
+                return cast(TaskRow, rows[0])
+        if self._can_begin_again():
+            self._begin_again()
+        return self._completing(self._update(task_id, values, expected), after, following)
+
+    def _update(
+        self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
+    ) -> TaskRow:
+        """One UPDATE ... RETURNING of the caller's task, If-Match's versions in its WHERE: 404
+        or 412 when no row matched."""
+        statement = updating(
+            values, *(() if expected is None else version_in(_T.version, expected))
+        )
+        rows = self._write(statement, task_id=task_id, last=last)
+        if not rows:
+            self._missing_or_stale(task_id, expected, assigning="assignees" in values)
+        return cast(TaskRow, rows[0])
+
+    def _missing_or_stale(
+        self, task_id: int, expected: Expected, *, assigning: bool = False
+    ) -> NoReturn:
+        """A write matched no row: 404 for a task the caller cannot see (missing, or
+        another's), 403 for a member below editor, or 412 if If-Match named none of its
+        versions. Only this failure path reads again."""
+        found = self._read(ACCESS, task_id=task_id).first()
+        if found is None:
+            raise NotFound("Task not found")
+        version, role = tuple(found)
+        require(role, Action.TASK_WRITE, NotFound("Task not found"))
+        if expected is not None and version not in expected:
+            raise PreconditionFailed()
+        if assigning:
+            raise unassignable()
+        raise NotFound("Task not found")
+
+    def _update_where(
+        self,
+        task_id: int,
+        values: dict[str, Any],
+        *conditions: ColumnElement[bool],
+        last: bool = False,
+        then: Then | None = None,
+    ) -> TaskRow | None:
+        """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
+        nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
+        statement = updating(values, *conditions)
+        rows = self._write_then(statement, then, task_id=task_id, last=last)
+        return cast(TaskRow, rows[0]) if rows else None
