@@ -1,7 +1,8 @@
-"""A receiver's 600 MiB answer leaves `python -m backend worker`'s memory where it was idle
-(issue 82's target): the answer is generated as it is sent (never stored), the worker reads
-at most `ANSWER_MAX_BYTES` of it and closes the connection. Read from /proc: the process's
-resident set (VmRSS) when idle, and its peak (VmHWM, reset before the answer) after."""
+"""A receiver's 600 MiB answer, a webhook's or a push service's, leaves `python -m backend
+worker`'s memory where it was idle (issue 82's target): the answer is generated as it is sent
+(never stored), the worker reads at most `ANSWER_MAX_BYTES` of it and closes the connection.
+Read from /proc: the process's resident set (VmRSS) when idle, and its peak (VmHWM, reset
+before the answer) after."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
 
+from backend.config import Settings, new_vapid_key
+from backend.main import create_app
+from scripts.bench.reminder_peers import Browser
 from tests.conftest import Account, stop_process
 from tests.events.conftest import (
     SECRET,
@@ -27,6 +33,7 @@ from tests.events.conftest import (
     until,
     worker_env,
 )
+from tests.reminders.test_push_delivery import task_with_reminder
 from tests.serving import serve_in_thread
 
 ANSWER_BYTES = 600 * 1024 * 1024
@@ -42,6 +49,7 @@ class Huge:
     def __init__(self) -> None:
         self.huge = False
         self.offered = 0  # bytes of huge answers written
+        self.posts = 0
         self.lock = threading.Lock()
         state = self
 
@@ -50,6 +58,8 @@ class Huge:
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
+                with state.lock:
+                    state.posts += 1
                 size = ANSWER_BYTES if state.huge else 0
                 self.send_response(200)
                 self.send_header("content-length", str(size))
@@ -123,3 +133,57 @@ def test_a_600_mib_answer_leaves_the_workers_memory_where_it_was(
     assert after["VmHWM"] - idle["VmRSS"] <= GROWTH_MAX_KIB, (idle, after)
     assert after["VmRSS"] - idle["VmRSS"] <= GROWTH_MAX_KIB, (idle, after)
     assert os.path.getsize(log) < 1_000_000
+
+
+VAPID = new_vapid_key()
+
+
+@pytest.mark.timeout(180)
+def test_a_push_services_600_mib_answer_leaves_the_workers_memory_where_it_was(
+    db_engine: Engine,
+    database_url: str,
+    settings: Settings,
+    receiver: Receiver,
+    huge: Huge,
+    alice: Account,
+) -> None:
+    pushing = settings.model_copy(
+        update={"vapid_private_key": SecretStr(VAPID), "push_allow_loopback": True}
+    )
+    env = worker_env(database_url, receiver, VAPID_PRIVATE_KEY=VAPID, PUSH_ALLOW_LOOPBACK="true")
+    log = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
+    with TestClient(create_app(pushing)) as client:
+        made = client.post(
+            "/api/push-subscriptions",
+            json=Browser().subscription(huge.url.replace("/hook", "/push/alice")),
+            headers=alice.headers,
+        )
+        assert made.status_code == 201, made.text
+
+        def push(title: str) -> None:
+            task_with_reminder(client, alice, title)
+            with db_engine.begin() as conn:
+                conn.execute(text("UPDATE task_reminders SET remind_at = now() - interval '1 s'"))
+            posts = huge.posts
+            until(lambda: huge.posts > posts and _left(db_engine) == 0, 60, log.read_text())
+
+        worker = start_worker(env, log)
+        try:
+            push("warm 1")  # what a push allocates once is in the idle size
+            push("warm 2")
+            idle = _status(worker.pid)
+            Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
+            huge.huge = True
+            push("huge")
+            after = _status(worker.pid)
+        finally:
+            stop_process(worker)
+    print(f"worker KiB: idle {idle}, after a push service's huge answer {after}")
+    assert 0 < huge.offered < ANSWER_BYTES
+    assert after["VmHWM"] - idle["VmRSS"] <= GROWTH_MAX_KIB, (idle, after)
+    assert after["VmRSS"] - idle["VmRSS"] <= GROWTH_MAX_KIB, (idle, after)
+
+
+def _left(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM reminder_deliveries")).scalar_one())
