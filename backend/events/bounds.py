@@ -158,9 +158,16 @@ class DeadlineTransport(httpx.BaseTransport):
     sockets `DeadlineBackend`'s. Environment proxies are not used: a receiver is reached
     directly (specs/events.md)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
+        # httpx's own limits (100 connections, 20 kept alive), not httpcore's default of 10:
+        # past 10 the worker's 32 delivery threads would queue for a connection, and 10
+        # receivers that never answer would hold every one of them.
         self.pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=DeadlineBackend()
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend(),
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

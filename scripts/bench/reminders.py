@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,26 +88,32 @@ def _env(vapid: str, smtp_port: int, extra: dict[str, str]) -> dict[str, str]:
         "SMTP_SECURITY": "none",
         "SMTP_FROM": SENDER,
         "WORKER_METRICS_PORT": "0",
+        # One client (this process) opens every person's confirmation link: the per-client
+        # bound on a mail's links (30 in the auth window) would refuse the 31st.
+        "RATE_LIMIT_MAIL_LINKS_PER_IP": "0",
         **extra,
     }
 
 
 @contextmanager
-def _worker(database_url: str, secret: str, env: dict[str, str], log: Path) -> Iterator[int]:
-    """One `python -m backend worker` process, started and seen running: its pid."""
+def _worker(
+    database_url: str, secret: str, env: dict[str, str], log: Path, root: Path = servers.ROOT
+) -> Iterator[int]:
+    """One `python -m backend worker` process of the checkout at `root`, started and seen
+    running: its pid."""
     full = {
         **os.environ,
         "DATABASE_URL": database_url,
         "JWT_SECRET": secret,
         "AUTO_MIGRATE": "false",
         "LOG_LEVEL": "INFO",
-        "PYTHONPATH": str(servers.ROOT),
+        "PYTHONPATH": str(root),
         **env,
     }
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "backend", "worker"],
-            cwd=servers.ROOT,
+            cwd=root,
             env=full,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -228,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--drain", type=float, default=300, help="seconds past the window to wait at most"
     )
+    parser.add_argument(
+        "--worker-root",
+        type=Path,
+        help="time the worker of this checkout (an earlier commit's: `git worktree add`); the "
+        "set-up's confirmations are sent by this checkout's worker, stopped before T0",
+    )
     parser.add_argument("--database", default=DATABASE)
     parser.add_argument("--out", type=Path, default=Path("bench-reminders.json"))
     parser.add_argument(
@@ -262,14 +274,19 @@ def main(argv: list[str] | None = None) -> int:
             servers.start(
                 "api", workers=1, database_url=url, secret=secret, log_dir=log_dir, extra_env=env
             ) as api,
-            _worker(url, secret, env, log_dir / "worker.log") as worker,
+            ExitStack() as workers,
         ):
+            worker = workers.enter_context(_worker(url, secret, env, log_dir / "worker.log"))
             published = httpx.get(f"{api.url}/api/push/public-key", timeout=10).json()
             if published["data"]["public_key"] != receiver.public_key:
                 raise RuntimeError("the API publishes another VAPID key")
             began = time.monotonic()
             asyncio.run(_set_up(api.url, tokens, receiver, inbox, args.reminders))
             report["set_up_seconds"] = round(time.monotonic() - began, 1)
+            if args.worker_root is not None:
+                workers.close()
+                log = log_dir / "worker-timed.log"
+                worker = workers.enter_context(_worker(url, secret, env, log, args.worker_root))
             expected = 2 * args.reminders
             load_before = os.getloadavg()
             t0 = time.time() + args.lead
