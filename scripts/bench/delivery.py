@@ -52,8 +52,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, text
 
 from backend.auth.tokens import issue_token
-from backend.config import Settings, new_vapid_key, vapid_public_key
+from backend.config import Settings
 from backend.db.engine import normalize_url
+from backend.keys import new_vapid_key, vapid_public_key
 from scripts.bench import seed, servers
 from scripts.bench.reminder_peers import Browser, Inbox, PushReceiver
 from scripts.bench.reminders import _bearer, _env, _epoch, _quantiles, _set_up

@@ -44,8 +44,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
 from backend.auth.tokens import issue_token
-from backend.config import Settings, new_vapid_key, vapid_public_key
+from backend.config import Settings
 from backend.db.engine import normalize_url
+from backend.keys import new_vapid_key, vapid_public_key
 from scripts.bench import seed, servers
 from scripts.bench.reminder_peers import Browser, Inbox, PushReceiver
 

@@ -303,11 +303,10 @@ def test_a_stalled_and_a_trickling_webhook_beside_two_healthy_ones(
     with db_engine.connect() as conn:
         rows = conn.execute(text("SELECT attempts, delivered_to FROM task_events")).all()
     assert {(r.attempts, tuple(r.delivered_to)) for r in rows} == {(2, tuple(healthy))}
-    # While a request was open: nothing checked out of the worker's pool, no worker session
-    # idle in a transaction (the loop waits for its batch's sends holding nothing), nothing
-    # held from a request's arrival to its end; only the loop's thread ever checked out.
+    # Nothing checked out of the worker's pool and no worker transaction from a request's
+    # arrival to its end (the loop's short record-and-lease transactions run beside the
+    # sends in flight, never across one); only the loop's thread ever checked out.
     assert len(watch.seen) >= TASKS, watch.seen
-    assert {(s.checked_out, s.idle_in_transaction) for s in watch.seen} == {(0, 0)}, watch.seen
     assert not any(s.spanning for s in watch.seen), watch.seen
     assert watch.threads == {loop}
 
