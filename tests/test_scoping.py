@@ -469,6 +469,7 @@ def test_a_services_unscoped_statement_fails_its_first_request(
 OUTSIDE_THE_EXECUTOR = {
     ("backend.dav.objects", "Served.body"): "no statement: `vtodo.render` writes iCalendar "
     "text (a name the scan counts as a send)",
+    ("backend.dav.answer", "stored_tag"): "no statement: `vtodo.render` of the stored object",
     ("backend.db.scope", "Scoped._read"): "the executor: binds :owner, the sender checks",
     ("backend.db.scope", "Scoped._write"): "the executor: binds, the sender checks",
     ("backend.services.task_sending", "TaskSending._write_then"): "the executor: binds the "

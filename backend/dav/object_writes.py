@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, cast
 
+from backend.dav.answer import Stored
 from backend.dav.objects import (
     DERIVED,
     NAME_TAKEN,
@@ -70,7 +71,7 @@ def put(
     body: bytes,
     if_match: str | None,
     if_none: str | None,
-) -> bool:
+) -> tuple[bool, Stored | None]:
     """Write the object: a new task (True) or the named one's update (False), through the
     task service, in at most two messages after the sign-in's check (a password this
     process has not verified; specs/caldav.md, "Cost"). One where the write's own message
@@ -82,15 +83,16 @@ def put(
     object in its message (a completion hands the series' object on in it). A task changed
     in between is `412` with If-Match, else looked up and written again; a create that lost
     its name to a concurrent one is that one's update, a third message (its lookup read in
-    the refused create's)."""
+    the refused create's). With it, what it stored, as served (`answer.Stored`; else None)."""
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav = work.service(DavObjectService)
     vouched = tags.vouched(if_match) if if_none is None else None
     if vouched is not None:
-        if _put_vouched(work, dav, (list_id, name, body, parsed), vouched):
-            return False
+        stored = _put_vouched(work, dav, (list_id, name, body, parsed), vouched)
+        if stored is not None:
+            return False, stored
         dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
     looked = None
     if if_match is None and if_none is None and _writes_plainly(parsed):
@@ -102,7 +104,7 @@ def put(
         dav.begin_write()
     if _creates_only(name, parsed, if_match, if_none):
         try:
-            return _create(work, dav, (list_id, name, body, parsed), (), if_none, locking=False)
+            return True, _create(work, dav, (list_id, name, body, parsed), (), if_none, False)
         except NotFound:  # the create's refusal: the same 404 as the lookup's
             raise NotFound(NOT_FOUND) from None
         except Forbidden:
@@ -124,12 +126,12 @@ def _put_vouched(
     dav: DavObjectService,
     sent: tuple[int | None, str, bytes, ParsedTodo],
     vouched: tags.Vouched,
-) -> bool:
+) -> Stored | None:
     """An update naming a tag that vouches for its task, in one message, with no lookup
     (specs/caldav.md, "Cost"): the change locks of the caller's and the task's spaces, the
     tag tested where the object is served (`vouch`: under the locks), the kept object at
     the version, then the service's update naming it, committing. The body is read on the
-    task's clock, as `_put` reads it. False: nothing written, and either the PUT says more
+    task's clock, as `_put` reads it. None: nothing written, and either the PUT says more
     than this path writes (a parent, a rule, an occurrence) or the database refused it for
     a reason the lookup words (a missing object, a role, a UID): `_put` then answers it. A
     stale tag on an object there to write is the `412` at once."""
@@ -137,21 +139,22 @@ def _put_vouched(
     if vouched.time_zone != DEFAULT_TIME_ZONE:
         parsed = parse(body, zone=vouched.time_zone)
     if not _writes_plainly(parsed):
-        return False
+        return None
     values = _plain(parsed, vouched.time_zone)
     uid_task = _uid_task(parsed)
     dav.lock_task(vouched.id)
     dav.vouch(list_id, name, derived_id(name), vouched.tag, parsed.uid, uid_task)
-    dav.keep_ahead(vouched.id, vouched.version, parsed.uid, name, parsed.keep.decode())
+    kept = parsed.keep.decode()
+    dav.keep_ahead(vouched.id, vouched.version, parsed.uid, name, kept)
     try:
         written = dav.write_at_version(vouched.id, vouched.version, values)
     except Taken as taken:
         if taken.what == "tag":
             raise PreconditionFailed() from None
-        return False
+        return None
     except (PreconditionFailed, NotFound, Forbidden):
-        return False
-    return written is not None
+        return None
+    return None if written is None else Stored(written, kept)
 
 
 def _plain(parsed: ParsedTodo, zone: str) -> dict[str, Any]:
@@ -185,7 +188,7 @@ def _writes_plainly(parsed: ParsedTodo) -> bool:
 
 def _put_plain(
     work: UnitOfWork, dav: DavObjectService, sent: tuple[int | None, str, bytes, ParsedTodo]
-) -> bool | None:
+) -> tuple[bool, Stored | None] | None:
     """A PUT with no precondition in one message where it is what it most often is: the
     update of a task with no rule whose parent it leaves, on the zone its DUE names (else
     UTC, every task's unless set otherwise); a task on another zone, in two (read again on
@@ -206,8 +209,7 @@ def _put_plain(
             if not _writes_plainly(parsed):  # pragma: no cover - the zone reads no rule
                 return None
         try:
-            _update_named(work, dav, (list_id, name, body, parsed), zone)
-            return False
+            return False, _update_named(work, dav, (list_id, name, body, parsed), zone)
         except Taken as taken:
             refused = taken.what
         except (PreconditionFailed, NotFound, Forbidden):
@@ -223,7 +225,7 @@ def _put_plain(
         break
     dav.begin_write()
     try:
-        return _create(work, dav, sent, (), None, locking=False)
+        return True, _create(work, dav, sent, (), None, locking=False)
     except _Changed:  # a concurrent create took the name: this PUT is its update
         return None
     except NotFound:  # the create's refusal: the same 404 as the lookup's
@@ -237,7 +239,7 @@ def _update_named(
     dav: DavObjectService,
     sent: tuple[int | None, str, bytes, ParsedTodo],
     zone: str,
-) -> None:
+) -> Stored:
     """`_put_plain`'s message: the collection's locks, the task named where it is as
     assumed (read on `zone`), the kept object on it, the update of it (`_plain`)."""
     list_id, name, _, parsed = sent
@@ -253,9 +255,11 @@ def _update_named(
         zone,
         every=is_completed_copy(parsed),
     )
-    dav.keep_named(parsed.uid, name, parsed.keep.decode())
-    if dav.write_named(values) is None:
+    dav.keep_named(parsed.uid, name, kept := parsed.keep.decode())
+    written = dav.write_named(values)
+    if written is None:
         raise NotFound(NOT_FOUND)
+    return Stored(written, kept)
 
 
 def _sought(list_id: int | None, name: str, parsed: ParsedTodo) -> Sought:
@@ -278,7 +282,7 @@ def _put(
     if_none: str | None,
     attempt: int,
     looked: Looked | None = None,
-) -> bool:
+) -> tuple[bool, Stored | None]:
     """The PUT after its lookup (`looked`: read already, in a refused guess's message)."""
     list_id, name, body, parsed = sent
     locking = attempt == _TRIES
@@ -312,8 +316,8 @@ def _put(
                 raise _Changed from None
             raise
         if copied is not None:
-            return copied
-        return _create(work, dav, sent, rows, if_none, locking)
+            return copied, None
+        return True, _create(work, dav, sent, rows, if_none, locking)
     row = found.row
     resolution = _reparented(classify(row, parsed), found, rows, parsed.parent_uid)
     within = resolution.form is Form.OVERRIDE_COMPLETED
@@ -329,12 +333,13 @@ def _put(
     else:
         dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
     try:
-        apply(work, row, resolution, frozenset({row.version}), after=after)
+        written = apply(work, row, resolution, frozenset({row.version}), after=after)
     except PreconditionFailed:
         if if_match is None and not locking:
             raise _Changed from None
         raise
-    return False
+    # Nothing written (an occurrence completed already): the kept object is not fresh.
+    return False, None if handing or written is row else Stored(written, kept)
 
 
 def _create(
@@ -344,7 +349,7 @@ def _create(
     rows: Any,
     if_none: str | None,
     locking: bool,
-) -> bool:
+) -> Stored:
     """A new task with the client's object, in one message: the collection's change locks,
     the name and the UID claimed (a concurrent create that took either refuses this one,
     nothing written), then the create with the object from its row. Its name taken: `412`
@@ -376,7 +381,7 @@ def _create(
         raise _Changed from None
     if then is None:
         dav.keep(task.id, parsed.uid, name, kept)
-    return True
+    return Stored(task, kept)
 
 
 def _creates_only(name: str, parsed: ParsedTodo, if_match: str | None, if_none: str | None) -> bool:

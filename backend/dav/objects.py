@@ -52,7 +52,8 @@ class Served:
         return str(self.row.tag)
 
     def body(self) -> bytes:
-        return render(self.row, self.kept, self.row.reminders, parent_uid=self.parent_uid)
+        row, fresh = self.row, bool(self.row.kept_fresh)
+        return render(row, self.kept, row.reminders, parent_uid=self.parent_uid, fresh=fresh)
 
     def href(self, list_id: int | None) -> str:
         return href(list_id, self.name)

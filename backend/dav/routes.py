@@ -29,6 +29,7 @@ from starlette.routing import Match
 
 from backend.api.actions import acts_by_method
 from backend.dav import lists, object_writes, objects, reports, resources, sync
+from backend.dav.answer import stored_tag
 from backend.dav.auth import CHALLENGE, SIGN_IN_REFUSED, sign_in
 from backend.dav.xml import (
     CALDAV,
@@ -426,8 +427,10 @@ async def dav_object(request: Request, response: Response) -> Response:
         if_none = request.headers.get("if-none-match")
 
         def written(work: UnitOfWork, writes: bool) -> Response:
-            created = object_writes.put(work, list_id, name, body, if_match, if_none)
-            return Response(status_code=201 if created else 204, headers=_dav_headers())
+            created, stored = object_writes.put(work, list_id, name, body, if_match, if_none)
+            tag = stored_tag(stored, body)
+            headers = _dav_headers() if tag is None else {"ETag": tag, **_dav_headers()}
+            return Response(status_code=201 if created else 204, headers=headers)
 
         return await _in_work(request, response, written)
     if method == "DELETE":

@@ -4,9 +4,10 @@ the calendar feeds read too) applied to a client's object.
 - `parse(body, zone=...)`: a PUT body -> `ParsedTodo` (the REST fields, validated by
   `TaskUpdate`; the UID; the parent's UID; the recurrence overrides; the object to keep), or a
   `CalendarObjectRefused` subclass (a 403 with its CalDAV precondition), never another error.
-- `render(task, kept, reader_reminders, parent_uid=...)`: the bytes one reader gets: the kept
-  object with each mapped entry's lines replaced by ours only when their meaning differs from
-  ours (a REST edit); every other line comes back byte for byte; VALARMs are the reader's.
+- `render(task, kept, reader_reminders, parent_uid=..., fresh=...)`: the bytes one reader
+  gets: the kept object with each mapped entry's lines replaced by ours only when their meaning
+  differs from ours (a REST edit); every other line comes back byte for byte, the client's
+  DTSTAMP and LAST-MODIFIED while no write followed its PUT (`fresh`); VALARMs are the reader's.
 - `etag(body)`: the strong ETag of exactly those bytes.
 
 Nothing is process-wide: a VTIMEZONE of a client's own (a TZID the zone database does not
@@ -404,15 +405,20 @@ def render(
     reader_reminders: Sequence[dict[str, Any]],
     *,
     parent_uid: str | None = None,
+    fresh: bool = False,
 ) -> bytes:
     """The object one reader GETs: `task` (a `TaskRow`) merged into `kept` (the client's object
     as `ParsedTodo.keep` stored it; None for a task no client wrote), with the reader's own
-    reminders as VALARMs. `parent_uid`: the UID the parent task is served with, if any."""
+    reminders as VALARMs. `parent_uid`: the UID the parent task is served with, if any.
+    `fresh`: `kept` was stored by the task's last write, so its DTSTAMP and LAST-MODIFIED
+    stand (else ours, the task's last change): the object a PUT stored reads back as sent
+    where every field agrees (RFC 4791 5.3.4: then its ETag answers the PUT)."""
     calendar = _tree(kept.decode()) if kept is not None else _skeleton(task)
     todos = _todos(calendar)
     master, todo = next((b, t) for b, t in todos if t.get("RECURRENCE-ID") is None)
     target = Target("todo", reader_reminders, parent_uid)
     agree = {name: _agrees(BY_NAME[name], todo, task, target) for name in _MERGED}
+    agree["DTSTAMP"] = fresh and kept is not None
     if not agree["RRULE"] and (shown_rule(task) is None or task.next_due_date is None):
         # No occurrence after this one, in the client's rule and ours: a series of one
         # (`task_calendar.rule`), or a completed master (a series completed as a whole; a
@@ -446,8 +452,8 @@ def render(
             continue
         if group == "X-APPLE-SORT-ORDER" and kept is not None:
             # A client that sent no sort order keeps none: added, its object would differ
-            # from what it wrote, and vdirsyncer (which compares content when a PUT returns
-            # no ETag) took its next local edit for a change on both sides.
+            # from what it wrote, its PUT answered with no ETag (`answer.stored_tag`), and
+            # vdirsyncer took its next local edit for a change on both sides.
             continue
         items.extend(_our_lines(group, task, target, names))
     items.extend(_our_lines("VALARM", task, target))
@@ -496,7 +502,7 @@ def _our_lines(
     BY_NAME[group].put(todo, task, target)
     if "DTSTART" in kept_names:
         todo.pop("DTSTART", None)
-    return _inner(todo)
+    return [] if todo.is_empty() else _inner(todo)  # nothing to write: no text
 
 
 def _inner(component: Any) -> list[_Line]:

@@ -565,7 +565,9 @@ MAPPING: tuple[Mapped, ...] = (
         (),
         ("DTSTAMP", "LAST-MODIFIED"),
         read=lambda todo, zone: None,
-        shown=lambda task, target: task.updated_at.astimezone(UTC),  # never the kept one's
+        # The task's last change; a kept object's own only while no write followed its PUT
+        # (`vtodo.render`'s `fresh`), never read into a field.
+        shown=lambda task, target: task.updated_at.astimezone(UTC),
     ),
     Mapped(
         ("reminders",),

@@ -43,7 +43,7 @@ from backend.models.dav_object import TaskDavObject
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may, role_in
 from backend.services.changes import collection_head
-from backend.services.dav_tags import tag
+from backend.services.dav_tags import fresh, tag
 from backend.services.task_schedule import SUCCEEDED
 from backend.services.task_statements import TASK_VIEW, owned_task, updating, updating_of
 from backend.services.trash import trashing
@@ -94,7 +94,7 @@ def _listing(list_id: int | None, *where: Any) -> Any:
     kept = _OBJECTS.alias("kept")
     parents = _OBJECTS.alias("parents")
     k = (
-        select(kept.c.id, kept.c.uid, kept.c.name, kept.c.body, kept.c.served, kept.c.within)
+        select(*kept.c["id", "uid", "name", "body", "served", "within", "updated_at"])
         .where(
             kept.c.user_id == _T.user_id,
             kept.c.task_id == _T.id,
@@ -120,6 +120,7 @@ def _listing(list_id: int | None, *where: Any) -> Any:
             k.c.name.label("kept_name"),
             k.c.body.label("kept_body"),
             not_(k.c.served).label("shadowed"),
+            fresh(k).label("kept_fresh"),
             parent_uid.label("parent_uid"),
             tag(k, parent_uid).label("tag"),
         )

@@ -1,13 +1,16 @@
 """A CalDAV object's ETag, in this one module: built by the database with every object it
-reads (`tag`, an SQL expression the listing selects and a write's own message compares), and
-read back by the DAV layer (`vouched`: what a tag says of its task). Its format is
+reads (`tag`, an SQL expression the listing selects and a write's own message compares), built
+again from a written row where a PUT answers it (`written_tag`: the same format, no statement
+more), and read back by the DAV layer (`vouched`: what a tag says of its task). Its format is
 `RENDER_FORMAT`, the version of `dav.vtodo.render`'s output (specs/caldav.md, "ETags").
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, and_, case, cast, extract, func, literal, literal_column
@@ -27,11 +30,11 @@ _READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
 def tag(kept: Any, parent_uid: Any) -> Any:
     """An object's strong ETag, computed by the database from everything `vtodo.render` makes
     its body of (the task's id, version, `updated_at` and position, the UID its parent is
-    served with, the reader's reminders in order, the kept object's bytes as served, the
-    render's format): `render` is deterministic, so one set of values is one body, and two
-    bodies that differ come from values that differ. Every read and every write by href
-    compares the same expression, so an `If-Match` is tested in the write's own message
-    (`vouch`). A task with no rule and no parent shows what that write needs to know without
+    served with, the reader's reminders in order, the kept object's bytes as served, whether
+    it is `fresh`, the render's format): `render` is deterministic, so one set of values is
+    one body, and two bodies that differ come from values that differ. Every read and every
+    write by href compares the same expression, so an `If-Match` is tested in the write's own
+    message (`vouch`). A task with no rule and no parent shows what that write needs to know without
     reading it first (`"<id>-<version>.<time zone>.<digest>"`, `vouched`); any other
     is `"o<digest>"`."""
     body = case((kept.c.served, kept.c.body))
@@ -45,12 +48,39 @@ def tag(kept: Any, parent_uid: Any) -> Any:
         parent_uid,
         _READER_REMINDERS,
         body_digest,
+        fresh(kept),
     )
     digest = func.encode(func.sha256(func.convert_to(cast(made_of, Text), "UTF8")), "hex")
     vouching = and_(_T.recurrence.is_(None), _T.parent_id.is_(None))
     shown = cast(_T.id, Text) + "-" + cast(_T.version, Text) + "." + _T.time_zone + "."
     inner = case((vouching, shown + func.left(digest, 32)), else_="o" + func.left(digest, 39))
     return literal('"', Text) + inner + literal('"', Text)
+
+
+def fresh(kept: Any) -> Any:
+    """Whether the kept object was stored by the task's last write (the same transaction's
+    `now()`): `vtodo.render` then serves the client's own DTSTAMP and LAST-MODIFIED."""
+    return kept.c.updated_at == _T.updated_at
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def written_tag(row: Any, kept: str) -> str:
+    """`tag` of a fresh kept object `kept` on the task `row` as its write returned it, for a
+    task with no rule, no parent and no reminders for its reader (the only shape whose inputs
+    a write knows exactly): the SHA-256 of `jsonb_build_array(...)::text` as PostgreSQL
+    writes it (`tests/dav/test_put_etag.py` compares it with the listing's)."""
+    body_digest = hashlib.sha256(kept.encode()).hexdigest()
+    micros = (row.updated_at - _EPOCH) // timedelta(microseconds=1)
+    epoch = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"  # numeric, scale 6
+    reminders = "[]" if row.reminders is not None else "null"
+    made_of = (
+        f"[{RENDER_FORMAT}, {row.id}, {row.version}, {epoch}, {row.position}, null, "
+        f'{reminders}, "{body_digest}", true]'
+    )
+    digest = hashlib.sha256(made_of.encode()).hexdigest()
+    return f'"{row.id}-{row.version}.{row.time_zone}.{digest[:32]}"'
 
 
 # A tag that says what an update needs of its task (`tag`'s first form).

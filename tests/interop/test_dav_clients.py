@@ -407,3 +407,35 @@ def test_vdirsyncer_and_todoman_round_trip(
     )
     assert stale.status_code == 412, stale.text
     assert set(_tasks(user, list_id)) == {"Butter", "Eggs (12)"}
+
+
+def test_a_task_deleted_after_an_edit_stays_deleted(
+    clients_venv: Path, dav_server: str, tmp_path: Path
+) -> None:
+    """Issue 81, tried as a new user would: made, edited and completed in todoman, each synced,
+    then deleted there. vdirsyncer keeps the ETag a PUT answers; a PUT answered without one
+    left it to take the next listing's tag for a change on the server, and copy the task
+    back instead of deleting it."""
+    user = dav_user(dav_server, "deleted-after-edit@example.com")
+    list_id = user.make_list("Groceries")
+    desk = Desktop(clients_venv, user, list_id, tmp_path)
+    # vdirsyncer refuses to sync a side that became empty: one task stays.
+    user.api("POST", "/api/tasks", json={"title": "Butter", "list_id": list_id})
+
+    desk.todo("new", "-l", "Groceries", "Buy milk")
+    desk.sync()
+    assert set(_tasks(user, list_id)) == {"Butter", "Buy milk"}
+    desk.todo("edit", str(desk.todos()["Buy milk"]["id"]), "--priority", "high")
+    desk.sync()
+    assert _tasks(user, list_id)["Buy milk"]["priority"] == "high"
+    desk.todo("done", str(desk.todos()["Buy milk"]["id"]))
+    desk.sync()
+    milk = _tasks(user, list_id)["Buy milk"]
+    assert milk["completed"] is True and milk["priority"] == "high"
+    desk.todo("delete", "--yes", str(desk.todos()["Buy milk"]["id"]))
+    desk.sync()
+    assert set(_tasks(user, list_id)) == {"Butter"}
+    assert set(desk.todos()) == {"Butter"}
+    desk.sync()  # and it does not come back
+    assert set(_tasks(user, list_id)) == {"Butter"}
+    assert set(desk.todos()) == {"Butter"}

@@ -5,8 +5,8 @@ setup, init, done = b.setup, b.init, b.done
 
 -- A CalDAV client saves an edit naming the object's tag: the whole object PUT to its href with
 -- If-Match, signed in with HTTP Basic (the data file's `tokens` are the headers). The pool file
--- holds (account, path, tag) triples of throw-away tasks, each PUT once: a PUT's answer has no
--- ETag, so a tag serves one write (scripts/bench/dav.py, `make_pool`).
+-- holds (account, path, tag) triples of throw-away tasks, each PUT once: a tag serves one write
+-- (scripts/bench/dav.py, `make_pool`).
 local n = 0
 
 function request()
