@@ -3,10 +3,10 @@
 -- longer carries `SET "TimeZone" TO 'UTC'`, whose save, parse and restore of the setting every
 -- call paid even when the request had set UTC already (every message through the door does,
 -- `SET LOCAL TimeZone`); it sets UTC itself only when the zone is another one, and puts that
--- zone back before returning, so a writer outside the door keeps its own (and the event's
--- instants are UTC either way). The snapshot drops both counts with one `-` (one copy of
--- the JSON, not two), and the diff compares every key but `version` and `updated_at`
--- without first copying the snapshot without them.
+-- zone back after its INSERT (whose triggers see UTC, as they did), so a writer outside the
+-- door keeps its own (and the event's instants are UTC either way). The snapshot drops both
+-- counts with one `-` (one copy of the JSON, not two), and the diff compares every key but
+-- `version` and `updated_at` without first copying the snapshot without them.
 CREATE OR REPLACE FUNCTION task_events_record() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -56,12 +56,12 @@ BEGIN
         WHERE n.key <> ALL ('{version,updated_at}'::text[])
           AND n.value IS DISTINCT FROM was -> n.key;
     END IF;
-    IF zone <> 'UTC' THEN
-        PERFORM set_config('TimeZone', zone, true);
-    END IF;
     INSERT INTO task_events (user_id, task_id, list_id, type, task, actor_id, changes)
     VALUES (NEW.user_id, NEW.id, NEW.list_id, change, now_,
             nullif(current_setting('task_api.actor', true), ''), changed);
+    IF zone <> 'UTC' THEN
+        PERFORM set_config('TimeZone', zone, true);
+    END IF;
     RETURN NEW;
 END
 $$;

@@ -979,12 +979,12 @@ BEGIN
         WHERE n.key <> ALL ('{version,updated_at}'::text[])
           AND n.value IS DISTINCT FROM was -> n.key;
     END IF;
-    IF zone <> 'UTC' THEN
-        PERFORM set_config('TimeZone', zone, true);
-    END IF;
     INSERT INTO task_events (user_id, task_id, list_id, type, task, actor_id, changes)
     VALUES (NEW.user_id, NEW.id, NEW.list_id, change, now_,
             nullif(current_setting('task_api.actor', true), ''), changed);
+    IF zone <> 'UTC' THEN
+        PERFORM set_config('TimeZone', zone, true);
+    END IF;
     RETURN NEW;
 END
 $$;
