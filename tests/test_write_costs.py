@@ -192,3 +192,73 @@ def test_no_statement_counts_subtasks() -> None:
         sql = str(statement.compile(dialect=postgresql.dialect()))
         assert "subtask_count" in sql
         assert "count(" not in sql.lower(), sql
+
+
+def _tasks_fetched(conn: Connection) -> int:
+    """Rows of `tasks` this transaction has fetched through an index so far."""
+    fetched: int = conn.execute(
+        text("SELECT idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'tasks'")
+    ).scalar_one()
+    return fetched
+
+
+@pytest.mark.parametrize("in_list", [False, True])
+def test_a_new_task_is_placed_by_reading_one_sibling(conn: Connection, in_list: bool) -> None:
+    """A new top-level task's place (migration 0103) is the first sibling's position less a
+    step, read as the first entry of `uq_tasks_user_id_list_id_parent_id_position`, not the
+    minimum over every sibling: its cost does not grow with the list."""
+    columns: dict[str, object] = {}
+    if in_list:
+        columns["list_id"] = conn.execute(
+            text(
+                "INSERT INTO task_lists (user_id, name, name_key, position) "
+                "VALUES ('u1', 'L', 'l', 1) RETURNING id"
+            )
+        ).scalar_one()
+    for _ in range(40):
+        _task(conn, **columns)
+    first = conn.execute(
+        text("SELECT min(position) FROM tasks WHERE user_id = 'u1' AND parent_id IS NULL")
+    ).scalar_one()
+    before = _tasks_fetched(conn)
+    placed = _task(conn, **columns)
+    assert _tasks_fetched(conn) - before <= 2
+    position = conn.execute(text("SELECT position FROM tasks WHERE id = :id"), {"id": placed})
+    assert position.scalar_one() == first - 65536
+
+
+def test_an_event_is_in_utc_whatever_the_writers_zone(conn: Connection) -> None:
+    """The change's event shows the task's instants in UTC (migration 0104) when the writer's
+    session is in another zone, and the writer's zone is its own again after the write."""
+    conn.execute(text("SET LOCAL TimeZone = 'Asia/Kolkata'"))
+    task = _task(conn, due_date="2999-01-01T00:00:00Z")
+    conn.execute(
+        text("UPDATE tasks SET due_date = '2999-01-02T00:00:00Z', version = 2 WHERE id = :id"),
+        {"id": task},
+    )
+    assert conn.execute(text("SELECT current_setting('TimeZone')")).scalar_one() == "Asia/Kolkata"
+    created, updated = conn.execute(
+        text(
+            "SELECT task ->> 'due_date', changes -> 'due_date' FROM task_events "
+            "WHERE task_id = :id ORDER BY id"
+        ),
+        {"id": task},
+    ).all()
+    assert created[0] == "2999-01-01T00:00:00+00:00"
+    assert updated[1] == ["2999-01-01T00:00:00+00:00", "2999-01-02T00:00:00+00:00"]
+
+
+def test_the_entry_of_a_write_by_id_takes_the_callers_lock_alone(conn: Connection) -> None:
+    """A PATCH's or toggle's entry on the caller's own task (migration 0105) takes the caller's
+    change lock, and only it, without `task_api_lock_spaces`."""
+    task = _task(conn)
+    before = _calls(conn)
+    conn.execute(text("SELECT task_api_lock_task_spaces('u1', :id)"), {"id": task})
+    assert _since(before, _calls(conn)) == {"task_api_lock_task_spaces": 1}
+    held = conn.execute(
+        text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid = pg_backend_pid() AND granted"
+        )
+    ).scalar_one()
+    assert held == 1

@@ -53,8 +53,14 @@ class Task(SQLModel, table=True):
             column("id").desc(),
         ),
         Index("ix_tasks_user_id_tags", "user_id", "tags", postgresql_using="gin"),
-        # One next occurrence per completed occurrence (migration 0009).
-        UniqueConstraint("previous_task_id"),
+        # One next occurrence per completed occurrence (migration 0009), indexed only where
+        # set (migration 0106).
+        Index(
+            "uq_tasks_previous_task_id",
+            "previous_task_id",
+            unique=True,
+            postgresql_where=text("previous_task_id IS NOT NULL"),
+        ),
         # What a reference from another per-user row points at (migration 0013).
         UniqueConstraint("user_id", "id"),
         # Lists, subtasks and manual order (migration 0017): same-user keys to the list and

@@ -89,7 +89,9 @@ def _successor(source: Any, *conditions: Any) -> Any:
                 *conditions,
             ),
         )
-        .on_conflict_do_nothing(index_elements=["previous_task_id"])
+        .on_conflict_do_nothing(
+            index_elements=["previous_task_id"], index_where=_T.previous_task_id.is_not(None)
+        )
     )
 
 
