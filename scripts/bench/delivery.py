@@ -35,19 +35,15 @@ import os
 import secrets
 import select
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, create_engine, text
 
@@ -57,7 +53,7 @@ from backend.db.engine import normalize_url
 from backend.keys import new_vapid_key, vapid_public_key
 from scripts.bench import seed, servers
 from scripts.bench.reminder_peers import Browser, Inbox, PushReceiver
-from scripts.bench.reminders import _bearer, _env, _epoch, _quantiles, _set_up
+from scripts.bench.reminders import _bearer, _cpu, _env, _epoch, _quantiles, _set_up, _worker
 
 DATABASE = "task_api_bench_delivery"
 SECRET = "whsec_" + "YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC1iZW5jaA=="
@@ -145,47 +141,6 @@ class Bad:
         self.server.server_close()
 
 
-@contextmanager
-def _worker(
-    root: Path, database_url: str, secret: str, env: dict[str, str], log: Path
-) -> Iterator[int]:
-    """`python -m backend worker` of the checkout at `root`, seen started: its pid."""
-    full = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": secret,
-        "AUTO_MIGRATE": "false",
-        "LOG_LEVEL": "INFO",
-        "LOG_FORMAT": "json",
-        "WORKER_METRICS_PORT": "0",
-        "PYTHONPATH": str(root),
-        **env,
-    }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend", "worker"],
-            cwd=root,
-            env=full,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while "worker started" not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield process.pid
-    finally:
-        servers.stop(process)
-
-
-def _cpu(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
 def _settle(engine: Engine) -> None:
     """What an earlier run left pending is out of the next one's way."""
     with engine.begin() as conn:
@@ -263,7 +218,6 @@ def _latency_run(
     requests_before = (stall.requests, trickle.requests, slow.requests)
     load_before = os.getloadavg()
     with _worker(
-        servers.ROOT,
         url,
         secret,
         {**env, "EVENT_WEBHOOKS": json.dumps(targets)},
@@ -360,7 +314,7 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
             # The peers' set-up needs a worker for the confirmations: one without webhooks.
-            with _worker(servers.ROOT, url, secret, env, log_dir / "worker-set-up.log"):
+            with _worker(url, secret, env, log_dir / "worker-set-up.log"):
                 asyncio.run(
                     _set_up(api.url, tokens, receiver, inbox, args.reminders * len(args.runs))
                 )
@@ -426,10 +380,12 @@ def _throughput_run(
         hooks.got.clear()
     env = {
         "ENVIRONMENT": "test",
+        "LOG_FORMAT": "json",
+        "WORKER_METRICS_PORT": "0",
         "EVENT_WEBHOOKS": json.dumps([{"url": f"{hooks.origin}/t", "secret": SECRET}]),
     }
     load_before = os.getloadavg()
-    with _worker(root, url, secret, env, log) as pid:
+    with _worker(url, secret, env, log, root) as pid:
         cpu_before = _cpu(pid)
         deadline = time.time() + args.drain
         while time.time() < deadline:
