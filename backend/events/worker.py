@@ -163,6 +163,7 @@ class Worker:
                 self._wait(stop, self.away_seconds())
                 continue
             self._idle(stop)
+        logger.info("stopping: the sends in flight end and are recorded")
         try:  # the sends in flight end (each within half its lease) and are recorded
             self.finish()
         except Exception as exc:  # unrecorded: their rows are sent again when leases end

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from backend.auth.tokens import issue_token
 from backend.config import Settings
@@ -69,6 +69,13 @@ _EVENTS = text(
     "FROM task_events WHERE type = 'reminder'"
 )
 _LEFT = text("SELECT state, count(*) AS n FROM reminder_deliveries GROUP BY state ORDER BY state")
+
+
+def _left(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {row.state: row.n for row in conn.execute(_LEFT)}
+
+
 _OUTCOMES = text(
     "SELECT outcome, count(*) AS n FROM task_reminders WHERE fired_at IS NOT NULL "
     "GROUP BY outcome ORDER BY outcome"
@@ -303,11 +310,16 @@ def main(argv: list[str] | None = None) -> int:
                 if time.time() > deadline:
                     break
                 time.sleep(0.2)
+            # A send's outcome is recorded with the worker's next lease: what reached its
+            # receiver may still read pending for a moment.
+            left = _left(engine)
+            while "pending" in left and time.time() <= deadline:
+                time.sleep(0.2)
+                left = _left(engine)
             cpu_after, peers_after = _cpu(worker), _cpu(os.getpid())
             load_after = os.getloadavg()
             with engine.connect() as conn:
                 due = {row.event_id: _epoch(row.remind_at) for row in conn.execute(_EVENTS)}
-                left = {row.state: row.n for row in conn.execute(_LEFT)}
                 outcomes = {row.outcome: row.n for row in conn.execute(_OUTCOMES)}
             pushes = [(got.payload["event_id"], got.at) for got in receiver.received]
             emails = [

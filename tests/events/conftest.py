@@ -42,13 +42,15 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records every POST; answers `status` after `delay` seconds (or drops the connection
-    when `status` is 0), and 503 to paths under `failing_path`. Paths under `trickle_path`
-    get their answer a byte every `trickle` seconds: no single read is slow, the whole
-    answer is."""
+    """Records every POST; answers `status` after `delay` seconds, or once `gate` is set (or
+    drops the connection when `status` is 0), and 503 to paths under `failing_path`. Paths
+    under `trickle_path` get their answer a byte every `trickle` seconds: no single read is
+    slow, the whole answer is."""
 
     status: int = 200
     delay: float = 0.0
+    gate: threading.Event | None = None  # set: the calls held at it are answered
+    arrived: list[str] = field(default_factory=list)  # every POST's path, on its arrival
     trickle_path: str | None = None
     trickle: float = 0.1  # ten times under httpx's 1 s read timeout in the test, load or not
     failing_path: str | None = None
@@ -84,6 +86,10 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            with state.lock:
+                state.arrived.append(self.path)
+            if state.gate is not None:
+                state.gate.wait(60)
             if state.delay:
                 time.sleep(state.delay)
             if state.status == 0:

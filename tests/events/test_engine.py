@@ -68,18 +68,6 @@ def stall() -> Iterator[Stall]:
         server.close()
 
 
-def _idle_in_transaction(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND state LIKE 'idle in transaction%'"
-                )
-            ).scalar_one()
-        )
-
-
 def test_a_receiver_that_never_answers_holds_no_transaction_nor_the_others_events(
     db_engine: Engine, settings: Settings, receiver: Receiver, stall: Stall, alice: Account
 ) -> None:
@@ -101,19 +89,13 @@ def test_a_receiver_that_never_answers_holds_no_transaction_nor_the_others_event
     stop = threading.Event()
     running = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     running.start()
-    seen_stalled = 0
     try:
-        # While the stalled receiver holds calls open: no session of this database sits idle
-        # in a transaction (the lease committed before the sends), and the healthy receiver
-        # gets every event.
-        def stalled_and_checked() -> bool:
-            nonlocal seen_stalled
-            if stall.accepted > seen_stalled:
-                seen_stalled = stall.accepted
-                assert _idle_in_transaction(db_engine) == 0
-            return seen_stalled >= count
-
-        until(stalled_and_checked, 30, "the stalled receiver's connections")
+        # The stalled receiver holds calls open and the healthy one gets every event all the
+        # same. That nothing is held across such a call (no checkout, no transaction from its
+        # arrival to its end) is watched in tests/events/test_bad_receivers.py: the loop's
+        # own short record-and-lease transactions run beside the sends, so a sample at one
+        # instant may catch one.
+        until(lambda: stall.accepted >= count, 30, "the stalled receiver's connections")
         assert len(receiver.wait_for(count, "/hook")) == count
         until(lambda: event_states(db_engine) == {"dead": count}, 60, "dead-lettered")
     finally:

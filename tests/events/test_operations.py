@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import httpx
@@ -44,22 +45,34 @@ def _rows(engine: Engine) -> list[tuple[str, str, int, list[str]]]:
         ]
 
 
-def _slow_worker(
+def _held_worker(
     engine: Engine, database_url: str, receiver: Receiver, alice: Account
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    receiver.delay = 1.0  # each call takes a second: a batch (Dapr, then the hook) two
+    """A worker with a batch of 5 in flight: its Dapr calls held at the receiver's gate
+    until the test opens it (whatever the machine's speed, nothing else is leased)."""
+    receiver.gate = threading.Event()
     add_tasks(engine, alice.id, 20)
     log = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
     process = start_worker(worker_env(database_url, receiver, EVENT_BATCH_SIZE="5"), log)
-    until(lambda: bool(receiver.by_path(DAPR)), 60, log.read_text())  # mid-batch now
+    try:  # mid-batch once all 5 Dapr calls are held
+        until(lambda: sum(p.startswith(DAPR) for p in receiver.arrived) == 5, 60, "held")
+    except BaseException:
+        process.kill()
+        receiver.gate.set()
+        raise
     return process, log
 
 
 def test_sigterm_finishes_the_batch_in_progress_then_exits_0(
     db_engine: Engine, database_url: str, receiver: Receiver, alice: Account
 ) -> None:
-    process, log = _slow_worker(db_engine, database_url, receiver, alice)
-    process.send_signal(signal.SIGTERM)
+    process, log = _held_worker(db_engine, database_url, receiver, alice)
+    assert receiver.gate is not None
+    try:
+        process.send_signal(signal.SIGTERM)
+        until(lambda: "stopping" in log.read_text(), 30, log.read_text())
+    finally:
+        receiver.gate.set()
     assert process.wait(30) == 0, log.read_text()
     rows = _rows(db_engine)
     delivered = {r[0] for r in rows if r[1] == "delivered"}
@@ -76,16 +89,21 @@ def test_sigterm_finishes_the_batch_in_progress_then_exits_0(
 def test_a_second_signal_abandons_the_batch_and_its_lease_holds_it_until_it_ends(
     db_engine: Engine, database_url: str, receiver: Receiver, alice: Account
 ) -> None:
-    process, log = _slow_worker(db_engine, database_url, receiver, alice)
-    process.send_signal(signal.SIGTERM)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(30) == 1, log.read_text()
+    process, log = _held_worker(db_engine, database_url, receiver, alice)
+    assert receiver.gate is not None
+    try:
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 1, log.read_text()
+    finally:
+        receiver.gate.set()
+    receiver.settle()
     assert "batch abandoned" in log.read_text()
     sent = {r.json()["event_id"] for r in receiver.by_path(DAPR)}
     rows = {r[0]: r for r in _rows(db_engine)}
     # What Dapr got in the abandoned batch is still leased (its attempt counted, nothing
     # recorded): it is sent again when the lease ends, with the same event id.
-    assert sent and all(rows[e][1:] == ("pending", 1, []) for e in sent)
+    assert len(sent) == 5 and all(rows[e][1:] == ("pending", 1, []) for e in sent)
     assert event_states(db_engine) == {"pending": 20}
     with db_engine.connect() as conn:
         leased = conn.execute(

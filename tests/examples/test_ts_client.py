@@ -105,6 +105,7 @@ def test_client_runs_every_route(built_client: None, live_server: str) -> None:
             "email_address": None,
             "email_confirmed": False,
             "time_zone": None,
+            "quiet_hours": None,
         },
     }
     # The live stream from the feed's cursor: the feed's changes, each with an id.
