@@ -83,7 +83,6 @@ def _unit_of_work(
     response: Response,
     claims: TokenClaims | None,
     feed_token: str | None = None,
-    acting_for: str | None = None,
 ) -> UnitOfWork:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
@@ -102,7 +101,6 @@ def _unit_of_work(
         transaction_locals=request.app.state.transaction_locals,
         task_id=task_id,
         feed_token=feed_token,
-        acting_for=acting_for,
     )
     # For the validation-error handler: a refused write still counts (`count_refused_write`).
     request.state.unit_of_work = work
@@ -121,12 +119,6 @@ async def door(request: Request, response: Response) -> UnitOfWork:
 
 async def anonymous_door(request: Request, response: Response) -> UnitOfWork:
     return _unit_of_work(request, response, None)
-
-
-def link_unit_of_work(request: Request, response: Response, user_id: str) -> UnitOfWork:
-    """No token: the link in a mail is the credential. Its services are bound to the account
-    the link names, `user_id`, and check its proof themselves (a forged one is 404)."""
-    return _unit_of_work(request, response, None, acting_for=user_id)
 
 
 async def feed_door(request: Request, response: Response, token: str) -> UnitOfWork:

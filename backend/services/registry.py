@@ -85,21 +85,19 @@ class UnitOfWork:
         transaction_locals: str | None = None,
         task_id: int | None = None,
         feed_token: str | None = None,
-        acting_for: str | None = None,
     ) -> None:
         """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
         request is a write, counted against the caller's per-user limit on entry;
         `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
         it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
         path's), whose space's change lock its entry takes with the caller's; `feed_token`: a
-        calendar feed's (its fetch counted with its statement: `_feed_entry`); `acting_for`:
-        without a token, the account its services are bound to (a mail link's)."""
+        calendar feed's (its fetch counted with its statement: `_feed_entry`)."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
         # The account every service is bound to: the token's subject (the entry refuses any
-        # other), else the one a link names, else none ("").
-        self.caller_id = claims.subject if claims is not None else acting_for or ""
+        # other); without a token none (""), or the one a link names (`acts_for`).
+        self.caller_id = claims.subject if claims is not None else ""
         self._services: dict[type[Any], Any] = {}
         self._counts_write = counts_write
         self._task_id = task_id
@@ -344,6 +342,14 @@ class UnitOfWork:
             # Back in psycopg2's transactions, or discarded if still inside one it was sent
             # (a failure between `BEGIN` and its end): `_on_return`.
             conn.close()
+
+    def acts_for(self, user_id: str) -> None:
+        """No token, and a link in a mail names the account (`user_id`): its services are
+        bound to it, and check the link's proof themselves (a forged one is 404). Before
+        entering."""
+        if self._claims is not None or self._conn is not None:
+            raise RuntimeError("a link's account is named before its anonymous work is entered")
+        self.caller_id = user_id
 
     def names_task(self, task_id: int) -> None:
         """The write is by `task_id`, named in its body rather than its path (a ChatKit

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, status
 
-from backend.api.deps import Door, DoorRoute, SettingsDep, link_unit_of_work, uses
+from backend.api.deps import AnonymousDoor, Door, DoorRoute, SettingsDep, uses
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
 from backend.errors import InvalidRequest, NotFound
 from backend.models.envelopes import (
@@ -48,9 +48,10 @@ UNCONFIRMED = ErrorExample.of(
 LinkUser = Annotated[USER_ID_IN_LINK, Query(description="The account the link is for.")]
 
 
-async def link_door(request: Request, response: Response, user: LinkUser) -> UnitOfWork:
+async def link_door(door: AnonymousDoor, user: LinkUser) -> UnitOfWork:
     """A mail link's unit of work: no caller, its services bound to the account it names."""
-    return link_unit_of_work(request, response, user)
+    door.acts_for(user)
+    return door
 
 
 @router.get(
