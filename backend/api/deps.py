@@ -130,7 +130,7 @@ async def feed_door(request: Request, response: Response, token: str) -> UnitOfW
     return _unit_of_work(request, response, None, feed_token=token)
 
 
-# A signed-in caller's unit of work: `door.caller_id`, `door.tasks`, `door.users`, ...
+# A signed-in caller's unit of work (`door.caller_id`, `door.hold_commit()`, ...).
 Door = Annotated[UnitOfWork, Depends(door)]
 
 

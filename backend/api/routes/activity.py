@@ -1,6 +1,6 @@
 """`GET /api/activity` and `GET /api/lists/{list_id}/activity`: what happened, newest first
 (specs/api-contract.md, "Shared lists" -> Activity); `POST /api/activity/{event_id}/undo`
-(issue 53, "Undo"). Thin: enter through the door, call `door.activity` or the undo service,
+(issue 53, "Undo"). Thin: enter through the door, call `ActivityService` or `UndoService`,
 return the envelope."""
 
 from __future__ import annotations

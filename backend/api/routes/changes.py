@@ -1,5 +1,5 @@
 """`GET /api/tasks/changes`: the caller's change feed (specs/events.md). Thin: enter through
-the door, read `door.changes`, return the envelope."""
+the door, read `ChangeFeed`, return the envelope."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`/api/chat` (and `/api/{user_id}/chat`) and `/api/conversations`: chat with your tasks
-(specs/chat.md). Thin: the turn itself is `backend.chat.turn`, the rows `door.conversations`.
+(specs/chat.md). Thin: the turn itself is `backend.chat.turn`, the rows `ConversationService`.
 
 The chat endpoint is `async`: a turn waits seconds on the model, which must not hold a
 thread-pool worker or a database connection. Its database work still goes through the door,

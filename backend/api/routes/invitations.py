@@ -1,7 +1,7 @@
 """Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create,
 list and revoke them under `/api/lists/{list_id}/invitations` (admin+), accept one with its
 token at `/api/invitations/accept` (any signed-in account). Thin: enter through the door, call
-`door.invitations`, return the envelope. Creating one is counted against the caller's own
+`InvitationService`, return the envelope. Creating one is counted against the caller's own
 invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else, in the request's
 first message, declared on the route (`counted_against`): a create refused for its body (422)
 counts too. Each route is one message."""

@@ -1,4 +1,4 @@
-"""`/api/lists`: the caller's lists. Thin: enter through the door, call `door.lists`, return
+"""`/api/lists`: the caller's lists. Thin: enter through the door, call `ListService`, return
 the envelope. A list's tasks are the task listing's `list_id=` filter (`GET /api/tasks`)."""
 
 from __future__ import annotations

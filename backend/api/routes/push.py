@@ -1,6 +1,6 @@
 """Web Push (issue 72; specs/api-contract.md, "Push subscriptions"): the server's VAPID public
 key, and the signed-in caller's subscriptions under `/api/push-subscriptions`. Thin: enter
-through the door, call `door.service(PushSubscriptionService)`, answer. A subscription's keys
+through the door, call `PushSubscriptionService`, answer. A subscription's keys
 are taken, never shown; no MCP or chat tool reaches them.
 """
 

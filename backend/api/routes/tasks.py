@@ -1,4 +1,4 @@
-"""`/api/tasks`: the caller's tasks. Thin: enter through the door, call `door.tasks`, return
+"""`/api/tasks`: the caller's tasks. Thin: enter through the door, call `TaskService`, return
 the envelope."""
 
 from __future__ import annotations

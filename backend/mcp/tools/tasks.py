@@ -7,7 +7,7 @@ REST API does. Arguments are validated with the REST schemas' own field types (`
 `Description`, `Instant`, `Tags`, `Priority`) and with `backend.contracts` (the task and user
 id bounds; `list_tasks` with the listing contract REST's query string uses), so the same input
 gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls
-`work.tasks`, the service behind the REST routes.
+`TaskService`, the service behind the REST routes.
 """
 
 from __future__ import annotations
