@@ -22,6 +22,7 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.models.references import Action
 from backend.models.task_children import CHILDREN, NOT_CHILDREN, TaskChild
+from backend.services.child_rows import ChildRows, TaskChildService
 from backend.services.registry import UnitOfWork
 from tests.conftest import Account
 from tests.sharing.helpers import add_member, make_list, make_task
@@ -264,6 +265,10 @@ def test_a_change_writes_the_fields_sent_and_keeps_the_others(
         write=Action.TASK_WRITE,
         fields=("url", "title"),
     )
+
+    class TestLinkService(TaskChildService):
+        rows = ChildRows(links)
+
     task = make_task(client, alice, "Read up")
     with db_engine.connect() as conn:
         version = conn.execute(
@@ -271,12 +276,14 @@ def test_a_change_writes_the_fields_sent_and_keeps_the_others(
         ).scalar_one()
     claims = TokenClaims(subject=alice.id, local=True, token_version=version)
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
-        row = work.child(links).add(task, {"url": "https://example.com/a", "title": "A"})
+        row = work.service(TestLinkService).add(
+            task, {"url": "https://example.com/a", "title": "A"}
+        )
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
-        kept = work.child(links).change(task, row.id, {"title": "Renamed"})
+        kept = work.service(TestLinkService).change(task, row.id, {"title": "Renamed"})
     assert (kept.url, kept.title) == ("https://example.com/a", "Renamed")
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
-        cleared = work.child(links).change(task, row.id, {"title": None})
+        cleared = work.service(TestLinkService).change(task, row.id, {"title": None})
     assert (cleared.url, cleared.title) == ("https://example.com/a", None)
 
 

@@ -2,7 +2,7 @@
 written once, included for every declared child with a `path` (backend/api/routes/children.py):
 `GET`/`POST /api/tasks/{task_id}/<path>` (a keyset-paged page, oldest first; 201 +
 `Location`), `GET`/`PATCH` (where it `edits`)/`DELETE .../{<noun>_id}`. Each route is as
-thin as a hand-written one: enter through the door, call the service, return the envelope;
+thin as a hand-written one: take the child's service, call it, return the envelope;
 each declares its action (the child's `read` or `write`: backend/api/actions.py). What differs
 between children is named by the declaration (operation ids, summaries, the path parameter,
 error examples and envelope names derive from its `noun` and `path`), with its three schemas
@@ -18,7 +18,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, 
 from pydantic import BaseModel, create_model
 
 from backend.api.actions import acts
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     FORBIDDEN,
@@ -37,7 +37,8 @@ from backend.models.references import Reference
 from backend.models.task_children import TaskChild
 from backend.models.types import TASK_ID_MAX
 from backend.services.access import least_role
-from backend.services.child_rows import child_service
+from backend.services.child_rows import TaskChildService
+from backend.services.task_children import child_service
 from backend.storage.app import delete_objects
 
 PAGE_MAX = 100
@@ -56,7 +57,8 @@ def _camel(words: str) -> str:
 
 def task_child_router(child: TaskChild) -> APIRouter:
     """The routes of `child` under `/api/tasks/{task_id}/<path>`, tagged its `tag`."""
-    rows = child_service(child).rows
+    service = child_service(child)
+    rows = service.rows
     public: type[BaseModel] | None = child.public
     create: type[BaseModel] | None = child.create
     update, tag = child.update, child.tag or child.path
@@ -144,6 +146,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
     )
     def list_rows(
         door: Door,
+        children: Annotated[TaskChildService, uses(service)],
         settings: SettingsDep,
         task_id: TaskId,
         limit: PageSize = 50,
@@ -151,7 +154,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
     ) -> Any:
         secret, caller, kind = settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
         after = decode_row_cursor(secret, kind, caller, cursor)[1] if cursor else None
-        found, more = door.child(child).page(task_id, limit, after)
+        found, more = children.page(task_id, limit, after)
         next_cursor = encode_row_cursor(secret, kind, caller, 0, found[-1].id) if more else None
         return page_envelope(
             data=[public.model_validate(row) for row in found],
@@ -189,13 +192,13 @@ def task_child_router(child: TaskChild) -> APIRouter:
             },
         )
         def create_row(
-            door: Door,
+            children: Annotated[TaskChildService, uses(service)],
             task_id: TaskId,
             data: create,  # type: ignore[valid-type]
             request: Request,
             response: Response,
         ) -> Any:
-            row = door.child(child).add(task_id, data.model_dump())  # type: ignore[attr-defined]
+            row = children.add(task_id, data.model_dump())  # type: ignore[attr-defined]
             root = request.scope.get("root_path", "")
             response.headers["Location"] = f"{root}/api/tasks/{task_id}/{path}/{row.id}"
             return _one(row)
@@ -210,8 +213,10 @@ def task_child_router(child: TaskChild) -> APIRouter:
         f"{reader} and up).",
         responses={**ok(200, f"The {noun}."), **errors(404, 422, examples=(*found, VALIDATION))},
     )
-    def get_row(door: Door, task_id: TaskId, row: read_id) -> Any:
-        return _one(door.child(child).get(task_id, row))
+    def get_row(
+        children: Annotated[TaskChildService, uses(service)], task_id: TaskId, row: read_id
+    ) -> Any:
+        return _one(children.get(task_id, row))
 
     if child.edits and update is not None:
 
@@ -235,9 +240,14 @@ def task_child_router(child: TaskChild) -> APIRouter:
                 ),
             },
         )
-        def update_row(door: Door, task_id: TaskId, row: write_id, data: update) -> Any:  # type: ignore[valid-type]
+        def update_row(
+            children: Annotated[TaskChildService, uses(service)],
+            task_id: TaskId,
+            row: write_id,
+            data: update,  # type: ignore[valid-type]
+        ) -> Any:
             fields = data.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
-            return _one(door.child(child).change(task_id, row, fields))
+            return _one(children.change(task_id, row, fields))
 
     # Who deletes a row (the declaration's `author` and `delete_any`).
     if not child.author or child.delete_any is write:
@@ -263,9 +273,13 @@ def task_child_router(child: TaskChild) -> APIRouter:
         },
     )
     def delete_row(
-        door: Door, task_id: TaskId, row: write_id, request: Request, later: BackgroundTasks
+        children: Annotated[TaskChildService, uses(service)],
+        task_id: TaskId,
+        row: write_id,
+        request: Request,
+        later: BackgroundTasks,
     ) -> None:
-        removed = door.child(child).remove(task_id, row)
+        removed = children.remove(task_id, row)
         if child.stored:
             # After the response, so after the commit (`DoorRoute` commits as the endpoint
             # returns): a rollback never loses the bytes of a row still there.

@@ -1,12 +1,16 @@
 """The one door into a request that touches data.
 
-A route declares `door: Door` (a signed-in caller) or `door: AnonymousDoor` (sign-up and
-sign-in), calls the services on it (`door.tasks`, `door.users`, `door.limits`, ...) and
-returns its response schema:
+A route takes the services it calls as parameters, each built from the request's unit of
+work (`uses`: a signed-in caller's door, or the door it names), and returns its response
+schema:
 
     @router.get("/{task_id:task_id}", response_model=Envelope)
-    def get_task(door: Door, task_id: TaskId) -> Envelope:
-        return Envelope(data=TaskPublic.model_validate(door.tasks.get(task_id)))
+    def get_task(tasks: Annotated[TaskService, uses(TaskService)], task_id: TaskId) -> Envelope:
+        return Envelope(data=TaskPublic.model_validate(tasks.get(task_id)))
+
+It declares `door: Door` (or `AnonymousDoor`) as well where it needs the unit of work itself
+(`door.caller_id`, `door.hold_commit()`, ...): FastAPI resolves a dependency once per
+request, so it is the same unit of work, entered once.
 
 The door verifies the bearer token on the event loop (no I/O for shared-secret tokens) and
 hands the route a `UnitOfWork` that is not yet open. `DoorRoute`, the route class of every
@@ -22,9 +26,10 @@ import inspect
 import re
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response, params
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
@@ -74,7 +79,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def _unit_of_work(
-    request: Request, response: Response, claims: TokenClaims | None, feed_token: str | None = None
+    request: Request,
+    response: Response,
+    claims: TokenClaims | None,
+    feed_token: str | None = None,
 ) -> UnitOfWork:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
@@ -122,7 +130,7 @@ async def feed_door(request: Request, response: Response, token: str) -> UnitOfW
     return _unit_of_work(request, response, None, feed_token=token)
 
 
-# A signed-in caller's unit of work: `door.caller_id`, `door.tasks`, `door.users`, ...
+# A signed-in caller's unit of work (`door.caller_id`, `door.hold_commit()`, ...).
 Door = Annotated[UnitOfWork, Depends(door)]
 
 
@@ -138,10 +146,26 @@ def counted_against(limit: RouteLimit) -> Any:
     return Depends(declare)
 
 
-# No caller (sign-up, sign-in): `door.users`, `door.limits`.
+# No caller (sign-up, sign-in).
 AnonymousDoor = Annotated[UnitOfWork, Depends(anonymous_door)]
-# No caller, a calendar feed's token: `door.feed_reader`.
+# No caller, a calendar feed's token.
 FeedDoor = Annotated[UnitOfWork, Depends(feed_door)]
+
+
+@dataclass(frozen=True)
+class Uses(params.Depends):
+    """A route's service (`uses`): the door's dependency, and the kind `_run` builds from it."""
+
+    kind: type[Any] | None = None
+
+
+def uses(kind: type[Any], through: Callable[..., Any] = door) -> Any:
+    """A route's service, `kind` bound to the request's unit of work (`UnitOfWork.service`),
+    taken as a parameter written whole, so a reader (and `farm-studio walk`) sees its class:
+    `tasks: Annotated[TaskService, uses(TaskService)]`. `through`: the door it comes
+    through (`anonymous_door`, `feed_door`; a signed-in caller's if none). FastAPI resolves
+    the door once per request, and `_run` builds the service once it is open."""
+    return Uses(through, kind=kind)
 
 
 class DoorRoute(APIRoute):
@@ -188,16 +212,38 @@ def _takes_door(endpoint: Callable[..., Any]) -> bool:
 
 
 def _in_one_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    services = _services(endpoint)
+
     @functools.wraps(endpoint)
     async def run(**values: Any) -> Any:
-        return await run_in_threadpool(_run, endpoint, values)
+        return await run_in_threadpool(_run, endpoint, values, services)
 
     return run
 
 
-def _run(endpoint: Callable[..., Any], values: dict[str, Any]) -> Any:
+def _services(endpoint: Callable[..., Any]) -> tuple[tuple[str, type[Any]], ...]:
+    """The endpoint's parameters that are services (`uses`), with their kinds."""
+    try:
+        hints = typing.get_type_hints(endpoint, include_extras=True)
+    except NameError:  # an annotation FastAPI will report on its own
+        return ()
+    return tuple(
+        (name, meta.kind)
+        for name, hint in hints.items()
+        for meta in getattr(hint, "__metadata__", ())
+        if isinstance(meta, Uses) and meta.kind is not None
+    )
+
+
+def _run(
+    endpoint: Callable[..., Any],
+    values: dict[str, Any],
+    services: tuple[tuple[str, type[Any]], ...],
+) -> Any:
     work = next((v for v in values.values() if isinstance(v, UnitOfWork)), None)
     if work is None:
         return endpoint(**values)
     with work:
+        for name, kind in services:
+            values[name] = work.service(kind)
         return endpoint(**values)

@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from backend.models.idempotency import KEY_MAX_LENGTH
-from backend.services.idempotency import Replayed, StoredResponse, fingerprint
+from backend.services.idempotency import IdempotencyService, Replayed, StoredResponse, fingerprint
 from backend.services.registry import UnitOfWork
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -58,7 +58,7 @@ class Idempotent:
         (`IdempotencyService`): a keyed write costs the round trips of any write."""
         if self.key is None:
             return write()
-        store = door.idempotency
+        store: IdempotencyService = door.service(IdempotencyService)
         request_fingerprint = fingerprint("POST", self.route, body.model_dump(mode="json"))
         store.begin(self.key, request_fingerprint)
         try:

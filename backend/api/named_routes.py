@@ -1,7 +1,7 @@
 """The REST routes of a private resource of named, limited rows (`NamedRowService`), written
 once: `GET /x` (every row, by name), `POST /x` 201 + `Location`, `GET`/`PATCH`/`DELETE
-/x/{x_id}`. Each route is as thin as a hand-written one: enter through the door, call the
-service, return the envelope. What differs between resources is named by the service's
+/x/{x_id}`. Each route is as thin as a hand-written one: take the service, call it, return
+the envelope. What differs between resources is named by the service's
 `NamedRows` (`noun`, `plural`, `limit`: operation ids, summaries, the path parameter, error
 examples and envelope names derive from them) and the three schemas.
 
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, create_model
 
-from backend.api.deps import Door, DoorRoute
+from backend.api.deps import DoorRoute, uses
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
 from backend.models.common import DataEnvelope, DecimalDigits
 from backend.models.envelopes import CountMeta
@@ -89,8 +89,8 @@ def named_rows_router(
     @router.get(
         "", operation_id=f"list{many}", response_model=all_envelope, summary=f"List your {plural}"
     )
-    def list_rows(door: Door) -> Any:
-        data = [public.model_validate(row) for row in door.service(service).all()]
+    def list_rows(named: Annotated[NamedRowService, uses(service)]) -> Any:
+        data = [public.model_validate(row) for row in named.all()]
         return all_envelope(data=data, meta=CountMeta(count=len(data)))
 
     @router.post(
@@ -105,8 +105,13 @@ def named_rows_router(
             **errors(400, 409, 413, 422, 429, examples=(taken, VALIDATION, full)),
         },
     )
-    def create_row(door: Door, data: create, request: Request, response: Response) -> Any:  # type: ignore[valid-type]
-        created = _one(door.service(service).create(data))
+    def create_row(
+        named: Annotated[NamedRowService, uses(service)],
+        data: create,  # type: ignore[valid-type]
+        request: Request,
+        response: Response,
+    ) -> Any:
+        created = _one(named.create(data))
         root = request.scope.get("root_path", "")
         response.headers["Location"] = f"{root}{prefix}/{created.data.id}"
         return created
@@ -118,8 +123,8 @@ def named_rows_router(
         summary=f"Get a {noun}",
         responses={**ok(200, f"The {noun}."), **errors(404, examples=(not_found,))},
     )
-    def get_row(door: Door, row: row_id) -> Any:
-        return _one(door.service(service).get(row))
+    def get_row(named: Annotated[NamedRowService, uses(service)], row: row_id) -> Any:
+        return _one(named.get(row))
 
     @router.patch(
         by_id,
@@ -131,8 +136,12 @@ def named_rows_router(
             **errors(400, 404, 409, 413, 429, examples=(not_found, taken, VALIDATION)),
         },
     )
-    def update_row(door: Door, row: row_id, data: update) -> Any:  # type: ignore[valid-type]
-        return _one(door.service(service).update(row, data))
+    def update_row(
+        named: Annotated[NamedRowService, uses(service)],
+        row: row_id,
+        data: update,  # type: ignore[valid-type]
+    ) -> Any:
+        return _one(named.update(row, data))
 
     @router.delete(
         by_id,
@@ -141,8 +150,8 @@ def named_rows_router(
         summary=f"Delete a {noun}",
         responses={**rate_limited(204, "Deleted."), **errors(404, 429, examples=(not_found,))},
     )
-    def delete_row(door: Door, row: row_id) -> None:
-        door.service(service).delete(row)
+    def delete_row(named: Annotated[NamedRowService, uses(service)], row: row_id) -> None:
+        named.delete(row)
 
     NAMED_RESOURCES.append(NamedResource(prefix, rows, create, not_found, taken, full))
     return router

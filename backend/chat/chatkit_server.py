@@ -101,8 +101,9 @@ from backend.models.conversation import MessageText
 from backend.models.task import TASK_ID_MAX
 from backend.models.types import Title
 from backend.observability.logging import OUTCOME_STATUS_KEY
-from backend.services.chatkit import ITEM_NOT_FOUND
+from backend.services.chatkit import ITEM_NOT_FOUND, ChatKitService
 from backend.services.registry import UnitOfWork
+from backend.services.tasks import TaskService
 
 REQUEST = TypeAdapter[ChatKitReq](ChatKitReq)
 _MESSAGE = TypeAdapter[str](MessageText)
@@ -184,6 +185,7 @@ def prepare(
     owner checks, a turn's start, an action's write. `door`: the route's counted unit of
     work (writes); reads go through an uncounted one for the same caller. `model`: builds
     the chat model (raises `ChatNotConfigured`), called only for a turn."""
+    chatkit: ChatKitService
     context = ChatKitContext(caller=caller, headers=door.response_headers)
     match request:
         case ThreadsCreateReq() | ThreadsAddUserMessageReq() | ThreadsRetryAfterItemReq():
@@ -192,43 +194,49 @@ def prepare(
             _act(door, context, request)
         case ThreadsGetByIdReq():
             with context.work() as work:
-                row = work.chatkit.thread(request.params.thread_id)
-                rows, more = work.chatkit.items(row.public_id, PAGE_DEFAULT, None, "desc")
+                chatkit = work.service(ChatKitService)
+                row = chatkit.thread(request.params.thread_id)
+                rows, more = chatkit.items(row.public_id, PAGE_DEFAULT, None, "desc")
             page = items_page(row.public_id, rows[::-1], more)
             thread = Thread(**thread_of(row).model_dump(), items=_shown(page))
             return Prepared(context, to_json(thread))
         case ThreadsListReq():
             params = request.params
             with context.work() as work:
-                rows, more = work.chatkit.threads(_limit(params.limit), params.after, params.order)
+                chatkit = work.service(ChatKitService)
+                rows, more = chatkit.threads(_limit(params.limit), params.after, params.order)
             threads = [Thread(**thread_of(row).model_dump(), items=Page()) for row in rows]
             after = threads[-1].id if more else None
             return Prepared(context, to_json(Page(data=threads, has_more=more, after=after)))
         case ItemsListReq():
             listing = request.params
             with context.work() as work:
-                work.chatkit.thread(listing.thread_id)
-                rows, more = work.chatkit.items(
+                chatkit = work.service(ChatKitService)
+                chatkit.thread(listing.thread_id)
+                rows, more = chatkit.items(
                     listing.thread_id, _limit(listing.limit), listing.after, listing.order
                 )
             return Prepared(context, to_json(_shown(items_page(listing.thread_id, rows, more))))
         case ThreadsUpdateReq():
             title = _valid(_TITLE, request.params.title, "params.title")
             with door:
-                row = door.chatkit.rename(request.params.thread_id, title)
+                chatkit = door.service(ChatKitService)
+                row = chatkit.rename(request.params.thread_id, title)
             return Prepared(context, to_json(Thread(**thread_of(row).model_dump(), items=Page())))
         case ThreadsDeleteReq():
             with door:
-                door.chatkit.delete(request.params.thread_id)
+                chatkit = door.service(ChatKitService)
+                chatkit.delete(request.params.thread_id)
             return Prepared(context, b"{}")
         case ItemsFeedbackReq():
             # Checked (the caller's thread and items), not kept: feedback goes nowhere yet.
             if not 1 <= len(request.params.item_ids) <= PAGE_MAX:
                 raise InvalidRequest.at("params.item_ids", f"1-{PAGE_MAX} item ids")
             with context.work() as work:
-                work.chatkit.thread(request.params.thread_id)
+                chatkit = work.service(ChatKitService)
+                chatkit.thread(request.params.thread_id)
                 for item_id in request.params.item_ids:
-                    work.chatkit.item(request.params.thread_id, item_id)
+                    chatkit.item(request.params.thread_id, item_id)
             return Prepared(context, b"{}")
         case (
             ThreadsAddClientToolOutputReq()
@@ -236,7 +244,8 @@ def prepare(
             | ThreadsSyncCustomActionReq()
         ):
             with context.work() as work:
-                work.chatkit.thread(request.params.thread_id)
+                chatkit = work.service(ChatKitService)
+                chatkit.thread(request.params.thread_id)
             raise InvalidRequest.at("type", NOT_SUPPORTED.format(f"`{request.type}`"))
         case AttachmentsCreateReq() | AttachmentsDeleteReq():
             raise InvalidRequest.at("type", ATTACHMENTS_UNSUPPORTED)
@@ -299,11 +308,12 @@ def _begin(
         message = message_of(request.params.input)
     else:
         with context.work() as work:
-            thread = work.chatkit.thread(request.params.thread_id)
+            chatkit: ChatKitService = work.service(ChatKitService)
+            thread = chatkit.thread(request.params.thread_id)
             if isinstance(request, ThreadsAddUserMessageReq):
                 asked = None
             else:
-                asked = work.chatkit.item(thread.public_id, request.params.item_id)
+                asked = chatkit.item(thread.public_id, request.params.item_id)
         conversation_id = int(thread.id)
         if asked is None:
             message = message_of(request.params.input)
@@ -318,7 +328,8 @@ def _begin(
     # A thread started here is named after its first words (ChatKit's history lists titles).
     title = title_of(message) if isinstance(request, ThreadsCreateReq) else None
     with context.work() as work:
-        row = work.chatkit.started(start.conversation_id, start.message_id, title)
+        chatkit = work.service(ChatKitService)
+        row = chatkit.started(start.conversation_id, start.message_id, title)
     context.thread = thread_of(row)
     context.user_item_id = row.message_public_id
     context.turn = TurnPlan(model(), start, message)
@@ -343,15 +354,17 @@ def _act(door: UnitOfWork, context: ChatKitContext, request: ThreadsCustomAction
     # task of an owner's list: holding its own while it waited for the owner's could deadlock).
     door.names_task(task_id)
     with door:
-        row = door.chatkit.thread(params.thread_id)
-        item = item_of(row.public_id, door.chatkit.item(row.public_id, params.item_id))
+        chatkit: ChatKitService = door.service(ChatKitService)
+        tasks: TaskService = door.service(TaskService)
+        row = chatkit.thread(params.thread_id)
+        item = item_of(row.public_id, chatkit.item(row.public_id, params.item_id))
         if not isinstance(item, WidgetItem) or not shows(item.widget, task_id):
             raise NotFound(ITEM_NOT_FOUND)
         try:
             if action.type == COMPLETE:
-                line = TaskLine.of(door.tasks.set_completed(task_id, True))
+                line = TaskLine.of(tasks.set_completed(task_id, True))
             else:
-                title = door.tasks.delete(task_id)
+                title = tasks.delete(task_id)
                 line = TaskLine(id=task_id, title=title, gone=True)
         except NotFound:
             line = TaskLine(id=task_id, title="", gone=True)

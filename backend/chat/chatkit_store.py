@@ -39,6 +39,7 @@ from pydantic import TypeAdapter
 
 from backend.errors import InvalidRequest
 from backend.mcp.caller import Caller
+from backend.services.chatkit import ChatKitService
 from backend.services.rate_limits import HeaderSink
 from backend.services.registry import UnitOfWork
 
@@ -162,7 +163,8 @@ class TaskStore(Store[ChatKitContext]):
 
         def load() -> ThreadMetadata:
             with context.work() as work:
-                return thread_of(work.chatkit.thread(thread_id))
+                chatkit: ChatKitService = work.service(ChatKitService)
+                return thread_of(chatkit.thread(thread_id))
 
         return await _in_thread(load)
 
@@ -175,7 +177,8 @@ class TaskStore(Store[ChatKitContext]):
 
         def save() -> None:
             with context.work() as work:
-                work.chatkit.rename(thread.id, thread.title)
+                chatkit: ChatKitService = work.service(ChatKitService)
+                chatkit.rename(thread.id, thread.title)
 
         await _in_thread(save)
         context.thread = thread.model_copy()
@@ -185,7 +188,8 @@ class TaskStore(Store[ChatKitContext]):
     ) -> Page[ThreadItem]:
         def load() -> Page[ThreadItem]:
             with context.work() as work:
-                rows, more = work.chatkit.items(thread_id, limit, after, order)
+                chatkit: ChatKitService = work.service(ChatKitService)
+                rows, more = chatkit.items(thread_id, limit, after, order)
             return items_page(thread_id, rows, more)
 
         return await _in_thread(load)
@@ -195,7 +199,8 @@ class TaskStore(Store[ChatKitContext]):
     ) -> Page[ThreadMetadata]:
         def load() -> Page[ThreadMetadata]:
             with context.work() as work:
-                rows, more = work.chatkit.threads(limit, after, order)
+                chatkit: ChatKitService = work.service(ChatKitService)
+                rows, more = chatkit.threads(limit, after, order)
             threads = [thread_of(row) for row in rows]
             return Page(data=threads, has_more=more, after=threads[-1].id if more else None)
 
@@ -213,7 +218,8 @@ class TaskStore(Store[ChatKitContext]):
 
         def save() -> None:
             with context.work() as work:
-                work.chatkit.save_item(thread_id, item.id, body)
+                chatkit: ChatKitService = work.service(ChatKitService)
+                chatkit.save_item(thread_id, item.id, body)
 
         await _in_thread(save)
 
@@ -223,7 +229,8 @@ class TaskStore(Store[ChatKitContext]):
 
         def load() -> ThreadItem:
             with context.work() as work:
-                row = work.chatkit.item(thread_id, item_id)
+                chatkit: ChatKitService = work.service(ChatKitService)
+                row = chatkit.item(thread_id, item_id)
             item = item_of(thread_id, row)
             if item is None:
                 raise InvalidRequest.at("params.item_id", "This item has no content")
@@ -234,7 +241,8 @@ class TaskStore(Store[ChatKitContext]):
     async def delete_thread(self, thread_id: str, context: ChatKitContext) -> None:
         def delete() -> None:
             with context.work(counts_write=True) as work:
-                work.chatkit.delete(thread_id)
+                chatkit: ChatKitService = work.service(ChatKitService)
+                chatkit.delete(thread_id)
 
         await _in_thread(delete)
 
@@ -245,7 +253,8 @@ class TaskStore(Store[ChatKitContext]):
         # messages stay (the retry of a turn replaces its answer, as on /api/chat).
         def delete() -> None:
             with context.work() as work:
-                work.chatkit.delete_item(thread_id, item_id)
+                chatkit: ChatKitService = work.service(ChatKitService)
+                chatkit.delete_item(thread_id, item_id)
 
         await _in_thread(delete)
 

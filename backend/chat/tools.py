@@ -34,6 +34,7 @@ from backend.models.conversation import (
     storable,
     stored_call,
 )
+from backend.services.conversations import ConversationService
 from backend.services.registry import UnitOfWork
 
 # The tools the agent gets: the published contract's five, and the reads and the reopen that
@@ -144,9 +145,10 @@ async def _run(
 
     def record(work: UnitOfWork, result: CallToolResult) -> None:
         # In the write's transaction: the turn's answer keeps the call if the write commits.
+        conversations: ConversationService = work.service(ConversationService)
         if message_id is not None:
             call = _call(tool.name, arguments, "ok", None, _kept(tool, result))
-            work.conversations.record_call(message_id, call)
+            conversations.record_call(message_id, call)
 
     def claimed() -> CallToolResult:
         # Checked in the worker thread, when the call really starts (a thread may be waited

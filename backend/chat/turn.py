@@ -32,7 +32,13 @@ from backend.config import Settings
 from backend.errors import AppError, ChatNotConfigured, NotFound, describe
 from backend.mcp.caller import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
-from backend.services.conversations import CONVERSATION_NOT_FOUND, Reply, TurnStart
+from backend.services.conversations import (
+    CONVERSATION_NOT_FOUND,
+    ConversationService,
+    Reply,
+    TurnStart,
+)
+from backend.services.rate_limits import RateLimiter
 from backend.services.registry import UnitOfWork
 
 if TYPE_CHECKING:  # the chat stack loads on first use (backend/chat/stack.py)
@@ -65,14 +71,16 @@ def begin(
         caller.engine, settings, client_ip=caller.client_ip, response_headers=limit_headers
     )
     with gate:
-        gate.limits.chat(caller.claims.subject)
+        limits: RateLimiter = gate.service(RateLimiter)
+        limits.chat(caller.claims.subject)
     # Before the claim is stored: the attempt's lease counts from no earlier than this.
     since = time.monotonic()
     try:
         with door:
             if path_user is not None and path_user != door.caller_id:
                 raise NotFound(CONVERSATION_NOT_FOUND)
-            start = door.conversations.begin_turn(
+            conversations: ConversationService = door.service(ConversationService)
+            start = conversations.begin_turn(
                 request.conversation_id,
                 request.message,
                 request.key,
@@ -202,7 +210,8 @@ def _beat(caller: Caller, start: TurnStart) -> tuple[float, bool]:
         caller.engine, caller.settings, claims=caller.claims, client_ip=caller.client_ip
     )
     with work:
-        return sent, work.conversations.beat(start.message_id, start.held)
+        conversations: ConversationService = work.service(ConversationService)
+        return sent, conversations.beat(start.message_id, start.held)
 
 
 # Heartbeats of attempts that ended, until their last beat (in a worker thread) returns:
@@ -305,7 +314,8 @@ def _store(caller: Caller, reply: Reply) -> Any:
         caller.engine, caller.settings, claims=caller.claims, client_ip=caller.client_ip
     )
     with work:
-        return work.conversations.answer(reply)
+        conversations: ConversationService = work.service(ConversationService)
+        return conversations.answer(reply)
 
 
 def _reported(error: AppError, conversation_id: int, calls: list[dict[str, Any]]) -> AppError:

@@ -119,7 +119,7 @@ def filtered(
     page saying whether the filter still held that query (else `FilterChanged`); a refusal (a
     cursor made with the filter as it is now) asks whether the filter was stale. A stale one
     is read again, and the page with it. Another user's or a missing filter: NotFound."""
-    filters = work.service(SavedFilterService)
+    filters: SavedFilterService = work.service(SavedFilterService)
     applied, fresh = filters.applied(filter_id)
     for _ in range(_FILTER_READS):
         try:

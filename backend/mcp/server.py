@@ -2,7 +2,7 @@
 
 A tool call is validated, then run in a worker thread (psycopg2 blocks) inside the caller's
 `UnitOfWork`, exactly as a REST route runs: a write is counted against the per-user limit, the
-caller's account is resolved (revoked or deleted: UNAUTHORIZED), the tool calls `work.tasks`,
+caller's account is resolved (revoked or deleted: UNAUTHORIZED), the tool calls `TaskService`,
 and leaving the unit of work commits, or rolls back on any error. Every failure becomes a tool
 error whose text is the REST error envelope (`backend.errors.envelope`).
 

@@ -13,7 +13,8 @@ name, so a new child needs no line here; from it come:
 - the trash: a deleted task's snapshot holds every child's rows and a restore brings them back
   (migration 0052 reads the same names from `task_children`, which each child's migration
   fills; tests/test_task_children.py compares the two and restores a row of every child);
-- its service (backend/services/child_rows.py `child_service`: `work.child(...)`), its routes
+- its service (backend/services/child_rows.py `TaskChildService`, a named class for each in
+  backend/services/task_children.py), its routes
   (backend/api/child_routes.py, all included by backend/api/routes/children.py) and its MCP
   tools (backend/mcp/tools/children.py `child_tools`), each declaring its action (`read` to list or
   get, `write` to add, change or delete: `backend/api/actions.py`), and so the role matrix;

@@ -28,13 +28,14 @@ from backend.errors import Conflict, LimitReached, NotFound
 from backend.models import Task
 from backend.models.attachment import TASK_ATTACHMENTS
 from backend.services.access import may, require
-from backend.services.child_rows import TASK_NOT_FOUND, child_service
+from backend.services.child_rows import TASK_NOT_FOUND
+from backend.services.task_children import TaskAttachmentService
 from backend.storage import ObjectStorage
 from backend.storage.app import StoredUpload
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
-_ROWS = child_service(TASK_ATTACHMENTS).rows
+_ROWS = TaskAttachmentService.rows
 _TABLE: Any = TASK_ATTACHMENTS.table.__table__  # type: ignore[attr-defined]
 _C = _TABLE.c
 _WRITE = TASK_ATTACHMENTS.action(writes=True)

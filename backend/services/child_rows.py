@@ -1,7 +1,7 @@
 """A task's child's statements and refusals, built once from its declaration (issue 60;
 backend/models/task_children.py): `ChildRows`, and `TaskChildService`, the whole service of a
-child, made for each by `child_service` (no child has a service of its own): a route, a tool,
-chat and the CLI reach it as `work.child(<declaration>)` (backend/services/registry.py).
+child, which each child's named class (backend/services/task_children.py) takes whole: a
+route, a tool, chat and the CLI reach it as any service (backend/services/registry.py).
 
 A child's row lives where its task lives: in the task's owner's space (`user_id`), with the
 task's list (`list_id`, kept in step as the task moves), so every statement reaches the rows
@@ -175,9 +175,16 @@ class ChildRows:
 
 
 class TaskChildService(Scoped):
-    """A task's child's whole service: `rows` built from its declaration."""
+    """A task's child's whole service: `rows` built from its declaration. Each child's is a
+    named class of its own (backend/services/task_children.py), reached as every service is
+    (`work.service(TaskCommentService)`); `SERVICES` holds them by the child's table name, for
+    what is made for every child (its routes, its tools)."""
 
     rows: ClassVar[ChildRows]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        SERVICES[cls.rows.child.name] = cls
 
     def page(self, task_id: int, limit: int, after: int | None) -> tuple[list[Any], bool]:
         """A page of the task's rows, oldest first, after the id `after`; whether more
@@ -256,19 +263,4 @@ class TaskChildService(Scoped):
         raise Conflict(f"The {child.noun} changed while it was being written; retry")
 
 
-_SERVICES: dict[str, type[TaskChildService]] = {}
-
-
-def child_service(child: TaskChild) -> type[TaskChildService]:
-    """`child`'s service, made once (its statements built from the declaration): a class of
-    its own, named after its noun (`CommentService`), as a resource's service is written."""
-    if child.name not in _SERVICES:
-
-        class ChildService(TaskChildService):
-            rows = ChildRows(child)
-
-        name = f"{''.join(word.capitalize() for word in child.noun.split())}Service"
-        ChildService.__name__ = name
-        ChildService.__qualname__ = name
-        _SERVICES[child.name] = ChildService
-    return _SERVICES[child.name]
+SERVICES: dict[str, type[TaskChildService]] = {}

@@ -38,7 +38,7 @@ from backend.config import Settings
 from backend.errors import RateLimited, ServiceUnavailable, database_error, database_failure
 from backend.models.task_event import DAV_TYPES, FEED_TYPES
 from backend.services import stream_tickets
-from backend.services.changes import CallerPage, ChangePage, pages
+from backend.services.changes import CallerPage, ChangeFeed, ChangePage, pages
 from backend.services.registry import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -203,20 +203,22 @@ class LiveFeeds:
         after `after` (a reconnect's catch-up; the feed's own errors: 410, 422). The door's
         entry checks the account (revoked, deleted: `Unauthorized`) in the read's message."""
         if after is None:
-            return await self._off_loop(lambda: self._work(claims, lambda w: w.changes.head()))
+            return await self._off_loop(lambda: self._feed(claims, ChangeFeed.head))
         return await self._off_loop(
-            lambda: self._work(claims, lambda work: work.changes.page(after, PAGE))
+            lambda: self._feed(claims, lambda changes: changes.page(after, PAGE))
         )
 
     async def use_ticket(self, ticket: str) -> TokenClaims | None:
         """The claims a stream ticket was made with, or None; the ticket is used up."""
         return await self._off_loop(lambda: stream_tickets.use(self._engine, ticket))
 
-    def _work(self, claims: TokenClaims, read: Callable[[UnitOfWork], T]) -> T:
+    def _feed(self, claims: TokenClaims, read: Callable[[ChangeFeed], T]) -> T:
+        """`read` of the caller's change feed, in a unit of work of its own."""
         with UnitOfWork(
             self._engine, self._settings, claims=claims, transaction_locals=self._locals
         ) as work:
-            return read(work)
+            changes: ChangeFeed = work.service(ChangeFeed)
+            return read(changes)
 
     async def _off_loop(self, function: Callable[[], T]) -> T:
         if self._reads is None:

@@ -131,7 +131,7 @@ class NamedRows(PrivateRows):
 
 class NamedRowService(Scoped):
     """The service of a private resource of named, limited rows: a subclass names its
-    `rows`; routes and tools reach it as `door.service(XService)`."""
+    `rows`; a route takes it (`uses(XService)`), a tool binds it (`work.service(XService)`)."""
 
     rows: ClassVar[NamedRows]
 

@@ -1,5 +1,7 @@
 """One request's work: a connection from the pool, its `Sender`, the caller, and the
-services bound to them (the service registry: a new service is an attribute here).
+services bound to them, each reached one way: `service(Kind)` (a route takes it as a
+parameter, backend/api/deps.py `uses`; any other caller binds a typed local,
+`tasks: TaskService = work.service(TaskService)`). A new service needs no line here.
 
 It lives beside the services it builds, above the data layer it drives (`backend/db/`
 imports nothing from `backend/services/`: tests/test_imports.py, the layer order).
@@ -18,8 +20,9 @@ The route returns only after the commit, so a 2xx is always durable. Services ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -28,20 +31,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.db.scope import Scoped
 from backend.db.sender import Entry, Outcome, Sender, Stage, render, transaction_locals
 from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
-from backend.models.task_children import TaskChild
-from backend.services.activity import ActivityService
-from backend.services.calendar_feeds import FEED_COUNT, CalendarFeedReader, CalendarFeedService
-from backend.services.changes import ChangeFeed
-from backend.services.chatkit import ChatKitService
-from backend.services.child_rows import TaskChildService, child_service
-from backend.services.conversations import ConversationService
+from backend.services.calendar_feeds import FEED_COUNT
 from backend.services.idempotency import IdempotencyService
-from backend.services.invitations import InvitationService, token_hash
+from backend.services.invitations import token_hash
 from backend.services.lists import ListService
-from backend.services.members import MemberService
 from backend.services.rate_limits import (
     Count,
     HeaderSink,
@@ -53,7 +48,6 @@ from backend.services.rate_limits import (
     settle_usages,
     write_count,
 )
-from backend.services.stream_tickets import StreamTickets
 from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
@@ -74,19 +68,11 @@ _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
 _locals = lru_cache(maxsize=8)(transaction_locals)
-S = TypeVar("S", bound=Scoped)
+S = TypeVar("S")
 _TOO_LATE = "TA504"  # a write run after its deadline (`task_api_in_time`): not committed
 
 
 class UnitOfWork:
-    caller_id: str
-    tasks: TaskService
-    lists: ListService
-    changes: ChangeFeed
-    activity: ActivityService
-    conversations: ConversationService
-    chatkit: ChatKitService
-
     def __init__(
         self,
         engine: Engine,
@@ -109,6 +95,10 @@ class UnitOfWork:
         self._engine = engine
         self._settings = settings
         self._claims = claims
+        # The account every service is bound to: the token's subject (the entry refuses any
+        # other); without a token none (""), or the one a link names (`acts_for`).
+        self.caller_id = claims.subject if claims is not None else ""
+        self._services: dict[type[Any], Any] = {}
         self._counts_write = counts_write
         self._task_id = task_id
         self._client_ip = client_ip
@@ -173,22 +163,13 @@ class UnitOfWork:
                 values["e_task"] = self._task_id
                 unlocked = None  # its locks are taken: none for a statement to take
             entry = Entry(sql, values, {**values, **_UNCOUNTED}, write, self._settle, unlocked)
-            self.send = send = Sender(conn, locals_, entry)
+            self.send = Sender(conn, locals_, entry)
         except BaseException:
             self._conn = None
             conn.close()
             raise
-        # The services, bound to the token's subject (the account's id: the entry refuses
-        # any other).
-        caller_id = self.caller_id = claims.subject
-        self.tasks = TaskService(send, caller_id)
-        self.lists = ListService(send, caller_id)
-        self.changes = ChangeFeed(send, caller_id)
-        self.activity = ActivityService(send, caller_id)
-        self.conversations = ConversationService(send, caller_id)
-        self.chatkit = ChatKitService(send, caller_id)
         if self.route_limit is not None:
-            self.limits.route(self.route_limit, caller_id)
+            self.service(RateLimiter).route(self.route_limit, self.caller_id)
         return self
 
     def _anonymous_entry(self, conn: Connection) -> Entry | None:
@@ -248,54 +229,37 @@ class UnitOfWork:
         if refused is not None:
             IdempotencyService.refused(outcome)
 
-    # Built when a route first uses them: most requests never do.
     def service(self, kind: type[S]) -> S:
-        """A resource's `Scoped` service bound to this request's caller, built on first use
-        (one per request): `door.service(SavedFilterService)`. A new resource's service needs
-        no attribute here; the attributes above are the existing resources'."""
-        services: dict[type[Scoped], Scoped] = self.__dict__.setdefault("_services", {})
+        """`kind` bound to this request (its `send`, its caller), built on first use (one per
+        request): the one way into a service. A route takes it as a parameter
+        (backend/api/deps.py `uses`); any other caller binds a typed local,
+        `tasks: TaskService = work.service(TaskService)`, so a reader (and `farm-studio walk`)
+        lands in the class the call goes to."""
+        services = self._services
         if kind not in services:
-            services[kind] = kind(self.send, self.caller_id)
+            build = _BUILT.get(kind)
+            made = cast(Any, kind)(self.send, self.caller_id) if build is None else build(self)
+            services[kind] = made
         return cast(S, services[kind])
 
-    def child(self, child: TaskChild) -> TaskChildService:
-        """A task's child's service (backend/services/child_rows.py), one per request: the one
-        way a route, a tool, chat or the CLI reaches it (`work.child(TASK_COMMENTS)`)."""
-        return self.service(child_service(child))
+    # backend/dav's call sites, until they take `service()` as every other caller does.
+    @property
+    def tasks(self) -> TaskService:
+        return self.service(TaskService)
 
-    @cached_property
-    def idempotency(self) -> IdempotencyService:
-        ttl = self._settings.idempotency_key_ttl_seconds
-        return IdempotencyService(self.send, self.caller_id, ttl)
+    @property
+    def lists(self) -> ListService:
+        return self.service(ListService)
 
-    @cached_property
-    def members(self) -> MemberService:
-        """A shared list's members (the caller's id: its `send` is the door's)."""
-        return MemberService(self.send, self.caller_id)
-
-    @cached_property
-    def invitations(self) -> InvitationService:
-        return InvitationService(self.send, self.caller_id)
-
-    @cached_property
-    def stream_tickets(self) -> StreamTickets:
-        return StreamTickets(self.send, self.caller_id)
-
-    @cached_property
-    def calendar_feeds(self) -> CalendarFeedService:
-        return CalendarFeedService(self.send, self.caller_id)
-
-    @cached_property
-    def feed_reader(self) -> CalendarFeedReader:
-        """A calendar feed's fetch: no caller (the token is the credential, `feed_token`)."""
-        return CalendarFeedReader(self.send, "")
-
-    @cached_property
+    @property
     def users(self) -> UserService:
-        return UserService(self.send)
+        return self.service(UserService)
 
-    @cached_property
+    @property
     def limits(self) -> RateLimiter:
+        return self.service(RateLimiter)
+
+    def _limiter(self) -> RateLimiter:
         with_entry = None if self._claims is None else self._count_with_entry
         return RateLimiter(
             self._connection(), self._settings, self._client_ip, self.response_headers, with_entry
@@ -379,6 +343,14 @@ class UnitOfWork:
             # (a failure between `BEGIN` and its end): `_on_return`.
             conn.close()
 
+    def acts_for(self, user_id: str) -> None:
+        """No token, and a link in a mail names the account (`user_id`): its services are
+        bound to it, and check the link's proof themselves (a forged one is 404). Before
+        entering."""
+        if self._claims is not None or self._conn is not None:
+            raise RuntimeError("a link's account is named before its anonymous work is entered")
+        self.caller_id = user_id
+
     def names_task(self, task_id: int) -> None:
         """The write is by `task_id`, named in its body rather than its path (a ChatKit
         widget's button): its entry takes the task's space's change lock with the caller's
@@ -458,3 +430,13 @@ class UnitOfWork:
         with self._engine.connect() as conn:
             limits = RateLimiter(conn, self._settings, self._client_ip, self.response_headers)
             limits.write(self._claims.subject, self.route_limit)
+
+
+# The services that are not `Kind(send, caller_id)`: how each is built from its unit of work.
+_BUILT: dict[type[Any], Callable[[UnitOfWork], Any]] = {
+    IdempotencyService: lambda work: IdempotencyService(
+        work.send, work.caller_id, work.settings.idempotency_key_ttl_seconds
+    ),
+    UserService: lambda work: UserService(work.send),
+    RateLimiter: UnitOfWork._limiter,
+}

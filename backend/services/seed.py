@@ -16,6 +16,7 @@ from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.models import TaskCreate, UserRegister
 from backend.services.registry import UnitOfWork
+from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
 MAX_SEED_TASKS = 1000
@@ -88,12 +89,13 @@ def seed_tasks(url: str, settings: Settings, *, user: str, count: int, password:
     engine = create_db_engine(url, settings)
     try:
         with UnitOfWork(engine, settings) as work:
-            account, registered = _account(work.users, user, password)
+            users: UserService = work.service(UserService)
+            account, registered = _account(users, user, password)
         # The unit of work a write request gets, its tasks in one transaction (all or none).
         claims = TokenClaims(subject=account, local=False)
         with UnitOfWork(engine, settings, claims=claims, counts_write=True) as work:
             work.hold_commit()
-            tasks = work.tasks
+            tasks: TaskService = work.service(TaskService)
             wanted = [demo_task(n) for n in range(count)]
             have = tasks.titles()
             missing = [task for task in wanted if task.title not in have]

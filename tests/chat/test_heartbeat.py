@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, text
 from backend.chat.turn import lease
 from backend.config import Settings
 from backend.errors import IdempotencyKeyInUse
+from backend.services.conversations import ConversationService
 from tests.chat.conftest import chat_settings
 from tests.chat.fake_model import HANG, FakeModel, Reply, call, hanging_turn, say
 from tests.chat.test_chat import tasks_of
@@ -81,7 +82,7 @@ def test_a_beat_keeps_the_turn_and_a_taken_over_attempt_hears_it(
         )
     held = _record(db_engine, "key-1").created_at
     with _work(db_engine, settings, alice.id) as work:
-        assert work.conversations.beat(first.message_id, held)  # alive: it beats
+        assert work.service(ConversationService).beat(first.message_id, held)  # alive: it beats
     with pytest.raises(IdempotencyKeyInUse):  # an hour-old turn, beaten just now: in use
         _begin(db_engine, settings, alice.id, minute)
     with db_engine.begin() as conn:  # then it died: no beat for an hour
@@ -94,8 +95,8 @@ def test_a_beat_keeps_the_turn_and_a_taken_over_attempt_hears_it(
     retry = _begin(db_engine, settings, alice.id, minute)
     assert retry.message_id == first.message_id and retry.held > held
     with _work(db_engine, settings, alice.id) as work:
-        assert not work.conversations.beat(first.message_id, held)  # taken over
-        assert work.conversations.beat(retry.message_id, retry.held)
+        assert not work.service(ConversationService).beat(first.message_id, held)  # taken over
+        assert work.service(ConversationService).beat(retry.message_id, retry.held)
 
 
 def test_a_live_attempt_keeps_its_turn_past_its_lease(

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import IdempotencyKeyInUse
-from backend.services.conversations import Reply, TurnStart
+from backend.services.conversations import ConversationService, Reply, TurnStart
 from backend.services.registry import UnitOfWork
 from tests.conftest import Account
 
@@ -39,14 +39,14 @@ def _work(engine: Engine, settings: Settings, user: str) -> UnitOfWork:
 
 def _begin(engine: Engine, settings: Settings, user: str, lease: timedelta) -> TurnStart:
     with _work(engine, settings, user) as work:
-        return work.conversations.begin_turn(
+        return work.service(ConversationService).begin_turn(
             None, "add milk", "key-1", history_messages=10, running_for=lease
         )
 
 
 def _answer(engine: Engine, settings: Settings, user: str, reply: Reply) -> Any:
     with _work(engine, settings, user) as work:
-        return work.conversations.answer(reply)
+        return work.service(ConversationService).answer(reply)
 
 
 def _record(engine: Engine) -> tuple[str | None, list[dict[str, Any]]]:
@@ -67,7 +67,7 @@ def test_a_late_record_of_a_taken_over_attempt_changes_nothing(
     assert (retry.message_id, retry.earlier_calls) == (first.message_id, [])
     assert retry.held > first.held
     with _work(db_engine, settings, alice.id) as work:
-        work.conversations.record_call(retry.message_id, CALL)
+        work.service(ConversationService).record_call(retry.message_id, CALL)
     # The first attempt's late error record: refused, and the retry's record stands.
     late = Reply(
         first.conversation_id, first.message_id, "", [], 0, 0, "SERVICE_UNAVAILABLE", first.held

@@ -27,6 +27,7 @@ from backend.models import TaskCreate, TaskRow, TaskUpdate
 from backend.models.task_calendar import rule_key
 from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskFilters, TaskListQuery
+from backend.services.tasks import TaskService
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUBJECT = "caldav-forms"
@@ -43,13 +44,15 @@ def _work(engine: Engine, settings: Settings) -> UnitOfWork:
 
 def _create(engine: Engine, settings: Settings, parsed: ParsedTodo) -> TaskRow:
     with _work(engine, settings) as work:
-        return work.tasks.create(TaskCreate.model_validate(parsed.create_fields()))
+        return work.service(TaskService).create(TaskCreate.model_validate(parsed.create_fields()))
 
 
 def _series(engine: Engine, settings: Settings, task: TaskRow) -> list[TaskRow]:
     """Every occurrence of `task`'s series, oldest first."""
     with _work(engine, settings) as work:
-        page = work.tasks.list_page(TaskListQuery(filters=TaskFilters(recurring=True), limit=50))
+        page = work.service(TaskService).list_page(
+            TaskListQuery(filters=TaskFilters(recurring=True), limit=50)
+        )
     return sorted(
         (row for row in page.items if row.series_id == task.series_id), key=lambda r: r.id
     )
@@ -59,12 +62,12 @@ def _put(engine: Engine, settings: Settings, task_id: int, body: bytes) -> tuple
     """A PUT on the resource of `task_id`: read, classify, apply (one unit of work); then the
     next occurrence its completion inserted, read afterwards."""
     with _work(engine, settings) as work:
-        stored = work.tasks.get(task_id)
+        stored = work.service(TaskService).get(task_id)
         parsed = parse(body, zone=stored.time_zone)
         resolution = classify(stored, parsed)
         task = apply(work, stored, resolution)
     with _work(engine, settings) as work:
-        successor = work.tasks.successor(task_id)
+        successor = work.service(TaskService).successor(task_id)
     return resolution.form, Outcome(task, successor, resolution)
 
 
@@ -140,7 +143,7 @@ def test_thunderbird_completing_the_master(db_engine: Engine, settings: Settings
 def _rows(engine: Engine, settings: Settings, *tasks: TaskRow) -> list[TaskRow]:
     """The tasks as stored now (a series that ended is no series: `_series` misses it)."""
     with _work(engine, settings) as work:
-        return [work.tasks.get(task.id) for task in tasks]
+        return [work.service(TaskService).get(task.id) for task in tasks]
 
 
 def _advanced(days: str, extra: bytes = b"") -> bytes:
@@ -262,7 +265,7 @@ def test_a_rest_edit_keeps_what_the_client_sent(db_engine: Engine, settings: Set
         task, parsed.keep, task.reminders
     )  # deterministic: one state, one body, one ETag
     with _work(db_engine, settings) as work:
-        edited = work.tasks.update(
+        edited = work.service(TaskService).update(
             task.id, TaskUpdate.model_validate({"title": "Pick up the blue coat"})
         )
     served = render(edited, parsed.keep, edited.reminders).decode()

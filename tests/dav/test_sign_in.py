@@ -14,6 +14,7 @@ from backend.api.deps import READ_METHODS
 from backend.dav.auth import READ_ONLY, sign_in
 from backend.dav.routes import _EVERY_METHOD as DAV_METHODS
 from backend.errors import Forbidden
+from backend.services.tasks import TaskService
 from tests.api.test_app_passwords import basic, create
 from tests.conftest import Account
 
@@ -55,4 +56,4 @@ def test_a_read_write_password_writes_as_its_account(client: TestClient, alice: 
     work = sign_in(_request(client, "PUT", header), Response())
     with work:
         assert work.caller_id == alice.id
-        assert work.tasks.user_id == alice.id
+        assert work.service(TaskService).user_id == alice.id

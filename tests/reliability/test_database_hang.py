@@ -41,6 +41,7 @@ from backend.db.sender import Sender, transaction_locals
 from backend.errors import DatabaseTimeout, DatabaseUnresponsive
 from backend.models import TaskCreate
 from backend.services.registry import UnitOfWork
+from backend.services.tasks import TaskService
 from tests.conftest import TEST_SECRET, bearer, make_token, running_server
 from tests.reliability.load import Outcome, Recorder
 from tests.reliability.servers import DedicatedPostgres, PgBouncer
@@ -327,16 +328,16 @@ def test_a_write_sent_whole_to_a_stuck_server_is_never_applied(
     claims = TokenClaims(subject="late-whole", local=False)
     try:
         with UnitOfWork(engine, guarded_engine_settings, claims=claims, counts_write=True) as w:
-            task_id = w.tasks.create(TaskCreate(title=title)).id  # warms the pool
+            task_id = w.service(TaskService).create(TaskCreate(title=title)).id  # warms the pool
         work = UnitOfWork(engine, guarded_engine_settings, claims=claims, counts_write=True)
         dedicated_pg.pause()
         started = time.monotonic()
         try:
             with pytest.raises(OperationalError) as raised, work:
                 if kind == "create":
-                    work.tasks.create(TaskCreate(title=title + "-again"))
+                    work.service(TaskService).create(TaskCreate(title=title + "-again"))
                 else:
-                    work.tasks.delete(task_id)
+                    work.service(TaskService).delete(task_id)
             waited = time.monotonic() - started
         finally:
             dedicated_pg.resume()

@@ -24,6 +24,7 @@ from backend.db.sender import Sender, transaction_locals
 from backend.errors import STATEMENT_TIMEOUT_MESSAGE
 from backend.main import create_app
 from backend.models import TaskCreate
+from backend.services.tasks import TaskService
 from tests.conftest import count_rows
 
 TIMEOUT_MS = 300
@@ -50,7 +51,7 @@ def slow_client(settings: Settings) -> Iterator[TestClient]:
 
     def create_then_slow(door: Door) -> dict[str, Any]:
         door.hold_commit()  # more follows the write: it may not commit the request itself
-        door.tasks.create(TaskCreate(title="never committed"))
+        door.service(TaskService).create(TaskCreate(title="never committed"))
         door.send.write(text(SLOW["sleep"]), {})
         return {"data": "finished"}
 

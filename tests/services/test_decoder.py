@@ -16,6 +16,7 @@ from backend.models import TaskCreate, TaskUpdate
 from backend.models.task_ops import BulkOperation
 from backend.services.registry import UnitOfWork
 from backend.services.task_statements import TASK_VIEW
+from backend.services.tasks import TaskService
 
 _FULL = {
     "title": "every column",
@@ -45,30 +46,32 @@ def test_every_column_arrives_alike_from_a_read_and_each_write(
     db_engine: Engine, settings: Settings
 ) -> None:
     with _work(db_engine, settings, write=True) as work:
-        created = work.tasks.create(TaskCreate.model_validate(_FULL))
+        created = work.service(TaskService).create(TaskCreate.model_validate(_FULL))
     task_id = created.id
 
     def stored() -> dict[str, tuple[type, Any]]:
         with _work(db_engine, settings, write=False) as work:
-            return _columns(work.tasks.get(task_id))
+            return _columns(work.service(TaskService).get(task_id))
 
     assert _columns(created) == stored()
     with _work(db_engine, settings, write=True) as work:
-        patched = work.tasks.update(task_id, TaskUpdate(title="patched"))
+        patched = work.service(TaskService).update(task_id, TaskUpdate(title="patched"))
     assert _columns(patched) == stored()
     with _work(db_engine, settings, write=True) as work:
         work.hold_commit()  # written inside a transaction of ours, committed on leaving
-        held = work.tasks.update(task_id, TaskUpdate(description="held"))
+        held = work.service(TaskService).update(task_id, TaskUpdate(description="held"))
     assert _columns(held) == stored()
     with _work(db_engine, settings, write=True) as work:
         operations = _OPS.validate_python([{"op": "add_tag", "id": task_id, "tag": "c"}])
-        [stepped] = work.tasks.apply(operations)
+        [stepped] = work.service(TaskService).apply(operations)
     assert stepped is not None and _columns(stepped) == stored()
     with _work(db_engine, settings, write=True) as work:
-        toggled = work.tasks.set_completed(task_id, None)  # completes the series: 2 messages
+        toggled = work.service(TaskService).set_completed(
+            task_id, None
+        )  # completes the series: 2 messages
     assert _columns(toggled) == stored() and toggled.completed
     with _work(db_engine, settings, write=True) as work:
-        reopened = work.tasks.set_completed(task_id, False)
+        reopened = work.service(TaskService).set_completed(task_id, False)
     assert _columns(reopened) == stored()
     # Every type a task column has is among those compared (an enum, instants, JSON, arrays).
     kinds = {kind.__name__ for kind, _ in stored().values()}

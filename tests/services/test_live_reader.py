@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event, text
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.sender import transaction_locals
-from backend.services.changes import ChangePage
+from backend.services.changes import ChangeFeed, ChangePage
 from backend.services.live import Listener, LiveFeeds, feed_head, moved_since
 from backend.services.registry import UnitOfWork
 from tests.conftest import Account
@@ -73,7 +73,7 @@ def _messages(engine: Engine) -> Iterator[list[str]]:
 def _feed(engine: Engine, settings: Settings, claims: TokenClaims, after: int | None) -> ChangePage:
     """The caller's feed after `after` as the polled feed reads it (one caller, its door)."""
     with UnitOfWork(engine, settings, claims=claims) as work:
-        return work.changes.page(after, 1000)
+        return work.service(ChangeFeed).page(after, 1000)
 
 
 def _claims(engine: Engine, account: Account) -> TokenClaims:

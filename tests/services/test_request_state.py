@@ -17,6 +17,7 @@ from backend.db.engine import CONNECTION_KEYS, create_db_engine
 from backend.errors import Unauthorized
 from backend.models import TaskCreate
 from backend.services.registry import UnitOfWork
+from backend.services.tasks import TaskService
 
 
 @pytest.fixture
@@ -27,25 +28,25 @@ def engine(database_url: str, settings: Settings) -> Iterator[Engine]:
 
 
 def _read(work: UnitOfWork) -> None:
-    work.tasks.titles()
+    work.service(TaskService).titles()
 
 
 def _write_that_commits_itself(work: UnitOfWork) -> None:
-    work.tasks.create(TaskCreate(title="one message"))
+    work.service(TaskService).create(TaskCreate(title="one message"))
 
 
 def _write_in_two_messages(work: UnitOfWork) -> None:
     work.hold_commit()
-    work.tasks.create(TaskCreate(title="two messages"))
+    work.service(TaskService).create(TaskCreate(title="two messages"))
 
 
 def _fails_after_a_statement(work: UnitOfWork) -> None:
-    work.tasks.titles()
+    work.service(TaskService).titles()
     raise RuntimeError("the route fails")
 
 
 def _fails_after_its_write(work: UnitOfWork) -> None:
-    work.tasks.create(TaskCreate(title="committed, then a failure"))
+    work.service(TaskService).create(TaskCreate(title="committed, then a failure"))
     raise RuntimeError("the route fails")
 
 
@@ -94,7 +95,7 @@ def test_a_refused_request_leaves_no_state(engine: Engine, settings: Settings, w
         pytest.raises(Unauthorized),
         UnitOfWork(engine, settings, claims=gone, counts_write=write) as work,
     ):
-        work.tasks.titles()
+        work.service(TaskService).titles()
     assert len(returned) == 1 and returned[0] <= CONNECTION_KEYS
 
 

@@ -93,17 +93,17 @@ def test_list_orders_and_filters(session: Connection) -> None:
 def test_concurrent_toggles_lose_no_update(db_engine: Engine, settings: Settings) -> None:
     """N toggles racing on one task leave it completed exactly when N is odd."""
     with work_as(db_engine, settings, "racer") as work:
-        task_id = work.tasks.create(TaskCreate(title="race")).id
+        task_id = work.service(TaskService).create(TaskCreate(title="race")).id
 
     def toggle(_: int) -> None:
         with work_as(db_engine, settings, "racer") as work:
-            work.tasks.set_completed(task_id, None)
+            work.service(TaskService).set_completed(task_id, None)
 
     toggles = 25
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(toggle, range(toggles)))
     with work_as(db_engine, settings, "racer") as work:
-        final = work.tasks.get(task_id)
+        final = work.service(TaskService).get(task_id)
     assert final.completed is (toggles % 2 == 1)
     assert (final.completed_at is not None) is final.completed
     assert final.version == 1 + toggles  # every toggle bumped the version (the ETag) once
@@ -112,9 +112,11 @@ def test_concurrent_toggles_lose_no_update(db_engine: Engine, settings: Settings
 def _daily_from_2030(db_engine: Engine, settings: Settings, user_id: str) -> int:
     """A new daily task of `user_id`'s, first due 2030-01-01 09:00 UTC: its id."""
     with write_as(db_engine, settings, user_id) as work:
-        return work.tasks.create(
-            TaskCreate(title="racing", due_date="2030-01-01T09:00:00Z", recurrence="daily")
-        ).id
+        return (
+            work.service(TaskService)
+            .create(TaskCreate(title="racing", due_date="2030-01-01T09:00:00Z", recurrence="daily"))
+            .id
+        )
 
 
 def test_concurrent_completions_of_a_series_add_one_occurrence(
@@ -127,13 +129,13 @@ def test_concurrent_completions_of_a_series_add_one_occurrence(
 
     def toggle(_: int) -> bool:
         with write_as(db_engine, settings, "series racer") as work:
-            return work.tasks.set_completed(task_id, None).completed
+            return work.service(TaskService).set_completed(task_id, None).completed
 
     toggles = 25
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(toggle, range(toggles)))
     with work_as(db_engine, settings, "series racer") as work:
-        final = work.tasks.get(task_id)
+        final = work.service(TaskService).get(task_id)
     assert final.completed is (toggles % 2 == 1)
     assert final.version == 1 + toggles
     # The completions alternate with the reopenings whatever the order they ran in.
@@ -161,12 +163,12 @@ def test_concurrent_schedule_changes_all_land(db_engine: Engine, settings: Setti
     def move(day: int) -> int:
         with write_as(db_engine, settings, "schedule racer") as work:
             due = f"2030-02-{day:02d}T09:00:00Z"
-            return work.tasks.update(task_id, TaskUpdate(due_date=due)).version
+            return work.service(TaskService).update(task_id, TaskUpdate(due_date=due)).version
 
     changes = 16
     with ThreadPoolExecutor(max_workers=8) as pool:
         versions = list(pool.map(move, range(1, changes + 1)))
     assert sorted(versions) == list(range(2, changes + 2))
     with work_as(db_engine, settings, "schedule racer") as work:
-        final = work.tasks.get(task_id)
+        final = work.service(TaskService).get(task_id)
     assert final.version == 1 + changes

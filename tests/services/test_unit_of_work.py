@@ -20,7 +20,9 @@ from backend.db.engine import libpq_url
 from backend.db.scope import OWNER
 from backend.errors import describe
 from backend.models import Task, TaskCreate
+from backend.services.rate_limits import RateLimiter
 from backend.services.registry import UnitOfWork
+from backend.services.tasks import TaskService
 
 
 def _terminate(database_url: str, pid: int) -> None:
@@ -52,13 +54,13 @@ def test_a_connection_dropped_mid_request_is_a_503(
     with expected as raised, work:
         if write:
             work.hold_commit()  # two writes: the first may not commit the request
-            work.tasks.create(TaskCreate(title="first"))
+            work.service(TaskService).create(TaskCreate(title="first"))
         else:
-            work.tasks.titles()
+            work.service(TaskService).titles()
         # The server's own id for the backend (a pooler reports its own to libpq).
         pid = work._connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
         _terminate(database_url, pid)
-        assert work.tasks.titles() == set()
+        assert work.service(TaskService).titles() == set()
     if read_behind_pooler:
         return
     assert describe(raised.value).status == 503
@@ -78,11 +80,13 @@ def test_a_statement_deferred_to_the_commit_fails_the_whole_write(
         pytest.raises(IntegrityError),
         UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work,
     ):
-        work.tasks._hold_commit()  # something follows the write: it cannot commit itself
-        work.tasks.create(TaskCreate(title="kept only if the commit succeeds"))
-        work.tasks._at_commit(broken)
+        work.service(
+            TaskService
+        )._hold_commit()  # something follows the write: it cannot commit itself
+        work.service(TaskService).create(TaskCreate(title="kept only if the commit succeeds"))
+        work.service(TaskService)._at_commit(broken)
     with UnitOfWork(db_engine, settings, claims=claims) as work:
-        assert work.tasks.titles() == set()
+        assert work.service(TaskService).titles() == set()
 
 
 def test_statements_deferred_to_the_commit_run_in_order_before_it(
@@ -90,15 +94,15 @@ def test_statements_deferred_to_the_commit_run_in_order_before_it(
 ) -> None:
     claims = TokenClaims(subject="deferring", local=False)
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work:
-        work.tasks._hold_commit()
-        work.tasks.create(TaskCreate(title="now"))
+        work.service(TaskService)._hold_commit()
+        work.service(TaskService).create(TaskCreate(title="now"))
         for title in ("first", "100% second"):
-            work.tasks._at_commit(
+            work.service(TaskService)._at_commit(
                 insert(Task).values(user_id=bindparam(OWNER), title=bindparam("title")),
                 title=title,
             )
     with UnitOfWork(db_engine, settings, claims=claims) as work:
-        assert work.tasks.titles() == {"now", "first", "100% second"}
+        assert work.service(TaskService).titles() == {"now", "first", "100% second"}
 
 
 def test_a_write_nothing_follows_commits_in_its_own_message(
@@ -111,12 +115,14 @@ def test_a_write_nothing_follows_commits_in_its_own_message(
         pytest.raises(RuntimeError),
         UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work,
     ):
-        task = work.tasks.create(TaskCreate(title="committed", due_date="2030-01-01"))
+        task = work.service(TaskService).create(
+            TaskCreate(title="committed", due_date="2030-01-01")
+        )
         assert task.due_date is not None and task.due_date.year == 2030
         assert task.priority.value == "none" and task.tags == []
         raise RuntimeError("the route fails after its write")
     with UnitOfWork(db_engine, settings, claims=claims) as work:
-        assert work.tasks.titles() == {"committed"}
+        assert work.service(TaskService).titles() == {"committed"}
 
 
 def test_a_write_after_the_one_that_committed_the_request_is_refused(
@@ -130,10 +136,10 @@ def test_a_write_after_the_one_that_committed_the_request_is_refused(
         pytest.raises(RuntimeError, match="after the statement that committed"),
         UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as work,
     ):
-        work.tasks.create(TaskCreate(title="one"))
-        work.tasks.create(TaskCreate(title="two"))
+        work.service(TaskService).create(TaskCreate(title="one"))
+        work.service(TaskService).create(TaskCreate(title="two"))
     with UnitOfWork(db_engine, settings, claims=claims) as work:
-        assert work.tasks.titles() == {"one"}
+        assert work.service(TaskService).titles() == {"one"}
 
 
 def test_a_route_count_taken_back_by_a_failed_message_is_counted_again(
@@ -154,8 +160,8 @@ def test_a_route_count_taken_back_by_a_failed_message_is_counted_again(
             db_engine, limited, claims=claims, counts_write=True, response_headers=headers
         ) as work,
     ):
-        work.limits.invitations(claims.subject)
-        work.tasks._write(broken, last=True)
+        work.service(RateLimiter).invitations(claims.subject)
+        work.service(TaskService)._write(broken, last=True)
     window = limited.rate_limit_task_window_seconds
     assert headers["RateLimit-Policy"] == f'"invitations";q=7;w=3600, "task-writes";q=50;w={window}'
     assert re.fullmatch(r'"invitations";r=6;t=\d+, "task-writes";r=49;t=\d+', headers["RateLimit"])

@@ -18,9 +18,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from backend.db.scope import OWNER, access
 from backend.db.scope_check import unscoped
 from backend.models import Task
-from backend.models.sharing import TASK_COMMENTS, ListMember, TaskComment
+from backend.models.sharing import ListMember, TaskComment
 from backend.services.access import Action, roles
-from backend.services.child_rows import child_service
+from backend.services.task_children import TaskCommentService
 
 _C = TaskComment.__table__.c  # type: ignore[attr-defined]
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -33,7 +33,7 @@ _COMMENT = bindparam("comment", type_=BigInteger)
 
 
 # The statements a task's child sends (backend/services/child_rows.py), built for comments.
-_ROWS = child_service(TASK_COMMENTS).rows
+_ROWS = TaskCommentService.rows
 SENT = {
     "page": _ROWS.page,
     "one": _ROWS.one,

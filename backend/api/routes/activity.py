@@ -1,6 +1,6 @@
 """`GET /api/activity` and `GET /api/lists/{list_id}/activity`: what happened, newest first
 (specs/api-contract.md, "Shared lists" -> Activity); `POST /api/activity/{event_id}/undo`
-(issue 53, "Undo"). Thin: enter through the door, call `door.activity` or the undo service,
+(issue 53, "Undo"). Thin: enter through the door, call `ActivityService` or `UndoService`,
 return the envelope."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_tasks, task_etag
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -34,6 +34,7 @@ from backend.models.envelopes import ActivityEnvelope, TaskEnvelope
 from backend.models.references import Action, Reference
 from backend.models.types import TASK_ID_MAX
 from backend.services import undo
+from backend.services.activity import ActivityService
 
 router = APIRouter(tags=["activity"], responses=errors(401, 422, 503), route_class=DoorRoute)
 
@@ -70,11 +71,15 @@ def _envelope(
     responses=errors(422, examples=(VALIDATION, INVALID_CURSOR)),
 )
 def list_activity(
-    door: Door, settings: SettingsDep, limit: PageSize = 50, cursor: Cursor = None
+    door: Door,
+    activity: Annotated[ActivityService, uses(ActivityService)],
+    settings: SettingsDep,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> ActivityEnvelope:
     secret, user_id = settings.signing_secret(), door.caller_id
     before = decode_row_cursor(secret, "activity", user_id, cursor)[1] if cursor else None
-    rows, more = door.activity.page(before, limit)
+    rows, more = activity.page(before, limit)
     return _envelope(rows, more, limit, secret, "activity", user_id)
 
 
@@ -91,6 +96,7 @@ def list_activity(
 )
 def list_list_activity(
     door: Door,
+    activity: Annotated[ActivityService, uses(ActivityService)],
     settings: SettingsDep,
     list_id: ListId,
     limit: PageSize = 50,
@@ -99,7 +105,7 @@ def list_list_activity(
     secret, user_id = settings.signing_secret(), door.caller_id
     kind = f"activity/{list_id}"
     before = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
-    rows, more = door.activity.list_page(list_id, before, limit)
+    rows, more = activity.list_page(list_id, before, limit)
     return _envelope(rows, more, limit, secret, kind, user_id)
 
 
@@ -175,6 +181,7 @@ NOT_UNDOABLE = ErrorExample.of(
 )
 def undo_activity(
     door: Door,
+    undoing: Annotated[undo.UndoService, uses(undo.UndoService)],
     event_id: EventId,
     response: Response,
     idempotent: IdempotentDep,
@@ -183,7 +190,7 @@ def undo_activity(
     tags = if_match_tasks(if_match)
 
     def write() -> TaskEnvelope:
-        task = door.service(undo.UndoService).undo(event_id, tags)
+        task = undoing.undo(event_id, tags)
         response.headers["ETag"] = task_etag(task)
         return TaskEnvelope(data=TaskPublic.model_validate(task))
 

@@ -1,6 +1,6 @@
 """`/api/app-passwords` (issue 62; specs/api-contract.md, "App passwords"): the signed-in
 caller's passwords for CalDAV clients. Thin: enter through the door, call
-`door.service(AppPasswordService)`, answer. The password is in the create's answer only.
+`AppPasswordService`, answer. The password is in the create's answer only.
 
 Creating one is a REST call by the signed-in user only: no MCP or chat tool makes one (an
 app password must never reach a conversation or a model's context).
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from backend.api.deps import Door, DoorRoute
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
 from backend.models.app_password import (
     APP_PASSWORD_ID_MAX,
@@ -76,9 +76,13 @@ def _public(row: Any, door: Door, base: str) -> dict[str, Any]:
     },
 )
 def create_app_password(
-    door: Door, request: Request, response: Response, data: AppPasswordCreate
+    door: Door,
+    app_passwords: Annotated[AppPasswordService, uses(AppPasswordService)],
+    request: Request,
+    response: Response,
+    data: AppPasswordCreate,
 ) -> AppPasswordCreatedEnvelope:
-    new = door.service(AppPasswordService).create(data)
+    new = app_passwords.create(data)
     public = _public(new.row, door, _base(door, request))
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/app-passwords/{public['id']}"
@@ -93,9 +97,13 @@ def create_app_password(
     description="By name, with when each was last used; never a password.",
     responses={**ok(200, "Your app passwords."), **errors(401, 503)},
 )
-def list_app_passwords(door: Door, request: Request) -> AppPasswordsEnvelope:
+def list_app_passwords(
+    door: Door,
+    app_passwords: Annotated[AppPasswordService, uses(AppPasswordService)],
+    request: Request,
+) -> AppPasswordsEnvelope:
     base = _base(door, request)
-    rows = door.service(AppPasswordService).mine()
+    rows = app_passwords.mine()
     data = [AppPasswordPublic(**_public(row, door, base)) for row in rows]
     return AppPasswordsEnvelope(data=data, meta=CountMeta(count=len(data)))
 
@@ -111,5 +119,8 @@ def list_app_passwords(door: Door, request: Request) -> AppPasswordsEnvelope:
         **errors(401, 404, 422, 429, 503, examples=(NOT_FOUND,)),
     },
 )
-def revoke_app_password(door: Door, app_password_id: AppPasswordId) -> None:
-    door.service(AppPasswordService).revoke(app_password_id)
+def revoke_app_password(
+    app_passwords: Annotated[AppPasswordService, uses(AppPasswordService)],
+    app_password_id: AppPasswordId,
+) -> None:
+    app_passwords.revoke(app_password_id)

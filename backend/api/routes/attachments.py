@@ -27,7 +27,7 @@ from starlette.types import Message
 
 from backend.api import CONNECTION
 from backend.api.actions import acts
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import DoorRoute, SettingsDep, uses
 from backend.api.responses import (
     EXAMPLES,
     FORBIDDEN,
@@ -58,7 +58,7 @@ from backend.models.common import DataEnvelope, DecimalDigits
 from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
 from backend.services.attachments import QUOTA_REACHED, AttachmentService
-from backend.services.child_rows import child_service
+from backend.services.task_children import TaskAttachmentService
 from backend.storage import StorageError, download_headers
 from backend.storage.app import StoredUpload, app_storage, delete_quietly, store_upload
 
@@ -67,7 +67,7 @@ from backend.storage.app import StoredUpload, app_storage, delete_quietly, store
 MULTIPART_OVERHEAD = 64 * 1024
 UPLOAD_PATH = r"^/api/tasks/[^/]+/attachments$"
 
-_ROWS = child_service(TASK_ATTACHMENTS).rows
+_ROWS = TaskAttachmentService.rows
 _READ, _WRITE = TASK_ATTACHMENTS.action(writes=False), TASK_ATTACHMENTS.action(writes=True)
 _MISSING = EXAMPLES["attachment_not_found"]  # the generated routes' (backend/api/child_routes.py)
 _FULL = EXAMPLES["too_many_attachments"]
@@ -297,16 +297,14 @@ Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]
     },
 )
 def upload_attachment(
-    door: Door,
+    attachments: Annotated[AttachmentService, uses(AttachmentService)],
     settings: SettingsDep,
     task_id: TaskId,
     stored: Stored,
     request: Request,
     response: Response,
 ) -> AttachmentEnvelope:
-    row = door.service(AttachmentService).record(
-        task_id, stored, quota=settings.attachments_quota_bytes
-    )
+    row = attachments.record(task_id, stored, quota=settings.attachments_quota_bytes)
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/tasks/{task_id}/attachments/{row.id}"
     return AttachmentEnvelope(data=AttachmentPublic.model_validate(row))
@@ -335,13 +333,13 @@ _BINARY = {
     },
 )
 def download_attachment(
-    door: Door,
+    attachment_rows: Annotated[TaskAttachmentService, uses(TaskAttachmentService)],
     settings: SettingsDep,
     task_id: TaskId,
     attachment_id: AttachmentId,
     request: Request,
 ) -> Response:
-    row = door.child(TASK_ATTACHMENTS).get(task_id, attachment_id)
+    row = attachment_rows.get(task_id, attachment_id)
     storage = app_storage(request.app)
     headers = download_headers(row.filename, row.content_type)
     url = storage.presigned_get(
@@ -383,13 +381,15 @@ def _closing(chunks: Iterator[bytes]) -> Iterator[bytes]:
     "the bytes its uploads hold (trashed ones count until purged).",
     responses={**ok(200, "The limits and the caller's use.")},
 )
-def attachment_limits(door: Door, settings: SettingsDep) -> AttachmentLimitsEnvelope:
+def attachment_limits(
+    attachments: Annotated[AttachmentService, uses(AttachmentService)], settings: SettingsDep
+) -> AttachmentLimitsEnvelope:
     return AttachmentLimitsEnvelope(
         data=AttachmentLimits(
             max_file_bytes=settings.attachments_max_file_bytes,
             max_per_task=ATTACHMENTS_PER_TASK,
             quota_bytes=settings.attachments_quota_bytes,
-            used_bytes=door.service(AttachmentService).used(),
+            used_bytes=attachments.used(),
         )
     )
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Request, status
 from pydantic import ValidationError
 
-from backend.api.deps import AnonymousDoor, Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, anonymous_door, uses
 from backend.api.responses import BAD_CREDENTIALS, EMAIL_TAKEN, errors, rate_limited
 from backend.auth.tokens import issue_token
 from backend.config import Settings
@@ -17,6 +17,9 @@ from backend.models.envelopes import AuthSessionEnvelope, UserEnvelope
 from backend.models.oauth import TokenRequest, TokenResponse
 from backend.services.app_passwords import AppPasswordService
 from backend.services.attachments import AttachmentService
+from backend.services.calendar_feeds import CalendarFeedService
+from backend.services.rate_limits import RateLimiter
+from backend.services.users import UserService
 from backend.storage.app import delete_objects
 
 router = APIRouter(
@@ -48,9 +51,14 @@ def _session(user: UserRow, settings: Settings) -> AuthSessionEnvelope:
         **errors(409, 429, examples=(EMAIL_TAKEN,)),
     },
 )
-def register(data: UserRegister, door: AnonymousDoor, settings: SettingsDep) -> AuthSessionEnvelope:
-    door.limits.sign_up(data.email)
-    return _session(door.users.register(data), settings)
+def register(
+    data: UserRegister,
+    limits: Annotated[RateLimiter, uses(RateLimiter, anonymous_door)],
+    users: Annotated[UserService, uses(UserService, anonymous_door)],
+    settings: SettingsDep,
+) -> AuthSessionEnvelope:
+    limits.sign_up(data.email)
+    return _session(users.register(data), settings)
 
 
 @router.post(
@@ -63,9 +71,14 @@ def register(data: UserRegister, door: AnonymousDoor, settings: SettingsDep) -> 
         **errors(401, 429, examples=(BAD_CREDENTIALS,)),
     },
 )
-def login(data: UserLogin, door: AnonymousDoor, settings: SettingsDep) -> AuthSessionEnvelope:
-    door.limits.sign_in(data.email)
-    return _session(door.users.authenticate(data), settings)
+def login(
+    data: UserLogin,
+    limits: Annotated[RateLimiter, uses(RateLimiter, anonymous_door)],
+    users: Annotated[UserService, uses(UserService, anonymous_door)],
+    settings: SettingsDep,
+) -> AuthSessionEnvelope:
+    limits.sign_in(data.email)
+    return _session(users.authenticate(data), settings)
 
 
 @router.post(
@@ -82,17 +95,18 @@ def login(data: UserLogin, door: AnonymousDoor, settings: SettingsDep) -> AuthSe
 )
 def token(
     form: Annotated[TokenRequest, Form()],
-    door: AnonymousDoor,
+    limits: Annotated[RateLimiter, uses(RateLimiter, anonymous_door)],
+    users: Annotated[UserService, uses(UserService, anonymous_door)],
     settings: SettingsDep,
 ) -> TokenResponse:
-    door.limits.sign_in(form.username)
+    limits.sign_in(form.username)
     try:
         credentials = UserLogin(email=form.username, password=form.password)
     except ValidationError:
         # A malformed email, or a password empty or outside 8-128 characters, cannot be valid
         # credentials: refused like a wrong password, in comparable time.
-        door.users.refuse()
-    user = door.users.authenticate(credentials)
+        users.refuse()
+    user = users.authenticate(credentials)
     return TokenResponse(
         access_token=issue_token(user.id, settings, token_version=user.token_version),
         token_type="bearer",  # noqa: S106 (the OAuth2 token type, not a secret)
@@ -107,8 +121,8 @@ def token(
     summary="The signed-in account",
     responses=errors(401),
 )
-def me(door: Door) -> UserEnvelope:
-    user = door.users.get(door.caller_id)
+def me(door: Door, users: Annotated[UserService, uses(UserService)]) -> UserEnvelope:
+    user = users.get(door.caller_id)
     if user is None:  # only if deleted since the door resolved it, in this transaction
         raise NotFound("Account not found")
     return UserEnvelope(data=UserPublic.model_validate(user))
@@ -126,10 +140,15 @@ def me(door: Door) -> UserEnvelope:
     "issuer (Better Auth, JWKS) are revoked at that issuer.",
     responses={**rate_limited(204, "Signed out everywhere."), **errors(401, 429)},
 )
-def logout_all(door: Door) -> None:
-    door.calendar_feeds.end_all()  # in the message of the token version's write
-    door.service(AppPasswordService).end_all()  # and every app password (CalDAV) too
-    door.users.revoke_tokens(door.caller_id)
+def logout_all(
+    door: Door,
+    calendar_feeds: Annotated[CalendarFeedService, uses(CalendarFeedService)],
+    app_passwords: Annotated[AppPasswordService, uses(AppPasswordService)],
+    users: Annotated[UserService, uses(UserService)],
+) -> None:
+    calendar_feeds.end_all()  # in the message of the token version's write
+    app_passwords.end_all()  # and every app password (CalDAV) too
+    users.revoke_tokens(door.caller_id)
 
 
 @router.delete(
@@ -139,9 +158,15 @@ def logout_all(door: Door) -> None:
     summary="Delete the account and all its tasks",
     responses={**rate_limited(204, "Deleted, with all its tasks."), **errors(401, 429)},
 )
-def delete_me(door: Door, request: Request, later: BackgroundTasks) -> None:
-    held = door.users.delete(door.caller_id)
+def delete_me(
+    door: Door,
+    users: Annotated[UserService, uses(UserService)],
+    attachments: Annotated[AttachmentService, uses(AttachmentService)],
+    request: Request,
+    later: BackgroundTasks,
+) -> None:
+    held = users.delete(door.caller_id)
     # The files' bytes after the response, so after the commit (`DoorRoute`), as a purge's:
     # those no row names any more (a list handed over keeps its own).
-    gone = door.service(AttachmentService).forgotten(held)
+    gone = attachments.forgotten(held)
     later.add_task(delete_objects, request.app, gone)

@@ -1,7 +1,7 @@
 """Calendar feeds (issue 52; specs/api-contract.md, "Calendar feeds"): a signed-in caller
 manages its feeds under `/api/calendar-feeds`; a calendar app fetches one at
 `/api/calendar/{token}.ics` with no bearer header, the token being the credential (`FeedDoor`).
-Thin: enter through the door, call `door.calendar_feeds` / `door.feed_reader`, answer. A fetch
+Thin: enter through the door, call `CalendarFeedService` / `CalendarFeedReader`, answer. A fetch
 is one message; its `304` is decided from the tasks read (`calendar_ics.tag`) before any body
 is made."""
 
@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response, status
 
 from backend.api.conditional import IfNoneMatch, none_match
-from backend.api.deps import Door, DoorRoute, FeedDoor
+from backend.api.deps import Door, DoorRoute, FeedDoor, feed_door, uses
 from backend.api.responses import (
     CALENDAR_FEED_NOT_FOUND,
     FEEDS_FULL,
@@ -38,7 +38,7 @@ from backend.models.envelopes import CalendarFeedCreatedEnvelope, CalendarFeedsE
 from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
 from backend.services import calendar_ics
-from backend.services.calendar_feeds import NewFeed
+from backend.services.calendar_feeds import CalendarFeedReader, CalendarFeedService, NewFeed
 
 router = APIRouter(prefix="/api", tags=["calendar"], route_class=DoorRoute)
 
@@ -86,9 +86,12 @@ def _created(door: Door, request: Request, new: NewFeed) -> CalendarFeedCreatedE
     },
 )
 def create_calendar_feed(
-    door: Door, request: Request, data: CalendarFeedCreate
+    door: Door,
+    calendar_feeds: Annotated[CalendarFeedService, uses(CalendarFeedService)],
+    request: Request,
+    data: CalendarFeedCreate,
 ) -> CalendarFeedCreatedEnvelope:
-    return _created(door, request, door.calendar_feeds.create(data))
+    return _created(door, request, calendar_feeds.create(data))
 
 
 @router.get(
@@ -99,8 +102,10 @@ def create_calendar_feed(
     description="Oldest first; never a URL (its token is shown only when made).",
     responses=errors(401, 503),
 )
-def list_calendar_feeds(door: Door) -> CalendarFeedsEnvelope:
-    return CalendarFeedsEnvelope(data=list(door.calendar_feeds.mine()))
+def list_calendar_feeds(
+    calendar_feeds: Annotated[CalendarFeedService, uses(CalendarFeedService)],
+) -> CalendarFeedsEnvelope:
+    return CalendarFeedsEnvelope(data=list(calendar_feeds.mine()))
 
 
 @router.post(
@@ -115,9 +120,12 @@ def list_calendar_feeds(door: Door) -> CalendarFeedsEnvelope:
     },
 )
 def rotate_calendar_feed(
-    door: Door, request: Request, feed_id: FeedId
+    door: Door,
+    calendar_feeds: Annotated[CalendarFeedService, uses(CalendarFeedService)],
+    request: Request,
+    feed_id: FeedId,
 ) -> CalendarFeedCreatedEnvelope:
-    return _created(door, request, door.calendar_feeds.rotate(feed_id))
+    return _created(door, request, calendar_feeds.rotate(feed_id))
 
 
 @router.delete(
@@ -131,8 +139,10 @@ def rotate_calendar_feed(
         **errors(401, 404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
     },
 )
-def revoke_calendar_feed(door: Door, feed_id: FeedId) -> None:
-    door.calendar_feeds.revoke(feed_id)
+def revoke_calendar_feed(
+    calendar_feeds: Annotated[CalendarFeedService, uses(CalendarFeedService)], feed_id: FeedId
+) -> None:
+    calendar_feeds.revoke(feed_id)
 
 
 @router.get(
@@ -157,9 +167,14 @@ def revoke_calendar_feed(door: Door, feed_id: FeedId) -> None:
         **errors(404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
     },
 )
-def calendar_feed(door: FeedDoor, token: FeedToken, if_none_match: IfNoneMatch = None) -> Response:
+def calendar_feed(
+    door: FeedDoor,
+    feed_reader: Annotated[CalendarFeedReader, uses(CalendarFeedReader, feed_door)],
+    token: FeedToken,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
     now = datetime.now(UTC)
-    read = door.feed_reader.read(token, now, ALL_TASKS_NAME)
+    read = feed_reader.read(token, now, ALL_TASKS_NAME)
     tag = calendar_ics.tag(read.feed_id, read.kind, read.name, now.year, read.tasks)
     sent = {
         "ETag": tag,

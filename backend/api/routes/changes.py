@@ -1,5 +1,5 @@
 """`GET /api/tasks/changes`: the caller's change feed (specs/events.md). Thin: enter through
-the door, read `door.changes`, return the envelope."""
+the door, read `ChangeFeed`, return the envelope."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from backend.api.actions import feeds
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.pagination import (
     MAX_CURSOR_LENGTH,
     decode_changes_cursor,
@@ -20,6 +20,7 @@ from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import TaskChangesEnvelope
 from backend.models.references import Action
+from backend.services.changes import ChangeFeed
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -65,13 +66,16 @@ class ChangesParams(BaseModel):
     "again.",
 )
 def list_changes(
-    door: Door, settings: SettingsDep, params: Annotated[ChangesParams, Query()]
+    door: Door,
+    changes: Annotated[ChangeFeed, uses(ChangeFeed)],
+    settings: SettingsDep,
+    params: Annotated[ChangesParams, Query()],
 ) -> TaskChangesEnvelope:
     secret = settings.signing_secret()
     after = None
     if params.cursor:
         after = decode_changes_cursor(secret, door.caller_id, params.cursor)
-    page = door.changes.page(after, params.limit)
+    page = changes.page(after, params.limit)
     return TaskChangesEnvelope(
         data=[TaskChange.from_row(row) for row in page.changes],
         meta=ChangesMeta(

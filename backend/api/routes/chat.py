@@ -1,5 +1,5 @@
 """`/api/chat` (and `/api/{user_id}/chat`) and `/api/conversations`: chat with your tasks
-(specs/chat.md). Thin: the turn itself is `backend.chat.turn`, the rows `door.conversations`.
+(specs/chat.md). Thin: the turn itself is `backend.chat.turn`, the rows `ConversationService`.
 
 The chat endpoint is `async`: a turn waits seconds on the model, which must not hold a
 thread-pool worker or a database connection. Its database work still goes through the door,
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.datastructures import MutableHeaders
 
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.idempotency import REPLAYED_HEADER
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -53,6 +53,7 @@ from backend.models.envelopes import ChatEnvelope, ConversationsEnvelope, Messag
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.models.references import CONVERSATIONS, Reference
 from backend.observability.logging import OUTCOME_STATUS_KEY
+from backend.services.conversations import ConversationService
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
 
@@ -271,14 +272,18 @@ async def _events(
     responses=errors(422, examples=(VALIDATION, INVALID_CURSOR)),
 )
 def list_conversations(
-    door: Door, settings: SettingsDep, limit: PageSize = 20, cursor: Cursor = None
+    door: Door,
+    conversations: Annotated[ConversationService, uses(ConversationService)],
+    settings: SettingsDep,
+    limit: PageSize = 20,
+    cursor: Cursor = None,
 ) -> ConversationsEnvelope:
     secret, user_id = settings.signing_secret(), door.caller_id
     after = None
     if cursor:
         micros, last_id = decode_row_cursor(secret, "conversations", user_id, cursor)
         after = (datetime.fromtimestamp(micros / 1_000_000, UTC), last_id)
-    rows, more = door.conversations.page(limit, after)
+    rows, more = conversations.page(limit, after)
     next_cursor = None
     if more:
         last = rows[-1]
@@ -301,6 +306,7 @@ def list_conversations(
 )
 def list_conversation_messages(
     door: Door,
+    conversations: Annotated[ConversationService, uses(ConversationService)],
     settings: SettingsDep,
     conversation_id: ConversationId,
     limit: PageSize = 50,
@@ -309,7 +315,7 @@ def list_conversation_messages(
     secret, user_id = settings.signing_secret(), door.caller_id
     kind = f"messages/{conversation_id}"
     after = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
-    rows, more = door.conversations.messages(conversation_id, limit, after)
+    rows, more = conversations.messages(conversation_id, limit, after)
     next_cursor = encode_row_cursor(secret, kind, user_id, 0, rows[-1].id) if more else None
     return MessagesEnvelope(
         data=[MessagePublic.model_validate(turn.message_view(row)) for row in rows],
@@ -327,5 +333,8 @@ def list_conversation_messages(
         **errors(404, 429, examples=(CONVERSATION_NOT_FOUND,)),
     },
 )
-def delete_conversation(door: Door, conversation_id: ConversationId) -> None:
-    door.conversations.delete(conversation_id)
+def delete_conversation(
+    conversations: Annotated[ConversationService, uses(ConversationService)],
+    conversation_id: ConversationId,
+) -> None:
+    conversations.delete(conversation_id)

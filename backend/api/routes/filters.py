@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Path
 from fastapi.routing import APIRoute
 
-from backend.api.deps import Door
+from backend.api.deps import uses
 from backend.api.named_routes import NAMED_RESOURCES, named_rows_router
 from backend.api.responses import VALIDATION, errors, rate_limited
 from backend.contracts.saved_filters import FilterCreate, FilterPublic, FilterUpdate
@@ -66,7 +66,11 @@ FilterId = Annotated[
         ),
     },
 )
-def replace_filter(door: Door, filter_id: FilterId, data: FilterCreate) -> Any:
+def replace_filter(
+    filters: Annotated[SavedFilterService, uses(SavedFilterService)],
+    filter_id: FilterId,
+    data: FilterCreate,
+) -> Any:
     whole = FilterUpdate(name=data.name, query=data.query)
-    row = door.service(SavedFilterService).update(filter_id, whole)
+    row = filters.update(filter_id, whole)
     return FilterEnvelope(data=FilterPublic.model_validate(row))

@@ -1,7 +1,7 @@
 """Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create,
 list and revoke them under `/api/lists/{list_id}/invitations` (admin+), accept one with its
 token at `/api/invitations/accept` (any signed-in account). Thin: enter through the door, call
-`door.invitations`, return the envelope. Creating one is counted against the caller's own
+`InvitationService`, return the envelope. Creating one is counted against the caller's own
 invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else, in the request's
 first message, declared on the route (`counted_against`): a create refused for its body (422)
 counts too. Each route is one message."""
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from backend.api.actions import acts
 from backend.api.conditional import etag
-from backend.api.deps import Door, DoorRoute, counted_against
+from backend.api.deps import DoorRoute, counted_against, uses
 from backend.api.responses import (
     FORBIDDEN_ROLE,
     INVITATION_NOT_FOUND,
@@ -36,6 +36,7 @@ from backend.models.references import INVITATIONS, Action, Reference
 from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
 from backend.models.task_list import ListPublic
 from backend.models.types import TASK_ID_MAX
+from backend.services.invitations import InvitationService
 from backend.services.rate_limits import invitation_limit
 
 router = APIRouter(
@@ -63,8 +64,12 @@ InvitationId = Annotated[
         **errors(400, 404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
     },
 )
-def accept_invitation(door: Door, data: InvitationAccept, response: Response) -> SingleListEnvelope:
-    row = door.invitations.accept(data.token)
+def accept_invitation(
+    invitations: Annotated[InvitationService, uses(InvitationService)],
+    data: InvitationAccept,
+    response: Response,
+) -> SingleListEnvelope:
+    row = invitations.accept(data.token)
     response.headers["ETag"] = etag(row)
     return SingleListEnvelope(data=ListPublic.model_validate(row))
 
@@ -102,9 +107,11 @@ def accept_invitation(door: Door, data: InvitationAccept, response: Response) ->
     },
 )
 def create_invitation(
-    door: Door, list_id: ListId, data: InvitationCreate
+    invitations: Annotated[InvitationService, uses(InvitationService)],
+    list_id: ListId,
+    data: InvitationCreate,
 ) -> InvitationCreatedEnvelope:
-    return InvitationCreatedEnvelope(data=door.invitations.create(list_id, data))
+    return InvitationCreatedEnvelope(data=invitations.create(list_id, data))
 
 
 @router.get(
@@ -116,8 +123,10 @@ def create_invitation(
     description="Admins and the owner: the unexpired invitations, oldest first, never a token.",
     responses=errors(403, 404, examples=(FORBIDDEN_ROLE, LIST_NOT_FOUND)),
 )
-def list_invitations(door: Door, list_id: ListId) -> InvitationsEnvelope:
-    return InvitationsEnvelope(data=list(door.invitations.pending(list_id)))
+def list_invitations(
+    invitations: Annotated[InvitationService, uses(InvitationService)], list_id: ListId
+) -> InvitationsEnvelope:
+    return InvitationsEnvelope(data=list(invitations.pending(list_id)))
 
 
 @router.delete(
@@ -138,5 +147,9 @@ def list_invitations(door: Door, list_id: ListId) -> InvitationsEnvelope:
         ),
     },
 )
-def revoke_invitation(door: Door, list_id: ListId, invitation_id: InvitationId) -> None:
-    door.invitations.revoke(list_id, invitation_id)
+def revoke_invitation(
+    invitations: Annotated[InvitationService, uses(InvitationService)],
+    list_id: ListId,
+    invitation_id: InvitationId,
+) -> None:
+    invitations.revoke(list_id, invitation_id)

@@ -1,4 +1,4 @@
-"""`/api/lists`: the caller's lists. Thin: enter through the door, call `door.lists`, return
+"""`/api/lists`: the caller's lists. Thin: enter through the door, call `ListService`, return
 the envelope. A list's tasks are the task listing's `list_id=` filter (`GET /api/tasks`)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, etag, if_match_versions
-from backend.api.deps import Door, DoorRoute
+from backend.api.deps import DoorRoute, uses
 from backend.api.responses import (
     LIST_NAME_TAKEN,
     LIST_NOT_FOUND,
@@ -33,6 +33,7 @@ from backend.models.task_list import (
     ListRow,
     ListUpdate,
 )
+from backend.services.lists import ListService
 
 router = APIRouter(
     prefix="/api/lists", tags=["lists"], responses=errors(401, 422, 503), route_class=DoorRoute
@@ -62,8 +63,8 @@ def _one(row: ListRow, response: Response) -> SingleListEnvelope:
     description=f"Every list of yours (at most {LISTS_PER_USER}: one page), in their order, "
     "each with its task counts. A list's tasks: `GET /api/tasks?list_id=`.",
 )
-def list_lists(door: Door) -> ListsEnvelope:
-    rows = door.lists.all()
+def list_lists(lists: Annotated[ListService, uses(ListService)]) -> ListsEnvelope:
+    rows = lists.all()
     return ListsEnvelope(
         data=[ListPublic.model_validate(row) for row in rows], meta=CountMeta(count=len(rows))
     )
@@ -83,9 +84,12 @@ def list_lists(door: Door) -> ListsEnvelope:
     },
 )
 def create_list(
-    door: Door, data: ListCreate, request: Request, response: Response
+    lists: Annotated[ListService, uses(ListService)],
+    data: ListCreate,
+    request: Request,
+    response: Response,
 ) -> SingleListEnvelope:
-    row = door.lists.create(data)
+    row = lists.create(data)
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/lists/{row.id}"
     return _one(row, response)
@@ -102,8 +106,10 @@ def create_list(
         **errors(404, examples=(LIST_NOT_FOUND,)),
     },
 )
-def get_list(door: Door, list_id: ListId, response: Response) -> SingleListEnvelope:
-    return _one(door.lists.get(list_id), response)
+def get_list(
+    lists: Annotated[ListService, uses(ListService)], list_id: ListId, response: Response
+) -> SingleListEnvelope:
+    return _one(lists.get(list_id), response)
 
 
 @router.put(
@@ -120,14 +126,14 @@ def get_list(door: Door, list_id: ListId, response: Response) -> SingleListEnvel
     },
 )
 def replace_list(
-    door: Door,
+    lists: Annotated[ListService, uses(ListService)],
     list_id: ListId,
     data: ListReplace,
     response: Response,
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    return _one(door.lists.update(list_id, data, expected), response)
+    return _one(lists.update(list_id, data, expected), response)
 
 
 @router.patch(
@@ -142,14 +148,14 @@ def replace_list(
     },
 )
 def update_list(
-    door: Door,
+    lists: Annotated[ListService, uses(ListService)],
     list_id: ListId,
     data: ListUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    return _one(door.lists.update(list_id, data, expected), response)
+    return _one(lists.update(list_id, data, expected), response)
 
 
 @router.post(
@@ -165,14 +171,14 @@ def update_list(
     },
 )
 def move_list(
-    door: Door,
+    lists: Annotated[ListService, uses(ListService)],
     list_id: ListId,
     data: ListMove,
     response: Response,
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    row = door.lists.move(list_id, data.after_id, data.before_id, expected)
+    row = lists.move(list_id, data.after_id, data.before_id, expected)
     return _one(row, response)
 
 
@@ -190,5 +196,7 @@ def move_list(
         **errors(404, 412, 429, examples=(LIST_NOT_FOUND, LIST_PRECONDITION)),
     },
 )
-def delete_list(door: Door, list_id: ListId, if_match: IfMatch = None) -> None:
-    door.lists.delete(list_id, expected=if_match_versions(if_match, list_id, task=False))
+def delete_list(
+    lists: Annotated[ListService, uses(ListService)], list_id: ListId, if_match: IfMatch = None
+) -> None:
+    lists.delete(list_id, expected=if_match_versions(if_match, list_id, task=False))

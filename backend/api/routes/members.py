@@ -1,5 +1,5 @@
 """`/api/lists/{list_id}/members` and `/transfer`: who shares a list, and how far (issue 39;
-specs/api-contract.md, "Shared lists"). Thin: enter through the door, call `door.members`,
+specs/api-contract.md, "Shared lists"). Thin: enter through the door, call `MemberService`,
 return the envelope. Anyone who is not a member of the list gets the 404 a missing list
 gets; a member below the role an action needs, 403 `FORBIDDEN`."""
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from backend.api.actions import acts
 from backend.api.conditional import etag
-from backend.api.deps import Door, DoorRoute
+from backend.api.deps import DoorRoute, uses
 from backend.api.responses import (
     FORBIDDEN_ROLE,
     HEIR_NAME_TAKEN,
@@ -32,6 +32,7 @@ from backend.models.references import MEMBERS, Action, Reference
 from backend.models.sharing import MemberUpdate, Transfer
 from backend.models.task_list import ListPublic
 from backend.models.user import USER_ID_MAX_LENGTH
+from backend.services.members import MemberService
 
 router = APIRouter(
     prefix="/api/lists", tags=["members"], responses=errors(401, 422, 503), route_class=DoorRoute
@@ -60,8 +61,10 @@ MemberId = Annotated[
     "members in the order they joined. Any member may read them (viewer+).",
     responses=errors(404, examples=(LIST_NOT_FOUND,)),
 )
-def list_members(door: Door, list_id: ListId) -> MembersEnvelope:
-    return MembersEnvelope(data=list(door.members.all(list_id)))
+def list_members(
+    members: Annotated[MemberService, uses(MemberService)], list_id: ListId
+) -> MembersEnvelope:
+    return MembersEnvelope(data=list(members.all(list_id)))
 
 
 @router.patch(
@@ -94,9 +97,12 @@ def list_members(door: Door, list_id: ListId) -> MembersEnvelope:
     },
 )
 def update_member(
-    door: Door, list_id: ListId, user_id: MemberId, data: MemberUpdate
+    members: Annotated[MemberService, uses(MemberService)],
+    list_id: ListId,
+    user_id: MemberId,
+    data: MemberUpdate,
 ) -> MemberEnvelope:
-    return MemberEnvelope(data=door.members.change_role(list_id, user_id, data.role))
+    return MemberEnvelope(data=members.change_role(list_id, user_id, data.role))
 
 
 @router.delete(
@@ -125,8 +131,10 @@ def update_member(
         ),
     },
 )
-def remove_member(door: Door, list_id: ListId, user_id: MemberId) -> None:
-    door.members.remove(list_id, user_id)
+def remove_member(
+    members: Annotated[MemberService, uses(MemberService)], list_id: ListId, user_id: MemberId
+) -> None:
+    members.remove(list_id, user_id)
 
 
 @router.post(
@@ -160,8 +168,11 @@ def remove_member(door: Door, list_id: ListId, user_id: MemberId) -> None:
     },
 )
 def transfer_list(
-    door: Door, list_id: ListId, data: Transfer, response: Response
+    members: Annotated[MemberService, uses(MemberService)],
+    list_id: ListId,
+    data: Transfer,
+    response: Response,
 ) -> SingleListEnvelope:
-    row = door.members.transfer(list_id, data.user_id)
+    row = members.transfer(list_id, data.user_id)
     response.headers["ETag"] = etag(row)
     return SingleListEnvelope(data=ListPublic.model_validate(row))

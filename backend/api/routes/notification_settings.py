@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import AnonymousDoor, Door, DoorRoute
+from backend.api.deps import AnonymousDoor, Door, DoorRoute, SettingsDep, uses
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
 from backend.errors import InvalidRequest, NotFound
 from backend.models.envelopes import (
@@ -31,6 +31,8 @@ from backend.services.notification_settings import (
     LINK_NOT_FOUND,
     NotificationSettingsService,
 )
+from backend.services.rate_limits import RateLimiter
+from backend.services.registry import UnitOfWork
 
 router = APIRouter(
     prefix="/api/notification-settings", tags=["notification-settings"], route_class=DoorRoute
@@ -46,6 +48,12 @@ UNCONFIRMED = ErrorExample.of(
 LinkUser = Annotated[USER_ID_IN_LINK, Query(description="The account the link is for.")]
 
 
+async def link_door(door: AnonymousDoor, user: LinkUser) -> UnitOfWork:
+    """A mail link's unit of work: no caller, its services bound to the account it names."""
+    door.acts_for(user)
+    return door
+
+
 @router.get(
     "",
     operation_id="getNotificationSettings",
@@ -53,8 +61,12 @@ LinkUser = Annotated[USER_ID_IN_LINK, Query(description="The account the link is
     summary="Your notification settings",
     responses={**ok(200, "Your settings (defaults where never set)."), **errors(401, 503)},
 )
-def get_notification_settings(door: Door) -> NotificationSettingsEnvelope:
-    return NotificationSettingsEnvelope(data=door.service(NotificationSettingsService).get())
+def get_notification_settings(
+    notification_settings: Annotated[
+        NotificationSettingsService, uses(NotificationSettingsService)
+    ],
+) -> NotificationSettingsEnvelope:
+    return NotificationSettingsEnvelope(data=notification_settings.get())
 
 
 @router.patch(
@@ -77,10 +89,15 @@ def get_notification_settings(door: Door) -> NotificationSettingsEnvelope:
     },
 )
 def update_notification_settings(
-    door: Door, data: NotificationSettingsUpdate
+    door: Door,
+    notification_settings: Annotated[
+        NotificationSettingsService, uses(NotificationSettingsService)
+    ],
+    limits: Annotated[RateLimiter, uses(RateLimiter)],
+    data: NotificationSettingsUpdate,
 ) -> NotificationSettingsEnvelope:
-    done = door.service(NotificationSettingsService).update(
-        data, door.settings, verified=door.verified_email, limits=door.limits
+    done = notification_settings.update(
+        data, door.settings, verified=door.verified_email, limits=limits
     )
     return NotificationSettingsEnvelope(data=done.settings)
 
@@ -98,13 +115,12 @@ def update_notification_settings(
     },
 )
 def confirm_notification_email(
-    door: AnonymousDoor,
-    user: LinkUser,
+    limits: Annotated[RateLimiter, uses(RateLimiter, link_door)],
+    linked: Annotated[NotificationSettingsService, uses(NotificationSettingsService, link_door)],
     token: Annotated[CONFIRM_TOKEN, Query(description="The link's token.")],
 ) -> EmailConfirmedEnvelope:
-    door.limits.mail_link()
-    # No caller: the service is bound to the account the link names.
-    address = NotificationSettingsService(door.send, user).confirm(token)
+    limits.mail_link()
+    address = linked.confirm(token)
     return EmailConfirmedEnvelope(data=EmailConfirmed(email_address=address, email_confirmed=True))
 
 
@@ -123,9 +139,10 @@ def confirm_notification_email(
     },
 )
 def unsubscribe_notification_email(
-    door: AnonymousDoor,
-    user: LinkUser,
+    limits: Annotated[RateLimiter, uses(RateLimiter, link_door)],
+    linked: Annotated[NotificationSettingsService, uses(NotificationSettingsService, link_door)],
     token: Annotated[UNSUBSCRIBE_TOKEN, Query(description="The link's proof.")],
+    settings: SettingsDep,
 ) -> None:
-    door.limits.mail_link()
-    NotificationSettingsService(door.send, user).unsubscribe(token, door.settings)
+    limits.mail_link()
+    linked.unsubscribe(token, settings)

@@ -1,6 +1,6 @@
 """Web Push (issue 72; specs/api-contract.md, "Push subscriptions"): the server's VAPID public
 key, and the signed-in caller's subscriptions under `/api/push-subscriptions`. Thin: enter
-through the door, call `door.service(PushSubscriptionService)`, answer. A subscription's keys
+through the door, call `PushSubscriptionService`, answer. A subscription's keys
 are taken, never shown; no MCP or chat tool reaches them.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
 from backend.errors import ServiceUnavailable
 from backend.models.common import DecimalDigits
@@ -88,11 +88,15 @@ async def push_public_key(settings: SettingsDep) -> PushPublicKeyEnvelope:
     },
 )
 def create_push_subscription(
-    door: Door, request: Request, response: Response, data: PushSubscriptionCreate
+    door: Door,
+    push_subscriptions: Annotated[PushSubscriptionService, uses(PushSubscriptionService)],
+    request: Request,
+    response: Response,
+    data: PushSubscriptionCreate,
 ) -> PushSubscriptionEnvelope:
     if not door.settings.push_on:
         raise PUSH_OFF  # nothing would ever be sent to it
-    done = door.service(PushSubscriptionService).subscribe(data, door.settings)
+    done = push_subscriptions.subscribe(data, door.settings)
     public = PushSubscriptionPublic.model_validate(done.row)
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/push-subscriptions/{public.id}"
@@ -109,8 +113,10 @@ def create_push_subscription(
     description="Oldest first; never their keys.",
     responses={**ok(200, "Your push subscriptions."), **errors(401, 503)},
 )
-def list_push_subscriptions(door: Door) -> PushSubscriptionsEnvelope:
-    rows = door.service(PushSubscriptionService).mine()
+def list_push_subscriptions(
+    push_subscriptions: Annotated[PushSubscriptionService, uses(PushSubscriptionService)],
+) -> PushSubscriptionsEnvelope:
+    rows = push_subscriptions.mine()
     data = [PushSubscriptionPublic.model_validate(row) for row in rows]
     return PushSubscriptionsEnvelope(data=data, meta=CountMeta(count=len(data)))
 
@@ -127,5 +133,8 @@ def list_push_subscriptions(door: Door) -> PushSubscriptionsEnvelope:
         **errors(401, 404, 422, 429, 503, examples=(NOT_FOUND,)),
     },
 )
-def delete_push_subscription(door: Door, push_subscription_id: PushSubscriptionId) -> None:
-    door.service(PushSubscriptionService).remove(push_subscription_id)
+def delete_push_subscription(
+    push_subscriptions: Annotated[PushSubscriptionService, uses(PushSubscriptionService)],
+    push_subscription_id: PushSubscriptionId,
+) -> None:
+    push_subscriptions.remove(push_subscription_id)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from backend.api import deps
 from backend.api.actions import feeds
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.live import ChangeStream
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor
 from backend.api.responses import (
@@ -34,6 +34,7 @@ from backend.models.envelopes import StreamTicketEnvelope
 from backend.models.references import Action
 from backend.services.live import LiveFeeds
 from backend.services.registry import UnitOfWork
+from backend.services.stream_tickets import StreamTickets
 
 ERROR_ENVELOPE = "#/components/schemas/ErrorEnvelope"
 # Whatever was wrong with a ticket (unknown, used, expired, its account gone): one answer.
@@ -125,9 +126,11 @@ async def stream_claims(
     "`STREAM_TICKET_SECONDS` (60 by default); the long-lived token never goes into a URL. "
     "The stream ends when the token it was made with expires or is revoked.",
 )
-def create_stream_ticket(door: Door, settings: SettingsDep) -> StreamTicketEnvelope:
+def create_stream_ticket(
+    door: Door, stream_tickets: Annotated[StreamTickets, uses(StreamTickets)], settings: SettingsDep
+) -> StreamTicketEnvelope:
     seconds = settings.stream_ticket_seconds
-    ticket, expires_at = door.stream_tickets.issue(_signed_in(door), seconds)
+    ticket, expires_at = stream_tickets.issue(_signed_in(door), seconds)
     return StreamTicketEnvelope(data=StreamTicketPublic(ticket=ticket, expires_at=expires_at))
 
 

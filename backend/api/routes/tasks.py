@@ -1,4 +1,4 @@
-"""`/api/tasks`: the caller's tasks. Thin: enter through the door, call `door.tasks`, return
+"""`/api/tasks`: the caller's tasks. Thin: enter through the door, call `TaskService`, return
 the envelope."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from backend.api.conditional import (
     none_match,
     task_etag,
 )
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import (
@@ -84,7 +84,7 @@ from backend.models.task_ops import (
 )
 from backend.services.quick_add import QuickAddService
 from backend.services.task_listing import TaskListQuery
-from backend.services.tasks import TaskPage
+from backend.services.tasks import TaskPage, TaskService
 
 STEM = "/api/tasks/"
 
@@ -217,6 +217,7 @@ else:
 )
 def list_tasks(
     door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
     settings: SettingsDep,
     request: Request,
     params: Annotated[ListParams, Query()],
@@ -229,7 +230,7 @@ def list_tasks(
         if params.cursor:
             after, feed = decode_cursor(secret, user_id, query, params.cursor)
             query = replace(query, after=after)
-        return query, feed, door.tasks.list_page(query, feed_position=feed is None)
+        return query, feed, tasks.list_page(query, feed_position=feed is None)
 
     if params.filter is None:
         query, feed, page = read(params.query())
@@ -274,13 +275,14 @@ def list_tasks(
 )
 def create_task(
     door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
     data: TaskCreate,
     request: Request,
     response: Response,
     idempotent: IdempotentDep,
 ) -> TaskEnvelope | Response:
     def create() -> TaskEnvelope:
-        task = door.tasks.create(data)
+        task = tasks.create(data)
         root = request.scope.get("root_path", "")
         response.headers["Location"] = f"{root}/api/tasks/{task.id}"
         return _one(task, response)
@@ -305,8 +307,10 @@ _QUICK_ADD_EXAMPLES = (VALIDATION, LIST_REFERENCE_NOT_FOUND)
         **errors(400, 403, 404, 413, 422, 429, examples=_QUICK_ADD_EXAMPLES),
     },
 )
-def parse_quick_add(door: Door, body: QuickAddRequest) -> QuickAddEnvelope:
-    return QuickAddEnvelope(data=door.service(QuickAddService).read(body).preview)
+def parse_quick_add(
+    quick_add: Annotated[QuickAddService, uses(QuickAddService)], body: QuickAddRequest
+) -> QuickAddEnvelope:
+    return QuickAddEnvelope(data=quick_add.read(body).preview)
 
 
 @router.post(
@@ -333,13 +337,15 @@ def parse_quick_add(door: Door, body: QuickAddRequest) -> QuickAddEnvelope:
 )
 def quick_add_task(
     door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
+    quick_add: Annotated[QuickAddService, uses(QuickAddService)],
     body: QuickAddRequest,
     request: Request,
     response: Response,
     idempotent: IdempotentDep,
 ) -> TaskEnvelope | Response:
     def create() -> TaskEnvelope:
-        task = door.tasks.create(door.service(QuickAddService).read(body).task)
+        task = tasks.create(quick_add.read(body).task)
         root = request.scope.get("root_path", "")
         response.headers["Location"] = f"{root}/api/tasks/{task.id}"
         return _one(task, response)
@@ -354,8 +360,8 @@ def quick_add_task(
     response_model=TaskStatsEnvelope,
     summary="Counts of your tasks",
 )
-def task_stats(door: Door) -> TaskStatsEnvelope:
-    stats = door.tasks.stats()
+def task_stats(tasks: Annotated[TaskService, uses(TaskService)]) -> TaskStatsEnvelope:
+    stats = tasks.stats()
     return TaskStatsEnvelope(data=stats_public(stats))
 
 
@@ -387,13 +393,16 @@ def task_stats(door: Door) -> TaskStatsEnvelope:
     },
 )
 def bulk(
-    door: Door, data: BulkRequest, idempotent: IdempotentDep
+    door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
+    data: BulkRequest,
+    idempotent: IdempotentDep,
 ) -> BulkResponseEnvelope | Response:
-    return idempotent.respond(door, data, status.HTTP_200_OK, lambda: _apply(door, data))
+    return idempotent.respond(door, data, status.HTTP_200_OK, lambda: _apply(tasks, data))
 
 
-def _apply(door: Door, data: BulkRequest) -> BulkResponseEnvelope:
-    outcomes = door.tasks.apply(data.operations)
+def _apply(tasks: TaskService, data: BulkRequest) -> BulkResponseEnvelope:
+    outcomes = tasks.apply(data.operations)
     results = [
         BulkResult(
             index=index,
@@ -413,8 +422,8 @@ def _apply(door: Door, data: BulkRequest) -> BulkResponseEnvelope:
     summary="Delete all your completed tasks",
     responses={**rate_limited(200, "How many completed tasks were deleted."), **errors(429)},
 )
-def clear_completed(door: Door) -> ClearedCompletedEnvelope:
-    deleted = door.tasks.delete_completed()
+def clear_completed(tasks: Annotated[TaskService, uses(TaskService)]) -> ClearedCompletedEnvelope:
+    deleted = tasks.delete_completed()
     return ClearedCompletedEnvelope(data=ClearedCompleted(deleted=deleted))
 
 
@@ -427,9 +436,12 @@ def clear_completed(door: Door) -> ClearedCompletedEnvelope:
     responses={**ok(200, "The task.", "ETag"), **not_modified(), **errors(404)},
 )
 def get_task(
-    door: Door, task_id: TaskId, response: Response, if_none_match: IfNoneMatch = None
+    tasks: Annotated[TaskService, uses(TaskService)],
+    task_id: TaskId,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
 ) -> TaskEnvelope | Response:
-    task = door.tasks.get(task_id)
+    task = tasks.get(task_id)
     tag = response.headers["ETag"] = task_etag(task)
     if if_none_match is not None and none_match(if_none_match, tag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
@@ -448,14 +460,14 @@ def get_task(
     responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
 )
 def replace_task(
-    door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
     task_id: TaskId,
     data: TaskReplace,
     response: Response,
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(door.tasks.update(task_id, data, expected), response)
+    return _one(tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
@@ -470,14 +482,14 @@ def replace_task(
     responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
 )
 def update_task(
-    door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
     task_id: TaskId,
     data: TaskUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(door.tasks.update(task_id, data, expected), response)
+    return _one(tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
@@ -490,7 +502,7 @@ def update_task(
     responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
 )
 def complete_task(
-    door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
     task_id: TaskId,
     response: Response,
     data: Annotated[TaskCompletion | None, Body()] = None,
@@ -498,7 +510,7 @@ def complete_task(
 ) -> TaskEnvelope:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
-    return _one(door.tasks.set_completed(task_id, completed, expected), response)
+    return _one(tasks.set_completed(task_id, completed, expected), response)
 
 
 @router.post(
@@ -514,14 +526,14 @@ def complete_task(
     responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
 )
 def move_task(
-    door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
     task_id: TaskId,
     data: TaskMove,
     response: Response,
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(door.tasks.move(task_id, move_placement(data), expected), response)
+    return _one(tasks.move(task_id, move_placement(data), expected), response)
 
 
 @router.get(
@@ -535,8 +547,10 @@ def move_task(
     "subtasks).",
     responses=errors(404),
 )
-def task_subtree(door: Door, task_id: TaskId) -> TaskSubtreeEnvelope:
-    rows = door.tasks.subtree(task_id)
+def task_subtree(
+    tasks: Annotated[TaskService, uses(TaskService)], task_id: TaskId
+) -> TaskSubtreeEnvelope:
+    rows = tasks.subtree(task_id)
     return TaskSubtreeEnvelope(
         data=[TaskPublic.model_validate(row) for row in rows], meta=CountMeta(count=len(rows))
     )
@@ -555,7 +569,7 @@ def task_subtree(door: Door, task_id: TaskId) -> TaskSubtreeEnvelope:
     responses=errors(404),
 )
 def task_occurrences(
-    door: Door,
+    tasks: Annotated[TaskService, uses(TaskService)],
     task_id: TaskId,
     count: Annotated[
         int,
@@ -563,7 +577,7 @@ def task_occurrences(
         DecimalDigits,
     ] = 10,
 ) -> TaskOccurrencesEnvelope:
-    task, due_dates = door.tasks.occurrences(task_id, count)
+    task, due_dates = tasks.occurrences(task_id, count)
     return TaskOccurrencesEnvelope(
         data=TaskOccurrences(
             task_id=task.id,
@@ -582,5 +596,7 @@ def task_occurrences(
     summary="Delete a task",
     responses={**rate_limited(204, "Deleted."), **errors(404, 412, 429)},
 )
-def delete_task(door: Door, task_id: TaskId, if_match: IfMatch = None) -> None:
-    door.tasks.delete(task_id, expected=if_match_versions(if_match, task_id))
+def delete_task(
+    tasks: Annotated[TaskService, uses(TaskService)], task_id: TaskId, if_match: IfMatch = None
+) -> None:
+    tasks.delete(task_id, expected=if_match_versions(if_match, task_id))

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_versions, task_etag
-from backend.api.deps import Door, DoorRoute, SettingsDep
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -84,11 +84,15 @@ class _Restoring(BaseModel):
     responses=errors(422, examples=(VALIDATION, INVALID_CURSOR)),
 )
 def list_trash(
-    door: Door, settings: SettingsDep, limit: PageSize = 50, cursor: Cursor = None
+    door: Door,
+    trash: Annotated[TrashService, uses(TrashService)],
+    settings: SettingsDep,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> TrashEnvelope:
     secret, user_id = settings.signing_secret(), door.caller_id
     before = decode_row_cursor(secret, _KIND, user_id, cursor) if cursor else None
-    rows, more = door.service(TrashService).page(before, limit)
+    rows, more = trash.page(before, limit)
     last = rows[-1] if more else None
     next_cursor = (
         encode_row_cursor(secret, _KIND, user_id, cursor_key(last.deleted_at), last.id)
@@ -136,6 +140,7 @@ def list_trash(
 )
 def restore_task(
     door: Door,
+    trash: Annotated[TrashService, uses(TrashService)],
     trash_id: TrashId,
     response: Response,
     idempotent: IdempotentDep,
@@ -144,7 +149,7 @@ def restore_task(
     expected = if_match_versions(if_match, trash_id)
 
     def restore() -> RestoredTaskEnvelope:
-        task = door.service(TrashService).restore(trash_id, expected)
+        task = trash.restore(trash_id, expected)
         response.headers["ETag"] = task_etag(task)
         return RestoredTaskEnvelope(data=TaskPublic.model_validate(task))
 
@@ -164,6 +169,11 @@ def restore_task(
         **errors(403, 404, 429, examples=(FORBIDDEN, TRASHED_NOT_FOUND)),
     },
 )
-def purge_task(door: Door, trash_id: TrashId, request: Request, later: BackgroundTasks) -> None:
+def purge_task(
+    trash: Annotated[TrashService, uses(TrashService)],
+    trash_id: TrashId,
+    request: Request,
+    later: BackgroundTasks,
+) -> None:
     # The bytes after the response, so after the commit (`DoorRoute`).
-    later.add_task(delete_objects, request.app, door.service(TrashService).purge(trash_id))
+    later.add_task(delete_objects, request.app, trash.purge(trash_id))

@@ -20,7 +20,7 @@ from typing import Annotated, Any, get_type_hints
 from fastapi import APIRouter, Path
 from fastapi.routing import APIRoute
 
-from backend.api.deps import DoorRoute
+from backend.api.deps import Door, DoorRoute
 from backend.api.responses import (
     BULK_TASK_NOT_FOUND,
     EXAMPLES,
@@ -42,6 +42,7 @@ TAG = "user-tasks"
 LISTS_TAG = "user-lists"
 
 _NOUN = re.compile(r"(Task|List)")
+_CALLER = "caller_for_path_user"
 
 
 def user_operation_id(operation_id: str) -> str:
@@ -82,15 +83,17 @@ def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callab
     signature = inspect.signature(endpoint)
     if "user_id" in signature.parameters:
         raise TypeError(f"{endpoint.__name__} already takes a user_id")
+    # The caller's door, to check `user_id` against: the endpoint's own (a dependency is
+    # resolved once per request), whether it takes it or only services through it.
+    keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
         inspect.Parameter("user_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=UserId),
         *(p.replace(annotation=hints[p.name]) for p in signature.parameters.values()),
+        inspect.Parameter(_CALLER, keyword, annotation=Door),
     ]
-    if not any(_is_door(p) for p in parameters):
-        raise TypeError(f"{endpoint.__name__} takes no Door: nothing to check user_id against")
 
     def endpoint_for_path_user(user_id: str, **values: Any) -> Any:
-        door = next(value for value in values.values() if isinstance(value, UnitOfWork))
+        door: UnitOfWork = values.pop(_CALLER)
         if user_id != door.caller_id:
             raise NotFound(missing.message, details=missing.details)
         return endpoint(**values)
@@ -103,10 +106,6 @@ def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callab
     endpoint_for_path_user.__name__ = f"{endpoint.__name__}_for_path_user"
     endpoint_for_path_user.__doc__ = endpoint.__doc__
     return endpoint_for_path_user
-
-
-def _is_door(parameter: inspect.Parameter) -> bool:
-    return getattr(parameter.annotation, "__origin__", None) is UnitOfWork
 
 
 def _not_found(twin: APIRoute, missing: ErrorExample) -> list[ErrorExample]:

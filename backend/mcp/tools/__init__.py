@@ -12,7 +12,7 @@ REST API does. Arguments are validated with the REST schemas' own field types (`
 `Description`, `Instant`, `Tags`, `Priority`) and with `backend.contracts` (the task and user
 id bounds; `list_tasks` with the listing contract REST's query string uses), so the same input
 gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls
-`work.tasks` (or its resource's service), the service behind the REST routes.
+`TaskService` (or its resource's service, `work.service(X)`), the service behind the REST routes.
 
 `user_id` is accepted because agents written for the contract send it. It never selects whose
 tasks are touched: `backend.mcp.server` refuses a `user_id` other than the caller's with the

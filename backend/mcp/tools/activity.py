@@ -43,7 +43,8 @@ class UndoArguments(Arguments):
 
 
 def _undo(work: UnitOfWork, arguments: UndoArguments) -> TaskUndone:
-    task = work.service(UndoService).undo(arguments.activity_id)
+    undoing: UndoService = work.service(UndoService)
+    task = undoing.undo(arguments.activity_id)
     return TaskUndone(task_id=task.id, title=task.title)
 
 

@@ -15,6 +15,7 @@ from backend.mcp.tools.common import CHILD_PAGE_MAX, Credential, OneTask, Tool
 from backend.models.attachment import TASK_ATTACHMENTS, AttachmentPublic
 from backend.models.references import NotAReference
 from backend.services.registry import UnitOfWork
+from backend.services.task_children import TaskAttachmentService
 from backend.storage.app import storage_for
 
 
@@ -58,7 +59,8 @@ class AttachmentsPage(BaseModel):
 
 
 def _list_attachments(work: UnitOfWork, given: ListAttachmentsArguments) -> AttachmentsPage:
-    found, more = work.child(TASK_ATTACHMENTS).page(given.task_id, given.limit, given.after_id)
+    attachment_rows: TaskAttachmentService = work.service(TaskAttachmentService)
+    found, more = attachment_rows.page(given.task_id, given.limit, given.after_id)
     storage, ttl = storage_for(work.settings), work.settings.attachments_url_seconds
     links = []
     for row in found:

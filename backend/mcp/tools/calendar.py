@@ -16,6 +16,7 @@ from backend.models.references import (
     Action,
 )
 from backend.models.task_list import ListId
+from backend.services.calendar_feeds import CalendarFeedService
 from backend.services.registry import UnitOfWork
 
 
@@ -53,9 +54,10 @@ class CalendarFeedMade(BaseModel):
 def _create_calendar_feed(
     work: UnitOfWork, arguments: CreateCalendarFeedArguments
 ) -> CalendarFeedMade:
+    calendar_feeds: CalendarFeedService = work.service(CalendarFeedService)
     scope = FeedScope.all if arguments.list_id is None else FeedScope.list
     data = CalendarFeedCreate(kind=arguments.kind, scope=scope, list_id=arguments.list_id)
-    new = work.calendar_feeds.create(data)
+    new = calendar_feeds.create(data)
     public = work.settings.public_url
     url = feed_url(new.token, str(public) if public else "")
     return CalendarFeedMade(

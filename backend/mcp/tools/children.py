@@ -19,7 +19,9 @@ from backend.mcp.tools.common import CHILD_PAGE_MAX, OneTask, Tool
 from backend.models.references import NotAReference
 from backend.models.task_children import CHILDREN, TaskChild
 from backend.services.access import least_role
+from backend.services.child_rows import TaskChildService
 from backend.services.registry import UnitOfWork
+from backend.services.task_children import child_service
 
 
 def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
@@ -71,14 +73,18 @@ def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
         has_more=(bool, Field(description=f"More {path} follow: call again with after_id.")),
     )
 
+    service = child_service(child)
+
     def add(work: UnitOfWork, given: Any) -> BaseModel:
         # Through the create schema, as the route's body is (its own validators too).
         data = create.model_validate(given.model_dump(include=set(create.model_fields)))
-        row = work.child(child).add(given.task_id, data.model_dump())
+        children: TaskChildService = work.service(service)
+        row = children.add(given.task_id, data.model_dump())
         return added(**{f"{snake}_id": row.id, "task_id": row.task_id})
 
     def listing(work: UnitOfWork, given: Any) -> BaseModel:
-        found, more = work.child(child).page(given.task_id, given.limit, given.after_id)
+        children: TaskChildService = work.service(service)
+        found, more = children.page(given.task_id, given.limit, given.after_id)
         return page(**{path: [public.model_validate(row) for row in found], "has_more": more})
 
     author = f" (each with its {child.author})" if child.author else ""

@@ -77,24 +77,28 @@ class FilterDeleted(BaseModel):
 
 
 def _list_filters(work: UnitOfWork, arguments: Arguments) -> FilterSummaries:
-    rows = work.service(SavedFilterService).all()
+    filters: SavedFilterService = work.service(SavedFilterService)
+    rows = filters.all()
     return FilterSummaries(filters=[FilterPublic.model_validate(row) for row in rows])
 
 
 def _save_filter(work: UnitOfWork, arguments: SaveFilterArguments) -> FilterChange:
+    filters: SavedFilterService = work.service(SavedFilterService)
     data = FilterCreate(name=arguments.name, query=arguments.query)
-    row = work.service(SavedFilterService).create(data)
+    row = filters.create(data)
     return FilterChange(filter_id=row.id, status="saved", name=row.name)
 
 
 def _update_filter(work: UnitOfWork, arguments: UpdateFilterArguments) -> FilterChange:
+    filters: SavedFilterService = work.service(SavedFilterService)
     sent = {k: getattr(arguments, k) for k in ("name", "query") if getattr(arguments, k)}
-    row = work.service(SavedFilterService).update(arguments.filter_id, FilterUpdate(**sent))
+    row = filters.update(arguments.filter_id, FilterUpdate(**sent))
     return FilterChange(filter_id=row.id, status="updated", name=row.name)
 
 
 def _delete_filter(work: UnitOfWork, arguments: _OneFilter) -> FilterDeleted:
-    work.service(SavedFilterService).delete(arguments.filter_id)
+    filters: SavedFilterService = work.service(SavedFilterService)
+    filters.delete(arguments.filter_id)
     return FilterDeleted(filter_id=arguments.filter_id)
 
 

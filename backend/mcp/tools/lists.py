@@ -25,6 +25,7 @@ from backend.models.task_list import (
     ListName,
     ListUpdate,
 )
+from backend.services.lists import ListService
 from backend.services.registry import UnitOfWork
 
 
@@ -100,19 +101,22 @@ class RenameListArguments(_OneList):
 
 
 def _list_lists(work: UnitOfWork, arguments: Arguments) -> ListSummaries:
-    return ListSummaries(lists=[ListSummary.model_validate(row) for row in work.lists.all()])
+    lists: ListService = work.service(ListService)
+    return ListSummaries(lists=[ListSummary.model_validate(row) for row in lists.all()])
 
 
 def _create_list(work: UnitOfWork, arguments: CreateListArguments) -> ListCreated:
-    row = work.lists.create(ListCreate(name=arguments.name, color=arguments.color))
+    lists: ListService = work.service(ListService)
+    row = lists.create(ListCreate(name=arguments.name, color=arguments.color))
     return ListCreated(list_id=row.id, name=row.name)
 
 
 def _rename_list(work: UnitOfWork, arguments: RenameListArguments) -> ListRenamed:
+    lists: ListService = work.service(ListService)
     changes: dict[str, Any] = {"name": arguments.name}
     if "color" in arguments.model_fields_set:
         changes["color"] = arguments.color
-    row = work.lists.update(
+    row = lists.update(
         arguments.list_id, ListUpdate.model_validate(changes), named=arguments.list_name or ""
     )
     return ListRenamed(list_id=row.id, name=row.name)
@@ -120,7 +124,8 @@ def _rename_list(work: UnitOfWork, arguments: RenameListArguments) -> ListRename
 
 def _delete_list(work: UnitOfWork, arguments: _OneList) -> ListDeleted:
     # The result names the list and how many tasks went with it (the delete returns them).
-    row = work.lists.delete(arguments.list_id, named=arguments.list_name or "")
+    lists: ListService = work.service(ListService)
+    row = lists.delete(arguments.list_id, named=arguments.list_name or "")
     return ListDeleted(list_id=row.id, name=row.name, deleted_tasks=row.task_count)
 
 

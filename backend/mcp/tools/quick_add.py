@@ -14,6 +14,7 @@ from backend.models.references import Action
 from backend.models.types import TimeZoneName
 from backend.services.quick_add import QuickAddService
 from backend.services.registry import UnitOfWork
+from backend.services.tasks import TaskService
 
 
 class QuickAddArguments(Arguments, QuickAddRequest):
@@ -27,10 +28,12 @@ class QuickAddArguments(Arguments, QuickAddRequest):
 
 
 def _quick_add_task(work: UnitOfWork, arguments: QuickAddArguments) -> TaskCreated:
+    tasks: TaskService = work.service(TaskService)
+    quick_add: QuickAddService = work.service(QuickAddService)
     body = QuickAddRequest.model_validate(
         arguments.model_dump(exclude={"user_id"}, exclude_unset=True)
     )
-    task = work.tasks.create(work.service(QuickAddService).read(body).task)
+    task = tasks.create(quick_add.read(body).task)
     return TaskCreated(task_id=task.id, title=task.title)
 
 

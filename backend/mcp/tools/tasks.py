@@ -7,7 +7,7 @@ REST API does. Arguments are validated with the REST schemas' own field types (`
 `Description`, `Instant`, `Tags`, `Priority`) and with `backend.contracts` (the task and user
 id bounds; `list_tasks` with the listing contract REST's query string uses), so the same input
 gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls
-`work.tasks`, the service behind the REST routes.
+`TaskService`, the service behind the REST routes.
 """
 
 from __future__ import annotations
@@ -63,9 +63,11 @@ from backend.models.task_fields import (
 from backend.models.task_list import ListName
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
+from backend.services.lists import ListService
 from backend.services.registry import UnitOfWork
 from backend.services.task_listing import TaskListQuery
 from backend.services.task_update import InList
+from backend.services.tasks import TaskService
 
 
 class _NamedList(BaseModel):
@@ -255,19 +257,22 @@ class TaskSummaries(BaseModel):
 
 
 def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
-    task = work.tasks.create(arguments.task(), list_name=arguments.list_name)
+    tasks: TaskService = work.service(TaskService)
+    task = tasks.create(arguments.task(), list_name=arguments.list_name)
     return TaskCreated(task_id=task.id, title=task.title)
 
 
 def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummaries:
+    tasks: TaskService = work.service(TaskService)
+    lists: ListService = work.service(ListService)
     saved = arguments.filter
     if saved is None:
-        page = work.tasks.list_page(arguments.query())
+        page = tasks.list_page(arguments.query())
     else:
-        page = filtered(work, saved, arguments, "mcp", work.tasks.list_page)
+        page = filtered(work, saved, arguments, "mcp", tasks.list_page)
     if arguments.list_name is not None and not page.items:
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
-        work.lists.named(arguments.list_name, field="list")
+        lists.named(arguments.list_name, field="list")
     return TaskSummaries(
         tasks=[TaskSummary.of(task) for task in page.items],
         has_more=page.next is not None,
@@ -275,41 +280,48 @@ def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummarie
 
 
 def _get_task(work: UnitOfWork, arguments: OneTask) -> TaskPublic:
-    return TaskPublic.model_validate(work.tasks.get(arguments.task_id))
+    tasks: TaskService = work.service(TaskService)
+    return TaskPublic.model_validate(tasks.get(arguments.task_id))
 
 
 def _complete_task(work: UnitOfWork, arguments: OneTask) -> TaskCompleted:
-    task = work.tasks.set_completed(arguments.task_id, True)
+    tasks: TaskService = work.service(TaskService)
+    task = tasks.set_completed(arguments.task_id, True)
     return TaskCompleted(task_id=task.id, title=task.title)
 
 
 def _reopen_task(work: UnitOfWork, arguments: OneTask) -> TaskReopened:
-    task = work.tasks.set_completed(arguments.task_id, False)
+    tasks: TaskService = work.service(TaskService)
+    task = tasks.set_completed(arguments.task_id, False)
     return TaskReopened(task_id=task.id, title=task.title)
 
 
 def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdated:
+    tasks: TaskService = work.service(TaskService)
     changes: TaskUpdate | InList = arguments.changes()
     if arguments.list_name is not None:
         changes = InList(arguments.changes(), arguments.list_name)
-    task = work.tasks.update(arguments.task_id, changes)
+    task = tasks.update(arguments.task_id, changes)
     return TaskUpdated(task_id=task.id, title=task.title)
 
 
 def _assign_task(work: UnitOfWork, arguments: AssignTaskArguments) -> TaskAssigned:
+    tasks: TaskService = work.service(TaskService)
     changes = TaskUpdate.model_validate({"assignees": arguments.assignees})
-    task = work.tasks.update(arguments.task_id, changes)
+    task = tasks.update(arguments.task_id, changes)
     return TaskAssigned(task_id=task.id, title=task.title, assignees=task.assignees)
 
 
 def _delete_task(work: UnitOfWork, arguments: OneTask) -> TaskDeleted:
     # The contract's result names the deleted task's title: the delete returns it.
-    title = work.tasks.delete(arguments.task_id)
+    tasks: TaskService = work.service(TaskService)
+    title = tasks.delete(arguments.task_id)
     return TaskDeleted(task_id=arguments.task_id, title=title)
 
 
 def _task_stats(work: UnitOfWork, arguments: Arguments) -> TaskStatsPublic:
-    return stats_public(work.tasks.stats())
+    tasks: TaskService = work.service(TaskService)
+    return stats_public(tasks.stats())
 
 
 ADD_TASK = Tool(

@@ -47,12 +47,14 @@ class TaskRestored(TaskChange):
 
 
 def _list_trash(work: UnitOfWork, arguments: ListTrashArguments) -> TrashPage:
-    rows, more = work.service(TrashService).page(None, arguments.limit)
+    trash: TrashService = work.service(TrashService)
+    rows, more = trash.page(None, arguments.limit)
     return TrashPage(tasks=[TrashedTaskPublic.model_validate(row) for row in rows], has_more=more)
 
 
 def _restore_task(work: UnitOfWork, arguments: RestoreTaskArguments) -> TaskRestored:
-    task = work.service(TrashService).restore(arguments.trash_id)
+    trash: TrashService = work.service(TrashService)
+    task = trash.restore(arguments.trash_id)
     return TaskRestored(task_id=task.id, title=task.title)
 
 
