@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import ssl
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ _TRANSPORT_ERRORS = (
 
 
 @contextmanager
-def _as_httpx(request: httpx.Request) -> Iterator[None]:
+def _as_httpx(request: httpx.Request | None) -> Iterator[None]:
     """httpcore's error as httpx's of the same name (`ConnectError`, `ReadTimeout`, ...)."""
     try:
         yield
@@ -190,14 +191,63 @@ class DeadlineTransport(httpx.BaseTransport):
             extensions=answer.extensions,
         )
 
+    def post(
+        self,
+        url: httpcore.URL,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        *,
+        seconds: float,
+        extensions: dict[str, Any] | None = None,
+    ) -> Answer:
+        """`post`'s bounds (`seconds` in all, waiting for a connection included; at most
+        `ANSWER_MAX_BYTES` read) straight over the pool: no httpx request, response or
+        cookie jar, a third of a Web Push's CPU in the worker (specs/benchmark.md, issue 82).
+        `headers` are sent as they are (`Host` and `Content-Length` included). Raises
+        httpx's errors, as `post`."""
+        limits = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+        request = httpcore.Request(
+            "POST",
+            url,
+            headers=headers,
+            content=content,
+            extensions={**(extensions or {}), "timeout": limits},
+        )
+        with deadline(seconds), _as_httpx(None):
+            answer = self.pool.handle_request(request)
+            try:
+                head, cut = b"", False
+                for chunk in answer.stream:  # type: ignore[union-attr]
+                    head += chunk
+                    if len(head) > ANSWER_MAX_BYTES:
+                        head, cut = head[:ANSWER_MAX_BYTES], True
+                        break
+            finally:
+                answer.close()  # the rest unread: the connection is closed, not reused
+        return Answer(answer.status, httpx.Headers(answer.headers), head, cut)
+
     def close(self) -> None:
         self.pool.close()
+
+
+# The transport of each client `bounded_client` made, for `DeadlineTransport.post`.
+_TRANSPORTS: weakref.WeakKeyDictionary[httpx.Client, DeadlineTransport] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def bounded_client(timeout: float, **options: Any) -> httpx.Client:
     """An httpx client whose every connection goes through `DeadlineBackend`."""
     options.setdefault("trust_env", False)
-    return httpx.Client(timeout=timeout, transport=DeadlineTransport(), **options)
+    transport = DeadlineTransport()
+    client = httpx.Client(timeout=timeout, transport=transport, **options)
+    _TRANSPORTS[client] = transport
+    return client
+
+
+def transport_of(client: httpx.Client) -> DeadlineTransport | None:
+    """The `DeadlineTransport` of a client `bounded_client` made (None for another)."""
+    return _TRANSPORTS.get(client)
 
 
 @contextmanager

@@ -18,20 +18,23 @@ import base64
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import http_ece
+import httpcore
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
 from backend.config import Settings
-from backend.events.bounds import Answer, post
+from backend.events.bounds import Answer, post, transport_of
 from backend.events.engine import DEAD, DELIVERED, DROPPED, GONE, RETRY, Outcome
 from backend.events.health import WorkerMetrics
 from backend.events.sinks import urls_kept_out_of_logs
@@ -53,6 +56,11 @@ TITLE_MAX_BYTES = 1000
 PUSH_TTL_SECONDS = 24 * 3600
 # The VAPID JWT's lifetime (RFC 8292: at most 24 h).
 VAPID_JWT_SECONDS = 12 * 3600
+# Push services' origins whose signed JWT is kept (a handful in practice: one per browser
+# vendor's service); past it the kept ones are dropped and signed again.
+VAPID_ORIGINS_KEPT = 1024
+# A path's characters sent as they are (RFC 3986's); any other is percent-encoded.
+_URL_SAFE = "/?#[]@!$&'()*+,;=%:~-._"
 
 
 def topic(event_id: Any) -> str:
@@ -118,13 +126,38 @@ def encrypt(body: bytes, p256dh: str, auth: str) -> bytes:
 
 
 class PushSender:
-    """One Web Push: encrypt with http-ece (`encrypt`), sign with py-vapid, POST with httpx to
-    the endpoint's checked address (no redirects, the whole call bounded)."""
+    """One Web Push: encrypt with http-ece (`encrypt`), sign with py-vapid, POST to the
+    endpoint's checked address (no redirects, the whole call bounded): straight over the
+    pool of a `bounded_client` (`DeadlineTransport.post`), else with httpx (`post`)."""
 
     def __init__(self, settings: Settings, client: httpx.Client) -> None:
         self._settings = settings
         self._vapid = Vapid02(private_key=settings.vapid_key())
         self._client = client
+        self._transport = transport_of(client)
+        # A push service's origin -> its VAPID `Authorization` and when to sign anew.
+        self._signed: dict[str, tuple[str, float]] = {}
+        self._signing = threading.Lock()
+
+    def authorization(self, origin: str) -> str:
+        """The VAPID `Authorization` for pushes to `origin` (the JWT's `aud`): signed once
+        and reused while it has more than half its lifetime left, as RFC 8292 allows (one
+        JWT per push service, not per push: ~0.1 ms of CPU a push saved)."""
+        now = time.time()
+        kept = self._signed.get(origin)
+        if kept is not None and now < kept[1]:
+            return kept[0]
+        with self._signing:
+            claims = {
+                "aud": origin,
+                "exp": int(now) + VAPID_JWT_SECONDS,
+                "sub": self._settings.vapid_contact,
+            }
+            header = str(self._vapid.sign(claims)["Authorization"])
+            if len(self._signed) >= VAPID_ORIGINS_KEPT:
+                self._signed.clear()
+            self._signed[origin] = (header, now + VAPID_JWT_SECONDS / 2)
+        return header
 
     def send(self, row: Any) -> Outcome:
         try:
@@ -133,29 +166,42 @@ class PushSender:
             return Outcome(DEAD, f"push: {exc}")
         body = json.dumps(push_payload(row), separators=(",", ":")).encode()
         encrypted = encrypt(body, row.p256dh, row.auth)
-        claims = {
-            "aud": target.origin,
-            "exp": int(time.time()) + VAPID_JWT_SECONDS,
-            "sub": self._settings.vapid_contact,
-        }
+        origin = target.origin
         headers = {
-            **self._vapid.sign(claims),
+            "Host": origin.split("://", 1)[1],
+            "Authorization": self.authorization(origin),
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
             "TTL": str(PUSH_TTL_SECONDS),
             "Urgency": "high",
             "Topic": topic(row.event_id),
-            "Host": target.origin.split("://", 1)[1],
         }
+        seconds = self._settings.push_timeout_seconds
+        extensions = {"sni_hostname": target.host}
         try:
-            response = post(
-                self._client,
-                target.url,
-                seconds=self._settings.push_timeout_seconds,
-                content=encrypted,
-                headers=headers,
-                extensions={"sni_hostname": target.host},
-            )
+            if self._transport is None:
+                response = post(
+                    self._client,
+                    target.url,
+                    seconds=seconds,
+                    content=encrypted,
+                    headers=headers,
+                    extensions=extensions,
+                )
+            else:
+                headers["Content-Length"] = str(len(encrypted))
+                response = self._transport.post(
+                    httpcore.URL(
+                        scheme=target.scheme.encode(),
+                        host=target.address.encode(),
+                        port=target.port,
+                        target=quote(target.path, safe=_URL_SAFE).encode(),
+                    ),
+                    [(name.encode(), value.encode()) for name, value in headers.items()],
+                    encrypted,
+                    seconds=seconds,
+                    extensions=extensions,
+                )
         except httpx.HTTPError as exc:
             return Outcome(RETRY, f"push: {type(exc).__name__}")
         return self._judge(response)
@@ -179,7 +225,11 @@ class PushSender:
 
 def send_email(mail: MailSender, row: Any) -> Outcome:
     try:
-        mail.deliver(reminder_message(mail.settings, row))
+        message = reminder_message(mail.settings, row)
+    except ValueError as exc:  # a header with a line break: the same on every try
+        return Outcome(DEAD, f"email: {exc}")
+    try:
+        mail.deliver(message)
     except MailFailed as exc:
         return Outcome(DEAD if exc.permanent else "retry", str(exc))
     return Outcome(DELIVERED)
