@@ -27,9 +27,8 @@ from backend.config import Settings
 from backend.events.deliveries import reminder_lane
 from backend.events.engine import Lane
 from backend.events.health import WorkerMetrics
-from backend.events.notify import send_email
 from backend.main import create_app
-from backend.services.mail import MailSender, reminder_message
+from backend.services.mail import reminder_message
 from scripts.bench.reminder_peers import Inbox
 from tests.cli.helpers import run_cli
 from tests.conftest import Account, count_rows
@@ -288,25 +287,6 @@ def test_hostile_titles_cannot_add_headers(mail_settings: Settings) -> None:
         "Reminder: Rent  Bcc: evil@example.com    <b>x</b> Subject: y"
     ]
     assert "&lt;b&gt;x&lt;/b&gt;" in body(cast(EmailMessage, parsed), "html")
-
-
-def test_a_header_value_with_a_line_break_is_dead_unsent(mail_settings: Settings) -> None:
-    """A stored address that is no address (a line break in it) would start a header of its
-    own: the message is refused before anything is sent, for good."""
-    row = SimpleNamespace(
-        payload={"title": "Rent", "due_at": None, "late": False},
-        recipient_time_zone=None,
-        task_time_zone="UTC",
-        task_id=7,
-        user_id="u1",
-        event_id="5d1c0e9a-7b0f-4f43-a0c2-3a9f1b2e6c11",
-        email_address="ada@example.com\r\nBcc: evil@example.com",
-    )
-    with pytest.raises(ValueError, match="line break in the To header"):
-        reminder_message(mail_settings, row)
-    mail = MailSender(mail_settings.model_copy(update={"smtp_port": 9}))  # nothing listens
-    outcome = send_email(mail, row)
-    assert (outcome.kind, outcome.error) == ("dead", "email: a line break in the To header")
 
 
 def _provider_token(settings: Settings, subject: str, **claims: Any) -> dict[str, str]:
