@@ -5,8 +5,8 @@ deliveries"; the settings: docs/reference/configuration.md, `SMTP_*`).
 A reminder's message names the task, its due time in the recipient's time zone (their
 setting's, else the task's) and a link (`REMINDER_TASK_URL_TEMPLATE`); a plain-text and an HTML
 body, every value from the task escaped for HTML and stripped of line breaks and control
-characters for headers (and a header value with a line break is refused before anything is
-sent: `_lines`). `Message-ID` is derived from the reminder's event, so a resend carries the same one;
+characters for headers (the standard library's `email` refuses a header with a line break
+anyway). `Message-ID` is derived from the reminder's event, so a resend carries the same one;
 `List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058) give a one-click link that turns the
 person's email reminders off. Nothing here holds a database connection.
 """
