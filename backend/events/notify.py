@@ -225,11 +225,7 @@ class PushSender:
 
 def send_email(mail: MailSender, row: Any) -> Outcome:
     try:
-        message = reminder_message(mail.settings, row)
-    except ValueError as exc:  # a header with a line break: the same on every try
-        return Outcome(DEAD, f"email: {exc}")
-    try:
-        mail.deliver(message)
+        mail.deliver(reminder_message(mail.settings, row))
     except MailFailed as exc:
         return Outcome(DEAD if exc.permanent else "retry", str(exc))
     return Outcome(DELIVERED)

@@ -13,11 +13,8 @@ person's email reminders off. Nothing here holds a database connection.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import functools
 import html
-import secrets
 import smtplib
 import ssl
 import threading
@@ -28,7 +25,9 @@ from email import message_from_bytes
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
-from email.policy import SMTPUTF8
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import SMTPUTF8, compat32
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 from urllib.parse import urlencode
@@ -42,6 +41,9 @@ from backend.services.notification_settings import unsubscribe_token
 UNSUBSCRIBE_PATH = "/api/notification-settings/unsubscribe"
 CONFIRM_PATH = "/api/notification-settings/confirm"
 SUBJECT_TITLE_MAX = 150
+# Headers on one line each (RFC 5322's limit, 998): compat32 would fold `List-Unsubscribe`'s
+# long link onto a line of its own, which some clients then read with the break.
+_UNFOLDED = compat32.clone(max_line_length=998)
 # A kept session sends this many messages, then a new one (servers cap a session's messages).
 SESSION_MESSAGES = 100
 
@@ -86,12 +88,7 @@ def task_url(settings: Settings, task_id: int) -> str:
 
 
 def _domain(settings: Settings) -> str:
-    return _domain_of(settings.smtp_from or "")
-
-
-@functools.lru_cache(maxsize=16)
-def _domain_of(sender: str) -> str:
-    address = parseaddr(sender)[1]
+    address = parseaddr(settings.smtp_from or "")[1]
     return address.rpartition("@")[2] or "localhost"
 
 
@@ -115,27 +112,13 @@ def local_time(instant: str | None, zone: str | None) -> str:
     return f"{moment.astimezone(tz):%a %d %b %Y, %H:%M} ({zone or 'UTC'})"
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """A message as it goes over SMTP: its envelope (`sender`, `recipient`) and its bytes
-    (CRLF lines, headers and all), sent as they are (`MailSender.deliver`)."""
+def reminder_message(settings: Settings, row: Any) -> Message:
+    """The email of one reminder delivery row (`notify._LEASE`'s columns).
 
-    sender: str
-    recipient: str
-    data: bytes
-
-    def as_bytes(self) -> bytes:
-        return self.data
-
-
-def reminder_message(settings: Settings, row: Any) -> Outgoing | EmailMessage:
-    """The email of one reminder delivery row (`notify._LEASE`'s columns): a
-    `multipart/alternative` of a plain-text and an HTML body (UTF-8, base64), written as bytes
-    directly. The `email` package's objects and generator cost the worker ~0.5 ms of CPU a
-    message for the same bytes (specs/benchmark.md, issues 72 and 82). Every value from the
-    task is `one_line`d before it is a header and escaped in the HTML; a non-ASCII subject or
-    name is RFC 2047-encoded; no header value can carry a line break (`_lines` refuses one).
-    A non-ASCII mailbox (SMTPUTF8's) gets the same message as an `EmailMessage`."""
+    Built with the `email.mime` classes (the compat32 policy): a tenth of the CPU of
+    `EmailMessage`'s header objects, which the worker paid on every reminder (specs/
+    benchmark.md, issue 72). Every value from the task is `one_line`d before it is a header
+    and escaped in the HTML; a non-ASCII subject or name is RFC 2047-encoded."""
     stored = row.payload or {}
     title = one_line(str(stored.get("title") or "(untitled)"))
     zone = row.recipient_time_zone or row.task_time_zone
@@ -156,56 +139,20 @@ def reminder_message(settings: Settings, row: Any) -> Outgoing | EmailMessage:
         f'<p><small><a href="{html.escape(unsubscribe, quote=True)}">Stop email reminders'
         "</a></small></p></body></html>\n"
     )
+    message = MIMEMultipart("alternative", policy=_UNFOLDED)
     recipient = mailbox(row.email_address)
-    boundary = f"=_{secrets.token_hex(16)}"  # `=_` is in no base64 or quoted-printable text
-    headers = [
-        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
-        ("MIME-Version", "1.0"),
-        ("From", _address(settings.smtp_from or "")),
-        *([("To", recipient)] if recipient.isascii() else []),
-        ("Subject", _header(f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}")),
-        ("Date", formatdate(localtime=False)),
-        ("Message-ID", message_id(settings, row.event_id)),
-        ("List-Unsubscribe", f"<{unsubscribe}>"),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ("Auto-Submitted", "auto-generated"),
-    ]
-    data = "".join(
-        (
-            _lines(headers),
-            f"\r\n--{boundary}\r\n",
-            _utf8_part("plain", plain),
-            f"\r\n--{boundary}\r\n",
-            _utf8_part("html", rich),
-            f"\r\n--{boundary}--\r\n",
-        )
-    ).encode("ascii")
-    sender = parseaddr(settings.smtp_from or "")[1]
-    if recipient.isascii() and sender.isascii():
-        return Outgoing(sender, recipient, data)
-    return _international(data, recipient)
-
-
-def _lines(headers: list[tuple[str, str]]) -> str:
-    """Header lines, CRLF-ended. A value is one line (or RFC 2047 words folded by `_header`
-    with CRLF and a space): any other line break would start a header of the value's own."""
-    lines = []
-    for name, value in headers:
-        unfolded = value.replace("\r\n ", "")
-        if "\r" in unfolded or "\n" in unfolded:
-            raise ValueError(f"a line break in the {name} header")
-        lines.append(f"{name}: {value}\r\n")
-    return "".join(lines)
-
-
-def _utf8_part(subtype: str, text: str) -> str:
-    """A `text/<subtype>` body part in UTF-8, base64 in lines of 76 (RFC 2045), as compat32's
-    `MIMEText(text, subtype, "utf-8")` writes it."""
-    encoded = base64.encodebytes(text.encode()).decode("ascii").replace("\n", "\r\n")
-    return (
-        f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
-        f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}"
-    )
+    message["From"] = _address(settings.smtp_from or "")
+    if recipient.isascii():
+        message["To"] = _address(recipient)
+    message["Subject"] = _header(f"Reminder: {one_line(title, SUBJECT_TITLE_MAX)}")
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = message_id(settings, row.event_id)
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"
+    message.attach(MIMEText(plain, "plain", "utf-8", policy=_UNFOLDED))
+    message.attach(MIMEText(rich, "html", "utf-8", policy=_UNFOLDED))
+    return message if recipient.isascii() else _international(message, recipient)
 
 
 def mailbox(address: str) -> str:
@@ -221,20 +168,19 @@ def mailbox(address: str) -> str:
     return checked.ascii_email or checked.normalized
 
 
-def _international(data: bytes, recipient: str) -> EmailMessage:
-    """A message (built without `To`) for a non-ASCII mailbox: headers in UTF-8 (RFC 6532),
-    which the `email` package's modern policy writes (smtplib then asks for SMTPUTF8)."""
-    converted = message_from_bytes(data, policy=SMTPUTF8)
+def _international(message: Message, recipient: str) -> EmailMessage:
+    """`message` (built without `To`) for a non-ASCII mailbox: headers in UTF-8 (RFC 6532),
+    which only the `email` package's modern policy writes (compat32 cannot)."""
+    converted = message_from_bytes(message.as_bytes(), policy=SMTPUTF8)
     converted["To"] = recipient
     return converted
 
 
 def _header(value: str) -> str:
-    """A header's text as it is when ASCII, else RFC 2047 (UTF-8), folded with CRLF."""
-    return value if value.isascii() else Header(value, "utf-8").encode(linesep="\r\n")
+    """A header's text as it is when ASCII, else RFC 2047 (UTF-8)."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
 
 
-@functools.lru_cache(maxsize=16)
 def _address(value: str) -> str:
     name, address = parseaddr(value)
     return formataddr((one_line(name), address), charset="utf-8")
@@ -284,14 +230,14 @@ class MailSender:
     def configured(cls, settings: Settings, keep: bool = False) -> MailSender | None:
         return cls(settings, keep) if settings.smtp_host else None
 
-    def deliver(self, message: Message | Outgoing) -> None:
+    def deliver(self, message: Message) -> None:
         """Send `message`, every wait bounded by `SMTP_TIMEOUT_SECONDS`. Raises `MailFailed`."""
         kept: tuple[smtplib.SMTP, int] | None = getattr(self._kept, "session", None)
         self._kept.session = None
         if kept is not None:
             smtp, sent = kept
             try:
-                _send(smtp, message)
+                smtp.send_message(message)
             except (smtplib.SMTPServerDisconnected, ConnectionError):
                 # Closed while idle (a message cut mid-way is sent again, with its Message-ID).
                 _close(smtp)
@@ -306,7 +252,7 @@ class MailSender:
         except (OSError, smtplib.SMTPException) as exc:
             raise _failed(exc) from None
         try:
-            _send(smtp, message)
+            smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
             _close(smtp)
             raise _failed(exc) from None
@@ -341,15 +287,6 @@ class MailSender:
                 smtp.quit()
             except (OSError, smtplib.SMTPException):
                 _close(smtp)
-
-
-def _send(smtp: smtplib.SMTP, message: Message | Outgoing) -> None:
-    """One message over an open session: an `Outgoing`'s bytes as they are (smtplib
-    dot-stuffs them), a `Message` flattened by smtplib (its envelope from its headers)."""
-    if isinstance(message, Outgoing):
-        smtp.sendmail(message.sender, [message.recipient], message.data)
-    else:
-        smtp.send_message(message)
 
 
 def _close(smtp: smtplib.SMTP) -> None:

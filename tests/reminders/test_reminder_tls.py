@@ -10,7 +10,6 @@ import ipaddress
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -159,7 +158,7 @@ def _delivered(box: TlsInbox, sent: Any) -> None:
     [received] = box.messages
     assert box.recipients == [["ada@example.com"]]
     assert received["Subject"] == "Reminder: Pay rent"
-    assert received["Message-ID"] == message_from_bytes(sent.as_bytes())["Message-ID"]
+    assert received["Message-ID"] == sent["Message-ID"]
     assert "https://app.example.com/tasks/7" in body(received, "plain")
     assert 'href="https://app.example.com/tasks/7"' in body(received, "html")
 
