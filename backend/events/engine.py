@@ -14,6 +14,10 @@ are recorded, in SQL; a sink adapter sends one leased row and classifies what ca
   recorded only within half the lease: a send still running then leaves its row to be
   leased again when the lease ends (at least once; the repeat carries the same event id,
   push `Topic` and email `Message-ID`).
+- `Receivers`: a bound on the calls one receiver (a webhook, a push service's origin) may
+  have in flight. A send whose receiver is at its bound is not made: the attempt ends
+  `DEFERRED` (not counted) and the row waits for the receiver to have room, so a receiver
+  that never answers holds its bound of threads, never the others'.
 - `Lane._settle`: attempts, backoff and dead letters. A failed attempt is retried after
   `next_try` (full jitter, a receiver's `Retry-After` honoured within the bound) until
   `EVENT_MAX_ATTEMPTS`, then it is dead: logged, counted in the metrics, and listed by
@@ -47,6 +51,7 @@ DROPPED = "dropped"  # no longer for its person (or its subscription went): done
 GONE = "gone"  # a push service's 404/410: the subscription ended
 RETRY = "retry"  # failed: tried again after the backoff, within the bound
 DEAD = "dead"  # failed for good, or out of attempts: kept for an operator
+DEFERRED = "deferred"  # not tried: its receiver was at its bound (`Receivers`); not counted
 
 
 @dataclass
@@ -125,6 +130,37 @@ def lease_for(slowest_row_seconds: float, window: int, parallel: int) -> float:
 Send = Callable[[Any], Outcome]
 
 
+class Receivers:
+    """How many calls each receiver has in flight, each at most `bound`: `enter` takes a
+    place (False: the receiver is full, make no call), `leave` gives it back. `busy` names
+    the full ones, which a lease leaves aside (their rows wait, uncounted, for room)."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = max(1, bound)
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+
+    def enter(self, receiver: str) -> bool:
+        with self._lock:
+            calls = self._in_flight.get(receiver, 0)
+            if calls >= self.bound:
+                return False
+            self._in_flight[receiver] = calls + 1
+            return True
+
+    def leave(self, receiver: str) -> None:
+        with self._lock:
+            calls = self._in_flight.get(receiver, 0) - 1
+            if calls > 0:
+                self._in_flight[receiver] = calls
+            else:
+                self._in_flight.pop(receiver, None)
+
+    def busy(self) -> list[str]:
+        with self._lock:
+            return sorted(r for r, calls in self._in_flight.items() if calls >= self.bound)
+
+
 @dataclass
 class _Flight:
     """A leased row on its way: its send's future and when its lease began (monotonic)."""
@@ -176,6 +212,12 @@ class Lane:
     def in_flight(self) -> int:
         """Rows leased by this worker and not yet recorded."""
         return len(self._flights)
+
+    @property
+    def sending(self) -> int:
+        """Sends not yet returned."""
+        with self._lock:
+            return self._sending
 
     def pump(self, lease: bool = True) -> int:
         """Record the sends that finished and, when at most half the window is in flight
@@ -245,8 +287,11 @@ class Lane:
             return Outcome(RETRY, f"{type(exc).__name__}", sink="send")
 
     def _settle(self, row: Any, outcome: Outcome) -> Settled:
-        """The one rule for a failed attempt: retry after `next_try`, or dead."""
+        """The one rule for a failed attempt: retry after `next_try`, or dead. A deferred
+        one (its receiver was full) was no attempt: the queue records it uncounted."""
         kind = outcome.kind
+        if kind == DEFERRED:
+            return Settled(row, DEFERRED, outcome)
         if kind == RETRY:
             retry_in = next_try(self._settings, row.attempts, outcome.wait)
             if retry_in is not None:
