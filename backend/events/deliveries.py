@@ -14,6 +14,7 @@ subscription (and, its foreign key's cascade, its pending rows).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -207,10 +208,10 @@ def push_origin(row: Any) -> str | None:
 class PerService:
     """`Channels.send` with a bound per push service: at most `receivers.bound` pushes to
     one origin in flight (half the lane's threads), so a person whose endpoints never
-    answer, or a push service that stalls, holds that many threads and not the others'
-    people's; a push beyond it is deferred (`engine.DEFERRED`), and the lease leaves that
-    origin's rows aside until it has room. Emails go to the one configured server:
-    unbounded here."""
+    answer, or a push service that stalls, holds that many threads and no more; a push
+    beyond it waits briefly for a healthy service (a burst), else is deferred
+    (`engine.DEFERRED`), and the lease leaves that origin's rows aside until it has room.
+    Emails go to the one configured server: unbounded here."""
 
     def __init__(self, channels: Channels, parallel: int) -> None:
         self._channels = channels
@@ -222,10 +223,14 @@ class PerService:
             return self._channels.send(row)
         if not self.receivers.enter(origin):
             return engine.Outcome(engine.DEFERRED)
+        began = time.monotonic()
+        outcome = engine.Outcome(engine.RETRY)
         try:
-            return self._channels.send(row)
+            outcome = self._channels.send(row)
+            return outcome
         finally:
-            self.receivers.leave(origin)
+            ok = outcome.kind in (engine.DELIVERED, engine.GONE, engine.DROPPED)
+            self.receivers.leave(origin, time.monotonic() - began if ok else None)
 
 
 def reminder_lane(

@@ -15,9 +15,10 @@ are recorded, in SQL; a sink adapter sends one leased row and classifies what ca
   leased again when the lease ends (at least once; the repeat carries the same event id,
   push `Topic` and email `Message-ID`).
 - `Receivers`: a bound on the calls one receiver (a webhook, a push service's origin) may
-  have in flight. A send whose receiver is at its bound is not made: the attempt ends
-  `DEFERRED` (not counted) and the row waits for the receiver to have room, so a receiver
-  that never answers holds its bound of threads, never the others'.
+  have in flight. A send whose receiver is at its bound waits briefly if the receiver is
+  healthy (a burst), else is not made: the attempt ends `DEFERRED` (not counted) and the
+  row waits for the receiver to have room, so a receiver that never answers holds its bound
+  of threads, never the others'.
 - `Lane._settle`: attempts, backoff and dead letters. A failed attempt is retried after
   `next_try` (full jitter, a receiver's `Retry-After` honoured within the bound) until
   `EVENT_MAX_ATTEMPTS`, then it is dead: logged, counted in the metrics, and listed by
@@ -52,6 +53,9 @@ GONE = "gone"  # a push service's 404/410: the subscription ended
 RETRY = "retry"  # failed: tried again after the backoff, within the bound
 DEAD = "dead"  # failed for good, or out of attempts: kept for an operator
 DEFERRED = "deferred"  # not tried: its receiver was at its bound (`Receivers`); not counted
+
+# How long a send waits for a place at a healthy receiver that is at its bound.
+RECEIVER_PATIENCE_SECONDS = 1.0
 
 
 @dataclass
@@ -131,33 +135,48 @@ Send = Callable[[Any], Outcome]
 
 
 class Receivers:
-    """How many calls each receiver has in flight, each at most `bound`: `enter` takes a
-    place (False: the receiver is full, make no call), `leave` gives it back. `busy` names
-    the full ones, which a lease leaves aside (their rows wait, uncounted, for room)."""
+    """How many calls each receiver has in flight, each at most `bound`. `enter` takes a
+    place (False: make no call). A full receiver whose last call succeeded within
+    `patience` seconds (a healthy one, in a burst) is waited for, up to `patience`; any
+    other full one (failing, slow, or not yet heard from) is not: False at once. `leave`
+    gives the place back with how the call went. `busy` names the full ones, which a lease
+    leaves aside (their rows wait, uncounted, for room)."""
 
-    def __init__(self, bound: int) -> None:
+    def __init__(self, bound: int, patience: float = RECEIVER_PATIENCE_SECONDS) -> None:
         self.bound = max(1, bound)
-        self._lock = threading.Lock()
+        self.patience = patience
+        self._room = threading.Condition()
         self._in_flight: dict[str, int] = {}
+        self._healthy: set[str] = set()
 
     def enter(self, receiver: str) -> bool:
-        with self._lock:
-            calls = self._in_flight.get(receiver, 0)
-            if calls >= self.bound:
-                return False
-            self._in_flight[receiver] = calls + 1
+        until: float | None = None
+        with self._room:
+            while self._in_flight.get(receiver, 0) >= self.bound:
+                now = time.monotonic()
+                until = now + self.patience if until is None else until
+                if receiver not in self._healthy or now >= until:
+                    return False
+                self._room.wait(until - now)
+            self._in_flight[receiver] = self._in_flight.get(receiver, 0) + 1
             return True
 
-    def leave(self, receiver: str) -> None:
-        with self._lock:
+    def leave(self, receiver: str, took: float | None) -> None:
+        """`took`: the seconds a call that succeeded took; None: it failed."""
+        with self._room:
             calls = self._in_flight.get(receiver, 0) - 1
             if calls > 0:
                 self._in_flight[receiver] = calls
             else:
                 self._in_flight.pop(receiver, None)
+            if took is not None and took < self.patience:
+                self._healthy.add(receiver)
+            else:
+                self._healthy.discard(receiver)
+            self._room.notify_all()
 
     def busy(self) -> list[str]:
-        with self._lock:
+        with self._room:
             return sorted(r for r, calls in self._in_flight.items() if calls >= self.bound)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass, replace
@@ -273,10 +274,10 @@ class Fanout:
     its own (the first in the row's thread, the others in `calls`, at once), each within its
     own deadline, so a sink that fails or never answers keeps no other sink waiting. Each
     sink is a receiver of `receivers`, at most `receivers.bound` calls in flight (a fair
-    share of the lane's threads: `parallel` over the sinks); a full one is not called this
-    time. Delivered when all have it; a failed attempt (naming the last sink that failed,
-    with those that accepted) when a call failed; else deferred (a sink not called), its
-    acceptances recorded."""
+    share of the lane's threads: `parallel` over the sinks); a full one is waited for
+    briefly when healthy, else not called this time. Delivered when all have it; a failed
+    attempt (naming the last sink that failed, with those that accepted) when a call
+    failed; else deferred (a sink not called), its acceptances recorded."""
 
     def __init__(
         self,
@@ -322,7 +323,7 @@ class Fanout:
             try:
                 later.append((sink, self._calls.submit(self._call, sink, row, body)))
             except RuntimeError:  # the pool is shut down: the worker stops
-                self.receivers.leave(sink.name)
+                self.receivers.leave(sink.name, None)
         results = [(sink, self._call(sink, row, body)) for sink in called[:1]]
         if self._calls is None:
             results += [(sink, self._call(sink, row, body)) for sink in called[1:]]
@@ -330,7 +331,7 @@ class Fanout:
             try:
                 results.append((sink, future.result()))
             except CancelledError:  # abandoned with the worker: not called
-                self.receivers.leave(sink.name)
+                self.receivers.leave(sink.name, None)
         errors = [(sink.name, error) for sink, error in results if error is not None]
         accepted += [sink.name for sink, error in results if error is None]
         if errors:
@@ -343,16 +344,19 @@ class Fanout:
     def _call(self, sink: Sink, row: Any, body: dict[str, Any]) -> str | None:
         """One sink's call within its deadline, its place at the receiver given back:
         None when it accepted, else why not."""
+        began = time.monotonic()
+        took: float | None = None
         try:
             with deadline(self._seconds):
                 sink.send(self._client, row, body)
+            took = time.monotonic() - began
         except Exception as exc:
             if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
                 logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
             self._metrics.failures.labels(sink.name).inc()
             return f"{sink.name}: {exc}"
         finally:
-            self.receivers.leave(sink.name)
+            self.receivers.leave(sink.name, took)
         self._metrics.delivered.labels(sink.name).inc()
         age = (datetime.now(UTC) - row.occurred_at).total_seconds()
         self._metrics.latency.labels(sink.name).observe(max(age, 0.0))

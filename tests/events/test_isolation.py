@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings, WebhookTarget
 from backend.events.deliveries import reminder_lane
+from backend.events.engine import Receivers
 from backend.events.health import WorkerMetrics
 from backend.events.worker import PARALLEL_DELIVERIES
 from scripts.bench.reminder_peers import Browser, PushReceiver
@@ -207,3 +208,19 @@ def test_a_push_service_at_its_bound_defers_its_pushes_and_the_others_go(
     assert sorted(gated.arrived) == [f"/slow/{n}" for n in range(slow)]
     with db_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM reminder_deliveries")).scalar_one() == 0
+
+
+def test_a_full_receiver_is_waited_for_only_while_healthy() -> None:
+    """In a burst a healthy receiver's next call waits for a place; one whose last call
+    failed (or that has not answered yet) is not waited for: the send is deferred."""
+    receivers = Receivers(1, patience=60)
+    assert receivers.enter("new") and not receivers.enter("new")  # not heard from yet
+    receivers.leave("new", None)  # failed
+    assert receivers.enter("new") and not receivers.enter("new")
+    receivers.leave("new", 0.01)  # healthy now
+    assert receivers.enter("new")
+    waited = ThreadPoolExecutor(1).submit(receivers.enter, "new")
+    until(lambda: waited.running(), 10, "the waiting send")
+    assert not waited.done() and receivers.busy() == ["new"]
+    receivers.leave("new", 0.01)
+    assert waited.result(timeout=10) is True
