@@ -14,7 +14,6 @@ subscription (and, its foreign key's cascade, its pending rows).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -221,16 +220,16 @@ class PerService:
         origin = push_origin(row)
         if origin is None:
             return self._channels.send(row)
-        if not self.receivers.enter(origin):
+        began = self.receivers.enter(origin)
+        if began is None:
             return engine.Outcome(engine.DEFERRED)
-        began = time.monotonic()
         outcome = engine.Outcome(engine.RETRY)
         try:
             outcome = self._channels.send(row)
             return outcome
         finally:
             ok = outcome.kind in (engine.DELIVERED, engine.GONE, engine.DROPPED)
-            self.receivers.leave(origin, time.monotonic() - began if ok else None)
+            self.receivers.leave(origin, began, ok)
 
 
 def reminder_lane(

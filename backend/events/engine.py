@@ -136,48 +136,54 @@ Send = Callable[[Any], Outcome]
 
 class Receivers:
     """How many calls each receiver has in flight, each at most `bound`. `enter` takes a
-    place (False: make no call). A full receiver whose last call succeeded within
-    `patience` seconds (a healthy one, in a burst) is waited for, up to `patience`; any
-    other full one (failing, slow, or not yet heard from) is not: False at once. `leave`
-    gives the place back with how the call went. `busy` names the full ones, which a lease
-    leaves aside (their rows wait, uncounted, for room)."""
+    place and returns when its call began (None: make no call). A full receiver that
+    answers (its last call succeeded within `patience` seconds, none of its calls in
+    flight older than that: a burst) is waited for, up to `patience`; a slow or failing
+    one is not: None at once. `leave` gives the place back with how the call went. `busy`
+    names the full ones, which a lease leaves aside (their rows wait, uncounted, for
+    room)."""
 
     def __init__(self, bound: int, patience: float = RECEIVER_PATIENCE_SECONDS) -> None:
         self.bound = max(1, bound)
         self.patience = patience
         self._room = threading.Condition()
-        self._in_flight: dict[str, int] = {}
-        self._healthy: set[str] = set()
+        self._began: dict[str, list[float]] = {}  # the calls in flight, when each began
+        self._slow: set[str] = set()  # the last call failed or took `patience` or more
 
-    def enter(self, receiver: str) -> bool:
+    def _answers(self, receiver: str, now: float) -> bool:
+        began = self._began.get(receiver, [])
+        return receiver not in self._slow and all(now - b < self.patience for b in began)
+
+    def enter(self, receiver: str) -> float | None:
         until: float | None = None
         with self._room:
-            while self._in_flight.get(receiver, 0) >= self.bound:
+            while len(self._began.get(receiver, [])) >= self.bound:
                 now = time.monotonic()
                 until = now + self.patience if until is None else until
-                if receiver not in self._healthy or now >= until:
-                    return False
-                self._room.wait(until - now)
-            self._in_flight[receiver] = self._in_flight.get(receiver, 0) + 1
-            return True
+                if now >= until or not self._answers(receiver, now):
+                    return None
+                self._room.wait(min(until - now, self.patience / 10))
+            began = time.monotonic()
+            self._began.setdefault(receiver, []).append(began)
+            return began
 
-    def leave(self, receiver: str, took: float | None) -> None:
-        """`took`: the seconds a call that succeeded took; None: it failed."""
+    def leave(self, receiver: str, began: float, ok: bool) -> None:
+        """The call that began at `began` ended: `ok`, the receiver took it."""
         with self._room:
-            calls = self._in_flight.get(receiver, 0) - 1
-            if calls > 0:
-                self._in_flight[receiver] = calls
+            calls = self._began.get(receiver, [])
+            if began in calls:
+                calls.remove(began)
+            if not calls:
+                self._began.pop(receiver, None)
+            if ok and time.monotonic() - began < self.patience:
+                self._slow.discard(receiver)
             else:
-                self._in_flight.pop(receiver, None)
-            if took is not None and took < self.patience:
-                self._healthy.add(receiver)
-            else:
-                self._healthy.discard(receiver)
+                self._slow.add(receiver)
             self._room.notify_all()
 
     def busy(self) -> list[str]:
         with self._room:
-            return sorted(r for r, calls in self._in_flight.items() if calls >= self.bound)
+            return sorted(r for r, calls in self._began.items() if len(calls) >= self.bound)
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass, replace
@@ -315,23 +314,28 @@ class Fanout:
         except Exception as exc:  # a record no longer renderable must fail alone
             logger.exception("event %s cannot be rendered", row.event_id)
             return Outcome(RETRY, f"cannot render: {type(exc).__name__}", sink="render")
-        called = [s for s in missing if s.name in allowed and self.receivers.enter(s.name)]
+        called: list[tuple[Sink, float]] = []
+        for sink in missing:
+            began = self.receivers.enter(sink.name) if sink.name in allowed else None
+            if began is not None:
+                called.append((sink, began))
         later: list[tuple[Sink, Future[str | None]]] = []
-        for sink in called[1:]:
+        for sink, began in called[1:]:
             if self._calls is None:
                 break
             try:
-                later.append((sink, self._calls.submit(self._call, sink, row, body)))
+                later.append((sink, self._calls.submit(self._call, sink, began, row, body)))
             except RuntimeError:  # the pool is shut down: the worker stops
-                self.receivers.leave(sink.name, None)
-        results = [(sink, self._call(sink, row, body)) for sink in called[:1]]
+                self.receivers.leave(sink.name, began, ok=False)
+        results = [(sink, self._call(sink, began, row, body)) for sink, began in called[:1]]
         if self._calls is None:
-            results += [(sink, self._call(sink, row, body)) for sink in called[1:]]
+            results += [(sink, self._call(sink, began, row, body)) for sink, began in called[1:]]
+        starts = dict((sink.name, began) for sink, began in called)
         for sink, future in later:
             try:
                 results.append((sink, future.result()))
             except CancelledError:  # abandoned with the worker: not called
-                self.receivers.leave(sink.name, None)
+                self.receivers.leave(sink.name, starts[sink.name], ok=False)
         errors = [(sink.name, error) for sink, error in results if error is not None]
         accepted += [sink.name for sink, error in results if error is None]
         if errors:
@@ -341,22 +345,21 @@ class Fanout:
             return Outcome(DEFERRED, accepted=accepted)
         return Outcome(DELIVERED, accepted=accepted)
 
-    def _call(self, sink: Sink, row: Any, body: dict[str, Any]) -> str | None:
-        """One sink's call within its deadline, its place at the receiver given back:
-        None when it accepted, else why not."""
-        began = time.monotonic()
-        took: float | None = None
+    def _call(self, sink: Sink, began: float, row: Any, body: dict[str, Any]) -> str | None:
+        """One sink's call within its deadline, its place at the receiver (taken at `began`)
+        given back: None when it accepted, else why not."""
+        ok = False
         try:
             with deadline(self._seconds):
                 sink.send(self._client, row, body)
-            took = time.monotonic() - began
+            ok = True
         except Exception as exc:
             if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
                 logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
             self._metrics.failures.labels(sink.name).inc()
             return f"{sink.name}: {exc}"
         finally:
-            self.receivers.leave(sink.name, took)
+            self.receivers.leave(sink.name, began, ok)
         self._metrics.delivered.labels(sink.name).inc()
         age = (datetime.now(UTC) - row.occurred_at).total_seconds()
         self._metrics.latency.labels(sink.name).observe(max(age, 0.0))

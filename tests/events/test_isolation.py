@@ -102,8 +102,13 @@ def test_a_stalled_webhook_holds_its_bound_and_the_healthy_one_gets_every_event(
     with db_engine.connect() as conn:
         rows = conn.execute(text("SELECT attempts, delivered_to FROM task_events")).all()
     assert all(f"{receiver.url}/hook" in row.delivered_to for row in rows)
-    # Only the calls made count: an event the stalled webhook had no room for was deferred.
-    assert sum(row.attempts for row in rows) == stall.requests
+    # Only the calls made count: an event the stalled webhook had no room for was deferred
+    # (a call the loaded test receiver cut short may count one more: a failed attempt).
+    hook_failed = worker.metrics.registry.get_sample_value(
+        "task_events_failed_attempts_total", {"sink": f"{receiver.url}/hook"}
+    )
+    assert stall.requests <= sum(row.attempts for row in rows)
+    assert sum(row.attempts for row in rows) <= stall.requests + (hook_failed or 0)
     assert all(row.attempts <= 2 for row in rows)
 
 
@@ -210,17 +215,20 @@ def test_a_push_service_at_its_bound_defers_its_pushes_and_the_others_go(
         assert conn.execute(text("SELECT count(*) FROM reminder_deliveries")).scalar_one() == 0
 
 
-def test_a_full_receiver_is_waited_for_only_while_healthy() -> None:
-    """In a burst a healthy receiver's next call waits for a place; one whose last call
-    failed (or that has not answered yet) is not waited for: the send is deferred."""
+def test_a_full_receiver_is_waited_for_only_while_it_answers() -> None:
+    """In a burst the next call to a receiver that answers waits for a place; to one whose
+    last call failed, none waits: the send is deferred at once."""
     receivers = Receivers(1, patience=60)
-    assert receivers.enter("new") and not receivers.enter("new")  # not heard from yet
-    receivers.leave("new", None)  # failed
-    assert receivers.enter("new") and not receivers.enter("new")
-    receivers.leave("new", 0.01)  # healthy now
-    assert receivers.enter("new")
-    waited = ThreadPoolExecutor(1).submit(receivers.enter, "new")
+    began = receivers.enter("hook")
+    assert began is not None
+    receivers.leave("hook", began, ok=False)
+    began = receivers.enter("hook")
+    assert began is not None and receivers.enter("hook") is None  # failing: not waited for
+    receivers.leave("hook", began, ok=True)  # answers again
+    began = receivers.enter("hook")
+    assert began is not None
+    waited = ThreadPoolExecutor(1).submit(receivers.enter, "hook")
     until(lambda: waited.running(), 10, "the waiting send")
-    assert not waited.done() and receivers.busy() == ["new"]
-    receivers.leave("new", 0.01)
-    assert waited.result(timeout=10) is True
+    assert not waited.done() and receivers.busy() == ["hook"]
+    receivers.leave("hook", began, ok=True)
+    assert waited.result(timeout=10) is not None
