@@ -356,7 +356,9 @@ def _literal(statement: Any) -> str:
 # statements are module constants), with sample values; the trigger and the reminders only
 # INSERT (no read).
 EVENT_STATEMENTS: dict[str, Callable[[], str]] = {
-    "the worker leases a batch": lambda: _literal(_sent(lambda c: outbox.lease(c, 100, 60))),
+    "the worker leases a batch": lambda: _literal(
+        _sent(lambda c: outbox.lease(c, 100, 60, ["dapr", "hook"]))
+    ),
     "a batch delivered": lambda: _literal(_sent(lambda c: outbox.delivered(c, [(5, 1), (6, 2)]))),
     "a failed attempt": lambda: _literal(
         _sent(

@@ -14,7 +14,7 @@ subscription (and, its foreign key's cascade, its pending rows).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,7 +27,7 @@ from backend.config import Settings
 from backend.db.engine import autocommitted
 from backend.db.scope import OWNER
 from backend.events import engine
-from backend.events.engine import Lane, Settled
+from backend.events.engine import Lane, Receivers, Settled
 from backend.events.health import WorkerMetrics
 from backend.events.notify import Channels
 from backend.models import Task
@@ -52,7 +52,8 @@ def _readable() -> str:
     return f"({compiled})"
 
 
-# Lease: due rows, oldest first, skipping those another worker holds. A push or email whose
+# Lease: due rows, oldest first, skipping those another worker holds and pushes to a push
+# service (`push_origin`) that has no room for a call (`:busy`). A push or email whose
 # person is in their quiet hours (`quiet_until`, migration 0099) is moved to the window's end
 # instead, its attempt not counted, and not sent (`held`).
 # `READABLE`: the access predicate (`_readable`, compiled from our own statement, no value).
@@ -62,9 +63,15 @@ WITH due AS (
         THEN quiet_until(user_id, clock_timestamp()) END AS quiet
     FROM reminder_deliveries
     WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+    AND (cardinality(CAST(:busy AS text[])) = 0 OR NOT EXISTS (
+        SELECT 1 FROM push_subscriptions AS b
+        WHERE b.user_id = reminder_deliveries.user_id
+        AND b.id = reminder_deliveries.subscription_id
+        AND split_part(b.endpoint, '/', 3) = ANY(CAST(:busy AS text[]))
+    ))
     ORDER BY next_attempt_at
     LIMIT :batch
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF reminder_deliveries SKIP LOCKED
 ), leased AS (
     UPDATE reminder_deliveries AS d
     SET next_attempt_at = coalesce(
@@ -107,6 +114,12 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:waits AS float8[]), CAST(:errors AS te
     AS r(id, wait, error)
 WHERE d.id = r.id
 """
+# Not tried (its push service had no room): not an attempt, due again at once.
+_DEFERRED = """
+UPDATE reminder_deliveries
+SET attempts = attempts - 1, next_attempt_at = clock_timestamp()
+WHERE id = ANY(CAST(:deferred AS bigint[]))
+"""
 _DEAD = """
 UPDATE reminder_deliveries AS d SET state = 'dead', last_error = r.error
 FROM unnest(CAST(:dead_ids AS bigint[]), CAST(:dead_errors AS text[])) AS r(id, error)
@@ -119,12 +132,16 @@ class DeliveryQueue:
 
     name = "reminder deliveries"
 
+    def __init__(self, busy: Callable[[], list[str]] = list) -> None:
+        self._busy = busy
+
     def exchange(
         self, db: Engine, settled: Sequence[Settled], lease: int, seconds: float
     ) -> tuple[list[Any], int]:
         """One message, one transaction (autocommitted): the outcomes, grouped by kind,
         then the lease of up to `lease` rows."""
         finished: list[int] = []
+        deferred: list[int] = []
         retry: dict[str, list[Any]] = {"ids": [], "waits": [], "errors": []}
         dead: dict[str, list[Any]] = {"dead_ids": [], "dead_errors": []}
         gone: dict[str, list[Any]] = {"users": [], "subscriptions": []}
@@ -135,6 +152,8 @@ class DeliveryQueue:
             elif done.kind == engine.GONE:
                 gone["users"].append(row.user_id)
                 gone["subscriptions"].append(row.subscription_id)
+            elif done.kind == engine.DEFERRED:
+                deferred.append(row.id)
             elif done.kind == engine.RETRY:
                 retry["ids"].append(row.id)
                 retry["waits"].append(done.retry_in)
@@ -149,6 +168,7 @@ class DeliveryQueue:
             (_GONE, gone),
             (_RETRY, retry),
             (_DEAD, dead),
+            (_DEFERRED, {"deferred": deferred}),
         ]
         for sql, group in groups:
             if any(group.values()):
@@ -156,7 +176,7 @@ class DeliveryQueue:
                 values.update(group)
         if lease:
             parts.append(_LEASE)
-            values.update({"batch": lease, "lease": seconds})
+            values.update({"batch": lease, "lease": seconds, "busy": self._busy()})
         if not parts:
             return [], 0
         with autocommitted(db) as conn:
@@ -165,11 +185,51 @@ class DeliveryQueue:
         return [row for row in rows if not row.held], len(rows)
 
     def observe(self, metrics: WorkerMetrics, settled: Settled) -> None:
+        if settled.kind == engine.DEFERRED:
+            return
         counted = "retried" if settled.kind == engine.RETRY else settled.kind
         metrics.notifications.labels(settled.row.channel, counted).inc()
 
     def describe(self, row: Any) -> str:
         return f"reminder delivery {row.id} ({row.channel})"
+
+
+def push_origin(row: Any) -> str | None:
+    """The push service a delivery calls (its endpoint's host and port, as the lease's
+    `split_part(endpoint, '/', 3)`), or None: not a push."""
+    endpoint = getattr(row, "endpoint", None)
+    if row.channel != "push" or not endpoint:
+        return None
+    parts = endpoint.split("/")
+    return parts[2] if len(parts) > 2 else ""
+
+
+class PerService:
+    """`Channels.send` with a bound per push service: at most `receivers.bound` pushes to
+    one origin in flight (half the lane's threads), so a person whose endpoints never
+    answer, or a push service that stalls, holds that many threads and no more; a push
+    beyond it waits briefly for a healthy service (a burst), else is deferred
+    (`engine.DEFERRED`), and the lease leaves that origin's rows aside until it has room.
+    Emails go to the one configured server: unbounded here."""
+
+    def __init__(self, channels: Channels, parallel: int) -> None:
+        self._channels = channels
+        self.receivers = Receivers(parallel // 2)
+
+    def send(self, row: Any) -> engine.Outcome:
+        origin = push_origin(row)
+        if origin is None:
+            return self._channels.send(row)
+        began = self.receivers.enter(origin)
+        if began is None:
+            return engine.Outcome(engine.DEFERRED)
+        outcome = engine.Outcome(engine.RETRY)
+        try:
+            outcome = self._channels.send(row)
+            return outcome
+        finally:
+            ok = outcome.kind in (engine.DELIVERED, engine.GONE, engine.DROPPED)
+            self.receivers.leave(origin, began, ok)
 
 
 def reminder_lane(
@@ -183,15 +243,17 @@ def reminder_lane(
     room: Any = None,
 ) -> Lane:
     """The engine's lane for reminders' pushes and emails and address confirmations, sent
-    by `Channels` (backend/events/notify.py) over `client` in `pool`."""
+    by `Channels` (backend/events/notify.py) over `client` in `pool`, a bound per push
+    service (`PerService`)."""
     channels = Channels(settings, client, metrics)
+    bounded = PerService(channels, parallel)
     slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
     return Lane(
         db,
         settings,
         metrics,
-        DeliveryQueue(),
-        channels.send,
+        DeliveryQueue(bounded.receivers.busy),
+        bounded.send,
         pool,
         parallel=parallel,
         slowest_row_seconds=slowest,

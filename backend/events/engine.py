@@ -14,6 +14,11 @@ are recorded, in SQL; a sink adapter sends one leased row and classifies what ca
   recorded only within half the lease: a send still running then leaves its row to be
   leased again when the lease ends (at least once; the repeat carries the same event id,
   push `Topic` and email `Message-ID`).
+- `Receivers`: a bound on the calls one receiver (a webhook, a push service's origin) may
+  have in flight. A send whose receiver is at its bound waits briefly if the receiver is
+  healthy (a burst), else is not made: the attempt ends `DEFERRED` (not counted) and the
+  row waits for the receiver to have room, so a receiver that never answers holds its bound
+  of threads, never the others'.
 - `Lane._settle`: attempts, backoff and dead letters. A failed attempt is retried after
   `next_try` (full jitter, a receiver's `Retry-After` honoured within the bound) until
   `EVENT_MAX_ATTEMPTS`, then it is dead: logged, counted in the metrics, and listed by
@@ -47,6 +52,10 @@ DROPPED = "dropped"  # no longer for its person (or its subscription went): done
 GONE = "gone"  # a push service's 404/410: the subscription ended
 RETRY = "retry"  # failed: tried again after the backoff, within the bound
 DEAD = "dead"  # failed for good, or out of attempts: kept for an operator
+DEFERRED = "deferred"  # not tried: its receiver was at its bound (`Receivers`); not counted
+
+# How long a send waits for a place at a healthy receiver that is at its bound.
+RECEIVER_PATIENCE_SECONDS = 1.0
 
 
 @dataclass
@@ -125,6 +134,58 @@ def lease_for(slowest_row_seconds: float, window: int, parallel: int) -> float:
 Send = Callable[[Any], Outcome]
 
 
+class Receivers:
+    """How many calls each receiver has in flight, each at most `bound`. `enter` takes a
+    place and returns when its call began (None: make no call). A full receiver that
+    answers (its last call succeeded within `patience` seconds, none of its calls in
+    flight older than that: a burst) is waited for, up to `patience`; a slow or failing
+    one is not: None at once. `leave` gives the place back with how the call went. `busy`
+    names the full ones, which a lease leaves aside (their rows wait, uncounted, for
+    room)."""
+
+    def __init__(self, bound: int, patience: float = RECEIVER_PATIENCE_SECONDS) -> None:
+        self.bound = max(1, bound)
+        self.patience = patience
+        self._room = threading.Condition()
+        self._began: dict[str, list[float]] = {}  # the calls in flight, when each began
+        self._slow: set[str] = set()  # the last call failed or took `patience` or more
+
+    def _answers(self, receiver: str, now: float) -> bool:
+        began = self._began.get(receiver, [])
+        return receiver not in self._slow and all(now - b < self.patience for b in began)
+
+    def enter(self, receiver: str) -> float | None:
+        until: float | None = None
+        with self._room:
+            while len(self._began.get(receiver, [])) >= self.bound:
+                now = time.monotonic()
+                until = now + self.patience if until is None else until
+                if now >= until or not self._answers(receiver, now):
+                    return None
+                self._room.wait(min(until - now, self.patience / 10))
+            began = time.monotonic()
+            self._began.setdefault(receiver, []).append(began)
+            return began
+
+    def leave(self, receiver: str, began: float, ok: bool) -> None:
+        """The call that began at `began` ended: `ok`, the receiver took it."""
+        with self._room:
+            calls = self._began.get(receiver, [])
+            if began in calls:
+                calls.remove(began)
+            if not calls:
+                self._began.pop(receiver, None)
+            if ok and time.monotonic() - began < self.patience:
+                self._slow.discard(receiver)
+            else:
+                self._slow.add(receiver)
+            self._room.notify_all()
+
+    def busy(self) -> list[str]:
+        with self._room:
+            return sorted(r for r, calls in self._began.items() if len(calls) >= self.bound)
+
+
 @dataclass
 class _Flight:
     """A leased row on its way: its send's future and when its lease began (monotonic)."""
@@ -176,6 +237,12 @@ class Lane:
     def in_flight(self) -> int:
         """Rows leased by this worker and not yet recorded."""
         return len(self._flights)
+
+    @property
+    def sending(self) -> int:
+        """Sends not yet returned."""
+        with self._lock:
+            return self._sending
 
     def pump(self, lease: bool = True) -> int:
         """Record the sends that finished and, when at most half the window is in flight
@@ -245,8 +312,11 @@ class Lane:
             return Outcome(RETRY, f"{type(exc).__name__}", sink="send")
 
     def _settle(self, row: Any, outcome: Outcome) -> Settled:
-        """The one rule for a failed attempt: retry after `next_try`, or dead."""
+        """The one rule for a failed attempt: retry after `next_try`, or dead. A deferred
+        one (its receiver was full) was no attempt: the queue records it uncounted."""
         kind = outcome.kind
+        if kind == DEFERRED:
+            return Settled(row, DEFERRED, outcome)
         if kind == RETRY:
             retry_in = next_try(self._settings, row.attempts, outcome.wait)
             if retry_in is not None:

@@ -9,32 +9,35 @@ recorded in the short transaction of the next lease, each only while the row sti
 its lease (`attempts` unchanged, still pending): a row whose lease ended and that another
 worker leased again is that worker's. A worker that dies mid-send leaves its rows leased;
 they are leased again when the lease ends (at least once, the repeat with the same event id).
-Only the first pending record of each task (its changes and comments) and of each list (its
-own, membership and invitation events) is leasable, and a leased or retrying record is still
-pending, so a task's events go out in order even with many workers.
+A record goes to a sink only once every earlier pending record of its task (its changes and
+comments), or of its list for the list's own, membership and invitation events, has reached
+that sink; a leased or retrying record is still pending, so a task's events reach each sink
+in order even with many workers, and a sink that fails holds back only its own deliveries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Engine,
     Float,
     Integer,
+    Text,
     and_,
     bindparam,
-    exists,
     func,
     select,
+    text,
     tuple_,
     update,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from backend.events import engine
 from backend.events.engine import Settled
@@ -44,64 +47,47 @@ from backend.models import DeliveryState, TaskEvent
 from backend.models.notification_settings import ReminderDelivery
 
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
-_EARLIER = aliased(TaskEvent.__table__)  # type: ignore[attr-defined]
 PENDING, DELIVERED, DEAD = DeliveryState.pending, DeliveryState.delivered, DeliveryState.dead
 
-_C = aliased(TaskEvent.__table__, name="candidate")  # type: ignore[attr-defined]
-
-
-def _leasing(batch: int, seconds: float) -> Any:
-    """Due rows, oldest first, each the first pending one of its task (or its list's own),
-    leased for `seconds` (the statement's shape is the same for any values: compiled once)."""
-    due = (
-        select(_C.c.id)
-        .where(
-            _C.c.state == PENDING,
-            _C.c.next_attempt_at <= func.clock_timestamp(),
-            ~exists().where(
-                _EARLIER.c.task_id == _C.c.task_id,
-                _EARLIER.c.state == PENDING,
-                _EARLIER.c.id < _C.c.id,
-            ),
-            # A list's own events (the list, its members, invitations), in order: they name no
-            # task (a task's changes carry their list too, and keep the task's order only).
-            ~exists().where(
-                _C.c.task_id.is_(None),
-                _EARLIER.c.list_id == _C.c.list_id,
-                _EARLIER.c.task_id.is_(None),
-                _EARLIER.c.state == PENDING,
-                _EARLIER.c.id < _C.c.id,
-            ),
-        )
-        .order_by(_C.c.id)
-        .limit(bindparam("batch", batch, type_=Integer))
-        .with_for_update(skip_locked=True)
-    )
-    return (
-        update(TaskEvent)
-        .where(_E.id.in_(due))
-        .values(
-            next_attempt_at=func.clock_timestamp()
-            + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("lease", seconds, type_=Float)),
-            attempts=_E.attempts + 1,
-        )
-        .returning(
-            _E.id,
-            _E.event_id,
-            _E.user_id,
-            _E.task_id,
-            _E.list_id,
-            _E.type,
-            _E.task,
-            _E.list,
-            _E.object,
-            _E.actor_id,
-            _E.changes,
-            _E.occurred_at,
-            _E.attempts,
-            _E.delivered_to,
-        )
-    )
+# Lease: due rows, oldest first, skipping those another worker holds, each with the sinks it
+# may go to now (`sendable`): of those with room (`:ready`), the ones it has not reached and
+# no earlier pending event of its task (or, for a list's own events, of its list) still
+# waits for. A row with none is not leased (`:any_row`: a worker with no sink leases every
+# row, all done with at once). The two NOT EXISTS read the pending partial indexes.
+_LEASE = """
+WITH due AS (
+    SELECT c.id, x.sendable
+    FROM task_events AS c
+    CROSS JOIN LATERAL (
+        SELECT ARRAY(
+            SELECT s FROM unnest(CAST(:ready AS text[])) AS s
+            WHERE NOT s = ANY(c.delivered_to)
+            AND NOT EXISTS (
+                SELECT 1 FROM task_events AS e
+                WHERE e.task_id = c.task_id AND e.state = 'pending' AND e.id < c.id
+                AND NOT s = ANY(e.delivered_to)
+            )
+            AND NOT EXISTS (
+                SELECT 1 FROM task_events AS e
+                WHERE c.task_id IS NULL AND e.list_id = c.list_id AND e.task_id IS NULL
+                AND e.state = 'pending' AND e.id < c.id AND NOT s = ANY(e.delivered_to)
+            )
+        ) AS sendable
+    ) AS x
+    WHERE c.state = 'pending' AND c.next_attempt_at <= clock_timestamp()
+    AND (CAST(:any_row AS boolean) OR cardinality(x.sendable) > 0)
+    ORDER BY c.id
+    LIMIT :batch
+    FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE task_events AS t
+SET next_attempt_at = clock_timestamp() + make_interval(secs => :lease),
+    attempts = t.attempts + 1
+FROM due
+WHERE t.id = due.id
+RETURNING t.id, t.event_id, t.user_id, t.task_id, t.list_id, t.type, t.task, t.list,
+    t.object, t.actor_id, t.changes, t.occurred_at, t.attempts, t.delivered_to, due.sendable
+"""
 
 
 class ClaimedRow(EventRow, Protocol):
@@ -109,12 +95,23 @@ class ClaimedRow(EventRow, Protocol):
     def attempts(self) -> int: ...
     @property
     def delivered_to(self) -> list[str]: ...
+    @property
+    def sendable(self) -> list[str]: ...
 
 
-def lease(conn: Connection, batch: int, seconds: float) -> list[ClaimedRow]:
-    """Lease up to `batch` due rows for `seconds` (`attempts` counts this attempt); the
-    caller commits at once. Oldest first."""
-    rows = conn.execute(_leasing(batch, seconds)).all()
+def lease(
+    conn: Connection, batch: int, seconds: float, ready: Sequence[str] | None = None
+) -> list[ClaimedRow]:
+    """Lease up to `batch` due rows for `seconds` (`attempts` counts this attempt) that may
+    go to a sink of `ready` (None: every due row); the caller commits at once. Oldest
+    first."""
+    statement = text(_LEASE).bindparams(
+        bindparam("ready", list(ready or ()), type_=ARRAY(Text)),
+        bindparam("any_row", ready is None, type_=Boolean),
+        bindparam("batch", batch, type_=Integer),
+        bindparam("lease", seconds, type_=Float),
+    )
+    rows = conn.execute(statement).all()
     return sorted(cast(list[ClaimedRow], rows), key=lambda row: row.id)
 
 
@@ -153,6 +150,21 @@ def failed(
     else:
         values["next_attempt_at"] = func.clock_timestamp() + retry_in
     conn.execute(update(TaskEvent).where(_held(row_id, attempts)).values(**values))
+
+
+def deferred(conn: Connection, row_id: int, *, attempts: int, accepted_by: Sequence[str]) -> None:
+    """Record an attempt that called no failing sink but left one uncalled (full, or behind
+    an earlier event): its acceptances kept, the attempt not counted, due again at once (a
+    lease takes it when a sink it still needs has room)."""
+    conn.execute(
+        update(TaskEvent)
+        .where(_held(row_id, attempts))
+        .values(
+            delivered_to=list(accepted_by),
+            attempts=_E.attempts - 1,
+            next_attempt_at=func.clock_timestamp(),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -226,9 +238,13 @@ def requeue(conn: Connection, ids: Sequence[int] | None) -> int:
 
 class OutboxQueue:
     """`task_events` to the configured sinks (Dapr, webhooks): one row, every sink that has
-    not accepted it yet (`delivered_to`), in order per task."""
+    not accepted it yet (`delivered_to`), in order per task and sink. `ready`: the sinks with
+    room for a call now (`Fanout.ready`; None: no sink at all)."""
 
     name = "outbox"
+
+    def __init__(self, ready: Callable[[], list[str] | None] = lambda: None) -> None:
+        self._ready = ready
 
     def exchange(
         self, db: Engine, settled: Sequence[Settled], lease_rows: int, seconds: float
@@ -248,7 +264,11 @@ class OutboxQueue:
                         error=s.outcome.error,
                         retry_in=None if s.retry_in is None else timedelta(seconds=s.retry_in),
                     )
-            rows = lease(conn, lease_rows, seconds) if lease_rows else []
+                elif s.kind == engine.DEFERRED:
+                    deferred(
+                        conn, s.row.id, attempts=s.row.attempts, accepted_by=s.outcome.accepted
+                    )
+            rows = lease(conn, lease_rows, seconds, self._ready()) if lease_rows else []
         return rows, len(rows)
 
     def observe(self, metrics: WorkerMetrics, settled: Settled) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -20,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
 from backend.events.bounds import ANSWER_MAX_BYTES, Answer, deadline, post
-from backend.events.engine import DELIVERED, RETRY, Outcome
+from backend.events.engine import DEFERRED, DELIVERED, RETRY, Outcome, Receivers
 from backend.events.health import WorkerMetrics
 from backend.models import TaskPublic, task_children
 from backend.models.task_event import REMINDER
@@ -267,9 +268,15 @@ logger = logging.getLogger(__name__)
 
 class Fanout:
     """The outbox's sink adapter: one leased event to every sink that has not accepted it
-    yet (its `delivered_to`), each send within its own deadline, so one that fails (or never
-    answers) does not keep the event from the others. Delivered when all have it; else a
-    failed attempt naming the last sink that failed, with those that accepted."""
+    yet (its `delivered_to`) and that the lease found it may go to (`sendable`: no earlier
+    event of its task, or of its list's own, still waits for that sink). Each sink's call is
+    its own (the first in the row's thread, the others in `calls`, at once), each within its
+    own deadline, so a sink that fails or never answers keeps no other sink waiting. Each
+    sink is a receiver of `receivers`, at most `receivers.bound` calls in flight (a fair
+    share of the lane's threads: `parallel` over the sinks); a full one is waited for
+    briefly when healthy, else not called this time. Delivered when all have it; a failed
+    attempt (naming the last sink that failed, with those that accepted) when a call
+    failed; else deferred (a sink not called), its acceptances recorded."""
 
     def __init__(
         self,
@@ -277,43 +284,86 @@ class Fanout:
         client: httpx.Client,
         settings: Settings,
         metrics: WorkerMetrics,
+        parallel: int = 32,
+        calls: Executor | None = None,
     ) -> None:
         self.sinks = tuple(sinks)
         self._client = client
         self._seconds = settings.event_delivery_timeout_seconds
         self._metrics = metrics
+        self._calls = calls
+        self.receivers = Receivers(parallel // max(len(self.sinks), 1))
+
+    def ready(self) -> list[str] | None:
+        """The sinks with room for a call (what a lease may lease rows for), or None when
+        there is no sink at all (every row is leased, and done with at once)."""
+        if not self.sinks:
+            return None
+        busy = set(self.receivers.busy())
+        return [sink.name for sink in self.sinks if sink.name not in busy]
 
     def send(self, row: Any) -> Outcome:
         accepted = list(row.delivered_to)
-        if all(sink.name in accepted for sink in self.sinks):
+        missing = [sink for sink in self.sinks if sink.name not in accepted]
+        if not missing:
             return Outcome(DELIVERED, accepted=accepted)  # a worker with no sink: all done
+        sendable = getattr(row, "sendable", None)
+        allowed = {sink.name for sink in missing} if sendable is None else set(sendable)
         try:
             body = event_body(row)
         except Exception as exc:  # a record no longer renderable must fail alone
             logger.exception("event %s cannot be rendered", row.event_id)
             return Outcome(RETRY, f"cannot render: {type(exc).__name__}", sink="render")
-        errors: list[str] = []
-        failed = ""
-        for sink in self.sinks:
-            if sink.name in accepted:
-                continue
+        called: list[tuple[Sink, float]] = []
+        for sink in missing:
+            began = self.receivers.enter(sink.name) if sink.name in allowed else None
+            if began is not None:
+                called.append((sink, began))
+        later: list[tuple[Sink, Future[str | None]]] = []
+        for sink, began in called[1:]:
+            if self._calls is None:
+                break
             try:
-                with deadline(self._seconds):
-                    sink.send(self._client, row, body)
-            except Exception as exc:
-                if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
-                    logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
-                self._metrics.failures.labels(sink.name).inc()
-                errors.append(f"{sink.name}: {exc}")
-                failed = sink.name
-                continue
-            accepted.append(sink.name)
-            self._metrics.delivered.labels(sink.name).inc()
-            age = (datetime.now(UTC) - row.occurred_at).total_seconds()
-            self._metrics.latency.labels(sink.name).observe(max(age, 0.0))
+                later.append((sink, self._calls.submit(self._call, sink, began, row, body)))
+            except RuntimeError:  # the pool is shut down: the worker stops
+                self.receivers.leave(sink.name, began, ok=False)
+        results = [(sink, self._call(sink, began, row, body)) for sink, began in called[:1]]
+        if self._calls is None:
+            results += [(sink, self._call(sink, began, row, body)) for sink, began in called[1:]]
+        starts = dict((sink.name, began) for sink, began in called)
+        for sink, future in later:
+            try:
+                results.append((sink, future.result()))
+            except CancelledError:  # abandoned with the worker: not called
+                self.receivers.leave(sink.name, starts[sink.name], ok=False)
+        errors = [(sink.name, error) for sink, error in results if error is not None]
+        accepted += [sink.name for sink, error in results if error is None]
         if errors:
-            return Outcome(RETRY, "; ".join(errors), sink=failed, accepted=accepted)
+            text = "; ".join(error for _, error in errors)
+            return Outcome(RETRY, text, sink=errors[-1][0], accepted=accepted)
+        if len(results) < len(missing):
+            return Outcome(DEFERRED, accepted=accepted)
         return Outcome(DELIVERED, accepted=accepted)
+
+    def _call(self, sink: Sink, began: float, row: Any, body: dict[str, Any]) -> str | None:
+        """One sink's call within its deadline, its place at the receiver (taken at `began`)
+        given back: None when it accepted, else why not."""
+        ok = False
+        try:
+            with deadline(self._seconds):
+                sink.send(self._client, row, body)
+            ok = True
+        except Exception as exc:
+            if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where
+                logger.exception("event %s: sending to %s failed", row.event_id, sink.name)
+            self._metrics.failures.labels(sink.name).inc()
+            return f"{sink.name}: {exc}"
+        finally:
+            self.receivers.leave(sink.name, began, ok)
+        self._metrics.delivered.labels(sink.name).inc()
+        age = (datetime.now(UTC) - row.occurred_at).total_seconds()
+        self._metrics.latency.labels(sink.name).observe(max(age, 0.0))
+        return None
 
 
 def configured_sinks(settings: Settings) -> list[Sink]:

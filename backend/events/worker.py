@@ -93,15 +93,19 @@ class Worker:
         self._pools = [
             ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"),
             ThreadPoolExecutor(max_workers=PARALLEL_NOTIFICATIONS, thread_name_prefix="notify"),
+            # An event's calls to its second and further sinks, at once with the first.
+            ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES, thread_name_prefix="sink"),
         ]
         # Set by either lane when it has room (or all its sends came back): pump again.
         self.room = threading.Event()
-        fanout = Fanout(sinks, self._http, settings, self.metrics)
+        fanout = Fanout(
+            sinks, self._http, settings, self.metrics, PARALLEL_DELIVERIES, self._pools[2]
+        )
         self.outbox = Lane(
             engine,
             settings,
             self.metrics,
-            OutboxQueue(),
+            OutboxQueue(fanout.ready),
             fanout.send,
             self._pools[0],
             parallel=PARALLEL_DELIVERIES,
