@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
-    Boolean,
     Connection,
     Engine,
     Float,
@@ -52,8 +51,8 @@ PENDING, DELIVERED, DEAD = DeliveryState.pending, DeliveryState.delivered, Deliv
 # Lease: due rows, oldest first, skipping those another worker holds, each with the sinks it
 # may go to now (`sendable`): of those with room (`:ready`), the ones it has not reached and
 # no earlier pending event of its task (or, for a list's own events, of its list) still
-# waits for. A row with none is not leased (`:any_row`: a worker with no sink leases every
-# row, all done with at once). The two NOT EXISTS read the pending partial indexes.
+# waits for. A row with none is not leased (with no sink at all, `done_unsent` instead). The
+# two NOT EXISTS read the pending partial indexes.
 _LEASE = """
 WITH due AS (
     SELECT c.id, x.sendable
@@ -75,7 +74,7 @@ WITH due AS (
         ) AS sendable
     ) AS x
     WHERE c.state = 'pending' AND c.next_attempt_at <= clock_timestamp()
-    AND (CAST(:any_row AS boolean) OR cardinality(x.sendable) > 0)
+    AND cardinality(x.sendable) > 0
     ORDER BY c.id
     LIMIT :batch
     FOR UPDATE OF c SKIP LOCKED
@@ -99,20 +98,35 @@ class ClaimedRow(EventRow, Protocol):
     def sendable(self) -> list[str]: ...
 
 
-def lease(
-    conn: Connection, batch: int, seconds: float, ready: Sequence[str] | None = None
-) -> list[ClaimedRow]:
+def lease(conn: Connection, batch: int, seconds: float, ready: Sequence[str]) -> list[ClaimedRow]:
     """Lease up to `batch` due rows for `seconds` (`attempts` counts this attempt) that may
-    go to a sink of `ready` (None: every due row); the caller commits at once. Oldest
-    first."""
+    go to a sink of `ready`; the caller commits at once. Oldest first."""
     statement = text(_LEASE).bindparams(
-        bindparam("ready", list(ready or ()), type_=ARRAY(Text)),
-        bindparam("any_row", ready is None, type_=Boolean),
+        bindparam("ready", list(ready), type_=ARRAY(Text)),
         bindparam("batch", batch, type_=Integer),
         bindparam("lease", seconds, type_=Float),
     )
     rows = conn.execute(statement).all()
     return sorted(cast(list[ClaimedRow], rows), key=lambda row: row.id)
+
+
+# With no sink configured nothing is sent: due rows are done with in one statement, with no
+# row read back (a lease's rows would be sent nowhere and recorded in the next transaction).
+_DONE_UNSENT = text(
+    """
+    UPDATE task_events SET state = 'delivered', delivered_at = clock_timestamp()
+    WHERE id IN (
+        SELECT id FROM task_events
+        WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+        ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
+    )
+    """
+).bindparams(bindparam("batch", type_=Integer))
+
+
+def done_unsent(conn: Connection, batch: int) -> int:
+    """Mark up to `batch` due rows delivered (no sink: nothing to send); returns how many."""
+    return int(conn.execute(_DONE_UNSENT, {"batch": batch}).rowcount)
 
 
 def _held(row_id: int, attempts: int) -> Any:
@@ -268,7 +282,12 @@ class OutboxQueue:
                     deferred(
                         conn, s.row.id, attempts=s.row.attempts, accepted_by=s.outcome.accepted
                     )
-            rows = lease(conn, lease_rows, seconds, self._ready()) if lease_rows else []
+            if not lease_rows:
+                return [], 0
+            ready = self._ready()
+            if ready is None:
+                return [], done_unsent(conn, lease_rows)
+            rows = lease(conn, lease_rows, seconds, ready)
         return rows, len(rows)
 
     def observe(self, metrics: WorkerMetrics, settled: Settled) -> None:

@@ -8,14 +8,16 @@ import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings, WebhookTarget
 from backend.events import outbox
+from backend.events.worker import Worker
 from backend.services.reminders import fire_due
 from tests.cli.helpers import closed_port, run_cli
 from tests.conftest import Account
@@ -384,3 +386,33 @@ def test_no_log_line_carries_a_webhooks_query(
     lines = [record.getMessage() for record in caplog.records]
     assert any(line.startswith("HTTP Request: POST http://127.0.0.1") for line in lines)
     assert not [line for line in lines if "receiver-credential" in line or "token=" in line]
+
+
+def test_with_no_sink_due_events_are_done_with_in_one_statement_unsent(
+    db_engine: Engine, settings: Settings, alice: Account
+) -> None:
+    """A worker run only for reminders (no Dapr, no webhook) reads no event back: each pump
+    marks up to a window of due events delivered in one statement, counting no attempt."""
+    add_tasks(db_engine, alice.id, 150, "Chore")
+    worker = Worker(db_engine, settings.model_copy(update={"event_batch_size": 100}), [])
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db_engine, "before_cursor_execute", seen)
+    try:
+        assert worker.outbox.pump() == 100
+        assert worker.outbox.in_flight == 0
+        touched = [s for s in statements if "task_events" in s]
+        assert len(touched) == 1 and touched[0].lstrip().startswith("UPDATE task_events")
+        assert "RETURNING" not in touched[0]
+        assert event_states(db_engine) == {"delivered": 100, "pending": 50}
+        assert worker.outbox.pump() == 50
+    finally:
+        event.remove(db_engine, "before_cursor_execute", seen)
+        worker.close()
+    with db_engine.connect() as conn:
+        attempts = conn.execute(text("SELECT DISTINCT attempts FROM task_events")).scalars()
+        assert list(attempts) == [0]
+    assert event_states(db_engine) == {"delivered": 150}
