@@ -203,7 +203,8 @@ def apply(
     placement = None if sent.isdisjoint(PLACED) else placement_of(change, None, stay=True)
     values = change.model_dump(exclude_unset=True, include=AS_SENT)
     if "completed" in sent:
-        values.update(completion(cast(bool, change.completed), resolution.completed_at))
+        done = cast(bool, change.completed)
+        values = {**values, **completion(done, resolution.completed_at)}
     completed_as: TaskRow | Planned = stored
     if not sent.isdisjoint(SCHEDULE_FIELDS):
         values = replanned(change, values, stored, placement)

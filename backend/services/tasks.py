@@ -270,7 +270,7 @@ class TaskService(TaskUpdating):
         placement = placement_of(data, list_name, stay=True) if placing else None
         values = data.model_dump(exclude_unset=True, include=AS_SENT)
         if "completed" in data.model_fields_set:
-            values.update(completion(cast(bool, data.completed)))
+            values = {**values, **completion(cast(bool, data.completed))}
         sent = data.model_fields_set & SCHEDULE_FIELDS
         if (
             placement is not None
