@@ -194,8 +194,7 @@ def validate(
             if (new["completed_at"] is None) == new["completed"]:
                 raise Mismatch(f"toggle on {s}: completed_at inconsistent: {new}")
             state = new
-        same = {k: v for k, v in state.items() if k not in VOLATILE}
-        if same != {k: v for k, v in before.items() if k not in VOLATILE}:
+        if _differs(order[-1], _strip({"data": before}), _strip({"data": state})):
             raise Mismatch(
                 f"toggle: an even number of toggles changed more than timestamps: {before} {state}"
             )
