@@ -333,7 +333,7 @@ def _put(
     else:
         dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
     try:
-        written = apply(work, row, resolution, frozenset({row.version}), after=after)
+        written = apply(work, row, resolution, after)
     except PreconditionFailed:
         if if_match is None and not locking:
             raise _Changed from None
@@ -440,7 +440,7 @@ def _completed_copy(
     handed = None
     if series.kept is not None:
         handed = dav.hand_on(occurrence.id, series.uid, series.name, series.kept.decode())
-    apply(work, occurrence, resolution, frozenset({occurrence.version}), after=handed)
+    apply(work, occurrence, resolution, handed)
     return True
 
 

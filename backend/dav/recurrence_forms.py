@@ -43,19 +43,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from backend.dav.vtodo import ParsedTodo
+from backend.errors import PreconditionFailed
 from backend.models.task import TaskUpdate, reminders_json
 from backend.models.task_calendar import is_day, rule_key, served_rule
 from backend.recurrence import Schedule, day_of, normalize_rule
-from backend.services.task_update import Revision
+from backend.services.task_placement import placement_of
+from backend.services.task_schedule import SCHEDULE_FIELDS, Planned
+from backend.services.task_statements import AS_SENT, PLACED, completion
+from backend.services.task_update import replanned, successor
 
 if TYPE_CHECKING:
     from backend.models import TaskRow
     from backend.services.registry import UnitOfWork
     from backend.services.task_sending import Then
-    from backend.services.versions import Expected
 
 # What a completing form writes on the completed occurrence besides its completion: never its
 # due date (that is the occurrence's identity) nor its rule (the series goes on unchanged).
@@ -79,7 +82,7 @@ class Resolution:
     service's own completion turns into the next occurrence); `completes`: it completes an
     occurrence; `successor_update`: what the PUT says of the next occurrence that the
     service's copy does not (the writer's new reminders; a due date off the rule), inserted
-    so with the completion (a `Revision`'s `following`); `keep_on`: which task the
+    so with the completion (`apply`); `keep_on`: which task the
     PUT's object belongs to afterwards."""
 
     form: Form
@@ -182,27 +185,44 @@ def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
 
 
 def apply(
-    work: UnitOfWork,
-    stored: TaskRow,
-    resolution: Resolution,
-    expected: Expected = None,
-    after: Then | None = None,
+    work: UnitOfWork, stored: TaskRow, resolution: Resolution, after: Then | None = None
 ) -> TaskRow:
-    """Write `resolution` through the task service: one write, as a PATCH (the same
-    validation, events, change feed, and for a completion the service's own next occurrence,
-    exactly once, committed with it, inserted as `successor_update` says; `after` then
-    writes on that occurrence, in the same message: `TaskService.update` of a `Revision`).
-    The task the PUT named, as written."""
-    if resolution.update is None:  # ADOPTED_COPY: the occurrence is completed already
+    """Write `resolution` over `stored`, the task as this PUT read it, at the version read,
+    in one message, from the task service's own statements (as a PATCH of it writes: the
+    same validation, events and change feed): its fields as sent (`AS_SENT`; a completion
+    with the client's COMPLETED where no series completes: `completion`), its schedule
+    planned over the row read (`replanned`), its placement, and for a completion the
+    series' next occurrence (`successor`, moved as `successor_update` says) written with
+    it, exactly once; `after` then writes on that occurrence (`TaskService.write_over`).
+    `412` (`PreconditionFailed`) where the task is no longer the version read. The task the
+    PUT named, as written."""
+    change = resolution.update
+    if change is None:  # ADOPTED_COPY: the occurrence is completed already
         return stored
-    revision = Revision(
-        stored,
-        resolution.update,
-        completed_at=resolution.completed_at,
-        after=after,
-        following=resolution.successor_update,
-    )
-    return work.tasks.update(stored.id, revision, expected)
+    sent = change.model_fields_set
+    placement = None if sent.isdisjoint(PLACED) else placement_of(change, None, stay=True)
+    values = change.model_dump(exclude_unset=True, include=AS_SENT)
+    if "completed" in sent:
+        done = cast(bool, change.completed)
+        values = {**values, **completion(done, resolution.completed_at)}
+    completed_as: TaskRow | Planned = stored
+    if not sent.isdisjoint(SCHEDULE_FIELDS):
+        values = replanned(change, values, stored, placement)
+        completed_as = Planned(stored.id, values["due_date"], values)
+    thens: tuple[Then, ...] = ()
+    if values.get("completed") is True and not stored.completed:
+        following = resolution.successor_update
+        moved = {} if following is None else following.model_dump(exclude_unset=True)
+        reminders = None
+        if following is not None and "reminders" in moved:
+            reminders = reminders_json(following.reminders or [])
+        then = successor(completed_as, due=moved.get("due_date"), reminders=reminders)
+        if then is not None:
+            thens = (then,) if after is None else (then, after)
+    written = work.tasks.write_over(stored, values, placement, thens)
+    if written is None:
+        raise PreconditionFailed()
+    return written
 
 
 def _fields(parsed: ParsedTodo) -> TaskUpdate:

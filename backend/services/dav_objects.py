@@ -301,7 +301,7 @@ class DavObjectService(TaskSending):
 
     def hand_on(self, task_id: int, uid: str, name: str, body: str) -> Then:
         """`body` kept as the object of the next occurrence completing `task_id` inserts,
-        after that insert (a `Revision`'s `after`): in the completion's statement,
+        after that insert (`recurrence_forms.apply`'s `after`): in the completion's statement,
         from the inserted row (`SUCCEEDED`), else with the COMMIT, from the stored one. The
         series' object, whose name and UID a statement ahead gave up (`give_up_ahead`, or
         a completed copy's object kept on the occurrence), goes on with its series in the

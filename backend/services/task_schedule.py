@@ -120,7 +120,7 @@ _WRITTEN = table(
 SUCCESSOR_FROM_WRITE = _successor(_WRITTEN).returning(_T.id, _T.list_id)
 # The next occurrence as the completing write's statement inserted it (`SUCCESSOR_FROM_WRITE`,
 # its first `then`: `TaskSending._write_then` names it `t0`), for a statement after it there
-# that writes on it (a CalDAV series' object handed to it: a `Revision`'s `after`).
+# that writes on it (a CalDAV series' object handed to it: `recurrence_forms.apply`'s `after`).
 SUCCEEDED = table("t0", column("id", _T.id.type), column("list_id", _T.list_id.type))
 # The fields that make up a task's schedule: writing any of them re-plans it.
 SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
@@ -129,7 +129,8 @@ SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
 @dataclass(frozen=True)
 class Planned:
     """What a write of `values` (with `plan_schedule`'s schedule columns) will leave of the stored
-    task `id` due at `due_date`: what its next occurrence is computed from (`_succeed`)."""
+    task `id` due at `due_date`: what its next occurrence is computed from
+    (`task_update.successor`)."""
 
     id: int
     due_date: datetime | None

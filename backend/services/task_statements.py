@@ -229,7 +229,7 @@ GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TAS
 # cannot see it, the answer a missing task gets).
 ACCESS = owned_task(select(_T.version, role_in(_TASKS)).where(_T.id == TASK_ID))
 # A write that completes a pending recurring task whose series goes on adds its next
-# occurrence, computed from the stored schedule (`TaskService._succeed`): such a completion is
+# occurrence, computed from the stored schedule (`task_update.successor`): such a completion is
 # written only once that row has been read (`TaskService._write_completing`).
 COMPLETES_SERIES = and_(
     _T.completed == false(),

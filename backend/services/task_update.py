@@ -6,7 +6,6 @@ no row matched none (404, 403, 412). The public methods are `TaskService`'s (tas
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NoReturn, cast
@@ -17,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from backend.db.scope import Bound
 from backend.errors import AppError, Conflict, InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Task, TaskCreate, TaskRow, TaskUpdate
-from backend.models.task import reminders_json
+from backend.models.task import due_value, reminders_json
 from backend.recurrence import Schedule, day_start
 from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
@@ -28,6 +27,7 @@ from backend.services.task_placement import (
     unassignable,
 )
 from backend.services.task_schedule import (
+    SCHEDULE_FIELDS,
     SUCCESSOR,
     SUCCESSOR_FROM_WRITE,
     Planned,
@@ -89,24 +89,6 @@ class Created:
     completed_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Revision:
-    """A change written over `stored`, the task as its caller has just read it (a calendar
-    client's object over the task it found by its href: `TaskService.update`). `completed_at`:
-    when the writer says it completed the task, for a write that completes no series (a
-    series' completion is stamped now). `after`: where the write completes a series, a
-    statement that writes on its next occurrence once inserted (`task_schedule.SUCCEEDED` in
-    the completion's statement, else the stored row with the COMMIT). `following`: what the
-    write says of that next occurrence (its due date, moved as a PATCH would move it, and its
-    reminders), inserted so (`_successor`)."""
-
-    stored: TaskRow
-    change: TaskUpdate
-    completed_at: datetime | None = None
-    after: Then | None = None
-    following: TaskUpdate | None = None
-
-
 class TaskUpdating(TaskSending):
     """`TaskService`'s writes of one task (module docstring)."""
 
@@ -118,7 +100,7 @@ class TaskUpdating(TaskSending):
         values: dict[str, Any],
         *,
         last: bool = False,
-        then: Then | None = None,
+        then: Then | tuple[Then, ...] | None = None,
         own: list[Any] | None = None,
     ) -> TaskRow:
         """The placement statement: the task (with `values` written on it too), its subtree
@@ -130,7 +112,7 @@ class TaskUpdating(TaskSending):
                 task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
             )
         checked = expected is not None
-        thens: tuple[Then, ...] = () if then is None else (then,)
+        thens = (then,) if isinstance(then, Then) else then or ()
         if own is not None:
             thens += (own_reminders(task_id, own),)
         if values or own is not None:
@@ -189,67 +171,67 @@ class TaskUpdating(TaskSending):
     def _replan(
         self,
         task_id: int,
+        data: TaskUpdate,
         values: dict[str, Any],
-        plan_of: Callable[[TaskRow], tuple[str | None, str, Due, list[Any]]],
         expected: Expected = None,
-        *,
         placement: Placement | None = None,
-        current: TaskRow | None = None,
     ) -> TaskRow:
-        """Write `values` and the schedule `plan_of(stored task)` over the stored task, and move
-        it to `placement` in the same statement. The stored task is read in a message that
-        commits (`_current`; or given: `current`, read by the caller), then the write names
-        the version read and commits the request itself: no lock is held while the schedule
-        is planned. A task changed in between is read again; after a few tries, under the
-        caller's change lock."""
-        given = current if current is not None and expected is not None else None
+        """Write `values` and the schedule `data` sends over the stored task (`replanned`), and
+        move it to `placement` in the same statement. The stored task is read in a message
+        that commits (`_current`), then the write names the version read and commits the
+        request itself (`write_over`): no lock is held while the schedule is planned. A task
+        changed in between is read again; after a few tries, under the caller's change lock."""
         for attempt in range(_COMPLETION_TRIES + 1):
             # The last try reads inside the write's transaction, under the caller's change
             # lock (the entry's), so nothing can change the task before it is written.
             locking = attempt == _COMPLETION_TRIES
             if locking and self._can_begin_again():
                 self._begin_again()
-            if attempt == 0 and given is not None and given.version in cast(Any, expected):
-                current = given
-            else:
-                current = self._current(task_id, expected, commit=not locking)
-            plan = plan_of(current)
-            parent = current.parent_id is not None
-            if placement is not None and placement.parent is not Sent.omitted:
-                parent = placement.parent is Sent.id
-            if plan[0] is not None and parent:
-                raise not_recurring()
-            planned = {**values, **plan_schedule(*plan, current=current)}
+            current = self._current(task_id, expected, commit=not locking)
+            planned = replanned(data, values, current, placement)
             if self._can_begin_again():
                 self._begin_again()
             # The write may complete the task: its next occurrence, computed from the row the
             # write will leave (known here), is written with it.
             then = None
             if planned.get("completed") is True:
-                then = self._successor(Planned(task_id, planned["due_date"], planned))
-            read = frozenset({current.version})
-            if placement is not None:
-                # A move writes its subtree in the same statement: a member's reminders (a
-                # trigger would make them its own on every row written) go in a statement of
-                # their own in the move's message (`own_reminders`).
-                own = None
-                if current.user_id != self.user_id:
-                    own = planned.pop("reminders")
-                    if own == current.reminders:
-                        own = None
-                try:
-                    return self._move(
-                        task_id, placement, read, planned, last=True, then=then, own=own
-                    )
-                except PreconditionFailed:
-                    if expected is not None:
-                        raise
-                    continue
-            version = _T.version == current.version
-            task = self._update_where(task_id, planned, version, last=True, then=then)
+                then = successor(Planned(task_id, planned["due_date"], planned))
+            task = self.write_over(current, planned, placement, () if then is None else (then,))
             if task is not None:
                 return task
         raise Conflict("The task changed while it was being written; retry")
+
+    def write_over(
+        self,
+        current: TaskRow,
+        planned: dict[str, Any],
+        placement: Placement | None,
+        thens: tuple[Then, ...] = (),
+    ) -> TaskRow | None:
+        """Write `planned` (a change's values with its schedule planned over `current`:
+        `replanned`) over the task at the version `current` was read at, moved to `placement`
+        in the same statement, `thens` writing after it (a completed series' next occurrence:
+        `successor`), committing the request in its message; None: the task is no longer
+        that version."""
+        read = frozenset({current.version})
+        if placement is not None:
+            # A move writes its subtree in the same statement: a member's reminders (a
+            # trigger would make them its own on every row written) go in a statement of
+            # their own in the move's message (`own_reminders`).
+            own = None
+            if current.user_id != self.user_id and "reminders" in planned:
+                planned = dict(planned)
+                own = planned.pop("reminders")
+                if own == current.reminders:
+                    own = None
+            try:
+                return self._move(
+                    current.id, placement, read, planned, last=True, then=thens, own=own
+                )
+            except PreconditionFailed:
+                return None
+        version = _T.version == current.version
+        return self._update_where(current.id, planned, version, last=True, then=thens)
 
     def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
         """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
@@ -267,62 +249,16 @@ class TaskUpdating(TaskSending):
             raise PreconditionFailed()
         return task
 
-    def _completing(
-        self, task: TaskRow, after: Then | None = None, following: TaskUpdate | None = None
-    ) -> TaskRow:
+    def _completing(self, task: TaskRow) -> TaskRow:
         """After any write that may complete `task`: when this transaction completed a
-        recurring task whose series goes on, insert its next occurrence (then `after`, which
-        writes on it: `update`). Decided from the returned row alone (`completed_at` equals
-        `updated_at`, both this transaction's `now()`, only when it completed it here), so
-        other writes cost nothing more."""
+        recurring task whose series goes on, insert its next occurrence. Decided from the
+        returned row alone (`completed_at` equals `updated_at`, both this transaction's
+        `now()`, only when it completed it here), so other writes cost nothing more."""
         if task.completed and task.completed_at == task.updated_at:
-            then = self._successor(task, following)
+            then = successor(task)
             if then is not None:
                 self._at_commit(then.alone)
-                if after is not None:
-                    self._at_commit(after.alone)
         return task
-
-    def _successor(
-        self, task: TaskRow | Planned, following: TaskUpdate | None = None
-    ) -> Then | None:
-        """The next occurrence of `task` (its stored row, or the one a write will leave) if it
-        is recurring and its series goes on, to insert if this transaction completed it
-        (checked by the statement itself): in the completing write's statement, or with the
-        COMMIT (specs/statements.md). Its subtasks come with it (migration 0018). Its
-        reminders are the task's, moved with the due date, and its due date the series'
-        next; `following` (a stored row's) says otherwise: a due date off the rule, planned
-        as a PATCH of it is (the next one after it on the same rule), and reminders."""
-        if not goes_on(task):
-            return None
-        start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
-        due = cast(datetime, task.due_date)
-        rule = cast(str, task.recurrence)
-        moved_to = None
-        sent = set() if following is None else following.model_fields_set
-        if following is not None and following.due_date is not None and "due_date" in sent:
-            moved_to = following.due_date
-            if not isinstance(moved_to, datetime):  # a day, on the series' clock
-                moved_to = day_start(moved_to, task.time_zone)
-        # Shifted to the due date the next occurrence has, as the database shifts its
-        # subtasks' and the members' reminders (`tasks_copy_subtasks`, migration 0018).
-        reminders = moved_reminders(task.reminders, due, moved_to or next_due)
-        if following is not None and "reminders" in sent:
-            reminders = reminders_json(following.reminders or [])
-        if moved_to is not None:
-            planned = plan_schedule(
-                rule, task.time_zone, moved_to, reminders, current=cast(TaskRow, task)
-            )
-            following_due = planned["next_due_date"]
-        else:
-            following_due = Schedule.of(rule, task.time_zone, start).next_after(next_due)
-        values = {
-            "previous_id": task.id,
-            "successor_due": moved_to,
-            "following_due_date": following_due,
-            "reminders": reminders,
-        }
-        return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))
 
     def _write_completing(
         self,
@@ -330,54 +266,37 @@ class TaskUpdating(TaskSending):
         statements: tuple[Any, Any, Any],
         values: dict[str, Any],
         expected: Expected = None,
-        *,
-        stored: TaskRow | None = None,
-        after: Then | None = None,
-        following: TaskUpdate | None = None,
     ) -> TaskRow:
         """Write `values`, which may complete the task (`completing`'s `statements`), committing in
         the write's own message so that no lock is held while a message crosses the network
         (specs/statements.md). Completing a recurring task adds its next occurrence, computed
         from the stored row: that write is sent once the row has been read, in a second
         message that commits it with the occurrence only if the task is still the version
-        read (else it tries again); `stored`, the row the caller read at a version `expected`
-        names, is that read (one message). `after` writes on the next occurrence, after its
-        insert. Where the transaction cannot end with the write (an Idempotency-Key's record
-        follows), or the task keeps changing, the write holds its row until its COMMIT
-        instead."""
+        read (else it tries again). Where the transaction cannot end with the write (an
+        Idempotency-Key's record follows), or the task keeps changing, the write holds its
+        row until its COMMIT instead."""
         unless_series, read, series = statements
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
                 self._begin_again()
-            then = None
-            if attempt == 0 and stored is not None and self._send.can_finish:
-                # Read by the caller, at a version the write names: a series it completes is
-                # written at once.
-                then = self._successor(stored, following)
-                if then is not None and stored.completed:
-                    then = None
-            task: Any = stored
-            if then is None:
-                outcome = self._write_or_stored(unless_series, read, task_id=task_id)
-                if outcome is None:  # the transaction goes on after this write
-                    break
-                task, written = outcome
-                if task is None:
-                    self._missing_or_stale(task_id, expected)
-                if written:
-                    return cast(TaskRow, task)
-                self._begin_again()
-                then = self._successor(task, following)
+            outcome = self._write_or_stored(unless_series, read, task_id=task_id)
+            if outcome is None:  # the transaction goes on after this write
+                break
+            task, written = outcome
+            if task is None:
+                self._missing_or_stale(task_id, expected)
+            if written:
+                return cast(TaskRow, task)
+            self._begin_again()
             # Completes a series: its next occurrence is written with the completion.
-            thens = () if then is None else (then,) if after is None else (then, after)
             rows = self._write_then(
-                series, thens, task_id=task_id, read_version=task.version, last=True
+                series, successor(task), task_id=task_id, read_version=task.version, last=True
             )
             if rows:
                 return cast(TaskRow, rows[0])
         if self._can_begin_again():
             self._begin_again()
-        return self._completing(self._update(task_id, values, expected), after, following)
+        return self._completing(self._update(task_id, values, expected))
 
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
@@ -415,10 +334,71 @@ class TaskUpdating(TaskSending):
         values: dict[str, Any],
         *conditions: ColumnElement[bool],
         last: bool = False,
-        then: Then | None = None,
+        then: Then | tuple[Then, ...] | None = None,
     ) -> TaskRow | None:
         """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
         nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
         statement = updating(values, *conditions)
         rows = self._write_then(statement, then, task_id=task_id, last=last)
         return cast(TaskRow, rows[0]) if rows else None
+
+
+def replanned(
+    data: TaskUpdate, values: dict[str, Any], current: TaskRow, placement: Placement | None
+) -> dict[str, Any]:
+    """`values` with the schedule `data` sends planned over `current`'s, the stored one: a
+    day stays the same day when only the zone changes (its start moves with it). A rule on
+    a task that is (or goes) under a parent is refused (`not_recurring`)."""
+    sent = data.model_fields_set & SCHEDULE_FIELDS
+    plan = (
+        data.recurrence if "recurrence" in sent else current.recurrence,
+        str(data.time_zone) if "time_zone" in sent else current.time_zone,
+        data.due_date
+        if "due_date" in sent
+        else due_value(current.due_date, current.all_day, current.time_zone),
+        reminders_json(data.reminders or []) if "reminders" in sent else current.reminders,
+    )
+    parent = current.parent_id is not None
+    if placement is not None and placement.parent is not Sent.omitted:
+        parent = placement.parent is Sent.id
+    if plan[0] is not None and parent:
+        raise not_recurring()
+    return {**values, **plan_schedule(*plan, current=current)}
+
+
+def successor(
+    task: TaskRow | Planned, *, due: Due = None, reminders: list[Any] | None = None
+) -> Then | None:
+    """The next occurrence of `task` (its stored row, or the one a write will leave: a
+    `Planned`) if it is recurring and its series goes on, to insert if this transaction
+    completed it (checked by the statement itself): in the completing write's statement, or
+    with the COMMIT (specs/statements.md). Its subtasks come with it (migration 0018). Its
+    reminders are the task's, moved with the due date, and its due date the series' next;
+    `due` moves it off the rule (planned as a PATCH of it is: the next one after it on the
+    same rule), `reminders` (as stored) replace the moved ones."""
+    if not goes_on(task):
+        return None
+    start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
+    rule = cast(str, task.recurrence)
+    moved_to = None
+    if due is not None:
+        moved_to = due if isinstance(due, datetime) else day_start(due, task.time_zone)
+    # Shifted to the due date the next occurrence has, as the database shifts its
+    # subtasks' and the members' reminders (`tasks_copy_subtasks`, migration 0018).
+    if reminders is None:
+        due_at = cast(datetime, task.due_date)
+        reminders = moved_reminders(task.reminders, due_at, moved_to or next_due)
+    if moved_to is not None:
+        planned = plan_schedule(
+            rule, task.time_zone, moved_to, reminders, current=cast(TaskRow, task)
+        )
+        following_due = planned["next_due_date"]
+    else:
+        following_due = Schedule.of(rule, task.time_zone, start).next_after(next_due)
+    values = {
+        "previous_id": task.id,
+        "successor_due": moved_to,
+        "following_due_date": following_due,
+        "reminders": reminders,
+    }
+    return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))

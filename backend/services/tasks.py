@@ -27,7 +27,7 @@ from backend.errors import (
     ServiceUnavailable,
 )
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
-from backend.models.task import due_value, reminders_json
+from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
 from backend.recurrence import Schedule
 from backend.services.rules import Rule, fires
@@ -72,7 +72,7 @@ from backend.services.task_statements import (
     owned_task,
 )
 from backend.services.task_tree import Placement, Refusal, Sent, spaces_lock
-from backend.services.task_update import Created, Due, InList, Revision, TaskUpdating
+from backend.services.task_update import Created, InList, TaskUpdating
 from backend.services.versions import Expected, version_in
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -257,27 +257,20 @@ class TaskService(TaskUpdating):
         Rule.UNASSIGN_ON_MOVE,
     )
     def update(
-        self, task_id: int, change: TaskUpdate | InList | Revision, expected: Expected = None
+        self, task_id: int, change: TaskUpdate | InList, expected: Expected = None
     ) -> TaskRow:
         """Write `change` over the task (a PATCH, a PUT, a tool's update; `InList`: into a list
-        named as an agent names one; `Revision`: over the row its writer read): its schedule
-        fields over the stored ones (read first, `_replan`, unless the revision's row is at a
-        version `expected` names), its placement in the same statement, and a recurring
-        task's next occurrence when it completes it. `expected`: If-Match's versions, tested
-        in the write's own WHERE."""
+        named as an agent names one): its schedule fields over the stored ones (read first,
+        `_replan`), its placement in the same statement, and a recurring task's next
+        occurrence when it completes it. `expected`: If-Match's versions, tested in the
+        write's own WHERE."""
         data = change if isinstance(change, TaskUpdate) else change.change
-        revision = change if isinstance(change, Revision) else None
         list_name = change.list_name if isinstance(change, InList) else None
         placing = list_name is not None or not data.model_fields_set.isdisjoint(PLACED)
         placement = placement_of(data, list_name, stay=True) if placing else None
-        completed_at = after = following = current = None
-        if revision is not None:
-            current, completed_at = revision.stored, revision.completed_at
-            after, following = revision.after, revision.following
-        changes = data.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})
-        values: dict[str, Any] = {k: v for k, v in changes.items() if k != "completed"}
-        if "completed" in changes:
-            values.update(completion(changes["completed"], completed_at))
+        values = data.model_dump(exclude_unset=True, include=AS_SENT)
+        if "completed" in data.model_fields_set:
+            values = {**values, **completion(cast(bool, data.completed))}
         sent = data.model_fields_set & SCHEDULE_FIELDS
         if (
             placement is not None
@@ -288,41 +281,17 @@ class TaskService(TaskUpdating):
             raise not_recurring()
         if not sent:
             # Only a completion can add a statement (a recurring task's next occurrence).
-            last = changes.get("completed") is not True
+            last = values.get("completed") is not True
             if placement is not None:
                 moved = self._move(task_id, placement, expected, values, last=last)
-                return self._completing(moved, after, following)
+                return self._completing(moved)
             if not last:
                 statements = completing(values, *version_in(_T.version, expected))
-                read = current is not None and current.version in (expected or ())
-                stored = current if read else None
-                return self._write_completing(
-                    task_id,
-                    statements,
-                    values,
-                    expected,
-                    stored=stored,
-                    after=after,
-                    following=following,
-                )
+                return self._write_completing(task_id, statements, values, expected)
             return self._update(task_id, values, expected, last=True)
-
         # The schedule is the stored one with the sent fields over it: read it first (with
         # the caller's entry, in the first message), then write it (with the COMMIT).
-        # A day stays the same day when only the zone changes (its start moves with it).
-        def plan_of(current: TaskRow) -> tuple[str | None, str, Due, list[Any]]:
-            return (
-                data.recurrence if "recurrence" in sent else current.recurrence,
-                str(data.time_zone) if "time_zone" in sent else current.time_zone,
-                data.due_date
-                if "due_date" in sent
-                else due_value(current.due_date, current.all_day, current.time_zone),
-                reminders_json(data.reminders or []) if "reminders" in sent else current.reminders,
-            )
-
-        return self._replan(
-            task_id, values, plan_of, expected, placement=placement, current=current
-        )
+        return self._replan(task_id, data, values, expected, placement)
 
     @fires(
         Rule.REOPEN_ANCESTORS,
