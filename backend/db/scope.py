@@ -114,8 +114,8 @@ def members_only(statement: Any, name: str) -> Any:
     pass-through. Its rows are `statement`'s, its columns named bare (`name` is the level's
     one relation), which keeps the level's text short."""
     inner = statement.subquery(name)
-    return select(*(column(c.name, c.type) for c in inner.c)).select_from(inner).where(
-        MEMBER_PLANNED
+    return (
+        select(*(column(c.name, c.type) for c in inner.c)).select_from(inner).where(MEMBER_PLANNED)
     )
 
 
