@@ -104,6 +104,21 @@ def if_member(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return gated
 
 
+def members_only(statement: Any, name: str) -> Any:
+    """`statement` (a SELECT that only a member's rows can answer: a listing's member arm,
+    `shared` in its WHERE) behind `shared`'s gate, one query level above it: for a member of
+    nothing the gate folds to false on the level's one relation, which PostgreSQL then
+    excludes before it plans it (`relation_excluded_by_constraints`), so the statement is
+    never planned, where the gate inside it still plans its columns, its sort and its
+    limit over a false scan. For a member the gate folds to true and the level is a plain
+    pass-through. Its rows are `statement`'s, its columns named bare (`name` is the level's
+    one relation), which keeps the level's text short."""
+    inner = statement.subquery(name)
+    return (
+        select(*(column(c.name, c.type) for c in inner.c)).select_from(inner).where(MEMBER_PLANNED)
+    )
+
+
 def caller_role(table: Any) -> ColumnElement[str]:
     """The caller's role in the list of a row of `table`: `owner` in its own space, else its
     membership's (NULL: none). Read beside the row, where a write that matched nothing asks

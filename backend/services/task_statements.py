@@ -49,6 +49,7 @@ from backend.db.scope import (
     Bound,
     Stmt,
     if_member,
+    members_only,
     owned,
     space_locked,
 )
@@ -507,7 +508,8 @@ def listing_page(shape: ListingShape) -> Any:
     arms, each a page on its own index, the caller's own tasks and those of the lists shared
     with it (`may_shared`); the page is the first rows of both in the order asked (an OR of the
     two would read every own task to sort them). One form for every caller: for a member of
-    nothing the member arm is planned as false (migration 0046's gate), never costed."""
+    nothing the member arm is excluded before it is planned (`members_only`: migration 0046's
+    gate), and the page is the own arm's."""
     key = sort_key(shape.sort).label("sort_key")
 
     def arm(view: tuple[Any, ...], scope: ColumnElement[bool]) -> Any:
@@ -517,7 +519,9 @@ def listing_page(shape: ListingShape) -> Any:
         return statement.order_by(*order_by(shape.sort, shape.direction)).limit(LIMIT)
 
     mine = _T.user_id == bindparam(OWNER)
-    theirs = arm(_MEMBER_VIEW, and_(may_shared(_TASKS, Action.LIST_READ), ~mine))
+    theirs = members_only(
+        arm(_MEMBER_VIEW, and_(may_shared(_TASKS, Action.LIST_READ), ~mine)), "shared_page"
+    )
     both = union_all(arm(_OWN_VIEW, mine), theirs).subquery("page")
     outer = [both.c[c.name] for c in (*TASK_COLUMNS, key)]
     if shape.feed_position:
