@@ -501,6 +501,10 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.events.outbox", "dead_letters"): "the outbox admin command: every user's",
     ("backend.events.outbox", "delivered"): "the outbox worker: marks what it delivered",
     ("backend.events.outbox", "failed"): "the outbox worker: marks what it failed",
+    ("backend.events.outbox", "deferred"): "the outbox worker: an attempt a full receiver "
+    "left uncalled",
+    ("backend.events.outbox", "done_unsent"): "the outbox worker with no sink: every user's "
+    "due events, done with",
     ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",
     ("backend.services.changes", "prune"): "the prune command and the worker: every user's",
     ("backend.db.sender", "read_for_callers"): "the sender: compiles and checks (`_compiled`) "

@@ -40,7 +40,13 @@ from backend.errors import Forbidden, Taken, Unauthorized
 from backend.models.app_password import PASSWORD_PATTERN, AppPasswordScope, dav_username
 from backend.services.app_passwords import AppPasswordCheck
 from backend.services.invitations import token_hash
-from backend.services.rate_limits import Usage, dav_failure_checks, limit_key, settle_usages
+from backend.services.rate_limits import (
+    RateLimiter,
+    Usage,
+    dav_failure_checks,
+    limit_key,
+    settle_usages,
+)
 from backend.services.registry import UnitOfWork
 
 REALM = "Task API CalDAV"
@@ -121,7 +127,8 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
     checked = None
     if shaped:
         with _CheckWork(engine, settings, client_ip=client_ip) as work:
-            checked = AppPasswordCheck(work.send, "").check(
+            passwords: AppPasswordCheck = work.service(AppPasswordCheck)
+            checked = passwords.check(
                 credentials.password, limit_key(*checks[0]), limit_key(*checks[1])
             )
         if settings.rate_limit_enabled:
@@ -138,7 +145,8 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
         verified.failed(credentials.username, client_ip)
         headers: dict[str, str] = {}
         with UnitOfWork(engine, settings, client_ip=client_ip, response_headers=headers) as work:
-            work.limits.dav_failure(credentials.username)
+            limits: RateLimiter = work.service(RateLimiter)
+            limits.dav_failure(credentials.username)
         raise refused(headers)
     found = VerifiedPassword(
         user_id=user_id,

@@ -35,6 +35,7 @@ from backend.dav.xml import (
 from backend.errors import Forbidden, InvalidRequest
 from backend.models.names import NAME_MAX_LENGTH
 from backend.models.task_list import ListCreate, ListRow, ListUpdate
+from backend.services.lists import ListService
 from backend.services.registry import UnitOfWork
 
 DISPLAYNAME = clark(DAV, "displayname")
@@ -102,7 +103,8 @@ def proppatch(work: UnitOfWork, list_id: int | None, asked: PropertyUpdate) -> d
         raise Forbidden(NO_LIST_IS_NO_LIST)
     data, statuses = update_of(asked)
     if data is not None:
-        work.lists.update(list_id, data)
+        lists: ListService = work.service(ListService)
+        lists.update(list_id, data)
     return statuses
 
 
@@ -110,7 +112,8 @@ def delete(work: UnitOfWork, list_id: int | None) -> None:
     """Trash the list and its tasks (`ListService.delete`: the owner's alone, restorable)."""
     if list_id is None:
         raise Forbidden(NO_LIST_IS_NO_LIST)
-    work.lists.delete(list_id)
+    lists: ListService = work.service(ListService)
+    lists.delete(list_id)
 
 
 def create(work: UnitOfWork, segment: str, asked: MakeCollection, *, mkcol: bool) -> ListRow:
@@ -132,4 +135,5 @@ def create(work: UnitOfWork, segment: str, asked: MakeCollection, *, mkcol: bool
         refused = {str(each["loc"][0]) for each in error.errors() if each["loc"]}
         told = [_TOLD[field] for field in sorted(refused) if field in _TOLD]
         raise InvalidRequest(f"{' and '.join(told) or 'The list'}: {REFUSED}") from None
-    return work.lists.create(data)
+    lists: ListService = work.service(ListService)
+    return lists.create(data)

@@ -48,6 +48,7 @@ from backend.services.registry import UnitOfWork
 from backend.services.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
 from backend.services.task_statements import PLACED, completion
 from backend.services.task_update import Created
+from backend.services.tasks import TaskService
 
 _UID_TAKEN = "Another object of this collection has this UID"
 _UID_CHANGED = "An object's UID does not change"
@@ -87,7 +88,7 @@ def put(
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
-    dav = work.service(DavObjectService)
+    dav: DavObjectService = work.service(DavObjectService)
     vouched = tags.vouched(if_match) if if_none is None else None
     if vouched is not None:
         stored = _put_vouched(work, dav, (list_id, name, body, parsed), vouched)
@@ -372,7 +373,8 @@ def _create(
     dav.claim(_sought(list_id, name, parsed))
     try:
         created = TaskCreate.model_validate(fields)
-        task = work.tasks.create(Created(created, then, parsed.completed_at))
+        tasks: TaskService = work.service(TaskService)
+        task = tasks.create(Created(created, then, parsed.completed_at))
     except Taken as taken:
         if taken.what == "uid":
             raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN) from None
@@ -450,13 +452,14 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
     `412` with If-Match, else again, as `put`). An `If-Match` naming a tag that vouches for
     its task is one message, as `_put_vouched`: the locks, the tag tested, the delete; so is
     a DELETE with no If-Match (`DavObjectService.name_task`). A refusal is looked up."""
-    dav = work.service(DavObjectService)
+    dav: DavObjectService = work.service(DavObjectService)
     vouched = tags.vouched(if_match)
     if vouched is not None:
         dav.lock_task(vouched.id)
         dav.vouch(list_id, name, derived_id(name), vouched.tag)
         try:
-            work.tasks.delete(vouched.id, frozenset({vouched.version}))
+            tasks: TaskService = work.service(TaskService)
+            tasks.delete(vouched.id, frozenset({vouched.version}))
             return
         except Taken as taken:
             if taken.what == "tag":
@@ -487,7 +490,8 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
         dav.begin_write()
         dav.lock_task(found.row.id)
         try:
-            work.tasks.delete(found.row.id, frozenset({found.row.version}))
+            tasks = work.service(TaskService)
+            tasks.delete(found.row.id, frozenset({found.row.version}))
             return
         except PreconditionFailed:
             if if_match is not None or locking:

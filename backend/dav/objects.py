@@ -81,7 +81,8 @@ def served(row: Any) -> Served:
 
 
 def objects(work: UnitOfWork, list_id: int | None) -> list[Served]:
-    return [served(row) for row in work.service(DavObjectService).all(list_id)]
+    dav: DavObjectService = work.service(DavObjectService)
+    return [served(row) for row in dav.all(list_id)]
 
 
 def listed(work: UnitOfWork, list_id: int | None) -> tuple[Any | None, list[Served]]:
@@ -89,7 +90,8 @@ def listed(work: UnitOfWork, list_id: int | None) -> tuple[Any | None, list[Serv
     objects, in one statement; a list the caller cannot read is the missing one's 404."""
     if list_id is None:
         return None, objects(work, None)
-    seen, rows = work.service(DavObjectService).listed(list_id)
+    dav: DavObjectService = work.service(DavObjectService)
+    seen, rows = dav.listed(list_id)
     if seen is None:
         raise NotFound(NOT_FOUND)
     the_list = SimpleNamespace(
@@ -103,7 +105,8 @@ def collection(
 ) -> tuple[SimpleNamespace, list[Served], int]:
     """A list's collection, its objects at Depth 1 and the caller's feed position (its sync
     token's), in one statement; a list the caller cannot read is the missing one's 404."""
-    seen, rows = work.service(DavObjectService).listed(list_id, position=True, depth=depth)
+    dav: DavObjectService = work.service(DavObjectService)
+    seen, rows = dav.listed(list_id, position=True, depth=depth)
     if seen is None:
         raise NotFound(NOT_FOUND)
     the_list = SimpleNamespace(
@@ -117,7 +120,8 @@ def find(work: UnitOfWork, list_id: int | None, name: str) -> Served | None:
     newest kept object with that name, else the task a derived name names (one statement)."""
     derived = DERIVED.fullmatch(name)
     task_id = int(derived.group(1)) if derived is not None else 0
-    rows = work.service(DavObjectService).named(list_id, name, task_id)
+    dav: DavObjectService = work.service(DavObjectService)
+    rows = dav.named(list_id, name, task_id)
     for row in rows:
         found = served(row)
         if found.name == name:

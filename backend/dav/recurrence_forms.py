@@ -54,6 +54,7 @@ from backend.services.task_placement import placement_of
 from backend.services.task_schedule import SCHEDULE_FIELDS, Planned
 from backend.services.task_statements import AS_SENT, PLACED, completion
 from backend.services.task_update import replanned, successor
+from backend.services.tasks import TaskService
 
 if TYPE_CHECKING:
     from backend.models import TaskRow
@@ -219,7 +220,8 @@ def apply(
         then = successor(completed_as, due=moved.get("due_date"), reminders=reminders)
         if then is not None:
             thens = (then,) if after is None else (then, after)
-    written = work.tasks.write_over(stored, values, placement, thens)
+    tasks: TaskService = work.service(TaskService)
+    written = tasks.write_over(stored, values, placement, thens)
     if written is None:
         raise PreconditionFailed()
     return written

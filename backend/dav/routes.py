@@ -53,7 +53,9 @@ from backend.errors import AppError, InvalidRequest, NotFound, PreconditionFaile
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
 from backend.models.references import Action
 from backend.models.task_calendar import CalendarObjectRefused
+from backend.services.lists import ListService
 from backend.services.registry import UnitOfWork
+from backend.services.users import UserService
 
 router = APIRouter(include_in_schema=False)
 # Every path these routes answer: the edge leaves their bodies to them (`_body`).
@@ -259,7 +261,8 @@ async def dav_home(request: Request, response: Response) -> Response:
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
         here = [resources.home()]
         if depth:
-            lists = work.lists.all()
+            listing: ListService = work.service(ListService)
+            lists = listing.all()
             token = _token_of(request, work, [None, *(row.id for row in lists)])
             here.append(resources.collection(None, writes, token(None)))
             here.extend(resources.collection(row, writes, token(row.id)) for row in lists)
@@ -398,7 +401,8 @@ def _list_row(work: UnitOfWork, list_id: int | None) -> Any:
     if list_id is None:
         return None
     try:
-        return work.lists.get(list_id)
+        lists: ListService = work.service(ListService)
+        return lists.get(list_id)
     except NotFound:
         raise NotFound(NOT_FOUND) from None
 
@@ -489,7 +493,8 @@ async def dav_unknown(request: Request, response: Response) -> Response:
 
 
 def _display_name(work: UnitOfWork) -> str:
-    user = work.users.get(work.caller_id)
+    users: UserService = work.service(UserService)
+    user = users.get(work.caller_id)
     if user is None:  # deleted since the check: the entry answers 401 first
         raise NotFound(NOT_FOUND)
     return str(getattr(user, "name", None) or user.email or "Tasks")

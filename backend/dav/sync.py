@@ -78,7 +78,8 @@ def position_of(sent: str, list_id: int | None) -> int:
 
 def heads(work: UnitOfWork, list_ids: list[int | None]) -> dict[int | None, int]:
     """Each collection's position now, for its `sync-token` and `getctag` (one statement)."""
-    return work.service(CollectionFeed).heads(list_ids)
+    feed: CollectionFeed = work.service(CollectionFeed)
+    return feed.heads(list_ids)
 
 
 @dataclass
@@ -93,7 +94,8 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
     if not asked.sync_token:
         return _initial(work, list_id, asked, wanted)
     after = position_of(asked.sync_token, list_id)
-    changes = work.service(CollectionFeed).since(after, list_id, MAX_EVENTS)
+    feed: CollectionFeed = work.service(CollectionFeed)
+    changes = feed.since(after, list_id, MAX_EVENTS)
     if not changes.readable:  # before the token: a stranger learns nothing from it
         raise NotFound(objects.NOT_FOUND)
     if changes.expired or not changes.known:
@@ -107,7 +109,8 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
         return multistatus([], wanted, sync_token=token(list_id, now_at))
     task_ids = sorted({int(row.task_id) for row in changes.rows})
     names = sorted({str(row.name) for row in changes.rows if row.name is not None})
-    now = work.service(DavObjectService).changed(list_id, task_ids, names)
+    dav: DavObjectService = work.service(DavObjectService)
+    now = dav.changed(list_id, task_ids, names)
     by_task = {int(row.id): objects.served(row) for row in now}
     by_href = {each.href(list_id): each for each in by_task.values()}
     reported = _Answer({}, {})

@@ -36,7 +36,6 @@ from backend.errors import NO_ANSWER_MESSAGE, ServiceUnavailable, Unauthorized
 from backend.services.calendar_feeds import FEED_COUNT
 from backend.services.idempotency import IdempotencyService
 from backend.services.invitations import token_hash
-from backend.services.lists import ListService
 from backend.services.rate_limits import (
     Count,
     HeaderSink,
@@ -48,7 +47,6 @@ from backend.services.rate_limits import (
     settle_usages,
     write_count,
 )
-from backend.services.tasks import TaskService
 from backend.services.users import UserService
 
 # The caller's entry (migrations 0014, 0020), and what its account refusals say.
@@ -241,23 +239,6 @@ class UnitOfWork:
             made = cast(Any, kind)(self.send, self.caller_id) if build is None else build(self)
             services[kind] = made
         return cast(S, services[kind])
-
-    # backend/dav's call sites, until they take `service()` as every other caller does.
-    @property
-    def tasks(self) -> TaskService:
-        return self.service(TaskService)
-
-    @property
-    def lists(self) -> ListService:
-        return self.service(ListService)
-
-    @property
-    def users(self) -> UserService:
-        return self.service(UserService)
-
-    @property
-    def limits(self) -> RateLimiter:
-        return self.service(RateLimiter)
 
     def _limiter(self) -> RateLimiter:
         with_entry = None if self._claims is None else self._count_with_entry
