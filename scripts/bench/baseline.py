@@ -261,13 +261,17 @@ _OWN_ARM_COLUMNS = ", ".join(f"tasks.{name} AS {name}" for name in COLUMN_NAMES)
 _MEMBER_ARM_COLUMNS = _OWN_ARM_COLUMNS.replace(
     "tasks.reminders AS reminders", f"{MEMBERS_REMINDERS} AS reminders"
 )
+# The member arm sits in a level of its own behind the gate (`scope.members_only`): for a
+# member of nothing PostgreSQL excludes it before planning it.
+_MEMBER_ARM = _ARM.format(
+    columns=_MEMBER_ARM_COLUMNS,
+    arm=f"{_shared('tasks', READ_ROLES)} AND tasks.user_id != %(user)s",
+)
 _ARMS = (
     _ARM.format(columns=_OWN_ARM_COLUMNS, arm="tasks.user_id = %(user)s")
     + " UNION ALL "
-    + _ARM.format(
-        columns=_MEMBER_ARM_COLUMNS,
-        arm=f"{_shared('tasks', READ_ROLES)} AND tasks.user_id != %(user)s",
-    )
+    + f"SELECT {', '.join((*COLUMN_NAMES, 'sort_key'))} FROM {_MEMBER_ARM} AS shared_page "
+    + f"WHERE {MEMBER_PLANNED}"
 )
 _PAGE_COLUMNS = ", ".join(f"page.{name}" for name in (*COLUMN_NAMES, "sort_key"))
 # A page: the task's columns and its sort key; a first page (`TaskService.list_page(

@@ -66,7 +66,8 @@ def test_a_connection_dropped_mid_request_is_a_503(
     assert describe(raised.value).status == 503
     # The pool hands out a working connection afterwards.
     with UnitOfWork(db_engine, settings, claims=claims, counts_write=True) as after:
-        assert after.tasks.create(TaskCreate(title="after")).title == "after"
+        tasks: TaskService = after.service(TaskService)
+        assert tasks.create(TaskCreate(title="after")).title == "after"
 
 
 def test_a_statement_deferred_to_the_commit_fails_the_whole_write(
