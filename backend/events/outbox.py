@@ -112,14 +112,17 @@ def lease(conn: Connection, batch: int, seconds: float, ready: Sequence[str]) ->
 
 # With no sink configured nothing is sent: due rows are done with in one statement, with no
 # row read back (a lease's rows would be sent nowhere and recorded in the next transaction).
+# The batch is a CTE, chosen once: a LIMIT in an `IN (...)` may be run again by the plan and
+# pick more rows.
 _DONE_UNSENT = text(
     """
-    UPDATE task_events SET state = 'delivered', delivered_at = clock_timestamp()
-    WHERE id IN (
+    WITH due AS MATERIALIZED (
         SELECT id FROM task_events
         WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
         ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
     )
+    UPDATE task_events AS t SET state = 'delivered', delivered_at = clock_timestamp()
+    FROM due WHERE t.id = due.id
     """
 ).bindparams(bindparam("batch", type_=Integer))
 
