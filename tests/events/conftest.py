@@ -157,6 +157,20 @@ def delivery_settings(settings: Settings, receiver: Receiver, **overrides: Any) 
     return Settings.model_validate({**settings.model_dump(), **values})
 
 
+def beside_a_stall(
+    settings: Settings, receiver: Receiver, stalled: str, **overrides: Any
+) -> Settings:
+    """`delivery_settings` with no Dapr and two webhooks: `stalled` (a receiver that never
+    answers) first, the healthy receiver's /hook second, which is tried all the same."""
+    webhooks = [
+        WebhookTarget(url=stalled, secret=SECRET),
+        WebhookTarget(url=f"{receiver.url}/hook", secret=SECRET),
+    ]
+    return delivery_settings(
+        settings, receiver, dapr_http_endpoint=None, event_webhooks=webhooks, **overrides
+    )
+
+
 def make_worker(engine: Engine, settings: Settings) -> Worker:
     return Worker(engine, settings, configured_sinks(settings))
 

@@ -38,6 +38,7 @@ from tests.events.conftest import (
     SECRET,
     Receiver,
     add_tasks,
+    beside_a_stall,
     delivery_settings,
     event_states,
     make_worker,
@@ -323,14 +324,10 @@ def test_a_batchs_sends_run_at_once_past_ten_connections(
     at once (the worker's 32 delivery threads each get a connection; httpcore's default pool
     of 10 made 6 wait for one), and the healthy receiver still gets every event."""
     count = 16
-    chosen = delivery_settings(
+    chosen = beside_a_stall(
         settings,
         receiver,
-        dapr_http_endpoint=None,
-        event_webhooks=[
-            WebhookTarget(url=stall.url, secret=SECRET),
-            WebhookTarget(url=f"{receiver.url}/hook", secret=SECRET),
-        ],
+        stall.url,
         event_delivery_timeout_seconds=5,
         event_max_attempts=1,
     )

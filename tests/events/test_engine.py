@@ -19,6 +19,7 @@ from tests.events.conftest import (
     SECRET,
     Receiver,
     add_tasks,
+    beside_a_stall,
     delivery_settings,
     event_states,
     make_worker,
@@ -73,15 +74,10 @@ def test_a_receiver_that_never_answers_holds_no_transaction_nor_the_others_event
 ) -> None:
     count = 5
     add_tasks(db_engine, alice.id, count)
-    chosen = delivery_settings(
+    chosen = beside_a_stall(
         settings,
         receiver,
-        dapr_http_endpoint=None,
-        # The stalled one first: the healthy one is tried all the same.
-        event_webhooks=[
-            WebhookTarget(url=stall.url, secret=SECRET),
-            WebhookTarget(url=f"{receiver.url}/hook", secret=SECRET),
-        ],
+        stall.url,
         event_delivery_timeout_seconds=2,
         event_max_attempts=2,
     )

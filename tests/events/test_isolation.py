@@ -32,6 +32,7 @@ from tests.events.conftest import (
     SECRET,
     Receiver,
     add_tasks,
+    beside_a_stall,
     delivery_settings,
     make_worker,
     until,
@@ -75,14 +76,10 @@ def test_a_stalled_webhook_holds_its_bound_and_the_healthy_one_gets_every_event(
     alice: Account,
 ) -> None:
     bound = PARALLEL_DELIVERIES // 2  # two sinks: half the lane's threads each
-    chosen = delivery_settings(
+    chosen = beside_a_stall(
         settings,
         receiver,
-        dapr_http_endpoint=None,
-        event_webhooks=[
-            WebhookTarget(url=stall.url, secret=SECRET),
-            WebhookTarget(url=f"{receiver.url}/hook", secret=SECRET),
-        ],
+        stall.url,
         event_delivery_timeout_seconds=5,
         event_max_attempts=2,
     )
