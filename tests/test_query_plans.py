@@ -151,9 +151,11 @@ def _explained(engine: Engine) -> tuple[list[str], dict[str, set[str]]]:
 
 # Which statement reads each index of `task_events`, in which state of the outbox (specs/
 # statements.md, "What a write pays for"); an index added without a statement whose plan
-# reads it fails the test (as does one a statement stops reading: drop it then).
+# reads it fails the test (as does one a statement stops reading: drop it then). A write of
+# leased rows by id may read the key or the pending index, whichever ANALYZE's sample makes
+# cheaper, so the key is pinned to the lease, which reads it in every sample.
 EVENT_INDEXES = {
-    "pk_task_events": ("healthy", "a batch delivered"),
+    "pk_task_events": ("healthy", "the worker leases a batch"),
     "ix_task_events_pending_id": ("healthy", "the worker leases a batch"),
     "ix_task_events_pending_task_id_id": ("a backlog", "the worker leases a batch"),
     "ix_task_events_pending_list_id_id": ("healthy", "the worker leases a batch"),
