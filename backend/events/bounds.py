@@ -170,6 +170,7 @@ class DeadlineTransport(httpx.BaseTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=DeadlineBackend(),
         )
+        self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -228,6 +229,25 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.pool.close()
+
+    def to(self, client: httpx.Client, url: str) -> tuple[httpcore.URL, list[tuple[bytes, bytes]]]:
+        """`url` as httpcore's, and the headers `client` would send to it before a request's
+        own (`Host`, its defaults, Basic auth from the URL's user info): made once a URL."""
+        made = self._targets.get(url)
+        if made is None:
+            request = client.build_request("POST", url)
+            if request.url.userinfo:
+                flow = httpx.BasicAuth(request.url.username, request.url.password)
+                request = next(flow.sync_auth_flow(request))
+            raw = request.url
+            made = (
+                httpcore.URL(
+                    scheme=raw.raw_scheme, host=raw.raw_host, port=raw.port, target=raw.raw_path
+                ),
+                [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"],
+            )
+            self._targets[url] = made
+        return made
 
 
 # The transport of each client `bounded_client` made, for `DeadlineTransport.post`.
@@ -295,3 +315,20 @@ def post(client: httpx.Client, url: str, *, seconds: float | None = None, **opti
                 cut = head[:ANSWER_MAX_BYTES]
                 return Answer(response.status_code, response.headers, cut, True)
         return Answer(response.status_code, response.headers, head, False)
+
+
+def post_bytes(
+    client: httpx.Client, url: str, content: bytes, headers: list[tuple[bytes, bytes]]
+) -> Answer:
+    """`post` of `content` within the `deadline` around the call (and the client's timeout),
+    the request as httpx would send it (the same headers, in its order, then `headers` and
+    `Content-Length`), straight over a `bounded_client`'s pool: no httpx request, response
+    or cookie jar (a webhook's CPU, specs/benchmark.md, issue 82). Raises httpx's errors."""
+    transport = transport_of(client)
+    with _as_httpx(None):
+        seconds = _left(client.timeout.read)
+    if transport is None or seconds is None:
+        return post(client, url, content=content, headers=headers)
+    target, before = transport.to(client, url)
+    length = (b"Content-Length", str(len(content)).encode())
+    return transport.post(target, [*before, *headers, length], content, seconds=seconds)
