@@ -15,7 +15,9 @@ long as it likes, and one that answers a huge body would be read to its end. So:
 from __future__ import annotations
 
 import contextvars
+import itertools
 import ssl
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -26,6 +28,8 @@ from typing import Any
 import httpcore
 import httpx
 
+# How many connection pools a client's connections are shared out over (`DeadlineTransport`).
+POOLS = 4
 # What is read of a receiver's answer at most (an error's first lines are all we keep).
 ANSWER_MAX_BYTES = 4096
 
@@ -162,15 +166,33 @@ class DeadlineTransport(httpx.BaseTransport):
     def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
         # httpx's own limits (100 connections, 20 kept alive), not httpcore's default of 10:
         # past 10 the worker's 32 delivery threads would queue for a connection, and 10
-        # receivers that never answer would hold every one of them.
-        self.pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=DeadlineBackend(),
-        )
+        # receivers that never answer would hold every one of them. Shared out over
+        # `POOLS` pools, each thread always the same one's: a pool walks all its
+        # connections for each idle one on every request and answer (httpcore's
+        # `_assign_requests_to_connections`), a third of a webhook's CPU at 32 connections
+        # in one pool.
+        share = -(-limits.max_connections // POOLS) if limits.max_connections else None
+        self.pools = [
+            httpcore.ConnectionPool(
+                ssl_context=httpx.create_ssl_context(),
+                max_connections=share,
+                max_keepalive_connections=share,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=DeadlineBackend(),
+            )
+            for _ in range(POOLS)
+        ]
+        self._turn = itertools.count()
+        self._mine = threading.local()
         self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
+
+    @property
+    def pool(self) -> httpcore.ConnectionPool:
+        """This thread's pool."""
+        mine: httpcore.ConnectionPool | None = getattr(self._mine, "pool", None)
+        if mine is None:
+            mine = self._mine.pool = self.pools[next(self._turn) % POOLS]
+        return mine
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -228,7 +250,8 @@ class DeadlineTransport(httpx.BaseTransport):
         return Answer(answer.status, httpx.Headers(answer.headers), head, cut)
 
     def close(self) -> None:
-        self.pool.close()
+        for pool in self.pools:
+            pool.close()
 
     def to(self, client: httpx.Client, url: str) -> tuple[httpcore.URL, list[tuple[bytes, bytes]]]:
         """`url` as httpcore's, and the headers `client` would send to it before a request's
