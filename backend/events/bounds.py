@@ -15,7 +15,9 @@ long as it likes, and one that answers a huge body would be read to its end. So:
 from __future__ import annotations
 
 import contextvars
+import itertools
 import ssl
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -26,6 +28,8 @@ from typing import Any
 import httpcore
 import httpx
 
+# How many connection pools a client's connections are shared out over (`DeadlineTransport`).
+POOLS = 4
 # What is read of a receiver's answer at most (an error's first lines are all we keep).
 ANSWER_MAX_BYTES = 4096
 
@@ -160,16 +164,35 @@ class DeadlineTransport(httpx.BaseTransport):
     directly (specs/events.md)."""
 
     def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
-        # httpx's own limits (100 connections, 20 kept alive), not httpcore's default of 10:
-        # past 10 the worker's 32 delivery threads would queue for a connection, and 10
-        # receivers that never answer would hold every one of them.
-        self.pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=DeadlineBackend(),
-        )
+        # httpx's own limit (100 connections), not httpcore's default of 10: past 10 the
+        # worker's 32 delivery threads would queue for a connection, and 10 receivers that
+        # never answer would hold every one of them. Shared out over `POOLS` pools, each
+        # thread always the same one's: a pool walks all its connections for each idle one
+        # on every request and answer, ~0.2 ms of a webhook's CPU at 32 connections in one
+        # pool. A pool keeps alive what it may open: httpcore closes an idle connection
+        # whenever its pool holds more than its keep-alive.
+        share = -(-limits.max_connections // POOLS) if limits.max_connections else None
+        self.pools = [
+            httpcore.ConnectionPool(
+                ssl_context=httpx.create_ssl_context(),
+                max_connections=share,
+                max_keepalive_connections=share,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=DeadlineBackend(),
+            )
+            for _ in range(POOLS)
+        ]
+        self._turn = itertools.count()
+        self._mine = threading.local()
+        self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
+
+    @property
+    def pool(self) -> httpcore.ConnectionPool:
+        """This thread's pool."""
+        mine: httpcore.ConnectionPool | None = getattr(self._mine, "pool", None)
+        if mine is None:
+            mine = self._mine.pool = self.pools[next(self._turn) % POOLS]
+        return mine
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -227,7 +250,27 @@ class DeadlineTransport(httpx.BaseTransport):
         return Answer(answer.status, httpx.Headers(answer.headers), head, cut)
 
     def close(self) -> None:
-        self.pool.close()
+        for pool in self.pools:
+            pool.close()
+
+    def to(self, client: httpx.Client, url: str) -> tuple[httpcore.URL, list[tuple[bytes, bytes]]]:
+        """`url` as httpcore's, and the headers `client` would send to it before a request's
+        own (`Host`, its defaults, Basic auth from the URL's user info): made once a URL."""
+        made = self._targets.get(url)
+        if made is None:
+            request = client.build_request("POST", url)
+            if request.url.userinfo:
+                flow = httpx.BasicAuth(request.url.username, request.url.password)
+                request = next(flow.sync_auth_flow(request))
+            raw = request.url
+            made = (
+                httpcore.URL(
+                    scheme=raw.raw_scheme, host=raw.raw_host, port=raw.port, target=raw.raw_path
+                ),
+                [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"],
+            )
+            self._targets[url] = made
+        return made
 
 
 # The transport of each client `bounded_client` made, for `DeadlineTransport.post`.
@@ -295,3 +338,20 @@ def post(client: httpx.Client, url: str, *, seconds: float | None = None, **opti
                 cut = head[:ANSWER_MAX_BYTES]
                 return Answer(response.status_code, response.headers, cut, True)
         return Answer(response.status_code, response.headers, head, False)
+
+
+def post_bytes(
+    client: httpx.Client, url: str, content: bytes, headers: list[tuple[bytes, bytes]]
+) -> Answer:
+    """`post` of `content` within the `deadline` around the call (and the client's timeout),
+    the request as httpx would send it (the same headers, in its order, then `headers` and
+    `Content-Length`), straight over a `bounded_client`'s pool: no httpx request, response
+    or cookie jar (a webhook's CPU, specs/benchmark.md, issue 82). Raises httpx's errors."""
+    transport = transport_of(client)
+    with _as_httpx(None):
+        seconds = _left(client.timeout.read)
+    if transport is None or seconds is None:
+        return post(client, url, content=content, headers=headers)
+    target, before = transport.to(client, url)
+    length = (b"Content-Length", str(len(content)).encode())
+    return transport.post(target, [*before, *headers, length], content, seconds=seconds)

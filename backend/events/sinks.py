@@ -20,7 +20,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
-from backend.events.bounds import ANSWER_MAX_BYTES, Answer, deadline, post
+from backend.events.bounds import ANSWER_MAX_BYTES, Answer, deadline, post, post_bytes
 from backend.events.engine import DEFERRED, DELIVERED, RETRY, Outcome, Receivers
 from backend.events.health import WorkerMetrics
 from backend.models import TaskPublic, task_children
@@ -231,6 +231,11 @@ class DaprSink:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
+@cache
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)
+
+
 @dataclass(frozen=True)
 class WebhookSink:
     """A Standard Webhooks POST: `{"type", "timestamp", "data"}`, signed with the target's
@@ -251,14 +256,14 @@ class WebhookSink:
             separators=(",", ":"),
         )
         event_id = str(row.event_id)
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(self.secret).sign(event_id, now, payload),
-        }
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"webhook-id", event_id.encode()),
+            (b"webhook-timestamp", str(int(now.timestamp())).encode()),
+            (b"webhook-signature", _signer(self.secret).sign(event_id, now, payload).encode()),
+        ]
         try:
-            _check(post(client, self.url, content=payload, headers=headers))
+            _check(post_bytes(client, self.url, payload.encode(), headers))
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from prometheus_client import generate_latest
@@ -119,7 +120,14 @@ def test_webhooks_that_differ_only_in_credentials_or_query_each_get_the_event(
         exposition = generate_latest(worker.metrics.registry).decode()
     finally:
         worker.close()
-    assert len(receiver.by_path("/hook")) == 3
+    got = receiver.by_path("/hook")
+    assert len(got) == 3
+    # Each as httpx sends it: the query kept, the user info as Basic auth.
+    assert sorted(r.path for r in got) == ["/hook", "/hook", "/hook?token=tenant-a-secret"]
+    basic = "Basic " + base64.b64encode(b"user:tenant-b-secret").decode()
+    assert sorted(r.headers.get("Authorization", "") for r in got) == ["", "", basic]
+    assert all(r.headers["User-Agent"].startswith("python-httpx/") for r in got)
+    assert all(r.headers["Host"] == host and r.headers["Accept"] == "*/*" for r in got)
     with db_engine.connect() as conn:
         state = conn.execute(text("SELECT state FROM task_events")).scalar_one()
     assert state == "delivered"
