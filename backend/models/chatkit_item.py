@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Column,
     ForeignKeyConstraint,
     Index,
     Text,
@@ -16,10 +15,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import now_column
+from backend.models.columns import column, now_column
 from backend.models.references import not_a_reference
 
 
@@ -41,18 +39,16 @@ class ChatKitItem(SQLModel, table=True):
     )
 
     # Drawn from the messages' sequence: a thread's messages and items sort together.
-    id: int | None = SQLField(
+    id: int | None = column(
+        BigInteger,
+        primary_key=True,
+        server_default=text("nextval('messages_id_seq')"),
         default=None,
-        sa_column=Column(
-            BigInteger, primary_key=True, server_default=text("nextval('messages_id_seq')")
-        ),
     )
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    public_id: str = SQLField(
-        sa_column=Column(
-            Text, nullable=False, info=not_a_reference("the row's own ChatKit id (migration 0025)")
-        )
+    user_id: str = column(Text, nullable=False)
+    conversation_id: int = column(BigInteger, nullable=False)
+    public_id: str = column(
+        Text, nullable=False, info=not_a_reference("the row's own ChatKit id (migration 0025)")
     )
-    item: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
+    item: dict[str, Any] = column(JSONB, nullable=False)
     created_at: datetime | None = now_column()

@@ -1,9 +1,12 @@
 """The columns most tables share, declared once: an identity key, the owning user (its key
-cascades with the account) and a timestamp the database sets (`created_at`, `updated_at`).
+cascades with the account) and a timestamp the database sets (`created_at`, `updated_at`);
+`column` declares any other.
 
     class Thing(SQLModel, table=True):
         id: int | None = id_column()
         user_id: str = user_id_column()
+        name: str = column(Text, nullable=False)
+        note: str | None = column(Text, default=None)
         created_at: datetime | None = now_column()
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -23,25 +27,31 @@ from sqlalchemy import (
 )
 from sqlmodel import Field
 
+# `TIMESTAMPTZ`.
+INSTANT = DateTime(timezone=True)
+
+
+def column(
+    *args: Any, default: Any = PydanticUndefined, default_factory: Any = None, **kwargs: Any
+) -> Any:
+    """A field that is the column `Column(*args, **kwargs)`; without `default` (or
+    `default_factory`) the model requires it."""
+    return Field(default, default_factory=default_factory, sa_column=Column(*args, **kwargs))
+
 
 def id_column() -> Any:
     """`id BIGINT GENERATED ALWAYS AS IDENTITY`, the primary key."""
-    return Field(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    return column(BigInteger, Identity(always=True), primary_key=True, default=None)
 
 
 def user_id_column() -> Any:
     """`user_id TEXT NOT NULL`, a key to `users` that deletes the row with its account."""
-    return Field(sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    return column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
 
 
 def now_column() -> Any:
     """`TIMESTAMPTZ NOT NULL DEFAULT now()`: a moment the database writes."""
-    return Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    return column(INSTANT, nullable=False, server_default=func.now(), default=None)
 
 
 def key_to_task(table: str) -> ForeignKeyConstraint:

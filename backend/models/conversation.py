@@ -12,8 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Column,
-    DateTime,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -22,10 +20,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column
+from backend.models.columns import INSTANT, column, id_column, now_column
 from backend.models.common import JsonInt
 from backend.models.references import CONVERSATIONS, Reference, not_a_reference
 from backend.models.text import MultiLineText
@@ -56,17 +53,15 @@ class Conversation(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    public_id: str | None = SQLField(
+    user_id: str = column(Text, nullable=False)
+    public_id: str | None = column(
+        Text,
+        nullable=False,
+        server_default=_random_id("thr_"),
+        info=not_a_reference("the row's own ChatKit id (migration 0025)"),
         default=None,
-        sa_column=Column(
-            Text,
-            nullable=False,
-            server_default=_random_id("thr_"),
-            info=not_a_reference("the row's own ChatKit id (migration 0025)"),
-        ),
     )
-    title: str | None = SQLField(default=None, sa_column=Column(Text))
+    title: str | None = column(Text, default=None)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
 
@@ -102,30 +97,26 @@ class Message(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    role: str = SQLField(sa_column=Column(Text, nullable=False))
-    content: str = SQLField(sa_column=Column(Text, nullable=False))
-    tool_calls: list[dict[str, Any]] | None = SQLField(default=None, sa_column=Column(JSONB))
-    reply_to: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    idempotency_key: str | None = SQLField(default=None, sa_column=Column(Text))
-    error_code: str | None = SQLField(default=None, sa_column=Column(Text))
-    input_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
-    output_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
-    public_id: str | None = SQLField(
+    user_id: str = column(Text, nullable=False)
+    conversation_id: int = column(BigInteger, nullable=False)
+    role: str = column(Text, nullable=False)
+    content: str = column(Text, nullable=False)
+    tool_calls: list[dict[str, Any]] | None = column(JSONB, default=None)
+    reply_to: int | None = column(BigInteger, default=None)
+    idempotency_key: str | None = column(Text, default=None)
+    error_code: str | None = column(Text, default=None)
+    input_tokens: int | None = column(Integer, default=None)
+    output_tokens: int | None = column(Integer, default=None)
+    public_id: str | None = column(
+        Text,
+        nullable=False,
+        server_default=_random_id("msg_"),
+        info=not_a_reference("the row's own ChatKit id (migration 0025)"),
         default=None,
-        sa_column=Column(
-            Text,
-            nullable=False,
-            server_default=_random_id("msg_"),
-            info=not_a_reference("the row's own ChatKit id (migration 0025)"),
-        ),
     )
     created_at: datetime | None = now_column()
     # An unfinished answer's last heartbeat from the attempt running its turn (migration 0026).
-    heartbeat_at: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
+    heartbeat_at: datetime | None = column(INSTANT, default=None)
 
 
 # What a turn stores of what the model wrote (issue 38): every stored message must read back

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import CheckConstraint, Column, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import column
 from backend.models.references import Action
 
 # The MCP tools a child may have: `add_<noun>` (its `create` fields) and `list_<path>` (a
@@ -204,15 +204,14 @@ class TaskChildTable(SQLModel, table=True):
         ),
     )
 
-    name: str = SQLField(sa_column=Column(Text, primary_key=True))
+    name: str = column(Text, primary_key=True)
     # Its events' noun (`<noun>.created`, ...); None: it records none.
-    noun: str | None = SQLField(default=None, sa_column=Column(Text))
+    noun: str | None = column(Text, default=None)
     # The columns whose change is recorded as `<noun>.updated`.
-    edits: list[str] = SQLField(
-        default_factory=list,
-        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    edits: list[str] = column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'"), default_factory=list
     )
     # Its `Stored` (migration 0079): the key, size and uploader columns; NULL: none.
-    stored: str | None = SQLField(default=None, sa_column=Column(Text))
-    stored_size: str | None = SQLField(default=None, sa_column=Column(Text))
-    stored_by: str | None = SQLField(default=None, sa_column=Column(Text))
+    stored: str | None = column(Text, default=None)
+    stored_size: str | None = column(Text, default=None)
+    stored_by: str | None = column(Text, default=None)

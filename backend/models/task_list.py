@@ -18,15 +18,13 @@ from pydantic import (
 from pydantic.config import JsonDict
 from sqlalchemy import (
     BigInteger,
-    Column,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.columns import column, id_column, now_column, user_id_column
 from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
 from backend.models.names import NAME_MAX_LENGTH, Name, name_doc
 from backend.models.references import LISTS, Action, Reference
@@ -70,14 +68,12 @@ class TaskList(SQLModel, table=True):
 
     id: int | None = id_column()
     user_id: str = user_id_column()
-    name: str = SQLField(sa_column=Column(Text, nullable=False))
+    name: str = column(Text, nullable=False)
     # `name_key(name)`: the case-insensitive identity of the name (written by the API).
-    name_key: str = SQLField(sa_column=Column(Text, nullable=False))
-    color: str | None = SQLField(default=None, sa_column=Column(Text))
-    position: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    version: int = SQLField(
-        default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
-    )
+    name_key: str = column(Text, nullable=False)
+    color: str | None = column(Text, default=None)
+    position: int = column(BigInteger, nullable=False)
+    version: int = column(BigInteger, nullable=False, server_default=text("1"), default=1)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
 
