@@ -237,8 +237,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
         "recurring",
         lambda a: a.flag | None,
         rest=Spelling(
-            "`true`: tasks with a `recurrence` rule. `false`: tasks without one.",
-            examples=[True],
+            "`true`: tasks with a `recurrence` rule. `false`: tasks without one.", examples=[True]
         ),
         mcp=Spelling("true: only recurring tasks; false: only the others."),
     ),

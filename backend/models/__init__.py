@@ -36,14 +36,7 @@ from backend.models.task_event import (
     TaskMemberReminder,
     TaskReminder,
 )
-from backend.models.user import (
-    AuthSession,
-    User,
-    UserLogin,
-    UserPublic,
-    UserRegister,
-    UserRow,
-)
+from backend.models.user import AuthSession, User, UserLogin, UserPublic, UserRegister, UserRow
 
 __all__ = [
     "AuthSession",

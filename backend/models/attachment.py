@@ -9,13 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Text,
-)
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Text
 from sqlmodel import SQLModel
 
 from backend.models.columns import column, id_column, key_to_task, now_column

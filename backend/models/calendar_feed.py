@@ -14,13 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, CheckConstraint, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
 from backend.models.columns import INSTANT, column, id_column, now_column, user_id_column

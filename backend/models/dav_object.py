@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    Index,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
 from backend.models.columns import column, id_column, key_to_task, now_column

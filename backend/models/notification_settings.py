@@ -206,10 +206,7 @@ class NotificationSettingsPublic(BaseModel):
 
 
 class NotificationSettingsUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"push": True}]},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"push": True}]})
 
     # JSON `true`/`false` only (not `"yes"`, `1`): the schema's `boolean` is the whole rule.
     push: Annotated[StrictBool, NotNull] = Field(**NOT_SENT, description="Web Push on or off.")

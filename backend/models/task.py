@@ -20,14 +20,7 @@ from pydantic import (
 )
 
 from backend.models.common import omittable
-from backend.models.task_fields import (
-    FIELDS,
-    READ_ONLY,
-    REQUIRED,
-    Doc,
-    Writable,
-    event_defaults,
-)
+from backend.models.task_fields import FIELDS, READ_ONLY, REQUIRED, Doc, Writable, event_defaults
 from backend.models.task_table import Task, TaskRow
 from backend.models.types import (
     TAGS_MAX_COUNT,

@@ -16,12 +16,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.config import JsonDict
-from sqlalchemy import (
-    BigInteger,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
 from backend.models.columns import column, id_column, now_column, user_id_column

@@ -84,9 +84,7 @@ class TaskTrashStored(SQLModel, table=True):
     trash_id: int = column(
         BigInteger,
         ForeignKey(
-            "task_trash.id",
-            ondelete="CASCADE",
-            name="fk_task_trash_stored_trash_id_task_trash",
+            "task_trash.id", ondelete="CASCADE", name="fk_task_trash_stored_trash_id_task_trash"
         ),
         nullable=False,
     )
@@ -105,8 +103,7 @@ class TrashedTaskPublic(BaseModel):
     id: int = Field(description="The deleted task's id (a restore keeps it).", examples=[42])
     title: str = Field(examples=["Buy milk"])
     list_id: int | None = Field(
-        description="The list it was in (null: none, or the list was deleted since).",
-        examples=[7],
+        description="The list it was in (null: none, or the list was deleted since).", examples=[7]
     )
     deleted_by: str | None = Field(
         description="Who deleted it (null: that account was deleted since).",

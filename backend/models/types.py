@@ -21,18 +21,12 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
-from sqlalchemy import (
-    Text,
-    TypeDecorator,
-)
+from sqlalchemy import Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from backend.models.common import JsonInt, UtcDatetime
-from backend.models.text import (
-    MultiLineText,
-    SingleLineText,
-)
+from backend.models.text import MultiLineText, SingleLineText
 from backend.recurrence import (
     RULE_MAX_LENGTH,
     RULE_PATTERN,
