@@ -40,7 +40,6 @@ from backend.models.user import AuthSession, User, UserLogin, UserPublic, UserRe
 
 __all__ = [
     "AuthSession",
-    "CalendarFeed",
     "ChangeType",
     "ChatKitItem",
     "Conversation",

@@ -54,13 +54,24 @@ def now_column() -> Any:
     return column(INSTANT, nullable=False, server_default=func.now(), default=None)
 
 
-def key_to_task(table: str) -> ForeignKeyConstraint:
+def same_user_key(table: str, ref: str, target: str, **options: Any) -> ForeignKeyConstraint:
+    """`table (user_id, ref)` -> `target (user_id, id)`, a same-user reference
+    (specs/data-model.md), named by the convention; the row goes with its target."""
+    return ForeignKeyConstraint(
+        ["user_id", ref],
+        [f"{target}.user_id", f"{target}.id"],
+        ondelete="CASCADE",
+        name=f"fk_{table}_user_id_{ref}_{target}",
+        **options,
+    )
+
+
+def key_to_task(table: str, **options: Any) -> ForeignKeyConstraint:
     """A task's child's key to its task (backend/models/task_children.py): its rows are in the
     task's owner's space, follow the task through a handover and go with it."""
-    return ForeignKeyConstraint(
-        ["user_id", "task_id"],
-        ["tasks.user_id", "tasks.id"],
-        onupdate="CASCADE",
-        ondelete="CASCADE",
-        name=f"fk_{table}_user_id_task_id_tasks",
-    )
+    return same_user_key(table, "task_id", "tasks", onupdate="CASCADE", **options)
+
+
+def key_to_list(table: str) -> ForeignKeyConstraint:
+    """The row's list, in the list owner's space: a transfer carries the row along."""
+    return same_user_key(table, "list_id", "task_lists", onupdate="CASCADE")

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    ForeignKeyConstraint,
     Index,
     Integer,
     Text,
@@ -22,7 +21,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import SQLModel
 
-from backend.models.columns import INSTANT, column, id_column, now_column
+from backend.models.columns import (
+    INSTANT,
+    column,
+    id_column,
+    now_column,
+    same_user_key,
+    user_id_column,
+)
 from backend.models.common import JsonInt
 from backend.models.references import CONVERSATIONS, Reference, not_a_reference
 from backend.models.text import MultiLineText
@@ -47,13 +53,10 @@ class Conversation(SQLModel, table=True):
         # ChatKit's thread id (migration 0025): unguessable, unique.
         UniqueConstraint("public_id", name="uq_conversations_public_id"),
         CheckConstraint("char_length(title) <= 200", name="ck_conversations_title"),
-        ForeignKeyConstraint(
-            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_conversations_user_id_users"
-        ),
     )
 
     id: int | None = id_column()
-    user_id: str = column(Text, nullable=False)
+    user_id: str = user_id_column()
     public_id: str | None = column(
         Text,
         nullable=False,
@@ -76,28 +79,15 @@ class Message(SQLModel, table=True):
         UniqueConstraint("user_id", "reply_to"),
         CheckConstraint("role IN ('user', 'assistant')", name="ck_messages_role"),
         CheckConstraint("(role = 'assistant') = (reply_to IS NOT NULL)", name="ck_messages_reply"),
-        ForeignKeyConstraint(
-            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_messages_user_id_users"
-        ),
-        ForeignKeyConstraint(
-            ["user_id", "conversation_id"],
-            ["conversations.user_id", "conversations.id"],
-            ondelete="CASCADE",
-            name="fk_messages_user_id_conversation_id_conversations",
-        ),
-        ForeignKeyConstraint(
-            ["user_id", "reply_to"],
-            ["messages.user_id", "messages.id"],
-            ondelete="CASCADE",
-            name="fk_messages_user_id_reply_to_messages",
-        ),
+        same_user_key("messages", "conversation_id", "conversations"),
+        same_user_key("messages", "reply_to", "messages"),
         Index("ix_messages_user_id_conversation_id_id", "user_id", "conversation_id", "id"),
         # ChatKit's item id (migration 0025; an answer's is set by a trigger).
         UniqueConstraint("public_id", name="uq_messages_public_id"),
     )
 
     id: int | None = id_column()
-    user_id: str = column(Text, nullable=False)
+    user_id: str = user_id_column()
     conversation_id: int = column(BigInteger, nullable=False)
     role: str = column(Text, nullable=False)
     content: str = column(Text, nullable=False)

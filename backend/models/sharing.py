@@ -16,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Text,
     UniqueConstraint,
@@ -24,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlmodel import SQLModel
 
-from backend.models.columns import INSTANT, column, id_column, key_to_task, now_column
+from backend.models.columns import INSTANT, column, id_column, key_to_list, key_to_task, now_column
 from backend.models.common import JsonInt, StorableText, UtcDatetime
 from backend.models.references import MEMBERS, Action, Reference, not_a_reference
 from backend.models.task_children import TaskChild
@@ -65,21 +64,10 @@ COMMENTS_PER_TASK = 1000
 MEMBERS_PER_LIST = 100
 
 
-def _list_key(table: str) -> ForeignKeyConstraint:
-    """The row's list, in the list owner's space: a transfer carries the row along."""
-    return ForeignKeyConstraint(
-        ["user_id", "list_id"],
-        ["task_lists.user_id", "task_lists.id"],
-        onupdate="CASCADE",
-        ondelete="CASCADE",
-        name=f"fk_{table}_user_id_list_id_task_lists",
-    )
-
-
 class ListMember(SQLModel, table=True):
     __tablename__ = "list_members"
     __table_args__ = (
-        _list_key("list_members"),
+        key_to_list("list_members"),
         CheckConstraint(_ROLE_CHECK, name="ck_list_members_role"),
         CheckConstraint("member_id <> user_id", name="ck_list_members_not_owner"),
         Index(
@@ -107,7 +95,7 @@ class ListMember(SQLModel, table=True):
 class ListInvitation(SQLModel, table=True):
     __tablename__ = "list_invitations"
     __table_args__ = (
-        _list_key("list_invitations"),
+        key_to_list("list_invitations"),
         UniqueConstraint("token_hash", name="uq_list_invitations_token_hash"),
         CheckConstraint(_ROLE_CHECK, name="ck_list_invitations_role"),
         CheckConstraint(

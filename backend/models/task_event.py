@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     Text,
@@ -28,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import SQLModel
 
 from backend.models import task_children
-from backend.models.columns import INSTANT, column, id_column
+from backend.models.columns import INSTANT, column, id_column, key_to_task
 from backend.models.references import not_a_reference
 from backend.models.task_children import TaskChild
 
@@ -237,13 +236,7 @@ class TaskReminder(SQLModel, table=True):
             postgresql_nulls_not_distinct=True,
         ),
         # The task is the same user's (migration 0013, specs/data-model.md).
-        ForeignKeyConstraint(
-            ["user_id", "task_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_task_reminders_user_id_task_id_tasks",
-        ),
+        key_to_task("task_reminders"),
         CheckConstraint(
             "(fired_at IS NULL AND outcome IS NULL) OR (fired_at IS NOT NULL AND outcome IN "
             "('sent', 'late', 'skipped'))",
@@ -283,15 +276,7 @@ class TaskMemberReminder(SQLModel, table=True):
 
     __tablename__ = "task_member_reminders"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "task_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            deferrable=True,
-            initially="DEFERRED",
-            name="fk_task_member_reminders_user_id_task_id_tasks",
-        ),
+        key_to_task("task_member_reminders", deferrable=True, initially="DEFERRED"),
         CheckConstraint(
             "CASE WHEN jsonb_typeof(reminders) = 'array' "
             "THEN jsonb_array_length(reminders) BETWEEN 1 AND 5 ELSE false END",

@@ -76,28 +76,17 @@ class TaskList(SQLModel, table=True):
 class ListRow(Protocol):
     """A row of `task_lists` as `ListService` returns it, with its task counts."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def color(self) -> str | None: ...
-    @property
-    def position(self) -> int: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def task_count(self) -> int: ...
-    @property
-    def open_task_count(self) -> int: ...
-    @property
-    def role(self) -> str: ...
+    id: int
+    user_id: str
+    name: str
+    color: str | None
+    position: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    task_count: int
+    open_task_count: int
+    role: str
 
 
 # Server-owned: accepted and dropped when a client sends a list back whole.

@@ -8,7 +8,6 @@ from typing import Any, Protocol
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    ForeignKeyConstraint,
     Index,
     Integer,
     Text,
@@ -21,7 +20,15 @@ from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import SQLModel
 
-from backend.models.columns import INSTANT, column, id_column, now_column, user_id_column
+from backend.models.columns import (
+    INSTANT,
+    column,
+    id_column,
+    key_to_list,
+    now_column,
+    same_user_key,
+    user_id_column,
+)
 from backend.models.references import not_a_reference
 from backend.models.types import Priority, TextArray
 from backend.recurrence import DEFAULT_TIME_ZONE
@@ -64,20 +71,8 @@ class Task(SQLModel, table=True):
         # the parent (deleting either deletes the task), one task per place among siblings
         # (checked at the end of each statement, so one statement may respace several). A
         # list's transfer moves its tasks to the new owner (ON UPDATE CASCADE, migration 0029).
-        ForeignKeyConstraint(
-            ["user_id", "list_id"],
-            ["task_lists.user_id", "task_lists.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_tasks_user_id_list_id_task_lists",
-        ),
-        ForeignKeyConstraint(
-            ["user_id", "parent_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_tasks_user_id_parent_id_tasks",
-        ),
+        key_to_list("tasks"),
+        same_user_key("tasks", "parent_id", "tasks", onupdate="CASCADE"),
         UniqueConstraint(
             "user_id",
             "list_id",
@@ -167,62 +162,37 @@ class Task(SQLModel, table=True):
 
 
 class TaskRow(Protocol):
-    """A row of `tasks` as the service returns it: every column, read-only. Services run Core
-    statements and hand back rows, never ORM entities (no identity map, no unit of work:
-    a request's task is read, serialized and gone)."""
+    """A row of `tasks` as the service returns it: every column (a `Row`: read-only). Services
+    run Core statements and hand back rows, never ORM entities (no identity map, no unit of
+    work: a request's task is read, serialized and gone)."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def description(self) -> str | None: ...
-    @property
-    def completed(self) -> bool: ...
-    @property
-    def completed_at(self) -> datetime | None: ...
-    @property
-    def priority(self) -> Priority: ...
-    @property
-    def due_date(self) -> datetime | None: ...
-    @property
-    def all_day(self) -> bool: ...
-    @property
-    def tags(self) -> list[str]: ...
-    @property
-    def assignees(self) -> list[str]: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def recurrence(self) -> str | None: ...
-    @property
-    def time_zone(self) -> str: ...
-    @property
-    def reminders(self) -> list[dict[str, Any]]: ...
-    @property
-    def series_id(self) -> str | None: ...
-    @property
-    def series_start(self) -> datetime | None: ...
-    @property
-    def next_due_date(self) -> datetime | None: ...
-    @property
-    def previous_task_id(self) -> int | None: ...
-    @property
-    def list_id(self) -> int | None: ...
-    @property
-    def parent_id(self) -> int | None: ...
-    @property
-    def position(self) -> int: ...
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: datetime | None
+    priority: Priority
+    due_date: datetime | None
+    all_day: bool
+    tags: list[str]
+    assignees: list[str]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    recurrence: str | None
+    time_zone: str
+    reminders: list[dict[str, Any]]
+    series_id: str | None
+    series_start: datetime | None
+    next_due_date: datetime | None
+    previous_task_id: int | None
+    list_id: int | None
+    parent_id: int | None
+    position: int
     # Kept by the database (migration 0024); null in a task read from a change event.
-    @property
-    def subtask_count(self) -> int | None: ...
-    @property
-    def open_subtask_count(self) -> int | None: ...
+    subtask_count: int | None
+    open_subtask_count: int | None
+
     # Also a tuple of the columns, in table order (`TaskService.TASK_COLUMNS`).
     def __getitem__(self, index: int) -> Any: ...

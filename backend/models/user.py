@@ -36,18 +36,12 @@ class User(SQLModel, table=True):
 class UserRow(Protocol):
     """A row of `users` as `UserService` returns it (plain columns, not an ORM entity)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def email(self) -> str | None: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def password_hash(self) -> str | None: ...
-    @property
-    def token_version(self) -> int: ...
-    @property
-    def created_at(self) -> datetime: ...
+    id: str
+    email: str | None
+    name: str | None
+    password_hash: str | None
+    token_version: int
+    created_at: datetime
 
 
 def _any_case(word: str) -> str:
