@@ -2,9 +2,7 @@
 the table, and the request and response schemas of `/api/calendar-feeds`.
 
 A feed's `scope` names what it shows: `all` (every task of the creator's with a due date, the
-shared lists it can read included) or `list` (one list, own or shared, `list_id`). The scope is
-a word beside the id it needs, so saved filters (issue 53) add `filter` and a `filter_id`
-without changing what a client sends today.
+shared lists it can read included) or `list` (one list, own or shared, `list_id`).
 """
 
 from __future__ import annotations

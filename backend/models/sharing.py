@@ -24,11 +24,10 @@ from sqlalchemy import (
 from sqlmodel import SQLModel
 
 from backend.models.columns import INSTANT, column, id_column, key_to_list, key_to_task, now_column
-from backend.models.common import JsonInt, StorableText, UtcDatetime
+from backend.models.common import StorableText, UtcDatetime
 from backend.models.references import MEMBERS, Action, Reference, not_a_reference
 from backend.models.task_children import TaskChild
 from backend.models.text import MultiLineVisibleText
-from backend.models.types import TASK_ID_MAX
 from backend.models.user import USER_ID_MAX_LENGTH, Email
 
 
@@ -162,7 +161,6 @@ CommentBody = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX_LENGTH),
     MultiLineVisibleText,
 ]
-CommentId = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX)]
 
 
 class MemberPublic(BaseModel):

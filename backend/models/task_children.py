@@ -148,33 +148,20 @@ def with_article(word: str) -> str:
 CHILDREN: tuple[TaskChild, ...]
 
 
-def _collect() -> tuple[TaskChild, ...]:
-    """Every module of this package, by name as `backend/models/__init__.py` finds them (the
-    modules that declare a child import this one: nothing here imports them by name)."""
+def __getattr__(name: str) -> Any:
+    """`CHILDREN` on first use, from every module of this package, by name as
+    `backend/models/__init__.py` finds them (the modules that declare a child import this one:
+    nothing here imports them by name)."""
+    if name != "CHILDREN":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     found = {
         value.name: value
         for module in pkgutil.iter_modules([str(Path(__file__).parent)])
         for value in vars(importlib.import_module(f"{__package__}.{module.name}")).values()
         if isinstance(value, TaskChild)
     }
-    return tuple(found[name] for name in sorted(found))
-
-
-def _children() -> tuple[TaskChild, ...]:
-    if "CHILDREN" not in globals():
-        globals()["CHILDREN"] = _collect()
-    return globals()["CHILDREN"]  # type: ignore[no-any-return]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "CHILDREN":
-        return _children()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def child_of(table: type[SQLModel]) -> TaskChild:
-    """The declaration of the child whose table is `table`."""
-    return next(child for child in _children() if child.table is table)
+    globals()["CHILDREN"] = tuple(found[key] for key in sorted(found))
+    return globals()["CHILDREN"]
 
 
 # Tables with a key to `tasks` that are no task's child, and why.
@@ -183,11 +170,6 @@ NOT_CHILDREN: dict[str, str] = {
     "task_reminders": "derived: the reminders due, scheduled by triggers from a task's "
     "`reminders` and its members' whenever those are written (a restore writes them again)",
 }
-
-
-def child_event_types() -> tuple[str, ...]:
-    """Every declared child's event types, by table name (migration 0062)."""
-    return tuple(kind for child in _children() for kind in child.event_types)
 
 
 class TaskChildTable(SQLModel, table=True):

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 from backend.models.columns import column, id_column, now_column, user_id_column
 from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
-from backend.models.names import NAME_MAX_LENGTH, Name, name_doc
+from backend.models.names import Name, name_doc
 from backend.models.references import LISTS, Action, Reference
 from backend.models.sharing import Role
 from backend.models.types import TASK_ID_MAX
@@ -39,7 +39,6 @@ MAX_DEPTH = 3
 # Positions are integers with gaps of this size (migration 0018 places new tasks with it).
 POSITION_GAP = 65_536
 
-LIST_NAME_MAX_LENGTH = NAME_MAX_LENGTH
 LIST_ID_MAX = TASK_ID_MAX
 COLOR_PATTERN = "^#[0-9A-Fa-f]{6}$"
 
