@@ -166,9 +166,8 @@ _SORT_REST = (
     "`parent_id`, whose siblings it orders). Ties are broken by id."
 )
 _SORT_MCP = (
-    "created (newest first), updated (newest first), title (A to Z), due_date (soonest "
-    "first, undated last), priority (high first), position (manual order, with list and "
-    "parent_id)."
+    "created (newest first), updated (newest first), title (A to Z), due_date (soonest first, "
+    "undated last), priority (high first), position (manual order, with list and parent_id)."
 )
 
 # Every listing parameter, in the REST query string's order (the OpenAPI's, and the order of

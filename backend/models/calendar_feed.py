@@ -69,10 +69,9 @@ class CalendarFeed(SQLModel, table=True):
     list_id: int | None = column(
         BigInteger,
         info=not_a_reference(
-            "a list feed's list, possibly another's (shared: in its "
-            "owner's space); read through the access predicate at each "
-            "fetch, a list the creator cannot read being the feed's 404 "
-            "(migration 0044)"
+            "a list feed's list, possibly another's (shared: in its owner's space); read through "
+            "the access predicate at each fetch, a list the creator cannot read being the feed's "
+            "404 (migration 0044)"
         ),
         default=None,
     )
@@ -132,8 +131,7 @@ class CalendarFeedPublic(BaseModel):
 
 class CalendarFeedCreated(CalendarFeedPublic):
     url: str = Field(
-        description="The feed's address, with its secret token: shown only in this answer "
-        "(and a rotation's). Subscribe to it in a calendar app; anyone holding it reads the "
-        "feed.",
+        description="The feed's address, with its secret token: shown only in this answer (and a "
+        "rotation's). Subscribe to it in a calendar app; anyone holding it reads the feed.",
         examples=["https://tasks.example.com/api/calendar/q3V0aG9yaXR5LXRva2VuLWV4YW1wbGUtMzI.ics"],
     )

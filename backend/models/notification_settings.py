@@ -133,9 +133,8 @@ class ReminderDelivery(SQLModel, table=True):
     task_id: int | None = column(
         BigInteger,
         info=not_a_reference(
-            "a fired reminder's task, possibly another user's (a member's"
-            " reminder) or gone by send time: the sink checks who still "
-            "reaches it; none for an address's confirmation"
+            "a fired reminder's task, possibly another user's (a member's reminder) or gone by "
+            "send time: the sink checks who still reaches it; none for an address's confirmation"
         ),
         default=None,
     )

@@ -153,9 +153,8 @@ class PushSubscriptionPublic(BaseModel):
 
 class PushPublicKey(BaseModel):
     public_key: str = Field(
-        description="The server's VAPID public key: an uncompressed P-256 point, base64url "
-        "without padding; a page passes it as `applicationServerKey` to "
-        "`PushManager.subscribe`.",
+        description="The server's VAPID public key: an uncompressed P-256 point, base64url without "
+        "padding; a page passes it as `applicationServerKey` to `PushManager.subscribe`.",
         examples=[
             "BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U"
         ],

@@ -258,9 +258,8 @@ class TaskReminder(SQLModel, table=True):
         Text,
         ForeignKey("users.id", ondelete="CASCADE"),
         info=not_a_reference(
-            "an account: who a scheduled reminder is for (a member of the"
-            " task's list; NULL for the task's owner), written by the "
-            "schedule's triggers only"
+            "an account: who a scheduled reminder is for (a member of the task's list; NULL for "
+            "the task's owner), written by the schedule's triggers only"
         ),
         default=None,
     )
@@ -292,9 +291,8 @@ class TaskMemberReminder(SQLModel, table=True):
         ForeignKey("users.id", ondelete="CASCADE"),
         primary_key=True,
         info=not_a_reference(
-            "an account, not a row of the owner's: the member whose "
-            "reminders they are (the caller, written by the trigger its "
-            "own write fires)"
+            "an account, not a row of the owner's: the member whose reminders they are (the "
+            "caller, written by the trigger its own write fires)"
         ),
     )
     reminders: list[dict[str, Any]] = column(JSONB, nullable=False)

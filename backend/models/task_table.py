@@ -143,9 +143,8 @@ class Task(SQLModel, table=True):
     previous_task_id: int | None = column(
         BigInteger,
         info=not_a_reference(
-            "provenance: written only by the successor insert, from the "
-            "caller's own row in the same statement (services/tasks.py), "
-            "and kept after that row is deleted"
+            "provenance: written only by the successor insert, from the caller's own row in the "
+            "same statement (services/tasks.py), and kept after that row is deleted"
         ),
         default=None,
     )

@@ -52,9 +52,8 @@ class TaskTrash(SQLModel, table=True):
     list_id: int | None = column(
         BigInteger,
         info=not_a_reference(
-            "the list a deleted task was in, possibly another's (shared: "
-            "in its owner's space) or deleted since; read through the "
-            "access predicate, never followed (migration 0048)"
+            "the list a deleted task was in, possibly another's (shared: in its owner's space) or "
+            "deleted since; read through the access predicate, never followed (migration 0048)"
         ),
         default=None,
     )
