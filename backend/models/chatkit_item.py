@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import SQLModel
 
-from backend.models.columns import column, now_column, same_user_key, user_id_column
+from backend.models.columns import column, now_column, same_user_key
 from backend.models.references import not_a_reference
 
 
@@ -19,6 +19,9 @@ class ChatKitItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("user_id", "id"),
         UniqueConstraint("public_id", name="uq_chatkit_items_public_id"),
+        ForeignKeyConstraint(
+            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_chatkit_items_user_id_users"
+        ),
         same_user_key("chatkit_items", "conversation_id", "conversations"),
         Index("ix_chatkit_items_user_id_conversation_id_id", "user_id", "conversation_id", "id"),
     )
@@ -30,7 +33,7 @@ class ChatKitItem(SQLModel, table=True):
         server_default=text("nextval('messages_id_seq')"),
         default=None,
     )
-    user_id: str = user_id_column()
+    user_id: str = column(Text, nullable=False)
     conversation_id: int = column(BigInteger, nullable=False)
     public_id: str = column(
         Text, nullable=False, info=not_a_reference("the row's own ChatKit id (migration 0025)")

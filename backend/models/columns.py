@@ -44,9 +44,9 @@ def id_column() -> Any:
     return column(BigInteger, Identity(always=True), primary_key=True, default=None)
 
 
-def user_id_column() -> Any:
+def user_id_column(**options: Any) -> Any:
     """`user_id TEXT NOT NULL`, a key to `users` that deletes the row with its account."""
-    return column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    return column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, **options)
 
 
 def now_column() -> Any:

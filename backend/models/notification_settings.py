@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -69,9 +68,7 @@ class NotificationSettings(SQLModel, table=True):
         ),
     )
 
-    user_id: str = column(
-        Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
-    )
+    user_id: str = user_id_column(primary_key=True)
     push: bool = column(Boolean, nullable=False, server_default=text("true"), default=True)
     email: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
     email_address: str | None = column(Text, default=None)

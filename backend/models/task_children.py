@@ -1,25 +1,14 @@
-"""A task's children, declared once (issue 60; specs/data-model.md, "A task's children").
+"""A task's children, declared once (specs/data-model.md, "A task's children").
 
-A child of a task is a table whose rows belong to one task: a key `(user_id, task_id)` ->
-`tasks (user_id, id)`, `ON UPDATE CASCADE ON DELETE CASCADE`, so its rows are in the task's
-owner's space, follow the task through a handover (a list's transfer) and go with it (a
-delete, the account's deletion). Each is declared beside its table, in its own module of
-`backend.models` (a `TaskChild` at module level), and `CHILDREN` collects them all, by table
-name, so a new child needs no line here; from it come:
-
-- the events: each child's rows added, changed and removed are recorded on their task by one
-  trigger function the registry attaches (`task_children_register`, migration 0062), unless
-  it declares `events=False`;
-- the trash: a deleted task's snapshot holds every child's rows and a restore brings them back
-  (migration 0052 reads the same names from `task_children`, which each child's migration
-  fills; tests/test_task_children.py compares the two and restores a row of every child);
-- its service (backend/services/child_rows.py `TaskChildService`, a named class for each in
-  backend/services/task_children.py), its routes
-  (backend/api/child_routes.py, all included by backend/api/routes/children.py) and its MCP
-  tools (backend/mcp/tools/children.py `child_tools`), each declaring its action (`read` to list or
-  get, `write` to add, change or delete: `backend/api/actions.py`), and so the role matrix;
-- the check that no table with a key to `tasks` is left out (`NOT_CHILDREN` says why each
-  such table that is no child is not: tests/test_task_children.py).
+A child of a task is a table whose rows belong to one task (a key `(user_id, task_id)` ->
+`tasks (user_id, id)` that cascades both ways), declared beside its table by a `TaskChild` in
+its own module of `backend.models`; `CHILDREN` collects them all, by table name, so a new child
+needs no line here. From it come its events (`task_children_register`, migration 0062, unless
+`events=False`), its place in the trash (migration 0052), its service
+(backend/services/child_rows.py), routes (backend/api/child_routes.py) and MCP tools
+(backend/mcp/tools/children.py `child_tools`), each declaring its action
+(`backend/api/actions.py`), and so the role matrix. `NOT_CHILDREN` says why each other table
+keyed to `tasks` is none (tests/test_task_children.py).
 """
 
 from __future__ import annotations
