@@ -186,9 +186,7 @@ AssigneeId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), SingleLineText
 ]
 Assignees = Annotated[
-    list[AssigneeId],
-    Field(max_length=ASSIGNEES_MAX_COUNT),
-    AfterValidator(_unique),
+    list[AssigneeId], Field(max_length=ASSIGNEES_MAX_COUNT), AfterValidator(_unique)
 ]
 
 # An RRULE (RFC 5545) or a shorthand, stored as its RRULE (backend/recurrence.py says which
