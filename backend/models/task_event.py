@@ -114,6 +114,7 @@ class DeliveryState(StrEnum):
 
 
 _NOW = text("clock_timestamp()")
+_PENDING = text("state = 'pending'")
 
 
 class TaskEvent(SQLModel, table=True):
@@ -126,13 +127,8 @@ class TaskEvent(SQLModel, table=True):
         CheckConstraint(_KINDS, name="ck_task_events_task_present"),
         CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="ck_task_events_state"),
         Index("ix_task_events_user_id_id", "user_id", "id"),
-        Index("ix_task_events_pending_id", "id", postgresql_where=text("state = 'pending'")),
-        Index(
-            "ix_task_events_pending_task_id_id",
-            "task_id",
-            "id",
-            postgresql_where=text("state = 'pending'"),
-        ),
+        Index("ix_task_events_pending_id", "id", postgresql_where=_PENDING),
+        Index("ix_task_events_pending_task_id_id", "task_id", "id", postgresql_where=_PENDING),
         Index("ix_task_events_occurred_at", "occurred_at"),
         Index("ix_task_events_dead_id", "id", postgresql_where=text("state = 'dead'")),
         Index(

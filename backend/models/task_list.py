@@ -88,20 +88,6 @@ class ListRow(Protocol):
     role: str
 
 
-# Server-owned: accepted and dropped when a client sends a list back whole.
-LIST_READ_ONLY = frozenset(
-    {
-        "id",
-        "user_id",
-        "position",
-        "task_count",
-        "open_task_count",
-        "role",
-        "created_at",
-        "updated_at",
-    }
-)
-
 _NAME_DOC = name_doc("lists")
 _COLOR_DOC = "`#rrggbb` (hexadecimal, stored lower-case); null: no colour."
 
@@ -203,3 +189,8 @@ class ListPublic(ListData):
         "with you, `viewer`, `commenter`, `editor` or `admin`.",
         examples=["owner"],
     )
+
+
+# Server-owned: every field a list is shown with but those a client writes; accepted and
+# dropped when a client sends a list back whole.
+LIST_READ_ONLY = frozenset(ListPublic.model_fields) - {"name", "color"}
