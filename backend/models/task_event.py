@@ -66,9 +66,7 @@ class FeedType(str):
 REMINDER = "reminder"
 
 
-# A task's change types (`ChangeType`), as the change feed serves them; besides, what the
-# feed adds for a member (migration 0030): a task of a list shared with it, reached (as an
-# upsert, with the task) or no longer reachable (a tombstone, without).
+# A task's change types (`ChangeType`) and what the feed adds for a member (`FeedType`).
 CHANGE_TYPES = tuple(ChangeType)
 ACCESS_GRANTED = "access.granted"
 ACCESS_ENDED = "access.ended"
