@@ -10,7 +10,7 @@ that applies the filter takes them, and the parameters it was sent itself beside
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import (
@@ -150,9 +150,8 @@ def applied_query(applied: AppliedFilter, sent: BaseModel, transport: str) -> Ta
 
 def _given(model: BaseModel, transport: str) -> dict[str, Any]:
     """The listing keywords `model` was given (not defaulted), with their values."""
-    given: Mapping[str, Any] = {
+    return {
         p.keyword: getattr(model, p.attribute(transport))
         for p in LISTING_PARAMS
         if p.spelling(transport) is not None and p.attribute(transport) in model.model_fields_set
     }
-    return dict(given)

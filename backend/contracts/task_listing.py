@@ -166,9 +166,8 @@ _SORT_REST = (
     "`parent_id`, whose siblings it orders). Ties are broken by id."
 )
 _SORT_MCP = (
-    "created (newest first), updated (newest first), title (A to Z), due_date (soonest "
-    "first, undated last), priority (high first), position (manual order, with list and "
-    "parent_id)."
+    "created (newest first), updated (newest first), title (A to Z), due_date (soonest first, "
+    "undated last), priority (high first), position (manual order, with list and parent_id)."
 )
 
 # Every listing parameter, in the REST query string's order (the OpenAPI's, and the order of
@@ -237,8 +236,7 @@ LISTING_PARAMS: tuple[ListingParam, ...] = (
         "recurring",
         lambda a: a.flag | None,
         rest=Spelling(
-            "`true`: tasks with a `recurrence` rule. `false`: tasks without one.",
-            examples=[True],
+            "`true`: tasks with a `recurrence` rule. `false`: tasks without one.", examples=[True]
         ),
         mcp=Spelling("true: only recurring tasks; false: only the others."),
     ),

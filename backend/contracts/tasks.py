@@ -6,20 +6,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from backend.models.task import TASK_ID_MAX
+from backend.models.task import TASK_ID_MAX as TASK_ID_MAX
 from backend.models.task_ops import TaskMove, TaskStatsPublic
-from backend.models.user import USER_ID_MAX_LENGTH
+from backend.models.user import USER_ID_MAX_LENGTH as USER_ID_MAX_LENGTH
 from backend.services.task_tree import Anchor, Placement, Sent
 from backend.services.tasks import TaskStats
-
-__all__ = [
-    "TASK_ID_MAX",
-    "TASK_ID_MIN",
-    "USER_ID_MAX_LENGTH",
-    "USER_ID_MIN_LENGTH",
-    "move_placement",
-    "stats_public",
-]
 
 # Ids are positive and held exactly by a JSON number (TASK_ID_MAX = 2**53 - 1).
 TASK_ID_MIN = 1

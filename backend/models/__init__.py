@@ -8,84 +8,44 @@ found by name, so a new resource's table needs no line here (the names below are
 import importlib
 import pkgutil
 
-from backend.models.chatkit_item import ChatKitItem
-from backend.models.common import DataEnvelope, ErrorEnvelope, ListEnvelope, ListMeta
-from backend.models.conversation import Conversation, Message
-from backend.models.idempotency import IdempotencyKey
-from backend.models.rate_limit import RateLimit
-from backend.models.sharing import ListInvitation, ListMember, Role, TaskComment
-from backend.models.stream_ticket import StreamTicket, StreamTicketPublic
-from backend.models.task import (
-    Priority,
-    SortOrder,
-    Task,
-    TaskCompletion,
-    TaskCreate,
-    TaskPublic,
-    TaskReplace,
-    TaskRow,
-    TaskSort,
-    TaskStatus,
-    TaskUpdate,
-)
-from backend.models.task_event import (
-    ChangeType,
-    DeliveryState,
-    TaskEvent,
-    TaskEventsPruned,
-    TaskMemberReminder,
-    TaskReminder,
-)
-from backend.models.user import (
-    AuthSession,
-    User,
-    UserLogin,
-    UserPublic,
-    UserRegister,
-    UserRow,
-)
-
-__all__ = [
-    "AuthSession",
-    "CalendarFeed",
-    "ChangeType",
-    "ChatKitItem",
-    "Conversation",
-    "DataEnvelope",
-    "DeliveryState",
-    "ErrorEnvelope",
-    "IdempotencyKey",
-    "ListEnvelope",
-    "ListInvitation",
-    "ListMember",
-    "ListMeta",
-    "Message",
-    "Priority",
-    "RateLimit",
-    "Role",
-    "SortOrder",
-    "StreamTicket",
-    "StreamTicketPublic",
-    "Task",
-    "TaskComment",
-    "TaskCompletion",
-    "TaskCreate",
-    "TaskEvent",
-    "TaskEventsPruned",
-    "TaskMemberReminder",
-    "TaskPublic",
-    "TaskReminder",
-    "TaskReplace",
-    "TaskRow",
-    "TaskSort",
-    "TaskStatus",
-    "TaskUpdate",
-    "User",
-    "UserLogin",
-    "UserPublic",
-    "UserRegister",
-    "UserRow",
-]
+from backend.models.chatkit_item import ChatKitItem as ChatKitItem
+from backend.models.common import DataEnvelope as DataEnvelope
+from backend.models.common import ErrorEnvelope as ErrorEnvelope
+from backend.models.common import ListEnvelope as ListEnvelope
+from backend.models.common import ListMeta as ListMeta
+from backend.models.conversation import Conversation as Conversation
+from backend.models.conversation import Message as Message
+from backend.models.idempotency import IdempotencyKey as IdempotencyKey
+from backend.models.rate_limit import RateLimit as RateLimit
+from backend.models.sharing import ListInvitation as ListInvitation
+from backend.models.sharing import ListMember as ListMember
+from backend.models.sharing import Role as Role
+from backend.models.sharing import TaskComment as TaskComment
+from backend.models.stream_ticket import StreamTicket as StreamTicket
+from backend.models.stream_ticket import StreamTicketPublic as StreamTicketPublic
+from backend.models.task import Priority as Priority
+from backend.models.task import SortOrder as SortOrder
+from backend.models.task import Task as Task
+from backend.models.task import TaskCompletion as TaskCompletion
+from backend.models.task import TaskCreate as TaskCreate
+from backend.models.task import TaskPublic as TaskPublic
+from backend.models.task import TaskReplace as TaskReplace
+from backend.models.task import TaskRow as TaskRow
+from backend.models.task import TaskSort as TaskSort
+from backend.models.task import TaskStatus as TaskStatus
+from backend.models.task import TaskUpdate as TaskUpdate
+from backend.models.task_event import ChangeType as ChangeType
+from backend.models.task_event import DeliveryState as DeliveryState
+from backend.models.task_event import TaskEvent as TaskEvent
+from backend.models.task_event import TaskEventsPruned as TaskEventsPruned
+from backend.models.task_event import TaskMemberReminder as TaskMemberReminder
+from backend.models.task_event import TaskReminder as TaskReminder
+from backend.models.user import AuthSession as AuthSession
+from backend.models.user import User as User
+from backend.models.user import UserLogin as UserLogin
+from backend.models.user import UserPublic as UserPublic
+from backend.models.user import UserRegister as UserRegister
+from backend.models.user import UserRow as UserRow
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

@@ -11,12 +11,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from backend.models import task_children
 from backend.models.common import UtcDatetime
-from backend.models.task_event import (
-    CHANGE_TYPES,
-    INVITATION_EVENTS,
-    LIST_EVENTS,
-    MEMBER_EVENTS,
-)
+from backend.models.task_event import CHANGE_TYPES, INVITATION_EVENTS, LIST_EVENTS, MEMBER_EVENTS
 
 # What the activity shows: every event but reminders and the feed's own access entries (a
 # task's children's too, told by their shape: backend/services/activity.py).

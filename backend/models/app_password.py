@@ -13,11 +13,10 @@ from enum import StrEnum
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import CheckConstraint, Column, DateTime, Text, UniqueConstraint
-from sqlmodel import Field as SQLField
+from sqlalchemy import CheckConstraint, Text, UniqueConstraint
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.columns import INSTANT, column, id_column, now_column, user_id_column
 from backend.models.common import UtcDatetime
 from backend.models.names import Name, name_doc
 from backend.models.types import TASK_ID_MAX
@@ -63,17 +62,15 @@ class AppPassword(SQLModel, table=True):
 
     id: int | None = id_column()
     user_id: str = user_id_column()
-    name: str = SQLField(sa_column=Column(Text, nullable=False))
-    name_key: str = SQLField(sa_column=Column(Text, nullable=False))
-    scope: str = SQLField(sa_column=Column(Text, nullable=False))
+    name: str = column(Text, nullable=False)
+    name_key: str = column(Text, nullable=False)
+    scope: str = column(Text, nullable=False)
     # SHA-256 of the password, hex (`invitations.token_hash`): the password is shown once.
-    token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
+    token_hash: str = column(Text, nullable=False)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
     # Written by a DAV request's check, at most once a minute (services/app_passwords.py).
-    last_used_at: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
+    last_used_at: datetime | None = column(INSTANT, default=None)
 
 
 class AppPasswordCreate(BaseModel):

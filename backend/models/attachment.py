@@ -9,18 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    ForeignKey,
-    Index,
-    Text,
-)
-from sqlmodel import Field as SQLField
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Text
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, key_to_task, now_column
+from backend.models.columns import column, id_column, key_to_task, now_column
 from backend.models.common import UtcDatetime
 from backend.models.references import Action
 from backend.models.task_children import Stored, TaskChild
@@ -49,20 +41,20 @@ class TaskAttachment(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    user_id: str = column(Text, nullable=False)
+    task_id: int = column(BigInteger, nullable=False)
     # The task's list, kept in step by `tasks_move_children` (migration 0053).
-    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    list_id: int | None = column(BigInteger, default=None)
     # NULL once the uploader's account is deleted: the file stays with its task.
-    uploaded_by: str | None = SQLField(
-        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))
+    uploaded_by: str | None = column(
+        Text, ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     # Random (backend/storage/base.py `new_key`), never from the file name; never shown.
-    storage_key: str = SQLField(sa_column=Column(Text, nullable=False))
-    filename: str = SQLField(sa_column=Column(Text, nullable=False))
-    content_type: str = SQLField(sa_column=Column(Text, nullable=False))
-    size: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    sha256: str = SQLField(sa_column=Column(Text, nullable=False))
+    storage_key: str = column(Text, nullable=False)
+    filename: str = column(Text, nullable=False)
+    content_type: str = column(Text, nullable=False)
+    size: int = column(BigInteger, nullable=False)
+    sha256: str = column(Text, nullable=False)
     created_at: datetime | None = now_column()
 
 

@@ -2,9 +2,7 @@
 the table, and the request and response schemas of `/api/calendar-feeds`.
 
 A feed's `scope` names what it shows: `all` (every task of the creator's with a due date, the
-shared lists it can read included) or `list` (one list, own or shared, `list_id`). The scope is
-a word beside the id it needs, so saved filters (issue 53) add `filter` and a `filter_id`
-without changing what a client sends today.
+shared lists it can read included) or `list` (one list, own or shared, `list_id`).
 """
 
 from __future__ import annotations
@@ -14,19 +12,10 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    DateTime,
-    Text,
-    UniqueConstraint,
-    text,
-)
-from sqlmodel import Field as SQLField
+from sqlalchemy import BigInteger, CheckConstraint, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.columns import INSTANT, column, id_column, now_column, user_id_column
 from backend.models.common import JsonInt, UtcDatetime
 from backend.models.references import LISTS, Action, Reference, not_a_reference
 from backend.models.task_list import LIST_ID_MAX
@@ -74,25 +63,22 @@ class CalendarFeed(SQLModel, table=True):
 
     id: int | None = id_column()
     user_id: str = user_id_column()
-    kind: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'events'")))
-    scope: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'all'")))
+    kind: str = column(Text, nullable=False, server_default=text("'events'"))
+    scope: str = column(Text, nullable=False, server_default=text("'all'"))
     # No key: a shared list is in its owner's space; each fetch reads it through `access`.
-    list_id: int | None = SQLField(
-        default=None,
-        sa_column=Column(
-            BigInteger,
-            info=not_a_reference(
-                "a list feed's list, possibly another's (shared: in its "
-                "owner's space); read through the access predicate at each "
-                "fetch, a list the creator cannot read being the feed's 404 "
-                "(migration 0044)"
-            ),
+    list_id: int | None = column(
+        BigInteger,
+        info=not_a_reference(
+            "a list feed's list, possibly another's (shared: in its owner's space); read through "
+            "the access predicate at each fetch, a list the creator cannot read being the feed's "
+            "404 (migration 0044)"
         ),
+        default=None,
     )
     # SHA-256 of the token, hex (`invitations.token_hash`): the token is shown once.
-    token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
+    token_hash: str = column(Text, nullable=False)
     created_at: datetime | None = now_column()
-    rotated_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
+    rotated_at: datetime | None = column(INSTANT, default=None)
 
 
 class CalendarFeedCreate(BaseModel):
@@ -145,8 +131,7 @@ class CalendarFeedPublic(BaseModel):
 
 class CalendarFeedCreated(CalendarFeedPublic):
     url: str = Field(
-        description="The feed's address, with its secret token: shown only in this answer "
-        "(and a rotation's). Subscribe to it in a calendar app; anyone holding it reads the "
-        "feed.",
+        description="The feed's address, with its secret token: shown only in this answer (and a "
+        "rotation's). Subscribe to it in a calendar app; anyone holding it reads the feed.",
         examples=["https://tasks.example.com/api/calendar/q3V0aG9yaXR5LXRva2VuLWV4YW1wbGUtMzI.ics"],
     )

@@ -6,20 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    ForeignKeyConstraint,
-    Index,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import now_column
+from backend.models.columns import column, now_column, same_user_key
 from backend.models.references import not_a_reference
 
 
@@ -31,28 +22,21 @@ class ChatKitItem(SQLModel, table=True):
         ForeignKeyConstraint(
             ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_chatkit_items_user_id_users"
         ),
-        ForeignKeyConstraint(
-            ["user_id", "conversation_id"],
-            ["conversations.user_id", "conversations.id"],
-            ondelete="CASCADE",
-            name="fk_chatkit_items_user_id_conversation_id_conversations",
-        ),
+        same_user_key("chatkit_items", "conversation_id", "conversations"),
         Index("ix_chatkit_items_user_id_conversation_id_id", "user_id", "conversation_id", "id"),
     )
 
     # Drawn from the messages' sequence: a thread's messages and items sort together.
-    id: int | None = SQLField(
+    id: int | None = column(
+        BigInteger,
+        primary_key=True,
+        server_default=text("nextval('messages_id_seq')"),
         default=None,
-        sa_column=Column(
-            BigInteger, primary_key=True, server_default=text("nextval('messages_id_seq')")
-        ),
     )
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    public_id: str = SQLField(
-        sa_column=Column(
-            Text, nullable=False, info=not_a_reference("the row's own ChatKit id (migration 0025)")
-        )
+    user_id: str = column(Text, nullable=False)
+    conversation_id: int = column(BigInteger, nullable=False)
+    public_id: str = column(
+        Text, nullable=False, info=not_a_reference("the row's own ChatKit id (migration 0025)")
     )
-    item: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
+    item: dict[str, Any] = column(JSONB, nullable=False)
     created_at: datetime | None = now_column()

@@ -1,9 +1,12 @@
 """The columns most tables share, declared once: an identity key, the owning user (its key
-cascades with the account) and a timestamp the database sets (`created_at`, `updated_at`).
+cascades with the account) and a timestamp the database sets (`created_at`, `updated_at`);
+`column` declares any other.
 
     class Thing(SQLModel, table=True):
         id: int | None = id_column()
         user_id: str = user_id_column()
+        name: str = column(Text, nullable=False)
+        note: str | None = column(Text, default=None)
         created_at: datetime | None = now_column()
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -23,34 +27,51 @@ from sqlalchemy import (
 )
 from sqlmodel import Field
 
+# `TIMESTAMPTZ`.
+INSTANT = DateTime(timezone=True)
+
+
+def column(
+    *args: Any, default: Any = PydanticUndefined, default_factory: Any = None, **kwargs: Any
+) -> Any:
+    """A field that is the column `Column(*args, **kwargs)`; without `default` (or
+    `default_factory`) the model requires it."""
+    return Field(default, default_factory=default_factory, sa_column=Column(*args, **kwargs))
+
 
 def id_column() -> Any:
     """`id BIGINT GENERATED ALWAYS AS IDENTITY`, the primary key."""
-    return Field(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
+    return column(BigInteger, Identity(always=True), primary_key=True, default=None)
 
 
-def user_id_column() -> Any:
+def user_id_column(**options: Any) -> Any:
     """`user_id TEXT NOT NULL`, a key to `users` that deletes the row with its account."""
-    return Field(sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    return column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, **options)
 
 
 def now_column() -> Any:
     """`TIMESTAMPTZ NOT NULL DEFAULT now()`: a moment the database writes."""
-    return Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    return column(INSTANT, nullable=False, server_default=func.now(), default=None)
+
+
+def same_user_key(table: str, ref: str, target: str, **options: Any) -> ForeignKeyConstraint:
+    """`table (user_id, ref)` -> `target (user_id, id)`, a same-user reference
+    (specs/data-model.md), named by the convention; the row goes with its target."""
+    return ForeignKeyConstraint(
+        ["user_id", ref],
+        [f"{target}.user_id", f"{target}.id"],
+        ondelete="CASCADE",
+        name=f"fk_{table}_user_id_{ref}_{target}",
+        **options,
     )
 
 
-def key_to_task(table: str) -> ForeignKeyConstraint:
+def key_to_task(table: str, **options: Any) -> ForeignKeyConstraint:
     """A task's child's key to its task (backend/models/task_children.py): its rows are in the
     task's owner's space, follow the task through a handover and go with it."""
-    return ForeignKeyConstraint(
-        ["user_id", "task_id"],
-        ["tasks.user_id", "tasks.id"],
-        onupdate="CASCADE",
-        ondelete="CASCADE",
-        name=f"fk_{table}_user_id_task_id_tasks",
-    )
+    return same_user_key(table, "task_id", "tasks", onupdate="CASCADE", **options)
+
+
+def key_to_list(table: str) -> ForeignKeyConstraint:
+    """The row's list, in the list owner's space: a transfer carries the row along."""
+    return same_user_key(table, "list_id", "task_lists", onupdate="CASCADE")

@@ -104,10 +104,9 @@ StorableText = _StorableText()
 NotBlankText = _StorableText(NOT_BLANK_PATTERN)
 
 
-def text_pattern(pattern: str, json_format: str | None = None) -> _StorableText:
-    """`StorableText` with a pattern of its own, which must exclude NUL too (and optionally
-    the `format` the schema names)."""
-    return _StorableText(pattern, json_format)
+# `StorableText` with a pattern of its own, which must exclude NUL too (and optionally the
+# `format` the schema names).
+text_pattern = _StorableText
 
 
 def decimal_digits(value: Any) -> Any:

@@ -9,23 +9,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    DateTime,
-    ForeignKeyConstraint,
-    Index,
-    Integer,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column
+from backend.models.columns import (
+    INSTANT,
+    column,
+    id_column,
+    now_column,
+    same_user_key,
+    user_id_column,
+)
 from backend.models.common import JsonInt
 from backend.models.references import CONVERSATIONS, Reference, not_a_reference
 from backend.models.text import MultiLineText
@@ -50,23 +45,18 @@ class Conversation(SQLModel, table=True):
         # ChatKit's thread id (migration 0025): unguessable, unique.
         UniqueConstraint("public_id", name="uq_conversations_public_id"),
         CheckConstraint("char_length(title) <= 200", name="ck_conversations_title"),
-        ForeignKeyConstraint(
-            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_conversations_user_id_users"
-        ),
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    public_id: str | None = SQLField(
+    user_id: str = user_id_column()
+    public_id: str | None = column(
+        Text,
+        nullable=False,
+        server_default=_random_id("thr_"),
+        info=not_a_reference("the row's own ChatKit id (migration 0025)"),
         default=None,
-        sa_column=Column(
-            Text,
-            nullable=False,
-            server_default=_random_id("thr_"),
-            info=not_a_reference("the row's own ChatKit id (migration 0025)"),
-        ),
     )
-    title: str | None = SQLField(default=None, sa_column=Column(Text))
+    title: str | None = column(Text, default=None)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
 
@@ -81,51 +71,34 @@ class Message(SQLModel, table=True):
         UniqueConstraint("user_id", "reply_to"),
         CheckConstraint("role IN ('user', 'assistant')", name="ck_messages_role"),
         CheckConstraint("(role = 'assistant') = (reply_to IS NOT NULL)", name="ck_messages_reply"),
-        ForeignKeyConstraint(
-            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_messages_user_id_users"
-        ),
-        ForeignKeyConstraint(
-            ["user_id", "conversation_id"],
-            ["conversations.user_id", "conversations.id"],
-            ondelete="CASCADE",
-            name="fk_messages_user_id_conversation_id_conversations",
-        ),
-        ForeignKeyConstraint(
-            ["user_id", "reply_to"],
-            ["messages.user_id", "messages.id"],
-            ondelete="CASCADE",
-            name="fk_messages_user_id_reply_to_messages",
-        ),
+        same_user_key("messages", "conversation_id", "conversations"),
+        same_user_key("messages", "reply_to", "messages"),
         Index("ix_messages_user_id_conversation_id_id", "user_id", "conversation_id", "id"),
         # ChatKit's item id (migration 0025; an answer's is set by a trigger).
         UniqueConstraint("public_id", name="uq_messages_public_id"),
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    conversation_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    role: str = SQLField(sa_column=Column(Text, nullable=False))
-    content: str = SQLField(sa_column=Column(Text, nullable=False))
-    tool_calls: list[dict[str, Any]] | None = SQLField(default=None, sa_column=Column(JSONB))
-    reply_to: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    idempotency_key: str | None = SQLField(default=None, sa_column=Column(Text))
-    error_code: str | None = SQLField(default=None, sa_column=Column(Text))
-    input_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
-    output_tokens: int | None = SQLField(default=None, sa_column=Column(Integer))
-    public_id: str | None = SQLField(
+    user_id: str = user_id_column()
+    conversation_id: int = column(BigInteger, nullable=False)
+    role: str = column(Text, nullable=False)
+    content: str = column(Text, nullable=False)
+    tool_calls: list[dict[str, Any]] | None = column(JSONB, default=None)
+    reply_to: int | None = column(BigInteger, default=None)
+    idempotency_key: str | None = column(Text, default=None)
+    error_code: str | None = column(Text, default=None)
+    input_tokens: int | None = column(Integer, default=None)
+    output_tokens: int | None = column(Integer, default=None)
+    public_id: str | None = column(
+        Text,
+        nullable=False,
+        server_default=_random_id("msg_"),
+        info=not_a_reference("the row's own ChatKit id (migration 0025)"),
         default=None,
-        sa_column=Column(
-            Text,
-            nullable=False,
-            server_default=_random_id("msg_"),
-            info=not_a_reference("the row's own ChatKit id (migration 0025)"),
-        ),
     )
     created_at: datetime | None = now_column()
     # An unfinished answer's last heartbeat from the attempt running its turn (migration 0026).
-    heartbeat_at: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
+    heartbeat_at: datetime | None = column(INSTANT, default=None)
 
 
 # What a turn stores of what the model wrote (issue 38): every stored message must read back

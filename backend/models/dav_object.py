@@ -8,20 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    Column,
-    Index,
-    Text,
-    UniqueConstraint,
-    text,
-)
-from sqlmodel import Field as SQLField
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, key_to_task, now_column
+from backend.models.columns import column, id_column, key_to_task, now_column
 from backend.models.task_children import TaskChild
 
 # RFC 4791's `max-resource-size` we announce (backend/dav/vtodo.py MAX_OBJECT_BYTES), and the
@@ -63,26 +53,22 @@ class TaskDavObject(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    user_id: str = column(Text, nullable=False)
+    task_id: int = column(BigInteger, nullable=False)
     # The task's list, kept in step by `tasks_move_children` (the access predicate reads it).
-    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    uid: str = SQLField(sa_column=Column(Text, nullable=False))  # the client's, verbatim
-    name: str = SQLField(sa_column=Column(Text, nullable=False))  # its href's last segment
-    body: str = SQLField(sa_column=Column(Text, nullable=False))
+    list_id: int | None = column(BigInteger, default=None)
+    uid: str = column(Text, nullable=False)  # the client's, verbatim
+    name: str = column(Text, nullable=False)  # its href's last segment
+    body: str = column(Text, nullable=False)
     # False: another object of its collection held its name or UID when it arrived (a restore,
     # a move): its task is served as one no client wrote (`task_dav_objects_serve`, 0069).
-    served: bool = SQLField(
-        default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
-    )
+    served: bool = column(Boolean, nullable=False, server_default=text("true"), default=True)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
     # True: a completed occurrence whose completion its client sent inside the series' object
     # (`OVERRIDE_COMPLETED`), served within that object; while not served, no object of its
     # own (migration 0094).
-    within: bool = SQLField(
-        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
-    )
+    within: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
 
 
 # No routes or tools: only the DAV layer reads and writes it, through the access relation.

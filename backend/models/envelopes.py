@@ -23,12 +23,7 @@ from backend.models.sharing import InvitationCreated, InvitationPublic, MemberPu
 from backend.models.stream_ticket import StreamTicketPublic
 from backend.models.task import TaskPublic
 from backend.models.task_list import ListPublic
-from backend.models.task_ops import (
-    BulkResponse,
-    ClearedCompleted,
-    TaskOccurrences,
-    TaskStatsPublic,
-)
+from backend.models.task_ops import BulkResponse, ClearedCompleted, TaskOccurrences, TaskStatsPublic
 from backend.models.user import AuthSession, UserPublic
 
 

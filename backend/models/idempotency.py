@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, SmallInteger, Text, text
+from sqlalchemy import Index, SmallInteger, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import now_column
+from backend.models.columns import INSTANT, column, now_column, user_id_column
 
 KEY_MAX_LENGTH = 255
 
@@ -20,19 +19,14 @@ class IdempotencyKey(SQLModel, table=True):
     __tablename__ = "idempotency_keys"
     __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
 
-    user_id: str = SQLField(
-        sa_column=Column(
-            Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
-        )
-    )
-    key: str = SQLField(sa_column=Column(Text, primary_key=True, nullable=False))
-    fingerprint: str = SQLField(sa_column=Column(Text, nullable=False))
-    response_status: int = SQLField(sa_column=Column(SmallInteger, nullable=False))
+    user_id: str = user_id_column(primary_key=True)
+    key: str = column(Text, primary_key=True, nullable=False)
+    fingerprint: str = column(Text, nullable=False)
+    response_status: int = column(SmallInteger, nullable=False)
     # The body exactly as first sent (text, not JSONB, which would reorder keys).
-    response_body: str = SQLField(sa_column=Column(Text, nullable=False))
-    response_headers: dict[str, Any] = SQLField(
-        default_factory=dict,
-        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'")),
+    response_body: str = column(Text, nullable=False)
+    response_headers: dict[str, Any] = column(
+        JSONB, nullable=False, server_default=text("'{}'"), default_factory=dict
     )
     created_at: datetime | None = now_column()
-    expires_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = column(INSTANT, nullable=False)

@@ -14,11 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Column,
-    DateTime,
-    ForeignKey,
     ForeignKeyConstraint,
-    Identity,
     Index,
     Integer,
     Text,
@@ -29,9 +25,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import INSTANT, column, id_column, now_column, user_id_column
 from backend.models.common import NOT_SENT, NotNull, StorableText
 from backend.models.references import not_a_reference
 from backend.models.types import TimeZoneName
@@ -47,8 +43,7 @@ USER_ID_IN_LINK = Annotated[
 ]
 
 
-def _ts(**kwargs: Any) -> Any:
-    return SQLField(default=None, sa_column=Column(DateTime(timezone=True), **kwargs))
+_CLOCK = func.clock_timestamp()
 
 
 class NotificationSettings(SQLModel, table=True):
@@ -73,29 +68,21 @@ class NotificationSettings(SQLModel, table=True):
         ),
     )
 
-    user_id: str = SQLField(
-        sa_column=Column(
-            Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
-        )
-    )
-    push: bool = SQLField(
-        default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
-    )
-    email: bool = SQLField(
-        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
-    )
-    email_address: str | None = SQLField(default=None, sa_column=Column(Text))
-    email_confirmed_at: datetime | None = _ts()
+    user_id: str = user_id_column(primary_key=True)
+    push: bool = column(Boolean, nullable=False, server_default=text("true"), default=True)
+    email: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
+    email_address: str | None = column(Text, default=None)
+    email_confirmed_at: datetime | None = column(INSTANT, default=None)
     # SHA-256 of the confirmation link's random token, hex: the link is shown only in the mail.
-    confirm_token_hash: str | None = SQLField(default=None, sa_column=Column(Text))
-    confirm_sent_at: datetime | None = _ts()
+    confirm_token_hash: str | None = column(Text, default=None)
+    confirm_sent_at: datetime | None = column(INSTANT, default=None)
     # What the worker derives the mailed link's token from (migration 0097; never the token).
-    confirm_nonce: str | None = SQLField(default=None, sa_column=Column(Text))
-    time_zone: str | None = SQLField(default=None, sa_column=Column(Text))
+    confirm_nonce: str | None = column(Text, default=None)
+    time_zone: str | None = column(Text, default=None)
     # Quiet hours (migration 0099): local times in `time_zone`, both or neither.
-    quiet_start: time | None = SQLField(default=None, sa_column=Column(Time))
-    quiet_end: time | None = SQLField(default=None, sa_column=Column(Time))
-    updated_at: datetime | None = _ts(nullable=False, server_default=func.now())
+    quiet_start: time | None = column(Time, default=None)
+    quiet_end: time | None = column(Time, default=None)
+    updated_at: datetime | None = now_column()
 
 
 class ReminderDelivery(SQLModel, table=True):
@@ -129,46 +116,37 @@ class ReminderDelivery(SQLModel, table=True):
         Index("ix_reminder_deliveries_dead_id", "id", postgresql_where=text("state = 'dead'")),
     )
 
-    id: int | None = SQLField(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
-    )
-    user_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
-    event_id: uuid.UUID = SQLField(
-        sa_column=Column(
-            Uuid,
-            nullable=False,
-            info=not_a_reference(
-                "the reminder event's UUID (the push Topic and the "
-                "Message-ID); the event may be pruned first"
-            ),
-        )
-    )
-    # None for an address's confirmation (channel `confirm`, migration 0097).
-    task_id: int | None = SQLField(
-        default=None,
-        sa_column=Column(
-            BigInteger,
-            info=not_a_reference(
-                "a fired reminder's task, possibly another user's (a member's"
-                " reminder) or gone by send time: the sink checks who still "
-                "reaches it; none for an address's confirmation"
-            ),
+    id: int | None = id_column()
+    user_id: str = user_id_column()
+    event_id: uuid.UUID = column(
+        Uuid,
+        nullable=False,
+        info=not_a_reference(
+            "the reminder event's UUID (the push Topic and the "
+            "Message-ID); the event may be pruned first"
         ),
     )
-    channel: str = SQLField(sa_column=Column(Text, nullable=False))
-    subscription_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    payload: dict[str, Any] = SQLField(sa_column=Column(JSONB, nullable=False))
-    state: str = SQLField(
-        default="pending", sa_column=Column(Text, nullable=False, server_default="pending")
+    # None for an address's confirmation (channel `confirm`, migration 0097).
+    task_id: int | None = column(
+        BigInteger,
+        info=not_a_reference(
+            "a fired reminder's task, possibly another user's (a member's reminder) or gone by "
+            "send time: the sink checks who still reaches it; none for an address's confirmation"
+        ),
+        default=None,
     )
-    attempts: int = SQLField(
-        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    channel: str = column(Text, nullable=False)
+    subscription_id: int | None = column(BigInteger, default=None)
+    payload: dict[str, Any] = column(JSONB, nullable=False)
+    state: str = column(Text, nullable=False, server_default="pending", default="pending")
+    attempts: int = column(Integer, nullable=False, server_default=text("0"), default=0)
+    next_attempt_at: datetime | None = column(
+        INSTANT, nullable=False, server_default=_CLOCK, default=None
     )
-    next_attempt_at: datetime | None = _ts(nullable=False, server_default=func.clock_timestamp())
-    last_error: str | None = SQLField(default=None, sa_column=Column(Text))
-    created_at: datetime | None = _ts(nullable=False, server_default=func.clock_timestamp())
+    last_error: str | None = column(Text, default=None)
+    created_at: datetime | None = column(
+        INSTANT, nullable=False, server_default=_CLOCK, default=None
+    )
 
 
 # A quiet window's end: a local time of day, 24-hour `HH:MM` (the schema's `pattern` is the
@@ -224,10 +202,7 @@ class NotificationSettingsPublic(BaseModel):
 
 
 class NotificationSettingsUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"push": True}]},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"push": True}]})
 
     # JSON `true`/`false` only (not `"yes"`, `1`): the schema's `boolean` is the whole rule.
     push: Annotated[StrictBool, NotNull] = Field(**NOT_SENT, description="Web Push on or off.")

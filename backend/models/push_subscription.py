@@ -16,11 +16,10 @@ from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import CheckConstraint, Column, DateTime, Text, UniqueConstraint
-from sqlmodel import Field as SQLField
+from sqlalchemy import CheckConstraint, Text, UniqueConstraint
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.columns import INSTANT, column, id_column, now_column, user_id_column
 from backend.models.common import UtcDatetime
 from backend.models.types import TASK_ID_MAX
 
@@ -95,11 +94,11 @@ class PushSubscription(SQLModel, table=True):
 
     id: int | None = id_column()
     user_id: str = user_id_column()
-    endpoint: str = SQLField(sa_column=Column(Text, nullable=False))
+    endpoint: str = column(Text, nullable=False)
     # The browser's keys (RFC 8291), base64url: secrets that never leave the server again.
-    p256dh: str = SQLField(sa_column=Column(Text, nullable=False))
-    auth: str = SQLField(sa_column=Column(Text, nullable=False))
-    expires_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
+    p256dh: str = column(Text, nullable=False)
+    auth: str = column(Text, nullable=False)
+    expires_at: datetime | None = column(INSTANT, default=None)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
 
@@ -154,9 +153,8 @@ class PushSubscriptionPublic(BaseModel):
 
 class PushPublicKey(BaseModel):
     public_key: str = Field(
-        description="The server's VAPID public key: an uncompressed P-256 point, base64url "
-        "without padding; a page passes it as `applicationServerKey` to "
-        "`PushManager.subscribe`.",
+        description="The server's VAPID public key: an uncompressed P-256 point, base64url without "
+        "padding; a page passes it as `applicationServerKey` to `PushManager.subscribe`.",
         examples=[
             "BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U"
         ],

@@ -63,19 +63,15 @@ class QuickAddRequest(BaseModel):
     )
     list_id: Annotated[ListId, Reference(LISTS, Action.TASK_WRITE)] | None = Field(
         default=None,
-        description=(
-            "The list the task goes in when no `#list` is typed; omitted or null: no list "
-            "(as `POST /api/tasks`)."
-        ),
+        description="The list the task goes in when no `#list` is typed; omitted or null: no list "
+        "(as `POST /api/tasks`).",
         examples=[None],
     )
     ignore: list[Annotated[JsonInt, Field(ge=0, le=QUICK_ADD_MAX_LENGTH)]] = Field(
         default_factory=list,
         max_length=IGNORED_MAX_COUNT,
-        description=(
-            "The `start` of each token the person rejected: those spans stay in the title, "
-            "unread. A start that matches no token is ignored."
-        ),
+        description="The `start` of each token the person rejected: those spans stay in the title, "
+        "unread. A start that matches no token is ignored.",
         examples=[[]],
     )
 
@@ -88,10 +84,8 @@ class QuickAddToken(BaseModel):
     end: int = Field(examples=[22])
     text: str = Field(examples=["tomorrow 5pm"])
     value: UtcDatetime | date | int | str = Field(
-        description=(
-            "What it resolved to: the due day (`YYYY-MM-DD`) or instant, the RRULE, the "
-            "list's id, the tag, the priority, the member's user id."
-        ),
+        description="What it resolved to: the due day (`YYYY-MM-DD`) or instant, the RRULE, the "
+        "list's id, the tag, the priority, the member's user id.",
         examples=["2026-11-29T17:00:00Z"],
     )
 

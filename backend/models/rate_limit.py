@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Integer, Text
-from sqlmodel import Field as SQLField
+from sqlalchemy import Integer, Text
 from sqlmodel import SQLModel
+
+from backend.models.columns import INSTANT, column
 
 
 class RateLimit(SQLModel, table=True):
     __tablename__ = "rate_limits"
 
-    key: str = SQLField(sa_column=Column(Text, primary_key=True))
-    window_start: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
-    window_end: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
-    hits: int = SQLField(sa_column=Column(Integer, nullable=False))
+    key: str = column(Text, primary_key=True)
+    window_start: datetime = column(INSTANT, nullable=False)
+    window_end: datetime = column(INSTANT, nullable=False)
+    hits: int = column(Integer, nullable=False)

@@ -51,7 +51,6 @@ class Action(StrEnum):
 TASKS = "tasks"
 LISTS = "task_lists"
 MEMBERS = "list_members"  # a user id that must be the owner or a member of the row's list
-COMMENTS = "task_comments"  # a comment of the route's task
 INVITATIONS = "list_invitations"  # an invitation of the route's list
 USERS = "users"
 CONVERSATIONS = "conversations"

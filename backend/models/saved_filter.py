@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint, text
+from sqlalchemy import Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.columns import column, id_column, now_column, user_id_column
 from backend.models.names import name_doc
 from backend.models.types import TASK_ID_MAX
 
@@ -42,12 +41,11 @@ class SavedFilter(SQLModel, table=True):
 
     id: int | None = id_column()
     user_id: str = user_id_column()
-    name: str = SQLField(sa_column=Column(Text, nullable=False))
-    name_key: str = SQLField(sa_column=Column(Text, nullable=False))
+    name: str = column(Text, nullable=False)
+    name_key: str = column(Text, nullable=False)
     # The listing parameters given (REST's names, JSON values), validated before written.
-    query: dict[str, Any] = SQLField(
-        default_factory=dict,
-        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    query: dict[str, Any] = column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb"), default_factory=dict
     )
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()

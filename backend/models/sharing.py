@@ -12,27 +12,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    DateTime,
-    ForeignKey,
-    ForeignKeyConstraint,
-    Index,
-    Text,
-    UniqueConstraint,
-    text,
-)
-from sqlmodel import Field as SQLField
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, key_to_task, now_column
-from backend.models.common import JsonInt, StorableText, UtcDatetime
+from backend.models.columns import INSTANT, column, id_column, key_to_list, key_to_task, now_column
+from backend.models.common import StorableText, UtcDatetime
 from backend.models.references import MEMBERS, Action, Reference, not_a_reference
 from backend.models.task_children import TaskChild
 from backend.models.text import MultiLineVisibleText
-from backend.models.types import TASK_ID_MAX
 from backend.models.user import USER_ID_MAX_LENGTH, Email
 
 
@@ -68,21 +55,10 @@ COMMENTS_PER_TASK = 1000
 MEMBERS_PER_LIST = 100
 
 
-def _list_key(table: str) -> ForeignKeyConstraint:
-    """The row's list, in the list owner's space: a transfer carries the row along."""
-    return ForeignKeyConstraint(
-        ["user_id", "list_id"],
-        ["task_lists.user_id", "task_lists.id"],
-        onupdate="CASCADE",
-        ondelete="CASCADE",
-        name=f"fk_{table}_user_id_list_id_task_lists",
-    )
-
-
 class ListMember(SQLModel, table=True):
     __tablename__ = "list_members"
     __table_args__ = (
-        _list_key("list_members"),
+        key_to_list("list_members"),
         CheckConstraint(_ROLE_CHECK, name="ck_list_members_role"),
         CheckConstraint("member_id <> user_id", name="ck_list_members_not_owner"),
         Index(
@@ -93,26 +69,24 @@ class ListMember(SQLModel, table=True):
         ),
     )
 
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    list_id: int = SQLField(sa_column=Column(BigInteger, primary_key=True))
-    member_id: str = SQLField(
-        sa_column=Column(
-            Text,
-            ForeignKey("users.id", ondelete="CASCADE"),
-            primary_key=True,
-            info=not_a_reference(
-                "an account, not a row of the owner's: the member (the caller, when it accepts)"
-            ),
-        )
+    user_id: str = column(Text, nullable=False)
+    list_id: int = column(BigInteger, primary_key=True)
+    member_id: str = column(
+        Text,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        info=not_a_reference(
+            "an account, not a row of the owner's: the member (the caller, when it accepts)"
+        ),
     )
-    role: str = SQLField(sa_column=Column(Text, nullable=False))
+    role: str = column(Text, nullable=False)
     joined_at: datetime | None = now_column()
 
 
 class ListInvitation(SQLModel, table=True):
     __tablename__ = "list_invitations"
     __table_args__ = (
-        _list_key("list_invitations"),
+        key_to_list("list_invitations"),
         UniqueConstraint("token_hash", name="uq_list_invitations_token_hash"),
         CheckConstraint(_ROLE_CHECK, name="ck_list_invitations_role"),
         CheckConstraint(
@@ -128,15 +102,15 @@ class ListInvitation(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    list_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    role: str = SQLField(sa_column=Column(Text, nullable=False))
-    email: str | None = SQLField(default=None, sa_column=Column(Text))
+    user_id: str = column(Text, nullable=False)
+    list_id: int = column(BigInteger, nullable=False)
+    role: str = column(Text, nullable=False)
+    email: str | None = column(Text, default=None)
     # SHA-256 of the token, hex: the token itself is shown once and never stored.
-    token_hash: str = SQLField(sa_column=Column(Text, nullable=False))
-    invited_by: str = SQLField(sa_column=Column(Text, nullable=False))
+    token_hash: str = column(Text, nullable=False)
+    invited_by: str = column(Text, nullable=False)
     created_at: datetime | None = now_column()
-    expires_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = column(INSTANT, nullable=False)
 
 
 class TaskComment(SQLModel, table=True):
@@ -151,16 +125,14 @@ class TaskComment(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
-    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
+    user_id: str = column(Text, nullable=False)
+    task_id: int = column(BigInteger, nullable=False)
     # The task's list, kept in step by the trigger `tasks_move_children` (migration 0053; the
     # access predicate reads it); NULL for a personal task's comment.
-    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
+    list_id: int | None = column(BigInteger, default=None)
     # NULL once the author's account is deleted: the comment stays.
-    author_id: str | None = SQLField(
-        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))
-    )
-    body: str = SQLField(sa_column=Column(Text, nullable=False))
+    author_id: str | None = column(Text, ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    body: str = column(Text, nullable=False)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
 
@@ -181,7 +153,6 @@ CommentBody = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX_LENGTH),
     MultiLineVisibleText,
 ]
-CommentId = Annotated[JsonInt, Field(ge=1, le=TASK_ID_MAX)]
 
 
 class MemberPublic(BaseModel):

@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, Text
-from sqlmodel import Field as SQLField
+from sqlalchemy import Boolean, Index, Integer, Text
 from sqlmodel import SQLModel
 
-from backend.models.columns import user_id_column
+from backend.models.columns import INSTANT, column, user_id_column
 
 
 class StreamTicket(SQLModel, table=True):
@@ -18,15 +17,13 @@ class StreamTicket(SQLModel, table=True):
     __table_args__ = (Index("ix_stream_tickets_user_id_expires_at", "user_id", "expires_at"),)
 
     # SHA-256 of the ticket, hex (`invitations.token_hash`): the ticket itself is never stored.
-    token_hash: str = SQLField(sa_column=Column(Text, primary_key=True, nullable=False))
+    token_hash: str = column(Text, primary_key=True, nullable=False)
     user_id: str = user_id_column()
     # What the stream needs of the bearer token the ticket was made with.
-    local: bool = SQLField(sa_column=Column(Boolean, nullable=False))
-    token_version: int | None = SQLField(default=None, sa_column=Column(Integer))
-    token_expires_at: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
-    expires_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
+    local: bool = column(Boolean, nullable=False)
+    token_version: int | None = column(Integer, default=None)
+    token_expires_at: datetime | None = column(INSTANT, default=None)
+    expires_at: datetime = column(INSTANT, nullable=False)
 
 
 class StreamTicketPublic(BaseModel):

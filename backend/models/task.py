@@ -1,7 +1,7 @@
 """The task schemas, derived from the field declaration (`task_fields.py`): TaskCreate /
 TaskUpdate / TaskReplace (requests), TaskPublic (responses and change events).
 
-The table is `task_table.py`, the field types `types.py`; both are re-exported here.
+The table is `task_table.py`, the field types `types.py`; both are re-exported here (`as`).
 """
 
 from __future__ import annotations
@@ -20,67 +20,23 @@ from pydantic import (
 )
 
 from backend.models.common import omittable
-from backend.models.task_fields import (
-    FIELDS,
-    READ_ONLY,
-    REQUIRED,
-    Doc,
-    Writable,
-    event_defaults,
-)
-from backend.models.task_table import Task, TaskRow
-from backend.models.types import (
-    TAGS_MAX_COUNT,
-    TASK_ID_MAX,
-    Description,
-    Instant,
-    MinutesBeforeDue,
-    Priority,
-    Recurrence,
-    ReminderAt,
-    Reminders,
-    SortOrder,
-    Tag,
-    Tags,
-    TaskSort,
-    TaskStatus,
-    TimeZone,
-    Title,
-    due_value,
-    is_overdue,
-    reminders_json,
-)
-
-# The table and the field types, for importers of this module.
-__all__ = [
-    "READ_ONLY_FIELDS",
-    "TAGS_MAX_COUNT",
-    "TASK_ID_MAX",
-    "Description",
-    "Instant",
-    "MinutesBeforeDue",
-    "Priority",
-    "Recurrence",
-    "ReminderAt",
-    "Reminders",
-    "SortOrder",
-    "Tag",
-    "Tags",
-    "Task",
-    "TaskCompletion",
-    "TaskCreate",
-    "TaskPublic",
-    "TaskReplace",
-    "TaskRow",
-    "TaskSort",
-    "TaskStatus",
-    "TaskUpdate",
-    "TimeZone",
-    "Title",
-    "due_value",
-    "is_overdue",
-    "reminders_json",
-]
+from backend.models.task_fields import FIELDS, READ_ONLY, REQUIRED, Doc, Writable, event_defaults
+from backend.models.task_table import Task as Task
+from backend.models.task_table import TaskRow as TaskRow
+from backend.models.types import TAGS_MAX_COUNT as TAGS_MAX_COUNT
+from backend.models.types import TASK_ID_MAX as TASK_ID_MAX
+from backend.models.types import Instant as Instant
+from backend.models.types import MinutesBeforeDue as MinutesBeforeDue
+from backend.models.types import Priority as Priority
+from backend.models.types import ReminderAt as ReminderAt
+from backend.models.types import SortOrder as SortOrder
+from backend.models.types import Tag as Tag
+from backend.models.types import TaskSort as TaskSort
+from backend.models.types import TaskStatus as TaskStatus
+from backend.models.types import TimeZone as TimeZone
+from backend.models.types import due_value as due_value
+from backend.models.types import is_overdue as is_overdue
+from backend.models.types import reminders_json as reminders_json
 
 # Server-owned fields. Frontends often send a task object back whole, so these are accepted
 # and dropped; any other unknown field is a 422.

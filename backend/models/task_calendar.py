@@ -153,14 +153,19 @@ def _priority(todo: Any, zone: str) -> Priority:
     return _PRIORITY_IN[number]
 
 
-def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
-    """DUE in UTC, and its zone's IANA name when its TZID is one (None for UTC, floating, or a
-    client's own zone such as Outlook's `W. Europe Standard Time`). Without DUE, DTSTART +
-    DURATION is the due date (RFC 5545 3.8.2.5: a VTODO has one of DUE and DURATION)."""
+def _due_value(todo: Any) -> date | datetime | None:
+    """DUE's value, else DTSTART + DURATION (RFC 5545 3.8.2.5: a VTODO has one of the two)."""
     value = getattr(todo.get("DUE"), "dt", None)
     start, duration = todo.get("DTSTART"), todo.get("DURATION")
     if value is None and start is not None and isinstance(getattr(duration, "dt", 0), timedelta):
         value = start.dt + duration.dt
+    return value
+
+
+def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
+    """DUE in UTC, and its zone's IANA name when its TZID is one (None for UTC, floating, or a
+    client's own zone such as Outlook's `W. Europe Standard Time`); `_due_value`'s."""
+    value = _due_value(todo)
     if value is None:
         return None, None
     key = getattr(getattr(value, "tzinfo", None), "key", None)
@@ -171,10 +176,7 @@ def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
 def due_day(todo: Any) -> date | None:
     """The day a VTODO is due on, when its DUE (or DTSTART + DURATION in days) is a DATE
     (`DUE;VALUE=DATE`: Apple Reminders, Tasks.org): a task due on that day (not an instant)."""
-    value = getattr(todo.get("DUE"), "dt", None)
-    start, duration = todo.get("DTSTART"), todo.get("DURATION")
-    if value is None and start is not None and isinstance(getattr(duration, "dt", 0), timedelta):
-        value = start.dt + duration.dt
+    value = _due_value(todo)
     return value if isinstance(value, date) and not isinstance(value, datetime) else None
 
 

@@ -1,25 +1,14 @@
-"""A task's children, declared once (issue 60; specs/data-model.md, "A task's children").
+"""A task's children, declared once (specs/data-model.md, "A task's children").
 
-A child of a task is a table whose rows belong to one task: a key `(user_id, task_id)` ->
-`tasks (user_id, id)`, `ON UPDATE CASCADE ON DELETE CASCADE`, so its rows are in the task's
-owner's space, follow the task through a handover (a list's transfer) and go with it (a
-delete, the account's deletion). Each is declared beside its table, in its own module of
-`backend.models` (a `TaskChild` at module level), and `CHILDREN` collects them all, by table
-name, so a new child needs no line here; from it come:
-
-- the events: each child's rows added, changed and removed are recorded on their task by one
-  trigger function the registry attaches (`task_children_register`, migration 0062), unless
-  it declares `events=False`;
-- the trash: a deleted task's snapshot holds every child's rows and a restore brings them back
-  (migration 0052 reads the same names from `task_children`, which each child's migration
-  fills; tests/test_task_children.py compares the two and restores a row of every child);
-- its service (backend/services/child_rows.py `TaskChildService`, a named class for each in
-  backend/services/task_children.py), its routes
-  (backend/api/child_routes.py, all included by backend/api/routes/children.py) and its MCP
-  tools (backend/mcp/tools/children.py `child_tools`), each declaring its action (`read` to list or
-  get, `write` to add, change or delete: `backend/api/actions.py`), and so the role matrix;
-- the check that no table with a key to `tasks` is left out (`NOT_CHILDREN` says why each
-  such table that is no child is not: tests/test_task_children.py).
+A child of a task is a table whose rows belong to one task (a key `(user_id, task_id)` ->
+`tasks (user_id, id)` that cascades both ways), declared beside its table by a `TaskChild` in
+its own module of `backend.models`; `CHILDREN` collects them all, by table name, so a new child
+needs no line here. From it come its events (`task_children_register`, migration 0062, unless
+`events=False`), its place in the trash (migration 0052), its service
+(backend/services/child_rows.py), routes (backend/api/child_routes.py) and MCP tools
+(backend/mcp/tools/children.py `child_tools`), each declaring its action
+(`backend/api/actions.py`), and so the role matrix. `NOT_CHILDREN` says why each other table
+keyed to `tasks` is none (tests/test_task_children.py).
 """
 
 from __future__ import annotations
@@ -32,11 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import CheckConstraint, Column, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import column
 from backend.models.references import Action
 
 # The MCP tools a child may have: `add_<noun>` (its `create` fields) and `list_<path>` (a
@@ -148,33 +137,20 @@ def with_article(word: str) -> str:
 CHILDREN: tuple[TaskChild, ...]
 
 
-def _collect() -> tuple[TaskChild, ...]:
-    """Every module of this package, by name as `backend/models/__init__.py` finds them (the
-    modules that declare a child import this one: nothing here imports them by name)."""
+def __getattr__(name: str) -> Any:
+    """`CHILDREN` on first use, from every module of this package, by name as
+    `backend/models/__init__.py` finds them (the modules that declare a child import this one:
+    nothing here imports them by name)."""
+    if name != "CHILDREN":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     found = {
         value.name: value
         for module in pkgutil.iter_modules([str(Path(__file__).parent)])
         for value in vars(importlib.import_module(f"{__package__}.{module.name}")).values()
         if isinstance(value, TaskChild)
     }
-    return tuple(found[name] for name in sorted(found))
-
-
-def _children() -> tuple[TaskChild, ...]:
-    if "CHILDREN" not in globals():
-        globals()["CHILDREN"] = _collect()
-    return globals()["CHILDREN"]  # type: ignore[no-any-return]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "CHILDREN":
-        return _children()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def child_of(table: type[SQLModel]) -> TaskChild:
-    """The declaration of the child whose table is `table`."""
-    return next(child for child in _children() if child.table is table)
+    globals()["CHILDREN"] = tuple(found[key] for key in sorted(found))
+    return globals()["CHILDREN"]
 
 
 # Tables with a key to `tasks` that are no task's child, and why.
@@ -183,11 +159,6 @@ NOT_CHILDREN: dict[str, str] = {
     "task_reminders": "derived: the reminders due, scheduled by triggers from a task's "
     "`reminders` and its members' whenever those are written (a restore writes them again)",
 }
-
-
-def child_event_types() -> tuple[str, ...]:
-    """Every declared child's event types, by table name (migration 0062)."""
-    return tuple(kind for child in _children() for kind in child.event_types)
 
 
 class TaskChildTable(SQLModel, table=True):
@@ -204,15 +175,14 @@ class TaskChildTable(SQLModel, table=True):
         ),
     )
 
-    name: str = SQLField(sa_column=Column(Text, primary_key=True))
+    name: str = column(Text, primary_key=True)
     # Its events' noun (`<noun>.created`, ...); None: it records none.
-    noun: str | None = SQLField(default=None, sa_column=Column(Text))
+    noun: str | None = column(Text, default=None)
     # The columns whose change is recorded as `<noun>.updated`.
-    edits: list[str] = SQLField(
-        default_factory=list,
-        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    edits: list[str] = column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'"), default_factory=list
     )
     # Its `Stored` (migration 0079): the key, size and uploader columns; NULL: none.
-    stored: str | None = SQLField(default=None, sa_column=Column(Text))
-    stored_size: str | None = SQLField(default=None, sa_column=Column(Text))
-    stored_by: str | None = SQLField(default=None, sa_column=Column(Text))
+    stored: str | None = column(Text, default=None)
+    stored_size: str | None = column(Text, default=None)
+    stored_by: str | None = column(Text, default=None)

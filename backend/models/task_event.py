@@ -16,10 +16,7 @@ from pydantic_core import CoreSchema, core_schema
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Column,
-    DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     Text,
@@ -27,11 +24,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from backend.models import task_children
-from backend.models.columns import id_column
+from backend.models.columns import INSTANT, column, id_column, key_to_task
 from backend.models.references import not_a_reference
 from backend.models.task_children import TaskChild
 
@@ -70,9 +66,7 @@ class FeedType(str):
 REMINDER = "reminder"
 
 
-# A task's change types (`ChangeType`), as the change feed serves them; besides, what the
-# feed adds for a member (migration 0030): a task of a list shared with it, reached (as an
-# upsert, with the task) or no longer reachable (a tombstone, without).
+# A task's change types (`ChangeType`) and what the feed adds for a member (`FeedType`).
 CHANGE_TYPES = tuple(ChangeType)
 ACCESS_GRANTED = "access.granted"
 ACCESS_ENDED = "access.ended"
@@ -118,6 +112,7 @@ class DeliveryState(StrEnum):
 
 
 _NOW = text("clock_timestamp()")
+_PENDING = text("state = 'pending'")
 
 
 class TaskEvent(SQLModel, table=True):
@@ -130,13 +125,8 @@ class TaskEvent(SQLModel, table=True):
         CheckConstraint(_KINDS, name="ck_task_events_task_present"),
         CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="ck_task_events_state"),
         Index("ix_task_events_user_id_id", "user_id", "id"),
-        Index("ix_task_events_pending_id", "id", postgresql_where=text("state = 'pending'")),
-        Index(
-            "ix_task_events_pending_task_id_id",
-            "task_id",
-            "id",
-            postgresql_where=text("state = 'pending'"),
-        ),
+        Index("ix_task_events_pending_id", "id", postgresql_where=_PENDING),
+        Index("ix_task_events_pending_task_id_id", "task_id", "id", postgresql_where=_PENDING),
         Index("ix_task_events_occurred_at", "occurred_at"),
         Index("ix_task_events_dead_id", "id", postgresql_where=text("state = 'dead'")),
         Index(
@@ -170,61 +160,46 @@ class TaskEvent(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    event_id: uuid.UUID = SQLField(
-        sa_column=Column(
-            UUID(as_uuid=True),
-            nullable=False,
-            server_default=text("gen_random_uuid()"),
-            info=not_a_reference("the event's own public id"),
-        )
+    event_id: uuid.UUID = column(
+        UUID(as_uuid=True),
+        nullable=False,
+        server_default=text("gen_random_uuid()"),
+        info=not_a_reference("the event's own public id"),
     )
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    user_id: str = column(Text, nullable=False)
     # A task's change names the task; a list's event names the list (migration 0019).
-    task_id: int | None = SQLField(
+    task_id: int | None = column(
+        BigInteger,
+        info=not_a_reference("the outbox keeps a deleted task's changes: history, not a link"),
         default=None,
-        sa_column=Column(
-            BigInteger,
-            info=not_a_reference("the outbox keeps a deleted task's changes: history, not a link"),
-        ),
     )
-    list_id: int | None = SQLField(
+    list_id: int | None = column(
+        BigInteger,
+        info=not_a_reference("the outbox keeps a deleted list's events: history, not a link"),
         default=None,
-        sa_column=Column(
-            BigInteger,
-            info=not_a_reference("the outbox keeps a deleted list's events: history, not a link"),
-        ),
     )
-    type: str = SQLField(sa_column=Column(Text, nullable=False))
-    task: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
+    type: str = column(Text, nullable=False)
+    task: dict[str, Any] | None = column(JSONB, default=None)
     # The column is `list`; the attribute is not named after it (it would shadow `list` here).
-    list_data: dict[str, Any] | None = SQLField(default=None, sa_column=Column("list", JSONB))
-    occurred_at: datetime = SQLField(
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=_NOW)
-    )
+    list_data: dict[str, Any] | None = column("list", JSONB, default=None)
+    occurred_at: datetime = column(INSTANT, nullable=False, server_default=_NOW)
     # Who made the change: the request's caller; None for the worker, the CLI, psql.
-    actor_id: str | None = SQLField(
+    actor_id: str | None = column(
+        Text,
+        info=not_a_reference("who made a change: an account, kept as history (no key)"),
         default=None,
-        sa_column=Column(
-            Text, info=not_a_reference("who made a change: an account, kept as history (no key)")
-        ),
     )
     # An update's changed fields, `{field: [old, new]}`.
-    changes: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSONB))
+    changes: dict[str, Any] | None = column(JSONB, default=None)
     # A membership's, invitation's or task's child's (a comment's) event: the row as the
     # change left it (as it was, for a deletion). The column is `object`.
-    object_data: dict[str, Any] | None = SQLField(default=None, sa_column=Column("object", JSONB))
-    state: str = SQLField(sa_column=Column(Text, nullable=False, server_default=text("'pending'")))
-    attempts: int = SQLField(sa_column=Column(Integer, nullable=False, server_default=text("0")))
-    next_attempt_at: datetime = SQLField(
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=_NOW)
-    )
-    delivered_to: list[str] = SQLField(
-        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
-    )
-    last_error: str | None = SQLField(default=None, sa_column=Column(Text))
-    delivered_at: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
+    object_data: dict[str, Any] | None = column("object", JSONB, default=None)
+    state: str = column(Text, nullable=False, server_default=text("'pending'"))
+    attempts: int = column(Integer, nullable=False, server_default=text("0"))
+    next_attempt_at: datetime = column(INSTANT, nullable=False, server_default=_NOW)
+    delivered_to: list[str] = column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    last_error: str | None = column(Text, default=None)
+    delivered_at: datetime | None = column(INSTANT, default=None)
 
 
 class TaskEventsPruned(SQLModel, table=True):
@@ -232,13 +207,11 @@ class TaskEventsPruned(SQLModel, table=True):
 
     __tablename__ = "task_events_pruned"
 
-    user_id: str = SQLField(sa_column=Column(Text, primary_key=True))
-    through_id: int = SQLField(
-        sa_column=Column(
-            BigInteger,
-            nullable=False,
-            info=not_a_reference("a position in the user's change feed, not a row"),
-        )
+    user_id: str = column(Text, primary_key=True)
+    through_id: int = column(
+        BigInteger,
+        nullable=False,
+        info=not_a_reference("a position in the user's change feed, not a row"),
     )
 
 
@@ -257,13 +230,7 @@ class TaskReminder(SQLModel, table=True):
             postgresql_nulls_not_distinct=True,
         ),
         # The task is the same user's (migration 0013, specs/data-model.md).
-        ForeignKeyConstraint(
-            ["user_id", "task_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_task_reminders_user_id_task_id_tasks",
-        ),
+        key_to_task("task_reminders"),
         CheckConstraint(
             "(fired_at IS NULL AND outcome IS NULL) OR (fired_at IS NOT NULL AND outcome IN "
             "('sent', 'late', 'skipped'))",
@@ -278,24 +245,21 @@ class TaskReminder(SQLModel, table=True):
     )
 
     id: int | None = id_column()
-    task_id: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    user_id: str = SQLField(sa_column=Column(Text, nullable=False))
+    task_id: int = column(BigInteger, nullable=False)
+    user_id: str = column(Text, nullable=False)
     # Who it is for: a member of the task's list (its own reminders), NULL for the owner.
-    recipient_id: str | None = SQLField(
-        default=None,
-        sa_column=Column(
-            Text,
-            ForeignKey("users.id", ondelete="CASCADE"),
-            info=not_a_reference(
-                "an account: who a scheduled reminder is for (a member of the"
-                " task's list; NULL for the task's owner), written by the "
-                "schedule's triggers only"
-            ),
+    recipient_id: str | None = column(
+        Text,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        info=not_a_reference(
+            "an account: who a scheduled reminder is for (a member of the task's list; NULL for "
+            "the task's owner), written by the schedule's triggers only"
         ),
+        default=None,
     )
-    remind_at: datetime = SQLField(sa_column=Column(DateTime(timezone=True), nullable=False))
-    fired_at: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
-    outcome: str | None = SQLField(default=None, sa_column=Column(Text))
+    remind_at: datetime = column(INSTANT, nullable=False)
+    fired_at: datetime | None = column(INSTANT, default=None)
+    outcome: str | None = column(Text, default=None)
 
 
 class TaskMemberReminder(SQLModel, table=True):
@@ -305,15 +269,7 @@ class TaskMemberReminder(SQLModel, table=True):
 
     __tablename__ = "task_member_reminders"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "task_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            deferrable=True,
-            initially="DEFERRED",
-            name="fk_task_member_reminders_user_id_task_id_tasks",
-        ),
+        key_to_task("task_member_reminders", deferrable=True, initially="DEFERRED"),
         CheckConstraint(
             "CASE WHEN jsonb_typeof(reminders) = 'array' "
             "THEN jsonb_array_length(reminders) BETWEEN 1 AND 5 ELSE false END",
@@ -322,21 +278,18 @@ class TaskMemberReminder(SQLModel, table=True):
         Index("ix_task_member_reminders_member_id", "member_id"),
     )
 
-    user_id: str = SQLField(sa_column=Column(Text, primary_key=True))
-    task_id: int = SQLField(sa_column=Column(BigInteger, primary_key=True))
-    member_id: str = SQLField(
-        sa_column=Column(
-            Text,
-            ForeignKey("users.id", ondelete="CASCADE"),
-            primary_key=True,
-            info=not_a_reference(
-                "an account, not a row of the owner's: the member whose "
-                "reminders they are (the caller, written by the trigger its "
-                "own write fires)"
-            ),
-        )
+    user_id: str = column(Text, primary_key=True)
+    task_id: int = column(BigInteger, primary_key=True)
+    member_id: str = column(
+        Text,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        info=not_a_reference(
+            "an account, not a row of the owner's: the member whose reminders they are (the "
+            "caller, written by the trigger its own write fires)"
+        ),
     )
-    reminders: list[dict[str, Any]] = SQLField(sa_column=Column(JSONB, nullable=False))
+    reminders: list[dict[str, Any]] = column(JSONB, nullable=False)
 
 
 # A task's child (backend/models/task_children.py), with no routes of its own: a member's

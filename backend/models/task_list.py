@@ -16,19 +16,12 @@ from pydantic import (
     model_validator,
 )
 from pydantic.config import JsonDict
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Text,
-    UniqueConstraint,
-    text,
-)
-from sqlmodel import Field as SQLField
+from sqlalchemy import BigInteger, Text, UniqueConstraint, text
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.columns import column, id_column, now_column, user_id_column
 from backend.models.common import NOT_SENT, JsonInt, NotNull, UtcDatetime
-from backend.models.names import NAME_MAX_LENGTH, Name, name_doc
+from backend.models.names import Name, name_doc
 from backend.models.references import LISTS, Action, Reference
 from backend.models.sharing import Role
 from backend.models.types import TASK_ID_MAX
@@ -46,7 +39,6 @@ MAX_DEPTH = 3
 # Positions are integers with gaps of this size (migration 0018 places new tasks with it).
 POSITION_GAP = 65_536
 
-LIST_NAME_MAX_LENGTH = NAME_MAX_LENGTH
 LIST_ID_MAX = TASK_ID_MAX
 COLOR_PATTERN = "^#[0-9A-Fa-f]{6}$"
 
@@ -70,14 +62,12 @@ class TaskList(SQLModel, table=True):
 
     id: int | None = id_column()
     user_id: str = user_id_column()
-    name: str = SQLField(sa_column=Column(Text, nullable=False))
+    name: str = column(Text, nullable=False)
     # `name_key(name)`: the case-insensitive identity of the name (written by the API).
-    name_key: str = SQLField(sa_column=Column(Text, nullable=False))
-    color: str | None = SQLField(default=None, sa_column=Column(Text))
-    position: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    version: int = SQLField(
-        default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
-    )
+    name_key: str = column(Text, nullable=False)
+    color: str | None = column(Text, default=None)
+    position: int = column(BigInteger, nullable=False)
+    version: int = column(BigInteger, nullable=False, server_default=text("1"), default=1)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
 
@@ -85,43 +75,18 @@ class TaskList(SQLModel, table=True):
 class ListRow(Protocol):
     """A row of `task_lists` as `ListService` returns it, with its task counts."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def color(self) -> str | None: ...
-    @property
-    def position(self) -> int: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def task_count(self) -> int: ...
-    @property
-    def open_task_count(self) -> int: ...
-    @property
-    def role(self) -> str: ...
+    id: int
+    user_id: str
+    name: str
+    color: str | None
+    position: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    task_count: int
+    open_task_count: int
+    role: str
 
-
-# Server-owned: accepted and dropped when a client sends a list back whole.
-LIST_READ_ONLY = frozenset(
-    {
-        "id",
-        "user_id",
-        "position",
-        "task_count",
-        "open_task_count",
-        "role",
-        "created_at",
-        "updated_at",
-    }
-)
 
 _NAME_DOC = name_doc("lists")
 _COLOR_DOC = "`#rrggbb` (hexadecimal, stored lower-case); null: no colour."
@@ -224,3 +189,8 @@ class ListPublic(ListData):
         "with you, `viewer`, `commenter`, `editor` or `admin`.",
         examples=["owner"],
     )
+
+
+# Server-owned: every field a list is shown with but those a client writes; accepted and
+# dropped when a client sends a list back whole.
+LIST_READ_ONLY = frozenset(ListPublic.model_fields) - {"name", "color"}

@@ -5,26 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
-    ForeignKeyConstraint,
-    Index,
-    Integer,
-    Text,
-    UniqueConstraint,
-    column,
-    func,
-    text,
-)
+from sqlalchemy import BigInteger, Boolean, Index, Integer, Text, UniqueConstraint, func, text
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from backend.models.columns import id_column, now_column, user_id_column
+from backend.models.columns import (
+    INSTANT,
+    column,
+    id_column,
+    key_to_list,
+    now_column,
+    same_user_key,
+    user_id_column,
+)
 from backend.models.references import not_a_reference
 from backend.models.types import Priority, TextArray
 from backend.recurrence import DEFAULT_TIME_ZONE
@@ -43,14 +38,14 @@ class Task(SQLModel, table=True):
         Index(
             "ix_tasks_user_id_due_date_asc_id",
             "user_id",
-            column("due_date").asc().nulls_last(),
-            column("id").asc(),
+            sql_column("due_date").asc().nulls_last(),
+            sql_column("id").asc(),
         ),
         Index(
             "ix_tasks_user_id_due_date_desc_id",
             "user_id",
-            column("due_date").desc().nulls_last(),
-            column("id").desc(),
+            sql_column("due_date").desc().nulls_last(),
+            sql_column("id").desc(),
         ),
         Index("ix_tasks_user_id_tags", "user_id", "tags", postgresql_using="gin"),
         # One next occurrence per completed occurrence (migration 0009), indexed only where
@@ -67,20 +62,8 @@ class Task(SQLModel, table=True):
         # the parent (deleting either deletes the task), one task per place among siblings
         # (checked at the end of each statement, so one statement may respace several). A
         # list's transfer moves its tasks to the new owner (ON UPDATE CASCADE, migration 0029).
-        ForeignKeyConstraint(
-            ["user_id", "list_id"],
-            ["task_lists.user_id", "task_lists.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_tasks_user_id_list_id_task_lists",
-        ),
-        ForeignKeyConstraint(
-            ["user_id", "parent_id"],
-            ["tasks.user_id", "tasks.id"],
-            onupdate="CASCADE",
-            ondelete="CASCADE",
-            name="fk_tasks_user_id_parent_id_tasks",
-        ),
+        key_to_list("tasks"),
+        same_user_key("tasks", "parent_id", "tasks", onupdate="CASCADE"),
         UniqueConstraint(
             "user_id",
             "list_id",
@@ -100,159 +83,106 @@ class Task(SQLModel, table=True):
 
     id: int | None = id_column()
     user_id: str = user_id_column()
-    title: str = SQLField(sa_column=Column(Text, nullable=False))
-    description: str | None = SQLField(default=None, sa_column=Column(Text))
-    completed: bool = SQLField(
-        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
-    )
-    completed_at: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
-    priority: Priority = SQLField(
-        default=Priority.none,
-        sa_column=Column(
-            SAEnum(
-                Priority,
-                name="task_priority",
-                create_type=False,
-                values_callable=lambda members: [m.value for m in members],
-            ),
-            nullable=False,
-            server_default="none",
+    title: str = column(Text, nullable=False)
+    description: str | None = column(Text, default=None)
+    completed: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
+    completed_at: datetime | None = column(INSTANT, default=None)
+    priority: Priority = column(
+        SAEnum(
+            Priority,
+            name="task_priority",
+            create_type=False,
+            values_callable=lambda members: [m.value for m in members],
         ),
+        nullable=False,
+        server_default="none",
+        default=Priority.none,
     )
-    due_date: datetime | None = SQLField(default=None, sa_column=Column(DateTime(timezone=True)))
+    due_date: datetime | None = column(INSTANT, default=None)
     # Due on a day (migration 0095): `due_date` is that day's start in `time_zone`.
-    all_day: bool = SQLField(
-        default=False,
-        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
-    )
-    tags: list[str] = SQLField(
-        default_factory=list,
-        sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
+    all_day: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
+    tags: list[str] = column(
+        TextArray(), nullable=False, server_default=text("'{}'"), default_factory=list
     )
     # Who the task is for: its owner or members of its list (migration 0031).
-    assignees: list[str] = SQLField(
-        default_factory=list,
-        sa_column=Column(TextArray(), nullable=False, server_default=text("'{}'")),
+    assignees: list[str] = column(
+        TextArray(), nullable=False, server_default=text("'{}'"), default_factory=list
     )
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
     # Incremented by every UPDATE (migration 0006); the ETag is "<id>-<version>" (with the
     # subtask counts after it when there are any: `backend.api.conditional.task_etag`).
-    version: int = SQLField(
-        default=1, sa_column=Column(BigInteger, nullable=False, server_default=text("1"))
-    )
+    version: int = column(BigInteger, nullable=False, server_default=text("1"), default=1)
     # Recurrence (migration 0009, backend/recurrence.py): the rule as stored (an RRULE without
     # the RRULE: prefix), the zone it is evaluated in, the series (its id and start, the
     # rule's DTSTART) and this occurrence's successor's due date; a spawned occurrence names
     # the one whose completion created it.
-    recurrence: str | None = SQLField(default=None, sa_column=Column(Text))
-    time_zone: str = SQLField(
-        default=DEFAULT_TIME_ZONE,
-        sa_column=Column(Text, nullable=False, server_default=text("'UTC'")),
+    recurrence: str | None = column(Text, default=None)
+    time_zone: str = column(
+        Text, nullable=False, server_default=text("'UTC'"), default=DEFAULT_TIME_ZONE
     )
-    reminders: list[dict[str, Any]] = SQLField(
-        default_factory=list,
-        sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    reminders: list[dict[str, Any]] = column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb"), default_factory=list
     )
-    series_id: str | None = SQLField(
+    series_id: str | None = column(
+        UUID(as_uuid=False),
+        info=not_a_reference("a series' UUID, shared by its occurrences; no row is named"),
         default=None,
-        sa_column=Column(
-            UUID(as_uuid=False),
-            info=not_a_reference("a series' UUID, shared by its occurrences; no row is named"),
+    )
+    series_start: datetime | None = column(INSTANT, default=None)
+    next_due_date: datetime | None = column(INSTANT, default=None)
+    previous_task_id: int | None = column(
+        BigInteger,
+        info=not_a_reference(
+            "provenance: written only by the successor insert, from the caller's own row in the "
+            "same statement (services/tasks.py), and kept after that row is deleted"
         ),
-    )
-    series_start: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
-    next_due_date: datetime | None = SQLField(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
-    previous_task_id: int | None = SQLField(
         default=None,
-        sa_column=Column(
-            BigInteger,
-            info=not_a_reference(
-                "provenance: written only by the successor insert, from the "
-                "caller's own row in the same statement (services/tasks.py), "
-                "and kept after that row is deleted"
-            ),
-        ),
     )
     # Lists, subtasks and manual order (migrations 0017-0018): the list (NULL: none), the
     # parent (NULL: top level) and the place among the siblings (same list and parent),
     # ascending; a new task's place is given by the database (trigger `tasks_place`).
-    list_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    parent_id: int | None = SQLField(default=None, sa_column=Column(BigInteger))
-    position: int | None = SQLField(default=None, sa_column=Column(BigInteger, nullable=False))
+    list_id: int | None = column(BigInteger, default=None)
+    parent_id: int | None = column(BigInteger, default=None)
+    position: int | None = column(BigInteger, nullable=False, default=None)
     # Its direct subtasks, and how many of them are open: kept by the database (migration
     # 0024's trigger), never written by the app, not in change events (not the task's own).
-    subtask_count: int = SQLField(
-        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
-    )
-    open_subtask_count: int = SQLField(
-        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
-    )
+    subtask_count: int = column(Integer, nullable=False, server_default=text("0"), default=0)
+    open_subtask_count: int = column(Integer, nullable=False, server_default=text("0"), default=0)
 
 
 class TaskRow(Protocol):
-    """A row of `tasks` as the service returns it: every column, read-only. Services run Core
-    statements and hand back rows, never ORM entities (no identity map, no unit of work:
-    a request's task is read, serialized and gone)."""
+    """A row of `tasks` as the service returns it: every column (a `Row`: read-only). Services
+    run Core statements and hand back rows, never ORM entities (no identity map, no unit of
+    work: a request's task is read, serialized and gone)."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def description(self) -> str | None: ...
-    @property
-    def completed(self) -> bool: ...
-    @property
-    def completed_at(self) -> datetime | None: ...
-    @property
-    def priority(self) -> Priority: ...
-    @property
-    def due_date(self) -> datetime | None: ...
-    @property
-    def all_day(self) -> bool: ...
-    @property
-    def tags(self) -> list[str]: ...
-    @property
-    def assignees(self) -> list[str]: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def recurrence(self) -> str | None: ...
-    @property
-    def time_zone(self) -> str: ...
-    @property
-    def reminders(self) -> list[dict[str, Any]]: ...
-    @property
-    def series_id(self) -> str | None: ...
-    @property
-    def series_start(self) -> datetime | None: ...
-    @property
-    def next_due_date(self) -> datetime | None: ...
-    @property
-    def previous_task_id(self) -> int | None: ...
-    @property
-    def list_id(self) -> int | None: ...
-    @property
-    def parent_id(self) -> int | None: ...
-    @property
-    def position(self) -> int: ...
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: datetime | None
+    priority: Priority
+    due_date: datetime | None
+    all_day: bool
+    tags: list[str]
+    assignees: list[str]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    recurrence: str | None
+    time_zone: str
+    reminders: list[dict[str, Any]]
+    series_id: str | None
+    series_start: datetime | None
+    next_due_date: datetime | None
+    previous_task_id: int | None
+    list_id: int | None
+    parent_id: int | None
+    position: int
     # Kept by the database (migration 0024); null in a task read from a change event.
-    @property
-    def subtask_count(self) -> int | None: ...
-    @property
-    def open_subtask_count(self) -> int | None: ...
+    subtask_count: int | None
+    open_subtask_count: int | None
+
     # Also a tuple of the columns, in table order (`TaskService.TASK_COLUMNS`).
     def __getitem__(self, index: int) -> Any: ...

@@ -1,28 +1,8 @@
 """The text rule: one definition for every human-facing string (task titles, descriptions and
-tags; list names next), used by the REST schemas and, through them, the MCP tools.
-
-Issue 25, item 6: an adversarial campaign stored `"é"` as two different tags (NFC and NFD),
-a tag made of a zero-width space, and titles carrying BEL, a newline, U+202E (which reverses
-how the text after it is displayed) and U+FFFE. The rule, checked after pydantic's own
-constraints (trimming, lower-casing, lengths):
-
-- the value is normalised to NFC, so canonically equal text is stored (and compared) as the
-  same code points;
-- no control characters (Unicode `Cc`: U+0000-001F, U+007F-009F); a multi-line field
-  (a description) allows tab, LF and CR, a single-line one (title, tag) none of them, nor
-  U+2028/U+2029 (line and paragraph separators) inside its text;
-- no bidi embeddings, overrides or isolates (U+202A-202E, U+2066-2069): they reorder the
-  display of what follows ("Trojan Source", CVE-2021-42574). The implicit marks U+200E,
-  U+200F and U+061C stay allowed: right-to-left writers need them, and they only steer the
-  neutral characters next to them;
-- no noncharacters (U+FDD0-FDEF and the last two code points of each plane, U+xFFFE/xFFFF);
-- a single-line field must keep a visible character: not only White_Space and
-  Default_Ignorable code points (zero-width spaces and joiners, U+2060, U+FEFF, bidi marks,
-  variation selectors, Hangul fillers...);
-- the field's `max_length` holds for the text as sent, before trimming (the OpenAPI
-  `maxLength` says exactly that), and again for its NFC form (what is stored; NFC lengthens a
-  few characters, e.g. U+0958).
-
+tags, list names, comments), used by the REST schemas and, through them, the MCP tools; the
+rule itself is specs/api-contract.md, "Text rule" (NFC; no control, bidi override or isolate,
+or noncharacter code points; a single-line value keeps a visible character; `max_length` as
+sent and in NFC), checked after pydantic's own constraints (trimming, lower-casing, lengths).
 NUL and lone surrogates keep their own messages (`storable_text`). The OpenAPI document gets
 a `pattern` built from the same character classes, so a schema-valid value is never refused
 (tests/test_openapi_rules.py compares the two).

@@ -13,8 +13,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     BigInteger,
-    Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -25,9 +23,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from backend.models.columns import INSTANT, column
 from backend.models.common import DataEnvelope, ListEnvelope, UtcDatetime
 from backend.models.references import not_a_reference
 from backend.models.task import TaskPublic
@@ -47,32 +45,24 @@ class TaskTrash(SQLModel, table=True):
     )
 
     # The deleted task's id (task ids are never reused).
-    id: int = SQLField(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    id: int = column(BigInteger, primary_key=True, autoincrement=False)
     # The task's owner's space: a shared list's trash is its owner's, as its tasks are.
-    user_id: str = SQLField(
-        sa_column=Column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
+    user_id: str = column(Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     # No key: the list may be deleted after the task; a member reaches the row through it.
-    list_id: int | None = SQLField(
-        default=None,
-        sa_column=Column(
-            BigInteger,
-            info=not_a_reference(
-                "the list a deleted task was in, possibly another's (shared: "
-                "in its owner's space) or deleted since; read through the "
-                "access predicate, never followed (migration 0048)"
-            ),
+    list_id: int | None = column(
+        BigInteger,
+        info=not_a_reference(
+            "the list a deleted task was in, possibly another's (shared: in its owner's space) or "
+            "deleted since; read through the access predicate, never followed (migration 0048)"
         ),
-    )
-    title: str = SQLField(sa_column=Column(Text, nullable=False))
-    deleted_by: str | None = SQLField(
-        default=None, sa_column=Column(Text, ForeignKey("users.id", ondelete="SET NULL"))
-    )
-    deleted_at: datetime | None = SQLField(
         default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    snapshot: Any = SQLField(sa_column=Column(JSONB, nullable=False))
+    title: str = column(Text, nullable=False)
+    deleted_by: str | None = column(Text, ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    deleted_at: datetime | None = column(
+        INSTANT, nullable=False, server_default=func.now(), default=None
+    )
+    snapshot: Any = column(JSONB, nullable=False)
 
 
 class TaskTrashStored(SQLModel, table=True):
@@ -90,24 +80,20 @@ class TaskTrashStored(SQLModel, table=True):
         Index("ix_task_trash_stored_storage_key", "storage_key"),
     )
 
-    trash_id: int = SQLField(
-        sa_column=Column(
-            BigInteger,
-            ForeignKey(
-                "task_trash.id",
-                ondelete="CASCADE",
-                name="fk_task_trash_stored_trash_id_task_trash",
-            ),
-            nullable=False,
-        )
+    trash_id: int = column(
+        BigInteger,
+        ForeignKey(
+            "task_trash.id", ondelete="CASCADE", name="fk_task_trash_stored_trash_id_task_trash"
+        ),
+        nullable=False,
     )
     # The child's table, as registered, and the row's place in the snapshot's array of it.
-    child: str = SQLField(sa_column=Column(Text, nullable=False))
-    n: int = SQLField(sa_column=Column(Integer, nullable=False))
+    child: str = column(Text, nullable=False)
+    n: int = column(Integer, nullable=False)
     # As the snapshot holds it (an account's id is never reused: no key to `users`).
-    stored_by: str | None = SQLField(default=None, sa_column=Column(Text))
-    size: int = SQLField(sa_column=Column(BigInteger, nullable=False))
-    storage_key: str = SQLField(sa_column=Column(Text, nullable=False))
+    stored_by: str | None = column(Text, default=None)
+    size: int = column(BigInteger, nullable=False)
+    storage_key: str = column(Text, nullable=False)
 
 
 class TrashedTaskPublic(BaseModel):
@@ -116,8 +102,7 @@ class TrashedTaskPublic(BaseModel):
     id: int = Field(description="The deleted task's id (a restore keeps it).", examples=[42])
     title: str = Field(examples=["Buy milk"])
     list_id: int | None = Field(
-        description="The list it was in (null: none, or the list was deleted since).",
-        examples=[7],
+        description="The list it was in (null: none, or the list was deleted since).", examples=[7]
     )
     deleted_by: str | None = Field(
         description="Who deleted it (null: that account was deleted since).",

@@ -21,18 +21,12 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
-from sqlalchemy import (
-    Text,
-    TypeDecorator,
-)
+from sqlalchemy import Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from backend.models.common import JsonInt, UtcDatetime
-from backend.models.text import (
-    MultiLineText,
-    SingleLineText,
-)
+from backend.models.text import MultiLineText, SingleLineText
 from backend.recurrence import (
     RULE_MAX_LENGTH,
     RULE_PATTERN,
@@ -108,7 +102,7 @@ def to_instant(value: datetime | date) -> datetime:
     return value
 
 
-def _check_year(value: datetime) -> None:
+def _check_year(value: date) -> None:
     if not INSTANT_MIN_YEAR <= value.year <= INSTANT_MAX_YEAR:
         raise ValueError(f"year must be between {INSTANT_MIN_YEAR} and {INSTANT_MAX_YEAR}")
 
@@ -148,33 +142,26 @@ def to_due(value: datetime | date) -> datetime | date:
     the service); a date-time is an instant, in UTC. Years as `to_instant`'s."""
     if isinstance(value, datetime):
         return to_instant(value)
-    if not INSTANT_MIN_YEAR <= value.year <= INSTANT_MAX_YEAR:
-        raise ValueError(f"year must be between {INSTANT_MIN_YEAR} and {INSTANT_MAX_YEAR}")
+    _check_year(value)
     return value
 
 
-# ISO 8601 with an offset, or a plain date (midnight UTC). Naive datetimes are refused.
-# Always a UTC datetime once validated, which is what type checkers are told.
+def _iso_text(after: Any) -> Any:
+    """ISO 8601 text only, then `after`, with the year range in the schema."""
+    iso = AwareDatetime | date
+    return Annotated[iso, BeforeValidator(iso_text_only), AfterValidator(after), _InstantSchema()]
+
+
+# `Instant`: ISO 8601 with an offset, or a plain date (midnight UTC); always a UTC datetime
+# once validated, which is what type checkers are told. `DueDate`: a plain date (`YYYY-MM-DD`,
+# due on that day in the task's time zone) or an instant (in UTC once validated). Naive
+# date-times are refused by both.
 if TYPE_CHECKING:
     Instant = datetime
-else:
-    Instant = Annotated[
-        AwareDatetime | date,
-        BeforeValidator(iso_text_only),
-        AfterValidator(to_instant),
-        _InstantSchema(),
-    ]
-# A task's due date: a plain date (`YYYY-MM-DD`, due on that day in the task's time zone) or an
-# instant (ISO 8601 with an offset, in UTC once validated). Naive date-times are refused.
-if TYPE_CHECKING:
     DueDate = datetime | date
 else:
-    DueDate = Annotated[
-        AwareDatetime | date,
-        BeforeValidator(iso_text_only),
-        AfterValidator(to_due),
-        _InstantSchema(),
-    ]
+    Instant = _iso_text(to_instant)
+    DueDate = _iso_text(to_due)
 Tag = Annotated[
     str,
     StringConstraints(
@@ -184,13 +171,14 @@ Tag = Annotated[
 ]
 
 
-def _unique_tags(tags: list[str]) -> list[str]:
-    # Tags are compared case-insensitively and in NFC (each `Tag` is both by now): "É", "é"
-    # and "e" + U+0301 are one tag; the first spelling (lower-cased, NFC) wins.
-    return list(dict.fromkeys(tags))
+def _unique(items: list[Any]) -> list[Any]:
+    """Each item once, the first first: a tag is compared case-insensitively and in NFC (each
+    `Tag` is both by now: "É", "é" and "e" + U+0301 are one tag), an assignee or a reminder as
+    it is."""
+    return list(dict.fromkeys(items))
 
 
-Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX_COUNT), AfterValidator(_unique_tags)]
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX_COUNT), AfterValidator(_unique)]
 
 ASSIGNEES_MAX_COUNT = 20
 # A user id as the API hands it out (a UUID, or an external issuer's subject).
@@ -198,9 +186,7 @@ AssigneeId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), SingleLineText
 ]
 Assignees = Annotated[
-    list[AssigneeId],
-    Field(max_length=ASSIGNEES_MAX_COUNT),
-    AfterValidator(lambda ids: list(dict.fromkeys(ids))),
+    list[AssigneeId], Field(max_length=ASSIGNEES_MAX_COUNT), AfterValidator(_unique)
 ]
 
 # An RRULE (RFC 5545) or a shorthand, stored as its RRULE (backend/recurrence.py says which
@@ -267,14 +253,10 @@ class ReminderAtPublic(BaseModel):
     at: UtcDatetime = Field(examples=["2026-12-01T08:00:00Z"])
 
 
-def _unique_reminders(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[Any]:
-    return list(dict.fromkeys(reminders))
-
-
 Reminders = Annotated[
     list[MinutesBeforeDue | ReminderAt],
     Field(max_length=REMINDERS_MAX_COUNT),
-    AfterValidator(_unique_reminders),
+    AfterValidator(_unique),
 ]
 REMINDERS_DESCRIPTION = (
     f'Up to {REMINDERS_MAX_COUNT} reminders, each `{{"minutes_before_due": 0-'

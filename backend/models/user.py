@@ -7,11 +7,10 @@ from typing import Annotated, Protocol
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
-from sqlalchemy import Column, Integer, Text, text
-from sqlmodel import Field as SQLField
+from sqlalchemy import Integer, Text, text
 from sqlmodel import SQLModel
 
-from backend.models.columns import now_column
+from backend.models.columns import column, now_column
 from backend.models.common import NotBlankText, StorableText, UtcDatetime, text_pattern
 
 USER_ID_MAX_LENGTH = 255
@@ -25,33 +24,24 @@ PASSWORD_MAX_LENGTH = 128
 class User(SQLModel, table=True):
     __tablename__ = "users"
 
-    id: str = SQLField(sa_column=Column(Text, primary_key=True))
-    email: str | None = SQLField(default=None, sa_column=Column(Text, unique=True))
-    name: str | None = SQLField(default=None, sa_column=Column(Text))
-    password_hash: str | None = SQLField(default=None, sa_column=Column(Text))
+    id: str = column(Text, primary_key=True)
+    email: str | None = column(Text, unique=True, default=None)
+    name: str | None = column(Text, default=None)
+    password_hash: str | None = column(Text, default=None)
     # Built-in tokens carry it as `ver`; "sign out everywhere" increments it (migration 0004).
-    token_version: int = SQLField(
-        default=0,
-        sa_column=Column(Integer, nullable=False, server_default=text("0")),
-    )
+    token_version: int = column(Integer, nullable=False, server_default=text("0"), default=0)
     created_at: datetime | None = now_column()
 
 
 class UserRow(Protocol):
     """A row of `users` as `UserService` returns it (plain columns, not an ORM entity)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def email(self) -> str | None: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def password_hash(self) -> str | None: ...
-    @property
-    def token_version(self) -> int: ...
-    @property
-    def created_at(self) -> datetime: ...
+    id: str
+    email: str | None
+    name: str | None
+    password_hash: str | None
+    token_version: int
+    created_at: datetime
 
 
 def _any_case(word: str) -> str:
