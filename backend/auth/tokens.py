@@ -232,12 +232,7 @@ def _verified_claims(
     }
     try:
         claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            issuer=issuer,
-            audience=audience,
-            options=options,
+            token, key, algorithms=[algorithm], issuer=issuer, audience=audience, options=options
         )
     except JOSEError as exc:
         raise InvalidToken(str(exc)) from None

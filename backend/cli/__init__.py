@@ -27,17 +27,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from backend.cli import (
-    check,
-    database,
-    docs_site,
-    documents,
-    events,
-    mcp_stdio,
-    seed,
-    serve,
-    token,
-)
+from backend.cli import check, database, docs_site, documents, events, mcp_stdio, seed, serve, token
 
 # In the order `--help` lists them.
 COMMANDS = (

@@ -6,14 +6,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from backend.cli.common import (
-    DEV_HELP,
-    database_url,
-    fail,
-    load_settings,
-    logger,
-    ready_database,
-)
+from backend.cli.common import DEV_HELP, database_url, fail, load_settings, logger, ready_database
 
 if TYPE_CHECKING:
     from backend.cli.common import Subcommands
@@ -77,8 +70,7 @@ def add_mcp(sub: Subcommands) -> None:
     who = mcp.add_mutually_exclusive_group()
     who.add_argument("--user", metavar="USER_ID", help="act as this user id")
     who.add_argument(
-        "--token",
-        help=f"act as this token's user (prefer {MCP_TOKEN_ENV}: arguments show in `ps`)",
+        "--token", help=f"act as this token's user (prefer {MCP_TOKEN_ENV}: arguments show in `ps`)"
     )
     mcp.add_argument("--dev", action="store_true", help=DEV_HELP)
     mcp.set_defaults(func=cmd_mcp)

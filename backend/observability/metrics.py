@@ -203,9 +203,6 @@ def install_metrics(app: FastAPI, settings: Settings) -> HttpMetrics | None:
         return None
     metrics = HttpMetrics()
     app.add_api_route(
-        METRICS_PATH,
-        metrics_endpoint(settings, metrics),
-        methods=["GET"],
-        include_in_schema=False,
+        METRICS_PATH, metrics_endpoint(settings, metrics), methods=["GET"], include_in_schema=False
     )
     return metrics

@@ -151,12 +151,7 @@ def _scan(
 
 
 def _phrase(
-    words: tuple[Word, ...],
-    index: int,
-    keys: when.Keys,
-    reach: int,
-    today: date,
-    pieces: _Pieces,
+    words: tuple[Word, ...], index: int, keys: when.Keys, reach: int, today: date, pieces: _Pieces
 ) -> tuple[int, str, object]:
     """A recurrence, date or time phrase at `index`: (words taken, kind or "" for title text,
     value); (0, "", None) when none starts here."""

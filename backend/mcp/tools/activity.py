@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    Field,
-    StrictInt,
-)
+from pydantic import Field, StrictInt
 
-from backend.contracts.tasks import (
-    TASK_ID_MAX,
-    TASK_ID_MIN,
-)
+from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN
 from backend.mcp.tools.common import Arguments, TaskChange, Tool
 from backend.models import TaskEvent
-from backend.models.references import (
-    Action,
-    Reference,
-)
+from backend.models.references import Action, Reference
 from backend.services.registry import UnitOfWork
 from backend.services.undo import UndoService
 

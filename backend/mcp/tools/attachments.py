@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    Field,
-    StrictInt,
-)
+from pydantic import BaseModel, Field, StrictInt
 
 from backend.contracts.tasks import TASK_ID_MAX
 from backend.mcp.tools.common import CHILD_PAGE_MAX, Credential, OneTask, Tool

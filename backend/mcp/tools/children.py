@@ -6,13 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    create_model,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 
 from backend.contracts.tasks import TASK_ID_MAX
 from backend.mcp.tools.common import CHILD_PAGE_MAX, OneTask, Tool

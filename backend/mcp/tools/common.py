@@ -12,27 +12,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 import mcp_types
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StringConstraints,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from backend.contracts.tasks import (
-    TASK_ID_MAX,
-    TASK_ID_MIN,
-    USER_ID_MAX_LENGTH,
-    USER_ID_MIN_LENGTH,
-)
+from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.models.common import StorableText
-from backend.models.references import (
-    SUBJECT,
-    USERS,
-    Action,
-    Reference,
-)
+from backend.models.references import SUBJECT, USERS, Action, Reference
 from backend.services.registry import UnitOfWork
 
 USER_ID_DESCRIPTION = (
@@ -196,8 +180,7 @@ class Tool(Generic[A]):
         structured = result.model_dump(mode="json")
         text = json.dumps(self.text(structured) if self.text else structured, ensure_ascii=False)
         return mcp_types.CallToolResult(
-            content=[mcp_types.TextContent(type="text", text=text)],
-            structured_content=structured,
+            content=[mcp_types.TextContent(type="text", text=text)], structured_content=structured
         )
 
 

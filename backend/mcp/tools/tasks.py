@@ -37,29 +37,12 @@ from backend.contracts.task_listing import (
 from backend.contracts.tasks import stats_public
 from backend.mcp.tools.common import Arguments, OneTask, TaskChange, Tool, as_list, one_list
 from backend.mcp.tools.filters import FilterId
-from backend.models import (
-    Priority,
-    TaskCreate,
-    TaskPublic,
-    TaskUpdate,
-)
+from backend.models import Priority, TaskCreate, TaskPublic, TaskUpdate
 from backend.models.names import Name
-from backend.models.references import (
-    MEMBERS,
-    Action,
-    Reference,
-)
-from backend.models.task import (
-    create_field,
-    due_value,
-    patch_field,
-)
+from backend.models.references import MEMBERS, Action, Reference
+from backend.models.task import create_field, due_value, patch_field
 from backend.models.task_fields import FIELDS as TASK_FIELDS
-from backend.models.task_fields import (
-    MCP_EDITABLE,
-    Doc,
-    Writable,
-)
+from backend.models.task_fields import MCP_EDITABLE, Doc, Writable
 from backend.models.task_list import ListName
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
@@ -274,8 +257,7 @@ def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummarie
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
         lists.named(arguments.list_name, field="list")
     return TaskSummaries(
-        tasks=[TaskSummary.of(task) for task in page.items],
-        has_more=page.next is not None,
+        tasks=[TaskSummary.of(task) for task in page.items], has_more=page.next is not None
     )
 
 

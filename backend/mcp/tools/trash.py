@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-    StrictInt,
-)
+from pydantic import BaseModel, Field, StrictInt
 
 from backend.mcp.tools.common import Arguments, TaskChange, TaskId, Tool
-from backend.models.references import (
-    SUBJECT,
-    Action,
-)
+from backend.models.references import SUBJECT, Action
 from backend.models.trash import TrashedTaskPublic
 from backend.services.registry import UnitOfWork
 from backend.services.trash import TRASH_NOT_FOUND, TrashService
