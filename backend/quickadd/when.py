@@ -11,16 +11,8 @@ from backend.quickadd import days
 
 TONIGHT = time(21, 0)
 _PREFIXES = ("on", "by", "due")
-_UNITS = {
-    "day": (1, 0),
-    "days": (1, 0),
-    "week": (7, 0),
-    "weeks": (7, 0),
-    "month": (0, 1),
-    "months": (0, 1),
-    "year": (0, 12),
-    "years": (0, 12),
-}
+_UNITS = {"day": (1, 0), "week": (7, 0), "month": (0, 1), "year": (0, 12)}
+_UNITS |= {unit + "s": step for unit, step in _UNITS.items()}
 _SINGULAR = ("day", "week", "month", "year")
 
 Keys = tuple[str, ...]  # the lowercased words of one phrase, from where it may start
