@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.models.common import StorableText
-from backend.models.references import SUBJECT, USERS, Action, Reference
+from backend.models.references import SUBJECT, USERS, Action, NotAReference, Reference
 from backend.services.registry import UnitOfWork
 
 USER_ID_DESCRIPTION = (
@@ -122,6 +122,26 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 CHILD_PAGE_MAX = 100
 
 
+def child_page(path: str) -> dict[str, Any]:
+    """`limit` and `after_id`, the arguments (`create_model`'s) of a page of a task's `path`."""
+    # A position in the task's rows (those with a greater id follow), read only among the
+    # task's own: it reaches no row, so any id answers as a position would.
+    after = NotAReference(f"a position in the task's {path}: those after this id")
+    return {
+        "limit": (
+            Annotated[StrictInt, Field(ge=1, le=CHILD_PAGE_MAX)],
+            Field(default=50, description=f"At most this many {path} (1-{CHILD_PAGE_MAX})."),
+        ),
+        "after_id": (
+            Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), after] | None,
+            Field(
+                default=None,
+                description=f"Only the {path} after this one (the last id of the previous call).",
+            ),
+        ),
+    }
+
+
 ERRORS = (
     'On failure the result is a tool error whose text is {"error": {"code", "message", '
     '"details"}}, as in the REST API.'
@@ -140,7 +160,7 @@ class Tool(Generic[A]):
     run: Callable[[UnitOfWork, A], BaseModel]
     read_only: bool = False
     destructive: bool = False
-    idempotent: bool = False
+    idempotent: bool = False  # a read-only tool is, whatever this says
     # The text content's JSON when it is not the structured result itself.
     text: Callable[[dict[str, Any]], Any] | None = None
     # What a user_id other than the caller's gets: the answer for a missing task (a list
@@ -166,7 +186,7 @@ class Tool(Generic[A]):
                 title=self.title,
                 read_only_hint=self.read_only,
                 destructive_hint=None if self.read_only else self.destructive,
-                idempotent_hint=self.idempotent,
+                idempotent_hint=self.idempotent or self.read_only,
                 open_world_hint=False,
             ),
         )

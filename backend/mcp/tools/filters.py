@@ -103,7 +103,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=FilterSummaries,
         run=_list_filters,
         read_only=True,
-        idempotent=True,
         text=lambda structured: structured["filters"],
     ),
     Tool(

@@ -127,7 +127,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=ListSummaries,
         run=_list_lists,
         read_only=True,
-        idempotent=True,
         text=lambda structured: structured["lists"],
     ),
     Tool(

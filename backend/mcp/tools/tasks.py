@@ -332,7 +332,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=TaskSummaries,
         run=_list_tasks,
         read_only=True,
-        idempotent=True,
         text=lambda structured: structured["tasks"],
     ),
     Tool(
@@ -345,7 +344,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=TaskPublic,
         run=_get_task,
         read_only=True,
-        idempotent=True,
     ),
     Tool(
         name="complete_task",

@@ -62,7 +62,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=TrashPage,
         run=_list_trash,
         read_only=True,
-        idempotent=True,
     ),
     Tool(
         name="restore_task",
