@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import mcp_types
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, create_model
 
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.models.common import StorableText
@@ -72,8 +72,13 @@ class TaskChange(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     task_id: int
-    status: str
+    status: str = ""  # each result's own (`change`)
     title: str
+
+
+def change(name: str, status: str) -> type[TaskChange]:
+    """The result of a write whose `status` is always `status` (`name`: its class's)."""
+    return create_model(name, __base__=TaskChange, status=(Literal[status], status))
 
 
 @dataclass(frozen=True)
