@@ -356,12 +356,8 @@ _MEMBER_TABLES = ("list_members", "task_member_reminders")
 def _owned_names(conjuncts: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
     """The range names the conjuncts scope to the caller (`single`: the level's only range
     name, which an unqualified column means; `relations`: each range name's table)."""
-    names: set[str] = set()
-    for node in conjuncts:
-        name = _scoped_by(node, single, relations)
-        if name is not None:
-            names.add(name)
-    return names
+    found = (_scoped_by(node, single, relations) for node in conjuncts)
+    return {name for name in found if name is not None}
 
 
 def _scoped_by(node: Any, single: str | None, relations: dict[str, str]) -> str | None:

@@ -1,8 +1,5 @@
-"""What every tool shares: the `Tool` record, the arguments every tool takes (`Arguments`:
-the optional `user_id`, nothing unknown; `OneTask`), the task id, a result's `Credential`
-fields and a write's `TaskChange` result. Each resource's tools are in a module of their own
-(backend/mcp/tools/__init__.py lists them, in `TOOLS`' order).
-"""
+"""What every tool shares: the `Tool` record, the arguments every tool takes (`Arguments`,
+`OneTask`), the task id, a result's `Credential` fields and a write's `TaskChange` result."""
 
 from __future__ import annotations
 
@@ -83,12 +80,10 @@ def change(name: str, status: str) -> type[TaskChange]:
 
 @dataclass(frozen=True)
 class Credential:
-    """A result field that holds a credential the API issues (a calendar feed's URL; the next
-    ones: app passwords, download links), as `Annotated[str, Credential(where=...)]`. MCP's
-    answer goes to the caller's own client and holds it; a chat never does (issue 61): its
-    turn keeps and sends the model `Tool.withheld`'s result, the field replaced by
-    `<field>_withheld`, `where` (formatted with the result's fields) telling where the user
-    gets it instead."""
+    """A result field that holds a credential the API issues (a feed's URL, a download link),
+    as `Annotated[str, Credential(where=...)]`. MCP's answer goes to the caller's own client
+    and holds it; a chat keeps and sends its model `Tool.withheld`'s result instead, the field
+    replaced by `<field>_withheld`: `where`, formatted with the result's fields, says where."""
 
     where: str
 
