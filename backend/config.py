@@ -35,8 +35,7 @@ from backend.keys import development_secret, new_vapid_key, vapid_private_key
 JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
-# The browsers' push services (Chrome/Edge/Opera: FCM; Firefox: Mozilla; Safari: Apple; the
-# legacy Edge: WNS): an endpoint elsewhere is refused unless PUSH_ALLOWED_HOSTS says so.
+# The browsers' push services: an endpoint elsewhere is refused unless PUSH_ALLOWED_HOSTS says so.
 DEFAULT_PUSH_HOSTS = (
     "fcm.googleapis.com",
     "android.googleapis.com",
@@ -81,10 +80,9 @@ class WebhookTarget(BaseModel):
 
     @property
     def name(self) -> str:
-        """What names this target in `delivered_to`, metrics and logs: the URL without what
-        may hold a credential (user info, query, fragment). A URL that had any gets a digest
-        of the whole URL, so targets that differ only there (`?tenant=a`, `?tenant=b`) are
-        still told apart; a plain URL is its own name."""
+        """This target's name in `delivered_to`, metrics and logs: the URL without what may hold
+        a credential (user info, query, fragment), plus a digest of the whole URL if it had any
+        (so `?tenant=a` and `?tenant=b` stay apart)."""
         url = str(self.url)
         parts = urlsplit(url)
         bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
@@ -123,29 +121,24 @@ class Settings(BaseSettings):
     # Direct (non-pooled) URL for migrations; Neon's `-pooler` host is for the app only.
     database_migration_url: SecretStr | None = None
     embedded_pg_dir: Path = Path(".data/postgres")
-    # Every connection kept (no overflow): an overflow connection is closed when given back, so
-    # load above the pool's size starts a backend every few requests (specs/benchmark.md,
-    # issue 37: ~10 ms of PostgreSQL CPU each, up to half a write's cost at 32 connections).
+    # No overflow by default: an overflow connection is closed when given back, so load above
+    # the pool's size would start a backend (~10 ms of CPU) every few requests.
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Below Neon's 5-minute idle suspend, so no pooled connection outlives its compute.
     db_pool_recycle_seconds: int = Field(default=240, ge=10)
-    # A pooled connection idle this long is pinged (one round trip) before reuse; a busier one
-    # is only checked for a socket the server closed, which costs none (backend/db/engine.py).
-    # 0: ping on every checkout.
+    # A pooled connection idle this long is pinged before reuse (0: every checkout); a busier
+    # one is only checked for a socket the server closed, which costs no round trip.
     db_pool_ping_idle_seconds: float = Field(default=5.0, ge=0, le=3600)
-    # Longest wait for a new connection; capped by the response timeout (a connection attempt
-    # to a stuck server is a wait for its answer too): `effective_db_connect_timeout_seconds`.
+    # Longest wait for a new connection, capped by the response timeout (`effective_...`).
     db_connect_timeout_seconds: int = Field(default=10, ge=1, le=120)
-    # Longest one SQL statement may run before PostgreSQL cancels it (503); 0 turns it off.
-    # Set per transaction (SET LOCAL), so it also holds behind PgBouncer / Neon's pooler.
+    # Longest one statement may run before PostgreSQL cancels it (503); 0: off. Set per
+    # transaction (SET LOCAL), so it holds behind a pooler too.
     db_statement_timeout_ms: int = Field(default=5000, ge=0, le=3_600_000)
-    # Longest wait for any one answer of the database (a statement's result, a commit, a
-    # ping) before the connection is given up and the request answered 503: what still
-    # holds when the server itself is stuck and cannot enforce its statement timeout. Unset:
-    # the statement timeout plus 2 s (7 s by default), or none when the statement timeout is
-    # 0. 0 turns it off; otherwise it must exceed the statement timeout.
+    # Longest wait for any one answer of the database before the connection is given up (503):
+    # holds when the server is too stuck to enforce its statement timeout. Unset: the statement
+    # timeout + 2 s (none when that is 0); 0: off; else above the statement timeout.
     db_response_timeout_ms: int | None = Field(default=None, ge=0, le=3_600_000)
     # Apply pending migrations when the app starts (default: on outside production).
     auto_migrate: bool | None = None
@@ -158,8 +151,7 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
-    # Asymmetric tokens from a trusted issuer's JSON Web Key Set (Better Auth: its
-    # `<BASE_URL>/api/auth/jwks`). Works alongside the HS256 secret.
+    # Asymmetric tokens from a trusted issuer's JWKS (Better Auth: `<BASE_URL>/api/auth/jwks`).
     jwt_jwks_url: HttpUrl | None = None
     # Accepted algorithms for JWKS tokens: an explicit list, from RS256, ES256, EdDSA.
     jwt_jwks_algorithms: Annotated[list[str], NoDecode] = Field(
@@ -173,14 +165,12 @@ class Settings(BaseSettings):
     jwt_jwks_min_refetch_seconds: int = Field(default=30, ge=0, le=3600)
     jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
-    # Longest lifetime (exp minus iat, or minus now) of a token from any issuer but the
-    # built-in sign-in (shared-secret and JWKS issuers, the CLI's `token`); longer is a 401.
-    # Built-in tokens live ACCESS_TOKEN_EXPIRE_MINUTES and are revocable instead.
+    # Longest lifetime of a token from any issuer but the built-in sign-in (whose tokens are
+    # revocable instead); longer is a 401.
     jwt_max_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
-    # The address clients reach the API at (https://tasks.example.com): the start of a calendar
-    # feed's URL that MCP and chat hand out; unset, REST uses the request's own address and a
-    # tool gives the path alone.
+    # The address clients reach the API at: the start of a feed URL a tool hands out (unset:
+    # REST uses the request's address, a tool gives the path alone).
     public_url: HttpUrl | None = None
 
     # CORS: explicit origins, comma-separated or a JSON list.
@@ -196,23 +186,16 @@ class Settings(BaseSettings):
     rate_limit_sign_up_per_account: int = Field(default=5, ge=0)
     rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
-    # Invitations to shared lists a user may create per hour (their own budget beside the
-    # write limit: each one mails a token, specs/api-contract.md "Shared lists").
+    # Invitations per user per hour, beside the write limit: each one mails a token.
     rate_limit_invitations_per_hour: int = Field(default=30, ge=0)
-    # Fetches of one calendar feed's URL per hour (its token's own budget: calendar apps poll
-    # every few minutes at most; specs/api-contract.md "Calendar feeds").
+    # Fetches of one calendar feed per hour (calendar apps poll every few minutes at most).
     rate_limit_calendar_feed_per_hour: int = Field(default=120, ge=0)
-    # A mail's links (confirm an address, one-click unsubscribe), opened without a bearer
-    # token: per client address, in `rate_limit_auth_window_seconds`.
+    # A mail's links (opened without a token), per client address per auth window.
     rate_limit_mail_links_per_ip: int = Field(default=30, ge=0)
-    # Confirmation mails (each PATCH of notification settings that sends an address), an
-    # hour's window, per account and per address: nobody mails anybody 120 times a minute.
+    # Confirmation mails per hour, per account and per address.
     rate_limit_confirmation_mails_per_hour: int = Field(default=5, ge=0)
-    # Failed CalDAV sign-ins (HTTP Basic with a wrong app password) per client address and
-    # per username from one address (never per username alone: anyone could lock its owner
-    # out), in `rate_limit_auth_window_seconds`: past either, every attempt from that address
-    # (with that username) is 429 until the window ends, a right password too
-    # (specs/api-contract.md "CalDAV").
+    # Failed CalDAV sign-ins per client address, and per username from one address (never per
+    # username alone: anyone could lock its owner out), per auth window; past either, 429.
     rate_limit_dav_failures_per_ip: int = Field(default=30, ge=0)
     rate_limit_dav_failures_per_username: int = Field(default=10, ge=0)
 
@@ -223,8 +206,7 @@ class Settings(BaseSettings):
     dapr_task_events_topic: str = Field(default="task-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_reminders_topic: str = Field(default="reminders", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_list_events_topic: str = Field(default="list-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    # Real-time sync (e.g. `task-updates`): task and list changes published here too, by a
-    # sink of their own; unset or empty: not published.
+    # Real-time sync: task and list changes published here too (unset or empty: not).
     dapr_task_updates_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_api_token: SecretStr | None = None
     # Signed webhooks: a JSON list of {"url": ..., "secret": "whsec_..."}.
@@ -242,12 +224,8 @@ class Settings(BaseSettings):
     # /health/ready and `events status` fail when the oldest pending event is older.
     worker_max_lag_seconds: int = Field(default=60, ge=1)
 
-    # Reminders (fired by the worker, specs/events.md): one fired more than the grace after
-    # its instant (the worker was down or behind) is marked `late`; one more than the
-    # maximum lateness after it is skipped, not sent (0: never skipped).
-    # Web Push reminders (issue 72; docs/guides/reminders.md). Unset: on where a VAPID key is
-    # set, and outside production (a key generated and kept in the data folder); PUSH_ENABLED=true
-    # in production without VAPID_PRIVATE_KEY and VAPID_SUBJECT is refused.
+    # Web Push reminders. Unset: on where a VAPID key is set, and outside production (a key
+    # kept in the data folder).
     push_enabled: bool | None = None
     # The VAPID private key (RFC 8292): base64url of the raw 32-byte P-256 scalar.
     vapid_private_key: SecretStr | None = None
@@ -262,9 +240,7 @@ class Settings(BaseSettings):
     # Tests only (refused in production): an endpoint on a loopback address, http or https.
     push_allow_loopback: bool = False
     push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    # Email reminders (issue 72): the SMTP server the worker sends through. Unset host: no
-    # email. `starttls` (port 587), `tls` (implicit, port 465) or `none` (only to a server on
-    # this host in production, e.g. a local relay).
+    # Email reminders' SMTP server (unset host: no email); `none` only to this host in production.
     smtp_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
@@ -272,82 +248,64 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str | None = Field(default=None, max_length=320)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    # The link an email reminder gives: `{task_id}` is replaced (your frontend's task page).
-    # Unset: the API's own `PUBLIC_URL/api/tasks/{task_id}`.
+    # The link an email reminder gives (unset: `PUBLIC_URL/api/tasks/{task_id}`).
     reminder_task_url_template: str | None = Field(
         default=None, pattern=r"^https?://[!-~]*\{task_id\}[!-~]*$", max_length=500
     )
+    # A reminder fired past the grace is `late`; past the maximum lateness, skipped (0: never).
     reminder_grace_seconds: int = Field(default=60, ge=0, le=24 * 3600)
     reminder_max_lateness_seconds: int = Field(default=24 * 3600, ge=0, le=365 * 24 * 3600)
 
-    # How long a POST's Idempotency-Key and its recorded response are kept (replayed to
-    # retries); expired records are pruned on later keyed writes and by `prune`.
-    # At least 24 h: the promise to clients (specs/reliability.md) holds whatever the setting.
+    # How long an Idempotency-Key's response is kept; at least the 24 h promised to clients.
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, le=30 * 24 * 3600)
 
-    # How long task changes stay in the change feed (GET /api/tasks/changes) once delivered
-    # (specs/events.md); a feed cursor older than this is 410 CURSOR_EXPIRED.
+    # How long delivered task changes stay in the change feed (an older cursor: 410).
     change_retention_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
-    # The live change stream (GET /api/changes/stream, specs/events.md "The live stream"):
-    # a heartbeat comment this often, which also re-checks the caller's token and account
-    # (expired, revoked, deleted: the stream ends) and reads the feed (a missed wake-up), in
-    # the reader's next read.
+    # The live stream's heartbeat, which also re-checks the caller's token and account and
+    # reads the feed (a missed wake-up).
     stream_heartbeat_seconds: float = Field(default=15.0, ge=0.05, le=300)
-    # How often each worker's one reader polls the feed's head to wake its streams (then
-    # reads every woken stream's page in one statement; 50 ms: issue 64, specs/benchmark.md).
+    # How often each worker's one reader polls the feed's head to wake its streams.
     stream_poll_ms: int = Field(default=50, ge=10, le=10_000)
     # Open streams per user (per worker; past it 429) and per worker (past it 503).
     stream_max_per_user: int = Field(default=10, ge=1, le=1000)
     stream_max_per_worker: int = Field(default=2000, ge=1, le=100_000)
-    # Streams' own reads at once (where a stream starts: its position, or its catch-up after
-    # Last-Event-ID), each off the event loop with a pooled connection; every read after it is
-    # the reader's, one statement for every woken stream (issue 64). 8 keeps a reconnecting
-    # crowd's reads from queueing and leaves most of the default pool to requests.
+    # Streams' own starting reads at once, each with a pooled connection: 8 keeps a
+    # reconnecting crowd from queueing and leaves most of the pool to requests.
     stream_read_concurrency: int = Field(default=8, ge=1, le=64)
-    # A client that has not taken an event this long is disconnected (its buffer is the
-    # socket's, never the server's memory).
+    # A client that has not taken an event this long is disconnected.
     stream_send_timeout_seconds: float = Field(default=10.0, ge=0.1, le=300)
-    # A stream ends after this long (the client resumes from its last id): a connection is
-    # rebalanced across replicas, and a token's lifetime is never outlived by much.
+    # A stream ends after this long (the client resumes): rebalanced, and no token outlived.
     stream_max_seconds: float = Field(default=3600.0, ge=0.1, le=86_400)
     # How long a stream ticket (POST /api/changes/stream/tickets) can be used, once.
     stream_ticket_seconds: int = Field(default=60, ge=5, le=600)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    # The server's own bounds on a request (backend/server.py, specs/reliability.md R8), per
-    # worker process. Request line and headers larger than this: 431 and closed (tokens are
-    # at most 8 KiB, so 32 KiB leaves room for cookies and proxies' headers).
+    # The server's own bounds on a request, per worker (backend/server.py). Request line and
+    # headers larger than this: 431 and closed.
     http_max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=256 * 1024)
-    # From a connection's opening, or a request's first byte, to the request's last byte
-    # (headers and body): a slower request is answered 408 (or closed mid-body).
+    # From a connection's opening or a request's first byte to its last: slower is 408.
     http_request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    # Open connections a worker serves; a request on one opened beyond it is 503
-    # (Retry-After: 1, Connection: close), except GET /health.
+    # Open connections a worker serves; a request on one beyond it is 503 (but GET /health).
     http_max_connections: int = Field(default=1000, ge=1, le=100_000)
-    # Strict-Transport-Security max-age on every response; 0 (the default) sends none. Only
-    # for a deployment served over HTTPS (e.g. 31536000 behind a TLS proxy).
+    # Strict-Transport-Security max-age (0: none); only for a deployment served over HTTPS.
     hsts_max_age_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
     log_level: str = "INFO"
     # Unset: json in production (for a log pipeline), text elsewhere (for a terminal).
     log_format: LogFormat | None = None
 
-    # Chat (specs/chat.md): any OpenAI-compatible Chat Completions provider. Unset
-    # CHAT_BASE_URL or CHAT_MODEL: POST /api/chat answers 503 CHAT_NOT_CONFIGURED.
+    # Chat: any OpenAI-compatible provider; without base URL and model, 503.
     chat_base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     chat_api_key: SecretStr | None = None
     chat_model: str | None = Field(default=None, min_length=1, max_length=200)
     # The longest a turn may take, all its model calls together (504 CHAT_PROVIDER_TIMEOUT).
     chat_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
-    # How often a running turn renews its claim on its Idempotency-Key (its heartbeat). The
-    # lease derives from it (`backend.chat.turn.lease`: three beats and one database wait):
-    # a retry is 409 IDEMPOTENCY_KEY_IN_USE while the beats come, and runs the turn again
-    # that long after an attempt died.
+    # How often a running turn renews its claim on its Idempotency-Key; its lease derives from
+    # it (`backend.chat.turn.lease`).
     chat_heartbeat_seconds: float = Field(default=5.0, ge=0.1, le=60)
     # Model calls per turn (each tool round is one): past it, 502 CHAT_TOO_MANY_TURNS.
     chat_max_turns: int = Field(default=8, ge=1, le=50)
     chat_temperature: float | None = Field(default=0.2, ge=0, le=2)
-    # The history a turn sends: the newest messages, at most this many and this many
-    # characters (text plus tool calls), the oldest dropped first.
+    # The history a turn sends: the newest messages, at most this many and this many chars.
     chat_history_messages: int = Field(default=30, ge=0, le=500)
     chat_history_chars: int = Field(default=24_000, ge=1000, le=1_000_000)
     # Chat turns per user per window (0: unlimited); the RateLimit headers name it "chat".
@@ -358,23 +316,18 @@ class Settings(BaseSettings):
     def chat_configured(self) -> bool:
         return self.chat_base_url is not None and self.chat_model is not None
 
-    # The most API replicas the deployment runs (an autoscaler's maximum): the Helm chart and
-    # the Kustomize overlays set it. Nothing is sized by it; `check` warns when it is more
-    # than one with attachments on the filesystem (each replica would see its own files).
+    # The most API replicas the deployment runs; `check` warns of several with attachments
+    # on the filesystem.
     replicas: int = Field(default=1, ge=1, le=10_000)
-    # Attachments (specs/storage.md). S3_BUCKET set: an S3-compatible store (needed for more
-    # than one replica); unset: files under ATTACHMENTS_DIR (default: beside the embedded
-    # database, `.data/attachments`), for one replica only.
+    # Attachments (specs/storage.md): in S3 when S3_BUCKET is set, else under ATTACHMENTS_DIR.
     attachments_dir: Path | None = None
     attachments_max_file_bytes: int = Field(default=25 * 1024 * 1024, ge=1, le=5 * 1024**3)
     # The bytes a user's uploads may hold in all, trashed ones until purged.
     attachments_quota_bytes: int = Field(default=1024**3, ge=0, le=2**50)
-    # How long a presigned download URL lives: minutes, not days (a removed member's link
-    # works until then).
+    # How long a presigned download URL lives (a removed member's link works until then).
     attachments_url_seconds: int = Field(default=300, ge=10, le=3600)
-    # The worker's sweeper: a stored object no row names, and an upload never finished (a
-    # multipart upload, a partial file), older than this is removed; a younger one may be an
-    # upload in flight, so at least the longest upload (a slow client's 25 MiB).
+    # The sweeper removes an object no row names, or an unfinished upload, older than this
+    # (a younger one may be in flight).
     attachments_orphan_seconds: int = Field(default=3600, ge=0, le=30 * 24 * 3600)
     s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     # Unset: AWS S3 itself. R2, Neon, Ceph, MinIO: their endpoint, e.g. https://host:port.
@@ -389,28 +342,22 @@ class Settings(BaseSettings):
     s3_prefix: str = Field(default="attachments/", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*/)*$")
     # Multipart part size: the most one upload spools (1 MiB in memory, the rest on disk).
     s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
-    # The S3 client's bounds, like the database's (specs/storage.md, "Faults"): a store that
-    # does not connect or answer within them is 503 with Retry-After (a frozen store: about
-    # attempts x (connect or read) seconds), never a request waiting for minutes.
+    # The S3 client's bounds: a store that does not answer within them is 503 with Retry-After.
     s3_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     s3_read_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
     s3_max_attempts: int = Field(default=2, ge=1, le=10)
-    # Uploads one worker runs at once, from the body's first byte to the row's commit; one
-    # more is 503 with Retry-After at once (each holds up to 1 MiB of memory, a spool on disk
-    # and, while its bytes go to storage, a thread).
+    # Uploads one worker runs at once (each holds memory, a spool and a thread); one more: 503.
     attachments_max_concurrent_uploads: int = Field(default=16, ge=1, le=1000)
     # An upload's body that sends no byte for this long is answered 408 REQUEST_TIMEOUT.
     attachments_stall_seconds: float = Field(default=15.0, gt=0, le=600)
-    # The longest an upload's body may take to arrive (HTTP_REQUEST_TIMEOUT_SECONDS bounds
-    # other requests'): a slow but steady sender holds no connection or thread meanwhile.
+    # The longest an upload's body may take (HTTP_REQUEST_TIMEOUT_SECONDS: other requests').
     attachments_upload_seconds: float = Field(default=600.0, gt=0, le=3600)
 
     @property
     def effective_attachments_dir(self) -> Path:
         return self.attachments_dir or self.embedded_pg_dir.parent / "attachments"
 
-    # Prometheus /metrics. Unset: served outside production, and in production only when
-    # METRICS_TOKEN is set. With a token, /metrics needs `Authorization: Bearer <token>`.
+    # Prometheus /metrics. Unset: served outside production, or with METRICS_TOKEN (needed).
     metrics_enabled: bool | None = None
     metrics_token: SecretStr | None = None
 
@@ -524,10 +471,8 @@ class Settings(BaseSettings):
     @property
     def effective_db_connect_timeout_seconds(self) -> int:
         """libpq's `connect_timeout`: `DB_CONNECT_TIMEOUT_SECONDS`, but no longer than the
-        response timeout (whole seconds, rounded down; libpq waits at least 2 s), so that no
-        wait on a stuck server, a new connection's included, outlasts the response timeout.
-        Without this the breaker's probe waited the connect timeout (10 s) against a response
-        timeout of 7 s by default."""
+        response timeout (whole seconds; libpq waits at least 2 s): no wait on a stuck server
+        outlasts the response timeout."""
         response_timeout_ms = self.effective_db_response_timeout_ms
         if response_timeout_ms <= 0:
             return self.db_connect_timeout_seconds

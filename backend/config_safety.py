@@ -5,7 +5,7 @@ clear to another host."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backend.keys import vapid_private_key
 
@@ -25,8 +25,14 @@ MIN_METRICS_TOKEN_CHARS = 16
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
 
+def _in_clear(url: Any) -> bool:
+    """Whether `url` would carry its traffic in clear to another host."""
+    return bool(url.scheme != "https" and url.host not in _LOOPBACK_HOSTS)
+
+
 def refuse_unsafe(settings: Settings) -> None:
     """Raise `ValueError` with what to change for the first unsafe setting found."""
+    production = settings.is_production
     if "*" in settings.cors_origins:
         raise ValueError(
             "CORS_ORIGINS must list explicit origins: '*' cannot be combined with "
@@ -39,7 +45,7 @@ def refuse_unsafe(settings: Settings) -> None:
                 f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; generate one with "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
-        if settings.is_production and raw.strip().lower() in _PLACEHOLDER_SECRETS:
+        if production and raw.strip().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("JWT_SECRET is a placeholder value; set a random secret")
     elif settings.environment != "development":
         # Only explicit development mode may fall back to a generated secret.
@@ -48,21 +54,12 @@ def refuse_unsafe(settings: Settings) -> None:
         )
     url = settings.jwt_jwks_url
     # Keys fetched over plain HTTP could be swapped by anyone on the path.
-    if (
-        settings.is_production
-        and url is not None
-        and url.scheme != "https"
-        and url.host not in _LOOPBACK_HOSTS
-    ):
+    if production and url is not None and _in_clear(url):
         raise ValueError(
             "JWT_JWKS_URL must use https in production (plain http only for an "
             "issuer on the same host)"
         )
-    if (
-        settings.is_production
-        and url is not None
-        and not (settings.jwks_issuer and settings.jwks_audience)
-    ):
+    if production and url is not None and not (settings.jwks_issuer and settings.jwks_audience):
         # The same keys may sign other JWTs (Better Auth's session-cache cookie, say):
         # only iss and aud tell an access token for this API from those.
         raise ValueError(
@@ -73,7 +70,7 @@ def refuse_unsafe(settings: Settings) -> None:
         len(settings.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS
     ):
         raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters")
-    if settings.is_production and settings.metrics_enabled and settings.metrics_token is None:
+    if production and settings.metrics_enabled and settings.metrics_token is None:
         # Metrics name every route and show traffic and pool load: not for the public.
         raise ValueError(
             "METRICS_ENABLED=true in production needs METRICS_TOKEN (or leave "
@@ -92,21 +89,17 @@ def refuse_unsafe(settings: Settings) -> None:
         raise ValueError(f"EVENT_WEBHOOKS lists {name} more than once")
     for target in settings.event_webhooks:
         # Events carry users' tasks: not in clear over the network.
-        if (
-            settings.is_production
-            and target.url.scheme != "https"
-            and target.url.host not in _LOOPBACK_HOSTS
-        ):
+        if production and _in_clear(target.url):
             raise ValueError(
                 "EVENT_WEBHOOKS URLs must use https in production (plain http only on this host)"
             )
     if settings.vapid_private_key is not None:
         vapid_private_key(settings.vapid_private_key.get_secret_value())
-    if settings.is_production and settings.push_allow_loopback:
+    if production and settings.push_allow_loopback:
         # A loopback endpoint is an SSRF door into this host's own services.
         raise ValueError("PUSH_ALLOW_LOOPBACK is for tests only; it is refused in production")
     if (
-        settings.is_production
+        production
         and settings.push_enabled
         and (settings.vapid_private_key is None or settings.vapid_subject is None)
     ):
@@ -119,9 +112,9 @@ def refuse_unsafe(settings: Settings) -> None:
     if (settings.smtp_username is None) != (settings.smtp_password is None):
         raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both")
     if (
-        settings.is_production
-        and settings.smtp_host is not None
+        production
         and settings.smtp_security == "none"
+        and settings.smtp_host is not None
         and settings.smtp_host not in _LOOPBACK_HOSTS
     ):
         raise ValueError(
@@ -130,7 +123,7 @@ def refuse_unsafe(settings: Settings) -> None:
         )
     if (settings.s3_access_key_id is None) != (settings.s3_secret_access_key is None):
         raise ValueError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both")
-    if settings.is_production and settings.database_url is None:
+    if production and settings.database_url is None:
         raise ValueError(
             "DATABASE_URL is required in production (the embedded database is for "
             "development and tests)"

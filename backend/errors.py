@@ -1,9 +1,8 @@
 """The domain's error family: what went wrong, as plain data (status, code, message, headers).
 
 Services raise `AppError` subclasses; `describe` maps any exception to the error envelope's
-parts, for every transport (REST, MCP over HTTP or stdio, a chat turn), and `envelope` is the
-body a tool result carries. This module imports no web framework, so a service, the worker or
-a script uses it without loading FastAPI; the HTTP handlers are `backend/api/errors.py`.
+parts for every transport, and `envelope` is the body a tool result carries. No web framework
+here (a service, the worker or a script loads no FastAPI); HTTP handlers: backend/api/errors.py.
 """
 
 from __future__ import annotations
@@ -88,8 +87,7 @@ class InvalidRequest(AppError):
 
 
 class LimitReached(InvalidRequest):
-    """A documented limit (lists per user, tasks per list, subtasks per task) would be passed;
-    nothing was changed."""
+    """A documented limit (lists per user, tasks per list, ...) would be passed; nothing changed."""
 
     code = "LIMIT_REACHED"
     message = "A limit was reached"
@@ -116,9 +114,7 @@ class PreconditionFailed(AppError):
 
 
 class Taken(PreconditionFailed):
-    """A write that needs a name or a UID free found it held when it ran (the database refused
-    it, `TA412`: a CalDAV create whose href or UID a concurrent create took). `what`: "name"
-    or "uid"."""
+    """A CalDAV create whose name or UID (`what`) a concurrent create took (`TA412`)."""
 
     message = "Another object of this collection holds this name or UID"
 
@@ -166,8 +162,7 @@ class ServiceUnavailable(AppError):
 
 
 class UploadsBusy(ServiceUnavailable):
-    """As many uploads as a worker runs at once are running (ATTACHMENTS_MAX_CONCURRENT_UPLOADS):
-    refused before any byte of the body is read."""
+    """ATTACHMENTS_MAX_CONCURRENT_UPLOADS are running: refused before the body is read."""
 
     message = "Too many uploads in progress on this server; retry after Retry-After"
     headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "2", "Connection": "close"}
@@ -183,9 +178,7 @@ class RequestTimeout(AppError):
 
 
 class UploadIncomplete(AppError):
-    """The connection ended before the upload's body did (the client went away, or the
-    server's own deadline closed it): nothing was kept. Logged at INFO as the client's abort;
-    the answer has nobody to reach."""
+    """The connection ended before the upload's body did: nothing was kept (logged at INFO)."""
 
     status_code = 400
     code = "UPLOAD_INCOMPLETE"
@@ -194,8 +187,7 @@ class UploadIncomplete(AppError):
 
 
 class ChatNotConfigured(AppError):
-    """No chat provider is configured (CHAT_BASE_URL, CHAT_MODEL): chat is off, the rest of
-    the API is not. Not worth a retry until the deployment changes."""
+    """No chat provider is configured: chat is off (no retry helps), the rest of the API is not."""
 
     status_code = 503
     code = "CHAT_NOT_CONFIGURED"
@@ -212,8 +204,7 @@ class ChatProviderUnavailable(AppError):
 
 
 class ChatProviderError(AppError):
-    """The provider answered, but with something the agent cannot use (malformed tool
-    arguments, a tool that does not exist, an error the retry will not fix)."""
+    """The provider answered something the agent cannot use (malformed tool arguments, ...)."""
 
     status_code = 502
     code = "CHAT_PROVIDER_ERROR"
@@ -236,11 +227,7 @@ class ChatProviderTimeout(AppError):
     headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "5"}
 
 
-# What a client is told about any exception, whatever the transport (REST, MCP over HTTP or
-# stdio): the one mapping to the error envelope's parts.
-
-# Logged as `backend.errors`, the name operators' log queries and alerts match on; every record
-# carries the request id (backend/observability/logging.py).
+# The name operators' log queries and alerts match on.
 logger = logging.getLogger("backend.errors")
 
 
@@ -251,15 +238,13 @@ def error_body(
     return {"error": {"code": code, "message": message, "details": list(details)}}
 
 
-# Where a request's parameters (not its body) come from: a value there is one scalar, so
-# anything pydantic puts after the parameter's name in `loc` names a member of its union type
-# (`query.list_id.literal['none']`), not a place in the request.
+# Where a request's parameters come from: one scalar each, so what pydantic puts after the
+# name in `loc` names a member of its union type (`query.list_id.literal['none']`).
 _PARAMETERS = frozenset({"query", "path", "header", "cookie"})
 
 
-# An enum member as Python writes it (`<Role.viewer: 'viewer'>`), which pydantic puts in the
-# message of a `Literal` of members and of any enum whose repr it shows: a client reads the
-# value it sends instead (`'viewer'`).
+# An enum member as Python writes it (`<Role.viewer: 'viewer'>`), in some pydantic messages:
+# a client reads the value it sends (`'viewer'`).
 _ENUM_MEMBER = re.compile(r"<[A-Za-z_]\w*\.\w+: ('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?)>")
 
 
@@ -286,12 +271,8 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
-# The foreign keys to `users` of a column a request fills with the caller's id, by the naming
-# convention (`fk_<table>_<column>_users`, backend/models/common.py): a row's `user_id`, the
-# member a request joins as (`member_id`), a comment's author, a trashed task's deleter, an
-# attachment's uploader:
-# violated when the caller's account is deleted between the request's account lookup and its
-# write.
+# The foreign keys to `users` (`fk_<table>_<column>_users`) of a column a request fills with
+# the caller's id: violated when the account is deleted between its lookup and the write.
 ACCOUNT_KEY_SUFFIXES = (
     "_user_id_users",
     "_member_id_users",
@@ -384,12 +365,8 @@ def _unavailable_message(exc: Exception) -> str:
     return ServiceUnavailable.message
 
 
-# How a database error is logged (issue 61): SQLAlchemy's message carries the statement's SQL
-# and its parameters (`[SQL: ...] [parameters: {...}]`: user ids, e-mails, Idempotency-Keys,
-# a restore's snapshot), and a server error's text may quote a value (`DETAIL: Key
-# (email)=(...)`, `invalid input syntax for type ...: "..."`). A log names the error's class,
-# its SQLSTATE and the code that sent the statement, never its text; PostgreSQL's own log keeps
-# the failing statement (docs/guides/operations.md, "What PostgreSQL logs").
+# A database error's text carries the statement's SQL and values, or quotes a value (`DETAIL:
+# Key (email)=(...)`): a log names its class, SQLSTATE and sender, never its text.
 _DATABASE_ERRORS = (SQLAlchemyError, psycopg2.Error)
 # Modules that send every statement on someone else's behalf: the sender named is their caller.
 _CARRIERS = ("backend.db.", "backend.errors")
@@ -454,9 +431,8 @@ class LoggedDatabaseError(Exception):
 
 def loggable(exc: BaseException) -> BaseException:
     """`exc` as a log record may carry it: itself, or when it is (or follows) a database error,
-    a `LoggedDatabaseError` with its traceback and without the statement or its values. An
-    exception group (a task group's failure) is rendered with each of its exceptions: each is
-    made loggable so (review F5 of issue 61), in a copy of the group."""
+    a `LoggedDatabaseError` with its traceback and without the statement or its values (in an
+    exception group, each of its exceptions, in a copy of the group)."""
     if isinstance(exc, BaseExceptionGroup):
         exc = _loggable_group(exc)
     error = database_error(exc)

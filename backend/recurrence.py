@@ -14,16 +14,13 @@ A recurring task carries a rule (`recurrence`, an RRULE), a `time_zone` and its 
   date-time, or a date meaning that whole local day), the last year an instant may have
   (`INSTANT_MAX_YEAR`), or `HORIZON_YEARS` without any occurrence.
 
-dateutil parses and expands the rule; this module adds the policy (what a task may use) and
-the bounds. Policy: one RRULE line without DTSTART (the series starts at the due date), no
-more often than hourly, RFC 5545's value ranges and part combinations (dateutil accepts
-BYMONTH=13 and then searches for it until the year 9999), at most `RULE_MAX_LENGTH`
-characters. Bounds: dateutil's own loop only ends at the year 9999 when periods keep coming up
-empty (BYMONTH=2;BYMONTHDAY=30 scans every day until then, seconds of CPU). Rules are
-evaluated on a calendar shifted by a multiple of 400 years, the Gregorian cycle (the same
-weekdays, the same leap years), so that the years 9999 ends the search a little past where it
-is needed; COUNT and UNTIL are applied here, on the UTC instants, rather than passed to
-dateutil (dateutil deprecates rules that have both, and compares UNTIL on shifted dates).
+dateutil parses and expands the rule; this module adds the policy (one RRULE line without
+DTSTART, no more often than hourly, RFC 5545's value ranges and part combinations, at most
+`RULE_MAX_LENGTH` characters) and the bounds: dateutil's loop only ends at the year 9999 when
+periods keep coming up empty (BYMONTH=2;BYMONTHDAY=30: seconds of CPU), so rules are evaluated
+on a calendar shifted by a multiple of 400 years (the Gregorian cycle), the year 9999 ending
+the search a little past where it is needed; COUNT and UNTIL are applied here, on the UTC
+instants (dateutil would compare UNTIL on shifted dates).
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
+from itertools import islice
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -206,8 +204,7 @@ def _integers(name: str, value: str) -> list[int]:
 
 def _until(value: str) -> datetime | date:
     if _UNTIL_UTC.fullmatch(value):
-        parsed = _isoparse(value)
-        return parsed.astimezone(UTC)
+        return _isoparse(value).astimezone(UTC)
     if _UNTIL_DATE.fullmatch(value):
         return _isoparse(value).date()
     raise RuleError("UNTIL must be a date (20261231) or a UTC date-time (20261231T170000Z)")
@@ -287,12 +284,7 @@ class Schedule:
     def after(self, instant: datetime, limit: int) -> list[datetime]:
         """Up to `limit` due dates of the series after `instant`, in order, within
         `HORIZON_YEARS` of it."""
-        found: list[datetime] = []
-        for due in self._series(instant, _years_later(instant, HORIZON_YEARS)):
-            found.append(due)
-            if len(found) == limit:
-                break
-        return found
+        return list(islice(self._series(instant, _years_later(instant, HORIZON_YEARS)), limit))
 
     def _series(self, after: datetime, end: datetime) -> Iterator[datetime]:
         """The series' due dates in UTC after `after`, in order, until `end` (or the series'
@@ -372,7 +364,7 @@ def shift_reminder(at: datetime, old_due: datetime, new_due: datetime) -> dateti
 
 def calendar_rule(recurrence: str, zone_name: str, series_start: datetime) -> str:
     """The series' rule as an iCalendar RRULE whose DTSTART is one of its later occurrences
-    (a calendar feed's open occurrence, issue 52): COUNT (counted from the series' start) and
+    (a calendar feed's open occurrence): COUNT (counted from the series' start) and
     UNTIL become one UTC UNTIL, the series' last instant (RFC 5545 3.3.10: a DTSTART with a
     TZID takes a UTC UNTIL)."""
     rule = parse_rule(recurrence)

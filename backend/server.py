@@ -1,30 +1,21 @@
 """The HTTP/1.1 protocol `serve` runs: uvicorn's httptools protocol plus the bounds it lacks.
 
 uvicorn's httptools parser has no limit on a request's size before its body, and no timer
-covers receiving a request (the keep-alive timer is cancelled by the first byte and armed
-again only after a response). A 64 MB header was read, buffered and answered; connections
-trickling a header, or silent ones, were never closed. This subclass adds, per connection:
+covers receiving a request (the keep-alive timer is cancelled by the first byte). This
+subclass adds, per connection:
 
 - **A bound on the head** (request line and headers, `HTTP_MAX_HEADER_BYTES`): the parser is
-  never fed more of a head than that; a head not complete within it is answered 431 and the
-  connection closed, so no connection buffers more than the limit.
-- **A deadline to receive a request** (`HTTP_REQUEST_TIMEOUT_SECONDS`), head and body, from
-  the connection's opening or the request's first byte to its last. A head still unfinished
-  is answered 408 and closed; a body still unfinished has its connection closed (the app,
-  already running, sees a client disconnect, as for any client that goes away). An upload's
-  route gives its body a longer deadline (`LongResponse.receive_within`), and bounds its
-  stalls itself.
+  never fed more; a head not complete within it is answered 431 and the connection closed.
+- **A deadline to receive a request** (`HTTP_REQUEST_TIMEOUT_SECONDS`), from the connection's
+  opening or the request's first byte to its last: an unfinished head is answered 408 and
+  closed; an unfinished body has its connection closed (the app sees a disconnect). An
+  upload's route gives its body a longer deadline (`LongResponse.receive_within`).
 - **A bound on connections** (`HTTP_MAX_CONNECTIONS` per worker): a request on a connection
-  opened beyond it is marked, and the app answers it 503 with `Connection: close`
-  (the request gate of `backend/api/middleware.py`, so the answer has the envelope, a request
-  id and the access log), except `GET /health`, so a probe does not take a busy worker for a
-  dead one. uvicorn's own `limit_concurrency` answers plain text, refuses /health too, and
-  counts every open connection at each request, so connections already being served were
-  refused once new ones (idle or trickling) piled up; here only the newcomers are.
+  opened beyond it is marked, and the app's request gate answers it 503 with the envelope,
+  except `GET /health`. (uvicorn's `limit_concurrency` answers plain text, refuses /health
+  too, and refuses connections already served once new ones pile up.)
 
-Chosen over uvicorn's h11 protocol (which bounds the head, `h11_max_incomplete_event_size`,
-but answers 400 and has no receive deadline either) because h11 parses in Python and
-httptools in C: the subclass adds one attribute test per received chunk once a head is in.
+h11 bounds the head too, but answers 400, has no receive deadline and parses in Python.
 """
 
 from __future__ import annotations
@@ -40,11 +31,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 # The app's package alone (no module of it): the marker its request gate reads.
 from backend.api import CONNECTION, OVER_CONNECTION_LIMIT
 
-# Nothing heavier at import: uvicorn unpickles `protocol_factory`'s partial, and so imports
-# this module, in each spawned worker before that worker answers its supervisor's health
-# check (5 s): importing the app's modules here (FastAPI, SQLAlchemy) took seconds on a loaded
-# machine, enough for a worker to be killed before it started. `raw_error` imports the
-# envelope when it needs it.
+# Nothing heavier at import: each spawned worker imports this module (unpickling
+# `protocol_factory`'s partial) before answering its supervisor's 5 s health check.
 if TYPE_CHECKING:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
@@ -97,9 +85,7 @@ class LongResponse:
 
     __slots__ = ("_protocol", "_transport", "closing")
 
-    def __init__(
-        self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol | None = None
-    ) -> None:
+    def __init__(self, transport: asyncio.Transport, protocol: BoundedHttpToolsProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
         self.closing = asyncio.Event()
@@ -109,10 +95,8 @@ class LongResponse:
 
     def receive_within(self, seconds: float) -> None:
         """The request's body may take `seconds` from now instead of what is left of
-        HTTP_REQUEST_TIMEOUT_SECONDS (an upload: ATTACHMENTS_UPLOAD_SECONDS; its stalls are
-        the app's own bound)."""
-        if self._protocol is not None:
-            self._protocol.receive_within(seconds)
+        HTTP_REQUEST_TIMEOUT_SECONDS (an upload: ATTACHMENTS_UPLOAD_SECONDS)."""
+        self._protocol.receive_within(seconds)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from anyio import to_thread
 
-from backend.auth.tokens import InvalidToken, JwksUnavailable, TokenClaims
+from backend.auth.jwks import JwksUnavailable
+from backend.auth.tokens import InvalidToken, TokenClaims
 from backend.auth.verifier import TokenVerifier
 from backend.errors import ServiceUnavailable, Unauthorized
 

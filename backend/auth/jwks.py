@@ -87,8 +87,7 @@ class JwksCache:
         return self._attempted_at is None or now - self._attempted_at >= self.min_refetch_seconds
 
     def _refresh(self, now: float) -> None:
-        # On first use: most processes never fetch keys, and httpx costs a tenth of a second
-        # at start (issue 50).
+        # On first use: most processes never fetch keys, and httpx costs 0.1 s to import.
         import httpx
 
         self._attempted_at = now

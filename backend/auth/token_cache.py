@@ -1,13 +1,9 @@
-"""A short-lived cache of verified tokens, so a client's requests do not each pay for the
-signature check (the largest part of authenticating a request).
+"""A short-lived cache of verified shared-secret tokens, so a client's requests do not each
+pay for the signature check (the largest part of authenticating a request).
 
-Keyed on the whole token string: a hit means these exact bytes were verified moments ago.
-An entry lives at most `ttl` seconds and never past the token's own `exp`, so an expired token
-is refused just as without the cache. Revocation (`ver`) and account deletion are unaffected:
-they are checked against the user row on every request, after the claims. Used for
-shared-secret (HS256) tokens only: when a JWKS is configured, every token is verified against
-the current key set, so a withdrawn key stops working when the key cache says. Bounded: the
-least recently used entries go first.
+Keyed on the whole token string; an entry lives at most `ttl` seconds and never past the
+token's own `exp`. Revocation and account deletion are checked against the user row on every
+request anyway. Bounded: the least recently used entries go first.
 """
 
 from __future__ import annotations

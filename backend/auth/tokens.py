@@ -1,18 +1,10 @@
 """Bearer tokens: issuing built-in ones and verifying every kind.
 
-Verification is strict by construction: the token's `alg` picks exactly one key source
-(HS256: the shared secret; RS256/ES256/EdDSA: the JWKS key named by `kid`, whose type must fit
-the algorithm) and python-jose is called with that single algorithm, so no key is ever used
-with an algorithm it was not made for. `exp` and `sub` are required, `nbf`/`iat` honoured,
-`iss`/`aud` required and checked when configured. Token headers that point at keys (`jku`,
-`x5u`, `jwk`, `x5c`) are never used.
-
-Every failure becomes `InvalidToken` (401) in one place, `decode_token`, whatever raised it:
-python-jose and the json module raise OverflowError, RecursionError, TypeError... on validly
-signed payloads with odd values (`"exp": 1e400`, a claim nested thousands of levels deep). On
-top of python-jose, the time claims must be JSON numbers (not strings or booleans), finite,
-between 1970 and the year 9999, and a token from any issuer but the built-in one may not live
-longer than `JWT_MAX_TOKEN_LIFETIME_SECONDS`.
+Strict by construction: the token's `alg` picks exactly one key source (HS256: the shared
+secret; else the JWKS key named by `kid`, whose type must fit) and python-jose is called with
+that single algorithm. `exp` and `sub` are required, `iss`/`aud` when configured; headers that
+point at keys (`jku`, `x5u`, `jwk`, `x5c`) are never used. Every failure, whatever a crafted
+payload makes a library raise (`"exp": 1e400`), is `InvalidToken` (401), in `decode_token`.
 """
 
 from __future__ import annotations
@@ -36,7 +28,6 @@ from backend.models.common import storable_text
 logger = logging.getLogger(__name__)
 
 HS256 = "HS256"
-ALGORITHMS = [HS256]
 # Tokens the built-in issuer mints carry this claim: their account must already exist, so a
 # token that outlives its deleted account cannot re-create it.
 LOCAL_ISSUER_CLAIM = "task_api"
@@ -51,9 +42,6 @@ MAX_NUMERIC_DATE = 253_402_300_799
 
 class InvalidToken(Exception):
     """The token is missing, malformed, forged, expired or not for this API."""
-
-
-__all__ = ["InvalidToken", "JwksUnavailable", "TokenClaims", "decode_token", "issue_token"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +85,7 @@ def issue_token(
         claims["iss"] = settings.jwt_issuer
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
-    return jwt.encode(claims, settings.signing_secret(), algorithm=ALGORITHMS[0])
+    return jwt.encode(claims, settings.signing_secret(), algorithm=HS256)
 
 
 def decode_token(token: str, settings: Settings, jwks: JwksCache | None = None) -> TokenClaims:
@@ -232,12 +220,7 @@ def _verified_claims(
     }
     try:
         claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            issuer=issuer,
-            audience=audience,
-            options=options,
+            token, key, algorithms=[algorithm], issuer=issuer, audience=audience, options=options
         )
     except JOSEError as exc:
         raise InvalidToken(str(exc)) from None

@@ -1,7 +1,6 @@
 """`TokenVerifier`: the one object that turns a bearer token into verified claims, for every
-way in (REST routes, and any later transport). Shared-secret (HS256) tokens are verified on
-the caller's thread and their claims cached briefly; tokens signed with a JWKS key may need
-the key set fetched, so `fetches_keys` tells the caller to verify them off the event loop."""
+way in. With a JWKS the key set may need fetching: `fetches_keys` tells the caller to verify
+off the event loop."""
 
 from __future__ import annotations
 
@@ -30,10 +29,8 @@ class TokenVerifier:
 
     def verify(self, token: str) -> TokenClaims:
         """The token's claims; `InvalidToken` (401) or `JwksUnavailable` (503) otherwise.
-
-        With a JWKS configured every token is verified against the current key set, so a key
-        the issuer withdraws stops working exactly when the key cache says; shared-secret
-        tokens alone are served from the short-lived cache (`token_cache.py`)."""
+        With a JWKS every token is verified against the current key set (a withdrawn key stops
+        working when the key cache says); without, from the short-lived cache."""
         if self._jwks is not None:
             return decode_token(token, self._settings, self._jwks)
         claims = self._verified.get(token)

@@ -27,17 +27,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from backend.cli import (
-    check,
-    database,
-    docs_site,
-    documents,
-    events,
-    mcp_stdio,
-    seed,
-    serve,
-    token,
-)
+from backend.cli import check, database, docs_site, documents, events, mcp_stdio, seed, serve, token
 
 # In the order `--help` lists them.
 COMMANDS = (
@@ -56,6 +46,8 @@ COMMANDS = (
     events.add_worker,
     events.add_events,
 )
+# Commands that print their own findings: library chatter would bury them.
+QUIET = {"check", "seed", "token", "push-key", "openapi", "prune", "db", "mcp-tools", "events"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,20 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # check and seed print their own findings; library chatter would bury them.
-    quiet = args.command in {
-        "check",
-        "seed",
-        "token",
-        "push-key",
-        "openapi",
-        "prune",
-        "db",
-        "mcp-tools",
-        "events",
-    }
     logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
+        level=logging.WARNING if args.command in QUIET else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger(__name__).setLevel(logging.INFO)  # its own few lines always show

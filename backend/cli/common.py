@@ -78,11 +78,8 @@ def fail(message: str) -> NoReturn:
 
 
 def ready_database(settings: Settings, url: str) -> None:
-    """Refuse to start on a database that cannot serve: one line saying what to fix, exit 1.
-
-    Reachable within the connect timeout; migrations applied (applying them first when
-    auto-migrate is on, otherwise refusing while any is pending).
-    """
+    """Refuse to start on a database that cannot serve (unreachable, or a migration pending
+    without auto-migrate, which applies them): one line saying what to fix, exit 1."""
     import psycopg2
 
     from backend.db import preflight

@@ -163,8 +163,7 @@ def cmd_dead(args: argparse.Namespace) -> int:
     print(f"{len(rows)} dead event{'s' if len(rows) != 1 else ''}", file=sys.stderr)
     if dead:
         print(
-            f"{len(dead)} dead reminder deliver{'ies' if len(dead) != 1 else 'y'}",
-            file=sys.stderr,
+            f"{len(dead)} dead reminder deliver{'ies' if len(dead) != 1 else 'y'}", file=sys.stderr
         )
     return 0
 

@@ -6,14 +6,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from backend.cli.common import (
-    DEV_HELP,
-    database_url,
-    fail,
-    load_settings,
-    logger,
-    ready_database,
-)
+from backend.cli.common import DEV_HELP, database_url, fail, load_settings, logger, ready_database
 
 if TYPE_CHECKING:
     from backend.cli.common import Subcommands
@@ -25,7 +18,8 @@ MCP_TOKEN_ENV = "TASK_API_TOKEN"  # noqa: S105 (a variable's name, not a secret)
 def cmd_mcp(args: argparse.Namespace) -> int:
     import anyio
 
-    from backend.auth.tokens import InvalidToken, JwksUnavailable
+    from backend.auth.jwks import JwksUnavailable
+    from backend.auth.tokens import InvalidToken
     from backend.auth.verifier import TokenVerifier
     from backend.db.engine import create_db_engine
     from backend.errors import AppError
@@ -77,8 +71,7 @@ def add_mcp(sub: Subcommands) -> None:
     who = mcp.add_mutually_exclusive_group()
     who.add_argument("--user", metavar="USER_ID", help="act as this user id")
     who.add_argument(
-        "--token",
-        help=f"act as this token's user (prefer {MCP_TOKEN_ENV}: arguments show in `ps`)",
+        "--token", help=f"act as this token's user (prefer {MCP_TOKEN_ENV}: arguments show in `ps`)"
     )
     mcp.add_argument("--dev", action="store_true", help=DEV_HELP)
     mcp.set_defaults(func=cmd_mcp)

@@ -95,10 +95,8 @@ def _closing_supervisor() -> type[Multiprocess]:
     from uvicorn.supervisors import Multiprocess
 
     class ClosingSupervisor(Multiprocess):
-        """uvicorn's worker supervisor, but it closes its own copy of the listening socket
-        before stopping the workers. uvicorn keeps it open until every worker has drained, so
-        during a graceful shutdown the kernel kept accepting connections nobody would serve
-        (clients hung until the parent exited) instead of refusing them."""
+        """uvicorn's worker supervisor, closing its own copy of the listening socket before
+        stopping the workers: kept open, the kernel accepts connections nobody will serve."""
 
         def terminate_all(self) -> None:
             for sock in self.sockets:

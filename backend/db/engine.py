@@ -55,17 +55,10 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def create_db_engine(url: str, settings: Settings) -> Engine:
-    """One engine per process. Settings chosen for Neon's pooler as well as a local server:
-
-    - a checkout costs no round trip: a pooled connection is checked for a closed socket, and
-      pinged only when idle longer than `DB_POOL_PING_IDLE_SECONDS` (`_check_on_checkout`);
-    - recycle below Neon's 5-minute idle suspend;
-    - no startup `options` and no session `SET` (PgBouncer transaction mode rejects or loses them):
-      the time zone (UTC) and the statement timeout are set per transaction instead (`SET LOCAL`);
-    - bounded connect and pool-wait times, so an unreachable database fails fast (503); the
-      connect timeout is capped by the response timeout;
-    - a bounded wait for every answer (`DB_RESPONSE_TIMEOUT_MS`), and a breaker that answers
-      new requests 503 at once while the database is not answering (`backend/db/deadline.py`).
+    """One engine per process, for Neon's pooler as well as a local server: a checkout costs
+    no round trip (`_check_on_checkout`); no startup `options` or session `SET` (a transaction
+    pooler loses them: the time zone and statement timeout are `SET LOCAL`); bounded connect
+    and pool waits; a bounded wait for every answer, and a breaker (backend/db/deadline.py).
     """
     parsed = make_url(normalize_url(url))
     response_timeout_ms = settings.effective_db_response_timeout_ms
@@ -120,18 +113,12 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
 def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
     """Never hand out a dead pooled connection, without a round trip on a busy pool.
 
-    A server that ends a connection (a restart, `pg_terminate_backend`, a pooler recycling
-    it, Neon suspending its compute) sends an error and closes the socket, so the socket of an
-    idle connection turns readable: checked with a zero-timeout poll, a system call and no
-    round trip. A healthy idle connection has nothing to read; if something is there, a ping
-    tells an asynchronous notice from a dead peer. What a closed socket cannot show (a path
-    that silently dropped the connection: a NAT or firewall timeout) only happens after long
-    idling, so a connection idle longer than `ping_idle_seconds` is pinged as `pool_pre_ping`
-    would (0: every checkout). A connection the server drops between this check and the first
-    statement still fails that request (503): as it could between a ping and the statement.
-
-    A dead one invalidates the pool, as a failed pre-ping does (after a restart, every pooled
-    connection is dead), and the pool connects afresh.
+    A server that ends a connection sends an error and closes the socket, so an idle
+    connection's socket turns readable: a zero-timeout poll sees it (if something is there, a
+    ping tells a notice from a dead peer). What a socket cannot show (a NAT or firewall that
+    silently dropped it) only happens after long idling, so a connection idle longer than
+    `ping_idle_seconds` is pinged (0: every checkout). A dead one invalidates the pool, as a
+    failed pre-ping does.
     """
 
     @event.listens_for(engine, "connect")
@@ -167,14 +154,9 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
 
 def _on_return(engine: Engine) -> None:
     """A connection given back to the pool: when it went idle (`_check_on_checkout`), and back
-    in psycopg2's transactions, whoever borrowed it.
-
-    A request's entry, the live streams' reader and `autocommitted` switch their connection to
-    autocommit; a borrower that never gets to switch back (a task cancelled in its `finally`,
-    a connection left to the garbage collector) would otherwise lend autocommit to the next,
-    whose `begin()` would then commit statement by statement. Switching back is psycopg2's
-    own flag, no round trip. One still inside a transaction it was sent as text (which the
-    pool's rollback does not see in autocommit) is discarded."""
+    out of autocommit, whoever borrowed it (a borrower that never switched back would lend
+    autocommit to the next, whose `begin()` would commit statement by statement). One still
+    inside a transaction sent as text (the pool's rollback does not see it) is discarded."""
 
     @event.listens_for(engine, "checkin")
     def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -199,15 +181,10 @@ _HEAP_KEPT = "SELECT length(repeat(' ', 4194304))"
 def _keep_heap(engine: Engine) -> None:
     """Keep a new connection's server process from giving its heap back after every statement.
 
-    PostgreSQL parses and plans a statement in memory it frees when the next one arrives. For
-    a statement whose planning passes ~0.5 MB (a listing's two arms under the outcome wrapper:
-    a 512 kB block), glibc returns the top of the heap to the system at each free (its trim
-    threshold is twice its mmap threshold, 128 kB until the process frees a larger mapped
-    block) and faults it back in page by page on the next: ~140 page faults and 0.3 ms of
-    the server's CPU per listing. A 4 MiB value allocated and freed once raises both
-    thresholds for the life of the process (glibc's dynamic mmap threshold), so the heap is
-    kept. One round trip per new connection; a transaction pooler's backends are not ours to
-    tune, and nothing depends on this but the server's CPU."""
+    A listing plans in a ~512 kB block; glibc returns the top of the heap at each free (its
+    trim threshold is twice its mmap threshold, 128 kB at first) and faults it back in on the
+    next: ~0.3 ms of the server's CPU per listing. A 4 MiB value allocated and freed once
+    raises both thresholds for the life of the process. One round trip per new connection."""
 
     @event.listens_for(engine, "connect")
     def _heap(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -218,11 +195,9 @@ def _keep_heap(engine: Engine) -> None:
 
 
 def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
-    """Give every new connection its server's clock (the offset from ours, within half the
-    round trip it took to read it) and the deadline a message that commits by itself gets
-    (`task_api_in_time`, `Sender._send`): the response timeout, less a margin for the offset,
-    the COMMIT and the answer's way back. One round trip per new connection, none per
-    request."""
+    """Give every new connection its server's clock offset and the deadline a message that
+    commits by itself gets (`task_api_in_time`): the response timeout, less a margin for the
+    offset, the COMMIT and the answer's way back. One round trip per new connection."""
 
     @event.listens_for(engine, "connect")
     def _clock(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -251,10 +226,8 @@ CONNECTION_KEYS = frozenset((_CONNECTION_IDLE_SINCE, CONNECTION_CLOCK_OFFSET, CO
 
 @contextmanager
 def autocommitted(engine: Engine) -> Iterator[Connection]:
-    """A pooled connection whose statements each commit on their own: one round trip each,
-    no `BEGIN` before or `ROLLBACK` after (the pool's reset of an idle connection sends
-    nothing). For the few statements outside a request's unit of work that need no
-    transaction (the live streams' reader, a stream ticket's use)."""
+    """A pooled connection whose statements each commit on their own (no `BEGIN`, no
+    `ROLLBACK`): for the few outside a unit of work that need no transaction."""
     with engine.connect() as conn:
         dbapi = conn.connection.dbapi_connection
         if dbapi is None:

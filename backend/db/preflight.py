@@ -8,6 +8,7 @@ encode the mistakes people make when pasting connection strings from Neon's cons
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -77,69 +78,58 @@ def parse_url(name: str, url: str) -> ParsedUrl:
     return ParsedUrl(host=parsed.host, port=parsed.port, database=parsed.database, query=query)
 
 
-def lint_urls(app_url: str, migration_url: str | None) -> list[Finding]:
+def lint_urls(app_url: str, migration_url: str | None) -> Iterator[Finding]:
     """Static checks of DATABASE_URL / DATABASE_MIGRATION_URL (no connection made)."""
-    findings: list[Finding] = []
     try:
         app = parse_url("DATABASE_URL", app_url)
     except ValueError as exc:
-        return [Finding(Level.error, str(exc))]
-    findings += _lint_ssl("DATABASE_URL", app)
+        yield Finding(Level.error, str(exc))
+        return
+    yield from _lint_ssl("DATABASE_URL", app)
     if app.is_neon and not app.is_neon_pooler:
-        findings.append(
-            Finding(
-                Level.warn,
-                "DATABASE_URL uses Neon's direct host; the app should use the pooled host "
-                "(add '-pooler' after the endpoint id, e.g. ep-name-123456-pooler...) so that "
-                "replicas share Neon's connection pool",
-            )
+        yield Finding(
+            Level.warn,
+            "DATABASE_URL uses Neon's direct host; the app should use the pooled host "
+            "(add '-pooler' after the endpoint id, e.g. ep-name-123456-pooler...) so that "
+            "replicas share Neon's connection pool",
         )
     if migration_url is None:
         if app.is_neon_pooler:
-            findings.append(
-                Finding(
-                    Level.warn,
-                    "DATABASE_MIGRATION_URL is unset, so migrations would run through the "
-                    "pooled '-pooler' host; set it to Neon's direct connection string",
-                )
+            yield Finding(
+                Level.warn,
+                "DATABASE_MIGRATION_URL is unset, so migrations would run through the "
+                "pooled '-pooler' host; set it to Neon's direct connection string",
             )
-        return findings
+        return
     try:
         migrations = parse_url("DATABASE_MIGRATION_URL", migration_url)
     except ValueError as exc:
-        return [*findings, Finding(Level.error, str(exc))]
-    findings += _lint_ssl("DATABASE_MIGRATION_URL", migrations)
+        yield Finding(Level.error, str(exc))
+        return
+    yield from _lint_ssl("DATABASE_MIGRATION_URL", migrations)
     if migrations.is_neon_pooler:
-        findings.append(
-            Finding(
-                Level.error,
-                "DATABASE_MIGRATION_URL uses Neon's pooled '-pooler' host; migrations need the "
-                "direct host (remove '-pooler' from the host name)",
-            )
+        yield Finding(
+            Level.error,
+            "DATABASE_MIGRATION_URL uses Neon's pooled '-pooler' host; migrations need the "
+            "direct host (remove '-pooler' from the host name)",
         )
-    return findings
 
 
-def _lint_ssl(name: str, url: ParsedUrl) -> list[Finding]:
+def _lint_ssl(name: str, url: ParsedUrl) -> Iterator[Finding]:
     sslmode = url.query.get("sslmode")
     if url.is_neon and sslmode not in SAFE_SSLMODES:
         got = f"sslmode={sslmode}" if sslmode else "no sslmode"
-        return [
-            Finding(
-                Level.error,
-                f"{name} has {got}; Neon only accepts SSL connections: add ?sslmode=require "
-                "(as in the connection string Neon's console shows)",
-            )
-        ]
-    if not url.is_local and sslmode not in SAFE_SSLMODES:
-        return [
-            Finding(
-                Level.warn,
-                f"{name} points at the remote host {url.host} without sslmode=require; "
-                "credentials and data may travel unencrypted",
-            )
-        ]
-    return []
+        yield Finding(
+            Level.error,
+            f"{name} has {got}; Neon only accepts SSL connections: add ?sslmode=require "
+            "(as in the connection string Neon's console shows)",
+        )
+    elif not url.is_local and sslmode not in SAFE_SSLMODES:
+        yield Finding(
+            Level.warn,
+            f"{name} points at the remote host {url.host} without sslmode=require; "
+            "credentials and data may travel unencrypted",
+        )
 
 
 def probe(name: str, url: str, timeout: float) -> Finding:

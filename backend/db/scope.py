@@ -1,16 +1,12 @@
 """The one place that scopes statements to the caller.
 
 `owned` adds `<table>.user_id = :owner` to a statement (the caller's own rows); `access` is
-the one access predicate of shared lists: the row is in the caller's space (`user_id =
-:owner`), or its list is one the caller is a member of with a role that is enough (`list_id =
-ANY(ARRAY(<the caller's memberships with those roles>))`, an array read once per statement,
-so both arms are index lookups). `Scoped` sends every statement of a scoped service with
-`owner` bound to the service's caller (after the statement's own values: none rebinds it).
-The sender refuses (`Unscoped`) a statement that touches a per-user table (every table of the
-metadata with a `user_id` column) without one of those predicates, inserts a row whose
-`user_id` is not `:owner`, or changes a row's owner: backend/db/scope_check.py, on the SQL as
-compiled, with the narrower shapes of shared lists it accepts. A row the caller may not reach
-is therefore indistinguishable from one that does not exist.
+the one access predicate of shared lists: the row is in the caller's space, or its list is one
+the caller is a member of with a role that is enough (`list_id = ANY(ARRAY(<the caller's
+memberships>))`, read once per statement: both arms are index lookups). `Scoped` sends every
+statement of a scoped service with `owner` bound to its caller (last: nothing rebinds it); the
+sender refuses an unscoped one (backend/db/scope_check.py). A row the caller may not reach is
+therefore indistinguishable from one that does not exist.
 """
 
 from __future__ import annotations
@@ -84,10 +80,9 @@ MEMBER_PLANNED = func.task_api_member_planned(bindparam(OWNER, type_=Text), type
 
 def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
     """The member arm of `access` alone: the row's list is one the caller is a member of with
-    one of `roles`. The list decides; the owners' ids beside it let the plan use the same
-    `(user_id, list_id, ...)` indexes an owner's reads use (a list's rows are in its owner's
-    space: the two arrays never admit a row the lists alone would not). Gated on the caller
-    being a member at all, so a member of nothing does not pay for planning it (issue 49)."""
+    one of `roles`. The owners' ids beside it let the plan use an owner's `(user_id, list_id,
+    ...)` indexes (they admit no row the lists would not). Gated on the caller being a member
+    at all, so a member of nothing does not pay for planning it."""
     listed = table.c.id if _named(table) == "task_lists" else table.c.list_id
     return and_(
         MEMBER_PLANNED,
@@ -98,21 +93,16 @@ def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
 
 def if_member(value: ColumnElement[Any]) -> ColumnElement[Any]:
     """`value` for a caller who is a member of some list, else NULL, decided while planning
-    (`shared`'s gate): a subquery that only a member's rows need (a member's own reminders, a
-    shared list's feed position) is then not planned for a member of nothing."""
+    (`shared`'s gate): a subquery only a member's rows need is not planned for anyone else."""
     gated: ColumnElement[Any] = case((MEMBER_PLANNED, value))
     return gated
 
 
 def members_only(statement: Any, name: str) -> Any:
-    """`statement` (a SELECT that only a member's rows can answer: a listing's member arm,
-    `shared` in its WHERE) behind `shared`'s gate, one query level above it: for a member of
-    nothing the gate folds to false on the level's one relation, which PostgreSQL then
-    excludes before it plans it (`relation_excluded_by_constraints`), so the statement is
-    never planned, where the gate inside it still plans its columns, its sort and its
-    limit over a false scan. For a member the gate folds to true and the level is a plain
-    pass-through. Its rows are `statement`'s, its columns named bare (`name` is the level's
-    one relation), which keeps the level's text short."""
+    """`statement` (a SELECT only a member's rows can answer) behind `shared`'s gate, one query
+    level above it: for a member of nothing the gate folds to false on the level's one
+    relation (`name`), which PostgreSQL excludes before planning it (a gate inside would still
+    plan its sort and limit over a false scan); for a member, a plain pass-through."""
     inner = statement.subquery(name)
     return (
         select(*(column(c.name, c.type) for c in inner.c)).select_from(inner).where(MEMBER_PLANNED)
@@ -121,8 +111,7 @@ def members_only(statement: Any, name: str) -> Any:
 
 def caller_role(table: Any) -> ColumnElement[str]:
     """The caller's role in the list of a row of `table`: `owner` in its own space, else its
-    membership's (NULL: none). Read beside the row, where a write that matched nothing asks
-    why (403 or 404) and where a list is handed out with the caller's `role`."""
+    membership's (NULL: none), read beside the row (why a write matched nothing: 403 or 404)."""
     from backend.models import ListMember
 
     mine = ListMember.__table__.alias("mine")  # type: ignore[attr-defined]
@@ -137,29 +126,23 @@ def caller_role(table: Any) -> ColumnElement[str]:
 
 
 def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
-    """The one access predicate: the row of `table` (tasks, lists, comments, memberships,
-    invitations) is in the caller's space, or in a list the caller is a member of with one of
-    `roles` (`Role.at_least()`)."""
+    """The one access predicate: the row of `table` is in the caller's space, or in a list the
+    caller is a member of with one of `roles` (`Role.at_least()`)."""
     return or_(table.c.user_id == bindparam(OWNER), shared(table, roles))
 
 
 def space_locked(table: Any) -> ColumnElement[bool]:
-    """A write's condition that takes the change lock of the row's space (its `user_id`)
-    before the row is locked (migration 0033): a member writing in an owner's space takes the
-    two locks in the order the owner's own write does, so the two cannot deadlock."""
+    """A write's condition that takes the change lock of the row's space before the row's lock:
+    the order the owner's own write takes them in, so the two cannot deadlock."""
     locked: ColumnElement[bool] = func.task_api_lock_space(table.c.user_id)
     return locked
 
 
 def spaces_locked(space: Any) -> Any:
-    """The statement that takes a write's change locks, the caller's and those of `space`
-    (the owner's id, or an array of owners' ids, of the rows the write names, read with the
-    access predicate: NULL, or the caller's own, where it is no member), waiting for neither
-    while it holds the other (`task_api_lock_spaces`, migration 0036). Sent ahead of the
-    write by `Scoped._lock_spaces`, instead of the caller's lock at entry: a member's write
-    that took the caller's at entry and the owner's in its statement could deadlock with the
-    owner's write, as a member, in one of the caller's lists (specs/events.md, "Lock order
-    across spaces")."""
+    """The statement that takes a write's change locks, the caller's and those of `space` (the
+    owners' ids of the rows the write names), waiting for neither while holding the other
+    (`task_api_lock_spaces`); sent ahead of the write instead of the caller's lock at entry
+    (specs/events.md, "Lock order across spaces")."""
     spaces = (
         func.array_append(space, bindparam(OWNER))
         if isinstance(space.type, sqltypes.ARRAY)
@@ -182,14 +165,11 @@ class EachCaller:
 
 
 def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -> EachCaller:
-    """`statement`, built for one caller (`:owner`), for many callers in one statement (issue
-    64: the live streams' reader): the range `callers` is `unnest` of bound arrays, the callers'
-    ids (`callers_owner`) and one per name of `values` (its SQL type: a value each caller has
-    its own of, `callers_<name>`), `WITH ORDINALITY` (`n`); `statement` is LATERAL to it, with
-    `:owner` and each of those values read from the caller's row (`callers.owner`, ...). The
-    statement is the same construction as the one-caller one: the same predicates, with the
-    caller taken from a row. The scope check accepts `callers.owner` as the caller in this
-    shape only (scope_check.py, "Many callers"): every caller is a bound value."""
+    """`statement`, built for one caller (`:owner`), for many in one statement (the live
+    streams' reader): the range `callers` is `unnest` of bound arrays (`callers_owner`, and
+    `callers_<name>` per name of `values`, its SQL type) `WITH ORDINALITY` (`n`); `statement`
+    is LATERAL to it, `:owner` and those values read from the caller's row. The scope check
+    accepts `callers.owner` as the caller in this shape only: every caller is a bound value."""
     arrays: list[Any] = [cast(bindparam(f"{CALLERS}_{OWNER}"), ARRAY(Text))]
     columns: list[Any] = [column(OWNER, Text)]
     for key, type_ in values.items():
@@ -231,10 +211,8 @@ def _named(table: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Bound:
-    """A statement built once for its shape, with the values this use binds to it: every
-    `Scoped` method takes one where it takes a statement. The statement object stays the
-    same from request to request, so its compiled form and scope check are looked up, not
-    redone (`sender._compiled`)."""
+    """A statement built once for its shape, with the values this use binds (every `Scoped`
+    method takes one): the same object each request, so its compiled form is looked up."""
 
     statement: Any
     values: Mapping[str, Any]
@@ -242,8 +220,7 @@ class Bound:
 
 class Scoped:
     """A service over one caller's rows, sending through the unit of work's `Sender` (which
-    checks every statement scoped as it compiles it, backend/db/scope_check.py): every
-    statement is bound to the caller (`owner`). Two ways to send: `_read` and `_write`
+    checks every statement scoped), each bound to the caller (`owner`): `_read` and `_write`
     (the task service's own modes: backend/services/task_sending.py)."""
 
     def __init__(self, send: Sender, user_id: str) -> None:
@@ -280,15 +257,13 @@ class Scoped:
         self._send.ahead(*self._bind(statement, values))
 
     def _beside(self, statement: Any, **values: Any) -> None:
-        """Read `statement` in the next statement's message where a statement ahead refuses
-        the request (nothing written): its rows in `self._send.beside_rows`
-        (`Sender.beside`); where nothing refuses, it is not run."""
+        """Read `statement` in the next statement's message where a statement ahead refuses the
+        request: its rows in `self._send.beside_rows`; where nothing refuses, it is not run."""
         self._send.beside(*self._bind(statement, values))
 
     def _lock_spaces(self, statement: Any, *, first: bool = True, **values: Any) -> None:
-        """The write's change locks are `statement`'s to take (`task_api_lock_spaces`, migration
-        0036), ahead of the write in its message, instead of the caller's at entry. Not
-        `first`: only where the write is the request's first (else its locks are taken)."""
+        """The write's change locks are `statement`'s to take, ahead of the write in its message,
+        instead of the caller's at entry. Not `first`: only where the write is the first."""
         self._send.locks_spaces(*self._bind(statement, values), first=first)
 
     def _at_commit(self, statement: Any, **values: Any) -> None:

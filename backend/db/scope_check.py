@@ -1,18 +1,11 @@
-"""The one scope check (issue 49): every statement the app sends through its `Sender`, on the
-SQL as compiled for sending, before the database sees it.
+"""The one scope check: every statement the app sends through its `Sender`, on the SQL as
+compiled for sending (`%(owner)s` is the caller), parsed by PostgreSQL's own parser (pglast)
+and cached by its text; one that fails raises `Unscoped` unsent (docs/contributing, "How
+scoping is checked").
 
-`sender._compile` hands each statement's SQL here once per statement object and value names
-(built statements and raw `text()` alike); `problem` parses it with PostgreSQL's own parser
-(pglast, libpg_query) and is cached by the SQL's text, so a statement seen before costs a dict
-lookup. The caller is the parameter `%(owner)s` (`scope.Scoped` binds it to the caller, after
-the statement's own values, so no value can rebind it). A statement that fails raises
-`Unscoped`.
-
-Every query level (the statement, each CTE including data-modifying ones, subqueries, UNION
-arms, the SELECT of an `INSERT ... SELECT`, `UPDATE ... FROM`, `DELETE ... USING`, JOINs) that
-reads or writes a per-user table (every table of the metadata with a `user_id` column) must
-scope each name it reads the table as among the AND-conjuncts of its own WHERE or JOIN ... ON
-(a predicate under OR or NOT does not count):
+Every query level (CTEs, subqueries, UNION arms, JOINs, ...) that reads or writes a per-user
+table must scope each name it reads the table as among the AND-conjuncts of its own WHERE or
+JOIN ... ON (a predicate under OR or NOT does not count):
 
 - owned: `<name>.user_id = :owner`;
 - the access predicate of shared lists (`scope.access`): `<name>.user_id = :owner OR
@@ -363,12 +356,8 @@ _MEMBER_TABLES = ("list_members", "task_member_reminders")
 def _owned_names(conjuncts: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
     """The range names the conjuncts scope to the caller (`single`: the level's only range
     name, which an unqualified column means; `relations`: each range name's table)."""
-    names: set[str] = set()
-    for node in conjuncts:
-        name = _scoped_by(node, single, relations)
-        if name is not None:
-            names.add(name)
-    return names
+    found = (_scoped_by(node, single, relations) for node in conjuncts)
+    return {name for name in found if name is not None}
 
 
 def _scoped_by(node: Any, single: str | None, relations: dict[str, str]) -> str | None:

@@ -1,6 +1,5 @@
 """Who calls a tool (`Caller`): what a tool's unit of work needs, for any transport and for
-chat. Apart from the server (server.py) so that what names a caller (chat's routes and turn)
-does not import the MCP SDK (issue 50: it loads on first use, backend/mcp/http.py)."""
+chat; apart from server.py so that chat, which names a caller, does not import the MCP SDK."""
 
 from __future__ import annotations
 
@@ -16,9 +15,8 @@ from backend.errors import Unauthorized
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling and where their data lives: what a unit of work needs. `refused` hears
-    of a tool call whose unit of work refused the account (a revoked token, a deleted
-    account), for a transport that answers that itself (HTTP: 401)."""
+    """Who is calling and where their data lives. `refused` hears of a call whose unit of work
+    refused the account, for a transport that answers that itself (HTTP: 401)."""
 
     engine: Engine
     settings: Settings

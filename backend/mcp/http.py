@@ -1,22 +1,18 @@
 """`/mcp`: the MCP server over Streamable HTTP, inside the API app (same port, same workers).
 
-The SDK's session manager runs stateless with JSON responses: every POST is answered on its
-own, nothing is remembered between requests, so any worker of any replica can answer any
-request. In front of it, `McpEndpoint` admits only a verified caller:
+The SDK's session manager runs stateless with JSON responses, so any worker of any replica can
+answer any request. In front of it, `McpEndpoint` admits only a verified caller:
 
-1. the bearer token is checked by `backend.auth.bearer.authenticate`, the REST routes' check
-   (HS256 secret, JWKS keys, issuer/audience, expiry): 401 + `WWW-Authenticate` otherwise;
-2. the account is resolved as a REST request's unit of work resolves it (revoked or deleted:
-   401; an external identity is provisioned). A `tools/call` resolves it in the tool's own
-   unit of work, in the same message as the tool's first statement (one round trip for a
-   read: specs/statements.md), and a refusal there becomes the HTTP 401 in place of the
-   SDK's answer; any other request resolves it first, in one worker-thread hop;
+1. the bearer token is checked by `backend.auth.bearer.authenticate`, the REST routes' check:
+   401 + `WWW-Authenticate` otherwise;
+2. the account is resolved as a REST request's unit of work resolves it: a `tools/call` in
+   the tool's own unit of work, with its first statement (its refusal becomes the HTTP 401 in
+   place of the SDK's answer), any other request first, in one worker-thread hop;
 3. the verified claims ride in the request's scope state to the tool handlers.
 
-Where an external issuer (JWT_JWKS_URL with its issuer URL) is configured, the RFC 9728
-protected-resource metadata names it, and 401s point at that document, so an MCP client can
-find where its user signs in. The built-in issuer is not an OAuth authorization server, so
-without an external one nothing is advertised (docs/guides/mcp.md: how a client gets a token).
+With an external issuer configured, the RFC 9728 protected-resource metadata names it and
+401s point at that document, so an MCP client can find where its user signs in (the built-in
+issuer is no OAuth authorization server: nothing is advertised).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""`/mcp` on the app, with the MCP SDK loaded beside the start, not at import (issue 50).
+"""`/mcp` on the app, with the MCP SDK (most of a second to import) loaded beside the start.
 
-The SDK takes most of a second to import, and `import backend.main` is paid by every `serve`,
-`migrate`, `token` and worker start. So the app routes `/mcp` to `McpMount`, which imports the
-endpoint (backend/mcp/http.py, and the SDK with it) in a worker thread once the app's lifespan
-starts, then runs its session manager for the app's lifetime. Until then a request to `/mcp`
-waits for it, and `/health/ready` answers 503 (`ready`): a replica takes no traffic before its
-MCP endpoint can answer (as with chat's stack, backend/chat/stack.py).
+`McpMount` imports the endpoint (backend/mcp/http.py, and the SDK with it) in a worker thread
+once the app's lifespan starts, then runs it for the app's lifetime. Until then a request to
+`/mcp` waits for it, and `/health/ready` answers 503 (`ready`), as with chat's stack.
 """
 
 from __future__ import annotations
@@ -141,8 +138,7 @@ def install_mcp(app: FastAPI, settings: Settings) -> McpMount:
     """Route `/mcp` (and its RFC 9728 metadata, when an external issuer is configured) on the
     app; the caller runs `mount.run()` in the app's lifespan."""
     mount = McpMount(app, settings)
-    # The SDK logs the end of every stateless request's transport at INFO ("Terminating
-    # session: None"): one line per request beside our access line, saying nothing.
+    # The SDK logs "Terminating session: None" at INFO for every stateless request.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     # An ASGI endpoint for every method, outside the OpenAPI document. `/mcp/` reaches it
     # too, with no redirect (the edge middleware's trailing-slash step).

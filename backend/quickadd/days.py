@@ -11,40 +11,22 @@ FIRST_YEAR = 1900
 LAST_YEAR = 9998
 COUNT_MAX = 1000  # `in N days`, `every N weeks`: larger N is text
 
-WEEKDAYS: dict[str, int] = {}
-for _number, _names in enumerate(
-    (
-        ("monday", "mon"),
-        ("tuesday", "tue", "tues"),
-        ("wednesday", "wed"),
-        ("thursday", "thu", "thur", "thurs"),
-        ("friday", "fri"),
-        ("saturday", "sat"),
-        ("sunday", "sun"),
-    )
-):
-    WEEKDAYS.update(dict.fromkeys(_names, _number))
 
-MONTHS: dict[str, int] = {}
-for _number, _names in enumerate(
-    (
-        ("january", "jan"),
-        ("february", "feb"),
-        ("march", "mar"),
-        ("april", "apr"),
-        ("may",),
-        ("june", "jun"),
-        ("july", "jul"),
-        ("august", "aug"),
-        ("september", "sep", "sept"),
-        ("october", "oct"),
-        ("november", "nov"),
-        ("december", "dec"),
-    ),
-    start=1,
-):
-    MONTHS.update(dict.fromkeys(_names, _number))
+def _numbered(groups: str, start: int) -> dict[str, int]:
+    """Each name of `groups` (`"a b|c"`: a and b name one thing) to its group's number."""
+    return {name: n for n, group in enumerate(groups.split("|"), start) for name in group.split()}
 
+
+WEEKDAYS = _numbered(
+    "monday mon|tuesday tue tues|wednesday wed|thursday thu thur thurs|friday fri|saturday sat|"
+    "sunday sun",
+    0,
+)
+MONTHS = _numbered(
+    "january jan|february feb|march mar|april apr|may|june jun|july jul|august aug|"
+    "september sep sept|october oct|november nov|december dec",
+    1,
+)
 _SUFFIXES = {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd", 31: "st"}
 
 

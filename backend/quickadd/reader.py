@@ -20,15 +20,8 @@ from backend.quickadd.days import local, plus_days
 from backend.quickadd.model import Directory, Names, QuickAddError, Reading, Token
 from backend.quickadd.words import TRAILING, Word, chains, split
 
-PRIORITIES = {
-    "!high": "high",
-    "!medium": "medium",
-    "!low": "low",
-    "!none": "none",
-    "!1": "high",
-    "!2": "medium",
-    "!3": "low",
-}
+PRIORITIES = {f"!{name}": name for name in ("high", "medium", "low", "none")}
+PRIORITIES |= {"!1": "high", "!2": "medium", "!3": "low"}
 _PHRASE_WORDS = 12  # the longest phrase is 9 words: "due on the 5th of may at 5:30 pm"
 _LIST_WORDS = 32  # a list of weekdays: every mon, tue and wed ...
 _STARTS = when.STARTS | {"every", *repeat.WORDS}
@@ -151,12 +144,7 @@ def _scan(
 
 
 def _phrase(
-    words: tuple[Word, ...],
-    index: int,
-    keys: when.Keys,
-    reach: int,
-    today: date,
-    pieces: _Pieces,
+    words: tuple[Word, ...], index: int, keys: when.Keys, reach: int, today: date, pieces: _Pieces
 ) -> tuple[int, str, object]:
     """A recurrence, date or time phrase at `index`: (words taken, kind or "" for title text,
     value); (0, "", None) when none starts here."""

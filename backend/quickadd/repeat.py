@@ -19,23 +19,11 @@ WORDS = {
     "yearly": "YEARLY",
     "annually": "YEARLY",
 }
-_UNITS = {
-    "day": "DAILY",
-    "days": "DAILY",
-    "week": "WEEKLY",
-    "weeks": "WEEKLY",
-    "month": "MONTHLY",
-    "months": "MONTHLY",
-    "year": "YEARLY",
-    "years": "YEARLY",
-}
+_UNITS = {"day": "DAILY", "week": "WEEKLY", "month": "MONTHLY", "year": "YEARLY"}
+_UNITS |= {unit + "s": frequency for unit, frequency in _UNITS.items()}
 _BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_SETS = {
-    "weekday": "MO,TU,WE,TH,FR",
-    "weekdays": "MO,TU,WE,TH,FR",
-    "weekend": "SA,SU",
-    "weekends": "SA,SU",
-}
+_SETS = {"weekday": "MO,TU,WE,TH,FR", "weekend": "SA,SU"}
+_SETS |= {name + "s": byday for name, byday in _SETS.items()}
 
 
 def match_rule(keys: Keys, listed: Keys) -> tuple[int, str] | None:

@@ -11,16 +11,8 @@ from backend.quickadd import days
 
 TONIGHT = time(21, 0)
 _PREFIXES = ("on", "by", "due")
-_UNITS = {
-    "day": (1, 0),
-    "days": (1, 0),
-    "week": (7, 0),
-    "weeks": (7, 0),
-    "month": (0, 1),
-    "months": (0, 1),
-    "year": (0, 12),
-    "years": (0, 12),
-}
+_UNITS = {"day": (1, 0), "week": (7, 0), "month": (0, 1), "year": (0, 12)}
+_UNITS |= {unit + "s": step for unit, step in _UNITS.items()}
 _SINGULAR = ("day", "week", "month", "year")
 
 Keys = tuple[str, ...]  # the lowercased words of one phrase, from where it may start
@@ -69,51 +61,43 @@ def _body(keys: Keys, today: date) -> DateMatch | None:
         return None
     first = keys[0]
     second = keys[1] if len(keys) > 1 else ""
-    found: date | None
+    taken, found = 0, None
     if first == "today":
         return 1, today, None
     if first == "tonight":
         return 1, today, TONIGHT
     if first == "tomorrow":
-        found = days.plus_days(today, 1)
-        return None if found is None else (1, found, None)
-    if first in days.WEEKDAYS:
-        found = days.next_weekday(today, days.WEEKDAYS[first])
-        return None if found is None else (1, found, None)
-    if first in ("next", "this") and second in days.WEEKDAYS:
-        found = days.next_weekday(today, days.WEEKDAYS[second])
-        return None if found is None else (2, found, None)
-    if first == "next" and second == "week":
-        found = days.plus_days(today, 7 - today.weekday())
-        return None if found is None else (2, found, None)
-    if first == "next" and second == "month":
-        found = days.plus_months(today.replace(day=1), 1)
-        return None if found is None else (2, found, None)
-    if first == "end" and second == "of":
+        taken, found = 1, days.plus_days(today, 1)
+    elif first in days.WEEKDAYS:
+        taken, found = 1, days.next_weekday(today, days.WEEKDAYS[first])
+    elif first in ("next", "this") and second in days.WEEKDAYS:
+        taken, found = 2, days.next_weekday(today, days.WEEKDAYS[second])
+    elif first == "next" and second == "week":
+        taken, found = 2, days.plus_days(today, 7 - today.weekday())
+    elif first == "next" and second == "month":
+        taken, found = 2, days.plus_months(today.replace(day=1), 1)
+    elif first == "end" and second == "of":
         month = 3 if keys[2:3] == ("month",) else 4 if keys[2:4] == ("the", "month") else 0
         return (month, days.month_end(today), None) if month else None
-    if first == "in" and second:
+    elif first == "in" and second:
         return _later(keys, today)
-    if first in days.MONTHS and second:
+    elif first in days.MONTHS and second:
         day = days.day_number(second)
-        found = None if day is None else days.month_day(today, days.MONTHS[first], day)
-        return None if found is None else (2, found, None)
-    if second in days.MONTHS:
+        taken, found = 2, None if day is None else days.month_day(today, days.MONTHS[first], day)
+    elif second in days.MONTHS:
         day = days.day_number(first)
-        found = None if day is None else days.month_day(today, days.MONTHS[second], day)
-        return None if found is None else (2, found, None)
-    if first == "the":
+        taken, found = 2, None if day is None else days.month_day(today, days.MONTHS[second], day)
+    elif first == "the":
         ordinal = _ordinal_day(keys[1:], today)
         if ordinal is not None and ordinal[0] == 3:  # `the 5th of May`; a bare `the 5th` is text
             return 4, ordinal[1], None
         return None
-    if first[:1].isdigit():
+    elif first[:1].isdigit():
         ordinal = _ordinal_day(keys, today)
         if ordinal is not None and ordinal[0] == 3:
             return 3, ordinal[1], None
-        found = days.iso(first)
-        return None if found is None else (1, found, None)
-    return None
+        taken, found = 1, days.iso(first)
+    return None if found is None else (taken, found, None)
 
 
 def _later(keys: Keys, today: date) -> DateMatch | None:

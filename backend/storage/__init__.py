@@ -1,20 +1,12 @@
-"""Where attachments' bytes live: one small interface (`ObjectStorage`, base.py), two backends
-(filesystem.py, the default beside the embedded database; s3.py, any S3-compatible store),
-the measured upload (upload.py) and how bytes are served (names.py). specs/storage.md says
-why; `storage_from_settings` picks the backend from the settings."""
+"""Where attachments' bytes live (specs/storage.md): one interface (`ObjectStorage`, base.py),
+two backends (filesystem.py; s3.py), the measured upload (upload.py), how bytes are served
+(names.py); `storage_from_settings` picks the backend."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from backend.storage.base import (
-    ObjectMissing,
-    ObjectStorage,
-    StorageError,
-    StoredObject,
-    check_key,
-    new_key,
-)
+from backend.storage.base import ObjectMissing, ObjectStorage, StorageError, new_key
 from backend.storage.names import download_headers, sanitize_filename
 from backend.storage.upload import FileTooLarge, Measured
 
@@ -27,8 +19,6 @@ __all__ = [
     "ObjectMissing",
     "ObjectStorage",
     "StorageError",
-    "StoredObject",
-    "check_key",
     "download_headers",
     "new_key",
     "sanitize_filename",

@@ -1,15 +1,11 @@
-"""Attachments on S3-compatible object storage (AWS S3, Cloudflare R2, Neon, Ceph, MinIO)
-with boto3 (why boto3: specs/storage.md).
+"""Attachments on S3-compatible object storage (AWS S3, R2, Neon, Ceph, MinIO) with boto3.
 
-Memory stays bounded whatever the size: the source is read in CHUNK_BYTES pieces into a part
-spool that keeps at most SPOOL_MEMORY_BYTES in memory and the rest in a temp file. A file
-that ends within the first part is one PutObject; a larger one is a multipart upload, one
-part at a time (botocore reads a seekable part to sign it, then streams it). Anything that
-stops an upload (the maximum passed, storage refusing) aborts the multipart upload, so
-nothing is left stored; a store that stopped answering is not asked to abort (the wait would
-be as long), and the sweeper's `abandon_incomplete` removes that upload later. Every call is
-bounded (`S3Bounds`). boto3 is imported when the backend is built, not with the
-app: a filesystem deployment never loads it.
+Memory stays bounded: the source is read into a part spool (at most SPOOL_MEMORY_BYTES in
+memory, the rest in a temp file). A file within the first part is one PutObject; a larger one
+a multipart upload, one part at a time. Anything that stops an upload aborts it, but against a
+store that stopped answering (the wait would be as long): the sweeper's `abandon_incomplete`
+removes that one later. Every call is bounded (`S3Bounds`); boto3 is imported only when the
+backend is built.
 """
 
 from __future__ import annotations
@@ -37,10 +33,8 @@ MIN_PART_BYTES = 5 * 1024 * 1024
 # SigV4's longest presigned URL lifetime.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
-# botocore writes every signature it makes at DEBUG (`botocore.auth`: a presigned URL's, a
-# request's string to sign; `botocore.endpoint`: each request's Authorization header). A
-# presigned URL is a credential while it lives: never logged, whatever LOG_LEVEL says
-# (tests/chat/test_credentials.py scans the logs for every link issued).
+# botocore logs every signature it makes at DEBUG: a presigned URL is a credential while it
+# lives, never logged whatever LOG_LEVEL says.
 for _name in ("botocore", "boto3", "s3transfer"):
     _logger = logging.getLogger(_name)
     if _logger.level < logging.INFO:
@@ -108,7 +102,6 @@ class S3Storage:
                         # All of it fits one part: a single PutObject.
                         self._call(
                             self.client.put_object,
-                            Bucket=self.bucket,
                             Key=name,
                             Body=part,
                             ContentLength=length,
@@ -120,14 +113,12 @@ class S3Storage:
                     if upload_id is None:
                         upload_id = self._call(
                             self.client.create_multipart_upload,
-                            Bucket=self.bucket,
                             Key=name,
                             **self._object_headers(reader),
                         )["UploadId"]
                     number = len(parts) + 1
                     answer = self._call(
                         self.client.upload_part,
-                        Bucket=self.bucket,
                         Key=name,
                         UploadId=upload_id,
                         PartNumber=number,
@@ -140,7 +131,6 @@ class S3Storage:
             assert upload_id is not None  # noqa: S101 (the loop starts one before any part)
             self._call(
                 self.client.complete_multipart_upload,
-                Bucket=self.bucket,
                 Key=name,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
@@ -168,12 +158,12 @@ class S3Storage:
         }
 
     def _call(self, method: Any, **params: Any) -> Any:
-        """`method(**params)`; None for a missing object (404) on a read, StorageError for
-        any other failure (unreachable, refused, timed out)."""
+        """`method(**params)` on the bucket; None for a missing object (404) on a read,
+        StorageError for any other failure (unreachable, refused, timed out)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return method(**params)
+            return method(Bucket=self.bucket, **params)
         except ClientError as exc:
             if _status(exc) == 404 and method.__name__ in {"get_object", "head_object"}:
                 return None
@@ -182,13 +172,13 @@ class S3Storage:
             raise StorageError(f"{method.__name__} failed: {exc}") from exc
 
     def open(self, key: str) -> Iterator[bytes]:
-        answer = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(key))
+        answer = self._call(self.client.get_object, Key=self._key(key))
         if answer is None:
             raise ObjectMissing(key)
         return _chunks(answer["Body"])
 
     def stat(self, key: str) -> StoredObject | None:
-        head = self._call(self.client.head_object, Bucket=self.bucket, Key=self._key(key))
+        head = self._call(self.client.head_object, Key=self._key(key))
         if head is None:
             return None
         return StoredObject(key, head["ContentLength"], head["LastModified"])
@@ -197,7 +187,7 @@ class S3Storage:
         return self.stat(key) is not None
 
     def delete(self, key: str) -> None:
-        self._call(self.client.delete_object, Bucket=self.bucket, Key=self._key(key))
+        self._call(self.client.delete_object, Key=self._key(key))
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         check_prefix(prefix)
@@ -220,7 +210,6 @@ class S3Storage:
                 if upload["Initiated"] < older_than:
                     self._call(
                         self.client.abort_multipart_upload,
-                        Bucket=self.bucket,
                         Key=upload["Key"],
                         UploadId=upload["UploadId"],
                     )
@@ -256,11 +245,9 @@ def make_client(
     addressing_style: str,
     bounds: S3Bounds | None = None,
 ) -> S3Client:
-    """A boto3 S3 client for any S3-compatible store: SigV4; checksums only where the
-    operation requires them (botocore 1.36 started sending CRC32 checksums on every upload,
-    which Ceph before 19, R2 at first and other stores refuse); bounded timeouts and retries
-    (`S3Bounds`: botocore's own defaults, 60 s reads and 3 attempts, let a frozen store hold
-    an upload for minutes)."""
+    """A boto3 S3 client for any S3-compatible store: SigV4; checksums only where required
+    (some stores refuse botocore's default CRC32 on every upload); bounded timeouts and
+    retries (botocore's defaults let a frozen store hold an upload for minutes)."""
     bounds = bounds or S3Bounds()
     import boto3
     from botocore.config import Config

@@ -1,11 +1,9 @@
 """The bytes of an upload, measured on their way to storage, never believed.
 
-A backend's `put` reads the source only through a `Measuring` reader: fixed-size reads
-(`CHUNK_BYTES`), a running sha256 and byte count, the first bytes kept to detect the type,
-and a stop as soon as one byte past the maximum has been read (`FileTooLarge`: the backend
-then leaves nothing stored). What the client declared (a Content-Type, a Content-Length, a
-file name's extension) decides nothing: the type is detected from the bytes by `puremagic`,
-the name only breaking a tie between types the bytes themselves match.
+A backend's `put` reads the source only through a `Measuring` reader: bounded reads, a running
+sha256 and count, and a stop one byte past the maximum (`FileTooLarge`: nothing is kept).
+What the client declared decides nothing: the type is detected from the bytes (`puremagic`),
+the name only breaking a tie between types the bytes match.
 """
 
 from __future__ import annotations

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import (
-    Field,
-    StrictInt,
-)
+from pydantic import Field, StrictInt
 
-from backend.contracts.tasks import (
-    TASK_ID_MAX,
-    TASK_ID_MIN,
-)
-from backend.mcp.tools.common import Arguments, TaskChange, Tool
+from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN
+from backend.mcp.tools.common import Arguments, TaskChange, Tool, change
 from backend.models import TaskEvent
-from backend.models.references import (
-    Action,
-    Reference,
-)
+from backend.models.references import Action, Reference
 from backend.services.registry import UnitOfWork
 from backend.services.undo import UndoService
 
-
-class TaskUndone(TaskChange):
-    status: Literal["undone"] = "undone"
+TaskUndone = change("TaskUndone", "undone")
 
 
 class UndoArguments(Arguments):
@@ -42,7 +31,7 @@ class UndoArguments(Arguments):
     )
 
 
-def _undo(work: UnitOfWork, arguments: UndoArguments) -> TaskUndone:
+def _undo(work: UnitOfWork, arguments: UndoArguments) -> TaskChange:
     undoing: UndoService = work.service(UndoService)
     task = undoing.undo(arguments.activity_id)
     return TaskUndone(task_id=task.id, title=task.title)

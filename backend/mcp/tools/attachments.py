@@ -4,36 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    Field,
-    StrictInt,
-)
+from pydantic import BaseModel, Field, create_model
 
-from backend.contracts.tasks import TASK_ID_MAX
-from backend.mcp.tools.common import CHILD_PAGE_MAX, Credential, OneTask, Tool
+from backend.mcp.tools.common import Credential, OneTask, Tool, child_page
 from backend.models.attachment import TASK_ATTACHMENTS, AttachmentPublic
-from backend.models.references import NotAReference
 from backend.services.registry import UnitOfWork
 from backend.services.task_children import TaskAttachmentService
 from backend.storage.app import storage_for
 
-
-class ListAttachmentsArguments(OneTask):
-    limit: Annotated[StrictInt, Field(ge=1, le=CHILD_PAGE_MAX)] = Field(
-        default=50, description=f"At most this many attachments (1-{CHILD_PAGE_MAX})."
-    )
-    after_id: (
-        Annotated[
-            StrictInt,
-            Field(ge=1, le=TASK_ID_MAX),
-            NotAReference("a position in the task's attachments: those after this id"),
-        ]
-        | None
-    ) = Field(
-        default=None,
-        description="Only the attachments after this one (the last id of the previous call).",
-    )
+ListAttachmentsArguments: Any = create_model(
+    "ListAttachmentsArguments", __base__=OneTask, **child_page("attachments")
+)
 
 
 class AttachmentLink(AttachmentPublic):
@@ -58,7 +39,7 @@ class AttachmentsPage(BaseModel):
     has_more: bool = Field(description="More attachments follow: call again with after_id.")
 
 
-def _list_attachments(work: UnitOfWork, given: ListAttachmentsArguments) -> AttachmentsPage:
+def _list_attachments(work: UnitOfWork, given: Any) -> AttachmentsPage:
     attachment_rows: TaskAttachmentService = work.service(TaskAttachmentService)
     found, more = attachment_rows.page(given.task_id, given.limit, given.after_id)
     storage, ttl = storage_for(work.settings), work.settings.attachments_url_seconds
@@ -91,6 +72,5 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=AttachmentsPage,
         run=_list_attachments,
         read_only=True,
-        idempotent=True,
     ),
 )

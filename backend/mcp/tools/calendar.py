@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-)
+from pydantic import BaseModel, Field
 
 from backend.mcp.tools.common import Arguments, Credential, Tool
 from backend.models.calendar_feed import CalendarFeedCreate, FeedKind, FeedScope, feed_url
-from backend.models.references import (
-    SUBJECT,
-    Action,
-)
+from backend.models.references import SUBJECT, Action
 from backend.models.task_list import ListId
 from backend.services.calendar_feeds import CalendarFeedService
 from backend.services.registry import UnitOfWork

@@ -4,19 +4,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    create_model,
-)
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from backend.contracts.tasks import TASK_ID_MAX
-from backend.mcp.tools.common import CHILD_PAGE_MAX, OneTask, Tool
-from backend.models.references import NotAReference
+from backend.mcp.tools.common import OneTask, Tool, child_page
 from backend.models.task_children import CHILDREN, TaskChild
 from backend.services.access import least_role
 from backend.services.child_rows import TaskChildService
@@ -47,24 +39,7 @@ def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
     )
     body: dict[str, Any] = {n: (f.annotation, f) for n, f in create.model_fields.items()}
     arguments: Any = create_model(f"Add{one}Arguments", __base__=OneTask, **body)
-    # A position in the task's rows (those with a greater id follow), read only among the
-    # task's own: it reaches no row, so any id answers as a position would.
-    after = NotAReference(f"a position in the task's {path}: those after this id")
-    paging: Any = create_model(
-        f"List{many}Arguments",
-        __base__=OneTask,
-        limit=(
-            Annotated[StrictInt, Field(ge=1, le=CHILD_PAGE_MAX)],
-            Field(default=50, description=f"At most this many {path} (1-{CHILD_PAGE_MAX})."),
-        ),
-        after_id=(
-            Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), after] | None,
-            Field(
-                default=None,
-                description=f"Only the {path} after this one (the last id of the previous call).",
-            ),
-        ),
-    )
+    paging: Any = create_model(f"List{many}Arguments", __base__=OneTask, **child_page(path))
     # No docstring: it would enter the output schema.
     rows: dict[str, Any] = {path: (list[public], ...)}  # type: ignore[valid-type]
     page: Any = create_model(
@@ -110,7 +85,6 @@ def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:
             result=page,
             run=listing,
             read_only=True,
-            idempotent=True,
         ),
     }
     return tuple(tools[kind] for kind in child.tools)

@@ -1,38 +1,19 @@
-"""What every tool shares: the `Tool` record, the arguments every tool takes (`Arguments`:
-the optional `user_id`, nothing unknown; `OneTask`), the task id, a result's `Credential`
-fields and a write's `TaskChange` result. Each resource's tools are in a module of their own
-(backend/mcp/tools/__init__.py lists them, in `TOOLS`' order).
-"""
+"""What every tool shares: the `Tool` record, the arguments every tool takes (`Arguments`,
+`OneTask`), the task id, a result's `Credential` fields and a write's `TaskChange` result."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import mcp_types
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StringConstraints,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, create_model
 
-from backend.contracts.tasks import (
-    TASK_ID_MAX,
-    TASK_ID_MIN,
-    USER_ID_MAX_LENGTH,
-    USER_ID_MIN_LENGTH,
-)
+from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.models.common import StorableText
-from backend.models.references import (
-    SUBJECT,
-    USERS,
-    Action,
-    Reference,
-)
+from backend.models.references import SUBJECT, USERS, Action, NotAReference, Reference
 from backend.services.registry import UnitOfWork
 
 USER_ID_DESCRIPTION = (
@@ -88,18 +69,21 @@ class TaskChange(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     task_id: int
-    status: str
+    status: str = ""  # each result's own (`change`)
     title: str
+
+
+def change(name: str, status: str) -> type[TaskChange]:
+    """The result of a write whose `status` is always `status` (`name`: its class's)."""
+    return create_model(name, __base__=TaskChange, status=(Literal[status], status))
 
 
 @dataclass(frozen=True)
 class Credential:
-    """A result field that holds a credential the API issues (a calendar feed's URL; the next
-    ones: app passwords, download links), as `Annotated[str, Credential(where=...)]`. MCP's
-    answer goes to the caller's own client and holds it; a chat never does (issue 61): its
-    turn keeps and sends the model `Tool.withheld`'s result, the field replaced by
-    `<field>_withheld`, `where` (formatted with the result's fields) telling where the user
-    gets it instead."""
+    """A result field that holds a credential the API issues (a feed's URL, a download link),
+    as `Annotated[str, Credential(where=...)]`. MCP's answer goes to the caller's own client
+    and holds it; a chat keeps and sends its model `Tool.withheld`'s result instead, the field
+    replaced by `<field>_withheld`: `where`, formatted with the result's fields, says where."""
 
     where: str
 
@@ -138,6 +122,26 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 CHILD_PAGE_MAX = 100
 
 
+def child_page(path: str) -> dict[str, Any]:
+    """`limit` and `after_id`, the arguments (`create_model`'s) of a page of a task's `path`."""
+    # A position in the task's rows (those with a greater id follow), read only among the
+    # task's own: it reaches no row, so any id answers as a position would.
+    after = NotAReference(f"a position in the task's {path}: those after this id")
+    return {
+        "limit": (
+            Annotated[StrictInt, Field(ge=1, le=CHILD_PAGE_MAX)],
+            Field(default=50, description=f"At most this many {path} (1-{CHILD_PAGE_MAX})."),
+        ),
+        "after_id": (
+            Annotated[StrictInt, Field(ge=1, le=TASK_ID_MAX), after] | None,
+            Field(
+                default=None,
+                description=f"Only the {path} after this one (the last id of the previous call).",
+            ),
+        ),
+    }
+
+
 ERRORS = (
     'On failure the result is a tool error whose text is {"error": {"code", "message", '
     '"details"}}, as in the REST API.'
@@ -156,7 +160,7 @@ class Tool(Generic[A]):
     run: Callable[[UnitOfWork, A], BaseModel]
     read_only: bool = False
     destructive: bool = False
-    idempotent: bool = False
+    idempotent: bool = False  # a read-only tool is, whatever this says
     # The text content's JSON when it is not the structured result itself.
     text: Callable[[dict[str, Any]], Any] | None = None
     # What a user_id other than the caller's gets: the answer for a missing task (a list
@@ -182,7 +186,7 @@ class Tool(Generic[A]):
                 title=self.title,
                 read_only_hint=self.read_only,
                 destructive_hint=None if self.read_only else self.destructive,
-                idempotent_hint=self.idempotent,
+                idempotent_hint=self.idempotent or self.read_only,
                 open_world_hint=False,
             ),
         )
@@ -196,8 +200,7 @@ class Tool(Generic[A]):
         structured = result.model_dump(mode="json")
         text = json.dumps(self.text(structured) if self.text else structured, ensure_ascii=False)
         return mcp_types.CallToolResult(
-            content=[mcp_types.TextContent(type="text", text=text)],
-            structured_content=structured,
+            content=[mcp_types.TextContent(type="text", text=text)], structured_content=structured
         )
 
 

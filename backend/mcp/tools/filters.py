@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from backend.contracts.saved_filters import (
-    FilterCreate,
-    FilterPublic,
-    FilterUpdate,
-    SavedQuery,
-)
+from backend.contracts.saved_filters import FilterCreate, FilterPublic, FilterUpdate, SavedQuery
 from backend.mcp.tools.common import Arguments, Tool
 from backend.models.names import Name
 from backend.models.references import Reference
@@ -113,7 +103,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=FilterSummaries,
         run=_list_filters,
         read_only=True,
-        idempotent=True,
         text=lambda structured: structured["filters"],
     ),
     Tool(

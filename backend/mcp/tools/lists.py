@@ -4,27 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.contracts.task_listing import LIST_NAME_DESCRIPTION
 from backend.mcp.tools.common import Arguments, Tool, one_list
-from backend.models.references import (
-    SUBJECT,
-    Action,
-)
-from backend.models.task_list import (
-    LISTS_PER_USER,
-    Color,
-    ListCreate,
-    ListId,
-    ListName,
-    ListUpdate,
-)
+from backend.models.references import SUBJECT, Action
+from backend.models.task_list import LISTS_PER_USER, Color, ListCreate, ListId, ListName, ListUpdate
 from backend.services.lists import ListService
 from backend.services.registry import UnitOfWork
 
@@ -142,7 +127,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=ListSummaries,
         run=_list_lists,
         read_only=True,
-        idempotent=True,
         text=lambda structured: structured["lists"],
     ),
     Tool(

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from backend.mcp.tools.common import Arguments, Tool
+from backend.mcp.tools.common import Arguments, TaskChange, Tool
 from backend.mcp.tools.tasks import TaskCreated
 from backend.models.quick_add import QuickAddRequest
 from backend.models.references import Action
@@ -27,7 +27,7 @@ class QuickAddArguments(Arguments, QuickAddRequest):
     )
 
 
-def _quick_add_task(work: UnitOfWork, arguments: QuickAddArguments) -> TaskCreated:
+def _quick_add_task(work: UnitOfWork, arguments: QuickAddArguments) -> TaskChange:
     tasks: TaskService = work.service(TaskService)
     quick_add: QuickAddService = work.service(QuickAddService)
     body = QuickAddRequest.model_validate(

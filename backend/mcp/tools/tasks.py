@@ -35,31 +35,14 @@ from backend.contracts.task_listing import (
     query_of,
 )
 from backend.contracts.tasks import stats_public
-from backend.mcp.tools.common import Arguments, OneTask, TaskChange, Tool, as_list, one_list
+from backend.mcp.tools.common import Arguments, OneTask, TaskChange, Tool, as_list, change, one_list
 from backend.mcp.tools.filters import FilterId
-from backend.models import (
-    Priority,
-    TaskCreate,
-    TaskPublic,
-    TaskUpdate,
-)
+from backend.models import Priority, TaskCreate, TaskPublic, TaskUpdate
 from backend.models.names import Name
-from backend.models.references import (
-    MEMBERS,
-    Action,
-    Reference,
-)
-from backend.models.task import (
-    create_field,
-    due_value,
-    patch_field,
-)
+from backend.models.references import MEMBERS, Action, Reference
+from backend.models.task import create_field, due_value, patch_field
 from backend.models.task_fields import FIELDS as TASK_FIELDS
-from backend.models.task_fields import (
-    MCP_EDITABLE,
-    Doc,
-    Writable,
-)
+from backend.models.task_fields import MCP_EDITABLE, Doc, Writable
 from backend.models.task_list import ListName
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
@@ -187,24 +170,11 @@ else:
     )
 
 
-class TaskCreated(TaskChange):
-    status: Literal["created"] = "created"
-
-
-class TaskCompleted(TaskChange):
-    status: Literal["completed"] = "completed"
-
-
-class TaskReopened(TaskChange):
-    status: Literal["reopened"] = "reopened"
-
-
-class TaskUpdated(TaskChange):
-    status: Literal["updated"] = "updated"
-
-
-class TaskDeleted(TaskChange):
-    status: Literal["deleted"] = "deleted"
+TaskCreated = change("TaskCreated", "created")
+TaskCompleted = change("TaskCompleted", "completed")
+TaskReopened = change("TaskReopened", "reopened")
+TaskUpdated = change("TaskUpdated", "updated")
+TaskDeleted = change("TaskDeleted", "deleted")
 
 
 class TaskAssigned(TaskChange):
@@ -256,7 +226,7 @@ class TaskSummaries(BaseModel):
     has_more: bool = Field(description="More tasks match than `limit` returned.")
 
 
-def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskCreated:
+def _add_task(work: UnitOfWork, arguments: AddTaskArguments) -> TaskChange:
     tasks: TaskService = work.service(TaskService)
     task = tasks.create(arguments.task(), list_name=arguments.list_name)
     return TaskCreated(task_id=task.id, title=task.title)
@@ -274,8 +244,7 @@ def _list_tasks(work: UnitOfWork, arguments: ListTasksArguments) -> TaskSummarie
         # Empty: is it the list's, or is there no such list? (Only an empty page asks.)
         lists.named(arguments.list_name, field="list")
     return TaskSummaries(
-        tasks=[TaskSummary.of(task) for task in page.items],
-        has_more=page.next is not None,
+        tasks=[TaskSummary.of(task) for task in page.items], has_more=page.next is not None
     )
 
 
@@ -284,19 +253,19 @@ def _get_task(work: UnitOfWork, arguments: OneTask) -> TaskPublic:
     return TaskPublic.model_validate(tasks.get(arguments.task_id))
 
 
-def _complete_task(work: UnitOfWork, arguments: OneTask) -> TaskCompleted:
+def _complete_task(work: UnitOfWork, arguments: OneTask) -> TaskChange:
     tasks: TaskService = work.service(TaskService)
     task = tasks.set_completed(arguments.task_id, True)
     return TaskCompleted(task_id=task.id, title=task.title)
 
 
-def _reopen_task(work: UnitOfWork, arguments: OneTask) -> TaskReopened:
+def _reopen_task(work: UnitOfWork, arguments: OneTask) -> TaskChange:
     tasks: TaskService = work.service(TaskService)
     task = tasks.set_completed(arguments.task_id, False)
     return TaskReopened(task_id=task.id, title=task.title)
 
 
-def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskUpdated:
+def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskChange:
     tasks: TaskService = work.service(TaskService)
     changes: TaskUpdate | InList = arguments.changes()
     if arguments.list_name is not None:
@@ -312,7 +281,7 @@ def _assign_task(work: UnitOfWork, arguments: AssignTaskArguments) -> TaskAssign
     return TaskAssigned(task_id=task.id, title=task.title, assignees=task.assignees)
 
 
-def _delete_task(work: UnitOfWork, arguments: OneTask) -> TaskDeleted:
+def _delete_task(work: UnitOfWork, arguments: OneTask) -> TaskChange:
     # The contract's result names the deleted task's title: the delete returns it.
     tasks: TaskService = work.service(TaskService)
     title = tasks.delete(arguments.task_id)
@@ -350,7 +319,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=TaskSummaries,
         run=_list_tasks,
         read_only=True,
-        idempotent=True,
         text=lambda structured: structured["tasks"],
     ),
     Tool(
@@ -363,7 +331,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=TaskPublic,
         run=_get_task,
         read_only=True,
-        idempotent=True,
     ),
     Tool(
         name="complete_task",

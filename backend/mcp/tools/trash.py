@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    Field,
-    StrictInt,
-)
+from pydantic import BaseModel, Field, StrictInt
 
-from backend.mcp.tools.common import Arguments, TaskChange, TaskId, Tool
-from backend.models.references import (
-    SUBJECT,
-    Action,
-)
+from backend.mcp.tools.common import Arguments, TaskChange, TaskId, Tool, change
+from backend.models.references import SUBJECT, Action
 from backend.models.trash import TrashedTaskPublic
 from backend.services.registry import UnitOfWork
 from backend.services.trash import TRASH_NOT_FOUND, TrashService
@@ -42,8 +35,7 @@ class RestoreTaskArguments(Arguments):
     )
 
 
-class TaskRestored(TaskChange):
-    status: Literal["restored"] = "restored"
+TaskRestored = change("TaskRestored", "restored")
 
 
 def _list_trash(work: UnitOfWork, arguments: ListTrashArguments) -> TrashPage:
@@ -52,7 +44,7 @@ def _list_trash(work: UnitOfWork, arguments: ListTrashArguments) -> TrashPage:
     return TrashPage(tasks=[TrashedTaskPublic.model_validate(row) for row in rows], has_more=more)
 
 
-def _restore_task(work: UnitOfWork, arguments: RestoreTaskArguments) -> TaskRestored:
+def _restore_task(work: UnitOfWork, arguments: RestoreTaskArguments) -> TaskChange:
     trash: TrashService = work.service(TrashService)
     task = trash.restore(arguments.trash_id)
     return TaskRestored(task_id=task.id, title=task.title)
@@ -69,7 +61,6 @@ TOOLS: tuple[Tool[Any], ...] = (
         result=TrashPage,
         run=_list_trash,
         read_only=True,
-        idempotent=True,
     ),
     Tool(
         name="restore_task",
