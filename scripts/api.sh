@@ -33,7 +33,8 @@
 #   scripts/api.sh move 42 '{"after_id": 41}'
 #
 # The route table (tests/api/test_api_script_table.py checks that every route the API serves
-# is listed here; tests/scripts/test_api_script.py runs each command against a live server):
+# has a command, here or by its operation id, below; tests/scripts/test_api_script.py runs each
+# against a live server):
 #
 # route: GET    /health                         health
 # route: GET    /health/ready                   ready
@@ -132,6 +133,8 @@
 # their /api/... routes above when USER_ID is the token's subject (and 404 otherwise); reach
 # them with `call`, e.g. `call GET /api/USER_ID/tasks/ID`, `call POST /api/USER_ID/lists JSON`.
 #
+# A route with no line here is run by its operation id (specs/openapi.json): scripts/api.sh
+# OPERATION_ID [VALUE...] [JSON|QUERY], its path's values in order (`duplicateTask 42`).
 # Any other request: scripts/api.sh call METHOD PATH [JSON]
 set -euo pipefail
 
@@ -557,8 +560,39 @@ case "$command" in
     need 2 "$@"
     request "$1" "$2" "${@:3}"
     ;;
-  *)
-    echo "unknown command: $command (scripts/api.sh --help lists them)" >&2
-    exit 2
+  *)  # any route by its operation id (specs/openapi.json): see the header
+    found=0
+    resolved=$(python3 - "$(dirname "$0")/../specs/openapi.json" "$command" "$@" <<'PY'
+import json, re, sys
+from urllib.parse import quote
+spec, wanted, values = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3:]
+for path, operations in spec["paths"].items():
+    for method, operation in operations.items():
+        names = re.findall(r"\{[^}]+\}", path)
+        if operation.get("operationId") == wanted:
+            if len(values) < len(names):
+                sys.exit(2)
+            for name, value in zip(names, values):
+                path = path.replace(name, quote(value, safe=""), 1)
+            print(method.upper(), path, len(names), "body" if "requestBody" in operation else "query")
+            sys.exit(0)
+sys.exit(1)
+PY
+    ) || found=$?
+    if ((found == 2)); then
+      usage
+    elif ((found != 0)); then
+      echo "unknown command: $command (scripts/api.sh --help lists them)" >&2
+      exit 2
+    fi
+    read -r method path count kind <<<"$resolved"
+    shift "$count"
+    if (($# == 0)); then
+      request "$method" "$path"
+    elif [[ "$kind" == body ]]; then
+      request "$method" "$path" "$1"
+    else
+      request "$method" "$path?$1"
+    fi
     ;;
 esac

@@ -3,10 +3,13 @@ with no command fails here, and under `--guards-for "METHOD /path"` (tests/guard
 in the end-to-end run of every command (tests/scripts/test_api_script.py).
 
 A route's command is its `# route:` line (a task's child's: the generic child commands, for
-every child in `CHILDREN`); an `/api/{user_id}/...` twin of the published contract is reached
+every child in `CHILDREN`), else its operation id (the script's last case, derived from the
+route: `duplicateTask 42`); an `/api/{user_id}/...` twin of the published contract is reached
 with `call` whenever its `/api/...` route has a command: no line of its own."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
@@ -33,9 +36,17 @@ def command_of(method: str, path: str) -> str | None:
 def test_every_served_route_has_a_command(route: str) -> None:
     method, _, path = route.partition(" ")
     assert command_of(method, path) is not None, (
-        f"{route}: no command in {SCRIPT.relative_to(SCRIPT.parent.parent)}; add its "
-        '`# route:` line and its command (CLAUDE.md, "Adding an endpoint")'
+        f"{route}: no command in {SCRIPT.relative_to(SCRIPT.parent.parent)}: regenerate "
+        "specs/openapi.json (the script runs a route by its operation id)"
     )
+
+
+def test_a_route_runs_by_its_operation_id() -> None:
+    """The script's last case finds an operation and wants its path's values (no server: a
+    missing value is a usage error, exit 2, before any request)."""
+    for args, said in ((["getTask"], "One curl command"), (["noSuchOperation"], "unknown")):
+        ran = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True)
+        assert (ran.returncode, said in ran.stderr) == (2, True), (args, ran.stderr)
 
 
 def test_no_command_for_a_route_nobody_serves() -> None:

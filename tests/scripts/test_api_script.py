@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,32 @@ def child_commands() -> set[str]:
 
 def script_usages() -> dict[tuple[str, str], list[str]]:
     """(method, path) -> the command and its arguments as the route table writes them (a
-    child command's `PATH` filled in for each child)."""
-    return {
+    child command's `PATH` filled in for each child); a route with no line, as the script runs
+    it: by its operation id (`by_operation_id`)."""
+    table = {
         (m, path): usage
         for method, p, u in _lines()
         for m, path, usage in _expanded(method, p, u.split())
     }
+    return {**by_operation_id(table), **table}
+
+
+def by_operation_id(table: Mapping[tuple[str, str], list[str]]) -> dict[tuple[str, str], list[str]]:
+    """The script's last case: each operation of specs/openapi.json that has no line (but the
+    `/api/{user_id}/...` twins, reached with `call`), run as `OPERATION_ID ID... [JSON]`, a
+    value per path parameter and its body (`JSON` when required), derived from the route."""
+    spec = json.loads((ROOT / "specs" / "openapi.json").read_text())
+    derived = {}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            route = (method.upper(), path)
+            if route in table or path.startswith("/api/{user_id}/"):
+                continue
+            body = operation.get("requestBody")
+            tail = [] if body is None else ["JSON" if body.get("required") else "[JSON]"]
+            ids = ["ID"] * len(re.findall(r"\{[^}]+\}", path))
+            derived[route] = [operation["operationId"], *ids, *tail]
+    return derived
 
 
 def ran_as(args: list[str] | tuple[str, ...]) -> str:
