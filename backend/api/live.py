@@ -96,8 +96,7 @@ class ChangeStream(Response):
         async def emit(chunk: bytes) -> bool:
             try:
                 await asyncio.wait_for(
-                    send({"type": "http.response.body", "body": chunk, "more_body": True}),
-                    timeout,
+                    send({"type": "http.response.body", "body": chunk, "more_body": True}), timeout
                 )
             except TimeoutError:
                 # Not reading: the socket's buffer is full. Dropped, never buffered here.

@@ -10,11 +10,7 @@ from pydantic import BaseModel, Field
 
 from backend.api.actions import feeds
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
-from backend.api.pagination import (
-    MAX_CURSOR_LENGTH,
-    decode_changes_cursor,
-    encode_changes_cursor,
-)
+from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor, encode_changes_cursor
 from backend.api.responses import CURSOR_EXPIRED, INVALID_CHANGES_CURSOR, VALIDATION, errors, ok
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DecimalDigits

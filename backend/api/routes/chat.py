@@ -129,7 +129,7 @@ _ERRORS = errors(
     ),
     descriptions={
         409: "The first turn with this `Idempotency-Key` has not answered yet "
-        "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`.",
+        "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`."
     },
 )
 _OK = rate_limited(200, "The answer and the tool calls it made.", REPLAYED_HEADER)

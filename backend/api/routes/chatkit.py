@@ -145,10 +145,7 @@ _OK[200]["content"] = {
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def chatkit(
-    door: Door,
-    request: Request,
-    response: Response,
-    idempotency_key: ChatIdempotencyKey = None,
+    door: Door, request: Request, response: Response, idempotency_key: ChatIdempotencyKey = None
 ) -> Response:
     from chatkit.server import StreamingResult
 

@@ -57,12 +57,7 @@ FilterId = Annotated[
     responses={
         **rate_limited(200, "The filter as changed."),
         **errors(
-            400,
-            404,
-            409,
-            413,
-            429,
-            examples=(_RESOURCE.not_found, _RESOURCE.taken, VALIDATION),
+            400, 404, 409, 413, 429, examples=(_RESOURCE.not_found, _RESOURCE.taken, VALIDATION)
         ),
     },
 )

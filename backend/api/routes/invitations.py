@@ -96,13 +96,7 @@ def accept_invitation(
             404,
             413,
             429,
-            examples=(
-                FORBIDDEN_ROLE,
-                ONLY_OWNER_ADMINS,
-                LIST_NOT_FOUND,
-                VALIDATION,
-                MEMBERS_FULL,
-            ),
+            examples=(FORBIDDEN_ROLE, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, VALIDATION, MEMBERS_FULL),
         ),
     },
 )

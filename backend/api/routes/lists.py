@@ -120,10 +120,7 @@ def get_list(
     summary="Change the fields sent (as PATCH does)",
     description="A field the body does not name keeps its stored value (an omitted `color` "
     "stays); `color: null` clears it; an empty body is 422.",
-    responses={
-        **_CHANGED,
-        **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES),
-    },
+    responses={**_CHANGED, **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES)},
 )
 def replace_list(
     lists: Annotated[ListService, uses(ListService)],
@@ -142,10 +139,7 @@ def replace_list(
     operation_id="updateList",
     response_model=SingleListEnvelope,
     summary="Rename or recolour a list",
-    responses={
-        **_CHANGED,
-        **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES),
-    },
+    responses={**_CHANGED, **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES)},
 )
 def update_list(
     lists: Annotated[ListService, uses(ListService)],

@@ -15,10 +15,7 @@ from fastapi import APIRouter, Query, status
 from backend.api.deps import AnonymousDoor, Door, DoorRoute, SettingsDep, uses
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
 from backend.errors import InvalidRequest, NotFound
-from backend.models.envelopes import (
-    EmailConfirmedEnvelope,
-    NotificationSettingsEnvelope,
-)
+from backend.models.envelopes import EmailConfirmedEnvelope, NotificationSettingsEnvelope
 from backend.models.notification_settings import (
     CONFIRM_TOKEN,
     UNSUBSCRIBE_TOKEN,

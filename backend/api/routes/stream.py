@@ -20,13 +20,7 @@ from backend.api.actions import feeds
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.live import ChangeStream
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor
-from backend.api.responses import (
-    CURSOR_EXPIRED,
-    INVALID_CHANGES_CURSOR,
-    VALIDATION,
-    errors,
-    ok,
-)
+from backend.api.responses import CURSOR_EXPIRED, INVALID_CHANGES_CURSOR, VALIDATION, errors, ok
 from backend.auth.tokens import TokenClaims
 from backend.errors import Unauthorized
 from backend.models import StreamTicketPublic

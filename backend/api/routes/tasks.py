@@ -13,13 +13,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from backend.api.actions import acts
-from backend.api.conditional import (
-    IfMatch,
-    IfNoneMatch,
-    if_match_versions,
-    none_match,
-    task_etag,
-)
+from backend.api.conditional import IfMatch, IfNoneMatch, if_match_versions, none_match, task_etag
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
@@ -50,14 +44,7 @@ from backend.api.routes.filters import FILTER_NOT_FOUND
 from backend.contracts.saved_filters import filtered
 from backend.contracts.task_listing import QueryString, listing_fields, query_of
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, move_placement, stats_public
-from backend.models import (
-    TaskCompletion,
-    TaskCreate,
-    TaskPublic,
-    TaskReplace,
-    TaskRow,
-    TaskUpdate,
-)
+from backend.models import TaskCompletion, TaskCreate, TaskPublic, TaskReplace, TaskRow, TaskUpdate
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     BulkResponseEnvelope,
@@ -382,13 +369,7 @@ def task_stats(tasks: Annotated[TaskService, uses(TaskService)]) -> TaskStatsEnv
             "Idempotent-Replayed",
         ),
         **errors(
-            400,
-            404,
-            409,
-            413,
-            422,
-            429,
-            examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES),
+            400, 404, 409, 413, 422, 429, examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES)
         ),
     },
 )
