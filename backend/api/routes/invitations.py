@@ -16,7 +16,7 @@ from backend.api.actions import acts
 from backend.api.conditional import etag
 from backend.api.deps import DoorRoute, counted_against, uses
 from backend.api.responses import (
-    FORBIDDEN_ROLE,
+    FORBIDDEN,
     INVITATION_NOT_FOUND,
     LIST_NOT_FOUND,
     MEMBERS_FULL,
@@ -96,7 +96,7 @@ def accept_invitation(
             404,
             413,
             429,
-            examples=(FORBIDDEN_ROLE, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, VALIDATION, MEMBERS_FULL),
+            examples=(FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, VALIDATION, MEMBERS_FULL),
         ),
     },
 )
@@ -115,7 +115,7 @@ def create_invitation(
     response_model=InvitationsEnvelope,
     summary="List a list's pending invitations",
     description="Admins and the owner: the unexpired invitations, oldest first, never a token.",
-    responses=errors(403, 404, examples=(FORBIDDEN_ROLE, LIST_NOT_FOUND)),
+    responses=errors(403, 404, examples=(FORBIDDEN, LIST_NOT_FOUND)),
 )
 def list_invitations(
     invitations: Annotated[InvitationService, uses(InvitationService)], list_id: ListId
@@ -137,7 +137,7 @@ def list_invitations(
             403,
             404,
             429,
-            examples=(FORBIDDEN_ROLE, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, INVITATION_NOT_FOUND),
+            examples=(FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, INVITATION_NOT_FOUND),
         ),
     },
 )

@@ -13,7 +13,7 @@ from backend.api.actions import acts
 from backend.api.conditional import etag
 from backend.api.deps import DoorRoute, uses
 from backend.api.responses import (
-    FORBIDDEN_ROLE,
+    FORBIDDEN,
     HEIR_NAME_TAKEN,
     HEIR_TOO_MANY_LISTS,
     LIST_NOT_FOUND,
@@ -49,6 +49,9 @@ MemberId = Annotated[
     StorableText,
     Reference(MEMBERS, Action.MEMBER_MANAGE),
 ]
+# What a change of a member may refuse; a transfer to a member who cannot take the list.
+_MANAGED = (FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, MEMBER_NOT_FOUND, OWNER_FIXED)
+_HEIR = (FORBIDDEN, LIST_NOT_FOUND, MEMBER_NOT_FOUND, HEIR_NAME_TAKEN, HEIR_TOO_MANY_LISTS)
 
 
 @router.get(
@@ -78,22 +81,7 @@ def list_members(
     "(a transfer makes another member the owner).",
     responses={
         **rate_limited(200, "The member, with its new role."),
-        **errors(
-            400,
-            403,
-            404,
-            409,
-            413,
-            429,
-            examples=(
-                FORBIDDEN_ROLE,
-                ONLY_OWNER_ADMINS,
-                LIST_NOT_FOUND,
-                MEMBER_NOT_FOUND,
-                OWNER_FIXED,
-                VALIDATION,
-            ),
-        ),
+        **errors(400, 403, 404, 409, 413, 429, examples=(*_MANAGED, VALIDATION)),
     },
 )
 def update_member(
@@ -115,20 +103,7 @@ def update_member(
     "removes itself (leaves). The owner cannot leave: it transfers the list first.",
     responses={
         **rate_limited(204, "Removed (or left)."),
-        **errors(
-            403,
-            404,
-            409,
-            429,
-            examples=(
-                FORBIDDEN_ROLE,
-                ONLY_OWNER_ADMINS,
-                LIST_NOT_FOUND,
-                MEMBER_NOT_FOUND,
-                OWNER_FIXED,
-                OWNER_CANNOT_LEAVE,
-            ),
-        ),
+        **errors(403, 404, 409, 429, examples=(*_MANAGED, OWNER_CANNOT_LEAVE)),
     },
 )
 def remove_member(
@@ -149,22 +124,7 @@ def remove_member(
     "than the limit, none by its name.",
     responses={
         **rate_limited(200, "The list as you now see it (your role: `admin`).", "ETag"),
-        **errors(
-            400,
-            403,
-            404,
-            409,
-            413,
-            429,
-            examples=(
-                FORBIDDEN_ROLE,
-                LIST_NOT_FOUND,
-                MEMBER_NOT_FOUND,
-                HEIR_NAME_TAKEN,
-                HEIR_TOO_MANY_LISTS,
-                VALIDATION,
-            ),
-        ),
+        **errors(400, 403, 404, 409, 413, 429, examples=(*_HEIR, VALIDATION)),
     },
 )
 def transfer_list(
