@@ -14,12 +14,12 @@ which name this call's schemas.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 from pydantic import BaseModel, create_model
 
 from backend.api.actions import acts
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     FORBIDDEN,
     INVALID_CURSOR,
@@ -40,15 +40,6 @@ from backend.services.access import least_role
 from backend.services.child_rows import TaskChildService
 from backend.services.task_children import child_service
 from backend.storage.app import delete_objects
-
-PAGE_MAX = 100
-PageSize = Annotated[
-    int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
-]
 
 
 def _camel(words: str) -> str:

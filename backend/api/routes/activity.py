@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_tasks, task_etag
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.idempotency import IdempotentDep
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     INVALID_CURSOR,
     LIST_NOT_FOUND,
@@ -38,11 +38,6 @@ from backend.services.activity import ActivityService
 
 router = APIRouter(tags=["activity"], responses=errors(401, 422, 503), route_class=DoorRoute)
 
-PageSize = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100."), DecimalDigits]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
-]
 _RETENTION = (
     "Kept as long as the change feed keeps changes (`CHANGE_RETENTION_HOURS`, 7 days by "
     "default, once delivered)."

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.datastructures import MutableHeaders
 
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.idempotency import REPLAYED_HEADER
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     CHAT_NOT_CONFIGURED,
     CHAT_PROVIDER_ERROR,
@@ -62,11 +62,6 @@ ConversationId = Annotated[
     Path(ge=1, le=CONVERSATION_ID_MAX, description="The conversation's id.", examples=[3]),
     DecimalDigits,
     Reference(CONVERSATIONS, None),
-]
-PageSize = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100."), DecimalDigits]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
 ]
 STREAM = "text/event-stream"
 # The Idempotency-Key of a chat turn: kept with the user's message (as long as the

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 from pydantic import BaseModel
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_versions, task_etag
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.idempotency import IdempotentDep
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     CONFLICT,
     FORBIDDEN,
@@ -52,14 +52,6 @@ TrashId = Annotated[
     Path(ge=1, le=TASK_ID_MAX, description="The deleted task's id.", examples=[42]),
     DecimalDigits,
     Reference(TaskTrash.__tablename__, Action.TASK_WRITE),
-]
-PAGE_MAX = 100
-PageSize = Annotated[
-    int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
 ]
 TRASHED_NOT_FOUND = ErrorExample.of(
     "trashed_not_found", "No such task in a trash you may restore from", NotFound(TRASH_NOT_FOUND)
