@@ -146,6 +146,7 @@ UNDO_CONFLICT = ErrorExample.of(
 NOT_UNDOABLE = ErrorExample.of(
     "not_undoable", "An entry of a kind undo does not revert", InvalidRequest(undo.NOT_UNDONE)
 )
+_UNDO_EXAMPLES = (ENTRY_NOT_FOUND, UNDO_CONFLICT, NOT_UNDOABLE, PRECONDITION, VALIDATION)
 
 
 @router.post(
@@ -163,15 +164,7 @@ NOT_UNDOABLE = ErrorExample.of(
     'The kinds of entry and their answers: specs/api-contract.md, "Undo".',
     responses={
         **rate_limited(200, "The task as the undo left it, with its new `ETag`.", "ETag"),
-        **errors(
-            403,
-            404,
-            409,
-            412,
-            422,
-            429,
-            examples=(ENTRY_NOT_FOUND, UNDO_CONFLICT, NOT_UNDOABLE, PRECONDITION, VALIDATION),
-        ),
+        **errors(403, 404, 409, 412, 422, 429, examples=_UNDO_EXAMPLES),
     },
 )
 def undo_activity(

@@ -88,6 +88,12 @@ _BUSY = ErrorExample.of(
 _STORE_DOWN = ErrorExample.of(
     "storage_unavailable", "The file storage did not answer in time", StorageError()
 )
+_REFUSED = (FORBIDDEN, TASK_NOT_FOUND, VALIDATION, _FULL, _QUOTA, _STALLED, _BUSY, _STORE_DOWN)
+_UPLOAD_503 = {
+    503: "As many uploads as the server runs at once are running, the file storage did not "
+    "answer within its bounds, or the database is unreachable (`SERVICE_UNAVAILABLE`); "
+    "nothing was kept. Retry after `Retry-After`."
+}
 logger = logging.getLogger(__name__)
 
 AttachmentId = Annotated[
@@ -271,29 +277,7 @@ Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]
     "is kept.",
     responses={
         **ok(201, "Stored; `Location` is the new attachment's path.", "Location"),
-        **errors(
-            403,
-            404,
-            408,
-            413,
-            422,
-            503,
-            examples=(
-                FORBIDDEN,
-                TASK_NOT_FOUND,
-                VALIDATION,
-                _FULL,
-                _QUOTA,
-                _STALLED,
-                _BUSY,
-                _STORE_DOWN,
-            ),
-            descriptions={
-                503: "As many uploads as the server runs at once are running, the file "
-                "storage did not answer within its bounds, or the database is unreachable "
-                "(`SERVICE_UNAVAILABLE`); nothing was kept. Retry after `Retry-After`."
-            },
-        ),
+        **errors(403, 404, 408, 413, 422, 503, examples=_REFUSED, descriptions=_UPLOAD_503),
     },
 )
 def upload_attachment(

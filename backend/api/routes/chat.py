@@ -100,33 +100,24 @@ An `Idempotency-Key` makes a retry safe: a turn that answered is replayed \
 (`{REPLAYED_HEADER}: true`); one that failed runs again without repeating the tool calls \
 that committed. Chat has its own per-user rate limit (`RateLimit` policy `"chat"`)."""
 
-_ERRORS = errors(
-    400,
-    404,
-    409,
-    413,
-    429,
-    502,
-    503,
-    504,
-    examples=(
-        CONVERSATION_NOT_FOUND,
-        KEY_IN_USE,
-        VALIDATION,
-        KEY_MISMATCH,
-        RATE_LIMIT_EXCEEDED,
-        CHAT_PROVIDER_ERROR,
-        CHAT_TOO_MANY_TURNS,
-        CHAT_NOT_CONFIGURED,
-        CHAT_PROVIDER_UNAVAILABLE,
-        UNAVAILABLE,
-        CHAT_PROVIDER_TIMEOUT,
-    ),
-    descriptions={
-        409: "The first turn with this `Idempotency-Key` has not answered yet "
-        "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`."
-    },
+_EXAMPLES = (
+    CONVERSATION_NOT_FOUND,
+    KEY_IN_USE,
+    VALIDATION,
+    KEY_MISMATCH,
+    RATE_LIMIT_EXCEEDED,
+    CHAT_PROVIDER_ERROR,
+    CHAT_TOO_MANY_TURNS,
+    CHAT_NOT_CONFIGURED,
+    CHAT_PROVIDER_UNAVAILABLE,
+    UNAVAILABLE,
+    CHAT_PROVIDER_TIMEOUT,
 )
+_IN_USE = {
+    409: "The first turn with this `Idempotency-Key` has not answered yet "
+    "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`."
+}
+_ERRORS = errors(400, 404, 409, 413, 429, 502, 503, 504, examples=_EXAMPLES, descriptions=_IN_USE)
 _OK = rate_limited(200, "The answer and the tool calls it made.", REPLAYED_HEADER)
 _OK[200]["content"] = {STREAM: {"schema": {"type": "string", "description": "Server-sent events."}}}
 

@@ -49,6 +49,8 @@ InvitationId = Annotated[
     DecimalDigits,
     Reference(INVITATIONS, Action.INVITE),
 ]
+# What an admin's route may refuse: a member below admin, an admin's invitation, no such list.
+_ADMIN = (FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND)
 
 
 @router.post(
@@ -90,14 +92,7 @@ def accept_invitation(
     "limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`).",
     responses={
         **rate_limited(201, "Created, with its token."),
-        **errors(
-            400,
-            403,
-            404,
-            413,
-            429,
-            examples=(FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, VALIDATION, MEMBERS_FULL),
-        ),
+        **errors(400, 403, 404, 413, 429, examples=(*_ADMIN, VALIDATION, MEMBERS_FULL)),
     },
 )
 def create_invitation(
@@ -133,12 +128,7 @@ def list_invitations(
     "no longer works.",
     responses={
         **rate_limited(204, "Revoked."),
-        **errors(
-            403,
-            404,
-            429,
-            examples=(FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, INVITATION_NOT_FOUND),
-        ),
+        **errors(403, 404, 429, examples=(*_ADMIN, INVITATION_NOT_FOUND)),
     },
 )
 def revoke_invitation(

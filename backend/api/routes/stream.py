@@ -128,6 +128,9 @@ def create_stream_ticket(
     return StreamTicketEnvelope(data=StreamTicketPublic(ticket=ticket, expires_at=expires_at))
 
 
+_FEED_EXAMPLES = (CURSOR_EXPIRED, VALIDATION, INVALID_CHANGES_CURSOR)
+
+
 def _as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
     """The error responses of a route whose success is an event stream: still JSON (FastAPI
     would file a response's `model` under the route's own media type)."""
@@ -146,16 +149,7 @@ def _as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict
     response_class=ChangeStream,
     responses={
         200: EVENT_STREAM,
-        **_as_json(
-            errors(
-                401,
-                410,
-                422,
-                429,
-                503,
-                examples=(CURSOR_EXPIRED, VALIDATION, INVALID_CHANGES_CURSOR),
-            )
-        ),
+        **_as_json(errors(401, 410, 422, 429, 503, examples=_FEED_EXAMPLES)),
     },
     description="Server-Sent Events: every change of your change feed as it commits, your "
     "own and your shared lists' (`access.granted`, `access.ended` included). Resume with "

@@ -116,6 +116,7 @@ _IDEMPOTENT_EXAMPLES = (CONFLICT, VALIDATION, KEY_MISMATCH)
 # What a write that places a task (list_id, parent_id) may refuse, besides the usual.
 _PLACED_EXAMPLES = (LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, SUBTASK_CYCLE, LIST_FULL)
 _WRITE_EXAMPLES = (TASK_NOT_FOUND, VALIDATION, PRECONDITION, *_PLACED_EXAMPLES)
+_CREATE_EXAMPLES = (*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, LIST_FULL)
 # The 201 of a route that creates a task.
 _CREATED = rate_limited(
     201,
@@ -131,6 +132,12 @@ def _one(task: TaskRow, response: Response) -> TaskEnvelope:
     """One task, with its ETag on the response."""
     response.headers["ETag"] = task_etag(task)
     return TaskEnvelope(data=TaskPublic.model_validate(task))
+
+
+def _created(task: TaskRow, request: Request, response: Response) -> TaskEnvelope:
+    """A new task, with its ETag and `Location`."""
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
+    return _one(task, response)
 
 
 class _ListParams(BaseModel):
@@ -247,18 +254,7 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskEnvelope,
     summary="Create a task",
-    responses={
-        **_CREATED,
-        **errors(
-            400,
-            404,
-            409,
-            413,
-            422,
-            429,
-            examples=(*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, LIST_FULL),
-        ),
-    },
+    responses={**_CREATED, **errors(400, 404, 409, 413, 422, 429, examples=_CREATE_EXAMPLES)},
 )
 def create_task(
     door: Door,
@@ -268,16 +264,13 @@ def create_task(
     response: Response,
     idempotent: IdempotentDep,
 ) -> TaskEnvelope | Response:
-    def create() -> TaskEnvelope:
-        task = tasks.create(data)
-        root = request.scope.get("root_path", "")
-        response.headers["Location"] = f"{root}/api/tasks/{task.id}"
-        return _one(task, response)
-
-    return idempotent.respond(door, data, status.HTTP_201_CREATED, create)
+    return idempotent.respond(
+        door, data, status.HTTP_201_CREATED, lambda: _created(tasks.create(data), request, response)
+    )
 
 
 _QUICK_ADD_EXAMPLES = (VALIDATION, LIST_REFERENCE_NOT_FOUND)
+_QUICK_CREATE_EXAMPLES = (*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, LIST_FULL)
 
 
 @router.post(
@@ -310,16 +303,7 @@ def parse_quick_add(
     "`POST /api/tasks` creates a task (`Location`, `ETag`, `Idempotency-Key`, events).",
     responses={
         **_CREATED,
-        **errors(
-            400,
-            403,
-            404,
-            409,
-            413,
-            422,
-            429,
-            examples=(*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, LIST_FULL),
-        ),
+        **errors(400, 403, 404, 409, 413, 422, 429, examples=_QUICK_CREATE_EXAMPLES),
     },
 )
 def quick_add_task(
@@ -332,10 +316,7 @@ def quick_add_task(
     idempotent: IdempotentDep,
 ) -> TaskEnvelope | Response:
     def create() -> TaskEnvelope:
-        task = tasks.create(quick_add.read(body).task)
-        root = request.scope.get("root_path", "")
-        response.headers["Location"] = f"{root}/api/tasks/{task.id}"
-        return _one(task, response)
+        return _created(tasks.create(quick_add.read(body).task), request, response)
 
     return idempotent.respond(door, body, status.HTTP_201_CREATED, create)
 
