@@ -19,6 +19,7 @@ from pydantic import BaseModel, create_model
 
 from backend.api.actions import acts
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.named_routes import camel
 from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     FORBIDDEN,
@@ -42,10 +43,6 @@ from backend.services.task_children import child_service
 from backend.storage.app import delete_objects
 
 
-def _camel(words: str) -> str:
-    return "".join(word.capitalize() for word in words.split())
-
-
 def task_child_router(child: TaskChild) -> APIRouter:
     """The routes of `child` under `/api/tasks/{task_id}/<path>`, tagged its `tag`."""
     service = child_service(child)
@@ -56,7 +53,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
     if child.path is None or public is None or tag is None:
         raise ValueError(f"{child.name}: a child with routes declares its path and schemas")
     noun, path = child.noun, child.path
-    snake, one, many = child.snake, _camel(noun), _camel(path.replace("_", " "))
+    snake, one, many = child.snake, camel(noun), camel(path.replace("_", " "))
     read, write = child.action(writes=False), child.action(writes=True)
     reader, writer = least_role(read), least_role(write)
     one_envelope: Any = create_model(f"{one}Envelope", __base__=DataEnvelope[public])  # type: ignore[valid-type]

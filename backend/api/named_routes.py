@@ -40,7 +40,7 @@ class NamedResource:
 NAMED_RESOURCES: list[NamedResource] = []
 
 
-def _camel(words: str) -> str:
+def camel(words: str) -> str:
     return "".join(word.capitalize() for word in words.split())
 
 
@@ -55,7 +55,7 @@ def named_rows_router(
 ) -> APIRouter:
     """The five routes of `service`'s resource under `prefix` (`/api/x`), tagged `tag`."""
     rows = service.rows
-    noun, plural, one, many = rows.noun, rows.plural, _camel(rows.noun), _camel(rows.plural)
+    noun, plural, one, many = rows.noun, rows.plural, camel(rows.noun), camel(rows.plural)
     snake = "_".join(noun.split())
     one_envelope: Any = create_model(f"{one}Envelope", __base__=DataEnvelope[public])  # type: ignore[valid-type]
     one_envelope.__doc__ = f"One {noun}."

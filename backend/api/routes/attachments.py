@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Path, Request, Response, status
@@ -381,6 +381,3 @@ def attachment_limits(
 def upload_body_limit(max_file_bytes: int) -> int:
     """The most bytes the upload route's body may hold."""
     return max_file_bytes + MULTIPART_OVERHEAD
-
-
-__all__: list[Any] = ["UPLOAD_PATH", "router", "upload_body_limit"]

@@ -85,12 +85,10 @@ def list_trash(
     secret, user_id = settings.signing_secret(), door.caller_id
     before = decode_row_cursor(secret, _KIND, user_id, cursor) if cursor else None
     rows, more = trash.page(before, limit)
-    last = rows[-1] if more else None
-    next_cursor = (
-        encode_row_cursor(secret, _KIND, user_id, cursor_key(last.deleted_at), last.id)
-        if last is not None
-        else None
-    )
+    next_cursor = None
+    if more:
+        key = cursor_key(rows[-1].deleted_at)
+        next_cursor = encode_row_cursor(secret, _KIND, user_id, key, rows[-1].id)
     return TrashEnvelope(
         data=[TrashedTaskPublic.model_validate(row) for row in rows],
         meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
