@@ -18,7 +18,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 from pydantic import BaseModel, create_model
 
 from backend.api.actions import acts
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.named_routes import camel
 from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -135,12 +135,11 @@ def task_child_router(child: TaskChild) -> APIRouter:
     def list_rows(
         door: Door,
         children: Annotated[TaskChildService, uses(service)],
-        settings: SettingsDep,
         task_id: TaskId,
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> Any:
-        secret, caller, kind = settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
+        secret, caller, kind = door.settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
         after = decode_row_cursor(secret, kind, caller, cursor)[1] if cursor else None
         found, more = children.page(task_id, limit, after)
         next_cursor = encode_row_cursor(secret, kind, caller, 0, found[-1].id) if more else None

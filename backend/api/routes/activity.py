@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_tasks, task_etag
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -68,11 +68,10 @@ def _envelope(
 def list_activity(
     door: Door,
     activity: Annotated[ActivityService, uses(ActivityService)],
-    settings: SettingsDep,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> ActivityEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     before = decode_row_cursor(secret, "activity", user_id, cursor)[1] if cursor else None
     rows, more = activity.page(before, limit)
     return _envelope(rows, more, limit, secret, "activity", user_id)
@@ -92,12 +91,11 @@ def list_activity(
 def list_list_activity(
     door: Door,
     activity: Annotated[ActivityService, uses(ActivityService)],
-    settings: SettingsDep,
     list_id: ListId,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> ActivityEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     kind = f"activity/{list_id}"
     before = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
     rows, more = activity.list_page(list_id, before, limit)

@@ -8,7 +8,6 @@ move before its unit of work connects (`stored_file`), and a download's after it
 
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -228,15 +227,9 @@ async def stored_file(
             connection.receive_within(settings.attachments_upload_seconds)
         async with _the_file(_stalling(request, settings.attachments_stall_seconds)) as file:
             storage = app_storage(request.app)
-            stored = await run_in_threadpool(
-                functools.partial(
-                    store_upload,
-                    storage,
-                    file.file,
-                    file.filename or "",
-                    max_bytes=settings.attachments_max_file_bytes,
-                )
-            )
+            most = settings.attachments_max_file_bytes
+            name = file.filename or ""
+            stored = await run_in_threadpool(store_upload, storage, file.file, name, max_bytes=most)
         try:
             yield stored
         except Exception as exc:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Path, Request, Response, status
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.datastructures import MutableHeaders
 
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import REPLAYED_HEADER
 from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -260,11 +260,10 @@ async def _events(
 def list_conversations(
     door: Door,
     conversations: Annotated[ConversationService, uses(ConversationService)],
-    settings: SettingsDep,
     limit: PageSize = 20,
     cursor: Cursor = None,
 ) -> ConversationsEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     after = None
     if cursor:
         micros, last_id = decode_row_cursor(secret, "conversations", user_id, cursor)
@@ -293,12 +292,11 @@ def list_conversations(
 def list_conversation_messages(
     door: Door,
     conversations: Annotated[ConversationService, uses(ConversationService)],
-    settings: SettingsDep,
     conversation_id: ConversationId,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> MessagesEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     kind = f"messages/{conversation_id}"
     after = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
     rows, more = conversations.messages(conversation_id, limit, after)

@@ -14,7 +14,7 @@ from starlette.types import Scope
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, IfNoneMatch, if_match_versions, none_match, task_etag
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import (
@@ -212,11 +212,10 @@ else:
 def list_tasks(
     door: Door,
     tasks: Annotated[TaskService, uses(TaskService)],
-    settings: SettingsDep,
     request: Request,
     params: Annotated[ListParams, Query()],
 ) -> TaskPageJSON:
-    secret = settings.signing_secret()
+    secret = door.settings.signing_secret()
     user_id = door.caller_id
 
     def read(query: TaskListQuery) -> tuple[TaskListQuery, int | None, TaskPage]:

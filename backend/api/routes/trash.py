@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_versions, task_etag
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
@@ -78,11 +78,10 @@ class _Restoring(BaseModel):
 def list_trash(
     door: Door,
     trash: Annotated[TrashService, uses(TrashService)],
-    settings: SettingsDep,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> TrashEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     before = decode_row_cursor(secret, _KIND, user_id, cursor) if cursor else None
     rows, more = trash.page(before, limit)
     next_cursor = None
