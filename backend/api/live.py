@@ -1,5 +1,4 @@
-"""One live change stream's response (issue 51; specs/events.md, "The live stream"): the
-Server-Sent Events of the caller's change feed, over ASGI.
+"""One live change stream's response (specs/events.md, "The live stream"), over ASGI.
 
 What a stream reads, and the worker's one reader that reads it for every woken stream at once,
 are the service's (`backend/services/live.py`, `LiveFeeds`); this module only waits for the

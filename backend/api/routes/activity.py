@@ -1,7 +1,5 @@
-"""`GET /api/activity` and `GET /api/lists/{list_id}/activity`: what happened, newest first
-(specs/api-contract.md, "Shared lists" -> Activity); `POST /api/activity/{event_id}/undo`
-(issue 53, "Undo"). Thin: enter through the door, call `ActivityService` or `UndoService`,
-return the envelope."""
+"""`GET /api/activity`, `GET /api/lists/{list_id}/activity` and
+`POST /api/activity/{event_id}/undo` (specs/api-contract.md, "Shared lists" and "Undo")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""`/api/filters`: the caller's saved filters (issue 53), a private resource of named rows
-(`named_rows_router`: list, create, read, change, delete), and `PUT`, as lists have. A filter
-is applied by `GET /api/tasks?filter=`."""
+"""`/api/filters`: saved filters, a private resource of named rows (`named_rows_router`), and
+`PUT`, as lists have. A filter is applied by `GET /api/tasks?filter=`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""`/api/lists/{list_id}/members` and `/transfer`: who shares a list, and how far (issue 39;
-specs/api-contract.md, "Shared lists"). Thin: enter through the door, call `MemberService`,
-return the envelope. Anyone who is not a member of the list gets the 404 a missing list
-gets; a member below the role an action needs, 403 `FORBIDDEN`."""
+"""`/api/lists/{list_id}/members` and `/transfer` (specs/api-contract.md, "Shared lists").
+Anyone who is not a member of the list gets the 404 a missing list gets; a member below the
+role an action needs, 403 `FORBIDDEN`."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""`GET /api/changes/stream`: the caller's change feed, live (Server-Sent Events; issue 51,
-specs/events.md "The live stream"). Each event is one change of `GET /api/tasks/changes`,
-with the same JSON, its `id:` the feed cursor after it.
-
-Thin: verify the caller, take the stream's place (`backend/services/live.py`, `LiveFeeds`,
-which reads where it starts and every page after), and hand the rest to `ChangeStream`
-(`backend/api/live.py`). An `async def` route: a stream holds no thread and no connection
-while idle; its feed reads run in worker threads through the door's own `UnitOfWork`, so the
-reads are the feed's own.
+"""`GET /api/changes/stream`: the change feed, live (Server-Sent Events; specs/events.md, "The
+live stream"). Each event is one change of `GET /api/tasks/changes`, its `id:` the feed cursor
+after it. Async: a stream holds no thread and no connection while idle; `LiveFeeds` reads
+where it starts and every page after, `ChangeStream` (`backend/api/live.py`) writes them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""`/api/trash`: deleted tasks, restorable for 30 days (issue 53; specs/api-contract.md, "The
-trash"). Thin: enter through the door, call `TrashService`, return the envelope."""
+"""`/api/trash`: deleted tasks, restorable for 30 days (specs/api-contract.md, "The trash")."""
 
 from __future__ import annotations
 
