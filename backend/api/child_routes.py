@@ -1,15 +1,9 @@
 """The REST routes of a task's child (`TaskChildService`; backend/models/task_children.py),
-written once, included for every declared child with a `path` (backend/api/routes/children.py):
-`GET`/`POST /api/tasks/{task_id}/<path>` (a keyset-paged page, oldest first; 201 +
-`Location`), `GET`/`PATCH` (where it `edits`)/`DELETE .../{<noun>_id}`. Each route is as
-thin as a hand-written one: take the child's service, call it, return the envelope;
-each declares its action (the child's `read` or `write`: backend/api/actions.py). What differs
-between children is named by the declaration (operation ids, summaries, the path parameter,
-error examples and envelope names derive from its `noun` and `path`), with its three schemas
-and its tag.
-
-No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations,
-which name this call's schemas.
+written once for every declared child with a `path`: `GET`/`POST /api/tasks/{task_id}/<path>`
+(a keyset-paged page, oldest first; 201 + `Location`), `GET`/`PATCH` (where it `edits`)/`DELETE
+.../{<noun>_id}`, each declaring the child's `read` or `write` action. Operation ids,
+summaries, the path parameter, error examples and envelope names derive from its `noun` and
+`path`. No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
 """
 
 from typing import Annotated, Any

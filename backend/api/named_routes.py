@@ -1,12 +1,8 @@
 """The REST routes of a private resource of named, limited rows (`NamedRowService`), written
 once: `GET /x` (every row, by name), `POST /x` 201 + `Location`, `GET`/`PATCH`/`DELETE
-/x/{x_id}`. Each route is as thin as a hand-written one: take the service, call it, return
-the envelope. What differs between resources is named by the service's
-`NamedRows` (`noun`, `plural`, `limit`: operation ids, summaries, the path parameter, error
-examples and envelope names derive from them) and the three schemas.
-
-No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations,
-which name this call's schemas.
+/x/{x_id}`. Operation ids, summaries, the path parameter, error examples and envelope names
+derive from the service's `NamedRows` (`noun`, `plural`, `limit`). No `from __future__ import
+annotations`: FastAPI reads the endpoints' annotations.
 """
 
 from dataclasses import dataclass

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
 from backend.api.actions import acts
-from backend.api.conditional import IfMatch, if_match_tasks, task_etag
+from backend.api.conditional import IfMatch, if_match_tasks
 from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
@@ -24,8 +24,9 @@ from backend.api.responses import (
     rate_limited,
 )
 from backend.api.routes.lists import ListId
+from backend.api.routes.tasks import one_task
 from backend.errors import Conflict, InvalidRequest, NotFound
-from backend.models import TaskEvent, TaskPublic
+from backend.models import TaskEvent
 from backend.models.activity import ActivityItem
 from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import ActivityEnvelope, TaskEnvelope
@@ -174,8 +175,6 @@ def undo_activity(
     tags = if_match_tasks(if_match)
 
     def write() -> TaskEnvelope:
-        task = undoing.undo(event_id, tags)
-        response.headers["ETag"] = task_etag(task)
-        return TaskEnvelope(data=TaskPublic.model_validate(task))
+        return one_task(undoing.undo(event_id, tags), response)
 
     return idempotent.respond(door, _UndoRequest(event_id=event_id), 200, write)

@@ -13,7 +13,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from backend.api.actions import acts
-from backend.api.conditional import etag
 from backend.api.deps import DoorRoute, counted_against, uses
 from backend.api.responses import (
     FORBIDDEN,
@@ -25,7 +24,7 @@ from backend.api.responses import (
     errors,
     rate_limited,
 )
-from backend.api.routes.lists import ListId
+from backend.api.routes.lists import ListId, one_list
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     InvitationCreatedEnvelope,
@@ -34,7 +33,6 @@ from backend.models.envelopes import (
 )
 from backend.models.references import INVITATIONS, Action, Reference
 from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
-from backend.models.task_list import ListPublic
 from backend.models.types import TASK_ID_MAX
 from backend.services.invitations import InvitationService
 from backend.services.rate_limits import invitation_limit
@@ -71,9 +69,7 @@ def accept_invitation(
     data: InvitationAccept,
     response: Response,
 ) -> SingleListEnvelope:
-    row = invitations.accept(data.token)
-    response.headers["ETag"] = etag(row)
-    return SingleListEnvelope(data=ListPublic.model_validate(row))
+    return one_list(invitations.accept(data.token), response)
 
 
 @router.post(

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from backend.api.actions import acts
-from backend.api.conditional import etag
 from backend.api.deps import DoorRoute, uses
 from backend.api.responses import (
     FORBIDDEN,
@@ -24,12 +23,11 @@ from backend.api.responses import (
     errors,
     rate_limited,
 )
-from backend.api.routes.lists import ListId
+from backend.api.routes.lists import ListId, one_list
 from backend.models.common import StorableText
 from backend.models.envelopes import MemberEnvelope, MembersEnvelope, SingleListEnvelope
 from backend.models.references import MEMBERS, Action, Reference
 from backend.models.sharing import MemberUpdate, Transfer
-from backend.models.task_list import ListPublic
 from backend.models.user import USER_ID_MAX_LENGTH
 from backend.services.members import MemberService
 
@@ -132,6 +130,4 @@ def transfer_list(
     data: Transfer,
     response: Response,
 ) -> SingleListEnvelope:
-    row = members.transfer(list_id, data.user_id)
-    response.headers["ETag"] = etag(row)
-    return SingleListEnvelope(data=ListPublic.model_validate(row))
+    return one_list(members.transfer(list_id, data.user_id), response)

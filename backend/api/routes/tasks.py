@@ -128,7 +128,7 @@ _CREATED = rate_limited(
 )
 
 
-def _one(task: TaskRow, response: Response) -> TaskEnvelope:
+def one_task(task: TaskRow, response: Response) -> TaskEnvelope:
     """One task, with its ETag on the response."""
     response.headers["ETag"] = task_etag(task)
     return TaskEnvelope(data=TaskPublic.model_validate(task))
@@ -137,7 +137,7 @@ def _one(task: TaskRow, response: Response) -> TaskEnvelope:
 def _created(task: TaskRow, request: Request, response: Response) -> TaskEnvelope:
     """A new task, with its ETag and `Location`."""
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
-    return _one(task, response)
+    return one_task(task, response)
 
 
 class _ListParams(BaseModel):
@@ -428,7 +428,7 @@ def replace_task(
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
@@ -450,7 +450,7 @@ def update_task(
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
@@ -471,7 +471,7 @@ def complete_task(
 ) -> TaskEnvelope:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.set_completed(task_id, completed, expected), response)
+    return one_task(tasks.set_completed(task_id, completed, expected), response)
 
 
 @router.post(
@@ -494,7 +494,7 @@ def move_task(
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.move(task_id, move_placement(data), expected), response)
+    return one_task(tasks.move(task_id, move_placement(data), expected), response)
 
 
 @router.get(
