@@ -113,26 +113,19 @@ class AttachmentLimitsEnvelope(DataEnvelope[AttachmentLimits]):
 
 router = APIRouter(tags=["attachments"], responses=errors(401, 503), route_class=DoorRoute)
 
+_FILE = {
+    "type": "string",
+    "format": "binary",
+    "description": "The file: one part, its name kept (sanitised).",
+}
+_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {"file": _FILE},
+    "additionalProperties": False,
+}
 _MULTIPART = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The file: one part, its name kept (sanitised).",
-                        }
-                    },
-                    "additionalProperties": False,
-                }
-            }
-        },
-    }
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM}}}
 }
 
 
