@@ -1,13 +1,11 @@
-"""What each route does to a list's rows, declared on the route itself (issue 60).
+"""What each route does to a list's rows, declared on the route itself.
 
 A route that reaches a list's rows by id (`{list_id}`, `{task_id}`, `{trash_id}`,
 `{event_id}`) declares its action with `openapi_extra=acts(Action.X)`; one that answers change
 events (the feed, its live stream) with `openapi_extra=feeds(Action.X)`. The declaration is
-part of the route's OpenAPI operation (`x-action`, and `x-least-role`, the least role a member
-of a shared list needs: backend/services/access.py), so a client reads it too,
-and `declared` reads it back from the app: the role matrix (tests/sharing/test_role_matrix.py)
-and tests/sharing/test_declared.py (a route by such an id without it fails) take it from
-there, with no table of routes to keep beside the routes.
+part of the route's OpenAPI operation (`x-action`, and `x-least-role`: backend/services/access.py),
+so a client reads it too, and `declared` reads it back for the role matrix and
+tests/sharing/test_declared.py: no table of routes to keep beside the routes.
 """
 
 from __future__ import annotations

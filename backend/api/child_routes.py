@@ -1,25 +1,20 @@
 """The REST routes of a task's child (`TaskChildService`; backend/models/task_children.py),
-written once, included for every declared child with a `path` (backend/api/routes/children.py):
-`GET`/`POST /api/tasks/{task_id}/<path>` (a keyset-paged page, oldest first; 201 +
-`Location`), `GET`/`PATCH` (where it `edits`)/`DELETE .../{<noun>_id}`. Each route is as
-thin as a hand-written one: take the child's service, call it, return the envelope;
-each declares its action (the child's `read` or `write`: backend/api/actions.py). What differs
-between children is named by the declaration (operation ids, summaries, the path parameter,
-error examples and envelope names derive from its `noun` and `path`), with its three schemas
-and its tag.
-
-No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations,
-which name this call's schemas.
+written once for every declared child with a `path`: `GET`/`POST /api/tasks/{task_id}/<path>`
+(a keyset-paged page, oldest first; 201 + `Location`), `GET`/`PATCH` (where it `edits`)/`DELETE
+.../{<noun>_id}`, each declaring the child's `read` or `write` action. Operation ids,
+summaries, the path parameter, error examples and envelope names derive from its `noun` and
+`path`. No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
 """
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 from pydantic import BaseModel, create_model
 
 from backend.api.actions import acts
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.deps import Door, DoorRoute, uses
+from backend.api.named_routes import camel
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     FORBIDDEN,
     INVALID_CURSOR,
@@ -41,19 +36,6 @@ from backend.services.child_rows import TaskChildService
 from backend.services.task_children import child_service
 from backend.storage.app import delete_objects
 
-PAGE_MAX = 100
-PageSize = Annotated[
-    int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
-]
-
-
-def _camel(words: str) -> str:
-    return "".join(word.capitalize() for word in words.split())
-
 
 def task_child_router(child: TaskChild) -> APIRouter:
     """The routes of `child` under `/api/tasks/{task_id}/<path>`, tagged its `tag`."""
@@ -65,7 +47,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
     if child.path is None or public is None or tag is None:
         raise ValueError(f"{child.name}: a child with routes declares its path and schemas")
     noun, path = child.noun, child.path
-    snake, one, many = child.snake, _camel(noun), _camel(path.replace("_", " "))
+    snake, one, many = child.snake, camel(noun), camel(path.replace("_", " "))
     read, write = child.action(writes=False), child.action(writes=True)
     reader, writer = least_role(read), least_role(write)
     one_envelope: Any = create_model(f"{one}Envelope", __base__=DataEnvelope[public])  # type: ignore[valid-type]
@@ -147,12 +129,11 @@ def task_child_router(child: TaskChild) -> APIRouter:
     def list_rows(
         door: Door,
         children: Annotated[TaskChildService, uses(service)],
-        settings: SettingsDep,
         task_id: TaskId,
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> Any:
-        secret, caller, kind = settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
+        secret, caller, kind = door.settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
         after = decode_row_cursor(secret, kind, caller, cursor)[1] if cursor else None
         found, more = children.page(task_id, limit, after)
         next_cursor = encode_row_cursor(secret, kind, caller, 0, found[-1].id) if more else None

@@ -1,5 +1,4 @@
-"""One live change stream's response (issue 51; specs/events.md, "The live stream"): the
-Server-Sent Events of the caller's change feed, over ASGI.
+"""One live change stream's response (specs/events.md, "The live stream"), over ASGI.
 
 What a stream reads, and the worker's one reader that reads it for every woken stream at once,
 are the service's (`backend/services/live.py`, `LiveFeeds`); this module only waits for the
@@ -36,7 +35,7 @@ _HEARTBEAT = format_sse_event(comment="heartbeat")
 
 # The JSON of recent changes, by id: the reader hands the same change to every member's
 # stream in the same poll, and its JSON differs between them only where the task does (a
-# member reads its own reminders), so each distinct one is encoded once (issue 64).
+# member reads its own reminders), so each distinct one is encoded once.
 _ENCODED: OrderedDict[int, list[tuple[Any, str]]] = OrderedDict()
 _ENCODED_MOST = 2048
 
@@ -96,8 +95,7 @@ class ChangeStream(Response):
         async def emit(chunk: bytes) -> bool:
             try:
                 await asyncio.wait_for(
-                    send({"type": "http.response.body", "body": chunk, "more_body": True}),
-                    timeout,
+                    send({"type": "http.response.body", "body": chunk, "more_body": True}), timeout
                 )
             except TimeoutError:
                 # Not reading: the socket's buffer is full. Dropped, never buffered here.

@@ -1,12 +1,8 @@
 """The REST routes of a private resource of named, limited rows (`NamedRowService`), written
 once: `GET /x` (every row, by name), `POST /x` 201 + `Location`, `GET`/`PATCH`/`DELETE
-/x/{x_id}`. Each route is as thin as a hand-written one: take the service, call it, return
-the envelope. What differs between resources is named by the service's
-`NamedRows` (`noun`, `plural`, `limit`: operation ids, summaries, the path parameter, error
-examples and envelope names derive from them) and the three schemas.
-
-No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations,
-which name this call's schemas.
+/x/{x_id}`. Operation ids, summaries, the path parameter, error examples and envelope names
+derive from the service's `NamedRows` (`noun`, `plural`, `limit`). No `from __future__ import
+annotations`: FastAPI reads the endpoints' annotations.
 """
 
 from dataclasses import dataclass
@@ -40,7 +36,7 @@ class NamedResource:
 NAMED_RESOURCES: list[NamedResource] = []
 
 
-def _camel(words: str) -> str:
+def camel(words: str) -> str:
     return "".join(word.capitalize() for word in words.split())
 
 
@@ -55,7 +51,7 @@ def named_rows_router(
 ) -> APIRouter:
     """The five routes of `service`'s resource under `prefix` (`/api/x`), tagged `tag`."""
     rows = service.rows
-    noun, plural, one, many = rows.noun, rows.plural, _camel(rows.noun), _camel(rows.plural)
+    noun, plural, one, many = rows.noun, rows.plural, camel(rows.noun), camel(rows.plural)
     snake = "_".join(noun.split())
     one_envelope: Any = create_model(f"{one}Envelope", __base__=DataEnvelope[public])  # type: ignore[valid-type]
     one_envelope.__doc__ = f"One {noun}."

@@ -3,8 +3,8 @@
 A listing cursor carries where the last page ended (sort key and id) and the change-feed
 position of the listing's first page; a changes cursor carries a feed position. A feed
 position is an id of `task_events`, numbered across all users, so it must not be readable:
-in clear, any user could watch how many changes everyone makes (issue 25, item 5). Cursors
-are therefore encrypted with AES-SIV (RFC 5297, `cryptography`), a deterministic authenticated
+in clear, any user could watch how many changes everyone makes. Cursors are
+therefore encrypted with AES-SIV (RFC 5297, `cryptography`), a deterministic authenticated
 encryption: the client sees only random-looking bytes, and a cursor that was edited, or that
 belongs to another user, another query or the other kind, fails authentication and is refused
 (422) instead of silently paging something else. What a cursor belongs to (user, sort, order,
@@ -13,9 +13,6 @@ filters, or user and "changes") is its associated data: authenticated, never car
 Deterministic is enough here and needs no nonce: equal cursors only tell their holder that
 the position did not move, which their own listing already says. Numbers are packed at a
 fixed width, so not even a cursor's length depends on the counter.
-
-Cursors of the earlier format (base64 JSON with an HMAC after a `.`, issued before this
-change) are refused like any other invalid cursor: 422, list again.
 """
 
 from __future__ import annotations
@@ -25,15 +22,17 @@ import binascii
 import struct
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from fastapi import Query
 
 from backend.errors import InvalidRequest
 from backend.models import Priority, TaskSort
+from backend.models.common import DecimalDigits
 from backend.services.task_listing import Keyset, TaskListQuery
 
 _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
@@ -41,6 +40,15 @@ _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
 # overhead (17 bytes of numbers and marker, 16 of the synthetic IV), so every cursor the API
 # issues fits.
 MAX_CURSOR_LENGTH = 2048
+# The query parameters of a keyset-paged listing of rows (trash, activity, chat, a task's children).
+PAGE_MAX = 100
+PageSize = Annotated[
+    int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
+]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
+]
 
 # The associated data of each kind of cursor starts with its label.
 _LISTING = b"task-api/cursor/listing"
@@ -94,6 +102,9 @@ def _open(secret: str, cursor: str, scope: list[bytes]) -> bytes:
         raise ValueError("another user's, query's or kind's cursor, or edited") from exc
 
 
+_INVALID = "Invalid cursor: use the next_cursor of the same listing, unchanged"
+
+
 def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(
         message, details=[{"field": "query.cursor", "message": "invalid cursor", "type": "cursor"}]
@@ -134,9 +145,7 @@ def decode_cursor(
         keyset = Keyset(key=_parse_key(query.sort, raw_key), id=_position(last_id))
         return keyset, _position(feed)
     except (ValueError, struct.error):  # UnicodeDecodeError is a ValueError
-        raise _invalid(
-            "Invalid cursor: use the next_cursor of the same listing, unchanged"
-        ) from None
+        raise _invalid(_INVALID) from None
 
 
 def encode_changes_cursor(secret: str, user_id: str, position: int) -> str:
@@ -167,8 +176,8 @@ def _parse_key(sort: TaskSort, value: Any) -> datetime | str | None:
     return value
 
 
-# Keyset cursors of the chat listings (issue 32): a row's sort key and id, as two unsigned
-# 64-bit numbers, sealed like the others (their kind and user are the associated data).
+# Keyset cursors of row listings (trash, activity, chat, a task's children): a row's sort key
+# and id, as two unsigned 64-bit numbers, sealed like the others (kind and user: associated data).
 _ROWS = b"task-api/cursor/rows"
 
 
@@ -182,6 +191,4 @@ def decode_row_cursor(secret: str, kind: str, user_id: str, cursor: str) -> tupl
         key, row_id = _NUMBERS.unpack(plaintext)
         return _position(key), _position(row_id)
     except (ValueError, struct.error):
-        raise _invalid(
-            "Invalid cursor: use the next_cursor of the same listing, unchanged"
-        ) from None
+        raise _invalid(_INVALID) from None

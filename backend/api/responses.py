@@ -15,14 +15,19 @@ from backend.errors import (
     ChatProviderTimeout,
     ChatProviderUnavailable,
     ChatTooManyTurns,
+    Conflict,
     CursorExpired,
     Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
+    InvalidRequest,
     LimitReached,
+    NotFound,
+    PayloadTooLarge,
     PreconditionFailed,
     RateLimited,
     ServiceUnavailable,
+    Unauthorized,
 )
 from backend.models import ErrorEnvelope
 from backend.services.lists import name_taken
@@ -145,349 +150,239 @@ EXAMPLES: dict[str, ErrorExample] = {}
 BAD_REQUEST = ErrorExample(
     400, "undecodable", "Undecodable body", "BAD_REQUEST", "There was an error parsing the body"
 )
-MISSING_TOKEN = ErrorExample(
-    401, "missing_token", "No bearer token", "UNAUTHORIZED", "Missing bearer token"
+MISSING_TOKEN = ErrorExample.of(
+    "missing_token", "No bearer token", Unauthorized("Missing bearer token")
 )
-INVALID_TOKEN = ErrorExample(
-    401,
-    "invalid_token",
-    "Malformed, forged or expired token",
-    "UNAUTHORIZED",
-    "Invalid or expired token",
+INVALID_TOKEN = ErrorExample.of(
+    "invalid_token", "Malformed, forged or expired token", Unauthorized("Invalid or expired token")
 )
-REVOKED_TOKEN = ErrorExample(
-    401, "revoked_token", "Signed out everywhere since", "UNAUTHORIZED", "This token was revoked"
+REVOKED_TOKEN = ErrorExample.of(
+    "revoked_token", "Signed out everywhere since", Unauthorized("This token was revoked")
 )
-BAD_CREDENTIALS = ErrorExample(
-    401, "bad_credentials", "Wrong email or password", "UNAUTHORIZED", "Invalid email or password"
+BAD_CREDENTIALS = ErrorExample.of(
+    "bad_credentials", "Wrong email or password", Unauthorized("Invalid email or password")
 )
-TASK_NOT_FOUND = ErrorExample(
-    404, "task_not_found", "No such task of yours", "NOT_FOUND", "Task not found"
+TASK_NOT_FOUND = ErrorExample.of(
+    "task_not_found", "No such task of yours", NotFound("Task not found")
 )
-BULK_TASK_NOT_FOUND = ErrorExample(
-    404,
+BULK_TASK_NOT_FOUND = ErrorExample.of(
     "bulk_task_not_found",
     "An operation names no task of yours; nothing was changed",
-    "NOT_FOUND",
-    "Task not found",
-    ({"field": "body.operations.0", "message": "Task not found", "type": "not_found"},),
+    NotFound.at("body.operations.0", "Task not found"),
 )
-LIST_NOT_FOUND = ErrorExample(
-    404, "list_not_found", "No such list of yours", "NOT_FOUND", "List not found"
+LIST_NOT_FOUND = ErrorExample.of(
+    "list_not_found", "No such list of yours", NotFound("List not found")
 )
-LIST_REFERENCE_NOT_FOUND = ErrorExample(
-    404,
+LIST_REFERENCE_NOT_FOUND = ErrorExample.of(
     "list_reference_not_found",
     "The list named is none of yours; nothing was changed",
-    "NOT_FOUND",
-    "List not found",
-    ({"field": "body.list_id", "message": "List not found", "type": "not_found"},),
+    NotFound.at("body.list_id", "List not found"),
 )
-PARENT_NOT_FOUND = ErrorExample(
-    404,
+PARENT_NOT_FOUND = ErrorExample.of(
     "parent_not_found",
     "The parent (or after_id / before_id) named is none of your tasks; nothing was changed",
-    "NOT_FOUND",
-    "Task not found",
-    ({"field": "body.parent_id", "message": "Task not found", "type": "not_found"},),
+    NotFound.at("body.parent_id", "Task not found"),
 )
-SUBTASK_CYCLE = ErrorExample(
-    422,
+SUBTASK_CYCLE = ErrorExample.of(
     "subtask_cycle",
     "A task moved under itself or one of its subtasks (or deeper than three levels)",
-    "VALIDATION_ERROR",
-    "A task cannot be moved under itself or one of its subtasks",
-    (
-        {
-            "field": "body.parent_id",
-            "message": "A task cannot be moved under itself or one of its subtasks",
-            "type": "value_error",
-        },
+    InvalidRequest.at(
+        "body.parent_id", "A task cannot be moved under itself or one of its subtasks"
     ),
 )
-LIST_FULL = ErrorExample(
-    422,
+LIST_FULL = ErrorExample.of(
     "limit_reached",
     "A documented limit would be passed (tasks per list, subtasks per task, lists per user)",
-    LimitReached.code,
-    "A list holds at most 10000 tasks",
-    (
-        {
-            "field": "body.list_id",
-            "message": "A list holds at most 10000 tasks",
-            "type": "limit_reached",
-        },
-    ),
+    LimitReached.at("body.list_id", "A list holds at most 10000 tasks"),
 )
-TOO_MANY_LISTS = ErrorExample(
-    422,
+TOO_MANY_LISTS = ErrorExample.of(
     "too_many_lists",
     "You have as many lists as there can be",
-    LimitReached.code,
-    "You have 100 lists, the most there can be (100)",
+    LimitReached("You have 100 lists, the most there can be (100)"),
 )
-CALENDAR_FEED_NOT_FOUND = ErrorExample(
-    404,
+CALENDAR_FEED_NOT_FOUND = ErrorExample.of(
     "calendar_feed_not_found",
     "No such calendar feed: unknown, malformed, revoked or rotated token, another's feed, or "
     "a list feed whose list its creator can no longer read (one answer for every reason)",
-    "NOT_FOUND",
-    "Calendar feed not found",
+    NotFound("Calendar feed not found"),
 )
-FEEDS_FULL = ErrorExample(
-    422,
+FEEDS_FULL = ErrorExample.of(
     "calendar_feeds_full",
     "You have as many calendar feeds as there can be",
-    LimitReached.code,
-    "An account has at most 20 calendar feeds",
+    LimitReached("An account has at most 20 calendar feeds"),
 )
 LIST_NAME_TAKEN = ErrorExample.of(
     "list_name_taken", "You have a list by that name (names ignore case)", name_taken("Groceries")
 )
-LIST_PRECONDITION = ErrorExample(
-    412,
+LIST_PRECONDITION = ErrorExample.of(
     "list_precondition_failed",
     "If-Match names no current ETag of the list; nothing was changed",
-    PreconditionFailed.code,
-    "The list has changed since it was read (If-Match does not match its ETag)",
+    PreconditionFailed("The list has changed since it was read (If-Match does not match its ETag)"),
 )
-FORBIDDEN = ErrorExample(
-    403,
+FORBIDDEN = ErrorExample.of(
     "forbidden",
     "A member of the task's list below the role the request needs",
-    Forbidden.code,
-    "Your role in this list (viewer) does not allow this; it needs commenter",
+    Forbidden("Your role in this list (viewer) does not allow this; it needs commenter"),
 )
-MEMBERS_FULL = ErrorExample(
-    422,
+MEMBERS_FULL = ErrorExample.of(
     "list_members_full",
     "The list has as many members and pending invitations as there can be",
-    LimitReached.code,
-    "A list has at most 100 members and pending invitations together",
+    LimitReached("A list has at most 100 members and pending invitations together"),
 )
-# The members' routes' name for the same answer.
-FORBIDDEN_ROLE = FORBIDDEN
-ONLY_OWNER_ADMINS = ErrorExample(
-    403,
+ONLY_OWNER_ADMINS = ErrorExample.of(
     "only_owner_admins",
     "An admin tried to make, demote or remove an admin (or invite one): the owner's right",
-    Forbidden.code,
-    "Only the list's owner may make, demote or remove an admin",
+    Forbidden("Only the list's owner may make, demote or remove an admin"),
 )
-MEMBER_NOT_FOUND = ErrorExample(
-    404,
-    "member_not_found",
-    "The user named is not a member of the list",
-    "NOT_FOUND",
-    "Member not found",
+MEMBER_NOT_FOUND = ErrorExample.of(
+    "member_not_found", "The user named is not a member of the list", NotFound("Member not found")
 )
-INVITATION_NOT_FOUND = ErrorExample(
-    404,
+INVITATION_NOT_FOUND = ErrorExample.of(
     "invitation_not_found",
     "No such invitation: unknown, expired, revoked, used, addressed to another email, or "
     "presented by the list's owner (one answer for every reason)",
-    "NOT_FOUND",
-    "Invitation not found",
+    NotFound("Invitation not found"),
 )
-OWNER_FIXED = ErrorExample(
-    409,
+OWNER_FIXED = ErrorExample.of(
     "owner_fixed",
     "The owner's role cannot be changed nor the owner removed; the owner transfers the list",
-    "CONFLICT",
-    "The owner's role cannot be changed, nor the owner removed; the owner transfers the list "
-    "(POST /api/lists/{list_id}/transfer)",
+    Conflict(
+        "The owner's role cannot be changed, nor the owner removed; the owner transfers the list "
+        "(POST /api/lists/{list_id}/transfer)"
+    ),
 )
-OWNER_CANNOT_LEAVE = ErrorExample(
-    409,
+OWNER_CANNOT_LEAVE = ErrorExample.of(
     "owner_cannot_leave",
     "The owner cannot leave its list (it transfers it first)",
-    "CONFLICT",
-    "The owner cannot leave the list; transfer it to a member first "
-    "(POST /api/lists/{list_id}/transfer)",
+    Conflict(
+        "The owner cannot leave the list; transfer it to a member first "
+        "(POST /api/lists/{list_id}/transfer)"
+    ),
 )
-HEIR_NAME_TAKEN = ErrorExample(
-    409,
+HEIR_NAME_TAKEN = ErrorExample.of(
     "new_owner_name_taken",
     "The new owner has a list by the same name; nothing was changed",
-    "CONFLICT",
-    'The new owner has a list named "Groceries" already (names ignore case); it must rename '
-    "or delete it first",
-    (
-        {
-            "field": "body.user_id",
-            "message": 'The new owner has a list named "Groceries" already (names ignore '
-            "case); it must rename or delete it first",
-            "type": "conflict",
-        },
+    Conflict.at(
+        "body.user_id",
+        'The new owner has a list named "Groceries" already (names ignore case); it must rename '
+        "or delete it first",
     ),
 )
-HEIR_TOO_MANY_LISTS = ErrorExample(
-    422,
+HEIR_TOO_MANY_LISTS = ErrorExample.of(
     "new_owner_too_many_lists",
     "The new owner has as many lists as there can be",
-    LimitReached.code,
-    "The new owner has 100 lists, the most there can be (100)",
-    (
-        {
-            "field": "body.user_id",
-            "message": "The new owner has 100 lists, the most there can be (100)",
-            "type": "limit_reached",
-        },
-    ),
+    LimitReached.at("body.user_id", "The new owner has 100 lists, the most there can be (100)"),
 )
-CONFLICT = ErrorExample(
-    409,
-    "conflict",
-    "A constraint the validation did not catch",
-    "CONFLICT",
-    "The request conflicts with existing data",
-)
-EMAIL_TAKEN = ErrorExample(
-    409,
+CONFLICT = ErrorExample.of("conflict", "A constraint the validation did not catch", Conflict())
+EMAIL_TAKEN = ErrorExample.of(
     "email_taken",
     "An account with this email exists",
-    "CONFLICT",
-    "An account with this email already exists",
+    Conflict("An account with this email already exists"),
 )
-PRECONDITION = ErrorExample(
-    412,
+PRECONDITION = ErrorExample.of(
     "precondition_failed",
     "If-Match names no current ETag; nothing was changed",
-    PreconditionFailed.code,
-    PreconditionFailed.message,
+    PreconditionFailed(),
 )
-TOO_LARGE = ErrorExample(
-    413,
+TOO_LARGE = ErrorExample.of(
     "payload_too_large",
     "Body over MAX_BODY_BYTES",
-    "PAYLOAD_TOO_LARGE",
-    "Request body is larger than 65536 bytes",
+    PayloadTooLarge("Request body is larger than 65536 bytes"),
 )
-VALIDATION = ErrorExample(
-    422,
+VALIDATION = ErrorExample.of(
     "validation_error",
     "Invalid input, one detail per problem",
-    "VALIDATION_ERROR",
-    "Request validation failed",
-    (
-        {
-            "field": "body.title",
-            "message": "String should have at least 1 character",
-            "type": "string_too_short",
-        },
+    InvalidRequest(
+        details=[
+            {
+                "field": "body.title",
+                "message": "String should have at least 1 character",
+                "type": "string_too_short",
+            }
+        ]
     ),
 )
-INVALID_CURSOR = ErrorExample(
-    422,
+_BAD_CURSOR = ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},)
+INVALID_CURSOR = ErrorExample.of(
     "invalid_cursor",
     "A cursor that is not this listing's next_cursor, unchanged",
-    "VALIDATION_ERROR",
-    "Invalid cursor: use the next_cursor of the same listing, unchanged",
-    ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},),
+    InvalidRequest(
+        "Invalid cursor: use the next_cursor of the same listing, unchanged", details=_BAD_CURSOR
+    ),
 )
-INVALID_CHANGES_CURSOR = ErrorExample(
-    422,
+INVALID_CHANGES_CURSOR = ErrorExample.of(
     "invalid_changes_cursor",
     "Not a cursor of your change feed (edited, another user's, or a listing's next_cursor)",
-    "VALIDATION_ERROR",
-    "Invalid changes cursor: use a next_cursor of the change feed or the "
-    "meta.changes_cursor of a listing, unchanged",
-    ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},),
+    InvalidRequest(
+        "Invalid changes cursor: use a next_cursor of the change feed or the "
+        "meta.changes_cursor of a listing, unchanged",
+        details=_BAD_CURSOR,
+    ),
 )
-CURSOR_EXPIRED = ErrorExample(
-    410,
+CURSOR_EXPIRED = ErrorExample.of(
     "cursor_expired",
     "Changes after this cursor may have been pruned: list the tasks again",
-    CursorExpired.code,
-    CursorExpired.message,
+    CursorExpired(),
 )
-KEY_MISMATCH = ErrorExample(
-    422,
+KEY_MISMATCH = ErrorExample.of(
     "idempotency_key_mismatch",
     "Idempotency-Key already used with another body or route; nothing was changed",
-    IdempotencyKeyMismatch.code,
-    IdempotencyKeyMismatch.message,
+    IdempotencyKeyMismatch(),
 )
-RATE_LIMIT_EXCEEDED = ErrorExample(
-    429, "rate_limited", "Over a rate limit", RateLimited.code, RateLimited.message
-)
-UNAVAILABLE = ErrorExample(
-    503,
+RATE_LIMIT_EXCEEDED = ErrorExample.of("rate_limited", "Over a rate limit", RateLimited())
+UNAVAILABLE = ErrorExample.of(
     "service_unavailable",
     "Database unreachable or busy, or the issuer's keys never fetched",
-    ServiceUnavailable.code,
-    ServiceUnavailable.message,
+    ServiceUnavailable(),
 )
-NOT_READY = ErrorExample(
-    503,
+NOT_READY = ErrorExample.of(
     "migrations_pending",
     "Migrations are pending",
-    ServiceUnavailable.code,
-    "Database migrations are pending",
-    ({"field": None, "message": "pending: 0008_example", "type": "migration"},),
+    ServiceUnavailable(
+        "Database migrations are pending",
+        details=[{"field": None, "message": "pending: 0008_example", "type": "migration"}],
+    ),
 )
-DATABASE_UNREACHABLE = ErrorExample(
-    503,
+DATABASE_UNREACHABLE = ErrorExample.of(
     "database_unreachable",
     "The database does not answer",
-    ServiceUnavailable.code,
-    "Database unreachable",
+    ServiceUnavailable("Database unreachable"),
 )
-KEY_IN_USE = ErrorExample(
-    409,
+KEY_IN_USE = ErrorExample.of(
     "idempotency_key_in_use",
     "The first chat turn with this Idempotency-Key is still running: retry after Retry-After",
-    IdempotencyKeyInUse.code,
-    IdempotencyKeyInUse.message,
+    IdempotencyKeyInUse(),
 )
-CONVERSATION_NOT_FOUND = ErrorExample(
-    404,
+CONVERSATION_NOT_FOUND = ErrorExample.of(
     "conversation_not_found",
     "No such conversation of yours (another user's looks the same)",
-    "NOT_FOUND",
-    "Conversation not found",
+    NotFound("Conversation not found"),
 )
-CHATKIT_ITEM_NOT_FOUND = ErrorExample(
-    404,
+CHATKIT_ITEM_NOT_FOUND = ErrorExample.of(
     "chatkit_item_not_found",
     "No such item in that thread of yours (another user's looks the same)",
-    "NOT_FOUND",
-    "Item not found",
+    NotFound("Item not found"),
 )
-CHAT_NOT_CONFIGURED = ErrorExample(
-    503,
-    "chat_not_configured",
-    "No chat model is configured on this server",
-    ChatNotConfigured.code,
-    ChatNotConfigured.message,
+CHAT_NOT_CONFIGURED = ErrorExample.of(
+    "chat_not_configured", "No chat model is configured on this server", ChatNotConfigured()
 )
-CHAT_PROVIDER_UNAVAILABLE = ErrorExample(
-    503,
+CHAT_PROVIDER_UNAVAILABLE = ErrorExample.of(
     "chat_provider_unavailable",
     "The model's provider is down, overloaded or rate-limiting this server",
-    ChatProviderUnavailable.code,
-    ChatProviderUnavailable.message,
+    ChatProviderUnavailable(),
 )
-CHAT_PROVIDER_ERROR = ErrorExample(
-    502,
+CHAT_PROVIDER_ERROR = ErrorExample.of(
     "chat_provider_error",
     "The model answered something unusable (an unknown tool, a refusal of the request)",
-    ChatProviderError.code,
-    ChatProviderError.message,
+    ChatProviderError(),
 )
-CHAT_TOO_MANY_TURNS = ErrorExample(
-    502,
-    "chat_too_many_turns",
-    "The model kept calling tools past CHAT_MAX_TURNS",
-    ChatTooManyTurns.code,
-    ChatTooManyTurns.message,
+CHAT_TOO_MANY_TURNS = ErrorExample.of(
+    "chat_too_many_turns", "The model kept calling tools past CHAT_MAX_TURNS", ChatTooManyTurns()
 )
-CHAT_PROVIDER_TIMEOUT = ErrorExample(
-    504,
+CHAT_PROVIDER_TIMEOUT = ErrorExample.of(
     "chat_provider_timeout",
     "The model took longer than CHAT_TIMEOUT_SECONDS",
-    ChatProviderTimeout.code,
-    ChatProviderTimeout.message,
+    ChatProviderTimeout(),
 )
 
 # Each status's examples unless a route names its own (`errors(..., examples=...)`).

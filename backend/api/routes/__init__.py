@@ -50,5 +50,3 @@ for _router in _built:
 # The names `/{task_id}` must not claim: every router's fixed paths under /api/tasks.
 _tasks = importlib.import_module(f"{__name__}.tasks")
 _tasks.TaskRoute.fixed = _tasks.fixed_paths(r for router in _built for r in router.routes)
-
-__all__ = ["api_router", "tag_descriptions"]

@@ -1,21 +1,19 @@
-"""`GET /api/activity` and `GET /api/lists/{list_id}/activity`: what happened, newest first
-(specs/api-contract.md, "Shared lists" -> Activity); `POST /api/activity/{event_id}/undo`
-(issue 53, "Undo"). Thin: enter through the door, call `ActivityService` or `UndoService`,
-return the envelope."""
+"""`GET /api/activity`, `GET /api/lists/{list_id}/activity` and
+`POST /api/activity/{event_id}/undo` (specs/api-contract.md, "Shared lists" and "Undo")."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
 from backend.api.actions import acts
-from backend.api.conditional import IfMatch, if_match_tasks, task_etag
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.conditional import IfMatch, if_match_tasks
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import IdempotentDep
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     INVALID_CURSOR,
     LIST_NOT_FOUND,
@@ -26,8 +24,9 @@ from backend.api.responses import (
     rate_limited,
 )
 from backend.api.routes.lists import ListId
+from backend.api.routes.tasks import one_task
 from backend.errors import Conflict, InvalidRequest, NotFound
-from backend.models import TaskEvent, TaskPublic
+from backend.models import TaskEvent
 from backend.models.activity import ActivityItem
 from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import ActivityEnvelope, TaskEnvelope
@@ -38,11 +37,6 @@ from backend.services.activity import ActivityService
 
 router = APIRouter(tags=["activity"], responses=errors(401, 422, 503), route_class=DoorRoute)
 
-PageSize = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100."), DecimalDigits]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
-]
 _RETENTION = (
     "Kept as long as the change feed keeps changes (`CHANGE_RETENTION_HOURS`, 7 days by "
     "default, once delivered)."
@@ -73,11 +67,10 @@ def _envelope(
 def list_activity(
     door: Door,
     activity: Annotated[ActivityService, uses(ActivityService)],
-    settings: SettingsDep,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> ActivityEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     before = decode_row_cursor(secret, "activity", user_id, cursor)[1] if cursor else None
     rows, more = activity.page(before, limit)
     return _envelope(rows, more, limit, secret, "activity", user_id)
@@ -97,12 +90,11 @@ def list_activity(
 def list_list_activity(
     door: Door,
     activity: Annotated[ActivityService, uses(ActivityService)],
-    settings: SettingsDep,
     list_id: ListId,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> ActivityEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     kind = f"activity/{list_id}"
     before = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
     rows, more = activity.list_page(list_id, before, limit)
@@ -151,6 +143,7 @@ UNDO_CONFLICT = ErrorExample.of(
 NOT_UNDOABLE = ErrorExample.of(
     "not_undoable", "An entry of a kind undo does not revert", InvalidRequest(undo.NOT_UNDONE)
 )
+_UNDO_EXAMPLES = (ENTRY_NOT_FOUND, UNDO_CONFLICT, NOT_UNDOABLE, PRECONDITION, VALIDATION)
 
 
 @router.post(
@@ -168,15 +161,7 @@ NOT_UNDOABLE = ErrorExample.of(
     'The kinds of entry and their answers: specs/api-contract.md, "Undo".',
     responses={
         **rate_limited(200, "The task as the undo left it, with its new `ETag`.", "ETag"),
-        **errors(
-            403,
-            404,
-            409,
-            412,
-            422,
-            429,
-            examples=(ENTRY_NOT_FOUND, UNDO_CONFLICT, NOT_UNDOABLE, PRECONDITION, VALIDATION),
-        ),
+        **errors(403, 404, 409, 412, 422, 429, examples=_UNDO_EXAMPLES),
     },
 )
 def undo_activity(
@@ -190,8 +175,6 @@ def undo_activity(
     tags = if_match_tasks(if_match)
 
     def write() -> TaskEnvelope:
-        task = undoing.undo(event_id, tags)
-        response.headers["ETag"] = task_etag(task)
-        return TaskEnvelope(data=TaskPublic.model_validate(task))
+        return one_task(undoing.undo(event_id, tags), response)
 
     return idempotent.respond(door, _UndoRequest(event_id=event_id), 200, write)

@@ -1,9 +1,6 @@
-"""`/api/app-passwords` (issue 62; specs/api-contract.md, "App passwords"): the signed-in
-caller's passwords for CalDAV clients. Thin: enter through the door, call
-`AppPasswordService`, answer. The password is in the create's answer only.
-
-Creating one is a REST call by the signed-in user only: no MCP or chat tool makes one (an
-app password must never reach a conversation or a model's context).
+"""`/api/app-passwords` (specs/api-contract.md, "App passwords"): passwords for CalDAV clients,
+each in its create's answer only. No MCP or chat tool makes one: an app password must never
+reach a conversation or a model's context.
 """
 
 from __future__ import annotations

@@ -8,11 +8,10 @@ move before its unit of work connects (`stored_file`), and a download's after it
 
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Path, Request, Response, status
@@ -88,6 +87,12 @@ _BUSY = ErrorExample.of(
 _STORE_DOWN = ErrorExample.of(
     "storage_unavailable", "The file storage did not answer in time", StorageError()
 )
+_REFUSED = (FORBIDDEN, TASK_NOT_FOUND, VALIDATION, _FULL, _QUOTA, _STALLED, _BUSY, _STORE_DOWN)
+_UPLOAD_503 = {
+    503: "As many uploads as the server runs at once are running, the file storage did not "
+    "answer within its bounds, or the database is unreachable (`SERVICE_UNAVAILABLE`); "
+    "nothing was kept. Retry after `Retry-After`."
+}
 logger = logging.getLogger(__name__)
 
 AttachmentId = Annotated[
@@ -108,26 +113,19 @@ class AttachmentLimitsEnvelope(DataEnvelope[AttachmentLimits]):
 
 router = APIRouter(tags=["attachments"], responses=errors(401, 503), route_class=DoorRoute)
 
+_FILE = {
+    "type": "string",
+    "format": "binary",
+    "description": "The file: one part, its name kept (sanitised).",
+}
+_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {"file": _FILE},
+    "additionalProperties": False,
+}
 _MULTIPART = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The file: one part, its name kept (sanitised).",
-                        }
-                    },
-                    "additionalProperties": False,
-                }
-            }
-        },
-    }
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM}}}
 }
 
 
@@ -222,15 +220,9 @@ async def stored_file(
             connection.receive_within(settings.attachments_upload_seconds)
         async with _the_file(_stalling(request, settings.attachments_stall_seconds)) as file:
             storage = app_storage(request.app)
-            stored = await run_in_threadpool(
-                functools.partial(
-                    store_upload,
-                    storage,
-                    file.file,
-                    file.filename or "",
-                    max_bytes=settings.attachments_max_file_bytes,
-                )
-            )
+            most = settings.attachments_max_file_bytes
+            name = file.filename or ""
+            stored = await run_in_threadpool(store_upload, storage, file.file, name, max_bytes=most)
         try:
             yield stored
         except Exception as exc:
@@ -271,29 +263,7 @@ Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]
     "is kept.",
     responses={
         **ok(201, "Stored; `Location` is the new attachment's path.", "Location"),
-        **errors(
-            403,
-            404,
-            408,
-            413,
-            422,
-            503,
-            examples=(
-                FORBIDDEN,
-                TASK_NOT_FOUND,
-                VALIDATION,
-                _FULL,
-                _QUOTA,
-                _STALLED,
-                _BUSY,
-                _STORE_DOWN,
-            ),
-            descriptions={
-                503: "As many uploads as the server runs at once are running, the file "
-                "storage did not answer within its bounds, or the database is unreachable "
-                "(`SERVICE_UNAVAILABLE`); nothing was kept. Retry after `Retry-After`."
-            },
-        ),
+        **errors(403, 404, 408, 413, 422, 503, examples=_REFUSED, descriptions=_UPLOAD_503),
     },
 )
 def upload_attachment(
@@ -397,6 +367,3 @@ def attachment_limits(
 def upload_body_limit(max_file_bytes: int) -> int:
     """The most bytes the upload route's body may hold."""
     return max_file_bytes + MULTIPART_OVERHEAD
-
-
-__all__: list[Any] = ["UPLOAD_PATH", "router", "upload_body_limit"]

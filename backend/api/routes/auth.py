@@ -23,10 +23,7 @@ from backend.services.users import UserService
 from backend.storage.app import delete_objects
 
 router = APIRouter(
-    prefix="/api/auth",
-    tags=["auth"],
-    responses=errors(400, 413, 422, 503),
-    route_class=DoorRoute,
+    prefix="/api/auth", tags=["auth"], responses=errors(400, 413, 422, 503), route_class=DoorRoute
 )
 
 

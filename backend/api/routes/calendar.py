@@ -1,9 +1,7 @@
-"""Calendar feeds (issue 52; specs/api-contract.md, "Calendar feeds"): a signed-in caller
-manages its feeds under `/api/calendar-feeds`; a calendar app fetches one at
-`/api/calendar/{token}.ics` with no bearer header, the token being the credential (`FeedDoor`).
-Thin: enter through the door, call `CalendarFeedService` / `CalendarFeedReader`, answer. A fetch
-is one message; its `304` is decided from the tasks read (`calendar_ics.tag`) before any body
-is made."""
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): managed under
+`/api/calendar-feeds`; fetched at `/api/calendar/{token}.ics` with no bearer header, the token
+being the credential (`FeedDoor`). A fetch is one message; its `304` is decided from the tasks
+read (`calendar_ics.tag`) before any body is made."""
 
 from __future__ import annotations
 

@@ -9,12 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from backend.api.actions import feeds
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
-from backend.api.pagination import (
-    MAX_CURSOR_LENGTH,
-    decode_changes_cursor,
-    encode_changes_cursor,
-)
+from backend.api.deps import Door, DoorRoute, uses
+from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor, encode_changes_cursor
 from backend.api.responses import CURSOR_EXPIRED, INVALID_CHANGES_CURSOR, VALIDATION, errors, ok
 from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DecimalDigits
@@ -68,10 +64,9 @@ class ChangesParams(BaseModel):
 def list_changes(
     door: Door,
     changes: Annotated[ChangeFeed, uses(ChangeFeed)],
-    settings: SettingsDep,
     params: Annotated[ChangesParams, Query()],
 ) -> TaskChangesEnvelope:
-    secret = settings.signing_secret()
+    secret = door.settings.signing_secret()
     after = None
     if params.cursor:
         after = decode_changes_cursor(secret, door.caller_id, params.cursor)

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.datastructures import MutableHeaders
 
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import REPLAYED_HEADER
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     CHAT_NOT_CONFIGURED,
     CHAT_PROVIDER_ERROR,
@@ -63,11 +63,6 @@ ConversationId = Annotated[
     DecimalDigits,
     Reference(CONVERSATIONS, None),
 ]
-PageSize = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100."), DecimalDigits]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
-]
 STREAM = "text/event-stream"
 # The Idempotency-Key of a chat turn: kept with the user's message (as long as the
 # conversation), and a failed turn's retry runs again rather than replaying the failure.
@@ -105,33 +100,24 @@ An `Idempotency-Key` makes a retry safe: a turn that answered is replayed \
 (`{REPLAYED_HEADER}: true`); one that failed runs again without repeating the tool calls \
 that committed. Chat has its own per-user rate limit (`RateLimit` policy `"chat"`)."""
 
-_ERRORS = errors(
-    400,
-    404,
-    409,
-    413,
-    429,
-    502,
-    503,
-    504,
-    examples=(
-        CONVERSATION_NOT_FOUND,
-        KEY_IN_USE,
-        VALIDATION,
-        KEY_MISMATCH,
-        RATE_LIMIT_EXCEEDED,
-        CHAT_PROVIDER_ERROR,
-        CHAT_TOO_MANY_TURNS,
-        CHAT_NOT_CONFIGURED,
-        CHAT_PROVIDER_UNAVAILABLE,
-        UNAVAILABLE,
-        CHAT_PROVIDER_TIMEOUT,
-    ),
-    descriptions={
-        409: "The first turn with this `Idempotency-Key` has not answered yet "
-        "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`.",
-    },
+_EXAMPLES = (
+    CONVERSATION_NOT_FOUND,
+    KEY_IN_USE,
+    VALIDATION,
+    KEY_MISMATCH,
+    RATE_LIMIT_EXCEEDED,
+    CHAT_PROVIDER_ERROR,
+    CHAT_TOO_MANY_TURNS,
+    CHAT_NOT_CONFIGURED,
+    CHAT_PROVIDER_UNAVAILABLE,
+    UNAVAILABLE,
+    CHAT_PROVIDER_TIMEOUT,
 )
+_IN_USE = {
+    409: "The first turn with this `Idempotency-Key` has not answered yet "
+    "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`."
+}
+_ERRORS = errors(400, 404, 409, 413, 429, 502, 503, 504, examples=_EXAMPLES, descriptions=_IN_USE)
 _OK = rate_limited(200, "The answer and the tool calls it made.", REPLAYED_HEADER)
 _OK[200]["content"] = {STREAM: {"schema": {"type": "string", "description": "Server-sent events."}}}
 
@@ -274,11 +260,10 @@ async def _events(
 def list_conversations(
     door: Door,
     conversations: Annotated[ConversationService, uses(ConversationService)],
-    settings: SettingsDep,
     limit: PageSize = 20,
     cursor: Cursor = None,
 ) -> ConversationsEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     after = None
     if cursor:
         micros, last_id = decode_row_cursor(secret, "conversations", user_id, cursor)
@@ -307,12 +292,11 @@ def list_conversations(
 def list_conversation_messages(
     door: Door,
     conversations: Annotated[ConversationService, uses(ConversationService)],
-    settings: SettingsDep,
     conversation_id: ConversationId,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> MessagesEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     kind = f"messages/{conversation_id}"
     after = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
     rows, more = conversations.messages(conversation_id, limit, after)

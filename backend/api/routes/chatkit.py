@@ -116,6 +116,15 @@ _OK[200]["content"] = {
         }
     },
 }
+_EXAMPLES = (
+    CONVERSATION_NOT_FOUND,
+    CHATKIT_ITEM_NOT_FOUND,
+    KEY_IN_USE,
+    VALIDATION,
+    RATE_LIMIT_EXCEEDED,
+    CHAT_NOT_CONFIGURED,
+    UNAVAILABLE,
+)
 
 
 @router.post(
@@ -123,32 +132,11 @@ _OK[200]["content"] = {
     operation_id="chatkit",
     summary="OpenAI ChatKit's protocol",
     description=_DESCRIPTION,
-    responses={
-        **_OK,
-        **errors(
-            404,
-            409,
-            413,
-            429,
-            503,
-            examples=(
-                CONVERSATION_NOT_FOUND,
-                CHATKIT_ITEM_NOT_FOUND,
-                KEY_IN_USE,
-                VALIDATION,
-                RATE_LIMIT_EXCEEDED,
-                CHAT_NOT_CONFIGURED,
-                UNAVAILABLE,
-            ),
-        ),
-    },
+    responses={**_OK, **errors(404, 409, 413, 429, 503, examples=_EXAMPLES)},
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def chatkit(
-    door: Door,
-    request: Request,
-    response: Response,
-    idempotency_key: ChatIdempotencyKey = None,
+    door: Door, request: Request, response: Response, idempotency_key: ChatIdempotencyKey = None
 ) -> Response:
     from chatkit.server import StreamingResult
 

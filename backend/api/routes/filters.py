@@ -1,6 +1,5 @@
-"""`/api/filters`: the caller's saved filters (issue 53), a private resource of named rows
-(`named_rows_router`: list, create, read, change, delete), and `PUT`, as lists have. A filter
-is applied by `GET /api/tasks?filter=`."""
+"""`/api/filters`: saved filters, a private resource of named rows (`named_rows_router`), and
+`PUT`, as lists have. A filter is applied by `GET /api/tasks?filter=`."""
 
 from __future__ import annotations
 
@@ -57,12 +56,7 @@ FilterId = Annotated[
     responses={
         **rate_limited(200, "The filter as changed."),
         **errors(
-            400,
-            404,
-            409,
-            413,
-            429,
-            examples=(_RESOURCE.not_found, _RESOURCE.taken, VALIDATION),
+            400, 404, 409, 413, 429, examples=(_RESOURCE.not_found, _RESOURCE.taken, VALIDATION)
         ),
     },
 )

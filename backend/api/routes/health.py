@@ -24,6 +24,10 @@ async def health() -> HealthEnvelope:
     return _HEALTHY
 
 
+def _unready(reason: str, details: list[dict[str, str | None]] | None = None) -> JSONResponse:
+    return error_response(503, "SERVICE_UNAVAILABLE", reason, details or (), {"Retry-After": "5"})
+
+
 @router.get(
     "/health/ready",
     operation_id="ready",
@@ -37,29 +41,23 @@ async def health() -> HealthEnvelope:
 )
 def ready(request: Request) -> JSONResponse:
     expected: frozenset[str] = request.app.state.migration_ids
-    retry = {"Retry-After": "5"}
     # With chat configured, not before its stack has loaded (backend/chat/stack.py).
     chat: Preload | None = request.app.state.chat_stack
     if chat is not None and (not chat.done or chat.failed is not None):
         reason = "The chat stack is loading" if not chat.done else "The chat stack failed to load"
-        return error_response(503, "SERVICE_UNAVAILABLE", reason, headers=retry)
+        return _unready(reason)
     # Nor before /mcp answers (its SDK loads beside the start: backend/mcp/mount.py).
     mcp: McpMount = request.app.state.mcp
     if not mcp.ready:
         reason = "The MCP endpoint failed to load" if mcp.failed else "The MCP endpoint is loading"
-        return error_response(503, "SERVICE_UNAVAILABLE", reason, headers=retry)
+        return _unready(reason)
     try:
         pending = pending_migrations(request.app.state.engine, expected)
     except SQLAlchemyError:
-        return error_response(503, "SERVICE_UNAVAILABLE", "Database unreachable", headers=retry)
+        return _unready("Database unreachable")
     if pending:
-        return error_response(
-            503,
-            "SERVICE_UNAVAILABLE",
-            "Database migrations are pending",
-            details=[
-                {"field": None, "message": f"pending: {m}", "type": "migration"} for m in pending
-            ],
-            headers=retry,
-        )
+        details = [
+            {"field": None, "message": f"pending: {m}", "type": "migration"} for m in pending
+        ]
+        return _unready("Database migrations are pending", details)
     return JSONResponse({"data": {"status": "ready", "database": "ok", "migrations": "current"}})

@@ -13,10 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from backend.api.actions import acts
-from backend.api.conditional import etag
 from backend.api.deps import DoorRoute, counted_against, uses
 from backend.api.responses import (
-    FORBIDDEN_ROLE,
+    FORBIDDEN,
     INVITATION_NOT_FOUND,
     LIST_NOT_FOUND,
     MEMBERS_FULL,
@@ -25,7 +24,7 @@ from backend.api.responses import (
     errors,
     rate_limited,
 )
-from backend.api.routes.lists import ListId
+from backend.api.routes.lists import ListId, one_list
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     InvitationCreatedEnvelope,
@@ -34,7 +33,6 @@ from backend.models.envelopes import (
 )
 from backend.models.references import INVITATIONS, Action, Reference
 from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
-from backend.models.task_list import ListPublic
 from backend.models.types import TASK_ID_MAX
 from backend.services.invitations import InvitationService
 from backend.services.rate_limits import invitation_limit
@@ -49,6 +47,8 @@ InvitationId = Annotated[
     DecimalDigits,
     Reference(INVITATIONS, Action.INVITE),
 ]
+# What an admin's route may refuse: a member below admin, an admin's invitation, no such list.
+_ADMIN = (FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND)
 
 
 @router.post(
@@ -69,9 +69,7 @@ def accept_invitation(
     data: InvitationAccept,
     response: Response,
 ) -> SingleListEnvelope:
-    row = invitations.accept(data.token)
-    response.headers["ETag"] = etag(row)
-    return SingleListEnvelope(data=ListPublic.model_validate(row))
+    return one_list(invitations.accept(data.token), response)
 
 
 @router.post(
@@ -90,20 +88,7 @@ def accept_invitation(
     "limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`).",
     responses={
         **rate_limited(201, "Created, with its token."),
-        **errors(
-            400,
-            403,
-            404,
-            413,
-            429,
-            examples=(
-                FORBIDDEN_ROLE,
-                ONLY_OWNER_ADMINS,
-                LIST_NOT_FOUND,
-                VALIDATION,
-                MEMBERS_FULL,
-            ),
-        ),
+        **errors(400, 403, 404, 413, 429, examples=(*_ADMIN, VALIDATION, MEMBERS_FULL)),
     },
 )
 def create_invitation(
@@ -121,7 +106,7 @@ def create_invitation(
     response_model=InvitationsEnvelope,
     summary="List a list's pending invitations",
     description="Admins and the owner: the unexpired invitations, oldest first, never a token.",
-    responses=errors(403, 404, examples=(FORBIDDEN_ROLE, LIST_NOT_FOUND)),
+    responses=errors(403, 404, examples=(FORBIDDEN, LIST_NOT_FOUND)),
 )
 def list_invitations(
     invitations: Annotated[InvitationService, uses(InvitationService)], list_id: ListId
@@ -139,12 +124,7 @@ def list_invitations(
     "no longer works.",
     responses={
         **rate_limited(204, "Revoked."),
-        **errors(
-            403,
-            404,
-            429,
-            examples=(FORBIDDEN_ROLE, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, INVITATION_NOT_FOUND),
-        ),
+        **errors(403, 404, 429, examples=(*_ADMIN, INVITATION_NOT_FOUND)),
     },
 )
 def revoke_invitation(

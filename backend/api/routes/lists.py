@@ -49,7 +49,7 @@ _CHANGED = rate_limited(200, "The list as changed, with its new `ETag`.", "ETag"
 _WRITE_EXAMPLES = (LIST_NOT_FOUND, LIST_NAME_TAKEN, LIST_PRECONDITION, VALIDATION)
 
 
-def _one(row: ListRow, response: Response) -> SingleListEnvelope:
+def one_list(row: ListRow, response: Response) -> SingleListEnvelope:
     """One list, with its ETag (of its own fields: its counts change with its tasks)."""
     response.headers["ETag"] = etag(row)
     return SingleListEnvelope(data=ListPublic.model_validate(row))
@@ -92,7 +92,7 @@ def create_list(
     row = lists.create(data)
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/lists/{row.id}"
-    return _one(row, response)
+    return one_list(row, response)
 
 
 @router.get(
@@ -109,7 +109,7 @@ def create_list(
 def get_list(
     lists: Annotated[ListService, uses(ListService)], list_id: ListId, response: Response
 ) -> SingleListEnvelope:
-    return _one(lists.get(list_id), response)
+    return one_list(lists.get(list_id), response)
 
 
 @router.put(
@@ -120,10 +120,7 @@ def get_list(
     summary="Change the fields sent (as PATCH does)",
     description="A field the body does not name keeps its stored value (an omitted `color` "
     "stays); `color: null` clears it; an empty body is 422.",
-    responses={
-        **_CHANGED,
-        **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES),
-    },
+    responses={**_CHANGED, **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES)},
 )
 def replace_list(
     lists: Annotated[ListService, uses(ListService)],
@@ -133,7 +130,7 @@ def replace_list(
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    return _one(lists.update(list_id, data, expected), response)
+    return one_list(lists.update(list_id, data, expected), response)
 
 
 @router.patch(
@@ -142,10 +139,7 @@ def replace_list(
     operation_id="updateList",
     response_model=SingleListEnvelope,
     summary="Rename or recolour a list",
-    responses={
-        **_CHANGED,
-        **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES),
-    },
+    responses={**_CHANGED, **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES)},
 )
 def update_list(
     lists: Annotated[ListService, uses(ListService)],
@@ -155,7 +149,7 @@ def update_list(
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    return _one(lists.update(list_id, data, expected), response)
+    return one_list(lists.update(list_id, data, expected), response)
 
 
 @router.post(
@@ -179,7 +173,7 @@ def move_list(
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
     row = lists.move(list_id, data.after_id, data.before_id, expected)
-    return _one(row, response)
+    return one_list(row, response)
 
 
 @router.delete(

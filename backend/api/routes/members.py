@@ -1,7 +1,6 @@
-"""`/api/lists/{list_id}/members` and `/transfer`: who shares a list, and how far (issue 39;
-specs/api-contract.md, "Shared lists"). Thin: enter through the door, call `MemberService`,
-return the envelope. Anyone who is not a member of the list gets the 404 a missing list
-gets; a member below the role an action needs, 403 `FORBIDDEN`."""
+"""`/api/lists/{list_id}/members` and `/transfer` (specs/api-contract.md, "Shared lists").
+Anyone who is not a member of the list gets the 404 a missing list gets; a member below the
+role an action needs, 403 `FORBIDDEN`."""
 
 from __future__ import annotations
 
@@ -10,10 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from backend.api.actions import acts
-from backend.api.conditional import etag
 from backend.api.deps import DoorRoute, uses
 from backend.api.responses import (
-    FORBIDDEN_ROLE,
+    FORBIDDEN,
     HEIR_NAME_TAKEN,
     HEIR_TOO_MANY_LISTS,
     LIST_NOT_FOUND,
@@ -25,12 +23,11 @@ from backend.api.responses import (
     errors,
     rate_limited,
 )
-from backend.api.routes.lists import ListId
+from backend.api.routes.lists import ListId, one_list
 from backend.models.common import StorableText
 from backend.models.envelopes import MemberEnvelope, MembersEnvelope, SingleListEnvelope
 from backend.models.references import MEMBERS, Action, Reference
 from backend.models.sharing import MemberUpdate, Transfer
-from backend.models.task_list import ListPublic
 from backend.models.user import USER_ID_MAX_LENGTH
 from backend.services.members import MemberService
 
@@ -49,6 +46,9 @@ MemberId = Annotated[
     StorableText,
     Reference(MEMBERS, Action.MEMBER_MANAGE),
 ]
+# What a change of a member may refuse; a transfer to a member who cannot take the list.
+_MANAGED = (FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND, MEMBER_NOT_FOUND, OWNER_FIXED)
+_HEIR = (FORBIDDEN, LIST_NOT_FOUND, MEMBER_NOT_FOUND, HEIR_NAME_TAKEN, HEIR_TOO_MANY_LISTS)
 
 
 @router.get(
@@ -78,22 +78,7 @@ def list_members(
     "(a transfer makes another member the owner).",
     responses={
         **rate_limited(200, "The member, with its new role."),
-        **errors(
-            400,
-            403,
-            404,
-            409,
-            413,
-            429,
-            examples=(
-                FORBIDDEN_ROLE,
-                ONLY_OWNER_ADMINS,
-                LIST_NOT_FOUND,
-                MEMBER_NOT_FOUND,
-                OWNER_FIXED,
-                VALIDATION,
-            ),
-        ),
+        **errors(400, 403, 404, 409, 413, 429, examples=(*_MANAGED, VALIDATION)),
     },
 )
 def update_member(
@@ -115,20 +100,7 @@ def update_member(
     "removes itself (leaves). The owner cannot leave: it transfers the list first.",
     responses={
         **rate_limited(204, "Removed (or left)."),
-        **errors(
-            403,
-            404,
-            409,
-            429,
-            examples=(
-                FORBIDDEN_ROLE,
-                ONLY_OWNER_ADMINS,
-                LIST_NOT_FOUND,
-                MEMBER_NOT_FOUND,
-                OWNER_FIXED,
-                OWNER_CANNOT_LEAVE,
-            ),
-        ),
+        **errors(403, 404, 409, 429, examples=(*_MANAGED, OWNER_CANNOT_LEAVE)),
     },
 )
 def remove_member(
@@ -149,22 +121,7 @@ def remove_member(
     "than the limit, none by its name.",
     responses={
         **rate_limited(200, "The list as you now see it (your role: `admin`).", "ETag"),
-        **errors(
-            400,
-            403,
-            404,
-            409,
-            413,
-            429,
-            examples=(
-                FORBIDDEN_ROLE,
-                LIST_NOT_FOUND,
-                MEMBER_NOT_FOUND,
-                HEIR_NAME_TAKEN,
-                HEIR_TOO_MANY_LISTS,
-                VALIDATION,
-            ),
-        ),
+        **errors(400, 403, 404, 409, 413, 429, examples=(*_HEIR, VALIDATION)),
     },
 )
 def transfer_list(
@@ -173,6 +130,4 @@ def transfer_list(
     data: Transfer,
     response: Response,
 ) -> SingleListEnvelope:
-    row = members.transfer(list_id, data.user_id)
-    response.headers["ETag"] = etag(row)
-    return SingleListEnvelope(data=ListPublic.model_validate(row))
+    return one_list(members.transfer(list_id, data.user_id), response)

@@ -1,9 +1,7 @@
-"""`/api/notification-settings` (issue 72; specs/api-contract.md, "Notification settings"):
-which channels the caller's reminders take, and the two links a mail carries (confirm an
-address; RFC 8058 one-click unsubscribe), which need no bearer token: the link is the
-credential. Thin: enter through the door, call the service, answer; a confirmation mail is
-queued by the PATCH's own statement and sent by the events worker (retried while the SMTP
-server is down: specs/events.md, "Reminder deliveries").
+"""`/api/notification-settings` (specs/api-contract.md, "Notification settings"), and the two
+links a mail carries (confirm an address; RFC 8058 one-click unsubscribe), which need no bearer
+token: the link is the credential. A confirmation mail is queued by the PATCH's own statement
+and sent by the events worker (specs/events.md, "Reminder deliveries").
 """
 
 from __future__ import annotations
@@ -15,10 +13,7 @@ from fastapi import APIRouter, Query, status
 from backend.api.deps import AnonymousDoor, Door, DoorRoute, SettingsDep, uses
 from backend.api.responses import VALIDATION, ErrorExample, errors, ok, rate_limited
 from backend.errors import InvalidRequest, NotFound
-from backend.models.envelopes import (
-    EmailConfirmedEnvelope,
-    NotificationSettingsEnvelope,
-)
+from backend.models.envelopes import EmailConfirmedEnvelope, NotificationSettingsEnvelope
 from backend.models.notification_settings import (
     CONFIRM_TOKEN,
     UNSUBSCRIBE_TOKEN,

@@ -1,7 +1,6 @@
-"""Web Push (issue 72; specs/api-contract.md, "Push subscriptions"): the server's VAPID public
-key, and the signed-in caller's subscriptions under `/api/push-subscriptions`. Thin: enter
-through the door, call `PushSubscriptionService`, answer. A subscription's keys
-are taken, never shown; no MCP or chat tool reaches them.
+"""Web Push (specs/api-contract.md, "Push subscriptions"): the server's VAPID public key, and
+the caller's subscriptions. A subscription's keys are taken, never shown; no MCP or chat tool
+reaches them.
 """
 
 from __future__ import annotations

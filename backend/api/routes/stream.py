@@ -1,12 +1,7 @@
-"""`GET /api/changes/stream`: the caller's change feed, live (Server-Sent Events; issue 51,
-specs/events.md "The live stream"). Each event is one change of `GET /api/tasks/changes`,
-with the same JSON, its `id:` the feed cursor after it.
-
-Thin: verify the caller, take the stream's place (`backend/services/live.py`, `LiveFeeds`,
-which reads where it starts and every page after), and hand the rest to `ChangeStream`
-(`backend/api/live.py`). An `async def` route: a stream holds no thread and no connection
-while idle; its feed reads run in worker threads through the door's own `UnitOfWork`, so the
-reads are the feed's own.
+"""`GET /api/changes/stream`: the change feed, live (Server-Sent Events; specs/events.md, "The
+live stream"). Each event is one change of `GET /api/tasks/changes`, its `id:` the feed cursor
+after it. Async: a stream holds no thread and no connection while idle; `LiveFeeds` reads
+where it starts and every page after, `ChangeStream` (`backend/api/live.py`) writes them.
 """
 
 from __future__ import annotations
@@ -20,13 +15,7 @@ from backend.api.actions import feeds
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.live import ChangeStream
 from backend.api.pagination import MAX_CURSOR_LENGTH, decode_changes_cursor
-from backend.api.responses import (
-    CURSOR_EXPIRED,
-    INVALID_CHANGES_CURSOR,
-    VALIDATION,
-    errors,
-    ok,
-)
+from backend.api.responses import CURSOR_EXPIRED, INVALID_CHANGES_CURSOR, VALIDATION, errors, ok
 from backend.auth.tokens import TokenClaims
 from backend.errors import Unauthorized
 from backend.models import StreamTicketPublic
@@ -134,6 +123,9 @@ def create_stream_ticket(
     return StreamTicketEnvelope(data=StreamTicketPublic(ticket=ticket, expires_at=expires_at))
 
 
+_FEED_EXAMPLES = (CURSOR_EXPIRED, VALIDATION, INVALID_CHANGES_CURSOR)
+
+
 def _as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
     """The error responses of a route whose success is an event stream: still JSON (FastAPI
     would file a response's `model` under the route's own media type)."""
@@ -152,16 +144,7 @@ def _as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict
     response_class=ChangeStream,
     responses={
         200: EVENT_STREAM,
-        **_as_json(
-            errors(
-                401,
-                410,
-                422,
-                429,
-                503,
-                examples=(CURSOR_EXPIRED, VALIDATION, INVALID_CHANGES_CURSOR),
-            )
-        ),
+        **_as_json(errors(401, 410, 422, 429, 503, examples=_FEED_EXAMPLES)),
     },
     description="Server-Sent Events: every change of your change feed as it commits, your "
     "own and your shared lists' (`access.granted`, `access.ended` included). Resume with "

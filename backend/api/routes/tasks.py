@@ -13,14 +13,8 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from backend.api.actions import acts
-from backend.api.conditional import (
-    IfMatch,
-    IfNoneMatch,
-    if_match_versions,
-    none_match,
-    task_etag,
-)
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.conditional import IfMatch, IfNoneMatch, if_match_versions, none_match, task_etag
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.encoding import TaskPageJSON
 from backend.api.idempotency import IdempotentDep
 from backend.api.pagination import (
@@ -50,14 +44,7 @@ from backend.api.routes.filters import FILTER_NOT_FOUND
 from backend.contracts.saved_filters import filtered
 from backend.contracts.task_listing import QueryString, listing_fields, query_of
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, move_placement, stats_public
-from backend.models import (
-    TaskCompletion,
-    TaskCreate,
-    TaskPublic,
-    TaskReplace,
-    TaskRow,
-    TaskUpdate,
-)
+from backend.models import TaskCompletion, TaskCreate, TaskPublic, TaskReplace, TaskRow, TaskUpdate
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import (
     BulkResponseEnvelope,
@@ -129,6 +116,7 @@ _IDEMPOTENT_EXAMPLES = (CONFLICT, VALIDATION, KEY_MISMATCH)
 # What a write that places a task (list_id, parent_id) may refuse, besides the usual.
 _PLACED_EXAMPLES = (LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, SUBTASK_CYCLE, LIST_FULL)
 _WRITE_EXAMPLES = (TASK_NOT_FOUND, VALIDATION, PRECONDITION, *_PLACED_EXAMPLES)
+_CREATE_EXAMPLES = (*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, LIST_FULL)
 # The 201 of a route that creates a task.
 _CREATED = rate_limited(
     201,
@@ -140,10 +128,16 @@ _CREATED = rate_limited(
 )
 
 
-def _one(task: TaskRow, response: Response) -> TaskEnvelope:
+def one_task(task: TaskRow, response: Response) -> TaskEnvelope:
     """One task, with its ETag on the response."""
     response.headers["ETag"] = task_etag(task)
     return TaskEnvelope(data=TaskPublic.model_validate(task))
+
+
+def _created(task: TaskRow, request: Request, response: Response) -> TaskEnvelope:
+    """A new task, with its ETag and `Location`."""
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/tasks/{task.id}"
+    return one_task(task, response)
 
 
 class _ListParams(BaseModel):
@@ -218,11 +212,10 @@ else:
 def list_tasks(
     door: Door,
     tasks: Annotated[TaskService, uses(TaskService)],
-    settings: SettingsDep,
     request: Request,
     params: Annotated[ListParams, Query()],
 ) -> TaskPageJSON:
-    secret = settings.signing_secret()
+    secret = door.settings.signing_secret()
     user_id = door.caller_id
 
     def read(query: TaskListQuery) -> tuple[TaskListQuery, int | None, TaskPage]:
@@ -260,18 +253,7 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskEnvelope,
     summary="Create a task",
-    responses={
-        **_CREATED,
-        **errors(
-            400,
-            404,
-            409,
-            413,
-            422,
-            429,
-            examples=(*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, PARENT_NOT_FOUND, LIST_FULL),
-        ),
-    },
+    responses={**_CREATED, **errors(400, 404, 409, 413, 422, 429, examples=_CREATE_EXAMPLES)},
 )
 def create_task(
     door: Door,
@@ -281,16 +263,13 @@ def create_task(
     response: Response,
     idempotent: IdempotentDep,
 ) -> TaskEnvelope | Response:
-    def create() -> TaskEnvelope:
-        task = tasks.create(data)
-        root = request.scope.get("root_path", "")
-        response.headers["Location"] = f"{root}/api/tasks/{task.id}"
-        return _one(task, response)
-
-    return idempotent.respond(door, data, status.HTTP_201_CREATED, create)
+    return idempotent.respond(
+        door, data, status.HTTP_201_CREATED, lambda: _created(tasks.create(data), request, response)
+    )
 
 
 _QUICK_ADD_EXAMPLES = (VALIDATION, LIST_REFERENCE_NOT_FOUND)
+_QUICK_CREATE_EXAMPLES = (*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, LIST_FULL)
 
 
 @router.post(
@@ -323,16 +302,7 @@ def parse_quick_add(
     "`POST /api/tasks` creates a task (`Location`, `ETag`, `Idempotency-Key`, events).",
     responses={
         **_CREATED,
-        **errors(
-            400,
-            403,
-            404,
-            409,
-            413,
-            422,
-            429,
-            examples=(*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, LIST_FULL),
-        ),
+        **errors(400, 403, 404, 409, 413, 422, 429, examples=_QUICK_CREATE_EXAMPLES),
     },
 )
 def quick_add_task(
@@ -345,10 +315,7 @@ def quick_add_task(
     idempotent: IdempotentDep,
 ) -> TaskEnvelope | Response:
     def create() -> TaskEnvelope:
-        task = tasks.create(quick_add.read(body).task)
-        root = request.scope.get("root_path", "")
-        response.headers["Location"] = f"{root}/api/tasks/{task.id}"
-        return _one(task, response)
+        return _created(tasks.create(quick_add.read(body).task), request, response)
 
     return idempotent.respond(door, body, status.HTTP_201_CREATED, create)
 
@@ -382,13 +349,7 @@ def task_stats(tasks: Annotated[TaskService, uses(TaskService)]) -> TaskStatsEnv
             "Idempotent-Replayed",
         ),
         **errors(
-            400,
-            404,
-            409,
-            413,
-            422,
-            429,
-            examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES),
+            400, 404, 409, 413, 422, 429, examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES)
         ),
     },
 )
@@ -467,7 +428,7 @@ def replace_task(
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
@@ -489,7 +450,7 @@ def update_task(
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, expected), response)
 
 
 @router.patch(
@@ -510,7 +471,7 @@ def complete_task(
 ) -> TaskEnvelope:
     completed = None if data is None else data.completed
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.set_completed(task_id, completed, expected), response)
+    return one_task(tasks.set_completed(task_id, completed, expected), response)
 
 
 @router.post(
@@ -533,7 +494,7 @@ def move_task(
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
     expected = if_match_versions(if_match, task_id)
-    return _one(tasks.move(task_id, move_placement(data), expected), response)
+    return one_task(tasks.move(task_id, move_placement(data), expected), response)
 
 
 @router.get(

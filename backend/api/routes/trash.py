@@ -1,18 +1,17 @@
-"""`/api/trash`: deleted tasks, restorable for 30 days (issue 53; specs/api-contract.md, "The
-trash"). Thin: enter through the door, call `TrashService`, return the envelope."""
+"""`/api/trash`: deleted tasks, restorable for 30 days (specs/api-contract.md, "The trash")."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 from pydantic import BaseModel
 
 from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_versions, task_etag
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import IdempotentDep
-from backend.api.pagination import MAX_CURSOR_LENGTH, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
 from backend.api.responses import (
     CONFLICT,
     FORBIDDEN,
@@ -53,14 +52,6 @@ TrashId = Annotated[
     DecimalDigits,
     Reference(TaskTrash.__tablename__, Action.TASK_WRITE),
 ]
-PAGE_MAX = 100
-PageSize = Annotated[
-    int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1-{PAGE_MAX}."), DecimalDigits
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=MAX_CURSOR_LENGTH, description="`meta.next_cursor` of the previous page."),
-]
 TRASHED_NOT_FOUND = ErrorExample.of(
     "trashed_not_found", "No such task in a trash you may restore from", NotFound(TRASH_NOT_FOUND)
 )
@@ -86,19 +77,16 @@ class _Restoring(BaseModel):
 def list_trash(
     door: Door,
     trash: Annotated[TrashService, uses(TrashService)],
-    settings: SettingsDep,
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> TrashEnvelope:
-    secret, user_id = settings.signing_secret(), door.caller_id
+    secret, user_id = door.settings.signing_secret(), door.caller_id
     before = decode_row_cursor(secret, _KIND, user_id, cursor) if cursor else None
     rows, more = trash.page(before, limit)
-    last = rows[-1] if more else None
-    next_cursor = (
-        encode_row_cursor(secret, _KIND, user_id, cursor_key(last.deleted_at), last.id)
-        if last is not None
-        else None
-    )
+    next_cursor = None
+    if more:
+        key = cursor_key(rows[-1].deleted_at)
+        next_cursor = encode_row_cursor(secret, _KIND, user_id, key, rows[-1].id)
     return TrashEnvelope(
         data=[TrashedTaskPublic.model_validate(row) for row in rows],
         meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),

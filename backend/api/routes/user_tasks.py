@@ -67,7 +67,7 @@ UserId = Annotated[
     StorableText,
 ]
 
-_NOT_FOUND = (
+_NO_TASK = (
     "No such task for this user, or `user_id` is not the caller's id (`NOT_FOUND`): "
     "the same answer either way, and the same as for another user's task."
 )
@@ -133,7 +133,7 @@ def _description(twin: APIRoute, missing: ErrorExample) -> str:
     return f"{twin.description}\n\n{note}" if twin.description else note
 
 
-_LIST_NOT_FOUND_TEXT = (
+_NO_LIST = (
     "No such list (or task) for this user, or `user_id` is not the caller's id "
     "(`NOT_FOUND`): the same answer either way, and the same as for another user's list."
 )
@@ -141,8 +141,7 @@ _LIST_NOT_FOUND_TEXT = (
 
 def _router(
     prefix: str,
-    twins: list[Any],
-    *,
+    twinned: tuple[APIRouter, ...],
     tag: str,
     missing: ErrorExample,
     text: str,
@@ -150,7 +149,7 @@ def _router(
 ) -> APIRouter:
     router = APIRouter(prefix=prefix, route_class=route_class)
     stem = prefix.replace("/{user_id}", "")
-    for twin in twins:
+    for twin in (route for routes in twinned for route in routes.routes):
         if not isinstance(twin, APIRoute):
             continue
         answer = _not_found(twin, missing)[0]
@@ -174,21 +173,8 @@ def _router(
     return router
 
 
-router = _router(
-    PREFIX,
-    [*tasks.router.routes, *changes.router.routes],
-    tag=TAG,
-    missing=TASK_NOT_FOUND,
-    text=_NOT_FOUND,
-    route_class=TaskRoute,
-)
-lists_router = _router(
-    LISTS_PREFIX,
-    list(lists.router.routes),
-    tag=LISTS_TAG,
-    missing=LIST_NOT_FOUND,
-    text=_LIST_NOT_FOUND_TEXT,
-    route_class=DoorRoute,
-)
 # Both, in this order (backend/api/routes/__init__.py includes them).
-ROUTERS = (router, lists_router)
+ROUTERS = (
+    _router(PREFIX, (tasks.router, changes.router), TAG, TASK_NOT_FOUND, _NO_TASK, TaskRoute),
+    _router(LISTS_PREFIX, (lists.router,), LISTS_TAG, LIST_NOT_FOUND, _NO_LIST, DoorRoute),
+)
