@@ -1,10 +1,7 @@
-"""Conversations with the task agent, always scoped to one user (migration 0021).
+"""Conversations with the task agent, scoped to one user (`owned`: another's does not exist).
 
-Every statement is built with `owned` and run by `Scoped`, as for tasks and lists: another
-user's conversation is one that does not exist. A chat turn touches this service twice, in
-two units of work with the model's answer in between (specs/chat.md): `begin_turn` stores the
-user's message and reads the history the model gets; `answer` stores the assistant's message
-(its text, tool calls, token usage, or the error that ended the turn).
+A chat turn touches this service twice, with the model's answer in between (specs/chat.md):
+`begin_turn` stores the user's message and reads the history; `answer` stores the assistant's.
 """
 
 from __future__ import annotations
@@ -76,14 +73,10 @@ _ADD_MESSAGE = (
     )
     .returning(_M.id, _M.created_at)
 )
-# A turn's answer, from the moment its user message is stored: `UNFINISHED` until the turn
-# stores its answer or error over it (one user message, one answer), with the tool calls that
-# committed meanwhile (each appended in its own write's transaction, `record_call`). So a
-# turn that dies at any point leaves its message answered by an error record naming what
-# committed, and a retry with the same key resumes from it. Its `created_at` is when the
-# attempt running it began: the attempt's token (the answer is stored only over the record
-# of the attempt that holds the turn, `TurnStart.held`); its `heartbeat_at` is when that
-# attempt last renewed its claim (`beat`): its lease (`running_for`) counts from there.
+# A turn's answer from the moment its message is stored: `UNFINISHED`, with the tool calls that
+# committed meanwhile (`record_call`), until the answer or error replaces it; so a turn that dies
+# leaves an error naming what committed, and a retry resumes from it. `created_at`: the running
+# attempt's token (`TurnStart.held`); `heartbeat_at`: its last renewal (`beat`), the lease's start.
 UNFINISHED = "CHAT_TURN_UNFINISHED"
 _MID = bindparam("message_id", type_=BigInteger)
 _PROVISIONAL = insert(Message).values(
@@ -138,11 +131,9 @@ _RECORD_CALL = _messages(
         )
     )
 )
-# Another attempt takes the turn over: only from one that ended (its error stored) or whose
-# lease ran out since its last heartbeat (one that never beat, stored by code from before
-# heartbeats: since it began, with the lease of a whole turn), and only once (the row must be
-# as it was read). The calls it resumes from are the record's as the claim found it: a call
-# that committed after the read and before the claim is among them.
+# Another attempt takes the turn over only from one that ended or whose lease ran out (one that
+# never beat: since it began, with a whole turn's lease), and only once (the row as read); it
+# resumes from the calls the claim found.
 _CLAIM = _messages(
     update(Message)
     .where(
@@ -236,12 +227,10 @@ class ConversationService(Scoped):
         running_for: timedelta,
         unbeaten_for: timedelta | None = None,
     ) -> TurnStart:
-        """Store the user's message (a new conversation if `conversation_id` is None) and
-        read the history before it. With an Idempotency-Key used before: the first attempt's
-        answer, or (it failed) its message again with the calls that committed; while the
-        first attempt may still be running (`running_for` since its last heartbeat;
-        `unbeaten_for`, default the same, since it began if it never beat: an attempt of
-        code from before heartbeats), `IdempotencyKeyInUse`."""
+        """Store the user's message (a new conversation if `conversation_id` is None) and read
+        the history before it. An Idempotency-Key used before: the first attempt's answer, or
+        (it failed) its message with the calls that committed; `IdempotencyKeyInUse` while it
+        may still run (`running_for` since its last heartbeat, `unbeaten_for` if it never beat)."""
         if key is not None:
             earlier = self._read(_BY_KEY, key=key).first()
             if earlier is not None:
@@ -311,9 +300,8 @@ class ConversationService(Scoped):
         )
 
     def beat(self, message_id: int, held: datetime) -> bool:
-        """Renew the claim of the attempt whose token is `held` on the turn answering
-        `message_id` (one statement, committed in its message): whether it still holds it
-        (False: it ended, or a retry took it over)."""
+        """Renew attempt `held`'s claim on the turn answering `message_id`: whether it still
+        holds it (False: it ended, or a retry took it over)."""
         return bool(self._write(_BEAT, message_id=message_id, held=held, last=True))
 
     def record_call(self, message_id: int, call: dict[str, Any]) -> None:
@@ -331,12 +319,9 @@ class ConversationService(Scoped):
 
     @fires(Rule.ANSWER_ID)
     def answer(self, reply: Reply) -> Any:
-        """Store the assistant's message (replacing a failed attempt's answer to the same
-        user message, whose committed tool calls `reply` carries on) and mark the
-        conversation active. Only over the record of the attempt that holds the turn
-        (`reply.held`): one whose lease ran out and was taken over by a retry stores nothing
-        (`IdempotencyKeyInUse`), so it can neither erase the calls the retry records nor
-        free the turn while the retry runs."""
+        """Store the assistant's message (over a failed attempt's, whose calls `reply` carries
+        on) and mark the conversation active; only over the record of the attempt holding the
+        turn (`reply.held`), else `IdempotencyKeyInUse`: a superseded attempt erases nothing."""
         # Bounded here, where it is stored: every stored message reads back (issue 38).
         values = {
             "content": clean_text(reply.content, ANSWER_MAX_CHARS),
