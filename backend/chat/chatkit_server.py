@@ -1,17 +1,11 @@
-"""ChatKit's protocol on our chat turn (specs/chat.md, "ChatKit"; issue 40).
+"""ChatKit's protocol on our chat turn (specs/chat.md, "ChatKit").
 
-`POST /api/chatkit` takes ChatKit's requests (`openai-chatkit`'s `ChatKitReq`). Everything a
-client can get wrong is settled here, in a worker thread through the caller's units of work,
-before a byte is sent: the body is parsed (422), the thread and item it names are the
-caller's (else the 404 a missing one gets), and a turn's chat limit (429), configuration
-(503) and stored user message are the chat turn's own (`backend.chat.turn.begin`, as for
-`/api/chat`). What is left streams through the SDK's `ChatKitServer` (`TaskChatKitServer`):
-its events, with the turn (`turn.run`: the same agent, tools, limits, timeout, idempotency
-and stored answers) running as a task of its own, so a client that goes away stops hearing
-the turn, not the turn.
-
-Requests that answer in JSON are answered here, in one unit of work each, with ChatKit's own
-types (a thread opens on its newest items, not the SDK's oldest 20).
+`POST /api/chatkit` takes ChatKit's requests. Everything a client can get wrong is settled in a
+worker thread before a byte is sent (the body, the caller's thread and item, the turn's limit,
+configuration and stored message: `turn.begin`, as for `/api/chat`). The rest streams through
+the SDK's `ChatKitServer`, the turn (`turn.run`) a task of its own, so a client that goes away
+stops hearing the turn, not the turn. JSON requests are answered here, one unit of work each
+(a thread opens on its newest items, not the SDK's oldest 20).
 """
 
 from __future__ import annotations
@@ -181,10 +175,9 @@ class Prepared:
 def prepare(
     door: UnitOfWork, caller: Caller, request: Any, key: str | None, model: Any
 ) -> Prepared:
-    """Everything before the answer, in a worker thread (psycopg2 blocks): validation, the
-    owner checks, a turn's start, an action's write. `door`: the route's counted unit of
-    work (writes); reads go through an uncounted one for the same caller. `model`: builds
-    the chat model (raises `ChatNotConfigured`), called only for a turn."""
+    """Everything before the answer, in a worker thread: validation, the owner checks, a
+    turn's start, an action's write. `door`: the route's counted unit of work (reads go
+    through an uncounted one); `model`: builds the chat model, called only for a turn."""
     chatkit: ChatKitService
     context = ChatKitContext(caller=caller, headers=door.response_headers)
     match request:

@@ -1,15 +1,10 @@
-"""Lists (`task_lists`, migration 0017), the caller's own and those shared with it (0029).
+"""Lists (`task_lists`), the caller's own and those shared with it.
 
-Every statement is built with `owned` (the caller's own lists: creating, deleting and ordering
-them) or `may` with the action (reading, renaming: backend/services/access.py), and sent with
-`Scoped._read`/`_write`: a list the caller may not reach is a list that does not exist, and a
-member below the action's role is told so (`require`). Each list carries the caller's `role` in
-it. Each request is one statement, and a write commits itself in the same message
-(`_write(last=True)`: one round trip): a list is read with its task counts, created with its
-limit and its name's uniqueness checked in the insert, changed with If-Match and the name
-checked in the update. A write that matched nothing reads why on its own (the failure path
-alone pays that round trip). Deleting a list deletes its tasks (the foreign key's cascade),
-each one a `deleted` change, and the list's `list.deleted` event after them (migration 0019).
+Statements are built with `owned` (creating, deleting, ordering) or `may` with the action
+(reading, renaming): a list the caller may not reach does not exist, a member below the action's
+role is told so (`require`). Each request is one statement (limits, name uniqueness and If-Match
+checked in it); a write that matched nothing reads why (the failure path's round trip).
+Deleting a list cascades to its tasks, each a `deleted` change, then its `list.deleted` event.
 """
 
 from __future__ import annotations
@@ -135,9 +130,8 @@ _BY_NAME = and_(_L.name_key == _REF_KEY, _L.user_id == bindparam(OWNER))
 # caller's), and whether another list has the name being written.
 _REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
 _REFUSAL_BY_NAME = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME)
-# A write of a list by its id takes the caller's change lock and the list's owner's (where the
-# caller is a member) together, ahead of it (`spaces_locked`): a member renaming an owner's
-# list while that owner renames one of the member's would otherwise deadlock.
+# A write of a list takes the caller's and the owner's change locks together (`spaces_locked`),
+# else a member and an owner renaming each other's lists would deadlock.
 LOCK_LIST = spaces_locked(select(_L.user_id).where(_BY_ID, _VISIBLE).scalar_subquery())
 
 
@@ -240,10 +234,8 @@ class ListService(Scoped):
 
     @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
-        """Delete the list (or, for an agent, the one `named`) and, by the foreign key's
-        cascade, every task in it, into the trash (restorable to the top level); the list as
-        it was, with the counts of the tasks that went with it (read in the statement's
-        snapshot, before the cascade)."""
+        """Delete the list (or the one `named`) and its tasks into the trash (restorable to the
+        top level); the list as it was, with the counts of the tasks that went with it."""
         target = _Target(list_id, named)
         conditions = (target.condition, *version_in(_L.version, expected))
         binds = dict(target.binds)
