@@ -11,8 +11,7 @@ checked twice (specs/api-contract.md, "Push subscriptions").
   in between cannot steer it elsewhere. Redirects are never followed and every wait is
   bounded (backend/events/notify.py).
 
-Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production): then an endpoint
-on 127.0.0.1, ::1 or localhost is accepted, over http too (a receiver without a certificate).
+Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production), over http too.
 """
 
 from __future__ import annotations
