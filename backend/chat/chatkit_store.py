@@ -2,14 +2,10 @@
 user and assistant messages are `messages` rows (written by the chat turn, as for
 `/api/chat`: this store never writes one), other items are `chatkit_items` rows.
 
-Every method runs in a worker thread (psycopg2 blocks) inside a `UnitOfWork` of the caller
-the route verified (`ChatKitContext.caller`), so every statement is scoped to that caller:
-`items.list` or a delete naming another user's thread finds nothing, as a missing one. The
-route checks the thread's owner before the SDK runs (and preloads it into the context), so a
-missing thread is our 404 before anything streams.
-
-Ids are the rows' `public_id`s (migration 0025: 122 random bits from the database); what the
-SDK asks this store to generate is as random (`secrets`), never its 32-bit defaults.
+Every method runs in a worker thread inside a `UnitOfWork` of the verified caller, so another
+user's thread is a missing one; the route checks the thread's owner before the SDK runs, so a
+missing thread is our 404 before anything streams. Ids are the rows' random `public_id`s, and
+what the SDK asks this store to generate is as random (`secrets`), never its 32-bit defaults.
 """
 
 from __future__ import annotations
