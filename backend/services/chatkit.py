@@ -1,11 +1,7 @@
-"""ChatKit's view of a user's conversations (migration 0025, specs/chat.md "ChatKit"): a
-thread is a conversation, its items are its messages and its `chatkit_items` (widgets, hidden
-context), in the order they were stored. Every statement is built with `owned` and run by
-`Scoped`: another user's thread or item is one that does not exist.
-
-A thread and an item are named by their `public_id` (ChatKit's string ids), never by the
-row's number. The turn itself (the user's message, the answer) is `ConversationService`'s,
-as for `/api/chat`: this service only reads messages, and writes titles and items.
+"""ChatKit's view of a user's conversations (specs/chat.md, "ChatKit"): a thread is a
+conversation, its items its messages and `chatkit_items`, in stored order, named by `public_id`
+(`owned`: another user's does not exist). The turn is `ConversationService`'s; this service
+only reads messages, and writes titles and items.
 """
 
 from __future__ import annotations
