@@ -81,13 +81,7 @@ from backend.chat.chatkit_widgets import (
     tasks_of_call,
 )
 from backend.chat.chatkit_widgets import redraw as redraw_widget
-from backend.errors import (
-    InvalidRequest,
-    NotFound,
-    describe,
-    error_message,
-    validation_details,
-)
+from backend.errors import InvalidRequest, NotFound, describe, error_message, validation_details
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
 from backend.mcp.tools import TOOLS

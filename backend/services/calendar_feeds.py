@@ -180,10 +180,7 @@ _LIST_NAME = _as_feed(
 ).scalar_subquery()
 # A fetch that reads a feed (a 200 or a 304): its token is a feed's, and an `all` feed or a
 # `list` feed whose list its creator may read (`_LIST_NAME`, the fetch's own condition).
-_LIVE = and_(
-    _F.token_hash == _HASH,
-    or_(_F.scope == FeedScope.all.value, _LIST_NAME.is_not(None)),
-)
+_LIVE = and_(_F.token_hash == _HASH, or_(_F.scope == FeedScope.all.value, _LIST_NAME.is_not(None)))
 # A fetch's count against its token's limit, only where `_LIVE` holds (a token that reads no
 # feed counts and is told nothing), riding with the fetch (`UnitOfWork._feed_entry`, binds `c_`).
 FEED_COUNT = (

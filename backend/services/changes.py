@@ -157,11 +157,7 @@ _U = User.__table__.c  # type: ignore[attr-defined]
 # The caller's account, by its primary key (one lookup per caller, never a scan of users).
 _ACCOUNT = select(_U.token_version).where(_U.id == _EACH.callers.c.owner).scalar_subquery()
 _PAGES = (
-    select(
-        _EACH.callers.c.n.label("caller"),
-        _ACCOUNT.label("account_version"),
-        *_EACH.page.c,
-    )
+    select(_EACH.callers.c.n.label("caller"), _ACCOUNT.label("account_version"), *_EACH.page.c)
     .select_from(_EACH.joined())
     .order_by(_EACH.callers.c.n, _EACH.page.c.id)
 )
@@ -218,9 +214,7 @@ def _paged(rows: Sequence[Any], after: int | None, limit: int) -> ChangePage:
     found = [row for row in rows if row.id is not None]
     changes = cast(Sequence[ChangeRow], found[:limit])
     return ChangePage(
-        changes=changes,
-        next=changes[-1].id if changes else start,
-        has_more=len(found) > limit,
+        changes=changes, next=changes[-1].id if changes else start, has_more=len(found) > limit
     )
 
 
@@ -258,8 +252,7 @@ def _moved_out_of(collection: Any) -> ColumnElement[bool]:
 def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElement[bool]:
     if no_list:
         return and_(
-            _E.user_id == bindparam(OWNER),
-            or_(_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)),
+            _E.user_id == bindparam(OWNER), or_(_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON))
         )
     return or_(_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB)))
 

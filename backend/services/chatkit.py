@@ -136,10 +136,7 @@ _UPSERT_ITEM = (
         ["user_id", "conversation_id", "public_id", "item"],
         owned(
             select(
-                bindparam(OWNER, type_=Text),
-                _C.id,
-                _ITEM,
-                bindparam("body", type_=JSONB),
+                bindparam(OWNER, type_=Text), _C.id, _ITEM, bindparam("body", type_=JSONB)
             ).where(_C.public_id == _THREAD),
             _C.user_id,
         ),
@@ -158,8 +155,7 @@ _STARTED = owned(
     .returning(
         *_THREAD_COLUMNS,
         owned(
-            select(_M.public_id).where(_M.id == bindparam("message", type_=BigInteger)),
-            _M.user_id,
+            select(_M.public_id).where(_M.id == bindparam("message", type_=BigInteger)), _M.user_id
         )
         .scalar_subquery()
         .label("message_public_id"),

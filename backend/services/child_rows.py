@@ -107,8 +107,7 @@ class ChildRows:
         self.create = (
             pg_insert(table)
             .from_select(
-                columns,
-                select(*chosen).where(_T.id == _TASK_ID, may(_TASKS, write), *room),
+                columns, select(*chosen).where(_T.id == _TASK_ID, may(_TASKS, write), *room)
             )
             .returning(*self.view)
         )

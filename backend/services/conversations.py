@@ -143,8 +143,7 @@ _CLAIM = _messages(
             _M.error_code != UNFINISHED,
             _M.heartbeat_at < func.now() - bindparam("lease"),
             and_(
-                _M.heartbeat_at.is_(None),
-                _M.created_at < func.now() - bindparam("unbeaten_lease"),
+                _M.heartbeat_at.is_(None), _M.created_at < func.now() - bindparam("unbeaten_lease")
             ),
         ),
     )

@@ -113,10 +113,7 @@ class IdempotencyService(Scoped):
         answer raises the refusal: `refused`); the write is then not the last statement."""
         self._hold_commit()
         self._ahead(
-            _CHECK,
-            key=key,
-            lock=_lock_id(self.user_id, key),
-            fingerprint=request_fingerprint,
+            _CHECK, key=key, lock=_lock_id(self.user_id, key), fingerprint=request_fingerprint
         )
 
     @staticmethod
@@ -149,8 +146,7 @@ class IdempotencyService(Scoped):
         # Nobody reads either result: both ride with the COMMIT.
         self._at_commit(
             statement.on_conflict_do_update(
-                index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
-                set_=updated,
+                index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)], set_=updated
             )
         )
         self._at_commit(_expired_batch(PRUNE_BATCH, owned_only=True))

@@ -211,12 +211,7 @@ class ListService(Scoped):
         return cast(ListRow, row)
 
     def _refuse_write(
-        self,
-        target: _Target,
-        key: str | None,
-        expected: Expected,
-        name: str | None,
-        action: Action,
+        self, target: _Target, key: str | None, expected: Expected, name: str | None, action: Action
     ) -> NoReturn:
         """A write matched no list: say why (the failure path's own round trip)."""
         found = self._read(target.refusal, **target.binds, name_key=key or "").first()

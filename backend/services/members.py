@@ -75,9 +75,7 @@ _TARGET_ROLE = case(
     (_L.user_id == _TARGET, literal("owner")),
     else_=select(_target.c.role)
     .where(
-        _target.c.list_id == _L.id,
-        _target.c.member_id == _TARGET,
-        may(_target, Action.LIST_READ),
+        _target.c.list_id == _L.id, _target.c.member_id == _TARGET, may(_target, Action.LIST_READ)
     )
     .scalar_subquery(),
 ).label("target_role")
@@ -193,12 +191,7 @@ def _transfer() -> Any:
     handed = (
         owned(update(_MEMBERS), m.user_id)
         .where(m.list_id == _LIST_ID, m.member_id == _TARGET, fits)
-        .values(
-            user_id=_TARGET,
-            member_id=bindparam(OWNER),
-            role=_ADMIN,
-            joined_at=func.now(),
-        )
+        .values(user_id=_TARGET, member_id=bindparam(OWNER), role=_ADMIN, joined_at=func.now())
         .returning(m.list_id)
         .cte("handed")
     )

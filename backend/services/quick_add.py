@@ -109,8 +109,7 @@ _ME = select(*_row("me", _NONE_ID, _NONE_TEXT, _U.id, _U.name, _U.email)).where(
     _U.id == bindparam(OWNER)
 )
 _ZONE = owned(
-    select(*_row("zone", _NONE_ID, _N.time_zone, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT)),
-    _N.user_id,
+    select(*_row("zone", _NONE_ID, _N.time_zone, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT)), _N.user_id
 )
 
 

@@ -27,8 +27,7 @@ _C = _ROWS.table.c
 _BY_NAME = owned(select(*_ROWS.view).where(_C.name_key == NAME_KEY), _C.user_id)
 # The filter still holds the query a listing applied.
 _CURRENT = owned(
-    select(_C.id).where(_C.id == ROW_ID, _C.query == bindparam("query", type_=JSONB)),
-    _C.user_id,
+    select(_C.id).where(_C.id == ROW_ID, _C.query == bindparam("query", type_=JSONB)), _C.user_id
 )
 
 

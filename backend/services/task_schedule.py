@@ -185,9 +185,7 @@ def plan_schedule(
         )
     series_id = current.series_id if current is not None else None
     values.update(
-        series_id=series_id or str(uuid.uuid4()),
-        series_start=start,
-        next_due_date=next_due,
+        series_id=series_id or str(uuid.uuid4()), series_start=start, next_due_date=next_due
     )
     return values
 

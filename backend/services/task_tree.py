@@ -375,15 +375,14 @@ def _destination(
         (
             and_(d_list.is_not(None), list_changes, in_list + size > TASKS_PER_LIST),
             Refusal.list_full,
-        ),
+        )
     )
 
     refusal = case(*((rule, literal(name.value)) for rule, name in rules), else_=null())
     same_group = None
     if moved is not None:
         same_group = and_(
-            d_list.is_not_distinct_from(current_list),
-            d_parent.is_not_distinct_from(current_parent),
+            d_list.is_not_distinct_from(current_list), d_parent.is_not_distinct_from(current_parent)
         )
     return _Destination(
         refusal=refusal,

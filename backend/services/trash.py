@@ -131,8 +131,7 @@ _PAGE = (
         func.jsonb_array_length(_COMMENTS_KEPT).label("comment_count"),
     )
     .where(
-        _MAY,
-        or_(_BEFORE_AT.is_(None), tuple_(_R.deleted_at, _R.id) < tuple_(_BEFORE, _BEFORE_ID)),
+        _MAY, or_(_BEFORE_AT.is_(None), tuple_(_R.deleted_at, _R.id) < tuple_(_BEFORE, _BEFORE_ID))
     )
     .order_by(_R.deleted_at.desc(), _R.id.desc())
     .limit(_LIMIT)
