@@ -172,7 +172,6 @@ def prepare(
     """Everything before the answer, in a worker thread: validation, the owner checks, a
     turn's start, an action's write. `door`: the route's counted unit of work (reads go
     through an uncounted one); `model`: builds the chat model, called only for a turn."""
-    chatkit: ChatKitService
     context = ChatKitContext(caller=caller, headers=door.response_headers)
     match request:
         case ThreadsCreateReq() | ThreadsAddUserMessageReq() | ThreadsRetryAfterItemReq():
@@ -180,8 +179,7 @@ def prepare(
         case ThreadsCustomActionReq():
             _act(door, context, request)
         case ThreadsGetByIdReq():
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 row = chatkit.thread(request.params.thread_id)
                 rows, more = chatkit.items(row.public_id, PAGE_DEFAULT, None, "desc")
             page = items_page(row.public_id, rows[::-1], more)
@@ -189,16 +187,14 @@ def prepare(
             return Prepared(context, to_json(thread))
         case ThreadsListReq():
             params = request.params
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 rows, more = chatkit.threads(_limit(params.limit), params.after, params.order)
             threads = [Thread(**thread_of(row).model_dump(), items=Page()) for row in rows]
             after = threads[-1].id if more else None
             return Prepared(context, to_json(Page(data=threads, has_more=more, after=after)))
         case ItemsListReq():
             listing = request.params
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 chatkit.thread(listing.thread_id)
                 rows, more = chatkit.items(
                     listing.thread_id, _limit(listing.limit), listing.after, listing.order
@@ -219,8 +215,7 @@ def prepare(
             # Checked (the caller's thread and items), not kept: feedback goes nowhere yet.
             if not 1 <= len(request.params.item_ids) <= PAGE_MAX:
                 raise InvalidRequest.at("params.item_ids", f"1-{PAGE_MAX} item ids")
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 chatkit.thread(request.params.thread_id)
                 for item_id in request.params.item_ids:
                     chatkit.item(request.params.thread_id, item_id)
@@ -230,8 +225,7 @@ def prepare(
             | ThreadsAddStructuredInputReq()
             | ThreadsSyncCustomActionReq()
         ):
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 chatkit.thread(request.params.thread_id)
             raise InvalidRequest.at("type", NOT_SUPPORTED.format(f"`{request.type}`"))
         case AttachmentsCreateReq() | AttachmentsDeleteReq():
@@ -294,8 +288,7 @@ def _begin(
     if isinstance(request, ThreadsCreateReq):
         message = message_of(request.params.input)
     else:
-        with context.work() as work:
-            chatkit: ChatKitService = work.service(ChatKitService)
+        with context.chatkit() as chatkit:
             thread = chatkit.thread(request.params.thread_id)
             if isinstance(request, ThreadsAddUserMessageReq):
                 asked = None
@@ -314,8 +307,7 @@ def _begin(
     start = turn.begin(door, context.caller, turn.TurnRequest(conversation_id, message, key))
     # A thread started here is named after its first words (ChatKit's history lists titles).
     title = title_of(message) if isinstance(request, ThreadsCreateReq) else None
-    with context.work() as work:
-        chatkit = work.service(ChatKitService)
+    with context.chatkit() as chatkit:
         row = chatkit.started(start.conversation_id, start.message_id, title)
     context.thread = thread_of(row)
     context.user_item_id = row.message_public_id
