@@ -49,12 +49,20 @@ SELECT push, email, email_address, email_confirmed_at IS NOT NULL AS email_confi
 FROM notification_settings WHERE notification_settings.user_id = :owner
 """
 )
+# A confirmation's column: kept where the address is not sent or stays confirmed, else new.
+_CONFIRMING = """{0} = CASE
+        WHEN NOT :address_sent THEN n.{0}
+        WHEN :email_address IS NULL THEN NULL
+        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
+            THEN n.{0}
+        WHEN :verified THEN NULL
+        ELSE {1}
+    END"""
 # Each value bound with its own `*_sent` flag: a field not sent keeps the stored value.
 # `verified`: the identity provider vouches for the address, which turns email on as a link
 # would. A new address's link is queued for the worker by the upsert's triggers; the worker
 # derives its token from `confirm_nonce` (`confirm_token`): the token is never stored.
-_WRITE = text(
-    """
+_WRITE_SQL = """
 INSERT INTO notification_settings AS n
     (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
      confirm_sent_at, time_zone, confirm_nonce, quiet_start, quiet_end)
@@ -81,30 +89,9 @@ ON CONFLICT (user_id) DO UPDATE SET
             THEN coalesce(n.email_confirmed_at, CASE WHEN :verified THEN now() END)
         WHEN :verified THEN now()
     END,
-    confirm_token_hash = CASE
-        WHEN NOT :address_sent THEN n.confirm_token_hash
-        WHEN :email_address IS NULL THEN NULL
-        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
-            THEN n.confirm_token_hash
-        WHEN :verified THEN NULL
-        ELSE :token_hash
-    END,
-    confirm_sent_at = CASE
-        WHEN NOT :address_sent THEN n.confirm_sent_at
-        WHEN :email_address IS NULL THEN NULL
-        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
-            THEN n.confirm_sent_at
-        WHEN :verified THEN NULL
-        ELSE now()
-    END,
-    confirm_nonce = CASE
-        WHEN NOT :address_sent THEN n.confirm_nonce
-        WHEN :email_address IS NULL THEN NULL
-        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
-            THEN n.confirm_nonce
-        WHEN :verified THEN NULL
-        ELSE :nonce
-    END,
+    {token_hash},
+    {sent_at},
+    {nonce},
     email = CASE
         WHEN :email IS NOT NULL THEN :email
         WHEN :address_sent AND :email_address IS NULL THEN false
@@ -118,13 +105,17 @@ RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_co
     time_zone, quiet_start, quiet_end,
     confirm_token_hash IS NOT DISTINCT FROM :token_hash AS confirm_now
 """
+_WRITE = text(
+    _WRITE_SQL.format(
+        token_hash=_CONFIRMING.format("confirm_token_hash", ":token_hash"),
+        sent_at=_CONFIRMING.format("confirm_sent_at", "now()"),
+        nonce=_CONFIRMING.format("confirm_nonce", ":nonce"),
+    )
 ).bindparams(
-    bindparam("push", type_=Boolean),
-    bindparam("email", type_=Boolean),
-    bindparam("address_sent", type_=Boolean),
-    bindparam("verified", type_=Boolean),
-    bindparam("time_zone_sent", type_=Boolean),
-    bindparam("quiet_sent", type_=Boolean),
+    *(
+        bindparam(name, type_=Boolean)
+        for name in ("push", "email", "address_sent", "verified", "time_zone_sent", "quiet_sent")
+    ),
     bindparam("quiet_start", type_=Time),
     bindparam("quiet_end", type_=Time),
     bindparam("email_address", type_=Text),
