@@ -374,7 +374,3 @@ def fires(*rules: DatabaseRule) -> Callable[[F], F]:
         return function
 
     return declare
-
-
-def rules_of(function: object) -> tuple[DatabaseRule, ...]:
-    return tuple(getattr(function, "__rules__", ()))
