@@ -415,8 +415,7 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone
 """
-# Only delivered (or dead) changes below the user's first pending one: what a user's feed
-# retains is always every change after their `through_id`, with no hole.
+# Only delivered (or dead) changes below the user's first pending one: a feed has no hole.
 _FEED_TYPES_SQL = ", ".join(f"'{t}'" for t in FEED_TYPES)
 _CHANGE_TYPES_SQL = ", ".join(f"'{t}'" for t in CHANGE_TYPES)
 _PRUNE_DELIVERED = text(

@@ -56,8 +56,7 @@ def _messages(statement: Any) -> Any:
     return owned(statement, _M.user_id)
 
 
-# Continue a conversation: it exists and is the caller's, its activity is now, and a second
-# turn of the same conversation waits here until the first has stored its message.
+# Continue a conversation (the caller's): its activity is now; a second turn waits here.
 _TOUCH = _conversations(
     update(Conversation).where(_C.id == _CID).values(updated_at=func.now()).returning(_C.id)
 )
@@ -194,8 +193,7 @@ class TurnStart:
     answered: Any | None = None
     # A retry of a turn that failed: the tool calls that committed then (never run again).
     earlier_calls: list[dict[str, Any]] = field(default_factory=list)
-    # The monotonic clock (`time.monotonic`) just before the claim was stored: where the
-    # attempt counts its lease from until its first heartbeat (`backend.chat.turn.begin`).
+    # `time.monotonic()` just before the claim was stored: the lease's start until a heartbeat.
     since: float = 0.0
 
 
@@ -246,8 +244,7 @@ class ConversationService(Scoped):
             _ADD_MESSAGE, conversation_id=conversation_id, content=content, key=key
         ).one()
         message_id, held = added.id, added.created_at
-        # Answered from the start, by the record the turn replaces: it commits with the message
-        # (its `created_at` is the message's, `held`).
+        # Answered from the start by the record the turn replaces, committing with the message.
         self._at_commit(_PROVISIONAL, conversation_id=conversation_id, message_id=message_id)
         return TurnStart(int(conversation_id), int(message_id), held, history)
 
@@ -266,9 +263,8 @@ class ConversationService(Scoped):
         conversation, message = int(earlier.conversation_id), int(earlier.id)
         history = self._history(earlier.conversation_id, earlier.id, history_messages)
         if reply is None:
-            # Stored before turns kept a record from the start: the first attempt is running,
-            # or died without a word; after the longest a turn may run, it is retried (by
-            # one retry: another one racing it finds the record taken).
+            # Stored before turns kept a record from the start: retried (once) only after the
+            # longest a turn may run.
             age = self._read(select(func.now())).scalar_one() - earlier.created_at
             if age < unbeaten_for:
                 raise IdempotencyKeyInUse()

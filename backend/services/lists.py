@@ -117,17 +117,14 @@ _CREATE = LIST_ROWS.create(
     },
     _CREATED_VIEW,
 )
-# Another list of the owner's has the name being written (a list shared with the caller is
-# checked by its owner's unique key: its other lists are not ours to read).
+# Another list of the owner's has the name (a shared list's others are not ours to read).
 _NAME_TAKEN = LIST_ROWS.taken
 _REF_KEY = bindparam("ref_key", type_=Text)
 
 _BY_ID = _L.id == _LIST_ID
-# A name is one of the caller's own lists (specs/mcp.md, "Lists by name"): names are unique
-# per owner only, so a shared list of the same name must not be written with it.
+# A name is one of the caller's own lists: names are unique per owner only (specs/mcp.md).
 _BY_NAME = and_(_L.name_key == _REF_KEY, _L.user_id == bindparam(OWNER))
-# Why a write of the target matched nothing: its version (no row: no such list of the
-# caller's), and whether another list has the name being written.
+# Why a write matched nothing: the version (no row: no such list), the name taken, the role.
 _REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
 _REFUSAL_BY_NAME = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME)
 # A write of a list takes the caller's and the owner's change locks together (`spaces_locked`),
@@ -171,8 +168,7 @@ class ListService(Scoped):
 
     def create(self, data: ListCreate) -> ListRow:
         key = name_key(data.name)
-        # Each write is the request's last statement: it commits it (one round trip); a
-        # refused one reads why afterwards.
+        # The request's last statement commits it (one round trip); a refusal reads why.
         rows = self._write(_CREATE, name=data.name, name_key=key, color=data.color, last=True)
         if not rows:
             raise LIST_ROWS.refused_create(self._read, data.name)
@@ -197,8 +193,7 @@ class ListService(Scoped):
             .values(**values, version=_L.version + 1, updated_at=func.now())
             .returning(*LIST_VIEW)
         )
-        # Only the values the statement binds (SQLAlchemy would take an unbound `name_key`
-        # as one more SET).
+        # Only the values the statement binds (an unbound `name_key` would be one more SET).
         binds: dict[str, Any] = dict(target.binds)
         if key is not None:
             binds["name_key"] = key

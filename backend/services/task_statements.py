@@ -202,8 +202,7 @@ GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
 NEXT_OCCURRENCE = owned_task(select(*TASK_VIEW).where(_T.previous_task_id == TASK_ID))
 # The task as a writer reads it before its write (a series' completion, If-Match).
 GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TASK_WRITE)
-# Why a write matched no task: its version and the caller's role in it (no row: the caller
-# cannot see it, the answer a missing task gets).
+# Why a write matched no task: its version and the caller's role (no row: a missing task).
 ACCESS = owned_task(select(_T.version, role_in(_TASKS)).where(_T.id == TASK_ID))
 # A completion of a series that goes on adds its next occurrence from the stored schedule: it is
 # written only once that row has been read (`TaskService._write_completing`).
@@ -260,8 +259,7 @@ PLANNED = (
 )
 # Where the task is: written by the placement statements (backend/services/task_tree.py).
 PLACED = ("list_id", "parent_id")
-# The writable fields written as sent (`completed` also sets `completed_at`; the schedule
-# fields go through `plan_schedule`, the placement through task_tree.py).
+# The writable fields written as sent (not `completed`, the schedule nor the placement).
 AS_SENT = set(WRITABLE) - {"completed", *PLANNED, *PLACED}
 # What a create writes (but `user_id` and the placement): one bound value per column.
 CREATE_VALUES: dict[str, Any] = {
@@ -279,8 +277,7 @@ CREATE = (
     .returning(*written_view(_T.reminders))
 )
 
-# Statistics in one statement: the counts, the tasks in no list, and every list's counts (in
-# the order of the lists) as JSON.
+# Statistics in one statement: the counts, the tasks in no list, every list's counts as JSON.
 _PER_LIST = (
     owned_task(
         select(
@@ -390,8 +387,7 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
 
 # The expressions `updating` still builds once per shape: keyed by identity, so constants only.
 _SHARED: tuple[Any, ...] = (_STAMP,)
-# A value `updating` binds, and one it sets to NULL (a bound None would be JSON `null` in a
-# JSON column, not SQL NULL).
+# A value `updating` binds, and one it sets to NULL (a bound None would be JSON `null`).
 _BOUND, _NULL = "bound", "null"
 _SET = "set_"
 
