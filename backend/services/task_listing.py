@@ -180,16 +180,9 @@ class TaskFilters:
             "updated_since": self.updated_since.isoformat() if self.updated_since else None,
         }
         # Only when set: cursors issued before a filter existed stay valid.
-        if self.recurring is not None:
-            values["recurring"] = self.recurring
-        if self.list_id is not None:
-            values["list_id"] = self.list_id
-        if self.list_key is not None:
-            values["list_key"] = self.list_key
-        if self.parent_id is not None:
-            values["parent_id"] = self.parent_id
-        if self.assignee is not None:
-            values["assignee"] = self.assignee
+        for name in ("recurring", "list_id", "list_key", "parent_id", "assignee"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
         if self.saved is not None:  # its query's values are the filters' above
             values["saved"] = self.saved[0]
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
