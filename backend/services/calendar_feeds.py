@@ -50,7 +50,7 @@ from backend.models.calendar_feed import (
     CalendarFeedPublic,
     FeedScope,
 )
-from backend.models.task import SortOrder, TaskSort, TaskStatus
+from backend.models.task import SortOrder, TaskSort
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may
 from backend.services.invitations import token_hash
@@ -198,20 +198,7 @@ FEED_COUNT = (
 
 def _window_listing(list_id: str | None) -> Any:
     """`GET /api/tasks?due_after=&due_before=&sort=due_date` (and `list_id`), every status."""
-    filters = FilterShape(
-        status=TaskStatus.all,
-        priorities=False,
-        tags=False,
-        due_before=True,
-        due_after=True,
-        overdue=None,
-        q=False,
-        updated_since=False,
-        recurring=None,
-        list_id=list_id,
-        list_key=False,
-        parent_id=None,
-    )
+    filters = FilterShape(due_before=True, due_after=True, list_id=list_id)
     return listing(ListingShape(filters, TaskSort.due_date, SortOrder.asc, None, False))
 
 

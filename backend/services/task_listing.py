@@ -82,18 +82,18 @@ LIMIT = bindparam("limit", type_=Integer())
 class FilterShape:
     """Which filters a listing has, without their values (`TaskFilters.shape`)."""
 
-    status: TaskStatus
-    priorities: bool
-    tags: bool
-    due_before: bool
-    due_after: bool
-    overdue: bool | None
-    q: bool
-    updated_since: bool
-    recurring: bool | None
-    list_id: str | None  # NONE, ID or None
-    list_key: bool
-    parent_id: str | None  # NONE, ID or None
+    status: TaskStatus = TaskStatus.all
+    priorities: bool = False
+    tags: bool = False
+    due_before: bool = False
+    due_after: bool = False
+    overdue: bool | None = None
+    q: bool = False
+    updated_since: bool = False
+    recurring: bool | None = None
+    list_id: str | None = None  # NONE, ID or None
+    list_key: bool = False
+    parent_id: str | None = None  # NONE, ID or None
     assignee: str | None = None  # ME, NONE, ID or None
     saved: bool = False  # a saved filter applied: holds only at the version read
 
