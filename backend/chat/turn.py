@@ -237,16 +237,7 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
         error = AppError(parts.message, details=list(parts.details))
         error.status_code, error.code = parts.status, parts.code
         error.extra_headers = dict(parts.headers)
-        failed = Reply(
-            reply.conversation_id,
-            reply.reply_to,
-            "",
-            committed,
-            reply.input_tokens,
-            reply.output_tokens,
-            error_code=parts.code,
-            held=reply.held,
-        )
+        failed = replace(reply, content="", tool_calls=committed, error_code=parts.code)
         if parts.status != _UNAVAILABLE:
             # Nothing to store later: a retry took the turn over (its record is its own), or
             # the store can never succeed (a conversation deleted meanwhile).
@@ -257,14 +248,11 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
         raise _reported(error, reply.conversation_id, committed) from exc
 
 
-# Error records waiting for the database to answer again (held: a task nobody references may
-# be collected before it ran).
+# Error records waiting for the database to answer again (held, as `_BEATING` is).
 _STORING: set[asyncio.Task[None]] = set()
-# A database that does not answer (a pool wait or a response that timed out, a broken
-# connection): what is worth trying again.
+# A database that does not answer (a pool wait, a response timed out, a broken connection).
 _UNAVAILABLE = 503
-# How often a waiting error record is tried again (each try waits for the database's answer
-# up to its response timeout).
+# How often a waiting error record is tried again (each try waits up to the response timeout).
 _STORE_RETRY_SECONDS = 1.0
 
 
