@@ -4,12 +4,10 @@ checked twice (specs/api-contract.md, "Push subscriptions").
 - When stored (`check_endpoint`, no I/O): https; no user info; a host on the push services'
   allowlist (`PUSH_ALLOWED_HOSTS`); an address literal only if public.
 - When sent to (`resolve`, in the worker, holding no connection): every address the host
-  resolves to must be public (`_public`: globally reachable, not multicast, and no IPv6 form
-  wrapping an IPv4 address that is not: NAT64, 6to4, Teredo, IPv4-mapped, -compatible,
-  -translated; not site-local); the port one of 1-65535; the POST goes to that checked
-  address (the name stays the TLS server name and the `Host`), so a DNS answer that changes
-  in between cannot steer it elsewhere. Redirects are never followed and every wait is
-  bounded (backend/events/notify.py).
+  resolves to must be public (`_public`); the port one of 1-65535; the POST goes to that
+  checked address (the name stays the TLS server name and the `Host`), so a DNS answer that
+  changes in between cannot steer it elsewhere. Redirects are never followed and every wait
+  is bounded (backend/events/notify.py).
 
 Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production), over http too.
 """
