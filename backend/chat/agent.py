@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -89,7 +89,6 @@ class _Usage(RunHooks[Any]):
 
     input_tokens: int = 0
     output_tokens: int = 0
-    seen: list[int] = field(default_factory=list)
 
     async def on_llm_end(
         self, context: RunContextWrapper[Any], agent: Agent[Any], response: ModelResponse
