@@ -57,7 +57,6 @@ from chatkit.types import (
     UserMessageInput,
     UserMessageItem,
     WidgetItem,
-    is_streaming_req,
 )
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -130,10 +129,6 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 def _check_id(value: str | None, field: str) -> None:
     if value is not None and _ID.fullmatch(value) is None:
         raise InvalidRequest.at(field, "Not a ChatKit id of this server")
-
-
-def streams(request: Any) -> bool:
-    return bool(is_streaming_req(request))
 
 
 def answer_id(user_item_id: str) -> str:
