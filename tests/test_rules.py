@@ -34,7 +34,7 @@ import backend.services
 from backend.config import Settings
 from backend.main import create_app
 from backend.models.task_children import CHILDREN
-from backend.services.rules import PLUMBING, RULES, DatabaseRule, rules_of
+from backend.services.rules import PLUMBING, RULES, DatabaseRule
 from tests.chat import fake_model
 from tests.chat.conftest import chat_settings
 from tests.chat.fake_model import FakeModel, Reply
@@ -103,6 +103,11 @@ JOIN pg_class AS parent ON parent.oid = k.confrelid
 JOIN pg_namespace AS n ON n.oid = child.relnamespace
 WHERE k.contype = 'f' AND k.confdeltype = 'c' AND n.nspname = current_schema()
 """
+
+
+def rules_of(function: object) -> tuple[DatabaseRule, ...]:
+    """The rules `@fires` recorded on `function`."""
+    return tuple(getattr(function, "__rules__", ()))
 
 
 def _declared(attribute: str) -> dict[str, DatabaseRule]:

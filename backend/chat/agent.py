@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -89,7 +89,6 @@ class _Usage(RunHooks[Any]):
 
     input_tokens: int = 0
     output_tokens: int = 0
-    seen: list[int] = field(default_factory=list)
 
     async def on_llm_end(
         self, context: RunContextWrapper[Any], agent: Agent[Any], response: ModelResponse
@@ -194,14 +193,11 @@ async def run_agent(
 
 
 class _Bounded(Model):
-    """The model, with arguments a tool cannot take set aside before the SDK sees them: the
-    SDK walks a call's arguments recursively and encodes them (to tell calls apart), so a
-    few hundred levels of nesting or a lone surrogate end the run with an error of its own.
-    Text that is not a JSON object ends the turn here (502); a JSON object the tool cannot
-    use goes on as `{}`, and its tool reads the text the model sent from the ledger
-    (`Ledger.set_aside`) and answers it with a validation error. A call of a tool the agent
-    does not have only loses odd arguments (the SDK ends the run with its 502): its name is
-    the model's text, and is neither recorded nor echoed."""
+    """The model, with arguments a tool cannot take set aside before the SDK (which walks them
+    recursively: deep nesting or a lone surrogate would end the run) sees them. Text that is
+    no JSON object ends the turn here (502); an object the tool cannot use goes on as `{}`,
+    its tool answering the text (`Ledger.set_aside`) with a validation error. An unknown
+    tool's name is the model's text: neither recorded nor echoed."""
 
     def __init__(self, model: Model, ledger: Ledger, tools: frozenset[str]) -> None:
         self._model = model

@@ -1,17 +1,11 @@
-"""ChatKit's protocol on our chat turn (specs/chat.md, "ChatKit"; issue 40).
+"""ChatKit's protocol on our chat turn (specs/chat.md, "ChatKit").
 
-`POST /api/chatkit` takes ChatKit's requests (`openai-chatkit`'s `ChatKitReq`). Everything a
-client can get wrong is settled here, in a worker thread through the caller's units of work,
-before a byte is sent: the body is parsed (422), the thread and item it names are the
-caller's (else the 404 a missing one gets), and a turn's chat limit (429), configuration
-(503) and stored user message are the chat turn's own (`backend.chat.turn.begin`, as for
-`/api/chat`). What is left streams through the SDK's `ChatKitServer` (`TaskChatKitServer`):
-its events, with the turn (`turn.run`: the same agent, tools, limits, timeout, idempotency
-and stored answers) running as a task of its own, so a client that goes away stops hearing
-the turn, not the turn.
-
-Requests that answer in JSON are answered here, in one unit of work each, with ChatKit's own
-types (a thread opens on its newest items, not the SDK's oldest 20).
+`POST /api/chatkit` takes ChatKit's requests. Everything a client can get wrong is settled in a
+worker thread before a byte is sent (the body, the caller's thread and item, the turn's limit,
+configuration and stored message: `turn.begin`, as for `/api/chat`). The rest streams through
+the SDK's `ChatKitServer`, the turn (`turn.run`) a task of its own, so a client that goes away
+stops hearing the turn, not the turn. JSON requests are answered here, one unit of work each
+(a thread opens on its newest items, not the SDK's oldest 20).
 """
 
 from __future__ import annotations
@@ -63,7 +57,6 @@ from chatkit.types import (
     UserMessageInput,
     UserMessageItem,
     WidgetItem,
-    is_streaming_req,
 )
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -87,13 +80,7 @@ from backend.chat.chatkit_widgets import (
     tasks_of_call,
 )
 from backend.chat.chatkit_widgets import redraw as redraw_widget
-from backend.errors import (
-    InvalidRequest,
-    NotFound,
-    describe,
-    error_message,
-    validation_details,
-)
+from backend.errors import InvalidRequest, NotFound, describe, error_message, validation_details
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
 from backend.mcp.tools import TOOLS
@@ -144,10 +131,6 @@ def _check_id(value: str | None, field: str) -> None:
         raise InvalidRequest.at(field, "Not a ChatKit id of this server")
 
 
-def streams(request: Any) -> bool:
-    return bool(is_streaming_req(request))
-
-
 def answer_id(user_item_id: str) -> str:
     """The ChatKit id of the answer to a user message (migration 0025's trigger sets the
     stored row's the same way): known before the answer is stored, unique per answer."""
@@ -181,11 +164,9 @@ class Prepared:
 def prepare(
     door: UnitOfWork, caller: Caller, request: Any, key: str | None, model: Any
 ) -> Prepared:
-    """Everything before the answer, in a worker thread (psycopg2 blocks): validation, the
-    owner checks, a turn's start, an action's write. `door`: the route's counted unit of
-    work (writes); reads go through an uncounted one for the same caller. `model`: builds
-    the chat model (raises `ChatNotConfigured`), called only for a turn."""
-    chatkit: ChatKitService
+    """Everything before the answer, in a worker thread: validation, the owner checks, a
+    turn's start, an action's write. `door`: the route's counted unit of work (reads go
+    through an uncounted one); `model`: builds the chat model, called only for a turn."""
     context = ChatKitContext(caller=caller, headers=door.response_headers)
     match request:
         case ThreadsCreateReq() | ThreadsAddUserMessageReq() | ThreadsRetryAfterItemReq():
@@ -193,8 +174,7 @@ def prepare(
         case ThreadsCustomActionReq():
             _act(door, context, request)
         case ThreadsGetByIdReq():
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 row = chatkit.thread(request.params.thread_id)
                 rows, more = chatkit.items(row.public_id, PAGE_DEFAULT, None, "desc")
             page = items_page(row.public_id, rows[::-1], more)
@@ -202,16 +182,14 @@ def prepare(
             return Prepared(context, to_json(thread))
         case ThreadsListReq():
             params = request.params
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 rows, more = chatkit.threads(_limit(params.limit), params.after, params.order)
             threads = [Thread(**thread_of(row).model_dump(), items=Page()) for row in rows]
             after = threads[-1].id if more else None
             return Prepared(context, to_json(Page(data=threads, has_more=more, after=after)))
         case ItemsListReq():
             listing = request.params
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 chatkit.thread(listing.thread_id)
                 rows, more = chatkit.items(
                     listing.thread_id, _limit(listing.limit), listing.after, listing.order
@@ -232,8 +210,7 @@ def prepare(
             # Checked (the caller's thread and items), not kept: feedback goes nowhere yet.
             if not 1 <= len(request.params.item_ids) <= PAGE_MAX:
                 raise InvalidRequest.at("params.item_ids", f"1-{PAGE_MAX} item ids")
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 chatkit.thread(request.params.thread_id)
                 for item_id in request.params.item_ids:
                     chatkit.item(request.params.thread_id, item_id)
@@ -243,8 +220,7 @@ def prepare(
             | ThreadsAddStructuredInputReq()
             | ThreadsSyncCustomActionReq()
         ):
-            with context.work() as work:
-                chatkit = work.service(ChatKitService)
+            with context.chatkit() as chatkit:
                 chatkit.thread(request.params.thread_id)
             raise InvalidRequest.at("type", NOT_SUPPORTED.format(f"`{request.type}`"))
         case AttachmentsCreateReq() | AttachmentsDeleteReq():
@@ -307,8 +283,7 @@ def _begin(
     if isinstance(request, ThreadsCreateReq):
         message = message_of(request.params.input)
     else:
-        with context.work() as work:
-            chatkit: ChatKitService = work.service(ChatKitService)
+        with context.chatkit() as chatkit:
             thread = chatkit.thread(request.params.thread_id)
             if isinstance(request, ThreadsAddUserMessageReq):
                 asked = None
@@ -327,8 +302,7 @@ def _begin(
     start = turn.begin(door, context.caller, turn.TurnRequest(conversation_id, message, key))
     # A thread started here is named after its first words (ChatKit's history lists titles).
     title = title_of(message) if isinstance(request, ThreadsCreateReq) else None
-    with context.work() as work:
-        chatkit = work.service(ChatKitService)
+    with context.chatkit() as chatkit:
         row = chatkit.started(start.conversation_id, start.message_id, title)
     context.thread = thread_of(row)
     context.user_item_id = row.message_public_id

@@ -2,20 +2,17 @@
 user and assistant messages are `messages` rows (written by the chat turn, as for
 `/api/chat`: this store never writes one), other items are `chatkit_items` rows.
 
-Every method runs in a worker thread (psycopg2 blocks) inside a `UnitOfWork` of the caller
-the route verified (`ChatKitContext.caller`), so every statement is scoped to that caller:
-`items.list` or a delete naming another user's thread finds nothing, as a missing one. The
-route checks the thread's owner before the SDK runs (and preloads it into the context), so a
-missing thread is our 404 before anything streams.
-
-Ids are the rows' `public_id`s (migration 0025: 122 random bits from the database); what the
-SDK asks this store to generate is as random (`secrets`), never its 32-bit defaults.
+Every method runs in a worker thread inside a `UnitOfWork` of the verified caller, so another
+user's thread is a missing one; the route checks the thread's owner before the SDK runs, so a
+missing thread is our 404 before anything streams. Ids are the rows' random `public_id`s, and
+what the SDK asks this store to generate is as random (`secrets`), never its 32-bit defaults.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -97,6 +94,12 @@ class ChatKitContext:
             response_headers=self.headers,
         )
 
+    @contextmanager
+    def chatkit(self, *, counts_write: bool = False) -> Iterator[ChatKitService]:
+        """ChatKit's service, in a unit of work of the caller's own."""
+        with self.work(counts_write=counts_write) as work:
+            yield work.service(ChatKitService)
+
 
 def thread_of(row: Any) -> ThreadMetadata:
     return ThreadMetadata(id=row.public_id, title=row.title, created_at=row.created_at)
@@ -135,8 +138,16 @@ def items_page(thread_id: str, rows: list[Any], more: bool) -> Page[ThreadItem]:
     return Page(data=items, has_more=more, after=rows[-1].public_id if rows and more else None)
 
 
-async def _in_thread(function: Callable[[], T]) -> T:
-    return await anyio.to_thread.run_sync(function)
+async def _using(
+    context: ChatKitContext, use: Callable[[ChatKitService], T], *, counts_write: bool = False
+) -> T:
+    """`use` of ChatKit's service in a worker thread (psycopg2 blocks)."""
+
+    def run() -> T:
+        with context.chatkit(counts_write=counts_write) as chatkit:
+            return use(chatkit)
+
+    return await anyio.to_thread.run_sync(run)
 
 
 class TaskStore(Store[ChatKitContext]):
@@ -160,13 +171,7 @@ class TaskStore(Store[ChatKitContext]):
     async def load_thread(self, thread_id: str, context: ChatKitContext) -> ThreadMetadata:
         if context.thread is not None and context.thread.id == thread_id:
             return context.thread
-
-        def load() -> ThreadMetadata:
-            with context.work() as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                return thread_of(chatkit.thread(thread_id))
-
-        return await _in_thread(load)
+        return await _using(context, lambda chatkit: thread_of(chatkit.thread(thread_id)))
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
         known = context.thread
@@ -174,37 +179,21 @@ class TaskStore(Store[ChatKitContext]):
             # The conversation exists (the turn started it, with its title): the SDK saves its
             # own new thread untitled, and then the stored title `respond` told the client.
             return
-
-        def save() -> None:
-            with context.work() as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                chatkit.rename(thread.id, thread.title)
-
-        await _in_thread(save)
+        await _using(context, lambda chatkit: chatkit.rename(thread.id, thread.title))
         context.thread = thread.model_copy()
 
     async def load_thread_items(
         self, thread_id: str, after: str | None, limit: int, order: str, context: ChatKitContext
     ) -> Page[ThreadItem]:
-        def load() -> Page[ThreadItem]:
-            with context.work() as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                rows, more = chatkit.items(thread_id, limit, after, order)
-            return items_page(thread_id, rows, more)
-
-        return await _in_thread(load)
+        rows, more = await _using(context, lambda c: c.items(thread_id, limit, after, order))
+        return items_page(thread_id, rows, more)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: ChatKitContext
     ) -> Page[ThreadMetadata]:
-        def load() -> Page[ThreadMetadata]:
-            with context.work() as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                rows, more = chatkit.threads(limit, after, order)
-            threads = [thread_of(row) for row in rows]
-            return Page(data=threads, has_more=more, after=threads[-1].id if more else None)
-
-        return await _in_thread(load)
+        rows, more = await _using(context, lambda chatkit: chatkit.threads(limit, after, order))
+        threads = [thread_of(row) for row in rows]
+        return Page(data=threads, has_more=more, after=threads[-1].id if more else None)
 
     async def add_thread_item(
         self, thread_id: str, item: ThreadItem, context: ChatKitContext
@@ -215,48 +204,25 @@ class TaskStore(Store[ChatKitContext]):
         if isinstance(item, UserMessageItem | AssistantMessageItem):
             return  # a message: the chat turn stores it (one history with /api/chat)
         body = item.model_dump(mode="json", exclude={"id", "thread_id"})
-
-        def save() -> None:
-            with context.work() as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                chatkit.save_item(thread_id, item.id, body)
-
-        await _in_thread(save)
+        await _using(context, lambda chatkit: chatkit.save_item(thread_id, item.id, body))
 
     async def load_item(self, thread_id: str, item_id: str, context: ChatKitContext) -> ThreadItem:
         if context.item is not None and context.item.id == item_id:
             return context.item
-
-        def load() -> ThreadItem:
-            with context.work() as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                row = chatkit.item(thread_id, item_id)
-            item = item_of(thread_id, row)
-            if item is None:
-                raise InvalidRequest.at("params.item_id", "This item has no content")
-            return item
-
-        return await _in_thread(load)
+        item = item_of(thread_id, await _using(context, lambda c: c.item(thread_id, item_id)))
+        if item is None:
+            raise InvalidRequest.at("params.item_id", "This item has no content")
+        return item
 
     async def delete_thread(self, thread_id: str, context: ChatKitContext) -> None:
-        def delete() -> None:
-            with context.work(counts_write=True) as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                chatkit.delete(thread_id)
-
-        await _in_thread(delete)
+        await _using(context, lambda chatkit: chatkit.delete(thread_id), counts_write=True)
 
     async def delete_thread_item(
         self, thread_id: str, item_id: str, context: ChatKitContext
     ) -> None:
         # A retry removes what followed the retried message: widgets and other items go; the
         # messages stay (the retry of a turn replaces its answer, as on /api/chat).
-        def delete() -> None:
-            with context.work() as work:
-                chatkit: ChatKitService = work.service(ChatKitService)
-                chatkit.delete_item(thread_id, item_id)
-
-        await _in_thread(delete)
+        await _using(context, lambda chatkit: chatkit.delete_item(thread_id, item_id))
 
     async def save_attachment(self, attachment: Attachment, context: ChatKitContext) -> None:
         raise InvalidRequest.at("params.input.attachments", ATTACHMENTS_UNSUPPORTED)

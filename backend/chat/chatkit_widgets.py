@@ -1,11 +1,9 @@
 """The task widget ChatKit shows when the agent lists or changes tasks (specs/chat.md,
 "ChatKit"): a list with each task's title, due date and a Complete and a Delete button.
 
-A button's action reaches the server as `threads.custom_action` with the widget's item id and
-`{"type": "task.complete" | "task.delete", "payload": {"task_id": ...}}`; the route runs it
-through the same `TaskService` as REST and the widget's row is redrawn from the answer (or
-says the task no longer exists). Widgets are built as ChatKit's dynamic components (plain
-JSON: the SDK's named classes are deprecated), no I/O here.
+A button's action (`threads.custom_action`, `task.complete` | `task.delete`) runs through the
+same `TaskService` as REST and the row is redrawn from the answer. Widgets are ChatKit's dynamic
+components (plain JSON: the SDK's named classes are deprecated), no I/O here.
 """
 
 from __future__ import annotations

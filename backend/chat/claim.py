@@ -1,19 +1,11 @@
 """An attempt's claim on its chat turn, kept alive by heartbeats (specs/chat.md, "Idempotency").
 
-While a turn runs, its attempt renews its claim every `CHAT_HEARTBEAT_SECONDS` (a beat: one
-conditional UPDATE of the turn's record, `ConversationService.beat`). A retry with the same
-Idempotency-Key takes the turn over only once the record's last beat is older than the lease
-(`turn.lease`: three beats and one database wait), so a live attempt keeps its turn however
-long it runs, and a dead one's key is free within seconds.
-
-What keeps two attempts from both running when the beats do not get through (the database
-frozen or stalled, so the attempt cannot tell whether its claim still stands): the attempt
-starts a tool call only within two beats of the send time of its newest beat the database
-confirmed (`Claim.check`, in the tool call's worker thread, just before its unit of work).
-Such a call ends within one database wait, so before that beat's lease runs out: a retry
-that takes the turn over afterwards finds every call this attempt committed on the record.
-The answer and the error record need no such check: they are stored only over the
-attempt's own record (its token, `TurnStart.held`).
+A running attempt renews its claim every `CHAT_HEARTBEAT_SECONDS` (`ConversationService.beat`);
+a retry takes the turn over only once the last beat is older than the lease (`turn.lease`), so a
+live attempt keeps its turn and a dead one's key is free within seconds. When beats do not get
+through, the attempt starts a tool call only within two beats of its newest confirmed one
+(`Claim.check`); the call ends within a database wait, before that lease runs out, so a retry
+finds every call it committed. The answer is stored only over the attempt's own record.
 """
 
 from __future__ import annotations

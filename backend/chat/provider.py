@@ -2,9 +2,8 @@
 Gemini's OpenAI-compatible URL, OpenRouter, DeepSeek, a local Ollama), from the CHAT_*
 settings.
 
-Nothing leaves the process but the model calls: the SDK's tracing (which would export runs
-to OpenAI) is off, and the client makes no retries of its own: a turn's wait is bounded by
-CHAT_TIMEOUT_SECONDS, and a retry is the client's call (with its Idempotency-Key).
+Nothing leaves the process but the model calls (the SDK's tracing is off), and the client makes
+no retries of its own: a turn's wait is bounded by CHAT_TIMEOUT_SECONDS; a retry is the client's.
 """
 
 from __future__ import annotations

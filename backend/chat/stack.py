@@ -1,15 +1,9 @@
-"""The chat stack loads on first use, not at import (issue 50).
+"""The chat stack loads on first use, not at import.
 
-The OpenAI Agents SDK, ChatKit and the `openai` client take seconds to import, and most
-processes never chat: `migrate`, `token`, the worker, a server without CHAT_* settings. So
-nothing imports them at import time (`tests/test_imports.py` says so): a chat turn imports the
-agent when it first runs (`turn.run`), the model client when it is first built
-(`routes/chat.py`, `chat_model`) and ChatKit on the first `POST /api/chatkit`.
-
-A server with chat configured loads them as it starts, in a thread of its own (`Preload`, from
-the app's lifespan), so that the first turn does not pay for it; `/health/ready` answers 503
-until that has finished, and a replica takes no traffic before its chat can answer. `/health`
-(liveness) answers meanwhile.
+The Agents SDK, ChatKit and `openai` take seconds to import and most processes never chat, so
+nothing imports them at import time (`tests/test_imports.py`). A server with chat configured
+loads them in a thread as it starts (`Preload`): `/health/ready` answers 503 until then, so a
+replica takes no traffic before its chat can answer.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """The MCP tools, as the chat agent's tools.
 
-Each agent tool is an MCP `Tool` record: its name, description and input schema as
-`tools/list` publishes them, and its call through `backend.mcp.server.run_tool`, which
-validates the arguments, opens a unit of work for the caller (a write counted as on REST)
-and refuses a `user_id` other than the caller's as "not found". The caller is the request's
-verified token, never anything the model says.
-
-Every call goes into the turn's `Ledger`, in order: what the answer reports and the
-assistant's message keeps. A retry of a failed turn (same Idempotency-Key) hands the ledger
-the calls that committed then: the same call again (same tool, same arguments) gets its
-recorded result instead of running twice.
+Each agent tool is an MCP `Tool` record as `tools/list` publishes it, called through
+`backend.mcp.server.run_tool` (validated, in a unit of work for the caller, whose identity is
+the request's verified token, never anything the model says). Every call goes into the turn's
+`Ledger`; a retry of a failed turn hands it the calls that committed, so the same call again
+gets its recorded result instead of running twice.
 """
 
 from __future__ import annotations
@@ -28,12 +23,7 @@ from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
 from backend.mcp.tools import TOOLS, Tool, withheld_call
-from backend.models.conversation import (
-    ARGUMENTS_MAX_CHARS,
-    STORED_DEPTH_MAX,
-    storable,
-    stored_call,
-)
+from backend.models.conversation import ARGUMENTS_MAX_CHARS, STORED_DEPTH_MAX, storable, stored_call
 from backend.services.conversations import ConversationService
 from backend.services.registry import UnitOfWork
 
@@ -195,10 +185,9 @@ TOO_COMPLEX = (
 
 
 def read_arguments(raw: str) -> dict[str, Any] | InvalidRequest | None:
-    """The model's arguments for a call: an object the tool may validate, `InvalidRequest`
-    for a JSON object it cannot use (too deep, too large, odd numbers or text), or None for
-    text that is not a JSON object (a provider fault: the turn ends with a 502). Whatever
-    the text, this answers (the JSON parser's own recursion limit included)."""
+    """The model's arguments for a call: an object the tool may validate, `InvalidRequest` for
+    a JSON object it cannot use (too deep, too large, odd values), or None for text that is no
+    JSON object (a provider fault: 502). Whatever the text, this answers."""
     try:
         arguments = json.loads(raw or "{}")
     except RecursionError:

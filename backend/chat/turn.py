@@ -1,19 +1,13 @@
 """One chat turn, as a request runs it (specs/chat.md, "A turn").
 
-1. The chat limit (per user, its own transaction, before anything else is stored).
-2. The request's door (`UnitOfWork`): the write counted, the account checked, the user's
-   message stored and the history read (`ConversationService.begin_turn`), committed.
-3. The agent runs, outside any transaction (a model call takes seconds; no lock or
-   connection is held across one). Each tool call is a unit of work of its own, committed
-   when it returns: that is what "committed tool calls" means.
-4. The assistant's message is stored in a last unit of work: the answer, or the error that
-   ended the turn with the calls that committed before it.
+1. The chat limit (per user, its own transaction).
+2. The door (`UnitOfWork`): the user's message stored, the history read, committed.
+3. The agent runs outside any transaction; each tool call is a unit of work of its own.
+4. The assistant's message (or the error, with the calls that committed) in a last one.
 
-A retry with the same Idempotency-Key replays a stored answer, or re-runs a failed turn with
-its committed calls given to the model as done (and never run again: `Ledger`). While an
-attempt runs, it renews its claim on the turn every `CHAT_HEARTBEAT_SECONDS` (`_keep`,
-backend/chat/claim.py): a retry meanwhile is `IDEMPOTENCY_KEY_IN_USE`, and after it died the
-turn is free within a lease.
+A retry with the same Idempotency-Key replays a stored answer, or re-runs a failed turn with its
+committed calls given as done (`Ledger`). A running attempt renews its claim every
+`CHAT_HEARTBEAT_SECONDS` (`_keep`); after it died the turn is free within a lease.
 """
 
 from __future__ import annotations
@@ -94,21 +88,16 @@ def begin(
 
 
 def lease(settings: Settings) -> timedelta:
-    """How long an attempt holds its turn after its last heartbeat (`IDEMPOTENCY_KEY_IN_USE`
-    for a retry meanwhile): three beats and one database wait (32 s by default). A live
-    attempt's beats land about a beat apart, far inside it. Its tool calls start only within
-    two beats of its newest confirmed beat (`Claim.check`) and end within a database wait, so
-    a beat before a retry may take the turn over. An attempt that ended stored its answer or
-    error, and frees the turn at once; one that died (a crash, a database that stopped
-    answering) frees it when this runs out."""
+    """How long an attempt holds its turn after its last heartbeat: three beats and one
+    database wait (32 s by default). Its tool calls start within two beats of its newest
+    confirmed beat (`Claim.check`) and end within a database wait, so none runs once a retry
+    may take over; a dead attempt frees the turn when this runs out."""
     return timedelta(seconds=3 * settings.chat_heartbeat_seconds + _database_wait(settings))
 
 
 def unbeaten_lease(settings: Settings) -> timedelta:
-    """The lease of an attempt that never beats (code from before heartbeats, still running
-    during a rolling deploy): the longest it may run (`CHAT_TIMEOUT_SECONDS`, a tool call's
-    write in flight when the time ran out, storing the answer: a database wait each) and a
-    margin."""
+    """The lease of an attempt that never beats (older code during a rolling deploy): the
+    longest a turn may run, with a database wait for each of its last writes, and a margin."""
     return timedelta(seconds=settings.chat_timeout_seconds + 2 * _database_wait(settings) + 5)
 
 
@@ -183,10 +172,8 @@ async def run(
 
 
 async def _keep(caller: Caller, start: TurnStart, claim: Claim) -> None:
-    """Renew the claim every beat while the attempt runs, the first one a beat after it
-    began (a turn faster than that sends none). A beat the database confirmed moves the
-    claim on; one it refused (the turn taken over) loses it; one that failed (the database
-    not answering) tells nothing, and the next one is tried on time."""
+    """Renew the claim every beat while the attempt runs, the first a beat after it began. A
+    confirmed beat moves the claim on, a refused one loses it, a failed one tells nothing."""
     due = start.since + claim.period
     while not claim.lost:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -239,12 +226,9 @@ def _committed(start: TurnStart, ledger: Ledger) -> list[dict[str, Any]]:
 
 
 async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> Any:
-    """Store the answer; if that fails (the database stopped answering), the error names
-    the conversation and the calls that committed: their records are with the message
-    already (each kept in its write's transaction), for a retry to resume from. The error
-    record is then stored as soon as the database answers again (`_store_later`), so the
-    turn is not `IDEMPOTENCY_KEY_IN_USE` for the rest of its lease (`holds_until`, the
-    monotonic clock: after it, a retry may have taken the turn over)."""
+    """Store the answer; if that fails, the error names the conversation and the committed
+    calls (already stored with the message, for a retry), and the error record is stored once
+    the database answers again (`_store_later`), before the lease ends (`holds_until`)."""
     try:
         return await anyio.to_thread.run_sync(_store, caller, reply)
     except Exception as exc:
@@ -253,16 +237,7 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
         error = AppError(parts.message, details=list(parts.details))
         error.status_code, error.code = parts.status, parts.code
         error.extra_headers = dict(parts.headers)
-        failed = Reply(
-            reply.conversation_id,
-            reply.reply_to,
-            "",
-            committed,
-            reply.input_tokens,
-            reply.output_tokens,
-            error_code=parts.code,
-            held=reply.held,
-        )
+        failed = replace(reply, content="", tool_calls=committed, error_code=parts.code)
         if parts.status != _UNAVAILABLE:
             # Nothing to store later: a retry took the turn over (its record is its own), or
             # the store can never succeed (a conversation deleted meanwhile).
@@ -273,14 +248,11 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
         raise _reported(error, reply.conversation_id, committed) from exc
 
 
-# Error records waiting for the database to answer again (held: a task nobody references may
-# be collected before it ran).
+# Error records waiting for the database to answer again (held, as `_BEATING` is).
 _STORING: set[asyncio.Task[None]] = set()
-# A database that does not answer (a pool wait or a response that timed out, a broken
-# connection): what is worth trying again.
+# A database that does not answer (a pool wait, a response timed out, a broken connection).
 _UNAVAILABLE = 503
-# How often a waiting error record is tried again (each try waits for the database's answer
-# up to its response timeout).
+# How often a waiting error record is tried again (each try waits up to the response timeout).
 _STORE_RETRY_SECONDS = 1.0
 
 

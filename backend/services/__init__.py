@@ -3,8 +3,3 @@
 Services run queries and raise `backend.errors.AppError`s; they never read HTTP objects and
 never commit (the request's `UnitOfWork`, registry.py, does that once).
 """
-
-from backend.services.tasks import TaskService
-from backend.services.users import UserService
-
-__all__ = ["TaskService", "UserService"]

@@ -1,20 +1,13 @@
-"""What each role may do with a shared list, and the one way a service applies it: declared
-once (issue 39; specs/api-contract.md, "Shared lists").
+"""What each role may do with a shared list, and the one way a service applies it
+(specs/api-contract.md, "Shared lists").
 
 `LEAST_ROLE` names every action on a list's rows and the least role it needs. A service names
-the action, never the predicate nor a role: it reaches a shared table's rows with `may(table,
-action)` (the access relation: the caller's space, or a list where its role is enough; built
-on `backend/db/scope.py`'s predicate, which only this module applies), the member arm alone
-with `may_shared`, reads the caller's role beside a row with `role_in`, tests a role read so
-in SQL with `role_may`, and turns a role into nothing, 403 or the missing row's 404 with
-`denied` / `require` (tests/sharing/test_access_only.py: no other module does any of it).
-Each route and MCP tool that reaches a list's rows declares its action itself (a route's
-`openapi_extra=acts(...)` or `feeds(...)`: backend/api/actions.py; a tool's `action`): the
-generated role matrix (tests/sharing/test_role_matrix.py) reads them, and a route or tool that
-touches a list's rows without one fails tests/sharing/test_declared.py.
-
-A caller who is not a member of the list gets the answer a missing resource gets (404), byte
-for byte; a member below the least role gets 403 `FORBIDDEN`.
+the action, never the predicate nor a role: `may(table, action)` (the access relation),
+`may_shared` (the member arm alone), `role_in`, `role_may`, and `denied` / `require` (nothing,
+403, or the missing row's 404); no other module does any of it (tests/sharing/test_access_only.py).
+Each route and tool declares its action (`acts(...)`, `feeds(...)`, a tool's `action`), read by
+the role matrix. A non-member gets the missing resource's 404, byte for byte; a member below the
+least role 403 `FORBIDDEN`.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
-"""The activity log (issue 39): what happened in the caller's space and in every list shared
-with it, newest first, read from `task_events`, the record the change feed and the worker
-read (migration 0030 adds the actor and an update's old and new values).
+"""The activity log: what happened in the caller's space and in every list shared with it,
+newest first, from `task_events` through the access relation (a list's page reads in the same
+statement whether the caller may see the list: a stranger gets the missing list's 404).
 
-Every statement reaches the events through the access relation (`may(table,
-Action.LIST_READ)`, backend/services/access.py: the caller's own space, or a list it is a
-member of, viewer or above), as it reaches the tasks. A list's
-activity reads whether the caller may see the list in the same statement as the page: a
-stranger's answer is the 404 of a missing list.
-
-An entry recorded in another's space (a list shared with the caller) shows what the caller may
-read now: a list or task id among its `changes` (a move's `list_id`, `parent_id`) that the
-caller may not read (the owner's private list, a task under it) reads null, and an assignee
-the caller may not know (neither the space's owner nor a member of a list it may read) is left
-out of `assignees`, in the same statement, by the same access relation (issue 61, item 2).
+An entry recorded in another's space shows what the caller may read now: an id among its
+`changes` it may not read reads null, an assignee it may not know is left out, in the same
+statement, by the same access relation.
 """
 
 from __future__ import annotations
@@ -73,9 +65,8 @@ def _key(field: str) -> Any:
 
 
 def _readable(changes: Any, field: str, side: int) -> Any:
-    """`changes -> field -> side` (the JSON id of a row of `_NAMED[field]`'s table, or null)
-    while the caller may read that row now (the access relation, viewer or above), else
-    JSON null."""
+    """`changes -> field -> side` (a row id of `_NAMED[field]`'s table) while the caller may
+    read that row now, else JSON null."""
     table = _TABLES[_NAMED[field]]
     pair = changes.op("->", return_type=JSONB)(_key(field))
     ref = pair.op("->>", return_type=Text)(literal_column(str(side))).cast(BigInteger)
@@ -84,9 +75,8 @@ def _readable(changes: Any, field: str, side: int) -> Any:
 
 
 def _known_users(changes: Any, side: int) -> Any:
-    """`changes -> 'assignees' -> side` (a JSON array of user ids) with only the ids the caller
-    may know now, in their order: the space's owner, and members of a list the caller may read
-    (the access relation on memberships, viewer or above); anything but an array as it is."""
+    """`changes -> 'assignees' -> side` with only the user ids the caller may know now (the
+    space's owner, members of a list it may read), in order; anything but an array as it is."""
     ids = changes.op("->", return_type=JSONB)(_key(ASSIGNEES)).op("->", return_type=JSONB)(
         literal_column(str(side))
     )
@@ -112,11 +102,9 @@ def _known_users(changes: Any, side: int) -> Any:
 
 
 def _as_readable(changes: Any) -> Any:
-    """An update's `changes` as a caller who is not the space's owner reads them: without the
-    owner's reminders (migration 0034), each id of `_NAMED` it may not read null, each user id
-    of `assignees` it may not know left out (`_known_users`). A field the update did not
-    change stays out (`jsonb_strip_nulls` drops its SQL NULL); `changes` null (not an update)
-    is null."""
+    """An update's `changes` as a caller not the space's owner reads them: without the owner's
+    reminders, ids it may not read null, unknown assignees left out; a field the update did not
+    change stays out (`jsonb_strip_nulls`)."""
     pairs = []
     for field in _NAMED:
         changed = changes.op("?", return_type=Boolean)(_key(field))
@@ -144,9 +132,7 @@ def _columns(changes: Any) -> tuple[Any, ...]:
     )
 
 
-# A change recorded in the caller's space reads whole; one recorded in another's (a list shared
-# with the caller) shows no reminders, they are its owner's own (migration 0034), nor an id of
-# a row the caller may not read now (`_as_readable`).
+# A change in the caller's space reads whole; one in another's as `_as_readable` says.
 _OWN = _columns(_E.changes)
 _SHARED = _columns(_as_readable(_E.changes))
 _EITHER = _columns(
@@ -160,9 +146,7 @@ def _newest(columns: tuple[Any, ...], *where: Any) -> Any:
     return select(*columns).where(*where).order_by(_E.id.desc()).limit(_LIMIT)
 
 
-# Two arms, each on its own index (an OR of them is one bitmap, sorted whole): the caller's
-# space newest first on `ix_task_events_user_id_id`, the lists shared with it on
-# `ix_task_events_user_id_list_id_id`; merged, newest first.
+# Two arms, each on its own index (an OR is one bitmap, sorted whole), merged newest first.
 _ARMS = union_all(
     _newest(_OWN, _E.user_id == bindparam(OWNER), _SHOWN, _OLDER),
     _newest(_SHARED, may_shared(_T, Action.LIST_READ), _SHOWN, _OLDER),

@@ -1,12 +1,9 @@
-"""App passwords (issue 62; specs/api-contract.md, "App passwords"): a signed-in caller creates,
-lists and revokes its own (`AppPasswordService`, one message each; names and the limit from
-`NamedRows`); a CalDAV request signs in with one (`AppPasswordCheck`, one message).
+"""App passwords (specs/api-contract.md, "App passwords"): a caller creates, lists and revokes
+its own (`AppPasswordService`); a CalDAV request signs in with one (`AppPasswordCheck`).
 
-A password is `tapw_` + `secrets.token_urlsafe(32)` (256 random bits), shown once and stored
-only as its SHA-256, as a calendar feed's token and an invitation's are
-(`invitations.token_hash`): a random secret of that size cannot be guessed from its hash, so a
-slow password hash would only cost every DAV request its time. The hash is unique, so a check
-finds the row by it alone (`scope_check._capabilities`), then compares the username.
+A password is `tapw_` + 256 random bits, shown once and stored as its SHA-256
+(`invitations.token_hash`): a slow hash would only cost every DAV request its time. The hash is
+unique, so a check finds the row by it alone, then compares the username.
 """
 
 from __future__ import annotations
@@ -81,10 +78,9 @@ _SENT = bindparam("password_hash", type_=Text)
 
 
 def _check() -> Any:
-    """The check of a DAV request: the row whose hash is `:password_hash` (none: no such
-    password) with its account's token version, `last_used_at` written when a minute old
-    (in the same statement: no round trip of its own), and the failure counts of the
-    request's address and username (`:ip_key`, `:user_key`) beside it, found or not."""
+    """The check of a DAV request: the row whose hash is `:password_hash` with its account's
+    token version (`last_used_at` written when a minute old), and the failure counts of the
+    request's address and username (`:ip_key`, `:user_key`), found or not."""
     touched = (
         update(ROWS.table)
         .where(

@@ -22,9 +22,7 @@ def assignable(assignees: Any, space: Any, list_id: Any) -> ColumnElement[bool]:
     (`list_id`; a task in no list has no members): what a write that sets them requires."""
     assignee = func.unnest(assignees).table_valued("id").render_derived()
     member = select(_M.member_id).where(
-        _M.list_id == list_id,
-        _M.member_id == assignee.c.id,
-        may(_MEMBERS, Action.LIST_READ),
+        _M.list_id == list_id, _M.member_id == assignee.c.id, may(_MEMBERS, Action.LIST_READ)
     )
     # Correlated to the task written (whatever names it), never joined to a second copy.
     member = member.correlate_except(_MEMBERS)

@@ -2,15 +2,11 @@
 list, get and delete are the child's generic service): the upload, under the per-task cap and
 the uploader's quota, and the caller's use.
 
-Order, so that nothing is lost or left and no connection waits on bytes: the upload's route
-stores the bytes first, under a new random key, measured on the way, before its unit of work
-takes a connection (backend/api/routes/attachments.py, `backend/storage/app.py`); then one
-message (`record`) inserts the row, only on a task the caller may write, under the cap and the
-quota. A refused insert leaves bytes no row ever named: the route deletes them (the sweeper,
-should that fail). The quota holds under concurrent uploads because every
-write request takes the caller's change lock on entry (backend/db/sender.py, migration 0033),
-in a statement of its own ahead of the insert: a concurrent upload of the same caller waits,
-and the insert's own snapshot, taken after the lock, sees every committed attachment.
+So that nothing is lost and no connection waits on bytes, the route stores the bytes first under
+a new random key, before its unit of work takes a connection; then one message (`record`)
+inserts the row, under the cap and the quota (a refused insert's bytes are deleted by the route,
+else the sweeper). The quota holds under concurrent uploads: the caller's change lock is taken
+ahead of the insert, whose snapshot then sees every committed attachment.
 """
 
 from __future__ import annotations
@@ -96,10 +92,8 @@ QUOTA_REACHED = (
 
 class AttachmentService(Scoped):
     def record(self, task_id: int, stored: StoredUpload, *, quota: int) -> Any:
-        """Add the row naming `stored`'s bytes to the task, in one message under the cap and
-        the quota; the task's 404/403, or 422 `LIMIT_REACHED` (the cap or the quota). Once it
-        returns, the row has committed (`stored.recorded`); refused, no row names the bytes
-        and the caller deletes them."""
+        """Add the row naming `stored`'s bytes to the task under the cap and the quota (else
+        the task's 404/403, or 422 `LIMIT_REACHED`); once it returns, the row has committed."""
         measured = stored.measured
         rows = self._write(
             _INSERT,
@@ -159,10 +153,8 @@ def orphan_cutoff(settings: Settings) -> datetime:
 
 
 def sweep_orphans(engine: Engine, storage: ObjectStorage, older_than: datetime) -> int:
-    """Delete stored objects no stored child's row names, stored before `older_than`, and
-    uploads that never finished started before it (the worker's periodic job, with
-    `orphan_cutoff`; safe on several workers at once: a key is only ever deleted once no row
-    names it). Returns how many objects and uploads went."""
+    """Delete stored objects no row names and unfinished uploads, older than `older_than` (safe
+    on several workers at once). Returns how many objects and uploads went."""
     removed = storage.abandon_incomplete(older_than)
     old = (found.key for found in storage.list() if found.modified < older_than)
     while batch := list(islice(old, _SWEEP_BATCH)):

@@ -1,17 +1,12 @@
-"""Calendar feeds (issue 52; specs/api-contract.md, "Calendar feeds"): a caller creates, lists,
-rotates and revokes its feeds (`CalendarFeedService`, one message each); a calendar app fetches
-one by its URL's token (`CalendarFeedReader`, one message).
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): a caller creates, lists, rotates
+and revokes its feeds (`CalendarFeedService`); a calendar app fetches one by its URL's token
+(`CalendarFeedReader`); one message each.
 
-A feed's token is `secrets.token_urlsafe(32)`, shown once (the create's or a rotation's answer)
-and stored only as its SHA-256, hashed as an invitation's is (`invitations.token_hash`). A
-fetch has no caller: the token is the capability (`scope_check._capabilities`), and the feed
-reads as its creator, with the very listing statement `GET /api/tasks` sends
-(`task_statements.listing`) in which the caller, `:owner`, is the feed's creator,
-`(SELECT user_id FROM calendar_feeds WHERE token_hash = :token_hash)`
-(`scope_check._feed_creator`): the same access predicate, the creator's access at the moment
-of the fetch, the creator's own reminders. A `list` feed's list is read the same way; a list
-the creator can no longer read (left, removed, deleted) is the feed's 404, as an unknown,
-revoked or rotated token is.
+A feed's token is shown once and stored as its SHA-256 (`invitations.token_hash`). A fetch has no
+caller: the token is the capability, and the feed reads as its creator (`:owner` is the
+creator's id read by the token's hash) with `GET /api/tasks`'s own listing statement: the
+creator's access and reminders at the moment of the fetch. A list the creator can no longer read
+is the feed's 404, as an unknown, revoked or rotated token is.
 """
 
 from __future__ import annotations
@@ -55,7 +50,7 @@ from backend.models.calendar_feed import (
     CalendarFeedPublic,
     FeedScope,
 )
-from backend.models.task import SortOrder, TaskSort, TaskStatus
+from backend.models.task import SortOrder, TaskSort
 from backend.models.task_list import TaskList
 from backend.services.access import Action, may
 from backend.services.invitations import token_hash
@@ -185,14 +180,9 @@ _LIST_NAME = _as_feed(
 ).scalar_subquery()
 # A fetch that reads a feed (a 200 or a 304): its token is a feed's, and an `all` feed or a
 # `list` feed whose list its creator may read (`_LIST_NAME`, the fetch's own condition).
-_LIVE = and_(
-    _F.token_hash == _HASH,
-    or_(_F.scope == FeedScope.all.value, _LIST_NAME.is_not(None)),
-)
-# A fetch's count against its token's limit (review F3): it counts only where `_LIVE` holds,
-# so a token that reads no feed (unknown, revoked, rotated, its list lost) counts nothing and
-# is told nothing. Rides with the fetch's statement (`UnitOfWork._feed_entry`, its binds
-# prefixed `c_`).
+_LIVE = and_(_F.token_hash == _HASH, or_(_F.scope == FeedScope.all.value, _LIST_NAME.is_not(None)))
+# A fetch's count against its token's limit, only where `_LIVE` holds (a token that reads no
+# feed counts and is told nothing), riding with the fetch (`UnitOfWork._feed_entry`, binds `c_`).
 FEED_COUNT = (
     select(
         func.task_api_count(
@@ -208,20 +198,7 @@ FEED_COUNT = (
 
 def _window_listing(list_id: str | None) -> Any:
     """`GET /api/tasks?due_after=&due_before=&sort=due_date` (and `list_id`), every status."""
-    filters = FilterShape(
-        status=TaskStatus.all,
-        priorities=False,
-        tags=False,
-        due_before=True,
-        due_after=True,
-        overdue=None,
-        q=False,
-        updated_since=False,
-        recurring=None,
-        list_id=list_id,
-        list_key=False,
-        parent_id=None,
-    )
+    filters = FilterShape(due_before=True, due_after=True, list_id=list_id)
     return listing(ListingShape(filters, TaskSort.due_date, SortOrder.asc, None, False))
 
 
@@ -269,9 +246,7 @@ class CalendarFeedReader(Scoped):
 
     def read(self, token: str, now: datetime, all_name: str) -> FeedRead:
         """The feed whose token is `token`, and its tasks due from `WINDOW_DAYS_BACK` days
-        before `now` to `WINDOW_DAYS_AHEAD` after it (at most `FEED_MAX_TASKS`, the
-        soonest). `NotFound` for every token that reads nothing and a list no longer
-        readable, alike."""
+        before `now` to `WINDOW_DAYS_AHEAD` after (at most `FEED_MAX_TASKS`); else `NotFound`."""
         rows = self._read(
             _fetch(),
             token_hash=token_hash(token),

@@ -1,16 +1,9 @@
 """The change feed: one caller's task changes in commit order, deletions included, and those
-of every list shared with it (issue 39).
-
-Rows come from `task_events`, which a trigger on `tasks` fills in the transaction of each
-change (migration 0008). Within one space (the rows of one `user_id`), `id` order is commit
-order. A caller's feed merges several spaces (its own, and each owner's whose lists it is a
-member of): each page is read behind a hold (`HOLD`, migration 0030) that bounds it below any
-change still in flight in a busy space, so a position (the last `id` a client has seen) never
-skips a change that commits later (specs/events.md, "Order across spaces").
-
-Records are pruned past retention (`prune`); per user, `task_events_pruned` keeps the highest
-id deleted, updated by the statement that deletes. A position below it may have missed
-changes: the feed refuses it (410) rather than answer with a gap.
+of every list shared with it, from `task_events` (a trigger fills it in each change's
+transaction). A page merging several spaces is read behind a hold (`HOLD`) bounding it below any
+change still in flight, so a position never skips a later commit (specs/events.md, "Order
+across spaces"). Pruning (`prune`) records how far it went per user (`task_events_pruned`): a
+position below that may have missed changes and is refused (410) rather than answered with a gap.
 """
 
 from __future__ import annotations
@@ -54,20 +47,13 @@ _P = TaskEventsPruned.__table__.c  # type: ignore[attr-defined]
 
 
 class ChangeRow(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def event_id(self) -> Any: ...  # uuid.UUID
-    @property
-    def type(self) -> str: ...
-    @property
-    def task_id(self) -> int: ...
-    @property
-    def task(self) -> dict[str, Any] | None: ...
-    @property
-    def child_id(self) -> int | None: ...
-    @property
-    def occurred_at(self) -> datetime: ...
+    id: int
+    event_id: Any  # uuid.UUID
+    type: str
+    task_id: int
+    task: dict[str, Any] | None
+    child_id: int | None
+    occurred_at: datetime
 
 
 @dataclass(frozen=True)
@@ -82,8 +68,7 @@ _AFTER = bindparam("after", type_=Integer)
 _LIMIT = bindparam("limit", type_=Integer)
 _T = TaskEvent.__table__  # type: ignore[attr-defined]
 _R = TaskMemberReminder.__table__.c  # type: ignore[attr-defined]
-# A task as recorded in another space (a list shared with the caller) holds its owner's
-# reminders: the caller reads its own instead, as it reads the task (migration 0034).
+# A task recorded in another space holds its owner's reminders: the caller reads its own.
 _THEIRS = func.jsonb_set(
     _E.task,
     literal_column("'{reminders}'"),
@@ -96,8 +81,7 @@ _THEIRS = func.jsonb_set(
     ),
 )
 _TASK = case((_E.user_id == bindparam(OWNER), _E.task), else_=_THEIRS).label("task")
-# A child's event names its row (the one in `object`, as it was for a deletion), so a client
-# updates its copy of that row without listing the task's children; NULL for a task's own.
+# A child's event names its row (in `object`), so a client updates its copy without listing.
 _CHILD_ID = _E.object["id"].astext.cast(BigInteger).label("child_id")
 _COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _TASK, _CHILD_ID, _E.occurred_at)
 
@@ -108,39 +92,27 @@ def of_types(types: Sequence[str]) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], _E.type.in_([literal_column(f"'{t}'") for t in types]))
 
 
-# Reminders, list, membership and invitation events share the outbox but are no task changes:
-# the feed and its positions skip them. The caller's own space gives its task changes, its
-# tasks' children's events and the access it gained or lost (`access.granted`,
-# `access.ended`); a list shared with it, its tasks' changes and children's events.
-# A child's event is told by its shape (`ck_task_events_task_present`, migration 0062: the
-# only kind with both a task and a row), not by a list of its types: a child registered by
-# its migration is in the feed without a line here.
-# Two arms, each read on its own index (an OR of them would be one bitmap, sorted, or a scan
-# of every user's events from the top for a maximum): the own arm in id order on
-# `ix_task_events_user_id_id`, the shared one on `ix_task_events_user_id_list_id_id`.
-# DAV's own bookkeeping (`DAV_TYPES`, migration 0066), for `sync-collection` alone
-# (`CollectionFeed`): the REST feed, the live streams and the activity leave it out.
+# The feed skips events that are no task changes (reminders, lists, memberships). The own arm:
+# task changes, children's events and access gained or lost; a shared list's arm: its tasks'
+# changes and children's events. A child's event is told by its shape (both a task and a row),
+# so a newly registered child needs no line here; DAV's own events (`DAV_TYPES`) are for
+# `sync-collection` alone. Two arms, each on its own index (an OR would be a bitmap or a scan).
 ANY_CHILD_EVENT = and_(_E.task_id.is_not(None), _E.object.is_not(None))
 CHILD_EVENT = and_(ANY_CHILD_EVENT, ~of_types(DAV_TYPES))
 _OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), CHILD_EVENT))
 _SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), CHILD_EVENT))
 _CHANGES = or_(_OWN, _SHARED)
-# The shared arm's id, as an expression: so its maximum and its order are read from the rows
-# the memberships' index finds (none without a membership), never by walking the primary key
-# of every user's events (the plan the planner picks for a plain `id`, unable to tell the
-# memberships' arrays are short; 54 ms at 73k events in the benchmark's database).
+# The shared arm's id as an expression, so its maximum and order come from the memberships'
+# index, never a walk of every user's events by primary key (the planner's pick for plain `id`).
 _UNORDERED = _E.id + 0
-# Where a page may go: below any change in flight in a busy space of the caller's (`HOLD` sent
-# ahead of the page, in its message: otherwise no bound). Evaluated in the page's snapshot.
+# Where a page may go: below any change in flight in the caller's spaces (`HOLD` sent ahead).
 _HORIZON = func.task_events_horizon(bindparam(OWNER, type_=Text), type_=BigInteger)
-# Sent ahead of a feed page: the caller's spaces' change locks tried, the busy ones kept for
-# `_HORIZON` (migrations 0030, 0055). A listing sends none (its `changes_cursor`,
-# `latest_position`). `HOLD_MANY`: the same for every space of many callers (`pages`).
+# Sent ahead of a feed page: the busy spaces kept for `_HORIZON`; `HOLD_MANY`: many callers'.
 HOLD = text("SELECT task_events_hold(:owner)")
 HOLD_MANY = text("SELECT task_events_hold_many(CAST(:callers_owner AS TEXT[]))")
 _PRUNED = owned(select(_P.through_id), _P.user_id)
-# One statement, one snapshot: how far pruning went (0 before any), and the page after
-# `after` (NULL: from where pruning left off), outer-joined so an empty page still has a row.
+# How far pruning went (0 before any) and the page after `after` (NULL: from there), in one
+# snapshot, outer-joined so an empty page still has a row.
 _THROUGH = owned(
     select(func.coalesce(func.max(_P.through_id), 0).label("through")), _P.user_id
 ).subquery("pruned")
@@ -167,13 +139,9 @@ _PAGE = (
 
 
 def latest_position() -> ColumnElement[int]:
-    """The caller's position now: their latest change id (their own or a shared list's), or
-    how far pruning went if that is further (0 before any). An expression over scalar
-    subqueries: a listing selects it in its own statement, so the listing and the position
-    come from one snapshot. No horizon: a listing sends no `HOLD` ahead, so
-    `task_events_horizon()` would be no bound there, and each call of it cost its planning
-    (issue 49: 0.17 ms of a listing's 0.37 ms to plan the position). A member of nothing
-    plans no shared list's arm (`if_member`)."""
+    """The caller's position now: their latest change id, or how far pruning went (0 before
+    any). An expression, so a listing reads it in its own snapshot; no horizon (a listing sends
+    no `HOLD`, and the horizon's call costs planning)."""
     own = select(func.max(_E.id)).where(_OWN).scalar_subquery()
     theirs = if_member(select(func.max(_UNORDERED)).where(_SHARED).scalar_subquery())
     pruned = _PRUNED.scalar_subquery()
@@ -182,21 +150,14 @@ def latest_position() -> ColumnElement[int]:
 
 _HEAD = select(latest_position().label("position"))
 
-# The page for many callers at once (issue 64: the live streams' reader, one statement per
-# poll for every woken stream): `_PAGE` itself, each caller's `owner` and `after` read from
-# its row of `callers` (`each_caller`: the same construction, the same access relation and
-# tombstones), with the caller's account beside it (gone, or its tokens revoked: the
-# stream ends, as the door's entry would refuse it).
+# `_PAGE` for many callers at once (the live streams' poll), each caller's `owner` and `after`
+# from its row of `callers`, with its account beside it (gone or revoked: the stream ends).
 _EACH = each_caller(_PAGE, {"after": BigInteger}, "pages")
 _U = User.__table__.c  # type: ignore[attr-defined]
 # The caller's account, by its primary key (one lookup per caller, never a scan of users).
 _ACCOUNT = select(_U.token_version).where(_U.id == _EACH.callers.c.owner).scalar_subquery()
 _PAGES = (
-    select(
-        _EACH.callers.c.n.label("caller"),
-        _ACCOUNT.label("account_version"),
-        *_EACH.page.c,
-    )
+    select(_EACH.callers.c.n.label("caller"), _ACCOUNT.label("account_version"), *_EACH.page.c)
     .select_from(_EACH.joined())
     .order_by(_EACH.callers.c.n, _EACH.page.c.id)
 )
@@ -215,9 +176,8 @@ class CallerPage:
 def pages(
     conn: Connection, locals_: str, positions: Sequence[tuple[str, int]], limit: int
 ) -> list[CallerPage]:
-    """Up to `limit` changes after each (caller, position) of `positions`, each caller's page
-    as `ChangeFeed.page` reads it, in one message: the hold of every caller's spaces, then one
-    statement (`read_for_callers`, on a connection of no request, autocommitted)."""
+    """Up to `limit` changes after each (caller, position), each as `ChangeFeed.page` reads it,
+    in one message (`read_for_callers`: the holds, then one statement)."""
     owners = [owner for owner, _ in positions]
     rows = read_for_callers(
         conn,
@@ -239,8 +199,7 @@ def pages(
             page: ChangePage | None = _paged(group, after, limit)
         except CursorExpired:
             page = None
-        first = group[0]
-        version = first.account_version
+        version = group[0].account_version
         answers.append(CallerPage(page, version, version is not None))
     return answers
 
@@ -248,18 +207,14 @@ def pages(
 def _paged(rows: Sequence[Any], after: int | None, limit: int) -> ChangePage:
     """A page from `_PAGE`'s rows (one at least: the pruning's, with no change when there is
     none). Raises `CursorExpired` when changes after `after` have been pruned."""
-    through = int(rows[0].through)
-    # Read in the page's snapshot: a prune that removed part of it is seen.
+    through = int(rows[0].through)  # in the page's snapshot: a prune of part of it is seen
     if after is not None and through > after:
         raise CursorExpired()
-    # What pruning left is where the feed starts.
     start = through if after is None else after
     found = [row for row in rows if row.id is not None]
     changes = cast(Sequence[ChangeRow], found[:limit])
     return ChangePage(
-        changes=changes,
-        next=changes[-1].id if changes else start,
-        has_more=len(found) > limit,
+        changes=changes, next=changes[-1].id if changes else start, has_more=len(found) > limit
     )
 
 
@@ -275,10 +230,8 @@ class ChangeFeed(Scoped):
         return _paged(self._read(_PAGE, after=after, limit=limit + 1), after, limit)
 
 
-# A CalDAV collection's changes (issue 62; specs/caldav.md, "Sync"): the feed's two arms with
-# DAV's own events in them, narrowed to the events of one collection: those recorded in it
-# (its list, or the caller's own tasks in no list), and a task's move out of it (its
-# `changes` name the list it left). A `sync-collection` token is a position of this feed.
+# A CalDAV collection's changes (specs/caldav.md, "Sync"): the two arms with DAV's own events,
+# narrowed to those recorded in the collection and a task's move out of it.
 _DAV_OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), ANY_CHILD_EVENT))
 _DAV_SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), ANY_CHILD_EVENT))
 _COLLECTION = bindparam("collection", type_=BigInteger)
@@ -290,9 +243,8 @@ _NO_LIST_JSON: ColumnElement[Any] = literal_column("'null'::jsonb")
 
 
 def _moved_out_of(collection: Any) -> ColumnElement[bool]:
-    """A task's move out of the collection `collection` names (the old list's id as JSON;
-    `_NO_LIST_JSON`: no list), as `ix_task_events_user_id_left_list` (migration 0074) indexes
-    it, its predicate stated."""
+    """A task's move out of `collection` (the old list's id as JSON; `_NO_LIST_JSON`: no list),
+    as `ix_task_events_user_id_left_list` indexes it."""
     left = _E.changes.op("->")(literal_column("'list_id'")).op("->")(literal_column("0"))
     return and_(_E.changes.op("?")(literal_column("'list_id'")), left == collection)
 
@@ -300,30 +252,20 @@ def _moved_out_of(collection: Any) -> ColumnElement[bool]:
 def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElement[bool]:
     if no_list:
         return and_(
-            _E.user_id == bindparam(OWNER),
-            or_(_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)),
+            _E.user_id == bindparam(OWNER), or_(_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON))
         )
     return or_(_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB)))
 
 
 def collection_head(collection: Any = None) -> ColumnElement[int]:
-    """A collection's position for its sync token and `getctag` (issue 70): its latest event
-    (DAV's own included, a move out too) below any change in flight (`HOLD` sent ahead), or
-    how far pruning went (0 before any). Only that collection's changes move it: a change in
-    one list leaves every other list's token as it was. `collection`: the list's id (a bound
-    value or a column; None: the caller's tasks in no list). Each arm is a maximum read on its
-    own index, from the top: the events recorded in the collection
-    (`ix_task_events_user_id_list_id_id`, `ix_task_events_user_id_no_list_id`) and the moves
-    out of it (`ix_task_events_user_id_left_list`)."""
-    pruned = _PRUNED.scalar_subquery()
+    """A collection's position for its sync token and `getctag`: its latest event (DAV's own
+    and moves out included) below any change in flight, or how far pruning went (0 before
+    any); only its own changes move it. `collection`: the list's id (a value or a column;
+    None: the caller's tasks in no list). Each arm is a maximum read on its own index."""
     if collection is None:
         arms = [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
-        own = [
-            select(func.max(_E.id)).where(_DAV_OWN, arm, _E.id <= _HORIZON).scalar_subquery()
-            for arm in arms
-        ]
-        return cast(ColumnElement[int], func.greatest(*own, pruned, 0))
-    arms = [_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB))]
+    else:
+        arms = [_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB))]
     own = [
         select(func.max(_E.id)).where(_DAV_OWN, arm, _E.id <= _HORIZON).scalar_subquery()
         for arm in arms
@@ -334,15 +276,14 @@ def collection_head(collection: Any = None) -> ColumnElement[int]:
             .where(_DAV_SHARED, arm, _UNORDERED <= _HORIZON)
             .scalar_subquery()
         )
-        for arm in arms
+        for arm in (arms if collection is not None else [])
     ]
-    return cast(ColumnElement[int], func.greatest(*own, *theirs, pruned, 0))
+    return cast(ColumnElement[int], func.greatest(*own, *theirs, _PRUNED.scalar_subquery(), 0))
 
 
 def _still_there(no_list: bool) -> ColumnElement[bool]:
-    """Whether the event a token's position names is still in the collection's feed: a
-    position past the feed (a database restored from before it) names none. (0, or how far
-    pruning went, names no event and is never past.)"""
+    """Whether the event a token's position names is still in the collection's feed (one past
+    it, from a database restored from before, is not; 0 or the pruned position always is)."""
     arm = or_(_DAV_OWN, _DAV_SHARED) if not no_list else _DAV_OWN
     return or_(
         _THROUGH.c.through >= _AFTER,
@@ -379,8 +320,7 @@ def _collection_page(no_list: bool) -> Any:
         arms.append(arm(_DAV_SHARED, _UNORDERED))
     both = union_all(*arms).subquery("arms")
     rows = select(*both.c).order_by(both.c.id).limit(_LIMIT).lateral("page")
-    # Whether the caller may read the collection (a list it is no member of: the missing
-    # one's 404, read in the same statement as its changes).
+    # Whether the caller may read the collection (else the missing one's 404), in the same read.
     readable = (
         literal_column("true")
         if no_list
@@ -402,11 +342,8 @@ _COLLECTION_PAGES = {no_list: _collection_page(no_list) for no_list in (False, T
 
 @dataclass(frozen=True)
 class CollectionChanges:
-    """A collection's changes after a position: each event's task and, for a kept object's,
-    the name it had (`rows`, in feed order, at most the limit); `head`, the caller's position
-    now; `has_more` when there were more; `readable`, whether the caller may read the
-    collection; `expired`, whether changes after the position were pruned (the feed cannot
-    say what changed since)."""
+    """A collection's changes after a position (`rows`: each event's task and a kept object's
+    name, at most the limit); `head`, the position now; `expired`: changes after it pruned."""
 
     rows: Sequence[Any]
     head: int
@@ -439,11 +376,15 @@ class CollectionFeed(Scoped):
             values["collection"] = list_id
         rows = self._read(_COLLECTION_PAGES[list_id is None], **values).all()
         first = rows[0]
-        head = int(first.head)
-        expired = int(first.through) > after
         found = [row for row in rows if row.id is not None]
+        expired = int(first.through) > after
         return CollectionChanges(
-            found[:limit], head, len(found) > limit, bool(first.readable), expired, first.known
+            found[:limit],
+            int(first.head),
+            len(found) > limit,
+            bool(first.readable),
+            expired,
+            first.known,
         )
 
 
@@ -474,8 +415,7 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone
 """
-# Only delivered (or dead) changes below the user's first pending one: what a user's feed
-# retains is always every change after their `through_id`, with no hole.
+# Only delivered (or dead) changes below the user's first pending one: a feed has no hole.
 _FEED_TYPES_SQL = ", ".join(f"'{t}'" for t in FEED_TYPES)
 _CHANGE_TYPES_SQL = ", ".join(f"'{t}'" for t in CHANGE_TYPES)
 _PRUNE_DELIVERED = text(

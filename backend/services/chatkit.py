@@ -1,11 +1,7 @@
-"""ChatKit's view of a user's conversations (migration 0025, specs/chat.md "ChatKit"): a
-thread is a conversation, its items are its messages and its `chatkit_items` (widgets, hidden
-context), in the order they were stored. Every statement is built with `owned` and run by
-`Scoped`: another user's thread or item is one that does not exist.
-
-A thread and an item are named by their `public_id` (ChatKit's string ids), never by the
-row's number. The turn itself (the user's message, the answer) is `ConversationService`'s,
-as for `/api/chat`: this service only reads messages, and writes titles and items.
+"""ChatKit's view of a user's conversations (specs/chat.md, "ChatKit"): a thread is a
+conversation, its items its messages and `chatkit_items`, in stored order, named by `public_id`
+(`owned`: another user's does not exist). The turn is `ConversationService`'s; this service
+only reads messages, and writes titles and items.
 """
 
 from __future__ import annotations
@@ -140,10 +136,7 @@ _UPSERT_ITEM = (
         ["user_id", "conversation_id", "public_id", "item"],
         owned(
             select(
-                bindparam(OWNER, type_=Text),
-                _C.id,
-                _ITEM,
-                bindparam("body", type_=JSONB),
+                bindparam(OWNER, type_=Text), _C.id, _ITEM, bindparam("body", type_=JSONB)
             ).where(_C.public_id == _THREAD),
             _C.user_id,
         ),
@@ -162,8 +155,7 @@ _STARTED = owned(
     .returning(
         *_THREAD_COLUMNS,
         owned(
-            select(_M.public_id).where(_M.id == bindparam("message", type_=BigInteger)),
-            _M.user_id,
+            select(_M.public_id).where(_M.id == bindparam("message", type_=BigInteger)), _M.user_id
         )
         .scalar_subquery()
         .label("message_public_id"),

@@ -1,16 +1,11 @@
-"""A task's child's statements and refusals, built once from its declaration (issue 60;
-backend/models/task_children.py): `ChildRows`, and `TaskChildService`, the whole service of a
-child, which each child's named class (backend/services/task_children.py) takes whole: a
-route, a tool, chat and the CLI reach it as any service (backend/services/registry.py).
+"""A task's child's statements and refusals, built once from its declaration
+(backend/models/task_children.py): `ChildRows`, and `TaskChildService`, the whole service each
+child's named class (services/task_children.py) takes.
 
-A child's row lives where its task lives: in the task's owner's space (`user_id`), with the
-task's list (`list_id`, kept in step as the task moves), so every statement reaches the rows
-and their task through the one access relation, naming the child's declared actions
-(backend/services/access.py `may`). Each request is one statement, and a write commits itself
-in it (`_write(last=True)`: one round trip); a write that matched nothing reads why on its own
-(the failure path alone pays that round trip), in the order the contract gives: a caller who
-cannot see the task gets the 404 a missing task gets, a member below the role 403, then a row
-that is not the task's 404, then (a child with an `author`) a row that is not the caller's 403.
+A child's row lives in its task's space and list, so every statement reaches it through the one
+access relation with the child's declared actions. Each request is one statement; a write that
+matched nothing reads why, in the contract's order: the task unseen (404), a role too low (403),
+a row not the task's (404), a row not the caller's (403, a child with an `author`).
 """
 
 from __future__ import annotations
@@ -75,9 +70,8 @@ class ChildRows:
         self.view = tuple(column for column in c if column.name not in _HIDDEN)
         values = {name: bindparam(_value(name), type_=c[name].type) for name in child.fields}
 
-        # A page of the task's rows, oldest first, after the keyset `:after` (0: from the
-        # start), with the task in the same statement: no row at all is a task the caller
-        # cannot see, one row with no child (`id` NULL) an empty page.
+        # A page after `:after` (0: from the start) with the task: no row is a task unseen, one
+        # row with no child (`id` NULL) an empty page.
         page = (
             select(*self.view)
             .where(c.task_id == _T.id, c.id > _AFTER, may(table, read))
@@ -101,9 +95,8 @@ class ChildRows:
             .select_from(_TASKS.outerjoin(one, true()))
             .where(_T.id == _TASK_ID, may(_TASKS, read))
         )
-        # A new row, in the task's space and list (by the caller, where it has an author):
-        # only on a task the caller may write it on, under the cap (the insert selects nothing
-        # otherwise; why is read afterwards).
+        # A new row in the task's space and list, only where the caller may write it, under the
+        # cap (else the insert selects nothing and why is read afterwards).
         kept = select(func.count()).where(c.task_id == _TASK_ID, may(table, write))
         columns = ["user_id", "task_id", "list_id", *child.fields]
         chosen: list[Any] = [_T.user_id, _T.id, _T.list_id, *values.values()]
@@ -114,8 +107,7 @@ class ChildRows:
         self.create = (
             pg_insert(table)
             .from_select(
-                columns,
-                select(*chosen).where(_T.id == _TASK_ID, may(_TASKS, write), *room),
+                columns, select(*chosen).where(_T.id == _TASK_ID, may(_TASKS, write), *room)
             )
             .returning(*self.view)
         )
@@ -138,9 +130,8 @@ class ChildRows:
             anyones = [or_(own[0], c.user_id == bindparam(OWNER), *others)]
         self.delete = delete(table).where(*this, *anyones).returning(*self.view)
 
-        # Why a write matched nothing, read on its own: the caller's role in the task (no
-        # row: the caller cannot see it, the answer a missing task gets), its row count, and
-        # the row named (NULL `found`: none of this task's) with its author.
+        # Why a write matched nothing: the caller's role in the task (no row: unseen), its row
+        # count, and the row named (NULL `found`: none of this task's) with its author.
         role = role_in(_TASKS)
         self.create_refusal = select(
             role.label("role"),
@@ -176,9 +167,7 @@ class ChildRows:
 
 class TaskChildService(Scoped):
     """A task's child's whole service: `rows` built from its declaration. Each child's is a
-    named class of its own (backend/services/task_children.py), reached as every service is
-    (`work.service(TaskCommentService)`); `SERVICES` holds them by the child's table name, for
-    what is made for every child (its routes, its tools)."""
+    named class (services/task_children.py); `SERVICES` holds them by table name."""
 
     rows: ClassVar[ChildRows]
 

@@ -1,10 +1,7 @@
-"""Conversations with the task agent, always scoped to one user (migration 0021).
+"""Conversations with the task agent, scoped to one user (`owned`: another's does not exist).
 
-Every statement is built with `owned` and run by `Scoped`, as for tasks and lists: another
-user's conversation is one that does not exist. A chat turn touches this service twice, in
-two units of work with the model's answer in between (specs/chat.md): `begin_turn` stores the
-user's message and reads the history the model gets; `answer` stores the assistant's message
-(its text, tool calls, token usage, or the error that ended the turn).
+A chat turn touches this service twice, with the model's answer in between (specs/chat.md):
+`begin_turn` stores the user's message and reads the history; `answer` stores the assistant's.
 """
 
 from __future__ import annotations
@@ -59,8 +56,7 @@ def _messages(statement: Any) -> Any:
     return owned(statement, _M.user_id)
 
 
-# Continue a conversation: it exists and is the caller's, its activity is now, and a second
-# turn of the same conversation waits here until the first has stored its message.
+# Continue a conversation (the caller's): its activity is now; a second turn waits here.
 _TOUCH = _conversations(
     update(Conversation).where(_C.id == _CID).values(updated_at=func.now()).returning(_C.id)
 )
@@ -76,14 +72,10 @@ _ADD_MESSAGE = (
     )
     .returning(_M.id, _M.created_at)
 )
-# A turn's answer, from the moment its user message is stored: `UNFINISHED` until the turn
-# stores its answer or error over it (one user message, one answer), with the tool calls that
-# committed meanwhile (each appended in its own write's transaction, `record_call`). So a
-# turn that dies at any point leaves its message answered by an error record naming what
-# committed, and a retry with the same key resumes from it. Its `created_at` is when the
-# attempt running it began: the attempt's token (the answer is stored only over the record
-# of the attempt that holds the turn, `TurnStart.held`); its `heartbeat_at` is when that
-# attempt last renewed its claim (`beat`): its lease (`running_for`) counts from there.
+# A turn's answer from the moment its message is stored: `UNFINISHED`, with the tool calls that
+# committed meanwhile (`record_call`), until the answer or error replaces it; so a turn that dies
+# leaves an error naming what committed, and a retry resumes from it. `created_at`: the running
+# attempt's token (`TurnStart.held`); `heartbeat_at`: its last renewal (`beat`), the lease's start.
 UNFINISHED = "CHAT_TURN_UNFINISHED"
 _MID = bindparam("message_id", type_=BigInteger)
 _PROVISIONAL = insert(Message).values(
@@ -138,11 +130,9 @@ _RECORD_CALL = _messages(
         )
     )
 )
-# Another attempt takes the turn over: only from one that ended (its error stored) or whose
-# lease ran out since its last heartbeat (one that never beat, stored by code from before
-# heartbeats: since it began, with the lease of a whole turn), and only once (the row must be
-# as it was read). The calls it resumes from are the record's as the claim found it: a call
-# that committed after the read and before the claim is among them.
+# Another attempt takes the turn over only from one that ended or whose lease ran out (one that
+# never beat: since it began, with a whole turn's lease), and only once (the row as read); it
+# resumes from the calls the claim found.
 _CLAIM = _messages(
     update(Message)
     .where(
@@ -152,8 +142,7 @@ _CLAIM = _messages(
             _M.error_code != UNFINISHED,
             _M.heartbeat_at < func.now() - bindparam("lease"),
             and_(
-                _M.heartbeat_at.is_(None),
-                _M.created_at < func.now() - bindparam("unbeaten_lease"),
+                _M.heartbeat_at.is_(None), _M.created_at < func.now() - bindparam("unbeaten_lease")
             ),
         ),
     )
@@ -204,8 +193,7 @@ class TurnStart:
     answered: Any | None = None
     # A retry of a turn that failed: the tool calls that committed then (never run again).
     earlier_calls: list[dict[str, Any]] = field(default_factory=list)
-    # The monotonic clock (`time.monotonic`) just before the claim was stored: where the
-    # attempt counts its lease from until its first heartbeat (`backend.chat.turn.begin`).
+    # `time.monotonic()` just before the claim was stored: the lease's start until a heartbeat.
     since: float = 0.0
 
 
@@ -236,12 +224,10 @@ class ConversationService(Scoped):
         running_for: timedelta,
         unbeaten_for: timedelta | None = None,
     ) -> TurnStart:
-        """Store the user's message (a new conversation if `conversation_id` is None) and
-        read the history before it. With an Idempotency-Key used before: the first attempt's
-        answer, or (it failed) its message again with the calls that committed; while the
-        first attempt may still be running (`running_for` since its last heartbeat;
-        `unbeaten_for`, default the same, since it began if it never beat: an attempt of
-        code from before heartbeats), `IdempotencyKeyInUse`."""
+        """Store the user's message (a new conversation if `conversation_id` is None) and read
+        the history before it. An Idempotency-Key used before: the first attempt's answer, or
+        (it failed) its message with the calls that committed; `IdempotencyKeyInUse` while it
+        may still run (`running_for` since its last heartbeat, `unbeaten_for` if it never beat)."""
         if key is not None:
             earlier = self._read(_BY_KEY, key=key).first()
             if earlier is not None:
@@ -258,8 +244,7 @@ class ConversationService(Scoped):
             _ADD_MESSAGE, conversation_id=conversation_id, content=content, key=key
         ).one()
         message_id, held = added.id, added.created_at
-        # Answered from the start, by the record the turn replaces: it commits with the message
-        # (its `created_at` is the message's, `held`).
+        # Answered from the start by the record the turn replaces, committing with the message.
         self._at_commit(_PROVISIONAL, conversation_id=conversation_id, message_id=message_id)
         return TurnStart(int(conversation_id), int(message_id), held, history)
 
@@ -278,9 +263,8 @@ class ConversationService(Scoped):
         conversation, message = int(earlier.conversation_id), int(earlier.id)
         history = self._history(earlier.conversation_id, earlier.id, history_messages)
         if reply is None:
-            # Stored before turns kept a record from the start: the first attempt is running,
-            # or died without a word; after the longest a turn may run, it is retried (by
-            # one retry: another one racing it finds the record taken).
+            # Stored before turns kept a record from the start: retried (once) only after the
+            # longest a turn may run.
             age = self._read(select(func.now())).scalar_one() - earlier.created_at
             if age < unbeaten_for:
                 raise IdempotencyKeyInUse()
@@ -311,9 +295,8 @@ class ConversationService(Scoped):
         )
 
     def beat(self, message_id: int, held: datetime) -> bool:
-        """Renew the claim of the attempt whose token is `held` on the turn answering
-        `message_id` (one statement, committed in its message): whether it still holds it
-        (False: it ended, or a retry took it over)."""
+        """Renew attempt `held`'s claim on the turn answering `message_id`: whether it still
+        holds it (False: it ended, or a retry took it over)."""
         return bool(self._write(_BEAT, message_id=message_id, held=held, last=True))
 
     def record_call(self, message_id: int, call: dict[str, Any]) -> None:
@@ -331,12 +314,9 @@ class ConversationService(Scoped):
 
     @fires(Rule.ANSWER_ID)
     def answer(self, reply: Reply) -> Any:
-        """Store the assistant's message (replacing a failed attempt's answer to the same
-        user message, whose committed tool calls `reply` carries on) and mark the
-        conversation active. Only over the record of the attempt that holds the turn
-        (`reply.held`): one whose lease ran out and was taken over by a retry stores nothing
-        (`IdempotencyKeyInUse`), so it can neither erase the calls the retry records nor
-        free the turn while the retry runs."""
+        """Store the assistant's message (over a failed attempt's, whose calls `reply` carries
+        on) and mark the conversation active; only over the record of the attempt holding the
+        turn (`reply.held`), else `IdempotencyKeyInUse`: a superseded attempt erases nothing."""
         # Bounded here, where it is stored: every stored message reads back (issue 38).
         values = {
             "content": clean_text(reply.content, ANSWER_MAX_CHARS),

@@ -1,26 +1,20 @@
 """Idempotency-Key for creating requests (draft-ietf-httpapi-idempotency-key-header).
 
-Design: everything happens in the request's own transaction, so the write and its recorded
-answer commit (or roll back) together, in the round trips of any write (specs/statements.md).
+The write and its recorded answer commit (or roll back) together, in the request's own
+transaction and round trips (specs/statements.md).
 
-1. `begin` queues the key's check (`task_api_idempotency_key`, migration 0020) to go in the
-   same message as the write, ahead of it. The check takes a transaction-level advisory lock
-   on a hash of (user, key): a second request with the key while the first is still running
-   waits for it (as it waits for the caller's change lock in any case: one user's writes run
-   one at a time), then reads the record the first committed, and is replayed. The lock ends
-   with the commit, a rollback or a dropped connection (a crashed worker), so nothing is ever
-   stuck, and it works through PgBouncer's transaction pooling. The record is read after the
-   lock is taken, by a statement of its own (a fresh snapshot). Another fingerprint refuses
-   the request (422 IDEMPOTENCY_KEY_MISMATCH); the same one refuses the write and sends the
-   recorded answer in a notice, for `refused` to raise as `Replayed`. A refusal is not an
-   error (which would put the whole message, key and body, in the server's log): the check
-   refuses the request and the write writes nothing (migration 0020).
-2. No record: the write runs, then `record` stores the response with the COMMIT. Errors roll
-   the transaction back, so a 4xx/5xx is never recorded and a retry can still do the write.
+1. `begin` queues the key's check (`task_api_idempotency_key`) ahead of the write in its
+   message. It takes a transaction-level advisory lock on (user, key), so a second request
+   waits for the first, then reads its record in a fresh snapshot and is replayed (the lock
+   ends with the transaction or connection: nothing sticks, and PgBouncer's transaction pooling
+   works). Another fingerprint is 422 IDEMPOTENCY_KEY_MISMATCH; the same one refuses the write
+   and sends the recorded answer in a notice (`refused` raises `Replayed`), not an error that
+   would log the body.
+2. No record: the write runs, then `record` stores the response with the COMMIT; an error
+   rolls back, so a 4xx/5xx is never recorded.
 
-Records live `Settings.idempotency_key_ttl_seconds` (24 h by default). Each `record` also
-deletes a bounded batch of the caller's own expired rows (a request touches no other user's
-rows); `python -m backend prune` empties everyone's.
+Records live `Settings.idempotency_key_ttl_seconds`; each `record` deletes a bounded batch of
+the caller's own expired rows, `python -m backend prune` everyone's.
 """
 
 from __future__ import annotations
@@ -115,15 +109,11 @@ class IdempotencyService(Scoped):
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def begin(self, key: str, request_fingerprint: str) -> None:
-        """Hold the key for this transaction and check its record, in the message of the
-        write that follows (whose answer then raises the check's refusal: `refused`). The
-        record follows the write: the write cannot be the transaction's last statement."""
+        """Hold the key and check its record in the message of the write that follows (whose
+        answer raises the refusal: `refused`); the write is then not the last statement."""
         self._hold_commit()
         self._ahead(
-            _CHECK,
-            key=key,
-            lock=_lock_id(self.user_id, key),
-            fingerprint=request_fingerprint,
+            _CHECK, key=key, lock=_lock_id(self.user_id, key), fingerprint=request_fingerprint
         )
 
     @staticmethod
@@ -156,8 +146,7 @@ class IdempotencyService(Scoped):
         # Nobody reads either result: both ride with the COMMIT.
         self._at_commit(
             statement.on_conflict_do_update(
-                index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
-                set_=updated,
+                index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)], set_=updated
             )
         )
         self._at_commit(_expired_batch(PRUNE_BATCH, owned_only=True))

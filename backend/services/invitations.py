@@ -1,18 +1,11 @@
-"""Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create
-(admin+; an `admin` invitation the owner only), list the pending ones, revoke, accept. Each
-is one message (a refusal reads why in a second); creating one is counted against the
-invitation limit with the caller's entry (the route, `RateLimiter.invitations`).
+"""Invitations to a shared list (specs/api-contract.md, "Shared lists"): create (admin+; an
+`admin` invitation the owner only), list the pending ones, revoke, accept; each one message.
 
-An invitation is in its list owner's space, as every row of the list is. Its token is
-`secrets.token_urlsafe(32)`, shown once (the create's answer) and stored only as its SHA-256
-(`token_hash`). Accepting is one statement: it deletes the invitation by its token's hash (the
-token is the capability: `scope_check._capabilities`), unexpired and addressed to the caller
-(or to nobody), and inserts the caller's membership from the deleted row (`scope_check._joins`:
-a membership of the caller only), so a token is used once, and an accept racing a revoke ends
-in one of the two. It rides ahead of the read of the list joined, in the same message and
-transaction: a statement of its own, so it sees the new membership and reads the list as
-`GET /api/lists/{id}` does (`may`). Whatever makes a token unusable (unknown, expired,
-revoked, used, addressed to another email, presented by the list's owner) is the one 404.
+An invitation is in its list owner's space; its token (`secrets.token_urlsafe(32)`) is shown
+once and stored as its SHA-256. Accepting is one statement deleting the invitation by its
+token's hash (the token is the capability) and inserting the caller's membership from the
+deleted row, so a token is used once and an accept racing a revoke ends in one of the two; the
+list's read rides after it in the same message. Any unusable token is the one 404.
 """
 
 from __future__ import annotations
@@ -79,9 +72,8 @@ _CALLER_ROLE = role_in(_LISTS).label("caller_role")
 _VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
 # The caller's role in a list it can see (no row: it cannot, or there is none).
 _ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)
-# A create or a revoke by an admin takes the caller's change lock and the list's owner's
-# together, ahead of its write (`spaces_locked`): one holding its own lock while it waits for
-# the owner's could deadlock with that owner doing the same in one of the caller's lists.
+# A create or revoke takes the caller's and the owner's change locks together (`spaces_locked`):
+# holding one while waiting for the other could deadlock.
 _LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
 
@@ -89,9 +81,8 @@ _EMAIL = bindparam("email", type_=Text)
 
 
 def _room() -> Any:
-    """Whether the list has room for one more member: its members and pending invitations
-    (but one this invitation replaces) fewer than `MEMBERS_PER_LIST`. Each membership comes
-    from an invitation, so this bounds the members too."""
+    """Whether the list has room for one more member: its members and pending invitations (but
+    one this invitation replaces) fewer than `MEMBERS_PER_LIST`."""
     member = _MEMBERS.alias("counted_member")
     pending = _INVITATIONS.alias("counted_invitation")
     members = select(func.count()).where(member.c.list_id == _L.id, may(member, Action.INVITE))
@@ -204,9 +195,7 @@ def _usable() -> tuple[Any, ...]:
     )
 
 
-# The accept takes the caller's change lock and the list's owner's together, ahead of it:
-# holding its own while it waited for the owner's (its write's), it could deadlock with that
-# owner accepting an invitation to one of the caller's lists at the same moment.
+# The accept takes the caller's and the owner's change locks together, as a create does.
 _LOCK_INVITING = spaces_locked(select(_I.user_id).where(*_usable()).scalar_subquery())
 
 
@@ -293,9 +282,8 @@ class InvitationService(Scoped):
         raise Forbidden(ONLY_OWNER_ADMINS)
 
     def accept(self, token: str) -> ListRow:
-        """Use the token: the caller becomes a member of its list (or keeps a higher role it
-        has); the list as the caller now sees it. Any token that cannot be used is the one
-        404. One message: the accept rides ahead of the list's read, which commits both."""
+        """Use the token: the caller becomes a member of its list (or keeps a higher role); the
+        list as the caller now sees it. Any unusable token is the one 404."""
         hashed = token_hash(token)
         self._lock_spaces(_LOCK_INVITING, token_hash=hashed)
         self._ahead(_ACCEPT, token_hash=hashed)

@@ -1,15 +1,10 @@
-"""Lists (`task_lists`, migration 0017), the caller's own and those shared with it (0029).
+"""Lists (`task_lists`), the caller's own and those shared with it.
 
-Every statement is built with `owned` (the caller's own lists: creating, deleting and ordering
-them) or `may` with the action (reading, renaming: backend/services/access.py), and sent with
-`Scoped._read`/`_write`: a list the caller may not reach is a list that does not exist, and a
-member below the action's role is told so (`require`). Each list carries the caller's `role` in
-it. Each request is one statement, and a write commits itself in the same message
-(`_write(last=True)`: one round trip): a list is read with its task counts, created with its
-limit and its name's uniqueness checked in the insert, changed with If-Match and the name
-checked in the update. A write that matched nothing reads why on its own (the failure path
-alone pays that round trip). Deleting a list deletes its tasks (the foreign key's cascade),
-each one a `deleted` change, and the list's `list.deleted` event after them (migration 0019).
+Statements are built with `owned` (creating, deleting, ordering) or `may` with the action
+(reading, renaming): a list the caller may not reach does not exist, a member below the action's
+role is told so (`require`). Each request is one statement (limits, name uniqueness and If-Match
+checked in it); a write that matched nothing reads why (the failure path's round trip).
+Deleting a list cascades to its tasks, each a `deleted` change, then its `list.deleted` event.
 """
 
 from __future__ import annotations
@@ -122,22 +117,18 @@ _CREATE = LIST_ROWS.create(
     },
     _CREATED_VIEW,
 )
-# Another list of the owner's has the name being written (a list shared with the caller is
-# checked by its owner's unique key: its other lists are not ours to read).
+# Another list of the owner's has the name (a shared list's others are not ours to read).
 _NAME_TAKEN = LIST_ROWS.taken
 _REF_KEY = bindparam("ref_key", type_=Text)
 
 _BY_ID = _L.id == _LIST_ID
-# A name is one of the caller's own lists (specs/mcp.md, "Lists by name"): names are unique
-# per owner only, so a shared list of the same name must not be written with it.
+# A name is one of the caller's own lists: names are unique per owner only (specs/mcp.md).
 _BY_NAME = and_(_L.name_key == _REF_KEY, _L.user_id == bindparam(OWNER))
-# Why a write of the target matched nothing: its version (no row: no such list of the
-# caller's), and whether another list has the name being written.
+# Why a write matched nothing: the version (no row: no such list), the name taken, the role.
 _REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
 _REFUSAL_BY_NAME = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME)
-# A write of a list by its id takes the caller's change lock and the list's owner's (where the
-# caller is a member) together, ahead of it (`spaces_locked`): a member renaming an owner's
-# list while that owner renames one of the member's would otherwise deadlock.
+# A write of a list takes the caller's and the owner's change locks together (`spaces_locked`),
+# else a member and an owner renaming each other's lists would deadlock.
 LOCK_LIST = spaces_locked(select(_L.user_id).where(_BY_ID, _VISIBLE).scalar_subquery())
 
 
@@ -177,8 +168,7 @@ class ListService(Scoped):
 
     def create(self, data: ListCreate) -> ListRow:
         key = name_key(data.name)
-        # Each write is the request's last statement: it commits it (one round trip); a
-        # refused one reads why afterwards.
+        # The request's last statement commits it (one round trip); a refusal reads why.
         rows = self._write(_CREATE, name=data.name, name_key=key, color=data.color, last=True)
         if not rows:
             raise LIST_ROWS.refused_create(self._read, data.name)
@@ -203,8 +193,7 @@ class ListService(Scoped):
             .values(**values, version=_L.version + 1, updated_at=func.now())
             .returning(*LIST_VIEW)
         )
-        # Only the values the statement binds (SQLAlchemy would take an unbound `name_key`
-        # as one more SET).
+        # Only the values the statement binds (an unbound `name_key` would be one more SET).
         binds: dict[str, Any] = dict(target.binds)
         if key is not None:
             binds["name_key"] = key
@@ -217,12 +206,7 @@ class ListService(Scoped):
         return cast(ListRow, row)
 
     def _refuse_write(
-        self,
-        target: _Target,
-        key: str | None,
-        expected: Expected,
-        name: str | None,
-        action: Action,
+        self, target: _Target, key: str | None, expected: Expected, name: str | None, action: Action
     ) -> NoReturn:
         """A write matched no list: say why (the failure path's own round trip)."""
         found = self._read(target.refusal, **target.binds, name_key=key or "").first()
@@ -240,10 +224,8 @@ class ListService(Scoped):
 
     @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
-        """Delete the list (or, for an agent, the one `named`) and, by the foreign key's
-        cascade, every task in it, into the trash (restorable to the top level); the list as
-        it was, with the counts of the tasks that went with it (read in the statement's
-        snapshot, before the cascade)."""
+        """Delete the list (or the one `named`) and its tasks into the trash (restorable to the
+        top level); the list as it was, with the counts of the tasks that went with it."""
         target = _Target(list_id, named)
         conditions = (target.condition, *version_in(_L.version, expected))
         binds = dict(target.binds)

@@ -1,21 +1,12 @@
-"""The live change streams' service (issues 51, 64; specs/events.md, "The live stream"):
-everything a stream reads, and the one reader that wakes them.
+"""The live change streams' service (specs/events.md, "The live stream"): everything a stream
+reads, and the one reader that wakes them.
 
-`LiveFeeds` (one per app, `app.state.live`) owns what the streams need of the database: the
-engine and the worker's one reader with its own connection. The reader runs while a stream
-is open: every `STREAM_POLL_MS` it reads which users' change feeds moved (`_MOVED`: events
-after a floor, joined to the list's members, never one query per stream), then, in one
-message, the feed's page of every woken stream (`changes.pages`: the feed's own statement for
-a row of callers, so who sees what is the feed's rule and nothing here), and hands each
-stream its share, in order, with its own position. A stream's heartbeat is a check in the
-next poll's read (its account, a missed wake-up), not a read of its own; a stream reads alone
-only where it starts (`start`: its position, or its catch-up after `Last-Event-ID`), through
-the door's own `UnitOfWork` and `ChangeFeed.page`. The ASGI response that sends the events is
-`backend/api/live.py`'s; an idle stream holds no thread and no connection.
-
-Polling rather than `LISTEN`/`NOTIFY` (specs/events.md, "The live stream"): no trigger or
-writer sends anything (the write path is unchanged), no direct connection is needed (a
-pooled endpoint drops `LISTEN`), and it does not depend on the events worker running.
+`LiveFeeds` (one per app, `app.state.live`) owns the engine and the worker's one reader with its
+own connection, running while a stream is open: every `STREAM_POLL_MS` it reads which users'
+feeds moved (`_MOVED`), then in one message the page of every woken stream (`changes.pages`: the
+feed's own rule of who sees what), and hands each stream its share. A heartbeat is a check in the
+next poll; a stream reads alone only where it starts (`start`). Polling, not `LISTEN`/`NOTIFY`:
+the write path sends nothing, and a pooled endpoint (which drops `LISTEN`) serves.
 """
 
 from __future__ import annotations
@@ -48,23 +39,18 @@ T = TypeVar("T")
 PAGE = 100
 # What a reconnecting EventSource waits, in ms (the `retry:` hint; also a 429's Retry-After).
 RETRY_MS = 2000
-# How far back the reader looks again for changes that committed after higher ids did (a
-# busy space's, specs/events.md "Order across spaces"): a slower one is caught by the
-# stream's heartbeat read, never lost.
+# How far back the reader looks again for changes committed after higher ids (specs/events.md
+# "Order across spaces"); a slower one is caught by the stream's heartbeat, never lost.
 RESCAN_SECONDS = 2.0
 _MOVED_LIMIT = 5000
 # Feed reads a poll at most: the first, and again for the streams whose page was full.
 _ROUNDS = 4
 
-# The feed's kinds: its types, and a task's child's event (a task and a row: migration 0062).
+# The feed's kinds (its types, and a child's event: a task and a row), without DAV's own.
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
-# DAV's bookkeeping (migration 0066) wakes no stream: the feed leaves it out.
 _DAV = ", ".join(f"'{t}'" for t in DAV_TYPES)
-# The primary key's range (the newest rows only), less the ids already seen: one row per new
-# event with the users it wakes, so a poll's answer is what moved since the last one, not the
-# whole rescan window (1,000 rows a poll at 50 changes a second to lists of 10 members, parsed
-# in the worker's Python 10 times a second, was a quarter of its CPU). A member's wake-up comes
-# from the list's membership as it is now (a removed member's tombstones are in its own space).
+# The newest rows less the ids already seen: one row per new event with the users it wakes (the
+# list's members now), so a poll's answer is what moved since the last, not the rescan window.
 _MOVED_SQL = """
 SELECT e.id, e.user_id, array_remove(array_agg(m.member_id), NULL) AS members
 FROM task_events AS e
@@ -102,10 +88,8 @@ def moved_since(conn: Connection, floor: int, seen: Iterable[int], limit: int) -
 
 
 class Listener:
-    """One open stream's place: the reader reads its feed from `position` when its user's
-    feed may have moved (`due`), queues the pages for the stream (`pages`) and sets `wake`.
-    `ended`: why the reader ended it (its account gone or revoked, its position pruned, the
-    database away); the stream then ends."""
+    """One open stream's place: the reader reads its feed from `position` when it may have
+    moved (`due`), queues the pages (`pages`) and sets `wake`; `ended`: why it ended it."""
 
     __slots__ = ("claims", "due", "ended", "pages", "position", "user_id", "wake")
 
@@ -113,15 +97,13 @@ class Listener:
         self.claims = claims
         self.user_id = claims.subject
         self.wake = asyncio.Event()
-        # Unknown until the stream's start was read: the reader leaves it until then.
-        self.position: int | None = None
+        self.position: int | None = None  # unknown (left alone) until its start was read
         self.due = False
         self.pages: list[ChangePage] = []
         self.ended: str | None = None
 
     def started(self, first: ChangePage | int) -> None:
-        """Where the stream's start left it: the reader reads on from there (at once when the
-        first page was full)."""
+        """Where the stream's start left it (read on at once when the first page was full)."""
         if isinstance(first, int):
             self.position = first
         else:
@@ -151,13 +133,8 @@ class LiveFeeds:
         self._conn: Connection | None = None  # the reader's own, while it runs
         self.polls = 0  # the reader's wake-up queries, for tests and the benchmark
         self.reads = 0  # the reader's feed reads (one statement each, every woken stream)
-        # The reader's polls failed in a row (0 while it reads): the database away. Logged
-        # once when it starts and once, with the count, when it ends (issue 61, item 9).
+        # Polls failed in a row (the database away): logged when it starts and when it ends.
         self.failed_polls = 0
-
-    @property
-    def open_streams(self) -> int:
-        return self._open
 
     # -- the streams' places ------------------------------------------------------------
 
@@ -177,8 +154,7 @@ class LiveFeeds:
         self._by_user.setdefault(user_id, mine).add(listener)
         self._open += 1
         if self._reader is None or self._reader.done():
-            # In a context of its own: the reader outlives the request that opened the first
-            # stream, so its lines carry no request id (not that request's, stale).
+            # A context of its own: it outlives the first stream's request (no stale request id).
             self._reader = asyncio.get_running_loop().create_task(
                 self._read_heads(), context=contextvars.Context()
             )
@@ -200,8 +176,7 @@ class LiveFeeds:
 
     async def start(self, claims: TokenClaims, after: int | None) -> ChangePage | int:
         """Where a stream starts: the caller's position now (no cursor), or its first page
-        after `after` (a reconnect's catch-up; the feed's own errors: 410, 422). The door's
-        entry checks the account (revoked, deleted: `Unauthorized`) in the read's message."""
+        after `after` (a reconnect's catch-up), the account checked by the door's entry."""
         if after is None:
             return await self._off_loop(lambda: self._feed(claims, ChangeFeed.head))
         return await self._off_loop(
@@ -250,14 +225,12 @@ class LiveFeeds:
     async def _follow_heads(self) -> None:
         interval = self._settings.stream_poll_ms / 1000
         loop = asyncio.get_running_loop()
-        # Started by a stream's opening, which read its own start: the streams opened before
-        # the head is known catch up in the first read.
+        # Streams opened before the head is known catch up in the first read.
         await asyncio.sleep(interval)
         head = await self._poll(None)
         self._wake(set(self._by_user))
         await self._deliver()
-        # Recent heads: the query starts at the one of `RESCAN_SECONDS` ago, less the ids
-        # seen since (each wakes its users once).
+        # The query starts at the head of `RESCAN_SECONDS` ago, less the ids seen since.
         heads: deque[tuple[float, int]] = deque([(time.monotonic(), head)])
         seen: set[int] = set()
         tick = loop.time()
@@ -282,10 +255,9 @@ class LiveFeeds:
             await self._deliver()
 
     async def _deliver(self) -> None:
-        """Every due stream's feed page in one statement (`changes.pages`), each handed its
-        share; again at once for the streams whose page was full (a catch-up), a few times
-        at most a poll. A stream still sending its last pages waits for the next poll (at most
-        a page queued per stream: a slow client is the socket's, never the server's memory)."""
+        """Every due stream's page in one statement (`changes.pages`), again at once for full
+        pages, a few times a poll at most. A stream still sending waits for the next poll (at
+        most a page queued each: a slow client is the socket's, never the server's memory)."""
         for _ in range(_ROUNDS):
             due = [
                 listener
@@ -364,8 +336,7 @@ class LiveFeeds:
             await anyio.to_thread.run_sync(conn.invalidate)
 
     def _connection(self) -> Connection:
-        """The reader's own connection (autocommitted: one round trip, no transaction held
-        between polls), opened on its first poll."""
+        """The reader's own connection (autocommitted: no transaction held between polls)."""
         if self._conn is None:
             conn = self._engine.connect()
             _autocommit(conn)

@@ -1,14 +1,10 @@
-"""Email reminders and address confirmations over SMTP, for the events worker and the
-settings route (issue 72; specs/events.md, "Reminder
-deliveries"; the settings: docs/reference/configuration.md, `SMTP_*`).
+"""Email reminders and address confirmations over SMTP (specs/events.md, "Reminder
+deliveries"; settings: `SMTP_*`).
 
-A reminder's message names the task, its due time in the recipient's time zone (their
-setting's, else the task's) and a link (`REMINDER_TASK_URL_TEMPLATE`); a plain-text and an HTML
-body, every value from the task escaped for HTML and stripped of line breaks and control
-characters for headers (the standard library's `email` refuses a header with a line break
-anyway). `Message-ID` is derived from the reminder's event, so a resend carries the same one;
-`List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058) give a one-click link that turns the
-person's email reminders off. Nothing here holds a database connection.
+A reminder names the task, its due time in the recipient's zone and a link; every value from the
+task is escaped for HTML and made one line for headers. `Message-ID` comes from the reminder's
+event (a resend carries the same); `List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058) give
+a one-click opt-out. Nothing here holds a database connection.
 """
 
 from __future__ import annotations
@@ -113,12 +109,8 @@ def local_time(instant: str | None, zone: str | None) -> str:
 
 
 def reminder_message(settings: Settings, row: Any) -> Message:
-    """The email of one reminder delivery row (`notify._LEASE`'s columns).
-
-    Built with the `email.mime` classes (the compat32 policy): a tenth of the CPU of
-    `EmailMessage`'s header objects, which the worker paid on every reminder (specs/
-    benchmark.md, issue 72). Every value from the task is `one_line`d before it is a header
-    and escaped in the HTML; a non-ASCII subject or name is RFC 2047-encoded."""
+    """The email of one reminder delivery row (`notify._LEASE`'s columns), built with the
+    `email.mime` classes (a tenth of `EmailMessage`'s CPU); non-ASCII headers RFC 2047-encoded."""
     stored = row.payload or {}
     title = one_line(str(stored.get("title") or "(untitled)"))
     zone = row.recipient_time_zone or row.task_time_zone
@@ -156,11 +148,8 @@ def reminder_message(settings: Settings, row: Any) -> Message:
 
 
 def mailbox(address: str) -> str:
-    """An address as it goes over SMTP, in envelope and header: an internationalized domain as
-    its A-label (`a@xn--bcher-kva.example`: plain ASCII, any server takes it); a non-ASCII
-    local part as it is (`ü@example.com`), which only a server offering SMTPUTF8 (RFC 6531)
-    takes: smtplib asks for it, and a server without it is refused the message up front (a
-    permanent `MailFailed`, nothing half-sent)."""
+    """An address as it goes over SMTP: an internationalized domain as its A-label; a non-ASCII
+    local part as it is, which needs SMTPUTF8 (a server without it: a permanent `MailFailed`)."""
     try:
         checked = validate_email(address, check_deliverability=False)
     except EmailNotValidError:

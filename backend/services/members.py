@@ -1,21 +1,13 @@
-"""A shared list's members (issue 39; specs/api-contract.md, "Shared lists"): list them, change
-a role, remove one (or leave), transfer the list to one of them.
+"""A shared list's members (specs/api-contract.md, "Shared lists"): list them, change a role,
+remove one (or leave), transfer the list to one of them.
 
-Every row is in the list owner's space (`list_members.user_id` is the owner's id) and every
-statement reaches it through the access relation, naming its action (`may`, `may_manage`:
-`backend/services/access.py`), or through `owned` where only the owner may act. Each request
-is one statement, a write committing itself (`_write(last=True)`); a write that matched
-nothing reads why on its own (`_STANDING`: the failure path alone pays that round trip), in
-the order the contract gives: not a member (the 404 a missing list gets), then the caller's
-role (403), then the member named.
+Rows are in the list owner's space, reached through the access relation (`may`, `may_manage`)
+or `owned` where only the owner may act. Each request is one statement; a write that matched
+nothing reads why (`_STANDING`, the failure path's round trip) in the contract's order.
 
-A transfer is one statement too, after the one that takes both owners' change locks in the
-same message (migration 0036): the new owner's membership row becomes the old owner's
-(`admin`) and the list's `user_id` becomes the new owner's, whose lists the statement reads
-through the new owner's membership (`scope_check._capabilities`): its count
-(`LISTS_PER_USER`) and its last position (the list goes last among them), and whether one has
-the list's name. The list's tasks, memberships, invitations and comments follow by `ON UPDATE
-CASCADE`. It sets `user_id`: `rules.OWNER_CHANGES` names it, the one such statement.
+A transfer makes the new owner's membership row the old owner's (`admin`) and the list's
+`user_id` the new owner's (its room read through that membership); the list's rows follow by
+`ON UPDATE CASCADE`. It sets `user_id`: `rules.OWNER_CHANGES` names it.
 """
 
 from __future__ import annotations
@@ -83,9 +75,7 @@ _TARGET_ROLE = case(
     (_L.user_id == _TARGET, literal("owner")),
     else_=select(_target.c.role)
     .where(
-        _target.c.list_id == _L.id,
-        _target.c.member_id == _TARGET,
-        may(_target, Action.LIST_READ),
+        _target.c.list_id == _L.id, _target.c.member_id == _TARGET, may(_target, Action.LIST_READ)
     )
     .scalar_subquery(),
 ).label("target_role")
@@ -93,10 +83,8 @@ _VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
 # Why a write matched nothing: the caller's role and the target's (no row: the caller may not
 # see the list, or there is none).
 _STANDING = select(_CALLER_ROLE, _TARGET_ROLE).where(_VISIBLE)
-# A role's change, a removal or a leave takes the caller's change lock and the list's
-# owner's together, ahead of its write (`spaces_locked`): an admin (or a member leaving)
-# holding its own lock while it waits for the owner's could deadlock with that owner doing the
-# same in one of the caller's lists.
+# A role's change, a removal or a leave takes the caller's and the owner's change locks together
+# (`spaces_locked`): holding one while waiting for the other could deadlock.
 _LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
 # The members: the owner (its `joined_at` the list's creation), then the members in the order
@@ -135,11 +123,9 @@ _ALL = select(
 
 
 def _change(*, admin: bool) -> Any:
-    """Give the member `target` the role `:role`: admin+ for members below admin (and a role
-    below it), the owner alone where an admin is made or demoted. (The owner's statement
-    names the table itself: SQLAlchemy walks an UPDATE's aliased target to its table, which
-    `owned` alone would leave unscoped; the access predicate's statement aliases it, so that
-    the predicate's subquery of `list_members` is not correlated to the target.)"""
+    """Give the member `target` the role `:role`: admin+ below admin, the owner alone where an
+    admin is made or demoted. (The owner's statement names the table, which `owned` would leave
+    unscoped aliased; the predicate's aliases it, so its `list_members` is not correlated.)"""
     if admin:
         t: Any = _MEMBERS
         statement = owned(update(t), t.c.user_id)
@@ -179,9 +165,8 @@ _LEAVE = (
 
 
 def _transfer() -> Any:
-    """The list `:list_id` of the caller's becomes the member `:target`'s, the caller its
-    admin; only when the new owner has room for it (fewer than `LISTS_PER_USER` lists, none
-    by its name). The new owner's lists are read through its membership of this list."""
+    """The caller's list `:list_id` becomes member `:target`'s, the caller its admin; only
+    where the new owner has room (fewer than `LISTS_PER_USER` lists, none by its name)."""
     heir = _MEMBERS.alias("heir")
     the_heir = owned(select(heir.c.member_id), heir.c.user_id).where(
         heir.c.list_id == _LIST_ID, heir.c.member_id == _TARGET
@@ -201,19 +186,12 @@ def _transfer() -> Any:
         .cte("room")
     )
     fits = select(and_(room.c.lists < LISTS_PER_USER, room.c.taken.is_(False))).scalar_subquery()
-    # The new owner's membership becomes the old owner's: no moment where the new owner is
-    # both the list's owner and a member (`ck_list_members_not_owner`), and nothing to insert
-    # in another user's space.
+    # Never both owner and member (`ck_list_members_not_owner`), nothing inserted elsewhere.
     m = _MEMBERS.c
     handed = (
         owned(update(_MEMBERS), m.user_id)
         .where(m.list_id == _LIST_ID, m.member_id == _TARGET, fits)
-        .values(
-            user_id=_TARGET,
-            member_id=bindparam(OWNER),
-            role=_ADMIN,
-            joined_at=func.now(),
-        )
+        .values(user_id=_TARGET, member_id=bindparam(OWNER), role=_ADMIN, joined_at=func.now())
         .returning(m.list_id)
         .cte("handed")
     )
@@ -245,9 +223,7 @@ def _transfer() -> Any:
 _TRANSFER, _ROOM = _transfer()
 # It sets `user_id` (the list's, the membership's): named in rules.py `OWNER_CHANGES`.
 _TRANSFER = changes_owner(_TRANSFER)
-# The two spaces' change locks, taken before the transfer's first row lock (migration 0036):
-# the new owner's writes in its own space or, as a member, in this list cannot deadlock with
-# it. The target as named: an id that is no member changes nothing but a moment's wait.
+# Both spaces' change locks before the transfer's first row lock, so no write deadlocks with it.
 _LOCK_SPACES = select(func.task_api_lock_spaces(array([bindparam(OWNER), _TARGET])))
 # Why a transfer did not happen: the caller's role, the target's, and the new owner's room.
 _TRANSFER_REFUSAL = select(
@@ -349,10 +325,9 @@ class MemberService(Scoped):
 
     @staticmethod
     def _refusal(standing: Standing, granted: Action) -> Exception:
-        """Why a change or removal of a member matched nothing, in the contract's order:
-        not a member (404), below `member.manage` (403), no such member (404), the owner
-        (409), an admin's rights over admins (403: `granted`, what the role given needs, or
-        the member's own role needs `admin.manage`)."""
+        """Why a change or removal of a member matched nothing, in the contract's order: not a
+        member (404), below `member.manage` (403), no such member (404), the owner (409), an
+        admin's rights over admins (403)."""
         missing = NotFound(LIST_NOT_FOUND)
         refused = denied(standing.caller, Action.MEMBER_MANAGE, missing)
         if refused is not None:

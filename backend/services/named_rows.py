@@ -2,12 +2,10 @@
 `limit` (calendar feeds); `NamedRows`, such rows with a `name` unique per user ignoring case
 (`name_key`, `uq_<table>_user_id_name_key`).
 
-`NamedRows` builds the statements such a table needs once, and the errors they end in: a
-create that inserts only under the limit and with a free name (the unique key is the arbiter:
-nothing inserted, nothing raised), the "another row has this name" condition of a rename, and
-the read of why a write matched nothing. Lists use it (with their own sharing and order);
-`NamedRowService` is the whole service of a private one (CRUD, one statement a request, a
-write committing itself in its message; only a refused write reads why, a second round trip).
+`NamedRows` builds such a table's statements once, and their errors: a create only under the
+limit and with a free name (the unique key the arbiter), a rename's name condition, and why a
+write matched nothing. Lists use it; `NamedRowService` is a private table's whole service (one
+statement a request; only a refused write reads why).
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
-"""Notification settings (issue 72; specs/api-contract.md, "Notification settings"): which
-channels a person's reminders take, one message a request.
+"""Notification settings (specs/api-contract.md, "Notification settings"): which channels a
+person's reminders take, one message a request.
 
-A PATCH is one upsert (no read before it): a new address gets a fresh confirmation token (its
-SHA-256 stored, the token itself only in the mail the route sends after the commit) and is
-unconfirmed until the link is opened (opened again, it changes nothing), unless it is the
-address the caller's identity provider's token says is verified: then it is confirmed in the
-same upsert and no link is made; `email: true` is
-written only where the address it leaves is confirmed or is sent in the same request (a
-settings form's one call: stored unconfirmed, email on, nothing but the confirmation sent to it
-until its link is opened; the worker sends only to a confirmed address); else nothing is
-written: 422. The
-confirmation link and the one-click unsubscribe carry the user's id, so each is one statement
-on that user's row: the link's token hash, or the unsubscribe HMAC checked before anything is
-sent.
+A PATCH is one upsert: a new address gets a fresh confirmation token and is unconfirmed until
+its link is opened, unless the identity provider's token says it is verified (confirmed at once,
+no link). `email: true` is written only where the address is confirmed or sent in the same
+request (the worker sends only to a confirmed one); else 422. The confirmation link and the
+one-click unsubscribe carry the user's id: one statement each on that user's row.
 """
 
 from __future__ import annotations
@@ -56,14 +49,20 @@ SELECT push, email, email_address, email_confirmed_at IS NOT NULL AS email_confi
 FROM notification_settings WHERE notification_settings.user_id = :owner
 """
 )
+# A confirmation's column: kept where the address is not sent or stays confirmed, else new.
+_CONFIRMING = """{0} = CASE
+        WHEN NOT :address_sent THEN n.{0}
+        WHEN :email_address IS NULL THEN NULL
+        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
+            THEN n.{0}
+        WHEN :verified THEN NULL
+        ELSE {1}
+    END"""
 # Each value bound with its own `*_sent` flag: a field not sent keeps the stored value.
-# `verified`: the address sent is the one the caller's identity provider verified; confirmed
-# by its word, as by a link opened, it turns email reminders on (unless `email` is sent).
-# A new address's link (a new `confirm_token_hash`) is queued for the events worker by the
-# upsert itself (the triggers of migration 0097); `confirm_nonce` is what the worker derives
-# the link's token from (`confirm_token`): the token itself is never stored.
-_WRITE = text(
-    """
+# `verified`: the identity provider vouches for the address, which turns email on as a link
+# would. A new address's link is queued for the worker by the upsert's triggers; the worker
+# derives its token from `confirm_nonce` (`confirm_token`): the token is never stored.
+_WRITE_SQL = """
 INSERT INTO notification_settings AS n
     (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
      confirm_sent_at, time_zone, confirm_nonce, quiet_start, quiet_end)
@@ -90,30 +89,9 @@ ON CONFLICT (user_id) DO UPDATE SET
             THEN coalesce(n.email_confirmed_at, CASE WHEN :verified THEN now() END)
         WHEN :verified THEN now()
     END,
-    confirm_token_hash = CASE
-        WHEN NOT :address_sent THEN n.confirm_token_hash
-        WHEN :email_address IS NULL THEN NULL
-        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
-            THEN n.confirm_token_hash
-        WHEN :verified THEN NULL
-        ELSE :token_hash
-    END,
-    confirm_sent_at = CASE
-        WHEN NOT :address_sent THEN n.confirm_sent_at
-        WHEN :email_address IS NULL THEN NULL
-        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
-            THEN n.confirm_sent_at
-        WHEN :verified THEN NULL
-        ELSE now()
-    END,
-    confirm_nonce = CASE
-        WHEN NOT :address_sent THEN n.confirm_nonce
-        WHEN :email_address IS NULL THEN NULL
-        WHEN n.email_address = :email_address AND n.email_confirmed_at IS NOT NULL
-            THEN n.confirm_nonce
-        WHEN :verified THEN NULL
-        ELSE :nonce
-    END,
+    {token_hash},
+    {sent_at},
+    {nonce},
     email = CASE
         WHEN :email IS NOT NULL THEN :email
         WHEN :address_sent AND :email_address IS NULL THEN false
@@ -127,13 +105,17 @@ RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_co
     time_zone, quiet_start, quiet_end,
     confirm_token_hash IS NOT DISTINCT FROM :token_hash AS confirm_now
 """
+_WRITE = text(
+    _WRITE_SQL.format(
+        token_hash=_CONFIRMING.format("confirm_token_hash", ":token_hash"),
+        sent_at=_CONFIRMING.format("confirm_sent_at", "now()"),
+        nonce=_CONFIRMING.format("confirm_nonce", ":nonce"),
+    )
 ).bindparams(
-    bindparam("push", type_=Boolean),
-    bindparam("email", type_=Boolean),
-    bindparam("address_sent", type_=Boolean),
-    bindparam("verified", type_=Boolean),
-    bindparam("time_zone_sent", type_=Boolean),
-    bindparam("quiet_sent", type_=Boolean),
+    *(
+        bindparam(name, type_=Boolean)
+        for name in ("push", "email", "address_sent", "verified", "time_zone_sent", "quiet_sent")
+    ),
     bindparam("quiet_start", type_=Time),
     bindparam("quiet_end", type_=Time),
     bindparam("email_address", type_=Text),
@@ -165,9 +147,8 @@ def token_hash(token: str) -> str:
 
 
 def confirm_token(settings: Settings, user_id: str, nonce: str) -> str:
-    """A confirmation link's token: an HMAC of the user id and the queued row's nonce under
-    the server's signing secret (43 base64url characters), so the worker that mails it
-    derives it and no token is stored (only its SHA-256, by the upsert)."""
+    """A confirmation link's token: an HMAC of the user id and the row's nonce under the
+    server's signing secret, so the worker derives it and only its SHA-256 is stored."""
     key = settings.signing_secret().encode()
     digest = hmac.new(key, f"confirm-email:{user_id}:{nonce}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -212,10 +193,8 @@ class NotificationSettingsService(Scoped):
         verified: str | None = None,
         limits: RateLimiter | None = None,
     ) -> Updated:
-        """`verified`: the caller's address its identity provider's token says is verified;
-        an `email_address` equal to it is confirmed at once (no link is mailed). Any other
-        address sent may be mailed a confirmation: counted first against `limits`' bounds
-        per account and per address (`RateLimited` over either, nothing written)."""
+        """`verified`: the address the identity provider vouches for (confirmed at once when
+        sent). Any other address sent is counted first against `limits` (429, nothing written)."""
         sent = data.model_fields_set
         address = str(data.email_address).lower() if data.email_address is not None else None
         if "email_address" in sent and address is not None and not settings.smtp_host:
@@ -249,10 +228,8 @@ class NotificationSettingsService(Scoped):
         return Updated(_public(row), queued)
 
     def confirm(self, token: str) -> str:
-        """Confirm the address by the link's token (no caller: the link names the account,
-        the service is bound to it, and the token is the credential); returns the address.
-        Opened again (a second click, a mail scanner, a HEAD) while good it answers the same
-        and changes nothing: email stays as the person last set it."""
+        """Confirm the address by the link's token (the credential; no caller); returns the
+        address. Opened again it answers the same and changes nothing."""
         row = self._write(
             _CONFIRM, token_hash=token_hash(token), days=CONFIRM_DAYS, last=True
         ).first()

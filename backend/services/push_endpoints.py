@@ -4,15 +4,12 @@ checked twice (specs/api-contract.md, "Push subscriptions").
 - When stored (`check_endpoint`, no I/O): https; no user info; a host on the push services'
   allowlist (`PUSH_ALLOWED_HOSTS`); an address literal only if public.
 - When sent to (`resolve`, in the worker, holding no connection): every address the host
-  resolves to must be public (`_public`: globally reachable, not multicast, and no IPv6 form
-  wrapping an IPv4 address that is not: NAT64, 6to4, Teredo, IPv4-mapped, -compatible,
-  -translated; not site-local); the port one of 1-65535; the POST goes to that checked
-  address (the name stays the TLS server name and the `Host`), so a DNS answer that changes
-  in between cannot steer it elsewhere. Redirects are never followed and every wait is
-  bounded (backend/events/notify.py).
+  resolves to must be public (`_public`); the port one of 1-65535; the POST goes to that
+  checked address (the name stays the TLS server name and the `Host`), so a DNS answer that
+  changes in between cannot steer it elsewhere. Redirects are never followed and every wait
+  is bounded (backend/events/notify.py).
 
-Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production): then an endpoint
-on 127.0.0.1, ::1 or localhost is accepted, over http too (a receiver without a certificate).
+Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production), over http too.
 """
 
 from __future__ import annotations
@@ -70,10 +67,7 @@ def _address(host: str) -> IPAddress | None:
 # IPv6 ranges that are no host on the Internet but that Python's `is_global` (3.11) passes:
 # site-local (RFC 3879, deprecated, routed inside a site) and NAT64's local-use prefix (RFC
 # 8215, a translator inside a network).
-_NOT_GLOBAL_V6 = (
-    ipaddress.IPv6Network("fec0::/10"),
-    ipaddress.IPv6Network("64:ff9b:1::/48"),
-)
+_NOT_GLOBAL_V6 = (ipaddress.IPv6Network("fec0::/10"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 # IPv6 forms that carry an IPv4 address in their last 32 bits, which a translator, a relay or
 # the kernel reaches: NAT64's well-known prefix (RFC 6052), IPv4-compatible (RFC 4291,
 # deprecated: `::a.b.c.d`) and IPv4-translated (RFC 2765: `::ffff:0:a.b.c.d`). IPv4-mapped

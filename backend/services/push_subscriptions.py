@@ -1,9 +1,6 @@
-"""Web Push subscriptions (issue 72; specs/api-contract.md, "Push subscriptions"): the caller's
-own rows, one message a request. A subscription is written by one INSERT ... ON CONFLICT on
-`uq_push_subscriptions_user_id_endpoint`: the same endpoint again is the same row (its keys
-and expiry refreshed), never a second one, with no read before the write. A new row is
-inserted only under the limit (`PrivateRows.room`); a refresh of one the caller has always
-goes through.
+"""Web Push subscriptions (specs/api-contract.md, "Push subscriptions"): the caller's own rows,
+one message a request. One upsert per endpoint (the same endpoint refreshes its row); a new row
+only under the limit (`PrivateRows.room`), a refresh always.
 """
 
 from __future__ import annotations

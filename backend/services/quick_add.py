@@ -1,9 +1,7 @@
-"""Quick add (issue 80; specs/api-contract.md, "Quick add"): the one service that reads a line
-a person types into a task, for every door (REST's parse and quick, MCP's `quick_add_task`,
-chat through that tool). The grammar is `backend/quickadd/` (no database); this service looks
-up what the line names (its lists, the members it assigns, the caller's zone) in one read,
-sent only when there is something to look up, and hands back the reading. Creating it is
-`TaskService.create` of `QuickAdd.task`: the same create as `POST /api/tasks`.
+"""Quick add (specs/api-contract.md, "Quick add"): the one service that reads a typed line into a
+task, for every door. The grammar is `backend/quickadd/`; this looks up what the line names
+(lists, members, the caller's zone) in one read, only when there is something to look up.
+Creating it is `TaskService.create` of `QuickAdd.task`, as `POST /api/tasks`.
 """
 
 from __future__ import annotations
@@ -111,8 +109,7 @@ _ME = select(*_row("me", _NONE_ID, _NONE_TEXT, _U.id, _U.name, _U.email)).where(
     _U.id == bindparam(OWNER)
 )
 _ZONE = owned(
-    select(*_row("zone", _NONE_ID, _N.time_zone, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT)),
-    _N.user_id,
+    select(*_row("zone", _NONE_ID, _N.time_zone, _NONE_TEXT, _NONE_TEXT, _NONE_TEXT)), _N.user_id
 )
 
 
@@ -146,10 +143,8 @@ def _people(rows: Iterable[Any]) -> dict[str, str]:
 
 class QuickAddService(Scoped):
     def read(self, body: QuickAddRequest) -> QuickAdd:
-        """The task `body.text` makes, for the caller: 422 for a text that is only tokens or
-        whose title breaks the title's rules; the body's `list_id`, where the task goes, as
-        `POST /api/tasks` answers it (404 for a list the caller cannot read, 403 below
-        editor)."""
+        """The task `body.text` makes, for the caller: 422 for a text that is only tokens or an
+        invalid title; the body's `list_id` answered as `POST /api/tasks` does."""
         names = names_in(body.text, body.ignore)
         rows = self._look_up(names, body)
         zone = str(body.time_zone) if body.time_zone is not None else None

@@ -1,22 +1,11 @@
-"""Rate limits whose state lives in PostgreSQL, so they hold across worker processes and
-replicas.
+"""Rate limits whose state lives in PostgreSQL, so they hold across processes and replicas.
 
-Algorithm: fixed window per (policy, client) key, counted by one atomic statement
-(`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`) on the database clock, so concurrent
-requests on any process see one consistent count. The libraries that implement the
-algorithms (`limits`, `pyrate-limiter`) have no PostgreSQL store on psycopg2, and the stack
-allows no second driver or store, hence the one statement here.
-
-Sign-in and sign-up counters are written in their own short transaction, committed before
-the request's own transaction begins on the same connection: a sign-in that fails (and rolls
-the request back) must still count. A task write is counted by the caller's entry, in the
-write's own transaction and message (`Count`, specs/statements.md), and counted again after a
-rollback; so is a signed-in route's own limit (an invitation's), beside the entry
-(`task_api_count`, migration 0035).
-
-Responses carry the IETF draft headers (draft-ietf-httpapi-ratelimit-headers):
-`RateLimit-Policy: "sign-in-ip";q=20;w=300` and `RateLimit: "sign-in-ip";r=19;t=241`, and a
-429 adds `Retry-After`.
+A fixed window per (policy, client) key, counted by one atomic upsert on the database clock
+(`limits` and `pyrate-limiter` have no PostgreSQL store on psycopg2). Sign-in and sign-up count
+in their own transaction, committed first, so a failed sign-in still counts; a task write (and a
+route's own limit) is counted by the caller's entry in the write's message (`Count`), again after
+a rollback. Responses carry the IETF draft headers `RateLimit-Policy` and `RateLimit`; a 429
+adds `Retry-After`.
 """
 
 from __future__ import annotations
@@ -32,9 +21,8 @@ from sqlalchemy import Connection, text
 from backend.config import Settings
 from backend.errors import RateLimited
 
-# One statement for all the policies a request touches (migration 0014, `task_api_hit`: keys
-# in order, and about one hit in `_CLEAN_UP_ONE_IN` also deletes expired windows, `:clean`, in
-# the same statement, so that every request sends the same messages).
+# One statement for all the policies a request touches (`task_api_hit`, keys in order); about one
+# hit in `_CLEAN_UP_ONE_IN` also deletes expired windows in it, so every request sends the same.
 _HIT_SQL = "SELECT key, hits, reset_seconds FROM task_api_hit({keys}, {windows}, {clean})"
 _HIT = text(
     _HIT_SQL.format(
@@ -80,8 +68,7 @@ def settle_usages(usages: Sequence[Usage], sink: HeaderSink) -> None:
             for u in usages
         ),
     }
-    # Items of other policies a request was counted against already (an invitation: its own
-    # limit, then the write's) stay beside these; this call's policies replace their own.
+    # Other policies' items a request was counted against already stay; this call's replace theirs.
     get = getattr(sink, "get", None)
     if get is not None:
         names = {f'"{u.policy.name}"' for u in usages}
@@ -98,7 +85,8 @@ def settle_usages(usages: Sequence[Usage], sink: HeaderSink) -> None:
     sink.update(headers)
 
 
-def _key(policy: Policy, client: str) -> str:
+def limit_key(policy: Policy, client: str) -> str:
+    """The `rate_limits` key of `policy`'s count for `client`."""
     digest = hashlib.sha256(client.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{policy.name}:{digest}"
 
@@ -116,9 +104,8 @@ class RateLimiter:
         headers: HeaderSink,
         with_entry: Callable[[Count], None] | None = None,
     ) -> None:
-        """`with_entry`: where a signed-in caller's route counts its own limit, with the
-        caller's entry in the request's first message (`UnitOfWork`); else, in a
-        transaction of its own."""
+        """`with_entry`: where a signed-in route counts its own limit, with the caller's entry
+        (`UnitOfWork`); else, in a transaction of its own."""
         self._conn = connection
         self._settings = settings
         self._client_ip = client_ip
@@ -142,9 +129,8 @@ class RateLimiter:
         )
 
     def mail_link(self) -> None:
-        """One opening of a mail's link (confirm an address, one-click unsubscribe: no bearer
-        token, the link is the credential), counted per client address as sign-in is, in a
-        transaction of its own: a guesser of tokens is slowed like a guesser of passwords."""
+        """One opening of a mail's link (the link is the credential), counted per client
+        address as sign-in is: a guesser of tokens is slowed like a guesser of passwords."""
         s = self._settings
         window = s.rate_limit_auth_window_seconds
         self._enforce(
@@ -152,11 +138,8 @@ class RateLimiter:
         )
 
     def confirmation_mail(self, user_id: str, address: str) -> None:
-        """One confirmation mail about to be made for `address` by `user_id` (a PATCH that
-        sends an address): counted per account and per address (an hour's window each), in
-        one atomic statement of its own transaction (`task_api_hit`: each count is its row's
-        upsert, so concurrent requests never both pass the bound), before the settings'
-        write; over either, `RateLimited` (429 with `Retry-After`) and nothing is written."""
+        """One confirmation mail about to be made for `address` by `user_id`: counted per
+        account and per address (an hour each) before the settings' write; over either, 429."""
         s = self._settings
         limit = s.rate_limit_confirmation_mails_per_hour
         self._enforce(
@@ -165,41 +148,33 @@ class RateLimiter:
         )
 
     def chat(self, user_id: str) -> None:
-        """One chat turn by `user_id` (the token's subject), against the per-user chat limit,
-        in a transaction of its own: model calls cost money, so chat has its own budget."""
+        """One chat turn by `user_id`: model calls cost money, so chat has its own budget."""
         s = self._settings
         self._enforce(
             (Policy("chat", s.chat_rate_limit_per_user, s.chat_rate_limit_window_seconds), user_id)
         )
 
     def invitations(self, user_id: str) -> None:
-        """One invitation created by `user_id` (the token's subject): `route` with its limit."""
+        """One invitation created by `user_id`: `route` with its limit."""
         self.route(invitation_limit, user_id)
 
     def dav_failure(self, username: str) -> None:
-        """One failed CalDAV sign-in (HTTP Basic) with `username`, counted against the
-        per-address and per-username-and-address limits in a transaction of its own: the headers, or
-        `RateLimited` when this one is over."""
+        """One failed CalDAV sign-in with `username` (`dav_failure_checks`)."""
         self._enforce(*dav_failure_checks(self._settings, self._client_ip, username))
 
     def route(self, limit: RouteLimit, user_id: str) -> None:
-        """One request of a route with its own per-user limit (`limit`, e.g.
-        `invitation_limit`) by `user_id`, before anything of the route's: with the caller's
-        entry (refused ones count: the message commits it; over the limit the request writes
-        nothing else, `UnitOfWork._settle` raises `RateLimited`)."""
+        """One request of a route with its own per-user limit by `user_id`, with the caller's
+        entry (refused ones count; over it, `UnitOfWork._settle` raises `RateLimited`)."""
         policy = limit(self._settings)
         if self._with_entry is None:
             self._enforce((policy, user_id))
         elif self._settings.rate_limit_enabled and policy.limit > 0:
-            self._with_entry(Count(self._headers, policy, _key(policy, user_id), clean=False))
+            self._with_entry(Count(self._headers, policy, limit_key(policy, user_id), clean=False))
 
     def write(self, user_id: str, route: RouteLimit | None = None) -> None:
-        """One write by `user_id` (the token's subject), against the per-user write limit and,
-        for a route with its own (`route`), that one too, in one statement of its own
-        transaction: a write refused before it ran (its input) counts as any other. The
-        headers and the 429 as the entry's answer gives them (`UnitOfWork._settle`): the
-        route's first; over its limit, the 429 with its headers alone, unless the write
-        limit's comes first."""
+        """One write by `user_id` against the write limit and `route`'s own, in a transaction of
+        its own (a refused write counts too); the headers and 429 as the entry's answer gives
+        them: the route's first, over its limit its headers alone unless the write's 429 wins."""
         count = write_count(self._settings, user_id, self._headers)
         checks = [] if count is None else [(count.policy, user_id)]
         if route is not None:
@@ -223,7 +198,7 @@ class RateLimiter:
         checks = [(policy, client) for policy, client in checks if policy.limit > 0]
         if not self._settings.rate_limit_enabled or not checks:
             return []
-        by_key: Mapping[str, Policy] = {_key(p, c): p for p, c in checks}
+        by_key: Mapping[str, Policy] = {limit_key(p, c): p for p, c in checks}
         with self._conn.begin():
             rows = self._conn.execute(
                 _HIT,
@@ -240,11 +215,9 @@ class RateLimiter:
 def dav_failure_checks(
     settings: Settings, client_ip: str, username: str
 ) -> tuple[tuple[Policy, str], tuple[Policy, str]]:
-    """The limits of failed CalDAV sign-ins: per client address, and per username from that
-    address. Never per username alone: the username is the account's id, which every
-    co-member of a shared list sees, so a limit on it would let anyone lock its owner's
-    devices out; an app password's 256 random bits need no per-account limit to stay
-    unguessable, the limits only slow an address that keeps trying."""
+    """The limits of failed CalDAV sign-ins: per client address, and per username from it.
+    Never per username alone (every co-member sees it: anyone could lock its owner's devices
+    out); an app password's 256 random bits need no per-account limit."""
     window = settings.rate_limit_auth_window_seconds
     return (
         (Policy("dav-auth-ip", settings.rate_limit_dav_failures_per_ip, window), client_ip),
@@ -256,29 +229,21 @@ def dav_failure_checks(
     )
 
 
-def limit_key(policy: Policy, client: str) -> str:
-    """The `rate_limits` key of `policy`'s count for `client` (what a read of it names)."""
-    return _key(policy, client)
-
-
 @dataclass(frozen=True)
 class Count:
-    """A request's count against one of the caller's limits, made by another statement: the
-    write limit's by the caller's entry (`task_api_enter`), a route's own by the statement
-    beside it (`task_api_count`), each reported in the answer's outcome columns; or the
-    recount after a rolled-back transaction took it with it (a refused or failing request
-    still counts). Its headers go to `headers`."""
+    """A request's count against one of the caller's limits made by another statement (the
+    entry's `task_api_enter`, a route's `task_api_count`, or the recount after a rollback).
+    Its headers go to `headers`."""
 
     headers: HeaderSink
     policy: Policy
     key: str
-    # Whether this count also deletes expired windows (about one in `_CLEAN_UP_ONE_IN`).
-    clean: bool
+    clean: bool  # also deletes expired windows (`_clean_up`)
 
 
 def recount_sql(counts: Sequence[Count]) -> tuple[str, dict[str, Any]]:
-    """The hits of `counts` as SQL for a message of its own making (after a `ROLLBACK`): a
-    row each, in their order, which is the order the entry took their rows' locks in."""
+    """The hits of `counts` as SQL for a message of its own (after a `ROLLBACK`), a row each in
+    the order the entry took their locks in."""
     parts: list[str] = []
     values: dict[str, Any] = {}
     for index, count in enumerate(counts):
@@ -301,24 +266,22 @@ def invitation_limit(settings: Settings) -> Policy:
 
 
 def calendar_feed_count(settings: Settings, token: str, headers: HeaderSink) -> Count | None:
-    """A calendar feed's fetch, counted against its token's own limit (an hour's window): a
-    leaked URL polled hard costs one statement a request. None when limits are off."""
+    """A calendar feed's fetch, counted per token (an hour's window): a leaked URL polled hard
+    costs one statement a request. None when limits are off."""
     limit = settings.rate_limit_calendar_feed_per_hour
     if not settings.rate_limit_enabled or limit <= 0:
         return None
     policy = Policy("calendar-feed", limit, 3600)
-    return Count(headers, policy, _key(policy, token), clean=False)
+    return Count(headers, policy, limit_key(policy, token), clean=False)
 
 
 def write_count(settings: Settings, user_id: str, headers: HeaderSink) -> Count | None:
-    """What counting a write by `user_id` (the token's subject) takes, for a statement that
-    counts it with other work (the caller's entry, `UnitOfWork`); None when writes are not
-    limited. Its headers go to `headers`."""
+    """The count of a write by `user_id`, for the caller's entry; None when not limited."""
     limit = settings.rate_limit_task_writes_per_user
     if not settings.rate_limit_enabled or limit <= 0:
         return None
     policy = Policy("task-writes", limit, settings.rate_limit_task_window_seconds)
-    return Count(headers, policy, _key(policy, user_id), _clean_up())
+    return Count(headers, policy, limit_key(policy, user_id), _clean_up())
 
 
 def _clean_up() -> bool:

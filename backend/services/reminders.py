@@ -1,12 +1,8 @@
 """Firing due reminders: each becomes one `reminder` event in the outbox.
 
-The schedule (`task_reminders`) is kept by triggers on `tasks` and `task_member_reminders`
-(migrations 0010, 0034); this module only turns due rows into events, each in the outbox of the
-user it is for (`recipient_id`: a member of the task's shared list, its own reminders; NULL:
-the task's owner). One statement claims due reminders with FOR UPDATE SKIP LOCKED, marks them
-fired and inserts their events, in one transaction: several workers
-never fire one reminder twice, and a worker killed before its commit fires nothing (the
-next one does). The event is then delivered like any change (retries, dead-lettering).
+The schedule (`task_reminders`) is kept by triggers; this module turns due rows into events in
+their recipient's outbox. One statement claims them (FOR UPDATE SKIP LOCKED), marks them fired
+and inserts their events: no reminder fires twice, and a killed worker's fire nothing.
 
 A reminder fired more than `reminder_grace_seconds` after its instant (no worker ran, or it
 fell behind) is sent marked `late`; past `reminder_max_lateness_seconds` it is skipped.

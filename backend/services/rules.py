@@ -333,7 +333,7 @@ RULES: tuple[DatabaseRule, ...] = tuple(
 # and its new owner's membership's; an account's handover (`HANDOVER`) sends no such
 # statement (`users_hand_over_lists` changes the owners in the database, on the DELETE).
 OWNER_CHANGES: dict[str, DatabaseRule] = {
-    "backend.services.members._TRANSFER": Rule.EXCHANGE_REMINDERS,
+    "backend.services.members._TRANSFER": Rule.EXCHANGE_REMINDERS
 }
 
 # Triggers and cascading keys that are not rules, by name pattern, with the reason: they
@@ -374,7 +374,3 @@ def fires(*rules: DatabaseRule) -> Callable[[F], F]:
         return function
 
     return declare
-
-
-def rules_of(function: object) -> tuple[DatabaseRule, ...]:
-    return tuple(getattr(function, "__rules__", ()))

@@ -2,14 +2,10 @@
 (`NamedRowService`: CRUD, names, the limit, one round trip a request), and what a listing
 applying one needs.
 
-A listing that applies a filter (`GET /api/tasks?filter=`) needs the filter's query before it
-builds its statement, whose shape the query decides. `applied` gives it from this process's
-`saved_queries` when it has read the filter before (no round trip), else reads it with the
-caller's other filters (one round trip: a user's next filter is then known too); the
-listing's statement then holds only while the filter's stored query is still that one
-(`task_listing.TaskFilters.saved`), so a filter changed or deleted meanwhile (by another
-replica too) is never applied stale: its page says so (`task_listing.FilterChanged`) and the
-listing reads the filter again; a refused cursor asks `still_current`.
+A listing applying a filter needs its query to build its statement: `applied` gives it from
+this process's `saved_queries` (no round trip), else reads it with the caller's other filters.
+The statement holds only while the stored query is still that one, so a filter changed meanwhile
+is never applied stale (`task_listing.FilterChanged`: the listing reads it again).
 """
 
 from __future__ import annotations
@@ -31,8 +27,7 @@ _C = _ROWS.table.c
 _BY_NAME = owned(select(*_ROWS.view).where(_C.name_key == NAME_KEY), _C.user_id)
 # The filter still holds the query a listing applied.
 _CURRENT = owned(
-    select(_C.id).where(_C.id == ROW_ID, _C.query == bindparam("query", type_=JSONB)),
-    _C.user_id,
+    select(_C.id).where(_C.id == ROW_ID, _C.query == bindparam("query", type_=JSONB)), _C.user_id
 )
 
 
@@ -47,9 +42,7 @@ class AppliedFilter:
 
 
 class SavedQueries:
-    """The filters this process has read, by (user, id): a listing that applies one sends its
-    statement at once, holding only while the stored query is still this one. Bounded: past
-    `LIMIT` entries it forgets them all (each listing then reads its filter again)."""
+    """The filters this process has read, by (user, id); past `LIMIT` entries it forgets all."""
 
     LIMIT = 100_000
 

@@ -1,7 +1,6 @@
-"""Stream tickets (issue 51, migration 0045): what lets a browser's `EventSource`, which
-cannot send a bearer header, open the live change stream without the long-lived token in a
-URL. A ticket is random, valid `STREAM_TICKET_SECONDS`, used once, and only its hash is
-stored (`invitations.token_hash`, the one hashing of a URL's credential)."""
+"""Stream tickets: a browser's `EventSource` (no bearer header) opens the live stream without
+the long-lived token in a URL. A ticket is random, valid `STREAM_TICKET_SECONDS`, used once,
+stored as its hash (`invitations.token_hash`)."""
 
 from __future__ import annotations
 

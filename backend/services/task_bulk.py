@@ -51,11 +51,8 @@ from backend.services.task_tree import Placement, Refusal, Sent
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
 
-# Why a step wrote nothing (`TaskSending._steps` reads it in the step's own statement, only when
-# it wrote nothing), permission first (issue 49): no row (NULL) when the caller cannot read
-# the task, the same 404 as a missing one; `role:<role>` when it reads it with a role below a
-# write's (403); only then the reason of the step's values (a full task's tags, a move's
-# refusal).
+# Why a step wrote nothing, read in its own statement, permission first: NULL when the caller
+# cannot read the task (404), `role:<role>` below a write's (403), then the values' reason.
 _ROLE = role_in(_TASKS)
 _BELOW = "role:"
 
@@ -70,10 +67,8 @@ def _permission_first(reason: Any) -> Any:
 _WRITABLE = _permission_first(null())
 
 
-# A bulk request takes the caller's change lock and those of the spaces of the tasks it names
-# (their owners', where the caller is a member of the task's list) together, ahead of its
-# steps (`spaces_locked`): holding its own while a step waited for an owner's, it could
-# deadlock with that owner's bulk request on the caller's tasks.
+# A bulk request takes the caller's and the named tasks' spaces' change locks together ahead of
+# its steps (`spaces_locked`): holding one while waiting for another could deadlock.
 LOCK_TASKS = spaces_locked(
     owned_task(
         select(func.array_agg(distinct(_T.user_id))).where(

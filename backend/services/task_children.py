@@ -1,9 +1,6 @@
-"""Each task child's service, a named class declared once per child with routes or tools
-(backend/models/task_children.py): its statements built from the declaration
-(backend/services/child_rows.py `ChildRows`), its methods `TaskChildService`'s. A route takes
-it as any service (`comments: Annotated[TaskCommentService, uses(TaskCommentService)]`), a
-tool, chat or the CLI binds it from its unit of work (`work.service(TaskCommentService)`);
-what is made for every child (its routes, its tools) finds it by `child_service`."""
+"""Each task child's service, a named class per child with routes or tools: its statements
+built from the declaration (`child_rows.ChildRows`), its methods `TaskChildService`'s; taken as
+any service, and found by `child_service` for what is made for every child."""
 
 from __future__ import annotations
 

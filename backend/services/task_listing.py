@@ -1,14 +1,9 @@
 """How a task listing becomes SQL: filters, sort keys and keyset (cursor) conditions.
 
-Pure statement building; `task_statements.listing` applies the user scope (`owned_task`) and
-`TaskService` runs it. Every sort key has an index led by `user_id` and ended by `id`, so a
-page is an index range scan over the caller's rows, whatever the page number.
-
-A listing is its shape and its values. The shape (`TaskListQuery.shape`: which filters are
-given, the order, whether a cursor and the feed position are) is what the statement is built
-from, once per shape (`task_statements.listing`); the values (`TaskListQuery.values`: what the
-filters, the cursor and the limit say) are bound to it as parameters, so a request of a known
-shape compiles nothing.
+Pure statement building; `task_statements.listing` scopes and `TaskService` runs it. Every sort
+key has an index led by `user_id` and ended by `id`: a page is an index range scan, whatever its
+number. The statement is built once per shape (`TaskListQuery.shape`) and the values
+(`TaskListQuery.values`) are bound, so a request of a known shape compiles nothing.
 """
 
 from __future__ import annotations
@@ -61,9 +56,7 @@ DEFAULT_ORDER = {
 }
 
 
-# The parameters of a listing's conditions, typed as the columns they are compared with
-# (`TaskFilters.values` and `TaskListQuery.values` bind them); the keyset's key is typed by
-# its sort key (`after_keyset`).
+# The parameters of a listing's conditions, typed as the columns they are compared with.
 _T = Task.__table__.c  # type: ignore[attr-defined]
 _L = TaskList.__table__.c  # type: ignore[attr-defined]
 _PRIORITIES = bindparam("priorities", type_=ARRAY(Text))
@@ -89,18 +82,18 @@ LIMIT = bindparam("limit", type_=Integer())
 class FilterShape:
     """Which filters a listing has, without their values (`TaskFilters.shape`)."""
 
-    status: TaskStatus
-    priorities: bool
-    tags: bool
-    due_before: bool
-    due_after: bool
-    overdue: bool | None
-    q: bool
-    updated_since: bool
-    recurring: bool | None
-    list_id: str | None  # NONE, ID or None
-    list_key: bool
-    parent_id: str | None  # NONE, ID or None
+    status: TaskStatus = TaskStatus.all
+    priorities: bool = False
+    tags: bool = False
+    due_before: bool = False
+    due_after: bool = False
+    overdue: bool | None = None
+    q: bool = False
+    updated_since: bool = False
+    recurring: bool | None = None
+    list_id: str | None = None  # NONE, ID or None
+    list_key: bool = False
+    parent_id: str | None = None  # NONE, ID or None
     assignee: str | None = None  # ME, NONE, ID or None
     saved: bool = False  # a saved filter applied: holds only at the version read
 
@@ -125,9 +118,8 @@ class TaskFilters:
     list_key: str | None = None
     parent_id: PlacedFilter = None
     assignee: str | None = None  # ME, NONE or a user id
-    # The saved filter applied (`GET /api/tasks?filter=`): its id, the stored query these
-    # filters hold, and the name key it was named by (MCP; else None). The listing matches
-    # nothing unless the filter still holds that query (and that name).
+    # The saved filter applied (`?filter=`): its id, the stored query these filters hold, and
+    # the name key it was named by (MCP); nothing matches unless it still holds them.
     saved: tuple[int, Mapping[str, Any], str | None] | None = None
 
     def __post_init__(self) -> None:
@@ -188,16 +180,9 @@ class TaskFilters:
             "updated_since": self.updated_since.isoformat() if self.updated_since else None,
         }
         # Only when set: cursors issued before a filter existed stay valid.
-        if self.recurring is not None:
-            values["recurring"] = self.recurring
-        if self.list_id is not None:
-            values["list_id"] = self.list_id
-        if self.list_key is not None:
-            values["list_key"] = self.list_key
-        if self.parent_id is not None:
-            values["parent_id"] = self.parent_id
-        if self.assignee is not None:
-            values["assignee"] = self.assignee
+        for name in ("recurring", "list_id", "list_key", "parent_id", "assignee"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
         if self.saved is not None:  # its query's values are the filters' above
             values["saved"] = self.saved[0]
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
@@ -328,10 +313,8 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
         conditions.append(_T.priority == any_(_PRIORITIES.cast(ARRAY(_T.priority.type))))
     if shape.tags:
         conditions.append(col(Task.tags).contains(_TAGS))
-    # A day is kept from its start (`due_date`) to its end on its zone's clock (`due_end`):
-    # `due_after` keeps a day that starts at or after the bound, `due_before` one that ends
-    # at or before it, and a day is overdue once it has ended. The start's condition stays
-    # beside the end's, so the due_date index still bounds the scan.
+    # A day runs from its start (`due_date`) to its end on its zone's clock (`due_end`); the
+    # start's condition stays beside the end's, so the due_date index still bounds the scan.
     if shape.due_before:
         conditions.append(
             and_(due < _DUE_BEFORE, or_(false() == _ALL_DAY, due_end() <= _DUE_BEFORE))
@@ -375,17 +358,15 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
 
 
 class FilterChanged(ServiceUnavailable):
-    """The saved filter a page applied no longer holds the query applied (changed or deleted
-    since this process read it): the listing reads the filter again (`contracts.saved_filters
-    .filtered`); a 503 only if it kept changing."""
+    """The saved filter a page applied changed or went since it was read: the listing reads it
+    again (`contracts.saved_filters.filtered`); a 503 only if it kept changing."""
 
     message = "The saved filter kept changing while it was applied; retry"
 
 
 def filter_held() -> ColumnElement[bool]:
-    """The saved filter a listing applies still holds the query it applied, and the name it was
-    applied by if any (`TaskFilters.saved`: binds `filter_id`, `filter_query`, and
-    `filter_name_key` or none: a NULL the planner folds away, the statement the same)."""
+    """The saved filter a listing applies still holds its query and name (binds `filter_id`,
+    `filter_query`, `filter_name_key`: NULL when none, which the planner folds away)."""
     named = or_(_FILTER_NAME.is_(None), _S.name_key == _FILTER_NAME)
     current = owned(
         select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY, named), _S.user_id

@@ -26,12 +26,9 @@ from backend.services.task_statements import PLANNED
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# The next occurrence of a recurring task completed in this transaction: a copy of it, due at
-# its `next_due_date` (or where the completing write moves it: `successor_due`), pending.
-# `completed_at = now()` holds only when this transaction completed it (an already-completed
-# task keeps its completion time, `completion`), and `previous_task_id` is unique: a second
-# completion (a replay, a race, reopen and complete again) inserts nothing. Built once; the
-# copied columns are read from the stored row.
+# The next occurrence of a recurring task completed in this transaction (`completed_at =
+# now()`): a pending copy due at its `next_due_date` (or `successor_due`). `previous_task_id` is
+# unique, so a second completion (a replay, a race) inserts nothing.
 _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
 # Moved by the schedule rather than copied: the due date becomes the stored next one.
 _MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id", "all_day")
@@ -118,9 +115,8 @@ _WRITTEN = table(
     column("recurrence", _T.recurrence.type),
 )
 SUCCESSOR_FROM_WRITE = _successor(_WRITTEN).returning(_T.id, _T.list_id)
-# The next occurrence as the completing write's statement inserted it (`SUCCESSOR_FROM_WRITE`,
-# its first `then`: `TaskSending._write_then` names it `t0`), for a statement after it there
-# that writes on it (a CalDAV series' object handed to it: `recurrence_forms.apply`'s `after`).
+# The next occurrence as the completing write's first `then` inserted it (`t0`), for a statement
+# after it that writes on it (a CalDAV series' object handed to it).
 SUCCEEDED = table("t0", column("id", _T.id.type), column("list_id", _T.list_id.type))
 # The fields that make up a task's schedule: writing any of them re-plans it.
 SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
@@ -148,12 +144,10 @@ def plan_schedule(
     *,
     current: TaskRow | None = None,
 ) -> dict[str, Any]:
-    """The schedule columns of a task with these fields (`current`: as stored before, if it
-    exists). `due` as the API takes it: a day (a date, stored as its start on `time_zone`'s
-    clock, `all_day`) or an instant. A new rule or time zone (re)starts the series at the due
-    date, and must give an occurrence after it; the same rule keeps the series' start and id,
-    and a due date moved only changes which occurrence comes next. Raises `InvalidRequest`
-    for a combination the fields' own validation cannot see."""
+    """The schedule columns of a task with these fields (`current`: as stored before). `due`: a
+    day (stored as its start on `time_zone`'s clock, `all_day`) or an instant. A new rule or
+    zone (re)starts the series at the due date; the same rule keeps its start and id. Raises
+    `InvalidRequest` for a combination the fields' own validation cannot see."""
     if due is None and any("minutes_before_due" in r for r in reminders):
         raise InvalidRequest.at("body.reminders", "A minutes_before_due reminder needs a due_date")
     all_day = not isinstance(due, datetime | None)
@@ -191,9 +185,7 @@ def plan_schedule(
         )
     series_id = current.series_id if current is not None else None
     values.update(
-        series_id=series_id or str(uuid.uuid4()),
-        series_start=start,
-        next_due_date=next_due,
+        series_id=series_id or str(uuid.uuid4()), series_start=start, next_due_date=next_due
     )
     return values
 

@@ -1,9 +1,7 @@
 """The statements on `tasks`: the column sets a task is read with, the values a write sets, and
-the hot routes' statements (get, create, toggle, delete, statistics, a subtree), built once at
-import (only their values change), and those built once per shape (a PATCH's `updating`, a
-placement's, a listing's). Every one is built with `owned_task`, which adds the access
-relation for an action (`tasks` in the caller's space, or in a list shared with it with the
-role the action needs: backend/services/access.py `may`); `Scoped` binds `owner` to the caller.
+the hot routes' statements, built once at import or once per shape (a PATCH's `updating`, a
+placement's, a listing's). Every one is built with `owned_task`, which adds the access relation
+for an action (`access.may`); `Scoped` binds `owner` to the caller.
 """
 
 from __future__ import annotations
@@ -44,15 +42,7 @@ from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import (
-    OWNER,
-    Bound,
-    Stmt,
-    if_member,
-    members_only,
-    owned,
-    space_locked,
-)
+from backend.db.scope import OWNER, Bound, Stmt, if_member, members_only, owned, space_locked
 from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
 from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
@@ -80,15 +70,10 @@ TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
 _T = Task.__table__.c  # type: ignore[attr-defined]
 _L = TaskList.__table__.c  # type: ignore[attr-defined]
 
-# What every statement that hands a task to the API returns: its columns, the subtask counts
-# among them (kept by the database, migration 0024). A completed task has no open subtask
-# (completing one completes its subtasks), which also holds in the RETURNING of the statement
-# that completes it, though its stored count drops only once its subtasks' completion has run.
-#
-# A task's `reminders` are the caller's own (migration 0034): the task's column for its owner,
-# a member's row for a member of its list (none: `[]`). The owner's path reads no other table
-# (the CASE evaluates the subquery only for a row of another space), and a member of nothing
-# plans none (`if_member`: it reads no row of another space).
+# What every statement handing a task to the API returns: its columns, a completed task with no
+# open subtask (also in the RETURNING that completes it, before its subtasks' completion runs),
+# and the caller's own `reminders` (a member's row for a member, `[]` for none; the owner's path
+# and a member of nothing read no other table).
 _R = TaskMemberReminder.__table__.c  # type: ignore[attr-defined]
 _MINE = _T.user_id == bindparam(OWNER)
 _MEMBERS_OWN = if_member(
@@ -111,9 +96,7 @@ def _viewed(c: Any, reminders: Any = _MEMBERS_OWN) -> Any:
 
 
 TASK_VIEW = tuple(_viewed(c) for c in TASK_COLUMNS)
-# A listing's two arms know whose rows they read (`listing`): the own arm's reminders are the
-# task's column, the member arm's the member's own row; no CASE, and the own arm plans no
-# subquery it never runs (issue 49).
+# A listing's two arms know whose rows they read: no CASE, and the own arm plans no subquery.
 _OWN_VIEW = tuple(
     _T.reminders.label(c.name) if c.name == "reminders" else _viewed(c) for c in TASK_COLUMNS
 )
@@ -123,20 +106,17 @@ _MEMBER_VIEW = tuple(
 
 
 def written_view(reminders: Any) -> tuple[Any, ...]:
-    """`TASK_VIEW` for a write that sets `reminders` (its value's expression): a member's are
-    written to its own row by a trigger, which the statement's `RETURNING` cannot see yet, so
-    a member reads back the value it sent."""
+    """`TASK_VIEW` for a write that sets `reminders` (its value's expression): a member's go to
+    its own row by a trigger the `RETURNING` cannot see yet, so it reads back what it sent."""
     return tuple(_viewed(c, reminders) for c in TASK_COLUMNS)
 
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 
 
-# A member's own reminders on a task it moves (issue 39): not in the move's SET, which writes
-# the subtree and respaced siblings in the same UPDATE (the trigger that makes a member's
-# `reminders` its row, 0034, acts on every row whose SET names the column), but in the move's
-# statement from its rows (`w`, `Scoped._write`'s `then`: only if the move wrote the task), or
-# with the COMMIT from the stored task. `[]` is no row.
+# A member's own reminders on a task it moves: not in the move's SET (whose trigger would act
+# on the subtree's rows too) but a statement after it, from its rows (`w`: only if the move wrote
+# the task), or alone with the COMMIT. `[]` is no row.
 _MOVED_ROWS = table("w", column("id", BigInteger))
 _OWN = bindparam("own_reminders", type_=_R.reminders.type)
 _OWN_TASK = bindparam("own_task_id", type_=BigInteger)
@@ -162,7 +142,7 @@ def _no_own_reminders(*gates: Any) -> Any:
 
 
 _MOVED = exists(select(_MOVED_ROWS.c.id).where(_MOVED_ROWS.c.id == _OWN_TASK))
-# (from the move's rows, alone at the COMMIT), for a member's reminders set and cleared.
+# (after the move's rows, alone at the COMMIT), for a member's reminders set and cleared.
 OWN_REMINDERS = (_own_reminders(_MOVED), _own_reminders())
 NO_OWN_REMINDERS = (_no_own_reminders(_MOVED), _no_own_reminders())
 
@@ -194,12 +174,9 @@ COMPLETED_AT_SENT = bindparam("completed_at_sent", None, type_=DateTime(timezone
 
 
 def completion(completed: ColumnElement[bool] | bool, at: datetime | None = None) -> dict[str, Any]:
-    """Values that set `completed` and keep `completed_at` consistent with it.
-
-    `completed` is a value, or an expression over the stored row (a toggle). `at`: when the
-    client says it completed the task (a CalDAV COMPLETED), for a task that completes no
-    series (a series' completion is known by `completed_at = now()`, task_schedule.py).
-    """
+    """Values that set `completed` (a value, or an expression over the row: a toggle) and keep
+    `completed_at` consistent with it. `at`: a CalDAV client's COMPLETED, for a task that
+    completes no series (a series' completion is known by `completed_at = now()`)."""
     stamp = _STAMP if at is None else func.coalesce(_T.completed_at, at)
     if isinstance(completed, bool):
         return {"completed": completed, "completed_at": stamp if completed else None}
@@ -215,9 +192,8 @@ def changing(statement: Any, values: dict[str, Any]) -> Any:
         if not isinstance(sent, ClauseElement):
             sent = bindparam("sent_reminders", sent, type_=_T.reminders.type)
         view = written_view(sent)
-    return statement.values(**values, updated_at=func.now(), version=_T.version + 1).returning(
-        *view
-    )
+    statement = statement.values(**values, updated_at=func.now(), version=_T.version + 1)
+    return statement.returning(*view)
 
 
 TASK_ID: BindParameter[int] = bindparam("task_id", type_=Integer)
@@ -226,11 +202,9 @@ GET = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID))
 NEXT_OCCURRENCE = owned_task(select(*TASK_VIEW).where(_T.previous_task_id == TASK_ID))
 # The task as a writer reads it before its write (a series' completion, If-Match).
 GET_WRITABLE = owned_task(select(*TASK_VIEW).where(_T.id == TASK_ID), Action.TASK_WRITE)
-# Why a write matched no task: its version and the caller's role in it (no row: the caller
-# cannot see it, the answer a missing task gets).
+# Why a write matched no task: its version and the caller's role (no row: a missing task).
 ACCESS = owned_task(select(_T.version, role_in(_TASKS)).where(_T.id == TASK_ID))
-# A write that completes a pending recurring task whose series goes on adds its next
-# occurrence, computed from the stored schedule (`task_update.successor`): such a completion is
+# A completion of a series that goes on adds its next occurrence from the stored schedule: it is
 # written only once that row has been read (`TaskService._write_completing`).
 COMPLETES_SERIES = and_(
     _T.completed == false(),
@@ -244,10 +218,9 @@ _READ_VERSION = bindparam("read_version", type_=Integer)
 
 
 def completing(values: dict[str, Any], *conditions: ColumnElement[bool]) -> tuple[Any, Any, Any]:
-    """The statements of a write of `values` that may complete the task, built for this call
-    (`TaskService._write_completing`): the write unless it completes a series, the stored row
-    the statement returns instead, and the series' completion, for the version read
-    (`:read_version`)."""
+    """A write of `values` that may complete the task (`TaskService._write_completing`): the
+    write unless it completes a series, the stored row read instead, and the series'
+    completion at `:read_version`."""
     return (
         updating(values, *conditions, _UNLESS_SERIES),
         GET_WRITABLE.where(*conditions) if conditions else GET_WRITABLE,
@@ -273,8 +246,7 @@ DELETE_COMPLETED = trashing(
     counted=True,
 )
 _COMPLETED = bindparam("completed", type_=Boolean)
-# The columns `plan_schedule` writes (task_schedule.py): the schedule fields and what the
-# server derives from them.
+# The columns `plan_schedule` writes: the schedule fields and what the server derives from them.
 PLANNED = (
     "due_date",
     "all_day",
@@ -287,8 +259,7 @@ PLANNED = (
 )
 # Where the task is: written by the placement statements (backend/services/task_tree.py).
 PLACED = ("list_id", "parent_id")
-# The writable fields written as sent (`completed` also sets `completed_at`; the schedule
-# fields go through `plan_schedule`, the placement through task_tree.py).
+# The writable fields written as sent (not `completed`, the schedule nor the placement).
 AS_SENT = set(WRITABLE) - {"completed", *PLANNED, *PLACED}
 # What a create writes (but `user_id` and the placement): one bound value per column.
 CREATE_VALUES: dict[str, Any] = {
@@ -306,8 +277,7 @@ CREATE = (
     .returning(*written_view(_T.reminders))
 )
 
-# Statistics in one statement: the counts, the tasks in no list, and every list's counts (in
-# the order of the lists) as JSON.
+# Statistics in one statement: the counts, the tasks in no list, every list's counts as JSON.
 _PER_LIST = (
     owned_task(
         select(
@@ -364,9 +334,8 @@ STATS = owned_task(
     ).select_from(Task)
 )
 
-# A task's subtree, depth-first in position order: the task, then each subtask followed by
-# its own (ordered by the path of positions from the task). Bounded by MAX_DEPTH and
-# SUBTASKS_PER_TASK: one statement, one page.
+# A task's subtree, depth-first in position order (the path of positions from the task),
+# bounded by MAX_DEPTH and SUBTASKS_PER_TASK: one statement, one page.
 _SUBTREE_WALK: Any = owned_task(
     select(
         _T.id,
@@ -375,8 +344,7 @@ _SUBTREE_WALK: Any = owned_task(
     )
 ).where(_T.id == TASK_ID)
 _SUBTREE_WALK = _SUBTREE_WALK.cte("subtree", recursive=True)
-# A subtask is in its parent's space (their same-user key): each level is read on the
-# `(user_id, parent_id)` index of that one space.
+# A subtask is in its parent's space: each level is read on the `(user_id, parent_id)` index.
 _SUBTREE_WALK = _SUBTREE_WALK.union_all(
     owned_task(
         select(_T.id, _T.user_id, func.array_append(_SUBTREE_WALK.c.path, _T.position))
@@ -392,10 +360,9 @@ SUBTREE = (
 
 
 def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
-    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold).
-    Without conditions, and with values that are plain values or `_SHARED` expressions (a
-    PATCH, a bulk step), it is the statement built once for the set's shape, with the values
-    bound (`Bound`): a request compiles nothing. Otherwise it is built for this call."""
+    """The UPDATE ... RETURNING of the caller's task `:task_id` (when `conditions` hold): built
+    once per shape, values bound (`Bound`), when there are no conditions and the values are
+    plain or `_SHARED`; otherwise built for this call."""
     # How each value is part of the shape: bound, NULL, or a `_SHARED` expression's index.
     shape: list[tuple[str, str | int]] = []
     per_call = bool(conditions)
@@ -418,19 +385,16 @@ def updating(values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
     return Bound(_updating_shape(tuple(sorted(shape))), binds)  # names are unique
 
 
-# The expressions `updating` may find in its values and still build once per shape: each is
-# its own key (identity), so only module constants belong here.
+# The expressions `updating` still builds once per shape: keyed by identity, so constants only.
 _SHARED: tuple[Any, ...] = (_STAMP,)
-# A value `updating` binds, and one it sets to NULL (a bound None would be JSON `null` in a
-# JSON column, not SQL NULL).
+# A value `updating` binds, and one it sets to NULL (a bound None would be JSON `null`).
 _BOUND, _NULL = "bound", "null"
 _SET = "set_"
 
 
 def updating_of(task: Any, values: dict[str, Any], *conditions: ColumnElement[bool]) -> Any:
-    """The UPDATE ... RETURNING of the caller's task `task` (its id, bound or an expression)
-    where `conditions` hold, built for this call: only on a task the caller may write, an
-    assignee only one it may assign."""
+    """The UPDATE ... RETURNING of the caller's task `task` (an id or expression) where
+    `conditions` hold, built for this call; an assignee only one it may assign."""
     statement = update(Task).where(_T.id == task, *conditions)
     if "assignees" in values:
         sent = values["assignees"]
@@ -469,14 +433,12 @@ def move_statements(shape: tuple[Sent, Sent, Anchor, bool], checked: bool) -> tu
     return move_statement(shape, checked=checked, values={}, returning=TASK_VIEW)
 
 
-# A listing: built once per shape (`TaskListQuery.shape`: which filters, the order, a cursor or
-# not, the feed position or not), its values bound (`TaskListQuery.values`), so that a page of
-# a known shape compiles nothing and its scope check is looked up (issue 37).
+# A listing: built once per shape (`TaskListQuery.shape`), its values bound, so a page of a known
+# shape compiles nothing and its scope check is looked up.
 @lru_cache(maxsize=512)
 def listing(shape: ListingShape) -> Any:
-    """`listing_page`, and with a saved filter applied whether the filter still holds the query the
-    page applied (`filter_held`, on every row): an empty page is then one row of NULLs with
-    it, so that no second read is needed to tell an empty page from a stale filter's."""
+    """`listing_page`, with a saved filter whether it still holds the query applied (on every
+    row; an empty page is one row of NULLs), so no second read tells it from a stale filter."""
     rows = listing_page(shape)
     if not shape.filters.saved:
         return rows
@@ -503,13 +465,10 @@ def _in_order(page: Any, shape: ListingShape) -> list[Any]:
 
 
 def listing_page(shape: ListingShape) -> Any:
-    """A page: the task's columns and counts, its sort key (read back to build the next
-    cursor) and, when asked, the caller's change-feed position in the page's snapshot. Two
-    arms, each a page on its own index, the caller's own tasks and those of the lists shared
-    with it (`may_shared`); the page is the first rows of both in the order asked (an OR of the
-    two would read every own task to sort them). One form for every caller: for a member of
-    nothing the member arm is excluded before it is planned (`members_only`: migration 0046's
-    gate), and the page is the own arm's."""
+    """A page: the task's columns, its sort key (for the next cursor) and, when asked, the
+    caller's feed position in the page's snapshot. Two arms, each a page on its own index (an OR
+    would read every own task to sort them): the caller's tasks and the shared lists'
+    (`members_only`: not planned for a member of nothing)."""
     key = sort_key(shape.sort).label("sort_key")
 
     def arm(view: tuple[Any, ...], scope: ColumnElement[bool]) -> Any:
@@ -537,9 +496,8 @@ def listing_total(shape: FilterShape) -> Any:
 
 @lru_cache(maxsize=128)
 def listing_still_empty(shape: ListingShape) -> Any:
-    """The caller's feed position, and whether the page `shape` has a row now (read in one
-    snapshot: an empty page's position, `TaskService._with_position`); a saved filter that no
-    longer holds the query applied counts as a row, so the page is read again (and says so)."""
+    """The caller's feed position and whether page `shape` has a row now, in one snapshot (a
+    saved filter no longer holding the query counts as a row: the page is read again)."""
     appeared: ColumnElement[bool] = exists(listing_page(replace(shape, feed_position=False)))
     if shape.filters.saved:
         appeared = or_(appeared, ~filter_held())

@@ -1,30 +1,18 @@
 """Where a task goes: its list, its parent and its place among its siblings.
 
-Statement building only (like `task_listing.py`): `TaskService` runs them, scoped to the
-caller. Every write that places a task is one statement, sent with the request's entry and
-its COMMIT in one message (specs/statements.md), which checks the destination and writes in
-the same snapshot:
-
-- `create_statement`: `INSERT ... SELECT` a new task into a list and/or under a parent;
-- `move_statement`: one `UPDATE ... FROM plan` that moves a task, its subtree (their list
-  follows it) and, rarely, a few respaced siblings, at an exact place (after or before a
-  sibling, or last).
-
-Both compute `refusal`, the first rule the write would break (a list, parent or anchor that
-is missing or not one the caller may write first: the same refusal whichever; then no list in
-another user's space, which is that user's personal space), and write nothing unless it is
-null. Each row a request names is read through `may(table, Action.TASK_WRITE)` (an editor's):
-"the same owner" is never enough (issue 49).
-When nothing was written, `TaskService` reads `refusal` again on its own (the failure path
-alone pays that round trip) to say why. The caller's change lock, taken when the request
-entered, serializes a user's writes: "count, then insert" limits and "read the neighbours,
-then write" places are exact; the unique sibling position (migration 0017) guards it.
+Statement building only: `TaskService` runs them, scoped to the caller. Every write that
+places a task is one statement (`create_statement`: `INSERT ... SELECT`; `move_statement`: one
+`UPDATE ... FROM plan` moving a task, its subtree and, rarely, a few respaced siblings), which
+checks the destination and writes in the same snapshot. Both compute `refusal`, the first rule
+the write would break, and write nothing unless it is null; each row a request names is read
+through `may(table, Action.TASK_WRITE)` ("the same owner" is never enough). When nothing was
+written, `TaskService` reads `refusal` again to say why (the failure path pays that round trip).
+The caller's change lock serializes a user's writes, so "count, then insert" limits and "read
+the neighbours, then write" places are exact.
 
 Positions are integers with gaps (`POSITION_GAP`): a move between two siblings takes the
-midpoint of their positions (one row written). Only when they are adjacent does the move
-respace the run of tightly packed siblings after the first of them, as few as give every one
-a gap of at least `MIN_SPACING` (`_respaced`); a run reaching the last sibling spreads at
-`POSITION_GAP`, where there is always room.
+midpoint (one row written); only adjacent ones respace the fewest packed siblings after the
+first that leave every gap at least `MIN_SPACING` (a run to the last sibling: `POSITION_GAP`).
 """
 
 from __future__ import annotations
@@ -86,15 +74,13 @@ ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
 @dataclass(frozen=True)
 class Named:
     """What a move's statement moves where: the request's values (`BOUND`), or other
-    expressions (an undo binds them from the entry it undoes, its task only where the caller
-    may undo the entry: `undo._MOVE_BACK`)."""
+    expressions (`undo._MOVE_BACK` binds them from the entry it undoes)."""
 
     task_id: Any
     list_id: Any
     parent_id: Any
     versions: Any
-    # A position to take among the destination's siblings where none holds it (else it goes
-    # where the anchor says): an undo's move back to the place it left.
+    # A position to take where no sibling holds it (else the anchor's): an undo's move back.
     position: Any = None
 
 
@@ -110,8 +96,7 @@ class Sent(StrEnum):
     null = "null"  # sent as null: no list / top level
     id = "id"  # an id
     name = "name"  # a list's name (MCP)
-    # An id or null, bound in one shape for both (an undo moving a task back to the list and
-    # parent an activity entry records, `undo.py`), not said by a request.
+    # An id or null bound in one shape (an undo moving a task back), not said by a request.
     given = "given"
 
 
@@ -144,8 +129,7 @@ class Refusal(StrEnum):
 @dataclass(frozen=True)
 class Placement:
     """Where a request puts a task. `stay`: a placement into the group the task is already in
-    keeps its place (PATCH and PUT sending the task's own list and parent back, a bulk move
-    into its list); otherwise (`POST .../move`) it goes where `anchor` says."""
+    keeps its place (PATCH, PUT, a bulk move); otherwise (`POST .../move`) `anchor` says."""
 
     list: Sent = Sent.omitted
     parent: Sent = Sent.omitted
@@ -163,8 +147,8 @@ class Placement:
         return (self.list, self.parent, self.anchor, self.stay)
 
     def values(self) -> dict[str, Any]:
-        """The bound values its statements use, and only those (SQLAlchemy would take a value
-        named after a column the statement does not bind, `list_id`, as one more SET)."""
+        """The bound values its statements use, and only those (SQLAlchemy would take an unbound
+        one named after a column, `list_id`, as one more SET)."""
         values: dict[str, Any] = {}
         if self.list is Sent.id:
             values["list_id"] = self.list_id
@@ -178,25 +162,21 @@ class Placement:
 
 
 def _tasks(space: Any, *columns: Any) -> Any:
-    """The tasks of the space a placement writes in (`_space`): the rows a placement's rules
-    count (ancestors, subtrees, siblings), all under a destination already checked writable."""
+    """The tasks of the space a placement writes in (`_space`), under a checked destination."""
     return select(*columns).where(_C.user_id == space)
 
 
 def _writable(space: Any, *columns: Any) -> Any:
-    """A task a request names (a parent, an anchor): in the space the placement writes in and
-    one the caller may write (`may`, an editor's action). Any other (missing, another
-    user's, a private row of the space's owner) is the same `Refusal`."""
+    """A task a request names (a parent, an anchor): in the placement's space and one the caller
+    may write; any other (missing, another user's, a private row) is the same `Refusal`."""
     return _tasks(space, *columns).where(may(_T, Action.TASK_WRITE))
 
 
 def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = BOUND) -> Any:
-    """The space (the owner's id: a list's tasks are in its owner's) a placement writes in:
-    the moved task's; for a new task, its list's, its parent's or its anchor's, whichever is
-    sent first; else (or when the caller may not write there) the caller's own, where the
-    task or list named is then not found. Each is read through `may` with an editor's action,
-    so every statement of the placement stays in a space the caller may write (both scoping
-    guards accept `user_id = coalesce(<that read>, :owner)`)."""
+    """The space (owner id) a placement writes in: the moved task's; for a new task, its
+    list's, parent's or anchor's, whichever is sent first; else (or where the caller may not
+    write) the caller's own, where what was named is then not found. Read through `may`, so
+    the scoping guards accept `user_id = coalesce(<that read>, :owner)`."""
     list_sent, parent_sent, anchor, _ = shape
     if moving:
         named, by = _T.alias("space_of"), at.task_id
@@ -214,11 +194,9 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = 
 
 @cache
 def spaces_lock(shape: tuple[Sent, Sent, Anchor, bool]) -> Any:
-    """What takes a new task's change locks, ahead of its insert and before any row lock: the
-    caller's and those of the space it goes into (`_space`), waiting for neither while it
-    holds the other (migration 0036). The caller's taken at entry and the space's in the
-    write, two members adding to each other's lists would each hold one and wait for the
-    other's: a deadlock (specs/events.md)."""
+    """What takes a new task's change locks ahead of its insert: the caller's and its space's
+    together, holding neither while waiting for the other (else two members adding to each
+    other's lists deadlock: specs/events.md)."""
     space = _space(shape, moving=False)
     return select(func.task_api_lock_spaces(array([bindparam(OWNER), space])))
 
@@ -276,8 +254,7 @@ def _destination(
         rules.append((_scalar(select(chosen.c.user_id)) != space, Refusal.other_owner))
         list_value = _scalar(select(chosen.c.id))
 
-    # The parent and the anchor are rows the caller may write (`_writable`), not merely rows
-    # of the space: a shared task's owner owns private rows its members must not reach.
+    # Rows the caller may write, not merely of the space: an owner's private rows stay out.
     parent_row = None
     if parent_sent in (Sent.id, Sent.given):
         parent_row = _writable(space, _C.id, _C.list_id).where(_C.id == at.parent_id).cte("parent")
@@ -398,15 +375,14 @@ def _destination(
         (
             and_(d_list.is_not(None), list_changes, in_list + size > TASKS_PER_LIST),
             Refusal.list_full,
-        ),
+        )
     )
 
     refusal = case(*((rule, literal(name.value)) for rule, name in rules), else_=null())
     same_group = None
     if moved is not None:
         same_group = and_(
-            d_list.is_not_distinct_from(current_list),
-            d_parent.is_not_distinct_from(current_parent),
+            d_list.is_not_distinct_from(current_list), d_parent.is_not_distinct_from(current_parent)
         )
     return _Destination(
         refusal=refusal,
@@ -424,8 +400,7 @@ def create_statement(
     shape: tuple[Sent, Sent, Anchor, bool], values: Mapping[str, Any], returning: Any
 ) -> tuple[Any, Any]:
     """`INSERT ... SELECT` of a new task (`values`: column -> expression) placed as `shape`
-    says (its position comes from the database: first at the top level, last under a
-    parent), written only when nothing is refused; and the read of its refusal."""
+    says (the database positions it), written only when nothing is refused; and its refusal."""
     destination, _ = _destination(shape, moving=False, checked=False)
     refusal = _or_unassignable(destination, values)
     names = ["user_id", *values, "list_id", "parent_id"]
@@ -454,9 +429,8 @@ def move_statement(
     returning: Any,
     at: Named = BOUND,
 ) -> tuple[Any, Any]:
-    """One `UPDATE ... FROM plan` moving `at.task_id` (and `values`, the other fields a PATCH
-    or PUT sends, on it alone), its subtree and any respaced siblings; and the read of its
-    refusal. Rows come back for every task written: the moved one is `at.task_id`."""
+    """One `UPDATE ... FROM plan` moving `at.task_id` (with `values`, a PATCH's or PUT's other
+    fields, on it alone), its subtree and any respaced siblings; and its refusal's read."""
     destination, anchor_row = _destination(shape, moving=True, checked=checked, at=at)
     _, _, anchor, stay = shape
     moved, subtree, space = destination.moving, destination.subtree, destination.space
@@ -528,26 +502,23 @@ def move_statement(
 
 
 def _typed(name: str, value: Any) -> Any:
-    """A value for a column, bound with the column's type (a list is JSONB `reminders` or a
-    `text[]`, as the column says), or an expression as it is."""
+    """A value bound with its column's type (a list: JSONB or `text[]`), or an expression."""
     if isinstance(value, ClauseElement):
         return value
     return bindparam(None, value, type_=_C[name].type)
 
 
 def place(siblings: Any, after: Any, before: Any, *, keep: Any, kept: Any) -> tuple[Any, Any]:
-    """The position for an item going between `after` and `before` (positions of `siblings`,
-    a CTE of `id, position` without the item; NULL: no sibling on that side), and a select
-    of the siblings to respace (`id, position`), empty unless the two are adjacent. `keep`:
-    the item stays at `kept`, nothing is respaced."""
+    """The position for an item between `after` and `before` (of `siblings`, a CTE of `id,
+    position` without it; NULL: none on that side) and the siblings to respace (empty unless
+    the two are adjacent). `keep`: the item stays at `kept`."""
     position = siblings.c.position
     bounds = select(
         sql_cast(after, BigInteger).label("after"), sql_cast(before, BigInteger).label("before")
     ).cte("bounds")
     lo, hi = _scalar(select(bounds.c.after)), _scalar(select(bounds.c.before))
     crowded = and_(~keep, lo.is_not(None), hi.is_not(None), hi - lo < 2)
-    # The siblings after `lo`, numbered, each with the next one's position: respace the
-    # shortest run that leaves every gap at least MIN_SPACING (a run to the end: GAP).
+    # The siblings after `lo`, numbered, each with the next one's position.
     tail = (
         select(
             siblings.c.id,

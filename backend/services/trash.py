@@ -1,13 +1,11 @@
-"""The trash (issue 53; specs/api-contract.md, "The trash"): a deleted task with its subtree,
-comments and members' reminders, kept `TRASH_DAYS` in `task_trash` (migration 0048).
+"""The trash (specs/api-contract.md, "The trash"): a deleted task with its subtree, comments
+and members' reminders, kept `TRASH_DAYS` in `task_trash`.
 
-`trashing` makes a DELETE of tasks put what it deletes in the trash in the same statement: a
-data-modifying CTE, so a delete stays one round trip, and `tasks` never holds a trashed row
-(no listing, search, feed page, calendar or limit has one to filter). The DELETE's triggers
-record the deletion as before. `TrashService` lists what the caller may restore (its own
-space's trash, and that of the lists it may edit: `may(task_trash, Action.TASK_WRITE)`, as
-a task's write), restores (`task_trash_restore` inserts the rows again with their ids, so
-the tasks' triggers record them again for everyone who can read them) and purges.
+`trashing` makes a DELETE of tasks trash what it deletes in the same statement (a CTE: one
+round trip, and `tasks` never holds a trashed row to filter). `TrashService` lists what the
+caller may restore (as a task's write: `may(task_trash, Action.TASK_WRITE)`), restores
+(`task_trash_restore` inserts the rows again with their ids, so their triggers record them)
+and purges.
 """
 
 from __future__ import annotations
@@ -57,12 +55,10 @@ _WRITTEN = ["id", "user_id", "list_id", "title", "deleted_by", "snapshot"]
 
 
 def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False) -> Any:
-    """`deleting` (a DELETE of tasks, scoped) as one statement that also puts each task it
-    deletes, with its subtree as the statement's snapshot still holds it, in the trash (a task
-    whose parent the same DELETE deletes is in that parent's entry). `scoped`: the predicate
-    the read of the deleted rows is scoped by (the DELETE's rows: the caller may write them).
-    Returns the trashed tasks' `id` and `title` (`counted`: and how many tasks the DELETE
-    itself deleted, `deleted`)."""
+    """`deleting` (a scoped DELETE of tasks) as one statement that also trashes each task it
+    deletes with its subtree (a subtask deleted with its parent is in the parent's entry).
+    `scoped`: the read of the deleted rows' scope. Returns the trashed tasks' `id` and `title`
+    (`counted`: and how many the DELETE deleted, `deleted`)."""
     gone = deleting.returning(_T.id, _T.parent_id).cte("gone")
     roots = or_(gone.c.parent_id.is_(None), gone.c.parent_id.not_in(select(gone.c.id)))
     snapshots = _snapshots(select(gone.c.id).where(roots))
@@ -78,11 +74,9 @@ def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False)
 
 
 def trashing_lists(deleted: Any) -> Any:
-    """The CTE that puts the top-level tasks of the caller's lists `deleted` (a SELECT of
-    their ids, with the conditions of the DELETE it rides with), each with its subtree, in the
-    trash, in no list: a restore brings them to the top level. The list's DELETE then deletes
-    its tasks by its foreign key's cascade, as before; the caller's change lock, held since the
-    request entered, keeps any other write of its space from coming between the two reads."""
+    """The CTE trashing the top-level tasks of the caller's lists `deleted` (a SELECT of their
+    ids) with their subtrees, in no list (a restore brings them to the top level); the list's
+    DELETE then cascades, the caller's change lock keeping other writes from between."""
     tops = (_T.user_id == bindparam(OWNER), _T.parent_id.is_(None), _T.list_id.in_(deleted))
     snapshots = _snapshots(select(_T.id).where(*tops))
     kept = (
@@ -137,18 +131,15 @@ _PAGE = (
         func.jsonb_array_length(_COMMENTS_KEPT).label("comment_count"),
     )
     .where(
-        _MAY,
-        or_(_BEFORE_AT.is_(None), tuple_(_R.deleted_at, _R.id) < tuple_(_BEFORE, _BEFORE_ID)),
+        _MAY, or_(_BEFORE_AT.is_(None), tuple_(_R.deleted_at, _R.id) < tuple_(_BEFORE, _BEFORE_ID))
     )
     .order_by(_R.deleted_at.desc(), _R.id.desc())
     .limit(_LIMIT)
 )
 
-# Where a restore puts the task: its list if it still exists and the caller may still write
-# in it (else none: the top level), under its parent if that is still in the list and one the
-# caller may write. A member's restore needs the list (no member writes its owner's top level).
-# The trashed task's version when it was deleted: what an If-Match names (`if_match`, the
-# versions it accepts; NULL: no condition).
+# Where a restore puts the task: its list if the caller may still write in it (else the top
+# level; a member's restore needs the list), under its parent if that is still there and
+# writable. An If-Match names the version it was deleted at.
 _VERSION = _R.snapshot["tasks"][0]["version"].astext.cast(BigInteger)
 _IF_MATCH = bindparam("if_match", type_=ARRAY(BigInteger))
 _IF_MATCH_HELD = or_(_IF_MATCH.is_(None), any_(_IF_MATCH) == _VERSION)
@@ -233,9 +224,8 @@ _WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
 # The caller's role in a trashed task's list, where it may read it (a viewer: 403), and the
 # task's version.
 _ROLE = select(role_in(_TRASH), _VERSION).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
-# The trashed task whose entry holds task `trash_id`: itself, or the task it was deleted with
-# (a subtask is in its deleted ancestor's snapshot), by the deletion recorded at `at` (the
-# newest at or before it). A scan of the caller's trash: the failure path of an undo only.
+# The trashed task whose entry holds task `trash_id` (itself, or the ancestor it was deleted
+# with at `at`): a scan of the caller's trash, the failure path of an undo only.
 _HELD = func.jsonb_build_array(func.jsonb_build_object("id", _TRASH_ID))
 _HOLDING = (
     select(_R.id)
@@ -248,9 +238,7 @@ _HOLDING = (
     .limit(1)
 )
 _LOCK = spaces_locked(select(_R.user_id).where(_R.id == _TRASH_ID, _MAY).scalar_subquery())
-# The storage keys a purged snapshot's stored children name (an attachment's bytes: the
-# trash's own rows of them, migration 0079, read before the purge's cascade), deleted once
-# the purge has committed.
+# The storage keys a purged snapshot names (read before the cascade), deleted once it commits.
 _K = TaskTrashStored.__table__.c  # type: ignore[attr-defined]
 _STORED = func.array(select(_K.storage_key).where(_K.trash_id == _R.id).scalar_subquery())
 _PURGE = delete(_TRASH).where(_R.id == _TRASH_ID, _MAY).returning(_R.id, _STORED.label("stored"))
@@ -293,11 +281,9 @@ class TrashService(Scoped):
         return list(rows[:limit]), len(rows) > limit
 
     def restore(self, task_id: int, expected: Expected = None) -> TaskRow:
-        """Bring the trashed task `task_id` (the trash row's id is the task's) back with its
-        subtree, comments, allowed assignees and members' reminders: to its list and parent
-        if they still exist and the caller may still write there, else to the top level of
-        the space; only at a version in `expected` when given (If-Match: the task's when it
-        was deleted). One round trip; a refusal reads why (404, 403, 412 or a limit's 422)."""
+        """Bring the trashed task `task_id` back with its subtree, comments, allowed assignees
+        and members' reminders, to its list and parent where still writable (else the top
+        level); only at a version in `expected` when given. A refusal reads why."""
         if_match = None if expected is None else sorted(expected)
         self._lock_spaces(_LOCK, first=False, trash_id=task_id)
         rows = self._write(RESTORE, trash_id=task_id, if_match=if_match, last=True)
@@ -312,9 +298,8 @@ class TrashService(Scoped):
         raise NotFound(TRASH_NOT_FOUND)
 
     def holding(self, task_id: int, at: datetime) -> int | None:
-        """The trashed task the caller may restore whose entry holds task `task_id` (deleted
-        with a parent, a subtask is in its entry), deleted by the deletion recorded at `at`;
-        None when there is none."""
+        """The trashed task the caller may restore whose entry holds task `task_id`, deleted at
+        `at`; None when there is none."""
         root = self._read(_HOLDING, trash_id=task_id, at=at).scalar()
         return None if root is None else int(root)
 
@@ -346,9 +331,8 @@ def stored_keys(rows: Any) -> list[str]:
 def purge_expired(
     engine: Engine, batch: int = 1000, *, drop: Callable[[list[str]], None] | None = None
 ) -> int:
-    """Remove the trashed tasks past their `TRASH_DAYS`, in batches of their own transaction
-    (the events worker's periodic job); `drop` deletes each batch's stored objects (their
-    bytes) once that batch has committed. Returns how many."""
+    """Remove the trashed tasks past their `TRASH_DAYS` in batches of their own transaction;
+    `drop` deletes each batch's stored bytes once it committed. Returns how many."""
     total = 0
     while True:
         with engine.begin() as conn:

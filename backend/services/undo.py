@@ -1,32 +1,12 @@
-"""Undo one activity entry (issue 53; specs/api-contract.md, "Undo"): the task's changed fields
-back to the values the entry records as old, written only where each still holds the value
-the entry left, so an undo never erases a newer change.
+"""Undo one activity entry (specs/api-contract.md, "Undo"): the task's changed fields back to
+the values the entry records as old, written only where each still holds the value the entry
+left, so an undo never erases a newer change.
 
-Two messages (issue 60: no statement form chosen per kind inside one statement). The first
-reads the entry as the caller may see it (`_WHY`: its kind, whether the caller may undo it,
-what it changed, the task as it is), in a message that commits with the caller's entry; the
-second, a further transaction of the request under the entry's space's change lock, is only
-its kind's statement:
-
-- an update, a completion or a reopening: an UPDATE of the task whose WHERE holds every
-  condition (the entry read again through the access relation, the caller's right to undo
-  it, each changed field still at its new value, If-Match), `_WRITE_BACK`;
-- a deletion: the trash's restore (`trash.restoring`) where the caller may undo the entry,
-  `_RESTORE_BACK`;
-- a move between lists or parents: the move route's own statement
-  (`task_tree.move_statement`), its task, list, parent and old position bound from the entry
-  and the version the first message read, `_MOVE_BACK`.
-
-The database records the undo itself as a change like any other (the `tasks` trigger). A
-statement that wrote nothing is explained from the entry read again (`_refusal`, `_moved`,
-`_undo_delete`): the failure path pays its messages.
-
-What can be undone (`UNDOABLE`, and the contract's table of kinds): an update of any field
-but the task's place among lists and parents (the owner's reminders by the owner alone), a
-completion and a reopening (not the completion of a recurring task's occurrence again:
-completing one creates the next occurrence, which only the task routes do); a deletion; and a
-move between lists or parents (at its old position among its siblings there, or last where
-another task holds it since).
+Two messages: the first reads the entry as the caller may see it (`_WHY`) and commits with the
+caller's entry; the second, under the entry's space's change lock, is only its kind's statement
+(`_WRITE_BACK` for an update, completion or reopening; `_RESTORE_BACK`, the trash's restore, for
+a deletion; `_MOVE_BACK`, the move route's statement, for a move). A statement that wrote
+nothing is explained from the entry read again: the failure path pays its messages.
 """
 
 from __future__ import annotations
@@ -85,44 +65,28 @@ _T = _TASKS.c
 _EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
 _E = _EVENTS.c
 
-# The kinds of entry an undo writes back, and the fields it restores: every field a change
-# records (the `tasks` trigger: every column but the derived counts, `version` and
-# `updated_at`) but those `NOT_RESTORED` names, so a field added to `task_fields.FIELDS` is
-# undone with the others (tests/services/test_undo_fields.py compares them with the table).
-# `position` alone (a reorder among the same siblings) is restored.
+# The kinds an undo writes back, and the fields: every recorded field but `NOT_RESTORED`, so a
+# field added to `task_fields.FIELDS` is undone with the others (test_undo_fields.py).
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
 _UNRECORDED = frozenset({"updated_at"})
+# Not restored: its identity and history; whose space it is in (a transfer moves it); where it
+# is (a move is moved back, `_MOVE_BACK`); the owner's own reminders (`REMINDED`).
 NOT_RESTORED = frozenset(
-    {
-        # Its identity and history: no write changes them.
-        "id",
-        "created_at",
-        "previous_task_id",
-        # Whose space it is in (a list's transfer moves it; never undone).
-        "user_id",
-        # Where it is: a move between lists or parents is moved back (`_MOVE_BACK`).
-        "list_id",
-        "parent_id",
-        # The owner's own (`REMINDED`).
-        "reminders",
-    }
+    {"id", "created_at", "previous_task_id", "user_id", "list_id", "parent_id", "reminders"}
 )
 RESTORED = tuple(
     f.name for f in FIELDS if not f.derived and f.name not in _UNRECORDED | NOT_RESTORED
 )
-# The task's reminders are its owner's own (a member's are a row of its own, never recorded):
-# an entry that changed them is undone by the owner only, by a statement of its own, since a
-# member's write of the column is its own reminders' (`tasks_keep_member_reminders`).
+# The task's reminders are its owner's own: undone by the owner only, by a statement of its own
+# (a member's write of the column is its own reminders', `tasks_keep_member_reminders`).
 REMINDED = (*RESTORED, "reminders")
-# The schedule a task's recurrence derives from: an entry that changed any of it (or the
-# reminders, set against it) is undone only while all of it is as the entry left it, so what
-# is written back is a schedule the task had.
+# An entry that changed the schedule (or the reminders, set against it) is undone only while all
+# of it is as the entry left it: what is written back is a schedule the task had.
 _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
 _SET_AGAINST_SCHEDULE = (*_SCHEDULE, "reminders")
 
 ENTRY_NOT_FOUND = "Activity entry not found"
-# The entry's task as the caller reads it now is none: deleted, or moved where the caller
-# cannot read it (a list it is no member of). One answer for both: it tells them not apart.
+# Deleted, or moved out of the caller's reach: one answer for both tells them not apart.
 TASK_GONE = "The task no longer exists or is out of your reach"
 NOTHING_OF_YOURS = "No change of yours to undo"
 NOT_YOURS = "Only its author, or an admin of the list it happened in, may undo this change"
@@ -132,10 +96,9 @@ _MOVED = ("list_id", "parent_id", "position")
 
 _NAMED = bindparam("event_id", type_=BigInteger)
 LIST_DELETED = "list.deleted"
-# The entry named, or without one (NULL) the caller's newest change it may still see of a kind
-# undo takes ("undo that"), looked up only then: a deletion too (restored), and a list's
-# deletion (refused, saying where its tasks went), whose tasks' own deletion entries, recorded
-# after it, are not the newest change (undoing one would bring back one task of the list).
+# The entry named, else (NULL) the caller's newest undoable change it may still see ("undo
+# that"); a list's deletion counts (refused, saying where its tasks went), its tasks' own
+# deletion entries after it do not (undoing one would bring back one task of the list).
 _LAST_KINDS = (*UNDOABLE, ChangeType.deleted.value, LIST_DELETED)
 _MINE = _EVENTS.alias("mine_last")
 _LIST_GONE = _EVENTS.alias("list_gone")
@@ -163,10 +126,9 @@ _ENTRY = func.coalesce(
     )
     .scalar_subquery(),
 )
-# The change locks of the caller and the entry's space, ahead of the undo's write in its
-# message (a member's undo takes the owner's: specs/events.md, "Lock order across spaces"),
-# the entry named by its id (`_LOCK`), or, where the first message cannot commit itself (an
-# Idempotency-Key's check holds it), ahead of that message, the entry as it finds it.
+# The caller's and the entry's space's change locks (specs/events.md, "Lock order across
+# spaces"): ahead of the write (`_LOCK`), or ahead of the first message where it cannot commit
+# itself, an Idempotency-Key's check holding it (`_LOCK_FIRST`).
 _LOCK = spaces_locked(
     select(_E.user_id).where(_E.id == _NAMED, may(_EVENTS, Action.LIST_READ)).scalar_subquery()
 )
@@ -184,8 +146,7 @@ def _record(json: Any) -> Any:
     return func.jsonb_populate_record(literal_column("NULL::tasks"), json)
 
 
-# The entry named as the caller may see it, with the task's rows before and after it: `was`
-# is the row the change left with each changed field's old value over it.
+# The entry with the task's rows after it (`now`) and before it (`was`: each old value over it).
 _OLD_VALUES = (
     select(func.jsonb_object_agg(literal_column("c.key"), literal_column("c.value -> 0")))
     .select_from(func.jsonb_each(_E.changes).alias("c"))
@@ -232,8 +193,7 @@ def _undoable(names: tuple[str, ...]) -> ColumnElement[bool]:
 
 
 def _unchanged_since(names: tuple[str, ...]) -> ColumnElement[bool]:
-    """Every field of `names` the entry changed still holds the value it left (and, where it
-    changed the schedule or the reminders, the whole schedule)."""
+    """Every field of `names` the entry changed (and a changed schedule whole) is as it left it."""
     held = [
         or_(~_changed(name), _T[name].is_not_distinct_from(_field("now", name))) for name in names
     ]
@@ -247,9 +207,8 @@ _S = _SIBLING.c
 
 
 def _allowed_now() -> ColumnElement[bool]:
-    """What the task's own rules ask of the values written back: assignees still allowed in
-    its list, no recurrence on a subtask, no recurring occurrence completed again, and a
-    reorder's old place among its siblings still free (their positions are unique)."""
+    """The task's rules on the values written back: assignees allowed in its list, no recurrence
+    on a subtask, no recurring occurrence completed again, a reorder's old place still free."""
     back = _field("was", "completed")
     taken = exists(
         select(_S.id).where(
@@ -274,9 +233,8 @@ _TAGS = bindparam("etags", type_=ARRAY(Text))
 
 
 def _undo_statement(names: tuple[str, ...], if_match: bool) -> Any:
-    """The UPDATE writing back the fields `names` (`RESTORED`, or with the owner's reminders
-    `REMINDED`): each its old value where the entry changed it, else as stored. `if_match`:
-    only at a task's `<id>-<version>` in `etags`."""
+    """The UPDATE writing back `names` (`RESTORED`, `REMINDED`) where the entry changed them;
+    `if_match`: only at a task's `<id>-<version>` in `etags`."""
     values: dict[str, Any] = {
         name: literal_column(
             f"CASE WHEN undone.changes ? '{name}' THEN (undone.was).{name} ELSE tasks.{name} END",
@@ -286,8 +244,7 @@ def _undo_statement(names: tuple[str, ...], if_match: bool) -> Any:
     }
     conditions: list[ColumnElement[bool]] = []
     if if_match:
-        tagged_task = func.concat(_T.id, literal_column("'-'"), _T.version) == any_(_TAGS)
-        conditions.append(tagged_task)
+        conditions.append(func.concat(_T.id, literal_column("'-'"), _T.version) == any_(_TAGS))
     if "reminders" in names:  # only an entry that changed them, undone by the task's owner
         conditions += [_changed("reminders"), _T.user_id == bindparam(OWNER)]
     statement = owned_task(update(Task), Action.TASK_WRITE).where(
@@ -304,17 +261,15 @@ def _undo_statement(names: tuple[str, ...], if_match: bool) -> Any:
     )
 
 
-# An update's, completion's or reopening's statement, by the fields it may write back and
-# whether If-Match was sent.
+# By the fields it may write back and whether If-Match was sent.
 _WRITE_BACK = {
     (names, if_match): _undo_statement(names, if_match)
     for names in (RESTORED, REMINDED)
     for if_match in (False, True)
 }
 
-# Why an undo wrote nothing, and what the first message reads: the entry as the caller may
-# see it, whether it may undo another's change there, and the task as the caller reads it now
-# (NULL: gone, or out of its reach) with the caller's role in its list.
+# The first message, and why an undo wrote nothing: the entry as the caller may see it, and the
+# task as the caller reads it now (NULL: gone, or out of its reach) with its role in the list.
 _NOW = _TASKS.alias("now_task")
 _N = _NOW.c
 _CURRENT = (
@@ -338,19 +293,16 @@ _WHY = select(
     _CURRENT.label("current"),
 ).where(_E.id == _ENTRY, may(_EVENTS, Action.LIST_READ))
 
-# A deletion's entry names its task, restored from the trash (`trash.restoring`: where it
-# goes back to, and who may restore it) where the caller may undo the entry.
+# A deletion's task restored from the trash (`trash.restoring`) where the caller may undo it.
 _TRASH_ID = bindparam("trash_id", type_=BigInteger)
 _RESTORE_BACK = {
     if_match: restoring(_TRASH_ID, _MAY_UNDO, *([tagged(_TAGS)] if if_match else []))
     for if_match in (False, True)
 }
 
-# A move between lists or parents, moved back by the move route's statement: to the list and
-# parent it left (`Sent.given`: either may be none; under a parent, that parent's list as it is
-# now), at its old position where no sibling holds it, else last, with the route's every
-# check of the destination; only at the version of the task the first message read (where
-# the move left it), and only where the caller may undo the entry (else it names no task).
+# A move undone by the move route's statement: to the list and parent it left (`Sent.given`),
+# at its old position where free, else last; at the version the first message read, and only
+# where the caller may undo the entry (else it names no task).
 _UNDONE_TASK = select(case((_MAY_UNDO, TASK_ID), else_=null()).label("id")).cte("undone_task")
 _BACK = Named(
     task_id=select(_UNDONE_TASK.c.id).scalar_subquery(),  # read once, named in many places
@@ -382,9 +334,7 @@ class UndoService(Scoped):
     )
     def undo(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
         """Write back what entry `event_id` (None: the caller's newest change) changed; the
-        task as it is then. `tags`: the (task id, version) pairs an If-Match accepts (None:
-        no condition). The entry is read first (a message that commits with the caller's
-        entry), then only its kind's statement is sent."""
+        task as it is then. `tags`: the (task id, version) pairs an If-Match accepts."""
         if not self._send.can_finish:  # held open: the locks first, for both messages
             self._lock_spaces(_LOCK_FIRST, event_id=event_id)
         rows = self._write(_WHY, event_id=event_id, last=True)  # a read: committing the entry
@@ -398,8 +348,7 @@ class UndoService(Scoped):
         return self._write_back(found, tags)
 
     def _again(self, found: Any) -> None:
-        """The second message: a further transaction of the request (the first committed),
-        under the caller's and the entry's space's change locks."""
+        """The second message: a further transaction, under the spaces' change locks."""
         if self._send.can_begin_again:
             self._send.begin_again()
         self._lock_spaces(_LOCK, first=False, event_id=found.id)
@@ -441,8 +390,7 @@ class UndoService(Scoped):
         return _undo_delete(self, found.task_id, found.at, tags)
 
     def _move_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
-        """A move between lists or parents moved back (`_MOVE_BACK`) from where the move put
-        it, at the version read; else why, as the move route says it (`_moved`)."""
+        """A move moved back (`_MOVE_BACK`) at the version read; else why (`_moved`)."""
         back = self._placed_back(found, tags)
         values = {
             "event_id": found.id,
@@ -461,10 +409,8 @@ class UndoService(Scoped):
         return self._moved(self._why(found), tags)
 
     def _placed_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> Any:
-        """Where a move entry `found` (`_WHY`'s row) puts its task back, once the caller may
-        undo it there: the task as it is now (`current`), its old `list_id`, `parent_id` and
-        `position`; else the error (the caller's role, If-Match, a subtask that moved with its
-        parent, a newer change)."""
+        """Where move entry `found` puts its task back (its old `list_id`, `parent_id`,
+        `position`) with the task now (`current`), once the caller may undo it; else the error."""
         current = self._admitted(found, tags)
         changed = set(found.changes)
         if "list_id" in changed and "parent_id" not in changed and found.left.get("parent_id"):
@@ -479,11 +425,8 @@ class UndoService(Scoped):
         )
 
     def _moved(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
-        """A move `_MOVE_BACK` did not move back: why, as the move route says it (the caller's
-        role, a newer change, If-Match, then the move itself at the version read here, whose
-        refusal names the rule: the list or parent gone, a list full). Its further statement
-        is the failure path's; were it to succeed (the obstacle gone in between), it is the
-        undo done, at the version checked."""
+        """A move `_MOVE_BACK` did not move back: why, as the move route says it (the move
+        itself, at the version read here, names the rule; should it succeed, the undo is done)."""
         back = self._placed_back(found, tags)
         # As `_MOVE_BACK` places it: under its old parent, in that parent's list as it is now.
         if back.parent_id is not None:
@@ -498,8 +441,7 @@ class UndoService(Scoped):
         return moving.move(int(current["id"]), placement, frozenset({int(current["version"])}))
 
     def _admitted(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
-        """The task as it is now, once the caller may undo entry `found` (`_WHY`'s row) on it:
-        else the error (the task gone, the caller's role, If-Match)."""
+        """The task as it is now, once the caller may undo entry `found` on it; else the error."""
         current: dict[str, Any] | None = found.current
         if current is None:
             raise Conflict(TASK_GONE)
@@ -513,9 +455,8 @@ class UndoService(Scoped):
         return current
 
     def _undoable(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
-        """The checks of an entry `found` (`_WHY`'s row) that need no write, made before its
-        statement is sent: its kind, the caller's right, If-Match, the fields it changed;
-        the task as it is now."""
+        """The checks of entry `found` needing no write (its kind, the caller's right, If-Match,
+        the fields it changed); the task as it is now."""
         if found.type not in UNDOABLE:
             raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
         current = self._admitted(found, tags)
@@ -608,8 +549,7 @@ _NOT_UNDONE: dict[str, str] = {
 def _newer(
     changes: Mapping[str, Any], left: Mapping[str, Any], current: Mapping[str, Any]
 ) -> list[str]:
-    """The fields a later change touched: changed by the entry (or, where it changed the
-    schedule, of the schedule) and no longer the value it left."""
+    """The fields the entry changed (a changed schedule whole) no longer as it left them."""
     names = set(changes)
     if names & set(_SET_AGAINST_SCHEDULE):
         names |= set(_SCHEDULE)
@@ -619,12 +559,9 @@ def _newer(
 def _undo_delete(
     service: UndoService, task_id: int, at: datetime, tags: frozenset[tuple[int, int]] | None
 ) -> TaskRow:
-    """A deletion the undo's statement did not restore: why, from the restore itself
-    (`TrashService.restore`: who may, If-Match, the limits); or a subtask deleted with its
-    parent, restored by restoring that parent (the deletion recorded at `at`), answering with
-    the subtask. The undo's own statement committed nothing, so each step is a further
-    transaction of the request. A task in no trash the caller reaches (purged, restored
-    already, past its 30 days) is 409."""
+    """A deletion the undo's statement did not restore: why, from `TrashService.restore`; or a
+    subtask deleted with its parent (at `at`), restored with that parent. Each step is a
+    further transaction; a task in no trash the caller reaches is 409."""
     send = service._send
     trash = TrashService(send, service.user_id)
     expected = None if tags is None else frozenset(v for t, v in tags if t == task_id)

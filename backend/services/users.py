@@ -20,13 +20,9 @@ _USERS = User.__table__.c  # type: ignore[attr-defined]
 _USER_COLUMNS = tuple(_USERS)
 # What a request needs of its caller's account: the id, and the version tokens must carry.
 # Prebuilt once: it runs on every authenticated request.
-# The same, for a request that may change tasks: it also takes the caller's change lock
-# (migration 0008), so the caller's changes commit in the order the change feed numbers them,
-# and the lock is always taken before any row lock (no lock-order deadlock with the trigger).
-# An account's deletion, with the storage keys of the objects it may remove (read in the
-# statement's snapshot, before its cascades): its space's stored children's (attachments',
-# ...) and its trash's, from the registry (migration 0079). Some stay: a shared list is handed
-# over with its tasks' files.
+# The same taking the caller's change lock before any row lock, so its changes commit in feed order.
+# An account's deletion, with the storage keys it may remove (read before its cascades; a
+# handed-over list keeps its files).
 _DELETE = text(
     "DELETE FROM users WHERE id = :owner RETURNING task_stored_keys_of(:owner) AS keys"
 ).bindparams(bindparam(OWNER, type_=Text))
@@ -70,10 +66,8 @@ class UserService:
         return user
 
     def refuse(self) -> NoReturn:
-        """Sign-in with credentials that cannot be valid (the OAuth2 form takes any string: a
-        malformed email, an empty or over-long password): the wrong-credentials 401, after a
-        hash verification as `authenticate` does, so neither status nor timing tells them
-        apart from a wrong password, for an existing account or not."""
+        """Sign-in with credentials that cannot be valid: the wrong-credentials 401 after a hash
+        verification, so neither status nor timing tells them from a wrong password."""
         verify_password("", None)
         raise Unauthorized(INVALID_CREDENTIALS)
 
@@ -93,9 +87,7 @@ class UserService:
         Rule.TRASH_STAYS,
     )
     def delete(self, user_id: str) -> list[str]:
-        """Delete the account: each of its lists shared with others is handed over first
-        (migration 0032), then its rows go with it (ON DELETE CASCADE), its memberships too
-        (which unassigns it). Returns the storage keys its files had, a handed-over list's
-        included (`AttachmentService.forgotten` says which are gone)."""
+        """Delete the account (its shared lists handed over first, then its rows by cascade).
+        Returns its files' storage keys (`AttachmentService.forgotten` says which are gone)."""
         rows = self._send.write(_DELETE, {OWNER: user_id})
         return [str(key) for row in rows for key in row.keys]
