@@ -249,7 +249,7 @@ class EdgeMiddleware:
             return
         received = 0
 
-        async def counting_receive() -> Message:
+        async def counting_receive() -> Message:  # a body of no declared length
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
@@ -261,7 +261,8 @@ class EdgeMiddleware:
             return message
 
         try:
-            await self.app(scope, counting_receive, send)
+            # A declared length frames the body (the server reads no more than it says).
+            await self.app(scope, receive if declared is not None else counting_receive, send)
         except Exception as exc:
             logger.error(
                 "unhandled error on %s %s (request id %s)",

@@ -45,9 +45,10 @@ from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services import dav_tags as tags
 from backend.services.dav_objects import DavObjectService, Looked, Sought
 from backend.services.registry import UnitOfWork
+from backend.services.task_placement import placement_of
 from backend.services.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
-from backend.services.task_statements import PLACED, completion
-from backend.services.task_update import Created
+from backend.services.task_statements import COMPLETED_AT_SENT, PLACED, completion
+from backend.services.task_update import created
 from backend.services.tasks import TaskService
 
 _UID_TAKEN = "Another object of this collection has this UID"
@@ -369,19 +370,22 @@ def _create(
     # lookup's transaction goes on) or after a completed copy's read of its collection in a
     # transaction of ours, with the COMMIT.
     alone = not locking and dav.can_finish()
-    then = dav.keep_with_create(parsed.uid, name, kept) if alone else None
+    thens = (dav.keep_with_create(parsed.uid, name, kept),) if alone else ()
     dav.claim(_sought(list_id, name, parsed))
     try:
-        created = TaskCreate.model_validate(fields)
+        data = TaskCreate.model_validate(fields)
+        values = created(data)
+        if parsed.completed_at is not None:  # the client's COMPLETED, else now
+            values[COMPLETED_AT_SENT.key] = parsed.completed_at
         tasks: TaskService = work.service(TaskService)
-        task = tasks.create(Created(created, then, parsed.completed_at))
+        task = tasks.write_new(data, values, placement_of(data, None), thens)
     except Taken as taken:
         if taken.what == "uid":
             raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN) from None
         if (if_none is not None and if_none.strip() == "*") or locking:
             raise PreconditionFailed(NAME_TAKEN) from None
         raise _Changed from None
-    if then is None:
+    if not thens:
         dav.keep(task.id, parsed.uid, name, kept)
     return Stored(task, kept)
 

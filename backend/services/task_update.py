@@ -39,6 +39,7 @@ from backend.services.task_schedule import (
 from backend.services.task_sending import TaskSending, Then
 from backend.services.task_statements import (
     ACCESS,
+    AS_SENT,
     GET_WRITABLE,
     TASK_VIEW,
     move_statements,
@@ -76,17 +77,6 @@ class InList:
 
     change: TaskUpdate
     list_name: str
-
-
-@dataclass(frozen=True)
-class Created:
-    """A create written with more in its statement (`TaskService.create`): `then`, a statement
-    that writes from the new row (a calendar client's object kept beside it); `completed_at`,
-    when a task created completed was completed, as its writer says (else now)."""
-
-    data: TaskCreate
-    then: Then | None = None
-    completed_at: datetime | None = None
 
 
 class TaskUpdating(TaskSending):
@@ -341,6 +331,15 @@ class TaskUpdating(TaskSending):
         statement = updating(values, *conditions)
         rows = self._write_then(statement, then, task_id=task_id, last=last)
         return cast(TaskRow, rows[0]) if rows else None
+
+
+def created(data: TaskCreate) -> dict[str, Any]:
+    """What a create writes of `data` (`TaskService.write_new`): its fields as sent, and its
+    schedule planned (a recurring task's series starts at its due date)."""
+    schedule = plan_schedule(
+        data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
+    )
+    return {**data.model_dump(include=AS_SENT), "completed": data.completed, **schedule}
 
 
 def replanned(
