@@ -20,6 +20,7 @@ from backend.models.task import due_value, reminders_json
 from backend.recurrence import Schedule, day_start
 from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
+from backend.services.rules import Rule, fires
 from backend.services.task_placement import (
     anchor_field,
     other_owner,
@@ -68,6 +69,18 @@ _NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
     Refusal.anchor: ("anchor_id", ACCESS, "task_id"),
     Refusal.list: ("list_id", LIST_ROLE, "list_id"),
 }
+# What a change of one task may fire (`TaskService.update`, `write_over`).
+CHANGE_RULES = (
+    Rule.PLACE,
+    Rule.COMPLETE_SUBTASKS,
+    Rule.REOPEN_ANCESTORS,
+    Rule.SUBTASK_COUNTS,
+    Rule.REMINDERS,
+    Rule.PRIVATE_REMINDERS,
+    Rule.SUCCESSOR_SUBTASKS,
+    Rule.CHILDREN_FOLLOW,
+    Rule.UNASSIGN_ON_MOVE,
+)
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,7 @@ class TaskUpdating(TaskSending):
                 return task
         raise Conflict("The task changed while it was being written; retry")
 
+    @fires(*CHANGE_RULES)
     def write_over(
         self,
         current: TaskRow,

@@ -69,7 +69,7 @@ from backend.services.task_statements import (
     owned_task,
 )
 from backend.services.task_tree import Placement, Refusal, Sent, spaces_lock
-from backend.services.task_update import InList, TaskUpdating, created
+from backend.services.task_update import CHANGE_RULES, InList, TaskUpdating, created
 from backend.services.versions import Expected, version_in
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -243,17 +243,7 @@ class TaskService(TaskUpdating):
             self._refuse(refusal, placement, {**placement.values(), "assignees": data.assignees})
         return cast(TaskRow, rows[0])
 
-    @fires(
-        Rule.PLACE,
-        Rule.COMPLETE_SUBTASKS,
-        Rule.REOPEN_ANCESTORS,
-        Rule.SUBTASK_COUNTS,
-        Rule.REMINDERS,
-        Rule.PRIVATE_REMINDERS,
-        Rule.SUCCESSOR_SUBTASKS,
-        Rule.CHILDREN_FOLLOW,
-        Rule.UNASSIGN_ON_MOVE,
-    )
+    @fires(*CHANGE_RULES)
     def update(
         self, task_id: int, change: TaskUpdate | InList, expected: Expected = None
     ) -> TaskRow:
