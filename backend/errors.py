@@ -118,13 +118,13 @@ class PreconditionFailed(AppError):
 class Taken(PreconditionFailed):
     """A write that needs a name or a UID free found it held when it ran (the database refused
     it, `TA412`: a CalDAV create whose href or UID a concurrent create took). `what`: "name"
-    or "uid"."""
+    or "uid"; `read`: what the refusing statement read for the request's next step."""
 
     message = "Another object of this collection holds this name or UID"
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, read: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.what = what
+        self.what, self.read = what, read
 
 
 class IdempotencyKeyMismatch(InvalidRequest):
