@@ -114,13 +114,14 @@ class PreconditionFailed(AppError):
 
 
 class Taken(PreconditionFailed):
-    """A CalDAV create whose name or UID (`what`) a concurrent create took (`TA412`)."""
+    """A CalDAV create whose name or UID (`what`) a concurrent create took (`TA412`); `read`:
+    what the refusing statement read for the request's next step."""
 
     message = "Another object of this collection holds this name or UID"
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, read: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.what = what
+        self.what, self.read = what, read
 
 
 class IdempotencyKeyMismatch(InvalidRequest):

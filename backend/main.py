@@ -17,7 +17,7 @@ from fastapi_offline import FastAPIOffline
 from backend.api import openapi
 from backend.api.deps import document_security
 from backend.api.errors import install_error_handlers
-from backend.api.middleware import EdgeMiddleware
+from backend.api.middleware import EdgeMiddleware, bounded
 from backend.api.routes import api_router, tag_descriptions
 from backend.api.routes.attachments import UPLOAD_PATH, upload_body_limit
 from backend.auth.password_cache import VerifiedPasswords
@@ -25,7 +25,7 @@ from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
 from backend.chat.stack import Preload
 from backend.config import Settings, get_settings
-from backend.dav.routes import DAV_PATHS
+from backend.dav.routes import DAV_PATHS, own_bodies
 from backend.dav.routes import router as dav_router
 from backend.db.engine import create_db_engine, resolve_database_url
 from backend.db.migrations import migrate_up, migration_ids
@@ -46,6 +46,7 @@ Success bodies are `{"data": ...}` (lists add `"meta"`); errors are
 """
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_UPLOAD = re.compile(UPLOAD_PATH)
 
 
 def _accept_request_id(value: str) -> bool:
@@ -143,14 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         hsts_max_age=settings.hsts_max_age_seconds,
         max_body_size=settings.max_body_bytes,
-        large_bodies=[
-            (
-                "POST",
-                re.compile(UPLOAD_PATH),
-                upload_body_limit(settings.attachments_max_file_bytes),
-            ),
-            # DAV's bodies (a VTODO, a REPORT) are bounded by its routes, in its error body.
-            ("*", DAV_PATHS, None),
+        mounts=[
+            ("POST", _UPLOAD, bounded(upload_body_limit(settings.attachments_max_file_bytes))),
+            ("*", DAV_PATHS, own_bodies),
         ],
         cors_origins=settings.cors_origins,
         cors_allow_headers=[

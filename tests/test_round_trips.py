@@ -1026,7 +1026,7 @@ def test_a_dav_request_of_a_password_not_yet_verified_costs_the_check_more(
         # A subtask no client wrote, its body naming no parent: it stays, one message.
         ("subtask", "", 1),
         # A series written without its rule: refused, the lookup read in the same message
-        # (`Sender.beside`), classified, written: two.
+        # (in its refusal: `dav_statements.LOOKED`), classified, written: two.
         ("series", "DUE:20261201T090000Z\r\n", 2),
         # A subtask its client's last object placed under its parent, its body naming none:
         # moved to the top, from the lookup read in the refused message: two.

@@ -35,6 +35,7 @@ from backend.config import Settings
 from backend.main import create_app
 from backend.models.task_children import CHILDREN
 from backend.services.rules import PLUMBING, RULES, DatabaseRule
+from tests.api.test_app_passwords import basic, create
 from tests.chat import fake_model
 from tests.chat.conftest import chat_settings
 from tests.chat.fake_model import FakeModel, Reply
@@ -59,8 +60,6 @@ from tests.resources import (
 # parameter, the body schema's first sample: tests/resources.py, as the isolation guards make
 # them) can send, and why. A new resource's plain routes are generated: no entry here.
 NOT_REQUESTED = {
-    "PUT /dav/calendars/{segment}/{name:path}": "a CalDAV PUT is TaskService's create or "
-    "update (walked above), signed in with an app password: tests/dav/test_objects.py",
     "DELETE /dav/calendars/{segment}/{name:path}": "a CalDAV DELETE is TaskService's delete "
     "(walked above), signed in with an app password: tests/dav/test_objects.py",
     "DELETE /dav/calendars/{segment}": "a CalDAV collection's DELETE is ListService's delete "
@@ -377,13 +376,15 @@ def test_requests_fire_what_their_methods_name(
         setup: bool = False,
         by: Account = alice,
         template: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         spied()
         tracer.called.clear()
         tracer.recording = not setup
         try:
+            sent = body_of(method, template or path, body) if headers is None else {"content": body}
             response: httpx.Response = client.request(
-                method, path, **body_of(method, template or path, body), headers=by.headers
+                method, path, **sent, headers=headers or by.headers
             )
         finally:
             tracer.recording = False
@@ -403,7 +404,9 @@ def test_requests_fire_what_their_methods_name(
             )
             for walked_method in tracer.called:
                 seen.setdefault(walked_method, set()).update(fired & declared[walked_method])
-        return response.json().get("data") if response.content else None
+        if headers is not None or not response.content:
+            return None
+        return response.json().get("data")
 
     def task(setup: bool = True, **body: Any) -> int:
         return int(call("POST", "/api/tasks", {"title": "t", **body}, setup=setup)["id"])
@@ -433,6 +436,28 @@ def test_requests_fire_what_their_methods_name(
     parent, child = completed_parent()
     call("PATCH", f"/api/tasks/{child}", {"completed": False})
     call("PATCH", f"/api/tasks/{task(**_REMINDED)}", {"due_date": "2999-02-01T09:00:00Z"})
+
+    # A schedule change is written over the row read (`write_over`): each rule it names.
+    call("PATCH", f"/api/tasks/{series_with_checklist()}", {"completed": True, **_REMINDED})
+    parent, child = completed_parent()
+    call("PATCH", f"/api/tasks/{child}", {"completed": False, "due_date": _DUE})
+    call("PATCH", f"/api/tasks/{task()}", {"parent_id": completed_parent()[0], "due_date": _DUE})
+    # CalDAV writes by href compose the same public statements (`write_new`, `write_over`): a
+    # create, and a series' object sent back completed.
+    made = create(client, alice, "rules")
+    dav = basic(made["username"], made["password"])
+    calendar = "/dav/calendars/no-list/"
+    put = {**dav, "Content-Type": "text/calendar; charset=utf-8"}
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VTODO\r\n"
+        "UID:rules-1\r\nDTSTAMP:20261116T090245Z\r\nSUMMARY:r\r\nDUE:29990104T090000Z\r\n"
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\n"
+        "END:VTODO\r\nEND:VCALENDAR\r\n"
+    )
+    call("PUT", f"{calendar}rules-1.ics", body, headers={**put, "If-None-Match": "*"})
+    served = f"{calendar}task-{series_with_checklist()}@task-api.ics"
+    got = client.get(served, headers=dav).content.replace(b"NEEDS-ACTION", b"COMPLETED")
+    call("PUT", served, got, headers=put)
 
     # undo: a subtask's reopening undone completes it again (counts); its completion undone
     # reopens it and its parent; a listed, reminded task's due date undone reschedules both
@@ -516,6 +541,7 @@ def test_requests_fire_what_their_methods_name(
     second = int(call("POST", "/api/lists", {"name": "Second"}, setup=True)["id"])
     mine = {"list_id": first, "assignees": [alice.id]}
     call("PATCH", f"/api/tasks/{task(**mine)}", {"list_id": second})
+    call("PATCH", f"/api/tasks/{task(**mine)}", {"list_id": second, "due_date": _DUE})
     call("POST", f"/api/tasks/{task(**mine)}/move", {"list_id": second})
     moving = [{"op": "move", "id": task(**mine), "list_id": second}]
     call("POST", "/api/tasks/bulk", {"operations": moving})

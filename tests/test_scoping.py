@@ -480,7 +480,6 @@ OUTSIDE_THE_EXECUTOR = {
     "every step first",
     ("backend.db.scope", "Scoped._ahead"): "the executor: binds, the sender checks as it renders",
     ("backend.db.scope", "Scoped._at_commit"): "the executor: binds, the sender checks, queues",
-    ("backend.db.sender", "Sender.beside"): "the sender: renders (compiles and checks) a read",
     ("backend.db.sender", "Sender.ahead"): "the sender: renders (compiles and checks) a statement",
     ("backend.db.sender", "Sender.at_commit"): "the sender: renders (compiles and checks)",
     ("backend.db.sender", "Sender.commit"): "the sender: COMMIT with what was queued (checked)",

@@ -36,9 +36,10 @@ CEILINGS = {
     # it was 59, and 97 on the listing that switched a member of nothing to its second form.
     "GET /api/tasks": 58,
     "GET /api/tasks/{task_id}": 36,
-    "PATCH /api/tasks/{task_id}": 51,
-    "PATCH /api/tasks/{task_id}/complete": 48,
-    "POST /api/tasks": 55,
+    "PATCH /api/tasks/{task_id}": 50,
+    "PATCH /api/tasks/{task_id}/complete": 47,
+    # `created`'s values written by `write_new`: DAV composes its create from the same two.
+    "POST /api/tasks": 56,
 }
 
 

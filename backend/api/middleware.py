@@ -19,15 +19,15 @@ In order, outermost first (the request id, `asgi_correlation_id`, is set just ou
    httptools protocol passes all three on). A request on a connection the server opened beyond
    `HTTP_MAX_CONNECTIONS` (`backend/server.py` marks it): 503 with `Retry-After: 1` and
    `Connection: close`, except `GET /health`, which must keep telling a probe the worker lives.
-4. **CORS**, Starlette's, wrapped around the rest: preflights end here.
-5. **Trailing slash**: `/api/tasks/` is routed exactly like `/api/tasks`, with no redirect (a
+4. **Trailing slash**: `/api/tasks/` is routed exactly like `/api/tasks`, with no redirect (a
    redirect drops the Authorization header in some clients and costs a round trip).
-6. **Body size**: a declared `Content-Length` over the limit is refused before anything is
-   read; a streamed body is counted as it arrives (FastAPI's own `max_body_size` answers in
-   plain text from outside every middleware). Larger bodies are admitted only where
-   `large_bodies` says (an attachment's upload: its per-file maximum plus the multipart's
-   overhead); DAV's routes read theirs themselves, bounded, after their sign-in, and refuse
-   past `backend/dav/xml.py` `MAX_BODY_BYTES` with a DAV error body.
+5. **CORS**, Starlette's, wrapped around the rest: preflights end here.
+6. **Body size**, each mount's (`mounts`: where a route is mounted, its step, declared there;
+   `bounded` by default): a declared `Content-Length` over the limit is refused before
+   anything is read; a body of no declared length is counted as it arrives (FastAPI's own
+   `max_body_size` answers in plain text from outside every middleware). An attachment's
+   upload is bounded by its per-file maximum plus the multipart's overhead; CalDAV's mount
+   reads its bodies itself (backend/dav/routes.py `own_bodies`).
 7. **Unhandled errors**: the 500 envelope, logged with the request id. Starlette's last-resort
    handler sits outside every middleware, so its answer would miss the request id, CORS and
    the protective headers.
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -89,26 +89,28 @@ class EdgeMiddleware:
         metrics: HttpMetrics | None,
         hsts_max_age: int,
         max_body_size: int,
-        large_bodies: Sequence[tuple[str, re.Pattern[str], int | None]] = (),
+        mounts: Sequence[tuple[str, re.Pattern[str], Step]] = (),
         cors_origins: Sequence[str],
         cors_allow_headers: Sequence[str],
         cors_expose_headers: Sequence[str],
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body_size = max_body_size
-        # (method or `*`, path pattern, the most bytes that route's body may hold; None: the
-        # route reads its body bounded itself)
-        self.large_bodies = tuple(large_bodies)
-        self.cors = CORSMiddleware(
-            self._inside_cors,
-            allow_origins=cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=cors_allow_headers,
-            expose_headers=cors_expose_headers,
-            max_age=600,
-        )
+
+        def cors(step: Step) -> ASGIApp:
+            return CORSMiddleware(
+                step(app),
+                allow_origins=cors_origins,
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=cors_allow_headers,
+                expose_headers=cors_expose_headers,
+                max_age=600,
+            )
+
+        self.cors = cors(bounded(max_body_size))
+        # (method or `*`, path pattern, CORS around that mount's own steps 6-7)
+        self.mounts = tuple((method, pattern, cors(step)) for method, pattern, step in mounts)
         common: HeaderList = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -179,16 +181,29 @@ class EdgeMiddleware:
                 refusal = error_response(400, "BAD_REQUEST", message)
             if refusal is not None:
                 await refusal(scope, receive, respond)
-            elif not head:
-                await self.cors(scope, receive, respond)
             else:
-                inner = {**scope, "method": "GET"}
-                try:
-                    await self.cors(inner, receive, respond)
-                finally:
-                    # The access log and the metrics read the matched route from this scope.
-                    if "route" in inner:
-                        scope["route"] = inner["route"]
+                # Step 4, trailing slash: in place, not on a copy (the access log reads the
+                # matched route from the same scope dict the router writes it to).
+                path: str = scope["path"]
+                if len(path) > 1 and path.endswith("/"):
+                    scope["path"] = path = path.rstrip("/") or "/"
+                    raw = scope.get("raw_path")
+                    if isinstance(raw, bytes):
+                        scope["raw_path"] = raw.rstrip(b"/") or b"/"
+                inside = self.cors  # step 5, then the mount's steps 6-7
+                for verb, pattern, mounted in self.mounts:
+                    if verb in (scope["method"], "*") and pattern.match(path):
+                        inside = mounted
+                if not head:
+                    await inside(scope, receive, respond)
+                else:
+                    inner = {**scope, "method": "GET"}
+                    try:
+                        await inside(inner, receive, respond)
+                    finally:
+                        # The access log and the metrics read the matched route from this scope.
+                        if "route" in inner:
+                            scope["route"] = inner["route"]
         finally:
             seconds = perf_counter() - started
             # If the app failed before answering, the client got a 500 (or nothing).
@@ -219,24 +234,21 @@ class EdgeMiddleware:
                 tool_status=tool_status,
             )
 
-    async def _inside_cors(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Steps 5-7: trailing slash, body size, unhandled errors."""
-        path: str = scope["path"]
-        if len(path) > 1 and path.endswith("/"):
-            # In place, not on a copy: the access log reads the matched route from the same
-            # scope dict the router writes it to.
-            scope["path"] = path.rstrip("/") or "/"
-            raw = scope.get("raw_path")
-            if isinstance(raw, bytes):
-                scope["raw_path"] = raw.rstrip(b"/") or b"/"
-        limit: int | None = self.max_body_size
-        for method, pattern, large in self.large_bodies:
-            if method in (scope.get("method"), "*") and pattern.match(scope["path"]):
-                limit = large
-        if limit is None:
-            # The route bounds its body itself, after its sign-in, in its own error body.
-            await self.app(scope, receive, send)
-            return
+
+Step = Callable[[ASGIApp], ASGIApp]
+
+
+def bounded(limit: int) -> Step:
+    """Steps 6-7 of a mount whose bodies hold at most `limit` bytes (module docstring)."""
+    return lambda app: _Bounded(app, limit)
+
+
+class _Bounded:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.limit
         too_large = f"Request body is larger than {limit} bytes"
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and not (declared.isascii() and declared.isdigit()):
@@ -249,7 +261,7 @@ class EdgeMiddleware:
             return
         received = 0
 
-        async def counting_receive() -> Message:
+        async def counting_receive() -> Message:  # a body of no declared length
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
@@ -261,7 +273,8 @@ class EdgeMiddleware:
             return message
 
         try:
-            await self.app(scope, counting_receive, send)
+            # A declared length frames the body (the server reads no more than it says).
+            await self.app(scope, receive if declared is not None else counting_receive, send)
         except Exception as exc:
             logger.error(
                 "unhandled error on %s %s (request id %s)",

@@ -205,7 +205,8 @@ class DavWork(UnitOfWork):
             super()._settle(outcome)
             return
         super()._settle(replace(outcome, refused=None, reason=None))
-        raise Taken(outcome.reason or "name")
+        what, *read = (outcome.reason or "name").split("\n")  # `dav_statements.LOOKED`
+        raise Taken(what, tuple(read))
 
 
 def _entering(

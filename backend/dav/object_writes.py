@@ -45,9 +45,10 @@ from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services import dav_tags as tags
 from backend.services.dav_objects import DavObjectService, Looked, Sought
 from backend.services.registry import UnitOfWork
+from backend.services.task_placement import placement_of
 from backend.services.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
-from backend.services.task_statements import PLACED, completion
-from backend.services.task_update import Created
+from backend.services.task_statements import COMPLETED_AT_SENT, PLACED, completion
+from backend.services.task_update import created
 from backend.services.tasks import TaskService
 
 _UID_TAKEN = "Another object of this collection has this UID"
@@ -62,7 +63,12 @@ _TRIES = 3
 
 
 class _Changed(Exception):
-    """The task changed between the lookup and the write, and the client named no version."""
+    """The task changed between the lookup and the write, and the client named no version
+    (`refused`: a lost create's refusal, which read the lookup in its message)."""
+
+    def __init__(self, refused: Taken | None = None) -> None:
+        super().__init__()
+        self.refused = refused
 
 
 def put(
@@ -98,10 +104,10 @@ def put(
     looked = None
     if if_match is None and if_none is None and _writes_plainly(parsed):
         done = _put_plain(work, dav, (list_id, name, body, parsed))
-        if done is not None:
+        if isinstance(done, tuple):
             return done
         # Refused unwritten for a reason a lookup words: its message read that lookup too.
-        looked = dav.looked(list_id)
+        looked = done
         dav.begin_write()
     if _creates_only(name, parsed, if_match, if_none):
         try:
@@ -116,8 +122,9 @@ def put(
         try:
             sent = (list_id, name, body, parsed)
             return _put(work, dav, sent, if_match, if_none, attempt, looked)
-        except _Changed:  # a lost create's refusal read the lookup in its message
-            looked = dav.looked(list_id) if attempt + 1 < _TRIES else None  # the last locks
+        except _Changed as changed:  # a lost create's refusal read the lookup in its message
+            last = attempt + 1 >= _TRIES  # the last locks
+            looked = None if last else dav.looked(list_id, changed.refused)
             continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
 
@@ -189,7 +196,7 @@ def _writes_plainly(parsed: ParsedTodo) -> bool:
 
 def _put_plain(
     work: UnitOfWork, dav: DavObjectService, sent: tuple[int | None, str, bytes, ParsedTodo]
-) -> tuple[bool, Stored | None] | None:
+) -> tuple[bool, Stored | None] | Looked | None:
     """A PUT with no precondition in one message where it is what it most often is: the
     update of a task with no rule whose parent it leaves, on the zone its DUE names (else
     UTC, every task's unless set otherwise); a task on another zone, in two (read again on
@@ -198,9 +205,9 @@ def _put_plain(
     (`name_plain`), the kept object on it, and the service's update of it, committing
     (specs/caldav.md, "Cost"). Nothing served under the name (the assumption's refusal says
     so): the create, with its claim, in the next message, when it needs nothing looked up.
-    False: updated; True: created; None: nothing written, to be looked up (any other
-    refusal, a create that lost its name to a concurrent one, or one that must look): a
-    refusal's message read that lookup too (`DavObjectService.looked`)."""
+    False: updated; True: created; else nothing written, to be looked up (any other
+    refusal, a create that lost its name to a concurrent one, or one that must look): what
+    a refusal's message read of that lookup (`DavObjectService.looked`), or None."""
     list_id, name, body, parsed = sent
     zone = str(parsed.fields.get("time_zone") or DEFAULT_TIME_ZONE)
     for attempt in range(2):
@@ -212,23 +219,23 @@ def _put_plain(
         try:
             return False, _update_named(work, dav, (list_id, name, body, parsed), zone)
         except Taken as taken:
-            refused = taken.what
+            refused = taken
         except (PreconditionFailed, NotFound, Forbidden):
             return None
         # Its task is as assumed but its zone: the body read on that zone, written again
         # (the second message; the zone's name is the database's, one of `_ZONES`).
-        _, _, other = refused.partition("zone:")
+        _, _, other = refused.what.partition("zone:")
         if attempt == 0 and other in _ZONES and other != zone:
             zone = other
             continue
-        if refused != "free" or attempt or not _creates_only(name, parsed, None, "*"):
-            return None
+        if refused.what != "free" or attempt or not _creates_only(name, parsed, None, "*"):
+            return dav.looked(list_id, refused)
         break
     dav.begin_write()
     try:
         return True, _create(work, dav, sent, (), None, locking=False)
-    except _Changed:  # a concurrent create took the name: this PUT is its update
-        return None
+    except _Changed as changed:  # a concurrent create took the name: this PUT is its update
+        return dav.looked(list_id, changed.refused)
     except NotFound:  # the create's refusal: the same 404 as the lookup's
         raise NotFound(NOT_FOUND) from None
     except Forbidden:
@@ -369,19 +376,22 @@ def _create(
     # lookup's transaction goes on) or after a completed copy's read of its collection in a
     # transaction of ours, with the COMMIT.
     alone = not locking and dav.can_finish()
-    then = dav.keep_with_create(parsed.uid, name, kept) if alone else None
+    thens = (dav.keep_with_create(parsed.uid, name, kept),) if alone else ()
     dav.claim(_sought(list_id, name, parsed))
     try:
-        created = TaskCreate.model_validate(fields)
+        data = TaskCreate.model_validate(fields)
+        values = created(data)
+        if parsed.completed_at is not None:  # the client's COMPLETED, else now
+            values[COMPLETED_AT_SENT.key] = parsed.completed_at
         tasks: TaskService = work.service(TaskService)
-        task = tasks.create(Created(created, then, parsed.completed_at))
+        task = tasks.write_new(data, values, placement_of(data, None), thens)
     except Taken as taken:
         if taken.what == "uid":
             raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN) from None
         if (if_none is not None and if_none.strip() == "*") or locking:
             raise PreconditionFailed(NAME_TAKEN) from None
-        raise _Changed from None
-    if then is None:
+        raise _Changed(taken) from None
+    if not thens:
         dav.keep(task.id, parsed.uid, name, kept)
     return Stored(task, kept)
 

@@ -6,7 +6,7 @@ DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
 Each route is async and signs in first (`dav_route`: the app password's check, in the thread
 pool), before its path is looked at or its body read: a stranger learns nothing, not even
 whether a path exists, and no byte of its body is parsed. Then the route reads its bounded
-body on the event loop (`MAX_BODY_BYTES`; the edge leaves DAV bodies to it), parses it, and
+body on the event loop (`MAX_BODY_BYTES`: `own_bodies`), parses it, and
 runs its services in one thread-pool hop inside the caller's unit of work (`_in_work`), as
 `DoorRoute` does for REST. An error is a DAV error body (`D:error`, XML) with the error
 family's status and headers, never a 5xx for anything a client sends. None is in the OpenAPI
@@ -26,6 +26,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
+from starlette.types import ASGIApp
 
 from backend.api.actions import acts_by_method
 from backend.dav import lists, object_writes, objects, reports, resources, sync
@@ -58,8 +59,16 @@ from backend.services.registry import UnitOfWork
 from backend.services.users import UserService
 
 router = APIRouter(include_in_schema=False)
-# Every path these routes answer: the edge leaves their bodies to them (`_body`).
+# Every path these routes answer, mounted with their own body step (`own_bodies`).
 DAV_PATHS = re.compile(rf"{re.escape(DAV_ROOT.rstrip('/'))}(/|$)")
+
+
+def own_bodies(app: ASGIApp) -> ASGIApp:
+    """DAV's steps 6-7 of the edge (backend/api/middleware.py): none. Each route reads its
+    body itself, bounded, after its sign-in (`_body`: past `MAX_BODY_BYTES`, a DAV error
+    body), and answers every error itself (`dav_route`)."""
+    return app
+
 
 # `1, 3` (RFC 4918's classes, no locking), `calendar-access` (RFC 4791: clients look for it
 # to call a server CalDAV) and `extended-mkcol` (RFC 5689: an MKCOL with properties makes a

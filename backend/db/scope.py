@@ -256,11 +256,6 @@ class Scoped:
         message as the next statement, ahead of it (the same transaction)."""
         self._send.ahead(*self._bind(statement, values))
 
-    def _beside(self, statement: Any, **values: Any) -> None:
-        """Read `statement` in the next statement's message where a statement ahead refuses the
-        request: its rows in `self._send.beside_rows`; where nothing refuses, it is not run."""
-        self._send.beside(*self._bind(statement, values))
-
     def _lock_spaces(self, statement: Any, *, first: bool = True, **values: Any) -> None:
         """The write's change locks are `statement`'s to take, ahead of the write in its message,
         instead of the caller's at entry. Not `first`: only where the write is the first."""

@@ -97,15 +97,8 @@ _OUTCOME = tuple(
 # The statement wrapped to answer with the outcome and its rows; a row of the statement is
 # told from the outcome's lone row (no rows) by `task_api_row`.
 _WITH_OUTCOME = (
-    "WITH {ctes} SELECT o.*, {beside}r.* FROM task_api_outcome() AS o "
+    "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome() AS o "
     "LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
-)
-# `Sender.beside`: a read in the statement, its rows as JSON where the message refused the
-# request (nothing written: they are what the request does next), else not run. (No order
-# is promised: the caller sorts.)
-_BESIDE = (
-    "CASE WHEN o.task_api_refused IS NOT NULL THEN "
-    "(SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM (%s) AS b) END AS task_api_beside%d, "
 )
 _OUTCOME_ONLY = "SELECT * FROM task_api_outcome()"
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -168,10 +161,6 @@ class Sender:
         self.began = False
         self._ahead: list[tuple[str, dict[str, Any]]] = []
         self._at_commit: list[tuple[str, dict[str, Any]]] = []
-        self._beside: list[tuple[str, dict[str, Any]]] = []
-        # Each `beside` read's rows (JSON objects), in their order, from the last message
-        # that refused the request; None: the last message did not.
-        self.beside_rows: list[list[dict[str, Any]]] | None = None
         # The route adds to the transaction after its write: no statement may end it.
         self.held = False
         # A further transaction began after one committed the request's count.
@@ -235,16 +224,6 @@ class Sender:
         if self.stage not in (Stage.WRITE, Stage.READ):
             raise RuntimeError("a statement ahead needs a request's transaction")
         self._ahead.append(render(self.conn, statement, values, f"a{len(self._ahead)}_"))
-
-    def beside(self, statement: Any, values: Mapping[str, Any]) -> None:
-        """Read `statement` in the next statement where that message refuses the request
-        (`task_api_refuse` ahead of it: nothing written), its rows back as JSON objects in
-        `beside_rows` (after those of the reads added before it), set before the refusal is
-        raised; where nothing refuses, it is not run. What a refused guess needs next comes
-        back in the guess's own message."""
-        if self.stage not in (Stage.WRITE, Stage.READ):
-            raise RuntimeError("a statement beside needs a request's transaction")
-        self._beside.append(render(self.conn, statement, values, f"b{len(self._beside)}_"))
 
     def enter_with(self, sql: str, values: Mapping[str, Any]) -> None:
         """`sql` (statements, each ending `; `) rides with the entry, after it, in the request's
@@ -369,16 +348,9 @@ class Sender:
             # timeout less a margin, in the server's clock (`engine._learn_server_clock`).
             deadline = time.time() + info[CONNECTION_CLOCK_OFFSET] + info[CONNECTION_IN_TIME]
             head += f"SELECT task_api_in_time({deadline:.6f}); "
-        beside, self._beside = self._beside, []
-        self.beside_rows = None
         answered = entry is not None or bool(self._ahead) or finish or around is not None
-        answered = answered or bool(beside)
         self._ahead = []
-        read_beside = ""
-        for index, (beside_sql, beside_params) in enumerate(beside):
-            read_beside += _BESIDE % (beside_sql, index)
-            params.update(beside_params)
-        message = head + (_WITH_OUTCOME.format(ctes=ctes, beside=read_beside) if answered else sql)
+        message = head + (_WITH_OUTCOME.format(ctes=ctes) if answered else sql)
         if not params:  # psycopg2 reads `%%` as `%` only when given parameters
             message = message.replace("%%", "%")
         result = self.conn.exec_driver_sql(message, params)
@@ -394,13 +366,6 @@ class Sender:
         if answered:
             skip = len(_OUTCOME)
             said = rows[0][:skip] if rows else ()
-            if beside:
-                read: tuple[Any, ...] = (
-                    tuple(rows[0][skip : skip + len(beside)]) if rows else (None,)
-                )
-                self.beside_rows = None if read[0] is None else list(read)
-                rows = [row[:skip] + row[skip + len(beside) :] for row in rows]
-                columns = columns[:skip] + columns[skip + len(beside) :]
             if any(value is not None for value in said):
                 self._settle(Outcome(*said))
             columns = columns[skip + 1 :]

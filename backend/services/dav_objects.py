@@ -16,12 +16,14 @@ version its write names (`keep_ahead`), and no two writers of one object wait fo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from backend.db.scope import Bound
+from backend.errors import Taken
 from backend.models import TaskRow
 from backend.services.changes import HOLD
 from backend.services.dav_statements import (
@@ -39,6 +41,8 @@ from backend.services.dav_statements import (
     KEEP_SUCCEEDING,
     LISTED,
     LOCK_LIST,
+    LOOKED,
+    LOOKED_ALL,
     LOOKUP,
     LOOKUP_NO_LIST,
     NAME_PLAIN,
@@ -71,13 +75,13 @@ class DavObjectService(TaskSending):
             rows = self._read(statement, **values)
         return _seen(sought.list_id, rows)
 
-    def looked(self, list_id: int | None) -> Looked | None:
-        """What the message a `name_plain` or a `claim` refused read beside its write
-        (`Sender.beside`): `lookup`'s answer, as `lookup` gives it, and with `every`, `all`'s
-        rows (each row as the driver types it: `decoded`); None: nothing read (no refusal)."""
-        read = self._send.beside_rows
-        self._send.beside_rows = None
-        if read is None:
+    def looked(self, list_id: int | None, refused: Taken | None) -> Looked | None:
+        """What the message a `name_plain` or a `claim` `refused` read under its change locks
+        (its reason's further lines: `dav_statements.LOOKED`): `lookup`'s answer, as `lookup`
+        gives it, and with `every`, `all`'s rows (each row as the driver types it:
+        `decoded`); None: nothing read."""
+        read = [json.loads(part) for part in (refused.read if refused else ())]
+        if not read:
             return None
         columns = (LOOKUP_NO_LIST if list_id is None else LOOKUP).selected_columns
         # Each read's order (the JSON array promises none): `lookup`'s, the newest kept
@@ -99,10 +103,9 @@ class DavObjectService(TaskSending):
         concurrent one is that one's update, in the next message."""
         list_id = sought.list_id
         self.lock(LOCK_LIST if list_id is not None else None, **collection_values(list_id))
-        statement, values = _looking(sought)
-        self._beside(statement, **values)
-        claim = CLAIM_NO_LIST if list_id is None else CLAIM
-        self._ahead(claim, dav_name=sought.name, dav_uid=sought.uid, **collection_values(list_id))
+        _, values = _looking(sought)
+        self._ahead(CLAIM_NO_LIST if list_id is None else CLAIM, **values)
+        self._ahead(LOOKED[list_id is None], **values)
 
     def lock_task(self, task_id: int) -> None:
         """Ahead of a write of the task: the change locks of the caller's space and the
@@ -201,20 +204,12 @@ class DavObjectService(TaskSending):
         them): `looked`."""
         self.lock(LOCK_LIST if list_id is not None else None, **collection_values(list_id))
         # Where the guess is refused, the lookup that answers the PUT instead comes back in
-        # this message (read under the change locks, beside the write: run only then).
-        statement, values = _looking(Sought(list_id, name, task_id, uid))
-        self._beside(statement, **values)
+        # this message, in the refusal (read under the change locks: run only then).
+        _, values = _looking(Sought(list_id, name, task_id, uid))
+        self._ahead(NAME_PLAIN[list_id is None], **values, dav_uid_task=uid_task, dav_zone=zone)
+        self._ahead(LOOKED[list_id is None], **values)
         if every:
-            self._beside(ALL[list_id is None], **collection_values(list_id))
-        self._ahead(
-            NAME_PLAIN[list_id is None],
-            dav_name=name,
-            dav_task=task_id,
-            dav_uid=uid,
-            dav_uid_task=uid_task,
-            dav_zone=zone,
-            **collection_values(list_id),
-        )
+            self._ahead(LOOKED_ALL[list_id is None], **collection_values(list_id))
 
     def keep_named(self, uid: str, name: str, body: str) -> None:
         """Keep `body` as the object of the task a statement ahead named (`name_plain`), in
@@ -334,7 +329,7 @@ class Sought:
 
 @dataclass(frozen=True)
 class Looked:
-    """What a refused `name_plain` or `claim` read beside its write
+    """What a refused `name_plain` or `claim` read in its message
     (`DavObjectService.looked`): the list as `lookup` sees it, `lookup`'s tasks, and `all`'s
     where asked (else None)."""
 

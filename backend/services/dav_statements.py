@@ -304,9 +304,6 @@ def _claim(no_list: bool) -> Any:
     ).where(or_(name, uid))
 
 
-CLAIM, CLAIM_NO_LIST = _claim(False), _claim(True)
-
-
 def _name_held(no_list: bool) -> Any:
     """Whether a served object of the collection the caller may read holds the name."""
     held = _OBJECTS.alias("held")
@@ -388,7 +385,6 @@ def _vouch(no_list: bool, uid: bool) -> Any:
 
 
 NAME_TASK = {key: _name_task(key) for key in (False, True)}
-NAME_PLAIN = {key: _name_plain(key) for key in (False, True)}
 VOUCH = {(key, uid): _vouch(key, uid) for key in (False, True) for uid in (False, True)}
 LOCK_LIST = spaces_locked(
     select(_LISTS.c.user_id)
@@ -403,6 +399,26 @@ LOOKUP = (
     .select_from(_the_list.outerjoin(_found, true()))
     .order_by(_found.c.kept_id.desc().nulls_last())
 )
+CLAIM, CLAIM_NO_LIST = _claim(False), _claim(True)
+NAME_PLAIN = {key: _name_plain(key) for key in (False, True)}
+
+
+def _looked(statement: Any) -> Any:
+    """After a statement that refused the request (`TA412`, nothing written): `statement`'s
+    rows, as a JSON array, a further line of the refusal's reason: what the request does
+    next, read under its change locks in its message (`DavObjectService.looked`; no order
+    promised: the reader sorts). Not run where nothing refused."""
+    rows = statement.subquery("looked")
+    as_json = func.coalesce(func.jsonb_agg(func.to_jsonb(rows.table_valued())), "[]")
+    read = cast(select(as_json).scalar_subquery(), Text)
+    reason = func.concat(func.current_setting("task_api.reason"), "\n", read)
+    refused = func.current_setting("task_api.refused", True) == "TA412"
+    return select(func.set_config("task_api.reason", reason, True)).where(refused)
+
+
+# `lookup`'s and `all`'s, read in a refusal (by no list: the caller's tasks in no list).
+LOOKED = {True: _looked(LOOKUP_NO_LIST), False: _looked(LOOKUP)}
+LOOKED_ALL = {key: _looked(ALL[key]) for key in (False, True)}
 
 _POSITION = select(collection_head(_LIST).label("position")).subquery("position")
 

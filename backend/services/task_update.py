@@ -20,6 +20,7 @@ from backend.models.task import due_value, reminders_json
 from backend.recurrence import Schedule, day_start
 from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
+from backend.services.rules import Rule, fires
 from backend.services.task_placement import (
     anchor_field,
     other_owner,
@@ -39,6 +40,7 @@ from backend.services.task_schedule import (
 from backend.services.task_sending import TaskSending, Then
 from backend.services.task_statements import (
     ACCESS,
+    AS_SENT,
     GET_WRITABLE,
     TASK_VIEW,
     move_statements,
@@ -67,6 +69,18 @@ _NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
     Refusal.anchor: ("anchor_id", ACCESS, "task_id"),
     Refusal.list: ("list_id", LIST_ROLE, "list_id"),
 }
+# What a change of one task may fire (`TaskService.update`, `write_over`).
+CHANGE_RULES = (
+    Rule.PLACE,
+    Rule.COMPLETE_SUBTASKS,
+    Rule.REOPEN_ANCESTORS,
+    Rule.SUBTASK_COUNTS,
+    Rule.REMINDERS,
+    Rule.PRIVATE_REMINDERS,
+    Rule.SUCCESSOR_SUBTASKS,
+    Rule.CHILDREN_FOLLOW,
+    Rule.UNASSIGN_ON_MOVE,
+)
 
 
 @dataclass(frozen=True)
@@ -76,17 +90,6 @@ class InList:
 
     change: TaskUpdate
     list_name: str
-
-
-@dataclass(frozen=True)
-class Created:
-    """A create written with more in its statement (`TaskService.create`): `then`, a statement
-    that writes from the new row (a calendar client's object kept beside it); `completed_at`,
-    when a task created completed was completed, as its writer says (else now)."""
-
-    data: TaskCreate
-    then: Then | None = None
-    completed_at: datetime | None = None
 
 
 class TaskUpdating(TaskSending):
@@ -201,6 +204,7 @@ class TaskUpdating(TaskSending):
                 return task
         raise Conflict("The task changed while it was being written; retry")
 
+    @fires(*CHANGE_RULES)
     def write_over(
         self,
         current: TaskRow,
@@ -341,6 +345,15 @@ class TaskUpdating(TaskSending):
         statement = updating(values, *conditions)
         rows = self._write_then(statement, then, task_id=task_id, last=last)
         return cast(TaskRow, rows[0]) if rows else None
+
+
+def created(data: TaskCreate) -> dict[str, Any]:
+    """What a create writes of `data` (`TaskService.write_new`): its fields as sent, and its
+    schedule planned (a recurring task's series starts at its due date)."""
+    schedule = plan_schedule(
+        data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
+    )
+    return {**data.model_dump(include=AS_SENT), "completed": data.completed, **schedule}
 
 
 def replanned(

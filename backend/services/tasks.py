@@ -27,7 +27,6 @@ from backend.errors import (
     ServiceUnavailable,
 )
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
-from backend.models.task import reminders_json
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
 from backend.recurrence import Schedule
 from backend.services.rules import Rule, fires
@@ -46,12 +45,10 @@ from backend.services.task_placement import (
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
     not_recurring,
-    plan_schedule,
 )
-from backend.services.task_sending import StepRefused
+from backend.services.task_sending import StepRefused, Then
 from backend.services.task_statements import (
     AS_SENT,
-    COMPLETED_AT_SENT,
     COMPLETING,
     CREATE,
     DELETE,
@@ -72,7 +69,7 @@ from backend.services.task_statements import (
     owned_task,
 )
 from backend.services.task_tree import Placement, Refusal, Sent, spaces_lock
-from backend.services.task_update import Created, InList, TaskUpdating
+from backend.services.task_update import CHANGE_RULES, InList, TaskUpdating, created
 from backend.services.versions import Expected, version_in
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -207,6 +204,12 @@ class TaskService(TaskUpdating):
         """The titles of the caller's tasks (the seed command skips demo tasks it has)."""
         return set(self._read(owned_task(select(_T.title))).scalars())
 
+    def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
+        """A new task; a recurring one starts its series at its due date. Created completed,
+        it is not a completion: no next occurrence is created. In a list or under a parent
+        (`list_name`: a list named as an agent would): `write_new`."""
+        return self.write_new(data, created(data), placement_of(data, list_name))
+
     @fires(
         Rule.PLACE,
         Rule.REOPEN_ANCESTORS,
@@ -214,48 +217,33 @@ class TaskService(TaskUpdating):
         Rule.REMINDERS,
         Rule.PRIVATE_REMINDERS,
     )
-    def create(self, task: TaskCreate | Created, *, list_name: str | None = None) -> TaskRow:
-        """A new task; a recurring one starts its series at its due date. Created completed,
-        it is not a completion: no next occurrence is created. In a list or under a parent
-        (`list_name`: a list named as an agent would), checked and written in one statement;
-        the database gives it its place (first at the top level, last under a parent).
-        `Created`: with a statement that writes from the new row, and a completion time."""
-        data, then = (task, None) if isinstance(task, TaskCreate) else (task.data, task.then)
-        schedule = plan_schedule(
-            data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
-        )
-        values = {**data.model_dump(include=AS_SENT), "completed": data.completed, **schedule}
-        if isinstance(task, Created) and task.completed_at is not None:
-            values[COMPLETED_AT_SENT.key] = task.completed_at
-        placement = placement_of(data, list_name)
-        # Nothing follows an insert (created completed is no completion): it commits the
-        # request itself, one round trip; a placement refused reads why afterwards.
+    def write_new(
+        self,
+        data: TaskCreate,
+        values: dict[str, Any],
+        placement: Placement | None,
+        thens: tuple[Then, ...] = (),
+    ) -> TaskRow:
+        """Insert `values` (`created(data)`'s) as a new task at `placement`, checked and
+        written in one statement (the database gives it its place: first at the top level,
+        last under a parent), `thens` writing from its row in its statement, committing the
+        request in its message; a placement refused reads why afterwards."""
         if placement is None:
             if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
                 raise unassignable()
-            [row] = self._write_then(CREATE, then, **values, last=True)
+            [row] = self._write_then(CREATE, thens, **values, last=True)
             return cast(TaskRow, row)
         if data.recurrence is not None and placement.parent is Sent.id:
             raise not_recurring()
         # The caller's change lock and the space's it writes in, together (`spaces_lock`).
         self._lock_spaces(spaces_lock(placement.shape), first=False, **placement.values())
         statement, refusal = create_statements(placement.shape)
-        rows = self._write_then(statement, then, **values, **placement.values(), last=True)
+        rows = self._write_then(statement, thens, **values, **placement.values(), last=True)
         if not rows:
             self._refuse(refusal, placement, {**placement.values(), "assignees": data.assignees})
         return cast(TaskRow, rows[0])
 
-    @fires(
-        Rule.PLACE,
-        Rule.COMPLETE_SUBTASKS,
-        Rule.REOPEN_ANCESTORS,
-        Rule.SUBTASK_COUNTS,
-        Rule.REMINDERS,
-        Rule.PRIVATE_REMINDERS,
-        Rule.SUCCESSOR_SUBTASKS,
-        Rule.CHILDREN_FOLLOW,
-        Rule.UNASSIGN_ON_MOVE,
-    )
+    @fires(*CHANGE_RULES)
     def update(
         self, task_id: int, change: TaskUpdate | InList, expected: Expected = None
     ) -> TaskRow:
