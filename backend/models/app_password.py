@@ -1,9 +1,5 @@
-"""App passwords (`app_passwords`, migration 0058; specs/api-contract.md, "App passwords"): the
-table and the request and response schemas of `/api/app-passwords`.
-
-A CalDAV client signs in with HTTP Basic only: the username of the account's DAV identity
-(`dav_username`, the same for every password of the account) and one of its app passwords.
-The password is shown once, in the create's answer; only its SHA-256 is stored.
+"""App passwords (specs/api-contract.md, "App passwords"): what a CalDAV client signs in with
+over HTTP Basic, beside the account's `dav_username`; shown once, stored as a SHA-256.
 """
 
 from __future__ import annotations
@@ -33,9 +29,8 @@ DAV_ROOT = "/dav/"
 
 
 def dav_username(user_id: str) -> str:
-    """The account's DAV username: its id, every character but `A-Z a-z 0-9 - . _ ~ @ +`
-    percent-encoded (an id from an external issuer may hold `:` or `|`). Not the email: an
-    account may have none and may change it, and a username a client keeps must not change."""
+    """The account's DAV username: its id percent-encoded (an external id may hold `:`); not the
+    email, which may be absent or change while a client keeps the username."""
     return quote(user_id, safe="@+-._~")
 
 

@@ -1,9 +1,4 @@
-"""Calendar feeds (`calendar_feeds`, migration 0044; specs/api-contract.md, "Calendar feeds"):
-the table, and the request and response schemas of `/api/calendar-feeds`.
-
-A feed's `scope` names what it shows: `all` (every task of the creator's with a due date, the
-shared lists it can read included) or `list` (one list, own or shared, `list_id`).
-"""
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): the table and the schemas."""
 
 from __future__ import annotations
 
