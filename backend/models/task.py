@@ -1,8 +1,5 @@
-"""The task schemas, derived from the field declaration (`task_fields.py`): TaskCreate /
-TaskUpdate / TaskReplace (requests), TaskPublic (responses and change events).
-
-The table is `task_table.py`, the field types `types.py`; both are re-exported here (`as`).
-"""
+"""The task schemas, derived from `task_fields.py`; the table (`task_table.py`) and the field
+types (`types.py`) are re-exported here."""
 
 from __future__ import annotations
 
@@ -68,8 +65,8 @@ class _TaskPatch(_TaskInput):
 
 
 class _TaskMerge(_TaskPatch):
-    """PUT merges, as PATCH does: a body that names no field would change nothing, so it is
-    refused (a PUT of `{}` is more likely a client's bug than a wish to bump `updated_at`)."""
+    """PUT merges as PATCH does; `{}` is refused (more likely a bug than a wish to bump
+    `updated_at`)."""
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "examples": _PATCH_EXAMPLES})
 
@@ -92,9 +89,7 @@ class _TaskOutput(BaseModel):
 
     @classmethod
     def from_stored(cls, task: dict[str, Any]) -> Self:
-        """A task as a change event stored it (its row as JSON, when it was written). A column
-        added since is read with the declaration's default for it (`event_defaults`), so old
-        events stay readable without a backfill."""
+        """A task as a change event stored it; a column added since reads its default."""
         return cls.model_validate({**event_defaults(), **task})
 
     @model_validator(mode="after")
@@ -131,8 +126,7 @@ def create_field(w: Writable, doc: Doc, type_: Any) -> tuple[Any, Any]:
 
 
 def patch_field(w: Writable, doc: Doc, type_: Any) -> tuple[Any, Any]:
-    """A writable field as PATCH and PUT take it: `None` is "not sent"; null is a value only
-    where it clears the field (elsewhere it is refused, `omittable`)."""
+    """A writable field as PATCH and PUT take it: `None` is "not sent"; null only clears."""
     if w.nullable:
         return type_ | None, _field(doc, default=None)
     not_null, kwargs = omittable(type_)
