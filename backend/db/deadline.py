@@ -20,13 +20,11 @@ from backend.errors import DatabaseTimeout, DatabaseUnresponsive
 
 logger = logging.getLogger(__name__)
 
-# How often the watchdog looks at the registered round trips: the answer to a timed-out one
-# comes at most this much after its deadline.
+# How late past its deadline a timed-out round trip may be answered.
 WATCHDOG_TICK_SECONDS = 0.05
 # While the breaker is open, the next probe at most this long after the last one failed.
 BREAKER_PROBE_INTERVAL_SECONDS = 0.2
-# A failed connection attempt that took this long was a timeout (a stuck server), which trips
-# the breaker; a refused one fails in milliseconds and gains nothing from it.
+# A failed connect this slow was a timeout (a stuck server: trip); a refused one is quick.
 SLOW_CONNECT_FAILURE_SECONDS = 0.5
 
 
@@ -55,8 +53,7 @@ class Breaker:
             self.open = True
 
     def admit(self) -> bool:
-        """Raise `DatabaseUnresponsive` while open, unless this checkout is to be the probe
-        (then True: the caller reports how it went with `close()` or `trip()`)."""
+        """Raise `DatabaseUnresponsive` while open, unless this checkout is the probe (True)."""
         if not self.open:  # the common case, without the lock
             return False
         with self.lock:
@@ -195,8 +192,7 @@ def guarded_connection_class(timeout: float, breaker: Breaker) -> type[GuardedCo
 
 
 class BreakerPool(QueuePool):
-    """QueuePool whose checkouts pass the breaker first (a subclass per engine: it survives
-    `recreate()`)."""
+    """QueuePool whose checkouts pass the breaker (a subclass per engine survives `recreate`)."""
 
     breaker: ClassVar[Breaker]
 

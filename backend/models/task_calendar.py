@@ -38,7 +38,6 @@ def derived_uid(task_id: int) -> str:
     return f"task-{task_id}@{UID_DOMAIN}"
 
 
-# ---------------------------------------------------------------------------------------------
 # Refusals: each a DAV precondition (RFC 4791 5.3.2.1), a 403 with `<C:{precondition}/>`.
 
 
@@ -66,13 +65,11 @@ class UnsupportedRecurrence(CalendarObjectRefused):
     """A recurrence the task model cannot hold (the message says which part and why)."""
 
 
-# ---------------------------------------------------------------------------------------------
 # Values.
 
 
 class Text(vText):
-    """A TEXT value escaped as RFC 5545 3.3.11 says (icalendar's `vText` reads a literal `\\N` as
-    a line break before it escapes backslashes)."""
+    """A TEXT value escaped as RFC 5545 3.3.11 says (`vText` reads a literal `\\N` as a break)."""
 
     def to_ical(self) -> bytes:
         escaped = str(self).replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
@@ -113,7 +110,6 @@ def as_utc(value: date | datetime, zone: str) -> datetime:
     return value.astimezone(UTC)
 
 
-# ---------------------------------------------------------------------------------------------
 # Reading a VTODO: each on the clock `zone` (a floating or date value's).
 
 
@@ -292,7 +288,6 @@ def _reminder(
     return {"at": when + value}
 
 
-# ---------------------------------------------------------------------------------------------
 # Writing a task: onto an icalendar component, for one reader.
 
 
@@ -312,8 +307,7 @@ def is_day(task: Any) -> bool:
 
 
 def served_rule(recurrence: str, zone: str, start: datetime, day: bool) -> str:
-    """`calendar_rule` with a series on days ending on a DATE (RFC 5545 3.8.5.3: UNTIL has
-    DTSTART's value type)."""
+    """`calendar_rule`; a series on days ends on a DATE (RFC 5545 3.8.5.3: DTSTART's type)."""
     text = calendar_rule(recurrence, zone, start)
     if not day:
         return text
@@ -396,7 +390,6 @@ def _write_alarms(component: Any, task: Any, target: Target) -> None:
         component.add_component(alarm(task, reminder, target))
 
 
-# ---------------------------------------------------------------------------------------------
 # The mapping.
 
 
@@ -537,8 +530,7 @@ MAPPING: tuple[Mapped, ...] = (
         (),
         ("DTSTAMP", "LAST-MODIFIED"),
         read=lambda todo, zone: None,
-        # The task's last change; a kept object's own only while no write followed its PUT
-        # (`vtodo.render`'s `fresh`), never read into a field.
+        # A kept object's own only while no write followed its PUT (`vtodo.render`'s `fresh`).
         shown=lambda task, target: task.updated_at.astimezone(UTC),
     ),
     Mapped(

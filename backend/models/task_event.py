@@ -76,8 +76,7 @@ EVENT_TYPES = (
     ACCESS_GRANTED,
     ACCESS_ENDED,
 )
-# DAV's own bookkeeping (migration 0066): a kept CalDAV object's changes, shaped as a child's
-# event, recorded as delivered, for `sync-collection` alone (backend/services/changes.py).
+# A kept CalDAV object's changes, recorded as delivered, for `sync-collection` alone.
 DAV_TYPES = ("dav_object.created", "dav_object.updated", "dav_object.deleted")
 # A task's child's events (`TaskChild.event_types`; the nouns above are refused as a child's).
 CHILD_EVENT = r"^[a-z][a-z_]*\.(created|updated|deleted)$"

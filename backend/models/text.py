@@ -121,8 +121,7 @@ def check_text(
 
 
 class _HumanText:
-    """`check_text` after the constrained string it follows (its `max_length` read from there),
-    and its `pattern`."""
+    """`check_text` after the constrained string it follows (its `max_length`), and its pattern."""
 
     def __init__(self, *, multi_line: bool, visible: bool = False) -> None:
         self.multi_line = multi_line

@@ -39,8 +39,7 @@ from backend.recurrence import (
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
-# Task ids are BIGINT identities, capped at 2^53-1 so every JSON client (JavaScript numbers,
-# float-based JSON Schema validators) reads them exactly; anything larger is a 422.
+# BIGINT identities capped at 2^53-1: every JSON client (JavaScript) reads them exactly.
 TASK_ID_MAX = 2**53 - 1
 TAG_MAX_LENGTH = 32
 TAGS_MAX_COUNT = 20
@@ -101,8 +100,7 @@ def _check_year(value: date) -> None:
 
 
 class _InstantSchema:
-    """The year range as a `pattern` on each ISO 8601 form (the range's edge days in UTC: in
-    the description only)."""
+    """The year range as a `pattern` on each ISO 8601 form."""
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
@@ -255,8 +253,7 @@ def reminders_json(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[dict[
     return [reminder.model_dump(mode="json") for reminder in reminders]
 
 
-# A plain string in the MCP tool schema (the REST document lists the ~600 names as an enum, too
-# long for a model's context); the same check.
+# The MCP tools' (~600 names are too long for a model's context); the same check.
 TimeZoneName = Annotated[
     str, StringConstraints(max_length=TIME_ZONE_MAX_LENGTH), AfterValidator(check_time_zone)
 ]
