@@ -45,8 +45,7 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     # Set by `serve` for its workers, so that they share the server the parent started.
-    inherited = os.environ.get("TASK_API_EMBEDDED_URL")
-    if inherited:
+    if inherited := os.environ.get("TASK_API_EMBEDDED_URL"):
         return inherited
     return start_embedded_postgres(settings.embedded_pg_dir)
 

@@ -178,15 +178,10 @@ def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -
     return EachCaller(callers, page.lateral(name))
 
 
-def _table_of(selectable: Any) -> Table | None:
-    while isinstance(selectable, Alias):
-        selectable = selectable.element
-    return selectable if isinstance(selectable, Table) else None
-
-
 def _named(table: Any) -> str | None:
-    found = _table_of(table)
-    return None if found is None else str(found.name)
+    while isinstance(table, Alias):
+        table = table.element
+    return str(table.name) if isinstance(table, Table) else None
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,6 @@ from backend.models.types import due_value as due_value
 from backend.models.types import is_overdue as is_overdue
 from backend.models.types import reminders_json as reminders_json
 
-# Front ends send a task back whole: these are dropped, any other unknown field is a 422.
-READ_ONLY_FIELDS = READ_ONLY
-
 
 class _TaskInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -50,8 +47,9 @@ class _TaskInput(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_read_only(cls, data: Any) -> Any:
+        # Front ends send a task back whole: these are dropped, any other unknown field a 422.
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+            return {k: v for k, v in data.items() if k not in READ_ONLY}
         return data
 
 
