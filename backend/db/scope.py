@@ -86,8 +86,7 @@ def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
 def if_member(value: ColumnElement[Any]) -> ColumnElement[Any]:
     """`value` for a caller who is a member of some list, else NULL, decided while planning
     (`shared`'s gate): a subquery only a member's rows need is not planned for anyone else."""
-    gated: ColumnElement[Any] = case((MEMBER_PLANNED, value))
-    return gated
+    return case((MEMBER_PLANNED, value))
 
 
 def members_only(statement: Any, name: str) -> Any:
@@ -108,10 +107,9 @@ def caller_role(table: Any) -> ColumnElement[str]:
     member = select(mine.c.role).where(
         mine.c.list_id == listed, mine.c.member_id == bindparam(OWNER)
     )
-    role: ColumnElement[str] = case(
+    return case(
         (table.c.user_id == bindparam(OWNER), literal("owner")), else_=member.scalar_subquery()
     )
-    return role
 
 
 def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
@@ -122,8 +120,7 @@ def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
 def space_locked(table: Any) -> ColumnElement[bool]:
     """A write's condition that takes the change lock of the row's space before the row's lock:
     the order the owner's own write takes them in, so the two cannot deadlock."""
-    locked: ColumnElement[bool] = func.task_api_lock_space(table.c.user_id)
-    return locked
+    return func.task_api_lock_space(table.c.user_id)
 
 
 def spaces_locked(space: Any) -> Any:

@@ -1,15 +1,9 @@
-"""Which request fields name a row, and what the caller must be allowed to do with it
-(specs/api-contract.md, "Shared lists"). An id field of a path, body, query or tool (`id`,
-`*_id`, `*_ids`, `assignee(s)`) carries one marker in its `Annotated` metadata:
-
-- `Reference(table, action)`: a row the caller must be allowed to `action` (access.py's
-  `LEAST_ROLE`); one it cannot read answers as a missing one, byte for byte; one it reads
-  with a role below, 403. `action` None: a row only its own user reaches.
-- `SUBJECT`: the row the route or tool acts on, whose action it declares itself.
-- `NotAReference(why)`: an id that names no user's row (an OAuth client's public id).
-
-tests/sharing/test_declared.py fails on an id field without one; the reference matrix tries
-every `Reference` with every kind of row as every caller.
+"""Which request fields name a row, and what the caller must be allowed to do with it: an id
+field of a path, body, query or tool (`id`, `*_id`, `*_ids`, `assignee(s)`) carries one marker
+in its `Annotated` metadata (docs/contributing; tests/sharing/test_declared.py): `Reference`
+(a row the caller needs `action` on: one it cannot read answers as a missing one, byte for
+byte; one it reads with a role below, 403), `SUBJECT` (the row the route or tool acts on, whose
+action it declares itself) or `NotAReference(why)`.
 """
 
 from __future__ import annotations
