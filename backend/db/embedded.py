@@ -80,8 +80,7 @@ def _forget_dead_handles(data_dir: Path) -> None:
 
 @contextmanager
 def _quiet_import() -> Iterator[None]:
-    """Import the library lazily (production never needs it), without its warning that
-    XDG_RUNTIME_DIR is unset (expected on servers and CI)."""
+    """Import the library lazily (production never needs it), quiet about XDG_RUNTIME_DIR."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         yield

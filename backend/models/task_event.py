@@ -38,8 +38,7 @@ class ChangeType(StrEnum):
 
 
 class FeedType(str):
-    """A string whose schema's `enum` is read from the declared children when the document is
-    built."""
+    """A string whose schema's `enum` is read from the declared children."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:

@@ -126,6 +126,8 @@ class _HumanText:
     def __init__(self, *, multi_line: bool, visible: bool = False) -> None:
         self.multi_line = multi_line
         self.visible = visible or not multi_line
+        multi = MULTI_LINE_VISIBLE_PATTERN if visible else MULTI_LINE_PATTERN
+        self.pattern = multi if multi_line else SINGLE_LINE_PATTERN
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -152,11 +154,7 @@ class _HumanText:
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        if not self.multi_line:
-            json_schema["pattern"] = SINGLE_LINE_PATTERN
-        else:
-            visible = self.visible
-            json_schema["pattern"] = MULTI_LINE_VISIBLE_PATTERN if visible else MULTI_LINE_PATTERN
+        json_schema["pattern"] = self.pattern
         return json_schema
 
 

@@ -260,8 +260,7 @@ TimeZoneName = Annotated[
 
 
 def is_overdue(completed: bool, due: datetime | date | None, now: datetime, zone: str) -> bool:
-    """Not completed and due before `now` (a day: once ended on the zone's clock, as the
-    database's `task_due_end`)."""
+    """Not completed and due before `now` (a day: once ended on its clock, as `task_due_end`)."""
     if completed or due is None:
         return False
     if isinstance(due, datetime):
