@@ -158,8 +158,7 @@ class GuardedConnection(psycopg2.extensions.connection):
         if self.breaker is not None:
             self.breaker.trip(f"no answer within {self.timeout:g} s")
         try:
-            # A duplicate descriptor of the same socket: shutting it down ends the socket for
-            # libpq too; closing the duplicate leaves libpq's own descriptor alone.
+            # Shut down through a duplicate: closing it leaves libpq's own descriptor alone.
             sock = socket.socket(fileno=os.dup(self.fileno()))
         except (OSError, psycopg2.Error):
             return
@@ -202,8 +201,7 @@ class BreakerPool(QueuePool):
         connection = None
         try:
             connection = super().connect()
-            # An answer from the server itself: a pooler (PgBouncer, Neon's) accepts
-            # connections while the server behind it is stuck. Guarded like any round trip.
+            # An answer from the server itself: a pooler connects while the server is stuck.
             dbapi = connection.dbapi_connection
             if dbapi is None:  # never: a checked-out connection has one
                 raise DatabaseUnresponsive("the probe got no connection")

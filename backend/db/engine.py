@@ -157,8 +157,7 @@ def _on_return(engine: Engine) -> None:
             record.invalidate()
 
 
-# What a new connection's server process allocates once and frees (specs/benchmark.md, "Where
-# a listing's CPU went"): a 4 MiB value, above glibc's initial mmap threshold.
+# A 4 MiB value, above glibc's mmap threshold (specs/benchmark.md, "Where a listing's CPU went").
 _HEAP_KEPT = "SELECT length(repeat(' ', 4194304))"
 
 

@@ -67,8 +67,7 @@ def _memberships(roles: tuple[str, ...], column: str) -> Any:
     return func.array(ids.scalar_subquery(), type_=ARRAY(type_))
 
 
-# Whether the caller is a member of any list, evaluated by the planner (migration 0046): for a
-# member of nothing, what it gates is planned as false (never costed), for a member as true.
+# Whether the caller is a member of any list, decided by the planner: false is never costed.
 MEMBER_PLANNED = func.task_api_member_planned(bindparam(OWNER, type_=Text), type_=Boolean)
 
 

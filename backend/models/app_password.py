@@ -20,8 +20,7 @@ from backend.models.types import TASK_ID_MAX
 # How many app passwords one account may have (a create past it: 422 LIMIT_REACHED).
 APP_PASSWORDS_PER_USER = 50
 APP_PASSWORD_ID_MAX = TASK_ID_MAX
-# A password: this prefix (secret scanners and people recognise it) and
-# `secrets.token_urlsafe(32)` (256 random bits, no `:`, which Basic would split on).
+# A prefix secret scanners recognise, then `token_urlsafe(32)` (no `:` for Basic to split on).
 PASSWORD_PREFIX = "tapw_"  # noqa: S105 (a prefix, not a secret)
 PASSWORD_PATTERN = "^tapw_[A-Za-z0-9_-]{43}$"  # noqa: S105 (a shape, not a secret)
 # The DAV root, under the API's base address: `/.well-known/caldav` redirects here.

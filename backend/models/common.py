@@ -114,8 +114,7 @@ DecimalDigits = BeforeValidator(decimal_digits)
 # An integer in a JSON body: a JSON integer only (not `true`, `"261"` or `261.0`).
 JsonInt = Annotated[int, Strict()]
 
-# Every transaction's zone is UTC, so timestamps arrive in UTC and print with a `Z` (a
-# converting serializer cost a tenth of a 100-task listing).
+# Every transaction's zone is UTC: no converting serializer (a tenth of a listing's time).
 UtcDatetime = datetime
 
 T = TypeVar("T")

@@ -25,8 +25,7 @@ from backend.models.references import LISTS, Action, Reference
 from backend.models.sharing import Role
 from backend.models.types import TASK_ID_MAX
 
-# The limits (each refused with 422 LIMIT_REACHED when a write would pass it). A user's writes
-# are serialized by their change lock (migration 0008), so "count, then write" is exact.
+# Limits (422 LIMIT_REACHED): a user's change lock makes "count, then write" exact.
 LISTS_PER_USER = 100
 TASKS_PER_LIST = 10_000
 # Subtasks under one top-level task, at every depth: a subtree is one page and one move.
