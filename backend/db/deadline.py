@@ -1,19 +1,6 @@
 """A bounded wait for every answer of the database, and a breaker that stops new requests
-from queueing behind a database that has stopped answering.
-
-Client-side, because the server's `statement_timeout` cannot fire when the server itself is
-stuck (paused, frozen VM) or the network silently drops packets; libpq's `connect_timeout`
-covers only new connections, keepalives nothing on a Unix socket. So:
-
-- `GuardedConnection` registers every round trip with one watchdog thread per process, which
-  shuts down (never closes: the descriptor cannot be reused under it) the socket of one not
-  answered within `timeout`: libpq's read returns, the connection is discarded, the request
-  is answered 503.
-- The transaction's `idle_in_transaction_session_timeout` is the same `timeout`: a COMMIT
-  sent just before giving up ends the session when the server resumes, uncommitted.
-- `Breaker`: after a timed-out round trip or connection attempt, new checkouts fail at once
-  (503, `DatabaseUnresponsive`); one at a time probes, and the first answer closes it. A
-  database that refuses connections fails fast anyway and does not open it.
+from queueing behind one that stopped answering: client-side, because `statement_timeout`
+cannot fire on a stuck server or a silent network (specs/reliability.md, R7 "Mechanism").
 """
 
 from __future__ import annotations
@@ -29,26 +16,21 @@ import psycopg2
 import psycopg2.extensions
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
-# What the watchdog and the breaker raise: errors, so `backend.errors` (below the data layer)
-# maps them to a 503 without importing this module.
 from backend.errors import DatabaseTimeout, DatabaseUnresponsive
 
 logger = logging.getLogger(__name__)
 
-# How often the watchdog looks at the registered round trips: the answer to a timed-out one
-# comes at most this much after its deadline.
+# How late past its deadline a timed-out round trip may be answered.
 WATCHDOG_TICK_SECONDS = 0.05
 # While the breaker is open, the next probe at most this long after the last one failed.
 BREAKER_PROBE_INTERVAL_SECONDS = 0.2
-# A failed connection attempt that took this long was a timeout (a stuck server), which trips
-# the breaker; a refused one fails in milliseconds and gains nothing from it.
+# A failed connect this slow was a timeout (a stuck server: trip); a refused one is quick.
 SLOW_CONNECT_FAILURE_SECONDS = 0.5
 
 
 class Breaker:
-    """Open after a timeout or a slow failed connection attempt. While open, one checkout at a
-    time probes (the next at most `probe_interval` after the last one failed); the first that
-    gets an answer closes it. Per process: each worker probes for itself."""
+    """Open after a timeout or a slow failed connect; while open one checkout at a time probes
+    (at most every `probe_interval`), and the first answer closes it."""
 
     def __init__(self, probe_interval: float = BREAKER_PROBE_INTERVAL_SECONDS) -> None:
         self.probe_interval = probe_interval
@@ -71,8 +53,7 @@ class Breaker:
             self.open = True
 
     def admit(self) -> bool:
-        """Raise `DatabaseUnresponsive` while open, unless this checkout is to be the probe
-        (then True: the caller reports how it went with `close()` or `trip()`)."""
+        """Raise `DatabaseUnresponsive` while open, unless this checkout is the probe (True)."""
         if not self.open:  # the common case, without the lock
             return False
         with self.lock:
@@ -99,11 +80,8 @@ class Breaker:
 
 
 class _Watchdog:
-    """One thread per process: shuts the socket of every round trip past its deadline.
-
-    On the hot path (`GuardedConnection._guarded`): arming is one dict store, disarming one
-    pop under the lock that the watchdog holds while it checks and shuts a socket, so a
-    connection is never touched after its round trip ended."""
+    """One thread per process: shuts the socket of every round trip past its deadline (under
+    the lock a round trip takes to disarm, so a connection is never touched after it ended)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -142,8 +120,8 @@ os.register_at_fork(after_in_child=_watchdog._after_fork)
 
 
 class GuardedConnection(psycopg2.extensions.connection):
-    """psycopg2's connection with a deadline on every round trip. An engine uses a subclass
-    whose `timeout` (seconds; 0: none) and `breaker` are its own (`guarded_connection_class`)."""
+    """psycopg2's connection with a deadline on every round trip (an engine's subclass sets
+    `timeout`, seconds, 0: none, and `breaker`)."""
 
     timeout: ClassVar[float] = 0.0
     breaker: ClassVar[Breaker | None] = None
@@ -160,8 +138,7 @@ class GuardedConnection(psycopg2.extensions.connection):
         watchdog = _watchdog
         if not watchdog.running:
             watchdog.start()
-        # Armed: one dict store (atomic under the GIL); disarmed under the lock the watchdog
-        # holds while it checks and shuts a socket.
+        # Armed: one dict store (atomic under the GIL); disarmed under the watchdog's lock.
         watchdog.armed[id(self)] = (time.monotonic() + timeout, self)
         try:
             return call(*args)
@@ -181,8 +158,7 @@ class GuardedConnection(psycopg2.extensions.connection):
         if self.breaker is not None:
             self.breaker.trip(f"no answer within {self.timeout:g} s")
         try:
-            # A duplicate descriptor of the same socket: shutting it down ends the socket for
-            # libpq too; closing the duplicate leaves libpq's own descriptor alone.
+            # Shut down through a duplicate: closing it leaves libpq's own descriptor alone.
             sock = socket.socket(fileno=os.dup(self.fileno()))
         except (OSError, psycopg2.Error):
             return
@@ -215,8 +191,7 @@ def guarded_connection_class(timeout: float, breaker: Breaker) -> type[GuardedCo
 
 
 class BreakerPool(QueuePool):
-    """QueuePool whose checkouts pass the breaker first. An engine uses a subclass holding its
-    own breaker (`breaker_pool_class`), which survives the pool's `recreate()`."""
+    """QueuePool whose checkouts pass the breaker (a subclass per engine survives `recreate`)."""
 
     breaker: ClassVar[Breaker]
 
@@ -226,8 +201,7 @@ class BreakerPool(QueuePool):
         connection = None
         try:
             connection = super().connect()
-            # An answer from the server itself: a pooler (PgBouncer, Neon's) accepts
-            # connections while the server behind it is stuck. Guarded like any round trip.
+            # An answer from the server itself: a pooler connects while the server is stuck.
             dbapi = connection.dbapi_connection
             if dbapi is None:  # never: a checked-out connection has one
                 raise DatabaseUnresponsive("the probe got no connection")

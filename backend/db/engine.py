@@ -29,10 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
-    """Accept URLs as Neon's console and Heroku-style hosts print them; pin the psycopg2 driver.
-
-    Query parameters (`sslmode`, `channel_binding`, `host` for a socket) pass through to libpq.
-    """
+    """Accept URLs as Neon's console and Heroku-style hosts print them; pin the psycopg2 driver."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
@@ -48,24 +45,19 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     # Set by `serve` for its workers, so that they share the server the parent started.
-    inherited = os.environ.get("TASK_API_EMBEDDED_URL")
-    if inherited:
+    if inherited := os.environ.get("TASK_API_EMBEDDED_URL"):
         return inherited
     return start_embedded_postgres(settings.embedded_pg_dir)
 
 
 def create_db_engine(url: str, settings: Settings) -> Engine:
-    """One engine per process, for Neon's pooler as well as a local server: a checkout costs
-    no round trip (`_check_on_checkout`); no startup `options` or session `SET` (a transaction
-    pooler loses them: the time zone and statement timeout are `SET LOCAL`); bounded connect
-    and pool waits; a bounded wait for every answer, and a breaker (backend/db/deadline.py).
-    """
+    """One engine per process, for Neon's pooler as well as a local server: no startup
+    `options` or session `SET` (a transaction pooler loses them), bounded waits everywhere."""
     parsed = make_url(normalize_url(url))
     response_timeout_ms = settings.effective_db_response_timeout_ms
     breaker = Breaker()
     connect_args: dict[str, object] = {
-        # At most the response timeout: the breaker's probe and any new connection to a stuck
-        # server give up as soon as a round trip would.
+        # At most the response timeout: a connect to a stuck server gives up as a round trip would.
         "connect_timeout": settings.effective_db_connect_timeout_seconds,
         "application_name": "task-api",
         # TCP keepalives notice a dead peer; libpq ignores them on a Unix socket.
@@ -81,8 +73,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        # The connection given back last goes out first: a light load reuses a few, which stay
-        # below the ping threshold, and the rest idle until a burst (or their recycle).
+        # A light load reuses a few connections, below the ping threshold; the rest idle.
         pool_use_lifo=True,
         pool_timeout=settings.db_pool_timeout_seconds,
         connect_args=connect_args,
@@ -111,15 +102,9 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
 
 
 def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
-    """Never hand out a dead pooled connection, without a round trip on a busy pool.
-
-    A server that ends a connection sends an error and closes the socket, so an idle
-    connection's socket turns readable: a zero-timeout poll sees it (if something is there, a
-    ping tells a notice from a dead peer). What a socket cannot show (a NAT or firewall that
-    silently dropped it) only happens after long idling, so a connection idle longer than
-    `ping_idle_seconds` is pinged (0: every checkout). A dead one invalidates the pool, as a
-    failed pre-ping does.
-    """
+    """Never hand out a dead pooled connection, without a round trip on a busy pool: a closed
+    one's socket turns readable (a zero-timeout poll sees it); what a socket cannot show (a NAT
+    that dropped it) needs long idling, so one idle past `ping_idle_seconds` is pinged."""
 
     @event.listens_for(engine, "connect")
     def _fresh(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -153,10 +138,9 @@ def _check_on_checkout(engine: Engine, ping_idle_seconds: float) -> None:
 
 
 def _on_return(engine: Engine) -> None:
-    """A connection given back to the pool: when it went idle (`_check_on_checkout`), and back
-    out of autocommit, whoever borrowed it (a borrower that never switched back would lend
-    autocommit to the next, whose `begin()` would commit statement by statement). One still
-    inside a transaction sent as text (the pool's rollback does not see it) is discarded."""
+    """A returned connection: when it went idle, and out of autocommit (else the next
+    borrower's `begin()` would commit statement by statement); one still in a transaction
+    sent as text (the pool's rollback does not see it) is discarded."""
 
     @event.listens_for(engine, "checkin")
     def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -173,18 +157,13 @@ def _on_return(engine: Engine) -> None:
             record.invalidate()
 
 
-# What a new connection's server process allocates once and frees (specs/benchmark.md, "Where
-# a listing's CPU went"): a 4 MiB value, above glibc's initial mmap threshold.
+# A 4 MiB value, above glibc's mmap threshold (specs/benchmark.md, "Where a listing's CPU went").
 _HEAP_KEPT = "SELECT length(repeat(' ', 4194304))"
 
 
 def _keep_heap(engine: Engine) -> None:
-    """Keep a new connection's server process from giving its heap back after every statement.
-
-    A listing plans in a ~512 kB block; glibc returns the top of the heap at each free (its
-    trim threshold is twice its mmap threshold, 128 kB at first) and faults it back in on the
-    next: ~0.3 ms of the server's CPU per listing. A 4 MiB value allocated and freed once
-    raises both thresholds for the life of the process. One round trip per new connection."""
+    """Keep a new connection's server process from giving its heap back after every statement
+    (glibc's trim threshold: ~0.3 ms of server CPU per listing; once per new connection)."""
 
     @event.listens_for(engine, "connect")
     def _heap(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -195,9 +174,8 @@ def _keep_heap(engine: Engine) -> None:
 
 
 def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
-    """Give every new connection its server's clock offset and the deadline a message that
-    commits by itself gets (`task_api_in_time`): the response timeout, less a margin for the
-    offset, the COMMIT and the answer's way back. One round trip per new connection."""
+    """Give a new connection its server's clock offset and the deadline a message that commits
+    by itself gets (`task_api_in_time`): the response timeout less a margin."""
 
     @event.listens_for(engine, "connect")
     def _clock(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -215,8 +193,7 @@ def _learn_server_clock(engine: Engine, response_timeout: float) -> None:
         )
 
 
-# The connection's own facts, kept from request to request: when it went back to the pool,
-# its server's clock offset from ours, and how long a message that commits may take.
+# The connection's own facts, kept from request to request.
 _CONNECTION_IDLE_SINCE = "task_api_connection_idle_since"
 CONNECTION_CLOCK_OFFSET = "task_api_connection_clock_offset"
 CONNECTION_IN_TIME = "task_api_connection_commit_in_time"
@@ -226,8 +203,7 @@ CONNECTION_KEYS = frozenset((_CONNECTION_IDLE_SINCE, CONNECTION_CLOCK_OFFSET, CO
 
 @contextmanager
 def autocommitted(engine: Engine) -> Iterator[Connection]:
-    """A pooled connection whose statements each commit on their own (no `BEGIN`, no
-    `ROLLBACK`): for the few outside a unit of work that need no transaction."""
+    """A pooled connection whose statements each commit on their own (no `BEGIN`)."""
     with engine.connect() as conn:
         dbapi = conn.connection.dbapi_connection
         if dbapi is None:

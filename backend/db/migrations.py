@@ -1,8 +1,5 @@
-"""Schema migrations: the plain SQL files in `migrations/`, applied by yoyo-migrations.
-
-yoyo keeps its bookkeeping in `_yoyo_*` tables and takes a lock, so several replicas starting
-at once apply each migration exactly once.
-"""
+"""Schema migrations: the SQL files in `migrations/`, applied by yoyo under its lock (several
+replicas starting at once apply each exactly once)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Checks run before the API starts (`serve`, `seed`) and by `check`.
-
-Each problem becomes one `Finding`: a single line that says what is wrong and what to change,
-so a newcomer never has to read a traceback to fix a configuration mistake. The Neon rules
-encode the mistakes people make when pasting connection strings from Neon's console.
-"""
+"""Checks run before the API starts (`serve`, `seed`) and by `check`: each problem is one line
+saying what to change (no traceback to read), the Neon rules the usual pasting mistakes."""
 
 from __future__ import annotations
 

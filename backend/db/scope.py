@@ -1,12 +1,7 @@
-"""The one place that scopes statements to the caller.
-
-`owned` adds `<table>.user_id = :owner` to a statement (the caller's own rows); `access` is
-the one access predicate of shared lists: the row is in the caller's space, or its list is one
-the caller is a member of with a role that is enough (`list_id = ANY(ARRAY(<the caller's
-memberships>))`, read once per statement: both arms are index lookups). `Scoped` sends every
-statement of a scoped service with `owner` bound to its caller (last: nothing rebinds it); the
-sender refuses an unscoped one (backend/db/scope_check.py). A row the caller may not reach is
-therefore indistinguishable from one that does not exist.
+"""The one place that scopes statements to the caller: `owned` (the caller's rows), `access`
+(the predicate of shared lists: the caller's space, or a list it is a member of with a role
+that is enough) and `Scoped`, which binds `owner` last; the sender refuses an unscoped
+statement (scope_check.py), so a row the caller may not reach reads as a missing one.
 """
 
 from __future__ import annotations
@@ -60,9 +55,8 @@ def owned(statement: Stmt, user_id: ColumnElement[Any]) -> Stmt:
 
 @cache
 def _memberships(roles: tuple[str, ...], column: str) -> Any:
-    """The `column` (`list_id`, or the list owner's `user_id`) of the caller's memberships with
-    one of `roles`, as an array read once per statement (an index-only scan of
-    `ix_list_members_member_id_list_id`)."""
+    """The `column` of the caller's memberships with one of `roles`, as an array read once per
+    statement (an index-only scan)."""
     from backend.models import ListMember
 
     m = ListMember.__table__.c  # type: ignore[attr-defined]
@@ -73,16 +67,13 @@ def _memberships(roles: tuple[str, ...], column: str) -> Any:
     return func.array(ids.scalar_subquery(), type_=ARRAY(type_))
 
 
-# Whether the caller is a member of any list, evaluated by the planner (migration 0046): for a
-# member of nothing, what it gates is planned as false (never costed), for a member as true.
+# Whether the caller is a member of any list, decided by the planner: false is never costed.
 MEMBER_PLANNED = func.task_api_member_planned(bindparam(OWNER, type_=Text), type_=Boolean)
 
 
 def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
-    """The member arm of `access` alone: the row's list is one the caller is a member of with
-    one of `roles`. The owners' ids beside it let the plan use an owner's `(user_id, list_id,
-    ...)` indexes (they admit no row the lists would not). Gated on the caller being a member
-    at all, so a member of nothing does not pay for planning it."""
+    """The member arm of `access` alone; the owners' ids beside it let the plan use an owner's
+    `(user_id, list_id, ...)` indexes; gated so a member of nothing does not plan it."""
     listed = table.c.id if _named(table) == "task_lists" else table.c.list_id
     return and_(
         MEMBER_PLANNED,
@@ -94,15 +85,12 @@ def shared(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
 def if_member(value: ColumnElement[Any]) -> ColumnElement[Any]:
     """`value` for a caller who is a member of some list, else NULL, decided while planning
     (`shared`'s gate): a subquery only a member's rows need is not planned for anyone else."""
-    gated: ColumnElement[Any] = case((MEMBER_PLANNED, value))
-    return gated
+    return case((MEMBER_PLANNED, value))
 
 
 def members_only(statement: Any, name: str) -> Any:
-    """`statement` (a SELECT only a member's rows can answer) behind `shared`'s gate, one query
-    level above it: for a member of nothing the gate folds to false on the level's one
-    relation (`name`), which PostgreSQL excludes before planning it (a gate inside would still
-    plan its sort and limit over a false scan); for a member, a plain pass-through."""
+    """`statement` (only a member's rows answer it) behind `shared`'s gate one level above it:
+    PostgreSQL then excludes the level unplanned (a gate inside would still plan its sort)."""
     inner = statement.subquery(name)
     return (
         select(*(column(c.name, c.type) for c in inner.c)).select_from(inner).where(MEMBER_PLANNED)
@@ -110,8 +98,7 @@ def members_only(statement: Any, name: str) -> Any:
 
 
 def caller_role(table: Any) -> ColumnElement[str]:
-    """The caller's role in the list of a row of `table`: `owner` in its own space, else its
-    membership's (NULL: none), read beside the row (why a write matched nothing: 403 or 404)."""
+    """The caller's role in a row's list (NULL: none), read beside the row: 403 or 404."""
     from backend.models import ListMember
 
     mine = ListMember.__table__.alias("mine")  # type: ignore[attr-defined]
@@ -119,30 +106,25 @@ def caller_role(table: Any) -> ColumnElement[str]:
     member = select(mine.c.role).where(
         mine.c.list_id == listed, mine.c.member_id == bindparam(OWNER)
     )
-    role: ColumnElement[str] = case(
+    return case(
         (table.c.user_id == bindparam(OWNER), literal("owner")), else_=member.scalar_subquery()
     )
-    return role
 
 
 def access(table: Any, roles: tuple[str, ...]) -> ColumnElement[bool]:
-    """The one access predicate: the row of `table` is in the caller's space, or in a list the
-    caller is a member of with one of `roles` (`Role.at_least()`)."""
+    """The one access predicate: the caller's space, or a list it is a member of with `roles`."""
     return or_(table.c.user_id == bindparam(OWNER), shared(table, roles))
 
 
 def space_locked(table: Any) -> ColumnElement[bool]:
     """A write's condition that takes the change lock of the row's space before the row's lock:
     the order the owner's own write takes them in, so the two cannot deadlock."""
-    locked: ColumnElement[bool] = func.task_api_lock_space(table.c.user_id)
-    return locked
+    return func.task_api_lock_space(table.c.user_id)
 
 
 def spaces_locked(space: Any) -> Any:
-    """The statement that takes a write's change locks, the caller's and those of `space` (the
-    owners' ids of the rows the write names), waiting for neither while holding the other
-    (`task_api_lock_spaces`); sent ahead of the write instead of the caller's lock at entry
-    (specs/events.md, "Lock order across spaces")."""
+    """The statement taking the change locks of the caller and `space` together, never one while
+    waiting for the other (specs/events.md, "Lock order across spaces")."""
     spaces = (
         func.array_append(space, bindparam(OWNER))
         if isinstance(space.type, sqltypes.ARRAY)
@@ -153,9 +135,7 @@ def spaces_locked(space: Any) -> Any:
 
 @dataclass(frozen=True)
 class EachCaller:
-    """A statement built for one caller, for many at once (`each_caller`): `callers`, their
-    range (`owner`, the values, `n`: each caller's place in the arrays), and `page`, the
-    statement LATERAL to it, to select from `callers.join(page, true())`."""
+    """`each_caller`'s: the range `callers` (`owner`, the values, `n`) and `page` LATERAL to it."""
 
     callers: Any
     page: Any
@@ -165,11 +145,9 @@ class EachCaller:
 
 
 def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -> EachCaller:
-    """`statement`, built for one caller (`:owner`), for many in one statement (the live
-    streams' reader): the range `callers` is `unnest` of bound arrays (`callers_owner`, and
-    `callers_<name>` per name of `values`, its SQL type) `WITH ORDINALITY` (`n`); `statement`
-    is LATERAL to it, `:owner` and those values read from the caller's row. The scope check
-    accepts `callers.owner` as the caller in this shape only: every caller is a bound value."""
+    """`statement`, built for one caller, for many (the live streams' reader): `callers` is
+    `unnest` of bound arrays (`callers_owner`, `callers_<name>` per `values`) WITH ORDINALITY,
+    `:owner` and the values read from its row (the only shape the scope check takes it in)."""
     arrays: list[Any] = [cast(bindparam(f"{CALLERS}_{OWNER}"), ARRAY(Text))]
     columns: list[Any] = [column(OWNER, Text)]
     for key, type_ in values.items():
@@ -188,9 +166,7 @@ def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -
         if isinstance(element, BindParameter) and element.key in read:
             return read[element.key]
         if element is MEMBER_PLANNED:
-            # A gate for the planner (`shared`): for a caller known only as the statement runs
-            # it decides nothing, and would cost a call per caller. True keeps the member arm,
-            # whose memberships' arrays decide, as for a member (it only ever removes access).
+            # Callers are known only as it runs: the memberships' arrays decide, as for a member.
             return true()
         return None
 
@@ -198,30 +174,22 @@ def each_caller(statement: Any, values: Mapping[str, Any], name: str = "each") -
     return EachCaller(callers, page.lateral(name))
 
 
-def _table_of(selectable: Any) -> Table | None:
-    while isinstance(selectable, Alias):
-        selectable = selectable.element
-    return selectable if isinstance(selectable, Table) else None
-
-
 def _named(table: Any) -> str | None:
-    found = _table_of(table)
-    return None if found is None else str(found.name)
+    while isinstance(table, Alias):
+        table = table.element
+    return str(table.name) if isinstance(table, Table) else None
 
 
 @dataclass(frozen=True)
 class Bound:
-    """A statement built once for its shape, with the values this use binds (every `Scoped`
-    method takes one): the same object each request, so its compiled form is looked up."""
+    """A statement built once (its compiled form looked up), with the values this use binds."""
 
     statement: Any
     values: Mapping[str, Any]
 
 
 class Scoped:
-    """A service over one caller's rows, sending through the unit of work's `Sender` (which
-    checks every statement scoped), each bound to the caller (`owner`): `_read` and `_write`
-    (the task service's own modes: backend/services/task_sending.py)."""
+    """A service over one caller's rows, sending through the unit of work's `Sender`."""
 
     def __init__(self, send: Sender, user_id: str) -> None:
         self._send = send
@@ -238,32 +206,26 @@ class Scoped:
         return self._send.read(*self._bind(statement, values))
 
     def _write(self, statement: Any, *, last: bool = False, **values: Any) -> Rows:
-        """Send a write and return its rows. `last`: nothing follows it, so where the unit of
-        work allows it commits the request in its own message (one round trip); after that
-        only reads may follow."""
+        """Send a write; `last`: nothing follows, so it may commit the request in its message."""
         # `_bind`, inline: a write's path is counted (tests/test_walk.py, PATCH <= 50).
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}
         return self._send.write(statement, {**values, OWNER: self.user_id}, last=last)
 
     def _hold_commit(self) -> None:
-        """Something this service adds after the route's write must commit with it: the
-        write may not commit the request itself."""
+        """What this service adds after the route's write commits with it."""
         self._send.hold()
 
     def _ahead(self, statement: Any, **values: Any) -> None:
-        """Send `statement`, whose rows nobody reads (it matters by its effect), in the same
-        message as the next statement, ahead of it (the same transaction)."""
+        """Send `statement` (rows unread) in the next statement's message, ahead of it."""
         self._send.ahead(*self._bind(statement, values))
 
     def _lock_spaces(self, statement: Any, *, first: bool = True, **values: Any) -> None:
-        """The write's change locks are `statement`'s to take, ahead of the write in its message,
-        instead of the caller's at entry. Not `first`: only where the write is the first."""
+        """`statement` takes the write's change locks ahead of it, not the caller's at entry."""
         self._send.locks_spaces(*self._bind(statement, values), first=first)
 
     def _at_commit(self, statement: Any, **values: Any) -> None:
-        """Send `statement`, whose result nobody reads, in the message that commits the
-        request's transaction; where no such message comes, now."""
+        """Send `statement` (rows unread) with the request's COMMIT, or now if none comes."""
         statement, values = self._bind(statement, values)
         if not self._send.at_commit(statement, values):
             self._send.write(statement, values)

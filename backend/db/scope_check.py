@@ -1,37 +1,14 @@
-"""The one scope check: every statement the app sends through its `Sender`, on the SQL as
-compiled for sending (`%(owner)s` is the caller), parsed by PostgreSQL's own parser (pglast)
-and cached by its text; one that fails raises `Unscoped` unsent (docs/contributing, "How
-scoping is checked").
+"""The one scope check: every statement the `Sender` sends, as compiled (`%(owner)s` is the
+caller), parsed by pglast and cached by its text; one that fails raises `Unscoped` unsent
+(docs/contributing, "How scoping is checked").
 
-Every query level (CTEs, subqueries, UNION arms, JOINs, ...) that reads or writes a per-user
-table must scope each name it reads the table as among the AND-conjuncts of its own WHERE or
-JOIN ... ON (a predicate under OR or NOT does not count):
-
-- owned: `<name>.user_id = :owner`;
-- the access predicate of shared lists (`scope.access`): `<name>.user_id = :owner OR
-  (<name>.list_id = ANY(ARRAY(<a SELECT of list_id from list_members>)) AND ...)`, or its
-  member arm alone (`scope.shared`; `task_lists` compares its `id`); the owners' array beside
-  it, `user_id = ANY(...)`, does not scope on its own;
-- a placement's space (`task_tree._space`): `<name>.user_id = coalesce((SELECT x.user_id FROM
-  <one per-user table> x ...), :owner)`;
-- `<name>.member_id = :owner` on `list_members` and `task_member_reminders` only (a
-  membership's member, a member's own reminders);
-- an invitation, a calendar feed or an app password by its token (`<name>.token_hash =
-  :<a bind>`, not a literal, not a column); a calendar feed's creator standing in for the
-  caller (`<name>.user_id` or `member_id = (SELECT user_id FROM calendar_feeds ...)`: a feed
-  reads as its creator); a member's lists through its membership of the caller's list
-  (`task_lists.user_id = (SELECT member_id FROM list_members ...)`, a transfer's room check).
-
-Every SELECT inside those (a membership array, a space, a member) is a level of its own,
-checked the same way. An INSERT into a per-user table sets `user_id` to `:owner` in every
-VALUES row, or selects `:owner`, a space, or a scoped range's `user_id` at that position; an
-INSERT into `list_members` may instead set `member_id` to `:owner` (the caller joins a list).
-An UPDATE that sets `user_id` (an `ON CONFLICT DO UPDATE` too) changes a row's owner: only the
-statements `changes_owner` marked may (backend/services/rules.py `OWNER_CHANGES` names them;
-an account's handover changes owners in the database, `users_hand_over_lists`).
-`task_api_steps` runs the steps `Scoped._steps` rendered, each checked when it was rendered:
-it is accepted with a bound array only. The same property lets `tasks` be distributed by
-`user_id` (Citus): no request needs a second shard.
+Each query level (CTE, subquery, UNION arm, JOIN, ...) that reads or writes a per-user table
+scopes each name it reads it as by an AND-conjunct (not under OR/NOT) of its WHERE or ON: owned
+(`<name>.user_id = :owner`) or one of the shapes `_scoped_by` and `_capabilities` accept (the
+access predicate, a placement's space, a member's own rows, a capability by token); a SELECT
+inside those is a level of its own. An INSERT sets `user_id` to the caller (`_insert_problem`);
+only `changes_owner` statements may set it in an UPDATE. The same property lets `tasks` be
+distributed by `user_id` (Citus).
 """
 
 from __future__ import annotations
@@ -62,8 +39,7 @@ class Unscoped(AssertionError):
 
 @cache
 def scoped_tables() -> frozenset[str]:
-    """Every per-user table: each table of the metadata with a `user_id` column (derived: a
-    new one is checked without editing this file)."""
+    """Every per-user table: each table of the metadata with a `user_id` column."""
     from sqlmodel import SQLModel
 
     import backend.models  # noqa: F401  (registers every table on the metadata)
@@ -79,8 +55,7 @@ S = TypeVar("S")
 
 
 def changes_owner(statement: S) -> S:
-    """Mark `statement` as one that may set `user_id` (a list's transfer); each one is named
-    in backend/services/rules.py `OWNER_CHANGES` (tests/test_scoping.py)."""
+    """Mark `statement` as one that may set `user_id` (named in rules.py `OWNER_CHANGES`)."""
     _OWNER_CHANGES.add(statement)
     return statement
 
@@ -96,8 +71,7 @@ _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 def unscoped(statement: Any, keys: tuple[str, ...] = ()) -> str | None:
-    """Why `statement`, compiled as the sender compiles it for the value names `keys`, is not
-    scoped to the caller, or None."""
+    """Why `statement`, compiled as the sender does for the value names `keys`, is unscoped."""
     sql = str(statement.compile(dialect=_DIALECT, column_keys=list(keys)))
     return problem(sql, statement in _OWNER_CHANGES)
 
@@ -107,8 +81,7 @@ _PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
 
 
 def _parseable(sql: str) -> str:
-    """`sql` with its placeholders as PostgreSQL's (`$n`): the caller's `$1`, the others
-    numbered after it in the order they first appear."""
+    """`sql` with PostgreSQL's placeholders: the caller's `$1`, the others in order after it."""
     numbers = {OWNER: _CALLER}
 
     def number(match: re.Match[str]) -> str:
@@ -119,9 +92,8 @@ def _parseable(sql: str) -> str:
 
 @lru_cache(maxsize=2048)
 def problem(sql: str, owner_change: bool = False) -> str | None:
-    """Why `sql` (pyformat as compiled: `%(owner)s` is the caller; one or more statements) is
-    not scoped to the caller, or None when it is (or touches no per-user table).
-    `owner_change`: it may set `user_id` (`changes_owner`)."""
+    """Why `sql` (as compiled; one or more statements) is unscoped; `owner_change`: it may set
+    `user_id`."""
     try:
         statements = parse_sql(_parseable(sql))
     except ParseError as error:
@@ -142,9 +114,8 @@ _MANY: ContextVar[bool] = ContextVar("many_callers", default=False)
 
 
 def _each_caller(statement: Any) -> bool:
-    """Whether `statement` is a SELECT for many callers: its own FROM holds the one range named
-    `callers` in the whole statement, `unnest` of bound parameters only, its first column
-    `owner` (`scope.each_caller`)."""
+    """Whether `statement` is a SELECT for many callers (`scope.each_caller`): its own FROM holds
+    the statement's one `callers`, `unnest` of bound parameters only, first column `owner`."""
     if not isinstance(statement, ast.SelectStmt):
         return False
     named = [node for node in _nodes(statement) if _names_callers(node)]
@@ -184,8 +155,7 @@ def _nodes(node: Any) -> Iterator[Any]:
 
 
 def _names_callers(node: Any) -> bool:
-    """Whether `node` brings a name `callers` into a query: a table or its alias, a subquery,
-    a function in FROM, a JOIN's alias, a CTE."""
+    """Whether `node` brings the name `callers` into a query (a table, alias, CTE, ...)."""
     if isinstance(node, ast.CommonTableExpr):
         return bool(node.ctename == CALLERS)
     if isinstance(node, ast.RangeVar) and node.relname == CALLERS:
@@ -304,8 +274,7 @@ def _uncast(node: Any) -> Any:
 
 
 def _is_owner(node: Any) -> bool:
-    """Whether `node` is the caller's placeholder, possibly cast (`%(owner)s::VARCHAR`), or in
-    a statement for many callers the caller's column (`callers.owner`)."""
+    """Whether `node` is the caller's placeholder, maybe cast, or (for many) `callers.owner`."""
     node = _uncast(node)
     if isinstance(node, ast.ParamRef):
         return bool(node.number == _CALLER)
@@ -321,8 +290,7 @@ def _column(node: Any) -> tuple[str, ...] | None:
 
 
 def _ranges(items: Any, ranges: list[Any], conditions: list[Any]) -> None:
-    """The tables a FROM/USING list reads at this level (not in its subqueries), and its
-    JOIN ... ON conditions."""
+    """The tables a FROM/USING list reads at this level, and its JOIN ... ON conditions."""
     for item in items or ():
         if isinstance(item, ast.RangeVar):
             ranges.append(item)
@@ -336,8 +304,7 @@ def _name(reference: Any) -> str:
 
 
 def _selects(node: Any, table: str | None, column: str, sublink: SubLinkType) -> bool:
-    """Whether `node` is a sublink of kind `sublink` whose SELECT reads one table (`table`, or
-    any per-user table for None) and selects its `column` alone."""
+    """Whether `node` is a `sublink` selecting `column` alone of one table (None: per-user)."""
     if not isinstance(node, ast.SubLink) or node.subLinkType != sublink:
         return False
     ranges: list[Any] = []
@@ -354,15 +321,15 @@ _MEMBER_TABLES = ("list_members", "task_member_reminders")
 
 
 def _owned_names(conjuncts: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
-    """The range names the conjuncts scope to the caller (`single`: the level's only range
-    name, which an unqualified column means; `relations`: each range name's table)."""
+    """The range names the conjuncts scope (`single`: what an unqualified column means)."""
     found = (_scoped_by(node, single, relations) for node in conjuncts)
     return {name for name in found if name is not None}
 
 
 def _scoped_by(node: Any, single: str | None, relations: dict[str, str]) -> str | None:
-    """The name one conjunct scopes: owned, the member arm, or an OR of those all of one name
-    (the access predicate); within an AND, one arm that scopes is enough."""
+    """The name one conjunct scopes: owned, `member_id` on `_MEMBER_TABLES`, a `_space`, the
+    member arm (`ANY` of `_memberships`; the owners' array beside it scopes nothing alone), or
+    an OR of those all of one name (the access predicate); in an AND, one arm is enough."""
     if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.OR_EXPR:
         arms = {_scoped_by(arm, single, relations) for arm in node.args or ()}
         return arms.pop() if len(arms) == 1 and None not in arms else None
@@ -395,14 +362,12 @@ def _scoped_by(node: Any, single: str | None, relations: dict[str, str]) -> str 
 
 
 def _memberships(node: Any) -> bool:
-    """Whether `node` is `ARRAY(<a SELECT of list_id from list_members>)` (that SELECT is a
-    level of its own, checked scoped)."""
+    """Whether `node` is `ARRAY(<a SELECT of list_id from list_members>)`."""
     return _selects(node, "list_members", "list_id", SubLinkType.ARRAY_SUBLINK)
 
 
 def _space(node: Any) -> bool:
-    """Whether `node` is a placement's space: `coalesce((SELECT x.user_id FROM <a per-user
-    table> x ...), :owner)`; that SELECT is a level of its own, checked scoped."""
+    """Whether `node` is a placement's space: `coalesce((SELECT x.user_id ...), :owner)`."""
     node = _uncast(node)
     if not isinstance(node, ast.CoalesceExpr) or len(node.args or ()) != 2:
         return False
@@ -410,8 +375,7 @@ def _space(node: Any) -> bool:
     return _is_owner(second) and _selects(first, None, "user_id", SubLinkType.EXPR_SUBLINK)
 
 
-# The rows a token is the capability for: an invitation, a calendar feed, an app password (by
-# its hash).
+# The rows a token (its hash) is the capability for.
 _TOKENS = (
     ("list_invitations", "token_hash"),
     ("calendar_feeds", "token_hash"),
@@ -421,17 +385,13 @@ _TOKENS = (
 
 def _feed_creator(node: Any) -> bool:
     """Whether `node` is a calendar feed's creator, `(SELECT user_id FROM calendar_feeds ...)`:
-    a feed's fetch reads as its creator, the caller standing in for `:owner` (that SELECT is a
-    level of its own, scoped by the feed's token: `_capabilities`)."""
+    a feed reads as its creator (that SELECT is scoped by the feed's token)."""
     return _selects(_uncast(node), "calendar_feeds", "user_id", SubLinkType.EXPR_SUBLINK)
 
 
 def _capabilities(conditions: list[Any], single: str | None, relations: dict[str, str]) -> set[str]:
-    """The names scoped by the capabilities, each an AND-conjunct at this level: an
-    invitation, a calendar feed or an app password by its token, `<name>.token_hash = :<a
-    bind>` (`list_invitations`, `calendar_feeds`, `app_passwords` only), and the lists of a
-    member of the caller's list, `<name>.user_id = (SELECT member_id FROM list_members ...)`
-    (`task_lists` only)."""
+    """The names scoped by a capability conjunct: a token's row by `token_hash = :<bind>`
+    (`_TOKENS`), a member's lists by `user_id = (SELECT member_id FROM list_members ...)`."""
     names: set[str] = set()
     for node in conditions:
         if not isinstance(node, ast.A_Expr) or node.kind != A_Expr_Kind.AEXPR_OP:
@@ -455,9 +415,7 @@ def _capabilities(conditions: list[Any], single: str | None, relations: dict[str
 
 
 def _joins(statement: Any) -> bool:
-    """Whether an INSERT into `list_members` inserts memberships of the caller only
-    (`member_id` is `:owner` in every VALUES row, or the SELECT's column): the caller joins a
-    list, in its owner's space."""
+    """Whether an INSERT into `list_members` inserts the caller's memberships only (it joins)."""
     names = [target.name for target in statement.cols or ()]
     source = statement.selectStmt
     if statement.relation.relname != "list_members" or "member_id" not in names:
@@ -472,6 +430,7 @@ def _joins(statement: Any) -> bool:
 
 
 def _insert_problem(statement: Any) -> str | None:
+    """Unless the caller joins, `user_id` is `:owner`, a space or a scoped range's, in every row."""
     table = statement.relation.relname
     if _joins(statement):
         return None

@@ -1,26 +1,14 @@
-"""SQLModel tables and the request/response schemas built around them.
-
-Importing this package registers every table on `SQLModel.metadata` (used by the
-migrations-vs-models test, never to create tables): every module of the package is imported,
-found by name, so a new resource's table needs no line here (the names below are re-exports).
-"""
+"""SQLModel tables and schemas. Importing the package imports every module, found by name, so
+every table is on `SQLModel.metadata` with no line here (the names below are re-exports)."""
 
 import importlib
 import pkgutil
 
-from backend.models.chatkit_item import ChatKitItem as ChatKitItem
-from backend.models.common import DataEnvelope as DataEnvelope
 from backend.models.common import ErrorEnvelope as ErrorEnvelope
-from backend.models.common import ListEnvelope as ListEnvelope
 from backend.models.common import ListMeta as ListMeta
-from backend.models.conversation import Conversation as Conversation
-from backend.models.conversation import Message as Message
 from backend.models.idempotency import IdempotencyKey as IdempotencyKey
-from backend.models.rate_limit import RateLimit as RateLimit
 from backend.models.sharing import ListInvitation as ListInvitation
 from backend.models.sharing import ListMember as ListMember
-from backend.models.sharing import Role as Role
-from backend.models.sharing import TaskComment as TaskComment
 from backend.models.stream_ticket import StreamTicket as StreamTicket
 from backend.models.stream_ticket import StreamTicketPublic as StreamTicketPublic
 from backend.models.task import Priority as Priority
@@ -34,12 +22,10 @@ from backend.models.task import TaskRow as TaskRow
 from backend.models.task import TaskSort as TaskSort
 from backend.models.task import TaskStatus as TaskStatus
 from backend.models.task import TaskUpdate as TaskUpdate
-from backend.models.task_event import ChangeType as ChangeType
 from backend.models.task_event import DeliveryState as DeliveryState
 from backend.models.task_event import TaskEvent as TaskEvent
 from backend.models.task_event import TaskEventsPruned as TaskEventsPruned
 from backend.models.task_event import TaskMemberReminder as TaskMemberReminder
-from backend.models.task_event import TaskReminder as TaskReminder
 from backend.models.user import AuthSession as AuthSession
 from backend.models.user import User as User
 from backend.models.user import UserLogin as UserLogin

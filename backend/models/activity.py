@@ -1,6 +1,4 @@
-"""The activity log's schema (issue 39; specs/api-contract.md, "Shared lists" -> Activity):
-one item per recorded event of `task_events`, the same rows the change feed and the worker
-read (no second record)."""
+"""The activity log's schema: one item per event of `task_events` (no second record)."""
 
 from __future__ import annotations
 
@@ -13,16 +11,13 @@ from backend.models import task_children
 from backend.models.common import UtcDatetime
 from backend.models.task_event import CHANGE_TYPES, INVITATION_EVENTS, LIST_EVENTS, MEMBER_EVENTS
 
-# What the activity shows: every event but reminders and the feed's own access entries (a
-# task's children's too, told by their shape: backend/services/activity.py).
+# Every event but reminders and the feed's access entries (children's: by their shape).
 ACTIVITY_TYPES = (*CHANGE_TYPES, *LIST_EVENTS, *MEMBER_EVENTS, *INVITATION_EVENTS)
 _TASK_TYPES = frozenset(CHANGE_TYPES)
 
 
 class ObjectType(str):
-    """What an entry is about: `task`, `list`, `member`, each declared child's noun that
-    records events (`comment`, ...) or `invitation`. A string whose schema's `enum` is read
-    from the declarations when the document is built (a new child needs no line here)."""
+    """What an entry is about; its schema's `enum` is read from the declared children."""
 
     task = "task"
     list = "list"

@@ -1,9 +1,5 @@
-"""App passwords (`app_passwords`, migration 0058; specs/api-contract.md, "App passwords"): the
-table and the request and response schemas of `/api/app-passwords`.
-
-A CalDAV client signs in with HTTP Basic only: the username of the account's DAV identity
-(`dav_username`, the same for every password of the account) and one of its app passwords.
-The password is shown once, in the create's answer; only its SHA-256 is stored.
+"""App passwords (specs/api-contract.md, "App passwords"): what a CalDAV client signs in with
+over HTTP Basic, beside the account's `dav_username`; shown once, stored as a SHA-256.
 """
 
 from __future__ import annotations
@@ -24,8 +20,7 @@ from backend.models.types import TASK_ID_MAX
 # How many app passwords one account may have (a create past it: 422 LIMIT_REACHED).
 APP_PASSWORDS_PER_USER = 50
 APP_PASSWORD_ID_MAX = TASK_ID_MAX
-# A password: this prefix (secret scanners and people recognise it) and
-# `secrets.token_urlsafe(32)` (256 random bits, no `:`, which Basic would split on).
+# A prefix secret scanners recognise, then `token_urlsafe(32)` (no `:` for Basic to split on).
 PASSWORD_PREFIX = "tapw_"  # noqa: S105 (a prefix, not a secret)
 PASSWORD_PATTERN = "^tapw_[A-Za-z0-9_-]{43}$"  # noqa: S105 (a shape, not a secret)
 # The DAV root, under the API's base address: `/.well-known/caldav` redirects here.
@@ -33,9 +28,8 @@ DAV_ROOT = "/dav/"
 
 
 def dav_username(user_id: str) -> str:
-    """The account's DAV username: its id, every character but `A-Z a-z 0-9 - . _ ~ @ +`
-    percent-encoded (an id from an external issuer may hold `:` or `|`). Not the email: an
-    account may have none and may change it, and a username a client keeps must not change."""
+    """The account's DAV username: its id percent-encoded (an external id may hold `:`); not the
+    email, which may be absent or change while a client keeps the username."""
     return quote(user_id, safe="@+-._~")
 
 

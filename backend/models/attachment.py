@@ -1,8 +1,5 @@
-"""A task's attachments (issue 63; specs/storage.md; docs/guides/attachments.md): files on a
-task, a declared child of it (backend/models/task_children.py), so its list, get and delete
-routes, its `list_attachments` tool, the trash and the role matrix come from `TASK_ATTACHMENTS`.
-An upload is no JSON body: its route (multipart, one part `file`) and the download are
-backend/api/routes/attachments.py, over backend/services/attachments.py and the storage."""
+"""A task's attachments (specs/storage.md): a declared child of its task; the upload (multipart)
+and the download are api/routes/attachments.py's."""
 
 from __future__ import annotations
 
@@ -95,8 +92,6 @@ class AttachmentLimits(BaseModel):
     )
 
 
-# A task's attachments, a declared child of its task: no JSON create (the upload is multipart,
-# backend/api/routes/attachments.py) and no edit; whoever may upload deletes any.
 TASK_ATTACHMENTS = TaskChild(
     TaskAttachment,
     noun="attachment",
@@ -106,8 +101,7 @@ TASK_ATTACHMENTS = TaskChild(
     per_task=ATTACHMENTS_PER_TASK,
     edits=False,
     author="uploaded_by",
-    # Editors and up delete any attachment, as they upload ("Files on tasks"): a task's files
-    # are the task's, kept up to date by whoever works on it (a comment is its author's words).
+    # A task's files are the task's, kept by whoever works on it (a comment: its author's).
     delete_any=Action.TASK_WRITE,
     sample={
         "storage_key": "00/000000000000000000000000000000ff",
@@ -121,6 +115,5 @@ TASK_ATTACHMENTS = TaskChild(
     "`file`), download, delete. Whoever may read the task lists and downloads them; an editor "
     "and up uploads them and deletes any, whoever uploaded it; a member below the role "
     "gets 403 `FORBIDDEN`, anyone else the 404 a missing task gets.",
-    # Its list tool is `list_attachments` (backend/mcp/tools/attachments.py): each row with a link.
     stored=Stored(key="storage_key", size="size", by="uploaded_by"),
 )

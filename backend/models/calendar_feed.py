@@ -1,9 +1,4 @@
-"""Calendar feeds (`calendar_feeds`, migration 0044; specs/api-contract.md, "Calendar feeds"):
-the table, and the request and response schemas of `/api/calendar-feeds`.
-
-A feed's `scope` names what it shows: `all` (every task of the creator's with a due date, the
-shared lists it can read included) or `list` (one list, own or shared, `list_id`).
-"""
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): the table and the schemas."""
 
 from __future__ import annotations
 
@@ -22,8 +17,7 @@ from backend.models.task_list import LIST_ID_MAX
 
 # How many feeds one account may have (a create past it: 422 LIMIT_REACHED).
 FEEDS_PER_USER = 20
-# What a feed shows, relative to the moment of each fetch (a task is in it when its due date,
-# a series' open occurrence's, falls in the window), and at most how many tasks (the soonest).
+# The due dates a feed shows, around each fetch, and at most how many tasks (the soonest).
 WINDOW_DAYS_BACK = 60
 WINDOW_DAYS_AHEAD = 365
 FEED_MAX_TASKS = 2000
@@ -82,8 +76,7 @@ class CalendarFeed(SQLModel, table=True):
 
 
 class CalendarFeedCreate(BaseModel):
-    # The schema states the scope's rule (`_list_with_list_scope`), so generated valid
-    # bodies hold it (tests/test_fuzz.py).
+    # The schema states `_list_with_list_scope`, so generated valid bodies hold it.
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={

@@ -1,14 +1,5 @@
-"""The columns most tables share, declared once: an identity key, the owning user (its key
-cascades with the account) and a timestamp the database sets (`created_at`, `updated_at`);
-`column` declares any other.
-
-    class Thing(SQLModel, table=True):
-        id: int | None = id_column()
-        user_id: str = user_id_column()
-        name: str = column(Text, nullable=False)
-        note: str | None = column(Text, default=None)
-        created_at: datetime | None = now_column()
-"""
+"""The columns most tables share, declared once (`id_column`, `user_id_column`, `now_column`);
+`column` declares any other (`name: str = column(Text, nullable=False)`)."""
 
 from __future__ import annotations
 
@@ -34,8 +25,7 @@ INSTANT = DateTime(timezone=True)
 def column(
     *args: Any, default: Any = PydanticUndefined, default_factory: Any = None, **kwargs: Any
 ) -> Any:
-    """A field that is the column `Column(*args, **kwargs)`; without `default` (or
-    `default_factory`) the model requires it."""
+    """A field that is `Column(*args, **kwargs)`; without a default the model requires it."""
     return Field(default, default_factory=default_factory, sa_column=Column(*args, **kwargs))
 
 
@@ -55,8 +45,7 @@ def now_column() -> Any:
 
 
 def same_user_key(table: str, ref: str, target: str, **options: Any) -> ForeignKeyConstraint:
-    """`table (user_id, ref)` -> `target (user_id, id)`, a same-user reference
-    (specs/data-model.md), named by the convention; the row goes with its target."""
+    """`table (user_id, ref)` -> `target (user_id, id)`, a same-user reference (data-model.md)."""
     return ForeignKeyConstraint(
         ["user_id", ref],
         [f"{target}.user_id", f"{target}.id"],
@@ -67,8 +56,7 @@ def same_user_key(table: str, ref: str, target: str, **options: Any) -> ForeignK
 
 
 def key_to_task(table: str, **options: Any) -> ForeignKeyConstraint:
-    """A task's child's key to its task (backend/models/task_children.py): its rows are in the
-    task's owner's space, follow the task through a handover and go with it."""
+    """A task's child's key to its task: its rows follow the task through a handover."""
     return same_user_key(table, "task_id", "tasks", onupdate="CASCADE", **options)
 
 

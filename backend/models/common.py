@@ -39,22 +39,17 @@ def storable_text(value: str) -> str:
     return value
 
 
-# What the OpenAPI document says of such strings: no NUL. (Lone surrogates cannot be written
-# in a JSON Schema pattern; JSON clients rarely produce them, and they are a 422 all the same.)
+# No NUL (lone surrogates cannot be written in a JSON Schema pattern; a 422 all the same).
 NO_NUL_PATTERN = "^[^\\u0000]*$"
-# Unicode White_Space, what `strip_whitespace` trims (pydantic-core trims exactly these),
-# spelled out because `\s` means something slightly different in each regex engine.
+# Unicode White_Space, what `strip_whitespace` trims, spelled out: `\s` differs per engine.
 WHITESPACE_CLASS = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
-# No NUL, and at least one character that is not whitespace: a trimmed string that must keep a
-# character (`min_length=1` after `strip_whitespace`).
+# No NUL, and a character that is not whitespace (`min_length=1` after `strip_whitespace`).
 NOT_BLANK_PATTERN = f"^[^\\u0000]*[^\\u0000{WHITESPACE_CLASS}][^\\u0000]*$"
 
 
 def counted_as_sent(constrained: CoreSchema, validated: CoreSchema) -> CoreSchema:
-    """`validated` (built on the string schema `constrained`) with `constrained`'s
-    `max_length` also held by the value as sent: pydantic trims (`strip_whitespace`) before it
-    counts, and the OpenAPI `maxLength` counts what is sent. One rule for every
-    client-supplied string: a value over the limit is refused, not trimmed to fit."""
+    """`validated` with `constrained`'s `max_length` held by the value as sent too: pydantic
+    trims before it counts, the OpenAPI `maxLength` counts what is sent."""
     max_length = constrained.get("max_length")
     if not isinstance(max_length, int):
         return validated
@@ -72,8 +67,7 @@ def counted_as_sent(constrained: CoreSchema, validated: CoreSchema) -> CoreSchem
 
 
 class _StorableText:
-    """`storable_text` as an after-validator, and in the schema a `pattern` saying so: the NUL
-    ban, or a stricter pattern that implies it (`NotBlankText`, the email address)."""
+    """`storable_text` as an after-validator, and a `pattern` saying so (or one implying it)."""
 
     def __init__(self, pattern: str = NO_NUL_PATTERN, json_format: str | None = None) -> None:
         self.pattern = pattern
@@ -99,35 +93,28 @@ class _StorableText:
 
 # Use as `Annotated[str, StringConstraints(...), StorableText]` on every client-supplied string.
 StorableText = _StorableText()
-# The same for a string trimmed and required to keep a character (title, tag, name): the
-# schema states that it may not be blank, so a schema-valid value is never refused.
+# The same for a trimmed string that must keep a character (the schema says so too).
 NotBlankText = _StorableText(NOT_BLANK_PATTERN)
 
 
-# `StorableText` with a pattern of its own, which must exclude NUL too (and optionally the
-# `format` the schema names).
+# `StorableText` with a pattern of its own (which must exclude NUL) and an optional `format`.
 text_pattern = _StorableText
 
 
 def decimal_digits(value: Any) -> Any:
-    """A path or query integer arrives as text: only ASCII digits 0-9 are an integer here.
-    pydantic's lax parsing would also read `5_0` (as 50), `+5`, ` 5`, `5.0`."""
+    """Only ASCII digits are a path or query integer (pydantic would read `5_0`, `+5`, `5.0`)."""
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         raise ValueError("must be a whole number written with the digits 0-9 only")
     return value
 
 
-# Metadata for an integer in a path or query string (`/api/tasks/{task_id}`, `?limit=`):
-# `Annotated[int, Path(ge=..., le=...), DecimalDigits]`. After the Path()/Query(): placed
-# before, pydantic would print their bounds into the OpenAPI as `ge`/`le`, not as JSON
-# Schema's `minimum`/`maximum`.
+# `Annotated[int, Path(ge=..., le=...), DecimalDigits]`: after Path()/Query(), or their bounds
+# reach the OpenAPI as `ge`/`le` instead of `minimum`/`maximum`.
 DecimalDigits = BeforeValidator(decimal_digits)
 # An integer in a JSON body: a JSON integer only (not `true`, `"261"` or `261.0`).
 JsonInt = Annotated[int, Strict()]
 
-# Responses always speak UTC, whatever time zone the database uses: every transaction sets its
-# zone to UTC (`db._set_transaction_locals`), so timestamps arrive in UTC and pydantic prints
-# them with a `Z`. (A serializer converting each value cost a tenth of a 100-task listing.)
+# Every transaction's zone is UTC: no converting serializer (a tenth of a listing's time).
 UtcDatetime = datetime
 
 T = TypeVar("T")
@@ -201,10 +188,8 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-# A body field that may be left out but never sent as null (PATCH, PUT, update_task) is
-# `Annotated[T, NotNull] = Field(..., **NOT_SENT)`: the default `None`, never validated, means
-# "not sent", and the type is not widened to `T | None`, so neither the schema nor an error's
-# location names a union member.
+# A body field that may be left out but not sent null: `Annotated[T, NotNull] = Field(...,
+# **NOT_SENT)`; the default `None` means "not sent" and the type is not widened to `T | None`.
 NotNull = BeforeValidator(_refuse_null)
 NOT_SENT: dict[str, Any] = {"default": None, "json_schema_extra": _no_default}
 

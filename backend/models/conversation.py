@@ -1,5 +1,4 @@
-"""Conversations with the task agent and their messages (migration 0021, specs/chat.md):
-the tables, the chat request and response, and the public shapes of both."""
+"""Conversations with the task agent and their messages (specs/chat.md): tables and schemas."""
 
 from __future__ import annotations
 
@@ -101,10 +100,8 @@ class Message(SQLModel, table=True):
     heartbeat_at: datetime | None = column(INSTANT, default=None)
 
 
-# What a turn stores of what the model wrote (issue 38): every stored message must read back
-# through the API, whose serializer stops at 255 levels of nesting, and PostgreSQL's JSONB
-# and TEXT refuse NUL and lone surrogates. Tool arguments are bounded where the call is made
-# (`backend.chat.tools`) and again where they are stored (`ConversationService.answer`).
+# What a turn stores of what the model wrote must read back through the API (whose serializer
+# stops at 255 levels) and fit JSONB and TEXT (no NUL, no lone surrogates).
 STORED_DEPTH_MAX = 32  # levels of nesting in stored tool arguments or results
 ARGUMENTS_MAX_CHARS = 16_000  # a tool's arguments as JSON (the largest valid ones: ~4 KB)
 RESULT_MAX_CHARS = 1_000_000  # a tool's result as JSON (a listing page: ~300 KB at most)
@@ -129,9 +126,8 @@ def clean_text(text: str, limit: int) -> str:
 
 
 def storable(value: Any, max_chars: int) -> bool:
-    """Whether a JSON value can be stored and served as it is: at most `STORED_DEPTH_MAX`
-    levels deep, finite numbers, strings (and keys) without NUL or lone surrogates, and at
-    most `max_chars` characters of JSON. Walked without recursion: any depth is safe."""
+    """Whether a JSON value can be stored and served as it is (depth, finite numbers, clean
+    strings, `max_chars`); walked without recursion, so any depth is safe."""
     pending: list[tuple[Any, int]] = [(value, 1)]
     budget = max_chars
     while pending:
@@ -160,8 +156,7 @@ def storable(value: Any, max_chars: int) -> bool:
 
 
 def stored_call(call: dict[str, Any]) -> dict[str, Any]:
-    """A tool call (`ToolCallPublic` fields) as it may be stored and served: arguments or a
-    result that are not `storable` kept as (cut, cleaned) JSON text instead."""
+    """A tool call as it may be stored: arguments or a result not `storable` kept as text."""
     arguments, result = call.get("arguments"), call.get("result")
     if not storable(arguments, ARGUMENTS_MAX_CHARS):
         arguments = clean_text(
@@ -175,8 +170,7 @@ def stored_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def _text_of(value: Any) -> str:
-    """Some JSON text for a value that `storable` refused (its start, if it is too deep for
-    the encoder)."""
+    """Some JSON text for a value `storable` refused (its start; a placeholder if too deep)."""
     try:
         return json.dumps(value, ensure_ascii=False)[: RAW_TEXT_MAX_CHARS + 1]
     except (ValueError, RecursionError):

@@ -1,8 +1,5 @@
-"""A task's CalDAV object (issue 62; specs/caldav.md, "One task, one object"): the client's
-iCalendar text as it PUT it (minus its VALARMs), kept beside the task so that what we do not
-model comes back on later GETs. A declared child of its task with no routes of its own: the
-DAV layer (backend/services/dav_objects.py) reads and writes it; the trash keeps it and a
-restore brings it back (backend/models/task_children.py)."""
+"""A task's CalDAV object (specs/caldav.md, "One task, one object"): the client's text as PUT
+(minus VALARMs), kept so what we do not model comes back; a child of its task, DAV's alone."""
 
 from __future__ import annotations
 
@@ -14,8 +11,7 @@ from sqlmodel import SQLModel
 from backend.models.columns import column, id_column, key_to_task, now_column
 from backend.models.task_children import TaskChild
 
-# RFC 4791's `max-resource-size` we announce (backend/dav/vtodo.py MAX_OBJECT_BYTES), and the
-# longest UID or resource name we keep.
+# RFC 4791's `max-resource-size` we announce, and the longest UID or resource name we keep.
 OBJECT_MAX_BYTES = 256 * 1024
 UID_MAX_LENGTH = 1024
 
@@ -37,8 +33,7 @@ class TaskDavObject(SQLModel, table=True):
             f"octet_length(body) <= {OBJECT_MAX_BYTES}", name="ck_task_dav_objects_body_length"
         ),
         Index("ix_task_dav_objects_task_id_id", "task_id", "id"),
-        # One served object per collection and name, and per collection and UID (migration
-        # 0069): a list's, and an owner's tasks in no list.
+        # One served object per collection (a list, or the tasks in none) and name, and UID.
         *(
             Index(
                 f"uq_task_dav_objects_{scope}_{key}",
@@ -60,20 +55,15 @@ class TaskDavObject(SQLModel, table=True):
     uid: str = column(Text, nullable=False)  # the client's, verbatim
     name: str = column(Text, nullable=False)  # its href's last segment
     body: str = column(Text, nullable=False)
-    # False: another object of its collection held its name or UID when it arrived (a restore,
-    # a move): its task is served as one no client wrote (`task_dav_objects_serve`, 0069).
+    # False: its name or UID was taken when it arrived (a restore, a move): not served as is.
     served: bool = column(Boolean, nullable=False, server_default=text("true"), default=True)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
-    # True: a completed occurrence whose completion its client sent inside the series' object
-    # (`OVERRIDE_COMPLETED`), served within that object; while not served, no object of its
-    # own (migration 0094).
+    # True: a completed occurrence sent inside the series' object (`OVERRIDE_COMPLETED`).
     within: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
 
 
-# No routes or tools: only the DAV layer reads and writes it, through the access relation.
-# No child's events either: its own trigger (migration 0066) records `dav_object.*` for
-# `sync-collection` alone (backend/services/changes.py `CollectionFeed`).
+# No routes, tools or child's events (its own trigger records `dav_object.*`, migration 0066).
 DAV_OBJECTS = TaskChild(
     TaskDavObject,
     noun="dav object",

@@ -1,9 +1,5 @@
-"""The concrete success envelopes, one named class per response body.
-
-`DataEnvelope[TaskPublic]` would appear in the OpenAPI document as `DataEnvelope_TaskPublic_`,
-and client generators turn that into type names nobody would write. A subclass has the same
-fields, so the same bytes on the wire, and its own name in the document.
-"""
+"""One named class per success body: `DataEnvelope[TaskPublic]` would be `DataEnvelope_TaskPublic_`
+in the OpenAPI document (and in generated clients); a subclass is the same bytes, well named."""
 
 from __future__ import annotations
 

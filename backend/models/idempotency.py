@@ -1,5 +1,4 @@
-"""The `idempotency_keys` table: the recorded answer to each (user, Idempotency-Key) pair
-(migration 0007)."""
+"""The recorded answer to each (user, Idempotency-Key) pair."""
 
 from __future__ import annotations
 

@@ -12,9 +12,7 @@ from backend.models.text import SINGLE_LINE_RULE, SingleLineText
 
 
 def name_key(name: str) -> str:
-    """What makes two names the same name: their Unicode case fold, in NFC (`Groceries`,
-    `GROCERIES` and `groceries` are one name; so are `Straße` and `STRASSE`). Stored in
-    `<table>.name_key`, unique per user; agents name a list by it."""
+    """What makes two names one (`Straße` and `STRASSE`): the case fold in NFC, `name_key`."""
     return unicodedata.normalize("NFC", name.casefold())
 
 

@@ -1,7 +1,5 @@
-"""Notification settings and reminder deliveries (`notification_settings`,
-`reminder_deliveries`, migration 0091; specs/api-contract.md, "Notification settings";
-specs/events.md, "Reminder deliveries"): the tables and the schemas of
-`/api/notification-settings`."""
+"""Notification settings and reminder deliveries (specs/api-contract.md, "Notification
+settings"; specs/events.md, "Reminder deliveries"): the tables and the schemas."""
 
 from __future__ import annotations
 
@@ -149,8 +147,7 @@ class ReminderDelivery(SQLModel, table=True):
     )
 
 
-# A quiet window's end: a local time of day, 24-hour `HH:MM` (the schema's `pattern` is the
-# whole rule).
+# A local time of day, `HH:MM` (the pattern is the whole rule).
 LocalTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 

@@ -1,6 +1,5 @@
-"""The OAuth2 password flow's form and token response (RFC 6749, section 4.3), as named
-schemas: FastAPI's `OAuth2PasswordRequestForm` would appear in the OpenAPI document as
-`Body_<operation id>`."""
+"""The OAuth2 password flow's form and token response (RFC 6749 4.3) as named schemas (FastAPI's
+own form would be `Body_<operation id>` in the OpenAPI document)."""
 
 from __future__ import annotations
 
@@ -15,11 +14,8 @@ class TokenRequest(BaseModel):
     """`application/x-www-form-urlencoded`, as OAuth2 clients and Swagger's Authorize send it.
     An empty or missing `username` or `password` is wrong credentials (401)."""
 
-    # FastAPI's form parsing hands a field sent empty (`password=`) to validation as not sent
-    # at all. So `username` and `password` default to "": empty or missing, they are wrong
-    # credentials (401) like any other, never a 422 "Field required" for a field that was
-    # sent, and the schema says they may be empty or absent (issue 25, item 4). `grant_type`
-    # likewise: empty is absent, so its pattern allows "".
+    # FastAPI's form parsing hands a field sent empty as not sent: so each defaults to "" (a
+    # 401 like any wrong credentials, never a 422 for a field that was sent).
     grant_type: str | None = Field(
         default=None,
         pattern="^(password)?$",

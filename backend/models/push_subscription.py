@@ -1,10 +1,5 @@
-"""Web Push subscriptions (`push_subscriptions`, migration 0090; specs/api-contract.md, "Push
-subscriptions"): the table and the schemas of `/api/push-subscriptions`.
-
-A page subscribes with `PushManager.subscribe({applicationServerKey: <our public key>})` and
-posts what `PushSubscription.toJSON()` gives, as it is. Its keys are checked here as RFC 8291
-needs them (`p256dh` a point on P-256, `auth` 16 bytes); its endpoint's shape here, its host
-against the push services allowed by the service (`backend/services/push_endpoints.py`).
+"""Web Push subscriptions (specs/api-contract.md, "Push subscriptions"): the table and the
+schemas; the keys checked as RFC 8291 needs them, the endpoint's host by services/push_endpoints.py.
 """
 
 from __future__ import annotations
@@ -27,8 +22,7 @@ from backend.models.types import TASK_ID_MAX
 ENDPOINT_MAX_LENGTH = 2048
 PUSH_SUBSCRIPTIONS_PER_USER = 20
 PUSH_SUBSCRIPTION_ID_MAX = TASK_ID_MAX
-# An endpoint is an absolute http(s) URL of printable ASCII (no space, no control character:
-# nothing that could end a header line or a request line).
+# Printable ASCII only: nothing that could end a header or request line.
 ENDPOINT_PATTERN = r"^https?://[!-~]+$"
 BASE64URL_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
 

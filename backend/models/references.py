@@ -1,24 +1,9 @@
-"""Which request fields name a row, and what the caller must be allowed to do with that row
-(issue 49; specs/api-contract.md, "Shared lists").
-
-A field of a request's path, body or query, or an MCP tool's arguments, that carries an id
-(its name is `id`, `*_id`, `*_ids`, `assignee` or `assignees`) declares what it names, where
-it is declared, as a marker in its `Annotated` metadata:
-
-- `Reference(table, action)`: a row of `table` that the caller must be allowed to `action`
-  (`backend/services/access.py`'s `LEAST_ROLE`: the least role). A row the caller cannot read
-  (another user's, the owner's private one, one that does not exist) answers as a missing one,
-  byte for byte; a row it can read with a role below the action's is 403 `FORBIDDEN`. `action`
-  None: a row only its own user reaches (a conversation, the caller's account), no role does.
-- `SUBJECT`: the row the route or tool acts on (a path's `{task_id}`/`{list_id}`, an MCP
-  tool's `task_id`/`list_id`), whose action the route or tool declares itself
-  (backend/api/actions.py; a tool's `action`).
-- `NotAReference(why)`: an id that names no user's row (an OAuth client's public id).
-
-tests/sharing/test_declared.py finds every id-carrying field of every route and tool and fails
-on one without a marker; tests/sharing/test_reference_matrix.py sends every `Reference` to a
-task, a list or an assignee every kind of row, as every caller, and checks the answer (a
-transfer's member, a conversation and a tool's own `user_id` are declared, not in it yet).
+"""Which request fields name a row, and what the caller must be allowed to do with it: an id
+field of a path, body, query or tool (`id`, `*_id`, `*_ids`, `assignee(s)`) carries one marker
+in its `Annotated` metadata (docs/contributing; tests/sharing/test_declared.py): `Reference`
+(a row the caller needs `action` on: one it cannot read answers as a missing one, byte for
+byte; one it reads with a role below, 403), `SUBJECT` (the row the route or tool acts on, whose
+action it declares itself) or `NotAReference(why)`.
 """
 
 from __future__ import annotations
@@ -28,8 +13,7 @@ from enum import StrEnum
 
 
 class Action(StrEnum):
-    """What a caller does with a list's rows; the least role each needs is
-    `backend/services/access.py`'s `LEAST_ROLE`."""
+    """What a caller does with a list's rows (the least role each needs: access.py `LEAST_ROLE`)."""
 
     LIST_READ = "list.read"  # a list, its tasks, members
     LIST_RENAME = "list.rename"
@@ -46,8 +30,7 @@ class Action(StrEnum):
     UNDO_OTHERS = "activity.undo_others"  # undo a change another member made
 
 
-# The names of the tables the existing references name (`Reference.table`: any table of the
-# metadata; a new resource's reference names its own, `Reference(MyRow.__tablename__, None)`).
+# The tables the existing references name (`Reference.table`: any table of the metadata).
 TASKS = "tasks"
 LISTS = "task_lists"
 MEMBERS = "list_members"  # a user id that must be the owner or a member of the row's list
@@ -58,8 +41,7 @@ CONVERSATIONS = "conversations"
 
 @dataclass(frozen=True)
 class Reference:
-    """The field names a row of `table` on which the caller needs `action` (None: its own
-    row only)."""
+    """The field names a row of `table` on which the caller needs `action` (None: its own)."""
 
     table: str
     action: Action | None
@@ -81,12 +63,10 @@ SUBJECT = Subject()
 Marker = Reference | Subject | NotAReference
 
 
-# A column's `info` key: the column names a row (or an account) but is no same-user reference
-# a client sets, and why it needs no key (tests/test_references.py reads it from the tables).
+# A column's `info` key: why a column naming a row needs no same-user key.
 NOT_A_REFERENCE = "not_a_reference"
 
 
 def not_a_reference(why: str) -> dict[str, str]:
-    """A table column's `info` (`Column(..., info=not_a_reference("why"))`): declared where
-    the column is, so the same-user key check needs no list of exemptions."""
+    """A column's `info`, declared where the column is: the key check needs no exemption list."""
     return {NOT_A_REFERENCE: why}

@@ -1,9 +1,5 @@
-"""Saved filters (`saved_filters`, migration 0047; specs/api-contract.md, "Saved filters"): the
-table, its row and its limits.
-
-A filter's `query` holds parameters of `GET /api/tasks`, which are declared in the contracts
-layer (above this one): the request and response schemas, which type the query by the
-listing's own declaration, are `backend/contracts/saved_filters.py`.
+"""Saved filters (specs/api-contract.md, "Saved filters"): the table and its limits; the
+schemas type `query` by the listing's declaration, so they are contracts/saved_filters.py.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Shared lists (migration 0029; specs/api-contract.md, "Shared lists"): roles, memberships,
-invitations and comments, their tables and their request and response schemas.
-
-Every row lives in its list owner's space (`user_id` is the owner's id, as the list's tasks'
-is); who else may reach it is `list_members`, checked by the one access predicate
-(backend/db/scope.py `access`)."""
+"""Shared lists (specs/api-contract.md, "Shared lists"): roles, memberships, invitations and
+comments; every row is in its list owner's space, reached by others through `scope.access`."""
 
 from __future__ import annotations
 
@@ -37,8 +33,7 @@ class Role(StrEnum):
         return _RANKS[self]
 
     def at_least(self) -> tuple[str, ...]:
-        """The stored member roles (every role but `owner`, which is the list's `user_id`)
-        that include this one."""
+        """The stored member roles that include this one."""
         return tuple(r.value for r in Role if r is not Role.owner and r.rank >= self.rank)
 
 
@@ -127,8 +122,7 @@ class TaskComment(SQLModel, table=True):
     id: int | None = id_column()
     user_id: str = column(Text, nullable=False)
     task_id: int = column(BigInteger, nullable=False)
-    # The task's list, kept in step by the trigger `tasks_move_children` (migration 0053; the
-    # access predicate reads it); NULL for a personal task's comment.
+    # The task's list, kept in step by `tasks_move_children` (the access predicate reads it).
     list_id: int | None = column(BigInteger, default=None)
     # NULL once the author's account is deleted: the comment stays.
     author_id: str | None = column(Text, ForeignKey("users.id", ondelete="SET NULL"), default=None)
@@ -139,8 +133,6 @@ class TaskComment(SQLModel, table=True):
 
 # --- Request and response schemas ---
 
-# A role a membership or an invitation may be given: every role but `owner` (a list has one
-# owner, made only by a transfer).
 MemberRole = Annotated[
     Literal[Role.viewer, Role.commenter, Role.editor, Role.admin],
     Field(
@@ -256,8 +248,6 @@ class CommentPublic(BaseModel):
     updated_at: UtcDatetime = Field(examples=["2026-11-25T17:00:00Z"])
 
 
-# A task's comments, a declared child of its task (backend/models/task_children.py): its
-# service, routes and the tools `add_comment` and `list_comments` all come from here.
 TASK_COMMENTS = TaskChild(
     TaskComment,
     noun="comment",

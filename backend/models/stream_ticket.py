@@ -1,5 +1,4 @@
-"""The `stream_tickets` table (migration 0045): one-time tickets that open a live change
-stream from a browser's `EventSource`, and the ticket's response schema."""
+"""One-time tickets that open a live change stream from a browser's `EventSource`."""
 
 from __future__ import annotations
 

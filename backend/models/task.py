@@ -1,8 +1,5 @@
-"""The task schemas, derived from the field declaration (`task_fields.py`): TaskCreate /
-TaskUpdate / TaskReplace (requests), TaskPublic (responses and change events).
-
-The table is `task_table.py`, the field types `types.py`; both are re-exported here (`as`).
-"""
+"""The task schemas, derived from `task_fields.py`; the table (`task_table.py`) and the field
+types (`types.py`) are re-exported here."""
 
 from __future__ import annotations
 
@@ -38,10 +35,6 @@ from backend.models.types import due_value as due_value
 from backend.models.types import is_overdue as is_overdue
 from backend.models.types import reminders_json as reminders_json
 
-# Server-owned fields. Frontends often send a task object back whole, so these are accepted
-# and dropped; any other unknown field is a 422.
-READ_ONLY_FIELDS = READ_ONLY
-
 
 class _TaskInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -54,8 +47,9 @@ class _TaskInput(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_read_only(cls, data: Any) -> Any:
+        # Front ends send a task back whole: these are dropped, any other unknown field a 422.
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+            return {k: v for k, v in data.items() if k not in READ_ONLY}
         return data
 
 
@@ -68,8 +62,8 @@ class _TaskPatch(_TaskInput):
 
 
 class _TaskMerge(_TaskPatch):
-    """PUT merges, as PATCH does: a body that names no field would change nothing, so it is
-    refused (a PUT of `{}` is more likely a client's bug than a wish to bump `updated_at`)."""
+    """PUT merges as PATCH does; `{}` is refused (more likely a bug than a wish to bump
+    `updated_at`)."""
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "examples": _PATCH_EXAMPLES})
 
@@ -92,15 +86,12 @@ class _TaskOutput(BaseModel):
 
     @classmethod
     def from_stored(cls, task: dict[str, Any]) -> Self:
-        """A task as a change event stored it (its row as JSON, when it was written). A column
-        added since is read with the declaration's default for it (`event_defaults`), so old
-        events stay readable without a backfill."""
+        """A task as a change event stored it; a column added since reads its default."""
         return cls.model_validate({**event_defaults(), **task})
 
     @model_validator(mode="after")
     def _as_shown(self) -> Self:
-        # A day is stored as its start on the task's clock (`all_day`) and shown as the day;
-        # `is_overdue` is read from it (one function on every task's path, tests/test_walk.py).
+        # A day is stored as its start on the task's clock and shown as the day.
         if self.all_day and isinstance(self.due_date, datetime):
             self.__dict__["due_date"] = due_value(self.due_date, True, self.time_zone)
         self.__dict__["is_overdue"] = is_overdue(
@@ -131,8 +122,7 @@ def create_field(w: Writable, doc: Doc, type_: Any) -> tuple[Any, Any]:
 
 
 def patch_field(w: Writable, doc: Doc, type_: Any) -> tuple[Any, Any]:
-    """A writable field as PATCH and PUT take it: `None` is "not sent"; null is a value only
-    where it clears the field (elsewhere it is refused, `omittable`)."""
+    """A writable field as PATCH and PUT take it: `None` is "not sent"; null only clears."""
     if w.nullable:
         return type_ | None, _field(doc, default=None)
     not_null, kwargs = omittable(type_)
@@ -168,8 +158,7 @@ else:
         __module__=__name__,
         **{name: patch_field(w, w.patch, w.type) for name, w in _writable()},
     )
-    # Our users' front ends send PUT with the fields their form knows (often fewer than a
-    # task has today): a field the body does not name keeps its stored value.
+    # Front ends PUT the fields their form knows: a field not named keeps its value.
     TaskReplace = create_model(
         "TaskReplace",
         __base__=(TaskUpdate, _TaskMerge),

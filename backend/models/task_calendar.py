@@ -1,12 +1,6 @@
-"""A task as iCalendar (RFC 5545) properties, declared once beside its fields (task_fields.py).
-
-`MAPPING` says, for every task field with a calendar meaning, which properties carry it, how
-they read into it and how the task writes them, for CalDAV (backend/dav/vtodo.py) and the
-calendar feeds (backend/services/calendar_ics.py) alike, so a field reaches every calendar or
-none; `NOT_MAPPED` says why a writable field has none (tests/dav/test_task_calendar.py).
-Values are read and written by `icalendar`; TEXT is escaped by `Text` (icalendar's `vText`
-reads a literal `\\N` as a line break before it escapes backslashes). A refusal is a
-`CalendarObjectRefused` subclass (a CalDAV precondition, specs/caldav.md "Refusals").
+"""A task as iCalendar (RFC 5545) properties: `MAPPING` says, for every field with a calendar
+meaning, which properties carry it and how they read and write, for CalDAV and the feeds alike
+(a field reaches every calendar or none); `NOT_MAPPED` says why a writable field has none.
 """
 
 from __future__ import annotations
@@ -44,13 +38,11 @@ def derived_uid(task_id: int) -> str:
     return f"task-{task_id}@{UID_DOMAIN}"
 
 
-# ---------------------------------------------------------------------------------------------
 # Refusals: each a DAV precondition (RFC 4791 5.3.2.1), a 403 with `<C:{precondition}/>`.
 
 
 class CalendarObjectRefused(AppError):
-    """A PUT body we do not store: nothing is written. `precondition` is the CalDAV element
-    the DAV layer puts in its `DAV:error` body."""
+    """A PUT body we do not store; `precondition`: the CalDAV element of its `DAV:error`."""
 
     status_code = 403
     code = "INVALID_CALENDAR_OBJECT"
@@ -59,29 +51,25 @@ class CalendarObjectRefused(AppError):
 
 
 class MalformedCalendar(CalendarObjectRefused):
-    """Not iCalendar (RFC 5545) text we can read: bad UTF-8, NUL or control bytes, lines that
-    are not content lines, unbalanced BEGIN/END, values of the wrong type."""
+    """Not iCalendar text we can read (bad UTF-8, control bytes, unbalanced BEGIN/END, ...)."""
 
     message = "The body is not valid iCalendar data"
     precondition = "valid-calendar-data"
 
 
 class InvalidTodoObject(CalendarObjectRefused):
-    """A VTODO whose shape RFC 4791 4.1 or RFC 5545 forbids: several UIDs, no UID, no master,
-    METHOD, a property that occurs at most once occurring twice."""
+    """A VTODO whose shape RFC 4791 4.1 or RFC 5545 forbids (several UIDs, METHOD, ...)."""
 
 
 class UnsupportedRecurrence(CalendarObjectRefused):
     """A recurrence the task model cannot hold (the message says which part and why)."""
 
 
-# ---------------------------------------------------------------------------------------------
 # Values.
 
 
 class Text(vText):
-    """A TEXT value: each backslash escaped first, then `;` `,` and each line break (CRLF,
-    CR or LF) as `\\n`; nothing else is a sequence (RFC 5545, 3.3.11)."""
+    """A TEXT value escaped as RFC 5545 3.3.11 says (`vText` reads a literal `\\N` as a break)."""
 
     def to_ical(self) -> bytes:
         escaped = str(self).replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
@@ -97,8 +85,7 @@ class Categories(vCategory):
 
 _FLOATING_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6})(?=;|$)")
 _UTC_UNTIL = re.compile(r"UNTIL=([0-9]{8}T[0-9]{6}Z)(?=;|$)")
-# What `minutes_before_due` counts back from on a day (the database's `task_due_anchor`), as a
-# trigger relative to a DATE DUE (the day's start) says it.
+# What `minutes_before_due` counts back from on a day (the database's `task_due_anchor`).
 _ANCHOR = timedelta(hours=DAY_ANCHOR.hour, minutes=DAY_ANCHOR.minute)
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|[\r\n\u2028\u2029])[ \t]*")
 _PRIORITY_OUT = {"high": 1, "medium": 5, "low": 9}
@@ -123,7 +110,6 @@ def as_utc(value: date | datetime, zone: str) -> datetime:
     return value.astimezone(UTC)
 
 
-# ---------------------------------------------------------------------------------------------
 # Reading a VTODO: each on the clock `zone` (a floating or date value's).
 
 
@@ -137,8 +123,7 @@ def _description(todo: Any, zone: str) -> str | None:
 
 
 def completed(todo: Any, zone: str) -> bool:
-    """STATUS decides when present (a reopened task that still carries COMPLETED is open);
-    CANCELLED is closed too. Without STATUS, a COMPLETED time or 100 percent."""
+    """STATUS decides when present (CANCELLED is closed too); else COMPLETED or 100 percent."""
     status = todo.get("STATUS")
     if status is not None:
         return str(status).upper() in ("COMPLETED", "CANCELLED")
@@ -163,8 +148,7 @@ def _due_value(todo: Any) -> date | datetime | None:
 
 
 def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
-    """DUE in UTC, and its zone's IANA name when its TZID is one (None for UTC, floating, or a
-    client's own zone such as Outlook's `W. Europe Standard Time`); `_due_value`'s."""
+    """DUE in UTC, and its TZID when an IANA name (None: UTC, floating, Outlook's own names)."""
     value = _due_value(todo)
     if value is None:
         return None, None
@@ -174,24 +158,21 @@ def due(todo: Any, zone: str) -> tuple[datetime | None, str | None]:
 
 
 def due_day(todo: Any) -> date | None:
-    """The day a VTODO is due on, when its DUE (or DTSTART + DURATION in days) is a DATE
-    (`DUE;VALUE=DATE`: Apple Reminders, Tasks.org): a task due on that day (not an instant)."""
+    """The day a VTODO is due on when its DUE is a DATE (Apple Reminders, Tasks.org)."""
     value = _due_value(todo)
     return value if isinstance(value, date) and not isinstance(value, datetime) else None
 
 
 def _due_field(todo: Any, zone: str) -> tuple[date | datetime | None, str | None]:
-    """`due_date` as the API takes it: the day of a DATE DUE (the service reads it on the
-    task's clock), else the instant (`due`); and the zone DUE's TZID names."""
+    """`due_date` as the API takes it (a DATE DUE's day, else the instant), and DUE's zone."""
     when, named = due(todo, zone)
     day = due_day(todo)
     return (day if day is not None and when is not None else when), named
 
 
 def _same_due(read: Any, shown: Any, task: Any) -> bool:
-    """The due date as the client's lines state it and ours: a day is the same DATE; an
-    instant the same instant (a DATE at its zone's midnight stating one, as served before
-    days existed); a TZID naming the task's zone, or none (UTC, floating, a client's)."""
+    """The due date as the client's lines and ours state it: the same DATE, or the same instant
+    (a DATE at its zone's midnight included); a TZID naming the task's zone, or none."""
     (value, named), (ours, zone) = read, shown
     if named not in (None, zone):
         return False
@@ -201,8 +182,7 @@ def _same_due(read: Any, shown: Any, task: Any) -> bool:
 
 
 def _tags(todo: Any, zone: str) -> list[str]:
-    """Every CATEGORIES value (several lines, several per line) in order, once each, as a
-    tag is stored (trimmed, lower-cased, NFC); blank ones dropped."""
+    """Every CATEGORIES value in order, once each, as a tag is stored; blank ones dropped."""
     tags: list[str] = []
     found = todo.get("CATEGORIES", [])  # not `todo.categories`: it adds an empty one
     for prop in found if isinstance(found, list) else [found]:
@@ -215,9 +195,8 @@ def _tags(todo: Any, zone: str) -> list[str]:
 
 
 def rule(todo: Any, zone: str) -> str | None:
-    """The RRULE as the task model holds it; a series of one (COUNT=1, an UNTIL at the DUE: the
-    `caldav` library counts COUNT down as it completes occurrences) is no rule to the task
-    model: None (the client's RRULE stays in its object)."""
+    """The RRULE as the task model holds it: None for a series of one (the `caldav` library
+    counts COUNT down to 1 as it completes occurrences)."""
     found = sent_rule(todo, zone)
     when, named = due(todo, zone)
     if found is None or when is None:
@@ -270,9 +249,8 @@ def sort_order(todo: Any, zone: str) -> int | None:
 
 
 def reminders(todo: Any, zone: str) -> list[dict[str, Any]]:
-    """The DISPLAY and AUDIO alarms: relative to the due date (RELATED=END, or START without a
-    DTSTART) up to four weeks before it -> `minutes_before_due`; any other time -> `at`. At
-    most `REMINDERS_MAX_COUNT` (the first ones)."""
+    """The DISPLAY and AUDIO alarms: relative to the due date up to four weeks before it ->
+    `minutes_before_due`; any other time -> `at`; the first `REMINDERS_MAX_COUNT`."""
     when, named = due(todo, zone)
     zone = named or zone
     start = getattr(todo.get("DTSTART"), "dt", None)
@@ -295,8 +273,7 @@ def _reminder(
     zone: str,
     anchor: timedelta = timedelta(0),
 ) -> dict[str, Any] | None:
-    """One trigger as a reminder; `anchor`: where `minutes_before_due` counts back from, after
-    the due date's start (09:00 on a day, `_ANCHOR`; the instant itself otherwise)."""
+    """One trigger as a reminder; `anchor`: where `minutes_before_due` counts back from."""
     value = trigger.dt
     if isinstance(value, date):  # an absolute trigger (a datetime is a date too)
         return {"at": as_utc(value, zone)}
@@ -311,14 +288,13 @@ def _reminder(
     return {"at": when + value}
 
 
-# ---------------------------------------------------------------------------------------------
 # Writing a task: onto an icalendar component, for one reader.
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a rendering writes for: a VTODO (CalDAV, a `todos` feed) or a VEVENT (an `events`
-    feed: the due date is its DTSTART); the parent's UID; the reader's own reminders."""
+    """A VTODO (CalDAV, a `todos` feed) or a VEVENT (an `events` feed), with its parent's UID
+    and the reader's own reminders."""
 
     kind: Literal["todo", "event"]
     reminders: Any = ()
@@ -326,14 +302,12 @@ class Target:
 
 
 def is_day(task: Any) -> bool:
-    """Whether `task` (a row) is due on a day (`all_day`, migration 0095)."""
+    """Whether `task` (a row) is due on a day."""
     return bool(getattr(task, "all_day", False)) and task.due_date is not None
 
 
 def served_rule(recurrence: str, zone: str, start: datetime, day: bool) -> str:
-    """`calendar_rule` as a calendar states it: a series on days ends on the DATE of its last
-    day (RFC 5545 3.8.5.3: UNTIL has DTSTART's value type, a DATE beside `DTSTART;VALUE=
-    DATE`); a series of instants at its last instant, in UTC."""
+    """`calendar_rule`; a series on days ends on a DATE (RFC 5545 3.8.5.3: DTSTART's type)."""
     text = calendar_rule(recurrence, zone, start)
     if not day:
         return text
@@ -344,9 +318,8 @@ def served_rule(recurrence: str, zone: str, start: datetime, day: bool) -> str:
 
 
 def shown_rule(task: Any) -> str | None:
-    """An open recurring task carries its rule from its open occurrence, COUNT and UNTIL as
-    one UNTIL (`served_rule`: a client expands it from the DUE as the API does); a
-    completed occurrence is a task of its own."""
+    """An open recurring task's rule from its occurrence, COUNT as UNTIL (a client expands it
+    from the DUE as the API does); a completed occurrence carries none."""
     if task.recurrence is None or task.completed or task.due_date is None:
         return None
     start = task.series_start or task.due_date
@@ -354,8 +327,7 @@ def shown_rule(task: Any) -> str | None:
 
 
 def _same_rule(read: str | None, shown: str | None, task: Any) -> bool:
-    """Two spellings of one series: its parts in any order, or a client's COUNT from the DUE
-    it sent for the UNTIL we write."""
+    """Two spellings of one series: parts in any order, or a client's COUNT for our UNTIL."""
     if rule_key(read) == rule_key(shown) or read is None or task.due_date is None:
         return rule_key(read) == rule_key(shown)
     served = served_rule(read, task.time_zone, task.due_date, is_day(task))
@@ -363,11 +335,9 @@ def _same_rule(read: str | None, shown: str | None, task: Any) -> bool:
 
 
 def _write_due(component: Any, task: Any, target: Target) -> None:
-    """The due date on its zone's clock. A day (`all_day`) is a DATE: a VTODO's `DUE;VALUE=
-    DATE` (and its `DTSTART;VALUE=DATE`, the same day, when it recurs: the recurrence set is
-    DTSTART's, RFC 5545 3.8.5.3), an event's `DTSTART;VALUE=DATE` with `DTEND` the next day
-    (an all-day item). An instant: for a VTODO, at its zone's midnight a DATE (as served
-    before days existed: the same instant comes back from it); an event's start a time."""
+    """The due date on its zone's clock: a day as a DATE (with DTSTART when it recurs, RFC 5545
+    3.8.5.3: the recurrence set is DTSTART's; an event's DTEND the next day); a VTODO's
+    instant at midnight as a DATE too (the same instant reads back)."""
     if is_day(task):
         day = day_of(task.due_date, task.time_zone)
         if target.kind == "todo":
@@ -398,8 +368,7 @@ def _write_completion(component: Any, task: Any, target: Target) -> None:
 
 
 def alarm(task: Any, reminder: dict[str, Any], target: Target) -> Alarm:
-    """One reminder as a VALARM: DISPLAY, relative to the due date (a VTODO's DUE: `RELATED=
-    END`; an event's DTSTART: the default, START), or at an instant (UTC)."""
+    """One reminder as a DISPLAY VALARM, relative to the due date or at an instant (UTC)."""
     made = Alarm()
     made.add("action", "DISPLAY")
     made.add("description", Text(task.title))
@@ -421,23 +390,17 @@ def _write_alarms(component: Any, task: Any, target: Target) -> None:
         component.add_component(alarm(task, reminder, target))
 
 
-# ---------------------------------------------------------------------------------------------
 # The mapping.
 
 
 @dataclass(frozen=True)
 class Mapped:
-    """One calendar meaning of a task. `fields`: the task fields it carries; `properties`:
-    the VTODO's properties (or component) carrying it, its main one first (naming the entry);
-    `read(todo, zone)`: a VTODO's value; `shown(task, target)`: the task's; `same(read, shown,
-    task)`: whether they agree (the renderer then keeps the client's lines); `out(shown)`: each
-    property's value (None: none written), or `write(component, task, target)` writing the
-    task's properties itself; `into`: the PUT's field values from `read`'s (default: the one
-    field's); `column`: the main property is that field's text whatever the client's object
-    held (a `calendar-query` filter on it is decided on the task's row); `single`: at most once
-    in a VTODO (RFC 5545 3.6.2); `event`: on a feed's VEVENT too; `feed`: in the feeds;
-    `merged`: compared and replaced in a client's kept object (else written apart: the UID is
-    the client's, alarms the reader's)."""
+    """One calendar meaning of a task: its `fields`; the `properties` carrying it (the main one
+    first); `read(todo, zone)` and `shown(task, target)` its two values, `same` whether they
+    agree (then the client's lines are kept); `out(shown)` each property's value, or `write`
+    writing them itself; `into`: the PUT's field values; `column`: the main property is the
+    field's text (a `calendar-query` filter reads the row); `single`: at most once (RFC 5545
+    3.6.2); `event`/`feed`: on a VEVENT, in the feeds; `merged`: replaced in a kept object."""
 
     fields: tuple[str, ...]
     properties: tuple[str, ...]
@@ -463,7 +426,7 @@ class Mapped:
         return self.into(read) if self.into else {name: read for name in self.fields}
 
     def put(self, component: Any, task: Any, target: Target) -> None:
-        """The task's properties onto `component`: `write`'s, or `out(shown)` as each one."""
+        """The task's properties onto `component`."""
         if self.write is not None:
             self.write(component, task, target)
             return
@@ -567,8 +530,7 @@ MAPPING: tuple[Mapped, ...] = (
         (),
         ("DTSTAMP", "LAST-MODIFIED"),
         read=lambda todo, zone: None,
-        # The task's last change; a kept object's own only while no write followed its PUT
-        # (`vtodo.render`'s `fresh`), never read into a field.
+        # A kept object's own only while no write followed its PUT (`vtodo.render`'s `fresh`).
         shown=lambda task, target: task.updated_at.astimezone(UTC),
     ),
     Mapped(
@@ -606,9 +568,8 @@ def zone(tzid: str, year: int) -> Timezone:
 
 
 def add_zones(calendar: Any, year: int) -> None:
-    """A VTIMEZONE (`zone`) for each zone `calendar` names, in TZID order: icalendar's own
-    `add_missing_timezones` adds them in a set's order, which changes with the process's hash
-    seed, and one state must be one body (a strong ETag) in every process."""
+    """A VTIMEZONE for each zone `calendar` names, in TZID order (icalendar's own order changes
+    with the hash seed, and one state must be one body, a strong ETag, in every process)."""
     at = len(calendar.timezones)
     for tzid in sorted(calendar.get_missing_tzids()):
         with suppress(ValueError):  # not in the zone database: none written, as icalendar does
@@ -617,7 +578,7 @@ def add_zones(calendar: Any, year: int) -> None:
 
 
 def write(component: Any, task: Any, target: Target) -> None:
-    """Every mapped property of `task` a rendering for `target` holds (a feed's component)."""
+    """Every mapped property of `task` a feed's component for `target` holds."""
     for mapped in MAPPING:
         if mapped.feed and (mapped.event or target.kind == "todo"):
             mapped.put(component, task, target)

@@ -1,13 +1,6 @@
-"""A task's children, declared once (specs/data-model.md, "A task's children").
-
-A child of a task is a table whose rows belong to one task (a key `(user_id, task_id)` ->
-`tasks (user_id, id)` that cascades both ways), declared beside its table by a `TaskChild` in
-its own module of `backend.models`; `CHILDREN` collects them all, by table name, so a new child
-needs no line here. From it come its events (`task_children_register`, migration 0062, unless
-`events=False`), its place in the trash (migration 0052), its service
-(backend/services/child_rows.py), routes (backend/api/child_routes.py) and MCP tools
-(backend/mcp/tools/children.py `child_tools`), each declaring its action
-(`backend/api/actions.py`), and so the role matrix. `NOT_CHILDREN` says why each other table
+"""A task's children, declared once beside their tables (specs/data-model.md, "A task's
+children"): events, trash, service (child_rows.py), routes (api/child_routes.py) and MCP tools
+(mcp/tools/children.py) come from each `TaskChild`; `NOT_CHILDREN` says why each other table
 keyed to `tasks` is none (tests/test_task_children.py).
 """
 
@@ -28,22 +21,15 @@ from sqlmodel import SQLModel
 from backend.models.columns import column
 from backend.models.references import Action
 
-# The MCP tools a child may have: `add_<noun>` (its `create` fields) and `list_<path>` (a
-# page, oldest first), each acting as the matching route does.
+# The MCP tools a child may have: `add_<noun>` and `list_<path>`, each as its route acts.
 ToolKind = Literal["add", "list"]
 
 
 @dataclass(frozen=True)
 class Stored:
-    """A child whose rows each name an object in the attachments' storage: `key` the column
-    naming it (a random key, backend/storage/base.py `new_key`), `size` the column of its
-    bytes, `by` the column naming whose quota they count against (None: no one's). Its
-    migration registers the same (`task_children_store`, migration 0079), and from that
-    registry come, with no line for the child: the sweeper's "is this key named?"
-    (`task_stored_known`: a key no row names, here or in a trash, is an orphan), the quota
-    (`task_stored_used`), the trash's byte accounting (`task_trash_stored`) and the keys an
-    account's deletion frees (`task_stored_keys_of`). An object goes after the commit that
-    deleted its row (its own DELETE route, a trash's purge, the account's deletion)."""
+    """A child whose rows each name an object in storage (specs/storage.md, "Stored children"):
+    the columns of its `key`, its `size` and whose quota it counts against (`by`; None: no
+    one's), as its migration registers them (`task_children_store`)."""
 
     key: str
     size: str
@@ -54,20 +40,15 @@ class Stored:
 class TaskChild:
     """A table whose rows belong to one task.
 
-    `path`: its collection under `/api/tasks/{task_id}/` (None: no routes of its own), each
-    row at `/{<noun>_id}`; `read`: the least action to read its rows, `write`: to add one or
-    change or delete one's own (the role matrix tries both); `per_task`: the most rows a task
-    holds (None: bounded otherwise); `edits`: a row is changed in place (`PATCH`), else only
-    added and deleted; `fields`: the columns a client writes. `author`: the column that
-    records who added a row (set to the caller), whose rows only their author changes, and
-    deletes unless the caller may `moderate` (or owns the task's space). `sample`: a row's own
-    columns, for the generated tests (every column with a key to `users` is given a member of
-    the task's list). `events`: its rows added, changed (a column of `fields`, when it
-    `edits`) and removed are recorded as events on their task (`<snake>.created`, `.updated`,
-    `.deleted`), as its migration registered it (`task_children_register`, migration 0062);
-    False for rows private to one member (members' own reminders). `stored`: its rows name
-    objects in the attachments' storage (backend/storage), `Stored`. `create`
-    None: no JSON create route (the child adds rows its own way, e.g. a multipart upload)."""
+    `path`: its collection under `/api/tasks/{task_id}/` (None: no routes), each row at
+    `/{<noun>_id}`; `read`/`write`: the least action to read, or to add and change or delete
+    one's own; `per_task`: the most rows a task holds; `edits`: changed in place (`PATCH`),
+    else only added and deleted; `fields`: the columns a client writes; `author`: the column
+    recording who added a row (only they change it, and delete it unless the caller may
+    `delete_any` or owns the space); `sample`: a row's own columns for the generated tests;
+    `events`: its changes are events on their task (`<snake>.created`, ...: migration 0062),
+    False for rows private to one member; `stored`: its rows name objects in storage;
+    `create` None: no JSON create route (an upload)."""
 
     table: type[SQLModel]
     noun: str
@@ -117,8 +98,7 @@ class TaskChild:
         return tuple(f"{self.snake}.{verb}" for verb in verbs)
 
     def action(self, *, writes: bool) -> Action:
-        """What its routes and tools declare: `write` to add, change or delete, else `read`
-        (a child with routes declares both)."""
+        """What its routes and tools declare: `write` to add, change or delete, else `read`."""
         action = self.write if writes else self.read
         if action is None:
             raise ValueError(f"{self.name} declares no routes")
@@ -126,21 +106,16 @@ class TaskChild:
 
 
 def with_article(word: str) -> str:
-    """`word` after "a" or "an", by its first letter (our nouns and roles: no "hour", no
-    "user")."""
+    """`word` after "a" or "an", by its first letter (our nouns: no "hour", no "user")."""
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
-# Every declared child, by table name: collected from the modules of `backend.models` on
-# first use (`__getattr__`), as the package discovers its tables, since each declaration
-# lives beside its table and that module imports this one.
+# Every declared child, by table name, collected from the package's modules on first use.
 CHILDREN: tuple[TaskChild, ...]
 
 
 def __getattr__(name: str) -> Any:
-    """`CHILDREN` on first use, from every module of this package, by name as
-    `backend/models/__init__.py` finds them (the modules that declare a child import this one:
-    nothing here imports them by name)."""
+    """`CHILDREN`, found by module name (each module that declares a child imports this one)."""
     if name != "CHILDREN":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     found = {
@@ -162,8 +137,7 @@ NOT_CHILDREN: dict[str, str] = {
 
 
 class TaskChildTable(SQLModel, table=True):
-    """`CHILDREN` in the database, for the trash's functions (migration 0052) and the events
-    (0062): each child's migration adds its row with `task_children_register`."""
+    """`CHILDREN` in the database (trash, events), each row added by `task_children_register`."""
 
     __tablename__ = "task_children"
     __table_args__ = (

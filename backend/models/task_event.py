@@ -1,8 +1,5 @@
-"""The `task_events` table: the transactional outbox of task changes (migration 0008).
-
-Rows are written by the database (a trigger on `tasks`), read by the change feed
-(`backend/services/changes.py`) and delivered by the worker (`backend/events/`).
-"""
+"""`task_events`, the transactional outbox: written by the database's triggers, read by the
+change feed and delivered by the worker (specs/events.md); and the reminders' tables."""
 
 from __future__ import annotations
 
@@ -41,11 +38,7 @@ class ChangeType(StrEnum):
 
 
 class FeedType(str):
-    """What the change feed serves: a task's change, or (migration 0030) a task of a list
-    shared with the caller, reached (`access.granted`: an upsert, with the task) or no longer
-    reachable (`access.ended`: a tombstone, without); or (migration 0062) an event of a task's
-    child, `<noun>.created`, `.updated`, `.deleted` (`comment.created`, ...). A string whose
-    schema's `enum` is read from the declarations when the document is built."""
+    """A string whose schema's `enum` is read from the declared children."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
@@ -61,8 +54,7 @@ class FeedType(str):
         return {"description": about, "enum": kinds, "title": "FeedType", "type": "string"}
 
 
-# A row of `task_events` that is no change: a due reminder, on its way to the sinks
-# (migration 0010). The change feed never shows it.
+# A due reminder on its way to the sinks: no change, never in the feed.
 REMINDER = "reminder"
 
 
@@ -83,12 +75,9 @@ EVENT_TYPES = (
     ACCESS_GRANTED,
     ACCESS_ENDED,
 )
-# DAV's own bookkeeping (migration 0066): a kept CalDAV object's changes, shaped as a child's
-# event, recorded as delivered, for `sync-collection` alone (backend/services/changes.py).
+# A kept CalDAV object's changes, recorded as delivered, for `sync-collection` alone.
 DAV_TYPES = ("dav_object.created", "dav_object.updated", "dav_object.deleted")
-# Besides, a task's child's events (migration 0062): `<noun>.created`, `.updated`, `.deleted`,
-# each child's noun its own (`comment.created`, ...: `TaskChild.event_types`); the nouns of
-# the kinds above are refused as a child's (`task_children_register`).
+# A task's child's events (`TaskChild.event_types`; the nouns above are refused as a child's).
 CHILD_EVENT = r"^[a-z][a-z_]*\.(created|updated|deleted)$"
 # What each kind of event holds (migrations 0030, 0062).
 _KINDS = (
@@ -142,8 +131,7 @@ class TaskEvent(SQLModel, table=True):
             "id",
             postgresql_where=text("list_id IS NOT NULL"),
         ),
-        # A CalDAV collection's position (`changes.collection_head`, migration 0074): the
-        # latest event of the tasks in no list, and the latest move out of a collection.
+        # A CalDAV collection's position (`changes.collection_head`, migration 0074).
         Index(
             "ix_task_events_user_id_no_list_id",
             "user_id",
@@ -191,8 +179,7 @@ class TaskEvent(SQLModel, table=True):
     )
     # An update's changed fields, `{field: [old, new]}`.
     changes: dict[str, Any] | None = column(JSONB, default=None)
-    # A membership's, invitation's or task's child's (a comment's) event: the row as the
-    # change left it (as it was, for a deletion). The column is `object`.
+    # A membership's, invitation's or child's event: the row as the change left it.
     object_data: dict[str, Any] | None = column("object", JSONB, default=None)
     state: str = column(Text, nullable=False, server_default=text("'pending'"))
     attempts: int = column(Integer, nullable=False, server_default=text("0"))
@@ -216,8 +203,7 @@ class TaskEventsPruned(SQLModel, table=True):
 
 
 class TaskReminder(SQLModel, table=True):
-    """One scheduled reminder instant of a task (migration 0010), kept in step with the task
-    by a trigger; fired by the worker (`backend/services/reminders.py`)."""
+    """One scheduled reminder instant of a task, kept by a trigger, fired by the worker."""
 
     __tablename__ = "task_reminders"
     __table_args__ = (
@@ -263,9 +249,8 @@ class TaskReminder(SQLModel, table=True):
 
 
 class TaskMemberReminder(SQLModel, table=True):
-    """A member's own reminders on a task of a list shared with it (migration 0034), in the
-    list owner's space; the owner's are the task's `reminders`. A trigger writes it when a
-    member writes a task's `reminders`; the task's view reads it for that member only."""
+    """A member's own reminders on a shared list's task (the owner's: the task's `reminders`),
+    written by a trigger when the member writes `reminders`."""
 
     __tablename__ = "task_member_reminders"
     __table_args__ = (
@@ -292,8 +277,7 @@ class TaskMemberReminder(SQLModel, table=True):
     reminders: list[dict[str, Any]] = column(JSONB, nullable=False)
 
 
-# A task's child (backend/models/task_children.py), with no routes of its own: a member's
-# reminders are written through the task's `reminders`; no events, they are its own.
+# A child with no routes (written through the task's `reminders`) and no events.
 MEMBER_REMINDERS = TaskChild(
     TaskMemberReminder,
     noun="member reminder",

@@ -1,13 +1,5 @@
-"""Every field of a task, declared once: its types, rules, docs and what the server does with it.
-
-The request and response schemas (`backend/models/task.py`: TaskCreate, TaskReplace,
-TaskUpdate, TaskPublic), the MCP tool arguments (`backend/mcp/tools/tasks.py`), the read-only
-list, the PATCH null rule, the column sets of the task service's writes
-(`backend/services/task_statements.py`) and the page encoders are derived from `FIELDS`.
-Adding a field: its migration, the column on `Task` (`task_table.py`), one `TaskField` here, and
-its calendar property or why none (`task_calendar.py`) (CLAUDE.md, "Add a field").
-
-The order of `FIELDS` is the order of the fields in every schema and response.
+"""Every field of a task, declared once (CLAUDE.md, "Add a field"): the schemas, MCP arguments,
+the service's column sets and the page encoders are derived from `FIELDS`, in its order.
 """
 
 from __future__ import annotations
@@ -90,10 +82,8 @@ class Doc:
 
 @dataclass(frozen=True)
 class Writable:
-    """A field the client sets (POST, PUT, PATCH; MCP add_task/update_task unless `mcp` is
-    False). `nullable`: null is a value (create may send it, PATCH null clears it); otherwise
-    PATCH refuses null and the schema does not offer it. `default`/`default_factory`: the value
-    of an omitted field on create and PUT (`REQUIRED`: none)."""
+    """A field the client sets (REST; MCP unless `mcp` is False). `nullable`: PATCH null clears
+    it (else null is refused). `default`/`default_factory`: an omitted field's on create."""
 
     type: Any
     create: Doc
@@ -110,16 +100,11 @@ class Writable:
 
 @dataclass(frozen=True)
 class TaskField:
-    """One field of a task. `public`: its type in responses and change events. `writable`:
-    None for a server-owned (read-only) field, which a request may send back and is dropped.
-    `copied_to_successor`: a recurring task's next occurrence gets the stored value as is
-    (due_date, next_due_date and reminders are moved by the schedule instead); True exactly
-    for the columns outside the database's `tasks_not_copied()` (migration 0022), which the
-    copies of its subtasks take (a test compares them). `derived`: True for a value the
-    database derives from other rows and keeps on the task's (the subtask counts, migration
-    0024): not the task's own state, so a change event, which holds the task's own fields,
-    has it null. `missing`: what a change recorded before a read-only column existed is read
-    with (a writable one's is its create default)."""
+    """One field of a task. `public`: its response type; `writable` None: server-owned (sent
+    back, dropped). `copied_to_successor`: the next occurrence keeps it, exactly the columns
+    outside `tasks_not_copied()` (migration 0022; tested). `derived`: kept by the database from
+    other rows (null in change events). `missing`: what an event recorded before a read-only
+    column existed reads (a writable one's: its create default)."""
 
     name: str
     public: Any
@@ -424,8 +409,7 @@ FIELDS: tuple[TaskField, ...] = (
 BY_NAME = {f.name: f for f in FIELDS}
 # The fields a client sets, in schema order.
 WRITABLE: tuple[str, ...] = tuple(f.name for f in FIELDS if f.writable is not None)
-# Server-owned: in every response, never written by a request (one that sends them back whole
-# has them dropped). `is_overdue` is computed (TaskPublic).
+# Server-owned (sent back, dropped); `is_overdue` is computed (TaskPublic).
 READ_ONLY: frozenset[str] = frozenset(
     {f.name for f in FIELDS if f.writable is None} | {"is_overdue"}
 )
@@ -446,8 +430,7 @@ EXAMPLES: dict[str, Any] = {
 
 
 def event_defaults() -> dict[str, Any]:
-    """What a change event stored before a column existed is read with: the field's create
-    default, or null. One rule for every column added after events were written."""
+    """What an event stored before a column existed reads: its create default, or `missing`."""
     defaults: dict[str, Any] = {}
     for f in FIELDS:
         w = f.writable

@@ -1,6 +1,5 @@
-"""Lists (`task_lists`, migration 0017): the table, its row, the request and response schemas,
-and the documented limits of lists, subtasks and manual order (specs/api-contract.md,
-"Lists, subtasks and manual order")."""
+"""Lists: the table and schemas, and the limits of lists, subtasks and manual order
+(specs/api-contract.md, "Lists, subtasks and manual order")."""
 
 from __future__ import annotations
 
@@ -26,15 +25,12 @@ from backend.models.references import LISTS, Action, Reference
 from backend.models.sharing import Role
 from backend.models.types import TASK_ID_MAX
 
-# The limits (each refused with 422 LIMIT_REACHED when a write would pass it). A user's writes
-# are serialized by their change lock (migration 0008), so "count, then write" is exact.
+# Limits (422 LIMIT_REACHED): a user's change lock makes "count, then write" exact.
 LISTS_PER_USER = 100
 TASKS_PER_LIST = 10_000
-# Subtasks under one top-level task, at every depth: a task's whole subtree is one page
-# (GET /api/tasks/{id}/subtree) and one move.
+# Subtasks under one top-level task, at every depth: a subtree is one page and one move.
 SUBTASKS_PER_TASK = 200
-# Ancestors a task may have: a top-level task, and three levels of subtasks below it
-# (the database checks the same bound: migration 0018, `tasks_check_tree`).
+# Ancestors a task may have (the database's `tasks_check_tree` checks the same).
 MAX_DEPTH = 3
 # Positions are integers with gaps of this size (migration 0018 places new tasks with it).
 POSITION_GAP = 65_536
@@ -191,6 +187,5 @@ class ListPublic(ListData):
     )
 
 
-# Server-owned: every field a list is shown with but those a client writes; accepted and
-# dropped when a client sends a list back whole.
+# Server-owned: sent back whole, dropped.
 LIST_READ_ONLY = frozenset(ListPublic.model_fields) - {"name", "color"}

@@ -48,8 +48,7 @@ class Task(SQLModel, table=True):
             sql_column("id").desc(),
         ),
         Index("ix_tasks_user_id_tags", "user_id", "tags", postgresql_using="gin"),
-        # One next occurrence per completed occurrence (migration 0009), indexed only where
-        # set (migration 0106).
+        # One next occurrence per completed occurrence, indexed only where set.
         Index(
             "uq_tasks_previous_task_id",
             "previous_task_id",
@@ -58,10 +57,7 @@ class Task(SQLModel, table=True):
         ),
         # What a reference from another per-user row points at (migration 0013).
         UniqueConstraint("user_id", "id"),
-        # Lists, subtasks and manual order (migration 0017): same-user keys to the list and
-        # the parent (deleting either deletes the task), one task per place among siblings
-        # (checked at the end of each statement, so one statement may respace several). A
-        # list's transfer moves its tasks to the new owner (ON UPDATE CASCADE, migration 0029).
+        # One task per place among siblings, checked per statement (so one may respace many).
         key_to_list("tasks"),
         same_user_key("tasks", "parent_id", "tasks", onupdate="CASCADE"),
         UniqueConstraint(
@@ -110,13 +106,9 @@ class Task(SQLModel, table=True):
     )
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
-    # Incremented by every UPDATE (migration 0006); the ETag is "<id>-<version>" (with the
-    # subtask counts after it when there are any: `backend.api.conditional.task_etag`).
+    # Incremented by every UPDATE: the ETag's (`api.conditional.task_etag`).
     version: int = column(BigInteger, nullable=False, server_default=text("1"), default=1)
-    # Recurrence (migration 0009, backend/recurrence.py): the rule as stored (an RRULE without
-    # the RRULE: prefix), the zone it is evaluated in, the series (its id and start, the
-    # rule's DTSTART) and this occurrence's successor's due date; a spawned occurrence names
-    # the one whose completion created it.
+    # Recurrence (backend/recurrence.py; the fields: task_fields.py).
     recurrence: str | None = column(Text, default=None)
     time_zone: str = column(
         Text, nullable=False, server_default=text("'UTC'"), default=DEFAULT_TIME_ZONE
@@ -139,22 +131,17 @@ class Task(SQLModel, table=True):
         ),
         default=None,
     )
-    # Lists, subtasks and manual order (migrations 0017-0018): the list (NULL: none), the
-    # parent (NULL: top level) and the place among the siblings (same list and parent),
-    # ascending; a new task's place is given by the database (trigger `tasks_place`).
+    # A new task's place is given by the database (trigger `tasks_place`).
     list_id: int | None = column(BigInteger, default=None)
     parent_id: int | None = column(BigInteger, default=None)
     position: int | None = column(BigInteger, nullable=False, default=None)
-    # Its direct subtasks, and how many of them are open: kept by the database (migration
-    # 0024's trigger), never written by the app, not in change events (not the task's own).
+    # Kept by the database (migration 0024), never written by the app.
     subtask_count: int = column(Integer, nullable=False, server_default=text("0"), default=0)
     open_subtask_count: int = column(Integer, nullable=False, server_default=text("0"), default=0)
 
 
 class TaskRow(Protocol):
-    """A row of `tasks` as the service returns it: every column (a `Row`: read-only). Services
-    run Core statements and hand back rows, never ORM entities (no identity map, no unit of
-    work: a request's task is read, serialized and gone)."""
+    """A row of `tasks` as the service returns it (a read-only `Row`, never an ORM entity)."""
 
     id: int
     user_id: str
@@ -180,7 +167,7 @@ class TaskRow(Protocol):
     list_id: int | None
     parent_id: int | None
     position: int
-    # Kept by the database (migration 0024); null in a task read from a change event.
+    # Null in a task read from a change event.
     subtask_count: int | None
     open_subtask_count: int | None
 

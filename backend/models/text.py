@@ -1,11 +1,6 @@
-"""The text rule: one definition for every human-facing string (task titles, descriptions and
-tags, list names, comments), used by the REST schemas and, through them, the MCP tools; the
-rule itself is specs/api-contract.md, "Text rule" (NFC; no control, bidi override or isolate,
-or noncharacter code points; a single-line value keeps a visible character; `max_length` as
-sent and in NFC), checked after pydantic's own constraints (trimming, lower-casing, lengths).
-NUL and lone surrogates keep their own messages (`storable_text`). The OpenAPI document gets
-a `pattern` built from the same character classes, so a schema-valid value is never refused
-(tests/test_openapi_rules.py compares the two).
+"""The text rule (specs/api-contract.md, "Text rule") for every human-facing string, checked
+after pydantic's own constraints, with a `pattern` built from the same character classes, so a
+schema-valid value is never refused (tests/test_openapi_rules.py compares the two).
 """
 
 from __future__ import annotations
@@ -22,9 +17,8 @@ from backend.models.common import WHITESPACE_CLASS, counted_as_sent, storable_te
 
 
 def _ranges(*spans: tuple[int, int]) -> str:
-    """A regex character-class body for code point ranges, valid for Python's `re`, the
-    Rust `regex` crate (jsonschema-rs) and ECMA-262 with the `u` flag: BMP code points as
-    `\\uXXXX`, astral ones as the characters themselves (no escape is common to all three)."""
+    """A character-class body valid for Python, Rust's `regex` and ECMA-262 `u`: BMP code points
+    as `\\uXXXX`, astral ones as themselves (no escape is common to all three)."""
 
     def one(code: int) -> str:
         return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
@@ -40,9 +34,8 @@ BIDI_CONTROLS = _ranges((0x202A, 0x202E), (0x2066, 0x2069))
 NONCHARACTERS = _ranges(
     (0xFDD0, 0xFDEF), *((plane + 0xFFFE, plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000))
 )
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): rendered as nothing.
-# Whole blocks are listed, reserved code points included, as Unicode does, so the set holds
-# for characters assigned later. (The unicodedata module does not expose the property.)
+# Unicode's Default_Ignorable_Code_Point (rendered as nothing; not in `unicodedata`), whole
+# blocks as Unicode lists them, so it holds for characters assigned later.
 DEFAULT_IGNORABLE = _ranges(
     (0x00AD, 0x00AD),
     (0x034F, 0x034F),
@@ -74,15 +67,12 @@ _SINGLE_LINE_REFUSED = CONTROLS + LINE_SEPARATORS + BIDI_CONTROLS + NONCHARACTER
 _MULTI_LINE_REFUSED = CONTROLS_BUT_LINES + BIDI_CONTROLS + NONCHARACTERS
 _VISIBLE = f"[^{WHITESPACE_CLASS}{DEFAULT_IGNORABLE}{_SINGLE_LINE_REFUSED}]"
 
-# The OpenAPI statement of each kind. Single-line: the text between the White_Space that
-# pydantic trims has none of the refused characters and at least one visible one.
+# The OpenAPI statement of each kind (single-line: trimmed, then a visible character).
 SINGLE_LINE_PATTERN = (
     f"^[{WHITESPACE_CLASS}]*[^{_SINGLE_LINE_REFUSED}]*{_VISIBLE}"
     f"[^{_SINGLE_LINE_REFUSED}]*[{WHITESPACE_CLASS}]*$"
 )
 MULTI_LINE_PATTERN = f"^[^{_MULTI_LINE_REFUSED}]*$"
-# Multi-line text that must say something (a comment): trimmed as single-line text is, then a
-# visible character among its lines.
 MULTI_LINE_VISIBLE_PATTERN = (
     f"^[{WHITESPACE_CLASS}]*[^{_MULTI_LINE_REFUSED}]*{_VISIBLE}"
     f"[^{_MULTI_LINE_REFUSED}]*[{WHITESPACE_CLASS}]*$"
@@ -95,7 +85,7 @@ _WHY = [(re.compile(f"[{chars}]"), reason) for chars, reason in _REFUSED]
 
 
 def nfc(value: str) -> str:
-    """The stored form of text: NFC. (Also applied to search terms, which are not refused.)"""
+    """The stored form of text: NFC (search terms too)."""
     return unicodedata.normalize("NFC", value)
 
 
@@ -111,8 +101,7 @@ def _refuse(found: str) -> PydanticCustomError:
 def check_text(
     value: str, *, multi_line: bool, max_length: int, visible: bool | None = None
 ) -> str:
-    """The rule (see the module docstring) on one already trimmed/lower-cased value;
-    `visible`: it must keep a visible character (single-line text always must)."""
+    """The rule on one trimmed value; `visible`: it must keep a visible character."""
     value = unicodedata.normalize("NFC", storable_text(value))  # as `nfc`
     bad = (_MULTI_LINE_BAD if multi_line else _SINGLE_LINE_BAD).search(value)
     if bad is not None:
@@ -132,20 +121,20 @@ def check_text(
 
 
 class _HumanText:
-    """`check_text` as an after-validator on the constrained string it follows (its
-    `max_length` is read from there, so the limit is written once), and its `pattern`."""
+    """`check_text` after the constrained string it follows (its `max_length`), and its pattern."""
 
     def __init__(self, *, multi_line: bool, visible: bool = False) -> None:
         self.multi_line = multi_line
         self.visible = visible or not multi_line
+        multi = MULTI_LINE_VISIBLE_PATTERN if visible else MULTI_LINE_PATTERN
+        self.pattern = multi if multi_line else SINGLE_LINE_PATTERN
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
         schema = handler(source)
         max_length = schema.get("max_length")
-        # The pattern describes trimmed single-line text; a field without a limit is a
-        # mistake: both would silently make schema and API disagree.
+        # Either mistake would silently make schema and API disagree.
         if not isinstance(max_length, int) or (
             not self.multi_line and not schema.get("strip_whitespace")
         ):
@@ -165,22 +154,15 @@ class _HumanText:
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        if not self.multi_line:
-            json_schema["pattern"] = SINGLE_LINE_PATTERN
-        else:
-            visible = self.visible
-            json_schema["pattern"] = MULTI_LINE_VISIBLE_PATTERN if visible else MULTI_LINE_PATTERN
+        json_schema["pattern"] = self.pattern
         return json_schema
 
 
-# `Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=N),
-# SingleLineText]`: a title, a tag, a list name.
+# After `StringConstraints(strip_whitespace=True, min_length=1, max_length=N)`: a title, a tag.
 SingleLineText = _HumanText(multi_line=False)
-# `Annotated[str, StringConstraints(max_length=N), MultiLineText]`: a description (may be
-# empty or blank, as an optional free text may; tab and line breaks allowed).
+# After `StringConstraints(max_length=N)`: a description (may be blank; tab and line breaks).
 MultiLineText = _HumanText(multi_line=True)
-# `Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=N),
-# MultiLineVisibleText]`: multi-line text that must keep a visible character (a comment).
+# Multi-line text that must keep a visible character (a comment), trimmed.
 MultiLineVisibleText = _HumanText(multi_line=True, visible=True)
 
 # The rule in a field's description (OpenAPI, MCP tool schemas).
@@ -200,11 +182,8 @@ TEXT_RULE_PATTERNS = frozenset(
 
 
 def carries_text(model: type[BaseModel]) -> bool:
-    """Whether `model` (a request body, a tool's arguments) takes human text: a field under
-    the text rule, at any depth (a list's items, a nested object, a union's branch), read from
-    its JSON Schema (the rule's `pattern`). A body without one carries no client text as
-    data: ids, enums, flags, instants, addresses, tokens (what the protocol-text guard,
-    tests/security/test_protocol_text.py, needs no door for)."""
+    """Whether `model` (a body, a tool's arguments) has a field under the text rule at any
+    depth, read from its JSON Schema (the protocol-text guard needs no door for one without)."""
 
     def found(node: Any) -> bool:
         if isinstance(node, dict):

@@ -1,8 +1,5 @@
-"""The trash (`task_trash`, migration 0048; specs/api-contract.md, "The trash"): the table and
-the schemas of `/api/trash`.
-
-A row is a deleted task with its subtree, comments and members' reminders as they were (its
-`snapshot`), kept 30 days. Its `id` is the task's: a restore brings the task back with it.
+"""The trash (specs/api-contract.md, "The trash"): a deleted task with its subtree and children
+as they were (`snapshot`), under the task's id, kept `TRASH_DAYS`; the table and schemas.
 """
 
 from __future__ import annotations
@@ -66,12 +63,9 @@ class TaskTrash(SQLModel, table=True):
 
 
 class TaskTrashStored(SQLModel, table=True):
-    """A trashed task's row of a stored child (an attachment), one each, kept by the trash
-    (migrations 0068, 0079: a trigger on `task_trash`'s insert writes them from the registry's
-    stored children, its key's cascade removes them), so the quota is an indexed sum and "is
-    this key still named?" an index probe. No `user_id`: read by `task_stored_used`,
-    `task_stored_known`, `task_stored_keys_of` and a purge's RETURNING, through its trash
-    row."""
+    """A trashed task's stored child's row (an attachment), written by a trigger from the
+    registry, so the quota is an indexed sum and "is this key named?" an index probe; no
+    `user_id`: read through its trash row (specs/storage.md, "Stored children")."""
 
     __tablename__ = "task_trash_stored"
     __table_args__ = (

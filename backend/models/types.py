@@ -1,6 +1,4 @@
-"""The reusable types of task fields: text, instants, tags, recurrence, time zones, reminders,
-priorities, and the listing enums. Declared once here; the field declaration
-(`task_fields.py`) and the MCP tools build on them."""
+"""The reusable types of task fields and the listing enums (`task_fields.py` builds on them)."""
 
 from __future__ import annotations
 
@@ -41,8 +39,7 @@ from backend.recurrence import (
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
-# Task ids are BIGINT identities, capped at 2^53-1 so every JSON client (JavaScript numbers,
-# float-based JSON Schema validators) reads them exactly; anything larger is a 422.
+# BIGINT identities capped at 2^53-1: every JSON client (JavaScript) reads them exactly.
 TASK_ID_MAX = 2**53 - 1
 TAG_MAX_LENGTH = 32
 TAGS_MAX_COUNT = 20
@@ -56,10 +53,8 @@ MINUTES_BEFORE_DUE_MAX = 4 * 7 * 24 * 60
 
 
 class TextArray(TypeDecorator[list[str]]):
-    """`text[]`, read back as psycopg2 returns it (a list of str). SQLAlchemy's ARRAY would
-    copy every array through a Python item processor that does nothing for text, a
-    measurable part of a 100-task listing (specs/benchmark.md). (A TypeDecorator, because
-    the dialect swaps an ARRAY subclass for its own.)"""
+    """`text[]` as psycopg2 returns it: ARRAY's per-item processor was a measurable part of a
+    listing (specs/benchmark.md); a TypeDecorator, as the dialect swaps an ARRAY subclass."""
 
     impl = ARRAY(Text)
     cache_ok = True
@@ -77,8 +72,6 @@ class Priority(StrEnum):
     high = "high"
 
 
-# Human-facing text follows the text rule (backend/models/text.py): NFC, no control, bidi
-# override or noncharacter code points; a title or tag is one line with a visible character.
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
@@ -88,9 +81,8 @@ Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH
 
 
 def to_instant(value: datetime | date) -> datetime:
-    """An aware datetime in UTC; a plain date means midnight UTC. The year must be in range
-    both as written (what the OpenAPI pattern states) and in UTC (what is stored and sent
-    back, so a task can be sent back as received)."""
+    """An aware datetime in UTC (a plain date: midnight UTC), its year in range both as written
+    (the OpenAPI pattern) and in UTC (what is stored and sent back)."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(0), tzinfo=UTC)
     _check_year(value)
@@ -108,9 +100,7 @@ def _check_year(value: date) -> None:
 
 
 class _InstantSchema:
-    """The year range in the OpenAPI document: a `pattern` on each ISO 8601 form (a JSON Schema
-    validator or fuzzer then knows that year 0042 is refused). That a datetime on the range's
-    first or last day must stay in range once converted to UTC is in the description only."""
+    """The year range as a `pattern` on each ISO 8601 form."""
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
@@ -126,8 +116,7 @@ _NUMERIC = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
 
 
 def iso_text_only(value: Any) -> Any:
-    """Only ISO 8601 text (what the schema documents): no Unix timestamps, numbers or numeric
-    strings, which pydantic's lax mode would otherwise read as seconds since 1970."""
+    """Only ISO 8601 text: pydantic's lax mode would read numbers as seconds since 1970."""
     if isinstance(value, datetime | date):
         return value
     if not isinstance(value, str):
@@ -138,8 +127,7 @@ def iso_text_only(value: Any) -> Any:
 
 
 def to_due(value: datetime | date) -> datetime | date:
-    """A due date: a plain date is a day (kept as the date, read on the task's zone's clock by
-    the service); a date-time is an instant, in UTC. Years as `to_instant`'s."""
+    """A due date: a plain date is a day (kept as the date), a date-time an instant in UTC."""
     if isinstance(value, datetime):
         return to_instant(value)
     _check_year(value)
@@ -152,10 +140,7 @@ def _iso_text(after: Any) -> Any:
     return Annotated[iso, BeforeValidator(iso_text_only), AfterValidator(after), _InstantSchema()]
 
 
-# `Instant`: ISO 8601 with an offset, or a plain date (midnight UTC); always a UTC datetime
-# once validated, which is what type checkers are told. `DueDate`: a plain date (`YYYY-MM-DD`,
-# due on that day in the task's time zone) or an instant (in UTC once validated). Naive
-# date-times are refused by both.
+# Naive date-times are refused by both; type checkers see what validation gives.
 if TYPE_CHECKING:
     Instant = datetime
     DueDate = datetime | date
@@ -172,9 +157,7 @@ Tag = Annotated[
 
 
 def _unique(items: list[Any]) -> list[Any]:
-    """Each item once, the first first: a tag is compared case-insensitively and in NFC (each
-    `Tag` is both by now: "É", "é" and "e" + U+0301 are one tag), an assignee or a reminder as
-    it is."""
+    """Each item once, the first first (a `Tag` is lower-cased and NFC by now)."""
     return list(dict.fromkeys(items))
 
 
@@ -189,8 +172,7 @@ Assignees = Annotated[
     list[AssigneeId], Field(max_length=ASSIGNEES_MAX_COUNT), AfterValidator(_unique)
 ]
 
-# An RRULE (RFC 5545) or a shorthand, stored as its RRULE (backend/recurrence.py says which
-# rules are refused and why). The pattern only says which characters a rule is written with.
+# An RRULE or a shorthand, stored as its RRULE (backend/recurrence.py refuses and says why).
 Recurrence = Annotated[
     str,
     StringConstraints(max_length=RULE_MAX_LENGTH, pattern=RULE_PATTERN),
@@ -214,8 +196,7 @@ def _known_time_zone(value: Any) -> Any:
     return check_time_zone(value)
 
 
-# The IANA time zones of the locked `tzdata` package: an enum, so the OpenAPI document (and a
-# generated client) lists the accepted names.
+# The IANA zones of the locked `tzdata`: an enum, so the OpenAPI document lists them.
 _TimeZoneEnum = StrEnum("TimeZone", [(name, name) for name in TIME_ZONES])  # type: ignore[misc]
 if TYPE_CHECKING:
     TimeZone = str
@@ -268,21 +249,18 @@ REMINDERS_DESCRIPTION = (
 
 
 def reminders_json(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[dict[str, Any]]:
-    """Reminders as stored (JSONB) and returned: `at` in UTC, as `TaskPublic` prints it."""
+    """Reminders as stored (JSONB) and returned."""
     return [reminder.model_dump(mode="json") for reminder in reminders]
 
 
-# A plain string in the MCP tool schema (the REST document lists the ~600 names as an enum, too
-# long for a model's context); the same check.
+# The MCP tools' (~600 names are too long for a model's context); the same check.
 TimeZoneName = Annotated[
     str, StringConstraints(max_length=TIME_ZONE_MAX_LENGTH), AfterValidator(check_time_zone)
 ]
 
 
 def is_overdue(completed: bool, due: datetime | date | None, now: datetime, zone: str) -> bool:
-    """The rule behind `is_overdue`, on `due_date` as shown (`due_value`): not completed and
-    due before `now`; a day once it has ended on the zone's clock (the database's
-    `task_due_end`)."""
+    """Not completed and due before `now` (a day: once ended on its clock, as `task_due_end`)."""
     if completed or due is None:
         return False
     if isinstance(due, datetime):
@@ -291,8 +269,7 @@ def is_overdue(completed: bool, due: datetime | date | None, now: datetime, zone
 
 
 def due_value(due_date: datetime | None, all_day: bool, zone: str) -> datetime | date | None:
-    """`due_date` as the API shows it: the day (a date) of a task due on a day, else the
-    stored instant."""
+    """`due_date` as the API shows it: the day of a task due on a day, else the instant."""
     if due_date is None or not all_day:
         return due_date
     return day_of(due_date, zone)

@@ -48,12 +48,9 @@ def _any_case(word: str) -> str:
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
 
 
-# Internationalized addresses are accepted (SMTPUTF8: `jörg@bücher.example`), so the schema's
-# format is `idn-email`. What email-validator refuses beyond it, as a pattern for the OpenAPI
-# document (schema-driven clients and fuzzers then do not send addresses that look valid and
-# are refused): a quoted local part, a bracketed IP address, a domain without a period or ending
-# in a digit, hyphen or period, a special-use domain (RFC 6761: .test, .local, .localhost ...,
-# which can never receive mail). And no NUL, as every string.
+# `idn-email` (SMTPUTF8 is accepted), with what email-validator refuses beyond it as a pattern
+# (a quoted local part, an IP, a domain without a period or ending in a digit, hyphen or
+# period, an RFC 6761 special-use domain), so a schema-valid address is never refused.
 _SPECIAL_USE = "|".join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAIN_NAMES))
 EMAIL_PATTERN = (
     '^(?!")[^\\u0000@]+@(?!\\[)'
