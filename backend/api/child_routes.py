@@ -121,10 +121,8 @@ def task_child_router(child: TaskChild) -> APIRouter:
         summary=f"List a task's {path}",
         description="Oldest first, keyset-paged: follow `meta.next_cursor` until it is null. "
         f"Anyone who may read the task may read its {path} (a shared list's {reader} and up).",
-        responses={
-            **ok(200, f"One page of the task's {path}."),
-            **errors(404, 422, examples=(TASK_NOT_FOUND, VALIDATION, INVALID_CURSOR)),
-        },
+        responses=ok(200, f"One page of the task's {path}.")
+        | errors(404, 422, examples=(TASK_NOT_FOUND, VALIDATION, INVALID_CURSOR)),
     )
     def list_rows(
         door: Door,
@@ -155,22 +153,20 @@ def task_child_router(child: TaskChild) -> APIRouter:
             response_model=one_envelope,
             summary=f"Add {child.a_noun} to a task",
             description=f"Needs {who} (a personal task: its owner).{author}{limit}",
-            responses={
-                **rate_limited(
-                    201,
-                    f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).",
-                    "Location",
-                ),
-                **errors(
-                    400,
-                    403,
-                    404,
-                    413,
-                    422,
-                    429,
-                    examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, *full),
-                ),
-            },
+            responses=rate_limited(
+                201,
+                f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).",
+                "Location",
+            )
+            | errors(
+                400,
+                403,
+                404,
+                413,
+                422,
+                429,
+                examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, *full),
+            ),
         )
         def create_row(
             children: Annotated[TaskChildService, uses(service)],
@@ -192,7 +188,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
         summary=f"Get one {noun}",
         description=f"Anyone who may read the task may read its {path} (a shared list's "
         f"{reader} and up).",
-        responses={**ok(200, f"The {noun}."), **errors(404, 422, examples=(*found, VALIDATION))},
+        responses=ok(200, f"The {noun}.") | errors(404, 422, examples=(*found, VALIDATION)),
     )
     def get_row(
         children: Annotated[TaskChildService, uses(service)], task_id: TaskId, row: read_id
@@ -208,18 +204,16 @@ def task_child_router(child: TaskChild) -> APIRouter:
             response_model=one_envelope,
             summary=f"Change {child.a_noun}: the fields sent",
             description=f"Needs {who}.{own}",
-            responses={
-                **rate_limited(200, f"The {noun} as changed."),
-                **errors(
-                    400,
-                    403,
-                    404,
-                    413,
-                    422,
-                    429,
-                    examples=(FORBIDDEN, *filter(None, authored[:1]), *found, VALIDATION),
-                ),
-            },
+            responses=rate_limited(200, f"The {noun} as changed.")
+            | errors(
+                400,
+                403,
+                404,
+                413,
+                422,
+                429,
+                examples=(FORBIDDEN, *filter(None, authored[:1]), *found, VALIDATION),
+            ),
         )
         def update_row(
             children: Annotated[TaskChildService, uses(service)],
@@ -248,10 +242,8 @@ def task_child_router(child: TaskChild) -> APIRouter:
         status_code=status.HTTP_204_NO_CONTENT,
         summary=f"Delete {child.a_noun}",
         description=f"Needs {who}.{deletes}",
-        responses={
-            **rate_limited(204, "Deleted."),
-            **errors(403, 404, 429, examples=(FORBIDDEN, *filter(None, authored[1:]), *found)),
-        },
+        responses=rate_limited(204, "Deleted.")
+        | errors(403, 404, 429, examples=(FORBIDDEN, *filter(None, authored[1:]), *found)),
     )
     def delete_row(
         children: Annotated[TaskChildService, uses(service)],

@@ -261,10 +261,8 @@ Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]
     "`ATTACHMENTS_STALL_SECONDS` is 408; past `ATTACHMENTS_MAX_CONCURRENT_UPLOADS` uploads "
     "running on the server, or the storage not answering, 503 with `Retry-After`; nothing "
     "is kept.",
-    responses={
-        **ok(201, "Stored; `Location` is the new attachment's path.", "Location"),
-        **errors(403, 404, 408, 413, 422, 503, examples=_REFUSED, descriptions=_UPLOAD_503),
-    },
+    responses=ok(201, "Stored; `Location` is the new attachment's path.", "Location")
+    | errors(403, 404, 408, 413, 422, 503, examples=_REFUSED, descriptions=_UPLOAD_503),
 )
 def upload_attachment(
     attachments: Annotated[AttachmentService, uses(AttachmentService)],
@@ -349,7 +347,7 @@ def _closing(chunks: Iterator[bytes]) -> Iterator[bytes]:
     summary="The caller's attachment limits and use",
     description="The per-file maximum, the most files a task holds, the caller's quota and "
     "the bytes its uploads hold (trashed ones count until purged).",
-    responses={**ok(200, "The limits and the caller's use.")},
+    responses=ok(200, "The limits and the caller's use."),
 )
 def attachment_limits(
     attachments: Annotated[AttachmentService, uses(AttachmentService)], settings: SettingsDep

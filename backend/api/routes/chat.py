@@ -128,7 +128,7 @@ _OK[200]["content"] = {STREAM: {"schema": {"type": "string", "description": "Ser
     response_model=ChatEnvelope,
     summary="Chat with your tasks",
     description=_CHAT_DESCRIPTION,
-    responses={**_OK, **_ERRORS},
+    responses=_OK | _ERRORS,
 )
 async def chat(
     door: Door,
@@ -147,7 +147,7 @@ async def chat(
     summary="Chat with your tasks",
     description=f"{_CHAT_DESCRIPTION}\n\nThe published contract's path for `POST /api/chat`: "
     "the same answer when `user_id` is the caller's id, 404 when it is not.",
-    responses={**_OK, **_ERRORS},
+    responses=_OK | _ERRORS,
 )
 async def chat_for_user(
     user_id: UserId,
@@ -312,10 +312,8 @@ def list_conversation_messages(
     operation_id="deleteConversation",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a conversation and its messages",
-    responses={
-        **rate_limited(204, "Deleted, with its messages."),
-        **errors(404, 429, examples=(CONVERSATION_NOT_FOUND,)),
-    },
+    responses=rate_limited(204, "Deleted, with its messages.")
+    | errors(404, 429, examples=(CONVERSATION_NOT_FOUND,)),
 )
 def delete_conversation(
     conversations: Annotated[ConversationService, uses(ConversationService)],

@@ -132,7 +132,7 @@ _EXAMPLES = (
     operation_id="chatkit",
     summary="OpenAI ChatKit's protocol",
     description=_DESCRIPTION,
-    responses={**_OK, **errors(404, 409, 413, 429, 503, examples=_EXAMPLES)},
+    responses=_OK | errors(404, 409, 413, 429, 503, examples=_EXAMPLES),
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def chatkit(

@@ -59,10 +59,8 @@ _ADMIN = (FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND)
     description="Join the invitation's list with its role (a member keeps a higher role it "
     "has). A token is used once. An unknown, expired, revoked or used token, one addressed "
     "to another email, or the list's owner's own: the same 404 whatever the reason.",
-    responses={
-        **rate_limited(200, "The list as you now see it, with your role.", "ETag"),
-        **errors(400, 404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
-    },
+    responses=rate_limited(200, "The list as you now see it, with your role.", "ETag")
+    | errors(400, 404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
 )
 def accept_invitation(
     invitations: Annotated[InvitationService, uses(InvitationService)],
@@ -86,10 +84,8 @@ def accept_invitation(
     "email. The answer is the same whether or not the email has an account. A list has at "
     "most 100 members and pending invitations together. Invitations have their own rate "
     "limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`).",
-    responses={
-        **rate_limited(201, "Created, with its token."),
-        **errors(400, 403, 404, 413, 429, examples=(*_ADMIN, VALIDATION, MEMBERS_FULL)),
-    },
+    responses=rate_limited(201, "Created, with its token.")
+    | errors(400, 403, 404, 413, 429, examples=(*_ADMIN, VALIDATION, MEMBERS_FULL)),
 )
 def create_invitation(
     invitations: Annotated[InvitationService, uses(InvitationService)],
@@ -122,10 +118,8 @@ def list_invitations(
     summary="Revoke an invitation",
     description="Admins and the owner (an `admin` invitation: the owner only). Its token "
     "no longer works.",
-    responses={
-        **rate_limited(204, "Revoked."),
-        **errors(403, 404, 429, examples=(*_ADMIN, INVITATION_NOT_FOUND)),
-    },
+    responses=rate_limited(204, "Revoked.")
+    | errors(403, 404, 429, examples=(*_ADMIN, INVITATION_NOT_FOUND)),
 )
 def revoke_invitation(
     invitations: Annotated[InvitationService, uses(InvitationService)],

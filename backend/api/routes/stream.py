@@ -109,7 +109,7 @@ async def stream_claims(
     status_code=201,
     response_model=StreamTicketEnvelope,
     summary="Get a ticket to open your live change stream",
-    responses={**ok(201, "The ticket: use it once, within a minute."), **errors(401, 429, 503)},
+    responses=ok(201, "The ticket: use it once, within a minute.") | errors(401, 429, 503),
     description="For a browser's `EventSource`, which cannot send the bearer header: pass the "
     "ticket as `?ticket=` to `GET /api/changes/stream`. Valid once, for "
     "`STREAM_TICKET_SECONDS` (60 by default); the long-lived token never goes into a URL. "

@@ -105,26 +105,24 @@ def list_trash(
     "or more in its list (a personal task: its owner). Refused, changing nothing, when the "
     "list or the top-level task would pass its limit. `If-Match` takes the `ETag` the task "
     "had when it was deleted.",
-    responses={
-        **rate_limited(200, "The task as restored.", "ETag", "Idempotent-Replayed"),
-        **errors(
-            403,
-            404,
-            409,
-            412,
-            422,
-            429,
-            examples=(
-                FORBIDDEN,
-                TRASHED_NOT_FOUND,
-                CONFLICT,
-                PRECONDITION,
-                KEY_MISMATCH,
-                LIST_FULL,
-                VALIDATION,
-            ),
+    responses=rate_limited(200, "The task as restored.", "ETag", "Idempotent-Replayed")
+    | errors(
+        403,
+        404,
+        409,
+        412,
+        422,
+        429,
+        examples=(
+            FORBIDDEN,
+            TRASHED_NOT_FOUND,
+            CONFLICT,
+            PRECONDITION,
+            KEY_MISMATCH,
+            LIST_FULL,
+            VALIDATION,
         ),
-    },
+    ),
 )
 def restore_task(
     door: Door,
@@ -152,10 +150,8 @@ def restore_task(
     summary="Delete a task for good",
     description="Removes a deleted task from the trash at once (else it goes after "
     f"{TRASH_DAYS} days). Needs `editor` or more in its list (a personal task: its owner).",
-    responses={
-        **rate_limited(204, "Gone for good."),
-        **errors(403, 404, 429, examples=(FORBIDDEN, TRASHED_NOT_FOUND)),
-    },
+    responses=rate_limited(204, "Gone for good.")
+    | errors(403, 404, 429, examples=(FORBIDDEN, TRASHED_NOT_FOUND)),
 )
 def purge_task(
     trash: Annotated[TrashService, uses(TrashService)],
