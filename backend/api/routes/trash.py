@@ -56,6 +56,7 @@ TRASHED_NOT_FOUND = ErrorExample.of(
     "trashed_not_found", "No such task in a trash you may restore from", NotFound(TRASH_NOT_FOUND)
 )
 _KIND = "trash"
+_RESTORE_REFUSALS = (FORBIDDEN, TRASHED_NOT_FOUND, CONFLICT, PRECONDITION, KEY_MISMATCH, LIST_FULL)
 
 
 class _Restoring(BaseModel):
@@ -106,23 +107,7 @@ def list_trash(
     "list or the top-level task would pass its limit. `If-Match` takes the `ETag` the task "
     "had when it was deleted.",
     responses=rate_limited(200, "The task as restored.", "ETag", "Idempotent-Replayed")
-    | errors(
-        403,
-        404,
-        409,
-        412,
-        422,
-        429,
-        examples=(
-            FORBIDDEN,
-            TRASHED_NOT_FOUND,
-            CONFLICT,
-            PRECONDITION,
-            KEY_MISMATCH,
-            LIST_FULL,
-            VALIDATION,
-        ),
-    ),
+    | errors(403, 404, 409, 412, 422, 429, examples=(*_RESTORE_REFUSALS, VALIDATION)),
 )
 def restore_task(
     door: Door,
