@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.api.pagination import invalid_cursor
 from backend.errors import (
     AppError,
     ChatNotConfigured,
@@ -302,22 +303,13 @@ VALIDATION = ErrorExample.of(
         ]
     ),
 )
-_BAD_CURSOR = ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},)
 INVALID_CURSOR = ErrorExample.of(
-    "invalid_cursor",
-    "A cursor that is not this listing's next_cursor, unchanged",
-    InvalidRequest(
-        "Invalid cursor: use the next_cursor of the same listing, unchanged", details=_BAD_CURSOR
-    ),
+    "invalid_cursor", "A cursor that is not this listing's next_cursor, unchanged", invalid_cursor()
 )
 INVALID_CHANGES_CURSOR = ErrorExample.of(
     "invalid_changes_cursor",
     "Not a cursor of your change feed (edited, another user's, or a listing's next_cursor)",
-    InvalidRequest(
-        "Invalid changes cursor: use a next_cursor of the change feed or the "
-        "meta.changes_cursor of a listing, unchanged",
-        details=_BAD_CURSOR,
-    ),
+    invalid_cursor(changes=True),
 )
 CURSOR_EXPIRED = ErrorExample.of(
     "cursor_expired",
