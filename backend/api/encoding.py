@@ -1,9 +1,6 @@
-"""The typed encoder of task pages: rows straight to the JSON bytes `TaskListEnvelope`
-would print, without building and validating a hundred pydantic models first.
-
-The fields are `TaskPublic`'s (read from the model, so the schema has one source), the
-computed `is_overdue` uses the model's own rule, and pydantic-core prints the values exactly
-as it does for the model (tests/api/test_encoding.py compares the bytes).
+"""The typed encoder of task pages: rows straight to the JSON bytes `TaskListEnvelope` would
+print, without validating a hundred pydantic models first; `TaskPublic`'s fields and rules,
+printed by pydantic-core (tests/api/test_encoding.py compares the bytes).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The task listing's parameters for every transport, declared once (`LISTING_PARAMS`): REST's
-query string (`api/routes/tasks.ListParams`) and MCP's `list_tasks` arguments
-(`mcp/tools/tasks.ListTasksArguments`) are built from it (`listing_fields`) and build the
-service's query with it (`query_of`, `listing_query`), so each filter is validated, bounded and
-normalized by one rule. Each transport adds only how a value arrives (query-string text, or
-strict JSON with a bare value for a one-item list); where the published names or words differ
-(`q` / `search`, the descriptions), the one entry gives both."""
+"""The task listing's parameters, declared once (`LISTING_PARAMS`) for REST's query string
+(`api/routes/tasks.ListParams`) and MCP's `list_tasks` (`mcp/tools/tasks.ListTasksArguments`):
+both are built from it (`listing_fields`) and build the service's query with it (`query_of`),
+so each filter has one rule. A transport adds only how a value arrives (query-string text, or
+strict JSON); where published names or words differ (`q` / `search`), the one entry gives both."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""`/api/chat` (and `/api/{user_id}/chat`) and `/api/conversations`: chat with your tasks
-(specs/chat.md). Thin: the turn itself is `backend.chat.turn`, the rows `ConversationService`.
-
-The chat endpoint is `async`: a turn waits seconds on the model, which must not hold a
-thread-pool worker or a database connection. Its database work still goes through the door,
-in worker threads (`turn.begin`, the tool calls, the stored answer), never on the loop.
+"""`/api/chat` (and `/api/{user_id}/chat`) and `/api/conversations` (specs/chat.md): the turn is
+`backend.chat.turn`, the rows `ConversationService`. The chat endpoint is async: a turn waits
+seconds on the model, which must hold no thread-pool worker or database connection (its
+database work goes through the door in worker threads, never on the loop).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create,
-list and revoke them under `/api/lists/{list_id}/invitations` (admin+), accept one with its
-token at `/api/invitations/accept` (any signed-in account). Thin: enter through the door, call
-`InvitationService`, return the envelope. Creating one is counted against the caller's own
-invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else, in the request's
-first message, declared on the route (`counted_against`): a create refused for its body (422)
-counts too. Each route is one message."""
+"""Invitations to a shared list (specs/api-contract.md, "Shared lists"): create, list and
+revoke under `/api/lists/{list_id}/invitations` (admin+), accept by token at
+`/api/invitations/accept`. A create counts against the caller's own invitation limit in its
+first message (`counted_against`), so one refused for its body (422) counts too."""
 
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
-"""`/api/{user_id}/tasks...` (and `/api/{user_id}/lists...`): the paths of the published
-hackathon contract, for frontends written against it, served by the `/api/tasks...` (and
-`/api/lists...`) endpoints themselves.
+"""`/api/{user_id}/tasks...` and `/api/{user_id}/lists...`: the published hackathon contract's
+paths, served by the `/api/tasks...` and `/api/lists...` endpoints themselves.
 
-The user id in the path selects nothing: the token does, as everywhere. Each route here is its
-`/api/tasks` twin with one more path parameter, compared with the caller once the door is
-open (token verified, account resolved, a write counted: the same 401, 422 and 429 as the
-twin). When it is the caller's id the twin answers; when it is not, the answer is the twin's
-404 for a task that does not exist, byte for byte, and nothing is read or written. The twins
-are matched last (`api_router` includes this router last), so `/api/tasks` pays nothing.
+The token selects, as everywhere: the user id is compared with the caller once the door is open
+(the twin's 401, 422 and 429); any other id gets the twin's 404 for a missing task, byte for
+byte, and nothing is read or written. Matched last (`api_router`): `/api/tasks` pays nothing.
 """
 
 from __future__ import annotations
@@ -74,11 +70,8 @@ _NO_TASK = (
 
 
 def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callable[..., Any]:
-    """`endpoint` with a leading `user_id` path parameter that must be the caller's id.
-
-    The check runs inside the unit of work (the route's thread-pool hop), where the caller
-    is resolved; a mismatch raises `missing` (the endpoint's own answer for a task that does
-    not exist), before the endpoint runs any statement."""
+    """`endpoint` with a leading `user_id` path parameter that must be the caller's id, checked
+    in the unit of work where the caller is resolved: else `missing`, before any statement."""
     hints = get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
     if "user_id" in signature.parameters:
