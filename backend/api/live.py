@@ -31,9 +31,8 @@ logger = logging.getLogger(__name__)
 _HEARTBEAT = format_sse_event(comment="heartbeat")
 
 
-# The JSON of recent changes, by id: the reader hands the same change to every member's
-# stream in the same poll, and its JSON differs between them only where the task does (a
-# member reads its own reminders), so each distinct one is encoded once.
+# The JSON of recent changes, by id: a poll hands the same change to every member's stream,
+# differing only where the task does (its own reminders), so each distinct one is encoded once.
 _ENCODED: OrderedDict[int, list[tuple[Any, str]]] = OrderedDict()
 _ENCODED_MOST = 2048
 

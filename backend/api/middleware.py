@@ -193,7 +193,10 @@ class EdgeMiddleware:
             status: int = state.get(_STATUS, 500)
             # A stream that began as 200 and ended with an error event: the error's status.
             status = state.get(OUTCOME_STATUS_KEY) or status
-            route = route_template(scope)
+            # The router's match inline (one call fewer on every request), else by path.
+            route: str | None = getattr(scope.get("route"), "path_format", None)
+            if route is None:
+                route = route_template(scope)
             method: str = scope["method"]
             tool, tool_status = state.get(TOOL_KEY), state.get(TOOL_STATUS_KEY)
             if metrics is not None:

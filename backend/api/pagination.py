@@ -29,9 +29,7 @@ from backend.models.common import DecimalDigits
 from backend.services.task_listing import Keyset, TaskListQuery
 
 _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
-# A cursor holds one sort key (a title is at most 200 characters, 800 UTF-8 bytes) plus fixed
-# overhead (17 bytes of numbers and marker, 16 of the synthetic IV), so every cursor the API
-# issues fits.
+# One sort key (a title: at most 800 UTF-8 bytes) plus 33 bytes of numbers, marker and IV fit.
 MAX_CURSOR_LENGTH = 2048
 # The query parameters of a keyset-paged listing of rows (trash, activity, chat, a task's children).
 PAGE_MAX = 100
@@ -169,8 +167,7 @@ def _parse_key(sort: TaskSort, value: Any) -> datetime | str | None:
     return value
 
 
-# Keyset cursors of row listings (trash, activity, chat, a task's children): a row's sort key
-# and id, as two unsigned 64-bit numbers, sealed like the others (kind and user: associated data).
+# Row listings' cursors (trash, activity, chat, children): a sort key and an id, sealed alike.
 _ROWS = b"task-api/cursor/rows"
 
 

@@ -51,9 +51,8 @@ PageLimit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 # `none`: in no list / top level.
 PlacedId = Annotated[int, Field(ge=1, le=TASK_ID_MAX)]
 NoneWord = Literal["none"]
-# A user id the listing filters by: it names no row the caller must reach (an id nobody the
-# caller can see is assigned matches no task, as a stranger's does).
-# The list and the parent the listing filters by: rows the caller must be able to read.
+# The list and the parent the listing filters by: rows the caller must be able to read; a
+# user id names none (an id nobody the caller sees is assigned matches no task).
 _IN_LIST = Reference(LISTS, Action.LIST_READ)
 _UNDER_PARENT = Reference(TASKS, Action.LIST_READ)
 _ASSIGNEE_FILTER = NotAReference("a filter: the tasks the caller sees assigned to that id")
@@ -306,7 +305,7 @@ _MCP_FIRST = ("status", "search")
 class QueryString:
     """How a listing value arrives in REST's query string: digits, a flag, a repeated key."""
 
-    integer = DecimalDigits
+    integer: Any = DecimalDigits
     flag = bool
 
     def values(self, item: Any) -> Any:
@@ -316,15 +315,12 @@ class QueryString:
         return reference
 
 
-class JsonValues:
+class JsonValues(QueryString):
     """How a listing value arrives as a JSON value under REST's name (a saved filter's
     query): a strict JSON integer or boolean, an array for a repeatable filter."""
 
     integer = Strict()
     flag = StrictBool
-
-    def values(self, item: Any) -> Any:
-        return Annotated[list[item], FilterValuesBound]
 
     def names(self, reference: Reference) -> Any:
         return _SAVED_ROW

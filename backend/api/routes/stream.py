@@ -31,11 +31,8 @@ BAD_TICKET = "Invalid, used or expired stream ticket: get a new one"
 
 router = APIRouter(prefix="/api/changes", tags=["changes"], route_class=DoorRoute)
 
-# One event of the stream, as a Server-Sent Events parser hands it over (OpenAPI 3.2's
-# `itemSchema` of a sequential media type, which FastAPI's own event streams declare too):
-# schema-driven clients and the fuzz test (tests/test_fuzz.py) validate every event with it,
-# its `data` as the feed's `TaskChange`. The `retry:` hint and the heartbeat comment are no
-# events (a parser dispatches neither).
+# One event as an SSE parser hands it over (OpenAPI 3.2's `itemSchema`): schema-driven
+# clients and tests/test_fuzz.py validate every event with it (`retry:` and heartbeats are none).
 STREAM_EVENT = {
     "type": "object",
     "required": ["data", "id"],
