@@ -118,8 +118,7 @@ def encode_cursor(
     if isinstance(key, datetime):
         key = key.isoformat()
     tail = _NO_KEY if key is None else _TEXT_KEY + str(key).encode()
-    plaintext = _NUMBERS.pack(feed, keyset.id) + tail
-    return _seal(secret, plaintext, _listing_scope(user_id, query))
+    return _seal(secret, _NUMBERS.pack(feed, keyset.id) + tail, _listing_scope(user_id, query))
 
 
 def decode_cursor(

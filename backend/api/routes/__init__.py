@@ -26,8 +26,7 @@ LAST = ("user_tasks",)
 def _modules() -> list[ModuleType]:
     names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
     middle = [n for n in names if n not in FIRST and n not in LAST]
-    ordered = [*FIRST, *middle, *LAST]
-    return [importlib.import_module(f"{__name__}.{name}") for name in ordered]
+    return [importlib.import_module(f"{__name__}.{name}") for name in [*FIRST, *middle, *LAST]]
 
 
 def _routers(module: ModuleType) -> tuple[APIRouter, ...]:

@@ -232,9 +232,8 @@ async def stored_file(
 def _refused(exc: Exception) -> bool:
     """Whether `exc` says the row was not written (a refusal, an invalid request), not that
     its outcome is unknown (a 503, the connection lost: the sweeper decides)."""
-    if isinstance(exc, ServiceUnavailable):
-        return False
-    return isinstance(exc, AppError | IntegrityError | DataError | RequestValidationError)
+    refusal = AppError | IntegrityError | DataError | RequestValidationError
+    return not isinstance(exc, ServiceUnavailable) and isinstance(exc, refusal)
 
 
 Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]

@@ -98,19 +98,10 @@ An `Idempotency-Key` makes a retry safe: a turn that answered is replayed \
 (`{REPLAYED_HEADER}: true`); one that failed runs again without repeating the tool calls \
 that committed. Chat has its own per-user rate limit (`RateLimit` policy `"chat"`)."""
 
-_EXAMPLES = (
-    CONVERSATION_NOT_FOUND,
-    KEY_IN_USE,
-    VALIDATION,
-    KEY_MISMATCH,
-    RATE_LIMIT_EXCEEDED,
-    CHAT_PROVIDER_ERROR,
-    CHAT_TOO_MANY_TURNS,
-    CHAT_NOT_CONFIGURED,
-    CHAT_PROVIDER_UNAVAILABLE,
-    UNAVAILABLE,
-    CHAT_PROVIDER_TIMEOUT,
-)
+# The turn's own refusals, then the model's and the database's failures.
+_TURN = (CONVERSATION_NOT_FOUND, KEY_IN_USE, VALIDATION, KEY_MISMATCH, RATE_LIMIT_EXCEEDED)
+_MODEL = (CHAT_PROVIDER_ERROR, CHAT_TOO_MANY_TURNS, CHAT_NOT_CONFIGURED, CHAT_PROVIDER_UNAVAILABLE)
+_EXAMPLES = (*_TURN, *_MODEL, UNAVAILABLE, CHAT_PROVIDER_TIMEOUT)
 _IN_USE = {
     409: "The first turn with this `Idempotency-Key` has not answered yet "
     "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`."

@@ -166,8 +166,7 @@ def move_list(
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    row = lists.move(list_id, data.after_id, data.before_id, expected)
-    return one_list(row, response)
+    return one_list(lists.move(list_id, data.after_id, data.before_id, expected), response)
 
 
 @router.delete(

@@ -321,8 +321,7 @@ def quick_add_task(
     summary="Counts of your tasks",
 )
 def task_stats(tasks: Annotated[TaskService, uses(TaskService)]) -> TaskStatsEnvelope:
-    stats = tasks.stats()
-    return TaskStatsEnvelope(data=stats_public(stats))
+    return TaskStatsEnvelope(data=stats_public(tasks.stats()))
 
 
 @router.post(
@@ -373,8 +372,7 @@ def _apply(tasks: TaskService, data: BulkRequest) -> BulkResponseEnvelope:
     responses=rate_limited(200, "How many completed tasks were deleted.") | errors(429),
 )
 def clear_completed(tasks: Annotated[TaskService, uses(TaskService)]) -> ClearedCompletedEnvelope:
-    deleted = tasks.delete_completed()
-    return ClearedCompletedEnvelope(data=ClearedCompleted(deleted=deleted))
+    return ClearedCompletedEnvelope(data=ClearedCompleted(deleted=tasks.delete_completed()))
 
 
 @router.get(
@@ -416,8 +414,7 @@ def replace_task(
     response: Response,
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
-    expected = if_match_versions(if_match, task_id)
-    return one_task(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
 @router.patch(
@@ -438,8 +435,7 @@ def update_task(
     response: Response,
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
-    expected = if_match_versions(if_match, task_id)
-    return one_task(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
 @router.patch(
