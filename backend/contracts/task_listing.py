@@ -79,9 +79,8 @@ def listing_query(
     include_total: bool = False,
     saved: tuple[int, Mapping[str, Any], str | None] | None = None,
 ) -> TaskListQuery:
-    """The service's query for validated listing parameters (the first page; a cursor, which
-    only REST has, sets `after`); `saved`: the saved filter applied (id, stored query, the name key
-    it was named by or None)."""
+    """The service's query (its first page) for validated listing parameters; `saved`: the
+    saved filter applied (id, stored query, the name key it was named by or None)."""
     filters = TaskFilters(
         status=status,
         priorities=tuple(priorities),
@@ -137,9 +136,8 @@ class Spelling:
 
 @dataclass(frozen=True)
 class ListingParam:
-    """One listing parameter, declared once: `listing_query`'s keyword, the value type (given
-    how a value arrives), the default, and how REST's query string and MCP's `list_tasks`
-    show it (None: that transport does not take it)."""
+    """One listing parameter: `listing_query`'s keyword, its type given how a value arrives,
+    its default, and how REST and MCP show it (None: that transport does not take it)."""
 
     keyword: str
     type: Callable[[Arrival], Any]

@@ -207,10 +207,9 @@ async def _events(
     message: str,
     outcome: dict[str, Any],
 ) -> AsyncIterator[bytes]:
-    """The turn as server-sent events. The turn runs as a task of its own: a client that
-    goes away stops hearing it, not the turn, which finishes and is stored as usual. A
-    failure's status goes to `outcome` (the request's state): the access line and the
-    metrics record the status the error deserves, not the 200 the stream began with."""
+    """The turn as server-sent events, run as a task of its own: a client that goes away stops
+    hearing it, not the turn. A failure's status goes to `outcome`, so the access log and the
+    metrics record it rather than the 200 the stream began with."""
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
     def emit(event: str, data: dict[str, Any]) -> None:

@@ -141,10 +141,8 @@ def _created(task: TaskRow, request: Request, response: Response) -> TaskEnvelop
 
 
 class _ListParams(BaseModel):
-    """The listing's query string, validated as one model (one pass in pydantic-core, where
-    a dozen separate query parameters each cost FastAPI a resolution step). Its fields are
-    `contracts/task_listing.LISTING_PARAMS`' (MCP's `list_tasks` takes the same), then the
-    cursor, which only REST has."""
+    """The listing's query string as one model (one pydantic-core pass, where a dozen query
+    parameters cost FastAPI a step each): `LISTING_PARAMS`' fields, then REST's own."""
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -42,10 +42,8 @@ _CALLER = "caller_for_path_user"
 
 
 def user_operation_id(operation_id: str) -> str:
-    """A twin's operation id for this path, distinct so a generated client has both:
-    `User` before the first `Task` or `List` it names (`listTasks` -> `listUserTasks`,
-    `createList` -> `createUserList`), or `user` before one that starts with the noun
-    (`taskStats` -> `userTaskStats`). Derived, so a new route under the twins needs no line."""
+    """A twin's own operation id, derived (a generated client has both): `listTasks` ->
+    `listUserTasks`, `createList` -> `createUserList`, `taskStats` -> `userTaskStats`."""
     if operation_id.startswith(("task", "list")) and not _NOUN.search(operation_id):
         return "user" + operation_id[0].upper() + operation_id[1:]
     return _NOUN.sub(r"User\1", operation_id, count=1)
@@ -102,9 +100,8 @@ def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callab
 
 
 def _not_found(twin: APIRoute, missing: ErrorExample) -> list[ErrorExample]:
-    """The twin's documented answers for a resource that does not exist, the first being what
-    another user id gets: the twin's answer for its own resource missing (`missing`: a task,
-    or a list; for bulk, its first operation's task)."""
+    """The twin's documented 404 examples, the first what another user id gets: `missing`
+    (a task, a list), or for bulk its first operation's task."""
     shown = twin.responses.get(404, {}).get("content", {}).get("application/json", {})
     documented = [EXAMPLES[name] for name in shown.get("examples", {})]
     first = BULK_TASK_NOT_FOUND if BULK_TASK_NOT_FOUND in documented else missing
