@@ -73,9 +73,8 @@ def _unit_of_work(
 ) -> UnitOfWork:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
-    # A write by a task's id takes the task's space's change lock with the caller's on entry
-    # (migration 0041). Digits only, within BIGINT; anything else is refused by the route's
-    # own validation and locks only the caller's space.
+    # A write by a task's id takes its space's change lock with the caller's on entry; an id
+    # that is no BIGINT locks only the caller's (the route's validation refuses it).
     named = request.path_params.get("task_id", "")
     task_id = int(named) if named.isascii() and named.isdigit() and len(named) <= 18 else None
     work = UnitOfWork(

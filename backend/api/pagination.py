@@ -53,8 +53,7 @@ _NO_KEY, _TEXT_KEY = b"\x00", b"\x01"
 
 @lru_cache(maxsize=4)
 def _cipher(secret: str) -> AESSIV:
-    # A key of its own (AES-256-SIV: 64 bytes), derived from the signing secret, so cursors
-    # and tokens never share a key.
+    # AES-256-SIV's 64-byte key, derived from the signing secret: cursors and tokens share none.
     key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=b"task-api/cursor/v2")
     return AESSIV(key.derive(secret.encode()))
 

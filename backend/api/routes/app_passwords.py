@@ -1,6 +1,5 @@
 """`/api/app-passwords` (specs/api-contract.md, "App passwords"): passwords for CalDAV clients,
-each in its create's answer only. No MCP or chat tool makes one: an app password must never
-reach a conversation or a model's context.
+each shown in its create's answer only; no MCP or chat tool makes one (never in a model's context).
 """
 
 from __future__ import annotations

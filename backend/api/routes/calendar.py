@@ -1,7 +1,6 @@
-"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): managed under
-`/api/calendar-feeds`; fetched at `/api/calendar/{token}.ics` with no bearer header, the token
-being the credential (`FeedDoor`). A fetch is one message; its `304` is decided from the tasks
-read (`calendar_ics.tag`) before any body is made."""
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): managed under `/api/calendar-feeds`,
+fetched at `/api/calendar/{token}.ics` with the token as the credential (`FeedDoor`) in one
+message, its `304` decided from the tasks read (`calendar_ics.tag`) before any body is made."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Web Push (specs/api-contract.md, "Push subscriptions"): the server's VAPID public key, and
-the caller's subscriptions. A subscription's keys are taken, never shown; no MCP or chat tool
-reaches them.
+"""Web Push (specs/api-contract.md, "Push subscriptions"): the server's VAPID public key and the
+caller's subscriptions, whose keys are taken, never shown (no MCP or chat tool reaches them).
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""`GET /api/changes/stream`: the change feed, live (Server-Sent Events; specs/events.md, "The
-live stream"). Each event is one change of `GET /api/tasks/changes`, its `id:` the feed cursor
-after it. Async: a stream holds no thread and no connection while idle; `LiveFeeds` reads
-where it starts and every page after, `ChangeStream` (`backend/api/live.py`) writes them.
+"""`GET /api/changes/stream`: the change feed live, as Server-Sent Events (specs/events.md, "The
+live stream"), each event's `id:` the feed cursor after it. Async: an idle stream holds no thread
+and no connection; `LiveFeeds` reads, `ChangeStream` (`backend/api/live.py`) writes.
 """
 
 from __future__ import annotations
