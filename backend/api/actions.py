@@ -1,11 +1,7 @@
-"""What each route does to a list's rows, declared on the route itself.
-
-A route that reaches a list's rows by id (`{list_id}`, `{task_id}`, `{trash_id}`,
-`{event_id}`) declares its action with `openapi_extra=acts(Action.X)`; one that answers change
-events (the feed, its live stream) with `openapi_extra=feeds(Action.X)`. The declaration is
-part of the route's OpenAPI operation (`x-action`, and `x-least-role`: backend/services/access.py),
-so a client reads it too, and `declared` reads it back for the role matrix and
-tests/sharing/test_declared.py: no table of routes to keep beside the routes.
+"""What each route does to a list's rows, declared on the route itself: `acts(Action.X)` for
+a route by a row's id, `feeds(Action.X)` for one answering change events. It is part of the
+OpenAPI operation (`x-action`, `x-least-role`), so clients read it too, and `declared` reads it
+back for the role matrix (tests/sharing/test_declared.py): no table of routes beside them.
 """
 
 from __future__ import annotations

@@ -58,38 +58,38 @@ def task_child_router(child: TaskChild) -> APIRouter:
         f"{snake}_not_found", f"No such {noun} of this task", rows.not_found()
     )
     found = (TASK_NOT_FOUND, missing)
-    authored: tuple[ErrorExample | None, ...] = (None, None)
-    if child.author:
-        # Named by the child: each child's examples are its own. Another's row is refused a
-        # deletion only where deleting any needs more than writing.
-        authored = (
+    # Named by the child: each child's examples are its own. Another's row is refused a
+    # deletion only where deleting any needs more than writing.
+    changing: tuple[ErrorExample, ...] = ()
+    deleting: tuple[ErrorExample, ...] = ()
+    full: tuple[ErrorExample, ...] = ()
+    if child.author and child.edits:
+        changing = (
             ErrorExample.of(
                 f"not_the_{snake}_author",
                 f"{child.a_noun.capitalize()} only its author may change",
                 rows.not_the_author(deleting=False),
-            )
-            if child.edits
-            else None,
+            ),
+        )
+    if child.author and child.delete_any is not write:
+        deleting = (
             ErrorExample.of(
                 f"not_the_{snake}_author_or_{least_role(child.delete_any or write)}",
                 f"Another's {noun}, deleted by a member below the role to delete any",
                 rows.not_the_author(deleting=True),
-            )
-            if child.delete_any is not write
-            else None,
+            ),
         )
-    full: tuple[ErrorExample, ...] = ()
     if child.per_task:
+        limited = f"This task has {child.per_task} {path}, the most there can be ({child.per_task})"
         full = (
             ErrorExample.of(
                 f"too_many_{path}",
                 f"The task has as many {path} as there can be",
-                LimitReached(
-                    f"This task has {child.per_task} {path}, the most there can be "
-                    f"({child.per_task})"
-                ),
+                LimitReached(limited),
             ),
         )
+    creating = (FORBIDDEN, TASK_NOT_FOUND, VALIDATION, *full)
+    editing = (FORBIDDEN, *changing, *found, VALIDATION)
     row_id = Annotated[
         int,
         Path(
@@ -121,10 +121,8 @@ def task_child_router(child: TaskChild) -> APIRouter:
         summary=f"List a task's {path}",
         description="Oldest first, keyset-paged: follow `meta.next_cursor` until it is null. "
         f"Anyone who may read the task may read its {path} (a shared list's {reader} and up).",
-        responses={
-            **ok(200, f"One page of the task's {path}."),
-            **errors(404, 422, examples=(TASK_NOT_FOUND, VALIDATION, INVALID_CURSOR)),
-        },
+        responses=ok(200, f"One page of the task's {path}.")
+        | errors(404, 422, examples=(TASK_NOT_FOUND, VALIDATION, INVALID_CURSOR)),
     )
     def list_rows(
         door: Door,
@@ -155,22 +153,12 @@ def task_child_router(child: TaskChild) -> APIRouter:
             response_model=one_envelope,
             summary=f"Add {child.a_noun} to a task",
             description=f"Needs {who} (a personal task: its owner).{author}{limit}",
-            responses={
-                **rate_limited(
-                    201,
-                    f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).",
-                    "Location",
-                ),
-                **errors(
-                    400,
-                    403,
-                    404,
-                    413,
-                    422,
-                    429,
-                    examples=(FORBIDDEN, TASK_NOT_FOUND, VALIDATION, *full),
-                ),
-            },
+            responses=rate_limited(
+                201,
+                f"Created; `Location` is the new {noun}'s path (PATCH, DELETE).",
+                "Location",
+            )
+            | errors(400, 403, 404, 413, 422, 429, examples=creating),
         )
         def create_row(
             children: Annotated[TaskChildService, uses(service)],
@@ -192,7 +180,7 @@ def task_child_router(child: TaskChild) -> APIRouter:
         summary=f"Get one {noun}",
         description=f"Anyone who may read the task may read its {path} (a shared list's "
         f"{reader} and up).",
-        responses={**ok(200, f"The {noun}."), **errors(404, 422, examples=(*found, VALIDATION))},
+        responses=ok(200, f"The {noun}.") | errors(404, 422, examples=(*found, VALIDATION)),
     )
     def get_row(
         children: Annotated[TaskChildService, uses(service)], task_id: TaskId, row: read_id
@@ -208,18 +196,8 @@ def task_child_router(child: TaskChild) -> APIRouter:
             response_model=one_envelope,
             summary=f"Change {child.a_noun}: the fields sent",
             description=f"Needs {who}.{own}",
-            responses={
-                **rate_limited(200, f"The {noun} as changed."),
-                **errors(
-                    400,
-                    403,
-                    404,
-                    413,
-                    422,
-                    429,
-                    examples=(FORBIDDEN, *filter(None, authored[:1]), *found, VALIDATION),
-                ),
-            },
+            responses=rate_limited(200, f"The {noun} as changed.")
+            | errors(400, 403, 404, 413, 422, 429, examples=editing),
         )
         def update_row(
             children: Annotated[TaskChildService, uses(service)],
@@ -248,10 +226,8 @@ def task_child_router(child: TaskChild) -> APIRouter:
         status_code=status.HTTP_204_NO_CONTENT,
         summary=f"Delete {child.a_noun}",
         description=f"Needs {who}.{deletes}",
-        responses={
-            **rate_limited(204, "Deleted."),
-            **errors(403, 404, 429, examples=(FORBIDDEN, *filter(None, authored[1:]), *found)),
-        },
+        responses=rate_limited(204, "Deleted.")
+        | errors(403, 404, 429, examples=(FORBIDDEN, *deleting, *found)),
     )
     def delete_row(
         children: Annotated[TaskChildService, uses(service)],

@@ -63,14 +63,10 @@ def _entity_tags(header: str) -> list[tuple[bool, str]]:
 def if_match_versions(
     header: str | None, row_id: int, *, task: bool = True
 ) -> frozenset[int] | None:
-    """The versions of this task (or, `task=False`, list) that If-Match accepts; None means
-    no condition.
-
-    `*` asks only that the task exists, which every task statement requires anyway. Weak
-    tags never match (strong comparison), nor do tags of other tasks or malformed members:
-    an empty set, which fails with 412 when the task exists. A task tag's subtask counts are
-    not compared: If-Match guards the task's own fields, not its subtasks.
-    """
+    """The versions of this task (or, `task=False`, list) that If-Match accepts; None for none
+    (or `*`: every statement requires the row anyway). Weak, malformed and other rows' tags
+    never match (strong comparison): an empty set, a 412 when the row exists. A task tag's
+    subtask counts are not compared: If-Match guards the task's own fields."""
     if header is None or header.strip() == "*":
         return None
     prefix, pattern = f"{row_id}-", _TASK_VERSION if task else _VERSION

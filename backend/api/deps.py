@@ -1,22 +1,11 @@
 """The one door into a request that touches data.
 
-A route takes the services it calls as parameters, each built from the request's unit of
-work (`uses`: a signed-in caller's door, or the door it names), and returns its response
-schema:
-
-    @router.get("/{task_id:task_id}", response_model=Envelope)
-    def get_task(tasks: Annotated[TaskService, uses(TaskService)], task_id: TaskId) -> Envelope:
-        return Envelope(data=TaskPublic.model_validate(tasks.get(task_id)))
-
-It declares `door: Door` (or `AnonymousDoor`) as well where it needs the unit of work itself
-(`door.caller_id`, `door.hold_commit()`, ...): FastAPI resolves a dependency once per
-request, so it is the same unit of work, entered once.
-
-The door verifies the bearer token on the event loop (no I/O for shared-secret tokens) and
-hands the route a `UnitOfWork` that is not yet open. `DoorRoute`, the route class of every
-router, runs the sync route in one thread-pool hop inside that unit of work: connection,
-write count, caller's account (revoked or deleted: 401), the route's statements, commit. The
-route's result is then serialized on the event loop, after the commit.
+A route takes each service it calls as a parameter (`uses`), and `door: Door` where it needs
+the unit of work itself (`door.caller_id`, `door.hold_commit()`); FastAPI resolves a dependency
+once per request, so both are the same unit of work, entered once. The door verifies the bearer
+token on the event loop; `DoorRoute`, every router's route class, runs the sync route inside
+that unit of work in one thread-pool hop (connection, write count, the caller's account: 401 if
+revoked or deleted, the statements, commit) and serializes its result on the event loop.
 """
 
 from __future__ import annotations
@@ -51,11 +40,9 @@ FEED_TOKEN = re.compile(TOKEN_PATTERN)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH"})
 
 
-# Two ways to authenticate in Swagger UI: the password flow (built-in accounts) or pasting a
-# token from any trusted issuer. Both send the same `Authorization: Bearer` header, which the
-# door reads itself: declared here for the OpenAPI document only (`DoorRoute` marks the
-# operations, `create_app` adds the schemes), since FastAPI's security dependencies would
-# cost two dependency resolutions per request for a header read anyway.
+# Swagger UI's two ways in (the password flow; a token from any trusted issuer), for the
+# document only: the door reads the header itself, as FastAPI's security dependencies would
+# cost two dependency resolutions per request (`DoorRoute` marks the operations).
 SECURITY_SCHEMES: dict[str, Any] = {
     "OAuth2PasswordBearer": {
         "type": "oauth2",
@@ -86,9 +73,8 @@ def _unit_of_work(
 ) -> UnitOfWork:
     # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     client_ip = request.client.host if request.client else "unknown"
-    # A write by a task's id takes the task's space's change lock with the caller's on entry
-    # (migration 0041). Digits only, within BIGINT; anything else is refused by the route's
-    # own validation and locks only the caller's space.
+    # A write by a task's id takes its space's change lock with the caller's on entry; an id
+    # that is no BIGINT locks only the caller's (the route's validation refuses it).
     named = request.path_params.get("task_id", "")
     task_id = int(named) if named.isascii() and named.isdigit() and len(named) <= 18 else None
     work = UnitOfWork(
@@ -135,10 +121,8 @@ Door = Annotated[UnitOfWork, Depends(door)]
 
 
 def counted_against(limit: RouteLimit) -> Any:
-    """A route's own per-user rate limit (`dependencies=[counted_against(...)]`): its door
-    counts it with the caller's entry, and a request refused for its input (422) before the
-    route ran counts against it too, with the write (`UnitOfWork.count_refused_write`). A
-    dependency runs before the body is validated, on the route's own (cached) door."""
+    """A route's own per-user rate limit (`dependencies=[counted_against(...)]`), counted with
+    the caller's entry; a dependency runs before the body is validated, so a 422 counts too."""
 
     async def declare(work: Door) -> None:
         work.route_limit = limit
@@ -160,22 +144,15 @@ class Uses(params.Depends):
 
 
 def uses(kind: type[Any], through: Callable[..., Any] = door) -> Any:
-    """A route's service, `kind` bound to the request's unit of work (`UnitOfWork.service`),
-    taken as a parameter written whole, so a reader (and `farm-studio walk`) sees its class:
-    `tasks: Annotated[TaskService, uses(TaskService)]`. `through`: the door it comes
-    through (`anonymous_door`, `feed_door`; a signed-in caller's if none). FastAPI resolves
-    the door once per request, and `_run` builds the service once it is open."""
+    """A route's service, `kind` bound to the request's unit of work, written whole so a reader
+    (and `farm-studio walk`) sees its class: `tasks: Annotated[TaskService, uses(TaskService)]`;
+    `through`: the door it comes through (a signed-in caller's if none)."""
     return Uses(through, kind=kind)
 
 
 class DoorRoute(APIRoute):
-    """Runs a sync endpoint and its unit of work in the same thread-pool hop.
-
-    FastAPI would run a sync endpoint in the thread pool and then (for a returned model)
-    re-validate it in a second hop. Wrapped in a coroutine, the endpoint runs in one hop,
-    inside the unit of work it was handed, and its result is serialized on the event loop.
-    Endpoints without a unit of work (health, docs) are unaffected but for the same single hop.
-    """
+    """Runs a sync endpoint and its unit of work in one thread-pool hop (FastAPI would take a
+    second to re-validate a returned model); the result is serialized on the event loop."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if _takes_door(endpoint):

@@ -1,9 +1,6 @@
-"""The typed encoder of task pages: rows straight to the JSON bytes `TaskListEnvelope`
-would print, without building and validating a hundred pydantic models first.
-
-The fields are `TaskPublic`'s (read from the model, so the schema has one source), the
-computed `is_overdue` uses the model's own rule, and pydantic-core prints the values exactly
-as it does for the model (tests/api/test_encoding.py compares the bytes).
+"""The typed encoder of task pages: rows straight to the JSON bytes `TaskListEnvelope` would
+print, without validating a hundred pydantic models first; `TaskPublic`'s fields and rules,
+printed by pydantic-core (tests/api/test_encoding.py compares the bytes).
 """
 
 from __future__ import annotations
@@ -21,9 +18,8 @@ from backend.models.task import due_value, is_overdue
 from backend.services.task_statements import TASK_VIEW
 
 _FIELDS = tuple(name for name in TaskPublic.model_fields if name != "is_overdue")
-# A page's rows start with TASK_VIEW (the columns, then the subtask counts): read each field
-# by position (a C-level tuple lookup; a Row's attribute access is several times slower, a
-# third of a 100-task page).
+# A page's rows start with TASK_VIEW's columns: read by position (a Row's attribute access is
+# several times slower, a third of a 100-task page).
 _VALUES = itemgetter(*(tuple(column.name for column in TASK_VIEW).index(f) for f in _FIELDS))
 
 

@@ -1,10 +1,8 @@
 """One error family, one envelope: `{"error": {"code", "message", "details"}}`.
 
-The HTTP side of `backend/errors.py`: services raise `AppError`
-subclasses; framework, validation and database errors are mapped to the same envelope here, so
-no handler anywhere else builds an error body. Nothing internal (tracebacks, SQL, connection
-strings) ever reaches a response: unexpected errors are logged with the request id and answered
-with a generic 500.
+The HTTP side of `backend/errors.py`: framework, validation and database errors are mapped to
+the same envelope here, the only place that builds one. Nothing internal (tracebacks, SQL)
+reaches a response: an unexpected error is logged with the request id, answered a generic 500.
 """
 
 from __future__ import annotations
@@ -64,11 +62,8 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path.
-
-    FastAPI declares one route per method, and Starlette's 405 lists only the first route
-    whose path matched, so `Allow` would miss the rest (`GET` for `/api/tasks/1`).
-    """
+    """Every method some route serves at this path: Starlette's 405 lists only the first
+    matching route's, and FastAPI declares one route per method."""
     routes = request.app.router.routes
     allowed = [
         method

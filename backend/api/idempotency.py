@@ -1,8 +1,6 @@
-"""The Idempotency-Key header on creating routes: HTTP glue around `IdempotencyService`.
-
-A route wraps its write in `idempotent.respond(door, body, status, write)`. Without the header
-that is just `write()` (no extra statement); with it, the response is recorded on first
-success and replayed byte for byte (status, body, Location, ETag) with `Idempotent-Replayed: true`.
+"""The Idempotency-Key header on creating routes, around `IdempotencyService`:
+`idempotent.respond(door, body, status, write)` is `write()` without the header; with it, the
+first success is recorded and replayed byte for byte with `Idempotent-Replayed: true`.
 """
 
 from __future__ import annotations

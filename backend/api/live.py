@@ -1,9 +1,7 @@
-"""One live change stream's response (specs/events.md, "The live stream"), over ASGI.
-
-What a stream reads, and the worker's one reader that reads it for every woken stream at once,
-are the service's (`backend/services/live.py`, `LiveFeeds`); this module only waits for the
-reader's pages, the heartbeat, the client's leaving or the server's shutdown, and writes the
-events to the socket (never buffered here: a client that stops reading is disconnected).
+"""One live change stream's response over ASGI (specs/events.md, "The live stream"): what it
+reads is `backend/services/live.py`'s; this waits for the reader's pages, the heartbeat, the
+client leaving or shutdown, and writes to the socket unbuffered (a client that stops reading is
+disconnected).
 """
 
 from __future__ import annotations
@@ -33,9 +31,8 @@ logger = logging.getLogger(__name__)
 _HEARTBEAT = format_sse_event(comment="heartbeat")
 
 
-# The JSON of recent changes, by id: the reader hands the same change to every member's
-# stream in the same poll, and its JSON differs between them only where the task does (a
-# member reads its own reminders), so each distinct one is encoded once.
+# The JSON of recent changes, by id: a poll hands the same change to every member's stream,
+# differing only where the task does (its own reminders), so each distinct one is encoded once.
 _ENCODED: OrderedDict[int, list[tuple[Any, str]]] = OrderedDict()
 _ENCODED_MOST = 2048
 

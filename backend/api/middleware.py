@@ -1,36 +1,19 @@
-"""The edge: everything a request meets before its route, in one pure ASGI middleware.
+"""The edge: everything a request meets before its route, in one pure ASGI middleware
+(specs/api-contract.md: "HEAD", "Trailing slash", the response headers; specs/reliability.md).
 
 In order, outermost first (the request id, `asgi_correlation_id`, is set just outside):
-
-1. **Access log and metrics** (`backend/observability`): outside everything else, so they see
-   the final status (413, 500, refused preflights included) and HEAD as HEAD.
-2. **HEAD and the protective headers**. FastAPI routes answer only the methods they declare,
-   so HEAD goes in as a GET (on a copy of the scope: the server's own scope keeps saying HEAD,
-   so it sends no body) and goes out with the GET's status and headers, `Content-Length`
-   included, and an empty body (RFC 9110 9.3.2). Every API response gets `Cache-Control:
-   no-store` (tokens, tasks and errors must not be kept by a browser or a shared cache; ETags
-   work without a cache), `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` and
-   `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`. The documentation
-   (`DOCS_PREFIXES`) gets the same minus `default-src 'none'` (Swagger UI runs scripts) and
-   `no-store` (it may be cached) except on errors. `Strict-Transport-Security` when
-   configured (a deployment served over HTTPS).
-3. **The request gate** (400 or 503 with the envelope). `Host`: RFC 9112 3.2 requires a 400
-   for an HTTP/1.1 request without one, with more than one or with an invalid value (uvicorn's
-   httptools protocol passes all three on). A request on a connection the server opened beyond
-   `HTTP_MAX_CONNECTIONS` (`backend/server.py` marks it): 503 with `Retry-After: 1` and
-   `Connection: close`, except `GET /health`, which must keep telling a probe the worker lives.
-4. **Trailing slash**: `/api/tasks/` is routed exactly like `/api/tasks`, with no redirect (a
-   redirect drops the Authorization header in some clients and costs a round trip).
-5. **CORS**, Starlette's, wrapped around the rest: preflights end here.
-6. **Body size**, each mount's (`mounts`: where a route is mounted, its step, declared there;
-   `bounded` by default): a declared `Content-Length` over the limit is refused before
-   anything is read; a body of no declared length is counted as it arrives (FastAPI's own
-   `max_body_size` answers in plain text from outside every middleware). An attachment's
-   upload is bounded by its per-file maximum plus the multipart's overhead; CalDAV's mount
-   reads its bodies itself (backend/dav/routes.py `own_bodies`).
-7. **Unhandled errors**: the 500 envelope, logged with the request id. Starlette's last-resort
-   handler sits outside every middleware, so its answer would miss the request id, CORS and
-   the protective headers.
+1. access log and metrics: outside the rest, so they see the final status and HEAD as HEAD;
+2. HEAD in as a GET on a copy of the scope (the server's own keeps HEAD, so it sends no body),
+   and the protective headers on every answer that lacks them;
+3. the request gate: `Host` (RFC 9112 3.2: 400), and a connection beyond `HTTP_MAX_CONNECTIONS`
+   (503) except `GET /health`, which must keep telling a probe the worker lives;
+4. trailing slash routed as without it, no redirect (it drops Authorization in some clients);
+5. CORS, Starlette's: preflights end here;
+6. body size, each mount's (`mounts`; `bounded` by default): a declared `Content-Length` over
+   the limit refused before reading, an undeclared one counted as it arrives (FastAPI's own
+   limit answers plain text from outside every middleware);
+7. unhandled errors: the 500 envelope, logged with the request id (Starlette's last-resort
+   handler sits outside every middleware: its answer would miss the id, CORS and headers).
 """
 
 from __future__ import annotations
@@ -210,8 +193,7 @@ class EdgeMiddleware:
             status: int = state.get(_STATUS, 500)
             # A stream that began as 200 and ended with an error event: the error's status.
             status = state.get(OUTCOME_STATUS_KEY) or status
-            # Set by the router on a match (also a 405's partial match). `path_format` is the
-            # template without convertors: /api/tasks/{task_id}. No match: `route_template`.
+            # The router's match inline (one call fewer on every request), else by path.
             route: str | None = getattr(scope.get("route"), "path_format", None)
             if route is None:
                 route = route_template(scope)
@@ -291,13 +273,8 @@ class _Bounded:
 
 def route_template(scope: Scope) -> str | None:
     """The template of the route `scope`'s path is for (`/api/tasks/{task_id}`: no ids, no
-    tokens), or None when no route has that path.
-
-    Set by the router on a match (also a 405's partial match); a request refused before it
-    reached the router (an early 413, a refused preflight, the request gate) is matched here
-    by its path alone. `path_format` is the template without convertors. A path no route has
-    is never shown: guessing which part of it is a secret misses a token split by `/` or cut
-    short (issue 61)."""
+    tokens): the router's match (a 405's too), else by path alone (a request refused before
+    routing); None for a path no route has, never shown: it may hold a secret cut anywhere."""
     template: str | None = getattr(scope.get("route"), "path_format", None)
     if template is not None:
         return template

@@ -96,10 +96,8 @@ def named_rows_router(
         response_model=one_envelope,
         summary=f"Create a {noun}",
         description=f"At most {rows.limit}; names are unique among yours, ignoring case.",
-        responses={
-            **rate_limited(201, "Created; `Location` is its path.", "Location"),
-            **errors(400, 409, 413, 422, 429, examples=(taken, VALIDATION, full)),
-        },
+        responses=rate_limited(201, "Created; `Location` is its path.", "Location")
+        | errors(400, 409, 413, 422, 429, examples=(taken, VALIDATION, full)),
     )
     def create_row(
         named: Annotated[NamedRowService, uses(service)],
@@ -117,7 +115,7 @@ def named_rows_router(
         operation_id=f"get{one}",
         response_model=one_envelope,
         summary=f"Get a {noun}",
-        responses={**ok(200, f"The {noun}."), **errors(404, examples=(not_found,))},
+        responses=ok(200, f"The {noun}.") | errors(404, examples=(not_found,)),
     )
     def get_row(named: Annotated[NamedRowService, uses(service)], row: row_id) -> Any:
         return _one(named.get(row))
@@ -127,10 +125,8 @@ def named_rows_router(
         operation_id=f"update{one}",
         response_model=one_envelope,
         summary=f"Change a {noun}: the fields sent",
-        responses={
-            **rate_limited(200, f"The {noun} as changed."),
-            **errors(400, 404, 409, 413, 429, examples=(not_found, taken, VALIDATION)),
-        },
+        responses=rate_limited(200, f"The {noun} as changed.")
+        | errors(400, 404, 409, 413, 429, examples=(not_found, taken, VALIDATION)),
     )
     def update_row(
         named: Annotated[NamedRowService, uses(service)],
@@ -144,7 +140,7 @@ def named_rows_router(
         operation_id=f"delete{one}",
         status_code=status.HTTP_204_NO_CONTENT,
         summary=f"Delete a {noun}",
-        responses={**rate_limited(204, "Deleted."), **errors(404, 429, examples=(not_found,))},
+        responses=rate_limited(204, "Deleted.") | errors(404, 429, examples=(not_found,)),
     )
     def delete_row(named: Annotated[NamedRowService, uses(service)], row: row_id) -> None:
         named.delete(row)

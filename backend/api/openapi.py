@@ -78,11 +78,9 @@ CONTACT = {"name": "The Task API contributors"}
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """Add what the routes' responses refer to (`components/headers`, `components/examples`)
-    and `X-Request-ID` on every response of every operation: the outermost middleware adds
-    it to each one, so the document says so in one place too. An event stream that declares
-    its events (`itemSchema`, the live change stream) keeps no `schema`: FastAPI's default
-    `{"type": "string"}` would be read as the whole stream's (OpenAPI 3.2, schemathesis)."""
+    """Add what responses refer to (`components/headers`, `components/examples`) and
+    `X-Request-ID` on every response, as the middleware does. An event stream with `itemSchema`
+    keeps no `schema`: FastAPI's default would be read as the whole stream's (OpenAPI 3.2)."""
     request_id = {"$ref": HEADER_REF + "X-Request-ID"}
     for operations in document.get("paths", {}).values():
         for operation in operations.values():

@@ -1,18 +1,11 @@
 """Opaque, encrypted cursors: keyset pagination of listings, and positions in the change feed.
 
-A listing cursor carries where the last page ended (sort key and id) and the change-feed
-position of the listing's first page; a changes cursor carries a feed position. A feed
-position is an id of `task_events`, numbered across all users, so it must not be readable:
-in clear, any user could watch how many changes everyone makes. Cursors are
-therefore encrypted with AES-SIV (RFC 5297, `cryptography`), a deterministic authenticated
-encryption: the client sees only random-looking bytes, and a cursor that was edited, or that
-belongs to another user, another query or the other kind, fails authentication and is refused
-(422) instead of silently paging something else. What a cursor belongs to (user, sort, order,
-filters, or user and "changes") is its associated data: authenticated, never carried.
-
-Deterministic is enough here and needs no nonce: equal cursors only tell their holder that
-the position did not move, which their own listing already says. Numbers are packed at a
-fixed width, so not even a cursor's length depends on the counter.
+A feed position numbers every user's changes together, so a cursor must not be readable: it is
+sealed with AES-SIV (RFC 5297), deterministic authenticated encryption (no nonce needed: equal
+cursors only tell their holder the position did not move). What a cursor belongs to (user,
+sort, order, filters, or user and "changes") is its associated data, authenticated, never
+carried: an edited cursor, or another user's, query's or kind's, is refused (422). Numbers are
+packed at a fixed width, so not even a cursor's length depends on the counter.
 """
 
 from __future__ import annotations
@@ -36,9 +29,7 @@ from backend.models.common import DecimalDigits
 from backend.services.task_listing import Keyset, TaskListQuery
 
 _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
-# A cursor holds one sort key (a title is at most 200 characters, 800 UTF-8 bytes) plus fixed
-# overhead (17 bytes of numbers and marker, 16 of the synthetic IV), so every cursor the API
-# issues fits.
+# One sort key (a title: at most 800 UTF-8 bytes) plus 33 bytes of numbers, marker and IV fit.
 MAX_CURSOR_LENGTH = 2048
 # The query parameters of a keyset-paged listing of rows (trash, activity, chat, a task's children).
 PAGE_MAX = 100
@@ -62,8 +53,7 @@ _NO_KEY, _TEXT_KEY = b"\x00", b"\x01"
 
 @lru_cache(maxsize=4)
 def _cipher(secret: str) -> AESSIV:
-    # A key of its own (AES-256-SIV: 64 bytes), derived from the signing secret, so cursors
-    # and tokens never share a key.
+    # AES-256-SIV's 64-byte key, derived from the signing secret: cursors and tokens share none.
     key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=b"task-api/cursor/v2")
     return AESSIV(key.derive(secret.encode()))
 
@@ -102,13 +92,16 @@ def _open(secret: str, cursor: str, scope: list[bytes]) -> bytes:
         raise ValueError("another user's, query's or kind's cursor, or edited") from exc
 
 
-_INVALID = "Invalid cursor: use the next_cursor of the same listing, unchanged"
-
-
-def _invalid(message: str) -> InvalidRequest:
-    return InvalidRequest(
-        message, details=[{"field": "query.cursor", "message": "invalid cursor", "type": "cursor"}]
+def invalid_cursor(changes: bool = False) -> InvalidRequest:
+    """The 422 of a cursor that is not intact and of its listing (or, `changes`, the feed)."""
+    message = (
+        "Invalid changes cursor: use a next_cursor of the change feed or the "
+        "meta.changes_cursor of a listing, unchanged"
+        if changes
+        else "Invalid cursor: use the next_cursor of the same listing, unchanged"
     )
+    details = [{"field": "query.cursor", "message": "invalid cursor", "type": "cursor"}]
+    return InvalidRequest(message, details=details)
 
 
 def _position(value: int) -> int:
@@ -124,8 +117,7 @@ def encode_cursor(
     if isinstance(key, datetime):
         key = key.isoformat()
     tail = _NO_KEY if key is None else _TEXT_KEY + str(key).encode()
-    plaintext = _NUMBERS.pack(feed, keyset.id) + tail
-    return _seal(secret, plaintext, _listing_scope(user_id, query))
+    return _seal(secret, _NUMBERS.pack(feed, keyset.id) + tail, _listing_scope(user_id, query))
 
 
 def decode_cursor(
@@ -145,7 +137,7 @@ def decode_cursor(
         keyset = Keyset(key=_parse_key(query.sort, raw_key), id=_position(last_id))
         return keyset, _position(feed)
     except (ValueError, struct.error):  # UnicodeDecodeError is a ValueError
-        raise _invalid(_INVALID) from None
+        raise invalid_cursor() from None
 
 
 def encode_changes_cursor(secret: str, user_id: str, position: int) -> str:
@@ -158,10 +150,7 @@ def decode_changes_cursor(secret: str, user_id: str, cursor: str) -> int:
         (position,) = _POSITION.unpack(plaintext)
         return _position(position)
     except (ValueError, struct.error):
-        raise _invalid(
-            "Invalid changes cursor: use a next_cursor of the change feed or the "
-            "meta.changes_cursor of a listing, unchanged"
-        ) from None
+        raise invalid_cursor(changes=True) from None
 
 
 def _parse_key(sort: TaskSort, value: Any) -> datetime | str | None:
@@ -176,8 +165,7 @@ def _parse_key(sort: TaskSort, value: Any) -> datetime | str | None:
     return value
 
 
-# Keyset cursors of row listings (trash, activity, chat, a task's children): a row's sort key
-# and id, as two unsigned 64-bit numbers, sealed like the others (kind and user: associated data).
+# Row listings' cursors (trash, activity, chat, children): a sort key and an id, sealed alike.
 _ROWS = b"task-api/cursor/rows"
 
 
@@ -191,4 +179,4 @@ def decode_row_cursor(secret: str, kind: str, user_id: str, cursor: str) -> tupl
         key, row_id = _NUMBERS.unpack(plaintext)
         return _position(key), _position(row_id)
     except (ValueError, struct.error):
-        raise _invalid(_INVALID) from None
+        raise invalid_cursor() from None

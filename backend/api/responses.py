@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.api.pagination import invalid_cursor
 from backend.errors import (
     AppError,
     ChatNotConfigured,
@@ -131,9 +132,8 @@ class ErrorExample:
 
     @classmethod
     def of(cls, name: str, summary: str, error: AppError) -> ErrorExample:
-        """The example of what raising `error` answers: its status, code, message and details,
-        so the example and the service's error are written once (a new resource's
-        `ErrorExample.of("x_not_found", "No such x", NotFound("X not found"))`)."""
+        """The example of what raising `error` answers, so the example and the service's error
+        are written once: `ErrorExample.of("x_not_found", "No such x", NotFound("X not found"))`."""
         details = tuple(dict(detail) for detail in error.details)
         return cls(error.status_code, name, summary, error.code, error.message, details)
 
@@ -302,22 +302,13 @@ VALIDATION = ErrorExample.of(
         ]
     ),
 )
-_BAD_CURSOR = ({"field": "query.cursor", "message": "invalid cursor", "type": "cursor"},)
 INVALID_CURSOR = ErrorExample.of(
-    "invalid_cursor",
-    "A cursor that is not this listing's next_cursor, unchanged",
-    InvalidRequest(
-        "Invalid cursor: use the next_cursor of the same listing, unchanged", details=_BAD_CURSOR
-    ),
+    "invalid_cursor", "A cursor that is not this listing's next_cursor, unchanged", invalid_cursor()
 )
 INVALID_CHANGES_CURSOR = ErrorExample.of(
     "invalid_changes_cursor",
     "Not a cursor of your change feed (edited, another user's, or a listing's next_cursor)",
-    InvalidRequest(
-        "Invalid changes cursor: use a next_cursor of the change feed or the "
-        "meta.changes_cursor of a listing, unchanged",
-        details=_BAD_CURSOR,
-    ),
+    invalid_cursor(changes=True),
 )
 CURSOR_EXPIRED = ErrorExample.of(
     "cursor_expired",
@@ -445,9 +436,8 @@ def errors(
     examples: Iterable[ErrorExample] = (),
     descriptions: Mapping[int, str] | None = None,
 ) -> dict[int | str, dict[str, Any]]:
-    """The documented error responses of a route: the error envelope, the headers and an
-    example body for each status. `examples` replace the defaults of their statuses (e.g.
-    `BAD_CREDENTIALS` for a sign-in's 401); `descriptions` those of the statuses named."""
+    """A route's error responses: the envelope, headers and example bodies of each status;
+    `examples` and `descriptions` replace the defaults of their statuses."""
     chosen: dict[int, list[ErrorExample]] = {}
     for example in examples:
         chosen.setdefault(example.status, []).append(example)

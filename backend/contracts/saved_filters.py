@@ -1,11 +1,7 @@
-"""Saved filters as REST and MCP accept and show them (`/api/filters`, the filter tools), and
-how a listing applies one (`applied_query`).
-
-A filter's query is typed by the listing's own declaration (`task_listing.LISTING_PARAMS`, by
-REST's query-string names, values as JSON: `SavedQuery`), so a query is validated by the very
-rules `GET /api/tasks` applies to the same parameters, and a saved filter can never fail later
-for a reason it could have been refused for. Only the parameters given are stored; a listing
-that applies the filter takes them, and the parameters it was sent itself beside them win.
+"""Saved filters as REST and MCP accept and show them, and how a listing applies one
+(`applied_query`). A filter's query is typed by the listing's own declaration (`SavedQuery`,
+REST's names, JSON values), so it is validated by the rules `GET /api/tasks` applies and can
+never fail later for a reason it could have been refused for; parameters sent beside it win.
 """
 
 from __future__ import annotations
@@ -113,12 +109,10 @@ def filtered(
     transport: str,
     read: Callable[[TaskListQuery], R],
 ) -> R:
-    """`read` (a listing's page, its query given) with the saved filter `filter_id` (or the
-    caller's filter of that name) applied
-    (`applied_query`): from the filter as this process last read it, in one round trip, the
-    page saying whether the filter still held that query (else `FilterChanged`); a refusal (a
-    cursor made with the filter as it is now) asks whether the filter was stale. A stale one
-    is read again, and the page with it. Another user's or a missing filter: NotFound."""
+    """`read` (a listing's page) with the saved filter `filter_id` (or of that name) applied,
+    as this process last read it: one round trip, the page saying whether the filter still
+    held that query (else `FilterChanged`, as may a refusal); a stale filter is read again, and
+    the page with it. Another user's or a missing filter: NotFound."""
     filters: SavedFilterService = work.service(SavedFilterService)
     applied, fresh = filters.applied(filter_id)
     for _ in range(_FILTER_READS):

@@ -1,10 +1,8 @@
-"""The task listing's parameters for every transport, declared once (`LISTING_PARAMS`): REST's
-query string (`api/routes/tasks.ListParams`) and MCP's `list_tasks` arguments
-(`mcp/tools/tasks.ListTasksArguments`) are built from it (`listing_fields`) and build the
-service's query with it (`query_of`, `listing_query`), so each filter is validated, bounded and
-normalized by one rule. Each transport adds only how a value arrives (query-string text, or
-strict JSON with a bare value for a one-item list); where the published names or words differ
-(`q` / `search`, the descriptions), the one entry gives both."""
+"""The task listing's parameters, declared once (`LISTING_PARAMS`) for REST's query string
+(`api/routes/tasks.ListParams`) and MCP's `list_tasks` (`mcp/tools/tasks.ListTasksArguments`):
+both are built from it (`listing_fields`) and build the service's query with it (`query_of`),
+so each filter has one rule. A transport adds only how a value arrives (query-string text, or
+strict JSON); where published names or words differ (`q` / `search`), the one entry gives both."""
 
 from __future__ import annotations
 
@@ -53,9 +51,8 @@ PageLimit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 # `none`: in no list / top level.
 PlacedId = Annotated[int, Field(ge=1, le=TASK_ID_MAX)]
 NoneWord = Literal["none"]
-# A user id the listing filters by: it names no row the caller must reach (an id nobody the
-# caller can see is assigned matches no task, as a stranger's does).
-# The list and the parent the listing filters by: rows the caller must be able to read.
+# The list and the parent the listing filters by: rows the caller must be able to read; a
+# user id names none (an id nobody the caller sees is assigned matches no task).
 _IN_LIST = Reference(LISTS, Action.LIST_READ)
 _UNDER_PARENT = Reference(TASKS, Action.LIST_READ)
 _ASSIGNEE_FILTER = NotAReference("a filter: the tasks the caller sees assigned to that id")
@@ -82,9 +79,8 @@ def listing_query(
     include_total: bool = False,
     saved: tuple[int, Mapping[str, Any], str | None] | None = None,
 ) -> TaskListQuery:
-    """The service's query for validated listing parameters (the first page; a cursor, which
-    only REST has, sets `after`); `saved`: the saved filter applied (id, stored query, the name key
-    it was named by or None)."""
+    """The service's query (its first page) for validated listing parameters; `saved`: the
+    saved filter applied (id, stored query, the name key it was named by or None)."""
     filters = TaskFilters(
         status=status,
         priorities=tuple(priorities),
@@ -140,9 +136,8 @@ class Spelling:
 
 @dataclass(frozen=True)
 class ListingParam:
-    """One listing parameter, declared once: `listing_query`'s keyword, the value type (given
-    how a value arrives), the default, and how REST's query string and MCP's `list_tasks`
-    show it (None: that transport does not take it)."""
+    """One listing parameter: `listing_query`'s keyword, its type given how a value arrives,
+    its default, and how REST and MCP show it (None: that transport does not take it)."""
 
     keyword: str
     type: Callable[[Arrival], Any]
@@ -308,7 +303,7 @@ _MCP_FIRST = ("status", "search")
 class QueryString:
     """How a listing value arrives in REST's query string: digits, a flag, a repeated key."""
 
-    integer = DecimalDigits
+    integer: Any = DecimalDigits
     flag = bool
 
     def values(self, item: Any) -> Any:
@@ -318,15 +313,12 @@ class QueryString:
         return reference
 
 
-class JsonValues:
+class JsonValues(QueryString):
     """How a listing value arrives as a JSON value under REST's name (a saved filter's
     query): a strict JSON integer or boolean, an array for a repeatable filter."""
 
     integer = Strict()
     flag = StrictBool
-
-    def values(self, item: Any) -> Any:
-        return Annotated[list[item], FilterValuesBound]
 
     def names(self, reference: Reference) -> Any:
         return _SAVED_ROW

@@ -1,11 +1,7 @@
-"""One router per resource; `api_router` collects them: every module of this package, found
-by name (a new resource's module needs no line here), each one's `ROUTERS` or its `router`,
-and its `TAGS` (tag name -> the OpenAPI description of a tag `backend/api/openapi.py` lacks).
-
-Order matters for speed: a request is matched against the routes in order, so the task
-routes (the bulk of the traffic) come first (`FIRST`), any module not named there after them
-in name order, and the published contract's `/api/{user_id}/tasks` paths last (`LAST`: no
-`/api/tasks` request ever tries them)."""
+"""One router per resource, found by module name (a new one needs no line here): each module's
+`ROUTERS` or `router`, and its `TAGS` (descriptions of tags `backend/api/openapi.py` lacks).
+Routes are matched in order, so for speed the task routes come first (`FIRST`), the others by
+name, and the published contract's `/api/{user_id}/...` twins last (`LAST`)."""
 
 import importlib
 import pkgutil
@@ -30,8 +26,7 @@ LAST = ("user_tasks",)
 def _modules() -> list[ModuleType]:
     names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
     middle = [n for n in names if n not in FIRST and n not in LAST]
-    ordered = [*FIRST, *middle, *LAST]
-    return [importlib.import_module(f"{__name__}.{name}") for name in ordered]
+    return [importlib.import_module(f"{__name__}.{name}") for name in [*FIRST, *middle, *LAST]]
 
 
 def _routers(module: ModuleType) -> tuple[APIRouter, ...]:

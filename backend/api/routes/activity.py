@@ -159,10 +159,8 @@ _UNDO_EXAMPLES = (ENTRY_NOT_FOUND, UNDO_CONFLICT, NOT_UNDOABLE, PRECONDITION, VA
     "still holds the value it left: else 409 with each field's current value, and nothing "
     "changes. The undo is itself recorded as a change. `If-Match` takes the task's ETag. "
     'The kinds of entry and their answers: specs/api-contract.md, "Undo".',
-    responses={
-        **rate_limited(200, "The task as the undo left it, with its new `ETag`.", "ETag"),
-        **errors(403, 404, 409, 412, 422, 429, examples=_UNDO_EXAMPLES),
-    },
+    responses=rate_limited(200, "The task as the undo left it, with its new `ETag`.", "ETag")
+    | errors(403, 404, 409, 412, 422, 429, examples=_UNDO_EXAMPLES),
 )
 def undo_activity(
     door: Door,

@@ -1,6 +1,5 @@
 """`/api/app-passwords` (specs/api-contract.md, "App passwords"): passwords for CalDAV clients,
-each in its create's answer only. No MCP or chat tool makes one: an app password must never
-reach a conversation or a model's context.
+each shown in its create's answer only; no MCP or chat tool makes one (never in a model's context).
 """
 
 from __future__ import annotations
@@ -67,10 +66,8 @@ def _public(row: Any, door: Door, base: str) -> dict[str, Any]:
     description="The answer's `password` is shown only here: give it and `username` to one "
     "CalDAV client, with `dav_url` as the server's address. `scope: read` makes a read-only "
     "client. At most 50 per account; names are unique among yours, ignoring case.",
-    responses={
-        **rate_limited(201, "Created, with its password; `Location` is its path.", "Location"),
-        **errors(400, 401, 409, 413, 422, 429, 503, examples=(TAKEN, VALIDATION, FULL)),
-    },
+    responses=rate_limited(201, "Created, with its password; `Location` is its path.", "Location")
+    | errors(400, 401, 409, 413, 422, 429, 503, examples=(TAKEN, VALIDATION, FULL)),
 )
 def create_app_password(
     door: Door,
@@ -92,7 +89,7 @@ def create_app_password(
     response_model=AppPasswordsEnvelope,
     summary="List your app passwords",
     description="By name, with when each was last used; never a password.",
-    responses={**ok(200, "Your app passwords."), **errors(401, 503)},
+    responses=ok(200, "Your app passwords.") | errors(401, 503),
 )
 def list_app_passwords(
     door: Door,
@@ -111,10 +108,8 @@ def list_app_passwords(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke an app password",
     description="A CalDAV client signing in with it is refused (401) from the next request on.",
-    responses={
-        **rate_limited(204, "Revoked."),
-        **errors(401, 404, 422, 429, 503, examples=(NOT_FOUND,)),
-    },
+    responses=rate_limited(204, "Revoked.")
+    | errors(401, 404, 422, 429, 503, examples=(NOT_FOUND,)),
 )
 def revoke_app_password(
     app_passwords: Annotated[AppPasswordService, uses(AppPasswordService)],

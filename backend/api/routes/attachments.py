@@ -1,11 +1,7 @@
-"""A task's attachments beyond their declared routes (backend/models/attachment.py: list, get
-and delete come from `TASK_ATTACHMENTS`): the upload (`POST .../attachments`, multipart, one
-part `file`), the download (`GET .../{attachment_id}/download`: the bytes from the filesystem,
-or a redirect to a presigned URL of minutes on S3) and `GET /api/attachments/limits`. Thin:
-the door, the service, the storage (backend/storage, specs/storage.md). An upload's bytes
-move before its unit of work connects (`stored_file`), and a download's after it has closed
-(the stream, or the redirect): no pooled connection waits on bytes.
-
+"""A task's attachments beyond their declared routes (list, get, delete: `TASK_ATTACHMENTS`):
+the multipart upload, the download (the file's bytes, or a redirect to a presigned S3 URL) and
+`GET /api/attachments/limits` (specs/storage.md). An upload's bytes move before its unit of
+work connects (`stored_file`), a download's after it closed: no pooled connection waits on bytes.
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
 
 import logging
@@ -204,12 +200,10 @@ async def _the_file(request: Request) -> AsyncIterator[UploadFile]:
 async def stored_file(
     request: Request, settings: SettingsDep, task_id: TaskId
 ) -> AsyncIterator[StoredUpload]:
-    """The upload's bytes, received and stored before the route's unit of work takes a
-    connection: a slot of the worker's uploads (503 when none is free), the body (its stalls
-    bounded, its whole by ATTACHMENTS_UPLOAD_SECONDS), then the storage in a worker thread.
-    The route records them; refused (or never run: an invalid request), they are deleted. A
-    failure whose outcome is unknown (the database gone mid-commit) leaves them to the
-    sweeper, which deletes them only if no row names them."""
+    """The upload's bytes, stored before the route's unit of work takes a connection (a slot of
+    the worker's uploads, else 503; the body's time bounded). Refused or never recorded, they
+    are deleted; an unknown outcome (the database gone mid-commit) leaves them to the sweeper,
+    which deletes them only if no row names them."""
     slots = _slots(request, settings)
     if not slots.take():
         logger.warning("Upload refused: %d uploads running on this worker", slots.most)
@@ -238,9 +232,8 @@ async def stored_file(
 def _refused(exc: Exception) -> bool:
     """Whether `exc` says the row was not written (a refusal, an invalid request), not that
     its outcome is unknown (a 503, the connection lost: the sweeper decides)."""
-    if isinstance(exc, ServiceUnavailable):
-        return False
-    return isinstance(exc, AppError | IntegrityError | DataError | RequestValidationError)
+    refusal = AppError | IntegrityError | DataError | RequestValidationError
+    return not isinstance(exc, ServiceUnavailable) and isinstance(exc, refusal)
 
 
 Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]
@@ -261,10 +254,8 @@ Stored = Annotated[StoredUpload, Depends(stored_file, scope="function")]
     "`ATTACHMENTS_STALL_SECONDS` is 408; past `ATTACHMENTS_MAX_CONCURRENT_UPLOADS` uploads "
     "running on the server, or the storage not answering, 503 with `Retry-After`; nothing "
     "is kept.",
-    responses={
-        **ok(201, "Stored; `Location` is the new attachment's path.", "Location"),
-        **errors(403, 404, 408, 413, 422, 503, examples=_REFUSED, descriptions=_UPLOAD_503),
-    },
+    responses=ok(201, "Stored; `Location` is the new attachment's path.", "Location")
+    | errors(403, 404, 408, 413, 422, 503, examples=_REFUSED, descriptions=_UPLOAD_503),
 )
 def upload_attachment(
     attachments: Annotated[AttachmentService, uses(AttachmentService)],
@@ -349,7 +340,7 @@ def _closing(chunks: Iterator[bytes]) -> Iterator[bytes]:
     summary="The caller's attachment limits and use",
     description="The per-file maximum, the most files a task holds, the caller's quota and "
     "the bytes its uploads hold (trashed ones count until purged).",
-    responses={**ok(200, "The limits and the caller's use.")},
+    responses=ok(200, "The limits and the caller's use."),
 )
 def attachment_limits(
     attachments: Annotated[AttachmentService, uses(AttachmentService)], settings: SettingsDep

@@ -43,10 +43,8 @@ def _session(user: UserRow, settings: Settings) -> AuthSessionEnvelope:
     status_code=status.HTTP_201_CREATED,
     response_model=AuthSessionEnvelope,
     summary="Create an account and get a token",
-    responses={
-        **rate_limited(201, "The new account and a bearer token for it."),
-        **errors(409, 429, examples=(EMAIL_TAKEN,)),
-    },
+    responses=rate_limited(201, "The new account and a bearer token for it.")
+    | errors(409, 429, examples=(EMAIL_TAKEN,)),
 )
 def register(
     data: UserRegister,
@@ -63,10 +61,8 @@ def register(
     operation_id="login",
     response_model=AuthSessionEnvelope,
     summary="Sign in with email and password (JSON)",
-    responses={
-        **rate_limited(200, "The account and a bearer token for it."),
-        **errors(401, 429, examples=(BAD_CREDENTIALS,)),
-    },
+    responses=rate_limited(200, "The account and a bearer token for it.")
+    | errors(401, 429, examples=(BAD_CREDENTIALS,)),
 )
 def login(
     data: UserLogin,
@@ -85,10 +81,8 @@ def login(
     summary="OAuth2 password flow (form): what Swagger's Authorize button calls",
     description="`username` is the account's email. Answers the bare OAuth2 token response "
     "(no `data` envelope), as OAuth2 clients expect.",
-    responses={
-        **rate_limited(200, "A bearer token (the bare OAuth2 token response)."),
-        **errors(401, 429, examples=(BAD_CREDENTIALS,)),
-    },
+    responses=rate_limited(200, "A bearer token (the bare OAuth2 token response).")
+    | errors(401, 429, examples=(BAD_CREDENTIALS,)),
 )
 def token(
     form: Annotated[TokenRequest, Form()],
@@ -135,7 +129,7 @@ def me(door: Door, users: Annotated[UserService, uses(UserService)]) -> UserEnve
     "account is revoked too (its URL answers 404; make a new one), and every app password "
     "(CalDAV clients are refused until given a new one). Tokens from an external "
     "issuer (Better Auth, JWKS) are revoked at that issuer.",
-    responses={**rate_limited(204, "Signed out everywhere."), **errors(401, 429)},
+    responses=rate_limited(204, "Signed out everywhere.") | errors(401, 429),
 )
 def logout_all(
     door: Door,
@@ -153,7 +147,7 @@ def logout_all(
     operation_id="deleteMe",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete the account and all its tasks",
-    responses={**rate_limited(204, "Deleted, with all its tasks."), **errors(401, 429)},
+    responses=rate_limited(204, "Deleted, with all its tasks.") | errors(401, 429),
 )
 def delete_me(
     door: Door,

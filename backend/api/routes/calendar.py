@@ -1,7 +1,6 @@
-"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): managed under
-`/api/calendar-feeds`; fetched at `/api/calendar/{token}.ics` with no bearer header, the token
-being the credential (`FeedDoor`). A fetch is one message; its `304` is decided from the tasks
-read (`calendar_ics.tag`) before any body is made."""
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): managed under `/api/calendar-feeds`,
+fetched at `/api/calendar/{token}.ics` with the token as the credential (`FeedDoor`) in one
+message, its `304` decided from the tasks read (`calendar_ics.tag`) before any body is made."""
 
 from __future__ import annotations
 
@@ -76,12 +75,8 @@ def _created(door: Door, request: Request, new: NewFeed) -> CalendarFeedCreatedE
     "can read included) or of one list you can read (`scope: list`), as events (`kind: "
     "events`) or todos. The answer's `url`, with its secret token, is shown only here: "
     "subscribe to it in a calendar app. At most 20 feeds per account.",
-    responses={
-        **rate_limited(201, "Created, with its URL."),
-        **errors(
-            400, 401, 404, 413, 422, 429, 503, examples=(LIST_NOT_FOUND, VALIDATION, FEEDS_FULL)
-        ),
-    },
+    responses=rate_limited(201, "Created, with its URL.")
+    | errors(400, 401, 404, 413, 422, 429, 503, examples=(LIST_NOT_FOUND, VALIDATION, FEEDS_FULL)),
 )
 def create_calendar_feed(
     door: Door,
@@ -112,10 +107,8 @@ def list_calendar_feeds(
     response_model=CalendarFeedCreatedEnvelope,
     summary="Give a calendar feed a new URL",
     description="A new token: the old URL answers 404 from now on. Subscribe to the new one.",
-    responses={
-        **rate_limited(200, "The feed, with its new URL."),
-        **errors(401, 404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
-    },
+    responses=rate_limited(200, "The feed, with its new URL.")
+    | errors(401, 404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
 )
 def rotate_calendar_feed(
     door: Door,
@@ -132,10 +125,8 @@ def rotate_calendar_feed(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke a calendar feed",
     description="Its URL answers 404 from now on.",
-    responses={
-        **rate_limited(204, "Revoked."),
-        **errors(401, 404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
-    },
+    responses=rate_limited(204, "Revoked.")
+    | errors(401, 404, 422, 429, 503, examples=(CALENDAR_FEED_NOT_FOUND,)),
 )
 def revoke_calendar_feed(
     calendar_feeds: Annotated[CalendarFeedService, uses(CalendarFeedService)], feed_id: FeedId

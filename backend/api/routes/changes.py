@@ -48,10 +48,8 @@ class ChangesParams(BaseModel):
     operation_id="listTaskChanges",
     response_model=TaskChangesEnvelope,
     summary="Poll your task changes",
-    responses={
-        **ok(200, "Your changes after the cursor, oldest first (maybe none)."),
-        **errors(410, 422, examples=(CURSOR_EXPIRED, VALIDATION, INVALID_CHANGES_CURSOR)),
-    },
+    responses=ok(200, "Your changes after the cursor, oldest first (maybe none).")
+    | errors(410, 422, examples=(CURSOR_EXPIRED, VALIDATION, INVALID_CHANGES_CURSOR)),
     description="Every change to your tasks, in the order the changes were committed, "
     "deletions included: `created`, `updated`, `completed`, `reopened`, `deleted` (with "
     "`task` null). Start from a listing's `meta.changes_cursor` (every change after that "

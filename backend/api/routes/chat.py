@@ -1,9 +1,7 @@
-"""`/api/chat` (and `/api/{user_id}/chat`) and `/api/conversations`: chat with your tasks
-(specs/chat.md). Thin: the turn itself is `backend.chat.turn`, the rows `ConversationService`.
-
-The chat endpoint is `async`: a turn waits seconds on the model, which must not hold a
-thread-pool worker or a database connection. Its database work still goes through the door,
-in worker threads (`turn.begin`, the tool calls, the stored answer), never on the loop.
+"""`/api/chat` (and `/api/{user_id}/chat`) and `/api/conversations` (specs/chat.md): the turn is
+`backend.chat.turn`, the rows `ConversationService`. The chat endpoint is async: a turn waits
+seconds on the model, which must hold no thread-pool worker or database connection (its
+database work goes through the door in worker threads, never on the loop).
 """
 
 from __future__ import annotations
@@ -100,19 +98,10 @@ An `Idempotency-Key` makes a retry safe: a turn that answered is replayed \
 (`{REPLAYED_HEADER}: true`); one that failed runs again without repeating the tool calls \
 that committed. Chat has its own per-user rate limit (`RateLimit` policy `"chat"`)."""
 
-_EXAMPLES = (
-    CONVERSATION_NOT_FOUND,
-    KEY_IN_USE,
-    VALIDATION,
-    KEY_MISMATCH,
-    RATE_LIMIT_EXCEEDED,
-    CHAT_PROVIDER_ERROR,
-    CHAT_TOO_MANY_TURNS,
-    CHAT_NOT_CONFIGURED,
-    CHAT_PROVIDER_UNAVAILABLE,
-    UNAVAILABLE,
-    CHAT_PROVIDER_TIMEOUT,
-)
+# The turn's own refusals, then the model's and the database's failures.
+_TURN = (CONVERSATION_NOT_FOUND, KEY_IN_USE, VALIDATION, KEY_MISMATCH, RATE_LIMIT_EXCEEDED)
+_MODEL = (CHAT_PROVIDER_ERROR, CHAT_TOO_MANY_TURNS, CHAT_NOT_CONFIGURED, CHAT_PROVIDER_UNAVAILABLE)
+_EXAMPLES = (*_TURN, *_MODEL, UNAVAILABLE, CHAT_PROVIDER_TIMEOUT)
 _IN_USE = {
     409: "The first turn with this `Idempotency-Key` has not answered yet "
     "(`IDEMPOTENCY_KEY_IN_USE`); retry after `Retry-After`."
@@ -128,7 +117,7 @@ _OK[200]["content"] = {STREAM: {"schema": {"type": "string", "description": "Ser
     response_model=ChatEnvelope,
     summary="Chat with your tasks",
     description=_CHAT_DESCRIPTION,
-    responses={**_OK, **_ERRORS},
+    responses=_OK | _ERRORS,
 )
 async def chat(
     door: Door,
@@ -147,7 +136,7 @@ async def chat(
     summary="Chat with your tasks",
     description=f"{_CHAT_DESCRIPTION}\n\nThe published contract's path for `POST /api/chat`: "
     "the same answer when `user_id` is the caller's id, 404 when it is not.",
-    responses={**_OK, **_ERRORS},
+    responses=_OK | _ERRORS,
 )
 async def chat_for_user(
     user_id: UserId,
@@ -218,10 +207,9 @@ async def _events(
     message: str,
     outcome: dict[str, Any],
 ) -> AsyncIterator[bytes]:
-    """The turn as server-sent events. The turn runs as a task of its own: a client that
-    goes away stops hearing it, not the turn, which finishes and is stored as usual. A
-    failure's status goes to `outcome` (the request's state): the access line and the
-    metrics record the status the error deserves, not the 200 the stream began with."""
+    """The turn as server-sent events, run as a task of its own: a client that goes away stops
+    hearing it, not the turn. A failure's status goes to `outcome`, so the access log and the
+    metrics record it rather than the 200 the stream began with."""
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
     def emit(event: str, data: dict[str, Any]) -> None:
@@ -312,10 +300,8 @@ def list_conversation_messages(
     operation_id="deleteConversation",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a conversation and its messages",
-    responses={
-        **rate_limited(204, "Deleted, with its messages."),
-        **errors(404, 429, examples=(CONVERSATION_NOT_FOUND,)),
-    },
+    responses=rate_limited(204, "Deleted, with its messages.")
+    | errors(404, 429, examples=(CONVERSATION_NOT_FOUND,)),
 )
 def delete_conversation(
     conversations: Annotated[ConversationService, uses(ConversationService)],

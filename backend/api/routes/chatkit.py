@@ -1,9 +1,6 @@
-"""`POST /api/chatkit`: OpenAI ChatKit's protocol on our chat (specs/chat.md, "ChatKit").
-Thin: `backend.chat.chatkit_server` parses, checks and begins (`prepare`, in a worker thread
-through the door) and streams (`TaskChatKitServer`).
-
-Async for the chat route's reason: a turn waits seconds on the model, which must hold no
-thread-pool worker or database connection; its database work runs in worker threads.
+"""`POST /api/chatkit`: OpenAI ChatKit's protocol on our chat (specs/chat.md, "ChatKit"), parsed,
+checked and begun by `backend.chat.chatkit_server`. Async: a turn waits seconds on the model,
+which must hold no thread-pool worker or database connection (its database work: worker threads).
 """
 
 from __future__ import annotations
@@ -132,7 +129,7 @@ _EXAMPLES = (
     operation_id="chatkit",
     summary="OpenAI ChatKit's protocol",
     description=_DESCRIPTION,
-    responses={**_OK, **errors(404, 409, 413, 429, 503, examples=_EXAMPLES)},
+    responses=_OK | errors(404, 409, 413, 429, 503, examples=_EXAMPLES),
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def chatkit(

@@ -1,7 +1,5 @@
-"""`/api/tasks/{task_id}/<path>`: the routes of every declared child of a task with a `path`
-(backend/models/task_children.py `CHILDREN`; comments are one), each child's built by
-`task_child_router` (backend/api/child_routes.py), its tag described by its `about`: a new
-child needs no line here."""
+"""`/api/tasks/{task_id}/<path>`: the routes of every declared child with a `path` (`CHILDREN`),
+each built by `task_child_router` and tagged by its `about`: a new child needs no line here."""
 
 from backend.api.child_routes import task_child_router
 from backend.models.task_children import CHILDREN

@@ -53,12 +53,8 @@ FilterId = Annotated[
     response_model=FilterEnvelope,
     summary="Replace a filter: its name and whole query",
     description="An omitted `query` is `{}`: every task.",
-    responses={
-        **rate_limited(200, "The filter as changed."),
-        **errors(
-            400, 404, 409, 413, 429, examples=(_RESOURCE.not_found, _RESOURCE.taken, VALIDATION)
-        ),
-    },
+    responses=rate_limited(200, "The filter as changed.")
+    | errors(400, 404, 409, 413, 429, examples=(_RESOURCE.not_found, _RESOURCE.taken, VALIDATION)),
 )
 def replace_filter(
     filters: Annotated[SavedFilterService, uses(SavedFilterService)],

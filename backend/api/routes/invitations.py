@@ -1,10 +1,7 @@
-"""Invitations to a shared list (issue 39; specs/api-contract.md, "Shared lists"): create,
-list and revoke them under `/api/lists/{list_id}/invitations` (admin+), accept one with its
-token at `/api/invitations/accept` (any signed-in account). Thin: enter through the door, call
-`InvitationService`, return the envelope. Creating one is counted against the caller's own
-invitation limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`) before anything else, in the request's
-first message, declared on the route (`counted_against`): a create refused for its body (422)
-counts too. Each route is one message."""
+"""Invitations to a shared list (specs/api-contract.md, "Shared lists"): create, list and
+revoke under `/api/lists/{list_id}/invitations` (admin+), accept by token at
+`/api/invitations/accept`. A create counts against the caller's own invitation limit in its
+first message (`counted_against`), so one refused for its body (422) counts too."""
 
 from __future__ import annotations
 
@@ -59,10 +56,8 @@ _ADMIN = (FORBIDDEN, ONLY_OWNER_ADMINS, LIST_NOT_FOUND)
     description="Join the invitation's list with its role (a member keeps a higher role it "
     "has). A token is used once. An unknown, expired, revoked or used token, one addressed "
     "to another email, or the list's owner's own: the same 404 whatever the reason.",
-    responses={
-        **rate_limited(200, "The list as you now see it, with your role.", "ETag"),
-        **errors(400, 404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
-    },
+    responses=rate_limited(200, "The list as you now see it, with your role.", "ETag")
+    | errors(400, 404, 413, 429, examples=(INVITATION_NOT_FOUND, VALIDATION)),
 )
 def accept_invitation(
     invitations: Annotated[InvitationService, uses(InvitationService)],
@@ -86,10 +81,8 @@ def accept_invitation(
     "email. The answer is the same whether or not the email has an account. A list has at "
     "most 100 members and pending invitations together. Invitations have their own rate "
     "limit (`RATE_LIMIT_INVITATIONS_PER_HOUR`).",
-    responses={
-        **rate_limited(201, "Created, with its token."),
-        **errors(400, 403, 404, 413, 429, examples=(*_ADMIN, VALIDATION, MEMBERS_FULL)),
-    },
+    responses=rate_limited(201, "Created, with its token.")
+    | errors(400, 403, 404, 413, 429, examples=(*_ADMIN, VALIDATION, MEMBERS_FULL)),
 )
 def create_invitation(
     invitations: Annotated[InvitationService, uses(InvitationService)],
@@ -122,10 +115,8 @@ def list_invitations(
     summary="Revoke an invitation",
     description="Admins and the owner (an `admin` invitation: the owner only). Its token "
     "no longer works.",
-    responses={
-        **rate_limited(204, "Revoked."),
-        **errors(403, 404, 429, examples=(*_ADMIN, INVITATION_NOT_FOUND)),
-    },
+    responses=rate_limited(204, "Revoked.")
+    | errors(403, 404, 429, examples=(*_ADMIN, INVITATION_NOT_FOUND)),
 )
 def revoke_invitation(
     invitations: Annotated[InvitationService, uses(InvitationService)],

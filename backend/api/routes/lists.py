@@ -78,10 +78,8 @@ def list_lists(lists: Annotated[ListService, uses(ListService)]) -> ListsEnvelop
     summary="Create a list",
     description=f"It goes last among your lists. At most {LISTS_PER_USER} lists; names are "
     "unique among yours, ignoring case.",
-    responses={
-        **rate_limited(201, "Created; `Location` points at the new list.", "Location", "ETag"),
-        **errors(400, 409, 413, 422, 429, examples=(LIST_NAME_TAKEN, VALIDATION, TOO_MANY_LISTS)),
-    },
+    responses=rate_limited(201, "Created; `Location` points at the new list.", "Location", "ETag")
+    | errors(400, 409, 413, 422, 429, examples=(LIST_NAME_TAKEN, VALIDATION, TOO_MANY_LISTS)),
 )
 def create_list(
     lists: Annotated[ListService, uses(ListService)],
@@ -101,10 +99,8 @@ def create_list(
     operation_id="getList",
     response_model=SingleListEnvelope,
     summary="Get a list",
-    responses={
-        **ok(200, "The list, with its task counts.", "ETag"),
-        **errors(404, examples=(LIST_NOT_FOUND,)),
-    },
+    responses=ok(200, "The list, with its task counts.", "ETag")
+    | errors(404, examples=(LIST_NOT_FOUND,)),
 )
 def get_list(
     lists: Annotated[ListService, uses(ListService)], list_id: ListId, response: Response
@@ -120,7 +116,7 @@ def get_list(
     summary="Change the fields sent (as PATCH does)",
     description="A field the body does not name keeps its stored value (an omitted `color` "
     "stays); `color: null` clears it; an empty body is 422.",
-    responses={**_CHANGED, **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES)},
+    responses=_CHANGED | errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES),
 )
 def replace_list(
     lists: Annotated[ListService, uses(ListService)],
@@ -139,7 +135,7 @@ def replace_list(
     operation_id="updateList",
     response_model=SingleListEnvelope,
     summary="Rename or recolour a list",
-    responses={**_CHANGED, **errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES)},
+    responses=_CHANGED | errors(400, 404, 409, 412, 413, 429, examples=_WRITE_EXAMPLES),
 )
 def update_list(
     lists: Annotated[ListService, uses(ListService)],
@@ -159,10 +155,8 @@ def update_list(
     response_model=SingleListEnvelope,
     summary="Put a list at another place among yours",
     description="Right after `after_id`, right before `before_id`, or (neither) last.",
-    responses={
-        **_CHANGED,
-        **errors(400, 404, 412, 413, 429, examples=(LIST_NOT_FOUND, LIST_PRECONDITION)),
-    },
+    responses=_CHANGED
+    | errors(400, 404, 412, 413, 429, examples=(LIST_NOT_FOUND, LIST_PRECONDITION)),
 )
 def move_list(
     lists: Annotated[ListService, uses(ListService)],
@@ -172,8 +166,7 @@ def move_list(
     if_match: IfMatch = None,
 ) -> SingleListEnvelope:
     expected = if_match_versions(if_match, list_id, task=False)
-    row = lists.move(list_id, data.after_id, data.before_id, expected)
-    return one_list(row, response)
+    return one_list(lists.move(list_id, data.after_id, data.before_id, expected), response)
 
 
 @router.delete(
@@ -185,10 +178,8 @@ def move_list(
     description="Deletes the list and every task in it, subtasks included, in one "
     "transaction; each task's deletion is in the change feed. Its tasks go to the trash "
     "(`GET /api/trash`) in no list: restored, they come back to your top level.",
-    responses={
-        **rate_limited(204, "Deleted, with its tasks."),
-        **errors(404, 412, 429, examples=(LIST_NOT_FOUND, LIST_PRECONDITION)),
-    },
+    responses=rate_limited(204, "Deleted, with its tasks.")
+    | errors(404, 412, 429, examples=(LIST_NOT_FOUND, LIST_PRECONDITION)),
 )
 def delete_list(
     lists: Annotated[ListService, uses(ListService)], list_id: ListId, if_match: IfMatch = None

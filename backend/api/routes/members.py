@@ -76,10 +76,8 @@ def list_members(
     description="Admins change the roles of members below admin to a role below admin; "
     "the owner also makes and demotes admins. The owner's role is not changed this way "
     "(a transfer makes another member the owner).",
-    responses={
-        **rate_limited(200, "The member, with its new role."),
-        **errors(400, 403, 404, 409, 413, 429, examples=(*_MANAGED, VALIDATION)),
-    },
+    responses=rate_limited(200, "The member, with its new role.")
+    | errors(400, 403, 404, 409, 413, 429, examples=(*_MANAGED, VALIDATION)),
 )
 def update_member(
     members: Annotated[MemberService, uses(MemberService)],
@@ -98,10 +96,8 @@ def update_member(
     summary="Remove a member, or leave a list",
     description="Admins remove members below admin, the owner any member; any member "
     "removes itself (leaves). The owner cannot leave: it transfers the list first.",
-    responses={
-        **rate_limited(204, "Removed (or left)."),
-        **errors(403, 404, 409, 429, examples=(*_MANAGED, OWNER_CANNOT_LEAVE)),
-    },
+    responses=rate_limited(204, "Removed (or left).")
+    | errors(403, 404, 409, 429, examples=(*_MANAGED, OWNER_CANNOT_LEAVE)),
 )
 def remove_member(
     members: Annotated[MemberService, uses(MemberService)], list_id: ListId, user_id: MemberId
@@ -119,10 +115,8 @@ def remove_member(
     "memberships, invitations and comments move to its space; the list goes last among its "
     "lists) and you become an admin. The new owner must have room for the list: fewer lists "
     "than the limit, none by its name.",
-    responses={
-        **rate_limited(200, "The list as you now see it (your role: `admin`).", "ETag"),
-        **errors(400, 403, 404, 409, 413, 429, examples=(*_HEIR, VALIDATION)),
-    },
+    responses=rate_limited(200, "The list as you now see it (your role: `admin`).", "ETag")
+    | errors(400, 403, 404, 409, 413, 429, examples=(*_HEIR, VALIDATION)),
 )
 def transfer_list(
     members: Annotated[MemberService, uses(MemberService)],

@@ -54,7 +54,7 @@ async def link_door(door: AnonymousDoor, user: LinkUser) -> UnitOfWork:
     operation_id="getNotificationSettings",
     response_model=NotificationSettingsEnvelope,
     summary="Your notification settings",
-    responses={**ok(200, "Your settings (defaults where never set)."), **errors(401, 503)},
+    responses=ok(200, "Your settings (defaults where never set).") | errors(401, 503),
 )
 def get_notification_settings(
     notification_settings: Annotated[
@@ -78,10 +78,8 @@ def get_notification_settings(
     "sends an address counts against the confirmation mails' bounds, per account and per "
     "address (`RATE_LIMIT_CONFIRMATION_MAILS_PER_HOUR`): over either, 429 with `Retry-After` "
     "and nothing is written.",
-    responses={
-        **rate_limited(200, "Your settings."),
-        **errors(400, 401, 413, 422, 429, 503, examples=(VALIDATION, UNCONFIRMED)),
-    },
+    responses=rate_limited(200, "Your settings.")
+    | errors(400, 401, 413, 422, 429, 503, examples=(VALIDATION, UNCONFIRMED)),
 )
 def update_notification_settings(
     door: Door,
@@ -104,10 +102,7 @@ def update_notification_settings(
     summary="Confirm an address (the link in the confirmation mail)",
     description="No bearer token: the link is the credential. Turns email reminders on. "
     "Rate limited per client address (`RATE_LIMIT_MAIL_LINKS_PER_IP`).",
-    responses={
-        **rate_limited(200, "Confirmed."),
-        **errors(404, 422, 429, 503, examples=(NO_LINK,)),
-    },
+    responses=rate_limited(200, "Confirmed.") | errors(404, 422, 429, 503, examples=(NO_LINK,)),
 )
 def confirm_notification_email(
     limits: Annotated[RateLimiter, uses(RateLimiter, link_door)],
@@ -128,10 +123,8 @@ def confirm_notification_email(
     "`List-Unsubscribe` link of a reminder: email reminders off. No bearer token: the link "
     "carries an HMAC of the account's id; a forged one is 404 and changes nothing. Rate "
     "limited per client address (`RATE_LIMIT_MAIL_LINKS_PER_IP`).",
-    responses={
-        **rate_limited(204, "Email reminders are off."),
-        **errors(404, 422, 429, 503, examples=(NO_LINK,)),
-    },
+    responses=rate_limited(204, "Email reminders are off.")
+    | errors(404, 422, 429, 503, examples=(NO_LINK,)),
 )
 def unsubscribe_notification_email(
     limits: Annotated[RateLimiter, uses(RateLimiter, link_door)],

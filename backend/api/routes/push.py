@@ -1,6 +1,5 @@
-"""Web Push (specs/api-contract.md, "Push subscriptions"): the server's VAPID public key, and
-the caller's subscriptions. A subscription's keys are taken, never shown; no MCP or chat tool
-reaches them.
+"""Web Push (specs/api-contract.md, "Push subscriptions"): the server's VAPID public key and the
+caller's subscriptions, whose keys are taken, never shown (no MCP or chat tool reaches them).
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ PushSubscriptionId = Annotated[
     summary="The server's VAPID public key",
     description="What a page passes as `applicationServerKey` to `PushManager.subscribe`. "
     "Public: no bearer token needed. 503 where Web Push is off.",
-    responses={**ok(200, "The key."), **errors(503)},
+    responses=ok(200, "The key.") | errors(503),
 )
 async def push_public_key(settings: SettingsDep) -> PushPublicKeyEnvelope:
     if not settings.push_on:
@@ -80,11 +79,9 @@ async def push_public_key(settings: SettingsDep) -> PushPublicKeyEnvelope:
     "server says otherwise); its keys are checked as RFC 8291 needs them. The same endpoint "
     "again is the same subscription (its keys refreshed): 200 with it instead of 201. 503 "
     "where Web Push is off.",
-    responses={
-        **rate_limited(201, "Subscribed; `Location` is its path.", "Location"),
-        **rate_limited(200, "Already subscribed: the same subscription, its keys refreshed."),
-        **errors(400, 401, 413, 422, 429, 503, examples=(VALIDATION, FULL)),
-    },
+    responses=rate_limited(201, "Subscribed; `Location` is its path.", "Location")
+    | rate_limited(200, "Already subscribed: the same subscription, its keys refreshed.")
+    | errors(400, 401, 413, 422, 429, 503, examples=(VALIDATION, FULL)),
 )
 def create_push_subscription(
     door: Door,
@@ -110,7 +107,7 @@ def create_push_subscription(
     response_model=PushSubscriptionsEnvelope,
     summary="List your push subscriptions",
     description="Oldest first; never their keys.",
-    responses={**ok(200, "Your push subscriptions."), **errors(401, 503)},
+    responses=ok(200, "Your push subscriptions.") | errors(401, 503),
 )
 def list_push_subscriptions(
     push_subscriptions: Annotated[PushSubscriptionService, uses(PushSubscriptionService)],
@@ -127,10 +124,8 @@ def list_push_subscriptions(
     summary="Unsubscribe a browser",
     description="Its pending pushes are dropped; the page should also call "
     "`PushSubscription.unsubscribe()`.",
-    responses={
-        **rate_limited(204, "Deleted."),
-        **errors(401, 404, 422, 429, 503, examples=(NOT_FOUND,)),
-    },
+    responses=rate_limited(204, "Deleted.")
+    | errors(401, 404, 422, 429, 503, examples=(NOT_FOUND,)),
 )
 def delete_push_subscription(
     push_subscriptions: Annotated[PushSubscriptionService, uses(PushSubscriptionService)],

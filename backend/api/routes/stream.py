@@ -1,7 +1,6 @@
-"""`GET /api/changes/stream`: the change feed, live (Server-Sent Events; specs/events.md, "The
-live stream"). Each event is one change of `GET /api/tasks/changes`, its `id:` the feed cursor
-after it. Async: a stream holds no thread and no connection while idle; `LiveFeeds` reads
-where it starts and every page after, `ChangeStream` (`backend/api/live.py`) writes them.
+"""`GET /api/changes/stream`: the change feed live, as Server-Sent Events (specs/events.md, "The
+live stream"), each event's `id:` the feed cursor after it. Async: an idle stream holds no thread
+and no connection; `LiveFeeds` reads, `ChangeStream` (`backend/api/live.py`) writes.
 """
 
 from __future__ import annotations
@@ -31,11 +30,8 @@ BAD_TICKET = "Invalid, used or expired stream ticket: get a new one"
 
 router = APIRouter(prefix="/api/changes", tags=["changes"], route_class=DoorRoute)
 
-# One event of the stream, as a Server-Sent Events parser hands it over (OpenAPI 3.2's
-# `itemSchema` of a sequential media type, which FastAPI's own event streams declare too):
-# schema-driven clients and the fuzz test (tests/test_fuzz.py) validate every event with it,
-# its `data` as the feed's `TaskChange`. The `retry:` hint and the heartbeat comment are no
-# events (a parser dispatches neither).
+# One event as an SSE parser hands it over (OpenAPI 3.2's `itemSchema`): schema-driven
+# clients and tests/test_fuzz.py validate every event with it (`retry:` and heartbeats are none).
 STREAM_EVENT = {
     "type": "object",
     "required": ["data", "id"],
@@ -109,7 +105,7 @@ async def stream_claims(
     status_code=201,
     response_model=StreamTicketEnvelope,
     summary="Get a ticket to open your live change stream",
-    responses={**ok(201, "The ticket: use it once, within a minute."), **errors(401, 429, 503)},
+    responses=ok(201, "The ticket: use it once, within a minute.") | errors(401, 429, 503),
     description="For a browser's `EventSource`, which cannot send the bearer header: pass the "
     "ticket as `?ticket=` to `GET /api/changes/stream`. Valid once, for "
     "`STREAM_TICKET_SECONDS` (60 by default); the long-lived token never goes into a URL. "

@@ -141,10 +141,8 @@ def _created(task: TaskRow, request: Request, response: Response) -> TaskEnvelop
 
 
 class _ListParams(BaseModel):
-    """The listing's query string, validated as one model (one pass in pydantic-core, where
-    a dozen separate query parameters each cost FastAPI a resolution step). Its fields are
-    `contracts/task_listing.LISTING_PARAMS`' (MCP's `list_tasks` takes the same), then the
-    cursor, which only REST has."""
+    """The listing's query string as one model (one pydantic-core pass, where a dozen query
+    parameters cost FastAPI a step each): `LISTING_PARAMS`' fields, then REST's own."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -196,15 +194,13 @@ else:
     operation_id="listTasks",
     response_model=TaskListEnvelope,
     summary="List your tasks",
-    responses={
-        **ok(200, "One page of your tasks; `Link` names the next page.", "Link"),
-        **errors(
-            404,
-            422,
-            examples=(FILTER_NOT_FOUND, VALIDATION, INVALID_CURSOR),
-            descriptions={404: "`filter` names no saved filter of yours (`NOT_FOUND`)."},
-        ),
-    },
+    responses=ok(200, "One page of your tasks; `Link` names the next page.", "Link")
+    | errors(
+        404,
+        422,
+        examples=(FILTER_NOT_FOUND, VALIDATION, INVALID_CURSOR),
+        descriptions={404: "`filter` names no saved filter of yours (`NOT_FOUND`)."},
+    ),
     description="Filters combine with AND. Pages are keyset-based: follow `meta.next_cursor` "
     '(or the `Link: rel="next"` header) until it is null; tasks added or deleted meanwhile '
     "never make an unchanged task repeat or go missing.",
@@ -253,7 +249,7 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskEnvelope,
     summary="Create a task",
-    responses={**_CREATED, **errors(400, 404, 409, 413, 422, 429, examples=_CREATE_EXAMPLES)},
+    responses=_CREATED | errors(400, 404, 409, 413, 422, 429, examples=_CREATE_EXAMPLES),
 )
 def create_task(
     door: Door,
@@ -281,10 +277,8 @@ _QUICK_CREATE_EXAMPLES = (*_IDEMPOTENT_EXAMPLES, LIST_REFERENCE_NOT_FOUND, LIST_
     "!high`) into the task `POST /api/tasks/quick` would create from the same body, and the "
     "tokens it was read from (chips a client draws; `ignore` rejects one). Creates nothing. "
     "The grammar: docs, Quick add.",
-    responses={
-        **rate_limited(200, "The task the text makes and its tokens."),
-        **errors(400, 403, 404, 413, 422, 429, examples=_QUICK_ADD_EXAMPLES),
-    },
+    responses=rate_limited(200, "The task the text makes and its tokens.")
+    | errors(400, 403, 404, 413, 422, 429, examples=_QUICK_ADD_EXAMPLES),
 )
 def parse_quick_add(
     quick_add: Annotated[QuickAddService, uses(QuickAddService)], body: QuickAddRequest
@@ -300,10 +294,7 @@ def parse_quick_add(
     summary="Create a task typed as text",
     description="Creates exactly what `POST /api/tasks/parse` shows for the same body, as "
     "`POST /api/tasks` creates a task (`Location`, `ETag`, `Idempotency-Key`, events).",
-    responses={
-        **_CREATED,
-        **errors(400, 403, 404, 409, 413, 422, 429, examples=_QUICK_CREATE_EXAMPLES),
-    },
+    responses=_CREATED | errors(400, 403, 404, 409, 413, 422, 429, examples=_QUICK_CREATE_EXAMPLES),
 )
 def quick_add_task(
     door: Door,
@@ -328,8 +319,7 @@ def quick_add_task(
     summary="Counts of your tasks",
 )
 def task_stats(tasks: Annotated[TaskService, uses(TaskService)]) -> TaskStatsEnvelope:
-    stats = tasks.stats()
-    return TaskStatsEnvelope(data=stats_public(stats))
+    return TaskStatsEnvelope(data=stats_public(tasks.stats()))
 
 
 @router.post(
@@ -341,17 +331,13 @@ def task_stats(tasks: Annotated[TaskService, uses(TaskService)]) -> TaskStatsEnv
     "yours is a 404, as everywhere; one of a list shared with you below editor, a 403, before "
     "any check of the operation's values), nothing is changed and the error names the "
     "operation.",
-    responses={
-        **rate_limited(
-            200,
-            "Each operation's result, in order. A replay of an Idempotency-Key's first "
-            "response adds `Idempotent-Replayed: true`.",
-            "Idempotent-Replayed",
-        ),
-        **errors(
-            400, 404, 409, 413, 422, 429, examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES)
-        ),
-    },
+    responses=rate_limited(
+        200,
+        "Each operation's result, in order. A replay of an Idempotency-Key's first "
+        "response adds `Idempotent-Replayed: true`.",
+        "Idempotent-Replayed",
+    )
+    | errors(400, 404, 409, 413, 422, 429, examples=(BULK_TASK_NOT_FOUND, *_IDEMPOTENT_EXAMPLES)),
 )
 def bulk(
     door: Door,
@@ -381,11 +367,10 @@ def _apply(tasks: TaskService, data: BulkRequest) -> BulkResponseEnvelope:
     operation_id="clearCompletedTasks",
     response_model=ClearedCompletedEnvelope,
     summary="Delete all your completed tasks",
-    responses={**rate_limited(200, "How many completed tasks were deleted."), **errors(429)},
+    responses=rate_limited(200, "How many completed tasks were deleted.") | errors(429),
 )
 def clear_completed(tasks: Annotated[TaskService, uses(TaskService)]) -> ClearedCompletedEnvelope:
-    deleted = tasks.delete_completed()
-    return ClearedCompletedEnvelope(data=ClearedCompleted(deleted=deleted))
+    return ClearedCompletedEnvelope(data=ClearedCompleted(deleted=tasks.delete_completed()))
 
 
 @router.get(
@@ -394,7 +379,7 @@ def clear_completed(tasks: Annotated[TaskService, uses(TaskService)]) -> Cleared
     operation_id="getTask",
     response_model=TaskEnvelope,
     summary="Get a task",
-    responses={**ok(200, "The task.", "ETag"), **not_modified(), **errors(404)},
+    responses=ok(200, "The task.", "ETag") | not_modified() | errors(404),
 )
 def get_task(
     tasks: Annotated[TaskService, uses(TaskService)],
@@ -418,7 +403,7 @@ def get_task(
     description="A field the body does not name keeps its stored value, so a form that "
     "knows fewer fields than the task has never erases the others; `null` clears a nullable "
     "field; an empty body is 422. To replace every field, send every field.",
-    responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
+    responses=_CHANGED | errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES),
 )
 def replace_task(
     tasks: Annotated[TaskService, uses(TaskService)],
@@ -427,8 +412,7 @@ def replace_task(
     response: Response,
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
-    expected = if_match_versions(if_match, task_id)
-    return one_task(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
 @router.patch(
@@ -440,7 +424,7 @@ def replace_task(
     description="A `list_id` or `parent_id` other than the task's moves it, with its "
     "subtasks, last into that place; the task's own ones keep it where it is. "
     "`POST /api/tasks/{task_id}/move` places it exactly.",
-    responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
+    responses=_CHANGED | errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES),
 )
 def update_task(
     tasks: Annotated[TaskService, uses(TaskService)],
@@ -449,8 +433,7 @@ def update_task(
     response: Response,
     if_match: IfMatch = None,
 ) -> TaskEnvelope:
-    expected = if_match_versions(if_match, task_id)
-    return one_task(tasks.update(task_id, data, expected), response)
+    return one_task(tasks.update(task_id, data, if_match_versions(if_match, task_id)), response)
 
 
 @router.patch(
@@ -460,7 +443,7 @@ def update_task(
     response_model=TaskEnvelope,
     summary="Toggle or set completion",
     description='With no body, toggles `completed`. With `{"completed": true|false}`, sets it.',
-    responses={**_CHANGED, **errors(400, 404, 412, 413, 429)},
+    responses=_CHANGED | errors(400, 404, 412, 413, 429),
 )
 def complete_task(
     tasks: Annotated[TaskService, uses(TaskService)],
@@ -484,7 +467,7 @@ def complete_task(
     "request (see the body). Its subtasks move with it (into its list). A move writes the "
     "task and, when it changes lists, its subtasks; it takes a place between its new "
     "neighbours without renumbering them (a few are respaced only when they are adjacent).",
-    responses={**_CHANGED, **errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES)},
+    responses=_CHANGED | errors(400, 404, 412, 413, 422, 429, examples=_WRITE_EXAMPLES),
 )
 def move_task(
     tasks: Annotated[TaskService, uses(TaskService)],
@@ -555,7 +538,7 @@ def task_occurrences(
     operation_id="deleteTask",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    responses={**rate_limited(204, "Deleted."), **errors(404, 412, 429)},
+    responses=rate_limited(204, "Deleted.") | errors(404, 412, 429),
 )
 def delete_task(
     tasks: Annotated[TaskService, uses(TaskService)], task_id: TaskId, if_match: IfMatch = None

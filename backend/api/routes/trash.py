@@ -56,6 +56,7 @@ TRASHED_NOT_FOUND = ErrorExample.of(
     "trashed_not_found", "No such task in a trash you may restore from", NotFound(TRASH_NOT_FOUND)
 )
 _KIND = "trash"
+_RESTORE_REFUSALS = (FORBIDDEN, TRASHED_NOT_FOUND, CONFLICT, PRECONDITION, KEY_MISMATCH, LIST_FULL)
 
 
 class _Restoring(BaseModel):
@@ -105,26 +106,8 @@ def list_trash(
     "or more in its list (a personal task: its owner). Refused, changing nothing, when the "
     "list or the top-level task would pass its limit. `If-Match` takes the `ETag` the task "
     "had when it was deleted.",
-    responses={
-        **rate_limited(200, "The task as restored.", "ETag", "Idempotent-Replayed"),
-        **errors(
-            403,
-            404,
-            409,
-            412,
-            422,
-            429,
-            examples=(
-                FORBIDDEN,
-                TRASHED_NOT_FOUND,
-                CONFLICT,
-                PRECONDITION,
-                KEY_MISMATCH,
-                LIST_FULL,
-                VALIDATION,
-            ),
-        ),
-    },
+    responses=rate_limited(200, "The task as restored.", "ETag", "Idempotent-Replayed")
+    | errors(403, 404, 409, 412, 422, 429, examples=(*_RESTORE_REFUSALS, VALIDATION)),
 )
 def restore_task(
     door: Door,
@@ -152,10 +135,8 @@ def restore_task(
     summary="Delete a task for good",
     description="Removes a deleted task from the trash at once (else it goes after "
     f"{TRASH_DAYS} days). Needs `editor` or more in its list (a personal task: its owner).",
-    responses={
-        **rate_limited(204, "Gone for good."),
-        **errors(403, 404, 429, examples=(FORBIDDEN, TRASHED_NOT_FOUND)),
-    },
+    responses=rate_limited(204, "Gone for good.")
+    | errors(403, 404, 429, examples=(FORBIDDEN, TRASHED_NOT_FOUND)),
 )
 def purge_task(
     trash: Annotated[TrashService, uses(TrashService)],

@@ -1,13 +1,9 @@
-"""`/api/{user_id}/tasks...` (and `/api/{user_id}/lists...`): the paths of the published
-hackathon contract, for frontends written against it, served by the `/api/tasks...` (and
-`/api/lists...`) endpoints themselves.
+"""`/api/{user_id}/tasks...` and `/api/{user_id}/lists...`: the published hackathon contract's
+paths, served by the `/api/tasks...` and `/api/lists...` endpoints themselves.
 
-The user id in the path selects nothing: the token does, as everywhere. Each route here is its
-`/api/tasks` twin with one more path parameter, compared with the caller once the door is
-open (token verified, account resolved, a write counted: the same 401, 422 and 429 as the
-twin). When it is the caller's id the twin answers; when it is not, the answer is the twin's
-404 for a task that does not exist, byte for byte, and nothing is read or written. The twins
-are matched last (`api_router` includes this router last), so `/api/tasks` pays nothing.
+The token selects, as everywhere: the user id is compared with the caller once the door is open
+(the twin's 401, 422 and 429); any other id gets the twin's 404 for a missing task, byte for
+byte, and nothing is read or written. Matched last (`api_router`): `/api/tasks` pays nothing.
 """
 
 from __future__ import annotations
@@ -46,10 +42,8 @@ _CALLER = "caller_for_path_user"
 
 
 def user_operation_id(operation_id: str) -> str:
-    """A twin's operation id for this path, distinct so a generated client has both:
-    `User` before the first `Task` or `List` it names (`listTasks` -> `listUserTasks`,
-    `createList` -> `createUserList`), or `user` before one that starts with the noun
-    (`taskStats` -> `userTaskStats`). Derived, so a new route under the twins needs no line."""
+    """A twin's own operation id, derived (a generated client has both): `listTasks` ->
+    `listUserTasks`, `createList` -> `createUserList`, `taskStats` -> `userTaskStats`."""
     if operation_id.startswith(("task", "list")) and not _NOUN.search(operation_id):
         return "user" + operation_id[0].upper() + operation_id[1:]
     return _NOUN.sub(r"User\1", operation_id, count=1)
@@ -74,11 +68,8 @@ _NO_TASK = (
 
 
 def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callable[..., Any]:
-    """`endpoint` with a leading `user_id` path parameter that must be the caller's id.
-
-    The check runs inside the unit of work (the route's thread-pool hop), where the caller
-    is resolved; a mismatch raises `missing` (the endpoint's own answer for a task that does
-    not exist), before the endpoint runs any statement."""
+    """`endpoint` with a leading `user_id` path parameter that must be the caller's id, checked
+    in the unit of work where the caller is resolved: else `missing`, before any statement."""
     hints = get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
     if "user_id" in signature.parameters:
@@ -109,9 +100,8 @@ def for_path_user(endpoint: Callable[..., Any], missing: ErrorExample) -> Callab
 
 
 def _not_found(twin: APIRoute, missing: ErrorExample) -> list[ErrorExample]:
-    """The twin's documented answers for a resource that does not exist, the first being what
-    another user id gets: the twin's answer for its own resource missing (`missing`: a task,
-    or a list; for bulk, its first operation's task)."""
+    """The twin's documented 404 examples, the first what another user id gets: `missing`
+    (a task, a list), or for bulk its first operation's task."""
     shown = twin.responses.get(404, {}).get("content", {}).get("application/json", {})
     documented = [EXAMPLES[name] for name in shown.get("examples", {})]
     first = BULK_TASK_NOT_FOUND if BULK_TASK_NOT_FOUND in documented else missing
