@@ -1,14 +1,7 @@
-"""What each role may do with a shared list, and the one way a service applies it
-(specs/api-contract.md, "Shared lists").
-
-`LEAST_ROLE` names every action on a list's rows and the least role it needs. A service names
-the action, never the predicate nor a role: `may(table, action)` (the access relation),
-`may_shared` (the member arm alone), `role_in`, `role_may`, and `denied` / `require` (nothing,
-403, or the missing row's 404); no other module does any of it (tests/sharing/test_access_only.py).
-Each route and tool declares its action (`acts(...)`, `feeds(...)`, a tool's `action`), read by
-the role matrix. A non-member gets the missing resource's 404, byte for byte; a member below the
-least role 403 `FORBIDDEN`.
-"""
+"""What each role may do with a shared list (`LEAST_ROLE`; specs/api-contract.md, "Shared lists"),
+and the one way a service applies it: it names the action, never the predicate nor a role
+(tests/sharing/test_access_only.py). A non-member gets the missing row's 404, byte for byte; a
+member below the least role 403 `FORBIDDEN`."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""The activity log: what happened in the caller's space and in every list shared with it,
-newest first, from `task_events` through the access relation (a list's page reads in the same
-statement whether the caller may see the list: a stranger gets the missing list's 404).
-
-An entry recorded in another's space shows what the caller may read now: an id among its
-`changes` it may not read reads null, an assignee it may not know is left out, in the same
-statement, by the same access relation.
-"""
+"""The activity log: what happened in the caller's space and in every list shared with it, newest
+first, from `task_events` through the access relation, which also hides in the same statement what
+the caller may not read now (an id reads null, an unknown assignee is left out; a stranger's list is
+404)."""
 
 from __future__ import annotations
 

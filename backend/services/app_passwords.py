@@ -1,10 +1,7 @@
-"""App passwords (specs/api-contract.md, "App passwords"): a caller creates, lists and revokes
-its own (`AppPasswordService`); a CalDAV request signs in with one (`AppPasswordCheck`).
-
-A password is `tapw_` + 256 random bits, shown once and stored as its SHA-256
-(`invitations.token_hash`): a slow hash would only cost every DAV request its time. The hash is
-unique, so a check finds the row by it alone, then compares the username.
-"""
+"""App passwords (specs/api-contract.md, "App passwords"): `AppPasswordService` for their owner,
+`AppPasswordCheck` for a CalDAV sign-in. Stored as a SHA-256 of 256 random bits (a slow hash would
+only cost every DAV request its time); the hash is unique, so a check finds the row by it, then
+compares the username."""
 
 from __future__ import annotations
 

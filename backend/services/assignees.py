@@ -1,7 +1,6 @@
-"""Who a task may be assigned to (migration 0031): its owner, or a member of its list. The
-statements that write `assignees` (a PATCH or PUT, a create or a move into a list) carry
-`assignable` as a condition, so a removal racing the write leaves one consistent state: the
-assignment is refused, or it is written and the removal's trigger takes it away."""
+"""Who a task may be assigned to (migration 0031): its owner or a member of its list. Every write of
+`assignees` carries `assignable` as a condition, so a removal racing it ends consistent: refused, or
+written and taken away by the removal's trigger."""
 
 from __future__ import annotations
 

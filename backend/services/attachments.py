@@ -1,13 +1,8 @@
-"""A task's attachments beyond what their declaration gives (backend/models/attachment.py;
-list, get and delete are the child's generic service): the upload, under the per-task cap and
-the uploader's quota, and the caller's use.
-
-So that nothing is lost and no connection waits on bytes, the route stores the bytes first under
-a new random key, before its unit of work takes a connection; then one message (`record`)
-inserts the row, under the cap and the quota (a refused insert's bytes are deleted by the route,
-else the sweeper). The quota holds under concurrent uploads: the caller's change lock is taken
-ahead of the insert, whose snapshot then sees every committed attachment.
-"""
+"""A task's upload (backend/models/attachment.py; list, get and delete are the child's generic
+service). The route stores the bytes first under a new key, before its unit of work takes a
+connection, so no connection waits on bytes; `record` then inserts the row under the per-task cap
+and the uploader's quota, which holds under concurrent uploads because the caller's change lock is
+taken ahead of the insert."""
 
 from __future__ import annotations
 

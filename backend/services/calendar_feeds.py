@@ -1,13 +1,7 @@
-"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): a caller creates, lists, rotates
-and revokes its feeds (`CalendarFeedService`); a calendar app fetches one by its URL's token
-(`CalendarFeedReader`); one message each.
-
-A feed's token is shown once and stored as its SHA-256 (`invitations.token_hash`). A fetch has no
-caller: the token is the capability, and the feed reads as its creator (`:owner` is the
-creator's id read by the token's hash) with `GET /api/tasks`'s own listing statement: the
-creator's access and reminders at the moment of the fetch. A list the creator can no longer read
-is the feed's 404, as an unknown, revoked or rotated token is.
-"""
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): `CalendarFeedService` for their owner,
+`CalendarFeedReader` for a fetch by the URL's token (stored as its SHA-256), one message each. The
+token is the capability: a fetch reads as its creator, with `GET /api/tasks`'s own listing
+statement; a list the creator can no longer read is 404, as an unknown or revoked token is."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""A calendar feed's body (specs/api-contract.md, "Calendar feeds"), made by `icalendar`.
-
-Each task is one component, a VEVENT (`events`) or a VTODO (`todos`), holding what
-`backend.models.task_calendar.MAPPING` writes for it (as CalDAV's renderer does), plus its
-`SEQUENCE` (its version) and, on an event, `TRANSP:TRANSPARENT`. `DTSTAMP` is its last change,
-so one state of the tasks is one body, byte for byte: the promise of `tag`, the feed's ETag
-from what the body is made of, without making it.
-"""
+"""A calendar feed's body (specs/api-contract.md, "Calendar feeds"), made by `icalendar` from
+`task_calendar.MAPPING` as CalDAV renders it. `DTSTAMP` is the task's last change, so one state of
+the tasks is one body, byte for byte: what lets `tag` be the feed's ETag without making the body."""
 
 from __future__ import annotations
 

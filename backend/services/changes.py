@@ -1,10 +1,7 @@
-"""The change feed: one caller's task changes in commit order, deletions included, and those
-of every list shared with it, from `task_events` (a trigger fills it in each change's
-transaction). A page merging several spaces is read behind a hold (`HOLD`) bounding it below any
-change still in flight, so a position never skips a later commit (specs/events.md, "Order
-across spaces"). Pruning (`prune`) records how far it went per user (`task_events_pruned`): a
-position below that may have missed changes and is refused (410) rather than answered with a gap.
-"""
+"""The change feed: the caller's task changes, and those of every list shared with it, in commit
+order from `task_events`. A page merging spaces is read below `HOLD`, so a position never skips a
+later commit (specs/events.md, "Order across spaces"); a position below what `prune` removed is 410
+rather than a gap."""
 
 from __future__ import annotations
 

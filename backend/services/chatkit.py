@@ -1,8 +1,6 @@
-"""ChatKit's view of a user's conversations (specs/chat.md, "ChatKit"): a thread is a
-conversation, its items its messages and `chatkit_items`, in stored order, named by `public_id`
-(`owned`: another user's does not exist). The turn is `ConversationService`'s; this service
-only reads messages, and writes titles and items.
-"""
+"""ChatKit's view of a user's conversations (specs/chat.md, "ChatKit"): a thread is a conversation,
+its items its messages and `chatkit_items`, named by `public_id`. The turn is
+`ConversationService`'s; this only reads messages and writes titles and items."""
 
 from __future__ import annotations
 

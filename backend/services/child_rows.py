@@ -1,12 +1,7 @@
 """A task's child's statements and refusals, built once from its declaration
-(backend/models/task_children.py): `ChildRows`, and `TaskChildService`, the whole service each
-child's named class (services/task_children.py) takes.
-
-A child's row lives in its task's space and list, so every statement reaches it through the one
-access relation with the child's declared actions. Each request is one statement; a write that
-matched nothing reads why, in the contract's order: the task unseen (404), a role too low (403),
-a row not the task's (404), a row not the caller's (403, a child with an `author`).
-"""
+(backend/models/task_children.py). A child's row lives in its task's space and list, so every
+statement reaches it through the access relation with the child's declared actions; one statement a
+request, and a write that matched nothing reads why in the contract's order."""
 
 from __future__ import annotations
 

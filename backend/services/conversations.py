@@ -1,8 +1,5 @@
-"""Conversations with the task agent, scoped to one user (`owned`: another's does not exist).
-
-A chat turn touches this service twice, with the model's answer in between (specs/chat.md):
-`begin_turn` stores the user's message and reads the history; `answer` stores the assistant's.
-"""
+"""Conversations with the task agent, scoped to one user. A turn comes twice, with the model's
+answer in between (no transaction spans it; specs/chat.md): `begin_turn`, then `answer`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""A CalDAV object's ETag, in this one module: built by the database with every object it
-reads (`tag`, an SQL expression the listing selects and a write's own message compares), built
-again from a written row where a PUT answers it (`written_tag`: the same format, no statement
-more), and read back by the DAV layer (`vouched`: what a tag says of its task). Its format is
-`RENDER_FORMAT`, the version of `dav.vtodo.render`'s output (specs/caldav.md, "ETags").
-"""
+"""A CalDAV object's ETag, in this one module: built by the database (`tag`), again from a written
+row (`written_tag`, no statement more) and read back (`vouched`). Its format is `RENDER_FORMAT`
+(specs/caldav.md, "ETags")."""
 
 from __future__ import annotations
 

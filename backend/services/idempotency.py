@@ -1,21 +1,10 @@
-"""Idempotency-Key for creating requests (draft-ietf-httpapi-idempotency-key-header).
-
-The write and its recorded answer commit (or roll back) together, in the request's own
-transaction and round trips (specs/statements.md).
-
-1. `begin` queues the key's check (`task_api_idempotency_key`) ahead of the write in its
-   message. It takes a transaction-level advisory lock on (user, key), so a second request
-   waits for the first, then reads its record in a fresh snapshot and is replayed (the lock
-   ends with the transaction or connection: nothing sticks, and PgBouncer's transaction pooling
-   works). Another fingerprint is 422 IDEMPOTENCY_KEY_MISMATCH; the same one refuses the write
-   and sends the recorded answer in a notice (`refused` raises `Replayed`), not an error that
-   would log the body.
-2. No record: the write runs, then `record` stores the response with the COMMIT; an error
-   rolls back, so a 4xx/5xx is never recorded.
-
-Records live `Settings.idempotency_key_ttl_seconds`; each `record` deletes a bounded batch of
-the caller's own expired rows, `python -m backend prune` everyone's.
-"""
+"""Idempotency-Key for creating requests (draft-ietf-httpapi-idempotency-key-header;
+specs/statements.md). The write and its recorded answer commit or roll back together: `begin` queues
+the key's check ahead of the write, under a transaction-level advisory lock on (user, key) so a
+second request waits, then replays (a lock that ends with the transaction keeps PgBouncer's
+transaction pooling working); a replay refuses the write and sends the answer in a notice, not an
+error that would log the body. `record` stores the response with the COMMIT and deletes a bounded
+batch of the caller's expired rows."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""Invitations to a shared list (specs/api-contract.md, "Shared lists"): create (admin+; an
-`admin` invitation the owner only), list the pending ones, revoke, accept; each one message.
-
-An invitation is in its list owner's space; its token (`secrets.token_urlsafe(32)`) is shown
-once and stored as its SHA-256. Accepting is one statement deleting the invitation by its
-token's hash (the token is the capability) and inserting the caller's membership from the
-deleted row, so a token is used once and an accept racing a revoke ends in one of the two; the
-list's read rides after it in the same message. Any unusable token is the one 404.
-"""
+"""Invitations to a shared list (specs/api-contract.md, "Shared lists"), one message each. The token
+is stored as its SHA-256; accepting is one statement deleting the invitation by its hash and
+inserting the membership from the deleted row, so a token is used once and an accept racing a revoke
+ends in one of the two. Any unusable token is the one 404."""
 
 from __future__ import annotations
 

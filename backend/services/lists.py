@@ -1,11 +1,6 @@
-"""Lists (`task_lists`), the caller's own and those shared with it.
-
-Statements are built with `owned` (creating, deleting, ordering) or `may` with the action
-(reading, renaming): a list the caller may not reach does not exist, a member below the action's
-role is told so (`require`). Each request is one statement (limits, name uniqueness and If-Match
-checked in it); a write that matched nothing reads why (the failure path's round trip).
-Deleting a list cascades to its tasks, each a `deleted` change, then its `list.deleted` event.
-"""
+"""Lists (`task_lists`), the caller's own and those shared with it: `owned` where only the owner
+acts, else `may` with the action. One statement a request (limits, name and If-Match checked in it);
+a write that matched nothing reads why."""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
-"""The live change streams' service (specs/events.md, "The live stream"): everything a stream
-reads, and the one reader that wakes them.
-
-`LiveFeeds` (one per app, `app.state.live`) owns the engine and the worker's one reader with its
-own connection, running while a stream is open: every `STREAM_POLL_MS` it reads which users'
-feeds moved (`_MOVED`), then in one message the page of every woken stream (`changes.pages`: the
-feed's own rule of who sees what), and hands each stream its share. A heartbeat is a check in the
-next poll; a stream reads alone only where it starts (`start`). Polling, not `LISTEN`/`NOTIFY`:
-the write path sends nothing, and a pooled endpoint (which drops `LISTEN`) serves.
-"""
+"""The live streams' service (specs/events.md, "The live stream"). `LiveFeeds` (one per app) runs
+one reader while a stream is open: each `STREAM_POLL_MS` it reads which feeds moved, then every
+woken stream's page in one message. Polling, not `LISTEN`/`NOTIFY`: the write path sends nothing,
+and a pooled endpoint (which drops `LISTEN`) serves."""
 
 from __future__ import annotations
 

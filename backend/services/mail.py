@@ -1,11 +1,6 @@
-"""Email reminders and address confirmations over SMTP (specs/events.md, "Reminder
-deliveries"; settings: `SMTP_*`).
-
-A reminder names the task, its due time in the recipient's zone and a link; every value from the
-task is escaped for HTML and made one line for headers. `Message-ID` comes from the reminder's
-event (a resend carries the same); `List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058) give
-a one-click opt-out. Nothing here holds a database connection.
-"""
+"""Email reminders and address confirmations over SMTP (specs/events.md, "Reminder deliveries").
+Every task value is escaped for HTML and made one line for headers; `Message-ID` comes from the
+event, so a resend carries the same. Holds no database connection."""
 
 from __future__ import annotations
 

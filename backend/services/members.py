@@ -1,14 +1,7 @@
-"""A shared list's members (specs/api-contract.md, "Shared lists"): list them, change a role,
-remove one (or leave), transfer the list to one of them.
-
-Rows are in the list owner's space, reached through the access relation (`may`, `may_manage`)
-or `owned` where only the owner may act. Each request is one statement; a write that matched
-nothing reads why (`_STANDING`, the failure path's round trip) in the contract's order.
-
-A transfer makes the new owner's membership row the old owner's (`admin`) and the list's
-`user_id` the new owner's (its room read through that membership); the list's rows follow by
-`ON UPDATE CASCADE`. It sets `user_id`: `rules.OWNER_CHANGES` names it.
-"""
+"""A shared list's members (specs/api-contract.md, "Shared lists"), one statement a request; a write
+that matched nothing reads why (`_STANDING`). A transfer makes the new owner's membership the old
+owner's (`admin`) and sets the list's `user_id` (`rules.OWNER_CHANGES`); its rows follow by `ON
+UPDATE CASCADE`."""
 
 from __future__ import annotations
 

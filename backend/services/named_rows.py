@@ -1,12 +1,6 @@
-"""Private and named rows: `PrivateRows`, a per-user table's rows of which a user has at most
-`limit` (calendar feeds); `NamedRows`, such rows with a `name` unique per user ignoring case
-(`name_key`, `uq_<table>_user_id_name_key`).
-
-`NamedRows` builds such a table's statements once, and their errors: a create only under the
-limit and with a free name (the unique key the arbiter), a rename's name condition, and why a
-write matched nothing. Lists use it; `NamedRowService` is a private table's whole service (one
-statement a request; only a refused write reads why).
-"""
+"""Private rows (`PrivateRows`: at most `limit` per user) and named rows (`NamedRows`: a name unique
+per user ignoring case, `name_key`), their statements and errors built once; the unique key is the
+arbiter of a free name. `NamedRowService` is a private table's whole service."""
 
 from __future__ import annotations
 

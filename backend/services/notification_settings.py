@@ -1,12 +1,6 @@
-"""Notification settings (specs/api-contract.md, "Notification settings"): which channels a
-person's reminders take, one message a request.
-
-A PATCH is one upsert: a new address gets a fresh confirmation token and is unconfirmed until
-its link is opened, unless the identity provider's token says it is verified (confirmed at once,
-no link). `email: true` is written only where the address is confirmed or sent in the same
-request (the worker sends only to a confirmed one); else 422. The confirmation link and the
-one-click unsubscribe carry the user's id: one statement each on that user's row.
-"""
+"""Notification settings (specs/api-contract.md, "Notification settings"), one message a request. A
+new address is unconfirmed until its link is opened, unless the identity provider says it is
+verified; `email: true` needs a confirmed address (or one sent with it), else 422."""
 
 from __future__ import annotations
 

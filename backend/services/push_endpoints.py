@@ -1,16 +1,8 @@
-"""A push endpoint is a URL a client gives us and the worker POSTs to: an SSRF door, so it is
-checked twice (specs/api-contract.md, "Push subscriptions").
-
-- When stored (`check_endpoint`, no I/O): https; no user info; a host on the push services'
-  allowlist (`PUSH_ALLOWED_HOSTS`); an address literal only if public.
-- When sent to (`resolve`, in the worker, holding no connection): every address the host
-  resolves to must be public (`_public`); the port one of 1-65535; the POST goes to that
-  checked address (the name stays the TLS server name and the `Host`), so a DNS answer that
-  changes in between cannot steer it elsewhere. Redirects are never followed and every wait
-  is bounded (backend/events/notify.py).
-
-Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production), over http too.
-"""
+"""A push endpoint is a URL the worker POSTs to: an SSRF door, checked twice (specs/api-contract.md,
+"Push subscriptions"). When stored (`check_endpoint`): https, no user info, an allowlisted host, a
+public address literal. When sent to (`resolve`): every address the host resolves to must be public,
+and the POST goes to that checked address, so a DNS answer that changes in between cannot steer it.
+Only tests may allow loopback."""
 
 from __future__ import annotations
 

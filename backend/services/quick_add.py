@@ -1,8 +1,6 @@
-"""Quick add (specs/api-contract.md, "Quick add"): the one service that reads a typed line into a
-task, for every door. The grammar is `backend/quickadd/`; this looks up what the line names
-(lists, members, the caller's zone) in one read, only when there is something to look up.
-Creating it is `TaskService.create` of `QuickAdd.task`, as `POST /api/tasks`.
-"""
+"""Quick add (specs/api-contract.md, "Quick add"): a typed line read into a task for every door; the
+grammar is `backend/quickadd/`, this looks up what it names in one read, only when there is
+something to look up."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""Rate limits whose state lives in PostgreSQL, so they hold across processes and replicas.
-
-A fixed window per (policy, client) key, counted by one atomic upsert on the database clock
-(`limits` and `pyrate-limiter` have no PostgreSQL store on psycopg2). Sign-in and sign-up count
-in their own transaction, committed first, so a failed sign-in still counts; a task write (and a
-route's own limit) is counted by the caller's entry in the write's message (`Count`), again after
-a rollback. Responses carry the IETF draft headers `RateLimit-Policy` and `RateLimit`; a 429
-adds `Retry-After`.
-"""
+"""Rate limits kept in PostgreSQL, so they hold across processes and replicas: a fixed window per
+(policy, client), one atomic upsert on the database clock (`limits` and `pyrate-limiter` have no
+PostgreSQL store on psycopg2). Sign-in counts in its own committed transaction, so a failed one
+still counts; a write is counted in its own message (`Count`)."""
 
 from __future__ import annotations
 

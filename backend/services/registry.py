@@ -1,22 +1,7 @@
-"""One request's work: a connection from the pool, its `Sender`, the caller, and the
-services bound to them, each reached one way: `service(Kind)` (a route takes it as a
-parameter, backend/api/deps.py `uses`; any other caller binds a typed local,
-`tasks: TaskService = work.service(TaskService)`). A new service needs no line here.
-
-It lives beside the services it builds, above the data layer it drives (`backend/db/`
-imports nothing from `backend/services/`: tests/test_imports.py, the layer order).
-
-`backend.api.deps` builds one per request and enters it inside the route's single thread-pool
-hop. For a signed-in caller the connection is in autocommit, and the caller's entry (a
-write's count against the caller's limit, the account check, a write's change lock:
-`task_api_enter`; a route's own limit's count beside it, `task_api_count`) travels in the
-same message as the route's first statement, whose answer carries the outcome
-(backend/db/sender.py). A write commits in its own message where nothing follows it; one
-that decides more from its answer (a keyed create, a bulk `complete`) begins a transaction
-and commits it on leaving. After a rollback the counts are taken again.
-
-The route returns only after the commit, so a 2xx is always durable. Services never commit.
-"""
+"""One request's work: a connection, its `Sender`, the caller and the services bound to them, each
+reached one way, `service(Kind)`. The caller's entry (the write count, the account check, the change
+lock) travels with the route's first statement (backend/db/sender.py); the route returns only after
+the commit, so a 2xx is durable. It sits above `backend/db/`, which imports no service."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""Firing due reminders: each becomes one `reminder` event in the outbox.
-
-The schedule (`task_reminders`) is kept by triggers; this module turns due rows into events in
-their recipient's outbox. One statement claims them (FOR UPDATE SKIP LOCKED), marks them fired
-and inserts their events: no reminder fires twice, and a killed worker's fire nothing.
-
-A reminder fired more than `reminder_grace_seconds` after its instant (no worker ran, or it
-fell behind) is sent marked `late`; past `reminder_max_lateness_seconds` it is skipped.
-"""
+"""Firing due reminders, each one `reminder` event in its recipient's outbox. One statement claims
+them (FOR UPDATE SKIP LOCKED), marks them fired and inserts their events, so none fires twice and a
+killed worker's fire nothing; a late one is marked `late`, a very late one skipped."""
 
 from __future__ import annotations
 

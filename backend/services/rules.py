@@ -1,18 +1,8 @@
-"""The rules the database keeps, named where a reader of the services looks.
-
-A write to `tasks` can change more than its statement says: a trigger completes the task's
-subtasks, reopens its ancestors, places it, copies a series' checklist, keeps its parent's
-counts; a foreign key's cascade deletes its subtree. Each such rule is declared here once:
-the triggers (or cascading keys) that keep it, what it does, and why it lives in SQL rather
-than in Python: `CHEAPER` (no read and no extra statement from Python: the request stays one
-message) or `SAFER` (every writer gets it: every route, bulk, MCP, the recurring successor,
-a cascade, psql). A service method whose write fires a rule says so with `@fires(...)`; the
-MCP tools and chat call the same methods. `tests/test_rules.py` checks these names against
-the migrated database (a trigger nobody named fails it) and against what requests fire.
-
-`fires` only records the rules on the function (`__rules__`): it does not wrap it, so a
-request walks no extra function (tests/test_walk.py).
-"""
+"""The rules the database keeps (triggers, cascading keys), declared once where a reader of the
+services looks, each with why it lives in SQL: `CHEAPER` (the request stays one message) or `SAFER`
+(every writer gets it, psql too). A method whose write fires one says so with `@fires`, which only
+records (a request walks no extra function); tests/test_rules.py checks the names against the
+database and what requests fire."""
 
 from __future__ import annotations
 

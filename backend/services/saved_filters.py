@@ -1,12 +1,6 @@
-"""Saved filters (`saved_filters`, migration 0047): the caller's own named rows
-(`NamedRowService`: CRUD, names, the limit, one round trip a request), and what a listing
-applying one needs.
-
-A listing applying a filter needs its query to build its statement: `applied` gives it from
-this process's `saved_queries` (no round trip), else reads it with the caller's other filters.
-The statement holds only while the stored query is still that one, so a filter changed meanwhile
-is never applied stale (`task_listing.FilterChanged`: the listing reads it again).
-"""
+"""Saved filters (migration 0047): the caller's own named rows, and the query a listing applying one
+needs (`applied`: from this process's cache, else read). The listing's statement holds only while
+the stored query is that one, so a filter changed meanwhile is never applied stale."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Demo data for `python -m backend seed`: tasks created through `TaskService`, so the same
-validation and ownership rules apply as for API requests.
-
-Seeding is idempotent: the demo tasks have fixed titles, and a title the account already has
-is not created again, so a second run adds nothing (and a larger --count adds the rest)."""
+"""Demo data for `python -m backend seed`, created through `TaskService` (the same rules as the
+API); idempotent by fixed titles, so a second run adds nothing."""
 
 from __future__ import annotations
 

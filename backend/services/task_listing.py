@@ -1,10 +1,6 @@
-"""How a task listing becomes SQL: filters, sort keys and keyset (cursor) conditions.
-
-Pure statement building; `task_statements.listing` scopes and `TaskService` runs it. Every sort
-key has an index led by `user_id` and ended by `id`: a page is an index range scan, whatever its
-number. The statement is built once per shape (`TaskListQuery.shape`) and the values
-(`TaskListQuery.values`) are bound, so a request of a known shape compiles nothing.
-"""
+"""A task listing as SQL: filters, sort keys and keyset conditions. Every sort key has an index
+`(user_id, <key>, id)`, so a page is a range scan whatever its number; a statement is built once per
+shape and its values bound, so a known shape compiles nothing."""
 
 from __future__ import annotations
 

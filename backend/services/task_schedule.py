@@ -1,7 +1,5 @@
-"""Recurring tasks' schedule in the task service's writes: the schedule columns a write sets
-(`plan_schedule`), and the next occurrence of a task this transaction completed (`SUCCESSOR`,
-its reminders moved with its due date). The rule and zone logic is backend/recurrence.py.
-"""
+"""Recurring tasks' schedule in the task service's writes (`plan_schedule`) and a completed task's
+next occurrence (`SUCCESSOR`); the rule and zone logic is backend/recurrence.py."""
 
 from __future__ import annotations
 

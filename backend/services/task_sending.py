@@ -1,23 +1,8 @@
-"""`Scoped`'s sending modes that only the task service uses, beside it.
-
-`backend/db/scope.py` keeps what every service sends with (`_read`, `_write`, `_ahead`,
-`_at_commit`, the space locks); `TaskSending`, the task service's base, adds:
-
-- `_write_then`: a write with statements that write after it (`Then`: a recurring task's next
-  occurrence, a member's own reminders), from its rows in the same statement when it commits
-  the request in its message, else with the COMMIT;
-- `_steps`: a bulk request's operations, many statements in one message (`task_api_steps`,
-  migration 0027), each step's row back as JSON (`decoded`), a step that wrote nothing refused
-  without an error in the server's log (`StepRefused`);
-- `_write_or_stored`: a write that commits the request in its message, with the row as it was
-  stored in the same statement when the write matched none (a recurring task's completion:
-  `TaskService._write_completing`);
-- `_begin_again`: a further transaction of the request after a statement committed the first
-  (a series' completion or a schedule change read first, then written version-checked).
-
-Each binds its statements to the caller through `Scoped._bind`, as `_read` and `_write` do;
-the sender checks each as it renders it (backend/db/scope_check.py).
-"""
+"""The sending modes only the task service uses (`TaskSending`, its base), beside what every service
+has (backend/db/scope.py): `_write_then` (statements written from the write's rows), `_steps` (a
+bulk request in one message, a step that wrote nothing refused without a server log error),
+`_write_or_stored` (the stored row when the write matched none) and `_begin_again`. Each binds
+through `Scoped._bind`."""
 
 from __future__ import annotations
 

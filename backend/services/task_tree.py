@@ -1,19 +1,9 @@
-"""Where a task goes: its list, its parent and its place among its siblings.
-
-Statement building only: `TaskService` runs them, scoped to the caller. Every write that
-places a task is one statement (`create_statement`: `INSERT ... SELECT`; `move_statement`: one
-`UPDATE ... FROM plan` moving a task, its subtree and, rarely, a few respaced siblings), which
-checks the destination and writes in the same snapshot. Both compute `refusal`, the first rule
-the write would break, and write nothing unless it is null; each row a request names is read
-through `may(table, Action.TASK_WRITE)` ("the same owner" is never enough). When nothing was
-written, `TaskService` reads `refusal` again to say why (the failure path pays that round trip).
-The caller's change lock serializes a user's writes, so "count, then insert" limits and "read
-the neighbours, then write" places are exact.
-
-Positions are integers with gaps (`POSITION_GAP`): a move between two siblings takes the
-midpoint (one row written); only adjacent ones respace the fewest packed siblings after the
-first that leave every gap at least `MIN_SPACING` (a run to the last sibling: `POSITION_GAP`).
-"""
+"""Where a task goes: its list, its parent and its place among its siblings. Every write that places
+a task is one statement that checks the destination and writes in one snapshot (`refusal`: the first
+rule broken, read again to say why); each named row is read through `may(..., TASK_WRITE)`, never
+"the same owner". The caller's change lock serializes a user's writes, so limits and places are
+exact. Positions have gaps (`POSITION_GAP`): a move takes the midpoint, and only adjacent siblings
+respace the fewest after it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""How the task service writes a change over one task (`TaskService.update`,
-`set_completed`, `move`): the schedule planned over the stored row, the placement, a
-recurring task's next occurrence written with the completion, and why a write that matched
-no row matched none (404, 403, 412). The public methods are `TaskService`'s (tasks.py).
-"""
+"""A change over one task (`TaskService.update`, `set_completed`, `move`): the schedule planned over
+the stored row, the placement, a series' next occurrence with the completion, and why a write
+matched no row."""
 
 from __future__ import annotations
 

@@ -1,15 +1,7 @@
-"""The task service: one user's tasks, read and written one task at a time (and in bulk).
-
-Every statement is built with `owned_task`, which adds `tasks.user_id = :owner`, and run with
-`Scoped._read`/`_write`, which bind `owner` to the service's caller (backend/db/scope.py). A
-task that belongs to someone else is therefore indistinguishable from one that does not
-exist. The connection is private: outside this class, only `DavObjectService` sends a
-statement on `tasks` (a CalDAV write by href, planned by backend/dav/object_writes.py from
-these statements). The parts it is built from, each one job: the statements
-(task_statements.py), a change over one task (task_update.py), where a write puts a task
-(task_placement.py, task_tree.py), a recurring task's schedule (task_schedule.py), bulk
-operations (task_bulk.py) and the listing (task_listing.py).
-"""
+"""The task service: one user's tasks. Every statement is built with `owned_task` and run by
+`Scoped`, so another's task is indistinguishable from a missing one; outside this class only
+`DavObjectService` sends on `tasks`. Its parts: task_statements, task_update,
+task_placement/task_tree, task_schedule, task_bulk, task_listing."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""The trash (specs/api-contract.md, "The trash"): a deleted task with its subtree, comments
-and members' reminders, kept `TRASH_DAYS` in `task_trash`.
-
-`trashing` makes a DELETE of tasks trash what it deletes in the same statement (a CTE: one
-round trip, and `tasks` never holds a trashed row to filter). `TrashService` lists what the
-caller may restore (as a task's write: `may(task_trash, Action.TASK_WRITE)`), restores
-(`task_trash_restore` inserts the rows again with their ids, so their triggers record them)
-and purges.
-"""
+"""The trash (specs/api-contract.md, "The trash"): a deleted task with its subtree, comments and
+members' reminders, kept `TRASH_DAYS`. `trashing` trashes in the DELETE's own statement (one round
+trip; `tasks` never holds a trashed row); a restore inserts the rows again with their ids, so their
+triggers record them."""
 
 from __future__ import annotations
 

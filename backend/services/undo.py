@@ -1,12 +1,7 @@
-"""Undo one activity entry (specs/api-contract.md, "Undo"): the task's changed fields back to
-the values the entry records as old, written only where each still holds the value the entry
-left, so an undo never erases a newer change.
-
-Two messages: the first reads the entry as the caller may see it (`_WHY`) and commits with the
-caller's entry; the second, under the entry's space's change lock, is only its kind's statement
-(`_WRITE_BACK` for an update, completion or reopening; `_RESTORE_BACK`, the trash's restore, for
-a deletion; `_MOVE_BACK`, the move route's statement, for a move). A statement that wrote
-nothing is explained from the entry read again: the failure path pays its messages.
+"""Undo one activity entry (specs/api-contract.md, "Undo"): fields written back only where each
+still holds the value the entry left, so an undo never erases a newer change. Two messages: the
+entry read (`_WHY`), then under its space's change lock its kind's one statement; a statement that
+wrote nothing is explained from the entry read again (the failure path pays its messages).
 """
 
 from __future__ import annotations
@@ -349,8 +344,7 @@ class UndoService(Scoped):
 
     def _again(self, found: Any) -> None:
         """The second message: a further transaction, under the spaces' change locks."""
-        if self._send.can_begin_again:
-            self._send.begin_again()
+        _begin_again(self._send)
         self._lock_spaces(_LOCK, first=False, event_id=found.id)
 
     def _why(self, found: Any) -> Any:
@@ -364,9 +358,7 @@ class UndoService(Scoped):
         """An update's, completion's or reopening's fields written back (`_WRITE_BACK`)."""
         self._undoable(found, tags)
         names = REMINDED if "reminders" in found.changes else RESTORED
-        values: dict[str, Any] = {"event_id": found.id}
-        if tags is not None:
-            values["etags"] = sorted(f"{task_id}-{version}" for task_id, version in tags)
+        values = _etags(found.id, tags)
         self._again(found)
         rows = self._write(_WRITE_BACK[(names, tags is not None)], **values, last=True)
         if rows:
@@ -380,9 +372,7 @@ class UndoService(Scoped):
             require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
         if found.current is not None:  # the task is back: restored since
             raise Conflict(RESTORED_ALREADY)
-        values: dict[str, Any] = {"event_id": found.id, "trash_id": found.task_id}
-        if tags is not None:
-            values["etags"] = sorted(f"{task_id}-{version}" for task_id, version in tags)
+        values = _etags(found.id, tags) | {"trash_id": found.task_id}
         self._again(found)
         rows = self._write(_RESTORE_BACK[tags is not None], **values, last=True)
         if rows:
@@ -434,8 +424,7 @@ class UndoService(Scoped):
         else:
             choice = Sent.null if back.list_id is None else Sent.id
             placement = Placement(list=choice, parent=Sent.null, list_id=back.list_id)
-        if self._send.can_begin_again:  # the undo's own statement committed (nothing)
-            self._send.begin_again()
+        _begin_again(self._send)  # the undo's own statement committed (nothing)
         moving = TaskService(self._send, self.user_id)
         current = back.current
         return moving.move(int(current["id"]), placement, frozenset({int(current["version"])}))
@@ -510,6 +499,13 @@ def _conflict(newer: list[str], left: Mapping[str, Any], current: Mapping[str, A
             for name in newer
         ],
     )
+
+
+def _etags(event_id: int, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
+    """The entry's id, with If-Match's `<id>-<version>` tags when sent."""
+    if tags is None:
+        return {"event_id": event_id}
+    return {"event_id": event_id, "etags": sorted(f"{t}-{v}" for t, v in tags)}
 
 
 def _a_move(changes: Mapping[str, Any] | None) -> bool:
