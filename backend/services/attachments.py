@@ -107,9 +107,9 @@ class AttachmentService(Scoped):
         return rows[0]
 
     def forgotten(self, keys: list[str]) -> list[str]:
-        """Of `keys`, those no stored child's row names any more, here or in a trash: read after the
-        account's deletion in its transaction, deleted once it has committed (a list handed
-        over keeps its files)."""
+        """Of `keys`, those no stored child's row names any more, here or in a trash: read in the
+        account deletion's transaction, deleted once it commits (a list handed over keeps its
+        files)."""
         if not keys:
             return []
         return [row.key for row in self._read(_FORGOTTEN, keys=keys)]
@@ -141,9 +141,9 @@ _KNOWN = text("SELECT task_stored_known(:keys) AS key").bindparams(
 
 
 def orphan_cutoff(settings: Settings) -> datetime:
-    """An object, or an unfinished upload, older than this with no row is an orphan: an
-    upload whose insert never ran (a crash between the two), a deleted account's cascade, a
-    multipart upload its process never finished or aborted. Younger ones may be in flight."""
+    """An object or unfinished upload older than this with no row is an orphan (an insert that never
+    ran, a deleted account's cascade, an abandoned multipart upload); younger ones may be in flight.
+    """
     return datetime.now(UTC) - timedelta(seconds=settings.attachments_orphan_seconds)
 
 

@@ -198,9 +198,8 @@ def _window_listing(list_id: str | None) -> Any:
 
 @cache
 def _fetch() -> Any:
-    """The feed by its token, its list's name as its creator reads it (NULL: the list is gone
-    or no longer the creator's to read), and the tasks of its scope in the window (a row with
-    NULL task columns: none)."""
+    """The feed by its token, its list's name as its creator reads it (NULL: gone or unreadable),
+    and its tasks in the window (NULL task columns: none)."""
     scope = _of_feed(_F.scope)
     every = _as_feed(_window_listing(None)).subquery("every")
     one = _as_feed(_window_listing(ID)).subquery("one")

@@ -255,10 +255,9 @@ def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElemen
 
 
 def collection_head(collection: Any = None) -> ColumnElement[int]:
-    """A collection's position for its sync token and `getctag`: its latest event (DAV's own
-    and moves out included) below any change in flight, or how far pruning went (0 before
-    any); only its own changes move it. `collection`: the list's id (a value or a column;
-    None: the caller's tasks in no list). Each arm is a maximum read on its own index."""
+    """A collection's position for its sync token and `getctag`: its latest event below any change
+    in flight, or how far pruning went (0 before any). `collection`: the list's id (None: the
+    caller's tasks in no list); each arm is a maximum read on its own index."""
     if collection is None:
         arms = [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
     else:

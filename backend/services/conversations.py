@@ -221,10 +221,9 @@ class ConversationService(Scoped):
         running_for: timedelta,
         unbeaten_for: timedelta | None = None,
     ) -> TurnStart:
-        """Store the user's message (a new conversation if `conversation_id` is None) and read
-        the history before it. An Idempotency-Key used before: the first attempt's answer, or
-        (it failed) its message with the calls that committed; `IdempotencyKeyInUse` while it
-        may still run (`running_for` since its last heartbeat, `unbeaten_for` if it never beat)."""
+        """Store the user's message (a new conversation if `conversation_id` is None) and read the
+        history before it. A used Idempotency-Key gives the first attempt's answer, or its message
+        with the calls that committed; `IdempotencyKeyInUse` while it may still run."""
         if key is not None:
             earlier = self._read(_BY_KEY, key=key).first()
             if earlier is not None:

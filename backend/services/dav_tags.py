@@ -25,15 +25,11 @@ _READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
 
 
 def tag(kept: Any, parent_uid: Any) -> Any:
-    """An object's strong ETag, computed by the database from everything `vtodo.render` makes
-    its body of (the task's id, version, `updated_at` and position, the UID its parent is
-    served with, the reader's reminders in order, the kept object's bytes as served, whether
-    it is `fresh`, the render's format): `render` is deterministic, so one set of values is
-    one body, and two bodies that differ come from values that differ. Every read and every
-    write by href compares the same expression, so an `If-Match` is tested in the write's own
-    message (`vouch`). A task with no rule and no parent shows what that write needs to know without
-    reading it first (`"<id>-<version>.<time zone>.<digest>"`, `vouched`); any other
-    is `"o<digest>"`."""
+    """An object's strong ETag, computed by the database from everything `vtodo.render` makes its
+    body of (render is deterministic: one set of values is one body), so every read and write by
+    href compares the same expression and an `If-Match` is tested in the write's own message. A task
+    with no rule and no parent shows what that write needs (`"<id>-<version>.<time zone>.<digest>"`,
+    `vouched`); any other is `"o<digest>"`."""
     body = case((kept.c.served, kept.c.body))
     body_digest = func.encode(func.sha256(func.convert_to(func.coalesce(body, ""), "UTF8")), "hex")
     made_of = func.jsonb_build_array(
@@ -64,10 +60,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def written_tag(row: Any, kept: str) -> str:
-    """`tag` of a fresh kept object `kept` on the task `row` as its write returned it, for a
-    task with no rule, no parent and no reminders for its reader (the only shape whose inputs
-    a write knows exactly): the SHA-256 of `jsonb_build_array(...)::text` as PostgreSQL
-    writes it (`tests/dav/test_put_etag.py` compares it with the listing's)."""
+    """`tag` of a fresh kept object on the task `row` as its write returned it, for the only shape
+    whose inputs a write knows exactly (no rule, no parent, no reminders for its reader):
+    tests/dav/test_put_etag.py compares it with the listing's."""
     body_digest = hashlib.sha256(kept.encode()).hexdigest()
     micros = (row.updated_at - _EPOCH) // timedelta(microseconds=1)
     epoch = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"  # numeric, scale 6

@@ -116,9 +116,8 @@ _ALL = select(
 
 
 def _change(*, admin: bool) -> Any:
-    """Give the member `target` the role `:role`: admin+ below admin, the owner alone where an
-    admin is made or demoted. (The owner's statement names the table, which `owned` would leave
-    unscoped aliased; the predicate's aliases it, so its `list_members` is not correlated.)"""
+    """Give `target` the role `:role`: admin+ below admin, the owner alone for an admin. (The
+    owner's statement names the table: `owned` would leave it unscoped aliased.)"""
     if admin:
         t: Any = _MEMBERS
         statement = owned(update(t), t.c.user_id)

@@ -87,10 +87,9 @@ def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 
 def _public(address: IPAddress) -> bool:
-    """Globally reachable: `is_global` and not multicast, and for IPv6 not site-local nor a
-    local-use NAT64 address, not Teredo (its client is behind a NAT: an address inside it),
-    and every IPv4 address it wraps public too (NAT64, 6to4, IPv4-mapped, -compatible,
-    -translated): else a private or loopback IPv4 address is reached through its IPv6 form."""
+    """Globally reachable: `is_global`, not multicast, for IPv6 not site-local, local-use NAT64 nor
+    Teredo (its client is behind a NAT), and every IPv4 address it wraps public too, else a private
+    IPv4 address is reached through its IPv6 form."""
     if not address.is_global or address.is_multicast:
         return False
     if isinstance(address, ipaddress.IPv4Address):

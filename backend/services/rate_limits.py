@@ -226,9 +226,9 @@ def dav_failure_checks(
 
 @dataclass(frozen=True)
 class Count:
-    """A request's count against one of the caller's limits made by another statement (the
-    entry's `task_api_enter`, a route's `task_api_count`, or the recount after a rollback).
-    Its headers go to `headers`."""
+    """A request's count against one of the caller's limits made by another statement
+    (`task_api_enter`, `task_api_count`, a recount after a rollback); its headers go to `headers`.
+    """
 
     headers: HeaderSink
     policy: Policy

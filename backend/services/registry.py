@@ -69,12 +69,10 @@ class UnitOfWork:
         task_id: int | None = None,
         feed_token: str | None = None,
     ) -> None:
-        """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
-        request is a write, counted against the caller's per-user limit on entry;
-        `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
-        it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
-        path's), whose space's change lock its entry takes with the caller's; `feed_token`: a
-        calendar feed's (its fetch counted with its statement: `_feed_entry`)."""
+        """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: counted
+        against the caller's write limit on entry; `task_id`: the task a write's path names, whose
+        space's change lock the entry takes too; `feed_token`: a calendar feed's, counted with its
+        statement."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
@@ -163,9 +161,8 @@ class UnitOfWork:
         return self._feed_entry(conn, self._feed_token)
 
     def _feed_entry(self, conn: Connection, token: str) -> Entry:
-        """A feed's fetch: its count against the token's limit (none when limits are off, or
-        the token reads no feed: `FEED_COUNT`) rides with its one statement, whose answer carries it
-        (`_settle`: 429 over it; its headers go to `feed_headers`)."""
+        """A feed's fetch: its count against the token's limit (none when limits are off:
+        `FEED_COUNT`) rides with its one statement, whose answer carries it (`_settle`)."""
         count = calendar_feed_count(self._settings, token, self.feed_headers)
         sql, values = "", dict[str, Any]()
         if count is not None:
@@ -190,10 +187,7 @@ class UnitOfWork:
     def _settle(self, outcome: Outcome) -> None:
         """What the entry and the key's check said of this request: the counts' headers (or
         `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
-        mismatch. A refused request's message wrote nothing (migration 0020). The route's
-        own count's headers come first; over its limit it is the 429, with its headers
-        alone, unless the write limit's 429 or the account's 401 comes first
-        (specs/statements.md, "A route's own limit")."""
+        mismatch; the order of the errors: specs/statements.md, "A route's own limit"."""
         count, route, over = self._count, self._route_count, None
         if outcome.route_hits is not None and route is not None:
             usage = Usage(route.policy, outcome.route_hits, outcome.route_reset or 1)
@@ -213,11 +207,8 @@ class UnitOfWork:
             IdempotencyService.refused(outcome)
 
     def service(self, kind: type[S]) -> S:
-        """`kind` bound to this request (its `send`, its caller), built on first use (one per
-        request): the one way into a service. A route takes it as a parameter
-        (backend/api/deps.py `uses`); any other caller binds a typed local,
-        `tasks: TaskService = work.service(TaskService)`, so a reader (and `farm-studio walk`)
-        lands in the class the call goes to."""
+        """`kind` bound to this request, built on first use: the one way into a service, so a reader
+        (and `farm-studio walk`) lands in the class the call goes to."""
         services = self._services
         if kind not in services:
             build = _BUILT.get(kind)
@@ -310,17 +301,15 @@ class UnitOfWork:
             conn.close()
 
     def acts_for(self, user_id: str) -> None:
-        """No token, and a link in a mail names the account (`user_id`): its services are
-        bound to it, and check the link's proof themselves (a forged one is 404). Before
-        entering."""
+        """No token: a mail's link names the account (`user_id`), whose services check the link's
+        proof themselves (a forged one is 404). Before entering."""
         if self._claims is not None or self._conn is not None:
             raise RuntimeError("a link's account is named before its anonymous work is entered")
         self.caller_id = user_id
 
     def names_task(self, task_id: int) -> None:
-        """The write is by `task_id`, named in its body rather than its path (a ChatKit
-        widget's button): its entry takes the task's space's change lock with the caller's
-        (migration 0041), as a route's by its path's `task_id` does. Before entering."""
+        """The write names `task_id` in its body rather than its path (a ChatKit widget's button):
+        its entry takes that task's space's change lock too (migration 0041). Before entering."""
         if self._conn is not None:
             raise RuntimeError("a write's task is named before its unit of work is entered")
         self._task_id = task_id
@@ -339,20 +328,17 @@ class UnitOfWork:
         self.send.hold()
 
     def roll_back(self) -> None:
-        """End the request's transaction now, with a rollback instead of a commit, its
-        response standing (an Idempotency-Key's replay: the key's check stopped the write).
-        It still counts: the count's headers (or `RateLimited`) are settled here, before the
-        route builds its response."""
+        """End the request's transaction with a rollback, its response standing (an
+        Idempotency-Key's replay); it still counts, settled here before the response is built."""
         self._connection()
         self._ended = True
         if self.send.stage is not Stage.COMMITTED:  # a committed count is not counted again
             self._refused(None)
 
     def _refused(self, exc: BaseException | None) -> None:
-        """After a failed request: roll back the transaction if one is still open, and count
-        the write (and the route's own limit) again if the rollback took the counts, in one
-        message (`RateLimited` from a count); a write given up on before it committed is 503;
-        else let `exc` propagate."""
+        """After a failed request: roll back if a transaction is open and count the write again if
+        the rollback took the counts, in one message; a write given up on before it committed is
+        503; else `exc` propagates."""
         send = self.send
         if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count
@@ -388,9 +374,8 @@ class UnitOfWork:
             raise ServiceUnavailable(NO_ANSWER_MESSAGE) from None
 
     def count_refused_write(self) -> None:
-        """Count a write refused before it ran (invalid input): it counts like any other,
-        against the route's own limit too (`route_limit`). Raises `RateLimited` when that
-        write was over a limit."""
+        """Count a write refused before it ran (invalid input) like any other, the route's own limit
+        too; `RateLimited` when over."""
         if self._claims is None or not self._counts_write:
             return
         with self._engine.connect() as conn:

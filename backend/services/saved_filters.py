@@ -97,9 +97,8 @@ class SavedFilterService(NamedRowService):
         super().delete(row_id)
 
     def applied(self, filter_id: int | str, *, fresh: bool = False) -> tuple[AppliedFilter, bool]:
-        """The filter a listing applies (by id, or by name), and whether it was read now
-        (`fresh`: read it whatever this process saw). Another user's or a missing filter:
-        NotFound."""
+        """The filter a listing applies (by id or name) and whether it was read now (`fresh`);
+        another user's or a missing one is NotFound."""
         if isinstance(filter_id, str):
             key = name_key(filter_id)
             known = None if fresh else saved_queries.named(self.user_id, key)

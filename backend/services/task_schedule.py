@@ -122,9 +122,8 @@ SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
 
 @dataclass(frozen=True)
 class Planned:
-    """What a write of `values` (with `plan_schedule`'s schedule columns) will leave of the stored
-    task `id` due at `due_date`: what its next occurrence is computed from
-    (`task_update.successor`)."""
+    """What a write of `values` will leave of the stored task `id` due at `due_date`, from which
+    `task_update.successor` computes its next occurrence."""
 
     id: int
     due_date: datetime | None
@@ -142,10 +141,9 @@ def plan_schedule(
     *,
     current: TaskRow | None = None,
 ) -> dict[str, Any]:
-    """The schedule columns of a task with these fields (`current`: as stored before). `due`: a
-    day (stored as its start on `time_zone`'s clock, `all_day`) or an instant. A new rule or
-    zone (re)starts the series at the due date; the same rule keeps its start and id. Raises
-    `InvalidRequest` for a combination the fields' own validation cannot see."""
+    """The schedule columns of a task with these fields (`current`: as stored). A new rule or zone
+    (re)starts the series at the due date, the same rule keeps its start and id; `InvalidRequest`
+    for a combination the fields' own validation cannot see."""
     if due is None and any("minutes_before_due" in r for r in reminders):
         raise InvalidRequest.at("body.reminders", "A minutes_before_due reminder needs a due_date")
     all_day = not isinstance(due, datetime | None)

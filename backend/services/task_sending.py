@@ -20,9 +20,8 @@ from backend.db.sender import Rows, inline, own_ctes, render
 
 @dataclass(frozen=True)
 class Then:
-    """A statement that writes after a write: as a CTE reading the write's rows (`w`), for a
-    write that commits in its own message, or `alone` (reading the stored rows), queued for
-    the COMMIT."""
+    """A statement writing after a write: a CTE reading the write's rows (`w`) when it commits in
+    its own message, or `alone` (the stored rows) queued for the COMMIT."""
 
     from_write: Bound
     alone: Bound
@@ -30,10 +29,9 @@ class Then:
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of `TaskSending._steps`: it writes the task `task_id` (and maybe others) and
-    RETURNs its rows; the step's row is the one whose `id` is `task_id`. When it writes
-    nothing, `reason` (a scoped SELECT of one text value, or NULL; evaluated then only) says
-    why, for the caller to turn into an error: None is a missing task."""
+    """One statement of `TaskSending._steps`, writing the task `task_id` (its row is the step's).
+    When it writes nothing, `reason` (a scoped SELECT of one text value; None: a missing task) says
+    why."""
 
     statement: Any
     values: Mapping[str, Any]
@@ -92,9 +90,8 @@ class TaskSending(Scoped):
         last: bool = False,
         **values: Any,
     ) -> Rows:
-        """`_write`, with `then`: statements that write after it, from its rows in the same
-        statement when it commits the request here, else with the COMMIT (several: in their
-        order)."""
+        """`_write`, with `then` written after it: from its rows in its statement when it commits
+        the request here, else with the COMMIT, in order."""
         # `_bind`, inline, as `_write` does (tests/test_walk.py counts a write's path).
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}
@@ -117,10 +114,9 @@ class TaskSending(Scoped):
         return rows
 
     def _write_or_stored(self, write: Any, stored: Any, **values: Any) -> tuple[Any, bool] | None:
-        """`write` (one row's UPDATE ... RETURNING) committing the request in its message,
-        with `stored` (a SELECT of the same row, as it was before the write) in the same
-        statement: (the written row, True), or when `write` matched no row, (the stored row or
-        None, False). None when the transaction cannot end here: nothing was sent."""
+        """`write` (one row's UPDATE ... RETURNING) committing the request, with `stored` (the row
+        before the write) in the same statement: (written row, True), else (stored row or None,
+        False); None when the transaction cannot end here."""
         if not self._send.can_finish:
             return None
         write, values = self._bind(write, values)
@@ -142,12 +138,10 @@ class TaskSending(Scoped):
         self._send.begin_again()
 
     def _steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
-        """Run `steps` in order as one message (one round trip, however many): each row a
-        step returns, as JSON, in order. A step that matches no row undoes the steps before
-        it and refuses the rest (`StepRefused`; the request then fails as any refused write
-        does). `last`: nothing follows, so where allowed the message commits them. Each step
-        travels as its statement's text, run by `task_api_steps` in a subtransaction: a
-        refusal is no error in the server's log."""
+        """Run `steps` as one message (one round trip), each step's rows back as JSON, in order. A
+        step that matches no row undoes those before it and refuses the rest (`StepRefused`), run by
+        `task_api_steps` in a subtransaction so a refusal is no error in the server's log; `last`:
+        the message may commit them."""
         conn = self._send.conn
         texts: list[str] = []
         for index, step in enumerate(steps):

@@ -104,10 +104,9 @@ class TaskUpdating(TaskSending):
         then: Then | tuple[Then, ...] | None = None,
         own: list[Any] | None = None,
     ) -> TaskRow:
-        """The placement statement: the task (with `values` written on it too), its subtree
-        and any respaced siblings; the moved task's row. `last`: nothing follows it, so it
-        may commit the request itself (`_write(last=True)`). `own`: a member's reminders,
-        written from the move's rows (`own_reminders`), and read back as sent."""
+        """The placement statement (the task with `values`, its subtree, respaced siblings); the
+        moved task's row. `last`: it may commit the request; `own`: a member's reminders written
+        from the move's rows."""
         if task_id == placement.parent_id:
             raise self._named_itself(
                 task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
@@ -177,11 +176,10 @@ class TaskUpdating(TaskSending):
         expected: Expected = None,
         placement: Placement | None = None,
     ) -> TaskRow:
-        """Write `values` and the schedule `data` sends over the stored task (`replanned`), and
-        move it to `placement` in the same statement. The stored task is read in a message
-        that commits (`_current`), then the write names the version read and commits the
-        request itself (`write_over`): no lock is held while the schedule is planned. A task
-        changed in between is read again; after a few tries, under the caller's change lock."""
+        """Write `values` with the schedule planned over the stored task, moved to `placement`, in
+        one statement: the read commits first (`_current`), then the write names the version read
+        (`write_over`), so no lock is held while planning; a task changed in between is read again,
+        after a few tries under the caller's change lock."""
         for attempt in range(_COMPLETION_TRIES + 1):
             # The last try reads inside the write's transaction, under the caller's change
             # lock (the entry's), so nothing can change the task before it is written.
@@ -210,11 +208,9 @@ class TaskUpdating(TaskSending):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow | None:
-        """Write `planned` (a change's values with its schedule planned over `current`:
-        `replanned`) over the task at the version `current` was read at, moved to `placement`
-        in the same statement, `thens` writing after it (a completed series' next occurrence:
-        `successor`), committing the request in its message; None: the task is no longer
-        that version."""
+        """Write `planned` over the task at the version `current` was read at, moved to `placement`,
+        with `thens` (a series' next occurrence), committing the request; None: the task is no
+        longer that version."""
         read = frozenset({current.version})
         if placement is not None:
             # A move writes its subtree in the same statement: a member's reminders (a
@@ -252,10 +248,9 @@ class TaskUpdating(TaskSending):
         return task
 
     def _completing(self, task: TaskRow) -> TaskRow:
-        """After any write that may complete `task`: when this transaction completed a
-        recurring task whose series goes on, insert its next occurrence. Decided from the
-        returned row alone (`completed_at` equals `updated_at`, both this transaction's
-        `now()`, only when it completed it here), so other writes cost nothing more."""
+        """After a write that may complete `task`: a recurring task this transaction completed gets
+        its next occurrence, decided from the returned row alone (`completed_at` equals `updated_at`
+        only then), so other writes cost nothing more."""
         if task.completed and task.completed_at == task.updated_at:
             then = successor(task)
             if then is not None:
@@ -269,14 +264,11 @@ class TaskUpdating(TaskSending):
         values: dict[str, Any],
         expected: Expected = None,
     ) -> TaskRow:
-        """Write `values`, which may complete the task (`completing`'s `statements`), committing in
-        the write's own message so that no lock is held while a message crosses the network
-        (specs/statements.md). Completing a recurring task adds its next occurrence, computed
-        from the stored row: that write is sent once the row has been read, in a second
-        message that commits it with the occurrence only if the task is still the version
-        read (else it tries again). Where the transaction cannot end with the write (an
-        Idempotency-Key's record follows), or the task keeps changing, the write holds its
-        row until its COMMIT instead."""
+        """Write `values`, which may complete the task, committing in the write's own message so no
+        lock is held across the network (specs/statements.md). A recurring task's completion is read
+        first, then written with its next occurrence only if still the version read (else retried);
+        where the transaction cannot end with the write, or the task keeps changing, the row is held
+        until the COMMIT."""
         unless_series, read, series = statements
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
@@ -316,9 +308,8 @@ class TaskUpdating(TaskSending):
     def _missing_or_stale(
         self, task_id: int, expected: Expected, *, assigning: bool = False
     ) -> NoReturn:
-        """A write matched no row: 404 for a task the caller cannot see (missing, or
-        another's), 403 for a member below editor, or 412 if If-Match named none of its
-        versions. Only this failure path reads again."""
+        """A write matched no row: 404 (unseen), 403 (a member below editor) or 412 (If-Match named
+        none of its versions); only this failure path reads again."""
         found = self._read(ACCESS, task_id=task_id).first()
         if found is None:
             raise NotFound("Task not found")
@@ -380,13 +371,9 @@ def replanned(
 def successor(
     task: TaskRow | Planned, *, due: Due = None, reminders: list[Any] | None = None
 ) -> Then | None:
-    """The next occurrence of `task` (its stored row, or the one a write will leave: a
-    `Planned`) if it is recurring and its series goes on, to insert if this transaction
-    completed it (checked by the statement itself): in the completing write's statement, or
-    with the COMMIT (specs/statements.md). Its subtasks come with it (migration 0018). Its
-    reminders are the task's, moved with the due date, and its due date the series' next;
-    `due` moves it off the rule (planned as a PATCH of it is: the next one after it on the
-    same rule), `reminders` (as stored) replace the moved ones."""
+    """The next occurrence of `task` (stored, or `Planned`) if its series goes on, inserted only if
+    this transaction completed it, with its subtasks (migration 0018) and its reminders moved with
+    the due date; `due` and `reminders` override them (specs/statements.md)."""
     if not goes_on(task):
         return None
     start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)

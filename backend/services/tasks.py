@@ -103,9 +103,8 @@ _EMPTY_PAGE_ATTEMPTS = 5
 
 class TaskService(TaskUpdating):
     def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
-        """One page; with `feed_position`, also the caller's change-feed position as of the
-        very snapshot the page was read in. The statement is the one built for the query's
-        shape (`task_statements.listing`), the query's values bound to it."""
+        """One page (the statement built for the query's shape, its values bound); with
+        `feed_position`, also the caller's change-feed position in the page's own snapshot."""
         shape = query.shape(feed_position=feed_position)
         values = query.values()
         rows = self._page_rows(shape, values)
@@ -197,9 +196,8 @@ class TaskService(TaskUpdating):
         return set(self._read(owned_task(select(_T.title))).scalars())
 
     def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
-        """A new task; a recurring one starts its series at its due date. Created completed,
-        it is not a completion: no next occurrence is created. In a list or under a parent
-        (`list_name`: a list named as an agent would): `write_new`."""
+        """A new task; a recurring one starts its series at its due date, and one created completed
+        gets no next occurrence. `list_name`: a list named as an agent would."""
         return self.write_new(data, created(data), placement_of(data, list_name))
 
     @fires(
@@ -216,10 +214,9 @@ class TaskService(TaskUpdating):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow:
-        """Insert `values` (`created(data)`'s) as a new task at `placement`, checked and
-        written in one statement (the database gives it its place: first at the top level,
-        last under a parent), `thens` writing from its row in its statement, committing the
-        request in its message; a placement refused reads why afterwards."""
+        """Insert `values` as a new task at `placement`, checked and written in one statement (first
+        at the top level, last under a parent), with `thens`, committing the request; a refused
+        placement reads why afterwards."""
         if placement is None:
             if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
                 raise unassignable()
@@ -239,11 +236,9 @@ class TaskService(TaskUpdating):
     def update(
         self, task_id: int, change: TaskUpdate | InList, expected: Expected = None
     ) -> TaskRow:
-        """Write `change` over the task (a PATCH, a PUT, a tool's update; `InList`: into a list
-        named as an agent names one): its schedule fields over the stored ones (read first,
-        `_replan`), its placement in the same statement, and a recurring task's next
-        occurrence when it completes it. `expected`: If-Match's versions, tested in the
-        write's own WHERE."""
+        """Write `change` over the task: its schedule over the stored one (read first, `_replan`),
+        its placement and a completed series' next occurrence in the same statement; `expected`:
+        If-Match's versions, in the write's own WHERE."""
         data = change if isinstance(change, TaskUpdate) else change.change
         list_name = change.list_name if isinstance(change, InList) else None
         placing = list_name is not None or not data.model_fields_set.isdisjoint(PLACED)
@@ -320,11 +315,8 @@ class TaskService(TaskUpdating):
     def set_completed(
         self, task_id: int, completed: bool | None, expected: Expected = None
     ) -> TaskRow:
-        """Set the completion state, or toggle it when `completed` is None.
-
-        One UPDATE computes the new state from the stored one, so concurrent toggles
-        never lose an update.
-        """
+        """Set the completion state, or toggle it when `completed` is None: one UPDATE computes it
+        from the stored one, so concurrent toggles never lose an update."""
         if completed is False:  # reopening adds nothing after the write
             return self._update(task_id, completion(False), expected, last=True)
         target: ColumnElement[bool] | bool = ~_T.completed if completed is None else True
@@ -357,10 +349,9 @@ class TaskService(TaskUpdating):
         Rule.UNASSIGN_ON_MOVE,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
-        """Apply operations in order, all in one message (`TaskSending._steps`); the first
-        failure aborts the batch (the request's transaction rolls back, so nothing is
-        changed) and names the failing operation. A recurring task a step completed gets
-        its next occurrence, as from any completing write."""
+        """Apply operations in order in one message (`TaskSending._steps`); the first failure rolls
+        the batch back and names the failing operation; a completed recurring task gets its next
+        occurrence."""
         try:
             # Only a completion can add a statement (a recurring task's next occurrence).
             last = not any(isinstance(operation, CompleteOp) for operation in operations)

@@ -50,10 +50,9 @@ _WRITTEN = ["id", "user_id", "list_id", "title", "deleted_by", "snapshot"]
 
 
 def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False) -> Any:
-    """`deleting` (a scoped DELETE of tasks) as one statement that also trashes each task it
-    deletes with its subtree (a subtask deleted with its parent is in the parent's entry).
-    `scoped`: the read of the deleted rows' scope. Returns the trashed tasks' `id` and `title`
-    (`counted`: and how many the DELETE deleted, `deleted`)."""
+    """`deleting` (a scoped DELETE of tasks) as one statement that also trashes each deleted task
+    with its subtree (a subtask deleted with its parent is in its entry); `scoped`: the deleted
+    rows' scope. Returns the trashed tasks' `id` and `title` (`counted`: and `deleted`)."""
     gone = deleting.returning(_T.id, _T.parent_id).cte("gone")
     roots = or_(gone.c.parent_id.is_(None), gone.c.parent_id.not_in(select(gone.c.id)))
     snapshots = _snapshots(select(gone.c.id).where(roots))
