@@ -235,6 +235,11 @@ class Count:
     key: str
     clean: bool  # also deletes expired windows (`_clean_up`)
 
+    def bound(self, prefix: str) -> dict[str, Any]:
+        """Its key, window and limit as a counting statement's values (`<prefix>key`, ...)."""
+        window, limit = self.policy.window_seconds, self.policy.limit
+        return {f"{prefix}key": self.key, f"{prefix}window": window, f"{prefix}limit": limit}
+
 
 def recount_sql(counts: Sequence[Count]) -> tuple[str, dict[str, Any]]:
     """The hits of `counts` as SQL for a message of its own (after a `ROLLBACK`), a row each in

@@ -170,17 +170,8 @@ class UnitOfWork:
             # Only a fetch that reads a feed counts (issue 61; review F3): a revoked, rotated
             # or never-valid token, or a list feed whose creator lost the list, counts nothing
             # and is told nothing, so no count says it once existed (`FEED_COUNT`).
-            sql, values = render(
-                conn,
-                FEED_COUNT,
-                {
-                    "key": count.key,
-                    "window": count.policy.window_seconds,
-                    "limit": count.policy.limit,
-                    "token_hash": token_hash(token),
-                },
-                "c_",
-            )
+            bound = {**count.bound(""), "token_hash": token_hash(token)}
+            sql, values = render(conn, FEED_COUNT, bound, "c_")
             sql += "; "
         return Entry(sql, values, values, False, self._settle)
 
@@ -228,14 +219,7 @@ class UnitOfWork:
         written, and a refused request counts."""
         if self._route_count is not None:
             raise RuntimeError("a request counts against one route limit")
-        self.send.count(
-            _COUNT,
-            {
-                "c_key": count.key,
-                "c_window": count.policy.window_seconds,
-                "c_limit": count.policy.limit,
-            },
-        )
+        self.send.count(_COUNT, count.bound("c_"))
         self._route_count = count
 
     @property
