@@ -89,11 +89,9 @@ def of_types(types: Sequence[str]) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], _E.type.in_([literal_column(f"'{t}'") for t in types]))
 
 
-# The feed skips events that are no task changes (reminders, lists, memberships). The own arm:
-# task changes, children's events and access gained or lost; a shared list's arm: its tasks'
-# changes and children's events. A child's event is told by its shape (both a task and a row),
-# so a newly registered child needs no line here; DAV's own events (`DAV_TYPES`) are for
-# `sync-collection` alone. Two arms, each on its own index (an OR would be a bitmap or a scan).
+# The own arm: task changes, children's events, access gained or lost; a shared list's: its tasks'
+# changes and children's events. A child's event is told by its shape (a task and a row), so a new
+# child needs no line. Two arms, each on its own index (an OR would be a bitmap or a scan).
 ANY_CHILD_EVENT = and_(_E.task_id.is_not(None), _E.object.is_not(None))
 CHILD_EVENT = and_(ANY_CHILD_EVENT, ~of_types(DAV_TYPES))
 _OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), CHILD_EVENT))
@@ -176,17 +174,13 @@ def pages(
     """Up to `limit` changes after each (caller, position), each as `ChangeFeed.page` reads it,
     in one message (`read_for_callers`: the holds, then one statement)."""
     owners = [owner for owner, _ in positions]
-    rows = read_for_callers(
-        conn,
-        locals_,
-        _PAGES,
-        {
-            "callers_owner": owners,
-            "callers_after": [after for _, after in positions],
-            "limit": limit + 1,
-        },
-        ahead=(HOLD_MANY, {"callers_owner": owners}),
-    )
+    values = {
+        "callers_owner": owners,
+        "callers_after": [a for _, a in positions],
+        "limit": limit + 1,
+    }
+    hold = (HOLD_MANY, {"callers_owner": owners})
+    rows = read_for_callers(conn, locals_, _PAGES, values, ahead=hold)
     grouped: list[list[Any]] = [[] for _ in positions]
     for row in rows:
         grouped[int(row.caller) - 1].append(row)

@@ -52,10 +52,8 @@ _CONFIRMING = """{0} = CASE
         WHEN :verified THEN NULL
         ELSE {1}
     END"""
-# Each value bound with its own `*_sent` flag: a field not sent keeps the stored value.
-# `verified`: the identity provider vouches for the address, which turns email on as a link
-# would. A new address's link is queued for the worker by the upsert's triggers; the worker
-# derives its token from `confirm_nonce` (`confirm_token`): the token is never stored.
+# A field not sent (its `*_sent` flag) keeps the stored value; `verified` turns email on as a link
+# would. The upsert's triggers queue a new address's link; its token is derived, never stored.
 _WRITE_SQL = """
 INSERT INTO notification_settings AS n
     (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
@@ -96,8 +94,7 @@ ON CONFLICT (user_id) DO UPDATE SET
     updated_at = now()
 WHERE n.user_id = :owner
 RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_confirmed,
-    time_zone, quiet_start, quiet_end,
-    confirm_token_hash IS NOT DISTINCT FROM :token_hash AS confirm_now
+    time_zone, quiet_start, quiet_end
 """
 _WRITE = text(
     _WRITE_SQL.format(
@@ -158,8 +155,6 @@ def unsubscribe_token(settings: Settings, user_id: str) -> str:
 @dataclass(frozen=True)
 class Updated:
     settings: NotificationSettingsPublic
-    # A confirmation mail to `settings.email_address` was queued for the events worker.
-    confirmation_queued: bool
 
 
 def _public(row: Any) -> NotificationSettingsPublic:
@@ -218,8 +213,7 @@ class NotificationSettingsService(Scoped):
         ).first()
         if row is None:
             raise InvalidRequest.at("body.email", CONFIRM_FIRST)
-        queued = row.confirm_now and row.email_address is not None
-        return Updated(_public(row), queued)
+        return Updated(_public(row))
 
     def confirm(self, token: str) -> str:
         """Confirm the address by the link's token (the credential; no caller); returns the

@@ -316,12 +316,8 @@ RULES: tuple[DatabaseRule, ...] = tuple(
     value for value in vars(Rule).values() if isinstance(value, DatabaseRule)
 )
 
-# The statements that change a row's owner (an UPDATE that sets `user_id`), by module and
-# name, with the rule it fires: the scope check refuses any other before the database sees
-# it (backend/db/scope_check.py; each is marked there with `changes_owner`, and
-# tests/test_scoping.py holds the two lists equal). A list's transfer sets the list's
-# and its new owner's membership's; an account's handover (`HANDOVER`) sends no such
-# statement (`users_hand_over_lists` changes the owners in the database, on the DELETE).
+# The statements that set `user_id`, with the rule each fires: the scope check refuses any other
+# unsent (backend/db/scope_check.py `changes_owner`; tests/test_scoping.py holds the two equal).
 OWNER_CHANGES: dict[str, DatabaseRule] = {
     "backend.services.members._TRANSFER": Rule.EXCHANGE_REMINDERS
 }
@@ -356,8 +352,7 @@ PLUMBING: dict[str, str] = {
 
 
 def fires(*rules: DatabaseRule) -> Callable[[F], F]:
-    """Name the rules a method's write fires. Records them on the function and returns it as
-    it is (no wrapper: no extra call per request)."""
+    """Name the rules a method's write fires, on the function itself (no wrapper: no extra call)."""
 
     def declare(function: F) -> F:
         function.__rules__ = rules  # type: ignore[attr-defined]
