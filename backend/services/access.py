@@ -43,8 +43,8 @@ LEAST_ROLE: dict[Action, Role] = {
     Action.COMMENT_MODERATE: Role.admin,
     Action.MEMBER_MANAGE: Role.admin,
     Action.INVITE: Role.admin,
-    # Undoing another member's change (`POST /api/activity/{event_id}/undo`, by an entry's
-    # id: its own change needs TASK_WRITE on the task; backend/services/undo.py).
+    # Undoing another member's change (`POST /api/activity/{event_id}/undo`; one's own needs
+    # TASK_WRITE).
     Action.UNDO_OTHERS: Role.admin,
     Action.ADMIN_MANAGE: Role.owner,
     Action.LIST_DELETE: Role.owner,
@@ -86,8 +86,7 @@ def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbid
     )
 
 
-# The relation services reach a shared table through (lists, tasks, comments, memberships,
-# invitations, events): each takes the table and the action, and binds the caller (`owner`).
+# The relation services reach a shared table through: the table and the action, bound to `owner`.
 
 
 def may(table: Any, action: Action) -> ColumnElement[bool]:

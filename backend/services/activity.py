@@ -42,16 +42,14 @@ _L = TaskList.__table__  # type: ignore[attr-defined]
 _BEFORE = bindparam("before", type_=BigInteger)
 _LIMIT = bindparam("limit", type_=Integer)
 _LIST = bindparam("list_id", type_=BigInteger)
-# The rows an update's `changes` name by id, as `[old, new]`: each field and the table of the
-# row (a task field's own `Reference`, backend/models/task_fields.py).
+# The rows an update's `changes` name by id, as `[old, new]`: each field and its row's table.
 _NAMED = {"list_id": LISTS, "parent_id": TASKS}
 _TABLES = {
     LISTS: TaskList.__table__.alias("named_list"),  # type: ignore[attr-defined]
     TASKS: Task.__table__.alias("named_task"),  # type: ignore[attr-defined]
 }
 _NULL: Any = literal_column("'null'::jsonb")
-# The users an update's `changes` name, as `[old, new]` arrays of user ids (review F2 of issue
-# 61): a member reads only those it may know now (`_known_users`).
+# The users an update's `changes` name: a member reads only those it may know now (`_known_users`).
 ASSIGNEES = "assignees"
 _MEMBERS = ListMember.__table__.alias("named_member")  # type: ignore[attr-defined]
 
@@ -122,8 +120,8 @@ def _columns(changes: Any) -> tuple[Any, ...]:
         _E.task_id,
         _E.list_id,
         changes.label("changes"),
-        # A membership's member, a comment's or an invitation's id: not the stored row (a
-        # comment's body is not the log's).
+        # A membership's member, a comment's or an invitation's id: not the row (a comment's body is
+        # not the log's).
         func.coalesce(_E.object["member_id"].astext, _E.object["id"].astext).label("object_id"),
     )
 
@@ -149,8 +147,7 @@ _ARMS = union_all(
 ).subquery("arms")
 _PAGE = select(*_ARMS.c).order_by(_ARMS.c.id.desc()).limit(_LIMIT)
 _NEWER_FIRST = _newest(_EITHER, may(_T, Action.LIST_READ), _SHOWN, _OLDER)
-# A list's: whether the caller may see the list (1, else 0: missing or not a member), and
-# the page, outer-joined so an empty page still has a row.
+# A list's: whether the caller may see it, and the page, outer-joined so an empty page has a row.
 _SEEN = (
     select(func.count().label("seen"))
     .select_from(_L)

@@ -51,8 +51,8 @@ _MINE = owned(select(*_PUBLIC), _C.user_id).order_by(_C.name_key, _C.id)
 # Sign out everywhere ends every app password of the caller's (as its calendar feeds).
 _END_ALL = owned(ROWS.table.delete(), _C.user_id)
 
-# `last_used_at` is written at most once a minute per password: a client syncing every few
-# seconds writes no row per request, and what the list shows is to the minute anyway.
+# `last_used_at` written at most once a minute: a client syncing every few seconds writes no row
+# each time.
 TOUCH_EVERY_SECONDS = 60
 _LIMITS = RateLimit.__table__  # type: ignore[attr-defined]
 _USERS = User.__table__  # type: ignore[attr-defined]
@@ -69,8 +69,7 @@ def _failures(key: str) -> tuple[Any, Any]:
     return live.scalar_subquery(), live.with_only_columns(left).scalar_subquery()
 
 
-# The check's hash, named after no column (an UPDATE's compile makes a value named after a
-# column one more SET).
+# Named after no column: an UPDATE's compile makes a value named after a column one more SET.
 _SENT = bindparam("password_hash", type_=Text)
 
 

@@ -133,8 +133,7 @@ class AttachmentService(Scoped):
 
 
 _SWEEP_BATCH = 500
-# The keys of a batch still named by a stored child's row (an attachment, ...), here or in a
-# trash: the registry's stored children (migration 0079), none named here.
+# The keys of a batch still named by a stored child's row, here or in a trash (migration 0079).
 _KNOWN = text("SELECT task_stored_known(:keys) AS key").bindparams(
     bindparam("keys", type_=ARRAY(Text))
 )

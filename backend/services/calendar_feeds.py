@@ -167,16 +167,14 @@ def _as_feed(statement: Any) -> Any:
     return visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
 
 
-# A `list` feed's list as its creator reads it now (NULL: gone, or no longer the creator's to
-# read): its name in a fetch, which is the unknown token's 404 without it.
+# A `list` feed's list as its creator reads it now (NULL: gone or unreadable, the fetch's 404).
 _LIST_NAME = _as_feed(
     select(_L.name).where(_L.id == bindparam("list_id"), may(_LISTS, Action.LIST_READ))
 ).scalar_subquery()
-# A fetch that reads a feed (a 200 or a 304): its token is a feed's, and an `all` feed or a
-# `list` feed whose list its creator may read (`_LIST_NAME`, the fetch's own condition).
+# A fetch that reads a feed (a 200 or 304): an `all` feed, or a `list` feed its creator may read.
 _LIVE = and_(_F.token_hash == _HASH, or_(_F.scope == FeedScope.all.value, _LIST_NAME.is_not(None)))
-# A fetch's count against its token's limit, only where `_LIVE` holds (a token that reads no
-# feed counts and is told nothing), riding with the fetch (`UnitOfWork._feed_entry`, binds `c_`).
+# A fetch's count against its token's limit, only where `_LIVE` holds (so no count says a token once
+# existed), riding with the fetch (`UnitOfWork._feed_entry`, binds `c_`).
 FEED_COUNT = (
     select(
         func.task_api_count(

@@ -14,9 +14,8 @@ from icalendar import Calendar, Event, Todo
 from backend.models.task_calendar import Target, Text, add_zones, write
 
 PRODUCT = "-//Task API//Calendar feed//EN"
-# The version of the body's format, part of every ETag (`tag`). Bump it whenever `body()`'s
-# output changes for the same values (escaping, a property added or written differently,
-# another `icalendar` rendering), or a client holding the old ETag keeps the old one (304).
+# The body's format version, part of every ETag (`tag`): bump it whenever `body()`'s output changes
+# for the same values, or a client keeps its old copy (304).
 BODY_FORMAT = 4
 
 

@@ -65,8 +65,8 @@ class ChildRows:
         self.view = tuple(column for column in c if column.name not in _HIDDEN)
         values = {name: bindparam(_value(name), type_=c[name].type) for name in child.fields}
 
-        # A page after `:after` (0: from the start) with the task: no row is a task unseen, one
-        # row with no child (`id` NULL) an empty page.
+        # A page after `:after` with the task: no row is a task unseen, one row with NULL `id` an
+        # empty page.
         page = (
             select(*self.view)
             .where(c.task_id == _T.id, c.id > _AFTER, may(table, read))
@@ -90,8 +90,7 @@ class ChildRows:
             .select_from(_TASKS.outerjoin(one, true()))
             .where(_T.id == _TASK_ID, may(_TASKS, read))
         )
-        # A new row in the task's space and list, only where the caller may write it, under the
-        # cap (else the insert selects nothing and why is read afterwards).
+        # A new row only where the caller may write it, under the cap (else why is read afterwards).
         kept = select(func.count()).where(c.task_id == _TASK_ID, may(table, write))
         columns = ["user_id", "task_id", "list_id", *child.fields]
         chosen: list[Any] = [_T.user_id, _T.id, _T.list_id, *values.values()]
@@ -116,17 +115,16 @@ class ChildRows:
         # With an author, only the author changes a row (while it may still write).
         own = [c[child.author] == bindparam(OWNER)] if child.author else []
         self.edit = update(table).where(*this, *own).values(changed).returning(*self.view)
-        # With an author, the author's own row, the space's owner's, or anyone's for a member
-        # who may `delete_any`; without (or when any writer deletes any), any row the caller
-        # may write.
+        # With an author: the author's own row, the space owner's, or any for a member who may
+        # `delete_any`; else any row the caller may write.
         anyones: list[Any] = []
         if child.author and child.delete_any is not write:
             others = [may_shared(table, child.delete_any)] if child.delete_any else []
             anyones = [or_(own[0], c.user_id == bindparam(OWNER), *others)]
         self.delete = delete(table).where(*this, *anyones).returning(*self.view)
 
-        # Why a write matched nothing: the caller's role in the task (no row: unseen), its row
-        # count, and the row named (NULL `found`: none of this task's) with its author.
+        # Why a write matched nothing: the caller's role (no row: unseen), the row count, the row
+        # named and its author.
         role = role_in(_TASKS)
         self.create_refusal = select(
             role.label("role"),

@@ -69,10 +69,9 @@ _ADD_MESSAGE = (
     )
     .returning(_M.id, _M.created_at)
 )
-# A turn's answer from the moment its message is stored: `UNFINISHED`, with the tool calls that
-# committed meanwhile (`record_call`), until the answer or error replaces it; so a turn that dies
-# leaves an error naming what committed, and a retry resumes from it. `created_at`: the running
-# attempt's token (`TurnStart.held`); `heartbeat_at`: its last renewal (`beat`), the lease's start.
+# A turn's answer from the moment its message is stored: `UNFINISHED` with the calls that committed,
+# until replaced; so a dead turn names what committed and a retry resumes from it. `created_at`: the
+# attempt's token; `heartbeat_at`: its lease's start.
 UNFINISHED = "CHAT_TURN_UNFINISHED"
 _MID = bindparam("message_id", type_=BigInteger)
 _PROVISIONAL = insert(Message).values(
@@ -127,9 +126,8 @@ _RECORD_CALL = _messages(
         )
     )
 )
-# Another attempt takes the turn over only from one that ended or whose lease ran out (one that
-# never beat: since it began, with a whole turn's lease), and only once (the row as read); it
-# resumes from the calls the claim found.
+# Another attempt takes the turn only from one that ended or whose lease ran out, and only once (the
+# row as read).
 _CLAIM = _messages(
     update(Message)
     .where(
@@ -259,8 +257,8 @@ class ConversationService(Scoped):
         conversation, message = int(earlier.conversation_id), int(earlier.id)
         history = self._history(earlier.conversation_id, earlier.id, history_messages)
         if reply is None:
-            # Stored before turns kept a record from the start: retried (once) only after the
-            # longest a turn may run.
+            # Stored before turns kept a record: retried once, only after the longest a turn may
+            # run.
             age = self._read(select(func.now())).scalar_one() - earlier.created_at
             if age < unbeaten_for:
                 raise IdempotencyKeyInUse()

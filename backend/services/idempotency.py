@@ -23,8 +23,7 @@ from backend.db.sender import Outcome, Sender
 from backend.errors import IdempotencyKeyMismatch
 from backend.models import IdempotencyKey
 
-# Expired rows deleted per recorded response: enough to outpace new keys, small enough to
-# cost a request nothing noticeable.
+# Expired rows deleted per recorded response: enough to outpace new keys, cheap for a request.
 PRUNE_BATCH = 100
 # Namespaces the advisory-lock hash, should anything else ever use advisory locks.
 _LOCK_NAMESPACE = b"task-api:idempotency-key\0"

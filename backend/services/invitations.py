@@ -67,8 +67,7 @@ _CALLER_ROLE = role_in(_LISTS).label("caller_role")
 _VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
 # The caller's role in a list it can see (no row: it cannot, or there is none).
 _ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)
-# A create or revoke takes the caller's and the owner's change locks together (`spaces_locked`):
-# holding one while waiting for the other could deadlock.
+# The caller's and the owner's change locks taken together (`spaces_locked`), else a deadlock.
 _LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
 
@@ -127,8 +126,8 @@ def _create(*, admin: bool) -> Any:
 
 _CREATE = _create(admin=False)
 _CREATE_ADMIN = _create(admin=True)
-# The pending invitations of a list the caller may see, with its role (one row with NULLs
-# when there are none; no row: no list).
+# The pending invitations of a list the caller may see, with its role (NULLs: none; no row: no
+# list).
 _PENDING = (
     select(_CALLER_ROLE, *_PUBLIC)
     .select_from(
@@ -207,8 +206,8 @@ def _accept() -> Any:
         ["user_id", "list_id", "member_id", "role"],
         select(used.c.user_id, used.c.list_id, bindparam(OWNER), used.c.role),
     )
-    # A member keeps a higher role than the invitation's (the row is written either way, so
-    # the statement leaves the list's id).
+    # A member keeps a higher role than the invitation's (written either way, so the list's id is
+    # left).
     higher = case(
         (_rank(joined.excluded.role) > _rank(_M.role), joined.excluded.role), else_=_M.role
     )
@@ -219,8 +218,7 @@ def _accept() -> Any:
 
 
 _ACCEPT = _accept()
-# The list the accept ahead of it joined, as GET /api/lists/{id} reads it (the same view and
-# access predicate; no row: nothing was joined).
+# The list the accept joined, as GET /api/lists/{id} reads it (no row: nothing joined).
 _JOINED = select(*LIST_VIEW).where(
     _L.id == func.nullif(func.current_setting(_JOINED_SETTING, True), "").cast(BigInteger),
     may(_LISTS, Action.LIST_READ),

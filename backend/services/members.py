@@ -73,15 +73,12 @@ _TARGET_ROLE = case(
     .scalar_subquery(),
 ).label("target_role")
 _VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
-# Why a write matched nothing: the caller's role and the target's (no row: the caller may not
-# see the list, or there is none).
+# Why a write matched nothing: the caller's role and the target's (no row: no list it may see).
 _STANDING = select(_CALLER_ROLE, _TARGET_ROLE).where(_VISIBLE)
-# A role's change, a removal or a leave takes the caller's and the owner's change locks together
-# (`spaces_locked`): holding one while waiting for the other could deadlock.
+# The caller's and the owner's change locks taken together (`spaces_locked`), else a deadlock.
 _LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
-# The members: the owner (its `joined_at` the list's creation), then the members in the order
-# they joined.
+# The members: the owner (joined when the list was made), then the members in the order they joined.
 _member = _MEMBERS.alias("member")
 _owner_user = _USERS.alias("owner_user")
 _member_user = _USERS.alias("member_user")

@@ -50,15 +50,13 @@ class NamedRows(PrivateRows):
     def __init__(self, table: type[SQLModel], *, noun: str, plural: str, limit: int) -> None:
         super().__init__(table, noun=noun, plural=plural, limit=limit)
         c, other = self.table.c, self.table.alias("other")
-        # Another row of the same owner has the name being written (`:name_key`): a rename's
-        # condition, correlated with the row written.
+        # Another of the owner's rows holds the name being written: a rename's condition.
         self.taken = exists(
             owned(select(other.c.id), other.c.user_id).where(
                 other.c.user_id == c.user_id, other.c.name_key == NAME_KEY, other.c.id != c.id
             )
         ).correlate(self.table)
-        # Why a create inserted nothing: how many rows the caller has, and whether the name
-        # is one of them.
+        # Why a create inserted nothing: the caller's row count, and whether the name is taken.
         self.create_refusal = owned(
             select(func.count(), func.count().filter(c.name_key == NAME_KEY)), c.user_id
         )

@@ -56,15 +56,11 @@ def _address(host: str) -> IPAddress | None:
         return None
 
 
-# IPv6 ranges that are no host on the Internet but that Python's `is_global` (3.11) passes:
-# site-local (RFC 3879, deprecated, routed inside a site) and NAT64's local-use prefix (RFC
-# 8215, a translator inside a network).
+# IPv6 ranges Python's `is_global` (3.11) passes that are no Internet host: site-local (RFC 3879)
+# and NAT64's local-use prefix (RFC 8215).
 _NOT_GLOBAL_V6 = (ipaddress.IPv6Network("fec0::/10"), ipaddress.IPv6Network("64:ff9b:1::/48"))
-# IPv6 forms that carry an IPv4 address in their last 32 bits, which a translator, a relay or
-# the kernel reaches: NAT64's well-known prefix (RFC 6052), IPv4-compatible (RFC 4291,
-# deprecated: `::a.b.c.d`) and IPv4-translated (RFC 2765: `::ffff:0:a.b.c.d`). IPv4-mapped
-# (`::ffff:a.b.c.d`), 6to4 (RFC 3056, bits 16-47) and Teredo (RFC 4380) have their own
-# attributes.
+# IPv6 forms carrying an IPv4 address in their last 32 bits: NAT64 (RFC 6052), IPv4-compatible (RFC
+# 4291) and IPv4-translated (RFC 2765); mapped, 6to4 and Teredo have their own attributes.
 _EMBEDDING_V6 = (
     ipaddress.IPv6Network("64:ff9b::/96"),
     ipaddress.IPv6Network("::/96"),

@@ -16,8 +16,8 @@ from sqlalchemy import Connection, text
 from backend.config import Settings
 from backend.errors import RateLimited
 
-# One statement for all the policies a request touches (`task_api_hit`, keys in order); about one
-# hit in `_CLEAN_UP_ONE_IN` also deletes expired windows in it, so every request sends the same.
+# One statement for all the policies a request touches; about one hit in `_CLEAN_UP_ONE_IN` also
+# cleans.
 _HIT_SQL = "SELECT key, hits, reset_seconds FROM task_api_hit({keys}, {windows}, {clean})"
 _HIT = text(
     _HIT_SQL.format(

@@ -44,9 +44,8 @@ _REFUSED_ACCOUNT = {
     "revoked": "This token was revoked",
 }
 _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
-# A write by a task's id enters without its caller's change lock and takes it with the task's
-# space's, neither waited for while the other is held (migration 0041): two members writing in
-# each other's lists would each hold their own lock and wait for the other's.
+# A write by a task's id takes its caller's and the task's space's change locks together (migration
+# 0041): two members writing in each other's lists would otherwise deadlock.
 _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
@@ -76,8 +75,8 @@ class UnitOfWork:
         self._engine = engine
         self._settings = settings
         self._claims = claims
-        # The account every service is bound to: the token's subject (the entry refuses any
-        # other); without a token none (""), or the one a link names (`acts_for`).
+        # The account every service is bound to: the token's subject; without a token "" or a link's
+        # (`acts_for`).
         self.caller_id = claims.subject if claims is not None else ""
         self._services: dict[type[Any], Any] = {}
         self._counts_write = counts_write
@@ -89,13 +88,13 @@ class UnitOfWork:
         self._locals = transaction_locals
         self._count: Count | None = None  # a write's count (None: not counted)
         self._route_count: Count | None = None  # the route's own limit's (`_count_with_entry`)
-        # The route's own limit, declared on the route (`backend/api/deps.py`,
-        # `counted_against`): counted with the entry, and for a write refused before it ran.
+        # The route's own limit (`counted_against`): counted with the entry, and for a write refused
+        # before it ran.
         self.route_limit: RouteLimit | None = None
         self._ended = False  # the route ended the transaction (`roll_back`)
         self._feed_token = feed_token
-        # A feed's count's `RateLimit` headers: the route sends them with the feed only, never
-        # with its 404 (every feed 404 is one answer, headers included).
+        # A feed's `RateLimit` headers, sent with the feed only: every feed 404 is one answer,
+        # headers included.
         self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
         self._autocommit = claims is not None or feed_token is not None
@@ -111,8 +110,8 @@ class UnitOfWork:
             self.send = Sender(conn, locals_, self._anonymous_entry(conn))
             return self
         try:
-            # The caller's entry, with the route's first statement. Keyed on the token's
-            # subject, before the account is read: a write refused for its account counts.
+            # Keyed on the token's subject, before the account is read: a write refused for its
+            # account counts.
             write = self._counts_write
             self._count = count = (
                 write_count(settings, claims.subject, self.response_headers) if write else None
@@ -133,10 +132,8 @@ class UnitOfWork:
                     count.policy.window_seconds,
                     count.policy.limit,
                 )
-            # A further transaction (`begin_again`) enters the same way, counting nothing. A
-            # write that takes its locks itself enters without the caller's change lock: what
-            # its entry's values then change, over those of the transaction it enters (the
-            # first counts; one after `begin_again` does not).
+            # A further transaction (`begin_again`) enters the same way, counting nothing; a write
+            # that takes its locks itself enters without the caller's change lock.
             unlocked: dict[str, Any] | None = {"e_write": False}
             sql = _ENTER
             if write and self._task_id is not None:
@@ -167,9 +164,8 @@ class UnitOfWork:
         sql, values = "", dict[str, Any]()
         if count is not None:
             self._route_count = count
-            # Only a fetch that reads a feed counts (issue 61; review F3): a revoked, rotated
-            # or never-valid token, or a list feed whose creator lost the list, counts nothing
-            # and is told nothing, so no count says it once existed (`FEED_COUNT`).
+            # Only a fetch that reads a feed counts: a dead token counts nothing and is told nothing
+            # (`FEED_COUNT`).
             bound = {**count.bound(""), "token_hash": token_hash(token)}
             sql, values = render(conn, FEED_COUNT, bound, "c_")
             sql += "; "
@@ -247,9 +243,8 @@ class UnitOfWork:
         if conn is None:
             return
         if conn.invalidated:
-            # The server dropped the connection mid-request (a restart, a pooler): nothing to
-            # commit or roll back. The error that did it (a 503) is the one to report; a
-            # request that swallowed it must not answer 2xx uncommitted.
+            # The server dropped the connection: nothing to commit; the error that did it (a 503) is
+            # reported, and a request that swallowed it must not answer 2xx uncommitted.
             conn.close()
             if exc is None:
                 raise ServiceUnavailable()
@@ -260,15 +255,15 @@ class UnitOfWork:
                 if exc_type is None:
                     conn.commit()
                 else:
-                    # A connection the server dropped cannot roll back; the error that
-                    # brought us here is the one to report, and closing discards it anyway.
+                    # A dropped connection cannot roll back; the error that brought us here is the
+                    # one to report.
                     with suppress(SQLAlchemyError):
                         conn.rollback()
             elif self._ended or send.stage is Stage.COMMITTED:
                 pass  # ended by the route (`roll_back`) or committed by its last statement
             elif send.entry is not None:
-                # No statement carried the entry: sent alone, so the account is checked and
-                # a write counted all the same (a further transaction counted before).
+                # No statement carried the entry: sent alone, so the account is checked and a write
+                # counted all the same.
                 if not send.resumed:
                     send.send_entry()
             elif exc is not None:
@@ -280,8 +275,7 @@ class UnitOfWork:
                     self._refused(error)
                     raise
         finally:
-            # Back in psycopg2's transactions, or discarded if still inside one it was sent
-            # (a failure between `BEGIN` and its end): `_on_return`.
+            # Back in psycopg2's transactions, or discarded if still inside one (`_on_return`).
             conn.close()
 
     def acts_for(self, user_id: str) -> None:
@@ -329,8 +323,8 @@ class UnitOfWork:
         parts = ["ROLLBACK"] if send.in_transaction() else []
         send.began = False
         recount = None
-        # The write's count, then the route's (the order the entry locked their rows in).
-        # Counted again only when the rollback took them: not when they committed already.
+        # The write's count, then the route's (the entry's lock order), again only if the rollback
+        # took them.
         stands = send.resumed or send.counted
         counts = [] if stands else [c for c in (self._count, self._route_count) if c]
         if counts:
@@ -342,8 +336,8 @@ class UnitOfWork:
                     "; ".join(parts), recount[1] if recount else None
                 )
             except SQLAlchemyError:
-                # A connection the server dropped cannot roll back; the error that brought
-                # us here is the one to report, and closing discards the connection anyway.
+                # A dropped connection cannot roll back; the error that brought us here is the one
+                # to report.
                 result = None
             if result is not None and recount is not None:
                 said = {key: (hits, reset) for key, hits, reset in result.all()}

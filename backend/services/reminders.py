@@ -10,8 +10,8 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 
-# `due_at`/`remind_at` are printed as the API prints them, whatever the session's time zone:
-# instants in UTC with Z, a day as `YYYY-MM-DD` on the task's clock (`due_value`).
+# Printed as the API prints them, whatever the session's zone: instants in UTC with Z, a day as
+# `YYYY-MM-DD`.
 _FIRE = text(
     """
 WITH due AS (

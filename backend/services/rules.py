@@ -33,8 +33,8 @@ class DatabaseRule:
     triggers: tuple[str, ...] = ()
     cascades: tuple[str, ...] = ()  # foreign keys whose ON DELETE CASCADE is the rule
     every_write: bool = False  # fires for every write of its table: not named per method
-    # How specs/statements.md's table names its triggers and table, where they are made per
-    # registered child (the table stays the same when a child is added).
+    # How specs/statements.md's table names triggers made per registered child (the same when one is
+    # added).
     shown: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
@@ -322,9 +322,8 @@ OWNER_CHANGES: dict[str, DatabaseRule] = {
     "backend.services.members._TRANSFER": Rule.EXCHANGE_REMINDERS
 }
 
-# Triggers and cascading keys that are not rules, by name pattern, with the reason: they
-# change no row a request writes (a refusal skips rows, a check refuses), or they delete rows
-# that exist only as a part of the row deleted (nothing else reads them, no event records them).
+# Triggers and keys that are no rule: they change no row a request writes, or delete rows that exist
+# only as part of the row deleted.
 PLUMBING: dict[str, str] = {
     "*_admit_write": "skips a refused request's rows (migration 0020); changes nothing else",
     "tasks_check_tree_on_*": "a check (`ck_tasks_tree`): task_tree.py refuses first",
@@ -339,8 +338,7 @@ PLUMBING: dict[str, str] = {
     "its owner on a transfer (ON UPDATE CASCADE)",
     "fk_list_invitations_user_id_list_id_task_lists": "a list's invitations go with it, and "
     "follow its owner on a transfer",
-    # A task's child's keys (`CHILDREN`) need no line: tests/test_rules.py names its key to
-    # its task and each key from one of its columns to `users` from the declaration.
+    # A task's child's keys need no line: tests/test_rules.py derives them from its declaration.
     "fk_task_reminders_recipient_id_users": "a member's scheduled reminders go with its account",
     "task_events_reminder_deliveries": "queues a fired reminder's pushes and mails with its "
     "event (the events worker's `fire_due`, no request's write); changes no row a request reads",

@@ -110,8 +110,8 @@ class SavedFilterService(NamedRowService):
             seen = saved_queries.get(self.user_id, filter_id)
             if seen is not None:
                 return seen, False
-            # Not read on this process yet: every filter of the caller's, in the one round trip
-            # one would take (at most FILTERS_PER_USER rows), so its others are known here too.
+            # Not read on this process yet: all the caller's filters in the one round trip (at most
+            # FILTERS_PER_USER).
             found = next((row for row in self.all() if row.id == filter_id), None)
             if found is None:
                 raise self.rows.not_found()

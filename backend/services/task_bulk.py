@@ -51,8 +51,8 @@ from backend.services.task_tree import Placement, Refusal, Sent
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
 
-# Why a step wrote nothing, read in its own statement, permission first: NULL when the caller
-# cannot read the task (404), `role:<role>` below a write's (403), then the values' reason.
+# Why a step wrote nothing, permission first: NULL unseen (404), `role:<role>` below a write's
+# (403), then the values' reason.
 _ROLE = role_in(_TASKS)
 _BELOW = "role:"
 
@@ -67,8 +67,8 @@ def _permission_first(reason: Any) -> Any:
 _WRITABLE = _permission_first(null())
 
 
-# A bulk request takes the caller's and the named tasks' spaces' change locks together ahead of
-# its steps (`spaces_locked`): holding one while waiting for another could deadlock.
+# The caller's and the named tasks' spaces' change locks taken together ahead of the steps, else a
+# deadlock.
 LOCK_TASKS = spaces_locked(
     owned_task(
         select(func.array_agg(distinct(_T.user_id))).where(
@@ -79,8 +79,8 @@ LOCK_TASKS = spaces_locked(
 
 _TOO_MANY_TAGS = "tags"
 _TAGS_FULL = _permission_first(literal(_TOO_MANY_TAGS))
-# The steps that take a tag, built once (`:tag`). The count bound is part of the statement: a
-# concurrent add cannot exceed it.
+# The steps taking a tag, built once; the count bound is in the statement, so a concurrent add
+# cannot exceed it.
 _TAG = bindparam("tag", type_=Text)
 _HAS_TAG = _TAG.op("=")(func.any(_T.tags))
 _ADD_TAG = updating(
@@ -108,8 +108,8 @@ def step(operation: BulkOperation) -> Step:
         case RemoveTagOp(tag=tag):
             return Step(_REMOVE_TAG, {**at, "tag": tag}, operation.id, reason=_WRITABLE)
         case MoveOp():
-            # To the top level of the list (or of no list), last; a task already there stays
-            # where it is. The placement's own refusal says why it wrote nothing.
+            # To the top level of the list (or no list), last; a task already there stays; the
+            # placement says why not.
             placement = bulk_placement(operation)
             statement, reason = _moving(placement.shape)
             binds = {**at, **placement.values()}

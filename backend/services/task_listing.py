@@ -114,13 +114,12 @@ class TaskFilters:
     list_key: str | None = None
     parent_id: PlacedFilter = None
     assignee: str | None = None  # ME, NONE or a user id
-    # The saved filter applied (`?filter=`): its id, the stored query these filters hold, and
-    # the name key it was named by (MCP); nothing matches unless it still holds them.
+    # The saved filter applied (`?filter=`): its id, the stored query and the name key; it matches
+    # only while they hold.
     saved: tuple[int, Mapping[str, Any], str | None] | None = None
 
     def __post_init__(self) -> None:
-        # One normal form whoever builds the filters (REST query string, MCP arguments):
-        # repeated values count once, an empty search is no search.
+        # One normal form for every door: repeated values count once, an empty search is no search.
         object.__setattr__(self, "priorities", tuple(dict.fromkeys(self.priorities)))
         object.__setattr__(self, "tags", tuple(dict.fromkeys(self.tags)))
         object.__setattr__(self, "q", self.q or None)
@@ -192,8 +191,8 @@ class Keyset:
     id: int
 
 
-# Where a listing starts (its shape): the first page (None), after a keyset, or, sorted by
-# due date, after a keyset in the trailing block of tasks without a due date.
+# Where a listing starts: the first page (None), after a keyset, or after one among the tasks with
+# no due date.
 After = Literal["key", "no due date"] | None
 
 
@@ -309,8 +308,8 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
         conditions.append(_T.priority == any_(_PRIORITIES.cast(ARRAY(_T.priority.type))))
     if shape.tags:
         conditions.append(col(Task.tags).contains(_TAGS))
-    # A day runs from its start (`due_date`) to its end on its zone's clock (`due_end`); the
-    # start's condition stays beside the end's, so the due_date index still bounds the scan.
+    # A day runs from `due_date` to `due_end`; the start's condition stays, so the due_date index
+    # bounds the scan.
     if shape.due_before:
         conditions.append(
             and_(due < _DUE_BEFORE, or_(false() == _ALL_DAY, due_end() <= _DUE_BEFORE))

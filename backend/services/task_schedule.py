@@ -24,16 +24,14 @@ from backend.services.task_statements import PLANNED
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# The next occurrence of a recurring task completed in this transaction (`completed_at =
-# now()`): a pending copy due at its `next_due_date` (or `successor_due`). `previous_task_id` is
-# unique, so a second completion (a replay, a race) inserts nothing.
+# The next occurrence of a recurring task completed in this transaction, due at its `next_due_date`;
+# `previous_task_id` is unique, so a second completion (a replay, a race) inserts nothing.
 _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
 # Moved by the schedule rather than copied: the due date becomes the stored next one.
 _MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id", "all_day")
 
 
-# The space of the task it follows (a member completing a shared list's task writes in its
-# owner's): read as a placement reads its space (`task_tree._space`), checked scoped alike.
+# The space of the task it follows, read as a placement reads its space (`task_tree._space`).
 _PREVIOUS = Task.__table__.alias("previous")  # type: ignore[attr-defined]
 _SPACE = func.coalesce(
     select(_PREVIOUS.c.user_id)
@@ -90,8 +88,7 @@ def _successor(source: Any, *conditions: Any) -> Any:
     )
 
 
-# Read from the stored row (after the write, in a later statement of its transaction), or
-# from the rows the write returns (`w`: in the write's own statement, `Scoped._write`'s `then`).
+# From the stored row (a later statement), or the write's rows (`w`: the write's own statement).
 SUCCESSOR = _successor(
     Task.__table__,  # type: ignore[attr-defined]
     may(Task.__table__, Action.TASK_WRITE),  # type: ignore[attr-defined]
@@ -114,7 +111,7 @@ _WRITTEN = table(
 )
 SUCCESSOR_FROM_WRITE = _successor(_WRITTEN).returning(_T.id, _T.list_id)
 # The next occurrence as the completing write's first `then` inserted it (`t0`), for a statement
-# after it that writes on it (a CalDAV series' object handed to it).
+# after it.
 SUCCEEDED = table("t0", column("id", _T.id.type), column("list_id", _T.list_id.type))
 # The fields that make up a task's schedule: writing any of them re-plans it.
 SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}

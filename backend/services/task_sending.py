@@ -48,16 +48,15 @@ class StepRefused(Exception):
         self.reason = reason
 
 
-# One step of `task_api_steps` (migration 0027): the step's row as JSON, and when it wrote
-# nothing (no row), why (NULL: the task is missing).
+# One step of `task_api_steps` (migration 0027): its row as JSON, else why (NULL: a missing task).
 _STEP = (
     "WITH {own}r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
     "SELECT (SELECT row FROM j), CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END"
 )
 # `_write_then`: statements that write from the write's rows (`w`) in its statement.
 _WRITE_THEN = "w AS ({sql}), {thens}r AS (SELECT * FROM w)"
-# `_write_or_stored`: the written row, or the stored one when the write matched none (both
-# CTEs see the snapshot from before the write), marked with which it is.
+# The written row, or the stored one when the write matched none (both CTEs see the snapshot before
+# it).
 _WRITTEN_OR_STORED = (
     "w AS ({sql}), s AS ({stored}), r AS (SELECT w.*, true AS task_api_written FROM w "
     "UNION ALL SELECT s.*, false FROM s WHERE NOT EXISTS (SELECT FROM w))"

@@ -293,8 +293,7 @@ def _destination(
         dest_parent = null()
         dest_list = list_value if list_sent is not Sent.omitted else current_list
     elif list_sent is not Sent.omitted:
-        # A list without a parent: the top level of that list; the task's own list keeps its
-        # parent (a subtask sent its own list stays a subtask).
+        # A list without a parent: that list's top level; the task's own list keeps its parent.
         dest_list = list_value
         dest_parent = case(
             (list_value.is_not_distinct_from(current_list), current_parent), else_=null()

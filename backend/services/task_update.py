@@ -54,13 +54,11 @@ Due = datetime | date | None
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# How often a write that reads the stored task first (a series' completion:
-# `_write_completing`; a schedule change: `_replan`) reads and writes before it holds the
-# caller's change lock instead: each try fails only when another write changed the task between.
+# How often a write that reads the task first tries before it holds the caller's change lock
+# instead.
 _COMPLETION_TRIES = 3
 
-# What a refused placement named (`_refusal`): the value the request bound, and the read of
-# the caller's role in it (with the name that read binds it by).
+# What a refused placement named: the value bound, and the read of the caller's role in it.
 _NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
     Refusal.task: ("task_id", ACCESS, "task_id"),
     Refusal.parent: ("parent_id", ACCESS, "task_id"),
@@ -152,10 +150,8 @@ class TaskUpdating(TaskSending):
     def _refusal(self, reason: Refusal, placement: Placement, binds: dict[str, Any]) -> AppError:
         if reason is Refusal.list and placement.list is Sent.name:
             return unknown_list(self._read, placement.list_name or "", field="body.list")
-        # A task or list the placement named and could not write, by the caller's role in
-        # that row: none (it cannot read it, or it does not exist) is the 404 `refused` says;
-        # a member below editor, 403; a parent or anchor it may write, but in another owner's
-        # space than the task's, is the 422 a list of another owner gets.
+        # A row the placement named and could not write, by the caller's role in it: none is 404,
+        # below editor 403, a writable one in another owner's space the 422 of another owner's list.
         sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
         if binds.get(sent) is not None:
             role = self._read(statement, **{by: binds[sent]}).first()
@@ -181,8 +177,8 @@ class TaskUpdating(TaskSending):
         (`write_over`), so no lock is held while planning; a task changed in between is read again,
         after a few tries under the caller's change lock."""
         for attempt in range(_COMPLETION_TRIES + 1):
-            # The last try reads inside the write's transaction, under the caller's change
-            # lock (the entry's), so nothing can change the task before it is written.
+            # The last try reads under the caller's change lock, so nothing can change the task
+            # before its write.
             locking = attempt == _COMPLETION_TRIES
             if locking and self._can_begin_again():
                 self._begin_again()
@@ -190,8 +186,8 @@ class TaskUpdating(TaskSending):
             planned = replanned(data, values, current, placement)
             if self._can_begin_again():
                 self._begin_again()
-            # The write may complete the task: its next occurrence, computed from the row the
-            # write will leave (known here), is written with it.
+            # The write may complete the task: its next occurrence, from the row the write will
+            # leave, goes with it.
             then = None
             if planned.get("completed") is True:
                 then = successor(Planned(task_id, planned["due_date"], planned))
@@ -213,9 +209,8 @@ class TaskUpdating(TaskSending):
         longer that version."""
         read = frozenset({current.version})
         if placement is not None:
-            # A move writes its subtree in the same statement: a member's reminders (a
-            # trigger would make them its own on every row written) go in a statement of
-            # their own in the move's message (`own_reminders`).
+            # A member's reminders go in their own statement in the move's message (a trigger would
+            # make them its own on every row of the subtree).
             own = None
             if current.user_id != self.user_id and "reminders" in planned:
                 planned = dict(planned)
@@ -381,8 +376,7 @@ def successor(
     moved_to = None
     if due is not None:
         moved_to = due if isinstance(due, datetime) else day_start(due, task.time_zone)
-    # Shifted to the due date the next occurrence has, as the database shifts its
-    # subtasks' and the members' reminders (`tasks_copy_subtasks`, migration 0018).
+    # Shifted to the next due date, as the database shifts its subtasks' and members' reminders.
     if reminders is None:
         due_at = cast(datetime, task.due_date)
         reminders = moved_reminders(task.reminders, due_at, moved_to or next_due)

@@ -264,8 +264,7 @@ class TaskService(TaskUpdating):
                 statements = completing(values, *version_in(_T.version, expected))
                 return self._write_completing(task_id, statements, values, expected)
             return self._update(task_id, values, expected, last=True)
-        # The schedule is the stored one with the sent fields over it: read it first (with
-        # the caller's entry, in the first message), then write it (with the COMMIT).
+        # The schedule is the stored one with the sent fields over it: read first, then written.
         return self._replan(task_id, data, values, expected, placement)
 
     @fires(

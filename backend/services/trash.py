@@ -111,8 +111,7 @@ _COMMENTS_KEPT = func.coalesce(_R.snapshot["children"]["task_comments"], _R.snap
 _PURGE_AT = _R.deleted_at + literal_column(f"interval '{TRASH_DAYS} days'")
 _MAY = may(_TRASH, Action.TASK_WRITE)
 
-# The trash, most recently deleted first, keyset-paged on (deleted_at, id): the order of the
-# index (user_id, deleted_at, id), read backwards for a caller without memberships.
+# Most recently deleted first, keyset-paged on the index (user_id, deleted_at, id).
 _PAGE = (
     select(
         _R.id,
@@ -131,9 +130,8 @@ _PAGE = (
     .limit(_LIMIT)
 )
 
-# Where a restore puts the task: its list if the caller may still write in it (else the top
-# level; a member's restore needs the list), under its parent if that is still there and
-# writable. An If-Match names the version it was deleted at.
+# A restore's place: its list if still writable (else the top level), under its parent if still
+# there. If-Match names the version it was deleted at.
 _VERSION = _R.snapshot["tasks"][0]["version"].astext.cast(BigInteger)
 _IF_MATCH = bindparam("if_match", type_=ARRAY(BigInteger))
 _IF_MATCH_HELD = or_(_IF_MATCH.is_(None), any_(_IF_MATCH) == _VERSION)
@@ -209,17 +207,15 @@ def tagged(tags: Any) -> ColumnElement[bool]:
 RESTORE = restoring(_TRASH_ID, _IF_MATCH_HELD)
 _PLACED = _placed(_TRASH_ID, _IF_MATCH_HELD)
 _P = _PLACED.c
-# Why a restore wrote nothing: no placed row (missing, or not the caller's to restore), or
-# the limit `task_trash_fit` names.
+# Why a restore wrote nothing: no placed row, or the limit `task_trash_fit` names.
 _FIT = func.task_trash_fit(
     _P.id, _P.user_id, _P.list_id, _P.parent_id, TASKS_PER_LIST, SUBTASKS_PER_TASK
 ).table_valued("parent_id", "refusal", name="fit")
 _WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
-# The caller's role in a trashed task's list, where it may read it (a viewer: 403), and the
-# task's version.
+# The caller's role in a trashed task's list where it may read it (a viewer: 403), and its version.
 _ROLE = select(role_in(_TRASH), _VERSION).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
-# The trashed task whose entry holds task `trash_id` (itself, or the ancestor it was deleted
-# with at `at`): a scan of the caller's trash, the failure path of an undo only.
+# The trashed task whose entry holds `trash_id` (itself or an ancestor): a scan, an undo's failure
+# path only.
 _HELD = func.jsonb_build_array(func.jsonb_build_object("id", _TRASH_ID))
 _HOLDING = (
     select(_R.id)

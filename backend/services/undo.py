@@ -60,23 +60,21 @@ _T = _TASKS.c
 _EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
 _E = _EVENTS.c
 
-# The kinds an undo writes back, and the fields: every recorded field but `NOT_RESTORED`, so a
-# field added to `task_fields.FIELDS` is undone with the others (test_undo_fields.py).
+# Every recorded field but `NOT_RESTORED`, so a new field is undone with the others
+# (test_undo_fields.py).
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
 _UNRECORDED = frozenset({"updated_at"})
-# Not restored: its identity and history; whose space it is in (a transfer moves it); where it
-# is (a move is moved back, `_MOVE_BACK`); the owner's own reminders (`REMINDED`).
+# Not restored: identity and history, the space (a transfer moves it), the place (`_MOVE_BACK`), the
+# owner's reminders.
 NOT_RESTORED = frozenset(
     {"id", "created_at", "previous_task_id", "user_id", "list_id", "parent_id", "reminders"}
 )
 RESTORED = tuple(
     f.name for f in FIELDS if not f.derived and f.name not in _UNRECORDED | NOT_RESTORED
 )
-# The task's reminders are its owner's own: undone by the owner only, by a statement of its own
-# (a member's write of the column is its own reminders', `tasks_keep_member_reminders`).
+# The owner's own reminders: undone by the owner only, in a statement of their own.
 REMINDED = (*RESTORED, "reminders")
-# An entry that changed the schedule (or the reminders, set against it) is undone only while all
-# of it is as the entry left it: what is written back is a schedule the task had.
+# An entry that changed the schedule is undone only while all of it is as the entry left it.
 _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
 _SET_AGAINST_SCHEDULE = (*_SCHEDULE, "reminders")
 
@@ -91,9 +89,8 @@ _MOVED = ("list_id", "parent_id", "position")
 
 _NAMED = bindparam("event_id", type_=BigInteger)
 LIST_DELETED = "list.deleted"
-# The entry named, else (NULL) the caller's newest undoable change it may still see ("undo
-# that"); a list's deletion counts (refused, saying where its tasks went), its tasks' own
-# deletion entries after it do not (undoing one would bring back one task of the list).
+# The entry named, else the caller's newest undoable change; a list's deletion counts (refused,
+# saying where its tasks went), its tasks' deletions after it do not.
 _LAST_KINDS = (*UNDOABLE, ChangeType.deleted.value, LIST_DELETED)
 _MINE = _EVENTS.alias("mine_last")
 _LIST_GONE = _EVENTS.alias("list_gone")
@@ -121,9 +118,8 @@ _ENTRY = func.coalesce(
     )
     .scalar_subquery(),
 )
-# The caller's and the entry's space's change locks (specs/events.md, "Lock order across
-# spaces"): ahead of the write (`_LOCK`), or ahead of the first message where it cannot commit
-# itself, an Idempotency-Key's check holding it (`_LOCK_FIRST`).
+# The caller's and the entry's space's change locks (specs/events.md): ahead of the write, or of the
+# first message where an Idempotency-Key's check holds it (`_LOCK_FIRST`).
 _LOCK = spaces_locked(
     select(_E.user_id).where(_E.id == _NAMED, may(_EVENTS, Action.LIST_READ)).scalar_subquery()
 )
@@ -263,8 +259,8 @@ _WRITE_BACK = {
     for if_match in (False, True)
 }
 
-# The first message, and why an undo wrote nothing: the entry as the caller may see it, and the
-# task as the caller reads it now (NULL: gone, or out of its reach) with its role in the list.
+# The first message, and why an undo wrote nothing: the entry, and the task now (NULL: gone) with
+# the caller's role.
 _NOW = _TASKS.alias("now_task")
 _N = _NOW.c
 _CURRENT = (
@@ -295,9 +291,8 @@ _RESTORE_BACK = {
     for if_match in (False, True)
 }
 
-# A move undone by the move route's statement: to the list and parent it left (`Sent.given`),
-# at its old position where free, else last; at the version the first message read, and only
-# where the caller may undo the entry (else it names no task).
+# A move undone by the move route's statement: to its old list and parent, at its old position where
+# free, else last, only where the caller may undo it.
 _UNDONE_TASK = select(case((_MAY_UNDO, TASK_ID), else_=null()).label("id")).cte("undone_task")
 _BACK = Named(
     task_id=select(_UNDONE_TASK.c.id).scalar_subquery(),  # read once, named in many places

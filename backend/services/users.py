@@ -18,11 +18,7 @@ from backend.services.rules import Rule, fires
 INVALID_CREDENTIALS = "Invalid email or password"
 _USERS = User.__table__.c  # type: ignore[attr-defined]
 _USER_COLUMNS = tuple(_USERS)
-# What a request needs of its caller's account: the id, and the version tokens must carry.
-# Prebuilt once: it runs on every authenticated request.
-# The same taking the caller's change lock before any row lock, so its changes commit in feed order.
-# An account's deletion, with the storage keys it may remove (read before its cascades; a
-# handed-over list keeps its files).
+# An account's deletion, with the storage keys it may remove (read before its cascades).
 _DELETE = text(
     "DELETE FROM users WHERE id = :owner RETURNING task_stored_keys_of(:owner) AS keys"
 ).bindparams(bindparam(OWNER, type_=Text))
