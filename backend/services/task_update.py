@@ -19,12 +19,7 @@ from backend.recurrence import Schedule, day_start
 from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
-from backend.services.task_placement import (
-    anchor_field,
-    other_owner,
-    refused,
-    unassignable,
-)
+from backend.services.task_placement import anchor_field, other_owner, refused, unassignable
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
     SUCCESSOR,

@@ -13,31 +13,15 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.errors import (
-    InvalidRequest,
-    NotFound,
-    ServiceUnavailable,
-)
+from backend.errors import InvalidRequest, NotFound, ServiceUnavailable
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
 from backend.recurrence import Schedule
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import LOCK_TASKS, bulk_placement, step, step_error, task_of
-from backend.services.task_listing import (
-    FilterChanged,
-    Keyset,
-    ListingShape,
-    TaskListQuery,
-)
-from backend.services.task_placement import (
-    anchor_field,
-    placement_of,
-    unassignable,
-)
-from backend.services.task_schedule import (
-    SCHEDULE_FIELDS,
-    not_recurring,
-)
+from backend.services.task_listing import FilterChanged, Keyset, ListingShape, TaskListQuery
+from backend.services.task_placement import anchor_field, placement_of, unassignable
+from backend.services.task_schedule import SCHEDULE_FIELDS, not_recurring
 from backend.services.task_sending import StepRefused, Then
 from backend.services.task_statements import (
     AS_SENT,
