@@ -59,8 +59,7 @@ def least_role(action: Action) -> str:
 
 
 def roles(action: Action) -> tuple[str, ...]:
-    """The stored member roles that may perform `action` (the owner always may: its rows
-    are in its space)."""
+    """The member roles that may `action` (the owner always may: its rows are in its space)."""
     return LEAST_ROLE[action].at_least()
 
 
@@ -90,14 +89,12 @@ def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbid
 
 
 def may(table: Any, action: Action) -> ColumnElement[bool]:
-    """The rows of `table` the caller may `action`: in its own space, or in a list where its
-    role is at least the action's."""
+    """The rows of `table` the caller may `action`: its own space's, or a list's by its role."""
     return access(table, roles(action))
 
 
 def may_shared(table: Any, action: Action) -> ColumnElement[bool]:
-    """`may`'s member arm alone (a read that takes the caller's own space in an arm of its
-    own, on its own index)."""
+    """`may`'s member arm alone (a read taking the caller's own space in an arm of its own)."""
     return shared(table, roles(action))
 
 
@@ -125,8 +122,7 @@ def role_may(role: ColumnElement[str], action: Action) -> ColumnElement[bool]:
 
 
 def needed_for(role: Role | str | None, action: Action) -> Action:
-    """What `action` needs when the member or invitation it acts on, or the role it gives,
-    is `role`: an admin's is the owner's (`Action.ADMIN_MANAGE`)."""
+    """What `action` needs on an admin's membership, invitation or role: the owner's."""
     return Action.ADMIN_MANAGE if role == Role.admin else action
 
 

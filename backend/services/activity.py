@@ -59,8 +59,7 @@ def _key(field: str) -> Any:
 
 
 def _readable(changes: Any, field: str, side: int) -> Any:
-    """`changes -> field -> side` (a row id of `_NAMED[field]`'s table) while the caller may
-    read that row now, else JSON null."""
+    """`changes -> field -> side` while the caller may read that row now, else JSON null."""
     table = _TABLES[_NAMED[field]]
     pair = changes.op("->", return_type=JSONB)(_key(field))
     ref = pair.op("->>", return_type=Text)(literal_column(str(side))).cast(BigInteger)
@@ -164,14 +163,12 @@ _LIST_PAGE = (
 
 class ActivityService(Scoped):
     def page(self, before: int | None, limit: int) -> tuple[Sequence[Any], bool]:
-        """Up to `limit` events older than `before` (the newest without one), and whether
-        there are more."""
+        """Up to `limit` events older than `before` (newest without one), and whether more."""
         rows = self._read(_PAGE, before=before, limit=limit + 1).all()
         return rows[:limit], len(rows) > limit
 
     def list_page(self, list_id: int, before: int | None, limit: int) -> tuple[Sequence[Any], bool]:
-        """The same, of one list the caller may read; `NotFound` when it may not (or there is
-        no such list): the same answer."""
+        """The same, of one list the caller may read; else `NotFound` (as for no such list)."""
         rows = self._read(_LIST_PAGE, list_id=list_id, before=before, limit=limit + 1).all()
         if not rows[0].seen:
             raise NotFound("List not found")

@@ -174,8 +174,7 @@ class AppPasswordService(Scoped):
             raise ROWS.not_found()
 
     def end_all(self) -> None:
-        """Revoke every app password of the caller's (`POST /api/auth/logout-all`), in the
-        message of the request's next statement."""
+        """Revoke the caller's app passwords (logout-all), with the request's next statement."""
         self._ahead(_END_ALL)
 
 

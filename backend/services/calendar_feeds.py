@@ -138,8 +138,7 @@ class CalendarFeedService(Scoped):
         return NewFeed(CalendarFeedPublic.model_validate(rows[0]), token)
 
     def end_all(self) -> None:
-        """Revoke every feed of the caller's (`POST /api/auth/logout-all`: every credential
-        the API issued stops working), in the message of the request's next statement."""
+        """Revoke the caller's feeds (logout-all), with the request's next statement."""
         self._ahead(_END_ALL)
 
     def revoke(self, feed_id: int) -> None:
@@ -156,8 +155,7 @@ _AS_FEED = {OWNER: _of_feed(_F.user_id), "list_id": _of_feed(_F.list_id)}
 
 
 def _as_feed(statement: Any) -> Any:
-    """`statement` read as the feed's creator (each `:owner` its creator, `:list_id` its
-    list): the same statement, its binds replaced."""
+    """`statement` read as the feed's creator (its `:owner` and `:list_id` binds replaced)."""
 
     def replace(element: Any) -> Any:
         if isinstance(element, BindParameter) and element.key in _AS_FEED:

@@ -84,8 +84,7 @@ _COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _TASK, _CHILD_ID, _E.occurr
 
 
 def of_types(types: Sequence[str]) -> ColumnElement[bool]:
-    """`type IN (...)` with the types written into the SQL (our constants: one plan, and no
-    list parameter, which a statement sent ahead or in a bulk step cannot carry)."""
+    """`type IN (...)` with our constants written in: one plan, and no list parameter to carry."""
     return cast(ColumnElement[bool], _E.type.in_([literal_column(f"'{t}'") for t in types]))
 
 
@@ -215,8 +214,7 @@ class ChangeFeed(Scoped):
         return int(self._read(_HEAD).scalar_one())
 
     def page(self, after: int | None, limit: int) -> ChangePage:
-        """Up to `limit` changes after position `after` (from the oldest retained without
-        one). Raises `CursorExpired` when changes after `after` have been pruned."""
+        """Up to `limit` changes after `after`; `CursorExpired` if those were pruned."""
         self._ahead(HOLD)
         return _paged(self._read(_PAGE, after=after, limit=limit + 1), after, limit)
 
@@ -347,8 +345,7 @@ class CollectionFeed(Scoped):
     """The change feed as `sync-collection` reads it (backend/dav/sync.py)."""
 
     def heads(self, list_ids: Sequence[int | None]) -> dict[int | None, int]:
-        """Each collection's position now (`collection_head`), below any change in flight:
-        their sync tokens, in one statement (None: the tasks in no list)."""
+        """Each collection's position now (its sync token) in one statement (None: in no list)."""
         self._ahead(HOLD)
         lists = [each for each in list_ids if each is not None]
         row = self._read(_heads(len(lists), None in list_ids), **_listed(lists)).one()
@@ -358,8 +355,7 @@ class CollectionFeed(Scoped):
         return {key: int(value) for key, value in found.items()}
 
     def since(self, after: int, list_id: int | None, limit: int) -> CollectionChanges:
-        """Up to `limit` events of the collection after `after`, with the caller's position
-        now and whether it may read the collection, in one statement."""
+        """Up to `limit` events after `after`, the position now and the right to read."""
         self._ahead(HOLD)
         values: dict[str, Any] = {"after": after, "limit": limit + 1}
         if list_id is not None:

@@ -181,8 +181,7 @@ class ChatKitService(Scoped):
         return row
 
     def threads(self, limit: int, after: str | None, order: str) -> tuple[list[Any], bool]:
-        """A page of the caller's threads by activity (`desc`: newest first), after the
-        thread `after`; whether more follow."""
+        """A page of the caller's threads by activity after `after`; whether more follow."""
         key = tuple_(_C.updated_at, _C.id)
         statement = owned(select(*_THREAD_COLUMNS), _C.user_id)
         statement = statement.order_by(
@@ -211,8 +210,7 @@ class ChatKitService(Scoped):
     def items(
         self, thread_id: str, limit: int, after: str | None, order: str
     ) -> tuple[list[Any], bool]:
-        """A page of a thread's items (messages and the rest) in `order`, after the item
-        `after`; whether more follow."""
+        """A page of a thread's items in `order`, after the item `after`; whether more follow."""
         statement = _PAGES[(order, after is not None)]
         rows = list(self._read(statement, thread=thread_id, item=after, limit=limit + 1).all())
         return rows[:limit], len(rows) > limit

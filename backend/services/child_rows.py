@@ -54,8 +54,7 @@ def _sent(name: str) -> str:
 
 
 class ChildRows:
-    """The statements of `child` (its `fields` written by a client) and the errors they end
-    in."""
+    """The statements of `child` (its `fields` written by a client) and their errors."""
 
     def __init__(self, child: TaskChild) -> None:
         self.child = child
@@ -149,8 +148,7 @@ class ChildRows:
         return NotFound(f"{self.child.noun.capitalize()} not found")
 
     def not_the_author(self, *, deleting: bool) -> Forbidden:
-        """A member who may write the child but not this row (another's): its author only,
-        or (a deletion) a member who may `delete_any`."""
+        """A member who may write the child, but not another's row (its author, `delete_any`)."""
         a_noun = self.child.a_noun
         if deleting and self.child.delete_any:
             role = with_article(least_role(self.child.delete_any))
@@ -178,8 +176,7 @@ class TaskChildService(Scoped):
         return found[:limit], len(found) > limit
 
     def get(self, task_id: int, row_id: int) -> Any:
-        """One row of the task: a task the caller cannot see is the 404 a missing one gets,
-        then a row that is not the task's."""
+        """One row of the task (an unseen task is the 404 of a missing one)."""
         found = self._read(self.rows.one, task=task_id, child=row_id).first()
         if found is None:
             raise NotFound(TASK_NOT_FOUND)
@@ -207,8 +204,7 @@ class TaskChildService(Scoped):
         raise Conflict(f"The task changed while the {child.noun} was being added; retry")
 
     def change(self, task_id: int, row_id: int, fields: Mapping[str, Any]) -> Any:
-        """Change a row: the `fields` given, the others kept (with an author: the caller's own
-        row, while it may still write)."""
+        """Change a row's `fields` given, the others kept (with an author: the caller's own row)."""
         declared = self.rows.child.fields
         values = {_value(name): fields.get(name) for name in declared}
         values |= {_sent(name): name in fields for name in declared}
@@ -218,16 +214,14 @@ class TaskChildService(Scoped):
         self._refuse(task_id, row_id, deleting=False)
 
     def remove(self, task_id: int, row_id: int) -> Any:
-        """Delete a row (with an author: the caller's own, or anyone's for a moderator);
-        return it as it was."""
+        """Delete a row (with an author: one's own, any for a moderator); return it as it was."""
         rows = self._write(self.rows.delete, task=task_id, child=row_id, last=True)
         if rows:
             return rows[0]
         self._refuse(task_id, row_id, deleting=True)
 
     def _refuse(self, task_id: int, row_id: int, *, deleting: bool) -> NoReturn:
-        """A write of a row matched nothing: say why, membership before role before
-        authorship."""
+        """A write matched nothing: say why, membership before role before authorship."""
         child = self.rows.child
         found = self._read(self.rows.write_refusal, task=task_id, child=row_id).first()
         if found is None:

@@ -289,8 +289,7 @@ class ConversationService(Scoped):
         )
 
     def beat(self, message_id: int, held: datetime) -> bool:
-        """Renew attempt `held`'s claim on the turn answering `message_id`: whether it still
-        holds it (False: it ended, or a retry took it over)."""
+        """Renew attempt `held`'s claim on the turn: whether it still holds it."""
         return bool(self._write(_BEAT, message_id=message_id, held=held, last=True))
 
     def record_call(self, message_id: int, call: dict[str, Any]) -> None:
@@ -355,8 +354,7 @@ class ConversationService(Scoped):
     def messages(
         self, conversation_id: int, limit: int, after: int | None
     ) -> tuple[list[Any], bool]:
-        """A page of one conversation's messages, oldest first; whether more follow. An
-        empty page asks (once) whether the conversation exists."""
+        """A page of a conversation's messages, oldest first (empty: does it exist?)."""
         statement = _messages(
             select(*_MESSAGE_COLUMNS)
             .where(_M.conversation_id == _CID)

@@ -89,8 +89,7 @@ def _owned(statement: Stmt) -> Stmt:
 
 
 class IdempotencyService(Scoped):
-    """The caller's Idempotency-Key records, on the request's connection (so a key's lock
-    and record commit with the write they guard)."""
+    """The caller's key records, on the request's connection (so they commit with the write)."""
 
     def __init__(self, send: Sender, user_id: str, ttl_seconds: int) -> None:
         super().__init__(send, user_id)
@@ -106,8 +105,7 @@ class IdempotencyService(Scoped):
 
     @staticmethod
     def refused(outcome: Outcome) -> None:
-        """Raise what the key's check refused the request with, if it did: `Replayed` with
-        the recorded response, or `IdempotencyKeyMismatch`."""
+        """Raise what the key's check refused the request with, if it did."""
         if outcome.refused == _MISMATCH:
             raise IdempotencyKeyMismatch()
         if outcome.refused == _REPLAY and outcome.replay is not None:

@@ -227,8 +227,7 @@ _JOINED = select(*LIST_VIEW).where(
 
 class InvitationService(Scoped):
     def create(self, list_id: int, data: InvitationCreate) -> InvitationCreated:
-        """A new invitation (admin+; an `admin` one the owner only), with its token: the only
-        time the token is shown."""
+        """A new invitation (admin+; an `admin` one the owner only), its token shown once."""
         token = secrets.token_urlsafe(32)
         action = needed_for(data.role, Action.INVITE)
         statement = _CREATE_ADMIN if action is Action.ADMIN_MANAGE else _CREATE
@@ -274,8 +273,7 @@ class InvitationService(Scoped):
         raise Forbidden(ONLY_OWNER_ADMINS)
 
     def accept(self, token: str) -> ListRow:
-        """Use the token: the caller becomes a member of its list (or keeps a higher role); the
-        list as the caller now sees it. Any unusable token is the one 404."""
+        """Use the token: the caller joins its list (a higher role kept); the list now."""
         hashed = token_hash(token)
         self._lock_spaces(_LOCK_INVITING, token_hash=hashed)
         self._ahead(_ACCEPT, token_hash=hashed)

@@ -128,8 +128,7 @@ LOCK_LIST = spaces_locked(select(_L.user_id).where(_BY_ID, _VISIBLE).scalar_subq
 
 
 class _Target:
-    """The list a write is of: by id (`:list_id`), or by its name's key (`:ref_key`, the
-    list an agent names)."""
+    """The list a write is of: by id (`:list_id`), or by its name's key (`:ref_key`, an agent's)."""
 
     def __init__(self, list_id: int | None, name: str = "") -> None:
         self.name = name
@@ -154,8 +153,7 @@ class ListService(Scoped):
         return cast(ListRow, row)
 
     def named(self, name: str, *, field: str = "list") -> ListRow:
-        """The caller's list by its name, as an agent says it (case ignored): an unknown name
-        is an error that names the caller's lists."""
+        """The caller's list by its name, case ignored (unknown: an error naming its lists)."""
         row = self._read(_NAMED, name_key=name_key(name)).first()
         if row is None:
             raise unknown_list(self._read, name, field=field)

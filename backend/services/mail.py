@@ -173,8 +173,7 @@ def _address(value: str) -> str:
 def confirmation_message(
     settings: Settings, user_id: str, address: str, token: str, event_id: Any = None
 ) -> EmailMessage:
-    """The confirmation of `address`; `event_id`: its queued row's, so that a resend carries
-    the same `Message-ID`."""
+    """The confirmation of `address`; `event_id`: a resend's `Message-ID` is the same."""
     link = confirm_url(settings, user_id, token)
     message = EmailMessage()
     message["From"] = settings.smtp_from or ""
@@ -279,8 +278,8 @@ def _close(smtp: smtplib.SMTP) -> None:
 
 
 def _failed(exc: BaseException) -> MailFailed:
-    """`MailFailed` for an SMTP or socket error: permanent for a 5xx, with only the code (a
-    server's text may echo what it was sent)."""
+    """`MailFailed` for an SMTP or socket error (permanent for a 5xx), its code only: a server's
+    text may echo what it was sent."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return MailFailed(f"email: recipient refused ({codes})", all(c >= 500 for c in codes))

@@ -234,16 +234,14 @@ class Standing:
 
 class MemberService(Scoped):
     def all(self, list_id: int) -> Sequence[MemberPublic]:
-        """The list's owner and members (viewer+): no row at all is a list the caller may not
-        see."""
+        """The list's owner and members (viewer+): no row is a list the caller may not see."""
         rows = self._read(_ALL, in_list=list_id).all()
         if not rows:
             raise NotFound(LIST_NOT_FOUND)
         return [MemberPublic.model_validate(row) for row in rows]
 
     def change_role(self, list_id: int, user_id: str, role: Role) -> MemberPublic:
-        """Give the member `user_id` the role `role` (admin+; the owner where `admin` is
-        given or taken)."""
+        """Give member `user_id` the role `role` (admin+; the owner for `admin`)."""
         granted = needed_for(role, Action.MEMBER_MANAGE)
         statement = _CHANGE_ADMIN if granted is Action.ADMIN_MANAGE else _CHANGE
         self._lock_spaces(_LOCK_LIST, in_list=list_id)

@@ -216,8 +216,7 @@ class NotificationSettingsService(Scoped):
         return Updated(_public(row))
 
     def confirm(self, token: str) -> str:
-        """Confirm the address by the link's token (the credential; no caller); returns the
-        address. Opened again it answers the same and changes nothing."""
+        """Confirm the address by the link's token; returns it. Opened again it changes nothing."""
         row = self._write(
             _CONFIRM, token_hash=token_hash(token), days=CONFIRM_DAYS, last=True
         ).first()

@@ -139,8 +139,7 @@ def _parts(endpoint: str, settings: Settings) -> tuple[str, str, int, str]:
 
 
 def check_endpoint(endpoint: str, settings: Settings) -> None:
-    """Refuse (422 on `endpoint`) what may never be sent to; no DNS (a request holds its
-    connection: the address is checked again when sent to)."""
+    """Refuse what may never be sent to (422); no DNS: it is checked again when sent."""
     try:
         _parts(endpoint, settings)
     except UnsafeEndpoint as exc:

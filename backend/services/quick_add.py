@@ -120,8 +120,7 @@ class QuickAdd:
 
 
 def handles(name: str | None, email: str | None) -> set[str]:
-    """What `+handle` names a person by: a one-word name, their email's local part
-    (casefolded, as the grammar reads a handle)."""
+    """What `+handle` names a person by: a one-word name, their email's local part (casefolded)."""
     found = set()
     if name and len(name.split()) == 1:
         found.add(name.strip().casefold())

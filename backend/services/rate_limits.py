@@ -99,8 +99,7 @@ class RateLimiter:
         headers: HeaderSink,
         with_entry: Callable[[Count], None] | None = None,
     ) -> None:
-        """`with_entry`: where a signed-in route counts its own limit, with the caller's entry
-        (`UnitOfWork`); else, in a transaction of its own."""
+        """`with_entry`: where a signed-in route's own limit is counted with the caller's entry."""
         self._conn = connection
         self._settings = settings
         self._client_ip = client_ip
@@ -242,8 +241,7 @@ class Count:
 
 
 def recount_sql(counts: Sequence[Count]) -> tuple[str, dict[str, Any]]:
-    """The hits of `counts` as SQL for a message of its own (after a `ROLLBACK`), a row each in
-    the order the entry took their locks in."""
+    """The hits of `counts` as SQL for a message after a `ROLLBACK`, in the entry's lock order."""
     parts: list[str] = []
     values: dict[str, Any] = {}
     for index, count in enumerate(counts):

@@ -151,8 +151,7 @@ class UnitOfWork:
         return self
 
     def _anonymous_entry(self, conn: Connection) -> Entry | None:
-        """What rides with an anonymous request's first statement: a feed's count
-        (`_feed_entry`), else nothing (the request is a transaction of its own)."""
+        """An anonymous request's first statement carries a feed's count, else nothing."""
         if self._feed_token is None:
             return None
         return self._feed_entry(conn, self._feed_token)
@@ -224,8 +223,7 @@ class UnitOfWork:
 
     @property
     def claims(self) -> TokenClaims | None:
-        """The verified token this unit of work enters with (None: sign-up, sign-in): what a
-        later unit of work for the same caller needs (a chat turn's tool calls)."""
+        """The verified token (None: sign-up, sign-in), for the caller's later work."""
         return self._claims
 
     def _connection(self) -> Connection:
@@ -294,14 +292,12 @@ class UnitOfWork:
 
     @property
     def verified_email(self) -> str | None:
-        """The caller's address where its identity provider's token says it is verified
-        (`email_verified`), else None."""
+        """The caller's address if its identity provider says it is verified, else None."""
         claims = self._claims
         return claims.email if claims is not None and claims.email_verified else None
 
     def hold_commit(self) -> None:
-        """This request writes more than once (or adds to the transaction after its write):
-        no service's write may commit it in its own message (`Scoped._write(last=True)`)."""
+        """The request writes more than once: no write may commit it in its own message."""
         self._connection()
         self.send.hold()
 
@@ -352,8 +348,7 @@ class UnitOfWork:
             raise ServiceUnavailable(NO_ANSWER_MESSAGE) from None
 
     def count_refused_write(self) -> None:
-        """Count a write refused before it ran (invalid input) like any other, the route's own limit
-        too; `RateLimited` when over."""
+        """Count a write refused before it ran like any other; `RateLimited` when over."""
         if self._claims is None or not self._counts_write:
             return
         with self._engine.connect() as conn:

@@ -42,8 +42,7 @@ class DatabaseRule:
 
 
 class Rule:
-    """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025,
-    0030, 0034, 0037, 0039)."""
+    """Every rule a service's write may fire."""
 
     PLACE = DatabaseRule(
         "place",

@@ -48,8 +48,7 @@ class SavedQueries:
         return self._seen.get((user_id, filter_id))
 
     def named(self, user_id: str, key: str) -> AppliedFilter | None:
-        """The filter this process last read under that name (a rename since: the page that
-        applies it says so, `task_listing.filter_held`)."""
+        """The filter this process last read by that name (renamed since: `filter_held`)."""
         filter_id = self._ids.get((user_id, key))
         return None if filter_id is None else self._seen.get((user_id, filter_id))
 
@@ -97,8 +96,7 @@ class SavedFilterService(NamedRowService):
         super().delete(row_id)
 
     def applied(self, filter_id: int | str, *, fresh: bool = False) -> tuple[AppliedFilter, bool]:
-        """The filter a listing applies (by id or name) and whether it was read now (`fresh`);
-        another user's or a missing one is NotFound."""
+        """The filter a listing applies (by id or name), and whether read now; else NotFound."""
         if isinstance(filter_id, str):
             key = name_key(filter_id)
             known = None if fresh else saved_queries.named(self.user_id, key)

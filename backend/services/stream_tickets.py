@@ -44,8 +44,7 @@ _USE = text(
 
 class StreamTickets(Scoped):
     def issue(self, claims: TokenClaims, seconds: int) -> tuple[str, datetime]:
-        """A new ticket for the caller, carrying `claims`' token version and expiry: the
-        ticket (returned once, never stored) and when it expires."""
+        """A new ticket carrying `claims`' token version and expiry, returned once."""
         ticket = secrets.token_urlsafe(32)
         rows = self._write(
             _ISSUE,

@@ -58,8 +58,7 @@ _BELOW = "role:"
 
 
 def _permission_first(reason: Any) -> Any:
-    """The reason of a step on `:task_id`: the caller's role first, then `reason` (an
-    expression; NULL: none but the role)."""
+    """The reason of a step on `:task_id`: the caller's role first, then `reason`."""
     why = case((role_may(_ROLE, Action.TASK_WRITE), reason), else_=literal(_BELOW).concat(_ROLE))
     return owned_task(select(why).where(_T.id == TASK_ID))
 
@@ -119,8 +118,7 @@ def step(operation: BulkOperation) -> Step:
 
 @lru_cache(maxsize=8)
 def _moving(shape: Any) -> tuple[Any, Any]:
-    """A bulk move's statement, and its reason: the role first, then the placement's refusal
-    (built once per shape)."""
+    """A bulk move's statement and its reason (role, then placement), built once."""
     statement, refusal = move_statements(shape, False)
     return statement, _permission_first(refusal.scalar_subquery())
 

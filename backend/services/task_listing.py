@@ -228,8 +228,7 @@ class TaskListQuery:
         return ListingShape(self.filters.shape(), self.sort, self.direction, after, feed_position)
 
     def values(self) -> dict[str, Any]:
-        """The values the shape's statement binds: the filters', the keyset's and the limit
-        (one row more than the page: whether another page follows)."""
+        """The values the shape's statement binds (a limit one more than the page: more?)."""
         values = {**self.filters.values(), "limit": self.limit + 1}
         if self.after is not None:
             values.update(after_key=self.after.key, after_id=self.after.id)

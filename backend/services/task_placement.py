@@ -77,8 +77,7 @@ def refused(reason: Refusal, placement: Placement) -> AppError:
 
 
 def other_owner(field: str) -> InvalidRequest:
-    """A list, parent or anchor the caller may write, but in another owner's space than the
-    task's."""
+    """A list, parent or anchor the caller may write, in another space than the task's."""
     return InvalidRequest.at(
         field,
         "A task moves only between lists of the same owner (a list shared with you "

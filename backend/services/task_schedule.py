@@ -186,8 +186,7 @@ def plan_schedule(
 def moved_reminders(
     reminders: list[dict[str, Any]], old_due: datetime, new_due: datetime
 ) -> list[dict[str, Any]]:
-    """A successor's reminders: the same, an `at` moved as far as the due date moved (dropped
-    if that leaves the years an instant may have)."""
+    """A successor's reminders: each `at` moved as the due date moved (dropped if out of range)."""
     moved: list[dict[str, Any]] = []
     for reminder in reminders:
         if "at" in reminder:

@@ -132,8 +132,7 @@ class TaskSending(Scoped):
         return self._send.can_begin_again
 
     def _begin_again(self) -> None:
-        """A further transaction of this request, after a statement committed the first one:
-        entered with the next statement, as the first was."""
+        """A further transaction after the first committed, entered with the next statement."""
         self._send.begin_again()
 
     def _steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:

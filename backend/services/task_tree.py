@@ -137,8 +137,7 @@ class Placement:
         return (self.list, self.parent, self.anchor, self.stay)
 
     def values(self) -> dict[str, Any]:
-        """The bound values its statements use, and only those (SQLAlchemy would take an unbound
-        one named after a column, `list_id`, as one more SET)."""
+        """Only the values its statements bind (an unbound `list_id` would be one more SET)."""
         values: dict[str, Any] = {}
         if self.list is Sent.id:
             values["list_id"] = self.list_id

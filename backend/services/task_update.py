@@ -76,8 +76,7 @@ CHANGE_RULES = (
 
 @dataclass(frozen=True)
 class InList:
-    """A change that puts the task in the list named `list_name`, as an agent names one (an
-    MCP tool's `list_name`)."""
+    """A change putting the task in the list an agent names (an MCP tool's `list_name`)."""
 
     change: TaskUpdate
     list_name: str
@@ -285,8 +284,7 @@ class TaskUpdating(TaskSending):
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
     ) -> TaskRow:
-        """One UPDATE ... RETURNING of the caller's task, If-Match's versions in its WHERE: 404
-        or 412 when no row matched."""
+        """One UPDATE ... RETURNING, If-Match's versions in its WHERE: 404 or 412 for no row."""
         statement = updating(
             values, *(() if expected is None else version_in(_T.version, expected))
         )
@@ -298,8 +296,7 @@ class TaskUpdating(TaskSending):
     def _missing_or_stale(
         self, task_id: int, expected: Expected, *, assigning: bool = False
     ) -> NoReturn:
-        """A write matched no row: 404 (unseen), 403 (a member below editor) or 412 (If-Match named
-        none of its versions); only this failure path reads again."""
+        """A write matched no row: 404, 403 (below editor) or 412; only failures read again."""
         found = self._read(ACCESS, task_id=task_id).first()
         if found is None:
             raise NotFound("Task not found")
@@ -319,8 +316,7 @@ class TaskUpdating(TaskSending):
         last: bool = False,
         then: Then | tuple[Then, ...] | None = None,
     ) -> TaskRow | None:
-        """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
-        nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
+        """One UPDATE ... RETURNING, None for no row; `last`: it may commit the request."""
         statement = updating(values, *conditions)
         rows = self._write_then(statement, then, task_id=task_id, last=last)
         return cast(TaskRow, rows[0]) if rows else None

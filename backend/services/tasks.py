@@ -87,8 +87,7 @@ _EMPTY_PAGE_ATTEMPTS = 5
 
 class TaskService(TaskUpdating):
     def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
-        """One page (the statement built for the query's shape, its values bound); with
-        `feed_position`, also the caller's change-feed position in the page's own snapshot."""
+        """One page; `feed_position`: also the change-feed position in its snapshot."""
         shape = query.shape(feed_position=feed_position)
         values = query.values()
         rows = self._page_rows(shape, values)
@@ -270,16 +269,14 @@ class TaskService(TaskUpdating):
         return self._move(task_id, placement, expected, {}, last=True)
 
     def subtree(self, task_id: int) -> list[TaskRow]:
-        """The task and every task under it, depth-first in position order (one statement:
-        at most 1 + SUBTASKS_PER_TASK rows)."""
+        """The task and its subtree, depth-first in position order (one statement)."""
         rows = cast(list[TaskRow], self._read(SUBTREE, task_id=task_id).all())
         if not rows:
             raise NotFound("Task not found")
         return rows
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
-        """The task and the next `count` due dates of its series after its own (fewer when
-        the series ends; none when it does not recur)."""
+        """The task and its series' next `count` due dates (fewer if it ends)."""
         task = self.get(task_id)
         if task.recurrence is None or task.due_date is None or task.series_start is None:
             return task, []
@@ -361,7 +358,6 @@ class TaskService(TaskUpdating):
 
     @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:
-        """Delete the caller's completed tasks (with their subtrees) into the trash; return
-        how many."""
+        """Delete the caller's completed tasks (with subtrees) into the trash; return how many."""
         rows = self._write(DELETE_COMPLETED, last=True)
         return int(rows[0].deleted) if rows else 0

@@ -264,8 +264,7 @@ def cursor_key(deleted_at: datetime) -> int:
 
 class TrashService(Scoped):
     def page(self, before: tuple[int, int] | None, limit: int) -> tuple[list[Any], bool]:
-        """Up to `limit` trashed tasks the caller may restore, deleted before `before` (a
-        cursor's (key, id)), most recent first; and whether there are more."""
+        """Up to `limit` restorable trashed tasks before `before`, newest first; more?"""
         at, task_id = before if before is not None else (None, None)
         rows = self._read(_PAGE, before_at=at, before_id=task_id, limit=limit + 1).all()
         return list(rows[:limit]), len(rows) > limit
@@ -288,8 +287,7 @@ class TrashService(Scoped):
         raise NotFound(TRASH_NOT_FOUND)
 
     def holding(self, task_id: int, at: datetime) -> int | None:
-        """The trashed task the caller may restore whose entry holds task `task_id`, deleted at
-        `at`; None when there is none."""
+        """The restorable trashed task holding task `task_id`, deleted at `at`, or None."""
         root = self._read(_HOLDING, trash_id=task_id, at=at).scalar()
         return None if root is None else int(root)
 
@@ -303,8 +301,7 @@ class TrashService(Scoped):
         return stored_keys(rows)
 
     def _refuse(self, task_id: int) -> int:
-        """404 for a trashed task the caller cannot see; 403 for a member below editor; else
-        the trashed task's version."""
+        """404 for a trashed task unseen, 403 for a member below editor; else its version."""
         found = self._read(_ROLE, trash_id=task_id).first()
         if found is None:
             raise NotFound(TRASH_NOT_FOUND)

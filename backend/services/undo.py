@@ -439,8 +439,7 @@ class UndoService(Scoped):
         return current
 
     def _undoable(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
-        """The checks of entry `found` needing no write (its kind, the caller's right, If-Match,
-        the fields it changed); the task as it is now."""
+        """The checks of entry `found` needing no write (kind, right, If-Match); the task now."""
         if found.type not in UNDOABLE:
             raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
         current = self._admitted(found, tags)
