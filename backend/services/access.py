@@ -99,9 +99,8 @@ def may_shared(table: Any, action: Action) -> ColumnElement[bool]:
 
 
 def may_manage(table: Any, action: Action) -> ColumnElement[bool]:
-    """The rows of `table` (memberships, invitations: a `role` column) the caller may
-    `action`, where one that holds `admin` needs `Action.ADMIN_MANAGE` besides (`needed_for`):
-    only the list's owner, whose space the row is in, acts on an admin."""
+    """The rows of `table` (a `role` column) the caller may `action`; one holding `admin` needs
+    `Action.ADMIN_MANAGE` besides: only the list's owner acts on an admin."""
     return and_(
         may(table, action),
         or_(table.c.user_id == bindparam(OWNER), table.c.role != Role.admin.value),
@@ -134,9 +133,8 @@ def owns(role: Role | str | None) -> bool:
 def denied(
     role: Role | str | None, action: Action, missing: NotFound, *, forbidden: str = ""
 ) -> Forbidden | NotFound | None:
-    """What a caller holding `role` (None: no member) meets when it asks to `action`: nothing
-    when it may; else `missing` when it is no member, 403 (`forbidden`, or the roles' own
-    explanation) when its role is below the action's."""
+    """What a caller holding `role` (None: no member) meets asking to `action`: nothing when it may,
+    `missing` when no member, 403 when its role is below the action's."""
     if allows(role, action):
         return None
     if forbidden and role is not None:

@@ -95,9 +95,8 @@ def _known_users(changes: Any, side: int) -> Any:
 
 
 def _as_readable(changes: Any) -> Any:
-    """An update's `changes` as a caller not the space's owner reads them: without the owner's
-    reminders, ids it may not read null, unknown assignees left out; a field the update did not
-    change stays out (`jsonb_strip_nulls`)."""
+    """An update's `changes` as one not the space's owner reads them: no owner's reminders,
+    unreadable ids null, unknown assignees left out (unchanged fields stay out)."""
     pairs = []
     for field in _NAMED:
         changed = changes.op("?", return_type=Boolean)(_key(field))

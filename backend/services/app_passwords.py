@@ -74,9 +74,8 @@ _SENT = bindparam("password_hash", type_=Text)
 
 
 def _check() -> Any:
-    """The check of a DAV request: the row whose hash is `:password_hash` with its account's
-    token version (`last_used_at` written when a minute old), and the failure counts of the
-    request's address and username (`:ip_key`, `:user_key`), found or not."""
+    """A DAV request's check: the row whose hash is `:password_hash` with its account's token
+    version, and the failure counts of the address and username, found or not."""
     touched = (
         update(ROWS.table)
         .where(

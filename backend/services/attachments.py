@@ -108,8 +108,7 @@ class AttachmentService(Scoped):
 
     def forgotten(self, keys: list[str]) -> list[str]:
         """Of `keys`, those no stored child's row names any more, here or in a trash: read in the
-        account deletion's transaction, deleted once it commits (a list handed over keeps its
-        files)."""
+        account deletion's transaction, deleted once it commits."""
         if not keys:
             return []
         return [row.key for row in self._read(_FORGOTTEN, keys=keys)]
@@ -140,9 +139,8 @@ _KNOWN = text("SELECT task_stored_known(:keys) AS key").bindparams(
 
 
 def orphan_cutoff(settings: Settings) -> datetime:
-    """An object or unfinished upload older than this with no row is an orphan (an insert that never
-    ran, a deleted account's cascade, an abandoned multipart upload); younger ones may be in flight.
-    """
+    """An object or unfinished upload older than this with no row is an orphan (an insert never run,
+    an account's cascade); younger ones may be in flight."""
     return datetime.now(UTC) - timedelta(seconds=settings.attachments_orphan_seconds)
 
 

@@ -20,9 +20,8 @@ BODY_FORMAT = 4
 
 
 def tag(feed_id: int, kind: str, name: str, year: int, rows: Sequence[Any]) -> str:
-    """The strong ETag of the body `body` would make from the same values: the body's format
-    (`BODY_FORMAT`), the tasks' versions and the reader's own reminders (a member's change no
-    version counts), the feed's kind and name, the year its zones are written for."""
+    """The strong ETag of the body `body` would make: from its format (`BODY_FORMAT`), the tasks'
+    versions, the reader's reminders, the feed's kind and name and the zones' year."""
     digest = hashlib.sha256(repr((BODY_FORMAT, feed_id, kind, name, year)).encode())
     for row in rows:
         digest.update(repr((row.id, row.version, row.reminders)).encode())

@@ -133,9 +133,8 @@ _PAGE = (
 
 
 def latest_position() -> ColumnElement[int]:
-    """The caller's position now: their latest change id, or how far pruning went (0 before
-    any). An expression, so a listing reads it in its own snapshot; no horizon (a listing sends
-    no `HOLD`, and the horizon's call costs planning)."""
+    """The caller's position now (its latest change, or how far pruning went), as an expression read
+    in a listing's own snapshot; no horizon, whose call costs planning."""
     own = select(func.max(_E.id)).where(_OWN).scalar_subquery()
     theirs = if_member(select(func.max(_UNORDERED)).where(_SHARED).scalar_subquery())
     pruned = _PRUNED.scalar_subquery()
@@ -247,9 +246,8 @@ def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElemen
 
 
 def collection_head(collection: Any = None) -> ColumnElement[int]:
-    """A collection's position for its sync token and `getctag`: its latest event below any change
-    in flight, or how far pruning went (0 before any). `collection`: the list's id (None: the
-    caller's tasks in no list); each arm is a maximum read on its own index."""
+    """A collection's position (its sync token, `getctag`): its latest event below any change in
+    flight, or how far pruning went; `collection` None: the tasks in no list."""
     if collection is None:
         arms = [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
     else:

@@ -219,9 +219,8 @@ class ConversationService(Scoped):
         running_for: timedelta,
         unbeaten_for: timedelta | None = None,
     ) -> TurnStart:
-        """Store the user's message (a new conversation if `conversation_id` is None) and read the
-        history before it. A used Idempotency-Key gives the first attempt's answer, or its message
-        with the calls that committed; `IdempotencyKeyInUse` while it may still run."""
+        """Store the user's message (a new conversation without `conversation_id`) and read the
+        history before it; a used Idempotency-Key replays or resumes the first attempt."""
         if key is not None:
             earlier = self._read(_BY_KEY, key=key).first()
             if earlier is not None:
@@ -307,9 +306,8 @@ class ConversationService(Scoped):
 
     @fires(Rule.ANSWER_ID)
     def answer(self, reply: Reply) -> Any:
-        """Store the assistant's message (over a failed attempt's, whose calls `reply` carries
-        on) and mark the conversation active; only over the record of the attempt holding the
-        turn (`reply.held`), else `IdempotencyKeyInUse`: a superseded attempt erases nothing."""
+        """Store the assistant's message and mark the conversation active, only over the record of
+        the attempt holding the turn: a superseded attempt erases nothing."""
         # Bounded here, where it is stored: every stored message reads back (issue 38).
         values = {
             "content": clean_text(reply.content, ANSWER_MAX_CHARS),

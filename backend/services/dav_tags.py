@@ -60,9 +60,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def written_tag(row: Any, kept: str) -> str:
-    """`tag` of a fresh kept object on the task `row` as its write returned it, for the only shape
-    whose inputs a write knows exactly (no rule, no parent, no reminders for its reader):
-    tests/dav/test_put_etag.py compares it with the listing's."""
+    """`tag` of a fresh kept object as its write returned its task, for the only shape whose inputs
+    a write knows (no rule, parent or reader's reminders)."""
     body_digest = hashlib.sha256(kept.encode()).hexdigest()
     micros = (row.updated_at - _EPOCH) // timedelta(microseconds=1)
     epoch = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"  # numeric, scale 6
@@ -82,9 +81,8 @@ _ZONES = frozenset(TIME_ZONES)
 
 @dataclass(frozen=True)
 class Vouched:
-    """What an object's tag `"<id>-<version>.<time zone>.<digest>"` says of its task, true
-    where a write's own message finds that tag current (`DavObjectService.vouch`): the task,
-    its version and its zone, and that it has no rule and no parent."""
+    """What a tag `"<id>-<version>.<time zone>.<digest>"` says of its task (its version, zone, no
+    rule, no parent), true where a write's own message finds it current."""
 
     id: int
     version: int

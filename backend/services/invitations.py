@@ -193,9 +193,8 @@ _LOCK_INVITING = spaces_locked(select(_I.user_id).where(*_usable()).scalar_subqu
 
 
 def _accept() -> Any:
-    """Use the invitation whose token hashes to `:token_hash` (`_usable`): deleted (single
-    use); the caller's membership from it (a higher role than its present one only). The
-    list's id is left in `_JOINED_SETTING`."""
+    """Use the invitation whose token hashes to `:token_hash`: deleted (single use), the caller's
+    membership from it (a higher role kept); the list's id in `_JOINED_SETTING`."""
     used = (
         delete(_INVITATIONS)
         .where(*_usable(), space_locked(_INVITATIONS))

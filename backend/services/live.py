@@ -249,9 +249,8 @@ class LiveFeeds:
             await self._deliver()
 
     async def _deliver(self) -> None:
-        """Every due stream's page in one statement (`changes.pages`), again at once for full pages;
-        a stream still sending waits for the next poll, so a slow client costs the socket, never the
-        server's memory."""
+        """Every due stream's page in one statement, again at once for full pages; a stream still
+        sending waits, so a slow client costs its socket, never the server's memory."""
         for _ in range(_ROUNDS):
             due = [
                 listener

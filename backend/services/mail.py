@@ -201,9 +201,8 @@ def confirmation_message(
 
 @dataclass(frozen=True)
 class MailSender:
-    """Sends over SMTP. `keep`: each thread keeps its session open for its next message (the
-    events worker's; up to `SESSION_MESSAGES` a session), sparing a connection, EHLO, TLS
-    handshake and AUTH a message; a session the server closed meanwhile is opened again."""
+    """Sends over SMTP. `keep`: a thread keeps its session for up to `SESSION_MESSAGES` messages,
+    sparing a connection, TLS and AUTH each; a closed one is opened again."""
 
     settings: Settings
     keep: bool = False

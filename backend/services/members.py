@@ -312,9 +312,8 @@ class MemberService(Scoped):
 
     @staticmethod
     def _refusal(standing: Standing, granted: Action) -> Exception:
-        """Why a change or removal of a member matched nothing, in the contract's order: not a
-        member (404), below `member.manage` (403), no such member (404), the owner (409), an
-        admin's rights over admins (403)."""
+        """Why a member's change or removal matched nothing, in the contract's order: no member 404,
+        below `member.manage` 403, no such member 404, the owner 409, an admin 403."""
         missing = NotFound(LIST_NOT_FOUND)
         refused = denied(standing.caller, Action.MEMBER_MANAGE, missing)
         if refused is not None:

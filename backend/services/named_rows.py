@@ -69,9 +69,8 @@ class NamedRows(PrivateRows):
         self.change_refusal = owned(select(self.taken), c.user_id).where(c.id == ROW_ID)
 
     def create(self, values: Mapping[str, Any], returning: Sequence[Any]) -> Any:
-        """An INSERT of one row of the caller's named `:name` (its `:name_key` too) with
-        `values` (column name -> expression, an aggregate of the caller's rows allowed),
-        inserting nothing when the caller has `limit` rows or one by the name."""
+        """An INSERT of the caller's row named `:name` (`:name_key` too) with `values` (column ->
+        expression), inserting nothing at `limit` rows or when the name is taken."""
         chosen = select(bindparam(OWNER), bindparam("name", type_=Text), NAME_KEY, *values.values())
         return (
             pg_insert(self.table)

@@ -83,9 +83,8 @@ def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 
 def _public(address: IPAddress) -> bool:
-    """Globally reachable: `is_global`, not multicast, for IPv6 not site-local, local-use NAT64 nor
-    Teredo (its client is behind a NAT), and every IPv4 address it wraps public too, else a private
-    IPv4 address is reached through its IPv6 form."""
+    """Globally reachable: `is_global`, not multicast, for IPv6 not site-local, local NAT64 nor
+    Teredo, and any IPv4 address it wraps public too (else reached through it)."""
     if not address.is_global or address.is_multicast:
         return False
     if isinstance(address, ipaddress.IPv4Address):

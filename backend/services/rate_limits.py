@@ -87,9 +87,8 @@ def limit_key(policy: Policy, client: str) -> str:
 
 
 class RateLimiter:
-    """The rate-limit policies, counted on the request's connection. Every checked request
-    gets `RateLimit` / `RateLimit-Policy` headers (added to `headers`); one over a limit is
-    `RateLimited` (429 with `Retry-After`)."""
+    """The rate-limit policies, counted on the request's connection: `RateLimit` headers for a
+    checked request, `RateLimited` (429, `Retry-After`) over a limit."""
 
     def __init__(
         self,
@@ -166,9 +165,8 @@ class RateLimiter:
             self._with_entry(Count(self._headers, policy, limit_key(policy, user_id), clean=False))
 
     def write(self, user_id: str, route: RouteLimit | None = None) -> None:
-        """One write by `user_id` against the write limit and `route`'s own, in a transaction of
-        its own (a refused write counts too); the headers and 429 as the entry's answer gives
-        them: the route's first, over its limit its headers alone unless the write's 429 wins."""
+        """One write by `user_id` against the write limit and `route`'s own, in a transaction of its
+        own; headers and 429 in the order the entry's answer gives them."""
         count = write_count(self._settings, user_id, self._headers)
         checks = [] if count is None else [(count.policy, user_id)]
         if route is not None:
@@ -209,9 +207,8 @@ class RateLimiter:
 def dav_failure_checks(
     settings: Settings, client_ip: str, username: str
 ) -> tuple[tuple[Policy, str], tuple[Policy, str]]:
-    """The limits of failed CalDAV sign-ins: per client address, and per username from it.
-    Never per username alone (every co-member sees it: anyone could lock its owner's devices
-    out); an app password's 256 random bits need no per-account limit."""
+    """Failed CalDAV sign-ins, per address and per username from it; never per username alone, or
+    anyone could lock its owner's devices out."""
     window = settings.rate_limit_auth_window_seconds
     return (
         (Policy("dav-auth-ip", settings.rate_limit_dav_failures_per_ip, window), client_ip),
@@ -225,9 +222,8 @@ def dav_failure_checks(
 
 @dataclass(frozen=True)
 class Count:
-    """A request's count against one of the caller's limits made by another statement
-    (`task_api_enter`, `task_api_count`, a recount after a rollback); its headers go to `headers`.
-    """
+    """A count against one of the caller's limits made by another statement (the entry, a route's
+    count, a recount); its headers go to `headers`."""
 
     headers: HeaderSink
     policy: Policy

@@ -68,10 +68,8 @@ class UnitOfWork:
         task_id: int | None = None,
         feed_token: str | None = None,
     ) -> None:
-        """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: counted
-        against the caller's write limit on entry; `task_id`: the task a write's path names, whose
-        space's change lock the entry takes too; `feed_token`: a calendar feed's, counted with its
-        statement."""
+        """`claims`: the verified token (None: sign-up, sign-in); `counts_write`: counted on entry;
+        `task_id`: its space's change lock taken too; `feed_token`: counted with its fetch."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
@@ -171,9 +169,8 @@ class UnitOfWork:
         return Entry(sql, values, values, False, self._settle)
 
     def _settle(self, outcome: Outcome) -> None:
-        """What the entry and the key's check said of this request: the counts' headers (or
-        `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
-        mismatch; the order of the errors: specs/statements.md, "A route's own limit"."""
+        """What the entry and the key's check said: the counts' headers (or `RateLimited`),
+        `Unauthorized`, a replay or mismatch (order: specs/statements.md)."""
         count, route, over = self._count, self._route_count, None
         if outcome.route_hits is not None and route is not None:
             usage = Usage(route.policy, outcome.route_hits, outcome.route_reset or 1)
@@ -209,9 +206,8 @@ class UnitOfWork:
         )
 
     def _count_with_entry(self, count: Count) -> None:
-        """Count the route's own limit (`count`) in the request's first message, beside the
-        caller's entry: the answer carries it (`_settle`), over the limit nothing else is
-        written, and a refused request counts."""
+        """Count the route's own limit in the first message, beside the caller's entry: over it
+        nothing else is written, and a refused request counts."""
         if self._route_count is not None:
             raise RuntimeError("a request counts against one route limit")
         self.send.count(_COUNT, count.bound("c_"))
@@ -310,9 +306,8 @@ class UnitOfWork:
             self._refused(None)
 
     def _refused(self, exc: BaseException | None) -> None:
-        """After a failed request: roll back if a transaction is open and count the write again if
-        the rollback took the counts, in one message; a write given up on before it committed is
-        503; else `exc` propagates."""
+        """After a failure: roll back and count again what the rollback took, in one message; a
+        write given up on before it committed is 503."""
         send = self.send
         if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count

@@ -138,9 +138,8 @@ def plan_schedule(
     *,
     current: TaskRow | None = None,
 ) -> dict[str, Any]:
-    """The schedule columns of a task with these fields (`current`: as stored). A new rule or zone
-    (re)starts the series at the due date, the same rule keeps its start and id; `InvalidRequest`
-    for a combination the fields' own validation cannot see."""
+    """The schedule columns of a task with these fields (`current`: as stored): a new rule or zone
+    restarts the series, the same rule keeps its start and id."""
     if due is None and any("minutes_before_due" in r for r in reminders):
         raise InvalidRequest.at("body.reminders", "A minutes_before_due reminder needs a due_date")
     all_day = not isinstance(due, datetime | None)

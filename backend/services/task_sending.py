@@ -29,9 +29,8 @@ class Then:
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of `TaskSending._steps`, writing the task `task_id` (its row is the step's).
-    When it writes nothing, `reason` (a scoped SELECT of one text value; None: a missing task) says
-    why."""
+    """One statement of `_steps`, writing task `task_id` (its row the step's); when it writes
+    nothing, `reason` (a scoped SELECT; None: missing) says why."""
 
     statement: Any
     values: Mapping[str, Any]
@@ -113,9 +112,8 @@ class TaskSending(Scoped):
         return rows
 
     def _write_or_stored(self, write: Any, stored: Any, **values: Any) -> tuple[Any, bool] | None:
-        """`write` (one row's UPDATE ... RETURNING) committing the request, with `stored` (the row
-        before the write) in the same statement: (written row, True), else (stored row or None,
-        False); None when the transaction cannot end here."""
+        """`write` committing the request, with `stored` (the row before it) in one statement:
+        (written, True), else (stored or None, False); None if it cannot commit here."""
         if not self._send.can_finish:
             return None
         write, values = self._bind(write, values)
@@ -136,10 +134,8 @@ class TaskSending(Scoped):
         self._send.begin_again()
 
     def _steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
-        """Run `steps` as one message (one round trip), each step's rows back as JSON, in order. A
-        step that matches no row undoes those before it and refuses the rest (`StepRefused`), run by
-        `task_api_steps` in a subtransaction so a refusal is no error in the server's log; `last`:
-        the message may commit them."""
+        """Run `steps` as one message, each step's row back as JSON; a step matching no row undoes
+        the rest (`StepRefused`), in a subtransaction: no error in the server's log."""
         conn = self._send.conn
         texts: list[str] = []
         for index, step in enumerate(steps):

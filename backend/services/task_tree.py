@@ -162,10 +162,8 @@ def _writable(space: Any, *columns: Any) -> Any:
 
 
 def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = BOUND) -> Any:
-    """The space (owner id) a placement writes in: the moved task's; for a new task, its
-    list's, parent's or anchor's, whichever is sent first; else (or where the caller may not
-    write) the caller's own, where what was named is then not found. Read through `may`, so
-    the scoping guards accept `user_id = coalesce(<that read>, :owner)`."""
+    """The space a placement writes in: the moved task's; for a new task its list's, parent's or
+    anchor's, else the caller's own; read through `may` for the scoping guards."""
     list_sent, parent_sent, anchor, _ = shape
     if moving:
         named, by = _T.alias("space_of"), at.task_id
@@ -183,9 +181,8 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = 
 
 @cache
 def spaces_lock(shape: tuple[Sent, Sent, Anchor, bool]) -> Any:
-    """What takes a new task's change locks ahead of its insert: the caller's and its space's
-    together, holding neither while waiting for the other (else two members adding to each
-    other's lists deadlock: specs/events.md)."""
+    """A new task's change locks, the caller's and its space's together, ahead of its insert:
+    holding one while waiting would deadlock (specs/events.md)."""
     space = _space(shape, moving=False)
     return select(func.task_api_lock_spaces(array([bindparam(OWNER), space])))
 
@@ -497,9 +494,8 @@ def _typed(name: str, value: Any) -> Any:
 
 
 def place(siblings: Any, after: Any, before: Any, *, keep: Any, kept: Any) -> tuple[Any, Any]:
-    """The position for an item between `after` and `before` (of `siblings`, a CTE of `id,
-    position` without it; NULL: none on that side) and the siblings to respace (empty unless
-    the two are adjacent). `keep`: the item stays at `kept`."""
+    """The position between `after` and `before` of `siblings` (NULL: none on that side) and the
+    siblings to respace (only when adjacent); `keep`: it stays at `kept`."""
     position = siblings.c.position
     bounds = select(
         sql_cast(after, BigInteger).label("after"), sql_cast(before, BigInteger).label("before")

@@ -96,9 +96,8 @@ class TaskUpdating(TaskSending):
         then: Then | tuple[Then, ...] | None = None,
         own: list[Any] | None = None,
     ) -> TaskRow:
-        """The placement statement (the task with `values`, its subtree, respaced siblings); the
-        moved task's row. `last`: it may commit the request; `own`: a member's reminders written
-        from the move's rows."""
+        """The placement statement (the task with `values`, its subtree, respaced siblings); `last`:
+        it may commit; `own`: a member's reminders from its rows."""
         if task_id == placement.parent_id:
             raise self._named_itself(
                 task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
@@ -127,9 +126,8 @@ class TaskUpdating(TaskSending):
         return cast(TaskRow, moved)
 
     def _named_itself(self, task_id: int, error: InvalidRequest) -> AppError:
-        """A body naming the task itself (its parent, its anchor) breaks a rule of the body's
-        values, and permission comes first: the 404 or 403 a write of it gets, else `error`
-        (the failure path's own round trip)."""
+        """A body naming the task itself breaks a rule of its values, but permission comes first: a
+        write's 404 or 403, else `error`."""
         found = self._read(ACCESS, task_id=task_id).first()
         role = None if found is None else found[-1]
         return denied(role, Action.TASK_WRITE, NotFound("Task not found")) or error
@@ -166,10 +164,8 @@ class TaskUpdating(TaskSending):
         expected: Expected = None,
         placement: Placement | None = None,
     ) -> TaskRow:
-        """Write `values` with the schedule planned over the stored task, moved to `placement`, in
-        one statement: the read commits first (`_current`), then the write names the version read
-        (`write_over`), so no lock is held while planning; a task changed in between is read again,
-        after a few tries under the caller's change lock."""
+        """Write `values` and the schedule planned over the stored task, read in a message that
+        commits first, at the version read: no lock held while planning (retried)."""
         for attempt in range(_COMPLETION_TRIES + 1):
             # The last try reads under the caller's change lock, so nothing can change the task
             # before its write.
@@ -198,9 +194,8 @@ class TaskUpdating(TaskSending):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow | None:
-        """Write `planned` over the task at the version `current` was read at, moved to `placement`,
-        with `thens` (a series' next occurrence), committing the request; None: the task is no
-        longer that version."""
+        """Write `planned` at the version `current` was read at, moved to `placement`, with `thens`,
+        committing the request; None: no longer that version."""
         read = frozenset({current.version})
         if placement is not None:
             # A member's reminders go in their own statement in the move's message (a trigger would
@@ -221,9 +216,8 @@ class TaskUpdating(TaskSending):
         return self._update_where(current.id, planned, version, last=True, then=thens)
 
     def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
-        """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
-        its versions. With `commit`, in a write's first message the read commits (the entry's
-        count with it); else it stays in the write's transaction."""
+        """The stored task to be changed: 404 for none, 412 if If-Match names none of its versions;
+        `commit`: the read commits (the entry's count with it)."""
         rows = (
             self._write(GET_WRITABLE, task_id=task_id, last=True)
             if commit
@@ -237,9 +231,8 @@ class TaskUpdating(TaskSending):
         return task
 
     def _completing(self, task: TaskRow) -> TaskRow:
-        """After a write that may complete `task`: a recurring task this transaction completed gets
-        its next occurrence, decided from the returned row alone (`completed_at` equals `updated_at`
-        only then), so other writes cost nothing more."""
+        """After a write that may complete `task`: the next occurrence if this transaction completed
+        it (`completed_at == updated_at`), so other writes cost nothing."""
         if task.completed and task.completed_at == task.updated_at:
             then = successor(task)
             if then is not None:
@@ -253,11 +246,9 @@ class TaskUpdating(TaskSending):
         values: dict[str, Any],
         expected: Expected = None,
     ) -> TaskRow:
-        """Write `values`, which may complete the task, committing in the write's own message so no
-        lock is held across the network (specs/statements.md). A recurring task's completion is read
-        first, then written with its next occurrence only if still the version read (else retried);
-        where the transaction cannot end with the write, or the task keeps changing, the row is held
-        until the COMMIT."""
+        """Write `values` committing in its own message, so no lock is held across the network; a
+        series' completion is read first, then written with its next occurrence
+        (specs/statements.md)."""
         unless_series, read, series = statements
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
@@ -334,9 +325,8 @@ def created(data: TaskCreate) -> dict[str, Any]:
 def replanned(
     data: TaskUpdate, values: dict[str, Any], current: TaskRow, placement: Placement | None
 ) -> dict[str, Any]:
-    """`values` with the schedule `data` sends planned over `current`'s, the stored one: a
-    day stays the same day when only the zone changes (its start moves with it). A rule on
-    a task that is (or goes) under a parent is refused (`not_recurring`)."""
+    """`values` with the schedule `data` sends planned over `current`'s: a day stays that day when
+    only the zone changes; a rule under a parent is refused."""
     sent = data.model_fields_set & SCHEDULE_FIELDS
     plan = (
         data.recurrence if "recurrence" in sent else current.recurrence,
@@ -357,9 +347,8 @@ def replanned(
 def successor(
     task: TaskRow | Planned, *, due: Due = None, reminders: list[Any] | None = None
 ) -> Then | None:
-    """The next occurrence of `task` (stored, or `Planned`) if its series goes on, inserted only if
-    this transaction completed it, with its subtasks (migration 0018) and its reminders moved with
-    the due date; `due` and `reminders` override them (specs/statements.md)."""
+    """The next occurrence of `task` if its series goes on, inserted only if this transaction
+    completed it, reminders moved with the due date (specs/statements.md)."""
     if not goes_on(task):
         return None
     start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)

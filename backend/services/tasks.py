@@ -108,9 +108,8 @@ class TaskService(TaskUpdating):
     def _with_position(
         self, shape: ListingShape, values: dict[str, Any], rows: Sequence[TaskRow]
     ) -> tuple[Sequence[TaskRow], int]:
-        """The feed position read with `rows` (the page `shape`, which reads it). An empty page
-        carries none, so the position is read with the proof that the page is still empty
-        (one snapshot); a task that appeared in between means reading the page again."""
+        """The feed position read with `rows`; an empty page's is read with the proof it is still
+        empty (one snapshot), else the page is read again."""
         for _ in range(_EMPTY_PAGE_ATTEMPTS):
             if rows:
                 return rows, int(rows[0].feed_position)  # type: ignore[attr-defined]
@@ -197,9 +196,8 @@ class TaskService(TaskUpdating):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow:
-        """Insert `values` as a new task at `placement`, checked and written in one statement (first
-        at the top level, last under a parent), with `thens`, committing the request; a refused
-        placement reads why afterwards."""
+        """Insert `values` as a new task at `placement`, checked and written in one statement with
+        `thens`, committing the request; a refused one reads why."""
         if placement is None:
             if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
                 raise unassignable()
@@ -219,9 +217,8 @@ class TaskService(TaskUpdating):
     def update(
         self, task_id: int, change: TaskUpdate | InList, expected: Expected = None
     ) -> TaskRow:
-        """Write `change` over the task: its schedule over the stored one (read first, `_replan`),
-        its placement and a completed series' next occurrence in the same statement; `expected`:
-        If-Match's versions, in the write's own WHERE."""
+        """Write `change` over the task: its schedule over the stored one (read first), its
+        placement and a series' next occurrence in one statement, If-Match in its WHERE."""
         data = change if isinstance(change, TaskUpdate) else change.change
         list_name = change.list_name if isinstance(change, InList) else None
         placing = list_name is not None or not data.model_fields_set.isdisjoint(PLACED)
@@ -329,9 +326,8 @@ class TaskService(TaskUpdating):
         Rule.UNASSIGN_ON_MOVE,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
-        """Apply operations in order in one message (`TaskSending._steps`); the first failure rolls
-        the batch back and names the failing operation; a completed recurring task gets its next
-        occurrence."""
+        """Apply operations in order in one message; the first failure rolls the batch back and
+        names its operation."""
         try:
             # Only a completion can add a statement (a recurring task's next occurrence).
             last = not any(isinstance(operation, CompleteOp) for operation in operations)

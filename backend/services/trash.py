@@ -50,9 +50,8 @@ _WRITTEN = ["id", "user_id", "list_id", "title", "deleted_by", "snapshot"]
 
 
 def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False) -> Any:
-    """`deleting` (a scoped DELETE of tasks) as one statement that also trashes each deleted task
-    with its subtree (a subtask deleted with its parent is in its entry); `scoped`: the deleted
-    rows' scope. Returns the trashed tasks' `id` and `title` (`counted`: and `deleted`)."""
+    """`deleting` (a scoped DELETE of tasks) as one statement also trashing each with its subtree;
+    returns the trashed tasks' `id`, `title` (`counted`: and `deleted`)."""
     gone = deleting.returning(_T.id, _T.parent_id).cte("gone")
     roots = or_(gone.c.parent_id.is_(None), gone.c.parent_id.not_in(select(gone.c.id)))
     snapshots = _snapshots(select(gone.c.id).where(roots))
@@ -68,9 +67,8 @@ def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False)
 
 
 def trashing_lists(deleted: Any) -> Any:
-    """The CTE trashing the top-level tasks of the caller's lists `deleted` (a SELECT of their
-    ids) with their subtrees, in no list (a restore brings them to the top level); the list's
-    DELETE then cascades, the caller's change lock keeping other writes from between."""
+    """The CTE trashing the top-level tasks of the lists `deleted` with their subtrees, in no list;
+    the list's DELETE then cascades under the caller's change lock."""
     tops = (_T.user_id == bindparam(OWNER), _T.parent_id.is_(None), _T.list_id.in_(deleted))
     snapshots = _snapshots(select(_T.id).where(*tops))
     kept = (
@@ -270,9 +268,8 @@ class TrashService(Scoped):
         return list(rows[:limit]), len(rows) > limit
 
     def restore(self, task_id: int, expected: Expected = None) -> TaskRow:
-        """Bring the trashed task `task_id` back with its subtree, comments, allowed assignees
-        and members' reminders, to its list and parent where still writable (else the top
-        level); only at a version in `expected` when given. A refusal reads why."""
+        """Bring trashed task `task_id` back whole to its list and parent where still writable (else
+        the top level), at a version in `expected`; a refusal reads why."""
         if_match = None if expected is None else sorted(expected)
         self._lock_spaces(_LOCK, first=False, trash_id=task_id)
         rows = self._write(RESTORE, trash_id=task_id, if_match=if_match, last=True)

@@ -549,9 +549,8 @@ def _newer(
 def _undo_delete(
     service: UndoService, task_id: int, at: datetime, tags: frozenset[tuple[int, int]] | None
 ) -> TaskRow:
-    """A deletion the undo's statement did not restore: why, from `TrashService.restore`; or a
-    subtask deleted with its parent (at `at`), restored with that parent. Each step is a
-    further transaction; a task in no trash the caller reaches is 409."""
+    """A deletion the undo did not restore: why (`TrashService.restore`), or a subtask restored with
+    its parent; each step a further transaction; in no trash: 409."""
     send = service._send
     trash = TrashService(send, service.user_id)
     expected = None if tags is None else frozenset(v for t, v in tags if t == task_id)
