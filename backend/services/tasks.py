@@ -70,6 +70,10 @@ class ListCounts:
     pending: int
     completed: int
 
+    @classmethod
+    def of(cls, list_id: int | None, name: str | None, total: int, completed: int) -> ListCounts:
+        return cls(list_id, name, total, total - completed, completed)
+
 
 @dataclass(frozen=True)
 class TaskStats:
@@ -83,6 +87,7 @@ class TaskStats:
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
 _EMPTY_PAGE_ATTEMPTS = 5
+_NEXT_TO_ITSELF = "A task cannot be placed next to itself"
 
 
 class TaskService(TaskUpdating):
@@ -133,33 +138,10 @@ class TaskService(TaskUpdating):
     def stats(self) -> TaskStats:
         row: Sequence[Any] = self._read(STATS).one()
         total, done, overdue, *by_priority, without_list, without_list_done, lists = row
-        by_list = [
-            ListCounts(
-                list_id=entry["id"],
-                name=entry["name"],
-                total=entry["total"],
-                pending=entry["total"] - entry["completed"],
-                completed=entry["completed"],
-            )
-            for entry in lists
-        ]
-        by_list.append(
-            ListCounts(
-                list_id=None,
-                name=None,
-                total=without_list,
-                pending=without_list - without_list_done,
-                completed=without_list_done,
-            )
-        )
-        return TaskStats(
-            total=total,
-            pending=total - done,
-            completed=done,
-            overdue=overdue,
-            by_priority=dict(zip((p.value for p in Priority), by_priority, strict=True)),
-            by_list=by_list,
-        )
+        by_list = [ListCounts.of(e["id"], e["name"], e["total"], e["completed"]) for e in lists]
+        by_list.append(ListCounts.of(None, None, without_list, without_list_done))
+        priorities = dict(zip((p.value for p in Priority), by_priority, strict=True))
+        return TaskStats(total, total - done, done, overdue, priorities, by_list)
 
     def get(self, task_id: int) -> TaskRow:
         rows = self._read(GET, task_id=task_id)
@@ -227,12 +209,8 @@ class TaskService(TaskUpdating):
         if "completed" in data.model_fields_set:
             values = {**values, **completion(cast(bool, data.completed))}
         sent = data.model_fields_set & SCHEDULE_FIELDS
-        if (
-            placement is not None
-            and "recurrence" in sent
-            and data.recurrence is not None
-            and placement.parent is Sent.id
-        ):
+        recurring = "recurrence" in sent and data.recurrence is not None
+        if recurring and placement is not None and placement.parent is Sent.id:
             raise not_recurring()
         if not sent:
             # Only a completion can add a statement (a recurring task's next occurrence).
@@ -257,12 +235,8 @@ class TaskService(TaskUpdating):
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
         if task_id == placement.anchor_id:
-            raise self._named_itself(
-                task_id,
-                InvalidRequest.at(
-                    anchor_field(placement), "A task cannot be placed next to itself"
-                ),
-            )
+            error = InvalidRequest.at(anchor_field(placement), _NEXT_TO_ITSELF)
+            raise self._named_itself(task_id, error)
         return self._move(task_id, placement, expected, {}, last=True)
 
     def subtree(self, task_id: int) -> list[TaskRow]:
