@@ -172,9 +172,7 @@ class ListService(Scoped):
     ) -> ListRow:
         """Rename or recolour the list `list_id` (or, for an agent, the one `named`)."""
         values = data.model_dump(exclude_unset=True)
-        return self._change(_Target(list_id, named), values, expected)
-
-    def _change(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
+        target = _Target(list_id, named)
         key = name_key(values["name"]) if "name" in values else None
         conditions: list[Any] = [target.condition, *version_in(_L.version, expected)]
         if key is not None:
@@ -237,11 +235,11 @@ class ListService(Scoped):
         """Put a list right after `after_id` or before `before_id` (or last): one statement,
         which respaces a few lists only when the two it goes between are adjacent."""
         anchor_id = after_id if after_id is not None else before_id
+        field = "body.after_id" if after_id is not None else "body.before_id"
         if anchor_id == list_id:
             # A rule of the body's values: permission on the list comes first.
             role = self._read(LIST_ROLE, list_id=list_id).scalar()
             require(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND))
-            field = "body.after_id" if after_id is not None else "body.before_id"
             raise InvalidRequest.at(field, "A list cannot be placed next to itself")
         statement, refusal = _move_statement(
             "last" if anchor_id is None else ("after" if after_id is not None else "before"),
@@ -262,7 +260,6 @@ class ListService(Scoped):
             raise denied(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND)) or retry
         if reason == "stale":
             raise PreconditionFailed(LIST_CHANGED)
-        field = "body.after_id" if after_id is not None else "body.before_id"
         raise NotFound.at(field, LIST_NOT_FOUND)
 
 
