@@ -305,10 +305,7 @@ class MemberService(Scoped):
 
     def _standing(self, list_id: int, target: str) -> Standing:
         found = self._read(_STANDING, in_list=list_id, target=target).first()
-        if found is None:
-            return Standing(None, None)
-        caller, target_role = tuple(found)
-        return Standing(caller, target_role)
+        return Standing(None, None) if found is None else Standing(*found)
 
     @staticmethod
     def _refusal(standing: Standing, granted: Action) -> Exception:
