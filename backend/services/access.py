@@ -75,8 +75,7 @@ def permitted(role: Role | str | None, *actions: Action) -> frozenset[Action]:
 
 
 def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbidden | NotFound:
-    """The error for a caller whose write matched no row: `missing` when it is not a member
-    (or the row does not exist), 403 when its role is below the action's."""
+    """A write that matched no row: `missing` for no member, else 403 below the role."""
     if role is None:
         return missing
     return Forbidden(
@@ -108,14 +107,12 @@ def may_manage(table: Any, action: Action) -> ColumnElement[bool]:
 
 
 def role_in(table: Any) -> ColumnElement[str]:
-    """The caller's role in the list of a row of `table` (`owner`, a member's role, NULL: no
-    member), read beside the row: why a write matched nothing, a list's `role`."""
+    """The caller's role in the list of a row of `table` (`owner`, a member's, NULL: none)."""
     return caller_role(table)
 
 
 def role_may(role: ColumnElement[str], action: Action) -> ColumnElement[bool]:
-    """Whether a role read with `role_in` may `action`, in SQL. The roles are written into the
-    SQL (our own constants): one plan for every caller, no list parameter."""
+    """Whether a role read with `role_in` may `action`, the roles written in: one plan for all."""
     enough: list[Any] = [literal_column(f"'{each}'") for each in (Role.owner.value, *roles(action))]
     return role.in_(enough)
 

@@ -68,8 +68,7 @@ def _readable(changes: Any, field: str, side: int) -> Any:
 
 
 def _known_users(changes: Any, side: int) -> Any:
-    """`changes -> 'assignees' -> side` with only the user ids the caller may know now (the
-    space's owner, members of a list it may read), in order; anything but an array as it is."""
+    """`changes -> 'assignees' -> side` with only the users the caller may know now, in order."""
     ids = changes.op("->", return_type=JSONB)(_key(ASSIGNEES)).op("->", return_type=JSONB)(
         literal_column(str(side))
     )

@@ -134,8 +134,7 @@ class NewAppPassword:
 
 @dataclass(frozen=True)
 class Checked:
-    """What a DAV request's check read: the password's account and scope (None: no such
-    password), and the failure counts of the address and the username in their windows."""
+    """What a DAV check read: the password's account and scope (None: none), the failure counts."""
 
     user_id: str | None
     scope: AppPasswordScope | None

@@ -17,8 +17,7 @@ _M = _MEMBERS.c
 
 
 def assignable(assignees: Any, space: Any, list_id: Any) -> ColumnElement[bool]:
-    """Every id of `assignees` is the task's owner (`space`) or a member of its list
-    (`list_id`; a task in no list has no members): what a write that sets them requires."""
+    """Every id of `assignees` is the task's owner (`space`) or a member of its list (`list_id`)."""
     assignee = func.unnest(assignees).table_valued("id").render_derived()
     member = select(_M.member_id).where(
         _M.list_id == list_id, _M.member_id == assignee.c.id, may(_MEMBERS, Action.LIST_READ)

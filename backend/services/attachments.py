@@ -145,8 +145,7 @@ def orphan_cutoff(settings: Settings) -> datetime:
 
 
 def sweep_orphans(engine: Engine, storage: ObjectStorage, older_than: datetime) -> int:
-    """Delete stored objects no row names and unfinished uploads, older than `older_than` (safe
-    on several workers at once). Returns how many objects and uploads went."""
+    """Delete unnamed objects and uploads older than `older_than` (any number of workers)."""
     removed = storage.abandon_incomplete(older_than)
     old = (found.key for found in storage.list() if found.modified < older_than)
     while batch := list(islice(old, _SWEEP_BATCH)):

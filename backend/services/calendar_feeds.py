@@ -194,8 +194,7 @@ def _window_listing(list_id: str | None) -> Any:
 
 @cache
 def _fetch() -> Any:
-    """The feed by its token, its list's name as its creator reads it (NULL: gone or unreadable),
-    and its tasks in the window (NULL task columns: none)."""
+    """The feed by its token, its list's name as its creator reads it, its tasks in the window."""
     scope = _of_feed(_F.scope)
     every = _as_feed(_window_listing(None)).subquery("every")
     one = _as_feed(_window_listing(ID)).subquery("one")
@@ -234,8 +233,7 @@ class CalendarFeedReader(Scoped):
     """Reads a feed by its token, as its creator (no caller: `Scoped`'s `owner` is unused)."""
 
     def read(self, token: str, now: datetime, all_name: str) -> FeedRead:
-        """The feed whose token is `token`, and its tasks due from `WINDOW_DAYS_BACK` days
-        before `now` to `WINDOW_DAYS_AHEAD` after (at most `FEED_MAX_TASKS`); else `NotFound`."""
+        """The feed of `token` and its tasks due in the window around `now`; else `NotFound`."""
         rows = self._read(
             _fetch(),
             token_hash=token_hash(token),

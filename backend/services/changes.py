@@ -158,8 +158,7 @@ _PAGES = (
 
 @dataclass(frozen=True)
 class CallerPage:
-    """One caller's share of `pages`: its page (None: changes after its position were pruned,
-    the feed's 410), and its account's token version (None, and not `account`: it is gone)."""
+    """One caller's share of `pages`: its page (None: pruned, 410), its token version."""
 
     page: ChangePage | None
     account_version: int | None
@@ -169,8 +168,7 @@ class CallerPage:
 def pages(
     conn: Connection, locals_: str, positions: Sequence[tuple[str, int]], limit: int
 ) -> list[CallerPage]:
-    """Up to `limit` changes after each (caller, position), each as `ChangeFeed.page` reads it,
-    in one message (`read_for_callers`: the holds, then one statement)."""
+    """Up to `limit` changes after each (caller, position), in one message."""
     owners = [owner for owner, _ in positions]
     values = {
         "callers_owner": owners,
@@ -194,8 +192,7 @@ def pages(
 
 
 def _paged(rows: Sequence[Any], after: int | None, limit: int) -> ChangePage:
-    """A page from `_PAGE`'s rows (one at least: the pruning's, with no change when there is
-    none). Raises `CursorExpired` when changes after `after` have been pruned."""
+    """A page from `_PAGE`'s rows; `CursorExpired` if changes after `after` were pruned."""
     through = int(rows[0].through)  # in the page's snapshot: a prune of part of it is seen
     if after is not None and through > after:
         raise CursorExpired()
@@ -231,8 +228,7 @@ _NO_LIST_JSON: ColumnElement[Any] = literal_column("'null'::jsonb")
 
 
 def _moved_out_of(collection: Any) -> ColumnElement[bool]:
-    """A task's move out of `collection` (the old list's id as JSON; `_NO_LIST_JSON`: no list),
-    as `ix_task_events_user_id_left_list` indexes it."""
+    """A task's move out of `collection` (the old list's id as JSON), as its index indexes it."""
     left = _E.changes.op("->")(literal_column("'list_id'")).op("->")(literal_column("0"))
     return and_(_E.changes.op("?")(literal_column("'list_id'")), left == collection)
 
@@ -268,8 +264,7 @@ def collection_head(collection: Any = None) -> ColumnElement[int]:
 
 
 def _still_there(no_list: bool) -> ColumnElement[bool]:
-    """Whether the event a token's position names is still in the collection's feed (one past
-    it, from a database restored from before, is not; 0 or the pruned position always is)."""
+    """Whether the event a token's position names is still in the collection's feed (or pruned)."""
     arm = or_(_DAV_OWN, _DAV_SHARED) if not no_list else _DAV_OWN
     return or_(
         _THROUGH.c.through >= _AFTER,
@@ -328,8 +323,7 @@ _COLLECTION_PAGES = {no_list: _collection_page(no_list) for no_list in (False, T
 
 @dataclass(frozen=True)
 class CollectionChanges:
-    """A collection's changes after a position (`rows`: each event's task and a kept object's
-    name, at most the limit); `head`, the position now; `expired`: changes after it pruned."""
+    """A collection's changes after a position, its `head` now, whether `expired`."""
 
     rows: Sequence[Any]
     head: int
@@ -416,8 +410,7 @@ _PRUNE_ANY = text(_PRUNE.format(feed=_FEED_TYPES_SQL, changes=_CHANGE_TYPES_SQL,
 
 
 def prune(engine: Engine, retention_hours: int, *, undelivered: bool, batch: int = 1000) -> int:
-    """Delete the changes older than the retention (and, unless `undelivered`, only those
-    delivered or dead), in batches of their own transaction. Returns how many."""
+    """Delete changes past the retention (delivered ones unless `undelivered`), in batches."""
     statement = _PRUNE_ANY if undelivered else _PRUNE_DELIVERED
     total = 0
     while True:

@@ -164,8 +164,7 @@ _STARTED = owned(
 
 class ChatKitService(Scoped):
     def started(self, conversation_id: int, message_id: int, title: str | None) -> Any:
-        """A turn's thread (by its conversation's number), titled `title` if it has no title
-        yet, and its user message's ChatKit id (`message_public_id`): one statement."""
+        """A turn's thread (titled if untitled) and its message's ChatKit id, in one statement."""
         row = self._write(
             _STARTED, conversation=conversation_id, message=message_id, title=title
         ).first()

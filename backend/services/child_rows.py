@@ -48,8 +48,7 @@ def _value(name: str) -> str:
 
 
 def _sent(name: str) -> str:
-    """The bind that says whether a change sent the field (a field not sent keeps its value:
-    a `PATCH` writes the fields sent, a null sent included)."""
+    """The bind saying whether a change sent the field (one not sent keeps its value)."""
     return f"sent_{name}"
 
 
@@ -157,8 +156,7 @@ class ChildRows:
 
 
 class TaskChildService(Scoped):
-    """A task's child's whole service: `rows` built from its declaration. Each child's is a
-    named class (services/task_children.py); `SERVICES` holds them by table name."""
+    """A task's child's whole service, `rows` built from its declaration."""
 
     rows: ClassVar[ChildRows]
 
@@ -167,8 +165,7 @@ class TaskChildService(Scoped):
         SERVICES[cls.rows.child.name] = cls
 
     def page(self, task_id: int, limit: int, after: int | None) -> tuple[list[Any], bool]:
-        """A page of the task's rows, oldest first, after the id `after`; whether more
-        follow. One statement: a task the caller cannot see is the 404 a missing one gets."""
+        """A page of the task's rows after `after`, oldest first; whether more follow."""
         rows = self._read(self.rows.page, task=task_id, after=after or 0, limit=limit + 1)
         if not rows:
             raise NotFound(TASK_NOT_FOUND)

@@ -292,8 +292,7 @@ class ConversationService(Scoped):
         return bool(self._write(_BEAT, message_id=message_id, held=held, last=True))
 
     def record_call(self, message_id: int, call: dict[str, Any]) -> None:
-        """Keep a tool call that writes with the answer to `message_id`, in the transaction
-        of its write (riding with its COMMIT): if the write commits, so does its record."""
+        """Keep a writing tool call with the answer, riding with its write's COMMIT."""
         self._at_commit(_RECORD_CALL, message_id=message_id, call=stored_call(call))
 
     def _history(self, conversation_id: int, before: int, limit: int) -> Sequence[Any]:

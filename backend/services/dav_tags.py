@@ -51,8 +51,7 @@ def tag(kept: Any, parent_uid: Any) -> Any:
 
 
 def fresh(kept: Any) -> Any:
-    """Whether the kept object was stored by the task's last write (the same transaction's
-    `now()`): `vtodo.render` then serves the client's own DTSTAMP and LAST-MODIFIED."""
+    """Whether the task's last write stored the kept object (its own DTSTAMP served)."""
     return kept.c.updated_at == _T.updated_at
 
 

@@ -45,8 +45,7 @@ class Replayed(Exception):
 
 
 def fingerprint(method: str, route: str, payload: Any) -> str:
-    """SHA-256 of method, route and the canonical JSON of the validated body: the same key
-    sent to another route, or with another body, is a different request."""
+    """SHA-256 of method, route and the body's canonical JSON: any other is another request."""
     canonical = json.dumps(
         [method.upper(), route, payload], sort_keys=True, separators=(",", ":"), ensure_ascii=True
     )
@@ -67,8 +66,7 @@ _MISMATCH, _REPLAY = "TA422", "TA208"
 
 
 def _expired_batch(limit: int, *, owned_only: bool) -> Any:
-    """Delete up to `limit` expired records: the caller's (`owned_only`: inside a request,
-    which only ever touches its caller's rows), or anyone's (the `prune` command)."""
+    """Delete up to `limit` expired records: the caller's (`owned_only`) or anyone's."""
     expired = select(col(IdempotencyKey.user_id), col(IdempotencyKey.key))
     gone = delete(IdempotencyKey)
     if owned_only:
@@ -96,8 +94,7 @@ class IdempotencyService(Scoped):
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def begin(self, key: str, request_fingerprint: str) -> None:
-        """Hold the key and check its record in the message of the write that follows (whose
-        answer raises the refusal: `refused`); the write is then not the last statement."""
+        """Hold the key and check its record in the next write's message (`refused`)."""
         self._hold_commit()
         self._ahead(
             _CHECK, key=key, lock=_lock_id(self.user_id, key), fingerprint=request_fingerprint
@@ -115,8 +112,7 @@ class IdempotencyService(Scoped):
             )
 
     def record(self, key: str, request_fingerprint: str, response: StoredResponse) -> None:
-        """Store the response in the request's transaction (replacing an expired record of
-        the same key), then prune a bounded batch of the caller's expired records."""
+        """Store the response in the transaction, then prune a batch of expired records."""
         values = {
             "user_id": bindparam(OWNER),
             "key": key,
@@ -139,8 +135,7 @@ class IdempotencyService(Scoped):
 
 
 def prune_expired(engine: Engine, batch: int = 10_000) -> int:
-    """Delete every expired record in batches of `batch` (one short transaction each);
-    return how many. For `python -m backend prune` (cron, or a deploy hook)."""
+    """Delete every expired record, `batch` a transaction (`python -m backend prune`)."""
     total = 0
     while True:
         with engine.begin() as conn:

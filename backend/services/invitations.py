@@ -75,8 +75,7 @@ _EMAIL = bindparam("email", type_=Text)
 
 
 def _room() -> Any:
-    """Whether the list has room for one more member: its members and pending invitations (but
-    one this invitation replaces) fewer than `MEMBERS_PER_LIST`."""
+    """Whether members and pending invitations (but one replaced) fit `MEMBERS_PER_LIST`."""
     member = _MEMBERS.alias("counted_member")
     pending = _INVITATIONS.alias("counted_invitation")
     members = select(func.count()).where(member.c.list_id == _L.id, may(member, Action.INVITE))
@@ -93,8 +92,7 @@ def _room() -> Any:
 
 
 def _create(*, admin: bool) -> Any:
-    """A new invitation to `:list_id` in its owner's space (admin+; an `admin` one: the owner
-    only), replacing a pending one for the same address, while the list has room."""
+    """A new invitation (admin+; `admin`: the owner), replacing one to the same address."""
     lists = owned(select(_L.user_id), _L.user_id) if admin else select(_L.user_id)
     source = lists.where(_L.id == _LIST_ID, _room())
     if not admin:

@@ -66,8 +66,7 @@ def _owned(statement: Any) -> Any:
 
 
 def _counts() -> tuple[Any, Any]:
-    """A list's task counts (subtasks included), read with it: the sibling-position index,
-    which leads with (user_id, list_id) (a list's tasks are in its owner's space)."""
+    """A list's task counts, read with it on the index led by (user_id, list_id)."""
     tasks = select(func.count()).where(
         _T.user_id == _L.user_id, _T.list_id == _L.id, may(_TASKS, Action.LIST_READ)
     )
@@ -215,8 +214,7 @@ class ListService(Scoped):
 
     @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
-        """Delete the list (or the one `named`) and its tasks into the trash (restorable to the
-        top level); the list as it was, with the counts of the tasks that went with it."""
+        """Delete the list and its tasks into the trash; the list as it was, with its counts."""
         target = _Target(list_id, named)
         conditions = (target.condition, *version_in(_L.version, expected))
         binds = dict(target.binds)
@@ -232,8 +230,7 @@ class ListService(Scoped):
     def move(
         self, list_id: int, after_id: int | None, before_id: int | None, expected: Expected = None
     ) -> ListRow:
-        """Put a list right after `after_id` or before `before_id` (or last): one statement,
-        which respaces a few lists only when the two it goes between are adjacent."""
+        """Put a list after `after_id`, before `before_id` or last (respacing only if adjacent)."""
         anchor_id = after_id if after_id is not None else before_id
         field = "body.after_id" if after_id is not None else "body.before_id"
         if anchor_id == list_id:
@@ -301,8 +298,7 @@ def _move_statement(anchor: str, *, checked: bool) -> tuple[Any, Any]:
 
 
 def unknown_list(run: Callable[..., Rows], name: str, *, field: str) -> NotFound:
-    """The error for a list named by a name the caller has no list by: it names theirs (up to
-    30, read with the service's `run`, `Scoped._read`), so an agent can pick one."""
+    """The error for an unknown list name: it names the caller's lists (up to 30)."""
     names: Sequence[str] = list(run(_LIST_NAMES).scalars())
     shown = ", ".join(f'"{n}"' for n in names[:_NAMES_SHOWN])
     if len(names) > _NAMES_SHOWN:

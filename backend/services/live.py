@@ -169,8 +169,7 @@ class LiveFeeds:
     # -- where a stream starts (its own read, off the event loop) -----------------------
 
     async def start(self, claims: TokenClaims, after: int | None) -> ChangePage | int:
-        """Where a stream starts: the caller's position now (no cursor), or its first page
-        after `after` (a reconnect's catch-up), the account checked by the door's entry."""
+        """Where a stream starts: the position now, or its first page after `after`."""
         if after is None:
             return await self._off_loop(lambda: self._feed(claims, ChangeFeed.head))
         return await self._off_loop(

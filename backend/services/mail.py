@@ -48,8 +48,7 @@ class MailFailed(Exception):
 
 
 def one_line(value: str, limit: int | None = None) -> str:
-    """`value` with every control, format or separator character (CR, LF, U+2028, a bidi
-    override...) made a space: safe in a header, a subject, a plain-text line."""
+    """`value` with every control, format or separator character made a space: safe in a header."""
     cleaned = "".join(
         " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in value
     ).strip()
@@ -89,8 +88,7 @@ def message_id(settings: Settings, event_id: Any) -> str:
 
 
 def local_time(instant: str | None, zone: str | None) -> str:
-    """An instant (`...Z`) as a person reads it in `zone`:
-    `Fri 27 Nov 2026, 14:30 (Europe/Berlin)`; a day (`YYYY-MM-DD`) as `Fri 27 Nov 2026`."""
+    """An instant as a person reads it in `zone` (`Fri 27 Nov 2026, 14:30 (UTC)`), or a day."""
     if not instant:
         return "no due date"
     if "T" not in instant:
@@ -143,8 +141,7 @@ def reminder_message(settings: Settings, row: Any) -> Message:
 
 
 def mailbox(address: str) -> str:
-    """An address as it goes over SMTP: an internationalized domain as its A-label; a non-ASCII
-    local part as it is, which needs SMTPUTF8 (a server without it: a permanent `MailFailed`)."""
+    """An address for SMTP: an IDN as its A-label, a non-ASCII local part as is (SMTPUTF8)."""
     try:
         checked = validate_email(address, check_deliverability=False)
     except EmailNotValidError:
@@ -153,8 +150,7 @@ def mailbox(address: str) -> str:
 
 
 def _international(message: Message, recipient: str) -> EmailMessage:
-    """`message` (built without `To`) for a non-ASCII mailbox: headers in UTF-8 (RFC 6532),
-    which only the `email` package's modern policy writes (compat32 cannot)."""
+    """`message` for a non-ASCII mailbox: UTF-8 headers (RFC 6532), which compat32 cannot write."""
     converted = message_from_bytes(message.as_bytes(), policy=SMTPUTF8)
     converted["To"] = recipient
     return converted

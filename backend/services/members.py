@@ -255,8 +255,7 @@ class MemberService(Scoped):
 
     @fires(Rule.UNASSIGN, Rule.FORGET_REMINDERS, Rule.REMINDERS)
     def remove(self, list_id: int, user_id: str) -> None:
-        """Remove the member `user_id` (admin+ for members below admin, the owner for an
-        admin), or, when it is the caller, leave the list (the owner cannot)."""
+        """Remove member `user_id` (admin+; an admin: the owner), or leave (not the owner)."""
         leaving = user_id == self.user_id
         statement = _LEAVE if leaving else _REMOVE
         self._lock_spaces(_LOCK_LIST, in_list=list_id)

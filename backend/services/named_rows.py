@@ -25,8 +25,7 @@ _HIDDEN = frozenset({"user_id", "name_key"})
 
 
 class PrivateRows:
-    """The statements and errors of a per-user table of which a user has at most `limit` rows
-    (`noun`: what the errors call a row, `list`; `plural`: `lists`)."""
+    """A per-user table's statements and errors, at most `limit` rows a user."""
 
     def __init__(self, table: type[SQLModel], *, noun: str, plural: str, limit: int) -> None:
         self.table: Any = table.__table__  # type: ignore[attr-defined]
@@ -102,8 +101,7 @@ class NamedRows(PrivateRows):
 
     @cache  # noqa: B019
     def change(self, columns: tuple[str, ...]) -> Any:
-        """An UPDATE of the caller's row `:row_id` setting `columns` (bound by name; `name`
-        with its `:name_key`, refused when another row has it) and `updated_at`."""
+        """An UPDATE of row `:row_id` setting `columns` (a taken `name` refused)."""
         c = self.table.c
         values: dict[str, Any] = {name: bindparam(name, type_=c[name].type) for name in columns}
         conditions = [c.id == ROW_ID]
@@ -119,8 +117,7 @@ class NamedRows(PrivateRows):
 
 
 class NamedRowService(Scoped):
-    """The service of a private resource of named, limited rows: a subclass names its
-    `rows`; a route takes it (`uses(XService)`), a tool binds it (`work.service(XService)`)."""
+    """A private resource of named, limited rows: a subclass names its `rows`."""
 
     rows: ClassVar[NamedRows]
 

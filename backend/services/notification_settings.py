@@ -146,8 +146,7 @@ def confirm_token(settings: Settings, user_id: str, nonce: str) -> str:
 
 
 def unsubscribe_token(settings: Settings, user_id: str) -> str:
-    """The one-click link's proof: an HMAC of the user id under the server's signing secret
-    (nothing stored; a forged or another user's token does not verify)."""
+    """The one-click link's proof: an HMAC of the user id (nothing stored)."""
     key = settings.signing_secret().encode()
     return hmac.new(key, f"unsubscribe-email:{user_id}".encode(), hashlib.sha256).hexdigest()
 

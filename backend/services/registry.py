@@ -155,8 +155,7 @@ class UnitOfWork:
         return self._feed_entry(conn, self._feed_token)
 
     def _feed_entry(self, conn: Connection, token: str) -> Entry:
-        """A feed's fetch: its count against the token's limit (none when limits are off:
-        `FEED_COUNT`) rides with its one statement, whose answer carries it (`_settle`)."""
+        """A feed's fetch: its count rides with its one statement (`_settle`)."""
         count = calendar_feed_count(self._settings, token, self.feed_headers)
         sql, values = "", dict[str, Any]()
         if count is not None:
@@ -273,8 +272,7 @@ class UnitOfWork:
             conn.close()
 
     def acts_for(self, user_id: str) -> None:
-        """No token: a mail's link names the account (`user_id`), whose services check the link's
-        proof themselves (a forged one is 404). Before entering."""
+        """No token: a mail's link names the account (its proof checked). Before entering."""
         if self._claims is not None or self._conn is not None:
             raise RuntimeError("a link's account is named before its anonymous work is entered")
         self.caller_id = user_id
@@ -306,8 +304,7 @@ class UnitOfWork:
             self._refused(None)
 
     def _refused(self, exc: BaseException | None) -> None:
-        """After a failure: roll back and count again what the rollback took, in one message; a
-        write given up on before it committed is 503."""
+        """After a failure: roll back, count again what it took; a write given up on is 503."""
         send = self.send
         if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count

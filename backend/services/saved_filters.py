@@ -27,8 +27,7 @@ _CURRENT = owned(
 
 @dataclass(frozen=True)
 class AppliedFilter:
-    """A filter as a listing applies it: its id, its stored query (a JSON object), and the
-    name key it was named by (MCP), which the page then checks too."""
+    """A filter as a listing applies it: its id, stored query and name key."""
 
     id: int
     query: Mapping[str, Any]

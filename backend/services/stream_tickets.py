@@ -59,8 +59,7 @@ class StreamTickets(Scoped):
 
 
 def use(engine: Engine, ticket: str) -> TokenClaims | None:
-    """The claims a ticket was made with, or None (unknown, used, expired): any ticket given
-    is used up. A ticket names its user: this runs before any caller is known."""
+    """The claims a ticket was made with, or None; any ticket is used up."""
     with autocommitted(engine) as conn:
         row = conn.execute(_USE, {"token_hash": token_hash(ticket)}).one_or_none()
     if row is None or not row.usable:

@@ -134,8 +134,7 @@ def task_of(row: dict[str, Any]) -> TaskRow:
 
 
 def step_error(operation: BulkOperation, reason: str | None) -> AppError | Refusal:
-    """Why a bulk operation wrote nothing (`step`'s reasons); a move's placement refusal is
-    returned as such, for `TaskService._refusal` to explain as a PATCH's."""
+    """Why a bulk operation wrote nothing (a placement's refusal: as a PATCH's)."""
     if reason is None:
         return NotFound("Task not found")
     if reason.startswith(_BELOW):

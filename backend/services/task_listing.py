@@ -284,8 +284,7 @@ _ALL_DAY = _T.all_day
 
 
 def due_end() -> ColumnElement[Any]:
-    """When a task stops being due: a day's end on its zone's clock, else its instant
-    (migration 0095's `task_due_end`, inlined by the planner)."""
+    """When a task stops being due: a day's end on its zone's clock, else its instant."""
     return func.task_due_end(_T.due_date, _T.all_day, _T.time_zone, type_=_T.due_date.type)
 
 
@@ -352,15 +351,13 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
 
 
 class FilterChanged(ServiceUnavailable):
-    """The saved filter a page applied changed or went since it was read: the listing reads it
-    again (`contracts.saved_filters.filtered`); a 503 only if it kept changing."""
+    """The applied saved filter changed since it was read: the listing reads it again."""
 
     message = "The saved filter kept changing while it was applied; retry"
 
 
 def filter_held() -> ColumnElement[bool]:
-    """The saved filter a listing applies still holds its query and name (binds `filter_id`,
-    `filter_query`, `filter_name_key`: NULL when none, which the planner folds away)."""
+    """The applied saved filter still holds its query and name (NULL binds: none, folded away)."""
     named = or_(_FILTER_NAME.is_(None), _S.name_key == _FILTER_NAME)
     current = owned(
         select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY, named), _S.user_id

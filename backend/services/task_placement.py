@@ -20,8 +20,7 @@ from backend.services.task_tree import Anchor, Placement, Refusal, Sent
 
 
 def refused(reason: Refusal, placement: Placement) -> AppError:
-    """Why a placement wrote nothing, as the request's error (a list named by name and not
-    found is `lists.unknown_list`'s: it names the caller's lists)."""
+    """Why a placement wrote nothing, as the request's error."""
     list_field = "body.list" if placement.list is Sent.name else "body.list_id"
     match reason:
         case Refusal.task:

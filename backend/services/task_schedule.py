@@ -42,8 +42,7 @@ _SPACE = func.coalesce(
 
 
 def goes_on(task: Any) -> bool:
-    """Whether completing `task` (its stored row, or the one a write will leave) inserts a
-    next occurrence: it recurs and its series has one more due date."""
+    """Whether completing `task` inserts a next occurrence (its series goes on)."""
     return (
         task.recurrence is not None
         and task.next_due_date is not None
@@ -119,8 +118,7 @@ SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
 
 @dataclass(frozen=True)
 class Planned:
-    """What a write of `values` will leave of the stored task `id` due at `due_date`, from which
-    `task_update.successor` computes its next occurrence."""
+    """What a write of `values` leaves of the stored task `id`: what `successor` computes from."""
 
     id: int
     due_date: datetime | None

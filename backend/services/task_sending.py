@@ -20,8 +20,7 @@ from backend.db.sender import Rows, inline, own_ctes, render
 
 @dataclass(frozen=True)
 class Then:
-    """A statement writing after a write: a CTE reading the write's rows (`w`) when it commits in
-    its own message, or `alone` (the stored rows) queued for the COMMIT."""
+    """After a write: a CTE of its rows (`w`) when it commits here, else `alone`."""
 
     from_write: Bound
     alone: Bound
@@ -63,8 +62,7 @@ _WRITTEN_OR_STORED = (
 
 
 def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
-    """A bulk step's row, sent as JSON (`to_jsonb`), typed as the driver types it: an instant
-    from its ISO 8601 text, an enum member from its value; the rest as it is."""
+    """A bulk step's JSON row typed as the driver types it."""
     types = {column.key: column.type for column in columns}
     values: dict[str, Any] = {}
     for name, value in row.items():
@@ -88,8 +86,7 @@ class TaskSending(Scoped):
         last: bool = False,
         **values: Any,
     ) -> Rows:
-        """`_write`, with `then` written after it: from its rows in its statement when it commits
-        the request here, else with the COMMIT, in order."""
+        """`_write` with `then`: in its statement when it commits here, else at the COMMIT."""
         # `_bind`, inline, as `_write` does (tests/test_walk.py counts a write's path).
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}

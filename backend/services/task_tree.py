@@ -63,8 +63,7 @@ ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
 
 @dataclass(frozen=True)
 class Named:
-    """What a move's statement moves where: the request's values (`BOUND`), or other
-    expressions (`undo._MOVE_BACK` binds them from the entry it undoes)."""
+    """What a move moves where: the request's values (`BOUND`) or an undo's."""
 
     task_id: Any
     list_id: Any
@@ -156,8 +155,7 @@ def _tasks(space: Any, *columns: Any) -> Any:
 
 
 def _writable(space: Any, *columns: Any) -> Any:
-    """A task a request names (a parent, an anchor): in the placement's space and one the caller
-    may write; any other (missing, another user's, a private row) is the same `Refusal`."""
+    """A named task in the placement's space, writable; any other is the same `Refusal`."""
     return _tasks(space, *columns).where(may(_T, Action.TASK_WRITE))
 
 
@@ -209,8 +207,7 @@ class _Destination:
 def _destination(
     shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checked: bool, at: Named = BOUND
 ) -> Any:
-    """Resolve where the task goes and check every rule (`Refusal`), for a new task
-    (`moving=False`) or the task `at.task_id`; `checked`: If-Match sent (`at.versions`)."""
+    """Where the task goes and every rule checked (`Refusal`); `checked`: If-Match sent."""
     list_sent, parent_sent, anchor, _ = shape
     rules: list[tuple[ColumnElement[bool], Refusal]] = []
     space = _space(shape, moving=moving, at=at)
@@ -384,8 +381,7 @@ def _destination(
 def create_statement(
     shape: tuple[Sent, Sent, Anchor, bool], values: Mapping[str, Any], returning: Any
 ) -> tuple[Any, Any]:
-    """`INSERT ... SELECT` of a new task (`values`: column -> expression) placed as `shape`
-    says (the database positions it), written only when nothing is refused; and its refusal."""
+    """`INSERT ... SELECT` of a new task placed as `shape` says, unless refused; its refusal."""
     destination, _ = _destination(shape, moving=False, checked=False)
     refusal = _or_unassignable(destination, values)
     names = ["user_id", *values, "list_id", "parent_id"]
@@ -397,8 +393,7 @@ def create_statement(
 
 
 def _or_unassignable(destination: _Destination, values: Mapping[str, Any]) -> Any:
-    """The placement's refusal, else `assignee` when an assignee written with it is neither
-    the destination's owner nor a member of its list."""
+    """The placement's refusal, else `assignee` for an assignee not the owner nor a member there."""
     if "assignees" not in values:
         return destination.refusal
     ok = assignable(values["assignees"], destination.space, destination.list_id)
@@ -414,8 +409,7 @@ def move_statement(
     returning: Any,
     at: Named = BOUND,
 ) -> tuple[Any, Any]:
-    """One `UPDATE ... FROM plan` moving `at.task_id` (with `values`, a PATCH's or PUT's other
-    fields, on it alone), its subtree and any respaced siblings; and its refusal's read."""
+    """One `UPDATE ... FROM plan` moving `at.task_id` with its subtree; its refusal."""
     destination, anchor_row = _destination(shape, moving=True, checked=checked, at=at)
     _, _, anchor, stay = shape
     moved, subtree, space = destination.moving, destination.subtree, destination.space

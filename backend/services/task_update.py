@@ -126,8 +126,7 @@ class TaskUpdating(TaskSending):
         return cast(TaskRow, moved)
 
     def _named_itself(self, task_id: int, error: InvalidRequest) -> AppError:
-        """A body naming the task itself breaks a rule of its values, but permission comes first: a
-        write's 404 or 403, else `error`."""
+        """A body naming the task itself: the write's 404 or 403 first, else `error`."""
         found = self._read(ACCESS, task_id=task_id).first()
         role = None if found is None else found[-1]
         return denied(role, Action.TASK_WRITE, NotFound("Task not found")) or error
@@ -314,8 +313,7 @@ class TaskUpdating(TaskSending):
 
 
 def created(data: TaskCreate) -> dict[str, Any]:
-    """What a create writes of `data` (`TaskService.write_new`): its fields as sent, and its
-    schedule planned (a recurring task's series starts at its due date)."""
+    """What a create writes of `data`: its fields as sent and its schedule planned."""
     schedule = plan_schedule(
         data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
     )

@@ -126,8 +126,7 @@ class TaskService(TaskUpdating):
         raise ServiceUnavailable("The task list kept changing while it was read; retry")
 
     def _page_rows(self, shape: ListingShape, values: dict[str, Any]) -> Sequence[TaskRow]:
-        """The page's rows; with a saved filter applied, once the filter still holds the query
-        the page applied (else `FilterChanged`: its page is the filter's as it was)."""
+        """The page's rows; a saved filter's only while it holds the query (`FilterChanged`)."""
         rows = cast(Sequence[Any], self._read(listing(shape), **values).all())
         if not shape.filters.saved:
             return rows
@@ -150,8 +149,7 @@ class TaskService(TaskUpdating):
         return cast(TaskRow, rows[0])
 
     def successor(self, task_id: int) -> TaskRow | None:
-        """The next occurrence completing `task_id` created, if any and the caller may read
-        it (CalDAV hands the client's object on to it: specs/caldav.md)."""
+        """The next occurrence completing `task_id` created, if readable (CalDAV's)."""
         rows = self._read(NEXT_OCCURRENCE, task_id=task_id)
         return cast(TaskRow, rows[0]) if rows else None
 
@@ -160,8 +158,7 @@ class TaskService(TaskUpdating):
         return set(self._read(owned_task(select(_T.title))).scalars())
 
     def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
-        """A new task; a recurring one starts its series at its due date, and one created completed
-        gets no next occurrence. `list_name`: a list named as an agent would."""
+        """A new task; `list_name`: a list named as an agent would."""
         return self.write_new(data, created(data), placement_of(data, list_name))
 
     @fires(
@@ -300,8 +297,7 @@ class TaskService(TaskUpdating):
         Rule.UNASSIGN_ON_MOVE,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
-        """Apply operations in order in one message; the first failure rolls the batch back and
-        names its operation."""
+        """Apply operations in one message; the first failure rolls back and names its operation."""
         try:
             # Only a completion can add a statement (a recurring task's next occurrence).
             last = not any(isinstance(operation, CompleteOp) for operation in operations)

@@ -80,8 +80,7 @@ def trashing_lists(deleted: Any) -> Any:
 
 
 def _snapshots(roots: Any) -> Any:
-    """What the tasks `roots` (a SELECT of their ids) are, each with its subtree: every root's
-    snapshot in one pass (migration 0050), not a function call per root."""
+    """Each of the tasks `roots` with its subtree, in one pass (migration 0050)."""
     ids = select(func.array_agg(roots.subquery().c.id)).scalar_subquery()
     return func.task_trash_snapshots(ids).table_valued("root_id", "snapshot").alias("snapshots")
 
@@ -136,8 +135,7 @@ _IF_MATCH_HELD = or_(_IF_MATCH.is_(None), any_(_IF_MATCH) == _VERSION)
 
 
 def _placed(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
-    """Where trashed task `trash_id` (an expression) goes back to, where the caller may
-    restore it and `conditions` hold: its id, space, list and parent (a CTE)."""
+    """Where trashed task `trash_id` goes back to, if restorable: id, space, list, parent."""
     trashed = (
         select(
             _R.id,
@@ -182,8 +180,7 @@ def _placed(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
 
 
 def restoring(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
-    """The restore's statement for trashed task `trash_id` (an expression: a parameter, or
-    what an undo's entry names), where `conditions` hold too: the restored task's columns."""
+    """The restore's statement for trashed task `trash_id`, under `conditions`."""
     placed = _placed(trash_id, *conditions)
     restored = func.task_trash_restore(
         placed.c.id,
@@ -255,8 +252,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def cursor_key(deleted_at: datetime) -> int:
-    """A trashed task's place in the listing's order, as the cursor carries it: whole
-    microseconds since the epoch (integer arithmetic: a float's rounding would skip a row)."""
+    """A cursor key: integer microseconds since the epoch (a float would skip a row)."""
     return (deleted_at - _EPOCH) // timedelta(microseconds=1)
 
 
@@ -289,8 +285,7 @@ class TrashService(Scoped):
         return None if root is None else int(root)
 
     def purge(self, task_id: int) -> list[str]:
-        """Remove the trashed task `task_id` for good; return the storage keys its children
-        named (their bytes: the caller deletes them once this has committed)."""
+        """Remove trashed task `task_id`; its storage keys, deleted after the commit."""
         rows = self._write(_PURGE, trash_id=task_id, last=True)
         if not rows:
             self._refuse(task_id)
@@ -315,8 +310,7 @@ def stored_keys(rows: Any) -> list[str]:
 def purge_expired(
     engine: Engine, batch: int = 1000, *, drop: Callable[[list[str]], None] | None = None
 ) -> int:
-    """Remove the trashed tasks past their `TRASH_DAYS` in batches of their own transaction;
-    `drop` deletes each batch's stored bytes once it committed. Returns how many."""
+    """Remove trashed tasks past `TRASH_DAYS` in batches; `drop` their bytes after each."""
     total = 0
     while True:
         with engine.begin() as conn:

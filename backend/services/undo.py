@@ -224,8 +224,7 @@ _TAGS = bindparam("etags", type_=ARRAY(Text))
 
 
 def _undo_statement(names: tuple[str, ...], if_match: bool) -> Any:
-    """The UPDATE writing back `names` (`RESTORED`, `REMINDED`) where the entry changed them;
-    `if_match`: only at a task's `<id>-<version>` in `etags`."""
+    """The UPDATE writing back `names` where the entry changed them; `if_match`: at `etags` only."""
     values: dict[str, Any] = {
         name: literal_column(
             f"CASE WHEN undone.changes ? '{name}' THEN (undone.was).{name} ELSE tasks.{name} END",
@@ -323,8 +322,7 @@ class UndoService(Scoped):
         Rule.UNASSIGN_ON_MOVE,
     )
     def undo(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
-        """Write back what entry `event_id` (None: the caller's newest change) changed; the
-        task as it is then. `tags`: the (task id, version) pairs an If-Match accepts."""
+        """Write back what entry `event_id` (None: the newest) changed; `tags`: If-Match's."""
         if not self._send.can_finish:  # held open: the locks first, for both messages
             self._lock_spaces(_LOCK_FIRST, event_id=event_id)
         rows = self._write(_WHY, event_id=event_id, last=True)  # a read: committing the entry
@@ -394,8 +392,7 @@ class UndoService(Scoped):
         return self._moved(self._why(found), tags)
 
     def _placed_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> Any:
-        """Where move entry `found` puts its task back (its old `list_id`, `parent_id`,
-        `position`) with the task now (`current`), once the caller may undo it; else the error."""
+        """Where move entry `found` puts its task back, once the caller may undo it."""
         current = self._admitted(found, tags)
         changed = set(found.changes)
         if "list_id" in changed and "parent_id" not in changed and found.left.get("parent_id"):

@@ -83,7 +83,6 @@ class UserService:
         Rule.TRASH_STAYS,
     )
     def delete(self, user_id: str) -> list[str]:
-        """Delete the account (its shared lists handed over first, then its rows by cascade).
-        Returns its files' storage keys (`AttachmentService.forgotten` says which are gone)."""
+        """Delete the account (its shared lists handed over first); its files' storage keys."""
         rows = self._send.write(_DELETE, {OWNER: user_id})
         return [str(key) for row in rows for key in row.keys]
