@@ -5,7 +5,7 @@ something to look up."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,27 +51,11 @@ LIST_NOT_FOUND = "List not found"
 _NONE_ID, _NONE_TEXT, _NONE_BOOL = null().cast(BigInteger), null().cast(Text), null().cast(Boolean)
 
 
-def _row(
-    kind: str,
-    list_id: Any,
-    key: Any,
-    user: Any,
-    name: Any,
-    email: Any,
-    role: Any = _NONE_TEXT,
-    writable: Any = _NONE_BOOL,
-) -> Any:
+def _row(kind: str, *values: Any, role: Any = _NONE_TEXT, writable: Any = _NONE_BOOL) -> Any:
     """One arm's columns: every arm of the look-up reads these, NULL where it has none."""
-    return (
-        literal(kind, Text).label("kind"),
-        list_id.label("list_id"),
-        key.label("key"),
-        user.label("user_id"),
-        name.label("name"),
-        email.label("email"),
-        role.label("role"),
-        writable.label("writable"),
-    )
+    named = zip(("list_id", "key", "user_id", "name", "email"), values, strict=True)
+    columns = (*(value.label(name) for name, value in named), role.label("role"))
+    return (literal(kind, Text).label("kind"), *columns, writable.label("writable"))
 
 
 # The lists the line or the body names that the caller can read, with its role in each.
@@ -84,8 +68,8 @@ _LIST_ROWS = select(
         _L.user_id,
         _NONE_TEXT,
         _NONE_TEXT,
-        role_in(_LISTS),
-        may(_LISTS, Action.TASK_WRITE),
+        role=role_in(_LISTS),
+        writable=may(_LISTS, Action.TASK_WRITE),
     )
 ).where(_NAMED, may(_LISTS, Action.LIST_READ))
 # Who may be assigned a task in those lists: each list's owner and members.
@@ -235,27 +219,12 @@ def _task(reading: Reading, zone: str) -> TaskCreate:
 def _preview(reading: Reading, task: TaskCreate, zone: str) -> QuickAddPreview:
     """What the text makes, as the create will store it (the task's own rules applied: tags
     lower-cased, the rule normalized), and the tokens it was read from."""
-    return QuickAddPreview.model_validate(
+    fields = task.model_dump(include=set(QuickAddTask.model_fields) - {"time_zone"})
+    tokens = [
         {
-            "task": QuickAddTask(
-                title=task.title,
-                due_date=task.due_date,
-                time_zone=zone,
-                priority=task.priority,
-                tags=task.tags,
-                list_id=task.list_id,
-                recurrence=task.recurrence,
-                assignees=task.assignees,
-            ),
-            "tokens": [
-                {
-                    "kind": t.kind,
-                    "start": t.start,
-                    "end": t.end,
-                    "text": t.text,
-                    "value": t.value.astimezone(UTC) if isinstance(t.value, datetime) else t.value,
-                }
-                for t in reading.tokens
-            ],
+            **asdict(t),
+            "value": t.value.astimezone(UTC) if isinstance(t.value, datetime) else t.value,
         }
-    )
+        for t in reading.tokens
+    ]
+    return QuickAddPreview.model_validate({"task": {**fields, "time_zone": zone}, "tokens": tokens})
