@@ -43,8 +43,7 @@ LEAST_ROLE: dict[Action, Role] = {
     Action.COMMENT_MODERATE: Role.admin,
     Action.MEMBER_MANAGE: Role.admin,
     Action.INVITE: Role.admin,
-    # Undoing another member's change (`POST /api/activity/{event_id}/undo`; one's own needs
-    # TASK_WRITE).
+    # Undoing another member's change (one's own needs TASK_WRITE on the task).
     Action.UNDO_OTHERS: Role.admin,
     Action.ADMIN_MANAGE: Role.owner,
     Action.LIST_DELETE: Role.owner,

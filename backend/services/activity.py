@@ -117,8 +117,7 @@ def _columns(changes: Any) -> tuple[Any, ...]:
         _E.task_id,
         _E.list_id,
         changes.label("changes"),
-        # A membership's member, a comment's or an invitation's id: not the row (a comment's body is
-        # not the log's).
+        # A membership's member, a comment's or invitation's id: not the row (nor a comment's body).
         func.coalesce(_E.object["member_id"].astext, _E.object["id"].astext).label("object_id"),
     )
 

@@ -51,8 +51,7 @@ _MINE = owned(select(*_PUBLIC), _C.user_id).order_by(_C.name_key, _C.id)
 # Sign out everywhere ends every app password of the caller's (as its calendar feeds).
 _END_ALL = owned(ROWS.table.delete(), _C.user_id)
 
-# `last_used_at` written at most once a minute: a client syncing every few seconds writes no row
-# each time.
+# `last_used_at` written at most once a minute: a client syncing often writes no row each time.
 TOUCH_EVERY_SECONDS = 60
 _LIMITS = RateLimit.__table__  # type: ignore[attr-defined]
 _USERS = User.__table__  # type: ignore[attr-defined]

@@ -71,8 +71,7 @@ _INSERT = (
     .returning(*_ROWS.view)
 )
 _USED_NOW = select(_USED.label("used"))
-# Of those, the ones no stored child's row names any more (read after the deletion, in its
-# transaction).
+# Of those, the ones no stored child's row names any more (read after the deletion).
 _FORGOTTEN = text("SELECT unnest(:keys) AS key EXCEPT SELECT task_stored_known(:keys)").bindparams(
     bindparam("keys", type_=ARRAY(Text))
 )

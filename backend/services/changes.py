@@ -96,8 +96,7 @@ CHILD_EVENT = and_(ANY_CHILD_EVENT, ~of_types(DAV_TYPES))
 _OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), CHILD_EVENT))
 _SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), CHILD_EVENT))
 _CHANGES = or_(_OWN, _SHARED)
-# An expression, so the shared arm's maximum and order come from the memberships' index, never a
-# walk of every user's events by primary key.
+# An expression: the shared arm's max and order come from the memberships' index, not the pkey.
 _UNORDERED = _E.id + 0
 # Where a page may go: below any change in flight in the caller's spaces (`HOLD` sent ahead).
 _HORIZON = func.task_events_horizon(bindparam(OWNER, type_=Text), type_=BigInteger)
@@ -105,8 +104,7 @@ _HORIZON = func.task_events_horizon(bindparam(OWNER, type_=Text), type_=BigInteg
 HOLD = text("SELECT task_events_hold(:owner)")
 HOLD_MANY = text("SELECT task_events_hold_many(CAST(:callers_owner AS TEXT[]))")
 _PRUNED = owned(select(_P.through_id), _P.user_id)
-# How far pruning went (0 before any) with the page in one snapshot, outer-joined so an empty page
-# has a row.
+# How far pruning went (0 before any), outer-joined so an empty page still has a row.
 _THROUGH = owned(
     select(func.coalesce(func.max(_P.through_id), 0).label("through")), _P.user_id
 ).subquery("pruned")
@@ -143,8 +141,7 @@ def latest_position() -> ColumnElement[int]:
 
 _HEAD = select(latest_position().label("position"))
 
-# `_PAGE` for many callers at once (the live poll), with each one's account (gone or revoked: the
-# stream ends).
+# `_PAGE` for many callers at once (the live poll), with each one's account beside it.
 _EACH = each_caller(_PAGE, {"after": BigInteger}, "pages")
 _U = User.__table__.c  # type: ignore[attr-defined]
 # The caller's account, by its primary key (one lookup per caller, never a scan of users).
@@ -215,8 +212,7 @@ class ChangeFeed(Scoped):
         return _paged(self._read(_PAGE, after=after, limit=limit + 1), after, limit)
 
 
-# A CalDAV collection's changes (specs/caldav.md, "Sync"): both arms with DAV's own events, in the
-# collection or moved out of it.
+# A CalDAV collection's changes (specs/caldav.md, "Sync"), moves out of it included.
 _DAV_OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), ANY_CHILD_EVENT))
 _DAV_SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), ANY_CHILD_EVENT))
 _COLLECTION = bindparam("collection", type_=BigInteger)

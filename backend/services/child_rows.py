@@ -63,8 +63,7 @@ class ChildRows:
         self.view = tuple(column for column in c if column.name not in _HIDDEN)
         values = {name: bindparam(_value(name), type_=c[name].type) for name in child.fields}
 
-        # A page after `:after` with the task: no row is a task unseen, one row with NULL `id` an
-        # empty page.
+        # A page with its task: no row is an unseen task, a row with NULL `id` an empty page.
         page = (
             select(*self.view)
             .where(c.task_id == _T.id, c.id > _AFTER, may(table, read))
@@ -121,8 +120,7 @@ class ChildRows:
             anyones = [or_(own[0], c.user_id == bindparam(OWNER), *others)]
         self.delete = delete(table).where(*this, *anyones).returning(*self.view)
 
-        # Why a write matched nothing: the caller's role (no row: unseen), the row count, the row
-        # named and its author.
+        # Why a write matched nothing: the role (no row: unseen), the count, the row and its author.
         role = role_in(_TASKS)
         self.create_refusal = select(
             role.label("role"),

@@ -126,8 +126,7 @@ _RECORD_CALL = _messages(
         )
     )
 )
-# Another attempt takes the turn only from one that ended or whose lease ran out, and only once (the
-# row as read).
+# Another attempt takes the turn only from an ended or expired one, and only once.
 _CLAIM = _messages(
     update(Message)
     .where(
@@ -256,8 +255,7 @@ class ConversationService(Scoped):
         conversation, message = int(earlier.conversation_id), int(earlier.id)
         history = self._history(earlier.conversation_id, earlier.id, history_messages)
         if reply is None:
-            # Stored before turns kept a record: retried once, only after the longest a turn may
-            # run.
+            # Stored before turns kept a record: retried once, after the longest a turn may run.
             age = self._read(select(func.now())).scalar_one() - earlier.created_at
             if age < unbeaten_for:
                 raise IdempotencyKeyInUse()

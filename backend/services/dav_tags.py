@@ -18,8 +18,7 @@ from backend.services.task_statements import TASK_VIEW
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# The version of `vtodo.render`'s output, part of every tag: bump it whenever the same values render
-# differently.
+# The version of `vtodo.render`'s output, in every tag: bump it when the same values render anew.
 RENDER_FORMAT = 5
 _READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
 

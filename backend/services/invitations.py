@@ -124,8 +124,7 @@ def _create(*, admin: bool) -> Any:
 
 _CREATE = _create(admin=False)
 _CREATE_ADMIN = _create(admin=True)
-# The pending invitations of a list the caller may see, with its role (NULLs: none; no row: no
-# list).
+# The pending invitations of a visible list, with the caller's role (no row: no list).
 _PENDING = (
     select(_CALLER_ROLE, *_PUBLIC)
     .select_from(
@@ -203,8 +202,7 @@ def _accept() -> Any:
         ["user_id", "list_id", "member_id", "role"],
         select(used.c.user_id, used.c.list_id, bindparam(OWNER), used.c.role),
     )
-    # A member keeps a higher role than the invitation's (written either way, so the list's id is
-    # left).
+    # A member keeps a higher role than the invitation's (written either way: the list's id left).
     higher = case(
         (_rank(joined.excluded.role) > _rank(_M.role), joined.excluded.role), else_=_M.role
     )

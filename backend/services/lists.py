@@ -121,8 +121,7 @@ _BY_NAME = and_(_L.name_key == _REF_KEY, _L.user_id == bindparam(OWNER))
 # Why a write matched nothing: the version (no row: no such list), the name taken, the role.
 _REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
 _REFUSAL_BY_NAME = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME)
-# The caller's and the owner's change locks taken together, else renaming each other's lists
-# deadlocks.
+# Both change locks together, else renaming each other's lists deadlocks.
 LOCK_LIST = spaces_locked(select(_L.user_id).where(_BY_ID, _VISIBLE).scalar_subquery())
 
 

@@ -33,8 +33,7 @@ T = TypeVar("T")
 PAGE = 100
 # What a reconnecting EventSource waits, in ms (the `retry:` hint; also a 429's Retry-After).
 RETRY_MS = 2000
-# How far back the reader looks again for later commits of lower ids; a slower one is caught by the
-# heartbeat.
+# How far back the reader looks again for later commits of lower ids (then the heartbeat).
 RESCAN_SECONDS = 2.0
 _MOVED_LIMIT = 5000
 # Feed reads a poll at most: the first, and again for the streams whose page was full.
@@ -43,8 +42,7 @@ _ROUNDS = 4
 # The feed's kinds (its types, and a child's event: a task and a row), without DAV's own.
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
 _DAV = ", ".join(f"'{t}'" for t in DAV_TYPES)
-# The newest rows less the ids already seen, each with the users it wakes: what moved since the last
-# poll.
+# The newest rows less the ids already seen, each with the users it wakes.
 _MOVED_SQL = """
 SELECT e.id, e.user_id, array_remove(array_agg(m.member_id), NULL) AS members
 FROM task_events AS e

@@ -161,8 +161,7 @@ class QuickAddService(Scoped):
         if not arms:
             return []
         keys = sorted({name_key(name) for name in names.lists})
-        # It commits with the caller's entry in its own message: no transaction is held while the
-        # line is read.
+        # It commits with the caller's entry: no transaction is held while the line is read.
         rows = self._write(union_all(*arms), last=True, list_keys=keys, default_list=body.list_id)
         if self._send.can_begin_again:
             self._send.begin_again()

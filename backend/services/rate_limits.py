@@ -16,8 +16,7 @@ from sqlalchemy import Connection, text
 from backend.config import Settings
 from backend.errors import RateLimited
 
-# One statement for all the policies a request touches; about one hit in `_CLEAN_UP_ONE_IN` also
-# cleans.
+# One statement for all the policies a request touches; about one hit in 500 also cleans.
 _HIT_SQL = "SELECT key, hits, reset_seconds FROM task_api_hit({keys}, {windows}, {clean})"
 _HIT = text(
     _HIT_SQL.format(

@@ -73,8 +73,7 @@ class UnitOfWork:
         self._engine = engine
         self._settings = settings
         self._claims = claims
-        # The account every service is bound to: the token's subject; without a token "" or a link's
-        # (`acts_for`).
+        # The account services are bound to: the token's subject, else "" or a link's (`acts_for`).
         self.caller_id = claims.subject if claims is not None else ""
         self._services: dict[type[Any], Any] = {}
         self._counts_write = counts_write
@@ -86,13 +85,11 @@ class UnitOfWork:
         self._locals = transaction_locals
         self._count: Count | None = None  # a write's count (None: not counted)
         self._route_count: Count | None = None  # the route's own limit's (`_count_with_entry`)
-        # The route's own limit (`counted_against`): counted with the entry, and for a write refused
-        # before it ran.
+        # The route's own limit: counted with the entry, and for a write refused before it ran.
         self.route_limit: RouteLimit | None = None
         self._ended = False  # the route ended the transaction (`roll_back`)
         self._feed_token = feed_token
-        # A feed's `RateLimit` headers, sent with the feed only: every feed 404 is one answer,
-        # headers included.
+        # A feed's `RateLimit` headers, with the feed only: every feed 404 is one answer.
         self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
         self._autocommit = claims is not None or feed_token is not None
@@ -108,8 +105,7 @@ class UnitOfWork:
             self.send = Sender(conn, locals_, self._anonymous_entry(conn))
             return self
         try:
-            # Keyed on the token's subject, before the account is read: a write refused for its
-            # account counts.
+            # Keyed on the subject before the account is read: a refused account's write counts.
             write = self._counts_write
             self._count = count = (
                 write_count(settings, claims.subject, self.response_headers) if write else None
@@ -160,8 +156,7 @@ class UnitOfWork:
         sql, values = "", dict[str, Any]()
         if count is not None:
             self._route_count = count
-            # Only a fetch that reads a feed counts: a dead token counts nothing and is told nothing
-            # (`FEED_COUNT`).
+            # Only a fetch that reads a feed counts: a dead token is told nothing (`FEED_COUNT`).
             bound = {**count.bound(""), "token_hash": token_hash(token)}
             sql, values = render(conn, FEED_COUNT, bound, "c_")
             sql += "; "
@@ -248,15 +243,14 @@ class UnitOfWork:
                 if exc_type is None:
                     conn.commit()
                 else:
-                    # A dropped connection cannot roll back; the error that brought us here is the
-                    # one to report.
+                    # A dropped connection cannot roll back; the error that got us here is reported.
                     with suppress(SQLAlchemyError):
                         conn.rollback()
             elif self._ended or send.stage is Stage.COMMITTED:
                 pass  # ended by the route (`roll_back`) or committed by its last statement
             elif send.entry is not None:
-                # No statement carried the entry: sent alone, so the account is checked and a write
-                # counted all the same.
+                # No statement carried the entry: sent alone, so it is checked and counted all the
+                # same.
                 if not send.resumed:
                     send.send_entry()
             elif exc is not None:
@@ -311,8 +305,7 @@ class UnitOfWork:
         parts = ["ROLLBACK"] if send.in_transaction() else []
         send.began = False
         recount = None
-        # The write's count, then the route's (the entry's lock order), again only if the rollback
-        # took them.
+        # The write's count, then the route's (the entry's lock order), if the rollback took them.
         stands = send.resumed or send.counted
         counts = [] if stands else [c for c in (self._count, self._route_count) if c]
         if counts:
@@ -324,8 +317,7 @@ class UnitOfWork:
                     "; ".join(parts), recount[1] if recount else None
                 )
             except SQLAlchemyError:
-                # A dropped connection cannot roll back; the error that brought us here is the one
-                # to report.
+                # A dropped connection cannot roll back; the error that got us here is reported.
                 result = None
             if result is not None and recount is not None:
                 said = {key: (hits, reset) for key, hits, reset in result.all()}

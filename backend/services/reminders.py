@@ -10,8 +10,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 
-# Printed as the API prints them, whatever the session's zone: instants in UTC with Z, a day as
-# `YYYY-MM-DD`.
+# As the API prints them, whatever the session's zone: instants in UTC with Z, a day as a date.
 _FIRE = text(
     """
 WITH due AS (

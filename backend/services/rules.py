@@ -33,8 +33,7 @@ class DatabaseRule:
     triggers: tuple[str, ...] = ()
     cascades: tuple[str, ...] = ()  # foreign keys whose ON DELETE CASCADE is the rule
     every_write: bool = False  # fires for every write of its table: not named per method
-    # How specs/statements.md's table names triggers made per registered child (the same when one is
-    # added).
+    # How specs/statements.md's table names triggers made per registered child.
     shown: tuple[str, str] | None = None
 
     def __repr__(self) -> str:

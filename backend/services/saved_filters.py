@@ -107,8 +107,7 @@ class SavedFilterService(NamedRowService):
             seen = saved_queries.get(self.user_id, filter_id)
             if seen is not None:
                 return seen, False
-            # Not read on this process yet: all the caller's filters in the one round trip (at most
-            # FILTERS_PER_USER).
+            # Not read here yet: all the caller's filters in the one round trip (a few rows).
             found = next((row for row in self.all() if row.id == filter_id), None)
             if found is None:
                 raise self.rows.not_found()

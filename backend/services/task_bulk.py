@@ -66,8 +66,7 @@ def _permission_first(reason: Any) -> Any:
 _WRITABLE = _permission_first(null())
 
 
-# The caller's and the named tasks' spaces' change locks taken together ahead of the steps, else a
-# deadlock.
+# Both spaces' change locks taken together ahead of the steps, else a deadlock.
 LOCK_TASKS = spaces_locked(
     owned_task(
         select(func.array_agg(distinct(_T.user_id))).where(
@@ -78,8 +77,7 @@ LOCK_TASKS = spaces_locked(
 
 _TOO_MANY_TAGS = "tags"
 _TAGS_FULL = _permission_first(literal(_TOO_MANY_TAGS))
-# The steps taking a tag, built once; the count bound is in the statement, so a concurrent add
-# cannot exceed it.
+# The tag steps, built once; the count bound is in the statement (no concurrent excess).
 _TAG = bindparam("tag", type_=Text)
 _HAS_TAG = _TAG.op("=")(func.any(_T.tags))
 _ADD_TAG = updating(
@@ -107,8 +105,7 @@ def step(operation: BulkOperation) -> Step:
         case RemoveTagOp(tag=tag):
             return Step(_REMOVE_TAG, {**at, "tag": tag}, operation.id, reason=_WRITABLE)
         case MoveOp():
-            # To the top level of the list (or no list), last; a task already there stays; the
-            # placement says why not.
+            # To the list's top level, last; a task already there stays; the placement says why not.
             placement = bulk_placement(operation)
             statement, reason = _moving(placement.shape)
             binds = {**at, **placement.values()}

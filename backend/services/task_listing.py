@@ -114,8 +114,7 @@ class TaskFilters:
     list_key: str | None = None
     parent_id: PlacedFilter = None
     assignee: str | None = None  # ME, NONE or a user id
-    # The saved filter applied (`?filter=`): its id, the stored query and the name key; it matches
-    # only while they hold.
+    # The saved filter applied (`?filter=`): id, stored query, name key; it matches while they hold.
     saved: tuple[int, Mapping[str, Any], str | None] | None = None
 
     def __post_init__(self) -> None:
@@ -191,8 +190,7 @@ class Keyset:
     id: int
 
 
-# Where a listing starts: the first page (None), after a keyset, or after one among the tasks with
-# no due date.
+# Where a listing starts: the first page (None), after a keyset, or among the undated tasks.
 After = Literal["key", "no due date"] | None
 
 
@@ -306,8 +304,7 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
         conditions.append(_T.priority == any_(_PRIORITIES.cast(ARRAY(_T.priority.type))))
     if shape.tags:
         conditions.append(col(Task.tags).contains(_TAGS))
-    # A day runs from `due_date` to `due_end`; the start's condition stays, so the due_date index
-    # bounds the scan.
+    # A day runs to `due_end`; the start's condition stays, so the due_date index bounds the scan.
     if shape.due_before:
         conditions.append(
             and_(due < _DUE_BEFORE, or_(false() == _ALL_DAY, due_end() <= _DUE_BEFORE))

@@ -109,8 +109,7 @@ _WRITTEN = table(
     column("recurrence", _T.recurrence.type),
 )
 SUCCESSOR_FROM_WRITE = _successor(_WRITTEN).returning(_T.id, _T.list_id)
-# The next occurrence as the completing write's first `then` inserted it (`t0`), for a statement
-# after it.
+# The next occurrence as the completing write's first `then` inserted it (`t0`).
 SUCCEEDED = table("t0", column("id", _T.id.type), column("list_id", _T.list_id.type))
 # The fields that make up a task's schedule: writing any of them re-plans it.
 SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}

@@ -53,8 +53,7 @@ _STEP = (
 )
 # `_write_then`: statements that write from the write's rows (`w`) in its statement.
 _WRITE_THEN = "w AS ({sql}), {thens}r AS (SELECT * FROM w)"
-# The written row, or the stored one when the write matched none (both CTEs see the snapshot before
-# it).
+# The written row, or the stored one when the write matched none (one snapshot).
 _WRITTEN_OR_STORED = (
     "w AS ({sql}), s AS ({stored}), r AS (SELECT w.*, true AS task_api_written FROM w "
     "UNION ALL SELECT s.*, false FROM s WHERE NOT EXISTS (SELECT FROM w))"

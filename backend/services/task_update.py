@@ -49,8 +49,7 @@ Due = datetime | date | None
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# How often a write that reads the task first tries before it holds the caller's change lock
-# instead.
+# How often a write reading the task first tries before it takes the change lock instead.
 _COMPLETION_TRIES = 3
 
 # What a refused placement named: the value bound, and the read of the caller's role in it.
@@ -166,8 +165,8 @@ class TaskUpdating(TaskSending):
         """Write `values` and the schedule planned over the stored task, read in a message that
         commits first, at the version read: no lock held while planning (retried)."""
         for attempt in range(_COMPLETION_TRIES + 1):
-            # The last try reads under the caller's change lock, so nothing can change the task
-            # before its write.
+            # The last try reads under the change lock: nothing can change the task before its
+            # write.
             locking = attempt == _COMPLETION_TRIES
             if locking and self._can_begin_again():
                 self._begin_again()
@@ -175,8 +174,7 @@ class TaskUpdating(TaskSending):
             planned = replanned(data, values, current, placement)
             if self._can_begin_again():
                 self._begin_again()
-            # The write may complete the task: its next occurrence, from the row the write will
-            # leave, goes with it.
+            # A completion: its next occurrence, from the row the write will leave, goes with it.
             then = None
             if planned.get("completed") is True:
                 then = successor(Planned(task_id, planned["due_date"], planned))

@@ -209,8 +209,7 @@ _FIT = func.task_trash_fit(
 _WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
 # The caller's role in a trashed task's list where it may read it (a viewer: 403), and its version.
 _ROLE = select(role_in(_TRASH), _VERSION).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
-# The trashed task whose entry holds `trash_id` (itself or an ancestor): a scan, an undo's failure
-# path only.
+# The trashed task whose entry holds `trash_id`: a scan, an undo's failure path only.
 _HELD = func.jsonb_build_array(func.jsonb_build_object("id", _TRASH_ID))
 _HOLDING = (
     select(_R.id)

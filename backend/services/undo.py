@@ -60,8 +60,7 @@ _T = _TASKS.c
 _EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
 _E = _EVENTS.c
 
-# Every recorded field but `NOT_RESTORED`, so a new field is undone with the others
-# (test_undo_fields.py).
+# Every recorded field but `NOT_RESTORED`: a new field is undone too (test_undo_fields.py).
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
 _UNRECORDED = frozenset({"updated_at"})
 # Not restored: identity and history, the space (a transfer moves it), the place (`_MOVE_BACK`), the
@@ -258,8 +257,7 @@ _WRITE_BACK = {
     for if_match in (False, True)
 }
 
-# The first message, and why an undo wrote nothing: the entry, and the task now (NULL: gone) with
-# the caller's role.
+# The first message, and why an undo wrote nothing: the entry and the task now with its role.
 _NOW = _TASKS.alias("now_task")
 _N = _NOW.c
 _CURRENT = (
