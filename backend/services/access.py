@@ -68,8 +68,7 @@ def allows(role: Role | str | None, action: Action) -> bool:
 
 
 def permitted(role: Role | str | None, *actions: Action) -> frozenset[Action]:
-    """Which of `actions` a caller holding `role` may perform: what a client is told it may do
-    (a DAV collection's privilege set), never a check before a write (the statement is)."""
+    """Which of `actions` `role` may: what a client is told (DAV privileges), never a check."""
     return frozenset(action for action in actions if allows(role, action))
 
 

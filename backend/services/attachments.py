@@ -106,8 +106,7 @@ class AttachmentService(Scoped):
         return rows[0]
 
     def forgotten(self, keys: list[str]) -> list[str]:
-        """Of `keys`, those no stored child's row names any more, here or in a trash: read in the
-        account deletion's transaction, deleted once it commits."""
+        """Of `keys`, those no stored child's row names any more, here or in a trash."""
         if not keys:
             return []
         return [row.key for row in self._read(_FORGOTTEN, keys=keys)]

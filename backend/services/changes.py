@@ -131,8 +131,7 @@ _PAGE = (
 
 
 def latest_position() -> ColumnElement[int]:
-    """The caller's position now (its latest change, or how far pruning went), as an expression read
-    in a listing's own snapshot; no horizon, whose call costs planning."""
+    """The caller's position now, in a listing's own snapshot (no horizon: it costs planning)."""
     own = select(func.max(_E.id)).where(_OWN).scalar_subquery()
     theirs = if_member(select(func.max(_UNORDERED)).where(_SHARED).scalar_subquery())
     pruned = _PRUNED.scalar_subquery()

@@ -58,8 +58,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def written_tag(row: Any, kept: str) -> str:
-    """`tag` of a fresh kept object as its write returned its task, for the only shape whose inputs
-    a write knows (no rule, parent or reader's reminders)."""
+    """`tag` of a fresh kept object as its write returned its task (no rule, parent, reminders)."""
     body_digest = hashlib.sha256(kept.encode()).hexdigest()
     micros = (row.updated_at - _EPOCH) // timedelta(microseconds=1)
     epoch = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"  # numeric, scale 6

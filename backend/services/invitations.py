@@ -174,8 +174,7 @@ _JOINED_SETTING = "task_api.joined_list"
 
 
 def _usable() -> tuple[Any, ...]:
-    """The invitation the caller may use: its token hashes to `:token_hash`, unexpired, to the
-    caller's email or nobody, of a list the caller does not own."""
+    """The invitation of `:token_hash`: unexpired, to the caller or nobody, not its own list."""
     caller_email = select(func.lower(_U.email)).where(_U.id == bindparam(OWNER)).scalar_subquery()
     return (
         _I.token_hash == _HASH,

@@ -273,8 +273,7 @@ def _close(smtp: smtplib.SMTP) -> None:
 
 
 def _failed(exc: BaseException) -> MailFailed:
-    """`MailFailed` for an SMTP or socket error (permanent for a 5xx), its code only: a server's
-    text may echo what it was sent."""
+    """`MailFailed` (permanent for 5xx), its code only: a server's text may echo the message."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return MailFailed(f"email: recipient refused ({codes})", all(c >= 500 for c in codes))

@@ -154,8 +154,7 @@ _LEAVE = (
 
 
 def _transfer() -> Any:
-    """The caller's list `:list_id` becomes member `:target`'s, the caller its admin; only
-    where the new owner has room (fewer than `LISTS_PER_USER` lists, none by its name)."""
+    """The list becomes member `:target`'s (the caller its admin), where the new owner has room."""
     heir = _MEMBERS.alias("heir")
     the_heir = owned(select(heir.c.member_id), heir.c.user_id).where(
         heir.c.list_id == _LIST_ID, heir.c.member_id == _TARGET

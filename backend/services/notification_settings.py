@@ -224,8 +224,7 @@ class NotificationSettingsService(Scoped):
         return str(row.email_address)
 
     def unsubscribe(self, token: str, settings: Settings) -> None:
-        """RFC 8058's one-click: email reminders off for the account the service is bound to
-        (the link's), if the link's proof is that account's."""
+        """RFC 8058's one-click: email reminders off, if the link's proof is the account's."""
         if not hmac.compare_digest(token, unsubscribe_token(settings, self.user_id)):
             raise NotFound(LINK_NOT_FOUND)
         self._write(_UNSUBSCRIBE, last=True)

@@ -167,8 +167,7 @@ def resolve(endpoint: str, settings: Settings) -> Target:
 
 
 def public_key(settings: Settings) -> str:
-    """The VAPID public key a page passes to `PushManager.subscribe`: the uncompressed P-256
-    point of `settings.vapid_key()`, base64url without padding."""
+    """The VAPID public key for `PushManager.subscribe`: the raw P-256 point, base64url unpadded."""
     point = (
         settings.vapid_key()
         .public_key()

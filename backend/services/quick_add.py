@@ -124,8 +124,7 @@ def _people(rows: Iterable[Any]) -> dict[str, str]:
 
 class QuickAddService(Scoped):
     def read(self, body: QuickAddRequest) -> QuickAdd:
-        """The task `body.text` makes, for the caller: 422 for a text that is only tokens or an
-        invalid title; the body's `list_id` answered as `POST /api/tasks` does."""
+        """The task `body.text` makes for the caller (422: only tokens, or an invalid title)."""
         names = names_in(body.text, body.ignore)
         rows = self._look_up(names, body)
         zone = str(body.time_zone) if body.time_zone is not None else None
@@ -216,8 +215,7 @@ def _task(reading: Reading, zone: str) -> TaskCreate:
 
 
 def _preview(reading: Reading, task: TaskCreate, zone: str) -> QuickAddPreview:
-    """What the text makes, as the create will store it (the task's own rules applied: tags
-    lower-cased, the rule normalized), and the tokens it was read from."""
+    """What the text makes, as the create will store it, and the tokens it was read from."""
     fields = task.model_dump(include=set(QuickAddTask.model_fields) - {"time_zone"})
     tokens = [
         {

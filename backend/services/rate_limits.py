@@ -49,8 +49,7 @@ class Usage:
 
 
 def settle_usages(usages: Sequence[Usage], sink: HeaderSink) -> None:
-    """The `RateLimit` headers for `usages` (none when empty), added to `sink`; over a
-    limit, `RateLimited` with them and `Retry-After` instead."""
+    """Add `usages`' `RateLimit` headers to `sink`; over a limit, `RateLimited` (`Retry-After`)."""
     if not usages:
         return
     headers = {
@@ -86,8 +85,7 @@ def limit_key(policy: Policy, client: str) -> str:
 
 
 class RateLimiter:
-    """The rate-limit policies, counted on the request's connection: `RateLimit` headers for a
-    checked request, `RateLimited` (429, `Retry-After`) over a limit."""
+    """The rate-limit policies, counted on the request's connection, with their headers."""
 
     def __init__(
         self,
@@ -121,8 +119,7 @@ class RateLimiter:
         )
 
     def mail_link(self) -> None:
-        """One opening of a mail's link (the link is the credential), counted per client
-        address as sign-in is: a guesser of tokens is slowed like a guesser of passwords."""
+        """A mail link opened, counted per address as sign-in is: guessing tokens is slowed too."""
         s = self._settings
         window = s.rate_limit_auth_window_seconds
         self._enforce(
@@ -155,8 +152,7 @@ class RateLimiter:
         self._enforce(*dav_failure_checks(self._settings, self._client_ip, username))
 
     def route(self, limit: RouteLimit, user_id: str) -> None:
-        """One request of a route with its own per-user limit by `user_id`, with the caller's
-        entry (refused ones count; over it, `UnitOfWork._settle` raises `RateLimited`)."""
+        """A request of a route with its own per-user limit, counted with the caller's entry."""
         policy = limit(self._settings)
         if self._with_entry is None:
             self._enforce((policy, user_id))
@@ -164,8 +160,7 @@ class RateLimiter:
             self._with_entry(Count(self._headers, policy, limit_key(policy, user_id), clean=False))
 
     def write(self, user_id: str, route: RouteLimit | None = None) -> None:
-        """One write by `user_id` against the write limit and `route`'s own, in a transaction of its
-        own; headers and 429 in the order the entry's answer gives them."""
+        """One write against the write limit and `route`'s own, in a transaction of its own."""
         count = write_count(self._settings, user_id, self._headers)
         checks = [] if count is None else [(count.policy, user_id)]
         if route is not None:
@@ -184,8 +179,7 @@ class RateLimiter:
         settle_usages(self._hit(checks), self._headers)
 
     def _hit(self, checks: Sequence[tuple[Policy, str]]) -> list[Usage]:
-        """Count one request against each (policy, client) pair, in a transaction of its own
-        (committed at once): call it before anything else runs on the connection."""
+        """Count against each (policy, client), committed at once: before anything else runs."""
         checks = [(policy, client) for policy, client in checks if policy.limit > 0]
         if not self._settings.rate_limit_enabled or not checks:
             return []
@@ -221,8 +215,7 @@ def dav_failure_checks(
 
 @dataclass(frozen=True)
 class Count:
-    """A count against one of the caller's limits made by another statement (the entry, a route's
-    count, a recount); its headers go to `headers`."""
+    """A count made by another statement (the entry, a route's, a recount); headers to `headers`."""
 
     headers: HeaderSink
     policy: Policy
@@ -259,8 +252,7 @@ def invitation_limit(settings: Settings) -> Policy:
 
 
 def calendar_feed_count(settings: Settings, token: str, headers: HeaderSink) -> Count | None:
-    """A calendar feed's fetch, counted per token (an hour's window): a leaked URL polled hard
-    costs one statement a request. None when limits are off."""
+    """A feed's fetch, counted per token an hour: a leaked URL polled hard costs one statement."""
     limit = settings.rate_limit_calendar_feed_per_hour
     if not settings.rate_limit_enabled or limit <= 0:
         return None

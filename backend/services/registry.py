@@ -163,8 +163,7 @@ class UnitOfWork:
         return Entry(sql, values, values, False, self._settle)
 
     def _settle(self, outcome: Outcome) -> None:
-        """What the entry and the key's check said: the counts' headers (or `RateLimited`),
-        `Unauthorized`, a replay or mismatch (order: specs/statements.md)."""
+        """What the entry and the key's check said: headers or refusal (specs/statements.md)."""
         count, route, over = self._count, self._route_count, None
         if outcome.route_hits is not None and route is not None:
             usage = Usage(route.policy, outcome.route_hits, outcome.route_reset or 1)
@@ -184,8 +183,7 @@ class UnitOfWork:
             IdempotencyService.refused(outcome)
 
     def service(self, kind: type[S]) -> S:
-        """`kind` bound to this request, built on first use: the one way into a service, so a reader
-        (and `farm-studio walk`) lands in the class the call goes to."""
+        """`kind` bound to this request, built once: the one way into a service."""
         services = self._services
         if kind not in services:
             build = _BUILT.get(kind)
@@ -200,8 +198,7 @@ class UnitOfWork:
         )
 
     def _count_with_entry(self, count: Count) -> None:
-        """Count the route's own limit in the first message, beside the caller's entry: over it
-        nothing else is written, and a refused request counts."""
+        """Count the route's own limit beside the entry: over it nothing else is written."""
         if self._route_count is not None:
             raise RuntimeError("a request counts against one route limit")
         self.send.count(_COUNT, count.bound("c_"))
@@ -290,8 +287,7 @@ class UnitOfWork:
         self.send.hold()
 
     def roll_back(self) -> None:
-        """End the request's transaction with a rollback, its response standing (an
-        Idempotency-Key's replay); it still counts, settled here before the response is built."""
+        """Roll back, the response standing (a replay); it still counts, settled here."""
         self._connection()
         self._ended = True
         if self.send.stage is not Stage.COMMITTED:  # a committed count is not counted again

@@ -69,8 +69,7 @@ def demo_task(n: int) -> TaskCreate:
 
 
 def _account(users: UserService, user: str, password: str) -> tuple[str, bool]:
-    """The id of the account named by an email or id, and whether it is new: an email's is
-    registered here; an id's is provisioned by the caller's entry, as a token's would be."""
+    """The account an email (registered here) or id (provisioned on entry) names, and if new."""
     if "@" in user:
         found = users.find_by_email(user.lower())
         if found is not None:

@@ -135,8 +135,7 @@ def plan_schedule(
     *,
     current: TaskRow | None = None,
 ) -> dict[str, Any]:
-    """The schedule columns of a task with these fields (`current`: as stored): a new rule or zone
-    restarts the series, the same rule keeps its start and id."""
+    """The schedule columns for these fields: a new rule or zone restarts the series."""
     if due is None and any("minutes_before_due" in r for r in reminders):
         raise InvalidRequest.at("body.reminders", "A minutes_before_due reminder needs a due_date")
     all_day = not isinstance(due, datetime | None)

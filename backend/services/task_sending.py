@@ -28,8 +28,7 @@ class Then:
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of `_steps`, writing task `task_id` (its row the step's); when it writes
-    nothing, `reason` (a scoped SELECT; None: missing) says why."""
+    """One statement of `_steps` writing `task_id`; if it writes nothing, `reason` says why."""
 
     statement: Any
     values: Mapping[str, Any]

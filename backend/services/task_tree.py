@@ -179,8 +179,7 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = 
 
 @cache
 def spaces_lock(shape: tuple[Sent, Sent, Anchor, bool]) -> Any:
-    """A new task's change locks, the caller's and its space's together, ahead of its insert:
-    holding one while waiting would deadlock (specs/events.md)."""
+    """A new task's two change locks, taken together ahead of its insert (specs/events.md)."""
     space = _space(shape, moving=False)
     return select(func.task_api_lock_spaces(array([bindparam(OWNER), space])))
 

@@ -95,8 +95,7 @@ class TaskUpdating(TaskSending):
         then: Then | tuple[Then, ...] | None = None,
         own: list[Any] | None = None,
     ) -> TaskRow:
-        """The placement statement (the task with `values`, its subtree, respaced siblings); `last`:
-        it may commit; `own`: a member's reminders from its rows."""
+        """The placement statement; `last`: it may commit; `own`: a member's reminders."""
         if task_id == placement.parent_id:
             raise self._named_itself(
                 task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
@@ -162,8 +161,7 @@ class TaskUpdating(TaskSending):
         expected: Expected = None,
         placement: Placement | None = None,
     ) -> TaskRow:
-        """Write `values` and the schedule planned over the stored task, read in a message that
-        commits first, at the version read: no lock held while planning (retried)."""
+        """Write `values`, the schedule planned over the task read first: no lock while planning."""
         for attempt in range(_COMPLETION_TRIES + 1):
             # The last try reads under the change lock: nothing can change the task before its
             # write.
@@ -191,8 +189,7 @@ class TaskUpdating(TaskSending):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow | None:
-        """Write `planned` at the version `current` was read at, moved to `placement`, with `thens`,
-        committing the request; None: no longer that version."""
+        """Write `planned` at the version `current` was read at, committing; None: changed since."""
         read = frozenset({current.version})
         if placement is not None:
             # A member's reminders go in their own statement in the move's message (a trigger would
@@ -213,8 +210,7 @@ class TaskUpdating(TaskSending):
         return self._update_where(current.id, planned, version, last=True, then=thens)
 
     def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
-        """The stored task to be changed: 404 for none, 412 if If-Match names none of its versions;
-        `commit`: the read commits (the entry's count with it)."""
+        """The stored task (404, or 412 for If-Match); `commit`: the read commits with the entry."""
         rows = (
             self._write(GET_WRITABLE, task_id=task_id, last=True)
             if commit
@@ -321,8 +317,7 @@ def created(data: TaskCreate) -> dict[str, Any]:
 def replanned(
     data: TaskUpdate, values: dict[str, Any], current: TaskRow, placement: Placement | None
 ) -> dict[str, Any]:
-    """`values` with the schedule `data` sends planned over `current`'s: a day stays that day when
-    only the zone changes; a rule under a parent is refused."""
+    """`values` with the sent schedule over the stored one; a rule under a parent refused."""
     sent = data.model_fields_set & SCHEDULE_FIELDS
     plan = (
         data.recurrence if "recurrence" in sent else current.recurrence,

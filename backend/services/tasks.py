@@ -113,8 +113,7 @@ class TaskService(TaskUpdating):
     def _with_position(
         self, shape: ListingShape, values: dict[str, Any], rows: Sequence[TaskRow]
     ) -> tuple[Sequence[TaskRow], int]:
-        """The feed position read with `rows`; an empty page's is read with the proof it is still
-        empty (one snapshot), else the page is read again."""
+        """The feed position with `rows`; an empty page's with the proof it is still empty."""
         for _ in range(_EMPTY_PAGE_ATTEMPTS):
             if rows:
                 return rows, int(rows[0].feed_position)  # type: ignore[attr-defined]
@@ -175,8 +174,7 @@ class TaskService(TaskUpdating):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow:
-        """Insert `values` as a new task at `placement`, checked and written in one statement with
-        `thens`, committing the request; a refused one reads why."""
+        """Insert a new task at `placement`, checked and written in one statement; refused: why."""
         if placement is None:
             if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
                 raise unassignable()

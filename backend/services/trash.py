@@ -67,8 +67,7 @@ def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False)
 
 
 def trashing_lists(deleted: Any) -> Any:
-    """The CTE trashing the top-level tasks of the lists `deleted` with their subtrees, in no list;
-    the list's DELETE then cascades under the caller's change lock."""
+    """The CTE trashing the lists' `deleted` top-level tasks with their subtrees, in no list."""
     tops = (_T.user_id == bindparam(OWNER), _T.parent_id.is_(None), _T.list_id.in_(deleted))
     snapshots = _snapshots(select(_T.id).where(*tops))
     kept = (
@@ -263,8 +262,7 @@ class TrashService(Scoped):
         return list(rows[:limit]), len(rows) > limit
 
     def restore(self, task_id: int, expected: Expected = None) -> TaskRow:
-        """Bring trashed task `task_id` back whole to its list and parent where still writable (else
-        the top level), at a version in `expected`; a refusal reads why."""
+        """Bring trashed task `task_id` back whole where still writable (else the top level)."""
         if_match = None if expected is None else sorted(expected)
         self._lock_spaces(_LOCK, first=False, trash_id=task_id)
         rows = self._write(RESTORE, trash_id=task_id, if_match=if_match, last=True)
