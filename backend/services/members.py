@@ -303,7 +303,9 @@ class MemberService(Scoped):
 
     def _standing(self, list_id: int, target: str) -> Standing:
         found = self._read(_STANDING, in_list=list_id, target=target).first()
-        return Standing(None, None) if found is None else Standing(*found)
+        if found is None:
+            return Standing(None, None)
+        return Standing(found.caller_role, found.target_role)
 
     @staticmethod
     def _refusal(standing: Standing, granted: Action) -> Exception:
