@@ -5,7 +5,7 @@ something to look up."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,7 +219,7 @@ def _preview(reading: Reading, task: TaskCreate, zone: str) -> QuickAddPreview:
     fields = task.model_dump(include=set(QuickAddTask.model_fields) - {"time_zone"})
     tokens = [
         {
-            **asdict(t),
+            **vars(t),
             "value": t.value.astimezone(UTC) if isinstance(t.value, datetime) else t.value,
         }
         for t in reading.tokens
