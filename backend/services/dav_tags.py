@@ -25,10 +25,9 @@ _READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
 
 def tag(kept: Any, parent_uid: Any) -> Any:
     """An object's strong ETag, computed by the database from everything `vtodo.render` makes its
-    body of (render is deterministic: one set of values is one body), so every read and write by
-    href compares the same expression and an `If-Match` is tested in the write's own message. A task
-    with no rule and no parent shows what that write needs (`"<id>-<version>.<time zone>.<digest>"`,
-    `vouched`); any other is `"o<digest>"`."""
+    body of, so every read and write by href compares one expression (If-Match in the write's own
+    message): `"<id>-<version>.<time zone>.<digest>"` for a task with no rule and no parent
+    (`vouched`), else `"o<digest>"`."""
     body = case((kept.c.served, kept.c.body))
     body_digest = func.encode(func.sha256(func.convert_to(func.coalesce(body, ""), "UTF8")), "hex")
     made_of = func.jsonb_build_array(
