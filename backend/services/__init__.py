@@ -1,5 +1,3 @@
-"""Business logic. One class per resource, built with `(send, user_id)` where data is owned.
-
-Services run queries and raise `backend.errors.AppError`s; they never read HTTP objects and
-never commit (the request's `UnitOfWork`, registry.py, does that once).
-"""
+"""Business logic: one class per resource, built with `(send, user_id)` where data is owned;
+services raise `AppError`s, never read HTTP objects and never commit (registry.py's `UnitOfWork`
+does)."""

@@ -1,14 +1,7 @@
-"""What each role may do with a shared list, and the one way a service applies it
-(specs/api-contract.md, "Shared lists").
-
-`LEAST_ROLE` names every action on a list's rows and the least role it needs. A service names
-the action, never the predicate nor a role: `may(table, action)` (the access relation),
-`may_shared` (the member arm alone), `role_in`, `role_may`, and `denied` / `require` (nothing,
-403, or the missing row's 404); no other module does any of it (tests/sharing/test_access_only.py).
-Each route and tool declares its action (`acts(...)`, `feeds(...)`, a tool's `action`), read by
-the role matrix. A non-member gets the missing resource's 404, byte for byte; a member below the
-least role 403 `FORBIDDEN`.
-"""
+"""What each role may do with a shared list (`LEAST_ROLE`; specs/api-contract.md, "Shared lists"),
+and the one way a service applies it: it names the action, never the predicate nor a role
+(tests/sharing/test_access_only.py). A non-member gets the missing row's 404, byte for byte; a
+member below the least role 403 `FORBIDDEN`."""
 
 from __future__ import annotations
 
@@ -50,8 +43,7 @@ LEAST_ROLE: dict[Action, Role] = {
     Action.COMMENT_MODERATE: Role.admin,
     Action.MEMBER_MANAGE: Role.admin,
     Action.INVITE: Role.admin,
-    # Undoing another member's change (`POST /api/activity/{event_id}/undo`, by an entry's
-    # id: its own change needs TASK_WRITE on the task; backend/services/undo.py).
+    # Undoing another member's change (one's own needs TASK_WRITE on the task).
     Action.UNDO_OTHERS: Role.admin,
     Action.ADMIN_MANAGE: Role.owner,
     Action.LIST_DELETE: Role.owner,
@@ -66,8 +58,7 @@ def least_role(action: Action) -> str:
 
 
 def roles(action: Action) -> tuple[str, ...]:
-    """The stored member roles that may perform `action` (the owner always may: its rows
-    are in its space)."""
+    """The member roles that may `action` (the owner always may: its rows are in its space)."""
     return LEAST_ROLE[action].at_least()
 
 
@@ -77,14 +68,12 @@ def allows(role: Role | str | None, action: Action) -> bool:
 
 
 def permitted(role: Role | str | None, *actions: Action) -> frozenset[Action]:
-    """Which of `actions` a caller holding `role` may perform: what a client is told it may do
-    (a DAV collection's privilege set), never a check before a write (the statement is)."""
+    """Which of `actions` `role` may: what a client is told (DAV privileges), never a check."""
     return frozenset(action for action in actions if allows(role, action))
 
 
 def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbidden | NotFound:
-    """The error for a caller whose write matched no row: `missing` when it is not a member
-    (or the row does not exist), 403 when its role is below the action's."""
+    """A write that matched no row: `missing` for no member, else 403 below the role."""
     if role is None:
         return missing
     return Forbidden(
@@ -93,26 +82,22 @@ def refuse(role: Role | str | None, action: Action, missing: NotFound) -> Forbid
     )
 
 
-# The relation services reach a shared table through (lists, tasks, comments, memberships,
-# invitations, events): each takes the table and the action, and binds the caller (`owner`).
+# The relation services reach a shared table through: the table and the action, bound to `owner`.
 
 
 def may(table: Any, action: Action) -> ColumnElement[bool]:
-    """The rows of `table` the caller may `action`: in its own space, or in a list where its
-    role is at least the action's."""
+    """The rows of `table` the caller may `action`: its own space's, or a list's by its role."""
     return access(table, roles(action))
 
 
 def may_shared(table: Any, action: Action) -> ColumnElement[bool]:
-    """`may`'s member arm alone (a read that takes the caller's own space in an arm of its
-    own, on its own index)."""
+    """`may`'s member arm alone (a read taking the caller's own space in an arm of its own)."""
     return shared(table, roles(action))
 
 
 def may_manage(table: Any, action: Action) -> ColumnElement[bool]:
-    """The rows of `table` (memberships, invitations: a `role` column) the caller may
-    `action`, where one that holds `admin` needs `Action.ADMIN_MANAGE` besides (`needed_for`):
-    only the list's owner, whose space the row is in, acts on an admin."""
+    """The rows of `table` (a `role` column) the caller may `action`; one holding `admin` needs
+    `Action.ADMIN_MANAGE` besides: only the list's owner acts on an admin."""
     return and_(
         may(table, action),
         or_(table.c.user_id == bindparam(OWNER), table.c.role != Role.admin.value),
@@ -120,21 +105,18 @@ def may_manage(table: Any, action: Action) -> ColumnElement[bool]:
 
 
 def role_in(table: Any) -> ColumnElement[str]:
-    """The caller's role in the list of a row of `table` (`owner`, a member's role, NULL: no
-    member), read beside the row: why a write matched nothing, a list's `role`."""
+    """The caller's role in the list of a row of `table` (`owner`, a member's, NULL: none)."""
     return caller_role(table)
 
 
 def role_may(role: ColumnElement[str], action: Action) -> ColumnElement[bool]:
-    """Whether a role read with `role_in` may `action`, in SQL. The roles are written into the
-    SQL (our own constants): one plan for every caller, no list parameter."""
+    """Whether a role read with `role_in` may `action`, the roles written in: one plan for all."""
     enough: list[Any] = [literal_column(f"'{each}'") for each in (Role.owner.value, *roles(action))]
     return role.in_(enough)
 
 
 def needed_for(role: Role | str | None, action: Action) -> Action:
-    """What `action` needs when the member or invitation it acts on, or the role it gives,
-    is `role`: an admin's is the owner's (`Action.ADMIN_MANAGE`)."""
+    """What `action` needs on an admin's membership, invitation or role: the owner's."""
     return Action.ADMIN_MANAGE if role == Role.admin else action
 
 
@@ -146,9 +128,8 @@ def owns(role: Role | str | None) -> bool:
 def denied(
     role: Role | str | None, action: Action, missing: NotFound, *, forbidden: str = ""
 ) -> Forbidden | NotFound | None:
-    """What a caller holding `role` (None: no member) meets when it asks to `action`: nothing
-    when it may; else `missing` when it is no member, 403 (`forbidden`, or the roles' own
-    explanation) when its role is below the action's."""
+    """What a caller holding `role` (None: no member) meets asking to `action`: nothing when it may,
+    `missing` when no member, 403 when its role is below the action's."""
     if allows(role, action):
         return None
     if forbidden and role is not None:

@@ -1,11 +1,7 @@
-"""The activity log: what happened in the caller's space and in every list shared with it,
-newest first, from `task_events` through the access relation (a list's page reads in the same
-statement whether the caller may see the list: a stranger gets the missing list's 404).
-
-An entry recorded in another's space shows what the caller may read now: an id among its
-`changes` it may not read reads null, an assignee it may not know is left out, in the same
-statement, by the same access relation.
-"""
+"""The activity log: what happened in the caller's space and in every list shared with it, newest
+first, from `task_events` through the access relation, which also hides in the same statement what
+the caller may not read now (an id reads null, an unknown assignee is left out; a stranger's list is
+404)."""
 
 from __future__ import annotations
 
@@ -46,16 +42,14 @@ _L = TaskList.__table__  # type: ignore[attr-defined]
 _BEFORE = bindparam("before", type_=BigInteger)
 _LIMIT = bindparam("limit", type_=Integer)
 _LIST = bindparam("list_id", type_=BigInteger)
-# The rows an update's `changes` name by id, as `[old, new]`: each field and the table of the
-# row (a task field's own `Reference`, backend/models/task_fields.py).
+# The rows an update's `changes` name by id, as `[old, new]`: each field and its row's table.
 _NAMED = {"list_id": LISTS, "parent_id": TASKS}
 _TABLES = {
     LISTS: TaskList.__table__.alias("named_list"),  # type: ignore[attr-defined]
     TASKS: Task.__table__.alias("named_task"),  # type: ignore[attr-defined]
 }
 _NULL: Any = literal_column("'null'::jsonb")
-# The users an update's `changes` name, as `[old, new]` arrays of user ids (review F2 of issue
-# 61): a member reads only those it may know now (`_known_users`).
+# The users an update's `changes` name: a member reads only those it may know now (`_known_users`).
 ASSIGNEES = "assignees"
 _MEMBERS = ListMember.__table__.alias("named_member")  # type: ignore[attr-defined]
 
@@ -65,8 +59,7 @@ def _key(field: str) -> Any:
 
 
 def _readable(changes: Any, field: str, side: int) -> Any:
-    """`changes -> field -> side` (a row id of `_NAMED[field]`'s table) while the caller may
-    read that row now, else JSON null."""
+    """`changes -> field -> side` while the caller may read that row now, else JSON null."""
     table = _TABLES[_NAMED[field]]
     pair = changes.op("->", return_type=JSONB)(_key(field))
     ref = pair.op("->>", return_type=Text)(literal_column(str(side))).cast(BigInteger)
@@ -75,8 +68,7 @@ def _readable(changes: Any, field: str, side: int) -> Any:
 
 
 def _known_users(changes: Any, side: int) -> Any:
-    """`changes -> 'assignees' -> side` with only the user ids the caller may know now (the
-    space's owner, members of a list it may read), in order; anything but an array as it is."""
+    """`changes -> 'assignees' -> side` with only the users the caller may know now, in order."""
     ids = changes.op("->", return_type=JSONB)(_key(ASSIGNEES)).op("->", return_type=JSONB)(
         literal_column(str(side))
     )
@@ -102,9 +94,8 @@ def _known_users(changes: Any, side: int) -> Any:
 
 
 def _as_readable(changes: Any) -> Any:
-    """An update's `changes` as a caller not the space's owner reads them: without the owner's
-    reminders, ids it may not read null, unknown assignees left out; a field the update did not
-    change stays out (`jsonb_strip_nulls`)."""
+    """An update's `changes` as one not the space's owner reads them: no owner's reminders,
+    unreadable ids null, unknown assignees left out (unchanged fields stay out)."""
     pairs = []
     for field in _NAMED:
         changed = changes.op("?", return_type=Boolean)(_key(field))
@@ -126,8 +117,7 @@ def _columns(changes: Any) -> tuple[Any, ...]:
         _E.task_id,
         _E.list_id,
         changes.label("changes"),
-        # A membership's member, a comment's or an invitation's id: not the stored row (a
-        # comment's body is not the log's).
+        # A membership's member, a comment's or invitation's id: not the row (nor a comment's body).
         func.coalesce(_E.object["member_id"].astext, _E.object["id"].astext).label("object_id"),
     )
 
@@ -153,8 +143,7 @@ _ARMS = union_all(
 ).subquery("arms")
 _PAGE = select(*_ARMS.c).order_by(_ARMS.c.id.desc()).limit(_LIMIT)
 _NEWER_FIRST = _newest(_EITHER, may(_T, Action.LIST_READ), _SHOWN, _OLDER)
-# A list's: whether the caller may see the list (1, else 0: missing or not a member), and
-# the page, outer-joined so an empty page still has a row.
+# A list's: whether the caller may see it, and the page, outer-joined so an empty page has a row.
 _SEEN = (
     select(func.count().label("seen"))
     .select_from(_L)
@@ -171,14 +160,12 @@ _LIST_PAGE = (
 
 class ActivityService(Scoped):
     def page(self, before: int | None, limit: int) -> tuple[Sequence[Any], bool]:
-        """Up to `limit` events older than `before` (the newest without one), and whether
-        there are more."""
+        """Up to `limit` events older than `before` (newest without one), and whether more."""
         rows = self._read(_PAGE, before=before, limit=limit + 1).all()
         return rows[:limit], len(rows) > limit
 
     def list_page(self, list_id: int, before: int | None, limit: int) -> tuple[Sequence[Any], bool]:
-        """The same, of one list the caller may read; `NotFound` when it may not (or there is
-        no such list): the same answer."""
+        """The same, of one list the caller may read; else `NotFound` (as for no such list)."""
         rows = self._read(_LIST_PAGE, list_id=list_id, before=before, limit=limit + 1).all()
         if not rows[0].seen:
             raise NotFound("List not found")

@@ -1,10 +1,7 @@
-"""App passwords (specs/api-contract.md, "App passwords"): a caller creates, lists and revokes
-its own (`AppPasswordService`); a CalDAV request signs in with one (`AppPasswordCheck`).
-
-A password is `tapw_` + 256 random bits, shown once and stored as its SHA-256
-(`invitations.token_hash`): a slow hash would only cost every DAV request its time. The hash is
-unique, so a check finds the row by it alone, then compares the username.
-"""
+"""App passwords (specs/api-contract.md, "App passwords"): `AppPasswordService` for their owner,
+`AppPasswordCheck` for a CalDAV sign-in. Stored as a SHA-256 of 256 random bits (a slow hash would
+only cost every DAV request its time); the hash is unique, so a check finds the row by it, then
+compares the username."""
 
 from __future__ import annotations
 
@@ -54,8 +51,7 @@ _MINE = owned(select(*_PUBLIC), _C.user_id).order_by(_C.name_key, _C.id)
 # Sign out everywhere ends every app password of the caller's (as its calendar feeds).
 _END_ALL = owned(ROWS.table.delete(), _C.user_id)
 
-# `last_used_at` is written at most once a minute per password: a client syncing every few
-# seconds writes no row per request, and what the list shows is to the minute anyway.
+# `last_used_at` written at most once a minute: a client syncing often writes no row each time.
 TOUCH_EVERY_SECONDS = 60
 _LIMITS = RateLimit.__table__  # type: ignore[attr-defined]
 _USERS = User.__table__  # type: ignore[attr-defined]
@@ -72,15 +68,13 @@ def _failures(key: str) -> tuple[Any, Any]:
     return live.scalar_subquery(), live.with_only_columns(left).scalar_subquery()
 
 
-# The check's hash, named after no column (an UPDATE's compile makes a value named after a
-# column one more SET).
+# Named after no column: an UPDATE's compile makes a value named after a column one more SET.
 _SENT = bindparam("password_hash", type_=Text)
 
 
 def _check() -> Any:
-    """The check of a DAV request: the row whose hash is `:password_hash` with its account's
-    token version (`last_used_at` written when a minute old), and the failure counts of the
-    request's address and username (`:ip_key`, `:user_key`), found or not."""
+    """A DAV request's check: the row whose hash is `:password_hash` with its account's token
+    version, and the failure counts of the address and username, found or not."""
     touched = (
         update(ROWS.table)
         .where(
@@ -139,8 +133,7 @@ class NewAppPassword:
 
 @dataclass(frozen=True)
 class Checked:
-    """What a DAV request's check read: the password's account and scope (None: no such
-    password), and the failure counts of the address and the username in their windows."""
+    """What a DAV check read: the password's account and scope (None: none), the failure counts."""
 
     user_id: str | None
     scope: AppPasswordScope | None
@@ -178,8 +171,7 @@ class AppPasswordService(Scoped):
             raise ROWS.not_found()
 
     def end_all(self) -> None:
-        """Revoke every app password of the caller's (`POST /api/auth/logout-all`), in the
-        message of the request's next statement."""
+        """Revoke the caller's app passwords (logout-all), with the request's next statement."""
         self._ahead(_END_ALL)
 
 

@@ -1,7 +1,6 @@
-"""Who a task may be assigned to (migration 0031): its owner, or a member of its list. The
-statements that write `assignees` (a PATCH or PUT, a create or a move into a list) carry
-`assignable` as a condition, so a removal racing the write leaves one consistent state: the
-assignment is refused, or it is written and the removal's trigger takes it away."""
+"""Who a task may be assigned to (migration 0031): its owner or a member of its list. Every write of
+`assignees` carries `assignable` as a condition, so a removal racing it ends consistent: refused, or
+written and taken away by the removal's trigger."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ _M = _MEMBERS.c
 
 
 def assignable(assignees: Any, space: Any, list_id: Any) -> ColumnElement[bool]:
-    """Every id of `assignees` is the task's owner (`space`) or a member of its list
-    (`list_id`; a task in no list has no members): what a write that sets them requires."""
+    """Every id of `assignees` is the task's owner (`space`) or a member of its list (`list_id`)."""
     assignee = func.unnest(assignees).table_valued("id").render_derived()
     member = select(_M.member_id).where(
         _M.list_id == list_id, _M.member_id == assignee.c.id, may(_MEMBERS, Action.LIST_READ)

@@ -1,13 +1,8 @@
-"""A task's attachments beyond what their declaration gives (backend/models/attachment.py;
-list, get and delete are the child's generic service): the upload, under the per-task cap and
-the uploader's quota, and the caller's use.
-
-So that nothing is lost and no connection waits on bytes, the route stores the bytes first under
-a new random key, before its unit of work takes a connection; then one message (`record`)
-inserts the row, under the cap and the quota (a refused insert's bytes are deleted by the route,
-else the sweeper). The quota holds under concurrent uploads: the caller's change lock is taken
-ahead of the insert, whose snapshot then sees every committed attachment.
-"""
+"""A task's upload (backend/models/attachment.py; list, get and delete are the child's generic
+service). The route stores the bytes first under a new key, before its unit of work takes a
+connection, so no connection waits on bytes; `record` then inserts the row under the per-task cap
+and the uploader's quota, which holds under concurrent uploads because the caller's change lock is
+taken ahead of the insert."""
 
 from __future__ import annotations
 
@@ -76,8 +71,7 @@ _INSERT = (
     .returning(*_ROWS.view)
 )
 _USED_NOW = select(_USED.label("used"))
-# Of those, the ones no stored child's row names any more (read after the deletion, in its
-# transaction).
+# Of those, the ones no stored child's row names any more (read after the deletion).
 _FORGOTTEN = text("SELECT unnest(:keys) AS key EXCEPT SELECT task_stored_known(:keys)").bindparams(
     bindparam("keys", type_=ARRAY(Text))
 )
@@ -112,9 +106,7 @@ class AttachmentService(Scoped):
         return rows[0]
 
     def forgotten(self, keys: list[str]) -> list[str]:
-        """Of `keys`, those no stored child's row names any more, here or in a trash: read after the
-        account's deletion in its transaction, deleted once it has committed (a list handed
-        over keeps its files)."""
+        """Of `keys`, those no stored child's row names any more, here or in a trash."""
         if not keys:
             return []
         return [row.key for row in self._read(_FORGOTTEN, keys=keys)]
@@ -138,23 +130,20 @@ class AttachmentService(Scoped):
 
 
 _SWEEP_BATCH = 500
-# The keys of a batch still named by a stored child's row (an attachment, ...), here or in a
-# trash: the registry's stored children (migration 0079), none named here.
+# The keys of a batch still named by a stored child's row, here or in a trash (migration 0079).
 _KNOWN = text("SELECT task_stored_known(:keys) AS key").bindparams(
     bindparam("keys", type_=ARRAY(Text))
 )
 
 
 def orphan_cutoff(settings: Settings) -> datetime:
-    """An object, or an unfinished upload, older than this with no row is an orphan: an
-    upload whose insert never ran (a crash between the two), a deleted account's cascade, a
-    multipart upload its process never finished or aborted. Younger ones may be in flight."""
+    """An object or unfinished upload older than this with no row is an orphan (an insert never run,
+    an account's cascade); younger ones may be in flight."""
     return datetime.now(UTC) - timedelta(seconds=settings.attachments_orphan_seconds)
 
 
 def sweep_orphans(engine: Engine, storage: ObjectStorage, older_than: datetime) -> int:
-    """Delete stored objects no row names and unfinished uploads, older than `older_than` (safe
-    on several workers at once). Returns how many objects and uploads went."""
+    """Delete unnamed objects and uploads older than `older_than` (any number of workers)."""
     removed = storage.abandon_incomplete(older_than)
     old = (found.key for found in storage.list() if found.modified < older_than)
     while batch := list(islice(old, _SWEEP_BATCH)):

@@ -1,13 +1,7 @@
-"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): a caller creates, lists, rotates
-and revokes its feeds (`CalendarFeedService`); a calendar app fetches one by its URL's token
-(`CalendarFeedReader`); one message each.
-
-A feed's token is shown once and stored as its SHA-256 (`invitations.token_hash`). A fetch has no
-caller: the token is the capability, and the feed reads as its creator (`:owner` is the
-creator's id read by the token's hash) with `GET /api/tasks`'s own listing statement: the
-creator's access and reminders at the moment of the fetch. A list the creator can no longer read
-is the feed's 404, as an unknown, revoked or rotated token is.
-"""
+"""Calendar feeds (specs/api-contract.md, "Calendar feeds"): `CalendarFeedService` for their owner,
+`CalendarFeedReader` for a fetch by the URL's token (stored as its SHA-256), one message each. The
+token is the capability: a fetch reads as its creator, with `GET /api/tasks`'s own listing
+statement; a list the creator can no longer read is 404, as an unknown or revoked token is."""
 
 from __future__ import annotations
 
@@ -144,8 +138,7 @@ class CalendarFeedService(Scoped):
         return NewFeed(CalendarFeedPublic.model_validate(rows[0]), token)
 
     def end_all(self) -> None:
-        """Revoke every feed of the caller's (`POST /api/auth/logout-all`: every credential
-        the API issued stops working), in the message of the request's next statement."""
+        """Revoke the caller's feeds (logout-all), with the request's next statement."""
         self._ahead(_END_ALL)
 
     def revoke(self, feed_id: int) -> None:
@@ -162,8 +155,7 @@ _AS_FEED = {OWNER: _of_feed(_F.user_id), "list_id": _of_feed(_F.list_id)}
 
 
 def _as_feed(statement: Any) -> Any:
-    """`statement` read as the feed's creator (each `:owner` its creator, `:list_id` its
-    list): the same statement, its binds replaced."""
+    """`statement` read as the feed's creator (its `:owner` and `:list_id` binds replaced)."""
 
     def replace(element: Any) -> Any:
         if isinstance(element, BindParameter) and element.key in _AS_FEED:
@@ -173,16 +165,14 @@ def _as_feed(statement: Any) -> Any:
     return visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
 
 
-# A `list` feed's list as its creator reads it now (NULL: gone, or no longer the creator's to
-# read): its name in a fetch, which is the unknown token's 404 without it.
+# A `list` feed's list as its creator reads it now (NULL: gone or unreadable, the fetch's 404).
 _LIST_NAME = _as_feed(
     select(_L.name).where(_L.id == bindparam("list_id"), may(_LISTS, Action.LIST_READ))
 ).scalar_subquery()
-# A fetch that reads a feed (a 200 or a 304): its token is a feed's, and an `all` feed or a
-# `list` feed whose list its creator may read (`_LIST_NAME`, the fetch's own condition).
+# A fetch that reads a feed (a 200 or 304): an `all` feed, or a `list` feed its creator may read.
 _LIVE = and_(_F.token_hash == _HASH, or_(_F.scope == FeedScope.all.value, _LIST_NAME.is_not(None)))
-# A fetch's count against its token's limit, only where `_LIVE` holds (a token that reads no
-# feed counts and is told nothing), riding with the fetch (`UnitOfWork._feed_entry`, binds `c_`).
+# A fetch's count against its token's limit, only where `_LIVE` holds (so no count says a token once
+# existed), riding with the fetch (`UnitOfWork._feed_entry`, binds `c_`).
 FEED_COUNT = (
     select(
         func.task_api_count(
@@ -204,9 +194,7 @@ def _window_listing(list_id: str | None) -> Any:
 
 @cache
 def _fetch() -> Any:
-    """The feed by its token, its list's name as its creator reads it (NULL: the list is gone
-    or no longer the creator's to read), and the tasks of its scope in the window (a row with
-    NULL task columns: none)."""
+    """The feed by its token, its list's name as its creator reads it, its tasks in the window."""
     scope = _of_feed(_F.scope)
     every = _as_feed(_window_listing(None)).subquery("every")
     one = _as_feed(_window_listing(ID)).subquery("one")
@@ -245,8 +233,7 @@ class CalendarFeedReader(Scoped):
     """Reads a feed by its token, as its creator (no caller: `Scoped`'s `owner` is unused)."""
 
     def read(self, token: str, now: datetime, all_name: str) -> FeedRead:
-        """The feed whose token is `token`, and its tasks due from `WINDOW_DAYS_BACK` days
-        before `now` to `WINDOW_DAYS_AHEAD` after (at most `FEED_MAX_TASKS`); else `NotFound`."""
+        """The feed of `token` and its tasks due in the window around `now`; else `NotFound`."""
         rows = self._read(
             _fetch(),
             token_hash=token_hash(token),

@@ -1,11 +1,6 @@
-"""A calendar feed's body (specs/api-contract.md, "Calendar feeds"), made by `icalendar`.
-
-Each task is one component, a VEVENT (`events`) or a VTODO (`todos`), holding what
-`backend.models.task_calendar.MAPPING` writes for it (as CalDAV's renderer does), plus its
-`SEQUENCE` (its version) and, on an event, `TRANSP:TRANSPARENT`. `DTSTAMP` is its last change,
-so one state of the tasks is one body, byte for byte: the promise of `tag`, the feed's ETag
-from what the body is made of, without making it.
-"""
+"""A calendar feed's body (specs/api-contract.md, "Calendar feeds"), made by `icalendar` from
+`task_calendar.MAPPING` as CalDAV renders it. `DTSTAMP` is the task's last change, so one state of
+the tasks is one body, byte for byte: what lets `tag` be the feed's ETag without making the body."""
 
 from __future__ import annotations
 
@@ -19,16 +14,14 @@ from icalendar import Calendar, Event, Todo
 from backend.models.task_calendar import Target, Text, add_zones, write
 
 PRODUCT = "-//Task API//Calendar feed//EN"
-# The version of the body's format, part of every ETag (`tag`). Bump it whenever `body()`'s
-# output changes for the same values (escaping, a property added or written differently,
-# another `icalendar` rendering), or a client holding the old ETag keeps the old one (304).
+# The body's format version, part of every ETag (`tag`): bump it whenever `body()`'s output changes
+# for the same values, or a client keeps its old copy (304).
 BODY_FORMAT = 4
 
 
 def tag(feed_id: int, kind: str, name: str, year: int, rows: Sequence[Any]) -> str:
-    """The strong ETag of the body `body` would make from the same values: the body's format
-    (`BODY_FORMAT`), the tasks' versions and the reader's own reminders (a member's change no
-    version counts), the feed's kind and name, the year its zones are written for."""
+    """The strong ETag of the body `body` would make: from its format (`BODY_FORMAT`), the tasks'
+    versions, the reader's reminders, the feed's kind and name and the zones' year."""
     digest = hashlib.sha256(repr((BODY_FORMAT, feed_id, kind, name, year)).encode())
     for row in rows:
         digest.update(repr((row.id, row.version, row.reminders)).encode())

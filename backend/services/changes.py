@@ -1,10 +1,7 @@
-"""The change feed: one caller's task changes in commit order, deletions included, and those
-of every list shared with it, from `task_events` (a trigger fills it in each change's
-transaction). A page merging several spaces is read behind a hold (`HOLD`) bounding it below any
-change still in flight, so a position never skips a later commit (specs/events.md, "Order
-across spaces"). Pruning (`prune`) records how far it went per user (`task_events_pruned`): a
-position below that may have missed changes and is refused (410) rather than answered with a gap.
-"""
+"""The change feed: the caller's task changes, and those of every list shared with it, in commit
+order from `task_events`. A page merging spaces is read below `HOLD`, so a position never skips a
+later commit (specs/events.md, "Order across spaces"); a position below what `prune` removed is 410
+rather than a gap."""
 
 from __future__ import annotations
 
@@ -87,23 +84,19 @@ _COLUMNS = (_E.id, _E.event_id, _E.type, _E.task_id, _TASK, _CHILD_ID, _E.occurr
 
 
 def of_types(types: Sequence[str]) -> ColumnElement[bool]:
-    """`type IN (...)` with the types written into the SQL (our constants: one plan, and no
-    list parameter, which a statement sent ahead or in a bulk step cannot carry)."""
+    """`type IN (...)` with our constants written in: one plan, and no list parameter to carry."""
     return cast(ColumnElement[bool], _E.type.in_([literal_column(f"'{t}'") for t in types]))
 
 
-# The feed skips events that are no task changes (reminders, lists, memberships). The own arm:
-# task changes, children's events and access gained or lost; a shared list's arm: its tasks'
-# changes and children's events. A child's event is told by its shape (both a task and a row),
-# so a newly registered child needs no line here; DAV's own events (`DAV_TYPES`) are for
-# `sync-collection` alone. Two arms, each on its own index (an OR would be a bitmap or a scan).
+# The own arm: task changes, children's events, access gained or lost; a shared list's: its tasks'
+# changes and children's events. A child's event is told by its shape (a task and a row), so a new
+# child needs no line. Two arms, each on its own index (an OR would be a bitmap or a scan).
 ANY_CHILD_EVENT = and_(_E.task_id.is_not(None), _E.object.is_not(None))
 CHILD_EVENT = and_(ANY_CHILD_EVENT, ~of_types(DAV_TYPES))
 _OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), CHILD_EVENT))
 _SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), CHILD_EVENT))
 _CHANGES = or_(_OWN, _SHARED)
-# The shared arm's id as an expression, so its maximum and order come from the memberships'
-# index, never a walk of every user's events by primary key (the planner's pick for plain `id`).
+# An expression: the shared arm's max and order come from the memberships' index, not the pkey.
 _UNORDERED = _E.id + 0
 # Where a page may go: below any change in flight in the caller's spaces (`HOLD` sent ahead).
 _HORIZON = func.task_events_horizon(bindparam(OWNER, type_=Text), type_=BigInteger)
@@ -111,8 +104,7 @@ _HORIZON = func.task_events_horizon(bindparam(OWNER, type_=Text), type_=BigInteg
 HOLD = text("SELECT task_events_hold(:owner)")
 HOLD_MANY = text("SELECT task_events_hold_many(CAST(:callers_owner AS TEXT[]))")
 _PRUNED = owned(select(_P.through_id), _P.user_id)
-# How far pruning went (0 before any) and the page after `after` (NULL: from there), in one
-# snapshot, outer-joined so an empty page still has a row.
+# How far pruning went (0 before any), outer-joined so an empty page still has a row.
 _THROUGH = owned(
     select(func.coalesce(func.max(_P.through_id), 0).label("through")), _P.user_id
 ).subquery("pruned")
@@ -139,9 +131,7 @@ _PAGE = (
 
 
 def latest_position() -> ColumnElement[int]:
-    """The caller's position now: their latest change id, or how far pruning went (0 before
-    any). An expression, so a listing reads it in its own snapshot; no horizon (a listing sends
-    no `HOLD`, and the horizon's call costs planning)."""
+    """The caller's position now, in a listing's own snapshot (no horizon: it costs planning)."""
     own = select(func.max(_E.id)).where(_OWN).scalar_subquery()
     theirs = if_member(select(func.max(_UNORDERED)).where(_SHARED).scalar_subquery())
     pruned = _PRUNED.scalar_subquery()
@@ -150,8 +140,7 @@ def latest_position() -> ColumnElement[int]:
 
 _HEAD = select(latest_position().label("position"))
 
-# `_PAGE` for many callers at once (the live streams' poll), each caller's `owner` and `after`
-# from its row of `callers`, with its account beside it (gone or revoked: the stream ends).
+# `_PAGE` for many callers at once (the live poll), with each one's account beside it.
 _EACH = each_caller(_PAGE, {"after": BigInteger}, "pages")
 _U = User.__table__.c  # type: ignore[attr-defined]
 # The caller's account, by its primary key (one lookup per caller, never a scan of users).
@@ -165,8 +154,7 @@ _PAGES = (
 
 @dataclass(frozen=True)
 class CallerPage:
-    """One caller's share of `pages`: its page (None: changes after its position were pruned,
-    the feed's 410), and its account's token version (None, and not `account`: it is gone)."""
+    """One caller's share of `pages`: its page (None: pruned, 410), its token version."""
 
     page: ChangePage | None
     account_version: int | None
@@ -176,20 +164,15 @@ class CallerPage:
 def pages(
     conn: Connection, locals_: str, positions: Sequence[tuple[str, int]], limit: int
 ) -> list[CallerPage]:
-    """Up to `limit` changes after each (caller, position), each as `ChangeFeed.page` reads it,
-    in one message (`read_for_callers`: the holds, then one statement)."""
+    """Up to `limit` changes after each (caller, position), in one message."""
     owners = [owner for owner, _ in positions]
-    rows = read_for_callers(
-        conn,
-        locals_,
-        _PAGES,
-        {
-            "callers_owner": owners,
-            "callers_after": [after for _, after in positions],
-            "limit": limit + 1,
-        },
-        ahead=(HOLD_MANY, {"callers_owner": owners}),
-    )
+    values = {
+        "callers_owner": owners,
+        "callers_after": [a for _, a in positions],
+        "limit": limit + 1,
+    }
+    hold = (HOLD_MANY, {"callers_owner": owners})
+    rows = read_for_callers(conn, locals_, _PAGES, values, ahead=hold)
     grouped: list[list[Any]] = [[] for _ in positions]
     for row in rows:
         grouped[int(row.caller) - 1].append(row)
@@ -205,8 +188,7 @@ def pages(
 
 
 def _paged(rows: Sequence[Any], after: int | None, limit: int) -> ChangePage:
-    """A page from `_PAGE`'s rows (one at least: the pruning's, with no change when there is
-    none). Raises `CursorExpired` when changes after `after` have been pruned."""
+    """A page from `_PAGE`'s rows; `CursorExpired` if changes after `after` were pruned."""
     through = int(rows[0].through)  # in the page's snapshot: a prune of part of it is seen
     if after is not None and through > after:
         raise CursorExpired()
@@ -224,14 +206,12 @@ class ChangeFeed(Scoped):
         return int(self._read(_HEAD).scalar_one())
 
     def page(self, after: int | None, limit: int) -> ChangePage:
-        """Up to `limit` changes after position `after` (from the oldest retained without
-        one). Raises `CursorExpired` when changes after `after` have been pruned."""
+        """Up to `limit` changes after `after`; `CursorExpired` if those were pruned."""
         self._ahead(HOLD)
         return _paged(self._read(_PAGE, after=after, limit=limit + 1), after, limit)
 
 
-# A CalDAV collection's changes (specs/caldav.md, "Sync"): the two arms with DAV's own events,
-# narrowed to those recorded in the collection and a task's move out of it.
+# A CalDAV collection's changes (specs/caldav.md, "Sync"), moves out of it included.
 _DAV_OWN = and_(_E.user_id == bindparam(OWNER), or_(of_types(FEED_TYPES), ANY_CHILD_EVENT))
 _DAV_SHARED = and_(may_shared(_T, Action.LIST_READ), or_(of_types(CHANGE_TYPES), ANY_CHILD_EVENT))
 _COLLECTION = bindparam("collection", type_=BigInteger)
@@ -243,8 +223,7 @@ _NO_LIST_JSON: ColumnElement[Any] = literal_column("'null'::jsonb")
 
 
 def _moved_out_of(collection: Any) -> ColumnElement[bool]:
-    """A task's move out of `collection` (the old list's id as JSON; `_NO_LIST_JSON`: no list),
-    as `ix_task_events_user_id_left_list` indexes it."""
+    """A task's move out of `collection` (the old list's id as JSON), as its index indexes it."""
     left = _E.changes.op("->")(literal_column("'list_id'")).op("->")(literal_column("0"))
     return and_(_E.changes.op("?")(literal_column("'list_id'")), left == collection)
 
@@ -258,10 +237,8 @@ def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElemen
 
 
 def collection_head(collection: Any = None) -> ColumnElement[int]:
-    """A collection's position for its sync token and `getctag`: its latest event (DAV's own
-    and moves out included) below any change in flight, or how far pruning went (0 before
-    any); only its own changes move it. `collection`: the list's id (a value or a column;
-    None: the caller's tasks in no list). Each arm is a maximum read on its own index."""
+    """A collection's position (its sync token, `getctag`): its latest event below any change in
+    flight, or how far pruning went; `collection` None: the tasks in no list."""
     if collection is None:
         arms = [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
     else:
@@ -282,8 +259,7 @@ def collection_head(collection: Any = None) -> ColumnElement[int]:
 
 
 def _still_there(no_list: bool) -> ColumnElement[bool]:
-    """Whether the event a token's position names is still in the collection's feed (one past
-    it, from a database restored from before, is not; 0 or the pruned position always is)."""
+    """Whether the event a token's position names is still in the collection's feed (or pruned)."""
     arm = or_(_DAV_OWN, _DAV_SHARED) if not no_list else _DAV_OWN
     return or_(
         _THROUGH.c.through >= _AFTER,
@@ -342,8 +318,7 @@ _COLLECTION_PAGES = {no_list: _collection_page(no_list) for no_list in (False, T
 
 @dataclass(frozen=True)
 class CollectionChanges:
-    """A collection's changes after a position (`rows`: each event's task and a kept object's
-    name, at most the limit); `head`, the position now; `expired`: changes after it pruned."""
+    """A collection's changes after a position, its `head` now, whether `expired`."""
 
     rows: Sequence[Any]
     head: int
@@ -357,8 +332,7 @@ class CollectionFeed(Scoped):
     """The change feed as `sync-collection` reads it (backend/dav/sync.py)."""
 
     def heads(self, list_ids: Sequence[int | None]) -> dict[int | None, int]:
-        """Each collection's position now (`collection_head`), below any change in flight:
-        their sync tokens, in one statement (None: the tasks in no list)."""
+        """Each collection's position now (its sync token) in one statement (None: in no list)."""
         self._ahead(HOLD)
         lists = [each for each in list_ids if each is not None]
         row = self._read(_heads(len(lists), None in list_ids), **_listed(lists)).one()
@@ -368,8 +342,7 @@ class CollectionFeed(Scoped):
         return {key: int(value) for key, value in found.items()}
 
     def since(self, after: int, list_id: int | None, limit: int) -> CollectionChanges:
-        """Up to `limit` events of the collection after `after`, with the caller's position
-        now and whether it may read the collection, in one statement."""
+        """Up to `limit` events after `after`, the position now and the right to read."""
         self._ahead(HOLD)
         values: dict[str, Any] = {"after": after, "limit": limit + 1}
         if list_id is not None:
@@ -432,8 +405,7 @@ _PRUNE_ANY = text(_PRUNE.format(feed=_FEED_TYPES_SQL, changes=_CHANGE_TYPES_SQL,
 
 
 def prune(engine: Engine, retention_hours: int, *, undelivered: bool, batch: int = 1000) -> int:
-    """Delete the changes older than the retention (and, unless `undelivered`, only those
-    delivered or dead), in batches of their own transaction. Returns how many."""
+    """Delete changes past the retention (delivered ones unless `undelivered`), in batches."""
     statement = _PRUNE_ANY if undelivered else _PRUNE_DELIVERED
     total = 0
     while True:

@@ -1,8 +1,6 @@
-"""ChatKit's view of a user's conversations (specs/chat.md, "ChatKit"): a thread is a
-conversation, its items its messages and `chatkit_items`, in stored order, named by `public_id`
-(`owned`: another user's does not exist). The turn is `ConversationService`'s; this service
-only reads messages, and writes titles and items.
-"""
+"""ChatKit's view of a user's conversations (specs/chat.md, "ChatKit"): a thread is a conversation,
+its items its messages and `chatkit_items`, named by `public_id`. The turn is
+`ConversationService`'s; this only reads messages and writes titles and items."""
 
 from __future__ import annotations
 
@@ -166,8 +164,7 @@ _STARTED = owned(
 
 class ChatKitService(Scoped):
     def started(self, conversation_id: int, message_id: int, title: str | None) -> Any:
-        """A turn's thread (by its conversation's number), titled `title` if it has no title
-        yet, and its user message's ChatKit id (`message_public_id`): one statement."""
+        """A turn's thread (titled if untitled) and its message's ChatKit id, in one statement."""
         row = self._write(
             _STARTED, conversation=conversation_id, message=message_id, title=title
         ).first()
@@ -183,8 +180,7 @@ class ChatKitService(Scoped):
         return row
 
     def threads(self, limit: int, after: str | None, order: str) -> tuple[list[Any], bool]:
-        """A page of the caller's threads by activity (`desc`: newest first), after the
-        thread `after`; whether more follow."""
+        """A page of the caller's threads by activity after `after`; whether more follow."""
         key = tuple_(_C.updated_at, _C.id)
         statement = owned(select(*_THREAD_COLUMNS), _C.user_id)
         statement = statement.order_by(
@@ -213,8 +209,7 @@ class ChatKitService(Scoped):
     def items(
         self, thread_id: str, limit: int, after: str | None, order: str
     ) -> tuple[list[Any], bool]:
-        """A page of a thread's items (messages and the rest) in `order`, after the item
-        `after`; whether more follow."""
+        """A page of a thread's items in `order`, after the item `after`; whether more follow."""
         statement = _PAGES[(order, after is not None)]
         rows = list(self._read(statement, thread=thread_id, item=after, limit=limit + 1).all())
         return rows[:limit], len(rows) > limit

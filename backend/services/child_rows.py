@@ -1,12 +1,7 @@
 """A task's child's statements and refusals, built once from its declaration
-(backend/models/task_children.py): `ChildRows`, and `TaskChildService`, the whole service each
-child's named class (services/task_children.py) takes.
-
-A child's row lives in its task's space and list, so every statement reaches it through the one
-access relation with the child's declared actions. Each request is one statement; a write that
-matched nothing reads why, in the contract's order: the task unseen (404), a role too low (403),
-a row not the task's (404), a row not the caller's (403, a child with an `author`).
-"""
+(backend/models/task_children.py). A child's row lives in its task's space and list, so every
+statement reaches it through the access relation with the child's declared actions; one statement a
+request, and a write that matched nothing reads why in the contract's order."""
 
 from __future__ import annotations
 
@@ -53,14 +48,12 @@ def _value(name: str) -> str:
 
 
 def _sent(name: str) -> str:
-    """The bind that says whether a change sent the field (a field not sent keeps its value:
-    a `PATCH` writes the fields sent, a null sent included)."""
+    """The bind saying whether a change sent the field (one not sent keeps its value)."""
     return f"sent_{name}"
 
 
 class ChildRows:
-    """The statements of `child` (its `fields` written by a client) and the errors they end
-    in."""
+    """The statements of `child` (its `fields` written by a client) and their errors."""
 
     def __init__(self, child: TaskChild) -> None:
         self.child = child
@@ -70,8 +63,7 @@ class ChildRows:
         self.view = tuple(column for column in c if column.name not in _HIDDEN)
         values = {name: bindparam(_value(name), type_=c[name].type) for name in child.fields}
 
-        # A page after `:after` (0: from the start) with the task: no row is a task unseen, one
-        # row with no child (`id` NULL) an empty page.
+        # A page with its task: no row is an unseen task, a row with NULL `id` an empty page.
         page = (
             select(*self.view)
             .where(c.task_id == _T.id, c.id > _AFTER, may(table, read))
@@ -95,8 +87,7 @@ class ChildRows:
             .select_from(_TASKS.outerjoin(one, true()))
             .where(_T.id == _TASK_ID, may(_TASKS, read))
         )
-        # A new row in the task's space and list, only where the caller may write it, under the
-        # cap (else the insert selects nothing and why is read afterwards).
+        # A new row only where the caller may write it, under the cap (else why is read afterwards).
         kept = select(func.count()).where(c.task_id == _TASK_ID, may(table, write))
         columns = ["user_id", "task_id", "list_id", *child.fields]
         chosen: list[Any] = [_T.user_id, _T.id, _T.list_id, *values.values()]
@@ -121,17 +112,15 @@ class ChildRows:
         # With an author, only the author changes a row (while it may still write).
         own = [c[child.author] == bindparam(OWNER)] if child.author else []
         self.edit = update(table).where(*this, *own).values(changed).returning(*self.view)
-        # With an author, the author's own row, the space's owner's, or anyone's for a member
-        # who may `delete_any`; without (or when any writer deletes any), any row the caller
-        # may write.
+        # With an author: the author's own row, the space owner's, or any for a member who may
+        # `delete_any`; else any row the caller may write.
         anyones: list[Any] = []
         if child.author and child.delete_any is not write:
             others = [may_shared(table, child.delete_any)] if child.delete_any else []
             anyones = [or_(own[0], c.user_id == bindparam(OWNER), *others)]
         self.delete = delete(table).where(*this, *anyones).returning(*self.view)
 
-        # Why a write matched nothing: the caller's role in the task (no row: unseen), its row
-        # count, and the row named (NULL `found`: none of this task's) with its author.
+        # Why a write matched nothing: the role (no row: unseen), the count, the row and its author.
         role = role_in(_TASKS)
         self.create_refusal = select(
             role.label("role"),
@@ -156,8 +145,7 @@ class ChildRows:
         return NotFound(f"{self.child.noun.capitalize()} not found")
 
     def not_the_author(self, *, deleting: bool) -> Forbidden:
-        """A member who may write the child but not this row (another's): its author only,
-        or (a deletion) a member who may `delete_any`."""
+        """A member who may write the child, but not another's row (its author, `delete_any`)."""
         a_noun = self.child.a_noun
         if deleting and self.child.delete_any:
             role = with_article(least_role(self.child.delete_any))
@@ -166,8 +154,7 @@ class ChildRows:
 
 
 class TaskChildService(Scoped):
-    """A task's child's whole service: `rows` built from its declaration. Each child's is a
-    named class (services/task_children.py); `SERVICES` holds them by table name."""
+    """A task's child's whole service, `rows` built from its declaration."""
 
     rows: ClassVar[ChildRows]
 
@@ -176,8 +163,7 @@ class TaskChildService(Scoped):
         SERVICES[cls.rows.child.name] = cls
 
     def page(self, task_id: int, limit: int, after: int | None) -> tuple[list[Any], bool]:
-        """A page of the task's rows, oldest first, after the id `after`; whether more
-        follow. One statement: a task the caller cannot see is the 404 a missing one gets."""
+        """A page of the task's rows after `after`, oldest first; whether more follow."""
         rows = self._read(self.rows.page, task=task_id, after=after or 0, limit=limit + 1)
         if not rows:
             raise NotFound(TASK_NOT_FOUND)
@@ -185,8 +171,7 @@ class TaskChildService(Scoped):
         return found[:limit], len(found) > limit
 
     def get(self, task_id: int, row_id: int) -> Any:
-        """One row of the task: a task the caller cannot see is the 404 a missing one gets,
-        then a row that is not the task's."""
+        """One row of the task (an unseen task is the 404 of a missing one)."""
         found = self._read(self.rows.one, task=task_id, child=row_id).first()
         if found is None:
             raise NotFound(TASK_NOT_FOUND)
@@ -214,8 +199,7 @@ class TaskChildService(Scoped):
         raise Conflict(f"The task changed while the {child.noun} was being added; retry")
 
     def change(self, task_id: int, row_id: int, fields: Mapping[str, Any]) -> Any:
-        """Change a row: the `fields` given, the others kept (with an author: the caller's own
-        row, while it may still write)."""
+        """Change a row's `fields` given, the others kept (with an author: the caller's own row)."""
         declared = self.rows.child.fields
         values = {_value(name): fields.get(name) for name in declared}
         values |= {_sent(name): name in fields for name in declared}
@@ -225,16 +209,14 @@ class TaskChildService(Scoped):
         self._refuse(task_id, row_id, deleting=False)
 
     def remove(self, task_id: int, row_id: int) -> Any:
-        """Delete a row (with an author: the caller's own, or anyone's for a moderator);
-        return it as it was."""
+        """Delete a row (with an author: one's own, any for a moderator); return it as it was."""
         rows = self._write(self.rows.delete, task=task_id, child=row_id, last=True)
         if rows:
             return rows[0]
         self._refuse(task_id, row_id, deleting=True)
 
     def _refuse(self, task_id: int, row_id: int, *, deleting: bool) -> NoReturn:
-        """A write of a row matched nothing: say why, membership before role before
-        authorship."""
+        """A write matched nothing: say why, membership before role before authorship."""
         child = self.rows.child
         found = self._read(self.rows.write_refusal, task=task_id, child=row_id).first()
         if found is None:

@@ -1,8 +1,5 @@
-"""Conversations with the task agent, scoped to one user (`owned`: another's does not exist).
-
-A chat turn touches this service twice, with the model's answer in between (specs/chat.md):
-`begin_turn` stores the user's message and reads the history; `answer` stores the assistant's.
-"""
+"""Conversations with the task agent, scoped to one user. A turn comes twice, with the model's
+answer in between (no transaction spans it; specs/chat.md): `begin_turn`, then `answer`."""
 
 from __future__ import annotations
 
@@ -72,10 +69,9 @@ _ADD_MESSAGE = (
     )
     .returning(_M.id, _M.created_at)
 )
-# A turn's answer from the moment its message is stored: `UNFINISHED`, with the tool calls that
-# committed meanwhile (`record_call`), until the answer or error replaces it; so a turn that dies
-# leaves an error naming what committed, and a retry resumes from it. `created_at`: the running
-# attempt's token (`TurnStart.held`); `heartbeat_at`: its last renewal (`beat`), the lease's start.
+# A turn's answer from the moment its message is stored: `UNFINISHED` with the calls that committed,
+# until replaced; so a dead turn names what committed and a retry resumes from it. `created_at`: the
+# attempt's token; `heartbeat_at`: its lease's start.
 UNFINISHED = "CHAT_TURN_UNFINISHED"
 _MID = bindparam("message_id", type_=BigInteger)
 _PROVISIONAL = insert(Message).values(
@@ -130,9 +126,7 @@ _RECORD_CALL = _messages(
         )
     )
 )
-# Another attempt takes the turn over only from one that ended or whose lease ran out (one that
-# never beat: since it began, with a whole turn's lease), and only once (the row as read); it
-# resumes from the calls the claim found.
+# Another attempt takes the turn only from an ended or expired one, and only once.
 _CLAIM = _messages(
     update(Message)
     .where(
@@ -224,10 +218,8 @@ class ConversationService(Scoped):
         running_for: timedelta,
         unbeaten_for: timedelta | None = None,
     ) -> TurnStart:
-        """Store the user's message (a new conversation if `conversation_id` is None) and read
-        the history before it. An Idempotency-Key used before: the first attempt's answer, or
-        (it failed) its message with the calls that committed; `IdempotencyKeyInUse` while it
-        may still run (`running_for` since its last heartbeat, `unbeaten_for` if it never beat)."""
+        """Store the user's message (a new conversation without `conversation_id`) and read the
+        history before it; a used Idempotency-Key replays or resumes the first attempt."""
         if key is not None:
             earlier = self._read(_BY_KEY, key=key).first()
             if earlier is not None:
@@ -263,8 +255,7 @@ class ConversationService(Scoped):
         conversation, message = int(earlier.conversation_id), int(earlier.id)
         history = self._history(earlier.conversation_id, earlier.id, history_messages)
         if reply is None:
-            # Stored before turns kept a record from the start: retried (once) only after the
-            # longest a turn may run.
+            # Stored before turns kept a record: retried once, after the longest a turn may run.
             age = self._read(select(func.now())).scalar_one() - earlier.created_at
             if age < unbeaten_for:
                 raise IdempotencyKeyInUse()
@@ -295,13 +286,11 @@ class ConversationService(Scoped):
         )
 
     def beat(self, message_id: int, held: datetime) -> bool:
-        """Renew attempt `held`'s claim on the turn answering `message_id`: whether it still
-        holds it (False: it ended, or a retry took it over)."""
+        """Renew attempt `held`'s claim on the turn: whether it still holds it."""
         return bool(self._write(_BEAT, message_id=message_id, held=held, last=True))
 
     def record_call(self, message_id: int, call: dict[str, Any]) -> None:
-        """Keep a tool call that writes with the answer to `message_id`, in the transaction
-        of its write (riding with its COMMIT): if the write commits, so does its record."""
+        """Keep a writing tool call with the answer, riding with its write's COMMIT."""
         self._at_commit(_RECORD_CALL, message_id=message_id, call=stored_call(call))
 
     def _history(self, conversation_id: int, before: int, limit: int) -> Sequence[Any]:
@@ -314,9 +303,8 @@ class ConversationService(Scoped):
 
     @fires(Rule.ANSWER_ID)
     def answer(self, reply: Reply) -> Any:
-        """Store the assistant's message (over a failed attempt's, whose calls `reply` carries
-        on) and mark the conversation active; only over the record of the attempt holding the
-        turn (`reply.held`), else `IdempotencyKeyInUse`: a superseded attempt erases nothing."""
+        """Store the assistant's message and mark the conversation active, only over the record of
+        the attempt holding the turn: a superseded attempt erases nothing."""
         # Bounded here, where it is stored: every stored message reads back (issue 38).
         values = {
             "content": clean_text(reply.content, ANSWER_MAX_CHARS),
@@ -361,8 +349,7 @@ class ConversationService(Scoped):
     def messages(
         self, conversation_id: int, limit: int, after: int | None
     ) -> tuple[list[Any], bool]:
-        """A page of one conversation's messages, oldest first; whether more follow. An
-        empty page asks (once) whether the conversation exists."""
+        """A page of a conversation's messages, oldest first (empty: does it exist?)."""
         statement = _messages(
             select(*_MESSAGE_COLUMNS)
             .where(_M.conversation_id == _CID)

@@ -1,9 +1,6 @@
-"""A CalDAV object's ETag, in this one module: built by the database with every object it
-reads (`tag`, an SQL expression the listing selects and a write's own message compares), built
-again from a written row where a PUT answers it (`written_tag`: the same format, no statement
-more), and read back by the DAV layer (`vouched`: what a tag says of its task). Its format is
-`RENDER_FORMAT`, the version of `dav.vtodo.render`'s output (specs/caldav.md, "ETags").
-"""
+"""A CalDAV object's ETag, in this one module: built by the database (`tag`), again from a written
+row (`written_tag`, no statement more) and read back (`vouched`). Its format is `RENDER_FORMAT`
+(specs/caldav.md, "ETags")."""
 
 from __future__ import annotations
 
@@ -21,22 +18,16 @@ from backend.services.task_statements import TASK_VIEW
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# The version of `vtodo.render`'s output, part of every object's tag (`_tag`): bump it whenever
-# the same values render differently (a property added or written otherwise, another icalendar).
+# The version of `vtodo.render`'s output, in every tag: bump it when the same values render anew.
 RENDER_FORMAT = 5
 _READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
 
 
 def tag(kept: Any, parent_uid: Any) -> Any:
-    """An object's strong ETag, computed by the database from everything `vtodo.render` makes
-    its body of (the task's id, version, `updated_at` and position, the UID its parent is
-    served with, the reader's reminders in order, the kept object's bytes as served, whether
-    it is `fresh`, the render's format): `render` is deterministic, so one set of values is
-    one body, and two bodies that differ come from values that differ. Every read and every
-    write by href compares the same expression, so an `If-Match` is tested in the write's own
-    message (`vouch`). A task with no rule and no parent shows what that write needs to know without
-    reading it first (`"<id>-<version>.<time zone>.<digest>"`, `vouched`); any other
-    is `"o<digest>"`."""
+    """An object's strong ETag, computed by the database from everything `vtodo.render` makes its
+    body of, so every read and write by href compares one expression (If-Match in the write's own
+    message): `"<id>-<version>.<time zone>.<digest>"` for a task with no rule and no parent
+    (`vouched`), else `"o<digest>"`."""
     body = case((kept.c.served, kept.c.body))
     body_digest = func.encode(func.sha256(func.convert_to(func.coalesce(body, ""), "UTF8")), "hex")
     made_of = func.jsonb_build_array(
@@ -58,8 +49,7 @@ def tag(kept: Any, parent_uid: Any) -> Any:
 
 
 def fresh(kept: Any) -> Any:
-    """Whether the kept object was stored by the task's last write (the same transaction's
-    `now()`): `vtodo.render` then serves the client's own DTSTAMP and LAST-MODIFIED."""
+    """Whether the task's last write stored the kept object (its own DTSTAMP served)."""
     return kept.c.updated_at == _T.updated_at
 
 
@@ -67,10 +57,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def written_tag(row: Any, kept: str) -> str:
-    """`tag` of a fresh kept object `kept` on the task `row` as its write returned it, for a
-    task with no rule, no parent and no reminders for its reader (the only shape whose inputs
-    a write knows exactly): the SHA-256 of `jsonb_build_array(...)::text` as PostgreSQL
-    writes it (`tests/dav/test_put_etag.py` compares it with the listing's)."""
+    """`tag` of a fresh kept object as its write returned its task (no rule, parent, reminders)."""
     body_digest = hashlib.sha256(kept.encode()).hexdigest()
     micros = (row.updated_at - _EPOCH) // timedelta(microseconds=1)
     epoch = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"  # numeric, scale 6
@@ -90,9 +77,8 @@ _ZONES = frozenset(TIME_ZONES)
 
 @dataclass(frozen=True)
 class Vouched:
-    """What an object's tag `"<id>-<version>.<time zone>.<digest>"` says of its task, true
-    where a write's own message finds that tag current (`DavObjectService.vouch`): the task,
-    its version and its zone, and that it has no rule and no parent."""
+    """What a tag `"<id>-<version>.<time zone>.<digest>"` says of its task (its version, zone, no
+    rule, no parent), true where a write's own message finds it current."""
 
     id: int
     version: int

@@ -6,8 +6,7 @@ from sqlalchemy import Engine, text
 
 
 def pending_migrations(engine: Engine, expected: frozenset[str]) -> list[str]:
-    """The expected migrations the database has not applied, in order (empty: ready).
-    Raises `SQLAlchemyError` when the database cannot be reached."""
+    """The migrations the database has not applied, in order; `SQLAlchemyError` if unreachable."""
     with engine.connect() as conn:
         # to_regclass: a database never migrated has no bookkeeping table yet.
         table = conn.scalar(text("SELECT to_regclass('_yoyo_migration')::text"))

@@ -1,21 +1,10 @@
-"""Idempotency-Key for creating requests (draft-ietf-httpapi-idempotency-key-header).
-
-The write and its recorded answer commit (or roll back) together, in the request's own
-transaction and round trips (specs/statements.md).
-
-1. `begin` queues the key's check (`task_api_idempotency_key`) ahead of the write in its
-   message. It takes a transaction-level advisory lock on (user, key), so a second request
-   waits for the first, then reads its record in a fresh snapshot and is replayed (the lock
-   ends with the transaction or connection: nothing sticks, and PgBouncer's transaction pooling
-   works). Another fingerprint is 422 IDEMPOTENCY_KEY_MISMATCH; the same one refuses the write
-   and sends the recorded answer in a notice (`refused` raises `Replayed`), not an error that
-   would log the body.
-2. No record: the write runs, then `record` stores the response with the COMMIT; an error
-   rolls back, so a 4xx/5xx is never recorded.
-
-Records live `Settings.idempotency_key_ttl_seconds`; each `record` deletes a bounded batch of
-the caller's own expired rows, `python -m backend prune` everyone's.
-"""
+"""Idempotency-Key for creating requests (draft-ietf-httpapi-idempotency-key-header;
+specs/statements.md). The write and its recorded answer commit or roll back together: `begin` queues
+the key's check ahead of the write, under a transaction-level advisory lock on (user, key) so a
+second request waits, then replays (a lock that ends with the transaction keeps PgBouncer's
+transaction pooling working); a replay refuses the write and sends the answer in a notice, not an
+error that would log the body. `record` stores the response with the COMMIT and deletes a bounded
+batch of the caller's expired rows."""
 
 from __future__ import annotations
 
@@ -34,8 +23,7 @@ from backend.db.sender import Outcome, Sender
 from backend.errors import IdempotencyKeyMismatch
 from backend.models import IdempotencyKey
 
-# Expired rows deleted per recorded response: enough to outpace new keys, small enough to
-# cost a request nothing noticeable.
+# Expired rows deleted per recorded response: enough to outpace new keys, cheap for a request.
 PRUNE_BATCH = 100
 # Namespaces the advisory-lock hash, should anything else ever use advisory locks.
 _LOCK_NAMESPACE = b"task-api:idempotency-key\0"
@@ -57,8 +45,7 @@ class Replayed(Exception):
 
 
 def fingerprint(method: str, route: str, payload: Any) -> str:
-    """SHA-256 of method, route and the canonical JSON of the validated body: the same key
-    sent to another route, or with another body, is a different request."""
+    """SHA-256 of method, route and the body's canonical JSON: any other is another request."""
     canonical = json.dumps(
         [method.upper(), route, payload], sort_keys=True, separators=(",", ":"), ensure_ascii=True
     )
@@ -79,8 +66,7 @@ _MISMATCH, _REPLAY = "TA422", "TA208"
 
 
 def _expired_batch(limit: int, *, owned_only: bool) -> Any:
-    """Delete up to `limit` expired records: the caller's (`owned_only`: inside a request,
-    which only ever touches its caller's rows), or anyone's (the `prune` command)."""
+    """Delete up to `limit` expired records: the caller's (`owned_only`) or anyone's."""
     expired = select(col(IdempotencyKey.user_id), col(IdempotencyKey.key))
     gone = delete(IdempotencyKey)
     if owned_only:
@@ -101,16 +87,14 @@ def _owned(statement: Stmt) -> Stmt:
 
 
 class IdempotencyService(Scoped):
-    """The caller's Idempotency-Key records, on the request's connection (so a key's lock
-    and record commit with the write they guard)."""
+    """The caller's key records, on the request's connection (so they commit with the write)."""
 
     def __init__(self, send: Sender, user_id: str, ttl_seconds: int) -> None:
         super().__init__(send, user_id)
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def begin(self, key: str, request_fingerprint: str) -> None:
-        """Hold the key and check its record in the message of the write that follows (whose
-        answer raises the refusal: `refused`); the write is then not the last statement."""
+        """Hold the key and check its record in the next write's message (`refused`)."""
         self._hold_commit()
         self._ahead(
             _CHECK, key=key, lock=_lock_id(self.user_id, key), fingerprint=request_fingerprint
@@ -118,8 +102,7 @@ class IdempotencyService(Scoped):
 
     @staticmethod
     def refused(outcome: Outcome) -> None:
-        """Raise what the key's check refused the request with, if it did: `Replayed` with
-        the recorded response, or `IdempotencyKeyMismatch`."""
+        """Raise what the key's check refused the request with, if it did."""
         if outcome.refused == _MISMATCH:
             raise IdempotencyKeyMismatch()
         if outcome.refused == _REPLAY and outcome.replay is not None:
@@ -129,8 +112,7 @@ class IdempotencyService(Scoped):
             )
 
     def record(self, key: str, request_fingerprint: str, response: StoredResponse) -> None:
-        """Store the response in the request's transaction (replacing an expired record of
-        the same key), then prune a bounded batch of the caller's expired records."""
+        """Store the response in the transaction, then prune a batch of expired records."""
         values = {
             "user_id": bindparam(OWNER),
             "key": key,
@@ -153,8 +135,7 @@ class IdempotencyService(Scoped):
 
 
 def prune_expired(engine: Engine, batch: int = 10_000) -> int:
-    """Delete every expired record in batches of `batch` (one short transaction each);
-    return how many. For `python -m backend prune` (cron, or a deploy hook)."""
+    """Delete every expired record, `batch` a transaction (`python -m backend prune`)."""
     total = 0
     while True:
         with engine.begin() as conn:

@@ -1,12 +1,7 @@
-"""Invitations to a shared list (specs/api-contract.md, "Shared lists"): create (admin+; an
-`admin` invitation the owner only), list the pending ones, revoke, accept; each one message.
-
-An invitation is in its list owner's space; its token (`secrets.token_urlsafe(32)`) is shown
-once and stored as its SHA-256. Accepting is one statement deleting the invitation by its
-token's hash (the token is the capability) and inserting the caller's membership from the
-deleted row, so a token is used once and an accept racing a revoke ends in one of the two; the
-list's read rides after it in the same message. Any unusable token is the one 404.
-"""
+"""Invitations to a shared list (specs/api-contract.md, "Shared lists"), one message each. The token
+is stored as its SHA-256; accepting is one statement deleting the invitation by its hash and
+inserting the membership from the deleted row, so a token is used once and an accept racing a revoke
+ends in one of the two. Any unusable token is the one 404."""
 
 from __future__ import annotations
 
@@ -72,8 +67,7 @@ _CALLER_ROLE = role_in(_LISTS).label("caller_role")
 _VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
 # The caller's role in a list it can see (no row: it cannot, or there is none).
 _ROLE_IN = select(_CALLER_ROLE).where(_VISIBLE)
-# A create or revoke takes the caller's and the owner's change locks together (`spaces_locked`):
-# holding one while waiting for the other could deadlock.
+# The caller's and the owner's change locks taken together (`spaces_locked`), else a deadlock.
 _LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
 
@@ -81,8 +75,7 @@ _EMAIL = bindparam("email", type_=Text)
 
 
 def _room() -> Any:
-    """Whether the list has room for one more member: its members and pending invitations (but
-    one this invitation replaces) fewer than `MEMBERS_PER_LIST`."""
+    """Whether members and pending invitations (but one replaced) fit `MEMBERS_PER_LIST`."""
     member = _MEMBERS.alias("counted_member")
     pending = _INVITATIONS.alias("counted_invitation")
     members = select(func.count()).where(member.c.list_id == _L.id, may(member, Action.INVITE))
@@ -99,8 +92,7 @@ def _room() -> Any:
 
 
 def _create(*, admin: bool) -> Any:
-    """A new invitation to `:list_id` in its owner's space (admin+; an `admin` one: the owner
-    only), replacing a pending one for the same address, while the list has room."""
+    """A new invitation (admin+; `admin`: the owner), replacing one to the same address."""
     lists = owned(select(_L.user_id), _L.user_id) if admin else select(_L.user_id)
     source = lists.where(_L.id == _LIST_ID, _room())
     if not admin:
@@ -132,8 +124,7 @@ def _create(*, admin: bool) -> Any:
 
 _CREATE = _create(admin=False)
 _CREATE_ADMIN = _create(admin=True)
-# The pending invitations of a list the caller may see, with its role (one row with NULLs
-# when there are none; no row: no list).
+# The pending invitations of a visible list, with the caller's role (no row: no list).
 _PENDING = (
     select(_CALLER_ROLE, *_PUBLIC)
     .select_from(
@@ -183,9 +174,7 @@ _JOINED_SETTING = "task_api.joined_list"
 
 
 def _usable() -> tuple[Any, ...]:
-    """The invitation the caller may use: its token hashes to `:token_hash`, it is
-    unexpired, addressed to the caller's email or to nobody, and of a list the caller does not
-    own."""
+    """The invitation of `:token_hash`: unexpired, to the caller or nobody, not its own list."""
     caller_email = select(func.lower(_U.email)).where(_U.id == bindparam(OWNER)).scalar_subquery()
     return (
         _I.token_hash == _HASH,
@@ -200,9 +189,8 @@ _LOCK_INVITING = spaces_locked(select(_I.user_id).where(*_usable()).scalar_subqu
 
 
 def _accept() -> Any:
-    """Use the invitation whose token hashes to `:token_hash` (`_usable`): deleted (single
-    use); the caller's membership from it (a higher role than its present one only). The
-    list's id is left in `_JOINED_SETTING`."""
+    """Use the invitation whose token hashes to `:token_hash`: deleted (single use), the caller's
+    membership from it (a higher role kept); the list's id in `_JOINED_SETTING`."""
     used = (
         delete(_INVITATIONS)
         .where(*_usable(), space_locked(_INVITATIONS))
@@ -213,8 +201,7 @@ def _accept() -> Any:
         ["user_id", "list_id", "member_id", "role"],
         select(used.c.user_id, used.c.list_id, bindparam(OWNER), used.c.role),
     )
-    # A member keeps a higher role than the invitation's (the row is written either way, so
-    # the statement leaves the list's id).
+    # A member keeps a higher role than the invitation's (written either way: the list's id left).
     higher = case(
         (_rank(joined.excluded.role) > _rank(_M.role), joined.excluded.role), else_=_M.role
     )
@@ -225,8 +212,7 @@ def _accept() -> Any:
 
 
 _ACCEPT = _accept()
-# The list the accept ahead of it joined, as GET /api/lists/{id} reads it (the same view and
-# access predicate; no row: nothing was joined).
+# The list the accept joined, as GET /api/lists/{id} reads it (no row: nothing joined).
 _JOINED = select(*LIST_VIEW).where(
     _L.id == func.nullif(func.current_setting(_JOINED_SETTING, True), "").cast(BigInteger),
     may(_LISTS, Action.LIST_READ),
@@ -235,8 +221,7 @@ _JOINED = select(*LIST_VIEW).where(
 
 class InvitationService(Scoped):
     def create(self, list_id: int, data: InvitationCreate) -> InvitationCreated:
-        """A new invitation (admin+; an `admin` one the owner only), with its token: the only
-        time the token is shown."""
+        """A new invitation (admin+; an `admin` one the owner only), its token shown once."""
         token = secrets.token_urlsafe(32)
         action = needed_for(data.role, Action.INVITE)
         statement = _CREATE_ADMIN if action is Action.ADMIN_MANAGE else _CREATE
@@ -282,8 +267,7 @@ class InvitationService(Scoped):
         raise Forbidden(ONLY_OWNER_ADMINS)
 
     def accept(self, token: str) -> ListRow:
-        """Use the token: the caller becomes a member of its list (or keeps a higher role); the
-        list as the caller now sees it. Any unusable token is the one 404."""
+        """Use the token: the caller joins its list (a higher role kept); the list now."""
         hashed = token_hash(token)
         self._lock_spaces(_LOCK_INVITING, token_hash=hashed)
         self._ahead(_ACCEPT, token_hash=hashed)

@@ -1,11 +1,6 @@
-"""Lists (`task_lists`), the caller's own and those shared with it.
-
-Statements are built with `owned` (creating, deleting, ordering) or `may` with the action
-(reading, renaming): a list the caller may not reach does not exist, a member below the action's
-role is told so (`require`). Each request is one statement (limits, name uniqueness and If-Match
-checked in it); a write that matched nothing reads why (the failure path's round trip).
-Deleting a list cascades to its tasks, each a `deleted` change, then its `list.deleted` event.
-"""
+"""Lists (`task_lists`), the caller's own and those shared with it: `owned` where only the owner
+acts, else `may` with the action. One statement a request (limits, name and If-Match checked in it);
+a write that matched nothing reads why."""
 
 from __future__ import annotations
 
@@ -71,8 +66,7 @@ def _owned(statement: Any) -> Any:
 
 
 def _counts() -> tuple[Any, Any]:
-    """A list's task counts (subtasks included), read with it: the sibling-position index,
-    which leads with (user_id, list_id) (a list's tasks are in its owner's space)."""
+    """A list's task counts, read with it on the index led by (user_id, list_id)."""
     tasks = select(func.count()).where(
         _T.user_id == _L.user_id, _T.list_id == _L.id, may(_TASKS, Action.LIST_READ)
     )
@@ -127,14 +121,12 @@ _BY_NAME = and_(_L.name_key == _REF_KEY, _L.user_id == bindparam(OWNER))
 # Why a write matched nothing: the version (no row: no such list), the name taken, the role.
 _REFUSAL_BY_ID = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_ID, _VISIBLE)
 _REFUSAL_BY_NAME = select(_L.version, _NAME_TAKEN, _ROLE).where(_BY_NAME)
-# A write of a list takes the caller's and the owner's change locks together (`spaces_locked`),
-# else a member and an owner renaming each other's lists would deadlock.
+# Both change locks together, else renaming each other's lists deadlocks.
 LOCK_LIST = spaces_locked(select(_L.user_id).where(_BY_ID, _VISIBLE).scalar_subquery())
 
 
 class _Target:
-    """The list a write is of: by id (`:list_id`), or by its name's key (`:ref_key`, the
-    list an agent names)."""
+    """The list a write is of: by id (`:list_id`), or by its name's key (`:ref_key`, an agent's)."""
 
     def __init__(self, list_id: int | None, name: str = "") -> None:
         self.name = name
@@ -159,8 +151,7 @@ class ListService(Scoped):
         return cast(ListRow, row)
 
     def named(self, name: str, *, field: str = "list") -> ListRow:
-        """The caller's list by its name, as an agent says it (case ignored): an unknown name
-        is an error that names the caller's lists."""
+        """The caller's list by its name, case ignored (unknown: an error naming its lists)."""
         row = self._read(_NAMED, name_key=name_key(name)).first()
         if row is None:
             raise unknown_list(self._read, name, field=field)
@@ -179,9 +170,7 @@ class ListService(Scoped):
     ) -> ListRow:
         """Rename or recolour the list `list_id` (or, for an agent, the one `named`)."""
         values = data.model_dump(exclude_unset=True)
-        return self._change(_Target(list_id, named), values, expected)
-
-    def _change(self, target: _Target, values: dict[str, Any], expected: Expected) -> ListRow:
+        target = _Target(list_id, named)
         key = name_key(values["name"]) if "name" in values else None
         conditions: list[Any] = [target.condition, *version_in(_L.version, expected)]
         if key is not None:
@@ -224,8 +213,7 @@ class ListService(Scoped):
 
     @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:
-        """Delete the list (or the one `named`) and its tasks into the trash (restorable to the
-        top level); the list as it was, with the counts of the tasks that went with it."""
+        """Delete the list and its tasks into the trash; the list as it was, with its counts."""
         target = _Target(list_id, named)
         conditions = (target.condition, *version_in(_L.version, expected))
         binds = dict(target.binds)
@@ -241,14 +229,13 @@ class ListService(Scoped):
     def move(
         self, list_id: int, after_id: int | None, before_id: int | None, expected: Expected = None
     ) -> ListRow:
-        """Put a list right after `after_id` or before `before_id` (or last): one statement,
-        which respaces a few lists only when the two it goes between are adjacent."""
+        """Put a list after `after_id`, before `before_id` or last (respacing only if adjacent)."""
         anchor_id = after_id if after_id is not None else before_id
+        field = "body.after_id" if after_id is not None else "body.before_id"
         if anchor_id == list_id:
             # A rule of the body's values: permission on the list comes first.
             role = self._read(LIST_ROLE, list_id=list_id).scalar()
             require(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND))
-            field = "body.after_id" if after_id is not None else "body.before_id"
             raise InvalidRequest.at(field, "A list cannot be placed next to itself")
         statement, refusal = _move_statement(
             "last" if anchor_id is None else ("after" if after_id is not None else "before"),
@@ -269,7 +256,6 @@ class ListService(Scoped):
             raise denied(role, Action.LIST_ORDER, NotFound(LIST_NOT_FOUND)) or retry
         if reason == "stale":
             raise PreconditionFailed(LIST_CHANGED)
-        field = "body.after_id" if after_id is not None else "body.before_id"
         raise NotFound.at(field, LIST_NOT_FOUND)
 
 
@@ -311,8 +297,7 @@ def _move_statement(anchor: str, *, checked: bool) -> tuple[Any, Any]:
 
 
 def unknown_list(run: Callable[..., Rows], name: str, *, field: str) -> NotFound:
-    """The error for a list named by a name the caller has no list by: it names theirs (up to
-    30, read with the service's `run`, `Scoped._read`), so an agent can pick one."""
+    """The error for an unknown list name: it names the caller's lists (up to 30)."""
     names: Sequence[str] = list(run(_LIST_NAMES).scalars())
     shown = ", ".join(f'"{n}"' for n in names[:_NAMES_SHOWN])
     if len(names) > _NAMES_SHOWN:

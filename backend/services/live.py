@@ -1,13 +1,7 @@
-"""The live change streams' service (specs/events.md, "The live stream"): everything a stream
-reads, and the one reader that wakes them.
-
-`LiveFeeds` (one per app, `app.state.live`) owns the engine and the worker's one reader with its
-own connection, running while a stream is open: every `STREAM_POLL_MS` it reads which users'
-feeds moved (`_MOVED`), then in one message the page of every woken stream (`changes.pages`: the
-feed's own rule of who sees what), and hands each stream its share. A heartbeat is a check in the
-next poll; a stream reads alone only where it starts (`start`). Polling, not `LISTEN`/`NOTIFY`:
-the write path sends nothing, and a pooled endpoint (which drops `LISTEN`) serves.
-"""
+"""The live streams' service (specs/events.md, "The live stream"). `LiveFeeds` (one per app) runs
+one reader while a stream is open: each `STREAM_POLL_MS` it reads which feeds moved, then every
+woken stream's page in one message. Polling, not `LISTEN`/`NOTIFY`: the write path sends nothing,
+and a pooled endpoint (which drops `LISTEN`) serves."""
 
 from __future__ import annotations
 
@@ -39,8 +33,7 @@ T = TypeVar("T")
 PAGE = 100
 # What a reconnecting EventSource waits, in ms (the `retry:` hint; also a 429's Retry-After).
 RETRY_MS = 2000
-# How far back the reader looks again for changes committed after higher ids (specs/events.md
-# "Order across spaces"); a slower one is caught by the stream's heartbeat, never lost.
+# How far back the reader looks again for later commits of lower ids (then the heartbeat).
 RESCAN_SECONDS = 2.0
 _MOVED_LIMIT = 5000
 # Feed reads a poll at most: the first, and again for the streams whose page was full.
@@ -49,8 +42,7 @@ _ROUNDS = 4
 # The feed's kinds (its types, and a child's event: a task and a row), without DAV's own.
 _TYPES = ", ".join(f"'{t}'" for t in FEED_TYPES)
 _DAV = ", ".join(f"'{t}'" for t in DAV_TYPES)
-# The newest rows less the ids already seen: one row per new event with the users it wakes (the
-# list's members now), so a poll's answer is what moved since the last, not the rescan window.
+# The newest rows less the ids already seen, each with the users it wakes.
 _MOVED_SQL = """
 SELECT e.id, e.user_id, array_remove(array_agg(m.member_id), NULL) AS members
 FROM task_events AS e
@@ -175,8 +167,7 @@ class LiveFeeds:
     # -- where a stream starts (its own read, off the event loop) -----------------------
 
     async def start(self, claims: TokenClaims, after: int | None) -> ChangePage | int:
-        """Where a stream starts: the caller's position now (no cursor), or its first page
-        after `after` (a reconnect's catch-up), the account checked by the door's entry."""
+        """Where a stream starts: the position now, or its first page after `after`."""
         if after is None:
             return await self._off_loop(lambda: self._feed(claims, ChangeFeed.head))
         return await self._off_loop(
@@ -255,9 +246,8 @@ class LiveFeeds:
             await self._deliver()
 
     async def _deliver(self) -> None:
-        """Every due stream's page in one statement (`changes.pages`), again at once for full
-        pages, a few times a poll at most. A stream still sending waits for the next poll (at
-        most a page queued each: a slow client is the socket's, never the server's memory)."""
+        """Every due stream's page in one statement, again at once for full pages; a stream still
+        sending waits, so a slow client costs its socket, never the server's memory."""
         for _ in range(_ROUNDS):
             due = [
                 listener

@@ -1,11 +1,6 @@
-"""Email reminders and address confirmations over SMTP (specs/events.md, "Reminder
-deliveries"; settings: `SMTP_*`).
-
-A reminder names the task, its due time in the recipient's zone and a link; every value from the
-task is escaped for HTML and made one line for headers. `Message-ID` comes from the reminder's
-event (a resend carries the same); `List-Unsubscribe` + `List-Unsubscribe-Post` (RFC 8058) give
-a one-click opt-out. Nothing here holds a database connection.
-"""
+"""Email reminders and address confirmations over SMTP (specs/events.md, "Reminder deliveries").
+Every task value is escaped for HTML and made one line for headers; `Message-ID` comes from the
+event, so a resend carries the same. Holds no database connection."""
 
 from __future__ import annotations
 
@@ -53,8 +48,7 @@ class MailFailed(Exception):
 
 
 def one_line(value: str, limit: int | None = None) -> str:
-    """`value` with every control, format or separator character (CR, LF, U+2028, a bidi
-    override...) made a space: safe in a header, a subject, a plain-text line."""
+    """`value` with every control, format or separator character made a space: safe in a header."""
     cleaned = "".join(
         " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in value
     ).strip()
@@ -94,8 +88,7 @@ def message_id(settings: Settings, event_id: Any) -> str:
 
 
 def local_time(instant: str | None, zone: str | None) -> str:
-    """An instant (`...Z`) as a person reads it in `zone`:
-    `Fri 27 Nov 2026, 14:30 (Europe/Berlin)`; a day (`YYYY-MM-DD`) as `Fri 27 Nov 2026`."""
+    """An instant as a person reads it in `zone` (`Fri 27 Nov 2026, 14:30 (UTC)`), or a day."""
     if not instant:
         return "no due date"
     if "T" not in instant:
@@ -148,8 +141,7 @@ def reminder_message(settings: Settings, row: Any) -> Message:
 
 
 def mailbox(address: str) -> str:
-    """An address as it goes over SMTP: an internationalized domain as its A-label; a non-ASCII
-    local part as it is, which needs SMTPUTF8 (a server without it: a permanent `MailFailed`)."""
+    """An address for SMTP: an IDN as its A-label, a non-ASCII local part as is (SMTPUTF8)."""
     try:
         checked = validate_email(address, check_deliverability=False)
     except EmailNotValidError:
@@ -158,8 +150,7 @@ def mailbox(address: str) -> str:
 
 
 def _international(message: Message, recipient: str) -> EmailMessage:
-    """`message` (built without `To`) for a non-ASCII mailbox: headers in UTF-8 (RFC 6532),
-    which only the `email` package's modern policy writes (compat32 cannot)."""
+    """`message` for a non-ASCII mailbox: UTF-8 headers (RFC 6532), which compat32 cannot write."""
     converted = message_from_bytes(message.as_bytes(), policy=SMTPUTF8)
     converted["To"] = recipient
     return converted
@@ -178,8 +169,7 @@ def _address(value: str) -> str:
 def confirmation_message(
     settings: Settings, user_id: str, address: str, token: str, event_id: Any = None
 ) -> EmailMessage:
-    """The confirmation of `address`; `event_id`: its queued row's, so that a resend carries
-    the same `Message-ID`."""
+    """The confirmation of `address`; `event_id`: a resend's `Message-ID` is the same."""
     link = confirm_url(settings, user_id, token)
     message = EmailMessage()
     message["From"] = settings.smtp_from or ""
@@ -207,9 +197,8 @@ def confirmation_message(
 
 @dataclass(frozen=True)
 class MailSender:
-    """Sends over SMTP. `keep`: each thread keeps its session open for its next message (the
-    events worker's; up to `SESSION_MESSAGES` a session), sparing a connection, EHLO, TLS
-    handshake and AUTH a message; a session the server closed meanwhile is opened again."""
+    """Sends over SMTP. `keep`: a thread keeps its session for up to `SESSION_MESSAGES` messages,
+    sparing a connection, TLS and AUTH each; a closed one is opened again."""
 
     settings: Settings
     keep: bool = False
@@ -284,8 +273,7 @@ def _close(smtp: smtplib.SMTP) -> None:
 
 
 def _failed(exc: BaseException) -> MailFailed:
-    """`MailFailed` for an SMTP or socket error: permanent for a 5xx, with only the code (a
-    server's text may echo what it was sent)."""
+    """`MailFailed` (permanent for 5xx), its code only: a server's text may echo the message."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return MailFailed(f"email: recipient refused ({codes})", all(c >= 500 for c in codes))

@@ -1,14 +1,7 @@
-"""A shared list's members (specs/api-contract.md, "Shared lists"): list them, change a role,
-remove one (or leave), transfer the list to one of them.
-
-Rows are in the list owner's space, reached through the access relation (`may`, `may_manage`)
-or `owned` where only the owner may act. Each request is one statement; a write that matched
-nothing reads why (`_STANDING`, the failure path's round trip) in the contract's order.
-
-A transfer makes the new owner's membership row the old owner's (`admin`) and the list's
-`user_id` the new owner's (its room read through that membership); the list's rows follow by
-`ON UPDATE CASCADE`. It sets `user_id`: `rules.OWNER_CHANGES` names it.
-"""
+"""A shared list's members (specs/api-contract.md, "Shared lists"), one statement a request; a write
+that matched nothing reads why (`_STANDING`). A transfer makes the new owner's membership the old
+owner's (`admin`) and sets the list's `user_id` (`rules.OWNER_CHANGES`); its rows follow by `ON
+UPDATE CASCADE`."""
 
 from __future__ import annotations
 
@@ -80,15 +73,12 @@ _TARGET_ROLE = case(
     .scalar_subquery(),
 ).label("target_role")
 _VISIBLE = and_(_L.id == _LIST_ID, may(_LISTS, Action.LIST_READ))
-# Why a write matched nothing: the caller's role and the target's (no row: the caller may not
-# see the list, or there is none).
+# Why a write matched nothing: the caller's role and the target's (no row: no list it may see).
 _STANDING = select(_CALLER_ROLE, _TARGET_ROLE).where(_VISIBLE)
-# A role's change, a removal or a leave takes the caller's and the owner's change locks together
-# (`spaces_locked`): holding one while waiting for the other could deadlock.
+# The caller's and the owner's change locks taken together (`spaces_locked`), else a deadlock.
 _LOCK_LIST = spaces_locked(select(_L.user_id).where(_VISIBLE).scalar_subquery())
 
-# The members: the owner (its `joined_at` the list's creation), then the members in the order
-# they joined.
+# The members: the owner (joined when the list was made), then the members in the order they joined.
 _member = _MEMBERS.alias("member")
 _owner_user = _USERS.alias("owner_user")
 _member_user = _USERS.alias("member_user")
@@ -123,9 +113,8 @@ _ALL = select(
 
 
 def _change(*, admin: bool) -> Any:
-    """Give the member `target` the role `:role`: admin+ below admin, the owner alone where an
-    admin is made or demoted. (The owner's statement names the table, which `owned` would leave
-    unscoped aliased; the predicate's aliases it, so its `list_members` is not correlated.)"""
+    """Give `target` the role `:role`: admin+ below admin, the owner alone for an admin. (The
+    owner's statement names the table: `owned` would leave it unscoped aliased.)"""
     if admin:
         t: Any = _MEMBERS
         statement = owned(update(t), t.c.user_id)
@@ -165,8 +154,7 @@ _LEAVE = (
 
 
 def _transfer() -> Any:
-    """The caller's list `:list_id` becomes member `:target`'s, the caller its admin; only
-    where the new owner has room (fewer than `LISTS_PER_USER` lists, none by its name)."""
+    """The list becomes member `:target`'s (the caller its admin), where the new owner has room."""
     heir = _MEMBERS.alias("heir")
     the_heir = owned(select(heir.c.member_id), heir.c.user_id).where(
         heir.c.list_id == _LIST_ID, heir.c.member_id == _TARGET
@@ -245,16 +233,14 @@ class Standing:
 
 class MemberService(Scoped):
     def all(self, list_id: int) -> Sequence[MemberPublic]:
-        """The list's owner and members (viewer+): no row at all is a list the caller may not
-        see."""
+        """The list's owner and members (viewer+): no row is a list the caller may not see."""
         rows = self._read(_ALL, in_list=list_id).all()
         if not rows:
             raise NotFound(LIST_NOT_FOUND)
         return [MemberPublic.model_validate(row) for row in rows]
 
     def change_role(self, list_id: int, user_id: str, role: Role) -> MemberPublic:
-        """Give the member `user_id` the role `role` (admin+; the owner where `admin` is
-        given or taken)."""
+        """Give member `user_id` the role `role` (admin+; the owner for `admin`)."""
         granted = needed_for(role, Action.MEMBER_MANAGE)
         statement = _CHANGE_ADMIN if granted is Action.ADMIN_MANAGE else _CHANGE
         self._lock_spaces(_LOCK_LIST, in_list=list_id)
@@ -268,8 +254,7 @@ class MemberService(Scoped):
 
     @fires(Rule.UNASSIGN, Rule.FORGET_REMINDERS, Rule.REMINDERS)
     def remove(self, list_id: int, user_id: str) -> None:
-        """Remove the member `user_id` (admin+ for members below admin, the owner for an
-        admin), or, when it is the caller, leave the list (the owner cannot)."""
+        """Remove member `user_id` (admin+; an admin: the owner), or leave (not the owner)."""
         leaving = user_id == self.user_id
         statement = _LEAVE if leaving else _REMOVE
         self._lock_spaces(_LOCK_LIST, in_list=list_id)
@@ -320,14 +305,12 @@ class MemberService(Scoped):
         found = self._read(_STANDING, in_list=list_id, target=target).first()
         if found is None:
             return Standing(None, None)
-        caller, target_role = tuple(found)
-        return Standing(caller, target_role)
+        return Standing(found.caller_role, found.target_role)
 
     @staticmethod
     def _refusal(standing: Standing, granted: Action) -> Exception:
-        """Why a change or removal of a member matched nothing, in the contract's order: not a
-        member (404), below `member.manage` (403), no such member (404), the owner (409), an
-        admin's rights over admins (403)."""
+        """Why a member's change or removal matched nothing, in the contract's order: no member 404,
+        below `member.manage` 403, no such member 404, the owner 409, an admin 403."""
         missing = NotFound(LIST_NOT_FOUND)
         refused = denied(standing.caller, Action.MEMBER_MANAGE, missing)
         if refused is not None:

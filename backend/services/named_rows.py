@@ -1,12 +1,6 @@
-"""Private and named rows: `PrivateRows`, a per-user table's rows of which a user has at most
-`limit` (calendar feeds); `NamedRows`, such rows with a `name` unique per user ignoring case
-(`name_key`, `uq_<table>_user_id_name_key`).
-
-`NamedRows` builds such a table's statements once, and their errors: a create only under the
-limit and with a free name (the unique key the arbiter), a rename's name condition, and why a
-write matched nothing. Lists use it; `NamedRowService` is a private table's whole service (one
-statement a request; only a refused write reads why).
-"""
+"""Private rows (`PrivateRows`: at most `limit` per user) and named rows (`NamedRows`: a name unique
+per user ignoring case, `name_key`), their statements and errors built once; the unique key is the
+arbiter of a free name. `NamedRowService` is a private table's whole service."""
 
 from __future__ import annotations
 
@@ -31,8 +25,7 @@ _HIDDEN = frozenset({"user_id", "name_key"})
 
 
 class PrivateRows:
-    """The statements and errors of a per-user table of which a user has at most `limit` rows
-    (`noun`: what the errors call a row, `list`; `plural`: `lists`)."""
+    """A per-user table's statements and errors, at most `limit` rows a user."""
 
     def __init__(self, table: type[SQLModel], *, noun: str, plural: str, limit: int) -> None:
         self.table: Any = table.__table__  # type: ignore[attr-defined]
@@ -56,15 +49,13 @@ class NamedRows(PrivateRows):
     def __init__(self, table: type[SQLModel], *, noun: str, plural: str, limit: int) -> None:
         super().__init__(table, noun=noun, plural=plural, limit=limit)
         c, other = self.table.c, self.table.alias("other")
-        # Another row of the same owner has the name being written (`:name_key`): a rename's
-        # condition, correlated with the row written.
+        # Another of the owner's rows holds the name being written: a rename's condition.
         self.taken = exists(
             owned(select(other.c.id), other.c.user_id).where(
                 other.c.user_id == c.user_id, other.c.name_key == NAME_KEY, other.c.id != c.id
             )
         ).correlate(self.table)
-        # Why a create inserted nothing: how many rows the caller has, and whether the name
-        # is one of them.
+        # Why a create inserted nothing: the caller's row count, and whether the name is taken.
         self.create_refusal = owned(
             select(func.count(), func.count().filter(c.name_key == NAME_KEY)), c.user_id
         )
@@ -77,9 +68,8 @@ class NamedRows(PrivateRows):
         self.change_refusal = owned(select(self.taken), c.user_id).where(c.id == ROW_ID)
 
     def create(self, values: Mapping[str, Any], returning: Sequence[Any]) -> Any:
-        """An INSERT of one row of the caller's named `:name` (its `:name_key` too) with
-        `values` (column name -> expression, an aggregate of the caller's rows allowed),
-        inserting nothing when the caller has `limit` rows or one by the name."""
+        """An INSERT of the caller's row named `:name` (`:name_key` too) with `values` (column ->
+        expression), inserting nothing at `limit` rows or when the name is taken."""
         chosen = select(bindparam(OWNER), bindparam("name", type_=Text), NAME_KEY, *values.values())
         return (
             pg_insert(self.table)
@@ -111,8 +101,7 @@ class NamedRows(PrivateRows):
 
     @cache  # noqa: B019
     def change(self, columns: tuple[str, ...]) -> Any:
-        """An UPDATE of the caller's row `:row_id` setting `columns` (bound by name; `name`
-        with its `:name_key`, refused when another row has it) and `updated_at`."""
+        """An UPDATE of row `:row_id` setting `columns` (a taken `name` refused)."""
         c = self.table.c
         values: dict[str, Any] = {name: bindparam(name, type_=c[name].type) for name in columns}
         conditions = [c.id == ROW_ID]
@@ -128,8 +117,7 @@ class NamedRows(PrivateRows):
 
 
 class NamedRowService(Scoped):
-    """The service of a private resource of named, limited rows: a subclass names its
-    `rows`; a route takes it (`uses(XService)`), a tool binds it (`work.service(XService)`)."""
+    """A private resource of named, limited rows: a subclass names its `rows`."""
 
     rows: ClassVar[NamedRows]
 

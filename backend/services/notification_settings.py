@@ -1,12 +1,6 @@
-"""Notification settings (specs/api-contract.md, "Notification settings"): which channels a
-person's reminders take, one message a request.
-
-A PATCH is one upsert: a new address gets a fresh confirmation token and is unconfirmed until
-its link is opened, unless the identity provider's token says it is verified (confirmed at once,
-no link). `email: true` is written only where the address is confirmed or sent in the same
-request (the worker sends only to a confirmed one); else 422. The confirmation link and the
-one-click unsubscribe carry the user's id: one statement each on that user's row.
-"""
+"""Notification settings (specs/api-contract.md, "Notification settings"), one message a request. A
+new address is unconfirmed until its link is opened, unless the identity provider says it is
+verified; `email: true` needs a confirmed address (or one sent with it), else 422."""
 
 from __future__ import annotations
 
@@ -58,10 +52,8 @@ _CONFIRMING = """{0} = CASE
         WHEN :verified THEN NULL
         ELSE {1}
     END"""
-# Each value bound with its own `*_sent` flag: a field not sent keeps the stored value.
-# `verified`: the identity provider vouches for the address, which turns email on as a link
-# would. A new address's link is queued for the worker by the upsert's triggers; the worker
-# derives its token from `confirm_nonce` (`confirm_token`): the token is never stored.
+# A field not sent (its `*_sent` flag) keeps the stored value; `verified` turns email on as a link
+# would. The upsert's triggers queue a new address's link; its token is derived, never stored.
 _WRITE_SQL = """
 INSERT INTO notification_settings AS n
     (user_id, push, email, email_address, email_confirmed_at, confirm_token_hash,
@@ -102,8 +94,7 @@ ON CONFLICT (user_id) DO UPDATE SET
     updated_at = now()
 WHERE n.user_id = :owner
 RETURNING push, email, email_address, email_confirmed_at IS NOT NULL AS email_confirmed,
-    time_zone, quiet_start, quiet_end,
-    confirm_token_hash IS NOT DISTINCT FROM :token_hash AS confirm_now
+    time_zone, quiet_start, quiet_end
 """
 _WRITE = text(
     _WRITE_SQL.format(
@@ -155,8 +146,7 @@ def confirm_token(settings: Settings, user_id: str, nonce: str) -> str:
 
 
 def unsubscribe_token(settings: Settings, user_id: str) -> str:
-    """The one-click link's proof: an HMAC of the user id under the server's signing secret
-    (nothing stored; a forged or another user's token does not verify)."""
+    """The one-click link's proof: an HMAC of the user id (nothing stored)."""
     key = settings.signing_secret().encode()
     return hmac.new(key, f"unsubscribe-email:{user_id}".encode(), hashlib.sha256).hexdigest()
 
@@ -164,8 +154,6 @@ def unsubscribe_token(settings: Settings, user_id: str) -> str:
 @dataclass(frozen=True)
 class Updated:
     settings: NotificationSettingsPublic
-    # A confirmation mail to `settings.email_address` was queued for the events worker.
-    confirmation_queued: bool
 
 
 def _public(row: Any) -> NotificationSettingsPublic:
@@ -224,12 +212,10 @@ class NotificationSettingsService(Scoped):
         ).first()
         if row is None:
             raise InvalidRequest.at("body.email", CONFIRM_FIRST)
-        queued = row.confirm_now and row.email_address is not None
-        return Updated(_public(row), queued)
+        return Updated(_public(row))
 
     def confirm(self, token: str) -> str:
-        """Confirm the address by the link's token (the credential; no caller); returns the
-        address. Opened again it answers the same and changes nothing."""
+        """Confirm the address by the link's token; returns it. Opened again it changes nothing."""
         row = self._write(
             _CONFIRM, token_hash=token_hash(token), days=CONFIRM_DAYS, last=True
         ).first()
@@ -238,8 +224,7 @@ class NotificationSettingsService(Scoped):
         return str(row.email_address)
 
     def unsubscribe(self, token: str, settings: Settings) -> None:
-        """RFC 8058's one-click: email reminders off for the account the service is bound to
-        (the link's), if the link's proof is that account's."""
+        """RFC 8058's one-click: email reminders off, if the link's proof is the account's."""
         if not hmac.compare_digest(token, unsubscribe_token(settings, self.user_id)):
             raise NotFound(LINK_NOT_FOUND)
         self._write(_UNSUBSCRIBE, last=True)

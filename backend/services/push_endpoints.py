@@ -1,16 +1,8 @@
-"""A push endpoint is a URL a client gives us and the worker POSTs to: an SSRF door, so it is
-checked twice (specs/api-contract.md, "Push subscriptions").
-
-- When stored (`check_endpoint`, no I/O): https; no user info; a host on the push services'
-  allowlist (`PUSH_ALLOWED_HOSTS`); an address literal only if public.
-- When sent to (`resolve`, in the worker, holding no connection): every address the host
-  resolves to must be public (`_public`); the port one of 1-65535; the POST goes to that
-  checked address (the name stays the TLS server name and the `Host`), so a DNS answer that
-  changes in between cannot steer it elsewhere. Redirects are never followed and every wait
-  is bounded (backend/events/notify.py).
-
-Only tests may allow loopback (`PUSH_ALLOW_LOOPBACK`, refused in production), over http too.
-"""
+"""A push endpoint is a URL the worker POSTs to: an SSRF door, checked twice (specs/api-contract.md,
+"Push subscriptions"). When stored (`check_endpoint`): https, no user info, an allowlisted host, a
+public address literal. When sent to (`resolve`): every address the host resolves to must be public,
+and the POST goes to that checked address, so a DNS answer that changes in between cannot steer it.
+Only tests may allow loopback."""
 
 from __future__ import annotations
 
@@ -64,15 +56,11 @@ def _address(host: str) -> IPAddress | None:
         return None
 
 
-# IPv6 ranges that are no host on the Internet but that Python's `is_global` (3.11) passes:
-# site-local (RFC 3879, deprecated, routed inside a site) and NAT64's local-use prefix (RFC
-# 8215, a translator inside a network).
+# IPv6 ranges Python's `is_global` (3.11) passes that are no Internet host: site-local (RFC 3879)
+# and NAT64's local-use prefix (RFC 8215).
 _NOT_GLOBAL_V6 = (ipaddress.IPv6Network("fec0::/10"), ipaddress.IPv6Network("64:ff9b:1::/48"))
-# IPv6 forms that carry an IPv4 address in their last 32 bits, which a translator, a relay or
-# the kernel reaches: NAT64's well-known prefix (RFC 6052), IPv4-compatible (RFC 4291,
-# deprecated: `::a.b.c.d`) and IPv4-translated (RFC 2765: `::ffff:0:a.b.c.d`). IPv4-mapped
-# (`::ffff:a.b.c.d`), 6to4 (RFC 3056, bits 16-47) and Teredo (RFC 4380) have their own
-# attributes.
+# IPv6 forms carrying an IPv4 address in their last 32 bits: NAT64 (RFC 6052), IPv4-compatible (RFC
+# 4291) and IPv4-translated (RFC 2765); mapped, 6to4 and Teredo have their own attributes.
 _EMBEDDING_V6 = (
     ipaddress.IPv6Network("64:ff9b::/96"),
     ipaddress.IPv6Network("::/96"),
@@ -95,10 +83,8 @@ def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 
 def _public(address: IPAddress) -> bool:
-    """Globally reachable: `is_global` and not multicast, and for IPv6 not site-local nor a
-    local-use NAT64 address, not Teredo (its client is behind a NAT: an address inside it),
-    and every IPv4 address it wraps public too (NAT64, 6to4, IPv4-mapped, -compatible,
-    -translated): else a private or loopback IPv4 address is reached through its IPv6 form."""
+    """Globally reachable: `is_global`, not multicast, for IPv6 not site-local, local NAT64 nor
+    Teredo, and any IPv4 address it wraps public too (else reached through it)."""
     if not address.is_global or address.is_multicast:
         return False
     if isinstance(address, ipaddress.IPv4Address):
@@ -152,8 +138,7 @@ def _parts(endpoint: str, settings: Settings) -> tuple[str, str, int, str]:
 
 
 def check_endpoint(endpoint: str, settings: Settings) -> None:
-    """Refuse (422 on `endpoint`) what may never be sent to; no DNS (a request holds its
-    connection: the address is checked again when sent to)."""
+    """Refuse what may never be sent to (422); no DNS: it is checked again when sent."""
     try:
         _parts(endpoint, settings)
     except UnsafeEndpoint as exc:
@@ -182,8 +167,7 @@ def resolve(endpoint: str, settings: Settings) -> Target:
 
 
 def public_key(settings: Settings) -> str:
-    """The VAPID public key a page passes to `PushManager.subscribe`: the uncompressed P-256
-    point of `settings.vapid_key()`, base64url without padding."""
+    """The VAPID public key for `PushManager.subscribe`: the raw P-256 point, base64url unpadded."""
     point = (
         settings.vapid_key()
         .public_key()

@@ -1,7 +1,5 @@
-"""Web Push subscriptions (specs/api-contract.md, "Push subscriptions"): the caller's own rows,
-one message a request. One upsert per endpoint (the same endpoint refreshes its row); a new row
-only under the limit (`PrivateRows.room`), a refresh always.
-"""
+"""Web Push subscriptions (specs/api-contract.md, "Push subscriptions"): one upsert per endpoint, a
+new row only under the limit (`PrivateRows.room`)."""
 
 from __future__ import annotations
 

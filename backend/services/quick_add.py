@@ -1,8 +1,6 @@
-"""Quick add (specs/api-contract.md, "Quick add"): the one service that reads a typed line into a
-task, for every door. The grammar is `backend/quickadd/`; this looks up what the line names
-(lists, members, the caller's zone) in one read, only when there is something to look up.
-Creating it is `TaskService.create` of `QuickAdd.task`, as `POST /api/tasks`.
-"""
+"""Quick add (specs/api-contract.md, "Quick add"): a typed line read into a task for every door; the
+grammar is `backend/quickadd/`, this looks up what it names in one read, only when there is
+something to look up."""
 
 from __future__ import annotations
 
@@ -53,27 +51,11 @@ LIST_NOT_FOUND = "List not found"
 _NONE_ID, _NONE_TEXT, _NONE_BOOL = null().cast(BigInteger), null().cast(Text), null().cast(Boolean)
 
 
-def _row(
-    kind: str,
-    list_id: Any,
-    key: Any,
-    user: Any,
-    name: Any,
-    email: Any,
-    role: Any = _NONE_TEXT,
-    writable: Any = _NONE_BOOL,
-) -> Any:
+def _row(kind: str, *values: Any, role: Any = _NONE_TEXT, writable: Any = _NONE_BOOL) -> Any:
     """One arm's columns: every arm of the look-up reads these, NULL where it has none."""
-    return (
-        literal(kind, Text).label("kind"),
-        list_id.label("list_id"),
-        key.label("key"),
-        user.label("user_id"),
-        name.label("name"),
-        email.label("email"),
-        role.label("role"),
-        writable.label("writable"),
-    )
+    named = zip(("list_id", "key", "user_id", "name", "email"), values, strict=True)
+    columns = (*(value.label(name) for name, value in named), role.label("role"))
+    return (literal(kind, Text).label("kind"), *columns, writable.label("writable"))
 
 
 # The lists the line or the body names that the caller can read, with its role in each.
@@ -86,8 +68,8 @@ _LIST_ROWS = select(
         _L.user_id,
         _NONE_TEXT,
         _NONE_TEXT,
-        role_in(_LISTS),
-        may(_LISTS, Action.TASK_WRITE),
+        role=role_in(_LISTS),
+        writable=may(_LISTS, Action.TASK_WRITE),
     )
 ).where(_NAMED, may(_LISTS, Action.LIST_READ))
 # Who may be assigned a task in those lists: each list's owner and members.
@@ -122,8 +104,7 @@ class QuickAdd:
 
 
 def handles(name: str | None, email: str | None) -> set[str]:
-    """What `+handle` names a person by: a one-word name, their email's local part
-    (casefolded, as the grammar reads a handle)."""
+    """What `+handle` names a person by: a one-word name, their email's local part (casefolded)."""
     found = set()
     if name and len(name.split()) == 1:
         found.add(name.strip().casefold())
@@ -143,8 +124,7 @@ def _people(rows: Iterable[Any]) -> dict[str, str]:
 
 class QuickAddService(Scoped):
     def read(self, body: QuickAddRequest) -> QuickAdd:
-        """The task `body.text` makes, for the caller: 422 for a text that is only tokens or an
-        invalid title; the body's `list_id` answered as `POST /api/tasks` does."""
+        """The task `body.text` makes for the caller (422: only tokens, or an invalid title)."""
         names = names_in(body.text, body.ignore)
         rows = self._look_up(names, body)
         zone = str(body.time_zone) if body.time_zone is not None else None
@@ -180,8 +160,7 @@ class QuickAddService(Scoped):
         if not arms:
             return []
         keys = sorted({name_key(name) for name in names.lists})
-        # It commits with the caller's entry in its own message (no transaction is held while
-        # the line is read); a create after it is a transaction of its own.
+        # It commits with the caller's entry: no transaction is held while the line is read.
         rows = self._write(union_all(*arms), last=True, list_keys=keys, default_list=body.list_id)
         if self._send.can_begin_again:
             self._send.begin_again()
@@ -236,29 +215,13 @@ def _task(reading: Reading, zone: str) -> TaskCreate:
 
 
 def _preview(reading: Reading, task: TaskCreate, zone: str) -> QuickAddPreview:
-    """What the text makes, as the create will store it (the task's own rules applied: tags
-    lower-cased, the rule normalized), and the tokens it was read from."""
-    return QuickAddPreview.model_validate(
+    """What the text makes, as the create will store it, and the tokens it was read from."""
+    fields = task.model_dump(include=set(QuickAddTask.model_fields) - {"time_zone"})
+    tokens = [
         {
-            "task": QuickAddTask(
-                title=task.title,
-                due_date=task.due_date,
-                time_zone=zone,
-                priority=task.priority,
-                tags=task.tags,
-                list_id=task.list_id,
-                recurrence=task.recurrence,
-                assignees=task.assignees,
-            ),
-            "tokens": [
-                {
-                    "kind": t.kind,
-                    "start": t.start,
-                    "end": t.end,
-                    "text": t.text,
-                    "value": t.value.astimezone(UTC) if isinstance(t.value, datetime) else t.value,
-                }
-                for t in reading.tokens
-            ],
+            **vars(t),
+            "value": t.value.astimezone(UTC) if isinstance(t.value, datetime) else t.value,
         }
-    )
+        for t in reading.tokens
+    ]
+    return QuickAddPreview.model_validate({"task": {**fields, "time_zone": zone}, "tokens": tokens})

@@ -1,12 +1,7 @@
-"""Rate limits whose state lives in PostgreSQL, so they hold across processes and replicas.
-
-A fixed window per (policy, client) key, counted by one atomic upsert on the database clock
-(`limits` and `pyrate-limiter` have no PostgreSQL store on psycopg2). Sign-in and sign-up count
-in their own transaction, committed first, so a failed sign-in still counts; a task write (and a
-route's own limit) is counted by the caller's entry in the write's message (`Count`), again after
-a rollback. Responses carry the IETF draft headers `RateLimit-Policy` and `RateLimit`; a 429
-adds `Retry-After`.
-"""
+"""Rate limits kept in PostgreSQL, so they hold across processes and replicas: a fixed window per
+(policy, client), one atomic upsert on the database clock (`limits` and `pyrate-limiter` have no
+PostgreSQL store on psycopg2). Sign-in counts in its own committed transaction, so a failed one
+still counts; a write is counted in its own message (`Count`)."""
 
 from __future__ import annotations
 
@@ -21,8 +16,7 @@ from sqlalchemy import Connection, text
 from backend.config import Settings
 from backend.errors import RateLimited
 
-# One statement for all the policies a request touches (`task_api_hit`, keys in order); about one
-# hit in `_CLEAN_UP_ONE_IN` also deletes expired windows in it, so every request sends the same.
+# One statement for all the policies a request touches; about one hit in 500 also cleans.
 _HIT_SQL = "SELECT key, hits, reset_seconds FROM task_api_hit({keys}, {windows}, {clean})"
 _HIT = text(
     _HIT_SQL.format(
@@ -55,8 +49,7 @@ class Usage:
 
 
 def settle_usages(usages: Sequence[Usage], sink: HeaderSink) -> None:
-    """The `RateLimit` headers for `usages` (none when empty), added to `sink`; over a
-    limit, `RateLimited` with them and `Retry-After` instead."""
+    """Add `usages`' `RateLimit` headers to `sink`; over a limit, `RateLimited` (`Retry-After`)."""
     if not usages:
         return
     headers = {
@@ -92,9 +85,7 @@ def limit_key(policy: Policy, client: str) -> str:
 
 
 class RateLimiter:
-    """The rate-limit policies, counted on the request's connection. Every checked request
-    gets `RateLimit` / `RateLimit-Policy` headers (added to `headers`); one over a limit is
-    `RateLimited` (429 with `Retry-After`)."""
+    """The rate-limit policies, counted on the request's connection, with their headers."""
 
     def __init__(
         self,
@@ -104,8 +95,7 @@ class RateLimiter:
         headers: HeaderSink,
         with_entry: Callable[[Count], None] | None = None,
     ) -> None:
-        """`with_entry`: where a signed-in route counts its own limit, with the caller's entry
-        (`UnitOfWork`); else, in a transaction of its own."""
+        """`with_entry`: where a signed-in route's own limit is counted with the caller's entry."""
         self._conn = connection
         self._settings = settings
         self._client_ip = client_ip
@@ -129,8 +119,7 @@ class RateLimiter:
         )
 
     def mail_link(self) -> None:
-        """One opening of a mail's link (the link is the credential), counted per client
-        address as sign-in is: a guesser of tokens is slowed like a guesser of passwords."""
+        """A mail link opened, counted per address as sign-in is: guessing tokens is slowed too."""
         s = self._settings
         window = s.rate_limit_auth_window_seconds
         self._enforce(
@@ -163,8 +152,7 @@ class RateLimiter:
         self._enforce(*dav_failure_checks(self._settings, self._client_ip, username))
 
     def route(self, limit: RouteLimit, user_id: str) -> None:
-        """One request of a route with its own per-user limit by `user_id`, with the caller's
-        entry (refused ones count; over it, `UnitOfWork._settle` raises `RateLimited`)."""
+        """A request of a route with its own per-user limit, counted with the caller's entry."""
         policy = limit(self._settings)
         if self._with_entry is None:
             self._enforce((policy, user_id))
@@ -172,9 +160,7 @@ class RateLimiter:
             self._with_entry(Count(self._headers, policy, limit_key(policy, user_id), clean=False))
 
     def write(self, user_id: str, route: RouteLimit | None = None) -> None:
-        """One write by `user_id` against the write limit and `route`'s own, in a transaction of
-        its own (a refused write counts too); the headers and 429 as the entry's answer gives
-        them: the route's first, over its limit its headers alone unless the write's 429 wins."""
+        """One write against the write limit and `route`'s own, in a transaction of its own."""
         count = write_count(self._settings, user_id, self._headers)
         checks = [] if count is None else [(count.policy, user_id)]
         if route is not None:
@@ -193,8 +179,7 @@ class RateLimiter:
         settle_usages(self._hit(checks), self._headers)
 
     def _hit(self, checks: Sequence[tuple[Policy, str]]) -> list[Usage]:
-        """Count one request against each (policy, client) pair, in a transaction of its own
-        (committed at once): call it before anything else runs on the connection."""
+        """Count against each (policy, client), committed at once: before anything else runs."""
         checks = [(policy, client) for policy, client in checks if policy.limit > 0]
         if not self._settings.rate_limit_enabled or not checks:
             return []
@@ -215,9 +200,8 @@ class RateLimiter:
 def dav_failure_checks(
     settings: Settings, client_ip: str, username: str
 ) -> tuple[tuple[Policy, str], tuple[Policy, str]]:
-    """The limits of failed CalDAV sign-ins: per client address, and per username from it.
-    Never per username alone (every co-member sees it: anyone could lock its owner's devices
-    out); an app password's 256 random bits need no per-account limit."""
+    """Failed CalDAV sign-ins, per address and per username from it; never per username alone, or
+    anyone could lock its owner's devices out."""
     window = settings.rate_limit_auth_window_seconds
     return (
         (Policy("dav-auth-ip", settings.rate_limit_dav_failures_per_ip, window), client_ip),
@@ -231,19 +215,21 @@ def dav_failure_checks(
 
 @dataclass(frozen=True)
 class Count:
-    """A request's count against one of the caller's limits made by another statement (the
-    entry's `task_api_enter`, a route's `task_api_count`, or the recount after a rollback).
-    Its headers go to `headers`."""
+    """A count made by another statement (the entry, a route's, a recount); headers to `headers`."""
 
     headers: HeaderSink
     policy: Policy
     key: str
     clean: bool  # also deletes expired windows (`_clean_up`)
 
+    def bound(self, prefix: str) -> dict[str, Any]:
+        """Its key, window and limit as a counting statement's values (`<prefix>key`, ...)."""
+        window, limit = self.policy.window_seconds, self.policy.limit
+        return {f"{prefix}key": self.key, f"{prefix}window": window, f"{prefix}limit": limit}
+
 
 def recount_sql(counts: Sequence[Count]) -> tuple[str, dict[str, Any]]:
-    """The hits of `counts` as SQL for a message of its own (after a `ROLLBACK`), a row each in
-    the order the entry took their locks in."""
+    """The hits of `counts` as SQL for a message after a `ROLLBACK`, in the entry's lock order."""
     parts: list[str] = []
     values: dict[str, Any] = {}
     for index, count in enumerate(counts):
@@ -266,8 +252,7 @@ def invitation_limit(settings: Settings) -> Policy:
 
 
 def calendar_feed_count(settings: Settings, token: str, headers: HeaderSink) -> Count | None:
-    """A calendar feed's fetch, counted per token (an hour's window): a leaked URL polled hard
-    costs one statement a request. None when limits are off."""
+    """A feed's fetch, counted per token an hour: a leaked URL polled hard costs one statement."""
     limit = settings.rate_limit_calendar_feed_per_hour
     if not settings.rate_limit_enabled or limit <= 0:
         return None

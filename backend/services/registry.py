@@ -1,22 +1,7 @@
-"""One request's work: a connection from the pool, its `Sender`, the caller, and the
-services bound to them, each reached one way: `service(Kind)` (a route takes it as a
-parameter, backend/api/deps.py `uses`; any other caller binds a typed local,
-`tasks: TaskService = work.service(TaskService)`). A new service needs no line here.
-
-It lives beside the services it builds, above the data layer it drives (`backend/db/`
-imports nothing from `backend/services/`: tests/test_imports.py, the layer order).
-
-`backend.api.deps` builds one per request and enters it inside the route's single thread-pool
-hop. For a signed-in caller the connection is in autocommit, and the caller's entry (a
-write's count against the caller's limit, the account check, a write's change lock:
-`task_api_enter`; a route's own limit's count beside it, `task_api_count`) travels in the
-same message as the route's first statement, whose answer carries the outcome
-(backend/db/sender.py). A write commits in its own message where nothing follows it; one
-that decides more from its answer (a keyed create, a bulk `complete`) begins a transaction
-and commits it on leaving. After a rollback the counts are taken again.
-
-The route returns only after the commit, so a 2xx is always durable. Services never commit.
-"""
+"""One request's work: a connection, its `Sender`, the caller and the services bound to them, each
+reached one way, `service(Kind)`. The caller's entry (the write count, the account check, the change
+lock) travels with the route's first statement (backend/db/sender.py); the route returns only after
+the commit, so a 2xx is durable. It sits above `backend/db/`, which imports no service."""
 
 from __future__ import annotations
 
@@ -59,9 +44,8 @@ _REFUSED_ACCOUNT = {
     "revoked": "This token was revoked",
 }
 _UNCOUNTED = dict.fromkeys(("e_limit_key", "e_window", "e_limit"))
-# A write by a task's id enters without its caller's change lock and takes it with the task's
-# space's, neither waited for while the other is held (migration 0041): two members writing in
-# each other's lists would each hold their own lock and wait for the other's.
+# A write by a task's id takes its caller's and the task's space's change locks together (migration
+# 0041): two members writing in each other's lists would otherwise deadlock.
 _LOCK_TASK = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # A route's own limit's count, after the entry (migration 0035).
 _COUNT = "SELECT task_api_count(%(c_key)s, %(c_window)s, %(c_limit)s); "
@@ -84,17 +68,12 @@ class UnitOfWork:
         task_id: int | None = None,
         feed_token: str | None = None,
     ) -> None:
-        """`claims`: the verified token (None for sign-up and sign-in); `counts_write`: the
-        request is a write, counted against the caller's per-user limit on entry;
-        `transaction_locals`: `sender.transaction_locals` for `settings`, if the caller keeps
-        it (the app: `app.state.transaction_locals`); `task_id`: the task a write names (its
-        path's), whose space's change lock its entry takes with the caller's; `feed_token`: a
-        calendar feed's (its fetch counted with its statement: `_feed_entry`)."""
+        """`claims`: the verified token (None: sign-up, sign-in); `counts_write`: counted on entry;
+        `task_id`: its space's change lock taken too; `feed_token`: counted with its fetch."""
         self._engine = engine
         self._settings = settings
         self._claims = claims
-        # The account every service is bound to: the token's subject (the entry refuses any
-        # other); without a token none (""), or the one a link names (`acts_for`).
+        # The account services are bound to: the token's subject, else "" or a link's (`acts_for`).
         self.caller_id = claims.subject if claims is not None else ""
         self._services: dict[type[Any], Any] = {}
         self._counts_write = counts_write
@@ -106,13 +85,11 @@ class UnitOfWork:
         self._locals = transaction_locals
         self._count: Count | None = None  # a write's count (None: not counted)
         self._route_count: Count | None = None  # the route's own limit's (`_count_with_entry`)
-        # The route's own limit, declared on the route (`backend/api/deps.py`,
-        # `counted_against`): counted with the entry, and for a write refused before it ran.
+        # The route's own limit: counted with the entry, and for a write refused before it ran.
         self.route_limit: RouteLimit | None = None
         self._ended = False  # the route ended the transaction (`roll_back`)
         self._feed_token = feed_token
-        # A feed's count's `RateLimit` headers: the route sends them with the feed only, never
-        # with its 404 (every feed 404 is one answer, headers included).
+        # A feed's `RateLimit` headers, with the feed only: every feed 404 is one answer.
         self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
         self._autocommit = claims is not None or feed_token is not None
@@ -128,8 +105,7 @@ class UnitOfWork:
             self.send = Sender(conn, locals_, self._anonymous_entry(conn))
             return self
         try:
-            # The caller's entry, with the route's first statement. Keyed on the token's
-            # subject, before the account is read: a write refused for its account counts.
+            # Keyed on the subject before the account is read: a refused account's write counts.
             write = self._counts_write
             self._count = count = (
                 write_count(settings, claims.subject, self.response_headers) if write else None
@@ -150,10 +126,8 @@ class UnitOfWork:
                     count.policy.window_seconds,
                     count.policy.limit,
                 )
-            # A further transaction (`begin_again`) enters the same way, counting nothing. A
-            # write that takes its locks itself enters without the caller's change lock: what
-            # its entry's values then change, over those of the transaction it enters (the
-            # first counts; one after `begin_again` does not).
+            # A further transaction (`begin_again`) enters the same way, counting nothing; a write
+            # that takes its locks itself enters without the caller's change lock.
             unlocked: dict[str, Any] | None = {"e_write": False}
             sql = _ENTER
             if write and self._task_id is not None:
@@ -171,44 +145,25 @@ class UnitOfWork:
         return self
 
     def _anonymous_entry(self, conn: Connection) -> Entry | None:
-        """What rides with an anonymous request's first statement: a feed's count
-        (`_feed_entry`), else nothing (the request is a transaction of its own)."""
+        """An anonymous request's first statement carries a feed's count, else nothing."""
         if self._feed_token is None:
             return None
         return self._feed_entry(conn, self._feed_token)
 
     def _feed_entry(self, conn: Connection, token: str) -> Entry:
-        """A feed's fetch: its count against the token's limit (none when limits are off, or
-        the token reads no feed: `FEED_COUNT`) rides with its one statement, whose answer carries it
-        (`_settle`: 429 over it; its headers go to `feed_headers`)."""
+        """A feed's fetch: its count rides with its one statement (`_settle`)."""
         count = calendar_feed_count(self._settings, token, self.feed_headers)
         sql, values = "", dict[str, Any]()
         if count is not None:
             self._route_count = count
-            # Only a fetch that reads a feed counts (issue 61; review F3): a revoked, rotated
-            # or never-valid token, or a list feed whose creator lost the list, counts nothing
-            # and is told nothing, so no count says it once existed (`FEED_COUNT`).
-            sql, values = render(
-                conn,
-                FEED_COUNT,
-                {
-                    "key": count.key,
-                    "window": count.policy.window_seconds,
-                    "limit": count.policy.limit,
-                    "token_hash": token_hash(token),
-                },
-                "c_",
-            )
+            # Only a fetch that reads a feed counts: a dead token is told nothing (`FEED_COUNT`).
+            bound = {**count.bound(""), "token_hash": token_hash(token)}
+            sql, values = render(conn, FEED_COUNT, bound, "c_")
             sql += "; "
         return Entry(sql, values, values, False, self._settle)
 
     def _settle(self, outcome: Outcome) -> None:
-        """What the entry and the key's check said of this request: the counts' headers (or
-        `RateLimited`), an account refusal (`Unauthorized`), an Idempotency-Key's replay or
-        mismatch. A refused request's message wrote nothing (migration 0020). The route's
-        own count's headers come first; over its limit it is the 429, with its headers
-        alone, unless the write limit's 429 or the account's 401 comes first
-        (specs/statements.md, "A route's own limit")."""
+        """What the entry and the key's check said: headers or refusal (specs/statements.md)."""
         count, route, over = self._count, self._route_count, None
         if outcome.route_hits is not None and route is not None:
             usage = Usage(route.policy, outcome.route_hits, outcome.route_reset or 1)
@@ -228,11 +183,7 @@ class UnitOfWork:
             IdempotencyService.refused(outcome)
 
     def service(self, kind: type[S]) -> S:
-        """`kind` bound to this request (its `send`, its caller), built on first use (one per
-        request): the one way into a service. A route takes it as a parameter
-        (backend/api/deps.py `uses`); any other caller binds a typed local,
-        `tasks: TaskService = work.service(TaskService)`, so a reader (and `farm-studio walk`)
-        lands in the class the call goes to."""
+        """`kind` bound to this request, built once: the one way into a service."""
         services = self._services
         if kind not in services:
             build = _BUILT.get(kind)
@@ -247,19 +198,10 @@ class UnitOfWork:
         )
 
     def _count_with_entry(self, count: Count) -> None:
-        """Count the route's own limit (`count`) in the request's first message, beside the
-        caller's entry: the answer carries it (`_settle`), over the limit nothing else is
-        written, and a refused request counts."""
+        """Count the route's own limit beside the entry: over it nothing else is written."""
         if self._route_count is not None:
             raise RuntimeError("a request counts against one route limit")
-        self.send.count(
-            _COUNT,
-            {
-                "c_key": count.key,
-                "c_window": count.policy.window_seconds,
-                "c_limit": count.policy.limit,
-            },
-        )
+        self.send.count(_COUNT, count.bound("c_"))
         self._route_count = count
 
     @property
@@ -268,8 +210,7 @@ class UnitOfWork:
 
     @property
     def claims(self) -> TokenClaims | None:
-        """The verified token this unit of work enters with (None: sign-up, sign-in): what a
-        later unit of work for the same caller needs (a chat turn's tool calls)."""
+        """The verified token (None: sign-up, sign-in), for the caller's later work."""
         return self._claims
 
     def _connection(self) -> Connection:
@@ -287,9 +228,8 @@ class UnitOfWork:
         if conn is None:
             return
         if conn.invalidated:
-            # The server dropped the connection mid-request (a restart, a pooler): nothing to
-            # commit or roll back. The error that did it (a 503) is the one to report; a
-            # request that swallowed it must not answer 2xx uncommitted.
+            # The server dropped the connection: nothing to commit; the error that did it (a 503) is
+            # reported, and a request that swallowed it must not answer 2xx uncommitted.
             conn.close()
             if exc is None:
                 raise ServiceUnavailable()
@@ -300,15 +240,14 @@ class UnitOfWork:
                 if exc_type is None:
                     conn.commit()
                 else:
-                    # A connection the server dropped cannot roll back; the error that
-                    # brought us here is the one to report, and closing discards it anyway.
+                    # A dropped connection cannot roll back; the error that got us here is reported.
                     with suppress(SQLAlchemyError):
                         conn.rollback()
             elif self._ended or send.stage is Stage.COMMITTED:
                 pass  # ended by the route (`roll_back`) or committed by its last statement
             elif send.entry is not None:
-                # No statement carried the entry: sent alone, so the account is checked and
-                # a write counted all the same (a further transaction counted before).
+                # No statement carried the entry: sent alone, so it is checked and counted all the
+                # same.
                 if not send.resumed:
                     send.send_entry()
             elif exc is not None:
@@ -320,62 +259,49 @@ class UnitOfWork:
                     self._refused(error)
                     raise
         finally:
-            # Back in psycopg2's transactions, or discarded if still inside one it was sent
-            # (a failure between `BEGIN` and its end): `_on_return`.
+            # Back in psycopg2's transactions, or discarded if still inside one (`_on_return`).
             conn.close()
 
     def acts_for(self, user_id: str) -> None:
-        """No token, and a link in a mail names the account (`user_id`): its services are
-        bound to it, and check the link's proof themselves (a forged one is 404). Before
-        entering."""
+        """No token: a mail's link names the account (its proof checked). Before entering."""
         if self._claims is not None or self._conn is not None:
             raise RuntimeError("a link's account is named before its anonymous work is entered")
         self.caller_id = user_id
 
     def names_task(self, task_id: int) -> None:
-        """The write is by `task_id`, named in its body rather than its path (a ChatKit
-        widget's button): its entry takes the task's space's change lock with the caller's
-        (migration 0041), as a route's by its path's `task_id` does. Before entering."""
+        """The write names `task_id` in its body rather than its path (a ChatKit widget's button):
+        its entry takes that task's space's change lock too (migration 0041). Before entering."""
         if self._conn is not None:
             raise RuntimeError("a write's task is named before its unit of work is entered")
         self._task_id = task_id
 
     @property
     def verified_email(self) -> str | None:
-        """The caller's address where its identity provider's token says it is verified
-        (`email_verified`), else None."""
+        """The caller's address if its identity provider says it is verified, else None."""
         claims = self._claims
         return claims.email if claims is not None and claims.email_verified else None
 
     def hold_commit(self) -> None:
-        """This request writes more than once (or adds to the transaction after its write):
-        no service's write may commit it in its own message (`Scoped._write(last=True)`)."""
+        """The request writes more than once: no write may commit it in its own message."""
         self._connection()
         self.send.hold()
 
     def roll_back(self) -> None:
-        """End the request's transaction now, with a rollback instead of a commit, its
-        response standing (an Idempotency-Key's replay: the key's check stopped the write).
-        It still counts: the count's headers (or `RateLimited`) are settled here, before the
-        route builds its response."""
+        """Roll back, the response standing (a replay); it still counts, settled here."""
         self._connection()
         self._ended = True
         if self.send.stage is not Stage.COMMITTED:  # a committed count is not counted again
             self._refused(None)
 
     def _refused(self, exc: BaseException | None) -> None:
-        """After a failed request: roll back the transaction if one is still open, and count
-        the write (and the route's own limit) again if the rollback took the counts, in one
-        message (`RateLimited` from a count); a write given up on before it committed is 503;
-        else let `exc` propagate."""
+        """After a failure: roll back, count again what it took; a write given up on is 503."""
         send = self.send
         if send.conn.invalidated:
             return  # dropped by the server: nothing to roll back, nowhere to count
         parts = ["ROLLBACK"] if send.in_transaction() else []
         send.began = False
         recount = None
-        # The write's count, then the route's (the order the entry locked their rows in).
-        # Counted again only when the rollback took them: not when they committed already.
+        # The write's count, then the route's (the entry's lock order), if the rollback took them.
         stands = send.resumed or send.counted
         counts = [] if stands else [c for c in (self._count, self._route_count) if c]
         if counts:
@@ -387,8 +313,7 @@ class UnitOfWork:
                     "; ".join(parts), recount[1] if recount else None
                 )
             except SQLAlchemyError:
-                # A connection the server dropped cannot roll back; the error that brought
-                # us here is the one to report, and closing discards the connection anyway.
+                # A dropped connection cannot roll back; the error that got us here is reported.
                 result = None
             if result is not None and recount is not None:
                 said = {key: (hits, reset) for key, hits, reset in result.all()}
@@ -403,9 +328,7 @@ class UnitOfWork:
             raise ServiceUnavailable(NO_ANSWER_MESSAGE) from None
 
     def count_refused_write(self) -> None:
-        """Count a write refused before it ran (invalid input): it counts like any other,
-        against the route's own limit too (`route_limit`). Raises `RateLimited` when that
-        write was over a limit."""
+        """Count a write refused before it ran like any other; `RateLimited` when over."""
         if self._claims is None or not self._counts_write:
             return
         with self._engine.connect() as conn:

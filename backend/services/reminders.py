@@ -1,12 +1,6 @@
-"""Firing due reminders: each becomes one `reminder` event in the outbox.
-
-The schedule (`task_reminders`) is kept by triggers; this module turns due rows into events in
-their recipient's outbox. One statement claims them (FOR UPDATE SKIP LOCKED), marks them fired
-and inserts their events: no reminder fires twice, and a killed worker's fire nothing.
-
-A reminder fired more than `reminder_grace_seconds` after its instant (no worker ran, or it
-fell behind) is sent marked `late`; past `reminder_max_lateness_seconds` it is skipped.
-"""
+"""Firing due reminders, each one `reminder` event in its recipient's outbox. One statement claims
+them (FOR UPDATE SKIP LOCKED), marks them fired and inserts their events, so none fires twice and a
+killed worker's fire nothing; a late one is marked `late`, a very late one skipped."""
 
 from __future__ import annotations
 
@@ -16,8 +10,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 
-# `due_at`/`remind_at` are printed as the API prints them, whatever the session's time zone:
-# instants in UTC with Z, a day as `YYYY-MM-DD` on the task's clock (`due_value`).
+# As the API prints them, whatever the session's zone: instants in UTC with Z, a day as a date.
 _FIRE = text(
     """
 WITH due AS (

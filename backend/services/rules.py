@@ -1,18 +1,8 @@
-"""The rules the database keeps, named where a reader of the services looks.
-
-A write to `tasks` can change more than its statement says: a trigger completes the task's
-subtasks, reopens its ancestors, places it, copies a series' checklist, keeps its parent's
-counts; a foreign key's cascade deletes its subtree. Each such rule is declared here once:
-the triggers (or cascading keys) that keep it, what it does, and why it lives in SQL rather
-than in Python: `CHEAPER` (no read and no extra statement from Python: the request stays one
-message) or `SAFER` (every writer gets it: every route, bulk, MCP, the recurring successor,
-a cascade, psql). A service method whose write fires a rule says so with `@fires(...)`; the
-MCP tools and chat call the same methods. `tests/test_rules.py` checks these names against
-the migrated database (a trigger nobody named fails it) and against what requests fire.
-
-`fires` only records the rules on the function (`__rules__`): it does not wrap it, so a
-request walks no extra function (tests/test_walk.py).
-"""
+"""The rules the database keeps (triggers, cascading keys), declared once where a reader of the
+services looks, each with why it lives in SQL: `CHEAPER` (the request stays one message) or `SAFER`
+(every writer gets it, psql too). A method whose write fires one says so with `@fires`, which only
+records (a request walks no extra function); tests/test_rules.py checks the names against the
+database and what requests fire."""
 
 from __future__ import annotations
 
@@ -43,8 +33,7 @@ class DatabaseRule:
     triggers: tuple[str, ...] = ()
     cascades: tuple[str, ...] = ()  # foreign keys whose ON DELETE CASCADE is the rule
     every_write: bool = False  # fires for every write of its table: not named per method
-    # How specs/statements.md's table names its triggers and table, where they are made per
-    # registered child (the table stays the same when a child is added).
+    # How specs/statements.md's table names triggers made per registered child.
     shown: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
@@ -52,8 +41,7 @@ class DatabaseRule:
 
 
 class Rule:
-    """Every rule a service's write may fire (migrations 0008, 0010, 0017, 0018, 0024, 0025,
-    0030, 0034, 0037, 0039)."""
+    """Every rule a service's write may fire."""
 
     PLACE = DatabaseRule(
         "place",
@@ -326,19 +314,14 @@ RULES: tuple[DatabaseRule, ...] = tuple(
     value for value in vars(Rule).values() if isinstance(value, DatabaseRule)
 )
 
-# The statements that change a row's owner (an UPDATE that sets `user_id`), by module and
-# name, with the rule it fires: the scope check refuses any other before the database sees
-# it (backend/db/scope_check.py; each is marked there with `changes_owner`, and
-# tests/test_scoping.py holds the two lists equal). A list's transfer sets the list's
-# and its new owner's membership's; an account's handover (`HANDOVER`) sends no such
-# statement (`users_hand_over_lists` changes the owners in the database, on the DELETE).
+# The statements that set `user_id`, with the rule each fires: the scope check refuses any other
+# unsent (backend/db/scope_check.py `changes_owner`; tests/test_scoping.py holds the two equal).
 OWNER_CHANGES: dict[str, DatabaseRule] = {
     "backend.services.members._TRANSFER": Rule.EXCHANGE_REMINDERS
 }
 
-# Triggers and cascading keys that are not rules, by name pattern, with the reason: they
-# change no row a request writes (a refusal skips rows, a check refuses), or they delete rows
-# that exist only as a part of the row deleted (nothing else reads them, no event records them).
+# Triggers and keys that are no rule: they change no row a request writes, or delete rows that exist
+# only as part of the row deleted.
 PLUMBING: dict[str, str] = {
     "*_admit_write": "skips a refused request's rows (migration 0020); changes nothing else",
     "tasks_check_tree_on_*": "a check (`ck_tasks_tree`): task_tree.py refuses first",
@@ -353,8 +336,7 @@ PLUMBING: dict[str, str] = {
     "its owner on a transfer (ON UPDATE CASCADE)",
     "fk_list_invitations_user_id_list_id_task_lists": "a list's invitations go with it, and "
     "follow its owner on a transfer",
-    # A task's child's keys (`CHILDREN`) need no line: tests/test_rules.py names its key to
-    # its task and each key from one of its columns to `users` from the declaration.
+    # A task's child's keys need no line: tests/test_rules.py derives them from its declaration.
     "fk_task_reminders_recipient_id_users": "a member's scheduled reminders go with its account",
     "task_events_reminder_deliveries": "queues a fired reminder's pushes and mails with its "
     "event (the events worker's `fire_due`, no request's write); changes no row a request reads",
@@ -366,8 +348,7 @@ PLUMBING: dict[str, str] = {
 
 
 def fires(*rules: DatabaseRule) -> Callable[[F], F]:
-    """Name the rules a method's write fires. Records them on the function and returns it as
-    it is (no wrapper: no extra call per request)."""
+    """Name the rules a method's write fires, on the function itself (no wrapper: no extra call)."""
 
     def declare(function: F) -> F:
         function.__rules__ = rules  # type: ignore[attr-defined]

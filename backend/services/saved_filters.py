@@ -1,12 +1,6 @@
-"""Saved filters (`saved_filters`, migration 0047): the caller's own named rows
-(`NamedRowService`: CRUD, names, the limit, one round trip a request), and what a listing
-applying one needs.
-
-A listing applying a filter needs its query to build its statement: `applied` gives it from
-this process's `saved_queries` (no round trip), else reads it with the caller's other filters.
-The statement holds only while the stored query is still that one, so a filter changed meanwhile
-is never applied stale (`task_listing.FilterChanged`: the listing reads it again).
-"""
+"""Saved filters (migration 0047): the caller's own named rows, and the query a listing applying one
+needs (`applied`: from this process's cache, else read). The listing's statement holds only while
+the stored query is that one, so a filter changed meanwhile is never applied stale."""
 
 from __future__ import annotations
 
@@ -33,8 +27,7 @@ _CURRENT = owned(
 
 @dataclass(frozen=True)
 class AppliedFilter:
-    """A filter as a listing applies it: its id, its stored query (a JSON object), and the
-    name key it was named by (MCP), which the page then checks too."""
+    """A filter as a listing applies it: its id, stored query and name key."""
 
     id: int
     query: Mapping[str, Any]
@@ -54,8 +47,7 @@ class SavedQueries:
         return self._seen.get((user_id, filter_id))
 
     def named(self, user_id: str, key: str) -> AppliedFilter | None:
-        """The filter this process last read under that name (a rename since: the page that
-        applies it says so, `task_listing.filter_held`)."""
+        """The filter this process last read by that name (renamed since: `filter_held`)."""
         filter_id = self._ids.get((user_id, key))
         return None if filter_id is None else self._seen.get((user_id, filter_id))
 
@@ -103,9 +95,7 @@ class SavedFilterService(NamedRowService):
         super().delete(row_id)
 
     def applied(self, filter_id: int | str, *, fresh: bool = False) -> tuple[AppliedFilter, bool]:
-        """The filter a listing applies (by id, or by name), and whether it was read now
-        (`fresh`: read it whatever this process saw). Another user's or a missing filter:
-        NotFound."""
+        """The filter a listing applies (by id or name), and whether read now; else NotFound."""
         if isinstance(filter_id, str):
             key = name_key(filter_id)
             known = None if fresh else saved_queries.named(self.user_id, key)
@@ -117,8 +107,7 @@ class SavedFilterService(NamedRowService):
             seen = saved_queries.get(self.user_id, filter_id)
             if seen is not None:
                 return seen, False
-            # Not read on this process yet: every filter of the caller's, in the one round trip
-            # one would take (at most FILTERS_PER_USER rows), so its others are known here too.
+            # Not read here yet: all the caller's filters in the one round trip (a few rows).
             found = next((row for row in self.all() if row.id == filter_id), None)
             if found is None:
                 raise self.rows.not_found()

@@ -1,8 +1,5 @@
-"""Demo data for `python -m backend seed`: tasks created through `TaskService`, so the same
-validation and ownership rules apply as for API requests.
-
-Seeding is idempotent: the demo tasks have fixed titles, and a title the account already has
-is not created again, so a second run adds nothing (and a larger --count adds the rest)."""
+"""Demo data for `python -m backend seed`, created through `TaskService` (the same rules as the
+API); idempotent by fixed titles, so a second run adds nothing."""
 
 from __future__ import annotations
 
@@ -72,8 +69,7 @@ def demo_task(n: int) -> TaskCreate:
 
 
 def _account(users: UserService, user: str, password: str) -> tuple[str, bool]:
-    """The id of the account named by an email or id, and whether it is new: an email's is
-    registered here; an id's is provisioned by the caller's entry, as a token's would be."""
+    """The account an email (registered here) or id (provisioned on entry) names, and if new."""
     if "@" in user:
         found = users.find_by_email(user.lower())
         if found is not None:

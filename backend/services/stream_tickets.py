@@ -44,8 +44,7 @@ _USE = text(
 
 class StreamTickets(Scoped):
     def issue(self, claims: TokenClaims, seconds: int) -> tuple[str, datetime]:
-        """A new ticket for the caller, carrying `claims`' token version and expiry: the
-        ticket (returned once, never stored) and when it expires."""
+        """A new ticket carrying `claims`' token version and expiry, returned once."""
         ticket = secrets.token_urlsafe(32)
         rows = self._write(
             _ISSUE,
@@ -60,8 +59,7 @@ class StreamTickets(Scoped):
 
 
 def use(engine: Engine, ticket: str) -> TokenClaims | None:
-    """The claims a ticket was made with, or None (unknown, used, expired): any ticket given
-    is used up. A ticket names its user: this runs before any caller is known."""
+    """The claims a ticket was made with, or None; any ticket is used up."""
     with autocommitted(engine) as conn:
         row = conn.execute(_USE, {"token_hash": token_hash(ticket)}).one_or_none()
     if row is None or not row.usable:

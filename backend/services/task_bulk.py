@@ -51,15 +51,14 @@ from backend.services.task_tree import Placement, Refusal, Sent
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
 
-# Why a step wrote nothing, read in its own statement, permission first: NULL when the caller
-# cannot read the task (404), `role:<role>` below a write's (403), then the values' reason.
+# Why a step wrote nothing, permission first: NULL unseen (404), `role:<role>` below a write's
+# (403), then the values' reason.
 _ROLE = role_in(_TASKS)
 _BELOW = "role:"
 
 
 def _permission_first(reason: Any) -> Any:
-    """The reason of a step on `:task_id`: the caller's role first, then `reason` (an
-    expression; NULL: none but the role)."""
+    """The reason of a step on `:task_id`: the caller's role first, then `reason`."""
     why = case((role_may(_ROLE, Action.TASK_WRITE), reason), else_=literal(_BELOW).concat(_ROLE))
     return owned_task(select(why).where(_T.id == TASK_ID))
 
@@ -67,8 +66,7 @@ def _permission_first(reason: Any) -> Any:
 _WRITABLE = _permission_first(null())
 
 
-# A bulk request takes the caller's and the named tasks' spaces' change locks together ahead of
-# its steps (`spaces_locked`): holding one while waiting for another could deadlock.
+# Both spaces' change locks taken together ahead of the steps, else a deadlock.
 LOCK_TASKS = spaces_locked(
     owned_task(
         select(func.array_agg(distinct(_T.user_id))).where(
@@ -79,8 +77,7 @@ LOCK_TASKS = spaces_locked(
 
 _TOO_MANY_TAGS = "tags"
 _TAGS_FULL = _permission_first(literal(_TOO_MANY_TAGS))
-# The steps that take a tag, built once (`:tag`). The count bound is part of the statement: a
-# concurrent add cannot exceed it.
+# The tag steps, built once; the count bound is in the statement (no concurrent excess).
 _TAG = bindparam("tag", type_=Text)
 _HAS_TAG = _TAG.op("=")(func.any(_T.tags))
 _ADD_TAG = updating(
@@ -108,8 +105,7 @@ def step(operation: BulkOperation) -> Step:
         case RemoveTagOp(tag=tag):
             return Step(_REMOVE_TAG, {**at, "tag": tag}, operation.id, reason=_WRITABLE)
         case MoveOp():
-            # To the top level of the list (or of no list), last; a task already there stays
-            # where it is. The placement's own refusal says why it wrote nothing.
+            # To the list's top level, last; a task already there stays; the placement says why not.
             placement = bulk_placement(operation)
             statement, reason = _moving(placement.shape)
             binds = {**at, **placement.values()}
@@ -119,8 +115,7 @@ def step(operation: BulkOperation) -> Step:
 
 @lru_cache(maxsize=8)
 def _moving(shape: Any) -> tuple[Any, Any]:
-    """A bulk move's statement, and its reason: the role first, then the placement's refusal
-    (built once per shape)."""
+    """A bulk move's statement and its reason (role, then placement), built once."""
     statement, refusal = move_statements(shape, False)
     return statement, _permission_first(refusal.scalar_subquery())
 
@@ -136,8 +131,7 @@ def task_of(row: dict[str, Any]) -> TaskRow:
 
 
 def step_error(operation: BulkOperation, reason: str | None) -> AppError | Refusal:
-    """Why a bulk operation wrote nothing (`step`'s reasons); a move's placement refusal is
-    returned as such, for `TaskService._refusal` to explain as a PATCH's."""
+    """Why a bulk operation wrote nothing (a placement's refusal: as a PATCH's)."""
     if reason is None:
         return NotFound("Task not found")
     if reason.startswith(_BELOW):

@@ -1,10 +1,6 @@
-"""How a task listing becomes SQL: filters, sort keys and keyset (cursor) conditions.
-
-Pure statement building; `task_statements.listing` scopes and `TaskService` runs it. Every sort
-key has an index led by `user_id` and ended by `id`: a page is an index range scan, whatever its
-number. The statement is built once per shape (`TaskListQuery.shape`) and the values
-(`TaskListQuery.values`) are bound, so a request of a known shape compiles nothing.
-"""
+"""A task listing as SQL: filters, sort keys and keyset conditions. Every sort key has an index
+`(user_id, <key>, id)`, so a page is a range scan whatever its number; a statement is built once per
+shape and its values bound, so a known shape compiles nothing."""
 
 from __future__ import annotations
 
@@ -118,13 +114,11 @@ class TaskFilters:
     list_key: str | None = None
     parent_id: PlacedFilter = None
     assignee: str | None = None  # ME, NONE or a user id
-    # The saved filter applied (`?filter=`): its id, the stored query these filters hold, and
-    # the name key it was named by (MCP); nothing matches unless it still holds them.
+    # The saved filter applied (`?filter=`): id, stored query, name key; it matches while they hold.
     saved: tuple[int, Mapping[str, Any], str | None] | None = None
 
     def __post_init__(self) -> None:
-        # One normal form whoever builds the filters (REST query string, MCP arguments):
-        # repeated values count once, an empty search is no search.
+        # One normal form for every door: repeated values count once, an empty search is no search.
         object.__setattr__(self, "priorities", tuple(dict.fromkeys(self.priorities)))
         object.__setattr__(self, "tags", tuple(dict.fromkeys(self.tags)))
         object.__setattr__(self, "q", self.q or None)
@@ -196,8 +190,7 @@ class Keyset:
     id: int
 
 
-# Where a listing starts (its shape): the first page (None), after a keyset, or, sorted by
-# due date, after a keyset in the trailing block of tasks without a due date.
+# Where a listing starts: the first page (None), after a keyset, or among the undated tasks.
 After = Literal["key", "no due date"] | None
 
 
@@ -233,8 +226,7 @@ class TaskListQuery:
         return ListingShape(self.filters.shape(), self.sort, self.direction, after, feed_position)
 
     def values(self) -> dict[str, Any]:
-        """The values the shape's statement binds: the filters', the keyset's and the limit
-        (one row more than the page: whether another page follows)."""
+        """The values the shape's statement binds (a limit one more than the page: more?)."""
         values = {**self.filters.values(), "limit": self.limit + 1}
         if self.after is not None:
             values.update(after_key=self.after.key, after_id=self.after.id)
@@ -290,8 +282,7 @@ _ALL_DAY = _T.all_day
 
 
 def due_end() -> ColumnElement[Any]:
-    """When a task stops being due: a day's end on its zone's clock, else its instant
-    (migration 0095's `task_due_end`, inlined by the planner)."""
+    """When a task stops being due: a day's end on its zone's clock, else its instant."""
     return func.task_due_end(_T.due_date, _T.all_day, _T.time_zone, type_=_T.due_date.type)
 
 
@@ -313,8 +304,7 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
         conditions.append(_T.priority == any_(_PRIORITIES.cast(ARRAY(_T.priority.type))))
     if shape.tags:
         conditions.append(col(Task.tags).contains(_TAGS))
-    # A day runs from its start (`due_date`) to its end on its zone's clock (`due_end`); the
-    # start's condition stays beside the end's, so the due_date index still bounds the scan.
+    # A day runs to `due_end`; the start's condition stays, so the due_date index bounds the scan.
     if shape.due_before:
         conditions.append(
             and_(due < _DUE_BEFORE, or_(false() == _ALL_DAY, due_end() <= _DUE_BEFORE))
@@ -358,15 +348,13 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
 
 
 class FilterChanged(ServiceUnavailable):
-    """The saved filter a page applied changed or went since it was read: the listing reads it
-    again (`contracts.saved_filters.filtered`); a 503 only if it kept changing."""
+    """The applied saved filter changed since it was read: the listing reads it again."""
 
     message = "The saved filter kept changing while it was applied; retry"
 
 
 def filter_held() -> ColumnElement[bool]:
-    """The saved filter a listing applies still holds its query and name (binds `filter_id`,
-    `filter_query`, `filter_name_key`: NULL when none, which the planner folds away)."""
+    """The applied saved filter still holds its query and name (NULL binds: none, folded away)."""
     named = or_(_FILTER_NAME.is_(None), _S.name_key == _FILTER_NAME)
     current = owned(
         select(_S.id).where(_S.id == _FILTER_ID, _S.query == _FILTER_QUERY, named), _S.user_id

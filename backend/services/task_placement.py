@@ -20,8 +20,7 @@ from backend.services.task_tree import Anchor, Placement, Refusal, Sent
 
 
 def refused(reason: Refusal, placement: Placement) -> AppError:
-    """Why a placement wrote nothing, as the request's error (a list named by name and not
-    found is `lists.unknown_list`'s: it names the caller's lists)."""
+    """Why a placement wrote nothing, as the request's error."""
     list_field = "body.list" if placement.list is Sent.name else "body.list_id"
     match reason:
         case Refusal.task:
@@ -77,8 +76,7 @@ def refused(reason: Refusal, placement: Placement) -> AppError:
 
 
 def other_owner(field: str) -> InvalidRequest:
-    """A list, parent or anchor the caller may write, but in another owner's space than the
-    task's."""
+    """A list, parent or anchor the caller may write, in another space than the task's."""
     return InvalidRequest.at(
         field,
         "A task moves only between lists of the same owner (a list shared with you "

@@ -1,7 +1,5 @@
-"""Recurring tasks' schedule in the task service's writes: the schedule columns a write sets
-(`plan_schedule`), and the next occurrence of a task this transaction completed (`SUCCESSOR`,
-its reminders moved with its due date). The rule and zone logic is backend/recurrence.py.
-"""
+"""Recurring tasks' schedule in the task service's writes (`plan_schedule`) and a completed task's
+next occurrence (`SUCCESSOR`); the rule and zone logic is backend/recurrence.py."""
 
 from __future__ import annotations
 
@@ -26,16 +24,14 @@ from backend.services.task_statements import PLANNED
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# The next occurrence of a recurring task completed in this transaction (`completed_at =
-# now()`): a pending copy due at its `next_due_date` (or `successor_due`). `previous_task_id` is
-# unique, so a second completion (a replay, a race) inserts nothing.
+# The next occurrence of a recurring task completed in this transaction, due at its `next_due_date`;
+# `previous_task_id` is unique, so a second completion (a replay, a race) inserts nothing.
 _SUCCESSOR_OF = bindparam("previous_id", type_=Integer)
 # Moved by the schedule rather than copied: the due date becomes the stored next one.
 _MOVED = ("due_date", "next_due_date", "reminders", "previous_task_id", "all_day")
 
 
-# The space of the task it follows (a member completing a shared list's task writes in its
-# owner's): read as a placement reads its space (`task_tree._space`), checked scoped alike.
+# The space of the task it follows, read as a placement reads its space (`task_tree._space`).
 _PREVIOUS = Task.__table__.alias("previous")  # type: ignore[attr-defined]
 _SPACE = func.coalesce(
     select(_PREVIOUS.c.user_id)
@@ -46,8 +42,7 @@ _SPACE = func.coalesce(
 
 
 def goes_on(task: Any) -> bool:
-    """Whether completing `task` (its stored row, or the one a write will leave) inserts a
-    next occurrence: it recurs and its series has one more due date."""
+    """Whether completing `task` inserts a next occurrence (its series goes on)."""
     return (
         task.recurrence is not None
         and task.next_due_date is not None
@@ -92,8 +87,7 @@ def _successor(source: Any, *conditions: Any) -> Any:
     )
 
 
-# Read from the stored row (after the write, in a later statement of its transaction), or
-# from the rows the write returns (`w`: in the write's own statement, `Scoped._write`'s `then`).
+# From the stored row (a later statement), or the write's rows (`w`: the write's own statement).
 SUCCESSOR = _successor(
     Task.__table__,  # type: ignore[attr-defined]
     may(Task.__table__, Action.TASK_WRITE),  # type: ignore[attr-defined]
@@ -115,8 +109,7 @@ _WRITTEN = table(
     column("recurrence", _T.recurrence.type),
 )
 SUCCESSOR_FROM_WRITE = _successor(_WRITTEN).returning(_T.id, _T.list_id)
-# The next occurrence as the completing write's first `then` inserted it (`t0`), for a statement
-# after it that writes on it (a CalDAV series' object handed to it).
+# The next occurrence as the completing write's first `then` inserted it (`t0`).
 SUCCEEDED = table("t0", column("id", _T.id.type), column("list_id", _T.list_id.type))
 # The fields that make up a task's schedule: writing any of them re-plans it.
 SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
@@ -124,9 +117,7 @@ SCHEDULE_FIELDS = {"recurrence", "time_zone", "due_date", "reminders"}
 
 @dataclass(frozen=True)
 class Planned:
-    """What a write of `values` (with `plan_schedule`'s schedule columns) will leave of the stored
-    task `id` due at `due_date`: what its next occurrence is computed from
-    (`task_update.successor`)."""
+    """What a write of `values` leaves of the stored task `id`: what `successor` computes from."""
 
     id: int
     due_date: datetime | None
@@ -144,10 +135,7 @@ def plan_schedule(
     *,
     current: TaskRow | None = None,
 ) -> dict[str, Any]:
-    """The schedule columns of a task with these fields (`current`: as stored before). `due`: a
-    day (stored as its start on `time_zone`'s clock, `all_day`) or an instant. A new rule or
-    zone (re)starts the series at the due date; the same rule keeps its start and id. Raises
-    `InvalidRequest` for a combination the fields' own validation cannot see."""
+    """The schedule columns for these fields: a new rule or zone restarts the series."""
     if due is None and any("minutes_before_due" in r for r in reminders):
         raise InvalidRequest.at("body.reminders", "A minutes_before_due reminder needs a due_date")
     all_day = not isinstance(due, datetime | None)
@@ -193,8 +181,7 @@ def plan_schedule(
 def moved_reminders(
     reminders: list[dict[str, Any]], old_due: datetime, new_due: datetime
 ) -> list[dict[str, Any]]:
-    """A successor's reminders: the same, an `at` moved as far as the due date moved (dropped
-    if that leaves the years an instant may have)."""
+    """A successor's reminders: each `at` moved as the due date moved (dropped if out of range)."""
     moved: list[dict[str, Any]] = []
     for reminder in reminders:
         if "at" in reminder:

@@ -1,23 +1,8 @@
-"""`Scoped`'s sending modes that only the task service uses, beside it.
-
-`backend/db/scope.py` keeps what every service sends with (`_read`, `_write`, `_ahead`,
-`_at_commit`, the space locks); `TaskSending`, the task service's base, adds:
-
-- `_write_then`: a write with statements that write after it (`Then`: a recurring task's next
-  occurrence, a member's own reminders), from its rows in the same statement when it commits
-  the request in its message, else with the COMMIT;
-- `_steps`: a bulk request's operations, many statements in one message (`task_api_steps`,
-  migration 0027), each step's row back as JSON (`decoded`), a step that wrote nothing refused
-  without an error in the server's log (`StepRefused`);
-- `_write_or_stored`: a write that commits the request in its message, with the row as it was
-  stored in the same statement when the write matched none (a recurring task's completion:
-  `TaskService._write_completing`);
-- `_begin_again`: a further transaction of the request after a statement committed the first
-  (a series' completion or a schedule change read first, then written version-checked).
-
-Each binds its statements to the caller through `Scoped._bind`, as `_read` and `_write` do;
-the sender checks each as it renders it (backend/db/scope_check.py).
-"""
+"""The sending modes only the task service uses (`TaskSending`, its base), beside what every service
+has (backend/db/scope.py): `_write_then` (statements written from the write's rows), `_steps` (a
+bulk request in one message, a step that wrote nothing refused without a server log error),
+`_write_or_stored` (the stored row when the write matched none) and `_begin_again`. Each binds
+through `Scoped._bind`."""
 
 from __future__ import annotations
 
@@ -35,9 +20,7 @@ from backend.db.sender import Rows, inline, own_ctes, render
 
 @dataclass(frozen=True)
 class Then:
-    """A statement that writes after a write: as a CTE reading the write's rows (`w`), for a
-    write that commits in its own message, or `alone` (reading the stored rows), queued for
-    the COMMIT."""
+    """After a write: a CTE of its rows (`w`) when it commits here, else `alone`."""
 
     from_write: Bound
     alone: Bound
@@ -45,10 +28,7 @@ class Then:
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of `TaskSending._steps`: it writes the task `task_id` (and maybe others) and
-    RETURNs its rows; the step's row is the one whose `id` is `task_id`. When it writes
-    nothing, `reason` (a scoped SELECT of one text value, or NULL; evaluated then only) says
-    why, for the caller to turn into an error: None is a missing task."""
+    """One statement of `_steps` writing `task_id`; if it writes nothing, `reason` says why."""
 
     statement: Any
     values: Mapping[str, Any]
@@ -65,16 +45,14 @@ class StepRefused(Exception):
         self.reason = reason
 
 
-# One step of `task_api_steps` (migration 0027): the step's row as JSON, and when it wrote
-# nothing (no row), why (NULL: the task is missing).
+# One step of `task_api_steps` (migration 0027): its row as JSON, else why (NULL: a missing task).
 _STEP = (
     "WITH {own}r AS ({statement}), j AS (SELECT to_jsonb(r) AS row FROM r WHERE r.id = %({id})s) "
     "SELECT (SELECT row FROM j), CASE WHEN NOT EXISTS (SELECT FROM j) THEN {reason} END"
 )
 # `_write_then`: statements that write from the write's rows (`w`) in its statement.
 _WRITE_THEN = "w AS ({sql}), {thens}r AS (SELECT * FROM w)"
-# `_write_or_stored`: the written row, or the stored one when the write matched none (both
-# CTEs see the snapshot from before the write), marked with which it is.
+# The written row, or the stored one when the write matched none (one snapshot).
 _WRITTEN_OR_STORED = (
     "w AS ({sql}), s AS ({stored}), r AS (SELECT w.*, true AS task_api_written FROM w "
     "UNION ALL SELECT s.*, false FROM s WHERE NOT EXISTS (SELECT FROM w))"
@@ -82,8 +60,7 @@ _WRITTEN_OR_STORED = (
 
 
 def decoded(columns: Any, row: Mapping[str, Any]) -> SimpleNamespace:
-    """A bulk step's row, sent as JSON (`to_jsonb`), typed as the driver types it: an instant
-    from its ISO 8601 text, an enum member from its value; the rest as it is."""
+    """A bulk step's JSON row typed as the driver types it."""
     types = {column.key: column.type for column in columns}
     values: dict[str, Any] = {}
     for name, value in row.items():
@@ -107,9 +84,7 @@ class TaskSending(Scoped):
         last: bool = False,
         **values: Any,
     ) -> Rows:
-        """`_write`, with `then`: statements that write after it, from its rows in the same
-        statement when it commits the request here, else with the COMMIT (several: in their
-        order)."""
+        """`_write` with `then`: in its statement when it commits here, else at the COMMIT."""
         # `_bind`, inline, as `_write` does (tests/test_walk.py counts a write's path).
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}
@@ -132,10 +107,8 @@ class TaskSending(Scoped):
         return rows
 
     def _write_or_stored(self, write: Any, stored: Any, **values: Any) -> tuple[Any, bool] | None:
-        """`write` (one row's UPDATE ... RETURNING) committing the request in its message,
-        with `stored` (a SELECT of the same row, as it was before the write) in the same
-        statement: (the written row, True), or when `write` matched no row, (the stored row or
-        None, False). None when the transaction cannot end here: nothing was sent."""
+        """`write` committing the request, with `stored` (the row before it) in one statement:
+        (written, True), else (stored or None, False); None if it cannot commit here."""
         if not self._send.can_finish:
             return None
         write, values = self._bind(write, values)
@@ -152,17 +125,12 @@ class TaskSending(Scoped):
         return self._send.can_begin_again
 
     def _begin_again(self) -> None:
-        """A further transaction of this request, after a statement committed the first one:
-        entered with the next statement, as the first was."""
+        """A further transaction after the first committed, entered with the next statement."""
         self._send.begin_again()
 
     def _steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
-        """Run `steps` in order as one message (one round trip, however many): each row a
-        step returns, as JSON, in order. A step that matches no row undoes the steps before
-        it and refuses the rest (`StepRefused`; the request then fails as any refused write
-        does). `last`: nothing follows, so where allowed the message commits them. Each step
-        travels as its statement's text, run by `task_api_steps` in a subtransaction: a
-        refusal is no error in the server's log."""
+        """Run `steps` as one message, each step's row back as JSON; a step matching no row undoes
+        the rest (`StepRefused`), in a subtransaction: no error in the server's log."""
         conn = self._send.conn
         texts: list[str] = []
         for index, step in enumerate(steps):

@@ -1,19 +1,9 @@
-"""Where a task goes: its list, its parent and its place among its siblings.
-
-Statement building only: `TaskService` runs them, scoped to the caller. Every write that
-places a task is one statement (`create_statement`: `INSERT ... SELECT`; `move_statement`: one
-`UPDATE ... FROM plan` moving a task, its subtree and, rarely, a few respaced siblings), which
-checks the destination and writes in the same snapshot. Both compute `refusal`, the first rule
-the write would break, and write nothing unless it is null; each row a request names is read
-through `may(table, Action.TASK_WRITE)` ("the same owner" is never enough). When nothing was
-written, `TaskService` reads `refusal` again to say why (the failure path pays that round trip).
-The caller's change lock serializes a user's writes, so "count, then insert" limits and "read
-the neighbours, then write" places are exact.
-
-Positions are integers with gaps (`POSITION_GAP`): a move between two siblings takes the
-midpoint (one row written); only adjacent ones respace the fewest packed siblings after the
-first that leave every gap at least `MIN_SPACING` (a run to the last sibling: `POSITION_GAP`).
-"""
+"""Where a task goes: its list, its parent and its place among its siblings. Every write that places
+a task is one statement that checks the destination and writes in one snapshot (`refusal`: the first
+rule broken, read again to say why); each named row is read through `may(..., TASK_WRITE)`, never
+"the same owner". The caller's change lock serializes a user's writes, so limits and places are
+exact. Positions have gaps (`POSITION_GAP`): a move takes the midpoint, and only adjacent siblings
+respace the fewest after it."""
 
 from __future__ import annotations
 
@@ -73,8 +63,7 @@ ANCHOR_ID = bindparam("anchor_id", type_=BigInteger)
 
 @dataclass(frozen=True)
 class Named:
-    """What a move's statement moves where: the request's values (`BOUND`), or other
-    expressions (`undo._MOVE_BACK` binds them from the entry it undoes)."""
+    """What a move moves where: the request's values (`BOUND`) or an undo's."""
 
     task_id: Any
     list_id: Any
@@ -147,8 +136,7 @@ class Placement:
         return (self.list, self.parent, self.anchor, self.stay)
 
     def values(self) -> dict[str, Any]:
-        """The bound values its statements use, and only those (SQLAlchemy would take an unbound
-        one named after a column, `list_id`, as one more SET)."""
+        """Only the values its statements bind (an unbound `list_id` would be one more SET)."""
         values: dict[str, Any] = {}
         if self.list is Sent.id:
             values["list_id"] = self.list_id
@@ -167,16 +155,13 @@ def _tasks(space: Any, *columns: Any) -> Any:
 
 
 def _writable(space: Any, *columns: Any) -> Any:
-    """A task a request names (a parent, an anchor): in the placement's space and one the caller
-    may write; any other (missing, another user's, a private row) is the same `Refusal`."""
+    """A named task in the placement's space, writable; any other is the same `Refusal`."""
     return _tasks(space, *columns).where(may(_T, Action.TASK_WRITE))
 
 
 def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = BOUND) -> Any:
-    """The space (owner id) a placement writes in: the moved task's; for a new task, its
-    list's, parent's or anchor's, whichever is sent first; else (or where the caller may not
-    write) the caller's own, where what was named is then not found. Read through `may`, so
-    the scoping guards accept `user_id = coalesce(<that read>, :owner)`."""
+    """The space a placement writes in: the moved task's; for a new task its list's, parent's or
+    anchor's, else the caller's own; read through `may` for the scoping guards."""
     list_sent, parent_sent, anchor, _ = shape
     if moving:
         named, by = _T.alias("space_of"), at.task_id
@@ -194,9 +179,7 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = 
 
 @cache
 def spaces_lock(shape: tuple[Sent, Sent, Anchor, bool]) -> Any:
-    """What takes a new task's change locks ahead of its insert: the caller's and its space's
-    together, holding neither while waiting for the other (else two members adding to each
-    other's lists deadlock: specs/events.md)."""
+    """A new task's two change locks, taken together ahead of its insert (specs/events.md)."""
     space = _space(shape, moving=False)
     return select(func.task_api_lock_spaces(array([bindparam(OWNER), space])))
 
@@ -223,8 +206,7 @@ class _Destination:
 def _destination(
     shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, checked: bool, at: Named = BOUND
 ) -> Any:
-    """Resolve where the task goes and check every rule (`Refusal`), for a new task
-    (`moving=False`) or the task `at.task_id`; `checked`: If-Match sent (`at.versions`)."""
+    """Where the task goes and every rule checked (`Refusal`); `checked`: If-Match sent."""
     list_sent, parent_sent, anchor, _ = shape
     rules: list[tuple[ColumnElement[bool], Refusal]] = []
     space = _space(shape, moving=moving, at=at)
@@ -303,8 +285,7 @@ def _destination(
         dest_parent = null()
         dest_list = list_value if list_sent is not Sent.omitted else current_list
     elif list_sent is not Sent.omitted:
-        # A list without a parent: the top level of that list; the task's own list keeps its
-        # parent (a subtask sent its own list stays a subtask).
+        # A list without a parent: that list's top level; the task's own list keeps its parent.
         dest_list = list_value
         dest_parent = case(
             (list_value.is_not_distinct_from(current_list), current_parent), else_=null()
@@ -399,8 +380,7 @@ def _destination(
 def create_statement(
     shape: tuple[Sent, Sent, Anchor, bool], values: Mapping[str, Any], returning: Any
 ) -> tuple[Any, Any]:
-    """`INSERT ... SELECT` of a new task (`values`: column -> expression) placed as `shape`
-    says (the database positions it), written only when nothing is refused; and its refusal."""
+    """`INSERT ... SELECT` of a new task placed as `shape` says, unless refused; its refusal."""
     destination, _ = _destination(shape, moving=False, checked=False)
     refusal = _or_unassignable(destination, values)
     names = ["user_id", *values, "list_id", "parent_id"]
@@ -412,8 +392,7 @@ def create_statement(
 
 
 def _or_unassignable(destination: _Destination, values: Mapping[str, Any]) -> Any:
-    """The placement's refusal, else `assignee` when an assignee written with it is neither
-    the destination's owner nor a member of its list."""
+    """The placement's refusal, else `assignee` for an assignee not the owner nor a member there."""
     if "assignees" not in values:
         return destination.refusal
     ok = assignable(values["assignees"], destination.space, destination.list_id)
@@ -429,8 +408,7 @@ def move_statement(
     returning: Any,
     at: Named = BOUND,
 ) -> tuple[Any, Any]:
-    """One `UPDATE ... FROM plan` moving `at.task_id` (with `values`, a PATCH's or PUT's other
-    fields, on it alone), its subtree and any respaced siblings; and its refusal's read."""
+    """One `UPDATE ... FROM plan` moving `at.task_id` with its subtree; its refusal."""
     destination, anchor_row = _destination(shape, moving=True, checked=checked, at=at)
     _, _, anchor, stay = shape
     moved, subtree, space = destination.moving, destination.subtree, destination.space
@@ -509,9 +487,8 @@ def _typed(name: str, value: Any) -> Any:
 
 
 def place(siblings: Any, after: Any, before: Any, *, keep: Any, kept: Any) -> tuple[Any, Any]:
-    """The position for an item between `after` and `before` (of `siblings`, a CTE of `id,
-    position` without it; NULL: none on that side) and the siblings to respace (empty unless
-    the two are adjacent). `keep`: the item stays at `kept`."""
+    """The position between `after` and `before` of `siblings` (NULL: none on that side) and the
+    siblings to respace (only when adjacent); `keep`: it stays at `kept`."""
     position = siblings.c.position
     bounds = select(
         sql_cast(after, BigInteger).label("after"), sql_cast(before, BigInteger).label("before")

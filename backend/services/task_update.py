@@ -1,8 +1,6 @@
-"""How the task service writes a change over one task (`TaskService.update`,
-`set_completed`, `move`): the schedule planned over the stored row, the placement, a
-recurring task's next occurrence written with the completion, and why a write that matched
-no row matched none (404, 403, 412). The public methods are `TaskService`'s (tasks.py).
-"""
+"""A change over one task (`TaskService.update`, `set_completed`, `move`): the schedule planned over
+the stored row, the placement, a series' next occurrence with the completion, and why a write
+matched no row."""
 
 from __future__ import annotations
 
@@ -21,12 +19,7 @@ from backend.recurrence import Schedule, day_start
 from backend.services.access import Action, denied, require
 from backend.services.lists import LIST_ROLE, unknown_list
 from backend.services.rules import Rule, fires
-from backend.services.task_placement import (
-    anchor_field,
-    other_owner,
-    refused,
-    unassignable,
-)
+from backend.services.task_placement import anchor_field, other_owner, refused, unassignable
 from backend.services.task_schedule import (
     SCHEDULE_FIELDS,
     SUCCESSOR,
@@ -56,13 +49,10 @@ Due = datetime | date | None
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
-# How often a write that reads the stored task first (a series' completion:
-# `_write_completing`; a schedule change: `_replan`) reads and writes before it holds the
-# caller's change lock instead: each try fails only when another write changed the task between.
+# How often a write reading the task first tries before it takes the change lock instead.
 _COMPLETION_TRIES = 3
 
-# What a refused placement named (`_refusal`): the value the request bound, and the read of
-# the caller's role in it (with the name that read binds it by).
+# What a refused placement named: the value bound, and the read of the caller's role in it.
 _NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
     Refusal.task: ("task_id", ACCESS, "task_id"),
     Refusal.parent: ("parent_id", ACCESS, "task_id"),
@@ -85,8 +75,7 @@ CHANGE_RULES = (
 
 @dataclass(frozen=True)
 class InList:
-    """A change that puts the task in the list named `list_name`, as an agent names one (an
-    MCP tool's `list_name`)."""
+    """A change putting the task in the list an agent names (an MCP tool's `list_name`)."""
 
     change: TaskUpdate
     list_name: str
@@ -106,10 +95,7 @@ class TaskUpdating(TaskSending):
         then: Then | tuple[Then, ...] | None = None,
         own: list[Any] | None = None,
     ) -> TaskRow:
-        """The placement statement: the task (with `values` written on it too), its subtree
-        and any respaced siblings; the moved task's row. `last`: nothing follows it, so it
-        may commit the request itself (`_write(last=True)`). `own`: a member's reminders,
-        written from the move's rows (`own_reminders`), and read back as sent."""
+        """The placement statement; `last`: it may commit; `own`: a member's reminders."""
         if task_id == placement.parent_id:
             raise self._named_itself(
                 task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
@@ -138,9 +124,7 @@ class TaskUpdating(TaskSending):
         return cast(TaskRow, moved)
 
     def _named_itself(self, task_id: int, error: InvalidRequest) -> AppError:
-        """A body naming the task itself (its parent, its anchor) breaks a rule of the body's
-        values, and permission comes first: the 404 or 403 a write of it gets, else `error`
-        (the failure path's own round trip)."""
+        """A body naming the task itself: the write's 404 or 403 first, else `error`."""
         found = self._read(ACCESS, task_id=task_id).first()
         role = None if found is None else found[-1]
         return denied(role, Action.TASK_WRITE, NotFound("Task not found")) or error
@@ -155,10 +139,8 @@ class TaskUpdating(TaskSending):
     def _refusal(self, reason: Refusal, placement: Placement, binds: dict[str, Any]) -> AppError:
         if reason is Refusal.list and placement.list is Sent.name:
             return unknown_list(self._read, placement.list_name or "", field="body.list")
-        # A task or list the placement named and could not write, by the caller's role in
-        # that row: none (it cannot read it, or it does not exist) is the 404 `refused` says;
-        # a member below editor, 403; a parent or anchor it may write, but in another owner's
-        # space than the task's, is the 422 a list of another owner gets.
+        # A row the placement named and could not write, by the caller's role in it: none is 404,
+        # below editor 403, a writable one in another owner's space the 422 of another owner's list.
         sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
         if binds.get(sent) is not None:
             role = self._read(statement, **{by: binds[sent]}).first()
@@ -179,14 +161,10 @@ class TaskUpdating(TaskSending):
         expected: Expected = None,
         placement: Placement | None = None,
     ) -> TaskRow:
-        """Write `values` and the schedule `data` sends over the stored task (`replanned`), and
-        move it to `placement` in the same statement. The stored task is read in a message
-        that commits (`_current`), then the write names the version read and commits the
-        request itself (`write_over`): no lock is held while the schedule is planned. A task
-        changed in between is read again; after a few tries, under the caller's change lock."""
+        """Write `values`, the schedule planned over the task read first: no lock while planning."""
         for attempt in range(_COMPLETION_TRIES + 1):
-            # The last try reads inside the write's transaction, under the caller's change
-            # lock (the entry's), so nothing can change the task before it is written.
+            # The last try reads under the change lock: nothing can change the task before its
+            # write.
             locking = attempt == _COMPLETION_TRIES
             if locking and self._can_begin_again():
                 self._begin_again()
@@ -194,8 +172,7 @@ class TaskUpdating(TaskSending):
             planned = replanned(data, values, current, placement)
             if self._can_begin_again():
                 self._begin_again()
-            # The write may complete the task: its next occurrence, computed from the row the
-            # write will leave (known here), is written with it.
+            # A completion: its next occurrence, from the row the write will leave, goes with it.
             then = None
             if planned.get("completed") is True:
                 then = successor(Planned(task_id, planned["due_date"], planned))
@@ -212,16 +189,11 @@ class TaskUpdating(TaskSending):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow | None:
-        """Write `planned` (a change's values with its schedule planned over `current`:
-        `replanned`) over the task at the version `current` was read at, moved to `placement`
-        in the same statement, `thens` writing after it (a completed series' next occurrence:
-        `successor`), committing the request in its message; None: the task is no longer
-        that version."""
+        """Write `planned` at the version `current` was read at, committing; None: changed since."""
         read = frozenset({current.version})
         if placement is not None:
-            # A move writes its subtree in the same statement: a member's reminders (a
-            # trigger would make them its own on every row written) go in a statement of
-            # their own in the move's message (`own_reminders`).
+            # A member's reminders go in their own statement in the move's message (a trigger would
+            # make them its own on every row of the subtree).
             own = None
             if current.user_id != self.user_id and "reminders" in planned:
                 planned = dict(planned)
@@ -238,9 +210,7 @@ class TaskUpdating(TaskSending):
         return self._update_where(current.id, planned, version, last=True, then=thens)
 
     def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
-        """The stored task, read to be changed: 404 for none, 412 if If-Match names none of
-        its versions. With `commit`, in a write's first message the read commits (the entry's
-        count with it); else it stays in the write's transaction."""
+        """The stored task (404, or 412 for If-Match); `commit`: the read commits with the entry."""
         rows = (
             self._write(GET_WRITABLE, task_id=task_id, last=True)
             if commit
@@ -254,10 +224,8 @@ class TaskUpdating(TaskSending):
         return task
 
     def _completing(self, task: TaskRow) -> TaskRow:
-        """After any write that may complete `task`: when this transaction completed a
-        recurring task whose series goes on, insert its next occurrence. Decided from the
-        returned row alone (`completed_at` equals `updated_at`, both this transaction's
-        `now()`, only when it completed it here), so other writes cost nothing more."""
+        """After a write that may complete `task`: the next occurrence if this transaction completed
+        it (`completed_at == updated_at`), so other writes cost nothing."""
         if task.completed and task.completed_at == task.updated_at:
             then = successor(task)
             if then is not None:
@@ -271,14 +239,9 @@ class TaskUpdating(TaskSending):
         values: dict[str, Any],
         expected: Expected = None,
     ) -> TaskRow:
-        """Write `values`, which may complete the task (`completing`'s `statements`), committing in
-        the write's own message so that no lock is held while a message crosses the network
-        (specs/statements.md). Completing a recurring task adds its next occurrence, computed
-        from the stored row: that write is sent once the row has been read, in a second
-        message that commits it with the occurrence only if the task is still the version
-        read (else it tries again). Where the transaction cannot end with the write (an
-        Idempotency-Key's record follows), or the task keeps changing, the write holds its
-        row until its COMMIT instead."""
+        """Write `values` committing in its own message, so no lock is held across the network; a
+        series' completion is read first, then written with its next occurrence
+        (specs/statements.md)."""
         unless_series, read, series = statements
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
@@ -305,8 +268,7 @@ class TaskUpdating(TaskSending):
     def _update(
         self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
     ) -> TaskRow:
-        """One UPDATE ... RETURNING of the caller's task, If-Match's versions in its WHERE: 404
-        or 412 when no row matched."""
+        """One UPDATE ... RETURNING, If-Match's versions in its WHERE: 404 or 412 for no row."""
         statement = updating(
             values, *(() if expected is None else version_in(_T.version, expected))
         )
@@ -318,9 +280,7 @@ class TaskUpdating(TaskSending):
     def _missing_or_stale(
         self, task_id: int, expected: Expected, *, assigning: bool = False
     ) -> NoReturn:
-        """A write matched no row: 404 for a task the caller cannot see (missing, or
-        another's), 403 for a member below editor, or 412 if If-Match named none of its
-        versions. Only this failure path reads again."""
+        """A write matched no row: 404, 403 (below editor) or 412; only failures read again."""
         found = self._read(ACCESS, task_id=task_id).first()
         if found is None:
             raise NotFound("Task not found")
@@ -340,16 +300,14 @@ class TaskUpdating(TaskSending):
         last: bool = False,
         then: Then | tuple[Then, ...] | None = None,
     ) -> TaskRow | None:
-        """One UPDATE ... RETURNING of the caller's task; None when no row matched. `last`:
-        nothing follows it in the transaction, so it may commit it (`_write(last=True)`)."""
+        """One UPDATE ... RETURNING, None for no row; `last`: it may commit the request."""
         statement = updating(values, *conditions)
         rows = self._write_then(statement, then, task_id=task_id, last=last)
         return cast(TaskRow, rows[0]) if rows else None
 
 
 def created(data: TaskCreate) -> dict[str, Any]:
-    """What a create writes of `data` (`TaskService.write_new`): its fields as sent, and its
-    schedule planned (a recurring task's series starts at its due date)."""
+    """What a create writes of `data`: its fields as sent and its schedule planned."""
     schedule = plan_schedule(
         data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
     )
@@ -359,9 +317,7 @@ def created(data: TaskCreate) -> dict[str, Any]:
 def replanned(
     data: TaskUpdate, values: dict[str, Any], current: TaskRow, placement: Placement | None
 ) -> dict[str, Any]:
-    """`values` with the schedule `data` sends planned over `current`'s, the stored one: a
-    day stays the same day when only the zone changes (its start moves with it). A rule on
-    a task that is (or goes) under a parent is refused (`not_recurring`)."""
+    """`values` with the sent schedule over the stored one; a rule under a parent refused."""
     sent = data.model_fields_set & SCHEDULE_FIELDS
     plan = (
         data.recurrence if "recurrence" in sent else current.recurrence,
@@ -382,13 +338,8 @@ def replanned(
 def successor(
     task: TaskRow | Planned, *, due: Due = None, reminders: list[Any] | None = None
 ) -> Then | None:
-    """The next occurrence of `task` (its stored row, or the one a write will leave: a
-    `Planned`) if it is recurring and its series goes on, to insert if this transaction
-    completed it (checked by the statement itself): in the completing write's statement, or
-    with the COMMIT (specs/statements.md). Its subtasks come with it (migration 0018). Its
-    reminders are the task's, moved with the due date, and its due date the series' next;
-    `due` moves it off the rule (planned as a PATCH of it is: the next one after it on the
-    same rule), `reminders` (as stored) replace the moved ones."""
+    """The next occurrence of `task` if its series goes on, inserted only if this transaction
+    completed it, reminders moved with the due date (specs/statements.md)."""
     if not goes_on(task):
         return None
     start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
@@ -396,8 +347,7 @@ def successor(
     moved_to = None
     if due is not None:
         moved_to = due if isinstance(due, datetime) else day_start(due, task.time_zone)
-    # Shifted to the due date the next occurrence has, as the database shifts its
-    # subtasks' and the members' reminders (`tasks_copy_subtasks`, migration 0018).
+    # Shifted to the next due date, as the database shifts its subtasks' and members' reminders.
     if reminders is None:
         due_at = cast(datetime, task.due_date)
         reminders = moved_reminders(task.reminders, due_at, moved_to or next_due)

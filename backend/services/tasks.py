@@ -1,15 +1,7 @@
-"""The task service: one user's tasks, read and written one task at a time (and in bulk).
-
-Every statement is built with `owned_task`, which adds `tasks.user_id = :owner`, and run with
-`Scoped._read`/`_write`, which bind `owner` to the service's caller (backend/db/scope.py). A
-task that belongs to someone else is therefore indistinguishable from one that does not
-exist. The connection is private: outside this class, only `DavObjectService` sends a
-statement on `tasks` (a CalDAV write by href, planned by backend/dav/object_writes.py from
-these statements). The parts it is built from, each one job: the statements
-(task_statements.py), a change over one task (task_update.py), where a write puts a task
-(task_placement.py, task_tree.py), a recurring task's schedule (task_schedule.py), bulk
-operations (task_bulk.py) and the listing (task_listing.py).
-"""
+"""The task service: one user's tasks. Every statement is built with `owned_task` and run by
+`Scoped`, so another's task is indistinguishable from a missing one; outside this class only
+`DavObjectService` sends on `tasks`. Its parts: task_statements, task_update,
+task_placement/task_tree, task_schedule, task_bulk, task_listing."""
 
 from __future__ import annotations
 
@@ -21,31 +13,15 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.errors import (
-    InvalidRequest,
-    NotFound,
-    ServiceUnavailable,
-)
+from backend.errors import InvalidRequest, NotFound, ServiceUnavailable
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
 from backend.recurrence import Schedule
 from backend.services.rules import Rule, fires
 from backend.services.task_bulk import LOCK_TASKS, bulk_placement, step, step_error, task_of
-from backend.services.task_listing import (
-    FilterChanged,
-    Keyset,
-    ListingShape,
-    TaskListQuery,
-)
-from backend.services.task_placement import (
-    anchor_field,
-    placement_of,
-    unassignable,
-)
-from backend.services.task_schedule import (
-    SCHEDULE_FIELDS,
-    not_recurring,
-)
+from backend.services.task_listing import FilterChanged, Keyset, ListingShape, TaskListQuery
+from backend.services.task_placement import anchor_field, placement_of, unassignable
+from backend.services.task_schedule import SCHEDULE_FIELDS, not_recurring
 from backend.services.task_sending import StepRefused, Then
 from backend.services.task_statements import (
     AS_SENT,
@@ -94,6 +70,10 @@ class ListCounts:
     pending: int
     completed: int
 
+    @classmethod
+    def of(cls, list_id: int | None, name: str | None, total: int, completed: int) -> ListCounts:
+        return cls(list_id, name, total, total - completed, completed)
+
 
 @dataclass(frozen=True)
 class TaskStats:
@@ -107,13 +87,12 @@ class TaskStats:
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
 _EMPTY_PAGE_ATTEMPTS = 5
+_NEXT_TO_ITSELF = "A task cannot be placed next to itself"
 
 
 class TaskService(TaskUpdating):
     def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
-        """One page; with `feed_position`, also the caller's change-feed position as of the
-        very snapshot the page was read in. The statement is the one built for the query's
-        shape (`task_statements.listing`), the query's values bound to it."""
+        """One page; `feed_position`: also the change-feed position in its snapshot."""
         shape = query.shape(feed_position=feed_position)
         values = query.values()
         rows = self._page_rows(shape, values)
@@ -134,9 +113,7 @@ class TaskService(TaskUpdating):
     def _with_position(
         self, shape: ListingShape, values: dict[str, Any], rows: Sequence[TaskRow]
     ) -> tuple[Sequence[TaskRow], int]:
-        """The feed position read with `rows` (the page `shape`, which reads it). An empty page
-        carries none, so the position is read with the proof that the page is still empty
-        (one snapshot); a task that appeared in between means reading the page again."""
+        """The feed position with `rows`; an empty page's with the proof it is still empty."""
         for _ in range(_EMPTY_PAGE_ATTEMPTS):
             if rows:
                 return rows, int(rows[0].feed_position)  # type: ignore[attr-defined]
@@ -148,8 +125,7 @@ class TaskService(TaskUpdating):
         raise ServiceUnavailable("The task list kept changing while it was read; retry")
 
     def _page_rows(self, shape: ListingShape, values: dict[str, Any]) -> Sequence[TaskRow]:
-        """The page's rows; with a saved filter applied, once the filter still holds the query
-        the page applied (else `FilterChanged`: its page is the filter's as it was)."""
+        """The page's rows; a saved filter's only while it holds the query (`FilterChanged`)."""
         rows = cast(Sequence[Any], self._read(listing(shape), **values).all())
         if not shape.filters.saved:
             return rows
@@ -160,33 +136,10 @@ class TaskService(TaskUpdating):
     def stats(self) -> TaskStats:
         row: Sequence[Any] = self._read(STATS).one()
         total, done, overdue, *by_priority, without_list, without_list_done, lists = row
-        by_list = [
-            ListCounts(
-                list_id=entry["id"],
-                name=entry["name"],
-                total=entry["total"],
-                pending=entry["total"] - entry["completed"],
-                completed=entry["completed"],
-            )
-            for entry in lists
-        ]
-        by_list.append(
-            ListCounts(
-                list_id=None,
-                name=None,
-                total=without_list,
-                pending=without_list - without_list_done,
-                completed=without_list_done,
-            )
-        )
-        return TaskStats(
-            total=total,
-            pending=total - done,
-            completed=done,
-            overdue=overdue,
-            by_priority=dict(zip((p.value for p in Priority), by_priority, strict=True)),
-            by_list=by_list,
-        )
+        by_list = [ListCounts.of(e["id"], e["name"], e["total"], e["completed"]) for e in lists]
+        by_list.append(ListCounts.of(None, None, without_list, without_list_done))
+        priorities = dict(zip((p.value for p in Priority), by_priority, strict=True))
+        return TaskStats(total, total - done, done, overdue, priorities, by_list)
 
     def get(self, task_id: int) -> TaskRow:
         rows = self._read(GET, task_id=task_id)
@@ -195,8 +148,7 @@ class TaskService(TaskUpdating):
         return cast(TaskRow, rows[0])
 
     def successor(self, task_id: int) -> TaskRow | None:
-        """The next occurrence completing `task_id` created, if any and the caller may read
-        it (CalDAV hands the client's object on to it: specs/caldav.md)."""
+        """The next occurrence completing `task_id` created, if readable (CalDAV's)."""
         rows = self._read(NEXT_OCCURRENCE, task_id=task_id)
         return cast(TaskRow, rows[0]) if rows else None
 
@@ -205,9 +157,7 @@ class TaskService(TaskUpdating):
         return set(self._read(owned_task(select(_T.title))).scalars())
 
     def create(self, data: TaskCreate, *, list_name: str | None = None) -> TaskRow:
-        """A new task; a recurring one starts its series at its due date. Created completed,
-        it is not a completion: no next occurrence is created. In a list or under a parent
-        (`list_name`: a list named as an agent would): `write_new`."""
+        """A new task; `list_name`: a list named as an agent would."""
         return self.write_new(data, created(data), placement_of(data, list_name))
 
     @fires(
@@ -224,10 +174,7 @@ class TaskService(TaskUpdating):
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
     ) -> TaskRow:
-        """Insert `values` (`created(data)`'s) as a new task at `placement`, checked and
-        written in one statement (the database gives it its place: first at the top level,
-        last under a parent), `thens` writing from its row in its statement, committing the
-        request in its message; a placement refused reads why afterwards."""
+        """Insert a new task at `placement`, checked and written in one statement; refused: why."""
         if placement is None:
             if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
                 raise unassignable()
@@ -247,11 +194,8 @@ class TaskService(TaskUpdating):
     def update(
         self, task_id: int, change: TaskUpdate | InList, expected: Expected = None
     ) -> TaskRow:
-        """Write `change` over the task (a PATCH, a PUT, a tool's update; `InList`: into a list
-        named as an agent names one): its schedule fields over the stored ones (read first,
-        `_replan`), its placement in the same statement, and a recurring task's next
-        occurrence when it completes it. `expected`: If-Match's versions, tested in the
-        write's own WHERE."""
+        """Write `change` over the task: its schedule over the stored one (read first), its
+        placement and a series' next occurrence in one statement, If-Match in its WHERE."""
         data = change if isinstance(change, TaskUpdate) else change.change
         list_name = change.list_name if isinstance(change, InList) else None
         placing = list_name is not None or not data.model_fields_set.isdisjoint(PLACED)
@@ -260,12 +204,8 @@ class TaskService(TaskUpdating):
         if "completed" in data.model_fields_set:
             values = {**values, **completion(cast(bool, data.completed))}
         sent = data.model_fields_set & SCHEDULE_FIELDS
-        if (
-            placement is not None
-            and "recurrence" in sent
-            and data.recurrence is not None
-            and placement.parent is Sent.id
-        ):
+        recurring = "recurrence" in sent and data.recurrence is not None
+        if recurring and placement is not None and placement.parent is Sent.id:
             raise not_recurring()
         if not sent:
             # Only a completion can add a statement (a recurring task's next occurrence).
@@ -277,8 +217,7 @@ class TaskService(TaskUpdating):
                 statements = completing(values, *version_in(_T.version, expected))
                 return self._write_completing(task_id, statements, values, expected)
             return self._update(task_id, values, expected, last=True)
-        # The schedule is the stored one with the sent fields over it: read it first (with
-        # the caller's entry, in the first message), then write it (with the COMMIT).
+        # The schedule is the stored one with the sent fields over it: read first, then written.
         return self._replan(task_id, data, values, expected, placement)
 
     @fires(
@@ -291,25 +230,19 @@ class TaskService(TaskUpdating):
     def move(self, task_id: int, placement: Placement, expected: Expected = None) -> TaskRow:
         """Move a task, with its subtree, to the place `placement` names (one statement)."""
         if task_id == placement.anchor_id:
-            raise self._named_itself(
-                task_id,
-                InvalidRequest.at(
-                    anchor_field(placement), "A task cannot be placed next to itself"
-                ),
-            )
+            error = InvalidRequest.at(anchor_field(placement), _NEXT_TO_ITSELF)
+            raise self._named_itself(task_id, error)
         return self._move(task_id, placement, expected, {}, last=True)
 
     def subtree(self, task_id: int) -> list[TaskRow]:
-        """The task and every task under it, depth-first in position order (one statement:
-        at most 1 + SUBTASKS_PER_TASK rows)."""
+        """The task and its subtree, depth-first in position order (one statement)."""
         rows = cast(list[TaskRow], self._read(SUBTREE, task_id=task_id).all())
         if not rows:
             raise NotFound("Task not found")
         return rows
 
     def occurrences(self, task_id: int, count: int) -> tuple[TaskRow, list[datetime]]:
-        """The task and the next `count` due dates of its series after its own (fewer when
-        the series ends; none when it does not recur)."""
+        """The task and its series' next `count` due dates (fewer if it ends)."""
         task = self.get(task_id)
         if task.recurrence is None or task.due_date is None or task.series_start is None:
             return task, []
@@ -328,11 +261,8 @@ class TaskService(TaskUpdating):
     def set_completed(
         self, task_id: int, completed: bool | None, expected: Expected = None
     ) -> TaskRow:
-        """Set the completion state, or toggle it when `completed` is None.
-
-        One UPDATE computes the new state from the stored one, so concurrent toggles
-        never lose an update.
-        """
+        """Set the completion state, or toggle it when `completed` is None: one UPDATE computes it
+        from the stored one, so concurrent toggles never lose an update."""
         if completed is False:  # reopening adds nothing after the write
             return self._update(task_id, completion(False), expected, last=True)
         target: ColumnElement[bool] | bool = ~_T.completed if completed is None else True
@@ -365,10 +295,7 @@ class TaskService(TaskUpdating):
         Rule.UNASSIGN_ON_MOVE,
     )
     def apply(self, operations: Sequence[BulkOperation]) -> list[TaskRow | None]:
-        """Apply operations in order, all in one message (`TaskSending._steps`); the first
-        failure aborts the batch (the request's transaction rolls back, so nothing is
-        changed) and names the failing operation. A recurring task a step completed gets
-        its next occurrence, as from any completing write."""
+        """Apply operations in one message; the first failure rolls back and names its operation."""
         try:
             # Only a completion can add a statement (a recurring task's next occurrence).
             last = not any(isinstance(operation, CompleteOp) for operation in operations)
@@ -395,7 +322,6 @@ class TaskService(TaskUpdating):
 
     @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:
-        """Delete the caller's completed tasks (with their subtrees) into the trash; return
-        how many."""
+        """Delete the caller's completed tasks (with subtrees) into the trash; return how many."""
         rows = self._write(DELETE_COMPLETED, last=True)
         return int(rows[0].deleted) if rows else 0

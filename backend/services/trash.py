@@ -1,12 +1,7 @@
-"""The trash (specs/api-contract.md, "The trash"): a deleted task with its subtree, comments
-and members' reminders, kept `TRASH_DAYS` in `task_trash`.
-
-`trashing` makes a DELETE of tasks trash what it deletes in the same statement (a CTE: one
-round trip, and `tasks` never holds a trashed row to filter). `TrashService` lists what the
-caller may restore (as a task's write: `may(task_trash, Action.TASK_WRITE)`), restores
-(`task_trash_restore` inserts the rows again with their ids, so their triggers record them)
-and purges.
-"""
+"""The trash (specs/api-contract.md, "The trash"): a deleted task with its subtree, comments and
+members' reminders, kept `TRASH_DAYS`. `trashing` trashes in the DELETE's own statement (one round
+trip; `tasks` never holds a trashed row); a restore inserts the rows again with their ids, so their
+triggers record them."""
 
 from __future__ import annotations
 
@@ -55,10 +50,8 @@ _WRITTEN = ["id", "user_id", "list_id", "title", "deleted_by", "snapshot"]
 
 
 def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False) -> Any:
-    """`deleting` (a scoped DELETE of tasks) as one statement that also trashes each task it
-    deletes with its subtree (a subtask deleted with its parent is in the parent's entry).
-    `scoped`: the read of the deleted rows' scope. Returns the trashed tasks' `id` and `title`
-    (`counted`: and how many the DELETE deleted, `deleted`)."""
+    """`deleting` (a scoped DELETE of tasks) as one statement also trashing each with its subtree;
+    returns the trashed tasks' `id`, `title` (`counted`: and `deleted`)."""
     gone = deleting.returning(_T.id, _T.parent_id).cte("gone")
     roots = or_(gone.c.parent_id.is_(None), gone.c.parent_id.not_in(select(gone.c.id)))
     snapshots = _snapshots(select(gone.c.id).where(roots))
@@ -74,9 +67,7 @@ def trashing(deleting: Any, *scoped: ColumnElement[bool], counted: bool = False)
 
 
 def trashing_lists(deleted: Any) -> Any:
-    """The CTE trashing the top-level tasks of the caller's lists `deleted` (a SELECT of their
-    ids) with their subtrees, in no list (a restore brings them to the top level); the list's
-    DELETE then cascades, the caller's change lock keeping other writes from between."""
+    """The CTE trashing the lists' `deleted` top-level tasks with their subtrees, in no list."""
     tops = (_T.user_id == bindparam(OWNER), _T.parent_id.is_(None), _T.list_id.in_(deleted))
     snapshots = _snapshots(select(_T.id).where(*tops))
     kept = (
@@ -88,8 +79,7 @@ def trashing_lists(deleted: Any) -> Any:
 
 
 def _snapshots(roots: Any) -> Any:
-    """What the tasks `roots` (a SELECT of their ids) are, each with its subtree: every root's
-    snapshot in one pass (migration 0050), not a function call per root."""
+    """Each of the tasks `roots` with its subtree, in one pass (migration 0050)."""
     ids = select(func.array_agg(roots.subquery().c.id)).scalar_subquery()
     return func.task_trash_snapshots(ids).table_valued("root_id", "snapshot").alias("snapshots")
 
@@ -117,8 +107,7 @@ _COMMENTS_KEPT = func.coalesce(_R.snapshot["children"]["task_comments"], _R.snap
 _PURGE_AT = _R.deleted_at + literal_column(f"interval '{TRASH_DAYS} days'")
 _MAY = may(_TRASH, Action.TASK_WRITE)
 
-# The trash, most recently deleted first, keyset-paged on (deleted_at, id): the order of the
-# index (user_id, deleted_at, id), read backwards for a caller without memberships.
+# Most recently deleted first, keyset-paged on the index (user_id, deleted_at, id).
 _PAGE = (
     select(
         _R.id,
@@ -137,17 +126,15 @@ _PAGE = (
     .limit(_LIMIT)
 )
 
-# Where a restore puts the task: its list if the caller may still write in it (else the top
-# level; a member's restore needs the list), under its parent if that is still there and
-# writable. An If-Match names the version it was deleted at.
+# A restore's place: its list if still writable (else the top level), under its parent if still
+# there. If-Match names the version it was deleted at.
 _VERSION = _R.snapshot["tasks"][0]["version"].astext.cast(BigInteger)
 _IF_MATCH = bindparam("if_match", type_=ARRAY(BigInteger))
 _IF_MATCH_HELD = or_(_IF_MATCH.is_(None), any_(_IF_MATCH) == _VERSION)
 
 
 def _placed(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
-    """Where trashed task `trash_id` (an expression) goes back to, where the caller may
-    restore it and `conditions` hold: its id, space, list and parent (a CTE)."""
+    """Where trashed task `trash_id` goes back to, if restorable: id, space, list, parent."""
     trashed = (
         select(
             _R.id,
@@ -192,8 +179,7 @@ def _placed(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
 
 
 def restoring(trash_id: Any, *conditions: ColumnElement[bool]) -> Any:
-    """The restore's statement for trashed task `trash_id` (an expression: a parameter, or
-    what an undo's entry names), where `conditions` hold too: the restored task's columns."""
+    """The restore's statement for trashed task `trash_id`, under `conditions`."""
     placed = _placed(trash_id, *conditions)
     restored = func.task_trash_restore(
         placed.c.id,
@@ -215,17 +201,14 @@ def tagged(tags: Any) -> ColumnElement[bool]:
 RESTORE = restoring(_TRASH_ID, _IF_MATCH_HELD)
 _PLACED = _placed(_TRASH_ID, _IF_MATCH_HELD)
 _P = _PLACED.c
-# Why a restore wrote nothing: no placed row (missing, or not the caller's to restore), or
-# the limit `task_trash_fit` names.
+# Why a restore wrote nothing: no placed row, or the limit `task_trash_fit` names.
 _FIT = func.task_trash_fit(
     _P.id, _P.user_id, _P.list_id, _P.parent_id, TASKS_PER_LIST, SUBTASKS_PER_TASK
 ).table_valued("parent_id", "refusal", name="fit")
 _WHY = select(_FIT.c.refusal).select_from(_PLACED).join(_FIT, true())
-# The caller's role in a trashed task's list, where it may read it (a viewer: 403), and the
-# task's version.
+# The caller's role in a trashed task's list where it may read it (a viewer: 403), and its version.
 _ROLE = select(role_in(_TRASH), _VERSION).where(_R.id == _TRASH_ID, may(_TRASH, Action.LIST_READ))
-# The trashed task whose entry holds task `trash_id` (itself, or the ancestor it was deleted
-# with at `at`): a scan of the caller's trash, the failure path of an undo only.
+# The trashed task whose entry holds `trash_id`: a scan, an undo's failure path only.
 _HELD = func.jsonb_build_array(func.jsonb_build_object("id", _TRASH_ID))
 _HOLDING = (
     select(_R.id)
@@ -267,23 +250,19 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def cursor_key(deleted_at: datetime) -> int:
-    """A trashed task's place in the listing's order, as the cursor carries it: whole
-    microseconds since the epoch (integer arithmetic: a float's rounding would skip a row)."""
+    """A cursor key: integer microseconds since the epoch (a float would skip a row)."""
     return (deleted_at - _EPOCH) // timedelta(microseconds=1)
 
 
 class TrashService(Scoped):
     def page(self, before: tuple[int, int] | None, limit: int) -> tuple[list[Any], bool]:
-        """Up to `limit` trashed tasks the caller may restore, deleted before `before` (a
-        cursor's (key, id)), most recent first; and whether there are more."""
+        """Up to `limit` restorable trashed tasks before `before`, newest first; more?"""
         at, task_id = before if before is not None else (None, None)
         rows = self._read(_PAGE, before_at=at, before_id=task_id, limit=limit + 1).all()
         return list(rows[:limit]), len(rows) > limit
 
     def restore(self, task_id: int, expected: Expected = None) -> TaskRow:
-        """Bring the trashed task `task_id` back with its subtree, comments, allowed assignees
-        and members' reminders, to its list and parent where still writable (else the top
-        level); only at a version in `expected` when given. A refusal reads why."""
+        """Bring trashed task `task_id` back whole where still writable (else the top level)."""
         if_match = None if expected is None else sorted(expected)
         self._lock_spaces(_LOCK, first=False, trash_id=task_id)
         rows = self._write(RESTORE, trash_id=task_id, if_match=if_match, last=True)
@@ -298,14 +277,12 @@ class TrashService(Scoped):
         raise NotFound(TRASH_NOT_FOUND)
 
     def holding(self, task_id: int, at: datetime) -> int | None:
-        """The trashed task the caller may restore whose entry holds task `task_id`, deleted at
-        `at`; None when there is none."""
+        """The restorable trashed task holding task `task_id`, deleted at `at`, or None."""
         root = self._read(_HOLDING, trash_id=task_id, at=at).scalar()
         return None if root is None else int(root)
 
     def purge(self, task_id: int) -> list[str]:
-        """Remove the trashed task `task_id` for good; return the storage keys its children
-        named (their bytes: the caller deletes them once this has committed)."""
+        """Remove trashed task `task_id`; its storage keys, deleted after the commit."""
         rows = self._write(_PURGE, trash_id=task_id, last=True)
         if not rows:
             self._refuse(task_id)
@@ -313,8 +290,7 @@ class TrashService(Scoped):
         return stored_keys(rows)
 
     def _refuse(self, task_id: int) -> int:
-        """404 for a trashed task the caller cannot see; 403 for a member below editor; else
-        the trashed task's version."""
+        """404 for a trashed task unseen, 403 for a member below editor; else its version."""
         found = self._read(_ROLE, trash_id=task_id).first()
         if found is None:
             raise NotFound(TRASH_NOT_FOUND)
@@ -331,8 +307,7 @@ def stored_keys(rows: Any) -> list[str]:
 def purge_expired(
     engine: Engine, batch: int = 1000, *, drop: Callable[[list[str]], None] | None = None
 ) -> int:
-    """Remove the trashed tasks past their `TRASH_DAYS` in batches of their own transaction;
-    `drop` deletes each batch's stored bytes once it committed. Returns how many."""
+    """Remove trashed tasks past `TRASH_DAYS` in batches; `drop` their bytes after each."""
     total = 0
     while True:
         with engine.begin() as conn:

@@ -1,12 +1,7 @@
-"""Undo one activity entry (specs/api-contract.md, "Undo"): the task's changed fields back to
-the values the entry records as old, written only where each still holds the value the entry
-left, so an undo never erases a newer change.
-
-Two messages: the first reads the entry as the caller may see it (`_WHY`) and commits with the
-caller's entry; the second, under the entry's space's change lock, is only its kind's statement
-(`_WRITE_BACK` for an update, completion or reopening; `_RESTORE_BACK`, the trash's restore, for
-a deletion; `_MOVE_BACK`, the move route's statement, for a move). A statement that wrote
-nothing is explained from the entry read again: the failure path pays its messages.
+"""Undo one activity entry (specs/api-contract.md, "Undo"): fields written back only where each
+still holds the value the entry left, so an undo never erases a newer change. Two messages: the
+entry read (`_WHY`), then under its space's change lock its kind's one statement; a statement that
+wrote nothing is explained from the entry read again (the failure path pays its messages).
 """
 
 from __future__ import annotations
@@ -65,23 +60,20 @@ _T = _TASKS.c
 _EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
 _E = _EVENTS.c
 
-# The kinds an undo writes back, and the fields: every recorded field but `NOT_RESTORED`, so a
-# field added to `task_fields.FIELDS` is undone with the others (test_undo_fields.py).
+# Every recorded field but `NOT_RESTORED`: a new field is undone too (test_undo_fields.py).
 UNDOABLE = (ChangeType.updated.value, ChangeType.completed.value, ChangeType.reopened.value)
 _UNRECORDED = frozenset({"updated_at"})
-# Not restored: its identity and history; whose space it is in (a transfer moves it); where it
-# is (a move is moved back, `_MOVE_BACK`); the owner's own reminders (`REMINDED`).
+# Not restored: identity and history, the space (a transfer moves it), the place (`_MOVE_BACK`), the
+# owner's reminders.
 NOT_RESTORED = frozenset(
     {"id", "created_at", "previous_task_id", "user_id", "list_id", "parent_id", "reminders"}
 )
 RESTORED = tuple(
     f.name for f in FIELDS if not f.derived and f.name not in _UNRECORDED | NOT_RESTORED
 )
-# The task's reminders are its owner's own: undone by the owner only, by a statement of its own
-# (a member's write of the column is its own reminders', `tasks_keep_member_reminders`).
+# The owner's own reminders: undone by the owner only, in a statement of their own.
 REMINDED = (*RESTORED, "reminders")
-# An entry that changed the schedule (or the reminders, set against it) is undone only while all
-# of it is as the entry left it: what is written back is a schedule the task had.
+# An entry that changed the schedule is undone only while all of it is as the entry left it.
 _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
 _SET_AGAINST_SCHEDULE = (*_SCHEDULE, "reminders")
 
@@ -96,9 +88,8 @@ _MOVED = ("list_id", "parent_id", "position")
 
 _NAMED = bindparam("event_id", type_=BigInteger)
 LIST_DELETED = "list.deleted"
-# The entry named, else (NULL) the caller's newest undoable change it may still see ("undo
-# that"); a list's deletion counts (refused, saying where its tasks went), its tasks' own
-# deletion entries after it do not (undoing one would bring back one task of the list).
+# The entry named, else the caller's newest undoable change; a list's deletion counts (refused,
+# saying where its tasks went), its tasks' deletions after it do not.
 _LAST_KINDS = (*UNDOABLE, ChangeType.deleted.value, LIST_DELETED)
 _MINE = _EVENTS.alias("mine_last")
 _LIST_GONE = _EVENTS.alias("list_gone")
@@ -126,9 +117,8 @@ _ENTRY = func.coalesce(
     )
     .scalar_subquery(),
 )
-# The caller's and the entry's space's change locks (specs/events.md, "Lock order across
-# spaces"): ahead of the write (`_LOCK`), or ahead of the first message where it cannot commit
-# itself, an Idempotency-Key's check holding it (`_LOCK_FIRST`).
+# The caller's and the entry's space's change locks (specs/events.md): ahead of the write, or of the
+# first message where an Idempotency-Key's check holds it (`_LOCK_FIRST`).
 _LOCK = spaces_locked(
     select(_E.user_id).where(_E.id == _NAMED, may(_EVENTS, Action.LIST_READ)).scalar_subquery()
 )
@@ -233,8 +223,7 @@ _TAGS = bindparam("etags", type_=ARRAY(Text))
 
 
 def _undo_statement(names: tuple[str, ...], if_match: bool) -> Any:
-    """The UPDATE writing back `names` (`RESTORED`, `REMINDED`) where the entry changed them;
-    `if_match`: only at a task's `<id>-<version>` in `etags`."""
+    """The UPDATE writing back `names` where the entry changed them; `if_match`: at `etags` only."""
     values: dict[str, Any] = {
         name: literal_column(
             f"CASE WHEN undone.changes ? '{name}' THEN (undone.was).{name} ELSE tasks.{name} END",
@@ -268,8 +257,7 @@ _WRITE_BACK = {
     for if_match in (False, True)
 }
 
-# The first message, and why an undo wrote nothing: the entry as the caller may see it, and the
-# task as the caller reads it now (NULL: gone, or out of its reach) with its role in the list.
+# The first message, and why an undo wrote nothing: the entry and the task now with its role.
 _NOW = _TASKS.alias("now_task")
 _N = _NOW.c
 _CURRENT = (
@@ -300,9 +288,8 @@ _RESTORE_BACK = {
     for if_match in (False, True)
 }
 
-# A move undone by the move route's statement: to the list and parent it left (`Sent.given`),
-# at its old position where free, else last; at the version the first message read, and only
-# where the caller may undo the entry (else it names no task).
+# A move undone by the move route's statement: to its old list and parent, at its old position where
+# free, else last, only where the caller may undo it.
 _UNDONE_TASK = select(case((_MAY_UNDO, TASK_ID), else_=null()).label("id")).cte("undone_task")
 _BACK = Named(
     task_id=select(_UNDONE_TASK.c.id).scalar_subquery(),  # read once, named in many places
@@ -333,8 +320,7 @@ class UndoService(Scoped):
         Rule.UNASSIGN_ON_MOVE,
     )
     def undo(self, event_id: int | None, tags: frozenset[tuple[int, int]] | None = None) -> TaskRow:
-        """Write back what entry `event_id` (None: the caller's newest change) changed; the
-        task as it is then. `tags`: the (task id, version) pairs an If-Match accepts."""
+        """Write back what entry `event_id` (None: the newest) changed; `tags`: If-Match's."""
         if not self._send.can_finish:  # held open: the locks first, for both messages
             self._lock_spaces(_LOCK_FIRST, event_id=event_id)
         rows = self._write(_WHY, event_id=event_id, last=True)  # a read: committing the entry
@@ -349,8 +335,7 @@ class UndoService(Scoped):
 
     def _again(self, found: Any) -> None:
         """The second message: a further transaction, under the spaces' change locks."""
-        if self._send.can_begin_again:
-            self._send.begin_again()
+        _begin_again(self._send)
         self._lock_spaces(_LOCK, first=False, event_id=found.id)
 
     def _why(self, found: Any) -> Any:
@@ -364,9 +349,7 @@ class UndoService(Scoped):
         """An update's, completion's or reopening's fields written back (`_WRITE_BACK`)."""
         self._undoable(found, tags)
         names = REMINDED if "reminders" in found.changes else RESTORED
-        values: dict[str, Any] = {"event_id": found.id}
-        if tags is not None:
-            values["etags"] = sorted(f"{task_id}-{version}" for task_id, version in tags)
+        values = _etags(found.id, tags)
         self._again(found)
         rows = self._write(_WRITE_BACK[(names, tags is not None)], **values, last=True)
         if rows:
@@ -380,9 +363,7 @@ class UndoService(Scoped):
             require(found.entry_role, Action.UNDO_OTHERS, missing, forbidden=NOT_YOURS)
         if found.current is not None:  # the task is back: restored since
             raise Conflict(RESTORED_ALREADY)
-        values: dict[str, Any] = {"event_id": found.id, "trash_id": found.task_id}
-        if tags is not None:
-            values["etags"] = sorted(f"{task_id}-{version}" for task_id, version in tags)
+        values = _etags(found.id, tags) | {"trash_id": found.task_id}
         self._again(found)
         rows = self._write(_RESTORE_BACK[tags is not None], **values, last=True)
         if rows:
@@ -409,8 +390,7 @@ class UndoService(Scoped):
         return self._moved(self._why(found), tags)
 
     def _placed_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> Any:
-        """Where move entry `found` puts its task back (its old `list_id`, `parent_id`,
-        `position`) with the task now (`current`), once the caller may undo it; else the error."""
+        """Where move entry `found` puts its task back, once the caller may undo it."""
         current = self._admitted(found, tags)
         changed = set(found.changes)
         if "list_id" in changed and "parent_id" not in changed and found.left.get("parent_id"):
@@ -434,8 +414,7 @@ class UndoService(Scoped):
         else:
             choice = Sent.null if back.list_id is None else Sent.id
             placement = Placement(list=choice, parent=Sent.null, list_id=back.list_id)
-        if self._send.can_begin_again:  # the undo's own statement committed (nothing)
-            self._send.begin_again()
+        _begin_again(self._send)  # the undo's own statement committed (nothing)
         moving = TaskService(self._send, self.user_id)
         current = back.current
         return moving.move(int(current["id"]), placement, frozenset({int(current["version"])}))
@@ -455,8 +434,7 @@ class UndoService(Scoped):
         return current
 
     def _undoable(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
-        """The checks of entry `found` needing no write (its kind, the caller's right, If-Match,
-        the fields it changed); the task as it is now."""
+        """The checks of entry `found` needing no write (kind, right, If-Match); the task now."""
         if found.type not in UNDOABLE:
             raise InvalidRequest(_NOT_UNDONE.get(found.type, _NOT_UNDONE["other"]))
         current = self._admitted(found, tags)
@@ -512,6 +490,13 @@ def _conflict(newer: list[str], left: Mapping[str, Any], current: Mapping[str, A
     )
 
 
+def _etags(event_id: int, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
+    """The entry's id, with If-Match's `<id>-<version>` tags when sent."""
+    if tags is None:
+        return {"event_id": event_id}
+    return {"event_id": event_id, "etags": sorted(f"{t}-{v}" for t, v in tags)}
+
+
 def _a_move(changes: Mapping[str, Any] | None) -> bool:
     keys = set(changes or {})
     return bool(keys & {"list_id", "parent_id"}) and keys <= set(_MOVED)
@@ -559,9 +544,8 @@ def _newer(
 def _undo_delete(
     service: UndoService, task_id: int, at: datetime, tags: frozenset[tuple[int, int]] | None
 ) -> TaskRow:
-    """A deletion the undo's statement did not restore: why, from `TrashService.restore`; or a
-    subtask deleted with its parent (at `at`), restored with that parent. Each step is a
-    further transaction; a task in no trash the caller reaches is 409."""
+    """A deletion the undo did not restore: why (`TrashService.restore`), or a subtask restored with
+    its parent; each step a further transaction; in no trash: 409."""
     send = service._send
     trash = TrashService(send, service.user_id)
     expected = None if tags is None else frozenset(v for t, v in tags if t == task_id)

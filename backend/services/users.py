@@ -18,11 +18,7 @@ from backend.services.rules import Rule, fires
 INVALID_CREDENTIALS = "Invalid email or password"
 _USERS = User.__table__.c  # type: ignore[attr-defined]
 _USER_COLUMNS = tuple(_USERS)
-# What a request needs of its caller's account: the id, and the version tokens must carry.
-# Prebuilt once: it runs on every authenticated request.
-# The same taking the caller's change lock before any row lock, so its changes commit in feed order.
-# An account's deletion, with the storage keys it may remove (read before its cascades; a
-# handed-over list keeps its files).
+# An account's deletion, with the storage keys it may remove (read before its cascades).
 _DELETE = text(
     "DELETE FROM users WHERE id = :owner RETURNING task_stored_keys_of(:owner) AS keys"
 ).bindparams(bindparam(OWNER, type_=Text))
@@ -87,7 +83,6 @@ class UserService:
         Rule.TRASH_STAYS,
     )
     def delete(self, user_id: str) -> list[str]:
-        """Delete the account (its shared lists handed over first, then its rows by cascade).
-        Returns its files' storage keys (`AttachmentService.forgotten` says which are gone)."""
+        """Delete the account (its shared lists handed over first); its files' storage keys."""
         rows = self._send.write(_DELETE, {OWNER: user_id})
         return [str(key) for row in rows for key in row.keys]

@@ -17,8 +17,7 @@ VERSIONS = bindparam("versions", type_=ARRAY(BigInteger))
 
 
 def version_in(version: ColumnElement[Any], expected: Expected) -> tuple[ColumnElement[bool], ...]:
-    """The condition of a statement built per request: `version` is one of `expected` (none
-    without If-Match). `= ANY(array)`, not IN: one parameter whatever the count."""
+    """`version` is one of `expected` (none without If-Match), as `= ANY(array)`: one parameter."""
     if expected is None:
         return ()
     return (version == any_(literal(sorted(expected), ARRAY(BigInteger))),)
