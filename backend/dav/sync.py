@@ -1,19 +1,7 @@
-"""`sync-collection` (RFC 6578) and the collection's `sync-token` / `getctag` (issue 62;
-specs/caldav.md, "Sync").
-
-A token is a position of the caller's change feed with DAV's own events in it
-(backend/services/changes.py `CollectionFeed`), bound to its collection:
-`urn:x-task-api:sync:<list id or no-list>:<position>`, where the position is the collection's
-latest event (`collection_head`): a change elsewhere does not move it, so a client that
-compares tokens (or `getctag`) re-lists only the collections that changed. A token naming an
-event the feed no longer holds, and past how far pruning went (a database restored from before
-it), is `valid-sync-token`, as a pruned one is. The initial sync (an empty token) lists
-every object; a later one reports every object of an event of the collection after the
-position (a task's change through any door, a kept object's, a move out, access ended) as it
-is now: a member still served here with its ETag (and `calendar-data` when asked), one no
-longer served a `404` under each name a client may hold it by (its derived name, and the
-names its kept object had in those events). An unchanged collection is one statement and
-builds no object.
+"""`sync-collection` (RFC 6578) and the collection's `sync-token` / `getctag` (specs/caldav.md,
+"Sync"): a token is the position of the collection's latest event in the caller's change feed
+(`CollectionFeed`), so a change elsewhere does not move it; a later sync reports every object
+of an event after it as it is now (served, or a `404` under each name a client may hold it by).
 """
 
 from __future__ import annotations
@@ -48,8 +36,7 @@ _TOO_MANY = "More objects than the limit asked for: sync without a limit, or a l
 
 
 class TooManyMatches(PreconditionRefused):
-    """A `limit` the answer cannot keep to (RFC 6578 §3.7: the initial listing, which has no
-    partial token, or one change naming more hrefs than the limit): `507`."""
+    """A `limit` the answer cannot keep to (RFC 6578 §3.7): `507`."""
 
     status_code = 507
     code = "NUMBER_OF_MATCHES_WITHIN_LIMITS"

@@ -1,9 +1,6 @@
-"""DAV's XML: request bodies parsed by `defusedxml` (a DTD, and so any entity, external or
-"billion laughs", is refused before anything is expanded), bounded in size (`MAX_BODY_BYTES`,
-413) and depth (`MAX_DEPTH`); answers built with the standard library's ElementTree, which
-escapes every text node and attribute (an href, a list's name).
-
-Property names are Clark names, `{namespace}local` (ElementTree's own spelling).
+"""DAV's XML: request bodies parsed by `defusedxml` (a DTD, and so any entity, is refused
+before anything is expanded), bounded in size and depth; answers built with ElementTree, which
+escapes every text node and attribute. Property names are Clark names, `{namespace}local`.
 """
 
 from __future__ import annotations
@@ -11,7 +8,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -23,7 +20,7 @@ DAV: Final = "DAV:"
 CALDAV: Final = "urn:ietf:params:xml:ns:caldav"
 CS: Final = "http://calendarserver.org/ns/"
 APPLE: Final = "http://apple.com/ns/ical/"
-_PREFIXES = {DAV: "D", CALDAV: "C", CS: "CS", APPLE: "A"}
+_PREFIXES = {DAV: "D", CALDAV: "C", CS: "CS", APPLE: "A", "urn:x-task-api:": "T"}
 for _uri, _prefix in _PREFIXES.items():
     ET.register_namespace(_prefix, _uri)
 
@@ -217,8 +214,7 @@ def propstats(path: str, statuses: Mapping[str, str]) -> bytes:
     for name, status in statuses.items():
         response.append(_propstat([Element(name)], status))
     root = element(clark(DAV, "multistatus"), None, response)
-    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return written
+    return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 # A property's value: text, an element (or several) to put inside it, or nothing (empty).
@@ -272,10 +268,8 @@ def multistatus(
     sync_token: str | None = None,
 ) -> bytes:
     """A 207 body: per resource, the properties asked for that it has (200) and those it has
-    not (404), or every property (`allprop`) or every name (`propname`); each of `absent`
-    (hrefs a multiget named that are not there, a sync's removed members) a 404 of its own.
-    A sync's answer: `truncated`, the collection's href when it is partial (RFC 6578 §3.6:
-    its own `507` response), and its new `sync_token` last."""
+    not (404); each of `absent` a 404 of its own; a sync's `truncated` collection (RFC 6578
+    §3.6: a `507` of its own) and its new `sync_token` last."""
     root = Element(clark(DAV, "multistatus"))
     for resource in found:
         response = element(clark(DAV, "response"), None, href(resource.path))
@@ -301,8 +295,7 @@ def multistatus(
         root.append(element(clark(DAV, "response"), None, href(truncated), status))
     if sync_token is not None:
         root.append(element(clark(DAV, "sync-token"), sync_token))
-    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return written
+    return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def error_body(code: str, message: str, condition: str | None = None) -> bytes:
@@ -313,11 +306,7 @@ def error_body(code: str, message: str, condition: str | None = None) -> bytes:
         root.append(element(condition))
     root.append(element("{urn:x-task-api:}code", code))
     root.append(element("{urn:x-task-api:}message", message))
-    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return written
-
-
-ET.register_namespace("T", "urn:x-task-api:")
+    return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 @dataclass(frozen=True)
@@ -383,9 +372,8 @@ _MAX_NRESULTS = 1_000_000
 
 
 def _sync(document: Element, names: tuple[str, ...]) -> ReportRequest:
-    """A `sync-collection` (RFC 6578 §6.1): `sync-token` (required, empty for the initial
-    sync), `sync-level` (`1` or `infinite`; absent, as early drafts' clients send it: `1`),
-    `prop` and an optional `limit` holding `nresults`, a positive integer."""
+    """A `sync-collection` (RFC 6578 §6.1); an absent `sync-level` is `1`, as early drafts'
+    clients send it."""
     token = document.find(clark(DAV, "sync-token"))
     if token is None:
         raise MalformedXml()
