@@ -183,11 +183,11 @@ def apply(
     return written
 
 
-def _fields(parsed: ParsedTodo) -> TaskUpdate:
+def _fields(parsed: ParsedTodo, **more: Any) -> TaskUpdate:
     """The PUT's fields but its schedule and reminders, and `completed: true`: the occurrence
     completes (its reminders are the ones the next occurrence copies)."""
     values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
-    return TaskUpdate.model_validate({**values, "completed": True})
+    return TaskUpdate.model_validate({**values, "completed": True, **more})
 
 
 def _completing(
@@ -211,9 +211,7 @@ def _completing(
 def _series_ended(parsed: ParsedTodo) -> Resolution:
     """`MASTER_COMPLETED`: the PUT's fields but the schedule, completed, the rule ended (no
     next occurrence: the service inserts one only for a task that keeps its rule)."""
-    values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
-    update = TaskUpdate.model_validate({**values, "completed": True, "recurrence": None})
-    return Resolution(Form.MASTER_COMPLETED, update, completes=True)
+    return Resolution(Form.MASTER_COMPLETED, _fields(parsed, recurrence=None), completes=True)
 
 
 def _reminders(reminders: Any) -> list[dict[str, Any]]:

@@ -112,16 +112,11 @@ def collection(row: Any | None, writes: bool, token: str | None = None) -> Found
     """A list's collection (`row`: a `ListRow`, with the caller's `role`), or the tasks in no
     list's (None: the caller's own); `token`, its sync token, when the PROPFIND names it
     (`sync-token` and CalendarServer's `getctag` alike)."""
-    components = element(
-        clark(CALDAV, "supported-calendar-component-set"),
-        None,
-        _component("VTODO"),
-    )
     role = "owner" if row is None else row.role
     properties: dict[str, Value] = {
         clark(DAV, "resourcetype"): _collection(clark(CALDAV, "calendar")),
         clark(DAV, "displayname"): NO_LIST_NAME if row is None else row.name,
-        clark(CALDAV, "supported-calendar-component-set"): list(components),
+        clark(CALDAV, "supported-calendar-component-set"): [_component("VTODO")],
         clark(DAV, "current-user-privilege-set"): _privileges(role, writes),
         clark(DAV, "owner"): href(PRINCIPAL) if owns(role) else None,
         clark(DAV, "supported-report-set"): _supported_reports(),

@@ -258,19 +258,10 @@ async def dav_home(request: Request, response: Response) -> Response:
 
 # What each method does to the list a collection or an object names: the role matrix
 # (tests/sharing/test_role_matrix.py) generates its DAV cases from these declarations.
-_COLLECTION_ACTIONS = {
-    "PROPFIND": Action.LIST_READ,
-    "REPORT": Action.LIST_READ,
-    "PROPPATCH": Action.LIST_RENAME,
-    "DELETE": Action.LIST_DELETE,
-}
-_OBJECT_ACTIONS = {
-    "PROPFIND": Action.LIST_READ,
-    "GET": Action.LIST_READ,
-    "HEAD": Action.LIST_READ,
-    "PUT": Action.TASK_WRITE,
-    "DELETE": Action.TASK_WRITE,
-}
+_COLLECTION_ACTIONS = dict.fromkeys(("PROPFIND", "REPORT"), Action.LIST_READ)
+_COLLECTION_ACTIONS |= {"PROPPATCH": Action.LIST_RENAME, "DELETE": Action.LIST_DELETE}
+_OBJECT_ACTIONS = dict.fromkeys(("PROPFIND", "GET", "HEAD"), Action.LIST_READ)
+_OBJECT_ACTIONS |= dict.fromkeys(("PUT", "DELETE"), Action.TASK_WRITE)
 
 
 @router.api_route(
@@ -309,10 +300,7 @@ async def dav_collection(request: Request, response: Response) -> Response:
         asked = report_request(await _body(request))
 
         def reported(work: UnitOfWork, writes: bool) -> Response:
-            if asked.kind == "sync":
-                body = sync.answer(work, list_id, asked)
-            else:
-                body = reports.answer(work, list_id, asked)
+            body = (sync.answer if asked.kind == "sync" else reports.answer)(work, list_id, asked)
             return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
 
         return await _in_work(request, response, reported)

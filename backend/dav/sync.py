@@ -7,7 +7,6 @@ of an event after it as it is now (served, or a `404` under each name a client m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from backend.dav import objects, resources
 from backend.dav.objects import Served
@@ -69,12 +68,6 @@ def heads(work: UnitOfWork, list_ids: list[int | None]) -> dict[int | None, int]
     return feed.heads(list_ids)
 
 
-@dataclass
-class _Answer:
-    served: dict[str, Served]  # href -> object, in the order reported
-    gone: dict[str, None]  # hrefs, in order
-
-
 def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes:
     """The 207 body of the `sync-collection` `asked` on the collection of `list_id`."""
     wanted = PropfindRequest(allprop=False, names=asked.names)
@@ -100,17 +93,16 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
     now = dav.changed(list_id, task_ids, names)
     by_task = {int(row.id): objects.served(row) for row in now}
     by_href = {each.href(list_id): each for each in by_task.values()}
-    reported = _Answer({}, {})
+    served: dict[str, Served] = {}  # href -> object, in the order reported
+    gone: dict[str, None] = {}  # hrefs, in order
     reached = after
     truncated = changes.has_more
     for row in changes.rows:
         hrefs = [_held(by_task, int(row.task_id), list_id)]
         if row.name is not None:
             hrefs.append(objects.href(list_id, str(row.name)))
-        new = [
-            h for h in dict.fromkeys(hrefs) if h not in reported.served and h not in reported.gone
-        ]
-        size = len(reported.served) + len(reported.gone)
+        new = [h for h in dict.fromkeys(hrefs) if h not in served and h not in gone]
+        size = len(served) + len(gone)
         if asked.limit is not None and size + len(new) > asked.limit:
             if size == 0:
                 raise TooManyMatches()
@@ -118,18 +110,18 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
             break
         for each in new:
             if each in by_href:
-                reported.served[each] = by_href[each]
+                served[each] = by_href[each]
             else:
-                reported.gone[each] = None
+                gone[each] = None
         reached = int(row.id)
     else:
         if not changes.has_more:
             reached = now_at
-    found = [listed(each, list_id, asked.names) for each in reported.served.values()]
+    found = [listed(each, list_id, asked.names) for each in served.values()]
     return multistatus(
         found,
         wanted,
-        reported.gone,
+        gone,
         truncated=resources.collection_path(list_id) if truncated else None,
         sync_token=token(list_id, reached),
     )

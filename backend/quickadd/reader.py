@@ -1,11 +1,7 @@
 """Reading a line into a task: one left-to-right pass over its words, then the pieces found
-resolved together (the final list for `+name`, the date and time into one due).
-
-At each word the phrases are tried in order: `#list`/`@tag`/`!priority`/`+person` (one word
-each), a recurrence, a date phrase (and a time right after it), a time phrase (and a date
-right after it). The first recurrence, date and time count; a later one is title text
-(TickTick's rule: "Prepare Monday report for Friday" is due Monday). A phrase whose start is
-in `ignore` is title text as a whole, so none of its words can join another token.
+resolved together (the final list for `+name`, the date and time into one due). The first
+recurrence, date and time count; a later one is title text (TickTick's rule: "Prepare Monday
+report for Friday" is due Monday).
 """
 
 from __future__ import annotations

@@ -31,16 +31,13 @@ def storage_from_settings(settings: Settings) -> ObjectStorage:
     if settings.s3_bucket:
         from backend.storage.s3 import S3Bounds, S3Storage
 
+        secret = settings.s3_secret_access_key
         return S3Storage(
             bucket=settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
-            secret_access_key=(
-                settings.s3_secret_access_key.get_secret_value()
-                if settings.s3_secret_access_key
-                else None
-            ),
+            secret_access_key=secret.get_secret_value() if secret else None,
             addressing_style=settings.s3_addressing_style,
             prefix=settings.s3_prefix,
             part_bytes=settings.s3_part_bytes,

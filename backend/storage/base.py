@@ -1,7 +1,6 @@
-"""The one small interface both storage backends keep (filesystem, S3-compatible).
-
-Keys are made here (`new_key`: random, no user text) and checked by every backend before any
-use (`check_key`), so that no name a client chose can become a path or an object key.
+"""The one small interface both storage backends keep. Keys are made here (`new_key`: random)
+and checked by every backend before any use (`check_key`): no name a client chose becomes a
+path or an object key.
 """
 
 from __future__ import annotations
@@ -88,8 +87,6 @@ class ObjectStorage(Protocol):
         ...
 
     def stat(self, key: str) -> StoredObject | None: ...
-
-    def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None:
         """Remove the object; nothing to remove is not an error (a retried purge)."""

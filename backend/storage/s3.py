@@ -1,11 +1,7 @@
-"""Attachments on S3-compatible object storage (AWS S3, R2, Neon, Ceph, MinIO) with boto3.
-
-Memory stays bounded: the source is read into a part spool (at most SPOOL_MEMORY_BYTES in
-memory, the rest in a temp file). A file within the first part is one PutObject; a larger one
-a multipart upload, one part at a time. Anything that stops an upload aborts it, but against a
-store that stopped answering (the wait would be as long): the sweeper's `abandon_incomplete`
-removes that one later. Every call is bounded (`S3Bounds`); boto3 is imported only when the
-backend is built.
+"""Attachments on S3-compatible object storage with boto3 (specs/storage.md, "Two backends"),
+in bounded memory: the source is read into a part spool, one part at a time (a file within
+the first part is one PutObject). Every call is bounded (`S3Bounds`); boto3 is imported only
+when the backend is built.
 """
 
 from __future__ import annotations
@@ -138,9 +134,8 @@ class S3Storage:
             upload_id = None
             return reader.result()
         except BaseException as exc:
-            # A store that did not answer would keep the abort waiting as long (past the
-            # answer's bound): its unfinished upload is left to the sweeper's
-            # `abandon_incomplete`, which removes it once older than its age.
+            # A store that did not answer would keep the abort waiting as long: its unfinished
+            # upload is left to the sweeper's `abandon_incomplete`.
             if upload_id is not None and not _unreachable(exc):
                 with contextlib.suppress(Exception):
                     self.client.abort_multipart_upload(
@@ -182,9 +177,6 @@ class S3Storage:
         if head is None:
             return None
         return StoredObject(key, head["ContentLength"], head["LastModified"])
-
-    def exists(self, key: str) -> bool:
-        return self.stat(key) is not None
 
     def delete(self, key: str) -> None:
         self._call(self.client.delete_object, Key=self._key(key))
