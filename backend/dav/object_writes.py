@@ -82,15 +82,16 @@ def put(
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav: DavObjectService = work.service(DavObjectService)
+    sent = (list_id, name, body, parsed)
     vouched = tags.vouched(if_match) if if_none is None else None
     if vouched is not None:
-        stored = _put_vouched(work, dav, (list_id, name, body, parsed), vouched)
+        stored = _put_vouched(work, dav, sent, vouched)
         if stored is not None:
             return False, stored
         dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
     looked = None
     if if_match is None and if_none is None and _writes_plainly(parsed):
-        done = _put_plain(work, dav, (list_id, name, body, parsed))
+        done = _put_plain(work, dav, sent)
         if isinstance(done, tuple):
             return done
         # Refused unwritten for a reason a lookup words: its message read that lookup too.
@@ -98,7 +99,7 @@ def put(
         dav.begin_write()
     if _creates_only(name, parsed, if_match, if_none):
         try:
-            return True, _create(work, dav, (list_id, name, body, parsed), (), if_none, False)
+            return True, _create(work, dav, sent, (), if_none, False)
         except NotFound:  # the create's refusal: the same 404 as the lookup's
             raise NotFound(NOT_FOUND) from None
         except Forbidden:
@@ -107,12 +108,10 @@ def put(
         if attempt:
             dav.begin_write()
         try:
-            sent = (list_id, name, body, parsed)
             return _put(work, dav, sent, if_match, if_none, attempt, looked)
         except _Changed as changed:  # a lost create's refusal read the lookup in its message
             last = attempt + 1 >= _TRIES  # the last locks
             looked = None if last else dav.looked(list_id, changed.refused)
-            continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
 
 
@@ -162,8 +161,7 @@ def _plain(parsed: ParsedTodo, zone: str) -> dict[str, Any]:
 
 
 def _writes_plainly(parsed: ParsedTodo) -> bool:
-    """Whether a PUT's body names no parent, rule or override: written without reading the
-    task (`_put_vouched`, `_put_plain`)."""
+    """Whether a PUT's body names no parent, rule or override: written without a lookup."""
     fields = parsed.fields
     return (
         parsed.parent_uid is None
@@ -218,8 +216,7 @@ def _update_named(
     sent: tuple[int | None, str, bytes, ParsedTodo],
     zone: str,
 ) -> Stored:
-    """`_put_plain`'s message: the task named where it is as assumed, its kept object, its
-    update."""
+    """`_put_plain`'s message: the task named where it is as assumed, its object, its update."""
     list_id, name, _, parsed = sent
     values = _plain(parsed, zone)
     # A completed copy is a new name (`free`) that then finds its occurrence among the
@@ -241,8 +238,7 @@ def _update_named(
 
 
 def _sought(list_id: int | None, name: str, parsed: ParsedTodo) -> Sought:
-    """What a PUT of `parsed` under `name` looks up: the name's task, the UID's and the
-    parent's holders."""
+    """What a PUT looks up: the name's task, the UID's and the parent UID's holders."""
     parent_task = derived_id(f"{parsed.parent_uid}.ics") if parsed.parent_uid else 0
     return Sought(list_id, name, derived_id(name), parsed.uid, parsed.parent_uid, parent_task)
 

@@ -126,8 +126,7 @@ def check_preconditions(found: Served | None, if_match: str | None, if_none: str
 
 
 def may_write(seen: Any) -> None:
-    """A collection the caller only reads (a viewer's, a commenter's): 403 before anything
-    is written (the service would refuse the write too)."""
+    """A collection the caller only reads (a viewer's, a commenter's): 403 before any write."""
     if Action.TASK_WRITE not in permitted(seen.list_role, Action.TASK_WRITE):
         raise Forbidden(READ_ONLY)
 

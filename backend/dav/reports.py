@@ -49,8 +49,7 @@ def listed(served: Served, list_id: int | None, names: Iterable[str] = ()) -> Fo
 
 
 def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes:
-    """The 207 body of the REPORT `asked` on the collection of `list_id` (its rows read in one
-    statement; the list itself by the caller, who must be able to read it)."""
+    """The 207 body of the REPORT `asked` on the collection (its rows read in one statement)."""
     _, every = objects.listed(work, list_id)  # a list the caller cannot read: the 404
     window = _window(asked.time_range)
     missing: list[str] = []

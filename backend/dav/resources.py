@@ -28,8 +28,7 @@ def collection_path(list_id: int | None) -> str:
 
 
 def list_of(segment: str) -> int | str | None:
-    """The list a collection's path segment names: its id, None (no list), or the segment
-    itself when it names none (the missing collection's 404)."""
+    """The list a collection's path segment names: its id, None (no list), or the segment."""
     if segment == NO_LIST:
         return None
     if _LIST_SEGMENT.fullmatch(segment):
@@ -44,8 +43,7 @@ def _collection(*types: str) -> list[Element]:
 
 
 def _privileges(role: str, writes: bool) -> list[Any]:
-    """`current-user-privilege-set` by role (backend/services/access.py) and the password's
-    scope."""
+    """`current-user-privilege-set` by role (services/access.py) and the password's scope."""
     may = permitted(role, Action.TASK_WRITE, Action.LIST_RENAME) if writes else frozenset()
     names = ["read"]
     if Action.TASK_WRITE in may:

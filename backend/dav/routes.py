@@ -129,8 +129,7 @@ def _depth(request: Request, default: str = "0") -> int:
 async def _in_work(
     request: Request, response: Response, run: Callable[[UnitOfWork, bool], Response]
 ) -> Response:
-    """Run `run(work, writes)` (`writes`: the password may write) in one thread-pool hop
-    inside the unit of work `dav_route` signed in."""
+    """`run(work, the password may write)` in one thread-pool hop, in `dav_route`'s work."""
 
     def hop() -> Response:
         work: UnitOfWork = request.state.dav_work
@@ -166,13 +165,8 @@ def dav_route(
     return answer
 
 
-def _multistatus(found: list[Found], body: bytes, allow: str = ALLOW) -> Response:
-    return Response(
-        multistatus(found, propfind_request(body)),
-        status_code=207,
-        media_type=MEDIA_TYPE,
-        headers=_dav_headers(allow),
-    )
+def _multistatus(body: bytes, allow: str = ALLOW) -> Response:
+    return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers(allow))
 
 
 @router.api_route("/.well-known/caldav", methods=["GET", "HEAD", "PROPFIND", "OPTIONS"])
@@ -195,22 +189,20 @@ async def _propfind(
     """OPTIONS, or a PROPFIND answered from `found(work, depth, writes)`."""
     if request.method == "OPTIONS":
         return _options(allow)
-    body = await _body(request)
-    asked = propfind_request(body)  # a malformed body is 400 before anything else is done
+    asked = propfind_request(await _body(request))  # malformed: 400 before anything is done
     depth = _depth(request)
     request.state.dav_wants_token = resources.wants_token(asked.names)
     return await _in_work(
         request,
         response,
-        lambda work, writes: _multistatus(found(work, depth, writes), body, allow),
+        lambda work, writes: _multistatus(multistatus(found(work, depth, writes), asked), allow),
     )
 
 
 def _token_of(
     request: Request, work: UnitOfWork, list_ids: list[int | None]
 ) -> Callable[[int | None], str | None]:
-    """The collections' sync tokens, when the PROPFIND names them (every collection's position
-    read in one statement)."""
+    """The collections' sync tokens when the PROPFIND names them (one statement for all)."""
     if not request.state.dav_wants_token:
         return lambda list_id: None
     positions = sync.heads(work, list_ids)
@@ -283,7 +275,7 @@ async def dav_collection(request: Request, response: Response) -> Response:
             with _the_collection():
                 statuses = lists.proppatch(work, list_id, update)
             body = propstats(resources.collection_path(list_id), statuses)
-            return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
+            return _multistatus(body)
 
         return await _in_work(request, response, patched)
     if request.method == "DELETE":
@@ -301,7 +293,7 @@ async def dav_collection(request: Request, response: Response) -> Response:
 
         def reported(work: UnitOfWork, writes: bool) -> Response:
             body = (sync.answer if asked.kind == "sync" else reports.answer)(work, list_id, asked)
-            return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
+            return _multistatus(body)
 
         return await _in_work(request, response, reported)
 
@@ -408,13 +400,12 @@ async def dav_object(request: Request, response: Response) -> Response:
 
         return await _in_work(request, response, deleted)
     if method == "PROPFIND":
-        body = await _body(request)
-        propfind_request(body)
+        asked = propfind_request(await _body(request))
         _depth(request)
 
         def one(work: UnitOfWork, writes: bool) -> Response:
             found = [reports.listed(objects.get(work, list_id, name), list_id)]
-            return _multistatus(found, body, ALLOW_OBJECT)
+            return _multistatus(multistatus(found, asked), ALLOW_OBJECT)
 
         return await _in_work(request, response, one)
 
@@ -443,8 +434,7 @@ _EVERY_METHOD = [
 @router.api_route(DAV_ROOT + "{rest:path}", methods=_EVERY_METHOD)
 @dav_route
 async def dav_unknown(request: Request, response: Response) -> Response:
-    """Any other path under the root: the one 404; a method the path's resource does not
-    answer: 405 with what it does."""
+    """Any other path under the root: the one 404; a method its resource lacks: 405."""
     for route in router.routes:
         if getattr(route, "endpoint", None) is dav_unknown or not isinstance(route, APIRoute):
             continue

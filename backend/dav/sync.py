@@ -54,8 +54,7 @@ def _segment(list_id: int | None) -> str:
 
 
 def position_of(sent: str, list_id: int | None) -> int:
-    """The position in a token of this collection; anything else (malformed, another
-    collection's) is RFC 6578's `valid-sync-token` error."""
+    """The position in a token of this collection; anything else is `valid-sync-token`."""
     matched = _TOKEN.fullmatch(sent)
     if matched is None or matched.group(1) != _segment(list_id):
         raise PreconditionRefused(clark(DAV, "valid-sync-token"), _STALE)

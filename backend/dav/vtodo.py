@@ -536,8 +536,7 @@ def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], 
 
 
 def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
-    """The VTIMEZONE of the zone our DUE names, when the object has none for it, before its
-    first component."""
+    """The VTIMEZONE our DUE names, where the object has none, before its first component."""
     if task.due_date is None or not ours or task.time_zone in ("UTC", "Etc/UTC") or is_day(task):
         return  # a day is a DATE: no TZID names the zone
     if any(task.time_zone in block.texts("TZID") for block in calendar.blocks("VTIMEZONE")):

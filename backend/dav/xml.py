@@ -44,8 +44,7 @@ class MethodRefused(AppError):
 
 
 class MalformedXml(InvalidRequest):
-    """A body that is not a DAV request (malformed, a DTD or entity, too deep, the wrong
-    root): 400, never a 5xx."""
+    """A body that is not a DAV request (malformed, a DTD, too deep, the wrong root): 400."""
 
     status_code = 400
     code = "INVALID_XML"
@@ -83,8 +82,7 @@ class PayloadTooLarge(PreconditionRefused):
 
 
 def parse(body: bytes, root: str) -> Element | None:
-    """The document in `body`, whose root element must be `root` (a Clark name); None for an
-    empty body. `MalformedXml` for anything else."""
+    """The document in `body`, its root element `root`; None for an empty body."""
     if not body.strip():
         return None
     document = _document(body)
@@ -119,8 +117,7 @@ def _depth(element: Element) -> int:
 
 @dataclass(frozen=True)
 class PropfindRequest:
-    """What a PROPFIND asks: every property (`allprop`, an empty body), their names
-    (`propname`) or the ones named (`names`)."""
+    """What a PROPFIND asks: every property (an empty body too), their names, or `names`."""
 
     allprop: bool = True
     propname: bool = False
@@ -146,8 +143,7 @@ def propfind_request(body: bytes) -> PropfindRequest:
 
 @dataclass(frozen=True)
 class PropertyUpdate:
-    """A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in the
-    order the body names them."""
+    """A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in order."""
 
     changes: tuple[tuple[str, str | None], ...]
 
@@ -299,8 +295,7 @@ def multistatus(
 
 
 def error_body(code: str, message: str, condition: str | None = None) -> bytes:
-    """A DAV error body (RFC 4918 §16): `D:error` with the precondition failed (if one), and
-    the error's code and message."""
+    """A DAV error body (RFC 4918 §16): the precondition failed (if one), code and message."""
     root = element(clark(DAV, "error"))
     if condition is not None:
         root.append(element(condition))

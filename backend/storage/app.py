@@ -66,8 +66,7 @@ def store_upload(
 
 
 def delete_quietly(storage: ObjectStorage, key: str) -> None:
-    """Delete the object under `key`, no row naming it; a failure is logged (the sweeper
-    removes what is left with no row)."""
+    """Delete the object under `key`; a failure is logged (the sweeper removes what is left)."""
     try:
         storage.delete(key)
     except (StorageError, ValueError):

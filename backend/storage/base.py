@@ -97,8 +97,7 @@ class ObjectStorage(Protocol):
         ...
 
     def abandon_incomplete(self, older_than: datetime) -> int:
-        """Remove uploads that never finished (a crashed process's temp files, unfinished
-        multipart uploads) started before `older_than`; return how many."""
+        """Remove uploads that never finished, started before `older_than`; how many."""
         ...
 
     def presigned_get(

@@ -131,6 +131,5 @@ class DownloadHeaders:
 
 
 def download_headers(filename: str, content_type: str) -> DownloadHeaders:
-    """How an attachment is served: always as an attachment (never inline: no parameter turns
-    that off), with its safe served type."""
+    """How an attachment is served: always as an attachment, with its safe served type."""
     return DownloadHeaders(served_type(content_type), content_disposition(filename))

@@ -55,32 +55,14 @@ class S3Storage:
     kind = "s3"
 
     def __init__(
-        self,
-        *,
-        bucket: str,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        addressing_style: str = "auto",
-        prefix: str = "",
-        part_bytes: int = 8 * 1024 * 1024,
-        bounds: S3Bounds | None = None,
-        client: S3Client | None = None,
+        self, *, bucket: str, client: S3Client, prefix: str = "", part_bytes: int = 8 * 1024 * 1024
     ) -> None:
         if part_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES} (S3's minimum)")
         self.bucket = bucket
         self.prefix = check_prefix(prefix)
         self.part_bytes = part_bytes
-        self.client: S3Client = client or make_client(
-            endpoint_url=endpoint_url,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            addressing_style=addressing_style,
-            bounds=bounds,
-        )
+        self.client = client
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)
