@@ -177,10 +177,6 @@ class MakeCollection:
     resourcetype: tuple[str, ...] | None = None
 
 
-SUPPORTED_COMPONENTS = clark(CALDAV, "supported-calendar-component-set")
-RESOURCETYPE = clark(DAV, "resourcetype")
-
-
 def make_collection_request(body: bytes, root: str) -> MakeCollection:
     """`root`'s body (`C:mkcalendar` or `D:mkcol`): `D:set`s of properties; empty: none."""
     document = parse(body, root)
@@ -194,10 +190,10 @@ def make_collection_request(body: bytes, root: str) -> MakeCollection:
         if action.tag != clark(DAV, "set") or prop is None:
             raise MalformedXml()
         for node in prop:
-            if node.tag == SUPPORTED_COMPONENTS:
+            if node.tag == clark(CALDAV, "supported-calendar-component-set"):
                 named = (c.get("name", "") for c in node if c.tag == clark(CALDAV, "comp"))
                 components = tuple(name.upper() for name in named)
-            elif node.tag == RESOURCETYPE:
+            elif node.tag == clark(DAV, "resourcetype"):
                 resourcetype = tuple(str(child.tag) for child in node)
             else:
                 changes.append((str(node.tag), node.text or ""))
