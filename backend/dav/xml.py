@@ -52,8 +52,7 @@ class MalformedXml(InvalidRequest):
 
 
 class PreconditionRefused(AppError):
-    """A DAV precondition a request fails (RFC 4918 §16): 403, its element named in the
-    error body (`condition`, a Clark name)."""
+    """A DAV precondition a request fails (RFC 4918 §16): 403 naming its element, `condition`."""
 
     status_code = 403
     code = "DAV_PRECONDITION"
@@ -68,8 +67,7 @@ def clark(namespace: str, local: str) -> str:
 
 
 class PayloadTooLarge(PreconditionRefused):
-    """A body past `MAX_BODY_BYTES`: 413 naming CalDAV's `max-resource-size` (RFC 4791
-    5.3.2.1), told before the rest of the body is read."""
+    """A body past `MAX_BODY_BYTES`: 413 `max-resource-size`, before the rest of it is read."""
 
     status_code = 413
     code = "PAYLOAD_TOO_LARGE"
@@ -339,8 +337,7 @@ _REPORTS = (
 
 
 def report_request(body: bytes) -> ReportRequest:
-    """The REPORT in `body` (`MalformedXml` for anything else; a report we do not answer is
-    403 `supported-report`, RFC 3253 §3.6)."""
+    """The REPORT in `body`; one we do not answer is 403 `supported-report` (RFC 3253 §3.6)."""
     if not body.strip():
         raise MalformedXml()
     document = _document(body)

@@ -82,8 +82,7 @@ class ObjectStorage(Protocol):
         ...
 
     def open(self, key: str) -> Iterator[bytes]:
-        """The object's bytes in bounded chunks; ObjectMissing if there is none. Closing the
-        iterator early releases the file or connection."""
+        """The object's bytes in bounded chunks (ObjectMissing: none); closing it releases them."""
         ...
 
     def stat(self, key: str) -> StoredObject | None: ...
